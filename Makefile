@@ -1,0 +1,66 @@
+# regimen - build, test, demo.
+#   make          build build/regimen
+#   make test     build and run every test (unit and end-to-end)
+#   make asan     the same tests under AddressSanitizer + UBSan (build-asan/)
+#   make demo     simulate the bundled example clinic and print its alerts
+# Missing Debian packages are installed by .ci/install-deps (as root).
+
+CC ?= cc
+PKGS := lua5.4 sqlite3 jansson
+OPT ?= -O2
+WARN := -Wall -Wextra -Wshadow -Wundef -Wwrite-strings -Wredundant-decls \
+        -Wdisabled-optimization -Wdouble-promotion -Wmissing-declarations \
+        -Wmissing-prototypes -Wnested-externs -Wstrict-prototypes -Wold-style-definition \
+        -Wformat=2 -Wno-format-nonliteral
+CFLAGS_ALL = -std=c11 -D_GNU_SOURCE $(OPT) -g $(WARN) $(SAN) \
+             $(shell pkg-config --cflags $(PKGS) 2>/dev/null) $(CFLAGS)
+LIBS = $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lm
+TEST_LIBS = $(shell pkg-config --libs criterion 2>/dev/null)
+
+B ?= build
+SRC := $(wildcard runtime/*.c bindings/*.c)
+LIB_SRC := $(filter-out runtime/main.c,$(SRC))
+OBJ := $(patsubst %.c,$(B)/obj/%.o,$(SRC))
+LIB_OBJ := $(patsubst %.c,$(B)/obj/%.o,$(LIB_SRC))
+TESTS := $(patsubst tests/%.c,$(B)/tests/%,$(wildcard tests/test_*.c))
+HDR := $(wildcard runtime/*.h bindings/*.h)
+
+.PHONY: all deps test unit asan demo clean
+all: deps $(B)/regimen
+
+deps:
+	@./.ci/install-deps
+
+$(B)/obj/%.o: %.c $(HDR)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_ALL) -c $< -o $@
+
+$(B)/regimen: $(OBJ)
+	$(CC) $(SAN) $(OBJ) -o $@ $(LIBS)
+
+$(B)/tests/%: tests/%.c $(LIB_OBJ) tests/helpers.h
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_ALL) $< $(LIB_OBJ) -o $@ $(LIBS) $(TEST_LIBS)
+
+# Every test binary runs; the target fails if any of them failed.
+test: deps $(B)/regimen $(TESTS)
+	@fail=0; for t in $(TESTS); do \
+	  echo "== $$t"; REGIMEN_BIN=$(CURDIR)/$(B)/regimen $$t --jobs 2 || fail=1; \
+	done; \
+	if [ $$fail = 0 ]; then echo "all test binaries passed"; else echo "SOME TESTS FAILED"; fi; \
+	exit $$fail
+
+asan:
+	$(MAKE) test B=build-asan OPT=-O1 \
+	  SAN="-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all"
+
+demo: all
+	@echo "== regimen check examples/clinics/north"
+	@$(B)/regimen check examples/clinics/north
+	@echo
+	@echo "== regimen simulate (clinic north, 4 patients, until 2026-05-01)"
+	@$(B)/regimen simulate --events examples/clinics/north/timeline.jsonl \
+	  --until 2026-05-01T00:00:00Z --clinic north=examples/clinics/north
+
+clean:
+	rm -rf build build-asan

@@ -1,0 +1,58 @@
+/*
+ * bindings.h - the C side of the `regimen` Lua module that protocols use.
+ *
+ * regimen.c: durations, time formatting, the protocol and alert constructors
+ * (which validate what an author wrote and point at their line).
+ * history.c: the patient's history, a userdata over events the engine owns.
+ */
+#ifndef RG_BINDINGS_H
+#define RG_BINDINGS_H
+
+#include "../runtime/rg.h"
+
+#include <lua.h>
+#include <stdint.h>
+
+/* [-0, +1] Pushes a new table holding the regimen module's functions. */
+int rg_open_regimen(lua_State *L);
+
+/* [-1, +1] Validates the protocol definition on top of the stack (a table as
+ * a protocol file returns it) and leaves it there; raises a Lua error naming
+ * the offending field otherwise. Run it under rg_pcall. */
+int rg_protocol_validate(lua_State *L);
+
+/* Severity names, in increasing order; rg_severity_ok says if s is one. */
+int rg_severity_ok(const char *s);
+
+/* One event as the engine hands it to Lua; the engine owns the memory. */
+typedef struct rg_hevent {
+    int64_t seq;
+    rg_time at;
+    const char *id, *type, *data; /* data: JSON object text or NULL */
+} rg_hevent;
+
+/* The history object protocols query. The engine creates one per patient it
+ * evaluates, binds it to that patient's events, moves its `now` from step to
+ * step, and unbinds it when done; after that every method raises, so a
+ * protocol that kept it cannot reach freed memory. touched[i] is set to the
+ * current mark when event i was returned to Lua (the evidence of an alert). */
+typedef struct rg_history {
+    const rg_hevent *ev;
+    int nev;   /* events of the patient, in (at, seq) order */
+    int n;     /* how many of them are visible (at <= now) */
+    rg_time now;
+    const char *clinic, *patient;
+    uint32_t *touched;
+    uint32_t mark;
+} rg_history;
+
+/* [-0, +1] Pushes a new, unbound history userdata and returns it. */
+rg_history *rg_history_new(lua_State *L);
+/* Makes the history at idx empty again and drops its cached event tables. */
+void rg_history_unbind(lua_State *L, int idx);
+
+/* [-0, +1] Pushes the Lua table for event i of h (cached per history);
+ * raises on bad JSON or memory. */
+void rg_history_push_event(lua_State *L, int hidx, int i);
+
+#endif

@@ -1,0 +1,302 @@
+/*
+ * regimen.c - the `regimen` module: the words a protocol is written in.
+ *
+ * Durations are integers of milliseconds (days(2), hours(72)), so that a time
+ * plus a duration is a time and comparisons are exact. R.protocol and R.alert
+ * check what an author wrote as soon as it runs and raise at the author's
+ * line with the field that is wrong, because a typo in a care plan must not
+ * become a silently missing alert. Depends on Lua 5.4 and runtime/rfc3339.c.
+ */
+#include "bindings.h"
+
+#include <lauxlib.h>
+
+#include <math.h>
+#include <string.h>
+
+static const char *const rg__severities[] = {"info", "warning", "critical", NULL};
+
+int rg_severity_ok(const char *s)
+{
+    for (int i = 0; rg__severities[i]; i++)
+        if (!strcmp(s, rg__severities[i]))
+            return 1;
+    return 0;
+}
+
+/* n units as integer milliseconds; fractions allowed (hours(1.5)). */
+static int rg__duration(lua_State *L, int64_t unit, const char *name)
+{
+    int isint;
+    lua_Integer i = lua_tointegerx(L, 1, &isint);
+    if (isint) {
+        if (i > INT64_MAX / unit || i < -INT64_MAX / unit)
+            return luaL_error(L, "%s(%I) is too long a duration", name, i);
+        lua_pushinteger(L, i * unit);
+        return 1;
+    }
+    if (lua_type(L, 1) != LUA_TNUMBER)
+        return luaL_error(L, "%s(n) needs a number, got %s", name, luaL_typename(L, 1));
+    lua_Number n = lua_tonumber(L, 1) * (lua_Number)unit;
+    if (!isfinite(n) || fabs(n) > 9e18)
+        return luaL_error(L, "%s(n) needs a finite number", name);
+    lua_pushinteger(L, (lua_Integer)floor(n));
+    return 1;
+}
+
+static int rg__seconds(lua_State *L) { return rg__duration(L, RG_MS_SECOND, "seconds"); }
+static int rg__minutes(lua_State *L) { return rg__duration(L, RG_MS_MINUTE, "minutes"); }
+static int rg__hours(lua_State *L) { return rg__duration(L, RG_MS_HOUR, "hours"); }
+static int rg__days(lua_State *L) { return rg__duration(L, RG_MS_DAY, "days"); }
+static int rg__weeks(lua_State *L) { return rg__duration(L, 7 * RG_MS_DAY, "weeks"); }
+
+/* A time argument: an integer of ms. */
+static rg_time rg__checktime(lua_State *L, int idx, const char *fn)
+{
+    int isint;
+    lua_Integer t = lua_tointegerx(L, idx, &isint);
+    if (!isint)
+        luaL_error(L, "%s: expected a time (an integer such as event.at or now), got %s", fn,
+                   lua_type(L, idx) == LUA_TNUMBER ? "a fraction" : luaL_typename(L, idx));
+    return t;
+}
+
+static int rg__time(lua_State *L)
+{
+    char buf[RG_TIME_BUFSZ];
+    lua_pushstring(L, rg_time_format(rg__checktime(L, 1, "time"), buf));
+    return 1;
+}
+
+static int rg__date(lua_State *L)
+{
+    char buf[RG_TIME_BUFSZ];
+    lua_pushstring(L, rg_time_date(rg__checktime(L, 1, "date"), buf));
+    return 1;
+}
+
+static int rg__day(lua_State *L)
+{
+    char buf[RG_TIME_BUFSZ];
+    lua_pushstring(L, rg_time_day(rg__checktime(L, 1, "day"), buf));
+    return 1;
+}
+
+/* R.at("2026-03-02T14:05:00-05:00") -> time */
+static int rg__at(lua_State *L)
+{
+    size_t len;
+    const char *s = luaL_checklstring(L, 1, &len);
+    rg_time t;
+    char why[160];
+    if (rg_time_parse(s, len, &t, NULL, why, sizeof why))
+        return luaL_error(L, "at(\"%s\"): %s", s, why);
+    lua_pushinteger(L, t);
+    return 1;
+}
+
+/* R.in_days(duration) -> number of days (fractional), for messages. */
+static int rg__in_days(lua_State *L)
+{
+    lua_pushnumber(L, (lua_Number)rg__checktime(L, 1, "in_days") / (lua_Number)RG_MS_DAY);
+    return 1;
+}
+
+static int rg__in_hours(lua_State *L)
+{
+    lua_pushnumber(L, (lua_Number)rg__checktime(L, 1, "in_hours") / (lua_Number)RG_MS_HOUR);
+    return 1;
+}
+
+static int rg__name_ok(const char *s, int allow_dash)
+{
+    if (!*s)
+        return 0;
+    for (; *s; s++) {
+        char c = *s;
+        if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_' || c == '.' ||
+              (allow_dash && c == '-')))
+            return 0;
+    }
+    return 1;
+}
+
+/* Raises unless every key of the table at idx is one of the names. */
+static void rg__only_fields(lua_State *L, int idx, const char *const *names, const char *what)
+{
+    lua_pushnil(L);
+    while (lua_next(L, idx)) {
+        lua_pop(L, 1);
+        const char *k = lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : NULL;
+        int ok = 0;
+        for (int i = 0; k && names[i]; i++)
+            ok |= !strcmp(k, names[i]);
+        if (!ok) {
+            luaL_Buffer b;
+            luaL_buffinit(L, &b);
+            for (int i = 0; names[i]; i++) {
+                luaL_addstring(&b, i ? ", " : "");
+                luaL_addstring(&b, names[i]);
+            }
+            luaL_pushresult(&b);
+            luaL_error(L, "%s: unknown field '%s' (known fields: %s)", what,
+                       k ? k : luaL_typename(L, -2), lua_tostring(L, -1));
+        }
+    }
+}
+
+static const char *rg__field_string(lua_State *L, int idx, const char *f, int required,
+                                    const char *what)
+{
+    int t = lua_getfield(L, idx, f);
+    if (t == LUA_TNIL && !required) {
+        lua_pop(L, 1);
+        return NULL;
+    }
+    if (t != LUA_TSTRING || lua_rawlen(L, -1) == 0)
+        luaL_error(L, "%s: field '%s' must be a non-empty string%s", what, f,
+                   t == LUA_TNIL ? " (it is missing)" : "");
+    const char *s = lua_tostring(L, -1);
+    lua_pop(L, 1); /* the table still holds the string */
+    return s;
+}
+
+int rg_protocol_validate(lua_State *L)
+{
+    static const char *const fields[] = {"id", "version", "description", "params", "rules",
+                                         "applies", "plan_events", NULL};
+    static const char *const rule_fields[] = {"id", "severity", "check", "description", NULL};
+    luaL_checkstack(L, 10, "validating a protocol");
+    int p = lua_gettop(L);
+    if (lua_type(L, p) != LUA_TTABLE)
+        return luaL_error(L, "a protocol file must return a protocol table "
+                             "(return regimen.protocol { id = ..., rules = { ... } }), got %s",
+                          luaL_typename(L, p));
+    rg__only_fields(L, p, fields, "protocol");
+    const char *id = rg__field_string(L, p, "id", 1, "protocol");
+    if (!rg__name_ok(id, 1))
+        return luaL_error(L, "protocol id '%s' may hold only a-z, 0-9, '_', '-' and '.'", id);
+    rg__field_string(L, p, "version", 1, "protocol");
+    rg__field_string(L, p, "description", 0, "protocol");
+    int t = lua_getfield(L, p, "applies");
+    if (t != LUA_TNIL && t != LUA_TFUNCTION)
+        return luaL_error(L, "protocol '%s': field 'applies' must be a function(h, now, p)", id);
+    lua_pop(L, 1);
+    t = lua_getfield(L, p, "plan_events");
+    if (t != LUA_TNIL) {
+        if (t != LUA_TTABLE)
+            return luaL_error(L, "protocol '%s': field 'plan_events' must be a list of event "
+                                 "types", id);
+        for (lua_Integer i = 1; lua_rawgeti(L, -1, i) != LUA_TNIL; i++) {
+            if (lua_type(L, -1) != LUA_TSTRING)
+                return luaL_error(L, "protocol '%s': plan_events[%I] must be a string", id, i);
+            lua_pop(L, 1);
+        }
+        lua_pop(L, 1);
+    }
+    lua_pop(L, 1);
+    t = lua_getfield(L, p, "params");
+    if (t != LUA_TNIL) {
+        if (t != LUA_TTABLE)
+            return luaL_error(L, "protocol '%s': field 'params' must be a table", id);
+        lua_pushnil(L);
+        while (lua_next(L, -2)) {
+            if (lua_type(L, -2) != LUA_TSTRING || !rg__name_ok(lua_tostring(L, -2), 0))
+                return luaL_error(L, "protocol '%s': parameter names must be words like "
+                                     "'acute_infusions'", id);
+            int vt = lua_type(L, -1);
+            if (vt != LUA_TNUMBER && vt != LUA_TSTRING && vt != LUA_TBOOLEAN)
+                return luaL_error(L, "protocol '%s': parameter '%s' must be a number, string "
+                                     "or boolean, not a %s", id, lua_tostring(L, -2),
+                                  luaL_typename(L, -1));
+            lua_pop(L, 1);
+        }
+    }
+    lua_pop(L, 1);
+    if (lua_getfield(L, p, "rules") != LUA_TTABLE || lua_rawlen(L, -1) == 0)
+        return luaL_error(L, "protocol '%s': field 'rules' must be a non-empty list of rules", id);
+    int rules = lua_gettop(L);
+    lua_Integer n = (lua_Integer)lua_rawlen(L, rules);
+    for (lua_Integer i = 1; i <= n; i++) {
+        char what[96];
+        if (lua_rawgeti(L, rules, i) != LUA_TTABLE)
+            return luaL_error(L, "protocol '%s': rules[%I] must be a table with id, severity "
+                                 "and check", id, i);
+        int r = lua_gettop(L);
+        snprintf(what, sizeof what, "protocol '%s', rules[%d]", id, (int)i);
+        rg__only_fields(L, r, rule_fields, what);
+        const char *rid = rg__field_string(L, r, "id", 1, what);
+        if (!rg__name_ok(rid, 1))
+            return luaL_error(L, "%s: rule id '%s' may hold only a-z, 0-9, '_', '-' and '.'",
+                              what, rid);
+        snprintf(what, sizeof what, "rule '%s'", rid);
+        const char *sev = rg__field_string(L, r, "severity", 1, what);
+        if (!rg_severity_ok(sev))
+            return luaL_error(L, "%s: severity must be \"info\", \"warning\" or \"critical\", "
+                                 "not \"%s\"", what, sev);
+        if (lua_getfield(L, r, "check") != LUA_TFUNCTION)
+            return luaL_error(L, "%s: field 'check' must be a function(h, now, p)", what);
+        rg__field_string(L, r, "description", 0, what);
+        lua_settop(L, rules);
+    }
+    /* count entries: a hole or a hash key in rules is a mistake */
+    lua_Integer count = 0;
+    lua_pushnil(L);
+    while (lua_next(L, rules)) {
+        lua_pop(L, 1);
+        count++;
+    }
+    if (count != n)
+        return luaL_error(L, "protocol '%s': 'rules' must be a plain list (found keys that are "
+                             "not 1..%I)", id, n);
+    lua_settop(L, p);
+    return 1;
+}
+
+static int rg__protocol(lua_State *L)
+{
+    lua_settop(L, 1);
+    return rg_protocol_validate(L);
+}
+
+static const char *const rg__alert_fields[] = {"key", "message", "severity", "due", "ends",
+                                               "because", NULL};
+
+/* R.alert{...}: checks the fields now, so the author sees their own line. */
+static int rg__alert(lua_State *L)
+{
+    luaL_checktype(L, 1, LUA_TTABLE);
+    lua_settop(L, 1);
+    rg__only_fields(L, 1, rg__alert_fields, "alert");
+    int t = lua_getfield(L, 1, "message");
+    if (t != LUA_TSTRING)
+        return luaL_error(L, "alert: field 'message' must be a string%s",
+                          t == LUA_TNIL ? " (it is missing)" : "");
+    t = lua_getfield(L, 1, "key");
+    if (t != LUA_TNIL && t != LUA_TSTRING && t != LUA_TNUMBER)
+        return luaL_error(L, "alert: field 'key' must be a string or number");
+    for (int i = 0; i < 2; i++) {
+        const char *f = i ? "ends" : "due";
+        t = lua_getfield(L, 1, f);
+        if (t != LUA_TNIL && !lua_isinteger(L, -1))
+            return luaL_error(L, "alert: field '%s' must be a time (like event.at + days(2))", f);
+    }
+    t = lua_getfield(L, 1, "severity");
+    if (t != LUA_TNIL && (t != LUA_TSTRING || !rg_severity_ok(lua_tostring(L, -1))))
+        return luaL_error(L, "alert: severity must be \"info\", \"warning\" or \"critical\"");
+    lua_settop(L, 1);
+    return 1;
+}
+
+int rg_open_regimen(lua_State *L)
+{
+    static const luaL_Reg fns[] = {
+        {"seconds", rg__seconds}, {"minutes", rg__minutes}, {"hours", rg__hours},
+        {"days", rg__days},       {"weeks", rg__weeks},     {"time", rg__time},
+        {"date", rg__date},       {"day", rg__day},         {"at", rg__at},
+        {"in_days", rg__in_days}, {"in_hours", rg__in_hours},
+        {"protocol", rg__protocol}, {"alert", rg__alert},   {NULL, NULL},
+    };
+    luaL_newlib(L, fns);
+    return 1;
+}

@@ -1,0 +1,38 @@
+-- ketamine/integration.lua: integration therapy after each infusion.
+
+local R = require "regimen"
+local course = require "lib.course"
+local hours = R.hours
+
+return R.protocol {
+  id = "ketamine.integration",
+  version = "1.0.0",
+  description = "An integration session should follow every infusion.",
+  applies = course.enrolled_in("ketamine"),
+
+  params = {
+    integration_within = hours(72), -- an integration session is expected this soon after an infusion
+  },
+
+  rules = {
+    {
+      id = "integration.missing",
+      severity = "warning",
+      description = "No integration session within the window after an infusion (one alert per infusion).",
+      check = function(h, now, p)
+        local alerts = {}
+        for _, infusion in ipairs(course.events(h, "ketamine", "infusion")) do
+          if #h:after(infusion, "integration_session") == 0 then
+            alerts[#alerts + 1] = R.alert {
+              key = infusion.id,
+              due = infusion.at + p.integration_within,
+              message = ("no integration session within %d h of the infusion on %s"):format(
+                R.in_hours(p.integration_within), R.day(infusion.at)),
+            }
+          end
+        end
+        return alerts
+      end,
+    },
+  },
+}

@@ -1,0 +1,523 @@
+/*
+ * clinic.c - loading a clinic's protocol directory into its sandbox (see
+ * clinic.h).
+ *
+ * All Lua work happens inside protected calls (rg_pcall), under the same
+ * limits as an evaluation, because a protocol's top-level code is the
+ * clinic's code too. C copies what it needs by name only after the last call
+ * that can raise. Depends on sandbox.c and the regimen module.
+ */
+#include "clinic.h"
+
+#include "../bindings/bindings.h"
+
+#include <lauxlib.h>
+
+#include <dirent.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+static const char rg__k_desc = 'd'; /* registry: list of protocol descriptions */
+
+/* FNV-1a of the file's bytes, as 16 hex digits: which text produced a rule. */
+static int rg__hash_file(const char *path, char out[17])
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return RG_EIO;
+    uint64_t h = UINT64_C(14695981039346656037);
+    int c;
+    while ((c = getc(f)) != EOF)
+        h = (h ^ (uint64_t)(unsigned char)c) * UINT64_C(1099511628211);
+    fclose(f);
+    snprintf(out, 17, "%016llx", (unsigned long long)h);
+    return RG_OK;
+}
+
+static int rg__cmp(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* Appends dir's top-level protocol files (sorted) to *files. */
+static int rg__list_dir(const char *dir, char ***files, int *n, char *err, size_t errlen)
+{
+    DIR *d = opendir(dir);
+    if (!d)
+        return rg_fail(err, errlen, RG_EIO, "%s: cannot open protocol directory: %s", dir,
+                       strerror(errno));
+    int first = *n;
+    struct dirent *de;
+    while ((de = readdir(d))) {
+        size_t len = strlen(de->d_name);
+        if (len < 5 || strcmp(de->d_name + len - 4, ".lua") != 0 || de->d_name[0] == '.' ||
+            !strcmp(de->d_name, "clinic.lua"))
+            continue;
+        char path[4096];
+        struct stat sbuf;
+        snprintf(path, sizeof path, "%s/%s", dir, de->d_name);
+        if (stat(path, &sbuf) != 0 || !S_ISREG(sbuf.st_mode))
+            continue;
+        char **grown = realloc(*files, (size_t)(*n + 1) * sizeof **files);
+        if (!grown || !(grown[*n] = strdup(path))) {
+            if (grown)
+                *files = grown;
+            closedir(d);
+            return rg_fail(err, errlen, RG_ENOMEM, "out of memory");
+        }
+        *files = grown;
+        (*n)++;
+    }
+    closedir(d);
+    qsort(*files + first, (size_t)(*n - first), sizeof **files, rg__cmp);
+    return RG_OK;
+}
+
+/* [-2, +1] (settings_path|nil, table of includes out) Loads clinic.lua.
+ * Returns its table (or an empty one). */
+static int rg__load_settings(lua_State *L)
+{
+    static const char *const known[] = {"include", "params", "description", NULL};
+    rg_sandbox *sb = rg_sandbox_of(L);
+    const char *path = lua_tostring(L, 1);
+    if (!path) {
+        lua_newtable(L);
+        return 1;
+    }
+    char why[1024];
+    if (rg_sandbox_loadfile(sb, path, why, sizeof why))
+        return luaL_error(L, "%s", why);
+    lua_call(L, 0, 1);
+    if (lua_type(L, -1) != LUA_TTABLE)
+        return luaL_error(L, "%s: clinic settings must return a table like "
+                             "{ include = {\"ketamine\"}, params = { ... } }", path);
+    int t = lua_gettop(L);
+    lua_pushnil(L);
+    while (lua_next(L, t)) {
+        lua_pop(L, 1);
+        int ok = 0;
+        for (int i = 0; known[i] && lua_type(L, -1) == LUA_TSTRING; i++)
+            ok |= !strcmp(lua_tostring(L, -1), known[i]);
+        if (!ok)
+            return luaL_error(L, "%s: unknown setting '%s' (known: include, params, "
+                                 "description)", path, luaL_tolstring(L, -1, NULL));
+    }
+    int it = lua_getfield(L, t, "include");
+    if (it != LUA_TNIL && it != LUA_TTABLE)
+        return luaL_error(L, "%s: 'include' must be a list of shipped protocol sets, like "
+                             "{\"ketamine\"}", path);
+    if (it == LUA_TTABLE) {
+        for (lua_Integer i = 1; lua_rawgeti(L, -1, i) != LUA_TNIL; i++) {
+            const char *s = lua_tostring(L, -1);
+            if (lua_type(L, -1) != LUA_TSTRING || !*s || strchr(s, '/') || s[0] == '.')
+                return luaL_error(L, "%s: include[%I] must be the name of a shipped protocol "
+                                     "set such as \"ketamine\"", path, i);
+            lua_pop(L, 1);
+        }
+        lua_pop(L, 1);
+    }
+    lua_pop(L, 1);
+    it = lua_getfield(L, t, "params");
+    if (it != LUA_TNIL && it != LUA_TTABLE)
+        return luaL_error(L, "%s: 'params' must be a table of protocol id -> { name = value }",
+                          path);
+    lua_settop(L, t);
+    return 1;
+}
+
+static const char *rg__typename(lua_State *L, int idx)
+{
+    return lua_isinteger(L, idx) ? "integer" : luaL_typename(L, idx);
+}
+
+/* [-0, +0] Applies settings.params to the descriptions in list at idx. */
+static void rg__apply_overrides(lua_State *L, int settings, int list, const char *where)
+{
+    if (lua_getfield(L, settings, "params") != LUA_TTABLE) {
+        lua_pop(L, 1);
+        return;
+    }
+    int ov = lua_gettop(L);
+    lua_pushnil(L);
+    while (lua_next(L, ov)) {
+        const char *pid = lua_tostring(L, -2);
+        if (lua_type(L, -2) != LUA_TSTRING || lua_type(L, -1) != LUA_TTABLE)
+            luaL_error(L, "%s: params must map a protocol id to a table of values", where);
+        lua_Integer n = (lua_Integer)lua_rawlen(L, list), found = 0;
+        for (lua_Integer i = 1; i <= n && !found; i++) {
+            lua_rawgeti(L, list, i);
+            lua_getfield(L, -1, "id");
+            if (!strcmp(lua_tostring(L, -1), pid))
+                found = i;
+            lua_pop(L, 2);
+        }
+        if (!found)
+            luaL_error(L, "%s: params for '%s': no protocol with that id is loaded", where, pid);
+        lua_rawgeti(L, list, found);
+        lua_getfield(L, -1, "params");
+        int base = lua_gettop(L), vals = base - 2;
+        lua_pushnil(L);
+        while (lua_next(L, vals)) {
+            const char *name = lua_tostring(L, -2);
+            if (lua_type(L, -2) != LUA_TSTRING)
+                luaL_error(L, "%s: params for '%s': names must be strings", where, pid);
+            lua_getfield(L, base, name);
+            if (lua_isnil(L, -1)) {
+                luaL_Buffer b;
+                luaL_buffinit(L, &b);
+                lua_pushnil(L);
+                while (lua_next(L, base)) {
+                    lua_pop(L, 1);
+                    if (luaL_bufflen(&b))
+                        luaL_addstring(&b, ", ");
+                    luaL_addstring(&b, lua_tostring(L, -1));
+                }
+                luaL_pushresult(&b);
+                luaL_error(L, "%s: params for '%s': no parameter named '%s' (known: %s)", where,
+                           pid, name, lua_tostring(L, -1));
+            }
+            if (lua_type(L, -1) != lua_type(L, -2) ||
+                (lua_isinteger(L, -1) && !lua_isinteger(L, -2)))
+                luaL_error(L, "%s: params for '%s': '%s' must be a %s like its default, not a %s",
+                           where, pid, name, rg__typename(L, -1), rg__typename(L, -2));
+            lua_pop(L, 1);
+            lua_pushvalue(L, -2);
+            lua_insert(L, -2);
+            lua_rawset(L, base);
+        }
+        lua_pop(L, 3); /* params, description, value table */
+    }
+    lua_pop(L, 1);
+}
+
+/* [-3, +1] (settings, files, where) Loads and validates every protocol file,
+ * builds the description list and keeps it in the registry. */
+static int rg__load_protocols(lua_State *L)
+{
+    rg_sandbox *sb = rg_sandbox_of(L);
+    int settings = 1, files = 2;
+    const char *where = lua_tostring(L, 3);
+    lua_newtable(L);
+    int list = lua_gettop(L);
+    lua_newtable(L); /* rule id -> "file:line", to catch duplicates */
+    int seen = lua_gettop(L);
+    lua_Integer nfiles = (lua_Integer)lua_rawlen(L, files);
+    for (lua_Integer f = 1; f <= nfiles; f++) {
+        lua_rawgeti(L, files, f);
+        const char *path = lua_tostring(L, -1);
+        char why[1024];
+        if (rg_sandbox_loadfile(sb, path, why, sizeof why))
+            return luaL_error(L, "%s", why);
+        lua_call(L, 0, 1);
+        lua_pushcfunction(L, rg_protocol_validate);
+        lua_insert(L, -2);
+        if (lua_pcall(L, 1, 1, 0) != LUA_OK) {
+            const char *m = lua_tostring(L, -1);
+            if (m && strncmp(m, path, strlen(path)) != 0)
+                return luaL_error(L, "%s: %s", path, m);
+            return lua_error(L);
+        }
+        int p = lua_gettop(L);
+        lua_createtable(L, 0, 10); /* the description */
+        int d = p + 1;
+        lua_getfield(L, p, "id");
+        for (lua_Integer i = 1; i < f; i++) {
+            lua_rawgeti(L, list, i);
+            lua_getfield(L, -1, "id");
+            if (lua_rawequal(L, -1, -3)) {
+                lua_getfield(L, -2, "file");
+                return luaL_error(L, "%s: protocol id '%s' is already used by %s", path,
+                                  lua_tostring(L, -3), lua_tostring(L, -1));
+            }
+            lua_pop(L, 2);
+        }
+        lua_setfield(L, d, "id");
+        lua_getfield(L, p, "version");
+        lua_setfield(L, d, "version");
+        lua_pushvalue(L, p - 1); /* the path */
+        lua_setfield(L, d, "file");
+        lua_getfield(L, p, "applies");
+        lua_setfield(L, d, "applies");
+        lua_newtable(L); /* params: a copy, so the protocol's own table stays untouched */
+        if (lua_getfield(L, p, "params") == LUA_TTABLE) {
+            lua_pushnil(L);
+            while (lua_next(L, -2)) {
+                lua_pushvalue(L, -2);
+                lua_insert(L, -2);
+                lua_rawset(L, -5);
+            }
+        }
+        lua_pop(L, 1);
+        lua_setfield(L, d, "params");
+        lua_newtable(L); /* plan event types, as a list */
+        if (lua_getfield(L, p, "plan_events") == LUA_TTABLE) {
+            for (lua_Integer i = 1; lua_rawgeti(L, -1, i) != LUA_TNIL; i++)
+                lua_rawseti(L, -3, i);
+            lua_pop(L, 1);
+        } else {
+            lua_pushliteral(L, "enrolled");
+            lua_rawseti(L, -3, 1);
+            lua_pushliteral(L, "plan_adjusted");
+            lua_rawseti(L, -3, 2);
+        }
+        lua_pop(L, 1);
+        lua_setfield(L, d, "plan");
+        lua_newtable(L); /* rules */
+        lua_getfield(L, p, "rules");
+        lua_Integer nr = (lua_Integer)lua_rawlen(L, -1);
+        for (lua_Integer r = 1; r <= nr; r++) {
+            lua_rawgeti(L, -1, r);
+            lua_createtable(L, 0, 4);
+            lua_getfield(L, -2, "id");
+            const char *rid = lua_tostring(L, -1);
+            lua_getfield(L, -3, "check");
+            lua_Debug ar;
+            lua_pushvalue(L, -1);
+            lua_getinfo(L, ">S", &ar);
+            char at[300];
+            snprintf(at, sizeof at, "%s:%d", ar.short_src, ar.linedefined);
+            if (lua_getfield(L, seen, rid) == LUA_TSTRING)
+                return luaL_error(L, "%s: rule id '%s' is already defined at %s", at, rid,
+                                  lua_tostring(L, -1));
+            lua_pop(L, 1);
+            lua_pushstring(L, at);
+            lua_setfield(L, seen, rid);
+            lua_setfield(L, -3, "check");
+            lua_setfield(L, -2, "id");
+            lua_getfield(L, -2, "severity");
+            lua_setfield(L, -2, "severity");
+            lua_pushstring(L, at);
+            lua_setfield(L, -2, "where");
+            lua_rawseti(L, -4, r);
+            lua_pop(L, 1);
+        }
+        lua_pop(L, 1);
+        lua_setfield(L, d, "rules");
+        lua_rawseti(L, list, f);
+        lua_settop(L, seen);
+    }
+    rg__apply_overrides(L, settings, list, where);
+    /* read-only view of each base, handed to rules of patients without a plan */
+    lua_Integer n = (lua_Integer)lua_rawlen(L, list);
+    for (lua_Integer i = 1; i <= n; i++) {
+        lua_rawgeti(L, list, i);
+        lua_newtable(L);
+        lua_getfield(L, -2, "params");
+        lua_pushnil(L);
+        while (lua_next(L, -2)) {
+            lua_pushvalue(L, -2);
+            lua_insert(L, -2);
+            lua_rawset(L, -5);
+        }
+        lua_pop(L, 1);
+        rg_sandbox_freeze(L, "the parameter table p");
+        lua_setfield(L, -2, "params_ro");
+        lua_pop(L, 1);
+    }
+    rg_sandbox_seal(sb);
+    lua_pushvalue(L, list);
+    lua_rawsetp(L, LUA_REGISTRYINDEX, &rg__k_desc);
+    lua_pushvalue(L, list);
+    return 1;
+}
+
+void rg_clinic_push_protocol(rg_clinic *c, int i)
+{
+    lua_State *L = rg_sandbox_state(c->sb);
+    lua_rawgetp(L, LUA_REGISTRYINDEX, &rg__k_desc);
+    lua_rawgeti(L, -1, i + 1);
+    lua_remove(L, -2);
+}
+
+static char *rg__dupfield(lua_State *L, int idx, const char *f)
+{
+    lua_getfield(L, idx, f);
+    char *s = strdup(lua_tostring(L, -1) ? lua_tostring(L, -1) : "");
+    lua_pop(L, 1);
+    return s;
+}
+
+/* Mirrors the descriptions (on top of the stack) into C. No Lua call here
+ * can raise: fields are plain strings in plain tables. */
+static int rg__mirror(rg_clinic *c, lua_State *L)
+{
+    int list = lua_gettop(L);
+    int n = (int)lua_rawlen(L, list);
+    c->protos = calloc((size_t)(n ? n : 1), sizeof *c->protos);
+    if (!c->protos)
+        return RG_ENOMEM;
+    for (int i = 0; i < n; i++) {
+        rg_protocol *p = &c->protos[i];
+        c->nprotos = i + 1;
+        lua_rawgeti(L, list, i + 1);
+        int d = lua_gettop(L);
+        p->id = rg__dupfield(L, d, "id");
+        p->version = rg__dupfield(L, d, "version");
+        p->file = rg__dupfield(L, d, "file");
+        p->hash = calloc(1, 17);
+        if (!p->id || !p->version || !p->file || !p->hash)
+            return RG_ENOMEM;
+        rg__hash_file(p->file, p->hash);
+        lua_getfield(L, d, "plan");
+        p->nplan = (int)lua_rawlen(L, -1);
+        p->plan_events = calloc((size_t)p->nplan + 1, sizeof *p->plan_events);
+        if (!p->plan_events)
+            return RG_ENOMEM;
+        for (int j = 0; j < p->nplan; j++) {
+            lua_rawgeti(L, -1, j + 1);
+            if (!(p->plan_events[j] = strdup(lua_tostring(L, -1))))
+                return RG_ENOMEM;
+            lua_pop(L, 1);
+        }
+        lua_pop(L, 1);
+        lua_getfield(L, d, "rules");
+        int nr = (int)lua_rawlen(L, -1);
+        p->rules = calloc((size_t)nr, sizeof *p->rules);
+        if (!p->rules)
+            return RG_ENOMEM;
+        for (int j = 0; j < nr; j++) {
+            p->nrules = j + 1;
+            lua_rawgeti(L, -1, j + 1);
+            p->rules[j].id = rg__dupfield(L, -1, "id");
+            p->rules[j].severity = rg__dupfield(L, -1, "severity");
+            p->rules[j].where = rg__dupfield(L, -1, "where");
+            lua_pop(L, 1);
+            if (!p->rules[j].id || !p->rules[j].severity || !p->rules[j].where)
+                return RG_ENOMEM;
+        }
+        lua_settop(L, list);
+    }
+    return RG_OK;
+}
+
+int rg_clinic_load(rg_clinic **out, const char *name, const char *dir, const char *shipped,
+                   const rg_limits *lim, char *err, size_t errlen)
+{
+    *out = NULL;
+    char settings_path[4096], where[4200];
+    const char *path[2] = {dir, shipped};
+    char **files = NULL;
+    int nfiles = 0, rc;
+    rg_clinic *c = calloc(1, sizeof *c);
+    if (!c || !(c->name = strdup(name)) || !(c->dir = strdup(dir))) {
+        rc = rg_fail(err, errlen, RG_ENOMEM, "out of memory");
+        goto done;
+    }
+    struct stat sbuf;
+    if (stat(dir, &sbuf) != 0 || !S_ISDIR(sbuf.st_mode)) {
+        rc = rg_fail(err, errlen, RG_EIO, "%s: not a protocol directory (%s)", dir,
+                     errno ? strerror(errno) : "not a directory");
+        goto done;
+    }
+    if ((rc = rg_sandbox_new(&c->sb, name, lim, path, shipped ? 2 : 1, err, errlen)))
+        goto done;
+    lua_State *L = rg_sandbox_state(c->sb);
+    snprintf(settings_path, sizeof settings_path, "%s/clinic.lua", dir);
+    snprintf(where, sizeof where, "%s", settings_path);
+
+    rg_sandbox_enter(c->sb);
+    lua_pushcfunction(L, rg__load_settings);
+    if (access(settings_path, F_OK) == 0)
+        lua_pushstring(L, settings_path);
+    else
+        lua_pushnil(L);
+    rc = rg_pcall(c->sb, 1, 1, err, errlen);
+    rg_sandbox_seal(c->sb);
+    rg_sandbox_leave(c->sb);
+    if (rc)
+        goto done;
+    int settings = lua_gettop(L);
+
+    /* the directory's own protocols, then the included shipped sets */
+    if ((rc = rg__list_dir(dir, &files, &nfiles, err, errlen)))
+        goto done;
+    lua_getfield(L, settings, "include");
+    for (int i = 1; lua_type(L, -1) == LUA_TTABLE && lua_rawgeti(L, -1, i) == LUA_TSTRING; i++) {
+        char inc[4096];
+        if (!shipped) {
+            rc = rg_fail(err, errlen, RG_EIO, "%s: include needs the shipped protocol "
+                         "directory, which was not found", settings_path);
+            goto done;
+        }
+        snprintf(inc, sizeof inc, "%s/%s", shipped, lua_tostring(L, -1));
+        lua_pop(L, 1);
+        if ((rc = rg__list_dir(inc, &files, &nfiles, err, errlen)))
+            goto done;
+    }
+    lua_settop(L, settings);
+    if (nfiles == 0) {
+        rc = rg_fail(err, errlen, RG_EPROTOCOL, "%s: no protocol files (*.lua) found", dir);
+        goto done;
+    }
+
+    rg_sandbox_enter(c->sb);
+    lua_pushcfunction(L, rg__load_protocols);
+    lua_pushvalue(L, settings);
+    lua_createtable(L, nfiles, 0);
+    for (int i = 0; i < nfiles; i++) {
+        lua_pushstring(L, files[i]);
+        lua_rawseti(L, -2, i + 1);
+    }
+    lua_pushstring(L, where);
+    rc = rg_pcall(c->sb, 3, 1, err, errlen);
+    rg_sandbox_leave(c->sb);
+    if (rc)
+        goto done;
+    rc = rg__mirror(c, L);
+    lua_settop(L, 0);
+    if (rc)
+        rg_fail(err, errlen, rc, "out of memory");
+done:
+    for (int i = 0; i < nfiles; i++)
+        free(files[i]);
+    free(files);
+    if (rc) {
+        rg_clinic_free(c);
+        return rc;
+    }
+    *out = c;
+    return RG_OK;
+}
+
+void rg_clinic_free(rg_clinic *c)
+{
+    if (!c)
+        return;
+    for (int i = 0; i < c->nprotos; i++) {
+        rg_protocol *p = &c->protos[i];
+        free(p->id);
+        free(p->version);
+        free(p->file);
+        free(p->hash);
+        for (int j = 0; j < p->nplan; j++)
+            free(p->plan_events[j]);
+        free(p->plan_events);
+        for (int j = 0; j < p->nrules; j++) {
+            free(p->rules[j].id);
+            free(p->rules[j].severity);
+            free(p->rules[j].where);
+        }
+        free(p->rules);
+    }
+    free(c->protos);
+    rg_sandbox_free(c->sb);
+    free(c->name);
+    free(c->dir);
+    free(c);
+}
+
+const rg_rule *rg_clinic_find_rule(const rg_clinic *c, const char *rule, int *proto)
+{
+    for (int i = 0; i < c->nprotos; i++)
+        for (int j = 0; j < c->protos[i].nrules; j++)
+            if (!strcmp(c->protos[i].rules[j].id, rule)) {
+                if (proto)
+                    *proto = i;
+                return &c->protos[i].rules[j];
+            }
+    return NULL;
+}

@@ -1,0 +1,54 @@
+/*
+ * clinic.h - a clinic's protocols, loaded into its own sandbox.
+ *
+ * A protocol directory holds protocol files (*.lua at its top level, each
+ * returning regimen.protocol{...}), modules in subdirectories (required as
+ * "lib.course" -> lib/course.lua), and optionally clinic.lua, the clinic's
+ * settings: { include = {"ketamine"}, params = {["ketamine.acute"] = {...}} }.
+ * include names directories of the shipped protocol root whose protocols the
+ * clinic also runs; params overrides protocol defaults for every patient.
+ *
+ * Ownership: rg_clinic_load creates the clinic (and its sandbox); the caller
+ * owns it and frees it with rg_clinic_free. The protocol descriptions live in
+ * the sandbox's registry; the C arrays below mirror what C needs by name.
+ */
+#ifndef RG_CLINIC_H
+#define RG_CLINIC_H
+
+#include "sandbox.h"
+
+typedef struct rg_rule {
+    char *id, *severity, *where; /* where: "file:line" of the rule's check */
+} rg_rule;
+
+typedef struct rg_protocol {
+    char *id, *version, *file, *hash;
+    char **plan_events; /* event types whose data override parameters per patient */
+    int nplan;
+    rg_rule *rules;
+    int nrules;
+} rg_protocol;
+
+typedef struct rg_clinic {
+    char *name, *dir;
+    rg_sandbox *sb;
+    rg_protocol *protos;
+    int nprotos;
+} rg_clinic;
+
+/* Loads every protocol of dir for clinic `name`. shipped is the root of the
+ * shipped protocol set (for require and include); may be NULL. On failure,
+ * err names the file and line and nothing is returned. */
+int rg_clinic_load(rg_clinic **out, const char *name, const char *dir, const char *shipped,
+                   const rg_limits *lim, char *err, size_t errlen);
+void rg_clinic_free(rg_clinic *c);
+
+/* [-0, +1] Pushes the Lua description of protocol i (0-based): a table with
+ * applies, params (the clinic's base, a plain table), params_ro (read-only
+ * proxy of it), plan (set of types) and rules[j] = {id, severity, check}. */
+void rg_clinic_push_protocol(rg_clinic *c, int i);
+
+/* Finds a rule by id; sets *proto (index) and returns it, or NULL. */
+const rg_rule *rg_clinic_find_rule(const rg_clinic *c, const char *rule, int *proto);
+
+#endif

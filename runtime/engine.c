@@ -1,0 +1,938 @@
+/*
+ * engine.c - evaluation and the alert lifecycle (see engine.h).
+ *
+ * Per patient: read its events once, then step through instants. At each
+ * step every protocol runs in one protected call (rg__eval_protocol) that
+ * returns plain Lua data: per rule, either an error or a flat list of alerts.
+ * C reads that data without calling anything that can raise, compares it with
+ * the open alerts, and writes transitions. Depends on clinic.c, store.c and
+ * the history binding.
+ */
+#include "engine.h"
+
+#include "../bindings/bindings.h"
+
+#include <lauxlib.h>
+#include <jansson.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define RG_MAX_MESSAGE 2000
+#define RG_MAX_KEY 200
+#define RG_ALERT_SLOTS 5 /* subkey, severity, message, due, ends */
+
+typedef struct rg__clinic_slot {
+    char *name;
+    rg_clinic *c;
+    int failed; /* loading failed and was reported */
+} rg__clinic_slot;
+
+typedef struct rg__open {
+    int64_t id;
+    char *key, *protocol, *version, *rule, *severity, *message;
+    rg_time due;
+    int live; /* 0 once resolved in this advance */
+} rg__open;
+
+struct rg_engine {
+    rg_store *st;
+    rg_engine_opts o;
+    rg__clinic_slot *clinics;
+    int nclinics;
+    rg_engine_stats stats;
+    /* per-advance scratch, reused */
+    rg_hevent *ev;
+    int nev, cap_ev;
+    rg_buf text;
+    uint32_t *touched;
+    uint32_t mark;
+    rg__open *open;
+    int nopen, cap_open;
+};
+
+/* ---- setup ------------------------------------------------------------------ */
+
+int rg_engine_new(rg_engine **out, rg_store *st, const rg_engine_opts *o)
+{
+    rg_engine *e = calloc(1, sizeof *e);
+    if (!e)
+        return RG_ENOMEM;
+    e->st = st;
+    e->o = *o;
+    *out = e;
+    return RG_OK;
+}
+
+static void rg__open_clear(rg_engine *e)
+{
+    for (int i = 0; i < e->nopen; i++) {
+        rg__open *a = &e->open[i];
+        free(a->key);
+        free(a->protocol);
+        free(a->version);
+        free(a->rule);
+        free(a->severity);
+        free(a->message);
+    }
+    e->nopen = 0;
+}
+
+void rg_engine_free(rg_engine *e)
+{
+    if (!e)
+        return;
+    for (int i = 0; i < e->nclinics; i++) {
+        rg_clinic_free(e->clinics[i].c);
+        free(e->clinics[i].name);
+    }
+    free(e->clinics);
+    free(e->ev);
+    rg_buf_free(&e->text);
+    free(e->touched);
+    rg__open_clear(e);
+    free(e->open);
+    free(e);
+}
+
+static rg__clinic_slot *rg__slot(rg_engine *e, const char *clinic, int create)
+{
+    for (int i = 0; i < e->nclinics; i++)
+        if (!strcmp(e->clinics[i].name, clinic))
+            return &e->clinics[i];
+    if (!create)
+        return NULL;
+    rg__clinic_slot *grown = realloc(e->clinics, (size_t)(e->nclinics + 1) * sizeof *grown);
+    if (!grown)
+        return NULL;
+    e->clinics = grown;
+    rg__clinic_slot *s = &e->clinics[e->nclinics];
+    memset(s, 0, sizeof *s);
+    if (!(s->name = strdup(clinic)))
+        return NULL;
+    e->nclinics++;
+    return s;
+}
+
+static void rg__report(rg_engine *e, const char *clinic, const char *patient, const char *proto,
+                       const char *rule, rg_time at, const char *msg)
+{
+    e->stats.errors++;
+    if (patient)
+        rg_store_eval_error(e->st, clinic, patient, proto, rule, at, msg);
+    if (e->o.on_error)
+        e->o.on_error(e->o.ud, clinic, patient, at, msg);
+}
+
+static void rg__record_versions(rg_engine *e, rg_clinic *c)
+{
+    for (int i = 0; i < c->nprotos; i++)
+        rg_store_protocol_loaded(e->st, c->name, c->protos[i].id, c->protos[i].version,
+                                 c->protos[i].file, c->protos[i].hash);
+}
+
+int rg_engine_set_clinic(rg_engine *e, const char *clinic, const char *dir, char *err,
+                         size_t errlen)
+{
+    rg_clinic *c;
+    int rc = rg_clinic_load(&c, clinic, dir, e->o.shipped, &e->o.limits, err, errlen);
+    if (rc)
+        return rc;
+    rg__clinic_slot *s = rg__slot(e, clinic, 1);
+    if (!s) {
+        rg_clinic_free(c);
+        return rg_fail(err, errlen, RG_ENOMEM, "out of memory");
+    }
+    rg_clinic_free(s->c);
+    s->c = c;
+    s->failed = 0;
+    rg__record_versions(e, c);
+    return RG_OK;
+}
+
+rg_clinic *rg_engine_clinic(rg_engine *e, const char *clinic)
+{
+    rg__clinic_slot *s = rg__slot(e, clinic, 1);
+    if (!s)
+        return NULL;
+    if (s->c || s->failed)
+        return s->c;
+    char err[2048];
+    if (!e->o.default_dir)
+        snprintf(err, sizeof err, "clinic '%s' has no protocols configured", clinic);
+    else if (rg_engine_set_clinic(e, clinic, e->o.default_dir, err, sizeof err) == RG_OK)
+        return rg__slot(e, clinic, 0)->c;
+    s = rg__slot(e, clinic, 0);
+    s->failed = 1;
+    rg__report(e, clinic, NULL, NULL, NULL, RG_TIME_NONE, err);
+    return NULL;
+}
+
+const rg_engine_stats *rg_engine_stats_get(const rg_engine *e) { return &e->stats; }
+
+/* ---- the protected part: one protocol at one instant ------------------------- */
+
+/* [-0, +0] Checks the alert table at idx and appends its normalized slots to
+ * the list at lidx (starting at slot *k). Raises naming the field. */
+static void rg__alert_slots(lua_State *L, int idx, int lidx, lua_Integer *k, const char *rule)
+{
+    static const char *const known[] = {"key", "message", "severity", "due", "ends", NULL};
+    luaL_checkstack(L, 8, "alerts");
+    if (lua_type(L, idx) != LUA_TTABLE)
+        luaL_error(L, "rule '%s' returned a %s where an alert table was expected", rule,
+                   luaL_typename(L, idx));
+    lua_pushnil(L);
+    while (lua_next(L, idx)) {
+        lua_pop(L, 1);
+        int ok = 0;
+        for (int i = 0; known[i] && lua_type(L, -1) == LUA_TSTRING; i++)
+            ok |= !strcmp(lua_tostring(L, -1), known[i]);
+        if (!ok)
+            luaL_error(L, "rule '%s': alert has an unknown field '%s' (alerts have key, "
+                          "message, severity, due and ends)", rule,
+                       lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1)
+                                                      : luaL_typename(L, -1));
+    }
+    /* key */
+    int t = lua_getfield(L, idx, "key");
+    if (t == LUA_TNUMBER && lua_isinteger(L, -1))
+        lua_pushstring(L, lua_tostring(L, -1)), lua_remove(L, -2);
+    else if (t == LUA_TNIL)
+        lua_pushliteral(L, ""), lua_remove(L, -2);
+    else if (t != LUA_TSTRING)
+        luaL_error(L, "rule '%s': alert key must be a string or an integer, not a %s", rule,
+                   t == LUA_TNUMBER ? "fraction" : lua_typename(L, t));
+    if (lua_rawlen(L, -1) > RG_MAX_KEY)
+        luaL_error(L, "rule '%s': alert key is %d bytes; the limit is %d", rule,
+                   (int)lua_rawlen(L, -1), RG_MAX_KEY);
+    lua_rawseti(L, lidx, ++*k);
+    /* severity */
+    t = lua_getfield(L, idx, "severity");
+    if (t != LUA_TNIL && (t != LUA_TSTRING || !rg_severity_ok(lua_tostring(L, -1))))
+        luaL_error(L, "rule '%s': alert severity must be \"info\", \"warning\" or \"critical\"",
+                   rule);
+    if (t == LUA_TNIL)
+        lua_pushboolean(L, 0), lua_remove(L, -2);
+    lua_rawseti(L, lidx, ++*k);
+    /* message */
+    t = lua_getfield(L, idx, "message");
+    if (t != LUA_TSTRING)
+        luaL_error(L, "rule '%s': alert message must be a string%s", rule,
+                   t == LUA_TNIL ? " (it is missing)" : "");
+    if (lua_rawlen(L, -1) > RG_MAX_MESSAGE)
+        luaL_error(L, "rule '%s': alert message is %d bytes; the limit is %d", rule,
+                   (int)lua_rawlen(L, -1), RG_MAX_MESSAGE);
+    lua_rawseti(L, lidx, ++*k);
+    for (int i = 0; i < 2; i++) {
+        const char *f = i ? "ends" : "due";
+        t = lua_getfield(L, idx, f);
+        if (t == LUA_TNIL)
+            lua_pushboolean(L, 0), lua_remove(L, -2);
+        else if (!lua_isinteger(L, -1))
+            luaL_error(L, "rule '%s': alert field '%s' must be a time (like last.at + days(2)), "
+                          "not %s", rule, f, t == LUA_TNUMBER ? "a fraction or NaN"
+                                                               : lua_typename(L, t));
+        lua_rawseti(L, lidx, ++*k);
+    }
+}
+
+/* [-0, +1] What a rule returned (at idx) as a flat list of alert slots. */
+static void rg__normalize(lua_State *L, int idx, const char *rule)
+{
+    lua_newtable(L);
+    int list = lua_gettop(L);
+    lua_Integer k = 0;
+    int t = lua_type(L, idx);
+    if (t == LUA_TNIL || (t == LUA_TBOOLEAN && !lua_toboolean(L, idx)))
+        return;
+    if (t != LUA_TTABLE)
+        luaL_error(L, "rule '%s' must return nil, an alert or a list of alerts, not a %s", rule,
+                   lua_typename(L, t));
+    if (lua_getfield(L, idx, "message") != LUA_TNIL) {
+        lua_pop(L, 1);
+        rg__alert_slots(L, idx, list, &k, rule);
+    } else {
+        lua_pop(L, 1);
+        lua_Integer n = (lua_Integer)luaL_len(L, idx);
+        for (lua_Integer i = 1; i <= n; i++) {
+            lua_geti(L, idx, i);
+            rg__alert_slots(L, lua_gettop(L), list, &k, rule);
+            lua_pop(L, 1);
+        }
+    }
+    /* keys must be unique within a rule */
+    for (lua_Integer i = 1; i <= k; i += RG_ALERT_SLOTS) {
+        for (lua_Integer j = i + RG_ALERT_SLOTS; j <= k; j += RG_ALERT_SLOTS) {
+            lua_rawgeti(L, list, i);
+            lua_rawgeti(L, list, j);
+            if (lua_rawequal(L, -1, -2))
+                luaL_error(L, "rule '%s' returned two alerts with the key '%s' (give each its "
+                              "own key, e.g. the event's id)", rule, lua_tostring(L, -1));
+            lua_pop(L, 2);
+        }
+    }
+}
+
+/* [-0, +1] The parameters in force for this patient: the clinic's base, or a
+ * copy with the patient's own plan (plan events' data) applied over it. */
+static void rg__params(lua_State *L, int desc, int hidx)
+{
+    rg_history *h = lua_touserdata(L, hidx);
+    lua_getfield(L, desc, "params");
+    int base = lua_gettop(L);
+    lua_getfield(L, desc, "plan");
+    int plan = base + 1;
+    int custom = 0;
+    for (int i = 0; i < h->n; i++) {
+        int is_plan = 0;
+        lua_Integer np = (lua_Integer)lua_rawlen(L, plan);
+        for (lua_Integer j = 1; j <= np && !is_plan; j++) {
+            lua_rawgeti(L, plan, j);
+            is_plan = !strcmp(lua_tostring(L, -1), h->ev[i].type);
+            lua_pop(L, 1);
+        }
+        if (!is_plan || !h->ev[i].data)
+            continue;
+        if (!custom) { /* copy the base */
+            lua_newtable(L);
+            lua_pushnil(L);
+            while (lua_next(L, base)) {
+                lua_pushvalue(L, -2);
+                lua_insert(L, -2);
+                lua_rawset(L, -4);
+            }
+            custom = lua_gettop(L);
+        }
+        rg_history_push_event(L, hidx, i);
+        lua_getfield(L, -1, "data");
+        lua_pushnil(L);
+        while (lua_next(L, -2)) { /* data: key, value */
+            lua_pushvalue(L, -2);
+            if (lua_rawget(L, base) == LUA_TNIL) { /* not a parameter of this protocol */
+                lua_pop(L, 2);
+                continue;
+            }
+            int want = lua_type(L, -1), got = lua_type(L, -2);
+            int integral = lua_isinteger(L, -2) ||
+                           (got == LUA_TNUMBER && lua_tonumber(L, -2) ==
+                                                      (lua_Number)(lua_Integer)lua_tonumber(L, -2));
+            if (want != got || (lua_isinteger(L, -1) && !integral))
+                luaL_error(L, "patient plan: event %s sets '%s' to %s %s, but that parameter is "
+                              "%s %s", h->ev[i].id, lua_tostring(L, -3),
+                           got == LUA_TNUMBER ? "the number" : "a", luaL_typename(L, -2),
+                           lua_isinteger(L, -1) ? "a whole" : "a", luaL_typename(L, -1));
+            int as_int = lua_isinteger(L, -1);
+            lua_pop(L, 1);
+            lua_pushvalue(L, -2);
+            if (as_int)
+                lua_pushinteger(L, (lua_Integer)lua_tonumber(L, -2));
+            else
+                lua_pushvalue(L, -2);
+            lua_rawset(L, custom);
+            lua_pop(L, 1);
+        }
+        lua_pop(L, 2);
+    }
+    if (custom) {
+        lua_replace(L, base);
+        lua_settop(L, base);
+        return;
+    }
+    lua_settop(L, base - 1);
+    lua_getfield(L, desc, "params_ro");
+}
+
+/* [-2, +1] (result, rule id) -> flat list of alert slots */
+static int rg__normalize_call(lua_State *L)
+{
+    rg__normalize(L, 1, lua_tostring(L, 2));
+    return 1;
+}
+
+/* [-4, +1] (desc, history, now, mark) -> results table:
+ * { params = plain table, applies = bool, [r] = {ok = true, alerts = list} |
+ *   {ok = false, err = "..."} }. A rule's error stays in its entry; a limit
+ * stops the whole evaluation (re-raised). */
+static int rg__eval_protocol(lua_State *L)
+{
+    rg_sandbox *sb = rg_sandbox_of(L);
+    rg_history *h = lua_touserdata(L, 2);
+    lua_Integer now = lua_tointeger(L, 3);
+    uint32_t mark = (uint32_t)lua_tointeger(L, 4);
+    luaL_checkstack(L, 16, "evaluation");
+    lua_createtable(L, 8, 2);
+    const int res = 5, p = 6;
+    rg__params(L, 1, 2); /* 6: p as the rules see it */
+    if (lua_getmetatable(L, p)) { /* the read-only view: record the plain base */
+        lua_pop(L, 1);
+        lua_getfield(L, 1, "params");
+    } else {
+        lua_pushvalue(L, p);
+    }
+    lua_setfield(L, res, "params");
+    if (lua_getfield(L, 1, "applies") == LUA_TFUNCTION) {
+        h->mark = mark;
+        lua_pushvalue(L, 2);
+        lua_pushinteger(L, now);
+        lua_pushvalue(L, p);
+        lua_call(L, 3, 1);
+    } else {
+        lua_pushboolean(L, 1);
+    }
+    int applies = lua_toboolean(L, -1);
+    lua_pop(L, 1);
+    lua_pushboolean(L, applies);
+    lua_setfield(L, res, "applies");
+    if (!applies)
+        return 1;
+    lua_getfield(L, 1, "rules");
+    const int rules = 7;
+    lua_Integer n = (lua_Integer)lua_rawlen(L, rules);
+    for (lua_Integer r = 1; r <= n; r++) {
+        lua_rawgeti(L, rules, r);          /* 8: rule description */
+        lua_getfield(L, 8, "id");          /* 9 */
+        lua_pushcfunction(L, rg_sandbox_msgh); /* 10 */
+        h->mark = mark + (uint32_t)r;
+        lua_getfield(L, 8, "check");
+        lua_pushvalue(L, 2);
+        lua_pushinteger(L, now);
+        lua_pushvalue(L, p);
+        int status = lua_pcall(L, 3, 1, 10); /* 11: result or error */
+        if (status != LUA_OK && (rg_sandbox_limit_fired(sb) || status == LUA_ERRMEM))
+            return lua_error(L);
+        if (status == LUA_OK) {
+            lua_pushcfunction(L, rg__normalize_call);
+            lua_insert(L, 11);
+            lua_pushvalue(L, 9);
+            status = lua_pcall(L, 2, 1, 10); /* 11: alert list or error */
+            if (status != LUA_OK && (rg_sandbox_limit_fired(sb) || status == LUA_ERRMEM))
+                return lua_error(L);
+            if (status != LUA_OK) {
+                lua_getfield(L, 8, "where");
+                lua_pushfstring(L, "%s: %s", lua_tostring(L, -1), lua_tostring(L, 11));
+                lua_replace(L, 11);
+                lua_settop(L, 11);
+            }
+        }
+        lua_createtable(L, 0, 2);
+        lua_pushboolean(L, status == LUA_OK);
+        lua_setfield(L, -2, "ok");
+        lua_pushvalue(L, 11);
+        lua_setfield(L, -2, status == LUA_OK ? "alerts" : "err");
+        lua_rawseti(L, res, r);
+        lua_settop(L, rules);
+    }
+    lua_settop(L, res);
+    return 1;
+}
+
+/* ---- the C side: events in, transitions out -------------------------------- */
+
+/* Event strings go into one text buffer; pointers are fixed up afterwards
+ * because the buffer may move while it grows. */
+static int rg__collect_event(void *ud, const rg_stored_event *se)
+{
+    rg_engine *e = ud;
+    if (e->nev == e->cap_ev) {
+        int cap = e->cap_ev ? e->cap_ev * 2 : 64;
+        rg_hevent *grown = realloc(e->ev, (size_t)cap * sizeof *grown);
+        if (!grown)
+            return RG_ENOMEM;
+        e->ev = grown;
+        e->cap_ev = cap;
+    }
+    rg_hevent *h = &e->ev[e->nev++];
+    h->seq = se->seq;
+    h->at = se->at;
+    h->id = (const char *)(uintptr_t)e->text.len;
+    if (rg_buf_add(&e->text, se->id, strlen(se->id) + 1))
+        return RG_ENOMEM;
+    h->type = (const char *)(uintptr_t)e->text.len;
+    if (rg_buf_add(&e->text, se->type, strlen(se->type) + 1))
+        return RG_ENOMEM;
+    h->data = NULL;
+    if (se->data) {
+        h->data = (const char *)(uintptr_t)(e->text.len + 1); /* +1: NULL stays NULL */
+        if (rg_buf_add(&e->text, se->data, strlen(se->data) + 1))
+            return RG_ENOMEM;
+    }
+    return RG_OK;
+}
+
+static void rg__fixup_events(rg_engine *e)
+{
+    for (int i = 0; i < e->nev; i++) {
+        rg_hevent *h = &e->ev[i];
+        h->id = e->text.p + (uintptr_t)h->id;
+        h->type = e->text.p + (uintptr_t)h->type;
+        if (h->data)
+            h->data = e->text.p + ((uintptr_t)h->data - 1);
+    }
+}
+
+static int rg__add_open(rg_engine *e, int64_t id, const rg_transition *t)
+{
+    if (e->nopen == e->cap_open) {
+        int cap = e->cap_open ? e->cap_open * 2 : 16;
+        rg__open *grown = realloc(e->open, (size_t)cap * sizeof *grown);
+        if (!grown)
+            return RG_ENOMEM;
+        e->open = grown;
+        e->cap_open = cap;
+    }
+    rg__open *a = &e->open[e->nopen];
+    memset(a, 0, sizeof *a);
+    a->id = id;
+    a->due = t->due;
+    a->live = 1;
+    a->key = strdup(t->key);
+    a->protocol = strdup(t->protocol);
+    a->version = strdup(t->version);
+    a->rule = strdup(t->rule);
+    a->severity = strdup(t->severity);
+    a->message = strdup(t->message);
+    e->nopen++;
+    if (!a->key || !a->protocol || !a->version || !a->rule || !a->severity || !a->message)
+        return RG_ENOMEM;
+    return RG_OK;
+}
+
+static int rg__collect_open(void *ud, int64_t id, const rg_transition *t)
+{
+    return rg__add_open(ud, id, t);
+}
+
+/* The alert's stable key: one alert per (patient, protocol, rule, subkey). */
+static void rg__alert_key(const char *clinic, const char *patient, const char *proto,
+                          const char *rule, const char *subkey, char out[17])
+{
+    const char *parts[5] = {clinic, patient, proto, rule, subkey};
+    uint64_t h = UINT64_C(14695981039346656037);
+    for (int i = 0; i < 5; i++) {
+        for (const char *s = parts[i]; *s; s++)
+            h = (h ^ (uint64_t)(unsigned char)*s) * UINT64_C(1099511628211);
+        h = (h ^ 0xffu) * UINT64_C(1099511628211); /* separator */
+    }
+    snprintf(out, 17, "%016llx", (unsigned long long)h);
+}
+
+/* JSON of a plain parameter table (no call here can raise). */
+static char *rg__params_json(lua_State *L, int idx)
+{
+    json_t *o = json_object();
+    if (!o)
+        return NULL;
+    if (lua_type(L, idx) == LUA_TTABLE) {
+        lua_pushnil(L);
+        while (lua_next(L, idx)) {
+            json_t *v = NULL;
+            if (lua_type(L, -2) == LUA_TSTRING) {
+                if (lua_isinteger(L, -1))
+                    v = json_integer((json_int_t)lua_tointeger(L, -1));
+                else if (lua_type(L, -1) == LUA_TNUMBER)
+                    v = json_real(lua_tonumber(L, -1));
+                else if (lua_type(L, -1) == LUA_TSTRING)
+                    v = json_string(lua_tostring(L, -1));
+                else if (lua_type(L, -1) == LUA_TBOOLEAN)
+                    v = json_boolean(lua_toboolean(L, -1));
+            }
+            if (v)
+                json_object_set_new(o, lua_tostring(L, -2), v);
+            lua_pop(L, 1);
+        }
+    }
+    char *s = json_dumps(o, JSON_COMPACT | JSON_SORT_KEYS);
+    json_decref(o);
+    return s;
+}
+
+/* JSON list of the ids of events a rule looked at (its evidence). */
+static char *rg__evidence_json(rg_engine *e, int n, uint32_t mark)
+{
+    json_t *a = json_array();
+    if (!a)
+        return NULL;
+    for (int i = 0; i < n; i++)
+        if (e->touched[i] == mark)
+            json_array_append_new(a, json_string(e->ev[i].id));
+    char *s = json_dumps(a, JSON_COMPACT);
+    json_decref(a);
+    return s;
+}
+
+typedef struct rg__cand {
+    int proto, rule;
+    char key[17];
+    const char *severity, *message; /* in the results tables on the Lua stack */
+    rg_time due;
+    int matched;
+} rg__cand;
+
+/* Reads the flat alert list at lidx of rule (pi, ri); appends the alerts open
+ * at t to cands and lowers *wake to the next due or end after t. */
+static int rg__read_alerts(lua_State *L, int lidx, const rg_clinic *c, const char *patient,
+                           int pi, int ri, rg_time t, rg__cand **cands, int *ncands, int *cap,
+                           rg_time *wake)
+{
+    const rg_protocol *p = &c->protos[pi];
+    lua_Integer n = (lua_Integer)lua_rawlen(L, lidx);
+    for (lua_Integer k = 1; k + RG_ALERT_SLOTS - 1 <= n; k += RG_ALERT_SLOTS) {
+        rg_time due = RG_TIME_NONE, ends = RG_TIME_NONE;
+        lua_rawgeti(L, lidx, k + 3);
+        if (lua_isinteger(L, -1))
+            due = lua_tointeger(L, -1);
+        lua_rawgeti(L, lidx, k + 4);
+        if (lua_isinteger(L, -1))
+            ends = lua_tointeger(L, -1);
+        lua_pop(L, 2);
+        if (due != RG_TIME_NONE && due > t && (*wake == RG_TIME_NONE || due < *wake))
+            *wake = due;
+        if (ends != RG_TIME_NONE && ends > t && (*wake == RG_TIME_NONE || ends < *wake))
+            *wake = ends;
+        if ((due != RG_TIME_NONE && due > t) || (ends != RG_TIME_NONE && t >= ends))
+            continue;
+        if (*ncands == *cap) {
+            int ncap = *cap ? *cap * 2 : 16;
+            rg__cand *grown = realloc(*cands, (size_t)ncap * sizeof *grown);
+            if (!grown)
+                return RG_ENOMEM;
+            *cands = grown;
+            *cap = ncap;
+        }
+        rg__cand *cd = &(*cands)[(*ncands)++];
+        memset(cd, 0, sizeof *cd);
+        cd->proto = pi;
+        cd->rule = ri;
+        cd->due = due == RG_TIME_NONE ? t : due;
+        lua_rawgeti(L, lidx, k);
+        rg__alert_key(c->name, patient, p->id, p->rules[ri].id, lua_tostring(L, -1), cd->key);
+        lua_rawgeti(L, lidx, k + 1);
+        cd->severity = lua_isstring(L, -1) ? lua_tostring(L, -1) : p->rules[ri].severity;
+        lua_rawgeti(L, lidx, k + 2);
+        cd->message = lua_tostring(L, -1);
+        lua_pop(L, 3); /* the list keeps the strings alive */
+    }
+    return RG_OK;
+}
+
+static int rg__emit(rg_engine *e, rg_clinic *c, const char *patient, int open, int64_t alert_id,
+                    const char *key, const char *proto, const char *version, const char *rule,
+                    const char *severity, const char *message, rg_time due, rg_time t,
+                    char *params, char *evidence)
+{
+    rg_transition tr = {
+        .at = t, .due = due, .open = open, .clinic = c->name, .patient = patient,
+        .key = key, .protocol = proto, .version = version, .rule = rule,
+        .severity = severity, .message = message, .params = params, .evidence = evidence,
+    };
+    int rc = rg_store_transition(e->st, &tr, &alert_id);
+    if (rc == RG_OK && open)
+        rc = rg__add_open(e, alert_id, &tr);
+    if (rc == RG_OK)
+        open ? e->stats.opened++ : e->stats.resolved++;
+    free(params);
+    free(evidence);
+    return rc;
+}
+
+/* [-0, +1] (history) creating it can raise (memory), so it runs protected. */
+static int rg__new_history(lua_State *L)
+{
+    rg_history_new(L);
+    return 1;
+}
+
+/* Which (protocol, rule) an open alert belongs to in the clinic now. */
+static int rg__find_rule(const rg_clinic *c, const rg__open *a, int *ri)
+{
+    for (int i = 0; i < c->nprotos; i++) {
+        if (strcmp(c->protos[i].id, a->protocol) != 0)
+            continue;
+        for (int j = 0; j < c->protos[i].nrules; j++)
+            if (!strcmp(c->protos[i].rules[j].id, a->rule)) {
+                *ri = j;
+                return i;
+            }
+    }
+    return -1;
+}
+
+/* One step at instant t: run every protocol, then open and resolve. */
+static int rg__step(rg_engine *e, rg_clinic *c, const char *patient, int hidx, rg_time t,
+                    rg_time *wake)
+{
+    lua_State *L = rg_sandbox_state(c->sb);
+    rg_history *h = lua_touserdata(L, hidx);
+    int n = 0, rc = RG_OK, limit = 0, ncands = 0, cap = 0, nflags = 0;
+    rg__cand *cands = NULL;
+    char err[4096];
+    while (n < e->nev && e->ev[n].at <= t)
+        n++;
+    h->n = n;
+    h->now = t;
+    *wake = RG_TIME_NONE;
+    e->stats.steps++;
+    int base = lua_gettop(L);
+    for (int i = 0; i < c->nprotos; i++)
+        nflags += c->protos[i].nrules;
+    if (!lua_checkstack(L, c->nprotos + 2 * nflags + 16))
+        return RG_ENOMEM;
+    uint32_t *marks = calloc((size_t)c->nprotos + 1, sizeof *marks);
+    char *failed = calloc((size_t)nflags + 1, 1); /* per rule, flattened */
+    if (!marks || !failed) {
+        free(marks);
+        free(failed);
+        return RG_ENOMEM;
+    }
+
+    rg_sandbox_enter(c->sb);
+    for (int i = 0; i < c->nprotos; i++) {
+        if (limit) {
+            lua_pushnil(L);
+            continue;
+        }
+        marks[i] = e->mark;
+        e->mark += (uint32_t)c->protos[i].nrules + 1;
+        lua_pushcfunction(L, rg__eval_protocol);
+        rg_clinic_push_protocol(c, i);
+        lua_pushvalue(L, hidx);
+        lua_pushinteger(L, t);
+        lua_pushinteger(L, marks[i]);
+        e->stats.protocol_calls++;
+        int prc = rg_pcall(c->sb, 4, 1, err, sizeof err);
+        if (prc) {
+            rg__report(e, c->name, patient, c->protos[i].id, "", t, err);
+            lua_pushnil(L);
+            if (prc == RG_ELIMIT) {
+                limit = 1;
+                e->stats.limit_hits++;
+            }
+        }
+    }
+    rg_sandbox_leave(c->sb);
+
+    /* read results: per rule, its alerts or its error */
+    for (int i = 0, flag = 0; i < c->nprotos && rc == RG_OK; flag += c->protos[i].nrules, i++) {
+        int res = base + 1 + i;
+        if (lua_type(L, res) != LUA_TTABLE) {
+            memset(failed + flag, 1, (size_t)c->protos[i].nrules);
+            continue;
+        }
+        lua_getfield(L, res, "applies");
+        int applies = lua_toboolean(L, -1);
+        lua_pop(L, 1);
+        for (int r = 0; applies && r < c->protos[i].nrules && rc == RG_OK; r++) {
+            lua_rawgeti(L, res, r + 1);
+            int entry = lua_gettop(L);
+            lua_getfield(L, entry, "ok");
+            int ok = lua_toboolean(L, -1);
+            lua_pop(L, 1);
+            if (!ok) {
+                failed[flag + r] = 1;
+                lua_getfield(L, entry, "err");
+                rg__report(e, c->name, patient, c->protos[i].id, c->protos[i].rules[r].id, t,
+                           lua_tostring(L, -1) ? lua_tostring(L, -1) : "error");
+                lua_pop(L, 2);
+                continue;
+            }
+            lua_getfield(L, entry, "alerts");
+            rc = rg__read_alerts(L, lua_gettop(L), c, patient, i, r, t, &cands, &ncands, &cap,
+                                 wake);
+            /* keep the entry (and so its strings) on the stack until the end */
+        }
+    }
+
+    /* resolve what is no longer returned */
+    int nopen = e->nopen;
+    for (int a = 0; a < nopen && rc == RG_OK; a++) {
+        rg__open *al = &e->open[a];
+        if (!al->live)
+            continue;
+        int ri = -1, pi = rg__find_rule(c, al, &ri), flag = 0;
+        if (pi >= 0) {
+            for (int i = 0; i < pi; i++)
+                flag += c->protos[i].nrules;
+            if (failed[flag + ri])
+                continue; /* its rule failed: keep the alert as it is */
+            int found = 0;
+            for (int k = 0; k < ncands && !found; k++)
+                if (!cands[k].matched && !strcmp(cands[k].key, al->key))
+                    found = cands[k].matched = 1;
+            if (found)
+                continue;
+        }
+        char *params = NULL;
+        if (pi >= 0 && lua_type(L, base + 1 + pi) == LUA_TTABLE) {
+            lua_getfield(L, base + 1 + pi, "params");
+            params = rg__params_json(L, lua_gettop(L));
+            lua_pop(L, 1);
+        }
+        char *evidence = pi >= 0 ? rg__evidence_json(e, n, marks[pi] + (uint32_t)ri + 1) : NULL;
+        const char *version = pi >= 0 ? c->protos[pi].version : al->version;
+        rc = rg__emit(e, c, patient, 0, al->id, al->key, al->protocol, version, al->rule,
+                      al->severity, al->message, al->due, t, params, evidence);
+        e->open[a].live = 0;
+    }
+    /* open what is new */
+    for (int k = 0; k < ncands && rc == RG_OK; k++) {
+        rg__cand *cd = &cands[k];
+        if (cd->matched)
+            continue;
+        int dup = 0;
+        for (int a = 0; a < e->nopen && !dup; a++)
+            dup = e->open[a].live && !strcmp(e->open[a].key, cd->key);
+        if (dup)
+            continue;
+        const rg_protocol *p = &c->protos[cd->proto];
+        lua_getfield(L, base + 1 + cd->proto, "params");
+        char *params = rg__params_json(L, lua_gettop(L));
+        lua_pop(L, 1);
+        char *evidence = rg__evidence_json(e, n, marks[cd->proto] + (uint32_t)cd->rule + 1);
+        rc = rg__emit(e, c, patient, 1, 0, cd->key, p->id, p->version, p->rules[cd->rule].id,
+                      cd->severity, cd->message, cd->due, t, params, evidence);
+    }
+    lua_settop(L, base);
+    free(cands);
+    free(marks);
+    free(failed);
+    return rc;
+}
+
+int rg_engine_advance(rg_engine *e, const char *clinic, const char *patient, rg_time until)
+{
+    rg_clinic *c = rg_engine_clinic(e, clinic);
+    if (!c)
+        return RG_OK; /* reported once when loading failed */
+    lua_State *L = rg_sandbox_state(c->sb);
+    int rc;
+    e->nev = 0;
+    e->text.len = 0;
+    rg__open_clear(e);
+    e->stats.patients++;
+    if ((rc = rg_store_each_event(e->st, clinic, patient, rg__collect_event, e)))
+        return rc;
+    rg__fixup_events(e);
+    free(e->touched);
+    e->touched = calloc((size_t)e->nev + 1, sizeof *e->touched);
+    if (!e->touched)
+        return RG_ENOMEM;
+    rg_patient_state ps;
+    rc = rg_store_patient_get(e->st, clinic, patient, &ps);
+    if (rc && rc != RG_ENOTFOUND)
+        return rc;
+    if ((rc = rg_store_each_open_alert(e->st, clinic, patient, rg__collect_open, e)))
+        return rc;
+
+    int64_t max_seq = ps.last_seq;
+    int late = 0;
+    for (int i = 0; i < e->nev; i++) {
+        if (e->ev[i].seq > ps.last_seq && ps.clock != RG_TIME_NONE && e->ev[i].at <= ps.clock)
+            late = 1;
+        if (e->ev[i].seq > max_seq)
+            max_seq = e->ev[i].seq;
+    }
+
+    int top = lua_gettop(L);
+    char err[512];
+    lua_pushcfunction(L, rg__new_history);
+    if (rg_pcall(c->sb, 0, 1, err, sizeof err))
+        return RG_ENOMEM;
+    int hidx = lua_gettop(L);
+    rg_history *h = lua_touserdata(L, hidx);
+    h->ev = e->ev;
+    h->nev = e->nev;
+    h->clinic = c->name;
+    h->patient = patient;
+    h->touched = e->touched;
+
+    for (;;) {
+        rg_time cand = RG_TIME_NONE;
+        if (ps.clock == RG_TIME_NONE) {
+            cand = e->nev ? e->ev[0].at : RG_TIME_NONE;
+        } else if (late) {
+            cand = ps.clock;
+        } else {
+            if (ps.wake != RG_TIME_NONE && ps.wake > ps.clock)
+                cand = ps.wake;
+            for (int i = 0; i < e->nev; i++)
+                if (e->ev[i].at > ps.clock) {
+                    if (cand == RG_TIME_NONE || e->ev[i].at < cand)
+                        cand = e->ev[i].at;
+                    break;
+                }
+        }
+        if (cand == RG_TIME_NONE || cand > until)
+            break;
+        if ((rc = rg__step(e, c, patient, hidx, cand, &ps.wake)))
+            break;
+        ps.clock = cand;
+        late = 0;
+    }
+    rg_history_unbind(L, hidx);
+    lua_settop(L, top);
+    if (rc)
+        return rc;
+    ps.last_seq = max_seq;
+    ps.next_wake = ps.wake != RG_TIME_NONE && (ps.clock == RG_TIME_NONE || ps.wake > ps.clock)
+                       ? ps.wake
+                       : RG_TIME_NONE;
+    for (int i = 0; i < e->nev; i++)
+        if (ps.clock == RG_TIME_NONE || e->ev[i].at > ps.clock) {
+            if (ps.next_wake == RG_TIME_NONE || e->ev[i].at < ps.next_wake)
+                ps.next_wake = e->ev[i].at;
+            break;
+        }
+    return rg_store_patient_put(e->st, clinic, patient, &ps);
+}
+
+typedef struct rg__page {
+    char clinic[RG_EVENT_MAX_ID + 1], patient[RG_EVENT_MAX_ID + 1];
+    char (*keys)[2][RG_EVENT_MAX_ID + 1];
+    int n;
+} rg__page;
+
+static int rg__page_add(void *ud, const char *clinic, const char *patient)
+{
+    rg__page *pg = ud;
+    snprintf(pg->keys[pg->n][0], sizeof pg->keys[0][0], "%s", clinic);
+    snprintf(pg->keys[pg->n][1], sizeof pg->keys[0][1], "%s", patient);
+    pg->n++;
+    return 0;
+}
+
+long rg_engine_advance_all(rg_engine *e, rg_time due, rg_time until)
+{
+    enum { PAGE = 256 };
+    rg__page pg = {.clinic = "", .patient = ""};
+    long done = 0;
+    int rc = RG_OK;
+    pg.keys = malloc(PAGE * sizeof *pg.keys);
+    if (!pg.keys)
+        return RG_ENOMEM;
+    for (;;) {
+        pg.n = 0;
+        int n = rg_store_patients_page(e->st, pg.clinic, pg.patient, due, PAGE, rg__page_add, &pg);
+        if (n < 0) {
+            rc = n;
+            break;
+        }
+        if (n == 0)
+            break;
+        if ((rc = rg_store_begin(e->st)))
+            break;
+        for (int i = 0; i < pg.n && rc == RG_OK; i++)
+            rc = rg_engine_advance(e, pg.keys[i][0], pg.keys[i][1], until);
+        if (rc == RG_OK)
+            rc = rg_store_commit(e->st);
+        if (rc) {
+            rg_store_rollback(e->st);
+            break;
+        }
+        done += pg.n;
+        snprintf(pg.clinic, sizeof pg.clinic, "%s", pg.keys[pg.n - 1][0]);
+        snprintf(pg.patient, sizeof pg.patient, "%s", pg.keys[pg.n - 1][1]);
+    }
+    free(pg.keys);
+    return rc ? rc : done;
+}

@@ -1,0 +1,70 @@
+/*
+ * engine.h - the one evaluation path: advance a patient's protocol clock to a
+ * moment, evaluating its protocols at every event instant and every wake-up
+ * on the way, and record the alert transitions that follow.
+ *
+ * `regimen simulate` and `regimen serve` both call rg_engine_advance; they
+ * differ only in the `until` they pass (a virtual moment or the wall clock)
+ * and where the events came from.
+ *
+ * Semantics (DESIGN "Architecture"): at each step instant t a protocol sees
+ * the events at or before t. An alert is open at t when its rule returned it
+ * with due <= t (or no due) and t < ends (or no ends). It opens the first
+ * step it is open and resolves the first step it is not; transition times are
+ * step instants, i.e. the event's time or the due moment. A rule that fails
+ * keeps its alerts as they were. An event older than the patient's clock (a
+ * late arrival) is taken in at the clock: transitions already emitted are
+ * never rewritten.
+ *
+ * Ownership: rg_engine_new creates the engine, which borrows the store (the
+ * caller keeps and closes it) and owns its clinics. Free with rg_engine_free.
+ * rg_engine_advance does not begin or commit transactions: callers batch.
+ */
+#ifndef RG_ENGINE_H
+#define RG_ENGINE_H
+
+#include "clinic.h"
+#include "store.h"
+
+typedef struct rg_engine rg_engine;
+
+/* Called for every evaluation error (also kept in the store). */
+typedef void (*rg_error_fn)(void *ud, const char *clinic, const char *patient, rg_time at,
+                            const char *msg);
+
+typedef struct rg_engine_opts {
+    rg_limits limits;
+    const char *shipped;     /* root of the shipped protocol set (require, include) */
+    const char *default_dir; /* protocols for clinics without their own; NULL: none */
+    rg_error_fn on_error;
+    void *ud;
+} rg_engine_opts;
+
+typedef struct rg_engine_stats {
+    int64_t patients, steps, protocol_calls, errors, limit_hits, opened, resolved;
+} rg_engine_stats;
+
+int rg_engine_new(rg_engine **out, rg_store *st, const rg_engine_opts *o);
+void rg_engine_free(rg_engine *e);
+
+/* Loads dir as clinic's protocols, replacing what it ran before. On failure
+ * the previous protocols (if any) stay in force and err says why. */
+int rg_engine_set_clinic(rg_engine *e, const char *clinic, const char *dir, char *err,
+                         size_t errlen);
+/* The clinic's loaded protocols (loading the default directory on first use);
+ * NULL if they cannot be loaded (the reason is reported through on_error
+ * once). */
+rg_clinic *rg_engine_clinic(rg_engine *e, const char *clinic);
+
+/* Advances one patient to until. Returns RG_OK, or a store/memory error
+ * (protocol errors are reported, not returned). */
+int rg_engine_advance(rg_engine *e, const char *clinic, const char *patient, rg_time until);
+
+/* Advances every patient (due == RG_TIME_NONE) or every patient with
+ * something due at or before `due`, to until, committing every few hundred
+ * patients. Returns the number of patients advanced or a negative error. */
+long rg_engine_advance_all(rg_engine *e, rg_time due, rg_time until);
+
+const rg_engine_stats *rg_engine_stats_get(const rg_engine *e);
+
+#endif

@@ -1,0 +1,184 @@
+/*
+ * event.c - validation of one event (JSON via jansson).
+ *
+ * Everything that reaches the store has passed here: required fields present
+ * with the right types, sizes bounded, `type` a lower-case word, `at` a real
+ * RFC 3339 instant with an offset, `data` an object. Unknown top-level fields
+ * are refused too, because a misspelt "pateint" is far likelier than a new
+ * field. The canonical body (sorted keys, compact) is what makes re-sending an
+ * identical event a no-op and a changed one a conflict.
+ */
+#include "event.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define FAIL(f, ...)                                                        \
+    do {                                                                    \
+        snprintf(field, RG_FIELD_MAX, "%s", (f));                           \
+        rc = rg_fail(err, errlen, RG_EINVAL, __VA_ARGS__);                  \
+        goto fail;                                                          \
+    } while (0)
+
+int rg_event_type_ok(const char *s)
+{
+    int at_word_start = 1;
+    for (; *s; s++) {
+        char c = *s;
+        if (at_word_start) {
+            if (c < 'a' || c > 'z')
+                return 0;
+            at_word_start = 0;
+        } else if (c == '.') {
+            at_word_start = 1;
+        } else if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_')) {
+            return 0;
+        }
+    }
+    return !at_word_start;
+}
+
+static int rg__printable(const char *s)
+{
+    for (; *s; s++)
+        if ((unsigned char)*s < 0x20 || *s == 0x7f)
+            return 0;
+    return 1;
+}
+
+static int rg__clinic_ok(const char *s)
+{
+    if (!*s)
+        return 0;
+    for (; *s; s++) {
+        char c = *s;
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              c == '-' || c == '_' || c == '.'))
+            return 0;
+    }
+    return 1;
+}
+
+/* Fetches a required string member, checking presence, type and length. */
+static const char *rg__string(json_t *obj, const char *name, size_t max, char *field,
+                              char *err, size_t errlen, int *rc)
+{
+    json_t *v = json_object_get(obj, name);
+    snprintf(field, RG_FIELD_MAX, "%s", name);
+    if (!v) {
+        *rc = rg_fail(err, errlen, RG_EINVAL, "required field '%s' is missing", name);
+        return NULL;
+    }
+    if (!json_is_string(v)) {
+        *rc = rg_fail(err, errlen, RG_EINVAL, "field '%s' must be a string", name);
+        return NULL;
+    }
+    size_t n = json_string_length(v);
+    if (n == 0 || n > max) {
+        *rc = rg_fail(err, errlen, RG_EINVAL, "field '%s' must have 1 to %zu characters (has %zu)",
+                      name, max, n);
+        return NULL;
+    }
+    return json_string_value(v);
+}
+
+int rg_event_from_json(rg_event *ev, json_t *obj, char field[RG_FIELD_MAX], char *err,
+                       size_t errlen)
+{
+    static const char *const known[] = {"id", "clinic", "patient", "type", "at", "data"};
+    int rc = RG_EINVAL;
+    memset(ev, 0, sizeof *ev);
+    field[0] = '\0';
+    if (!json_is_object(obj))
+        FAIL("", "expected a JSON object, one event per line");
+
+    const char *key;
+    json_t *val;
+    json_object_foreach(obj, key, val) {
+        size_t i;
+        for (i = 0; i < RG_COUNTOF(known); i++)
+            if (!strcmp(key, known[i]))
+                break;
+        if (i == RG_COUNTOF(known))
+            FAIL(key, "unknown field '%.40s' (an event has id, clinic, patient, type, at and data)",
+                 key);
+    }
+
+    if (!(ev->id = rg__string(obj, "id", RG_EVENT_MAX_ID, field, err, errlen, &rc)))
+        goto fail;
+    if (!rg__printable(ev->id))
+        FAIL("id", "field 'id' must not contain control characters");
+    if (!(ev->clinic = rg__string(obj, "clinic", RG_EVENT_MAX_CLINIC, field, err, errlen, &rc)))
+        goto fail;
+    if (!rg__clinic_ok(ev->clinic))
+        FAIL("clinic", "field 'clinic' may hold only letters, digits, '-', '_' and '.'");
+    if (!(ev->patient = rg__string(obj, "patient", RG_EVENT_MAX_ID, field, err, errlen, &rc)))
+        goto fail;
+    if (!rg__printable(ev->patient))
+        FAIL("patient", "field 'patient' must not contain control characters");
+    if (!(ev->type = rg__string(obj, "type", RG_EVENT_MAX_TYPE, field, err, errlen, &rc)))
+        goto fail;
+    if (!rg_event_type_ok(ev->type))
+        FAIL("type", "field 'type' must be a lower-case word, dots allowed (like "
+                     "\"infusion\" or \"lab.result\"), not \"%.64s\"", ev->type);
+    const char *at = rg__string(obj, "at", 64, field, err, errlen, &rc);
+    if (!at)
+        goto fail;
+    char why[160];
+    if (rg_time_parse(at, strlen(at), &ev->at, &ev->offset_min, why, sizeof why))
+        FAIL("at", "\"%.40s\" is not a valid time: %s", at, why);
+
+    json_t *data = json_object_get(obj, "data");
+    if (data) {
+        if (!json_is_object(data))
+            FAIL("data", "field 'data' must be a JSON object");
+        ev->data = json_dumps(data, JSON_COMPACT | JSON_SORT_KEYS | JSON_ENSURE_ASCII);
+        if (!ev->data) {
+            rc = rg_fail(err, errlen, RG_ENOMEM, "out of memory");
+            goto fail;
+        }
+        if (strlen(ev->data) > RG_EVENT_MAX_DATA)
+            FAIL("data", "field 'data' is larger than %d bytes", RG_EVENT_MAX_DATA);
+    }
+    ev->body = json_dumps(obj, JSON_COMPACT | JSON_SORT_KEYS | JSON_ENSURE_ASCII);
+    if (!ev->body) {
+        rc = rg_fail(err, errlen, RG_ENOMEM, "out of memory");
+        goto fail;
+    }
+    ev->json = json_incref(obj);
+    field[0] = '\0';
+    return RG_OK;
+fail:
+    free(ev->data);
+    free(ev->body);
+    memset(ev, 0, sizeof *ev);
+    return rc;
+}
+
+int rg_event_parse(rg_event *ev, const char *text, size_t len, char field[RG_FIELD_MAX],
+                   char *err, size_t errlen)
+{
+    json_error_t je;
+    memset(ev, 0, sizeof *ev);
+    field[0] = '\0';
+    if (len > RG_EVENT_MAX_LINE)
+        return rg_fail(err, errlen, RG_EINVAL, "event is %zu bytes; the limit is %d", len,
+                       RG_EVENT_MAX_LINE);
+    json_t *obj = json_loadb(text, len, JSON_REJECT_DUPLICATES, &je);
+    if (!obj)
+        return rg_fail(err, errlen, RG_EINVAL, "not valid JSON: %s (column %d)", je.text,
+                       je.column);
+    int rc = rg_event_from_json(ev, obj, field, err, errlen);
+    json_decref(obj);
+    return rc;
+}
+
+void rg_event_clear(rg_event *ev)
+{
+    free(ev->data);
+    free(ev->body);
+    if (ev->json)
+        json_decref(ev->json);
+    memset(ev, 0, sizeof *ev);
+}

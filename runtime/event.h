@@ -1,0 +1,44 @@
+/*
+ * event.h - one patient event, validated against DESIGN's "Events in" contract.
+ *
+ * Ownership: an rg_event is a value the caller owns (usually on the stack).
+ * rg_event_parse / rg_event_from_json fill it; rg_event_clear frees what they
+ * allocated. The string fields point into ev->json and live as long as it.
+ */
+#ifndef RG_EVENT_H
+#define RG_EVENT_H
+
+#include "rg.h"
+#include <jansson.h>
+
+#define RG_EVENT_MAX_LINE 65536   /* bytes of one JSON line or HTTP event */
+#define RG_EVENT_MAX_ID 128       /* bytes of id and patient */
+#define RG_EVENT_MAX_CLINIC 64
+#define RG_EVENT_MAX_TYPE 64
+#define RG_EVENT_MAX_DATA 16384   /* bytes of data in canonical form */
+#define RG_FIELD_MAX 64
+
+typedef struct rg_event {
+    const char *id, *clinic, *patient, *type;
+    rg_time at;
+    int offset_min;
+    char *data; /* canonical JSON object text, or NULL when the event has none */
+    char *body; /* canonical JSON of the whole event: what "identical" compares */
+    json_t *json;
+} rg_event;
+
+/* Parses one line of JSON text and validates it. On RG_EINVAL, field names the
+ * offending field ("" when the line as a whole is wrong) and err says what was
+ * expected; ev is left empty. */
+int rg_event_parse(rg_event *ev, const char *text, size_t len, char field[RG_FIELD_MAX],
+                   char *err, size_t errlen);
+/* Same for an already-parsed value (the HTTP API's array elements). Takes a
+ * new reference to obj on success. */
+int rg_event_from_json(rg_event *ev, json_t *obj, char field[RG_FIELD_MAX], char *err,
+                       size_t errlen);
+void rg_event_clear(rg_event *ev);
+
+/* 1 when s is a lower-case word with dots allowed: [a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)* */
+int rg_event_type_ok(const char *s);
+
+#endif

@@ -1,0 +1,35 @@
+/*
+ * ingest.h - JSON Lines of events into the store, shared by `regimen ingest`,
+ * `regimen simulate` and (per request) the service.
+ *
+ * Every line is validated; good lines are stored, bad ones are kept in the
+ * rejected table with their line number, field and reason, and reported
+ * through on_reject. Lines are committed in batches: a batch is one
+ * transaction, so a failure never leaves half of a line (or of a batch).
+ */
+#ifndef RG_INGEST_H
+#define RG_INGEST_H
+
+#include "store.h"
+
+#include <stdio.h>
+
+typedef struct rg_ingest_counts {
+    long stored, duplicates, conflicts, rejected;
+} rg_ingest_counts;
+
+typedef void (*rg_reject_fn)(void *ud, const char *source, long line, const char *field,
+                             const char *reason);
+
+#define RG_INGEST_REJECTED 3
+/* Outcome of one event: an rg_put value, RG_INGEST_REJECTED (kept in the
+ * rejected table and reported), or a negative store error. */
+int rg_ingest_one(rg_store *st, const char *text, size_t len, const char *source, long line,
+                  rg_ingest_counts *counts, rg_reject_fn on_reject, void *ud);
+
+/* Reads f to the end. Returns RG_OK, or RG_EDB/RG_EIO when a batch could not
+ * be committed (that batch is rolled back and counts say what was kept). */
+int rg_ingest_file(rg_store *st, FILE *f, const char *source, rg_ingest_counts *counts,
+                   rg_reject_fn on_reject, void *ud, char *err, size_t errlen);
+
+#endif

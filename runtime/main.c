@@ -1,0 +1,420 @@
+/*
+ * main.c - the `regimen` command line: ingest, rejected, simulate, check.
+ *
+ * Thin on purpose: each command parses its options, opens the store and the
+ * engine, and calls the same functions the service calls. Exit codes: 0 all
+ * good, 1 the work was done but something was refused or failed (rejected
+ * lines, conflicts, protocol errors), 2 the command could not run (usage,
+ * unreadable files, database errors).
+ */
+#include "engine.h"
+#include "ingest.h"
+
+#include <jansson.h>
+
+#include <errno.h>
+#include <getopt.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define RG_VERSION "0.1.0"
+
+static const char rg__usage[] =
+    "usage: regimen <command> [options]\n"
+    "\n"
+    "commands:\n"
+    "  ingest [--db PATH] FILE|-        store events (JSON Lines); bad lines are kept aside\n"
+    "  rejected [--db PATH]             list refused lines with their line, field and reason\n"
+    "  simulate --events FILE --until TIME [--format text|jsonl] [--protocols DIR]\n"
+    "           [--clinic NAME=DIR]... [--db PATH]\n"
+    "                                   replay a timeline under a virtual clock and print\n"
+    "                                   every alert transition in time order\n"
+    "  check [DIR...]                   load protocols and report errors with file and line\n"
+    "\n"
+    "common options:\n"
+    "  --db PATH              SQLite database (default regimen.db; simulate: in memory)\n"
+    "  --max-memory-mb N      memory cap per clinic Lua state (default 64)\n"
+    "  --max-instructions N   Lua instructions per evaluation (default 10000000)\n"
+    "  --deadline-ms N        wall-clock limit per evaluation (default 2000)\n"
+    "\n"
+    "Without --protocols the shipped protocol set (protocols/ketamine) applies to every\n"
+    "clinic. Shipped defaults are illustrative, not medical advice.\n";
+
+typedef struct rg__opts {
+    const char *db, *events, *format, *protocols, *until;
+    const char *clinic_names[64], *clinic_dirs[64];
+    int nclinics;
+    rg_limits limits;
+} rg__opts;
+
+static int rg__die(const char *fmt, const char *a)
+{
+    fprintf(stderr, "regimen: ");
+    fprintf(stderr, fmt, a);
+    fputc('\n', stderr);
+    return 2;
+}
+
+/* The shipped protocol root: $REGIMEN_PROTOCOLS, else protocols/ next to the
+ * build directory holding this binary, else ./protocols. */
+static const char *rg__shipped(char *buf, size_t len)
+{
+    char exe[PATH_MAX - 32];
+    const char *env = getenv("REGIMEN_PROTOCOLS");
+    struct stat sb;
+    if (env && *env)
+        return env;
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    if (n > 0) {
+        exe[n] = '\0';
+        char *slash = strrchr(exe, '/');
+        if (slash) {
+            *slash = '\0';
+            snprintf(buf, len, "%s/../protocols", exe);
+            if (stat(buf, &sb) == 0 && S_ISDIR(sb.st_mode)) {
+                char *real = realpath(buf, NULL);
+                if (real) {
+                    snprintf(buf, len, "%s", real);
+                    free(real);
+                }
+                return buf;
+            }
+        }
+    }
+    if (stat("protocols", &sb) == 0 && S_ISDIR(sb.st_mode))
+        return "protocols";
+    return NULL;
+}
+
+static int rg__parse(int argc, char **argv, rg__opts *o)
+{
+    enum { O_DB = 1, O_EVENTS, O_UNTIL, O_FORMAT, O_PROTOCOLS, O_CLINIC, O_MEM, O_INSTR, O_DEADLINE };
+    static const struct option longopts[] = {
+        {"db", required_argument, NULL, O_DB},
+        {"events", required_argument, NULL, O_EVENTS},
+        {"until", required_argument, NULL, O_UNTIL},
+        {"format", required_argument, NULL, O_FORMAT},
+        {"protocols", required_argument, NULL, O_PROTOCOLS},
+        {"clinic", required_argument, NULL, O_CLINIC},
+        {"max-memory-mb", required_argument, NULL, O_MEM},
+        {"max-instructions", required_argument, NULL, O_INSTR},
+        {"deadline-ms", required_argument, NULL, O_DEADLINE},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    int c;
+    char *end;
+    o->limits = RG_LIMITS_DEFAULT;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
+        switch (c) {
+        case O_DB: o->db = optarg; break;
+        case O_EVENTS: o->events = optarg; break;
+        case O_UNTIL: o->until = optarg; break;
+        case O_FORMAT: o->format = optarg; break;
+        case O_PROTOCOLS: o->protocols = optarg; break;
+        case O_CLINIC: {
+            char *eq = strchr(optarg, '=');
+            if (!eq || eq == optarg || !eq[1] || o->nclinics == 64)
+                return rg__die("--clinic expects NAME=DIR, got '%s'", optarg);
+            *eq = '\0';
+            o->clinic_names[o->nclinics] = optarg;
+            o->clinic_dirs[o->nclinics++] = eq + 1;
+            break;
+        }
+        case O_MEM:
+        case O_INSTR:
+        case O_DEADLINE: {
+            errno = 0;
+            long long v = strtoll(optarg, &end, 10);
+            if (errno || *end || v <= 0)
+                return rg__die("expected a positive whole number, got '%s'", optarg);
+            if (c == O_MEM)
+                o->limits.max_memory = (size_t)v << 20;
+            else if (c == O_INSTR)
+                o->limits.max_instructions = v;
+            else
+                o->limits.deadline_ms = (int)v;
+            break;
+        }
+        case 'h': fputs(rg__usage, stdout); exit(0);
+        default: return 2;
+        }
+    }
+    return 0;
+}
+
+static void rg__print_reject(void *ud, const char *source, long line, const char *field,
+                             const char *reason)
+{
+    (void)ud;
+    if (*field)
+        fprintf(stderr, "%s:%ld: field '%s': %s\n", source, line, field, reason);
+    else
+        fprintf(stderr, "%s:%ld: %s\n", source, line, reason);
+}
+
+static int rg__open_store(const char *path, int durable, rg_store **st)
+{
+    char err[1024];
+    rg_store_opts so = {.durable = durable};
+    if (rg_store_open(st, path, &so, err, sizeof err)) {
+        fprintf(stderr, "regimen: %s\n", err);
+        return 2;
+    }
+    return 0;
+}
+
+/* Reads events from path ("-": stdin) into st and prints the counts. */
+static int rg__ingest_path(rg_store *st, const char *path, rg_ingest_counts *counts, FILE *out)
+{
+    FILE *f = strcmp(path, "-") ? fopen(path, "r") : stdin;
+    char err[1024];
+    if (!f) {
+        fprintf(stderr, "regimen: cannot read %s: %s\n", path, strerror(errno));
+        return 2;
+    }
+    int rc = rg_ingest_file(st, f, strcmp(path, "-") ? path : "<stdin>", counts, rg__print_reject,
+                            NULL, err, sizeof err);
+    if (f != stdin)
+        fclose(f);
+    fprintf(out, "stored %ld, duplicates %ld, conflicts %ld, rejected %ld\n", counts->stored,
+            counts->duplicates, counts->conflicts, counts->rejected);
+    if (rc) {
+        fprintf(stderr, "regimen: %s\n", err);
+        return 2;
+    }
+    return counts->rejected || counts->conflicts ? 1 : 0;
+}
+
+static int rg__cmd_ingest(int argc, char **argv)
+{
+    rg__opts o = {.db = "regimen.db"};
+    rg_store *st;
+    int rc = rg__parse(argc, argv, &o);
+    if (rc)
+        return rc;
+    if (optind != argc - 1)
+        return rg__die("%s", "ingest needs exactly one FILE (or - for standard input)");
+    if ((rc = rg__open_store(o.db, 1, &st)))
+        return rc;
+    rg_ingest_counts counts = {0};
+    rc = rg__ingest_path(st, argv[optind], &counts, stdout);
+    rg_store_close(st);
+    return rc;
+}
+
+static int rg__print_rejected(void *ud, const rg_rejected *r)
+{
+    char at[RG_TIME_BUFSZ];
+    (*(long *)ud)++;
+    printf("%s:%ld: %s%s%s%s\n    received %s; the line: %.200s%s\n", r->source, r->line,
+           *r->field ? "field '" : "", r->field, *r->field ? "': " : "", r->reason,
+           rg_time_format(r->received, at), r->raw, strlen(r->raw) > 200 ? "..." : "");
+    return 0;
+}
+
+static int rg__cmd_rejected(int argc, char **argv)
+{
+    rg__opts o = {.db = "regimen.db"};
+    rg_store *st;
+    int rc = rg__parse(argc, argv, &o);
+    if (rc)
+        return rc;
+    if (access(o.db, F_OK) != 0)
+        return rg__die("no database at %s", o.db);
+    if ((rc = rg__open_store(o.db, 0, &st)))
+        return rc;
+    long n = 0;
+    if (rg_store_each_rejected(st, rg__print_rejected, &n)) {
+        fprintf(stderr, "regimen: %s\n", rg_store_errmsg(st));
+        rc = 2;
+    }
+    if (!rc)
+        printf("%ld rejected line%s\n", n, n == 1 ? "" : "s");
+    rg_store_close(st);
+    return rc;
+}
+
+static int rg__print_jsonl(void *ud, const rg_transition *t)
+{
+    char at[RG_TIME_BUFSZ], due[RG_TIME_BUFSZ];
+    json_t *o = json_object();
+    json_object_set_new(o, "at", json_string(rg_time_format(t->at, at)));
+    json_object_set_new(o, "state", json_string(t->open ? "open" : "resolved"));
+    json_object_set_new(o, "clinic", json_string(t->clinic));
+    json_object_set_new(o, "patient", json_string(t->patient));
+    json_object_set_new(o, "protocol", json_string(t->protocol));
+    json_object_set_new(o, "version", json_string(t->version));
+    json_object_set_new(o, "rule", json_string(t->rule));
+    json_object_set_new(o, "severity", json_string(t->severity));
+    json_object_set_new(o, "key", json_string(t->key));
+    json_object_set_new(o, "message", json_string(t->message));
+    json_object_set_new(o, "due", json_string(rg_time_format(t->due, due)));
+    json_dumpf(o, ud, JSON_COMPACT | JSON_ENSURE_ASCII);
+    fputc('\n', ud);
+    json_decref(o);
+    return 0;
+}
+
+static int rg__print_text(void *ud, const rg_transition *t)
+{
+    char at[RG_TIME_BUFSZ];
+    fprintf(ud, "%-20s  %-8s  %-10s  %-10s  %-26s  %-8s  %s\n", rg_time_format(t->at, at),
+            t->open ? "open" : "resolved", t->clinic, t->patient, t->rule, t->severity,
+            t->message);
+    return 0;
+}
+
+static void rg__print_error(void *ud, const char *clinic, const char *patient, rg_time at,
+                            const char *msg)
+{
+    char when[RG_TIME_BUFSZ];
+    (void)ud;
+    if (patient)
+        fprintf(stderr, "error: clinic %s, patient %s, at %s: %s\n", clinic, patient,
+                rg_time_format(at, when), msg);
+    else
+        fprintf(stderr, "error: clinic %s: %s\n", clinic, msg);
+}
+
+static int rg__cmd_simulate(int argc, char **argv)
+{
+    rg__opts o = {.db = ":memory:", .format = "text"};
+    char shipped_buf[PATH_MAX], default_dir[PATH_MAX + 16], err[4096];
+    rg_store *st = NULL;
+    rg_engine *eng = NULL;
+    rg_time until;
+    int rc = rg__parse(argc, argv, &o);
+    if (rc)
+        return rc;
+    if (!o.events || !o.until || optind != argc)
+        return rg__die("%s", "simulate needs --events FILE and --until TIME (see regimen --help)");
+    if (rg_time_parse(o.until, strlen(o.until), &until, NULL, err, sizeof err))
+        return rg__die("--until: %s", err);
+    if (strcmp(o.format, "text") && strcmp(o.format, "jsonl"))
+        return rg__die("--format must be text or jsonl, not '%s'", o.format);
+    const char *shipped = rg__shipped(shipped_buf, sizeof shipped_buf);
+    if (o.protocols)
+        snprintf(default_dir, sizeof default_dir, "%s", o.protocols);
+    else if (shipped)
+        snprintf(default_dir, sizeof default_dir, "%s/ketamine", shipped);
+    else
+        return rg__die("%s", "cannot find the shipped protocols; pass --protocols DIR or set "
+                             "REGIMEN_PROTOCOLS");
+    if ((rc = rg__open_store(o.db, 0, &st)))
+        return rc;
+    rg_ingest_counts counts = {0};
+    int ingest_rc = rg__ingest_path(st, o.events, &counts, stderr);
+    if (ingest_rc == 2) {
+        rg_store_close(st);
+        return 2;
+    }
+    long errors = 0;
+    rg_engine_opts eo = {.limits = o.limits, .shipped = shipped, .default_dir = default_dir,
+                         .on_error = rg__print_error, .ud = &errors};
+    if (rg_engine_new(&eng, st, &eo)) {
+        rg_store_close(st);
+        return rg__die("%s", "out of memory");
+    }
+    for (int i = 0; i < o.nclinics; i++) {
+        if (rg_engine_set_clinic(eng, o.clinic_names[i], o.clinic_dirs[i], err, sizeof err)) {
+            fprintf(stderr, "regimen: clinic %s: %s\n", o.clinic_names[i], err);
+            rc = 2;
+            goto out;
+        }
+    }
+    long n = rg_engine_advance_all(eng, RG_TIME_NONE, until);
+    if (n < 0) {
+        fprintf(stderr, "regimen: simulation failed: %s (%s)\n", rg_strerror((int)n),
+                rg_store_errmsg(st));
+        rc = 2;
+        goto out;
+    }
+    if (!strcmp(o.format, "text"))
+        printf("%-20s  %-8s  %-10s  %-10s  %-26s  %-8s  %s\n", "AT", "STATE", "CLINIC",
+               "PATIENT", "RULE", "SEVERITY", "MESSAGE");
+    rg_store_each_transition(st, 0, 1, strcmp(o.format, "text") ? rg__print_jsonl : rg__print_text,
+                             stdout);
+    const rg_engine_stats *s = rg_engine_stats_get(eng);
+    fprintf(stderr, "simulated %ld patients: %lld steps, %lld alerts opened, %lld resolved, "
+                    "%lld evaluation errors\n", n, (long long)s->steps, (long long)s->opened,
+            (long long)s->resolved, (long long)s->errors);
+    rc = ingest_rc || s->errors ? 1 : 0;
+out:
+    rg_engine_free(eng);
+    rg_store_close(st);
+    return rc;
+}
+
+static int rg__cmd_check(int argc, char **argv)
+{
+    rg__opts o = {0};
+    char shipped_buf[PATH_MAX], dflt[PATH_MAX + 16], err[4096];
+    int rc = rg__parse(argc, argv, &o);
+    if (rc)
+        return rc;
+    const char *shipped = rg__shipped(shipped_buf, sizeof shipped_buf);
+    const char *one[1] = {dflt};
+    const char *const *dirs = (const char *const *)argv + optind;
+    int ndirs = argc - optind;
+    if (ndirs == 0) {
+        if (!shipped)
+            return rg__die("%s", "cannot find the shipped protocols; name a directory");
+        snprintf(dflt, sizeof dflt, "%s/ketamine", shipped);
+        dirs = one;
+        ndirs = 1;
+    }
+    for (int i = 0; i < ndirs; i++) {
+        rg_clinic *c;
+        if (rg_clinic_load(&c, "check", dirs[i], shipped, &o.limits, err, sizeof err)) {
+            fprintf(stderr, "%s\n", err);
+            rc = 1;
+            continue;
+        }
+        int nrules = 0;
+        for (int p = 0; p < c->nprotos; p++)
+            nrules += c->protos[p].nrules;
+        printf("%s: ok, %d protocol%s, %d rule%s\n", dirs[i], c->nprotos,
+               c->nprotos == 1 ? "" : "s", nrules, nrules == 1 ? "" : "s");
+        for (int p = 0; p < c->nprotos; p++) {
+            printf("  %s %s (%s)\n", c->protos[p].id, c->protos[p].version, c->protos[p].file);
+            for (int r = 0; r < c->protos[p].nrules; r++)
+                printf("    %-28s %-8s %s\n", c->protos[p].rules[r].id,
+                       c->protos[p].rules[r].severity, c->protos[p].rules[r].where);
+        }
+        rg_clinic_free(c);
+    }
+    return rc;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") ||
+        !strcmp(argv[1], "help")) {
+        fputs(rg__usage, argc < 2 ? stderr : stdout);
+        return argc < 2 ? 2 : 0;
+    }
+    if (!strcmp(argv[1], "--version")) {
+        printf("regimen %s\n", RG_VERSION);
+        return 0;
+    }
+    static const struct {
+        const char *name;
+        int (*fn)(int, char **);
+    } cmds[] = {
+        {"ingest", rg__cmd_ingest},
+        {"rejected", rg__cmd_rejected},
+        {"simulate", rg__cmd_simulate},
+        {"check", rg__cmd_check},
+    };
+    for (size_t i = 0; i < RG_COUNTOF(cmds); i++)
+        if (!strcmp(argv[1], cmds[i].name))
+            return cmds[i].fn(argc - 1, argv + 1);
+    fprintf(stderr, "regimen: unknown command '%s'\n\n%s", argv[1], rg__usage);
+    return 2;
+}

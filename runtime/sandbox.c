@@ -1,0 +1,729 @@
+/*
+ * sandbox.c - the per-clinic Lua state and its limits (see sandbox.h).
+ *
+ * Learnt from lua_sandbox (allocator cap lifted while the libraries load),
+ * Redis (allow-list of globals, text-only load, a kill hook that re-arms so a
+ * pcall cannot swallow it) and lua.c (one protected entry point). Depends on
+ * Lua 5.4, runtime/pattern.c (the guarded string matcher) and the regimen
+ * module in bindings/.
+ */
+#include "sandbox.h"
+
+#include "../bindings/bindings.h"
+#include "pattern.h"
+
+#include <lauxlib.h>
+#include <lualib.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define RG_HOOK_EVERY 1000 /* instructions between two hook calls */
+#define RG_MSGH_HEADROOM (1u << 20)
+
+/* Registry keys (addresses are unique). */
+static const char rg__k_envs = 'e';    /* list of {E, B} environment pairs */
+static const char rg__k_loaded = 'l';  /* module name -> frozen module */
+static const char rg__k_globals = 'g'; /* the allow-listed globals (G) */
+static const char rg__k_frozen = 'f';  /* weak: table -> its proxy */
+
+struct rg_sandbox {
+    lua_State *L;
+    char *clinic;
+    char **path;
+    int npath;
+    rg_limits lim;
+    size_t mem, peak;
+    int enforce_mem;   /* 0 while the libraries load */
+    int in_msgh;       /* error handler running: small headroom over the cap */
+    int mem_hit;       /* the allocator refused since enter */
+    int64_t ticks;     /* instructions since enter (in RG_HOOK_EVERY steps) */
+    int64_t deadline;  /* monotonic ms */
+    int expired;       /* a limit fired; the hook keeps raising */
+    int limit_hits;
+    char why[128];
+    rg_guard guard;
+    int nenvs_at_enter;
+};
+
+static lua_Integer rg__nenvs(lua_State *L);
+static void rg__seal_from(lua_State *L, lua_Integer first);
+
+rg_sandbox *rg_sandbox_of(lua_State *L) { return *(rg_sandbox **)lua_getextraspace(L); }
+lua_State *rg_sandbox_state(rg_sandbox *sb) { return sb->L; }
+const char *rg_sandbox_clinic(const rg_sandbox *sb) { return sb->clinic; }
+
+static void *rg__alloc(void *ud, void *ptr, size_t osize, size_t nsize)
+{
+    rg_sandbox *sb = ud;
+    size_t old = ptr ? osize : 0;
+    if (nsize == 0) {
+        free(ptr);
+        sb->mem -= old;
+        return NULL;
+    }
+    if (sb->enforce_mem && nsize > old) {
+        size_t cap = sb->lim.max_memory + (sb->in_msgh ? RG_MSGH_HEADROOM : 0);
+        if (sb->mem - old + nsize > cap) {
+            sb->mem_hit = 1;
+            return NULL;
+        }
+    }
+    void *p = realloc(ptr, nsize);
+    if (!p)
+        return NULL;
+    sb->mem = sb->mem - old + nsize;
+    if (sb->mem > sb->peak)
+        sb->peak = sb->mem;
+    return p;
+}
+
+/* Which limit has fired, if any; remembers the first reason. */
+static const char *rg__expired(rg_sandbox *sb)
+{
+    if (sb->expired)
+        return sb->why;
+    if (sb->ticks > sb->lim.max_instructions)
+        snprintf(sb->why, sizeof sb->why,
+                 "instruction budget of %lld per evaluation exceeded (endless loop?)",
+                 (long long)sb->lim.max_instructions);
+    else if (rg_monotonic_ms() > sb->deadline)
+        snprintf(sb->why, sizeof sb->why, "deadline of %d ms per evaluation exceeded",
+                 sb->lim.deadline_ms);
+    else
+        return NULL;
+    sb->expired = 1;
+    sb->limit_hits++;
+    return sb->why;
+}
+
+static int rg__guard_expired(void *ud, const char **msg)
+{
+    const char *why = rg__expired(ud);
+    *msg = why;
+    return why != NULL;
+}
+
+/* The count hook. Once a limit fires it re-arms itself to run at every
+ * instruction, so an error caught by the protocol's own pcall is raised again
+ * at the next instruction, until control is back in rg_pcall. */
+static void rg__hook(lua_State *L, lua_Debug *ar)
+{
+    (void)ar;
+    rg_sandbox *sb = rg_sandbox_of(L);
+    sb->ticks += RG_HOOK_EVERY;
+    const char *why = rg__expired(sb);
+    if (why) {
+        lua_sethook(L, rg__hook, LUA_MASKCOUNT, 1);
+        luaL_error(L, "%s", why);
+    }
+}
+
+void rg_sandbox_enter(rg_sandbox *sb)
+{
+    sb->ticks = 0;
+    sb->expired = 0;
+    sb->mem_hit = 0;
+    sb->why[0] = '\0';
+    sb->deadline = rg_monotonic_ms() + sb->lim.deadline_ms;
+    lua_sethook(sb->L, rg__hook, LUA_MASKCOUNT, RG_HOOK_EVERY);
+}
+
+void rg_sandbox_leave(rg_sandbox *sb)
+{
+    lua_State *L = sb->L;
+    int top = lua_gettop(L);
+    lua_rawgetp(L, LUA_REGISTRYINDEX, &rg__k_envs);
+    lua_Integer n = luaL_len(L, -1);
+    for (lua_Integer i = 1; i <= n; i++) {
+        lua_rawgeti(L, -1, i);
+        lua_rawgeti(L, -1, 1); /* E */
+        lua_pushnil(L);
+        while (lua_next(L, -2)) {
+            lua_pop(L, 1);
+            lua_pushvalue(L, -1);
+            lua_pushnil(L);
+            lua_rawset(L, -4);
+            /* Clearing a field during traversal is allowed by lua_next. */
+        }
+        lua_pop(L, 2);
+    }
+    lua_settop(L, top);
+    /* Past any limit: stop raising. Code outside an evaluation never runs. */
+    sb->expired = 0;
+    sb->ticks = 0;
+    lua_sethook(L, rg__hook, LUA_MASKCOUNT, RG_HOOK_EVERY);
+}
+
+int rg_sandbox_limit_fired(const rg_sandbox *sb) { return sb->expired || sb->mem_hit; }
+
+/* [-1, +1] Message handler: the error as text, plus where it came from in
+ * protocol files (Lua frames only), innermost first. */
+int rg_sandbox_msgh(lua_State *L)
+{
+    rg_sandbox *sb = rg_sandbox_of(L);
+    sb->in_msgh = 1;
+    luaL_Buffer b;
+    const char *msg = lua_tostring(L, 1);
+    if (!msg) {
+        if (luaL_callmeta(L, 1, "__tostring") && lua_type(L, -1) == LUA_TSTRING)
+            msg = lua_tostring(L, -1);
+        else
+            msg = lua_pushfstring(L, "(error object is a %s value)", luaL_typename(L, 1));
+    }
+    luaL_buffinit(L, &b);
+    luaL_addstring(&b, msg);
+    lua_Debug ar;
+    int frames = 0;
+    for (int level = 1; lua_getstack(L, level, &ar) && frames < 6; level++) {
+        if (!lua_getinfo(L, "Sln", &ar) || ar.currentline <= 0 || ar.source[0] != '@')
+            continue;
+        char line[256];
+        snprintf(line, sizeof line, "\n    at %s:%d%s%s", ar.short_src, ar.currentline,
+                 ar.name ? " in " : "", ar.name ? ar.name : "");
+        luaL_addstring(&b, line);
+        frames++;
+    }
+    luaL_pushresult(&b);
+    sb->in_msgh = 0;
+    return 1;
+}
+
+int rg_pcall(rg_sandbox *sb, int nargs, int nres, char *err, size_t errlen)
+{
+    lua_State *L = sb->L;
+    int base = lua_gettop(L) - nargs;
+    lua_pushcfunction(L, rg_sandbox_msgh);
+    lua_insert(L, base);
+    int status = lua_pcall(L, nargs, nres, base);
+    sb->in_msgh = 0;
+    if (status == LUA_OK) {
+        lua_remove(L, base);
+        return RG_OK;
+    }
+    int limit = sb->expired || sb->mem_hit;
+    if (sb->expired)
+        rg_fail(err, errlen, RG_ELIMIT, "%s", lua_tostring(L, -1) ? lua_tostring(L, -1) : sb->why);
+    else if (status == LUA_ERRMEM || (status == LUA_ERRERR && sb->mem_hit))
+        rg_fail(err, errlen, RG_ELIMIT, "memory limit of %zu bytes exceeded",
+                sb->lim.max_memory);
+    else if (sb->mem_hit && lua_tostring(L, -1) && strstr(lua_tostring(L, -1), "not enough memory"))
+        rg_fail(err, errlen, RG_ELIMIT, "memory limit of %zu bytes exceeded: %s",
+                sb->lim.max_memory, lua_tostring(L, -1));
+    else {
+        limit = 0;
+        rg_fail(err, errlen, RG_EPROTOCOL, "%s",
+                lua_tostring(L, -1) ? lua_tostring(L, -1) : "error in error handling");
+    }
+    if (limit && !sb->expired)
+        sb->limit_hits++;
+    lua_settop(L, base - 1);
+    return limit ? RG_ELIMIT : RG_EPROTOCOL;
+}
+
+/* ---- read-only proxies ---------------------------------------------------- */
+
+static int rg__ro_newindex(lua_State *L)
+{
+    return luaL_error(L, "%s is read-only in protocols (cannot set field '%s')",
+                      lua_tostring(L, lua_upvalueindex(1)),
+                      lua_type(L, 2) == LUA_TSTRING ? lua_tostring(L, 2) : "?");
+}
+
+static int rg__ro_next(lua_State *L)
+{
+    lua_settop(L, 2);
+    if (lua_next(L, lua_upvalueindex(1)))
+        return 2;
+    lua_pushnil(L);
+    return 1;
+}
+
+static int rg__ro_pairs(lua_State *L)
+{
+    lua_pushvalue(L, lua_upvalueindex(1)); /* the iterator closure */
+    lua_pushvalue(L, 1);
+    lua_pushnil(L);
+    return 3;
+}
+
+static int rg__ro_len(lua_State *L)
+{
+    lua_pushinteger(L, (lua_Integer)lua_rawlen(L, lua_upvalueindex(1)));
+    return 1;
+}
+
+static void rg__freeze_at(lua_State *L, const char *name, int depth)
+{
+    luaL_checkstack(L, 8, "freezing a module");
+    int t = lua_gettop(L);
+    lua_rawgetp(L, LUA_REGISTRYINDEX, &rg__k_frozen);
+    lua_pushvalue(L, t);
+    if (lua_rawget(L, -2) == LUA_TTABLE) { /* already frozen: reuse the proxy */
+        lua_replace(L, t);
+        lua_pop(L, 1);
+        return;
+    }
+    lua_pop(L, 1);
+    if (depth < 16) { /* freeze nested tables in place first */
+        lua_pushnil(L);
+        while (lua_next(L, t)) {
+            if (lua_type(L, -1) == LUA_TTABLE) {
+                rg__freeze_at(L, name, depth + 1);
+                lua_pushvalue(L, -2);
+                lua_insert(L, -2);
+                lua_rawset(L, t);
+            } else {
+                lua_pop(L, 1);
+            }
+        }
+    }
+    lua_newtable(L); /* proxy */
+    lua_createtable(L, 0, 6);
+    lua_pushvalue(L, t);
+    lua_setfield(L, -2, "__index");
+    lua_pushstring(L, name);
+    lua_pushcclosure(L, rg__ro_newindex, 1);
+    lua_setfield(L, -2, "__newindex");
+    lua_pushvalue(L, t);
+    lua_pushcclosure(L, rg__ro_next, 1);
+    lua_pushcclosure(L, rg__ro_pairs, 1);
+    lua_setfield(L, -2, "__pairs");
+    lua_pushvalue(L, t);
+    lua_pushcclosure(L, rg__ro_len, 1);
+    lua_setfield(L, -2, "__len");
+    lua_pushboolean(L, 0);
+    lua_setfield(L, -2, "__metatable");
+    lua_setmetatable(L, -2);
+    /* remember table -> proxy and proxy -> proxy */
+    lua_pushvalue(L, t);
+    lua_pushvalue(L, -2);
+    lua_rawset(L, -4);
+    lua_pushvalue(L, -1);
+    lua_pushvalue(L, -2);
+    lua_rawset(L, -4);
+    lua_replace(L, t);
+    lua_settop(L, t);
+}
+
+void rg_sandbox_freeze(lua_State *L, const char *name)
+{
+    rg__freeze_at(L, name, 0);
+}
+
+/* ---- the globals protocols see -------------------------------------------- */
+
+static const char *const rg__forbidden[] = {
+    "io", "os", "debug", "package", "dofile", "loadfile", "collectgarbage",
+    "rawset", "_G", "loadstring", "module", "setfenv", "getfenv", NULL,
+};
+
+/* __index of G: reading an unknown global is an error, because for a
+ * protocol author it is almost always a typo. */
+static int rg__strict(lua_State *L)
+{
+    const char *k = lua_tostring(L, 2);
+    if (!k)
+        return luaL_error(L, "unknown global variable");
+    for (int i = 0; rg__forbidden[i]; i++)
+        if (!strcmp(k, rg__forbidden[i]))
+            return luaL_error(L, "'%s' is not available to protocols (they run in a sandbox "
+                                 "without file, system or debug access)", k);
+    return luaL_error(L, "unknown global '%s' (a typo? declare it with 'local')", k);
+}
+
+/* load(chunk [, name [, mode [, env]]]): text only, into the sandbox. */
+static int rg__load(lua_State *L)
+{
+    size_t len;
+    const char *s = luaL_checklstring(L, 1, &len);
+    const char *name = luaL_optstring(L, 2, "=(load)");
+    const char *mode = luaL_optstring(L, 3, "t");
+    if (strcmp(mode, "t") != 0) {
+        luaL_pushfail(L);
+        lua_pushstring(L, "only text chunks can be loaded in protocols (mode must be \"t\")");
+        return 2;
+    }
+    int status = luaL_loadbufferx(L, s, len, name, "t");
+    if (status != LUA_OK) {
+        luaL_pushfail(L);
+        lua_insert(L, -2);
+        return 2;
+    }
+    if (!lua_isnoneornil(L, 4)) {
+        lua_pushvalue(L, 4);
+    } else { /* a throw-away environment over the sandbox globals */
+        lua_newtable(L);
+        lua_createtable(L, 0, 2);
+        lua_rawgetp(L, LUA_REGISTRYINDEX, &rg__k_globals);
+        lua_setfield(L, -2, "__index");
+        lua_setmetatable(L, -2);
+    }
+    if (!lua_setupvalue(L, -2, 1))
+        lua_pop(L, 1);
+    return 1;
+}
+
+/* setmetatable without __gc: finalizers run with hooks off, so no limit
+ * could stop one that loops. */
+static int rg__setmetatable(lua_State *L)
+{
+    luaL_checktype(L, 1, LUA_TTABLE);
+    if (lua_type(L, 2) == LUA_TTABLE) {
+        if (lua_getfield(L, 2, "__gc") != LUA_TNIL)
+            return luaL_error(L, "__gc metamethods are not available to protocols");
+        lua_pop(L, 1);
+    } else if (!lua_isnil(L, 2)) {
+        return luaL_typeerror(L, 2, "nil or table");
+    }
+    if (luaL_getmetafield(L, 1, "__metatable") != LUA_TNIL)
+        return luaL_error(L, "cannot change a protected metatable");
+    lua_settop(L, 2);
+    lua_setmetatable(L, 1);
+    return 1;
+}
+
+/* print goes to the service log, tagged with the clinic. */
+static int rg__print(lua_State *L)
+{
+    rg_sandbox *sb = rg_sandbox_of(L);
+    int n = lua_gettop(L);
+    luaL_Buffer b;
+    luaL_buffinit(L, &b);
+    for (int i = 1; i <= n; i++) {
+        luaL_tolstring(L, i, NULL);
+        luaL_addvalue(&b);
+        if (i < n)
+            luaL_addchar(&b, '\t');
+    }
+    luaL_pushresult(&b);
+    luaL_where(L, 1);
+    fprintf(stderr, "[%s] %sprint: %s\n", sb->clinic, lua_tostring(L, -1), lua_tostring(L, -2));
+    return 0;
+}
+
+static int rg__valid_module_name(const char *s)
+{
+    int start = 1;
+    for (; *s; s++) {
+        if (*s == '.') {
+            if (start)
+                return 0;
+            start = 1;
+        } else if ((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') ||
+                   (*s >= '0' && *s <= '9') || *s == '_' || *s == '-') {
+            start = 0;
+        } else {
+            return 0;
+        }
+    }
+    return !start;
+}
+
+/* require(name): modules come only from the protocol directories, as text,
+ * each with its own environment, and are handed out read-only. */
+static int rg__require(lua_State *L)
+{
+    rg_sandbox *sb = rg_sandbox_of(L);
+    const char *name = luaL_checkstring(L, 1);
+    lua_settop(L, 1);
+    lua_rawgetp(L, LUA_REGISTRYINDEX, &rg__k_loaded); /* 2 */
+    int t = lua_getfield(L, 2, name);
+    if (t == LUA_TBOOLEAN && !lua_toboolean(L, -1))
+        return luaL_error(L, "module '%s' requires itself (circular require)", name);
+    if (t != LUA_TNIL)
+        return 1;
+    lua_pop(L, 1);
+    if (!rg__valid_module_name(name))
+        return luaL_error(L, "module name '%s' is not valid: use names like 'lib.course' "
+                             "(modules load only from the protocol directories)", name);
+    char file[4096];
+    int found = 0;
+    for (int i = 0; i < sb->npath && !found; i++) {
+        int n = snprintf(file, sizeof file, "%s/%s.lua", sb->path[i], name);
+        if (n <= 0 || (size_t)n >= sizeof file)
+            continue;
+        for (char *p = file + strlen(sb->path[i]) + 1; *p; p++)
+            if (*p == '.' && strcmp(p, ".lua") != 0)
+                *p = '/';
+        found = access(file, R_OK) == 0;
+    }
+    if (!found) {
+        luaL_Buffer b;
+        luaL_buffinit(L, &b);
+        lua_pushfstring(L, "module '%s' not found in the protocol directories:", name);
+        luaL_addvalue(&b);
+        for (int i = 0; i < sb->npath; i++) {
+            lua_pushfstring(L, " %s", sb->path[i]);
+            luaL_addvalue(&b);
+        }
+        luaL_pushresult(&b);
+        return lua_error(L);
+    }
+    lua_pushboolean(L, 0); /* loading marker */
+    lua_setfield(L, 2, name);
+    char why[512];
+    lua_Integer first_env = rg__nenvs(L) + 1;
+    if (rg_sandbox_loadfile(sb, file, why, sizeof why) != RG_OK) {
+        lua_pushnil(L);
+        lua_setfield(L, 2, name);
+        return luaL_error(L, "%s", why);
+    }
+    lua_pushstring(L, name);
+    if (lua_pcall(L, 1, 1, 0) != LUA_OK) {
+        lua_pushnil(L);
+        lua_setfield(L, 2, name);
+        return lua_error(L);
+    }
+    if (lua_isnil(L, -1)) {
+        lua_pop(L, 1);
+        lua_pushboolean(L, 1);
+    }
+    rg__seal_from(L, first_env);
+    if (lua_type(L, -1) == LUA_TTABLE) {
+        char what[160];
+        snprintf(what, sizeof what, "module '%s'", name);
+        rg_sandbox_freeze(L, what);
+    }
+    lua_pushvalue(L, -1);
+    lua_setfield(L, 2, name);
+    return 1;
+}
+
+static const luaL_Reg rg__base_allowed[] = {
+    {"assert", NULL}, {"error", NULL},    {"ipairs", NULL},   {"next", NULL},
+    {"pairs", NULL},  {"pcall", NULL},    {"rawequal", NULL}, {"rawget", NULL},
+    {"rawlen", NULL}, {"select", NULL},   {"tonumber", NULL}, {"tostring", NULL},
+    {"type", NULL},   {"xpcall", NULL},   {"getmetatable", NULL},
+    {"_VERSION", NULL}, {NULL, NULL},
+};
+
+static const char *const rg__libs[] = {"string", "table", "math", "utf8", "coroutine", NULL};
+static const char *const rg__denied_fields[] = {"string.dump", "math.random", "math.randomseed",
+                                                NULL};
+
+/* [-0, +0] Builds G from the full standard library, then drops the rest. */
+static void rg__build_globals(rg_sandbox *sb)
+{
+    lua_State *L = sb->L;
+    luaL_openlibs(L);
+    /* The string library gets the guarded matcher, both for string.find and
+     * for ("..."):find(), which go through the same table. */
+    lua_getglobal(L, "string");
+    rg_pattern_register(L, lua_gettop(L), &sb->guard);
+    lua_pop(L, 1);
+    for (int i = 0; rg__denied_fields[i]; i++) {
+        char lib[32];
+        const char *dot = strchr(rg__denied_fields[i], '.');
+        snprintf(lib, sizeof lib, "%.*s", (int)(dot - rg__denied_fields[i]), rg__denied_fields[i]);
+        lua_getglobal(L, lib);
+        lua_pushnil(L);
+        lua_setfield(L, -2, dot + 1);
+        lua_pop(L, 1);
+    }
+    /* Lock the string metatable: getmetatable("") gives nothing to change. */
+    lua_pushliteral(L, "");
+    lua_getmetatable(L, -1);
+    lua_pushboolean(L, 0);
+    lua_setfield(L, -2, "__metatable");
+    lua_pop(L, 2);
+
+    lua_newtable(L); /* G */
+    for (const luaL_Reg *r = rg__base_allowed; r->name; r++) {
+        lua_getglobal(L, r->name);
+        lua_setfield(L, -2, r->name);
+    }
+    for (int i = 0; rg__libs[i]; i++) {
+        lua_getglobal(L, rg__libs[i]);
+        rg_sandbox_freeze(L, rg__libs[i]);
+        lua_setfield(L, -2, rg__libs[i]);
+    }
+    lua_pushcfunction(L, rg__load);
+    lua_setfield(L, -2, "load");
+    lua_pushcfunction(L, rg__setmetatable);
+    lua_setfield(L, -2, "setmetatable");
+    lua_pushcfunction(L, rg__print);
+    lua_setfield(L, -2, "print");
+    lua_pushcfunction(L, rg__require);
+    lua_setfield(L, -2, "require");
+    lua_createtable(L, 0, 3);
+    lua_pushcfunction(L, rg__strict);
+    lua_setfield(L, -2, "__index");
+    lua_pushboolean(L, 0);
+    lua_setfield(L, -2, "__metatable");
+    lua_setmetatable(L, -2);
+    lua_rawsetp(L, LUA_REGISTRYINDEX, &rg__k_globals);
+
+    /* The real globals table is left empty: nothing reaches it. */
+    lua_pushglobaltable(L);
+    lua_pushnil(L);
+    while (lua_next(L, -2)) {
+        lua_pop(L, 1);
+        lua_pushvalue(L, -1);
+        lua_pushnil(L);
+        lua_rawset(L, -4);
+    }
+    lua_pop(L, 1);
+
+    /* regimen, the module every protocol uses, is there from the start. */
+    lua_rawgetp(L, LUA_REGISTRYINDEX, &rg__k_loaded);
+    rg_open_regimen(L);
+    rg_sandbox_freeze(L, "module 'regimen'");
+    lua_setfield(L, -2, "regimen");
+    lua_pop(L, 1);
+}
+
+int rg_sandbox_new(rg_sandbox **out, const char *clinic, const rg_limits *lim,
+                   const char *const *path, int npath, char *err, size_t errlen)
+{
+    *out = NULL;
+    rg_sandbox *sb = calloc(1, sizeof *sb);
+    if (!sb)
+        return rg_fail(err, errlen, RG_ENOMEM, "out of memory");
+    sb->lim = lim ? *lim : RG_LIMITS_DEFAULT;
+    sb->clinic = strdup(clinic);
+    sb->path = calloc((size_t)(npath > 0 ? npath : 1), sizeof *sb->path);
+    if (!sb->clinic || !sb->path)
+        goto nomem;
+    for (int i = 0; i < npath; i++) {
+        if (!(sb->path[i] = strdup(path[i])))
+            goto nomem;
+        sb->npath++;
+    }
+    sb->guard.expired = rg__guard_expired;
+    sb->guard.ud = sb;
+    sb->L = lua_newstate(rg__alloc, sb);
+    if (!sb->L)
+        goto nomem;
+    *(rg_sandbox **)lua_getextraspace(sb->L) = sb;
+    lua_State *L = sb->L;
+    lua_newtable(L);
+    lua_rawsetp(L, LUA_REGISTRYINDEX, &rg__k_envs);
+    lua_newtable(L);
+    lua_rawsetp(L, LUA_REGISTRYINDEX, &rg__k_loaded);
+    lua_newtable(L);
+    lua_createtable(L, 0, 1);
+    lua_pushliteral(L, "k");
+    lua_setfield(L, -2, "__mode");
+    lua_setmetatable(L, -2);
+    lua_rawsetp(L, LUA_REGISTRYINDEX, &rg__k_frozen);
+    rg__build_globals(sb);
+    lua_gc(L, LUA_GCCOLLECT);
+    sb->enforce_mem = 1;
+    if (sb->mem > sb->lim.max_memory) {
+        rg_fail(err, errlen, RG_ELIMIT, "memory limit of %zu bytes is below what the Lua "
+                "libraries need (%zu bytes)", sb->lim.max_memory, sb->mem);
+        rg_sandbox_free(sb);
+        return RG_ELIMIT;
+    }
+    lua_sethook(L, rg__hook, LUA_MASKCOUNT, RG_HOOK_EVERY);
+    *out = sb;
+    return RG_OK;
+nomem:
+    rg_sandbox_free(sb);
+    return rg_fail(err, errlen, RG_ENOMEM, "out of memory");
+}
+
+void rg_sandbox_free(rg_sandbox *sb)
+{
+    if (!sb)
+        return;
+    if (sb->L) {
+        sb->enforce_mem = 0;
+        lua_close(sb->L);
+    }
+    for (int i = 0; i < sb->npath; i++)
+        free(sb->path[i]);
+    free(sb->path);
+    free(sb->clinic);
+    free(sb);
+}
+
+int rg_sandbox_loadfile(rg_sandbox *sb, const char *path, char *err, size_t errlen)
+{
+    lua_State *L = sb->L;
+    luaL_checkstack(L, 6, "loading a protocol");
+    int status = luaL_loadfilex(L, path, "t");
+    if (status != LUA_OK) {
+        const char *m = lua_tostring(L, -1);
+        if (m && strstr(m, "binary chunk"))
+            rg_fail(err, errlen, RG_EPROTOCOL, "%s: is a compiled (bytecode) chunk; protocols "
+                    "must be Lua source text", path);
+        else
+            rg_fail(err, errlen, status == LUA_ERRMEM ? RG_ELIMIT : RG_EPROTOCOL, "%s",
+                    m ? m : "cannot load");
+        lua_pop(L, 1);
+        return status == LUA_ERRMEM ? RG_ELIMIT : RG_EPROTOCOL;
+    }
+    /* E (per-evaluation scratch) -> B (what the chunk defined) -> G */
+    lua_newtable(L);                 /* E */
+    lua_newtable(L);                 /* B */
+    lua_createtable(L, 0, 2);
+    lua_rawgetp(L, LUA_REGISTRYINDEX, &rg__k_globals);
+    lua_setfield(L, -2, "__index");
+    lua_pushboolean(L, 0);
+    lua_setfield(L, -2, "__metatable");
+    lua_setmetatable(L, -2);         /* B's metatable */
+    lua_createtable(L, 0, 2);
+    lua_pushvalue(L, -2);
+    lua_setfield(L, -2, "__index");
+    lua_pushboolean(L, 0);
+    lua_setfield(L, -2, "__metatable");
+    lua_setmetatable(L, -3);         /* E's metatable */
+    /* remember the pair */
+    lua_rawgetp(L, LUA_REGISTRYINDEX, &rg__k_envs);
+    lua_createtable(L, 2, 0);
+    lua_pushvalue(L, -4);
+    lua_rawseti(L, -2, 1);
+    lua_pushvalue(L, -3);
+    lua_rawseti(L, -2, 2);
+    lua_rawseti(L, -2, (lua_Integer)lua_rawlen(L, -2) + 1);
+    lua_pop(L, 2);                   /* envs, B */
+    lua_setupvalue(L, -2, 1);        /* chunk's _ENV = E */
+    return RG_OK;
+}
+
+static lua_Integer rg__nenvs(lua_State *L)
+{
+    lua_rawgetp(L, LUA_REGISTRYINDEX, &rg__k_envs);
+    lua_Integer n = (lua_Integer)lua_rawlen(L, -1);
+    lua_pop(L, 1);
+    return n;
+}
+
+/* Moves E into B for environments first..last. */
+static void rg__seal_from(lua_State *L, lua_Integer first)
+{
+    int top = lua_gettop(L);
+    luaL_checkstack(L, 8, "sealing environments");
+    lua_rawgetp(L, LUA_REGISTRYINDEX, &rg__k_envs);
+    lua_Integer n = (lua_Integer)lua_rawlen(L, -1);
+    for (lua_Integer i = first; i <= n; i++) {
+        lua_rawgeti(L, -1, i);
+        lua_rawgeti(L, -1, 1); /* E */
+        lua_rawgeti(L, -2, 2); /* B */
+        lua_pushnil(L);
+        while (lua_next(L, -3)) {
+            lua_pushvalue(L, -2);
+            lua_insert(L, -2);
+            lua_rawset(L, -4);   /* B[k] = v */
+            lua_pushvalue(L, -1);
+            lua_pushnil(L);
+            lua_rawset(L, -5);   /* E[k] = nil */
+        }
+        lua_pop(L, 3);
+    }
+    lua_settop(L, top);
+}
+
+void rg_sandbox_seal(rg_sandbox *sb) { rg__seal_from(sb->L, 1); }
+
+void rg_sandbox_stats_get(const rg_sandbox *sb, rg_sandbox_stats *st)
+{
+    st->memory = sb->mem;
+    st->peak_memory = sb->peak;
+    st->instructions = sb->ticks;
+    st->limit_hits = sb->limit_hits;
+}

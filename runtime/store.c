@@ -1,0 +1,587 @@
+/*
+ * store.c - the SQLite event store (see store.h).
+ *
+ * One connection, WAL journal, statements prepared once and reused. The
+ * schema is versioned with PRAGMA user_version: rg__migrations[i] upgrades a
+ * file from version i to i+1, so an old database is brought forward in place,
+ * inside one transaction, when it is opened.
+ */
+#include "store.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static const char *const rg__migrations[] = {
+    /* 0 -> 1: the first schema */
+    "CREATE TABLE events("
+    "  seq INTEGER PRIMARY KEY,"
+    "  clinic TEXT NOT NULL, id TEXT NOT NULL, patient TEXT NOT NULL, type TEXT NOT NULL,"
+    "  at INTEGER NOT NULL, utc_offset INTEGER NOT NULL, data TEXT, body TEXT NOT NULL,"
+    "  received INTEGER NOT NULL,"
+    "  UNIQUE(clinic, id));"
+    "CREATE INDEX events_by_patient ON events(clinic, patient, at, seq);"
+    "CREATE TABLE rejected("
+    "  seq INTEGER PRIMARY KEY, received INTEGER NOT NULL, source TEXT NOT NULL,"
+    "  line INTEGER NOT NULL, field TEXT NOT NULL, reason TEXT NOT NULL, raw TEXT NOT NULL);"
+    "CREATE TABLE patients("
+    "  clinic TEXT NOT NULL, patient TEXT NOT NULL, clock INTEGER, wake INTEGER,"
+    "  next_wake INTEGER, last_seq INTEGER NOT NULL DEFAULT 0,"
+    "  PRIMARY KEY(clinic, patient)) WITHOUT ROWID;"
+    "CREATE INDEX patients_by_wake ON patients(next_wake) WHERE next_wake IS NOT NULL;"
+    "CREATE TABLE alerts("
+    "  id INTEGER PRIMARY KEY, clinic TEXT NOT NULL, patient TEXT NOT NULL, key TEXT NOT NULL,"
+    "  state TEXT NOT NULL CHECK(state IN ('open','resolved')),"
+    "  opened_seq INTEGER NOT NULL, resolved_seq INTEGER);"
+    "CREATE UNIQUE INDEX alerts_open ON alerts(clinic, key) WHERE state = 'open';"
+    "CREATE INDEX alerts_by_patient ON alerts(clinic, patient, state);"
+    "CREATE TABLE transitions("
+    "  seq INTEGER PRIMARY KEY, alert_id INTEGER NOT NULL REFERENCES alerts(id),"
+    "  at INTEGER NOT NULL, state TEXT NOT NULL, clinic TEXT NOT NULL, patient TEXT NOT NULL,"
+    "  key TEXT NOT NULL, protocol TEXT NOT NULL, version TEXT NOT NULL, rule TEXT NOT NULL,"
+    "  severity TEXT NOT NULL, message TEXT NOT NULL, due INTEGER NOT NULL,"
+    "  params TEXT NOT NULL, evidence TEXT NOT NULL, recorded INTEGER NOT NULL);"
+    "CREATE TABLE eval_errors("
+    "  seq INTEGER PRIMARY KEY, clinic TEXT NOT NULL, patient TEXT NOT NULL,"
+    "  protocol TEXT NOT NULL, rule TEXT NOT NULL, at INTEGER NOT NULL, message TEXT NOT NULL,"
+    "  recorded INTEGER NOT NULL);"
+    "CREATE TABLE protocol_versions("
+    "  clinic TEXT NOT NULL, protocol TEXT NOT NULL, version TEXT NOT NULL, file TEXT NOT NULL,"
+    "  hash TEXT NOT NULL, first_loaded INTEGER NOT NULL,"
+    "  PRIMARY KEY(clinic, protocol, version, hash)) WITHOUT ROWID;",
+};
+
+enum {
+    Q_EVENT_INSERT,
+    Q_EVENT_BODY,
+    Q_PATIENT_SCHEDULE,
+    Q_REJECT,
+    Q_REJECTED_ALL,
+    Q_EVENTS_OF,
+    Q_PATIENT_GET,
+    Q_PATIENT_PUT,
+    Q_PATIENTS_PAGE,
+    Q_PATIENTS_DUE_PAGE,
+    Q_NEXT_WAKE,
+    Q_OPEN_ALERTS,
+    Q_ALERT_NEW,
+    Q_ALERT_OPENED,
+    Q_ALERT_RESOLVE,
+    Q_TRANSITION,
+    Q_TRANSITIONS_SEQ,
+    Q_TRANSITIONS_TIME,
+    Q_EVAL_ERROR,
+    Q_PROTOCOL_LOADED,
+    Q_BEGIN,
+    Q_COMMIT,
+    Q_ROLLBACK,
+    Q__COUNT
+};
+
+static const char *const rg__sql[Q__COUNT] = {
+    [Q_EVENT_INSERT] =
+        "INSERT INTO events(clinic, id, patient, type, at, utc_offset, data, body, received)"
+        " VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) ON CONFLICT(clinic, id) DO NOTHING",
+    [Q_EVENT_BODY] = "SELECT body FROM events WHERE clinic = ?1 AND id = ?2",
+    /* A new event is due at its own instant, or at once (the patient's clock)
+     * when it is older than what was already evaluated. */
+    [Q_PATIENT_SCHEDULE] =
+        "INSERT INTO patients(clinic, patient, next_wake) VALUES(?1, ?2, ?3)"
+        " ON CONFLICT(clinic, patient) DO UPDATE SET next_wake ="
+        " min(coalesce(next_wake, 9223372036854775807), max(?3, coalesce(clock, ?3)))",
+    [Q_REJECT] = "INSERT INTO rejected(received, source, line, field, reason, raw)"
+                 " VALUES(?1, ?2, ?3, ?4, ?5, ?6)",
+    [Q_REJECTED_ALL] =
+        "SELECT seq, received, source, line, field, reason, raw FROM rejected ORDER BY seq",
+    [Q_EVENTS_OF] = "SELECT seq, at, id, type, data FROM events"
+                    " WHERE clinic = ?1 AND patient = ?2 ORDER BY at, seq",
+    [Q_PATIENT_GET] = "SELECT clock, wake, next_wake, last_seq FROM patients"
+                      " WHERE clinic = ?1 AND patient = ?2",
+    [Q_PATIENT_PUT] =
+        "INSERT INTO patients(clinic, patient, clock, wake, next_wake, last_seq)"
+        " VALUES(?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT(clinic, patient) DO UPDATE SET"
+        " clock = ?3, wake = ?4, next_wake = ?5, last_seq = ?6",
+    [Q_PATIENTS_PAGE] = "SELECT clinic, patient FROM patients WHERE (clinic, patient) > (?1, ?2)"
+                        " ORDER BY clinic, patient LIMIT ?3",
+    [Q_PATIENTS_DUE_PAGE] =
+        "SELECT clinic, patient FROM patients WHERE (clinic, patient) > (?1, ?2)"
+        " AND next_wake <= ?4 ORDER BY clinic, patient LIMIT ?3",
+    [Q_NEXT_WAKE] = "SELECT min(next_wake) FROM patients WHERE next_wake IS NOT NULL",
+    [Q_OPEN_ALERTS] =
+        "SELECT a.id, t.at, t.due, t.key, t.protocol, t.version, t.rule, t.severity, t.message"
+        " FROM alerts a JOIN transitions t ON t.seq = a.opened_seq"
+        " WHERE a.clinic = ?1 AND a.patient = ?2 AND a.state = 'open' ORDER BY a.id",
+    [Q_ALERT_NEW] = "INSERT INTO alerts(clinic, patient, key, state, opened_seq)"
+                    " VALUES(?1, ?2, ?3, 'open', 0)",
+    [Q_ALERT_OPENED] = "UPDATE alerts SET opened_seq = ?2 WHERE id = ?1",
+    [Q_ALERT_RESOLVE] =
+        "UPDATE alerts SET state = 'resolved', resolved_seq = ?2 WHERE id = ?1 AND state = 'open'",
+    [Q_TRANSITION] =
+        "INSERT INTO transitions(alert_id, at, state, clinic, patient, key, protocol, version,"
+        " rule, severity, message, due, params, evidence, recorded)"
+        " VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
+    [Q_TRANSITIONS_SEQ] =
+        "SELECT seq, at, state, clinic, patient, key, protocol, version, rule, severity,"
+        " message, due, params, evidence FROM transitions WHERE seq > ?1 ORDER BY seq",
+    [Q_TRANSITIONS_TIME] =
+        "SELECT seq, at, state, clinic, patient, key, protocol, version, rule, severity,"
+        " message, due, params, evidence FROM transitions WHERE seq > ?1 ORDER BY at, seq",
+    [Q_EVAL_ERROR] = "INSERT INTO eval_errors(clinic, patient, protocol, rule, at, message,"
+                     " recorded) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+    [Q_PROTOCOL_LOADED] = "INSERT OR IGNORE INTO protocol_versions(clinic, protocol, version,"
+                          " file, hash, first_loaded) VALUES(?1, ?2, ?3, ?4, ?5, ?6)",
+    [Q_BEGIN] = "BEGIN IMMEDIATE",
+    [Q_COMMIT] = "COMMIT",
+    [Q_ROLLBACK] = "ROLLBACK",
+};
+
+struct rg_store {
+    sqlite3 *db;
+    sqlite3_stmt *q[Q__COUNT];
+};
+
+/* Prepared statement i, reset and with bindings cleared. */
+static sqlite3_stmt *rg__q(rg_store *st, int i)
+{
+    sqlite3_stmt *s = st->q[i];
+    sqlite3_reset(s);
+    sqlite3_clear_bindings(s);
+    return s;
+}
+
+static int rg__done(rg_store *st, sqlite3_stmt *s)
+{
+    int rc = sqlite3_step(s);
+    sqlite3_reset(s);
+    (void)st;
+    return rc == SQLITE_DONE || rc == SQLITE_ROW ? RG_OK : RG_EDB;
+}
+
+static void rg__text(sqlite3_stmt *s, int i, const char *v)
+{
+    if (v)
+        sqlite3_bind_text(s, i, v, -1, SQLITE_STATIC);
+    else
+        sqlite3_bind_null(s, i);
+}
+
+static void rg__time(sqlite3_stmt *s, int i, rg_time t)
+{
+    if (t == RG_TIME_NONE)
+        sqlite3_bind_null(s, i);
+    else
+        sqlite3_bind_int64(s, i, t);
+}
+
+static rg_time rg__col_time(sqlite3_stmt *s, int i)
+{
+    return sqlite3_column_type(s, i) == SQLITE_NULL ? RG_TIME_NONE : sqlite3_column_int64(s, i);
+}
+
+static const char *rg__col_text(sqlite3_stmt *s, int i)
+{
+    const char *v = (const char *)sqlite3_column_text(s, i);
+    return v ? v : "";
+}
+
+static int rg__migrate(rg_store *st, char *err, size_t errlen)
+{
+    sqlite3_stmt *s;
+    int version = 0;
+    if (sqlite3_prepare_v2(st->db, "PRAGMA user_version", -1, &s, NULL) != SQLITE_OK)
+        return rg_fail(err, errlen, RG_EDB, "%s", sqlite3_errmsg(st->db));
+    if (sqlite3_step(s) == SQLITE_ROW)
+        version = sqlite3_column_int(s, 0);
+    sqlite3_finalize(s);
+    if (version > (int)RG_COUNTOF(rg__migrations))
+        return rg_fail(err, errlen, RG_EDB,
+                       "database schema version %d is newer than this program (%d)", version,
+                       (int)RG_COUNTOF(rg__migrations));
+    if (version == (int)RG_COUNTOF(rg__migrations))
+        return RG_OK;
+    char *msg = NULL;
+    if (sqlite3_exec(st->db, "BEGIN EXCLUSIVE", NULL, NULL, &msg) != SQLITE_OK)
+        goto fail;
+    for (int v = version; v < (int)RG_COUNTOF(rg__migrations); v++) {
+        char pragma[64];
+        if (sqlite3_exec(st->db, rg__migrations[v], NULL, NULL, &msg) != SQLITE_OK)
+            goto fail;
+        snprintf(pragma, sizeof pragma, "PRAGMA user_version = %d", v + 1);
+        if (sqlite3_exec(st->db, pragma, NULL, NULL, &msg) != SQLITE_OK)
+            goto fail;
+    }
+    if (sqlite3_exec(st->db, "COMMIT", NULL, NULL, &msg) != SQLITE_OK)
+        goto fail;
+    return RG_OK;
+fail:
+    rg_fail(err, errlen, RG_EDB, "cannot upgrade the database schema from version %d: %s",
+            version, msg ? msg : sqlite3_errmsg(st->db));
+    sqlite3_free(msg);
+    sqlite3_exec(st->db, "ROLLBACK", NULL, NULL, NULL);
+    return RG_EDB;
+}
+
+int rg_store_open(rg_store **out, const char *path, const rg_store_opts *opts, char *err,
+                  size_t errlen)
+{
+    *out = NULL;
+    rg_store *st = calloc(1, sizeof *st);
+    if (!st)
+        return rg_fail(err, errlen, RG_ENOMEM, "out of memory");
+    /* Patient data: the file is the owner's alone from its first byte. */
+    if (strcmp(path, ":memory:") != 0 && access(path, F_OK) != 0) {
+        int fd = open(path, O_RDWR | O_CREAT | O_EXCL, 0600);
+        if (fd < 0 && errno != EEXIST) {
+            free(st);
+            return rg_fail(err, errlen, RG_EIO, "cannot create database %s: %s", path,
+                           strerror(errno));
+        }
+        if (fd >= 0)
+            close(fd);
+    }
+    if (sqlite3_open_v2(path, &st->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL) !=
+        SQLITE_OK) {
+        rg_fail(err, errlen, RG_EDB, "cannot open database %s: %s", path,
+                st->db ? sqlite3_errmsg(st->db) : "out of memory");
+        rg_store_close(st);
+        return RG_EDB;
+    }
+    sqlite3_busy_timeout(st->db, 5000);
+    char *msg = NULL;
+    const char *pragmas = opts && opts->durable
+                              ? "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;"
+                                " PRAGMA foreign_keys=ON;"
+                              : "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;"
+                                " PRAGMA foreign_keys=ON;";
+    if (sqlite3_exec(st->db, pragmas, NULL, NULL, &msg) != SQLITE_OK) {
+        rg_fail(err, errlen, RG_EDB, "cannot use database %s: %s", path, msg);
+        sqlite3_free(msg);
+        rg_store_close(st);
+        return RG_EDB;
+    }
+    int rc = rg__migrate(st, err, errlen);
+    if (rc) {
+        rg_store_close(st);
+        return rc;
+    }
+    for (int i = 0; i < Q__COUNT; i++) {
+        if (sqlite3_prepare_v3(st->db, rg__sql[i], -1, SQLITE_PREPARE_PERSISTENT, &st->q[i],
+                               NULL) != SQLITE_OK) {
+            rg_fail(err, errlen, RG_EDB, "database %s: %s", path, sqlite3_errmsg(st->db));
+            rg_store_close(st);
+            return RG_EDB;
+        }
+    }
+    *out = st;
+    return RG_OK;
+}
+
+void rg_store_close(rg_store *st)
+{
+    if (!st)
+        return;
+    for (int i = 0; i < Q__COUNT; i++)
+        sqlite3_finalize(st->q[i]);
+    sqlite3_close(st->db);
+    free(st);
+}
+
+const char *rg_store_errmsg(rg_store *st) { return sqlite3_errmsg(st->db); }
+
+int rg_store_begin(rg_store *st) { return rg__done(st, rg__q(st, Q_BEGIN)); }
+int rg_store_commit(rg_store *st) { return rg__done(st, rg__q(st, Q_COMMIT)); }
+void rg_store_rollback(rg_store *st)
+{
+    if (!sqlite3_get_autocommit(st->db))
+        rg__done(st, rg__q(st, Q_ROLLBACK));
+}
+
+int rg_store_put_event(rg_store *st, const rg_event *ev, rg_time received, rg_put *res)
+{
+    sqlite3_stmt *s = rg__q(st, Q_EVENT_INSERT);
+    rg__text(s, 1, ev->clinic);
+    rg__text(s, 2, ev->id);
+    rg__text(s, 3, ev->patient);
+    rg__text(s, 4, ev->type);
+    sqlite3_bind_int64(s, 5, ev->at);
+    sqlite3_bind_int(s, 6, ev->offset_min);
+    rg__text(s, 7, ev->data);
+    rg__text(s, 8, ev->body);
+    sqlite3_bind_int64(s, 9, received);
+    if (rg__done(st, s))
+        return RG_EDB;
+    if (sqlite3_changes(st->db) == 1) {
+        *res = RG_PUT_STORED;
+        s = rg__q(st, Q_PATIENT_SCHEDULE);
+        rg__text(s, 1, ev->clinic);
+        rg__text(s, 2, ev->patient);
+        sqlite3_bind_int64(s, 3, ev->at);
+        return rg__done(st, s);
+    }
+    s = rg__q(st, Q_EVENT_BODY);
+    rg__text(s, 1, ev->clinic);
+    rg__text(s, 2, ev->id);
+    if (sqlite3_step(s) != SQLITE_ROW) {
+        sqlite3_reset(s);
+        return RG_EDB;
+    }
+    *res = strcmp(rg__col_text(s, 0), ev->body) == 0 ? RG_PUT_DUPLICATE : RG_PUT_CONFLICT;
+    sqlite3_reset(s);
+    return RG_OK;
+}
+
+int rg_store_reject(rg_store *st, const char *source, long line, const char *field,
+                    const char *reason, const char *raw, size_t rawlen)
+{
+    sqlite3_stmt *s = rg__q(st, Q_REJECT);
+    sqlite3_bind_int64(s, 1, rg_now());
+    rg__text(s, 2, source);
+    sqlite3_bind_int64(s, 3, line);
+    rg__text(s, 4, field ? field : "");
+    rg__text(s, 5, reason);
+    /* Raw text may be any bytes; keep it as given (as a blob if not UTF-8 is
+     * not worth the distinction here: SQLite stores the bytes either way). */
+    sqlite3_bind_text(s, 6, raw, (int)rawlen, SQLITE_STATIC);
+    return rg__done(st, s);
+}
+
+int rg_store_each_rejected(rg_store *st, int (*fn)(void *ud, const rg_rejected *r), void *ud)
+{
+    sqlite3_stmt *s = rg__q(st, Q_REJECTED_ALL);
+    int rc;
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+        rg_rejected r = {
+            .seq = sqlite3_column_int64(s, 0),
+            .received = sqlite3_column_int64(s, 1),
+            .source = rg__col_text(s, 2),
+            .line = (long)sqlite3_column_int64(s, 3),
+            .field = rg__col_text(s, 4),
+            .reason = rg__col_text(s, 5),
+            .raw = rg__col_text(s, 6),
+        };
+        if (fn(ud, &r))
+            break;
+    }
+    sqlite3_reset(s);
+    return rc == SQLITE_ROW || rc == SQLITE_DONE ? RG_OK : RG_EDB;
+}
+
+int rg_store_each_event(rg_store *st, const char *clinic, const char *patient,
+                        int (*fn)(void *ud, const rg_stored_event *e), void *ud)
+{
+    sqlite3_stmt *s = rg__q(st, Q_EVENTS_OF);
+    int rc, frc = 0;
+    rg__text(s, 1, clinic);
+    rg__text(s, 2, patient);
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+        rg_stored_event e = {
+            .seq = sqlite3_column_int64(s, 0),
+            .at = sqlite3_column_int64(s, 1),
+            .id = rg__col_text(s, 2),
+            .type = rg__col_text(s, 3),
+            .data = (const char *)sqlite3_column_text(s, 4),
+        };
+        if ((frc = fn(ud, &e)) != 0)
+            break;
+    }
+    sqlite3_reset(s);
+    if (frc)
+        return frc;
+    return rc == SQLITE_DONE ? RG_OK : RG_EDB;
+}
+
+int rg_store_patient_get(rg_store *st, const char *clinic, const char *patient,
+                         rg_patient_state *ps)
+{
+    sqlite3_stmt *s = rg__q(st, Q_PATIENT_GET);
+    rg__text(s, 1, clinic);
+    rg__text(s, 2, patient);
+    int rc = sqlite3_step(s);
+    if (rc == SQLITE_ROW) {
+        ps->clock = rg__col_time(s, 0);
+        ps->wake = rg__col_time(s, 1);
+        ps->next_wake = rg__col_time(s, 2);
+        ps->last_seq = sqlite3_column_int64(s, 3);
+    } else {
+        ps->clock = ps->wake = ps->next_wake = RG_TIME_NONE;
+        ps->last_seq = 0;
+    }
+    sqlite3_reset(s);
+    return rc == SQLITE_ROW ? RG_OK : rc == SQLITE_DONE ? RG_ENOTFOUND : RG_EDB;
+}
+
+int rg_store_patient_put(rg_store *st, const char *clinic, const char *patient,
+                         const rg_patient_state *ps)
+{
+    sqlite3_stmt *s = rg__q(st, Q_PATIENT_PUT);
+    rg__text(s, 1, clinic);
+    rg__text(s, 2, patient);
+    rg__time(s, 3, ps->clock);
+    rg__time(s, 4, ps->wake);
+    rg__time(s, 5, ps->next_wake);
+    sqlite3_bind_int64(s, 6, ps->last_seq);
+    return rg__done(st, s);
+}
+
+int rg_store_patients_page(rg_store *st, const char *after_clinic, const char *after_patient,
+                           rg_time due, int limit,
+                           int (*fn)(void *ud, const char *clinic, const char *patient),
+                           void *ud)
+{
+    sqlite3_stmt *s = rg__q(st, due == RG_TIME_NONE ? Q_PATIENTS_PAGE : Q_PATIENTS_DUE_PAGE);
+    int rc, n = 0;
+    rg__text(s, 1, after_clinic);
+    rg__text(s, 2, after_patient);
+    sqlite3_bind_int(s, 3, limit);
+    if (due != RG_TIME_NONE)
+        sqlite3_bind_int64(s, 4, due);
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+        n++;
+        if (fn(ud, rg__col_text(s, 0), rg__col_text(s, 1)))
+            break;
+    }
+    sqlite3_reset(s);
+    return rc == SQLITE_ROW || rc == SQLITE_DONE ? n : RG_EDB;
+}
+
+int rg_store_next_wake(rg_store *st, rg_time *out)
+{
+    sqlite3_stmt *s = rg__q(st, Q_NEXT_WAKE);
+    int rc = sqlite3_step(s);
+    *out = rc == SQLITE_ROW ? rg__col_time(s, 0) : RG_TIME_NONE;
+    sqlite3_reset(s);
+    return rc == SQLITE_ROW || rc == SQLITE_DONE ? RG_OK : RG_EDB;
+}
+
+int rg_store_each_open_alert(rg_store *st, const char *clinic, const char *patient,
+                             int (*fn)(void *ud, int64_t alert_id, const rg_transition *t),
+                             void *ud)
+{
+    sqlite3_stmt *s = rg__q(st, Q_OPEN_ALERTS);
+    int rc, frc = 0;
+    rg__text(s, 1, clinic);
+    rg__text(s, 2, patient);
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+        rg_transition t = {
+            .at = sqlite3_column_int64(s, 1),
+            .due = sqlite3_column_int64(s, 2),
+            .open = 1,
+            .clinic = clinic,
+            .patient = patient,
+            .key = rg__col_text(s, 3),
+            .protocol = rg__col_text(s, 4),
+            .version = rg__col_text(s, 5),
+            .rule = rg__col_text(s, 6),
+            .severity = rg__col_text(s, 7),
+            .message = rg__col_text(s, 8),
+        };
+        if ((frc = fn(ud, sqlite3_column_int64(s, 0), &t)) != 0)
+            break;
+    }
+    sqlite3_reset(s);
+    if (frc)
+        return frc;
+    return rc == SQLITE_DONE ? RG_OK : RG_EDB;
+}
+
+int rg_store_transition(rg_store *st, rg_transition *t, int64_t *alert_idp)
+{
+    sqlite3_stmt *s;
+    int64_t alert_id = *alert_idp;
+    if (t->open) {
+        s = rg__q(st, Q_ALERT_NEW);
+        rg__text(s, 1, t->clinic);
+        rg__text(s, 2, t->patient);
+        rg__text(s, 3, t->key);
+        if (rg__done(st, s))
+            return RG_EDB;
+        alert_id = *alert_idp = sqlite3_last_insert_rowid(st->db);
+    }
+    s = rg__q(st, Q_TRANSITION);
+    sqlite3_bind_int64(s, 1, alert_id);
+    sqlite3_bind_int64(s, 2, t->at);
+    rg__text(s, 3, t->open ? "open" : "resolved");
+    rg__text(s, 4, t->clinic);
+    rg__text(s, 5, t->patient);
+    rg__text(s, 6, t->key);
+    rg__text(s, 7, t->protocol);
+    rg__text(s, 8, t->version);
+    rg__text(s, 9, t->rule);
+    rg__text(s, 10, t->severity);
+    rg__text(s, 11, t->message);
+    sqlite3_bind_int64(s, 12, t->due);
+    rg__text(s, 13, t->params ? t->params : "{}");
+    rg__text(s, 14, t->evidence ? t->evidence : "[]");
+    sqlite3_bind_int64(s, 15, rg_now());
+    if (rg__done(st, s))
+        return RG_EDB;
+    t->seq = sqlite3_last_insert_rowid(st->db);
+    s = rg__q(st, t->open ? Q_ALERT_OPENED : Q_ALERT_RESOLVE);
+    sqlite3_bind_int64(s, 1, alert_id);
+    sqlite3_bind_int64(s, 2, t->seq);
+    if (rg__done(st, s))
+        return RG_EDB;
+    return sqlite3_changes(st->db) == 1 ? RG_OK : RG_EDB;
+}
+
+int rg_store_each_transition(rg_store *st, int64_t after, int by_time,
+                             int (*fn)(void *ud, const rg_transition *t), void *ud)
+{
+    sqlite3_stmt *s = rg__q(st, by_time ? Q_TRANSITIONS_TIME : Q_TRANSITIONS_SEQ);
+    int rc, frc = 0;
+    sqlite3_bind_int64(s, 1, after);
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+        rg_transition t = {
+            .seq = sqlite3_column_int64(s, 0),
+            .at = sqlite3_column_int64(s, 1),
+            .open = strcmp(rg__col_text(s, 2), "open") == 0,
+            .clinic = rg__col_text(s, 3),
+            .patient = rg__col_text(s, 4),
+            .key = rg__col_text(s, 5),
+            .protocol = rg__col_text(s, 6),
+            .version = rg__col_text(s, 7),
+            .rule = rg__col_text(s, 8),
+            .severity = rg__col_text(s, 9),
+            .message = rg__col_text(s, 10),
+            .due = sqlite3_column_int64(s, 11),
+            .params = rg__col_text(s, 12),
+            .evidence = rg__col_text(s, 13),
+        };
+        if ((frc = fn(ud, &t)) != 0)
+            break;
+    }
+    sqlite3_reset(s);
+    if (frc)
+        return frc;
+    return rc == SQLITE_DONE ? RG_OK : RG_EDB;
+}
+
+int rg_store_eval_error(rg_store *st, const char *clinic, const char *patient,
+                        const char *protocol, const char *rule, rg_time at, const char *msg)
+{
+    sqlite3_stmt *s = rg__q(st, Q_EVAL_ERROR);
+    rg__text(s, 1, clinic);
+    rg__text(s, 2, patient);
+    rg__text(s, 3, protocol ? protocol : "");
+    rg__text(s, 4, rule ? rule : "");
+    sqlite3_bind_int64(s, 5, at);
+    rg__text(s, 6, msg);
+    sqlite3_bind_int64(s, 7, rg_now());
+    return rg__done(st, s);
+}
+
+int rg_store_protocol_loaded(rg_store *st, const char *clinic, const char *protocol,
+                             const char *version, const char *file, const char *hash)
+{
+    sqlite3_stmt *s = rg__q(st, Q_PROTOCOL_LOADED);
+    rg__text(s, 1, clinic);
+    rg__text(s, 2, protocol);
+    rg__text(s, 3, version);
+    rg__text(s, 4, file);
+    rg__text(s, 5, hash);
+    sqlite3_bind_int64(s, 6, rg_now());
+    return rg__done(st, s);
+}

@@ -1,0 +1,117 @@
+/*
+ * store.h - the SQLite event store: events, rejected input, patients' clocks
+ * and wake-ups, alerts, the transition feed and evaluation errors.
+ *
+ * Ownership: rg_store_open creates the handle, the caller owns it and frees it
+ * with rg_store_close. Strings handed to callbacks live until the callback
+ * returns. All SQL of the program lives in store.c.
+ */
+#ifndef RG_STORE_H
+#define RG_STORE_H
+
+#include "rg.h"
+#include "event.h"
+
+#include <sqlite3.h>
+
+#define RG_SCHEMA_VERSION 1
+
+typedef struct rg_store rg_store;
+
+typedef struct rg_store_opts {
+    int durable; /* 1: synchronous=FULL, every commit reaches the disk (serve, ingest) */
+} rg_store_opts;
+
+int rg_store_open(rg_store **out, const char *path, const rg_store_opts *opts, char *err,
+                  size_t errlen);
+void rg_store_close(rg_store *st);
+const char *rg_store_errmsg(rg_store *st);
+
+int rg_store_begin(rg_store *st);
+int rg_store_commit(rg_store *st);
+void rg_store_rollback(rg_store *st);
+
+typedef enum { RG_PUT_STORED, RG_PUT_DUPLICATE, RG_PUT_CONFLICT } rg_put;
+
+/* Stores ev unless (clinic, id) is already there; says which happened.
+ * A stored event schedules its patient for evaluation at its instant (or at
+ * the patient's clock, if the event is older than what was evaluated). */
+int rg_store_put_event(rg_store *st, const rg_event *ev, rg_time received, rg_put *res);
+
+/* Keeps a refused input where an operator can see it. */
+int rg_store_reject(rg_store *st, const char *source, long line, const char *field,
+                    const char *reason, const char *raw, size_t rawlen);
+
+typedef struct rg_rejected {
+    int64_t seq;
+    rg_time received;
+    const char *source, *field, *reason, *raw;
+    long line;
+} rg_rejected;
+int rg_store_each_rejected(rg_store *st, int (*fn)(void *ud, const rg_rejected *r), void *ud);
+
+/* One stored event as the engine reads it. */
+typedef struct rg_stored_event {
+    int64_t seq;
+    rg_time at;
+    const char *id, *type, *data; /* data may be NULL */
+} rg_stored_event;
+/* Calls fn for each event of a patient in (at, seq) order. */
+int rg_store_each_event(rg_store *st, const char *clinic, const char *patient,
+                        int (*fn)(void *ud, const rg_stored_event *e), void *ud);
+
+/* A patient's evaluation state. clock: the instant of its last evaluation
+ * step (RG_TIME_NONE before the first); wake: when its rules said their
+ * answer next changes (RG_TIME_NONE: never); last_seq: the newest event seq
+ * the last evaluation saw. next_wake (derived, for the scheduler) is the
+ * earliest moment anything is due: a rule wake-up, a future event, or a late
+ * event to take in. */
+typedef struct rg_patient_state {
+    rg_time clock, wake, next_wake;
+    int64_t last_seq;
+} rg_patient_state;
+int rg_store_patient_get(rg_store *st, const char *clinic, const char *patient,
+                         rg_patient_state *ps);
+int rg_store_patient_put(rg_store *st, const char *clinic, const char *patient,
+                         const rg_patient_state *ps);
+
+/* Pages through patients in (clinic, patient) order, starting after the given
+ * pair ("" "" for the start), at most limit per call; returns how many it
+ * passed to fn (0 at the end). Only patients with next_wake <= due, unless
+ * due is RG_TIME_NONE. */
+int rg_store_patients_page(rg_store *st, const char *after_clinic, const char *after_patient,
+                           rg_time due, int limit,
+                           int (*fn)(void *ud, const char *clinic, const char *patient),
+                           void *ud);
+/* Earliest next_wake over all patients, RG_TIME_NONE when nothing is due ever. */
+int rg_store_next_wake(rg_store *st, rg_time *out);
+
+typedef struct rg_transition {
+    int64_t seq;
+    rg_time at, due;
+    int open; /* 1 open, 0 resolved */
+    const char *clinic, *patient, *key, *protocol, *version, *rule, *severity, *message;
+    const char *params, *evidence; /* JSON text */
+} rg_transition;
+
+/* Open alerts of a patient; fn gets the alert's id and its last transition. */
+int rg_store_each_open_alert(rg_store *st, const char *clinic, const char *patient,
+                             int (*fn)(void *ud, int64_t alert_id, const rg_transition *t),
+                             void *ud);
+/* Records a transition; for open it creates the alert and sets *alert_id,
+ * for resolved it closes *alert_id. Sets t->seq. */
+int rg_store_transition(rg_store *st, rg_transition *t, int64_t *alert_id);
+/* Transitions with seq > after, in seq order or, when by_time, in (at, seq)
+ * order. */
+int rg_store_each_transition(rg_store *st, int64_t after, int by_time,
+                             int (*fn)(void *ud, const rg_transition *t), void *ud);
+
+int rg_store_eval_error(rg_store *st, const char *clinic, const char *patient,
+                        const char *protocol, const char *rule, rg_time at, const char *msg);
+
+/* Provenance: remembers that this clinic ran this protocol version from this
+ * source (hash of the file text). */
+int rg_store_protocol_loaded(rg_store *st, const char *clinic, const char *protocol,
+                             const char *version, const char *file, const char *hash);
+
+#endif

@@ -1,0 +1,96 @@
+/*
+ * util.c - error text, clocks and the growable output buffer shared by all
+ * modules. Depends only on libc.
+ */
+#include "rg.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+static const char *const rg__errtext[RG__NERRORS] = {
+#define RG__TEXT(name, text) text,
+    RG_ERRORS(RG__TEXT)
+#undef RG__TEXT
+};
+
+const char *rg_strerror(int code)
+{
+    int idx = -code;
+    if (idx < 0 || idx >= RG__NERRORS)
+        return "unknown error";
+    return rg__errtext[idx];
+}
+
+int rg_fail(char *err, size_t errlen, int code, const char *fmt, ...)
+{
+    if (err && errlen) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(err, errlen, fmt, ap);
+        va_end(ap);
+    }
+    return code;
+}
+
+rg_time rg_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (rg_time)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+int64_t rg_monotonic_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+int rg_buf_add(rg_buf *b, const char *s, size_t n)
+{
+    if (b->len + n + 1 > b->cap) {
+        size_t cap = b->cap ? b->cap : 256;
+        while (cap < b->len + n + 1)
+            cap *= 2;
+        char *p = realloc(b->p, cap);
+        if (!p)
+            return RG_ENOMEM;
+        b->p = p;
+        b->cap = cap;
+    }
+    memcpy(b->p + b->len, s, n);
+    b->len += n;
+    b->p[b->len] = '\0';
+    return RG_OK;
+}
+
+int rg_buf_printf(rg_buf *b, const char *fmt, ...)
+{
+    char small[512];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(small, sizeof small, fmt, ap);
+    va_end(ap);
+    if (n < 0)
+        return RG_EINVAL;
+    if ((size_t)n < sizeof small)
+        return rg_buf_add(b, small, (size_t)n);
+    char *big = malloc((size_t)n + 1);
+    if (!big)
+        return RG_ENOMEM;
+    va_start(ap, fmt);
+    vsnprintf(big, (size_t)n + 1, fmt, ap);
+    va_end(ap);
+    int rc = rg_buf_add(b, big, (size_t)n);
+    free(big);
+    return rc;
+}
+
+void rg_buf_free(rg_buf *b)
+{
+    free(b->p);
+    b->p = NULL;
+    b->len = b->cap = 0;
+}
