@@ -134,7 +134,42 @@ static const char *rg__typename(lua_State *L, int idx)
     return lua_isinteger(L, idx) ? "integer" : luaL_typename(L, idx);
 }
 
-/* [-0, +0] Applies settings.params to the descriptions in list at idx. */
+/* Lists the parameter names of the table at idx, for error messages. */
+static const char *rg__names(lua_State *L, int idx)
+{
+    luaL_Buffer b;
+    luaL_buffinit(L, &b);
+    lua_pushnil(L);
+    while (lua_next(L, idx)) {
+        lua_pop(L, 1);
+        if (luaL_bufflen(&b))
+            luaL_addstring(&b, ", ");
+        lua_pushvalue(L, -1);
+        luaL_addvalue(&b);
+    }
+    luaL_pushresult(&b);
+    return lua_tostring(L, -1);
+}
+
+/* Sets base[name] = the value on top (popped), checking that the parameter
+ * exists with the same type. */
+static void rg__override(lua_State *L, int base, const char *name, const char *pid,
+                         const char *where)
+{
+    lua_getfield(L, base, name);
+    if (lua_isnil(L, -1))
+        luaL_error(L, "%s: params for '%s': no parameter named '%s' (known: %s)", where, pid,
+                   name, rg__names(L, base));
+    if (lua_type(L, -1) != lua_type(L, -2) || (lua_isinteger(L, -1) && !lua_isinteger(L, -2)))
+        luaL_error(L, "%s: params for '%s': '%s' must be a %s like its default, not a %s", where,
+                   pid, name, rg__typename(L, -1), rg__typename(L, -2));
+    lua_pop(L, 1);
+    lua_setfield(L, base, name);
+}
+
+/* [-0, +0] Applies settings.params to the descriptions in list. A table value
+ * keyed by a protocol id overrides that protocol; a plain value overrides the
+ * parameter of that name in every protocol that has it. */
 static void rg__apply_overrides(lua_State *L, int settings, int list, const char *where)
 {
     if (lua_getfield(L, settings, "params") != LUA_TTABLE) {
@@ -142,54 +177,44 @@ static void rg__apply_overrides(lua_State *L, int settings, int list, const char
         return;
     }
     int ov = lua_gettop(L);
+    lua_Integer n = (lua_Integer)lua_rawlen(L, list);
     lua_pushnil(L);
     while (lua_next(L, ov)) {
-        const char *pid = lua_tostring(L, -2);
-        if (lua_type(L, -2) != LUA_TSTRING || lua_type(L, -1) != LUA_TTABLE)
-            luaL_error(L, "%s: params must map a protocol id to a table of values", where);
-        lua_Integer n = (lua_Integer)lua_rawlen(L, list), found = 0;
-        for (lua_Integer i = 1; i <= n && !found; i++) {
+        if (lua_type(L, -2) != LUA_TSTRING)
+            luaL_error(L, "%s: params keys must be parameter names or protocol ids", where);
+        const char *key = lua_tostring(L, -2);
+        int vals = lua_gettop(L), hits = 0;
+        for (lua_Integer i = 1; i <= n; i++) {
             lua_rawgeti(L, list, i);
             lua_getfield(L, -1, "id");
-            if (!strcmp(lua_tostring(L, -1), pid))
-                found = i;
-            lua_pop(L, 2);
-        }
-        if (!found)
-            luaL_error(L, "%s: params for '%s': no protocol with that id is loaded", where, pid);
-        lua_rawgeti(L, list, found);
-        lua_getfield(L, -1, "params");
-        int base = lua_gettop(L), vals = base - 2;
-        lua_pushnil(L);
-        while (lua_next(L, vals)) {
-            const char *name = lua_tostring(L, -2);
-            if (lua_type(L, -2) != LUA_TSTRING)
-                luaL_error(L, "%s: params for '%s': names must be strings", where, pid);
-            lua_getfield(L, base, name);
-            if (lua_isnil(L, -1)) {
-                luaL_Buffer b;
-                luaL_buffinit(L, &b);
+            const char *pid = lua_tostring(L, -1);
+            lua_getfield(L, -2, "params");
+            int base = lua_gettop(L);
+            if (lua_type(L, vals) == LUA_TTABLE && !strcmp(pid, key)) {
+                hits++;
                 lua_pushnil(L);
-                while (lua_next(L, base)) {
-                    lua_pop(L, 1);
-                    if (luaL_bufflen(&b))
-                        luaL_addstring(&b, ", ");
-                    luaL_addstring(&b, lua_tostring(L, -1));
+                while (lua_next(L, vals)) {
+                    if (lua_type(L, -2) != LUA_TSTRING)
+                        luaL_error(L, "%s: params for '%s': names must be strings", where, pid);
+                    rg__override(L, base, lua_tostring(L, -2), pid, where); /* pops the value */
                 }
-                luaL_pushresult(&b);
-                luaL_error(L, "%s: params for '%s': no parameter named '%s' (known: %s)", where,
-                           pid, name, lua_tostring(L, -1));
+            } else if (lua_type(L, vals) != LUA_TTABLE) {
+                lua_getfield(L, base, key);
+                int has = !lua_isnil(L, -1);
+                lua_pop(L, 1);
+                if (has) {
+                    hits++;
+                    lua_pushvalue(L, vals);
+                    rg__override(L, base, key, pid, where);
+                }
             }
-            if (lua_type(L, -1) != lua_type(L, -2) ||
-                (lua_isinteger(L, -1) && !lua_isinteger(L, -2)))
-                luaL_error(L, "%s: params for '%s': '%s' must be a %s like its default, not a %s",
-                           where, pid, name, rg__typename(L, -1), rg__typename(L, -2));
-            lua_pop(L, 1);
-            lua_pushvalue(L, -2);
-            lua_insert(L, -2);
-            lua_rawset(L, base);
+            lua_settop(L, vals);
         }
-        lua_pop(L, 3); /* params, description, value table */
+        if (!hits && lua_type(L, vals) == LUA_TTABLE)
+            luaL_error(L, "%s: params for '%s': no protocol with that id is loaded", where, key);
+        if (!hits)
+            luaL_error(L, "%s: params: no loaded protocol has a parameter named '%s'", where, key);
+        lua_pop(L, 1);
     }
     lua_pop(L, 1);
 }

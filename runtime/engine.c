@@ -15,6 +15,7 @@
 #include <lauxlib.h>
 #include <jansson.h>
 
+#include <assert.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -360,6 +361,7 @@ static int rg__eval_protocol(lua_State *L)
     rg_history *h = lua_touserdata(L, 2);
     lua_Integer now = lua_tointeger(L, 3);
     uint32_t mark = (uint32_t)lua_tointeger(L, 4);
+    h->mark = mark;
     luaL_checkstack(L, 16, "evaluation");
     lua_createtable(L, 8, 2);
     const int res = 5, p = 6;
@@ -378,6 +380,7 @@ static int rg__eval_protocol(lua_State *L)
         lua_pushvalue(L, p);
         lua_call(L, 3, 1);
     } else {
+        lua_pop(L, 1);
         lua_pushboolean(L, 1);
     }
     int applies = lua_toboolean(L, -1);
@@ -388,6 +391,7 @@ static int rg__eval_protocol(lua_State *L)
         return 1;
     lua_getfield(L, 1, "rules");
     const int rules = 7;
+    assert(lua_gettop(L) == rules);
     lua_Integer n = (lua_Integer)lua_rawlen(L, rules);
     for (lua_Integer r = 1; r <= n; r++) {
         lua_rawgeti(L, rules, r);          /* 8: rule description */
@@ -702,7 +706,18 @@ static int rg__step(rg_engine *e, rg_clinic *c, const char *patient, int hidx, r
         e->stats.protocol_calls++;
         int prc = rg_pcall(c->sb, 4, 1, err, sizeof err);
         if (prc) {
-            rg__report(e, c->name, patient, c->protos[i].id, "", t, err);
+            /* h->mark says which rule was running: name it and its file */
+            uint32_t r = h->mark - marks[i];
+            const rg_rule *rule = r >= 1 && r <= (uint32_t)c->protos[i].nrules
+                                      ? &c->protos[i].rules[r - 1] : NULL;
+            char msg[4400];
+            if (strstr(err, c->protos[i].file))
+                snprintf(msg, sizeof msg, "%s", err);
+            else if (rule)
+                snprintf(msg, sizeof msg, "%s: rule '%s': %s", rule->where, rule->id, err);
+            else
+                snprintf(msg, sizeof msg, "%s: %s", c->protos[i].file, err);
+            rg__report(e, c->name, patient, c->protos[i].id, rule ? rule->id : "", t, msg);
             lua_pushnil(L);
             if (prc == RG_ELIMIT) {
                 limit = 1;

@@ -333,13 +333,12 @@ static const char *pat_match(pat_state *ms, const char *s, const char *p)
         }
         switch (ep < pe ? *ep : '\0') {
         case '?': {
-            const char *r = pat_match(ms, s + 1, ep + 1);
+            const char *r = pat_match(ms, s + 1, ep + 1); /* try with one */
             if (r) {
                 s = r;
-                p = pe;
-            } else {
-                p = ep + 1;
+                break;
             }
+            p = ep + 1; /* else without */
             continue;
         }
         case '+': s = pat_max(ms, s + 1, p, ep); break;

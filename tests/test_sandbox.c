@@ -1,0 +1,397 @@
+/*
+ * test_sandbox.c - the Lua sandbox: allow-list, limits, isolation, errors
+ * that name the protocol's file and line. Each limit has a protocol that must
+ * fail cleanly while another clinic in the same engine keeps producing its
+ * alerts.
+ */
+#include "helpers.h"
+
+#include "../runtime/engine.h"
+
+#include <lauxlib.h>
+#include <lualib.h>
+
+typedef struct errlog {
+    char text[16384];
+    int n;
+} errlog;
+
+static void collect_error(void *ud, const char *clinic, const char *patient, rg_time at,
+                          const char *msg)
+{
+    errlog *log = ud;
+    (void)at;
+    size_t len = strlen(log->text);
+    snprintf(log->text + len, sizeof log->text - len, "[%s %s] %s\n", clinic,
+             patient ? patient : "-", msg);
+    log->n++;
+}
+
+/* A protocol whose rule opens one alert per patient, always. */
+static const char good_protocol[] =
+    "local R = require 'regimen'\n"
+    "return R.protocol { id = 'good', version = '1', rules = { {\n"
+    "  id = 'good.always', severity = 'info',\n"
+    "  check = function(h, now, p) return R.alert { message = 'hello ' .. h.patient } end } } }\n";
+
+/* Wraps body (Lua statements run inside a rule) into a protocol file. */
+static void write_rule(const char *dir, const char *name, const char *body)
+{
+    char text[8192];
+    snprintf(text, sizeof text,
+             "local R = require 'regimen'\n"
+             "return R.protocol { id = 'bad', version = '1', rules = { {\n"
+             "  id = 'bad.rule', severity = 'info',\n"
+             "  check = function(h, now, p)\n%s\n"
+             "    return R.alert { message = 'survived' }\n"
+             "  end } } }\n",
+             body);
+    rg_test_write(dir, name, text);
+}
+
+typedef struct world {
+    char dir[256];
+    rg_store *st;
+    rg_engine *eng;
+    errlog log;
+} world;
+
+/* An engine with clinic "good" and clinic "bad" (protocol dir bad/), each
+ * with one event for patient p1 at 2026-03-01T00:00Z. */
+static void world_open(world *w, const rg_limits *lim)
+{
+    char err[4096], path[512];
+    memset(&w->log, 0, sizeof w->log);
+    cr_assert_eq(rg_store_open(&w->st, ":memory:", NULL, err, sizeof err), 0, "%s", err);
+    rg_engine_opts o = {.limits = lim ? *lim : RG_LIMITS_DEFAULT, .shipped = NULL,
+                        .on_error = collect_error, .ud = &w->log};
+    cr_assert_eq(rg_engine_new(&w->eng, w->st, &o), 0);
+    rg_test_write(w->dir, "good/good.lua", good_protocol);
+    snprintf(path, sizeof path, "%s/good", w->dir);
+    cr_assert_eq(rg_engine_set_clinic(w->eng, "good", path, err, sizeof err), 0, "%s", err);
+    const char *clinics[] = {"good", "bad"};
+    for (int i = 0; i < 2; i++) {
+        for (int p = 1; p <= 2; p++) {
+            char line[256], fieldname[RG_FIELD_MAX];
+            rg_event ev;
+            rg_put put;
+            snprintf(line, sizeof line,
+                     "{\"id\":\"e%d\",\"clinic\":\"%s\",\"patient\":\"p%d\",\"type\":\"x\","
+                     "\"at\":\"2026-03-01T00:00:00Z\"}", p, clinics[i], p);
+            cr_assert_eq(rg_event_parse(&ev, line, strlen(line), fieldname, err, sizeof err), 0);
+            cr_assert_eq(rg_store_put_event(w->st, &ev, 0, &put), 0);
+            rg_event_clear(&ev);
+        }
+    }
+}
+
+static int load_bad(world *w, char *err, size_t errlen)
+{
+    char path[512];
+    snprintf(path, sizeof path, "%s/bad", w->dir);
+    return rg_engine_set_clinic(w->eng, "bad", path, err, errlen);
+}
+
+static int count_transitions(void *ud, const rg_transition *t)
+{
+    int *n = ud;
+    if (!strcmp(t->clinic, "good") && t->open)
+        (*n)++;
+    return 0;
+}
+
+/* Runs everyone to 2026-03-02 and checks the good clinic opened its two alerts. */
+static void world_run_and_check_good(world *w)
+{
+    rg_time until;
+    cr_assert_eq(rg_time_parse("2026-03-02T00:00:00Z", 20, &until, NULL, NULL, 0), 0);
+    cr_assert_eq(rg_engine_advance_all(w->eng, RG_TIME_NONE, until), 4);
+    int n = 0;
+    rg_store_each_transition(w->st, 0, 0, count_transitions, &n);
+    cr_assert_eq(n, 2, "the good clinic must still open its alerts (got %d)", n);
+}
+
+static void world_close(world *w)
+{
+    rg_engine_free(w->eng);
+    rg_store_close(w->st);
+    rg_test_rmdir(w->dir);
+}
+
+/* One evaluation-time limit: the bad rule body must fail with `expect`. */
+static void expect_eval_failure(const char *body, const char *expect, const rg_limits *lim)
+{
+    world w;
+    char err[4096];
+    rg_test_tmpdir(w.dir);
+    world_open(&w, lim);
+    write_rule(w.dir, "bad/bad.lua", body);
+    cr_assert_eq(load_bad(&w, err, sizeof err), 0, "%s", err);
+    int64_t t0 = rg_monotonic_ms();
+    world_run_and_check_good(&w);
+    int64_t took = rg_monotonic_ms() - t0;
+    cr_assert(strstr(w.log.text, expect), "expected '%s' in errors:\n%s", expect, w.log.text);
+    cr_assert(strstr(w.log.text, "[bad p1]") && strstr(w.log.text, "[bad p2]"),
+              "both patients of the bad clinic must fail on their own:\n%s", w.log.text);
+    cr_assert(strstr(w.log.text, "bad.lua:"), "error must name the file:\n%s", w.log.text);
+    cr_assert_lt(took, 20000, "limits took %lld ms", (long long)took);
+    world_close(&w);
+}
+
+Test(sandbox, endless_loop_is_stopped)
+{
+    expect_eval_failure("while true do end", "instruction budget", NULL);
+}
+
+Test(sandbox, loop_inside_pcall_cannot_swallow_the_limit)
+{
+    expect_eval_failure("while true do pcall(function() while true do end end) end",
+                        "instruction budget", NULL);
+}
+
+Test(sandbox, loop_inside_coroutine_is_stopped)
+{
+    expect_eval_failure("local co = coroutine.wrap(function() while true do end end)\n"
+                        "pcall(co)\n while true do end",
+                        "instruction budget", NULL);
+}
+
+Test(sandbox, runaway_recursion_is_stopped)
+{
+    expect_eval_failure("local function f(n) return 1 + f(n + 1) end\n f(1)", "stack overflow",
+                        NULL);
+}
+
+Test(sandbox, memory_bomb_hits_the_cap)
+{
+    rg_limits lim = RG_LIMITS_DEFAULT;
+    lim.max_memory = 16u << 20;
+    expect_eval_failure("local t = {}\n for i = 1, 1e9 do t[i] = ('x'):rep(1000) .. i end",
+                        "memory limit", &lim);
+}
+
+Test(sandbox, string_rep_bomb_hits_the_cap)
+{
+    expect_eval_failure("local s = ('x'):rep(1e9)", "memory limit", NULL);
+}
+
+Test(sandbox, catastrophic_pattern_hits_the_deadline)
+{
+    rg_limits lim = RG_LIMITS_DEFAULT;
+    lim.deadline_ms = 200;
+    expect_eval_failure("string.find(('a'):rep(40), ('a*'):rep(40) .. 'b')", "deadline", &lim);
+}
+
+Test(sandbox, method_pattern_is_guarded_too)
+{
+    rg_limits lim = RG_LIMITS_DEFAULT;
+    lim.deadline_ms = 200;
+    expect_eval_failure("local s = ('a'):rep(40)\n s:match(('a*'):rep(40) .. 'b')", "deadline",
+                        &lim);
+}
+
+Test(sandbox, forbidden_globals_are_named)
+{
+    const char *names[] = {"io", "os", "debug", "package", "dofile", "loadfile",
+                           "collectgarbage", "rawset"};
+    for (size_t i = 0; i < RG_COUNTOF(names); i++) {
+        char body[128];
+        snprintf(body, sizeof body, "local x = %s", names[i]);
+        expect_eval_failure(body, "is not available to protocols", NULL);
+    }
+}
+
+Test(sandbox, unknown_global_is_a_typo_error)
+{
+    expect_eval_failure("local n = infusoins + 1", "unknown global 'infusoins'", NULL);
+}
+
+Test(sandbox, string_dump_and_random_are_gone)
+{
+    expect_eval_failure("local f = string.dump(function() end)", "attempt to call a nil value",
+                        NULL);
+    expect_eval_failure("local r = math.random()", "attempt to call a nil value", NULL);
+}
+
+Test(sandbox, load_refuses_bytecode)
+{
+    expect_eval_failure("local f, e = load('\\27Lua', 'x', 'b')\n error(e)", "only text chunks",
+                        NULL);
+    expect_eval_failure("local f, e = load('\\27LuaT\\0')\n error(e)", "binary chunk", NULL);
+}
+
+Test(sandbox, library_tables_are_read_only)
+{
+    expect_eval_failure("string.upper = nil", "read-only", NULL);
+    expect_eval_failure("table.insert = print", "read-only", NULL);
+    expect_eval_failure("local R = require 'regimen'\n R.days = nil", "read-only", NULL);
+}
+
+Test(sandbox, string_metatable_is_locked)
+{
+    expect_eval_failure("local mt = getmetatable('')\n mt.__index = {}", "index a boolean", NULL);
+}
+
+Test(sandbox, gc_metamethods_are_refused)
+{
+    expect_eval_failure("setmetatable({}, { __gc = function() while true do end end })",
+                        "__gc metamethods are not available", NULL);
+}
+
+Test(sandbox, require_only_finds_protocol_modules)
+{
+    expect_eval_failure("require '../../etc/passwd'", "is not valid", NULL);
+    expect_eval_failure("require 'os'", "not found in the protocol directories", NULL);
+}
+
+Test(sandbox, non_string_errors_are_described)
+{
+    expect_eval_failure("error({})", "error object is a table value", NULL);
+    expect_eval_failure("error(nil)", "error object is a nil value", NULL);
+}
+
+Test(sandbox, errors_name_file_and_line)
+{
+    /* line 5 of the generated file is the body's first line */
+    expect_eval_failure("local x = nil\n local y = x.field", "bad.lua:6:", NULL);
+}
+
+Test(sandbox, malformed_alerts_are_rule_errors)
+{
+    expect_eval_failure("do return R.alert { message = 42 } end", "field 'message'", NULL);
+    expect_eval_failure("do return { message = 'x', due = 0/0 } end", "must be a time", NULL);
+    expect_eval_failure("do return { message = ('x'):rep(1e6) } end", "the limit is", NULL);
+    expect_eval_failure("do return { message = 'x', key = {} } end", "key must be", NULL);
+    expect_eval_failure("do return { message = 'x', colour = 'red' } end",
+                        "unknown field 'colour'", NULL);
+    expect_eval_failure("do return 'open please' end", "must return nil, an alert", NULL);
+}
+
+Test(sandbox, globals_do_not_leak_between_patients)
+{
+    world w;
+    char err[4096];
+    rg_test_tmpdir(w.dir);
+    world_open(&w, NULL);
+    /* Each patient's rule sets a global and counts; both must see 1. */
+    rg_test_write(w.dir, "bad/bad.lua",
+                  "local R = require 'regimen'\n"
+                  "return R.protocol { id = 'leak', version = '1', rules = { {\n"
+                  "  id = 'leak.count', severity = 'info',\n"
+                  "  check = function(h, now, p)\n"
+                  "    seen = (rawget(_ENV, 'seen') or 0) + 1\n"
+                  "    pcall(function() string.upper = nil end)\n"
+                  "    return R.alert { message = 'seen ' .. seen .. ' ' .. ('x'):upper() }\n"
+                  "  end } } }\n");
+    cr_assert_eq(load_bad(&w, err, sizeof err), 0, "%s", err);
+    world_run_and_check_good(&w);
+    cr_assert_eq(w.log.n, 0, "%s", w.log.text);
+    world_close(&w);
+}
+
+static int collect_messages(void *ud, const rg_transition *t)
+{
+    if (!strcmp(t->clinic, "bad")) {
+        strcat(ud, t->message);
+        strcat(ud, "|");
+    }
+    return 0;
+}
+
+Test(sandbox, each_patient_sees_a_fresh_global_environment)
+{
+    world w;
+    char err[4096], msgs[4096] = "";
+    rg_test_tmpdir(w.dir);
+    world_open(&w, NULL);
+    rg_test_write(w.dir, "bad/bad.lua",
+                  "local R = require 'regimen'\n"
+                  "helper_defined_at_load = 'kept'\n"
+                  "return R.protocol { id = 'leak', version = '1', rules = { {\n"
+                  "  id = 'leak.count', severity = 'info',\n"
+                  "  check = function(h, now, p)\n"
+                  "    seen = (rawget(_ENV, 'seen') or 0) + 1\n"
+                  "    return R.alert { message = helper_defined_at_load .. ' ' .. seen }\n"
+                  "  end } } }\n");
+    cr_assert_eq(load_bad(&w, err, sizeof err), 0, "%s", err);
+    world_run_and_check_good(&w);
+    rg_store_each_transition(w.st, 0, 0, collect_messages, msgs);
+    cr_assert_str_eq(msgs, "kept 1|kept 1|");
+    world_close(&w);
+}
+
+Test(sandbox, clinic_after_a_limit_keeps_working)
+{
+    world w;
+    char err[4096], msgs[4096] = "";
+    rg_test_tmpdir(w.dir);
+    world_open(&w, NULL);
+    /* p1 loops forever; p2 is fine and must still get its alert */
+    write_rule(w.dir, "bad/bad.lua", "if h.patient == 'p1' then while true do end end");
+    cr_assert_eq(load_bad(&w, err, sizeof err), 0, "%s", err);
+    world_run_and_check_good(&w);
+    rg_store_each_transition(w.st, 0, 0, collect_messages, msgs);
+    cr_assert_str_eq(msgs, "survived|");
+    cr_assert(strstr(w.log.text, "[bad p1]") && !strstr(w.log.text, "[bad p2]"), "%s",
+              w.log.text);
+    world_close(&w);
+}
+
+/* Load-time failures: the clinic is refused with file and line. */
+static void expect_load_failure(const char *file_text, const char *expect)
+{
+    world w;
+    char err[4096];
+    rg_test_tmpdir(w.dir);
+    world_open(&w, NULL);
+    rg_test_write(w.dir, "bad/bad.lua", file_text);
+    cr_assert_neq(load_bad(&w, err, sizeof err), 0, "loading should fail");
+    cr_assert(strstr(err, expect), "expected '%s' in: %s", expect, err);
+    cr_assert(strstr(err, "bad.lua"), "error must name the file: %s", err);
+    world_run_and_check_good(&w);
+    world_close(&w);
+}
+
+Test(sandbox, load_errors_name_file_and_line)
+{
+    expect_load_failure("local x = \n\n = 1\n", "bad.lua:3:");
+    expect_load_failure("local f = io.open('/etc/passwd')\n", "'io' is not available");
+    expect_load_failure("while true do end\n", "instruction budget");
+    expect_load_failure("return 42\n", "must return a protocol table");
+    expect_load_failure("return { id = 'x', version = '1', rules = {} }\n", "non-empty list");
+    expect_load_failure("return { id = 'x', version = '1', rules = { { id = 'r', severity = "
+                        "'high', check = function() end } } }\n",
+                        "severity must be");
+    expect_load_failure("local R = require 'regimen'\nreturn R.protocol { id = 'x', versoin = '1' }\n",
+                        "bad.lua:2: protocol: unknown field 'versoin'");
+}
+
+static int write_chunk(lua_State *L, const void *p, size_t sz, void *ud)
+{
+    (void)L;
+    return fwrite(p, 1, sz, ud) == sz ? 0 : 1;
+}
+
+Test(sandbox, bytecode_protocol_file_is_refused)
+{
+    world w;
+    char err[4096], path[512];
+    rg_test_tmpdir(w.dir);
+    world_open(&w, NULL);
+    /* a valid protocol, compiled to bytecode by Lua itself */
+    lua_State *L = luaL_newstate();
+    cr_assert_eq(luaL_loadstring(L, good_protocol), 0);
+    snprintf(path, sizeof path, "%s/bad", w.dir);
+    mkdir(path, 0700);
+    snprintf(path, sizeof path, "%s/bad/compiled.lua", w.dir);
+    FILE *f = fopen(path, "wb");
+    cr_assert_not_null(f);
+    cr_assert_eq(lua_dump(L, write_chunk, f, 0), 0);
+    fclose(f);
+    lua_close(L);
+    cr_assert_neq(load_bad(&w, err, sizeof err), 0);
+    cr_assert(strstr(err, "compiled (bytecode) chunk"), "%s", err);
+    cr_assert(strstr(err, "compiled.lua"), "%s", err);
+    world_run_and_check_good(&w);
+    world_close(&w);
+}
