@@ -44,13 +44,11 @@ $(B)/tests/%: tests/%.c $(LIB_OBJ) tests/helpers.h
 
 # Every test binary runs; the target fails if any of them failed.
 test: deps $(B)/regimen $(TESTS)
-	@fail=0; for t in $(TESTS); do \
-	  echo "== $$t"; REGIMEN_BIN=$(CURDIR)/$(B)/regimen $$t --jobs 2 || fail=1; \
-	done; \
-	if [ $$fail = 0 ]; then echo "all test binaries passed"; else echo "SOME TESTS FAILED"; fi; \
-	exit $$fail
+	@REGIMEN_BIN=$(CURDIR)/$(B)/regimen ./tests/run-all.sh $(TESTS)
 
+# A clean sanitizer build each time: object files do not record their flags.
 asan:
+	rm -rf build-asan
 	$(MAKE) test B=build-asan OPT=-O1 \
 	  SAN="-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all"
 

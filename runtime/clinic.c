@@ -73,7 +73,8 @@ static int rg__list_dir(const char *dir, char ***files, int *n, char *err, size_
         (*n)++;
     }
     closedir(d);
-    qsort(*files + first, (size_t)(*n - first), sizeof **files, rg__cmp);
+    if (*n > first)
+        qsort(*files + first, (size_t)(*n - first), sizeof **files, rg__cmp);
     return RG_OK;
 }
 
@@ -129,9 +130,16 @@ static int rg__load_settings(lua_State *L)
     return 1;
 }
 
+/* "an integer", "a number", "a string", ...: for messages. */
 static const char *rg__typename(lua_State *L, int idx)
 {
-    return lua_isinteger(L, idx) ? "integer" : luaL_typename(L, idx);
+    switch (lua_type(L, idx)) {
+    case LUA_TNUMBER: return lua_isinteger(L, idx) ? "an integer" : "a number";
+    case LUA_TSTRING: return "a string";
+    case LUA_TBOOLEAN: return "a boolean";
+    case LUA_TTABLE: return "a table";
+    default: return luaL_typename(L, idx);
+    }
 }
 
 /* Lists the parameter names of the table at idx, for error messages. */
@@ -161,7 +169,7 @@ static void rg__override(lua_State *L, int base, const char *name, const char *p
         luaL_error(L, "%s: params for '%s': no parameter named '%s' (known: %s)", where, pid,
                    name, rg__names(L, base));
     if (lua_type(L, -1) != lua_type(L, -2) || (lua_isinteger(L, -1) && !lua_isinteger(L, -2)))
-        luaL_error(L, "%s: params for '%s': '%s' must be a %s like its default, not a %s", where,
+        luaL_error(L, "%s: params for '%s': '%s' must be %s like its default, not %s", where,
                    pid, name, rg__typename(L, -1), rg__typename(L, -2));
     lua_pop(L, 1);
     lua_setfield(L, base, name);

@@ -1,0 +1,260 @@
+/*
+ * test_e2e.c - the real build/regimen binary, end to end: the example
+ * clinic's expected alerts, every kind of bad event line, idempotent
+ * re-ingest and conflicts, `rejected`, `check`, and hostile protocols that
+ * fail cleanly while another clinic's protocol keeps producing alerts.
+ * Run from the repository root (make test does).
+ */
+#include "helpers.h"
+
+#include "../runtime/rg.h"
+
+Test(e2e, example_clinic_matches_expected_transitions)
+{
+    char *out, *err;
+    const char *args[] = {"simulate", "--events", "examples/clinics/north/timeline.jsonl",
+                          "--until", "2026-05-01T00:00:00Z", "--clinic",
+                          "north=examples/clinics/north", "--format", "jsonl", NULL};
+    int rc = rg_test_run(args, NULL, &out, &err);
+    cr_assert_eq(rc, 0, "exit %d, stderr:\n%s", rc, err);
+    char *expected = rg_test_read("examples/clinics/north/expected.jsonl");
+    cr_assert_str_eq(out, expected, "simulate output differs from expected.jsonl");
+    cr_assert(strstr(out, "\"rule\":\"safety.bp-high\""), "north's stricter limit applies");
+    free(out);
+    free(err);
+    free(expected);
+}
+
+Test(e2e, text_format_is_a_readable_table)
+{
+    char *out, *err;
+    const char *args[] = {"simulate", "--events", "examples/clinics/north/timeline.jsonl",
+                          "--until", "2026-05-01T00:00:00Z", "--clinic",
+                          "north=examples/clinics/north", NULL};
+    cr_assert_eq(rg_test_run(args, NULL, &out, &err), 0, "%s", err);
+    cr_assert(strncmp(out, "AT ", 3) == 0, "%s", out);
+    cr_assert(strstr(out, "infusion 3 of 6 due since 21 Mar 2026"), "%s", out);
+    free(out);
+    free(err);
+}
+
+Test(e2e, shipped_set_applies_without_protocols_flag)
+{
+    char dir[256], path[512], *out, *err;
+    rg_test_tmpdir(dir);
+    rg_test_write(dir, "ev.jsonl",
+                  "{\"id\":\"1\",\"clinic\":\"z\",\"patient\":\"p\",\"type\":\"enrolled\","
+                  "\"at\":\"2026-03-01T09:00:00Z\",\"data\":{\"program\":\"ketamine\"}}\n"
+                  "{\"id\":\"2\",\"clinic\":\"z\",\"patient\":\"p\",\"type\":\"infusion\","
+                  "\"at\":\"2026-03-02T09:00:00Z\",\"data\":{\"dose_mg_per_kg\":0.5}}\n");
+    snprintf(path, sizeof path, "%s/ev.jsonl", dir);
+    const char *args[] = {"simulate", "--events", path, "--until", "2026-03-10T00:00:00Z",
+                          "--format", "jsonl", NULL};
+    cr_assert_eq(rg_test_run(args, NULL, &out, &err), 0, "%s", err);
+    cr_assert(strstr(out, "\"rule\":\"acute.infusion-due\""), "%s", out);
+    cr_assert(strstr(out, "\"at\":\"2026-03-04T09:00:00Z\""), "%s", out);
+    cr_assert(strstr(out, "\"rule\":\"integration.missing\""), "%s", out);
+    free(out);
+    free(err);
+    rg_test_rmdir(dir);
+}
+
+/* Each bad line with the field the rejection must name. */
+static const struct {
+    const char *line, *field, *reason;
+} bad_lines[] = {
+    {"not json at all", "", "not valid JSON"},
+    {"[1,2]", "", "expected a JSON object"},
+    {"{\"clinic\":\"c\",\"patient\":\"p\",\"type\":\"x\",\"at\":\"2026-03-01T00:00:00Z\"}", "id",
+     "missing"},
+    {"{\"id\":1,\"clinic\":\"c\",\"patient\":\"p\",\"type\":\"x\",\"at\":\"2026-03-01T00:00:00Z\"}",
+     "id", "must be a string"},
+    {"{\"id\":\"b3\",\"clinic\":\"c\",\"patient\":\"p\",\"type\":\"Infusion\",\"at\":\"2026-03-01T00:00:00Z\"}",
+     "type", "lower-case word"},
+    {"{\"id\":\"b4\",\"clinic\":\"c\",\"patient\":\"p\",\"type\":\"x\",\"at\":\"2026-02-30T00:00:00Z\"}",
+     "at", "not a date"},
+    {"{\"id\":\"b5\",\"clinic\":\"c\",\"patient\":\"p\",\"type\":\"x\",\"at\":\"2026-03-01T00:00:00\"}",
+     "at", "missing UTC offset"},
+    {"{\"id\":\"b6\",\"clinic\":\"c\",\"patient\":\"p\",\"type\":\"x\",\"at\":\"yesterday\"}", "at",
+     "RFC 3339"},
+    {"{\"id\":\"b7\",\"clinic\":\"c\",\"patient\":\"p\",\"type\":\"x\",\"at\":\"2026-03-01T00:00:00Z\",\"data\":[1]}",
+     "data", "must be a JSON object"},
+    {"{\"id\":\"b8\",\"clinic\":\"c\",\"pateint\":\"p\",\"type\":\"x\",\"at\":\"2026-03-01T00:00:00Z\"}",
+     "pateint", "unknown field"},
+};
+
+Test(e2e, every_bad_line_is_rejected_kept_and_listed)
+{
+    char dir[256], db[512], file[512], text[8192] = "", *out, *err;
+    rg_test_tmpdir(dir);
+    snprintf(db, sizeof db, "%s/r.db", dir);
+    snprintf(file, sizeof file, "%s/in.jsonl", dir);
+    strcat(text, "{\"id\":\"g1\",\"clinic\":\"c\",\"patient\":\"p\",\"type\":\"x\","
+                 "\"at\":\"2026-03-01T00:00:00Z\"}\n");
+    for (size_t i = 0; i < RG_COUNTOF(bad_lines); i++) {
+        strcat(text, bad_lines[i].line);
+        strcat(text, "\n");
+    }
+    strcat(text, "{\"id\":\"g2\",\"clinic\":\"c\",\"patient\":\"p\",\"type\":\"x\","
+                 "\"at\":\"2026-03-02T00:00:00Z\"}\n");
+    rg_test_write(dir, "in.jsonl", text);
+    const char *args[] = {"ingest", "--db", db, file, NULL};
+    int rc = rg_test_run(args, NULL, &out, &err);
+    cr_assert_eq(rc, 1, "rejections make the exit code 1 (got %d)", rc);
+    cr_assert(strstr(out, "stored 2, duplicates 0, conflicts 0, rejected 10"), "%s", out);
+    for (size_t i = 0; i < RG_COUNTOF(bad_lines); i++) {
+        char where[700];
+        snprintf(where, sizeof where, "%s:%zu: %s%s%s", file, i + 2,
+                 *bad_lines[i].field ? "field '" : "", bad_lines[i].field,
+                 *bad_lines[i].field ? "'" : "");
+        cr_assert(strstr(err, where), "stderr must say '%s':\n%s", where, err);
+    }
+    free(out);
+    free(err);
+    /* the operator's view: every line, its number, field, reason and text */
+    const char *list[] = {"rejected", "--db", db, NULL};
+    cr_assert_eq(rg_test_run(list, NULL, &out, &err), 0, "%s", err);
+    for (size_t i = 0; i < RG_COUNTOF(bad_lines); i++) {
+        cr_assert(strstr(out, bad_lines[i].reason), "rejected must list '%s':\n%s",
+                  bad_lines[i].reason, out);
+        char prefix[16];
+        snprintf(prefix, sizeof prefix, "%.12s", bad_lines[i].line);
+        cr_assert(strstr(out, prefix), "raw text kept: %s", prefix);
+    }
+    cr_assert(strstr(out, "10 rejected lines"), "%s", out);
+    free(out);
+    free(err);
+    rg_test_rmdir(dir);
+}
+
+Test(e2e, reingest_is_idempotent_and_conflicts_do_not_overwrite)
+{
+    char dir[256], db[512], *out, *err;
+    rg_test_tmpdir(dir);
+    snprintf(db, sizeof db, "%s/r.db", dir);
+    const char *line = "{\"id\":\"e1\",\"clinic\":\"c\",\"patient\":\"p\",\"type\":\"x\","
+                       "\"at\":\"2026-03-01T00:00:00Z\",\"data\":{\"a\":1}}\n";
+    const char *args[] = {"ingest", "--db", db, "-", NULL};
+    cr_assert_eq(rg_test_run(args, line, &out, &err), 0, "%s", err);
+    cr_assert(strstr(out, "stored 1,"), "%s", out);
+    free(out);
+    free(err);
+    /* same event, keys in another order: a duplicate */
+    const char *same = "{\"data\":{\"a\":1},\"at\":\"2026-03-01T00:00:00Z\",\"type\":\"x\","
+                       "\"patient\":\"p\",\"clinic\":\"c\",\"id\":\"e1\"}\n";
+    cr_assert_eq(rg_test_run(args, same, &out, &err), 0, "%s", err);
+    cr_assert(strstr(out, "stored 0, duplicates 1, conflicts 0"), "%s", out);
+    free(out);
+    free(err);
+    const char *changed = "{\"id\":\"e1\",\"clinic\":\"c\",\"patient\":\"p\",\"type\":\"x\","
+                          "\"at\":\"2026-03-01T00:00:00Z\",\"data\":{\"a\":2}}\n";
+    cr_assert_eq(rg_test_run(args, changed, &out, &err), 1, "%s", err);
+    cr_assert(strstr(out, "conflicts 1"), "%s", out);
+    cr_assert(strstr(err, "field 'id'") && strstr(err, "not overwritten"), "%s", err);
+    free(out);
+    free(err);
+    rg_test_rmdir(dir);
+}
+
+Test(e2e, database_is_private_to_its_owner)
+{
+    char dir[256], db[512];
+    struct stat sb;
+    rg_test_tmpdir(dir);
+    snprintf(db, sizeof db, "%s/r.db", dir);
+    const char *args[] = {"ingest", "--db", db, "-", NULL};
+    cr_assert_eq(rg_test_run(args, "", NULL, NULL), 0);
+    cr_assert_eq(stat(db, &sb), 0);
+    cr_assert_eq(sb.st_mode & 0777, 0600, "mode %o", sb.st_mode & 0777);
+    rg_test_rmdir(dir);
+}
+
+Test(e2e, check_reports_file_and_line)
+{
+    char dir[256], path[512], *out, *err;
+    rg_test_tmpdir(dir);
+    rg_test_write(dir, "p/broken.lua",
+                  "local R = require 'regimen'\n"
+                  "return R.protocol {\n"
+                  "  id = 'x', version = '1',\n"
+                  "  rules = { { id = 'x.r', severity = 'urgent', check = function() end } },\n"
+                  "}\n");
+    snprintf(path, sizeof path, "%s/p", dir);
+    const char *args[] = {"check", path, NULL};
+    cr_assert_eq(rg_test_run(args, NULL, &out, &err), 1);
+    cr_assert(strstr(err, "broken.lua:2:") && strstr(err, "severity must be"), "%s", err);
+    free(out);
+    free(err);
+    const char *shipped[] = {"check", NULL};
+    cr_assert_eq(rg_test_run(shipped, NULL, &out, &err), 0, "%s", err);
+    cr_assert(strstr(out, "safety.bp-high"), "%s", out);
+    free(out);
+    free(err);
+    rg_test_rmdir(dir);
+}
+
+/* Hostile protocols run as clinic "bad" next to the shipped set for clinic
+ * "good": good must still get its alerts, bad must fail with a clear,
+ * attributed error and the command must finish. */
+static void hostile(const char *protocol_text, const char *expect)
+{
+    char dir[256], events[512], bad[512], good[600], *out, *err;
+    rg_test_tmpdir(dir);
+    rg_test_write(dir, "bad/hostile.lua", protocol_text);
+    rg_test_write(dir, "ev.jsonl",
+                  "{\"id\":\"1\",\"clinic\":\"good\",\"patient\":\"p\",\"type\":\"enrolled\","
+                  "\"at\":\"2026-03-01T09:00:00Z\",\"data\":{\"program\":\"ketamine\"}}\n"
+                  "{\"id\":\"2\",\"clinic\":\"good\",\"patient\":\"p\",\"type\":\"infusion\","
+                  "\"at\":\"2026-03-02T09:00:00Z\",\"data\":{\"dose_mg_per_kg\":0.5}}\n"
+                  "{\"id\":\"1\",\"clinic\":\"bad\",\"patient\":\"q\",\"type\":\"enrolled\","
+                  "\"at\":\"2026-03-01T09:00:00Z\",\"data\":{\"program\":\"ketamine\"}}\n");
+    snprintf(events, sizeof events, "%s/ev.jsonl", dir);
+    snprintf(bad, sizeof bad, "bad=%s/bad", dir);
+    snprintf(good, sizeof good, "good=protocols/ketamine");
+    const char *args[] = {"simulate", "--events", events, "--until", "2026-03-10T00:00:00Z",
+                          "--format", "jsonl", "--clinic", bad, "--clinic", good,
+                          "--max-instructions", "2000000", "--deadline-ms", "500",
+                          "--max-memory-mb", "32", NULL};
+    int rc = rg_test_run(args, NULL, &out, &err);
+    cr_assert_eq(rc, expect[0] == '!' ? 2 : 1, "exit %d\n%s", rc, err);
+    const char *want = expect[0] == '!' ? expect + 1 : expect;
+    cr_assert(strstr(err, want), "expected '%s' in stderr:\n%s", want, err);
+    cr_assert(strstr(err, "hostile.lua"), "the error names the protocol file:\n%s", err);
+    if (expect[0] != '!')
+        cr_assert(strstr(out, "\"clinic\":\"good\"") && strstr(out, "acute.infusion-due"),
+                  "the good clinic keeps alerting:\n%s", out);
+    free(out);
+    free(err);
+    rg_test_rmdir(dir);
+}
+
+#define RULE(body)                                                                         \
+    "local R = require 'regimen'\n"                                                        \
+    "return R.protocol { id = 'h', version = '1', rules = { { id = 'h.r', severity = "     \
+    "'info',\n  check = function(h, now, p)\n" body "\n  end } } }\n"
+
+Test(e2e, hostile_endless_loop)
+{
+    hostile(RULE("while true do end"), "instruction budget");
+}
+
+Test(e2e, hostile_memory_bomb)
+{
+    hostile(RULE("local t = {} for i = 1, 1e8 do t[i] = {i} end"), "memory limit");
+}
+
+Test(e2e, hostile_forbidden_global)
+{
+    hostile(RULE("os.execute('touch /tmp/pwned')"), "'os' is not available");
+}
+
+Test(e2e, hostile_catastrophic_pattern)
+{
+    hostile(RULE("string.find(('a'):rep(40), ('a*'):rep(40) .. 'b')"), "deadline");
+}
+
+Test(e2e, hostile_protocol_refused_at_load)
+{
+    /* a clinic whose protocols cannot load is refused before simulating */
+    hostile("local x = io.open('/etc/passwd')\n", "!'io' is not available");
+}

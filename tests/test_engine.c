@@ -1,0 +1,314 @@
+/*
+ * test_engine.c - the evaluation path: wake-ups at exact due moments, alert
+ * lifecycle (open once, resolve once), windows that end, failing rules that
+ * keep their alerts, late events, parameter layers, provenance, and the
+ * property serve relies on: advancing in pieces gives the same transitions
+ * as advancing at once.
+ */
+#include "helpers.h"
+
+#include "../runtime/engine.h"
+#include "../runtime/ingest.h"
+
+static const char test_protocol[] =
+    "local R = require 'regimen'\n"
+    "return R.protocol { id = 't', version = '2.0',\n"
+    "  params = { wait = R.hours(2), limit = 3 },\n"
+    "  rules = {\n"
+    "    { id = 't.due', severity = 'warning', check = function(h, now, p)\n"
+    "        local last = h:last('ping')\n"
+    "        if not last or h:count('ping') >= p.limit then return end\n"
+    "        return R.alert { key = last.id, due = last.at + p.wait, message = 'ping overdue' }\n"
+    "      end },\n"
+    "    { id = 't.window', severity = 'info', check = function(h, now, p)\n"
+    "        local s = h:last('start')\n"
+    "        if not s then return end\n"
+    "        return R.alert { due = s.at, ends = s.at + R.hours(1), message = 'in window' }\n"
+    "      end },\n"
+    "    { id = 't.boom', severity = 'critical', check = function(h, now, p)\n"
+    "        if h:last('boom') then error('kaboom') end\n"
+    "        if h:last('alarm') then return R.alert { message = 'alarm' } end\n"
+    "      end },\n"
+    "  } }\n";
+
+typedef struct fixture {
+    char dir[256], err_text[8192];
+    rg_store *st;
+    rg_engine *eng;
+} fixture;
+
+static void on_error(void *ud, const char *clinic, const char *patient, rg_time at,
+                     const char *msg)
+{
+    fixture *f = ud;
+    (void)clinic;
+    (void)at;
+    size_t n = strlen(f->err_text);
+    snprintf(f->err_text + n, sizeof f->err_text - n, "%s: %s\n", patient ? patient : "-", msg);
+}
+
+static void fx_open(fixture *f, const char *clinic_lua)
+{
+    char err[4096], path[512];
+    memset(f->err_text, 0, sizeof f->err_text);
+    rg_test_tmpdir(f->dir);
+    rg_test_write(f->dir, "c/t.lua", test_protocol);
+    if (clinic_lua)
+        rg_test_write(f->dir, "c/clinic.lua", clinic_lua);
+    snprintf(path, sizeof path, "%s/db.sqlite", f->dir);
+    cr_assert_eq(rg_store_open(&f->st, path, NULL, err, sizeof err), 0, "%s", err);
+    rg_engine_opts o = {.limits = RG_LIMITS_DEFAULT, .on_error = on_error, .ud = f};
+    cr_assert_eq(rg_engine_new(&f->eng, f->st, &o), 0);
+    snprintf(path, sizeof path, "%s/c", f->dir);
+    cr_assert_eq(rg_engine_set_clinic(f->eng, "c", path, err, sizeof err), 0, "%s", err);
+}
+
+static void fx_close(fixture *f)
+{
+    rg_engine_free(f->eng);
+    rg_store_close(f->st);
+    rg_test_rmdir(f->dir);
+}
+
+static rg_time T(const char *s)
+{
+    rg_time t;
+    cr_assert_eq(rg_time_parse(s, strlen(s), &t, NULL, NULL, 0), 0, "bad time %s", s);
+    return t;
+}
+
+/* Stores one event: type at time (data optional JSON). */
+static void put(fixture *f, const char *id, const char *patient, const char *type,
+                const char *at, const char *data)
+{
+    char line[1024];
+    rg_ingest_counts c = {0};
+    snprintf(line, sizeof line,
+             "{\"id\":\"%s\",\"clinic\":\"c\",\"patient\":\"%s\",\"type\":\"%s\",\"at\":\"%s\"%s%s}",
+             id, patient, type, at, data ? ",\"data\":" : "", data ? data : "");
+    cr_assert_eq(rg_ingest_one(f->st, line, strlen(line), "test", 1, &c, NULL, NULL),
+                 RG_PUT_STORED, "%s", line);
+}
+
+static void advance(fixture *f, const char *patient, const char *until)
+{
+    cr_assert_eq(rg_engine_advance(f->eng, "c", patient, T(until)), 0);
+}
+
+/* The transitions as "at state rule key-ish" lines, in seq order. */
+typedef struct seen {
+    char text[8192];
+    int n;
+    char last_params[512], last_evidence[512];
+} seen;
+
+static int collect(void *ud, const rg_transition *t)
+{
+    seen *s = ud;
+    char at[RG_TIME_BUFSZ];
+    size_t n = strlen(s->text);
+    snprintf(s->text + n, sizeof s->text - n, "%s %s %s %s\n", rg_time_format(t->at, at),
+             t->open ? "open" : "resolved", t->rule, t->message);
+    snprintf(s->last_params, sizeof s->last_params, "%s", t->params);
+    snprintf(s->last_evidence, sizeof s->last_evidence, "%s", t->evidence);
+    s->n++;
+    return 0;
+}
+
+static seen transitions(fixture *f)
+{
+    seen s;
+    memset(&s, 0, sizeof s);
+    cr_assert_eq(rg_store_each_transition(f->st, 0, 0, collect, &s), 0);
+    return s;
+}
+
+Test(engine, opens_exactly_at_due_and_resolves_with_the_next_event)
+{
+    fixture f;
+    fx_open(&f, NULL);
+    put(&f, "a1", "p", "ping", "2026-03-01T10:00:00Z", NULL);
+    advance(&f, "p", "2026-03-01T11:59:59.999Z");
+    cr_assert_eq(transitions(&f).n, 0, "nothing is due a millisecond early");
+    advance(&f, "p", "2026-03-01T12:00:00Z");
+    seen s = transitions(&f);
+    cr_assert_str_eq(s.text, "2026-03-01T12:00:00Z open t.due ping overdue\n");
+    put(&f, "a2", "p", "ping", "2026-03-01T12:30:00+00:00", NULL);
+    advance(&f, "p", "2026-03-02T00:00:00Z");
+    s = transitions(&f);
+    cr_assert_str_eq(s.text,
+                     "2026-03-01T12:00:00Z open t.due ping overdue\n"
+                     "2026-03-01T12:30:00Z resolved t.due ping overdue\n"
+                     "2026-03-01T14:30:00Z open t.due ping overdue\n");
+    fx_close(&f);
+}
+
+Test(engine, an_event_exactly_at_the_due_moment_prevents_the_alert)
+{
+    fixture f;
+    fx_open(&f, NULL);
+    put(&f, "a1", "p", "ping", "2026-03-01T10:00:00Z", NULL);
+    put(&f, "a2", "p", "ping", "2026-03-01T07:00:00-05:00", NULL); /* 12:00Z */
+    advance(&f, "p", "2026-03-01T13:00:00Z");
+    cr_assert_eq(transitions(&f).n, 0, "%s", transitions(&f).text);
+    fx_close(&f);
+}
+
+Test(engine, windows_close_at_their_end)
+{
+    fixture f;
+    fx_open(&f, NULL);
+    put(&f, "s1", "p", "start", "2026-03-01T10:00:00+02:00", NULL);
+    advance(&f, "p", "2026-03-02T00:00:00Z");
+    cr_assert_str_eq(transitions(&f).text, "2026-03-01T08:00:00Z open t.window in window\n"
+                                           "2026-03-01T09:00:00Z resolved t.window in window\n");
+    fx_close(&f);
+}
+
+Test(engine, a_failing_rule_keeps_its_alerts_and_is_reported)
+{
+    fixture f;
+    fx_open(&f, NULL);
+    put(&f, "x1", "p", "alarm", "2026-03-01T10:00:00Z", NULL);
+    put(&f, "x2", "p", "boom", "2026-03-01T11:00:00Z", NULL);
+    advance(&f, "p", "2026-03-02T00:00:00Z");
+    cr_assert_str_eq(transitions(&f).text, "2026-03-01T10:00:00Z open t.boom alarm\n");
+    cr_assert(strstr(f.err_text, "kaboom"), "%s", f.err_text);
+    cr_assert(strstr(f.err_text, "t.lua:16:"), "the error names file and line: %s", f.err_text);
+    fx_close(&f);
+}
+
+Test(engine, advancing_in_pieces_equals_advancing_at_once)
+{
+    const char *stops[] = {"2026-03-01T09:00:00Z", "2026-03-01T12:00:00Z",
+                           "2026-03-01T12:10:00Z", "2026-03-01T13:30:00Z",
+                           "2026-03-01T14:31:00Z", "2026-03-03T00:00:00Z"};
+    fixture a, b;
+    fx_open(&a, NULL);
+    fx_open(&b, NULL);
+    fixture *both[2] = {&a, &b};
+    for (int i = 0; i < 2; i++) {
+        put(both[i], "a1", "p", "ping", "2026-03-01T10:00:00Z", NULL);
+        put(both[i], "s1", "p", "start", "2026-03-01T12:00:00Z", NULL);
+        put(both[i], "a2", "p", "ping", "2026-03-01T12:30:00Z", NULL);
+        put(both[i], "x1", "p", "alarm", "2026-03-01T13:00:00Z", NULL);
+    }
+    for (size_t i = 0; i < RG_COUNTOF(stops); i++)
+        advance(&a, "p", stops[i]);
+    advance(&b, "p", stops[RG_COUNTOF(stops) - 1]);
+    seen sa = transitions(&a), sb = transitions(&b);
+    cr_assert_gt(sa.n, 4);
+    cr_assert_str_eq(sa.text, sb.text);
+    advance(&b, "p", stops[RG_COUNTOF(stops) - 1]);
+    cr_assert_eq(transitions(&b).n, sb.n, "re-advancing to the same moment adds nothing");
+    fx_close(&a);
+    fx_close(&b);
+}
+
+Test(engine, a_late_event_is_taken_in_at_the_patients_clock)
+{
+    fixture f;
+    fx_open(&f, NULL);
+    put(&f, "x0", "p", "note", "2026-03-01T15:00:00Z", NULL);
+    advance(&f, "p", "2026-03-01T16:00:00Z");
+    put(&f, "x1", "p", "alarm", "2026-03-01T09:00:00Z", NULL); /* arrives late */
+    rg_patient_state ps;
+    cr_assert_eq(rg_store_patient_get(f.st, "c", "p", &ps), 0);
+    cr_assert_eq(ps.next_wake, T("2026-03-01T15:00:00Z"), "a late event is due at once");
+    advance(&f, "p", "2026-03-01T17:00:00Z");
+    cr_assert_str_eq(transitions(&f).text, "2026-03-01T15:00:00Z open t.boom alarm\n");
+    fx_close(&f);
+}
+
+Test(engine, params_layer_protocol_clinic_patient)
+{
+    fixture f;
+    /* the clinic lowers the limit to 2; p2's plan raises it to 5 */
+    fx_open(&f, "return { params = { limit = 2, t = { wait = 60 * 60 * 1000 } } }\n");
+    for (int p = 1; p <= 2; p++) {
+        char pid[8], id[16];
+        snprintf(pid, sizeof pid, "p%d", p);
+        if (p == 2) {
+            snprintf(id, sizeof id, "e%d", p);
+            put(&f, id, pid, "enrolled", "2026-03-01T09:00:00Z", "{\"limit\":5}");
+        }
+        snprintf(id, sizeof id, "a%d", p);
+        put(&f, id, pid, "ping", "2026-03-01T10:00:00Z", NULL);
+        snprintf(id, sizeof id, "b%d", p);
+        put(&f, id, pid, "ping", "2026-03-01T10:10:00Z", NULL);
+        advance(&f, pid, "2026-03-02T00:00:00Z");
+    }
+    /* p1: limit 2 reached, no alert. p2: limit 5, alert after wait = 1 h */
+    seen s = transitions(&f);
+    cr_assert_str_eq(s.text, "2026-03-01T11:10:00Z open t.due ping overdue\n");
+    cr_assert(strstr(s.last_params, "\"limit\":5") && strstr(s.last_params, "\"wait\":3600000"),
+              "provenance keeps the parameters in force: %s", s.last_params);
+    cr_assert(strstr(s.last_evidence, "\"b2\""), "evidence names the events: %s",
+              s.last_evidence);
+    fx_close(&f);
+}
+
+Test(engine, a_bad_patient_plan_is_an_error_not_a_silent_default)
+{
+    fixture f;
+    fx_open(&f, NULL);
+    put(&f, "e1", "p", "plan_adjusted", "2026-03-01T09:00:00Z", "{\"limit\":\"five\"}");
+    put(&f, "a1", "p", "ping", "2026-03-01T10:00:00Z", NULL);
+    advance(&f, "p", "2026-03-02T00:00:00Z");
+    cr_assert(strstr(f.err_text, "patient plan: event e1 sets 'limit'"), "%s", f.err_text);
+    fx_close(&f);
+}
+
+static void expect_clinic_error(const char *clinic_lua, const char *expect)
+{
+    fixture f;
+    char err[4096], path[512];
+    rg_test_tmpdir(f.dir);
+    rg_test_write(f.dir, "c/t.lua", test_protocol);
+    rg_test_write(f.dir, "c/clinic.lua", clinic_lua);
+    snprintf(path, sizeof path, "%s/c", f.dir);
+    rg_clinic *c = NULL;
+    rg_limits lim = RG_LIMITS_DEFAULT;
+    cr_assert_neq(rg_clinic_load(&c, "c", path, NULL, &lim, err, sizeof err), 0);
+    cr_assert_null(c);
+    cr_assert(strstr(err, expect), "expected '%s' in: %s", expect, err);
+    rg_test_rmdir(f.dir);
+}
+
+Test(engine, clinic_settings_are_checked)
+{
+    expect_clinic_error("return { params = { limt = 2 } }",
+                        "no loaded protocol has a parameter named 'limt'");
+    expect_clinic_error("return { params = { t = { limt = 2 } } }",
+                        "no parameter named 'limt' (known: ");
+    expect_clinic_error("return { params = { t = { limit = 'two' } } }",
+                        "'limit' must be an integer like its default, not a string");
+    expect_clinic_error("return { params = { nope = { limit = 2 } } }",
+                        "params for 'nope': no protocol with that id");
+    expect_clinic_error("return { paramz = {} }", "unknown setting 'paramz'");
+    expect_clinic_error("return { include = { '../etc' } }", "must be the name of a shipped");
+}
+
+Test(engine, discharge_like_applies_false_resolves_everything)
+{
+    fixture f;
+    char err[4096], path[512];
+    fx_open(&f, NULL);
+    rg_test_write(f.dir, "d/t.lua",
+                  "local R = require 'regimen'\n"
+                  "return R.protocol { id = 'd', version = '1',\n"
+                  "  applies = function(h) return h:last('stop') == nil end,\n"
+                  "  rules = { { id = 'd.a', severity = 'info', check = function(h)\n"
+                  "    return { R.alert { key = 1, message = 'one' }, R.alert { key = 2, message = 'two' } }\n"
+                  "  end } } }\n");
+    snprintf(path, sizeof path, "%s/d", f.dir);
+    cr_assert_eq(rg_engine_set_clinic(f.eng, "c", path, err, sizeof err), 0, "%s", err);
+    put(&f, "a", "p", "note", "2026-03-01T10:00:00Z", NULL);
+    put(&f, "b", "p", "stop", "2026-03-01T11:00:00Z", NULL);
+    advance(&f, "p", "2026-03-02T00:00:00Z");
+    cr_assert_str_eq(transitions(&f).text, "2026-03-01T10:00:00Z open d.a one\n"
+                                           "2026-03-01T10:00:00Z open d.a two\n"
+                                           "2026-03-01T11:00:00Z resolved d.a one\n"
+                                           "2026-03-01T11:00:00Z resolved d.a two\n");
+    fx_close(&f);
+}
