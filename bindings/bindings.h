@@ -55,4 +55,8 @@ void rg_history_unbind(lua_State *L, int idx);
  * raises on bad JSON or memory. */
 void rg_history_push_event(lua_State *L, int hidx, int i);
 
+/* [-0, +1] Pushes the JSON text (an object or array) as Lua tables; raises on
+ * malformed text or memory. NULL pushes an empty table. */
+void rg_json_push(lua_State *L, const char *text);
+
 #endif

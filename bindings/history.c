@@ -111,6 +111,18 @@ static void rg__push_data(lua_State *L, const char *text)
     lua_remove(L, -2);
 }
 
+void rg_json_push(lua_State *L, const char *text)
+{
+    if (luaL_getmetatable(L, RG_JBOX_MT) == LUA_TNIL) { /* before any history exists */
+        lua_pop(L, 1);
+        luaL_newmetatable(L, RG_JBOX_MT);
+        lua_pushcfunction(L, rg__jbox_gc);
+        lua_setfield(L, -2, "__gc");
+    }
+    lua_pop(L, 1);
+    rg__push_data(L, text);
+}
+
 void rg_history_push_event(lua_State *L, int hidx, int i)
 {
     hidx = lua_absindex(L, hidx);
@@ -373,9 +385,10 @@ rg_history *rg_history_new(lua_State *L)
         lua_setfield(L, -2, "__tostring");
         lua_pushboolean(L, 0);
         lua_setfield(L, -2, "__metatable");
-        luaL_newmetatable(L, RG_JBOX_MT);
-        lua_pushcfunction(L, rg__jbox_gc);
-        lua_setfield(L, -2, "__gc");
+        if (luaL_newmetatable(L, RG_JBOX_MT)) {
+            lua_pushcfunction(L, rg__jbox_gc);
+            lua_setfield(L, -2, "__gc");
+        }
         lua_pop(L, 1);
     }
     lua_setmetatable(L, -2);

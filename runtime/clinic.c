@@ -78,9 +78,38 @@ static int rg__list_dir(const char *dir, char ***files, int *n, char *err, size_
     return RG_OK;
 }
 
-/* [-2, +1] (settings_path|nil, table of includes out) Loads clinic.lua.
- * Returns its table (or an empty one). */
+static int rg__read_settings(lua_State *L);
+
+/* [-2, +1] (settings_path|nil, overrides JSON|nil) Loads clinic.lua and
+ * merges the overrides into its params. Returns the settings table. */
 static int rg__load_settings(lua_State *L)
+{
+    const char *overrides = lua_tostring(L, 2);
+    lua_settop(L, 1);
+    lua_pushcfunction(L, rg__read_settings);
+    lua_insert(L, 1);
+    lua_call(L, 1, 1); /* 1: settings */
+    if (!overrides)
+        return 1;
+    if (lua_getfield(L, 1, "params") != LUA_TTABLE) {
+        lua_pop(L, 1);
+        lua_newtable(L);
+        lua_pushvalue(L, -1);
+        lua_setfield(L, 1, "params");
+    }
+    rg_json_push(L, overrides);
+    lua_pushnil(L);
+    while (lua_next(L, -2)) {
+        lua_pushvalue(L, -2);
+        lua_insert(L, -2);
+        lua_settable(L, -5);
+    }
+    lua_settop(L, 1);
+    return 1;
+}
+
+/* [-1, +1] (settings_path|nil) Reads clinic.lua, or gives an empty table. */
+static int rg__read_settings(lua_State *L)
 {
     static const char *const known[] = {"include", "params", "description", NULL};
     rg_sandbox *sb = rg_sandbox_of(L);
@@ -428,7 +457,7 @@ static int rg__mirror(rg_clinic *c, lua_State *L)
 }
 
 int rg_clinic_load(rg_clinic **out, const char *name, const char *dir, const char *shipped,
-                   const rg_limits *lim, char *err, size_t errlen)
+                   const char *overrides, const rg_limits *lim, char *err, size_t errlen)
 {
     *out = NULL;
     char settings_path[4096], where[4200];
@@ -458,7 +487,11 @@ int rg_clinic_load(rg_clinic **out, const char *name, const char *dir, const cha
         lua_pushstring(L, settings_path);
     else
         lua_pushnil(L);
-    rc = rg_pcall(c->sb, 1, 1, err, errlen);
+    if (overrides)
+        lua_pushstring(L, overrides);
+    else
+        lua_pushnil(L);
+    rc = rg_pcall(c->sb, 2, 1, err, errlen);
     rg_sandbox_seal(c->sb);
     rg_sandbox_leave(c->sb);
     if (rc)

@@ -37,10 +37,12 @@ typedef struct rg_clinic {
 } rg_clinic;
 
 /* Loads every protocol of dir for clinic `name`. shipped is the root of the
- * shipped protocol set (for require and include); may be NULL. On failure,
- * err names the file and line and nothing is returned. */
+ * shipped protocol set (for require and include); may be NULL. overrides, if
+ * not NULL, is a JSON object of parameter overrides applied after clinic.lua's
+ * (same shape as its `params`). On failure, err names the file and line and
+ * nothing is returned. */
 int rg_clinic_load(rg_clinic **out, const char *name, const char *dir, const char *shipped,
-                   const rg_limits *lim, char *err, size_t errlen);
+                   const char *overrides, const rg_limits *lim, char *err, size_t errlen);
 void rg_clinic_free(rg_clinic *c);
 
 /* [-0, +1] Pushes the Lua description of protocol i (0-based): a table with

@@ -136,8 +136,14 @@ static void rg__record_versions(rg_engine *e, rg_clinic *c)
 int rg_engine_set_clinic(rg_engine *e, const char *clinic, const char *dir, char *err,
                          size_t errlen)
 {
+    return rg_engine_set_clinic_params(e, clinic, dir, NULL, err, errlen);
+}
+
+int rg_engine_set_clinic_params(rg_engine *e, const char *clinic, const char *dir,
+                                const char *overrides, char *err, size_t errlen)
+{
     rg_clinic *c;
-    int rc = rg_clinic_load(&c, clinic, dir, e->o.shipped, &e->o.limits, err, errlen);
+    int rc = rg_clinic_load(&c, clinic, dir, e->o.shipped, overrides, &e->o.limits, err, errlen);
     if (rc)
         return rc;
     rg__clinic_slot *s = rg__slot(e, clinic, 1);

@@ -51,6 +51,9 @@ void rg_engine_free(rg_engine *e);
  * the previous protocols (if any) stay in force and err says why. */
 int rg_engine_set_clinic(rg_engine *e, const char *clinic, const char *dir, char *err,
                          size_t errlen);
+/* The same with parameter overrides (JSON object, like clinic.lua's params). */
+int rg_engine_set_clinic_params(rg_engine *e, const char *clinic, const char *dir,
+                                const char *overrides, char *err, size_t errlen);
 /* The clinic's loaded protocols (loading the default directory on first use);
  * NULL if they cannot be loaded (the reason is reported through on_error
  * once). */

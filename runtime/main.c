@@ -9,6 +9,7 @@
  */
 #include "engine.h"
 #include "ingest.h"
+#include "scenario.h"
 
 #include <jansson.h>
 
@@ -34,6 +35,8 @@ static const char rg__usage[] =
     "                                   replay a timeline under a virtual clock and print\n"
     "                                   every alert transition in time order\n"
     "  check [DIR...]                   load protocols and report errors with file and line\n"
+    "  test [PATH...]                   run protocol scenario tests (*_test.lua files or\n"
+    "                                   directories of them; default: the shipped set's)\n"
     "\n"
     "common options:\n"
     "  --db PATH              SQLite database (default regimen.db; simulate: in memory)\n"
@@ -371,7 +374,7 @@ static int rg__cmd_check(int argc, char **argv)
     }
     for (int i = 0; i < ndirs; i++) {
         rg_clinic *c;
-        if (rg_clinic_load(&c, "check", dirs[i], shipped, &o.limits, err, sizeof err)) {
+        if (rg_clinic_load(&c, "check", dirs[i], shipped, NULL, &o.limits, err, sizeof err)) {
             fprintf(stderr, "%s\n", err);
             rc = 1;
             continue;
@@ -390,6 +393,27 @@ static int rg__cmd_check(int argc, char **argv)
         rg_clinic_free(c);
     }
     return rc;
+}
+
+static int rg__cmd_test(int argc, char **argv)
+{
+    rg__opts o = {0};
+    char shipped_buf[PATH_MAX], dflt[PATH_MAX + 16];
+    int rc = rg__parse(argc, argv, &o);
+    if (rc)
+        return rc;
+    const char *shipped = rg__shipped(shipped_buf, sizeof shipped_buf);
+    rg_scenario_totals totals = {0};
+    if (optind == argc) {
+        if (!shipped)
+            return rg__die("%s", "cannot find the shipped protocols; name a test file or directory");
+        snprintf(dflt, sizeof dflt, "%s/ketamine/tests", shipped);
+        rg_scenario_run(dflt, shipped, &o.limits, stdout, &totals);
+    }
+    for (int i = optind; i < argc; i++)
+        rg_scenario_run(argv[i], shipped, &o.limits, stdout, &totals);
+    printf("scenarios: %d passed, %d failed\n", totals.passed, totals.failed);
+    return totals.failed ? 1 : totals.passed ? 0 : rg__die("%s", "no scenarios found");
 }
 
 int main(int argc, char **argv)
@@ -411,6 +435,7 @@ int main(int argc, char **argv)
         {"rejected", rg__cmd_rejected},
         {"simulate", rg__cmd_simulate},
         {"check", rg__cmd_check},
+        {"test", rg__cmd_test},
     };
     for (size_t i = 0; i < RG_COUNTOF(cmds); i++)
         if (!strcmp(argv[1], cmds[i].name))

@@ -258,3 +258,43 @@ Test(e2e, hostile_protocol_refused_at_load)
     /* a clinic whose protocols cannot load is refused before simulating */
     hostile("local x = io.open('/etc/passwd')\n", "!'io' is not available");
 }
+
+Test(e2e, scenario_runner_reports_missing_and_unexpected)
+{
+    char dir[256], path[512], *out, *err;
+    rg_test_tmpdir(dir);
+    rg_test_write(dir, "p/t.lua",
+                  "local R = require 'regimen'\n"
+                  "return R.protocol { id = 't', version = '1', params = { wait = R.hours(2) },\n"
+                  "  rules = { { id = 't.due', severity = 'info', check = function(h, now, p)\n"
+                  "    local last = h:last('ping')\n"
+                  "    if last then return R.alert { due = last.at + p.wait, message = 'late' } end\n"
+                  "  end } } }\n");
+    rg_test_write(dir, "p/tests/t_test.lua",
+                  "return {\n"
+                  "  { name = 'opens after the wait', horizon = '2026-03-02T00:00:00Z',\n"
+                  "    events = { { '2026-03-01T10:00:00+01:00', 'ping' } },\n"
+                  "    expect = { { '2026-03-01T11:00:00Z', 'open', 't.due' } } },\n"
+                  "  { name = 'clinic params apply', params = { wait = 60000 },\n"
+                  "    horizon = '2026-03-02T00:00:00Z',\n"
+                  "    events = { { '2026-03-01T10:00:00Z', 'ping', {}, patient = 'p9' } },\n"
+                  "    expect = { { '2026-03-01T10:01:00Z', 'open', 't.due', patient = 'p9' } } },\n"
+                  "  { name = 'wrong on purpose', horizon = '2026-03-02T00:00:00Z',\n"
+                  "    events = { { '2026-03-01T10:00:00Z', 'ping' } },\n"
+                  "    expect = { { '2026-03-01T13:00:00Z', 'open', 't.due' } } },\n"
+                  "}\n");
+    snprintf(path, sizeof path, "%s/p/tests", dir);
+    const char *args[] = {"test", path, NULL};
+    int rc = rg_test_run(args, NULL, &out, &err);
+    cr_assert_eq(rc, 1, "a failing scenario fails the command (%d)\n%s%s", rc, out, err);
+    cr_assert(strstr(out, "ok   ") && strstr(out, "\"opens after the wait\""), "%s", out);
+    cr_assert(strstr(out, "ok   ") && strstr(out, "\"clinic params apply\""), "%s", out);
+    cr_assert(strstr(out, "FAIL ") && strstr(out, "\"wrong on purpose\""), "%s", out);
+    cr_assert(strstr(out, "missing:    2026-03-01T13:00:00Z open     t.due for p1"), "%s", out);
+    cr_assert(strstr(out, "it happened at 2026-03-01T12:00:00Z instead"), "%s", out);
+    cr_assert(strstr(out, "unexpected: 2026-03-01T12:00:00Z open     t.due for p1"), "%s", out);
+    cr_assert(strstr(out, "scenarios: 2 passed, 1 failed"), "%s", out);
+    free(out);
+    free(err);
+    rg_test_rmdir(dir);
+}

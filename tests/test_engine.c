@@ -269,7 +269,7 @@ static void expect_clinic_error(const char *clinic_lua, const char *expect)
     snprintf(path, sizeof path, "%s/c", f.dir);
     rg_clinic *c = NULL;
     rg_limits lim = RG_LIMITS_DEFAULT;
-    cr_assert_neq(rg_clinic_load(&c, "c", path, NULL, &lim, err, sizeof err), 0);
+    cr_assert_neq(rg_clinic_load(&c, "c", path, NULL, NULL, &lim, err, sizeof err), 0);
     cr_assert_null(c);
     cr_assert(strstr(err, expect), "expected '%s' in: %s", expect, err);
     rg_test_rmdir(f.dir);

@@ -1,0 +1,456 @@
+/*
+ * scenario.c - `regimen test` (see scenario.h).
+ *
+ * The scenario file is Lua, so it is loaded in a sandbox of its own and then
+ * copied into jansson values with calls that cannot raise; everything after
+ * that is plain C. Each scenario gets a fresh in-memory store and engine:
+ * its events go through the same validation as `ingest` and its clinic is
+ * advanced to the horizon by the same rg_engine_advance_all as `simulate`.
+ * Depends on sandbox.c, engine.c, ingest.c and jansson.
+ */
+#include "scenario.h"
+
+#include "engine.h"
+#include "ingest.h"
+
+#include <lauxlib.h>
+#include <jansson.h>
+
+#include <dirent.h>
+#include <errno.h>
+#include <libgen.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+/* Lua value at idx as JSON; NULL (with why) for what JSON cannot hold.
+ * Uses only calls that do not raise on plain tables. */
+static json_t *rg__to_json(lua_State *L, int idx, int depth, char *why, size_t whylen)
+{
+    idx = lua_absindex(L, idx);
+    switch (lua_type(L, idx)) {
+    case LUA_TSTRING: {
+        size_t n;
+        const char *s = lua_tolstring(L, idx, &n);
+        return json_stringn(s, n);
+    }
+    case LUA_TNUMBER:
+        return lua_isinteger(L, idx) ? json_integer((json_int_t)lua_tointeger(L, idx))
+                                     : json_real(lua_tonumber(L, idx));
+    case LUA_TBOOLEAN:
+        return json_boolean(lua_toboolean(L, idx));
+    case LUA_TTABLE:
+        break;
+    default:
+        snprintf(why, whylen, "a %s cannot be used here", lua_typename(L, lua_type(L, idx)));
+        return NULL;
+    }
+    if (depth > 16 || !lua_checkstack(L, 4)) {
+        snprintf(why, whylen, "tables nested too deeply");
+        return NULL;
+    }
+    size_t n = lua_rawlen(L, idx), count = 0;
+    lua_pushnil(L);
+    while (lua_next(L, idx)) {
+        lua_pop(L, 1);
+        count++;
+    }
+    int is_array = count == n; /* {} is taken as an empty list */
+    json_t *out = is_array ? json_array() : json_object();
+    lua_pushnil(L);
+    while (out && lua_next(L, idx)) {
+        json_t *v = rg__to_json(L, -1, depth + 1, why, whylen);
+        if (!v) {
+            lua_pop(L, 2);
+            json_decref(out);
+            return NULL;
+        }
+        if (is_array) {
+            json_array_append_new(out, v); /* lua_next over 1..n: order fixed below */
+        } else if (lua_type(L, -2) == LUA_TSTRING) {
+            json_object_set_new(out, lua_tostring(L, -2), v);
+        } else if (lua_isinteger(L, -2)) {
+            char k[32];
+            snprintf(k, sizeof k, "%lld", (long long)lua_tointeger(L, -2));
+            json_object_set_new(out, k, v);
+        } else {
+            json_decref(v);
+            json_decref(out);
+            lua_pop(L, 2);
+            snprintf(why, whylen, "table keys must be names or positions");
+            return NULL;
+        }
+        lua_pop(L, 1);
+    }
+    if (is_array) { /* rebuild in index order: lua_next need not visit 1..n in order */
+        json_decref(out);
+        out = json_array();
+        for (size_t i = 1; i <= n; i++) {
+            lua_rawgeti(L, idx, (lua_Integer)i);
+            json_t *v = rg__to_json(L, -1, depth + 1, why, whylen);
+            lua_pop(L, 1);
+            if (!v) {
+                json_decref(out);
+                return NULL;
+            }
+            json_array_append_new(out, v);
+        }
+    }
+    return out;
+}
+
+/* Loads a scenario file in a throw-away sandbox and returns its value as JSON. */
+static json_t *rg__load_file(const char *path, const char *shipped, const rg_limits *lim,
+                             char *err, size_t errlen)
+{
+    char dirbuf[4096];
+    snprintf(dirbuf, sizeof dirbuf, "%s", path);
+    const char *sp[2] = {dirname(dirbuf), shipped};
+    rg_sandbox *sb;
+    if (rg_sandbox_new(&sb, "test", lim, sp, shipped ? 2 : 1, err, errlen))
+        return NULL;
+    lua_State *L = rg_sandbox_state(sb);
+    json_t *j = NULL;
+    rg_sandbox_enter(sb);
+    if (rg_sandbox_loadfile(sb, path, err, errlen) == RG_OK &&
+        rg_pcall(sb, 0, 1, err, errlen) == RG_OK) {
+        char why[256];
+        if (lua_type(L, -1) != LUA_TTABLE)
+            rg_fail(err, errlen, RG_EINVAL, "%s: a scenario file must return a list of "
+                    "scenarios", path);
+        else if (!(j = rg__to_json(L, -1, 0, why, sizeof why)))
+            rg_fail(err, errlen, RG_EINVAL, "%s: %s", path, why);
+        else if (!json_is_array(j)) {
+            rg_fail(err, errlen, RG_EINVAL, "%s: a scenario file must return a list "
+                    "{ { name = ..., events = ..., expect = ... }, ... }", path);
+            json_decref(j);
+            j = NULL;
+        }
+    }
+    rg_sandbox_leave(sb);
+    rg_sandbox_free(sb);
+    return j;
+}
+
+typedef struct rg__seen {
+    rg_time at;
+    int open, matched;
+    char rule[128], patient[129], severity[16];
+    char *message;
+} rg__seen;
+
+typedef struct rg__run {
+    rg__seen *items;
+    int n, cap;
+    json_t *only;
+    char errors[4096];
+} rg__run;
+
+static int rg__collect(void *ud, const rg_transition *t)
+{
+    rg__run *r = ud;
+    if (json_is_array(r->only)) {
+        size_t i;
+        json_t *v;
+        int keep = 0;
+        json_array_foreach(r->only, i, v) keep |= json_is_string(v) &&
+                                                 !strcmp(json_string_value(v), t->rule);
+        if (!keep)
+            return 0;
+    }
+    if (r->n == r->cap) {
+        int cap = r->cap ? r->cap * 2 : 32;
+        rg__seen *grown = realloc(r->items, (size_t)cap * sizeof *grown);
+        if (!grown)
+            return RG_ENOMEM;
+        r->items = grown;
+        r->cap = cap;
+    }
+    rg__seen *s = &r->items[r->n++];
+    memset(s, 0, sizeof *s);
+    s->at = t->at;
+    s->open = t->open;
+    snprintf(s->rule, sizeof s->rule, "%s", t->rule);
+    snprintf(s->patient, sizeof s->patient, "%s", t->patient);
+    snprintf(s->severity, sizeof s->severity, "%s", t->severity);
+    s->message = strdup(t->message);
+    return s->message ? 0 : RG_ENOMEM;
+}
+
+static void rg__scenario_error(void *ud, const char *clinic, const char *patient, rg_time at,
+                               const char *msg)
+{
+    rg__run *r = ud;
+    char when[RG_TIME_BUFSZ];
+    size_t n = strlen(r->errors);
+    (void)clinic;
+    snprintf(r->errors + n, sizeof r->errors - n, "    error%s%s at %s: %s\n",
+             patient ? " for " : "", patient ? patient : "",
+             at == RG_TIME_NONE ? "load" : rg_time_format(at, when), msg);
+}
+
+static const char *rg__str(json_t *o, const char *k, size_t pos, const char *dflt)
+{
+    json_t *v = json_object_get(o, k);
+    if (!v && json_is_array(o))
+        v = json_array_get(o, pos);
+    if (!v && json_is_object(o)) {
+        char key[8];
+        snprintf(key, sizeof key, "%zu", pos + 1);
+        v = json_object_get(o, key);
+    }
+    return json_is_string(v) ? json_string_value(v) : dflt;
+}
+
+/* Positional fields of a mixed Lua table ({ "t", "open", "rule", patient = "p2" })
+ * arrive as an object with keys "1", "2", ...; plain lists as arrays. */
+static json_t *rg__pos(json_t *o, size_t pos)
+{
+    if (json_is_array(o))
+        return json_array_get(o, pos);
+    char key[8];
+    snprintf(key, sizeof key, "%zu", pos + 1);
+    return json_object_get(o, key);
+}
+
+/* Runs scenario number idx of file; prints its outcome. Returns 1 if it passed. */
+static int rg__scenario(const char *file, const char *default_dir, size_t idx, json_t *sc,
+                        const char *shipped, const rg_limits *lim, FILE *out)
+{
+    char err[4096], dir[4096], fdir[4096];
+    const char *name = rg__str(sc, "name", 999, NULL);
+    char label[300];
+    snprintf(label, sizeof label, "%s: scenario %zu%s%s%s", file, idx + 1, name ? " \"" : "",
+             name ? name : "", name ? "\"" : "");
+    int ok = 1;
+    rg_store *st = NULL;
+    rg_engine *eng = NULL;
+    rg__run run = {.only = json_object_get(sc, "only")};
+#define SC_FAIL(...)                                                                       \
+    do {                                                                                   \
+        fprintf(out, "FAIL %s\n    ", label);                                             \
+        fprintf(out, __VA_ARGS__);                                                         \
+        fputc('\n', out);                                                                  \
+        ok = 0;                                                                            \
+        goto done;                                                                         \
+    } while (0)
+
+    if (!json_is_object(sc))
+        SC_FAIL("a scenario must be a table with name, events, horizon and expect");
+    const char *horizon = rg__str(sc, "horizon", 999, NULL);
+    rg_time until;
+    if (!horizon || rg_time_parse(horizon, strlen(horizon), &until, NULL, err, sizeof err))
+        SC_FAIL("horizon must be an RFC 3339 time such as \"2026-03-10T00:00:00Z\"%s%s",
+                horizon ? ": " : "", horizon ? err : "");
+    const char *protocols = rg__str(sc, "protocols", 999, NULL);
+    snprintf(fdir, sizeof fdir, "%s", file);
+    if (protocols)
+        snprintf(dir, sizeof dir, "%s/%s", dirname(fdir), protocols);
+    else
+        snprintf(dir, sizeof dir, "%s", default_dir);
+    const char *clinic = rg__str(sc, "clinic", 999, "test");
+    if (rg_store_open(&st, ":memory:", NULL, err, sizeof err))
+        SC_FAIL("%s", err);
+    rg_engine_opts eo = {.limits = *lim, .shipped = shipped, .default_dir = NULL,
+                         .on_error = rg__scenario_error, .ud = &run};
+    if (rg_engine_new(&eng, st, &eo))
+        SC_FAIL("out of memory");
+    json_t *params = json_object_get(sc, "params");
+    char *ptext = params ? json_dumps(params, JSON_COMPACT) : NULL;
+    int prc = rg_engine_set_clinic_params(eng, clinic, dir, ptext, err, sizeof err);
+    free(ptext);
+    if (prc)
+        SC_FAIL("protocols did not load: %s", err);
+
+    /* events, through the same validation as ingest */
+    json_t *events = json_object_get(sc, "events");
+    if (!json_is_array(events))
+        SC_FAIL("events must be a list of { at, type, data }");
+    size_t i;
+    json_t *ev;
+    if (rg_store_begin(st))
+        SC_FAIL("%s", rg_store_errmsg(st));
+    json_array_foreach(events, i, ev) {
+        json_t *line = json_object();
+        char id[32];
+        snprintf(id, sizeof id, "s%zu", i + 1);
+        json_t *at = rg__pos(ev, 0), *type = rg__pos(ev, 1), *data = rg__pos(ev, 2);
+        json_object_set_new(line, "id", json_string(rg__str(ev, "id", 999, id)));
+        json_object_set_new(line, "clinic", json_string(clinic));
+        json_object_set_new(line, "patient", json_string(rg__str(ev, "patient", 999, "p1")));
+        if (type)
+            json_object_set(line, "type", type);
+        if (at)
+            json_object_set(line, "at", at);
+        if (data && !(json_is_array(data) && json_array_size(data) == 0))
+            json_object_set(line, "data", data);
+        else if (data)
+            json_object_set_new(line, "data", json_object()); /* {} arrives as an empty list */
+        char *text = json_dumps(line, JSON_COMPACT);
+        json_decref(line);
+        rg_ingest_counts counts = {0};
+        char why[600] = "";
+        int r = text ? rg_ingest_one(st, text, strlen(text), "scenario", (long)i + 1, &counts,
+                                     NULL, NULL)
+                     : RG_ENOMEM;
+        free(text);
+        if (r == RG_INGEST_REJECTED || r == RG_PUT_CONFLICT || r < 0) {
+            snprintf(why, sizeof why, "%s", r == RG_PUT_CONFLICT ? "two events with one id"
+                                                                  : "see the field named");
+            rg_store_rollback(st);
+            SC_FAIL("events[%zu] is not a valid event (%s); write it as { \"2026-03-01T09:00:00Z\", "
+                    "\"infusion\", { dose_mg_per_kg = 0.5 } }", i + 1, why);
+        }
+    }
+    if (rg_store_commit(st))
+        SC_FAIL("%s", rg_store_errmsg(st));
+    if (rg_engine_advance_all(eng, RG_TIME_NONE, until) < 0)
+        SC_FAIL("simulation failed: %s", rg_store_errmsg(st));
+    if (rg_store_each_transition(st, 0, 1, rg__collect, &run))
+        SC_FAIL("out of memory");
+
+    /* compare: every expected transition must be seen, nothing else */
+    json_t *expect = json_object_get(sc, "expect");
+    if (!json_is_array(expect))
+        SC_FAIL("expect must be a list of { at, state, rule } (use {} to expect nothing)");
+    char report[8192] = "";
+    size_t rl = 0;
+    json_t *x;
+    json_array_foreach(expect, i, x) {
+        const char *xat = rg__str(x, "at", 0, NULL), *xstate = rg__str(x, "state", 1, NULL),
+                   *xrule = rg__str(x, "rule", 2, NULL);
+        const char *xpat = rg__str(x, "patient", 999, "p1"), *xmsg = rg__str(x, "message", 999, NULL),
+                   *xsev = rg__str(x, "severity", 999, NULL);
+        rg_time t;
+        if (!xat || !xstate || !xrule || rg_time_parse(xat, strlen(xat), &t, NULL, err, sizeof err) ||
+            (strcmp(xstate, "open") && strcmp(xstate, "resolved")))
+            SC_FAIL("expect[%zu] must be { \"2026-03-04T09:00:00Z\", \"open\" or \"resolved\", "
+                    "\"rule.id\" }", i + 1);
+        int found = 0;
+        for (int k = 0; k < run.n && !found; k++) {
+            rg__seen *s = &run.items[k];
+            if (!s->matched && s->at == t && s->open == !strcmp(xstate, "open") &&
+                !strcmp(s->rule, xrule) && !strcmp(s->patient, xpat) &&
+                (!xmsg || strstr(s->message, xmsg)) && (!xsev || !strcmp(s->severity, xsev)))
+                found = s->matched = 1;
+        }
+        if (found)
+            continue;
+        ok = 0;
+        rl += (size_t)snprintf(report + rl, rl < sizeof report ? sizeof report - rl : 0,
+                               "    missing:    %s %-8s %s for %s%s%s%s\n", xat, xstate, xrule,
+                               xpat, xmsg ? " with message containing \"" : "", xmsg ? xmsg : "",
+                               xmsg ? "\"" : "");
+        for (int k = 0; k < run.n; k++) { /* a near miss: same alert at another time */
+            rg__seen *s = &run.items[k];
+            char when[RG_TIME_BUFSZ];
+            if (!s->matched && s->open == !strcmp(xstate, "open") && !strcmp(s->rule, xrule) &&
+                !strcmp(s->patient, xpat) && rl < sizeof report)
+                rl += (size_t)snprintf(report + rl, sizeof report - rl,
+                                       "                it happened at %s instead: \"%s\"\n",
+                                       rg_time_format(s->at, when), s->message);
+        }
+    }
+    for (int k = 0; k < run.n; k++) {
+        rg__seen *s = &run.items[k];
+        char when[RG_TIME_BUFSZ];
+        if (s->matched || rl >= sizeof report)
+            continue;
+        ok = 0;
+        rl += (size_t)snprintf(report + rl, sizeof report - rl,
+                               "    unexpected: %s %-8s %s for %s: \"%s\"\n",
+                               rg_time_format(s->at, when), s->open ? "open" : "resolved", s->rule,
+                               s->patient, s->message);
+    }
+    if (run.errors[0])
+        ok = 0;
+    fprintf(out, "%s %s\n%s%s", ok ? "ok  " : "FAIL", label, ok ? "" : report,
+            ok ? "" : run.errors);
+done:
+    for (int k = 0; k < run.n; k++)
+        free(run.items[k].message);
+    free(run.items);
+    rg_engine_free(eng);
+    rg_store_close(st);
+    return ok;
+#undef SC_FAIL
+}
+
+static int rg__run_file(const char *file, const char *shipped, const rg_limits *lim, FILE *out,
+                        rg_scenario_totals *totals)
+{
+    char err[4096], dir[4096];
+    json_t *list = rg__load_file(file, shipped, lim, err, sizeof err);
+    totals->files++;
+    if (!list) {
+        fprintf(out, "FAIL %s\n    %s\n", file, err);
+        totals->failed++;
+        return RG_OK;
+    }
+    /* protocols under test: the parent of a tests/ directory, else the file's own */
+    snprintf(dir, sizeof dir, "%s", file);
+    char *d = dirname(dir);
+    size_t dl = strlen(d);
+    if (dl >= 5 && !strcmp(d + dl - 5, "tests") && (dl == 5 || d[dl - 6] == '/'))
+        strcat(d, "/..");
+    size_t i;
+    json_t *sc;
+    json_array_foreach(list, i, sc) {
+        if (rg__scenario(file, d, i, sc, shipped, lim, out))
+            totals->passed++;
+        else
+            totals->failed++;
+    }
+    json_decref(list);
+    return RG_OK;
+}
+
+static int rg__cmp(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+int rg_scenario_run(const char *path, const char *shipped, const rg_limits *lim, FILE *out,
+                    rg_scenario_totals *totals)
+{
+    struct stat sb;
+    if (stat(path, &sb) != 0)
+        return fprintf(out, "FAIL %s\n    %s\n", path, strerror(errno)), totals->failed++, RG_EIO;
+    if (!S_ISDIR(sb.st_mode))
+        return rg__run_file(path, shipped, lim, out, totals);
+    DIR *dh = opendir(path);
+    if (!dh)
+        return RG_EIO;
+    char **names = NULL;
+    int n = 0, rc = RG_OK;
+    struct dirent *de;
+    while ((de = readdir(dh))) {
+        if (de->d_name[0] == '.')
+            continue;
+        size_t len = strlen(de->d_name);
+        char full[4096];
+        snprintf(full, sizeof full, "%s/%s", path, de->d_name);
+        struct stat fs;
+        int is_dir = stat(full, &fs) == 0 && S_ISDIR(fs.st_mode);
+        if (!is_dir && (len < 9 || strcmp(de->d_name + len - 9, "_test.lua") != 0))
+            continue;
+        char **grown = realloc(names, (size_t)(n + 1) * sizeof *names);
+        if (!grown || !(grown[n] = strdup(full))) {
+            if (grown)
+                names = grown;
+            rc = RG_ENOMEM;
+            break;
+        }
+        names = grown;
+        n++;
+    }
+    closedir(dh);
+    if (n)
+        qsort(names, (size_t)n, sizeof *names, rg__cmp);
+    for (int i = 0; i < n && rc == RG_OK; i++)
+        rc = rg_scenario_run(names[i], shipped, lim, out, totals);
+    for (int i = 0; i < n; i++)
+        free(names[i]);
+    free(names);
+    return rc;
+}
