@@ -6,7 +6,7 @@
 # Missing Debian packages are installed by .ci/install-deps (as root).
 
 CC ?= cc
-PKGS := lua5.4 sqlite3 jansson
+PKGS := lua5.4 sqlite3 jansson libuv
 OPT ?= -O2
 WARN := -Wall -Wextra -Wshadow -Wundef -Wwrite-strings -Wredundant-decls \
         -Wdisabled-optimization -Wdouble-promotion -Wmissing-declarations \
@@ -14,7 +14,7 @@ WARN := -Wall -Wextra -Wshadow -Wundef -Wwrite-strings -Wredundant-decls \
         -Wformat=2 -Wno-format-nonliteral
 CFLAGS_ALL = -std=c11 -D_GNU_SOURCE $(OPT) -g $(WARN) $(SAN) \
              $(shell pkg-config --cflags $(PKGS) 2>/dev/null) $(CFLAGS)
-LIBS = $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lm
+LIBS = $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lhttp_parser -lm
 TEST_LIBS = $(shell pkg-config --libs criterion 2>/dev/null)
 
 B ?= build

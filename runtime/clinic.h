@@ -27,6 +27,8 @@ typedef struct rg_protocol {
     int nplan;
     rg_rule *rules;
     int nrules;
+    uint64_t evaluations; /* protected calls made, and their wall time: for metrics */
+    double seconds;
 } rg_protocol;
 
 typedef struct rg_clinic {

@@ -19,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #define RG_MAX_MESSAGE 2000
 #define RG_MAX_KEY 200
@@ -710,7 +711,12 @@ static int rg__step(rg_engine *e, rg_clinic *c, const char *patient, int hidx, r
         lua_pushinteger(L, t);
         lua_pushinteger(L, marks[i]);
         e->stats.protocol_calls++;
+        struct timespec t0, t1;
+        clock_gettime(CLOCK_MONOTONIC, &t0);
         int prc = rg_pcall(c->sb, 4, 1, err, sizeof err);
+        clock_gettime(CLOCK_MONOTONIC, &t1);
+        c->protos[i].evaluations++;
+        c->protos[i].seconds += (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
         if (prc) {
             /* h->mark says which rule was running: name it and its file */
             uint32_t r = h->mark - marks[i];
@@ -823,8 +829,15 @@ static int rg__step(rg_engine *e, rg_clinic *c, const char *patient, int hidx, r
 int rg_engine_advance(rg_engine *e, const char *clinic, const char *patient, rg_time until)
 {
     rg_clinic *c = rg_engine_clinic(e, clinic);
-    if (!c)
-        return RG_OK; /* reported once when loading failed */
+    if (!c) { /* reported once when loading failed; the patient waits for a
+                 (re)load of its clinic, which wakes it (rg_store_wake_clinic) */
+        rg_patient_state ps;
+        int rc = rg_store_patient_get(e->st, clinic, patient, &ps);
+        if (rc)
+            return rc == RG_ENOTFOUND ? RG_OK : rc;
+        ps.next_wake = RG_TIME_NONE;
+        return rg_store_patient_put(e->st, clinic, patient, &ps);
+    }
     lua_State *L = rg_sandbox_state(c->sb);
     int rc;
     e->nev = 0;

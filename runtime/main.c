@@ -10,6 +10,7 @@
 #include "engine.h"
 #include "ingest.h"
 #include "scenario.h"
+#include "serve.h"
 
 #include <jansson.h>
 
@@ -35,6 +36,8 @@ static const char rg__usage[] =
     "                                   replay a timeline under a virtual clock and print\n"
     "                                   every alert transition in time order\n"
     "  check [DIR...]                   load protocols and report errors with file and line\n"
+    "  serve --config FILE [--db PATH]  run the alerting service (HTTP API on one event\n"
+    "                                   loop; see regimen serve --help)\n"
     "  test [PATH...]                   run protocol scenario tests (*_test.lua files or\n"
     "                                   directories of them; default: the shipped set's)\n"
     "\n"
@@ -416,6 +419,65 @@ static int rg__cmd_test(int argc, char **argv)
     return totals.failed ? 1 : totals.passed ? 0 : rg__die("%s", "no scenarios found");
 }
 
+static const char rg__serve_usage[] =
+    "usage: regimen serve --config FILE [--db PATH]\n"
+    "\n"
+    "Runs the alerting service: an HTTP/1.1 JSON API on one event loop that stores\n"
+    "events durably, evaluates the patient they concern at once, and wakes exactly\n"
+    "when a protocol says something falls due (no polling).\n"
+    "\n"
+    "The configuration is JSON (relative paths are relative to the file):\n"
+    "  { \"listen\": \"127.0.0.1:7878\",\n"
+    "    \"clinics\": { \"north\": { \"protocols\": \"clinics/north\",\n"
+    "                               \"tokens\": [\"at-least-16-characters\"] } },\n"
+    "    \"limits\": { \"max_memory_mb\": 64, \"max_instructions\": 10000000,\n"
+    "                \"deadline_ms\": 2000, \"max_body_bytes\": 1048576,\n"
+    "                \"max_header_bytes\": 16384, \"max_connections\": 256,\n"
+    "                \"idle_timeout_ms\": 30000, \"request_timeout_ms\": 10000,\n"
+    "                \"max_events_per_request\": 1000 } }\n"
+    "\n"
+    "Endpoints (all but /healthz need Authorization: Bearer <clinic token>):\n"
+    "  POST /v1/events                 one event or an array; per-event outcome\n"
+    "  GET  /v1/alerts?patient=&state= the clinic's alerts\n"
+    "  GET  /v1/alerts/{key}           an alert, its transitions and actions\n"
+    "  POST /v1/alerts/{key}/ack       {\"who\": ..., \"note\": ...}\n"
+    "  POST /v1/alerts/{key}/snooze    {\"who\": ..., \"until\": RFC 3339, \"reason\": ...}\n"
+    "  GET  /v1/transitions?after=SEQ  the clinic's transitions, gap-free sequence\n"
+    "  GET  /v1/transitions/stream     the same, live, as Server-Sent Events\n"
+    "  GET  /healthz, GET /metrics     liveness; Prometheus text\n"
+    "\n"
+    "Signals: SIGHUP (or a changed protocol file) reloads protocols; a version\n"
+    "that fails to load is refused and the old one keeps running. SIGTERM/SIGINT\n"
+    "stop accepting, finish in-flight work and exit 0.\n";
+
+static int rg__cmd_serve(int argc, char **argv)
+{
+    rg__opts o = {.db = "regimen.db"};
+    char shipped_buf[PATH_MAX];
+    const char *config = NULL;
+    for (int i = 1; i < argc; i++)
+        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+            fputs(rg__serve_usage, stdout);
+            return 0;
+        }
+    /* --config is serve's own option; take it out before the common parser */
+    for (int i = 1; i < argc; i++)
+        if (!strcmp(argv[i], "--config") && i + 1 < argc) {
+            config = argv[i + 1];
+            memmove(argv + i, argv + i + 2, (size_t)(argc - i - 1) * sizeof *argv);
+            argc -= 2;
+            break;
+        }
+    int rc = rg__parse(argc, argv, &o);
+    if (rc)
+        return rc;
+    if (!config || optind != argc) {
+        fputs(rg__serve_usage, stderr);
+        return 2;
+    }
+    return rg_serve_main(o.db, config, rg__shipped(shipped_buf, sizeof shipped_buf));
+}
+
 int main(int argc, char **argv)
 {
     if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") ||
@@ -436,6 +498,7 @@ int main(int argc, char **argv)
         {"simulate", rg__cmd_simulate},
         {"check", rg__cmd_check},
         {"test", rg__cmd_test},
+        {"serve", rg__cmd_serve},
     };
     for (size_t i = 0; i < RG_COUNTOF(cmds); i++)
         if (!strcmp(argv[1], cmds[i].name))

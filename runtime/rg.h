@@ -83,6 +83,10 @@ char *rg_time_date(rg_time t, char buf[RG_TIME_BUFSZ]);
 /* "9 Mar 2026" (UTC), the way a nurse writes a date. */
 char *rg_time_day(rg_time t, char buf[RG_TIME_BUFSZ]);
 
+/* One log line on stderr: "2026-03-02T14:05:00.123Z info message". Logs
+ * carry ids, never event payloads. */
+void rg_log(const char *level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
 /* Dynamic string buffer for building output; aborts nothing, reports NOMEM. */
 typedef struct rg_buf {
     char *p;

@@ -52,6 +52,21 @@ static const char *const rg__migrations[] = {
     "  clinic TEXT NOT NULL, protocol TEXT NOT NULL, version TEXT NOT NULL, file TEXT NOT NULL,"
     "  hash TEXT NOT NULL, first_loaded INTEGER NOT NULL,"
     "  PRIMARY KEY(clinic, protocol, version, hash)) WITHOUT ROWID;",
+    /* 1 -> 2: the service. A per-clinic transition sequence without gaps (a
+     * consumer of one clinic's feed must see 1, 2, 3, ...), and what staff
+     * did with an alert (acknowledged, snoozed, re-raised). */
+    "ALTER TABLE transitions ADD COLUMN cseq INTEGER;"
+    "UPDATE transitions SET cseq = (SELECT count(*) FROM transitions t2"
+    "  WHERE t2.clinic = transitions.clinic AND t2.seq <= transitions.seq);"
+    "CREATE UNIQUE INDEX transitions_by_clinic ON transitions(clinic, cseq);"
+    "ALTER TABLE alerts ADD COLUMN acked_by TEXT;"
+    "ALTER TABLE alerts ADD COLUMN acked_at INTEGER;"
+    "ALTER TABLE alerts ADD COLUMN snoozed_until INTEGER;"
+    "CREATE INDEX alerts_snoozed ON alerts(snoozed_until) WHERE snoozed_until IS NOT NULL;"
+    "CREATE TABLE alert_actions("
+    "  seq INTEGER PRIMARY KEY, alert_id INTEGER NOT NULL REFERENCES alerts(id),"
+    "  clinic TEXT NOT NULL, key TEXT NOT NULL, action TEXT NOT NULL, who TEXT NOT NULL,"
+    "  note TEXT NOT NULL, until INTEGER, at INTEGER NOT NULL);",
 };
 
 enum {
@@ -70,11 +85,25 @@ enum {
     Q_ALERT_NEW,
     Q_ALERT_OPENED,
     Q_ALERT_RESOLVE,
+    Q_ALERT_RESOLVED_SEQ,
     Q_TRANSITION,
     Q_TRANSITIONS_SEQ,
     Q_TRANSITIONS_TIME,
     Q_EVAL_ERROR,
     Q_PROTOCOL_LOADED,
+    Q_CLINIC_TRANSITIONS,
+    Q_ALERTS_VIEW,
+    Q_ALERT_FIND,
+    Q_ALERT_ACK,
+    Q_ALERT_SNOOZE,
+    Q_ALERT_UNSNOOZE,
+    Q_ACTION_ADD,
+    Q_ACTIONS_OF,
+    Q_NEXT_SNOOZE,
+    Q_DUE_SNOOZES,
+    Q_WAKE_CLINIC,
+    Q_OPEN_BY_SEVERITY,
+    Q_LAST_CSEQ,
     Q_BEGIN,
     Q_COMMIT,
     Q_ROLLBACK,
@@ -111,28 +140,60 @@ static const char *const rg__sql[Q__COUNT] = {
         " AND next_wake <= ?4 ORDER BY clinic, patient LIMIT ?3",
     [Q_NEXT_WAKE] = "SELECT min(next_wake) FROM patients WHERE next_wake IS NOT NULL",
     [Q_OPEN_ALERTS] =
-        "SELECT a.id, t.at, t.due, t.key, t.protocol, t.version, t.rule, t.severity, t.message"
-        " FROM alerts a JOIN transitions t ON t.seq = a.opened_seq"
+        "SELECT a.id, t.at, t.due, t.key, t.protocol, t.version, t.rule, t.severity, t.message,"
+        " t.seq, t.params, t.evidence, t.cseq FROM alerts a JOIN transitions t ON t.seq = a.opened_seq"
         " WHERE a.clinic = ?1 AND a.patient = ?2 AND a.state = 'open' ORDER BY a.id",
     [Q_ALERT_NEW] = "INSERT INTO alerts(clinic, patient, key, state, opened_seq)"
                     " VALUES(?1, ?2, ?3, 'open', 0)",
     [Q_ALERT_OPENED] = "UPDATE alerts SET opened_seq = ?2 WHERE id = ?1",
     [Q_ALERT_RESOLVE] =
         "UPDATE alerts SET state = 'resolved', resolved_seq = ?2 WHERE id = ?1 AND state = 'open'",
+    [Q_ALERT_RESOLVED_SEQ] = "UPDATE alerts SET resolved_seq = ?2 WHERE id = ?1",
     [Q_TRANSITION] =
         "INSERT INTO transitions(alert_id, at, state, clinic, patient, key, protocol, version,"
-        " rule, severity, message, due, params, evidence, recorded)"
-        " VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
+        " rule, severity, message, due, params, evidence, recorded, cseq)"
+        " VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15,"
+        " (SELECT coalesce(max(cseq), 0) + 1 FROM transitions WHERE clinic = ?4))",
     [Q_TRANSITIONS_SEQ] =
         "SELECT seq, at, state, clinic, patient, key, protocol, version, rule, severity,"
-        " message, due, params, evidence FROM transitions WHERE seq > ?1 ORDER BY seq",
+        " message, due, params, evidence, cseq FROM transitions WHERE seq > ?1 ORDER BY seq",
     [Q_TRANSITIONS_TIME] =
         "SELECT seq, at, state, clinic, patient, key, protocol, version, rule, severity,"
-        " message, due, params, evidence FROM transitions WHERE seq > ?1 ORDER BY at, seq",
+        " message, due, params, evidence, cseq FROM transitions WHERE seq > ?1 ORDER BY at, seq",
+    [Q_CLINIC_TRANSITIONS] =
+        "SELECT seq, at, state, clinic, patient, key, protocol, version, rule, severity,"
+        " message, due, params, evidence, cseq FROM transitions WHERE clinic = ?1 AND cseq > ?2"
+        " ORDER BY cseq LIMIT ?3",
+    [Q_ALERTS_VIEW] =
+        "SELECT a.id, a.key, a.state, a.patient, t.protocol, t.version, t.rule, t.severity,"
+        " t.message, t.at, t.due, r.at, a.acked_by, a.acked_at, a.snoozed_until"
+        " FROM alerts a JOIN transitions t ON t.seq = a.opened_seq"
+        " LEFT JOIN transitions r ON r.seq = a.resolved_seq"
+        " WHERE a.clinic = ?1 AND (?2 IS NULL OR a.patient = ?2) AND (?3 IS NULL OR a.state = ?3)"
+        " AND (?4 IS NULL OR a.key = ?4) ORDER BY a.id LIMIT ?5",
+    [Q_ALERT_FIND] = "SELECT id FROM alerts WHERE clinic = ?1 AND key = ?2 AND state = 'open'",
+    [Q_ALERT_ACK] = "UPDATE alerts SET acked_by = ?2, acked_at = ?3 WHERE id = ?1",
+    [Q_ALERT_SNOOZE] = "UPDATE alerts SET snoozed_until = ?2 WHERE id = ?1",
+    [Q_ALERT_UNSNOOZE] = "UPDATE alerts SET snoozed_until = NULL WHERE id = ?1",
+    [Q_ACTION_ADD] = "INSERT INTO alert_actions(alert_id, clinic, key, action, who, note, until, at)"
+                     " VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+    [Q_ACTIONS_OF] = "SELECT action, who, note, until, at FROM alert_actions"
+                     " WHERE clinic = ?1 AND key = ?2 ORDER BY seq",
+    [Q_NEXT_SNOOZE] = "SELECT min(snoozed_until) FROM alerts"
+                      " WHERE snoozed_until IS NOT NULL AND state = 'open'",
+    [Q_DUE_SNOOZES] = "SELECT id, clinic, key, patient FROM alerts WHERE snoozed_until <= ?1"
+                      " AND state = 'open' ORDER BY snoozed_until LIMIT 256",
+    [Q_WAKE_CLINIC] =
+        "UPDATE patients SET wake = ?2, next_wake = min(coalesce(next_wake, ?2), ?2)"
+        " WHERE clinic = ?1 AND (clock IS NULL OR clock < ?2)",
+    [Q_OPEN_BY_SEVERITY] =
+        "SELECT a.clinic, t.severity, count(*) FROM alerts a JOIN transitions t"
+        " ON t.seq = a.opened_seq WHERE a.state = 'open' GROUP BY a.clinic, t.severity",
     [Q_EVAL_ERROR] = "INSERT INTO eval_errors(clinic, patient, protocol, rule, at, message,"
                      " recorded) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7)",
     [Q_PROTOCOL_LOADED] = "INSERT OR IGNORE INTO protocol_versions(clinic, protocol, version,"
                           " file, hash, first_loaded) VALUES(?1, ?2, ?3, ?4, ?5, ?6)",
+    [Q_LAST_CSEQ] = "SELECT coalesce(max(cseq), 0) FROM transitions WHERE clinic = ?1",
     [Q_BEGIN] = "BEGIN IMMEDIATE",
     [Q_COMMIT] = "COMMIT",
     [Q_ROLLBACK] = "ROLLBACK",
@@ -185,6 +246,24 @@ static const char *rg__col_text(sqlite3_stmt *s, int i)
 {
     const char *v = (const char *)sqlite3_column_text(s, i);
     return v ? v : "";
+}
+
+/* Refuses a database written by a newer program before touching it. */
+static int rg__check_version(rg_store *st, const char *path, char *err, size_t errlen)
+{
+    sqlite3_stmt *s;
+    int version = 0;
+    if (sqlite3_prepare_v2(st->db, "PRAGMA user_version", -1, &s, NULL) != SQLITE_OK)
+        return rg_fail(err, errlen, RG_EDB, "cannot open database %s: %s", path,
+                       sqlite3_errmsg(st->db));
+    if (sqlite3_step(s) == SQLITE_ROW)
+        version = sqlite3_column_int(s, 0);
+    sqlite3_finalize(s);
+    if (version > (int)RG_COUNTOF(rg__migrations))
+        return rg_fail(err, errlen, RG_EDB,
+                       "database %s: schema version %d is newer than this program (%d); "
+                       "use a newer regimen", path, version, (int)RG_COUNTOF(rg__migrations));
+    return RG_OK;
 }
 
 static int rg__migrate(rg_store *st, char *err, size_t errlen)
@@ -250,6 +329,11 @@ int rg_store_open(rg_store **out, const char *path, const rg_store_opts *opts, c
         return RG_EDB;
     }
     sqlite3_busy_timeout(st->db, 5000);
+    int rc = rg__check_version(st, path, err, errlen);
+    if (rc) {
+        rg_store_close(st);
+        return rc;
+    }
     char *msg = NULL;
     const char *pragmas = opts && opts->durable
                               ? "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;"
@@ -262,7 +346,7 @@ int rg_store_open(rg_store **out, const char *path, const rg_store_opts *opts, c
         rg_store_close(st);
         return RG_EDB;
     }
-    int rc = rg__migrate(st, err, errlen);
+    rc = rg__migrate(st, err, errlen);
     if (rc) {
         rg_store_close(st);
         return rc;
@@ -477,6 +561,10 @@ int rg_store_each_open_alert(rg_store *st, const char *clinic, const char *patie
             .rule = rg__col_text(s, 6),
             .severity = rg__col_text(s, 7),
             .message = rg__col_text(s, 8),
+            .seq = sqlite3_column_int64(s, 9),
+            .params = rg__col_text(s, 10),
+            .evidence = rg__col_text(s, 11),
+            .cseq = sqlite3_column_int64(s, 12),
         };
         if ((frc = fn(ud, sqlite3_column_int64(s, 0), &t)) != 0)
             break;
@@ -491,6 +579,15 @@ int rg_store_transition(rg_store *st, rg_transition *t, int64_t *alert_idp)
 {
     sqlite3_stmt *s;
     int64_t alert_id = *alert_idp;
+    if (!t->open) { /* close it first: resolving a closed alert writes nothing */
+        s = rg__q(st, Q_ALERT_RESOLVE);
+        sqlite3_bind_int64(s, 1, alert_id);
+        sqlite3_bind_int64(s, 2, 0);
+        if (rg__done(st, s))
+            return RG_EDB;
+        if (sqlite3_changes(st->db) != 1)
+            return RG_ENOTFOUND;
+    }
     if (t->open) {
         s = rg__q(st, Q_ALERT_NEW);
         rg__text(s, 1, t->clinic);
@@ -519,7 +616,7 @@ int rg_store_transition(rg_store *st, rg_transition *t, int64_t *alert_idp)
     if (rg__done(st, s))
         return RG_EDB;
     t->seq = sqlite3_last_insert_rowid(st->db);
-    s = rg__q(st, t->open ? Q_ALERT_OPENED : Q_ALERT_RESOLVE);
+    s = rg__q(st, t->open ? Q_ALERT_OPENED : Q_ALERT_RESOLVED_SEQ);
     sqlite3_bind_int64(s, 1, alert_id);
     sqlite3_bind_int64(s, 2, t->seq);
     if (rg__done(st, s))
@@ -527,12 +624,32 @@ int rg_store_transition(rg_store *st, rg_transition *t, int64_t *alert_idp)
     return sqlite3_changes(st->db) == 1 ? RG_OK : RG_EDB;
 }
 
+static int rg__each_transition(rg_store *st, sqlite3_stmt *s,
+                               int (*fn)(void *ud, const rg_transition *t), void *ud);
+
 int rg_store_each_transition(rg_store *st, int64_t after, int by_time,
                              int (*fn)(void *ud, const rg_transition *t), void *ud)
 {
     sqlite3_stmt *s = rg__q(st, by_time ? Q_TRANSITIONS_TIME : Q_TRANSITIONS_SEQ);
-    int rc, frc = 0;
     sqlite3_bind_int64(s, 1, after);
+    return rg__each_transition(st, s, fn, ud);
+}
+
+int rg_store_clinic_transitions(rg_store *st, const char *clinic, int64_t after_cseq, int limit,
+                                int (*fn)(void *ud, const rg_transition *t), void *ud)
+{
+    sqlite3_stmt *s = rg__q(st, Q_CLINIC_TRANSITIONS);
+    rg__text(s, 1, clinic);
+    sqlite3_bind_int64(s, 2, after_cseq);
+    sqlite3_bind_int(s, 3, limit);
+    return rg__each_transition(st, s, fn, ud);
+}
+
+static int rg__each_transition(rg_store *st, sqlite3_stmt *s,
+                               int (*fn)(void *ud, const rg_transition *t), void *ud)
+{
+    int rc, frc = 0;
+    (void)st;
     while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
         rg_transition t = {
             .seq = sqlite3_column_int64(s, 0),
@@ -549,6 +666,7 @@ int rg_store_each_transition(rg_store *st, int64_t after, int by_time,
             .due = sqlite3_column_int64(s, 11),
             .params = rg__col_text(s, 12),
             .evidence = rg__col_text(s, 13),
+            .cseq = sqlite3_column_int64(s, 14),
         };
         if ((frc = fn(ud, &t)) != 0)
             break;
@@ -584,4 +702,177 @@ int rg_store_protocol_loaded(rg_store *st, const char *clinic, const char *proto
     rg__text(s, 5, hash);
     sqlite3_bind_int64(s, 6, rg_now());
     return rg__done(st, s);
+}
+
+int rg_store_each_alert(rg_store *st, const char *clinic, const char *patient, const char *state,
+                        const char *key, int limit,
+                        int (*fn)(void *ud, const rg_alert_view *a), void *ud)
+{
+    sqlite3_stmt *s = rg__q(st, Q_ALERTS_VIEW);
+    int rc, frc = 0;
+    rg__text(s, 1, clinic);
+    rg__text(s, 2, patient);
+    rg__text(s, 3, state);
+    rg__text(s, 4, key);
+    sqlite3_bind_int(s, 5, limit);
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+        rg_alert_view a = {
+            .id = sqlite3_column_int64(s, 0),
+            .key = rg__col_text(s, 1),
+            .state = rg__col_text(s, 2),
+            .patient = rg__col_text(s, 3),
+            .protocol = rg__col_text(s, 4),
+            .version = rg__col_text(s, 5),
+            .rule = rg__col_text(s, 6),
+            .severity = rg__col_text(s, 7),
+            .message = rg__col_text(s, 8),
+            .opened_at = sqlite3_column_int64(s, 9),
+            .due = sqlite3_column_int64(s, 10),
+            .resolved_at = rg__col_time(s, 11),
+            .acked_by = (const char *)sqlite3_column_text(s, 12),
+            .acked_at = rg__col_time(s, 13),
+            .snoozed_until = rg__col_time(s, 14),
+        };
+        if ((frc = fn(ud, &a)) != 0)
+            break;
+    }
+    sqlite3_reset(s);
+    if (frc)
+        return frc;
+    return rc == SQLITE_DONE ? RG_OK : RG_EDB;
+}
+
+int rg_store_alert_action(rg_store *st, const char *clinic, const char *key, const char *action,
+                          const char *who, const char *note, rg_time until, rg_time at)
+{
+    sqlite3_stmt *s = rg__q(st, Q_ALERT_FIND);
+    rg__text(s, 1, clinic);
+    rg__text(s, 2, key);
+    int rc = sqlite3_step(s);
+    int64_t id = rc == SQLITE_ROW ? sqlite3_column_int64(s, 0) : 0;
+    sqlite3_reset(s);
+    if (rc == SQLITE_DONE)
+        return RG_ENOTFOUND;
+    if (rc != SQLITE_ROW)
+        return RG_EDB;
+    if (!strcmp(action, "ack")) {
+        s = rg__q(st, Q_ALERT_ACK);
+        sqlite3_bind_int64(s, 1, id);
+        rg__text(s, 2, who);
+        sqlite3_bind_int64(s, 3, at);
+    } else if (!strcmp(action, "snooze")) {
+        s = rg__q(st, Q_ALERT_SNOOZE);
+        sqlite3_bind_int64(s, 1, id);
+        sqlite3_bind_int64(s, 2, until);
+    } else {
+        s = rg__q(st, Q_ALERT_UNSNOOZE);
+        sqlite3_bind_int64(s, 1, id);
+    }
+    if (rg__done(st, s))
+        return RG_EDB;
+    s = rg__q(st, Q_ACTION_ADD);
+    sqlite3_bind_int64(s, 1, id);
+    rg__text(s, 2, clinic);
+    rg__text(s, 3, key);
+    rg__text(s, 4, action);
+    rg__text(s, 5, who ? who : "");
+    rg__text(s, 6, note ? note : "");
+    rg__time(s, 7, until);
+    sqlite3_bind_int64(s, 8, at);
+    return rg__done(st, s);
+}
+
+int rg_store_each_action(rg_store *st, const char *clinic, const char *key,
+                         int (*fn)(void *ud, const rg_alert_action *a), void *ud)
+{
+    sqlite3_stmt *s = rg__q(st, Q_ACTIONS_OF);
+    int rc;
+    rg__text(s, 1, clinic);
+    rg__text(s, 2, key);
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+        rg_alert_action a = {
+            .action = rg__col_text(s, 0),
+            .who = rg__col_text(s, 1),
+            .note = rg__col_text(s, 2),
+            .until = rg__col_time(s, 3),
+            .at = sqlite3_column_int64(s, 4),
+        };
+        if (fn(ud, &a))
+            break;
+    }
+    sqlite3_reset(s);
+    return rc == SQLITE_ROW || rc == SQLITE_DONE ? RG_OK : RG_EDB;
+}
+
+int rg_store_next_snooze(rg_store *st, rg_time *out)
+{
+    sqlite3_stmt *s = rg__q(st, Q_NEXT_SNOOZE);
+    int rc = sqlite3_step(s);
+    *out = rc == SQLITE_ROW ? rg__col_time(s, 0) : RG_TIME_NONE;
+    sqlite3_reset(s);
+    return rc == SQLITE_ROW || rc == SQLITE_DONE ? RG_OK : RG_EDB;
+}
+
+int rg_store_each_due_snooze(rg_store *st, rg_time now,
+                             int (*fn)(void *ud, const char *clinic, const char *key,
+                                       const char *patient),
+                             void *ud, int *count)
+{
+    /* collect first: fn writes to the same table */
+    sqlite3_stmt *s = rg__q(st, Q_DUE_SNOOZES);
+    char (*rows)[3][160] = NULL;
+    int n = 0, rc;
+    sqlite3_bind_int64(s, 1, now);
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+        void *grown = realloc(rows, (size_t)(n + 1) * sizeof *rows);
+        if (!grown) {
+            rc = SQLITE_NOMEM;
+            break;
+        }
+        rows = grown;
+        snprintf(rows[n][0], sizeof rows[n][0], "%s", rg__col_text(s, 1));
+        snprintf(rows[n][1], sizeof rows[n][1], "%s", rg__col_text(s, 2));
+        snprintf(rows[n][2], sizeof rows[n][2], "%s", rg__col_text(s, 3));
+        n++;
+    }
+    sqlite3_reset(s);
+    int out = rc == SQLITE_DONE ? RG_OK : RG_EDB;
+    for (int i = 0; i < n && out == RG_OK; i++)
+        out = fn(ud, rows[i][0], rows[i][1], rows[i][2]);
+    free(rows);
+    if (count)
+        *count = n;
+    return out;
+}
+
+int rg_store_wake_clinic(rg_store *st, const char *clinic, rg_time at)
+{
+    sqlite3_stmt *s = rg__q(st, Q_WAKE_CLINIC);
+    rg__text(s, 1, clinic);
+    sqlite3_bind_int64(s, 2, at);
+    return rg__done(st, s);
+}
+
+int rg_store_open_by_severity(rg_store *st,
+                              int (*fn)(void *ud, const char *clinic, const char *severity,
+                                        int64_t n),
+                              void *ud)
+{
+    sqlite3_stmt *s = rg__q(st, Q_OPEN_BY_SEVERITY);
+    int rc;
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW)
+        if (fn(ud, rg__col_text(s, 0), rg__col_text(s, 1), sqlite3_column_int64(s, 2)))
+            break;
+    sqlite3_reset(s);
+    return rc == SQLITE_ROW || rc == SQLITE_DONE ? RG_OK : RG_EDB;
+}
+
+int rg_store_last_cseq(rg_store *st, const char *clinic, int64_t *out)
+{
+    sqlite3_stmt *s = rg__q(st, Q_LAST_CSEQ);
+    rg__text(s, 1, clinic);
+    int rc = sqlite3_step(s);
+    *out = rc == SQLITE_ROW ? sqlite3_column_int64(s, 0) : 0;
+    sqlite3_reset(s);
+    return rc == SQLITE_ROW ? RG_OK : RG_EDB;
 }

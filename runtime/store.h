@@ -14,7 +14,7 @@
 
 #include <sqlite3.h>
 
-#define RG_SCHEMA_VERSION 1
+#define RG_SCHEMA_VERSION 2
 
 typedef struct rg_store rg_store;
 
@@ -87,7 +87,7 @@ int rg_store_patients_page(rg_store *st, const char *after_clinic, const char *a
 int rg_store_next_wake(rg_store *st, rg_time *out);
 
 typedef struct rg_transition {
-    int64_t seq;
+    int64_t seq, cseq; /* global order; the clinic's own gap-free sequence */
     rg_time at, due;
     int open; /* 1 open, 0 resolved */
     const char *clinic, *patient, *key, *protocol, *version, *rule, *severity, *message;
@@ -105,6 +105,47 @@ int rg_store_transition(rg_store *st, rg_transition *t, int64_t *alert_id);
  * order. */
 int rg_store_each_transition(rg_store *st, int64_t after, int by_time,
                              int (*fn)(void *ud, const rg_transition *t), void *ud);
+
+/* A clinic's transitions with cseq > after_cseq, at most limit, in order. */
+int rg_store_clinic_transitions(rg_store *st, const char *clinic, int64_t after_cseq, int limit,
+                                int (*fn)(void *ud, const rg_transition *t), void *ud);
+
+/* An alert as staff see it: its opening transition and what was done to it. */
+typedef struct rg_alert_view {
+    int64_t id;
+    const char *key, *state, *patient, *protocol, *version, *rule, *severity, *message;
+    const char *acked_by; /* NULL when not acknowledged */
+    rg_time opened_at, due, resolved_at, acked_at, snoozed_until; /* RG_TIME_NONE if none */
+} rg_alert_view;
+/* Alerts of a clinic, filtered by patient, state and key when not NULL. */
+int rg_store_each_alert(rg_store *st, const char *clinic, const char *patient, const char *state,
+                        const char *key, int limit,
+                        int (*fn)(void *ud, const rg_alert_view *a), void *ud);
+/* Records action ("ack", "snooze" with until, "reraise") on the clinic's open
+ * alert with this key; RG_ENOTFOUND when there is none. */
+int rg_store_alert_action(rg_store *st, const char *clinic, const char *key, const char *action,
+                          const char *who, const char *note, rg_time until, rg_time at);
+typedef struct rg_alert_action {
+    const char *action, *who, *note;
+    rg_time until, at;
+} rg_alert_action;
+int rg_store_each_action(rg_store *st, const char *clinic, const char *key,
+                         int (*fn)(void *ud, const rg_alert_action *a), void *ud);
+/* Earliest snooze expiry of an open alert, RG_TIME_NONE if none. */
+int rg_store_next_snooze(rg_store *st, rg_time *out);
+/* Calls fn for open alerts whose snooze expired at or before now. */
+int rg_store_each_due_snooze(rg_store *st, rg_time now,
+                             int (*fn)(void *ud, const char *clinic, const char *key,
+                                       const char *patient),
+                             void *ud, int *count);
+/* Schedules a step at `at` for every patient of the clinic (after a reload). */
+int rg_store_wake_clinic(rg_store *st, const char *clinic, rg_time at);
+/* The clinic's newest transition sequence number (0 when none). */
+int rg_store_last_cseq(rg_store *st, const char *clinic, int64_t *out);
+int rg_store_open_by_severity(rg_store *st,
+                              int (*fn)(void *ud, const char *clinic, const char *severity,
+                                        int64_t n),
+                              void *ud);
 
 int rg_store_eval_error(rg_store *st, const char *clinic, const char *patient,
                         const char *protocol, const char *rule, rg_time at, const char *msg);

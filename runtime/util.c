@@ -94,3 +94,17 @@ void rg_buf_free(rg_buf *b)
     b->p = NULL;
     b->len = b->cap = 0;
 }
+
+void rg_log(const char *level, const char *fmt, ...)
+{
+    char when[RG_TIME_BUFSZ], line[2048];
+    rg_time t = rg_now();
+    int64_t ms = t % 1000;
+    rg_time_format(t - ms, when);
+    when[19] = '\0'; /* drop the Z: milliseconds follow */
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(line, sizeof line, fmt, ap);
+    va_end(ap);
+    fprintf(stderr, "%s.%03dZ %s %s\n", when, (int)ms, level, line);
+}

@@ -6,7 +6,8 @@
 
 local R = require "regimen"
 local course = require "lib.course"
-local days = R.days
+local window = require "lib.window"
+local days, hours = R.days, R.hours
 
 return R.protocol {
   id = "ketamine.acute",
@@ -15,26 +16,84 @@ return R.protocol {
   applies = course.enrolled_in("ketamine"),
 
   params = {
-    acute_infusions    = 6,        -- infusions in the acute series
-    infusion_due_after = days(2),  -- the next infusion is due this long after the last
+    acute_infusions        = 6,         -- infusions in the acute series
+    infusion_due_after     = days(2),   -- the next infusion is due this long after the last
+    infusion_overdue_after = days(7),   -- and overdue this long after it
+    infusions_min_gap      = hours(24), -- two infusions closer than this are too close
+    acute_window           = days(21),  -- the series should be complete this long after its first infusion
   },
 
   rules = {
     {
       id = "acute.infusion-due",
       severity = "info",
-      description = "The next acute infusion is due.",
+      description = "The next infusion of the acute series is due (2 days after the last one).",
       check = function(h, now, p)
-        local infusions = course.events(h, "ketamine", "infusion")
-        if #infusions == 0 or course.phase(infusions, p) ~= "acute" then return end
-        local last = course.latest(infusions)
-        local due = last.at + p.infusion_due_after
-        local next_no = #infusions + 1
+        local s = course.series(h, "ketamine", p)
+        if not s.last or s.phase ~= "acute" then return end
+        local due = s.last.at + p.infusion_due_after
         return R.alert {
-          key = next_no,
+          key = s.given + 1,
           due = due,
-          message = ("infusion %d of %d due since %s"):format(
-            next_no, p.acute_infusions, R.day(due)),
+          message = ("infusion %d of %d due since %s"):format(s.given + 1, s.planned, R.day(due)),
+        }
+      end,
+    },
+
+    {
+      id = "acute.infusion-overdue",
+      severity = "warning",
+      description = "The next infusion of the acute series is overdue (7 days after the last one).",
+      check = function(h, now, p)
+        local s = course.series(h, "ketamine", p)
+        if not s.last or s.phase ~= "acute" then return end
+        local due = s.last.at + p.infusion_overdue_after
+        return R.alert {
+          key = s.given + 1,
+          due = due,
+          message = ("infusion %d of %d overdue since %s (last infusion %s)"):format(
+            s.given + 1, s.planned, R.day(due), R.day(s.last.at)),
+        }
+      end,
+    },
+
+    {
+      id = "acute.too-soon",
+      severity = "critical",
+      description = "An infusion came less than 24 h after the previous one (one alert per "
+                 .. "infusion, until a follow-up visit after it).",
+      check = function(h, now, p)
+        local alerts = {}
+        local infusions = course.series(h, "ketamine", p).infusions
+        for i = 2, #infusions do
+          local previous, infusion = infusions[i - 1], infusions[i]
+          local gap = infusion.at - previous.at
+          if gap < p.infusions_min_gap and not window.followed_by(h, infusion, "followup_visit") then
+            alerts[#alerts + 1] = R.alert {
+              key = infusion.id,
+              due = infusion.at,
+              message = ("infusion on %s only %.1f h after the previous one "
+                      .. "(minimum %g h): see the patient at a follow-up visit"):format(
+                R.day(infusion.at), R.in_hours(gap), R.in_hours(p.infusions_min_gap)),
+            }
+          end
+        end
+        return alerts
+      end,
+    },
+
+    {
+      id = "acute.window-exceeded",
+      severity = "warning",
+      description = "The acute series is still under way 21 days after its first infusion.",
+      check = function(h, now, p)
+        local s = course.series(h, "ketamine", p)
+        if not s.first or s.phase ~= "acute" then return end
+        local due = s.first.at + p.acute_window
+        return R.alert {
+          due = due,
+          message = ("acute series of %d infusions not complete %g days after the first "
+                  .. "infusion on %s"):format(s.planned, R.in_days(p.acute_window), R.day(s.first.at)),
         }
       end,
     },

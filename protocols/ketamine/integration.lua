@@ -2,6 +2,7 @@
 
 local R = require "regimen"
 local course = require "lib.course"
+local window = require "lib.window"
 local hours = R.hours
 
 return R.protocol {
@@ -22,11 +23,11 @@ return R.protocol {
       check = function(h, now, p)
         local alerts = {}
         for _, infusion in ipairs(course.events(h, "ketamine", "infusion")) do
-          if #h:after(infusion, "integration_session") == 0 then
+          if not window.followed_by(h, infusion, "integration_session") then
             alerts[#alerts + 1] = R.alert {
               key = infusion.id,
               due = infusion.at + p.integration_within,
-              message = ("no integration session within %d h of the infusion on %s"):format(
+              message = ("no integration session within %g h of the infusion on %s"):format(
                 R.in_hours(p.integration_within), R.day(infusion.at)),
             }
           end

@@ -2,10 +2,23 @@
 
 local R = require "regimen"
 local course = require "lib.course"
+local scores = require "lib.scores"
+local window = require "lib.window"
 
 -- Vitals taken before an infusion (vitals without a phase count as "pre").
 local function before_infusion(v)
   return v.data.phase == nil or v.data.phase == "pre"
+end
+
+-- Adverse-event severities, mildest first.
+local severity_rank = { mild = 1, moderate = 2, severe = 3 }
+
+-- Is `word` one of the space-separated words of `list`?
+local function listed(list, word)
+  for item in list:gmatch("%S+") do
+    if item == word then return true end
+  end
+  return false
 end
 
 return R.protocol {
@@ -17,27 +30,77 @@ return R.protocol {
   params = {
     bp_systolic_max  = 160, -- mmHg: at or above this before an infusion is too high
     bp_diastolic_max = 100, -- mmHg
+    adverse_min_severity      = "moderate",          -- adverse events this severe or worse need a follow-up
+    adverse_always_kinds      = "urinary cognitive", -- and these kinds at any severity (space-separated)
+    adverse_critical_severity = "severe",            -- this severity makes the alert critical
+    item9_min = 1, -- a PHQ-9 item 9 (self-harm) answer at or above this is critical
   },
 
   rules = {
     {
       id = "safety.bp-high",
       severity = "critical",
-      description = "The latest pre-infusion blood pressure is too high.",
+      description = "The latest pre-infusion blood pressure is too high (until later vitals are below both limits).",
       check = function(h, now, p)
         local function high(v)
           return course.number(v, "systolic") >= p.bp_systolic_max
               or course.number(v, "diastolic") >= p.bp_diastolic_max
         end
-        local v = h:last("vitals", before_infusion)
+        local v = course.last(h, "ketamine", "vitals", before_infusion)
         if not v or not high(v) then return end
         for _, later in ipairs(h:after(v, "vitals")) do
           if not high(later) then return end -- a later reading is back below both limits
         end
         return R.alert {
           due = v.at,
-          message = ("blood pressure %d/%d before infusion on %s (limit %d/%d)"):format(
+          message = ("blood pressure %g/%g before infusion on %s (limit %d/%d)"):format(
             v.data.systolic, v.data.diastolic, R.day(v.at), p.bp_systolic_max, p.bp_diastolic_max),
+        }
+      end,
+    },
+
+    {
+      id = "safety.adverse-event",
+      severity = "warning",
+      description = "A moderate or severe adverse event, or any urinary or cognitive one (one "
+                 .. "alert per event, critical when severe), until a follow-up visit after it.",
+      check = function(h, now, p)
+        local alerts = {}
+        local min_rank = severity_rank[p.adverse_min_severity]
+            or error(("adverse_min_severity must be mild, moderate or severe, not '%s'"):format(
+                 p.adverse_min_severity))
+        for _, ae in ipairs(course.events(h, "ketamine", "adverse_event")) do
+          local kind = tostring(ae.data.kind or "unspecified")
+          local severity = tostring(ae.data.severity or "unspecified")
+          -- an unknown or missing severity is not known to be mild: it counts
+          local rank = severity_rank[severity]
+          local serious = rank == nil or rank >= min_rank or listed(p.adverse_always_kinds, kind)
+          if serious and not window.followed_by(h, ae, "followup_visit") then
+            alerts[#alerts + 1] = R.alert {
+              key = ae.id,
+              due = ae.at,
+              severity = severity == p.adverse_critical_severity and "critical" or "warning",
+              message = ("%s %s adverse event on %s: see the patient at a follow-up visit"):format(
+                severity, kind, R.day(ae.at)),
+            }
+          end
+        end
+        return alerts
+      end,
+    },
+
+    {
+      id = "safety.suicidality",
+      severity = "critical",
+      description = "The latest PHQ-9 answers item 9 (self-harm) above 0, until a later PHQ-9 "
+                 .. "answers it 0.",
+      check = function(h, now, p)
+        local phq9 = scores.latest_item9(h, "ketamine")
+        if not phq9 or course.number(phq9, "item9") < p.item9_min then return end
+        return R.alert {
+          due = phq9.at,
+          message = ("PHQ-9 item 9 (thoughts of self-harm) answered %g on %s: assess suicide "
+                  .. "risk now"):format(phq9.data.item9, R.day(phq9.at)),
         }
       end,
     },

@@ -5,6 +5,9 @@
 -- events after the latest enrolment), so a patient who is discharged and later
 -- re-enrolled starts afresh. Clinic protocols can use these too:
 --     local course = require "lib.course"
+--
+-- A course has an acute series of p.acute_infusions infusions, then a
+-- maintenance phase of booster infusions every p.booster_interval_days days.
 
 local R = require "regimen"
 
@@ -33,11 +36,64 @@ function course.events(h, program, type, filter)
   return h:after(e, type, filter)
 end
 
+-- The latest event of `type` in the current course, or nil.
+function course.last(h, program, type, filter)
+  return course.latest(course.events(h, program, type, filter))
+end
+
 -- The acute series: "acute" until the patient has had p.acute_infusions
 -- infusions in this course, "maintenance" after.
 function course.phase(infusions, p)
   if #infusions < p.acute_infusions then return "acute" end
   return "maintenance"
+end
+
+-- The infusions of the current course, counted against the plan:
+--   infusions    all of them, oldest first
+--   given        how many so far; planned: p.acute_infusions
+--   phase        "acute" or "maintenance"
+--   first, last  the first and the latest infusion (nil before the first)
+--   acute_end    the infusion that completed the acute series (nil while it
+--                is under way); with a plan of 0 acute infusions, the enrolment
+--   maintenance  the infusions after the acute series (the boosters)
+--   enrolment    the `enrolled` event of the course
+function course.series(h, program, p)
+  local infusions = course.events(h, program, "infusion")
+  local planned = p.acute_infusions
+  local s = {
+    infusions = infusions,
+    given = #infusions,
+    planned = planned,
+    phase = course.phase(infusions, p),
+    first = infusions[1],
+    last = infusions[#infusions],
+    enrolment = course.enrolment(h, program),
+    maintenance = {},
+  }
+  if s.phase == "maintenance" then
+    s.acute_end = planned >= 1 and infusions[planned] or s.enrolment
+    for i = math.max(planned, 0) + 1, #infusions do
+      s.maintenance[#s.maintenance + 1] = infusions[i]
+    end
+  end
+  return s
+end
+
+-- The phase the series was in at time t (a time at or before now): phase
+-- changes only with an infusion, so count those given by then.
+function course.phase_at(s, t)
+  local given = 0
+  for _, infusion in ipairs(s.infusions) do
+    if infusion.at <= t then given = given + 1 end
+  end
+  if given < s.planned then return "acute" end
+  return "maintenance"
+end
+
+-- When the next booster is due: p.booster_interval_days (a whole number of
+-- days, set per patient by the plan) after the latest infusion.
+function course.booster_due(s, p)
+  return s.last.at + R.days(p.booster_interval_days)
 end
 
 -- A number from an event's data, with an error that names the event and the

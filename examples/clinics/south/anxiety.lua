@@ -1,0 +1,38 @@
+-- south/anxiety.lua: the south clinic's own rule. Anxiety (GAD-7) rising
+-- during a course is reviewed with the patient's therapist.
+
+local R = require "regimen"
+local course = require "lib.course"
+local scores = require "lib.scores"
+
+return R.protocol {
+  id = "south.anxiety",
+  version = "1.0.0",
+  description = "GAD-7 watched over the course: a rising score is reviewed with the therapist.",
+  applies = course.enrolled_in("ketamine"),
+
+  params = {
+    gad7_rise_min = 5, -- points above the first GAD-7 of the course
+  },
+
+  rules = {
+    {
+      id = "south.gad7-rising",
+      severity = "warning",
+      description = "The latest GAD-7 is at least 5 points above the first GAD-7 of the course.",
+      check = function(h, now, p)
+        local first = scores.first(h, "ketamine", "gad7")
+        local latest = scores.latest(h, "ketamine", "gad7")
+        if not first or latest.id == first.id then return end
+        local rise = scores.score(latest) - scores.score(first)
+        if rise < p.gad7_rise_min then return end
+        return R.alert {
+          due = latest.at,
+          message = ("GAD-7 of %g on %s is %g points above the first of the course (%g on %s): "
+                  .. "review with the therapist"):format(scores.score(latest), R.day(latest.at),
+            rise, scores.score(first), R.day(first.at)),
+        }
+      end,
+    },
+  },
+}

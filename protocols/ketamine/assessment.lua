@@ -1,0 +1,46 @@
+-- ketamine/assessment.lua: regular progress assessments (PHQ-9) that guide
+-- the acute series and the timing of boosters.
+
+local R = require "regimen"
+local course = require "lib.course"
+local scores = require "lib.scores"
+local days = R.days
+
+return R.protocol {
+  id = "ketamine.assessment",
+  version = "1.0.0",
+  description = "A PHQ-9 every 14 days in the acute phase, every 30 days in maintenance.",
+  applies = course.enrolled_in("ketamine"),
+
+  params = {
+    acute_infusions          = 6,        -- infusions in the acute series
+    assessment_every_acute   = days(14), -- a PHQ-9 is due this long after the last one (acute phase)
+    assessment_every_booster = days(30), -- and this long after it in the maintenance phase
+  },
+
+  rules = {
+    {
+      id = "assessment.due",
+      severity = "info",
+      description = "A PHQ-9 is due: 14 days (acute phase) or 30 days (maintenance) since the "
+                 .. "last one, or since enrolment if there is none.",
+      check = function(h, now, p)
+        local s = course.series(h, "ketamine", p)
+        local last = scores.latest(h, "ketamine", "phq9")
+        local since = last or s.enrolment
+        -- The acute interval applies when the series was still acute at the
+        -- moment it ran out; otherwise the maintenance one.
+        local due = since.at + p.assessment_every_acute
+        if course.phase_at(s, math.min(due, now)) == "maintenance" then
+          due = since.at + p.assessment_every_booster
+        end
+        local what = last and ("last one on %s"):format(R.day(last.at))
+                          or ("none since enrolment on %s"):format(R.day(s.enrolment.at))
+        return R.alert {
+          due = due,
+          message = ("PHQ-9 due since %s (%s)"):format(R.day(due), what),
+        }
+      end,
+    },
+  },
+}

@@ -1,0 +1,138 @@
+-- ketamine/maintenance.lua: the maintenance phase after the acute series:
+-- booster infusions every 4 to 12 weeks, relapse, and the risks of long-term
+-- use (dependence, tolerance).
+--
+-- Illustrative defaults, not medical advice. A patient's `enrolled` /
+-- `plan_adjusted` events can set acute_infusions and booster_interval_days
+-- (a whole number of days; plans use 28 to 84).
+
+local R = require "regimen"
+local course = require "lib.course"
+local scores = require "lib.scores"
+local dose = require "lib.dose"
+local window = require "lib.window"
+local days = R.days
+
+return R.protocol {
+  id = "ketamine.maintenance",
+  version = "1.0.0",
+  description = "Boosters after the acute series: timing, relapse, frequency and tolerance.",
+  applies = course.enrolled_in("ketamine"),
+
+  params = {
+    acute_infusions        = 6,        -- infusions in the acute series
+    booster_interval_days  = 28,       -- days from the last infusion to the next booster
+    booster_overdue_after  = days(14), -- a booster is overdue this long after its due date
+    relapse_phq9_min       = 15,       -- a PHQ-9 at or above this since the last infusion is a relapse
+    relapse_phq9_rise      = 5,        -- and so is one this many points above the baseline
+    boosters_max_in_window = 2,        -- more maintenance infusions than this ...
+    boosters_window        = days(21), -- ... within this long: dependence risk
+    dose_increases_max     = 3,        -- this many successive dose increases suggest tolerance
+    dose_max_mg_per_kg     = 1.0,      -- and so does a dose above this
+  },
+
+  rules = {
+    {
+      id = "booster.due",
+      severity = "info",
+      description = "Maintenance: a booster infusion is due booster_interval_days after the last infusion.",
+      check = function(h, now, p)
+        local s = course.series(h, "ketamine", p)
+        if s.phase ~= "maintenance" or not s.last then return end
+        local due = course.booster_due(s, p)
+        return R.alert {
+          key = s.last.id,
+          due = due,
+          message = ("booster infusion due since %s (every %d days; last infusion %s)"):format(
+            R.day(due), p.booster_interval_days, R.day(s.last.at)),
+        }
+      end,
+    },
+
+    {
+      id = "booster.overdue",
+      severity = "warning",
+      description = "Maintenance: the booster is 14 days past its due date.",
+      check = function(h, now, p)
+        local s = course.series(h, "ketamine", p)
+        if s.phase ~= "maintenance" or not s.last then return end
+        local booster_due = course.booster_due(s, p)
+        local due = booster_due + p.booster_overdue_after
+        return R.alert {
+          key = s.last.id,
+          due = due,
+          message = ("booster infusion overdue since %s (it was due %s; last infusion %s)"):format(
+            R.day(due), R.day(booster_due), R.day(s.last.at)),
+        }
+      end,
+    },
+
+    {
+      id = "booster.relapse",
+      severity = "warning",
+      description = "Maintenance: the latest PHQ-9 since the last infusion is 15 or more, or 5 "
+                 .. "points above the baseline (the first PHQ-9 after the acute series).",
+      check = function(h, now, p)
+        local s = course.series(h, "ketamine", p)
+        if s.phase ~= "maintenance" or not s.last then return end
+        local latest = scores.latest(h, "ketamine", "phq9", s.last)
+        if not latest then return end
+        local score = scores.score(latest)
+        local baseline = scores.baseline_phq9(h, "ketamine", s)
+        local base = baseline and scores.score(baseline)
+        if score < p.relapse_phq9_min and not (base and score >= base + p.relapse_phq9_rise) then
+          return
+        end
+        return R.alert {
+          key = s.last.id,
+          due = latest.at,
+          message = ("PHQ-9 of %g (baseline %s) since the last infusion on %s: consider a booster"):format(
+            score, base and ("%g"):format(base) or "none", R.day(s.last.at)),
+        }
+      end,
+    },
+
+    {
+      id = "booster.frequency",
+      severity = "warning",
+      description = "More than 2 maintenance infusions within 21 days (dependence risk); "
+                 .. "closes when the 21 days have passed.",
+      check = function(h, now, p)
+        local s = course.series(h, "ketamine", p)
+        local episode = window.crowded(s.maintenance, p.boosters_max_in_window, p.boosters_window)
+        if not episode then return end
+        return R.alert {
+          key = episode.first.id,
+          due = episode.starts,
+          ends = episode.ends,
+          message = ("%d or more maintenance infusions within %g days (since %s): dependence risk"):format(
+            p.boosters_max_in_window + 1, R.in_days(p.boosters_window), R.day(episode.starts)),
+        }
+      end,
+    },
+
+    {
+      id = "booster.tolerance",
+      severity = "warning",
+      description = "Three successive dose increases, or the latest dose above 1.0 mg/kg; "
+                 .. "until a later infusion at a lower dose.",
+      check = function(h, now, p)
+        local infusions = course.series(h, "ketamine", p).infusions
+        local start, i = dose.tolerance(infusions, p.dose_increases_max, p.dose_max_mg_per_kg)
+        if not start then return end
+        local why
+        if dose.of(start) > p.dose_max_mg_per_kg then
+          why = ("dose of %g mg/kg is above %g mg/kg"):format(dose.of(start), p.dose_max_mg_per_kg)
+        else
+          why = ("dose raised %d times in a row (%s)"):format(
+            p.dose_increases_max, dose.trail(infusions, i - p.dose_increases_max, i))
+        end
+        return R.alert {
+          key = start.id,
+          due = start.at,
+          message = ("possible tolerance: %s at the infusion on %s"):format(why, R.day(start.at)),
+        }
+      end,
+    },
+  },
+}

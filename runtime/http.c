@@ -1,0 +1,879 @@
+/*
+ * http.c - a small HTTP/1.1 server on a libuv loop (see http.h).
+ *
+ * Depends on libuv (sockets, timers) and http-parser (all HTTP syntax: this
+ * file never parses HTTP by hand). Each connection owns a uv_tcp_t, one
+ * uv_timer_t (idle, request and lingering-close timeouts) and one parser.
+ * Requests are handled one at a time: when a request is complete the parser
+ * is paused and reading stops until the handler responds, so pipelined
+ * requests are answered in order. Memory is freed only in close callbacks,
+ * except a connection that closed while its handler still owed a response:
+ * that one is freed by the handler's late rg_http_respond/rg_http_stream_start.
+ * Nothing is logged here; the caller reads rg_http_stats_get.
+ */
+#include "http.h"
+
+#include <http_parser.h>
+
+#include <arpa/inet.h>
+#include <ctype.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#define RG__RBUF 16384                /* read buffer per connection */
+#define RG__LINGER_MS 1000            /* read-and-discard time after a final response */
+#define RG__SSE_MAX_UNSENT (4u << 20) /* a stream further behind than this is closed */
+
+enum rg__state { RG__IDLE, RG__READING, RG__AWAIT, RG__STREAM, RG__LINGER };
+
+/* Strings kept from a request, all stored in the connection's arena. */
+enum { RG__URL, RG__AUTH, RG__LEID, RG__CTYPE, RG__TE, RG__EXPECT, RG__PATH, RG__QUERY, RG__NSTR };
+static const char *const rg__kept[] = {"", "authorization", "last-event-id", "content-type",
+                                       "transfer-encoding", "expect"};
+#define RG__NKEPT ((int)(sizeof rg__kept / sizeof rg__kept[0]))
+
+struct rg_http_conn {
+    rg_http_server *s; /* NULL once the handles are closed */
+    rg_http_conn *prev, *next;
+    uv_tcp_t tcp;
+    uv_timer_t timer;
+    uv_shutdown_t shut;
+    http_parser parser;
+    int handles; /* open handles: tcp, timer */
+    enum rg__state state;
+    int closing, reading, in_dispatch, counted, keep, is_head, close_when_sent;
+    size_t unsent; /* bytes queued with uv_write and not yet written */
+    char peer[64];
+    /* the request being read */
+    char *arena; /* 2 * max_header_bytes + 64: kept strings, each NUL-ended */
+    size_t alen, hdr_bytes;
+    size_t off[RG__NSTR], len[RG__NSTR];
+    unsigned have; /* bit i: string i is set */
+    int cur;       /* string being appended, or -1 */
+    int in_field, seen_field, trailers;
+    char hname[24];
+    size_t hname_len; /* > sizeof hname: too long to be a kept header */
+    char *body;
+    size_t body_len, body_cap;
+    int err; /* status to answer when a callback stops the parser */
+    /* input not parsed yet; reading only resumes once it is consumed */
+    size_t rpos, rlen;
+    void (*on_close)(void *ud, rg_http_conn *c);
+    void *close_ud;
+    char rbuf[RG__RBUF];
+};
+
+struct rg_http_server {
+    uv_loop_t *loop;
+    uv_tcp_t listener;
+    rg_http_limits lim;
+    rg_http_handler handler;
+    void *ud;
+    http_parser_settings settings;
+    rg_http_conn *conns;
+    int nconns;          /* connections whose handles are not closed yet */
+    int active, streams; /* connections counted towards the limit; SSE streams */
+    int port, closing, listener_closed;
+    rg_http_stats stats;
+    void (*done)(void *ud);
+    void *done_ud;
+};
+
+typedef struct rg__wreq {
+    uv_write_t req;
+    size_t len;
+    char data[];
+} rg__wreq;
+
+static void rg__feed(rg_http_conn *c);
+
+/* ---- closing ------------------------------------------------------------ */
+
+/* Frees the server, then calls done, once the listener and every connection
+ * have finished closing. */
+static void rg__maybe_done(rg_http_server *s)
+{
+    if (!s->closing || !s->listener_closed || s->nconns > 0)
+        return;
+    void (*done)(void *) = s->done;
+    void *ud = s->done_ud;
+    free(s);
+    if (done)
+        done(ud);
+}
+
+static void rg__on_listener_closed(uv_handle_t *h)
+{
+    rg_http_server *s = h->data;
+    s->listener_closed = 1;
+    rg__maybe_done(s);
+}
+
+static void rg__free_conn(rg_http_conn *c)
+{
+    free(c->arena);
+    free(c->body);
+    free(c);
+}
+
+static void rg__on_conn_closed(uv_handle_t *h)
+{
+    rg_http_conn *c = h->data;
+    if (--c->handles > 0)
+        return;
+    rg_http_server *s = c->s;
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        s->conns = c->next;
+    if (c->next)
+        c->next->prev = c->prev;
+    s->nconns--;
+    c->s = NULL;
+    if (c->state != RG__AWAIT) /* else the handler still holds c and req */
+        rg__free_conn(c);
+    rg__maybe_done(s);
+}
+
+/* Starts closing a connection; a stream's on_close runs here, once. */
+static void rg__close(rg_http_conn *c)
+{
+    if (c->closing)
+        return;
+    c->closing = 1;
+    rg_http_server *s = c->s;
+    if (c->counted)
+        s->active--;
+    c->counted = 0;
+    if (c->state == RG__STREAM) {
+        s->streams--;
+        void (*cb)(void *, rg_http_conn *) = c->on_close;
+        c->on_close = NULL;
+        if (cb)
+            cb(c->close_ud, c);
+    }
+    uv_close((uv_handle_t *)&c->tcp, rg__on_conn_closed);
+    uv_close((uv_handle_t *)&c->timer, rg__on_conn_closed);
+}
+
+/* The handler is done with a connection that closed meanwhile: free it if
+ * its handles are gone too. Returns 1 if c was closing. */
+static int rg__release_closed(rg_http_conn *c)
+{
+    if (!c->closing)
+        return 0;
+    if (c->state == RG__AWAIT) {
+        c->state = RG__IDLE;
+        if (c->handles == 0)
+            rg__free_conn(c);
+    }
+    return 1;
+}
+
+/* ---- reading, writing, timers ------------------------------------------- */
+
+static void rg__on_write(uv_write_t *req, int status)
+{
+    rg__wreq *w = (rg__wreq *)req;
+    rg_http_conn *c = req->handle->data;
+    c->unsent -= w->len;
+    free(w);
+    if (status < 0 || (c->close_when_sent && c->unsent == 0))
+        rg__close(c);
+}
+
+/* Queues head followed by body (both copied). Returns 0, or -1 if closed. */
+static int rg__write(rg_http_conn *c, const char *head, size_t hlen, const char *body, size_t blen)
+{
+    if (c->closing)
+        return -1;
+    rg__wreq *w = hlen + blen < UINT_MAX ? malloc(sizeof *w + hlen + blen) : NULL;
+    if (!w) {
+        rg__close(c);
+        return -1;
+    }
+    memcpy(w->data, head, hlen);
+    if (blen)
+        memcpy(w->data + hlen, body, blen);
+    w->len = hlen + blen;
+    uv_buf_t b = uv_buf_init(w->data, (unsigned)w->len);
+    if (uv_write(&w->req, (uv_stream_t *)&c->tcp, &b, 1, rg__on_write) != 0) {
+        free(w);
+        rg__close(c);
+        return -1;
+    }
+    c->unsent += w->len;
+    return 0;
+}
+
+static void rg__alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf)
+{
+    (void)hint;
+    rg_http_conn *c = h->data;
+    *buf = uv_buf_init(c->rbuf, sizeof c->rbuf);
+}
+
+static void rg__on_read(uv_stream_t *st, ssize_t n, const uv_buf_t *buf)
+{
+    (void)buf;
+    rg_http_conn *c = st->data;
+    if (c->closing || n == 0)
+        return;
+    if (n < 0) {
+        /* EOF: let queued bytes go out first (a half-closing client still
+         * reads), unless it is a stream, whose client is gone */
+        uv_read_stop(st);
+        c->reading = 0;
+        if (n == UV_EOF && c->unsent > 0 && c->state != RG__STREAM)
+            c->close_when_sent = 1;
+        else
+            rg__close(c);
+        return;
+    }
+    if (c->state != RG__IDLE && c->state != RG__READING)
+        return; /* a stream or a lingering close: discard */
+    c->rpos = 0;
+    c->rlen = (size_t)n;
+    rg__feed(c);
+}
+
+static void rg__read(rg_http_conn *c, int on)
+{
+    if (c->closing || on == c->reading)
+        return;
+    if (!on) {
+        uv_read_stop((uv_stream_t *)&c->tcp);
+        c->reading = 0;
+    } else if (uv_read_start((uv_stream_t *)&c->tcp, rg__alloc, rg__on_read) == 0) {
+        c->reading = 1;
+    } else {
+        rg__close(c);
+    }
+}
+
+static void rg__fail(rg_http_conn *c, int status);
+
+static void rg__on_timer(uv_timer_t *t)
+{
+    rg_http_conn *c = t->data;
+    if (c->state == RG__READING) {
+        c->s->stats.timeouts++;
+        rg__fail(c, 408);
+    } else if (c->state == RG__IDLE || c->state == RG__LINGER) {
+        rg__close(c);
+    }
+}
+
+static void rg__timer(rg_http_conn *c, int ms)
+{
+    if (!c->closing)
+        uv_timer_start(&c->timer, rg__on_timer, (uint64_t)ms, 0);
+}
+
+static void rg__on_shutdown(uv_shutdown_t *req, int status)
+{
+    rg_http_conn *c = req->data;
+    if (status < 0)
+        rg__close(c);
+    else
+        rg__timer(c, RG__LINGER_MS);
+}
+
+/* Ends the exchange after the final response: FIN once it is written, then
+ * read and discard until the client closes or the timer fires, so that unread
+ * request bytes do not turn the close into a reset that destroys the
+ * response at the client. */
+static void rg__finish(rg_http_conn *c)
+{
+    if (c->closing)
+        return;
+    c->state = RG__LINGER;
+    c->rlen = 0;
+    c->shut.data = c;
+    if (uv_shutdown(&c->shut, (uv_stream_t *)&c->tcp, rg__on_shutdown) != 0) {
+        rg__close(c);
+        return;
+    }
+    rg__timer(c, c->s->lim.idle_timeout_ms); /* for the response to drain */
+    rg__read(c, 1);
+}
+
+/* Writes status line and headers (and body unless HEAD) of a response. */
+static void rg__send(rg_http_conn *c, int status, const char *ctype, const char *body, size_t len,
+                     int keep)
+{
+    char head[512], clen[48] = "";
+    int nobody = status == 204 || status == 304;
+    if (!nobody)
+        snprintf(clen, sizeof clen, "Content-Length: %zu\r\n", len);
+    int n = snprintf(head, sizeof head,
+                     "HTTP/1.1 %d %s\r\nContent-Type: %s\r\n%s"
+                     "Connection: %s\r\nCache-Control: no-store\r\n\r\n",
+                     status, http_status_str((enum http_status)status),
+                     ctype ? ctype : "text/plain; charset=utf-8", clen,
+                     keep ? "keep-alive" : "close");
+    if (n < 0 || (size_t)n >= sizeof head) { /* a content type far too long */
+        rg__close(c);
+        return;
+    }
+    if (nobody || c->is_head)
+        len = 0;
+    rg__write(c, head, (size_t)n, body, len);
+}
+
+/* Answers a request that cannot be served, then closes. */
+static void rg__fail(rg_http_conn *c, int status)
+{
+    const char *reason = http_status_str((enum http_status)status);
+    char body[64];
+    int n = snprintf(body, sizeof body, "%s\n", reason);
+    if (status != 408 && status != 503)
+        c->s->stats.bad_requests++;
+    c->is_head = 0;
+    rg__send(c, status, NULL, body, (size_t)n, 0);
+    rg__finish(c);
+}
+
+/* ---- parser callbacks ---------------------------------------------------- */
+
+/* Adds n header bytes to the count; fails with status when over the limit. */
+static int rg__count(rg_http_conn *c, size_t n, int status)
+{
+    c->hdr_bytes += n;
+    if (c->hdr_bytes <= c->s->lim.max_header_bytes)
+        return 0;
+    c->err = status;
+    return -1;
+}
+
+/* NUL-ends the string being appended, if any, without trailing blanks
+ * (http-parser strips only the leading ones of a header value). */
+static void rg__end_str(rg_http_conn *c)
+{
+    if (c->cur < 0)
+        return;
+    while (c->len[c->cur] > 0 && (c->arena[c->alen - 1] == ' ' || c->arena[c->alen - 1] == '\t'))
+        c->alen--, c->len[c->cur]--;
+    c->arena[c->alen++] = '\0';
+    c->cur = -1;
+}
+
+static void rg__append(rg_http_conn *c, const char *at, size_t n)
+{
+    memcpy(c->arena + c->alen, at, n);
+    c->alen += n;
+    c->len[c->cur] += n;
+}
+
+static int rg__on_message_begin(http_parser *p)
+{
+    rg_http_conn *c = p->data;
+    size_t cap = 2 * c->s->lim.max_header_bytes + 64;
+    if (!c->arena && !(c->arena = malloc(cap))) {
+        c->err = 503;
+        return -1;
+    }
+    c->alen = c->hdr_bytes = c->body_len = 0;
+    c->have = 0;
+    c->cur = -1;
+    c->in_field = c->seen_field = c->trailers = 0;
+    c->err = 0;
+    c->state = RG__READING;
+    rg__timer(c, c->s->lim.request_timeout_ms);
+    return 0;
+}
+
+static int rg__on_url(http_parser *p, const char *at, size_t n)
+{
+    rg_http_conn *c = p->data;
+    if (rg__count(c, n, 414))
+        return -1;
+    if (c->cur != RG__URL) {
+        c->cur = RG__URL;
+        c->off[RG__URL] = c->alen;
+        c->len[RG__URL] = 0;
+        c->have |= 1u << RG__URL;
+    }
+    rg__append(c, at, n);
+    return 0;
+}
+
+static int rg__on_header_field(http_parser *p, const char *at, size_t n)
+{
+    rg_http_conn *c = p->data;
+    if (!c->in_field) {
+        rg__end_str(c);
+        c->in_field = c->seen_field = 1;
+        c->hname_len = 0;
+    }
+    if (rg__count(c, n, 431))
+        return -1;
+    if (c->hname_len + n < sizeof c->hname)
+        memcpy(c->hname + c->hname_len, at, n);
+    c->hname_len += n;
+    return 0;
+}
+
+static int rg__on_header_value(http_parser *p, const char *at, size_t n)
+{
+    rg_http_conn *c = p->data;
+    if (c->in_field) {
+        c->in_field = 0;
+        for (int i = 1; i < RG__NKEPT && !c->trailers; i++) /* chunked trailers are not kept */
+            if (c->hname_len == strlen(rg__kept[i]) &&
+                strncasecmp(c->hname, rg__kept[i], c->hname_len) == 0) {
+                if (c->have & (1u << i)) { /* a repeated header is ambiguous */
+                    c->err = 400;
+                    return -1;
+                }
+                c->cur = i;
+                c->off[i] = c->alen;
+                c->len[i] = 0;
+                c->have |= 1u << i;
+            }
+    }
+    if (rg__count(c, n, 431))
+        return -1;
+    if (c->cur >= 0)
+        rg__append(c, at, n);
+    return 0;
+}
+
+static int rg__hexval(char ch)
+{
+    if (!isxdigit((unsigned char)ch))
+        return -1;
+    return ch <= '9' ? ch - '0' : (ch | 0x20) - 'a' + 10;
+}
+
+/* Splits the URL into a percent-decoded path and the raw query (both into
+ * the arena). Refuses bad escapes, a decoded NUL, and ".." segments. */
+static int rg__parse_target(rg_http_conn *c)
+{
+    const char *url = c->arena + c->off[RG__URL];
+    size_t n = c->len[RG__URL];
+    struct http_parser_url u;
+    http_parser_url_init(&u);
+    if (!(c->have & (1u << RG__URL)) || n > 65535 || http_parser_parse_url(url, n, 0, &u) ||
+        !(u.field_set & (1u << UF_PATH)))
+        return -1;
+    const char *src = url + u.field_data[UF_PATH].off;
+    size_t slen = u.field_data[UF_PATH].len;
+    char *path = c->arena + c->alen, *o = path;
+    for (size_t i = 0; i < slen; i++) {
+        if (src[i] != '%') {
+            *o++ = src[i];
+            continue;
+        }
+        int hi = i + 2 < slen ? rg__hexval(src[i + 1]) : -1;
+        int lo = hi >= 0 ? rg__hexval(src[i + 2]) : -1;
+        if (lo < 0 || (hi == 0 && lo == 0))
+            return -1;
+        *o++ = (char)(hi * 16 + lo);
+        i += 2;
+    }
+    *o = '\0';
+    if (path[0] != '/')
+        return -1;
+    for (const char *seg = path; seg; seg = strchr(seg + 1, '/'))
+        if (strncmp(seg, "/..", 3) == 0 && (seg[3] == '/' || seg[3] == '\0'))
+            return -1;
+    c->off[RG__PATH] = c->alen;
+    c->alen += (size_t)(o - path) + 1;
+    c->off[RG__QUERY] = c->alen;
+    if (u.field_set & (1u << UF_QUERY)) {
+        memcpy(c->arena + c->alen, url + u.field_data[UF_QUERY].off, u.field_data[UF_QUERY].len);
+        c->alen += u.field_data[UF_QUERY].len;
+    }
+    c->arena[c->alen++] = '\0';
+    return 0;
+}
+
+/* The value of a kept header, or NULL when absent. */
+static const char *rg__hdr(const rg_http_conn *c, int i)
+{
+    return (c->have & (1u << i)) ? c->arena + c->off[i] : NULL;
+}
+
+static int rg__on_headers_complete(http_parser *p)
+{
+    rg_http_conn *c = p->data;
+    rg__end_str(c);
+    c->trailers = 1;
+    c->err = 400;
+    if (rg__parse_target(c))
+        return -1;
+    const char *te = rg__hdr(c, RG__TE), *expect = rg__hdr(c, RG__EXPECT);
+    if (te && strcasecmp(te, "chunked") != 0)
+        return -1; /* only plain chunked bodies are understood */
+    c->err = 417;
+    if (expect && strcasecmp(expect, "100-continue") != 0)
+        return -1;
+    c->err = 413;
+    if ((p->flags & F_CONTENTLENGTH) && p->content_length > c->s->lim.max_body_bytes)
+        return -1;
+    c->err = 0;
+    if (expect && p->http_minor >= 1) {
+        static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
+        rg__write(c, cont, sizeof cont - 1, NULL, 0);
+    }
+    return 0;
+}
+
+static int rg__on_body(http_parser *p, const char *at, size_t n)
+{
+    rg_http_conn *c = p->data;
+    size_t max = c->s->lim.max_body_bytes;
+    if (n > max - c->body_len) {
+        c->err = 413;
+        return -1;
+    }
+    if (c->body_len + n + 1 > c->body_cap) {
+        size_t cap = c->body_cap ? c->body_cap * 2 : 1024;
+        if (p->content_length != ULLONG_MAX && !(p->flags & F_CHUNKED))
+            cap = c->body_len + n + p->content_length + 1; /* what is left is known */
+        if (cap < c->body_len + n + 1)
+            cap = c->body_len + n + 1;
+        if (cap > max + 1)
+            cap = max + 1;
+        char *b = realloc(c->body, cap);
+        if (!b) {
+            c->err = 503;
+            return -1;
+        }
+        c->body = b;
+        c->body_cap = cap;
+    }
+    memcpy(c->body + c->body_len, at, n);
+    c->body_len += n;
+    return 0;
+}
+
+static int rg__on_message_complete(http_parser *p)
+{
+    rg_http_conn *c = p->data;
+    c->keep = http_should_keep_alive(p);
+    c->state = RG__AWAIT;
+    http_parser_pause(p, 1); /* one request at a time */
+    return 0;
+}
+
+/* ---- requests ----------------------------------------------------------- */
+
+/* Hands the complete request to the handler. */
+static void rg__dispatch(rg_http_conn *c)
+{
+    rg_http_server *s = c->s;
+    uv_timer_stop(&c->timer);
+    rg__read(c, 0);
+    if (c->body)
+        c->body[c->body_len] = '\0';
+    c->is_head = c->parser.method == HTTP_HEAD;
+    rg_http_req req = {
+        .method = http_method_str((enum http_method)c->parser.method),
+        .path = c->arena + c->off[RG__PATH],
+        .query = c->arena + c->off[RG__QUERY],
+        .authorization = rg__hdr(c, RG__AUTH),
+        .last_event_id = rg__hdr(c, RG__LEID),
+        .content_type = rg__hdr(c, RG__CTYPE),
+        .body = c->body ? c->body : "",
+        .body_len = c->body_len,
+        .peer = c->peer,
+    };
+    s->stats.requests++;
+    c->in_dispatch = 1;
+    s->handler(s->ud, c, &req);
+    c->in_dispatch = 0;
+}
+
+/* Parses buffered input, dispatching complete requests, until a handler
+ * owes a response, the input runs out (then reads more) or the connection
+ * ends. */
+static void rg__feed(rg_http_conn *c)
+{
+    while (!c->closing && (c->state == RG__IDLE || c->state == RG__READING)) {
+        if (c->rlen == 0) {
+            rg__read(c, 1);
+            return;
+        }
+        size_t n = http_parser_execute(&c->parser, &c->s->settings, c->rbuf + c->rpos, c->rlen);
+        enum http_errno e = HTTP_PARSER_ERRNO(&c->parser);
+        if (n > c->rlen)
+            n = c->rlen;
+        c->rpos += n;
+        c->rlen -= n;
+        if (e == HPE_PAUSED) {
+            http_parser_pause(&c->parser, 0);
+            rg__dispatch(c);
+        } else if (e != HPE_OK || c->rlen > 0) {
+            int st = c->err ? c->err : 400;
+            if (e == HPE_HEADER_OVERFLOW)
+                st = c->seen_field ? 431 : 414;
+            rg__fail(c, st);
+        }
+    }
+}
+
+/* Forgets the request: its strings and body are no longer needed. */
+static void rg__done_request(rg_http_conn *c)
+{
+    free(c->body);
+    c->body = NULL;
+    c->body_len = c->body_cap = 0;
+    c->have = 0;
+}
+
+void rg_http_respond(rg_http_conn *c, int status, const char *content_type, const char *body,
+                     size_t len)
+{
+    if (rg__release_closed(c) || c->state != RG__AWAIT)
+        return;
+    if (status < 100 || status > 599)
+        status = 500;
+    int keep = c->keep && !c->s->closing;
+    rg__send(c, status, content_type, body ? body : "", body ? len : 0, keep);
+    rg__done_request(c); /* after the copy: body may point into the request */
+    if (!keep) {
+        rg__finish(c);
+        return;
+    }
+    c->state = RG__IDLE;
+    rg__timer(c, c->s->lim.idle_timeout_ms);
+    if (!c->in_dispatch) /* else rg__feed, up the stack, goes on */
+        rg__feed(c);
+}
+
+/* ---- streams ------------------------------------------------------------ */
+
+void rg_http_stream_start(rg_http_conn *c, void (*on_close)(void *ud, rg_http_conn *c), void *ud)
+{
+    if (rg__release_closed(c)) {
+        if (on_close)
+            on_close(ud, c);
+        return;
+    }
+    if (c->state != RG__AWAIT)
+        return;
+    static const char head[] = "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n"
+                               "Cache-Control: no-store\r\nConnection: keep-alive\r\n\r\n";
+    rg__done_request(c);
+    c->state = RG__STREAM;
+    c->on_close = on_close;
+    c->close_ud = ud;
+    c->rlen = 0;
+    c->s->streams++;
+    if (rg__write(c, head, sizeof head - 1, NULL, 0) == 0)
+        rg__read(c, 1); /* to notice the client leaving; input is discarded */
+}
+
+/* Queues text on a stream, closing it when its client is too far behind. */
+static int rg__stream_write(rg_http_conn *c, const char *text, size_t len)
+{
+    if (!c || c->closing || c->state != RG__STREAM)
+        return -1;
+    if (c->unsent + len > RG__SSE_MAX_UNSENT) {
+        rg__close(c);
+        return -1;
+    }
+    return rg__write(c, text, len, NULL, 0);
+}
+
+int rg_http_stream_send(rg_http_conn *c, const char *id, const char *event, const char *data)
+{
+    if (!c || c->closing || c->state != RG__STREAM)
+        return -1;
+    if (!data)
+        data = "";
+    size_t idn = id ? strlen(id) : 0, evn = event ? strlen(event) : 0, dn = strlen(data);
+    char *buf = NULL;
+    if ((id && strpbrk(id, "\r\n")) || (event && strpbrk(event, "\r\n")) ||
+        !(buf = malloc(idn + evn + 7 * dn + 32))) {
+        rg__close(c); /* cannot be framed; -1 always means the stream is gone */
+        return -1;
+    }
+    size_t n = 0;
+    if (id)
+        n += (size_t)sprintf(buf + n, "id: %s\n", id);
+    if (event)
+        n += (size_t)sprintf(buf + n, "event: %s\n", event);
+    /* a line break in data (CRLF, CR or LF) starts another data line */
+    n += (size_t)sprintf(buf + n, "data: ");
+    for (const char *d = data; *d; d++) {
+        if (*d != '\r' && *d != '\n') {
+            buf[n++] = *d;
+            continue;
+        }
+        if (d[0] == '\r' && d[1] == '\n')
+            d++;
+        memcpy(buf + n, "\ndata: ", 7);
+        n += 7;
+    }
+    memcpy(buf + n, "\n\n", 2);
+    n += 2;
+    int rc = rg__stream_write(c, buf, n);
+    free(buf);
+    return rc;
+}
+
+int rg_http_stream_ping(rg_http_conn *c)
+{
+    static const char ping[] = ": keep-alive\n\n";
+    return rg__stream_write(c, ping, sizeof ping - 1);
+}
+
+/* ---- listening ---------------------------------------------------------- */
+
+static int rg__port_of(const struct sockaddr_storage *ss)
+{
+    return ntohs(ss->ss_family == AF_INET6 ? ((const struct sockaddr_in6 *)ss)->sin6_port
+                                           : ((const struct sockaddr_in *)ss)->sin_port);
+}
+
+/* Formats the peer address as "ip:port" ("[ip]:port" for IPv6). */
+static void rg__peer(rg_http_conn *c)
+{
+    struct sockaddr_storage ss;
+    int len = sizeof ss;
+    char ip[INET6_ADDRSTRLEN] = "?";
+    snprintf(c->peer, sizeof c->peer, "?");
+    if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&ss, &len) != 0 ||
+        uv_ip_name((struct sockaddr *)&ss, ip, sizeof ip) != 0)
+        return;
+    int v6 = ss.ss_family == AF_INET6;
+    snprintf(c->peer, sizeof c->peer, v6 ? "[%s]:%d" : "%s:%d", ip, rg__port_of(&ss));
+}
+
+static void rg__on_connection(uv_stream_t *ls, int status)
+{
+    rg_http_server *s = ls->data;
+    if (status < 0 || s->closing)
+        return;
+    rg_http_conn *c = calloc(1, sizeof *c);
+    if (!c)
+        return;
+    c->s = s;
+    uv_tcp_init(s->loop, &c->tcp);
+    uv_timer_init(s->loop, &c->timer);
+    c->tcp.data = c->timer.data = c;
+    c->handles = 2;
+    c->cur = -1;
+    c->next = s->conns;
+    if (s->conns)
+        s->conns->prev = c;
+    s->conns = c;
+    s->nconns++;
+    if (uv_accept(ls, (uv_stream_t *)&c->tcp) != 0) {
+        rg__close(c);
+        return;
+    }
+    uv_tcp_nodelay(&c->tcp, 1);
+    rg__peer(c);
+    if (s->active >= s->lim.max_connections) {
+        s->stats.rejected_connections++;
+        rg__fail(c, 503);
+        return;
+    }
+    s->active++;
+    c->counted = 1;
+    http_parser_init(&c->parser, HTTP_REQUEST);
+    c->parser.data = c;
+    c->state = RG__IDLE;
+    rg__timer(c, s->lim.idle_timeout_ms);
+    rg__read(c, 1);
+}
+
+/* http-parser's own header limit is process-wide: raise it to the largest
+ * limit of any server; each server's exact limit is counted in callbacks. */
+static void rg__parser_limit(size_t n)
+{
+    static size_t cur;
+    if (n > cur && n < UINT32_MAX) {
+        cur = n;
+        http_parser_set_max_header_size((uint32_t)n);
+    }
+}
+
+int rg_http_listen(uv_loop_t *loop, const char *host, int port, const rg_http_limits *lim,
+                   rg_http_handler handler, void *ud, rg_http_server **out)
+{
+    struct sockaddr_storage addr;
+    int rc;
+    *out = NULL;
+    if (!host || !handler || port < 0 || port > 65535)
+        return UV_EINVAL;
+    if (strchr(host, ':'))
+        rc = uv_ip6_addr(host, port, (struct sockaddr_in6 *)&addr);
+    else
+        rc = uv_ip4_addr(host, port, (struct sockaddr_in *)&addr);
+    if (rc)
+        return rc;
+    rg_http_server *s = calloc(1, sizeof *s);
+    if (!s)
+        return UV_ENOMEM;
+    rg_http_limits d = RG_HTTP_LIMITS_DEFAULT, *l = &s->lim;
+    *l = lim ? *lim : d; /* a zero (or negative) limit means the default */
+#define RG__DEFAULT(f) l->f = l->f > 0 ? l->f : d.f
+    RG__DEFAULT(max_header_bytes);
+    RG__DEFAULT(max_body_bytes);
+    RG__DEFAULT(max_connections);
+    RG__DEFAULT(idle_timeout_ms);
+    RG__DEFAULT(request_timeout_ms);
+#undef RG__DEFAULT
+    rg__parser_limit(s->lim.max_header_bytes);
+    s->loop = loop;
+    s->handler = handler;
+    s->ud = ud;
+    http_parser_settings_init(&s->settings);
+    s->settings.on_message_begin = rg__on_message_begin;
+    s->settings.on_url = rg__on_url;
+    s->settings.on_header_field = rg__on_header_field;
+    s->settings.on_header_value = rg__on_header_value;
+    s->settings.on_headers_complete = rg__on_headers_complete;
+    s->settings.on_body = rg__on_body;
+    s->settings.on_message_complete = rg__on_message_complete;
+    if ((rc = uv_tcp_init(loop, &s->listener)) != 0) {
+        free(s);
+        return rc;
+    }
+    s->listener.data = s;
+    struct sockaddr_storage bound;
+    int blen = sizeof bound;
+    if ((rc = uv_tcp_bind(&s->listener, (const struct sockaddr *)&addr, 0)) != 0 ||
+        (rc = uv_listen((uv_stream_t *)&s->listener, 128, rg__on_connection)) != 0 ||
+        (rc = uv_tcp_getsockname(&s->listener, (struct sockaddr *)&bound, &blen)) != 0) {
+        /* freed in the close callback: the caller must run the loop once */
+        s->closing = 1;
+        uv_close((uv_handle_t *)&s->listener, rg__on_listener_closed);
+        return rc;
+    }
+    s->port = rg__port_of(&bound);
+    *out = s;
+    return 0;
+}
+
+int rg_http_port(const rg_http_server *s)
+{
+    return s->port;
+}
+
+void rg_http_close(rg_http_server *s, void (*done)(void *ud), void *ud)
+{
+    if (!s || s->closing)
+        return;
+    s->closing = 1;
+    s->done = done;
+    s->done_ud = ud;
+    uv_close((uv_handle_t *)&s->listener, rg__on_listener_closed);
+    for (rg_http_conn *c = s->conns; c; c = c->next)
+        rg__close(c);
+}
+
+void rg_http_stats_get(const rg_http_server *s, rg_http_stats *st)
+{
+    *st = s->stats;
+    st->connections = s->active;
+    st->streams = s->streams;
+}

@@ -1,0 +1,85 @@
+/*
+ * http.h - a small HTTP/1.1 server on a libuv loop, parsed with http-parser.
+ *
+ * It knows nothing of regimen: it accepts connections, parses requests under
+ * limits (request line and headers, body size, connections, idle and
+ * slow-request timeouts), hands each complete request to one handler, and
+ * writes the handler's response. A handler may instead turn the connection
+ * into a Server-Sent Events stream and push events on it later.
+ *
+ * Ownership: rg_http_listen creates the server on a loop the caller owns;
+ * rg_http_close stops accepting, closes every connection (streams included)
+ * and calls done(ud) once all handles are closed, after which the server's
+ * memory is gone. A connection pointer handed to the handler stays valid until
+ * the response is written (plain requests) or until the on_close callback of
+ * the stream fires (streams); never keep it longer.
+ */
+#ifndef RG_HTTP_H
+#define RG_HTTP_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+
+typedef struct rg_http_limits {
+    size_t max_header_bytes;  /* request line + headers (default 16 KiB) */
+    size_t max_body_bytes;    /* default 1 MiB */
+    int max_connections;      /* default 256; beyond it new connections get 503 and close */
+    int idle_timeout_ms;      /* keep-alive connection with no request in progress (default 30 s) */
+    int request_timeout_ms;   /* from a request's first byte to its last (default 10 s) */
+} rg_http_limits;
+
+#define RG_HTTP_LIMITS_DEFAULT ((rg_http_limits){16384, 1u << 20, 256, 30000, 10000})
+
+typedef struct rg_http_server rg_http_server;
+typedef struct rg_http_conn rg_http_conn;
+
+typedef struct rg_http_req {
+    const char *method;        /* "GET", "POST", ... */
+    const char *path;          /* decoded path without the query: "/v1/events" */
+    const char *query;         /* raw query string without '?', or "" */
+    const char *authorization; /* the Authorization header value, or NULL */
+    const char *last_event_id; /* the Last-Event-ID header value, or NULL */
+    const char *content_type;  /* or NULL */
+    const char *body;          /* NUL-terminated; body_len bytes */
+    size_t body_len;
+    const char *peer;          /* "127.0.0.1:53211" */
+} rg_http_req;
+
+/* Called once per complete request. The handler must eventually call exactly
+ * one of rg_http_respond or rg_http_stream_start for this connection, either
+ * before returning or later (the connection reads nothing more until then).
+ * The strings in req are valid until that call. */
+typedef void (*rg_http_handler)(void *ud, rg_http_conn *c, const rg_http_req *req);
+
+/* Listens on host:port (port 0 picks a free one; rg_http_port tells which). */
+int rg_http_listen(uv_loop_t *loop, const char *host, int port, const rg_http_limits *lim,
+                   rg_http_handler handler, void *ud, rg_http_server **out);
+int rg_http_port(const rg_http_server *s);
+/* Stops accepting and closes every connection; done(ud) runs when all are
+ * closed (on the loop). */
+void rg_http_close(rg_http_server *s, void (*done)(void *ud), void *ud);
+
+/* Sends a complete response (Content-Length, Connection: keep-alive unless
+ * the client asked to close). body is copied. */
+void rg_http_respond(rg_http_conn *c, int status, const char *content_type, const char *body,
+                     size_t len);
+
+/* Turns the connection into an SSE stream: sends 200 with
+ * text/event-stream headers and keeps it open. on_close(ud, c) runs once when
+ * the stream ends (client gone, rg_http_close, or error). */
+void rg_http_stream_start(rg_http_conn *c, void (*on_close)(void *ud, rg_http_conn *c), void *ud);
+/* Queues one SSE event ("id: ...\nevent: ...\ndata: ...\n\n"; data must not
+ * contain newlines). Returns 0, or -1 if the stream is closed or its client
+ * is too slow (more than 4 MiB unsent), in which case it is closed. */
+int rg_http_stream_send(rg_http_conn *c, const char *id, const char *event, const char *data);
+/* A comment line (": keep-alive") to keep proxies from closing the stream. */
+int rg_http_stream_ping(rg_http_conn *c);
+
+typedef struct rg_http_stats {
+    uint64_t requests, bad_requests, rejected_connections, timeouts;
+    int connections, streams;
+} rg_http_stats;
+void rg_http_stats_get(const rg_http_server *s, rg_http_stats *st);
+
+#endif

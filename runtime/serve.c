@@ -1,0 +1,1170 @@
+/*
+ * serve.c - the service (see serve.h).
+ *
+ * Everything runs on one loop thread; SQLite calls are short and the Lua
+ * evaluations are bounded by the sandbox limits, so the loop never waits on
+ * one patient for long. Requests are answered only after the transaction
+ * holding their events (and the evaluation they caused) has committed with
+ * synchronous=FULL: an acknowledged event is on disk.
+ *
+ * Configuration is a JSON file:
+ *   { "listen": "127.0.0.1:7878",
+ *     "clinics": { "north": { "protocols": "clinics/north", "tokens": ["..."] } },
+ *     "limits": { "max_memory_mb": 64, "max_instructions": 10000000, "deadline_ms": 2000,
+ *                 "max_body_bytes": 1048576, "max_header_bytes": 16384,
+ *                 "max_connections": 256, "idle_timeout_ms": 30000,
+ *                 "request_timeout_ms": 10000, "max_events_per_request": 1000 } }
+ * Relative paths are relative to the configuration file.
+ */
+#include "serve.h"
+
+#include "engine.h"
+#include "http.h"
+#include "ingest.h"
+
+#include <jansson.h>
+#include <uv.h>
+
+#include <errno.h>
+#include <libgen.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define RG_MAX_CLINICS 64
+#define RG_MAX_TOKENS 8
+#define RG_MAX_STREAMS 256
+#define RG_TIMER_CAP_MS 60000 /* re-read the wall clock at least this often while waiting */
+
+typedef struct rg__clinic_cfg {
+    char name[RG_EVENT_MAX_CLINIC + 1];
+    char dir[PATH_MAX];
+    char *tokens[RG_MAX_TOKENS];
+    int ntokens;
+    int64_t last_cseq; /* last transition pushed to streams */
+    uint64_t events[4]; /* stored, duplicate, conflict, rejected */
+    uint64_t opened, resolved;
+} rg__clinic_cfg;
+
+typedef struct rg__stream {
+    rg_http_conn *conn;
+    int clinic;
+    int64_t last_cseq;
+} rg__stream;
+
+typedef struct rg__serve {
+    uv_loop_t loop;
+    rg_store *st;
+    rg_engine *eng;
+    rg_http_server *http;
+    char host[64], shipped[PATH_MAX];
+    int port;
+    rg__clinic_cfg clinics[RG_MAX_CLINICS];
+    int nclinics;
+    rg_limits limits;
+    rg_http_limits http_limits;
+    int max_events;
+    uv_timer_t wake, reload_delay, lag;
+    uv_signal_t sighup, sigterm, sigint;
+    uv_fs_event_t watch[RG_MAX_CLINICS + 2];
+    int nwatch;
+    rg__stream streams[RG_MAX_STREAMS];
+    int nstreams;
+    int stopping, exit_code;
+    rg_time armed_for; /* the due moment the wake timer was armed for */
+    /* metrics */
+    uint64_t reloads, reload_failures, db_errors, wakeups;
+    double lateness_sum, lateness_max, loop_lag;
+    uint64_t lateness_count, lateness_buckets[6];
+    uint64_t lag_last;
+} rg__serve;
+
+static const double rg__late_bounds[6] = {0.001, 0.005, 0.01, 0.05, 0.25, 1.0};
+
+/* ---- configuration ------------------------------------------------------------ */
+
+static int rg__cfg_fail(char *err, size_t errlen, const char *file, const char *field,
+                        const char *what)
+{
+    return rg_fail(err, errlen, RG_EINVAL, "%s: %s: %s", file, field, what);
+}
+
+static int rg__load_config(rg__serve *sv, const char *path, char *err, size_t errlen)
+{
+    json_error_t je;
+    json_t *root = json_load_file(path, JSON_REJECT_DUPLICATES, &je);
+    char base[PATH_MAX], field[128];
+    if (!root)
+        return rg_fail(err, errlen, RG_EINVAL, "%s:%d: not valid JSON: %s", path, je.line,
+                       je.text);
+    char tmp[PATH_MAX];
+    snprintf(tmp, sizeof tmp, "%s", path);
+    snprintf(base, sizeof base, "%s", dirname(tmp));
+    int rc = RG_EINVAL;
+    const char *key;
+    json_t *v;
+    snprintf(sv->host, sizeof sv->host, "127.0.0.1");
+    sv->port = 7878;
+    sv->limits = RG_LIMITS_DEFAULT;
+    sv->http_limits = RG_HTTP_LIMITS_DEFAULT;
+    sv->max_events = 1000;
+    if (!json_is_object(root)) {
+        rc = rg__cfg_fail(err, errlen, path, "(top)", "expected a JSON object");
+        goto done;
+    }
+    json_object_foreach(root, key, v) {
+        if (strcmp(key, "listen") && strcmp(key, "clinics") && strcmp(key, "limits")) {
+            rc = rg__cfg_fail(err, errlen, path, key, "unknown setting (known: listen, clinics, limits)");
+            goto done;
+        }
+    }
+    json_t *listen = json_object_get(root, "listen");
+    if (listen) {
+        const char *s = json_string_value(listen);
+        const char *colon = s ? strrchr(s, ':') : NULL;
+        char *end;
+        long port = colon ? strtol(colon + 1, &end, 10) : -1;
+        if (!colon || colon == s || *end || port < 0 || port > 65535 ||
+            (size_t)(colon - s) >= sizeof sv->host) {
+            rc = rg__cfg_fail(err, errlen, path, "listen", "expected \"HOST:PORT\" such as \"127.0.0.1:7878\"");
+            goto done;
+        }
+        snprintf(sv->host, sizeof sv->host, "%.*s", (int)(colon - s), s);
+        sv->port = (int)port;
+    }
+    json_t *limits = json_object_get(root, "limits");
+    if (limits) {
+        static const char *const names[] = {"max_memory_mb", "max_instructions", "deadline_ms",
+                                            "max_body_bytes", "max_header_bytes", "max_connections",
+                                            "idle_timeout_ms", "request_timeout_ms",
+                                            "max_events_per_request", NULL};
+        if (!json_is_object(limits)) {
+            rc = rg__cfg_fail(err, errlen, path, "limits", "expected an object");
+            goto done;
+        }
+        json_object_foreach(limits, key, v) {
+            int i;
+            for (i = 0; names[i] && strcmp(names[i], key); i++)
+                ;
+            snprintf(field, sizeof field, "limits.%s", key);
+            if (!names[i]) {
+                rc = rg__cfg_fail(err, errlen, path, field, "unknown limit");
+                goto done;
+            }
+            if (!json_is_integer(v) || json_integer_value(v) <= 0) {
+                rc = rg__cfg_fail(err, errlen, path, field, "expected a positive whole number");
+                goto done;
+            }
+            json_int_t n = json_integer_value(v);
+            switch (i) {
+            case 0: sv->limits.max_memory = (size_t)n << 20; break;
+            case 1: sv->limits.max_instructions = n; break;
+            case 2: sv->limits.deadline_ms = (int)n; break;
+            case 3: sv->http_limits.max_body_bytes = (size_t)n; break;
+            case 4: sv->http_limits.max_header_bytes = (size_t)n; break;
+            case 5: sv->http_limits.max_connections = (int)n; break;
+            case 6: sv->http_limits.idle_timeout_ms = (int)n; break;
+            case 7: sv->http_limits.request_timeout_ms = (int)n; break;
+            case 8: sv->max_events = (int)n; break;
+            }
+        }
+    }
+    json_t *clinics = json_object_get(root, "clinics");
+    if (!json_is_object(clinics) || json_object_size(clinics) == 0) {
+        rc = rg__cfg_fail(err, errlen, path, "clinics",
+                          "expected an object of clinics: { \"north\": { \"protocols\": \"...\", "
+                          "\"tokens\": [\"...\"] } }");
+        goto done;
+    }
+    json_object_foreach(clinics, key, v) {
+        if (sv->nclinics == RG_MAX_CLINICS) {
+            rc = rg__cfg_fail(err, errlen, path, "clinics", "too many clinics");
+            goto done;
+        }
+        rg__clinic_cfg *c = &sv->clinics[sv->nclinics];
+        snprintf(field, sizeof field, "clinics.%.60s", key);
+        if (strlen(key) > RG_EVENT_MAX_CLINIC || !*key || !json_is_object(v)) {
+            rc = rg__cfg_fail(err, errlen, path, field, "expected { \"protocols\": DIR, \"tokens\": [...] }");
+            goto done;
+        }
+        snprintf(c->name, sizeof c->name, "%s", key);
+        const char *dir = json_string_value(json_object_get(v, "protocols"));
+        if (!dir) {
+            rc = rg__cfg_fail(err, errlen, path, field, "'protocols' (a directory) is required");
+            goto done;
+        }
+        if (strlen(dir) + strlen(base) + 2 > sizeof c->dir) {
+            rc = rg__cfg_fail(err, errlen, path, field, "'protocols' path is too long");
+            goto done;
+        }
+        if (dir[0] == '/')
+            snprintf(c->dir, sizeof c->dir, "%s", dir);
+        else
+            snprintf(c->dir, sizeof c->dir, "%.2000s/%.2000s", base, dir);
+        json_t *tokens = json_object_get(v, "tokens");
+        size_t i;
+        json_t *t;
+        if (!json_is_array(tokens) || json_array_size(tokens) == 0 ||
+            json_array_size(tokens) > RG_MAX_TOKENS) {
+            rc = rg__cfg_fail(err, errlen, path, field, "'tokens' must list 1 to 8 API tokens");
+            goto done;
+        }
+        json_array_foreach(tokens, i, t) {
+            const char *tok = json_string_value(t);
+            if (!tok || strlen(tok) < 16) {
+                rc = rg__cfg_fail(err, errlen, path, field,
+                                  "each token must be a string of at least 16 characters");
+                goto done;
+            }
+            if (!(c->tokens[c->ntokens++] = strdup(tok))) {
+                rc = rg_fail(err, errlen, RG_ENOMEM, "out of memory");
+                goto done;
+            }
+        }
+        const char *ck;
+        json_object_foreach(v, ck, t) {
+            if (strcmp(ck, "protocols") && strcmp(ck, "tokens")) {
+                rc = rg__cfg_fail(err, errlen, path, field, "unknown setting (known: protocols, tokens)");
+                goto done;
+            }
+        }
+        sv->nclinics++;
+    }
+    rc = RG_OK;
+done:
+    json_decref(root);
+    return rc;
+}
+
+/* ---- helpers ------------------------------------------------------------------- */
+
+/* Compares in time independent of where the strings differ. */
+static int rg__ct_equal(const char *a, const char *b)
+{
+    size_t la = strlen(a), lb = strlen(b);
+    unsigned char diff = (unsigned char)(la != lb);
+    for (size_t i = 0; i < lb; i++)
+        diff |= (unsigned char)((unsigned char)(i < la ? a[i] : 0) ^ (unsigned char)b[i]);
+    return diff == 0;
+}
+
+/* The clinic a bearer token belongs to, or -1. Every token is compared. */
+static int rg__auth(rg__serve *sv, const char *header)
+{
+    if (!header || strncmp(header, "Bearer ", 7) != 0)
+        return -1;
+    const char *tok = header + 7;
+    int found = -1;
+    for (int i = 0; i < sv->nclinics; i++)
+        for (int j = 0; j < sv->clinics[i].ntokens; j++)
+            if (rg__ct_equal(tok, sv->clinics[i].tokens[j]))
+                found = i;
+    return found;
+}
+
+static void rg__reply_json(rg_http_conn *c, int status, json_t *body)
+{
+    char *text = json_dumps(body, JSON_COMPACT | JSON_ENSURE_ASCII);
+    json_decref(body);
+    if (!text) {
+        rg_http_respond(c, 500, "application/json", "{\"error\":\"out of memory\"}", 25);
+        return;
+    }
+    size_t n = strlen(text);
+    text[n] = '\0';
+    char *with_nl = realloc(text, n + 2);
+    if (with_nl) {
+        with_nl[n] = '\n';
+        with_nl[n + 1] = '\0';
+        text = with_nl;
+        n++;
+    }
+    rg_http_respond(c, status, "application/json", text, n);
+    free(text);
+}
+
+static void rg__error(rg_http_conn *c, int status, const char *msg)
+{
+    rg__reply_json(c, status, json_pack("{s:s}", "error", msg));
+}
+
+static json_t *rg__time_json(rg_time t)
+{
+    char buf[RG_TIME_BUFSZ];
+    return t == RG_TIME_NONE ? json_null() : json_string(rg_time_format(t, buf));
+}
+
+static json_t *rg__transition_json(const rg_transition *t)
+{
+    json_t *o = json_object();
+    json_object_set_new(o, "seq", json_integer(t->cseq));
+    json_object_set_new(o, "at", rg__time_json(t->at));
+    json_object_set_new(o, "state", json_string(t->open ? "open" : "resolved"));
+    json_object_set_new(o, "clinic", json_string(t->clinic));
+    json_object_set_new(o, "patient", json_string(t->patient));
+    json_object_set_new(o, "protocol", json_string(t->protocol));
+    json_object_set_new(o, "version", json_string(t->version));
+    json_object_set_new(o, "rule", json_string(t->rule));
+    json_object_set_new(o, "severity", json_string(t->severity));
+    json_object_set_new(o, "key", json_string(t->key));
+    json_object_set_new(o, "message", json_string(t->message));
+    json_object_set_new(o, "due", rg__time_json(t->due));
+    return o;
+}
+
+/* Value of name in a query string (no decoding beyond '+'/'%XX'), or NULL. */
+static const char *rg__query(const char *q, const char *name, char *buf, size_t len)
+{
+    size_t nl = strlen(name);
+    for (const char *p = q; p && *p;) {
+        const char *amp = strchr(p, '&');
+        size_t seg = amp ? (size_t)(amp - p) : strlen(p);
+        if (seg > nl && !strncmp(p, name, nl) && p[nl] == '=') {
+            size_t o = 0;
+            for (size_t i = nl + 1; i < seg && o + 1 < len; i++) {
+                char ch = p[i];
+                if (ch == '+')
+                    ch = ' ';
+                else if (ch == '%' && i + 2 < seg) {
+                    char hex[3] = {p[i + 1], p[i + 2], 0};
+                    ch = (char)strtol(hex, NULL, 16);
+                    i += 2;
+                }
+                buf[o++] = ch;
+            }
+            buf[o] = '\0';
+            return buf;
+        }
+        p = amp ? amp + 1 : NULL;
+    }
+    return NULL;
+}
+
+/* ---- pushing transitions ---------------------------------------------------------- */
+
+typedef struct rg__push {
+    rg__serve *sv;
+    int clinic;
+} rg__push;
+
+static int rg__push_one(void *ud, const rg_transition *t)
+{
+    rg__push *p = ud;
+    rg__serve *sv = p->sv;
+    rg__clinic_cfg *c = &sv->clinics[p->clinic];
+    c->last_cseq = t->cseq;
+    t->open ? c->opened++ : c->resolved++;
+    json_t *j = rg__transition_json(t);
+    char *data = json_dumps(j, JSON_COMPACT | JSON_ENSURE_ASCII);
+    json_decref(j);
+    char id[32];
+    snprintf(id, sizeof id, "%lld", (long long)t->cseq);
+    for (int i = 0; data && i < sv->nstreams; i++) {
+        rg__stream *s = &sv->streams[i];
+        if (s->clinic == p->clinic && s->last_cseq < t->cseq) {
+            s->last_cseq = t->cseq;
+            rg_http_stream_send(s->conn, id, "transition", data);
+        }
+    }
+    free(data);
+    return 0;
+}
+
+/* After a commit: every clinic's new transitions go to its streams. */
+static void rg__publish(rg__serve *sv)
+{
+    for (int i = 0; i < sv->nclinics; i++) {
+        rg__push p = {sv, i};
+        rg_store_clinic_transitions(sv->st, sv->clinics[i].name, sv->clinics[i].last_cseq, 100000,
+                                    rg__push_one, &p);
+    }
+}
+
+/* ---- time ---------------------------------------------------------------------------- */
+
+static void rg__arm(rg__serve *sv);
+
+static int rg__reraise(void *ud, const char *clinic, const char *key, const char *patient)
+{
+    rg__serve *sv = ud;
+    int rc = rg_store_alert_action(sv->st, clinic, key, "reraise", "regimen", "snooze expired",
+                                   RG_TIME_NONE, rg_now());
+    for (int i = 0; rc == RG_OK && i < sv->nstreams; i++) {
+        rg__stream *s = &sv->streams[i];
+        if (strcmp(sv->clinics[s->clinic].name, clinic))
+            continue;
+        json_t *j = json_pack("{s:s,s:s,s:s}", "key", key, "patient", patient, "reason",
+                              "snooze expired; the alert is still open");
+        char *data = json_dumps(j, JSON_COMPACT);
+        json_decref(j);
+        if (data)
+            rg_http_stream_send(s->conn, NULL, "reraise", data);
+        free(data);
+    }
+    if (rc == RG_OK)
+        rg_log("info", "alert %s of clinic %s re-raised: snooze expired", key, clinic);
+    return rc;
+}
+
+/* Advances everyone who is due, re-raises expired snoozes, publishes. */
+static void rg__catch_up(rg__serve *sv, const char *why)
+{
+    rg_time now = rg_now();
+    long n = rg_engine_advance_all(sv->eng, now, now);
+    if (n < 0) {
+        sv->db_errors++;
+        rg_log("error", "%s: evaluation could not be stored: %s", why, rg_store_errmsg(sv->st));
+    } else if (n > 0) {
+        rg_log("info", "%s: %ld patient%s evaluated", why, n, n == 1 ? "" : "s");
+    }
+    int count = 0;
+    if (rg_store_begin(sv->st) == RG_OK) {
+        if (rg_store_each_due_snooze(sv->st, now, rg__reraise, sv, &count) == RG_OK)
+            rg_store_commit(sv->st);
+        else
+            rg_store_rollback(sv->st);
+    }
+    rg__publish(sv);
+}
+
+static void rg__on_wake(uv_timer_t *t)
+{
+    rg__serve *sv = t->data;
+    rg_time now = rg_now();
+    if (sv->armed_for != RG_TIME_NONE && now >= sv->armed_for) {
+        double late = (double)(now - sv->armed_for) / 1000.0;
+        sv->lateness_sum += late;
+        sv->lateness_count++;
+        if (late > sv->lateness_max)
+            sv->lateness_max = late;
+        for (int i = 0; i < 6; i++)
+            if (late <= rg__late_bounds[i])
+                sv->lateness_buckets[i]++;
+        sv->wakeups++;
+        rg__catch_up(sv, "wake-up");
+    }
+    rg__arm(sv);
+}
+
+/* One timer at the earliest wake-up or snooze expiry. The wait is measured on
+ * the monotonic clock but capped, so a wall clock that jumps is re-read. */
+static void rg__arm(rg__serve *sv)
+{
+    rg_time next = RG_TIME_NONE, snooze = RG_TIME_NONE;
+    if (sv->stopping)
+        return;
+    rg_store_next_wake(sv->st, &next);
+    rg_store_next_snooze(sv->st, &snooze);
+    if (snooze != RG_TIME_NONE && (next == RG_TIME_NONE || snooze < next))
+        next = snooze;
+    sv->armed_for = next;
+    if (next == RG_TIME_NONE) {
+        uv_timer_stop(&sv->wake);
+        return;
+    }
+    int64_t delay = next - rg_now();
+    if (delay < 0)
+        delay = 0;
+    if (delay > RG_TIMER_CAP_MS) {
+        delay = RG_TIMER_CAP_MS;
+        sv->armed_for = RG_TIME_NONE; /* just a re-check of the clock */
+    }
+    uv_timer_start(&sv->wake, rg__on_wake, (uint64_t)delay, 0);
+}
+
+/* Loop lag: how late a 1 s timer fires. */
+static void rg__on_lag(uv_timer_t *t)
+{
+    rg__serve *sv = t->data;
+    uint64_t now = uv_hrtime();
+    if (sv->lag_last)
+        sv->loop_lag = (double)(now - sv->lag_last) / 1e9 - 1.0;
+    if (sv->loop_lag < 0)
+        sv->loop_lag = 0;
+    sv->lag_last = now;
+}
+
+/* ---- handlers -------------------------------------------------------------------------- */
+
+static const char *const rg__outcomes[4] = {"stored", "duplicate", "conflict", "rejected"};
+
+static void rg__post_events(rg__serve *sv, int ci, rg_http_conn *c, const rg_http_req *req)
+{
+    rg__clinic_cfg *clinic = &sv->clinics[ci];
+    json_error_t je;
+    json_t *body = json_loadb(req->body, req->body_len, JSON_REJECT_DUPLICATES, &je);
+    char msg[512], source[160];
+    if (!body) {
+        snprintf(msg, sizeof msg, "body is not valid JSON: %s (line %d, column %d)", je.text,
+                 je.line, je.column);
+        rg__error(c, 400, msg);
+        return;
+    }
+    json_t *items = body;
+    if (json_is_object(body)) {
+        items = json_array();
+        json_array_append(items, body);
+        json_decref(body);
+    } else if (!json_is_array(body)) {
+        json_decref(body);
+        rg__error(c, 400, "body must be one event object or an array of events");
+        return;
+    }
+    size_t n = json_array_size(items);
+    if (n > (size_t)sv->max_events) {
+        snprintf(msg, sizeof msg, "%zu events in one request; the limit is %d", n, sv->max_events);
+        json_decref(items);
+        rg__error(c, 413, msg);
+        return;
+    }
+    snprintf(source, sizeof source, "http %s", req->peer ? req->peer : "?");
+    json_t *results = json_array();
+    /* patients to re-evaluate: distinct, in order */
+    char (*patients)[RG_EVENT_MAX_ID + 1] = calloc(n + 1, sizeof *patients);
+    int npatients = 0, rc = patients ? rg_store_begin(sv->st) : RG_ENOMEM;
+    uint64_t counts[4] = {0};
+    size_t i;
+    json_t *item;
+    json_array_foreach(items, i, item) {
+        if (rc)
+            break;
+        rg_event ev;
+        char field[RG_FIELD_MAX], why[512];
+        int outcome = 3;
+        json_t *r = json_object();
+        json_object_set(r, "id", json_is_object(item) && json_object_get(item, "id")
+                                     ? json_object_get(item, "id") : json_null());
+        int vrc = rg_event_from_json(&ev, item, field, why, sizeof why);
+        if (vrc == RG_OK && strcmp(ev.clinic, clinic->name) != 0) {
+            snprintf(field, sizeof field, "clinic");
+            snprintf(why, sizeof why, "this token may only send events of clinic '%s'",
+                     clinic->name);
+            rg_event_clear(&ev);
+            vrc = RG_EINVAL;
+        }
+        if (vrc == RG_OK) {
+            rg_put put;
+            rc = rg_store_put_event(sv->st, &ev, rg_now(), &put);
+            outcome = (int)put;
+            if (!rc && put == RG_PUT_STORED) {
+                int seen = 0;
+                for (int k = 0; k < npatients && !seen; k++)
+                    seen = !strcmp(patients[k], ev.patient);
+                if (!seen)
+                    snprintf(patients[npatients++], sizeof patients[0], "%s", ev.patient);
+            }
+            if (put == RG_PUT_CONFLICT) {
+                snprintf(field, sizeof field, "id");
+                snprintf(why, sizeof why, "an event with this id is already stored with different "
+                                          "content; it was not overwritten");
+            }
+            rg_event_clear(&ev);
+        } else if (vrc != RG_EINVAL) {
+            rc = vrc;
+        }
+        if (!rc && outcome >= 2) {
+            char *raw = json_dumps(item, JSON_COMPACT | JSON_ENCODE_ANY);
+            rc = rg_store_reject(sv->st, source, (long)i + 1, field, why, raw ? raw : "",
+                                 raw ? strlen(raw) : 0);
+            free(raw);
+            json_object_set_new(r, "field", json_string(field));
+            json_object_set_new(r, "reason", json_string(why));
+        }
+        json_object_set_new(r, "status", json_string(rg__outcomes[outcome]));
+        json_array_append_new(results, r);
+        counts[outcome]++;
+    }
+    rg_time now = rg_now();
+    for (int k = 0; k < npatients && !rc; k++)
+        rc = rg_engine_advance(sv->eng, clinic->name, patients[k], now);
+    if (!rc)
+        rc = rg_store_commit(sv->st);
+    free(patients);
+    json_decref(items);
+    if (rc) {
+        rg_store_rollback(sv->st);
+        sv->db_errors++;
+        json_decref(results);
+        rg_log("error", "POST /v1/events from %s: not stored: %s (%s)", source, rg_strerror(rc),
+               rg_store_errmsg(sv->st));
+        rg__error(c, 503, "the events could not be stored; nothing was acknowledged, send them again");
+        return;
+    }
+    for (int k = 0; k < 4; k++)
+        clinic->events[k] += counts[k];
+    rg_log("info", "clinic %s: %llu stored, %llu duplicate, %llu conflict, %llu rejected from %s",
+           clinic->name, (unsigned long long)counts[0], (unsigned long long)counts[1],
+           (unsigned long long)counts[2], (unsigned long long)counts[3], source);
+    json_t *reply = json_pack("{s:o,s:I,s:I,s:I,s:I}", "results", results, "stored",
+                              (json_int_t)counts[0], "duplicates", (json_int_t)counts[1],
+                              "conflicts", (json_int_t)counts[2], "rejected", (json_int_t)counts[3]);
+    rg__reply_json(c, 200, reply);
+    rg__publish(sv);
+    rg__arm(sv);
+}
+
+static int rg__alert_to_json(void *ud, const rg_alert_view *a)
+{
+    json_t *o = json_object();
+    json_object_set_new(o, "key", json_string(a->key));
+    json_object_set_new(o, "state", json_string(a->state));
+    json_object_set_new(o, "patient", json_string(a->patient));
+    json_object_set_new(o, "protocol", json_string(a->protocol));
+    json_object_set_new(o, "version", json_string(a->version));
+    json_object_set_new(o, "rule", json_string(a->rule));
+    json_object_set_new(o, "severity", json_string(a->severity));
+    json_object_set_new(o, "message", json_string(a->message));
+    json_object_set_new(o, "opened_at", rg__time_json(a->opened_at));
+    json_object_set_new(o, "due", rg__time_json(a->due));
+    json_object_set_new(o, "resolved_at", rg__time_json(a->resolved_at));
+    json_object_set_new(o, "acknowledged_by", a->acked_by ? json_string(a->acked_by) : json_null());
+    json_object_set_new(o, "acknowledged_at", rg__time_json(a->acked_at));
+    json_object_set_new(o, "snoozed_until", rg__time_json(a->snoozed_until));
+    rg_time now = rg_now();
+    int quiet = a->acked_by || (a->snoozed_until != RG_TIME_NONE && a->snoozed_until > now);
+    json_object_set_new(o, "quiet", json_boolean(quiet && !strcmp(a->state, "open")));
+    json_array_append_new(ud, o);
+    return 0;
+}
+
+static void rg__get_alerts(rg__serve *sv, int ci, rg_http_conn *c, const rg_http_req *req)
+{
+    char patient[RG_EVENT_MAX_ID + 1], state[16];
+    const char *p = rg__query(req->query, "patient", patient, sizeof patient);
+    const char *s = rg__query(req->query, "state", state, sizeof state);
+    if (s && strcmp(s, "open") && strcmp(s, "resolved")) {
+        rg__error(c, 400, "state must be open or resolved");
+        return;
+    }
+    json_t *list = json_array();
+    if (rg_store_each_alert(sv->st, sv->clinics[ci].name, p, s, NULL, 10000, rg__alert_to_json,
+                            list)) {
+        json_decref(list);
+        rg__error(c, 503, "the alerts could not be read");
+        return;
+    }
+    rg__reply_json(c, 200, json_pack("{s:o}", "alerts", list));
+}
+
+static int rg__action_to_json(void *ud, const rg_alert_action *a)
+{
+    json_t *o = json_pack("{s:s,s:s,s:s,s:o,s:o}", "action", a->action, "who", a->who, "note",
+                          a->note, "at", rg__time_json(a->at), "until", rg__time_json(a->until));
+    json_array_append_new(ud, o);
+    return 0;
+}
+
+typedef struct rg__key_filter {
+    const char *key;
+    json_t *list;
+} rg__key_filter;
+
+static int rg__transition_of_key(void *ud, const rg_transition *t)
+{
+    rg__key_filter *f = ud;
+    if (!strcmp(t->key, f->key))
+        json_array_append_new(f->list, rg__transition_json(t));
+    return 0;
+}
+
+/* GET /v1/alerts/{key}: every instance of the alert, its transitions and actions. */
+static void rg__get_alert(rg__serve *sv, int ci, rg_http_conn *c, const char *key)
+{
+    json_t *instances = json_array(), *actions = json_array(), *transitions = json_array();
+    rg__key_filter f = {key, transitions};
+    const char *clinic = sv->clinics[ci].name;
+    if (rg_store_each_alert(sv->st, clinic, NULL, NULL, key, 1000, rg__alert_to_json, instances) ||
+        rg_store_each_action(sv->st, clinic, key, rg__action_to_json, actions) ||
+        rg_store_clinic_transitions(sv->st, clinic, 0, 1000000, rg__transition_of_key, &f)) {
+        json_decref(instances);
+        json_decref(actions);
+        json_decref(transitions);
+        rg__error(c, 503, "the alert could not be read");
+        return;
+    }
+    if (json_array_size(instances) == 0) {
+        json_decref(instances);
+        json_decref(actions);
+        json_decref(transitions);
+        rg__error(c, 404, "no alert with this key in your clinic");
+        return;
+    }
+    rg__reply_json(c, 200, json_pack("{s:o,s:o,s:o}", "alerts", instances, "transitions",
+                                     transitions, "actions", actions));
+}
+
+static void rg__alert_action(rg__serve *sv, int ci, rg_http_conn *c, const rg_http_req *req,
+                             const char *key, const char *action)
+{
+    json_error_t je;
+    json_t *body = json_loadb(req->body, req->body_len, 0, &je);
+    const char *who = json_string_value(json_object_get(body, "who"));
+    const char *note = json_string_value(json_object_get(body, !strcmp(action, "ack") ? "note" : "reason"));
+    const char *until_s = json_string_value(json_object_get(body, "until"));
+    rg_time until = RG_TIME_NONE, now = rg_now();
+    char why[200];
+    if (!json_is_object(body) || !who || !*who || strlen(who) > 128 ||
+        (note && strlen(note) > 2000)) {
+        json_decref(body);
+        rg__error(c, 400, !strcmp(action, "ack")
+                              ? "body must be {\"who\": \"...\", \"note\": \"...\"}"
+                              : "body must be {\"who\": \"...\", \"until\": \"RFC 3339\", \"reason\": \"...\"}");
+        return;
+    }
+    if (!strcmp(action, "snooze")) {
+        if (!until_s || rg_time_parse(until_s, strlen(until_s), &until, NULL, why, sizeof why)) {
+            json_decref(body);
+            rg__error(c, 400, "until must be an RFC 3339 time such as 2026-03-02T14:05:00-05:00");
+            return;
+        }
+        if (until <= now) {
+            json_decref(body);
+            rg__error(c, 400, "until must be in the future");
+            return;
+        }
+    }
+    int rc = rg_store_begin(sv->st);
+    if (!rc)
+        rc = rg_store_alert_action(sv->st, sv->clinics[ci].name, key, action, who, note ? note : "",
+                                   until, now);
+    if (!rc)
+        rc = rg_store_commit(sv->st);
+    json_decref(body);
+    if (rc) {
+        rg_store_rollback(sv->st);
+        if (rc == RG_ENOTFOUND) {
+            rg__error(c, 404, "no open alert with this key in your clinic");
+            return;
+        }
+        rg__error(c, 503, "the action could not be stored");
+        return;
+    }
+    rg_log("info", "clinic %s: alert %s %s", sv->clinics[ci].name, key,
+           !strcmp(action, "ack") ? "acknowledged" : "snoozed");
+    rg__get_alert(sv, ci, c, key);
+    rg__arm(sv);
+}
+
+static int rg__collect_transition(void *ud, const rg_transition *t)
+{
+    json_array_append_new(ud, rg__transition_json(t));
+    return 0;
+}
+
+static int64_t rg__parse_seq(const char *s, int *ok)
+{
+    char *end;
+    errno = 0;
+    long long v = s ? strtoll(s, &end, 10) : 0;
+    *ok = !s || (!errno && *end == '\0' && v >= 0);
+    return v;
+}
+
+static void rg__get_transitions(rg__serve *sv, int ci, rg_http_conn *c, const rg_http_req *req)
+{
+    char after_s[32], limit_s[32];
+    int ok1, ok2;
+    int64_t after = rg__parse_seq(rg__query(req->query, "after", after_s, sizeof after_s), &ok1);
+    int64_t limit = rg__parse_seq(rg__query(req->query, "limit", limit_s, sizeof limit_s), &ok2);
+    if (!ok1 || !ok2) {
+        rg__error(c, 400, "after and limit must be whole numbers");
+        return;
+    }
+    if (limit <= 0 || limit > 10000)
+        limit = 10000;
+    json_t *list = json_array();
+    if (rg_store_clinic_transitions(sv->st, sv->clinics[ci].name, after, (int)limit,
+                                    rg__collect_transition, list)) {
+        json_decref(list);
+        rg__error(c, 503, "the transitions could not be read");
+        return;
+    }
+    size_t n = json_array_size(list);
+    int64_t last = n ? json_integer_value(json_object_get(json_array_get(list, n - 1), "seq")) : after;
+    rg__reply_json(c, 200, json_pack("{s:o,s:I}", "transitions", list, "last", (json_int_t)last));
+}
+
+static void rg__stream_closed(void *ud, rg_http_conn *conn)
+{
+    rg__serve *sv = ud;
+    for (int i = 0; i < sv->nstreams; i++)
+        if (sv->streams[i].conn == conn) {
+            sv->streams[i] = sv->streams[--sv->nstreams];
+            break;
+        }
+}
+
+typedef struct rg__backlog {
+    rg_http_conn *conn;
+    int64_t last;
+} rg__backlog;
+
+static int rg__send_backlog(void *ud, const rg_transition *t)
+{
+    rg__backlog *b = ud;
+    json_t *j = rg__transition_json(t);
+    char *data = json_dumps(j, JSON_COMPACT | JSON_ENSURE_ASCII), id[32];
+    json_decref(j);
+    snprintf(id, sizeof id, "%lld", (long long)t->cseq);
+    int rc = data ? rg_http_stream_send(b->conn, id, "transition", data) : -1;
+    free(data);
+    b->last = t->cseq;
+    return rc ? 1 : 0;
+}
+
+static void rg__get_stream(rg__serve *sv, int ci, rg_http_conn *c, const rg_http_req *req)
+{
+    char after_s[32];
+    int ok;
+    const char *from = req->last_event_id ? req->last_event_id
+                                          : rg__query(req->query, "after", after_s, sizeof after_s);
+    int64_t after = rg__parse_seq(from, &ok);
+    if (!ok) {
+        rg__error(c, 400, "after (or Last-Event-ID) must be a whole number");
+        return;
+    }
+    if (sv->nstreams == RG_MAX_STREAMS) {
+        rg__error(c, 503, "too many streams");
+        return;
+    }
+    /* with no position, start from now: only new transitions */
+    if (!from)
+        after = sv->clinics[ci].last_cseq;
+    rg_http_stream_start(c, rg__stream_closed, sv);
+    rg__backlog b = {c, after};
+    rg_store_clinic_transitions(sv->st, sv->clinics[ci].name, after, 1000000, rg__send_backlog, &b);
+    sv->streams[sv->nstreams++] = (rg__stream){c, ci, b.last};
+}
+
+static int rg__metric_open(void *ud, const char *clinic, const char *severity, int64_t n)
+{
+    rg_buf_printf(ud, "regimen_open_alerts{clinic=\"%s\",severity=\"%s\"} %lld\n", clinic,
+                  severity, (long long)n);
+    return 0;
+}
+
+static void rg__get_metrics(rg__serve *sv, rg_http_conn *c)
+{
+    rg_buf b = {0};
+    const rg_engine_stats *es = rg_engine_stats_get(sv->eng);
+    rg_http_stats hs;
+    rg_http_stats_get(sv->http, &hs);
+    rg_buf_printf(&b, "# HELP regimen_events_total Events received over HTTP, by outcome.\n"
+                      "# TYPE regimen_events_total counter\n");
+    for (int i = 0; i < sv->nclinics; i++)
+        for (int k = 0; k < 4; k++)
+            rg_buf_printf(&b, "regimen_events_total{clinic=\"%s\",outcome=\"%s\"} %llu\n",
+                          sv->clinics[i].name, rg__outcomes[k],
+                          (unsigned long long)sv->clinics[i].events[k]);
+    rg_buf_printf(&b, "# HELP regimen_transitions_total Alert transitions published.\n"
+                      "# TYPE regimen_transitions_total counter\n");
+    for (int i = 0; i < sv->nclinics; i++) {
+        rg_buf_printf(&b, "regimen_transitions_total{clinic=\"%s\",state=\"open\"} %llu\n",
+                      sv->clinics[i].name, (unsigned long long)sv->clinics[i].opened);
+        rg_buf_printf(&b, "regimen_transitions_total{clinic=\"%s\",state=\"resolved\"} %llu\n",
+                      sv->clinics[i].name, (unsigned long long)sv->clinics[i].resolved);
+    }
+    rg_buf_printf(&b, "# HELP regimen_evaluation_seconds_total Time spent evaluating, per protocol.\n"
+                      "# TYPE regimen_evaluation_seconds_total counter\n");
+    for (int i = 0; i < sv->nclinics; i++) {
+        rg_clinic *cl = rg_engine_clinic(sv->eng, sv->clinics[i].name);
+        for (int p = 0; cl && p < cl->nprotos; p++)
+            rg_buf_printf(&b, "regimen_evaluation_seconds_total{clinic=\"%s\",protocol=\"%s\","
+                              "version=\"%s\"} %.6f\nregimen_evaluations_total{clinic=\"%s\","
+                              "protocol=\"%s\",version=\"%s\"} %llu\n",
+                          cl->name, cl->protos[p].id, cl->protos[p].version, cl->protos[p].seconds,
+                          cl->name, cl->protos[p].id, cl->protos[p].version,
+                          (unsigned long long)cl->protos[p].evaluations);
+    }
+    rg_buf_printf(&b,
+                  "# TYPE regimen_evaluation_errors_total counter\nregimen_evaluation_errors_total %lld\n"
+                  "# TYPE regimen_limit_hits_total counter\nregimen_limit_hits_total %lld\n"
+                  "# TYPE regimen_patient_steps_total counter\nregimen_patient_steps_total %lld\n"
+                  "# TYPE regimen_reloads_total counter\nregimen_reloads_total{result=\"ok\"} %llu\n"
+                  "regimen_reloads_total{result=\"refused\"} %llu\n"
+                  "# TYPE regimen_store_errors_total counter\nregimen_store_errors_total %llu\n"
+                  "# HELP regimen_loop_lag_seconds How late the event loop ran a 1 s timer, last measured.\n"
+                  "# TYPE regimen_loop_lag_seconds gauge\nregimen_loop_lag_seconds %.6f\n"
+                  "# HELP regimen_wake_lateness_seconds How late time-driven evaluations ran after their due moment.\n"
+                  "# TYPE regimen_wake_lateness_seconds histogram\n",
+                  (long long)es->errors, (long long)es->limit_hits, (long long)es->steps,
+                  (unsigned long long)(sv->reloads), (unsigned long long)sv->reload_failures,
+                  (unsigned long long)sv->db_errors, sv->loop_lag);
+    for (int i = 0; i < 6; i++)
+        rg_buf_printf(&b, "regimen_wake_lateness_seconds_bucket{le=\"%g\"} %llu\n",
+                      rg__late_bounds[i], (unsigned long long)sv->lateness_buckets[i]);
+    rg_buf_printf(&b, "regimen_wake_lateness_seconds_bucket{le=\"+Inf\"} %llu\n"
+                      "regimen_wake_lateness_seconds_sum %.6f\nregimen_wake_lateness_seconds_count %llu\n"
+                      "# TYPE regimen_open_alerts gauge\n",
+                  (unsigned long long)sv->lateness_count, sv->lateness_sum,
+                  (unsigned long long)sv->lateness_count);
+    rg_store_open_by_severity(sv->st, rg__metric_open, &b);
+    rg_buf_printf(&b, "# TYPE regimen_http_requests_total counter\nregimen_http_requests_total %llu\n"
+                      "# TYPE regimen_http_connections gauge\nregimen_http_connections %d\n"
+                      "# TYPE regimen_http_streams gauge\nregimen_http_streams %d\n",
+                  (unsigned long long)hs.requests, hs.connections, hs.streams);
+    rg_http_respond(c, b.p ? 200 : 500, "text/plain; version=0.0.4", b.p ? b.p : "", b.len);
+    rg_buf_free(&b);
+}
+
+static void rg__handle(void *ud, rg_http_conn *c, const rg_http_req *req)
+{
+    rg__serve *sv = ud;
+    int get = !strcmp(req->method, "GET"), post = !strcmp(req->method, "POST");
+    if (sv->stopping) {
+        rg__error(c, 503, "shutting down");
+        return;
+    }
+    if (get && !strcmp(req->path, "/healthz")) {
+        rg__reply_json(c, 200, json_pack("{s:s}", "status", "ok"));
+        return;
+    }
+    int ci = rg__auth(sv, req->authorization);
+    if (ci < 0) {
+        rg_log("warn", "unauthorized %s %s from %s", req->method, req->path, req->peer);
+        rg__error(c, 401, "a clinic API token is required: Authorization: Bearer <token>");
+        return;
+    }
+    const char *p = req->path;
+    if (post && !strcmp(p, "/v1/events"))
+        rg__post_events(sv, ci, c, req);
+    else if (get && !strcmp(p, "/v1/alerts"))
+        rg__get_alerts(sv, ci, c, req);
+    else if (get && !strcmp(p, "/v1/transitions"))
+        rg__get_transitions(sv, ci, c, req);
+    else if (get && !strcmp(p, "/v1/transitions/stream"))
+        rg__get_stream(sv, ci, c, req);
+    else if (get && !strcmp(p, "/metrics"))
+        rg__get_metrics(sv, c);
+    else if (!strncmp(p, "/v1/alerts/", 11)) {
+        char key[64];
+        const char *rest = p + 11, *slash = strchr(rest, '/');
+        size_t kl = slash ? (size_t)(slash - rest) : strlen(rest);
+        if (kl == 0 || kl >= sizeof key) {
+            rg__error(c, 404, "no such alert");
+            return;
+        }
+        snprintf(key, sizeof key, "%.*s", (int)kl, rest);
+        if (get && !slash)
+            rg__get_alert(sv, ci, c, key);
+        else if (post && slash && !strcmp(slash, "/ack"))
+            rg__alert_action(sv, ci, c, req, key, "ack");
+        else if (post && slash && !strcmp(slash, "/snooze"))
+            rg__alert_action(sv, ci, c, req, key, "snooze");
+        else
+            rg__error(c, get || post ? 404 : 405, "no such endpoint");
+    } else {
+        rg__error(c, 404, "no such endpoint");
+    }
+}
+
+/* ---- reload and shutdown ------------------------------------------------------------------- */
+
+/* Loads (or reloads) every clinic; a clinic whose new protocols fail keeps
+ * its old ones. Clinics with changed protocols get their patients
+ * re-evaluated now. Returns the number of clinics that failed. */
+static int rg__load_clinics(rg__serve *sv, int initial)
+{
+    int failed = 0, changed = 0;
+    char err[4096];
+    for (int i = 0; i < sv->nclinics; i++) {
+        const char *name = sv->clinics[i].name;
+        char old_hashes[4096] = "";
+        rg_clinic *old = initial ? NULL : rg_engine_clinic(sv->eng, name);
+        for (int p = 0; old && p < old->nprotos && strlen(old_hashes) < 4000; p++) {
+            strcat(old_hashes, old->protos[p].hash);
+            strcat(old_hashes, old->protos[p].id);
+        }
+        if (rg_engine_set_clinic(sv->eng, name, sv->clinics[i].dir, err, sizeof err)) {
+            failed++;
+            if (!initial)
+                sv->reload_failures++;
+            rg_log("error", "clinic %s: protocols %s: %s%s", name, initial ? "not loaded" : "refused",
+                   err, initial ? "" : " (the previous version keeps running)");
+            continue;
+        }
+        rg_clinic *now_c = rg_engine_clinic(sv->eng, name);
+        char new_hashes[4096] = "";
+        for (int p = 0; now_c && p < now_c->nprotos && strlen(new_hashes) < 4000; p++) {
+            strcat(new_hashes, now_c->protos[p].hash);
+            strcat(new_hashes, now_c->protos[p].id);
+        }
+        if (initial || strcmp(old_hashes, new_hashes) != 0) {
+            for (int p = 0; now_c && p < now_c->nprotos; p++)
+                rg_log("info", "clinic %s: protocol %s %s loaded from %s", name,
+                       now_c->protos[p].id, now_c->protos[p].version, now_c->protos[p].file);
+            if (!initial) {
+                sv->reloads++;
+                changed++;
+                if (rg_store_begin(sv->st) == RG_OK) {
+                    rg_store_wake_clinic(sv->st, name, rg_now());
+                    rg_store_commit(sv->st);
+                }
+            }
+        }
+    }
+    if (changed)
+        rg__catch_up(sv, "reload");
+    rg__arm(sv);
+    return failed;
+}
+
+static void rg__on_reload_delay(uv_timer_t *t)
+{
+    rg__serve *sv = t->data;
+    rg_log("info", "protocol files changed: reloading");
+    rg__load_clinics(sv, 0);
+}
+
+static void rg__on_fs(uv_fs_event_t *h, const char *filename, int events, int status)
+{
+    rg__serve *sv = h->data;
+    (void)events;
+    if (status < 0 || sv->stopping)
+        return;
+    if (filename && !strstr(filename, ".lua"))
+        return;
+    uv_timer_start(&sv->reload_delay, rg__on_reload_delay, 300, 0); /* let editors finish */
+}
+
+static void rg__on_sighup(uv_signal_t *h, int sig)
+{
+    rg__serve *sv = h->data;
+    (void)sig;
+    rg_log("info", "SIGHUP: reloading protocols");
+    rg__load_clinics(sv, 0);
+}
+
+static void rg__close_handle(uv_handle_t *h)
+{
+    if (!uv_is_closing(h))
+        uv_close(h, NULL);
+}
+
+static void rg__http_closed(void *ud)
+{
+    rg__serve *sv = ud;
+    sv->http = NULL;
+    rg__close_handle((uv_handle_t *)&sv->wake);
+    rg__close_handle((uv_handle_t *)&sv->reload_delay);
+    rg__close_handle((uv_handle_t *)&sv->lag);
+    rg__close_handle((uv_handle_t *)&sv->sighup);
+    rg__close_handle((uv_handle_t *)&sv->sigterm);
+    rg__close_handle((uv_handle_t *)&sv->sigint);
+    for (int i = 0; i < sv->nwatch; i++)
+        rg__close_handle((uv_handle_t *)&sv->watch[i]);
+}
+
+static void rg__on_stop(uv_signal_t *h, int sig)
+{
+    rg__serve *sv = h->data;
+    if (sv->stopping)
+        return;
+    sv->stopping = 1;
+    rg_log("info", "%s: stopping (finishing in-flight work)", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+    if (sv->http)
+        rg_http_close(sv->http, rg__http_closed, sv);
+    else
+        rg__http_closed(sv);
+}
+
+static void rg__watch(rg__serve *sv, const char *dir)
+{
+    if (sv->nwatch == RG_MAX_CLINICS + 2)
+        return;
+    uv_fs_event_t *w = &sv->watch[sv->nwatch];
+    uv_fs_event_init(&sv->loop, w);
+    w->data = sv;
+    if (uv_fs_event_start(w, rg__on_fs, dir, 0) == 0)
+        sv->nwatch++;
+    else
+        uv_close((uv_handle_t *)w, NULL);
+}
+
+int rg_serve_main(const char *db_path, const char *config_path, const char *shipped)
+{
+    static rg__serve sv_storage;
+    rg__serve *sv = &sv_storage;
+    char err[4096];
+    int rc;
+    memset(sv, 0, sizeof *sv);
+    if (rg__load_config(sv, config_path, err, sizeof err)) {
+        fprintf(stderr, "regimen serve: %s\n", err);
+        return 2;
+    }
+    if (shipped)
+        snprintf(sv->shipped, sizeof sv->shipped, "%s", shipped);
+    rg_store_opts so = {.durable = 1};
+    if (rg_store_open(&sv->st, db_path, &so, err, sizeof err)) {
+        fprintf(stderr, "regimen serve: %s\n", err);
+        return 2;
+    }
+    rg_engine_opts eo = {.limits = sv->limits, .shipped = shipped ? sv->shipped : NULL};
+    if (rg_engine_new(&sv->eng, sv->st, &eo)) {
+        rg_store_close(sv->st);
+        return 2;
+    }
+    uv_loop_init(&sv->loop);
+    uv_timer_init(&sv->loop, &sv->wake);
+    uv_timer_init(&sv->loop, &sv->reload_delay);
+    uv_timer_init(&sv->loop, &sv->lag);
+    sv->wake.data = sv->reload_delay.data = sv->lag.data = sv;
+    uv_signal_init(&sv->loop, &sv->sighup);
+    uv_signal_init(&sv->loop, &sv->sigterm);
+    uv_signal_init(&sv->loop, &sv->sigint);
+    sv->sighup.data = sv->sigterm.data = sv->sigint.data = sv;
+    signal(SIGPIPE, SIG_IGN);
+    int failed = rg__load_clinics(sv, 1);
+    if (failed) {
+        fprintf(stderr, "regimen serve: %d clinic%s could not load their protocols (see above)\n",
+                failed, failed == 1 ? "" : "s");
+        sv->exit_code = 2;
+        sv->stopping = 1;
+        rg__http_closed(sv);
+        goto run;
+    }
+    for (int i = 0; i < sv->nclinics; i++) {
+        /* the feed starts where the store is: only new transitions are pushed */
+        rg_store_last_cseq(sv->st, sv->clinics[i].name, &sv->clinics[i].last_cseq);
+        rg__watch(sv, sv->clinics[i].dir);
+    }
+    if (shipped) {
+        char d[PATH_MAX + 16];
+        snprintf(d, sizeof d, "%.4000s/ketamine", sv->shipped);
+        rg__watch(sv, d);
+        snprintf(d, sizeof d, "%.4000s/lib", sv->shipped);
+        rg__watch(sv, d);
+    }
+    rc = rg_http_listen(&sv->loop, sv->host, sv->port, &sv->http_limits, rg__handle, sv, &sv->http);
+    if (rc) {
+        rg_log("error", "cannot listen on %s:%d: %s", sv->host, sv->port, uv_strerror(rc));
+        sv->exit_code = 2;
+        sv->stopping = 1;
+        rg__http_closed(sv);
+        goto run;
+    }
+    rg_log("info", "listening on %s:%d (%d clinic%s, database %s)", sv->host, rg_http_port(sv->http),
+           sv->nclinics, sv->nclinics == 1 ? "" : "s", db_path);
+    fflush(stderr);
+    uv_signal_start(&sv->sighup, rg__on_sighup, SIGHUP);
+    uv_signal_start(&sv->sigterm, rg__on_stop, SIGTERM);
+    uv_signal_start(&sv->sigint, rg__on_stop, SIGINT);
+    uv_timer_start(&sv->lag, rg__on_lag, 1000, 1000);
+    /* whatever fell due while the service was down, at its due time */
+    rg__catch_up(sv, "start-up");
+    rg__arm(sv);
+run:
+    uv_run(&sv->loop, UV_RUN_DEFAULT);
+    rc = uv_loop_close(&sv->loop);
+    if (rc)
+        rg_log("error", "event loop did not close cleanly: %s", uv_strerror(rc));
+    rg_engine_free(sv->eng);
+    rg_store_close(sv->st);
+    for (int i = 0; i < sv->nclinics; i++)
+        for (int j = 0; j < sv->clinics[i].ntokens; j++)
+            free(sv->clinics[i].tokens[j]);
+    if (!sv->exit_code)
+        rg_log("info", "stopped");
+    return rc ? 1 : sv->exit_code;
+}

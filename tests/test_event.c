@@ -1,0 +1,667 @@
+/*
+ * test_event.c - Criterion tests for runtime/event.c: validation of one event
+ * line against the "Events in" contract (required string fields, lower-case
+ * dotted type, RFC 3339 `at` with an offset, object `data`, no unknown
+ * fields, bounded sizes) and the canonical body used for duplicate detection.
+ *
+ * Every refusal is checked for RG_EINVAL, the field it names ("" for the
+ * line as a whole), a specific phrase in the message, and an emptied event.
+ */
+#include "../runtime/event.h"
+
+#include <criterion/criterion.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ---- helpers ------------------------------------------------------------ */
+
+#define ID "\"ev-0193\""
+#define CL "\"north\""
+#define PT "\"p-17\""
+#define TY "\"infusion\""
+#define AT "\"2026-03-02T14:05:00-05:00\""
+#define DATA "{\"dose_mg_per_kg\":0.5}"
+
+/* Builds an event line from raw JSON member values; NULL leaves the member
+ * out. extra (raw text like "\"x\":1") is appended as further members. */
+static char *mk(const char *id, const char *clinic, const char *patient, const char *type,
+                const char *at, const char *data, const char *extra)
+{
+    size_t cap = 256 + (id ? strlen(id) : 0) + (clinic ? strlen(clinic) : 0) +
+                 (patient ? strlen(patient) : 0) + (type ? strlen(type) : 0) +
+                 (at ? strlen(at) : 0) + (data ? strlen(data) : 0) + (extra ? strlen(extra) : 0);
+    char *s = malloc(cap);
+    cr_assert_not_null(s);
+    size_t n = 0;
+    const char *names[7] = {"id", "clinic", "patient", "type", "at", "data", NULL};
+    const char *vals[7] = {id, clinic, patient, type, at, data, extra};
+    s[n++] = '{';
+    int first = 1;
+    for (int i = 0; i < 7; i++) {
+        if (!vals[i])
+            continue;
+        if (!first)
+            s[n++] = ',';
+        first = 0;
+        if (names[i])
+            n += (size_t)snprintf(s + n, cap - n, "\"%s\":%s", names[i], vals[i]);
+        else
+            n += (size_t)snprintf(s + n, cap - n, "%s", vals[i]);
+    }
+    s[n++] = '}';
+    s[n] = '\0';
+    return s;
+}
+
+/* A JSON string literal "<c repeated n times>", malloc'd. */
+static char *jstr(char c, size_t n)
+{
+    char *s = malloc(n + 3);
+    cr_assert_not_null(s);
+    s[0] = '"';
+    memset(s + 1, c, n);
+    s[n + 1] = '"';
+    s[n + 2] = '\0';
+    return s;
+}
+
+static void assert_empty(const rg_event *ev, const char *what)
+{
+    cr_assert_null(ev->id, "%s: ev.id not cleared", what);
+    cr_assert_null(ev->clinic, "%s: ev.clinic not cleared", what);
+    cr_assert_null(ev->patient, "%s: ev.patient not cleared", what);
+    cr_assert_null(ev->type, "%s: ev.type not cleared", what);
+    cr_assert_null(ev->data, "%s: ev.data not cleared", what);
+    cr_assert_null(ev->body, "%s: ev.body not cleared", what);
+    cr_assert_null(ev->json, "%s: ev.json not cleared", what);
+    cr_assert_eq(ev->at, 0, "%s: ev.at not cleared", what);
+}
+
+/* Asserts that text[0..len) is refused: RG_EINVAL, field == want_field, the
+ * message contains phrase, the event is left empty. */
+static void bad_n(const char *text, size_t len, const char *want_field, const char *phrase)
+{
+    rg_event ev;
+    memset(&ev, 0xA5, sizeof ev);
+    char field[RG_FIELD_MAX];
+    memset(field, 'Z', sizeof field);
+    field[RG_FIELD_MAX - 1] = '\0';
+    char err[512] = "";
+    int rc = rg_event_parse(&ev, text, len, field, err, sizeof err);
+    cr_assert_eq(rc, RG_EINVAL, "line %.200s: rc %d, expected RG_EINVAL (err: %s)", text, rc, err);
+    cr_assert_str_eq(field, want_field, "line %.200s: field \"%s\", expected \"%s\" (err: %s)", text,
+                     field, want_field, err);
+    cr_assert_not_null(strstr(err, phrase), "line %.200s: error \"%s\" does not mention \"%s\"",
+                       text, err, phrase);
+    assert_empty(&ev, text);
+}
+
+static void bad(const char *text, const char *want_field, const char *phrase)
+{
+    bad_n(text, strlen(text), want_field, phrase);
+}
+
+/* Same, for a line built by mk() (and frees it). */
+static void bad_mk(char *text, const char *want_field, const char *phrase)
+{
+    bad(text, want_field, phrase);
+    free(text);
+}
+
+/* Parses text, asserting success; caller clears ev. */
+static void good_n(rg_event *ev, const char *text, size_t len)
+{
+    char field[RG_FIELD_MAX] = "junk";
+    char err[512] = "";
+    int rc = rg_event_parse(ev, text, len, field, err, sizeof err);
+    cr_assert_eq(rc, RG_OK, "line %.200s refused: rc %d field '%s': %s", text, rc, field, err);
+    cr_assert_str_eq(field, "", "field not cleared on success");
+    cr_assert_not_null(ev->body);
+    cr_assert_not_null(ev->json);
+}
+
+static void good(rg_event *ev, const char *text) { good_n(ev, text, strlen(text)); }
+
+/* ---- good lines --------------------------------------------------------- */
+
+Test(event, design_example_every_field)
+{
+    const char *line = "{\"id\":\"ev-0193\",\"clinic\":\"north\",\"patient\":\"p-17\","
+                       "\"type\":\"infusion\",\"at\":\"2026-03-02T14:05:00-05:00\","
+                       "\"data\":{\"dose_mg_per_kg\":0.5}}";
+    rg_event ev;
+    good(&ev, line);
+    cr_assert_str_eq(ev.id, "ev-0193");
+    cr_assert_str_eq(ev.clinic, "north");
+    cr_assert_str_eq(ev.patient, "p-17");
+    cr_assert_str_eq(ev.type, "infusion");
+    cr_assert_eq(ev.at, INT64_C(1772478300000));
+    cr_assert_eq(ev.offset_min, -300);
+    cr_assert_not_null(ev.data);
+    cr_assert_str_eq(ev.data, "{\"dose_mg_per_kg\":0.5}");
+    cr_assert_str_eq(ev.body, "{\"at\":\"2026-03-02T14:05:00-05:00\",\"clinic\":\"north\","
+                              "\"data\":{\"dose_mg_per_kg\":0.5},\"id\":\"ev-0193\","
+                              "\"patient\":\"p-17\",\"type\":\"infusion\"}");
+    /* the string fields point into the kept JSON */
+    cr_assert_eq(ev.id, json_string_value(json_object_get(ev.json, "id")));
+    cr_assert_eq(ev.patient, json_string_value(json_object_get(ev.json, "patient")));
+    rg_event_clear(&ev);
+    assert_empty(&ev, "after rg_event_clear");
+}
+
+Test(event, without_data_and_with_utc_time)
+{
+    rg_event ev;
+    char *line = mk("\"e1\"", "\"South_2.b\"", "\"p 1 / x\"", "\"lab.result\"",
+                    "\"2026-03-09T14:05:00.123Z\"", NULL, NULL);
+    good(&ev, line);
+    cr_assert_str_eq(ev.id, "e1");
+    cr_assert_str_eq(ev.clinic, "South_2.b");
+    cr_assert_str_eq(ev.patient, "p 1 / x");
+    cr_assert_str_eq(ev.type, "lab.result");
+    cr_assert_eq(ev.at, INT64_C(1773065100123));
+    cr_assert_eq(ev.offset_min, 0);
+    cr_assert_null(ev.data);
+    cr_assert_str_eq(ev.body, "{\"at\":\"2026-03-09T14:05:00.123Z\",\"clinic\":\"South_2.b\","
+                              "\"id\":\"e1\",\"patient\":\"p 1 / x\",\"type\":\"lab.result\"}");
+    rg_event_clear(&ev);
+    free(line);
+}
+
+Test(event, positive_offset_and_empty_data_object)
+{
+    rg_event ev;
+    char *line = mk(ID, CL, PT, TY, "\"2026-03-09T16:05:00+02:00\"", "{}", NULL);
+    good(&ev, line);
+    cr_assert_eq(ev.at, INT64_C(1773065100000));
+    cr_assert_eq(ev.offset_min, 120);
+    cr_assert_str_eq(ev.data, "{}");
+    rg_event_clear(&ev);
+    free(line);
+}
+
+Test(event, type_words_with_dots_digits_underscores)
+{
+    static const char *const types[] = {"\"a\"", "\"lab.result\"", "\"vital_sign.bp2\"",
+                                        "\"a.b.c.d\"", "\"x9\"", "\"dose.mg_per_kg\""};
+    for (size_t i = 0; i < RG_COUNTOF(types); i++) {
+        rg_event ev;
+        char *line = mk(ID, CL, PT, types[i], AT, NULL, NULL);
+        good(&ev, line);
+        cr_assert_eq(strncmp(ev.type, types[i] + 1, strlen(types[i]) - 2), 0);
+        cr_assert_eq(strlen(ev.type), strlen(types[i]) - 2);
+        rg_event_clear(&ev);
+        free(line);
+    }
+}
+
+Test(event, canonical_body_ignores_key_order_and_whitespace)
+{
+    const char *a = "{\"id\":\"ev-1\",\"clinic\":\"north\",\"patient\":\"p-17\",\"type\":\"infusion\","
+                    "\"at\":\"2026-03-02T14:05:00-05:00\",\"data\":{\"dose\":0.5,\"route\":\"iv\","
+                    "\"nested\":{\"b\":[1,2],\"a\":null}}}";
+    const char *b = "  {\n \"data\" : { \"nested\" : {\"a\": null, \"b\" : [ 1 , 2 ] },\t\"route\":"
+                    "\"iv\", \"dose\" : 0.5 } ,\r\n \"at\":\"2026-03-02T14:05:00-05:00\" , \"type\" :"
+                    " \"infusion\", \"patient\":\"p-17\",\"clinic\":\"north\" , \"id\" : \"ev-1\" } ";
+    rg_event ea, eb;
+    good(&ea, a);
+    good(&eb, b);
+    cr_assert_str_eq(ea.body, eb.body);
+    cr_assert_str_eq(ea.data, eb.data);
+    cr_assert_str_eq(ea.data, "{\"dose\":0.5,\"nested\":{\"a\":null,\"b\":[1,2]},\"route\":\"iv\"}");
+    cr_assert_eq(ea.at, eb.at);
+    rg_event_clear(&ea);
+    rg_event_clear(&eb);
+}
+
+Test(event, canonical_body_of_unicode_escapes_equals_raw_utf8)
+{
+    const char *a = "{\"id\":\"e\",\"clinic\":\"c\",\"patient\":\"Ren\\u00e9e\",\"type\":\"t\","
+                    "\"at\":\"2026-03-02T14:05:00Z\",\"data\":{\"note\":\"caf\\u00e9\"}}";
+    const char *b = "{\"id\":\"e\",\"clinic\":\"c\",\"patient\":\"Ren\xc3\xa9" "e\",\"type\":\"t\","
+                    "\"at\":\"2026-03-02T14:05:00Z\",\"data\":{\"note\":\"caf\xc3\xa9\"}}";
+    rg_event ea, eb;
+    good(&ea, a);
+    good(&eb, b);
+    cr_assert_str_eq(ea.patient, "Ren\xc3\xa9" "e");
+    cr_assert_str_eq(ea.body, eb.body);
+    cr_assert_str_eq(ea.data, "{\"note\":\"caf\\u00E9\"}"); /* ASCII-only canonical form */
+    rg_event_clear(&ea);
+    rg_event_clear(&eb);
+}
+
+Test(event, canonical_body_differs_when_content_differs)
+{
+    char *base = mk(ID, CL, PT, TY, AT, DATA, NULL);
+    char *other_data = mk(ID, CL, PT, TY, AT, "{\"dose_mg_per_kg\":0.6}", NULL);
+    char *no_data = mk(ID, CL, PT, TY, AT, NULL, NULL);
+    char *other_type = mk(ID, CL, PT, "\"infusion.end\"", AT, DATA, NULL);
+    /* the same instant spelt differently is different content */
+    char *other_at = mk(ID, CL, PT, TY, "\"2026-03-02T19:05:00Z\"", DATA, NULL);
+    rg_event e0, e;
+    good(&e0, base);
+    char *lines[] = {other_data, no_data, other_type, other_at};
+    for (size_t i = 0; i < RG_COUNTOF(lines); i++) {
+        good(&e, lines[i]);
+        cr_assert_str_neq(e0.body, e.body, "%s", lines[i]);
+        rg_event_clear(&e);
+        free(lines[i]);
+    }
+    good(&e, base); /* re-parsing the same line gives the same body */
+    cr_assert_str_eq(e0.body, e.body);
+    rg_event_clear(&e);
+    rg_event_clear(&e0);
+    free(base);
+}
+
+Test(event, length_argument_bounds_the_line)
+{
+    /* ingest hands over lines with their newline still in the buffer */
+    char *line = mk(ID, CL, PT, TY, AT, DATA, NULL);
+    size_t n = strlen(line);
+    char *withnl = malloc(n + 8);
+    memcpy(withnl, line, n);
+    memcpy(withnl + n, "\nXYZ{", 6);
+    rg_event ev;
+    good_n(&ev, withnl, n);
+    cr_assert_str_eq(ev.id, "ev-0193");
+    rg_event_clear(&ev);
+    /* and one byte short of the closing brace is refused */
+    bad_n(withnl, n - 1, "", "not valid JSON");
+    free(withnl);
+    free(line);
+}
+
+Test(event, size_limits_are_inclusive)
+{
+    rg_event ev;
+    char *id = jstr('i', RG_EVENT_MAX_ID), *pt = jstr('p', RG_EVENT_MAX_ID),
+         *cl = jstr('c', RG_EVENT_MAX_CLINIC), *ty = jstr('t', RG_EVENT_MAX_TYPE);
+    char *line = mk(id, cl, pt, ty, AT, NULL, NULL);
+    good(&ev, line);
+    cr_assert_eq(strlen(ev.id), RG_EVENT_MAX_ID);
+    cr_assert_eq(strlen(ev.patient), RG_EVENT_MAX_ID);
+    cr_assert_eq(strlen(ev.clinic), RG_EVENT_MAX_CLINIC);
+    cr_assert_eq(strlen(ev.type), RG_EVENT_MAX_TYPE);
+    rg_event_clear(&ev);
+    free(line);
+    /* data of exactly RG_EVENT_MAX_DATA bytes in canonical form: {"s":"xxx"} */
+    char *sv = jstr('x', RG_EVENT_MAX_DATA - 8);
+    char data[RG_EVENT_MAX_DATA + 64];
+    snprintf(data, sizeof data, "{\"s\":%s}", sv);
+    line = mk(ID, CL, PT, TY, AT, data, NULL);
+    good(&ev, line);
+    cr_assert_eq(strlen(ev.data), RG_EVENT_MAX_DATA);
+    rg_event_clear(&ev);
+    free(line);
+    free(sv);
+    free(id);
+    free(pt);
+    free(cl);
+    free(ty);
+}
+
+Test(event, line_of_exactly_max_bytes_is_accepted)
+{
+    char *line = mk(ID, CL, PT, TY, AT, DATA, NULL);
+    size_t n = strlen(line);
+    char *big = malloc(RG_EVENT_MAX_LINE + 2);
+    big[0] = '{';
+    memset(big + 1, ' ', RG_EVENT_MAX_LINE - n);
+    memcpy(big + 1 + (RG_EVENT_MAX_LINE - n), line + 1, n - 1);
+    big[RG_EVENT_MAX_LINE] = '\0';
+    cr_assert_eq(strlen(big), RG_EVENT_MAX_LINE);
+    rg_event ev;
+    good(&ev, big);
+    cr_assert_str_eq(ev.id, "ev-0193");
+    rg_event_clear(&ev);
+    /* one more byte of whitespace: refused before parsing */
+    char *bigger = malloc(RG_EVENT_MAX_LINE + 2);
+    bigger[0] = ' ';
+    memcpy(bigger + 1, big, RG_EVENT_MAX_LINE + 1);
+    cr_assert_eq(strlen(bigger), RG_EVENT_MAX_LINE + 1);
+    bad(bigger, "", "limit is 65536");
+    bad(bigger, "", "65537 bytes");
+    free(bigger);
+    free(big);
+    free(line);
+}
+
+Test(event, from_json_takes_a_reference_only_on_success)
+{
+    char *line = mk(ID, CL, PT, TY, AT, DATA, NULL);
+    json_error_t je;
+    json_t *obj = json_loads(line, 0, &je);
+    cr_assert_not_null(obj);
+    cr_assert_eq(obj->refcount, 1);
+    rg_event ev;
+    char field[RG_FIELD_MAX], err[256];
+    cr_assert_eq(rg_event_from_json(&ev, obj, field, err, sizeof err), RG_OK, "%s", err);
+    cr_assert_eq(obj->refcount, 2);
+    cr_assert_eq(ev.json, obj);
+    cr_assert_eq(ev.at, INT64_C(1772478300000));
+    rg_event_clear(&ev);
+    cr_assert_eq(obj->refcount, 1);
+    /* a refused object keeps its count */
+    json_object_set_new(obj, "type", json_string("Bad Type"));
+    cr_assert_eq(rg_event_from_json(&ev, obj, field, err, sizeof err), RG_EINVAL);
+    cr_assert_str_eq(field, "type");
+    cr_assert_eq(obj->refcount, 1);
+    assert_empty(&ev, "from_json failure");
+    json_decref(obj);
+    /* non-object values */
+    json_t *arr = json_array();
+    cr_assert_eq(rg_event_from_json(&ev, arr, field, err, sizeof err), RG_EINVAL);
+    cr_assert_str_eq(field, "");
+    cr_assert_not_null(strstr(err, "expected a JSON object"), "%s", err);
+    cr_assert_eq(arr->refcount, 1);
+    json_decref(arr);
+    free(line);
+}
+
+Test(event, type_ok_predicate)
+{
+    static const char *const yes[] = {"a", "infusion", "lab.result", "a_b", "a1.b2.c3", "x.y_",
+                                      "a__"};
+    static const char *const no[] = {"",         "Infusion", "in fusion", "infusion.", ".x",
+                                     "a..b",     "1a",       "_a",        "a.1b",      "a-b",
+                                     "a.B",      "infusioN", "a.",        ".",         "a/b",
+                                     "caf\xc3\xa9"};
+    for (size_t i = 0; i < RG_COUNTOF(yes); i++)
+        cr_assert_eq(rg_event_type_ok(yes[i]), 1, "\"%s\" should be a type", yes[i]);
+    for (size_t i = 0; i < RG_COUNTOF(no); i++)
+        cr_assert_eq(rg_event_type_ok(no[i]), 0, "\"%s\" should not be a type", no[i]);
+}
+
+/* ---- bad lines: the line as a whole ------------------------------------- */
+
+Test(event, not_json)
+{
+    bad("not json", "", "not valid JSON");
+    bad("{\"id\":\"ev-1\",", "", "not valid JSON");
+    bad("{id:\"ev-1\"}", "", "not valid JSON");
+    bad("", "", "not valid JSON");
+    bad("   ", "", "not valid JSON");
+    /* a second value after the object */
+    char *line = mk(ID, CL, PT, TY, AT, NULL, NULL);
+    char buf[512];
+    snprintf(buf, sizeof buf, "%s {}", line);
+    bad(buf, "", "not valid JSON");
+    snprintf(buf, sizeof buf, "%s%s", line, line);
+    bad(buf, "", "not valid JSON");
+    free(line);
+}
+
+Test(event, json_array_is_not_an_event)
+{
+    bad("[1,2]", "", "expected a JSON object");
+    bad("[]", "", "expected a JSON object");
+    char *line = mk(ID, CL, PT, TY, AT, NULL, NULL);
+    char buf[512];
+    snprintf(buf, sizeof buf, "[%s]", line);
+    bad(buf, "", "expected a JSON object");
+    free(line);
+}
+
+Test(event, json_scalars_are_not_events)
+{
+    /* refused by the JSON reader itself (no JSON_DECODE_ANY): '[' or '{' expected */
+    bad("\"infusion\"", "", "JSON");
+    bad("\"infusion\"", "", "'{'");
+    bad("42", "", "'{'");
+    bad("null", "", "'{'");
+    bad("true", "", "'{'");
+}
+
+Test(event, duplicate_keys)
+{
+    bad("{\"id\":\"a\",\"id\":\"a\",\"clinic\":\"north\",\"patient\":\"p\",\"type\":\"t\","
+        "\"at\":\"2026-03-02T14:05:00Z\"}",
+        "", "duplicate");
+    bad("{\"id\":\"a\",\"clinic\":\"north\",\"patient\":\"p\",\"type\":\"t\","
+        "\"at\":\"2026-03-02T14:05:00Z\",\"id\":\"b\"}",
+        "", "duplicate");
+    /* inside data too */
+    bad_mk(mk(ID, CL, PT, TY, AT, "{\"dose\":1,\"dose\":2}", NULL), "", "duplicate");
+}
+
+Test(event, oversize_line)
+{
+    /* more than RG_EVENT_MAX_LINE bytes, even if it is otherwise JSON */
+    size_t n = RG_EVENT_MAX_LINE + 100;
+    char *sv = jstr('x', n);
+    char *line = mk(ID, CL, PT, TY, AT, NULL, NULL);
+    char *big = malloc(strlen(line) + n + 64);
+    sprintf(big, "{\"pad\":%s,%s", sv, line + 1);
+    bad(big, "", "the limit is 65536");
+    /* the length, not the NUL, decides */
+    cr_assert_gt(strlen(big), RG_EVENT_MAX_LINE);
+    bad_n(big, strlen(big), "", "bytes");
+    free(big);
+    free(line);
+    free(sv);
+}
+
+/* ---- bad lines: one field ----------------------------------------------- */
+
+Test(event, missing_each_required_field)
+{
+    bad_mk(mk(NULL, CL, PT, TY, AT, DATA, NULL), "id", "required field 'id' is missing");
+    bad_mk(mk(ID, NULL, PT, TY, AT, DATA, NULL), "clinic", "required field 'clinic' is missing");
+    bad_mk(mk(ID, CL, NULL, TY, AT, DATA, NULL), "patient", "required field 'patient' is missing");
+    bad_mk(mk(ID, CL, PT, NULL, AT, DATA, NULL), "type", "required field 'type' is missing");
+    bad_mk(mk(ID, CL, PT, TY, NULL, DATA, NULL), "at", "required field 'at' is missing");
+    bad("{}", "id", "required field 'id' is missing");
+}
+
+Test(event, wrong_type_of_each_field)
+{
+    static const char *const wrong[] = {"17", "1.5", "true", "false", "null", "[\"x\"]",
+                                        "{\"v\":\"x\"}"};
+    for (size_t i = 0; i < RG_COUNTOF(wrong); i++) {
+        const char *w = wrong[i];
+        bad_mk(mk(w, CL, PT, TY, AT, NULL, NULL), "id", "field 'id' must be a string");
+        bad_mk(mk(ID, w, PT, TY, AT, NULL, NULL), "clinic", "field 'clinic' must be a string");
+        bad_mk(mk(ID, CL, w, TY, AT, NULL, NULL), "patient", "field 'patient' must be a string");
+        bad_mk(mk(ID, CL, PT, w, AT, NULL, NULL), "type", "field 'type' must be a string");
+        bad_mk(mk(ID, CL, PT, TY, w, NULL, NULL), "at", "field 'at' must be a string");
+    }
+    /* a time as a number of ms is not accepted either */
+    bad_mk(mk(ID, CL, PT, TY, "1772478300000", NULL, NULL), "at", "must be a string");
+}
+
+Test(event, empty_strings)
+{
+    bad_mk(mk("\"\"", CL, PT, TY, AT, NULL, NULL), "id", "1 to 128 characters (has 0)");
+    bad_mk(mk(ID, "\"\"", PT, TY, AT, NULL, NULL), "clinic", "1 to 64 characters (has 0)");
+    bad_mk(mk(ID, CL, "\"\"", TY, AT, NULL, NULL), "patient", "1 to 128 characters (has 0)");
+    bad_mk(mk(ID, CL, PT, "\"\"", AT, NULL, NULL), "type", "1 to 64 characters (has 0)");
+    bad_mk(mk(ID, CL, PT, TY, "\"\"", NULL, NULL), "at", "(has 0)");
+}
+
+Test(event, strings_over_their_limits)
+{
+    char *s;
+    s = jstr('i', RG_EVENT_MAX_ID + 1);
+    bad_mk(mk(s, CL, PT, TY, AT, NULL, NULL), "id", "1 to 128 characters (has 129)");
+    free(s);
+    s = jstr('p', RG_EVENT_MAX_ID + 1);
+    bad_mk(mk(ID, CL, s, TY, AT, NULL, NULL), "patient", "(has 129)");
+    free(s);
+    s = jstr('c', RG_EVENT_MAX_CLINIC + 1);
+    bad_mk(mk(ID, s, PT, TY, AT, NULL, NULL), "clinic", "1 to 64 characters (has 65)");
+    free(s);
+    s = jstr('t', RG_EVENT_MAX_TYPE + 1);
+    bad_mk(mk(ID, CL, PT, s, AT, NULL, NULL), "type", "(has 65)");
+    free(s);
+    /* limits are bytes: 65 two-byte characters are 130 bytes */
+    char big[512];
+    size_t n = 0;
+    big[n++] = '"';
+    for (int i = 0; i < 65; i++) {
+        big[n++] = '\xc3';
+        big[n++] = '\xa9';
+    }
+    big[n++] = '"';
+    big[n] = '\0';
+    bad_mk(mk(big, CL, PT, TY, AT, NULL, NULL), "id", "(has 130)");
+}
+
+Test(event, type_not_a_lower_case_word)
+{
+    static const char *const types[] = {"\"Infusion\"", "\"in fusion\"", "\"infusion.\"",
+                                        "\".x\"",       "\"a..b\"",      "\"lab-result\"",
+                                        "\"1st\"",      "\"INFUSION\"",  "\"lab.Result\"",
+                                        "\"_x\"",       "\".\"",         "\"a/b\""};
+    for (size_t i = 0; i < RG_COUNTOF(types); i++)
+        bad_mk(mk(ID, CL, PT, types[i], AT, NULL, NULL), "type", "lower-case word");
+    /* the message quotes the offending value */
+    bad_mk(mk(ID, CL, PT, "\"in fusion\"", AT, NULL, NULL), "type", "not \"in fusion\"");
+}
+
+Test(event, bad_at)
+{
+    bad_mk(mk(ID, CL, PT, TY, "\"2026-02-30T10:00:00Z\"", NULL, NULL), "at", "not a date");
+    bad_mk(mk(ID, CL, PT, TY, "\"2026-02-30T10:00:00Z\"", NULL, NULL), "at",
+           "\"2026-02-30T10:00:00Z\" is not a valid time");
+    bad_mk(mk(ID, CL, PT, TY, "\"2026-03-02T14:05:00\"", NULL, NULL), "at", "missing UTC offset");
+    bad_mk(mk(ID, CL, PT, TY, "\"2026-03-02 14:05:00Z\"", NULL, NULL), "at", "'T'");
+    bad_mk(mk(ID, CL, PT, TY, "\"2026-03-02\"", NULL, NULL), "at", "not a valid time");
+    bad_mk(mk(ID, CL, PT, TY, "\"yesterday\"", NULL, NULL), "at", "not a valid time");
+    bad_mk(mk(ID, CL, PT, TY, "\"2026-03-02T14:05:00+0500\"", NULL, NULL), "at", "+HH:MM");
+    char *s = jstr('9', 65);
+    bad_mk(mk(ID, CL, PT, TY, s, NULL, NULL), "at", "(has 65)");
+    free(s);
+}
+
+Test(event, data_not_an_object)
+{
+    static const char *const vals[] = {"[1,2]", "[]", "\"x\"", "null", "0.5", "true", "\"{}\""};
+    for (size_t i = 0; i < RG_COUNTOF(vals); i++)
+        bad_mk(mk(ID, CL, PT, TY, AT, vals[i], NULL), "data", "field 'data' must be a JSON object");
+}
+
+Test(event, oversize_data)
+{
+    char *sv = jstr('x', RG_EVENT_MAX_DATA - 7); /* canonical {"s":"..."} is MAX+1 */
+    char data[RG_EVENT_MAX_DATA + 64];
+    snprintf(data, sizeof data, "{\"s\":%s}", sv);
+    bad_mk(mk(ID, CL, PT, TY, AT, data, NULL), "data", "larger than 16384 bytes");
+    free(sv);
+    /* whitespace does not count (canonical form), escapes do: 3000 x "é" is
+     * 6000 bytes of UTF-8 but 18000 bytes as \u00e9 */
+    char *wide = malloc(RG_EVENT_MAX_DATA * 2);
+    size_t n = (size_t)sprintf(wide, "{\"s\":\"");
+    for (int i = 0; i < 3000; i++) {
+        wide[n++] = '\xc3';
+        wide[n++] = '\xa9';
+    }
+    strcpy(wide + n, "\"}");
+    bad_mk(mk(ID, CL, PT, TY, AT, wide, NULL), "data", "larger than");
+    free(wide);
+    /* many spaces around a small object are fine */
+    char *padded = malloc(RG_EVENT_MAX_DATA + 1000);
+    n = (size_t)sprintf(padded, "{\"a\":");
+    memset(padded + n, ' ', RG_EVENT_MAX_DATA + 10);
+    strcpy(padded + n + RG_EVENT_MAX_DATA + 10, "1}");
+    char *line = mk(ID, CL, PT, TY, AT, padded, NULL);
+    rg_event ev;
+    good(&ev, line);
+    cr_assert_str_eq(ev.data, "{\"a\":1}");
+    rg_event_clear(&ev);
+    free(line);
+    free(padded);
+}
+
+Test(event, unknown_field_is_named)
+{
+    /* a misspelt patient */
+    bad("{\"id\":\"ev-1\",\"clinic\":\"north\",\"pateint\":\"p-17\",\"type\":\"infusion\","
+        "\"at\":\"2026-03-02T14:05:00Z\"}",
+        "pateint", "unknown field 'pateint'");
+    /* extra field on an otherwise complete event */
+    bad_mk(mk(ID, CL, PT, TY, AT, DATA, "\"note\":\"hi\""), "note", "unknown field 'note'");
+    bad_mk(mk(ID, CL, PT, TY, AT, DATA, "\"Data\":{}"), "Data", "unknown field 'Data'");
+    bad_mk(mk(ID, CL, PT, TY, AT, DATA, "\"\":1"), "", "unknown field ''");
+    /* reported before anything else is checked */
+    bad("{\"extra\":1}", "extra", "an event has id, clinic, patient, type, at and data");
+}
+
+Test(event, long_unknown_field_name_is_truncated_safely)
+{
+    char name[301];
+    memset(name, 'k', 300);
+    name[300] = '\0';
+    char extra[400];
+    snprintf(extra, sizeof extra, "\"%s\":1", name);
+    char *line = mk(ID, CL, PT, TY, AT, NULL, extra);
+    rg_event ev;
+    char field[RG_FIELD_MAX], err[512];
+    cr_assert_eq(rg_event_parse(&ev, line, strlen(line), field, err, sizeof err), RG_EINVAL);
+    cr_assert_eq(strlen(field), RG_FIELD_MAX - 1);
+    cr_assert_eq(strncmp(field, name, RG_FIELD_MAX - 1), 0);
+    cr_assert_not_null(strstr(err, "unknown field"), "%s", err);
+    free(line);
+}
+
+Test(event, control_characters_in_id_and_patient)
+{
+    static const char *const ctl[] = {"\"ev\\u0001x\"", "\"ev\\nx\"", "\"ev\\tx\"",
+                                      "\"ev\\u001fx\"", "\"ev\\u007fx\"", "\"\\r\"",
+                                      "\"ev\x01x\""};
+    for (size_t i = 0; i < RG_COUNTOF(ctl); i++) {
+        char *l1 = mk(ctl[i], CL, PT, TY, AT, NULL, NULL);
+        char *l2 = mk(ID, CL, ctl[i], TY, AT, NULL, NULL);
+        rg_event ev;
+        char field[RG_FIELD_MAX], err[512] = "";
+        int rc = rg_event_parse(&ev, l1, strlen(l1), field, err, sizeof err);
+        cr_assert_eq(rc, RG_EINVAL, "%s accepted as id", ctl[i]);
+        /* a raw control byte is already invalid JSON; escaped ones reach the check */
+        if (strchr(ctl[i], '\\')) {
+            cr_assert_str_eq(field, "id", "%s: field %s", ctl[i], field);
+            cr_assert_not_null(strstr(err, "control characters"), "%s: %s", ctl[i], err);
+        } else {
+            cr_assert_str_eq(field, "", "%s: field %s", ctl[i], field);
+        }
+        rc = rg_event_parse(&ev, l2, strlen(l2), field, err, sizeof err);
+        cr_assert_eq(rc, RG_EINVAL, "%s accepted as patient", ctl[i]);
+        if (strchr(ctl[i], '\\')) {
+            cr_assert_str_eq(field, "patient", "%s: field %s", ctl[i], field);
+            cr_assert_not_null(strstr(err, "field 'patient' must not contain control characters"),
+                               "%s: %s", ctl[i], err);
+        }
+        free(l1);
+        free(l2);
+    }
+    /* an escaped NUL is refused too (by the JSON reader) */
+    bad_mk(mk("\"ev\\u0000x\"", CL, PT, TY, AT, NULL, NULL), "", "not valid JSON");
+    bad_mk(mk(ID, CL, "\"p\\u0000\"", TY, AT, NULL, NULL), "", "not valid JSON");
+}
+
+Test(event, clinic_characters)
+{
+    static const char *const bads[] = {"\"north/east\"", "\"../north\"", "\"north east\"",
+                                       "\"north\\\\x\"", "\"n:1\"",      "\"caf\\u00e9\"",
+                                       "\"north\\n\"",   "\"a*\""};
+    for (size_t i = 0; i < RG_COUNTOF(bads); i++)
+        bad_mk(mk(ID, bads[i], PT, TY, AT, NULL, NULL), "clinic",
+               "may hold only letters, digits, '-', '_' and '.'");
+}
+
+Test(event, err_buffer_may_be_null)
+{
+    rg_event ev;
+    char field[RG_FIELD_MAX];
+    char *line = mk(ID, CL, PT, "\"Infusion\"", AT, NULL, NULL);
+    cr_assert_eq(rg_event_parse(&ev, line, strlen(line), field, NULL, 0), RG_EINVAL);
+    cr_assert_str_eq(field, "type");
+    free(line);
+    /* and a tiny one is truncated, not overrun */
+    char err[8];
+    memset(err, 'Q', sizeof err);
+    cr_assert_eq(rg_event_parse(&ev, "x", 1, field, err, 4), RG_EINVAL);
+    cr_assert_eq(err[3], '\0');
+    cr_assert_eq(err[4], 'Q');
+}

@@ -1,0 +1,544 @@
+/*
+ * test_serve.c - `regimen serve` end to end: the real binary on a free
+ * loopback port, a real SQLite file, real HTTP. Ingest over HTTP, an alert
+ * that becomes due while nobody calls, ack and snooze, the SSE stream and the
+ * transition feed, clinic isolation, hot reload of a broken then a fixed
+ * protocol, the same transitions as `simulate`, and kill -9 in the middle of
+ * a stream of events.
+ */
+#include "helpers.h"
+
+#include "../runtime/rg.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sqlite3.h>
+#include <sys/socket.h>
+#include <time.h>
+
+#define TOKEN_A "north-token-0123456789"
+#define TOKEN_B "south-token-0123456789"
+
+static const char fast_protocol[] =
+    "local R = require 'regimen'\n"
+    "return R.protocol { id = 'fast', version = '1.0',\n"
+    "  params = { wait = R.seconds(2) },\n"
+    "  rules = { { id = 'fast.ping-overdue', severity = 'warning', check = function(h, now, p)\n"
+    "      local last = h:last('ping')\n"
+    "      if last and #h:after(last, 'pong') == 0 then\n"
+    "        return R.alert { key = last.id, due = last.at + p.wait, message = 'no pong' }\n"
+    "      end\n"
+    "    end } } }\n";
+
+typedef struct server {
+    char dir[256], db[512], config[512], log[512];
+    pid_t pid;
+    int port;
+} server;
+
+static int64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void iso(int64_t ms, char out[40])
+{
+    time_t s = (time_t)(ms / 1000);
+    struct tm tm;
+    gmtime_r(&s, &tm);
+    size_t n = strftime(out, 40, "%Y-%m-%dT%H:%M:%S", &tm);
+    snprintf(out + n, 40 - n, ".%03dZ", (int)(ms % 1000));
+}
+
+/* Writes a config for clinics north (dir a/) and south (dir b/). */
+static void server_setup(server *s, const char *protocol_a, const char *protocol_b)
+{
+    char cfg[2048];
+    rg_test_tmpdir(s->dir);
+    snprintf(s->db, sizeof s->db, "%s/serve.db", s->dir);
+    snprintf(s->config, sizeof s->config, "%s/config.json", s->dir);
+    snprintf(s->log, sizeof s->log, "%s/serve.log", s->dir);
+    rg_test_write(s->dir, "a/p.lua", protocol_a);
+    rg_test_write(s->dir, "b/p.lua", protocol_b);
+    snprintf(cfg, sizeof cfg,
+             "{ \"listen\": \"127.0.0.1:0\",\n"
+             "  \"clinics\": {\n"
+             "    \"north\": { \"protocols\": \"a\", \"tokens\": [\"" TOKEN_A "\"] },\n"
+             "    \"south\": { \"protocols\": \"b\", \"tokens\": [\"" TOKEN_B "\"] } },\n"
+             "  \"limits\": { \"max_instructions\": 2000000, \"deadline_ms\": 500 } }\n");
+    rg_test_write(s->dir, "config.json", cfg);
+}
+
+static int count_listening(const char *log, int *port)
+{
+    int n = 0;
+    for (const char *p = log; (p = strstr(p, "listening on 127.0.0.1:")); p++) {
+        n++;
+        *port = atoi(p + strlen("listening on 127.0.0.1:"));
+    }
+    return n;
+}
+
+/* Starts the binary and waits for a new "listening on" line in its log. */
+static void server_start(server *s)
+{
+    int port = 0, before = 0;
+    if (access(s->log, F_OK) == 0) {
+        char *log = rg_test_read(s->log);
+        before = count_listening(log, &port);
+        free(log);
+    }
+    s->pid = fork();
+    cr_assert_neq(s->pid, -1);
+    if (s->pid == 0) {
+        int fd = open(s->log, O_WRONLY | O_CREAT | O_APPEND, 0600);
+        dup2(fd, 2);
+        dup2(fd, 1);
+        execl(rg_test_bin(), rg_test_bin(), "serve", "--config", s->config, "--db", s->db,
+              (char *)NULL);
+        _exit(127);
+    }
+    for (int i = 0; i < 1000; i++) {
+        if (access(s->log, F_OK) == 0) {
+            char *log = rg_test_read(s->log);
+            int n = count_listening(log, &port);
+            free(log);
+            if (n > before) {
+                s->port = port;
+                return;
+            }
+        }
+        int status;
+        cr_assert_eq(waitpid(s->pid, &status, WNOHANG), 0, "server exited early:\n%s",
+                     rg_test_read(s->log));
+        usleep(10000);
+    }
+    cr_assert_fail("server did not start:\n%s", rg_test_read(s->log));
+}
+
+static int server_stop(server *s, int sig)
+{
+    int status;
+    kill(s->pid, sig);
+    waitpid(s->pid, &status, 0);
+    return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+static int connect_to(int port)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    inet_pton(AF_INET, "127.0.0.1", &a.sin_addr);
+    cr_assert_eq(connect(fd, (struct sockaddr *)&a, sizeof a), 0, "connect: %s", strerror(errno));
+    return fd;
+}
+
+/* One request on a fresh connection; returns the status, *body the body. */
+static int http(int port, const char *method, const char *path, const char *token,
+                const char *body, char **out)
+{
+    int fd = connect_to(port);
+    char head[1024];
+    size_t blen = body ? strlen(body) : 0;
+    int n = snprintf(head, sizeof head,
+                     "%s %s HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n"
+                     "%s%s%sContent-Type: application/json\r\nContent-Length: %zu\r\n\r\n",
+                     method, path, token ? "Authorization: Bearer " : "", token ? token : "",
+                     token ? "\r\n" : "", blen);
+    cr_assert_eq(write(fd, head, (size_t)n), n);
+    if (blen)
+        cr_assert_eq(write(fd, body, blen), (ssize_t)blen);
+    size_t cap = 65536, len = 0;
+    char *buf = malloc(cap);
+    ssize_t r;
+    while ((r = read(fd, buf + len, cap - len - 1)) > 0) {
+        len += (size_t)r;
+        if (len + 1 == cap)
+            buf = realloc(buf, cap *= 2);
+    }
+    buf[len] = '\0';
+    close(fd);
+    int status = 0;
+    sscanf(buf, "HTTP/1.1 %d", &status);
+    char *sep = strstr(buf, "\r\n\r\n");
+    if (out)
+        *out = strdup(sep ? sep + 4 : "");
+    free(buf);
+    return status;
+}
+
+/* An SSE subscription: the socket, and what arrived so far. */
+typedef struct stream {
+    int fd;
+    char buf[1 << 16];
+    size_t len;
+} stream;
+
+static void stream_open(stream *st, int port, const char *token, const char *last_id)
+{
+    char req[512];
+    st->fd = connect_to(port);
+    st->len = 0;
+    int n = snprintf(req, sizeof req,
+                     "GET /v1/transitions/stream HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\n"
+                     "%s%s%s\r\n",
+                     token, last_id ? "Last-Event-ID: " : "", last_id ? last_id : "",
+                     last_id ? "\r\n" : "");
+    cr_assert_eq(write(st->fd, req, (size_t)n), n);
+}
+
+/* Waits up to ms for text to appear on the stream; returns the ms it took or -1. */
+static int stream_wait(stream *st, const char *text, int ms)
+{
+    int64_t start = now_ms();
+    for (;;) {
+        st->buf[st->len] = '\0';
+        if (strstr(st->buf, text))
+            return (int)(now_ms() - start);
+        int left = ms - (int)(now_ms() - start);
+        if (left <= 0)
+            return -1;
+        struct pollfd p = {.fd = st->fd, .events = POLLIN};
+        if (poll(&p, 1, left) <= 0)
+            continue;
+        ssize_t r = read(st->fd, st->buf + st->len, sizeof st->buf - st->len - 1);
+        if (r <= 0)
+            return -1;
+        st->len += (size_t)r;
+    }
+}
+
+static char *ping(const char *clinic, const char *id, const char *patient, int64_t at_ms,
+                  const char *type)
+{
+    char at[40], *ev = malloc(512);
+    iso(at_ms, at);
+    snprintf(ev, 512,
+             "{\"id\":\"%s\",\"clinic\":\"%s\",\"patient\":\"%s\",\"type\":\"%s\",\"at\":\"%s\"}",
+             id, clinic, patient, type, at);
+    return ev;
+}
+
+Test(serve, ingest_time_driven_alert_stream_and_feed, .timeout = 30)
+{
+    server s = {0};
+    char *out;
+    server_setup(&s, fast_protocol, fast_protocol);
+    server_start(&s);
+    cr_assert_eq(http(s.port, "GET", "/healthz", NULL, NULL, &out), 200);
+    free(out);
+    cr_assert_eq(http(s.port, "GET", "/v1/alerts", NULL, NULL, &out), 401, "%s", out);
+    free(out);
+    stream st;
+    stream_open(&st, s.port, TOKEN_A, NULL);
+    cr_assert_neq(stream_wait(&st, "text/event-stream", 2000), -1, "%s", st.buf);
+
+    /* one good event, one bad: per-event outcome */
+    char *ev = ping("north", "e1", "p1", now_ms(), "ping");
+    char body[2048];
+    snprintf(body, sizeof body, "[%s, {\"id\":\"bad\",\"clinic\":\"north\"}]", ev);
+    cr_assert_eq(http(s.port, "POST", "/v1/events", TOKEN_A, body, &out), 200, "%s", out);
+    cr_assert(strstr(out, "\"status\":\"stored\"") && strstr(out, "\"status\":\"rejected\""),
+              "%s", out);
+    cr_assert(strstr(out, "\"field\":\"patient\""), "%s", out);
+    free(out);
+    /* re-sending is a no-op */
+    cr_assert_eq(http(s.port, "POST", "/v1/events", TOKEN_A, ev, &out), 200);
+    cr_assert(strstr(out, "\"status\":\"duplicate\""), "%s", out);
+    free(out);
+
+    /* nobody calls; the alert must open by time alone, about 2 s later */
+    int64_t t0 = now_ms();
+    int took = stream_wait(&st, "\"rule\":\"fast.ping-overdue\"", 6000);
+    cr_assert_neq(took, -1, "no transition on the stream:\n%s\nlog:\n%s", st.buf,
+                  rg_test_read(s.log));
+    int64_t waited = now_ms() - t0;
+    cr_assert_geq(waited, 1500, "the alert came too early (%lld ms)", (long long)waited);
+    cr_assert(strstr(st.buf, "id: 1\nevent: transition\ndata: {"), "%s", st.buf);
+    fprintf(stderr, "time-driven transition arrived %lld ms after the POST\n", (long long)waited);
+
+    /* the feed: gap-free per clinic, resumable */
+    cr_assert_eq(http(s.port, "GET", "/v1/transitions?after=0", TOKEN_A, NULL, &out), 200);
+    cr_assert(strstr(out, "\"seq\":1,") && strstr(out, "\"last\":1"), "%s", out);
+    free(out);
+    cr_assert_eq(http(s.port, "GET", "/v1/transitions?after=1", TOKEN_A, NULL, &out), 200);
+    cr_assert(strstr(out, "\"transitions\":[]"), "%s", out);
+    free(out);
+
+    /* isolation: south sees nothing of north and cannot write to it */
+    cr_assert_eq(http(s.port, "GET", "/v1/transitions?after=0", TOKEN_B, NULL, &out), 200);
+    cr_assert(strstr(out, "\"transitions\":[]"), "%s", out);
+    free(out);
+    cr_assert_eq(http(s.port, "GET", "/v1/alerts", TOKEN_B, NULL, &out), 200);
+    cr_assert(strstr(out, "\"alerts\":[]"), "%s", out);
+    free(out);
+    char *foreign = ping("north", "x1", "p1", now_ms(), "pong");
+    cr_assert_eq(http(s.port, "POST", "/v1/events", TOKEN_B, foreign, &out), 200);
+    cr_assert(strstr(out, "\"status\":\"rejected\"") && strstr(out, "only send events of clinic"),
+              "%s", out);
+    free(out);
+    free(foreign);
+
+    /* ack, then snooze for 1 s: re-raised on the stream while still open */
+    cr_assert_eq(http(s.port, "GET", "/v1/alerts?state=open", TOKEN_A, NULL, &out), 200);
+    char *k = strstr(out, "\"key\":\"");
+    cr_assert_not_null(k, "%s", out);
+    char key[32];
+    snprintf(key, sizeof key, "%.16s", k + 7);
+    free(out);
+    char path[128];
+    snprintf(path, sizeof path, "/v1/alerts/%s", key);
+    cr_assert_eq(http(s.port, "GET", path, TOKEN_B, NULL, &out), 404, "other clinic: %s", out);
+    free(out);
+    snprintf(path, sizeof path, "/v1/alerts/%s/ack", key);
+    cr_assert_eq(http(s.port, "POST", path, TOKEN_A, "{\"who\":\"nurse kim\",\"note\":\"called\"}",
+                      &out), 200, "%s", out);
+    cr_assert(strstr(out, "\"acknowledged_by\":\"nurse kim\"") && strstr(out, "\"quiet\":true"),
+              "%s", out);
+    free(out);
+    char until[40], snooze[200];
+    iso(now_ms() + 1000, until);
+    snprintf(snooze, sizeof snooze, "{\"who\":\"nurse kim\",\"until\":\"%s\",\"reason\":\"later\"}",
+             until);
+    snprintf(path, sizeof path, "/v1/alerts/%s/snooze", key);
+    cr_assert_eq(http(s.port, "POST", path, TOKEN_A, snooze, &out), 200, "%s", out);
+    cr_assert(strstr(out, "\"action\":\"snooze\"") && strstr(out, "\"action\":\"ack\""), "%s", out);
+    free(out);
+    cr_assert_neq(stream_wait(&st, "event: reraise", 4000), -1, "%s", st.buf);
+    snprintf(path, sizeof path, "/v1/alerts/%s", key);
+    cr_assert_eq(http(s.port, "GET", path, TOKEN_A, NULL, &out), 200);
+    cr_assert(strstr(out, "\"action\":\"reraise\""), "the history shows it: %s", out);
+    free(out);
+
+    /* a pong resolves it at once */
+    char *pong = ping("north", "e2", "p1", now_ms(), "pong");
+    cr_assert_eq(http(s.port, "POST", "/v1/events", TOKEN_A, pong, &out), 200);
+    free(out);
+    free(pong);
+    cr_assert_neq(stream_wait(&st, "\"state\":\"resolved\"", 3000), -1, "%s", st.buf);
+    cr_assert(strstr(st.buf, "id: 2\n"), "%s", st.buf);
+    close(st.fd);
+
+    /* resume from Last-Event-ID: 1 gives exactly transition 2 */
+    stream again;
+    stream_open(&again, s.port, TOKEN_A, "1");
+    cr_assert_neq(stream_wait(&again, "id: 2\n", 2000), -1, "%s", again.buf);
+    cr_assert_null(strstr(again.buf, "id: 1\n"), "%s", again.buf);
+    close(again.fd);
+
+    cr_assert_eq(http(s.port, "GET", "/metrics", TOKEN_A, NULL, &out), 200);
+    cr_assert(strstr(out, "regimen_events_total{clinic=\"north\",outcome=\"stored\"} 2"), "%s", out);
+    cr_assert(strstr(out, "regimen_wake_lateness_seconds_count"), "%s", out);
+    free(out);
+    free(ev);
+    cr_assert_eq(server_stop(&s, SIGTERM), 0, "SIGTERM exits 0:\n%s", rg_test_read(s.log));
+    char *log = rg_test_read(s.log);
+    cr_assert_null(strstr(log, TOKEN_A), "tokens never reach the log");
+    cr_assert_null(strstr(log, "\"ping\""), "payloads never reach the log");
+    free(log);
+    rg_test_rmdir(s.dir);
+}
+
+Test(serve, hot_reload_refuses_a_broken_protocol_then_takes_the_fix, .timeout = 30)
+{
+    server s = {0};
+    char *out;
+    server_setup(&s, fast_protocol, fast_protocol);
+    server_start(&s);
+    rg_test_write(s.dir, "a/p.lua", "local R = require 'regimen'\nreturn R.protocol { id = \n");
+    kill(s.pid, SIGHUP);
+    usleep(600000);
+    char *log = rg_test_read(s.log);
+    cr_assert(strstr(log, "protocols refused") && strstr(log, "p.lua"), "%s", log);
+    free(log);
+    /* the old version keeps working */
+    char *ev = ping("north", "r1", "p1", now_ms() - 5000, "ping");
+    cr_assert_eq(http(s.port, "POST", "/v1/events", TOKEN_A, ev, &out), 200);
+    free(out);
+    free(ev);
+    cr_assert_eq(http(s.port, "GET", "/v1/alerts?state=open", TOKEN_A, NULL, &out), 200);
+    cr_assert(strstr(out, "\"version\":\"1.0\""), "%s", out);
+    free(out);
+    /* the fix: version 2.0 is loaded and the patient re-evaluated */
+    char fixed[sizeof fast_protocol + 16];
+    snprintf(fixed, sizeof fixed, "%s", fast_protocol);
+    memcpy(strstr(fixed, "'1.0'"), "'2.0'", 5);
+    rg_test_write(s.dir, "a/p.lua", fixed);
+    kill(s.pid, SIGHUP);
+    usleep(600000);
+    log = rg_test_read(s.log);
+    cr_assert(strstr(log, "protocol fast 2.0 loaded"), "%s", log);
+    free(log);
+    cr_assert_eq(http(s.port, "GET", "/metrics", TOKEN_A, NULL, &out), 200);
+    cr_assert(strstr(out, "regimen_reloads_total{result=\"refused\"} ") &&
+                  !strstr(out, "regimen_reloads_total{result=\"refused\"} 0"),
+              "%s", out);
+    cr_assert(strstr(out, "version=\"2.0\""), "%s", out);
+    free(out);
+    cr_assert_eq(server_stop(&s, SIGINT), 0);
+    rg_test_rmdir(s.dir);
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* Pulls "at state patient rule key" out of every transition object in text. */
+static int transition_lines(const char *text, char **lines, int max)
+{
+    static const char *const fields[] = {"\"at\":\"", "\"state\":\"", "\"patient\":\"",
+                                         "\"rule\":\"", "\"key\":\""};
+    int n = 0;
+    for (const char *p = strstr(text, "\"at\":\""); p && n < max; p = strstr(p + 1, "\"at\":\"")) {
+        char line[512] = "";
+        const char *end = strchr(p, '}');
+        for (int f = 0; f < 5; f++) {
+            const char *v = strstr(p, fields[f]);
+            cr_assert(v && v < end, "field %s missing", fields[f]);
+            v += strlen(fields[f]);
+            size_t len = (size_t)(strchr(v, '"') - v);
+            strncat(line, v, len);
+            strcat(line, " ");
+        }
+        lines[n++] = strdup(line);
+    }
+    return n;
+}
+
+/* The shipped protocols, fed the north example timeline in one request, give
+ * exactly the transitions `regimen simulate --until now` gives. */
+Test(serve, same_transitions_as_simulate, .timeout = 60)
+{
+    server s = {0};
+    char *out, *err, cfg[1024], cwd[512];
+    rg_test_tmpdir(s.dir);
+    cr_assert_not_null(getcwd(cwd, sizeof cwd));
+    snprintf(s.db, sizeof s.db, "%s/serve.db", s.dir);
+    snprintf(s.config, sizeof s.config, "%s/config.json", s.dir);
+    snprintf(s.log, sizeof s.log, "%s/serve.log", s.dir);
+    snprintf(cfg, sizeof cfg,
+             "{ \"listen\": \"127.0.0.1:0\", \"clinics\": { \"north\": { \"protocols\": "
+             "\"%s/examples/clinics/north\", \"tokens\": [\"" TOKEN_A "\"] } } }\n", cwd);
+    rg_test_write(s.dir, "config.json", cfg);
+    server_start(&s);
+    char *lines = rg_test_read("examples/clinics/north/timeline.jsonl");
+    rg_buf body = {0};
+    rg_buf_add(&body, "[", 1);
+    for (char *l = strtok(lines, "\n"); l; l = strtok(NULL, "\n")) {
+        if (body.len > 1)
+            rg_buf_add(&body, ",", 1);
+        rg_buf_add(&body, l, strlen(l));
+    }
+    rg_buf_add(&body, "]", 1);
+    cr_assert_eq(http(s.port, "POST", "/v1/events", TOKEN_A, body.p, &out), 200, "%s", out);
+    free(out);
+    char now[40];
+    iso(now_ms(), now);
+    cr_assert_eq(http(s.port, "GET", "/v1/transitions?after=0", TOKEN_A, NULL, &out), 200);
+    const char *args[] = {"simulate", "--events", "examples/clinics/north/timeline.jsonl",
+                          "--until", now, "--clinic", "north=examples/clinics/north",
+                          "--format", "jsonl", NULL};
+    char *sim;
+    cr_assert_eq(rg_test_run(args, NULL, &sim, &err), 0, "%s", err);
+    /* compare the sets of (at, state, patient, rule, key): serve commits a
+     * backfill patient by patient, simulate prints in time order */
+    char *a_lines[512], *b_lines[512];
+    int na = transition_lines(out, a_lines, 512), nb = transition_lines(sim, b_lines, 512);
+    cr_assert_eq(na, nb, "serve gave %d transitions, simulate %d", na, nb);
+    qsort(a_lines, (size_t)na, sizeof *a_lines, cmp_str);
+    qsort(b_lines, (size_t)nb, sizeof *b_lines, cmp_str);
+    for (int i = 0; i < na; i++)
+        cr_assert_str_eq(a_lines[i], b_lines[i]);
+    int n = na;
+    for (int i = 0; i < na; i++)
+        free(a_lines[i]), free(b_lines[i]);
+    cr_assert_gt(n, 10, "the example produces transitions (%d)", n);
+    free(out);
+    free(sim);
+    free(err);
+    free(lines);
+    rg_buf_free(&body);
+    cr_assert_eq(server_stop(&s, SIGTERM), 0);
+    rg_test_rmdir(s.dir);
+}
+
+static int count_rows(const char *db, const char *sql)
+{
+    sqlite3 *h;
+    sqlite3_stmt *st;
+    cr_assert_eq(sqlite3_open_v2(db, &h, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+    cr_assert_eq(sqlite3_prepare_v2(h, sql, -1, &st, NULL), SQLITE_OK, "%s", sqlite3_errmsg(h));
+    int n = sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int(st, 0) : -1;
+    sqlite3_finalize(st);
+    sqlite3_close(h);
+    return n;
+}
+
+/* Events stream in; the server is killed with SIGKILL at random moments and
+ * restarted. Every acknowledged event must be stored exactly once and the
+ * transition sequence must have no gap and no duplicate. */
+Test(serve, kill_9_loses_no_acknowledged_event, .timeout = 120)
+{
+    server s = {0};
+    char *out;
+    server_setup(&s, fast_protocol, fast_protocol);
+    server_start(&s);
+    srand(7);
+    int acked = 0, sent = 0;
+    char acked_ids[64][16];
+    for (int round = 0; round < 5; round++) {
+        int64_t deadline = now_ms() + 200 + rand() % 300;
+        pid_t killer = fork();
+        if (killer == 0) {
+            usleep((useconds_t)((deadline - now_ms()) * 1000));
+            kill(s.pid, SIGKILL);
+            _exit(0);
+        }
+        while (now_ms() < deadline + 100) {
+            char id[16], *ev;
+            snprintf(id, sizeof id, "k%d", sent++);
+            ev = ping("north", id, sent % 3 ? "p1" : "p2", now_ms() - 3000, sent % 2 ? "ping" : "pong");
+            int st = 0;
+            int fd = socket(AF_INET, SOCK_STREAM, 0);
+            struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)s.port)};
+            inet_pton(AF_INET, "127.0.0.1", &a.sin_addr);
+            int up = connect(fd, (struct sockaddr *)&a, sizeof a) == 0;
+            close(fd);
+            if (up)
+                st = http(s.port, "POST", "/v1/events", TOKEN_A, ev, &out);
+            if (up && st == 200 && strstr(out, "\"stored\"")) {
+                if (acked < 64)
+                    snprintf(acked_ids[acked], sizeof acked_ids[0], "%s", id);
+                acked++;
+            }
+            if (up && st)
+                free(out);
+            free(ev);
+            if (!up)
+                break;
+        }
+        waitpid(killer, NULL, 0);
+        int status;
+        waitpid(s.pid, &status, 0);
+        server_start(&s);
+    }
+    cr_assert_gt(acked, 5, "some events were acknowledged (%d of %d)", acked, sent);
+    for (int i = 0; i < acked && i < 64; i++) {
+        char sql[128];
+        snprintf(sql, sizeof sql, "SELECT count(*) FROM events WHERE id = '%s'", acked_ids[i]);
+        cr_assert_eq(count_rows(s.db, sql), 1, "acknowledged event %s stored once", acked_ids[i]);
+    }
+    cr_assert_eq(count_rows(s.db, "SELECT count(*) FROM transitions WHERE clinic = 'north'"),
+                 count_rows(s.db, "SELECT coalesce(max(cseq), 0) FROM transitions WHERE clinic = 'north'"),
+                 "no gap in the sequence");
+    cr_assert_eq(count_rows(s.db, "SELECT count(*) FROM (SELECT key, state, at, count(*) c FROM "
+                                  "transitions GROUP BY key, state, at HAVING c > 1)"),
+                 0, "no duplicate transition");
+    cr_assert_eq(http(s.port, "GET", "/v1/transitions?after=0", TOKEN_A, NULL, &out), 200);
+    free(out);
+    cr_assert_eq(server_stop(&s, SIGTERM), 0);
+    rg_test_rmdir(s.dir);
+}

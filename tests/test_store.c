@@ -1,0 +1,1252 @@
+/*
+ * test_store.c - Criterion tests for runtime/store.c and runtime/ingest.c
+ * against a real SQLite file in a fresh temporary directory: schema and file
+ * mode, idempotent/conflicting puts, event order, rejected input, patient
+ * scheduling, paging, alert transitions, schema versions, and batched ingest
+ * of JSON Lines files with exact counts and line numbers.
+ *
+ * The database is also inspected through a second, independent SQLite
+ * connection so that the checks do not rely only on the store's own readers.
+ */
+#include "../runtime/ingest.h"
+#include "../runtime/store.h"
+
+#include <criterion/criterion.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+/* ---- fixture ------------------------------------------------------------ */
+
+static char tmpdir[256];
+static char dbpath[512];
+static rg_store *st;
+
+static int rm_entry(const char *p, const struct stat *sb, int flag, struct FTW *ftw)
+{
+    (void)sb;
+    (void)flag;
+    (void)ftw;
+    return remove(p);
+}
+
+static void make_tmpdir(void)
+{
+    snprintf(tmpdir, sizeof tmpdir, "/tmp/regimen-store-test-XXXXXX");
+    cr_assert_not_null(mkdtemp(tmpdir), "mkdtemp: %s", strerror(errno));
+    snprintf(dbpath, sizeof dbpath, "%s/regimen.db", tmpdir);
+}
+
+static void remove_tmpdir(void)
+{
+    if (tmpdir[0]) {
+        nftw(tmpdir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+        struct stat sb;
+        cr_assert_neq(stat(tmpdir, &sb), 0, "%s was not removed", tmpdir);
+        tmpdir[0] = '\0';
+    }
+}
+
+static void open_store(void)
+{
+    char err[512] = "";
+    int rc = rg_store_open(&st, dbpath, NULL, err, sizeof err);
+    cr_assert_eq(rc, RG_OK, "rg_store_open(%s): %d %s", dbpath, rc, err);
+    cr_assert_not_null(st);
+}
+
+static void close_store(void)
+{
+    rg_store_close(st);
+    st = NULL;
+}
+
+static void setup(void)
+{
+    make_tmpdir();
+    open_store();
+}
+
+static void teardown(void)
+{
+    close_store();
+    remove_tmpdir();
+}
+
+TestSuite(store, .init = setup, .fini = teardown);
+TestSuite(store_file, .init = make_tmpdir, .fini = remove_tmpdir);
+TestSuite(ingest, .init = setup, .fini = teardown);
+
+/* ---- helpers ------------------------------------------------------------ */
+
+/* A second connection to the database file, for independent inspection. */
+static sqlite3 *peek_open(void)
+{
+    sqlite3 *db = NULL;
+    cr_assert_eq(sqlite3_open_v2(dbpath, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK,
+                 "peek open: %s", db ? sqlite3_errmsg(db) : "?");
+    return db;
+}
+
+static int64_t peek_int(const char *sql)
+{
+    sqlite3 *db = peek_open();
+    sqlite3_stmt *s;
+    cr_assert_eq(sqlite3_prepare_v2(db, sql, -1, &s, NULL), SQLITE_OK, "%s: %s", sql,
+                 sqlite3_errmsg(db));
+    cr_assert_eq(sqlite3_step(s), SQLITE_ROW, "%s: no row", sql);
+    int64_t v = sqlite3_column_int64(s, 0);
+    sqlite3_finalize(s);
+    sqlite3_close(db);
+    return v;
+}
+
+static void peek_text(const char *sql, char *out, size_t n)
+{
+    sqlite3 *db = peek_open();
+    sqlite3_stmt *s;
+    cr_assert_eq(sqlite3_prepare_v2(db, sql, -1, &s, NULL), SQLITE_OK, "%s: %s", sql,
+                 sqlite3_errmsg(db));
+    cr_assert_eq(sqlite3_step(s), SQLITE_ROW, "%s: no row", sql);
+    const char *v = (const char *)sqlite3_column_text(s, 0);
+    snprintf(out, n, "%s", v ? v : "(null)");
+    sqlite3_finalize(s);
+    sqlite3_close(db);
+}
+
+static rg_time T(const char *s)
+{
+    rg_time t;
+    char err[128];
+    cr_assert_eq(rg_time_parse(s, strlen(s), &t, NULL, err, sizeof err), RG_OK, "%s: %s", s, err);
+    return t;
+}
+
+/* Parses an event made of the given values (data: raw JSON or NULL). */
+static void ev_make(rg_event *ev, const char *clinic, const char *id, const char *patient,
+                    const char *type, const char *at, const char *data)
+{
+    char line[2048], field[RG_FIELD_MAX], err[256];
+    if (data)
+        snprintf(line, sizeof line,
+                 "{\"id\":\"%s\",\"clinic\":\"%s\",\"patient\":\"%s\",\"type\":\"%s\","
+                 "\"at\":\"%s\",\"data\":%s}",
+                 id, clinic, patient, type, at, data);
+    else
+        snprintf(line, sizeof line,
+                 "{\"id\":\"%s\",\"clinic\":\"%s\",\"patient\":\"%s\",\"type\":\"%s\","
+                 "\"at\":\"%s\"}",
+                 id, clinic, patient, type, at);
+    cr_assert_eq(rg_event_parse(ev, line, strlen(line), field, err, sizeof err), RG_OK,
+                 "%s: %s: %s", line, field, err);
+}
+
+static rg_put put(const char *clinic, const char *id, const char *patient, const char *type,
+                  const char *at, const char *data)
+{
+    rg_event ev;
+    rg_put res = (rg_put)-1;
+    ev_make(&ev, clinic, id, patient, type, at, data);
+    int rc = rg_store_put_event(st, &ev, 1000, &res);
+    rg_event_clear(&ev);
+    cr_assert_eq(rc, RG_OK, "put_event %s/%s: %d %s", clinic, id, rc, rg_store_errmsg(st));
+    return res;
+}
+
+typedef struct got_event {
+    int64_t seq;
+    rg_time at;
+    char id[RG_EVENT_MAX_ID + 1], type[RG_EVENT_MAX_TYPE + 1], data[256];
+    int has_data;
+} got_event;
+
+typedef struct got_events {
+    got_event e[64];
+    int n;
+} got_events;
+
+static int collect_event(void *ud, const rg_stored_event *e)
+{
+    got_events *g = ud;
+    cr_assert_lt(g->n, 64);
+    got_event *x = &g->e[g->n++];
+    x->seq = e->seq;
+    x->at = e->at;
+    snprintf(x->id, sizeof x->id, "%s", e->id);
+    snprintf(x->type, sizeof x->type, "%s", e->type);
+    x->has_data = e->data != NULL;
+    snprintf(x->data, sizeof x->data, "%s", e->data ? e->data : "");
+    return 0;
+}
+
+static got_events *events_of(const char *clinic, const char *patient)
+{
+    static got_events g;
+    memset(&g, 0, sizeof g);
+    cr_assert_eq(rg_store_each_event(st, clinic, patient, collect_event, &g), RG_OK);
+    return &g;
+}
+
+typedef struct got_rej {
+    int64_t seq;
+    rg_time received;
+    long line;
+    char source[64], field[RG_FIELD_MAX], reason[512], raw[1024];
+} got_rej;
+
+typedef struct got_rejs {
+    got_rej r[32];
+    int n;
+} got_rejs;
+
+static int collect_rej(void *ud, const rg_rejected *r)
+{
+    got_rejs *g = ud;
+    cr_assert_lt(g->n, 32);
+    got_rej *x = &g->r[g->n++];
+    x->seq = r->seq;
+    x->received = r->received;
+    x->line = r->line;
+    snprintf(x->source, sizeof x->source, "%s", r->source);
+    snprintf(x->field, sizeof x->field, "%s", r->field);
+    snprintf(x->reason, sizeof x->reason, "%s", r->reason);
+    snprintf(x->raw, sizeof x->raw, "%s", r->raw);
+    return 0;
+}
+
+static got_rejs *rejected(void)
+{
+    static got_rejs g;
+    memset(&g, 0, sizeof g);
+    cr_assert_eq(rg_store_each_rejected(st, collect_rej, &g), RG_OK);
+    return &g;
+}
+
+static rg_transition tr(int open, const char *patient, const char *key, rg_time at)
+{
+    rg_transition t = {
+        .at = at,
+        .due = at - RG_MS_HOUR,
+        .open = open,
+        .clinic = "north",
+        .patient = patient,
+        .key = key,
+        .protocol = "ketamine",
+        .version = "1.2",
+        .rule = "ket.monitor",
+        .severity = "warning",
+        .message = open ? "vitals overdue" : "vitals taken",
+    };
+    return t;
+}
+
+typedef struct got_tr {
+    int64_t seq, cseq;
+    rg_time at, due;
+    int open;
+    char clinic[32], patient[32], key[32], protocol[32], version[16], rule[32], severity[16],
+        message[64], params[64], evidence[64];
+} got_tr;
+
+typedef struct got_trs {
+    got_tr t[32];
+    int64_t alert_id[32];
+    int n;
+} got_trs;
+
+static void copy_tr(got_tr *x, const rg_transition *t)
+{
+    x->seq = t->seq;
+    x->cseq = t->cseq;
+    x->at = t->at;
+    x->due = t->due;
+    x->open = t->open;
+    snprintf(x->clinic, sizeof x->clinic, "%s", t->clinic);
+    snprintf(x->patient, sizeof x->patient, "%s", t->patient);
+    snprintf(x->key, sizeof x->key, "%s", t->key);
+    snprintf(x->protocol, sizeof x->protocol, "%s", t->protocol);
+    snprintf(x->version, sizeof x->version, "%s", t->version);
+    snprintf(x->rule, sizeof x->rule, "%s", t->rule);
+    snprintf(x->severity, sizeof x->severity, "%s", t->severity);
+    snprintf(x->message, sizeof x->message, "%s", t->message);
+    snprintf(x->params, sizeof x->params, "%s", t->params ? t->params : "(null)");
+    snprintf(x->evidence, sizeof x->evidence, "%s", t->evidence ? t->evidence : "(null)");
+}
+
+static int collect_tr(void *ud, const rg_transition *t)
+{
+    got_trs *g = ud;
+    cr_assert_lt(g->n, 32);
+    copy_tr(&g->t[g->n++], t);
+    return 0;
+}
+
+static int collect_open(void *ud, int64_t alert_id, const rg_transition *t)
+{
+    got_trs *g = ud;
+    cr_assert_lt(g->n, 32);
+    g->alert_id[g->n] = alert_id;
+    copy_tr(&g->t[g->n++], t);
+    return 0;
+}
+
+static got_trs *transitions(int64_t after, int by_time)
+{
+    static got_trs g;
+    memset(&g, 0, sizeof g);
+    cr_assert_eq(rg_store_each_transition(st, after, by_time, collect_tr, &g), RG_OK);
+    return &g;
+}
+
+static got_trs *open_alerts(const char *patient)
+{
+    static got_trs g;
+    memset(&g, 0, sizeof g);
+    cr_assert_eq(rg_store_each_open_alert(st, "north", patient, collect_open, &g), RG_OK);
+    return &g;
+}
+
+typedef struct got_pats {
+    char clinic[16][32], patient[16][32];
+    int n, stop_after;
+} got_pats;
+
+static int collect_pat(void *ud, const char *clinic, const char *patient)
+{
+    got_pats *g = ud;
+    cr_assert_lt(g->n, 16);
+    snprintf(g->clinic[g->n], 32, "%s", clinic);
+    snprintf(g->patient[g->n], 32, "%s", patient);
+    g->n++;
+    return g->stop_after && g->n >= g->stop_after;
+}
+
+static void set_state(const char *clinic, const char *patient, rg_time clock, rg_time wake,
+                      rg_time next_wake, int64_t last_seq)
+{
+    rg_patient_state ps = {.clock = clock, .wake = wake, .next_wake = next_wake,
+                           .last_seq = last_seq};
+    cr_assert_eq(rg_store_patient_put(st, clinic, patient, &ps), RG_OK, "%s",
+                 rg_store_errmsg(st));
+}
+
+static rg_patient_state get_state(const char *clinic, const char *patient)
+{
+    rg_patient_state ps;
+    memset(&ps, 0x5A, sizeof ps);
+    int rc = rg_store_patient_get(st, clinic, patient, &ps);
+    cr_assert_eq(rc, RG_OK, "patient_get %s/%s: %d", clinic, patient, rc);
+    return ps;
+}
+
+static void write_file(const char *path, const char *text)
+{
+    FILE *f = fopen(path, "w");
+    cr_assert_not_null(f, "%s: %s", path, strerror(errno));
+    cr_assert_eq(fputs(text, f) >= 0, 1);
+    cr_assert_eq(fclose(f), 0);
+}
+
+/* ---- schema and file ---------------------------------------------------- */
+
+Test(store, schema_version_and_wal_journal)
+{
+    cr_assert_eq(peek_int("PRAGMA user_version"), RG_SCHEMA_VERSION);
+    char mode[32];
+    peek_text("PRAGMA journal_mode", mode, sizeof mode);
+    cr_assert_str_eq(mode, "wal");
+    static const char *const tables[] = {"events",      "rejected",    "patients",
+                                         "alerts",      "transitions", "eval_errors",
+                                         "protocol_versions"};
+    for (size_t i = 0; i < RG_COUNTOF(tables); i++) {
+        char sql[256];
+        snprintf(sql, sizeof sql,
+                 "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = '%s'",
+                 tables[i]);
+        cr_assert_eq(peek_int(sql), 1, "table %s missing", tables[i]);
+    }
+    /* still WAL and version 1 once the program has closed it */
+    close_store();
+    peek_text("PRAGMA journal_mode", mode, sizeof mode);
+    cr_assert_str_eq(mode, "wal");
+    cr_assert_eq(peek_int("PRAGMA user_version"), RG_SCHEMA_VERSION);
+    open_store();
+}
+
+Test(store_file, database_file_is_created_0600)
+{
+    mode_t old = umask(0); /* the program must not rely on the caller's umask */
+    char err[512] = "";
+    int rc = rg_store_open(&st, dbpath, NULL, err, sizeof err);
+    umask(old);
+    cr_assert_eq(rc, RG_OK, "%s", err);
+    cr_assert_eq(put("north", "e1", "p1", "infusion", "2026-03-02T14:05:00Z", NULL),
+                 RG_PUT_STORED);
+    struct stat sb;
+    cr_assert_eq(stat(dbpath, &sb), 0);
+    cr_assert_eq(sb.st_mode & 0777, 0600, "database mode is %o", (unsigned)(sb.st_mode & 0777));
+    /* the WAL beside it holds patient data too */
+    char wal[600];
+    snprintf(wal, sizeof wal, "%s-wal", dbpath);
+    cr_assert_eq(stat(wal, &sb), 0, "no WAL file: %s", strerror(errno));
+    cr_assert_eq(sb.st_mode & 0777, 0600, "WAL mode is %o", (unsigned)(sb.st_mode & 0777));
+    close_store();
+}
+
+Test(store_file, durable_open_works)
+{
+    rg_store_opts o = {.durable = 1};
+    char err[512] = "";
+    cr_assert_eq(rg_store_open(&st, dbpath, &o, err, sizeof err), RG_OK, "%s", err);
+    cr_assert_eq(put("north", "e1", "p1", "infusion", "2026-03-02T14:05:00Z", NULL),
+                 RG_PUT_STORED);
+    close_store();
+    cr_assert_eq(peek_int("SELECT count(*) FROM events"), 1);
+}
+
+Test(store_file, newer_schema_version_is_refused)
+{
+    const int newer = RG_SCHEMA_VERSION + 1;
+    char sql[128], want[128];
+    snprintf(sql, sizeof sql, "CREATE TABLE future(x); PRAGMA user_version = %d;", newer);
+    sqlite3 *db;
+    cr_assert_eq(sqlite3_open(dbpath, &db), SQLITE_OK);
+    cr_assert_eq(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close(db);
+    rg_store *s2 = (rg_store *)&s2; /* must be reset to NULL */
+    char err[512] = "";
+    int rc = rg_store_open(&s2, dbpath, NULL, err, sizeof err);
+    cr_assert_eq(rc, RG_EDB, "rc %d (%s)", rc, err);
+    cr_assert_null(s2);
+    snprintf(want, sizeof want, "schema version %d is newer than this program (%d)", newer,
+             RG_SCHEMA_VERSION);
+    cr_assert_not_null(strstr(err, want), "error \"%s\" does not say \"%s\"", err, want);
+    /* and the file was not migrated */
+    cr_assert_eq(peek_int("PRAGMA user_version"), newer);
+    cr_assert_eq(peek_int("SELECT count(*) FROM sqlite_master WHERE name = 'events'"), 0);
+}
+
+Test(store_file, missing_directory_and_non_database_file)
+{
+    char bad[600], err[512] = "";
+    snprintf(bad, sizeof bad, "%s/no/such/dir/x.db", tmpdir);
+    rg_store *s2 = NULL;
+    int rc = rg_store_open(&s2, bad, NULL, err, sizeof err);
+    cr_assert_eq(rc, RG_EIO, "rc %d: %s", rc, err);
+    cr_assert_null(s2);
+    cr_assert_not_null(strstr(err, "cannot create database"), "%s", err);
+    cr_assert_not_null(strstr(err, "x.db"), "%s", err);
+
+    write_file(dbpath, "this is not a database, just some text that is long enough to have "
+                       "a header of one hundred bytes or more, which SQLite will read first.\n");
+    err[0] = '\0';
+    rc = rg_store_open(&s2, dbpath, NULL, err, sizeof err);
+    cr_assert_eq(rc, RG_EDB, "rc %d: %s", rc, err);
+    cr_assert_null(s2);
+    cr_assert_not_null(strstr(err, "not a database"), "%s", err);
+}
+
+Test(store_file, empty_existing_file_is_migrated)
+{
+    int fd = open(dbpath, O_CREAT | O_WRONLY, 0600);
+    cr_assert_geq(fd, 0);
+    close(fd);
+    open_store();
+    cr_assert_eq(peek_int("PRAGMA user_version"), RG_SCHEMA_VERSION);
+    cr_assert_eq(put("north", "e1", "p1", "infusion", "2026-03-02T14:05:00Z", NULL),
+                 RG_PUT_STORED);
+    close_store();
+}
+
+Test(store_file, reopening_keeps_data)
+{
+    open_store();
+    cr_assert_eq(put("north", "e1", "p1", "infusion", "2026-03-02T14:05:00Z", "{\"mg\":5}"),
+                 RG_PUT_STORED);
+    set_state("north", "p1", T("2026-03-02T14:05:00Z"), T("2026-03-02T16:05:00Z"),
+              T("2026-03-02T16:05:00Z"), 1);
+    rg_transition t = tr(1, "p1", "k1", T("2026-03-02T14:05:00Z"));
+    int64_t aid = 0;
+    cr_assert_eq(rg_store_transition(st, &t, &aid), RG_OK);
+    cr_assert_eq(rg_store_reject(st, "f.jsonl", 7, "id", "why", "raw", 3), RG_OK);
+    close_store();
+
+    for (int round = 0; round < 2; round++) {
+        open_store();
+        cr_assert_eq(peek_int("PRAGMA user_version"), RG_SCHEMA_VERSION);
+        got_events *g = events_of("north", "p1");
+        cr_assert_eq(g->n, 1);
+        cr_assert_str_eq(g->e[0].id, "e1");
+        cr_assert_str_eq(g->e[0].data, "{\"mg\":5}");
+        rg_patient_state ps = get_state("north", "p1");
+        cr_assert_eq(ps.clock, T("2026-03-02T14:05:00Z"));
+        cr_assert_eq(ps.wake, T("2026-03-02T16:05:00Z"));
+        cr_assert_eq(ps.last_seq, 1);
+        cr_assert_eq(open_alerts("p1")->n, 1);
+        cr_assert_eq(transitions(0, 0)->n, 1);
+        cr_assert_eq(rejected()->n, 1);
+        /* still the same event: a re-send is a duplicate */
+        cr_assert_eq(put("north", "e1", "p1", "infusion", "2026-03-02T14:05:00Z", "{\"mg\":5}"),
+                     RG_PUT_DUPLICATE);
+        close_store();
+    }
+    cr_assert_eq(peek_int("SELECT count(*) FROM events"), 1);
+}
+
+/* ---- events ------------------------------------------------------------- */
+
+Test(store, put_stored_duplicate_conflict)
+{
+    cr_assert_eq(put("north", "ev-1", "p-17", "infusion", "2026-03-02T14:05:00-05:00",
+                     "{\"dose_mg_per_kg\":0.5}"),
+                 RG_PUT_STORED);
+    /* identical content, spelt differently: duplicate */
+    rg_event ev;
+    const char *same = "{ \"data\": {\"dose_mg_per_kg\": 0.5}, \"at\": \"2026-03-02T14:05:00-05:00\","
+                       " \"type\": \"infusion\", \"patient\": \"p-17\", \"clinic\": \"north\","
+                       " \"id\": \"ev-1\" }";
+    char field[RG_FIELD_MAX], err[256];
+    cr_assert_eq(rg_event_parse(&ev, same, strlen(same), field, err, sizeof err), RG_OK, "%s",
+                 err);
+    rg_put res = (rg_put)-1;
+    cr_assert_eq(rg_store_put_event(st, &ev, 2000, &res), RG_OK);
+    cr_assert_eq(res, RG_PUT_DUPLICATE);
+    rg_event_clear(&ev);
+    /* same (clinic, id), different content: conflict, not overwritten */
+    cr_assert_eq(put("north", "ev-1", "p-17", "infusion", "2026-03-02T14:05:00-05:00",
+                     "{\"dose_mg_per_kg\":5}"),
+                 RG_PUT_CONFLICT);
+    cr_assert_eq(put("north", "ev-1", "p-17", "infusion.end", "2026-03-02T14:05:00-05:00",
+                     "{\"dose_mg_per_kg\":0.5}"),
+                 RG_PUT_CONFLICT);
+    cr_assert_eq(put("north", "ev-1", "p-99", "infusion", "2026-03-02T14:05:00-05:00",
+                     "{\"dose_mg_per_kg\":0.5}"),
+                 RG_PUT_CONFLICT);
+    cr_assert_eq(put("north", "ev-1", "p-17", "infusion", "2026-03-02T19:05:00Z",
+                     "{\"dose_mg_per_kg\":0.5}"),
+                 RG_PUT_CONFLICT);
+    got_events *g = events_of("north", "p-17");
+    cr_assert_eq(g->n, 1);
+    cr_assert_str_eq(g->e[0].id, "ev-1");
+    cr_assert_str_eq(g->e[0].type, "infusion");
+    cr_assert_str_eq(g->e[0].data, "{\"dose_mg_per_kg\":0.5}");
+    cr_assert_eq(g->e[0].at, INT64_C(1772478300000));
+    cr_assert_eq(events_of("north", "p-99")->n, 0);
+    /* the conflicting patient was not scheduled either */
+    rg_patient_state ps;
+    cr_assert_eq(rg_store_patient_get(st, "north", "p-99", &ps), RG_ENOTFOUND);
+    /* the same id in another clinic is another event */
+    cr_assert_eq(put("south", "ev-1", "p-17", "infusion", "2026-03-02T14:05:00-05:00", NULL),
+                 RG_PUT_STORED);
+    cr_assert_eq(events_of("south", "p-17")->n, 1);
+    cr_assert_eq(peek_int("SELECT count(*) FROM events"), 2);
+    cr_assert_eq(peek_int("SELECT utc_offset FROM events WHERE clinic = 'north'"), -300);
+    cr_assert_eq(peek_int("SELECT received FROM events WHERE clinic = 'north'"), 1000);
+}
+
+Test(store, events_come_back_in_at_then_seq_order)
+{
+    cr_assert_eq(put("north", "c", "p1", "vitals", "2026-03-02T12:00:00Z", NULL), RG_PUT_STORED);
+    cr_assert_eq(put("north", "a", "p1", "infusion", "2026-03-02T10:00:00Z", "{\"n\":1}"),
+                 RG_PUT_STORED);
+    cr_assert_eq(put("north", "b", "p1", "vitals", "2026-03-02T11:00:00Z", NULL), RG_PUT_STORED);
+    /* same instant as "a" (written with an offset), inserted later */
+    cr_assert_eq(put("north", "a2", "p1", "note", "2026-03-02T05:00:00-05:00", NULL),
+                 RG_PUT_STORED);
+    /* other patients / clinics are not mixed in */
+    cr_assert_eq(put("north", "x", "p2", "vitals", "2026-03-02T09:00:00Z", NULL), RG_PUT_STORED);
+    cr_assert_eq(put("south", "y", "p1", "vitals", "2026-03-02T09:00:00Z", NULL), RG_PUT_STORED);
+    /* before 1970 sorts first */
+    cr_assert_eq(put("north", "old", "p1", "birth", "1969-07-20T20:17:40Z", NULL), RG_PUT_STORED);
+
+    got_events *g = events_of("north", "p1");
+    cr_assert_eq(g->n, 5);
+    static const char *const want[] = {"old", "a", "a2", "b", "c"};
+    static const int64_t want_seq[] = {7, 2, 4, 3, 1};
+    for (int i = 0; i < 5; i++) {
+        cr_assert_str_eq(g->e[i].id, want[i], "position %d", i);
+        cr_assert_eq(g->e[i].seq, want_seq[i], "position %d: seq %lld", i,
+                     (long long)g->e[i].seq);
+    }
+    cr_assert_eq(g->e[0].at, INT64_C(-14182940000));
+    cr_assert_eq(g->e[1].at, g->e[2].at);
+    cr_assert(g->e[1].has_data);
+    cr_assert_str_eq(g->e[1].data, "{\"n\":1}");
+    cr_assert_not(g->e[2].has_data, "an event without data must come back with data == NULL");
+    cr_assert_str_eq(g->e[3].type, "vitals");
+    cr_assert_eq(events_of("north", "nobody")->n, 0);
+}
+
+static int stop_at_second(void *ud, const rg_stored_event *e)
+{
+    int *n = ud;
+    (void)e;
+    return ++*n == 2 ? 42 : 0;
+}
+
+Test(store, each_event_stops_and_returns_callback_value)
+{
+    for (int i = 0; i < 4; i++) {
+        char id[16], at[32];
+        snprintf(id, sizeof id, "e%d", i);
+        snprintf(at, sizeof at, "2026-03-0%dT10:00:00Z", i + 1);
+        cr_assert_eq(put("north", id, "p1", "vitals", at, NULL), RG_PUT_STORED);
+    }
+    int n = 0;
+    cr_assert_eq(rg_store_each_event(st, "north", "p1", stop_at_second, &n), 42);
+    cr_assert_eq(n, 2);
+    /* and the statement is usable again afterwards */
+    cr_assert_eq(events_of("north", "p1")->n, 4);
+}
+
+Test(store, rollback_undoes_event_and_schedule)
+{
+    cr_assert_eq(rg_store_begin(st), RG_OK);
+    cr_assert_eq(put("north", "e1", "p1", "vitals", "2026-03-02T10:00:00Z", NULL), RG_PUT_STORED);
+    cr_assert_eq(events_of("north", "p1")->n, 1);
+    rg_store_rollback(st);
+    cr_assert_eq(events_of("north", "p1")->n, 0);
+    rg_patient_state ps;
+    cr_assert_eq(rg_store_patient_get(st, "north", "p1", &ps), RG_ENOTFOUND);
+    /* commit keeps */
+    cr_assert_eq(rg_store_begin(st), RG_OK);
+    cr_assert_eq(put("north", "e1", "p1", "vitals", "2026-03-02T10:00:00Z", NULL), RG_PUT_STORED);
+    cr_assert_eq(rg_store_commit(st), RG_OK);
+    rg_store_rollback(st); /* nothing open: harmless */
+    cr_assert_eq(events_of("north", "p1")->n, 1);
+}
+
+/* ---- rejected ----------------------------------------------------------- */
+
+Test(store, reject_keeps_line_field_reason_raw)
+{
+    rg_time before = rg_now();
+    const char raw1[] = "{\"id\":\"ev-1\", \"type\":\"Infusion\"}TRAILING";
+    cr_assert_eq(rg_store_reject(st, "day1.jsonl", 17, "type", "must be a lower-case word", raw1,
+                                 strlen(raw1) - 8),
+                 RG_OK);
+    cr_assert_eq(rg_store_reject(st, "http", 0, NULL, "not valid JSON", "not json", 8), RG_OK);
+    cr_assert_eq(rg_store_reject(st, "day2.jsonl", 123456, "", "empty", "", 0), RG_OK);
+    rg_time after = rg_now();
+    got_rejs *g = rejected();
+    cr_assert_eq(g->n, 3);
+    cr_assert_eq(g->r[0].seq, 1);
+    cr_assert_eq(g->r[1].seq, 2);
+    cr_assert_eq(g->r[2].seq, 3);
+    cr_assert_str_eq(g->r[0].source, "day1.jsonl");
+    cr_assert_eq(g->r[0].line, 17);
+    cr_assert_str_eq(g->r[0].field, "type");
+    cr_assert_str_eq(g->r[0].reason, "must be a lower-case word");
+    cr_assert_str_eq(g->r[0].raw, "{\"id\":\"ev-1\", \"type\":\"Infusion\"}");
+    cr_assert_geq(g->r[0].received, before);
+    cr_assert_leq(g->r[0].received, after);
+    cr_assert_str_eq(g->r[1].source, "http");
+    cr_assert_eq(g->r[1].line, 0);
+    cr_assert_str_eq(g->r[1].field, ""); /* NULL field is kept as "" */
+    cr_assert_str_eq(g->r[1].raw, "not json");
+    cr_assert_eq(g->r[2].line, 123456);
+    cr_assert_str_eq(g->r[2].raw, "");
+    /* nothing went into events */
+    cr_assert_eq(peek_int("SELECT count(*) FROM events"), 0);
+}
+
+/* ---- patients and scheduling ------------------------------------------- */
+
+Test(store, first_event_schedules_patient_at_its_instant)
+{
+    rg_patient_state ps;
+    memset(&ps, 0, sizeof ps);
+    cr_assert_eq(rg_store_patient_get(st, "north", "p1", &ps), RG_ENOTFOUND);
+    cr_assert_eq(ps.clock, RG_TIME_NONE);
+    cr_assert_eq(ps.wake, RG_TIME_NONE);
+    cr_assert_eq(ps.next_wake, RG_TIME_NONE);
+    cr_assert_eq(ps.last_seq, 0);
+
+    cr_assert_eq(put("north", "e1", "p1", "infusion", "2026-03-02T14:05:00-05:00", NULL),
+                 RG_PUT_STORED);
+    ps = get_state("north", "p1");
+    cr_assert_eq(ps.next_wake, INT64_C(1772478300000));
+    cr_assert_eq(ps.clock, RG_TIME_NONE);
+    cr_assert_eq(ps.wake, RG_TIME_NONE);
+    cr_assert_eq(ps.last_seq, 0);
+    /* an earlier event moves next_wake back; a later one does not move it */
+    cr_assert_eq(put("north", "e0", "p1", "vitals", "2026-03-02T18:00:00Z", NULL), RG_PUT_STORED);
+    cr_assert_eq(get_state("north", "p1").next_wake, T("2026-03-02T18:00:00Z"));
+    cr_assert_eq(put("north", "e2", "p1", "vitals", "2026-03-03T18:00:00Z", NULL), RG_PUT_STORED);
+    cr_assert_eq(get_state("north", "p1").next_wake, T("2026-03-02T18:00:00Z"));
+    /* duplicates and conflicts do not schedule */
+    cr_assert_eq(put("north", "e9", "p2", "vitals", "2026-03-03T18:00:00Z", NULL), RG_PUT_STORED);
+    set_state("north", "p2", RG_TIME_NONE, RG_TIME_NONE, RG_TIME_NONE, 0);
+    cr_assert_eq(put("north", "e9", "p2", "vitals", "2026-03-03T18:00:00Z", NULL),
+                 RG_PUT_DUPLICATE);
+    cr_assert_eq(put("north", "e9", "p2", "vitals", "2026-03-01T18:00:00Z", NULL),
+                 RG_PUT_CONFLICT);
+    cr_assert_eq(get_state("north", "p2").next_wake, RG_TIME_NONE);
+}
+
+Test(store, patient_put_get_round_trip)
+{
+    set_state("north", "p1", T("2026-03-02T14:05:00Z"), T("2026-03-02T16:05:00.250Z"),
+              T("2026-03-02T15:00:00Z"), 42);
+    rg_patient_state ps = get_state("north", "p1");
+    cr_assert_eq(ps.clock, T("2026-03-02T14:05:00Z"));
+    cr_assert_eq(ps.wake, T("2026-03-02T16:05:00.250Z"));
+    cr_assert_eq(ps.next_wake, T("2026-03-02T15:00:00Z"));
+    cr_assert_eq(ps.last_seq, 42);
+    /* overwrite, with "none" values and a time before 1970 */
+    set_state("north", "p1", -5000, RG_TIME_NONE, RG_TIME_NONE, 43);
+    ps = get_state("north", "p1");
+    cr_assert_eq(ps.clock, -5000);
+    cr_assert_eq(ps.wake, RG_TIME_NONE);
+    cr_assert_eq(ps.next_wake, RG_TIME_NONE);
+    cr_assert_eq(ps.last_seq, 43);
+    /* patients are per clinic */
+    rg_patient_state other;
+    cr_assert_eq(rg_store_patient_get(st, "south", "p1", &other), RG_ENOTFOUND);
+    cr_assert_eq(peek_int("SELECT count(*) FROM patients"), 1);
+    cr_assert_eq(peek_int("SELECT count(*) FROM patients WHERE wake IS NULL AND next_wake IS NULL"),
+                 1);
+}
+
+Test(store, late_event_schedules_at_the_clock)
+{
+    rg_time clock = T("2026-03-05T12:00:00Z");
+    cr_assert_eq(put("north", "e1", "p1", "infusion", "2026-03-02T10:00:00Z", NULL),
+                 RG_PUT_STORED);
+    /* evaluated up to clock, nothing due */
+    set_state("north", "p1", clock, RG_TIME_NONE, RG_TIME_NONE, 1);
+    /* an event older than the clock: due at once, i.e. at the clock */
+    cr_assert_eq(put("north", "late", "p1", "vitals", "2026-03-04T09:00:00Z", NULL),
+                 RG_PUT_STORED);
+    rg_patient_state ps = get_state("north", "p1");
+    cr_assert_eq(ps.next_wake, clock);
+    cr_assert_eq(ps.clock, clock);
+    cr_assert_eq(ps.last_seq, 1);
+
+    /* exactly at the clock counts as late too */
+    set_state("north", "p1", clock, RG_TIME_NONE, RG_TIME_NONE, 2);
+    cr_assert_eq(put("north", "same", "p1", "vitals", "2026-03-05T12:00:00Z", NULL),
+                 RG_PUT_STORED);
+    cr_assert_eq(get_state("north", "p1").next_wake, clock);
+
+    /* a future event with nothing else due: its own instant */
+    set_state("north", "p1", clock, RG_TIME_NONE, RG_TIME_NONE, 3);
+    cr_assert_eq(put("north", "fut", "p1", "vitals", "2026-03-06T12:00:00Z", NULL),
+                 RG_PUT_STORED);
+    cr_assert_eq(get_state("north", "p1").next_wake, T("2026-03-06T12:00:00Z"));
+    /* then a late one pulls it back to the clock */
+    cr_assert_eq(put("north", "late2", "p1", "vitals", "2026-03-01T00:00:00Z", NULL),
+                 RG_PUT_STORED);
+    cr_assert_eq(get_state("north", "p1").next_wake, clock);
+
+    /* a future event after a pending rule wake-up keeps the earlier wake-up */
+    rg_time wake = T("2026-03-05T14:00:00Z");
+    set_state("north", "p1", clock, wake, wake, 4);
+    cr_assert_eq(put("north", "fut2", "p1", "vitals", "2026-03-05T15:00:00Z", NULL),
+                 RG_PUT_STORED);
+    ps = get_state("north", "p1");
+    cr_assert_eq(ps.next_wake, wake);
+    cr_assert_eq(ps.wake, wake);
+    /* a future event before it moves next_wake (not wake) */
+    cr_assert_eq(put("north", "fut3", "p1", "vitals", "2026-03-05T13:00:00Z", NULL),
+                 RG_PUT_STORED);
+    ps = get_state("north", "p1");
+    cr_assert_eq(ps.next_wake, T("2026-03-05T13:00:00Z"));
+    cr_assert_eq(ps.wake, wake);
+}
+
+Test(store, next_wake_is_the_minimum)
+{
+    rg_time t = 12345;
+    cr_assert_eq(rg_store_next_wake(st, &t), RG_OK);
+    cr_assert_eq(t, RG_TIME_NONE);
+    set_state("north", "a", RG_TIME_NONE, RG_TIME_NONE, RG_TIME_NONE, 0);
+    cr_assert_eq(rg_store_next_wake(st, &t), RG_OK);
+    cr_assert_eq(t, RG_TIME_NONE);
+    set_state("north", "b", 0, 0, T("2026-03-05T14:00:00Z"), 0);
+    set_state("south", "c", 0, 0, T("2026-03-04T14:00:00Z"), 0);
+    set_state("west", "d", 0, 0, T("2026-03-06T14:00:00Z"), 0);
+    cr_assert_eq(rg_store_next_wake(st, &t), RG_OK);
+    cr_assert_eq(t, T("2026-03-04T14:00:00Z"));
+    cr_assert_eq(put("east", "e", "e", "vitals", "2026-03-01T00:00:00Z", NULL), RG_PUT_STORED);
+    cr_assert_eq(rg_store_next_wake(st, &t), RG_OK);
+    cr_assert_eq(t, T("2026-03-01T00:00:00Z"));
+    set_state("east", "e", T("2026-03-01T00:00:00Z"), RG_TIME_NONE, RG_TIME_NONE, 1);
+    cr_assert_eq(rg_store_next_wake(st, &t), RG_OK);
+    cr_assert_eq(t, T("2026-03-04T14:00:00Z"));
+    /* negative instants are ordered too */
+    set_state("north", "a", RG_TIME_NONE, RG_TIME_NONE, -1, 0);
+    cr_assert_eq(rg_store_next_wake(st, &t), RG_OK);
+    cr_assert_eq(t, -1);
+}
+
+Test(store, patients_page_in_clinic_patient_order_with_due_filter)
+{
+    rg_time due = T("2026-03-05T00:00:00Z");
+    /* inserted out of order; "p10" sorts between "p1" and "p2" */
+    set_state("b", "p1", 0, RG_TIME_NONE, due + 1, 0);          /* not yet due */
+    set_state("a", "p2", 0, RG_TIME_NONE, due, 0);              /* due exactly */
+    set_state("c", "x", 0, RG_TIME_NONE, RG_TIME_NONE, 0);      /* never due */
+    set_state("a", "p10", 0, RG_TIME_NONE, due - RG_MS_DAY, 0); /* due */
+    set_state("a", "p1", 0, RG_TIME_NONE, RG_TIME_NONE, 0);     /* never due */
+    set_state("B", "z", 0, RG_TIME_NONE, due - 1, 0);           /* upper case sorts first */
+    static const char *const all_c[] = {"B", "a", "a", "a", "b", "c"};
+    static const char *const all_p[] = {"z", "p1", "p10", "p2", "p1", "x"};
+
+    got_pats g;
+    memset(&g, 0, sizeof g);
+    char ac[32] = "", ap[32] = "";
+    int pages = 0, n;
+    while ((n = rg_store_patients_page(st, ac, ap, RG_TIME_NONE, 2, collect_pat, &g)) > 0) {
+        cr_assert_leq(n, 2);
+        snprintf(ac, sizeof ac, "%s", g.clinic[g.n - 1]);
+        snprintf(ap, sizeof ap, "%s", g.patient[g.n - 1]);
+        pages++;
+    }
+    cr_assert_eq(n, 0);
+    cr_assert_eq(pages, 3);
+    cr_assert_eq(g.n, 6);
+    for (int i = 0; i < 6; i++) {
+        cr_assert_str_eq(g.clinic[i], all_c[i], "row %d", i);
+        cr_assert_str_eq(g.patient[i], all_p[i], "row %d", i);
+    }
+
+    /* only the due ones: B/z, a/p10, a/p2 */
+    memset(&g, 0, sizeof g);
+    ac[0] = ap[0] = '\0';
+    pages = 0;
+    while ((n = rg_store_patients_page(st, ac, ap, due, 2, collect_pat, &g)) > 0) {
+        snprintf(ac, sizeof ac, "%s", g.clinic[g.n - 1]);
+        snprintf(ap, sizeof ap, "%s", g.patient[g.n - 1]);
+        pages++;
+    }
+    cr_assert_eq(n, 0);
+    cr_assert_eq(pages, 2);
+    cr_assert_eq(g.n, 3);
+    cr_assert_str_eq(g.clinic[0], "B");
+    cr_assert_str_eq(g.patient[0], "z");
+    cr_assert_str_eq(g.clinic[1], "a");
+    cr_assert_str_eq(g.patient[1], "p10");
+    cr_assert_str_eq(g.clinic[2], "a");
+    cr_assert_str_eq(g.patient[2], "p2");
+
+    /* starting in the middle */
+    memset(&g, 0, sizeof g);
+    cr_assert_eq(rg_store_patients_page(st, "a", "p10", RG_TIME_NONE, 100, collect_pat, &g), 3);
+    cr_assert_str_eq(g.patient[0], "p2");
+    cr_assert_str_eq(g.clinic[2], "c");
+
+    /* a callback that stops early: the count says how many it saw */
+    memset(&g, 0, sizeof g);
+    g.stop_after = 2;
+    cr_assert_eq(rg_store_patients_page(st, "", "", RG_TIME_NONE, 100, collect_pat, &g), 2);
+    cr_assert_eq(g.n, 2);
+
+    /* nothing due before all of them */
+    memset(&g, 0, sizeof g);
+    cr_assert_eq(rg_store_patients_page(st, "", "", due - 2 * RG_MS_DAY, 100, collect_pat, &g), 0);
+    cr_assert_eq(g.n, 0);
+}
+
+/* ---- alerts and transitions -------------------------------------------- */
+
+Test(store, transitions_open_resolve_and_feed_order)
+{
+    int64_t a1 = 0, a2 = 0, a3 = 0;
+    rg_transition t1 = tr(1, "p1", "k-a", T("2026-03-02T15:00:00Z"));
+    t1.params = "{\"wait\":7200000}";
+    t1.evidence = "[\"ev-1\"]";
+    cr_assert_eq(rg_store_transition(st, &t1, &a1), RG_OK, "%s", rg_store_errmsg(st));
+    cr_assert_eq(t1.seq, 1);
+    cr_assert_eq(a1, 1);
+
+    rg_transition t2 = tr(1, "p1", "k-b", T("2026-03-02T13:00:00Z"));
+    cr_assert_eq(rg_store_transition(st, &t2, &a2), RG_OK);
+    cr_assert_eq(t2.seq, 2);
+    cr_assert_eq(a2, 2);
+
+    got_trs *o = open_alerts("p1");
+    cr_assert_eq(o->n, 2);
+    cr_assert_eq(o->alert_id[0], 1);
+    cr_assert_str_eq(o->t[0].key, "k-a");
+    cr_assert_eq(o->alert_id[1], 2);
+    cr_assert_str_eq(o->t[1].key, "k-b");
+
+    rg_transition t3 = tr(0, "p1", "k-a", T("2026-03-02T14:00:00Z"));
+    cr_assert_eq(rg_store_transition(st, &t3, &a1), RG_OK, "%s", rg_store_errmsg(st));
+    cr_assert_eq(t3.seq, 3);
+    cr_assert_eq(a1, 1, "resolving must not change the alert id");
+
+    /* only k-b is still open, with its opening transition's content */
+    o = open_alerts("p1");
+    cr_assert_eq(o->n, 1);
+    cr_assert_eq(o->alert_id[0], a2);
+    cr_assert_str_eq(o->t[0].key, "k-b");
+    cr_assert_eq(o->t[0].open, 1);
+    cr_assert_eq(o->t[0].at, T("2026-03-02T13:00:00Z"));
+    cr_assert_eq(o->t[0].due, T("2026-03-02T12:00:00Z"));
+    cr_assert_str_eq(o->t[0].clinic, "north");
+    cr_assert_str_eq(o->t[0].patient, "p1");
+    cr_assert_str_eq(o->t[0].protocol, "ketamine");
+    cr_assert_str_eq(o->t[0].version, "1.2");
+    cr_assert_str_eq(o->t[0].rule, "ket.monitor");
+    cr_assert_str_eq(o->t[0].severity, "warning");
+    cr_assert_str_eq(o->t[0].message, "vitals overdue");
+    cr_assert_eq(open_alerts("p2")->n, 0);
+
+    /* feed in seq order: 1, 2, 3 with all fields */
+    got_trs *g = transitions(0, 0);
+    cr_assert_eq(g->n, 3);
+    for (int i = 0; i < 3; i++)
+        cr_assert_eq(g->t[i].seq, i + 1);
+    cr_assert_eq(g->t[0].open, 1);
+    cr_assert_str_eq(g->t[0].key, "k-a");
+    cr_assert_str_eq(g->t[0].params, "{\"wait\":7200000}");
+    cr_assert_str_eq(g->t[0].evidence, "[\"ev-1\"]");
+    cr_assert_eq(g->t[0].at, T("2026-03-02T15:00:00Z"));
+    cr_assert_eq(g->t[0].due, T("2026-03-02T14:00:00Z"));
+    cr_assert_str_eq(g->t[1].params, "{}"); /* NULL params/evidence stored as {} and [] */
+    cr_assert_str_eq(g->t[1].evidence, "[]");
+    cr_assert_eq(g->t[2].open, 0);
+    cr_assert_str_eq(g->t[2].key, "k-a");
+    cr_assert_str_eq(g->t[2].message, "vitals taken");
+    cr_assert_str_eq(g->t[2].clinic, "north");
+    cr_assert_str_eq(g->t[2].patient, "p1");
+
+    /* by time: 13:00 (seq 2), 14:00 (seq 3), 15:00 (seq 1) */
+    g = transitions(0, 1);
+    cr_assert_eq(g->n, 3);
+    cr_assert_eq(g->t[0].seq, 2);
+    cr_assert_eq(g->t[1].seq, 3);
+    cr_assert_eq(g->t[2].seq, 1);
+    /* after a seq */
+    g = transitions(1, 0);
+    cr_assert_eq(g->n, 2);
+    cr_assert_eq(g->t[0].seq, 2);
+    cr_assert_eq(g->t[1].seq, 3);
+    g = transitions(1, 1);
+    cr_assert_eq(g->n, 2);
+    cr_assert_eq(g->t[0].seq, 2);
+    cr_assert_eq(g->t[1].seq, 3);
+    cr_assert_eq(transitions(3, 0)->n, 0);
+
+    /* the key can open again once resolved: a new alert, next seq */
+    rg_transition t4 = tr(1, "p1", "k-a", T("2026-03-02T16:00:00Z"));
+    cr_assert_eq(rg_store_transition(st, &t4, &a3), RG_OK, "%s", rg_store_errmsg(st));
+    cr_assert_eq(t4.seq, 4);
+    cr_assert_eq(a3, 3);
+    cr_assert_eq(open_alerts("p1")->n, 2);
+    cr_assert_eq(peek_int("SELECT count(*) FROM alerts WHERE state = 'resolved'"), 1);
+    cr_assert_eq(peek_int("SELECT resolved_seq FROM alerts WHERE id = 1"), 3);
+    cr_assert_eq(peek_int("SELECT opened_seq FROM alerts WHERE id = 3"), 4);
+}
+
+Test(store, opening_an_open_key_again_fails_without_trace)
+{
+    int64_t a = 0, b = 0;
+    rg_transition t = tr(1, "p1", "k", T("2026-03-02T15:00:00Z"));
+    cr_assert_eq(rg_store_transition(st, &t, &a), RG_OK);
+    rg_transition t2 = tr(1, "p1", "k", T("2026-03-02T16:00:00Z"));
+    cr_assert_neq(rg_store_transition(st, &t2, &b), RG_OK);
+    cr_assert_eq(transitions(0, 0)->n, 1);
+    cr_assert_eq(open_alerts("p1")->n, 1);
+    /* and the next good one still gets seq 2 */
+    rg_transition t3 = tr(0, "p1", "k", T("2026-03-02T17:00:00Z"));
+    cr_assert_eq(rg_store_transition(st, &t3, &a), RG_OK, "%s", rg_store_errmsg(st));
+    cr_assert_eq(t3.seq, 2);
+}
+
+Test(store, resolving_twice_fails_and_rolls_back_cleanly)
+{
+    int64_t a = 0;
+    rg_transition t = tr(1, "p1", "k", T("2026-03-02T15:00:00Z"));
+    cr_assert_eq(rg_store_transition(st, &t, &a), RG_OK);
+    rg_transition r = tr(0, "p1", "k", T("2026-03-02T16:00:00Z"));
+    cr_assert_eq(rg_store_transition(st, &r, &a), RG_OK);
+    /* a second resolve of the same alert is an error; the caller's
+     * transaction (as the engine uses it) leaves no trace of it */
+    cr_assert_eq(rg_store_begin(st), RG_OK);
+    rg_transition r2 = tr(0, "p1", "k", T("2026-03-02T17:00:00Z"));
+    cr_assert_neq(rg_store_transition(st, &r2, &a), RG_OK);
+    rg_store_rollback(st);
+    got_trs *g = transitions(0, 0);
+    cr_assert_eq(g->n, 2);
+    cr_assert_eq(g->t[1].seq, 2);
+    /* resolving an alert that does not exist fails as well */
+    int64_t none = 999;
+    cr_assert_eq(rg_store_begin(st), RG_OK);
+    rg_transition r3 = tr(0, "p1", "k", T("2026-03-02T18:00:00Z"));
+    cr_assert_neq(rg_store_transition(st, &r3, &none), RG_OK);
+    rg_store_rollback(st);
+    cr_assert_eq(transitions(0, 0)->n, 2);
+}
+
+Test(store, clinic_sequence_is_per_clinic_without_gaps)
+{
+    int64_t n1 = 0, s1 = 0, n2 = 0;
+    rg_transition t;
+    t = tr(1, "p1", "k1", T("2026-03-02T10:00:00Z"));
+    cr_assert_eq(rg_store_transition(st, &t, &n1), RG_OK, "%s", rg_store_errmsg(st));
+    t = tr(1, "q1", "k1", T("2026-03-02T10:30:00Z"));
+    t.clinic = "south"; /* same key in another clinic is another alert */
+    cr_assert_eq(rg_store_transition(st, &t, &s1), RG_OK, "%s", rg_store_errmsg(st));
+    cr_assert_neq(s1, n1);
+    t = tr(0, "p1", "k1", T("2026-03-02T11:00:00Z"));
+    cr_assert_eq(rg_store_transition(st, &t, &n1), RG_OK, "%s", rg_store_errmsg(st));
+    t = tr(1, "p2", "k2", T("2026-03-02T12:00:00Z"));
+    cr_assert_eq(rg_store_transition(st, &t, &n2), RG_OK, "%s", rg_store_errmsg(st));
+    t = tr(0, "q1", "k1", T("2026-03-02T13:00:00Z"));
+    t.clinic = "south";
+    cr_assert_eq(rg_store_transition(st, &t, &s1), RG_OK, "%s", rg_store_errmsg(st));
+
+    got_trs *g = transitions(0, 0);
+    cr_assert_eq(g->n, 5);
+    static const char *const want_clinic[] = {"north", "south", "north", "north", "south"};
+    static const int64_t want_cseq[] = {1, 1, 2, 3, 2};
+    for (int i = 0; i < 5; i++) {
+        cr_assert_eq(g->t[i].seq, i + 1);
+        cr_assert_str_eq(g->t[i].clinic, want_clinic[i], "row %d", i);
+        cr_assert_eq(g->t[i].cseq, want_cseq[i], "row %d: cseq %lld", i,
+                     (long long)g->t[i].cseq);
+    }
+
+    static got_trs c;
+    memset(&c, 0, sizeof c);
+    cr_assert_eq(rg_store_clinic_transitions(st, "north", 0, 100, collect_tr, &c), RG_OK);
+    cr_assert_eq(c.n, 3);
+    for (int i = 0; i < 3; i++) {
+        cr_assert_eq(c.t[i].cseq, i + 1);
+        cr_assert_str_eq(c.t[i].clinic, "north");
+    }
+    cr_assert_eq(c.t[0].seq, 1);
+    cr_assert_eq(c.t[1].seq, 3);
+    cr_assert_eq(c.t[2].seq, 4);
+    memset(&c, 0, sizeof c);
+    cr_assert_eq(rg_store_clinic_transitions(st, "north", 1, 1, collect_tr, &c), RG_OK);
+    cr_assert_eq(c.n, 1);
+    cr_assert_eq(c.t[0].cseq, 2);
+    cr_assert_eq(c.t[0].open, 0);
+    memset(&c, 0, sizeof c);
+    cr_assert_eq(rg_store_clinic_transitions(st, "east", 0, 100, collect_tr, &c), RG_OK);
+    cr_assert_eq(c.n, 0);
+}
+
+/* The open alert comes with its whole opening transition (seq, params,
+ * evidence), as store.h promises. */
+Test(store, open_alert_carries_its_opening_transition)
+{
+    int64_t a = 0;
+    rg_transition t = tr(1, "p1", "k", T("2026-03-02T15:00:00Z"));
+    t.params = "{\"wait\":7200000}";
+    t.evidence = "[\"ev-1\"]";
+    cr_assert_eq(rg_store_transition(st, &t, &a), RG_OK, "%s", rg_store_errmsg(st));
+    cr_assert_eq(t.seq, 1);
+    got_trs *o = open_alerts("p1");
+    cr_assert_eq(o->n, 1);
+    cr_assert_eq(o->alert_id[0], a);
+    cr_assert_eq(o->t[0].seq, t.seq, "open alert's transition has seq %lld, stored seq is %lld",
+                 (long long)o->t[0].seq, (long long)t.seq);
+    cr_assert_str_eq(o->t[0].params, "{\"wait\":7200000}");
+    cr_assert_str_eq(o->t[0].evidence, "[\"ev-1\"]");
+}
+
+/* ---- ingest ------------------------------------------------------------- */
+
+typedef struct seen_rej {
+    long line[16];
+    char field[16][RG_FIELD_MAX];
+    int n;
+} seen_rej;
+
+static void on_reject(void *ud, const char *source, long line, const char *field,
+                      const char *reason)
+{
+    seen_rej *s = ud;
+    cr_assert_str_eq(source, "day1.jsonl");
+    cr_assert_not_null(reason);
+    cr_assert_lt(s->n, 16);
+    s->line[s->n] = line;
+    snprintf(s->field[s->n], RG_FIELD_MAX, "%s", field);
+    s->n++;
+}
+
+#define L_GOOD1                                                                               \
+    "{\"id\":\"ev-1\",\"clinic\":\"north\",\"patient\":\"p-17\",\"type\":\"infusion\","      \
+    "\"at\":\"2026-03-02T14:05:00-05:00\",\"data\":{\"dose_mg_per_kg\":0.5}}"
+#define L_DUP1                                                                                \
+    "{\"data\":{\"dose_mg_per_kg\":0.5},\"at\":\"2026-03-02T14:05:00-05:00\","                 \
+    "\"type\":\"infusion\",\"patient\":\"p-17\",\"clinic\":\"north\",\"id\":\"ev-1\"}"
+#define L_CONFLICT1                                                                           \
+    "{\"id\":\"ev-1\",\"clinic\":\"north\",\"patient\":\"p-17\",\"type\":\"infusion\","      \
+    "\"at\":\"2026-03-02T14:05:00-05:00\",\"data\":{\"dose_mg_per_kg\":5}}"
+#define L_GOOD2                                                                               \
+    "{\"id\":\"ev-2\",\"clinic\":\"north\",\"patient\":\"p-17\",\"type\":\"vitals\","        \
+    "\"at\":\"2026-03-02T15:05:00-05:00\"}"
+#define L_MISSING "{\"id\":\"ev-3\",\"patient\":\"p-17\",\"type\":\"vitals\",\"at\":\"2026-03-02T15:05:00Z\"}"
+#define L_GOOD3                                                                               \
+    "{\"id\":\"ev-4\",\"clinic\":\"north\",\"patient\":\"p-18\",\"type\":\"vitals\","        \
+    "\"at\":\"2026-03-02T16:00:00Z\"}"
+#define L_BADTYPE                                                                             \
+    "{\"id\":\"ev-5\",\"clinic\":\"north\",\"patient\":\"p-18\",\"type\":\"Vitals\","        \
+    "\"at\":\"2026-03-02T16:00:00Z\"}"
+
+Test(ingest, counts_and_rejected_lines)
+{
+    char path[600];
+    snprintf(path, sizeof path, "%s/day1.jsonl", tmpdir);
+    write_file(path, L_GOOD1 "\n"     /* 1 stored */
+                     "\n"             /* 2 blank */
+                     L_DUP1 "\n"      /* 3 duplicate */
+                     "not json\n"     /* 4 rejected */
+                     L_CONFLICT1 "\n" /* 5 conflict */
+                     "   \t \n"       /* 6 blank */
+                     L_GOOD2 "\r\n"   /* 7 stored, CRLF */
+                     L_MISSING "\n"   /* 8 rejected: clinic missing */
+                     "\r\n"           /* 9 blank */
+                     L_GOOD3 "\n"     /* 10 stored */
+                     L_BADTYPE);      /* 11 rejected, no final newline */
+    FILE *f = fopen(path, "r");
+    cr_assert_not_null(f);
+    rg_ingest_counts c = {0, 0, 0, 0};
+    seen_rej seen;
+    memset(&seen, 0, sizeof seen);
+    char err[512] = "";
+    int rc = rg_ingest_file(st, f, "day1.jsonl", &c, on_reject, &seen, err, sizeof err);
+    fclose(f);
+    cr_assert_eq(rc, RG_OK, "%s", err);
+    cr_assert_eq(c.stored, 3);
+    cr_assert_eq(c.duplicates, 1);
+    cr_assert_eq(c.conflicts, 1);
+    cr_assert_eq(c.rejected, 3);
+
+    got_rejs *g = rejected();
+    cr_assert_eq(g->n, 4);
+    static const long want_line[] = {4, 5, 8, 11};
+    static const char *const want_field[] = {"", "id", "clinic", "type"};
+    static const char *const want_reason[] = {"not valid JSON", "different content",
+                                              "required field 'clinic' is missing",
+                                              "lower-case word"};
+    static const char *const want_raw[] = {"not json", L_CONFLICT1, L_MISSING, L_BADTYPE};
+    for (int i = 0; i < 4; i++) {
+        cr_assert_eq(g->r[i].line, want_line[i], "rejected %d: line %ld", i, g->r[i].line);
+        cr_assert_str_eq(g->r[i].field, want_field[i], "rejected %d", i);
+        cr_assert_not_null(strstr(g->r[i].reason, want_reason[i]), "rejected %d: %s", i,
+                           g->r[i].reason);
+        cr_assert_str_eq(g->r[i].raw, want_raw[i], "rejected %d", i);
+        cr_assert_str_eq(g->r[i].source, "day1.jsonl");
+    }
+    /* the callback saw the same lines */
+    cr_assert_eq(seen.n, 4);
+    for (int i = 0; i < 4; i++) {
+        cr_assert_eq(seen.line[i], want_line[i]);
+        cr_assert_str_eq(seen.field[i], want_field[i]);
+    }
+    /* the conflict did not overwrite */
+    got_events *e = events_of("north", "p-17");
+    cr_assert_eq(e->n, 2);
+    cr_assert_str_eq(e->e[0].id, "ev-1");
+    cr_assert_str_eq(e->e[0].data, "{\"dose_mg_per_kg\":0.5}");
+    cr_assert_str_eq(e->e[1].id, "ev-2");
+    cr_assert_eq(events_of("north", "p-18")->n, 1);
+
+    /* ingesting the same file again: everything already there */
+    f = fopen(path, "r");
+    rg_ingest_counts c2 = {0, 0, 0, 0};
+    cr_assert_eq(rg_ingest_file(st, f, "day1.jsonl", &c2, NULL, NULL, err, sizeof err), RG_OK,
+                 "%s", err);
+    fclose(f);
+    cr_assert_eq(c2.stored, 0);
+    cr_assert_eq(c2.duplicates, 4); /* lines 1, 3, 7, 10 */
+    cr_assert_eq(c2.conflicts, 1);
+    cr_assert_eq(c2.rejected, 3);
+    cr_assert_eq(peek_int("SELECT count(*) FROM events"), 3);
+    cr_assert_eq(peek_int("SELECT count(*) FROM rejected"), 8);
+}
+
+Test(ingest, counts_accumulate_into_callers_totals)
+{
+    char path[600];
+    snprintf(path, sizeof path, "%s/x.jsonl", tmpdir);
+    write_file(path, L_GOOD1 "\n" L_GOOD2 "\n");
+    FILE *f = fopen(path, "r");
+    rg_ingest_counts c = {10, 20, 30, 40};
+    char err[256];
+    cr_assert_eq(rg_ingest_file(st, f, "x", &c, NULL, NULL, err, sizeof err), RG_OK, "%s", err);
+    fclose(f);
+    cr_assert_eq(c.stored, 12);
+    cr_assert_eq(c.duplicates, 20);
+    cr_assert_eq(c.conflicts, 30);
+    cr_assert_eq(c.rejected, 40);
+}
+
+Test(ingest, empty_file)
+{
+    FILE *f = fmemopen((void *)"", 0, "r");
+    cr_assert_not_null(f);
+    rg_ingest_counts c = {0, 0, 0, 0};
+    char err[256];
+    cr_assert_eq(rg_ingest_file(st, f, "empty", &c, NULL, NULL, err, sizeof err), RG_OK, "%s",
+                 err);
+    fclose(f);
+    cr_assert_eq(c.stored + c.duplicates + c.conflicts + c.rejected, 0);
+    cr_assert_eq(peek_int("SELECT count(*) FROM events"), 0);
+}
+
+Test(ingest, file_bigger_than_one_batch)
+{
+    const long N = 25000, BAD = 15001, DUP = 24001;
+    char path[600];
+    snprintf(path, sizeof path, "%s/big.jsonl", tmpdir);
+    FILE *w = fopen(path, "w");
+    cr_assert_not_null(w);
+    for (long i = 1; i <= N; i++) {
+        if (i == BAD) {
+            fprintf(w, "{\"id\":\"bad\",\"clinic\":\"north\"}\n");
+            continue;
+        }
+        if (i == DUP) { /* a copy of line 2 */
+            fprintf(w,
+                    "{\"id\":\"ev-%ld\",\"clinic\":\"north\",\"patient\":\"p-%ld\","
+                    "\"type\":\"vitals\",\"at\":\"2026-03-02T00:00:02Z\",\"data\":{\"i\":%ld}}\n",
+                    2L, 2L % 50, 2L);
+            continue;
+        }
+        long s = i % 86400;
+        fprintf(w,
+                "{\"id\":\"ev-%ld\",\"clinic\":\"north\",\"patient\":\"p-%ld\","
+                "\"type\":\"vitals\",\"at\":\"2026-03-02T%02ld:%02ld:%02ldZ\",\"data\":{\"i\":%ld}}\n",
+                i, i % 50, s / 3600, s / 60 % 60, s % 60, i);
+    }
+    cr_assert_eq(fclose(w), 0);
+
+    FILE *f = fopen(path, "r");
+    rg_ingest_counts c = {0, 0, 0, 0};
+    char err[512] = "";
+    int rc = rg_ingest_file(st, f, "big.jsonl", &c, NULL, NULL, err, sizeof err);
+    fclose(f);
+    cr_assert_eq(rc, RG_OK, "%s", err);
+    cr_assert_eq(c.stored, N - 2);
+    cr_assert_eq(c.duplicates, 1);
+    cr_assert_eq(c.conflicts, 0);
+    cr_assert_eq(c.rejected, 1);
+    cr_assert_eq(peek_int("SELECT count(*) FROM events"), N - 2);
+    cr_assert_eq(peek_int("SELECT count(DISTINCT patient) FROM events"), 50);
+    cr_assert_eq(peek_int("SELECT count(*) FROM patients"), 50);
+    cr_assert_eq(peek_int("SELECT max(seq) FROM events"), N - 2);
+    got_rejs *g = rejected();
+    cr_assert_eq(g->n, 1);
+    cr_assert_eq(g->r[0].line, BAD);
+    cr_assert_str_eq(g->r[0].field, "patient");
+    /* the last line made it (third batch) */
+    cr_assert_eq(peek_int("SELECT count(*) FROM events WHERE id = 'ev-25000'"), 1);
+    cr_assert_eq(peek_int("SELECT count(*) FROM events WHERE patient = 'p-0'"), N / 50);
+    /* no transaction left open: a new one can start */
+    cr_assert_eq(rg_store_begin(st), RG_OK);
+    cr_assert_eq(rg_store_commit(st), RG_OK);
+}
