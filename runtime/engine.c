@@ -283,7 +283,9 @@ static void rg__normalize(lua_State *L, int idx, const char *rule)
 }
 
 /* [-0, +1] The parameters in force for this patient: the clinic's base, or a
- * copy with the patient's own plan (plan events' data) applied over it. */
+ * copy with the patient's own plan (plan events' data) applied over it. The
+ * first plan event type (by default "enrolled") starts a new plan: what an
+ * earlier course set does not carry over into a re-enrolment. */
 static void rg__params(lua_State *L, int desc, int hidx)
 {
     rg_history *h = lua_touserdata(L, hidx);
@@ -291,8 +293,15 @@ static void rg__params(lua_State *L, int desc, int hidx)
     int base = lua_gettop(L);
     lua_getfield(L, desc, "plan");
     int plan = base + 1;
-    int custom = 0;
-    for (int i = 0; i < h->n; i++) {
+    int custom = 0, start = 0;
+    if (lua_rawgeti(L, plan, 1) == LUA_TSTRING) {
+        const char *reset = lua_tostring(L, -1);
+        for (int i = h->n - 1; i >= 0 && !start; i--)
+            if (!strcmp(h->ev[i].type, reset))
+                start = i;
+    }
+    lua_pop(L, 1);
+    for (int i = start; i < h->n; i++) {
         int is_plan = 0;
         lua_Integer np = (lua_Integer)lua_rawlen(L, plan);
         for (lua_Integer j = 1; j <= np && !is_plan; j++) {

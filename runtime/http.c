@@ -650,13 +650,14 @@ void rg_http_respond(rg_http_conn *c, int status, const char *content_type, cons
 
 void rg_http_stream_start(rg_http_conn *c, void (*on_close)(void *ud, rg_http_conn *c), void *ud)
 {
-    if (rg__release_closed(c)) {
-        if (on_close)
-            on_close(ud, c);
-        return;
-    }
     if (c->state != RG__AWAIT)
         return;
+    if (c->closing) { /* the stream ended before it began */
+        if (on_close)
+            on_close(ud, c);
+        rg__release_closed(c);
+        return;
+    }
     static const char head[] = "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n"
                                "Cache-Control: no-store\r\nConnection: keep-alive\r\n\r\n";
     rg__done_request(c);

@@ -25,6 +25,42 @@ Test(e2e, example_clinic_matches_expected_transitions)
     free(expected);
 }
 
+Test(e2e, south_clinic_matches_expected_transitions)
+{
+    char *out, *err;
+    const char *args[] = {"simulate", "--events", "examples/clinics/south/timeline.jsonl",
+                          "--until", "2026-09-01T00:00:00Z", "--clinic",
+                          "south=examples/clinics/south", "--format", "jsonl", NULL};
+    int rc = rg_test_run(args, NULL, &out, &err);
+    cr_assert_eq(rc, 0, "exit %d, stderr:\n%s", rc, err);
+    char *expected = rg_test_read("examples/clinics/south/expected.jsonl");
+    cr_assert_str_eq(out, expected, "simulate output differs from expected.jsonl");
+    cr_assert(strstr(out, "\"rule\":\"south.gad7-rising\""), "the clinic's own rule runs");
+    free(out);
+    free(err);
+    free(expected);
+}
+
+Test(e2e, shipped_and_clinic_scenarios_pass)
+{
+    char *out, *err;
+    const char *shipped[] = {"test", NULL};
+    int rc = rg_test_run(shipped, NULL, &out, &err);
+    cr_assert_eq(rc, 0, "shipped scenarios:\n%s%s", out, err);
+    cr_assert(strstr(out, " 0 failed") && !strstr(out, "FAIL"), "%s", out);
+    int passed = 0;
+    cr_assert(strstr(out, "scenarios: "));
+    sscanf(strstr(out, "scenarios: "), "scenarios: %d passed", &passed);
+    cr_assert_geq(passed, 48, "every catalog rule has scenarios (%d)", passed);
+    free(out);
+    free(err);
+    const char *south[] = {"test", "examples/clinics/south/tests", NULL};
+    rc = rg_test_run(south, NULL, &out, &err);
+    cr_assert_eq(rc, 0, "south scenarios:\n%s%s", out, err);
+    free(out);
+    free(err);
+}
+
 Test(e2e, text_format_is_a_readable_table)
 {
     char *out, *err;

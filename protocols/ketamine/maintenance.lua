@@ -27,7 +27,7 @@ return R.protocol {
     relapse_phq9_rise      = 5,        -- and so is one this many points above the baseline
     boosters_max_in_window = 2,        -- more maintenance infusions than this ...
     boosters_window        = days(21), -- ... within this long: dependence risk
-    dose_increases_max     = 3,        -- this many successive dose increases suggest tolerance
+    tolerance_increases    = 3,        -- this many successive dose increases suggest tolerance
     dose_max_mg_per_kg     = 1.0,      -- and so does a dose above this
   },
 
@@ -118,14 +118,14 @@ return R.protocol {
                  .. "until a later infusion at a lower dose.",
       check = function(h, now, p)
         local infusions = course.series(h, "ketamine", p).infusions
-        local start, i = dose.tolerance(infusions, p.dose_increases_max, p.dose_max_mg_per_kg)
+        local start, i = dose.tolerance(infusions, p.tolerance_increases, p.dose_max_mg_per_kg)
         if not start then return end
         local why
         if dose.of(start) > p.dose_max_mg_per_kg then
           why = ("dose of %g mg/kg is above %g mg/kg"):format(dose.of(start), p.dose_max_mg_per_kg)
         else
           why = ("dose raised %d times in a row (%s)"):format(
-            p.dose_increases_max, dose.trail(infusions, i - p.dose_increases_max, i))
+            p.tolerance_increases, dose.trail(infusions, i - p.tolerance_increases, i))
         end
         return R.alert {
           key = start.id,

@@ -72,4 +72,22 @@ return {
       { "2026-03-31T09:00:00Z", "resolved", "booster.due" },
     },
   },
+  {
+    name = "a patient's plan does not outlive a discharge: re-enrolment starts from the defaults",
+    events = {
+      { "2026-03-01T09:00:00Z", "enrolled", { program = "ketamine", acute_infusions = 2 } },
+      { "2026-03-02T09:00:00Z", "discharged" },
+      { "2026-03-03T09:00:00Z", "enrolled", { program = "ketamine" } },
+      { "2026-03-04T09:00:00Z", "preparation_session" },
+      { "2026-03-04T10:00:00Z", "infusion", { dose_mg_per_kg = 0.5 } },
+      { "2026-03-04T12:00:00Z", "integration_session" },
+      { "2026-03-05T10:00:00Z", "infusion", { dose_mg_per_kg = 0.5 } },
+      { "2026-03-05T12:00:00Z", "integration_session" },
+    },
+    horizon = "2026-03-08T00:00:00Z",
+    only = { "acute.infusion-due" },
+    expect = {
+      { "2026-03-07T10:00:00Z", "open", "acute.infusion-due", message = "infusion 3 of 6" },
+    },
+  },
 }
