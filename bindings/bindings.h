@@ -29,6 +29,7 @@ typedef struct rg_hevent {
     int64_t seq;
     rg_time at;
     const char *id, *type, *data; /* data: JSON object text or NULL */
+    int tid;                      /* index+1 of type in rg_history.types, 0 if not there */
 } rg_hevent;
 
 /* The history object protocols query. The engine creates one per patient it
@@ -44,6 +45,10 @@ typedef struct rg_history {
     const char *clinic, *patient;
     uint32_t *touched;
     uint32_t mark;
+    const char *const *types; /* interned event types: compare ids, not strings */
+    int ntypes;
+    rg_time memo_now;         /* h:memo values belong to this step */
+    int memo_n;
 } rg_history;
 
 /* [-0, +1] Pushes a new, unbound history userdata and returns it. */

@@ -160,11 +160,26 @@ static void rg__touch(rg_history *h, int i)
         h->touched[i] = h->mark;
 }
 
-/* Does event i match type (NULL: any) and the filter at fidx (0: none)? */
-static int rg__match(lua_State *L, int hidx, rg_history *h, int i, const char *type, int fidx)
+/* The interned id of a queried type: 0 when no event of the patient could
+ * carry an interned copy of it (then strings are compared). */
+static int rg__tid(const rg_history *h, const char *type)
 {
-    if (type && strcmp(h->ev[i].type, type) != 0)
-        return 0;
+    for (int i = 0; type && i < h->ntypes; i++)
+        if (!strcmp(h->types[i], type))
+            return i + 1;
+    return 0;
+}
+
+/* Does event i match type (NULL: any; tid its interned id) and the filter at
+ * fidx (0: none)? */
+static int rg__match(lua_State *L, int hidx, rg_history *h, int i, const char *type, int tid,
+                     int fidx)
+{
+    if (type) {
+        const rg_hevent *e = &h->ev[i];
+        if (e->tid ? e->tid != tid : strcmp(e->type, type) != 0)
+            return 0;
+    }
     if (!fidx)
         return 1;
     rg_history_push_event(L, hidx, i);
@@ -242,10 +257,11 @@ static void rg__ref(lua_State *L, int hidx, rg_history *h, int ridx, int *before
 static int rg__list_range(lua_State *L, int hidx, rg_history *h, int from, int to,
                           const char *type, int fidx)
 {
+    int tid = rg__tid(h, type);
     lua_newtable(L);
     lua_Integer k = 0;
     for (int i = from; i < to; i++) {
-        if (!rg__match(L, hidx, h, i, type, fidx))
+        if (!rg__match(L, hidx, h, i, type, tid, fidx))
             continue;
         rg_history_push_event(L, hidx, i);
         lua_rawseti(L, -2, ++k);
@@ -260,8 +276,9 @@ static int rg__h_last(lua_State *L)
     rg_history *h = rg__check(L, 1);
     int fidx;
     const char *type = rg__args(L, 2, &fidx);
+    int tid = rg__tid(h, type);
     for (int i = h->n - 1; i >= 0; i--) {
-        if (rg__match(L, 1, h, i, type, fidx)) {
+        if (rg__match(L, 1, h, i, type, tid, fidx)) {
             rg__touch(h, i);
             rg_history_push_event(L, 1, i);
             return 1;
@@ -277,8 +294,9 @@ static int rg__h_first(lua_State *L)
     rg_history *h = rg__check(L, 1);
     int fidx;
     const char *type = rg__args(L, 2, &fidx);
+    int tid = rg__tid(h, type);
     for (int i = 0; i < h->n; i++) {
-        if (rg__match(L, 1, h, i, type, fidx)) {
+        if (rg__match(L, 1, h, i, type, tid, fidx)) {
             rg__touch(h, i);
             rg_history_push_event(L, 1, i);
             return 1;
@@ -295,8 +313,9 @@ static int rg__h_count(lua_State *L)
     int fidx;
     const char *type = rg__args(L, 2, &fidx);
     lua_Integer c = 0;
+    int tid = rg__tid(h, type);
     for (int i = 0; i < h->n; i++) {
-        if (rg__match(L, 1, h, i, type, fidx)) {
+        if (rg__match(L, 1, h, i, type, tid, fidx)) {
             rg__touch(h, i);
             c++;
         }
@@ -336,6 +355,47 @@ static int rg__h_before(lua_State *L)
     return rg__list_range(L, 1, h, 0, before, type, fidx);
 }
 
+/* h:memo(key, fn, ...) -> fn(h, ...), computed once per evaluation step and
+ * shared by every rule of the patient at that moment (the building blocks of
+ * lib/ use it so sixteen rules do not recount the same course). Treat the
+ * value as read-only. */
+static int rg__h_memo(lua_State *L)
+{
+    static const char nil_marker = 'n';
+    rg_history *h = rg__check(L, 1);
+    luaL_checkany(L, 2);
+    luaL_checktype(L, 3, LUA_TFUNCTION);
+    int top = lua_gettop(L);
+    if (lua_getiuservalue(L, 1, 3) != LUA_TTABLE || h->memo_now != h->now || h->memo_n != h->n) {
+        lua_pop(L, 1);
+        lua_newtable(L);
+        lua_pushvalue(L, -1);
+        lua_setiuservalue(L, 1, 3);
+        h->memo_now = h->now;
+        h->memo_n = h->n;
+    }
+    int memo = lua_gettop(L);
+    lua_pushvalue(L, 2);
+    if (lua_rawget(L, memo) != LUA_TNIL) {
+        if (lua_touserdata(L, -1) == (void *)&nil_marker)
+            lua_pushnil(L);
+        return 1;
+    }
+    lua_pop(L, 1);
+    lua_pushvalue(L, 3);
+    lua_pushvalue(L, 1);
+    for (int i = 4; i <= top; i++)
+        lua_pushvalue(L, i);
+    lua_call(L, top - 2, 1);
+    lua_pushvalue(L, 2);
+    if (lua_isnil(L, -2))
+        lua_pushlightuserdata(L, (void *)&nil_marker);
+    else
+        lua_pushvalue(L, -2);
+    lua_rawset(L, memo);
+    return 1;
+}
+
 static int rg__h_index(lua_State *L)
 {
     rg_history *h = rg__check(L, 1);
@@ -350,7 +410,7 @@ static int rg__h_index(lua_State *L)
         lua_pushstring(L, h->clinic ? h->clinic : "");
     else
         return luaL_error(L, "history has no field or method '%s' (it has last, first, count, "
-                             "list, after, before, now, patient, clinic)", k);
+                             "list, after, before, memo, now, patient, clinic)", k);
     return 1;
 }
 
@@ -368,13 +428,13 @@ static int rg__h_tostring(lua_State *L)
 
 rg_history *rg_history_new(lua_State *L)
 {
-    rg_history *h = lua_newuserdatauv(L, sizeof *h, 2);
+    rg_history *h = lua_newuserdatauv(L, sizeof *h, 3);
     memset(h, 0, sizeof *h);
     if (luaL_newmetatable(L, RG_HISTORY_MT)) {
         static const luaL_Reg methods[] = {
             {"last", rg__h_last},   {"first", rg__h_first}, {"count", rg__h_count},
             {"list", rg__h_list},   {"after", rg__h_after}, {"before", rg__h_before},
-            {NULL, NULL},
+            {"memo", rg__h_memo},   {NULL, NULL},
         };
         luaL_newlib(L, methods);
         lua_pushcclosure(L, rg__h_index, 1);

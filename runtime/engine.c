@@ -52,6 +52,8 @@ struct rg_engine {
     uint32_t mark;
     rg__open *open;
     int nopen, cap_open;
+    char *types[256]; /* interned event types */
+    int ntypes;
 };
 
 /* ---- setup ------------------------------------------------------------------ */
@@ -95,6 +97,8 @@ void rg_engine_free(rg_engine *e)
     free(e->touched);
     rg__open_clear(e);
     free(e->open);
+    for (int i = 0; i < e->ntypes; i++)
+        free(e->types[i]);
     free(e);
 }
 
@@ -294,21 +298,28 @@ static void rg__params(lua_State *L, int desc, int hidx)
     lua_getfield(L, desc, "plan");
     int plan = base + 1;
     int custom = 0, start = 0;
-    if (lua_rawgeti(L, plan, 1) == LUA_TSTRING) {
-        const char *reset = lua_tostring(L, -1);
-        for (int i = h->n - 1; i >= 0 && !start; i--)
-            if (!strcmp(h->ev[i].type, reset))
-                start = i;
+    /* the plan types as interned ids (0: compare strings) */
+    int ntids = (int)lua_rawlen(L, plan), tids[8] = {0};
+    const char *names[8] = {0};
+    if (ntids > 8)
+        ntids = 8;
+    for (int j = 0; j < ntids; j++) {
+        lua_rawgeti(L, plan, j + 1);
+        names[j] = lua_tostring(L, -1); /* kept alive by the plan table */
+        lua_pop(L, 1);
+        for (int k = 0; names[j] && k < h->ntypes && !tids[j]; k++)
+            if (!strcmp(h->types[k], names[j]))
+                tids[j] = k + 1;
     }
-    lua_pop(L, 1);
+#define RG__IS(ev, j) ((ev)->tid ? (ev)->tid == tids[j] : !strcmp((ev)->type, names[j]))
+    for (int i = h->n - 1; ntids > 0 && names[0] && i >= 0 && !start; i--)
+        if (RG__IS(&h->ev[i], 0))
+            start = i;
     for (int i = start; i < h->n; i++) {
         int is_plan = 0;
-        lua_Integer np = (lua_Integer)lua_rawlen(L, plan);
-        for (lua_Integer j = 1; j <= np && !is_plan; j++) {
-            lua_rawgeti(L, plan, j);
-            is_plan = !strcmp(lua_tostring(L, -1), h->ev[i].type);
-            lua_pop(L, 1);
-        }
+        for (int j = 0; j < ntids && !is_plan; j++)
+            is_plan = names[j] && RG__IS(&h->ev[i], j);
+#undef RG__IS
         if (!is_plan || !h->ev[i].data)
             continue;
         if (!custom) { /* copy the base */
@@ -468,6 +479,13 @@ static int rg__collect_event(void *ud, const rg_stored_event *se)
     h->id = (const char *)(uintptr_t)e->text.len;
     if (rg_buf_add(&e->text, se->id, strlen(se->id) + 1))
         return RG_ENOMEM;
+    h->tid = 0;
+    for (int i = 0; i < e->ntypes && !h->tid; i++)
+        if (!strcmp(e->types[i], se->type))
+            h->tid = i + 1;
+    if (!h->tid && e->ntypes < (int)RG_COUNTOF(e->types) &&
+        (e->types[e->ntypes] = strdup(se->type)))
+        h->tid = ++e->ntypes;
     h->type = (const char *)(uintptr_t)e->text.len;
     if (rg_buf_add(&e->text, se->type, strlen(se->type) + 1))
         return RG_ENOMEM;
@@ -835,7 +853,22 @@ static int rg__step(rg_engine *e, rg_clinic *c, const char *patient, int hidx, r
     return rc;
 }
 
+/* once: a single step at until (a re-evaluation), whatever the clock says. */
+static int rg__advance(rg_engine *e, const char *clinic, const char *patient, rg_time until,
+                       int once);
+
 int rg_engine_advance(rg_engine *e, const char *clinic, const char *patient, rg_time until)
+{
+    return rg__advance(e, clinic, patient, until, 0);
+}
+
+int rg_engine_reevaluate(rg_engine *e, const char *clinic, const char *patient, rg_time at)
+{
+    return rg__advance(e, clinic, patient, at, 1);
+}
+
+static int rg__advance(rg_engine *e, const char *clinic, const char *patient, rg_time until,
+                       int once)
 {
     rg_clinic *c = rg_engine_clinic(e, clinic);
     if (!c) { /* reported once when loading failed; the patient waits for a
@@ -856,6 +889,7 @@ int rg_engine_advance(rg_engine *e, const char *clinic, const char *patient, rg_
     if ((rc = rg_store_each_event(e->st, clinic, patient, rg__collect_event, e)))
         return rc;
     rg__fixup_events(e);
+    e->stats.events += e->nev;
     free(e->touched);
     e->touched = calloc((size_t)e->nev + 1, sizeof *e->touched);
     if (!e->touched)
@@ -888,8 +922,16 @@ int rg_engine_advance(rg_engine *e, const char *clinic, const char *patient, rg_
     h->clinic = c->name;
     h->patient = patient;
     h->touched = e->touched;
+    h->types = (const char *const *)e->types;
+    h->ntypes = e->ntypes;
+    h->memo_now = RG_TIME_NONE;
 
-    for (;;) {
+    if (once) {
+        rc = rg__step(e, c, patient, hidx, until, &ps.wake);
+        if (ps.clock == RG_TIME_NONE || ps.clock < until)
+            ps.clock = until;
+    }
+    for (; !once;) {
         rg_time cand = RG_TIME_NONE;
         if (ps.clock == RG_TIME_NONE) {
             cand = e->nev ? e->ev[0].at : RG_TIME_NONE;
@@ -944,7 +986,19 @@ static int rg__page_add(void *ud, const char *clinic, const char *patient)
     return 0;
 }
 
+static long rg__all(rg_engine *e, rg_time due, rg_time until, int once);
+
 long rg_engine_advance_all(rg_engine *e, rg_time due, rg_time until)
+{
+    return rg__all(e, due, until, 0);
+}
+
+long rg_engine_reevaluate_all(rg_engine *e, rg_time at)
+{
+    return rg__all(e, RG_TIME_NONE, at, 1);
+}
+
+static long rg__all(rg_engine *e, rg_time due, rg_time until, int once)
 {
     enum { PAGE = 256 };
     rg__page pg = {.clinic = "", .patient = ""};
@@ -965,7 +1019,7 @@ long rg_engine_advance_all(rg_engine *e, rg_time due, rg_time until)
         if ((rc = rg_store_begin(e->st)))
             break;
         for (int i = 0; i < pg.n && rc == RG_OK; i++)
-            rc = rg_engine_advance(e, pg.keys[i][0], pg.keys[i][1], until);
+            rc = rg__advance(e, pg.keys[i][0], pg.keys[i][1], until, once);
         if (rc == RG_OK)
             rc = rg_store_commit(e->st);
         if (rc) {

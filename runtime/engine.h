@@ -41,7 +41,7 @@ typedef struct rg_engine_opts {
 } rg_engine_opts;
 
 typedef struct rg_engine_stats {
-    int64_t patients, steps, protocol_calls, errors, limit_hits, opened, resolved;
+    int64_t patients, events, steps, protocol_calls, errors, limit_hits, opened, resolved;
 } rg_engine_stats;
 
 int rg_engine_new(rg_engine **out, rg_store *st, const rg_engine_opts *o);
@@ -62,6 +62,12 @@ rg_clinic *rg_engine_clinic(rg_engine *e, const char *clinic);
 /* Advances one patient to until. Returns RG_OK, or a store/memory error
  * (protocol errors are reported, not returned). */
 int rg_engine_advance(rg_engine *e, const char *clinic, const char *patient, rg_time until);
+
+/* Re-evaluates one patient with one step at `at` (its history up to then),
+ * as after a protocol change; the clock moves to `at` if it was earlier. */
+int rg_engine_reevaluate(rg_engine *e, const char *clinic, const char *patient, rg_time at);
+/* The same for every patient (paged, committed in batches): a sweep. */
+long rg_engine_reevaluate_all(rg_engine *e, rg_time at);
 
 /* Advances every patient (due == RG_TIME_NONE) or every patient with
  * something due at or before `due`, to until, committing every few hundred

@@ -35,6 +35,9 @@ static const char rg__usage[] =
     "           [--clinic NAME=DIR]... [--db PATH]\n"
     "                                   replay a timeline under a virtual clock and print\n"
     "                                   every alert transition in time order\n"
+    "  sweep --at TIME [--db PATH] [--protocols DIR] [--clinic NAME=DIR]...\n"
+    "                                   re-evaluate every stored patient once at TIME, as\n"
+    "                                   after a protocol change, and report the rate\n"
     "  check [DIR...]                   load protocols and report errors with file and line\n"
     "  serve --config FILE [--db PATH]  run the alerting service (HTTP API on one event\n"
     "                                   loop; see regimen serve --help)\n"
@@ -98,11 +101,12 @@ static const char *rg__shipped(char *buf, size_t len)
 
 static int rg__parse(int argc, char **argv, rg__opts *o)
 {
-    enum { O_DB = 1, O_EVENTS, O_UNTIL, O_FORMAT, O_PROTOCOLS, O_CLINIC, O_MEM, O_INSTR, O_DEADLINE };
+    enum { O_AT = 100, O_DB = 1, O_EVENTS, O_UNTIL, O_FORMAT, O_PROTOCOLS, O_CLINIC, O_MEM, O_INSTR, O_DEADLINE };
     static const struct option longopts[] = {
         {"db", required_argument, NULL, O_DB},
         {"events", required_argument, NULL, O_EVENTS},
         {"until", required_argument, NULL, O_UNTIL},
+        {"at", required_argument, NULL, O_AT},
         {"format", required_argument, NULL, O_FORMAT},
         {"protocols", required_argument, NULL, O_PROTOCOLS},
         {"clinic", required_argument, NULL, O_CLINIC},
@@ -121,6 +125,7 @@ static int rg__parse(int argc, char **argv, rg__opts *o)
         case O_DB: o->db = optarg; break;
         case O_EVENTS: o->events = optarg; break;
         case O_UNTIL: o->until = optarg; break;
+        case O_AT: o->until = optarg; break;
         case O_FORMAT: o->format = optarg; break;
         case O_PROTOCOLS: o->protocols = optarg; break;
         case O_CLINIC: {
@@ -357,6 +362,76 @@ out:
     return rc;
 }
 
+/* The engine with the clinics of the options: --clinic NAME=DIR each, and
+ * --protocols DIR (or the shipped set) for every other clinic. */
+static int rg__engine_for(rg__opts *o, rg_store *st, const char *shipped, char *default_dir,
+                          size_t dlen, long *errors, rg_engine **eng)
+{
+    char err[4096];
+    if (o->protocols)
+        snprintf(default_dir, dlen, "%s", o->protocols);
+    else if (shipped)
+        snprintf(default_dir, dlen, "%s/ketamine", shipped);
+    else
+        return rg__die("%s", "cannot find the shipped protocols; pass --protocols DIR or set "
+                             "REGIMEN_PROTOCOLS");
+    rg_engine_opts eo = {.limits = o->limits, .shipped = shipped, .default_dir = default_dir,
+                         .on_error = rg__print_error, .ud = errors};
+    if (rg_engine_new(eng, st, &eo))
+        return rg__die("%s", "out of memory");
+    for (int i = 0; i < o->nclinics; i++) {
+        if (rg_engine_set_clinic(*eng, o->clinic_names[i], o->clinic_dirs[i], err, sizeof err)) {
+            fprintf(stderr, "regimen: clinic %s: %s\n", o->clinic_names[i], err);
+            return 2;
+        }
+    }
+    return 0;
+}
+
+static int rg__cmd_sweep(int argc, char **argv)
+{
+    rg__opts o = {.db = "regimen.db"};
+    char shipped_buf[PATH_MAX], default_dir[PATH_MAX + 16], err[512];
+    rg_store *st = NULL;
+    rg_engine *eng = NULL;
+    rg_time at;
+    long errors = 0;
+    int rc = rg__parse(argc, argv, &o);
+    if (rc)
+        return rc;
+    if (!o.until || optind != argc)
+        return rg__die("%s", "sweep needs --at TIME (see regimen --help)");
+    if (rg_time_parse(o.until, strlen(o.until), &at, NULL, err, sizeof err))
+        return rg__die("--at: %s", err);
+    if (access(o.db, F_OK) != 0)
+        return rg__die("no database at %s", o.db);
+    if ((rc = rg__open_store(o.db, 1, &st)))
+        return rc;
+    const char *shipped = rg__shipped(shipped_buf, sizeof shipped_buf);
+    if ((rc = rg__engine_for(&o, st, shipped, default_dir, sizeof default_dir, &errors, &eng)))
+        goto out;
+    int64_t t0 = rg_monotonic_ms();
+    long n = rg_engine_reevaluate_all(eng, at);
+    double secs = (double)(rg_monotonic_ms() - t0) / 1000.0;
+    if (n < 0) {
+        fprintf(stderr, "regimen: sweep failed: %s (%s)\n", rg_strerror((int)n), rg_store_errmsg(st));
+        rc = 2;
+        goto out;
+    }
+    const rg_engine_stats *s = rg_engine_stats_get(eng);
+    if (secs <= 0)
+        secs = 0.001;
+    fprintf(stderr, "swept %ld patients (%lld events) in %.3f s: %.0f patients/s, %.0f events/s; "
+                    "%lld alerts opened, %lld resolved, %lld evaluation errors\n",
+            n, (long long)s->events, secs, (double)n / secs, (double)s->events / secs,
+            (long long)s->opened, (long long)s->resolved, (long long)s->errors);
+    rc = s->errors ? 1 : 0;
+out:
+    rg_engine_free(eng);
+    rg_store_close(st);
+    return rc;
+}
+
 static int rg__cmd_check(int argc, char **argv)
 {
     rg__opts o = {0};
@@ -499,6 +574,7 @@ int main(int argc, char **argv)
         {"check", rg__cmd_check},
         {"test", rg__cmd_test},
         {"serve", rg__cmd_serve},
+        {"sweep", rg__cmd_sweep},
     };
     for (size_t i = 0; i < RG_COUNTOF(cmds); i++)
         if (!strcmp(argv[1], cmds[i].name))

@@ -14,12 +14,17 @@ local R = require "regimen"
 local course = {}
 
 -- The `enrolled` event that opened the current course of `program`, or nil
--- when the patient is not enrolled (or was discharged since).
-function course.enrolment(h, program)
+-- when the patient is not enrolled (or was discharged since). Computed once
+-- per evaluation (h:memo) and shared by every rule.
+local function find_enrolment(h, program)
   local e = h:last("enrolled", { program = program })
   if not e then return nil end
   if #h:after(e, "discharged") > 0 then return nil end
   return e
+end
+
+function course.enrolment(h, program)
+  return h:memo("course.enrolment " .. program, find_enrolment, program)
 end
 
 -- For a protocol's `applies`: true while the patient is in a course of program.
@@ -29,11 +34,17 @@ function course.enrolled_in(program)
   end
 end
 
--- Events of `type` since the current course began (oldest first).
-function course.events(h, program, type, filter)
+-- Events of `type` since the current course began (oldest first). Without a
+-- filter the list is shared between rules: do not change it.
+local function course_events(h, program, type, filter)
   local e = course.enrolment(h, program)
   if not e then return {} end
   return h:after(e, type, filter)
+end
+
+function course.events(h, program, type, filter)
+  if filter ~= nil then return course_events(h, program, type, filter) end
+  return h:memo("course.events " .. program .. " " .. type, course_events, program, type)
 end
 
 -- The latest event of `type` in the current course, or nil.
@@ -57,7 +68,7 @@ end
 --                is under way); with a plan of 0 acute infusions, the enrolment
 --   maintenance  the infusions after the acute series (the boosters)
 --   enrolment    the `enrolled` event of the course
-function course.series(h, program, p)
+local function build_series(h, program, p)
   local infusions = course.events(h, program, "infusion")
   local planned = p.acute_infusions
   local s = {
@@ -77,6 +88,11 @@ function course.series(h, program, p)
     end
   end
   return s
+end
+
+-- (shared between the rules of one evaluation: read it, do not change it)
+function course.series(h, program, p)
+  return h:memo("course.series " .. program .. " " .. p.acute_infusions, build_series, program, p)
 end
 
 -- The phase the series was in at time t (a time at or before now): phase
