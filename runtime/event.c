@@ -5,8 +5,9 @@
  * with the right types, sizes bounded, `type` a lower-case word, `at` a real
  * RFC 3339 instant with an offset, `data` an object. Unknown top-level fields
  * are refused too, because a misspelt "pateint" is far likelier than a new
- * field. The canonical body (sorted keys, compact) is what makes re-sending an
- * identical event a no-op and a changed one a conflict.
+ * field. The stored body is what makes re-sending an identical event a no-op
+ * and a changed one a conflict: compared as JSON values (key order and
+ * spacing do not matter), see rg_store_put_event.
  */
 #include "event.h"
 
@@ -83,8 +84,19 @@ static const char *rg__string(json_t *obj, const char *name, size_t max, char *f
     return json_string_value(v);
 }
 
+static int rg__from_json(rg_event *ev, json_t *obj, const char *raw, size_t rawlen,
+                         char field[RG_FIELD_MAX], char *err, size_t errlen);
+
 int rg_event_from_json(rg_event *ev, json_t *obj, char field[RG_FIELD_MAX], char *err,
                        size_t errlen)
+{
+    return rg__from_json(ev, obj, NULL, 0, field, err, errlen);
+}
+
+/* raw: the text obj was parsed from, kept as the body (no need to print it
+ * again); NULL to print obj. */
+static int rg__from_json(rg_event *ev, json_t *obj, const char *raw, size_t rawlen,
+                         char field[RG_FIELD_MAX], char *err, size_t errlen)
 {
     static const char *const known[] = {"id", "clinic", "patient", "type", "at", "data"};
     int rc = RG_EINVAL;
@@ -141,7 +153,7 @@ int rg_event_from_json(rg_event *ev, json_t *obj, char field[RG_FIELD_MAX], char
         if (strlen(ev->data) > RG_EVENT_MAX_DATA)
             FAIL("data", "field 'data' is larger than %d bytes", RG_EVENT_MAX_DATA);
     }
-    ev->body = json_dumps(obj, JSON_COMPACT | JSON_SORT_KEYS | JSON_ENSURE_ASCII);
+    ev->body = raw ? strndup(raw, rawlen) : json_dumps(obj, JSON_COMPACT | JSON_ENSURE_ASCII);
     if (!ev->body) {
         rc = rg_fail(err, errlen, RG_ENOMEM, "out of memory");
         goto fail;
@@ -169,7 +181,7 @@ int rg_event_parse(rg_event *ev, const char *text, size_t len, char field[RG_FIE
     if (!obj)
         return rg_fail(err, errlen, RG_EINVAL, "not valid JSON: %s (column %d)", je.text,
                        je.column);
-    int rc = rg_event_from_json(ev, obj, field, err, errlen);
+    int rc = rg__from_json(ev, obj, text, len, field, err, errlen);
     json_decref(obj);
     return rc;
 }

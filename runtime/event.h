@@ -22,8 +22,9 @@ typedef struct rg_event {
     const char *id, *clinic, *patient, *type;
     rg_time at;
     int offset_min;
-    char *data; /* canonical JSON object text, or NULL when the event has none */
-    char *body; /* canonical JSON of the whole event: what "identical" compares */
+    char *data; /* canonical JSON object text (sorted keys), or NULL when none */
+    char *body; /* the event as received (a line) or printed compactly (HTTP);
+                   the store compares bodies as JSON values, not as text */
     json_t *json;
 } rg_event;
 

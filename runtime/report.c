@@ -5,9 +5,9 @@
  * severity, one section per clinic, a header with the horizon and counts.
  *
  * Streamed: patients are paged from the store twice (once for the axis and
- * counts, once to draw), and each row is written as soon as it is laid out.
- * Only the alert bars are held in memory, sorted by (clinic, patient, opened)
- * so that the walk over patients meets them in order: O(n log n) overall.
+ * the counts, once to draw), and each row is written as soon as it is laid
+ * out. Only the alert bars are held in memory, sorted by (clinic, patient,
+ * opened) so that the walk over patients meets them in order: O(n log n).
  * Every string that came from users goes through rg__esc.
  */
 #include "report.h"
@@ -15,16 +15,17 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define RG__PAGE 256    /* patients per store page */
-#define RG__W 1100.0    /* width of a row's SVG */
-#define RG__X0 6.0      /* the axis runs from X0 ... */
-#define RG__X1 1060.0   /* ... to X1, the horizon */
-#define RG__CW 6.4      /* estimated width of a character of bar labels (11px) */
-#define RG__EW 5.9      /* the same for event labels (10px) */
-#define RG__NTYPES 10   /* event types with a colour of their own */
-#define RG__LROWS 2     /* rows of event labels */
-#define RG__TOP 40.0    /* y of the first alert lane */
+#define RG__PAGE 256  /* patients per store page */
+#define RG__W 1100.0  /* width of a row's SVG */
+#define RG__X0 6.0    /* the axis runs from X0 ... */
+#define RG__X1 1060.0 /* ... to X1, the horizon */
+#define RG__CW 6.4    /* estimated width of a character of a bar label (11px) */
+#define RG__EW 5.9    /* the same for event labels (10px) */
+#define RG__NTYPES 10 /* event types with a colour of their own */
+#define RG__LROWS 2   /* rows of event labels */
+#define RG__TOP 40.0  /* y of the first alert lane */
 #define RG__LANE 18.0
+#define RG__DOT " \xc2\xb7 " /* " · " */
 
 typedef struct rg__bar {
     char *mem; /* one block holding the strings below */
@@ -43,50 +44,42 @@ typedef struct rg__ctx {
     double *lane_end, label_end[RG__LROWS];
     size_t nlanes;
     long patients, clinics, events, later, open, sev[4];
-    char *types[RG__NTYPES], *clinic; /* clinic: the current one */
-    int ntypes, other; /* other: some types have no colour of their own */
+    char *types[RG__NTYPES], *clinic; /* clinic: the one being walked */
+    int ntypes, other;                /* other: more types than colours */
 } rg__ctx;
 
 static const char *const rg__sev_name[4] = {"info", "warning", "critical", "other"};
 
 static int rg__sev(const char *s)
 {
-    for (int i = 0; i < 3; i++)
-        if (!strcmp(s, rg__sev_name[i]))
-            return i;
-    return 3;
+    int i = 0;
+    while (i < 3 && strcmp(s, rg__sev_name[i]))
+        i++;
+    return i;
 }
 
-/* Text and attribute values: the five markup characters as entities, control
- * characters (not allowed in XML) as '?'. */
-static void rg__esc(FILE *out, const char *s)
+/* Writes pre as it is, then s escaped for text and attribute values: markup
+ * characters as entities, control characters (not allowed in XML) as '?'. */
+static void rg__put(FILE *o, const char *pre, const char *s)
 {
+    fputs(pre, o);
     for (; s && *s; s++) {
         unsigned char ch = (unsigned char)*s;
         switch (ch) {
-        case '&': fputs("&amp;", out); break;
-        case '<': fputs("&lt;", out); break;
-        case '>': fputs("&gt;", out); break;
-        case '"': fputs("&quot;", out); break;
-        case '\'': fputs("&#39;", out); break;
-        default: putc(ch < 0x20 && ch != '\n' && ch != '\t' ? '?' : ch, out);
+        case '&': fputs("&amp;", o); break;
+        case '<': fputs("&lt;", o); break;
+        case '>': fputs("&gt;", o); break;
+        case '"': fputs("&quot;", o); break;
+        case '\'': fputs("&#39;", o); break;
+        default: putc(ch < 0x20 && ch != '\n' && ch != '\t' ? '?' : ch, o);
         }
     }
 }
 
 static double rg__x(const rg__ctx *c, rg_time t)
 {
-    if (t < c->t0)
-        t = c->t0;
-    if (t > c->t1)
-        t = c->t1;
+    t = t < c->t0 ? c->t0 : t > c->t1 ? c->t1 : t;
     return RG__X0 + (RG__X1 - RG__X0) * (double)(t - c->t0) / (double)(c->t1 - c->t0);
-}
-
-static rg_time rg__floor_day(rg_time t)
-{
-    rg_time r = t % RG_MS_DAY;
-    return t - (r < 0 ? r + RG_MS_DAY : r);
 }
 
 static void rg__seen(rg__ctx *c, rg_time t)
@@ -97,7 +90,7 @@ static void rg__seen(rg__ctx *c, rg_time t)
         c->tmax = t;
 }
 
-/* --- alert bars: collected from the transitions, paired, sorted ---------- */
+/* --- alert bars: copied from the transitions, paired, sorted --------------- */
 
 static int rg__collect(void *ud, const rg_transition *t)
 {
@@ -105,27 +98,24 @@ static int rg__collect(void *ud, const rg_transition *t)
     if (c->until != RG_TIME_NONE && t->at > c->until)
         return 0;
     if (c->nbars == c->cap) {
-        size_t cap = c->cap ? 2 * c->cap : 256;
-        rg__bar *nb = realloc(c->bars, cap * sizeof *nb);
+        rg__bar *nb = realloc(c->bars, (c->cap ? 2 * c->cap : 256) * sizeof *nb);
         if (!nb)
             return RG_ENOMEM;
         c->bars = nb;
-        c->cap = cap;
+        c->cap = c->cap ? 2 * c->cap : 256;
     }
     rg__bar *b = &c->bars[c->nbars];
     const char *src[8] = {t->clinic, t->patient, t->key, t->rule,
                           t->severity, t->message, t->protocol, t->version};
     const char **dst[8] = {&b->clinic, &b->patient, &b->key, &b->rule,
                            &b->severity, &b->message, &b->protocol, &b->version};
-    size_t len[8], total = 0;
+    size_t len[8], total = 0, off = 0;
     for (int i = 0; i < 8; i++)
         total += len[i] = strlen(src[i] ? src[i] : "") + 1;
     if (!(b->mem = malloc(total)))
         return RG_ENOMEM;
-    for (size_t i = 0, off = 0; i < 8; off += len[i], i++) {
-        memcpy(b->mem + off, src[i] ? src[i] : "", len[i]);
-        *dst[i] = b->mem + off;
-    }
+    for (int i = 0; i < 8; off += len[i++])
+        *dst[i] = memcpy(b->mem + off, src[i] ? src[i] : "", len[i]);
     b->from = t->at;
     b->to = RG_TIME_NONE;
     b->seq = t->seq;
@@ -140,25 +130,20 @@ static int rg__cmp_who(const rg__bar *a, const char *clinic, const char *patient
     return r ? r : strcmp(a->patient, patient);
 }
 
-static int rg__cmp_time(const rg__bar *a, const rg__bar *b)
+static int rg__cmp_row(const void *pa, const void *pb)
 {
-    return a->from != b->from ? (a->from < b->from ? -1 : 1) : (a->seq > b->seq) - (a->seq < b->seq);
+    const rg__bar *a = pa, *b = pb;
+    int r = rg__cmp_who(a, b->clinic, b->patient);
+    if (r || a->from != b->from)
+        return r ? r : a->from < b->from ? -1 : 1;
+    return (a->seq > b->seq) - (a->seq < b->seq);
 }
 
 static int rg__cmp_key(const void *pa, const void *pb)
 {
     const rg__bar *a = pa, *b = pb;
     int r = rg__cmp_who(a, b->clinic, b->patient);
-    if (!r)
-        r = strcmp(a->key, b->key);
-    return r ? r : rg__cmp_time(a, b);
-}
-
-static int rg__cmp_row(const void *pa, const void *pb)
-{
-    const rg__bar *a = pa, *b = pb;
-    int r = rg__cmp_who(a, b->clinic, b->patient);
-    return r ? r : rg__cmp_time(a, b);
+    return r ? r : (r = strcmp(a->key, b->key)) ? r : rg__cmp_row(a, b);
 }
 
 /* Sorted by key and time, an alert's resolve follows its open: make one bar
@@ -174,19 +159,17 @@ static void rg__pair(rg__ctx *c)
             continue;
         }
         if (n && !n->open && !rg__cmp_who(n, b.clinic, b.patient) && !strcmp(n->key, b.key))
-            b.to = n->from;
+            rg__seen(c, b.to = n->from);
         c->open += b.to == RG_TIME_NONE;
         c->sev[rg__sev(b.severity)]++;
         rg__seen(c, b.from);
-        if (b.to != RG_TIME_NONE)
-            rg__seen(c, b.to);
         c->bars[k++] = b;
     }
     c->nbars = k;
     qsort(c->bars, c->nbars, sizeof *c->bars, rg__cmp_row);
 }
 
-/* --- patients, page by page ------------------------------------------------ */
+/* --- patients, page by page -------------------------------------------------- */
 
 typedef struct rg__page {
     char *s[2 * RG__PAGE];
@@ -207,14 +190,13 @@ static void rg__page_free(rg__page *p)
 {
     for (int i = 0; i < 2 * p->n; i++)
         free(p->s[i]);
-    p->n = 0;
 }
 
-/* Calls fn for every patient in (clinic, patient) order. */
+/* Calls fn for every patient, in (clinic, patient) order. */
 static int rg__each_patient(rg__ctx *c, int (*fn)(rg__ctx *, const char *, const char *))
 {
     rg__page p = {0}, q;
-    int n, rc = RG_OK;
+    int n, rc;
     do {
         memset(&q, 0, sizeof q);
         n = rg_store_patients_page(c->st, p.n ? p.s[2 * p.n - 2] : "",
@@ -230,22 +212,23 @@ static int rg__each_patient(rg__ctx *c, int (*fn)(rg__ctx *, const char *, const
     return rc;
 }
 
-static int rg__set_clinic(rg__ctx *c, const char *clinic)
+/* 1 when clinic starts a new section (then it becomes c->clinic), -1 on NOMEM. */
+static int rg__new_clinic(rg__ctx *c, const char *clinic)
 {
+    if (c->clinic && !strcmp(c->clinic, clinic))
+        return 0;
     free(c->clinic);
-    return (c->clinic = strdup(clinic)) ? RG_OK : RG_ENOMEM;
+    return (c->clinic = strdup(clinic)) ? 1 : -1;
 }
 
-/* --- first pass: counts, time range, event types ---------------------------- */
+/* --- first pass: counts, time range, event types ------------------------------ */
 
 static int rg__scan_event(void *ud, const rg_stored_event *e)
 {
     rg__ctx *c = ud;
     int i = 0;
-    if (c->until != RG_TIME_NONE && e->at > c->until) {
-        c->later++;
-        return 0;
-    }
+    if (c->until != RG_TIME_NONE && e->at > c->until)
+        return c->later++, 0;
     c->events++;
     rg__seen(c, e->at);
     while (i < c->ntypes && strcmp(c->types[i], e->type))
@@ -258,14 +241,13 @@ static int rg__scan_event(void *ud, const rg_stored_event *e)
 
 static int rg__scan(rg__ctx *c, const char *clinic, const char *patient)
 {
+    int rc = rg__new_clinic(c, clinic);
+    if (rc < 0)
+        return RG_ENOMEM;
+    c->clinics += rc;
     c->patients++;
-    if (!c->clinic || strcmp(c->clinic, clinic)) {
-        c->clinics++;
-        if (rg__set_clinic(c, clinic))
-            return RG_ENOMEM;
-    }
-    int rc = rg_store_each_event(c->st, clinic, patient, rg__scan_event, c);
-    return rc == RG_ENOMEM ? rc : rc ? RG_EDB : RG_OK;
+    rc = rg_store_each_event(c->st, clinic, patient, rg__scan_event, c);
+    return rc == RG_ENOMEM || !rc ? rc : RG_EDB;
 }
 
 static int rg__cmp_str(const void *a, const void *b)
@@ -273,18 +255,10 @@ static int rg__cmp_str(const void *a, const void *b)
     return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
-static int rg__type(const rg__ctx *c, const char *type)
-{
-    for (int i = 0; i < c->ntypes; i++)
-        if (!strcmp(c->types[i], type))
-            return i;
-    return RG__NTYPES; /* "other" */
-}
+/* --- second pass: drawing -------------------------------------------------------- */
 
-/* --- second pass: drawing ---------------------------------------------------- */
-
-/* Calls draw for each tick of the axis: ticks at whole days (or hours) from
- * the axis start, at least ~90px apart. */
+/* Grid lines (and with labels, dates) at whole days or hours from the axis
+ * start, at least 90px apart. */
 static void rg__ticks(rg__ctx *c, int labels, double height)
 {
     static const rg_time steps[] = {RG_MS_HOUR, 3 * RG_MS_HOUR, 6 * RG_MS_HOUR, 12 * RG_MS_HOUR,
@@ -292,13 +266,14 @@ static void rg__ticks(rg__ctx *c, int labels, double height)
                                     28 * RG_MS_DAY, 91 * RG_MS_DAY, 364 * RG_MS_DAY};
     double px = (RG__X1 - RG__X0) / (double)(c->t1 - c->t0);
     rg_time step = steps[0];
-    for (size_t i = 0; i < RG_COUNTOF(steps) && (double)step * px < 90.0; i++)
+    for (size_t i = 1; i < RG_COUNTOF(steps) && (double)step * px < 90; i++)
         step = steps[i];
-    while ((double)step * px < 90.0)
+    while ((double)step * px < 90)
         step *= 2;
     for (rg_time t = c->t0; t <= c->t1; t += step) {
         char buf[RG_TIME_BUFSZ], full[RG_TIME_BUFSZ];
         double x = rg__x(c, t);
+        int end = x + 80 > RG__W; /* a label at the right edge ends at its tick */
         fprintf(c->out, "<line class=\"grid\" x1=\"%.1f\" x2=\"%.1f\" y1=\"%d\" y2=\"%.0f\"/>", x,
                 x, labels ? 18 : 0, height);
         if (!labels)
@@ -307,51 +282,36 @@ static void rg__ticks(rg__ctx *c, int labels, double height)
             snprintf(buf, sizeof buf, "%.5s", rg_time_format(t, full) + 11);
         else
             rg_time_day(t, buf);
-        int end = x + 80 > RG__W; /* the last label ends at its tick */
-        fprintf(c->out, "<text class=\"tick\" x=\"%.1f\" y=\"14\"%s>%s</text>",
-                end ? x - 3 : x + 3, end ? " text-anchor=\"end\"" : "", buf);
+        fprintf(c->out, "<text class=\"tick\" x=\"%.1f\" y=\"14\"%s>%s</text>", end ? x - 3 : x + 3,
+                end ? " text-anchor=\"end\"" : "", buf);
     }
 }
 
-static void rg__section(rg__ctx *c, const char *clinic)
-{
-    if (c->clinic)
-        fputs("</section>\n", c->out);
-    fputs("<section><h2>Clinic ", c->out);
-    rg__esc(c->out, clinic);
-    fprintf(c->out, "</h2>\n<div class=\"row axis\"><div class=\"pid\">patient</div>"
-                    "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%.0f\" height=\"24\">",
-            RG__W);
-    rg__ticks(c, 1, 24);
-    fputs("</svg></div>\n", c->out);
-}
-
-/* One event: a mark coloured by type, its type as a label if a label row has
- * room, and a tooltip with everything. */
+/* One event: a mark coloured by type, the type as a label where a label row
+ * has room, and a tooltip with everything. */
 static int rg__draw_event(void *ud, const rg_stored_event *e)
 {
     rg__ctx *c = ud;
     char at[RG_TIME_BUFSZ];
+    int type = 0;
     if (c->until != RG_TIME_NONE && e->at > c->until)
         return 0;
+    while (type < c->ntypes && strcmp(c->types[type], e->type))
+        type++;
     double x = rg__x(c, e->at), w = RG__EW * (double)strlen(e->type);
     double lx = x - 3 + w > RG__W ? RG__W - w : x - 3;
-    fprintf(c->out, "<g class=\"ev t%d\"><title>", rg__type(c, e->type));
-    rg__esc(c->out, e->type);
-    fputs(" \xc2\xb7 ", c->out);
-    rg__esc(c->out, e->id);
-    fprintf(c->out, "\n%s", rg_time_format(e->at, at));
-    if (e->data) {
-        putc('\n', c->out);
-        rg__esc(c->out, e->data);
-    }
+    fprintf(c->out, "<g class=\"ev t%d\">", type < c->ntypes ? type : RG__NTYPES);
+    rg__put(c->out, "<title>", e->type);
+    rg__put(c->out, RG__DOT, e->id);
+    rg__put(c->out, "\n", rg_time_format(e->at, at));
+    rg__put(c->out, e->data ? "\n" : "", e->data);
     fprintf(c->out, "</title><line x1=\"%.1f\" x2=\"%.1f\" y1=\"25\" y2=\"35\"/>"
                     "<circle cx=\"%.1f\" cy=\"31\" r=\"4\"/>", x, x, x);
     for (int r = 0; r < RG__LROWS; r++) {
         if (c->label_end[r] > lx)
             continue;
         fprintf(c->out, "<text x=\"%.1f\" y=\"%d\">", lx, 10 + 11 * r);
-        rg__esc(c->out, e->type);
+        rg__put(c->out, "", e->type);
         fputs("</text>", c->out);
         c->label_end[r] = lx + w + 6;
         break;
@@ -360,52 +320,58 @@ static int rg__draw_event(void *ud, const rg_stored_event *e)
     return 0;
 }
 
-/* Where a bar's label goes: inside from its start, pulled left at the edge. */
-static double rg__label_x(const rg__bar *b, double x1, double *w)
+/* Where a bar's label starts: inside the bar if it fits, else after the bar,
+ * else (at the right edge) before it. */
+static double rg__label_x(const rg__bar *b, double x1, double x2, double *w)
 {
     *w = RG__CW * (double)(strlen(b->rule) + (b->to == RG_TIME_NONE ? 7 : 0));
-    return x1 + 4 + *w > RG__W ? RG__W - *w : x1 + 4;
+    if (x1 + 4 + *w <= x2 || x2 + 4 + *w <= RG__W)
+        return x1 + 4 + *w <= x2 ? x1 + 4 : x2 + 4;
+    return x1 - 4 - *w > 0 ? x1 - 4 - *w : 0;
 }
 
 static void rg__draw_bar(rg__ctx *c, const rg__bar *b)
 {
     char from[RG_TIME_BUFSZ], to[RG_TIME_BUFSZ];
-    double x1 = rg__x(c, b->from), x2 = b->to == RG_TIME_NONE ? RG__X1 : rg__x(c, b->to), w;
-    double y = RG__TOP + RG__LANE * b->lane, lx = rg__label_x(b, x1, &w);
     int open = b->to == RG_TIME_NONE;
-    fputs("<g class=\"alert\"><title>", c->out);
-    rg__esc(c->out, b->message);
-    fputs("\nrule ", c->out);
-    rg__esc(c->out, b->rule);
-    fputs(" \xc2\xb7 ", c->out);
-    rg__esc(c->out, b->severity);
-    fputs("\nprotocol ", c->out);
-    rg__esc(c->out, b->protocol);
-    fputs(" version ", c->out);
-    rg__esc(c->out, b->version);
-    fprintf(c->out, "\nopened %s\n", rg_time_format(b->from, from));
-    if (open)
-        fprintf(c->out, "still open at %s", rg_time_format(c->t1, to));
-    else
-        fprintf(c->out, "resolved %s", rg_time_format(b->to, to));
+    double x1 = rg__x(c, b->from), x2 = open ? RG__X1 : rg__x(c, b->to), w;
+    x2 = x2 - x1 < 3 ? x1 + 3 : x2;
+    double y = RG__TOP + RG__LANE * b->lane, lx = rg__label_x(b, x1, x2, &w);
+    rg__put(c->out, "<g class=\"alert\"><title>", b->message);
+    rg__put(c->out, "\nrule ", b->rule);
+    rg__put(c->out, RG__DOT, b->severity);
+    rg__put(c->out, "\nprotocol ", b->protocol);
+    rg__put(c->out, " version ", b->version);
+    fprintf(c->out, "\nopened %s\n%s %s", rg_time_format(b->from, from),
+            open ? "still open at" : "resolved", rg_time_format(open ? c->t1 : b->to, to));
     fprintf(c->out, "</title><rect class=\"bar sev-%s%s\" x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" "
-                    "height=\"14\" rx=\"3\"/><text x=\"%.1f\" y=\"%.1f\">",
-            rg__sev_name[rg__sev(b->severity)], open ? " open" : "", x1, y,
-            x2 - x1 < 3 ? 3 : x2 - x1, lx, y + 11);
-    rg__esc(c->out, b->rule);
-    fprintf(c->out, "%s</text></g>\n", open ? " \xc2\xb7 open" : "");
+                    "height=\"14\" rx=\"3\"/>",
+            rg__sev_name[rg__sev(b->severity)], open ? " open" : "", x1, y, x2 - x1);
+    fprintf(c->out, "<text x=\"%.1f\" y=\"%.1f\">", lx, y + 11);
+    rg__put(c->out, "", b->rule);
+    fprintf(c->out, "%s</text></g>\n", open ? RG__DOT "open" : "");
+}
+
+static void rg__section(rg__ctx *c, const char *clinic, int first)
+{
+    rg__put(c->out, first ? "<section><h2>Clinic " : "</section>\n<section><h2>Clinic ", clinic);
+    fprintf(c->out, "</h2>\n<div class=\"row axis\"><div class=\"pid\">patient</div>"
+                    "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%.0f\" height=\"24\">",
+            RG__W);
+    rg__ticks(c, 1, 24);
+    fputs("</svg></div>\n", c->out);
 }
 
 static int rg__row(rg__ctx *c, const char *clinic, const char *patient)
 {
     size_t first = c->next, last, nlanes = 0, nopen = 0;
-    if (!c->clinic || strcmp(c->clinic, clinic)) {
-        rg__section(c, clinic);
-        if (rg__set_clinic(c, clinic))
-            return RG_ENOMEM;
-    }
+    int first_section = !c->clinic, rc = rg__new_clinic(c, clinic);
+    if (rc < 0)
+        return RG_ENOMEM;
+    if (rc)
+        rg__section(c, clinic, first_section);
     while (first < c->nbars && rg__cmp_who(&c->bars[first], clinic, patient) < 0)
-        first++; /* a transition without a stored patient: not drawn */
+        first++; /* transitions of a patient the store does not list: not drawn */
     for (last = first; last < c->nbars && !rg__cmp_who(&c->bars[last], clinic, patient);)
         last++;
     c->next = last;
@@ -416,11 +382,11 @@ static int rg__row(rg__ctx *c, const char *clinic, const char *patient)
         c->lane_end = le;
         c->nlanes = last - first;
     }
-    /* lanes: each bar (and its label) in the first lane that is free there */
+    /* each bar (with its label) goes in the first lane that is free there */
     for (size_t i = first; i < last; i++) {
         rg__bar *b = &c->bars[i];
-        double w, x1 = rg__x(c, b->from), lx = rg__label_x(b, x1, &w);
-        double x2 = b->to == RG_TIME_NONE ? RG__X1 : rg__x(c, b->to);
+        double w, x1 = rg__x(c, b->from), x2 = b->to == RG_TIME_NONE ? RG__X1 : rg__x(c, b->to);
+        double lx = rg__label_x(b, x1, x2 - x1 < 3 ? x1 + 3 : x2, &w);
         size_t l = 0;
         while (l < nlanes && c->lane_end[l] > (lx < x1 ? lx : x1))
             l++;
@@ -430,15 +396,12 @@ static int rg__row(rg__ctx *c, const char *clinic, const char *patient)
         nopen += b->to == RG_TIME_NONE;
     }
     double height = RG__TOP + RG__LANE * (double)nlanes + 2;
-    fputs("<div class=\"row\"><div class=\"pid\"><b>", c->out);
-    rg__esc(c->out, patient);
-    fprintf(c->out, "</b><small>%zu alert%s%s", last - first, last - first == 1 ? "" : "s",
-            nopen ? ", " : "");
+    rg__put(c->out, "<div class=\"row\"><div class=\"pid\"><b>", patient);
+    fprintf(c->out, "</b><small>%zu alert%s", last - first, last - first == 1 ? "" : "s");
     if (nopen)
-        fprintf(c->out, "%zu open", nopen);
+        fprintf(c->out, ", %zu open", nopen);
     fprintf(c->out, "</small></div><svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%.0f\" "
-                    "height=\"%.0f\">",
-            RG__W, height);
+                    "height=\"%.0f\">", RG__W, height);
     rg__ticks(c, 0, height);
     fprintf(c->out, "<line class=\"horizon\" x1=\"%.1f\" x2=\"%.1f\" y1=\"0\" y2=\"%.0f\"/>\n",
             RG__X1, RG__X1, height);
@@ -446,81 +409,78 @@ static int rg__row(rg__ctx *c, const char *clinic, const char *patient)
         rg__draw_bar(c, &c->bars[i]);
     for (int r = 0; r < RG__LROWS; r++)
         c->label_end[r] = -1e9;
-    int rc = rg_store_each_event(c->st, clinic, patient, rg__draw_event, c);
+    rc = rg_store_each_event(c->st, clinic, patient, rg__draw_event, c);
     fputs("</svg></div>\n", c->out);
     return rc ? RG_EDB : RG_OK;
 }
 
 static const char rg__css[] =
     "body{font:14px system-ui,sans-serif;color:#1f2937;margin:16px 24px;background:#fff}"
-    "h1{font-size:22px;margin:0 0 4px}h2{font-size:17px;margin:22px 0 4px}"
-    ".meta{margin:2px 0;color:#374151}.legend{margin:8px 0;display:flex;flex-wrap:wrap;gap:4px 14px}"
-    ".sw{display:inline-block;width:22px;height:11px;border:1.5px solid;border-radius:3px;"
-    "vertical-align:-1px;margin-right:4px}.dot{display:inline-block;width:9px;height:9px;"
-    "border-radius:50%;margin-right:4px}"
+    "h1{font-size:22px;margin:0 0 4px}h2{font-size:17px;margin:22px 0 4px}.meta{margin:2px 0}"
+    ".legend{margin:8px 0;display:flex;flex-wrap:wrap;gap:4px 14px}.empty{color:#6b7280}"
+    ".sw{display:inline-block;width:22px;height:11px;border:1.5px solid #374151;"
+    "border-radius:3px;vertical-align:-1px;margin-right:4px}.sw.open{border-style:dashed}"
+    ".dot{display:inline-block;width:9px;height:9px;border-radius:50%;margin-right:4px}"
     ".row{display:flex;align-items:flex-start;border-bottom:1px solid #e5e7eb}"
     ".pid{width:150px;flex:none;padding:4px 6px;overflow-wrap:anywhere}"
-    ".pid small{display:block;color:#6b7280;font-size:12px}"
+    ".pid small{display:block;color:#6b7280;font-size:12px}svg{display:block;flex:none}"
     ".axis{position:sticky;top:0;background:#fff;z-index:1;border-bottom:1px solid #9ca3af}"
-    ".axis .pid{color:#6b7280;font-size:12px}svg{display:block;flex:none}"
-    "svg text{font:10px system-ui,sans-serif;fill:#374151}"
-    ".alert text{font-size:11px;fill:#111827}text.tick{font-size:11px;fill:#374151}"
+    ".axis .pid{color:#6b7280;font-size:12px}svg text{font:10px system-ui,sans-serif;fill:#374151}"
+    ".alert text{font-size:11px;fill:#111827}text.tick{font-size:11px}.ev line{stroke:#9ca3af}"
     ".grid{stroke:#e5e7eb}.horizon{stroke:#6b7280;stroke-dasharray:3 3}"
     ".bar{stroke-width:1.5}.bar.open{stroke-dasharray:5 2}"
     ".sev-info{fill:#dbeafe;stroke:#2563eb;background:#dbeafe;border-color:#2563eb}"
     ".sev-warning{fill:#fde68a;stroke:#d97706;background:#fde68a;border-color:#d97706}"
     ".sev-critical{fill:#fca5a5;stroke:#b91c1c;background:#fca5a5;border-color:#b91c1c}"
     ".sev-other{fill:#e5e7eb;stroke:#4b5563;background:#e5e7eb;border-color:#4b5563}"
-    ".ev line{stroke:#9ca3af}"
-    ".t0{fill:#0f766e;background:#0f766e}.t1{fill:#7c3aed;background:#7c3aed}"
-    ".t2{fill:#c2410c;background:#c2410c}.t3{fill:#be185d;background:#be185d}"
-    ".t4{fill:#15803d;background:#15803d}.t5{fill:#1e40af;background:#1e40af}"
-    ".t6{fill:#a16207;background:#a16207}.t7{fill:#0e7490;background:#0e7490}"
-    ".t8{fill:#6d28d9;background:#6d28d9}.t9{fill:#4d7c0f;background:#4d7c0f}"
-    ".t10{fill:#6b7280;background:#6b7280}.empty{color:#6b7280}";
+    ".t0{fill:#1f77b4;background:#1f77b4}.t1{fill:#ff7f0e;background:#ff7f0e}"
+    ".t2{fill:#2ca02c;background:#2ca02c}.t3{fill:#9467bd;background:#9467bd}"
+    ".t4{fill:#8c564b;background:#8c564b}.t5{fill:#e377c2;background:#e377c2}"
+    ".t6{fill:#17becf;background:#17becf}.t7{fill:#bcbd22;background:#bcbd22}"
+    ".t8{fill:#393b79;background:#393b79}.t9{fill:#d62728;background:#d62728}"
+    ".t10{fill:#9ca3af;background:#9ca3af}";
 
 static void rg__header(rg__ctx *c, const char *title)
 {
     char a[RG_TIME_BUFSZ], b[RG_TIME_BUFSZ], u[RG_TIME_BUFSZ];
     FILE *o = c->out;
-    fputs("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\n"
-          "<meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; "
-          "style-src 'unsafe-inline'\">\n<title>", o);
-    rg__esc(o, title);
-    fprintf(o, "</title>\n<style>%s</style></head><body>\n<header><h1>", rg__css);
-    rg__esc(o, title);
+    rg__put(o, "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\n"
+               "<meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; "
+               "style-src 'unsafe-inline'\">\n<title>", title);
+    fprintf(o, "</title>\n<style>%s</style></head><body>\n", rg__css);
+    rg__put(o, "<header><h1>", title);
     fprintf(o, "</h1>\n<p class=\"meta\">Horizon: %s to %s (%s). All times UTC.</p>\n",
             rg_time_day(c->t0, a), rg_time_day(c->t1, b), rg_time_format(c->t1, u));
-    fprintf(o, "<p class=\"meta\">%ld patient%s in %ld clinic%s \xc2\xb7 %ld event%s", c->patients,
+    fprintf(o, "<p class=\"meta\">%ld patient%s in %ld clinic%s" RG__DOT "%ld event%s", c->patients,
             c->patients == 1 ? "" : "s", c->clinics, c->clinics == 1 ? "" : "s", c->events,
             c->events == 1 ? "" : "s");
     if (c->later)
-        fprintf(o, " (%ld later, not shown)", c->later);
-    fprintf(o, " \xc2\xb7 %zu alert%s, %ld still open</p>\n<div class=\"legend\">", c->nbars,
+        fprintf(o, " (%ld later ones not shown)", c->later);
+    fprintf(o, RG__DOT "%zu alert%s, %ld still open</p>\n<div class=\"legend\">Alerts:", c->nbars,
             c->nbars == 1 ? "" : "s", c->open);
-    for (int i = 2; i >= 0; i--)
-        fprintf(o, "<span><span class=\"sw sev-%s\"></span>%s (%ld)</span>", rg__sev_name[i],
-                rg__sev_name[i], c->sev[i]);
-    if (c->sev[3])
-        fprintf(o, "<span><span class=\"sw sev-other\"></span>other (%ld)</span>", c->sev[3]);
-    fputs("<span><span class=\"sw\" style=\"border-style:dashed\"></span>open at the horizon"
-          "</span></div>\n<div class=\"legend\">Events:", o);
+    for (int i = 2; i >= -1; i--) { /* critical first; -1: "other", if there are some */
+        int s = i < 0 ? 3 : i;
+        if (i >= 0 || c->sev[3])
+            fprintf(o, "<span><span class=\"sw sev-%s\"></span>%s (%ld)</span>",
+                    rg__sev_name[s], rg__sev_name[s], c->sev[s]);
+    }
+    fputs("<span><span class=\"sw open\"></span>dashed: still open at the horizon</span></div>\n"
+          "<div class=\"legend\">Events:", o);
     for (int i = 0; i < c->ntypes + c->other; i++) {
         fprintf(o, "<span><span class=\"dot t%d\"></span>", i < c->ntypes ? i : RG__NTYPES);
-        rg__esc(o, i < c->ntypes ? c->types[i] : "other");
+        rg__put(o, "", i < c->ntypes ? c->types[i] : "other");
         fputs("</span>", o);
     }
-    fputs("</div>\n<p class=\"meta\"><small>Hover a mark or a bar for details.</small></p>"
-          "</header>\n", o);
+    fputs("</div>\n<p class=\"meta\"><small>Hover over a mark or a bar for its details."
+          "</small></p></header>\n", o);
 }
 
 int rg_report_html(rg_store *st, FILE *out, const char *title, rg_time until)
 {
     rg__ctx c = {.st = st, .out = out, .until = until, .tmin = RG_TIME_NONE,
                  .tmax = RG_TIME_NONE};
-    title = title && *title ? title : "regimen timeline";
     int rc = rg_store_each_transition(st, 0, 1, rg__collect, &c);
-    rc = rc == RG_ENOMEM ? rc : rc ? RG_EDB : RG_OK;
+    rc = rc == RG_ENOMEM || !rc ? rc : RG_EDB;
     if (!rc) {
         rg__pair(&c);
         rc = rg__each_patient(&c, rg__scan);
@@ -528,10 +488,9 @@ int rg_report_html(rg_store *st, FILE *out, const char *title, rg_time until)
     if (!rc) {
         qsort(c.types, (size_t)c.ntypes, sizeof *c.types, rg__cmp_str);
         c.t1 = until != RG_TIME_NONE ? until : c.tmax != RG_TIME_NONE ? c.tmax : 0;
-        c.t0 = rg__floor_day(c.tmin != RG_TIME_NONE && c.tmin < c.t1 ? c.tmin : c.t1 - RG_MS_DAY);
-        if (c.t1 <= c.t0)
-            c.t1 = c.t0 + RG_MS_DAY;
-        rg__header(&c, title);
+        c.t0 = c.tmin != RG_TIME_NONE && c.tmin < c.t1 ? c.tmin : c.t1 - RG_MS_DAY;
+        c.t0 -= ((c.t0 % RG_MS_DAY) + RG_MS_DAY) % RG_MS_DAY; /* midnight before */
+        rg__header(&c, title && *title ? title : "regimen timeline");
         free(c.clinic);
         c.clinic = NULL;
         rc = rg__each_patient(&c, rg__row);
@@ -546,7 +505,7 @@ int rg_report_html(rg_store *st, FILE *out, const char *title, rg_time until)
     free(c.bars);
     free(c.lane_end);
     free(c.clinic);
-    if (!rc && (fflush(out) || ferror(out)))
-        rc = RG_EIO;
+    if (fflush(out) || ferror(out))
+        rc = rc ? rc : RG_EIO;
     return rc;
 }

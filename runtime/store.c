@@ -202,6 +202,10 @@ static const char *const rg__sql[Q__COUNT] = {
 struct rg_store {
     sqlite3 *db;
     sqlite3_stmt *q[Q__COUNT];
+    /* the patient last scheduled in this transaction, and at what instant:
+     * a later event of the same patient cannot move its wake-up earlier */
+    char sched_clinic[RG_EVENT_MAX_CLINIC + 1], sched_patient[RG_EVENT_MAX_ID + 1];
+    rg_time sched_at;
 };
 
 /* Prepared statement i, reset and with bindings cleared. */
@@ -329,6 +333,7 @@ int rg_store_open(rg_store **out, const char *path, const rg_store_opts *opts, c
         return RG_EDB;
     }
     sqlite3_busy_timeout(st->db, 5000);
+    st->sched_patient[0] = '\0';
     int rc = rg__check_version(st, path, err, errlen);
     if (rc) {
         rg_store_close(st);
@@ -337,9 +342,9 @@ int rg_store_open(rg_store **out, const char *path, const rg_store_opts *opts, c
     char *msg = NULL;
     const char *pragmas = opts && opts->durable
                               ? "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;"
-                                " PRAGMA foreign_keys=ON;"
+                                " PRAGMA foreign_keys=ON; PRAGMA cache_size=-65536;"
                               : "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;"
-                                " PRAGMA foreign_keys=ON;";
+                                " PRAGMA foreign_keys=ON; PRAGMA cache_size=-65536;";
     if (sqlite3_exec(st->db, pragmas, NULL, NULL, &msg) != SQLITE_OK) {
         rg_fail(err, errlen, RG_EDB, "cannot use database %s: %s", path, msg);
         sqlite3_free(msg);
@@ -375,7 +380,11 @@ void rg_store_close(rg_store *st)
 
 const char *rg_store_errmsg(rg_store *st) { return sqlite3_errmsg(st->db); }
 
-int rg_store_begin(rg_store *st) { return rg__done(st, rg__q(st, Q_BEGIN)); }
+int rg_store_begin(rg_store *st)
+{
+    st->sched_patient[0] = '\0';
+    return rg__done(st, rg__q(st, Q_BEGIN));
+}
 int rg_store_commit(rg_store *st) { return rg__done(st, rg__q(st, Q_COMMIT)); }
 void rg_store_rollback(rg_store *st)
 {
@@ -399,6 +408,12 @@ int rg_store_put_event(rg_store *st, const rg_event *ev, rg_time received, rg_pu
         return RG_EDB;
     if (sqlite3_changes(st->db) == 1) {
         *res = RG_PUT_STORED;
+        if (!sqlite3_get_autocommit(st->db) && ev->at >= st->sched_at &&
+            !strcmp(st->sched_patient, ev->patient) && !strcmp(st->sched_clinic, ev->clinic))
+            return RG_OK;
+        snprintf(st->sched_clinic, sizeof st->sched_clinic, "%s", ev->clinic);
+        snprintf(st->sched_patient, sizeof st->sched_patient, "%s", ev->patient);
+        st->sched_at = ev->at;
         s = rg__q(st, Q_PATIENT_SCHEDULE);
         rg__text(s, 1, ev->clinic);
         rg__text(s, 2, ev->patient);
@@ -412,7 +427,14 @@ int rg_store_put_event(rg_store *st, const rg_event *ev, rg_time received, rg_pu
         sqlite3_reset(s);
         return RG_EDB;
     }
-    *res = strcmp(rg__col_text(s, 0), ev->body) == 0 ? RG_PUT_DUPLICATE : RG_PUT_CONFLICT;
+    /* identical means the same JSON value, whatever the key order */
+    int same = strcmp(rg__col_text(s, 0), ev->body) == 0;
+    if (!same) {
+        json_t *stored = json_loads(rg__col_text(s, 0), 0, NULL);
+        same = stored && ev->json && json_equal(stored, ev->json);
+        json_decref(stored);
+    }
+    *res = same ? RG_PUT_DUPLICATE : RG_PUT_CONFLICT;
     sqlite3_reset(s);
     return RG_OK;
 }
