@@ -62,3 +62,12 @@ demo: all
 
 clean:
 	rm -rf build build-asan
+
+# The benchmark (bench/run.sh): make bench [SIZE=large] writes bench/results/;
+# make bench-smoke is a short run that checks every stage works (under 30 s).
+.PHONY: bench bench-smoke
+bench: all
+	@bench/run.sh --size $(or $(SIZE),default)
+
+bench-smoke: all
+	@bench/run.sh --smoke

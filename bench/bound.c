@@ -2,7 +2,7 @@
  * bound.c - the lower bound of a sweep: read every patient's events from the
  * store in the engine's order and hand each one to a trivial Lua rule.
  *
- *   bound DB [patient|scan|both]
+ *   bound DB [patient|scan|both|alerts]
  *
  * patient: the engine's own access path, one query per patient
  *   (SELECT seq, at, id, type, data FROM events WHERE clinic=? AND patient=?
@@ -15,7 +15,9 @@
  * written: this is what reading the data and handing it over costs. Prints
  * one line per mode:
  *   bound MODE patients=N events=E infusions=K seconds=S events_per_s=X patients_per_s=Y
- * Default mode: both. Depends on SQLite and Lua 5.4 only.
+ * Default mode: both. `bound DB alerts` instead prints the open alerts per rule
+ * (`alerts RULE=N ...`), for run.sh to check that regimen and the peer agree.
+ * Depends on SQLite and Lua 5.4 only.
  */
 #define _POSIX_C_SOURCE 200809L
 #include <lauxlib.h>
@@ -165,6 +167,23 @@ static bound_run bound_scan(sqlite3 *db)
     return r;
 }
 
+/* Open alerts per rule, one line. */
+static void bound_alerts(sqlite3 *db)
+{
+    sqlite3_stmt *s;
+    if (sqlite3_prepare_v2(db, "SELECT t.rule, count(*) FROM alerts a JOIN transitions t"
+                               " ON t.seq = a.opened_seq WHERE a.state = 'open'"
+                               " GROUP BY t.rule ORDER BY t.rule",
+                           -1, &s, NULL) != SQLITE_OK)
+        bound_die(db, "alerts");
+    printf("alerts");
+    while (sqlite3_step(s) == SQLITE_ROW)
+        printf(" %s=%lld", (const char *)sqlite3_column_text(s, 0),
+               (long long)sqlite3_column_int64(s, 1));
+    printf("\n");
+    sqlite3_finalize(s);
+}
+
 static void bound_print(const char *mode, const bound_run *r)
 {
     printf("bound %s patients=%ld events=%ld infusions=%lld seconds=%.3f events_per_s=%.0f "
@@ -176,13 +195,18 @@ static void bound_print(const char *mode, const bound_run *r)
 int main(int argc, char **argv)
 {
     if (argc < 2 || argc > 3) {
-        fprintf(stderr, "usage: bound DB [patient|scan|both]\n");
+        fprintf(stderr, "usage: bound DB [patient|scan|both|alerts]\n");
         return 2;
     }
     const char *mode = argc > 2 ? argv[2] : "both";
     sqlite3 *db;
     if (sqlite3_open_v2(argv[1], &db, SQLITE_OPEN_READONLY, NULL) != SQLITE_OK)
         bound_die(db, argv[1]);
+    if (!strcmp(mode, "alerts")) {
+        bound_alerts(db);
+        sqlite3_close(db);
+        return 0;
+    }
     int all = !strcmp(mode, "both");
     if (!all && strcmp(mode, "patient") && strcmp(mode, "scan")) {
         fprintf(stderr, "bound: mode must be patient, scan or both\n");

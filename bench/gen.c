@@ -1,15 +1,18 @@
 /*
  * gen.c - deterministic cohort generator for benchmarks and tests.
  *
- *   gen PATIENTS [CLINICS] [SEED] > cohort.jsonl
+ *   gen PATIENTS [CLINICS] [SEED] [START] > cohort.jsonl
  *
  * Each patient gets a realistic course of about 30 events in the event format:
  * enrolment, preparation, six acute infusions (each with pre-infusion vitals
  * and, mostly, an integration session), PHQ-9/GAD-7 assessments, a follow-up
  * visit, maintenance boosters and now and then an adverse event or a plan
  * change. The same arguments always give the same bytes (a private xorshift
- * generator, no libc rand). Courses start spread over 2026.
+ * generator, no libc rand). Courses start spread over the 300 days from START
+ * (a date, YYYY-MM-DD; default 2026-01-01) and last about 200 days: the
+ * benchmark of the service moves START back so that every event is past.
  */
+#define _GNU_SOURCE /* strptime, timegm */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -46,7 +49,7 @@ static void event(int clinic, long patient, const char *type, int64_t t, const c
 int main(int argc, char **argv)
 {
     if (argc < 2) {
-        fprintf(stderr, "usage: gen PATIENTS [CLINICS] [SEED]\n");
+        fprintf(stderr, "usage: gen PATIENTS [CLINICS] [SEED] [START]\n");
         return 2;
     }
     long patients = atol(argv[1]);
@@ -56,7 +59,17 @@ int main(int argc, char **argv)
         rng_state = 42;
     if (clinics < 1)
         clinics = 1;
-    const int64_t day = 86400, base = 1767225600; /* 2026-01-01T00:00:00Z */
+    const int64_t day = 86400;
+    int64_t base = 1767225600; /* 2026-01-01T00:00:00Z */
+    if (argc > 4) {
+        struct tm tm = {0};
+        const char *end = strptime(argv[4], "%Y-%m-%d", &tm);
+        if (!end || *end) {
+            fprintf(stderr, "gen: START must be a date like 2026-01-01, not '%s'\n", argv[4]);
+            return 2;
+        }
+        base = (int64_t)timegm(&tm);
+    }
     char d[256];
     for (long p = 0; p < patients; p++) {
         int c = (int)(p % clinics);

@@ -35,15 +35,30 @@ typedef struct rg_hevent {
 /* The history object protocols query. The engine creates one per patient it
  * evaluates, binds it to that patient's events, moves its `now` from step to
  * step, and unbinds it when done; after that every method raises, so a
- * protocol that kept it cannot reach freed memory. touched[i] is set to the
+ * protocol that kept it cannot reach freed memory. Every event returned to
+ * Lua is appended to the touch log with the current mark (which rule was
+ * running): that is the evidence of the rule's alerts. h:memo replays the
+ * touches of a cached computation for each rule that reuses it.
+ * (Formerly: touched[i] is set to the
  * current mark when event i was returned to Lua (the evidence of an alert). */
+typedef struct rg_touch {
+    int ev;
+    uint32_t mark;
+} rg_touch;
+
+/* Owned by the engine, emptied at each evaluation step. */
+typedef struct rg_touch_log {
+    rg_touch *v;
+    int n, cap;
+} rg_touch_log;
+
 typedef struct rg_history {
     const rg_hevent *ev;
     int nev;   /* events of the patient, in (at, seq) order */
     int n;     /* how many of them are visible (at <= now) */
     rg_time now;
     const char *clinic, *patient;
-    uint32_t *touched;
+    rg_touch_log *log;
     uint32_t mark;
     const char *const *types; /* interned event types: compare ids, not strings */
     int ntypes;

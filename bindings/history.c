@@ -15,6 +15,7 @@
 #include <lauxlib.h>
 #include <jansson.h>
 
+#include <stdlib.h>
 #include <string.h>
 
 #define RG_HISTORY_MT "regimen.history"
@@ -156,8 +157,18 @@ void rg_history_push_event(lua_State *L, int hidx, int i)
 
 static void rg__touch(rg_history *h, int i)
 {
-    if (h->touched)
-        h->touched[i] = h->mark;
+    rg_touch_log *log = h->log;
+    if (!log)
+        return;
+    if (log->n == log->cap) { /* plain C memory: nothing here can raise */
+        int cap = log->cap ? log->cap * 2 : 256;
+        rg_touch *grown = realloc(log->v, (size_t)cap * sizeof *grown);
+        if (!grown)
+            return; /* evidence is best effort; the evaluation goes on */
+        log->v = grown;
+        log->cap = cap;
+    }
+    log->v[log->n++] = (rg_touch){i, h->mark};
 }
 
 /* The interned id of a queried type: 0 when no event of the patient could
@@ -376,22 +387,38 @@ static int rg__h_memo(lua_State *L)
     }
     int memo = lua_gettop(L);
     lua_pushvalue(L, 2);
-    if (lua_rawget(L, memo) != LUA_TNIL) {
-        if (lua_touserdata(L, -1) == (void *)&nil_marker)
+    if (lua_rawget(L, memo) == LUA_TTABLE) { /* {value, first touch, last touch} */
+        int entry = lua_gettop(L);
+        lua_rawgeti(L, entry, 2);
+        lua_rawgeti(L, entry, 3);
+        int from = (int)lua_tointeger(L, -2), to = (int)lua_tointeger(L, -1);
+        lua_pop(L, 2);
+        for (int i = from; h->log && i < to && i < h->log->n; i++)
+            rg__touch(h, h->log->v[i].ev); /* the events it rested on, for this rule too */
+        if (lua_rawgeti(L, entry, 1) == LUA_TLIGHTUSERDATA &&
+            lua_touserdata(L, -1) == (void *)&nil_marker)
             lua_pushnil(L);
         return 1;
     }
     lua_pop(L, 1);
+    int from = h->log ? h->log->n : 0;
     lua_pushvalue(L, 3);
     lua_pushvalue(L, 1);
     for (int i = 4; i <= top; i++)
         lua_pushvalue(L, i);
     lua_call(L, top - 2, 1);
-    lua_pushvalue(L, 2);
+    lua_createtable(L, 3, 0);
     if (lua_isnil(L, -2))
         lua_pushlightuserdata(L, (void *)&nil_marker);
     else
         lua_pushvalue(L, -2);
+    lua_rawseti(L, -2, 1);
+    lua_pushinteger(L, from);
+    lua_rawseti(L, -2, 2);
+    lua_pushinteger(L, h->log ? h->log->n : 0);
+    lua_rawseti(L, -2, 3);
+    lua_pushvalue(L, 2);
+    lua_insert(L, -2);
     lua_rawset(L, memo);
     return 1;
 }
@@ -469,6 +496,6 @@ void rg_history_unbind(lua_State *L, int idx)
     rg_history *h = lua_touserdata(L, idx);
     h->ev = NULL;
     h->nev = h->n = 1; /* marks it closed: rg__check raises */
-    h->touched = NULL;
+    h->log = NULL;
     h->clinic = h->patient = NULL;
 }

@@ -48,8 +48,9 @@ struct rg_engine {
     rg_hevent *ev;
     int nev, cap_ev;
     rg_buf text;
-    uint32_t *touched;
+    uint32_t *touched; /* per event: the mark it was last counted for (dedup) */
     uint32_t mark;
+    rg_touch_log log;
     rg__open *open;
     int nopen, cap_open;
     char *types[256]; /* interned event types */
@@ -95,6 +96,7 @@ void rg_engine_free(rg_engine *e)
     free(e->ev);
     rg_buf_free(&e->text);
     free(e->touched);
+    free(e->log.v);
     rg__open_clear(e);
     free(e->open);
     for (int i = 0; i < e->ntypes; i++)
@@ -585,12 +587,16 @@ static char *rg__params_json(lua_State *L, int idx)
     return s;
 }
 
-/* JSON list of the ids of events a rule looked at (its evidence). */
+/* JSON list of the ids of events a rule looked at (its evidence), in the
+ * order of the history. */
 static char *rg__evidence_json(rg_engine *e, int n, uint32_t mark)
 {
     json_t *a = json_array();
     if (!a)
         return NULL;
+    for (int k = 0; k < e->log.n; k++)
+        if (e->log.v[k].mark == mark && e->log.v[k].ev < n)
+            e->touched[e->log.v[k].ev] = mark;
     for (int i = 0; i < n; i++)
         if (e->touched[i] == mark)
             json_array_append_new(a, json_string(e->ev[i].id));
@@ -709,6 +715,7 @@ static int rg__step(rg_engine *e, rg_clinic *c, const char *patient, int hidx, r
         n++;
     h->n = n;
     h->now = t;
+    e->log.n = 0;
     *wake = RG_TIME_NONE;
     e->stats.steps++;
     int base = lua_gettop(L);
@@ -822,7 +829,16 @@ static int rg__step(rg_engine *e, rg_clinic *c, const char *patient, int hidx, r
             params = rg__params_json(L, lua_gettop(L));
             lua_pop(L, 1);
         }
-        char *evidence = pi >= 0 ? rg__evidence_json(e, n, marks[pi] + (uint32_t)ri + 1) : NULL;
+        /* why it went: what the rule looked at, or, when the protocol no
+         * longer applies (a discharge), what `applies` looked at */
+        int applied = 1;
+        if (pi >= 0 && lua_type(L, base + 1 + pi) == LUA_TTABLE) {
+            lua_getfield(L, base + 1 + pi, "applies");
+            applied = lua_toboolean(L, -1);
+            lua_pop(L, 1);
+        }
+        char *evidence = pi >= 0 ? rg__evidence_json(e, n, marks[pi] + (applied ? (uint32_t)ri + 1 : 0))
+                                 : NULL;
         const char *version = pi >= 0 ? c->protos[pi].version : al->version;
         rc = rg__emit(e, c, patient, 0, al->id, al->key, al->protocol, version, al->rule,
                       al->severity, al->message, al->due, t, params, evidence);
@@ -921,7 +937,7 @@ static int rg__advance(rg_engine *e, const char *clinic, const char *patient, rg
     h->nev = e->nev;
     h->clinic = c->name;
     h->patient = patient;
-    h->touched = e->touched;
+    h->log = &e->log;
     h->types = (const char *const *)e->types;
     h->ntypes = e->ntypes;
     h->memo_now = RG_TIME_NONE;

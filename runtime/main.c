@@ -11,6 +11,8 @@
 #include "ingest.h"
 #include "scenario.h"
 #include "serve.h"
+#include "explain.h"
+#include "report.h"
 
 #include <jansson.h>
 
@@ -31,13 +33,19 @@ static const char rg__usage[] =
     "commands:\n"
     "  ingest [--db PATH] FILE|-        store events (JSON Lines); bad lines are kept aside\n"
     "  rejected [--db PATH]             list refused lines with their line, field and reason\n"
-    "  simulate --events FILE --until TIME [--format text|jsonl] [--protocols DIR]\n"
+    "  simulate --events FILE --until TIME [--format text|jsonl|html] [--protocols DIR]\n"
     "           [--clinic NAME=DIR]... [--db PATH]\n"
     "                                   replay a timeline under a virtual clock and print\n"
     "                                   every alert transition in time order\n"
     "  sweep --at TIME [--db PATH] [--protocols DIR] [--clinic NAME=DIR]...\n"
     "                                   re-evaluate every stored patient once at TIME, as\n"
     "                                   after a protocol change, and report the rate\n"
+    "  explain KEY [--db PATH | --events FILE --until TIME [--protocols DIR]]\n"
+    "                                   why an alert opened or resolved: rule, protocol\n"
+    "                                   version, parameters and the events it rested on\n"
+    "  diff --events FILE --until TIME OLD_DIR NEW_DIR\n"
+    "                                   replay one history under two protocol versions\n"
+    "                                   and list the transitions that differ\n"
     "  check [DIR...]                   load protocols and report errors with file and line\n"
     "  serve --config FILE [--db PATH]  run the alerting service (HTTP API on one event\n"
     "                                   loop; see regimen serve --help)\n"
@@ -293,75 +301,6 @@ static void rg__print_error(void *ud, const char *clinic, const char *patient, r
         fprintf(stderr, "error: clinic %s: %s\n", clinic, msg);
 }
 
-static int rg__cmd_simulate(int argc, char **argv)
-{
-    rg__opts o = {.db = ":memory:", .format = "text"};
-    char shipped_buf[PATH_MAX], default_dir[PATH_MAX + 16], err[4096];
-    rg_store *st = NULL;
-    rg_engine *eng = NULL;
-    rg_time until;
-    int rc = rg__parse(argc, argv, &o);
-    if (rc)
-        return rc;
-    if (!o.events || !o.until || optind != argc)
-        return rg__die("%s", "simulate needs --events FILE and --until TIME (see regimen --help)");
-    if (rg_time_parse(o.until, strlen(o.until), &until, NULL, err, sizeof err))
-        return rg__die("--until: %s", err);
-    if (strcmp(o.format, "text") && strcmp(o.format, "jsonl"))
-        return rg__die("--format must be text or jsonl, not '%s'", o.format);
-    const char *shipped = rg__shipped(shipped_buf, sizeof shipped_buf);
-    if (o.protocols)
-        snprintf(default_dir, sizeof default_dir, "%s", o.protocols);
-    else if (shipped)
-        snprintf(default_dir, sizeof default_dir, "%s/ketamine", shipped);
-    else
-        return rg__die("%s", "cannot find the shipped protocols; pass --protocols DIR or set "
-                             "REGIMEN_PROTOCOLS");
-    if ((rc = rg__open_store(o.db, 0, &st)))
-        return rc;
-    rg_ingest_counts counts = {0};
-    int ingest_rc = rg__ingest_path(st, o.events, &counts, stderr);
-    if (ingest_rc == 2) {
-        rg_store_close(st);
-        return 2;
-    }
-    long errors = 0;
-    rg_engine_opts eo = {.limits = o.limits, .shipped = shipped, .default_dir = default_dir,
-                         .on_error = rg__print_error, .ud = &errors};
-    if (rg_engine_new(&eng, st, &eo)) {
-        rg_store_close(st);
-        return rg__die("%s", "out of memory");
-    }
-    for (int i = 0; i < o.nclinics; i++) {
-        if (rg_engine_set_clinic(eng, o.clinic_names[i], o.clinic_dirs[i], err, sizeof err)) {
-            fprintf(stderr, "regimen: clinic %s: %s\n", o.clinic_names[i], err);
-            rc = 2;
-            goto out;
-        }
-    }
-    long n = rg_engine_advance_all(eng, RG_TIME_NONE, until);
-    if (n < 0) {
-        fprintf(stderr, "regimen: simulation failed: %s (%s)\n", rg_strerror((int)n),
-                rg_store_errmsg(st));
-        rc = 2;
-        goto out;
-    }
-    if (!strcmp(o.format, "text"))
-        printf("%-20s  %-8s  %-10s  %-10s  %-26s  %-8s  %s\n", "AT", "STATE", "CLINIC",
-               "PATIENT", "RULE", "SEVERITY", "MESSAGE");
-    rg_store_each_transition(st, 0, 1, strcmp(o.format, "text") ? rg__print_jsonl : rg__print_text,
-                             stdout);
-    const rg_engine_stats *s = rg_engine_stats_get(eng);
-    fprintf(stderr, "simulated %ld patients: %lld steps, %lld alerts opened, %lld resolved, "
-                    "%lld evaluation errors\n", n, (long long)s->steps, (long long)s->opened,
-            (long long)s->resolved, (long long)s->errors);
-    rc = ingest_rc || s->errors ? 1 : 0;
-out:
-    rg_engine_free(eng);
-    rg_store_close(st);
-    return rc;
-}
-
 /* The engine with the clinics of the options: --clinic NAME=DIR each, and
  * --protocols DIR (or the shipped set) for every other clinic. */
 static int rg__engine_for(rg__opts *o, rg_store *st, const char *shipped, char *default_dir,
@@ -386,6 +325,164 @@ static int rg__engine_for(rg__opts *o, rg_store *st, const char *shipped, char *
         }
     }
     return 0;
+}
+
+/* A simulation: the events of o->events into a store at o->db, every patient
+ * advanced to until. *ingest_rc is 1 when lines were refused. Returns 0 or
+ * the exit code of a failure; on success the caller owns *stp and *engp. */
+static int rg__simulate(rg__opts *o, rg_time until, int quiet, rg_store **stp, rg_engine **engp,
+                        int *ingest_rc)
+{
+    char shipped_buf[PATH_MAX], default_dir[PATH_MAX + 16];
+    static long errors;
+    rg_store *st = NULL;
+    rg_engine *eng = NULL;
+    FILE *devnull = quiet ? fopen("/dev/null", "w") : NULL;
+    const char *shipped = rg__shipped(shipped_buf, sizeof shipped_buf);
+    int rc = rg__open_store(o->db, 0, &st);
+    if (rc)
+        goto fail;
+    rg_ingest_counts counts = {0};
+    *ingest_rc = rg__ingest_path(st, o->events, &counts, devnull ? devnull : stderr);
+    if (*ingest_rc == 2) {
+        rc = 2;
+        goto fail;
+    }
+    if ((rc = rg__engine_for(o, st, shipped, default_dir, sizeof default_dir, &errors, &eng)))
+        goto fail;
+    long n = rg_engine_advance_all(eng, RG_TIME_NONE, until);
+    if (n < 0) {
+        fprintf(stderr, "regimen: simulation failed: %s (%s)\n", rg_strerror((int)n),
+                rg_store_errmsg(st));
+        rc = 2;
+        goto fail;
+    }
+    if (!quiet) {
+        const rg_engine_stats *s = rg_engine_stats_get(eng);
+        fprintf(stderr, "simulated %ld patients: %lld steps, %lld alerts opened, %lld resolved, "
+                        "%lld evaluation errors\n", n, (long long)s->steps, (long long)s->opened,
+                (long long)s->resolved, (long long)s->errors);
+    }
+    if (devnull)
+        fclose(devnull);
+    *stp = st;
+    *engp = eng;
+    return 0;
+fail:
+    if (devnull)
+        fclose(devnull);
+    rg_engine_free(eng);
+    rg_store_close(st);
+    return rc;
+}
+
+/* Reads --until (named what) into *t. */
+static int rg__until(const rg__opts *o, const char *what, rg_time *t)
+{
+    char err[256];
+    if (!o->until)
+        return rg__die("%s", what);
+    if (rg_time_parse(o->until, strlen(o->until), t, NULL, err, sizeof err))
+        return rg__die("--until: %s", err);
+    return 0;
+}
+
+static int rg__cmd_simulate(int argc, char **argv)
+{
+    rg__opts o = {.db = ":memory:", .format = "text"};
+    rg_store *st = NULL;
+    rg_engine *eng = NULL;
+    rg_time until;
+    int ingest_rc = 0, rc = rg__parse(argc, argv, &o);
+    if (rc)
+        return rc;
+    if (!o.events || optind != argc)
+        return rg__die("%s", "simulate needs --events FILE and --until TIME (see regimen --help)");
+    if ((rc = rg__until(&o, "simulate needs --until TIME", &until)))
+        return rc;
+    if (strcmp(o.format, "text") && strcmp(o.format, "jsonl") && strcmp(o.format, "html"))
+        return rg__die("--format must be text, jsonl or html, not '%s'", o.format);
+    if ((rc = rg__simulate(&o, until, 0, &st, &eng, &ingest_rc)))
+        return rc;
+    if (!strcmp(o.format, "html")) {
+        rc = rg_report_html(st, stdout, o.events, until) ? 2 : 0;
+    } else {
+        if (!strcmp(o.format, "text"))
+            printf("%-20s  %-8s  %-10s  %-10s  %-26s  %-8s  %s\n", "AT", "STATE", "CLINIC",
+                   "PATIENT", "RULE", "SEVERITY", "MESSAGE");
+        rg_store_each_transition(st, 0, 1,
+                                 strcmp(o.format, "text") ? rg__print_jsonl : rg__print_text, stdout);
+    }
+    if (!rc)
+        rc = ingest_rc || rg_engine_stats_get(eng)->errors ? 1 : 0;
+    rg_engine_free(eng);
+    rg_store_close(st);
+    return rc;
+}
+
+static int rg__cmd_explain(int argc, char **argv)
+{
+    rg__opts o = {.db = "regimen.db"};
+    rg_store *st = NULL;
+    rg_engine *eng = NULL;
+    int ingest_rc = 0, rc = rg__parse(argc, argv, &o);
+    if (rc)
+        return rc;
+    if (optind != argc - 1)
+        return rg__die("%s", "explain needs one alert KEY (from the \"key\" field of a transition)");
+    if (o.events) { /* explain an alert of a simulation */
+        rg_time until;
+        if (!strcmp(o.db, "regimen.db"))
+            o.db = ":memory:";
+        if ((rc = rg__until(&o, "explain --events needs --until TIME", &until)) ||
+            (rc = rg__simulate(&o, until, 1, &st, &eng, &ingest_rc)))
+            return rc;
+    } else {
+        if (access(o.db, F_OK) != 0)
+            return rg__die("no database at %s", o.db);
+        if ((rc = rg__open_store(o.db, 0, &st)))
+            return rc;
+    }
+    rc = rg_explain(st, argv[optind], stdout);
+    if (rc == RG_ENOTFOUND)
+        fprintf(stderr, "regimen: no alert with key %s\n", argv[optind]);
+    else if (rc)
+        fprintf(stderr, "regimen: %s\n", rg_store_errmsg(st));
+    rg_engine_free(eng);
+    rg_store_close(st);
+    return rc ? (rc == RG_ENOTFOUND ? 1 : 2) : 0;
+}
+
+static int rg__cmd_diff(int argc, char **argv)
+{
+    rg__opts o = {.db = ":memory:"};
+    rg_store *st[2] = {NULL, NULL};
+    rg_engine *eng[2] = {NULL, NULL};
+    rg_time until;
+    int ingest_rc = 0, rc = rg__parse(argc, argv, &o);
+    if (rc)
+        return rc;
+    if (!o.events || optind != argc - 2)
+        return rg__die("%s", "diff needs --events FILE --until TIME OLD_DIR NEW_DIR");
+    if ((rc = rg__until(&o, "diff needs --until TIME", &until)))
+        return rc;
+    if (o.nclinics)
+        return rg__die("%s", "diff compares two protocol directories for every clinic; "
+                             "--clinic is not used");
+    for (int i = 0; i < 2 && !rc; i++) {
+        o.protocols = argv[optind + i];
+        o.db = ":memory:";
+        rc = rg__simulate(&o, until, 1, &st[i], &eng[i], &ingest_rc);
+    }
+    if (!rc) {
+        long d = rg_diff(st[0], st[1], "OLD", "NEW", stdout);
+        rc = d < 0 ? 2 : d > 0 ? 1 : 0;
+    }
+    for (int i = 0; i < 2; i++) {
+        rg_engine_free(eng[i]);
+        rg_store_close(st[i]);
+    }
+    return rc;
 }
 
 static int rg__cmd_sweep(int argc, char **argv)
@@ -575,6 +672,8 @@ int main(int argc, char **argv)
         {"test", rg__cmd_test},
         {"serve", rg__cmd_serve},
         {"sweep", rg__cmd_sweep},
+        {"explain", rg__cmd_explain},
+        {"diff", rg__cmd_diff},
     };
     for (size_t i = 0; i < RG_COUNTOF(cmds); i++)
         if (!strcmp(argv[1], cmds[i].name))

@@ -8,7 +8,7 @@
  * the counts, once to draw), and each row is written as soon as it is laid
  * out. Only the alert bars are held in memory, sorted by (clinic, patient,
  * opened) so that the walk over patients meets them in order: O(n log n).
- * Every string that came from users goes through rg__esc.
+ * Every string that came from users goes through rg__put, which escapes it.
  */
 #include "report.h"
 
@@ -151,6 +151,8 @@ static int rg__cmp_key(const void *pa, const void *pb)
 static void rg__pair(rg__ctx *c)
 {
     size_t k = 0;
+    if (!c->nbars)
+        return; /* qsort wants a non-null array */
     qsort(c->bars, c->nbars, sizeof *c->bars, rg__cmp_key);
     for (size_t i = 0; i < c->nbars; i++) {
         rg__bar b = c->bars[i], *n = i + 1 < c->nbars ? &c->bars[i + 1] : NULL;
@@ -248,11 +250,6 @@ static int rg__scan(rg__ctx *c, const char *clinic, const char *patient)
     c->patients++;
     rc = rg_store_each_event(c->st, clinic, patient, rg__scan_event, c);
     return rc == RG_ENOMEM || !rc ? rc : RG_EDB;
-}
-
-static int rg__cmp_str(const void *a, const void *b)
-{
-    return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
 /* --- second pass: drawing -------------------------------------------------------- */
@@ -432,13 +429,12 @@ static const char rg__css[] =
     ".sev-info{fill:#dbeafe;stroke:#2563eb;background:#dbeafe;border-color:#2563eb}"
     ".sev-warning{fill:#fde68a;stroke:#d97706;background:#fde68a;border-color:#d97706}"
     ".sev-critical{fill:#fca5a5;stroke:#b91c1c;background:#fca5a5;border-color:#b91c1c}"
-    ".sev-other{fill:#e5e7eb;stroke:#4b5563;background:#e5e7eb;border-color:#4b5563}"
-    ".t0{fill:#1f77b4;background:#1f77b4}.t1{fill:#ff7f0e;background:#ff7f0e}"
-    ".t2{fill:#2ca02c;background:#2ca02c}.t3{fill:#9467bd;background:#9467bd}"
-    ".t4{fill:#8c564b;background:#8c564b}.t5{fill:#e377c2;background:#e377c2}"
-    ".t6{fill:#17becf;background:#17becf}.t7{fill:#bcbd22;background:#bcbd22}"
-    ".t8{fill:#393b79;background:#393b79}.t9{fill:#d62728;background:#d62728}"
-    ".t10{fill:#9ca3af;background:#9ca3af}";
+    ".sev-other{fill:#e5e7eb;stroke:#4b5563;background:#e5e7eb;border-color:#4b5563}";
+
+/* Event types' colours, in order of first appearance; the last for the rest. */
+static const char *const rg__palette[RG__NTYPES + 1] = {
+    "#1f77b4", "#ff7f0e", "#2ca02c", "#9467bd", "#8c564b", "#e377c2",
+    "#17becf", "#bcbd22", "#393b79", "#d62728", "#9ca3af"};
 
 static void rg__header(rg__ctx *c, const char *title)
 {
@@ -447,7 +443,10 @@ static void rg__header(rg__ctx *c, const char *title)
     rg__put(o, "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\n"
                "<meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; "
                "style-src 'unsafe-inline'\">\n<title>", title);
-    fprintf(o, "</title>\n<style>%s</style></head><body>\n", rg__css);
+    fprintf(o, "</title>\n<style>%s", rg__css);
+    for (int i = 0; i <= RG__NTYPES; i++)
+        fprintf(o, ".t%d{fill:%s;background:%s}", i, rg__palette[i], rg__palette[i]);
+    fputs("</style></head><body>\n", o);
     rg__put(o, "<header><h1>", title);
     fprintf(o, "</h1>\n<p class=\"meta\">Horizon: %s to %s (%s). All times UTC.</p>\n",
             rg_time_day(c->t0, a), rg_time_day(c->t1, b), rg_time_format(c->t1, u));
@@ -458,12 +457,9 @@ static void rg__header(rg__ctx *c, const char *title)
         fprintf(o, " (%ld later ones not shown)", c->later);
     fprintf(o, RG__DOT "%zu alert%s, %ld still open</p>\n<div class=\"legend\">Alerts:", c->nbars,
             c->nbars == 1 ? "" : "s", c->open);
-    for (int i = 2; i >= -1; i--) { /* critical first; -1: "other", if there are some */
-        int s = i < 0 ? 3 : i;
-        if (i >= 0 || c->sev[3])
-            fprintf(o, "<span><span class=\"sw sev-%s\"></span>%s (%ld)</span>",
-                    rg__sev_name[s], rg__sev_name[s], c->sev[s]);
-    }
+    for (int i = 2; i >= 0; i--) /* (the engine allows no other severities) */
+        fprintf(o, "<span><span class=\"sw sev-%s\"></span>%s (%ld)</span>", rg__sev_name[i],
+                rg__sev_name[i], c->sev[i]);
     fputs("<span><span class=\"sw open\"></span>dashed: still open at the horizon</span></div>\n"
           "<div class=\"legend\">Events:", o);
     for (int i = 0; i < c->ntypes + c->other; i++) {
@@ -486,7 +482,6 @@ int rg_report_html(rg_store *st, FILE *out, const char *title, rg_time until)
         rc = rg__each_patient(&c, rg__scan);
     }
     if (!rc) {
-        qsort(c.types, (size_t)c.ntypes, sizeof *c.types, rg__cmp_str);
         c.t1 = until != RG_TIME_NONE ? until : c.tmax != RG_TIME_NONE ? c.tmax : 0;
         c.t0 = c.tmin != RG_TIME_NONE && c.tmin < c.t1 ? c.tmin : c.t1 - RG_MS_DAY;
         c.t0 -= ((c.t0 % RG_MS_DAY) + RG_MS_DAY) % RG_MS_DAY; /* midnight before */

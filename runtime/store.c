@@ -104,6 +104,8 @@ enum {
     Q_WAKE_CLINIC,
     Q_OPEN_BY_SEVERITY,
     Q_LAST_CSEQ,
+    Q_EVENT_GET,
+    Q_KEY_TRANSITIONS,
     Q_BEGIN,
     Q_COMMIT,
     Q_ROLLBACK,
@@ -194,6 +196,10 @@ static const char *const rg__sql[Q__COUNT] = {
     [Q_PROTOCOL_LOADED] = "INSERT OR IGNORE INTO protocol_versions(clinic, protocol, version,"
                           " file, hash, first_loaded) VALUES(?1, ?2, ?3, ?4, ?5, ?6)",
     [Q_LAST_CSEQ] = "SELECT coalesce(max(cseq), 0) FROM transitions WHERE clinic = ?1",
+    [Q_EVENT_GET] = "SELECT seq, at, id, type, data FROM events WHERE clinic = ?1 AND id = ?2",
+    [Q_KEY_TRANSITIONS] =
+        "SELECT seq, at, state, clinic, patient, key, protocol, version, rule, severity,"
+        " message, due, params, evidence, cseq FROM transitions WHERE key = ?1 ORDER BY seq",
     [Q_BEGIN] = "BEGIN IMMEDIATE",
     [Q_COMMIT] = "COMMIT",
     [Q_ROLLBACK] = "ROLLBACK",
@@ -897,4 +903,35 @@ int rg_store_last_cseq(rg_store *st, const char *clinic, int64_t *out)
     *out = rc == SQLITE_ROW ? sqlite3_column_int64(s, 0) : 0;
     sqlite3_reset(s);
     return rc == SQLITE_ROW ? RG_OK : RG_EDB;
+}
+
+int rg_store_get_event(rg_store *st, const char *clinic, const char *id,
+                       int (*fn)(void *ud, const rg_stored_event *e), void *ud)
+{
+    sqlite3_stmt *s = rg__q(st, Q_EVENT_GET);
+    rg__text(s, 1, clinic);
+    rg__text(s, 2, id);
+    int rc = sqlite3_step(s), out = RG_ENOTFOUND;
+    if (rc == SQLITE_ROW) {
+        rg_stored_event e = {
+            .seq = sqlite3_column_int64(s, 0),
+            .at = sqlite3_column_int64(s, 1),
+            .id = rg__col_text(s, 2),
+            .type = rg__col_text(s, 3),
+            .data = (const char *)sqlite3_column_text(s, 4),
+        };
+        out = fn(ud, &e);
+    } else if (rc != SQLITE_DONE) {
+        out = RG_EDB;
+    }
+    sqlite3_reset(s);
+    return out;
+}
+
+int rg_store_key_transitions(rg_store *st, const char *key,
+                             int (*fn)(void *ud, const rg_transition *t), void *ud)
+{
+    sqlite3_stmt *s = rg__q(st, Q_KEY_TRANSITIONS);
+    rg__text(s, 1, key);
+    return rg__each_transition(st, s, fn, ud);
 }

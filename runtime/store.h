@@ -140,6 +140,13 @@ int rg_store_each_due_snooze(rg_store *st, rg_time now,
                              void *ud, int *count);
 /* Schedules a step at `at` for every patient of the clinic (after a reload). */
 int rg_store_wake_clinic(rg_store *st, const char *clinic, rg_time at);
+/* One stored event by clinic and id (fn called once), or RG_ENOTFOUND. */
+int rg_store_get_event(rg_store *st, const char *clinic, const char *id,
+                       int (*fn)(void *ud, const rg_stored_event *e), void *ud);
+/* Every transition of an alert key, in order. */
+int rg_store_key_transitions(rg_store *st, const char *key,
+                             int (*fn)(void *ud, const rg_transition *t), void *ud);
+
 /* The clinic's newest transition sequence number (0 when none). */
 int rg_store_last_cseq(rg_store *st, const char *clinic, int64_t *out);
 int rg_store_open_by_severity(rg_store *st,

@@ -334,3 +334,61 @@ Test(e2e, scenario_runner_reports_missing_and_unexpected)
     free(err);
     rg_test_rmdir(dir);
 }
+
+Test(e2e, explain_names_rule_version_parameters_and_events)
+{
+    char *out, *err;
+    char *expected = rg_test_read("examples/clinics/north/expected.jsonl");
+    const char *k = strstr(expected, "\"rule\":\"acute.infusion-due\"");
+    cr_assert_not_null(k);
+    k = strstr(k, "\"key\":\"") + 7;
+    char key[17];
+    snprintf(key, sizeof key, "%.16s", k);
+    const char *args[] = {"explain", key, "--events", "examples/clinics/north/timeline.jsonl",
+                          "--until", "2026-05-01T00:00:00Z", "--clinic",
+                          "north=examples/clinics/north", NULL};
+    cr_assert_eq(rg_test_run(args, NULL, &out, &err), 0, "%s", err);
+    cr_assert(strstr(out, "rule acute.infusion-due of protocol ketamine.acute"), "%s", out);
+    cr_assert(strstr(out, "protocol version 1.0.0"), "%s", out);
+    cr_assert(strstr(out, "infusion_due_after       172800000  (2 days)"), "%s", out);
+    cr_assert(strstr(out, "n-400-i1       infusion"), "the infusion it rested on:\n%s", out);
+    cr_assert(strstr(out, "resolved 2026-03-06T07:00:00Z"), "%s", out);
+    free(out);
+    free(err);
+    const char *unknown[] = {"explain", "0000000000000000", "--events",
+                             "examples/clinics/north/timeline.jsonl", "--until",
+                             "2026-05-01T00:00:00Z", NULL};
+    cr_assert_eq(rg_test_run(unknown, NULL, &out, &err), 1);
+    cr_assert(strstr(err, "no alert with key"), "%s", err);
+    free(out);
+    free(err);
+    free(expected);
+}
+
+Test(e2e, diff_lists_what_a_protocol_change_does)
+{
+    char dir[256], newdir[300], cmd[2048], *out, *err;
+    rg_test_tmpdir(dir);
+    snprintf(newdir, sizeof newdir, "%s/new", dir);
+    snprintf(cmd, sizeof cmd,
+             "mkdir -p %s && cp protocols/ketamine/*.lua %s/ && "
+             "sed -i 's/infusion_due_after     = days(2)/infusion_due_after     = days(3)/' %s/acute.lua",
+             newdir, newdir, newdir);
+    cr_assert_eq(system(cmd), 0);
+    const char *same[] = {"diff", "--events", "examples/clinics/north/timeline.jsonl", "--until",
+                          "2026-05-01T00:00:00Z", "protocols/ketamine", "protocols/ketamine", NULL};
+    cr_assert_eq(rg_test_run(same, NULL, &out, &err), 0, "%s%s", out, err);
+    cr_assert(strstr(out, "0 differences"), "%s", out);
+    free(out);
+    free(err);
+    const char *args[] = {"diff", "--events", "examples/clinics/north/timeline.jsonl", "--until",
+                          "2026-05-01T00:00:00Z", "protocols/ketamine", newdir, NULL};
+    cr_assert_eq(rg_test_run(args, NULL, &out, &err), 1, "%s%s", out, err);
+    cr_assert(strstr(out, "moved     north p-300 acute.infusion-due         open     "
+                          "2026-03-21T17:00:00Z -> 2026-03-22T17:00:00Z"), "%s", out);
+    cr_assert(strstr(out, "only OLD  north p-400 acute.infusion-due"), "%s", out);
+    cr_assert(strstr(out, "15 differences"), "%s", out);
+    free(out);
+    free(err);
+    rg_test_rmdir(dir);
+}

@@ -1,0 +1,514 @@
+#!/usr/bin/env bash
+# bench/run.sh - regimen's benchmark (make bench, make bench-smoke).
+#
+#   bench/run.sh [--size default|large] [--smoke]
+#
+# Measures, in one run, on cohorts made by bench/gen.c (seeded, reused from
+# bench/data/ when the same generator, size and seed made them):
+#   1. bulk ingest (`regimen ingest`), events/s;
+#   2. the re-evaluation sweep of every patient with the shipped protocol set
+#      (`regimen sweep --at`), patients/s, events/s and peak RSS, at every
+#      size (scaling), against two baselines on the same data:
+#        the bound (bench/bound.c: read the events in the engine's order and
+#        hand each to a trivial Lua function), and
+#        the peer (bench/peer/peer.js: json-rules-engine with the two rules of
+#        bench/two-rules, which regimen runs for the comparison);
+#   3. `regimen simulate` of the 10k cohort, end to end;
+#   4. `regimen serve` on 127.0.0.1: HTTP ingest with concurrent clients
+#      (bench/load.c), POST -> SSE transition latency at a steady 1,000
+#      events/s and the lateness of time-driven transitions (bench/ping).
+# Prints the table and writes bench/results/latest.md and latest.svg.
+#
+# Sizes: 10k and 100k patients; --size large (make bench SIZE=large) adds 1M.
+# --smoke: 300 patients, no peer, a short service phase, results under
+# bench/data/smoke/; checks that every stage runs. Exits non-zero when a stage
+# fails (in both modes). SEED (default 42) and CLINICS (default 10) come from
+# the environment. No python: bash, awk and the tools built here.
+set -u -o pipefail
+
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+cd "$ROOT"
+
+MODE=full
+SIZE=${SIZE:-default}
+while [ $# -gt 0 ]; do
+    case "$1" in
+    --smoke) MODE=smoke ;;
+    --size) SIZE=${2:?--size needs default or large}; shift ;;
+    --size=*) SIZE=${1#--size=} ;;
+    *) echo "usage: bench/run.sh [--size default|large] [--smoke]" >&2; exit 2 ;;
+    esac
+    shift
+done
+[ -n "$SIZE" ] || SIZE=default
+
+SEED=${SEED:-42}
+CLINICS=${CLINICS:-10}
+AT=2028-01-01T00:00:00Z  # after every generated event (they span 2026-01 .. 2027-09)
+MID=2026-10-01T00:00:00Z # the agreement check: a moment when both rules fire for some
+BIN=$ROOT/build/regimen
+TOOLS=$ROOT/build/bench
+DATA=$ROOT/bench/data
+TOKEN=bench-token-0123456789abcdef
+
+if [ "$MODE" = smoke ]; then
+    SIZES=(300)
+    OUT=$DATA/smoke
+    SIM_SIZE=300
+    SERVE_PATIENTS=60
+    HTTP_SECONDS=1 LAT_SECONDS=1 LAT_RATE=200 HTTP_CLIENTS=2 LAT_CLIENTS=2
+    STAGE_TIMEOUT=25
+else
+    case "$SIZE" in
+    default) SIZES=(10000 100000) ;;
+    large) SIZES=(10000 100000 1000000) ;;
+    *) echo "bench: SIZE must be default or large, not '$SIZE'" >&2; exit 2 ;;
+    esac
+    OUT=$ROOT/bench/results
+    SIM_SIZE=10000
+    SERVE_PATIENTS=5000
+    HTTP_SECONDS=10 LAT_SECONDS=10 LAT_RATE=1000 HTTP_CLIENTS=8 LAT_CLIENTS=4
+    STAGE_TIMEOUT=1800
+fi
+PEER_MAX=100000 # the peer holds the cohort in memory: it runs up to this size
+WORK=$DATA/run
+mkdir -p "$DATA" "$OUT"
+rm -rf "$WORK"
+mkdir -p "$WORK"
+LOG=$WORK/log
+: >"$LOG"
+
+note() { printf '%s\n' "$*" >&2; }
+
+# ---- what the run needs ------------------------------------------------------------
+
+as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
+APT_UPDATED=
+apt_install() {
+    note "bench: installing $*"
+    if [ -z "$APT_UPDATED" ]; then
+        as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq >/dev/null || return 1
+        APT_UPDATED=1
+    fi
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@" >/dev/null
+}
+
+if [ ! -x "$BIN" ]; then
+    note "bench: $BIN is missing: run make first"
+    exit 2
+fi
+if [ "$MODE" = full ]; then
+    [ -x /usr/bin/time ] || apt_install time || { note "bench: cannot install time"; exit 2; }
+    if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
+        apt_install nodejs npm || { note "bench: cannot install nodejs and npm"; exit 2; }
+    fi
+    if [ ! -d bench/peer/node_modules/json-rules-engine ]; then
+        (cd bench/peer && npm ci --no-audit --no-fund --loglevel=error) >&2 ||
+            { note "bench: npm ci in bench/peer failed"; exit 2; }
+    fi
+fi
+HAVE_TIME=0
+[ -x /usr/bin/time ] && HAVE_TIME=1
+
+# The bench tools, rebuilt when their source is newer.
+build_tool() { # NAME FLAGS...
+    local name=$1; shift
+    if [ ! -x "$TOOLS/$name" ] || [ "bench/$name.c" -nt "$TOOLS/$name" ]; then
+        mkdir -p "$TOOLS"
+        cc -std=c11 -O2 -g -Wall -Wextra "bench/$name.c" -o "$TOOLS/$name" "$@" || return 1
+    fi
+}
+build_tool gen || exit 2
+build_tool bound $(pkg-config --cflags --libs lua5.4 sqlite3) || exit 2
+build_tool load -pthread -lm || exit 2
+
+# ---- measuring ---------------------------------------------------------------------------
+
+declare -A R     # results: R[key]=value
+FAILED=()        # stages that failed
+
+now_ns() { date +%s%N; }
+secs_since() { awk -v a="$1" -v b="$(now_ns)" 'BEGIN { printf "%.3f", (b - a) / 1e9 }'; }
+
+# run NAME CMD...: runs CMD with a time limit (and /usr/bin/time -v when there),
+# stdout to $WORK/NAME.out (or $STDOUT), stderr to $WORK/NAME.err. Sets
+# R[NAME.wall] (s), R[NAME.rss] (MiB), R[NAME.rc]; records a failure.
+run() {
+    local name=$1; shift
+    local out=${STDOUT:-$WORK/$name.out} t0 rc
+    note "bench: $name: $*"
+    t0=$(now_ns)
+    if [ "$HAVE_TIME" = 1 ]; then
+        timeout "$STAGE_TIMEOUT" /usr/bin/time -v -o "$WORK/$name.time" "$@" >"$out" 2>"$WORK/$name.err"
+    else
+        timeout "$STAGE_TIMEOUT" "$@" >"$out" 2>"$WORK/$name.err"
+    fi
+    rc=$?
+    R[$name.wall]=$(secs_since "$t0")
+    R[$name.rc]=$rc
+    R[$name.rss]=n/a
+    if [ -f "$WORK/$name.time" ]; then
+        R[$name.rss]=$(awk -F': ' '/Maximum resident set size/ { printf "%.0f", $2 / 1024 }' "$WORK/$name.time")
+    fi
+    { echo "== $name (rc $rc, ${R[$name.wall]} s): $*"; tail -5 "$WORK/$name.err"; } >>"$LOG"
+    if [ "$rc" != 0 ]; then
+        fail "$name" "exit status $rc: $(tail -2 "$WORK/$name.err" | tr '\n' ' ')"
+        return 1
+    fi
+    return 0
+}
+fail() { FAILED+=("$1: $2"); note "bench: FAILED $1: $2"; }
+
+# kv FILE PREFIX KEY: the value of KEY=... on the line of FILE starting with PREFIX.
+kv() { awk -v p="$2" -v k="$3" 'index($0, p) == 1 { for (i = 1; i <= NF; i++) if (index($i, k "=") == 1) { print substr($i, length(k) + 2); exit } }' "$1"; }
+calc() { awk "BEGIN { x = $1; printf \"${2:-%.0f}\", x }"; }
+# 1234567 -> 1,234,567 (numbers from awk, no locale needed)
+num() { awk -v x="$1" 'BEGIN { if (x !~ /^-?[0-9.]+$/) { print x; exit } s = sprintf("%.0f", x); n = length(s); o = ""; for (i = 1; i <= n; i++) { o = o substr(s, i, 1); if ((n - i) % 3 == 0 && i < n && substr(s, i, 1) != "-") o = o "," } print o }'; }
+short() { awk -v n="$1" 'BEGIN { if (n >= 1e6 && n % 1e6 == 0) printf "%dM", n / 1e6; else if (n >= 1000 && n % 1000 == 0) printf "%dk", n / 1000; else print n }'; }
+
+GENSUM=$(cksum bench/gen.c | awk '{ print $1 }')
+cohort() { # N CLINICS -> path of the cohort file, generated when missing
+    local f="$DATA/cohort-$1-c$2-s$SEED-g$GENSUM.jsonl"
+    if [ ! -s "$f" ]; then
+        note "bench: generating $1 patients into $f"
+        "$TOOLS/gen" "$1" "$2" "$SEED" >"$f.tmp" && mv "$f.tmp" "$f" || { rm -f "$f.tmp"; return 1; }
+    fi
+    echo "$f"
+}
+copy_db() { cp "$1" "$2" && { [ ! -f "$1-wal" ] || cp "$1-wal" "$2-wal"; }; }
+
+SWEPT_RE='swept ([0-9]+) patients \(([0-9]+) events\) in ([0-9.]+) s: ([0-9]+) patients/s, ([0-9]+) events/s'
+# sweep_stage NAME DB [--protocols DIR] : runs regimen sweep, parses its line
+sweep_stage() {
+    local name=$1 db=$2; shift 2
+    run "$name" "$BIN" sweep --db "$db" --at "${SWEEP_AT:-$AT}" "$@"
+    local line
+    line=$(grep -E "$SWEPT_RE" "$WORK/$name.err" | tail -1)
+    if [[ "$line" =~ $SWEPT_RE ]]; then
+        R[$name.patients]=${BASH_REMATCH[1]} R[$name.events]=${BASH_REMATCH[2]}
+        R[$name.secs]=${BASH_REMATCH[3]} R[$name.pps]=${BASH_REMATCH[4]} R[$name.eps]=${BASH_REMATCH[5]}
+        R[$name.line]=$line
+    else
+        [ "${R[$name.rc]}" = 0 ] && fail "$name" "no 'swept N patients ...' line on stderr"
+        return 1
+    fi
+}
+
+if ! "$BIN" --help 2>/dev/null | grep -q '^  sweep'; then
+    fail sweep "build/regimen has no sweep command yet (regimen --help)"
+fi
+
+# ---- 1, 2, 5: ingest, sweeps, bound, peer at every size -----------------------------------------
+
+for N in "${SIZES[@]}"; do
+    S=$(short "$N")
+    F=$(cohort "$N" "$CLINICS") || { fail "gen-$S" "the generator failed"; continue; }
+    R[events.$N]=$(wc -l <"$F")
+    DB=$WORK/c$S.db
+    rm -f "$DB" "$DB-wal" "$DB-shm"
+    if run "ingest-$S" "$BIN" ingest --db "$DB" "$F"; then
+        R[ingest-$S.stored]=$(sed -n 's/^stored \([0-9]*\),.*/\1/p' "$WORK/ingest-$S.out")
+        R[ingest-$S.eps]=$(calc "${R[ingest-$S.stored]} / ${R[ingest-$S.wall]}")
+    fi
+    copy_db "$DB" "$WORK/full.db" && sweep_stage "sweep-$S" "$WORK/full.db"
+    rm -f "$WORK"/full.db*
+    copy_db "$DB" "$WORK/two.db" && sweep_stage "two-$S" "$WORK/two.db" --protocols bench/two-rules
+    rm -f "$WORK"/two.db*
+    if run "bound-$S" "$TOOLS/bound" "$DB" both; then
+        for m in patient scan; do
+            R[bound-$S.$m.eps]=$(kv "$WORK/bound-$S.out" "bound $m " events_per_s)
+            R[bound-$S.$m.secs]=$(kv "$WORK/bound-$S.out" "bound $m " seconds)
+            R[bound-$S.$m.pps]=$(kv "$WORK/bound-$S.out" "bound $m " patients_per_s)
+        done
+        best=scan
+        awk -v a="${R[bound-$S.patient.eps]}" -v b="${R[bound-$S.scan.eps]}" 'BEGIN { exit !(a > b) }' && best=patient
+        R[bound-$S.mode]=$best
+        R[bound-$S.eps]=${R[bound-$S.$best.eps]}
+        R[bound-$S.secs]=${R[bound-$S.$best.secs]}
+        R[bound-$S.pps]=${R[bound-$S.$best.pps]}
+        R[bound-$S.events]=$(kv "$WORK/bound-$S.out" "bound $best " events)
+    fi
+    if [ "$MODE" = full ] && [ "$N" -le "$PEER_MAX" ]; then
+        if run "peer-$S" node --max-old-space-size=8192 bench/peer/peer.js "$F" "$AT"; then
+            for k in patients events seconds patients_per_s events_per_s; do
+                R[peer-$S.$k]=$(kv "$WORK/peer-$S.out" "peer " $k)
+            done
+        fi
+    fi
+    # the agreement check, once: both rules at a moment when they fire for some patients
+    if [ "$MODE" = full ] && [ "$N" = "${SIZES[0]}" ]; then
+        copy_db "$DB" "$WORK/mid.db" && SWEEP_AT=$MID sweep_stage "two-mid-$S" "$WORK/mid.db" --protocols bench/two-rules
+        run "alerts-mid-$S" "$TOOLS/bound" "$WORK/mid.db" alerts
+        rm -f "$WORK"/mid.db*
+        if run "peer-mid-$S" node --max-old-space-size=8192 bench/peer/peer.js "$F" "$MID"; then
+            a=$(kv "$WORK/alerts-mid-$S.out" alerts acute.infusion-due) b=$(kv "$WORK/alerts-mid-$S.out" alerts safety.bp-high)
+            c=$(kv "$WORK/peer-mid-$S.out" "peer " infusion_due) d=$(kv "$WORK/peer-mid-$S.out" "peer " bp_high)
+            R[agree]="at $MID on the $S cohort: regimen opened ${a:-0} acute.infusion-due and ${b:-0} safety.bp-high alerts; the peer fired ${c:-0} and ${d:-0}"
+            if [ "${a:-0}" = "${c:-0}" ] && [ "${b:-0}" = "${d:-0}" ]; then R[agree.ok]=yes; else R[agree.ok]=NO; fail agreement "${R[agree]}"; fi
+        fi
+    fi
+    rm -f "$DB" "$DB-wal" "$DB-shm"
+done
+
+# ---- 3: simulate -----------------------------------------------------------------------------
+
+SIMF=$(cohort "$SIM_SIZE" "$CLINICS") && STDOUT=/dev/null run "simulate" "$BIN" simulate --events "$SIMF" --until "$AT"
+R[simulate.line]=$(grep '^simulated' "$WORK/simulate.err" | tail -1)
+
+# ---- 4: the service ---------------------------------------------------------------------------
+
+SERVE_PID=
+PORT=
+start_serve() { # NAME CONFIG DB
+    local name=$1 cfg=$2 db=$3 i
+    rm -f "$db" "$db-wal" "$db-shm"
+    "$BIN" serve --config "$cfg" --db "$db" 2>"$WORK/$name.log" &
+    SERVE_PID=$!
+    for i in $(seq 100); do
+        PORT=$(sed -n 's/.*listening on 127\.0\.0\.1:\([0-9]*\).*/\1/p' "$WORK/$name.log" | head -1)
+        [ -n "$PORT" ] && return 0
+        kill -0 "$SERVE_PID" 2>/dev/null || break
+        sleep 0.1
+    done
+    fail "$name" "regimen serve did not start: $(tail -2 "$WORK/$name.log" | tr '\n' ' ')"
+    kill "$SERVE_PID" 2>/dev/null
+    wait "$SERVE_PID" 2>/dev/null
+    SERVE_PID=
+    return 1
+}
+stop_serve() { # NAME
+    [ -n "$SERVE_PID" ] || return 0
+    kill -TERM "$SERVE_PID" 2>/dev/null
+    local rc=0
+    wait "$SERVE_PID" || rc=$?
+    SERVE_PID=
+    [ "$rc" = 0 ] || fail "$1" "regimen serve exited with status $rc"
+}
+trap '[ -n "$SERVE_PID" ] && kill "$SERVE_PID" 2>/dev/null' EXIT
+
+# (a) HTTP ingest of a cohort with the shipped protocols: whole patient histories
+# per request, moved into the past so that every event is evaluated at once.
+START=$(date -u -d '-600 days' +%Y-%m-%d)
+SERVEF=$WORK/serve-cohort.jsonl
+"$TOOLS/gen" "$SERVE_PATIENTS" 1 "$SEED" "$START" >"$SERVEF" || fail gen-serve "the generator failed"
+cat >"$WORK/catalog.json" <<EOF
+{ "listen": "127.0.0.1:0",
+  "clinics": { "c0": { "protocols": "$ROOT/protocols/ketamine", "tokens": ["$TOKEN"] } } }
+EOF
+if start_serve serve-catalog "$WORK/catalog.json" "$WORK/serve-catalog.db"; then
+    if run http-catalog "$TOOLS/load" ingest --port "$PORT" --token "$TOKEN" --file "$SERVEF" \
+        --clients "$HTTP_CLIENTS" --batch 100 --seconds "$HTTP_SECONDS"; then
+        for k in events seconds events_per_s ack_p50_ms ack_p99_ms requests; do
+            R[http-catalog.$k]=$(kv "$WORK/http-catalog.out" "ingest " $k)
+        done
+    fi
+    stop_serve serve-catalog
+fi
+rm -f "$WORK"/serve-catalog.db*
+
+# (b) the ping protocol: latency at a steady rate, then live ingest.
+cat >"$WORK/ping.json" <<EOF
+{ "listen": "127.0.0.1:0",
+  "clinics": { "bench": { "protocols": "$ROOT/bench/ping", "tokens": ["$TOKEN"] } } }
+EOF
+if start_serve serve-ping "$WORK/ping.json" "$WORK/serve-ping.db"; then
+    if run latency "$TOOLS/load" latency --port "$PORT" --token "$TOKEN" --clients "$LAT_CLIENTS" \
+        --rate "$LAT_RATE" --seconds "$LAT_SECONDS" --timer-ms 1000; then
+        for k in achieved_per_s sent echo_p50_ms echo_p99_ms echo_max_ms ack_p50_ms ack_p99_ms \
+            timer_p50_ms timer_p99_ms timer_max_ms behind_max_ms; do
+            R[latency.$k]=$(kv "$WORK/latency.out" "latency " $k)
+        done
+        for k in count le_0.001 le_0.005 le_0.01 le_0.05; do
+            R[wake.$k]=$(kv "$WORK/latency.out" "wake_lateness " $k)
+        done
+    fi
+    if run http-ping "$TOOLS/load" ingest --ping --port "$PORT" --token "$TOKEN" \
+        --clients "$HTTP_CLIENTS" --batch 100 --seconds "$HTTP_SECONDS"; then
+        for k in events seconds events_per_s ack_p50_ms ack_p99_ms requests; do
+            R[http-ping.$k]=$(kv "$WORK/http-ping.out" "ingest " $k)
+        done
+    fi
+    stop_serve serve-ping
+fi
+rm -f "$WORK"/serve-ping.db*
+
+# ---- the report ----------------------------------------------------------------------------------
+
+g() { local v=${R[$1]:-}; [ -n "$v" ] && echo "$v" || echo "n/a"; }
+have() { [ -n "${R[$1]:-}" ] && [ "${R[$1]}" != n/a ]; }
+ratio() { if have "$1" && have "$2"; then calc "${R[$1]} / ${R[$2]}" "%.2f"; else echo n/a; fi; }
+yn() { if awk "BEGIN { exit !($1) }" 2>/dev/null; then echo "**met**"; else echo "**not met**"; fi; }
+
+LAST=$(short "${SIZES[-1]}")
+PEER_S=$LAST
+for N in "${SIZES[@]}"; do [ "$N" -le "$PEER_MAX" ] && PEER_S=$(short "$N"); done
+CPU=$(awk -F': ' '/model name/ { print $2; exit }' /proc/cpuinfo)
+MEM=$(awk '/MemTotal/ { printf "%.0f GiB", $2 / 1048576 }' /proc/meminfo)
+NODEV=$(command -v node >/dev/null && node --version || echo none)
+JREV=$(sed -n 's/.*"version": "\(.*\)".*/\1/p' bench/peer/node_modules/json-rules-engine/package.json 2>/dev/null | head -1)
+WHEN=$(date -u +%Y-%m-%dT%H:%M:%SZ)
+CMD="make bench$([ "$SIZE" = large ] && echo ' SIZE=large')"
+[ "$MODE" = smoke ] && CMD="make bench-smoke"
+
+MD=$OUT/latest.md
+SVG=$OUT/latest.svg
+if [ "$MODE" = smoke ]; then MD=$OUT/smoke.md SVG=$OUT/smoke.svg; fi
+
+{
+echo "# regimen benchmark"
+echo
+echo "\`$CMD\` on $WHEN: $(nproc) cores ($CPU), $MEM, $(uname -sr); SQLite $(pkg-config --modversion sqlite3), Lua $(pkg-config --modversion lua5.4), node $NODEV, json-rules-engine ${JREV:-n/a}."
+echo "Cohorts from \`bench/gen.c\` (seed $SEED, $CLINICS clinics, about 30 events per patient); sweeps at \`--at $AT\`, after every event. Other work may share the machine: numbers vary by a few per cent between runs."
+echo
+echo "## Results"
+echo
+echo "| stage | cohort | events | seconds | throughput | peak RSS (MiB) |"
+echo "|---|---|---:|---:|---|---:|"
+for N in "${SIZES[@]}"; do
+    S=$(short "$N")
+    echo "| 1. bulk ingest (\`regimen ingest\`) | $S | $(num "$(g ingest-$S.stored)") | $(g ingest-$S.wall) | $(num "$(g ingest-$S.eps)") events/s | $(g ingest-$S.rss) |"
+    echo "| 2. sweep, shipped protocol set (\`regimen sweep\`) | $S | $(num "$(g sweep-$S.events)") | $(g sweep-$S.secs) | $(num "$(g sweep-$S.pps)") patients/s, $(num "$(g sweep-$S.eps)") events/s | $(g sweep-$S.rss) |"
+    echo "| 2. sweep, two rules (\`--protocols bench/two-rules\`) | $S | $(num "$(g two-$S.events)") | $(g two-$S.secs) | $(num "$(g two-$S.pps)") patients/s, $(num "$(g two-$S.eps)") events/s | $(g two-$S.rss) |"
+    echo "| bound, per patient (engine's query) | $S | $(num "$(g bound-$S.events)") | $(g bound-$S.patient.secs) | $(num "$(g bound-$S.patient.pps)") patients/s, $(num "$(g bound-$S.patient.eps)") events/s | $(g bound-$S.rss) |"
+    echo "| bound, one ordered scan | $S | $(num "$(g bound-$S.events)") | $(g bound-$S.scan.secs) | $(num "$(g bound-$S.scan.pps)") patients/s, $(num "$(g bound-$S.scan.eps)") events/s | (same process) |"
+    if have "peer-$S.patients"; then
+        echo "| peer: json-rules-engine, two rules, in memory | $S | $(num "$(g peer-$S.events)") | $(g peer-$S.seconds) | $(num "$(g peer-$S.patients_per_s)") patients/s, $(num "$(g peer-$S.events_per_s)") events/s | $(g peer-$S.rss) |"
+    fi
+done
+echo "| 3. \`regimen simulate\`, end to end | $(short "$SIM_SIZE") | $(num "$(g events.$SIM_SIZE)") | $(g simulate.wall) | $(num "$(calc "${R[events.$SIM_SIZE]:-0} / ${R[simulate.wall]:-1}")") events/s | $(g simulate.rss) |"
+echo "| 4. HTTP ingest, cohort histories, shipped set, $HTTP_CLIENTS clients x ~100 events | $(short "$SERVE_PATIENTS") (1 clinic) | $(num "$(g http-catalog.events)") | $(g http-catalog.seconds) | $(num "$(g http-catalog.events_per_s)") events/s (ack p50 $(g http-catalog.ack_p50_ms) ms, p99 $(g http-catalog.ack_p99_ms) ms) | |"
+echo "| 4. HTTP ingest, live pings, bench/ping, $HTTP_CLIENTS clients x 100 events | new patients | $(num "$(g http-ping.events)") | $(g http-ping.seconds) | $(num "$(g http-ping.events_per_s)") events/s (ack p50 $(g http-ping.ack_p50_ms) ms, p99 $(g http-ping.ack_p99_ms) ms) | |"
+echo "| 4. POST -> transition on the SSE stream, $LAT_CLIENTS clients, 1 event per POST | $LAT_RATE/s asked, $(g latency.achieved_per_s)/s done | $(num "$(g latency.sent)") | | p50 $(g latency.echo_p50_ms) ms, p99 $(g latency.echo_p99_ms) ms, max $(g latency.echo_max_ms) ms (ack p50 $(g latency.ack_p50_ms), p99 $(g latency.ack_p99_ms) ms) | |"
+echo "| 4. time-driven transition after its due time (stream) | same run | $(num "$(g latency.sent)") | | p50 $(g latency.timer_p50_ms) ms, p99 $(g latency.timer_p99_ms) ms, max $(g latency.timer_max_ms) ms | |"
+echo "| 4. \`regimen_wake_lateness_seconds\` (GET /metrics) | same run | $(g wake.count) wake-ups | | <= 1 ms: $(g wake.le_0.001), <= 5 ms: $(g wake.le_0.005), <= 10 ms: $(g wake.le_0.01), <= 50 ms: $(g wake.le_0.05) | |"
+echo
+echo "## Against the baselines (same run, same data)"
+echo
+echo "| cohort | sweep events/s / bound events/s | bound used | two-rule sweep patients/s / peer patients/s | sweep microseconds per event |"
+echo "|---|---:|---|---:|---:|"
+for N in "${SIZES[@]}"; do
+    S=$(short "$N")
+    us=n/a
+    have "sweep-$S.eps" && us=$(calc "1e6 / ${R[sweep-$S.eps]}" "%.2f")
+    echo "| $S | $(ratio sweep-$S.eps bound-$S.eps) | $(g bound-$S.mode) | $(ratio two-$S.pps peer-$S.patients_per_s) | $us |"
+done
+if [ "${#SIZES[@]}" -ge 2 ] && have "sweep-$(short "${SIZES[0]}").secs" && have "sweep-$LAST.secs"; then
+    S0=$(short "${SIZES[0]}")
+    echo
+    echo "Scaling: from $S0 to $LAST patients the events grow $(calc "${R[sweep-$LAST.events]} / ${R[sweep-$S0.events]}" "%.1f")x and the sweep time $(calc "${R[sweep-$LAST.secs]} / ${R[sweep-$S0.secs]}" "%.1f")x (1.0 per event would be exactly linear: $(calc "(${R[sweep-$LAST.secs]} / ${R[sweep-$S0.secs]}) / (${R[sweep-$LAST.events]} / ${R[sweep-$S0.events]})" "%.2f"))."
+fi
+if have agree; then
+    echo
+    echo "Same answers: ${R[agree]}: agree = ${R[agree.ok]}."
+fi
+echo
+echo "## Targets"
+echo
+echo "| target | measured ($LAST cohort where it applies) | |"
+echo "|---|---|---|"
+if have "sweep-$LAST.eps" && have "bound-$LAST.eps"; then
+    echo "| full-catalog sweep >= 40% of the bound's events/s | $(calc "100 * ${R[sweep-$LAST.eps]} / ${R[bound-$LAST.eps]}" "%.1f")% | $(yn "${R[sweep-$LAST.eps]} >= 0.4 * ${R[bound-$LAST.eps]}") |"
+    echo "| full-catalog sweep > 1,000,000 events/s | $(num "${R[sweep-$LAST.eps]}") events/s | $(yn "${R[sweep-$LAST.eps]} > 1000000") |"
+else
+    echo "| full-catalog sweep >= 40% of the bound and > 1,000,000 events/s | not measured | **not met** |"
+fi
+if have "two-$PEER_S.pps" && have "peer-$PEER_S.patients_per_s"; then
+    echo "| two-rule comparison >= 2x the peer's patients/s ($PEER_S) | $(ratio two-$PEER_S.pps peer-$PEER_S.patients_per_s)x | $(yn "${R[two-$PEER_S.pps]} >= 2 * ${R[peer-$PEER_S.patients_per_s]}") |"
+else
+    echo "| two-rule comparison >= 2x the peer's patients/s | not measured | **not met** |"
+fi
+if have "ingest-$LAST.eps"; then
+    echo "| bulk ingest >= 250,000 events/s | $(num "${R[ingest-$LAST.eps]}") events/s | $(yn "${R[ingest-$LAST.eps]} >= 250000") |"
+fi
+if have http-catalog.events_per_s; then
+    echo "| HTTP ingest >= 20,000 events/s, concurrent clients (shipped set) | $(num "${R[http-catalog.events_per_s]}") events/s (live pings: $(num "$(g http-ping.events_per_s)")) | $(yn "${R[http-catalog.events_per_s]} >= 20000") |"
+fi
+if have latency.echo_p99_ms; then
+    echo "| POST -> transition p99 < 5 ms at 1,000 events/s | p99 $(g latency.echo_p99_ms) ms at $(g latency.achieved_per_s) events/s | $(yn "${R[latency.echo_p99_ms]} < 5 && ${R[latency.achieved_per_s]} >= 0.98 * $LAT_RATE") |"
+fi
+if have latency.timer_p99_ms && have wake.count; then
+    share=$(calc "100 * ${R[wake.le_0.01]} / (${R[wake.count]} > 0 ? ${R[wake.count]} : 1)" "%.1f")
+    echo "| time-driven transition within 10 ms of due at p99 | stream p99 $(g latency.timer_p99_ms) ms; /metrics: $share% of wake-ups <= 10 ms | $(yn "${R[latency.timer_p99_ms]} <= 10 && $share >= 99") |"
+fi
+if [ "${#FAILED[@]}" -gt 0 ]; then
+    echo
+    echo "## Stages that failed"
+    echo
+    for f in "${FAILED[@]}"; do echo "- $f"; done
+fi
+echo
+echo "How: \`bench/run.sh\` (see its header). The bound is \`bench/bound.c\` in both of its modes; the ratios use the faster one per size (column 'bound used'). The peer is \`bench/peer/peer.js\`; the service phase uses \`bench/load.c\` and \`bench/ping/ping.lua\`. Raw outputs of the run are in \`bench/data/run/\` (not committed)."
+} >"$MD"
+
+# ---- the chart: sweep time against cohort size, log-log, with the bound ----------------------------
+
+svg() {
+    local pts_full="" pts_two="" pts_bound="" N S
+    for N in "${SIZES[@]}"; do
+        S=$(short "$N")
+        have "sweep-$S.secs" && pts_full="$pts_full $N:${R[sweep-$S.secs]}"
+        have "two-$S.secs" && pts_two="$pts_two $N:${R[two-$S.secs]}"
+        have "bound-$S.secs" && pts_bound="$pts_bound $N:${R[bound-$S.secs]}"
+    done
+    awk -v full="$pts_full" -v two="$pts_two" -v bound="$pts_bound" -v when="$WHEN" -v cmd="$CMD" '
+    function lg(x) { return log(x) / log(10) }
+    function X(n) { return 90 + (lg(n) - x0) / (x1 - x0) * 560 }
+    function Y(s) { return 330 - (lg(s) - y0) / (y1 - y0) * 270 }
+    function series(spec, color, dash, label, ly,   n, i, a, p, d, pts) {
+        n = split(spec, a, " ")
+        if (n == 0) return
+        d = ""
+        for (i = 1; i <= n; i++) {
+            split(a[i], p, ":")
+            d = d (i == 1 ? "M" : " L") sprintf("%.1f,%.1f", X(p[1]), Y(p[2]))
+            pts = pts sprintf("<circle cx=\"%.1f\" cy=\"%.1f\" r=\"4\" fill=\"%s\"/>\n", X(p[1]), Y(p[2]), color)
+            pts = pts sprintf("<text x=\"%.1f\" y=\"%.1f\" font-size=\"11\" fill=\"%s\">%s s</text>\n", X(p[1]) + 7, Y(p[2]) - 6, color, p[2])
+        }
+        printf "<path d=\"%s\" fill=\"none\" stroke=\"%s\" stroke-width=\"2\"%s/>\n%s", d, color, dash, pts
+        printf "<line x1=\"680\" y1=\"%d\" x2=\"710\" y2=\"%d\" stroke=\"%s\" stroke-width=\"2\"%s/>", ly, ly, color, dash
+        printf "<text x=\"716\" y=\"%d\" font-size=\"12\">%s</text>\n", ly + 4, label
+    }
+    BEGIN {
+        all = full " " two " " bound
+        m = split(all, a, " "); nmin = 1e18; nmax = 0; smin = 1e18; smax = 0
+        for (i = 1; i <= m; i++) { split(a[i], p, ":"); if (p[1] < nmin) nmin = p[1]; if (p[1] > nmax) nmax = p[1]; if (p[2] < smin) smin = p[2]; if (p[2] > smax) smax = p[2] }
+        if (nmax == 0) { nmin = 1000; nmax = 100000; smin = 0.01; smax = 10 }
+        if (smin <= 0) smin = 0.001
+        x0 = int(lg(nmin)) - (lg(nmin) == int(lg(nmin)) ? 0.3 : 0); x1 = lg(nmax) + 0.3
+        if (x1 - x0 < 1) x1 = x0 + 1
+        y0 = int(lg(smin) + 10) - 10; y1 = int(lg(smax) + 10) - 10 + 1
+        printf "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"900\" height=\"400\" viewBox=\"0 0 900 400\" font-family=\"sans-serif\">\n"
+        printf "<rect width=\"900\" height=\"400\" fill=\"white\"/>\n"
+        printf "<text x=\"90\" y=\"28\" font-size=\"15\" font-weight=\"bold\">regimen sweep: time against cohort size (log-log)</text>\n"
+        printf "<text x=\"90\" y=\"46\" font-size=\"11\" fill=\"#555\">%s, %s; a straight line of slope 1 (dotted guide) is linear growth</text>\n", cmd, when
+        for (e = y0; e <= y1; e++) {
+            printf "<line x1=\"90\" y1=\"%.1f\" x2=\"650\" y2=\"%.1f\" stroke=\"#ddd\"/>", Y(10 ^ e), Y(10 ^ e)
+            printf "<text x=\"84\" y=\"%.1f\" font-size=\"11\" text-anchor=\"end\">%s s</text>\n", Y(10 ^ e) + 4, (e >= 0 ? sprintf("%d", 10 ^ e) : sprintf("%g", 10 ^ e))
+        }
+        for (e = int(x0 + 0.999); e <= x1; e++) {
+            printf "<line x1=\"%.1f\" y1=\"60\" x2=\"%.1f\" y2=\"330\" stroke=\"#ddd\"/>", X(10 ^ e), X(10 ^ e)
+            printf "<text x=\"%.1f\" y=\"348\" font-size=\"11\" text-anchor=\"middle\">%s</text>\n", X(10 ^ e), (e >= 6 ? sprintf("%dM", 10 ^ (e - 6)) : e >= 3 ? sprintf("%dk", 10 ^ (e - 3)) : sprintf("%d", 10 ^ e))
+        }
+        printf "<text x=\"370\" y=\"372\" font-size=\"12\" text-anchor=\"middle\">patients (about 30 events each)</text>\n"
+        printf "<line x1=\"90\" y1=\"330\" x2=\"650\" y2=\"330\" stroke=\"black\"/><line x1=\"90\" y1=\"60\" x2=\"90\" y2=\"330\" stroke=\"black\"/>\n"
+        if (split(full, f, " ") >= 1) {   # the linear guide through the first full-sweep point
+            split(f[1], p, ":"); k = p[2] / p[1]
+            printf "<path d=\"M%.1f,%.1f L%.1f,%.1f\" stroke=\"#999\" stroke-dasharray=\"2,4\"/>\n", X(10 ^ x0), Y(k * 10 ^ x0), X(10 ^ x1), Y(k * 10 ^ x1)
+        }
+        series(full, "#c0392b", "", "sweep, shipped set", 90)
+        series(two, "#2471a3", "", "sweep, two rules", 115)
+        series(bound, "#27ae60", " stroke-dasharray=\"6,4\"", "bound (read + hand to Lua)", 140)
+        printf "</svg>\n"
+    }'
+}
+svg >"$SVG"
+
+cat "$MD"
+echo
+note "bench: wrote $MD and $SVG"
+if [ "${#FAILED[@]}" -gt 0 ]; then
+    note "bench: ${#FAILED[@]} stage(s) failed:"
+    for f in "${FAILED[@]}"; do note "  $f"; done
+    exit 1
+fi
+exit 0

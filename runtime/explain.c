@@ -1,0 +1,249 @@
+/*
+ * explain.c - understanding and comparing what protocols did.
+ *
+ * rg_explain answers the auditor's "why is this alert open?": for each
+ * instance of an alert key, the rule and protocol version that produced it,
+ * the parameters in force, and the events the rule looked at when it opened
+ * and when it resolved (the evidence the engine records with every
+ * transition). rg_diff compares two runs over the same history (two protocol
+ * versions) transition by transition. Both read only the store.
+ */
+#include "explain.h"
+
+#include <jansson.h>
+
+#include <stdlib.h>
+#include <string.h>
+
+/* "172800000 (2 days)": parameters are plain numbers; most long ones are
+ * durations in milliseconds, so say what they are in days or hours too. */
+static void rg__param_line(FILE *out, const char *name, json_t *v)
+{
+    char *text = json_dumps(v, JSON_ENCODE_ANY | JSON_COMPACT);
+    fprintf(out, "      %-24s %s", name, text ? text : "?");
+    free(text);
+    if (json_is_integer(v)) {
+        json_int_t n = json_integer_value(v);
+        if (n >= RG_MS_HOUR && n % RG_MS_DAY == 0)
+            fprintf(out, "  (%lld day%s)", (long long)(n / RG_MS_DAY), n == RG_MS_DAY ? "" : "s");
+        else if (n >= RG_MS_HOUR && n % RG_MS_HOUR == 0)
+            fprintf(out, "  (%lld hours)", (long long)(n / RG_MS_HOUR));
+        else if (n >= RG_MS_SECOND && n % RG_MS_SECOND == 0 && n < RG_MS_HOUR)
+            fprintf(out, "  (%lld seconds)", (long long)(n / RG_MS_SECOND));
+    }
+    fputc('\n', out);
+}
+
+static int rg__print_event(void *ud, const rg_stored_event *e)
+{
+    char at[RG_TIME_BUFSZ];
+    fprintf(ud, "      %-14s %-22s %s  %s\n", e->id, e->type, rg_time_format(e->at, at),
+            e->data ? e->data : "");
+    return 0;
+}
+
+typedef struct rg__explain {
+    rg_store *st;
+    FILE *out;
+    int n;
+} rg__explain;
+
+static int rg__explain_one(void *ud, const rg_transition *t)
+{
+    rg__explain *x = ud;
+    FILE *out = x->out;
+    char at[RG_TIME_BUFSZ], due[RG_TIME_BUFSZ];
+    if (x->n++ == 0)
+        fprintf(out, "alert %s: rule %s of protocol %s, clinic %s, patient %s\n", t->key, t->rule,
+                t->protocol, t->clinic, t->patient);
+    if (t->open)
+        fprintf(out, "\n  opened %s (due %s), %s, protocol version %s\n    \"%s\"\n",
+                rg_time_format(t->at, at), rg_time_format(t->due, due), t->severity, t->version,
+                t->message);
+    else
+        fprintf(out, "\n  resolved %s, protocol version %s: the rule no longer returned it\n",
+                rg_time_format(t->at, at), t->version);
+    json_t *params = json_loads(t->params ? t->params : "{}", 0, NULL);
+    if (json_object_size(params)) {
+        const char *k;
+        json_t *v;
+        fprintf(out, "    parameters in force:\n");
+        json_object_foreach(params, k, v) rg__param_line(out, k, v);
+    }
+    json_decref(params);
+    json_t *ev = json_loads(t->evidence ? t->evidence : "[]", 0, NULL);
+    size_t i;
+    json_t *id;
+    fprintf(out, "    %s:\n", json_array_size(ev) ? "events the rule looked at" : "no events examined");
+    json_array_foreach(ev, i, id) {
+        if (!json_is_string(id))
+            continue;
+        if (rg_store_get_event(x->st, t->clinic, json_string_value(id), rg__print_event, out) ==
+            RG_ENOTFOUND)
+            fprintf(out, "      %s (no longer in this database)\n", json_string_value(id));
+    }
+    json_decref(ev);
+    return 0;
+}
+
+int rg_explain(rg_store *st, const char *key, FILE *out)
+{
+    rg__explain x = {st, out, 0};
+    int rc = rg_store_key_transitions(st, key, rg__explain_one, &x);
+    if (rc)
+        return rc;
+    return x.n ? RG_OK : RG_ENOTFOUND;
+}
+
+/* ---- diff ------------------------------------------------------------------------ */
+
+typedef struct rg__tr {
+    char *clinic, *patient, *rule, *severity, *message;
+    int open, occurrence, matched;
+    rg_time at;
+} rg__tr;
+
+typedef struct rg__trs {
+    rg__tr *v;
+    int n, cap;
+} rg__trs;
+
+static int rg__keep(void *ud, const rg_transition *t)
+{
+    rg__trs *l = ud;
+    if (l->n == l->cap) {
+        int cap = l->cap ? l->cap * 2 : 256;
+        rg__tr *grown = realloc(l->v, (size_t)cap * sizeof *grown);
+        if (!grown)
+            return RG_ENOMEM;
+        l->v = grown;
+        l->cap = cap;
+    }
+    rg__tr *r = &l->v[l->n];
+    memset(r, 0, sizeof *r);
+    r->clinic = strdup(t->clinic);
+    r->patient = strdup(t->patient);
+    r->rule = strdup(t->rule);
+    r->severity = strdup(t->severity);
+    r->message = strdup(t->message);
+    r->open = t->open;
+    r->at = t->at;
+    l->n++;
+    if (!r->clinic || !r->patient || !r->rule || !r->severity || !r->message)
+        return RG_ENOMEM;
+    return 0;
+}
+
+/* (clinic, patient, rule, state), then time: a transition's slot. */
+static int rg__slot_cmp(const rg__tr *a, const rg__tr *b)
+{
+    int c = strcmp(a->clinic, b->clinic);
+    if (!c)
+        c = strcmp(a->patient, b->patient);
+    if (!c)
+        c = strcmp(a->rule, b->rule);
+    if (!c)
+        c = b->open - a->open;
+    if (!c)
+        c = a->occurrence - b->occurrence;
+    return c;
+}
+
+static int rg__sort_cmp(const void *pa, const void *pb)
+{
+    const rg__tr *a = pa, *b = pb;
+    int c = rg__slot_cmp(a, b);
+    return c ? c : (a->at > b->at) - (a->at < b->at);
+}
+
+static int rg__same_group(const rg__tr *a, const rg__tr *b)
+{
+    return a->open == b->open && !strcmp(a->clinic, b->clinic) &&
+           !strcmp(a->patient, b->patient) && !strcmp(a->rule, b->rule);
+}
+
+/* Sorts by slot and numbers the occurrences of each (clinic, patient, rule,
+ * state) in time order, so the n-th opening under one version is compared
+ * with the n-th under the other. */
+static void rg__number(rg__trs *l)
+{
+    qsort(l->v, (size_t)l->n, sizeof *l->v, rg__sort_cmp); /* occurrences are all 0 here */
+    for (int i = 1; i < l->n; i++)
+        l->v[i].occurrence = rg__same_group(&l->v[i - 1], &l->v[i]) ? l->v[i - 1].occurrence + 1 : 0;
+}
+
+static void rg__free_trs(rg__trs *l)
+{
+    for (int i = 0; i < l->n; i++) {
+        free(l->v[i].clinic);
+        free(l->v[i].patient);
+        free(l->v[i].rule);
+        free(l->v[i].severity);
+        free(l->v[i].message);
+    }
+    free(l->v);
+}
+
+long rg_diff(rg_store *old, rg_store *new, const char *old_name, const char *new_name, FILE *out)
+{
+    rg__trs a = {0}, b = {0};
+    long differences = 0;
+    char t1[RG_TIME_BUFSZ], t2[RG_TIME_BUFSZ];
+    int rc = rg_store_each_transition(old, 0, 1, rg__keep, &a);
+    if (!rc)
+        rc = rg_store_each_transition(new, 0, 1, rg__keep, &b);
+    if (rc) {
+        rg__free_trs(&a);
+        rg__free_trs(&b);
+        return rc;
+    }
+    rg__number(&a);
+    rg__number(&b);
+    for (int i = 0, j = 0; i < a.n && j < b.n;) {
+        rg__tr *x = &a.v[i], *y = &b.v[j];
+        int c = rg__slot_cmp(x, y);
+        if (c < 0) {
+            i++;
+            continue;
+        }
+        if (c > 0) {
+            j++;
+            continue;
+        }
+        i++, j++;
+        {
+            x->matched = y->matched = 1;
+            if (x->at != y->at) {
+                differences++;
+                fprintf(out, "moved     %s %s %-26s %-8s %s -> %s\n", x->clinic, x->patient,
+                        x->rule, x->open ? "open" : "resolved", rg_time_format(x->at, t1),
+                        rg_time_format(y->at, t2));
+            }
+            if (strcmp(x->severity, y->severity)) {
+                differences++;
+                fprintf(out, "severity  %s %s %-26s %-8s %s: %s -> %s\n", x->clinic, x->patient,
+                        x->rule, x->open ? "open" : "resolved", rg_time_format(y->at, t2),
+                        x->severity, y->severity);
+            }
+        }
+    }
+    for (int i = 0; i < a.n; i++)
+        if (!a.v[i].matched) {
+            differences++;
+            fprintf(out, "only %-4s %s %s %-26s %-8s %s \"%s\"\n", old_name, a.v[i].clinic,
+                    a.v[i].patient, a.v[i].rule, a.v[i].open ? "open" : "resolved",
+                    rg_time_format(a.v[i].at, t1), a.v[i].message);
+        }
+    for (int i = 0; i < b.n; i++)
+        if (!b.v[i].matched) {
+            differences++;
+            fprintf(out, "only %-4s %s %s %-26s %-8s %s \"%s\"\n", new_name, b.v[i].clinic,
+                    b.v[i].patient, b.v[i].rule, b.v[i].open ? "open" : "resolved",
+                    rg_time_format(b.v[i].at, t1), b.v[i].message);
+        }
+    fprintf(out, "%ld difference%s (%d transitions under %s, %d under %s)\n", differences,
+            differences == 1 ? "" : "s", a.n, old_name, b.n, new_name);
+    rg__free_trs(&a);
+    rg__free_trs(&b);
+    return differences;
+}

@@ -1,0 +1,22 @@
+/*
+ * explain.h - why an alert opened or resolved (rg_explain), and what a
+ * protocol change does to the same history (rg_diff). Both only read stores.
+ */
+#ifndef RG_EXPLAIN_H
+#define RG_EXPLAIN_H
+
+#include "store.h"
+
+#include <stdio.h>
+
+/* Prints every instance of the alert with this key: rule, protocol version,
+ * parameters in force and the events it rested on when it opened and when it
+ * resolved. RG_ENOTFOUND when the key is unknown. */
+int rg_explain(rg_store *st, const char *key, FILE *out);
+
+/* Compares the transitions of two runs over the same history: transitions
+ * only in one, at another time, or with another severity. Returns the number
+ * of differences (0: same) or a negative error. */
+long rg_diff(rg_store *old, rg_store *new, const char *old_name, const char *new_name, FILE *out);
+
+#endif
