@@ -6,7 +6,7 @@
 # Missing Debian packages are installed by .ci/install-deps (as root).
 
 CC ?= cc
-PKGS := lua5.4 sqlite3 jansson libuv
+PKGS := lua5.4 sqlite3 jansson libuv libcurl
 OPT ?= -O2
 WARN := -Wall -Wextra -Wshadow -Wundef -Wwrite-strings -Wredundant-decls \
         -Wdisabled-optimization -Wdouble-promotion -Wmissing-declarations \
@@ -15,7 +15,7 @@ WARN := -Wall -Wextra -Wshadow -Wundef -Wwrite-strings -Wredundant-decls \
 CFLAGS_ALL = -std=c11 -D_GNU_SOURCE $(OPT) -g $(WARN) $(SAN) \
              $(shell pkg-config --cflags $(PKGS) 2>/dev/null) $(CFLAGS)
 LIBS = $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lhttp_parser -lm
-TEST_LIBS = $(shell pkg-config --libs criterion 2>/dev/null)
+TEST_LIBS = $(shell pkg-config --libs criterion 2>/dev/null) -lpthread
 
 B ?= build
 SRC := $(wildcard runtime/*.c bindings/*.c)

@@ -12,6 +12,7 @@
 #include "scenario.h"
 #include "serve.h"
 #include "explain.h"
+#include "feed.h"
 #include "report.h"
 
 #include <jansson.h>
@@ -261,19 +262,7 @@ static int rg__cmd_rejected(int argc, char **argv)
 
 static int rg__print_jsonl(void *ud, const rg_transition *t)
 {
-    char at[RG_TIME_BUFSZ], due[RG_TIME_BUFSZ];
-    json_t *o = json_object();
-    json_object_set_new(o, "at", json_string(rg_time_format(t->at, at)));
-    json_object_set_new(o, "state", json_string(t->open ? "open" : "resolved"));
-    json_object_set_new(o, "clinic", json_string(t->clinic));
-    json_object_set_new(o, "patient", json_string(t->patient));
-    json_object_set_new(o, "protocol", json_string(t->protocol));
-    json_object_set_new(o, "version", json_string(t->version));
-    json_object_set_new(o, "rule", json_string(t->rule));
-    json_object_set_new(o, "severity", json_string(t->severity));
-    json_object_set_new(o, "key", json_string(t->key));
-    json_object_set_new(o, "message", json_string(t->message));
-    json_object_set_new(o, "due", json_string(rg_time_format(t->due, due)));
+    json_t *o = rg_transition_json(t, 0);
     json_dumpf(o, ud, JSON_COMPACT | JSON_ENSURE_ASCII);
     fputc('\n', ud);
     json_decref(o);

@@ -433,8 +433,8 @@ static const char rg__css[] =
 
 /* Event types' colours, in order of first appearance; the last for the rest. */
 static const char *const rg__palette[RG__NTYPES + 1] = {
-    "#1f77b4", "#ff7f0e", "#2ca02c", "#9467bd", "#8c564b", "#e377c2",
-    "#17becf", "#bcbd22", "#393b79", "#d62728", "#9ca3af"};
+    "#1f77b4", "#ff7f0e", "#2ca02c", "#9467bd", "#e377c2", "#17becf",
+    "#8c564b", "#bcbd22", "#393b79", "#d62728", "#9ca3af"};
 
 static void rg__header(rg__ctx *c, const char *title)
 {

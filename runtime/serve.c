@@ -19,7 +19,9 @@
 #include "serve.h"
 
 #include "engine.h"
+#include "feed.h"
 #include "http.h"
+#include "webhook.h"
 #include "ingest.h"
 
 #include <jansson.h>
@@ -42,6 +44,7 @@ typedef struct rg__clinic_cfg {
     char dir[PATH_MAX];
     char *tokens[RG_MAX_TOKENS];
     int ntokens;
+    char *webhook;      /* URL, or NULL */
     int64_t last_cseq; /* last transition pushed to streams */
     uint64_t events[4]; /* stored, duplicate, conflict, rejected */
     uint64_t opened, resolved;
@@ -58,6 +61,7 @@ typedef struct rg__serve {
     rg_store *st;
     rg_engine *eng;
     rg_http_server *http;
+    rg_webhooks *hooks;
     char host[64], shipped[PATH_MAX];
     int port;
     rg__clinic_cfg clinics[RG_MAX_CLINICS];
@@ -224,8 +228,22 @@ static int rg__load_config(rg__serve *sv, const char *path, char *err, size_t er
         }
         const char *ck;
         json_object_foreach(v, ck, t) {
-            if (strcmp(ck, "protocols") && strcmp(ck, "tokens")) {
-                rc = rg__cfg_fail(err, errlen, path, field, "unknown setting (known: protocols, tokens)");
+            if (strcmp(ck, "protocols") && strcmp(ck, "tokens") && strcmp(ck, "webhook")) {
+                rc = rg__cfg_fail(err, errlen, path, field,
+                                  "unknown setting (known: protocols, tokens, webhook)");
+                goto done;
+            }
+        }
+        json_t *hook = json_object_get(v, "webhook");
+        if (hook) {
+            const char *url = json_string_value(hook);
+            if (!url || (strncmp(url, "http://", 7) && strncmp(url, "https://", 8))) {
+                rc = rg__cfg_fail(err, errlen, path, field,
+                                  "'webhook' must be an http:// or https:// URL");
+                goto done;
+            }
+            if (!(c->webhook = strdup(url))) {
+                rc = rg_fail(err, errlen, RG_ENOMEM, "out of memory");
                 goto done;
             }
         }
@@ -289,30 +307,6 @@ static void rg__error(rg_http_conn *c, int status, const char *msg)
     rg__reply_json(c, status, json_pack("{s:s}", "error", msg));
 }
 
-static json_t *rg__time_json(rg_time t)
-{
-    char buf[RG_TIME_BUFSZ];
-    return t == RG_TIME_NONE ? json_null() : json_string(rg_time_format(t, buf));
-}
-
-static json_t *rg__transition_json(const rg_transition *t)
-{
-    json_t *o = json_object();
-    json_object_set_new(o, "seq", json_integer(t->cseq));
-    json_object_set_new(o, "at", rg__time_json(t->at));
-    json_object_set_new(o, "state", json_string(t->open ? "open" : "resolved"));
-    json_object_set_new(o, "clinic", json_string(t->clinic));
-    json_object_set_new(o, "patient", json_string(t->patient));
-    json_object_set_new(o, "protocol", json_string(t->protocol));
-    json_object_set_new(o, "version", json_string(t->version));
-    json_object_set_new(o, "rule", json_string(t->rule));
-    json_object_set_new(o, "severity", json_string(t->severity));
-    json_object_set_new(o, "key", json_string(t->key));
-    json_object_set_new(o, "message", json_string(t->message));
-    json_object_set_new(o, "due", rg__time_json(t->due));
-    return o;
-}
-
 /* Value of name in a query string (no decoding beyond '+'/'%XX'), or NULL. */
 static const char *rg__query(const char *q, const char *name, char *buf, size_t len)
 {
@@ -355,7 +349,7 @@ static int rg__push_one(void *ud, const rg_transition *t)
     rg__clinic_cfg *c = &sv->clinics[p->clinic];
     c->last_cseq = t->cseq;
     t->open ? c->opened++ : c->resolved++;
-    json_t *j = rg__transition_json(t);
+    json_t *j = rg_transition_json(t, 1);
     char *data = json_dumps(j, JSON_COMPACT | JSON_ENSURE_ASCII);
     json_decref(j);
     char id[32];
@@ -371,7 +365,8 @@ static int rg__push_one(void *ud, const rg_transition *t)
     return 0;
 }
 
-/* After a commit: every clinic's new transitions go to its streams. */
+/* After a commit: every clinic's new transitions go to its streams and its
+ * webhook. */
 static void rg__publish(rg__serve *sv)
 {
     for (int i = 0; i < sv->nclinics; i++) {
@@ -379,6 +374,8 @@ static void rg__publish(rg__serve *sv)
         rg_store_clinic_transitions(sv->st, sv->clinics[i].name, sv->clinics[i].last_cseq, 100000,
                                     rg__push_one, &p);
     }
+    if (sv->hooks)
+        rg_webhooks_kick(sv->hooks);
 }
 
 /* ---- time ---------------------------------------------------------------------------- */
@@ -615,12 +612,12 @@ static int rg__alert_to_json(void *ud, const rg_alert_view *a)
     json_object_set_new(o, "rule", json_string(a->rule));
     json_object_set_new(o, "severity", json_string(a->severity));
     json_object_set_new(o, "message", json_string(a->message));
-    json_object_set_new(o, "opened_at", rg__time_json(a->opened_at));
-    json_object_set_new(o, "due", rg__time_json(a->due));
-    json_object_set_new(o, "resolved_at", rg__time_json(a->resolved_at));
+    json_object_set_new(o, "opened_at", rg_time_json(a->opened_at));
+    json_object_set_new(o, "due", rg_time_json(a->due));
+    json_object_set_new(o, "resolved_at", rg_time_json(a->resolved_at));
     json_object_set_new(o, "acknowledged_by", a->acked_by ? json_string(a->acked_by) : json_null());
-    json_object_set_new(o, "acknowledged_at", rg__time_json(a->acked_at));
-    json_object_set_new(o, "snoozed_until", rg__time_json(a->snoozed_until));
+    json_object_set_new(o, "acknowledged_at", rg_time_json(a->acked_at));
+    json_object_set_new(o, "snoozed_until", rg_time_json(a->snoozed_until));
     rg_time now = rg_now();
     int quiet = a->acked_by || (a->snoozed_until != RG_TIME_NONE && a->snoozed_until > now);
     json_object_set_new(o, "quiet", json_boolean(quiet && !strcmp(a->state, "open")));
@@ -650,7 +647,7 @@ static void rg__get_alerts(rg__serve *sv, int ci, rg_http_conn *c, const rg_http
 static int rg__action_to_json(void *ud, const rg_alert_action *a)
 {
     json_t *o = json_pack("{s:s,s:s,s:s,s:o,s:o}", "action", a->action, "who", a->who, "note",
-                          a->note, "at", rg__time_json(a->at), "until", rg__time_json(a->until));
+                          a->note, "at", rg_time_json(a->at), "until", rg_time_json(a->until));
     json_array_append_new(ud, o);
     return 0;
 }
@@ -664,7 +661,7 @@ static int rg__transition_of_key(void *ud, const rg_transition *t)
 {
     rg__key_filter *f = ud;
     if (!strcmp(t->key, f->key))
-        json_array_append_new(f->list, rg__transition_json(t));
+        json_array_append_new(f->list, rg_transition_json(t, 1));
     return 0;
 }
 
@@ -748,7 +745,7 @@ static void rg__alert_action(rg__serve *sv, int ci, rg_http_conn *c, const rg_ht
 
 static int rg__collect_transition(void *ud, const rg_transition *t)
 {
-    json_array_append_new(ud, rg__transition_json(t));
+    json_array_append_new(ud, rg_transition_json(t, 1));
     return 0;
 }
 
@@ -803,7 +800,7 @@ typedef struct rg__backlog {
 static int rg__send_backlog(void *ud, const rg_transition *t)
 {
     rg__backlog *b = ud;
-    json_t *j = rg__transition_json(t);
+    json_t *j = rg_transition_json(t, 1);
     char *data = json_dumps(j, JSON_COMPACT | JSON_ENSURE_ASCII), id[32];
     json_decref(j);
     snprintf(id, sizeof id, "%lld", (long long)t->cseq);
@@ -904,6 +901,16 @@ static void rg__get_metrics(rg__serve *sv, rg_http_conn *c)
                       "# TYPE regimen_http_connections gauge\nregimen_http_connections %d\n"
                       "# TYPE regimen_http_streams gauge\nregimen_http_streams %d\n",
                   (unsigned long long)hs.requests, hs.connections, hs.streams);
+    if (sv->hooks) {
+        rg_webhook_stats ws;
+        rg_webhooks_stats(sv->hooks, &ws);
+        rg_buf_printf(&b, "# TYPE regimen_webhook_deliveries_total counter\n"
+                          "regimen_webhook_deliveries_total{result=\"ok\"} %llu\n"
+                          "regimen_webhook_deliveries_total{result=\"failed\"} %llu\n"
+                          "# TYPE regimen_webhook_backlog gauge\nregimen_webhook_backlog %lld\n",
+                      (unsigned long long)ws.delivered, (unsigned long long)ws.failures,
+                      (long long)ws.backlog);
+    }
     rg_http_respond(c, b.p ? 200 : 500, "text/plain; version=0.0.4", b.p ? b.p : "", b.len);
     rg_buf_free(&b);
 }
@@ -1042,10 +1049,18 @@ static void rg__close_handle(uv_handle_t *h)
         uv_close(h, NULL);
 }
 
+static void rg__hooks_closed(void *ud)
+{
+    rg__serve *sv = ud;
+    sv->hooks = NULL;
+}
+
 static void rg__http_closed(void *ud)
 {
     rg__serve *sv = ud;
     sv->http = NULL;
+    if (sv->hooks)
+        rg_webhooks_close(sv->hooks, rg__hooks_closed, sv);
     rg__close_handle((uv_handle_t *)&sv->wake);
     rg__close_handle((uv_handle_t *)&sv->reload_delay);
     rg__close_handle((uv_handle_t *)&sv->lag);
@@ -1115,6 +1130,15 @@ int rg_serve_main(const char *db_path, const char *config_path, const char *ship
     uv_signal_init(&sv->loop, &sv->sigint);
     sv->sighup.data = sv->sigterm.data = sv->sigint.data = sv;
     signal(SIGPIPE, SIG_IGN);
+    for (int i = 0; i < sv->nclinics; i++) {
+        if (!sv->clinics[i].webhook)
+            continue;
+        if (!sv->hooks && rg_webhooks_new(&sv->hooks, &sv->loop, sv->st)) {
+            fprintf(stderr, "regimen serve: cannot start webhook delivery\n");
+            return 2;
+        }
+        rg_webhooks_add(sv->hooks, sv->clinics[i].name, sv->clinics[i].webhook);
+    }
     int failed = rg__load_clinics(sv, 1);
     if (failed) {
         fprintf(stderr, "regimen serve: %d clinic%s could not load their protocols (see above)\n",
@@ -1161,9 +1185,11 @@ run:
         rg_log("error", "event loop did not close cleanly: %s", uv_strerror(rc));
     rg_engine_free(sv->eng);
     rg_store_close(sv->st);
-    for (int i = 0; i < sv->nclinics; i++)
+    for (int i = 0; i < sv->nclinics; i++) {
         for (int j = 0; j < sv->clinics[i].ntokens; j++)
             free(sv->clinics[i].tokens[j]);
+        free(sv->clinics[i].webhook);
+    }
     if (!sv->exit_code)
         rg_log("info", "stopped");
     return rc ? 1 : sv->exit_code;

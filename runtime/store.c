@@ -67,6 +67,13 @@ static const char *const rg__migrations[] = {
     "  seq INTEGER PRIMARY KEY, alert_id INTEGER NOT NULL REFERENCES alerts(id),"
     "  clinic TEXT NOT NULL, key TEXT NOT NULL, action TEXT NOT NULL, who TEXT NOT NULL,"
     "  note TEXT NOT NULL, until INTEGER, at INTEGER NOT NULL);",
+    /* 2 -> 3: webhook delivery. Transitions go out in each clinic's order;
+     * `delivered` is the last sequence number the receiver acknowledged, so
+     * a restart resumes after it (re-sending at most the one in flight, with
+     * the same idempotency key). */
+    "CREATE TABLE webhook_cursor("
+    "  clinic TEXT PRIMARY KEY, delivered INTEGER NOT NULL DEFAULT 0,"
+    "  attempts INTEGER NOT NULL DEFAULT 0, last_error TEXT, updated INTEGER) WITHOUT ROWID;",
 };
 
 enum {
@@ -105,6 +112,9 @@ enum {
     Q_OPEN_BY_SEVERITY,
     Q_LAST_CSEQ,
     Q_EVENT_GET,
+    Q_HOOK_GET,
+    Q_HOOK_DELIVERED,
+    Q_HOOK_FAILED,
     Q_KEY_TRANSITIONS,
     Q_BEGIN,
     Q_COMMIT,
@@ -196,6 +206,15 @@ static const char *const rg__sql[Q__COUNT] = {
     [Q_PROTOCOL_LOADED] = "INSERT OR IGNORE INTO protocol_versions(clinic, protocol, version,"
                           " file, hash, first_loaded) VALUES(?1, ?2, ?3, ?4, ?5, ?6)",
     [Q_LAST_CSEQ] = "SELECT coalesce(max(cseq), 0) FROM transitions WHERE clinic = ?1",
+    [Q_HOOK_GET] = "SELECT delivered, attempts FROM webhook_cursor WHERE clinic = ?1",
+    [Q_HOOK_DELIVERED] =
+        "INSERT INTO webhook_cursor(clinic, delivered, attempts, last_error, updated)"
+        " VALUES(?1, ?2, 0, NULL, ?3) ON CONFLICT(clinic) DO UPDATE SET delivered = ?2,"
+        " attempts = 0, last_error = NULL, updated = ?3",
+    [Q_HOOK_FAILED] =
+        "INSERT INTO webhook_cursor(clinic, delivered, attempts, last_error, updated)"
+        " VALUES(?1, 0, 1, ?2, ?3) ON CONFLICT(clinic) DO UPDATE SET attempts = attempts + 1,"
+        " last_error = ?2, updated = ?3",
     [Q_EVENT_GET] = "SELECT seq, at, id, type, data FROM events WHERE clinic = ?1 AND id = ?2",
     [Q_KEY_TRANSITIONS] =
         "SELECT seq, at, state, clinic, patient, key, protocol, version, rule, severity,"
@@ -934,4 +953,33 @@ int rg_store_key_transitions(rg_store *st, const char *key,
     sqlite3_stmt *s = rg__q(st, Q_KEY_TRANSITIONS);
     rg__text(s, 1, key);
     return rg__each_transition(st, s, fn, ud);
+}
+
+int rg_store_webhook_get(rg_store *st, const char *clinic, int64_t *delivered, int *attempts)
+{
+    sqlite3_stmt *s = rg__q(st, Q_HOOK_GET);
+    rg__text(s, 1, clinic);
+    int rc = sqlite3_step(s);
+    *delivered = rc == SQLITE_ROW ? sqlite3_column_int64(s, 0) : 0;
+    *attempts = rc == SQLITE_ROW ? sqlite3_column_int(s, 1) : 0;
+    sqlite3_reset(s);
+    return rc == SQLITE_ROW || rc == SQLITE_DONE ? RG_OK : RG_EDB;
+}
+
+int rg_store_webhook_delivered(rg_store *st, const char *clinic, int64_t cseq)
+{
+    sqlite3_stmt *s = rg__q(st, Q_HOOK_DELIVERED);
+    rg__text(s, 1, clinic);
+    sqlite3_bind_int64(s, 2, cseq);
+    sqlite3_bind_int64(s, 3, rg_now());
+    return rg__done(st, s);
+}
+
+int rg_store_webhook_failed(rg_store *st, const char *clinic, const char *error)
+{
+    sqlite3_stmt *s = rg__q(st, Q_HOOK_FAILED);
+    rg__text(s, 1, clinic);
+    rg__text(s, 2, error);
+    sqlite3_bind_int64(s, 3, rg_now());
+    return rg__done(st, s);
 }

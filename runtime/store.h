@@ -14,7 +14,7 @@
 
 #include <sqlite3.h>
 
-#define RG_SCHEMA_VERSION 2
+#define RG_SCHEMA_VERSION 3
 
 typedef struct rg_store rg_store;
 
@@ -146,6 +146,12 @@ int rg_store_get_event(rg_store *st, const char *clinic, const char *id,
 /* Every transition of an alert key, in order. */
 int rg_store_key_transitions(rg_store *st, const char *key,
                              int (*fn)(void *ud, const rg_transition *t), void *ud);
+
+/* Webhook delivery state of a clinic: the last sequence number the receiver
+ * acknowledged, and failed attempts at the next one. */
+int rg_store_webhook_get(rg_store *st, const char *clinic, int64_t *delivered, int *attempts);
+int rg_store_webhook_delivered(rg_store *st, const char *clinic, int64_t cseq);
+int rg_store_webhook_failed(rg_store *st, const char *clinic, const char *error);
 
 /* The clinic's newest transition sequence number (0 when none). */
 int rg_store_last_cseq(rg_store *st, const char *clinic, int64_t *out);

@@ -527,8 +527,8 @@ Test(serve, kill_9_loses_no_acknowledged_event, .timeout = 120)
     }
     cr_assert_gt(acked, 5, "some events were acknowledged (%d of %d)", acked, sent);
     for (int i = 0; i < acked && i < 64; i++) {
-        char sql[128];
-        snprintf(sql, sizeof sql, "SELECT count(*) FROM events WHERE id = '%s'", acked_ids[i]);
+        char sql[160];
+        snprintf(sql, sizeof sql, "SELECT count(*) FROM events WHERE id = '%.15s'", acked_ids[i]);
         cr_assert_eq(count_rows(s.db, sql), 1, "acknowledged event %s stored once", acked_ids[i]);
     }
     cr_assert_eq(count_rows(s.db, "SELECT count(*) FROM transitions WHERE clinic = 'north'"),
@@ -540,5 +540,165 @@ Test(serve, kill_9_loses_no_acknowledged_event, .timeout = 120)
     cr_assert_eq(http(s.port, "GET", "/v1/transitions?after=0", TOKEN_A, NULL, &out), 200);
     free(out);
     cr_assert_eq(server_stop(&s, SIGTERM), 0);
+    rg_test_rmdir(s.dir);
+}
+
+/* ---- webhooks: a real receiver on loopback --------------------------------------- */
+
+#include <pthread.h>
+
+typedef struct receiver {
+    int fd, port, stop;
+    int fail_first;   /* answer 500 to this many requests */
+    int delay_ms;     /* wait before answering */
+    int n;            /* requests seen */
+    char keys[64][64];
+    int status[64];
+    pthread_t thread;
+} receiver;
+
+static void *receiver_main(void *ud)
+{
+    receiver *r = ud;
+    while (!r->stop) {
+        struct pollfd p = {.fd = r->fd, .events = POLLIN};
+        if (poll(&p, 1, 50) <= 0)
+            continue;
+        int c = accept(r->fd, NULL, NULL);
+        if (c < 0)
+            continue;
+        char buf[8192];
+        size_t len = 0;
+        for (;;) { /* headers, then Content-Length bytes */
+            ssize_t got = read(c, buf + len, sizeof buf - 1 - len);
+            if (got <= 0)
+                break;
+            len += (size_t)got;
+            buf[len] = '\0';
+            char *end = strstr(buf, "\r\n\r\n");
+            const char *cl = strcasestr(buf, "Content-Length:");
+            if (end && cl && len >= (size_t)(end + 4 - buf) + (size_t)atoi(cl + 15))
+                break;
+        }
+        int i = r->n < 64 ? r->n : 63;
+        const char *k = strcasestr(buf, "Idempotency-Key: ");
+        snprintf(r->keys[i], sizeof r->keys[i], "%.*s", k ? (int)strcspn(k + 17, "\r\n") : 0,
+                 k ? k + 17 : "");
+        if (r->delay_ms)
+            usleep((useconds_t)r->delay_ms * 1000);
+        int st = r->n < r->fail_first ? 500 : 200;
+        r->status[i] = st;
+        char reply[128];
+        int n = snprintf(reply, sizeof reply,
+                         "HTTP/1.1 %d X\r\nContent-Length: 0\r\nConnection: close\r\n\r\n", st);
+        (void)!write(c, reply, (size_t)n);
+        close(c);
+        __atomic_add_fetch(&r->n, 1, __ATOMIC_SEQ_CST);
+    }
+    return NULL;
+}
+
+static void receiver_start(receiver *r)
+{
+    struct sockaddr_in a = {.sin_family = AF_INET};
+    socklen_t alen = sizeof a;
+    inet_pton(AF_INET, "127.0.0.1", &a.sin_addr);
+    r->fd = socket(AF_INET, SOCK_STREAM, 0);
+    cr_assert_eq(bind(r->fd, (struct sockaddr *)&a, sizeof a), 0);
+    cr_assert_eq(listen(r->fd, 16), 0);
+    getsockname(r->fd, (struct sockaddr *)&a, &alen);
+    r->port = ntohs(a.sin_port);
+    pthread_create(&r->thread, NULL, receiver_main, r);
+}
+
+static void receiver_stop(receiver *r)
+{
+    r->stop = 1;
+    pthread_join(r->thread, NULL);
+    close(r->fd);
+}
+
+/* Times a successful (200) delivery of key was seen. */
+static int delivered(receiver *r, const char *key)
+{
+    int n = 0;
+    for (int i = 0; i < r->n && i < 64; i++)
+        n += r->status[i] == 200 && !strcmp(r->keys[i], key);
+    return n;
+}
+
+static void webhook_setup(server *s, int port)
+{
+    char cfg[1024];
+    server_setup(s, fast_protocol, fast_protocol);
+    snprintf(cfg, sizeof cfg,
+             "{ \"listen\": \"127.0.0.1:0\", \"clinics\": { \"north\": { \"protocols\": \"a\","
+             " \"tokens\": [\"" TOKEN_A "\"], \"webhook\": \"http://127.0.0.1:%d/hook\" } } }\n",
+             port);
+    rg_test_write(s->dir, "config.json", cfg);
+}
+
+Test(serve, webhook_retries_with_backoff_and_delivers_each_transition_once, .timeout = 60)
+{
+    receiver r = {.fail_first = 2};
+    server s = {0};
+    char *out;
+    receiver_start(&r);
+    webhook_setup(&s, r.port);
+    server_start(&s);
+    char *ev = ping("north", "w1", "p1", now_ms() - 5000, "ping"); /* overdue at once */
+    cr_assert_eq(http(s.port, "POST", "/v1/events", TOKEN_A, ev, &out), 200, "%s", out);
+    free(out);
+    free(ev);
+    for (int i = 0; i < 100 && !delivered(&r, "north-1"); i++)
+        usleep(100000);
+    cr_assert_eq(delivered(&r, "north-1"), 1, "delivered after two failures (%d requests)", r.n);
+    cr_assert_geq(r.n, 3, "two failed attempts came first");
+    cr_assert_str_eq(r.keys[0], "north-1", "the same idempotency key on every attempt");
+    cr_assert_str_eq(r.keys[1], "north-1");
+    char *pong = ping("north", "w2", "p1", now_ms(), "pong");
+    cr_assert_eq(http(s.port, "POST", "/v1/events", TOKEN_A, pong, &out), 200);
+    free(out);
+    free(pong);
+    for (int i = 0; i < 50 && !delivered(&r, "north-2"); i++)
+        usleep(100000);
+    cr_assert_eq(delivered(&r, "north-2"), 1);
+    cr_assert_eq(server_stop(&s, SIGTERM), 0);
+    int seen = r.n;
+    server_start(&s); /* a restart repeats nothing the receiver acknowledged */
+    usleep(700000);
+    cr_assert_eq(r.n, seen, "no delivery repeated after a restart");
+    cr_assert_eq(http(s.port, "GET", "/metrics", TOKEN_A, NULL, &out), 200);
+    cr_assert(strstr(out, "regimen_webhook_backlog 0"), "%s", out);
+    free(out);
+    cr_assert_eq(server_stop(&s, SIGTERM), 0);
+    receiver_stop(&r);
+    rg_test_rmdir(s.dir);
+}
+
+Test(serve, webhook_interrupted_before_acknowledgement_is_sent_again_with_its_key, .timeout = 60)
+{
+    receiver r = {.delay_ms = 1500};
+    server s = {0};
+    char *out;
+    receiver_start(&r);
+    webhook_setup(&s, r.port);
+    server_start(&s);
+    char *ev = ping("north", "w1", "p1", now_ms() - 5000, "ping");
+    cr_assert_eq(http(s.port, "POST", "/v1/events", TOKEN_A, ev, &out), 200, "%s", out);
+    free(out);
+    free(ev);
+    usleep(500000); /* the request is at the receiver, not yet answered */
+    server_stop(&s, SIGKILL);
+    r.delay_ms = 0;
+    for (int i = 0; i < 30 && r.n < 1; i++)
+        usleep(100000);
+    server_start(&s);
+    for (int i = 0; i < 50 && delivered(&r, "north-1") < 2; i++)
+        usleep(100000);
+    cr_assert_eq(delivered(&r, "north-1"), 2,
+                 "sent again after the crash, with the same key (%d requests)", r.n);
+    cr_assert_eq(server_stop(&s, SIGTERM), 0);
+    receiver_stop(&r);
     rg_test_rmdir(s.dir);
 }

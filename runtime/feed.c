@@ -1,0 +1,29 @@
+/*
+ * feed.c - transitions as JSON (see feed.h). Depends on jansson.
+ */
+#include "feed.h"
+
+json_t *rg_time_json(rg_time t)
+{
+    char buf[RG_TIME_BUFSZ];
+    return t == RG_TIME_NONE ? json_null() : json_string(rg_time_format(t, buf));
+}
+
+json_t *rg_transition_json(const rg_transition *t, int with_seq)
+{
+    json_t *o = json_object();
+    if (with_seq)
+        json_object_set_new(o, "seq", json_integer(t->cseq));
+    json_object_set_new(o, "at", rg_time_json(t->at));
+    json_object_set_new(o, "state", json_string(t->open ? "open" : "resolved"));
+    json_object_set_new(o, "clinic", json_string(t->clinic));
+    json_object_set_new(o, "patient", json_string(t->patient));
+    json_object_set_new(o, "protocol", json_string(t->protocol));
+    json_object_set_new(o, "version", json_string(t->version));
+    json_object_set_new(o, "rule", json_string(t->rule));
+    json_object_set_new(o, "severity", json_string(t->severity));
+    json_object_set_new(o, "key", json_string(t->key));
+    json_object_set_new(o, "message", json_string(t->message));
+    json_object_set_new(o, "due", rg_time_json(t->due));
+    return o;
+}

@@ -1,0 +1,38 @@
+/*
+ * webhook.h - delivering each clinic's transitions to its webhook, with
+ * libcurl driven by the service's libuv loop.
+ *
+ * Transitions go out one at a time per clinic, in the clinic's sequence, as
+ * a POST of the transition JSON with an `Idempotency-Key: <clinic>-<seq>`
+ * header. Only a 2xx answer moves the clinic's cursor (kept in SQLite); a
+ * failure is retried with exponential backoff (1 s doubling to 5 min). After
+ * a crash the transition that was in flight is sent again with the same key,
+ * so a receiver that remembers keys sees each transition exactly once.
+ *
+ * Ownership: rg_webhooks_new creates the deliverer on a loop and store the
+ * caller owns; rg_webhooks_close closes its handles and frees it, calling
+ * done(ud) when everything is closed.
+ */
+#ifndef RG_WEBHOOK_H
+#define RG_WEBHOOK_H
+
+#include "store.h"
+
+#include <uv.h>
+
+typedef struct rg_webhooks rg_webhooks;
+
+int rg_webhooks_new(rg_webhooks **out, uv_loop_t *loop, rg_store *st);
+/* Delivers clinic's transitions to url (http:// or https://). */
+int rg_webhooks_add(rg_webhooks *w, const char *clinic, const char *url);
+/* New transitions may have been committed: start whatever is idle. */
+void rg_webhooks_kick(rg_webhooks *w);
+void rg_webhooks_close(rg_webhooks *w, void (*done)(void *ud), void *ud);
+
+typedef struct rg_webhook_stats {
+    uint64_t delivered, failures;
+    int64_t backlog; /* transitions committed but not yet acknowledged, all clinics */
+} rg_webhook_stats;
+void rg_webhooks_stats(rg_webhooks *w, rg_webhook_stats *st);
+
+#endif
