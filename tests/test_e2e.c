@@ -392,3 +392,22 @@ Test(e2e, diff_lists_what_a_protocol_change_does)
     free(err);
     rg_test_rmdir(dir);
 }
+
+Test(e2e, html_timeline_is_one_self_contained_page)
+{
+    char *out, *err;
+    const char *args[] = {"simulate", "--events", "examples/clinics/north/timeline.jsonl",
+                          "--until", "2026-05-01T00:00:00Z", "--clinic",
+                          "north=examples/clinics/north", "--format", "html", NULL};
+    cr_assert_eq(rg_test_run(args, NULL, &out, &err), 0, "%s", err);
+    cr_assert(strncmp(out, "<!DOCTYPE html>", 15) == 0, "%.200s", out);
+    cr_assert(strstr(out, "</html>"), "the page is complete");
+    for (const char *p = "p-100\0p-200\0p-300\0p-400\0"; *p; p += strlen(p) + 1)
+        cr_assert(strstr(out, p), "patient %s has a timeline", p);
+    cr_assert(strstr(out, "<svg") && strstr(out, "sev-critical"), "bars coloured by severity");
+    cr_assert_null(strstr(out, "<script"), "no script");
+    for (const char *u = out; (u = strstr(u, "://")); u++)
+        cr_assert(strncmp(u - 4, "http://www.w3.org/2000/svg", 26) == 0, "no network: %.60s", u);
+    free(out);
+    free(err);
+}

@@ -702,3 +702,27 @@ Test(serve, webhook_interrupted_before_acknowledgement_is_sent_again_with_its_ke
     receiver_stop(&r);
     rg_test_rmdir(s.dir);
 }
+
+Test(serve, a_changed_protocol_file_is_reloaded_without_a_signal, .timeout = 30)
+{
+    server s = {0};
+    server_setup(&s, fast_protocol, fast_protocol);
+    server_start(&s);
+    char fixed[sizeof fast_protocol + 16];
+    snprintf(fixed, sizeof fixed, "%s", fast_protocol);
+    memcpy(strstr(fixed, "'1.0'"), "'3.0'", 5);
+    rg_test_write(s.dir, "a/p.lua", fixed);
+    char *log = NULL;
+    for (int i = 0; i < 40; i++) {
+        usleep(100000);
+        free(log);
+        log = rg_test_read(s.log);
+        if (strstr(log, "protocol fast 3.0 loaded"))
+            break;
+    }
+    cr_assert(strstr(log, "protocol files changed") && strstr(log, "protocol fast 3.0 loaded"),
+              "%s", log);
+    free(log);
+    cr_assert_eq(server_stop(&s, SIGTERM), 0);
+    rg_test_rmdir(s.dir);
+}
