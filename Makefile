@@ -44,7 +44,8 @@ $(B)/tests/%: tests/%.c $(LIB_OBJ) tests/helpers.h
 
 # Every test binary runs; the target fails if any of them failed.
 test: deps $(B)/regimen $(TESTS)
-	@REGIMEN_BIN=$(CURDIR)/$(B)/regimen ./tests/run-all.sh $(TESTS)
+	@REGIMEN_BIN=$(CURDIR)/$(B)/regimen LSAN_OPTIONS=suppressions=$(CURDIR)/tests/lsan.supp \
+	  ./tests/run-all.sh $(TESTS)
 
 # A clean sanitizer build each time: object files do not record their flags.
 asan:

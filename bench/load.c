@@ -3,33 +3,38 @@
  * client, HTTP/1.1 keep-alive, only to 127.0.0.1.
  *
  *   load ingest  --port P --token T --clients N --batch B --seconds S
- *                (--file COHORT.jsonl | --ping)
+ *                (--file COHORT.jsonl | --ping) [--events MAX]
  *   load latency --port P --token T --clients N --rate R --seconds S
  *                [--timer-ms MS]
+ *   load metrics --port P --token T      (prints GET /metrics)
  *
  * ingest: N clients each POST /v1/events with arrays of about B events, one
- * request at a time on their own connection, until their share is sent or S
- * seconds have passed. --file: the cohort's patients (consecutive lines of one
- * patient) are dealt to the clients in turn, and a request carries whole
- * patients, so every patient's history arrives in one request. --ping:
- * events of type "ping" stamped with the current time, one new patient each.
- * Counts the events the service acknowledged as stored (it answers only after
- * its commit with synchronous=FULL). Prints
+ * request at a time on their own connection, until their share is sent, S
+ * seconds have passed or (--events) MAX events were stored in all. --file:
+ * the cohort's patients (consecutive lines of one patient) are dealt to the
+ * clients in turn, and a request carries whole patients, so every patient's
+ * history arrives in one request. --ping: events of type "ping" stamped with
+ * the current time, one new patient each. Counts the events the service
+ * acknowledged as stored (it answers only after its commit with
+ * synchronous=FULL). Prints
  *   ingest clients=N batch=B requests=Q events=E seconds=S events_per_s=X
  *          ack_p50_ms=.. ack_p99_ms=.. errors=K
  *
  * latency: listens on GET /v1/transitions/stream, then N clients together
  * POST one ping event at a time at a steady R events/s (each event a new
- * patient), for S seconds. With bench/ping, each ping opens "echo <id>" at
- * once and "timer <id>" timer-ms later. Measures, per ping, from just before
- * the POST is written to the moment its echo transition is read from the
- * stream, and how late its timer transition arrives after its due time; then
- * reads GET /metrics for the service's own wake-lateness histogram. Prints
+ * patient) for S seconds; a ping that could not be sent in time is skipped,
+ * and the achieved rate says so. With bench/ping, each ping opens "echo <id>"
+ * at once and "timer <id>" timer-ms later. Measures, per ping, from just
+ * before the POST is written to the moment its echo transition is read from
+ * the stream, and how late its timer transition arrives after its due time;
+ * reads GET /metrics before and after for the service's own wake-lateness
+ * histogram over this run. Prints
  *   latency rate=R sent=.. seconds=.. echo_p50_ms=.. echo_p99_ms=.. echo_max_ms=..
  *           echo_missing=.. ack_p50_ms=.. ack_p99_ms=.. timer_p50_ms=..
  *           timer_p99_ms=.. timer_max_ms=.. timer_missing=.. behind_max_ms=..
  *   wake_lateness count=.. le_0.001=.. le_0.005=.. le_0.01=.. ...
- * Exit 0 when the run completed (the numbers say how well), 1 on errors.
+ * Exit 0 when the run completed (the numbers say how well: late or missing
+ * transitions are results), 1 on request errors or when nothing came back.
  * Depends on POSIX sockets and pthreads only.
  */
 #define _GNU_SOURCE
@@ -52,6 +57,7 @@
 
 static struct {
     int port, clients, batch, ping, timer_ms;
+    long events; /* ingest: stop after this many events in all (0: no cap) */
     double seconds, rate;
     const char *token, *file;
 } opt = {.clients = 4, .batch = 100, .seconds = 10, .rate = 1000, .timer_ms = 1000};
@@ -302,14 +308,18 @@ static void *ingest_worker(void *arg)
     long seq = 0;
     if (!body || conn_open(&c))
         die("cannot connect to 127.0.0.1:%d", opt.port);
-    while (now_mono() < deadline) {
+    long cap_events = opt.events > 0 ? (opt.events + opt.clients - 1 - w->index) / opt.clients : 0;
+    while (now_mono() < deadline && (!cap_events || w->stored < cap_events)) {
         size_t len = 0;
         int events = 0;
         body[len++] = '[';
         if (opt.ping) {
             char at[40];
             stamp_ms((int64_t)now_wall_ms(), at, sizeof at);
-            for (int i = 0; i < opt.batch; i++, seq++) {
+            int want = opt.batch;
+            if (cap_events && cap_events - w->stored < want)
+                want = (int)(cap_events - w->stored);
+            for (int i = 0; i < want; i++, seq++) {
                 if (cap - len < 512) {
                     cap *= 2;
                     body = realloc(body, cap);
@@ -487,8 +497,11 @@ static void *latency_sender(void *arg)
     size_t rlen;
     if (conn_open(&c))
         die("cannot connect to 127.0.0.1:%d", opt.port);
+    double stop = start_wall + opt.seconds * 1e3;
     for (long i = s->index; i < nplanned; i += opt.clients) {
         double due = start_wall + (double)i * 1e3 / opt.rate, now = now_wall_ms();
+        if (now >= stop)
+            break; /* behind: what was not sent in time is not sent */
         if (due > now) {
             struct timespec ts = {.tv_sec = (time_t)(due / 1e3),
                                   .tv_nsec = (long)((due - floor(due / 1e3) * 1e3) * 1e6)};
@@ -557,36 +570,57 @@ static void *latency_reader(void *arg)
     return NULL;
 }
 
-static void print_metrics_lateness(void)
+/* GET /metrics: a malloc'd copy of the body, or NULL. */
+static char *get_metrics(void)
 {
     conn c = {.fd = -1};
-    char req[512], *body;
+    char req[512], *body, *copy = NULL;
     size_t blen;
     if (conn_open(&c))
-        return;
+        return NULL;
     int n = snprintf(req, sizeof req, "GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\n"
                                       "Authorization: Bearer %s\r\n\r\n", opt.token);
-    if (send_all(c.fd, req, (size_t)n) || conn_response(&c, &body, &blen) != 200) {
-        conn_close(&c);
-        free(c.buf);
-        return;
-    }
-    printf("wake_lateness");
-    for (char *l = strtok(body, "\n"); l; l = strtok(NULL, "\n")) {
-        char le[32];
-        double v;
-        if (sscanf(l, "regimen_wake_lateness_seconds_bucket{le=\"%31[^\"]\"} %lf", le, &v) == 2)
-            printf(" le_%s=%.0f", le, v);
-        else if (sscanf(l, "regimen_wake_lateness_seconds_count %lf", &v) == 1)
-            printf(" count=%.0f", v);
-        else if (sscanf(l, "regimen_wake_lateness_seconds_sum %lf", &v) == 1)
-            printf(" sum=%.6f", v);
-    }
-    printf("\n");
+    if (!send_all(c.fd, req, (size_t)n) && conn_response(&c, &body, &blen) == 200)
+        copy = strdup(body);
     conn_close(&c);
     free(c.buf);
+    return copy;
 }
 
+/* The service's wake-lateness histogram (cumulative buckets, count, sum). */
+typedef struct lateness {
+    double le[7], count, sum;
+} lateness;
+static const char *const le_names[7] = {"0.001", "0.005", "0.01", "0.05", "0.25", "1", "+Inf"};
+
+static lateness parse_lateness(const char *text)
+{
+    lateness h = {{0}, 0, 0};
+    for (const char *l = text; l && *l; l = strchr(l, '\n') ? strchr(l, '\n') + 1 : NULL) {
+        char le[32];
+        double v;
+        if (sscanf(l, "regimen_wake_lateness_seconds_bucket{le=\"%31[^\"]\"} %lf", le, &v) == 2) {
+            for (int i = 0; i < 7; i++)
+                if (!strcmp(le, le_names[i]))
+                    h.le[i] = v;
+        } else if (sscanf(l, "regimen_wake_lateness_seconds_count %lf", &v) == 1) {
+            h.count = v;
+        } else if (sscanf(l, "regimen_wake_lateness_seconds_sum %lf", &v) == 1) {
+            h.sum = v;
+        }
+    }
+    return h;
+}
+
+static int cmd_metrics(void)
+{
+    char *m = get_metrics();
+    if (!m)
+        die("GET /metrics failed");
+    fputs(m, stdout);
+    free(m);
+    return 0;
+}
 static int cmd_latency(void)
 {
     nplanned = (long)(opt.rate * opt.seconds);
@@ -624,6 +658,9 @@ static int cmd_latency(void)
     if (pthread_create(&reader, NULL, latency_reader, &sc))
         die("cannot start a thread");
 
+    char *m0 = get_metrics();
+    lateness before = parse_lateness(m0);
+    free(m0);
     start_wall = now_wall_ms() + 200;
     for (int i = 0; i < opt.clients; i++) {
         ss[i].index = i;
@@ -686,9 +723,17 @@ static int cmd_latency(void)
            echo_missing, quantile(ack, na, 0.5), quantile(ack, na, 0.99),
            quantile(timer, nt, 0.5), quantile(timer, nt, 0.99), nt ? timer[nt - 1] : -1,
            timer_missing, behind_max, echo_other, errors);
-    print_metrics_lateness();
+    char *m1 = get_metrics();
+    lateness after = parse_lateness(m1);
+    free(m1);
+    /* this run's wake-ups only: the histogram counts since the service started */
+    printf("wake_lateness count=%.0f sum=%.6f", after.count - before.count, after.sum - before.sum);
+    for (int i = 0; i < 7; i++)
+        printf(" le_%s=%.0f", le_names[i], after.le[i] - before.le[i]);
+    printf("\n");
     fflush(stdout);
-    return errors || sent == 0 || echo_missing || timer_missing ? 1 : 0;
+    /* late or missing transitions are results; no transition at all is a failure */
+    return errors || sent == 0 || ne == 0 || nt == 0 ? 1 : 0;
 }
 
 /* ---- main ------------------------------------------------------------------------- */
@@ -696,7 +741,7 @@ static int cmd_latency(void)
 int main(int argc, char **argv)
 {
     if (argc < 2)
-        die("usage: load ingest|latency --port P --token T [options] (see bench/load.c)");
+        die("usage: load ingest|latency|metrics --port P --token T [options] (see bench/load.c)");
     const char *cmd = argv[1];
     for (int i = 2; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -721,6 +766,8 @@ int main(int argc, char **argv)
             opt.seconds = atof(v);
         else if (!strcmp(a, "--rate"))
             opt.rate = atof(v);
+        else if (!strcmp(a, "--events"))
+            opt.events = atol(v);
         else if (!strcmp(a, "--timer-ms"))
             opt.timer_ms = atoi(v);
         else
@@ -734,8 +781,10 @@ int main(int argc, char **argv)
             die("ingest needs --file COHORT or --ping");
         return cmd_ingest();
     }
+    if (!strcmp(cmd, "metrics"))
+        return cmd_metrics();
     if (!strcmp(cmd, "latency"))
         return cmd_latency();
-    die("unknown command %s (ingest or latency)", cmd);
+    die("unknown command %s (ingest, latency or metrics)", cmd);
     return 2;
 }

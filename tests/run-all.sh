@@ -7,6 +7,10 @@ for t in "$@"; do
     echo "== $t"
     if ! "$t" --jobs 2 >"$log" 2>&1; then status=1; fi
     cat "$log"
+    # sanitizer reports fail the run even when every assertion passed
+    if grep -q "ERROR: LeakSanitizer\|ERROR: AddressSanitizer\|runtime error:" "$log"; then
+        echo "$t: sanitizer report (see above)"; status=1; failed=$((failed + 1))
+    fi
     line=$(grep 'Synthesis:' "$log" | tail -1)
     if [ -z "$line" ]; then
         echo "$t: no test summary (crashed?)"; status=1; failed=$((failed + 1)); continue
