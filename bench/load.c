@@ -273,6 +273,7 @@ typedef struct worker {
 } worker;
 
 static double deadline;
+static long id_base; /* makes ping ids unique across runs on one store */
 static char *cohort;
 
 static void add_ack(worker *w, double ms)
@@ -327,9 +328,9 @@ static void *ingest_worker(void *arg)
                         die("out of memory");
                 }
                 len += (size_t)snprintf(body + len, cap - len,
-                                        "%s{\"id\":\"w%d-%ld\",\"clinic\":\"bench\",\"patient\":"
-                                        "\"w%d-%ld\",\"type\":\"ping\",\"at\":\"%s\"}",
-                                        i ? "," : "", w->index, seq, w->index, seq, at);
+                                        "%s{\"id\":\"w%ld-%d-%ld\",\"clinic\":\"bench\",\"patient\":"
+                                        "\"w%ld-%d-%ld\",\"type\":\"ping\",\"at\":\"%s\"}",
+                                        i ? "," : "", id_base, w->index, seq, id_base, w->index, seq, at);
                 events++;
             }
         } else {
@@ -437,6 +438,7 @@ static int cmd_ingest(void)
     }
     double t0 = now_mono();
     deadline = t0 + opt.seconds;
+    id_base = (long)now_wall_ms();
     for (int i = 0; i < opt.clients; i++) {
         ws[i].index = i;
         if (pthread_create(&ws[i].th, NULL, ingest_worker, &ws[i]))
@@ -515,7 +517,7 @@ static void *latency_sender(void *arg)
         stamp_ms(at_ms[i], at, sizeof at);
         int n = snprintf(body, sizeof body,
                          "{\"id\":\"q%ld\",\"clinic\":\"bench\",\"patient\":\"q%ld\","
-                         "\"type\":\"ping\",\"at\":\"%s\"}", i, i, at);
+                         "\"type\":\"ping\",\"at\":\"%s\"}", id_base + i, id_base + i, at);
         sent_ms[i] = now_wall_ms();
         int st = conn_post(&c, "/v1/events", body, (size_t)n, &resp, &rlen);
         ack_ms[i] = now_wall_ms();
@@ -552,9 +554,9 @@ static void *latency_reader(void *arg)
                 continue;
             char *m = strstr(line, "\"message\":\"");
             long i;
-            if (m && sscanf(m + 11, "echo q%ld", &i) == 1 && i >= 0 && i < nplanned)
+            if (m && sscanf(m + 11, "echo q%ld", &i) == 1 && (i -= id_base) >= 0 && i < nplanned)
                 echo_ms[i] = t;
-            else if (m && sscanf(m + 11, "timer q%ld", &i) == 1 && i >= 0 && i < nplanned)
+            else if (m && sscanf(m + 11, "timer q%ld", &i) == 1 && (i -= id_base) >= 0 && i < nplanned)
                 timer_ms[i] = t;
             else
                 echo_other++;
@@ -624,6 +626,7 @@ static int cmd_metrics(void)
 static int cmd_latency(void)
 {
     nplanned = (long)(opt.rate * opt.seconds);
+    id_base = (long)now_wall_ms() * 1000;
     sent_ms = calloc((size_t)nplanned, sizeof *sent_ms);
     ack_ms = calloc((size_t)nplanned, sizeof *ack_ms);
     echo_ms = calloc((size_t)nplanned, sizeof *echo_ms);

@@ -216,11 +216,16 @@ for N in "${SIZES[@]}"; do
     rm -f "$WORK"/full.db*
     copy_db "$DB" "$WORK/two.db" && sweep_stage "two-$S" "$WORK/two.db" --protocols bench/two-rules
     rm -f "$WORK"/two.db*
-    if run "bound-$S" "$TOOLS/bound" "$DB" both; then
+    # the bound runs twice (both modes each time) and keeps the faster of each
+    # mode: it is short, and a single run is easily disturbed by writeback of
+    # the sweeps' databases or by other work on the machine
+    if run "bound-$S" "$TOOLS/bound" "$DB" both && run "bound-$S-again" "$TOOLS/bound" "$DB" both; then
         for m in patient scan; do
-            R[bound-$S.$m.eps]=$(kv "$WORK/bound-$S.out" "bound $m " events_per_s)
-            R[bound-$S.$m.secs]=$(kv "$WORK/bound-$S.out" "bound $m " seconds)
-            R[bound-$S.$m.pps]=$(kv "$WORK/bound-$S.out" "bound $m " patients_per_s)
+            o=$(awk -v m="bound $m " 'index($0, m) == 1 { print FILENAME }' "$WORK/bound-$S.out" "$WORK/bound-$S-again.out" |
+                while read -r f; do echo "$(kv "$f" "bound $m " events_per_s) $f"; done | sort -n | tail -1 | cut -d' ' -f2)
+            R[bound-$S.$m.eps]=$(kv "$o" "bound $m " events_per_s)
+            R[bound-$S.$m.secs]=$(kv "$o" "bound $m " seconds)
+            R[bound-$S.$m.pps]=$(kv "$o" "bound $m " patients_per_s)
         done
         best=scan
         awk -v a="${R[bound-$S.patient.eps]}" -v b="${R[bound-$S.scan.eps]}" 'BEGIN { exit !(a > b) }' && best=patient
@@ -306,11 +311,11 @@ if start_serve serve-catalog "$WORK/catalog.json" "$WORK/serve-catalog.db"; then
     fi
     # where the service's evaluation time went, per protocol
     if run metrics-catalog "$TOOLS/load" metrics --port "$PORT" --token "$TOKEN"; then
-        R[catalog.protocols]=$(awk -F'[{}" ]+' '/^regimen_evaluation_seconds_total\{/ {
-                for (i = 1; i < NF; i++) if ($i == "protocol=") p = $(i + 1); s[p] = $NF; t += $NF }
+        R[catalog.protocols]=$(awk '/^regimen_evaluation_seconds_total\{/ && match($0, /protocol="[^"]*"/) {
+                p = substr($0, RSTART + 10, RLENGTH - 11); s[p] += $NF; t += $NF }
             END { n = 0; for (p in s) o[++n] = p
                   for (i = 1; i <= n; i++) for (j = i + 1; j <= n; j++) if (s[o[j]] > s[o[i]]) { x = o[i]; o[i] = o[j]; o[j] = x }
-                  for (i = 1; i <= n; i++) printf "%s%s %.1f s (%.0f%%)", (i > 1 ? ", " : ""), o[i], s[o[i]], t > 0 ? 100 * s[o[i]] / t : 0
+                  for (i = 1; i <= n; i++) printf("%s%s %.2f s (%.0f%%)", (i > 1 ? ", " : ""), o[i], s[o[i]], (t > 0 ? 100 * s[o[i]] / t : 0))
                   if (n) printf "; %.1f s in all", t }' "$WORK/metrics-catalog.out")
         R[catalog.steps]=$(awk '/^regimen_patient_steps_total / { print $2 }' "$WORK/metrics-catalog.out")
     fi
@@ -512,8 +517,9 @@ svg() {
         y0 = int(lg(smin) + 10) - 10; y1 = int(lg(smax) + 10) - 10 + 1
         printf "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"900\" height=\"400\" viewBox=\"0 0 900 400\" font-family=\"sans-serif\">\n"
         printf "<rect width=\"900\" height=\"400\" fill=\"white\"/>\n"
+        printf "<defs><clipPath id=\"plot\"><rect x=\"90\" y=\"60\" width=\"560\" height=\"270\"/></clipPath></defs>\n"
         printf "<text x=\"90\" y=\"28\" font-size=\"15\" font-weight=\"bold\">regimen sweep: time against cohort size (log-log)</text>\n"
-        printf "<text x=\"90\" y=\"46\" font-size=\"11\" fill=\"#555\">%s, %s; a straight line of slope 1 (dotted guide) is linear growth</text>\n", cmd, when
+        printf "<text x=\"90\" y=\"46\" font-size=\"11\" fill=\"#555\">%s, %s; lower is faster; parallel to the dotted line is linear growth</text>\n", cmd, when
         for (e = y0; e <= y1; e++) {
             printf "<line x1=\"90\" y1=\"%.1f\" x2=\"650\" y2=\"%.1f\" stroke=\"#ddd\"/>", Y(10 ^ e), Y(10 ^ e)
             printf "<text x=\"84\" y=\"%.1f\" font-size=\"11\" text-anchor=\"end\">%s s</text>\n", Y(10 ^ e) + 4, (e >= 0 ? sprintf("%d", 10 ^ e) : sprintf("%g", 10 ^ e))
@@ -526,7 +532,8 @@ svg() {
         printf "<line x1=\"90\" y1=\"330\" x2=\"650\" y2=\"330\" stroke=\"black\"/><line x1=\"90\" y1=\"60\" x2=\"90\" y2=\"330\" stroke=\"black\"/>\n"
         if (split(full, f, " ") >= 1) {   # the linear guide through the first full-sweep point
             split(f[1], p, ":"); k = p[2] / p[1]
-            printf "<path d=\"M%.1f,%.1f L%.1f,%.1f\" stroke=\"#999\" stroke-dasharray=\"2,4\"/>\n", X(10 ^ x0), Y(k * 10 ^ x0), X(10 ^ x1), Y(k * 10 ^ x1)
+            printf "<path d=\"M%.1f,%.1f L%.1f,%.1f\" stroke=\"#999\" stroke-dasharray=\"2,4\" clip-path=\"url(#plot)\"/>\n", X(10 ^ x0), Y(k * 10 ^ x0), X(10 ^ x1), Y(k * 10 ^ x1)
+            printf "<line x1=\"680\" y1=\"165\" x2=\"710\" y2=\"165\" stroke=\"#999\" stroke-dasharray=\"2,4\"/><text x=\"716\" y=\"169\" font-size=\"12\">linear from the first point</text>\n"
         }
         series(full, "#c0392b", "", "sweep, shipped set", 90)
         series(two, "#2471a3", "", "sweep, two rules", 115)

@@ -495,69 +495,171 @@ static int count_rows(const char *db, const char *sql)
     return n;
 }
 
-/* Events stream in; the server is killed with SIGKILL at random moments and
- * restarted. Every acknowledged event must be stored exactly once and the
- * transition sequence must have no gap and no duplicate. */
-Test(serve, kill_9_loses_no_acknowledged_event, .timeout = 120)
+/* One alert per ping, open from the ping for a second: every event opens an
+ * alert and the passing of time closes it. */
+static const char window_protocol[] =
+    "local R = require 'regimen'\n"
+    "return R.protocol { id = 'window', version = '1.0', params = { wait = R.seconds(1) },\n"
+    "  rules = { { id = 'window.ping', severity = 'info', check = function(h, now, p)\n"
+    "      local alerts = {}\n"
+    "      for _, e in ipairs(h:after(now - p.wait, 'ping')) do\n"
+    "        alerts[#alerts + 1] = R.alert { key = e.id, due = e.at, ends = e.at + p.wait,\n"
+    "                                        message = 'ping ' .. e.id }\n"
+    "      end\n"
+    "      return alerts\n"
+    "    end } } }\n";
+
+static void integrity_ok(const char *db)
 {
+    sqlite3 *h;
+    sqlite3_stmt *st;
+    cr_assert_eq(sqlite3_open_v2(db, &h, SQLITE_OPEN_READWRITE, NULL), SQLITE_OK);
+    cr_assert_eq(sqlite3_prepare_v2(h, "PRAGMA integrity_check", -1, &st, NULL), SQLITE_OK);
+    cr_assert_eq(sqlite3_step(st), SQLITE_ROW);
+    cr_assert_str_eq((const char *)sqlite3_column_text(st, 0), "ok");
+    sqlite3_finalize(st);
+    sqlite3_close(h);
+}
+
+/* Writes the stored events (as received) to path, one per line. */
+static void export_events(const char *db, const char *path)
+{
+    sqlite3 *h;
+    sqlite3_stmt *st;
+    FILE *f = fopen(path, "w");
+    cr_assert_not_null(f);
+    cr_assert_eq(sqlite3_open_v2(db, &h, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+    cr_assert_eq(sqlite3_prepare_v2(h, "SELECT body FROM events ORDER BY seq", -1, &st, NULL),
+                 SQLITE_OK);
+    while (sqlite3_step(st) == SQLITE_ROW)
+        fprintf(f, "%s\n", (const char *)sqlite3_column_text(st, 0));
+    sqlite3_finalize(st);
+    sqlite3_close(h);
+    fclose(f);
+}
+
+/* A crash loop: events stream in from a client while the server is killed
+ * with SIGKILL at random moments, 50 times, restarting each time. At the end
+ * every acknowledged event is stored exactly once, the database is intact
+ * after every crash, the transition feed has no gap and no duplicate and
+ * equals `regimen simulate` on the stored events, and a restart with nothing
+ * new sends nothing new. */
+Test(serve, crash_loop_kill_9_loses_nothing_and_repeats_nothing, .timeout = 240)
+{
+    enum { CYCLES = 50, MAXT = 200000 };
     server s = {0};
     char *out;
-    server_setup(&s, fast_protocol, fast_protocol);
+    server_setup(&s, window_protocol, window_protocol);
     server_start(&s);
     srand(7);
-    int acked = 0, sent = 0;
-    char acked_ids[64][16];
-    for (int round = 0; round < 5; round++) {
-        int64_t deadline = now_ms() + 200 + rand() % 300;
+    int acked = 0, sent = 0, acked_cap = 4096;
+    char (*acked_ids)[16] = calloc((size_t)acked_cap, sizeof *acked_ids);
+    for (int round = 0; round < CYCLES; round++) {
+        int64_t kill_at = now_ms() + 60 + rand() % 200;
         pid_t killer = fork();
         if (killer == 0) {
-            usleep((useconds_t)((deadline - now_ms()) * 1000));
+            int64_t wait = kill_at - now_ms();
+            if (wait > 0)
+                usleep((useconds_t)(wait * 1000));
             kill(s.pid, SIGKILL);
             _exit(0);
         }
-        while (now_ms() < deadline + 100) {
+        for (;;) {
             char id[16], *ev;
             snprintf(id, sizeof id, "k%d", sent++);
-            ev = ping("north", id, sent % 3 ? "p1" : "p2", now_ms() - 3000, sent % 2 ? "ping" : "pong");
-            int st = 0;
-            int fd = socket(AF_INET, SOCK_STREAM, 0);
-            struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)s.port)};
-            inet_pton(AF_INET, "127.0.0.1", &a.sin_addr);
-            int up = connect(fd, (struct sockaddr *)&a, sizeof a) == 0;
-            close(fd);
-            if (up)
-                st = http(s.port, "POST", "/v1/events", TOKEN_A, ev, &out);
-            if (up && st == 200 && out && strstr(out, "\"stored\"")) {
-                if (acked < 64)
-                    snprintf(acked_ids[acked], sizeof acked_ids[0], "%s", id);
-                acked++;
-            }
-            if (up)
-                free(out);
+            /* stamped a little ahead, so an event never arrives after a
+             * wake-up of its patient already moved past it (a late event is
+             * taken in at the patient's clock: see README) */
+            ev = ping("north", id, sent % 3 ? "p1" : "p2", now_ms() + 500, sent % 4 ? "ping" : "pong");
+            int st = http(s.port, "POST", "/v1/events", TOKEN_A, ev, &out);
             free(ev);
-            if (!up)
+            int ok = st == 200 && strstr(out, "\"status\":\"stored\"");
+            free(out);
+            if (ok && acked < acked_cap)
+                snprintf(acked_ids[acked++], sizeof acked_ids[0], "%s", id);
+            if (st == 0) /* the server is gone */
                 break;
         }
         waitpid(killer, NULL, 0);
-        int status;
-        waitpid(s.pid, &status, 0);
+        waitpid(s.pid, NULL, 0);
+        integrity_ok(s.db);
         server_start(&s);
     }
-    cr_assert_gt(acked, 5, "some events were acknowledged (%d of %d)", acked, sent);
-    for (int i = 0; i < acked && i < 64; i++) {
+    cr_assert_gt(acked, CYCLES, "events were acknowledged (%d of %d sent)", acked, sent);
+    for (int i = 0; i < acked; i++) {
         char sql[160];
         snprintf(sql, sizeof sql, "SELECT count(*) FROM events WHERE id = '%.15s'", acked_ids[i]);
         cr_assert_eq(count_rows(s.db, sql), 1, "acknowledged event %s stored once", acked_ids[i]);
     }
+    usleep(2200000); /* every pending event and 1 s window falls due and is emitted */
     cr_assert_eq(count_rows(s.db, "SELECT count(*) FROM transitions WHERE clinic = 'north'"),
                  count_rows(s.db, "SELECT coalesce(max(cseq), 0) FROM transitions WHERE clinic = 'north'"),
                  "no gap in the sequence");
     cr_assert_eq(count_rows(s.db, "SELECT count(*) FROM (SELECT key, state, at, count(*) c FROM "
                                   "transitions GROUP BY key, state, at HAVING c > 1)"),
                  0, "no duplicate transition");
-    cr_assert_eq(http(s.port, "GET", "/v1/transitions?after=0", TOKEN_A, NULL, &out), 200);
-    free(out);
+    char *feed;
+    /* the whole feed, page by page */
+    rg_buf fb = {0};
+    for (int64_t after = 0;;) {
+        char path[96], *page;
+        snprintf(path, sizeof path, "/v1/transitions?after=%lld&limit=10000", (long long)after);
+        cr_assert_eq(http(s.port, "GET", path, TOKEN_A, NULL, &page), 200);
+        const char *last = strstr(page, "\"last\":");
+        int64_t next = last ? atoll(last + 7) : after;
+        rg_buf_add(&fb, page, strlen(page));
+        free(page);
+        if (next == after)
+            break;
+        after = next;
+    }
+    feed = fb.p;
+    char until[40], events[600], clinic[600];
+    iso(now_ms(), until);
+    snprintf(events, sizeof events, "%s/stored.jsonl", s.dir);
+    snprintf(clinic, sizeof clinic, "north=%s/a", s.dir);
+    export_events(s.db, events);
+    const char *args[] = {"simulate", "--events", events, "--until", until, "--clinic", clinic,
+                          "--format", "jsonl", NULL};
+    char *sim, *err;
+    cr_assert_eq(rg_test_run(args, NULL, &sim, &err), 0, "%s", err);
+    char **a = calloc(MAXT, sizeof *a), **b = calloc(MAXT, sizeof *b);
+    int na = transition_lines(feed, a, MAXT), nb = transition_lines(sim, b, MAXT);
+    cr_assert_gt(na, CYCLES, "the crash loop produced transitions (%d)", na);
+    cr_assert_eq(na, nb, "the feed has %d transitions, simulate on the stored events %d", na, nb);
+    qsort(a, (size_t)na, sizeof *a, cmp_str);
+    qsort(b, (size_t)nb, sizeof *b, cmp_str);
+    for (int i = 0; i < na; i++) {
+        if (strcmp(a[i], b[i]) && getenv("RG_DEBUG_DIR")) {
+            FILE *fa = fopen("/tmp/feed.txt", "w"), *fb2 = fopen("/tmp/sim.txt", "w");
+            for (int k = 0; k < na; k++)
+                fprintf(fa, "%s\n", a[k]), fprintf(fb2, "%s\n", b[k]);
+            fclose(fa);
+            fclose(fb2);
+            char cmd[600];
+            snprintf(cmd, sizeof cmd, "cp %s /tmp/crash.db", s.db);
+            (void)!system(cmd);
+        }
+        cr_assert_str_eq(a[i], b[i], "feed and simulate differ at %d: %s vs %s", i, a[i], b[i]);
+    }
+    fprintf(stderr, "crash loop: %d kill -9 cycles, %d events sent, %d acknowledged, %d transitions; "
+                    "0 lost, 0 duplicated\n", CYCLES, sent, acked, na);
+    /* unchanged state: a restart sends nothing new */
     cr_assert_eq(server_stop(&s, SIGTERM), 0);
+    int before = count_rows(s.db, "SELECT count(*) FROM transitions");
+    server_start(&s);
+    usleep(500000);
+    cr_assert_eq(count_rows(s.db, "SELECT count(*) FROM transitions"), before,
+                 "no new transition after a restart with nothing new");
+    cr_assert_eq(server_stop(&s, SIGTERM), 0);
+    for (int i = 0; i < na; i++)
+        free(a[i]), free(b[i]);
+    free(a);
+    free(b);
+    free(feed);
+    free(sim);
+    free(err);
+    free(acked_ids);
     rg_test_rmdir(s.dir);
 }
 

@@ -1,0 +1,106 @@
+/*
+ * fuzz_event.c - libFuzzer harness for event validation and ingest:
+ * rg_event_parse (runtime/event.c), rg_ingest_one (runtime/ingest.c) and
+ * rg_store_put_event / rg_store_reject (runtime/store.c).
+ *
+ * The input is read as JSON Lines: each line is parsed with rg_event_parse
+ * and ingested with rg_ingest_one into an in-memory store that is fresh for
+ * every input, in one transaction. Checks: ingest never fails with a store
+ * error; a line that parses is stored, a duplicate or a conflict (never
+ * rejected) and one that does not is rejected; a parsed event's fields keep
+ * the contract; when a line was stored or was a duplicate, sending it again
+ * as is, or re-printed with sorted keys, is a duplicate.
+ */
+#include "../../runtime/ingest.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define CHECK(cond)                                                                    \
+    do {                                                                               \
+        if (!(cond)) {                                                                 \
+            fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #cond);   \
+            abort();                                                                   \
+        }                                                                              \
+    } while (0)
+
+static void check_event(const rg_event *ev)
+{
+    CHECK(ev->id && ev->clinic && ev->patient && ev->type && ev->body && ev->json);
+    CHECK(strlen(ev->id) >= 1 && strlen(ev->id) <= RG_EVENT_MAX_ID);
+    CHECK(strlen(ev->clinic) >= 1 && strlen(ev->clinic) <= RG_EVENT_MAX_CLINIC);
+    CHECK(strlen(ev->patient) >= 1 && strlen(ev->patient) <= RG_EVENT_MAX_ID);
+    CHECK(rg_event_type_ok(ev->type) && strlen(ev->type) <= RG_EVENT_MAX_TYPE);
+    CHECK(!ev->data || (ev->data[0] == '{' && strlen(ev->data) <= RG_EVENT_MAX_DATA));
+}
+
+/* Ingests one line; returns the outcome (an rg_put or RG_INGEST_REJECTED). */
+static int ingest(rg_store *st, const char *text, size_t len, long line, rg_ingest_counts *n)
+{
+    int r = rg_ingest_one(st, text, len, "fuzz", line, n, NULL, NULL);
+    if (r < 0) {
+        fprintf(stderr, "line %ld: ingest failed: %s (%s)\n", line, rg_strerror(r),
+                rg_store_errmsg(st));
+        abort();
+    }
+    return r;
+}
+
+static void one_line(rg_store *st, const char *text, size_t len, long line, rg_ingest_counts *n)
+{
+    rg_event ev;
+    char field[RG_FIELD_MAX], err[512];
+    int parsed = rg_event_parse(&ev, text, len, field, err, sizeof err);
+    CHECK(parsed == RG_OK || parsed == RG_EINVAL);
+    char *again = NULL;
+    if (parsed == RG_OK) {
+        check_event(&ev);
+        again = json_dumps(ev.json, JSON_COMPACT | JSON_SORT_KEYS);
+        CHECK(again);
+        rg_event_clear(&ev);
+    } else {
+        CHECK(memchr(err, '\0', sizeof err) && memchr(field, '\0', RG_FIELD_MAX));
+        CHECK(!ev.id && !ev.data && !ev.body && !ev.json);
+    }
+    int r = ingest(st, text, len, line, n);
+    if (parsed != RG_OK) {
+        CHECK(r == RG_INGEST_REJECTED);
+        return;
+    }
+    CHECK(r == RG_PUT_STORED || r == RG_PUT_DUPLICATE || r == RG_PUT_CONFLICT);
+    if (r != RG_PUT_CONFLICT) {
+        CHECK(ingest(st, text, len, line, n) == RG_PUT_DUPLICATE);
+        if (strlen(again) <= RG_EVENT_MAX_LINE)
+            CHECK(ingest(st, again, strlen(again), line, n) == RG_PUT_DUPLICATE);
+    }
+    free(again);
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    rg_store *st;
+    char err[256];
+    if (rg_store_open(&st, ":memory:", NULL, err, sizeof err) != RG_OK) {
+        fprintf(stderr, "cannot open the store: %s\n", err);
+        abort();
+    }
+    rg_ingest_counts n = {0, 0, 0, 0};
+    CHECK(rg_store_begin(st) == RG_OK); /* one batch, as rg_ingest_file does */
+    const char *p = (const char *)data, *end = p + size;
+    for (long line = 1; p < end; line++) {
+        const char *nl = memchr(p, '\n', (size_t)(end - p));
+        size_t len = (size_t)((nl ? nl : end) - p);
+        /* a copy of exactly len bytes, so a read past the line is caught */
+        char *text = malloc(len ? len : 1);
+        CHECK(text);
+        memcpy(text, p, len);
+        one_line(st, text, len, line, &n);
+        free(text);
+        p += len + 1;
+    }
+    CHECK(rg_store_commit(st) == RG_OK);
+    rg_store_close(st);
+    return 0;
+}
