@@ -78,6 +78,7 @@ mkdir -p "$DATA" "$OUT"
 rm -rf "$WORK"
 mkdir -p "$WORK"
 LOG=$WORK/log
+LOAD0=$(cut -d' ' -f1-3 /proc/loadavg)
 : >"$LOG"
 
 note() { printf '%s\n' "$*" >&2; }
@@ -264,6 +265,16 @@ R[simulate.line]=$(grep '^simulated' "$WORK/simulate.err" | tail -1)
 
 # ---- 4: the service ---------------------------------------------------------------------------
 
+# How long a durable 4 KiB write takes on this disk right now: the service's
+# acknowledgements wait for one fdatasync each, so its numbers move with this.
+fsync_probe() {
+    local s
+    s=$(dd if=/dev/zero of="$WORK/fsync-probe" bs=4k count=200 oflag=dsync 2>&1 | sed -n 's/.* copied, \([0-9.]*\) s.*/\1/p')
+    rm -f "$WORK/fsync-probe"
+    [ -n "$s" ] && calc "$s / 200 * 1e6" || echo n/a
+}
+R[fsync.us]=$(fsync_probe)
+
 SERVE_PID=
 PORT=
 start_serve() { # NAME CONFIG DB
@@ -383,7 +394,7 @@ if [ "$MODE" = smoke ]; then MD=$OUT/smoke.md SVG=$OUT/smoke.svg; fi
 echo "# regimen benchmark"
 echo
 echo "\`$CMD\` on $WHEN: $(nproc) cores ($CPU), $MEM, $(uname -sr); SQLite $(pkg-config --modversion sqlite3), Lua $(pkg-config --modversion lua5.4), node $NODEV, json-rules-engine ${JREV:-n/a}."
-echo "Cohorts from \`bench/gen.c\` (seed $SEED, $CLINICS clinics, about 30 events per patient); sweeps at \`--at $AT\`, after every event. Other work may share the machine: numbers vary by a few per cent between runs."
+echo "Cohorts from \`bench/gen.c\` (seed $SEED, $CLINICS clinics, about 30 events per patient); sweeps at \`--at $AT\`, after every event. Other work shares this machine (load average $LOAD0 at the start, $(cut -d' ' -f1-3 /proc/loadavg) at the end; a durable 4 KiB write took $(g fsync.us) µs before the service phase): the service figures in particular move with that load."
 echo
 echo "## Results"
 echo

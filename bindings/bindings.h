@@ -62,6 +62,8 @@ typedef struct rg_history {
     uint32_t mark;
     const char *const *types; /* interned event types: compare ids, not strings */
     int ntypes;
+    const char *tid_key[8];   /* last queried type strings (Lua-interned pointers) */
+    int tid_val[8], tid_next;
     rg_time memo_now;         /* h:memo values belong to this step */
     int memo_n;
 } rg_history;

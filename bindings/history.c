@@ -173,12 +173,23 @@ static void rg__touch(rg_history *h, int i)
 
 /* The interned id of a queried type: 0 when no event of the patient could
  * carry an interned copy of it (then strings are compared). */
-static int rg__tid(const rg_history *h, const char *type)
+static int rg__tid(rg_history *h, const char *type)
 {
-    for (int i = 0; type && i < h->ntypes; i++)
+    if (!type)
+        return 0;
+    /* a rule asks for the same few types again and again, with the same
+     * (interned) Lua string: remember the answers by pointer */
+    for (int i = 0; i < 8; i++) /* a pointer can be reused after a GC: check the text */
+        if (h->tid_key[i] == type && h->tid_val[i] && !strcmp(h->types[h->tid_val[i] - 1], type))
+            return h->tid_val[i];
+    int tid = 0;
+    for (int i = 0; i < h->ntypes && !tid; i++)
         if (!strcmp(h->types[i], type))
-            return i + 1;
-    return 0;
+            tid = i + 1;
+    h->tid_key[h->tid_next] = type;
+    h->tid_val[h->tid_next] = tid;
+    h->tid_next = (h->tid_next + 1) % 8;
+    return tid;
 }
 
 /* Does event i match type (NULL: any; tid its interned id) and the filter at

@@ -49,6 +49,7 @@ struct rg_engine {
     int nev, cap_ev;
     rg_buf text;
     uint32_t *touched; /* per event: the mark it was last counted for (dedup) */
+    int cap_touched;
     uint32_t mark;
     rg_touch_log log;
     rg__open *open;
@@ -906,10 +907,16 @@ static int rg__advance(rg_engine *e, const char *clinic, const char *patient, rg
         return rc;
     rg__fixup_events(e);
     e->stats.events += e->nev;
-    free(e->touched);
-    e->touched = calloc((size_t)e->nev + 1, sizeof *e->touched);
-    if (!e->touched)
-        return RG_ENOMEM;
+    if (e->nev + 1 > e->cap_touched) { /* reused from patient to patient */
+        free(e->touched);
+        e->cap_touched = e->nev + 64;
+        e->touched = malloc((size_t)e->cap_touched * sizeof *e->touched);
+        if (!e->touched) {
+            e->cap_touched = 0;
+            return RG_ENOMEM;
+        }
+    }
+    memset(e->touched, 0, (size_t)(e->nev + 1) * sizeof *e->touched);
     rg_patient_state ps;
     rc = rg_store_patient_get(e->st, clinic, patient, &ps);
     if (rc && rc != RG_ENOTFOUND)

@@ -368,8 +368,10 @@ int rg_store_open(rg_store **out, const char *path, const rg_store_opts *opts, c
     const char *pragmas = opts && opts->durable
                               ? "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;"
                                 " PRAGMA foreign_keys=ON; PRAGMA cache_size=-65536;"
+                                " PRAGMA mmap_size=4294967296;"
                               : "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;"
-                                " PRAGMA foreign_keys=ON; PRAGMA cache_size=-65536;";
+                                " PRAGMA foreign_keys=ON; PRAGMA cache_size=-65536;"
+                                " PRAGMA mmap_size=4294967296;";
     if (sqlite3_exec(st->db, pragmas, NULL, NULL, &msg) != SQLITE_OK) {
         rg_fail(err, errlen, RG_EDB, "cannot use database %s: %s", path, msg);
         sqlite3_free(msg);

@@ -27,6 +27,8 @@ static char made[MAX_FILES][128]; /* files written for this input */
 static char subdirs[MAX_FILES][128];
 static int nmade, nsub;
 
+static void remove_dir(void) { rmdir(dir); }
+
 int LLVMFuzzerInitialize(int *argc, char ***argv);
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
@@ -37,6 +39,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
         perror("mkdtemp");
         abort();
     }
+    atexit(remove_dir);
     return 0;
 }
 

@@ -1,0 +1,17 @@
+-- adversarial/recursion_lua
+-- Attacks: the Lua stack, with unbounded recursion (not a tail call).
+-- Must happen: Lua's "stack overflow" error, attributed to this file; no
+-- crash of the process.
+local R = require 'regimen'
+
+local function deeper(n) return 1 + deeper(n + 1) end
+
+return R.protocol {
+  id = 'adv.recursion-lua', version = '1',
+  rules = { {
+    id = 'adv.recursion-lua', severity = 'info',
+    check = function(h, now, p)
+      return R.alert { message = tostring(deeper(1)) }
+    end,
+  } },
+}

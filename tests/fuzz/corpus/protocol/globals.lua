@@ -1,0 +1,2 @@
+x = 1
+return { id = y, version = "1" }

@@ -1,0 +1,2 @@
+local x = io or os or debug or package
+return x

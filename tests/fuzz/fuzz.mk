@@ -1,0 +1,24 @@
+# tests/fuzz/fuzz.mk - builds the libFuzzer harnesses (tests/fuzz/fuzz_*.c)
+# against the project's sources, with clang, into $(FZ) (build-fuzz/).
+# Run from the repository root; tests/fuzz/run.sh calls it.
+FZ ?= build-fuzz
+FUZZ_CC ?= clang
+PKGS := lua5.4 sqlite3 jansson libuv libcurl
+SAN := -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
+CFLAGS_FZ := -std=c11 -D_GNU_SOURCE -O1 -g $(SAN) $(shell pkg-config --cflags $(PKGS))
+LIBS := $(shell pkg-config --libs $(PKGS)) -lhttp_parser -lm
+SRC := $(filter-out runtime/main.c,$(wildcard runtime/*.c bindings/*.c))
+OBJ := $(patsubst %.c,$(FZ)/obj/%.o,$(SRC))
+HDR := $(wildcard runtime/*.h bindings/*.h)
+HARNESSES := $(patsubst tests/fuzz/%.c,$(FZ)/%,$(wildcard tests/fuzz/fuzz_*.c))
+
+all: $(HARNESSES)
+
+$(FZ)/obj/%.o: %.c $(HDR) tests/fuzz/fuzz.mk
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(CFLAGS_FZ) -fsanitize=fuzzer-no-link -c $< -o $@
+
+$(FZ)/fuzz_%: tests/fuzz/fuzz_%.c $(OBJ) $(HDR)
+	$(FUZZ_CC) $(CFLAGS_FZ) -Wall -Wextra -fsanitize=fuzzer $< $(OBJ) -o $@ $(LIBS)
+
+.SECONDARY: $(OBJ)
