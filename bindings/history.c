@@ -292,14 +292,15 @@ static int rg__list_range(lua_State *L, int hidx, rg_history *h, int from, int t
     return 1;
 }
 
-/* h:last([type [, filter]]) -> the latest matching event, or nil */
-static int rg__h_last(lua_State *L)
+/* The latest (from_end) or earliest matching event, or nil. */
+static int rg__find(lua_State *L, int from_end)
 {
     rg_history *h = rg__check(L, 1);
     int fidx;
     const char *type = rg__args(L, 2, &fidx);
     int tid = rg__tid(h, type);
-    for (int i = h->n - 1; i >= 0; i--) {
+    for (int k = 0; k < h->n; k++) {
+        int i = from_end ? h->n - 1 - k : k;
         if (rg__match(L, 1, h, i, type, tid, fidx)) {
             rg__touch(h, i);
             rg_history_push_event(L, 1, i);
@@ -310,23 +311,11 @@ static int rg__h_last(lua_State *L)
     return 1;
 }
 
+/* h:last([type [, filter]]) -> the latest matching event, or nil */
+static int rg__h_last(lua_State *L) { return rg__find(L, 1); }
+
 /* h:first([type [, filter]]) -> the earliest matching event, or nil */
-static int rg__h_first(lua_State *L)
-{
-    rg_history *h = rg__check(L, 1);
-    int fidx;
-    const char *type = rg__args(L, 2, &fidx);
-    int tid = rg__tid(h, type);
-    for (int i = 0; i < h->n; i++) {
-        if (rg__match(L, 1, h, i, type, tid, fidx)) {
-            rg__touch(h, i);
-            rg_history_push_event(L, 1, i);
-            return 1;
-        }
-    }
-    lua_pushnil(L);
-    return 1;
-}
+static int rg__h_first(lua_State *L) { return rg__find(L, 0); }
 
 /* h:count([type [, filter]]) -> how many matching events so far */
 static int rg__h_count(lua_State *L)

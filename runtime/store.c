@@ -580,14 +580,17 @@ int rg_store_patients_page(rg_store *st, const char *after_clinic, const char *a
     return rc == SQLITE_ROW || rc == SQLITE_DONE ? n : RG_EDB;
 }
 
-int rg_store_next_wake(rg_store *st, rg_time *out)
+/* A query answering one time (or NULL). */
+static int rg__one_time(rg_store *st, int q, rg_time *out)
 {
-    sqlite3_stmt *s = rg__q(st, Q_NEXT_WAKE);
+    sqlite3_stmt *s = rg__q(st, q);
     int rc = sqlite3_step(s);
     *out = rc == SQLITE_ROW ? rg__col_time(s, 0) : RG_TIME_NONE;
     sqlite3_reset(s);
     return rc == SQLITE_ROW || rc == SQLITE_DONE ? RG_OK : RG_EDB;
 }
+
+int rg_store_next_wake(rg_store *st, rg_time *out) { return rg__one_time(st, Q_NEXT_WAKE, out); }
 
 int rg_store_each_open_alert(rg_store *st, const char *clinic, const char *patient,
                              int (*fn)(void *ud, int64_t alert_id, const rg_transition *t),
@@ -853,14 +856,7 @@ int rg_store_each_action(rg_store *st, const char *clinic, const char *key,
     return rc == SQLITE_ROW || rc == SQLITE_DONE ? RG_OK : RG_EDB;
 }
 
-int rg_store_next_snooze(rg_store *st, rg_time *out)
-{
-    sqlite3_stmt *s = rg__q(st, Q_NEXT_SNOOZE);
-    int rc = sqlite3_step(s);
-    *out = rc == SQLITE_ROW ? rg__col_time(s, 0) : RG_TIME_NONE;
-    sqlite3_reset(s);
-    return rc == SQLITE_ROW || rc == SQLITE_DONE ? RG_OK : RG_EDB;
-}
+int rg_store_next_snooze(rg_store *st, rg_time *out) { return rg__one_time(st, Q_NEXT_SNOOZE, out); }
 
 int rg_store_each_due_snooze(rg_store *st, rg_time now,
                              int (*fn)(void *ud, const char *clinic, const char *key,
