@@ -72,3 +72,13 @@ bench: all
 
 bench-smoke: all
 	@bench/run.sh --smoke
+
+# Fuzzing (tests/fuzz/, libFuzzer with clang): make fuzz [FUZZ_SECONDS=60] runs
+# every harness that long, printing executions; make fuzz-smoke replays the
+# regression inputs and runs each harness 10 s (non-zero on any crash).
+.PHONY: fuzz fuzz-smoke
+fuzz: deps
+	@tests/fuzz/run.sh fuzz $(or $(FUZZ_SECONDS),60)
+
+fuzz-smoke: deps
+	@tests/fuzz/run.sh smoke

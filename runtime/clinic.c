@@ -78,6 +78,27 @@ static int rg__list_dir(const char *dir, char ***files, int *n, char *err, size_
     return RG_OK;
 }
 
+/* [-1, +1] Runs the chunk on top (a file's top-level code); an error that
+ * does not say where (a memory error has no message handler) gets the file
+ * named in front. */
+static void rg__run_chunk(lua_State *L, const char *path)
+{
+    int status = lua_pcall(L, 0, 1, 0);
+    if (status == LUA_OK)
+        return;
+    const char *msg = lua_tostring(L, -1);
+    if (status == LUA_ERRMEM) {
+        lua_pop(L, 1);
+        lua_gc(L, LUA_GCCOLLECT); /* what the chunk built is garbage now */
+        luaL_error(L, "%s: memory limit exceeded while loading", path);
+    }
+    if (msg && strstr(msg, path))
+        lua_error(L);
+    if (!msg)
+        luaL_error(L, "%s: (error object is a %s value)", path, luaL_typename(L, -1));
+    luaL_error(L, "%s: %s", path, msg);
+}
+
 static int rg__read_settings(lua_State *L);
 
 /* [-2, +1] (settings_path|nil, overrides JSON|nil) Loads clinic.lua and
@@ -121,7 +142,7 @@ static int rg__read_settings(lua_State *L)
     char why[1024];
     if (rg_sandbox_loadfile(sb, path, why, sizeof why))
         return luaL_error(L, "%s", why);
-    lua_call(L, 0, 1);
+    rg__run_chunk(L, path);
     if (lua_type(L, -1) != LUA_TTABLE)
         return luaL_error(L, "%s: clinic settings must return a table like "
                              "{ include = {\"ketamine\"}, params = { ... } }", path);
@@ -274,7 +295,7 @@ static int rg__load_protocols(lua_State *L)
         char why[1024];
         if (rg_sandbox_loadfile(sb, path, why, sizeof why))
             return luaL_error(L, "%s", why);
-        lua_call(L, 0, 1);
+        rg__run_chunk(L, path);
         lua_pushcfunction(L, rg_protocol_validate);
         lua_insert(L, -2);
         if (lua_pcall(L, 1, 1, 0) != LUA_OK) {

@@ -24,6 +24,8 @@
 #define RG_MAX_MESSAGE 2000
 #define RG_MAX_KEY 200
 #define RG_ALERT_SLOTS 5 /* subkey, severity, message, due, ends */
+#define RG_MAX_ALERTS 1000      /* alerts one rule may return at once */
+#define RG_MAX_QUICK_WAKES 1000 /* wake-ups in a row less than a second apart */
 
 typedef struct rg__clinic_slot {
     char *name;
@@ -270,6 +272,9 @@ static void rg__normalize(lua_State *L, int idx, const char *rule)
     } else {
         lua_pop(L, 1);
         lua_Integer n = (lua_Integer)luaL_len(L, idx);
+        if (n > RG_MAX_ALERTS)
+            luaL_error(L, "rule '%s' returned %I alerts; the limit is %d per rule", rule, n,
+                       RG_MAX_ALERTS);
         for (lua_Integer i = 1; i <= n; i++) {
             lua_geti(L, idx, i);
             rg__alert_slots(L, lua_gettop(L), list, &k, rule);
@@ -618,7 +623,7 @@ typedef struct rg__cand {
  * at t to cands and lowers *wake to the next due or end after t. */
 static int rg__read_alerts(lua_State *L, int lidx, const rg_clinic *c, const char *patient,
                            int pi, int ri, rg_time t, rg__cand **cands, int *ncands, int *cap,
-                           rg_time *wake)
+                           rg_time *wake, const rg_rule **waker)
 {
     const rg_protocol *p = &c->protos[pi];
     lua_Integer n = (lua_Integer)lua_rawlen(L, lidx);
@@ -632,9 +637,9 @@ static int rg__read_alerts(lua_State *L, int lidx, const rg_clinic *c, const cha
             ends = lua_tointeger(L, -1);
         lua_pop(L, 2);
         if (due != RG_TIME_NONE && due > t && (*wake == RG_TIME_NONE || due < *wake))
-            *wake = due;
+            *wake = due, *waker = &p->rules[ri];
         if (ends != RG_TIME_NONE && ends > t && (*wake == RG_TIME_NONE || ends < *wake))
-            *wake = ends;
+            *wake = ends, *waker = &p->rules[ri];
         if ((due != RG_TIME_NONE && due > t) || (ends != RG_TIME_NONE && t >= ends))
             continue;
         if (*ncands == *cap) {
@@ -705,7 +710,7 @@ static int rg__find_rule(const rg_clinic *c, const rg__open *a, int *ri)
 
 /* One step at instant t: run every protocol, then open and resolve. */
 static int rg__step(rg_engine *e, rg_clinic *c, const char *patient, int hidx, rg_time t,
-                    rg_time *wake)
+                    rg_time *wake, const rg_rule **waker)
 {
     lua_State *L = rg_sandbox_state(c->sb);
     rg_history *h = lua_touserdata(L, hidx);
@@ -793,14 +798,23 @@ static int rg__step(rg_engine *e, rg_clinic *c, const char *patient, int hidx, r
             if (!ok) {
                 failed[flag + r] = 1;
                 lua_getfield(L, entry, "err");
-                rg__report(e, c->name, patient, c->protos[i].id, c->protos[i].rules[r].id, t,
-                           lua_tostring(L, -1) ? lua_tostring(L, -1) : "error");
+                const char *m = lua_tostring(L, -1) ? lua_tostring(L, -1) : "error";
+                /* the first line must say where: errors raised with level 0
+                 * or with a value other than a string carry no position */
+                size_t first = strcspn(m, "\n");
+                char located[4400];
+                if (!memmem(m, first, ".lua:", 5)) {
+                    snprintf(located, sizeof located, "%s: rule '%s': %s",
+                             c->protos[i].rules[r].where, c->protos[i].rules[r].id, m);
+                    m = located;
+                }
+                rg__report(e, c->name, patient, c->protos[i].id, c->protos[i].rules[r].id, t, m);
                 lua_pop(L, 2);
                 continue;
             }
             lua_getfield(L, entry, "alerts");
             rc = rg__read_alerts(L, lua_gettop(L), c, patient, i, r, t, &cands, &ncands, &cap,
-                                 wake);
+                                 wake, waker);
             /* keep the entry (and so its strings) on the stack until the end */
         }
     }
@@ -949,8 +963,11 @@ static int rg__advance(rg_engine *e, const char *clinic, const char *patient, rg
     h->ntypes = e->ntypes;
     h->memo_now = RG_TIME_NONE;
 
+    const rg_rule *waker = NULL;
+    int quick = 0; /* time-driven steps in a row, less than a second apart, that changed nothing */
+    int64_t last_transitions = -1;
     if (once) {
-        rc = rg__step(e, c, patient, hidx, until, &ps.wake);
+        rc = rg__step(e, c, patient, hidx, until, &ps.wake, &waker);
         if (ps.clock == RG_TIME_NONE || ps.clock < until)
             ps.clock = until;
     }
@@ -972,7 +989,25 @@ static int rg__advance(rg_engine *e, const char *clinic, const char *patient, rg
         }
         if (cand == RG_TIME_NONE || cand > until)
             break;
-        if ((rc = rg__step(e, c, patient, hidx, cand, &ps.wake)))
+        /* A rule that always asks to be woken a moment later would keep the
+         * loop busy forever with no instruction budget ever exceeded. */
+        int64_t transitions_before = e->stats.opened + e->stats.resolved;
+        quick = ps.clock != RG_TIME_NONE && cand == ps.wake && cand - ps.clock < RG_MS_SECOND &&
+                        transitions_before == last_transitions
+                    ? quick + 1 : 0;
+        last_transitions = transitions_before;
+        if (quick > RG_MAX_QUICK_WAKES) {
+            char msg[600];
+            snprintf(msg, sizeof msg, "%s: rule '%s' asked to wake the patient again less than "
+                     "a second later %d times in a row; time-driven evaluation of this patient "
+                     "is suspended until its next event", waker ? waker->where : c->name,
+                     waker ? waker->id : "?", RG_MAX_QUICK_WAKES);
+            rg__report(e, c->name, patient, NULL, waker ? waker->id : "", cand, msg);
+            e->stats.limit_hits++;
+            ps.wake = RG_TIME_NONE;
+            continue;
+        }
+        if ((rc = rg__step(e, c, patient, hidx, cand, &ps.wake, &waker)))
             break;
         ps.clock = cand;
         late = 0;

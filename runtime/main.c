@@ -278,16 +278,32 @@ static int rg__print_text(void *ud, const rg_transition *t)
     return 0;
 }
 
+/* Text from protocols on one report: continuation lines are indented, so a
+ * protocol cannot make a line that looks like another clinic's report. */
+static void rg__print_indented(const char *msg)
+{
+    for (const char *c = msg; *c; c++) {
+        if (*c == '\n')
+            fputs("\n    ", stderr);
+        else if ((unsigned char)*c < 0x20 && *c != '\t')
+            fputc('?', stderr);
+        else
+            fputc(*c, stderr);
+    }
+    fputc('\n', stderr);
+}
+
 static void rg__print_error(void *ud, const char *clinic, const char *patient, rg_time at,
                             const char *msg)
 {
     char when[RG_TIME_BUFSZ];
     (void)ud;
     if (patient)
-        fprintf(stderr, "error: clinic %s, patient %s, at %s: %s\n", clinic, patient,
-                rg_time_format(at, when), msg);
+        fprintf(stderr, "error: clinic %s, patient %s, at %s: ", clinic, patient,
+                rg_time_format(at, when));
     else
-        fprintf(stderr, "error: clinic %s: %s\n", clinic, msg);
+        fprintf(stderr, "error: clinic %s: ", clinic);
+    rg__print_indented(msg);
 }
 
 /* The engine with the clinics of the options: --clinic NAME=DIR each, and

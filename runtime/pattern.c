@@ -506,6 +506,7 @@ static void pat_add_string(pat_state *ms, luaL_Buffer *b, const char *s, const c
     const char *r = lua_tolstring(ms->L, 3, &l);
     const char *end = r + l, *q;
     while ((q = memchr(r, '%', (size_t)(end - r))) != NULL) {
+        pat_tick(ms, 1); /* "%0" of an empty match adds nothing but costs a step */
         luaL_addlstring(b, r, (size_t)(q - r));
         q++;
         if (q < end && *q == '%') {
@@ -575,6 +576,7 @@ static int pat_gsub(lua_State *L)
     luaL_buffinit(L, &b);
     while (n < max) {
         const char *e;
+        pat_tick(&ms, 1); /* an empty pattern matches without a step of its own */
         pat_reset(&ms);
         if ((e = pat_match(&ms, src, p)) != NULL && e != last) {
             n++;

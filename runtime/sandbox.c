@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #define RG_HOOK_EVERY 1000 /* instructions between two hook calls */
+#define RG_HOOK_MASK (LUA_MASKCOUNT | LUA_MASKCALL)
 #define RG_MSGH_HEADROOM (1u << 20)
 
 /* Registry keys (addresses are unique). */
@@ -40,6 +41,8 @@ struct rg_sandbox {
     int in_msgh;       /* error handler running: small headroom over the cap */
     int mem_hit;       /* the allocator refused since enter */
     int64_t ticks;     /* instructions since enter (in RG_HOOK_EVERY steps) */
+    uint32_t calls;    /* function calls seen by the hook */
+    int active;        /* inside rg_sandbox_enter .. rg_sandbox_leave */
     int64_t deadline;  /* monotonic ms */
     int expired;       /* a limit fired; the hook keeps raising */
     int limit_hits;
@@ -111,24 +114,42 @@ static int rg__guard_expired(void *ud, const char **msg)
  * at the next instruction, until control is back in rg_pcall. */
 static void rg__hook(lua_State *L, lua_Debug *ar)
 {
-    (void)ar;
     rg_sandbox *sb = rg_sandbox_of(L);
-    sb->ticks += RG_HOOK_EVERY;
+    if (!sb->active) /* the runtime's own calls between evaluations */
+        return;
+    if (ar->event == LUA_HOOKCALL) {
+        /* Calls are watched too: a library loop inside C (table.move,
+         * table.concat) driven by C-function metamethods runs no Lua
+         * instruction, but every iteration is a call. Check the clock now
+         * and then, not at every call. */
+        if ((++sb->calls & 255) != 0 && !sb->expired)
+            return;
+    } else {
+        sb->ticks += RG_HOOK_EVERY;
+    }
     const char *why = rg__expired(sb);
     if (why) {
-        lua_sethook(L, rg__hook, LUA_MASKCOUNT, 1);
+        if (ar->event == LUA_HOOKCALL) { /* never inside the error handler itself */
+            lua_getinfo(L, "f", ar);
+            lua_CFunction f = lua_tocfunction(L, -1);
+            lua_pop(L, 1);
+            if (f == rg_sandbox_msgh)
+                return;
+        }
+        lua_sethook(L, rg__hook, RG_HOOK_MASK, 1);
         luaL_error(L, "%s", why);
     }
 }
 
 void rg_sandbox_enter(rg_sandbox *sb)
 {
+    sb->active = 1;
     sb->ticks = 0;
     sb->expired = 0;
     sb->mem_hit = 0;
     sb->why[0] = '\0';
     sb->deadline = rg_monotonic_ms() + sb->lim.deadline_ms;
-    lua_sethook(sb->L, rg__hook, LUA_MASKCOUNT, RG_HOOK_EVERY);
+    lua_sethook(sb->L, rg__hook, RG_HOOK_MASK, RG_HOOK_EVERY);
 }
 
 void rg_sandbox_leave(rg_sandbox *sb)
@@ -152,9 +173,10 @@ void rg_sandbox_leave(rg_sandbox *sb)
     }
     lua_settop(L, top);
     /* Past any limit: stop raising. Code outside an evaluation never runs. */
+    sb->active = 0;
     sb->expired = 0;
     sb->ticks = 0;
-    lua_sethook(L, rg__hook, LUA_MASKCOUNT, RG_HOOK_EVERY);
+    lua_sethook(L, rg__hook, RG_HOOK_MASK, RG_HOOK_EVERY);
 }
 
 int rg_sandbox_limit_fired(const rg_sandbox *sb) { return sb->expired || sb->mem_hit; }
@@ -400,7 +422,17 @@ static int rg__print(lua_State *L)
     }
     luaL_pushresult(&b);
     luaL_where(L, 1);
-    fprintf(stderr, "[%s] %sprint: %s\n", sb->clinic, lua_tostring(L, -1), lua_tostring(L, -2));
+    /* one log line per print: a protocol cannot forge lines of its own */
+    fprintf(stderr, "[%s] %sprint: ", sb->clinic, lua_tostring(L, -1));
+    for (const char *c = lua_tostring(L, -2); *c; c++) {
+        if (*c == '\n')
+            fputs("\\n", stderr);
+        else if ((unsigned char)*c < 0x20 && *c != '\t')
+            fputc('?', stderr);
+        else
+            fputc(*c, stderr);
+    }
+    fputc('\n', stderr);
     return 0;
 }
 
@@ -492,6 +524,24 @@ static int rg__require(lua_State *L)
     return 1;
 }
 
+/* string.rep with an empty result answered at once: the library's own loop
+ * would copy zero bytes n times, outside every limit. */
+static int rg__rep(lua_State *L)
+{
+    size_t l, lsep = 0;
+    luaL_checklstring(L, 1, &l);
+    luaL_checkinteger(L, 2);
+    luaL_optlstring(L, 3, "", &lsep);
+    if (l == 0 && lsep == 0) {
+        lua_pushliteral(L, "");
+        return 1;
+    }
+    lua_pushvalue(L, lua_upvalueindex(1));
+    lua_insert(L, 1);
+    lua_call(L, lua_gettop(L) - 1, 1);
+    return 1;
+}
+
 static const luaL_Reg rg__base_allowed[] = {
     {"assert", NULL}, {"error", NULL},    {"ipairs", NULL},   {"next", NULL},
     {"pairs", NULL},  {"pcall", NULL},    {"rawequal", NULL}, {"rawget", NULL},
@@ -513,6 +563,9 @@ static void rg__build_globals(rg_sandbox *sb)
      * for ("..."):find(), which go through the same table. */
     lua_getglobal(L, "string");
     rg_pattern_register(L, lua_gettop(L), &sb->guard);
+    lua_getfield(L, -1, "rep");
+    lua_pushcclosure(L, rg__rep, 1);
+    lua_setfield(L, -2, "rep");
     lua_pop(L, 1);
     for (int i = 0; rg__denied_fields[i]; i++) {
         char lib[32];
@@ -618,7 +671,7 @@ int rg_sandbox_new(rg_sandbox **out, const char *clinic, const rg_limits *lim,
         rg_sandbox_free(sb);
         return RG_ELIMIT;
     }
-    lua_sethook(L, rg__hook, LUA_MASKCOUNT, RG_HOOK_EVERY);
+    lua_sethook(L, rg__hook, RG_HOOK_MASK, RG_HOOK_EVERY);
     *out = sb;
     return RG_OK;
 nomem:

@@ -1043,6 +1043,17 @@ static void rg__on_sighup(uv_signal_t *h, int sig)
     rg__load_clinics(sv, 0);
 }
 
+/* Evaluation errors: one log line each (the store keeps them too). */
+static void rg__on_eval_error(void *ud, const char *clinic, const char *patient, rg_time at,
+                              const char *msg)
+{
+    char when[RG_TIME_BUFSZ];
+    (void)ud;
+    rg_log("warn", "clinic %s%s%s at %s: evaluation failed: %.1500s", clinic,
+           patient ? ", patient " : "", patient ? patient : "",
+           at == RG_TIME_NONE ? "load" : rg_time_format(at, when), msg);
+}
+
 static void rg__close_handle(uv_handle_t *h)
 {
     if (!uv_is_closing(h))
@@ -1115,7 +1126,8 @@ int rg_serve_main(const char *db_path, const char *config_path, const char *ship
         fprintf(stderr, "regimen serve: %s\n", err);
         return 2;
     }
-    rg_engine_opts eo = {.limits = sv->limits, .shipped = shipped ? sv->shipped : NULL};
+    rg_engine_opts eo = {.limits = sv->limits, .shipped = shipped ? sv->shipped : NULL,
+                         .on_error = rg__on_eval_error, .ud = sv};
     if (rg_engine_new(&sv->eng, sv->st, &eo)) {
         rg_store_close(sv->st);
         return 2;

@@ -106,5 +106,10 @@ void rg_log(const char *level, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(line, sizeof line, fmt, ap);
     va_end(ap);
+    for (char *c = line; *c; c++) /* one event, one line: nothing forges another */
+        if (*c == '\n')
+            *c = '|';
+        else if ((unsigned char)*c < 0x20 && *c != '\t')
+            *c = '?';
     fprintf(stderr, "%s.%03dZ %s %s\n", when, (int)ms, level, line);
 }

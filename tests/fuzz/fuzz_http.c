@@ -2,12 +2,12 @@
  * fuzz_http.c - libFuzzer harness for the HTTP server (runtime/http.c).
  *
  * One server lives on a libuv loop in this process for the whole run,
- * listening on 127.0.0.1 (port 0) with small limits and 25 ms timeouts.
+ * listening on 127.0.0.1 (port 0) with small limits and 10 ms timeouts.
  * Each input is one client connection on the same loop: the input bytes are
  * written, the client half-closes, reads until the server closes, and the
  * loop runs until the server has no connection left. The marker "\xff\xfe"
  * in the input splits it into separate writes; "\xff\xfd" does the same and
- * waits 40 ms before the next write (so timeouts fire; at most 2 per input).
+ * waits 15 ms before the next write (so timeouts fire; at most 2 per input).
  * The handler answers every request: later from a timer (path "/later..."),
  * as an SSE stream (path "/stream..."), or at once, echoing the request with
  * the status named by a 3-digit query and the request's Content-Type.
@@ -23,7 +23,7 @@
 #include <string.h>
 
 #define HANG_MS 3000
-#define PAUSE_MS 40
+#define PAUSE_MS 15
 #define MAX_PAUSES 2
 
 #define CHECK(cond)                                                                    \
@@ -229,7 +229,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     (void)argc, (void)argv;
     signal(SIGPIPE, SIG_IGN);
     loop = uv_default_loop();
-    rg_http_limits lim = {1024, 4096, 4, 25, 25};
+    rg_http_limits lim = {1024, 4096, 4, 10, 10};
     int rc = rg_http_listen(loop, "127.0.0.1", 0, &lim, handler, NULL, &srv);
     if (rc) {
         fprintf(stderr, "fuzz_http: cannot listen: %s\n", uv_strerror(rc));
@@ -248,7 +248,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     int pauses = 0;
     memset(&cl, 0, sizeof cl);
     started = uv_hrtime();
-    uv_timer_start(&tick, on_tick, 20, 20);
+    uv_timer_start(&tick, on_tick, 5, 5);
     CHECK(uv_tcp_init(loop, &cl.tcp) == 0);
     CHECK(uv_tcp_connect(&cl.conn, &cl.tcp, (const struct sockaddr *)&addr, on_connect) == 0);
     run_until(connected, 0);

@@ -9,7 +9,8 @@
  * module such as lib/m.lua; NAME is [a-z0-9_]+.lua, optionally under one
  * [a-z0-9_]+/ directory). The clinic is loaded with small limits (16 MiB,
  * 200000 instructions, 200 ms) and freed. Loading may fail; it must never
- * crash, abort or hang.
+ * crash, abort or hang, and its message must not show a NULL string as
+ * "(null)" (unless the input itself says "(null)").
  */
 #include "../../runtime/clinic.h"
 
@@ -122,6 +123,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             abort();
         rg_clinic_free(c);
     } else if (c || !memchr(err, '\0', sizeof err)) {
+        abort();
+    } else if (strstr(err, "(null)") && !memmem(data, size, "(null)", 6)) {
+        fprintf(stderr, "fuzz_protocol: a NULL string in the message: %s\n", err);
         abort();
     }
     for (int i = 0; i < nmade; i++)

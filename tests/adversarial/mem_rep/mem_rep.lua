@@ -1,8 +1,7 @@
 -- adversarial/mem_rep
 -- Attacks: memory, with string.rep asking for a gigabyte at once (and a
 -- separator variant), after catching a first refusal with pcall.
--- Must happen: "memory limit" naming this file; the process stays well
--- under the configured cap plus the runtime's own footprint.
+-- Must happen: "memory limit" naming this file.
 local R = require 'regimen'
 
 return R.protocol {
