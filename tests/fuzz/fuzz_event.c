@@ -6,11 +6,12 @@
  * The input is read as JSON Lines: each line is parsed with rg_event_parse
  * and ingested with rg_ingest_one into one in-memory store, inside a
  * transaction that is rolled back after each input (so every input starts
- * from an empty store, without the cost of opening one). Checks: ingest never fails with a store
- * error; a line that parses is stored, a duplicate or a conflict (never
- * rejected) and one that does not is rejected; a parsed event's fields keep
- * the contract; when a line was stored or was a duplicate, sending it again
- * as is, or re-printed with sorted keys, is a duplicate.
+ * from an empty store, without the cost of opening one). Checks: ingest
+ * never fails with a store error; a line that parses is stored, a duplicate
+ * or a conflict (never rejected) and one that does not is rejected; a parsed
+ * event's fields keep the contract; when a line was stored or was a
+ * duplicate, sending it again as is, or re-printed with sorted keys, is a
+ * duplicate.
  */
 #include "../../runtime/ingest.h"
 

@@ -7,7 +7,8 @@
  * written, the client half-closes, reads until the server closes, and the
  * loop runs until the server has no connection left. The marker "\xff\xfe"
  * in the input splits it into separate writes; "\xff\xfd" does the same and
- * waits 15 ms before the next write (so timeouts fire; at most 2 per input).
+ * waits 15 ms before the next write (so timeouts fire; at most 2 per input);
+ * "\xff\xfc" resets the connection (RST) instead of going on.
  * The handler answers every request: later from a timer (path "/later..."),
  * as an SSE stream (path "/stream..."), or at once, echoing the request with
  * the status named by a 3-digit query and the request's Content-Type.
@@ -74,9 +75,10 @@ static void check_request(const rg_http_req *r)
     CHECK(r->path[0] == '/' && r->body[r->body_len] == '\0');
     for (const char *s = r->path; (s = strstr(s, "/..")); s++)
         CHECK(s[3] != '/' && s[3] != '\0');
-    size_t n = strlen(r->method) + strlen(r->query) + strlen(r->peer);
-    for (const char *const *h = &r->authorization; h <= &r->content_type; h++)
-        n += *h ? strlen(*h) : 0;
+    const char *opt[] = {r->authorization, r->last_event_id, r->content_type};
+    size_t n = strlen(r->method) + strlen(r->query) + strlen(r->peer); /* all readable */
+    for (int i = 0; i < 3; i++)
+        n += opt[i] ? strlen(opt[i]) : 0;
     CHECK(n > 0);
 }
 
@@ -214,11 +216,11 @@ static void run_until(int (*done)(void), uint64_t ms)
     }
 }
 
-/* The next split marker ("\xff\xfe" or "\xff\xfd") in [p, end), or NULL. */
+/* The next marker ("\xff\xfe", "\xff\xfd" or "\xff\xfc") in [p, end), or NULL. */
 static const char *next_split(const char *p, const char *end)
 {
     for (; p + 1 < end; p++)
-        if (p[0] == '\xff' && (p[1] == '\xfe' || p[1] == '\xfd'))
+        if (p[0] == '\xff' && (p[1] == '\xfe' || p[1] == '\xfd' || p[1] == '\xfc'))
             return p;
     return NULL;
 }
@@ -269,6 +271,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         }
         if (!m)
             break;
+        if (m[1] == '\xfc') {
+            cl.closing = 1;
+            CHECK(uv_tcp_close_reset(&cl.tcp, on_closed) == 0);
+            break;
+        }
         if (m[1] == '\xfd' && pauses < MAX_PAUSES) {
             pauses++;
             run_until(NULL, PAUSE_MS);

@@ -23,9 +23,9 @@
 #define MARK "--@@ "
 #define MAX_FILES 8
 
-static char dir[64];
-static char made[MAX_FILES][128]; /* files written for this input */
-static char subdirs[MAX_FILES][128];
+static char dir[256];
+static char made[MAX_FILES][352]; /* files written for this input */
+static char subdirs[MAX_FILES][352];
 static int nmade, nsub;
 
 static void remove_dir(void) { rmdir(dir); }
@@ -35,7 +35,9 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
     (void)argc, (void)argv;
     const char *tmp = getenv("TMPDIR");
-    snprintf(dir, sizeof dir, "%.40s/rgfuzz-XXXXXX", tmp && *tmp ? tmp : "/tmp");
+    if (!tmp || !*tmp || strlen(tmp) > 200)
+        tmp = "/tmp";
+    snprintf(dir, sizeof dir, "%s/rgfuzz-XXXXXX", tmp);
     if (!mkdtemp(dir)) {
         perror("mkdtemp");
         abort();
@@ -67,7 +69,7 @@ static int name_ok(const char *name, size_t n)
 
 static void write_file(const char *name, size_t n, const char *text, size_t len)
 {
-    char path[128];
+    char path[352];
     if (nmade == MAX_FILES || !name_ok(name, n))
         return;
     const char *slash = memchr(name, '/', n);

@@ -52,6 +52,8 @@ build() {
 }
 
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1}
+# fuzz_protocol writes its files under TMPDIR; a crash leaves them behind
+export TMPDIR=$PWD/$FZ/tmp
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
 
 # run_one HARNESS SECONDS CORPUS: fuzzes from CORPUS plus the seeds and
@@ -126,6 +128,7 @@ replay() {
 }
 
 mode=${1:-smoke}
+rm -rf "$TMPDIR" && mkdir -p "$TMPDIR"
 case $mode in
 build) build ;;
 replay)
