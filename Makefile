@@ -42,10 +42,15 @@ $(B)/tests/%: tests/%.c $(LIB_OBJ) tests/helpers.h
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_ALL) $< $(LIB_OBJ) -o $@ $(LIBS) $(TEST_LIBS)
 
-# Every test binary runs; the target fails if any of them failed.
+# Every test binary runs; the target fails if any of them failed. The default
+# build also runs the benchmark's smoke run (bench/run.sh --smoke, ~15 s), so
+# the benchmark cannot rot; sanitizer and helper builds (B=...) skip it.
 test: deps $(B)/regimen $(TESTS)
 	@REGIMEN_BIN=$(CURDIR)/$(B)/regimen LSAN_OPTIONS=suppressions=$(CURDIR)/tests/lsan.supp \
 	  ./tests/run-all.sh $(TESTS)
+	@[ "$(B)" != build ] || { bench/run.sh --smoke >$(B)/bench-smoke.log 2>&1 && \
+	  echo "bench-smoke: passed, every benchmark stage ran (bench/data/smoke/smoke.md)"; } || \
+	  { tail -40 $(B)/bench-smoke.log; echo "bench-smoke: FAILED (log $(B)/bench-smoke.log)"; exit 1; }
 
 # A clean sanitizer build each time: object files do not record their flags.
 asan:

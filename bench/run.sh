@@ -373,7 +373,11 @@ rm -f "$WORK"/serve-ping.db*
 g() { local v=${R[$1]:-}; [ -n "$v" ] && echo "$v" || echo "n/a"; }
 have() { [ -n "${R[$1]:-}" ] && [ "${R[$1]}" != n/a ]; }
 ratio() { if have "$1" && have "$2"; then calc "${R[$1]} / ${R[$2]}" "%.2f"; else echo n/a; fi; }
-yn() { if awk "BEGIN { exit !($1) }" 2>/dev/null; then echo "**met**"; else echo "**not met**"; fi; }
+yn() {
+    if [ "$MODE" = smoke ]; then echo "not judged (smoke)"
+    elif awk "BEGIN { exit !($1) }" 2>/dev/null; then echo "**met**"
+    else echo "**not met**"; fi
+}
 
 LAST=$(short "${SIZES[-1]}")
 PEER_S=$LAST
