@@ -209,6 +209,28 @@ static const char *rg__names(lua_State *L, int idx)
     return lua_tostring(L, -1);
 }
 
+/* A default of whole minutes (at least one) was written as a duration
+ * (days(2), hours(24)); an override under one second is then a bare count
+ * that would silently mean milliseconds ("infusion_due_after = 3"). Refused.
+ * The default is on top, the override below it. */
+static void rg__check_duration(lua_State *L, const char *name, const char *pid,
+                               const char *where)
+{
+    static const struct { lua_Integer ms; const char *unit; } units[] = {
+        {86400000, "days"}, {3600000, "hours"}, {60000, "minutes"}};
+    if (!lua_isinteger(L, -1) || !lua_isinteger(L, -2))
+        return;
+    lua_Integer def = lua_tointeger(L, -1), v = lua_tointeger(L, -2);
+    if (def < 60000 || def % 60000 != 0 || v >= 1000)
+        return;
+    int u = 0;
+    while (def % units[u].ms != 0)
+        u++;
+    luaL_error(L, "%s: params for '%s': '%s' is a duration (its default is %s(%d)); write one "
+               "such as R.days(%d) or R.hours(%d) (local R = require \"regimen\"), not %d",
+               where, pid, name, units[u].unit, (int)(def / units[u].ms), (int)v, (int)v, (int)v);
+}
+
 /* Sets base[name] = the value on top (popped), checking that the parameter
  * exists with the same type. */
 static void rg__override(lua_State *L, int base, const char *name, const char *pid,
@@ -221,6 +243,7 @@ static void rg__override(lua_State *L, int base, const char *name, const char *p
     if (lua_type(L, -1) != lua_type(L, -2) || (lua_isinteger(L, -1) && !lua_isinteger(L, -2)))
         luaL_error(L, "%s: params for '%s': '%s' must be %s like its default, not %s", where,
                    pid, name, rg__typename(L, -1), rg__typename(L, -2));
+    rg__check_duration(L, name, pid, where);
     lua_pop(L, 1);
     lua_setfield(L, base, name);
 }

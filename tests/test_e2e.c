@@ -229,6 +229,34 @@ Test(e2e, check_reports_file_and_line)
     rg_test_rmdir(dir);
 }
 
+/* A clinic admin who writes a bare number for a duration parameter
+ * ("infusion_due_after = 3", meaning days) would get 3 milliseconds: refused
+ * with the fix in the message; the same override written as R.days(3) loads. */
+Test(e2e, bare_number_for_a_duration_is_refused)
+{
+    char dir[256], path[512], *out, *err;
+    rg_test_tmpdir(dir);
+    rg_test_write(dir, "c/clinic.lua",
+                  "return { include = { 'ketamine' },\n"
+                  "  params = { ['ketamine.acute'] = { infusion_due_after = 3 } } }\n");
+    snprintf(path, sizeof path, "%s/c", dir);
+    const char *args[] = {"check", path, NULL};
+    cr_assert_eq(rg_test_run(args, NULL, &out, &err), 1, "%s", out);
+    cr_assert(strstr(err, "clinic.lua: params for 'ketamine.acute': 'infusion_due_after' is a "
+                          "duration (its default is days(2)); write one such as R.days(3)"),
+              "%s", err);
+    free(out);
+    free(err);
+    rg_test_write(dir, "c/clinic.lua",
+                  "local R = require 'regimen'\n"
+                  "return { include = { 'ketamine' },\n"
+                  "  params = { ['ketamine.acute'] = { infusion_due_after = R.days(3) } } }\n");
+    cr_assert_eq(rg_test_run(args, NULL, &out, &err), 0, "%s", err);
+    free(out);
+    free(err);
+    rg_test_rmdir(dir);
+}
+
 /* Hostile protocols run as clinic "bad" next to the shipped set for clinic
  * "good": good must still get its alerts, bad must fail with a clear,
  * attributed error and the command must finish. */
