@@ -5,7 +5,10 @@
  * All Lua work happens inside protected calls (rg_pcall), under the same
  * limits as an evaluation, because a protocol's top-level code is the
  * clinic's code too. C copies what it needs by name only after the last call
- * that can raise. Depends on sandbox.c and the regimen module.
+ * that can raise. Tables a file returns are read raw (no metamethods) and
+ * must not have a metatable: the loader reads them twice (to validate, then
+ * to copy), and __index could answer differently the second time.
+ * Depends on sandbox.c and the regimen module.
  */
 #include "clinic.h"
 
@@ -99,34 +102,87 @@ static void rg__run_chunk(lua_State *L, const char *path)
     luaL_error(L, "%s: %s", path, msg);
 }
 
+/* [-0, +1] Pushes t[k], t at idx, without metamethods; returns its type. */
+static int rg__rawfield(lua_State *L, int idx, const char *k)
+{
+    idx = lua_absindex(L, idx);
+    lua_pushstring(L, k);
+    return lua_rawget(L, idx);
+}
+
+/* Raises if the value at idx is a table with a metatable (see the top). */
+static void rg__plain(lua_State *L, int idx, const char *path, const char *what)
+{
+    if (lua_type(L, idx) == LUA_TTABLE && lua_getmetatable(L, idx))
+        luaL_error(L, "%s: %s must be a plain table, without a metatable", path, what);
+}
+
+/* Raises unless the protocol table on top, its rules list, each rule and its
+ * plan_events and params tables are plain. */
+static void rg__plain_protocol(lua_State *L, const char *path)
+{
+    static const char *const fields[] = {"rules", "plan_events", "params"};
+    char what[64];
+    int p = lua_gettop(L);
+    rg__plain(L, p, path, "the protocol table");
+    if (lua_type(L, p) != LUA_TTABLE)
+        return;
+    for (int i = 0; i < 3; i++) {
+        snprintf(what, sizeof what, "field '%s'", fields[i]);
+        rg__rawfield(L, p, fields[i]);
+        rg__plain(L, -1, path, what);
+        lua_pop(L, 1);
+    }
+    if (rg__rawfield(L, p, "rules") == LUA_TTABLE) {
+        lua_Integer n = (lua_Integer)lua_rawlen(L, -1);
+        for (lua_Integer r = 1; r <= n; r++) {
+            lua_rawgeti(L, -1, r);
+            snprintf(what, sizeof what, "rules[%lld]", (long long)r);
+            rg__plain(L, -1, path, what);
+            lua_pop(L, 1);
+        }
+    }
+    lua_settop(L, p);
+}
+
 static int rg__read_settings(lua_State *L);
 
-/* [-2, +1] (settings_path|nil, overrides JSON|nil) Loads clinic.lua and
- * merges the overrides into its params. Returns the settings table. */
+/* [-2, +2] (settings path|NULL, overrides JSON|NULL, as light userdata: no
+ * Lua call outside the protected call) Loads clinic.lua, merges the
+ * overrides into its params and seals its globals. Returns the settings
+ * table and its include list (or an empty one). */
 static int rg__load_settings(lua_State *L)
 {
-    const char *overrides = lua_tostring(L, 2);
-    lua_settop(L, 1);
+    const char *path = lua_touserdata(L, 1), *overrides = lua_touserdata(L, 2);
+    lua_settop(L, 0);
     lua_pushcfunction(L, rg__read_settings);
-    lua_insert(L, 1);
+    if (path)
+        lua_pushstring(L, path);
+    else
+        lua_pushnil(L);
     lua_call(L, 1, 1); /* 1: settings */
-    if (!overrides)
-        return 1;
-    if (lua_getfield(L, 1, "params") != LUA_TTABLE) {
+    if (overrides) {
+        if (rg__rawfield(L, 1, "params") != LUA_TTABLE) {
+            lua_pop(L, 1);
+            lua_newtable(L);
+            lua_pushvalue(L, -1);
+            lua_setfield(L, 1, "params");
+        }
+        rg_json_push(L, overrides);
+        lua_pushnil(L);
+        while (lua_next(L, -2)) {
+            lua_pushvalue(L, -2);
+            lua_insert(L, -2);
+            lua_rawset(L, -5);
+        }
+        lua_settop(L, 1);
+    }
+    if (rg__rawfield(L, 1, "include") != LUA_TTABLE) {
         lua_pop(L, 1);
         lua_newtable(L);
-        lua_pushvalue(L, -1);
-        lua_setfield(L, 1, "params");
     }
-    rg_json_push(L, overrides);
-    lua_pushnil(L);
-    while (lua_next(L, -2)) {
-        lua_pushvalue(L, -2);
-        lua_insert(L, -2);
-        lua_settable(L, -5);
-    }
-    lua_settop(L, 1);
-    return 1;
+    rg_sandbox_seal(rg_sandbox_of(L));
+    return 2;
 }
 
 /* [-1, +1] (settings_path|nil) Reads clinic.lua, or gives an empty table. */
@@ -147,6 +203,7 @@ static int rg__read_settings(lua_State *L)
         return luaL_error(L, "%s: clinic settings must return a table like "
                              "{ include = {\"ketamine\"}, params = { ... } }", path);
     int t = lua_gettop(L);
+    rg__plain(L, t, path, "the settings table");
     lua_pushnil(L);
     while (lua_next(L, t)) {
         lua_pop(L, 1);
@@ -157,7 +214,8 @@ static int rg__read_settings(lua_State *L)
             return luaL_error(L, "%s: unknown setting '%s' (known: include, params, "
                                  "description)", path, luaL_tolstring(L, -1, NULL));
     }
-    int it = lua_getfield(L, t, "include");
+    int it = rg__rawfield(L, t, "include");
+    rg__plain(L, -1, path, "'include'");
     if (it != LUA_TNIL && it != LUA_TTABLE)
         return luaL_error(L, "%s: 'include' must be a list of shipped protocol sets, like "
                              "{\"ketamine\"}", path);
@@ -172,10 +230,13 @@ static int rg__read_settings(lua_State *L)
         lua_pop(L, 1);
     }
     lua_pop(L, 1);
-    it = lua_getfield(L, t, "params");
+    it = rg__rawfield(L, t, "params");
+    rg__plain(L, -1, path, "'params'");
     if (it != LUA_TNIL && it != LUA_TTABLE)
         return luaL_error(L, "%s: 'params' must be a table of protocol id -> { name = value }",
                           path);
+    for (lua_pushnil(L); it == LUA_TTABLE && lua_next(L, t + 1); lua_pop(L, 1))
+        rg__plain(L, -1, path, "a protocol's table in 'params'");
     lua_settop(L, t);
     return 1;
 }
@@ -253,7 +314,7 @@ static void rg__override(lua_State *L, int base, const char *name, const char *p
  * parameter of that name in every protocol that has it. */
 static void rg__apply_overrides(lua_State *L, int settings, int list, const char *where)
 {
-    if (lua_getfield(L, settings, "params") != LUA_TTABLE) {
+    if (rg__rawfield(L, settings, "params") != LUA_TTABLE) {
         lua_pop(L, 1);
         return;
     }
@@ -267,9 +328,9 @@ static void rg__apply_overrides(lua_State *L, int settings, int list, const char
         int vals = lua_gettop(L), hits = 0;
         for (lua_Integer i = 1; i <= n; i++) {
             lua_rawgeti(L, list, i);
-            lua_getfield(L, -1, "id");
+            rg__rawfield(L, -1, "id");
             const char *pid = lua_tostring(L, -1);
-            lua_getfield(L, -2, "params");
+            rg__rawfield(L, -2, "params");
             int base = lua_gettop(L);
             if (lua_type(L, vals) == LUA_TTABLE && !strcmp(pid, key)) {
                 hits++;
@@ -300,25 +361,28 @@ static void rg__apply_overrides(lua_State *L, int settings, int list, const char
     lua_pop(L, 1);
 }
 
-/* [-3, +1] (settings, files, where) Loads and validates every protocol file,
- * builds the description list and keeps it in the registry. */
+/* [-4, +1] (settings, char **files, nfiles, where; files and where as light
+ * userdata) Loads and validates every protocol file, builds the description
+ * list and keeps it in the registry. */
 static int rg__load_protocols(lua_State *L)
 {
     rg_sandbox *sb = rg_sandbox_of(L);
-    int settings = 1, files = 2;
-    const char *where = lua_tostring(L, 3);
+    int settings = 1;
+    char **files = lua_touserdata(L, 2);
+    lua_Integer nfiles = lua_tointeger(L, 3);
+    const char *where = lua_touserdata(L, 4);
+    lua_settop(L, 1);
     lua_newtable(L);
     int list = lua_gettop(L);
     lua_newtable(L); /* rule id -> "file:line", to catch duplicates */
     int seen = lua_gettop(L);
-    lua_Integer nfiles = (lua_Integer)lua_rawlen(L, files);
     for (lua_Integer f = 1; f <= nfiles; f++) {
-        lua_rawgeti(L, files, f);
-        const char *path = lua_tostring(L, -1);
+        const char *path = lua_pushstring(L, files[f - 1]);
         char why[1024];
         if (rg_sandbox_loadfile(sb, path, why, sizeof why))
             return luaL_error(L, "%s", why);
         rg__run_chunk(L, path);
+        rg__plain_protocol(L, path);
         lua_pushcfunction(L, rg_protocol_validate);
         lua_insert(L, -2);
         if (lua_pcall(L, 1, 1, 0) != LUA_OK) {
@@ -330,26 +394,26 @@ static int rg__load_protocols(lua_State *L)
         int p = lua_gettop(L);
         lua_createtable(L, 0, 10); /* the description */
         int d = p + 1;
-        lua_getfield(L, p, "id");
+        rg__rawfield(L, p, "id");
         for (lua_Integer i = 1; i < f; i++) {
             lua_rawgeti(L, list, i);
-            lua_getfield(L, -1, "id");
+            rg__rawfield(L, -1, "id");
             if (lua_rawequal(L, -1, -3)) {
-                lua_getfield(L, -2, "file");
+                rg__rawfield(L, -2, "file");
                 return luaL_error(L, "%s: protocol id '%s' is already used by %s", path,
-                                  lua_tostring(L, -3), lua_tostring(L, -1));
+                                  lua_tostring(L, -2), lua_tostring(L, -1));
             }
             lua_pop(L, 2);
         }
         lua_setfield(L, d, "id");
-        lua_getfield(L, p, "version");
+        rg__rawfield(L, p, "version");
         lua_setfield(L, d, "version");
         lua_pushvalue(L, p - 1); /* the path */
         lua_setfield(L, d, "file");
-        lua_getfield(L, p, "applies");
+        rg__rawfield(L, p, "applies");
         lua_setfield(L, d, "applies");
         lua_newtable(L); /* params: a copy, so the protocol's own table stays untouched */
-        if (lua_getfield(L, p, "params") == LUA_TTABLE) {
+        if (rg__rawfield(L, p, "params") == LUA_TTABLE) {
             lua_pushnil(L);
             while (lua_next(L, -2)) {
                 lua_pushvalue(L, -2);
@@ -360,7 +424,7 @@ static int rg__load_protocols(lua_State *L)
         lua_pop(L, 1);
         lua_setfield(L, d, "params");
         lua_newtable(L); /* plan event types, as a list */
-        if (lua_getfield(L, p, "plan_events") == LUA_TTABLE) {
+        if (rg__rawfield(L, p, "plan_events") == LUA_TTABLE) {
             for (lua_Integer i = 1; lua_rawgeti(L, -1, i) != LUA_TNIL; i++)
                 lua_rawseti(L, -3, i);
             lua_pop(L, 1);
@@ -373,14 +437,14 @@ static int rg__load_protocols(lua_State *L)
         lua_pop(L, 1);
         lua_setfield(L, d, "plan");
         lua_newtable(L); /* rules */
-        lua_getfield(L, p, "rules");
+        rg__rawfield(L, p, "rules");
         lua_Integer nr = (lua_Integer)lua_rawlen(L, -1);
         for (lua_Integer r = 1; r <= nr; r++) {
             lua_rawgeti(L, -1, r);
             lua_createtable(L, 0, 4);
-            lua_getfield(L, -2, "id");
+            rg__rawfield(L, -2, "id");
             const char *rid = lua_tostring(L, -1);
-            lua_getfield(L, -3, "check");
+            rg__rawfield(L, -3, "check");
             lua_Debug ar;
             lua_pushvalue(L, -1);
             lua_getinfo(L, ">S", &ar);
@@ -394,7 +458,7 @@ static int rg__load_protocols(lua_State *L)
             lua_setfield(L, seen, rid);
             lua_setfield(L, -3, "check");
             lua_setfield(L, -2, "id");
-            lua_getfield(L, -2, "severity");
+            rg__rawfield(L, -2, "severity");
             lua_setfield(L, -2, "severity");
             lua_pushstring(L, at);
             lua_setfield(L, -2, "where");
@@ -412,7 +476,7 @@ static int rg__load_protocols(lua_State *L)
     for (lua_Integer i = 1; i <= n; i++) {
         lua_rawgeti(L, list, i);
         lua_newtable(L);
-        lua_getfield(L, -2, "params");
+        rg__rawfield(L, -2, "params");
         lua_pushnil(L);
         while (lua_next(L, -2)) {
             lua_pushvalue(L, -2);
@@ -525,28 +589,22 @@ int rg_clinic_load(rg_clinic **out, const char *name, const char *dir, const cha
     snprintf(settings_path, sizeof settings_path, "%s/clinic.lua", dir);
     snprintf(where, sizeof where, "%s", settings_path);
 
+    /* Outside the protected calls only calls that cannot raise (pushing C
+     * functions, light userdata, integers; raw reads by index). */
     rg_sandbox_enter(c->sb);
     lua_pushcfunction(L, rg__load_settings);
-    if (access(settings_path, F_OK) == 0)
-        lua_pushstring(L, settings_path);
-    else
-        lua_pushnil(L);
-    if (overrides)
-        lua_pushstring(L, overrides);
-    else
-        lua_pushnil(L);
-    rc = rg_pcall(c->sb, 2, 1, err, errlen);
-    rg_sandbox_seal(c->sb);
+    lua_pushlightuserdata(L, access(settings_path, F_OK) == 0 ? settings_path : NULL);
+    lua_pushlightuserdata(L, (void *)overrides);
+    rc = rg_pcall(c->sb, 2, 2, err, errlen);
     rg_sandbox_leave(c->sb);
     if (rc)
         goto done;
-    int settings = lua_gettop(L);
+    int settings = lua_gettop(L) - 1; /* and its include list on top */
 
     /* the directory's own protocols, then the included shipped sets */
     if ((rc = rg__list_dir(dir, &files, &nfiles, err, errlen)))
         goto done;
-    lua_getfield(L, settings, "include");
-    for (int i = 1; lua_type(L, -1) == LUA_TTABLE && lua_rawgeti(L, -1, i) == LUA_TSTRING; i++) {
+    for (int i = 1; lua_rawgeti(L, settings + 1, i) == LUA_TSTRING; i++) {
         char inc[4096];
         if (!shipped) {
             rc = rg_fail(err, errlen, RG_EIO, "%s: include needs the shipped protocol "
@@ -567,13 +625,10 @@ int rg_clinic_load(rg_clinic **out, const char *name, const char *dir, const cha
     rg_sandbox_enter(c->sb);
     lua_pushcfunction(L, rg__load_protocols);
     lua_pushvalue(L, settings);
-    lua_createtable(L, nfiles, 0);
-    for (int i = 0; i < nfiles; i++) {
-        lua_pushstring(L, files[i]);
-        lua_rawseti(L, -2, i + 1);
-    }
-    lua_pushstring(L, where);
-    rc = rg_pcall(c->sb, 3, 1, err, errlen);
+    lua_pushlightuserdata(L, files);
+    lua_pushinteger(L, nfiles);
+    lua_pushlightuserdata(L, where);
+    rc = rg_pcall(c->sb, 4, 1, err, errlen);
     rg_sandbox_leave(c->sb);
     if (rc)
         goto done;

@@ -634,13 +634,15 @@ void rg_http_respond(rg_http_conn *c, int status, const char *content_type, cons
     if (status < 100 || status > 599)
         status = 500;
     int keep = c->keep && !c->s->closing;
+    /* Answered: the handler no longer holds c, so a close from here on (any
+     * failure in rg__send or rg__write) frees it in rg__on_conn_closed. */
+    c->state = RG__IDLE;
     rg__send(c, status, content_type, body ? body : "", body ? len : 0, keep);
     rg__done_request(c); /* after the copy: body may point into the request */
     if (!keep) {
         rg__finish(c);
         return;
     }
-    c->state = RG__IDLE;
     rg__timer(c, c->s->lim.idle_timeout_ms);
     if (!c->in_dispatch) /* else rg__feed, up the stack, goes on */
         rg__feed(c);

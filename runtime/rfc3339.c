@@ -5,6 +5,8 @@
  * refuses what RFC 3339's grammar refuses (missing offset, missing seconds,
  * a space instead of 'T') and dates that do not exist (2026-02-30). Leap
  * seconds (":60") are refused too: the calendar arithmetic below has none.
+ * So are instants outside years 0000-9999 in UTC (0000-01-01T00:30:00+01:00),
+ * which rg_time_format could not print as RFC 3339.
  * Day counting uses the proleptic Gregorian calendar (civil-from-days).
  */
 #include "rg.h"
@@ -59,6 +61,8 @@ static void rg__civil_from_days(int64_t z, int *y, int *m, int *d)
 }
 
 #define BAD(...) rg_fail(err, errlen, RG_EINVAL, __VA_ARGS__)
+#define RG__MIN_T INT64_C(-62167219200000) /* 0000-01-01T00:00:00Z */
+#define RG__MAX_T INT64_C(253402300799999) /* 9999-12-31T23:59:59.999Z */
 
 int rg_time_parse(const char *s, size_t len, rg_time *out, int *offset_min,
                   char *err, size_t errlen)
@@ -119,8 +123,13 @@ int rg_time_parse(const char *s, size_t len, rg_time *out, int *offset_min,
         return BAD("unexpected text after the UTC offset");
     int off = sign * (oh * 60 + om);
     int64_t days = rg__days_from_civil(Y, M, D);
-    rg_time t = ((days * 24 + h) * 60 + mi - off) * 60 + sec;
-    *out = t * 1000 + ms;
+    rg_time t = (((days * 24 + h) * 60 + mi - off) * 60 + sec) * 1000 + ms;
+    /* The offset can carry a local time in years 0000-9999 outside them in
+     * UTC, where rg_time_format could not print it as RFC 3339. */
+    if (t < RG__MIN_T || t > RG__MAX_T)
+        return BAD("UTC offset %c%02d:%02d puts the instant outside years 0000-9999 in UTC",
+                   sign < 0 ? '-' : '+', oh, om);
+    *out = t;
     if (offset_min)
         *offset_min = off;
     return RG_OK;

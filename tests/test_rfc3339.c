@@ -228,6 +228,27 @@ Test(rfc3339, times_that_do_not_exist)
     parse_bad_s("2026-03-02T14:05:00-05:60", "does not exist");
 }
 
+/* Fuzz regressions (tests/fuzz/regressions/rfc3339/): a local time in years
+ * 0000-9999 whose offset puts the instant outside them in UTC, which
+ * rg_time_format would print as "-001-12-31T23:59:00Z" or "10000-...". */
+Test(rfc3339, offset_may_not_leave_years_0000_to_9999)
+{
+    parse_bad_s("0000-01-01T00:00:00+00:01", "outside years 0000-9999");
+    parse_bad_s("0000-01-01T00:00:00+00:01", "+00:01");
+    parse_bad_s("0000-01-01T05:59:59.999+06:00", "outside years 0000-9999");
+    parse_bad_s("9999-12-31T23:59:59-00:01", "outside years 0000-9999");
+    parse_bad_s("9999-12-31T23:59:59-00:01", "-00:01");
+    parse_bad_s("9999-12-31T18:00:00-06:00", "outside years 0000-9999");
+    /* the edges themselves, reached through an offset, are still instants */
+    cr_assert_eq(parse_ok("0000-01-01T06:00:00+06:00", NULL), INT64_C(-62167219200000));
+    cr_assert_eq(parse_ok("9999-12-31T17:59:59.999-06:00", NULL), INT64_C(253402300799999));
+    char buf[RG_TIME_BUFSZ];
+    cr_assert_str_eq(rg_time_format(parse_ok("0000-01-01T00:01:00+00:01", NULL), buf),
+                     "0000-01-01T00:00:00Z");
+    cr_assert_str_eq(rg_time_format(parse_ok("9999-12-31T23:58:59-00:01", NULL), buf),
+                     "9999-12-31T23:59:59Z");
+}
+
 Test(rfc3339, missing_or_malformed_offset)
 {
     parse_bad_s("2026-03-02T14:05:00", "missing UTC offset");

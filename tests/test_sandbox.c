@@ -367,6 +367,145 @@ Test(sandbox, load_errors_name_file_and_line)
                         "bad.lua:2: protocol: unknown field 'versoin'");
 }
 
+/* Loads a clinic directory made of files (name, text, ..., NULL) with
+ * rg_clinic_load; it must be refused with expect in the message, which must
+ * name file and show no NULL string. */
+static void expect_clinic_refused(const char *const *files, const char *file, const char *expect)
+{
+    char dir[256], err[4096] = "";
+    rg_test_tmpdir(dir);
+    for (int i = 0; files[i]; i += 2)
+        rg_test_write(dir, files[i], files[i + 1]);
+    rg_limits lim = RG_LIMITS_DEFAULT;
+    rg_clinic *c = NULL;
+    int rc = rg_clinic_load(&c, "t", dir, NULL, NULL, &lim, err, sizeof err);
+    if (c)
+        rg_clinic_free(c);
+    cr_assert_neq(rc, RG_OK, "loading should fail (expected '%s')", expect);
+    cr_assert_null(c);
+    cr_assert(strstr(err, expect), "expected '%s' in: %s", expect, err);
+    cr_assert(strstr(err, file), "the error must name %s: %s", file, err);
+    cr_assert(!strstr(err, "(null)"), "%s", err);
+    rg_test_rmdir(dir);
+}
+
+#define RG_RULE "{ id = 'r', severity = 'info', check = print }"
+
+/* Fuzz regressions (tests/fuzz/regressions/protocol/): a protocol or
+ * clinic.lua table whose __index answered validation and use differently
+ * crashed the loader (strlen, strdup or strcmp of NULL) or raised outside any
+ * protected call (abort). Such tables are refused, naming the file. */
+Test(sandbox, loader_refuses_tables_that_answer_twice)
+{
+    const char *rule_id[] = {
+        "p.lua",
+        "local n = 0\n"
+        "return setmetatable({}, { __index = function(t, k)\n"
+        "  if k == 'id' then return 'p' end\n"
+        "  if k == 'version' then return '1' end\n"
+        "  if k == 'rules' then n = n + 1\n"
+        "    if n == 1 then return { " RG_RULE " } end\n"
+        "    return { {} } end end })\n",
+        NULL};
+    expect_clinic_refused(rule_id, "p.lua: the protocol table must be a plain table", "metatable");
+    const char *plan[] = {
+        "p.lua",
+        "local n = 0\n"
+        "return setmetatable({}, { __index = function(t, k)\n"
+        "  if k == 'id' then return 'p' end\n"
+        "  if k == 'version' then return '1' end\n"
+        "  if k == 'rules' then return { " RG_RULE " } end\n"
+        "  if k == 'plan_events' then n = n + 1\n"
+        "    if n == 1 then return { 'enrolled' } end\n"
+        "    return { {} } end end })\n",
+        NULL};
+    expect_clinic_refused(plan, "p.lua", "must be a plain table, without a metatable");
+    const char *pid[] = {
+        "p.lua",
+        "local n = 0\n"
+        "return setmetatable({}, { __index = function(t, k)\n"
+        "  if k == 'id' then n = n + 1\n"
+        "    if n == 1 then return 'p' end\n"
+        "    return {} end\n"
+        "  if k == 'version' then return '1' end\n"
+        "  if k == 'rules' then return { " RG_RULE " } end end })\n",
+        "clinic.lua", "return { params = { p = { x = 1 } } }\n",
+        NULL};
+    expect_clinic_refused(pid, "p.lua", "must be a plain table, without a metatable");
+    const char *settings[] = {
+        "p.lua", "return { id = 'p', version = '1', rules = { " RG_RULE " } }\n",
+        "clinic.lua",
+        "local n = 0\n"
+        "return setmetatable({}, { __index = function(t, k)\n"
+        "  n = n + 1\n"
+        "  if n > 2 then error('third read of the settings') end end })\n",
+        NULL};
+    expect_clinic_refused(settings, "clinic.lua: the settings table must be a plain table",
+                          "metatable");
+    /* an __index that loops: refused before it runs */
+    const char *loops[] = {
+        "p.lua", "return { id = 'p', version = '1', rules = { " RG_RULE " } }\n",
+        "clinic.lua",
+        "return setmetatable({}, { __index = function() while true do end end })\n",
+        NULL};
+    expect_clinic_refused(loops, "clinic.lua", "must be a plain table");
+}
+
+/* Every table the loader reads must be plain, not just the outer one. */
+Test(sandbox, loader_refuses_nested_tables_with_metatables)
+{
+    const char *rules[] = {
+        "p.lua",
+        "return { id = 'p', version = '1', rules = setmetatable({ " RG_RULE " }, {}) }\n", NULL};
+    expect_clinic_refused(rules, "p.lua: field 'rules' must be a plain table", "metatable");
+    const char *rule[] = {
+        "p.lua",
+        "return { id = 'p', version = '1', rules = { " RG_RULE ",\n"
+        "  setmetatable({ id = 's', severity = 'info', check = print }, {}) } }\n",
+        NULL};
+    expect_clinic_refused(rule, "p.lua: rules[2] must be a plain table", "metatable");
+    const char *plan[] = {
+        "p.lua",
+        "return { id = 'p', version = '1', rules = { " RG_RULE " },\n"
+        "  plan_events = setmetatable({}, { __index = function() return 'x' end }) }\n",
+        NULL};
+    expect_clinic_refused(plan, "p.lua: field 'plan_events' must be a plain table", "metatable");
+    const char *params[] = {
+        "p.lua",
+        "return { id = 'p', version = '1', rules = { " RG_RULE " },\n"
+        "  params = setmetatable({}, { __index = { x = 1 } }) }\n",
+        NULL};
+    expect_clinic_refused(params, "p.lua: field 'params' must be a plain table", "metatable");
+    const char *good = "return { id = 'p', version = '1', rules = { " RG_RULE " },\n"
+                       "  params = { x = 1 } }\n";
+    const char *include[] = {
+        "p.lua", good, "clinic.lua", "return { include = setmetatable({}, {}) }\n", NULL};
+    expect_clinic_refused(include, "clinic.lua: 'include' must be a plain table", "metatable");
+    const char *cparams[] = {
+        "p.lua", good, "clinic.lua",
+        "return { params = setmetatable({}, { __index = { x = 2 } }) }\n", NULL};
+    expect_clinic_refused(cparams, "clinic.lua: 'params' must be a plain table", "metatable");
+    /* a read-only proxy (a module's table) would iterate as empty: the
+     * override must not be dropped silently */
+    const char *frozen[] = {
+        "p.lua", good, "lib/o.lua", "return { x = 2 }\n", "clinic.lua",
+        "return { params = { p = require 'lib.o' } }\n", NULL};
+    expect_clinic_refused(frozen, "clinic.lua: a protocol's table in 'params' must be a plain",
+                          "metatable");
+}
+
+/* Fuzz regression (duplicate-protocol-id-message.lua): the message named the
+ * first file's protocol id as "(null)". */
+Test(sandbox, duplicate_protocol_id_names_both_files)
+{
+    const char *dup[] = {
+        "a.lua", "return { id = 'p', version = '1', rules = { " RG_RULE " } }\n",
+        "b.lua", "return { id = 'p', version = '1', rules = { { id = 'b', severity = 'info', "
+                 "check = print } } }\n",
+        NULL};
+    expect_clinic_refused(dup, "b.lua: protocol id 'p' is already used by ", "/a.lua");
+}
+
 static int write_chunk(lua_State *L, const void *p, size_t sz, void *ud)
 {
     (void)L;

@@ -271,9 +271,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         }
         if (!m)
             break;
-        if (m[1] == '\xfc') {
-            cl.closing = 1;
-            CHECK(uv_tcp_close_reset(&cl.tcp, on_closed) == 0);
+        if (m[1] == '\xfc') { /* unless the server's close was read meanwhile */
+            if (!cl.closing) {
+                cl.closing = 1;
+                CHECK(uv_tcp_close_reset(&cl.tcp, on_closed) == 0);
+            }
             break;
         }
         if (m[1] == '\xfd' && pauses < MAX_PAUSES) {
