@@ -46,7 +46,7 @@ $(B)/tests/%: tests/%.c $(LIB_OBJ) tests/helpers.h
 # build also runs the benchmark's smoke run (bench/run.sh --smoke, ~15 s), so
 # the benchmark cannot rot; sanitizer and helper builds (B=...) skip it.
 test: deps $(B)/regimen $(TESTS)
-	@REGIMEN_BIN=$(CURDIR)/$(B)/regimen LSAN_OPTIONS=suppressions=$(CURDIR)/tests/lsan.supp \
+	@REGIMEN_BIN=$(CURDIR)/$(B)/regimen \
 	  ./tests/run-all.sh $(TESTS)
 	@[ "$(B)" != build ] || { bench/run.sh --smoke >$(B)/bench-smoke.log 2>&1 && \
 	  echo "bench-smoke: passed, every benchmark stage ran (bench/data/smoke/smoke.md)"; } || \
