@@ -24,6 +24,9 @@
 # bench/data/smoke/; checks that every stage runs. Exits non-zero when a stage
 # fails (in both modes). SEED (default 42) and CLINICS (default 10) come from
 # the environment. No python: bash, awk and the tools built here.
+# STAGES=serve runs only stage 4 (the service) and writes its report to
+# bench/data/run/serve.md instead of latest.md; BENCH_BIN=PATH measures another
+# regimen binary than build/regimen.
 set -u -o pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -46,7 +49,9 @@ SEED=${SEED:-42}
 CLINICS=${CLINICS:-10}
 AT=2028-01-01T00:00:00Z  # after every generated event (they span 2026-01 .. 2027-09)
 MID=2026-10-01T00:00:00Z # the agreement check: a moment when both rules fire for some
-BIN=$ROOT/build/regimen
+BIN=${BENCH_BIN:-$ROOT/build/regimen}
+STAGES=${STAGES:-all}
+case "$STAGES" in all | serve) ;; *) echo "bench: STAGES must be all or serve, not '$STAGES'" >&2; exit 2 ;; esac
 TOOLS=$ROOT/build/bench
 DATA=$ROOT/bench/data
 TOKEN=bench-token-0123456789abcdef
@@ -204,6 +209,7 @@ fi
 # ---- 1, 2, 5: ingest, sweeps, bound, peer at every size -----------------------------------------
 
 for N in "${SIZES[@]}"; do
+    [ "$STAGES" = serve ] && break
     S=$(short "$N")
     F=$(cohort "$N" "$CLINICS") || { fail "gen-$S" "the generator failed"; continue; }
     R[events.$N]=$(wc -l <"$F")
@@ -260,8 +266,10 @@ done
 
 # ---- 3: simulate -----------------------------------------------------------------------------
 
-SIMF=$(cohort "$SIM_SIZE" "$CLINICS") && STDOUT=/dev/null run "simulate" "$BIN" simulate --events "$SIMF" --until "$AT"
-R[simulate.line]=$(grep '^simulated' "$WORK/simulate.err" | tail -1)
+if [ "$STAGES" != serve ]; then
+    SIMF=$(cohort "$SIM_SIZE" "$CLINICS") && STDOUT=/dev/null run "simulate" "$BIN" simulate --events "$SIMF" --until "$AT"
+    R[simulate.line]=$(grep '^simulated' "$WORK/simulate.err" | tail -1)
+fi
 
 # ---- 4: the service ---------------------------------------------------------------------------
 
@@ -393,6 +401,7 @@ CMD="make bench$([ "$SIZE" = large ] && echo ' SIZE=large')"
 MD=$OUT/latest.md
 SVG=$OUT/latest.svg
 if [ "$MODE" = smoke ]; then MD=$OUT/smoke.md SVG=$OUT/smoke.svg; fi
+if [ "$STAGES" = serve ]; then MD=$WORK/serve.md SVG=$WORK/serve.svg; fi
 
 {
 echo "# regimen benchmark"

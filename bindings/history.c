@@ -4,13 +4,15 @@
  *
  * The events stay in C arrays the engine owns; an event becomes a Lua table
  * only when a query returns it, and that table is cached for the rest of the
- * patient's evaluation. Only events at or before `now` are visible, so the
- * same object serves every step of a replay. Event data is JSON text decoded
+ * patient's evaluation; its `data` is decoded only when a rule reads it. Only
+ * events at or before `now` are visible, so the same object serves every step
+ * of a replay. Event data is JSON text decoded
  * with jansson; the decoded tree is held by a userdata box while it is turned
  * into Lua values, so an error on the way (memory) leaks nothing (the liolib
  * recipe: box first, then acquire). Depends on Lua 5.4 and jansson.
  */
 #include "bindings.h"
+#include "../runtime/sandbox.h"
 
 #include <lauxlib.h>
 #include <jansson.h>
@@ -104,24 +106,87 @@ static void rg__push_data(lua_State *L, const char *text)
     luaL_setmetatable(L, RG_JBOX_MT);
     json_error_t je;
     *box = json_loads(text, JSON_DECODE_ANY, &je);
-    if (!*box)
-        luaL_error(L, "stored event data is not valid JSON: %s", je.text);
+    /* The text was valid JSON when it was stored (or configured); jansson
+     * reports a failed allocation as a syntax error ("string expected"). So
+     * a failure here is the host's memory: the evaluation fails as a whole
+     * rather than commit a rule error that is not the protocol's. */
+    if (!*box) {
+        rg_sandbox_errmem(rg_sandbox_of(L));
+        luaL_error(L, "stored event data could not be decoded (out of memory?): %s", je.text);
+    }
     rg__push_json(L, *box, 0);
     json_decref(*box);
     *box = NULL;
     lua_remove(L, -2);
 }
 
-void rg_json_push(lua_State *L, const char *text)
+/* [-1, +0] Registers the complete metatable on top as name. Built first and
+ * registered last: a memory error half-way leaves nothing registered, rather
+ * than an incomplete metatable that every later call would take as made. */
+static void rg__register_mt(lua_State *L, const char *name)
 {
-    if (luaL_getmetatable(L, RG_JBOX_MT) == LUA_TNIL) { /* before any history exists */
-        lua_pop(L, 1);
-        luaL_newmetatable(L, RG_JBOX_MT);
+    lua_pushstring(L, name);
+    lua_setfield(L, -2, "__name");
+    lua_setfield(L, LUA_REGISTRYINDEX, name);
+}
+
+/* [-0, +0] The json box metatable (its __gc frees the box). */
+static void rg__jbox_mt(lua_State *L)
+{
+    if (luaL_getmetatable(L, RG_JBOX_MT) == LUA_TNIL) {
+        lua_createtable(L, 0, 2);
         lua_pushcfunction(L, rg__jbox_gc);
         lua_setfield(L, -2, "__gc");
+        rg__register_mt(L, RG_JBOX_MT);
     }
     lua_pop(L, 1);
+}
+
+void rg_json_push(lua_State *L, const char *text)
+{
+    rg__jbox_mt(L); /* before any history exists */
     rg__push_data(L, text);
+}
+
+/* __index of event tables (upvalue 1: the history): `data` is decoded from
+ * its JSON text the first time it is read, then stored in the table. Most
+ * events are only counted or compared by type and time. */
+static int rg__ev_index(lua_State *L)
+{
+    if (lua_type(L, 2) != LUA_TSTRING || strcmp(lua_tostring(L, 2), "data") != 0)
+        return 0;
+    rg_history *h = lua_touserdata(L, lua_upvalueindex(1));
+    lua_getiuservalue(L, lua_upvalueindex(1), 2); /* reverse map */
+    lua_pushvalue(L, 1);
+    int isnum = lua_rawget(L, -2) == LUA_TNUMBER;
+    int i = (int)lua_tointeger(L, -1);
+    lua_pop(L, 2);
+    if (!h->ev || !isnum || i < 0 || i >= h->nev)
+        return luaL_error(L, "event data read outside the evaluation the event was given to");
+    rg__push_data(L, h->ev[i].data);
+    lua_pushvalue(L, -1);
+    lua_setfield(L, 1, "data"); /* no __newindex: a raw set */
+    return 1;
+}
+
+static int rg__ev_next(lua_State *L)
+{
+    lua_settop(L, 2);
+    if (lua_next(L, 1))
+        return 2;
+    lua_pushnil(L);
+    return 1;
+}
+
+/* __pairs of event tables: every field, data included. */
+static int rg__ev_pairs(lua_State *L)
+{
+    lua_getfield(L, 1, "data");
+    lua_pop(L, 1);
+    lua_pushcfunction(L, rg__ev_next);
+    lua_pushvalue(L, 1);
+    lua_pushnil(L);
+    return 3;
 }
 
 void rg_history_push_event(lua_State *L, int hidx, int i)
@@ -143,8 +208,8 @@ void rg_history_push_event(lua_State *L, int hidx, int i)
     lua_setfield(L, -2, "type");
     lua_pushinteger(L, e->at);
     lua_setfield(L, -2, "at");
-    rg__push_data(L, e->data);
-    lua_setfield(L, -2, "data");
+    lua_getiuservalue(L, hidx, 4); /* data comes when read (rg__ev_index) */
+    lua_setmetatable(L, -2);
     lua_pushvalue(L, -1);
     lua_rawseti(L, -3, i + 1); /* cache[i+1] = ev */
     lua_getiuservalue(L, hidx, 2); /* reverse map */
@@ -455,9 +520,12 @@ static int rg__h_tostring(lua_State *L)
 
 rg_history *rg_history_new(lua_State *L)
 {
-    rg_history *h = lua_newuserdatauv(L, sizeof *h, 3);
+    rg_history *h = lua_newuserdatauv(L, sizeof *h, 4);
     memset(h, 0, sizeof *h);
-    if (luaL_newmetatable(L, RG_HISTORY_MT)) {
+    if (luaL_getmetatable(L, RG_HISTORY_MT) == LUA_TNIL) {
+        lua_pop(L, 1);
+        rg__jbox_mt(L);
+        lua_createtable(L, 0, 5);
         static const luaL_Reg methods[] = {
             {"last", rg__h_last},   {"first", rg__h_first}, {"count", rg__h_count},
             {"list", rg__h_list},   {"after", rg__h_after}, {"before", rg__h_before},
@@ -472,11 +540,8 @@ rg_history *rg_history_new(lua_State *L)
         lua_setfield(L, -2, "__tostring");
         lua_pushboolean(L, 0);
         lua_setfield(L, -2, "__metatable");
-        if (luaL_newmetatable(L, RG_JBOX_MT)) {
-            lua_pushcfunction(L, rg__jbox_gc);
-            lua_setfield(L, -2, "__gc");
-        }
-        lua_pop(L, 1);
+        lua_pushvalue(L, -1);
+        rg__register_mt(L, RG_HISTORY_MT);
     }
     lua_setmetatable(L, -2);
     lua_newtable(L);
@@ -487,6 +552,15 @@ rg_history *rg_history_new(lua_State *L)
     lua_setfield(L, -2, "__mode");
     lua_setmetatable(L, -2);
     lua_setiuservalue(L, -2, 2);
+    lua_createtable(L, 0, 3); /* the metatable of this history's event tables */
+    lua_pushvalue(L, -2);
+    lua_pushcclosure(L, rg__ev_index, 1);
+    lua_setfield(L, -2, "__index");
+    lua_pushcfunction(L, rg__ev_pairs);
+    lua_setfield(L, -2, "__pairs");
+    lua_pushboolean(L, 0);
+    lua_setfield(L, -2, "__metatable");
+    lua_setiuservalue(L, -2, 4);
     return h;
 }
 

@@ -30,7 +30,8 @@
 typedef struct rg__clinic_slot {
     char *name;
     rg_clinic *c;
-    int failed; /* loading failed and was reported */
+    int failed;    /* loading failed and was reported */
+    char **pjson;  /* per protocol of c: its base parameters as JSON, once made */
 } rg__clinic_slot;
 
 typedef struct rg__open {
@@ -73,6 +74,14 @@ int rg_engine_new(rg_engine **out, rg_store *st, const rg_engine_opts *o)
     return RG_OK;
 }
 
+static void rg__slot_drop_params(rg__clinic_slot *s)
+{
+    for (int i = 0; s->pjson && s->c && i < s->c->nprotos; i++)
+        free(s->pjson[i]);
+    free(s->pjson);
+    s->pjson = NULL;
+}
+
 static void rg__open_clear(rg_engine *e)
 {
     for (int i = 0; i < e->nopen; i++) {
@@ -92,6 +101,7 @@ void rg_engine_free(rg_engine *e)
     if (!e)
         return;
     for (int i = 0; i < e->nclinics; i++) {
+        rg__slot_drop_params(&e->clinics[i]);
         rg_clinic_free(e->clinics[i].c);
         free(e->clinics[i].name);
     }
@@ -126,14 +136,18 @@ static rg__clinic_slot *rg__slot(rg_engine *e, const char *clinic, int create)
     return s;
 }
 
-static void rg__report(rg_engine *e, const char *clinic, const char *patient, const char *proto,
-                       const char *rule, rg_time at, const char *msg)
+/* Keeps a patient's evaluation error, then tells on_error. A store error is
+ * returned (and nothing told): the caller's transaction fails as a whole. */
+static int rg__report(rg_engine *e, const char *clinic, const char *patient, const char *proto,
+                      const char *rule, rg_time at, const char *msg)
 {
+    int rc = patient ? rg_store_eval_error(e->st, clinic, patient, proto, rule, at, msg) : RG_OK;
+    if (rc)
+        return rc;
     e->stats.errors++;
-    if (patient)
-        rg_store_eval_error(e->st, clinic, patient, proto, rule, at, msg);
     if (e->o.on_error)
         e->o.on_error(e->o.ud, clinic, patient, at, msg);
+    return RG_OK;
 }
 
 static void rg__record_versions(rg_engine *e, rg_clinic *c)
@@ -161,6 +175,7 @@ int rg_engine_set_clinic_params(rg_engine *e, const char *clinic, const char *di
         rg_clinic_free(c);
         return rg_fail(err, errlen, RG_ENOMEM, "out of memory");
     }
+    rg__slot_drop_params(s);
     rg_clinic_free(s->c);
     s->c = c;
     s->failed = 0;
@@ -305,6 +320,8 @@ static void rg__params(lua_State *L, int desc, int hidx)
     int base = lua_gettop(L);
     lua_getfield(L, desc, "plan");
     int plan = base + 1;
+    lua_pushnil(L); /* base + 2: the copy, made when a plan event sets a parameter */
+    const int copy = base + 2;
     int custom = 0, start = 0;
     /* the plan types as interned ids (0: compare strings) */
     int ntids = (int)lua_rawlen(L, plan), tids[8] = {0};
@@ -330,16 +347,6 @@ static void rg__params(lua_State *L, int desc, int hidx)
 #undef RG__IS
         if (!is_plan || !h->ev[i].data)
             continue;
-        if (!custom) { /* copy the base */
-            lua_newtable(L);
-            lua_pushnil(L);
-            while (lua_next(L, base)) {
-                lua_pushvalue(L, -2);
-                lua_insert(L, -2);
-                lua_rawset(L, -4);
-            }
-            custom = lua_gettop(L);
-        }
         rg_history_push_event(L, hidx, i);
         lua_getfield(L, -1, "data");
         lua_pushnil(L);
@@ -360,18 +367,29 @@ static void rg__params(lua_State *L, int desc, int hidx)
                            lua_isinteger(L, -1) ? "a whole" : "a", luaL_typename(L, -1));
             int as_int = lua_isinteger(L, -1);
             lua_pop(L, 1);
+            if (!custom) { /* copy the base */
+                lua_newtable(L);
+                lua_pushnil(L);
+                while (lua_next(L, base)) {
+                    lua_pushvalue(L, -2);
+                    lua_insert(L, -2);
+                    lua_rawset(L, -4);
+                }
+                lua_replace(L, copy);
+                custom = 1;
+            }
             lua_pushvalue(L, -2);
             if (as_int)
                 lua_pushinteger(L, (lua_Integer)lua_tonumber(L, -2));
             else
                 lua_pushvalue(L, -2);
-            lua_rawset(L, custom);
+            lua_rawset(L, copy);
             lua_pop(L, 1);
         }
         lua_pop(L, 2);
     }
     if (custom) {
-        lua_replace(L, base);
+        lua_copy(L, copy, base);
         lua_settop(L, base);
         return;
     }
@@ -387,7 +405,8 @@ static int rg__normalize_call(lua_State *L)
 }
 
 /* [-4, +1] (desc, history, now, mark) -> results table:
- * { params = plain table, applies = bool, [r] = {ok = true, alerts = list} |
+ * { params = plain table, base = true when they are the protocol's own (no
+ * patient plan changed them), applies = bool, [r] = {ok = true, alerts = list} |
  *   {ok = false, err = "..."} }. A rule's error stays in its entry; a limit
  * stops the whole evaluation (re-raised). */
 static int rg__eval_protocol(lua_State *L)
@@ -398,11 +417,13 @@ static int rg__eval_protocol(lua_State *L)
     uint32_t mark = (uint32_t)lua_tointeger(L, 4);
     h->mark = mark;
     luaL_checkstack(L, 16, "evaluation");
-    lua_createtable(L, 8, 2);
+    lua_createtable(L, 8, 3);
     const int res = 5, p = 6;
     rg__params(L, 1, 2); /* 6: p as the rules see it */
     if (lua_getmetatable(L, p)) { /* the read-only view: record the plain base */
         lua_pop(L, 1);
+        lua_pushboolean(L, 1);
+        lua_setfield(L, res, "base");
         lua_getfield(L, 1, "params");
     } else {
         lua_pushvalue(L, p);
@@ -438,6 +459,8 @@ static int rg__eval_protocol(lua_State *L)
         lua_pushinteger(L, now);
         lua_pushvalue(L, p);
         int status = lua_pcall(L, 3, 1, 10); /* 11: result or error */
+        if (status == LUA_ERRMEM)
+            rg_sandbox_errmem(sb);
         if (status != LUA_OK && (rg_sandbox_limit_fired(sb) || status == LUA_ERRMEM))
             return lua_error(L);
         if (status == LUA_OK) {
@@ -445,6 +468,8 @@ static int rg__eval_protocol(lua_State *L)
             lua_insert(L, 11);
             lua_pushvalue(L, 9);
             status = lua_pcall(L, 2, 1, 10); /* 11: alert list or error */
+            if (status == LUA_ERRMEM)
+                rg_sandbox_errmem(sb);
             if (status != LUA_OK && (rg_sandbox_limit_fired(sb) || status == LUA_ERRMEM))
                 return lua_error(L);
             if (status != LUA_OK) {
@@ -593,22 +618,85 @@ static char *rg__params_json(lua_State *L, int idx)
     return s;
 }
 
+/* The parameters of protocol pi at this step (its results table at ridx) as
+ * JSON. The protocol's own parameters (no patient plan changed them) are
+ * written once per loaded clinic and shared; otherwise *owned is the text,
+ * for the caller to free. */
+static const char *rg__step_params(rg_engine *e, const rg_clinic *c, lua_State *L, int ridx,
+                                   int pi, char **owned)
+{
+    rg__clinic_slot *s = NULL;
+    *owned = NULL;
+    lua_getfield(L, ridx, "base");
+    int shared = lua_toboolean(L, -1);
+    lua_pop(L, 1);
+    for (int i = 0; shared && i < e->nclinics && !s; i++)
+        if (e->clinics[i].c == c)
+            s = &e->clinics[i];
+    if (s && s->pjson && s->pjson[pi])
+        return s->pjson[pi];
+    lua_getfield(L, ridx, "params");
+    char *j = rg__params_json(L, lua_gettop(L));
+    lua_pop(L, 1);
+    if (s && j && !s->pjson)
+        s->pjson = calloc((size_t)c->nprotos, sizeof *s->pjson);
+    if (s && j && s->pjson)
+        return s->pjson[pi] = j;
+    return *owned = j;
+}
+
+/* Appends s as a JSON string, escaped as jansson's json_dumps escapes it
+ * (s is UTF-8: event ids were checked when the event was parsed). */
+static int rg__json_string(rg_buf *b, const char *s)
+{
+    int rc = rg_buf_add(b, "\"", 1);
+    const char *run = s;
+    for (; rc == RG_OK && *s; s++) {
+        unsigned char ch = (unsigned char)*s;
+        if (ch >= 0x20 && ch != '"' && ch != '\\')
+            continue;
+        char esc[8];
+        switch (ch) {
+        case '"': snprintf(esc, sizeof esc, "\\\""); break;
+        case '\\': snprintf(esc, sizeof esc, "\\\\"); break;
+        case '\b': snprintf(esc, sizeof esc, "\\b"); break;
+        case '\f': snprintf(esc, sizeof esc, "\\f"); break;
+        case '\n': snprintf(esc, sizeof esc, "\\n"); break;
+        case '\r': snprintf(esc, sizeof esc, "\\r"); break;
+        case '\t': snprintf(esc, sizeof esc, "\\t"); break;
+        default: snprintf(esc, sizeof esc, "\\u%04X", ch); break;
+        }
+        if ((rc = rg_buf_add(b, run, (size_t)(s - run))) == RG_OK)
+            rc = rg_buf_add(b, esc, strlen(esc));
+        run = s + 1;
+    }
+    if (rc == RG_OK)
+        rc = rg_buf_add(b, run, (size_t)(s - run));
+    return rc ? rc : rg_buf_add(b, "\"", 1);
+}
+
 /* JSON list of the ids of events a rule looked at (its evidence), in the
- * order of the history. */
+ * order of the history: the same text json_dumps(JSON_COMPACT) would give. */
 static char *rg__evidence_json(rg_engine *e, int n, uint32_t mark)
 {
-    json_t *a = json_array();
-    if (!a)
-        return NULL;
+    rg_buf b = {0};
     for (int k = 0; k < e->log.n; k++)
         if (e->log.v[k].mark == mark && e->log.v[k].ev < n)
             e->touched[e->log.v[k].ev] = mark;
-    for (int i = 0; i < n; i++)
-        if (e->touched[i] == mark)
-            json_array_append_new(a, json_string(e->ev[i].id));
-    char *s = json_dumps(a, JSON_COMPACT);
-    json_decref(a);
-    return s;
+    int rc = rg_buf_add(&b, "[", 1), first = 1;
+    for (int i = 0; i < n && rc == RG_OK; i++)
+        if (e->touched[i] == mark) {
+            if (!first)
+                rc = rg_buf_add(&b, ",", 1);
+            if (rc == RG_OK)
+                rc = rg__json_string(&b, e->ev[i].id);
+            first = 0;
+        }
+    if (rc == RG_OK)
+        rc = rg_buf_add(&b, "]", 1);
+    if (rc != RG_OK)
+        rg_buf_free(&b);
+    return b.p;
 }
 
 typedef struct rg__cand {
@@ -669,7 +757,7 @@ static int rg__read_alerts(lua_State *L, int lidx, const rg_clinic *c, const cha
 static int rg__emit(rg_engine *e, rg_clinic *c, const char *patient, int open, int64_t alert_id,
                     const char *key, const char *proto, const char *version, const char *rule,
                     const char *severity, const char *message, rg_time due, rg_time t,
-                    char *params, char *evidence)
+                    const char *params, char *params_owned, char *evidence)
 {
     rg_transition tr = {
         .at = t, .due = due, .open = open, .clinic = c->name, .patient = patient,
@@ -681,7 +769,7 @@ static int rg__emit(rg_engine *e, rg_clinic *c, const char *patient, int open, i
         rc = rg__add_open(e, alert_id, &tr);
     if (rc == RG_OK)
         open ? e->stats.opened++ : e->stats.resolved++;
-    free(params);
+    free(params_owned);
     free(evidence);
     return rc;
 }
@@ -739,7 +827,7 @@ static int rg__step(rg_engine *e, rg_clinic *c, const char *patient, int hidx, r
 
     rg_sandbox_enter(c->sb);
     for (int i = 0; i < c->nprotos; i++) {
-        if (limit) {
+        if (limit || rc) {
             lua_pushnil(L);
             continue;
         }
@@ -757,7 +845,10 @@ static int rg__step(rg_engine *e, rg_clinic *c, const char *patient, int hidx, r
         clock_gettime(CLOCK_MONOTONIC, &t1);
         c->protos[i].evaluations++;
         c->protos[i].seconds += (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
-        if (prc) {
+        if (prc == RG_ENOMEM) { /* the host's memory, not the protocol: the step fails */
+            rc = prc;
+            lua_pushnil(L);
+        } else if (prc) {
             /* h->mark says which rule was running: name it and its file */
             uint32_t r = h->mark - marks[i];
             const rg_rule *rule = r >= 1 && r <= (uint32_t)c->protos[i].nrules
@@ -769,7 +860,7 @@ static int rg__step(rg_engine *e, rg_clinic *c, const char *patient, int hidx, r
                 snprintf(msg, sizeof msg, "%s: rule '%s': %s", rule->where, rule->id, err);
             else
                 snprintf(msg, sizeof msg, "%s: %s", c->protos[i].file, err);
-            rg__report(e, c->name, patient, c->protos[i].id, rule ? rule->id : "", t, msg);
+            rc = rg__report(e, c->name, patient, c->protos[i].id, rule ? rule->id : "", t, msg);
             lua_pushnil(L);
             if (prc == RG_ELIMIT) {
                 limit = 1;
@@ -808,7 +899,8 @@ static int rg__step(rg_engine *e, rg_clinic *c, const char *patient, int hidx, r
                              c->protos[i].rules[r].where, c->protos[i].rules[r].id, m);
                     m = located;
                 }
-                rg__report(e, c->name, patient, c->protos[i].id, c->protos[i].rules[r].id, t, m);
+                rc = rg__report(e, c->name, patient, c->protos[i].id, c->protos[i].rules[r].id, t,
+                                m);
                 lua_pop(L, 2);
                 continue;
             }
@@ -838,12 +930,10 @@ static int rg__step(rg_engine *e, rg_clinic *c, const char *patient, int hidx, r
             if (found)
                 continue;
         }
-        char *params = NULL;
-        if (pi >= 0 && lua_type(L, base + 1 + pi) == LUA_TTABLE) {
-            lua_getfield(L, base + 1 + pi, "params");
-            params = rg__params_json(L, lua_gettop(L));
-            lua_pop(L, 1);
-        }
+        const char *params = NULL;
+        char *owned = NULL;
+        if (pi >= 0 && lua_type(L, base + 1 + pi) == LUA_TTABLE)
+            params = rg__step_params(e, c, L, base + 1 + pi, pi, &owned);
         /* why it went: what the rule looked at, or, when the protocol no
          * longer applies (a discharge), what `applies` looked at */
         int applied = 1;
@@ -854,9 +944,15 @@ static int rg__step(rg_engine *e, rg_clinic *c, const char *patient, int hidx, r
         }
         char *evidence = pi >= 0 ? rg__evidence_json(e, n, marks[pi] + (applied ? (uint32_t)ri + 1 : 0))
                                  : NULL;
+        if (pi >= 0 && (!evidence || (!params && lua_type(L, base + 1 + pi) == LUA_TTABLE))) {
+            free(owned); /* out of memory: not a transition without its why */
+            free(evidence);
+            rc = RG_ENOMEM;
+            break;
+        }
         const char *version = pi >= 0 ? c->protos[pi].version : al->version;
         rc = rg__emit(e, c, patient, 0, al->id, al->key, al->protocol, version, al->rule,
-                      al->severity, al->message, al->due, t, params, evidence);
+                      al->severity, al->message, al->due, t, params, owned, evidence);
         e->open[a].live = 0;
     }
     /* open what is new */
@@ -870,12 +966,17 @@ static int rg__step(rg_engine *e, rg_clinic *c, const char *patient, int hidx, r
         if (dup)
             continue;
         const rg_protocol *p = &c->protos[cd->proto];
-        lua_getfield(L, base + 1 + cd->proto, "params");
-        char *params = rg__params_json(L, lua_gettop(L));
-        lua_pop(L, 1);
+        char *owned;
+        const char *params = rg__step_params(e, c, L, base + 1 + cd->proto, cd->proto, &owned);
         char *evidence = rg__evidence_json(e, n, marks[cd->proto] + (uint32_t)cd->rule + 1);
+        if (!params || !evidence) {
+            free(owned);
+            free(evidence);
+            rc = RG_ENOMEM;
+            break;
+        }
         rc = rg__emit(e, c, patient, 1, 0, cd->key, p->id, p->version, p->rules[cd->rule].id,
-                      cd->severity, cd->message, cd->due, t, params, evidence);
+                      cd->severity, cd->message, cd->due, t, params, owned, evidence);
     }
     lua_settop(L, base);
     free(cands);
@@ -1002,7 +1103,8 @@ static int rg__advance(rg_engine *e, const char *clinic, const char *patient, rg
                      "a second later %d times in a row; time-driven evaluation of this patient "
                      "is suspended until its next event", waker ? waker->where : c->name,
                      waker ? waker->id : "?", RG_MAX_QUICK_WAKES);
-            rg__report(e, c->name, patient, NULL, waker ? waker->id : "", cand, msg);
+            if ((rc = rg__report(e, c->name, patient, NULL, waker ? waker->id : "", cand, msg)))
+                break;
             e->stats.limit_hits++;
             ps.wake = RG_TIME_NONE;
             continue;

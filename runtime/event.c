@@ -178,6 +178,10 @@ int rg_event_parse(rg_event *ev, const char *text, size_t len, char field[RG_FIE
         return rg_fail(err, errlen, RG_EINVAL, "event is %zu bytes; the limit is %d", len,
                        RG_EVENT_MAX_LINE);
     json_t *obj = json_loadb(text, len, JSON_REJECT_DUPLICATES, &je);
+    /* jansson leaves the text empty when an allocation fails on some paths:
+     * that is not the line's fault, and the line must not be refused for it */
+    if (!obj && (json_error_code(&je) == json_error_out_of_memory || !je.text[0]))
+        return rg_fail(err, errlen, RG_ENOMEM, "out of memory");
     if (!obj)
         return rg_fail(err, errlen, RG_EINVAL, "not valid JSON: %s (column %d)", je.text,
                        je.column);

@@ -57,9 +57,41 @@ static int rg__blank(const char *s, size_t n)
     return 1;
 }
 
+/* Refusals of a batch are reported once the batch is committed: an operator
+ * is never told of a kept line that the rollback of its batch took away. */
+typedef struct rg__pending {
+    rg_buf b; /* per refusal: long line, field, NUL, reason, NUL */
+    int nomem;
+} rg__pending;
+
+static void rg__defer(void *ud, const char *source, long line, const char *field,
+                      const char *reason)
+{
+    rg__pending *p = ud;
+    (void)source;
+    if (rg_buf_add(&p->b, (const char *)&line, sizeof line) ||
+        rg_buf_add(&p->b, field, strlen(field) + 1) ||
+        rg_buf_add(&p->b, reason, strlen(reason) + 1))
+        p->nomem = 1;
+}
+
+static void rg__flush(rg__pending *p, const char *source, rg_reject_fn on_reject, void *ud)
+{
+    for (size_t off = 0; on_reject && off < p->b.len;) {
+        long line;
+        memcpy(&line, p->b.p + off, sizeof line);
+        const char *field = p->b.p + off + sizeof line;
+        const char *reason = field + strlen(field) + 1;
+        off = (size_t)(reason + strlen(reason) + 1 - p->b.p);
+        on_reject(ud, source, line, field, reason);
+    }
+    p->b.len = 0;
+}
+
 int rg_ingest_file(rg_store *st, FILE *f, const char *source, rg_ingest_counts *counts,
                    rg_reject_fn on_reject, void *ud, char *err, size_t errlen)
 {
+    rg__pending pend = {{0}, 0};
     char *line = NULL;
     size_t cap = 0;
     ssize_t n;
@@ -75,29 +107,34 @@ int rg_ingest_file(rg_store *st, FILE *f, const char *source, rg_ingest_counts *
             continue;
         if (in_batch == 0 && (rc = rg_store_begin(st)))
             break;
-        int r = rg_ingest_one(st, line, len, source, lineno, counts, on_reject, ud);
-        if (r < 0) {
-            rc = r;
+        int r = rg_ingest_one(st, line, len, source, lineno, counts, rg__defer, &pend);
+        if (r < 0 || pend.nomem) {
+            rc = r < 0 ? r : RG_ENOMEM;
             break;
         }
         if (++in_batch == RG_BATCH_LINES) {
             if ((rc = rg_store_commit(st)))
                 break;
             committed = *counts;
+            rg__flush(&pend, source, on_reject, ud);
             in_batch = 0;
         }
     }
     if (rc == RG_OK && ferror(f))
         rc = RG_EIO;
-    if (rc == RG_OK && in_batch && (rc = rg_store_commit(st)) == RG_OK)
+    if (rc == RG_OK && in_batch && (rc = rg_store_commit(st)) == RG_OK) {
         committed = *counts;
+        rg__flush(&pend, source, on_reject, ud);
+    }
     free(line);
+    rg_buf_free(&pend.b);
     if (rc) {
         rg_store_rollback(st);
         *counts = committed;
         return rg_fail(err, errlen, rc, "%s: stopped at line %ld: %s (%s); lines of the last "
                        "batch were rolled back", source, lineno, rg_strerror(rc),
-                       rc == RG_EIO ? "read error" : rg_store_errmsg(st));
+                       rc == RG_EIO ? "read error"
+                       : rc == RG_ENOMEM ? "out of memory" : rg_store_errmsg(st));
     }
     return RG_OK;
 }

@@ -4,8 +4,9 @@
  *
  * Every line is validated; good lines are stored, bad ones are kept in the
  * rejected table with their line number, field and reason, and reported
- * through on_reject. Lines are committed in batches: a batch is one
- * transaction, so a failure never leaves half of a line (or of a batch).
+ * through on_reject (by rg_ingest_file once their batch is committed). Lines
+ * are committed in batches: a batch is one transaction, so a failure never
+ * leaves half of a line (or of a batch).
  */
 #ifndef RG_INGEST_H
 #define RG_INGEST_H

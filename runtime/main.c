@@ -178,10 +178,12 @@ static void rg__print_reject(void *ud, const char *source, long line, const char
         fprintf(stderr, "%s:%ld: %s\n", source, line, reason);
 }
 
+/* durable: 0 no, 1 every commit synced, 2 that and the file checked first
+ * (PRAGMA quick_check: ingest refuses a damaged file before writing to it). */
 static int rg__open_store(const char *path, int durable, rg_store **st)
 {
     char err[1024];
-    rg_store_opts so = {.durable = durable};
+    rg_store_opts so = {.durable = durable > 0, .check = durable == 2};
     if (rg_store_open(st, path, &so, err, sizeof err)) {
         fprintf(stderr, "regimen: %s\n", err);
         return 2;
@@ -220,7 +222,7 @@ static int rg__cmd_ingest(int argc, char **argv)
         return rc;
     if (optind != argc - 1)
         return rg__die("%s", "ingest needs exactly one FILE (or - for standard input)");
-    if ((rc = rg__open_store(o.db, 1, &st)))
+    if ((rc = rg__open_store(o.db, 2, &st)))
         return rc;
     rg_ingest_counts counts = {0};
     rc = rg__ingest_path(st, argv[optind], &counts, stdout);

@@ -40,6 +40,7 @@ struct rg_sandbox {
     int enforce_mem;   /* 0 while the libraries load */
     int in_msgh;       /* error handler running: small headroom over the cap */
     int mem_hit;       /* the allocator refused since enter */
+    int oom;           /* the host refused memory (not the cap) in this rg_pcall */
     int64_t ticks;     /* instructions since enter (in RG_HOOK_EVERY steps) */
     uint32_t calls;    /* function calls seen by the hook */
     int active;        /* inside rg_sandbox_enter .. rg_sandbox_leave */
@@ -75,8 +76,10 @@ static void *rg__alloc(void *ud, void *ptr, size_t osize, size_t nsize)
         }
     }
     void *p = realloc(ptr, nsize);
-    if (!p)
+    if (!p) {
+        sb->oom = 1;
         return NULL;
+    }
     sb->mem = sb->mem - old + nsize;
     if (sb->mem > sb->peak)
         sb->peak = sb->mem;
@@ -181,6 +184,12 @@ void rg_sandbox_leave(rg_sandbox *sb)
 
 int rg_sandbox_limit_fired(const rg_sandbox *sb) { return sb->expired || sb->mem_hit; }
 
+void rg_sandbox_errmem(rg_sandbox *sb)
+{
+    if (!sb->mem_hit)
+        sb->oom = 1;
+}
+
 /* [-1, +1] Message handler: the error as text, plus where it came from in
  * protocol files (Lua frames only), innermost first. */
 int rg_sandbox_msgh(lua_State *L)
@@ -219,8 +228,15 @@ int rg_pcall(rg_sandbox *sb, int nargs, int nres, char *err, size_t errlen)
     int base = lua_gettop(L) - nargs;
     lua_pushcfunction(L, rg_sandbox_msgh);
     lua_insert(L, base);
+    sb->oom = 0;
     int status = lua_pcall(L, nargs, nres, base);
     sb->in_msgh = 0;
+    if (status == LUA_ERRMEM)
+        rg_sandbox_errmem(sb);
+    if (sb->oom) { /* even if the call returned: a pcall inside may have hidden it */
+        lua_settop(L, base - 1);
+        return rg_fail(err, errlen, RG_ENOMEM, "out of memory");
+    }
     if (status == LUA_OK) {
         lua_remove(L, base);
         return RG_OK;

@@ -52,13 +52,19 @@ void rg_sandbox_enter(rg_sandbox *sb);
 void rg_sandbox_leave(rg_sandbox *sb);
 
 /* [-(nargs+1), +nres|0] Calls the function below the nargs arguments under
- * protection. On error returns RG_EPROTOCOL (the protocol raised an error) or
- * RG_ELIMIT (a limit fired), pops everything, and writes the message, which
- * names the protocol file and line and the chain of protocol calls, to err. */
+ * protection. On error returns RG_EPROTOCOL (the protocol raised an error),
+ * RG_ELIMIT (a limit fired) or RG_ENOMEM (the host refused memory, not the
+ * cap: nothing the protocol did, so its result is not one to keep), pops
+ * everything, and writes the message, which names the protocol file and line
+ * and the chain of protocol calls, to err. */
 int rg_pcall(rg_sandbox *sb, int nargs, int nres, char *err, size_t errlen);
 
 /* 1 when a limit fired (or the allocator refused) since rg_sandbox_enter. */
 int rg_sandbox_limit_fired(const rg_sandbox *sb);
+/* A nested protected call made from C ended with LUA_ERRMEM: unless the cap
+ * refused, the host is out of memory and the running rg_pcall returns
+ * RG_ENOMEM. */
+void rg_sandbox_errmem(rg_sandbox *sb);
 /* The message handler rg_pcall uses, for nested protected calls made from C
  * inside an evaluation ([-1, +1]). */
 int rg_sandbox_msgh(lua_State *L);

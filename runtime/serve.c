@@ -7,6 +7,14 @@
  * holding their events (and the evaluation they caused) has committed with
  * synchronous=FULL: an acknowledged event is on disk.
  *
+ * Group commit: POST /v1/events bodies that arrive in one loop iteration, and
+ * the wake-ups due then, are stored and evaluated in ONE transaction with one
+ * fsync (rg__flush, from a uv_check handle after the loop's I/O). Only after
+ * that commit are the requests answered and the transitions published; a
+ * failed commit answers every request of the group with 503 and publishes
+ * nothing. The transaction is opened and committed inside rg__flush, so no
+ * other handler ever runs (or reads uncommitted rows) while it is open.
+ *
  * Configuration is a JSON file:
  *   { "listen": "127.0.0.1:7878",
  *     "clinics": { "north": { "protocols": "clinics/north", "tokens": ["..."] } },
@@ -33,11 +41,16 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #define RG_MAX_CLINICS 64
 #define RG_MAX_TOKENS 8
 #define RG_MAX_STREAMS 256
 #define RG_TIMER_CAP_MS 60000 /* re-read the wall clock at least this often while waiting */
+#define RG_RETRY_MS 1000      /* while the store fails, wake-ups are retried this often */
+#define RG_CLOCK_STEP_MS 1000 /* a wall clock that moved this far off the monotonic one stepped */
+#define RG_GROUP_EVENTS 1000  /* a group commit closes once it holds this many events */
+#define RG_WAKE_PAGE 256      /* due patients advanced per group commit */
 
 typedef struct rg__clinic_cfg {
     char name[RG_EVENT_MAX_CLINIC + 1];
@@ -48,6 +61,7 @@ typedef struct rg__clinic_cfg {
     int64_t last_cseq; /* last transition pushed to streams */
     uint64_t events[4]; /* stored, duplicate, conflict, rejected */
     uint64_t opened, resolved;
+    int refused; /* the last reload of its protocols was refused */
 } rg__clinic_cfg;
 
 typedef struct rg__stream {
@@ -55,6 +69,23 @@ typedef struct rg__stream {
     int clinic;
     int64_t last_cseq;
 } rg__stream;
+
+/* A POST /v1/events waiting for its group commit (its conn and req stay
+ * valid until it is answered). */
+typedef struct rg__pending {
+    rg_http_conn *conn;
+    int clinic;
+    json_t *items;   /* the events, an array */
+    json_t *results; /* per-event outcomes, filled in the group's transaction */
+    uint64_t counts[4];
+    char source[160];
+} rg__pending;
+
+/* A re-raised alert, announced on the streams once its commit is done. */
+typedef struct rg__reraised {
+    int clinic;
+    char *key, *data;
+} rg__reraised;
 
 typedef struct rg__serve {
     uv_loop_t loop;
@@ -72,16 +103,29 @@ typedef struct rg__serve {
     uv_timer_t wake, reload_delay, lag;
     uv_signal_t sighup, sigterm, sigint;
     uv_fs_event_t watch[RG_MAX_CLINICS + 2];
+    char watched[RG_MAX_CLINICS + 2][PATH_MAX]; /* the directory of watch[i] */
     int nwatch;
     rg__stream streams[RG_MAX_STREAMS];
     int nstreams;
     int stopping, exit_code;
     rg_time armed_for; /* the due moment the wake timer was armed for */
+    /* group commit (rg__flush): queued requests, a wake-up pass in progress
+     * (a page of due patients per group), re-raises to announce */
+    uv_check_t flush_check;
+    uv_idle_t flush_idle; /* keeps the loop from blocking while work is queued */
+    rg__pending *pending;
+    int npending, cap_pending, wake_pending;
+    long wake_done;
+    char due[RG_WAKE_PAGE][2][RG_EVENT_MAX_ID + 1];
+    int ndue;
+    rg__reraised *reraised;
+    int nreraised, cap_reraised;
     /* metrics */
-    uint64_t reloads, reload_failures, db_errors, wakeups;
+    uint64_t reloads, reload_failures, db_errors, wakeups, groups, group_requests;
     double lateness_sum, lateness_max, loop_lag;
     uint64_t lateness_count, lateness_buckets[6];
     uint64_t lag_last;
+    rg_time lag_wall; /* the wall clock at lag_last: a step shows as a difference */
 } rg__serve;
 
 static const double rg__late_bounds[6] = {0.001, 0.005, 0.01, 0.05, 0.25, 1.0};
@@ -307,6 +351,14 @@ static void rg__error(rg_http_conn *c, int status, const char *msg)
     rg__reply_json(c, status, json_pack("{s:s}", "error", msg));
 }
 
+/* 503 when the store failed (nothing was written), with the cause. */
+static void rg__unavailable(rg__serve *sv, rg_http_conn *c, const char *msg)
+{
+    const char *cause = rg_store_fault(sv->st, NULL);
+    rg__reply_json(c, 503, json_pack("{s:s,s:s}", "error", msg, "cause",
+                                     cause ? cause : rg_store_errmsg(sv->st)));
+}
+
 /* Value of name in a query string (no decoding beyond '+'/'%XX'), or NULL. */
 static const char *rg__query(const char *q, const char *name, char *buf, size_t len)
 {
@@ -382,26 +434,53 @@ static void rg__publish(rg__serve *sv)
 
 static void rg__arm(rg__serve *sv);
 
+/* Stores a re-raise; rg__reraised_done announces it after the commit. */
 static int rg__reraise(void *ud, const char *clinic, const char *key, const char *patient)
 {
     rg__serve *sv = ud;
     int rc = rg_store_alert_action(sv->st, clinic, key, "reraise", "regimen", "snooze expired",
                                    RG_TIME_NONE, rg_now());
-    for (int i = 0; rc == RG_OK && i < sv->nstreams; i++) {
-        rg__stream *s = &sv->streams[i];
-        if (strcmp(sv->clinics[s->clinic].name, clinic))
-            continue;
-        json_t *j = json_pack("{s:s,s:s,s:s}", "key", key, "patient", patient, "reason",
-                              "snooze expired; the alert is still open");
-        char *data = json_dumps(j, JSON_COMPACT);
-        json_decref(j);
-        if (data)
-            rg_http_stream_send(s->conn, NULL, "reraise", data);
-        free(data);
+    int ci = 0;
+    while (ci < sv->nclinics && strcmp(sv->clinics[ci].name, clinic))
+        ci++;
+    if (rc != RG_OK || ci == sv->nclinics)
+        return rc;
+    if (sv->nreraised == sv->cap_reraised) {
+        int cap = sv->cap_reraised ? 2 * sv->cap_reraised : 16;
+        rg__reraised *grown = realloc(sv->reraised, (size_t)cap * sizeof *grown);
+        if (!grown)
+            return RG_ENOMEM;
+        sv->reraised = grown;
+        sv->cap_reraised = cap;
     }
-    if (rc == RG_OK)
-        rg_log("info", "alert %s of clinic %s re-raised: snooze expired", key, clinic);
-    return rc;
+    json_t *j = json_pack("{s:s,s:s,s:s}", "key", key, "patient", patient, "reason",
+                          "snooze expired; the alert is still open");
+    char *data = j ? json_dumps(j, JSON_COMPACT) : NULL, *k = strdup(key);
+    json_decref(j);
+    if (!data || !k) {
+        free(data);
+        free(k);
+        return RG_ENOMEM;
+    }
+    sv->reraised[sv->nreraised++] = (rg__reraised){ci, k, data};
+    return RG_OK;
+}
+
+/* After the commit that stored them (sent), or its failure (dropped). */
+static void rg__reraised_done(rg__serve *sv, int send)
+{
+    for (int r = 0; r < sv->nreraised; r++) {
+        rg__reraised *x = &sv->reraised[r];
+        for (int i = 0; send && i < sv->nstreams; i++)
+            if (sv->streams[i].clinic == x->clinic)
+                rg_http_stream_send(sv->streams[i].conn, NULL, "reraise", x->data);
+        if (send)
+            rg_log("info", "alert %s of clinic %s re-raised: snooze expired", x->key,
+                   sv->clinics[x->clinic].name);
+        free(x->key);
+        free(x->data);
+    }
+    sv->nreraised = 0;
 }
 
 /* Advances everyone who is due, re-raises expired snoozes, publishes. */
@@ -417,13 +496,18 @@ static void rg__catch_up(rg__serve *sv, const char *why)
     }
     int count = 0;
     if (rg_store_begin(sv->st) == RG_OK) {
-        if (rg_store_each_due_snooze(sv->st, now, rg__reraise, sv, &count) == RG_OK)
-            rg_store_commit(sv->st);
-        else
+        if (rg_store_each_due_snooze(sv->st, now, rg__reraise, sv, &count) == RG_OK &&
+            rg_store_commit(sv->st) == RG_OK) {
+            rg__reraised_done(sv, 1);
+        } else {
             rg_store_rollback(sv->st);
+            rg__reraised_done(sv, 0);
+        }
     }
     rg__publish(sv);
 }
+
+static void rg__flush_soon(rg__serve *sv);
 
 static void rg__on_wake(uv_timer_t *t)
 {
@@ -439,17 +523,21 @@ static void rg__on_wake(uv_timer_t *t)
             if (late <= rg__late_bounds[i])
                 sv->lateness_buckets[i]++;
         sv->wakeups++;
-        rg__catch_up(sv, "wake-up");
+        /* evaluated in the group commit of this loop iteration, which re-arms */
+        sv->wake_pending = 1;
+        rg__flush_soon(sv);
+        return;
     }
     rg__arm(sv);
 }
 
 /* One timer at the earliest wake-up or snooze expiry. The wait is measured on
- * the monotonic clock but capped, so a wall clock that jumps is re-read. */
+ * the monotonic clock but capped, so a wall clock that jumps is re-read; a
+ * step of the wall clock re-arms it at once (rg__on_lag). */
 static void rg__arm(rg__serve *sv)
 {
     rg_time next = RG_TIME_NONE, snooze = RG_TIME_NONE;
-    if (sv->stopping)
+    if (sv->stopping || sv->wake_pending) /* a wake-up pass re-arms when it is done */
         return;
     rg_store_next_wake(sv->st, &next);
     rg_store_next_snooze(sv->st, &snooze);
@@ -463,6 +551,8 @@ static void rg__arm(rg__serve *sv)
     int64_t delay = next - rg_now();
     if (delay < 0)
         delay = 0;
+    if (delay < RG_RETRY_MS && rg_store_fault(sv->st, NULL))
+        delay = RG_RETRY_MS; /* a failing store is retried, not spun on */
     if (delay > RG_TIMER_CAP_MS) {
         delay = RG_TIMER_CAP_MS;
         sv->armed_for = RG_TIME_NONE; /* just a re-check of the clock */
@@ -475,55 +565,42 @@ static void rg__on_lag(uv_timer_t *t)
 {
     rg__serve *sv = t->data;
     uint64_t now = uv_hrtime();
+    rg_time wall = rg_now();
     if (sv->lag_last)
         sv->loop_lag = (double)(now - sv->lag_last) / 1e9 - 1.0;
     if (sv->loop_lag < 0)
         sv->loop_lag = 0;
+    /* The wake timer waits on the monotonic clock; when the wall clock steps
+     * (NTP, an operator), it is re-armed from the wall clock at once. */
+    int64_t step = sv->lag_last ? (wall - sv->lag_wall) - (int64_t)((now - sv->lag_last) / 1000000)
+                                : 0;
+    if (step > RG_CLOCK_STEP_MS || step < -RG_CLOCK_STEP_MS) {
+        rg_log("warn", "the wall clock stepped %s by %.1f s: wake-up timer re-armed",
+               step > 0 ? "forward" : "back", (double)(step > 0 ? step : -step) / 1000.0);
+        rg__arm(sv);
+    }
     sv->lag_last = now;
+    sv->lag_wall = wall;
 }
 
 /* ---- handlers -------------------------------------------------------------------------- */
 
 static const char *const rg__outcomes[4] = {"stored", "duplicate", "conflict", "rejected"};
 
-static void rg__post_events(rg__serve *sv, int ci, rg_http_conn *c, const rg_http_req *req)
+/* Validates and stores one request's events and advances the patients they
+ * concern (the same rg_engine_advance as simulate), inside the group's
+ * transaction. Its outcomes are answered only after the commit. */
+static int rg__store_events(rg__serve *sv, rg__pending *pr)
 {
-    rg__clinic_cfg *clinic = &sv->clinics[ci];
-    json_error_t je;
-    json_t *body = json_loadb(req->body, req->body_len, JSON_REJECT_DUPLICATES, &je);
-    char msg[512], source[160];
-    if (!body) {
-        snprintf(msg, sizeof msg, "body is not valid JSON: %s (line %d, column %d)", je.text,
-                 je.line, je.column);
-        rg__error(c, 400, msg);
-        return;
-    }
-    json_t *items = body;
-    if (json_is_object(body)) {
-        items = json_array();
-        json_array_append(items, body);
-        json_decref(body);
-    } else if (!json_is_array(body)) {
-        json_decref(body);
-        rg__error(c, 400, "body must be one event object or an array of events");
-        return;
-    }
-    size_t n = json_array_size(items);
-    if (n > (size_t)sv->max_events) {
-        snprintf(msg, sizeof msg, "%zu events in one request; the limit is %d", n, sv->max_events);
-        json_decref(items);
-        rg__error(c, 413, msg);
-        return;
-    }
-    snprintf(source, sizeof source, "http %s", req->peer ? req->peer : "?");
-    json_t *results = json_array();
+    rg__clinic_cfg *clinic = &sv->clinics[pr->clinic];
+    size_t n = json_array_size(pr->items);
     /* patients to re-evaluate: distinct, in order */
     char (*patients)[RG_EVENT_MAX_ID + 1] = calloc(n + 1, sizeof *patients);
-    int npatients = 0, rc = patients ? rg_store_begin(sv->st) : RG_ENOMEM;
-    uint64_t counts[4] = {0};
+    int npatients = 0, rc = patients && (pr->results = json_array()) ? RG_OK : RG_ENOMEM;
     size_t i;
     json_t *item;
-    json_array_foreach(items, i, item) {
+    memset(pr->counts, 0, sizeof pr->counts);
+    json_array_foreach(pr->items, i, item) {
         if (rc)
             break;
         rg_event ev;
@@ -562,43 +639,207 @@ static void rg__post_events(rg__serve *sv, int ci, rg_http_conn *c, const rg_htt
         }
         if (!rc && outcome >= 2) {
             char *raw = json_dumps(item, JSON_COMPACT | JSON_ENCODE_ANY);
-            rc = rg_store_reject(sv->st, source, (long)i + 1, field, why, raw ? raw : "",
+            rc = rg_store_reject(sv->st, pr->source, (long)i + 1, field, why, raw ? raw : "",
                                  raw ? strlen(raw) : 0);
             free(raw);
             json_object_set_new(r, "field", json_string(field));
             json_object_set_new(r, "reason", json_string(why));
         }
         json_object_set_new(r, "status", json_string(rg__outcomes[outcome]));
-        json_array_append_new(results, r);
-        counts[outcome]++;
+        json_array_append_new(pr->results, r);
+        pr->counts[outcome]++;
     }
     rg_time now = rg_now();
     for (int k = 0; k < npatients && !rc; k++)
         rc = rg_engine_advance(sv->eng, clinic->name, patients[k], now);
-    if (!rc)
-        rc = rg_store_commit(sv->st);
     free(patients);
-    json_decref(items);
-    if (rc) {
-        rg_store_rollback(sv->st);
-        sv->db_errors++;
-        json_decref(results);
-        rg_log("error", "POST /v1/events from %s: not stored: %s (%s)", source, rg_strerror(rc),
-               rg_store_errmsg(sv->st));
-        rg__error(c, 503, "the events could not be stored; nothing was acknowledged, send them again");
+    return rc;
+}
+
+/* Answers a request once its group's commit is done (ok) or failed. The
+ * reply goes last: answering may hand a pipelined request of the same
+ * connection to rg__handle, which may grow sv->pending (and move pr). */
+static void rg__answer(rg__serve *sv, rg__pending *pr, int ok)
+{
+    rg__clinic_cfg *clinic = &sv->clinics[pr->clinic];
+    uint64_t *counts = pr->counts;
+    json_decref(pr->items);
+    if (!ok) {
+        json_decref(pr->results);
+        rg__unavailable(sv, pr->conn, "the events could not be stored; nothing was "
+                                      "acknowledged, send them again");
         return;
     }
     for (int k = 0; k < 4; k++)
         clinic->events[k] += counts[k];
     rg_log("info", "clinic %s: %llu stored, %llu duplicate, %llu conflict, %llu rejected from %s",
            clinic->name, (unsigned long long)counts[0], (unsigned long long)counts[1],
-           (unsigned long long)counts[2], (unsigned long long)counts[3], source);
-    json_t *reply = json_pack("{s:o,s:I,s:I,s:I,s:I}", "results", results, "stored",
+           (unsigned long long)counts[2], (unsigned long long)counts[3], pr->source);
+    json_t *reply = json_pack("{s:o,s:I,s:I,s:I,s:I}", "results", pr->results, "stored",
                               (json_int_t)counts[0], "duplicates", (json_int_t)counts[1],
                               "conflicts", (json_int_t)counts[2], "rejected", (json_int_t)counts[3]);
-    rg__reply_json(c, 200, reply);
-    rg__publish(sv);
-    rg__arm(sv);
+    rg__reply_json(pr->conn, 200, reply);
+}
+
+static int rg__due_add(void *ud, const char *clinic, const char *patient)
+{
+    rg__serve *sv = ud;
+    snprintf(sv->due[sv->ndue][0], sizeof sv->due[0][0], "%s", clinic);
+    snprintf(sv->due[sv->ndue][1], sizeof sv->due[0][1], "%s", patient);
+    sv->ndue++;
+    return 0;
+}
+
+/* The wake-up part of a group: the earliest due patients (a page of them),
+ * advanced to now by the same rg_engine_advance as simulate, which moves
+ * their next wake-up past now, and the snoozes that expired. */
+static int rg__wake_page(rg__serve *sv, rg_time now)
+{
+    sv->ndue = 0;
+    int rc = rg_store_due_patients(sv->st, now, RG_WAKE_PAGE, rg__due_add, sv);
+    if (rc > 0)
+        rc = RG_OK;
+    for (int i = 0; i < sv->ndue && !rc; i++)
+        rc = rg_engine_advance(sv->eng, sv->due[i][0], sv->due[i][1], now);
+    if (!rc)
+        rc = rg_store_each_due_snooze(sv->st, now, rg__reraise, sv, NULL);
+    return rc;
+}
+
+/* One group commit: a page of the wake-up pass (when `wake`) and the queued
+ * requests, up to RG_GROUP_EVENTS events, in one transaction. They are
+ * answered, and the transitions published, only after the commit. */
+static void rg__group(rg__serve *sv, int wake)
+{
+    int take = 0, rc;
+    size_t events = 0;
+    while (take < sv->npending) {
+        size_t k = json_array_size(sv->pending[take].items);
+        if (take > 0 && events + k > RG_GROUP_EVENTS)
+            break;
+        events += k;
+        take++;
+    }
+    rg_time now = rg_now();
+    sv->ndue = 0;
+    rc = rg_store_begin(sv->st);
+    if (!rc && wake)
+        rc = rg__wake_page(sv, now);
+    for (int i = 0; i < take && !rc; i++)
+        rc = rg__store_events(sv, &sv->pending[i]);
+    if (!rc)
+        rc = rg_store_commit(sv->st);
+    if (rc) {
+        rg_store_rollback(sv->st);
+        sv->db_errors++;
+        rg_log("error", "%d request%s%s not stored: %s (%s)", take, take == 1 ? "" : "s",
+               wake ? " and a wake-up" : "", rg_strerror(rc), rg_store_errmsg(sv->st));
+    }
+    sv->groups++;
+    sv->group_requests += (uint64_t)take;
+    for (int i = 0; i < take; i++)
+        rg__answer(sv, &sv->pending[i], rc == RG_OK);
+    if (take > 0) { /* (pending is NULL until the first POST) */
+        sv->npending -= take;
+        memmove(sv->pending, sv->pending + take, (size_t)sv->npending * sizeof *sv->pending);
+    }
+    rg__reraised_done(sv, rc == RG_OK);
+    if (wake) {
+        sv->wake_done += rc ? 0 : sv->ndue;
+        if (rc || sv->ndue < RG_WAKE_PAGE) { /* else more may be due: the next iteration goes on */
+            if (sv->wake_done > 0)
+                rg_log("info", "wake-up: %ld patient%s evaluated", sv->wake_done,
+                       sv->wake_done == 1 ? "" : "s");
+            sv->wake_done = 0;
+            sv->wake_pending = 0;
+        }
+    }
+    if (!rc)
+        rg__publish(sv);
+}
+
+/* Commits what this loop iteration queued: every request (in groups of at
+ * most RG_GROUP_EVENTS events) and pages of a wake-up pass, as many due
+ * patients as the requests bring events (at least one page): time-driven
+ * work keeps pace with what arrives, and a long pass (after a reload, or
+ * behind a burst) still lets the loop answer between its pages. */
+static void rg__flush(rg__serve *sv)
+{
+    size_t budget = RG_WAKE_PAGE;
+    for (int i = 0; i < sv->npending; i++)
+        budget += json_array_size(sv->pending[i].items);
+    for (;;) {
+        int wake = sv->wake_pending && budget > 0;
+        if (!wake && sv->npending == 0)
+            break;
+        rg__group(sv, wake);
+        if (wake)
+            budget = (size_t)sv->ndue < budget ? budget - (size_t)sv->ndue : 0;
+    }
+    if (!sv->wake_pending) {
+        uv_check_stop(&sv->flush_check);
+        uv_idle_stop(&sv->flush_idle);
+        rg__arm(sv);
+    }
+}
+
+static void rg__on_flush_check(uv_check_t *h) { rg__flush(h->data); }
+static void rg__on_flush_idle(uv_idle_t *h) { (void)h; }
+
+static void rg__flush_soon(rg__serve *sv)
+{
+    uv_check_start(&sv->flush_check, rg__on_flush_check);
+    uv_idle_start(&sv->flush_idle, rg__on_flush_idle);
+}
+
+/* POST /v1/events: a body that is not an event or a list of them is refused
+ * at once; the events are queued for this iteration's group commit. */
+static void rg__post_events(rg__serve *sv, int ci, rg_http_conn *c, const rg_http_req *req)
+{
+    json_error_t je;
+    json_t *body = json_loadb(req->body, req->body_len, JSON_REJECT_DUPLICATES, &je);
+    char msg[512];
+    if (!body) {
+        snprintf(msg, sizeof msg, "body is not valid JSON: %s (line %d, column %d)", je.text,
+                 je.line, je.column);
+        rg__error(c, 400, msg);
+        return;
+    }
+    json_t *items = body;
+    if (json_is_object(body)) {
+        items = json_array();
+        json_array_append(items, body);
+        json_decref(body);
+    } else if (!json_is_array(body)) {
+        json_decref(body);
+        rg__error(c, 400, "body must be one event object or an array of events");
+        return;
+    }
+    size_t n = json_array_size(items);
+    if (n > (size_t)sv->max_events) {
+        snprintf(msg, sizeof msg, "%zu events in one request; the limit is %d", n, sv->max_events);
+        json_decref(items);
+        rg__error(c, 413, msg);
+        return;
+    }
+    if (sv->npending == sv->cap_pending) {
+        int cap = sv->cap_pending ? 2 * sv->cap_pending : 64;
+        rg__pending *grown = realloc(sv->pending, (size_t)cap * sizeof *grown);
+        if (!grown) {
+            json_decref(items);
+            rg__error(c, 503, "out of memory; nothing was stored, send the events again");
+            return;
+        }
+        sv->pending = grown;
+        sv->cap_pending = cap;
+    }
+    rg__pending *pr = &sv->pending[sv->npending++];
+    memset(pr, 0, sizeof *pr);
+    pr->conn = c;
+    pr->clinic = ci;
+    pr->items = items;
+    snprintf(pr->source, sizeof pr->source, "http %s", req->peer ? req->peer : "?");
+    rg__flush_soon(sv);
 }
 
 static int rg__alert_to_json(void *ud, const rg_alert_view *a)
@@ -734,7 +975,7 @@ static void rg__alert_action(rg__serve *sv, int ci, rg_http_conn *c, const rg_ht
             rg__error(c, 404, "no open alert with this key in your clinic");
             return;
         }
-        rg__error(c, 503, "the action could not be stored");
+        rg__unavailable(sv, c, "the action could not be stored");
         return;
     }
     rg_log("info", "clinic %s: alert %s %s", sv->clinics[ci].name, key,
@@ -897,6 +1138,11 @@ static void rg__get_metrics(rg__serve *sv, rg_http_conn *c)
                   (unsigned long long)sv->lateness_count, sv->lateness_sum,
                   (unsigned long long)sv->lateness_count);
     rg_store_open_by_severity(sv->st, rg__metric_open, &b);
+    rg_buf_printf(&b, "# HELP regimen_group_commits_total Transactions that stored POSTed events"
+                      " and wake-ups together, each one fsync.\n"
+                      "# TYPE regimen_group_commits_total counter\nregimen_group_commits_total %llu\n"
+                      "# TYPE regimen_group_requests_total counter\nregimen_group_requests_total %llu\n",
+                  (unsigned long long)sv->groups, (unsigned long long)sv->group_requests);
     rg_buf_printf(&b, "# TYPE regimen_http_requests_total counter\nregimen_http_requests_total %llu\n"
                       "# TYPE regimen_http_connections gauge\nregimen_http_connections %d\n"
                       "# TYPE regimen_http_streams gauge\nregimen_http_streams %d\n",
@@ -924,7 +1170,12 @@ static void rg__handle(void *ud, rg_http_conn *c, const rg_http_req *req)
         return;
     }
     if (get && !strcmp(req->path, "/healthz")) {
-        rg__reply_json(c, 200, json_pack("{s:s}", "status", "ok"));
+        rg_time since;
+        const char *fault = rg_store_fault(sv->st, &since);
+        /* degraded: alive and reading, but the last write failed (until one succeeds) */
+        rg__reply_json(c, 200, fault ? json_pack("{s:s,s:s,s:o}", "status", "degraded", "reason",
+                                                 fault, "since", rg_time_json(since))
+                                     : json_pack("{s:s}", "status", "ok"));
         return;
     }
     int ci = rg__auth(sv, req->authorization);
@@ -989,6 +1240,7 @@ static int rg__load_clinics(rg__serve *sv, int initial)
                 sv->reload_failures++;
             rg_log("error", "clinic %s: protocols %s: %s%s", name, initial ? "not loaded" : "refused",
                    err, initial ? "" : " (the previous version keeps running)");
+            sv->clinics[i].refused = 1;
             continue;
         }
         rg_clinic *now_c = rg_engine_clinic(sv->eng, name);
@@ -997,6 +1249,10 @@ static int rg__load_clinics(rg__serve *sv, int initial)
             strcat(new_hashes, now_c->protos[p].hash);
             strcat(new_hashes, now_c->protos[p].id);
         }
+        if (sv->clinics[i].refused && !strcmp(old_hashes, new_hashes))
+            rg_log("info", "clinic %s: protocols in %s load again (unchanged)", name,
+                   sv->clinics[i].dir);
+        sv->clinics[i].refused = 0;
         if (initial || strcmp(old_hashes, new_hashes) != 0) {
             for (int p = 0; now_c && p < now_c->nprotos; p++)
                 rg_log("info", "clinic %s: protocol %s %s loaded from %s", name,
@@ -1017,11 +1273,14 @@ static int rg__load_clinics(rg__serve *sv, int initial)
     return failed;
 }
 
+static void rg__rewatch(rg__serve *sv);
+
 static void rg__on_reload_delay(uv_timer_t *t)
 {
     rg__serve *sv = t->data;
     rg_log("info", "protocol files changed: reloading");
     rg__load_clinics(sv, 0);
+    rg__rewatch(sv);
 }
 
 static void rg__on_fs(uv_fs_event_t *h, const char *filename, int events, int status)
@@ -1030,9 +1289,22 @@ static void rg__on_fs(uv_fs_event_t *h, const char *filename, int events, int st
     (void)events;
     if (status < 0 || sv->stopping)
         return;
-    if (filename && !strstr(filename, ".lua"))
+    /* a .lua file changed, or the directory itself was removed or renamed */
+    if (filename && !strstr(filename, ".lua") && access(sv->watched[h - sv->watch], F_OK) == 0)
         return;
     uv_timer_start(&sv->reload_delay, rg__on_reload_delay, 300, 0); /* let editors finish */
+}
+
+/* Watches every directory again after a reload: inotify follows a directory's
+ * old inode, so one removed and made anew (or renamed back) would otherwise
+ * go unwatched. A directory that is missing now is picked up by a later
+ * reload (SIGHUP). */
+static void rg__rewatch(rg__serve *sv)
+{
+    for (int i = 0; i < sv->nwatch && !sv->stopping; i++) {
+        uv_fs_event_stop(&sv->watch[i]);
+        uv_fs_event_start(&sv->watch[i], rg__on_fs, sv->watched[i], 0);
+    }
 }
 
 static void rg__on_sighup(uv_signal_t *h, int sig)
@@ -1041,6 +1313,7 @@ static void rg__on_sighup(uv_signal_t *h, int sig)
     (void)sig;
     rg_log("info", "SIGHUP: reloading protocols");
     rg__load_clinics(sv, 0);
+    rg__rewatch(sv);
 }
 
 /* Evaluation errors: one log line each (the store keeps them too). */
@@ -1075,6 +1348,8 @@ static void rg__http_closed(void *ud)
     rg__close_handle((uv_handle_t *)&sv->wake);
     rg__close_handle((uv_handle_t *)&sv->reload_delay);
     rg__close_handle((uv_handle_t *)&sv->lag);
+    rg__close_handle((uv_handle_t *)&sv->flush_check);
+    rg__close_handle((uv_handle_t *)&sv->flush_idle);
     rg__close_handle((uv_handle_t *)&sv->sighup);
     rg__close_handle((uv_handle_t *)&sv->sigterm);
     rg__close_handle((uv_handle_t *)&sv->sigint);
@@ -1089,6 +1364,7 @@ static void rg__on_stop(uv_signal_t *h, int sig)
         return;
     sv->stopping = 1;
     rg_log("info", "%s: stopping (finishing in-flight work)", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+    rg__flush(sv); /* queued requests are stored and answered first */
     if (sv->http)
         rg_http_close(sv->http, rg__http_closed, sv);
     else
@@ -1100,12 +1376,11 @@ static void rg__watch(rg__serve *sv, const char *dir)
     if (sv->nwatch == RG_MAX_CLINICS + 2)
         return;
     uv_fs_event_t *w = &sv->watch[sv->nwatch];
+    snprintf(sv->watched[sv->nwatch], sizeof sv->watched[0], "%s", dir);
     uv_fs_event_init(&sv->loop, w);
     w->data = sv;
-    if (uv_fs_event_start(w, rg__on_fs, dir, 0) == 0)
-        sv->nwatch++;
-    else
-        uv_close((uv_handle_t *)w, NULL);
+    uv_fs_event_start(w, rg__on_fs, dir, 0); /* a missing directory: see rg__rewatch */
+    sv->nwatch++;
 }
 
 int rg_serve_main(const char *db_path, const char *config_path, const char *shipped)
@@ -1121,7 +1396,7 @@ int rg_serve_main(const char *db_path, const char *config_path, const char *ship
     }
     if (shipped)
         snprintf(sv->shipped, sizeof sv->shipped, "%s", shipped);
-    rg_store_opts so = {.durable = 1};
+    rg_store_opts so = {.durable = 1, .check = 1};
     if (rg_store_open(&sv->st, db_path, &so, err, sizeof err)) {
         fprintf(stderr, "regimen serve: %s\n", err);
         return 2;
@@ -1137,6 +1412,9 @@ int rg_serve_main(const char *db_path, const char *config_path, const char *ship
     uv_timer_init(&sv->loop, &sv->reload_delay);
     uv_timer_init(&sv->loop, &sv->lag);
     sv->wake.data = sv->reload_delay.data = sv->lag.data = sv;
+    uv_check_init(&sv->loop, &sv->flush_check);
+    uv_idle_init(&sv->loop, &sv->flush_idle);
+    sv->flush_check.data = sv->flush_idle.data = sv;
     uv_signal_init(&sv->loop, &sv->sighup);
     uv_signal_init(&sv->loop, &sv->sigterm);
     uv_signal_init(&sv->loop, &sv->sigint);
@@ -1186,6 +1464,8 @@ int rg_serve_main(const char *db_path, const char *config_path, const char *ship
     uv_signal_start(&sv->sighup, rg__on_sighup, SIGHUP);
     uv_signal_start(&sv->sigterm, rg__on_stop, SIGTERM);
     uv_signal_start(&sv->sigint, rg__on_stop, SIGINT);
+    sv->lag_last = uv_hrtime(); /* from here on, a step of the wall clock shows */
+    sv->lag_wall = rg_now();
     uv_timer_start(&sv->lag, rg__on_lag, 1000, 1000);
     /* whatever fell due while the service was down, at its due time */
     rg__catch_up(sv, "start-up");
@@ -1195,6 +1475,11 @@ run:
     rc = uv_loop_close(&sv->loop);
     if (rc)
         rg_log("error", "event loop did not close cleanly: %s", uv_strerror(rc));
+    for (int i = 0; i < sv->npending; i++) /* none unless the loop stopped abnormally */
+        json_decref(sv->pending[i].items);
+    free(sv->pending);
+    rg__reraised_done(sv, 0);
+    free(sv->reraised);
     rg_engine_free(sv->eng);
     rg_store_close(sv->st);
     for (int i = 0; i < sv->nclinics; i++) {

@@ -14,18 +14,23 @@
 
 #include <sqlite3.h>
 
-#define RG_SCHEMA_VERSION 3
+#define RG_SCHEMA_VERSION 4
 
 typedef struct rg_store rg_store;
 
 typedef struct rg_store_opts {
     int durable; /* 1: synchronous=FULL, every commit reaches the disk (serve, ingest) */
+    int check;   /* 1: PRAGMA quick_check first; a damaged file is refused untouched */
 } rg_store_opts;
 
 int rg_store_open(rg_store **out, const char *path, const rg_store_opts *opts, char *err,
                   size_t errlen);
 void rg_store_close(rg_store *st);
 const char *rg_store_errmsg(rg_store *st);
+/* Why the last failed statement failed ("database or disk is full", "disk
+ * I/O error (Operation not permitted)"), and since when; NULL once a commit
+ * has succeeded after it. The service reports it as degraded health. */
+const char *rg_store_fault(rg_store *st, rg_time *since);
 
 int rg_store_begin(rg_store *st);
 int rg_store_commit(rg_store *st);
@@ -83,6 +88,15 @@ int rg_store_patients_page(rg_store *st, const char *after_clinic, const char *a
                            rg_time due, int limit,
                            int (*fn)(void *ud, const char *clinic, const char *patient),
                            void *ud);
+/* A wake-up's patients: at most limit of those with next_wake <= due, the
+ * earliest due first, passed to fn in (clinic, patient) order. Returns how
+ * many it passed, or an error. Advancing them to due or later takes them out
+ * of the set, so the next call gives the next ones. Reads patients_by_wake:
+ * the cost follows the number due, not the size of the store. */
+int rg_store_due_patients(rg_store *st, rg_time due, int limit,
+                          int (*fn)(void *ud, const char *clinic, const char *patient), void *ud);
+/* Its SQL text (for a test of the query plan). */
+const char *rg_store_due_sql(void);
 /* Earliest next_wake over all patients, RG_TIME_NONE when nothing is due ever. */
 int rg_store_next_wake(rg_store *st, rg_time *out);
 

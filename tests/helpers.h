@@ -139,4 +139,270 @@ static inline int rg_test_run(const char *const *args, const char *in, char **ou
     return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
 }
 
+/* ---- `regimen serve` end to end: the real binary on a free loopback port --------- */
+
+/* Shared by test_serve.c and test_ops.c, which define RG_TEST_SERVE before
+ * including this file (other tests have helpers of the same names). */
+#ifdef RG_TEST_SERVE
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sqlite3.h>
+#include <stdint.h>
+#include <sys/socket.h>
+#include <time.h>
+
+#define TOKEN_A "north-token-0123456789"
+#define TOKEN_B "south-token-0123456789"
+
+typedef struct server {
+    char dir[256], db[512], config[512], log[512];
+    pid_t pid;
+    int port;
+} server;
+
+static inline int64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static inline void iso(int64_t ms, char out[40])
+{
+    time_t s = (time_t)(ms / 1000);
+    struct tm tm;
+    gmtime_r(&s, &tm);
+    size_t n = strftime(out, 40, "%Y-%m-%dT%H:%M:%S", &tm);
+    snprintf(out + n, 40 - n, ".%03dZ", (int)(ms % 1000));
+}
+
+/* Writes a config for clinics north (dir a/) and south (dir b/). */
+static inline void server_setup(server *s, const char *protocol_a, const char *protocol_b)
+{
+    char cfg[2048];
+    rg_test_tmpdir(s->dir);
+    snprintf(s->db, sizeof s->db, "%s/serve.db", s->dir);
+    snprintf(s->config, sizeof s->config, "%s/config.json", s->dir);
+    snprintf(s->log, sizeof s->log, "%s/serve.log", s->dir);
+    rg_test_write(s->dir, "a/p.lua", protocol_a);
+    rg_test_write(s->dir, "b/p.lua", protocol_b);
+    snprintf(cfg, sizeof cfg,
+             "{ \"listen\": \"127.0.0.1:0\",\n"
+             "  \"clinics\": {\n"
+             "    \"north\": { \"protocols\": \"a\", \"tokens\": [\"" TOKEN_A "\"] },\n"
+             "    \"south\": { \"protocols\": \"b\", \"tokens\": [\"" TOKEN_B "\"] } },\n"
+             "  \"limits\": { \"max_instructions\": 2000000, \"deadline_ms\": 500 } }\n");
+    rg_test_write(s->dir, "config.json", cfg);
+}
+
+static inline int count_listening(const char *log, int *port)
+{
+    int n = 0;
+    for (const char *p = log; (p = strstr(p, "listening on 127.0.0.1:")); p++) {
+        n++;
+        *port = atoi(p + strlen("listening on 127.0.0.1:"));
+    }
+    return n;
+}
+
+/* Starts the binary and waits for a new "listening on" line in its log. */
+static inline void server_start(server *s)
+{
+    int port = 0, before = 0;
+    if (access(s->log, F_OK) == 0) {
+        char *log = rg_test_read(s->log);
+        before = count_listening(log, &port);
+        free(log);
+    }
+    s->pid = fork();
+    cr_assert_neq(s->pid, -1);
+    if (s->pid == 0) {
+        int fd = open(s->log, O_WRONLY | O_CREAT | O_APPEND, 0600);
+        dup2(fd, 2);
+        dup2(fd, 1);
+        execl(rg_test_bin(), rg_test_bin(), "serve", "--config", s->config, "--db", s->db,
+              (char *)NULL);
+        _exit(127);
+    }
+    for (int i = 0; i < 1000; i++) {
+        if (access(s->log, F_OK) == 0) {
+            char *log = rg_test_read(s->log);
+            int n = count_listening(log, &port);
+            free(log);
+            if (n > before) {
+                s->port = port;
+                return;
+            }
+        }
+        int status;
+        cr_assert_eq(waitpid(s->pid, &status, WNOHANG), 0, "server exited early:\n%s",
+                     rg_test_read(s->log));
+        usleep(10000);
+    }
+    cr_assert_fail("server did not start:\n%s", rg_test_read(s->log));
+}
+
+static inline int server_stop(server *s, int sig)
+{
+    int status;
+    kill(s->pid, sig);
+    waitpid(s->pid, &status, 0);
+    if (sig != SIGKILL) { /* a sanitizer build reports leaks and errors at exit */
+        char *log = rg_test_read(s->log);
+        cr_assert_null(strstr(log, "Sanitizer"), "sanitizer report from the server:\n%s", log);
+        cr_assert_null(strstr(log, "runtime error:"), "UBSan report from the server:\n%s", log);
+        free(log);
+    }
+    return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+static inline int connect_to(int port)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    inet_pton(AF_INET, "127.0.0.1", &a.sin_addr);
+    if (connect(fd, (struct sockaddr *)&a, sizeof a) != 0) {
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+/* Writes one request on a fresh connection; returns the socket, or -1 when
+ * the server is gone (a test killed it). */
+static inline int http_send(int port, const char *method, const char *path, const char *token,
+                     const char *body)
+{
+    int fd = connect_to(port);
+    if (fd < 0)
+        return -1;
+    char head[1024];
+    size_t blen = body ? strlen(body) : 0;
+    int n = snprintf(head, sizeof head,
+                     "%s %s HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n"
+                     "%s%s%sContent-Type: application/json\r\nContent-Length: %zu\r\n\r\n",
+                     method, path, token ? "Authorization: Bearer " : "", token ? token : "",
+                     token ? "\r\n" : "", blen);
+    if (write(fd, head, (size_t)n) != n || (blen && write(fd, body, blen) != (ssize_t)blen)) {
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+/* Reads the response to http_send's request and closes the socket; returns
+ * the status (0 when there was none), *body the body. */
+static inline int http_read(int fd, char **out)
+{
+    if (fd < 0) {
+        if (out)
+            *out = strdup("");
+        return 0;
+    }
+    size_t cap = 65536, len = 0;
+    char *buf = malloc(cap);
+    ssize_t r;
+    while ((r = read(fd, buf + len, cap - len - 1)) > 0) {
+        len += (size_t)r;
+        if (len + 1 == cap)
+            buf = realloc(buf, cap *= 2);
+    }
+    buf[len] = '\0';
+    close(fd);
+    int status = 0;
+    sscanf(buf, "HTTP/1.1 %d", &status);
+    char *sep = strstr(buf, "\r\n\r\n");
+    if (out)
+        *out = strdup(sep ? sep + 4 : "");
+    free(buf);
+    return status;
+}
+
+/* One request on a fresh connection; returns the status, *body the body. */
+static inline int http(int port, const char *method, const char *path, const char *token,
+                const char *body, char **out)
+{
+    return http_read(http_send(port, method, path, token, body), out);
+}
+
+/* An SSE subscription: the socket, and what arrived so far. */
+typedef struct stream {
+    int fd;
+    char buf[1 << 16];
+    size_t len;
+} stream;
+
+static inline void stream_open(stream *st, int port, const char *token, const char *last_id)
+{
+    char req[512];
+    st->fd = connect_to(port);
+    cr_assert_geq(st->fd, 0, "connect: %s", strerror(errno));
+    st->len = 0;
+    int n = snprintf(req, sizeof req,
+                     "GET /v1/transitions/stream HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\n"
+                     "%s%s%s\r\n",
+                     token, last_id ? "Last-Event-ID: " : "", last_id ? last_id : "",
+                     last_id ? "\r\n" : "");
+    cr_assert_eq(write(st->fd, req, (size_t)n), n);
+}
+
+/* Waits up to ms for text to appear on the stream; returns the ms it took or -1. */
+static inline int stream_wait(stream *st, const char *text, int ms)
+{
+    int64_t start = now_ms();
+    for (;;) {
+        st->buf[st->len] = '\0';
+        if (strstr(st->buf, text))
+            return (int)(now_ms() - start);
+        int left = ms - (int)(now_ms() - start);
+        if (left <= 0)
+            return -1;
+        struct pollfd p = {.fd = st->fd, .events = POLLIN};
+        if (poll(&p, 1, left) <= 0)
+            continue;
+        ssize_t r = read(st->fd, st->buf + st->len, sizeof st->buf - st->len - 1);
+        if (r <= 0)
+            return -1;
+        st->len += (size_t)r;
+    }
+}
+
+static inline char *ping(const char *clinic, const char *id, const char *patient, int64_t at_ms,
+                  const char *type)
+{
+    char at[40], *ev = malloc(512);
+    iso(at_ms, at);
+    snprintf(ev, 512,
+             "{\"id\":\"%s\",\"clinic\":\"%s\",\"patient\":\"%s\",\"type\":\"%s\",\"at\":\"%s\"}",
+             id, clinic, patient, type, at);
+    return ev;
+}
+
+static inline int count_rows(const char *db, const char *sql)
+{
+    sqlite3 *h;
+    sqlite3_stmt *st;
+    cr_assert_eq(sqlite3_open_v2(db, &h, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+    cr_assert_eq(sqlite3_prepare_v2(h, sql, -1, &st, NULL), SQLITE_OK, "%s", sqlite3_errmsg(h));
+    int n = sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int(st, 0) : -1;
+    sqlite3_finalize(st);
+    sqlite3_close(h);
+    return n;
+}
+
+static inline void integrity_ok(const char *db)
+{
+    sqlite3 *h;
+    sqlite3_stmt *st;
+    cr_assert_eq(sqlite3_open_v2(db, &h, SQLITE_OPEN_READWRITE, NULL), SQLITE_OK);
+    cr_assert_eq(sqlite3_prepare_v2(h, "PRAGMA integrity_check", -1, &st, NULL), SQLITE_OK);
+    cr_assert_eq(sqlite3_step(st), SQLITE_ROW);
+    cr_assert_str_eq((const char *)sqlite3_column_text(st, 0), "ok");
+    sqlite3_finalize(st);
+    sqlite3_close(h);
+}
+
+#endif /* RG_TEST_SERVE */
+
 #endif

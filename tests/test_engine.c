@@ -10,6 +10,8 @@
 #include "../runtime/engine.h"
 #include "../runtime/ingest.h"
 
+#include <jansson.h>
+
 static const char test_protocol[] =
     "local R = require 'regimen'\n"
     "return R.protocol { id = 't', version = '2.0',\n"
@@ -310,5 +312,102 @@ Test(engine, discharge_like_applies_false_resolves_everything)
                                            "2026-03-01T10:00:00Z open d.a two\n"
                                            "2026-03-01T11:00:00Z resolved d.a one\n"
                                            "2026-03-01T11:00:00Z resolved d.a two\n");
+    fx_close(&f);
+}
+
+/* Event tables decode `data` when a rule first reads it (not before), keep
+ * it, show it to pairs, and refuse to decode once their evaluation is over. */
+Test(engine, event_data_is_decoded_when_read)
+{
+    fixture f;
+    char err[4096], path[512];
+    fx_open(&f, NULL);
+    rg_test_write(f.dir, "l/t.lua",
+                  "local R = require 'regimen'\n"
+                  "local kept\n"
+                  "return R.protocol { id = 'l', version = '1',\n"
+                  "  rules = { { id = 'l.a', severity = 'info', check = function(h)\n"
+                  "    if kept then local ok, e = pcall(function() return kept.data end)\n"
+                  "      return R.alert { key = 'late', message = tostring(ok) .. ' ' .. tostring(e) }\n"
+                  "    end\n"
+                  "    local v = h:last('vitals')\n"
+                  "    if not v then return end\n"
+                  "    local before = rawget(v, 'data')\n"
+                  "    local d = v.data\n"
+                  "    local fields = {}\n"
+                  "    for k in pairs(h:first('note')) do fields[#fields + 1] = k end\n"
+                  "    table.sort(fields)\n"
+                  "    kept = h:first('other')\n"
+                  "    return R.alert { key = 'v', message = ('%s %d %s %s %s %s'):format(\n"
+                  "      tostring(before), d.bp[2], d.who, tostring(rawget(v, 'data') == d),\n"
+                  "      table.concat(fields, ','), tostring(next(h:first('note').data))) }\n"
+                  "  end } } }\n");
+    snprintf(path, sizeof path, "%s/l", f.dir);
+    cr_assert_eq(rg_engine_set_clinic(f.eng, "c", path, err, sizeof err), 0, "%s", err);
+    put(&f, "o1", "p", "other", "2026-03-01T08:00:00Z", "{\"a\":1}");
+    put(&f, "n1", "p", "note", "2026-03-01T09:00:00Z", NULL);
+    put(&f, "v1", "p", "vitals", "2026-03-01T10:00:00Z",
+        "{\"bp\":[150,95],\"who\":\"n\\u00e9e\",\"x\":null}");
+    put(&f, "n2", "q", "note", "2026-03-01T09:00:00Z", NULL);
+    put(&f, "v2", "q", "vitals", "2026-03-01T10:00:00Z", "{\"bp\":[1,2],\"who\":\"q\"}");
+    advance(&f, "p", "2026-03-02T00:00:00Z");
+    advance(&f, "q", "2026-03-02T00:00:00Z");
+    seen s = transitions(&f);
+    cr_assert_eq(s.n, 2, "%s", s.text);
+    static const char want[] = "2026-03-01T10:00:00Z open l.a nil 95 n\xc3\xa9" "e true "
+                               "at,data,id,type nil\n2026-03-01T09:00:00Z open l.a false ";
+    cr_assert(!strncmp(s.text, want, sizeof want - 1), "%s", s.text);
+    cr_assert(strstr(s.text, "l/t.lua:5: event data read outside the evaluation the event was "
+                             "given to\n"), "%s", s.text);
+    fx_close(&f);
+}
+
+/* The parameters written with each transition are the ones in force: shared
+ * text for a protocol's own, made again when the clinic is reloaded with
+ * other values, and the patient's own when a plan changed them. */
+Test(engine, transition_params_follow_reloads_and_plans)
+{
+    fixture f;
+    char err[4096], path[512];
+    fx_open(&f, NULL);
+    put(&f, "a1", "p1", "ping", "2026-03-01T10:00:00Z", NULL);
+    advance(&f, "p1", "2026-03-02T00:00:00Z");
+    cr_assert_str_eq(transitions(&f).last_params, "{\"limit\":3,\"wait\":7200000}");
+    /* an enrolment whose data sets no parameter keeps the protocol's own */
+    put(&f, "e2", "p2", "enrolled", "2026-03-01T09:00:00Z", "{\"program\":\"x\"}");
+    put(&f, "a2", "p2", "ping", "2026-03-01T10:00:00Z", NULL);
+    advance(&f, "p2", "2026-03-02T00:00:00Z");
+    cr_assert_str_eq(transitions(&f).last_params, "{\"limit\":3,\"wait\":7200000}");
+    rg_test_write(f.dir, "c/clinic.lua", "return { params = { t = { wait = 60 * 60 * 1000 } } }\n");
+    snprintf(path, sizeof path, "%s/c", f.dir);
+    cr_assert_eq(rg_engine_set_clinic(f.eng, "c", path, err, sizeof err), 0, "%s", err);
+    put(&f, "a3", "p3", "ping", "2026-03-01T10:00:00Z", NULL);
+    advance(&f, "p3", "2026-03-02T00:00:00Z");
+    cr_assert_str_eq(transitions(&f).last_params, "{\"limit\":3,\"wait\":3600000}");
+    put(&f, "e4", "p4", "enrolled", "2026-03-01T09:00:00Z", "{\"limit\":4}");
+    put(&f, "a4", "p4", "ping", "2026-03-01T10:00:00Z", NULL);
+    advance(&f, "p4", "2026-03-02T00:00:00Z");
+    cr_assert_str_eq(transitions(&f).last_params, "{\"limit\":4,\"wait\":3600000}");
+    put(&f, "a5", "p5", "ping", "2026-03-01T10:00:00Z", NULL);
+    advance(&f, "p5", "2026-03-02T00:00:00Z");
+    cr_assert_str_eq(transitions(&f).last_params, "{\"limit\":3,\"wait\":3600000}");
+    fx_close(&f);
+}
+
+/* Evidence is the JSON list json_dumps would write, escapes included. */
+Test(engine, evidence_names_events_as_json)
+{
+    fixture f;
+    fx_open(&f, NULL);
+    put(&f, "q\\\"uote\\\\d/\\u00e9", "p", "ping", "2026-03-01T10:00:00Z", NULL);
+    put(&f, "plain", "p", "ping", "2026-03-01T10:05:00Z", NULL);
+    advance(&f, "p", "2026-03-02T00:00:00Z");
+    seen s = transitions(&f);
+    json_t *want = json_pack("[ss]", "q\"uote\\d/\xc3\xa9", "plain");
+    char *text = json_dumps(want, JSON_COMPACT);
+    cr_assert_str_eq(s.last_evidence, text);
+    cr_assert_str_eq(s.last_evidence, "[\"q\\\"uote\\\\d/\xc3\xa9\",\"plain\"]");
+    free(text);
+    json_decref(want);
     fx_close(&f);
 }

@@ -6,6 +6,7 @@
  * protocol, the same transitions as `simulate`, and kill -9 in the middle of
  * a stream of events.
  */
+#define RG_TEST_SERVE
 #include "helpers.h"
 
 #include "../runtime/rg.h"
@@ -15,9 +16,6 @@
 #include <sqlite3.h>
 #include <sys/socket.h>
 #include <time.h>
-
-#define TOKEN_A "north-token-0123456789"
-#define TOKEN_B "south-token-0123456789"
 
 static const char fast_protocol[] =
     "local R = require 'regimen'\n"
@@ -29,215 +27,6 @@ static const char fast_protocol[] =
     "        return R.alert { key = last.id, due = last.at + p.wait, message = 'no pong' }\n"
     "      end\n"
     "    end } } }\n";
-
-typedef struct server {
-    char dir[256], db[512], config[512], log[512];
-    pid_t pid;
-    int port;
-} server;
-
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static void iso(int64_t ms, char out[40])
-{
-    time_t s = (time_t)(ms / 1000);
-    struct tm tm;
-    gmtime_r(&s, &tm);
-    size_t n = strftime(out, 40, "%Y-%m-%dT%H:%M:%S", &tm);
-    snprintf(out + n, 40 - n, ".%03dZ", (int)(ms % 1000));
-}
-
-/* Writes a config for clinics north (dir a/) and south (dir b/). */
-static void server_setup(server *s, const char *protocol_a, const char *protocol_b)
-{
-    char cfg[2048];
-    rg_test_tmpdir(s->dir);
-    snprintf(s->db, sizeof s->db, "%s/serve.db", s->dir);
-    snprintf(s->config, sizeof s->config, "%s/config.json", s->dir);
-    snprintf(s->log, sizeof s->log, "%s/serve.log", s->dir);
-    rg_test_write(s->dir, "a/p.lua", protocol_a);
-    rg_test_write(s->dir, "b/p.lua", protocol_b);
-    snprintf(cfg, sizeof cfg,
-             "{ \"listen\": \"127.0.0.1:0\",\n"
-             "  \"clinics\": {\n"
-             "    \"north\": { \"protocols\": \"a\", \"tokens\": [\"" TOKEN_A "\"] },\n"
-             "    \"south\": { \"protocols\": \"b\", \"tokens\": [\"" TOKEN_B "\"] } },\n"
-             "  \"limits\": { \"max_instructions\": 2000000, \"deadline_ms\": 500 } }\n");
-    rg_test_write(s->dir, "config.json", cfg);
-}
-
-static int count_listening(const char *log, int *port)
-{
-    int n = 0;
-    for (const char *p = log; (p = strstr(p, "listening on 127.0.0.1:")); p++) {
-        n++;
-        *port = atoi(p + strlen("listening on 127.0.0.1:"));
-    }
-    return n;
-}
-
-/* Starts the binary and waits for a new "listening on" line in its log. */
-static void server_start(server *s)
-{
-    int port = 0, before = 0;
-    if (access(s->log, F_OK) == 0) {
-        char *log = rg_test_read(s->log);
-        before = count_listening(log, &port);
-        free(log);
-    }
-    s->pid = fork();
-    cr_assert_neq(s->pid, -1);
-    if (s->pid == 0) {
-        int fd = open(s->log, O_WRONLY | O_CREAT | O_APPEND, 0600);
-        dup2(fd, 2);
-        dup2(fd, 1);
-        execl(rg_test_bin(), rg_test_bin(), "serve", "--config", s->config, "--db", s->db,
-              (char *)NULL);
-        _exit(127);
-    }
-    for (int i = 0; i < 1000; i++) {
-        if (access(s->log, F_OK) == 0) {
-            char *log = rg_test_read(s->log);
-            int n = count_listening(log, &port);
-            free(log);
-            if (n > before) {
-                s->port = port;
-                return;
-            }
-        }
-        int status;
-        cr_assert_eq(waitpid(s->pid, &status, WNOHANG), 0, "server exited early:\n%s",
-                     rg_test_read(s->log));
-        usleep(10000);
-    }
-    cr_assert_fail("server did not start:\n%s", rg_test_read(s->log));
-}
-
-static int server_stop(server *s, int sig)
-{
-    int status;
-    kill(s->pid, sig);
-    waitpid(s->pid, &status, 0);
-    if (sig != SIGKILL) { /* a sanitizer build reports leaks and errors at exit */
-        char *log = rg_test_read(s->log);
-        cr_assert_null(strstr(log, "Sanitizer"), "sanitizer report from the server:\n%s", log);
-        cr_assert_null(strstr(log, "runtime error:"), "UBSan report from the server:\n%s", log);
-        free(log);
-    }
-    return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-}
-
-static int connect_to(int port)
-{
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
-    inet_pton(AF_INET, "127.0.0.1", &a.sin_addr);
-    if (connect(fd, (struct sockaddr *)&a, sizeof a) != 0) {
-        close(fd);
-        return -1;
-    }
-    return fd;
-}
-
-/* One request on a fresh connection; returns the status, *body the body. */
-static int http(int port, const char *method, const char *path, const char *token,
-                const char *body, char **out)
-{
-    int fd = connect_to(port);
-    if (fd < 0) { /* the server is gone (a test killed it): status 0 */
-        if (out)
-            *out = strdup("");
-        return 0;
-    }
-    char head[1024];
-    size_t blen = body ? strlen(body) : 0;
-    int n = snprintf(head, sizeof head,
-                     "%s %s HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n"
-                     "%s%s%sContent-Type: application/json\r\nContent-Length: %zu\r\n\r\n",
-                     method, path, token ? "Authorization: Bearer " : "", token ? token : "",
-                     token ? "\r\n" : "", blen);
-    if (write(fd, head, (size_t)n) != n || (blen && write(fd, body, blen) != (ssize_t)blen)) {
-        close(fd);
-        if (out)
-            *out = strdup("");
-        return 0;
-    }
-    size_t cap = 65536, len = 0;
-    char *buf = malloc(cap);
-    ssize_t r;
-    while ((r = read(fd, buf + len, cap - len - 1)) > 0) {
-        len += (size_t)r;
-        if (len + 1 == cap)
-            buf = realloc(buf, cap *= 2);
-    }
-    buf[len] = '\0';
-    close(fd);
-    int status = 0;
-    sscanf(buf, "HTTP/1.1 %d", &status);
-    char *sep = strstr(buf, "\r\n\r\n");
-    if (out)
-        *out = strdup(sep ? sep + 4 : "");
-    free(buf);
-    return status;
-}
-
-/* An SSE subscription: the socket, and what arrived so far. */
-typedef struct stream {
-    int fd;
-    char buf[1 << 16];
-    size_t len;
-} stream;
-
-static void stream_open(stream *st, int port, const char *token, const char *last_id)
-{
-    char req[512];
-    st->fd = connect_to(port);
-    cr_assert_geq(st->fd, 0, "connect: %s", strerror(errno));
-    st->len = 0;
-    int n = snprintf(req, sizeof req,
-                     "GET /v1/transitions/stream HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\n"
-                     "%s%s%s\r\n",
-                     token, last_id ? "Last-Event-ID: " : "", last_id ? last_id : "",
-                     last_id ? "\r\n" : "");
-    cr_assert_eq(write(st->fd, req, (size_t)n), n);
-}
-
-/* Waits up to ms for text to appear on the stream; returns the ms it took or -1. */
-static int stream_wait(stream *st, const char *text, int ms)
-{
-    int64_t start = now_ms();
-    for (;;) {
-        st->buf[st->len] = '\0';
-        if (strstr(st->buf, text))
-            return (int)(now_ms() - start);
-        int left = ms - (int)(now_ms() - start);
-        if (left <= 0)
-            return -1;
-        struct pollfd p = {.fd = st->fd, .events = POLLIN};
-        if (poll(&p, 1, left) <= 0)
-            continue;
-        ssize_t r = read(st->fd, st->buf + st->len, sizeof st->buf - st->len - 1);
-        if (r <= 0)
-            return -1;
-        st->len += (size_t)r;
-    }
-}
-
-static char *ping(const char *clinic, const char *id, const char *patient, int64_t at_ms,
-                  const char *type)
-{
-    char at[40], *ev = malloc(512);
-    iso(at_ms, at);
-    snprintf(ev, 512,
-             "{\"id\":\"%s\",\"clinic\":\"%s\",\"patient\":\"%s\",\"type\":\"%s\",\"at\":\"%s\"}",
-             id, clinic, patient, type, at);
-    return ev;
-}
 
 Test(serve, ingest_time_driven_alert_stream_and_feed, .timeout = 30)
 {
@@ -483,18 +272,6 @@ Test(serve, same_transitions_as_simulate, .timeout = 60)
     rg_test_rmdir(s.dir);
 }
 
-static int count_rows(const char *db, const char *sql)
-{
-    sqlite3 *h;
-    sqlite3_stmt *st;
-    cr_assert_eq(sqlite3_open_v2(db, &h, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
-    cr_assert_eq(sqlite3_prepare_v2(h, sql, -1, &st, NULL), SQLITE_OK, "%s", sqlite3_errmsg(h));
-    int n = sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int(st, 0) : -1;
-    sqlite3_finalize(st);
-    sqlite3_close(h);
-    return n;
-}
-
 /* One alert per ping, open from the ping for a second: every event opens an
  * alert and the passing of time closes it. */
 static const char window_protocol[] =
@@ -508,18 +285,6 @@ static const char window_protocol[] =
     "      end\n"
     "      return alerts\n"
     "    end } } }\n";
-
-static void integrity_ok(const char *db)
-{
-    sqlite3 *h;
-    sqlite3_stmt *st;
-    cr_assert_eq(sqlite3_open_v2(db, &h, SQLITE_OPEN_READWRITE, NULL), SQLITE_OK);
-    cr_assert_eq(sqlite3_prepare_v2(h, "PRAGMA integrity_check", -1, &st, NULL), SQLITE_OK);
-    cr_assert_eq(sqlite3_step(st), SQLITE_ROW);
-    cr_assert_str_eq((const char *)sqlite3_column_text(st, 0), "ok");
-    sqlite3_finalize(st);
-    sqlite3_close(h);
-}
 
 /* Writes the stored events (as received) to path, one per line. */
 static void export_events(const char *db, const char *path)
@@ -844,5 +609,221 @@ Test(serve, a_changed_protocol_file_is_reloaded_without_a_signal, .timeout = 30)
               "%s", log);
     free(log);
     cr_assert_eq(server_stop(&s, SIGTERM), 0);
+    rg_test_rmdir(s.dir);
+}
+
+/* ---- group commit ------------------------------------------------------------------ */
+
+/* An alert for every ping, open at once: one transition per stored event. */
+static const char echo_protocol[] =
+    "local R = require 'regimen'\n"
+    "return R.protocol { id = 'echo', version = '1.0',\n"
+    "  rules = { { id = 'echo.ping', severity = 'info', check = function(h, now, p)\n"
+    "      local last = h:last('ping')\n"
+    "      if last then return R.alert { key = last.id, due = last.at, message = 'echo' } end\n"
+    "    end } } }\n";
+
+/* A counter from GET /metrics. */
+static long metric(int port, const char *name)
+{
+    char *out, pat[128];
+    long v = -1;
+    cr_assert_eq(http(port, "GET", "/metrics", TOKEN_A, NULL, &out), 200);
+    snprintf(pat, sizeof pat, "\n%s ", name);
+    char *p = strstr(out, pat);
+    if (p)
+        v = atol(p + strlen(pat));
+    free(out);
+    cr_assert_geq(v, 0, "no %s in /metrics", name);
+    return v;
+}
+
+typedef struct poster {
+    int port, id, ok;
+} poster;
+
+/* One client: POSTs of one new ping each, one at a time (no asserts off the
+ * main thread: it counts the acknowledged ones). */
+static void *poster_main(void *ud)
+{
+    poster *p = ud;
+    for (int i = 0; i < 5; i++) {
+        char id[32], *out;
+        snprintf(id, sizeof id, "t%d-%d", p->id, i);
+        char *ev = ping("north", id, id, now_ms(), "ping");
+        if (http(p->port, "POST", "/v1/events", TOKEN_A, ev, &out) == 200 &&
+            strstr(out, "\"stored\":1,"))
+            p->ok++;
+        free(out);
+        free(ev);
+    }
+    return NULL;
+}
+
+/* Requests that arrive together are stored and evaluated in shared commits;
+ * every one is acknowledged with its own outcomes, every event is stored
+ * once (one sent twice in the same group is a duplicate the second time),
+ * and the feed and the stream count 1, 2, 3, ... without a gap. */
+Test(serve, concurrent_posts_share_commits_each_acknowledged_feed_gap_free, .timeout = 60)
+{
+    enum { HELD = 8, THREADS = 4, EACH = 5, TOTAL = 2 * HELD - 1 + THREADS * EACH };
+    server s = {0};
+    char *out, body[2048], id[32];
+    server_setup(&s, echo_protocol, echo_protocol);
+    server_start(&s);
+    stream st;
+    stream_open(&st, s.port, TOKEN_A, NULL);
+    cr_assert_neq(stream_wait(&st, "text/event-stream", 2000), -1, "%s", st.buf);
+    long groups0 = metric(s.port, "regimen_group_commits_total");
+    long requests0 = metric(s.port, "regimen_group_requests_total");
+
+    /* With the server paused, HELD requests wait in its sockets; it reads
+     * them in one loop iteration. Requests 0 and 1 both carry event "dup". */
+    char *dup = ping("north", "dup", "pdup", now_ms(), "ping");
+    int fds[HELD];
+    cr_assert_eq(kill(s.pid, SIGSTOP), 0);
+    for (int i = 0; i < HELD; i++) {
+        snprintf(id, sizeof id, "h%d", i);
+        char *a = ping("north", id, id, now_ms(), "ping"), *b;
+        snprintf(id, sizeof id, "h%d-b", i);
+        b = i < 2 ? strdup(dup) : ping("north", id, id, now_ms(), "ping");
+        snprintf(body, sizeof body, "[%s,%s]", a, b);
+        fds[i] = http_send(s.port, "POST", "/v1/events", TOKEN_A, body);
+        free(a);
+        free(b);
+    }
+    cr_assert_eq(kill(s.pid, SIGCONT), 0); /* before any assert: never leave it stopped */
+    for (int i = 0; i < HELD; i++)
+        cr_assert_geq(fds[i], 0, "request %d could not be sent", i);
+    int stored = 0, duplicates = 0;
+    for (int i = 0; i < HELD; i++) {
+        int n1 = -1, n2 = -1;
+        cr_assert_eq(http_read(fds[i], &out), 200, "request %d: %s", i, out);
+        char *p1 = strstr(out, "\"stored\":"), *p2 = strstr(out, "\"duplicates\":");
+        cr_assert(p1 && p2 && sscanf(p1, "\"stored\":%d", &n1) == 1 &&
+                      sscanf(p2, "\"duplicates\":%d", &n2) == 1 && n1 + n2 == 2,
+                  "request %d: %s", i, out);
+        stored += n1;
+        duplicates += n2;
+        free(out);
+    }
+    free(dup);
+    cr_assert_eq(stored, 2 * HELD - 1);
+    cr_assert_eq(duplicates, 1, "the event sent twice is stored once");
+    long groups = metric(s.port, "regimen_group_commits_total") - groups0;
+    cr_assert_eq(metric(s.port, "regimen_group_requests_total") - requests0, HELD);
+    cr_assert_lt(groups, HELD, "%ld commits for %d requests read together", groups, HELD);
+    fprintf(stderr, "group commit: %d requests read together, %ld commit%s\n", HELD, groups,
+            groups == 1 ? "" : "s");
+
+    /* clients posting at the same time, as they come */
+    poster ps[THREADS];
+    pthread_t th[THREADS];
+    for (int i = 0; i < THREADS; i++) {
+        ps[i] = (poster){s.port, i, 0};
+        cr_assert_eq(pthread_create(&th[i], NULL, poster_main, &ps[i]), 0);
+    }
+    for (int i = 0; i < THREADS; i++) {
+        pthread_join(th[i], NULL);
+        cr_assert_eq(ps[i].ok, EACH, "client %d: %d of %d acknowledged as stored", i, ps[i].ok,
+                     EACH);
+    }
+
+    /* one transition per stored event, numbered 1..TOTAL on the stream and in the feed */
+    char want[48];
+    snprintf(want, sizeof want, "id: %d\n", TOTAL);
+    cr_assert_neq(stream_wait(&st, want, 10000), -1, "%s", st.buf);
+    const char *at = st.buf;
+    for (int k = 1; k <= TOTAL; k++) {
+        snprintf(want, sizeof want, "id: %d\nevent: transition\n", k);
+        const char *next = strstr(at, want);
+        cr_assert_not_null(next, "transition %d missing or out of order:\n%s", k, st.buf);
+        at = next + 1;
+    }
+    snprintf(want, sizeof want, "id: %d\n", TOTAL + 1);
+    cr_assert_null(strstr(st.buf, want), "%s", st.buf);
+    close(st.fd);
+    cr_assert_eq(http(s.port, "GET", "/v1/transitions?after=0", TOKEN_A, NULL, &out), 200);
+    snprintf(want, sizeof want, "\"last\":%d", TOTAL);
+    cr_assert(strstr(out, want), "%s", out);
+    free(out);
+    cr_assert_eq(server_stop(&s, SIGTERM), 0, "%s", rg_test_read(s.log));
+    cr_assert_eq(count_rows(s.db, "SELECT count(*) FROM events"), TOTAL);
+    cr_assert_eq(count_rows(s.db, "SELECT count(DISTINCT id) FROM events"), TOTAL);
+    cr_assert_eq(count_rows(s.db, "SELECT count(*) FROM transitions"), TOTAL);
+    char sql[160];
+    snprintf(sql, sizeof sql, "SELECT count(DISTINCT cseq) FROM transitions"
+                              " WHERE clinic = 'north' AND cseq BETWEEN 1 AND %d", TOTAL);
+    cr_assert_eq(count_rows(s.db, sql), TOTAL);
+    rg_test_rmdir(s.dir);
+}
+
+/* A group whose transaction cannot be written (another connection holds the
+ * database's write lock until the server gives up) answers every request of
+ * the group with 503, stores nothing and publishes nothing; the same events
+ * sent again are stored and the feed goes on without a gap. */
+Test(serve, a_failed_group_commit_acknowledges_and_publishes_nothing, .timeout = 60)
+{
+    enum { HELD = 3 };
+    server s = {0};
+    char *out, id[32];
+    server_setup(&s, echo_protocol, echo_protocol);
+    server_start(&s);
+    stream st;
+    stream_open(&st, s.port, TOKEN_A, NULL);
+    cr_assert_neq(stream_wait(&st, "text/event-stream", 2000), -1, "%s", st.buf);
+    char *first = ping("north", "a1", "a1", now_ms(), "ping");
+    cr_assert_eq(http(s.port, "POST", "/v1/events", TOKEN_A, first, &out), 200, "%s", out);
+    free(out);
+    free(first);
+    cr_assert_neq(stream_wait(&st, "id: 1\n", 5000), -1, "%s", st.buf);
+
+    sqlite3 *lock;
+    cr_assert_eq(sqlite3_open_v2(s.db, &lock, SQLITE_OPEN_READWRITE, NULL), SQLITE_OK);
+    cr_assert_eq(sqlite3_exec(lock, "BEGIN IMMEDIATE", NULL, NULL, NULL), SQLITE_OK,
+                 "%s", sqlite3_errmsg(lock));
+    char *evs[HELD];
+    int fds[HELD];
+    cr_assert_eq(kill(s.pid, SIGSTOP), 0);
+    for (int i = 0; i < HELD; i++) {
+        snprintf(id, sizeof id, "f%d", i);
+        evs[i] = ping("north", id, id, now_ms(), "ping");
+        fds[i] = http_send(s.port, "POST", "/v1/events", TOKEN_A, evs[i]);
+    }
+    cr_assert_eq(kill(s.pid, SIGCONT), 0); /* before any assert: never leave it stopped */
+    for (int i = 0; i < HELD; i++)
+        cr_assert_geq(fds[i], 0, "request %d could not be sent", i);
+    for (int i = 0; i < HELD; i++) {
+        cr_assert_eq(http_read(fds[i], &out), 503, "request %d: %s", i, out);
+        cr_assert(strstr(out, "nothing was acknowledged"), "%s", out);
+        free(out);
+    }
+    sqlite3_exec(lock, "ROLLBACK", NULL, NULL, NULL);
+    sqlite3_close(lock);
+    cr_assert_eq(count_rows(s.db, "SELECT count(*) FROM events"), 1);
+    cr_assert_eq(count_rows(s.db, "SELECT count(*) FROM transitions"), 1);
+
+    /* sent again: stored, and the stream goes on at 2 */
+    char body[2048];
+    snprintf(body, sizeof body, "[%s,%s,%s]", evs[0], evs[1], evs[2]);
+    cr_assert_eq(http(s.port, "POST", "/v1/events", TOKEN_A, body, &out), 200, "%s", out);
+    cr_assert(strstr(out, "\"stored\":3,"), "%s", out);
+    free(out);
+    cr_assert_neq(stream_wait(&st, "id: 4\n", 5000), -1, "%s", st.buf);
+    const char *at = st.buf;
+    for (int k = 1; k <= 4; k++) {
+        char want[48];
+        snprintf(want, sizeof want, "id: %d\nevent: transition\n", k);
+        const char *next = strstr(at, want);
+        cr_assert_not_null(next, "transition %d missing or out of order:\n%s", k, st.buf);
+        cr_assert_null(strstr(next + 1, want), "transition %d sent twice:\n%s", k, st.buf);
+        at = next + 1;
+    }
+    cr_assert_null(strstr(st.buf, "id: 5\n"), "%s", st.buf);
+    close(st.fd);
+    for (int i = 0; i < HELD; i++)
+        free(evs[i]);
+    cr_assert_eq(metric(s.port, "regimen_store_errors_total"), 1);
+    cr_assert_eq(server_stop(&s, SIGTERM), 0, "%s", rg_test_read(s.log));
     rg_test_rmdir(s.dir);
 }

@@ -464,6 +464,64 @@ Test(store_file, empty_existing_file_is_migrated)
     close_store();
 }
 
+/* A version 3 file (made by turning a current one back: 3 -> 4 only changed
+ * events_by_patient) is upgraded in place: the index then covers the columns
+ * an evaluation reads, and the events are all still there, in order. */
+Test(store_file, v3_file_gets_the_covering_event_index)
+{
+    open_store();
+    cr_assert_eq(put("north", "b", "p1", "vitals", "2026-03-02T11:00:00Z", "{\"sys\":150}"),
+                 RG_PUT_STORED);
+    cr_assert_eq(put("north", "a", "p1", "infusion", "2026-03-02T10:00:00Z", NULL),
+                 RG_PUT_STORED);
+    cr_assert_eq(put("north", "c", "p2", "vitals", "2026-03-02T09:00:00Z", NULL), RG_PUT_STORED);
+    close_store();
+    sqlite3 *db;
+    cr_assert_eq(sqlite3_open(dbpath, &db), SQLITE_OK);
+    cr_assert_eq(sqlite3_exec(db,
+                              "DROP INDEX events_by_patient;"
+                              "CREATE INDEX events_by_patient ON events(clinic, patient, at, seq);"
+                              "PRAGMA user_version = 3;",
+                              NULL, NULL, NULL),
+                 SQLITE_OK, "%s", sqlite3_errmsg(db));
+    sqlite3_close(db);
+    static const char cols[] =
+        "SELECT group_concat(name, ',') FROM (SELECT name FROM"
+        " pragma_index_info('events_by_patient') ORDER BY seqno)";
+    char got[256];
+    peek_text(cols, got, sizeof got);
+    cr_assert_str_eq(got, "clinic,patient,at,seq", "the v3 file is not as version 3 had it");
+
+    open_store();
+    cr_assert_eq(peek_int("PRAGMA user_version"), 4);
+    peek_text(cols, got, sizeof got);
+    cr_assert_str_eq(got, "clinic,patient,at,seq,id,type,data");
+    /* the engine's read is answered from the index alone */
+    sqlite3 *pk = peek_open();
+    sqlite3_stmt *s;
+    char plan[1024] = "";
+    cr_assert_eq(sqlite3_prepare_v2(pk, "EXPLAIN QUERY PLAN SELECT seq, at, id, type, data"
+                                        " FROM events WHERE clinic = ?1 AND patient = ?2"
+                                        " ORDER BY at, seq", -1, &s, NULL),
+                 SQLITE_OK, "%s", sqlite3_errmsg(pk));
+    while (sqlite3_step(s) == SQLITE_ROW) {
+        size_t n = strlen(plan);
+        snprintf(plan + n, sizeof plan - n, "%s\n", (const char *)sqlite3_column_text(s, 3));
+    }
+    sqlite3_finalize(s);
+    sqlite3_close(pk);
+    cr_assert_not_null(strstr(plan, "USING COVERING INDEX events_by_patient"), "plan:\n%s", plan);
+    cr_assert_null(strstr(plan, "TEMP B-TREE"), "plan:\n%s", plan);
+    got_events *g = events_of("north", "p1");
+    cr_assert_eq(g->n, 2);
+    cr_assert_str_eq(g->e[0].id, "a");
+    cr_assert_not(g->e[0].has_data);
+    cr_assert_str_eq(g->e[1].id, "b");
+    cr_assert_str_eq(g->e[1].data, "{\"sys\":150}");
+    cr_assert_eq(events_of("north", "p2")->n, 1);
+    close_store();
+}
+
 Test(store_file, reopening_keeps_data)
 {
     open_store();
@@ -854,6 +912,55 @@ Test(store, patients_page_in_clinic_patient_order_with_due_filter)
     cr_assert_eq(g.n, 0);
 }
 
+/* A wake-up reads only the due patients: the query walks the partial index
+ * patients_by_wake, never the whole table, and hands the earliest due over
+ * in (clinic, patient) order. */
+Test(store, due_patients_read_the_wake_index_earliest_first)
+{
+    rg_time due = T("2026-03-05T00:00:00Z");
+    for (int i = 0; i < 200; i++) { /* a table big enough to tempt a scan */
+        char p[16];
+        snprintf(p, sizeof p, "p%03d", i);
+        set_state(i % 2 ? "b" : "a", p, 0, RG_TIME_NONE, i % 40 ? due + 1 : due - i, 0);
+    }
+    sqlite3 *db = peek_open();
+    char sql[1024], plan[2048] = "";
+    sqlite3_stmt *s;
+    snprintf(sql, sizeof sql, "EXPLAIN QUERY PLAN %s", rg_store_due_sql());
+    cr_assert_eq(sqlite3_prepare_v2(db, sql, -1, &s, NULL), SQLITE_OK, "%s", sqlite3_errmsg(db));
+    while (sqlite3_step(s) == SQLITE_ROW) {
+        size_t n = strlen(plan);
+        snprintf(plan + n, sizeof plan - n, "%s\n", (const char *)sqlite3_column_text(s, 3));
+    }
+    sqlite3_finalize(s);
+    sqlite3_close(db);
+    cr_assert(strstr(plan, "INDEX patients_by_wake (next_wake<?)"), "plan:\n%s", plan);
+    cr_assert_null(strstr(plan, "PRIMARY KEY"), "plan:\n%s", plan);
+    cr_assert_null(strstr(plan, "SCAN patients"), "plan:\n%s", plan);
+
+    /* due: p000, p040, p080, p120, p160 (all of clinic a), p160 the earliest */
+    got_pats g;
+    memset(&g, 0, sizeof g);
+    cr_assert_eq(rg_store_due_patients(st, due, 100, collect_pat, &g), 5);
+    static const char *const all[] = {"p000", "p040", "p080", "p120", "p160"};
+    for (int i = 0; i < 5; i++)
+        cr_assert_str_eq(g.patient[i], all[i], "row %d", i);
+    /* a page of 2: the two earliest due, in patient order */
+    memset(&g, 0, sizeof g);
+    cr_assert_eq(rg_store_due_patients(st, due, 2, collect_pat, &g), 2);
+    cr_assert_str_eq(g.patient[0], "p120");
+    cr_assert_str_eq(g.patient[1], "p160");
+    /* once advanced past due they leave the set */
+    set_state("a", "p120", due, RG_TIME_NONE, due + 5, 0);
+    set_state("a", "p160", due, RG_TIME_NONE, RG_TIME_NONE, 0);
+    memset(&g, 0, sizeof g);
+    cr_assert_eq(rg_store_due_patients(st, due, 2, collect_pat, &g), 2);
+    cr_assert_str_eq(g.patient[0], "p040");
+    cr_assert_str_eq(g.patient[1], "p080");
+    memset(&g, 0, sizeof g);
+    cr_assert_eq(rg_store_due_patients(st, due - 200, 100, collect_pat, &g), 0);
+}
+
 /* ---- alerts and transitions -------------------------------------------- */
 
 Test(store, transitions_open_resolve_and_feed_order)
@@ -1035,6 +1142,57 @@ Test(store, clinic_sequence_is_per_clinic_without_gaps)
     memset(&c, 0, sizeof c);
     cr_assert_eq(rg_store_clinic_transitions(st, "east", 0, 100, collect_tr, &c), RG_OK);
     cr_assert_eq(c.n, 0);
+}
+
+/* Inside a transaction the clinic's last cseq is read once and counted on in
+ * memory: a rollback must not leave a gap, and what another connection wrote
+ * between two transactions must be seen by the next one. */
+Test(store, clinic_sequence_counts_on_across_transactions)
+{
+    int64_t a1 = 0, a2 = 0, a3 = 0, a4 = 0, a5 = 0;
+    rg_transition t;
+    cr_assert_eq(rg_store_begin(st), RG_OK);
+    t = tr(1, "p1", "k1", T("2026-03-02T10:00:00Z"));
+    cr_assert_eq(rg_store_transition(st, &t, &a1), RG_OK, "%s", rg_store_errmsg(st));
+    t = tr(1, "p2", "k2", T("2026-03-02T10:00:00Z"));
+    cr_assert_eq(rg_store_transition(st, &t, &a2), RG_OK, "%s", rg_store_errmsg(st));
+    rg_store_rollback(st); /* cseq 1 and 2 were never committed */
+    cr_assert_eq(rg_store_begin(st), RG_OK);
+    t = tr(1, "p3", "k3", T("2026-03-02T10:00:00Z"));
+    cr_assert_eq(rg_store_transition(st, &t, &a3), RG_OK, "%s", rg_store_errmsg(st));
+    /* the same key opened twice fails; the counter must not move */
+    int64_t again = 0;
+    cr_assert_neq(rg_store_transition(st, &t, &again), RG_OK);
+    t = tr(1, "p4", "k4", T("2026-03-02T10:00:00Z"));
+    cr_assert_eq(rg_store_transition(st, &t, &a4), RG_OK, "%s", rg_store_errmsg(st));
+    cr_assert_eq(rg_store_commit(st), RG_OK);
+    /* another writer adds north's cseq 3 between the transactions */
+    sqlite3 *db;
+    cr_assert_eq(sqlite3_open(dbpath, &db), SQLITE_OK);
+    cr_assert_eq(sqlite3_exec(db,
+                              "INSERT INTO transitions(alert_id, at, state, clinic, patient, key,"
+                              " protocol, version, rule, severity, message, due, params, evidence,"
+                              " recorded, cseq) SELECT alert_id, at, state, clinic, patient, 'kx',"
+                              " protocol, version, rule, severity, message, due, params, evidence,"
+                              " recorded, 3 FROM transitions WHERE cseq = 2",
+                              NULL, NULL, NULL),
+                 SQLITE_OK, "%s", sqlite3_errmsg(db));
+    sqlite3_close(db);
+    cr_assert_eq(rg_store_begin(st), RG_OK);
+    t = tr(1, "p5", "k5", T("2026-03-02T10:00:00Z"));
+    cr_assert_eq(rg_store_transition(st, &t, &a5), RG_OK, "%s", rg_store_errmsg(st));
+    cr_assert_eq(rg_store_commit(st), RG_OK);
+    /* and outside a transaction */
+    t = tr(0, "p5", "k5", T("2026-03-02T11:00:00Z"));
+    cr_assert_eq(rg_store_transition(st, &t, &a5), RG_OK, "%s", rg_store_errmsg(st));
+
+    got_trs *g = transitions(0, 0);
+    cr_assert_eq(g->n, 5);
+    static const char *const want_key[] = {"k3", "k4", "kx", "k5", "k5"};
+    for (int i = 0; i < 5; i++) {
+        cr_assert_str_eq(g->t[i].key, want_key[i], "row %d", i);
+        cr_assert_eq(g->t[i].cseq, i + 1, "row %d: cseq %lld", i, (long long)g->t[i].cseq);
+    }
 }
 
 /* The open alert comes with its whole opening transition (seq, params,

@@ -47,9 +47,36 @@ function course.events(h, program, type, filter)
   return h:memo("course.events " .. program .. " " .. type, course_events, program, type)
 end
 
--- The latest event of `type` in the current course, or nil.
+-- Does event e match filter (data fields that must be equal, or a function)?
+local function matches(e, filter)
+  if type(filter) == "function" then return filter(e) end
+  for k, v in pairs(filter) do
+    if e.data[k] ~= v then return false end
+  end
+  return true
+end
+
+-- The latest event of `type` in the current course, or nil. With a filter it
+-- searches back from the newest event and stops at the first match (or at
+-- the start of the course), so the filter sees only the events from there on.
 function course.last(h, program, type, filter)
-  return course.latest(course.events(h, program, type, filter))
+  if filter == nil then return course.latest(course.events(h, program, type)) end
+  local enrolment = course.enrolment(h, program)
+  if not enrolment then return nil end
+  local before_course = false
+  local e = h:last(type, function(ev)
+    if ev.at < enrolment.at then
+      before_course = true
+      return true
+    end
+    return matches(ev, filter)
+  end)
+  if not e or before_course then return nil end
+  if e.at == enrolment.at then -- the same instant: was it recorded after the enrolment?
+    local enrolments = h:before(e, "enrolled", { program = program })
+    if enrolments[#enrolments] ~= enrolment then return nil end
+  end
+  return e
 end
 
 -- The acute series: "acute" until the patient has had p.acute_infusions

@@ -185,4 +185,45 @@ return {
       { "2026-03-03T09:00:00Z", "resolved", "safety.adverse-event" },
     },
   },
+  -- course.last with a filter searches back only to the start of the course
+  {
+    name = "safety.bp-high: vitals at the instant of the enrolment but recorded before it are not in the course",
+    events = {
+      { "2026-03-01T09:00:00Z", "vitals", pre(170, 100) },
+      { "2026-03-01T09:00:00Z", "enrolled", enrolled },
+      { "2026-03-02T10:30:00Z", "vitals", post(120, 80) },
+    },
+    horizon = "2026-03-05T00:00:00Z",
+    only = { "safety.bp-high" },
+    expect = {},
+  },
+  {
+    name = "safety.bp-high: vitals at the instant of the enrolment and recorded after it are in the course",
+    events = {
+      { "2026-03-01T09:00:00Z", "enrolled", enrolled },
+      { "2026-03-01T09:00:00Z", "vitals", pre(170, 100) },
+      { "2026-03-02T10:30:00Z", "vitals", post(165, 80) },
+    },
+    horizon = "2026-03-05T00:00:00Z",
+    only = { "safety.bp-high" },
+    expect = {
+      { "2026-03-01T09:00:00Z", "open", "safety.bp-high", message = "170/100" },
+    },
+  },
+  {
+    name = "safety.bp-high: after a re-enrolment, only post-infusion vitals: the last course's reading does not count",
+    events = {
+      { "2026-03-01T09:00:00Z", "enrolled", enrolled },
+      { "2026-03-02T08:45:00Z", "vitals", pre(170, 100) },
+      { "2026-03-03T09:00:00Z", "discharged" },
+      { "2026-03-10T09:00:00Z", "enrolled", enrolled },
+      { "2026-03-11T10:30:00Z", "vitals", post(170, 100) },
+    },
+    horizon = "2026-03-20T00:00:00Z",
+    only = { "safety.bp-high" },
+    expect = {
+      { "2026-03-02T08:45:00Z", "open", "safety.bp-high" },
+      { "2026-03-03T09:00:00Z", "resolved", "safety.bp-high" },
+    },
+  },
 }
