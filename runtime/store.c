@@ -8,6 +8,8 @@
  */
 #include "store.h"
 
+#define RG_STORE_MMAP "268435456" /* 256 MiB */
+
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -438,13 +440,16 @@ int rg_store_open(rg_store **out, const char *path, const rg_store_opts *opts, c
         return rc;
     }
     char *msg = NULL;
+    /* The store's cache: 64 MiB of pages plus up to RG_STORE_MMAP bytes of
+     * the file mapped for reads, so a sweep's memory stays bounded however
+     * large the database grows. */
     const char *pragmas = opts && opts->durable
                               ? "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;"
                                 " PRAGMA foreign_keys=ON; PRAGMA cache_size=-65536;"
-                                " PRAGMA mmap_size=4294967296;"
+                                " PRAGMA mmap_size=" RG_STORE_MMAP ";"
                               : "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;"
                                 " PRAGMA foreign_keys=ON; PRAGMA cache_size=-65536;"
-                                " PRAGMA mmap_size=4294967296;";
+                                " PRAGMA mmap_size=" RG_STORE_MMAP ";";
     if (sqlite3_exec(st->db, pragmas, NULL, NULL, &msg) != SQLITE_OK) {
         rg_fail(err, errlen, RG_EDB, "cannot use database %s: %s", path, msg);
         sqlite3_free(msg);
