@@ -110,6 +110,21 @@ static int rg__rawfield(lua_State *L, int idx, const char *k)
     return lua_rawget(L, idx);
 }
 
+/* [-1, +0] Copies the fields of the table on top (if it is one) into the
+ * table below it, raw, and pops it. */
+static void rg__copy_fields(lua_State *L)
+{
+    if (lua_type(L, -1) == LUA_TTABLE) {
+        lua_pushnil(L);
+        while (lua_next(L, -2)) {
+            lua_pushvalue(L, -2);
+            lua_insert(L, -2);
+            lua_rawset(L, -5);
+        }
+    }
+    lua_pop(L, 1);
+}
+
 /* Raises if the value at idx is a table with a metatable (see the top). */
 static void rg__plain(lua_State *L, int idx, const char *path, const char *what)
 {
@@ -413,15 +428,8 @@ static int rg__load_protocols(lua_State *L)
         rg__rawfield(L, p, "applies");
         lua_setfield(L, d, "applies");
         lua_newtable(L); /* params: a copy, so the protocol's own table stays untouched */
-        if (rg__rawfield(L, p, "params") == LUA_TTABLE) {
-            lua_pushnil(L);
-            while (lua_next(L, -2)) {
-                lua_pushvalue(L, -2);
-                lua_insert(L, -2);
-                lua_rawset(L, -5);
-            }
-        }
-        lua_pop(L, 1);
+        rg__rawfield(L, p, "params");
+        rg__copy_fields(L);
         lua_setfield(L, d, "params");
         lua_newtable(L); /* plan event types, as a list */
         if (rg__rawfield(L, p, "plan_events") == LUA_TTABLE) {
@@ -477,13 +485,7 @@ static int rg__load_protocols(lua_State *L)
         lua_rawgeti(L, list, i);
         lua_newtable(L);
         rg__rawfield(L, -2, "params");
-        lua_pushnil(L);
-        while (lua_next(L, -2)) {
-            lua_pushvalue(L, -2);
-            lua_insert(L, -2);
-            lua_rawset(L, -5);
-        }
-        lua_pop(L, 1);
+        rg__copy_fields(L);
         rg_sandbox_freeze(L, "the parameter table p");
         lua_setfield(L, -2, "params_ro");
         lua_pop(L, 1);

@@ -53,6 +53,19 @@ struct rg_sandbox {
 };
 
 static lua_Integer rg__nenvs(lua_State *L);
+
+/* [-0, +0] Removes every field of the table on top (lua_next allows clearing
+ * fields during the traversal). */
+static void rg__clear(lua_State *L)
+{
+    lua_pushnil(L);
+    while (lua_next(L, -2)) {
+        lua_pop(L, 1);
+        lua_pushvalue(L, -1);
+        lua_pushnil(L);
+        lua_rawset(L, -4);
+    }
+}
 static void rg__seal_from(lua_State *L, lua_Integer first);
 
 rg_sandbox *rg_sandbox_of(lua_State *L) { return *(rg_sandbox **)lua_getextraspace(L); }
@@ -164,14 +177,7 @@ void rg_sandbox_leave(rg_sandbox *sb)
     for (lua_Integer i = 1; i <= n; i++) {
         lua_rawgeti(L, -1, i);
         lua_rawgeti(L, -1, 1); /* E */
-        lua_pushnil(L);
-        while (lua_next(L, -2)) {
-            lua_pop(L, 1);
-            lua_pushvalue(L, -1);
-            lua_pushnil(L);
-            lua_rawset(L, -4);
-            /* Clearing a field during traversal is allowed by lua_next. */
-        }
+        rg__clear(L);
         lua_pop(L, 2);
     }
     lua_settop(L, top);
@@ -627,13 +633,7 @@ static void rg__build_globals(rg_sandbox *sb)
 
     /* The real globals table is left empty: nothing reaches it. */
     lua_pushglobaltable(L);
-    lua_pushnil(L);
-    while (lua_next(L, -2)) {
-        lua_pop(L, 1);
-        lua_pushvalue(L, -1);
-        lua_pushnil(L);
-        lua_rawset(L, -4);
-    }
+    rg__clear(L);
     lua_pop(L, 1);
 
     /* regimen, the module every protocol uses, is there from the start. */

@@ -329,6 +329,16 @@ static const char *rg__col_text(sqlite3_stmt *s, int i)
     return v ? v : "";
 }
 
+/* The end of a loop over rows that calls fn per row: fn's non-zero answer,
+ * or whether the statement ran to its end. */
+static int rg__each_end(sqlite3_stmt *s, int rc, int frc)
+{
+    sqlite3_reset(s);
+    if (frc)
+        return frc;
+    return rc == SQLITE_DONE ? RG_OK : RG_EDB;
+}
+
 /* Refuses a database written by a newer program before touching it. */
 static int rg__check_version(rg_store *st, const char *path, char *err, size_t errlen)
 {
@@ -625,10 +635,7 @@ int rg_store_each_event(rg_store *st, const char *clinic, const char *patient,
         if ((frc = fn(ud, &e)) != 0)
             break;
     }
-    sqlite3_reset(s);
-    if (frc)
-        return frc;
-    return rc == SQLITE_DONE ? RG_OK : RG_EDB;
+    return rg__each_end(s, rc, frc);
 }
 
 int rg_store_patient_get(rg_store *st, const char *clinic, const char *patient,
@@ -744,10 +751,7 @@ int rg_store_each_open_alert(rg_store *st, const char *clinic, const char *patie
         if ((frc = fn(ud, sqlite3_column_int64(s, 0), &t)) != 0)
             break;
     }
-    sqlite3_reset(s);
-    if (frc)
-        return frc;
-    return rc == SQLITE_DONE ? RG_OK : RG_EDB;
+    return rg__each_end(s, rc, frc);
 }
 
 /* The last cseq of clinic. Inside a transaction it is read once and then
@@ -875,10 +879,7 @@ static int rg__each_transition(rg_store *st, sqlite3_stmt *s,
         if ((frc = fn(ud, &t)) != 0)
             break;
     }
-    sqlite3_reset(s);
-    if (frc)
-        return frc;
-    return rc == SQLITE_DONE ? RG_OK : RG_EDB;
+    return rg__each_end(s, rc, frc);
 }
 
 int rg_store_eval_error(rg_store *st, const char *clinic, const char *patient,
@@ -940,10 +941,7 @@ int rg_store_each_alert(rg_store *st, const char *clinic, const char *patient, c
         if ((frc = fn(ud, &a)) != 0)
             break;
     }
-    sqlite3_reset(s);
-    if (frc)
-        return frc;
-    return rc == SQLITE_DONE ? RG_OK : RG_EDB;
+    return rg__each_end(s, rc, frc);
 }
 
 int rg_store_alert_action(rg_store *st, const char *clinic, const char *key, const char *action,
