@@ -1088,7 +1088,9 @@ static int rg__advance(rg_engine *e, const char *clinic, const char *patient, rg
                     break;
                 }
         }
-        if (cand == RG_TIME_NONE || cand > until)
+        /* a late event is taken in at the patient's clock even when the
+         * wall clock stepped back below it: else it is marked seen unevaluated */
+        if (cand == RG_TIME_NONE || (cand > until && !late))
             break;
         /* A rule that always asks to be woken a moment later would keep the
          * loop busy forever with no instruction budget ever exceeded. */

@@ -721,6 +721,12 @@ int rg_http_stream_send(rg_http_conn *c, const char *id, const char *event, cons
     return rc;
 }
 
+void rg_http_stream_end(rg_http_conn *c)
+{
+    if (c && !c->closing && c->state == RG__STREAM)
+        rg__close(c);
+}
+
 int rg_http_stream_ping(rg_http_conn *c)
 {
     static const char ping[] = ": keep-alive\n\n";

@@ -73,6 +73,9 @@ void rg_http_stream_start(rg_http_conn *c, void (*on_close)(void *ud, rg_http_co
  * contain newlines). Returns 0, or -1 if the stream is closed or its client
  * is too slow (more than 4 MiB unsent), in which case it is closed. */
 int rg_http_stream_send(rg_http_conn *c, const char *id, const char *event, const char *data);
+/* Ends a stream (its on_close runs), e.g. when it could not be fed in order:
+ * the client reconnects with Last-Event-ID. */
+void rg_http_stream_end(rg_http_conn *c);
 /* A comment line (": keep-alive") to keep proxies from closing the stream. */
 int rg_http_stream_ping(rg_http_conn *c);
 

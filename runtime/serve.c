@@ -115,6 +115,7 @@ typedef struct rg__serve {
     uv_idle_t flush_idle; /* keeps the loop from blocking while work is queued */
     rg__pending *pending;
     int npending, cap_pending, wake_pending;
+    int wake_failed; /* the last wake-up pass failed: retried after RG_RETRY_MS */
     long wake_done;
     char due[RG_WAKE_PAGE][2][RG_EVENT_MAX_ID + 1];
     int ndue;
@@ -406,7 +407,9 @@ static int rg__push_one(void *ud, const rg_transition *t)
     json_decref(j);
     char id[32];
     snprintf(id, sizeof id, "%lld", (long long)t->cseq);
-    for (int i = 0; data && i < sv->nstreams; i++) {
+    /* backwards: a stream closed by a send (its client too far behind) is
+     * replaced by the last one, which has been served already */
+    for (int i = sv->nstreams - 1; data && i >= 0; i--) {
         rg__stream *s = &sv->streams[i];
         if (s->clinic == p->clinic && s->last_cseq < t->cseq) {
             s->last_cseq = t->cseq;
@@ -471,7 +474,7 @@ static void rg__reraised_done(rg__serve *sv, int send)
 {
     for (int r = 0; r < sv->nreraised; r++) {
         rg__reraised *x = &sv->reraised[r];
-        for (int i = 0; send && i < sv->nstreams; i++)
+        for (int i = sv->nstreams - 1; send && i >= 0; i--) /* backwards: see rg__push_one */
             if (sv->streams[i].clinic == x->clinic)
                 rg_http_stream_send(sv->streams[i].conn, NULL, "reraise", x->data);
         if (send)
@@ -551,8 +554,8 @@ static void rg__arm(rg__serve *sv)
     int64_t delay = next - rg_now();
     if (delay < 0)
         delay = 0;
-    if (delay < RG_RETRY_MS && rg_store_fault(sv->st, NULL))
-        delay = RG_RETRY_MS; /* a failing store is retried, not spun on */
+    if (delay < RG_RETRY_MS && (sv->wake_failed || rg_store_fault(sv->st, NULL)))
+        delay = RG_RETRY_MS; /* a failing store or pass is retried, not spun on */
     if (delay > RG_TIMER_CAP_MS) {
         delay = RG_TIMER_CAP_MS;
         sv->armed_for = RG_TIME_NONE; /* just a re-check of the clock */
@@ -620,7 +623,8 @@ static int rg__store_events(rg__serve *sv, rg__pending *pr)
         if (vrc == RG_OK) {
             rg_put put;
             rc = rg_store_put_event(sv->st, &ev, rg_now(), &put);
-            outcome = (int)put;
+            if (!rc) /* else put is unset; the group rolls back and answers 503 */
+                outcome = (int)put;
             if (!rc && put == RG_PUT_STORED) {
                 int seen = 0;
                 for (int k = 0; k < npatients && !seen; k++)
@@ -628,7 +632,7 @@ static int rg__store_events(rg__serve *sv, rg__pending *pr)
                 if (!seen)
                     snprintf(patients[npatients++], sizeof patients[0], "%s", ev.patient);
             }
-            if (put == RG_PUT_CONFLICT) {
+            if (!rc && put == RG_PUT_CONFLICT) {
                 snprintf(field, sizeof field, "id");
                 snprintf(why, sizeof why, "an event with this id is already stored with different "
                                           "content; it was not overwritten");
@@ -723,10 +727,12 @@ static void rg__group(rg__serve *sv, int wake)
     rg_time now = rg_now();
     sv->ndue = 0;
     rc = rg_store_begin(sv->st);
-    if (!rc && wake)
-        rc = rg__wake_page(sv, now);
+    /* the requests first: an event that arrived with the wake-up it makes
+     * moot (a pong before the ping's due) is taken in before that due */
     for (int i = 0; i < take && !rc; i++)
         rc = rg__store_events(sv, &sv->pending[i]);
+    if (!rc && wake)
+        rc = rg__wake_page(sv, now);
     if (!rc)
         rc = rg_store_commit(sv->st);
     if (rc) {
@@ -745,6 +751,7 @@ static void rg__group(rg__serve *sv, int wake)
     }
     rg__reraised_done(sv, rc == RG_OK);
     if (wake) {
+        sv->wake_failed = rc != RG_OK;
         sv->wake_done += rc ? 0 : sv->ndue;
         if (rc || sv->ndue < RG_WAKE_PAGE) { /* else more may be due: the next iteration goes on */
             if (sv->wake_done > 0)
@@ -1069,10 +1076,22 @@ static void rg__get_stream(rg__serve *sv, int ci, rg_http_conn *c, const rg_http
     /* with no position, start from now: only new transitions */
     if (!from)
         after = sv->clinics[ci].last_cseq;
+    /* listed before anything is sent: a send that closes it (its client too
+     * far behind on the backlog) unlists it in rg__stream_closed */
+    sv->streams[sv->nstreams++] = (rg__stream){c, ci, after};
     rg_http_stream_start(c, rg__stream_closed, sv);
     rg__backlog b = {c, after};
-    rg_store_clinic_transitions(sv->st, sv->clinics[ci].name, after, 1000000, rg__send_backlog, &b);
-    sv->streams[sv->nstreams++] = (rg__stream){c, ci, b.last};
+    int rc = rg_store_clinic_transitions(sv->st, sv->clinics[ci].name, after, 1000000,
+                                         rg__send_backlog, &b);
+    if (rc < 0) { /* the backlog could not be read: a stream with a hole is worse */
+        rg_log("error", "clinic %s: stream backlog not read: %s (%s); stream closed",
+               sv->clinics[ci].name, rg_strerror(rc), rg_store_errmsg(sv->st));
+        rg_http_stream_end(c);
+        return;
+    }
+    for (int i = 0; i < sv->nstreams; i++)
+        if (sv->streams[i].conn == c)
+            sv->streams[i].last_cseq = b.last;
 }
 
 static int rg__metric_open(void *ud, const char *clinic, const char *severity, int64_t n)

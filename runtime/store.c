@@ -445,6 +445,8 @@ int rg_store_open(rg_store **out, const char *path, const rg_store_opts *opts, c
     sqlite3_busy_timeout(st->db, 5000);
     st->sched_patient[0] = '\0';
     int rc = rg__check_version(st, path, err, errlen);
+    if (!rc && opts && opts->check) /* before the pragmas below write the header */
+        rc = rg__check_pages(st, path, err, errlen);
     if (rc) {
         rg_store_close(st);
         return rc;
@@ -466,9 +468,7 @@ int rg_store_open(rg_store **out, const char *path, const rg_store_opts *opts, c
         rg_store_close(st);
         return RG_EDB;
     }
-    rc = opts && opts->check ? rg__check_pages(st, path, err, errlen) : RG_OK;
-    if (!rc)
-        rc = rg__migrate(st, err, errlen);
+    rc = rg__migrate(st, err, errlen);
     if (rc) {
         rg_store_close(st);
         return rc;

@@ -222,6 +222,23 @@ Test(engine, a_late_event_is_taken_in_at_the_patients_clock)
     fx_close(&f);
 }
 
+/* The wall clock stepped back below the patient's clock (NTP, an operator):
+ * a late event that arrives then is still evaluated, at the patient's clock
+ * (time never runs backwards for a patient), not marked seen and dropped. */
+Test(engine, a_late_event_is_evaluated_when_the_wall_clock_stepped_back)
+{
+    fixture f;
+    fx_open(&f, NULL);
+    put(&f, "x0", "p", "note", "2026-03-01T15:00:00Z", NULL);
+    advance(&f, "p", "2026-03-01T16:00:00Z");
+    put(&f, "x1", "p", "alarm", "2026-03-01T09:00:00Z", NULL); /* arrives late */
+    advance(&f, "p", "2026-03-01T14:00:00Z"); /* the wall clock is now behind the patient's */
+    cr_assert_str_eq(transitions(&f).text, "2026-03-01T15:00:00Z open t.boom alarm\n");
+    advance(&f, "p", "2026-03-01T17:00:00Z");
+    cr_assert_eq(transitions(&f).n, 1, "%s", transitions(&f).text);
+    fx_close(&f);
+}
+
 Test(engine, params_layer_protocol_clinic_patient)
 {
     fixture f;
