@@ -155,6 +155,19 @@ static inline int rg_test_run(const char *const *args, const char *in, char **ou
 #define TOKEN_A "north-token-0123456789"
 #define TOKEN_B "south-token-0123456789"
 
+/* A protocol with second-scale times: a ping is answered by a pong within 2 s,
+ * or the alert opens (time-driven) on its key. */
+static const char fast_protocol[] =
+    "local R = require 'regimen'\n"
+    "return R.protocol { id = 'fast', version = '1.0',\n"
+    "  params = { wait = R.seconds(2) },\n"
+    "  rules = { { id = 'fast.ping-overdue', severity = 'warning', check = function(h, now, p)\n"
+    "      local last = h:last('ping')\n"
+    "      if last and #h:after(last, 'pong') == 0 then\n"
+    "        return R.alert { key = last.id, due = last.at + p.wait, message = 'no pong' }\n"
+    "      end\n"
+    "    end } } }\n";
+
 typedef struct server {
     char dir[256], db[512], config[512], log[512];
     pid_t pid;

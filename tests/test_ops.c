@@ -29,17 +29,6 @@
 #include <sys/mount.h>
 
 /* A ping whose pong is overdue a few seconds later (south: an hour later). */
-static const char fast_protocol[] =
-    "local R = require 'regimen'\n"
-    "return R.protocol { id = 'fast', version = '1.0',\n"
-    "  params = { wait = R.seconds(2) },\n"
-    "  rules = { { id = 'fast.ping-overdue', severity = 'warning', check = function(h, now, p)\n"
-    "      local last = h:last('ping')\n"
-    "      if last and #h:after(last, 'pong') == 0 then\n"
-    "        return R.alert { key = last.id, due = last.at + p.wait, message = 'no pong' }\n"
-    "      end\n"
-    "    end } } }\n";
-
 static const char hour_protocol[] =
     "local R = require 'regimen'\n"
     "return R.protocol { id = 'hour', version = '1.0',\n"

@@ -17,17 +17,6 @@
 #include <sys/socket.h>
 #include <time.h>
 
-static const char fast_protocol[] =
-    "local R = require 'regimen'\n"
-    "return R.protocol { id = 'fast', version = '1.0',\n"
-    "  params = { wait = R.seconds(2) },\n"
-    "  rules = { { id = 'fast.ping-overdue', severity = 'warning', check = function(h, now, p)\n"
-    "      local last = h:last('ping')\n"
-    "      if last and #h:after(last, 'pong') == 0 then\n"
-    "        return R.alert { key = last.id, due = last.at + p.wait, message = 'no pong' }\n"
-    "      end\n"
-    "    end } } }\n";
-
 Test(serve, ingest_time_driven_alert_stream_and_feed, .timeout = 30)
 {
     server s = {0};
