@@ -150,11 +150,15 @@ static int rg__report(rg_engine *e, const char *clinic, const char *patient, con
     return RG_OK;
 }
 
-static void rg__record_versions(rg_engine *e, rg_clinic *c)
+/* Provenance: each protocol version the clinic runs, recorded before it runs
+ * (INSERT OR IGNORE, so a retry after a partial failure completes it). */
+static int rg__record_versions(rg_engine *e, rg_clinic *c)
 {
-    for (int i = 0; i < c->nprotos; i++)
-        rg_store_protocol_loaded(e->st, c->name, c->protos[i].id, c->protos[i].version,
-                                 c->protos[i].file, c->protos[i].hash);
+    int rc = RG_OK;
+    for (int i = 0; i < c->nprotos && rc == RG_OK; i++)
+        rc = rg_store_protocol_loaded(e->st, c->name, c->protos[i].id, c->protos[i].version,
+                                      c->protos[i].file, c->protos[i].hash);
+    return rc;
 }
 
 int rg_engine_set_clinic(rg_engine *e, const char *clinic, const char *dir, char *err,
@@ -170,6 +174,11 @@ int rg_engine_set_clinic_params(rg_engine *e, const char *clinic, const char *di
     int rc = rg_clinic_load(&c, clinic, dir, e->o.shipped, overrides, &e->o.limits, err, errlen);
     if (rc)
         return rc;
+    if ((rc = rg__record_versions(e, c)) != RG_OK) { /* unrecorded versions do not run */
+        rg_clinic_free(c);
+        return rg_fail(err, errlen, rc, "clinic %s: protocols in %s not taken: their versions "
+                       "could not be recorded (%s)", clinic, dir, rg_store_errmsg(e->st));
+    }
     rg__clinic_slot *s = rg__slot(e, clinic, 1);
     if (!s) {
         rg_clinic_free(c);
@@ -179,7 +188,6 @@ int rg_engine_set_clinic_params(rg_engine *e, const char *clinic, const char *di
     rg_clinic_free(s->c);
     s->c = c;
     s->failed = 0;
-    rg__record_versions(e, c);
     return RG_OK;
 }
 

@@ -11,6 +11,7 @@
 #include "../runtime/ingest.h"
 
 #include <jansson.h>
+#include <sqlite3.h>
 
 static const char test_protocol[] =
     "local R = require 'regimen'\n"
@@ -306,6 +307,32 @@ Test(engine, clinic_settings_are_checked)
                         "params for 'nope': no protocol with that id");
     expect_clinic_error("return { paramz = {} }", "unknown setting 'paramz'");
     expect_clinic_error("return { include = { '../etc' } }", "must be the name of a shipped");
+}
+
+/* A protocol version that cannot be recorded in provenance is not run: the
+ * clinic keeps the version it had, and the error says why. */
+Test(engine, protocols_whose_versions_cannot_be_recorded_are_not_taken)
+{
+    fixture f;
+    char err[4096], path[600], db[600];
+    fx_open(&f, NULL);
+    snprintf(db, sizeof db, "%s/db.sqlite", f.dir);
+    sqlite3 *h;
+    cr_assert_eq(sqlite3_open(db, &h), SQLITE_OK);
+    cr_assert_eq(sqlite3_exec(h, "CREATE TRIGGER no_versions BEFORE INSERT ON protocol_versions "
+                                 "BEGIN SELECT RAISE(ABORT, 'provenance refused'); END;",
+                              NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close(h);
+    rg_test_write(f.dir, "c/t.lua", "local R = require 'regimen'\n"
+                  "return R.protocol { id = 't', version = '3.0', rules = { { id = 't.r',\n"
+                  "  severity = 'info', check = function() end } } }\n");
+    snprintf(path, sizeof path, "%s/c", f.dir);
+    cr_assert_neq(rg_engine_set_clinic(f.eng, "c", path, err, sizeof err), 0);
+    cr_assert(strstr(err, "not taken: their versions could not be recorded") &&
+              strstr(err, "provenance refused"), "%s", err);
+    rg_clinic *c = rg_engine_clinic(f.eng, "c");
+    cr_assert(c && !strcmp(c->protos[0].version, "2.0"), "the old version keeps running");
+    fx_close(&f);
 }
 
 Test(engine, discharge_like_applies_false_resolves_everything)
