@@ -184,6 +184,22 @@ static void rg__free_trs(rg__trs *l)
     free(l->v);
 }
 
+/* Prints the transitions of l that have no counterpart ("only OLD"/"only
+ * NEW"); returns how many. */
+static long rg__print_unmatched(const rg__trs *l, const char *name, FILE *out)
+{
+    char t[RG_TIME_BUFSZ];
+    long n = 0;
+    for (int i = 0; i < l->n; i++)
+        if (!l->v[i].matched) {
+            n++;
+            fprintf(out, "only %-4s %s %s %-26s %-8s %s \"%s\"\n", name, l->v[i].clinic,
+                    l->v[i].patient, l->v[i].rule, l->v[i].open ? "open" : "resolved",
+                    rg_time_format(l->v[i].at, t), l->v[i].message);
+        }
+    return n;
+}
+
 long rg_diff(rg_store *old, rg_store *new, const char *old_name, const char *new_name, FILE *out)
 {
     rg__trs a = {0}, b = {0};
@@ -227,20 +243,8 @@ long rg_diff(rg_store *old, rg_store *new, const char *old_name, const char *new
             }
         }
     }
-    for (int i = 0; i < a.n; i++)
-        if (!a.v[i].matched) {
-            differences++;
-            fprintf(out, "only %-4s %s %s %-26s %-8s %s \"%s\"\n", old_name, a.v[i].clinic,
-                    a.v[i].patient, a.v[i].rule, a.v[i].open ? "open" : "resolved",
-                    rg_time_format(a.v[i].at, t1), a.v[i].message);
-        }
-    for (int i = 0; i < b.n; i++)
-        if (!b.v[i].matched) {
-            differences++;
-            fprintf(out, "only %-4s %s %s %-26s %-8s %s \"%s\"\n", new_name, b.v[i].clinic,
-                    b.v[i].patient, b.v[i].rule, b.v[i].open ? "open" : "resolved",
-                    rg_time_format(b.v[i].at, t1), b.v[i].message);
-        }
+    differences += rg__print_unmatched(&a, old_name, out);
+    differences += rg__print_unmatched(&b, new_name, out);
     fprintf(out, "%ld difference%s (%d transitions under %s, %d under %s)\n", differences,
             differences == 1 ? "" : "s", a.n, old_name, b.n, new_name);
     rg__free_trs(&a);
