@@ -481,6 +481,15 @@ static int rg__cmd_diff(int argc, char **argv)
         o.db = ":memory:";
         rc = rg__simulate(&o, until, 1, &st[i], &eng[i], &ingest_rc);
     }
+    for (int i = 0; i < 2 && !rc; i++) {
+        long errors = rg_engine_stats_get(eng[i])->errors;
+        if (errors) { /* a comparison with a side that did not run right would mislead */
+            fprintf(stderr, "regimen: diff: %s (%s) had %ld evaluation error%s (above); fix "
+                    "them, then compare\n", i ? "NEW" : "OLD", argv[optind + i], errors,
+                    errors == 1 ? "" : "s");
+            rc = 2;
+        }
+    }
     if (!rc) {
         long d = rg_diff(st[0], st[1], "OLD", "NEW", stdout);
         rc = d < 0 ? 2 : d > 0 ? 1 : 0;

@@ -421,6 +421,27 @@ Test(e2e, diff_lists_what_a_protocol_change_does)
     rg_test_rmdir(dir);
 }
 
+/* A NEW directory that does not load is not "everything resolved": diff
+ * refuses to compare, names the side, and exits 2. */
+Test(e2e, diff_refuses_a_side_with_errors)
+{
+    char dir[256], *out, *err;
+    rg_test_tmpdir(dir);
+    rg_test_write(dir, "new/clinic.lua",
+                  "return { include = { 'ketamine' },\n"
+                  "  params = { ['ketamine.acute'] = { infusion_due_after = 3 } } }\n");
+    char newdir[300];
+    snprintf(newdir, sizeof newdir, "%s/new", dir);
+    const char *args[] = {"diff", "--events", "examples/clinics/north/timeline.jsonl", "--until",
+                          "2026-05-01T00:00:00Z", "protocols/ketamine", newdir, NULL};
+    cr_assert_eq(rg_test_run(args, NULL, &out, &err), 2, "%s%s", out, err);
+    cr_assert(strstr(err, "diff: NEW (") && strstr(err, "fix them, then compare"), "%s", err);
+    cr_assert(!strstr(out, "only OLD"), "no comparison printed: %s", out);
+    free(out);
+    free(err);
+    rg_test_rmdir(dir);
+}
+
 Test(e2e, html_timeline_is_one_self_contained_page)
 {
     char *out, *err;
