@@ -3,7 +3,8 @@
 #   make test     build and run every test (unit and end-to-end)
 #   make asan     the same tests under AddressSanitizer + UBSan (build-asan/)
 #   make demo     simulate the bundled example clinic and print its alerts
-# Missing Debian packages are installed by .ci/install-deps (as root).
+# Missing Debian packages are installed by .ci/install-deps (as root) while the
+# Makefile is read, so `make -j` works on a fresh machine too.
 
 CC ?= cc
 PKGS := lua5.4 sqlite3 jansson libuv libcurl
@@ -17,6 +18,16 @@ CFLAGS_ALL = -std=c11 -D_GNU_SOURCE $(OPT) -g $(WARN) $(SAN) \
 LIBS = $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lhttp_parser -lm
 TEST_LIBS = $(shell pkg-config --libs criterion 2>/dev/null) -lpthread
 
+# Missing packages are installed while the Makefile is read, before any
+# recipe runs: as a prerequisite, the install would run beside the compiles
+# under make -j and the first build would fail. `make clean` skips it.
+ifeq ($(filter clean,$(MAKECMDGOALS)),)
+RG_DEPS := $(shell ./.ci/install-deps >&2 && echo ok)
+ifneq ($(RG_DEPS),ok)
+$(error .ci/install-deps could not install the packages regimen needs (see above))
+endif
+endif
+
 B ?= build
 SRC := $(wildcard runtime/*.c bindings/*.c)
 LIB_SRC := $(filter-out runtime/main.c,$(SRC))
@@ -26,7 +37,7 @@ TESTS := $(patsubst tests/%.c,$(B)/tests/%,$(wildcard tests/test_*.c))
 HDR := $(wildcard runtime/*.h bindings/*.h)
 
 .PHONY: all deps test unit asan demo clean
-all: deps $(B)/regimen
+all: $(B)/regimen
 
 deps:
 	@./.ci/install-deps
@@ -45,7 +56,7 @@ $(B)/tests/%: tests/%.c $(LIB_OBJ) tests/helpers.h
 # Every test binary runs; the target fails if any of them failed. The default
 # build also runs the benchmark's smoke run (bench/run.sh --smoke, ~15 s), so
 # the benchmark cannot rot; sanitizer and helper builds (B=...) skip it.
-test: deps $(B)/regimen $(TESTS)
+test: $(B)/regimen $(TESTS)
 	@REGIMEN_BIN=$(CURDIR)/$(B)/regimen \
 	  ./tests/run-all.sh $(TESTS)
 	@[ "$(B)" != build ] || { bench/run.sh --smoke >$(B)/bench-smoke.log 2>&1 && \
