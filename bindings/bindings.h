@@ -24,23 +24,25 @@ int rg_protocol_validate(lua_State *L);
 /* Severity names, in increasing order; rg_severity_ok says if s is one. */
 int rg_severity_ok(const char *s);
 
-/* One event as the engine hands it to Lua; the engine owns the memory. */
+/* One event as the engine hands it to Lua; the engine owns the memory. Its
+ * data is compiled (runtime/fields.h): rules read numbers and strings from
+ * these bytes, never by parsing JSON. */
 typedef struct rg_hevent {
     int64_t seq;
     rg_time at;
-    const char *id, *type, *data; /* data: JSON object text or NULL */
-    int tid;                      /* index+1 of type in rg_history.types, 0 if not there */
+    const char *id, *type;
+    const unsigned char *fields; /* compiled data, NULL when the event has none */
+    size_t nfields;
+    int tid;                     /* index+1 of type in rg_history.types, 0 if not there */
 } rg_hevent;
 
 /* The history object protocols query. The engine creates one per patient it
- * evaluates, binds it to that patient's events, moves its `now` from step to
- * step, and unbinds it when done; after that every method raises, so a
- * protocol that kept it cannot reach freed memory. Every event returned to
+ * evaluates, binds it to that patient's compiled events, moves its `now` from
+ * step to step, and unbinds it when done; after that every method raises, so
+ * a protocol that kept it cannot reach freed memory. Every event returned to
  * Lua is appended to the touch log with the current mark (which rule was
  * running): that is the evidence of the rule's alerts. h:memo replays the
- * touches of a cached computation for each rule that reuses it.
- * (Formerly: touched[i] is set to the
- * current mark when event i was returned to Lua (the evidence of an alert). */
+ * touches of a cached computation for each rule that reuses it. */
 typedef struct rg_touch {
     int ev;
     uint32_t mark;
@@ -53,6 +55,7 @@ typedef struct rg_touch_log {
 } rg_touch_log;
 
 typedef struct rg_history {
+    uint32_t magic;           /* RG_HISTORY_MAGIC: a cheap check that self is a history */
     const rg_hevent *ev;
     int nev;   /* events of the patient, in (at, seq) order */
     int n;     /* how many of them are visible (at <= now) */
@@ -62,11 +65,16 @@ typedef struct rg_history {
     uint32_t mark;
     const char *const *types; /* interned event types: compare ids, not strings */
     int ntypes;
+    /* per type: the indexes of its events in time order, tix[toff[tid-1] ..
+     * toff[tid]) for type id tid (1..ntypes) */
+    const int *tix, *toff;
     const char *tid_key[8];   /* last queried type strings (Lua-interned pointers) */
     int tid_val[8], tid_next;
     rg_time memo_now;         /* h:memo values belong to this step */
     int memo_n;
 } rg_history;
+
+#define RG_HISTORY_MAGIC 0x68697374u
 
 /* [-0, +1] Pushes a new, unbound history userdata and returns it. */
 rg_history *rg_history_new(lua_State *L);
@@ -80,5 +88,10 @@ void rg_history_push_event(lua_State *L, int hidx, int i);
 /* [-0, +1] Pushes the JSON text (an object or array) as Lua tables; raises on
  * malformed text or memory. NULL pushes an empty table. */
 void rg_json_push(lua_State *L, const char *text);
+
+struct rg_field;
+/* [-0, +1] Pushes one compiled field's value as Lua sees it in `data` (null
+ * as nil, objects and arrays as tables); raises on memory. */
+void rg_field_push(lua_State *L, const struct rg_field *f);
 
 #endif

@@ -2,21 +2,28 @@
  * history.c - the patient's history as protocols see it: `h:last("infusion")`,
  * `h:count("assessment", {instrument = "phq9"})`, `h:after(e, "integration_session")`.
  *
- * The events stay in C arrays the engine owns; an event becomes a Lua table
- * only when a query returns it, and that table is cached for the rest of the
- * patient's evaluation; its `data` is decoded only when a rule reads it. Only
- * events at or before `now` are visible, so the same object serves every step
- * of a replay. Event data is JSON text decoded
- * with jansson; the decoded tree is held by a userdata box while it is turned
- * into Lua values, so an error on the way (memory) leaks nothing (the liolib
- * recipe: box first, then acquire). Depends on Lua 5.4 and jansson.
+ * The history is compiled before a rule sees it: the engine hands over a C
+ * array of events in (at, seq) order, an index of each type's events, and
+ * each event's data as compiled fields (runtime/fields.h, decoded once at
+ * ingest). Queries walk those arrays in C; a filter table such as
+ * {instrument = "phq9"} is compared against the compiled fields without
+ * making a Lua value. An event becomes a Lua table only when a query returns
+ * it, cached for the rest of the patient's evaluation, and its `data` table
+ * is made only when a rule reads it. Only events at or before `now` are
+ * visible, so the same object serves every step of a replay. Nested data
+ * (objects, arrays) and the clinic's JSON overrides are decoded with jansson,
+ * held by a userdata box while they become Lua values, so an error on the way
+ * (memory) leaks nothing (the liolib recipe: box first, then acquire).
+ * Depends on Lua 5.4, jansson and runtime/fields.c.
  */
 #include "bindings.h"
+#include "../runtime/fields.h"
 #include "../runtime/sandbox.h"
 
 #include <lauxlib.h>
 #include <jansson.h>
 
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -24,9 +31,15 @@
 #define RG_JBOX_MT "regimen.jsonbox"
 #define RG_JSON_MAX_DEPTH 32
 
+/* The history at idx. Every method is called with it as self; a cheap check
+ * (userdata of the history's size carrying its magic) instead of a registry
+ * lookup per call. */
 static rg_history *rg__check(lua_State *L, int idx)
 {
-    rg_history *h = luaL_checkudata(L, idx, RG_HISTORY_MT);
+    rg_history *h = lua_touserdata(L, idx);
+    if (!h || lua_type(L, idx) != LUA_TUSERDATA || lua_rawlen(L, idx) != sizeof *h ||
+        h->magic != RG_HISTORY_MAGIC)
+        luaL_typeerror(L, idx, "history (call its methods with ':', as h:last(...))");
     if (!h->ev && h->nev)
         luaL_error(L, "the history was used outside the evaluation it was given to");
     return h;
@@ -94,8 +107,8 @@ static void rg__push_json(lua_State *L, json_t *j, int depth)
     }
 }
 
-/* [-0, +1] data of an event as a table ({} when it has none). */
-static void rg__push_data(lua_State *L, const char *text)
+/* [-0, +1] JSON text (n bytes) as Lua values ({} for NULL text). */
+static void rg__push_json_text(lua_State *L, const char *text, size_t n)
 {
     if (!text) {
         lua_newtable(L);
@@ -105,7 +118,7 @@ static void rg__push_data(lua_State *L, const char *text)
     *box = NULL;
     luaL_setmetatable(L, RG_JBOX_MT);
     json_error_t je;
-    *box = json_loads(text, JSON_DECODE_ANY, &je);
+    *box = json_loadb(text, n, JSON_DECODE_ANY, &je);
     /* The text was valid JSON when it was stored (or configured); jansson
      * reports a failed allocation as a syntax error ("string expected"). So
      * a failure here is the host's memory: the evaluation fails as a whole
@@ -118,6 +131,40 @@ static void rg__push_data(lua_State *L, const char *text)
     json_decref(*box);
     *box = NULL;
     lua_remove(L, -2);
+}
+
+void rg_field_push(lua_State *L, const rg_field *f)
+{
+    switch (f->tag) {
+    case RG_F_INT: lua_pushinteger(L, (lua_Integer)f->i); break;
+    case RG_F_REAL: lua_pushnumber(L, f->r); break;
+    case RG_F_STR: lua_pushlstring(L, f->s, f->slen); break;
+    case RG_F_TRUE: lua_pushboolean(L, 1); break;
+    case RG_F_FALSE: lua_pushboolean(L, 0); break;
+    case RG_F_JSON: rg__push_json_text(L, f->s, f->slen); break;
+    default: lua_pushnil(L); break;
+    }
+}
+
+/* [-0, +1] The data table of event e, from its compiled fields. */
+static void rg__push_data(lua_State *L, const rg_hevent *e)
+{
+    lua_createtable(L, 0, 4);
+    if (!e->fields)
+        return;
+    luaL_checkstack(L, 4, "event data");
+    size_t pos = 0;
+    rg_field f;
+    int r;
+    while ((r = rg_fields_next(e->fields, e->nfields, &pos, &f)) == 1) {
+        if (f.tag == RG_F_NULL)
+            continue; /* data.x is nil, as for a missing field */
+        lua_pushlstring(L, f.key, f.klen);
+        rg_field_push(L, &f);
+        lua_rawset(L, -3);
+    }
+    if (r < 0)
+        luaL_error(L, "the stored data of event %s is damaged", e->id);
 }
 
 /* [-1, +0] Registers the complete metatable on top as name. Built first and
@@ -145,25 +192,58 @@ static void rg__jbox_mt(lua_State *L)
 void rg_json_push(lua_State *L, const char *text)
 {
     rg__jbox_mt(L); /* before any history exists */
-    rg__push_data(L, text);
+    rg__push_json_text(L, text, text ? strlen(text) : 0);
 }
 
-/* __index of event tables (upvalue 1: the history): `data` is decoded from
- * its JSON text the first time it is read, then stored in the table. Most
+/* The first event index with at >= t (strict: at > t) in [0, n). */
+static int rg__bound(const rg_history *h, int n, rg_time t, int strict)
+{
+    int lo = 0, hi = n;
+    while (lo < hi) {
+        int mid = lo + (hi - lo) / 2;
+        if (strict ? h->ev[mid].at <= t : h->ev[mid].at < t)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo;
+}
+
+/* Which event of h the table at tidx is (-1: none of them): the events at its
+ * instant whose cached table it is. */
+static int rg__index_of(lua_State *L, int hidx, const rg_history *h, int tidx)
+{
+    tidx = lua_absindex(L, tidx);
+    if (lua_getfield(L, tidx, "at") != LUA_TNUMBER || !lua_isinteger(L, -1)) {
+        lua_pop(L, 1);
+        return -1;
+    }
+    rg_time at = lua_tointeger(L, -1);
+    lua_pop(L, 1);
+    int found = -1;
+    lua_getiuservalue(L, hidx, 1); /* cache */
+    for (int i = rg__bound(h, h->nev, at, 0); found < 0 && i < h->nev && h->ev[i].at == at; i++) {
+        lua_rawgeti(L, -1, i + 1);
+        if (lua_rawequal(L, -1, tidx))
+            found = i;
+        lua_pop(L, 1);
+    }
+    lua_pop(L, 1);
+    return found;
+}
+
+/* __index of event tables (upvalue 1: the history): `data` is made from the
+ * compiled fields the first time it is read, then stored in the table. Most
  * events are only counted or compared by type and time. */
 static int rg__ev_index(lua_State *L)
 {
     if (lua_type(L, 2) != LUA_TSTRING || strcmp(lua_tostring(L, 2), "data") != 0)
         return 0;
     rg_history *h = lua_touserdata(L, lua_upvalueindex(1));
-    lua_getiuservalue(L, lua_upvalueindex(1), 2); /* reverse map */
-    lua_pushvalue(L, 1);
-    int isnum = lua_rawget(L, -2) == LUA_TNUMBER;
-    int i = (int)lua_tointeger(L, -1);
-    lua_pop(L, 2);
-    if (!h->ev || !isnum || i < 0 || i >= h->nev)
+    int i = h->ev ? rg__index_of(L, lua_upvalueindex(1), h, 1) : -1;
+    if (i < 0)
         return luaL_error(L, "event data read outside the evaluation the event was given to");
-    rg__push_data(L, h->ev[i].data);
+    rg__push_data(L, &h->ev[i]);
     lua_pushvalue(L, -1);
     lua_setfield(L, 1, "data"); /* no __newindex: a raw set */
     return 1;
@@ -189,6 +269,23 @@ static int rg__ev_pairs(lua_State *L)
     return 3;
 }
 
+/* [-0, +1] The Lua string of an event's type, made once per history. */
+static void rg__push_type(lua_State *L, int hidx, const rg_hevent *e)
+{
+    if (!e->tid) {
+        lua_pushstring(L, e->type);
+        return;
+    }
+    lua_getiuservalue(L, hidx, 2);
+    if (lua_rawgeti(L, -1, e->tid) != LUA_TSTRING) {
+        lua_pop(L, 1);
+        lua_pushstring(L, e->type);
+        lua_pushvalue(L, -1);
+        lua_rawseti(L, -3, e->tid);
+    }
+    lua_remove(L, -2);
+}
+
 void rg_history_push_event(lua_State *L, int hidx, int i)
 {
     hidx = lua_absindex(L, hidx);
@@ -204,7 +301,7 @@ void rg_history_push_event(lua_State *L, int hidx, int i)
     lua_createtable(L, 0, 4);
     lua_pushstring(L, e->id);
     lua_setfield(L, -2, "id");
-    lua_pushstring(L, e->type);
+    rg__push_type(L, hidx, e);
     lua_setfield(L, -2, "type");
     lua_pushinteger(L, e->at);
     lua_setfield(L, -2, "at");
@@ -212,11 +309,6 @@ void rg_history_push_event(lua_State *L, int hidx, int i)
     lua_setmetatable(L, -2);
     lua_pushvalue(L, -1);
     lua_rawseti(L, -3, i + 1); /* cache[i+1] = ev */
-    lua_getiuservalue(L, hidx, 2); /* reverse map */
-    lua_pushvalue(L, -2);
-    lua_pushinteger(L, i);
-    lua_rawset(L, -3);
-    lua_pop(L, 1);
     lua_remove(L, -2);
 }
 
@@ -257,39 +349,69 @@ static int rg__tid(rg_history *h, const char *type)
     return tid;
 }
 
-/* Does event i match type (NULL: any; tid its interned id) and the filter at
- * fidx (0: none)? */
-static int rg__match(lua_State *L, int hidx, rg_history *h, int i, const char *type, int tid,
-                     int fidx)
+/* Lua's == between a compiled field and the Lua value at idx (1 == 1.0). */
+static int rg__field_eq(lua_State *L, const rg_field *f, int idx)
 {
-    if (type) {
-        const rg_hevent *e = &h->ev[i];
-        if (e->tid ? e->tid != tid : strcmp(e->type, type) != 0)
+    switch (f->tag) {
+    case RG_F_INT:
+    case RG_F_REAL: {
+        if (lua_type(L, idx) != LUA_TNUMBER)
             return 0;
+        if (f->tag == RG_F_INT && lua_isinteger(L, idx))
+            return f->i == lua_tointeger(L, idx);
+        double d = f->tag == RG_F_REAL ? f->r : lua_tonumber(L, idx);
+        if (f->tag == RG_F_REAL && !lua_isinteger(L, idx))
+            return d == lua_tonumber(L, idx);
+        int64_t i = f->tag == RG_F_INT ? f->i : lua_tointeger(L, idx);
+        /* a float equals an integer only when it is that integer exactly */
+        return d >= -0x1p63 && d < 0x1p63 && floor(d) == d && (int64_t)d == i;
     }
+    case RG_F_STR: {
+        size_t n;
+        const char *s = lua_type(L, idx) == LUA_TSTRING ? lua_tolstring(L, idx, &n) : NULL;
+        return s && n == f->slen && memcmp(s, f->s, n) == 0;
+    }
+    case RG_F_TRUE:
+    case RG_F_FALSE:
+        return lua_type(L, idx) == LUA_TBOOLEAN && lua_toboolean(L, idx) == (f->tag == RG_F_TRUE);
+    default: /* null reads as nil; nested values are tables equal to nothing given */
+        return 0;
+    }
+}
+
+/* Does event e's data have every field of the filter table at fidx, equal? */
+static int rg__fields_match(lua_State *L, const rg_hevent *e, int fidx)
+{
+    luaL_checkstack(L, 3, "filter");
+    lua_pushnil(L);
+    while (lua_next(L, fidx)) {
+        size_t kl = 0;
+        rg_field f;
+        const char *k = lua_type(L, -2) == LUA_TSTRING ? lua_tolstring(L, -2, &kl) : NULL;
+        int ok = k && e->fields && rg_fields_get(e->fields, e->nfields, k, kl, &f) == 1 &&
+                 rg__field_eq(L, &f, -1);
+        lua_pop(L, 1);
+        if (!ok) {
+            lua_pop(L, 1); /* the key left by the interrupted traversal */
+            return 0;
+        }
+    }
+    return 1;
+}
+
+/* Does event i pass the filter at fidx (0: none)? A function filter gets the
+ * event's table; a filter table is compared with the compiled fields. */
+static int rg__filter(lua_State *L, int hidx, rg_history *h, int i, int fidx)
+{
     if (!fidx)
         return 1;
+    if (lua_type(L, fidx) != LUA_TFUNCTION)
+        return rg__fields_match(L, &h->ev[i], fidx);
+    lua_pushvalue(L, fidx);
     rg_history_push_event(L, hidx, i);
-    int ok = 1;
-    if (lua_type(L, fidx) == LUA_TFUNCTION) {
-        lua_pushvalue(L, fidx);
-        lua_pushvalue(L, -2);
-        lua_call(L, 1, 1);
-        ok = lua_toboolean(L, -1);
-        lua_pop(L, 2);
-        return ok;
-    }
-    lua_getfield(L, -1, "data");
-    lua_pushnil(L);
-    while (ok && lua_next(L, fidx)) {
-        lua_pushvalue(L, -2);
-        lua_rawget(L, -4); /* data[k] */
-        ok = lua_rawequal(L, -1, -2);
-        lua_pop(L, 2);
-    }
-    if (!ok)
-        lua_pop(L, 1); /* the key left by the interrupted traversal */
-    lua_pop(L, 2);
+    lua_call(L, 1, 1);
+    int ok = lua_toboolean(L, -1);
+    lua_pop(L, 1);
     return ok;
 }
 
@@ -308,19 +430,60 @@ static const char *rg__args(lua_State *L, int a, int *fidx)
     return type;
 }
 
+/* The events of one query: those of `type` (NULL: any) among the visible
+ * events [from, to), walked through the type's index when it has one. */
+typedef struct rg__sel {
+    const int *list; /* positions map to event indexes through it; NULL: identity */
+    int lo, hi;      /* positions */
+    const char *slow; /* a type no event was interned for: compare strings */
+} rg__sel;
+
+static int rg__lower(const int *v, int n, int x)
+{
+    int lo = 0, hi = n;
+    while (lo < hi) {
+        int mid = lo + (hi - lo) / 2;
+        if (v[mid] < x)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo;
+}
+
+static rg__sel rg__select(rg_history *h, const char *type, int from, int to)
+{
+    rg__sel s = {NULL, from, to, NULL};
+    int tid = rg__tid(h, type);
+    if (type && tid && h->tix) {
+        s.list = h->tix + h->toff[tid - 1];
+        int n = h->toff[tid] - h->toff[tid - 1];
+        s.lo = rg__lower(s.list, n, from);
+        s.hi = rg__lower(s.list, n, to);
+    } else if (type) {
+        s.slow = type;
+    }
+    return s;
+}
+
+/* Event index at position p of the selection, or -1 when it is not of the type. */
+static int rg__at(const rg_history *h, const rg__sel *s, int p)
+{
+    int i = s->list ? s->list[p] : p;
+    if (s->slow && (h->ev[i].tid || strcmp(h->ev[i].type, s->slow) != 0))
+        return -1;
+    return i;
+}
+
 /* Position of a reference (event or time): events strictly before it are
  * [0, pos), events strictly after it are [after, n). */
 static void rg__ref(lua_State *L, int hidx, rg_history *h, int ridx, int *before, int *after)
 {
     if (lua_type(L, ridx) == LUA_TTABLE) {
-        lua_getiuservalue(L, hidx, 2);
-        lua_pushvalue(L, ridx);
-        int known = lua_rawget(L, -2) == LUA_TNUMBER;
-        int i = (int)lua_tointeger(L, -1);
-        lua_pop(L, 2);
-        if (known) {
-            *before = i;
-            *after = i + 1;
+        int i = rg__index_of(L, hidx, h, ridx);
+        if (i >= 0) {
+            *before = i < h->n ? i : h->n;
+            *after = i + 1 < h->n ? i + 1 : h->n;
             return;
         }
         if (lua_getfield(L, ridx, "at") != LUA_TNUMBER)
@@ -331,24 +494,20 @@ static void rg__ref(lua_State *L, int hidx, rg_history *h, int ridx, int *before
     rg_time t = lua_tointegerx(L, ridx, &isint);
     if (!isint)
         luaL_argerror(L, ridx, "expected an event from this history or a time");
-    int i = 0;
-    while (i < h->n && h->ev[i].at < t)
-        i++;
-    *before = i;
-    while (i < h->n && h->ev[i].at <= t)
-        i++;
-    *after = i;
+    *before = rg__bound(h, h->n, t, 0);
+    *after = rg__bound(h, h->n, t, 1);
 }
 
 /* Pushes the matching events of [from, to) as a list, oldest first. */
 static int rg__list_range(lua_State *L, int hidx, rg_history *h, int from, int to,
                           const char *type, int fidx)
 {
-    int tid = rg__tid(h, type);
-    lua_newtable(L);
+    rg__sel s = rg__select(h, type, from, to);
+    lua_createtable(L, s.hi - s.lo < 64 ? s.hi - s.lo : 64, 0);
     lua_Integer k = 0;
-    for (int i = from; i < to; i++) {
-        if (!rg__match(L, hidx, h, i, type, tid, fidx))
+    for (int p = s.lo; p < s.hi; p++) {
+        int i = rg__at(h, &s, p);
+        if (i < 0 || !rg__filter(L, hidx, h, i, fidx))
             continue;
         rg_history_push_event(L, hidx, i);
         lua_rawseti(L, -2, ++k);
@@ -357,23 +516,30 @@ static int rg__list_range(lua_State *L, int hidx, rg_history *h, int from, int t
     return 1;
 }
 
-/* The latest (from_end) or earliest matching event, or nil. */
-static int rg__find(lua_State *L, int from_end)
+/* [-0, +1] The first (or, from_end, the latest) matching event of [from,
+ * to), or nil. */
+static int rg__find_range(lua_State *L, int hidx, rg_history *h, int from, int to,
+                          const char *type, int fidx, int from_end)
 {
-    rg_history *h = rg__check(L, 1);
-    int fidx;
-    const char *type = rg__args(L, 2, &fidx);
-    int tid = rg__tid(h, type);
-    for (int k = 0; k < h->n; k++) {
-        int i = from_end ? h->n - 1 - k : k;
-        if (rg__match(L, 1, h, i, type, tid, fidx)) {
+    rg__sel s = rg__select(h, type, from, to);
+    for (int k = 0; k < s.hi - s.lo; k++) {
+        int i = rg__at(h, &s, from_end ? s.hi - 1 - k : s.lo + k);
+        if (i >= 0 && rg__filter(L, hidx, h, i, fidx)) {
             rg__touch(h, i);
-            rg_history_push_event(L, 1, i);
+            rg_history_push_event(L, hidx, i);
             return 1;
         }
     }
     lua_pushnil(L);
     return 1;
+}
+
+static int rg__find(lua_State *L, int from_end)
+{
+    rg_history *h = rg__check(L, 1);
+    int fidx;
+    const char *type = rg__args(L, 2, &fidx);
+    return rg__find_range(L, 1, h, 0, h->n, type, fidx, from_end);
 }
 
 /* h:last([type [, filter]]) -> the latest matching event, or nil */
@@ -388,10 +554,11 @@ static int rg__h_count(lua_State *L)
     rg_history *h = rg__check(L, 1);
     int fidx;
     const char *type = rg__args(L, 2, &fidx);
+    rg__sel s = rg__select(h, type, 0, h->n);
     lua_Integer c = 0;
-    int tid = rg__tid(h, type);
-    for (int i = 0; i < h->n; i++) {
-        if (rg__match(L, 1, h, i, type, tid, fidx)) {
+    for (int p = s.lo; p < s.hi; p++) {
+        int i = rg__at(h, &s, p);
+        if (i >= 0 && rg__filter(L, 1, h, i, fidx)) {
             rg__touch(h, i);
             c++;
         }
@@ -429,6 +596,70 @@ static int rg__h_before(lua_State *L)
     const char *type = rg__args(L, 3, &fidx);
     rg__ref(L, 1, h, 2, &before, &after);
     return rg__list_range(L, 1, h, 0, before, type, fidx);
+}
+
+/* h:first_after(event_or_time [, type [, filter]]) -> the first matching
+ * event after it, or nil (what h:after(...)[1] gives, without the list) */
+static int rg__h_first_after(lua_State *L)
+{
+    rg_history *h = rg__check(L, 1);
+    int before, after, fidx;
+    luaL_checkany(L, 2);
+    const char *type = rg__args(L, 3, &fidx);
+    rg__ref(L, 1, h, 2, &before, &after);
+    return rg__find_range(L, 1, h, after, h->n, type, fidx, 0);
+}
+
+/* h:last_before(event_or_time [, type [, filter]]) -> the latest matching
+ * event before it, or nil */
+static int rg__h_last_before(lua_State *L)
+{
+    rg_history *h = rg__check(L, 1);
+    int before, after, fidx;
+    luaL_checkany(L, 2);
+    const char *type = rg__args(L, 3, &fidx);
+    rg__ref(L, 1, h, 2, &before, &after);
+    return rg__find_range(L, 1, h, 0, before, type, fidx, 1);
+}
+
+/* h:since(time [, type [, filter]]) -> matching events at or after time */
+static int rg__h_since(lua_State *L)
+{
+    rg_history *h = rg__check(L, 1);
+    int isint, fidx;
+    rg_time t = lua_tointegerx(L, 2, &isint);
+    if (!isint)
+        luaL_argerror(L, 2, "expected a time (like now - days(30))");
+    const char *type = rg__args(L, 3, &fidx);
+    return rg__list_range(L, 1, h, rg__bound(h, h->n, t, 0), h->n, type, fidx);
+}
+
+/* h:values(type, field [, filter]) -> the values of data[field] of the
+ * matching events, oldest first (events without the field are left out) */
+static int rg__h_values(lua_State *L)
+{
+    rg_history *h = rg__check(L, 1);
+    int fidx;
+    const char *type = luaL_checkstring(L, 2);
+    size_t klen;
+    const char *key = luaL_checklstring(L, 3, &klen);
+    lua_remove(L, 3); /* so the filter is argument 3 */
+    rg__args(L, 2, &fidx);
+    rg__sel s = rg__select(h, type, 0, h->n);
+    lua_createtable(L, s.hi - s.lo < 64 ? s.hi - s.lo : 64, 0);
+    lua_Integer k = 0;
+    for (int p = s.lo; p < s.hi; p++) {
+        int i = rg__at(h, &s, p);
+        rg_field f;
+        if (i < 0 || !h->ev[i].fields ||
+            rg_fields_get(h->ev[i].fields, h->ev[i].nfields, key, klen, &f) != 1 ||
+            f.tag == RG_F_NULL || !rg__filter(L, 1, h, i, fidx))
+            continue;
+        rg_field_push(L, &f);
+        lua_rawseti(L, -2, ++k);
+        rg__touch(h, i);
+    }
+    return 1;
 }
 
 /* h:memo(key, fn, ...) -> fn(h, ...), computed once per evaluation step and
@@ -492,7 +723,8 @@ static int rg__h_index(lua_State *L)
 {
     rg_history *h = rg__check(L, 1);
     const char *k = luaL_checkstring(L, 2);
-    if (lua_getfield(L, lua_upvalueindex(1), k) != LUA_TNIL)
+    lua_pushvalue(L, 2);
+    if (lua_rawget(L, lua_upvalueindex(1)) != LUA_TNIL) /* a method */
         return 1;
     if (!strcmp(k, "now"))
         lua_pushinteger(L, h->now);
@@ -502,7 +734,8 @@ static int rg__h_index(lua_State *L)
         lua_pushstring(L, h->clinic ? h->clinic : "");
     else
         return luaL_error(L, "history has no field or method '%s' (it has last, first, count, "
-                             "list, after, before, memo, now, patient, clinic)", k);
+                             "list, after, before, first_after, last_before, since, values, "
+                             "memo, now, patient, clinic)", k);
     return 1;
 }
 
@@ -522,14 +755,24 @@ rg_history *rg_history_new(lua_State *L)
 {
     rg_history *h = lua_newuserdatauv(L, sizeof *h, 4);
     memset(h, 0, sizeof *h);
+    h->magic = RG_HISTORY_MAGIC;
     if (luaL_getmetatable(L, RG_HISTORY_MT) == LUA_TNIL) {
         lua_pop(L, 1);
         rg__jbox_mt(L);
         lua_createtable(L, 0, 5);
         static const luaL_Reg methods[] = {
-            {"last", rg__h_last},   {"first", rg__h_first}, {"count", rg__h_count},
-            {"list", rg__h_list},   {"after", rg__h_after}, {"before", rg__h_before},
-            {"memo", rg__h_memo},   {NULL, NULL},
+            {"last", rg__h_last},
+            {"first", rg__h_first},
+            {"count", rg__h_count},
+            {"list", rg__h_list},
+            {"after", rg__h_after},
+            {"before", rg__h_before},
+            {"first_after", rg__h_first_after},
+            {"last_before", rg__h_last_before},
+            {"since", rg__h_since},
+            {"values", rg__h_values},
+            {"memo", rg__h_memo},
+            {NULL, NULL},
         };
         luaL_newlib(L, methods);
         lua_pushcclosure(L, rg__h_index, 1);
@@ -545,13 +788,9 @@ rg_history *rg_history_new(lua_State *L)
     }
     lua_setmetatable(L, -2);
     lua_newtable(L);
-    lua_setiuservalue(L, -2, 1);
+    lua_setiuservalue(L, -2, 1); /* 1: event tables by index + 1 */
     lua_newtable(L);
-    lua_createtable(L, 0, 1);
-    lua_pushliteral(L, "k");
-    lua_setfield(L, -2, "__mode");
-    lua_setmetatable(L, -2);
-    lua_setiuservalue(L, -2, 2);
+    lua_setiuservalue(L, -2, 2); /* 2: type names by type id */
     lua_createtable(L, 0, 3); /* the metatable of this history's event tables */
     lua_pushvalue(L, -2);
     lua_pushcclosure(L, rg__ev_index, 1);
@@ -560,7 +799,7 @@ rg_history *rg_history_new(lua_State *L)
     lua_setfield(L, -2, "__pairs");
     lua_pushboolean(L, 0);
     lua_setfield(L, -2, "__metatable");
-    lua_setiuservalue(L, -2, 4);
+    lua_setiuservalue(L, -2, 4); /* 4: the event tables' metatable; 3: h:memo's values */
     return h;
 }
 

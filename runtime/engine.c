@@ -9,6 +9,7 @@
  * the history binding.
  */
 #include "engine.h"
+#include "fields.h"
 
 #include "../bindings/bindings.h"
 
@@ -44,6 +45,7 @@ typedef struct rg__open {
 struct rg_engine {
     rg_store *st;
     rg_engine_opts o;
+    rg_engine_sink w; /* where writes go */
     rg__clinic_slot *clinics;
     int nclinics;
     rg_engine_stats stats;
@@ -51,6 +53,9 @@ struct rg_engine {
     rg_hevent *ev;
     int nev, cap_ev;
     rg_buf text;
+    rg_buf scratch;    /* one event's data compiled, when the store has not */
+    int *tix, *toff;   /* per type, its events' indexes (rg_history.tix/toff) */
+    int cap_tix;
     uint32_t *touched; /* per event: the mark it was last counted for (dedup) */
     int cap_touched;
     uint32_t mark;
@@ -63,6 +68,35 @@ struct rg_engine {
 
 /* ---- setup ------------------------------------------------------------------ */
 
+static int rg__w_transition(void *ud, rg_transition *t, int64_t *alert_id)
+{
+    return rg_store_transition(ud, t, alert_id);
+}
+
+static int rg__w_eval_error(void *ud, const char *clinic, const char *patient,
+                            const char *protocol, const char *rule, rg_time at, const char *msg)
+{
+    return rg_store_eval_error(ud, clinic, patient, protocol, rule, at, msg);
+}
+
+static int rg__w_patient_put(void *ud, const char *clinic, const char *patient,
+                             const rg_patient_state *ps)
+{
+    return rg_store_patient_put(ud, clinic, patient, ps);
+}
+
+static int rg__w_protocol_loaded(void *ud, const char *clinic, const char *protocol,
+                                 const char *version, const char *file, const char *hash)
+{
+    return rg_store_protocol_loaded(ud, clinic, protocol, version, file, hash);
+}
+
+static rg_engine_sink rg__store_sink(rg_store *st)
+{
+    return (rg_engine_sink){rg__w_transition, rg__w_eval_error, rg__w_patient_put,
+                            rg__w_protocol_loaded, st};
+}
+
 int rg_engine_new(rg_engine **out, rg_store *st, const rg_engine_opts *o)
 {
     rg_engine *e = calloc(1, sizeof *e);
@@ -70,6 +104,7 @@ int rg_engine_new(rg_engine **out, rg_store *st, const rg_engine_opts *o)
         return RG_ENOMEM;
     e->st = st;
     e->o = *o;
+    e->w = o->sink ? *o->sink : rg__store_sink(st);
     *out = e;
     return RG_OK;
 }
@@ -108,6 +143,9 @@ void rg_engine_free(rg_engine *e)
     free(e->clinics);
     free(e->ev);
     rg_buf_free(&e->text);
+    rg_buf_free(&e->scratch);
+    free(e->tix);
+    free(e->toff);
     free(e->touched);
     free(e->log.v);
     rg__open_clear(e);
@@ -141,7 +179,7 @@ static rg__clinic_slot *rg__slot(rg_engine *e, const char *clinic, int create)
 static int rg__report(rg_engine *e, const char *clinic, const char *patient, const char *proto,
                       const char *rule, rg_time at, const char *msg)
 {
-    int rc = patient ? rg_store_eval_error(e->st, clinic, patient, proto, rule, at, msg) : RG_OK;
+    int rc = patient ? e->w.eval_error(e->w.ud, clinic, patient, proto, rule, at, msg) : RG_OK;
     if (rc)
         return rc;
     e->stats.errors++;
@@ -156,7 +194,7 @@ static int rg__record_versions(rg_engine *e, rg_clinic *c)
 {
     int rc = RG_OK;
     for (int i = 0; i < c->nprotos && rc == RG_OK; i++)
-        rc = rg_store_protocol_loaded(e->st, c->name, c->protos[i].id, c->protos[i].version,
+        rc = e->w.protocol_loaded(e->w.ud, c->name, c->protos[i].id, c->protos[i].version,
                                       c->protos[i].file, c->protos[i].hash);
     return rc;
 }
@@ -353,15 +391,20 @@ static void rg__params(lua_State *L, int desc, int hidx)
         for (int j = 0; j < ntids && !is_plan; j++)
             is_plan = names[j] && RG__IS(&h->ev[i], j);
 #undef RG__IS
-        if (!is_plan || !h->ev[i].data)
+        const rg_hevent *pe = &h->ev[i];
+        if (!is_plan || !pe->fields)
             continue;
-        rg_history_push_event(L, hidx, i);
-        lua_getfield(L, -1, "data");
-        lua_pushnil(L);
-        while (lua_next(L, -2)) { /* data: key, value */
+        size_t pos = 0;
+        rg_field f;
+        int fr;
+        while ((fr = rg_fields_next(pe->fields, pe->nfields, &pos, &f)) == 1) {
+            if (f.tag == RG_F_NULL)
+                continue;
+            lua_pushlstring(L, f.key, f.klen);
+            rg_field_push(L, &f); /* key, value */
             lua_pushvalue(L, -2);
             if (lua_rawget(L, base) == LUA_TNIL) { /* not a parameter of this protocol */
-                lua_pop(L, 2);
+                lua_pop(L, 3);
                 continue;
             }
             int want = lua_type(L, -1), got = lua_type(L, -2);
@@ -392,9 +435,10 @@ static void rg__params(lua_State *L, int desc, int hidx)
             else
                 lua_pushvalue(L, -2);
             lua_rawset(L, copy);
-            lua_pop(L, 1);
+            lua_pop(L, 2);
         }
-        lua_pop(L, 2);
+        if (fr < 0)
+            luaL_error(L, "the stored data of event %s is damaged", pe->id);
     }
     if (custom) {
         lua_copy(L, copy, base);
@@ -501,8 +545,8 @@ static int rg__eval_protocol(lua_State *L)
 
 /* ---- the C side: events in, transitions out -------------------------------- */
 
-/* Event strings go into one text buffer; pointers are fixed up afterwards
- * because the buffer may move while it grows. */
+/* Event strings and compiled data go into one buffer; pointers are fixed up
+ * afterwards because the buffer may move while it grows. */
 static int rg__collect_event(void *ud, const rg_stored_event *se)
 {
     rg_engine *e = ud;
@@ -530,24 +574,62 @@ static int rg__collect_event(void *ud, const rg_stored_event *se)
     h->type = (const char *)(uintptr_t)e->text.len;
     if (rg_buf_add(&e->text, se->type, strlen(se->type) + 1))
         return RG_ENOMEM;
-    h->data = NULL;
+    h->fields = NULL;
+    h->nfields = 0;
     if (se->data) {
-        h->data = (const char *)(uintptr_t)(e->text.len + 1); /* +1: NULL stays NULL */
-        if (rg_buf_add(&e->text, se->data, strlen(se->data) + 1))
+        int rc = rg_fields_from_json(&e->scratch, se->data);
+        if (rc)
+            return rc == RG_EINVAL ? RG_EDB : rc; /* stored data is valid JSON */
+        h->fields = (const unsigned char *)(uintptr_t)(e->text.len + 1); /* +1: NULL stays NULL */
+        h->nfields = e->scratch.len;
+        if (rg_buf_add(&e->text, e->scratch.p, e->scratch.len))
             return RG_ENOMEM;
     }
     return RG_OK;
 }
 
-static void rg__fixup_events(rg_engine *e)
+/* Fixes the pointers into the text buffer and builds the per-type index. */
+static int rg__fixup_events(rg_engine *e)
 {
     for (int i = 0; i < e->nev; i++) {
         rg_hevent *h = &e->ev[i];
         h->id = e->text.p + (uintptr_t)h->id;
         h->type = e->text.p + (uintptr_t)h->type;
-        if (h->data)
-            h->data = e->text.p + ((uintptr_t)h->data - 1);
+        if (h->fields)
+            h->fields = (const unsigned char *)e->text.p + ((uintptr_t)h->fields - 1);
     }
+    if (e->nev > e->cap_tix || !e->toff) {
+        int cap = e->nev + 64;
+        int *tix = malloc((size_t)cap * sizeof *tix);
+        int *toff = e->toff ? e->toff : malloc((RG_COUNTOF(e->types) + 1) * sizeof *toff);
+        if (!tix || !toff) {
+            free(tix);
+            if (!e->toff)
+                free(toff);
+            return RG_ENOMEM;
+        }
+        free(e->tix);
+        e->tix = tix;
+        e->toff = toff;
+        e->cap_tix = cap;
+    }
+    /* counting sort by type id; events keep their time order within a type:
+     * toff[t] is first the end of type t's span, then, filled backwards, its
+     * start; shifted down one, type t spans [toff[t-1], toff[t]) */
+    int typed = 0;
+    memset(e->toff, 0, (size_t)(e->ntypes + 1) * sizeof *e->toff);
+    for (int i = 0; i < e->nev; i++)
+        if (e->ev[i].tid)
+            e->toff[e->ev[i].tid]++, typed++;
+    for (int t = 1; t <= e->ntypes; t++)
+        e->toff[t] += e->toff[t - 1];
+    for (int i = e->nev - 1; i >= 0; i--)
+        if (e->ev[i].tid)
+            e->tix[--e->toff[e->ev[i].tid]] = i;
+    for (int t = 0; t < e->ntypes; t++)
+        e->toff[t] = e->toff[t + 1];
+    e->toff[e->ntypes] = typed;
+    return RG_OK;
 }
 
 static int rg__add_open(rg_engine *e, int64_t id, const rg_transition *t)
@@ -772,7 +854,7 @@ static int rg__emit(rg_engine *e, rg_clinic *c, const char *patient, int open, i
         .key = key, .protocol = proto, .version = version, .rule = rule,
         .severity = severity, .message = message, .params = params, .evidence = evidence,
     };
-    int rc = rg_store_transition(e->st, &tr, &alert_id);
+    int rc = e->w.transition(e->w.ud, &tr, &alert_id);
     if (rc == RG_OK && open)
         rc = rg__add_open(e, alert_id, &tr);
     if (rc == RG_OK)
@@ -1018,7 +1100,7 @@ static int rg__advance(rg_engine *e, const char *clinic, const char *patient, rg
         if (rc)
             return rc == RG_ENOTFOUND ? RG_OK : rc;
         ps.next_wake = RG_TIME_NONE;
-        return rg_store_patient_put(e->st, clinic, patient, &ps);
+        return e->w.patient_put(e->w.ud, clinic, patient, &ps);
     }
     lua_State *L = rg_sandbox_state(c->sb);
     int rc;
@@ -1028,7 +1110,8 @@ static int rg__advance(rg_engine *e, const char *clinic, const char *patient, rg
     e->stats.patients++;
     if ((rc = rg_store_each_event(e->st, clinic, patient, rg__collect_event, e)))
         return rc;
-    rg__fixup_events(e);
+    if ((rc = rg__fixup_events(e)))
+        return rc;
     e->stats.events += e->nev;
     if (e->nev + 1 > e->cap_touched) { /* reused from patient to patient */
         free(e->touched);
@@ -1070,6 +1153,8 @@ static int rg__advance(rg_engine *e, const char *clinic, const char *patient, rg
     h->log = &e->log;
     h->types = (const char *const *)e->types;
     h->ntypes = e->ntypes;
+    h->tix = e->tix;
+    h->toff = e->toff;
     h->memo_now = RG_TIME_NONE;
 
     const rg_rule *waker = NULL;
@@ -1138,7 +1223,7 @@ static int rg__advance(rg_engine *e, const char *clinic, const char *patient, rg
                 ps.next_wake = e->ev[i].at;
             break;
         }
-    return rg_store_patient_put(e->st, clinic, patient, &ps);
+    return e->w.patient_put(e->w.ud, clinic, patient, &ps);
 }
 
 typedef struct rg__page {

@@ -32,12 +32,28 @@ typedef struct rg_engine rg_engine;
 typedef void (*rg_error_fn)(void *ud, const char *clinic, const char *patient, rg_time at,
                             const char *msg);
 
+/* Where an engine's writes go: by default its store; a parallel sweep's
+ * workers record them instead, for one writer to apply in order
+ * (runtime/sweep.c). A sink returns RG_OK or an error code; transition sets
+ * *alert_id when it can (0 when the alert has no id yet). */
+typedef struct rg_engine_sink {
+    int (*transition)(void *ud, rg_transition *t, int64_t *alert_id);
+    int (*eval_error)(void *ud, const char *clinic, const char *patient, const char *protocol,
+                      const char *rule, rg_time at, const char *msg);
+    int (*patient_put)(void *ud, const char *clinic, const char *patient,
+                       const rg_patient_state *ps);
+    int (*protocol_loaded)(void *ud, const char *clinic, const char *protocol,
+                           const char *version, const char *file, const char *hash);
+    void *ud;
+} rg_engine_sink;
+
 typedef struct rg_engine_opts {
     rg_limits limits;
     const char *shipped;     /* root of the shipped protocol set (require, include) */
     const char *default_dir; /* protocols for clinics without their own; NULL: none */
     rg_error_fn on_error;
     void *ud;
+    const rg_engine_sink *sink; /* NULL: write to the store */
 } rg_engine_opts;
 
 typedef struct rg_engine_stats {

@@ -14,6 +14,7 @@
 #include "explain.h"
 #include "feed.h"
 #include "report.h"
+#include "sweep.h"
 
 #include <jansson.h>
 
@@ -38,9 +39,10 @@ static const char rg__usage[] =
     "           [--clinic NAME=DIR]... [--db PATH]\n"
     "                                   replay a timeline under a virtual clock and print\n"
     "                                   every alert transition in time order\n"
-    "  sweep --at TIME [--db PATH] [--protocols DIR] [--clinic NAME=DIR]...\n"
+    "  sweep --at TIME [--db PATH] [--protocols DIR] [--clinic NAME=DIR]... [--jobs N]\n"
     "                                   re-evaluate every stored patient once at TIME, as\n"
-    "                                   after a protocol change, and report the rate\n"
+    "                                   after a protocol change, and report the rate;\n"
+    "                                   --jobs N worker threads (default: the cores)\n"
     "  explain KEY [--db PATH | --events FILE --until TIME [--protocols DIR]]\n"
     "                                   why an alert opened or resolved: rule, protocol\n"
     "                                   version, parameters and the events it rested on\n"
@@ -66,6 +68,7 @@ typedef struct rg__opts {
     const char *db, *events, *format, *protocols, *until;
     const char *clinic_names[64], *clinic_dirs[64];
     int nclinics;
+    int jobs; /* sweep: worker threads; 0: the processors available */
     rg_limits limits;
 } rg__opts;
 
@@ -110,7 +113,7 @@ static const char *rg__shipped(char *buf, size_t len)
 
 static int rg__parse(int argc, char **argv, rg__opts *o)
 {
-    enum { O_AT = 100, O_DB = 1, O_EVENTS, O_UNTIL, O_FORMAT, O_PROTOCOLS, O_CLINIC, O_MEM, O_INSTR, O_DEADLINE };
+    enum { O_AT = 100, O_DB = 1, O_EVENTS, O_UNTIL, O_FORMAT, O_PROTOCOLS, O_CLINIC, O_MEM, O_INSTR, O_DEADLINE, O_JOBS };
     static const struct option longopts[] = {
         {"db", required_argument, NULL, O_DB},
         {"events", required_argument, NULL, O_EVENTS},
@@ -122,6 +125,7 @@ static int rg__parse(int argc, char **argv, rg__opts *o)
         {"max-memory-mb", required_argument, NULL, O_MEM},
         {"max-instructions", required_argument, NULL, O_INSTR},
         {"deadline-ms", required_argument, NULL, O_DEADLINE},
+        {"jobs", required_argument, NULL, O_JOBS},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -148,6 +152,7 @@ static int rg__parse(int argc, char **argv, rg__opts *o)
         }
         case O_MEM:
         case O_INSTR:
+        case O_JOBS:
         case O_DEADLINE: {
             errno = 0;
             long long v = strtoll(optarg, &end, 10);
@@ -157,6 +162,8 @@ static int rg__parse(int argc, char **argv, rg__opts *o)
                 o->limits.max_memory = (size_t)v << 20;
             else if (c == O_INSTR)
                 o->limits.max_instructions = v;
+            else if (c == O_JOBS)
+                o->jobs = v > 256 ? 256 : (int)v;
             else
                 o->limits.deadline_ms = (int)v;
             break;
@@ -300,20 +307,21 @@ static void rg__print_error(void *ud, const char *clinic, const char *patient, r
 {
     char when[RG_TIME_BUFSZ];
     (void)ud;
+    flockfile(stderr); /* one report at a time: a sweep's workers share stderr */
     if (patient)
         fprintf(stderr, "error: clinic %s, patient %s, at %s: ", clinic, patient,
                 rg_time_format(at, when));
     else
         fprintf(stderr, "error: clinic %s: ", clinic);
     rg__print_indented(msg);
+    funlockfile(stderr);
 }
 
-/* The engine with the clinics of the options: --clinic NAME=DIR each, and
- * --protocols DIR (or the shipped set) for every other clinic. */
-static int rg__engine_for(rg__opts *o, rg_store *st, const char *shipped, char *default_dir,
-                          size_t dlen, long *errors, rg_engine **eng)
+/* The engine options of the command line: its limits, and --protocols DIR
+ * (or the shipped set) as the default for clinics without their own. */
+static int rg__engine_opts(rg__opts *o, const char *shipped, char *default_dir, size_t dlen,
+                           rg_engine_opts *eo)
 {
-    char err[4096];
     if (o->protocols)
         snprintf(default_dir, dlen, "%s", o->protocols);
     else if (shipped)
@@ -321,9 +329,17 @@ static int rg__engine_for(rg__opts *o, rg_store *st, const char *shipped, char *
     else
         return rg__die("%s", "cannot find the shipped protocols; pass --protocols DIR or set "
                              "REGIMEN_PROTOCOLS");
-    rg_engine_opts eo = {.limits = o->limits, .shipped = shipped, .default_dir = default_dir,
-                         .on_error = rg__print_error, .ud = errors};
-    if (rg_engine_new(eng, st, &eo))
+    *eo = (rg_engine_opts){.limits = o->limits, .shipped = shipped, .default_dir = default_dir,
+                           .on_error = rg__print_error};
+    return 0;
+}
+
+/* An engine over st with eo and the clinics of the options (--clinic NAME=DIR). */
+static int rg__engine_make(const rg__opts *o, const rg_engine_opts *eo, rg_store *st,
+                           rg_engine **eng)
+{
+    char err[4096];
+    if (rg_engine_new(eng, st, eo))
         return rg__die("%s", "out of memory");
     for (int i = 0; i < o->nclinics; i++) {
         if (rg_engine_set_clinic(*eng, o->clinic_names[i], o->clinic_dirs[i], err, sizeof err)) {
@@ -332,6 +348,16 @@ static int rg__engine_for(rg__opts *o, rg_store *st, const char *shipped, char *
         }
     }
     return 0;
+}
+
+/* The engine with the clinics of the options. */
+static int rg__engine_for(rg__opts *o, rg_store *st, const char *shipped, char *default_dir,
+                          size_t dlen, long *errors, rg_engine **eng)
+{
+    rg_engine_opts eo;
+    int rc = rg__engine_opts(o, shipped, default_dir, dlen, &eo);
+    eo.ud = errors;
+    return rc ? rc : rg__engine_make(o, &eo, st, eng);
 }
 
 /* A simulation: the events of o->events into a store at o->db, every patient
@@ -501,6 +527,20 @@ static int rg__cmd_diff(int argc, char **argv)
     return rc;
 }
 
+/* A sweep worker's engine: the command line's, writing through the sink. */
+typedef struct rg__sweep_ctx {
+    const rg__opts *o;
+    rg_engine_opts eo;
+} rg__sweep_ctx;
+
+static int rg__sweep_engine(void *ud, rg_store *st, const rg_engine_sink *sink, rg_engine **out)
+{
+    rg__sweep_ctx *ctx = ud;
+    rg_engine_opts eo = ctx->eo;
+    eo.sink = sink;
+    return rg__engine_make(ctx->o, &eo, st, out) ? RG_EPROTOCOL : RG_OK;
+}
+
 static int rg__cmd_sweep(int argc, char **argv)
 {
     rg__opts o = {.db = "regimen.db"};
@@ -508,7 +548,6 @@ static int rg__cmd_sweep(int argc, char **argv)
     rg_store *st = NULL;
     rg_engine *eng = NULL;
     rg_time at;
-    long errors = 0;
     int rc = rg__parse(argc, argv, &o);
     if (rc)
         return rc;
@@ -521,23 +560,38 @@ static int rg__cmd_sweep(int argc, char **argv)
     if ((rc = rg__open_store(o.db, 1, &st)))
         return rc;
     const char *shipped = rg__shipped(shipped_buf, sizeof shipped_buf);
-    if ((rc = rg__engine_for(&o, st, shipped, default_dir, sizeof default_dir, &errors, &eng)))
+    rg__sweep_ctx ctx = {.o = &o};
+    if ((rc = rg__engine_opts(&o, shipped, default_dir, sizeof default_dir, &ctx.eo)))
         goto out;
+    int jobs = o.jobs ? o.jobs : rg_sweep_default_jobs();
+    rg_engine_stats total = {0};
+    const rg_engine_stats *s = &total;
     int64_t t0 = rg_monotonic_ms();
-    long n = rg_engine_reevaluate_all(eng, at);
+    long n;
+    if (jobs <= 1) { /* the plain path: this thread evaluates and writes */
+        if ((rc = rg__engine_make(&o, &ctx.eo, st, &eng)))
+            goto out;
+        n = rg_engine_reevaluate_all(eng, at);
+        s = rg_engine_stats_get(eng);
+    } else {
+        json_object_seed(0); /* before any thread makes a JSON object */
+        rg_sweep_opts so = {.db = o.db, .at = at, .jobs = jobs, .make_engine = rg__sweep_engine,
+                            .ud = &ctx};
+        n = rg_sweep(st, &so, &total);
+    }
     double secs = (double)(rg_monotonic_ms() - t0) / 1000.0;
     if (n < 0) {
         fprintf(stderr, "regimen: sweep failed: %s (%s)\n", rg_strerror((int)n), rg_store_errmsg(st));
         rc = 2;
         goto out;
     }
-    const rg_engine_stats *s = rg_engine_stats_get(eng);
     if (secs <= 0)
         secs = 0.001;
     fprintf(stderr, "swept %ld patients (%lld events) in %.3f s: %.0f patients/s, %.0f events/s; "
-                    "%lld alerts opened, %lld resolved, %lld evaluation errors\n",
+                    "%lld alerts opened, %lld resolved, %lld evaluation errors; %d job%s\n",
             n, (long long)s->events, secs, (double)n / secs, (double)s->events / secs,
-            (long long)s->opened, (long long)s->resolved, (long long)s->errors);
+            (long long)s->opened, (long long)s->resolved, (long long)s->errors, jobs,
+            jobs == 1 ? "" : "s");
     rc = s->errors ? 1 : 0;
 out:
     rg_engine_free(eng);

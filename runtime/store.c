@@ -125,6 +125,7 @@ enum {
     Q_HOOK_FAILED,
     Q_KEY_TRANSITIONS,
     Q_BEGIN,
+    Q_BEGIN_READ,
     Q_COMMIT,
     Q_ROLLBACK,
     Q__COUNT
@@ -238,6 +239,7 @@ static const char *const rg__sql[Q__COUNT] = {
         "SELECT seq, at, state, clinic, patient, key, protocol, version, rule, severity,"
         " message, due, params, evidence, cseq FROM transitions WHERE key = ?1 ORDER BY seq",
     [Q_BEGIN] = "BEGIN IMMEDIATE",
+    [Q_BEGIN_READ] = "BEGIN DEFERRED",
     [Q_COMMIT] = "COMMIT",
     [Q_ROLLBACK] = "ROLLBACK",
 };
@@ -507,6 +509,10 @@ int rg_store_begin(rg_store *st)
     st->sched_patient[0] = '\0';
     st->ncseq = 0;
     return rg__done(st, rg__q(st, Q_BEGIN));
+}
+int rg_store_begin_read(rg_store *st)
+{
+    return rg__done(st, rg__q(st, Q_BEGIN_READ));
 }
 int rg_store_commit(rg_store *st)
 {

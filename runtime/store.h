@@ -33,6 +33,8 @@ const char *rg_store_errmsg(rg_store *st);
 const char *rg_store_fault(rg_store *st, rg_time *since);
 
 int rg_store_begin(rg_store *st);
+/* A read transaction (one snapshot, no write lock): end it with rollback. */
+int rg_store_begin_read(rg_store *st);
 int rg_store_commit(rg_store *st);
 void rg_store_rollback(rg_store *st);
 

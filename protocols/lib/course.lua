@@ -23,8 +23,24 @@ local function find_enrolment(h, program)
   return e
 end
 
+-- The h:memo keys of the building blocks, made once per program (and plan)
+-- rather than joined anew by every rule at every step.
+local keys = {}
+local function key(kind, program, extra)
+  local by_kind = keys[kind]
+  if not by_kind then by_kind = {} keys[kind] = by_kind end
+  local by_program = by_kind[program]
+  if not by_program then by_program = {} by_kind[program] = by_program end
+  local k = by_program[extra or true]
+  if not k then
+    k = extra == nil and kind .. " " .. program or kind .. " " .. program .. " " .. extra
+    by_program[extra or true] = k
+  end
+  return k
+end
+
 function course.enrolment(h, program)
-  return h:memo("course.enrolment " .. program, find_enrolment, program)
+  return h:memo(key("course.enrolment", program), find_enrolment, program)
 end
 
 -- For a protocol's `applies`: true while the patient is in a course of program.
@@ -44,7 +60,7 @@ end
 
 function course.events(h, program, type, filter)
   if filter ~= nil then return course_events(h, program, type, filter) end
-  return h:memo("course.events " .. program .. " " .. type, course_events, program, type)
+  return h:memo(key("course.events", program, type), course_events, program, type)
 end
 
 -- Does event e match filter (data fields that must be equal, or a function)?
@@ -119,7 +135,7 @@ end
 
 -- (shared between the rules of one evaluation: read it, do not change it)
 function course.series(h, program, p)
-  return h:memo("course.series " .. program .. " " .. p.acute_infusions, build_series, program, p)
+  return h:memo(key("course.series", program, p.acute_infusions), build_series, program, p)
 end
 
 -- The phase the series was in at time t (a time at or before now): phase

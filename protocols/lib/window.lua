@@ -10,7 +10,7 @@ local window = {}
 -- The first event of `type` (matching `filter`) after event e, or nil.
 -- Events at the same instant as e count when they were recorded after it.
 function window.next(h, e, type, filter)
-  return h:after(e, type, filter)[1]
+  return h:first_after(e, type, filter)
 end
 
 -- Has an event of `type` been recorded after event e?

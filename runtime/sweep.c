@@ -1,0 +1,390 @@
+/*
+ * sweep.c - a sweep on several cores (see sweep.h for the design).
+ *
+ * Pages of patients are numbered as the caller reads them; workers take the
+ * next queued page, evaluate it inside one read transaction, and hand back
+ * its write log; the caller applies the logs strictly in page order. At most
+ * RG__INFLIGHT pages per worker are read ahead, so memory stays bounded
+ * whatever the size of the store. Depends on engine.c, store.c and pthreads.
+ */
+#include "sweep.h"
+
+#include <pthread.h>
+#include <stdio.h>
+#include <sched.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define RG__PAGE 256
+#define RG__INFLIGHT 2
+#define RG__NSTR 10
+
+/* One recorded write; strings are offsets + 1 into the log's text (0: NULL),
+ * because the text buffer moves as it grows. */
+typedef struct rg__op {
+    char kind; /* 't' transition, 'e' evaluation error, 'p' patient state, 'v' version */
+    size_t s[RG__NSTR];
+    rg_time at, due;
+    int open;
+    int64_t alert_id;
+    rg_patient_state ps;
+} rg__op;
+
+typedef struct rg__log {
+    rg__op *v;
+    int n, cap;
+    rg_buf text;
+    int rc; /* the first failure to record (memory) */
+} rg__log;
+
+typedef struct rg__page {
+    long seq; /* -1: free */
+    int n, state; /* state 0 queued, 1 taken, 2 done */
+    int rc;
+    char (*keys)[2][RG_EVENT_MAX_ID + 1];
+    rg__log log;
+} rg__page;
+
+typedef struct rg__sweep {
+    const rg_sweep_opts *o;
+    pthread_mutex_t mu;
+    pthread_cond_t work, done;
+    rg__page *pages;
+    int npages;
+    int stop;
+    rg_engine_stats stats;
+} rg__sweep;
+
+typedef struct rg__worker {
+    rg__sweep *sw;
+    pthread_t tid;
+    rg__log log; /* what the engine writes; moved into the page it finishes */
+    int started;
+} rg__worker;
+
+/* ---- the write log ------------------------------------------------------------ */
+
+static size_t rg__str(rg__log *lg, const char *s)
+{
+    if (!s)
+        return 0;
+    size_t off = lg->text.len + 1;
+    if (lg->rc == RG_OK && rg_buf_add(&lg->text, s, strlen(s) + 1))
+        lg->rc = RG_ENOMEM;
+    return off;
+}
+
+static rg__op *rg__push(rg__log *lg, char kind)
+{
+    if (lg->n == lg->cap) {
+        int cap = lg->cap ? lg->cap * 2 : 64;
+        rg__op *grown = realloc(lg->v, (size_t)cap * sizeof *grown);
+        if (!grown) {
+            lg->rc = RG_ENOMEM;
+            return NULL;
+        }
+        lg->v = grown;
+        lg->cap = cap;
+    }
+    rg__op *op = &lg->v[lg->n++];
+    memset(op, 0, sizeof *op);
+    op->kind = kind;
+    return op;
+}
+
+static int rg__log_transition(void *ud, rg_transition *t, int64_t *alert_id)
+{
+    rg__log *lg = &((rg__worker *)ud)->log;
+    rg__op *op = rg__push(lg, 't');
+    if (!op)
+        return RG_ENOMEM;
+    const char *s[RG__NSTR] = {t->clinic, t->patient, t->key, t->protocol, t->version,
+                               t->rule, t->severity, t->message, t->params, t->evidence};
+    for (int i = 0; i < RG__NSTR; i++)
+        op->s[i] = rg__str(lg, s[i]);
+    op->at = t->at;
+    op->due = t->due;
+    op->open = t->open;
+    op->alert_id = *alert_id;
+    if (t->open)
+        *alert_id = 0; /* known once applied; a one-step re-evaluation needs none */
+    return lg->rc;
+}
+
+static int rg__log_error(void *ud, const char *clinic, const char *patient, const char *protocol,
+                         const char *rule, rg_time at, const char *msg)
+{
+    rg__log *lg = &((rg__worker *)ud)->log;
+    rg__op *op = rg__push(lg, 'e');
+    if (!op)
+        return RG_ENOMEM;
+    const char *s[5] = {clinic, patient, protocol, rule, msg};
+    for (int i = 0; i < 5; i++)
+        op->s[i] = rg__str(lg, s[i]);
+    op->at = at;
+    return lg->rc;
+}
+
+static int rg__log_patient(void *ud, const char *clinic, const char *patient,
+                           const rg_patient_state *ps)
+{
+    rg__log *lg = &((rg__worker *)ud)->log;
+    rg__op *op = rg__push(lg, 'p');
+    if (!op)
+        return RG_ENOMEM;
+    op->s[0] = rg__str(lg, clinic);
+    op->s[1] = rg__str(lg, patient);
+    op->ps = *ps;
+    return lg->rc;
+}
+
+static int rg__log_version(void *ud, const char *clinic, const char *protocol,
+                           const char *version, const char *file, const char *hash)
+{
+    rg__log *lg = &((rg__worker *)ud)->log;
+    rg__op *op = rg__push(lg, 'v');
+    if (!op)
+        return RG_ENOMEM;
+    const char *s[5] = {clinic, protocol, version, file, hash};
+    for (int i = 0; i < 5; i++)
+        op->s[i] = rg__str(lg, s[i]);
+    return lg->rc;
+}
+
+static void rg__log_free(rg__log *lg)
+{
+    free(lg->v);
+    rg_buf_free(&lg->text);
+    memset(lg, 0, sizeof *lg);
+}
+
+/* Applies a page's log on the writer's connection (inside its transaction). */
+static int rg__apply(rg_store *st, const rg__log *lg)
+{
+    int rc = lg->rc;
+    for (int i = 0; i < lg->n && rc == RG_OK; i++) {
+        const rg__op *op = &lg->v[i];
+        const char *s[RG__NSTR];
+        for (int k = 0; k < RG__NSTR; k++)
+            s[k] = op->s[k] ? lg->text.p + op->s[k] - 1 : NULL;
+        switch (op->kind) {
+        case 't': {
+            rg_transition t = {
+                .at = op->at, .due = op->due, .open = op->open, .clinic = s[0],
+                .patient = s[1], .key = s[2], .protocol = s[3], .version = s[4], .rule = s[5],
+                .severity = s[6], .message = s[7], .params = s[8], .evidence = s[9],
+            };
+            int64_t id = op->alert_id;
+            rc = rg_store_transition(st, &t, &id);
+            break;
+        }
+        case 'e':
+            rc = rg_store_eval_error(st, s[0], s[1], s[2], s[3], op->at, s[4]);
+            break;
+        case 'p':
+            rc = rg_store_patient_put(st, s[0], s[1], &op->ps);
+            break;
+        case 'v':
+            rc = rg_store_protocol_loaded(st, s[0], s[1], s[2], s[3], s[4]);
+            break;
+        }
+    }
+    return rc;
+}
+
+/* ---- workers -------------------------------------------------------------------- */
+
+static void rg__add_stats(rg_engine_stats *to, const rg_engine_stats *s)
+{
+    to->patients += s->patients;
+    to->events += s->events;
+    to->steps += s->steps;
+    to->protocol_calls += s->protocol_calls;
+    to->errors += s->errors;
+    to->limit_hits += s->limit_hits;
+    to->opened += s->opened;
+    to->resolved += s->resolved;
+}
+
+static void *rg__work(void *arg)
+{
+    rg__worker *w = arg;
+    rg__sweep *sw = w->sw;
+    const rg_sweep_opts *o = sw->o;
+    rg_engine_sink sink = {rg__log_transition, rg__log_error, rg__log_patient,
+                           rg__log_version, w};
+    rg_store *st = NULL;
+    rg_engine *eng = NULL;
+    char err[512];
+    rg_store_opts so = {0};
+    int rc = rg_store_open(&st, o->db, &so, err, sizeof err);
+    if (rc)
+        fprintf(stderr, "regimen: sweep worker: %s\n", err);
+    else
+        rc = o->make_engine(o->ud, st, &sink, &eng);
+    for (;;) {
+        pthread_mutex_lock(&sw->mu);
+        rg__page *pg = NULL;
+        while (!sw->stop && !pg) {
+            for (int i = 0; i < sw->npages; i++) /* the oldest queued page */
+                if (sw->pages[i].seq >= 0 && sw->pages[i].state == 0 &&
+                    (!pg || sw->pages[i].seq < pg->seq))
+                    pg = &sw->pages[i];
+            if (!pg && !sw->stop)
+                pthread_cond_wait(&sw->work, &sw->mu);
+        }
+        if (pg)
+            pg->state = 1;
+        pthread_mutex_unlock(&sw->mu);
+        if (!pg)
+            break;
+        int prc = rc;
+        if (prc == RG_OK && (prc = rg_store_begin_read(st)) == RG_OK) {
+            for (int i = 0; i < pg->n && prc == RG_OK; i++)
+                prc = rg_engine_reevaluate(eng, pg->keys[i][0], pg->keys[i][1], o->at);
+            rg_store_rollback(st); /* it only read */
+        }
+        pthread_mutex_lock(&sw->mu);
+        rg__log spare = pg->log; /* the page's old buffers become the next log */
+        pg->log = w->log;
+        spare.n = 0;
+        spare.text.len = 0;
+        spare.rc = RG_OK;
+        w->log = spare;
+        pg->rc = prc;
+        pg->state = 2;
+        pthread_cond_broadcast(&sw->done);
+        pthread_mutex_unlock(&sw->mu);
+    }
+    pthread_mutex_lock(&sw->mu);
+    if (eng)
+        rg__add_stats(&sw->stats, rg_engine_stats_get(eng));
+    pthread_mutex_unlock(&sw->mu);
+    rg_engine_free(eng);
+    rg_store_close(st);
+    return NULL;
+}
+
+/* ---- the caller: read pages ahead, apply them in order ------------------------------- */
+
+static int rg__page_add(void *ud, const char *clinic, const char *patient)
+{
+    rg__page *pg = ud;
+    snprintf(pg->keys[pg->n][0], sizeof pg->keys[0][0], "%s", clinic);
+    snprintf(pg->keys[pg->n][1], sizeof pg->keys[0][1], "%s", patient);
+    pg->n++;
+    return 0;
+}
+
+long rg_sweep(rg_store *st, const rg_sweep_opts *o, rg_engine_stats *stats)
+{
+    int jobs = o->jobs < 1 ? 1 : o->jobs;
+    rg__sweep sw = {.o = o, .npages = jobs * RG__INFLIGHT};
+    rg__worker *ws = calloc((size_t)jobs, sizeof *ws);
+    sw.pages = calloc((size_t)sw.npages, sizeof *sw.pages);
+    int rc = ws && sw.pages ? RG_OK : RG_ENOMEM;
+    for (int i = 0; rc == RG_OK && i < sw.npages; i++) {
+        sw.pages[i].seq = -1;
+        if (!(sw.pages[i].keys = malloc(RG__PAGE * sizeof *sw.pages[i].keys)))
+            rc = RG_ENOMEM;
+    }
+    pthread_mutex_init(&sw.mu, NULL);
+    pthread_cond_init(&sw.work, NULL);
+    pthread_cond_init(&sw.done, NULL);
+    for (int i = 0; rc == RG_OK && i < jobs; i++) {
+        ws[i].sw = &sw;
+        if (pthread_create(&ws[i].tid, NULL, rg__work, &ws[i]) != 0)
+            rc = RG_ENOMEM;
+        else
+            ws[i].started = 1;
+    }
+    char after_clinic[RG_EVENT_MAX_ID + 1] = "", after_patient[RG_EVENT_MAX_ID + 1] = "";
+    long filled = 0, applied = 0, done = 0;
+    int end = 0;
+    while (rc == RG_OK && (!end || applied < filled)) {
+        /* read ahead into free pages */
+        for (int i = 0; !end && rc == RG_OK && i < sw.npages; i++) {
+            rg__page *pg = &sw.pages[i];
+            pthread_mutex_lock(&sw.mu);
+            int free_slot = pg->seq < 0;
+            pthread_mutex_unlock(&sw.mu);
+            if (!free_slot)
+                continue;
+            pg->n = 0;
+            int n = rg_store_patients_page(st, after_clinic, after_patient, RG_TIME_NONE,
+                                           RG__PAGE, rg__page_add, pg);
+            if (n < 0) {
+                rc = n;
+                break;
+            }
+            if (n == 0) {
+                end = 1;
+                break;
+            }
+            snprintf(after_clinic, sizeof after_clinic, "%s", pg->keys[pg->n - 1][0]);
+            snprintf(after_patient, sizeof after_patient, "%s", pg->keys[pg->n - 1][1]);
+            pthread_mutex_lock(&sw.mu);
+            pg->seq = filled++;
+            pg->state = 0;
+            pthread_cond_signal(&sw.work);
+            pthread_mutex_unlock(&sw.mu);
+        }
+        if (rc || applied == filled)
+            continue;
+        /* the next page in order, once its worker is done */
+        rg__page *next = NULL;
+        pthread_mutex_lock(&sw.mu);
+        for (;;) {
+            for (int i = 0; i < sw.npages && !next; i++)
+                if (sw.pages[i].seq == applied && sw.pages[i].state == 2)
+                    next = &sw.pages[i];
+            if (next)
+                break;
+            pthread_cond_wait(&sw.done, &sw.mu);
+        }
+        pthread_mutex_unlock(&sw.mu);
+        rc = next->rc;
+        if (rc == RG_OK && (rc = rg_store_begin(st)) == RG_OK) {
+            rc = rg__apply(st, &next->log);
+            if (rc == RG_OK)
+                rc = rg_store_commit(st);
+            if (rc)
+                rg_store_rollback(st);
+        }
+        done += next->n;
+        pthread_mutex_lock(&sw.mu);
+        next->seq = -1;
+        applied++;
+        pthread_mutex_unlock(&sw.mu);
+    }
+    pthread_mutex_lock(&sw.mu);
+    sw.stop = 1;
+    pthread_cond_broadcast(&sw.work);
+    pthread_mutex_unlock(&sw.mu);
+    for (int i = 0; ws && i < jobs; i++)
+        if (ws[i].started)
+            pthread_join(ws[i].tid, NULL);
+    *stats = sw.stats;
+    for (int i = 0; ws && i < jobs; i++)
+        rg__log_free(&ws[i].log);
+    for (int i = 0; sw.pages && i < sw.npages; i++) {
+        free(sw.pages[i].keys);
+        rg__log_free(&sw.pages[i].log);
+    }
+    free(sw.pages);
+    free(ws);
+    pthread_cond_destroy(&sw.done);
+    pthread_cond_destroy(&sw.work);
+    pthread_mutex_destroy(&sw.mu);
+    return rc ? rc : done;
+}
+
+int rg_sweep_default_jobs(void)
+{
+    cpu_set_t set;
+    if (sched_getaffinity(0, sizeof set, &set) == 0 && CPU_COUNT(&set) > 0)
+        return CPU_COUNT(&set);
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    return n > 0 ? (int)n : 1;
+}

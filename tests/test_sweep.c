@@ -1,0 +1,185 @@
+/*
+ * test_sweep.c - `regimen sweep` on several cores gives exactly the
+ * single-threaded answer: the same transitions with the same global and
+ * per-clinic sequence numbers, the same patient clocks and wake-ups, the same
+ * evaluation errors. Runs the real binary on a generated cohort of several
+ * hundred patients in three clinics (pages of 256 patients span clinics),
+ * one of which runs a protocol that fails for some patients.
+ */
+#define RG_TEST_SERVE
+#include "helpers.h"
+
+#include <sqlite3.h>
+
+static uint64_t rng = 12345;
+static int roll(int n)
+{
+    rng = rng * 6364136223846793005ULL + 1442695040888963407ULL;
+    return (int)((rng >> 33) % (uint64_t)n);
+}
+
+/* A cohort as JSON Lines: enrolment, preparation, infusions with vitals,
+ * integration sessions, PHQ-9s and now and then an adverse event. */
+static char *cohort(int patients)
+{
+    size_t cap = (size_t)patients * 4096, len = 0;
+    char *s = malloc(cap);
+    cr_assert_not_null(s);
+    const char *clinics[3] = {"alpha", "beta", "gamma"};
+    for (int p = 0; p < patients; p++) {
+        const char *c = clinics[p % 3];
+        int64_t t = INT64_C(1772409600000) + (int64_t)roll(30) * 86400000; /* March 2026 */
+        char at[40];
+        int k = 0;
+#define EV(type, data)                                                                          \
+        do {                                                                                    \
+            iso(t, at);                                                                         \
+            len += (size_t)snprintf(s + len, cap - len,                                          \
+                                    "{\"id\":\"e%d-%d\",\"clinic\":\"%s\",\"patient\":\"p%04d\"," \
+                                    "\"type\":\"%s\",\"at\":\"%s\"%s%s}\n",                       \
+                                    p, k++, c, p, type, at, *(data) ? ",\"data\":" : "", data); \
+        } while (0)
+        EV("enrolled", "{\"program\":\"ketamine\"}");
+        t += 3600000;
+        if (roll(3))
+            EV("preparation_session", "");
+        int infusions = 2 + roll(8);
+        for (int i = 0; i < infusions; i++) {
+            char d[128];
+            t += (int64_t)(1 + roll(5)) * 86400000 + roll(3600000);
+            snprintf(d, sizeof d, "{\"systolic\":%d,\"diastolic\":%d,\"phase\":\"pre\"}",
+                     118 + roll(60), 70 + roll(40));
+            EV("vitals", d);
+            t += 600000;
+            snprintf(d, sizeof d, "{\"dose_mg_per_kg\":%.2f}", 0.4 + roll(80) / 100.0);
+            EV("infusion", d);
+            if (roll(4)) {
+                t += (int64_t)roll(96) * 3600000;
+                EV("integration_session", "");
+            }
+            if (roll(3) == 0) {
+                t += 3600000;
+                snprintf(d, sizeof d, "{\"instrument\":\"phq9\",\"score\":%d,\"item9\":%d}",
+                         roll(27), roll(5) == 0);
+                EV("assessment", d);
+            }
+            if (roll(12) == 0)
+                EV("adverse_event", "{\"kind\":\"urinary\",\"severity\":\"mild\"}");
+        }
+#undef EV
+    }
+    return s;
+}
+
+/* Every row of table (all columns but `recorded`), in rowid/primary-key
+ * order, as one text. */
+static char *dump(const char *db, const char *sql)
+{
+    sqlite3 *h;
+    sqlite3_stmt *st;
+    cr_assert_eq(sqlite3_open_v2(db, &h, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+    cr_assert_eq(sqlite3_prepare_v2(h, sql, -1, &st, NULL), SQLITE_OK, "%s", sqlite3_errmsg(h));
+    size_t cap = 1 << 20, len = 0;
+    char *out = malloc(cap);
+    out[0] = '\0';
+    while (sqlite3_step(st) == SQLITE_ROW) {
+        for (int i = 0; i < sqlite3_column_count(st); i++) {
+            if (!strcmp(sqlite3_column_name(st, i), "recorded"))
+                continue;
+            const char *v = (const char *)sqlite3_column_text(st, i);
+            size_t n = strlen(v ? v : "NULL") + 2;
+            if (len + n + 1 > cap)
+                out = realloc(out, cap = 2 * cap + n);
+            len += (size_t)snprintf(out + len, cap - len, "%s|", v ? v : "NULL");
+        }
+        out[len++] = '\n';
+        out[len] = '\0';
+    }
+    sqlite3_finalize(st);
+    sqlite3_close(h);
+    return out;
+}
+
+static void sweep(const char *db, const char *at, const char *jobs, const char *gamma)
+{
+    char *out, *err;
+    const char *args[] = {"sweep", "--db", db, "--at", at, "--jobs", jobs, "--clinic", gamma, NULL};
+    int rc = rg_test_run(args, NULL, &out, &err);
+    cr_assert(rc == 0 || rc == 1, "sweep --jobs %s exited %d: %s", jobs, rc, err);
+    cr_assert(strstr(err, "swept "), "no summary: %s", err);
+    free(out);
+    free(err);
+}
+
+Test(sweep, parallel_sweep_gives_the_single_threaded_answer)
+{
+    char dir[256], path[512], dbs[3][512], gamma[600];
+    rg_test_tmpdir(dir);
+    char *events = cohort(700);
+    rg_test_write(dir, "cohort.jsonl", events);
+    free(events);
+    /* clinic gamma: the shipped acute protocol plus one that fails for
+     * patients with an even number in their id (an error per evaluation) */
+    char *acute = rg_test_read("protocols/ketamine/acute.lua");
+    snprintf(path, sizeof path, "%s/gamma", dir);
+    cr_assert_eq(mkdir(path, 0755), 0);
+    rg_test_write(path, "acute.lua", acute);
+    free(acute);
+    rg_test_write(path, "fragile.lua",
+                  "local R = require 'regimen'\n"
+                  "return R.protocol { id = 'gamma.fragile', version = '1.0.0',\n"
+                  "  description = 'fails for some patients', params = {},\n"
+                  "  rules = { { id = 'gamma.fragile', severity = 'info', check = function(h, now, p)\n"
+                  "    if tonumber(h.patient:sub(2)) % 2 == 0 then error('no plan for ' .. h.patient) end\n"
+                  "    if h:count('infusion') > 3 then return R.alert { message = 'many' } end\n"
+                  "  end } } }\n");
+    snprintf(gamma, sizeof gamma, "gamma=%s", path);
+    const char *jobs[3] = {"1", "2", "3"};
+    for (int j = 0; j < 3; j++) {
+        snprintf(dbs[j], sizeof dbs[j], "%s/s%s.db", dir, jobs[j]);
+        snprintf(path, sizeof path, "%s/cohort.jsonl", dir);
+        char *out, *err;
+        const char *args[] = {"ingest", "--db", dbs[j], path, NULL};
+        cr_assert_eq(rg_test_run(args, NULL, &out, &err), 0, "ingest: %s", err);
+        free(out);
+        free(err);
+        /* two sweeps: alerts open at the first may resolve at the second */
+        sweep(dbs[j], "2026-03-20T00:00:00Z", jobs[j], gamma);
+        sweep(dbs[j], "2026-06-01T00:00:00Z", jobs[j], gamma);
+    }
+    static const char *const tables[] = {
+        "SELECT * FROM transitions ORDER BY seq",
+        "SELECT * FROM patients ORDER BY clinic, patient",
+        "SELECT * FROM eval_errors ORDER BY seq",
+        "SELECT clinic, protocol, version, file, hash FROM protocol_versions ORDER BY 1, 2, 3, 5",
+    };
+    cr_assert_gt(count_rows(dbs[0], "SELECT count(*) FROM transitions WHERE state = 'resolved'"),
+                 0, "the cohort resolves nothing: the comparison would be weak");
+    cr_assert_gt(count_rows(dbs[0], "SELECT count(*) FROM eval_errors"), 0);
+    cr_assert_gt(count_rows(dbs[0], "SELECT count(DISTINCT clinic) FROM transitions"), 2);
+    for (size_t t = 0; t < sizeof tables / sizeof tables[0]; t++) {
+        char *one = dump(dbs[0], tables[t]);
+        cr_assert_gt(strlen(one), 0, "%s is empty", tables[t]);
+        for (int j = 1; j < 3; j++) {
+            char *many = dump(dbs[j], tables[t]);
+            cr_assert(strcmp(one, many) == 0, "%s differs between --jobs 1 and --jobs %s",
+                      tables[t], jobs[j]);
+            free(many);
+        }
+        free(one);
+    }
+    for (int j = 0; j < 3; j++)
+        integrity_ok(dbs[j]);
+    rg_test_rmdir(dir);
+}
+
+Test(sweep, jobs_must_be_a_positive_number)
+{
+    char *out, *err;
+    const char *args[] = {"sweep", "--db", "/nonexistent.db", "--at", "2026-03-20T00:00:00Z",
+                          "--jobs", "0", NULL};
+    cr_assert_eq(rg_test_run(args, NULL, &out, &err), 2);
+    cr_assert(strstr(err, "positive whole number"), "%s", err);
+    free(out);
+    free(err);
+}
