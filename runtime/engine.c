@@ -458,8 +458,8 @@ static int rg__normalize_call(lua_State *L)
 
 /* [-4, +1] (desc, history, now, mark) -> results table:
  * { params = plain table, base = true when they are the protocol's own (no
- * patient plan changed them), applies = bool, [r] = {ok = true, alerts = list} |
- *   {ok = false, err = "..."} }. A rule's error stays in its entry; a limit
+ * patient plan changed them), applies = bool, [r] = true (the rule returned
+ * nothing) | the flat alert list | "error text" }. A rule's error stays in its entry; a limit
  * stops the whole evaluation (re-raised). */
 static int rg__eval_protocol(lua_State *L)
 {
@@ -515,7 +515,9 @@ static int rg__eval_protocol(lua_State *L)
             rg_sandbox_errmem(sb);
         if (status != LUA_OK && (rg_sandbox_limit_fired(sb) || status == LUA_ERRMEM))
             return lua_error(L);
-        if (status == LUA_OK) {
+        int nothing = status == LUA_OK && (lua_isnil(L, 11) ||
+                                           (lua_isboolean(L, 11) && !lua_toboolean(L, 11)));
+        if (status == LUA_OK && !nothing) {
             lua_pushcfunction(L, rg__normalize_call);
             lua_insert(L, 11);
             lua_pushvalue(L, 9);
@@ -531,11 +533,15 @@ static int rg__eval_protocol(lua_State *L)
                 lua_settop(L, 11);
             }
         }
-        lua_createtable(L, 0, 2);
-        lua_pushboolean(L, status == LUA_OK);
-        lua_setfield(L, -2, "ok");
-        lua_pushvalue(L, 11);
-        lua_setfield(L, -2, status == LUA_OK ? "alerts" : "err");
+        /* res[r]: true (no alerts), the flat alert list, or the error text */
+        if (nothing)
+            lua_pushboolean(L, 1);
+        else if (status == LUA_OK)
+            lua_pushvalue(L, 11);
+        else if (lua_type(L, 11) == LUA_TSTRING || lua_type(L, 11) == LUA_TNUMBER)
+            lua_pushstring(L, lua_tostring(L, 11));
+        else
+            lua_pushliteral(L, "error");
         lua_rawseti(L, res, r);
         lua_settop(L, rules);
     }
@@ -971,15 +977,14 @@ static int rg__step(rg_engine *e, rg_clinic *c, const char *patient, int hidx, r
         int applies = lua_toboolean(L, -1);
         lua_pop(L, 1);
         for (int r = 0; applies && r < c->protos[i].nrules && rc == RG_OK; r++) {
-            lua_rawgeti(L, res, r + 1);
-            int entry = lua_gettop(L);
-            lua_getfield(L, entry, "ok");
-            int ok = lua_toboolean(L, -1);
-            lua_pop(L, 1);
-            if (!ok) {
+            int kind = lua_rawgeti(L, res, r + 1);
+            if (kind == LUA_TBOOLEAN) { /* it returned nothing */
+                lua_pop(L, 1);
+                continue;
+            }
+            if (kind == LUA_TSTRING) {
                 failed[flag + r] = 1;
-                lua_getfield(L, entry, "err");
-                const char *m = lua_tostring(L, -1) ? lua_tostring(L, -1) : "error";
+                const char *m = lua_tostring(L, -1);
                 /* the first line must say where: errors raised with level 0
                  * or with a value other than a string carry no position */
                 size_t first = strcspn(m, "\n");
@@ -991,13 +996,12 @@ static int rg__step(rg_engine *e, rg_clinic *c, const char *patient, int hidx, r
                 }
                 rc = rg__report(e, c->name, patient, c->protos[i].id, c->protos[i].rules[r].id, t,
                                 m);
-                lua_pop(L, 2);
+                lua_pop(L, 1);
                 continue;
             }
-            lua_getfield(L, entry, "alerts");
             rc = rg__read_alerts(L, lua_gettop(L), c, patient, i, r, t, &cands, &ncands, &cap,
                                  wake, waker);
-            /* keep the entry (and so its strings) on the stack until the end */
+            /* keep the list (and so its strings) on the stack until the end */
         }
     }
 
