@@ -10,6 +10,7 @@
  */
 #include "engine.h"
 #include "fields.h"
+#include "hcache.h"
 
 #include "../bindings/bindings.h"
 
@@ -46,6 +47,8 @@ struct rg_engine {
     rg_store *st;
     rg_engine_opts o;
     rg_engine_sink w; /* where writes go */
+    rg_hcache *hc;    /* compiled histories (o.history_cache_bytes), or NULL */
+    uint64_t hc_gen;  /* rg_store_rollbacks when the cache was last known good */
     rg__clinic_slot *clinics;
     int nclinics;
     rg_engine_stats stats;
@@ -105,6 +108,11 @@ int rg_engine_new(rg_engine **out, rg_store *st, const rg_engine_opts *o)
     e->st = st;
     e->o = *o;
     e->w = o->sink ? *o->sink : rg__store_sink(st);
+    if (o->history_cache_bytes && !(e->hc = rg_hcache_new(o->history_cache_bytes))) {
+        free(e);
+        return RG_ENOMEM;
+    }
+    e->hc_gen = rg_store_rollbacks(st);
     *out = e;
     return RG_OK;
 }
@@ -144,6 +152,7 @@ void rg_engine_free(rg_engine *e)
     free(e->ev);
     rg_buf_free(&e->text);
     rg_buf_free(&e->scratch);
+    rg_hcache_free(e->hc);
     free(e->tix);
     free(e->toff);
     free(e->touched);
@@ -248,6 +257,8 @@ rg_clinic *rg_engine_clinic(rg_engine *e, const char *clinic)
 }
 
 const rg_engine_stats *rg_engine_stats_get(const rg_engine *e) { return &e->stats; }
+
+void rg_engine_cache_stats(const rg_engine *e, rg_hcache_stats *s) { rg_hcache_stats_get(e->hc, s); }
 
 /* ---- the protected part: one protocol at one instant ------------------------- */
 
@@ -591,6 +602,59 @@ static int rg__collect_event(void *ud, const rg_stored_event *se)
         if (rg_buf_add(&e->text, e->scratch.p, e->scratch.len))
             return RG_ENOMEM;
     }
+    return RG_OK;
+}
+
+/* (at, seq) order of the collected events. */
+static int rg__cmp_events(const void *a, const void *b)
+{
+    const rg_hevent *x = a, *y = b;
+    if (x->at != y->at)
+        return x->at < y->at ? -1 : 1;
+    return x->seq < y->seq ? -1 : x->seq > y->seq;
+}
+
+/* Collects the patient's events (in the positions form rg__fixup_events
+ * turns into pointers): from the history cache and the store's newer events
+ * when the cache has the patient, else all from the store. */
+static int rg__read_history(rg_engine *e, const char *clinic, const char *patient)
+{
+    int64_t after = -1;
+    if (e->hc) {
+        if (rg_store_rollbacks(e->st) != e->hc_gen) { /* it may hold what was never stored */
+            rg_hcache_clear(e->hc);
+            e->hc_gen = rg_store_rollbacks(e->st);
+        }
+        const rg_hevent *cev;
+        const char *ctext;
+        size_t clen;
+        int cn;
+        if (rg_hcache_get(e->hc, clinic, patient, &cev, &cn, &ctext, &clen, &after)) {
+            if (cn > e->cap_ev) {
+                rg_hevent *grown = realloc(e->ev, (size_t)cn * sizeof *grown);
+                if (!grown)
+                    return RG_ENOMEM;
+                e->ev = grown;
+                e->cap_ev = cn;
+            }
+            memcpy(e->ev, cev, (size_t)cn * sizeof *cev);
+            e->nev = cn;
+            if (rg_buf_add(&e->text, ctext, clen))
+                return RG_ENOMEM;
+        }
+    }
+    int cached = e->nev;
+    int rc = rg_store_each_event_after(e->st, clinic, patient, after, rg__collect_event, e);
+    if (rc || !e->hc || (cached && e->nev == cached))
+        return rc;
+    /* a late event sorts before what was cached */
+    if (cached && rg__cmp_events(&e->ev[cached], &e->ev[cached - 1]) < 0)
+        qsort(e->ev, (size_t)e->nev, sizeof *e->ev, rg__cmp_events);
+    int64_t max_seq = after;
+    for (int i = 0; i < e->nev; i++)
+        if (e->ev[i].seq > max_seq)
+            max_seq = e->ev[i].seq;
+    rg_hcache_put(e->hc, clinic, patient, e->ev, e->nev, e->text.p, e->text.len, max_seq);
     return RG_OK;
 }
 
@@ -1112,7 +1176,7 @@ static int rg__advance(rg_engine *e, const char *clinic, const char *patient, rg
     e->text.len = 0;
     rg__open_clear(e);
     e->stats.patients++;
-    if ((rc = rg_store_each_event(e->st, clinic, patient, rg__collect_event, e)))
+    if ((rc = rg__read_history(e, clinic, patient)))
         return rc;
     if ((rc = rg__fixup_events(e)))
         return rc;

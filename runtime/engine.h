@@ -24,6 +24,7 @@
 #define RG_ENGINE_H
 
 #include "clinic.h"
+#include "hcache.h"
 #include "store.h"
 
 typedef struct rg_engine rg_engine;
@@ -54,6 +55,9 @@ typedef struct rg_engine_opts {
     rg_error_fn on_error;
     void *ud;
     const rg_engine_sink *sink; /* NULL: write to the store */
+    /* Bytes of compiled histories kept between evaluations (0: none), so an
+     * evaluation reads only the events it has not seen (runtime/hcache.h). */
+    size_t history_cache_bytes;
 } rg_engine_opts;
 
 typedef struct rg_engine_stats {
@@ -91,5 +95,7 @@ long rg_engine_reevaluate_all(rg_engine *e, rg_time at);
 long rg_engine_advance_all(rg_engine *e, rg_time due, rg_time until);
 
 const rg_engine_stats *rg_engine_stats_get(const rg_engine *e);
+/* The history cache's counters (all 0 without a cache). */
+void rg_engine_cache_stats(const rg_engine *e, rg_hcache_stats *s);
 
 #endif

@@ -100,6 +100,7 @@ typedef struct rg__serve {
     rg_limits limits;
     rg_http_limits http_limits;
     int max_events;
+    size_t history_cache; /* bytes of compiled histories kept (limits.history_cache_mb) */
     uv_timer_t wake, reload_delay, lag;
     uv_signal_t sighup, sigterm, sigint;
     uv_fs_event_t watch[RG_MAX_CLINICS + 2];
@@ -158,6 +159,7 @@ static int rg__load_config(rg__serve *sv, const char *path, char *err, size_t er
     sv->limits = RG_LIMITS_DEFAULT;
     sv->http_limits = RG_HTTP_LIMITS_DEFAULT;
     sv->max_events = 1000;
+    sv->history_cache = (size_t)64 << 20;
     if (!json_is_object(root)) {
         rc = rg__cfg_fail(err, errlen, path, "(top)", "expected a JSON object");
         goto done;
@@ -187,7 +189,7 @@ static int rg__load_config(rg__serve *sv, const char *path, char *err, size_t er
         static const char *const names[] = {"max_memory_mb", "max_instructions", "deadline_ms",
                                             "max_body_bytes", "max_header_bytes", "max_connections",
                                             "idle_timeout_ms", "request_timeout_ms",
-                                            "max_events_per_request", NULL};
+                                            "max_events_per_request", "history_cache_mb", NULL};
         if (!json_is_object(limits)) {
             rc = rg__cfg_fail(err, errlen, path, "limits", "expected an object");
             goto done;
@@ -216,6 +218,7 @@ static int rg__load_config(rg__serve *sv, const char *path, char *err, size_t er
             case 6: sv->http_limits.idle_timeout_ms = (int)n; break;
             case 7: sv->http_limits.request_timeout_ms = (int)n; break;
             case 8: sv->max_events = (int)n; break;
+            case 9: sv->history_cache = (size_t)n << 20; break;
             }
         }
     }
@@ -1134,6 +1137,29 @@ static void rg__get_metrics(rg__serve *sv, rg_http_conn *c)
                           cl->name, cl->protos[p].id, cl->protos[p].version,
                           (unsigned long long)cl->protos[p].evaluations);
     }
+    rg_hcache_stats hc;
+    rg_engine_cache_stats(sv->eng, &hc);
+    rg_buf_printf(&b, "# HELP regimen_history_cache_bytes Compiled histories kept between "
+                      "evaluations (limits.history_cache_mb).\n"
+                      "# TYPE regimen_history_cache_bytes gauge\n"
+                      "regimen_history_cache_bytes %zu\n"
+                      "# HELP regimen_history_cache_limit_bytes The cache's cap.\n"
+                      "# TYPE regimen_history_cache_limit_bytes gauge\n"
+                      "regimen_history_cache_limit_bytes %zu\n"
+                      "# HELP regimen_history_cache_patients Patients whose history is cached.\n"
+                      "# TYPE regimen_history_cache_patients gauge\n"
+                      "regimen_history_cache_patients %lld\n"
+                      "# HELP regimen_history_cache_lookups_total Evaluations that found the "
+                      "history cached (hit) or read it whole (miss).\n"
+                      "# TYPE regimen_history_cache_lookups_total counter\n"
+                      "regimen_history_cache_lookups_total{result=\"hit\"} %lld\n"
+                      "regimen_history_cache_lookups_total{result=\"miss\"} %lld\n"
+                      "# HELP regimen_history_cache_evictions_total Histories dropped (over the "
+                      "cap, or after a rolled-back transaction).\n"
+                      "# TYPE regimen_history_cache_evictions_total counter\n"
+                      "regimen_history_cache_evictions_total %lld\n",
+                  hc.bytes, hc.cap, (long long)hc.entries, (long long)hc.hits,
+                  (long long)hc.misses, (long long)hc.evictions);
     rg_buf_printf(&b,
                   "# TYPE regimen_evaluation_errors_total counter\nregimen_evaluation_errors_total %lld\n"
                   "# TYPE regimen_limit_hits_total counter\nregimen_limit_hits_total %lld\n"
@@ -1421,7 +1447,8 @@ int rg_serve_main(const char *db_path, const char *config_path, const char *ship
         return 2;
     }
     rg_engine_opts eo = {.limits = sv->limits, .shipped = shipped ? sv->shipped : NULL,
-                         .on_error = rg__on_eval_error, .ud = sv};
+                         .on_error = rg__on_eval_error, .ud = sv,
+                         .history_cache_bytes = sv->history_cache};
     if (rg_engine_new(&sv->eng, sv->st, &eo)) {
         rg_store_close(sv->st);
         return 2;

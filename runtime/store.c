@@ -90,6 +90,7 @@ enum {
     Q_REJECT,
     Q_REJECTED_ALL,
     Q_EVENTS_OF,
+    Q_EVENTS_AFTER,
     Q_PATIENT_GET,
     Q_PATIENT_PUT,
     Q_PATIENTS_PAGE,
@@ -148,6 +149,8 @@ static const char *const rg__sql[Q__COUNT] = {
         "SELECT seq, received, source, line, field, reason, raw FROM rejected ORDER BY seq",
     [Q_EVENTS_OF] = "SELECT seq, at, id, type, data FROM events"
                     " WHERE clinic = ?1 AND patient = ?2 ORDER BY at, seq",
+    [Q_EVENTS_AFTER] = "SELECT seq, at, id, type, data FROM events"
+                       " WHERE clinic = ?1 AND patient = ?2 AND seq > ?3 ORDER BY at, seq",
     [Q_PATIENT_GET] = "SELECT clock, wake, next_wake, last_seq FROM patients"
                       " WHERE clinic = ?1 AND patient = ?2",
     [Q_PATIENT_PUT] =
@@ -247,6 +250,7 @@ static const char *const rg__sql[Q__COUNT] = {
 struct rg_store {
     sqlite3 *db;
     sqlite3_stmt *q[Q__COUNT];
+    uint64_t rollbacks; /* transactions that did not commit (rg_store_rollbacks) */
     /* the patient last scheduled in this transaction, and at what instant:
      * a later event of the same patient cannot move its wake-up earlier */
     char sched_clinic[RG_EVENT_MAX_CLINIC + 1], sched_patient[RG_EVENT_MAX_ID + 1];
@@ -510,6 +514,8 @@ int rg_store_begin(rg_store *st)
     st->ncseq = 0;
     return rg__done(st, rg__q(st, Q_BEGIN));
 }
+uint64_t rg_store_rollbacks(const rg_store *st) { return st->rollbacks; }
+
 int rg_store_begin_read(rg_store *st)
 {
     return rg__done(st, rg__q(st, Q_BEGIN_READ));
@@ -520,6 +526,8 @@ int rg_store_commit(rg_store *st)
     int rc = rg__done(st, rg__q(st, Q_COMMIT));
     if (rc == RG_OK)
         st->fault[0] = '\0';
+    else
+        st->rollbacks++; /* what it held may not have been stored */
     return rc;
 }
 
@@ -532,6 +540,7 @@ const char *rg_store_fault(rg_store *st, rg_time *since)
 void rg_store_rollback(rg_store *st)
 {
     st->ncseq = 0;
+    st->rollbacks++;
     if (!sqlite3_get_autocommit(st->db))
         rg__done(st, rg__q(st, Q_ROLLBACK));
 }
@@ -626,10 +635,19 @@ int rg_store_each_rejected(rg_store *st, int (*fn)(void *ud, const rg_rejected *
 int rg_store_each_event(rg_store *st, const char *clinic, const char *patient,
                         int (*fn)(void *ud, const rg_stored_event *e), void *ud)
 {
-    sqlite3_stmt *s = rg__q(st, Q_EVENTS_OF);
+    return rg_store_each_event_after(st, clinic, patient, -1, fn, ud);
+}
+
+int rg_store_each_event_after(rg_store *st, const char *clinic, const char *patient,
+                              int64_t after_seq, int (*fn)(void *ud, const rg_stored_event *e),
+                              void *ud)
+{
+    sqlite3_stmt *s = rg__q(st, after_seq < 0 ? Q_EVENTS_OF : Q_EVENTS_AFTER);
     int rc, frc = 0;
     rg__text(s, 1, clinic);
     rg__text(s, 2, patient);
+    if (after_seq >= 0)
+        sqlite3_bind_int64(s, 3, after_seq);
     while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
         rg_stored_event e = {
             .seq = sqlite3_column_int64(s, 0),

@@ -35,6 +35,9 @@ const char *rg_store_fault(rg_store *st, rg_time *since);
 int rg_store_begin(rg_store *st);
 /* A read transaction (one snapshot, no write lock): end it with rollback. */
 int rg_store_begin_read(rg_store *st);
+/* How many transactions were rolled back or failed to commit: whoever keeps
+ * copies of what it read (the history cache) drops them when this changes. */
+uint64_t rg_store_rollbacks(const rg_store *st);
 int rg_store_commit(rg_store *st);
 void rg_store_rollback(rg_store *st);
 
@@ -66,6 +69,10 @@ typedef struct rg_stored_event {
 /* Calls fn for each event of a patient in (at, seq) order. */
 int rg_store_each_event(rg_store *st, const char *clinic, const char *patient,
                         int (*fn)(void *ud, const rg_stored_event *e), void *ud);
+/* The same for the events with seq > after_seq only (all when it is < 0). */
+int rg_store_each_event_after(rg_store *st, const char *clinic, const char *patient,
+                              int64_t after_seq, int (*fn)(void *ud, const rg_stored_event *e),
+                              void *ud);
 
 /* A patient's evaluation state. clock: the instant of its last evaluation
  * step (RG_TIME_NONE before the first); wake: when its rules said their

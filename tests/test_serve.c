@@ -127,6 +127,10 @@ Test(serve, ingest_time_driven_alert_stream_and_feed, .timeout = 30)
     cr_assert_eq(http(s.port, "GET", "/metrics", TOKEN_A, NULL, &out), 200);
     cr_assert(strstr(out, "regimen_events_total{clinic=\"north\",outcome=\"stored\"} 2"), "%s", out);
     cr_assert(strstr(out, "regimen_wake_lateness_seconds_count"), "%s", out);
+    /* p1's second event was evaluated on its cached history */
+    cr_assert(strstr(out, "regimen_history_cache_lookups_total{result=\"hit\"} ") &&
+                  !strstr(out, "regimen_history_cache_lookups_total{result=\"hit\"} 0\n"),
+              "%s", out);
     free(out);
     free(ev);
     cr_assert_eq(server_stop(&s, SIGTERM), 0, "SIGTERM exits 0:\n%s", rg_test_read(s.log));

@@ -1,0 +1,228 @@
+/*
+ * hcache.c - the compiled-history cache (see hcache.h): a hash table of
+ * entries on one least-recently-used list, bounded by bytes. Plain C memory;
+ * nothing here can fail half-way: an entry is built whole before it replaces
+ * the old one.
+ */
+#include "hcache.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct rg__entry {
+    struct rg__entry *next_in_bucket, *older, *newer;
+    uint64_t hash;
+    char *key; /* clinic "\x1f" patient */
+    rg_hevent *ev;
+    int n;
+    char *text;
+    size_t len, bytes;
+    int64_t max_seq;
+} rg__entry;
+
+struct rg_hcache {
+    rg__entry **buckets;
+    size_t nbuckets;
+    rg__entry *oldest, *newest;
+    rg_hcache_stats st;
+};
+
+static uint64_t rg__hash(const char *clinic, const char *patient)
+{
+    uint64_t h = UINT64_C(14695981039346656037);
+    for (const char *s = clinic; *s; s++)
+        h = (h ^ (unsigned char)*s) * UINT64_C(1099511628211);
+    h = (h ^ 0x1f) * UINT64_C(1099511628211);
+    for (const char *s = patient; *s; s++)
+        h = (h ^ (unsigned char)*s) * UINT64_C(1099511628211);
+    return h;
+}
+
+static int rg__same(const rg__entry *en, const char *clinic, const char *patient)
+{
+    size_t cl = strlen(clinic);
+    return !strncmp(en->key, clinic, cl) && en->key[cl] == '\x1f' &&
+           !strcmp(en->key + cl + 1, patient);
+}
+
+rg_hcache *rg_hcache_new(size_t cap_bytes)
+{
+    rg_hcache *c = calloc(1, sizeof *c);
+    if (!c)
+        return NULL;
+    c->nbuckets = 1024;
+    if (!(c->buckets = calloc(c->nbuckets, sizeof *c->buckets))) {
+        free(c);
+        return NULL;
+    }
+    c->st.cap = cap_bytes;
+    return c;
+}
+
+static void rg__unlink(rg_hcache *c, rg__entry *en)
+{
+    rg__entry **p = &c->buckets[en->hash % c->nbuckets];
+    while (*p != en)
+        p = &(*p)->next_in_bucket;
+    *p = en->next_in_bucket;
+    if (en->older)
+        en->older->newer = en->newer;
+    else
+        c->oldest = en->newer;
+    if (en->newer)
+        en->newer->older = en->older;
+    else
+        c->newest = en->older;
+    c->st.bytes -= en->bytes;
+    c->st.entries--;
+}
+
+static void rg__entry_free(rg__entry *en)
+{
+    free(en->key);
+    free(en->ev);
+    free(en->text);
+    free(en);
+}
+
+static void rg__link_newest(rg_hcache *c, rg__entry *en)
+{
+    en->older = c->newest;
+    en->newer = NULL;
+    if (c->newest)
+        c->newest->newer = en;
+    else
+        c->oldest = en;
+    c->newest = en;
+}
+
+void rg_hcache_clear(rg_hcache *c)
+{
+    while (c && c->oldest) {
+        rg__entry *en = c->oldest;
+        rg__unlink(c, en);
+        rg__entry_free(en);
+        c->st.evictions++;
+    }
+}
+
+void rg_hcache_free(rg_hcache *c)
+{
+    if (!c)
+        return;
+    int64_t evictions = c->st.evictions;
+    rg_hcache_clear(c);
+    c->st.evictions = evictions;
+    free(c->buckets);
+    free(c);
+}
+
+static rg__entry *rg__find(rg_hcache *c, uint64_t h, const char *clinic, const char *patient)
+{
+    for (rg__entry *en = c->buckets[h % c->nbuckets]; en; en = en->next_in_bucket)
+        if (en->hash == h && rg__same(en, clinic, patient))
+            return en;
+    return NULL;
+}
+
+int rg_hcache_get(rg_hcache *c, const char *clinic, const char *patient, const rg_hevent **ev,
+                  int *n, const char **text, size_t *len, int64_t *max_seq)
+{
+    uint64_t h = rg__hash(clinic, patient);
+    rg__entry *en = rg__find(c, h, clinic, patient);
+    if (!en) {
+        c->st.misses++;
+        return 0;
+    }
+    c->st.hits++;
+    if (c->newest != en) { /* most recently used */
+        if (en->older)
+            en->older->newer = en->newer;
+        else
+            c->oldest = en->newer;
+        en->newer->older = en->older;
+        rg__link_newest(c, en);
+    }
+    *ev = en->ev;
+    *n = en->n;
+    *text = en->text;
+    *len = en->len;
+    *max_seq = en->max_seq;
+    return 1;
+}
+
+/* Doubles the table when it holds more entries than buckets. */
+static void rg__grow(rg_hcache *c)
+{
+    if ((size_t)c->st.entries < c->nbuckets)
+        return;
+    size_t nb = c->nbuckets * 2;
+    rg__entry **b = calloc(nb, sizeof *b);
+    if (!b)
+        return; /* longer chains, still correct */
+    for (size_t i = 0; i < c->nbuckets; i++)
+        for (rg__entry *en = c->buckets[i], *next; en; en = next) {
+            next = en->next_in_bucket;
+            en->next_in_bucket = b[en->hash % nb];
+            b[en->hash % nb] = en;
+        }
+    free(c->buckets);
+    c->buckets = b;
+    c->nbuckets = nb;
+}
+
+void rg_hcache_put(rg_hcache *c, const char *clinic, const char *patient, const rg_hevent *ev,
+                   int n, const char *text, size_t len, int64_t max_seq)
+{
+    uint64_t h = rg__hash(clinic, patient);
+    rg__entry *old = rg__find(c, h, clinic, patient);
+    if (old) {
+        rg__unlink(c, old);
+        rg__entry_free(old);
+    }
+    size_t klen = strlen(clinic) + strlen(patient) + 2;
+    size_t bytes = sizeof(rg__entry) + klen + (size_t)n * sizeof *ev + len;
+    if (bytes > c->st.cap)
+        return; /* larger than the whole cache: not kept */
+    rg__entry *en = calloc(1, sizeof *en);
+    if (en) {
+        en->key = malloc(klen);
+        en->ev = malloc((size_t)(n ? n : 1) * sizeof *ev);
+        en->text = malloc(len ? len : 1);
+    }
+    if (!en || !en->key || !en->ev || !en->text) {
+        if (en)
+            rg__entry_free(en);
+        return;
+    }
+    memcpy(en->key, clinic, strlen(clinic));
+    en->key[strlen(clinic)] = '\x1f';
+    strcpy(en->key + strlen(clinic) + 1, patient);
+    memcpy(en->ev, ev, (size_t)n * sizeof *ev);
+    memcpy(en->text, text, len);
+    en->n = n;
+    en->len = len;
+    en->bytes = bytes;
+    en->hash = h;
+    en->max_seq = max_seq;
+    while (c->oldest && c->st.bytes + bytes > c->st.cap) {
+        rg__entry *victim = c->oldest;
+        rg__unlink(c, victim);
+        rg__entry_free(victim);
+        c->st.evictions++;
+    }
+    rg__grow(c);
+    en->next_in_bucket = c->buckets[h % c->nbuckets];
+    c->buckets[h % c->nbuckets] = en;
+    rg__link_newest(c, en);
+    c->st.bytes += bytes;
+    c->st.entries++;
+}
+
+void rg_hcache_stats_get(const rg_hcache *c, rg_hcache_stats *s)
+{
+    if (c)
+        *s = c->st;
+    else
+        memset(s, 0, sizeof *s);
+}

@@ -1,0 +1,47 @@
+/*
+ * hcache.h - a bounded cache of patients' compiled histories.
+ *
+ * The service evaluates a patient each time one of its events arrives; with
+ * the cache it reads from the store only the events newer than the ones it
+ * already holds. It is an optimisation only: the store stays the truth. An
+ * entry holds the events exactly as the engine collected them (positions into
+ * its own text, not pointers), with the newest sequence number they cover.
+ * The owner drops everything when the store rolled back a transaction (what
+ * was cached in it may never have been stored), and the least recently used
+ * entries go when the cache is over its byte cap.
+ *
+ * Ownership: the engine creates, owns and frees its cache. Not thread-safe.
+ */
+#ifndef RG_HCACHE_H
+#define RG_HCACHE_H
+
+#include "../bindings/bindings.h"
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct rg_hcache rg_hcache;
+
+typedef struct rg_hcache_stats {
+    int64_t hits, misses, evictions, entries;
+    size_t bytes, cap;
+} rg_hcache_stats;
+
+/* NULL when out of memory. */
+rg_hcache *rg_hcache_new(size_t cap_bytes);
+void rg_hcache_free(rg_hcache *c);
+/* Forgets every entry (counted as evictions). */
+void rg_hcache_clear(rg_hcache *c);
+
+/* The patient's cached events, or 0 when none: *ev (n of them) and *text
+ * (len bytes) stay valid until the next call on the cache. */
+int rg_hcache_get(rg_hcache *c, const char *clinic, const char *patient, const rg_hevent **ev,
+                  int *n, const char **text, size_t *len, int64_t *max_seq);
+/* Keeps a copy (replacing the patient's entry); on failure (memory) the
+ * patient simply has no entry. */
+void rg_hcache_put(rg_hcache *c, const char *clinic, const char *patient, const rg_hevent *ev,
+                   int n, const char *text, size_t len, int64_t max_seq);
+
+void rg_hcache_stats_get(const rg_hcache *c, rg_hcache_stats *s);
+
+#endif
