@@ -406,6 +406,53 @@ Test(engine, event_data_is_decoded_when_read)
     fx_close(&f);
 }
 
+/* The history's queries over compiled data: filters compare the compiled
+ * fields as Lua's == would (1 == 1.0, strings, booleans; null and nested
+ * values equal nothing given), first_after / last_before / since / values,
+ * events at one instant in arrival order, types no event has. */
+Test(engine, history_queries_read_the_compiled_history)
+{
+    fixture f;
+    char err[4096], path[512];
+    fx_open(&f, NULL);
+    rg_test_write(f.dir, "q/t.lua",
+                  "local R = require 'regimen'\n"
+                  "local function ids(list) local t = {} for i, e in ipairs(list) do t[i] = e.id end\n"
+                  "  return table.concat(t, ',') end\n"
+                  "local function id(e) return e and e.id or 'nil' end\n"
+                  "return R.protocol { id = 'q', version = '1',\n"
+                  "  rules = { { id = 'q.a', severity = 'info', check = function(h, now)\n"
+                  "    if not h:last('a', { s = 'v' }) then return end -- all four are in\n"
+                  "    local a2 = h:first('a', { n = 2 })\n"
+                  "    local parts = {\n"
+                  "      h:count('a', { n = 1.0 }), h:count('a', { f = 2 }), h:count('a', { f = 2.5 }),\n"
+                  "      h:count('a', { s = 'x' }), h:count('a', { b = true }), h:count('a', { b = false }),\n"
+                  "      h:count('a', { z = 0 }), h:count('a', { o = 1 }), h:count('a', { n = 1, s = 'x' }),\n"
+                  "      h:count('nosuch'), id(h:first_after(a2, 'a')), id(h:first_after(a2)),\n"
+                  "      id(h:last_before(a2, 'a')), id(h:first_after(a2, 'a', { n = 9 })),\n"
+                  "      ids(h:since(a2.at, 'a')), table.concat(h:values('a', 'n'), ','),\n"
+                  "      table.concat(h:values('a', 's', { b = true }), ','), ids(h:after(a2.at)),\n"
+                  "      id(h:first_after(a2.at - 1, 'a')), tostring(h:first('a', { n = 2 }) == a2),\n"
+                  "    }\n"
+                  "    for i, v in ipairs(parts) do parts[i] = tostring(v) end\n"
+                  "    return R.alert { message = table.concat(parts, ' ') }\n"
+                  "  end } } }\n");
+    snprintf(path, sizeof path, "%s/q", f.dir);
+    cr_assert_eq(rg_engine_set_clinic(f.eng, "c", path, err, sizeof err), 0, "%s", err);
+    put(&f, "a1", "p", "a", "2026-03-01T08:00:00Z",
+        "{\"n\":1,\"f\":2.0,\"s\":\"x\",\"b\":true,\"z\":null,\"o\":{\"k\":1}}");
+    put(&f, "a2", "p", "a", "2026-03-01T09:00:00Z", "{\"n\":2,\"f\":2.5,\"s\":\"y\",\"b\":false}");
+    put(&f, "b1", "p", "b", "2026-03-01T09:00:00Z", NULL); /* same instant, arrived later */
+    put(&f, "a3", "p", "a", "2026-03-01T09:00:00Z", "{\"n\":3,\"s\":\"w\",\"b\":true}");
+    put(&f, "a4", "p", "a", "2026-03-01T10:00:00Z", "{\"s\":\"v\"}");
+    advance(&f, "p", "2026-03-02T00:00:00Z");
+    seen s = transitions(&f);
+    cr_assert_eq(s.n, 1, "%s", s.text);
+    cr_assert_str_eq(s.text, "2026-03-01T10:00:00Z open q.a "
+                             "1 1 1 1 2 1 0 0 1 0 a3 b1 a1 nil a2,a3,a4 1,2,3 x,w a4 a2 true\n");
+    fx_close(&f);
+}
+
 /* The parameters written with each transition are the ones in force: shared
  * text for a protocol's own, made again when the clinic is reloaded with
  * other values, and the patient's own when a plan changed them. */
