@@ -676,7 +676,7 @@ static const char rg__serve_usage[] =
     "                \"deadline_ms\": 2000, \"max_body_bytes\": 1048576,\n"
     "                \"max_header_bytes\": 16384, \"max_connections\": 256,\n"
     "                \"idle_timeout_ms\": 30000, \"request_timeout_ms\": 10000,\n"
-    "                \"max_events_per_request\": 1000 } }\n"
+    "                \"max_events_per_request\": 1000, \"history_cache_mb\": 64 } }\n"
     "\n"
     "Endpoints (all but /healthz need Authorization: Bearer <clinic token>):\n"
     "  POST /v1/events                 one event or an array; per-event outcome\n"
