@@ -198,8 +198,10 @@ void rg_hcache_put(rg_hcache *c, const char *clinic, const char *patient, const 
     memcpy(en->key, clinic, strlen(clinic));
     en->key[strlen(clinic)] = '\x1f';
     strcpy(en->key + strlen(clinic) + 1, patient);
-    memcpy(en->ev, ev, (size_t)n * sizeof *ev);
-    memcpy(en->text, text, len);
+    if (n)
+        memcpy(en->ev, ev, (size_t)n * sizeof *ev);
+    if (len)
+        memcpy(en->text, text, len);
     en->n = n;
     en->len = len;
     en->bytes = bytes;
