@@ -260,6 +260,8 @@ struct rg_store {
     int ncseq, cseq_next;
     char fault[256]; /* why the last write failed; "" once a commit succeeded */
     rg_time fault_since;
+    void (*on_commit)(void *ud); /* after each commit that succeeded (rg_store_on_commit) */
+    void *on_commit_ud;
 };
 
 /* Prepared statement i, reset and with bindings cleared. */
@@ -392,8 +394,23 @@ static int rg__migrate(rg_store *st, char *err, size_t errlen)
     if (version == (int)RG_COUNTOF(rg__migrations))
         return RG_OK;
     char *msg = NULL;
-    if (sqlite3_exec(st->db, "BEGIN EXCLUSIVE", NULL, NULL, &msg) != SQLITE_OK)
+    /* Two processes may open a new file at the same moment: the version is
+     * read again under the write lock, so the second one upgrades from where
+     * the first one left it (nothing, once both are current), never from the
+     * version it saw before waiting. */
+    if (sqlite3_exec(st->db, "BEGIN IMMEDIATE", NULL, NULL, &msg) != SQLITE_OK)
         goto fail;
+    if (sqlite3_prepare_v2(st->db, "PRAGMA user_version", -1, &s, NULL) != SQLITE_OK)
+        goto fail;
+    if (sqlite3_step(s) == SQLITE_ROW)
+        version = sqlite3_column_int(s, 0);
+    sqlite3_finalize(s);
+    if (version > (int)RG_COUNTOF(rg__migrations)) {
+        sqlite3_exec(st->db, "ROLLBACK", NULL, NULL, NULL);
+        return rg_fail(err, errlen, RG_EDB,
+                       "database schema version %d is newer than this program (%d)", version,
+                       (int)RG_COUNTOF(rg__migrations));
+    }
     for (int v = version; v < (int)RG_COUNTOF(rg__migrations); v++) {
         char pragma[64];
         if (sqlite3_exec(st->db, rg__migrations[v], NULL, NULL, &msg) != SQLITE_OK)
@@ -514,7 +531,26 @@ int rg_store_commit(rg_store *st)
     int rc = rg__done(st, rg__q(st, Q_COMMIT));
     if (rc == RG_OK)
         st->fault[0] = '\0';
+    if (rc == RG_OK && st->on_commit)
+        st->on_commit(st->on_commit_ud);
     return rc;
+}
+
+void rg_store_on_commit(rg_store *st, void (*fn)(void *ud), void *ud)
+{
+    st->on_commit = fn;
+    st->on_commit_ud = ud;
+}
+
+int rg_store_data_version(rg_store *st, int64_t *out)
+{
+    sqlite3_stmt *s;
+    if (sqlite3_prepare_v2(st->db, "PRAGMA data_version", -1, &s, NULL) != SQLITE_OK)
+        return RG_EDB;
+    int rc = sqlite3_step(s);
+    *out = rc == SQLITE_ROW ? sqlite3_column_int64(s, 0) : 0;
+    sqlite3_finalize(s);
+    return rc == SQLITE_ROW ? RG_OK : RG_EDB;
 }
 
 const char *rg_store_fault(rg_store *st, rg_time *since)

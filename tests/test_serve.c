@@ -1064,3 +1064,201 @@ Test(serve, an_event_and_the_wake_up_it_prevents_in_one_group_raise_nothing, .ti
     cr_assert_eq(server_stop(&s, SIGTERM), 0, "%s", rg_test_read(s.log));
     rg_test_rmdir(s.dir);
 }
+
+/* ---- other processes writing to the service's store (runtime/holder.c) ---------------- */
+
+/* A config for clinic north under the shipped protocols (the north example:
+ * a blood-pressure limit of 150/100). */
+static void north_setup(server *s)
+{
+    char cfg[1024], cwd[512];
+    rg_test_tmpdir(s->dir);
+    cr_assert_not_null(getcwd(cwd, sizeof cwd));
+    snprintf(s->db, sizeof s->db, "%s/serve.db", s->dir);
+    snprintf(s->config, sizeof s->config, "%s/config.json", s->dir);
+    snprintf(s->log, sizeof s->log, "%s/serve.log", s->dir);
+    snprintf(cfg, sizeof cfg,
+             "{ \"listen\": \"127.0.0.1:0\", \"clinics\": { \"north\": { \"protocols\": "
+             "\"%s/examples/clinics/north\", \"tokens\": [\"" TOKEN_A "\"] } } }\n", cwd);
+    rg_test_write(s->dir, "config.json", cfg);
+}
+
+static int lines(const char *text)
+{
+    int n = 0;
+    for (const char *p = text; *p; p++)
+        n += *p == '\n';
+    return n;
+}
+
+/* A back-office import into the live store: `regimen ingest --db` stores an
+ * enrolment and pre-infusion vitals of 190/110, and the service opens the
+ * critical safety.bp-high on its stream within a second, without a restart
+ * or a signal from anyone but ingest. */
+Test(serve, ingest_into_a_live_store_opens_the_alert_within_a_second, .timeout = 30)
+{
+    server s = {0};
+    char *out, *err, at[40], file[600], text[1024];
+    north_setup(&s);
+    server_start(&s);
+    stream st;
+    stream_open(&st, s.port, TOKEN_A, NULL);
+    cr_assert_neq(stream_wait(&st, "text/event-stream", 2000), -1, "%s", st.buf);
+    iso(now_ms(), at);
+    snprintf(text, sizeof text,
+             "{\"id\":\"late-1\",\"clinic\":\"north\",\"patient\":\"p-late\",\"type\":\"enrolled\","
+             "\"at\":\"%s\",\"data\":{\"program\":\"ketamine\"}}\n"
+             "{\"id\":\"late-2\",\"clinic\":\"north\",\"patient\":\"p-late\",\"type\":\"vitals\","
+             "\"at\":\"%s\",\"data\":{\"systolic\":190,\"diastolic\":110,\"phase\":\"pre\"}}\n",
+             at, at);
+    rg_test_write(s.dir, "late.jsonl", text);
+    snprintf(file, sizeof file, "%s/late.jsonl", s.dir);
+    const char *args[] = {"ingest", "--db", s.db, file, NULL};
+    cr_assert_eq(rg_test_run(args, NULL, &out, &err), 0, "%s", err);
+    cr_assert(strstr(out, "stored 2,"), "%s", out);
+    char who[96];
+    snprintf(who, sizeof who, "regimen serve (pid %d, listening on 127.0.0.1:%d) was told",
+             (int)s.pid, s.port);
+    cr_assert(strstr(err, who), "ingest says the service evaluates them: %s", err);
+    int ms = stream_wait(&st, "\"rule\":\"safety.bp-high\"", 1000);
+    cr_assert_neq(ms, -1, "no safety.bp-high on the stream within 1 s of ingest's exit:\n%s",
+                  st.buf);
+    cr_assert(strstr(st.buf, "\"severity\":\"critical\""), "%s", st.buf);
+    fprintf(stderr, "ingest beside the service: the critical alert was on the stream %d ms "
+                    "after ingest exited\n", ms);
+    free(out);
+    free(err);
+    cr_assert_eq(http(s.port, "GET", "/v1/alerts?state=open", TOKEN_A, NULL, &out), 200);
+    cr_assert(strstr(out, "safety.bp-high"), "%s", out);
+    free(out);
+    cr_assert_geq(metric(s.port, "regimen_store_notices_total"), 1);
+
+    /* the same file again: all duplicates, nothing new for the service */
+    cr_assert_eq(rg_test_run(args, NULL, &out, &err), 0, "%s", err);
+    cr_assert(strstr(out, "stored 0, duplicates 2"), "%s", out);
+    free(out);
+    free(err);
+    close(st.fd);
+    cr_assert_eq(server_stop(&s, SIGTERM), 0, "%s", rg_test_read(s.log));
+    cr_assert_eq(count_rows(s.db, "SELECT count(*) FROM transitions WHERE rule = 'safety.bp-high'"),
+                 1, "opened once");
+    rg_test_rmdir(s.dir);
+}
+
+/* One service per file: a second `serve` on the same database is refused at
+ * start with one line naming the file and the process that holds it; the
+ * first goes on; once it is gone (SIGTERM, or kill -9) the file can be
+ * served again. */
+Test(serve, a_second_service_on_the_same_file_is_refused_naming_the_holder, .timeout = 30)
+{
+    server s = {0};
+    char *out, *err, want[700];
+    server_setup(&s, fast_protocol, fast_protocol);
+    server_start(&s);
+    const char *args[] = {"serve", "--config", s.config, "--db", s.db, NULL};
+    cr_assert_eq(rg_test_run(args, NULL, &out, &err), 2, "%s", err);
+    snprintf(want, sizeof want, "regimen serve: database %s is in use by regimen serve (pid %d, "
+             "listening on 127.0.0.1:%d)", s.db, (int)s.pid, s.port);
+    cr_assert(strstr(err, want), "%s", err);
+    cr_assert_eq(lines(err), 1, "one line: %s", err);
+    cr_assert_null(strstr(err, "listening on 127.0.0.1:0"), "%s", err);
+    free(out);
+    free(err);
+    cr_assert_eq(http(s.port, "GET", "/healthz", NULL, NULL, &out), 200, "the first goes on");
+    free(out);
+    cr_assert_eq(server_stop(&s, SIGTERM), 0);
+    server_start(&s);
+    cr_assert_eq(server_stop(&s, SIGKILL), 128 + SIGKILL);
+    server_start(&s); /* the kernel dropped the lock of the killed one */
+    cr_assert_eq(server_stop(&s, SIGTERM), 0);
+    rg_test_rmdir(s.dir);
+}
+
+/* sweep and simulate --db would write transitions of their own into the
+ * service's feed: beside it they are refused with one line saying who holds
+ * the store and what to do, and the feed, the open alerts and the store stay
+ * exactly what the service alone made: gap-free, and equal to `simulate`
+ * on the stored events. */
+Test(serve, sweep_and_simulate_beside_the_service_are_refused_feed_unchanged, .timeout = 60)
+{
+    server s = {0};
+    char *out, *err, *alerts, *feed, now[40];
+    north_setup(&s);
+    server_start(&s);
+    char *timeline = rg_test_read("examples/clinics/north/timeline.jsonl");
+    rg_buf body = {0};
+    rg_buf_add(&body, "[", 1);
+    for (char *l = strtok(timeline, "\n"); l; l = strtok(NULL, "\n")) {
+        if (body.len > 1)
+            rg_buf_add(&body, ",", 1);
+        rg_buf_add(&body, l, strlen(l));
+    }
+    rg_buf_add(&body, "]", 1);
+    cr_assert_eq(http(s.port, "POST", "/v1/events", TOKEN_A, body.p, &out), 200, "%s", out);
+    free(out);
+    rg_buf_free(&body);
+    free(timeline);
+    cr_assert_eq(http(s.port, "GET", "/v1/alerts?state=open", TOKEN_A, NULL, &alerts), 200);
+    int before = count_rows(s.db, "SELECT count(*) FROM transitions");
+    cr_assert_gt(before, 10);
+
+    iso(now_ms(), now);
+    const char *sweep[] = {"sweep", "--db", s.db, "--at", now, "--clinic",
+                           "north=examples/clinics/north", NULL};
+    cr_assert_eq(rg_test_run(sweep, NULL, &out, &err), 2, "%s", err);
+    char want[700];
+    snprintf(want, sizeof want, "regimen sweep: %s is held by regimen serve (pid %d, listening on "
+             "127.0.0.1:%d); the service re-evaluates", s.db, (int)s.pid, s.port);
+    cr_assert(strstr(err, want), "%s", err);
+    cr_assert_eq(lines(err), 1, "one line: %s", err);
+    free(out);
+    free(err);
+    const char *sim_db[] = {"simulate", "--db", s.db, "--events",
+                            "examples/clinics/north/timeline.jsonl", "--until", now, NULL};
+    cr_assert_eq(rg_test_run(sim_db, NULL, &out, &err), 2, "%s", err);
+    snprintf(want, sizeof want, "regimen simulate: %s is held by regimen serve (pid %d", s.db,
+             (int)s.pid);
+    cr_assert(strstr(err, want) && strstr(err, "virtual clock"), "%s", err);
+    cr_assert_eq(lines(err), 1, "one line: %s", err);
+    free(out);
+    free(err);
+
+    cr_assert_eq(count_rows(s.db, "SELECT count(*) FROM transitions"), before, "nothing written");
+    cr_assert_eq(http(s.port, "GET", "/v1/alerts?state=open", TOKEN_A, NULL, &out), 200);
+    cr_assert_str_eq(out, alerts, "the open alerts are unchanged");
+    free(out);
+    free(alerts);
+    cr_assert_eq(count_rows(s.db, "SELECT count(*) FROM transitions WHERE clinic = 'north'"),
+                 count_rows(s.db, "SELECT max(cseq) FROM transitions WHERE clinic = 'north'"),
+                 "no gap in the sequence");
+    cr_assert_eq(http(s.port, "GET", "/v1/transitions?after=0", TOKEN_A, NULL, &feed), 200);
+    char events[600];
+    snprintf(events, sizeof events, "%s/stored.jsonl", s.dir);
+    export_events(s.db, events);
+    iso(now_ms(), now);
+    const char *sim[] = {"simulate", "--events", events, "--until", now, "--clinic",
+                         "north=examples/clinics/north", "--format", "jsonl", NULL};
+    char *simout;
+    cr_assert_eq(rg_test_run(sim, NULL, &simout, &err), 0, "%s", err);
+    char *a[512], *b[512];
+    int na = transition_lines(feed, a, 512), nb = transition_lines(simout, b, 512);
+    cr_assert_eq(na, nb, "the feed has %d transitions, simulate on the stored events %d", na, nb);
+    qsort(a, (size_t)na, sizeof *a, cmp_str);
+    qsort(b, (size_t)nb, sizeof *b, cmp_str);
+    for (int i = 0; i < na; i++) {
+        cr_assert_str_eq(a[i], b[i]);
+        free(a[i]);
+        free(b[i]);
+    }
+    free(feed);
+    free(simout);
+    free(err);
+    cr_assert_eq(server_stop(&s, SIGTERM), 0);
+
+    /* with the service gone, the sweep runs */
+    cr_assert_eq(rg_test_run(sweep, NULL, &out, &err), 0, "%s", err);
+    cr_assert(strstr(err, "swept 4 patients"), "%s", err);
+    free(out);
+    free(err);
+    rg_test_rmdir(s.dir);
+}
