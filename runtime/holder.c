@@ -30,6 +30,7 @@ struct rg_holder {
 /* The lock file this process holds, if any: rg_holder_find never opens (and
  * closes) it, which would release our own lock. */
 static char rg__held[PATH_MAX];
+static pid_t rg__held_by; /* a child made by fork holds no lock of ours */
 
 static int rg__lock_path(const char *db_path, char *out, size_t len)
 {
@@ -120,6 +121,7 @@ int rg_holder_take(rg_holder **out, const char *db_path, const char *kind, char 
     }
     h->fd = fd;
     snprintf(rg__held, sizeof rg__held, "%s", lock);
+    rg__held_by = getpid();
     snprintf(h->kind, sizeof h->kind, "%s", kind);
     if (rg__write(h, "starting")) {
         rg_holder_release(h);
@@ -146,7 +148,7 @@ int rg_holder_find(const char *db_path, rg_holder_info *info)
     memset(info, 0, sizeof *info);
     if (!strcmp(db_path, ":memory:") || rg__lock_path(db_path, info->lock, sizeof info->lock))
         return 0;
-    if (!strcmp(info->lock, rg__held))
+    if (rg__held_by == getpid() && !strcmp(info->lock, rg__held))
         return 0; /* we hold it ourselves */
     int fd = open(info->lock, O_RDONLY | O_CLOEXEC);
     if (fd < 0)

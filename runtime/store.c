@@ -479,7 +479,20 @@ int rg_store_open(rg_store **out, const char *path, const rg_store_opts *opts, c
                               : "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;"
                                 " PRAGMA foreign_keys=ON; PRAGMA cache_size=-65536;"
                                 " PRAGMA mmap_size=" RG_STORE_MMAP ";";
-    if (sqlite3_exec(st->db, pragmas, NULL, NULL, &msg) != SQLITE_OK) {
+    /* Turning a new file to WAL needs it alone for a moment; when another
+     * process opens it at the same time, SQLite answers "locked" at once
+     * rather than wait (it could deadlock), so that is retried here for as
+     * long as the busy timeout. */
+    int rc_exec;
+    for (int waited = 0;; waited += 10) {
+        rc_exec = sqlite3_exec(st->db, pragmas, NULL, NULL, &msg);
+        if (rc_exec != SQLITE_BUSY || waited >= 5000)
+            break;
+        sqlite3_free(msg);
+        msg = NULL;
+        usleep(10000);
+    }
+    if (rc_exec != SQLITE_OK) {
         rg_fail(err, errlen, RG_EDB, "cannot use database %s: %s", path, msg);
         sqlite3_free(msg);
         rg_store_close(st);
