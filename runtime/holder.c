@@ -163,5 +163,5 @@ int rg_holder_notify(const char *db_path)
     rg_holder_info info;
     if (rg_holder_find(db_path, &info) != 1 || strcmp(info.kind, "serve") != 0)
         return 0;
-    return kill(info.pid, RG_HOLDER_SIGNAL) == 0;
+    return kill(info.pid, RG_HOLDER_SIGNAL) == 0 ? 1 : RG_EIO; /* EPERM: another user's */
 }

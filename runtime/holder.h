@@ -55,7 +55,9 @@ void rg_holder_release(rg_holder *h);
 int rg_holder_find(const char *db_path, rg_holder_info *info);
 
 /* After a commit to db_path: tells the service holding it, if any, to look
- * at the store again. Returns 1 when a service was told, 0 otherwise. */
+ * at the store again. Returns 1 when a service was told, 0 when no service
+ * holds it, RG_EIO when one does but cannot be signalled (errno says why:
+ * EPERM for a service of another user). */
 int rg_holder_notify(const char *db_path);
 
 /* "regimen serve (pid 123, listening on 127.0.0.1:7878)" for messages. */

@@ -186,15 +186,18 @@ static void rg__print_reject(void *ud, const char *source, long line, const char
 }
 
 static rg_holder *rg__held; /* the store this command holds (sweep, simulate --db) */
-static const char *rg__told;  /* a service told of our commits ("" none), for the report */
+static char rg__told[400];  /* the service told of our commits, for the report */
+static int rg__told_errno;  /* or why it could not be told */
 
 /* After each commit of a command that does not hold the store. */
 static void rg__notice(void *path)
 {
-    static char who[300];
     rg_holder_info info;
-    if (rg_holder_find(path, &info) == 1 && rg_holder_notify(path))
-        rg__told = rg_holder_who(&info, who, sizeof who);
+    int rc = rg_holder_notify(path);
+    if (rc < 0)
+        rg__told_errno = errno;
+    if (rc != 0 && rg_holder_find(path, &info) == 1)
+        rg_holder_who(&info, rg__told, sizeof rg__told);
 }
 
 /* durable: 0 no, 1 every commit synced, 2 that and the file checked first
@@ -268,9 +271,13 @@ static int rg__cmd_ingest(int argc, char **argv)
     rg_ingest_counts counts = {0};
     rc = rg__ingest_path(st, argv[optind], &counts, stdout);
     rg_store_close(st);
-    if (rg__told) /* not silent: say who evaluates them */
+    /* not silent: say who evaluates them, and when */
+    if (rg__told[0] && !rg__told_errno)
         fprintf(stderr, "regimen: %s was told of the stored events and evaluates them\n",
                 rg__told);
+    else if (rg__told[0])
+        fprintf(stderr, "regimen: %s could not be told of the stored events (%s); it evaluates "
+                "them within a minute\n", rg__told, strerror(rg__told_errno));
     return rc;
 }
 
@@ -686,7 +693,12 @@ static const char rg__serve_usage[] =
     "\n"
     "Signals: SIGHUP (or a changed protocol file) reloads protocols; a version\n"
     "that fails to load is refused and the old one keeps running. SIGTERM/SIGINT\n"
-    "stop accepting, finish in-flight work and exit 0.\n";
+    "stop accepting, finish in-flight work and exit 0. SIGUSR1 (sent by regimen\n"
+    "ingest after it stores events in the same database) makes the service read\n"
+    "the store again and evaluate them at once.\n"
+    "\n"
+    "One service per database: a second serve on the file (or a sweep, or a\n"
+    "simulate --db beside the service) is refused, naming the process holding it.\n";
 
 static int rg__cmd_serve(int argc, char **argv)
 {

@@ -1539,6 +1539,7 @@ int rg_serve_main(const char *db_path, const char *config_path, const char *ship
     rg__arm(sv);
 run:
     uv_run(&sv->loop, UV_RUN_DEFAULT);
+    signal(RG_HOLDER_SIGNAL, SIG_IGN); /* closing the handle restored the default: exit */
     rc = uv_loop_close(&sv->loop);
     if (rc)
         rg_log("error", "event loop did not close cleanly: %s", uv_strerror(rc));
