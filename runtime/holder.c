@@ -32,9 +32,14 @@ struct rg_holder {
 static char rg__held[PATH_MAX];
 static pid_t rg__held_by; /* a child made by fork holds no lock of ours */
 
+/* "<db>.lock" beside the file itself: a symlink to the database, or a path
+ * spelt another way, finds the same lock (the callers open the database
+ * first, so it exists; if it does not, the path as given). */
 static int rg__lock_path(const char *db_path, char *out, size_t len)
 {
-    int n = snprintf(out, len, "%s.lock", db_path);
+    char *real = realpath(db_path, NULL);
+    int n = snprintf(out, len, "%s.lock", real ? real : db_path);
+    free(real);
     return n > 0 && (size_t)n < len ? RG_OK : RG_EINVAL;
 }
 

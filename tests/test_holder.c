@@ -134,6 +134,33 @@ Test(holder, the_holder_does_not_find_itself_nor_lose_its_lock)
     rg_holder_release(h);
 }
 
+static char link_db[600];
+static int child_takes_the_link(void)
+{
+    rg_holder *h;
+    char err[1024];
+    int rc = rg_holder_take(&h, link_db, "serve", err, sizeof err);
+    rg_holder_release(h);
+    return rc == RG_EBUSY ? 1 : 0;
+}
+
+/* A symlink to the database (or a path spelt another way) finds the same
+ * lock: the lock file is named after the file itself. */
+Test(holder, a_symlink_to_the_database_finds_the_same_holder)
+{
+    rg_holder *h;
+    char err[1024];
+    FILE *f = fopen(db, "w");
+    cr_assert_not_null(f);
+    fclose(f);
+    snprintf(link_db, sizeof link_db, "%s/other-name.db", dir);
+    cr_assert_eq(symlink(db, link_db), 0, "%s", strerror(errno));
+    cr_assert_eq(rg_holder_take(&h, db, "serve", err, sizeof err), RG_OK, "%s", err);
+    cr_assert_eq(in_child(child_takes_the_link), 1);
+    rg_holder_release(h);
+    cr_assert_eq(in_child(child_takes_the_link), 0);
+}
+
 Test(holder, memory_stores_have_no_holder)
 {
     rg_holder *h = (rg_holder *)1;

@@ -407,7 +407,7 @@ static void crash_loop(int cycles, int clients)
         port = s.port;
     }
     stop = 1;
-    int sent = 0, acked = 0, lost = 0, twice = 0;
+    int sent = 0, acked = 0, lost = 0, twice = 0, by_ingest = 0;
     sqlite3 *h;
     sqlite3_stmt *q;
     for (int i = 0; i < nw; i++)
@@ -420,6 +420,7 @@ static void crash_loop(int cycles, int clients)
                      w[i].ingest ? "ingest" : "http");
         sent += w[i].sent;
         acked += w[i].acked;
+        by_ingest += w[i].ingest ? w[i].acked : 0;
         for (int k = 0; k < w[i].acked; k++) {
             sqlite3_bind_text(q, 1, w[i].ids[k], -1, SQLITE_STATIC);
             int n = sqlite3_step(q) == SQLITE_ROW ? sqlite3_column_int(q, 0) : -1;
@@ -467,9 +468,10 @@ static void crash_loop(int cycles, int clients)
     for (int i = 0; i < na && i < nb && !differ; i++)
         differ = strcmp(a[i], b[i]) != 0;
     fprintf(stderr, "crash loop: %d kill -9 cycles, %d writers (%d HTTP clients, 1 ingest); "
-                    "%d events sent, %d acknowledged, %d stored, %d transitions; %d lost, "
-                    "%d duplicated, %d gaps; feed %s simulate on the stored events\n",
-            cycles, nw, clients, sent, acked, stored, na, lost, duplicated, gaps,
+                    "%d events sent, %d acknowledged (%d of them by ingest), %d stored, "
+                    "%d transitions; %d lost, %d duplicated, %d gaps; feed %s simulate on the "
+                    "stored events\n",
+            cycles, nw, clients, sent, acked, by_ingest, stored, na, lost, duplicated, gaps,
             differ ? "DIFFERS FROM" : "equals");
     cr_assert_gt(acked, cycles, "events were acknowledged (%d of %d sent)", acked, sent);
     cr_assert_eq(lost, 0, "acknowledged events lost");
