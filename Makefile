@@ -3,6 +3,7 @@
 #   make test     build and run every test (unit and end-to-end)
 #   make asan     the same tests under AddressSanitizer + UBSan (build-asan/)
 #   make demo     simulate the bundled example clinic and print its alerts
+#   make soak     the service's kill -9 crash loop, 200 cycles, several writers
 # Missing Debian packages are installed by .ci/install-deps (as root) while the
 # Makefile is read, so `make -j` works on a fresh machine too.
 
@@ -88,6 +89,17 @@ bench: all
 
 bench-smoke: all
 	@bench/run.sh --smoke
+
+# The crash loop as a soak (not in make test or CI): kill -9 of the service
+# SOAK_CYCLES times (default 200) while SOAK_CLIENTS HTTP clients (default 4)
+# and a concurrent `regimen ingest` write; prints events sent, acknowledged,
+# stored, transitions, lost and duplicated, and fails on any loss, duplicate,
+# gap or difference from simulate. Runs nice'd: the machine is shared.
+.PHONY: soak
+soak: $(B)/regimen $(B)/tests/test_serve
+	@REGIMEN_BIN=$(CURDIR)/$(B)/regimen RG_CRASH_CYCLES=$(or $(SOAK_CYCLES),200) \
+	  RG_CRASH_CLIENTS=$(or $(SOAK_CLIENTS),4) nice -n 10 $(B)/tests/test_serve --jobs 1 \
+	  --filter 'serve/crash_loop_kill_9_loses_nothing_and_repeats_nothing'
 
 # Fuzzing (tests/fuzz/, libFuzzer with clang): make fuzz [FUZZ_SECONDS=60] runs
 # every harness that long, printing executions; make fuzz-smoke replays the

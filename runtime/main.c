@@ -6,8 +6,15 @@
  * good, 1 the work was done but something was refused or failed (rejected
  * lines, conflicts, protocol errors), 2 the command could not run (usage,
  * unreadable files, database errors).
+ *
+ * Beside a running service (holder.h): commands that store events (ingest)
+ * tell the service after each commit, so it evaluates them at once; commands
+ * that would write transitions of their own (sweep, simulate --db) take the
+ * store as the service does, so they are refused while a service holds it,
+ * and a service is refused while they run.
  */
 #include "engine.h"
+#include "holder.h"
 #include "ingest.h"
 #include "scenario.h"
 #include "serve.h"
@@ -185,14 +192,51 @@ static void rg__print_reject(void *ud, const char *source, long line, const char
         fprintf(stderr, "%s:%ld: %s\n", source, line, reason);
 }
 
+static rg_holder *rg__held; /* the store this command holds (sweep, simulate --db) */
+static char rg__told[400];  /* the service told of our commits, for the report */
+static int rg__told_errno;  /* or why it could not be told */
+
+/* After each commit of a command that does not hold the store. */
+static void rg__notice(void *path)
+{
+    rg_holder_info info;
+    int rc = rg_holder_notify(path);
+    if (rc < 0)
+        rg__told_errno = errno;
+    if (rc != 0 && rg_holder_find(path, &info) == 1)
+        rg_holder_who(&info, rg__told, sizeof rg__told);
+}
+
 /* durable: 0 no, 1 every commit synced, 2 that and the file checked first
- * (PRAGMA quick_check: ingest refuses a damaged file before writing to it). */
-static int rg__open_store(const char *path, int durable, rg_store **st)
+ * (PRAGMA quick_check: ingest refuses a damaged file before writing to it).
+ * kind NULL: the command may run beside a service, which is told of each of
+ * its commits. Else the command takes the store (kind names it) and is
+ * refused with one line, ending in hint, while a service holds it. */
+static int rg__open_store(const char *path, int durable, const char *kind, const char *hint,
+                          rg_store **st)
 {
     char err[1024];
     rg_store_opts so = {.durable = durable > 0, .check = durable == 2};
     if (rg_store_open(st, path, &so, err, sizeof err)) {
         fprintf(stderr, "regimen: %s\n", err);
+        return 2;
+    }
+    if (!kind) {
+        rg_store_on_commit(*st, rg__notice, (void *)path);
+        return 0;
+    }
+    int rc = rg_holder_take(&rg__held, path, kind, err, sizeof err);
+    if (rc == RG_EBUSY) {
+        rg_holder_info info;
+        char who[300];
+        if (rg_holder_find(path, &info) == 1 && !strcmp(info.kind, "serve"))
+            snprintf(err, sizeof err, "%s is held by %s; %s", path,
+                     rg_holder_who(&info, who, sizeof who), hint);
+    }
+    if (rc) {
+        fprintf(stderr, "regimen %s: %s\n", kind, err);
+        rg_store_close(*st);
+        *st = NULL;
         return 2;
     }
     return 0;
@@ -229,11 +273,18 @@ static int rg__cmd_ingest(int argc, char **argv)
         return rc;
     if (optind != argc - 1)
         return rg__die("%s", "ingest needs exactly one FILE (or - for standard input)");
-    if ((rc = rg__open_store(o.db, 2, &st)))
+    if ((rc = rg__open_store(o.db, 2, NULL, NULL, &st)))
         return rc;
     rg_ingest_counts counts = {0};
     rc = rg__ingest_path(st, argv[optind], &counts, stdout);
     rg_store_close(st);
+    /* not silent: say who evaluates them, and when */
+    if (rg__told[0] && !rg__told_errno)
+        fprintf(stderr, "regimen: %s was told of the stored events and evaluates them\n",
+                rg__told);
+    else if (rg__told[0])
+        fprintf(stderr, "regimen: %s could not be told of the stored events (%s); it evaluates "
+                "them within a minute\n", rg__told, strerror(rg__told_errno));
     return rc;
 }
 
@@ -256,7 +307,7 @@ static int rg__cmd_rejected(int argc, char **argv)
         return rc;
     if (access(o.db, F_OK) != 0)
         return rg__die("no database at %s", o.db);
-    if ((rc = rg__open_store(o.db, 0, &st)))
+    if ((rc = rg__open_store(o.db, 0, NULL, NULL, &st)))
         return rc;
     long n = 0;
     if (rg_store_each_rejected(st, rg__print_rejected, &n)) {
@@ -372,7 +423,10 @@ static int rg__simulate(rg__opts *o, rg_time until, int quiet, rg_store **stp, r
     rg_engine *eng = NULL;
     FILE *devnull = quiet ? fopen("/dev/null", "w") : NULL;
     const char *shipped = rg__shipped(shipped_buf, sizeof shipped_buf);
-    int rc = rg__open_store(o->db, 0, &st);
+    int rc = rg__open_store(o->db, 0, "simulate",
+                            "a simulation would write transitions on a virtual clock into its "
+                            "live feed: simulate into another --db file, or in memory (no --db)",
+                            &st);
     if (rc)
         goto fail;
     rg_ingest_counts counts = {0};
@@ -473,7 +527,7 @@ static int rg__cmd_explain(int argc, char **argv)
     } else {
         if (access(o.db, F_OK) != 0)
             return rg__die("no database at %s", o.db);
-        if ((rc = rg__open_store(o.db, 0, &st)))
+        if ((rc = rg__open_store(o.db, 0, NULL, NULL, &st)))
             return rc;
     }
     rc = rg_explain(st, argv[optind], stdout);
@@ -557,7 +611,10 @@ static int rg__cmd_sweep(int argc, char **argv)
         return rg__die("--at: %s", err);
     if (access(o.db, F_OK) != 0)
         return rg__die("no database at %s", o.db);
-    if ((rc = rg__open_store(o.db, 1, &st)))
+    if ((rc = rg__open_store(o.db, 1, "sweep",
+                             "the service re-evaluates a clinic's patients itself when its "
+                             "protocols change (on SIGHUP, or a changed .lua file); stop it "
+                             "to sweep at another moment", &st)))
         return rc;
     const char *shipped = rg__shipped(shipped_buf, sizeof shipped_buf);
     rg__sweep_ctx ctx = {.o = &o};
@@ -690,7 +747,12 @@ static const char rg__serve_usage[] =
     "\n"
     "Signals: SIGHUP (or a changed protocol file) reloads protocols; a version\n"
     "that fails to load is refused and the old one keeps running. SIGTERM/SIGINT\n"
-    "stop accepting, finish in-flight work and exit 0.\n";
+    "stop accepting, finish in-flight work and exit 0. SIGUSR1 (sent by regimen\n"
+    "ingest after it stores events in the same database) makes the service read\n"
+    "the store again and evaluate them at once.\n"
+    "\n"
+    "One service per database: a second serve on the file (or a sweep, or a\n"
+    "simulate --db beside the service) is refused, naming the process holding it.\n";
 
 static int rg__cmd_serve(int argc, char **argv)
 {
@@ -745,9 +807,14 @@ int main(int argc, char **argv)
         {"explain", rg__cmd_explain},
         {"diff", rg__cmd_diff},
     };
+    /* a service's notice meant for another process never stops a command */
+    signal(RG_HOLDER_SIGNAL, SIG_IGN);
     for (size_t i = 0; i < RG_COUNTOF(cmds); i++)
-        if (!strcmp(argv[1], cmds[i].name))
-            return cmds[i].fn(argc - 1, argv + 1);
+        if (!strcmp(argv[1], cmds[i].name)) {
+            int rc = cmds[i].fn(argc - 1, argv + 1);
+            rg_holder_release(rg__held);
+            return rc;
+        }
     fprintf(stderr, "regimen: unknown command '%s'\n\n%s", argv[1], rg__usage);
     return 2;
 }

@@ -27,7 +27,8 @@
     X(PROTOCOL, "protocol error")                                        \
     X(LIMIT, "sandbox limit exceeded")                                   \
     X(USAGE, "usage error")                                              \
-    X(NOTFOUND, "not found")
+    X(NOTFOUND, "not found")                                             \
+    X(BUSY, "held by another process")
 
 enum {
 #define RG__ENUM(name, text) RG__IDX_##name,
@@ -46,6 +47,7 @@ enum {
 #define RG_ELIMIT (-RG__IDX_LIMIT)
 #define RG_EUSAGE (-RG__IDX_USAGE)
 #define RG_ENOTFOUND (-RG__IDX_NOTFOUND)
+#define RG_EBUSY (-RG__IDX_BUSY)
 
 /* Static text for an error code; never NULL. */
 const char *rg_strerror(int code);

@@ -23,11 +23,22 @@
  *                 "max_connections": 256, "idle_timeout_ms": 30000,
  *                 "request_timeout_ms": 10000, "max_events_per_request": 1000 } }
  * Relative paths are relative to the configuration file.
+ *
+ * Other writers: the service holds its database (holder.c: a lock file
+ * beside it, so a second service on the file is refused at start). Events
+ * another process stores there (regimen ingest) schedule their patient in
+ * the store; the writer then sends RG_HOLDER_SIGNAL, on which the service
+ * reads the earliest wake-up again (rg__on_notice) and so evaluates them at
+ * once. Nothing polls: while nobody writes, nothing runs. A notice that never
+ * comes (a writer killed between its commit and its signal) costs at most a
+ * minute: the wake timer re-reads the store at least every RG_TIMER_CAP_MS,
+ * also when nothing is due.
  */
 #include "serve.h"
 
 #include "engine.h"
 #include "feed.h"
+#include "holder.h"
 #include "http.h"
 #include "webhook.h"
 #include "ingest.h"
@@ -102,7 +113,9 @@ typedef struct rg__serve {
     int max_events;
     size_t history_cache; /* bytes of compiled histories kept (limits.history_cache_mb) */
     uv_timer_t wake, reload_delay, lag;
-    uv_signal_t sighup, sigterm, sigint;
+    uv_signal_t sighup, sigterm, sigint, notice;
+    rg_holder *holder;     /* our lock on the database: one service per file */
+    int64_t data_version;  /* PRAGMA data_version at the last notice */
     uv_fs_event_t watch[RG_MAX_CLINICS + 2];
     char watched[RG_MAX_CLINICS + 2][PATH_MAX]; /* the directory of watch[i] */
     int nwatch;
@@ -123,7 +136,7 @@ typedef struct rg__serve {
     rg__reraised *reraised;
     int nreraised, cap_reraised;
     /* metrics */
-    uint64_t reloads, reload_failures, db_errors, wakeups, groups, group_requests;
+    uint64_t reloads, reload_failures, db_errors, wakeups, groups, group_requests, notices;
     double lateness_sum, lateness_max, loop_lag;
     uint64_t lateness_count, lateness_buckets[6];
     uint64_t lag_last;
@@ -550,11 +563,9 @@ static void rg__arm(rg__serve *sv)
     if (snooze != RG_TIME_NONE && (next == RG_TIME_NONE || snooze < next))
         next = snooze;
     sv->armed_for = next;
-    if (next == RG_TIME_NONE) {
-        uv_timer_stop(&sv->wake);
-        return;
-    }
-    int64_t delay = next - rg_now();
+    /* nothing due: still a re-read of the store now and then, in case a
+     * writer's notice was lost (see the top of this file) */
+    int64_t delay = next == RG_TIME_NONE ? RG_TIMER_CAP_MS + 1 : next - rg_now();
     if (delay < 0)
         delay = 0;
     if (delay < RG_RETRY_MS && (sv->wake_failed || rg_store_fault(sv->st, NULL)))
@@ -564,6 +575,22 @@ static void rg__arm(rg__serve *sv)
         sv->armed_for = RG_TIME_NONE; /* just a re-check of the clock */
     }
     uv_timer_start(&sv->wake, rg__on_wake, (uint64_t)delay, 0);
+}
+
+/* Another process committed to the store (rg_holder_notify): its events
+ * have scheduled their patients there, so the earliest wake-up is read again
+ * and whatever is due now is evaluated in this loop iteration. A notice with
+ * nothing new (data_version unchanged) costs one PRAGMA. */
+static void rg__on_notice(uv_signal_t *h, int sig)
+{
+    rg__serve *sv = h->data;
+    int64_t v = 0;
+    (void)sig;
+    if (rg_store_data_version(sv->st, &v) == RG_OK && v == sv->data_version)
+        return;
+    sv->data_version = v;
+    sv->notices++;
+    rg__arm(sv);
 }
 
 /* Loop lag: how late a 1 s timer fires. */
@@ -1186,8 +1213,12 @@ static void rg__get_metrics(rg__serve *sv, rg_http_conn *c)
     rg_buf_printf(&b, "# HELP regimen_group_commits_total Transactions that stored POSTed events"
                       " and wake-ups together, each one fsync.\n"
                       "# TYPE regimen_group_commits_total counter\nregimen_group_commits_total %llu\n"
-                      "# TYPE regimen_group_requests_total counter\nregimen_group_requests_total %llu\n",
-                  (unsigned long long)sv->groups, (unsigned long long)sv->group_requests);
+                      "# TYPE regimen_group_requests_total counter\nregimen_group_requests_total %llu\n"
+                      "# HELP regimen_store_notices_total Commits by other processes (regimen ingest)"
+                      " that the service was told of and read.\n"
+                      "# TYPE regimen_store_notices_total counter\nregimen_store_notices_total %llu\n",
+                  (unsigned long long)sv->groups, (unsigned long long)sv->group_requests,
+                  (unsigned long long)sv->notices);
     rg_buf_printf(&b, "# TYPE regimen_http_requests_total counter\nregimen_http_requests_total %llu\n"
                       "# TYPE regimen_http_connections gauge\nregimen_http_connections %d\n"
                       "# TYPE regimen_http_streams gauge\nregimen_http_streams %d\n",
@@ -1398,6 +1429,7 @@ static void rg__http_closed(void *ud)
     rg__close_handle((uv_handle_t *)&sv->sighup);
     rg__close_handle((uv_handle_t *)&sv->sigterm);
     rg__close_handle((uv_handle_t *)&sv->sigint);
+    rg__close_handle((uv_handle_t *)&sv->notice);
     for (int i = 0; i < sv->nwatch; i++)
         rg__close_handle((uv_handle_t *)&sv->watch[i]);
 }
@@ -1435,6 +1467,9 @@ int rg_serve_main(const char *db_path, const char *config_path, const char *ship
     char err[4096];
     int rc;
     memset(sv, 0, sizeof *sv);
+    /* a writer's notice that comes before our handler is up must not kill us;
+     * what it announced is read by the start-up catch-up below */
+    signal(RG_HOLDER_SIGNAL, SIG_IGN);
     if (rg__load_config(sv, config_path, err, sizeof err)) {
         fprintf(stderr, "regimen serve: %s\n", err);
         return 2;
@@ -1446,11 +1481,19 @@ int rg_serve_main(const char *db_path, const char *config_path, const char *ship
         fprintf(stderr, "regimen serve: %s\n", err);
         return 2;
     }
+    /* after the open, so a file that cannot be written is refused as such */
+    if (rg_holder_take(&sv->holder, db_path, "serve", err, sizeof err)) {
+        fprintf(stderr, "regimen serve: %s\n", err);
+        rg_store_close(sv->st);
+        return 2;
+    }
+    rg_store_data_version(sv->st, &sv->data_version);
     rg_engine_opts eo = {.limits = sv->limits, .shipped = shipped ? sv->shipped : NULL,
                          .on_error = rg__on_eval_error, .ud = sv,
                          .history_cache_bytes = sv->history_cache};
     if (rg_engine_new(&sv->eng, sv->st, &eo)) {
         rg_store_close(sv->st);
+        rg_holder_release(sv->holder);
         return 2;
     }
     uv_loop_init(&sv->loop);
@@ -1464,7 +1507,8 @@ int rg_serve_main(const char *db_path, const char *config_path, const char *ship
     uv_signal_init(&sv->loop, &sv->sighup);
     uv_signal_init(&sv->loop, &sv->sigterm);
     uv_signal_init(&sv->loop, &sv->sigint);
-    sv->sighup.data = sv->sigterm.data = sv->sigint.data = sv;
+    uv_signal_init(&sv->loop, &sv->notice);
+    sv->sighup.data = sv->sigterm.data = sv->sigint.data = sv->notice.data = sv;
     signal(SIGPIPE, SIG_IGN);
     for (int i = 0; i < sv->nclinics; i++) {
         if (!sv->clinics[i].webhook)
@@ -1507,6 +1551,10 @@ int rg_serve_main(const char *db_path, const char *config_path, const char *ship
     rg_log("info", "listening on %s:%d (%d clinic%s, database %s)", sv->host, rg_http_port(sv->http),
            sv->nclinics, sv->nclinics == 1 ? "" : "s", db_path);
     fflush(stderr);
+    char addr[128];
+    snprintf(addr, sizeof addr, "%.64s:%d", sv->host, rg_http_port(sv->http));
+    rg_holder_describe(sv->holder, addr);
+    uv_signal_start(&sv->notice, rg__on_notice, RG_HOLDER_SIGNAL);
     uv_signal_start(&sv->sighup, rg__on_sighup, SIGHUP);
     uv_signal_start(&sv->sigterm, rg__on_stop, SIGTERM);
     uv_signal_start(&sv->sigint, rg__on_stop, SIGINT);
@@ -1518,6 +1566,7 @@ int rg_serve_main(const char *db_path, const char *config_path, const char *ship
     rg__arm(sv);
 run:
     uv_run(&sv->loop, UV_RUN_DEFAULT);
+    signal(RG_HOLDER_SIGNAL, SIG_IGN); /* closing the handle restored the default: exit */
     rc = uv_loop_close(&sv->loop);
     if (rc)
         rg_log("error", "event loop did not close cleanly: %s", uv_strerror(rc));
@@ -1528,6 +1577,7 @@ run:
     free(sv->reraised);
     rg_engine_free(sv->eng);
     rg_store_close(sv->st);
+    rg_holder_release(sv->holder);
     for (int i = 0; i < sv->nclinics; i++) {
         for (int j = 0; j < sv->clinics[i].ntokens; j++)
             free(sv->clinics[i].tokens[j]);

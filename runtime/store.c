@@ -266,6 +266,8 @@ struct rg_store {
     int ncseq, cseq_next;
     char fault[256]; /* why the last write failed; "" once a commit succeeded */
     rg_time fault_since;
+    void (*on_commit)(void *ud); /* after each commit that succeeded (rg_store_on_commit) */
+    void *on_commit_ud;
 };
 
 /* Prepared statement i, reset and with bindings cleared. */
@@ -398,8 +400,23 @@ static int rg__migrate(rg_store *st, char *err, size_t errlen)
     if (version == (int)RG_COUNTOF(rg__migrations))
         return RG_OK;
     char *msg = NULL;
-    if (sqlite3_exec(st->db, "BEGIN EXCLUSIVE", NULL, NULL, &msg) != SQLITE_OK)
+    /* Two processes may open a new file at the same moment: the version is
+     * read again under the write lock, so the second one upgrades from where
+     * the first one left it (nothing, once both are current), never from the
+     * version it saw before waiting. */
+    if (sqlite3_exec(st->db, "BEGIN IMMEDIATE", NULL, NULL, &msg) != SQLITE_OK)
         goto fail;
+    if (sqlite3_prepare_v2(st->db, "PRAGMA user_version", -1, &s, NULL) != SQLITE_OK)
+        goto fail;
+    if (sqlite3_step(s) == SQLITE_ROW)
+        version = sqlite3_column_int(s, 0);
+    sqlite3_finalize(s);
+    if (version > (int)RG_COUNTOF(rg__migrations)) {
+        sqlite3_exec(st->db, "ROLLBACK", NULL, NULL, NULL);
+        return rg_fail(err, errlen, RG_EDB,
+                       "database schema version %d is newer than this program (%d)", version,
+                       (int)RG_COUNTOF(rg__migrations));
+    }
     for (int v = version; v < (int)RG_COUNTOF(rg__migrations); v++) {
         char pragma[64];
         if (sqlite3_exec(st->db, rg__migrations[v], NULL, NULL, &msg) != SQLITE_OK)
@@ -468,7 +485,20 @@ int rg_store_open(rg_store **out, const char *path, const rg_store_opts *opts, c
                               : "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;"
                                 " PRAGMA foreign_keys=ON; PRAGMA cache_size=-65536;"
                                 " PRAGMA mmap_size=" RG_STORE_MMAP ";";
-    if (sqlite3_exec(st->db, pragmas, NULL, NULL, &msg) != SQLITE_OK) {
+    /* Turning a new file to WAL needs it alone for a moment; when another
+     * process opens it at the same time, SQLite answers "locked" at once
+     * rather than wait (it could deadlock), so that is retried here for as
+     * long as the busy timeout. */
+    int rc_exec;
+    for (int waited = 0;; waited += 10) {
+        rc_exec = sqlite3_exec(st->db, pragmas, NULL, NULL, &msg);
+        if (rc_exec != SQLITE_BUSY || waited >= 5000)
+            break;
+        sqlite3_free(msg);
+        msg = NULL;
+        usleep(10000);
+    }
+    if (rc_exec != SQLITE_OK) {
         rg_fail(err, errlen, RG_EDB, "cannot use database %s: %s", path, msg);
         sqlite3_free(msg);
         rg_store_close(st);
@@ -528,7 +558,26 @@ int rg_store_commit(rg_store *st)
         st->fault[0] = '\0';
     else
         st->rollbacks++; /* what it held may not have been stored */
+    if (rc == RG_OK && st->on_commit)
+        st->on_commit(st->on_commit_ud);
     return rc;
+}
+
+void rg_store_on_commit(rg_store *st, void (*fn)(void *ud), void *ud)
+{
+    st->on_commit = fn;
+    st->on_commit_ud = ud;
+}
+
+int rg_store_data_version(rg_store *st, int64_t *out)
+{
+    sqlite3_stmt *s;
+    if (sqlite3_prepare_v2(st->db, "PRAGMA data_version", -1, &s, NULL) != SQLITE_OK)
+        return RG_EDB;
+    int rc = sqlite3_step(s);
+    *out = rc == SQLITE_ROW ? sqlite3_column_int64(s, 0) : 0;
+    sqlite3_finalize(s);
+    return rc == SQLITE_ROW ? RG_OK : RG_EDB;
 }
 
 const char *rg_store_fault(rg_store *st, rg_time *since)

@@ -40,6 +40,12 @@ int rg_store_begin_read(rg_store *st);
 uint64_t rg_store_rollbacks(const rg_store *st);
 int rg_store_commit(rg_store *st);
 void rg_store_rollback(rg_store *st);
+/* fn(ud) after each commit that succeeded: a writer beside a running service
+ * tells it (rg_holder_notify) that the store changed. NULL removes it. */
+void rg_store_on_commit(rg_store *st, void (*fn)(void *ud), void *ud);
+/* PRAGMA data_version: changes when ANOTHER connection (another process)
+ * committed to the file since the last call, never for this one's commits. */
+int rg_store_data_version(rg_store *st, int64_t *out);
 
 typedef enum { RG_PUT_STORED, RG_PUT_DUPLICATE, RG_PUT_CONFLICT } rg_put;
 

@@ -296,67 +296,151 @@ static void export_events(const char *db, const char *path)
     fclose(f);
 }
 
-/* A crash loop: events stream in from a client while the server is killed
- * with SIGKILL at random moments, 50 times, restarting each time. At the end
- * every acknowledged event is stored exactly once, the database is intact
- * after every crash, the transition feed has no gap and no duplicate and
- * equals `regimen simulate` on the stored events, and a restart with nothing
- * new sends nothing new. */
-Test(serve, crash_loop_kill_9_loses_nothing_and_repeats_nothing, .timeout = 240)
+/* ---- the crash loop -------------------------------------------------------------------- */
+
+#include <pthread.h>
+#include <spawn.h>
+
+/* One writer beside the crash loop: an HTTP client (POST one event at a
+ * time) or a back-office import (`regimen ingest --db` of a few lines at a
+ * time, straight into the store, whether the service is up or not). No
+ * asserts off the main thread: it records what was acknowledged. */
+typedef struct crash_writer {
+    int ingest, n;
+    const server *s;
+    volatile int *port, *stop;
+    int sent, acked, cap;
+    char (*ids)[24];
+} crash_writer;
+
+static void crash_acked(crash_writer *w, const char *id)
 {
-    enum { CYCLES = 50, MAXT = 200000 };
-    server s = {0};
-    char *out;
-    server_setup(&s, window_protocol, window_protocol);
-    server_start(&s);
-    srand(7);
-    int acked = 0, sent = 0, acked_cap = 4096;
-    char (*acked_ids)[16] = calloc((size_t)acked_cap, sizeof *acked_ids);
-    for (int round = 0; round < CYCLES; round++) {
-        int64_t kill_at = now_ms() + 60 + rand() % 200;
-        pid_t killer = fork();
-        if (killer == 0) {
-            int64_t wait = kill_at - now_ms();
-            if (wait > 0)
-                usleep((useconds_t)(wait * 1000));
-            kill(s.pid, SIGKILL);
-            _exit(0);
-        }
-        for (;;) {
-            char id[16], *ev;
-            snprintf(id, sizeof id, "k%d", sent++);
+    if (w->acked == w->cap) {
+        w->cap = w->cap ? 2 * w->cap : 1024;
+        w->ids = realloc(w->ids, (size_t)w->cap * sizeof *w->ids);
+    }
+    snprintf(w->ids[w->acked++], sizeof w->ids[0], "%s", id);
+}
+
+static void *crash_writer_main(void *ud)
+{
+    crash_writer *w = ud;
+    char file[600];
+    snprintf(file, sizeof file, "%s/ingest-%d.jsonl", w->s->dir, w->n);
+    while (!*w->stop) {
+        char id[24], patient[24], *ev, *out;
+        if (!w->ingest) {
+            snprintf(id, sizeof id, "w%d-%d", w->n, w->sent++);
+            snprintf(patient, sizeof patient, "w%d-p%d", w->n, w->sent % 3 != 0);
             /* stamped a little ahead, so an event never arrives after a
              * wake-up of its patient already moved past it (a late event is
              * taken in at the patient's clock: see README) */
-            ev = ping("north", id, sent % 3 ? "p1" : "p2", now_ms() + 500, sent % 4 ? "ping" : "pong");
-            int st = http(s.port, "POST", "/v1/events", TOKEN_A, ev, &out);
+            ev = ping("north", id, patient, now_ms() + 500, w->sent % 4 ? "ping" : "pong");
+            int st = http(*w->port, "POST", "/v1/events", TOKEN_A, ev, &out);
+            if (st == 200 && strstr(out, "\"status\":\"stored\""))
+                crash_acked(w, id);
             free(ev);
-            int ok = st == 200 && strstr(out, "\"status\":\"stored\"");
             free(out);
-            if (ok && acked < acked_cap)
-                snprintf(acked_ids[acked++], sizeof acked_ids[0], "%s", id);
-            if (st == 0) /* the server is gone */
-                break;
+            if (st == 0) /* the server is gone: wait for the next one */
+                usleep(5000);
+            continue;
         }
-        waitpid(killer, NULL, 0);
+        /* ingest: 5 lines a run, acknowledged when it exits 0 (all stored);
+         * stamped further ahead, as a run may wait for the service's commit */
+        enum { LINES = 5 };
+        char ids[LINES][24];
+        FILE *f = fopen(file, "w");
+        if (!f)
+            break;
+        for (int k = 0; k < LINES; k++) {
+            snprintf(ids[k], sizeof ids[k], "i%d-%d", w->n, w->sent++);
+            snprintf(patient, sizeof patient, "i%d-p%d", w->n, k % 2);
+            ev = ping("north", ids[k], patient, now_ms() + 3000, w->sent % 4 ? "ping" : "pong");
+            fprintf(f, "%s\n", ev);
+            free(ev);
+        }
+        fclose(f);
+        const char *argv[] = {rg_test_bin(), "ingest", "--db", w->s->db, file, NULL};
+        posix_spawn_file_actions_t fa;
+        posix_spawn_file_actions_init(&fa);
+        posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);
+        posix_spawn_file_actions_addopen(&fa, 2, "/dev/null", O_WRONLY, 0);
+        pid_t pid;
+        int status = -1;
+        if (posix_spawn(&pid, argv[0], &fa, NULL, (char *const *)argv, environ) == 0)
+            waitpid(pid, &status, 0);
+        posix_spawn_file_actions_destroy(&fa);
+        if (WIFEXITED(status) && WEXITSTATUS(status) == 0)
+            for (int k = 0; k < LINES; k++)
+                crash_acked(w, ids[k]);
+        usleep(20000);
+    }
+    return NULL;
+}
+
+/* A crash loop: events come in from HTTP clients and from a concurrent
+ * `regimen ingest` while the server is killed with SIGKILL at random
+ * moments, `cycles` times, restarting each time. At the end every
+ * acknowledged event is stored exactly once, the database is intact after
+ * every crash, the transition feed has no gap and no duplicate and equals
+ * `regimen simulate` on the stored events, and a restart with nothing new
+ * sends nothing new. make test runs 50 cycles; make soak runs it longer
+ * (RG_CRASH_CYCLES, RG_CRASH_CLIENTS) and prints the same figures. */
+static void crash_loop(int cycles, int clients)
+{
+    enum { MAXT = 400000, MAXW = 16 };
+    server s = {0};
+    server_setup(&s, window_protocol, window_protocol);
+    server_start(&s);
+    srand(7);
+    volatile int port = s.port, stop = 0;
+    int nw = clients + 1;
+    crash_writer w[MAXW];
+    pthread_t th[MAXW];
+    cr_assert_leq(nw, MAXW);
+    for (int i = 0; i < nw; i++) {
+        w[i] = (crash_writer){.ingest = i == clients, .n = i, .s = &s, .port = &port, .stop = &stop};
+        cr_assert_eq(pthread_create(&th[i], NULL, crash_writer_main, &w[i]), 0);
+    }
+    for (int round = 0; round < cycles; round++) {
+        usleep((useconds_t)(60 + rand() % 200) * 1000);
+        kill(s.pid, SIGKILL);
         waitpid(s.pid, NULL, 0);
         integrity_ok(s.db);
         server_start(&s);
+        port = s.port;
     }
-    cr_assert_gt(acked, CYCLES, "events were acknowledged (%d of %d sent)", acked, sent);
-    for (int i = 0; i < acked; i++) {
-        char sql[160];
-        snprintf(sql, sizeof sql, "SELECT count(*) FROM events WHERE id = '%.15s'", acked_ids[i]);
-        cr_assert_eq(count_rows(s.db, sql), 1, "acknowledged event %s stored once", acked_ids[i]);
+    stop = 1;
+    int sent = 0, acked = 0, lost = 0, twice = 0, by_ingest = 0;
+    sqlite3 *h;
+    sqlite3_stmt *q;
+    for (int i = 0; i < nw; i++)
+        pthread_join(th[i], NULL);
+    cr_assert_eq(sqlite3_open_v2(s.db, &h, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+    cr_assert_eq(sqlite3_prepare_v2(h, "SELECT count(*) FROM events WHERE id = ?", -1, &q, NULL),
+                 SQLITE_OK);
+    for (int i = 0; i < nw; i++) {
+        cr_assert_gt(w[i].acked, 0, "writer %d (%s) had events acknowledged", i,
+                     w[i].ingest ? "ingest" : "http");
+        sent += w[i].sent;
+        acked += w[i].acked;
+        by_ingest += w[i].ingest ? w[i].acked : 0;
+        for (int k = 0; k < w[i].acked; k++) {
+            sqlite3_bind_text(q, 1, w[i].ids[k], -1, SQLITE_STATIC);
+            int n = sqlite3_step(q) == SQLITE_ROW ? sqlite3_column_int(q, 0) : -1;
+            sqlite3_reset(q);
+            lost += n == 0;
+            twice += n > 1;
+        }
     }
-    usleep(2200000); /* every pending event and 1 s window falls due and is emitted */
-    cr_assert_eq(count_rows(s.db, "SELECT count(*) FROM transitions WHERE clinic = 'north'"),
-                 count_rows(s.db, "SELECT coalesce(max(cseq), 0) FROM transitions WHERE clinic = 'north'"),
-                 "no gap in the sequence");
-    cr_assert_eq(count_rows(s.db, "SELECT count(*) FROM (SELECT key, state, at, count(*) c FROM "
-                                  "transitions GROUP BY key, state, at HAVING c > 1)"),
-                 0, "no duplicate transition");
-    char *feed;
+    sqlite3_finalize(q);
+    sqlite3_close(h);
+    usleep(4500000); /* every pending event and 1 s window falls due and is emitted */
+    int stored = count_rows(s.db, "SELECT count(*) FROM events");
+    int gaps = count_rows(s.db, "SELECT coalesce(max(cseq), 0) FROM transitions WHERE clinic = 'north'") -
+               count_rows(s.db, "SELECT count(*) FROM transitions WHERE clinic = 'north'");
+    int duplicated = twice + count_rows(s.db, "SELECT count(*) FROM (SELECT key, state, at, count(*) c "
+                                              "FROM transitions GROUP BY key, state, at HAVING c > 1)");
     /* the whole feed, page by page */
     rg_buf fb = {0};
     for (int64_t after = 0;;) {
@@ -371,7 +455,6 @@ Test(serve, crash_loop_kill_9_loses_nothing_and_repeats_nothing, .timeout = 240)
             break;
         after = next;
     }
-    feed = fb.p;
     char until[40], events[600], clinic[600];
     iso(now_ms(), until);
     snprintf(events, sizeof events, "%s/stored.jsonl", s.dir);
@@ -382,26 +465,26 @@ Test(serve, crash_loop_kill_9_loses_nothing_and_repeats_nothing, .timeout = 240)
     char *sim, *err;
     cr_assert_eq(rg_test_run(args, NULL, &sim, &err), 0, "%s", err);
     char **a = calloc(MAXT, sizeof *a), **b = calloc(MAXT, sizeof *b);
-    int na = transition_lines(feed, a, MAXT), nb = transition_lines(sim, b, MAXT);
-    cr_assert_gt(na, CYCLES, "the crash loop produced transitions (%d)", na);
-    cr_assert_eq(na, nb, "the feed has %d transitions, simulate on the stored events %d", na, nb);
+    int na = transition_lines(fb.p, a, MAXT), nb = transition_lines(sim, b, MAXT);
     qsort(a, (size_t)na, sizeof *a, cmp_str);
     qsort(b, (size_t)nb, sizeof *b, cmp_str);
-    for (int i = 0; i < na; i++) {
-        if (strcmp(a[i], b[i]) && getenv("RG_DEBUG_DIR")) {
-            FILE *fa = fopen("/tmp/feed.txt", "w"), *fb2 = fopen("/tmp/sim.txt", "w");
-            for (int k = 0; k < na; k++)
-                fprintf(fa, "%s\n", a[k]), fprintf(fb2, "%s\n", b[k]);
-            fclose(fa);
-            fclose(fb2);
-            char cmd[600];
-            snprintf(cmd, sizeof cmd, "cp %s /tmp/crash.db", s.db);
-            (void)!system(cmd);
-        }
+    int differ = na != nb;
+    for (int i = 0; i < na && i < nb && !differ; i++)
+        differ = strcmp(a[i], b[i]) != 0;
+    fprintf(stderr, "crash loop: %d kill -9 cycles, %d writers (%d HTTP clients, 1 ingest); "
+                    "%d events sent, %d acknowledged (%d of them by ingest), %d stored, "
+                    "%d transitions; %d lost, %d duplicated, %d gaps; feed %s simulate on the "
+                    "stored events\n",
+            cycles, nw, clients, sent, acked, by_ingest, stored, na, lost, duplicated, gaps,
+            differ ? "DIFFERS FROM" : "equals");
+    cr_assert_gt(acked, cycles, "events were acknowledged (%d of %d sent)", acked, sent);
+    cr_assert_eq(lost, 0, "acknowledged events lost");
+    cr_assert_eq(duplicated, 0, "duplicates");
+    cr_assert_eq(gaps, 0, "no gap in the sequence");
+    cr_assert_gt(na, cycles, "the crash loop produced transitions (%d)", na);
+    cr_assert_eq(na, nb, "the feed has %d transitions, simulate on the stored events %d", na, nb);
+    for (int i = 0; i < na; i++)
         cr_assert_str_eq(a[i], b[i], "feed and simulate differ at %d: %s vs %s", i, a[i], b[i]);
-    }
-    fprintf(stderr, "crash loop: %d kill -9 cycles, %d events sent, %d acknowledged, %d transitions; "
-                    "0 lost, 0 duplicated\n", CYCLES, sent, acked, na);
     /* unchanged state: a restart sends nothing new */
     cr_assert_eq(server_stop(&s, SIGTERM), 0);
     int before = count_rows(s.db, "SELECT count(*) FROM transitions");
@@ -411,19 +494,30 @@ Test(serve, crash_loop_kill_9_loses_nothing_and_repeats_nothing, .timeout = 240)
                  "no new transition after a restart with nothing new");
     cr_assert_eq(server_stop(&s, SIGTERM), 0);
     for (int i = 0; i < na; i++)
-        free(a[i]), free(b[i]);
+        free(a[i]);
+    for (int i = 0; i < nb; i++)
+        free(b[i]);
+    for (int i = 0; i < nw; i++)
+        free(w[i].ids);
     free(a);
     free(b);
-    free(feed);
+    free(fb.p);
     free(sim);
     free(err);
-    free(acked_ids);
     rg_test_rmdir(s.dir);
 }
 
-/* ---- webhooks: a real receiver on loopback --------------------------------------- */
+static int env_int(const char *name, int dflt)
+{
+    const char *v = getenv(name);
+    return v && atoi(v) > 0 ? atoi(v) : dflt;
+}
 
-#include <pthread.h>
+Test(serve, crash_loop_kill_9_loses_nothing_and_repeats_nothing, .timeout = 1800)
+{
+    crash_loop(env_int("RG_CRASH_CYCLES", 50), env_int("RG_CRASH_CLIENTS", 2));
+}
+/* ---- webhooks: a real receiver on loopback --------------------------------------- */
 
 typedef struct receiver {
     int fd, port, stop;
@@ -1066,5 +1160,206 @@ Test(serve, an_event_and_the_wake_up_it_prevents_in_one_group_raise_nothing, .ti
     cr_assert_str_eq(out, "{\"transitions\":[],\"last\":0}\n");
     free(out);
     cr_assert_eq(server_stop(&s, SIGTERM), 0, "%s", rg_test_read(s.log));
+    rg_test_rmdir(s.dir);
+}
+
+/* ---- other processes writing to the service's store (runtime/holder.c) ---------------- */
+
+/* A config for clinic north under the shipped protocols (the north example:
+ * a blood-pressure limit of 150/100). */
+static void north_setup(server *s)
+{
+    char cfg[1024], cwd[512];
+    rg_test_tmpdir(s->dir);
+    cr_assert_not_null(getcwd(cwd, sizeof cwd));
+    snprintf(s->db, sizeof s->db, "%s/serve.db", s->dir);
+    snprintf(s->config, sizeof s->config, "%s/config.json", s->dir);
+    snprintf(s->log, sizeof s->log, "%s/serve.log", s->dir);
+    snprintf(cfg, sizeof cfg,
+             "{ \"listen\": \"127.0.0.1:0\", \"clinics\": { \"north\": { \"protocols\": "
+             "\"%s/examples/clinics/north\", \"tokens\": [\"" TOKEN_A "\"] } } }\n", cwd);
+    rg_test_write(s->dir, "config.json", cfg);
+}
+
+static int lines(const char *text)
+{
+    int n = 0;
+    for (const char *p = text; *p; p++)
+        n += *p == '\n';
+    return n;
+}
+
+/* A back-office import into the live store: `regimen ingest --db` stores an
+ * enrolment and pre-infusion vitals of 190/110, and the service opens the
+ * critical safety.bp-high on its stream within a second, without a restart
+ * or a signal from anyone but ingest. */
+Test(serve, ingest_into_a_live_store_opens_the_alert_within_a_second, .timeout = 30)
+{
+    server s = {0};
+    char *out, *err, at[40], file[600], text[1024];
+    north_setup(&s);
+    server_start(&s);
+    stream st;
+    stream_open(&st, s.port, TOKEN_A, NULL);
+    cr_assert_neq(stream_wait(&st, "text/event-stream", 2000), -1, "%s", st.buf);
+    iso(now_ms(), at);
+    snprintf(text, sizeof text,
+             "{\"id\":\"late-1\",\"clinic\":\"north\",\"patient\":\"p-late\",\"type\":\"enrolled\","
+             "\"at\":\"%s\",\"data\":{\"program\":\"ketamine\"}}\n"
+             "{\"id\":\"late-2\",\"clinic\":\"north\",\"patient\":\"p-late\",\"type\":\"vitals\","
+             "\"at\":\"%s\",\"data\":{\"systolic\":190,\"diastolic\":110,\"phase\":\"pre\"}}\n",
+             at, at);
+    rg_test_write(s.dir, "late.jsonl", text);
+    snprintf(file, sizeof file, "%s/late.jsonl", s.dir);
+    const char *args[] = {"ingest", "--db", s.db, file, NULL};
+    int64_t t0 = now_ms();
+    cr_assert_eq(rg_test_run(args, NULL, &out, &err), 0, "%s", err);
+    int64_t took = now_ms() - t0;
+    cr_assert(strstr(out, "stored 2,"), "%s", out);
+    char who[96];
+    snprintf(who, sizeof who, "regimen serve (pid %d, listening on 127.0.0.1:%d) was told",
+             (int)s.pid, s.port);
+    cr_assert(strstr(err, who), "ingest says the service evaluates them: %s", err);
+    int ms = stream_wait(&st, "\"rule\":\"safety.bp-high\"", 1000);
+    cr_assert_neq(ms, -1, "no safety.bp-high on the stream within 1 s of ingest's exit:\n%s",
+                  st.buf);
+    cr_assert(strstr(st.buf, "\"severity\":\"critical\""), "%s", st.buf);
+    fprintf(stderr, "ingest beside the service: ingest ran %lld ms; the critical alert was on "
+                    "the stream %lld ms after ingest started\n", (long long)took,
+            (long long)(now_ms() - t0));
+    free(out);
+    free(err);
+    cr_assert_eq(http(s.port, "GET", "/v1/alerts?state=open", TOKEN_A, NULL, &out), 200);
+    cr_assert(strstr(out, "safety.bp-high"), "%s", out);
+    free(out);
+    cr_assert_geq(metric(s.port, "regimen_store_notices_total"), 1);
+
+    /* the same file again: all duplicates, nothing new for the service */
+    cr_assert_eq(rg_test_run(args, NULL, &out, &err), 0, "%s", err);
+    cr_assert(strstr(out, "stored 0, duplicates 2"), "%s", out);
+    free(out);
+    free(err);
+    close(st.fd);
+    cr_assert_eq(server_stop(&s, SIGTERM), 0, "%s", rg_test_read(s.log));
+    cr_assert_eq(count_rows(s.db, "SELECT count(*) FROM transitions WHERE rule = 'safety.bp-high'"),
+                 1, "opened once");
+    rg_test_rmdir(s.dir);
+}
+
+/* One service per file: a second `serve` on the same database is refused at
+ * start with one line naming the file and the process that holds it; the
+ * first goes on; once it is gone (SIGTERM, or kill -9) the file can be
+ * served again. */
+Test(serve, a_second_service_on_the_same_file_is_refused_naming_the_holder, .timeout = 30)
+{
+    server s = {0};
+    char *out, *err, want[700];
+    server_setup(&s, fast_protocol, fast_protocol);
+    server_start(&s);
+    const char *args[] = {"serve", "--config", s.config, "--db", s.db, NULL};
+    cr_assert_eq(rg_test_run(args, NULL, &out, &err), 2, "%s", err);
+    snprintf(want, sizeof want, "regimen serve: database %s is in use by regimen serve (pid %d, "
+             "listening on 127.0.0.1:%d)", s.db, (int)s.pid, s.port);
+    cr_assert(strstr(err, want), "%s", err);
+    cr_assert_eq(lines(err), 1, "one line: %s", err);
+    cr_assert_null(strstr(err, "listening on 127.0.0.1:0"), "%s", err);
+    free(out);
+    free(err);
+    cr_assert_eq(http(s.port, "GET", "/healthz", NULL, NULL, &out), 200, "the first goes on");
+    free(out);
+    cr_assert_eq(server_stop(&s, SIGTERM), 0);
+    server_start(&s);
+    cr_assert_eq(server_stop(&s, SIGKILL), 128 + SIGKILL);
+    server_start(&s); /* the kernel dropped the lock of the killed one */
+    cr_assert_eq(server_stop(&s, SIGTERM), 0);
+    rg_test_rmdir(s.dir);
+}
+
+/* sweep and simulate --db would write transitions of their own into the
+ * service's feed: beside it they are refused with one line saying who holds
+ * the store and what to do, and the feed, the open alerts and the store stay
+ * exactly what the service alone made: gap-free, and equal to `simulate`
+ * on the stored events. */
+Test(serve, sweep_and_simulate_beside_the_service_are_refused_feed_unchanged, .timeout = 60)
+{
+    server s = {0};
+    char *out, *err, *alerts, *feed, now[40];
+    north_setup(&s);
+    server_start(&s);
+    char *timeline = rg_test_read("examples/clinics/north/timeline.jsonl");
+    rg_buf body = {0};
+    rg_buf_add(&body, "[", 1);
+    for (char *l = strtok(timeline, "\n"); l; l = strtok(NULL, "\n")) {
+        if (body.len > 1)
+            rg_buf_add(&body, ",", 1);
+        rg_buf_add(&body, l, strlen(l));
+    }
+    rg_buf_add(&body, "]", 1);
+    cr_assert_eq(http(s.port, "POST", "/v1/events", TOKEN_A, body.p, &out), 200, "%s", out);
+    free(out);
+    rg_buf_free(&body);
+    free(timeline);
+    cr_assert_eq(http(s.port, "GET", "/v1/alerts?state=open", TOKEN_A, NULL, &alerts), 200);
+    int before = count_rows(s.db, "SELECT count(*) FROM transitions");
+    cr_assert_gt(before, 10);
+
+    iso(now_ms(), now);
+    const char *sweep[] = {"sweep", "--db", s.db, "--at", now, "--clinic",
+                           "north=examples/clinics/north", NULL};
+    cr_assert_eq(rg_test_run(sweep, NULL, &out, &err), 2, "%s", err);
+    char want[700];
+    snprintf(want, sizeof want, "regimen sweep: %s is held by regimen serve (pid %d, listening on "
+             "127.0.0.1:%d); the service re-evaluates", s.db, (int)s.pid, s.port);
+    cr_assert(strstr(err, want), "%s", err);
+    cr_assert_eq(lines(err), 1, "one line: %s", err);
+    free(out);
+    free(err);
+    const char *sim_db[] = {"simulate", "--db", s.db, "--events",
+                            "examples/clinics/north/timeline.jsonl", "--until", now, NULL};
+    cr_assert_eq(rg_test_run(sim_db, NULL, &out, &err), 2, "%s", err);
+    snprintf(want, sizeof want, "regimen simulate: %s is held by regimen serve (pid %d", s.db,
+             (int)s.pid);
+    cr_assert(strstr(err, want) && strstr(err, "virtual clock"), "%s", err);
+    cr_assert_eq(lines(err), 1, "one line: %s", err);
+    free(out);
+    free(err);
+
+    cr_assert_eq(count_rows(s.db, "SELECT count(*) FROM transitions"), before, "nothing written");
+    cr_assert_eq(http(s.port, "GET", "/v1/alerts?state=open", TOKEN_A, NULL, &out), 200);
+    cr_assert_str_eq(out, alerts, "the open alerts are unchanged");
+    free(out);
+    free(alerts);
+    cr_assert_eq(count_rows(s.db, "SELECT count(*) FROM transitions WHERE clinic = 'north'"),
+                 count_rows(s.db, "SELECT max(cseq) FROM transitions WHERE clinic = 'north'"),
+                 "no gap in the sequence");
+    cr_assert_eq(http(s.port, "GET", "/v1/transitions?after=0", TOKEN_A, NULL, &feed), 200);
+    char events[600];
+    snprintf(events, sizeof events, "%s/stored.jsonl", s.dir);
+    export_events(s.db, events);
+    iso(now_ms(), now);
+    const char *sim[] = {"simulate", "--events", events, "--until", now, "--clinic",
+                         "north=examples/clinics/north", "--format", "jsonl", NULL};
+    char *simout;
+    cr_assert_eq(rg_test_run(sim, NULL, &simout, &err), 0, "%s", err);
+    char *a[512], *b[512];
+    int na = transition_lines(feed, a, 512), nb = transition_lines(simout, b, 512);
+    cr_assert_eq(na, nb, "the feed has %d transitions, simulate on the stored events %d", na, nb);
+    qsort(a, (size_t)na, sizeof *a, cmp_str);
+    qsort(b, (size_t)nb, sizeof *b, cmp_str);
+    for (int i = 0; i < na; i++) {
+        cr_assert_str_eq(a[i], b[i]);
+        free(a[i]);
+        free(b[i]);
+    }
+    free(feed);
+    free(simout);
+    free(err);
+    cr_assert_eq(server_stop(&s, SIGTERM), 0);
+
+    /* with the service gone, the sweep runs */
+    cr_assert_eq(rg_test_run(sweep, NULL, &out, &err), 0, "%s", err);
+    cr_assert(strstr(err, "swept 4 patients"), "%s", err);
+    free(out);
+    free(err);
     rg_test_rmdir(s.dir);
 }

@@ -1408,3 +1408,81 @@ Test(ingest, file_bigger_than_one_batch)
     cr_assert_eq(rg_store_begin(st), RG_OK);
     cr_assert_eq(rg_store_commit(st), RG_OK);
 }
+
+/* ---- several processes on one file ---------------------------------------------- */
+
+#include <sys/wait.h>
+
+/* Processes that open a new database at the same moment all get the current
+ * schema: the one that waited for the write lock reads the version again
+ * under it, and does not create the tables a second time. */
+Test(store_file, first_open_of_a_new_file_by_racing_processes_is_safe, .timeout = 60)
+{
+    enum { ROUNDS = 15, PROCS = 4 };
+    for (int round = 0; round < ROUNDS; round++) {
+        char path[600];
+        snprintf(path, sizeof path, "%s/race-%d.db", tmpdir, round);
+        int go[2];
+        cr_assert_eq(pipe(go), 0);
+        pid_t kids[PROCS];
+        for (int k = 0; k < PROCS; k++) {
+            kids[k] = fork();
+            cr_assert_neq(kids[k], -1);
+            if (kids[k] == 0) { /* no asserts here: the exit status says it */
+                char c, err[512] = "";
+                rg_store *mine;
+                close(go[1]);
+                if (read(go[0], &c, 1) != 0)
+                    _exit(3);
+                int rc = rg_store_open(&mine, path, NULL, err, sizeof err);
+                if (rc)
+                    fprintf(stderr, "process %d: %s\n", k, err);
+                rg_store_close(mine);
+                _exit(rc ? 1 : 0);
+            }
+        }
+        close(go[0]);
+        close(go[1]); /* every child reads EOF at once: the start */
+        for (int k = 0; k < PROCS; k++) {
+            int status;
+            cr_assert_eq(waitpid(kids[k], &status, 0), kids[k]);
+            cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0,
+                      "round %d: process %d could not open the new file", round, k);
+        }
+        char err[512] = "";
+        cr_assert_eq(rg_store_open(&st, path, NULL, err, sizeof err), RG_OK, "%s", err);
+        rg_store_close(st);
+        st = NULL;
+    }
+}
+
+static void count_commit(void *ud) { (*(int *)ud)++; }
+
+/* data_version moves for another connection's commits only; the commit hook
+ * runs after each commit that succeeded, not after a rollback. */
+Test(store_file, data_version_and_the_commit_hook)
+{
+    char err[512] = "";
+    rg_store *other;
+    int commits = 0;
+    int64_t v0, v1, v2;
+    cr_assert_eq(rg_store_open(&st, dbpath, NULL, err, sizeof err), RG_OK, "%s", err);
+    cr_assert_eq(rg_store_open(&other, dbpath, NULL, err, sizeof err), RG_OK, "%s", err);
+    rg_store_on_commit(st, count_commit, &commits);
+    cr_assert_eq(rg_store_data_version(other, &v0), RG_OK);
+    cr_assert_eq(rg_store_data_version(st, &v1), RG_OK);
+    cr_assert_eq(rg_store_begin(st), RG_OK);
+    cr_assert_eq(rg_store_reject(st, "t", 1, "f", "r", "x", 1), RG_OK);
+    cr_assert_eq(rg_store_commit(st), RG_OK);
+    cr_assert_eq(commits, 1);
+    cr_assert_eq(rg_store_data_version(st, &v2), RG_OK);
+    cr_assert_eq(v2, v1, "our own commit does not move our data_version");
+    cr_assert_eq(rg_store_data_version(other, &v2), RG_OK);
+    cr_assert_neq(v2, v0, "another connection's commit moves it");
+    cr_assert_eq(rg_store_begin(st), RG_OK);
+    rg_store_rollback(st);
+    cr_assert_eq(commits, 1, "no hook for a rollback");
+    rg_store_close(other);
+    rg_store_close(st);
+    st = NULL;
+}
