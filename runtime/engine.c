@@ -1026,7 +1026,7 @@ static int rg__advance(rg_engine *e, const char *clinic, const char *patient, rg
     e->text.len = 0;
     rg__open_clear(e);
     e->stats.patients++;
-    if ((rc = rg_store_each_event(e->st, clinic, patient, rg__collect_event, e)))
+    if ((rc = rg_store_each_event_data(e->st, clinic, patient, rg__collect_event, e)))
         return rc;
     rg__fixup_events(e);
     e->stats.events += e->nev;
