@@ -56,7 +56,6 @@ struct rg_engine {
     rg_hevent *ev;
     int nev, cap_ev;
     rg_buf text;
-    rg_buf scratch;    /* one event's data compiled, when the store has not */
     int *tix, *toff;   /* per type, its events' indexes (rg_history.tix/toff) */
     int cap_tix;
     uint32_t *touched; /* per event: the mark it was last counted for (dedup) */
@@ -151,7 +150,6 @@ void rg_engine_free(rg_engine *e)
     free(e->clinics);
     free(e->ev);
     rg_buf_free(&e->text);
-    rg_buf_free(&e->scratch);
     rg_hcache_free(e->hc);
     free(e->tix);
     free(e->toff);
@@ -593,13 +591,10 @@ static int rg__collect_event(void *ud, const rg_stored_event *se)
         return RG_ENOMEM;
     h->fields = NULL;
     h->nfields = 0;
-    if (se->data) {
-        int rc = rg_fields_from_json(&e->scratch, se->data);
-        if (rc)
-            return rc == RG_EINVAL ? RG_EDB : rc; /* stored data is valid JSON */
+    if (se->fields && se->nfields) { /* compiled at ingest: copied, never parsed */
         h->fields = (const unsigned char *)(uintptr_t)(e->text.len + 1); /* +1: NULL stays NULL */
-        h->nfields = e->scratch.len;
-        if (rg_buf_add(&e->text, e->scratch.p, e->scratch.len))
+        h->nfields = se->nfields;
+        if (rg_buf_add(&e->text, se->fields, se->nfields))
             return RG_ENOMEM;
     }
     return RG_OK;

@@ -10,6 +10,7 @@
  * spacing do not matter), see rg_store_put_event.
  */
 #include "event.h"
+#include "fields.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -152,6 +153,10 @@ static int rg__from_json(rg_event *ev, json_t *obj, const char *raw, size_t rawl
         }
         if (strlen(ev->data) > RG_EVENT_MAX_DATA)
             FAIL("data", "field 'data' is larger than %d bytes", RG_EVENT_MAX_DATA);
+        if ((rc = rg_fields_from_value(&ev->fields, data)) != RG_OK) {
+            rc = rg_fail(err, errlen, rc, "out of memory");
+            goto fail;
+        }
     }
     ev->body = raw ? strndup(raw, rawlen) : json_dumps(obj, JSON_COMPACT | JSON_ENSURE_ASCII);
     if (!ev->body) {
@@ -164,6 +169,7 @@ static int rg__from_json(rg_event *ev, json_t *obj, const char *raw, size_t rawl
 fail:
     free(ev->data);
     free(ev->body);
+    rg_buf_free(&ev->fields);
     memset(ev, 0, sizeof *ev);
     return rc;
 }
@@ -194,6 +200,7 @@ void rg_event_clear(rg_event *ev)
 {
     free(ev->data);
     free(ev->body);
+    rg_buf_free(&ev->fields);
     if (ev->json)
         json_decref(ev->json);
     memset(ev, 0, sizeof *ev);

@@ -4,6 +4,8 @@
  * Ownership: an rg_event is a value the caller owns (usually on the stack).
  * rg_event_parse / rg_event_from_json fill it; rg_event_clear frees what they
  * allocated. The string fields point into ev->json and live as long as it.
+ * Validation also compiles data (fields.h) from the same parse, so the store
+ * keeps both forms without reading the event twice.
  */
 #ifndef RG_EVENT_H
 #define RG_EVENT_H
@@ -23,6 +25,7 @@ typedef struct rg_event {
     rg_time at;
     int offset_min;
     char *data; /* canonical JSON object text (sorted keys), or NULL when none */
+    rg_buf fields; /* data compiled (fields.h); len 0 when there is no data */
     char *body; /* the event as received (a line) or printed compactly (HTTP);
                    the store compares bodies as JSON values, not as text */
     json_t *json;

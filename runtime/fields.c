@@ -101,25 +101,20 @@ static int rg__cmp_keys(const void *a, const void *b)
     return strcmp(*(const char *const *)a, *(const char *const *)b);
 }
 
-int rg_fields_from_json(rg_buf *b, const char *text)
+int rg_fields_from_value(rg_buf *b, const json_t *o)
 {
     b->len = 0;
-    json_error_t je;
-    json_t *o = json_loads(text, JSON_REJECT_DUPLICATES, &je);
-    if (!o)
+    if (!json_is_object(o))
         return RG_EINVAL;
-    int rc = json_is_object(o) ? RG_OK : RG_EINVAL;
     size_t n = json_object_size(o), k = 0;
-    const char **keys = rc ? NULL : malloc((n ? n : 1) * sizeof *keys);
-    if (!rc && !keys)
-        rc = RG_ENOMEM;
+    const char **keys = malloc((n ? n : 1) * sizeof *keys);
+    if (!keys)
+        return RG_ENOMEM;
     const char *key;
     json_t *v;
-    if (rc == RG_OK) {
-        json_object_foreach(o, key, v) keys[k++] = key;
-        qsort(keys, n, sizeof *keys, rg__cmp_keys);
-        rc = rg_fields_begin(b);
-    }
+    json_object_foreach((json_t *)o, key, v) keys[k++] = key;
+    qsort(keys, n, sizeof *keys, rg__cmp_keys);
+    int rc = rg_fields_begin(b);
     for (size_t i = 0; i < n && rc == RG_OK; i++) {
         v = json_object_get(o, keys[i]);
         size_t kl = strlen(keys[i]);
@@ -148,6 +143,17 @@ int rg_fields_from_json(rg_buf *b, const char *text)
         }
     }
     free(keys);
+    return rc;
+}
+
+int rg_fields_from_json(rg_buf *b, const char *text)
+{
+    b->len = 0;
+    json_error_t je;
+    json_t *o = json_loads(text, JSON_REJECT_DUPLICATES, &je);
+    if (!o)
+        return RG_EINVAL;
+    int rc = rg_fields_from_value(b, o);
     json_decref(o);
     return rc;
 }

@@ -66,6 +66,10 @@ int rg_fields_add_json(rg_buf *b, const char *key, size_t klen, const char *json
  * reference path, used for rows stored before schema v5 and in tests.
  * RG_EINVAL when text is not an object. */
 int rg_fields_from_json(rg_buf *b, const char *text);
+/* The same from a parsed object (what validation holds): equal values give
+ * equal bytes whichever way they came in. */
+struct json_t;
+int rg_fields_from_value(rg_buf *b, const struct json_t *obj);
 
 /* ---- reading ----------------------------------------------------------------- */
 /* Iterates: *pos starts at 0; returns 1 and fills f for each field, 0 at the

@@ -406,7 +406,7 @@ static int rg__row(rg__ctx *c, const char *clinic, const char *patient)
         rg__draw_bar(c, &c->bars[i]);
     for (int r = 0; r < RG__LROWS; r++)
         c->label_end[r] = -1e9;
-    rc = rg_store_each_event(c->st, clinic, patient, rg__draw_event, c);
+    rc = rg_store_each_event_data(c->st, clinic, patient, rg__draw_event, c);
     fputs("</svg></div>\n", c->out);
     return rc ? RG_EDB : RG_OK;
 }

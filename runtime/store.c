@@ -7,6 +7,7 @@
  * inside one transaction, when it is opened.
  */
 #include "store.h"
+#include "fields.h"
 
 #define RG_STORE_MMAP "268435456" /* 256 MiB */
 
@@ -81,6 +82,53 @@ static const char *const rg__migrations[] = {
      * b-tree descent into the table for every event. */
     "DROP INDEX events_by_patient;"
     "CREATE INDEX events_by_patient ON events(clinic, patient, at, seq, id, type, data);",
+    /* 4 -> 5: evaluation at the speed of the store.
+     * Events keep their data compiled (fields.h) beside the canonical text,
+     * and events_by_patient covers the compiled form instead of the text:
+     * an evaluation reads no JSON, and the index is no larger than before.
+     * rg_fields() is the reference compiler (rg_fields_from_json), registered
+     * on the connection.
+     * One write per transition: an alert is its opening transition (the
+     * alert's id is that row's seq); a resolution is one row whose alert_id
+     * names it. An opening is still open while it is the last transition of
+     * its (clinic, key), which transitions_by_key answers; openings and
+     * resolutions of a key alternate (rg_store_transition sees to it). The
+     * alerts table keeps only what staff did to an alert (ack, snooze). */
+    "ALTER TABLE events ADD COLUMN fields BLOB;"
+    "UPDATE events SET fields = rg_fields(data) WHERE data IS NOT NULL;"
+    "DROP INDEX events_by_patient;"
+    "CREATE INDEX events_by_patient ON events(clinic, patient, at, seq, id, type, fields);"
+    "CREATE TABLE transitions_v5("
+    "  seq INTEGER PRIMARY KEY, alert_id INTEGER,"
+    "  at INTEGER NOT NULL, state TEXT NOT NULL CHECK(state IN ('open','resolved')),"
+    "  clinic TEXT NOT NULL, patient TEXT NOT NULL, key TEXT NOT NULL, protocol TEXT NOT NULL,"
+    "  version TEXT NOT NULL, rule TEXT NOT NULL, severity TEXT NOT NULL, message TEXT NOT NULL,"
+    "  due INTEGER NOT NULL, params TEXT NOT NULL, evidence TEXT NOT NULL,"
+    "  recorded INTEGER NOT NULL, cseq INTEGER);"
+    "INSERT INTO transitions_v5 SELECT t.seq,"
+    "  CASE WHEN t.state = 'open' THEN NULL ELSE a.opened_seq END, t.at, t.state, t.clinic,"
+    "  t.patient, t.key, t.protocol, t.version, t.rule, t.severity, t.message, t.due, t.params,"
+    "  t.evidence, t.recorded, t.cseq FROM transitions t JOIN alerts a ON a.id = t.alert_id;"
+    "CREATE TABLE alerts_v5("
+    "  id INTEGER PRIMARY KEY, acked_by TEXT, acked_at INTEGER, snoozed_until INTEGER);"
+    "INSERT INTO alerts_v5 SELECT opened_seq, acked_by, acked_at, snoozed_until FROM alerts"
+    "  WHERE acked_by IS NOT NULL OR acked_at IS NOT NULL OR snoozed_until IS NOT NULL;"
+    "CREATE TABLE alert_actions_v5("
+    "  seq INTEGER PRIMARY KEY, alert_id INTEGER NOT NULL,"
+    "  clinic TEXT NOT NULL, key TEXT NOT NULL, action TEXT NOT NULL, who TEXT NOT NULL,"
+    "  note TEXT NOT NULL, until INTEGER, at INTEGER NOT NULL);"
+    "INSERT INTO alert_actions_v5 SELECT x.seq, a.opened_seq, x.clinic, x.key, x.action, x.who,"
+    "  x.note, x.until, x.at FROM alert_actions x JOIN alerts a ON a.id = x.alert_id;"
+    "DROP TABLE alert_actions;"
+    "DROP TABLE transitions;"
+    "DROP TABLE alerts;"
+    "ALTER TABLE transitions_v5 RENAME TO transitions;"
+    "ALTER TABLE alerts_v5 RENAME TO alerts;"
+    "ALTER TABLE alert_actions_v5 RENAME TO alert_actions;"
+    "CREATE UNIQUE INDEX transitions_by_clinic ON transitions(clinic, cseq);"
+    "CREATE INDEX transitions_by_key ON transitions(clinic, key, seq);"
+    "CREATE INDEX transitions_open ON transitions(clinic, patient) WHERE state = 'open';"
+    "CREATE INDEX alerts_snoozed ON alerts(snoozed_until) WHERE snoozed_until IS NOT NULL;",
 };
 
 enum {
@@ -91,6 +139,7 @@ enum {
     Q_REJECTED_ALL,
     Q_EVENTS_OF,
     Q_EVENTS_AFTER,
+    Q_EVENTS_OF_DATA,
     Q_PATIENT_GET,
     Q_PATIENT_PUT,
     Q_PATIENTS_PAGE,
@@ -98,10 +147,7 @@ enum {
     Q_PATIENTS_DUE,
     Q_NEXT_WAKE,
     Q_OPEN_ALERTS,
-    Q_ALERT_NEW,
-    Q_ALERT_OPENED,
-    Q_ALERT_RESOLVE,
-    Q_ALERT_RESOLVED_SEQ,
+    Q_KEY_LAST,
     Q_TRANSITION,
     Q_TRANSITIONS_SEQ,
     Q_TRANSITIONS_TIME,
@@ -109,7 +155,6 @@ enum {
     Q_PROTOCOL_LOADED,
     Q_CLINIC_TRANSITIONS,
     Q_ALERTS_VIEW,
-    Q_ALERT_FIND,
     Q_ALERT_ACK,
     Q_ALERT_SNOOZE,
     Q_ALERT_UNSNOOZE,
@@ -132,10 +177,16 @@ enum {
     Q__COUNT
 };
 
+/* An opening transition (row o) whose alert is still open: nothing came
+ * after it for its key (openings and resolutions of a key alternate). */
+#define RG__STILL_OPEN(o)                                                                    \
+    "NOT EXISTS (SELECT 1 FROM transitions n WHERE n.clinic = " o ".clinic AND n.key = " o \
+    ".key AND n.seq > " o ".seq)"
+
 static const char *const rg__sql[Q__COUNT] = {
     [Q_EVENT_INSERT] =
-        "INSERT INTO events(clinic, id, patient, type, at, utc_offset, data, body, received)"
-        " VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) ON CONFLICT(clinic, id) DO NOTHING",
+        "INSERT INTO events(clinic, id, patient, type, at, utc_offset, data, body, received,"
+        " fields) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10) ON CONFLICT(clinic, id) DO NOTHING",
     [Q_EVENT_BODY] = "SELECT body FROM events WHERE clinic = ?1 AND id = ?2",
     /* A new event is due at its own instant, or at once (the patient's clock)
      * when it is older than what was already evaluated. */
@@ -147,10 +198,12 @@ static const char *const rg__sql[Q__COUNT] = {
                  " VALUES(?1, ?2, ?3, ?4, ?5, ?6)",
     [Q_REJECTED_ALL] =
         "SELECT seq, received, source, line, field, reason, raw FROM rejected ORDER BY seq",
-    [Q_EVENTS_OF] = "SELECT seq, at, id, type, data FROM events"
+    [Q_EVENTS_OF] = "SELECT seq, at, id, type, fields FROM events"
                     " WHERE clinic = ?1 AND patient = ?2 ORDER BY at, seq",
-    [Q_EVENTS_AFTER] = "SELECT seq, at, id, type, data FROM events"
+    [Q_EVENTS_AFTER] = "SELECT seq, at, id, type, fields FROM events"
                        " WHERE clinic = ?1 AND patient = ?2 AND seq > ?3 ORDER BY at, seq",
+    [Q_EVENTS_OF_DATA] = "SELECT seq, at, id, type, fields, data FROM events"
+                         " WHERE clinic = ?1 AND patient = ?2 ORDER BY at, seq",
     [Q_PATIENT_GET] = "SELECT clock, wake, next_wake, last_seq FROM patients"
                       " WHERE clinic = ?1 AND patient = ?2",
     [Q_PATIENT_PUT] =
@@ -175,15 +228,13 @@ static const char *const rg__sql[Q__COUNT] = {
         " ORDER BY clinic, patient",
     [Q_NEXT_WAKE] = "SELECT min(next_wake) FROM patients WHERE next_wake IS NOT NULL",
     [Q_OPEN_ALERTS] =
-        "SELECT a.id, t.at, t.due, t.key, t.protocol, t.version, t.rule, t.severity, t.message,"
-        " t.seq, t.params, t.evidence, t.cseq FROM alerts a JOIN transitions t ON t.seq = a.opened_seq"
-        " WHERE a.clinic = ?1 AND a.patient = ?2 AND a.state = 'open' ORDER BY a.id",
-    [Q_ALERT_NEW] = "INSERT INTO alerts(clinic, patient, key, state, opened_seq)"
-                    " VALUES(?1, ?2, ?3, 'open', 0)",
-    [Q_ALERT_OPENED] = "UPDATE alerts SET opened_seq = ?2 WHERE id = ?1",
-    [Q_ALERT_RESOLVE] =
-        "UPDATE alerts SET state = 'resolved', resolved_seq = ?2 WHERE id = ?1 AND state = 'open'",
-    [Q_ALERT_RESOLVED_SEQ] = "UPDATE alerts SET resolved_seq = ?2 WHERE id = ?1",
+        "SELECT t.seq, t.at, t.due, t.key, t.protocol, t.version, t.rule, t.severity, t.message,"
+        " t.seq, t.params, t.evidence, t.cseq FROM transitions t"
+        " WHERE t.clinic = ?1 AND t.patient = ?2 AND t.state = 'open' AND " RG__STILL_OPEN("t")
+        " ORDER BY t.seq",
+    /* the last transition of a key: open, or resolved, or none */
+    [Q_KEY_LAST] = "SELECT seq, state FROM transitions WHERE clinic = ?1 AND key = ?2"
+                   " ORDER BY seq DESC LIMIT 1",
     [Q_TRANSITION] =
         "INSERT INTO transitions(alert_id, at, state, clinic, patient, key, protocol, version,"
         " rule, severity, message, due, params, evidence, recorded, cseq)"
@@ -199,30 +250,34 @@ static const char *const rg__sql[Q__COUNT] = {
         " message, due, params, evidence, cseq FROM transitions WHERE clinic = ?1 AND cseq > ?2"
         " ORDER BY cseq LIMIT ?3",
     [Q_ALERTS_VIEW] =
-        "SELECT a.id, a.key, a.state, a.patient, t.protocol, t.version, t.rule, t.severity,"
-        " t.message, t.at, t.due, r.at, a.acked_by, a.acked_at, a.snoozed_until"
-        " FROM alerts a JOIN transitions t ON t.seq = a.opened_seq"
-        " LEFT JOIN transitions r ON r.seq = a.resolved_seq"
-        " WHERE a.clinic = ?1 AND (?2 IS NULL OR a.patient = ?2) AND (?3 IS NULL OR a.state = ?3)"
-        " AND (?4 IS NULL OR a.key = ?4) ORDER BY a.id LIMIT ?5",
-    [Q_ALERT_FIND] = "SELECT id FROM alerts WHERE clinic = ?1 AND key = ?2 AND state = 'open'",
-    [Q_ALERT_ACK] = "UPDATE alerts SET acked_by = ?2, acked_at = ?3 WHERE id = ?1",
-    [Q_ALERT_SNOOZE] = "UPDATE alerts SET snoozed_until = ?2 WHERE id = ?1",
+        "SELECT o.seq, o.key, CASE WHEN r.seq IS NULL THEN 'open' ELSE 'resolved' END AS st,"
+        " o.patient, o.protocol, o.version, o.rule, o.severity, o.message, o.at, o.due, r.at,"
+        " a.acked_by, a.acked_at, a.snoozed_until FROM transitions o"
+        " LEFT JOIN transitions r ON r.clinic = o.clinic AND r.key = o.key AND r.alert_id = o.seq"
+        " LEFT JOIN alerts a ON a.id = o.seq"
+        " WHERE o.clinic = ?1 AND o.state = 'open' AND (?2 IS NULL OR o.patient = ?2)"
+        " AND (?3 IS NULL OR st = ?3) AND (?4 IS NULL OR o.key = ?4) ORDER BY o.seq LIMIT ?5",
+    [Q_ALERT_ACK] = "INSERT INTO alerts(id, acked_by, acked_at) VALUES(?1, ?2, ?3)"
+                    " ON CONFLICT(id) DO UPDATE SET acked_by = ?2, acked_at = ?3",
+    [Q_ALERT_SNOOZE] = "INSERT INTO alerts(id, snoozed_until) VALUES(?1, ?2)"
+                       " ON CONFLICT(id) DO UPDATE SET snoozed_until = ?2",
     [Q_ALERT_UNSNOOZE] = "UPDATE alerts SET snoozed_until = NULL WHERE id = ?1",
     [Q_ACTION_ADD] = "INSERT INTO alert_actions(alert_id, clinic, key, action, who, note, until, at)"
                      " VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
     [Q_ACTIONS_OF] = "SELECT action, who, note, until, at FROM alert_actions"
                      " WHERE clinic = ?1 AND key = ?2 ORDER BY seq",
-    [Q_NEXT_SNOOZE] = "SELECT min(snoozed_until) FROM alerts"
-                      " WHERE snoozed_until IS NOT NULL AND state = 'open'",
-    [Q_DUE_SNOOZES] = "SELECT id, clinic, key, patient FROM alerts WHERE snoozed_until <= ?1"
-                      " AND state = 'open' ORDER BY snoozed_until LIMIT 256",
+    [Q_NEXT_SNOOZE] = "SELECT min(a.snoozed_until) FROM alerts a JOIN transitions o"
+                      " ON o.seq = a.id WHERE a.snoozed_until IS NOT NULL AND "
+                      RG__STILL_OPEN("o"),
+    [Q_DUE_SNOOZES] = "SELECT o.seq, o.clinic, o.key, o.patient FROM alerts a JOIN transitions o"
+                      " ON o.seq = a.id WHERE a.snoozed_until <= ?1 AND " RG__STILL_OPEN("o")
+                      " ORDER BY a.snoozed_until LIMIT 256",
     [Q_WAKE_CLINIC] =
         "UPDATE patients SET wake = ?2, next_wake = min(coalesce(next_wake, ?2), ?2)"
         " WHERE clinic = ?1 AND (clock IS NULL OR clock < ?2)",
     [Q_OPEN_BY_SEVERITY] =
-        "SELECT a.clinic, t.severity, count(*) FROM alerts a JOIN transitions t"
-        " ON t.seq = a.opened_seq WHERE a.state = 'open' GROUP BY a.clinic, t.severity",
+        "SELECT o.clinic, o.severity, count(*) FROM transitions o WHERE o.state = 'open' AND "
+        RG__STILL_OPEN("o") " GROUP BY o.clinic, o.severity",
     [Q_EVAL_ERROR] = "INSERT INTO eval_errors(clinic, patient, protocol, rule, at, message,"
                      " recorded) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7)",
     [Q_PROTOCOL_LOADED] = "INSERT OR IGNORE INTO protocol_versions(clinic, protocol, version,"
@@ -237,7 +292,8 @@ static const char *const rg__sql[Q__COUNT] = {
         "INSERT INTO webhook_cursor(clinic, delivered, attempts, last_error, updated)"
         " VALUES(?1, 0, 1, ?2, ?3) ON CONFLICT(clinic) DO UPDATE SET attempts = attempts + 1,"
         " last_error = ?2, updated = ?3",
-    [Q_EVENT_GET] = "SELECT seq, at, id, type, data FROM events WHERE clinic = ?1 AND id = ?2",
+    [Q_EVENT_GET] =
+        "SELECT seq, at, id, type, fields, data FROM events WHERE clinic = ?1 AND id = ?2",
     [Q_KEY_TRANSITIONS] =
         "SELECT seq, at, state, clinic, patient, key, protocol, version, rule, severity,"
         " message, due, params, evidence, cseq FROM transitions WHERE key = ?1 ORDER BY seq",
@@ -337,6 +393,18 @@ static const char *rg__col_text(sqlite3_stmt *s, int i)
     return v ? v : "";
 }
 
+/* An event row: seq, at, id, type, fields[, data]. */
+static void rg__col_event(sqlite3_stmt *s, rg_stored_event *e)
+{
+    e->seq = sqlite3_column_int64(s, 0);
+    e->at = sqlite3_column_int64(s, 1);
+    e->id = rg__col_text(s, 2);
+    e->type = rg__col_text(s, 3);
+    e->fields = sqlite3_column_blob(s, 4);
+    e->nfields = (size_t)sqlite3_column_bytes(s, 4);
+    e->data = sqlite3_column_count(s) > 5 ? (const char *)sqlite3_column_text(s, 5) : NULL;
+}
+
 /* The end of a loop over rows that calls fn per row: fn's non-zero answer,
  * or whether the statement ran to its end. */
 static int rg__each_end(sqlite3_stmt *s, int rc, int frc)
@@ -384,6 +452,24 @@ static int rg__check_pages(rg_store *st, const char *path, char *err, size_t err
     return RG_EDB;
 }
 
+/* rg_fields(data): the compiled form of a data text, for the v5 migration. */
+static void rg__sql_fields(sqlite3_context *cx, int argc, sqlite3_value **argv)
+{
+    (void)argc;
+    const char *text = (const char *)sqlite3_value_text(argv[0]);
+    rg_buf b = {0};
+    int rc = text ? rg_fields_from_json(&b, text) : RG_OK;
+    if (rc == RG_ENOMEM)
+        sqlite3_result_error_nomem(cx);
+    else if (rc)
+        sqlite3_result_error(cx, "stored data is not a JSON object", -1);
+    else if (b.len)
+        sqlite3_result_blob(cx, b.p, (int)b.len, SQLITE_TRANSIENT);
+    else
+        sqlite3_result_null(cx);
+    rg_buf_free(&b);
+}
+
 static int rg__migrate(rg_store *st, char *err, size_t errlen)
 {
     sqlite3_stmt *s;
@@ -400,6 +486,9 @@ static int rg__migrate(rg_store *st, char *err, size_t errlen)
     if (version == (int)RG_COUNTOF(rg__migrations))
         return RG_OK;
     char *msg = NULL;
+    if (sqlite3_create_function(st->db, "rg_fields", 1, SQLITE_UTF8 | SQLITE_DETERMINISTIC, NULL,
+                                rg__sql_fields, NULL, NULL) != SQLITE_OK)
+        goto fail;
     /* Two processes may open a new file at the same moment: the version is
      * read again under the write lock, so the second one upgrades from where
      * the first one left it (nothing, once both are current), never from the
@@ -606,6 +695,8 @@ int rg_store_put_event(rg_store *st, const rg_event *ev, rg_time received, rg_pu
     rg__text(s, 7, ev->data);
     rg__text(s, 8, ev->body);
     sqlite3_bind_int64(s, 9, received);
+    if (ev->fields.len)
+        sqlite3_bind_blob(s, 10, ev->fields.p, (int)ev->fields.len, SQLITE_STATIC);
     if (rg__done(st, s))
         return RG_EDB;
     if (sqlite3_changes(st->db) == 1) {
@@ -681,34 +772,42 @@ int rg_store_each_rejected(rg_store *st, int (*fn)(void *ud, const rg_rejected *
     return rc == SQLITE_ROW || rc == SQLITE_DONE ? RG_OK : RG_EDB;
 }
 
-int rg_store_each_event(rg_store *st, const char *clinic, const char *patient,
-                        int (*fn)(void *ud, const rg_stored_event *e), void *ud)
+static int rg__each_event(sqlite3_stmt *s, const char *clinic, const char *patient,
+                          int64_t after_seq, int (*fn)(void *ud, const rg_stored_event *e),
+                          void *ud)
 {
-    return rg_store_each_event_after(st, clinic, patient, -1, fn, ud);
-}
-
-int rg_store_each_event_after(rg_store *st, const char *clinic, const char *patient,
-                              int64_t after_seq, int (*fn)(void *ud, const rg_stored_event *e),
-                              void *ud)
-{
-    sqlite3_stmt *s = rg__q(st, after_seq < 0 ? Q_EVENTS_OF : Q_EVENTS_AFTER);
     int rc, frc = 0;
     rg__text(s, 1, clinic);
     rg__text(s, 2, patient);
     if (after_seq >= 0)
         sqlite3_bind_int64(s, 3, after_seq);
     while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
-        rg_stored_event e = {
-            .seq = sqlite3_column_int64(s, 0),
-            .at = sqlite3_column_int64(s, 1),
-            .id = rg__col_text(s, 2),
-            .type = rg__col_text(s, 3),
-            .data = (const char *)sqlite3_column_text(s, 4),
-        };
+        rg_stored_event e;
+        rg__col_event(s, &e);
         if ((frc = fn(ud, &e)) != 0)
             break;
     }
     return rg__each_end(s, rc, frc);
+}
+
+int rg_store_each_event(rg_store *st, const char *clinic, const char *patient,
+                        int (*fn)(void *ud, const rg_stored_event *e), void *ud)
+{
+    return rg__each_event(rg__q(st, Q_EVENTS_OF), clinic, patient, -1, fn, ud);
+}
+
+int rg_store_each_event_after(rg_store *st, const char *clinic, const char *patient,
+                              int64_t after_seq, int (*fn)(void *ud, const rg_stored_event *e),
+                              void *ud)
+{
+    return rg__each_event(rg__q(st, after_seq < 0 ? Q_EVENTS_OF : Q_EVENTS_AFTER), clinic,
+                          patient, after_seq, fn, ud);
+}
+
+int rg_store_each_event_data(rg_store *st, const char *clinic, const char *patient,
+                             int (*fn)(void *ud, const rg_stored_event *e), void *ud)
+{
+    return rg__each_event(rg__q(st, Q_EVENTS_OF_DATA), clinic, patient, -1, fn, ud);
 }
 
 int rg_store_patient_get(rg_store *st, const char *clinic, const char *patient,
@@ -851,32 +950,44 @@ static int rg__last_cseq(rg_store *st, const char *clinic, int64_t *out, int64_t
     return rc;
 }
 
+/* The last transition of the clinic's key: its seq and whether it opened
+ * (seq 0 when the key has none). */
+static int rg__key_last(rg_store *st, const char *clinic, const char *key, int64_t *seq,
+                        int *open)
+{
+    sqlite3_stmt *s = rg__q(st, Q_KEY_LAST);
+    rg__text(s, 1, clinic);
+    rg__text(s, 2, key);
+    int rc = sqlite3_step(s);
+    *seq = rc == SQLITE_ROW ? sqlite3_column_int64(s, 0) : 0;
+    *open = rc == SQLITE_ROW && !strcmp(rg__col_text(s, 1), "open");
+    sqlite3_reset(s);
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
+        rg__fault(st, sqlite3_extended_errcode(st->db));
+        return RG_EDB;
+    }
+    return RG_OK;
+}
+
+/* One row per transition: an opening is the alert (its id is the row's
+ * seq), a resolution names the alert it closes. What is refused (opening an
+ * open key, resolving what is not open) is refused before anything is
+ * written. */
 int rg_store_transition(rg_store *st, rg_transition *t, int64_t *alert_idp)
 {
-    sqlite3_stmt *s;
-    int64_t alert_id = *alert_idp, cseq, *cseq_slot;
-    if (!t->open) { /* close it first: resolving a closed alert writes nothing */
-        s = rg__q(st, Q_ALERT_RESOLVE);
-        sqlite3_bind_int64(s, 1, alert_id);
-        sqlite3_bind_int64(s, 2, 0);
-        if (rg__done(st, s))
-            return RG_EDB;
-        if (sqlite3_changes(st->db) != 1)
-            return RG_ENOTFOUND;
-    }
-    if (t->open) {
-        s = rg__q(st, Q_ALERT_NEW);
-        rg__text(s, 1, t->clinic);
-        rg__text(s, 2, t->patient);
-        rg__text(s, 3, t->key);
-        if (rg__done(st, s))
-            return RG_EDB;
-        alert_id = *alert_idp = sqlite3_last_insert_rowid(st->db);
-    }
+    int64_t last, cseq, *cseq_slot;
+    int last_open;
+    if (rg__key_last(st, t->clinic, t->key, &last, &last_open))
+        return RG_EDB;
+    if (t->open && last_open)
+        return RG_EDB; /* the key is open already */
+    if (!t->open && (!last_open || last != *alert_idp))
+        return RG_ENOTFOUND;
     if (rg__last_cseq(st, t->clinic, &cseq, &cseq_slot))
         return RG_EDB;
-    s = rg__q(st, Q_TRANSITION);
-    sqlite3_bind_int64(s, 1, alert_id);
+    sqlite3_stmt *s = rg__q(st, Q_TRANSITION);
+    if (!t->open)
+        sqlite3_bind_int64(s, 1, *alert_idp);
     sqlite3_bind_int64(s, 2, t->at);
     rg__text(s, 3, t->open ? "open" : "resolved");
     rg__text(s, 4, t->clinic);
@@ -897,12 +1008,9 @@ int rg_store_transition(rg_store *st, rg_transition *t, int64_t *alert_idp)
     if (cseq_slot)
         *cseq_slot = cseq + 1;
     t->seq = sqlite3_last_insert_rowid(st->db);
-    s = rg__q(st, t->open ? Q_ALERT_OPENED : Q_ALERT_RESOLVED_SEQ);
-    sqlite3_bind_int64(s, 1, alert_id);
-    sqlite3_bind_int64(s, 2, t->seq);
-    if (rg__done(st, s))
-        return RG_EDB;
-    return sqlite3_changes(st->db) == 1 ? RG_OK : RG_EDB;
+    if (t->open)
+        *alert_idp = t->seq;
+    return RG_OK;
 }
 
 static int rg__each_transition(rg_store *st, sqlite3_stmt *s,
@@ -1020,16 +1128,13 @@ int rg_store_each_alert(rg_store *st, const char *clinic, const char *patient, c
 int rg_store_alert_action(rg_store *st, const char *clinic, const char *key, const char *action,
                           const char *who, const char *note, rg_time until, rg_time at)
 {
-    sqlite3_stmt *s = rg__q(st, Q_ALERT_FIND);
-    rg__text(s, 1, clinic);
-    rg__text(s, 2, key);
-    int rc = sqlite3_step(s);
-    int64_t id = rc == SQLITE_ROW ? sqlite3_column_int64(s, 0) : 0;
-    sqlite3_reset(s);
-    if (rc == SQLITE_DONE)
-        return RG_ENOTFOUND;
-    if (rc != SQLITE_ROW)
+    sqlite3_stmt *s;
+    int64_t id;
+    int open;
+    if (rg__key_last(st, clinic, key, &id, &open))
         return RG_EDB;
+    if (!open)
+        return RG_ENOTFOUND;
     if (!strcmp(action, "ack")) {
         s = rg__q(st, Q_ALERT_ACK);
         sqlite3_bind_int64(s, 1, id);
@@ -1153,13 +1258,8 @@ int rg_store_get_event(rg_store *st, const char *clinic, const char *id,
     rg__text(s, 2, id);
     int rc = sqlite3_step(s), out = RG_ENOTFOUND;
     if (rc == SQLITE_ROW) {
-        rg_stored_event e = {
-            .seq = sqlite3_column_int64(s, 0),
-            .at = sqlite3_column_int64(s, 1),
-            .id = rg__col_text(s, 2),
-            .type = rg__col_text(s, 3),
-            .data = (const char *)sqlite3_column_text(s, 4),
-        };
+        rg_stored_event e;
+        rg__col_event(s, &e);
         out = fn(ud, &e);
     } else if (rc != SQLITE_DONE) {
         out = RG_EDB;

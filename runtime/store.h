@@ -14,7 +14,7 @@
 
 #include <sqlite3.h>
 
-#define RG_SCHEMA_VERSION 4
+#define RG_SCHEMA_VERSION 5
 
 typedef struct rg_store rg_store;
 
@@ -66,19 +66,28 @@ typedef struct rg_rejected {
 } rg_rejected;
 int rg_store_each_rejected(rg_store *st, int (*fn)(void *ud, const rg_rejected *r), void *ud);
 
-/* One stored event as the engine reads it. */
+/* One stored event as the engine reads it. fields: its data compiled
+ * (fields.h), nfields bytes, NULL/0 when it has none. */
 typedef struct rg_stored_event {
     int64_t seq;
     rg_time at;
     const char *id, *type, *data; /* data may be NULL */
+    const void *fields;
+    size_t nfields;
 } rg_stored_event;
-/* Calls fn for each event of a patient in (at, seq) order. */
+/* Calls fn for each event of a patient in (at, seq) order, from the covering
+ * index events_by_patient: seq, at, id, type and fields; data is NULL here
+ * (rg_store_get_event gives it). */
 int rg_store_each_event(rg_store *st, const char *clinic, const char *patient,
                         int (*fn)(void *ud, const rg_stored_event *e), void *ud);
 /* The same for the events with seq > after_seq only (all when it is < 0). */
 int rg_store_each_event_after(rg_store *st, const char *clinic, const char *patient,
                               int64_t after_seq, int (*fn)(void *ud, const rg_stored_event *e),
                               void *ud);
+/* The same with data too: a read of the table for every event, for the
+ * callers that show the text (reports). */
+int rg_store_each_event_data(rg_store *st, const char *clinic, const char *patient,
+                             int (*fn)(void *ud, const rg_stored_event *e), void *ud);
 
 /* A patient's evaluation state. clock: the instant of its last evaluation
  * step (RG_TIME_NONE before the first); wake: when its rules said their
@@ -127,8 +136,10 @@ typedef struct rg_transition {
 int rg_store_each_open_alert(rg_store *st, const char *clinic, const char *patient,
                              int (*fn)(void *ud, int64_t alert_id, const rg_transition *t),
                              void *ud);
-/* Records a transition; for open it creates the alert and sets *alert_id,
- * for resolved it closes *alert_id. Sets t->seq. */
+/* Records a transition as one row; for open it creates the alert and sets
+ * *alert_id (the alert's id is its opening transition's seq), for resolved
+ * it closes *alert_id (RG_ENOTFOUND when that alert is not open). Opening a
+ * key that is open fails with RG_EDB, writing nothing. Sets t->seq. */
 int rg_store_transition(rg_store *st, rg_transition *t, int64_t *alert_id);
 /* Transitions with seq > after, in seq order or, when by_time, in (at, seq)
  * order. */

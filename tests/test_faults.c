@@ -234,7 +234,8 @@ static int dump_row(void *ud, int n, char **v, char **names)
 
 /* Everything stored, minus the wall-clock stamps (received, recorded, ...). */
 static const char dump_sql[] =
-    "SELECT 'events', seq, clinic, id, patient, type, at, utc_offset, data, body FROM events"
+    "SELECT 'events', seq, clinic, id, patient, type, at, utc_offset, data, body, hex(fields)"
+    " FROM events"
     " ORDER BY seq;"
     "SELECT 'rejected', seq, source, line, field, reason, raw FROM rejected ORDER BY seq;"
     "SELECT 'patients', * FROM patients ORDER BY clinic, patient;"
@@ -277,13 +278,24 @@ static char *db_check(const char *path)
         " FROM events e WHERE e.clinic = t.clinic AND e.patient = t.patient AND e.at <= p.clock))";
     cr_assert_eq(sqlite3_exec(db, wake, dump_row, &g, &msg), SQLITE_OK, "%s", msg ? msg : "");
     cr_assert_null(g.p, "transitions without their patient's state: %s", g.p);
-    /* an open alert's opening transition is stored */
+    /* an alert is its opening transition: a resolution or what staff did
+     * names a stored opening of the same key */
     static const char orphans[] =
-        "SELECT id FROM alerts a WHERE NOT EXISTS (SELECT 1 FROM transitions t"
-        " WHERE t.seq = a.opened_seq AND t.alert_id = a.id)";
+        "SELECT seq FROM transitions r WHERE r.state = 'resolved' AND NOT EXISTS (SELECT 1"
+        " FROM transitions o WHERE o.seq = r.alert_id AND o.state = 'open' AND"
+        " o.clinic = r.clinic AND o.key = r.key) UNION ALL SELECT id FROM alerts a"
+        " WHERE NOT EXISTS (SELECT 1 FROM transitions t WHERE t.seq = a.id AND t.state = 'open')";
     cr_assert_eq(sqlite3_exec(db, orphans, dump_row, &g, &msg), SQLITE_OK, "%s",
                  msg ? msg : "");
     cr_assert_null(g.p, "alerts without their transition: %s", g.p);
+    /* a key's transitions alternate: open, resolved, open, ... */
+    static const char alternate[] =
+        "SELECT a.seq FROM transitions a JOIN transitions b ON b.clinic = a.clinic AND"
+        " b.key = a.key AND b.seq = (SELECT min(seq) FROM transitions c WHERE"
+        " c.clinic = a.clinic AND c.key = a.key AND c.seq > a.seq) WHERE a.state = b.state";
+    cr_assert_eq(sqlite3_exec(db, alternate, dump_row, &g, &msg), SQLITE_OK, "%s",
+                 msg ? msg : "");
+    cr_assert_null(g.p, "a key opened or resolved twice in a row: %s", g.p);
     cr_assert_eq(sqlite3_close(db), SQLITE_OK);
     return b.p ? b.p : strdup("");
 }

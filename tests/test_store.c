@@ -8,6 +8,7 @@
  * The database is also inspected through a second, independent SQLite
  * connection so that the checks do not rely only on the store's own readers.
  */
+#include "../runtime/fields.h"
 #include "../runtime/ingest.h"
 #include "../runtime/store.h"
 
@@ -164,6 +165,8 @@ typedef struct got_event {
     rg_time at;
     char id[RG_EVENT_MAX_ID + 1], type[RG_EVENT_MAX_TYPE + 1], data[256];
     int has_data;
+    unsigned char fields[512];
+    size_t nfields;
 } got_event;
 
 typedef struct got_events {
@@ -182,14 +185,39 @@ static int collect_event(void *ud, const rg_stored_event *e)
     snprintf(x->type, sizeof x->type, "%s", e->type);
     x->has_data = e->data != NULL;
     snprintf(x->data, sizeof x->data, "%s", e->data ? e->data : "");
+    cr_assert_leq(e->nfields, sizeof x->fields);
+    if (e->nfields)
+        memcpy(x->fields, e->fields, e->nfields);
+    x->nfields = e->nfields;
     return 0;
 }
 
+/* A patient's events with their data text, checked against what the
+ * engine's read (the covering index, compiled data only) gives: the same
+ * events in the same order, and fields equal to the reference compiler's
+ * answer for the stored text. */
 static got_events *events_of(const char *clinic, const char *patient)
 {
-    static got_events g;
+    static got_events g, fast;
     memset(&g, 0, sizeof g);
-    cr_assert_eq(rg_store_each_event(st, clinic, patient, collect_event, &g), RG_OK);
+    memset(&fast, 0, sizeof fast);
+    cr_assert_eq(rg_store_each_event_data(st, clinic, patient, collect_event, &g), RG_OK);
+    cr_assert_eq(rg_store_each_event(st, clinic, patient, collect_event, &fast), RG_OK);
+    cr_assert_eq(fast.n, g.n);
+    for (int i = 0; i < g.n; i++) {
+        cr_assert_eq(fast.e[i].seq, g.e[i].seq);
+        cr_assert_str_eq(fast.e[i].id, g.e[i].id);
+        cr_assert_str_eq(fast.e[i].type, g.e[i].type);
+        cr_assert_not(fast.e[i].has_data, "the covering read carries no data text");
+        cr_assert_eq(g.e[i].nfields, fast.e[i].nfields);
+        rg_buf want = {0};
+        if (g.e[i].has_data)
+            cr_assert_eq(rg_fields_from_json(&want, g.e[i].data), RG_OK);
+        cr_assert_eq(fast.e[i].nfields, want.len, "event %s: fields", g.e[i].id);
+        cr_assert(!want.len || !memcmp(fast.e[i].fields, want.p, want.len), "event %s: fields",
+                  g.e[i].id);
+        rg_buf_free(&want);
+    }
     return &g;
 }
 
@@ -464,43 +492,147 @@ Test(store_file, empty_existing_file_is_migrated)
     close_store();
 }
 
-/* A version 3 file (made by turning a current one back: 3 -> 4 only changed
- * events_by_patient) is upgraded in place: the index then covers the columns
- * an evaluation reads, and the events are all still there, in order. */
-Test(store_file, v3_file_gets_the_covering_event_index)
+/* The schema as versions 3 and 4 of the program made it (its migrations,
+ * verbatim), for upgrade tests: a file the program of then would have left. */
+static const char schema_v3[] =
+    "CREATE TABLE events("
+    "  seq INTEGER PRIMARY KEY,"
+    "  clinic TEXT NOT NULL, id TEXT NOT NULL, patient TEXT NOT NULL, type TEXT NOT NULL,"
+    "  at INTEGER NOT NULL, utc_offset INTEGER NOT NULL, data TEXT, body TEXT NOT NULL,"
+    "  received INTEGER NOT NULL,"
+    "  UNIQUE(clinic, id));"
+    "CREATE INDEX events_by_patient ON events(clinic, patient, at, seq);"
+    "CREATE TABLE rejected("
+    "  seq INTEGER PRIMARY KEY, received INTEGER NOT NULL, source TEXT NOT NULL,"
+    "  line INTEGER NOT NULL, field TEXT NOT NULL, reason TEXT NOT NULL, raw TEXT NOT NULL);"
+    "CREATE TABLE patients("
+    "  clinic TEXT NOT NULL, patient TEXT NOT NULL, clock INTEGER, wake INTEGER,"
+    "  next_wake INTEGER, last_seq INTEGER NOT NULL DEFAULT 0,"
+    "  PRIMARY KEY(clinic, patient)) WITHOUT ROWID;"
+    "CREATE INDEX patients_by_wake ON patients(next_wake) WHERE next_wake IS NOT NULL;"
+    "CREATE TABLE alerts("
+    "  id INTEGER PRIMARY KEY, clinic TEXT NOT NULL, patient TEXT NOT NULL, key TEXT NOT NULL,"
+    "  state TEXT NOT NULL CHECK(state IN ('open','resolved')),"
+    "  opened_seq INTEGER NOT NULL, resolved_seq INTEGER);"
+    "CREATE UNIQUE INDEX alerts_open ON alerts(clinic, key) WHERE state = 'open';"
+    "CREATE INDEX alerts_by_patient ON alerts(clinic, patient, state);"
+    "CREATE TABLE transitions("
+    "  seq INTEGER PRIMARY KEY, alert_id INTEGER NOT NULL REFERENCES alerts(id),"
+    "  at INTEGER NOT NULL, state TEXT NOT NULL, clinic TEXT NOT NULL, patient TEXT NOT NULL,"
+    "  key TEXT NOT NULL, protocol TEXT NOT NULL, version TEXT NOT NULL, rule TEXT NOT NULL,"
+    "  severity TEXT NOT NULL, message TEXT NOT NULL, due INTEGER NOT NULL,"
+    "  params TEXT NOT NULL, evidence TEXT NOT NULL, recorded INTEGER NOT NULL);"
+    "CREATE TABLE eval_errors("
+    "  seq INTEGER PRIMARY KEY, clinic TEXT NOT NULL, patient TEXT NOT NULL,"
+    "  protocol TEXT NOT NULL, rule TEXT NOT NULL, at INTEGER NOT NULL, message TEXT NOT NULL,"
+    "  recorded INTEGER NOT NULL);"
+    "CREATE TABLE protocol_versions("
+    "  clinic TEXT NOT NULL, protocol TEXT NOT NULL, version TEXT NOT NULL, file TEXT NOT NULL,"
+    "  hash TEXT NOT NULL, first_loaded INTEGER NOT NULL,"
+    "  PRIMARY KEY(clinic, protocol, version, hash)) WITHOUT ROWID;"
+    "ALTER TABLE transitions ADD COLUMN cseq INTEGER;"
+    "UPDATE transitions SET cseq = (SELECT count(*) FROM transitions t2"
+    "  WHERE t2.clinic = transitions.clinic AND t2.seq <= transitions.seq);"
+    "CREATE UNIQUE INDEX transitions_by_clinic ON transitions(clinic, cseq);"
+    "ALTER TABLE alerts ADD COLUMN acked_by TEXT;"
+    "ALTER TABLE alerts ADD COLUMN acked_at INTEGER;"
+    "ALTER TABLE alerts ADD COLUMN snoozed_until INTEGER;"
+    "CREATE INDEX alerts_snoozed ON alerts(snoozed_until) WHERE snoozed_until IS NOT NULL;"
+    "CREATE TABLE alert_actions("
+    "  seq INTEGER PRIMARY KEY, alert_id INTEGER NOT NULL REFERENCES alerts(id),"
+    "  clinic TEXT NOT NULL, key TEXT NOT NULL, action TEXT NOT NULL, who TEXT NOT NULL,"
+    "  note TEXT NOT NULL, until INTEGER, at INTEGER NOT NULL);"
+    "CREATE TABLE webhook_cursor("
+    "  clinic TEXT PRIMARY KEY, delivered INTEGER NOT NULL DEFAULT 0,"
+    "  attempts INTEGER NOT NULL DEFAULT 0, last_error TEXT, updated INTEGER) WITHOUT ROWID;";
+static const char schema_v3_to_v4[] =
+    "DROP INDEX events_by_patient;"
+    "CREATE INDEX events_by_patient ON events(clinic, patient, at, seq, id, type, data);";
+
+/* An events row as the v4 program stored it, from the real validator. */
+static void old_put(sqlite3 *db, int64_t seq, const char *id, const char *patient,
+                    const char *type, const char *at, const char *data)
 {
-    open_store();
-    cr_assert_eq(put("north", "b", "p1", "vitals", "2026-03-02T11:00:00Z", "{\"sys\":150}"),
-                 RG_PUT_STORED);
-    cr_assert_eq(put("north", "a", "p1", "infusion", "2026-03-02T10:00:00Z", NULL),
-                 RG_PUT_STORED);
-    cr_assert_eq(put("north", "c", "p2", "vitals", "2026-03-02T09:00:00Z", NULL), RG_PUT_STORED);
-    close_store();
+    rg_event ev;
+    ev_make(&ev, "north", id, patient, type, at, data);
+    sqlite3_stmt *s;
+    cr_assert_eq(sqlite3_prepare_v2(db, "INSERT INTO events(seq, clinic, id, patient, type, at,"
+                                        " utc_offset, data, body, received)"
+                                        " VALUES(?1, ?2, ?3, ?4, ?5, ?6, 0, ?7, ?8, 1000)",
+                                    -1, &s, NULL),
+                 SQLITE_OK, "%s", sqlite3_errmsg(db));
+    sqlite3_bind_int64(s, 1, seq);
+    sqlite3_bind_text(s, 2, ev.clinic, -1, SQLITE_STATIC);
+    sqlite3_bind_text(s, 3, ev.id, -1, SQLITE_STATIC);
+    sqlite3_bind_text(s, 4, ev.patient, -1, SQLITE_STATIC);
+    sqlite3_bind_text(s, 5, ev.type, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(s, 6, ev.at);
+    if (ev.data)
+        sqlite3_bind_text(s, 7, ev.data, -1, SQLITE_STATIC);
+    sqlite3_bind_text(s, 8, ev.body, -1, SQLITE_STATIC);
+    cr_assert_eq(sqlite3_step(s), SQLITE_DONE, "%s", sqlite3_errmsg(db));
+    sqlite3_finalize(s);
+    rg_event_clear(&ev);
+}
+
+static sqlite3 *old_file(int version)
+{
     sqlite3 *db;
     cr_assert_eq(sqlite3_open(dbpath, &db), SQLITE_OK);
-    cr_assert_eq(sqlite3_exec(db,
-                              "DROP INDEX events_by_patient;"
-                              "CREATE INDEX events_by_patient ON events(clinic, patient, at, seq);"
-                              "PRAGMA user_version = 3;",
-                              NULL, NULL, NULL),
-                 SQLITE_OK, "%s", sqlite3_errmsg(db));
-    sqlite3_close(db);
-    static const char cols[] =
-        "SELECT group_concat(name, ',') FROM (SELECT name FROM"
-        " pragma_index_info('events_by_patient') ORDER BY seqno)";
-    char got[256];
-    peek_text(cols, got, sizeof got);
-    cr_assert_str_eq(got, "clinic,patient,at,seq", "the v3 file is not as version 3 had it");
+    cr_assert_eq(sqlite3_exec(db, schema_v3, NULL, NULL, NULL), SQLITE_OK, "%s",
+                 sqlite3_errmsg(db));
+    if (version == 4)
+        cr_assert_eq(sqlite3_exec(db, schema_v3_to_v4, NULL, NULL, NULL), SQLITE_OK, "%s",
+                     sqlite3_errmsg(db));
+    char pragma[64];
+    snprintf(pragma, sizeof pragma, "PRAGMA user_version = %d", version);
+    cr_assert_eq(sqlite3_exec(db, pragma, NULL, NULL, NULL), SQLITE_OK);
+    return db;
+}
 
-    open_store();
-    cr_assert_eq(peek_int("PRAGMA user_version"), 4);
-    peek_text(cols, got, sizeof got);
-    cr_assert_str_eq(got, "clinic,patient,at,seq,id,type,data");
-    /* the engine's read is answered from the index alone */
+typedef struct got_views {
+    struct {
+        int64_t id;
+        char state[16], severity[16], acked_by[32];
+        rg_time opened_at, resolved_at, acked_at, snoozed_until;
+    } a[8];
+    int n;
+} got_views;
+
+static int collect_view(void *ud, const rg_alert_view *a)
+{
+    got_views *g = ud;
+    cr_assert_lt(g->n, 8);
+    g->a[g->n].id = a->id;
+    snprintf(g->a[g->n].state, sizeof g->a[0].state, "%s", a->state);
+    snprintf(g->a[g->n].severity, sizeof g->a[0].severity, "%s", a->severity);
+    snprintf(g->a[g->n].acked_by, sizeof g->a[0].acked_by, "%s", a->acked_by ? a->acked_by : "");
+    g->a[g->n].opened_at = a->opened_at;
+    g->a[g->n].resolved_at = a->resolved_at;
+    g->a[g->n].acked_at = a->acked_at;
+    g->a[g->n].snoozed_until = a->snoozed_until;
+    g->n++;
+    return 0;
+}
+
+static got_views *alert_views(const char *state)
+{
+    static got_views g;
+    memset(&g, 0, sizeof g);
+    cr_assert_eq(rg_store_each_alert(st, "north", NULL, state, NULL, 100, collect_view, &g), RG_OK);
+    return &g;
+}
+
+static const char event_cols[] = "SELECT group_concat(name, ',') FROM (SELECT name FROM"
+                                 " pragma_index_info('events_by_patient') ORDER BY seqno)";
+
+/* The engine's read is answered from events_by_patient alone. */
+static void assert_covering_event_read(void)
+{
     sqlite3 *pk = peek_open();
     sqlite3_stmt *s;
     char plan[1024] = "";
-    cr_assert_eq(sqlite3_prepare_v2(pk, "EXPLAIN QUERY PLAN SELECT seq, at, id, type, data"
+    cr_assert_eq(sqlite3_prepare_v2(pk, "EXPLAIN QUERY PLAN SELECT seq, at, id, type, fields"
                                         " FROM events WHERE clinic = ?1 AND patient = ?2"
                                         " ORDER BY at, seq", -1, &s, NULL),
                  SQLITE_OK, "%s", sqlite3_errmsg(pk));
@@ -512,6 +644,27 @@ Test(store_file, v3_file_gets_the_covering_event_index)
     sqlite3_close(pk);
     cr_assert_not_null(strstr(plan, "USING COVERING INDEX events_by_patient"), "plan:\n%s", plan);
     cr_assert_null(strstr(plan, "TEMP B-TREE"), "plan:\n%s", plan);
+}
+
+/* A version 3 file is upgraded in place through 4 to 5: the index then
+ * covers what an evaluation reads (compiled data, not the text), and the
+ * events are all still there, in order. */
+Test(store_file, v3_file_gets_the_covering_event_index)
+{
+    sqlite3 *db = old_file(3);
+    old_put(db, 1, "b", "p1", "vitals", "2026-03-02T11:00:00Z", "{\"sys\":150}");
+    old_put(db, 2, "a", "p1", "infusion", "2026-03-02T10:00:00Z", NULL);
+    old_put(db, 3, "c", "p2", "vitals", "2026-03-02T09:00:00Z", NULL);
+    sqlite3_close(db);
+    char got[256];
+    peek_text(event_cols, got, sizeof got);
+    cr_assert_str_eq(got, "clinic,patient,at,seq", "the v3 file is not as version 3 had it");
+
+    open_store();
+    cr_assert_eq(peek_int("PRAGMA user_version"), RG_SCHEMA_VERSION);
+    peek_text(event_cols, got, sizeof got);
+    cr_assert_str_eq(got, "clinic,patient,at,seq,id,type,fields");
+    assert_covering_event_read();
     got_events *g = events_of("north", "p1");
     cr_assert_eq(g->n, 2);
     cr_assert_str_eq(g->e[0].id, "a");
@@ -519,6 +672,104 @@ Test(store_file, v3_file_gets_the_covering_event_index)
     cr_assert_str_eq(g->e[1].id, "b");
     cr_assert_str_eq(g->e[1].data, "{\"sys\":150}");
     cr_assert_eq(events_of("north", "p2")->n, 1);
+    close_store();
+}
+
+/* A version 4 file: every event gets the fields a fresh ingest of the same
+ * line gives (bytewise), and its alerts become one row per transition with
+ * the same answers from every alert query. */
+Test(store_file, v4_file_upgrades_fields_and_alerts)
+{
+    static const char *const datas[] = {
+        "{\"mg\":5,\"route\":\"iv\"}",
+        "{\"z\":null,\"a\":true,\"m\":false,\"r\":0.1,\"big\":1e300,\"neg\":-7}",
+        "{\"s\":\"caf\\u00e9 \\\"q\\\" \\n\",\"nested\":{\"b\":[1,2.5,{\"c\":null}],\"a\":{}}}",
+        "{}",
+        NULL,
+    };
+    sqlite3 *db = old_file(4);
+    for (int i = 0; i < (int)RG_COUNTOF(datas); i++) {
+        char id[16];
+        snprintf(id, sizeof id, "e%d", i);
+        old_put(db, i + 1, id, "p1", "vitals", "2026-03-02T10:00:00Z", datas[i]);
+    }
+    /* alert 1 (k-a): opened seq 1, resolved seq 3; alert 2 (k-b): opened
+     * seq 2, acknowledged and snoozed; alert 3 (k-a again): opened seq 4 */
+    cr_assert_eq(sqlite3_exec(db,
+        "INSERT INTO alerts(id, clinic, patient, key, state, opened_seq, resolved_seq) VALUES"
+        " (1, 'north', 'p1', 'k-a', 'resolved', 1, 3),"
+        " (2, 'north', 'p1', 'k-b', 'open', 2, NULL),"
+        " (3, 'north', 'p2', 'k-a', 'open', 4, NULL);"
+        "UPDATE alerts SET acked_by = 'nurse', acked_at = 5000, snoozed_until = 9000 WHERE id = 2;"
+        "INSERT INTO transitions(seq, alert_id, at, state, clinic, patient, key, protocol,"
+        " version, rule, severity, message, due, params, evidence, recorded, cseq) VALUES"
+        " (1, 1, 100, 'open', 'north', 'p1', 'k-a', 'ket', '1', 'r1', 'warning', 'm1', 90,"
+        "  '{}', '[]', 1, 1),"
+        " (2, 2, 200, 'open', 'north', 'p1', 'k-b', 'ket', '1', 'r2', 'critical', 'm2', 190,"
+        "  '{\"w\":1}', '[\"e1\"]', 2, 2),"
+        " (3, 1, 300, 'resolved', 'north', 'p1', 'k-a', 'ket', '1', 'r1', 'warning', 'm3', 90,"
+        "  '{}', '[]', 3, 3),"
+        " (4, 3, 400, 'open', 'north', 'p2', 'k-a', 'ket', '1', 'r1', 'warning', 'm4', 390,"
+        "  '{}', '[]', 4, 4);"
+        "INSERT INTO alert_actions(alert_id, clinic, key, action, who, note, until, at) VALUES"
+        " (2, 'north', 'k-b', 'ack', 'nurse', 'seen', NULL, 5000),"
+        " (2, 'north', 'k-b', 'snooze', 'nurse', '', 9000, 5001);",
+        NULL, NULL, NULL), SQLITE_OK, "%s", sqlite3_errmsg(db));
+    sqlite3_close(db);
+
+    open_store();
+    cr_assert_eq(peek_int("PRAGMA user_version"), RG_SCHEMA_VERSION);
+    assert_covering_event_read();
+    got_events *g = events_of("north", "p1"); /* checks fields against the text */
+    cr_assert_eq(g->n, (int)RG_COUNTOF(datas));
+    for (int i = 0; i < (int)RG_COUNTOF(datas); i++) {
+        rg_event ev;
+        ev_make(&ev, "north", g->e[i].id, "p1", "vitals", "2026-03-02T10:00:00Z",
+                datas[atoi(g->e[i].id + 1)]);
+        cr_assert_eq(g->e[i].nfields, ev.fields.len, "%s", g->e[i].id);
+        cr_assert(!ev.fields.len || !memcmp(g->e[i].fields, ev.fields.p, ev.fields.len),
+                  "%s: the upgrade's fields differ from a fresh ingest's", g->e[i].id);
+        rg_event_clear(&ev);
+    }
+
+    got_trs *o = open_alerts("p1");
+    cr_assert_eq(o->n, 1);
+    cr_assert_eq(o->alert_id[0], 2);
+    cr_assert_str_eq(o->t[0].key, "k-b");
+    cr_assert_str_eq(o->t[0].params, "{\"w\":1}");
+    cr_assert_eq(open_alerts("p2")->alert_id[0], 4, "an alert's id is now its opening seq");
+    cr_assert_eq(transitions(0, 0)->n, 4);
+    cr_assert_eq(transitions(0, 0)->t[2].open, 0);
+    rg_time snooze;
+    cr_assert_eq(rg_store_next_snooze(st, &snooze), RG_OK);
+    cr_assert_eq(snooze, 9000);
+    got_views *v = alert_views(NULL);
+    cr_assert_eq(v->n, 3);
+    cr_assert_eq(v->a[0].id, 1);
+    cr_assert_str_eq(v->a[0].state, "resolved");
+    cr_assert_eq(v->a[0].opened_at, 100);
+    cr_assert_eq(v->a[0].resolved_at, 300);
+    cr_assert_str_eq(v->a[1].state, "open");
+    cr_assert_str_eq(v->a[1].acked_by, "nurse");
+    cr_assert_eq(v->a[1].acked_at, 5000);
+    cr_assert_eq(v->a[1].snoozed_until, 9000);
+    cr_assert_str_eq(v->a[1].severity, "critical");
+    cr_assert_eq(v->a[2].id, 4);
+    cr_assert_str_eq(v->a[2].acked_by, "");
+    cr_assert_eq(v->a[2].resolved_at, RG_TIME_NONE);
+    cr_assert_eq(alert_views("resolved")->n, 1);
+    cr_assert_eq(alert_views("open")->n, 2);
+    /* resolving k-b, then acting on it, goes to the migrated alert */
+    cr_assert_eq(rg_store_alert_action(st, "north", "k-b", "ack", "doc", "", RG_TIME_NONE, 6000),
+                 RG_OK);
+    cr_assert_eq(peek_int("SELECT count(*) FROM alert_actions WHERE alert_id = 2"), 3);
+    rg_transition t = tr(0, "p1", "k-b", 500);
+    int64_t aid = 2;
+    cr_assert_eq(rg_store_transition(st, &t, &aid), RG_OK, "%s", rg_store_errmsg(st));
+    cr_assert_eq(t.seq, 5);
+    cr_assert_eq(open_alerts("p1")->n, 0);
+    cr_assert_eq(rg_store_next_snooze(st, &snooze), RG_OK);
+    cr_assert_eq(snooze, RG_TIME_NONE, "a resolved alert's snooze no longer counts");
     close_store();
 }
 
@@ -1043,15 +1294,18 @@ Test(store, transitions_open_resolve_and_feed_order)
     cr_assert_eq(g->t[1].seq, 3);
     cr_assert_eq(transitions(3, 0)->n, 0);
 
-    /* the key can open again once resolved: a new alert, next seq */
+    /* the key can open again once resolved: a new alert, next seq (since
+     * schema v5 an alert's id is its opening transition's seq) */
     rg_transition t4 = tr(1, "p1", "k-a", T("2026-03-02T16:00:00Z"));
     cr_assert_eq(rg_store_transition(st, &t4, &a3), RG_OK, "%s", rg_store_errmsg(st));
     cr_assert_eq(t4.seq, 4);
-    cr_assert_eq(a3, 3);
+    cr_assert_eq(a3, 4);
     cr_assert_eq(open_alerts("p1")->n, 2);
-    cr_assert_eq(peek_int("SELECT count(*) FROM alerts WHERE state = 'resolved'"), 1);
-    cr_assert_eq(peek_int("SELECT resolved_seq FROM alerts WHERE id = 1"), 3);
-    cr_assert_eq(peek_int("SELECT opened_seq FROM alerts WHERE id = 3"), 4);
+    /* one row per transition: the resolution names its alert, nothing else */
+    cr_assert_eq(peek_int("SELECT count(*) FROM transitions"), 4);
+    cr_assert_eq(peek_int("SELECT alert_id FROM transitions WHERE seq = 3"), 1);
+    cr_assert_eq(peek_int("SELECT count(*) FROM transitions WHERE alert_id IS NULL"), 3);
+    cr_assert_eq(peek_int("SELECT count(*) FROM alerts"), 0);
 }
 
 Test(store, opening_an_open_key_again_fails_without_trace)
