@@ -416,6 +416,10 @@ static const char eval_events[] =
     EV("k7", "p-1", "adverse_event", "2026-03-03T08:00:00Z",
        ",\"data\":{\"kind\":\"nausea\",\"severity\":\"moderate\"}")
     EV("k8", "p-1", "followup_visit", "2026-03-04T09:00:00Z", "")
+    /* a patient plan: the parameters in force are then written as JSON per
+     * transition (evaluation reads compiled data, so this is where jansson
+     * still allocates during an evaluation) */
+    EV("k9", "p-1", "plan_adjusted", "2026-03-04T10:00:00Z", ",\"data\":{\"acute_infusions\":4}")
     /* and a patient of a clinic whose protocol fails: evaluation errors are
      * written in the same transaction */
     "{\"id\":\"w1\",\"clinic\":\"west\",\"patient\":\"q-1\",\"type\":\"enrolled\","
