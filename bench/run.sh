@@ -10,7 +10,7 @@
 #      (`regimen sweep --at`), patients/s, events/s and peak RSS, at every
 #      size (scaling), on one core (--jobs 1) and on all (the default) when
 #      the binary has --jobs, against three baselines on the same data:
-#        the naive program (bench/naive.c, issue 11: jansson, SQLite in one
+#        the naive program (bench/naive.c, issue 11: cJSON, SQLite in one
 #        transaction, one ordered scan, a Lua table per event, the two rules
 #        of bench/two-rules in plain Lua), for ingest and sweep both;
 #        the bound (bench/bound.c: read the events in the engine's order and
@@ -140,7 +140,7 @@ build_tool() { # NAME FLAGS...
 build_tool gen || exit 2
 build_tool bound $(pkg-config --cflags --libs lua5.4 sqlite3) || exit 2
 build_tool load -pthread -lm || exit 2
-build_tool naive $(pkg-config --cflags --libs lua5.4 sqlite3 jansson) || exit 2
+build_tool naive $(pkg-config --cflags --libs lua5.4 sqlite3 libcjson) || exit 2
 
 # ---- measuring ---------------------------------------------------------------------------
 
@@ -490,7 +490,7 @@ for N in "${SIZES[@]}"; do
         echo "| 2. sweep, shipped protocol set (\`regimen sweep --jobs 1\`) | $S | $(num "$(g sweep1-$S.events)") | $(g sweep1-$S.secs) | $(num "$(g sweep1-$S.pps)") patients/s, $(num "$(g sweep1-$S.eps)") events/s | $(g sweep1-$S.rss) |"
     fi
     echo "| 2. sweep, shipped protocol set (\`regimen sweep\`, $JOBS_NOTE) | $S | $(num "$(g sweep-$S.events)") | $(g sweep-$S.secs) | $(num "$(g sweep-$S.pps)") patients/s, $(num "$(g sweep-$S.eps)") events/s | $(g sweep-$S.rss) |"
-    echo "| 2. sweep, two rules (\`--protocols bench/two-rules\`${ONE[*]:+ ${ONE[*]}}) | $S | $(num "$(g two-$S.events)") | $(g two-$S.secs) | $(num "$(g two-$S.pps)") patients/s, $(num "$(g two-$S.eps)") events/s | $(g two-$S.rss) |"
+    echo "| 2. sweep, two rules (\`--protocols bench/two-rules${ONE[*]:+ ${ONE[*]}}\`) | $S | $(num "$(g two-$S.events)") | $(g two-$S.secs) | $(num "$(g two-$S.pps)") patients/s, $(num "$(g two-$S.eps)") events/s | $(g two-$S.rss) |"
     echo "| naive program: two-rule sweep (one ordered scan, a Lua table per event) | $S | $(num "$(g naive-$S.events)") | $(g naive-$S.seconds) | $(num "$(g naive-$S.patients_per_s)") patients/s, $(num "$(g naive-$S.events_per_s)") events/s | $(g naive-$S.rss) |"
     echo "| bound, per patient (engine's query) | $S | $(num "$(g bound-$S.events)") | $(g bound-$S.patient.secs) | $(num "$(g bound-$S.patient.pps)") patients/s, $(num "$(g bound-$S.patient.eps)") events/s | $(g bound-$S.rss) |"
     echo "| bound, one ordered scan | $S | $(num "$(g bound-$S.events)") | $(g bound-$S.scan.secs) | $(num "$(g bound-$S.scan.pps)") patients/s, $(num "$(g bound-$S.scan.eps)") events/s | (same process) |"
