@@ -4,7 +4,8 @@
  *
  *   naive ingest DB FILE   parse each JSON line (cJSON), insert it into a
  *                          fresh table in ONE transaction, build the index the
- *                          ordered scan needs, commit;
+ *                          ordered scan needs, commit (no check for repeated
+ *                          ids, which regimen makes: the cohorts have none);
  *   naive sweep DB AT      one scan of the events at or before AT in
  *                          (clinic, patient, at) order, each event handed to
  *                          Lua as a table {id, type, at, data = {...}}, and per

@@ -27,10 +27,11 @@
 # Sizes: 10k and 100k patients; --size large (make bench SIZE=large) adds 1M
 # and judges the scaling from the second-largest size to the largest (peak RSS,
 # time per event). BENCH_SIZES="2000 20000" replaces the sizes (to try a path,
-# e.g. --size large, on a small machine); the ratio targets use the largest
-# size up to 100k. The POST -> transition latency is measured again after
+# e.g. --size large, on a small machine; its report goes to bench/data/sizes/);
+# the ratio targets use the largest size up to 100k. The POST -> transition latency is measured again after
 # PING_EVENTS (default 100000; env) live pings were stored.
-# --smoke: 300 patients, no peer, a short service phase, results under
+# --smoke: 300 patients, no peer (the naive program and its agreement check
+# do run), a short service phase, results under
 # bench/data/smoke/; checks that every stage runs. Exits non-zero when a stage
 # fails (in both modes). SEED (default 42) and CLINICS (default 10) come from
 # the environment. No python: bash, awk and the tools built here.
@@ -87,7 +88,10 @@ else
     PING_EVENTS=${PING_EVENTS:-100000} PING_SECONDS=180
     STAGE_TIMEOUT=1800
 fi
-[ -n "${BENCH_SIZES:-}" ] && read -r -a SIZES <<<"$BENCH_SIZES"
+if [ -n "${BENCH_SIZES:-}" ]; then
+    read -r -a SIZES <<<"$BENCH_SIZES"
+    [ "$MODE" = full ] && OUT=$DATA/sizes # a trial, not the committed results
+fi
 PEER_MAX=100000 # the peer holds the cohort in memory: it runs up to this size
 WORK=$DATA/run
 mkdir -p "$DATA" "$OUT"
@@ -590,7 +594,7 @@ fi
 if [ "$SIZE" = large ] && [ "${#SIZES[@]}" -ge 2 ]; then
     SL=$(short "${SIZES[-2]}")
     if need "sweep-$SL.rss" "sweep-$LAST.rss" "sweep-$SL.eps" "sweep-$LAST.eps"; then
-        echo "| sweep peak RSS flat from $SL to $LAST patients: <= 400 MiB at $LAST | $(g sweep-$SL.rss) MiB at $SL, $(g sweep-$LAST.rss) MiB at $LAST ($(ratio sweep-$LAST.rss sweep-$SL.rss)x) | $(yn "${R[sweep-$LAST.rss]} <= 400") |"
+        echo "| sweep peak RSS flat from $SL to $LAST patients (judged: <= 400 MiB at $LAST) | $(g sweep-$SL.rss) MiB at $SL, $(g sweep-$LAST.rss) MiB at $LAST ($(ratio sweep-$LAST.rss sweep-$SL.rss)x) | $(yn "${R[sweep-$LAST.rss]} <= 400") |"
         echo "| sweep time per event at $LAST within 1.2x of $SL | $(calc "1e6 / ${R[sweep-$SL.eps]}" "%.2f") µs at $SL, $(calc "1e6 / ${R[sweep-$LAST.eps]}" "%.2f") µs at $LAST: $(ratio sweep-$SL.eps sweep-$LAST.eps)x | $(yn "${R[sweep-$SL.eps]} <= 1.2 * ${R[sweep-$LAST.eps]}") |"
     else
         echo "| sweep peak RSS <= 400 MiB at $LAST and time per event within 1.2x of $SL | not measured | $(nm) |"
