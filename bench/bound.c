@@ -167,14 +167,24 @@ static bound_run bound_scan(sqlite3 *db)
     return r;
 }
 
-/* Open alerts per rule, one line. */
+/* Open alerts per rule, one line. Schema v4 keeps an alert's state in the
+ * alerts table; from v5 an alert is its opening transition, open until a
+ * resolution names it (alert_id): the first query that prepares is the
+ * store's schema. */
 static void bound_alerts(sqlite3 *db)
 {
-    sqlite3_stmt *s;
-    if (sqlite3_prepare_v2(db, "SELECT t.rule, count(*) FROM alerts a JOIN transitions t"
-                               " ON t.seq = a.opened_seq WHERE a.state = 'open'"
-                               " GROUP BY t.rule ORDER BY t.rule",
-                           -1, &s, NULL) != SQLITE_OK)
+    static const char *const queries[] = {
+        "SELECT t.rule, count(*) FROM alerts a JOIN transitions t"
+        " ON t.seq = a.opened_seq WHERE a.state = 'open' GROUP BY t.rule ORDER BY t.rule",
+        "SELECT o.rule, count(*) FROM transitions o WHERE o.state = 'open' AND NOT EXISTS"
+        " (SELECT 1 FROM transitions r WHERE r.state = 'resolved' AND r.alert_id = o.seq)"
+        " GROUP BY o.rule ORDER BY o.rule",
+    };
+    sqlite3_stmt *s = NULL;
+    for (size_t i = 0; i < sizeof queries / sizeof *queries && !s; i++)
+        if (sqlite3_prepare_v2(db, queries[i], -1, &s, NULL) != SQLITE_OK)
+            s = NULL;
+    if (!s)
         bound_die(db, "alerts");
     printf("alerts");
     while (sqlite3_step(s) == SQLITE_ROW)
