@@ -1,26 +1,32 @@
 /*
  * ingest.c - validated, idempotent, batched storage of event lines (see
  * ingest.h). Depends on event.c and store.c.
+ *
+ * A file is a two-stage pipeline: a reader thread reads and validates lines
+ * (jansson, the compiled data) while the caller's thread writes them to the
+ * store, which only it touches. The writer takes the lines in file order, so
+ * batches, outcomes and line numbers are those of one loop over the file.
  */
 #include "ingest.h"
 
+#include <jansson.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
 #define RG_BATCH_LINES 10000
 #define RG_RAW_KEEP 65536 /* bytes of a refused line kept for the operator */
 
-int rg_ingest_one(rg_store *st, const char *text, size_t len, const char *source, long line,
-                  rg_ingest_counts *counts, rg_reject_fn on_reject, void *ud)
+/* The store's half of one line: stores a validated event, or keeps the
+ * refusal (rc RG_EINVAL with field and why) with the raw text. */
+static int rg__store_one(rg_store *st, int rc, rg_event *ev, char *field, char *why,
+                         size_t whylen, const char *text, size_t len, const char *source,
+                         long line, rg_ingest_counts *counts, rg_reject_fn on_reject, void *ud)
 {
-    rg_event ev;
-    char field[RG_FIELD_MAX], why[512];
     int outcome = RG_INGEST_REJECTED;
-    int rc = rg_event_parse(&ev, text, len, field, why, sizeof why);
     if (rc == RG_OK) {
         rg_put put;
-        rc = rg_store_put_event(st, &ev, rg_now(), &put);
-        rg_event_clear(&ev);
+        rc = rg_store_put_event(st, ev, rg_now(), &put);
         if (rc)
             return rc;
         if (put == RG_PUT_STORED) {
@@ -33,9 +39,9 @@ int rg_ingest_one(rg_store *st, const char *text, size_t len, const char *source
         }
         outcome = RG_PUT_CONFLICT;
         counts->conflicts++;
-        snprintf(field, sizeof field, "id");
-        snprintf(why, sizeof why, "an event with this clinic and id is already stored with "
-                                  "different content; it was not overwritten");
+        snprintf(field, RG_FIELD_MAX, "id");
+        snprintf(why, whylen, "an event with this clinic and id is already stored with "
+                              "different content; it was not overwritten");
     } else if (rc != RG_EINVAL) {
         return rc;
     } else {
@@ -47,6 +53,18 @@ int rg_ingest_one(rg_store *st, const char *text, size_t len, const char *source
     if (on_reject)
         on_reject(ud, source, line, field, why);
     return outcome;
+}
+
+int rg_ingest_one(rg_store *st, const char *text, size_t len, const char *source, long line,
+                  rg_ingest_counts *counts, rg_reject_fn on_reject, void *ud)
+{
+    rg_event ev;
+    char field[RG_FIELD_MAX], why[512];
+    int rc = rg_event_parse(&ev, text, len, field, why, sizeof why);
+    rc = rg__store_one(st, rc, &ev, field, why, sizeof why, text, len, source, line, counts,
+                       on_reject, ud);
+    rg_event_clear(&ev);
+    return rc;
 }
 
 static int rg__blank(const char *s, size_t n)
@@ -88,45 +106,232 @@ static void rg__flush(rg__pending *p, const char *source, rg_reject_fn on_reject
     p->b.len = 0;
 }
 
+/* ---- the pipeline: lines are read and validated on one thread while the
+ * store writes on the caller's. Chunks of lines go through a short queue in
+ * file order, so the writer sees exactly the sequence a single loop would:
+ * the same batches, outcomes and line numbers. */
+
+#define RG_CHUNK_LINES 256
+#define RG_CHUNKS_IN_FLIGHT 8 /* bounds the memory read ahead of the writer */
+
+typedef struct rg__item {
+    long line;
+    int rc; /* rg_event_parse's answer */
+    rg_event ev;
+    char field[RG_FIELD_MAX];
+    char *why, *raw; /* a refusal: the reason and the line (RG_RAW_KEEP bytes) */
+    size_t rawlen;
+} rg__item;
+
+typedef struct rg__chunk {
+    struct rg__chunk *next;
+    int n;
+    int end;     /* the last chunk: after it, nothing more was read */
+    int readerr; /* the read ended in an error, not at the end of the file */
+    long lines;  /* with end: the number of lines read */
+    rg__item it[RG_CHUNK_LINES];
+} rg__chunk;
+
+typedef struct rg__pipe {
+    FILE *f;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    rg__chunk *head, *tail, *spare; /* full chunks in order; emptied ones to reuse */
+    int queued, stop;
+} rg__pipe;
+
+static void rg__chunk_clear(rg__chunk *c)
+{
+    for (int i = 0; i < c->n; i++) {
+        rg_event_clear(&c->it[i].ev);
+        free(c->it[i].why);
+        free(c->it[i].raw);
+    }
+    c->n = 0;
+    c->end = c->readerr = 0;
+}
+
+/* Validates one line into it; only an allocation can fail here. */
+static void rg__parse_item(rg__item *it, const char *line, size_t len, long lineno)
+{
+    char why[512];
+    it->line = lineno;
+    it->why = it->raw = NULL;
+    it->rc = rg_event_parse(&it->ev, line, len, it->field, why, sizeof why);
+    if (it->rc != RG_EINVAL)
+        return;
+    it->rawlen = len > RG_RAW_KEEP ? RG_RAW_KEEP : len;
+    it->why = strdup(why);
+    it->raw = malloc(it->rawlen ? it->rawlen : 1);
+    if (!it->why || !it->raw)
+        it->rc = RG_ENOMEM;
+    else
+        memcpy(it->raw, line, it->rawlen);
+}
+
+static void *rg__reader(void *arg)
+{
+    rg__pipe *p = arg;
+    char *line = NULL;
+    size_t cap = 0;
+    long lineno = 0;
+    for (int end = 0; !end;) {
+        pthread_mutex_lock(&p->mu);
+        while (!p->stop && p->queued >= RG_CHUNKS_IN_FLIGHT)
+            pthread_cond_wait(&p->cv, &p->mu);
+        int stop = p->stop;
+        rg__chunk *c = stop ? NULL : p->spare;
+        if (c)
+            p->spare = c->next;
+        pthread_mutex_unlock(&p->mu);
+        if (stop)
+            break;
+        if (c)
+            rg__chunk_clear(c); /* here: memory is freed by the thread that took it */
+        if (!c && !(c = calloc(1, sizeof *c))) {
+            end = 1; /* the writer sees an allocation failure at this point */
+        } else {
+            ssize_t n = 0;
+            while (c->n < RG_CHUNK_LINES && (n = getline(&line, &cap, p->f)) >= 0) {
+                lineno++;
+                size_t len = (size_t)n;
+                while (len && (line[len - 1] == '\n' || line[len - 1] == '\r'))
+                    len--;
+                if (!rg__blank(line, len))
+                    rg__parse_item(&c->it[c->n++], line, len, lineno);
+            }
+            if (n < 0) {
+                end = c->end = 1;
+                c->readerr = ferror(p->f) != 0;
+                c->lines = lineno;
+            }
+        }
+        pthread_mutex_lock(&p->mu);
+        if (c) {
+            c->next = NULL;
+            if (p->tail)
+                p->tail->next = c;
+            else
+                p->head = c;
+            p->tail = c;
+        }
+        p->queued++; /* a NULL chunk still counts: the writer wakes to find none */
+        if (!c)
+            p->stop = -1;
+        pthread_cond_broadcast(&p->cv);
+        pthread_mutex_unlock(&p->mu);
+    }
+    free(line);
+    return NULL;
+}
+
+/* The next chunk in file order, or NULL when the reader could not allocate one. */
+static rg__chunk *rg__next_chunk(rg__pipe *p)
+{
+    pthread_mutex_lock(&p->mu);
+    while (!p->head && p->stop != -1)
+        pthread_cond_wait(&p->cv, &p->mu);
+    rg__chunk *c = p->head;
+    if (c) {
+        p->head = c->next;
+        if (!p->head)
+            p->tail = NULL;
+        p->queued--;
+        pthread_cond_broadcast(&p->cv);
+    }
+    pthread_mutex_unlock(&p->mu);
+    return c;
+}
+
+static void rg__recycle(rg__pipe *p, rg__chunk *c)
+{
+    pthread_mutex_lock(&p->mu);
+    c->next = p->spare;
+    p->spare = c;
+    pthread_mutex_unlock(&p->mu);
+}
+
 int rg_ingest_file(rg_store *st, FILE *f, const char *source, rg_ingest_counts *counts,
                    rg_reject_fn on_reject, void *ud, char *err, size_t errlen)
 {
     rg__pending pend = {{0}, 0};
-    char *line = NULL;
-    size_t cap = 0;
-    ssize_t n;
+    rg__pipe p = {.f = f};
+    pthread_t reader;
     long lineno = 0, in_batch = 0;
     rg_ingest_counts committed = *counts;
-    int rc = RG_OK;
-    while ((n = getline(&line, &cap, f)) >= 0) {
-        lineno++;
-        size_t len = (size_t)n;
-        while (len && (line[len - 1] == '\n' || line[len - 1] == '\r'))
-            len--;
-        if (rg__blank(line, len))
-            continue;
-        if (in_batch == 0 && (rc = rg_store_begin(st)))
-            break;
-        int r = rg_ingest_one(st, line, len, source, lineno, counts, rg__defer, &pend);
-        if (r < 0 || pend.nomem) {
-            rc = r < 0 ? r : RG_ENOMEM;
+    int rc = RG_OK, started = 0;
+    pthread_mutex_init(&p.mu, NULL);
+    pthread_cond_init(&p.cv, NULL);
+    json_object_seed(0); /* jansson seeds its hashes once; not from two threads at once */
+    if (pthread_create(&reader, NULL, rg__reader, &p) != 0)
+        rc = RG_ENOMEM;
+    else
+        started = 1;
+    for (int end = 0; rc == RG_OK && !end;) {
+        rg__chunk *c = rg__next_chunk(&p);
+        if (!c) {
+            rc = RG_ENOMEM;
             break;
         }
-        if (++in_batch == RG_BATCH_LINES) {
-            if ((rc = rg_store_commit(st)))
+        for (int i = 0; i < c->n; i++) {
+            rg__item *it = &c->it[i];
+            char why[512];
+            lineno = it->line;
+            if (it->rc == RG_ENOMEM) {
+                rc = RG_ENOMEM;
                 break;
-            committed = *counts;
-            rg__flush(&pend, source, on_reject, ud);
-            in_batch = 0;
+            }
+            if (in_batch == 0 && (rc = rg_store_begin(st)))
+                break;
+            snprintf(why, sizeof why, "%s", it->why ? it->why : "");
+            int r = rg__store_one(st, it->rc, &it->ev, it->field, why, sizeof why,
+                                  it->raw ? it->raw : it->ev.body,
+                                  it->raw ? it->rawlen : it->ev.body ? strlen(it->ev.body) : 0,
+                                  source, it->line, counts, rg__defer, &pend);
+            if (r < 0 || pend.nomem) {
+                rc = r < 0 ? r : RG_ENOMEM;
+                break;
+            }
+            if (++in_batch == RG_BATCH_LINES) {
+                if ((rc = rg_store_commit(st)))
+                    break;
+                committed = *counts;
+                rg__flush(&pend, source, on_reject, ud);
+                in_batch = 0;
+            }
         }
+        if (rc == RG_OK && c->end) {
+            end = 1;
+            lineno = c->lines;
+            if (c->readerr)
+                rc = RG_EIO;
+        }
+        rg__recycle(&p, c);
     }
-    if (rc == RG_OK && ferror(f))
-        rc = RG_EIO;
+    if (started) {
+        pthread_mutex_lock(&p.mu);
+        if (p.stop == 0)
+            p.stop = 1;
+        pthread_cond_broadcast(&p.cv);
+        pthread_mutex_unlock(&p.mu);
+        pthread_join(reader, NULL);
+    }
+    for (rg__chunk *c = p.head, *next; c; c = next) {
+        next = c->next;
+        rg__chunk_clear(c);
+        free(c);
+    }
+    for (rg__chunk *c = p.spare, *next; c; c = next) {
+        next = c->next;
+        rg__chunk_clear(c);
+        free(c);
+    }
+    pthread_cond_destroy(&p.cv);
+    pthread_mutex_destroy(&p.mu);
     if (rc == RG_OK && in_batch && (rc = rg_store_commit(st)) == RG_OK) {
         committed = *counts;
         rg__flush(&pend, source, on_reject, ud);
     }
-    free(line);
     rg_buf_free(&pend.b);
     if (rc) {
         rg_store_rollback(st);
