@@ -547,7 +547,10 @@ int rg_store_open(rg_store **out, const char *path, const rg_store_opts *opts, c
         return rg_fail(err, errlen, RG_EIO, "cannot open database %s for writing: %s", path,
                        strerror(errno));
     }
-    if (sqlite3_open_v2(path, &st->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL) !=
+    /* NOMUTEX: a store is used by one thread at a time (ingest's reader
+     * thread never touches it), so SQLite's per-call locking is pure cost */
+    if (sqlite3_open_v2(path, &st->db,
+                        SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL) !=
         SQLITE_OK) {
         rg_fail(err, errlen, RG_EDB, "cannot open database %s: %s", path,
                 st->db ? sqlite3_errmsg(st->db) : "out of memory");
