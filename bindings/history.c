@@ -576,51 +576,38 @@ static int rg__h_list(lua_State *L)
     return rg__list_range(L, 1, h, 0, h->n, type, fidx);
 }
 
-/* h:after(event_or_time [, type [, filter]]) -> matching events after it */
-static int rg__h_after(lua_State *L)
+/* The queries relative to an event or a time: which events (after it or
+ * before it), as a list or only the nearest one. */
+enum { RG__AFTER, RG__BEFORE, RG__FIRST_AFTER, RG__LAST_BEFORE };
+
+static int rg__relative(lua_State *L, int which)
 {
     rg_history *h = rg__check(L, 1);
     int before, after, fidx;
     luaL_checkany(L, 2);
     const char *type = rg__args(L, 3, &fidx);
     rg__ref(L, 1, h, 2, &before, &after);
-    return rg__list_range(L, 1, h, after, h->n, type, fidx);
+    switch (which) {
+    case RG__AFTER: return rg__list_range(L, 1, h, after, h->n, type, fidx);
+    case RG__BEFORE: return rg__list_range(L, 1, h, 0, before, type, fidx);
+    case RG__FIRST_AFTER: return rg__find_range(L, 1, h, after, h->n, type, fidx, 0);
+    default: return rg__find_range(L, 1, h, 0, before, type, fidx, 1);
+    }
 }
 
+/* h:after(event_or_time [, type [, filter]]) -> matching events after it */
+static int rg__h_after(lua_State *L) { return rg__relative(L, RG__AFTER); }
+
 /* h:before(event_or_time [, type [, filter]]) -> matching events before it */
-static int rg__h_before(lua_State *L)
-{
-    rg_history *h = rg__check(L, 1);
-    int before, after, fidx;
-    luaL_checkany(L, 2);
-    const char *type = rg__args(L, 3, &fidx);
-    rg__ref(L, 1, h, 2, &before, &after);
-    return rg__list_range(L, 1, h, 0, before, type, fidx);
-}
+static int rg__h_before(lua_State *L) { return rg__relative(L, RG__BEFORE); }
 
 /* h:first_after(event_or_time [, type [, filter]]) -> the first matching
  * event after it, or nil (what h:after(...)[1] gives, without the list) */
-static int rg__h_first_after(lua_State *L)
-{
-    rg_history *h = rg__check(L, 1);
-    int before, after, fidx;
-    luaL_checkany(L, 2);
-    const char *type = rg__args(L, 3, &fidx);
-    rg__ref(L, 1, h, 2, &before, &after);
-    return rg__find_range(L, 1, h, after, h->n, type, fidx, 0);
-}
+static int rg__h_first_after(lua_State *L) { return rg__relative(L, RG__FIRST_AFTER); }
 
 /* h:last_before(event_or_time [, type [, filter]]) -> the latest matching
  * event before it, or nil */
-static int rg__h_last_before(lua_State *L)
-{
-    rg_history *h = rg__check(L, 1);
-    int before, after, fidx;
-    luaL_checkany(L, 2);
-    const char *type = rg__args(L, 3, &fidx);
-    rg__ref(L, 1, h, 2, &before, &after);
-    return rg__find_range(L, 1, h, 0, before, type, fidx, 1);
-}
+static int rg__h_last_before(lua_State *L) { return rg__relative(L, RG__LAST_BEFORE); }
 
 /* h:since(time [, type [, filter]]) -> matching events at or after time */
 static int rg__h_since(lua_State *L)

@@ -29,7 +29,7 @@ static inline void rg_test_tmpdir(char dir[256])
 static inline void rg_test_rmdir(const char *dir)
 {
     char cmd[512];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    snprintf(cmd, sizeof cmd, "rm -rf '%.480s'", dir);
     cr_assert_eq(system(cmd), 0);
 }
 
