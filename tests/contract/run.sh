@@ -36,6 +36,26 @@ lint() {
 }
 step "luacheck protocols examples (sandbox globals)" lint
 
+# the annotations name every history method and module function the C
+# registers (bindings/history.c, bindings/regimen.c), and the history fields
+annotations() {
+    m=$root/protocols/meta/regimen.lua
+    head -1 "$m" | grep -qx -- '---@meta regimen' || { echo "$m: no ---@meta regimen"; return 1; }
+    for f in $(sed -n '/static const luaL_Reg methods\[\]/,/NULL, NULL/p' "$root/bindings/history.c" |
+               grep -o '{"[a-z_]*"' | tr -d '{"'); do
+        grep -q "^function History:$f(" "$m" || { echo "$m: history method $f is not annotated"; return 1; }
+    done
+    for f in $(sed -n '/rg_open_regimen/,/NULL, NULL/p' "$root/bindings/regimen.c" |
+               grep -o '{"[a-z_]*"' | tr -d '{"'); do
+        grep -q "^function R\.$f(" "$m" || { echo "$m: R.$f is not annotated"; return 1; }
+    done
+    for f in now patient clinic; do
+        grep -q "^---@field $f " "$m" || { echo "$m: h.$f is not annotated"; return 1; }
+    done
+    grep -q 'protocols/meta/regimen.lua' "$root/docs/protocols.md" || { echo "docs/protocols.md does not name it"; return 1; }
+}
+step "LuaLS annotations cover the regimen module and the history" annotations
+
 manpage() {
     w=$(groff -man -Tutf8 -ww -z "$root/docs/regimen.1" 2>&1)
     [ -z "$w" ] || { echo "$w"; return 1; }
