@@ -37,8 +37,21 @@ LIB_OBJ := $(patsubst %.c,$(B)/obj/%.o,$(LIB_SRC))
 TESTS := $(patsubst tests/%.c,$(B)/tests/%,$(wildcard tests/test_*.c))
 HDR := $(wildcard runtime/*.h bindings/*.h)
 
-.PHONY: all deps test unit asan demo clean
+.PHONY: all deps test unit asan demo clean install
 all: $(B)/regimen
+
+# make install [PREFIX=/usr/local] [DESTDIR=]: the binary, regimen(1), and the
+# shipped protocols (with their LuaLS annotations) in share/regimen/protocols,
+# where the installed binary looks for them.
+PREFIX ?= /usr/local
+install: $(B)/regimen
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/man/man1 \
+	  $(DESTDIR)$(PREFIX)/share/regimen
+	install -m 755 $(B)/regimen $(DESTDIR)$(PREFIX)/bin/regimen
+	install -m 644 docs/regimen.1 $(DESTDIR)$(PREFIX)/share/man/man1/regimen.1
+	rm -rf $(DESTDIR)$(PREFIX)/share/regimen/protocols
+	cp -R protocols $(DESTDIR)$(PREFIX)/share/regimen/protocols
+	chmod -R u=rwX,go=rX $(DESTDIR)$(PREFIX)/share/regimen/protocols
 
 deps:
 	@./.ci/install-deps
@@ -60,6 +73,7 @@ $(B)/tests/%: tests/%.c $(LIB_OBJ) tests/helpers.h
 test: $(B)/regimen $(TESTS)
 	@REGIMEN_BIN=$(CURDIR)/$(B)/regimen \
 	  ./tests/run-all.sh $(TESTS)
+	@REGIMEN_BIN=$(CURDIR)/$(B)/regimen ./tests/contract/run.sh
 	@[ "$(B)" != build ] || { bench/run.sh --smoke >$(B)/bench-smoke.log 2>&1 && \
 	  echo "bench-smoke: passed, every benchmark stage ran (bench/data/smoke/smoke.md)"; } || \
 	  { tail -40 $(B)/bench-smoke.log; echo "bench-smoke: FAILED (log $(B)/bench-smoke.log)"; exit 1; }

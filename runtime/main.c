@@ -88,7 +88,8 @@ static int rg__die(const char *fmt, const char *a)
 }
 
 /* The shipped protocol root: $REGIMEN_PROTOCOLS, else protocols/ next to the
- * build directory holding this binary, else ./protocols. */
+ * build directory holding this binary, else share/regimen/protocols beside an
+ * installed one (PREFIX/bin/regimen, `make install`), else ./protocols. */
 static const char *rg__shipped(char *buf, size_t len)
 {
     char exe[PATH_MAX - 32];
@@ -100,9 +101,10 @@ static const char *rg__shipped(char *buf, size_t len)
     if (n > 0) {
         exe[n] = '\0';
         char *slash = strrchr(exe, '/');
-        if (slash) {
+        static const char *const rel[] = {"../protocols", "../share/regimen/protocols"};
+        for (int i = 0; slash && i < 2; i++) {
             *slash = '\0';
-            snprintf(buf, len, "%s/../protocols", exe);
+            snprintf(buf, len, "%s/%s", exe, rel[i]);
             if (stat(buf, &sb) == 0 && S_ISDIR(sb.st_mode)) {
                 char *real = realpath(buf, NULL);
                 if (real) {
@@ -782,8 +784,40 @@ static int rg__cmd_serve(int argc, char **argv)
     return rg_serve_main(o.db, config, rg__shipped(shipped_buf, sizeof shipped_buf));
 }
 
+/* regimen help COMMAND: that command's lines of the usage (serve: its own
+ * usage), then the common options. The text stays in one place, rg__usage. */
+static int rg__help(const char *name)
+{
+    if (!strcmp(name, "serve")) {
+        fputs(rg__serve_usage, stdout);
+        return 0;
+    }
+    size_t nl = strlen(name);
+    const char *at = NULL;
+    for (const char *l = rg__usage; *l; l = strchr(l, '\n') + 1)
+        if (!strncmp(l, "  ", 2) && !strncmp(l + 2, name, nl) && (l[2 + nl] == ' ' ||
+                                                                  l[2 + nl] == '\n')) {
+            at = l;
+            break;
+        }
+    if (!at || !nl) {
+        fprintf(stderr, "regimen: no command '%s' (regimen --help lists them)\n", name);
+        return 2;
+    }
+    printf("usage: regimen");
+    /* the command's line, then the lines indented under it */
+    for (const char *l = at; *l && (l == at || !strncmp(l, "   ", 3)); l = strchr(l, '\n') + 1)
+        printf("%s%.*s\n", l == at ? " " : "", (int)(strchr(l, '\n') - l - (l == at ? 2 : 0)),
+               l + (l == at ? 2 : 0));
+    fputs(strstr(rg__usage, "\ncommon options:") , stdout);
+    puts("\nSee regimen(1) for the whole manual.");
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
+    if (argc > 2 && !strcmp(argv[1], "help"))
+        return rg__help(argv[2]);
     if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") ||
         !strcmp(argv[1], "help")) {
         fputs(rg__usage, argc < 2 ? stderr : stdout);

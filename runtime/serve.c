@@ -1154,15 +1154,24 @@ static void rg__get_metrics(rg__serve *sv, rg_http_conn *c)
     }
     rg_buf_printf(&b, "# HELP regimen_evaluation_seconds_total Time spent evaluating, per protocol.\n"
                       "# TYPE regimen_evaluation_seconds_total counter\n");
-    for (int i = 0; i < sv->nclinics; i++) {
-        rg_clinic *cl = rg_engine_clinic(sv->eng, sv->clinics[i].name);
-        for (int p = 0; cl && p < cl->nprotos; p++)
-            rg_buf_printf(&b, "regimen_evaluation_seconds_total{clinic=\"%s\",protocol=\"%s\","
-                              "version=\"%s\"} %.6f\nregimen_evaluations_total{clinic=\"%s\","
-                              "protocol=\"%s\",version=\"%s\"} %llu\n",
-                          cl->name, cl->protos[p].id, cl->protos[p].version, cl->protos[p].seconds,
-                          cl->name, cl->protos[p].id, cl->protos[p].version,
-                          (unsigned long long)cl->protos[p].evaluations);
+    /* one family's samples together (the exposition format wants them so):
+     * seconds first, then the counts */
+    for (int f = 0; f < 2; f++) {
+        if (f)
+            rg_buf_printf(&b, "# HELP regimen_evaluations_total Evaluations, per protocol.\n"
+                              "# TYPE regimen_evaluations_total counter\n");
+        for (int i = 0; i < sv->nclinics; i++) {
+            rg_clinic *cl = rg_engine_clinic(sv->eng, sv->clinics[i].name);
+            for (int p = 0; cl && p < cl->nprotos; p++) {
+                rg_buf_printf(&b, "regimen_evaluation%s{clinic=\"%s\",protocol=\"%s\",version=\"%s\"} ",
+                              f ? "s_total" : "_seconds_total", cl->name, cl->protos[p].id,
+                              cl->protos[p].version);
+                if (f)
+                    rg_buf_printf(&b, "%llu\n", (unsigned long long)cl->protos[p].evaluations);
+                else
+                    rg_buf_printf(&b, "%.6f\n", cl->protos[p].seconds);
+            }
+        }
     }
     rg_hcache_stats hc;
     rg_engine_cache_stats(sv->eng, &hc);
@@ -1188,11 +1197,16 @@ static void rg__get_metrics(rg__serve *sv, rg_http_conn *c)
                   hc.bytes, hc.cap, (long long)hc.entries, (long long)hc.hits,
                   (long long)hc.misses, (long long)hc.evictions);
     rg_buf_printf(&b,
+                  "# HELP regimen_evaluation_errors_total Rule evaluations that failed (an error in a protocol).\n"
                   "# TYPE regimen_evaluation_errors_total counter\nregimen_evaluation_errors_total %lld\n"
+                  "# HELP regimen_limit_hits_total Evaluations stopped by a sandbox limit (memory, instructions, deadline).\n"
                   "# TYPE regimen_limit_hits_total counter\nregimen_limit_hits_total %lld\n"
+                  "# HELP regimen_patient_steps_total Patient evaluation steps.\n"
                   "# TYPE regimen_patient_steps_total counter\nregimen_patient_steps_total %lld\n"
+                  "# HELP regimen_reloads_total Protocol reloads, loaded or refused.\n"
                   "# TYPE regimen_reloads_total counter\nregimen_reloads_total{result=\"ok\"} %llu\n"
                   "regimen_reloads_total{result=\"refused\"} %llu\n"
+                  "# HELP regimen_store_errors_total Database operations that failed.\n"
                   "# TYPE regimen_store_errors_total counter\nregimen_store_errors_total %llu\n"
                   "# HELP regimen_loop_lag_seconds How late the event loop ran a 1 s timer, last measured.\n"
                   "# TYPE regimen_loop_lag_seconds gauge\nregimen_loop_lag_seconds %.6f\n"
@@ -1206,30 +1220,37 @@ static void rg__get_metrics(rg__serve *sv, rg_http_conn *c)
                       rg__late_bounds[i], (unsigned long long)sv->lateness_buckets[i]);
     rg_buf_printf(&b, "regimen_wake_lateness_seconds_bucket{le=\"+Inf\"} %llu\n"
                       "regimen_wake_lateness_seconds_sum %.6f\nregimen_wake_lateness_seconds_count %llu\n"
-                      "# TYPE regimen_open_alerts gauge\n",
+                      "# HELP regimen_open_alerts Open alerts, by clinic and severity.\n"
+                  "# TYPE regimen_open_alerts gauge\n",
                   (unsigned long long)sv->lateness_count, sv->lateness_sum,
                   (unsigned long long)sv->lateness_count);
     rg_store_open_by_severity(sv->st, rg__metric_open, &b);
     rg_buf_printf(&b, "# HELP regimen_group_commits_total Transactions that stored POSTed events"
                       " and wake-ups together, each one fsync.\n"
                       "# TYPE regimen_group_commits_total counter\nregimen_group_commits_total %llu\n"
+                      "# HELP regimen_group_requests_total Requests stored by those group commits.\n"
                       "# TYPE regimen_group_requests_total counter\nregimen_group_requests_total %llu\n"
                       "# HELP regimen_store_notices_total Commits by other processes (regimen ingest)"
                       " that the service was told of and read.\n"
                       "# TYPE regimen_store_notices_total counter\nregimen_store_notices_total %llu\n",
                   (unsigned long long)sv->groups, (unsigned long long)sv->group_requests,
                   (unsigned long long)sv->notices);
-    rg_buf_printf(&b, "# TYPE regimen_http_requests_total counter\nregimen_http_requests_total %llu\n"
+    rg_buf_printf(&b, "# HELP regimen_http_requests_total HTTP requests answered.\n"
+                      "# TYPE regimen_http_requests_total counter\nregimen_http_requests_total %llu\n"
+                      "# HELP regimen_http_connections Open HTTP connections.\n"
                       "# TYPE regimen_http_connections gauge\nregimen_http_connections %d\n"
+                      "# HELP regimen_http_streams Open transition streams (Server-Sent Events).\n"
                       "# TYPE regimen_http_streams gauge\nregimen_http_streams %d\n",
                   (unsigned long long)hs.requests, hs.connections, hs.streams);
     if (sv->hooks) {
         rg_webhook_stats ws;
         rg_webhooks_stats(sv->hooks, &ws);
-        rg_buf_printf(&b, "# TYPE regimen_webhook_deliveries_total counter\n"
+        rg_buf_printf(&b, "# HELP regimen_webhook_deliveries_total Webhook deliveries, by result.\n"
+                  "# TYPE regimen_webhook_deliveries_total counter\n"
                           "regimen_webhook_deliveries_total{result=\"ok\"} %llu\n"
                           "regimen_webhook_deliveries_total{result=\"failed\"} %llu\n"
-                          "# TYPE regimen_webhook_backlog gauge\nregimen_webhook_backlog %lld\n",
+                          "# HELP regimen_webhook_backlog Transitions not yet delivered to the webhook.\n"
+                  "# TYPE regimen_webhook_backlog gauge\nregimen_webhook_backlog %lld\n",
                       (unsigned long long)ws.delivered, (unsigned long long)ws.failures,
                       (long long)ws.backlog);
     }

@@ -1,7 +1,6 @@
 -- Scenarios for ketamine/acute.lua: acute.infusion-due, acute.infusion-overdue,
 -- acute.too-soon and acute.window-exceeded.
 -- Run: build/regimen test protocols/ketamine/tests
-local R = require "regimen"
 
 local enrolled = { program = "ketamine" }
 local dose = { dose_mg_per_kg = 0.5 }

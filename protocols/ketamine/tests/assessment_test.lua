@@ -1,6 +1,5 @@
 -- Scenarios for ketamine/assessment.lua: assessment.due.
 -- Run: build/regimen test protocols/ketamine/tests
-local R = require "regimen"
 
 local enrolled = { program = "ketamine" }
 local dose = { dose_mg_per_kg = 0.5 }

@@ -2,7 +2,6 @@
 -- no `only`): a course that follows the plan, and a troubled course whose
 -- events arrive out of order in several time zones and end in a discharge.
 -- Run: build/regimen test protocols/ketamine/tests
-local R = require "regimen"
 
 local dose = { dose_mg_per_kg = 0.5 }
 local function phq9(score, item9) return { instrument = "phq9", score = score, item9 = item9 } end

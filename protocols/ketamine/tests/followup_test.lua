@@ -1,6 +1,5 @@
 -- Scenarios for ketamine/followup.lua: followup.visit-overdue.
 -- Run: build/regimen test protocols/ketamine/tests
-local R = require "regimen"
 
 local enrolled = { program = "ketamine" }
 local dose = { dose_mg_per_kg = 0.5 }

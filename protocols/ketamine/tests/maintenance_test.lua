@@ -3,7 +3,6 @@
 -- Most use a plan of 2 acute infusions (on the enrolment) to reach the
 -- maintenance phase quickly.
 -- Run: build/regimen test protocols/ketamine/tests
-local R = require "regimen"
 
 local short = { program = "ketamine", acute_infusions = 2 }
 local dose = { dose_mg_per_kg = 0.5 }

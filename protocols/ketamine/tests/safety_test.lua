@@ -1,7 +1,6 @@
 -- Scenarios for ketamine/safety.lua: safety.bp-high, safety.adverse-event and
 -- safety.suicidality.
 -- Run: build/regimen test protocols/ketamine/tests
-local R = require "regimen"
 
 local enrolled = { program = "ketamine" }
 local dose = { dose_mg_per_kg = 0.5 }

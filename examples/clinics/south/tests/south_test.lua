@@ -1,7 +1,6 @@
 -- Scenarios for the south clinic: its own rule (south.gad7-rising) and its
 -- defaults for the shipped set (8 acute infusions, 42-day boosters, 150/95).
 -- Run: build/regimen test examples/clinics/south/tests
-local R = require "regimen"
 
 local enrolled = { program = "ketamine" }
 local dose = { dose_mg_per_kg = 0.5 }

@@ -1,0 +1,215 @@
+---@meta regimen
+-- LuaLS (lua-language-server) annotations for the `regimen` module and the
+-- values a protocol is handed: the history `h`, events, alerts, protocols.
+-- Editor support only: regimen never loads this file (it is not in a protocol
+-- set). Point your editor at this folder (protocols/.luarc.json does it for
+-- the shipped tree; see docs/protocols.md "Editor support"). The semantics are
+-- those of docs/protocols.md; the functions are bindings/regimen.c and
+-- bindings/history.c.
+
+---Milliseconds since 1970-01-01 UTC (`event.at`, `now`).
+---@alias regimen.Time integer
+---A length of time in milliseconds: `last.at + R.days(2)` is a time.
+---@alias regimen.Duration integer
+---"info", "warning" or "critical".
+---@alias regimen.Severity "info"|"warning"|"critical"
+---A table of `data` fields that must be equal (`{ instrument = "phq9" }`),
+---or a function given each event that says whether it matches.
+---@alias regimen.Filter table<string, any>|fun(e: regimen.Event): any
+---A parameter value: protocols' defaults and overrides are numbers, strings
+---or booleans (durations are integers of ms).
+---@alias regimen.Param number|string|boolean
+
+---An event of the patient's history (read-only).
+---@class regimen.Event
+---@field id string the event's id (unique in the clinic)
+---@field type string the event type, e.g. "infusion"
+---@field at regimen.Time when it happened
+---@field data table<string, any> the event's `data` (`{}` when it had none)
+
+---The patient's history: only events at or before `now` are visible.
+---"After an event" means recorded after it (events at the same instant that
+---arrived later count, the event itself does not); "after a time" means
+---strictly later.
+---@class regimen.History
+---@field now regimen.Time the moment being evaluated
+---@field patient string the patient id
+---@field clinic string the clinic
+local History = {}
+
+---The latest matching event, or nil.
+---@param type? string event type, nil for any
+---@param filter? regimen.Filter
+---@return regimen.Event?
+function History:last(type, filter) end
+
+---The earliest matching event, or nil.
+---@param type? string event type, nil for any
+---@param filter? regimen.Filter
+---@return regimen.Event?
+function History:first(type, filter) end
+
+---How many events match.
+---@param type? string event type, nil for any
+---@param filter? regimen.Filter
+---@return integer
+function History:count(type, filter) end
+
+---All matching events, oldest first.
+---@param type? string event type, nil for any
+---@param filter? regimen.Filter
+---@return regimen.Event[]
+function History:list(type, filter) end
+
+---Matching events after an event (or a time), oldest first.
+---@param e_or_time regimen.Event|regimen.Time
+---@param type? string event type, nil for any
+---@param filter? regimen.Filter
+---@return regimen.Event[]
+function History:after(e_or_time, type, filter) end
+
+---Matching events before an event (or a time), oldest first.
+---@param e_or_time regimen.Event|regimen.Time
+---@param type? string event type, nil for any
+---@param filter? regimen.Filter
+---@return regimen.Event[]
+function History:before(e_or_time, type, filter) end
+
+---The first matching event after an event (or a time), or nil: what
+---`h:after(...)[1]` gives, without making the list.
+---@param e_or_time regimen.Event|regimen.Time
+---@param type? string event type, nil for any
+---@param filter? regimen.Filter
+---@return regimen.Event?
+function History:first_after(e_or_time, type, filter) end
+
+---The latest matching event before an event (or a time), or nil.
+---@param e_or_time regimen.Event|regimen.Time
+---@param type? string event type, nil for any
+---@param filter? regimen.Filter
+---@return regimen.Event?
+function History:last_before(e_or_time, type, filter) end
+
+---Matching events at or after a time, oldest first, e.g.
+---`h:since(now - R.days(30), "assessment")`.
+---@param time regimen.Time
+---@param type? string event type, nil for any
+---@param filter? regimen.Filter
+---@return regimen.Event[]
+function History:since(time, type, filter) end
+
+---The values of `data[field]` of the matching events, oldest first (events
+---without the field are left out), e.g. `h:values("infusion", "dose_mg_per_kg")`.
+---@param type string event type
+---@param field string a top-level `data` field
+---@param filter? regimen.Filter
+---@return any[]
+function History:values(type, field, filter) end
+
+---`fn(h, ...)`, computed once per evaluation step and shared by every rule
+---(for building blocks; treat the value as read-only).
+---@generic T
+---@param key any
+---@param fn fun(h: regimen.History, ...): T
+---@param ... any
+---@return T
+function History:memo(key, fn, ...) end
+
+---What a rule returns for one alert: a plain table with these fields works
+---too (it is checked when the rule returns).
+---@class regimen.Alert
+---@field message string text a nurse understands (at most 2,000 bytes)
+---@field key? string|integer which alert of the rule this is (one per patient without it)
+---@field due? regimen.Time the time the alert opens (now or earlier: open at once)
+---@field ends? regimen.Time the time the alert closes by itself
+---@field severity? regimen.Severity overrides the rule's severity
+
+---`check(h, now, p)`: nothing (no alert), one alert, or a list of alerts.
+---@alias regimen.Check fun(h: regimen.History, now: regimen.Time, p: table<string, regimen.Param>): (regimen.Alert|regimen.Alert[]|nil)
+
+---@class regimen.Rule
+---@field id string rule id: a-z 0-9 _ - .
+---@field severity regimen.Severity
+---@field check regimen.Check
+---@field description? string
+
+---@class regimen.Protocol
+---@field id string protocol id: a-z 0-9 _ - . ("ketamine.acute")
+---@field version string recorded with every transition
+---@field description? string
+---@field applies? fun(h: regimen.History, now: regimen.Time, p: table<string, regimen.Param>): boolean? when false the protocol has no alerts for the patient
+---@field params? table<string, regimen.Param> named parameters with defaults
+---@field plan_events? string[] event types whose `data` override parameters per patient (default {"enrolled", "plan_adjusted"})
+---@field rules regimen.Rule[] a non-empty list
+
+---`local R = require "regimen"`
+---@class regimen
+local R = {}
+
+---A duration of n seconds (fractions allowed).
+---@param n number
+---@return regimen.Duration
+function R.seconds(n) end
+
+---A duration of n minutes (fractions allowed).
+---@param n number
+---@return regimen.Duration
+function R.minutes(n) end
+
+---A duration of n hours (fractions allowed: `R.hours(1.5)`).
+---@param n number
+---@return regimen.Duration
+function R.hours(n) end
+
+---A duration of n days (fractions allowed).
+---@param n number
+---@return regimen.Duration
+function R.days(n) end
+
+---A duration of n weeks (fractions allowed).
+---@param n number
+---@return regimen.Duration
+function R.weeks(n) end
+
+---A duration as a number of days, for messages.
+---@param d regimen.Duration
+---@return number
+function R.in_days(d) end
+
+---A duration as a number of hours, for messages.
+---@param d regimen.Duration
+---@return number
+function R.in_hours(d) end
+
+---`"9 Mar 2026"` (UTC), for messages.
+---@param t regimen.Time
+---@return string
+function R.day(t) end
+
+---`"2026-03-09"` (UTC).
+---@param t regimen.Time
+---@return string
+function R.date(t) end
+
+---`"2026-03-09T14:05:00Z"`.
+---@param t regimen.Time
+---@return string
+function R.time(t) end
+
+---The time of an RFC 3339 text: `R.at("2026-03-02T14:05:00-05:00")`.
+---@param text string
+---@return regimen.Time
+function R.at(text) end
+
+---Checks a protocol table where it is written (unknown fields, severities,
+---ids) and returns it: `return R.protocol { ... }`.
+---@param p regimen.Protocol
+---@return regimen.Protocol
+function R.protocol(p) end
+
+---Checks an alert's fields where it is written and returns it.
+---@param a regimen.Alert
+---@return regimen.Alert
+function R.alert(a) end
+
+return R

@@ -1,0 +1,217 @@
+// check.js - the HTTP contract: docs/openapi.yaml is a valid OpenAPI 3.1
+// document, and the real `regimen serve` answers every documented operation
+// as the document says (status documented, content type, body valid against
+// the response schema). Also runs `promtool check metrics` on /metrics.
+//
+// Run by make test (tests/contract/run.sh) as: node check.js REGIMEN_BIN
+// It starts the real binary on a free loopback port with a temporary
+// database, sends real requests, and fails (exit 1) naming each mismatch.
+'use strict';
+const fs = require('fs');
+const os = require('os');
+const path = require('path');
+const net = require('net');
+const http = require('http');
+const { spawn, spawnSync } = require('child_process');
+const YAML = require('yaml');
+const Ajv2020 = require('ajv/dist/2020').default;
+const addFormats = require('ajv-formats');
+const { Validator } = require('@seriousme/openapi-schema-validator');
+
+const root = path.resolve(__dirname, '..', '..');
+const bin = path.resolve(process.argv[2] || path.join(root, 'build', 'regimen'));
+const specFile = path.join(root, 'docs', 'openapi.yaml');
+const failures = [];
+const fail = (msg) => { failures.push(msg); console.log('  FAIL ' + msg); };
+
+function freePort() {
+  return new Promise((resolve, reject) => {
+    const s = net.createServer();
+    s.once('error', reject);
+    s.listen(0, '127.0.0.1', () => { const p = s.address().port; s.close(() => resolve(p)); });
+  });
+}
+
+function request(port, method, p, { token, body, headers = {}, stream } = {}) {
+  return new Promise((resolve, reject) => {
+    const h = Object.assign({}, headers);
+    if (token) h.Authorization = 'Bearer ' + token;
+    const data = body === undefined ? null : (typeof body === 'string' ? body : JSON.stringify(body));
+    if (data !== null) { h['Content-Type'] = 'application/json'; h['Content-Length'] = Buffer.byteLength(data); }
+    const req = http.request({ host: '127.0.0.1', port, method, path: p, headers: h }, (res) => {
+      let text = '';
+      res.setEncoding('utf8');
+      res.on('data', (c) => {
+        text += c;
+        // a stream stays open: stop once `stream` SSE events have arrived
+        if (stream && (text.match(/\n\n/g) || []).length >= stream) { req.destroy(); done(); }
+      });
+      let finished = false;
+      const done = () => { if (!finished) { finished = true; resolve({ status: res.statusCode, type: res.headers['content-type'] || '', text }); } };
+      res.on('end', done);
+      res.on('close', done);
+    });
+    req.on('error', (e) => (stream ? null : reject(e)));
+    req.setTimeout(10000, () => { req.destroy(new Error(`${method} ${p}: no answer in 10 s`)); });
+    if (data !== null) req.write(data);
+    req.end();
+  });
+}
+
+// The operation's response object for a status, $refs of components followed.
+function responseOf(spec, tmpl, method, status) {
+  const op = spec.paths[tmpl] && spec.paths[tmpl][method.toLowerCase()];
+  if (!op) return null;
+  let r = op.responses[String(status)];
+  if (r && r.$ref) r = r.$ref.split('/').slice(1).reduce((o, k) => o[k], spec);
+  return r || null;
+}
+
+async function main() {
+  const specText = fs.readFileSync(specFile, 'utf8');
+  const spec = YAML.parse(specText);
+
+  // 1. the document itself, with a validator of the OpenAPI 3.1 schema
+  const v = new Validator();
+  const res = await v.validate(spec);
+  if (!res.valid) fail('docs/openapi.yaml is not valid OpenAPI ' + v.version + ': ' + JSON.stringify(res.errors, null, 1));
+  else console.log('docs/openapi.yaml: valid OpenAPI ' + v.version);
+  if (spec.openapi !== '3.1.0') fail('docs/openapi.yaml must be OpenAPI 3.1.0');
+
+  const ajv = new Ajv2020({ strict: false, allErrors: true });
+  addFormats(ajv);
+  ajv.addSchema(spec, 'openapi.yaml'); // response schemas' $refs resolve in it
+
+  // 2. the real service
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'regimen-contract-'));
+  const port = await freePort();
+  const hookPort = await freePort(); // nobody listens: deliveries fail and queue
+  const north = 'contract-north-0123456789abcdef', south = 'contract-south-0123456789abcdef';
+  fs.writeFileSync(path.join(dir, 'serve.json'), JSON.stringify({
+    listen: '127.0.0.1:' + port,
+    clinics: {
+      north: { protocols: path.join(root, 'examples/clinics/north'), tokens: [north],
+               webhook: 'http://127.0.0.1:' + hookPort + '/hook' },
+      south: { protocols: path.join(root, 'examples/clinics/south'), tokens: [south] },
+    },
+    limits: { max_events_per_request: 50 },
+  }));
+  const srv = spawn(bin, ['serve', '--config', path.join(dir, 'serve.json'), '--db', path.join(dir, 'c.db')],
+                    { stdio: ['ignore', 'ignore', fs.openSync(path.join(dir, 'serve.log'), 'w')] });
+  let up = false;
+  for (let i = 0; i < 100 && !up; i++) {
+    try { up = (await request(port, 'GET', '/healthz')).status === 200; } catch (e) { await new Promise((r) => setTimeout(r, 100)); }
+  }
+  if (!up) { fail('regimen serve did not start: ' + fs.readFileSync(path.join(dir, 'serve.log'), 'utf8')); return finish(srv, dir); }
+
+  const seen = new Set(); // "method tmpl" with a 2xx answer checked
+  async function check(method, tmpl, p, opts = {}, want) {
+    const r = await request(port, method, p, opts);
+    const what = `${method} ${p} -> ${r.status}`;
+    if (want !== undefined && r.status !== want) fail(`${what}: expected ${want}: ${r.text.slice(0, 300)}`);
+    const resp = responseOf(spec, tmpl, method, r.status);
+    if (!resp) { fail(`${what}: status ${r.status} is not documented for ${method} ${tmpl}`); return r; }
+    const types = Object.keys(resp.content || {});
+    const type = types.find((t) => r.type.split(';')[0].trim() === t);
+    if (!type) { fail(`${what}: content type '${r.type}' is not one of ${types.join(', ')}`); return r; }
+    const ptr = ['paths', tmpl, method.toLowerCase(), 'responses', String(r.status)]
+      .map((k) => k.replace(/~/g, '~0').replace(/\//g, '~1')).join('/');
+    let body = r.text;
+    if (type === 'application/json') {
+      try { body = JSON.parse(r.text); } catch (e) { fail(`${what}: body is not JSON: ${r.text.slice(0, 200)}`); return r; }
+    }
+    // the schema by pointer into the document (through a response $ref if any)
+    const op = spec.paths[tmpl][method.toLowerCase()].responses[String(r.status)];
+    const base = op.$ref ? op.$ref.slice(1) : '/' + ptr;
+    const validate = ajv.getSchema('openapi.yaml#' + base + '/content/' + type.replace(/\//g, '~1') + '/schema');
+    if (!validate(body)) fail(`${what}: body does not match the schema: ${ajv.errorsText(validate.errors)}: ${r.text.slice(0, 300)}`);
+    else console.log(`  ok ${what} (${type})`);
+    if (type === 'text/event-stream') {
+      const ev = ajv.getSchema('openapi.yaml#/components/schemas/Transition');
+      for (const m of r.text.matchAll(/^data: (.*)$/gm))
+        if (!ev(JSON.parse(m[1]))) fail(`${what}: stream event does not match Transition: ${ajv.errorsText(ev.errors)}`);
+      if (!/^id: \d+$/m.test(r.text)) fail(`${what}: no 'id: SEQ' line in the stream`);
+    }
+    r.body = body;
+    if (r.status < 300) seen.add(`${method.toLowerCase()} ${tmpl}`);
+    return r;
+  }
+
+  const timeline = fs.readFileSync(path.join(root, 'examples/clinics/north/timeline.jsonl'), 'utf8')
+    .split('\n').filter((l) => l.trim()).map((l) => JSON.parse(l));
+  const ev = '/v1/events';
+  await check('GET', '/healthz', '/healthz', {}, 200);
+  await check('POST', ev, ev, { token: north, body: timeline[0] }, 200);
+  await check('POST', ev, ev, { token: north, body: timeline.slice(0, 40) }, 200);
+  await check('POST', ev, ev, { token: north, body: timeline.slice(40) }, 200);
+  await check('POST', ev, ev, { token: north, body: [{ id: 'x1', clinic: 'north', patient: 'p', type: 'vitals', at: 'soon' }, 7] }, 200);
+  await check('POST', ev, ev, { token: north, body: Object.assign({}, timeline[0], { data: { systolic: 1 } }) }, 200);
+  await check('POST', ev, ev, { token: north, body: 'not json' }, 400);
+  await check('POST', ev, ev, { token: north, body: Array(51).fill(timeline[0]) }, 413);
+  await check('POST', ev, ev, { body: timeline[0] }, 401);
+  await check('POST', ev, ev, { token: 'wrong-token-0123456789abcdef', body: timeline[0] }, 401);
+
+  const all = (await check('GET', '/v1/alerts', '/v1/alerts', { token: north }, 200)).body.alerts;
+  await check('GET', '/v1/alerts', '/v1/alerts?state=open&patient=p-100', { token: north }, 200);
+  await check('GET', '/v1/alerts', '/v1/alerts?state=maybe', { token: north }, 400);
+  await check('GET', '/v1/alerts', '/v1/alerts', {}, 401);
+  const open = all.find((a) => a.state === 'open'), resolved = all.find((a) => a.state === 'resolved');
+  if (!open || !resolved) fail('the north timeline should give open and resolved alerts');
+  const A = '/v1/alerts/{key}';
+  await check('GET', A, '/v1/alerts/' + (resolved || all[0]).key, { token: north }, 200);
+  await check('GET', A, '/v1/alerts/' + (open || all[0]).key, { token: south }, 404);
+  await check('GET', A, '/v1/alerts/nosuchkey', { token: north }, 404);
+  if (open) {
+    const k = open.key;
+    await check('POST', A + '/ack', `/v1/alerts/${k}/ack`, { token: north, body: { who: 'nurse ann', note: 'seen' } }, 200);
+    await check('POST', A + '/ack', `/v1/alerts/${k}/ack`, { token: north, body: { note: 'who?' } }, 400);
+    await check('POST', A + '/snooze', `/v1/alerts/${k}/snooze`, { token: north, body: { who: 'nurse ann', until: '2099-01-01T00:00:00Z', reason: 'after the call' } }, 200);
+    await check('POST', A + '/snooze', `/v1/alerts/${k}/snooze`, { token: north, body: { who: 'nurse ann', until: 'later' } }, 400);
+    await check('POST', A + '/snooze', `/v1/alerts/${k}/snooze`, { token: north, body: { who: 'nurse ann', until: '2001-01-01T00:00:00Z' } }, 400);
+    const after = await check('GET', A, '/v1/alerts/' + k, { token: north }, 200);
+    if (after.body.actions.length !== 2) fail(`GET /v1/alerts/${k}: expected the ack and the snooze in actions`);
+  }
+  await check('POST', A + '/ack', '/v1/alerts/' + (resolved || all[0]).key + '/ack', { token: north, body: { who: 'x' } }, 404);
+  await check('POST', A + '/snooze', '/v1/alerts/nosuchkey/snooze', { token: north, body: { who: 'x', until: '2099-01-01T00:00:00Z' } }, 404);
+
+  const T = '/v1/transitions';
+  const tr = await check('GET', T, T, { token: north }, 200);
+  await check('GET', T, T + '?after=2&limit=3', { token: north }, 200);
+  await check('GET', T, T + '?after=zz', { token: north }, 400);
+  await check('GET', T, T, {}, 401);
+  const S = '/v1/transitions/stream';
+  await check('GET', S, S + '?after=' + Math.max(0, tr.body.last - 2), { token: north, stream: 2 }, 200);
+  await check('GET', S, S, { token: north, headers: { 'Last-Event-ID': String(Math.max(0, tr.body.last - 1)) }, stream: 1 }, 200);
+  await check('GET', S, S + '?after=x', { token: north }, 400);
+
+  const m = await check('GET', '/metrics', '/metrics', { token: north }, 200);
+  await check('GET', '/metrics', '/metrics', {}, 401);
+  // 3. /metrics is valid Prometheus text (promtool's parser and lint)
+  const pt = spawnSync('promtool', ['check', 'metrics'], { input: m.text, encoding: 'utf8' });
+  if (pt.error) fail('promtool: ' + pt.error.message + ' (Debian package prometheus, installed by .ci/install-deps)');
+  else if (pt.status !== 0) fail('promtool check metrics on /metrics: ' + (pt.stdout + pt.stderr).trim());
+  else console.log('  ok promtool check metrics: /metrics (' + m.text.split('\n').length + ' lines)');
+  for (const name of ['regimen_events_total', 'regimen_history_cache_bytes', 'regimen_webhook_backlog', 'regimen_open_alerts'])
+    if (!new RegExp('^' + name + '[{ ]', 'm').test(m.text)) fail('/metrics has no ' + name);
+
+  // every documented operation was answered successfully at least once
+  for (const [tmpl, item] of Object.entries(spec.paths))
+    for (const method of Object.keys(item).filter((k) => ['get', 'post', 'put', 'delete', 'patch'].includes(k)))
+      if (!seen.has(`${method} ${tmpl}`)) fail(`${method.toUpperCase()} ${tmpl} is documented but was not exercised with a 2xx answer`);
+  // and every route the service has is documented: an undocumented path is 404
+  await check('GET', '/v1/alerts/{key}', '/v1/alerts/k/other', { token: north }, 404);
+  return finish(srv, dir);
+}
+
+function finish(srv, dir) {
+  return new Promise((resolve) => {
+    srv.once('exit', () => resolve());
+    srv.kill('SIGTERM');
+  }).then(() => {
+    if (failures.length) console.log(`contract: ${failures.length} FAILED (server log kept in ${dir})`);
+    else { fs.rmSync(dir, { recursive: true, force: true }); console.log('contract: passed'); }
+    process.exit(failures.length ? 1 : 0);
+  });
+}
+
+main().catch((e) => { console.log('contract: FAILED: ' + (e.stack || e)); process.exit(1); });
