@@ -141,6 +141,20 @@ Test(serve, ingest_time_driven_alert_stream_and_feed, .timeout = 30)
     rg_test_rmdir(s.dir);
 }
 
+/* Waits up to ms for text in the server's log (a reload under a slow
+ * sanitizer build on a busy machine can take more than half a second). */
+static void log_wait(const server *s, const char *text, int ms)
+{
+    for (int waited = 0;; waited += 50) {
+        char *log = rg_test_read(s->log);
+        int found = strstr(log, text) != NULL;
+        free(log);
+        if (found || waited >= ms)
+            return;
+        usleep(50000);
+    }
+}
+
 Test(serve, hot_reload_refuses_a_broken_protocol_then_takes_the_fix, .timeout = 30)
 {
     server s = {0};
@@ -149,7 +163,7 @@ Test(serve, hot_reload_refuses_a_broken_protocol_then_takes_the_fix, .timeout = 
     server_start(&s);
     rg_test_write(s.dir, "a/p.lua", "local R = require 'regimen'\nreturn R.protocol { id = \n");
     kill(s.pid, SIGHUP);
-    usleep(600000);
+    log_wait(&s, "protocols refused", 10000);
     char *log = rg_test_read(s.log);
     cr_assert(strstr(log, "protocols refused") && strstr(log, "p.lua"), "%s", log);
     free(log);
@@ -167,7 +181,7 @@ Test(serve, hot_reload_refuses_a_broken_protocol_then_takes_the_fix, .timeout = 
     memcpy(strstr(fixed, "'1.0'"), "'2.0'", 5);
     rg_test_write(s.dir, "a/p.lua", fixed);
     kill(s.pid, SIGHUP);
-    usleep(600000);
+    log_wait(&s, "protocol fast 2.0 loaded", 10000);
     log = rg_test_read(s.log);
     cr_assert(strstr(log, "protocol fast 2.0 loaded"), "%s", log);
     free(log);
