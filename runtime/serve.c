@@ -418,6 +418,12 @@ static int rg__push_one(void *ud, const rg_transition *t)
     rg__clinic_cfg *c = &sv->clinics[p->clinic];
     c->last_cseq = t->cseq;
     t->open ? c->opened++ : c->resolved++;
+    /* encoded once, and only when some stream of the clinic is waiting for it */
+    int wanted = 0;
+    for (int i = 0; i < sv->nstreams && !wanted; i++)
+        wanted = sv->streams[i].clinic == p->clinic && sv->streams[i].last_cseq < t->cseq;
+    if (!wanted)
+        return 0;
     json_t *j = rg_transition_json(t, 1);
     char *data = json_dumps(j, JSON_COMPACT | JSON_ENSURE_ASCII);
     json_decref(j);
