@@ -82,7 +82,7 @@ rg_history *rg_history_new(lua_State *L);
 void rg_history_unbind(lua_State *L, int idx);
 
 /* [-0, +1] Pushes the Lua table for event i of h (cached per history);
- * raises on bad JSON or memory. */
+ * raises on memory. */
 void rg_history_push_event(lua_State *L, int hidx, int i);
 
 /* [-0, +1] Pushes the JSON text (an object or array) as Lua tables; raises on

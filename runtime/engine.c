@@ -1289,15 +1289,9 @@ static int rg__advance(rg_engine *e, const char *clinic, const char *patient, rg
     return e->w.patient_put(e->w.ud, clinic, patient, &ps);
 }
 
-typedef struct rg__page {
-    char clinic[RG_EVENT_MAX_ID + 1], patient[RG_EVENT_MAX_ID + 1];
-    char (*keys)[2][RG_EVENT_MAX_ID + 1];
-    int n;
-} rg__page;
-
-static int rg__page_add(void *ud, const char *clinic, const char *patient)
+int rg_patient_page_add(void *ud, const char *clinic, const char *patient)
 {
-    rg__page *pg = ud;
+    rg_patient_page *pg = ud;
     snprintf(pg->keys[pg->n][0], sizeof pg->keys[0][0], "%s", clinic);
     snprintf(pg->keys[pg->n][1], sizeof pg->keys[0][1], "%s", patient);
     pg->n++;
@@ -1319,7 +1313,8 @@ long rg_engine_reevaluate_all(rg_engine *e, rg_time at)
 static long rg__all(rg_engine *e, rg_time due, rg_time until, int once)
 {
     enum { PAGE = 256 };
-    rg__page pg = {.clinic = "", .patient = ""};
+    char clinic[RG_EVENT_MAX_ID + 1] = "", patient[RG_EVENT_MAX_ID + 1] = "";
+    rg_patient_page pg = {0};
     long done = 0;
     int rc = RG_OK;
     pg.keys = malloc(PAGE * sizeof *pg.keys);
@@ -1327,7 +1322,7 @@ static long rg__all(rg_engine *e, rg_time due, rg_time until, int once)
         return RG_ENOMEM;
     for (;;) {
         pg.n = 0;
-        int n = rg_store_patients_page(e->st, pg.clinic, pg.patient, due, PAGE, rg__page_add, &pg);
+        int n = rg_store_patients_page(e->st, clinic, patient, due, PAGE, rg_patient_page_add, &pg);
         if (n < 0) {
             rc = n;
             break;
@@ -1345,8 +1340,8 @@ static long rg__all(rg_engine *e, rg_time due, rg_time until, int once)
             break;
         }
         done += pg.n;
-        snprintf(pg.clinic, sizeof pg.clinic, "%s", pg.keys[pg.n - 1][0]);
-        snprintf(pg.patient, sizeof pg.patient, "%s", pg.keys[pg.n - 1][1]);
+        snprintf(clinic, sizeof clinic, "%s", pg.keys[pg.n - 1][0]);
+        snprintf(patient, sizeof patient, "%s", pg.keys[pg.n - 1][1]);
     }
     free(pg.keys);
     return rc ? rc : done;

@@ -64,6 +64,15 @@ typedef struct rg_engine_stats {
     int64_t patients, events, steps, protocol_calls, errors, limit_hits, opened, resolved;
 } rg_engine_stats;
 
+/* A page of patients as rg_store_patients_page hands them out: keys[i] is
+ * (clinic, patient); rg_patient_page_add is the callback that fills it
+ * (keys must have room for the page's limit). */
+typedef struct rg_patient_page {
+    char (*keys)[2][RG_EVENT_MAX_ID + 1];
+    int n;
+} rg_patient_page;
+int rg_patient_page_add(void *ud, const char *clinic, const char *patient);
+
 int rg_engine_new(rg_engine **out, rg_store *st, const rg_engine_opts *o);
 void rg_engine_free(rg_engine *e);
 

@@ -40,9 +40,9 @@ typedef struct rg__log {
 
 typedef struct rg__page {
     long seq; /* -1: free */
-    int n, state; /* state 0 queued, 1 taken, 2 done */
+    int state; /* 0 queued, 1 taken, 2 done */
     int rc;
-    char (*keys)[2][RG_EVENT_MAX_ID + 1];
+    rg_patient_page p;
     rg__log log;
 } rg__page;
 
@@ -241,8 +241,8 @@ static void *rg__work(void *arg)
             break;
         int prc = rc;
         if (prc == RG_OK && (prc = rg_store_begin_read(st)) == RG_OK) {
-            for (int i = 0; i < pg->n && prc == RG_OK; i++)
-                prc = rg_engine_reevaluate(eng, pg->keys[i][0], pg->keys[i][1], o->at);
+            for (int i = 0; i < pg->p.n && prc == RG_OK; i++)
+                prc = rg_engine_reevaluate(eng, pg->p.keys[i][0], pg->p.keys[i][1], o->at);
             rg_store_rollback(st); /* it only read */
         }
         pthread_mutex_lock(&sw->mu);
@@ -268,15 +268,6 @@ static void *rg__work(void *arg)
 
 /* ---- the caller: read pages ahead, apply them in order ------------------------------- */
 
-static int rg__page_add(void *ud, const char *clinic, const char *patient)
-{
-    rg__page *pg = ud;
-    snprintf(pg->keys[pg->n][0], sizeof pg->keys[0][0], "%s", clinic);
-    snprintf(pg->keys[pg->n][1], sizeof pg->keys[0][1], "%s", patient);
-    pg->n++;
-    return 0;
-}
-
 long rg_sweep(rg_store *st, const rg_sweep_opts *o, rg_engine_stats *stats)
 {
     int jobs = o->jobs < 1 ? 1 : o->jobs;
@@ -286,7 +277,7 @@ long rg_sweep(rg_store *st, const rg_sweep_opts *o, rg_engine_stats *stats)
     int rc = ws && sw.pages ? RG_OK : RG_ENOMEM;
     for (int i = 0; rc == RG_OK && i < sw.npages; i++) {
         sw.pages[i].seq = -1;
-        if (!(sw.pages[i].keys = malloc(RG__PAGE * sizeof *sw.pages[i].keys)))
+        if (!(sw.pages[i].p.keys = malloc(RG__PAGE * sizeof *sw.pages[i].p.keys)))
             rc = RG_ENOMEM;
     }
     pthread_mutex_init(&sw.mu, NULL);
@@ -311,9 +302,9 @@ long rg_sweep(rg_store *st, const rg_sweep_opts *o, rg_engine_stats *stats)
             pthread_mutex_unlock(&sw.mu);
             if (!free_slot)
                 continue;
-            pg->n = 0;
+            pg->p.n = 0;
             int n = rg_store_patients_page(st, after_clinic, after_patient, RG_TIME_NONE,
-                                           RG__PAGE, rg__page_add, pg);
+                                           RG__PAGE, rg_patient_page_add, &pg->p);
             if (n < 0) {
                 rc = n;
                 break;
@@ -322,8 +313,8 @@ long rg_sweep(rg_store *st, const rg_sweep_opts *o, rg_engine_stats *stats)
                 end = 1;
                 break;
             }
-            snprintf(after_clinic, sizeof after_clinic, "%s", pg->keys[pg->n - 1][0]);
-            snprintf(after_patient, sizeof after_patient, "%s", pg->keys[pg->n - 1][1]);
+            snprintf(after_clinic, sizeof after_clinic, "%s", pg->p.keys[pg->p.n - 1][0]);
+            snprintf(after_patient, sizeof after_patient, "%s", pg->p.keys[pg->p.n - 1][1]);
             pthread_mutex_lock(&sw.mu);
             pg->seq = filled++;
             pg->state = 0;
@@ -352,7 +343,7 @@ long rg_sweep(rg_store *st, const rg_sweep_opts *o, rg_engine_stats *stats)
             if (rc)
                 rg_store_rollback(st);
         }
-        done += next->n;
+        done += next->p.n;
         pthread_mutex_lock(&sw.mu);
         next->seq = -1;
         applied++;
@@ -369,7 +360,7 @@ long rg_sweep(rg_store *st, const rg_sweep_opts *o, rg_engine_stats *stats)
     for (int i = 0; ws && i < jobs; i++)
         rg__log_free(&ws[i].log);
     for (int i = 0; sw.pages && i < sw.npages; i++) {
-        free(sw.pages[i].keys);
+        free(sw.pages[i].p.keys);
         rg__log_free(&sw.pages[i].log);
     }
     free(sw.pages);
