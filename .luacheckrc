@@ -1,6 +1,6 @@
 -- luacheck configuration for protocols and example clinics (make test runs
 -- `luacheck protocols examples`). The globals below are exactly what the
--- sandbox gives a protocol (runtime/sandbox.c: rg__base_allowed, rg__libs,
+-- sandbox gives a protocol (runtime/engine/sandbox.c: rg__base_allowed, rg__libs,
 -- the replacements load/setmetatable/print/require, and the fields it
 -- removes); anything else, io/os/debug/_G included, is an error there and so
 -- is flagged here. Keep the two lists in step.

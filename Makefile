@@ -14,7 +14,7 @@ WARN := -Wall -Wextra -Wshadow -Wundef -Wwrite-strings -Wredundant-decls \
         -Wdisabled-optimization -Wdouble-promotion -Wmissing-declarations \
         -Wmissing-prototypes -Wnested-externs -Wstrict-prototypes -Wold-style-definition \
         -Wformat=2 -Wno-format-nonliteral
-CFLAGS_ALL = -std=c11 -D_GNU_SOURCE $(OPT) -g $(WARN) $(SAN) \
+CFLAGS_ALL = -std=c11 -D_GNU_SOURCE $(OPT) -g $(WARN) $(SAN) $(INC) \
              $(shell pkg-config --cflags $(PKGS) 2>/dev/null) $(CFLAGS)
 LIBS = $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lhttp_parser -lm
 TEST_LIBS = $(shell pkg-config --libs criterion 2>/dev/null) -lpthread
@@ -30,12 +30,18 @@ endif
 endif
 
 B ?= build
-SRC := $(wildcard runtime/*.c bindings/*.c)
-LIB_SRC := $(filter-out runtime/main.c,$(SRC))
+# runtime/ is laid out by layer: core/ (events, fields, time, the feed's
+# JSON), store/ (the event store), engine/ (protocols and evaluation),
+# service/ (HTTP, webhooks, the loop), cli/ (commands, reports); bindings/ is
+# the Lua module protocols use. Every folder is on the include path.
+RT_DIRS := runtime/core runtime/store runtime/engine runtime/service runtime/cli bindings
+INC := $(addprefix -I,$(RT_DIRS))
+SRC := $(wildcard $(addsuffix /*.c,$(RT_DIRS)))
+LIB_SRC := $(filter-out runtime/cli/main.c,$(SRC))
 OBJ := $(patsubst %.c,$(B)/obj/%.o,$(SRC))
 LIB_OBJ := $(patsubst %.c,$(B)/obj/%.o,$(LIB_SRC))
 TESTS := $(patsubst tests/%.c,$(B)/tests/%,$(wildcard tests/test_*.c))
-HDR := $(wildcard runtime/*.h bindings/*.h)
+HDR := $(wildcard $(addsuffix /*.h,$(RT_DIRS)))
 
 .PHONY: all deps test unit asan demo clean install
 all: $(B)/regimen

@@ -8,7 +8,7 @@
 #ifndef RG_BINDINGS_H
 #define RG_BINDINGS_H
 
-#include "../runtime/rg.h"
+#include "rg.h"
 
 #include <lua.h>
 #include <stdint.h>
@@ -25,7 +25,7 @@ int rg_protocol_validate(lua_State *L);
 int rg_severity_ok(const char *s);
 
 /* One event as the engine hands it to Lua; the engine owns the memory. Its
- * data is compiled (runtime/fields.h): rules read numbers and strings from
+ * data is compiled (runtime/core/fields.h): rules read numbers and strings from
  * these bytes, never by parsing JSON. */
 typedef struct rg_hevent {
     int64_t seq;

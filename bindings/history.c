@@ -4,7 +4,7 @@
  *
  * The history is compiled before a rule sees it: the engine hands over a C
  * array of events in (at, seq) order, an index of each type's events, and
- * each event's data as compiled fields (runtime/fields.h, decoded once at
+ * each event's data as compiled fields (runtime/core/fields.h, decoded once at
  * ingest). Queries walk those arrays in C; a filter table such as
  * {instrument = "phq9"} is compared against the compiled fields without
  * making a Lua value. An event becomes a Lua table only when a query returns
@@ -14,11 +14,11 @@
  * (objects, arrays) and the clinic's JSON overrides are decoded with jansson,
  * held by a userdata box while they become Lua values, so an error on the way
  * (memory) leaks nothing (the liolib recipe: box first, then acquire).
- * Depends on Lua 5.4, jansson and runtime/fields.c.
+ * Depends on Lua 5.4, jansson and runtime/core/fields.c.
  */
 #include "bindings.h"
-#include "../runtime/fields.h"
-#include "../runtime/sandbox.h"
+#include "fields.h"
+#include "sandbox.h"
 
 #include <lauxlib.h>
 #include <jansson.h>

@@ -5,7 +5,7 @@
  * plus a duration is a time and comparisons are exact. R.protocol and R.alert
  * check what an author wrote as soon as it runs and raise at the author's
  * line with the field that is wrong, because a typo in a care plan must not
- * become a silently missing alert. Depends on Lua 5.4 and runtime/rfc3339.c.
+ * become a silently missing alert. Depends on Lua 5.4 and runtime/core/rfc3339.c.
  */
 #include "bindings.h"
 

@@ -36,7 +36,7 @@
  */
 #include "helpers.h"
 
-#include "../runtime/rg.h"
+#include "rg.h"
 
 #include <criterion/hooks.h>
 

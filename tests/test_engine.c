@@ -7,8 +7,8 @@
  */
 #include "helpers.h"
 
-#include "../runtime/engine.h"
-#include "../runtime/ingest.h"
+#include "engine.h"
+#include "ingest.h"
 
 #include <jansson.h>
 #include <sqlite3.h>

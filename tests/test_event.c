@@ -1,5 +1,5 @@
 /*
- * test_event.c - Criterion tests for runtime/event.c: validation of one event
+ * test_event.c - Criterion tests for runtime/core/event.c: validation of one event
  * line against the "Events in" contract (required string fields, lower-case
  * dotted type, RFC 3339 `at` with an offset, object `data`, no unknown
  * fields, bounded sizes) and the canonical body used for duplicate detection.
@@ -7,8 +7,8 @@
  * Every refusal is checked for RG_EINVAL, the field it names ("" for the
  * line as a whole), a specific phrase in the message, and an emptied event.
  */
-#include "../runtime/event.h"
-#include "../runtime/store.h"
+#include "event.h"
+#include "store.h"
 
 #include <criterion/criterion.h>
 

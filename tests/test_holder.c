@@ -1,10 +1,10 @@
 /*
- * test_holder.c - Criterion tests for runtime/holder.c: one holder per
+ * test_holder.c - Criterion tests for runtime/store/holder.c: one holder per
  * store, what other processes learn of it, and the notice a writer sends.
  * The other processes are real ones (fork): record locks do not conflict
  * within one process.
  */
-#include "../runtime/holder.h"
+#include "holder.h"
 
 #include <criterion/criterion.h>
 

@@ -1,5 +1,5 @@
 /*
- * test_http.c - Criterion tests for runtime/http.c: a real server on
+ * test_http.c - Criterion tests for runtime/service/http.c: a real server on
  * 127.0.0.1 (port 0) and plain client sockets.
  *
  * Everything runs on the test's thread: the client writes with send() (small
@@ -9,7 +9,7 @@
  * byte for byte. Every test ends with rg_http_close, waits for its done
  * callback and asserts uv_loop_close(&loop) == 0.
  */
-#include "../runtime/http.h"
+#include "http.h"
 
 #include <criterion/criterion.h>
 

@@ -1,5 +1,5 @@
 /*
- * test_pattern.c - Criterion tests for runtime/pattern.c.
+ * test_pattern.c - Criterion tests for runtime/engine/pattern.c.
  *
  * The main tests are differential: Lua 5.4's own string.find/match/gmatch/gsub
  * and the guarded versions are called with the same arguments from the same
@@ -8,13 +8,13 @@
  * must be stopped within well under a second, and an expired guard must keep
  * firing through a protocol's own pcall.
  *
- * Build: gcc -std=c11 $(pkg-config --cflags lua5.4) runtime/pattern.c
+ * Build: gcc -std=c11 $(pkg-config --cflags lua5.4) runtime/engine/pattern.c
  *        tests/test_pattern.c $(pkg-config --libs lua5.4) -lcriterion
  */
 #ifndef _POSIX_C_SOURCE
 #define _POSIX_C_SOURCE 200809L /* clock_gettime */
 #endif
-#include "../runtime/pattern.h"
+#include "pattern.h"
 
 #include <criterion/criterion.h>
 /* Criterion's assertion macros declare variables after statements. */

@@ -7,9 +7,9 @@
  */
 #include "helpers.h"
 
-#include "../runtime/engine.h"
-#include "../runtime/ingest.h"
-#include "../runtime/report.h"
+#include "engine.h"
+#include "ingest.h"
+#include "report.h"
 
 #include <time.h>
 

@@ -1,12 +1,12 @@
 /*
- * test_rfc3339.c - Criterion tests for runtime/rfc3339.c: strict RFC 3339
+ * test_rfc3339.c - Criterion tests for runtime/core/rfc3339.c: strict RFC 3339
  * parsing into rg_time (UTC ms) + offset, and the UTC formatters.
  *
  * Expected instants were computed independently (Python's datetime and
  * calendar.timegm), and the formatters are cross-checked against libc's
  * gmtime_r over a wide range of instants, including ones before 1970.
  */
-#include "../runtime/rg.h"
+#include "rg.h"
 
 #include <criterion/criterion.h>
 

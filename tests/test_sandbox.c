@@ -6,7 +6,7 @@
  */
 #include "helpers.h"
 
-#include "../runtime/engine.h"
+#include "engine.h"
 
 #include <lauxlib.h>
 #include <lualib.h>

@@ -9,7 +9,7 @@
 #define RG_TEST_SERVE
 #include "helpers.h"
 
-#include "../runtime/rg.h"
+#include "rg.h"
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -1177,7 +1177,7 @@ Test(serve, an_event_and_the_wake_up_it_prevents_in_one_group_raise_nothing, .ti
     rg_test_rmdir(s.dir);
 }
 
-/* ---- other processes writing to the service's store (runtime/holder.c) ---------------- */
+/* ---- other processes writing to the service's store (runtime/store/holder.c) ---------------- */
 
 /* A config for clinic north under the shipped protocols (the north example:
  * a blood-pressure limit of 150/100). */

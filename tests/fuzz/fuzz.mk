@@ -5,11 +5,12 @@ FZ ?= build-fuzz
 FUZZ_CC ?= clang
 PKGS := lua5.4 sqlite3 jansson libuv libcurl
 SAN := -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
-CFLAGS_FZ := -std=c11 -D_GNU_SOURCE -O1 -g $(SAN) $(shell pkg-config --cflags $(PKGS))
+RT_DIRS := runtime/core runtime/store runtime/engine runtime/service runtime/cli bindings
+CFLAGS_FZ := -std=c11 -D_GNU_SOURCE -O1 -g $(SAN) $(addprefix -I,$(RT_DIRS)) $(shell pkg-config --cflags $(PKGS))
 LIBS := $(shell pkg-config --libs $(PKGS)) -lhttp_parser -lm
-SRC := $(filter-out runtime/main.c,$(wildcard runtime/*.c bindings/*.c))
+SRC := $(filter-out runtime/cli/main.c,$(wildcard $(addsuffix /*.c,$(RT_DIRS))))
 OBJ := $(patsubst %.c,$(FZ)/obj/%.o,$(SRC))
-HDR := $(wildcard runtime/*.h bindings/*.h)
+HDR := $(wildcard $(addsuffix /*.h,$(RT_DIRS)))
 HARNESSES := $(patsubst tests/fuzz/%.c,$(FZ)/%,$(wildcard tests/fuzz/fuzz_*.c))
 
 all: $(HARNESSES)

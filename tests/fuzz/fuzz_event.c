@@ -1,7 +1,7 @@
 /*
  * fuzz_event.c - libFuzzer harness for event validation and ingest:
- * rg_event_parse (runtime/event.c), rg_ingest_one (runtime/ingest.c) and
- * rg_store_put_event / rg_store_reject (runtime/store.c).
+ * rg_event_parse (runtime/core/event.c), rg_ingest_one (runtime/core/ingest.c) and
+ * rg_store_put_event / rg_store_reject (runtime/store/store.c).
  *
  * The input is read as JSON Lines: each line is parsed with rg_event_parse
  * and ingested with rg_ingest_one into one in-memory store, inside a
@@ -13,7 +13,7 @@
  * duplicate, sending it again as is, or re-printed with sorted keys, is a
  * duplicate.
  */
-#include "../../runtime/ingest.h"
+#include "ingest.h"
 
 #include <stdio.h>
 #include <stdlib.h>

@@ -1,5 +1,5 @@
 /*
- * fuzz_http.c - libFuzzer harness for the HTTP server (runtime/http.c).
+ * fuzz_http.c - libFuzzer harness for the HTTP server (runtime/service/http.c).
  *
  * One server lives on a libuv loop in this process for the whole run,
  * listening on 127.0.0.1 (port 0) with small limits and 10 ms timeouts.
@@ -16,7 +16,7 @@
  * without ".." segments, NUL-ended body), the reply starts "HTTP/1.1 ",
  * and the connection ends within 3 s (else the harness aborts: a hang).
  */
-#include "../../runtime/http.h"
+#include "http.h"
 
 #include <signal.h>
 #include <stdio.h>

@@ -1,7 +1,7 @@
 /*
  * fuzz_protocol.c - libFuzzer harness for the protocol loader:
- * rg_clinic_load (runtime/clinic.c) with the sandbox (runtime/sandbox.c,
- * runtime/pattern.c) and the regimen module (bindings/).
+ * rg_clinic_load (runtime/engine/clinic.c) with the sandbox (runtime/engine/sandbox.c,
+ * runtime/engine/pattern.c) and the regimen module (bindings/).
  *
  * The input is Lua text written into a private temporary directory: the
  * text before the first marker line "--@@ NAME" becomes fuzz.lua, and each
@@ -12,7 +12,7 @@
  * crash, abort or hang, and its message must not show a NULL string as
  * "(null)" (unless the input itself says "(null)").
  */
-#include "../../runtime/clinic.h"
+#include "clinic.h"
 
 #include <stdio.h>
 #include <stdlib.h>

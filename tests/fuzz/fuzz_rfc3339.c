@@ -1,5 +1,5 @@
 /*
- * fuzz_rfc3339.c - libFuzzer harness for runtime/rfc3339.c.
+ * fuzz_rfc3339.c - libFuzzer harness for runtime/core/rfc3339.c.
  *
  * The input is handed to rg_time_parse as it is (not NUL-terminated, so a
  * read past its end is caught). A time it accepts must format with
@@ -8,7 +8,7 @@
  * date, day), and when that instant lies in years 0000-9999 its text must
  * parse back to it.
  */
-#include "../../runtime/rg.h"
+#include "rg.h"
 
 #include <stdio.h>
 #include <stdlib.h>

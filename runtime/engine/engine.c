@@ -12,7 +12,7 @@
 #include "fields.h"
 #include "hcache.h"
 
-#include "../bindings/bindings.h"
+#include "bindings.h"
 
 #include <lauxlib.h>
 #include <jansson.h>

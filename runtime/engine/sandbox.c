@@ -4,12 +4,12 @@
  * Learnt from lua_sandbox (allocator cap lifted while the libraries load),
  * Redis (allow-list of globals, text-only load, a kill hook that re-arms so a
  * pcall cannot swallow it) and lua.c (one protected entry point). Depends on
- * Lua 5.4, runtime/pattern.c (the guarded string matcher) and the regimen
+ * Lua 5.4, runtime/engine/pattern.c (the guarded string matcher) and the regimen
  * module in bindings/.
  */
 #include "sandbox.h"
 
-#include "../bindings/bindings.h"
+#include "bindings.h"
 #include "pattern.h"
 
 #include <lauxlib.h>

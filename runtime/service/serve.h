@@ -1,7 +1,7 @@
 /*
  * serve.h - `regimen serve`: the alerting service on one libuv loop.
  *
- * Events come in over HTTP (runtime/http.c), are stored durably, and the
+ * Events come in over HTTP (runtime/service/http.c), are stored durably, and the
  * patient they concern is advanced through the same rg_engine_advance as
  * `simulate`, to the wall clock. One timer is armed at the earliest wake-up
  * over all patients (and snooze expiry); nothing polls. Transitions are read

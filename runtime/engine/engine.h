@@ -35,7 +35,7 @@ typedef void (*rg_error_fn)(void *ud, const char *clinic, const char *patient, r
 
 /* Where an engine's writes go: by default its store; a parallel sweep's
  * workers record them instead, for one writer to apply in order
- * (runtime/sweep.c). A sink returns RG_OK or an error code; transition sets
+ * (runtime/engine/sweep.c). A sink returns RG_OK or an error code; transition sets
  * *alert_id when it can (0 when the alert has no id yet). */
 typedef struct rg_engine_sink {
     int (*transition)(void *ud, rg_transition *t, int64_t *alert_id);
@@ -56,7 +56,7 @@ typedef struct rg_engine_opts {
     void *ud;
     const rg_engine_sink *sink; /* NULL: write to the store */
     /* Bytes of compiled histories kept between evaluations (0: none), so an
-     * evaluation reads only the events it has not seen (runtime/hcache.h). */
+     * evaluation reads only the events it has not seen (runtime/engine/hcache.h). */
     size_t history_cache_bytes;
 } rg_engine_opts;
 

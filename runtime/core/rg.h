@@ -70,7 +70,7 @@ rg_time rg_now(void);
 /* Monotonic milliseconds, for measuring and waiting only. */
 int64_t rg_monotonic_ms(void);
 
-/* RFC 3339 (runtime/rfc3339.c). rg_time_parse accepts exactly
+/* RFC 3339 (runtime/core/rfc3339.c). rg_time_parse accepts exactly
  * YYYY-MM-DDTHH:MM:SS[.fraction](Z|+HH:MM|-HH:MM), checks that the date exists,
  * and stores the instant (fraction truncated to ms) and the offset in minutes.
  * On failure it returns RG_EINVAL and says why in err. */

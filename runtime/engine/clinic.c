@@ -12,7 +12,7 @@
  */
 #include "clinic.h"
 
-#include "../bindings/bindings.h"
+#include "bindings.h"
 
 #include <lauxlib.h>
 
