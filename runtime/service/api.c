@@ -1,0 +1,590 @@
+/*
+ * api.c - the service's HTTP endpoints (docs/openapi.yaml): bearer-token
+ * auth per clinic, POST /v1/events (queued for serve.c's group commit),
+ * alerts, acks and snoozes, the transition feed and its SSE stream, /healthz
+ * and /metrics.
+ */
+#include "service.h"
+
+#include "feed.h"
+#include "ingest.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+
+/* ---- helpers ------------------------------------------------------------------- */
+
+/* Compares in time independent of where the strings differ. */
+static int rg__ct_equal(const char *a, const char *b)
+{
+    size_t la = strlen(a), lb = strlen(b);
+    unsigned char diff = (unsigned char)(la != lb);
+    for (size_t i = 0; i < lb; i++)
+        diff |= (unsigned char)((unsigned char)(i < la ? a[i] : 0) ^ (unsigned char)b[i]);
+    return diff == 0;
+}
+
+/* The clinic a bearer token belongs to, or -1. Every token is compared. */
+static int rg__auth(rg_svc *sv, const char *header)
+{
+    if (!header || strncmp(header, "Bearer ", 7) != 0)
+        return -1;
+    const char *tok = header + 7;
+    int found = -1;
+    for (int i = 0; i < sv->nclinics; i++)
+        for (int j = 0; j < sv->clinics[i].ntokens; j++)
+            if (rg__ct_equal(tok, sv->clinics[i].tokens[j]))
+                found = i;
+    return found;
+}
+
+void rg_svc_reply_json(rg_http_conn *c, int status, json_t *body)
+{
+    char *text = json_dumps(body, JSON_COMPACT | JSON_ENSURE_ASCII);
+    json_decref(body);
+    if (!text) {
+        rg_http_respond(c, 500, "application/json", "{\"error\":\"out of memory\"}", 25);
+        return;
+    }
+    size_t n = strlen(text);
+    text[n] = '\0';
+    char *with_nl = realloc(text, n + 2);
+    if (with_nl) {
+        with_nl[n] = '\n';
+        with_nl[n + 1] = '\0';
+        text = with_nl;
+        n++;
+    }
+    rg_http_respond(c, status, "application/json", text, n);
+    free(text);
+}
+
+static void rg__error(rg_http_conn *c, int status, const char *msg)
+{
+    rg_svc_reply_json(c, status, json_pack("{s:s}", "error", msg));
+}
+
+/* 503 when the store failed (nothing was written), with the cause. */
+void rg_svc_unavailable(rg_svc *sv, rg_http_conn *c, const char *msg)
+{
+    const char *cause = rg_store_fault(sv->st, NULL);
+    rg_svc_reply_json(c, 503, json_pack("{s:s,s:s}", "error", msg, "cause",
+                                     cause ? cause : rg_store_errmsg(sv->st)));
+}
+
+/* Value of name in a query string (no decoding beyond '+'/'%XX'), or NULL. */
+static const char *rg__query(const char *q, const char *name, char *buf, size_t len)
+{
+    size_t nl = strlen(name);
+    for (const char *p = q; p && *p;) {
+        const char *amp = strchr(p, '&');
+        size_t seg = amp ? (size_t)(amp - p) : strlen(p);
+        if (seg > nl && !strncmp(p, name, nl) && p[nl] == '=') {
+            size_t o = 0;
+            for (size_t i = nl + 1; i < seg && o + 1 < len; i++) {
+                char ch = p[i];
+                if (ch == '+')
+                    ch = ' ';
+                else if (ch == '%' && i + 2 < seg) {
+                    char hex[3] = {p[i + 1], p[i + 2], 0};
+                    ch = (char)strtol(hex, NULL, 16);
+                    i += 2;
+                }
+                buf[o++] = ch;
+            }
+            buf[o] = '\0';
+            return buf;
+        }
+        p = amp ? amp + 1 : NULL;
+    }
+    return NULL;
+}
+
+/* POST /v1/events: a body that is not an event or a list of them is refused
+ * at once; the events are queued for this iteration's group commit. */
+static void rg__post_events(rg_svc *sv, int ci, rg_http_conn *c, const rg_http_req *req)
+{
+    json_error_t je;
+    json_t *body = json_loadb(req->body, req->body_len, JSON_REJECT_DUPLICATES, &je);
+    char msg[512];
+    if (!body) {
+        snprintf(msg, sizeof msg, "body is not valid JSON: %s (line %d, column %d)", je.text,
+                 je.line, je.column);
+        rg__error(c, 400, msg);
+        return;
+    }
+    json_t *items = body;
+    if (json_is_object(body)) {
+        items = json_array();
+        json_array_append(items, body);
+        json_decref(body);
+    } else if (!json_is_array(body)) {
+        json_decref(body);
+        rg__error(c, 400, "body must be one event object or an array of events");
+        return;
+    }
+    size_t n = json_array_size(items);
+    if (n > (size_t)sv->max_events) {
+        snprintf(msg, sizeof msg, "%zu events in one request; the limit is %d", n, sv->max_events);
+        json_decref(items);
+        rg__error(c, 413, msg);
+        return;
+    }
+    if (sv->npending == sv->cap_pending) {
+        int cap = sv->cap_pending ? 2 * sv->cap_pending : 64;
+        rg_svc_pending *grown = realloc(sv->pending, (size_t)cap * sizeof *grown);
+        if (!grown) {
+            json_decref(items);
+            rg__error(c, 503, "out of memory; nothing was stored, send the events again");
+            return;
+        }
+        sv->pending = grown;
+        sv->cap_pending = cap;
+    }
+    rg_svc_pending *pr = &sv->pending[sv->npending++];
+    memset(pr, 0, sizeof *pr);
+    pr->conn = c;
+    pr->clinic = ci;
+    pr->items = items;
+    snprintf(pr->source, sizeof pr->source, "http %s", req->peer ? req->peer : "?");
+    rg_svc_flush_soon(sv);
+}
+
+static int rg__alert_to_json(void *ud, const rg_alert_view *a)
+{
+    json_t *o = json_object();
+    json_object_set_new(o, "key", json_string(a->key));
+    json_object_set_new(o, "state", json_string(a->state));
+    json_object_set_new(o, "patient", json_string(a->patient));
+    json_object_set_new(o, "protocol", json_string(a->protocol));
+    json_object_set_new(o, "version", json_string(a->version));
+    json_object_set_new(o, "rule", json_string(a->rule));
+    json_object_set_new(o, "severity", json_string(a->severity));
+    json_object_set_new(o, "message", json_string(a->message));
+    json_object_set_new(o, "opened_at", rg_time_json(a->opened_at));
+    json_object_set_new(o, "due", rg_time_json(a->due));
+    json_object_set_new(o, "resolved_at", rg_time_json(a->resolved_at));
+    json_object_set_new(o, "acknowledged_by", a->acked_by ? json_string(a->acked_by) : json_null());
+    json_object_set_new(o, "acknowledged_at", rg_time_json(a->acked_at));
+    json_object_set_new(o, "snoozed_until", rg_time_json(a->snoozed_until));
+    rg_time now = rg_now();
+    int quiet = a->acked_by || (a->snoozed_until != RG_TIME_NONE && a->snoozed_until > now);
+    json_object_set_new(o, "quiet", json_boolean(quiet && !strcmp(a->state, "open")));
+    json_array_append_new(ud, o);
+    return 0;
+}
+
+static void rg__get_alerts(rg_svc *sv, int ci, rg_http_conn *c, const rg_http_req *req)
+{
+    char patient[RG_EVENT_MAX_ID + 1], state[16];
+    const char *p = rg__query(req->query, "patient", patient, sizeof patient);
+    const char *s = rg__query(req->query, "state", state, sizeof state);
+    if (s && strcmp(s, "open") && strcmp(s, "resolved")) {
+        rg__error(c, 400, "state must be open or resolved");
+        return;
+    }
+    json_t *list = json_array();
+    if (rg_store_each_alert(sv->st, sv->clinics[ci].name, p, s, NULL, 10000, rg__alert_to_json,
+                            list)) {
+        json_decref(list);
+        rg__error(c, 503, "the alerts could not be read");
+        return;
+    }
+    rg_svc_reply_json(c, 200, json_pack("{s:o}", "alerts", list));
+}
+
+static int rg__action_to_json(void *ud, const rg_alert_action *a)
+{
+    json_t *o = json_pack("{s:s,s:s,s:s,s:o,s:o}", "action", a->action, "who", a->who, "note",
+                          a->note, "at", rg_time_json(a->at), "until", rg_time_json(a->until));
+    json_array_append_new(ud, o);
+    return 0;
+}
+
+typedef struct rg__key_filter {
+    const char *key;
+    json_t *list;
+} rg__key_filter;
+
+static int rg__transition_of_key(void *ud, const rg_transition *t)
+{
+    rg__key_filter *f = ud;
+    if (!strcmp(t->key, f->key))
+        json_array_append_new(f->list, rg_transition_json(t, 1));
+    return 0;
+}
+
+/* GET /v1/alerts/{key}: every instance of the alert, its transitions and actions. */
+static void rg__get_alert(rg_svc *sv, int ci, rg_http_conn *c, const char *key)
+{
+    json_t *instances = json_array(), *actions = json_array(), *transitions = json_array();
+    rg__key_filter f = {key, transitions};
+    const char *clinic = sv->clinics[ci].name;
+    if (rg_store_each_alert(sv->st, clinic, NULL, NULL, key, 1000, rg__alert_to_json, instances) ||
+        rg_store_each_action(sv->st, clinic, key, rg__action_to_json, actions) ||
+        rg_store_clinic_transitions(sv->st, clinic, 0, 1000000, rg__transition_of_key, &f)) {
+        json_decref(instances);
+        json_decref(actions);
+        json_decref(transitions);
+        rg__error(c, 503, "the alert could not be read");
+        return;
+    }
+    if (json_array_size(instances) == 0) {
+        json_decref(instances);
+        json_decref(actions);
+        json_decref(transitions);
+        rg__error(c, 404, "no alert with this key in your clinic");
+        return;
+    }
+    rg_svc_reply_json(c, 200, json_pack("{s:o,s:o,s:o}", "alerts", instances, "transitions",
+                                     transitions, "actions", actions));
+}
+
+static void rg__alert_action(rg_svc *sv, int ci, rg_http_conn *c, const rg_http_req *req,
+                             const char *key, const char *action)
+{
+    json_error_t je;
+    json_t *body = json_loadb(req->body, req->body_len, 0, &je);
+    const char *who = json_string_value(json_object_get(body, "who"));
+    const char *note = json_string_value(json_object_get(body, !strcmp(action, "ack") ? "note" : "reason"));
+    const char *until_s = json_string_value(json_object_get(body, "until"));
+    rg_time until = RG_TIME_NONE, now = rg_now();
+    char why[200];
+    if (!json_is_object(body) || !who || !*who || strlen(who) > 128 ||
+        (note && strlen(note) > 2000)) {
+        json_decref(body);
+        rg__error(c, 400, !strcmp(action, "ack")
+                              ? "body must be {\"who\": \"...\", \"note\": \"...\"}"
+                              : "body must be {\"who\": \"...\", \"until\": \"RFC 3339\", \"reason\": \"...\"}");
+        return;
+    }
+    if (!strcmp(action, "snooze")) {
+        if (!until_s || rg_time_parse(until_s, strlen(until_s), &until, NULL, why, sizeof why)) {
+            json_decref(body);
+            rg__error(c, 400, "until must be an RFC 3339 time such as 2026-03-02T14:05:00-05:00");
+            return;
+        }
+        if (until <= now) {
+            json_decref(body);
+            rg__error(c, 400, "until must be in the future");
+            return;
+        }
+    }
+    int rc = rg_store_begin(sv->st);
+    if (!rc)
+        rc = rg_store_alert_action(sv->st, sv->clinics[ci].name, key, action, who, note ? note : "",
+                                   until, now);
+    if (!rc)
+        rc = rg_store_commit(sv->st);
+    json_decref(body);
+    if (rc) {
+        rg_store_rollback(sv->st);
+        if (rc == RG_ENOTFOUND) {
+            rg__error(c, 404, "no open alert with this key in your clinic");
+            return;
+        }
+        rg_svc_unavailable(sv, c, "the action could not be stored");
+        return;
+    }
+    rg_log("info", "clinic %s: alert %s %s", sv->clinics[ci].name, key,
+           !strcmp(action, "ack") ? "acknowledged" : "snoozed");
+    rg__get_alert(sv, ci, c, key);
+    rg_svc_arm(sv);
+}
+
+static int rg__collect_transition(void *ud, const rg_transition *t)
+{
+    json_array_append_new(ud, rg_transition_json(t, 1));
+    return 0;
+}
+
+static int64_t rg__parse_seq(const char *s, int *ok)
+{
+    char *end;
+    errno = 0;
+    long long v = s ? strtoll(s, &end, 10) : 0;
+    *ok = !s || (!errno && *end == '\0' && v >= 0);
+    return v;
+}
+
+static void rg__get_transitions(rg_svc *sv, int ci, rg_http_conn *c, const rg_http_req *req)
+{
+    char after_s[32], limit_s[32];
+    int ok1, ok2;
+    int64_t after = rg__parse_seq(rg__query(req->query, "after", after_s, sizeof after_s), &ok1);
+    int64_t limit = rg__parse_seq(rg__query(req->query, "limit", limit_s, sizeof limit_s), &ok2);
+    if (!ok1 || !ok2) {
+        rg__error(c, 400, "after and limit must be whole numbers");
+        return;
+    }
+    if (limit <= 0 || limit > 10000)
+        limit = 10000;
+    json_t *list = json_array();
+    if (rg_store_clinic_transitions(sv->st, sv->clinics[ci].name, after, (int)limit,
+                                    rg__collect_transition, list)) {
+        json_decref(list);
+        rg__error(c, 503, "the transitions could not be read");
+        return;
+    }
+    size_t n = json_array_size(list);
+    int64_t last = n ? json_integer_value(json_object_get(json_array_get(list, n - 1), "seq")) : after;
+    rg_svc_reply_json(c, 200, json_pack("{s:o,s:I}", "transitions", list, "last", (json_int_t)last));
+}
+
+static void rg__stream_closed(void *ud, rg_http_conn *conn)
+{
+    rg_svc *sv = ud;
+    for (int i = 0; i < sv->nstreams; i++)
+        if (sv->streams[i].conn == conn) {
+            sv->streams[i] = sv->streams[--sv->nstreams];
+            break;
+        }
+}
+
+typedef struct rg__backlog {
+    rg_http_conn *conn;
+    int64_t last;
+} rg__backlog;
+
+static int rg__send_backlog(void *ud, const rg_transition *t)
+{
+    rg__backlog *b = ud;
+    json_t *j = rg_transition_json(t, 1);
+    char *data = json_dumps(j, JSON_COMPACT | JSON_ENSURE_ASCII), id[32];
+    json_decref(j);
+    snprintf(id, sizeof id, "%lld", (long long)t->cseq);
+    int rc = data ? rg_http_stream_send(b->conn, id, "transition", data) : -1;
+    free(data);
+    b->last = t->cseq;
+    return rc ? 1 : 0;
+}
+
+static void rg__get_stream(rg_svc *sv, int ci, rg_http_conn *c, const rg_http_req *req)
+{
+    char after_s[32];
+    int ok;
+    const char *from = req->last_event_id ? req->last_event_id
+                                          : rg__query(req->query, "after", after_s, sizeof after_s);
+    int64_t after = rg__parse_seq(from, &ok);
+    if (!ok) {
+        rg__error(c, 400, "after (or Last-Event-ID) must be a whole number");
+        return;
+    }
+    if (sv->nstreams == RG_MAX_STREAMS) {
+        rg__error(c, 503, "too many streams");
+        return;
+    }
+    /* with no position, start from now: only new transitions */
+    if (!from)
+        after = sv->clinics[ci].last_cseq;
+    /* listed before anything is sent: a send that closes it (its client too
+     * far behind on the backlog) unlists it in rg__stream_closed */
+    sv->streams[sv->nstreams++] = (rg_svc_stream){c, ci, after};
+    rg_http_stream_start(c, rg__stream_closed, sv);
+    rg__backlog b = {c, after};
+    int rc = rg_store_clinic_transitions(sv->st, sv->clinics[ci].name, after, 1000000,
+                                         rg__send_backlog, &b);
+    if (rc < 0) { /* the backlog could not be read: a stream with a hole is worse */
+        rg_log("error", "clinic %s: stream backlog not read: %s (%s); stream closed",
+               sv->clinics[ci].name, rg_strerror(rc), rg_store_errmsg(sv->st));
+        rg_http_stream_end(c);
+        return;
+    }
+    for (int i = 0; i < sv->nstreams; i++)
+        if (sv->streams[i].conn == c)
+            sv->streams[i].last_cseq = b.last;
+}
+
+static int rg__metric_open(void *ud, const char *clinic, const char *severity, int64_t n)
+{
+    rg_buf_printf(ud, "regimen_open_alerts{clinic=\"%s\",severity=\"%s\"} %lld\n", clinic,
+                  severity, (long long)n);
+    return 0;
+}
+
+static void rg__get_metrics(rg_svc *sv, rg_http_conn *c)
+{
+    rg_buf b = {0};
+    const rg_engine_stats *es = rg_engine_stats_get(sv->eng);
+    rg_http_stats hs;
+    rg_http_stats_get(sv->http, &hs);
+    rg_buf_printf(&b, "# HELP regimen_events_total Events received over HTTP, by outcome.\n"
+                      "# TYPE regimen_events_total counter\n");
+    for (int i = 0; i < sv->nclinics; i++)
+        for (int k = 0; k < 4; k++)
+            rg_buf_printf(&b, "regimen_events_total{clinic=\"%s\",outcome=\"%s\"} %llu\n",
+                          sv->clinics[i].name, rg_svc_outcomes[k],
+                          (unsigned long long)sv->clinics[i].events[k]);
+    rg_buf_printf(&b, "# HELP regimen_transitions_total Alert transitions published.\n"
+                      "# TYPE regimen_transitions_total counter\n");
+    for (int i = 0; i < sv->nclinics; i++) {
+        rg_buf_printf(&b, "regimen_transitions_total{clinic=\"%s\",state=\"open\"} %llu\n",
+                      sv->clinics[i].name, (unsigned long long)sv->clinics[i].opened);
+        rg_buf_printf(&b, "regimen_transitions_total{clinic=\"%s\",state=\"resolved\"} %llu\n",
+                      sv->clinics[i].name, (unsigned long long)sv->clinics[i].resolved);
+    }
+    rg_buf_printf(&b, "# HELP regimen_evaluation_seconds_total Time spent evaluating, per protocol.\n"
+                      "# TYPE regimen_evaluation_seconds_total counter\n");
+    /* one family's samples together (the exposition format wants them so):
+     * seconds first, then the counts */
+    for (int f = 0; f < 2; f++) {
+        if (f)
+            rg_buf_printf(&b, "# HELP regimen_evaluations_total Evaluations, per protocol.\n"
+                              "# TYPE regimen_evaluations_total counter\n");
+        for (int i = 0; i < sv->nclinics; i++) {
+            rg_clinic *cl = rg_engine_clinic(sv->eng, sv->clinics[i].name);
+            for (int p = 0; cl && p < cl->nprotos; p++) {
+                rg_buf_printf(&b, "regimen_evaluation%s{clinic=\"%s\",protocol=\"%s\",version=\"%s\"} ",
+                              f ? "s_total" : "_seconds_total", cl->name, cl->protos[p].id,
+                              cl->protos[p].version);
+                if (f)
+                    rg_buf_printf(&b, "%llu\n", (unsigned long long)cl->protos[p].evaluations);
+                else
+                    rg_buf_printf(&b, "%.6f\n", cl->protos[p].seconds);
+            }
+        }
+    }
+    rg_hcache_stats hc;
+    rg_engine_cache_stats(sv->eng, &hc);
+    rg_buf_printf(&b, "# HELP regimen_history_cache_bytes Compiled histories kept between "
+                      "evaluations (limits.history_cache_mb).\n"
+                      "# TYPE regimen_history_cache_bytes gauge\n"
+                      "regimen_history_cache_bytes %zu\n"
+                      "# HELP regimen_history_cache_limit_bytes The cache's cap.\n"
+                      "# TYPE regimen_history_cache_limit_bytes gauge\n"
+                      "regimen_history_cache_limit_bytes %zu\n"
+                      "# HELP regimen_history_cache_patients Patients whose history is cached.\n"
+                      "# TYPE regimen_history_cache_patients gauge\n"
+                      "regimen_history_cache_patients %lld\n"
+                      "# HELP regimen_history_cache_lookups_total Evaluations that found the "
+                      "history cached (hit) or read it whole (miss).\n"
+                      "# TYPE regimen_history_cache_lookups_total counter\n"
+                      "regimen_history_cache_lookups_total{result=\"hit\"} %lld\n"
+                      "regimen_history_cache_lookups_total{result=\"miss\"} %lld\n"
+                      "# HELP regimen_history_cache_evictions_total Histories dropped (over the "
+                      "cap, or after a rolled-back transaction).\n"
+                      "# TYPE regimen_history_cache_evictions_total counter\n"
+                      "regimen_history_cache_evictions_total %lld\n",
+                  hc.bytes, hc.cap, (long long)hc.entries, (long long)hc.hits,
+                  (long long)hc.misses, (long long)hc.evictions);
+    rg_buf_printf(&b,
+                  "# HELP regimen_evaluation_errors_total Rule evaluations that failed (an error in a protocol).\n"
+                  "# TYPE regimen_evaluation_errors_total counter\nregimen_evaluation_errors_total %lld\n"
+                  "# HELP regimen_limit_hits_total Evaluations stopped by a sandbox limit (memory, instructions, deadline).\n"
+                  "# TYPE regimen_limit_hits_total counter\nregimen_limit_hits_total %lld\n"
+                  "# HELP regimen_patient_steps_total Patient evaluation steps.\n"
+                  "# TYPE regimen_patient_steps_total counter\nregimen_patient_steps_total %lld\n"
+                  "# HELP regimen_reloads_total Protocol reloads, loaded or refused.\n"
+                  "# TYPE regimen_reloads_total counter\nregimen_reloads_total{result=\"ok\"} %llu\n"
+                  "regimen_reloads_total{result=\"refused\"} %llu\n"
+                  "# HELP regimen_store_errors_total Database operations that failed.\n"
+                  "# TYPE regimen_store_errors_total counter\nregimen_store_errors_total %llu\n"
+                  "# HELP regimen_loop_lag_seconds How late the event loop ran a 1 s timer, last measured.\n"
+                  "# TYPE regimen_loop_lag_seconds gauge\nregimen_loop_lag_seconds %.6f\n"
+                  "# HELP regimen_wake_lateness_seconds How late time-driven evaluations ran after their due moment.\n"
+                  "# TYPE regimen_wake_lateness_seconds histogram\n",
+                  (long long)es->errors, (long long)es->limit_hits, (long long)es->steps,
+                  (unsigned long long)(sv->reloads), (unsigned long long)sv->reload_failures,
+                  (unsigned long long)sv->db_errors, sv->loop_lag);
+    for (int i = 0; i < 6; i++)
+        rg_buf_printf(&b, "regimen_wake_lateness_seconds_bucket{le=\"%g\"} %llu\n",
+                      rg_svc_late_bounds[i], (unsigned long long)sv->lateness_buckets[i]);
+    rg_buf_printf(&b, "regimen_wake_lateness_seconds_bucket{le=\"+Inf\"} %llu\n"
+                      "regimen_wake_lateness_seconds_sum %.6f\nregimen_wake_lateness_seconds_count %llu\n"
+                      "# HELP regimen_open_alerts Open alerts, by clinic and severity.\n"
+                  "# TYPE regimen_open_alerts gauge\n",
+                  (unsigned long long)sv->lateness_count, sv->lateness_sum,
+                  (unsigned long long)sv->lateness_count);
+    rg_store_open_by_severity(sv->st, rg__metric_open, &b);
+    rg_buf_printf(&b, "# HELP regimen_group_commits_total Transactions that stored POSTed events"
+                      " and wake-ups together, each one fsync.\n"
+                      "# TYPE regimen_group_commits_total counter\nregimen_group_commits_total %llu\n"
+                      "# HELP regimen_group_requests_total Requests stored by those group commits.\n"
+                      "# TYPE regimen_group_requests_total counter\nregimen_group_requests_total %llu\n"
+                      "# HELP regimen_store_notices_total Commits by other processes (regimen ingest)"
+                      " that the service was told of and read.\n"
+                      "# TYPE regimen_store_notices_total counter\nregimen_store_notices_total %llu\n",
+                  (unsigned long long)sv->groups, (unsigned long long)sv->group_requests,
+                  (unsigned long long)sv->notices);
+    rg_buf_printf(&b, "# HELP regimen_http_requests_total HTTP requests answered.\n"
+                      "# TYPE regimen_http_requests_total counter\nregimen_http_requests_total %llu\n"
+                      "# HELP regimen_http_connections Open HTTP connections.\n"
+                      "# TYPE regimen_http_connections gauge\nregimen_http_connections %d\n"
+                      "# HELP regimen_http_streams Open transition streams (Server-Sent Events).\n"
+                      "# TYPE regimen_http_streams gauge\nregimen_http_streams %d\n",
+                  (unsigned long long)hs.requests, hs.connections, hs.streams);
+    if (sv->hooks) {
+        rg_webhook_stats ws;
+        rg_webhooks_stats(sv->hooks, &ws);
+        rg_buf_printf(&b, "# HELP regimen_webhook_deliveries_total Webhook deliveries, by result.\n"
+                  "# TYPE regimen_webhook_deliveries_total counter\n"
+                          "regimen_webhook_deliveries_total{result=\"ok\"} %llu\n"
+                          "regimen_webhook_deliveries_total{result=\"failed\"} %llu\n"
+                          "# HELP regimen_webhook_backlog Transitions not yet delivered to the webhook.\n"
+                  "# TYPE regimen_webhook_backlog gauge\nregimen_webhook_backlog %lld\n",
+                      (unsigned long long)ws.delivered, (unsigned long long)ws.failures,
+                      (long long)ws.backlog);
+    }
+    rg_http_respond(c, b.p ? 200 : 500, "text/plain; version=0.0.4", b.p ? b.p : "", b.len);
+    rg_buf_free(&b);
+}
+
+void rg_svc_handle(void *ud, rg_http_conn *c, const rg_http_req *req)
+{
+    rg_svc *sv = ud;
+    int get = !strcmp(req->method, "GET"), post = !strcmp(req->method, "POST");
+    if (sv->stopping) {
+        rg__error(c, 503, "shutting down");
+        return;
+    }
+    if (get && !strcmp(req->path, "/healthz")) {
+        rg_time since;
+        const char *fault = rg_store_fault(sv->st, &since);
+        /* degraded: alive and reading, but the last write failed (until one succeeds) */
+        rg_svc_reply_json(c, 200, fault ? json_pack("{s:s,s:s,s:o}", "status", "degraded", "reason",
+                                                 fault, "since", rg_time_json(since))
+                                     : json_pack("{s:s}", "status", "ok"));
+        return;
+    }
+    int ci = rg__auth(sv, req->authorization);
+    if (ci < 0) {
+        rg_log("warn", "unauthorized %s %s from %s", req->method, req->path, req->peer);
+        rg__error(c, 401, "a clinic API token is required: Authorization: Bearer <token>");
+        return;
+    }
+    const char *p = req->path;
+    if (post && !strcmp(p, "/v1/events"))
+        rg__post_events(sv, ci, c, req);
+    else if (get && !strcmp(p, "/v1/alerts"))
+        rg__get_alerts(sv, ci, c, req);
+    else if (get && !strcmp(p, "/v1/transitions"))
+        rg__get_transitions(sv, ci, c, req);
+    else if (get && !strcmp(p, "/v1/transitions/stream"))
+        rg__get_stream(sv, ci, c, req);
+    else if (get && !strcmp(p, "/metrics"))
+        rg__get_metrics(sv, c);
+    else if (!strncmp(p, "/v1/alerts/", 11)) {
+        char key[64];
+        const char *rest = p + 11, *slash = strchr(rest, '/');
+        size_t kl = slash ? (size_t)(slash - rest) : strlen(rest);
+        if (kl == 0 || kl >= sizeof key) {
+            rg__error(c, 404, "no such alert");
+            return;
+        }
+        snprintf(key, sizeof key, "%.*s", (int)kl, rest);
+        if (get && !slash)
+            rg__get_alert(sv, ci, c, key);
+        else if (post && slash && !strcmp(slash, "/ack"))
+            rg__alert_action(sv, ci, c, req, key, "ack");
+        else if (post && slash && !strcmp(slash, "/snooze"))
+            rg__alert_action(sv, ci, c, req, key, "snooze");
+        else
+            rg__error(c, get || post ? 404 : 405, "no such endpoint");
+    } else {
+        rg__error(c, 404, "no such endpoint");
+    }
+}
+

@@ -1,0 +1,127 @@
+/*
+ * service.h - what the files of `regimen serve` share (private to service/):
+ * the service's state and the functions one file calls in another.
+ *   serve.c   the loop: group commit, wake-ups, publishing, reload, start/stop
+ *   api.c     the HTTP endpoints (auth, events, alerts, transitions, stream, metrics)
+ *   config.c  the configuration file
+ */
+#ifndef RG_SERVICE_H
+#define RG_SERVICE_H
+
+#include "engine.h"
+#include "holder.h"
+#include "http.h"
+#include "webhook.h"
+
+#include <jansson.h>
+#include <uv.h>
+#include <limits.h>
+
+#define RG_MAX_CLINICS 64
+#define RG_MAX_TOKENS 8
+#define RG_MAX_STREAMS 256
+#define RG_TIMER_CAP_MS 60000 /* re-read the wall clock at least this often while waiting */
+#define RG_RETRY_MS 1000      /* while the store fails, wake-ups are retried this often */
+#define RG_CLOCK_STEP_MS 1000 /* a wall clock that moved this far off the monotonic one stepped */
+#define RG_GROUP_EVENTS 1000  /* a group commit closes once it holds this many events */
+#define RG_WAKE_PAGE 256      /* due patients advanced per group commit */
+
+typedef struct rg_svc_clinic {
+    char name[RG_EVENT_MAX_CLINIC + 1];
+    char dir[PATH_MAX];
+    char *tokens[RG_MAX_TOKENS];
+    int ntokens;
+    char *webhook;      /* URL, or NULL */
+    int64_t last_cseq; /* last transition pushed to streams */
+    uint64_t events[4]; /* stored, duplicate, conflict, rejected */
+    uint64_t opened, resolved;
+    int refused; /* the last reload of its protocols was refused */
+} rg_svc_clinic;
+
+typedef struct rg_svc_stream {
+    rg_http_conn *conn;
+    int clinic;
+    int64_t last_cseq;
+} rg_svc_stream;
+
+/* A POST /v1/events waiting for its group commit (its conn and req stay
+ * valid until it is answered). */
+typedef struct rg_svc_pending {
+    rg_http_conn *conn;
+    int clinic;
+    json_t *items;   /* the events, an array */
+    json_t *results; /* per-event outcomes, filled in the group's transaction */
+    uint64_t counts[4];
+    char source[160];
+} rg_svc_pending;
+
+/* A re-raised alert, announced on the streams once its commit is done. */
+typedef struct rg_svc_reraised {
+    int clinic;
+    char *key, *data;
+} rg_svc_reraised;
+
+typedef struct rg_svc {
+    uv_loop_t loop;
+    rg_store *st;
+    rg_engine *eng;
+    rg_http_server *http;
+    rg_webhooks *hooks;
+    char host[64], shipped[PATH_MAX];
+    int port;
+    rg_svc_clinic clinics[RG_MAX_CLINICS];
+    int nclinics;
+    rg_limits limits;
+    rg_http_limits http_limits;
+    int max_events;
+    size_t history_cache; /* bytes of compiled histories kept (limits.history_cache_mb) */
+    uv_timer_t wake, reload_delay, lag;
+    uv_signal_t sighup, sigterm, sigint, notice;
+    rg_holder *holder;     /* our lock on the database: one service per file */
+    int64_t data_version;  /* PRAGMA data_version at the last notice */
+    uv_fs_event_t watch[RG_MAX_CLINICS + 2];
+    char watched[RG_MAX_CLINICS + 2][PATH_MAX]; /* the directory of watch[i] */
+    int nwatch;
+    rg_svc_stream streams[RG_MAX_STREAMS];
+    int nstreams;
+    int stopping, exit_code;
+    rg_time armed_for; /* the due moment the wake timer was armed for */
+    /* group commit (rg__flush): queued requests, a wake-up pass in progress
+     * (a page of due patients per group), re-raises to announce */
+    uv_check_t flush_check;
+    uv_idle_t flush_idle; /* keeps the loop from blocking while work is queued */
+    rg_svc_pending *pending;
+    int npending, cap_pending, wake_pending;
+    int wake_failed; /* the last wake-up pass failed: retried after RG_RETRY_MS */
+    long wake_done;
+    char due[RG_WAKE_PAGE][2][RG_EVENT_MAX_ID + 1];
+    int ndue;
+    rg_svc_reraised *reraised;
+    int nreraised, cap_reraised;
+    /* metrics */
+    uint64_t reloads, reload_failures, db_errors, wakeups, groups, group_requests, notices;
+    double lateness_sum, lateness_max, loop_lag;
+    uint64_t lateness_count, lateness_buckets[6];
+    uint64_t lag_last;
+    rg_time lag_wall; /* the wall clock at lag_last: a step shows as a difference */
+} rg_svc;
+
+
+/* The outcomes of an event, in the order of rg_svc_clinic.events and
+ * rg_ingest's counts; the bounds (seconds) of the wake-up lateness histogram. */
+extern const char *const rg_svc_outcomes[4];
+extern const double rg_svc_late_bounds[6];
+
+/* serve.c: the loop */
+void rg_svc_arm(rg_svc *sv);        /* re-arm the wake timer at the earliest wake-up */
+void rg_svc_flush_soon(rg_svc *sv); /* run a group commit after this loop iteration */
+
+/* api.c: the HTTP endpoints */
+void rg_svc_handle(void *ud, rg_http_conn *c, const rg_http_req *req); /* rg_http_handler */
+void rg_svc_reply_json(rg_http_conn *c, int status, json_t *body);     /* steals body */
+void rg_svc_unavailable(rg_svc *sv, rg_http_conn *c, const char *msg); /* 503, counted */
+
+/* config.c: reads the configuration file into sv; an error names file and field */
+int rg_svc_load_config(rg_svc *sv, const char *path, char *err, size_t errlen);
+
+#endif
