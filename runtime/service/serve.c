@@ -36,8 +36,10 @@
  */
 #include "serve.h"
 
+#include "clinic.h"
 #include "engine.h"
 #include "feed.h"
+#include "fhir.h"
 #include "holder.h"
 #include "http.h"
 #include "webhook.h"
@@ -90,6 +92,7 @@ typedef struct rg__pending {
     json_t *results; /* per-event outcomes, filled in the group's transaction */
     uint64_t counts[4];
     char source[160];
+    rg_fhir_import *fhir; /* POST /v1/fhir: the entries the events came from */
 } rg__pending;
 
 /* A re-raised alert, announced on the streams once its commit is done. */
@@ -689,11 +692,57 @@ static int rg__store_events(rg__serve *sv, rg__pending *pr)
         json_array_append_new(pr->results, r);
         pr->counts[outcome]++;
     }
+    /* resources refused before they became events are kept too */
+    for (size_t k = 0; pr->fhir && k < pr->fhir->n && !rc; k++) {
+        const rg_fhir_entry *e = &pr->fhir->v[k];
+        if (e->kind != RG_FHIR_REJECTED)
+            continue;
+        char *raw = e->resource ? json_dumps(e->resource, JSON_COMPACT) : NULL;
+        rc = rg_store_reject(sv->st, pr->source, e->index, e->location, e->reason,
+                             raw ? raw : "", raw ? strlen(raw) : 0);
+        free(raw);
+        pr->counts[3]++;
+    }
     rg_time now = rg_now();
     for (int k = 0; k < npatients && !rc; k++)
         rc = rg_engine_advance(sv->eng, clinic->name, patients[k], now);
     free(patients);
     return rc;
+}
+
+/* The reply to POST /v1/fhir: one report per entry, its events' outcomes
+ * taken in order from the group's results. */
+static json_t *rg__fhir_reply(rg__pending *pr)
+{
+    json_t *entries = json_array();
+    size_t next = 0, unmapped = 0, context = 0;
+    for (size_t k = 0; k < pr->fhir->n; k++) {
+        const rg_fhir_entry *e = &pr->fhir->v[k];
+        json_t *mine = NULL;
+        if (e->kind == RG_FHIR_EVENTS) {
+            mine = json_array();
+            for (size_t j = 0; j < json_array_size(e->events); j++)
+                json_array_append(mine, json_array_get(pr->results, next++));
+        }
+        unmapped += e->kind == RG_FHIR_UNMAPPED;
+        context += e->kind == RG_FHIR_CONTEXT;
+        json_array_append_new(entries, rg_fhir_entry_json(pr->fhir, e, mine));
+        json_decref(mine);
+    }
+    return json_pack("{s:o,s:I,s:I,s:I,s:I,s:I,s:I}", "entries", entries, "stored",
+                     (json_int_t)pr->counts[0], "duplicates", (json_int_t)pr->counts[1],
+                     "conflicts", (json_int_t)pr->counts[2], "rejected",
+                     (json_int_t)pr->counts[3], "unmapped", (json_int_t)unmapped, "context",
+                     (json_int_t)context);
+}
+
+static void rg__fhir_done(rg__pending *pr)
+{
+    if (pr->fhir) {
+        rg_fhir_free(pr->fhir);
+        free(pr->fhir);
+        pr->fhir = NULL;
+    }
 }
 
 /* Answers a request once its group's commit is done (ok) or failed. The
@@ -706,6 +755,7 @@ static void rg__answer(rg__serve *sv, rg__pending *pr, int ok)
     json_decref(pr->items);
     if (!ok) {
         json_decref(pr->results);
+        rg__fhir_done(pr);
         rg__unavailable(sv, pr->conn, "the events could not be stored; nothing was "
                                       "acknowledged, send them again");
         return;
@@ -715,9 +765,16 @@ static void rg__answer(rg__serve *sv, rg__pending *pr, int ok)
     rg_log("info", "clinic %s: %llu stored, %llu duplicate, %llu conflict, %llu rejected from %s",
            clinic->name, (unsigned long long)counts[0], (unsigned long long)counts[1],
            (unsigned long long)counts[2], (unsigned long long)counts[3], pr->source);
-    json_t *reply = json_pack("{s:o,s:I,s:I,s:I,s:I}", "results", pr->results, "stored",
-                              (json_int_t)counts[0], "duplicates", (json_int_t)counts[1],
-                              "conflicts", (json_int_t)counts[2], "rejected", (json_int_t)counts[3]);
+    json_t *reply;
+    if (pr->fhir) {
+        reply = rg__fhir_reply(pr);
+        json_decref(pr->results);
+        rg__fhir_done(pr);
+    } else {
+        reply = json_pack("{s:o,s:I,s:I,s:I,s:I}", "results", pr->results, "stored",
+                          (json_int_t)counts[0], "duplicates", (json_int_t)counts[1],
+                          "conflicts", (json_int_t)counts[2], "rejected", (json_int_t)counts[3]);
+    }
     rg__reply_json(pr->conn, 200, reply);
 }
 
@@ -835,6 +892,9 @@ static void rg__flush_soon(rg__serve *sv)
     uv_idle_start(&sv->flush_idle, rg__on_flush_idle);
 }
 
+static void rg__queue(rg__serve *sv, int ci, rg_http_conn *c, const rg_http_req *req,
+                      json_t *items, rg_fhir_import *fhir, const char *what);
+
 /* POST /v1/events: a body that is not an event or a list of them is refused
  * at once; the events are queued for this iteration's group commit. */
 static void rg__post_events(rg__serve *sv, int ci, rg_http_conn *c, const rg_http_req *req)
@@ -858,31 +918,87 @@ static void rg__post_events(rg__serve *sv, int ci, rg_http_conn *c, const rg_htt
         rg__error(c, 400, "body must be one event object or an array of events");
         return;
     }
+    rg__queue(sv, ci, c, req, items, NULL, "http");
+}
+
+/* Queues a request's events (taken, with fhir) for this iteration's group
+ * commit, or answers 413 / 503 at once. */
+static void rg__queue(rg__serve *sv, int ci, rg_http_conn *c, const rg_http_req *req,
+                      json_t *items, rg_fhir_import *fhir, const char *what)
+{
+    char msg[160];
     size_t n = json_array_size(items);
-    if (n > (size_t)sv->max_events) {
-        snprintf(msg, sizeof msg, "%zu events in one request; the limit is %d", n, sv->max_events);
-        json_decref(items);
-        rg__error(c, 413, msg);
-        return;
-    }
-    if (sv->npending == sv->cap_pending) {
+    int refuse = n > (size_t)sv->max_events ? 413 : 0;
+    if (!refuse && sv->npending == sv->cap_pending) {
         int cap = sv->cap_pending ? 2 * sv->cap_pending : 64;
         rg__pending *grown = realloc(sv->pending, (size_t)cap * sizeof *grown);
-        if (!grown) {
-            json_decref(items);
-            rg__error(c, 503, "out of memory; nothing was stored, send the events again");
-            return;
+        if (grown) {
+            sv->pending = grown;
+            sv->cap_pending = cap;
+        } else {
+            refuse = 503;
         }
-        sv->pending = grown;
-        sv->cap_pending = cap;
+    }
+    if (refuse) {
+        json_decref(items);
+        if (fhir) {
+            rg_fhir_free(fhir);
+            free(fhir);
+        }
+        if (refuse == 413)
+            snprintf(msg, sizeof msg, "%zu events in one request; the limit is %d", n,
+                     sv->max_events);
+        rg__error(c, refuse, refuse == 413 ? msg : "out of memory; nothing was stored, send "
+                                                   "the events again");
+        return;
     }
     rg__pending *pr = &sv->pending[sv->npending++];
     memset(pr, 0, sizeof *pr);
     pr->conn = c;
     pr->clinic = ci;
     pr->items = items;
-    snprintf(pr->source, sizeof pr->source, "http %s", req->peer ? req->peer : "?");
+    pr->fhir = fhir;
+    snprintf(pr->source, sizeof pr->source, "%s %s", what, req->peer ? req->peer : "?");
     rg__flush_soon(sv);
+}
+
+/* POST /v1/fhir: a Bundle converted by the default mapping and the clinic's
+ * fhir settings (clinic.lua), whose events then take the path of POST
+ * /v1/events: the same group commit, validation and outcomes. */
+static void rg__post_fhir(rg__serve *sv, int ci, rg_http_conn *c, const rg_http_req *req)
+{
+    json_error_t je;
+    char msg[4096];
+    json_t *body = json_loadb(req->body, req->body_len, JSON_REJECT_DUPLICATES, &je);
+    if (!body) {
+        snprintf(msg, sizeof msg, "body is not valid JSON: %s (line %d, column %d)", je.text,
+                 je.line, je.column);
+        rg__error(c, 400, msg);
+        return;
+    }
+    rg_fhir_opts fo = {.clinic = sv->clinics[ci].name};
+    rg_clinic *clinic = rg_engine_clinic(sv->eng, sv->clinics[ci].name);
+    if (clinic)
+        rg_clinic_fhir_opts(clinic, &fo);
+    rg_fhir_import *im = calloc(1, sizeof *im);
+    int rc = im ? rg_fhir_bundle(im, body, &fo, msg, sizeof msg) : RG_ENOMEM;
+    json_decref(body);
+    if (rc) {
+        free(im);
+        if (rc == RG_ENOMEM)
+            rg__error(c, 503, "out of memory; nothing was stored, send the Bundle again");
+        else if (rc == RG_EINVAL)
+            rg__error(c, 400, msg);
+        else /* the clinic's fhir.map failed: its Lua file and line are in msg */
+            rg__error(c, 500, msg);
+        if (rc != RG_EINVAL && rc != RG_ENOMEM)
+            rg_log("error", "POST /v1/fhir: %s", msg);
+        return;
+    }
+    json_t *items = json_array();
+    for (size_t i = 0; i < im->n; i++)
+        json_array_extend(items, im->v[i].events);
+    rg__queue(sv, ci, c, req, items, im, "fhir http");
 }
 
 static int rg__alert_to_json(void *ud, const rg_alert_view *a)
@@ -1290,6 +1406,8 @@ static void rg__handle(void *ud, rg_http_conn *c, const rg_http_req *req)
     const char *p = req->path;
     if (post && !strcmp(p, "/v1/events"))
         rg__post_events(sv, ci, c, req);
+    else if (post && !strcmp(p, "/v1/fhir"))
+        rg__post_fhir(sv, ci, c, req);
     else if (get && !strcmp(p, "/v1/alerts"))
         rg__get_alerts(sv, ci, c, req);
     else if (get && !strcmp(p, "/v1/transitions"))
@@ -1597,8 +1715,10 @@ run:
     rc = uv_loop_close(&sv->loop);
     if (rc)
         rg_log("error", "event loop did not close cleanly: %s", uv_strerror(rc));
-    for (int i = 0; i < sv->npending; i++) /* none unless the loop stopped abnormally */
+    for (int i = 0; i < sv->npending; i++) { /* none unless the loop stopped abnormally */
         json_decref(sv->pending[i].items);
+        rg__fhir_done(&sv->pending[i]);
+    }
     free(sv->pending);
     rg__reraised_done(sv, 0);
     free(sv->reraised);
