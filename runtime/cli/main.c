@@ -47,9 +47,11 @@ static const char rg__usage[] =
     "                                   store FHIR R4 resources (a Bundle or NDJSON) as\n"
     "                                   events, one transaction; reports every entry:\n"
     "                                   stored, duplicate, conflict, rejected (with its\n"
-    "                                   location), unmapped or context. DIR's clinic.lua\n"
-    "                                   may adjust the mapping (fhir = {...}); --print\n"
-    "                                   prints the events as JSON Lines, stores nothing\n"
+    "                                   location), unmapped or context. Events are of\n"
+    "                                   clinic NAME (default: default); DIR's clinic.lua\n"
+    "                                   may adjust the mapping (fhir = {...}, docs/fhir.md);\n"
+    "                                   --print prints the events as JSON Lines instead\n"
+    "                                   of storing them\n"
     "  rejected [--db PATH]             list refused lines with their line, field and reason\n"
     "  simulate --events FILE --until TIME [--format text|jsonl|html] [--protocols DIR]\n"
     "           [--clinic NAME=DIR]... [--db PATH]\n"
@@ -385,9 +387,12 @@ static void rg__fhir_report(const rg_fhir_import *im, json_t *reports, const cha
 
 static int rg__cmd_import_fhir(int argc, char **argv)
 {
-    enum { O_DB = 1, O_CLINIC, O_PRINT };
+    enum { O_DB = 1, O_CLINIC, O_PRINT, O_MEM, O_INSTR, O_DEADLINE };
     static const struct option longopts[] = {
         {"db", required_argument, NULL, O_DB},
+        {"max-memory-mb", required_argument, NULL, O_MEM},
+        {"max-instructions", required_argument, NULL, O_INSTR},
+        {"deadline-ms", required_argument, NULL, O_DEADLINE},
         {"clinic", required_argument, NULL, O_CLINIC},
         {"print", no_argument, NULL, O_PRINT},
         {"dry-run", no_argument, NULL, O_PRINT},
@@ -398,6 +403,7 @@ static int rg__cmd_import_fhir(int argc, char **argv)
     char name[RG_EVENT_MAX_CLINIC + 1] = "default", err[4096], shipped_buf[PATH_MAX];
     const char *dir = NULL;
     int c, print = 0, rc;
+    rg_limits lim = RG_LIMITS_DEFAULT; /* fhir.map runs under the evaluation limits */
     optind = 1;
     while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
         switch (c) {
@@ -412,6 +418,22 @@ static int rg__cmd_import_fhir(int argc, char **argv)
             break;
         }
         case O_PRINT: print = 1; break;
+        case O_MEM:
+        case O_INSTR:
+        case O_DEADLINE: {
+            char *end;
+            errno = 0;
+            long long v = strtoll(optarg, &end, 10);
+            if (errno || *end || v <= 0)
+                return rg__die("expected a positive whole number, got '%s'", optarg);
+            if (c == O_MEM)
+                lim.max_memory = (size_t)v << 20;
+            else if (c == O_INSTR)
+                lim.max_instructions = v;
+            else
+                lim.deadline_ms = (int)v;
+            break;
+        }
         case 'h': return rg__help("import-fhir") ? 2 : 0;
         default: return 2;
         }
@@ -428,7 +450,6 @@ static int rg__cmd_import_fhir(int argc, char **argv)
     rg_clinic *clinic = NULL;
     rg_fhir_opts fo = {.clinic = name};
     if (dir) {
-        rg_limits lim = RG_LIMITS_DEFAULT;
         if (rg_clinic_load(&clinic, name, dir, rg__shipped(shipped_buf, sizeof shipped_buf), NULL,
                            &lim, err, sizeof err)) {
             fprintf(stderr, "regimen: %s\n", err);
