@@ -59,6 +59,8 @@ typedef struct rg__cx {
     const rg_fhir_opts *o;
     rg_fhir_import *im;
     json_t *refs;    /* "urn:uuid:..", "Patient/x", "Medication/y" -> resource */
+    json_t *joins;   /* "vitals|<ms>|patient", "phq9|..." -> the event a lone heart rate
+                        or item 9 joins */
     rg__weight *w;
     size_t nw, capw;
     char prefix[64]; /* entry[3].resource, or the resource type (NDJSON) */
@@ -263,6 +265,12 @@ static json_t *rg__num_json(double v)
     return json_real(r);
 }
 
+/* The key under which a vitals or PHQ-9 event waits for what joins it. */
+static void rg__join_key(char *key, size_t len, const char *what, const char *patient, rg_time at)
+{
+    snprintf(key, len, "%s|%lld|%s", what, (long long)at, patient);
+}
+
 /* Appends an event for this entry; suffix (or NULL) tells apart a second
  * event of one resource. data is taken (may be NULL). */
 static json_t *rg__event(rg__cx *cx, rg_fhir_entry *e, const char *suffix, const char *type,
@@ -277,8 +285,18 @@ static json_t *rg__event(rg__cx *cx, rg_fhir_entry *e, const char *suffix, const
         json_object_set_new(ev, "data", data);
     else
         json_decref(data);
-    if (ev)
-        json_array_append_new(e->events, ev);
+    if (!ev)
+        return NULL;
+    json_array_append_new(e->events, ev);
+    const char *what = !strcmp(type, "vitals") ? "vitals"
+                     : !strcmp(type, "assessment") && data &&
+                               !strcmp(rg__str(data, "instrument"), "phq9") ? "phq9" : NULL;
+    rg_time t;
+    if (what && !rg_time_parse(at, strlen(at), &t, NULL, NULL, 0)) {
+        char key[RG_EVENT_MAX_ID + 64];
+        rg__join_key(key, sizeof key, what, patient, t);
+        json_object_set(cx->joins, key, ev);
+    }
     return ev;
 }
 
@@ -367,29 +385,13 @@ static json_t *rg__value(json_t *o, const char **rel)
     return NULL;
 }
 
-/* An event of the import with this type, patient and time (to join a heart
- * rate or PHQ-9 item 9 sent on its own), or NULL. */
-static json_t *rg__find_event(rg__cx *cx, const char *type, const char *patient, rg_time at,
-                              const char *instrument, rg_fhir_entry **owner)
+/* The vitals / PHQ-9 assessment of the import with this patient and time
+ * (to join a heart rate or PHQ-9 item 9 sent on its own), or NULL. */
+static json_t *rg__find_event(rg__cx *cx, const char *what, const char *patient, rg_time at)
 {
-    for (size_t k = 0; k < cx->im->n; k++) {
-        size_t i;
-        json_t *ev;
-        json_array_foreach(cx->im->v[k].events, i, ev) {
-            rg_time t;
-            const char *s = rg__str(ev, "at");
-            if (strcmp(rg__str(ev, "type"), type) || strcmp(rg__str(ev, "patient"), patient) ||
-                rg_time_parse(s, strlen(s), &t, NULL, NULL, 0) || t != at)
-                continue;
-            if (instrument && strcmp(rg__str(json_object_get(ev, "data"), "instrument") ?
-                                         rg__str(json_object_get(ev, "data"), "instrument") : "",
-                                     instrument))
-                continue;
-            *owner = &cx->im->v[k];
-            return ev;
-        }
-    }
-    return NULL;
+    char key[RG_EVENT_MAX_ID + 64];
+    rg__join_key(key, sizeof key, what, patient, at);
+    return json_object_get(cx->joins, key);
 }
 
 static int rg__observation(rg__cx *cx, rg_fhir_entry *e, json_t *res, int pass)
@@ -495,9 +497,7 @@ static int rg__observation(rg__cx *cx, rg_fhir_entry *e, json_t *res, int pass)
         json_t *val = rg__value(res, &vrel);
         if (rg__number(cx, e, vrel, val, &v))
             return 1;
-        rg_fhir_entry *owner;
-        json_t *ev = rg__find_event(cx, hr ? "vitals" : "assessment", patient, t,
-                                    hr ? NULL : "phq9", &owner);
+        json_t *ev = rg__find_event(cx, hr ? "vitals" : "phq9", patient, t);
         if (!ev)
             return rg__note(e, RG_FHIR_UNMAPPED, "%s without a %s of the same patient at the "
                             "same time in this import", hr ? "a heart rate" : "a PHQ-9 item 9",
@@ -949,11 +949,13 @@ static void rg__cx_init(rg__cx *cx, rg_fhir_import *im, const rg_fhir_opts *o)
     cx->o = o;
     cx->im = im;
     cx->refs = json_object();
+    cx->joins = json_object();
 }
 
 static int rg__cx_done(rg__cx *cx, int rc)
 {
     json_decref(cx->refs);
+    json_decref(cx->joins);
     free(cx->w);
     if (rc)
         rg_fhir_free(cx->im);
