@@ -198,6 +198,32 @@ Test(fhir, input_that_is_no_fhir_is_refused)
     cr_assert_eq(rg_fhir_read(&im, "", 0, &north, err, sizeof err), RG_EINVAL);
 }
 
+Test(fhir, code_lists_replace_the_defaults)
+{
+    static const char *const pcl5[] = {"http://example.org/ehr|PCL5-total", NULL};
+    static const char *const none[] = {NULL};
+    rg_fhir_opts o = {.clinic = "north"};
+    o.codes[RG_FHIR_PCL5] = pcl5;
+    o.codes[RG_FHIR_FOLLOWUP] = none;
+    rg_fhir_import im;
+    char err[256];
+    const char *qr = "{\"resourceType\":\"QuestionnaireResponse\",\"id\":\"pcl\",\"status\":"
+                     "\"completed\",\"subject\":{\"reference\":\"Patient/x\"},\"authored\":"
+                     "\"2026-01-02T10:00:00Z\",\"item\":[{\"linkId\":\"/PCL5-total\",\"answer\":"
+                     "[{\"valueInteger\":41}]}]}";
+    cr_assert_eq(rg_fhir_read(&im, qr, strlen(qr), &o, err, sizeof err), RG_OK, "%s", err);
+    json_t *ev = only_event(&im, 0);
+    cr_assert_str_eq(str(json_object_get(ev, "data"), "instrument"), "pcl5");
+    cr_assert_eq(num(json_object_get(ev, "data"), "score"), 41);
+    rg_fhir_free(&im);
+    /* an emptied list: Synthea's follow-up encounter is no longer mapped */
+    char *text = rg_test_read("tests/fhir/synthea-bulk.ndjson");
+    cr_assert_eq(rg_fhir_read(&im, text, strlen(text), &o, err, sizeof err), RG_OK, "%s", err);
+    cr_assert_eq(im.v[1].kind, RG_FHIR_UNMAPPED);
+    free(text);
+    rg_fhir_free(&im);
+}
+
 /* ---- the real binary ------------------------------------------------------------------- */
 
 static int run(const char *const *args, char **out, char **err)
@@ -437,5 +463,40 @@ Test(fhir_serve, post_bundle_stores_reports_and_reimports_as_duplicates)
     cr_assert_eq(count_rows(s.db, "SELECT count(*) FROM events WHERE clinic = 'north'"), 5);
     cr_assert_eq(count_rows(s.db, "SELECT count(*) FROM events WHERE clinic = 'south'"), 4);
     free(bundle);
+    rg_test_rmdir(s.dir);
+}
+
+/* FHIR events are evaluated like any others: a 171/99 reading from the EHR opens
+ * safety.bp-high for an enrolled patient, through the same engine path. */
+Test(fhir_serve, imported_blood_pressure_opens_its_alert)
+{
+    server s;
+    char *body;
+    fhir_server(&s);
+    server_start(&s);
+    const char *bundle =
+        "{\"resourceType\":\"Bundle\",\"type\":\"transaction\",\"entry\":["
+        "{\"fullUrl\":\"urn:uuid:7d1c3a52-0c1e-4d0a-9a57-2f5e3b8c9d01\",\"resource\":"
+        "{\"resourceType\":\"Patient\",\"id\":\"p-fhir\"}},"
+        "{\"resource\":{\"resourceType\":\"EpisodeOfCare\",\"id\":\"ep1\",\"status\":\"active\","
+        "\"patient\":{\"reference\":\"urn:uuid:7d1c3a52-0c1e-4d0a-9a57-2f5e3b8c9d01\"},"
+        "\"period\":{\"start\":\"2026-03-01T09:00:00-05:00\"}}},"
+        "{\"resource\":{\"resourceType\":\"Observation\",\"id\":\"bp-high\",\"status\":\"final\","
+        "\"code\":{\"coding\":[{\"system\":\"http://loinc.org\",\"code\":\"85354-9\"}]},"
+        "\"subject\":{\"reference\":\"urn:uuid:7d1c3a52-0c1e-4d0a-9a57-2f5e3b8c9d01\"},"
+        "\"effectiveDateTime\":\"2026-03-02T14:00:00-05:00\",\"component\":["
+        "{\"code\":{\"coding\":[{\"system\":\"http://loinc.org\",\"code\":\"8480-6\"}]},"
+        "\"valueQuantity\":{\"value\":171,\"code\":\"mm[Hg]\"}},"
+        "{\"code\":{\"coding\":[{\"system\":\"http://loinc.org\",\"code\":\"8462-4\"}]},"
+        "\"valueQuantity\":{\"value\":99,\"code\":\"mm[Hg]\"}}]}}]}";
+    int st = http(s.port, "POST", "/v1/fhir", TOKEN_A, bundle, &body);
+    cr_assert_eq(st, 200, "%s", body);
+    cr_assert(strstr(body, "\"stored\":2"), "%s", body);
+    free(body);
+    st = http(s.port, "GET", "/v1/alerts?patient=p-fhir&state=open", TOKEN_A, NULL, &body);
+    cr_assert_eq(st, 200);
+    cr_assert(strstr(body, "\"rule\":\"safety.bp-high\""), "%s", body);
+    free(body);
+    cr_assert_eq(server_stop(&s, SIGTERM), 0);
     rg_test_rmdir(s.dir);
 }

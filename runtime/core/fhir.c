@@ -769,11 +769,9 @@ static json_t *rg__qr_item(rg__cx *cx, json_t *items, const char *code, int list
         int hit = 0;
         if (id && code)
             hit = !strcmp(id, code);
-        else if (id && list >= 0) {
-            json_t *c = json_pack("{s:s}", "code", id);
-            hit = rg__coding_in(cx, c, list);
-            json_decref(c);
-        }
+        else if (id && list >= 0) /* a linkId has no system: the codes of the list */
+            for (const char *const *l = rg__list(cx, list); *l && !hit; l++)
+                hit = !strcmp(strchr(*l, '|') ? strchr(*l, '|') + 1 : *l, id);
         if (hit)
             return it;
         json_t *sub = rg__qr_item(cx, json_object_get(it, "item"), code, list, path, len);
