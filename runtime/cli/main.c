@@ -131,6 +131,15 @@ static const char *rg__shipped(char *buf, size_t len)
     return NULL;
 }
 
+/* 1 when arg is a positive whole number (in *v). */
+static int rg__positive(const char *arg, long long *v)
+{
+    char *end;
+    errno = 0;
+    *v = strtoll(arg, &end, 10);
+    return !errno && !*end && end != arg && *v > 0;
+}
+
 static int rg__parse(int argc, char **argv, rg__opts *o)
 {
     enum { O_AT = 100, O_DB = 1, O_EVENTS, O_UNTIL, O_FORMAT, O_PROTOCOLS, O_CLINIC, O_MEM, O_INSTR, O_DEADLINE, O_JOBS };
@@ -150,7 +159,6 @@ static int rg__parse(int argc, char **argv, rg__opts *o)
         {NULL, 0, NULL, 0},
     };
     int c;
-    char *end;
     o->limits = RG_LIMITS_DEFAULT;
     optind = 1;
     while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
@@ -174,9 +182,8 @@ static int rg__parse(int argc, char **argv, rg__opts *o)
         case O_INSTR:
         case O_JOBS:
         case O_DEADLINE: {
-            errno = 0;
-            long long v = strtoll(optarg, &end, 10);
-            if (errno || *end || v <= 0)
+            long long v;
+            if (!rg__positive(optarg, &v))
                 return rg__die("expected a positive whole number, got '%s'", optarg);
             if (c == O_MEM)
                 o->limits.max_memory = (size_t)v << 20;
@@ -421,10 +428,8 @@ static int rg__cmd_import_fhir(int argc, char **argv)
         case O_MEM:
         case O_INSTR:
         case O_DEADLINE: {
-            char *end;
-            errno = 0;
-            long long v = strtoll(optarg, &end, 10);
-            if (errno || *end || v <= 0)
+            long long v;
+            if (!rg__positive(optarg, &v))
                 return rg__die("expected a positive whole number, got '%s'", optarg);
             if (c == O_MEM)
                 lim.max_memory = (size_t)v << 20;

@@ -201,7 +201,7 @@ static int rg__load_settings(lua_State *L)
     return 2;
 }
 
-/* [-0, +0] Checks clinic.lua's fhir = { codes = { list = {"system|code", ...} },
+/* [-0, +0, e] Checks clinic.lua's fhir = { codes = { list = {"system|code", ...} },
  * map = function(resource, event) ... end } and keeps it in the registry. */
 static void rg__check_fhir(lua_State *L, int t, const char *path)
 {
@@ -622,7 +622,7 @@ static int rg__mirror(rg_clinic *c, lua_State *L)
     return RG_OK;
 }
 
-/* Mirrors clinic.lua's fhir.codes into C (raw reads of checked strings:
+/* [-0, +0] Mirrors clinic.lua's fhir.codes into C (raw reads of checked strings:
  * nothing here raises). */
 static int rg__mirror_fhir(rg_clinic *c, lua_State *L)
 {
@@ -650,11 +650,12 @@ static int rg__mirror_fhir(rg_clinic *c, lua_State *L)
     return rc;
 }
 
-/* [-0, +1] (call) Calls fhir.map(resource, event) with both as plain tables. */
 typedef struct rg__fhir_call {
     const char *resource, *event; /* JSON text; event NULL: nil */
 } rg__fhir_call;
 
+/* [-1, +1, e] (call as light userdata) Calls fhir.map(resource, event) with
+ * both as plain tables and returns its result. */
 static int rg__fhir_map_call(lua_State *L)
 {
     rg__fhir_call *call = lua_touserdata(L, 1);
@@ -670,7 +671,7 @@ static int rg__fhir_map_call(lua_State *L)
     return 1;
 }
 
-/* The Lua value at idx as JSON (raw reads only, so nothing raises outside a
+/* [-0, +0] The Lua value at idx as JSON (raw reads only, so nothing raises outside a
  * protected call); NULL when it is not data (a function, a key that is not
  * a string, nesting deeper than 16, text that is not UTF-8). */
 static json_t *rg__lua_json(lua_State *L, int idx, int depth)
