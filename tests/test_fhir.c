@@ -188,6 +188,36 @@ Test(fhir, ndjson_lines_and_bad_resources)
     rg_fhir_free(&im);
 }
 
+/* A bulk export puts Medications in a file of their own: an administration
+ * finds its Medication (and the patient's weight) anywhere in the import. */
+Test(fhir, referenced_medication_and_weight_elsewhere_in_the_import)
+{
+    rg_fhir_import im;
+    read_text(&im, "{\"resourceType\":\"MedicationAdministration\",\"id\":\"m\",\"status\":\"completed\","
+                   "\"medicationReference\":{\"reference\":\"Medication/ket\"},\"subject\":"
+                   "{\"reference\":\"Patient/p\"},\"effectiveDateTime\":\"2026-01-01T10:00:00Z\","
+                   "\"dosage\":{\"dose\":{\"value\":40,\"code\":\"mg\"}}}\n"
+                   "{\"resourceType\":\"Observation\",\"id\":\"w\",\"status\":\"final\",\"code\":"
+                   "{\"coding\":[{\"system\":\"http://loinc.org\",\"code\":\"29463-7\"}]},\"subject\":"
+                   "{\"reference\":\"Patient/p\"},\"effectiveDateTime\":\"2025-12-30\",\"valueQuantity\":"
+                   "{\"value\":80,\"code\":\"kg\"}}\n"
+                   "{\"resourceType\":\"Medication\",\"id\":\"ket\",\"code\":{\"coding\":[{\"system\":"
+                   "\"http://www.nlm.nih.gov/research/umls/rxnorm\",\"code\":\"6130\"}]}}\n");
+    json_t *ev = only_event(&im, 0);
+    cr_assert_eq(num(json_object_get(ev, "data"), "dose_mg_per_kg"), 0.5);
+    cr_assert_eq(im.v[1].kind, RG_FHIR_CONTEXT);
+    cr_assert_eq(im.v[2].kind, RG_FHIR_CONTEXT);
+    rg_fhir_free(&im);
+    /* a Medication the import does not hold cannot be told to be ketamine */
+    read_text(&im, "{\"resourceType\":\"MedicationAdministration\",\"id\":\"m\",\"status\":\"completed\","
+                   "\"medicationReference\":{\"reference\":\"Medication/elsewhere\"},\"subject\":"
+                   "{\"reference\":\"Patient/p\"},\"effectiveDateTime\":\"2026-01-01T10:00:00Z\"}");
+    cr_assert_eq(im.v[0].kind, RG_FHIR_UNMAPPED);
+    cr_assert(strstr(im.v[0].reason, "Medication/elsewhere is not in this import"), "%s",
+              im.v[0].reason);
+    rg_fhir_free(&im);
+}
+
 Test(fhir, input_that_is_no_fhir_is_refused)
 {
     rg_fhir_import im;
