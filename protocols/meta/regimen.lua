@@ -142,6 +142,18 @@ function History:memo(key, fn, ...) end
 ---@field plan_events? string[] event types whose `data` override parameters per patient (default {"enrolled", "plan_adjusted"})
 ---@field rules regimen.Rule[] a non-empty list
 
+---A clinic's settings file, clinic.lua: `return { ... } ---@type regimen.ClinicSettings`.
+---@class regimen.ClinicSettings
+---@field description? string
+---@field include? string[] shipped protocol sets the clinic runs ({"ketamine"})
+---@field params? table<string, regimen.Param|table<string, regimen.Param>> overrides: a parameter name, or a protocol id -> { name = value }
+---@field fhir? regimen.FhirSettings how FHIR R4 resources become events (docs/fhir.md)
+
+---The FHIR import of a clinic (`regimen import-fhir`, POST /v1/fhir).
+---@class regimen.FhirSettings
+---@field codes? table<"ketamine"|"infusion"|"enrolled"|"discharged"|"preparation_session"|"integration_session"|"followup_visit"|"pcl5", string[]> replaces a default code list; each "system|code" or a bare code
+---@field map? fun(resource: table, event: table?): table|false|nil called for every resource with the default event (nil when none); returns the event to store, or nil/false for none
+
 ---`local R = require "regimen"`
 ---@class regimen
 local R = {}

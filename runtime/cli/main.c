@@ -13,7 +13,9 @@
  * store as the service does, so they are refused while a service holds it,
  * and a service is refused while they run.
  */
+#include "clinic.h"
 #include "engine.h"
+#include "fhir.h"
 #include "holder.h"
 #include "ingest.h"
 #include "scenario.h"
@@ -41,6 +43,15 @@ static const char rg__usage[] =
     "\n"
     "commands:\n"
     "  ingest [--db PATH] FILE|-        store events (JSON Lines); bad lines are kept aside\n"
+    "  import-fhir [--db PATH] [--clinic NAME[=DIR]] [--print] FILE|-\n"
+    "                                   store FHIR R4 resources (a Bundle or NDJSON) as\n"
+    "                                   events, one transaction; reports every entry:\n"
+    "                                   stored, duplicate, conflict, rejected (with its\n"
+    "                                   location), unmapped or context. Events are of\n"
+    "                                   clinic NAME (default: default); DIR's clinic.lua\n"
+    "                                   may adjust the mapping (fhir = {...}, docs/fhir.md);\n"
+    "                                   --print prints the events as JSON Lines instead\n"
+    "                                   of storing them\n"
     "  rejected [--db PATH]             list refused lines with their line, field and reason\n"
     "  simulate --events FILE --until TIME [--format text|jsonl|html] [--protocols DIR]\n"
     "           [--clinic NAME=DIR]... [--db PATH]\n"
@@ -120,6 +131,15 @@ static const char *rg__shipped(char *buf, size_t len)
     return NULL;
 }
 
+/* 1 when arg is a positive whole number (in *v). */
+static int rg__positive(const char *arg, long long *v)
+{
+    char *end;
+    errno = 0;
+    *v = strtoll(arg, &end, 10);
+    return !errno && !*end && end != arg && *v > 0;
+}
+
 static int rg__parse(int argc, char **argv, rg__opts *o)
 {
     enum { O_AT = 100, O_DB = 1, O_EVENTS, O_UNTIL, O_FORMAT, O_PROTOCOLS, O_CLINIC, O_MEM, O_INSTR, O_DEADLINE, O_JOBS };
@@ -139,7 +159,6 @@ static int rg__parse(int argc, char **argv, rg__opts *o)
         {NULL, 0, NULL, 0},
     };
     int c;
-    char *end;
     o->limits = RG_LIMITS_DEFAULT;
     optind = 1;
     while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
@@ -163,9 +182,8 @@ static int rg__parse(int argc, char **argv, rg__opts *o)
         case O_INSTR:
         case O_JOBS:
         case O_DEADLINE: {
-            errno = 0;
-            long long v = strtoll(optarg, &end, 10);
-            if (errno || *end || v <= 0)
+            long long v;
+            if (!rg__positive(optarg, &v))
                 return rg__die("expected a positive whole number, got '%s'", optarg);
             if (c == O_MEM)
                 o->limits.max_memory = (size_t)v << 20;
@@ -287,6 +305,207 @@ static int rg__cmd_ingest(int argc, char **argv)
     else if (rg__told[0])
         fprintf(stderr, "regimen: %s could not be told of the stored events (%s); it evaluates "
                 "them within a minute\n", rg__told, strerror(rg__told_errno));
+    return rc;
+}
+
+static int rg__help(const char *name);
+
+/* Reads all of path ("-": standard input). */
+static char *rg__slurp(const char *path, size_t *len)
+{
+    FILE *f = strcmp(path, "-") ? fopen(path, "rb") : stdin;
+    rg_buf b = {0};
+    char chunk[65536];
+    size_t n;
+    if (!f)
+        return NULL;
+    while ((n = fread(chunk, 1, sizeof chunk, f)) > 0)
+        if (rg_buf_add(&b, chunk, n)) {
+            rg_buf_free(&b);
+            break;
+        }
+    int bad = ferror(f);
+    if (f != stdin)
+        fclose(f);
+    if (bad || rg_buf_add(&b, "", 1)) {
+        rg_buf_free(&b);
+        errno = bad ? EIO : ENOMEM;
+        return NULL;
+    }
+    *len = b.len - 1;
+    return b.p;
+}
+
+/* One line per entry, then the counts and the unmapped resources by type. */
+static void rg__fhir_report(const rg_fhir_import *im, json_t *reports, const char *source,
+                            const rg_ingest_counts *c, FILE *out)
+{
+    size_t i, unmapped = 0, context = 0;
+    json_t *r, *bytype = json_object();
+    json_array_foreach(reports, i, r) {
+        const char *status = json_string_value(json_object_get(r, "status"));
+        const char *type = json_string_value(json_object_get(r, "resourceType"));
+        const char *id = json_string_value(json_object_get(r, "id"));
+        const char *why = json_string_value(json_object_get(r, "reason"));
+        const char *loc = json_string_value(json_object_get(r, "location"));
+        json_t *evs = json_object_get(r, "events");
+        fprintf(out, im->bundle ? "%s: entry[%lld] %s/%s: %s" : "%s:%lld: %s/%s: %s", source,
+                (long long)json_integer_value(json_object_get(r, im->bundle ? "entry" : "line")),
+                type ? type : "?", id ? id : "?", status);
+        size_t k;
+        json_t *ev;
+        json_array_foreach(evs, k, ev) {
+            const char *evwhy = json_string_value(json_object_get(ev, "reason"));
+            fprintf(out, "%s%s", k ? ", " : " ", json_string_value(json_object_get(ev, "id")));
+            if (json_object_get(ev, "status") && strcmp(status, json_string_value(
+                                                         json_object_get(ev, "status"))))
+                fprintf(out, " (%s)", json_string_value(json_object_get(ev, "status")));
+            if (evwhy)
+                fprintf(out, " [field '%s': %s]", json_string_value(json_object_get(ev, "field")),
+                        evwhy);
+        }
+        if (loc)
+            fprintf(out, " at %s", loc);
+        if (why)
+            fprintf(out, ": %s", why);
+        fputc('\n', out);
+        if (!strcmp(status, "unmapped")) {
+            unmapped++;
+            json_t *ids = json_object_get(bytype, type ? type : "?");
+            if (!ids)
+                json_object_set_new(bytype, type ? type : "?", ids = json_array());
+            json_array_append_new(ids, json_string(id ? id : "?"));
+        }
+        context += !strcmp(status, "context");
+    }
+    fprintf(out, "stored %ld, duplicates %ld, conflicts %ld, rejected %ld, unmapped %zu, "
+            "context %zu\n", c->stored, c->duplicates, c->conflicts, c->rejected, unmapped,
+            context);
+    const char *type;
+    json_t *ids;
+    json_object_foreach(bytype, type, ids) {
+        fprintf(out, "unmapped %s: %zu (", type, json_array_size(ids));
+        for (size_t k = 0; k < json_array_size(ids) && k < 20; k++)
+            fprintf(out, "%s%s", k ? ", " : "", json_string_value(json_array_get(ids, k)));
+        fprintf(out, "%s)\n", json_array_size(ids) > 20 ? ", ..." : "");
+    }
+    json_decref(bytype);
+}
+
+static int rg__cmd_import_fhir(int argc, char **argv)
+{
+    enum { O_DB = 1, O_CLINIC, O_PRINT, O_MEM, O_INSTR, O_DEADLINE };
+    static const struct option longopts[] = {
+        {"db", required_argument, NULL, O_DB},
+        {"max-memory-mb", required_argument, NULL, O_MEM},
+        {"max-instructions", required_argument, NULL, O_INSTR},
+        {"deadline-ms", required_argument, NULL, O_DEADLINE},
+        {"clinic", required_argument, NULL, O_CLINIC},
+        {"print", no_argument, NULL, O_PRINT},
+        {"dry-run", no_argument, NULL, O_PRINT},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    const char *db = "regimen.db";
+    char name[RG_EVENT_MAX_CLINIC + 1] = "default", err[4096], shipped_buf[PATH_MAX];
+    const char *dir = NULL;
+    int c, print = 0, rc;
+    rg_limits lim = RG_LIMITS_DEFAULT; /* fhir.map runs under the evaluation limits */
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
+        switch (c) {
+        case O_DB: db = optarg; break;
+        case O_CLINIC: {
+            char *eq = strchr(optarg, '=');
+            size_t n = eq ? (size_t)(eq - optarg) : strlen(optarg);
+            if (!n || n > RG_EVENT_MAX_CLINIC || (eq && !eq[1]))
+                return rg__die("--clinic expects NAME or NAME=DIR, got '%s'", optarg);
+            snprintf(name, sizeof name, "%.*s", (int)n, optarg);
+            dir = eq ? eq + 1 : NULL;
+            break;
+        }
+        case O_PRINT: print = 1; break;
+        case O_MEM:
+        case O_INSTR:
+        case O_DEADLINE: {
+            long long v;
+            if (!rg__positive(optarg, &v))
+                return rg__die("expected a positive whole number, got '%s'", optarg);
+            if (c == O_MEM)
+                lim.max_memory = (size_t)v << 20;
+            else if (c == O_INSTR)
+                lim.max_instructions = v;
+            else
+                lim.deadline_ms = (int)v;
+            break;
+        }
+        case 'h': return rg__help("import-fhir") ? 2 : 0;
+        default: return 2;
+        }
+    }
+    if (optind != argc - 1)
+        return rg__die("%s", "import-fhir needs exactly one FILE (or - for standard input)");
+    const char *path = argv[optind], *source = strcmp(path, "-") ? path : "<stdin>";
+    size_t len;
+    char *text = rg__slurp(path, &len);
+    if (!text) {
+        fprintf(stderr, "regimen: cannot read %s: %s\n", path, strerror(errno));
+        return 2;
+    }
+    rg_clinic *clinic = NULL;
+    rg_fhir_opts fo = {.clinic = name};
+    if (dir) {
+        if (rg_clinic_load(&clinic, name, dir, rg__shipped(shipped_buf, sizeof shipped_buf), NULL,
+                           &lim, err, sizeof err)) {
+            fprintf(stderr, "regimen: %s\n", err);
+            free(text);
+            return 2;
+        }
+        rg_clinic_fhir_opts(clinic, &fo);
+    }
+    rg_fhir_import im;
+    rc = rg_fhir_read(&im, text, len, &fo, err, sizeof err);
+    free(text);
+    if (rc) {
+        fprintf(stderr, "regimen: %s: %s\n", source, err);
+        rg_clinic_free(clinic);
+        return 2;
+    }
+    json_t *reports = json_array();
+    rg_ingest_counts counts = {0};
+    if (print) {
+        for (size_t i = 0; i < im.n; i++) {
+            size_t k;
+            json_t *ev;
+            json_array_foreach(im.v[i].events, k, ev) {
+                char *line = json_dumps(ev, JSON_COMPACT | JSON_SORT_KEYS | JSON_REAL_PRECISION(12));
+                if (line)
+                    puts(line);
+                free(line);
+            }
+            counts.rejected += im.v[i].kind == RG_FHIR_REJECTED;
+            json_array_append_new(reports, rg_fhir_entry_json(&im, &im.v[i], NULL));
+        }
+        rg__fhir_report(&im, reports, source, &counts, stderr);
+        rc = counts.rejected ? 1 : 0;
+    } else {
+        rg_store *st;
+        if ((rc = rg__open_store(db, 2, NULL, NULL, &st)) == 0) {
+            char label[PATH_MAX + 8];
+            snprintf(label, sizeof label, "fhir %s", source);
+            if (rg_ingest_fhir(st, &im, label, &counts, reports, err, sizeof err)) {
+                fprintf(stderr, "regimen: %s\n", err);
+                rc = 2;
+            } else {
+                rg__fhir_report(&im, reports, source, &counts, stdout);
+                rc = counts.rejected || counts.conflicts ? 1 : 0;
+            }
+            rg_store_close(st);
+        }
+    }
+    json_decref(reports);
+    rg_fhir_free(&im);
+    rg_clinic_free(clinic);
     return rc;
 }
 
@@ -832,6 +1051,7 @@ int main(int argc, char **argv)
         int (*fn)(int, char **);
     } cmds[] = {
         {"ingest", rg__cmd_ingest},
+        {"import-fhir", rg__cmd_import_fhir},
         {"rejected", rg__cmd_rejected},
         {"simulate", rg__cmd_simulate},
         {"check", rg__cmd_check},

@@ -345,3 +345,76 @@ int rg_ingest_file(rg_store *st, FILE *f, const char *source, rg_ingest_counts *
     }
     return RG_OK;
 }
+
+/* ---- a FHIR import: its events, one transaction ---- */
+
+typedef struct rg__why {
+    char field[RG_FIELD_MAX], reason[512];
+} rg__why;
+
+static void rg__keep_why(void *ud, const char *source, long line, const char *field,
+                         const char *reason)
+{
+    rg__why *w = ud;
+    (void)source;
+    (void)line;
+    snprintf(w->field, sizeof w->field, "%s", field);
+    snprintf(w->reason, sizeof w->reason, "%s", reason);
+}
+
+int rg_ingest_fhir(rg_store *st, const rg_fhir_import *im, const char *source,
+                   rg_ingest_counts *counts, json_t *reports, char *err, size_t errlen)
+{
+    static const char *const outcome[] = {"stored", "duplicate", "conflict", "rejected"};
+    rg_ingest_counts c = *counts;
+    size_t first = json_array_size(reports);
+    int rc = rg_store_begin(st);
+    for (size_t i = 0; i < im->n && !rc; i++) {
+        const rg_fhir_entry *e = &im->v[i];
+        json_t *results = NULL, *ev;
+        size_t k;
+        if (e->kind == RG_FHIR_REJECTED) {
+            char *raw = e->resource ? json_dumps(e->resource, JSON_COMPACT) : NULL;
+            rc = rg_store_reject(st, source, e->index, e->location, e->reason, raw ? raw : "",
+                                 raw ? (strlen(raw) > RG_RAW_KEEP ? RG_RAW_KEEP : strlen(raw))
+                                     : 0);
+            free(raw);
+            c.rejected++;
+        } else if (e->kind == RG_FHIR_EVENTS && !(results = json_array())) {
+            rc = RG_ENOMEM;
+        }
+        json_array_foreach(results ? e->events : NULL, k, ev) {
+            char *text = json_dumps(ev, JSON_COMPACT | JSON_REAL_PRECISION(12));
+            rg__why why = {"", ""};
+            int r = text ? rg_ingest_one(st, text, strlen(text), source, e->index, &c,
+                                         rg__keep_why, &why)
+                         : RG_ENOMEM;
+            free(text);
+            if (r < 0) {
+                rc = r;
+                break;
+            }
+            json_t *o = json_pack("{s:O,s:s}", "id", json_object_get(ev, "id") ?
+                                  json_object_get(ev, "id") : json_null(), "status", outcome[r]);
+            if (o && r >= RG_PUT_CONFLICT) {
+                json_object_set_new(o, "field", json_string(why.field));
+                json_object_set_new(o, "reason", json_string(why.reason));
+            }
+            json_array_append_new(results, o);
+        }
+        if (!rc)
+            json_array_append_new(reports, rg_fhir_entry_json(im, e, results));
+        json_decref(results);
+    }
+    if (!rc)
+        rc = rg_store_commit(st);
+    if (rc) {
+        rg_store_rollback(st);
+        while (json_array_size(reports) > first)
+            json_array_remove(reports, json_array_size(reports) - 1);
+        return rg_fail(err, errlen, rc, "%s: nothing was stored: %s (%s)", source,
+                       rg_strerror(rc), rc == RG_ENOMEM ? "out of memory" : rg_store_errmsg(st));
+    }
+    *counts = c;
+    return RG_OK;
+}

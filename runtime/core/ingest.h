@@ -11,6 +11,7 @@
 #ifndef RG_INGEST_H
 #define RG_INGEST_H
 
+#include "fhir.h"
 #include "store.h"
 
 #include <stdio.h>
@@ -32,5 +33,13 @@ int rg_ingest_one(rg_store *st, const char *text, size_t len, const char *source
  * be committed (that batch is rolled back and counts say what was kept). */
 int rg_ingest_file(rg_store *st, FILE *f, const char *source, rg_ingest_counts *counts,
                    rg_reject_fn on_reject, void *ud, char *err, size_t errlen);
+
+/* Stores the events of a FHIR import (fhir.h) in ONE transaction, each
+ * through rg_ingest_one, and keeps its rejected resources in the rejected
+ * table (line: the entry index or NDJSON line, field: the location). Appends
+ * one report per entry (rg_fhir_entry_json) to reports. On a store error
+ * everything is rolled back and nothing is reported or counted. */
+int rg_ingest_fhir(rg_store *st, const rg_fhir_import *im, const char *source,
+                   rg_ingest_counts *counts, json_t *reports, char *err, size_t errlen);
 
 #endif

@@ -25,6 +25,7 @@
 #include <unistd.h>
 
 static const char rg__k_desc = 'd'; /* registry: list of protocol descriptions */
+static const char rg__k_fhir = 'f'; /* registry: clinic.lua's fhir table, or absent */
 
 /* FNV-1a of the file's bytes, as 16 hex digits: which text produced a rule. */
 static int rg__hash_file(const char *path, char out[17])
@@ -200,10 +201,64 @@ static int rg__load_settings(lua_State *L)
     return 2;
 }
 
+/* [-0, +0, e] Checks clinic.lua's fhir = { codes = { list = {"system|code", ...} },
+ * map = function(resource, event) ... end } and keeps it in the registry. */
+static void rg__check_fhir(lua_State *L, int t, const char *path)
+{
+    int ft = rg__rawfield(L, t, "fhir");
+    if (ft == LUA_TNIL) {
+        lua_pop(L, 1);
+        return;
+    }
+    int f = lua_gettop(L);
+    rg__plain(L, f, path, "'fhir'");
+    if (ft != LUA_TTABLE)
+        luaL_error(L, "%s: 'fhir' must be a table like { codes = { followup_visit = "
+                      "{\"http://snomed.info/sct|390906007\"} }, map = function(resource, "
+                      "event) ... end }", path);
+    for (lua_pushnil(L); lua_next(L, f); lua_pop(L, 1)) {
+        const char *k = lua_type(L, -2) == LUA_TSTRING ? lua_tostring(L, -2) : "";
+        if (strcmp(k, "codes") && strcmp(k, "map"))
+            luaL_error(L, "%s: fhir: unknown field '%s' (known: codes, map)", path,
+                       luaL_tolstring(L, -2, NULL));
+    }
+    int mt = rg__rawfield(L, f, "map");
+    if (mt != LUA_TNIL && mt != LUA_TFUNCTION)
+        luaL_error(L, "%s: fhir.map must be a function(resource, event)", path);
+    lua_pop(L, 1);
+    int ct = rg__rawfield(L, f, "codes");
+    rg__plain(L, -1, path, "'fhir.codes'");
+    if (ct != LUA_TNIL && ct != LUA_TTABLE)
+        luaL_error(L, "%s: fhir.codes must be a table of list name -> {\"system|code\", ...}",
+                   path);
+    for (lua_pushnil(L); ct == LUA_TTABLE && lua_next(L, f + 1); lua_pop(L, 1)) {
+        const char *k = lua_type(L, -2) == LUA_TSTRING ? lua_tostring(L, -2) : "";
+        int known = 0;
+        for (int i = 0; i < RG_FHIR_NLISTS; i++)
+            known |= !strcmp(k, rg_fhir_list_name[i]);
+        if (!known)
+            luaL_error(L, "%s: fhir.codes: no code list named '%s' (known: ketamine, infusion, "
+                          "enrolled, discharged, preparation_session, integration_session, "
+                          "followup_visit, pcl5)", path, luaL_tolstring(L, -2, NULL));
+        rg__plain(L, -1, path, "a list in 'fhir.codes'");
+        if (lua_type(L, -1) != LUA_TTABLE)
+            luaL_error(L, "%s: fhir.codes.%s must be a list of \"system|code\" strings", path, k);
+        lua_Integer n = (lua_Integer)lua_rawlen(L, -1);
+        for (lua_Integer i = 1; i <= n; i++)
+            if (lua_rawgeti(L, -1, i) != LUA_TSTRING || !lua_rawlen(L, -1))
+                luaL_error(L, "%s: fhir.codes.%s[%I] must be a string like "
+                              "\"http://snomed.info/sct|390906007\" or a bare code", path, k, i);
+            else
+                lua_pop(L, 1);
+    }
+    lua_settop(L, f);
+    lua_rawsetp(L, LUA_REGISTRYINDEX, &rg__k_fhir);
+}
+
 /* [-1, +1] (settings_path|nil) Reads clinic.lua, or gives an empty table. */
 static int rg__read_settings(lua_State *L)
 {
-    static const char *const known[] = {"include", "params", "description", NULL};
+    static const char *const known[] = {"include", "params", "description", "fhir", NULL};
     rg_sandbox *sb = rg_sandbox_of(L);
     const char *path = lua_tostring(L, 1);
     if (!path) {
@@ -227,7 +282,7 @@ static int rg__read_settings(lua_State *L)
             ok |= !strcmp(lua_tostring(L, -1), known[i]);
         if (!ok)
             return luaL_error(L, "%s: unknown setting '%s' (known: include, params, "
-                                 "description)", path, luaL_tolstring(L, -1, NULL));
+                                 "description, fhir)", path, luaL_tolstring(L, -1, NULL));
     }
     int it = rg__rawfield(L, t, "include");
     rg__plain(L, -1, path, "'include'");
@@ -253,6 +308,7 @@ static int rg__read_settings(lua_State *L)
     for (lua_pushnil(L); it == LUA_TTABLE && lua_next(L, t + 1); lua_pop(L, 1))
         rg__plain(L, -1, path, "a protocol's table in 'params'");
     lua_settop(L, t);
+    rg__check_fhir(L, t, path);
     return 1;
 }
 
@@ -566,6 +622,189 @@ static int rg__mirror(rg_clinic *c, lua_State *L)
     return RG_OK;
 }
 
+/* [-0, +0] Mirrors clinic.lua's fhir.codes into C (raw reads of checked strings:
+ * nothing here raises). */
+static int rg__mirror_fhir(rg_clinic *c, lua_State *L)
+{
+    int top = lua_gettop(L), rc = RG_OK;
+    if (lua_rawgetp(L, LUA_REGISTRYINDEX, &rg__k_fhir) == LUA_TTABLE) {
+        c->fhir_map = rg__rawfield(L, top + 1, "map") == LUA_TFUNCTION;
+        lua_pop(L, 1);
+        if (rg__rawfield(L, top + 1, "codes") == LUA_TTABLE)
+            for (int i = 0; i < RG_FHIR_NLISTS && !rc; i++) {
+                if (rg__rawfield(L, top + 2, rg_fhir_list_name[i]) == LUA_TTABLE) {
+                    size_t n = lua_rawlen(L, -1);
+                    if (!(c->fhir_codes[i] = calloc(n + 1, sizeof *c->fhir_codes[i])))
+                        rc = RG_ENOMEM;
+                    for (size_t j = 0; j < n && !rc; j++) {
+                        lua_rawgeti(L, -1, (lua_Integer)j + 1);
+                        if (!(c->fhir_codes[i][j] = strdup(lua_tostring(L, -1))))
+                            rc = RG_ENOMEM;
+                        lua_pop(L, 1);
+                    }
+                }
+                lua_pop(L, 1);
+            }
+    }
+    lua_settop(L, top);
+    return rc;
+}
+
+typedef struct rg__fhir_call {
+    const char *resource, *event; /* JSON text; event NULL: nil */
+} rg__fhir_call;
+
+/* [-1, +1, e] (call as light userdata) Calls fhir.map(resource, event) with
+ * both as plain tables and returns its result. */
+static int rg__fhir_map_call(lua_State *L)
+{
+    rg__fhir_call *call = lua_touserdata(L, 1);
+    lua_settop(L, 0);
+    lua_rawgetp(L, LUA_REGISTRYINDEX, &rg__k_fhir);
+    rg__rawfield(L, 1, "map");
+    rg_json_push(L, call->resource);
+    if (call->event)
+        rg_json_push(L, call->event);
+    else
+        lua_pushnil(L);
+    lua_call(L, 2, 1);
+    return 1;
+}
+
+/* [-0, +0] The Lua value at idx as JSON (raw reads only, so nothing raises outside a
+ * protected call); NULL when it is not data (a function, a key that is not
+ * a string, nesting deeper than 16, text that is not UTF-8). */
+static json_t *rg__lua_json(lua_State *L, int idx, int depth)
+{
+    idx = lua_absindex(L, idx);
+    switch (lua_type(L, idx)) {
+    case LUA_TSTRING: {
+        size_t n;
+        const char *s = lua_tolstring(L, idx, &n);
+        return json_stringn(s, n);
+    }
+    case LUA_TNUMBER:
+        return lua_isinteger(L, idx) ? json_integer((json_int_t)lua_tointeger(L, idx))
+                                     : json_real(lua_tonumber(L, idx));
+    case LUA_TBOOLEAN:
+        return json_boolean(lua_toboolean(L, idx));
+    case LUA_TTABLE:
+        break;
+    default:
+        return NULL;
+    }
+    if (depth > 16 || !lua_checkstack(L, 4))
+        return NULL;
+    size_t n = lua_rawlen(L, idx);
+    json_t *out = n ? json_array() : json_object();
+    for (size_t i = 1; out && i <= n; i++) {
+        lua_rawgeti(L, idx, (lua_Integer)i);
+        json_t *v = rg__lua_json(L, -1, depth + 1);
+        lua_pop(L, 1);
+        if (!v || json_array_append_new(out, v)) {
+            json_decref(out);
+            out = NULL;
+        }
+    }
+    if (n)
+        return out;
+    lua_pushnil(L);
+    while (out && lua_next(L, idx)) {
+        json_t *v = lua_type(L, -2) == LUA_TSTRING ? rg__lua_json(L, -1, depth + 1) : NULL;
+        if (!v || json_object_set_new(out, lua_tostring(L, -2), v)) {
+            json_decref(out);
+            out = NULL;
+            lua_pop(L, 2);
+            break;
+        }
+        lua_pop(L, 1);
+    }
+    return out;
+}
+
+/* rg_fhir_hook: fhir.map once per default event (once with nil when there is
+ * none); what it returns replaces the event, nil or false drops it. */
+static int rg__fhir_hook(void *ud, rg_fhir_entry *e, char *err, size_t errlen)
+{
+    rg_clinic *c = ud;
+    lua_State *L = rg_sandbox_state(c->sb);
+    size_t n = json_array_size(e->events);
+    char why[2048], where[320];
+    char *res = json_dumps(e->resource, JSON_COMPACT);
+    json_t *out = json_array();
+    int rc = res && out ? RG_OK : RG_ENOMEM;
+    snprintf(where, sizeof where, "%s/%s (entry %ld)", e->type, e->id, e->index);
+    for (size_t i = 0; i < (n ? n : 1) && !rc; i++) {
+        json_t *ev = n ? json_array_get(e->events, i) : NULL;
+        rg__fhir_call call = {res, ev ? json_dumps(ev, JSON_COMPACT) : NULL};
+        rg_sandbox_enter(c->sb);
+        lua_pushcfunction(L, rg__fhir_map_call);
+        lua_pushlightuserdata(L, &call);
+        rc = rg_pcall(c->sb, 1, 1, why, sizeof why);
+        rg_sandbox_leave(c->sb);
+        free((char *)call.event);
+        if (rc) {
+            rg_fail(err, errlen, rc, "clinic %s: fhir.map failed on %s: %s", c->name, where, why);
+            break;
+        }
+        if (lua_type(L, -1) == LUA_TTABLE) {
+            json_t *j = rg__lua_json(L, -1, 0);
+            if (!json_is_object(j)) {
+                json_decref(j);
+                lua_pop(L, 1);
+                rc = rg_fail(err, errlen, RG_EPROTOCOL, "clinic %s: fhir.map on %s returned a "
+                             "table that is not an event object (keys must be strings, values "
+                             "data)", c->name, where);
+                break;
+            }
+            if (!json_object_get(j, "id")) {
+                char id[RG_EVENT_MAX_ID * 2];
+                snprintf(id, sizeof id, "fhir:%s/%s", e->type, e->id);
+                json_object_set(j, "id", ev ? json_object_get(ev, "id") : json_string(id));
+                if (!ev)
+                    json_decref(json_object_get(j, "id"));
+            }
+            json_object_set_new(j, "clinic", json_string(c->name));
+            json_array_append_new(out, j);
+        } else if (lua_type(L, -1) != LUA_TNIL && !(lua_type(L, -1) == LUA_TBOOLEAN &&
+                                                    !lua_toboolean(L, -1))) {
+            rc = rg_fail(err, errlen, RG_EPROTOCOL, "clinic %s: fhir.map on %s must return an "
+                         "event table, or nil / false for none (got a %s)", c->name, where,
+                         luaL_typename(L, -1));
+        }
+        lua_pop(L, 1);
+    }
+    free(res);
+    if (rc) {
+        json_decref(out);
+        return rc;
+    }
+    json_array_clear(e->events);
+    json_array_extend(e->events, out);
+    json_decref(out);
+    if (json_array_size(e->events)) {
+        e->kind = RG_FHIR_EVENTS;
+        e->reason[0] = '\0';
+    } else if (n) {
+        e->kind = RG_FHIR_UNMAPPED;
+        snprintf(e->reason, sizeof e->reason, "the clinic's fhir.map (clinic.lua) returned no "
+                 "event");
+    }
+    return RG_OK;
+}
+
+void rg_clinic_fhir_opts(rg_clinic *c, rg_fhir_opts *o)
+{
+    memset(o, 0, sizeof *o);
+    o->clinic = c->name;
+    for (int i = 0; i < RG_FHIR_NLISTS; i++)
+        o->codes[i] = (const char *const *)c->fhir_codes[i];
+    if (c->fhir_map) {
+        o->hook = rg__fhir_hook;
+        o->hook_ud = c;
+    }
+}
+
 int rg_clinic_load(rg_clinic **out, const char *name, const char *dir, const char *shipped,
                    const char *overrides, const rg_limits *lim, char *err, size_t errlen)
 {
@@ -602,6 +841,10 @@ int rg_clinic_load(rg_clinic **out, const char *name, const char *dir, const cha
     if (rc)
         goto done;
     int settings = lua_gettop(L) - 1; /* and its include list on top */
+    if ((rc = rg__mirror_fhir(c, L))) {
+        rg_fail(err, errlen, rc, "out of memory");
+        goto done;
+    }
 
     /* the directory's own protocols, then the included shipped sets */
     if ((rc = rg__list_dir(dir, &files, &nfiles, err, errlen)))
@@ -671,6 +914,11 @@ void rg_clinic_free(rg_clinic *c)
         free(p->rules);
     }
     free(c->protos);
+    for (int i = 0; i < RG_FHIR_NLISTS; i++) {
+        for (int j = 0; c->fhir_codes[i] && c->fhir_codes[i][j]; j++)
+            free(c->fhir_codes[i][j]);
+        free(c->fhir_codes[i]);
+    }
     rg_sandbox_free(c->sb);
     free(c->name);
     free(c->dir);

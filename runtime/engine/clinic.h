@@ -6,7 +6,9 @@
  * "lib.course" -> lib/course.lua), and optionally clinic.lua, the clinic's
  * settings: { include = {"ketamine"}, params = {["ketamine.acute"] = {...}} }.
  * include names directories of the shipped protocol root whose protocols the
- * clinic also runs; params overrides protocol defaults for every patient.
+ * clinic also runs; params overrides protocol defaults for every patient;
+ * fhir = { codes = {...}, map = function(resource, event) } adjusts the FHIR
+ * import (docs/fhir.md).
  *
  * Ownership: rg_clinic_load creates the clinic (and its sandbox); the caller
  * owns it and frees it with rg_clinic_free. The protocol descriptions live in
@@ -15,6 +17,7 @@
 #ifndef RG_CLINIC_H
 #define RG_CLINIC_H
 
+#include "fhir.h"
 #include "sandbox.h"
 
 typedef struct rg_rule {
@@ -36,6 +39,8 @@ typedef struct rg_clinic {
     rg_sandbox *sb;
     rg_protocol *protos;
     int nprotos;
+    char **fhir_codes[RG_FHIR_NLISTS]; /* clinic.lua's fhir.codes (NULL: the default) */
+    int fhir_map;                      /* clinic.lua defines fhir.map */
 } rg_clinic;
 
 /* Loads every protocol of dir for clinic `name`. shipped is the root of the
@@ -51,6 +56,12 @@ void rg_clinic_free(rg_clinic *c);
  * applies, params (the clinic's base, a plain table), params_ro (read-only
  * proxy of it), plan (set of types) and rules[j] = {id, severity, check}. */
 void rg_clinic_push_protocol(rg_clinic *c, int i);
+
+/* The clinic's FHIR import options: its code lists and, when clinic.lua
+ * defines fhir.map, a hook that calls it in the clinic's sandbox (under the
+ * evaluation limits; an error names clinic.lua and its line). o->clinic is
+ * the clinic's name. */
+void rg_clinic_fhir_opts(rg_clinic *c, rg_fhir_opts *o);
 
 /* Finds a rule by id; sets *proto (index) and returns it, or NULL. */
 const rg_rule *rg_clinic_find_rule(const rg_clinic *c, const char *rule, int *proto);

@@ -6,6 +6,7 @@
  */
 #include "service.h"
 
+#include "clinic.h"
 #include "feed.h"
 #include "ingest.h"
 
@@ -103,6 +104,9 @@ static const char *rg__query(const char *q, const char *name, char *buf, size_t 
     return NULL;
 }
 
+static void rg__queue(rg_svc *sv, int ci, rg_http_conn *c, const rg_http_req *req,
+                      json_t *items, rg_fhir_import *fhir, const char *what);
+
 /* POST /v1/events: a body that is not an event or a list of them is refused
  * at once; the events are queued for this iteration's group commit. */
 static void rg__post_events(rg_svc *sv, int ci, rg_http_conn *c, const rg_http_req *req)
@@ -126,31 +130,87 @@ static void rg__post_events(rg_svc *sv, int ci, rg_http_conn *c, const rg_http_r
         rg__error(c, 400, "body must be one event object or an array of events");
         return;
     }
+    rg__queue(sv, ci, c, req, items, NULL, "http");
+}
+
+/* Queues a request's events (taken, with fhir) for this iteration's group
+ * commit, or answers 413 / 503 at once. */
+static void rg__queue(rg_svc *sv, int ci, rg_http_conn *c, const rg_http_req *req,
+                      json_t *items, rg_fhir_import *fhir, const char *what)
+{
+    char msg[160];
     size_t n = json_array_size(items);
-    if (n > (size_t)sv->max_events) {
-        snprintf(msg, sizeof msg, "%zu events in one request; the limit is %d", n, sv->max_events);
-        json_decref(items);
-        rg__error(c, 413, msg);
-        return;
-    }
-    if (sv->npending == sv->cap_pending) {
+    int refuse = n > (size_t)sv->max_events ? 413 : 0;
+    if (!refuse && sv->npending == sv->cap_pending) {
         int cap = sv->cap_pending ? 2 * sv->cap_pending : 64;
         rg_svc_pending *grown = realloc(sv->pending, (size_t)cap * sizeof *grown);
-        if (!grown) {
-            json_decref(items);
-            rg__error(c, 503, "out of memory; nothing was stored, send the events again");
-            return;
+        if (grown) {
+            sv->pending = grown;
+            sv->cap_pending = cap;
+        } else {
+            refuse = 503;
         }
-        sv->pending = grown;
-        sv->cap_pending = cap;
+    }
+    if (refuse) {
+        json_decref(items);
+        if (fhir) {
+            rg_fhir_free(fhir);
+            free(fhir);
+        }
+        if (refuse == 413)
+            snprintf(msg, sizeof msg, "%zu events in one request; the limit is %d", n,
+                     sv->max_events);
+        rg__error(c, refuse, refuse == 413 ? msg : "out of memory; nothing was stored, send "
+                                                   "the events again");
+        return;
     }
     rg_svc_pending *pr = &sv->pending[sv->npending++];
     memset(pr, 0, sizeof *pr);
     pr->conn = c;
     pr->clinic = ci;
     pr->items = items;
-    snprintf(pr->source, sizeof pr->source, "http %s", req->peer ? req->peer : "?");
+    pr->fhir = fhir;
+    snprintf(pr->source, sizeof pr->source, "%s %s", what, req->peer ? req->peer : "?");
     rg_svc_flush_soon(sv);
+}
+
+/* POST /v1/fhir: a Bundle converted by the default mapping and the clinic's
+ * fhir settings (clinic.lua), whose events then take the path of POST
+ * /v1/events: the same group commit, validation and outcomes. */
+static void rg__post_fhir(rg_svc *sv, int ci, rg_http_conn *c, const rg_http_req *req)
+{
+    json_error_t je;
+    char msg[4096];
+    json_t *body = json_loadb(req->body, req->body_len, JSON_REJECT_DUPLICATES, &je);
+    if (!body) {
+        snprintf(msg, sizeof msg, "body is not valid JSON: %s (line %d, column %d)", je.text,
+                 je.line, je.column);
+        rg__error(c, 400, msg);
+        return;
+    }
+    rg_fhir_opts fo = {.clinic = sv->clinics[ci].name};
+    rg_clinic *clinic = rg_engine_clinic(sv->eng, sv->clinics[ci].name);
+    if (clinic)
+        rg_clinic_fhir_opts(clinic, &fo);
+    rg_fhir_import *im = calloc(1, sizeof *im);
+    int rc = im ? rg_fhir_bundle(im, body, &fo, msg, sizeof msg) : RG_ENOMEM;
+    json_decref(body);
+    if (rc) {
+        free(im);
+        if (rc == RG_ENOMEM)
+            rg__error(c, 503, "out of memory; nothing was stored, send the Bundle again");
+        else if (rc == RG_EINVAL)
+            rg__error(c, 400, msg);
+        else /* the clinic's fhir.map failed: its Lua file and line are in msg */
+            rg__error(c, 500, msg);
+        if (rc != RG_EINVAL && rc != RG_ENOMEM)
+            rg_log("error", "POST /v1/fhir: %s", msg);
+        return;
+    }
+    json_t *items = json_array();
+    for (size_t i = 0; i < im->n; i++)
+        json_array_extend(items, im->v[i].events);
+    rg__queue(sv, ci, c, req, items, im, "fhir http");
 }
 
 static int rg__alert_to_json(void *ud, const rg_alert_view *a)
@@ -558,6 +618,8 @@ void rg_svc_handle(void *ud, rg_http_conn *c, const rg_http_req *req)
     const char *p = req->path;
     if (post && !strcmp(p, "/v1/events"))
         rg__post_events(sv, ci, c, req);
+    else if (post && !strcmp(p, "/v1/fhir"))
+        rg__post_fhir(sv, ci, c, req);
     else if (get && !strcmp(p, "/v1/alerts"))
         rg__get_alerts(sv, ci, c, req);
     else if (get && !strcmp(p, "/v1/transitions"))

@@ -341,11 +341,57 @@ static int rg__store_events(rg_svc *sv, rg_svc_pending *pr)
         json_array_append_new(pr->results, r);
         pr->counts[outcome]++;
     }
+    /* resources refused before they became events are kept too */
+    for (size_t k = 0; pr->fhir && k < pr->fhir->n && !rc; k++) {
+        const rg_fhir_entry *e = &pr->fhir->v[k];
+        if (e->kind != RG_FHIR_REJECTED)
+            continue;
+        char *raw = e->resource ? json_dumps(e->resource, JSON_COMPACT) : NULL;
+        rc = rg_store_reject(sv->st, pr->source, e->index, e->location, e->reason,
+                             raw ? raw : "", raw ? strlen(raw) : 0);
+        free(raw);
+        pr->counts[3]++;
+    }
     rg_time now = rg_now();
     for (int k = 0; k < npatients && !rc; k++)
         rc = rg_engine_advance(sv->eng, clinic->name, patients[k], now);
     free(patients);
     return rc;
+}
+
+/* The reply to POST /v1/fhir: one report per entry, its events' outcomes
+ * taken in order from the group's results. */
+static json_t *rg__fhir_reply(rg_svc_pending *pr)
+{
+    json_t *entries = json_array();
+    size_t next = 0, unmapped = 0, context = 0;
+    for (size_t k = 0; k < pr->fhir->n; k++) {
+        const rg_fhir_entry *e = &pr->fhir->v[k];
+        json_t *mine = NULL;
+        if (e->kind == RG_FHIR_EVENTS) {
+            mine = json_array();
+            for (size_t j = 0; j < json_array_size(e->events); j++)
+                json_array_append(mine, json_array_get(pr->results, next++));
+        }
+        unmapped += e->kind == RG_FHIR_UNMAPPED;
+        context += e->kind == RG_FHIR_CONTEXT;
+        json_array_append_new(entries, rg_fhir_entry_json(pr->fhir, e, mine));
+        json_decref(mine);
+    }
+    return json_pack("{s:o,s:I,s:I,s:I,s:I,s:I,s:I}", "entries", entries, "stored",
+                     (json_int_t)pr->counts[0], "duplicates", (json_int_t)pr->counts[1],
+                     "conflicts", (json_int_t)pr->counts[2], "rejected",
+                     (json_int_t)pr->counts[3], "unmapped", (json_int_t)unmapped, "context",
+                     (json_int_t)context);
+}
+
+static void rg__fhir_done(rg_svc_pending *pr)
+{
+    if (pr->fhir) {
+        rg_fhir_free(pr->fhir);
+        free(pr->fhir);
+        pr->fhir = NULL;
+    }
 }
 
 /* Answers a request once its group's commit is done (ok) or failed. The
@@ -358,6 +404,7 @@ static void rg__answer(rg_svc *sv, rg_svc_pending *pr, int ok)
     json_decref(pr->items);
     if (!ok) {
         json_decref(pr->results);
+        rg__fhir_done(pr);
         rg_svc_unavailable(sv, pr->conn, "the events could not be stored; nothing was "
                                       "acknowledged, send them again");
         return;
@@ -367,9 +414,16 @@ static void rg__answer(rg_svc *sv, rg_svc_pending *pr, int ok)
     rg_log("info", "clinic %s: %llu stored, %llu duplicate, %llu conflict, %llu rejected from %s",
            clinic->name, (unsigned long long)counts[0], (unsigned long long)counts[1],
            (unsigned long long)counts[2], (unsigned long long)counts[3], pr->source);
-    json_t *reply = json_pack("{s:o,s:I,s:I,s:I,s:I}", "results", pr->results, "stored",
-                              (json_int_t)counts[0], "duplicates", (json_int_t)counts[1],
-                              "conflicts", (json_int_t)counts[2], "rejected", (json_int_t)counts[3]);
+    json_t *reply;
+    if (pr->fhir) {
+        reply = rg__fhir_reply(pr);
+        json_decref(pr->results);
+        rg__fhir_done(pr);
+    } else {
+        reply = json_pack("{s:o,s:I,s:I,s:I,s:I}", "results", pr->results, "stored",
+                          (json_int_t)counts[0], "duplicates", (json_int_t)counts[1],
+                          "conflicts", (json_int_t)counts[2], "rejected", (json_int_t)counts[3]);
+    }
     rg_svc_reply_json(pr->conn, 200, reply);
 }
 
@@ -764,8 +818,10 @@ run:
     rc = uv_loop_close(&sv->loop);
     if (rc)
         rg_log("error", "event loop did not close cleanly: %s", uv_strerror(rc));
-    for (int i = 0; i < sv->npending; i++) /* none unless the loop stopped abnormally */
+    for (int i = 0; i < sv->npending; i++) { /* none unless the loop stopped abnormally */
         json_decref(sv->pending[i].items);
+        rg__fhir_done(&sv->pending[i]);
+    }
     free(sv->pending);
     rg__reraised_done(sv, 0);
     free(sv->reraised);

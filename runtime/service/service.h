@@ -9,6 +9,7 @@
 #define RG_SERVICE_H
 
 #include "engine.h"
+#include "fhir.h"
 #include "holder.h"
 #include "http.h"
 #include "webhook.h"
@@ -53,6 +54,7 @@ typedef struct rg_svc_pending {
     json_t *results; /* per-event outcomes, filled in the group's transaction */
     uint64_t counts[4];
     char source[160];
+    rg_fhir_import *fhir; /* POST /v1/fhir: the entries the events came from */
 } rg_svc_pending;
 
 /* A re-raised alert, announced on the streams once its commit is done. */

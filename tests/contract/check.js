@@ -151,6 +151,16 @@ async function main() {
   await check('POST', ev, ev, { body: timeline[0] }, 401);
   await check('POST', ev, ev, { token: 'wrong-token-0123456789abcdef', body: timeline[0] }, 401);
 
+  const F = '/v1/fhir', fx = (f) => JSON.parse(fs.readFileSync(path.join(root, 'tests/fhir', f), 'utf8'));
+  await check('POST', F, F, { token: north, body: fx('bundle-hl7-examples.json') }, 200);
+  await check('POST', F, F, { token: north, body: fx('bundle-malformed.json') }, 200);
+  await check('POST', F, F, { token: north, body: fx('observation-example-bloodpressure.json') }, 400);
+  await check('POST', F, F, { token: north, body: 'not json' }, 400);
+  const many = { resourceType: 'Bundle', type: 'batch', entry: Array.from({ length: 51 }, (_, i) =>
+    ({ resource: Object.assign(fx('observation-example-bloodpressure.json'), { id: 'bp-' + i }) })) };
+  await check('POST', F, F, { token: north, body: many }, 413);
+  await check('POST', F, F, { body: fx('bundle-hl7-examples.json') }, 401);
+
   const all = (await check('GET', '/v1/alerts', '/v1/alerts', { token: north }, 200)).body.alerts;
   await check('GET', '/v1/alerts', '/v1/alerts?state=open&patient=p-100', { token: north }, 200);
   await check('GET', '/v1/alerts', '/v1/alerts?state=maybe', { token: north }, 400);
