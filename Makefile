@@ -95,6 +95,7 @@ test: $(B)/regimen $(TESTS)
 	@REGIMEN_BIN=$(CURDIR)/$(B)/regimen \
 	  ./tests/run-all.sh $(TESTS)
 	@REGIMEN_BIN=$(CURDIR)/$(B)/regimen ./tests/contract/run.sh
+	@REGIMEN_BIN=$(CURDIR)/$(B)/regimen ./tests/browser/run.sh
 	@[ "$(B)" != build ] || { bench/run.sh --smoke >$(B)/bench-smoke.log 2>&1 && \
 	  echo "bench-smoke: passed, every benchmark stage ran (bench/data/smoke/smoke.md)"; } || \
 	  { tail -40 $(B)/bench-smoke.log; echo "bench-smoke: FAILED (log $(B)/bench-smoke.log)"; exit 1; }

@@ -356,6 +356,7 @@
         holder.appendChild(root.cloneNode(true));
         cleanSvg(holder);
         box.appendChild(document.importNode(holder.firstElementChild, true));
+        box.scrollLeft = box.scrollWidth; // now is at the right end
       } else box.appendChild(el('p', 'error', 'The timeline could not be drawn.'));
       const tb = $('p-alerts');
       tb.replaceChildren();
