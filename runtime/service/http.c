@@ -306,20 +306,23 @@ static void rg__finish(rg_http_conn *c)
 static void rg__send(rg_http_conn *c, int status, const char *ctype, const char *extra,
                      const char *body, size_t len, int keep)
 {
-    char head[1024], clen[48] = "";
+    char head[512 + 512], clen[48] = ""; /* 512 for ours, 512 for extra */
     int nobody = status == 204 || status == 304;
     if (!nobody)
         snprintf(clen, sizeof clen, "Content-Length: %zu\r\n", len);
-    int n = snprintf(head, sizeof head,
+    int n = snprintf(head, 512,
                      "HTTP/1.1 %d %s\r\nContent-Type: %s\r\n%s"
-                     "Connection: %s\r\nCache-Control: no-store\r\n%s\r\n",
+                     "Connection: %s\r\nCache-Control: no-store\r\n",
                      status, http_status_str((enum http_status)status),
                      ctype ? ctype : "text/plain; charset=utf-8", clen,
-                     keep ? "keep-alive" : "close", extra ? extra : "");
-    if (n < 0 || (size_t)n >= sizeof head) { /* a content type or headers far too long */
+                     keep ? "keep-alive" : "close");
+    int m = n < 0 || n >= 512 ? -1
+            : snprintf(head + n, sizeof head - (size_t)n, "%s\r\n", extra ? extra : "");
+    if (m < 0 || (size_t)(n + m) >= sizeof head) { /* a content type or headers far too long */
         rg__close(c);
         return;
     }
+    n += m;
     if (nobody || c->is_head)
         len = 0;
     rg__write(c, head, (size_t)n, body, len);
