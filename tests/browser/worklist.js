@@ -9,7 +9,7 @@
 // see the states change, reload and find them kept; filters, explain, the
 // patient's timeline. A protocol message with markup stays inert text. The
 // service's log holds neither the token nor a stream ticket. Screenshots at
-// 1280x800 and 390 px wide go to OUTDIR/worklist-*.png.
+// 1280x800 and 390 px wide (the list, an alert) go to OUTDIR/worklist-*.png.
 // Prints "ok ..." / "FAIL ..." per check and "browser checks: N passed, N failed".
 'use strict';
 const fs = require('fs');
@@ -205,9 +205,16 @@ async function main() {
     await page.waitForSelector('#live.on', { timeout: 5000 });
 
     // a phone's width
-    await page.setViewport({ width: 390, height: 844, isMobile: true, hasTouch: true, deviceScaleFactor: 1 });
+    // (isMobile would make puppeteer reload the page: the width is what counts)
+    await page.setViewport({ width: 390, height: 844 });
+    await page.waitForSelector('#alerts tbody tr', { timeout: 5000 });
     await clickIn(page, '#alerts tbody tr:nth-child(1)');
     await page.waitForSelector('#detail:not([hidden])', { timeout: 5000 });
+    await page.click('.tab[data-tab=patient]');
+    await page.waitForSelector('#timeline svg', { timeout: 5000 });
+    const wideAlert = await page.evaluate(() => document.documentElement.scrollWidth);
+    check(wideAlert <= 390, `at 390 px an alert's details fit the screen (${wideAlert} px)`);
+    await page.screenshot({ path: path.join(outDir, 'worklist-390-alert.png'), fullPage: true });
     await page.click('#d-close');
     const wide = await page.evaluate(() => document.documentElement.scrollWidth);
     check(wide <= 390, `at 390 px nothing is wider than the screen (${wide} px)`);

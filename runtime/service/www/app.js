@@ -280,6 +280,8 @@
     }
     if (!quietly) $('snooze-form').until.value = localInput(Date.now() + 3600e3);
     history(d);
+    // one column (a phone): the details are under the list, bring them up
+    if (!quietly && window.matchMedia('(max-width: 1000px)').matches) $('detail').scrollIntoView({ block: 'start' });
     if (!quietly) tab(st.tab);
     else if (st.tab !== 'history') tab(st.tab);
   }
