@@ -232,7 +232,10 @@ async function main() {
     check(await page.evaluate(() => sessionStorage.getItem('regimen.token') === null), 'sign out forgets the token');
   } finally {
     if (browser) await browser.close();
-    await new Promise((resolve) => { srv.once('exit', resolve); srv.kill('SIGTERM'); });
+    const code = await new Promise((resolve) => { srv.once('exit', (c) => resolve(c)); srv.kill('SIGTERM'); });
+    const text = fs.readFileSync(log, 'utf8');
+    check(code === 0 && !/Sanitizer|runtime error:/.test(text), `the service stopped cleanly (exit ${code}, no sanitizer report)`,
+          text.slice(-2000));
     if (failed) console.log('  (service log kept in ' + log + ')');
     else fs.rmSync(dir, { recursive: true, force: true });
   }
