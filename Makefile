@@ -38,8 +38,13 @@ RT_DIRS := runtime/core runtime/store runtime/engine runtime/service runtime/cli
 INC := $(addprefix -I,$(RT_DIRS))
 SRC := $(wildcard $(addsuffix /*.c,$(RT_DIRS)))
 LIB_SRC := $(filter-out runtime/cli/main.c,$(SRC))
-OBJ := $(patsubst %.c,$(B)/obj/%.o,$(SRC))
-LIB_OBJ := $(patsubst %.c,$(B)/obj/%.o,$(LIB_SRC))
+# The worklist's page, script and styles (runtime/service/www/) are compiled
+# in: $(B)/gen/www.c holds them as arrays (xxd -i), rg_www_files lists them
+# (runtime/service/www-embed.sh).
+WWW := $(sort $(wildcard runtime/service/www/*))
+WWW_OBJ := $(B)/obj/$(B)/gen/www.o
+OBJ := $(patsubst %.c,$(B)/obj/%.o,$(SRC)) $(WWW_OBJ)
+LIB_OBJ := $(patsubst %.c,$(B)/obj/%.o,$(LIB_SRC)) $(WWW_OBJ)
 TESTS := $(patsubst tests/%.c,$(B)/tests/%,$(wildcard tests/test_*.c))
 HDR := $(wildcard $(addsuffix /*.h,$(RT_DIRS)))
 
@@ -66,6 +71,10 @@ $(B)/obj/%.o: %.c $(HDR)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_ALL) -c $< -o $@
 
+$(B)/gen/www.c: $(WWW) runtime/service/www-embed.sh
+	@mkdir -p $(dir $@)
+	runtime/service/www-embed.sh $@ $(WWW)
+
 $(B)/regimen: $(OBJ)
 	$(CC) $(SAN) $(OBJ) -o $@ $(LIBS)
 
@@ -80,6 +89,7 @@ test: $(B)/regimen $(TESTS)
 	@REGIMEN_BIN=$(CURDIR)/$(B)/regimen \
 	  ./tests/run-all.sh $(TESTS)
 	@REGIMEN_BIN=$(CURDIR)/$(B)/regimen ./tests/contract/run.sh
+	@REGIMEN_BIN=$(CURDIR)/$(B)/regimen ./tests/browser/run.sh
 	@[ "$(B)" != build ] || { bench/run.sh --smoke >$(B)/bench-smoke.log 2>&1 && \
 	  echo "bench-smoke: passed, every benchmark stage ran (bench/data/smoke/smoke.md)"; } || \
 	  { tail -40 $(B)/bench-smoke.log; echo "bench-smoke: FAILED (log $(B)/bench-smoke.log)"; exit 1; }

@@ -268,3 +268,55 @@ Test(report, thousands_of_patients_in_reasonable_time, .timeout = 120)
     free(html);
     fx_close(&f);
 }
+
+/* The worklist's patient view (rg_report_patient_svg, GET
+ * /v1/patients/{id}/timeline) draws the same row as the report: the
+ * patient's bars and marks, none of another patient's, escaped, offline. */
+Test(report, one_patient_svg_is_the_report_row_of_that_patient)
+{
+    fixture f;
+    fx_open(&f);
+    put(&f, "e1", "north", "\"p-2\"", "enrolled", "2026-03-01T09:00:00Z",
+        "{\"program\":\"ketamine\"}");
+    put(&f, "e2", "north", "\"p-2\"", "vitals", "2026-03-02T09:45:00Z",
+        "{\"systolic\":175,\"diastolic\":104,\"phase\":\"pre\",\"n\":\"<script>x</script>\"}");
+    put(&f, "e3", "north", "\"p-3\"", "enrolled", "2026-03-01T09:00:00Z",
+        "{\"program\":\"ketamine\"}");
+    put(&f, "e4", "north", "\"p-3\"", "vitals", "2026-03-03T09:45:00Z",
+        "{\"systolic\":190,\"diastolic\":110,\"phase\":\"pre\"}");
+    put(&f, "e5", "north", "\"p-2\"", "infusion", "2026-05-01T10:00:00Z", NULL);
+    rg_time until = T("2026-04-01T00:00:00Z");
+    cr_assert_gt(rg_engine_advance_all(f.eng, RG_TIME_NONE, until), 0);
+    char *html = render(f.st, "r", until), *svg = NULL;
+    size_t len = 0;
+    FILE *m = open_memstream(&svg, &len);
+    cr_assert_eq(rg_report_patient_svg(f.st, "north", "p-2", until, m), RG_OK);
+    fclose(m);
+
+    assert_well_formed(svg);
+    assert_offline(svg);
+    cr_assert(!strncmp(svg, "<svg xmlns=\"http://www.w3.org/2000/svg\" class=\"timeline\"", 56), "%s", svg);
+    cr_assert(strstr(svg, "class=\"tick\""), "with its date axis");
+    cr_assert(strstr(svg, "class=\"bar sev-critical"), "the high pressure's bar");
+    cr_assert_eq(count(svg, "<g class=\"ev "), 2, "p-2's events up to until: %s", svg);
+    cr_assert_null(strstr(svg, "e4"), "nothing of p-3");
+    cr_assert_null(strstr(svg, "<script>"));
+    cr_assert(strstr(svg, "&lt;script&gt;"));
+    /* the same bars as p-2's row of the report */
+    const char *row = strstr(html, "<b>p-2</b>"), *end = strstr(row, "</svg>");
+    int bars_row = 0;
+    for (const char *p = row; (p = strstr(p, "<rect class=\"bar")) && p < end; p++)
+        bars_row++;
+    cr_assert_eq(count(svg, "<rect class=\"bar"), bars_row);
+
+    char *css = NULL;
+    m = open_memstream(&css, &len);
+    rg_report_svg_css(m);
+    fclose(m);
+    cr_assert(strstr(css, ".sev-critical{") && strstr(css, ".t0{") && strstr(html, css),
+              "the report is styled by the same CSS");
+    free(css);
+    free(svg);
+    free(html);
+    fx_close(&f);
+}

@@ -2,7 +2,7 @@
  * api.c - the service's HTTP endpoints (docs/openapi.yaml): bearer-token
  * auth per clinic, POST /v1/events (queued for serve.c's group commit),
  * alerts, acks and snoozes, the transition feed and its SSE stream, /healthz
- * and /metrics.
+ * and /metrics. The worklist's page and endpoints are in worklist.c.
  */
 #include "service.h"
 
@@ -77,7 +77,7 @@ void rg_svc_unavailable(rg_svc *sv, rg_http_conn *c, const char *msg)
 }
 
 /* Value of name in a query string (no decoding beyond '+'/'%XX'), or NULL. */
-static const char *rg__query(const char *q, const char *name, char *buf, size_t len)
+const char *rg_svc_query(const char *q, const char *name, char *buf, size_t len)
 {
     size_t nl = strlen(name);
     for (const char *p = q; p && *p;) {
@@ -240,8 +240,8 @@ static int rg__alert_to_json(void *ud, const rg_alert_view *a)
 static void rg__get_alerts(rg_svc *sv, int ci, rg_http_conn *c, const rg_http_req *req)
 {
     char patient[RG_EVENT_MAX_ID + 1], state[16];
-    const char *p = rg__query(req->query, "patient", patient, sizeof patient);
-    const char *s = rg__query(req->query, "state", state, sizeof state);
+    const char *p = rg_svc_query(req->query, "patient", patient, sizeof patient);
+    const char *s = rg_svc_query(req->query, "state", state, sizeof state);
     if (s && strcmp(s, "open") && strcmp(s, "resolved")) {
         rg__error(c, 400, "state must be open or resolved");
         return;
@@ -374,8 +374,8 @@ static void rg__get_transitions(rg_svc *sv, int ci, rg_http_conn *c, const rg_ht
 {
     char after_s[32], limit_s[32];
     int ok1, ok2;
-    int64_t after = rg__parse_seq(rg__query(req->query, "after", after_s, sizeof after_s), &ok1);
-    int64_t limit = rg__parse_seq(rg__query(req->query, "limit", limit_s, sizeof limit_s), &ok2);
+    int64_t after = rg__parse_seq(rg_svc_query(req->query, "after", after_s, sizeof after_s), &ok1);
+    int64_t limit = rg__parse_seq(rg_svc_query(req->query, "limit", limit_s, sizeof limit_s), &ok2);
     if (!ok1 || !ok2) {
         rg__error(c, 400, "after and limit must be whole numbers");
         return;
@@ -427,7 +427,7 @@ static void rg__get_stream(rg_svc *sv, int ci, rg_http_conn *c, const rg_http_re
     char after_s[32];
     int ok;
     const char *from = req->last_event_id ? req->last_event_id
-                                          : rg__query(req->query, "after", after_s, sizeof after_s);
+                                          : rg_svc_query(req->query, "after", after_s, sizeof after_s);
     int64_t after = rg__parse_seq(from, &ok);
     if (!ok) {
         rg__error(c, 400, "after (or Last-Event-ID) must be a whole number");
@@ -609,14 +609,36 @@ void rg_svc_handle(void *ud, rg_http_conn *c, const rg_http_req *req)
                                      : json_pack("{s:s}", "status", "ok"));
         return;
     }
-    int ci = rg__auth(sv, req->authorization);
+    if (get && rg_svc_www(c, req->path))
+        return;
+    /* an EventSource has no Authorization header: a one-time ticket instead
+     * (never logged, the path below is without its query) */
+    char ticket[80];
+    int by_ticket = get && !req->authorization && !strcmp(req->path, "/v1/transitions/stream") &&
+                    rg_svc_query(req->query, "ticket", ticket, sizeof ticket);
+    int ci = by_ticket ? rg_svc_ticket_use(sv, ticket) : rg__auth(sv, req->authorization);
     if (ci < 0) {
-        rg_log("warn", "unauthorized %s %s from %s", req->method, req->path, req->peer);
-        rg__error(c, 401, "a clinic API token is required: Authorization: Bearer <token>");
+        rg_log("warn", "unauthorized %s %s from %s%s", req->method, req->path, req->peer,
+               by_ticket ? " (stream ticket unknown, used or expired)" : "");
+        rg__error(c, 401, by_ticket ? "the stream ticket is unknown, used or expired: "
+                                      "POST /v1/stream-tickets for a new one"
+                                    : "a clinic API token is required: Authorization: Bearer <token>");
         return;
     }
     const char *p = req->path;
-    if (post && !strcmp(p, "/v1/events"))
+    size_t pl = strlen(p);
+    if (post && !strcmp(p, "/v1/stream-tickets"))
+        rg_svc_post_ticket(sv, ci, c);
+    else if (get && !strncmp(p, "/v1/patients/", 13) && pl > 13 + 9 &&
+             !strcmp(p + pl - 9, "/timeline")) {
+        char patient[RG_EVENT_MAX_ID + 1];
+        if (pl - 13 - 9 >= sizeof patient) {
+            rg__error(c, 404, "no patient with this id in your clinic");
+            return;
+        }
+        snprintf(patient, sizeof patient, "%.*s", (int)(pl - 13 - 9), p + 13);
+        rg_svc_get_timeline(sv, ci, c, patient);
+    } else if (post && !strcmp(p, "/v1/events"))
         rg__post_events(sv, ci, c, req);
     else if (post && !strcmp(p, "/v1/fhir"))
         rg__post_fhir(sv, ci, c, req);
@@ -639,6 +661,8 @@ void rg_svc_handle(void *ud, rg_http_conn *c, const rg_http_req *req)
         snprintf(key, sizeof key, "%.*s", (int)kl, rest);
         if (get && !slash)
             rg__get_alert(sv, ci, c, key);
+        else if (get && slash && !strcmp(slash, "/explain"))
+            rg_svc_get_explain(sv, ci, c, key);
         else if (post && slash && !strcmp(slash, "/ack"))
             rg__alert_action(sv, ci, c, req, key, "ack");
         else if (post && slash && !strcmp(slash, "/snooze"))

@@ -301,24 +301,28 @@ static void rg__finish(rg_http_conn *c)
     rg__read(c, 1);
 }
 
-/* Writes status line and headers (and body unless HEAD) of a response. */
-static void rg__send(rg_http_conn *c, int status, const char *ctype, const char *body, size_t len,
-                     int keep)
+/* Writes status line and headers (and body unless HEAD) of a response;
+ * extra: more header lines, each ending in CRLF, or NULL. */
+static void rg__send(rg_http_conn *c, int status, const char *ctype, const char *extra,
+                     const char *body, size_t len, int keep)
 {
-    char head[512], clen[48] = "";
+    char head[512 + 512], clen[48] = ""; /* 512 for ours, 512 for extra */
     int nobody = status == 204 || status == 304;
     if (!nobody)
         snprintf(clen, sizeof clen, "Content-Length: %zu\r\n", len);
-    int n = snprintf(head, sizeof head,
+    int n = snprintf(head, 512,
                      "HTTP/1.1 %d %s\r\nContent-Type: %s\r\n%s"
-                     "Connection: %s\r\nCache-Control: no-store\r\n\r\n",
+                     "Connection: %s\r\nCache-Control: no-store\r\n",
                      status, http_status_str((enum http_status)status),
                      ctype ? ctype : "text/plain; charset=utf-8", clen,
                      keep ? "keep-alive" : "close");
-    if (n < 0 || (size_t)n >= sizeof head) { /* a content type far too long */
+    int m = n < 0 || n >= 512 ? -1
+            : snprintf(head + n, sizeof head - (size_t)n, "%s\r\n", extra ? extra : "");
+    if (m < 0 || (size_t)(n + m) >= sizeof head) { /* a content type or headers far too long */
         rg__close(c);
         return;
     }
+    n += m;
     if (nobody || c->is_head)
         len = 0;
     rg__write(c, head, (size_t)n, body, len);
@@ -333,7 +337,7 @@ static void rg__fail(rg_http_conn *c, int status)
     if (status != 408 && status != 503)
         c->s->stats.bad_requests++;
     c->is_head = 0;
-    rg__send(c, status, NULL, body, (size_t)n, 0);
+    rg__send(c, status, NULL, NULL, body, (size_t)n, 0);
     rg__finish(c);
 }
 
@@ -629,6 +633,12 @@ static void rg__done_request(rg_http_conn *c)
 void rg_http_respond(rg_http_conn *c, int status, const char *content_type, const char *body,
                      size_t len)
 {
+    rg_http_respond_headers(c, status, content_type, NULL, body, len);
+}
+
+void rg_http_respond_headers(rg_http_conn *c, int status, const char *content_type,
+                             const char *headers, const char *body, size_t len)
+{
     if (rg__release_closed(c) || c->state != RG__AWAIT)
         return;
     if (status < 100 || status > 599)
@@ -637,7 +647,7 @@ void rg_http_respond(rg_http_conn *c, int status, const char *content_type, cons
     /* Answered: the handler no longer holds c, so a close from here on (any
      * failure in rg__send or rg__write) frees it in rg__on_conn_closed. */
     c->state = RG__IDLE;
-    rg__send(c, status, content_type, body ? body : "", body ? len : 0, keep);
+    rg__send(c, status, content_type, headers, body ? body : "", body ? len : 0, keep);
     rg__done_request(c); /* after the copy: body may point into the request */
     if (!keep) {
         rg__finish(c);

@@ -64,6 +64,10 @@ void rg_http_close(rg_http_server *s, void (*done)(void *ud), void *ud);
  * the client asked to close). body is copied. */
 void rg_http_respond(rg_http_conn *c, int status, const char *content_type, const char *body,
                      size_t len);
+/* The same with more header lines (each ending in "\r\n", under 512 bytes in
+ * all), e.g. a page's Content-Security-Policy. */
+void rg_http_respond_headers(rg_http_conn *c, int status, const char *content_type,
+                             const char *headers, const char *body, size_t len);
 
 /* Turns the connection into an SSE stream: sends 200 with
  * text/event-stream headers and keeps it open. on_close(ud, c) runs once when

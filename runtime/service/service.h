@@ -4,6 +4,8 @@
  *   serve.c   the loop: group commit, wake-ups, publishing, reload, start/stop
  *   api.c     the HTTP endpoints (auth, events, alerts, transitions, stream, metrics)
  *   config.c  the configuration file
+ *   worklist.c the staff page (GET /, its assets), stream tickets, explain and
+ *             the patient timeline
  */
 #ifndef RG_SERVICE_H
 #define RG_SERVICE_H
@@ -26,6 +28,8 @@
 #define RG_CLOCK_STEP_MS 1000 /* a wall clock that moved this far off the monotonic one stepped */
 #define RG_GROUP_EVENTS 1000  /* a group commit closes once it holds this many events */
 #define RG_WAKE_PAGE 256      /* due patients advanced per group commit */
+#define RG_MAX_TICKETS 256    /* stream tickets not yet used nor expired */
+#define RG_TICKET_MS 30000    /* how long a stream ticket can be used */
 
 typedef struct rg_svc_clinic {
     char name[RG_EVENT_MAX_CLINIC + 1];
@@ -57,6 +61,14 @@ typedef struct rg_svc_pending {
     rg_fhir_import *fhir; /* POST /v1/fhir: the entries the events came from */
 } rg_svc_pending;
 
+/* A stream ticket (POST /v1/stream-tickets): lets one EventSource, which
+ * cannot send the token, open the clinic's stream once. */
+typedef struct rg_svc_ticket {
+    char id[65]; /* 32 random bytes, hex */
+    char clinic[RG_EVENT_MAX_CLINIC + 1];
+    uint64_t expires; /* uv_now() */
+} rg_svc_ticket;
+
 /* A re-raised alert, announced on the streams once its commit is done. */
 typedef struct rg_svc_reraised {
     int clinic;
@@ -86,6 +98,8 @@ typedef struct rg_svc {
     int nwatch;
     rg_svc_stream streams[RG_MAX_STREAMS];
     int nstreams;
+    rg_svc_ticket tickets[RG_MAX_TICKETS];
+    int ntickets;
     int stopping, exit_code;
     rg_time armed_for; /* the due moment the wake timer was armed for */
     /* group commit (rg__flush): queued requests, a wake-up pass in progress
@@ -122,6 +136,18 @@ void rg_svc_flush_soon(rg_svc *sv); /* run a group commit after this loop iterat
 void rg_svc_handle(void *ud, rg_http_conn *c, const rg_http_req *req); /* rg_http_handler */
 void rg_svc_reply_json(rg_http_conn *c, int status, json_t *body);     /* steals body */
 void rg_svc_unavailable(rg_svc *sv, rg_http_conn *c, const char *msg); /* 503, counted */
+
+/* api.c: the value of name in a query string, decoded, or NULL */
+const char *rg_svc_query(const char *q, const char *name, char *buf, size_t len);
+
+/* worklist.c: GET of the page and its assets (1 when path is one of them,
+ * answered without a token); the clinic a stream ticket opens (used up), or
+ * -1; the endpoints of the worklist, once authenticated */
+int rg_svc_www(rg_http_conn *c, const char *path);
+int rg_svc_ticket_use(rg_svc *sv, const char *ticket);
+void rg_svc_post_ticket(rg_svc *sv, int ci, rg_http_conn *c);
+void rg_svc_get_explain(rg_svc *sv, int ci, rg_http_conn *c, const char *key);
+void rg_svc_get_timeline(rg_svc *sv, int ci, rg_http_conn *c, const char *patient);
 
 /* config.c: reads the configuration file into sv; an error names file and field */
 int rg_svc_load_config(rg_svc *sv, const char *path, char *err, size_t errlen);

@@ -194,6 +194,25 @@ async function main() {
   await check('GET', S, S, { token: north, headers: { 'Last-Event-ID': String(Math.max(0, tr.body.last - 1)) }, stream: 1 }, 200);
   await check('GET', S, S + '?after=x', { token: north }, 400);
 
+  // stream tickets: one stream each, once, for the token's clinic
+  const PT = '/v1/stream-tickets';
+  const tk = (await check('POST', PT, PT, { token: north }, 201)).body.ticket;
+  await check('POST', PT, PT, {}, 401);
+  await check('GET', S, S + '?after=' + Math.max(0, tr.body.last - 1) + '&ticket=' + tk, { stream: 1 }, 200);
+  await check('GET', S, S + '?ticket=' + tk, {}, 401);
+  await check('GET', S, S + '?ticket=' + 'f'.repeat(64), {}, 401);
+  // explain, the patient's timeline
+  const E = '/v1/alerts/{key}/explain';
+  await check('GET', E, `/v1/alerts/${(resolved || all[0]).key}/explain`, { token: north }, 200);
+  await check('GET', E, `/v1/alerts/${(resolved || all[0]).key}/explain`, { token: south }, 404);
+  await check('GET', E, '/v1/alerts/nosuchkey/explain', {}, 401);
+  const PTL = '/v1/patients/{patient}/timeline';
+  await check('GET', PTL, `/v1/patients/${encodeURIComponent((resolved || all[0]).patient)}/timeline`, { token: north }, 200);
+  await check('GET', PTL, `/v1/patients/${encodeURIComponent((resolved || all[0]).patient)}/timeline`, { token: south }, 404);
+  await check('GET', PTL, '/v1/patients/p-100/timeline', {}, 401);
+  // the worklist's page and assets, without a token
+  for (const p of ['/', '/app.js', '/app.css', '/timeline.css', '/favicon.svg']) await check('GET', p, p, {}, 200);
+
   const m = await check('GET', '/metrics', '/metrics', { token: north }, 200);
   await check('GET', '/metrics', '/metrics', {}, 401);
   // 3. /metrics is valid Prometheus text (promtool's parser and lint)

@@ -9,11 +9,17 @@ RT_DIRS := runtime/core runtime/store runtime/engine runtime/service runtime/cli
 CFLAGS_FZ := -std=c11 -D_GNU_SOURCE -O1 -g $(SAN) $(addprefix -I,$(RT_DIRS)) $(shell pkg-config --cflags $(PKGS))
 LIBS := $(shell pkg-config --libs $(PKGS)) -lhttp_parser -lm
 SRC := $(filter-out runtime/cli/main.c,$(wildcard $(addsuffix /*.c,$(RT_DIRS))))
-OBJ := $(patsubst %.c,$(FZ)/obj/%.o,$(SRC))
+WWW := $(sort $(wildcard runtime/service/www/*))
+OBJ := $(patsubst %.c,$(FZ)/obj/%.o,$(SRC)) $(FZ)/obj/$(FZ)/gen/www.o
 HDR := $(wildcard $(addsuffix /*.h,$(RT_DIRS)))
 HARNESSES := $(patsubst tests/fuzz/%.c,$(FZ)/%,$(wildcard tests/fuzz/fuzz_*.c))
 
 all: $(HARNESSES)
+
+# the worklist's files, compiled in as in the Makefile
+$(FZ)/gen/www.c: $(WWW) runtime/service/www-embed.sh
+	@mkdir -p $(dir $@)
+	runtime/service/www-embed.sh $@ $(WWW)
 
 $(FZ)/obj/%.o: %.c $(HDR) tests/fuzz/fuzz.mk
 	@mkdir -p $(dir $@)

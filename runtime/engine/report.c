@@ -92,11 +92,11 @@ static void rg__seen(rg__ctx *c, rg_time t)
 
 /* --- alert bars: copied from the transitions, paired, sorted --------------- */
 
-static int rg__collect(void *ud, const rg_transition *t)
+/* Adds a bar with copies of its strings (clinic, patient, key, rule,
+ * severity, message, protocol, version). */
+static int rg__bar_add(rg__ctx *c, const char *const src[8], rg_time from, rg_time to,
+                       int64_t seq, int open)
 {
-    rg__ctx *c = ud;
-    if (c->until != RG_TIME_NONE && t->at > c->until)
-        return 0;
     if (c->nbars == c->cap) {
         rg__bar *nb = realloc(c->bars, (c->cap ? 2 * c->cap : 256) * sizeof *nb);
         if (!nb)
@@ -105,8 +105,6 @@ static int rg__collect(void *ud, const rg_transition *t)
         c->cap = c->cap ? 2 * c->cap : 256;
     }
     rg__bar *b = &c->bars[c->nbars];
-    const char *src[8] = {t->clinic, t->patient, t->key, t->rule,
-                          t->severity, t->message, t->protocol, t->version};
     const char **dst[8] = {&b->clinic, &b->patient, &b->key, &b->rule,
                            &b->severity, &b->message, &b->protocol, &b->version};
     size_t len[8], total = 0, off = 0;
@@ -116,12 +114,22 @@ static int rg__collect(void *ud, const rg_transition *t)
         return RG_ENOMEM;
     for (int i = 0; i < 8; off += len[i++])
         *dst[i] = memcpy(b->mem + off, src[i] ? src[i] : "", len[i]);
-    b->from = t->at;
-    b->to = RG_TIME_NONE;
-    b->seq = t->seq;
-    b->open = t->open;
+    b->from = from;
+    b->to = to;
+    b->seq = seq;
+    b->open = open;
     c->nbars++;
     return 0;
+}
+
+static int rg__collect(void *ud, const rg_transition *t)
+{
+    rg__ctx *c = ud;
+    if (c->until != RG_TIME_NONE && t->at > c->until)
+        return 0;
+    const char *const src[8] = {t->clinic, t->patient, t->key, t->rule,
+                                t->severity, t->message, t->protocol, t->version};
+    return rg__bar_add(c, src, t->at, RG_TIME_NONE, t->seq, t->open);
 }
 
 static int rg__cmp_who(const rg__bar *a, const char *clinic, const char *patient)
@@ -359,19 +367,11 @@ static void rg__section(rg__ctx *c, const char *clinic, int first)
     fputs("</svg></div>\n", c->out);
 }
 
-static int rg__row(rg__ctx *c, const char *clinic, const char *patient)
+/* Puts each bar of [first, last) (with its label) in the first lane that is
+ * free there; the height of the row. */
+static int rg__lanes(rg__ctx *c, size_t first, size_t last, double *height)
 {
-    size_t first = c->next, last, nlanes = 0, nopen = 0;
-    int first_section = !c->clinic, rc = rg__new_clinic(c, clinic);
-    if (rc < 0)
-        return RG_ENOMEM;
-    if (rc)
-        rg__section(c, clinic, first_section);
-    while (first < c->nbars && rg__cmp_who(&c->bars[first], clinic, patient) < 0)
-        first++; /* transitions of a patient the store does not list: not drawn */
-    for (last = first; last < c->nbars && !rg__cmp_who(&c->bars[last], clinic, patient);)
-        last++;
-    c->next = last;
+    size_t nlanes = 0;
     if (last - first > c->nlanes) {
         double *le = realloc(c->lane_end, (last - first) * sizeof *le);
         if (!le)
@@ -379,7 +379,6 @@ static int rg__row(rg__ctx *c, const char *clinic, const char *patient)
         c->lane_end = le;
         c->nlanes = last - first;
     }
-    /* each bar (with its label) goes in the first lane that is free there */
     for (size_t i = first; i < last; i++) {
         rg__bar *b = &c->bars[i];
         double w, x1 = rg__x(c, b->from), x2 = b->to == RG_TIME_NONE ? RG__X1 : rg__x(c, b->to);
@@ -390,15 +389,16 @@ static int rg__row(rg__ctx *c, const char *clinic, const char *patient)
         nlanes += l == nlanes;
         c->lane_end[l] = (x2 > lx + w ? x2 : lx + w) + 8;
         b->lane = (int)l;
-        nopen += b->to == RG_TIME_NONE;
     }
-    double height = RG__TOP + RG__LANE * (double)nlanes + 2;
-    rg__put(c->out, "<div class=\"row\"><div class=\"pid\"><b>", patient);
-    fprintf(c->out, "</b><small>%zu alert%s", last - first, last - first == 1 ? "" : "s");
-    if (nopen)
-        fprintf(c->out, ", %zu open", nopen);
-    fprintf(c->out, "</small></div><svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%.0f\" "
-                    "height=\"%.0f\">", RG__W, height);
+    *height = RG__TOP + RG__LANE * (double)nlanes + 2;
+    return RG_OK;
+}
+
+/* The inside of a patient's row SVG: grid, horizon, the bars of [first,
+ * last), the events' marks. */
+static int rg__row_body(rg__ctx *c, const char *clinic, const char *patient, size_t first,
+                        size_t last, double height)
+{
     rg__ticks(c, 0, height);
     fprintf(c->out, "<line class=\"horizon\" x1=\"%.1f\" x2=\"%.1f\" y1=\"0\" y2=\"%.0f\"/>\n",
             RG__X1, RG__X1, height);
@@ -406,11 +406,38 @@ static int rg__row(rg__ctx *c, const char *clinic, const char *patient)
         rg__draw_bar(c, &c->bars[i]);
     for (int r = 0; r < RG__LROWS; r++)
         c->label_end[r] = -1e9;
-    rc = rg_store_each_event_data(c->st, clinic, patient, rg__draw_event, c);
-    fputs("</svg></div>\n", c->out);
-    return rc ? RG_EDB : RG_OK;
+    return rg_store_each_event_data(c->st, clinic, patient, rg__draw_event, c) ? RG_EDB : RG_OK;
 }
 
+static int rg__row(rg__ctx *c, const char *clinic, const char *patient)
+{
+    size_t first = c->next, last, nopen = 0;
+    int first_section = !c->clinic, rc = rg__new_clinic(c, clinic);
+    double height;
+    if (rc < 0)
+        return RG_ENOMEM;
+    if (rc)
+        rg__section(c, clinic, first_section);
+    while (first < c->nbars && rg__cmp_who(&c->bars[first], clinic, patient) < 0)
+        first++; /* transitions of a patient the store does not list: not drawn */
+    for (last = first; last < c->nbars && !rg__cmp_who(&c->bars[last], clinic, patient);)
+        nopen += c->bars[last++].to == RG_TIME_NONE;
+    c->next = last;
+    if ((rc = rg__lanes(c, first, last, &height)))
+        return rc;
+    rg__put(c->out, "<div class=\"row\"><div class=\"pid\"><b>", patient);
+    fprintf(c->out, "</b><small>%zu alert%s", last - first, last - first == 1 ? "" : "s");
+    if (nopen)
+        fprintf(c->out, ", %zu open", nopen);
+    fprintf(c->out, "</small></div><svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%.0f\" "
+                    "height=\"%.0f\">", RG__W, height);
+    rc = rg__row_body(c, clinic, patient, first, last, height);
+    fputs("</svg></div>\n", c->out);
+    return rc;
+}
+
+/* The report page's own style; rg__svg_css is the drawing's, shared with
+ * whoever shows rg_report_patient_svg (the worklist). */
 static const char rg__css[] =
     "body{font:14px system-ui,sans-serif;color:#1f2937;margin:16px 24px;background:#fff}"
     "h1{font-size:22px;margin:0 0 4px}h2{font-size:17px;margin:22px 0 4px}.meta{margin:2px 0}"
@@ -422,7 +449,10 @@ static const char rg__css[] =
     ".pid{width:150px;flex:none;padding:4px 6px;overflow-wrap:anywhere}"
     ".pid small{display:block;color:#6b7280;font-size:12px}svg{display:block;flex:none}"
     ".axis{position:sticky;top:0;background:#fff;z-index:1;border-bottom:1px solid #9ca3af}"
-    ".axis .pid{color:#6b7280;font-size:12px}svg text{font:10px system-ui,sans-serif;fill:#374151}"
+    ".axis .pid{color:#6b7280;font-size:12px}";
+
+static const char rg__svg_css[] =
+    "svg text{font:10px system-ui,sans-serif;fill:#374151}"
     ".alert text{font-size:11px;fill:#111827}text.tick{font-size:11px}.ev line{stroke:#9ca3af}"
     ".grid{stroke:#e5e7eb}.horizon{stroke:#6b7280;stroke-dasharray:3 3}"
     ".bar{stroke-width:1.5}.bar.open{stroke-dasharray:5 2}"
@@ -436,6 +466,13 @@ static const char *const rg__palette[RG__NTYPES + 1] = {
     "#1f77b4", "#ff7f0e", "#2ca02c", "#9467bd", "#e377c2", "#17becf",
     "#8c564b", "#bcbd22", "#393b79", "#d62728", "#9ca3af"};
 
+void rg_report_svg_css(FILE *out)
+{
+    fputs(rg__svg_css, out);
+    for (int i = 0; i <= RG__NTYPES; i++)
+        fprintf(out, ".t%d{fill:%s;background:%s}", i, rg__palette[i], rg__palette[i]);
+}
+
 static void rg__header(rg__ctx *c, const char *title)
 {
     char a[RG_TIME_BUFSZ], b[RG_TIME_BUFSZ], u[RG_TIME_BUFSZ];
@@ -444,8 +481,7 @@ static void rg__header(rg__ctx *c, const char *title)
                "<meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; "
                "style-src 'unsafe-inline'\">\n<title>", title);
     fprintf(o, "</title>\n<style>%s", rg__css);
-    for (int i = 0; i <= RG__NTYPES; i++)
-        fprintf(o, ".t%d{fill:%s;background:%s}", i, rg__palette[i], rg__palette[i]);
+    rg_report_svg_css(o);
     fputs("</style></head><body>\n", o);
     rg__put(o, "<header><h1>", title);
     fprintf(o, "</h1>\n<p class=\"meta\">Horizon: %s to %s (%s). All times UTC.</p>\n",
@@ -471,6 +507,72 @@ static void rg__header(rg__ctx *c, const char *title)
           "</small></p></header>\n", o);
 }
 
+/* The axis: from the midnight (UTC) before the first data to until, or to
+ * the newest data. */
+static void rg__axis(rg__ctx *c)
+{
+    c->t1 = c->until != RG_TIME_NONE ? c->until : c->tmax != RG_TIME_NONE ? c->tmax : 0;
+    c->t0 = c->tmin != RG_TIME_NONE && c->tmin < c->t1 ? c->tmin : c->t1 - RG_MS_DAY;
+    c->t0 -= ((c->t0 % RG_MS_DAY) + RG_MS_DAY) % RG_MS_DAY;
+}
+
+static void rg__ctx_free(rg__ctx *c)
+{
+    for (size_t i = 0; i < c->nbars; i++)
+        free(c->bars[i].mem);
+    for (int i = 0; i < c->ntypes; i++)
+        free(c->types[i]);
+    free(c->bars);
+    free(c->lane_end);
+    free(c->clinic);
+}
+
+static int rg__view_bar(void *ud, const rg_alert_view *a)
+{
+    rg__ctx *c = ud;
+    if (c->until != RG_TIME_NONE && a->opened_at > c->until)
+        return 0;
+    const char *const src[8] = {"", a->patient, a->key, a->rule,
+                                a->severity, a->message, a->protocol, a->version};
+    int late = a->resolved_at == RG_TIME_NONE || (c->until != RG_TIME_NONE && a->resolved_at > c->until);
+    rg_time to = late ? RG_TIME_NONE : a->resolved_at;
+    rg__seen(c, a->opened_at);
+    if (to != RG_TIME_NONE)
+        rg__seen(c, to);
+    return rg__bar_add(c, src, a->opened_at, to, a->id, 1);
+}
+
+int rg_report_patient_svg(rg_store *st, const char *clinic, const char *patient, rg_time until,
+                          FILE *out)
+{
+    rg__ctx c = {.st = st, .out = out, .until = until, .tmin = RG_TIME_NONE,
+                 .tmax = RG_TIME_NONE};
+    double height = 0;
+    int rc = rg_store_each_alert(st, clinic, patient, NULL, NULL, 100000, rg__view_bar, &c);
+    rc = rc == RG_ENOMEM || !rc ? rc : RG_EDB;
+    if (!rc)
+        rc = rg__scan(&c, clinic, patient);
+    if (!rc && c.nbars)
+        qsort(c.bars, c.nbars, sizeof *c.bars, rg__cmp_row);
+    if (!rc) {
+        rg__axis(&c);
+        rc = rg__lanes(&c, 0, c.nbars, &height);
+    }
+    if (!rc) {
+        fprintf(out, "<svg xmlns=\"http://www.w3.org/2000/svg\" class=\"timeline\" width=\"%.0f\" "
+                     "height=\"%.0f\" viewBox=\"0 0 %.0f %.0f\">", RG__W, height + 24, RG__W,
+                height + 24);
+        rg__ticks(&c, 1, 24); /* the axis with its dates above the row */
+        fputs("<g transform=\"translate(0,24)\">", out);
+        rc = rg__row_body(&c, clinic, patient, 0, c.nbars, height);
+        fputs("</g></svg>\n", out);
+    }
+    rg__ctx_free(&c);
+    if (fflush(out) || ferror(out))
+        rc = rc ? rc : RG_EIO;
+    return rc;
+}
+
 int rg_report_html(rg_store *st, FILE *out, const char *title, rg_time until)
 {
     rg__ctx c = {.st = st, .out = out, .until = until, .tmin = RG_TIME_NONE,
@@ -482,9 +584,7 @@ int rg_report_html(rg_store *st, FILE *out, const char *title, rg_time until)
         rc = rg__each_patient(&c, rg__scan);
     }
     if (!rc) {
-        c.t1 = until != RG_TIME_NONE ? until : c.tmax != RG_TIME_NONE ? c.tmax : 0;
-        c.t0 = c.tmin != RG_TIME_NONE && c.tmin < c.t1 ? c.tmin : c.t1 - RG_MS_DAY;
-        c.t0 -= ((c.t0 % RG_MS_DAY) + RG_MS_DAY) % RG_MS_DAY; /* midnight before */
+        rg__axis(&c);
         rg__header(&c, title && *title ? title : "regimen timeline");
         free(c.clinic);
         c.clinic = NULL;
@@ -493,13 +593,7 @@ int rg_report_html(rg_store *st, FILE *out, const char *title, rg_time until)
               out);
         fputs("</body></html>\n", out);
     }
-    for (size_t i = 0; i < c.nbars; i++)
-        free(c.bars[i].mem);
-    for (int i = 0; i < c.ntypes; i++)
-        free(c.types[i]);
-    free(c.bars);
-    free(c.lane_end);
-    free(c.clinic);
+    rg__ctx_free(&c);
     if (fflush(out) || ferror(out))
         rc = rc ? rc : RG_EIO;
     return rc;

@@ -1,0 +1,422 @@
+// app.js - the staff worklist (GET / of regimen serve; docs/service.md).
+//
+// Signs in with the clinic's API token, kept in sessionStorage only (this
+// tab, until it is closed; never a cookie, never in a URL), lists the open
+// alerts by severity then due time, acks and snoozes them, shows an alert's
+// history, its `explain` text and its patient's timeline, and follows the
+// transition stream through one-time stream tickets (an EventSource cannot
+// send the token). Everything that came from a protocol or a clinic is put
+// into the page as text (textContent), never parsed as HTML; the one SVG the
+// service draws is parsed as SVG and filtered to drawing elements.
+'use strict';
+
+(function () {
+  const $ = (id) => document.getElementById(id);
+  const TOKEN = 'regimen.token', WHO = 'regimen.who';
+  const RANK = { critical: 0, warning: 1, info: 2 };
+  const st = {
+    token: null, alerts: [], selected: null, es: null, after: null,
+    retry: null, refresh: null, poll: null, tab: 'history',
+  };
+
+  // ---- small helpers --------------------------------------------------------
+
+  function el(tag, cls, text) {
+    const e = document.createElement(tag);
+    if (cls) e.className = cls;
+    if (text !== undefined && text !== null) e.textContent = String(text);
+    return e;
+  }
+
+  function show(node, on) { node.hidden = !on; }
+
+  function say(node, msg) { node.textContent = msg || ''; show(node, !!msg); }
+
+  // "2026-03-02T14:05:00-05:00" -> "2026-03-02 14:05 -05:00"; UTC says so.
+  function fmt(t) {
+    if (!t) return '';
+    const m = /^(\d{4}-\d\d-\d\d)T(\d\d:\d\d)(?::\d\d(?:\.\d+)?)?(Z|[+-]\d\d:\d\d)$/.exec(t);
+    if (!m) return String(t);
+    return m[1] + ' ' + m[2] + ' ' + (m[3] === 'Z' ? 'UTC' : m[3]);
+  }
+
+  // The clinic's local form when the service gives one, else UTC.
+  const dueOf = (a) => fmt(a.due_local || a.due);
+  const openedOf = (a) => fmt(a.opened_at_local || a.at_local || a.opened_at);
+  const atOf = (x) => fmt(x.at_local || x.at);
+
+  function stateOf(a) {
+    if (a.state !== 'open') return 'resolved ' + fmt(a.resolved_at_local || a.resolved_at);
+    const parts = [];
+    if (a.acknowledged_by) parts.push('acknowledged by ' + a.acknowledged_by);
+    if (a.snoozed_until && Date.parse(a.snoozed_until) > Date.now())
+      parts.push('snoozed until ' + fmt(a.snoozed_until_local || a.snoozed_until));
+    return parts.length ? parts.join(', ') : 'open';
+  }
+
+  class Unauthorized extends Error {}
+
+  // A request with the token; JSON answers parsed. 401 signs out.
+  async function api(method, path, body, as) {
+    const headers = { Authorization: 'Bearer ' + st.token };
+    if (body !== undefined) headers['Content-Type'] = 'application/json';
+    let r;
+    try {
+      r = await fetch(path, {
+        method, headers, cache: 'no-store', credentials: 'omit', referrerPolicy: 'no-referrer',
+        body: body === undefined ? undefined : JSON.stringify(body),
+      });
+    } catch (e) {
+      throw new Error('the service could not be reached (' + e.message + ')');
+    }
+    if (r.status === 401) throw new Unauthorized('token not accepted');
+    const text = await r.text();
+    if (as === 'text' && r.ok) return text;
+    let j = null;
+    try { j = JSON.parse(text); } catch (e) { /* not JSON */ }
+    if (!r.ok) throw new Error((j && j.error) || ('HTTP ' + r.status));
+    return j;
+  }
+
+  function failed(e, where) {
+    if (e instanceof Unauthorized) {
+      signOut('The service no longer accepts this token. Sign in again.');
+      return;
+    }
+    say(where || $('work-error'), String(e.message || e));
+  }
+
+  // ---- sign in / out --------------------------------------------------------
+
+  async function signIn(token, fromStorage) {
+    st.token = token;
+    say($('signin-error'), '');
+    try {
+      st.alerts = (await api('GET', '/v1/alerts?state=open')).alerts;
+    } catch (e) {
+      st.token = null;
+      sessionStorage.removeItem(TOKEN);
+      say($('signin-error'), e instanceof Unauthorized
+        ? (fromStorage ? 'Your session\'s token is no longer accepted. Sign in again.'
+          : 'This token was not accepted. Check that you pasted the whole API token of your clinic.')
+        : 'Could not sign in: ' + e.message);
+      return;
+    }
+    sessionStorage.setItem(TOKEN, token);
+    $('token').value = '';
+    show($('signin'), false);
+    show($('work'), true);
+    show($('signout'), true);
+    render();
+    stream();
+    clearInterval(st.poll); // acks by colleagues show within half a minute
+    st.poll = setInterval(() => refresh(), 30000);
+  }
+
+  function signOut(msg) {
+    sessionStorage.removeItem(TOKEN);
+    st.token = null;
+    if (st.es) st.es.close();
+    st.es = null;
+    clearTimeout(st.retry);
+    clearInterval(st.poll);
+    st.alerts = [];
+    st.selected = null;
+    show($('work'), false);
+    show($('detail'), false);
+    show($('signout'), false);
+    show($('live'), false);
+    $('clinic').textContent = '';
+    show($('signin'), true);
+    say($('signin-error'), msg || '');
+  }
+
+  // ---- the live stream --------------------------------------------------------
+
+  function live(text, ok) {
+    const l = $('live');
+    l.textContent = text;
+    l.className = 'live' + (ok ? ' on' : '');
+    show(l, true);
+  }
+
+  // A ticket (POST, with the token) opens the stream once; on any error the
+  // stream is opened again with a new ticket, from the last event seen.
+  async function stream() {
+    if (st.es) st.es.close();
+    st.es = null;
+    clearTimeout(st.retry);
+    if (!st.token) return;
+    let t;
+    try {
+      t = await api('POST', '/v1/stream-tickets');
+    } catch (e) {
+      if (e instanceof Unauthorized) return failed(e);
+      live('offline, retrying…', false);
+      st.retry = setTimeout(stream, 2000);
+      return;
+    }
+    $('clinic').textContent = 'clinic ' + t.clinic;
+    let url = '/v1/transitions/stream?ticket=' + encodeURIComponent(t.ticket);
+    if (st.after !== null) url += '&after=' + encodeURIComponent(st.after);
+    const es = new EventSource(url);
+    st.es = es;
+    es.addEventListener('open', () => { live('live', true); refresh(); });
+    es.addEventListener('transition', (ev) => {
+      if (ev.lastEventId) st.after = ev.lastEventId;
+      clearTimeout(st.refresh); // a burst of transitions: one reload
+      st.refresh = setTimeout(refresh, 50);
+    });
+    es.addEventListener('error', () => {
+      if (st.es !== es) return;
+      es.close(); // its ticket is used: never let it retry the same URL
+      st.es = null;
+      live('reconnecting…', false);
+      st.retry = setTimeout(stream, 1000);
+    });
+  }
+
+  async function refresh() {
+    if (!st.token) return;
+    try {
+      st.alerts = (await api('GET', '/v1/alerts?state=open')).alerts;
+      say($('work-error'), '');
+      render();
+      if (st.selected) await detail(st.selected, true);
+    } catch (e) { failed(e); }
+  }
+
+  // ---- the list ---------------------------------------------------------------
+
+  function sorted(list) {
+    const rank = (a) => (a.severity in RANK ? RANK[a.severity] : 3);
+    const due = (a) => { const t = Date.parse(a.due); return isNaN(t) ? Infinity : t; };
+    return list.slice().sort((a, b) => rank(a) - rank(b) || due(a) - due(b) ||
+      (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
+  }
+
+  function fillRules() {
+    const sel = $('f-rule'), keep = sel.value;
+    const rules = [...new Set(st.alerts.map((a) => a.rule))].sort();
+    while (sel.options.length > 1) sel.remove(1);
+    for (const r of rules) {
+      const o = el('option', null, r);
+      o.value = r;
+      sel.appendChild(o);
+    }
+    sel.value = rules.includes(keep) ? keep : '';
+  }
+
+  function cell(tr, label, text, cls) {
+    const td = el('td', cls, text);
+    td.dataset.label = label;
+    tr.appendChild(td);
+    return td;
+  }
+
+  function render() {
+    fillRules();
+    const pf = $('f-patient').value.trim().toLowerCase(), rf = $('f-rule').value;
+    const shown = sorted(st.alerts).filter((a) =>
+      (!pf || a.patient.toLowerCase().includes(pf)) && (!rf || a.rule === rf));
+    const body = $('alerts').tBodies[0];
+    body.replaceChildren();
+    for (const a of shown) {
+      const tr = el('tr', 'item' + (a.quiet ? ' quiet' : '') + (a.key === st.selected ? ' sel' : ''));
+      tr.dataset.key = a.key;
+      tr.tabIndex = 0;
+      const sev = cell(tr, 'Severity', '');
+      sev.appendChild(el('span', 'sev sev-' + (a.severity in RANK ? a.severity : 'other'), a.severity));
+      const due = cell(tr, 'Due', dueOf(a), 'when');
+      if (a.notify_at && a.notify_at !== a.due) due.appendChild(el('small', 'notify', 'notify ' + fmt(a.notify_at)));
+      cell(tr, 'Patient', a.patient, 'patient');
+      cell(tr, 'Rule', a.rule, 'rule');
+      cell(tr, 'Message', a.message, 'msg');
+      cell(tr, 'State', stateOf(a), 'state');
+      tr.addEventListener('click', () => detail(a.key));
+      tr.addEventListener('keydown', (e) => { if (e.key === 'Enter') detail(a.key); });
+      body.appendChild(tr);
+    }
+    show($('empty'), shown.length === 0);
+    $('empty').textContent = st.alerts.length ? 'No open alert matches the filters.' : 'No open alerts.';
+    $('count').textContent = shown.length + ' of ' + st.alerts.length + ' open';
+  }
+
+  // ---- one alert ----------------------------------------------------------------
+
+  function fact(dl, name, value) {
+    if (!value) return;
+    dl.appendChild(el('dt', null, name));
+    dl.appendChild(el('dd', null, value));
+  }
+
+  async function detail(key, quietly) {
+    st.selected = key;
+    for (const tr of $('alerts').tBodies[0].rows) tr.classList.toggle('sel', tr.dataset.key === key);
+    let d;
+    try {
+      d = await api('GET', '/v1/alerts/' + encodeURIComponent(key));
+    } catch (e) { return failed(e, $('d-error')); }
+    if (st.selected !== key) return;
+    const a = d.alerts.find((x) => x.state === 'open') || d.alerts[d.alerts.length - 1];
+    show($('detail'), true);
+    say($('d-error'), '');
+    $('d-title').textContent = a.rule + ' · ' + a.patient;
+    $('d-message').textContent = a.message;
+    const dl = $('d-facts');
+    dl.replaceChildren();
+    fact(dl, 'Severity', a.severity);
+    fact(dl, 'Due', dueOf(a));
+    if (a.notify_at) fact(dl, 'Notify at', fmt(a.notify_at));
+    fact(dl, 'Opened', openedOf(a));
+    fact(dl, 'State', stateOf(a));
+    fact(dl, 'Protocol', a.protocol + ' ' + a.version);
+    fact(dl, 'Key', a.key);
+    const open = a.state === 'open';
+    for (const f of [$('ack-form'), $('snooze-form')]) {
+      show(f, open);
+      if (!quietly) f.reset();
+      if (!f.who.value) f.who.value = sessionStorage.getItem(WHO) || '';
+    }
+    if (!quietly) $('snooze-form').until.value = localInput(Date.now() + 3600e3);
+    history(d);
+    // one column (a phone): the details are under the list, bring them up
+    if (!quietly && window.matchMedia('(max-width: 1000px)').matches) $('detail').scrollIntoView({ block: 'start' });
+    if (!quietly) tab(st.tab);
+    else if (st.tab !== 'history') tab(st.tab);
+  }
+
+  function history(d) {
+    const items = [];
+    for (const t of d.transitions) {
+      items.push({ at: t.at, text: atOf(t) + ' — ' + (t.state === 'open' ? 'opened (' + t.severity + '): ' + t.message : 'resolved') +
+        (t.notify_at ? ' — notify ' + fmt(t.notify_at) : '') });
+    }
+    for (const x of d.actions) {
+      let text = fmt(x.at) + ' — ' + (x.action === 'ack' ? 'acknowledged' : x.action === 'snooze' ? 'snoozed' : x.action) +
+        ' by ' + x.who;
+      if (x.until) text += ' until ' + fmt(x.until);
+      if (x.note) text += ': ' + x.note;
+      items.push({ at: x.at, text });
+    }
+    items.sort((p, q) => Date.parse(p.at) - Date.parse(q.at));
+    const ol = $('history');
+    ol.replaceChildren(...items.map((i) => el('li', null, i.text)));
+    if (!items.length) ol.appendChild(el('li', 'empty', 'Nothing recorded yet.'));
+  }
+
+  function tab(name) {
+    st.tab = name;
+    for (const b of document.querySelectorAll('.tab')) b.classList.toggle('on', b.dataset.tab === name);
+    for (const n of ['history', 'explain', 'patient']) show($('t-' + n), n === name);
+    const a = st.alerts.find((x) => x.key === st.selected);
+    if (name === 'explain') explain(st.selected);
+    if (name === 'patient' && a) patient(a.patient);
+    else if (name === 'patient') patientOfSelected();
+  }
+
+  async function patientOfSelected() {
+    try {
+      const d = await api('GET', '/v1/alerts/' + encodeURIComponent(st.selected));
+      if (d.alerts.length) patient(d.alerts[0].patient);
+    } catch (e) { failed(e, $('d-error')); }
+  }
+
+  async function explain(key) {
+    try {
+      const text = await api('GET', '/v1/alerts/' + encodeURIComponent(key) + '/explain', undefined, 'text');
+      if (st.selected === key) $('explain').textContent = text;
+    } catch (e) { failed(e, $('d-error')); }
+  }
+
+  // The service's SVG, parsed as SVG (no script runs in a parsed document)
+  // and kept to drawing elements and plain attributes before it is shown.
+  const SVG_TAGS = new Set(['svg', 'g', 'line', 'circle', 'rect', 'text', 'title']);
+  const SVG_ATTRS = new Set(['xmlns', 'class', 'width', 'height', 'viewBox', 'x', 'y', 'x1', 'x2', 'y1', 'y2',
+    'cx', 'cy', 'r', 'rx', 'transform', 'text-anchor']);
+  function cleanSvg(node) {
+    for (const child of [...node.children]) {
+      if (!SVG_TAGS.has(child.localName)) { child.remove(); continue; }
+      for (const at of [...child.attributes]) if (!SVG_ATTRS.has(at.name)) child.removeAttribute(at.name);
+      cleanSvg(child);
+    }
+  }
+
+  async function patient(id) {
+    $('p-title').textContent = 'Patient ' + id;
+    const box = $('timeline');
+    try {
+      const [svg, all] = await Promise.all([
+        api('GET', '/v1/patients/' + encodeURIComponent(id) + '/timeline', undefined, 'text'),
+        api('GET', '/v1/alerts?patient=' + encodeURIComponent(id)),
+      ]);
+      const doc = new DOMParser().parseFromString(svg, 'image/svg+xml');
+      const root = doc.documentElement;
+      box.replaceChildren();
+      if (root.localName === 'svg' && !doc.querySelector('parsererror')) {
+        const holder = doc.createElementNS('http://www.w3.org/2000/svg', 'g');
+        holder.appendChild(root.cloneNode(true));
+        cleanSvg(holder);
+        box.appendChild(document.importNode(holder.firstElementChild, true));
+        box.scrollLeft = box.scrollWidth; // now is at the right end
+      } else box.appendChild(el('p', 'error', 'The timeline could not be drawn.'));
+      const tb = $('p-alerts');
+      tb.replaceChildren();
+      for (const a of all.alerts.slice().sort((p, q) => Date.parse(q.opened_at) - Date.parse(p.opened_at))) {
+        const tr = el('tr');
+        cell(tr, 'Opened', openedOf(a));
+        cell(tr, 'Rule', a.rule);
+        const s = cell(tr, 'Severity', '');
+        s.appendChild(el('span', 'sev sev-' + (a.severity in RANK ? a.severity : 'other'), a.severity));
+        cell(tr, 'State', stateOf(a));
+        tb.appendChild(tr);
+      }
+    } catch (e) { failed(e, $('d-error')); }
+  }
+
+  // ---- ack, snooze ----------------------------------------------------------------
+
+  function localInput(ms) { // a datetime-local value in the browser's zone
+    const d = new Date(ms - new Date(ms).getTimezoneOffset() * 60000);
+    return d.toISOString().slice(0, 16);
+  }
+
+  async function act(kind, form) {
+    const key = st.selected, who = form.who.value.trim();
+    const body = { who };
+    if (kind === 'ack') body.note = form.note.value;
+    else {
+      const until = new Date(form.until.value);
+      if (isNaN(until)) return say($('d-error'), 'Until must be a date and time.');
+      body.until = until.toISOString();
+      body.reason = form.reason.value;
+    }
+    sessionStorage.setItem(WHO, who);
+    try {
+      await api('POST', '/v1/alerts/' + encodeURIComponent(key) + '/' + kind, body);
+    } catch (e) { return failed(e, $('d-error')); }
+    await refresh();
+  }
+
+  // ---- wiring -----------------------------------------------------------------------
+
+  $('signin-form').addEventListener('submit', (e) => {
+    e.preventDefault();
+    const t = $('token').value.trim();
+    if (t) signIn(t, false);
+  });
+  $('signout').addEventListener('click', () => signOut(''));
+  $('f-patient').addEventListener('input', render);
+  $('f-rule').addEventListener('change', render);
+  $('d-close').addEventListener('click', () => {
+    st.selected = null;
+    show($('detail'), false);
+    render();
+  });
+  for (const b of document.querySelectorAll('.tab')) b.addEventListener('click', () => tab(b.dataset.tab));
+  $('ack-form').addEventListener('submit', (e) => { e.preventDefault(); act('ack', e.target); });
+  $('snooze-form').addEventListener('submit', (e) => { e.preventDefault(); act('snooze', e.target); });
+
+  const saved = sessionStorage.getItem(TOKEN);
+  if (saved) signIn(saved, true);
+})();

@@ -1,0 +1,247 @@
+// worklist.js - the staff worklist (GET / of regimen serve) in a real
+// headless chromium (Debian's), driven by puppeteer-core.
+//
+// Run by make test (tests/browser/run.sh) as: node worklist.js REGIMEN_BIN OUTDIR
+// It starts the real binary on a free loopback port with a temporary SQLite
+// database and the clinic in tests/browser/clinic/, then as a nurse would:
+// a wrong token gets a clear message; signed in, an alert that a POST opens
+// appears without a reload, a resolved one leaves; ack one, snooze another,
+// see the states change, reload and find them kept; filters, explain, the
+// patient's timeline. A protocol message with markup stays inert text. The
+// service's log holds neither the token nor a stream ticket. Screenshots at
+// 1280x800 and 390 px wide (the list, an alert) go to OUTDIR/worklist-*.png.
+// Prints "ok ..." / "FAIL ..." per check and "browser checks: N passed, N failed".
+'use strict';
+const fs = require('fs');
+const os = require('os');
+const path = require('path');
+const net = require('net');
+const http = require('http');
+const { spawn } = require('child_process');
+const puppeteer = require('puppeteer-core');
+
+const root = path.resolve(__dirname, '..', '..');
+const bin = path.resolve(process.argv[2] || path.join(root, 'build', 'regimen'));
+const outDir = path.resolve(process.argv[3] || path.join(root, 'build'));
+const chromium = process.env.CHROMIUM || '/usr/bin/chromium';
+const TOKEN = 'worklist-token-0123456789abcdef';
+const HOSTILE = '<img src=x onerror=alert(1)>';
+let passed = 0, failed = 0;
+
+function check(ok, what, detail) {
+  if (ok) { passed++; console.log('  ok ' + what); }
+  else { failed++; console.log('  FAIL ' + what + (detail !== undefined ? ': ' + detail : '')); }
+  return ok;
+}
+
+function freePort() {
+  return new Promise((resolve, reject) => {
+    const s = net.createServer();
+    s.once('error', reject);
+    s.listen(0, '127.0.0.1', () => { const p = s.address().port; s.close(() => resolve(p)); });
+  });
+}
+
+function post(port, p, body) {
+  return new Promise((resolve, reject) => {
+    const data = JSON.stringify(body);
+    const req = http.request({ host: '127.0.0.1', port, method: 'POST', path: p, headers: {
+      Authorization: 'Bearer ' + TOKEN, 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(data),
+    } }, (res) => {
+      let text = '';
+      res.on('data', (c) => { text += c; });
+      res.on('end', () => resolve({ status: res.statusCode, text }));
+    });
+    req.on('error', reject);
+    req.end(data);
+  });
+}
+
+// The list is drawn again on every transition and refresh: click the row
+// that is there at that moment, in the page (a handle could be stale).
+const clickIn = (page, sel) => page.$eval(sel, (e) => e.click());
+
+let n = 0;
+const event = (patient, type, data) => ({
+  id: 'e' + (++n), clinic: 'wl', patient, type, at: new Date(Date.now() - 60000 + n).toISOString(), data,
+});
+
+async function main() {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'regimen-browser-'));
+  const port = await freePort();
+  const base = 'http://127.0.0.1:' + port;
+  const log = path.join(dir, 'serve.log');
+  fs.writeFileSync(path.join(dir, 'serve.json'), JSON.stringify({
+    listen: '127.0.0.1:' + port,
+    clinics: { wl: { protocols: path.join(__dirname, 'clinic'), tokens: [TOKEN] } },
+  }));
+  const srv = spawn(bin, ['serve', '--config', path.join(dir, 'serve.json'), '--db', path.join(dir, 'w.db')],
+                    { stdio: ['ignore', 'ignore', fs.openSync(log, 'w')] });
+  let browser;
+  try {
+    let up = false;
+    for (let i = 0; i < 100 && !up; i++) {
+      try { up = (await post(port, '/v1/events', [])).status === 200; } catch (e) { await new Promise((r) => setTimeout(r, 100)); }
+    }
+    if (!check(up, 'regimen serve started', fs.readFileSync(log, 'utf8'))) return;
+    // open before the page loads: a warning to snooze later
+    const warn = event('p-200', 'flag', { severity: 'warning', message: 'pressure check overdue' });
+    await post(port, '/v1/events', [warn]);
+
+    browser = await puppeteer.launch({
+      executablePath: chromium, headless: true,
+      args: ['--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage', '--no-first-run'],
+    });
+    const page = await browser.newPage();
+    await page.setViewport({ width: 1280, height: 800 });
+    const dialogs = [], errors = [], urls = [];
+    page.on('dialog', (d) => { dialogs.push(d.message()); d.dismiss(); });
+    page.on('pageerror', (e) => errors.push(String(e)));
+    page.on('console', (m) => { if (m.type() === 'error') errors.push(m.text()); });
+    page.on('request', (r) => urls.push(r.url()));
+
+    const res = await page.goto(base + '/', { waitUntil: 'load' });
+    const h = res.headers();
+    check(/default-src 'none'/.test(h['content-security-policy'] || '') && /script-src 'self'/.test(h['content-security-policy']) &&
+          !/unsafe-inline/.test(h['content-security-policy']), 'GET / has a strict Content-Security-Policy', h['content-security-policy']);
+    check(h['x-content-type-options'] === 'nosniff' && h['referrer-policy'] === 'no-referrer', 'nosniff and no-referrer');
+
+    // a wrong token: a clear message, nothing kept
+    await page.type('#token', 'not-the-token');
+    await page.click('#signin-form button');
+    await page.waitForSelector('#signin-error:not([hidden])', { timeout: 5000 });
+    const msg = await page.$eval('#signin-error', (e) => e.textContent);
+    check(/not accepted/.test(msg), 'a wrong token gets a clear message', msg);
+    check(await page.evaluate(() => sessionStorage.length === 0 && document.cookie === ''), 'a wrong token is not kept');
+    errors.length = 0; // the console's line for that 401
+
+    // sign in
+    await page.$eval('#token', (e) => { e.value = ''; });
+    await page.type('#token', TOKEN);
+    await page.click('#signin-form button');
+    await page.waitForSelector('#alerts tbody tr', { timeout: 5000 });
+    await page.waitForSelector('#live.on', { timeout: 5000 });
+    check(await page.evaluate((t) => sessionStorage.getItem('regimen.token') === t && document.cookie === '', TOKEN),
+          'the token is kept in sessionStorage only');
+    await page.evaluate(() => { window.__sameDocument = true; });
+
+    // live: a POST opens a critical alert with a hostile message
+    const crit = event('p-100', 'flag', { severity: 'critical', message: HOSTILE });
+    const t0 = Date.now();
+    await post(port, '/v1/events', [crit]);
+    await page.waitForFunction(() => document.querySelectorAll('#alerts tbody tr').length === 2, { timeout: 5000 });
+    const ms = Date.now() - t0;
+    check(ms < 1000, `the alert a POST opened appeared without reload in ${ms} ms (< 1000)`);
+    check(await page.evaluate(() => window.__sameDocument === true), 'the page was not reloaded');
+    const rows = await page.$$eval('#alerts tbody tr', (trs) => trs.map((tr) => [...tr.cells].map((c) => c.textContent)));
+    check(rows[0][0] === 'critical' && rows[1][0] === 'warning', 'sorted by severity: critical first', JSON.stringify(rows));
+    check(rows[0][4] === HOSTILE, 'the hostile message is shown literally', rows[0][4]);
+    check(await page.evaluate(() => document.querySelectorAll('img').length === 0 && !window.__pwned), 'the hostile markup made no element');
+
+    // a resolve leaves the list live too
+    const note = event('p-300', 'note', { message: 'call back' });
+    await post(port, '/v1/events', [note]);
+    await page.waitForFunction(() => document.querySelectorAll('#alerts tbody tr').length === 3, { timeout: 5000 });
+    const t1 = Date.now();
+    await post(port, '/v1/events', [event('p-300', 'clear', { of: note.id })]);
+    await page.waitForFunction(() => document.querySelectorAll('#alerts tbody tr').length === 2, { timeout: 5000 });
+    check(Date.now() - t1 < 1000, `a resolved alert left the list in ${Date.now() - t1} ms (< 1000)`);
+
+    // filters
+    await page.type('#f-patient', 'p-200');
+    let shown = await page.$$eval('#alerts tbody tr', (trs) => trs.map((tr) => tr.cells[2].textContent));
+    check(shown.length === 1 && shown[0] === 'p-200', 'the patient filter', JSON.stringify(shown));
+    await page.$eval('#f-patient', (e) => { e.value = ''; e.dispatchEvent(new Event('input')); });
+    await post(port, '/v1/events', [event('p-300', 'note', { message: 'bring the consent form' })]);
+    await page.waitForFunction(() => document.querySelectorAll('#alerts tbody tr').length === 3, { timeout: 5000 });
+    await page.select('#f-rule', 'wl.note');
+    shown = await page.$$eval('#alerts tbody tr', (trs) => trs.map((tr) => tr.cells[3].textContent));
+    check(shown.length === 1 && shown[0] === 'wl.note', 'the rule filter', JSON.stringify(shown));
+    await page.select('#f-rule', '');
+
+    // ack the critical one
+    await clickIn(page, '#alerts tbody tr:nth-child(1)');
+    await page.waitForSelector('#detail:not([hidden]) #ack-form:not([hidden])', { timeout: 5000 });
+    check((await page.$eval('#d-message', (e) => e.textContent)) === HOSTILE, 'the details show the message as text');
+    await page.type('#ack-form [name=who]', 'nurse ann');
+    await page.type('#ack-form [name=note]', 'called the patient');
+    await page.click('#ack-form button');
+    await page.waitForFunction(() => /acknowledged by nurse ann/.test(document.querySelector('#alerts tbody tr:nth-child(1) td:last-child').textContent),
+                               { timeout: 5000 });
+    check(true, 'ack: the state shows "acknowledged by nurse ann"');
+    await page.waitForFunction(() => /acknowledged by nurse ann: called the patient/.test(document.querySelector('#history').textContent), { timeout: 5000 });
+    check(true, 'the history lists the ack with its note');
+
+    // explain and the patient's timeline
+    await page.click('.tab[data-tab=explain]');
+    await page.waitForFunction(() => /events the rule looked at/.test(document.querySelector('#explain').textContent), { timeout: 5000 });
+    const ex = await page.$eval('#explain', (e) => e.textContent);
+    check(ex.includes(HOSTILE) && ex.includes('rule wl.flag'), 'explain shows `regimen explain`\'s text');
+    await page.click('.tab[data-tab=patient]');
+    await page.waitForSelector('#timeline svg rect.bar.sev-critical', { timeout: 5000 });
+    check(await page.evaluate(() => document.querySelectorAll('#timeline svg .ev circle').length >= 1 &&
+                              document.querySelector('#timeline').querySelectorAll('img, script, image').length === 0),
+          'the patient view draws the timeline SVG (bars and event marks)');
+    await page.screenshot({ path: path.join(outDir, 'worklist-1280.png') });
+
+    // snooze the warning
+    const wi = await page.$$eval('#alerts tbody tr', (trs) => trs.findIndex((tr) => tr.cells[2].textContent === 'p-200'));
+    await clickIn(page, `#alerts tbody tr:nth-child(${wi + 1})`);
+    await page.waitForFunction(() => /p-200/.test(document.querySelector('#d-title').textContent), { timeout: 5000 });
+    await page.$eval('#snooze-form [name=who]', (e) => { e.value = ''; });
+    await page.type('#snooze-form [name=who]', 'dr bo');
+    await page.type('#snooze-form [name=reason]', 'waiting for the lab');
+    await page.click('#snooze-form button');
+    await page.waitForFunction(() => [...document.querySelectorAll('#alerts tbody tr')].some((tr) =>
+      tr.cells[2].textContent === 'p-200' && /snoozed until/.test(tr.cells[5].textContent)), { timeout: 5000 });
+    check(true, 'snooze: the state shows "snoozed until"');
+
+    // reload: still signed in (this tab's session), the states kept
+    await page.reload({ waitUntil: 'load' });
+    await page.waitForSelector('#alerts tbody tr', { timeout: 5000 });
+    const states = await page.$$eval('#alerts tbody tr', (trs) => Object.fromEntries(trs.map((tr) => [tr.cells[2].textContent, tr.cells[5].textContent])));
+    check(/acknowledged by nurse ann/.test(states['p-100']) && /snoozed until/.test(states['p-200']),
+          'after a reload the ack and the snooze are kept', JSON.stringify(states));
+    await page.waitForSelector('#live.on', { timeout: 5000 });
+
+    // a phone's width
+    // (isMobile would make puppeteer reload the page: the width is what counts)
+    await page.setViewport({ width: 390, height: 844 });
+    await page.waitForSelector('#alerts tbody tr', { timeout: 5000 });
+    await clickIn(page, '#alerts tbody tr:nth-child(1)');
+    await page.waitForSelector('#detail:not([hidden])', { timeout: 5000 });
+    await page.click('.tab[data-tab=patient]');
+    await page.waitForSelector('#timeline svg', { timeout: 5000 });
+    const wideAlert = await page.evaluate(() => document.documentElement.scrollWidth);
+    check(wideAlert <= 390, `at 390 px an alert's details fit the screen (${wideAlert} px)`);
+    await page.screenshot({ path: path.join(outDir, 'worklist-390-alert.png'), fullPage: true });
+    await page.click('#d-close');
+    const wide = await page.evaluate(() => document.documentElement.scrollWidth);
+    check(wide <= 390, `at 390 px nothing is wider than the screen (${wide} px)`);
+    await page.screenshot({ path: path.join(outDir, 'worklist-390.png'), fullPage: true });
+
+    check(dialogs.length === 0, 'no script of a protocol ran (no dialog)', JSON.stringify(dialogs));
+    check(errors.length === 0, 'no page errors, no CSP violations', JSON.stringify(errors));
+    const tickets = urls.filter((u) => u.includes('ticket=')).map((u) => new URL(u).searchParams.get('ticket'));
+    check(tickets.length >= 2, `the stream was opened with tickets (${tickets.length})`);
+    check(!urls.some((u) => u.includes(TOKEN)), 'the token is in no URL');
+    const text = fs.readFileSync(log, 'utf8');
+    check(!text.includes(TOKEN) && !tickets.some((t) => text.includes(t)), 'the service log has neither the token nor a ticket');
+
+    await page.click('#signout');
+    check(await page.evaluate(() => sessionStorage.getItem('regimen.token') === null), 'sign out forgets the token');
+  } finally {
+    if (browser) await browser.close();
+    const code = await new Promise((resolve) => { srv.once('exit', (c) => resolve(c)); srv.kill('SIGTERM'); });
+    const text = fs.readFileSync(log, 'utf8');
+    check(code === 0 && !/Sanitizer|runtime error:/.test(text), `the service stopped cleanly (exit ${code}, no sanitizer report)`,
+          text.slice(-2000));
+    if (failed) console.log('  (service log kept in ' + log + ')');
+    else fs.rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+main().catch((e) => { check(false, 'the browser test ran to its end', e.stack || e); }).then(() => {
+  console.log(`browser checks: ${passed} passed, ${failed} failed`);
+  process.exit(failed ? 1 : 0);
+});
