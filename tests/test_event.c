@@ -599,7 +599,7 @@ Test(event, unknown_field_is_named)
     bad_mk(mk(ID, CL, PT, TY, AT, DATA, "\"Data\":{}"), "Data", "unknown field 'Data'");
     bad_mk(mk(ID, CL, PT, TY, AT, DATA, "\"\":1"), "", "unknown field ''");
     /* reported before anything else is checked */
-    bad("{\"extra\":1}", "extra", "an event has id, clinic, patient, type, at and data");
+    bad("{\"extra\":1}", "extra", "an event has id, clinic, patient, type, at, data");
 }
 
 Test(event, long_unknown_field_name_is_truncated_safely)

@@ -37,11 +37,14 @@ static int rg__store_one(rg_store *st, int rc, rg_event *ev, char *field, char *
             counts->duplicates++;
             return RG_PUT_DUPLICATE;
         }
+        if (put == RG_PUT_CORRECTED) {
+            counts->corrected++;
+            return RG_PUT_CORRECTED;
+        }
         outcome = RG_PUT_CONFLICT;
         counts->conflicts++;
-        snprintf(field, RG_FIELD_MAX, "id");
-        snprintf(why, whylen, "an event with this clinic and id is already stored with "
-                              "different content; it was not overwritten");
+        snprintf(field, RG_FIELD_MAX, "%s", ev->version > 1 ? "version" : "id");
+        snprintf(why, whylen, "%s", rg_store_put_reason(st));
     } else if (rc != RG_EINVAL) {
         return rc;
     } else {

@@ -70,7 +70,7 @@ typedef struct rg__clinic_cfg {
     int ntokens;
     char *webhook;      /* URL, or NULL */
     int64_t last_cseq; /* last transition pushed to streams */
-    uint64_t events[4]; /* stored, duplicate, conflict, rejected */
+    uint64_t events[5]; /* stored, duplicate, conflict, rejected, corrected */
     uint64_t opened, resolved;
     int refused; /* the last reload of its protocols was refused */
 } rg__clinic_cfg;
@@ -88,7 +88,7 @@ typedef struct rg__pending {
     int clinic;
     json_t *items;   /* the events, an array */
     json_t *results; /* per-event outcomes, filled in the group's transaction */
-    uint64_t counts[4];
+    uint64_t counts[5]; /* by outcome, as rg__outcomes */
     char source[160];
 } rg__pending;
 
@@ -624,7 +624,9 @@ static void rg__on_lag(uv_timer_t *t)
 
 /* ---- handlers -------------------------------------------------------------------------- */
 
-static const char *const rg__outcomes[4] = {"stored", "duplicate", "conflict", "rejected"};
+/* indexed by rg_put, with 3 for a refused event */
+static const char *const rg__outcomes[5] = {"stored", "duplicate", "conflict", "rejected",
+                                            "corrected"};
 
 /* Validates and stores one request's events and advances the patients they
  * concern (the same rg_engine_advance as simulate), inside the group's
@@ -661,7 +663,7 @@ static int rg__store_events(rg__serve *sv, rg__pending *pr)
             rc = rg_store_put_event(sv->st, &ev, rg_now(), &put);
             if (!rc) /* else put is unset; the group rolls back and answers 503 */
                 outcome = (int)put;
-            if (!rc && put == RG_PUT_STORED) {
+            if (!rc && (put == RG_PUT_STORED || put == RG_PUT_CORRECTED)) {
                 int seen = 0;
                 for (int k = 0; k < npatients && !seen; k++)
                     seen = !strcmp(patients[k], ev.patient);
@@ -669,15 +671,14 @@ static int rg__store_events(rg__serve *sv, rg__pending *pr)
                     snprintf(patients[npatients++], sizeof patients[0], "%s", ev.patient);
             }
             if (!rc && put == RG_PUT_CONFLICT) {
-                snprintf(field, sizeof field, "id");
-                snprintf(why, sizeof why, "an event with this id is already stored with different "
-                                          "content; it was not overwritten");
+                snprintf(field, sizeof field, "%s", ev.version > 1 ? "version" : "id");
+                snprintf(why, sizeof why, "%s", rg_store_put_reason(sv->st));
             }
             rg_event_clear(&ev);
         } else if (vrc != RG_EINVAL) {
             rc = vrc;
         }
-        if (!rc && outcome >= 2) {
+        if (!rc && (outcome == RG_PUT_CONFLICT || outcome == 3)) {
             char *raw = json_dumps(item, JSON_COMPACT | JSON_ENCODE_ANY);
             rc = rg_store_reject(sv->st, pr->source, (long)i + 1, field, why, raw ? raw : "",
                                  raw ? strlen(raw) : 0);
@@ -710,14 +711,16 @@ static void rg__answer(rg__serve *sv, rg__pending *pr, int ok)
                                       "acknowledged, send them again");
         return;
     }
-    for (int k = 0; k < 4; k++)
+    for (int k = 0; k < 5; k++)
         clinic->events[k] += counts[k];
-    rg_log("info", "clinic %s: %llu stored, %llu duplicate, %llu conflict, %llu rejected from %s",
-           clinic->name, (unsigned long long)counts[0], (unsigned long long)counts[1],
+    rg_log("info", "clinic %s: %llu stored, %llu corrected, %llu duplicate, %llu conflict, "
+           "%llu rejected from %s", clinic->name, (unsigned long long)counts[0],
+           (unsigned long long)counts[4], (unsigned long long)counts[1],
            (unsigned long long)counts[2], (unsigned long long)counts[3], pr->source);
-    json_t *reply = json_pack("{s:o,s:I,s:I,s:I,s:I}", "results", pr->results, "stored",
-                              (json_int_t)counts[0], "duplicates", (json_int_t)counts[1],
-                              "conflicts", (json_int_t)counts[2], "rejected", (json_int_t)counts[3]);
+    json_t *reply = json_pack("{s:o,s:I,s:I,s:I,s:I,s:I}", "results", pr->results, "stored",
+                              (json_int_t)counts[0], "corrected", (json_int_t)counts[4],
+                              "duplicates", (json_int_t)counts[1], "conflicts",
+                              (json_int_t)counts[2], "rejected", (json_int_t)counts[3]);
     rg__reply_json(pr->conn, 200, reply);
 }
 
@@ -1146,7 +1149,7 @@ static void rg__get_metrics(rg__serve *sv, rg_http_conn *c)
     rg_buf_printf(&b, "# HELP regimen_events_total Events received over HTTP, by outcome.\n"
                       "# TYPE regimen_events_total counter\n");
     for (int i = 0; i < sv->nclinics; i++)
-        for (int k = 0; k < 4; k++)
+        for (int k = 0; k < 5; k++)
             rg_buf_printf(&b, "regimen_events_total{clinic=\"%s\",outcome=\"%s\"} %llu\n",
                           sv->clinics[i].name, rg__outcomes[k],
                           (unsigned long long)sv->clinics[i].events[k]);
