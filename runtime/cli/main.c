@@ -257,9 +257,9 @@ static int rg__ingest_path(rg_store *st, const char *path, rg_ingest_counts *cou
                             NULL, err, sizeof err);
     if (f != stdin)
         fclose(f);
-    fprintf(out, "stored %ld, corrected %ld, duplicates %ld, conflicts %ld, rejected %ld\n",
-            counts->stored, counts->corrected, counts->duplicates, counts->conflicts,
-            counts->rejected);
+    fprintf(out, "stored %ld, duplicates %ld, conflicts %ld, rejected %ld, corrected %ld\n",
+            counts->stored, counts->duplicates, counts->conflicts, counts->rejected,
+            counts->corrected);
     if (rc) {
         fprintf(stderr, "regimen: %s\n", err);
         return 2;

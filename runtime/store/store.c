@@ -798,11 +798,24 @@ static int rg__same_body(const char *stored, const rg_event *ev)
 {
     if (!strcmp(stored, ev->body))
         return 1;
-    json_t *j = json_loads(stored, 0, NULL);
-    if (!j)
+    json_t *j = json_loads(stored, 0, NULL), *mine = ev->json ? json_copy(ev->json) : NULL;
+    if (!j || (ev->json && !mine)) {
+        json_decref(j);
         return RG_ENOMEM;
-    int same = ev->json && json_equal(j, ev->json);
+    }
+    /* "version":1 and "status":"final" say what their absence says */
+    json_t *both[2] = {j, mine};
+    for (int i = 0; i < 2 && both[i]; i++) {
+        json_t *v = json_object_get(both[i], "version");
+        if (json_is_integer(v) && json_integer_value(v) == 1)
+            json_object_del(both[i], "version");
+        v = json_object_get(both[i], "status");
+        if (json_is_string(v) && !strcmp(json_string_value(v), "final"))
+            json_object_del(both[i], "status");
+    }
+    int same = mine && json_equal(j, mine);
     json_decref(j);
+    json_decref(mine);
     return same;
 }
 
