@@ -7,9 +7,10 @@
  * are refused too, because a misspelt "pateint" is far likelier than a new
  * field. A correction (docs/corrections.md) carries version, status,
  * corrected_at and corrected_by; whether it may replace what is stored is
- * the store's question (rg_store_put_event). The stored body is what makes re-sending an identical event a no-op
- * and a changed one a conflict: compared as JSON values (key order and
- * spacing do not matter), see rg_store_put_event.
+ * the store's question (rg_store_put_event). The stored body is what makes
+ * re-sending an identical event a no-op and a changed one a conflict:
+ * compared as JSON values (key order and spacing do not matter), see
+ * rg_store_put_event.
  */
 #include "event.h"
 #include "fields.h"

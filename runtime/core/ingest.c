@@ -43,7 +43,7 @@ static int rg__store_one(rg_store *st, int rc, rg_event *ev, char *field, char *
         }
         outcome = RG_PUT_CONFLICT;
         counts->conflicts++;
-        snprintf(field, RG_FIELD_MAX, "%s", ev->version > 1 ? "version" : "id");
+        snprintf(field, RG_FIELD_MAX, "%s", rg_store_put_field(st));
         snprintf(why, whylen, "%s", rg_store_put_reason(st));
     } else if (rc != RG_EINVAL) {
         return rc;

@@ -671,7 +671,7 @@ static int rg__store_events(rg__serve *sv, rg__pending *pr)
                     snprintf(patients[npatients++], sizeof patients[0], "%s", ev.patient);
             }
             if (!rc && put == RG_PUT_CONFLICT) {
-                snprintf(field, sizeof field, "%s", ev.version > 1 ? "version" : "id");
+                snprintf(field, sizeof field, "%s", rg_store_put_field(sv->st));
                 snprintf(why, sizeof why, "%s", rg_store_put_reason(sv->st));
             }
             rg_event_clear(&ev);

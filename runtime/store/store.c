@@ -378,6 +378,7 @@ struct rg_store {
     int ncseq, cseq_next;
     char fault[256]; /* why the last write failed; "" once a commit succeeded */
     char put_why[512]; /* why rg_store_put_event answered a conflict */
+    const char *put_field; /* and the field it is about */
     rg_time fault_since;
     void (*on_commit)(void *ud); /* after each commit that succeeded (rg_store_on_commit) */
     void *on_commit_ud;
@@ -819,8 +820,9 @@ static int rg__same_body(const char *stored, const rg_event *ev)
     return same;
 }
 
-#define RG__CONFLICT(...)                                                  \
+#define RG__CONFLICT(f, ...)                                               \
     do {                                                                   \
+        st->put_field = (f);                                               \
         snprintf(st->put_why, sizeof st->put_why, __VA_ARGS__);            \
         *res = RG_PUT_CONFLICT;                                            \
         sqlite3_reset(s);                                                  \
@@ -859,8 +861,9 @@ int rg_store_put_event(rg_store *st, const rg_event *ev, rg_time received, rg_pu
             return same;
         }
         if (!same)
-            RG__CONFLICT("an event with this clinic and id is already stored with different "
-                         "content; it was not overwritten (a correction has a higher version)");
+            RG__CONFLICT("id", "an event with this clinic and id is already stored with "
+                         "different content; it was not overwritten (a correction has a higher "
+                         "version)");
         *res = RG_PUT_DUPLICATE;
         sqlite3_reset(s);
         return RG_OK;
@@ -883,23 +886,23 @@ int rg_store_put_event(rg_store *st, const rg_event *ev, rg_time received, rg_pu
                 sqlite3_reset(s);
                 return RG_OK;
             }
-            RG__CONFLICT("version %lld of this event is already stored with different "
+            RG__CONFLICT("id", "version %lld of this event is already stored with different "
                          "content; it was not overwritten", (long long)ev->version);
         } else if (rc != SQLITE_DONE) {
             sqlite3_reset(s);
             return RG_EDB;
         }
-        RG__CONFLICT("stale version %lld, stored is %lld; it was not stored",
+        RG__CONFLICT("version", "stale version %lld, stored is %lld; it was not stored",
                      (long long)ev->version, (long long)cur_version);
     }
     if (strcmp(rg__col_text(s, 2), ev->patient) != 0)
-        RG__CONFLICT("a correction must keep the patient: version %lld is stored for patient "
-                     "'%.128s', not '%.128s'", (long long)cur_version, rg__col_text(s, 2),
-                     ev->patient);
+        RG__CONFLICT("patient", "a correction must keep the patient: version %lld is stored "
+                     "for patient '%.128s', not '%.128s'", (long long)cur_version,
+                     rg__col_text(s, 2), ev->patient);
     if (ev->status == RG_STATUS_ERROR && strcmp(rg__col_text(s, 3), ev->type) != 0)
-        RG__CONFLICT("an entered-in-error correction must keep the type: version %lld is a "
-                     "'%.64s' event, not '%.64s'", (long long)cur_version, rg__col_text(s, 3),
-                     ev->type);
+        RG__CONFLICT("type", "an entered-in-error correction must keep the type: version %lld "
+                     "is a '%.64s' event, not '%.64s'", (long long)cur_version,
+                     rg__col_text(s, 3), ev->type);
     sqlite3_reset(s);
     s = rg__q(st, Q_EVENT_INSERT_VERSION);
     rg__bind_event(s, ev, received);
@@ -913,6 +916,7 @@ int rg_store_put_event(rg_store *st, const rg_event *ev, rg_time received, rg_pu
 #undef RG__CONFLICT
 
 const char *rg_store_put_reason(const rg_store *st) { return st->put_why; }
+const char *rg_store_put_field(const rg_store *st) { return st->put_field; }
 
 int rg_store_reject(rg_store *st, const char *source, long line, const char *field,
                     const char *reason, const char *raw, size_t rawlen)

@@ -63,9 +63,11 @@ typedef enum {
  * schedules the patient at its corrected_at; the same (id, version) again
  * is a duplicate or a conflict as for any event; a lower version, another
  * patient, or a retraction of another type is a conflict. After a conflict
- * rg_store_put_reason says why. */
+ * rg_store_put_reason says why and rg_store_put_field names the field
+ * ("id", "version", "patient" or "type"). */
 int rg_store_put_event(rg_store *st, const rg_event *ev, rg_time received, rg_put *res);
 const char *rg_store_put_reason(const rg_store *st);
+const char *rg_store_put_field(const rg_store *st);
 
 /* Keeps a refused input where an operator can see it. */
 int rg_store_reject(rg_store *st, const char *source, long line, const char *field,
