@@ -108,6 +108,19 @@ static void correct(fixture *f, const char *id, const char *patient, int v, cons
     cr_assert_eq(r, RG_PUT_CORRECTED, "%s: outcome %d", line, r);
 }
 
+/* Stores version 3 of a new id, entered in error. */
+static void correct_first(fixture *f, const char *id, const char *patient, const char *type)
+{
+    char line[1024];
+    rg_ingest_counts c = {0};
+    snprintf(line, sizeof line,
+             "{\"id\":\"%s\",\"clinic\":\"c\",\"patient\":\"%s\",\"type\":\"%s\","
+             "\"at\":\"2026-03-01T10:00:00Z\",\"version\":3,\"status\":\"entered-in-error\","
+             "\"corrected_at\":\"2026-03-01T10:30:00Z\"}", id, patient, type);
+    cr_assert_eq(rg_ingest_one(f->st, line, strlen(line), "test", 1, &c, NULL, NULL),
+                 RG_PUT_STORED, "%s", line);
+}
+
 static void advance(fixture *f, const char *patient, const char *until)
 {
     cr_assert_eq(rg_engine_advance(f->eng, "c", patient, T(until)), 0);
@@ -544,6 +557,10 @@ Test(engine, a_retracted_event_resolves_its_alert_at_corrected_at)
             "2026-03-01T12:00:00Z");
     advance(&g, "p1", "2026-03-01T13:00:00Z");
     cr_assert_str_eq(transitions(&g).text, want, "a replay of both versions");
+    /* an id first seen withdrawn (an EHR sending its latest version) is never seen */
+    correct_first(&g, "a2", "p2", "alarm");
+    advance(&g, "p2", "2026-03-01T13:00:00Z");
+    cr_assert_str_eq(transitions(&g).text, want, "the withdrawn alarm opened nothing");
     fx_close(&f);
     fx_close(&g);
 }

@@ -65,7 +65,7 @@ struct rg_engine {
     rg__open *open;
     int nopen, cap_open;
     /* corrections: ev holds every stored version; when the patient has
-     * corrections (ncorr), vis holds the versions in force at the step's
+     * corrections or withdrawn events (ncorr), vis holds the versions in force at the step's
      * instant, rebuilt when the number of corrections in force (epoch)
      * changes. sev/nsev is what the step and its history see: ev or vis. */
     rg_hevent *vis;
@@ -696,7 +696,7 @@ static int rg__fixup_events(rg_engine *e)
         h->type = e->text.p + (uintptr_t)h->type;
         if (h->fields)
             h->fields = (const unsigned char *)e->text.p + ((uintptr_t)h->fields - 1);
-        e->ncorr += h->replaces != 0;
+        e->ncorr += h->replaces != 0 || h->retracted; /* a first version may be withdrawn */
     }
     if (e->nev > e->cap_tix || !e->toff) {
         int cap = e->nev + 64;
