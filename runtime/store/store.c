@@ -130,10 +130,13 @@ static const char *const rg__migrations[] = {
     "CREATE INDEX transitions_open ON transitions(clinic, patient) WHERE state = 'open';"
     "CREATE INDEX alerts_snoozed ON alerts(snoozed_until) WHERE snoozed_until IS NOT NULL;",
     /* 5 -> 6: corrections (docs/corrections.md). Every version of an event
-     * is a row of its own, unique by (clinic, id, version), so the table is
-     * rebuilt without the old UNIQUE(clinic, id). A correction names the row
-     * it replaced (replaces) and when it was made (corrected_at); status is
-     * NULL for "final". events_by_patient covers the correction fields too:
+     * is a row of its own, so the table is rebuilt without the old
+     * UNIQUE(clinic, id). A correction names the row it replaced (replaces;
+     * 0 for an id's first stored version) and when it was made
+     * (corrected_at); status is NULL for "final". UNIQUE(clinic, id,
+     * replaces) makes an id's first version unique (a plain insert that does
+     * nothing when the id is known: as fast as before) and lets a version be
+     * replaced once; versions only grow (rg_store_put_event). events_by_patient covers the correction fields too:
      * the engine picks the version in force at each instant from the index
      * alone. */
     "CREATE TABLE events_v6("
@@ -142,8 +145,8 @@ static const char *const rg__migrations[] = {
     "  at INTEGER NOT NULL, utc_offset INTEGER NOT NULL, data TEXT, body TEXT NOT NULL,"
     "  received INTEGER NOT NULL, fields BLOB,"
     "  version INTEGER NOT NULL DEFAULT 1, status TEXT, corrected_at INTEGER,"
-    "  corrected_by TEXT, replaces INTEGER,"
-    "  UNIQUE(clinic, id, version));"
+    "  corrected_by TEXT, replaces INTEGER NOT NULL DEFAULT 0,"
+    "  UNIQUE(clinic, id, replaces));"
     "INSERT INTO events_v6(seq, clinic, id, patient, type, at, utc_offset, data, body, received,"
     "  fields) SELECT seq, clinic, id, patient, type, at, utc_offset, data, body, received, fields"
     "  FROM events ORDER BY seq;"
@@ -219,12 +222,13 @@ enum {
 
 static const char *const rg__sql[Q__COUNT] = {
     /* the first stored version of an id (whatever its number): stored only
-     * when the id is new, so the common case is one statement */
+     * when the id is new (replaces 0 is taken), so the common case is one
+     * statement */
     [Q_EVENT_INSERT] =
         "INSERT INTO events(clinic, id, patient, type, at, utc_offset, data, body, received,"
         " fields, version, status, corrected_at, corrected_by)"
-        " SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14"
-        " WHERE NOT EXISTS (SELECT 1 FROM events WHERE clinic = ?1 AND id = ?2)",
+        " VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)"
+        " ON CONFLICT(clinic, id, replaces) DO NOTHING",
     [Q_EVENT_INSERT_VERSION] =
         "INSERT INTO events(clinic, id, patient, type, at, utc_offset, data, body, received,"
         " fields, version, status, corrected_at, corrected_by, replaces)"
@@ -240,7 +244,7 @@ static const char *const rg__sql[Q__COUNT] = {
         " c.version, c.corrected_by, r.seq, r.at, r.id, r.type, r.fields, r.replaces,"
         " r.corrected_at, r.status, r.data, r.version, r.corrected_by"
         " FROM events c JOIN events r ON r.seq = c.replaces WHERE c.clinic = ?1"
-        " AND c.patient = ?2 AND c.replaces IS NOT NULL AND c.corrected_at > ?3"
+        " AND c.patient = ?2 AND c.replaces <> 0 AND c.corrected_at > ?3"
         " AND c.corrected_at <= ?4 ORDER BY c.corrected_at, c.seq",
     /* A new event is due at its own instant, or at once (the patient's clock)
      * when it is older than what was already evaluated. */
