@@ -2021,7 +2021,7 @@ Test(store_file, v5_file_upgrades_to_versioned_events)
                                         " 1000, rg_fields(?4))", -1, &s, NULL),
                  SQLITE_OK, "%s", sqlite3_errmsg(db));
     for (int i = 1; i <= 3; i++) {
-        char id[8], data[64], body[256];
+        char id[16], data[64], body[256];
         snprintf(id, sizeof id, "e%d", i);
         snprintf(data, sizeof data, "{\"systolic\":%d}", 150 + i);
         snprintf(body, sizeof body, "{\"id\":\"%s\",\"clinic\":\"north\",\"patient\":\"p1\","
