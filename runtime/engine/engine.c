@@ -65,9 +65,10 @@ struct rg_engine {
     rg__open *open;
     int nopen, cap_open;
     /* corrections: ev holds every stored version; when the patient has
-     * corrections or withdrawn events (ncorr), vis holds the versions in force at the step's
-     * instant, rebuilt when the number of corrections in force (epoch)
-     * changes. sev/nsev is what the step and its history see: ev or vis. */
+     * corrections or withdrawn events (ncorr), vis holds the versions in
+     * force at the step's instant, rebuilt when the number of corrections in
+     * force (epoch) changes. sev/nsev is what the step and its history see:
+     * ev or vis. */
     rg_hevent *vis;
     int nvis, cap_vis, ncorr, epoch;
     const rg_hevent *sev;
