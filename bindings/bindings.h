@@ -34,6 +34,13 @@ typedef struct rg_hevent {
     const unsigned char *fields; /* compiled data, NULL when the event has none */
     size_t nfields;
     int tid;                     /* index+1 of type in rg_history.types, 0 if not there */
+    /* a correction (docs/corrections.md): the seq of the version it replaced
+     * (0: the first stored version), the instant it takes effect, and whether
+     * it withdraws the event. The engine hands Lua only the versions in force
+     * at the step's instant; these fields are for it, not for rules. */
+    int64_t replaces;
+    rg_time corrected_at;
+    int retracted;
 } rg_hevent;
 
 /* The history object protocols query. The engine creates one per patient it

@@ -460,3 +460,77 @@ Test(e2e, html_timeline_is_one_self_contained_page)
     free(out);
     free(err);
 }
+
+/* Corrections through the real binary (docs/corrections.md): `ingest` counts
+ * them and names why a stale or changed version is refused; `simulate` of a
+ * timeline with a retracted 171/99 reading and an amended PHQ-9 resolves
+ * safety.bp-high and safety.suicidality at the corrections' instants; and
+ * `explain` shows the correction, who sent it and what it replaced. */
+Test(e2e, corrections_ingest_simulate_and_explain)
+{
+    char dir[256], db[512], file[512], *out, *err;
+    rg_test_tmpdir(dir);
+    snprintf(db, sizeof db, "%s/c.db", dir);
+    const char *ing[] = {"ingest", "--db", db, "examples/corrections/timeline.jsonl", NULL};
+    cr_assert_eq(rg_test_run(ing, NULL, &out, &err), 0, "%s%s", out, err);
+    cr_assert(strstr(out, "stored 6, duplicates 1, conflicts 0, rejected 0, corrected 2"), "%s%s",
+              out, err);
+    free(out);
+    free(err);
+    rg_test_write(dir, "bad.jsonl",
+                  "{\"id\":\"bp-1\",\"clinic\":\"east\",\"patient\":\"p-1\",\"type\":\"vitals\","
+                  "\"at\":\"2026-03-02T09:30:00Z\",\"version\":1,\"data\":{\"systolic\":120}}\n"
+                  "{\"id\":\"phq-1\",\"clinic\":\"east\",\"patient\":\"p-2\",\"type\":\"assessment\","
+                  "\"at\":\"2026-03-02T09:20:00Z\",\"version\":3,\"corrected_at\":\"2026-03-02T17:00:00Z\"}\n"
+                  "{\"id\":\"x\",\"clinic\":\"east\",\"patient\":\"p-1\",\"type\":\"vitals\","
+                  "\"at\":\"2026-03-02T09:30:00Z\",\"version\":2}\n"
+                  "{\"id\":\"x\",\"clinic\":\"east\",\"patient\":\"p-1\",\"type\":\"vitals\","
+                  "\"at\":\"2026-03-02T09:30:00Z\",\"status\":\"withdrawn\"}\n");
+    snprintf(file, sizeof file, "%s/bad.jsonl", dir);
+    const char *bad[] = {"ingest", "--db", db, file, NULL};
+    cr_assert_eq(rg_test_run(bad, NULL, &out, &err), 1, "%s%s", out, err);
+    cr_assert(strstr(out, "stored 0, duplicates 0, conflicts 2, rejected 2, corrected 0"), "%s%s",
+              out, err);
+    cr_assert(strstr(err, "bad.jsonl:1: field 'id': version 1 of this event is already stored "
+                          "with different content"), "%s", err);
+    cr_assert(strstr(err, "bad.jsonl:2: field 'patient': a correction must keep the patient"),
+              "%s", err);
+    cr_assert(strstr(err, "bad.jsonl:3: field 'corrected_at': required field 'corrected_at' is "
+                          "missing"), "%s", err);
+    cr_assert(strstr(err, "bad.jsonl:4: field 'status'"), "%s", err);
+    free(out);
+    free(err);
+
+    const char *sim[] = {"simulate", "--events", "examples/corrections/timeline.jsonl",
+                         "--until", "2026-03-04T00:00:00Z", "--format", "jsonl", NULL};
+    cr_assert_eq(rg_test_run(sim, NULL, &out, &err), 0, "%s", err);
+    char *expected = rg_test_read("examples/corrections/expected.jsonl");
+    cr_assert_str_eq(out, expected, "simulate output differs from expected.jsonl");
+    cr_assert(strstr(out, "{\"at\":\"2026-03-02T15:00:00Z\",\"state\":\"resolved\",\"clinic\":"
+                          "\"east\",\"patient\":\"p-1\",\"protocol\":\"ketamine.safety\","
+                          "\"version\":\"1.0.0\",\"rule\":\"safety.bp-high\""), "%s", out);
+    cr_assert(strstr(out, "{\"at\":\"2026-03-02T16:00:00Z\",\"state\":\"resolved\",\"clinic\":"
+                          "\"east\",\"patient\":\"p-1\",\"protocol\":\"ketamine.safety\","
+                          "\"version\":\"1.0.0\",\"rule\":\"safety.suicidality\""), "%s", out);
+    /* the key of bp-high, for explain */
+    const char *k = strstr(out, "\"rule\":\"safety.bp-high\"");
+    cr_assert_not_null(k);
+    k = strstr(k, "\"key\":\"");
+    cr_assert_not_null(k);
+    char key[17];
+    snprintf(key, sizeof key, "%s", k + 7);
+    free(out);
+    free(err);
+    const char *ex[] = {"explain", key, "--events", "examples/corrections/timeline.jsonl",
+                        "--until", "2026-03-04T00:00:00Z", NULL};
+    cr_assert_eq(rg_test_run(ex, NULL, &out, &err), 0, "%s", err);
+    cr_assert(strstr(out, "bp-1           withdrawn (entered in error); its versions:"), "%s", out);
+    cr_assert(strstr(out, "corrections made since the previous transition:\n      bp-1           "
+                          "version 2 entered-in-error, corrected_at 2026-03-02T15:00:00Z by dr-lee, "
+                          "replaced version 1 (vitals at 2026-03-02T09:30:00Z {\"diastolic\":99,"),
+              "%s", out);
+    free(out);
+    free(err);
+    free(expected);
+    rg_test_rmdir(dir);
+}

@@ -93,6 +93,34 @@ static void put(fixture *f, const char *id, const char *patient, const char *typ
                  RG_PUT_STORED, "%s", line);
 }
 
+/* Stores a correction of event id: version v, status, corrected_at, and
+ * (not for entered-in-error) its new type, time and data. */
+static void correct(fixture *f, const char *id, const char *patient, int v, const char *status,
+                    const char *type, const char *at, const char *corrected_at)
+{
+    char line[1024];
+    rg_ingest_counts c = {0};
+    snprintf(line, sizeof line,
+             "{\"id\":\"%s\",\"clinic\":\"c\",\"patient\":\"%s\",\"type\":\"%s\",\"at\":\"%s\","
+             "\"version\":%d,\"status\":\"%s\",\"corrected_at\":\"%s\",\"corrected_by\":\"test\"}",
+             id, patient, type, at, v, status, corrected_at);
+    int r = rg_ingest_one(f->st, line, strlen(line), "test", 1, &c, NULL, NULL);
+    cr_assert_eq(r, RG_PUT_CORRECTED, "%s: outcome %d", line, r);
+}
+
+/* Stores version 3 of a new id, entered in error. */
+static void correct_first(fixture *f, const char *id, const char *patient, const char *type)
+{
+    char line[1024];
+    rg_ingest_counts c = {0};
+    snprintf(line, sizeof line,
+             "{\"id\":\"%s\",\"clinic\":\"c\",\"patient\":\"%s\",\"type\":\"%s\","
+             "\"at\":\"2026-03-01T10:00:00Z\",\"version\":3,\"status\":\"entered-in-error\","
+             "\"corrected_at\":\"2026-03-01T10:30:00Z\"}", id, patient, type);
+    cr_assert_eq(rg_ingest_one(f->st, line, strlen(line), "test", 1, &c, NULL, NULL),
+                 RG_PUT_STORED, "%s", line);
+}
+
 static void advance(fixture *f, const char *patient, const char *until)
 {
     cr_assert_eq(rg_engine_advance(f->eng, "c", patient, T(until)), 0);
@@ -503,6 +531,81 @@ Test(engine, evidence_names_events_as_json)
     fx_close(&f);
 }
 
+/* ---- corrections (docs/corrections.md) ------------------------------------------ */
+
+/* An alarm entered in error: its alert resolves at the correction's instant;
+ * the opening already published stays. Replayed from a store that holds both
+ * versions, the same two transitions at the same instants. */
+Test(engine, a_retracted_event_resolves_its_alert_at_corrected_at)
+{
+    fixture f, g;
+    fx_open(&f, NULL);
+    put(&f, "a1", "p1", "alarm", "2026-03-01T10:00:00Z", NULL);
+    advance(&f, "p1", "2026-03-01T11:00:00Z");
+    cr_assert_str_eq(transitions(&f).text, "2026-03-01T10:00:00Z open t.boom alarm\n");
+    correct(&f, "a1", "p1", 2, "entered-in-error", "alarm", "2026-03-01T10:00:00Z",
+            "2026-03-01T12:00:00Z");
+    advance(&f, "p1", "2026-03-01T13:00:00Z");
+    const char *want = "2026-03-01T10:00:00Z open t.boom alarm\n"
+                       "2026-03-01T12:00:00Z resolved t.boom alarm\n";
+    cr_assert_str_eq(transitions(&f).text, want);
+    cr_assert_str_eq(transitions(&f).last_evidence, "[]", "the retracted alarm is not evidence");
+
+    fx_open(&g, NULL);
+    put(&g, "a1", "p1", "alarm", "2026-03-01T10:00:00Z", NULL);
+    correct(&g, "a1", "p1", 2, "entered-in-error", "alarm", "2026-03-01T10:00:00Z",
+            "2026-03-01T12:00:00Z");
+    advance(&g, "p1", "2026-03-01T13:00:00Z");
+    cr_assert_str_eq(transitions(&g).text, want, "a replay of both versions");
+    /* an id first seen withdrawn (an EHR sending its latest version) is never seen */
+    correct_first(&g, "a2", "p2", "alarm");
+    advance(&g, "p2", "2026-03-01T13:00:00Z");
+    cr_assert_str_eq(transitions(&g).text, want, "the withdrawn alarm opened nothing");
+    fx_close(&f);
+    fx_close(&g);
+}
+
+/* A correction made before the patient's clock (it arrived late) is taken
+ * in at the clock, as a late event is. */
+Test(engine, a_late_correction_takes_effect_at_the_patients_clock)
+{
+    fixture f;
+    fx_open(&f, NULL);
+    put(&f, "a1", "p1", "alarm", "2026-03-01T10:00:00Z", NULL);
+    put(&f, "o1", "p1", "other", "2026-03-01T12:30:00Z", NULL);
+    advance(&f, "p1", "2026-03-01T13:00:00Z"); /* clock: 12:30 */
+    correct(&f, "a1", "p1", 2, "entered-in-error", "alarm", "2026-03-01T10:00:00Z",
+            "2026-03-01T12:00:00Z");
+    advance(&f, "p1", "2026-03-01T13:00:00Z");
+    cr_assert_str_eq(transitions(&f).text, "2026-03-01T10:00:00Z open t.boom alarm\n"
+                                           "2026-03-01T12:30:00Z resolved t.boom alarm\n");
+    fx_close(&f);
+}
+
+/* An amended time: from corrected_at on the rules see the new version only
+ * (its due moves later, so the alert resolves and opens again when due). */
+Test(engine, an_amended_event_is_re_evaluated_at_corrected_at)
+{
+    fixture f;
+    fx_open(&f, NULL);
+    put(&f, "p-a", "p1", "ping", "2026-03-01T10:00:00Z", NULL);
+    advance(&f, "p1", "2026-03-01T13:00:00Z");
+    correct(&f, "p-a", "p1", 2, "amended", "ping", "2026-03-01T12:30:00Z", "2026-03-01T13:30:00Z");
+    advance(&f, "p1", "2026-03-01T16:00:00Z");
+    cr_assert_str_eq(transitions(&f).text, "2026-03-01T12:00:00Z open t.due ping overdue\n"
+                                           "2026-03-01T13:30:00Z resolved t.due ping overdue\n"
+                                           "2026-03-01T14:30:00Z open t.due ping overdue\n");
+    /* a third version back to the first time, then a retraction */
+    correct(&f, "p-a", "p1", 3, "corrected", "ping", "2026-03-01T10:00:00Z", "2026-03-01T17:00:00Z");
+    correct(&f, "p-a", "p1", 4, "entered-in-error", "ping", "2026-03-01T10:00:00Z",
+            "2026-03-01T18:00:00Z");
+    advance(&f, "p1", "2026-03-01T19:00:00Z");
+    seen s = transitions(&f);
+    cr_assert_eq(s.n, 4, "%s", s.text); /* still open at 17:00 (due 12:00); resolved at 18:00 */
+    cr_assert(strstr(s.text, "2026-03-01T18:00:00Z resolved t.due"), "%s", s.text);
+    fx_close(&f);
+}
+
 /* ---- the history cache: an optimisation only ------------------------------------ */
 
 static void fx_open_cached(fixture *f, size_t cache_bytes)
@@ -522,7 +625,8 @@ static void fx_open_cached(fixture *f, size_t cache_bytes)
 
 /* The same rounds of events into engines with and without a cache: events
  * in order, late ones (before the patient's clock), several at one instant,
- * and a round whose transaction is rolled back after it was evaluated (what
+ * corrections of earlier events (amended, entered in error, some late: a
+ * corrected history no longer only grows), and a round whose transaction is rolled back after it was evaluated (what
  * the cache saw then was never stored). Every transition must be the same. */
 static void cache_equals_cold(size_t cache_bytes)
 {
@@ -530,6 +634,13 @@ static void cache_equals_cold(size_t cache_bytes)
     fx_open_cached(&f[0], cache_bytes);
     fx_open_cached(&f[1], 0);
     static const char *const types[] = {"ping", "ping", "start", "alarm", "boom", "other"};
+    /* per event (round * 5 + j): patient, type, version, retracted, time */
+    static int ptn[300], typ[300], ver[300], kept[300];
+    static char when[300][RG_TIME_BUFSZ];
+    int corrections = 0;
+    memset(ver, 0, sizeof ver);
+    for (int i = 0; i < 300; i++)
+        kept[i] = 2; /* not stored (yet) */
     uint64_t r = 7;
     rg_time now = T("2026-03-01T08:00:00Z");
     char at[RG_TIME_BUFSZ], id[32], patient[16], until[RG_TIME_BUFSZ];
@@ -544,8 +655,35 @@ static void cache_equals_cold(size_t cache_bytes)
             snprintf(id, sizeof id, "e%d-%d", round, j);
             snprintf(patient, sizeof patient, "p%d", (int)((r >> 33) % 4));
             rg_time_format(t, at);
+            int earlier = round ? (int)((r >> 13) % (unsigned)(5 * round)) : -1;
+            if (!rollback && earlier >= 0 && (r >> 55) % 4 == 0 && kept[earlier] == 0) {
+                /* a correction of an earlier event: amended (another type and
+                 * time) or entered in error; made now or, sometimes, late */
+                char cid[32], cpatient[16], cat[RG_TIME_BUFSZ];
+                snprintf(cid, sizeof cid, "e%d-%d", earlier / 5, earlier % 5);
+                snprintf(cpatient, sizeof cpatient, "p%d", ptn[earlier]);
+                int retract = (r >> 9) % 3 == 0;
+                rg_time_format(late ? t : now, cat);
+                if (retract)
+                    kept[earlier] = 1; /* its type stays; no later version */
+                else
+                    typ[earlier] = (int)((r >> 45) % 6);
+                ver[earlier]++;
+                corrections++;
+                for (int k = 0; k < 2; k++)
+                    correct(&f[k], cid, cpatient, ver[earlier],
+                            retract ? "entered-in-error" : "amended", types[typ[earlier]],
+                            retract ? when[earlier] : at, cat);
+                continue;
+            }
+            int me = round * 5 + j;
+            ptn[me] = (int)((r >> 33) % 4);
+            typ[me] = (int)((r >> 45) % 6);
+            ver[me] = 1;
+            kept[me] = 0;
+            snprintf(when[me], sizeof when[me], "%s", at);
             for (int k = 0; k < 2; k++)
-                put(&f[k], id, patient, types[(r >> 45) % 6], at, NULL);
+                put(&f[k], id, patient, types[typ[me]], at, NULL);
         }
         now += (rg_time)((r >> 50) % 3) * 1800000;
         rg_time_format(now, until);
@@ -554,14 +692,18 @@ static void cache_equals_cold(size_t cache_bytes)
                 snprintf(patient, sizeof patient, "p%d", p);
                 advance(&f[k], patient, until);
             }
-            if (rollback)
+            if (rollback) {
                 rg_store_rollback(f[k].st);
+                for (int j = 0; j < 5; j++)
+                    kept[round * 5 + j] = 2; /* never stored */
+            }
             else
                 cr_assert_eq(rg_store_commit(f[k].st), 0);
         }
     }
     seen a = transitions(&f[0]), b = transitions(&f[1]);
     cr_assert_gt(b.n, 10, "the rounds make too few transitions to compare");
+    cr_assert_gt(corrections, 10, "the rounds make too few corrections (%d)", corrections);
     cr_assert_str_eq(a.text, b.text, "with a cache of %zu bytes:\n%s\nwithout:\n%s", cache_bytes,
                      a.text, b.text);
     rg_hcache_stats hs;

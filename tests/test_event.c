@@ -599,7 +599,7 @@ Test(event, unknown_field_is_named)
     bad_mk(mk(ID, CL, PT, TY, AT, DATA, "\"Data\":{}"), "Data", "unknown field 'Data'");
     bad_mk(mk(ID, CL, PT, TY, AT, DATA, "\"\":1"), "", "unknown field ''");
     /* reported before anything else is checked */
-    bad("{\"extra\":1}", "extra", "an event has id, clinic, patient, type, at and data");
+    bad("{\"extra\":1}", "extra", "an event has id, clinic, patient, type, at, data");
 }
 
 Test(event, long_unknown_field_name_is_truncated_safely)
@@ -677,4 +677,48 @@ Test(event, err_buffer_may_be_null)
     cr_assert_eq(rg_event_parse(&ev, "x", 1, field, err, 4), RG_EINVAL);
     cr_assert_eq(err[3], '\0');
     cr_assert_eq(err[4], 'Q');
+}
+
+/* ---- corrections (docs/corrections.md) ---------------------------------------- */
+
+#define EV_HEAD "{\"id\":\"a\",\"clinic\":\"c\",\"patient\":\"p\",\"type\":\"vitals\"," \
+                "\"at\":\"2026-03-02T10:00:00Z\""
+
+Test(event, correction_fields_default_and_parse)
+{
+    rg_event ev;
+    char field[RG_FIELD_MAX], err[256];
+    const char *plain = EV_HEAD "}";
+    cr_assert_eq(rg_event_parse(&ev, plain, strlen(plain), field, err, sizeof err), RG_OK, "%s", err);
+    cr_assert_eq(ev.version, 1);
+    cr_assert_eq(ev.status, RG_STATUS_FINAL);
+    cr_assert_eq(ev.corrected_at, RG_TIME_NONE);
+    cr_assert_null(ev.corrected_by);
+    rg_event_clear(&ev);
+    const char *fix = EV_HEAD ",\"version\":3,\"status\":\"entered-in-error\","
+                              "\"corrected_at\":\"2026-03-02T12:00:00+01:00\",\"corrected_by\":\"dr x\"}";
+    cr_assert_eq(rg_event_parse(&ev, fix, strlen(fix), field, err, sizeof err), RG_OK, "%s", err);
+    cr_assert_eq(ev.version, 3);
+    cr_assert_eq(ev.status, RG_STATUS_ERROR);
+    cr_assert_eq(ev.corrected_at, 1772449200000); /* 11:00Z */
+    cr_assert_str_eq(ev.corrected_by, "dr x");
+    cr_assert_null(ev.data, "a retraction may omit data");
+    cr_assert_str_eq(rg_event_status_name(ev.status), "entered-in-error");
+    rg_event_clear(&ev);
+}
+
+Test(event, correction_fields_are_checked_and_named)
+{
+    bad(EV_HEAD ",\"version\":0}", "version", "whole number from 1");
+    bad(EV_HEAD ",\"version\":1.5}", "version", "whole number from 1");
+    bad(EV_HEAD ",\"version\":\"2\"}", "version", "whole number from 1");
+    bad(EV_HEAD ",\"version\":2147483648}", "version", "whole number from 1");
+    bad(EV_HEAD ",\"version\":2}", "corrected_at", "required field 'corrected_at' is missing");
+    bad(EV_HEAD ",\"status\":\"preliminary\"}", "status", "\"entered-in-error\"");
+    bad(EV_HEAD ",\"status\":1}", "status", "must be \"final\"");
+    bad(EV_HEAD ",\"version\":2,\"corrected_at\":\"2026-03-02T12:00:00\"}", "corrected_at",
+        "not a valid time");
+    bad(EV_HEAD ",\"version\":2,\"corrected_at\":5}", "corrected_at", "must be a string");
+    bad(EV_HEAD ",\"corrected_by\":\"\"}", "corrected_by", "1 to");
+    bad(EV_HEAD ",\"corrected_by\":\"a\\nb\"}", "corrected_by", "control characters");
 }

@@ -271,7 +271,7 @@ Test(fhir_cli, import_store_reimport_is_a_noop)
     int rc = run(args, &out, &err);
     cr_assert_eq(rc, 0, "exit %d\n%s%s", rc, out, err);
     cr_assert(strstr(out, "stored 4, duplicates 0, conflicts 0, rejected 0, unmapped 4, "
-                          "context 1\n"), "%s", out);
+                          "context 1, corrected 0\n"), "%s", out);
     /* unmapped resources are listed by type and id */
     cr_assert(strstr(out, "unmapped Observation: 2 (blood-pressure-cancel, heart-rate)"), "%s", out);
     cr_assert(strstr(out, "unmapped Encounter: 1 (home)"), "%s", out);
@@ -286,6 +286,47 @@ Test(fhir_cli, import_store_reimport_is_a_noop)
     free(out);
     free(err);
     cr_assert_eq(count_rows(db, "SELECT count(*) FROM events"), 4);
+    rg_test_rmdir(dir);
+}
+
+/* FHIR corrections reach the store as corrections (docs/corrections.md):
+ * versionId 2 amended, then versionId 3 entered-in-error, of the stored
+ * blood pressure; every version is kept, the current one withdraws it. */
+Test(fhir_cli, amended_and_entered_in_error_are_stored_as_corrections)
+{
+    char dir[256], db[300], *out, *err;
+    rg_test_tmpdir(dir);
+    snprintf(db, sizeof db, "%s/f.db", dir);
+    const char *first[] = {"import-fhir", "--db", db, "--clinic", "north",
+                           "tests/fhir/bundle-hl7-examples.json", NULL};
+    cr_assert_eq(run(first, &out, &err), 0, "%s", err);
+    free(out);
+    free(err);
+    const char *amend[] = {"import-fhir", "--db", db, "--clinic", "north",
+                           "tests/fhir/observation-bloodpressure-amended.json", NULL};
+    int rc = run(amend, &out, &err);
+    cr_assert_eq(rc, 0, "exit %d\n%s%s", rc, out, err);
+    cr_assert(strstr(out, "stored 0, duplicates 0, conflicts 0, rejected 0, unmapped 0, "
+                          "context 0, corrected 1\n"), "%s", out);
+    free(out);
+    free(err);
+    rc = run(amend, &out, &err); /* the same version again: a duplicate */
+    cr_assert_eq(rc, 0, "%s", err);
+    cr_assert(strstr(out, "duplicates 1"), "%s", out);
+    free(out);
+    free(err);
+    const char *retract[] = {"import-fhir", "--db", db, "--clinic", "north",
+                             "tests/fhir/observation-bloodpressure-entered-in-error.json", NULL};
+    rc = run(retract, &out, &err);
+    cr_assert_eq(rc, 0, "exit %d\n%s%s", rc, out, err);
+    cr_assert(strstr(out, "corrected 1\n"), "%s", out);
+    free(out);
+    free(err);
+    cr_assert_eq(count_rows(db, "SELECT count(*) FROM events WHERE id = "
+                                "'fhir:Observation/blood-pressure'"), 3, "every version is kept");
+    cr_assert_eq(count_rows(db, "SELECT max(version) FROM events WHERE id = "
+                                "'fhir:Observation/blood-pressure' AND status = 'entered-in-error'"),
+                 3);
     rg_test_rmdir(dir);
 }
 

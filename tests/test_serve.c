@@ -310,6 +310,117 @@ static void export_events(const char *db, const char *path)
     fclose(f);
 }
 
+/* ---- corrections (docs/corrections.md) ------------------------------------------------ */
+
+/* A 171/99 reading POSTed opens safety.bp-high; its retraction (entered in
+ * error, made a second from now) resolves it at that instant, by a wake-up
+ * of the service; the opening stays on the feed. Every stored version fed to
+ * `simulate` gives the same transitions. With the history cache (MiB) on or
+ * off. */
+static void correction_on_the_feed(int cache_mb)
+{
+    server s = {0};
+    char *out, *err, cfg[1024], cwd[512], body[2048], t_enrol[40], t_bp[40], t_fix[40];
+    char want[64];
+    rg_test_tmpdir(s.dir);
+    cr_assert_not_null(getcwd(cwd, sizeof cwd));
+    snprintf(s.db, sizeof s.db, "%s/serve.db", s.dir);
+    snprintf(s.config, sizeof s.config, "%s/config.json", s.dir);
+    snprintf(s.log, sizeof s.log, "%s/serve.log", s.dir);
+    snprintf(cfg, sizeof cfg,
+             "{ \"listen\": \"127.0.0.1:0\", \"clinics\": { \"north\": { \"protocols\": "
+             "\"%s/examples/clinics/north\", \"tokens\": [\"" TOKEN_A "\"] } },"
+             " \"limits\": { \"history_cache_mb\": %d } }\n", cwd, cache_mb);
+    rg_test_write(s.dir, "config.json", cfg);
+    server_start(&s);
+    int64_t t0 = now_ms() / 1000 * 1000;
+    iso(t0 - 10000, t_enrol);
+    iso(t0 - 5000, t_bp);
+    iso(t0 + 1000, t_fix);
+    snprintf(body, sizeof body,
+             "[{\"id\":\"e1\",\"clinic\":\"north\",\"patient\":\"p1\",\"type\":\"enrolled\","
+             "\"at\":\"%s\",\"data\":{\"program\":\"ketamine\"}},"
+             "{\"id\":\"bp1\",\"clinic\":\"north\",\"patient\":\"p1\",\"type\":\"vitals\","
+             "\"at\":\"%s\",\"data\":{\"systolic\":171,\"diastolic\":99,\"phase\":\"pre\"}}]",
+             t_enrol, t_bp);
+    cr_assert_eq(http(s.port, "POST", "/v1/events", TOKEN_A, body, &out), 200, "%s", out);
+    free(out);
+    cr_assert_eq(http(s.port, "GET", "/v1/transitions?after=0", TOKEN_A, NULL, &out), 200);
+    cr_assert(strstr(out, "\"state\":\"open\"") && strstr(out, "safety.bp-high"), "%s", out);
+    cr_assert_null(strstr(out, "\"resolved\""), "%s", out);
+    free(out);
+    snprintf(body, sizeof body,
+             "{\"id\":\"bp1\",\"clinic\":\"north\",\"patient\":\"p1\",\"type\":\"vitals\","
+             "\"at\":\"%s\",\"version\":2,\"status\":\"entered-in-error\",\"corrected_at\":\"%s\","
+             "\"corrected_by\":\"dr-lee\"}", t_bp, t_fix);
+    cr_assert_eq(http(s.port, "POST", "/v1/events", TOKEN_A, body, &out), 200, "%s", out);
+    cr_assert(strstr(out, "\"status\":\"corrected\"") && strstr(out, "\"corrected\":1"), "%s", out);
+    free(out);
+    /* a stale version is a conflict, with its reason */
+    snprintf(body, sizeof body,
+             "{\"id\":\"bp1\",\"clinic\":\"north\",\"patient\":\"p1\",\"type\":\"vitals\","
+             "\"at\":\"%s\",\"data\":{\"systolic\":120,\"diastolic\":80,\"phase\":\"pre\"}}", t_bp);
+    cr_assert_eq(http(s.port, "POST", "/v1/events", TOKEN_A, body, &out), 200, "%s", out);
+    cr_assert(strstr(out, "\"status\":\"conflict\"") && strstr(out, "different content"), "%s", out);
+    free(out);
+    /* the resolution at corrected_at, by the wake-up the correction set */
+    rg_time_format(t0 + 1000, want);
+    char needle[128];
+    snprintf(needle, sizeof needle, "%s resolved p1 safety.bp-high ", want);
+    int found = 0;
+    for (int i = 0; i < 100 && !found; i++) {
+        usleep(100000);
+        cr_assert_eq(http(s.port, "GET", "/v1/transitions?after=0", TOKEN_A, NULL, &out), 200);
+        char *lines[64];
+        int n = transition_lines(out, lines, 64);
+        for (int k = 0; k < n; k++) {
+            found |= !strncmp(lines[k], needle, strlen(needle));
+            free(lines[k]);
+        }
+        if (!found)
+            free(out);
+    }
+    cr_assert(found, "no resolution of bp-high at %s on the feed", want);
+    cr_assert(strstr(out, "\"state\":\"open\""), "the opening stays published: %s", out);
+    cr_assert_eq(count_rows(s.db, "SELECT count(*) FROM events WHERE id = 'bp1'"), 2,
+                 "both versions are kept");
+    /* the differential: simulate over every stored version */
+    char events[600], until[40], clinic[600];
+    snprintf(events, sizeof events, "%s/stored.jsonl", s.dir);
+    export_events(s.db, events);
+    iso(now_ms(), until);
+    snprintf(clinic, sizeof clinic, "north=%s/examples/clinics/north", cwd);
+    const char *args[] = {"simulate", "--events", events, "--until", until, "--clinic", clinic,
+                          "--format", "jsonl", NULL};
+    char *sim;
+    cr_assert_eq(rg_test_run(args, NULL, &sim, &err), 0, "%s", err);
+    char *a[64], *b[64];
+    int na = transition_lines(out, a, 64), nb = transition_lines(sim, b, 64);
+    cr_assert_eq(na, nb, "serve gave %d transitions, simulate %d:\n%s\n%s", na, nb, out, sim);
+    qsort(a, (size_t)na, sizeof *a, cmp_str);
+    qsort(b, (size_t)nb, sizeof *b, cmp_str);
+    for (int i = 0; i < na; i++) {
+        cr_assert_str_eq(a[i], b[i]);
+        free(a[i]);
+        free(b[i]);
+    }
+    free(sim);
+    free(err);
+    free(out);
+    cr_assert_eq(server_stop(&s, SIGTERM), 0);
+    rg_test_rmdir(s.dir);
+}
+
+Test(serve, a_retraction_resolves_its_alert_on_the_feed_as_simulate_does, .timeout = 60)
+{
+    correction_on_the_feed(64);
+}
+
+Test(serve, a_retraction_resolves_its_alert_without_the_history_cache, .timeout = 60)
+{
+    correction_on_the_feed(0);
+}
+
 /* ---- the crash loop -------------------------------------------------------------------- */
 
 #include <pthread.h>

@@ -550,6 +550,57 @@ static const char schema_v3_to_v4[] =
     "CREATE INDEX events_by_patient ON events(clinic, patient, at, seq, id, type, data);";
 
 /* An events row as the v4 program stored it, from the real validator. */
+/* Migration 4 -> 5 as version 5 of the program had it (runtime/store/store.c). */
+static const char schema_v4_to_v5[] =
+    "ALTER TABLE events ADD COLUMN fields BLOB;"
+    "UPDATE events SET fields = rg_fields(data) WHERE data IS NOT NULL;"
+    "DROP INDEX events_by_patient;"
+    "CREATE INDEX events_by_patient ON events(clinic, patient, at, seq, id, type, fields);"
+    "CREATE TABLE transitions_v5("
+    "  seq INTEGER PRIMARY KEY, alert_id INTEGER,"
+    "  at INTEGER NOT NULL, state TEXT NOT NULL CHECK(state IN ('open','resolved')),"
+    "  clinic TEXT NOT NULL, patient TEXT NOT NULL, key TEXT NOT NULL, protocol TEXT NOT NULL,"
+    "  version TEXT NOT NULL, rule TEXT NOT NULL, severity TEXT NOT NULL, message TEXT NOT NULL,"
+    "  due INTEGER NOT NULL, params TEXT NOT NULL, evidence TEXT NOT NULL,"
+    "  recorded INTEGER NOT NULL, cseq INTEGER);"
+    "INSERT INTO transitions_v5 SELECT t.seq,"
+    "  CASE WHEN t.state = 'open' THEN NULL ELSE a.opened_seq END, t.at, t.state, t.clinic,"
+    "  t.patient, t.key, t.protocol, t.version, t.rule, t.severity, t.message, t.due, t.params,"
+    "  t.evidence, t.recorded, t.cseq FROM transitions t JOIN alerts a ON a.id = t.alert_id;"
+    "CREATE TABLE alerts_v5("
+    "  id INTEGER PRIMARY KEY, acked_by TEXT, acked_at INTEGER, snoozed_until INTEGER);"
+    "INSERT INTO alerts_v5 SELECT opened_seq, acked_by, acked_at, snoozed_until FROM alerts"
+    "  WHERE acked_by IS NOT NULL OR acked_at IS NOT NULL OR snoozed_until IS NOT NULL;"
+    "CREATE TABLE alert_actions_v5("
+    "  seq INTEGER PRIMARY KEY, alert_id INTEGER NOT NULL,"
+    "  clinic TEXT NOT NULL, key TEXT NOT NULL, action TEXT NOT NULL, who TEXT NOT NULL,"
+    "  note TEXT NOT NULL, until INTEGER, at INTEGER NOT NULL);"
+    "INSERT INTO alert_actions_v5 SELECT x.seq, a.opened_seq, x.clinic, x.key, x.action, x.who,"
+    "  x.note, x.until, x.at FROM alert_actions x JOIN alerts a ON a.id = x.alert_id;"
+    "DROP TABLE alert_actions;"
+    "DROP TABLE transitions;"
+    "DROP TABLE alerts;"
+    "ALTER TABLE transitions_v5 RENAME TO transitions;"
+    "ALTER TABLE alerts_v5 RENAME TO alerts;"
+    "ALTER TABLE alert_actions_v5 RENAME TO alert_actions;"
+    "CREATE UNIQUE INDEX transitions_by_clinic ON transitions(clinic, cseq);"
+    "CREATE INDEX transitions_by_key ON transitions(clinic, key, seq);"
+    "CREATE INDEX transitions_open ON transitions(clinic, patient) WHERE state = 'open';"
+    "CREATE INDEX alerts_snoozed ON alerts(snoozed_until) WHERE snoozed_until IS NOT NULL;";
+
+/* rg_fields(data), as the program registers it for the v5 migration. */
+static void sql_fields(sqlite3_context *cx, int argc, sqlite3_value **argv)
+{
+    (void)argc;
+    const char *text = (const char *)sqlite3_value_text(argv[0]);
+    rg_buf b = {0};
+    if (text && rg_fields_from_json(&b, text) == RG_OK && b.len)
+        sqlite3_result_blob(cx, b.p, (int)b.len, SQLITE_TRANSIENT);
+    else
+        sqlite3_result_null(cx);
+    rg_buf_free(&b);
+}
+
 static void old_put(sqlite3 *db, int64_t seq, const char *id, const char *patient,
                     const char *type, const char *at, const char *data)
 {
@@ -581,9 +632,14 @@ static sqlite3 *old_file(int version)
     cr_assert_eq(sqlite3_open(dbpath, &db), SQLITE_OK);
     cr_assert_eq(sqlite3_exec(db, schema_v3, NULL, NULL, NULL), SQLITE_OK, "%s",
                  sqlite3_errmsg(db));
-    if (version == 4)
+    if (version >= 4)
         cr_assert_eq(sqlite3_exec(db, schema_v3_to_v4, NULL, NULL, NULL), SQLITE_OK, "%s",
                      sqlite3_errmsg(db));
+    if (version >= 5) {
+        sqlite3_create_function(db, "rg_fields", 1, SQLITE_UTF8, NULL, sql_fields, NULL, NULL);
+        cr_assert_eq(sqlite3_exec(db, schema_v4_to_v5, NULL, NULL, NULL), SQLITE_OK, "%s",
+                     sqlite3_errmsg(db));
+    }
     char pragma[64];
     snprintf(pragma, sizeof pragma, "PRAGMA user_version = %d", version);
     cr_assert_eq(sqlite3_exec(db, pragma, NULL, NULL, NULL), SQLITE_OK);
@@ -632,7 +688,8 @@ static void assert_covering_event_read(void)
     sqlite3 *pk = peek_open();
     sqlite3_stmt *s;
     char plan[1024] = "";
-    cr_assert_eq(sqlite3_prepare_v2(pk, "EXPLAIN QUERY PLAN SELECT seq, at, id, type, fields"
+    cr_assert_eq(sqlite3_prepare_v2(pk, "EXPLAIN QUERY PLAN SELECT seq, at, id, type, fields,"
+                                        " replaces, corrected_at, status"
                                         " FROM events WHERE clinic = ?1 AND patient = ?2"
                                         " ORDER BY at, seq", -1, &s, NULL),
                  SQLITE_OK, "%s", sqlite3_errmsg(pk));
@@ -663,7 +720,7 @@ Test(store_file, v3_file_gets_the_covering_event_index)
     open_store();
     cr_assert_eq(peek_int("PRAGMA user_version"), RG_SCHEMA_VERSION);
     peek_text(event_cols, got, sizeof got);
-    cr_assert_str_eq(got, "clinic,patient,at,seq,id,type,fields");
+    cr_assert_str_eq(got, "clinic,patient,at,seq,id,type,fields,replaces,corrected_at,status");
     assert_covering_event_read();
     got_events *g = events_of("north", "p1");
     cr_assert_eq(g->n, 2);
@@ -1525,7 +1582,7 @@ Test(ingest, counts_and_rejected_lines)
                      L_BADTYPE);      /* 11 rejected, no final newline */
     FILE *f = fopen(path, "r");
     cr_assert_not_null(f);
-    rg_ingest_counts c = {0, 0, 0, 0};
+    rg_ingest_counts c = {0};
     seen_rej seen;
     memset(&seen, 0, sizeof seen);
     char err[512] = "";
@@ -1569,7 +1626,7 @@ Test(ingest, counts_and_rejected_lines)
 
     /* ingesting the same file again: everything already there */
     f = fopen(path, "r");
-    rg_ingest_counts c2 = {0, 0, 0, 0};
+    rg_ingest_counts c2 = {0};
     cr_assert_eq(rg_ingest_file(st, f, "day1.jsonl", &c2, NULL, NULL, err, sizeof err), RG_OK,
                  "%s", err);
     fclose(f);
@@ -1587,7 +1644,7 @@ Test(ingest, counts_accumulate_into_callers_totals)
     snprintf(path, sizeof path, "%s/x.jsonl", tmpdir);
     write_file(path, L_GOOD1 "\n" L_GOOD2 "\n");
     FILE *f = fopen(path, "r");
-    rg_ingest_counts c = {10, 20, 30, 40};
+    rg_ingest_counts c = {10, 20, 30, 40, 0};
     char err[256];
     cr_assert_eq(rg_ingest_file(st, f, "x", &c, NULL, NULL, err, sizeof err), RG_OK, "%s", err);
     fclose(f);
@@ -1601,7 +1658,7 @@ Test(ingest, empty_file)
 {
     FILE *f = fmemopen((void *)"", 0, "r");
     cr_assert_not_null(f);
-    rg_ingest_counts c = {0, 0, 0, 0};
+    rg_ingest_counts c = {0};
     char err[256];
     cr_assert_eq(rg_ingest_file(st, f, "empty", &c, NULL, NULL, err, sizeof err), RG_OK, "%s",
                  err);
@@ -1638,7 +1695,7 @@ Test(ingest, file_bigger_than_one_batch)
     cr_assert_eq(fclose(w), 0);
 
     FILE *f = fopen(path, "r");
-    rg_ingest_counts c = {0, 0, 0, 0};
+    rg_ingest_counts c = {0};
     char err[512] = "";
     int rc = rg_ingest_file(st, f, "big.jsonl", &c, NULL, NULL, err, sizeof err);
     fclose(f);
@@ -1787,7 +1844,7 @@ Test(ingest, pipeline_keeps_order_lines_and_batches)
 
     /* first run: everything but the refusals is stored, in file order */
     FILE *f = fopen(path, "r");
-    rg_ingest_counts c = {0, 0, 0, 0};
+    rg_ingest_counts c = {0};
     seen_lines seen = {{0}, 0};
     char err[512] = "";
     cr_assert_eq(rg_ingest_file(st, f, "order", &c, on_reject_line, &seen, err, sizeof err), RG_OK,
@@ -1819,7 +1876,7 @@ Test(ingest, pipeline_keeps_order_lines_and_batches)
     cr_assert_eq(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK, "%s", sqlite3_errmsg(db));
     sqlite3_close(db);
     f = fopen(path, "r");
-    rg_ingest_counts c2 = {0, 0, 0, 0};
+    rg_ingest_counts c2 = {0};
     seen_lines seen2 = {{0}, 0};
     int rc = rg_ingest_file(st, f, "order", &c2, on_reject_line, &seen2, err, sizeof err);
     fclose(f);
@@ -1836,4 +1893,170 @@ Test(ingest, pipeline_keeps_order_lines_and_batches)
     cr_assert_eq(seen2.n, c2.rejected, "only refusals that were committed are reported");
     cr_assert_eq(rg_store_begin(st), RG_OK);
     cr_assert_eq(rg_store_commit(st), RG_OK);
+}
+
+/* ---- corrections (docs/corrections.md) ---------------------------------- */
+
+/* Puts one event line; returns the outcome and copies the conflict's reason. */
+static rg_put put_line(const char *line, char *why, size_t whylen)
+{
+    rg_event ev;
+    char field[RG_FIELD_MAX], err[256];
+    cr_assert_eq(rg_event_parse(&ev, line, strlen(line), field, err, sizeof err), RG_OK,
+                 "%s: %s %s", line, field, err);
+    rg_put res = (rg_put)-1;
+    cr_assert_eq(rg_store_put_event(st, &ev, 1000, &res), RG_OK, "%s", rg_store_errmsg(st));
+    rg_event_clear(&ev);
+    if (why)
+        snprintf(why, whylen, "%s", res == RG_PUT_CONFLICT ? rg_store_put_reason(st) : "");
+    return res;
+}
+
+#define BP_V(v, extra, data)                                                              \
+    "{\"id\":\"bp\",\"clinic\":\"north\",\"patient\":\"p1\",\"type\":\"vitals\","         \
+    "\"at\":\"2026-03-02T10:00:00Z\",\"version\":" #v extra data "}"
+
+static int collect_versions(void *ud, const rg_stored_event *e)
+{
+    got_events *g = ud;
+    cr_assert_lt(g->n, 64);
+    g->e[g->n].seq = e->seq;
+    snprintf(g->e[g->n].id, sizeof g->e[0].id, "%s", e->data ? e->data : "(none)");
+    snprintf(g->e[g->n].type, sizeof g->e[0].type, "v%lld %s %s", (long long)e->version,
+             rg_event_status_name(e->status), e->corrected_by ? e->corrected_by : "-");
+    g->n++;
+    return 0;
+}
+
+Test(store, corrections_keep_every_version_and_refuse_stale_ones)
+{
+    char why[512];
+    cr_assert_eq(put_line(BP_V(1, "", ",\"data\":{\"systolic\":171,\"diastolic\":99}"), why,
+                          sizeof why), RG_PUT_STORED);
+    const char *v2 = BP_V(2, ",\"status\":\"amended\",\"corrected_at\":\"2026-03-02T12:00:00Z\","
+                             "\"corrected_by\":\"nurse-7\"",
+                          ",\"data\":{\"systolic\":131,\"diastolic\":79}");
+    cr_assert_eq(put_line(v2, why, sizeof why), RG_PUT_CORRECTED);
+    /* the same (id, version) again: a duplicate, whichever version it is */
+    cr_assert_eq(put_line(v2, why, sizeof why), RG_PUT_DUPLICATE);
+    cr_assert_eq(put_line(BP_V(1, "", ",\"data\":{\"systolic\":171,\"diastolic\":99}"), why,
+                          sizeof why), RG_PUT_DUPLICATE);
+    /* the same (id, version) with other content: a conflict */
+    cr_assert_eq(put_line(BP_V(1, "", ",\"data\":{\"systolic\":100,\"diastolic\":99}"), why,
+                          sizeof why), RG_PUT_CONFLICT);
+    cr_assert_not_null(strstr(why, "different content"), "%s", why);
+    cr_assert_eq(put_line(BP_V(2, ",\"status\":\"amended\",\"corrected_at\":\"2026-03-02T12:00:00Z\"",
+                               ",\"data\":{\"systolic\":1}"), why, sizeof why), RG_PUT_CONFLICT);
+    /* a retraction: version 4 (3 never came); then 3 is stale */
+    cr_assert_eq(put_line(BP_V(4, ",\"status\":\"entered-in-error\","
+                                  "\"corrected_at\":\"2026-03-02T13:00:00Z\"", ""), why,
+                          sizeof why), RG_PUT_CORRECTED);
+    cr_assert_eq(put_line(BP_V(3, ",\"status\":\"amended\",\"corrected_at\":\"2026-03-02T12:30:00Z\"",
+                               ",\"data\":{\"systolic\":1}"), why, sizeof why), RG_PUT_CONFLICT);
+    cr_assert_str_eq(why, "stale version 3, stored is 4; it was not stored");
+    /* another patient, or a retraction of another type: conflicts */
+    cr_assert_eq(put_line("{\"id\":\"bp\",\"clinic\":\"north\",\"patient\":\"p2\",\"type\":\"vitals\","
+                          "\"at\":\"2026-03-02T10:00:00Z\",\"version\":5,"
+                          "\"corrected_at\":\"2026-03-02T14:00:00Z\"}", why, sizeof why),
+                 RG_PUT_CONFLICT);
+    cr_assert_not_null(strstr(why, "must keep the patient"), "%s", why);
+    cr_assert_eq(put_line("{\"id\":\"bp\",\"clinic\":\"north\",\"patient\":\"p1\",\"type\":\"infusion\","
+                          "\"at\":\"2026-03-02T10:00:00Z\",\"version\":5,\"status\":\"entered-in-error\","
+                          "\"corrected_at\":\"2026-03-02T14:00:00Z\"}", why, sizeof why),
+                 RG_PUT_CONFLICT);
+    cr_assert_not_null(strstr(why, "must keep the type"), "%s", why);
+
+    /* every version kept for audit, oldest first, with who sent it */
+    got_events g = {0};
+    cr_assert_eq(rg_store_each_version(st, "north", "bp", collect_versions, &g), RG_OK);
+    cr_assert_eq(g.n, 3);
+    cr_assert_str_eq(g.e[0].type, "v1 final -");
+    cr_assert_str_eq(g.e[0].id, "{\"diastolic\":99,\"systolic\":171}");
+    cr_assert_str_eq(g.e[1].type, "v2 amended nurse-7");
+    cr_assert_str_eq(g.e[2].type, "v4 entered-in-error -");
+    /* the engine's read has all three; the readers of the current version see
+     * nothing of a retracted event */
+    got_events all = {0}, cur = {0};
+    cr_assert_eq(rg_store_each_event(st, "north", "p1", collect_event, &all), RG_OK);
+    cr_assert_eq(all.n, 3);
+    cr_assert_eq(rg_store_each_event_data(st, "north", "p1", collect_event, &cur), RG_OK);
+    cr_assert_eq(cur.n, 0);
+    cr_assert_eq(rg_store_get_event(st, "north", "bp", collect_versions, &g), RG_ENOTFOUND);
+    cr_assert_eq(peek_int("SELECT count(*) FROM events WHERE replaces <> 0"), 2);
+}
+
+Test(store, an_amended_event_is_read_in_its_current_version)
+{
+    cr_assert_eq(put_line(BP_V(1, "", ",\"data\":{\"systolic\":171}"), NULL, 0), RG_PUT_STORED);
+    cr_assert_eq(put_line(BP_V(2, ",\"status\":\"corrected\",\"corrected_at\":\"2026-03-02T12:00:00Z\"",
+                               ",\"data\":{\"systolic\":120}"), NULL, 0), RG_PUT_CORRECTED);
+    got_events g = {0};
+    cr_assert_eq(rg_store_get_event(st, "north", "bp", collect_versions, &g), RG_OK);
+    cr_assert_eq(g.n, 1);
+    cr_assert_str_eq(g.e[0].id, "{\"systolic\":120}");
+    got_events cur = {0};
+    cr_assert_eq(rg_store_each_event_data(st, "north", "p1", collect_event, &cur), RG_OK);
+    cr_assert_eq(cur.n, 1);
+    /* a version > 1 for an id never seen is its first stored version */
+    cr_assert_eq(put_line("{\"id\":\"q\",\"clinic\":\"north\",\"patient\":\"p1\",\"type\":\"vitals\","
+                          "\"at\":\"2026-03-02T10:00:00Z\",\"version\":3,"
+                          "\"corrected_at\":\"2026-03-02T11:00:00Z\"}", NULL, 0), RG_PUT_STORED);
+    cr_assert_eq(peek_int("SELECT count(*) FROM events WHERE id = 'q' AND replaces = 0"), 1);
+    /* a correction schedules its patient at its corrected_at (the clock is earlier) */
+    rg_patient_state ps;
+    cr_assert_eq(rg_store_patient_get(st, "north", "p1", &ps), RG_OK);
+    cr_assert_eq(ps.next_wake, 1772445600000); /* 2026-03-02T10:00:00Z: the first event */
+}
+
+/* A version 5 file is upgraded in place to 6: every event kept with its
+ * compiled data, seq and body, as version 1, and the index covers the
+ * correction fields; a correction can then be stored. */
+Test(store_file, v5_file_upgrades_to_versioned_events)
+{
+    sqlite3 *db = old_file(5);
+    sqlite3_stmt *s;
+    cr_assert_eq(sqlite3_prepare_v2(db, "INSERT INTO events(seq, clinic, id, patient, type, at,"
+                                        " utc_offset, data, body, received, fields)"
+                                        " VALUES(?1, 'north', ?2, 'p1', 'vitals', ?3, 0, ?4, ?5,"
+                                        " 1000, rg_fields(?4))", -1, &s, NULL),
+                 SQLITE_OK, "%s", sqlite3_errmsg(db));
+    for (int i = 1; i <= 3; i++) {
+        char id[16], data[64], body[256];
+        snprintf(id, sizeof id, "e%d", i);
+        snprintf(data, sizeof data, "{\"systolic\":%d}", 150 + i);
+        snprintf(body, sizeof body, "{\"id\":\"%s\",\"clinic\":\"north\",\"patient\":\"p1\","
+                 "\"type\":\"vitals\",\"at\":\"2026-03-02T1%d:00:00Z\",\"data\":%s}", id, i, data);
+        sqlite3_bind_int64(s, 1, i * 10);
+        sqlite3_bind_text(s, 2, id, -1, SQLITE_TRANSIENT);
+        sqlite3_bind_int64(s, 3, 1772445600000 + (int64_t)i * 3600000);
+        sqlite3_bind_text(s, 4, data, -1, SQLITE_TRANSIENT);
+        sqlite3_bind_text(s, 5, body, -1, SQLITE_TRANSIENT);
+        cr_assert_eq(sqlite3_step(s), SQLITE_DONE, "%s", sqlite3_errmsg(db));
+        sqlite3_reset(s);
+    }
+    sqlite3_finalize(s);
+    sqlite3_close(db);
+
+    open_store();
+    cr_assert_eq(peek_int("PRAGMA user_version"), 6);
+    cr_assert_eq(peek_int("SELECT count(*) FROM events WHERE version = 1 AND replaces = 0"
+                          " AND fields IS NOT NULL"), 3);
+    cr_assert_eq(peek_int("SELECT sum(seq) FROM events"), 60);
+    char got[256];
+    peek_text(event_cols, got, sizeof got);
+    cr_assert_str_eq(got, "clinic,patient,at,seq,id,type,fields,replaces,corrected_at,status");
+    assert_covering_event_read();
+    got_events *g = events_of("north", "p1");
+    cr_assert_eq(g->n, 3);
+    cr_assert_str_eq(g->e[2].id, "e3");
+    cr_assert_eq(put_line("{\"id\":\"e2\",\"clinic\":\"north\",\"patient\":\"p1\",\"type\":\"vitals\","
+                          "\"at\":\"2026-03-02T12:00:00Z\",\"version\":2,\"status\":\"entered-in-error\","
+                          "\"corrected_at\":\"2026-03-02T13:30:00Z\"}", NULL, 0), RG_PUT_CORRECTED);
+    cr_assert_eq(put_line("{\"id\":\"e1\",\"clinic\":\"north\",\"patient\":\"p1\",\"type\":\"vitals\","
+                          "\"at\":\"2026-03-02T11:00:00Z\",\"data\":{\"systolic\":151}}", NULL, 0),
+                 RG_PUT_DUPLICATE);
+    got_events cur = {0};
+    cr_assert_eq(rg_store_each_event_data(st, "north", "p1", collect_event, &cur), RG_OK);
+    cr_assert_eq(cur.n, 2);
+    close_store();
 }

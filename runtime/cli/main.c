@@ -275,8 +275,9 @@ static int rg__ingest_path(rg_store *st, const char *path, rg_ingest_counts *cou
                             NULL, err, sizeof err);
     if (f != stdin)
         fclose(f);
-    fprintf(out, "stored %ld, duplicates %ld, conflicts %ld, rejected %ld\n", counts->stored,
-            counts->duplicates, counts->conflicts, counts->rejected);
+    fprintf(out, "stored %ld, duplicates %ld, conflicts %ld, rejected %ld, corrected %ld\n",
+            counts->stored, counts->duplicates, counts->conflicts, counts->rejected,
+            counts->corrected);
     if (rc) {
         fprintf(stderr, "regimen: %s\n", err);
         return 2;
@@ -379,8 +380,8 @@ static void rg__fhir_report(const rg_fhir_import *im, json_t *reports, const cha
         context += !strcmp(status, "context");
     }
     fprintf(out, "stored %ld, duplicates %ld, conflicts %ld, rejected %ld, unmapped %zu, "
-            "context %zu\n", c->stored, c->duplicates, c->conflicts, c->rejected, unmapped,
-            context);
+            "context %zu, corrected %ld\n", c->stored, c->duplicates, c->conflicts, c->rejected,
+            unmapped, context, c->corrected);
     const char *type;
     json_t *ids;
     json_object_foreach(bytype, type, ids) {

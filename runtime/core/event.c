@@ -5,9 +5,12 @@
  * with the right types, sizes bounded, `type` a lower-case word, `at` a real
  * RFC 3339 instant with an offset, `data` an object. Unknown top-level fields
  * are refused too, because a misspelt "pateint" is far likelier than a new
- * field. The stored body is what makes re-sending an identical event a no-op
- * and a changed one a conflict: compared as JSON values (key order and
- * spacing do not matter), see rg_store_put_event.
+ * field. A correction (docs/corrections.md) carries version, status,
+ * corrected_at and corrected_by; whether it may replace what is stored is
+ * the store's question (rg_store_put_event). The stored body is what makes
+ * re-sending an identical event a no-op and a changed one a conflict:
+ * compared as JSON values (key order and spacing do not matter), see
+ * rg_store_put_event.
  */
 #include "event.h"
 #include "fields.h"
@@ -39,6 +42,13 @@ int rg_event_type_ok(const char *s)
         }
     }
     return !at_word_start;
+}
+
+static const char *const rg__status[] = {"final", "amended", "corrected", "entered-in-error"};
+
+const char *rg_event_status_name(int status)
+{
+    return status >= 0 && status < (int)RG_COUNTOF(rg__status) ? rg__status[status] : "?";
 }
 
 static int rg__printable(const char *s)
@@ -99,7 +109,8 @@ int rg_event_from_json(rg_event *ev, json_t *obj, char field[RG_FIELD_MAX], char
 static int rg__from_json(rg_event *ev, json_t *obj, const char *raw, size_t rawlen,
                          char field[RG_FIELD_MAX], char *err, size_t errlen)
 {
-    static const char *const known[] = {"id", "clinic", "patient", "type", "at", "data"};
+    static const char *const known[] = {"id", "clinic", "patient", "type", "at", "data",
+                                        "version", "status", "corrected_at", "corrected_by"};
     int rc = RG_EINVAL;
     memset(ev, 0, sizeof *ev);
     field[0] = '\0';
@@ -114,7 +125,8 @@ static int rg__from_json(rg_event *ev, json_t *obj, const char *raw, size_t rawl
             if (!strcmp(key, known[i]))
                 break;
         if (i == RG_COUNTOF(known))
-            FAIL(key, "unknown field '%.40s' (an event has id, clinic, patient, type, at and data)",
+            FAIL(key, "unknown field '%.40s' (an event has id, clinic, patient, type, at, data, "
+                      "and for a correction version, status, corrected_at, corrected_by)",
                  key);
     }
 
@@ -141,6 +153,46 @@ static int rg__from_json(rg_event *ev, json_t *obj, const char *raw, size_t rawl
     char why[160];
     if (rg_time_parse(at, strlen(at), &ev->at, &ev->offset_min, why, sizeof why))
         FAIL("at", "\"%.40s\" is not a valid time: %s", at, why);
+
+
+    ev->version = 1;
+    ev->status = RG_STATUS_FINAL;
+    ev->corrected_at = RG_TIME_NONE;
+    json_t *v = json_object_get(obj, "version");
+    if (v && (!json_is_integer(v) || json_integer_value(v) < 1 ||
+              json_integer_value(v) > RG_EVENT_MAX_VERSION))
+        FAIL("version", "field 'version' must be a whole number from 1 to %d",
+             RG_EVENT_MAX_VERSION);
+    if (v)
+        ev->version = json_integer_value(v);
+    if ((v = json_object_get(obj, "status"))) {
+        const char *st = json_is_string(v) ? json_string_value(v) : "";
+        ev->status = -1;
+        for (int i = 0; i < (int)RG_COUNTOF(rg__status); i++)
+            if (!strcmp(st, rg__status[i]))
+                ev->status = i;
+        if (ev->status < 0)
+            FAIL("status", "field 'status' must be \"final\", \"amended\", \"corrected\" or "
+                           "\"entered-in-error\"");
+    }
+    if (json_object_get(obj, "corrected_at")) {
+        const char *ca = rg__string(obj, "corrected_at", 64, field, err, errlen, &rc);
+        if (!ca)
+            goto fail;
+        if (rg_time_parse(ca, strlen(ca), &ev->corrected_at, NULL, why, sizeof why))
+            FAIL("corrected_at", "\"%.40s\" is not a valid time: %s", ca, why);
+    } else if (ev->version > 1) {
+        FAIL("corrected_at", "required field 'corrected_at' is missing: version %lld is a "
+                             "correction, which says when it was made",
+             (long long)ev->version);
+    }
+    if (json_object_get(obj, "corrected_by")) {
+        if (!(ev->corrected_by = rg__string(obj, "corrected_by", RG_EVENT_MAX_ID, field, err,
+                                            errlen, &rc)))
+            goto fail;
+        if (!rg__printable(ev->corrected_by))
+            FAIL("corrected_by", "field 'corrected_by' must not contain control characters");
+    }
 
     json_t *data = json_object_get(obj, "data");
     if (data) {

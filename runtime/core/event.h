@@ -20,10 +20,21 @@
 #define RG_EVENT_MAX_DATA 16384   /* bytes of data in canonical form */
 #define RG_FIELD_MAX 64
 
+/* An event's status (the correction contract, docs/corrections.md). */
+enum { RG_STATUS_FINAL, RG_STATUS_AMENDED, RG_STATUS_CORRECTED, RG_STATUS_ERROR };
+#define RG_EVENT_MAX_VERSION 2147483647
+
 typedef struct rg_event {
     const char *id, *clinic, *patient, *type;
     rg_time at;
     int offset_min;
+    /* corrections: version (1 when not given), status (RG_STATUS_*),
+     * corrected_at (RG_TIME_NONE when not given; required when version > 1)
+     * and corrected_by (NULL when not given) */
+    int64_t version;
+    int status;
+    rg_time corrected_at;
+    const char *corrected_by;
     char *data; /* canonical JSON object text (sorted keys), or NULL when none */
     rg_buf fields; /* data compiled (fields.h); len 0 when there is no data */
     char *body; /* the event as received (a line) or printed compactly (HTTP);
@@ -41,6 +52,10 @@ int rg_event_parse(rg_event *ev, const char *text, size_t len, char field[RG_FIE
 int rg_event_from_json(rg_event *ev, json_t *obj, char field[RG_FIELD_MAX], char *err,
                        size_t errlen);
 void rg_event_clear(rg_event *ev);
+
+/* "final", "amended", "corrected", "entered-in-error"; the stored text of a
+ * status is NULL for final. */
+const char *rg_event_status_name(int status);
 
 /* 1 when s is a lower-case word with dots allowed: [a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)* */
 int rg_event_type_ok(const char *s);

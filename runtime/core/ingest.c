@@ -37,11 +37,14 @@ static int rg__store_one(rg_store *st, int rc, rg_event *ev, char *field, char *
             counts->duplicates++;
             return RG_PUT_DUPLICATE;
         }
+        if (put == RG_PUT_CORRECTED) {
+            counts->corrected++;
+            return RG_PUT_CORRECTED;
+        }
         outcome = RG_PUT_CONFLICT;
         counts->conflicts++;
-        snprintf(field, RG_FIELD_MAX, "id");
-        snprintf(why, whylen, "an event with this clinic and id is already stored with "
-                              "different content; it was not overwritten");
+        snprintf(field, RG_FIELD_MAX, "%s", rg_store_put_field(st));
+        snprintf(why, whylen, "%s", rg_store_put_reason(st));
     } else if (rc != RG_EINVAL) {
         return rc;
     } else {
@@ -365,7 +368,8 @@ static void rg__keep_why(void *ud, const char *source, long line, const char *fi
 int rg_ingest_fhir(rg_store *st, const rg_fhir_import *im, const char *source,
                    rg_ingest_counts *counts, json_t *reports, char *err, size_t errlen)
 {
-    static const char *const outcome[] = {"stored", "duplicate", "conflict", "rejected"};
+    static const char *const outcome[] = {"stored", "duplicate", "conflict", "rejected",
+                                         "corrected"};
     rg_ingest_counts c = *counts;
     size_t first = json_array_size(reports);
     int rc = rg_store_begin(st);
@@ -396,7 +400,7 @@ int rg_ingest_fhir(rg_store *st, const rg_fhir_import *im, const char *source,
             }
             json_t *o = json_pack("{s:O,s:s}", "id", json_object_get(ev, "id") ?
                                   json_object_get(ev, "id") : json_null(), "status", outcome[r]);
-            if (o && r >= RG_PUT_CONFLICT) {
+            if (o && (r == RG_PUT_CONFLICT || r == RG_INGEST_REJECTED)) {
                 json_object_set_new(o, "field", json_string(why.field));
                 json_object_set_new(o, "reason", json_string(why.reason));
             }

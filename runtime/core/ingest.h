@@ -17,7 +17,7 @@
 #include <stdio.h>
 
 typedef struct rg_ingest_counts {
-    long stored, duplicates, conflicts, rejected;
+    long stored, duplicates, conflicts, rejected, corrected;
 } rg_ingest_counts;
 
 typedef void (*rg_reject_fn)(void *ud, const char *source, long line, const char *field,

@@ -64,6 +64,15 @@ struct rg_engine {
     rg_touch_log log;
     rg__open *open;
     int nopen, cap_open;
+    /* corrections: ev holds every stored version; when the patient has
+     * corrections or withdrawn events (ncorr), vis holds the versions in
+     * force at the step's instant, rebuilt when the number of corrections in
+     * force (epoch) changes. sev/nsev is what the step and its history see:
+     * ev or vis. */
+    rg_hevent *vis;
+    int nvis, cap_vis, ncorr, epoch;
+    const rg_hevent *sev;
+    int nsev;
     char *types[256]; /* interned event types */
     int ntypes;
 };
@@ -149,6 +158,7 @@ void rg_engine_free(rg_engine *e)
     }
     free(e->clinics);
     free(e->ev);
+    free(e->vis);
     rg_buf_free(&e->text);
     rg_hcache_free(e->hc);
     free(e->tix);
@@ -591,6 +601,9 @@ static int rg__collect_event(void *ud, const rg_stored_event *se)
         return RG_ENOMEM;
     h->fields = NULL;
     h->nfields = 0;
+    h->replaces = se->replaces;
+    h->corrected_at = se->corrected_at;
+    h->retracted = se->retracted;
     if (se->fields && se->nfields) { /* compiled at ingest: copied, never parsed */
         h->fields = (const unsigned char *)(uintptr_t)(e->text.len + 1); /* +1: NULL stays NULL */
         h->nfields = se->nfields;
@@ -653,15 +666,38 @@ static int rg__read_history(rg_engine *e, const char *clinic, const char *patien
     return RG_OK;
 }
 
+/* Builds the per-type index of ev (n events; tix has room for them). */
+static void rg__type_index(rg_engine *e, const rg_hevent *ev, int n)
+{
+    /* counting sort by type id; events keep their time order within a type:
+     * toff[t] is first the end of type t's span, then, filled backwards, its
+     * start; shifted down one, type t spans [toff[t-1], toff[t]) */
+    int typed = 0;
+    memset(e->toff, 0, (size_t)(e->ntypes + 1) * sizeof *e->toff);
+    for (int i = 0; i < n; i++)
+        if (ev[i].tid)
+            e->toff[ev[i].tid]++, typed++;
+    for (int t = 1; t <= e->ntypes; t++)
+        e->toff[t] += e->toff[t - 1];
+    for (int i = n - 1; i >= 0; i--)
+        if (ev[i].tid)
+            e->tix[--e->toff[ev[i].tid]] = i;
+    for (int t = 0; t < e->ntypes; t++)
+        e->toff[t] = e->toff[t + 1];
+    e->toff[e->ntypes] = typed;
+}
+
 /* Fixes the pointers into the text buffer and builds the per-type index. */
 static int rg__fixup_events(rg_engine *e)
 {
+    e->ncorr = 0;
     for (int i = 0; i < e->nev; i++) {
         rg_hevent *h = &e->ev[i];
         h->id = e->text.p + (uintptr_t)h->id;
         h->type = e->text.p + (uintptr_t)h->type;
         if (h->fields)
             h->fields = (const unsigned char *)e->text.p + ((uintptr_t)h->fields - 1);
+        e->ncorr += h->replaces != 0 || h->retracted; /* a first version may be withdrawn */
     }
     if (e->nev > e->cap_tix || !e->toff) {
         int cap = e->nev + 64;
@@ -678,23 +714,73 @@ static int rg__fixup_events(rg_engine *e)
         e->toff = toff;
         e->cap_tix = cap;
     }
-    /* counting sort by type id; events keep their time order within a type:
-     * toff[t] is first the end of type t's span, then, filled backwards, its
-     * start; shifted down one, type t spans [toff[t-1], toff[t]) */
-    int typed = 0;
-    memset(e->toff, 0, (size_t)(e->ntypes + 1) * sizeof *e->toff);
-    for (int i = 0; i < e->nev; i++)
-        if (e->ev[i].tid)
-            e->toff[e->ev[i].tid]++, typed++;
-    for (int t = 1; t <= e->ntypes; t++)
-        e->toff[t] += e->toff[t - 1];
-    for (int i = e->nev - 1; i >= 0; i--)
-        if (e->ev[i].tid)
-            e->tix[--e->toff[e->ev[i].tid]] = i;
-    for (int t = 0; t < e->ntypes; t++)
-        e->toff[t] = e->toff[t + 1];
-    e->toff[e->ntypes] = typed;
+    e->sev = e->ev;
+    e->nsev = e->nev;
+    e->epoch = -1;
+    if (!e->ncorr)
+        rg__type_index(e, e->ev, e->nev);
     return RG_OK;
+}
+
+/* The instant a stored version starts to count: a correction's
+ * corrected_at, any other event's own time. */
+static rg_time rg__takes_effect(const rg_hevent *h)
+{
+    return h->replaces ? h->corrected_at : h->at;
+}
+
+/* The versions in force at t (docs/corrections.md): a correction counts from
+ * its corrected_at on, and from then on hides every version before it; a
+ * version in force that is entered-in-error hides the event. Returns 1 when
+ * vis was rebuilt (the history must be bound to it again), 0 when what the
+ * last step saw still holds, or RG_ENOMEM. */
+static int rg__versions_at(rg_engine *e, rg_time t)
+{
+    if (!e->ncorr)
+        return 0;
+    int k = 0;
+    for (int i = 0; i < e->nev; i++)
+        k += e->ev[i].replaces && e->ev[i].corrected_at <= t;
+    if (k == e->epoch)
+        return 0;
+    if (e->nev > e->cap_vis) {
+        rg_hevent *grown = realloc(e->vis, (size_t)e->nev * sizeof *grown);
+        if (!grown)
+            return RG_ENOMEM;
+        e->vis = grown;
+        e->cap_vis = e->nev;
+    }
+    char *out = calloc((size_t)e->nev + 1, 1);
+    if (!out)
+        return RG_ENOMEM;
+    for (int i = 0; i < e->nev; i++)
+        if (e->ev[i].replaces && e->ev[i].corrected_at > t)
+            out[i] = 1; /* not made yet */
+    for (int i = 0; i < e->nev; i++) {
+        if (out[i] || !e->ev[i].replaces)
+            continue;
+        /* a correction in force hides the whole chain before it (a few
+         * corrections per patient: a linear search per link is enough) */
+        for (int64_t seq = e->ev[i].replaces; seq;) {
+            int j = 0;
+            while (j < e->nev && e->ev[j].seq != seq)
+                j++;
+            if (j == e->nev)
+                break;
+            out[j] = 1;
+            seq = e->ev[j].replaces;
+        }
+    }
+    e->nvis = 0;
+    for (int i = 0; i < e->nev; i++)
+        if (!out[i] && !e->ev[i].retracted)
+            e->vis[e->nvis++] = e->ev[i];
+    free(out);
+    rg__type_index(e, e->vis, e->nvis);
+    e->sev = e->vis;
+    e->nsev = e->nvis;
+    e->epoch = k;
+    return 1;
 }
 
 static int rg__add_open(rg_engine *e, int64_t id, const rg_transition *t)
@@ -844,7 +930,7 @@ static char *rg__evidence_json(rg_engine *e, int n, uint32_t mark)
             if (!first)
                 rc = rg_buf_add(&b, ",", 1);
             if (rc == RG_OK)
-                rc = rg__json_string(&b, e->ev[i].id);
+                rc = rg__json_string(&b, e->sev[i].id);
             first = 0;
         }
     if (rc == RG_OK)
@@ -960,7 +1046,7 @@ static int rg__step(rg_engine *e, rg_clinic *c, const char *patient, int hidx, r
     int n = 0, rc = RG_OK, limit = 0, ncands = 0, cap = 0, nflags = 0;
     rg__cand *cands = NULL;
     char err[4096];
-    while (n < e->nev && e->ev[n].at <= t)
+    while (n < e->nsev && e->sev[n].at <= t)
         n++;
     h->n = n;
     h->now = t;
@@ -1138,6 +1224,54 @@ static int rg__step(rg_engine *e, rg_clinic *c, const char *patient, int hidx, r
     return rc;
 }
 
+/* Binds a new history at hidx (replacing what is there) to what the steps
+ * see now (sev): a new one, because a history keeps the Lua tables of the
+ * events it handed out by position. */
+static int rg__bind_history(rg_engine *e, rg_clinic *c, const char *patient, int hidx)
+{
+    lua_State *L = rg_sandbox_state(c->sb);
+    char err[512];
+    if (lua_type(L, hidx) == LUA_TUSERDATA)
+        rg_history_unbind(L, hidx);
+    lua_pushcfunction(L, rg__new_history);
+    if (rg_pcall(c->sb, 0, 1, err, sizeof err))
+        return RG_ENOMEM;
+    lua_replace(L, hidx);
+    rg_history *h = lua_touserdata(L, hidx);
+    h->ev = e->sev;
+    h->nev = e->nsev;
+    h->clinic = c->name;
+    h->patient = patient;
+    h->log = &e->log;
+    h->types = (const char *const *)e->types;
+    h->ntypes = e->ntypes;
+    h->tix = e->tix;
+    h->toff = e->toff;
+    h->memo_now = RG_TIME_NONE;
+    return RG_OK;
+}
+
+/* A step at t with the versions in force at t. */
+static int rg__step_at(rg_engine *e, rg_clinic *c, const char *patient, int hidx, rg_time t,
+                       rg_time *wake, const rg_rule **waker)
+{
+    int rc = rg__versions_at(e, t);
+    if (rc == 1)
+        rc = rg__bind_history(e, c, patient, hidx);
+    return rc ? rc : rg__step(e, c, patient, hidx, t, wake, waker);
+}
+
+/* The earlier of cand and the first correction that takes effect after
+ * clock: an evaluation instant like an event's time. */
+static rg_time rg__next_correction(const rg_engine *e, rg_time clock, rg_time cand)
+{
+    for (int i = 0; e->ncorr && i < e->nev; i++)
+        if (e->ev[i].replaces && e->ev[i].corrected_at > clock &&
+            (cand == RG_TIME_NONE || e->ev[i].corrected_at < cand))
+            cand = e->ev[i].corrected_at;
+    return cand;
+}
+
 /* once: a single step at until (a re-evaluation), whatever the clock says. */
 static int rg__advance(rg_engine *e, const char *clinic, const char *patient, rg_time until,
                        int once);
@@ -1196,35 +1330,25 @@ static int rg__advance(rg_engine *e, const char *clinic, const char *patient, rg
     int64_t max_seq = ps.last_seq;
     int late = 0;
     for (int i = 0; i < e->nev; i++) {
-        if (e->ev[i].seq > ps.last_seq && ps.clock != RG_TIME_NONE && e->ev[i].at <= ps.clock)
+        /* late: an event, or a correction, that should have counted already */
+        if (e->ev[i].seq > ps.last_seq && ps.clock != RG_TIME_NONE &&
+            rg__takes_effect(&e->ev[i]) <= ps.clock)
             late = 1;
         if (e->ev[i].seq > max_seq)
             max_seq = e->ev[i].seq;
     }
 
     int top = lua_gettop(L);
-    char err[512];
-    lua_pushcfunction(L, rg__new_history);
-    if (rg_pcall(c->sb, 0, 1, err, sizeof err))
-        return RG_ENOMEM;
+    lua_pushnil(L);
     int hidx = lua_gettop(L);
-    rg_history *h = lua_touserdata(L, hidx);
-    h->ev = e->ev;
-    h->nev = e->nev;
-    h->clinic = c->name;
-    h->patient = patient;
-    h->log = &e->log;
-    h->types = (const char *const *)e->types;
-    h->ntypes = e->ntypes;
-    h->tix = e->tix;
-    h->toff = e->toff;
-    h->memo_now = RG_TIME_NONE;
+    if ((rc = rg__bind_history(e, c, patient, hidx)))
+        return rc;
 
     const rg_rule *waker = NULL;
     int quick = 0; /* time-driven steps in a row, less than a second apart, that changed nothing */
     int64_t last_transitions = -1;
     if (once) {
-        rc = rg__step(e, c, patient, hidx, until, &ps.wake, &waker);
+        rc = rg__step_at(e, c, patient, hidx, until, &ps.wake, &waker);
         if (ps.clock == RG_TIME_NONE || ps.clock < until)
             ps.clock = until;
     }
@@ -1243,6 +1367,7 @@ static int rg__advance(rg_engine *e, const char *clinic, const char *patient, rg
                         cand = e->ev[i].at;
                     break;
                 }
+            cand = rg__next_correction(e, ps.clock, cand);
         }
         /* a late event is taken in at the patient's clock even when the
          * wall clock stepped back below it: else it is marked seen unevaluated */
@@ -1267,7 +1392,7 @@ static int rg__advance(rg_engine *e, const char *clinic, const char *patient, rg
             ps.wake = RG_TIME_NONE;
             continue;
         }
-        if ((rc = rg__step(e, c, patient, hidx, cand, &ps.wake, &waker)))
+        if ((rc = rg__step_at(e, c, patient, hidx, cand, &ps.wake, &waker)))
             break;
         ps.clock = cand;
         late = 0;
@@ -1286,6 +1411,8 @@ static int rg__advance(rg_engine *e, const char *clinic, const char *patient, rg
                 ps.next_wake = e->ev[i].at;
             break;
         }
+    if (ps.clock != RG_TIME_NONE)
+        ps.next_wake = rg__next_correction(e, ps.clock, ps.next_wake);
     return e->w.patient_put(e->w.ud, clinic, patient, &ps);
 }
 

@@ -14,7 +14,9 @@
  * step instants, i.e. the event's time or the due moment. A rule that fails
  * keeps its alerts as they were. An event older than the patient's clock (a
  * late arrival) is taken in at the clock: transitions already emitted are
- * never rewritten.
+ * never rewritten. Corrections (docs/corrections.md): at each step a protocol
+ * sees the versions in force then; a correction's corrected_at is a step
+ * instant like an event's time, and a late one is taken in at the clock.
  *
  * Ownership: rg_engine_new creates the engine, which borrows the store (the
  * caller keeps and closes it) and owns its clinics. Free with rg_engine_free.

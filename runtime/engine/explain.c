@@ -5,7 +5,9 @@
  * instance of an alert key, the rule and protocol version that produced it,
  * the parameters in force, and the events the rule looked at when it opened
  * and when it resolved (the evidence the engine records with every
- * transition). rg_diff compares two runs over the same history (two protocol
+ * transition), with every version of an event that was corrected and the
+ * corrections made between two transitions (who, when, what they replaced).
+ * rg_diff compares two runs over the same history (two protocol
  * versions) transition by transition. Both read only the store.
  */
 #include "explain.h"
@@ -34,6 +36,13 @@ static void rg__param_line(FILE *out, const char *name, json_t *v)
     fputc('\n', out);
 }
 
+static int rg__count_versions(void *ud, const rg_stored_event *e)
+{
+    (void)e;
+    ++*(int64_t *)ud;
+    return 0;
+}
+
 static int rg__print_event(void *ud, const rg_stored_event *e)
 {
     char at[RG_TIME_BUFSZ];
@@ -46,7 +55,62 @@ typedef struct rg__explain {
     rg_store *st;
     FILE *out;
     int n;
+    rg_time prev_at; /* the key's previous transition (RG_TIME_NONE before the first) */
 } rg__explain;
+
+/* One line per version of a corrected event, after the event's current line. */
+static int rg__print_version(void *ud, const rg_stored_event *e)
+{
+    rg__explain *x = ud;
+    char at[RG_TIME_BUFSZ], ca[RG_TIME_BUFSZ];
+    fprintf(x->out, "        version %lld %s", (long long)e->version, rg_event_status_name(e->status));
+    if (e->corrected_at != RG_TIME_NONE)
+        fprintf(x->out, ", corrected_at %s", rg_time_format(e->corrected_at, ca));
+    if (e->corrected_by)
+        fprintf(x->out, " by %s", e->corrected_by);
+    if (e->status != RG_STATUS_ERROR)
+        fprintf(x->out, ": %s at %s %s", e->type, rg_time_format(e->at, at), e->data ? e->data : "");
+    fputc('\n', x->out);
+    return 0;
+}
+
+/* An evidence event: its current version, and every version when it was
+ * corrected (a retracted one has no current version). */
+static void rg__print_evidence(rg__explain *x, const char *clinic, const char *id)
+{
+    int rc = rg_store_get_event(x->st, clinic, id, rg__print_event, x->out);
+    int64_t n = 0;
+    if (rg_store_each_version(x->st, clinic, id, rg__count_versions, &n) == RG_OK && n > 1) {
+        if (rc == RG_ENOTFOUND)
+            fprintf(x->out, "      %-14s withdrawn (entered in error); its versions:\n", id);
+        else
+            fprintf(x->out, "        corrected; its versions:\n");
+        rg_store_each_version(x->st, clinic, id, rg__print_version, x);
+    } else if (rc == RG_ENOTFOUND) {
+        fprintf(x->out, "      %s (no longer in this database)\n", id);
+    }
+}
+
+static int rg__count_correction(void *ud, const rg_stored_event *c, const rg_stored_event *r)
+{
+    (void)c;
+    (void)r;
+    ++*(int64_t *)ud;
+    return 0;
+}
+
+/* A correction taken in between the key's previous transition and this one. */
+static int rg__print_correction(void *ud, const rg_stored_event *c, const rg_stored_event *r)
+{
+    rg__explain *x = ud;
+    char ca[RG_TIME_BUFSZ], at[RG_TIME_BUFSZ];
+    fprintf(x->out, "      %-14s version %lld %s, corrected_at %s%s%s, replaced version %lld "
+            "(%s at %s %s)\n", c->id, (long long)c->version, rg_event_status_name(c->status),
+            rg_time_format(c->corrected_at, ca), c->corrected_by ? " by " : "",
+            c->corrected_by ? c->corrected_by : "", (long long)r->version, r->type,
+            rg_time_format(r->at, at), r->data ? r->data : "");
+    return 0;
+}
 
 static int rg__explain_one(void *ud, const rg_transition *t)
 {
@@ -76,19 +140,28 @@ static int rg__explain_one(void *ud, const rg_transition *t)
     json_t *id;
     fprintf(out, "    %s:\n", json_array_size(ev) ? "events the rule looked at" : "no events examined");
     json_array_foreach(ev, i, id) {
-        if (!json_is_string(id))
-            continue;
-        if (rg_store_get_event(x->st, t->clinic, json_string_value(id), rg__print_event, out) ==
-            RG_ENOTFOUND)
-            fprintf(out, "      %s (no longer in this database)\n", json_string_value(id));
+        if (json_is_string(id))
+            rg__print_evidence(x, t->clinic, json_string_value(id));
     }
     json_decref(ev);
+    /* the corrections of the patient's events made since the key's last
+     * transition: what a resolution at a correction's instant came from */
+    int64_t corrections = 0;
+    if (x->prev_at != RG_TIME_NONE &&
+        rg_store_each_correction(x->st, t->clinic, t->patient, x->prev_at, t->at,
+                                 rg__count_correction, &corrections) == RG_OK &&
+        corrections) {
+        fprintf(out, "    corrections made since the previous transition:\n");
+        rg_store_each_correction(x->st, t->clinic, t->patient, x->prev_at, t->at,
+                                 rg__print_correction, x);
+    }
+    x->prev_at = t->at;
     return 0;
 }
 
 int rg_explain(rg_store *st, const char *key, FILE *out)
 {
-    rg__explain x = {st, out, 0};
+    rg__explain x = {st, out, 0, RG_TIME_NONE};
     int rc = rg_store_key_transitions(st, key, rg__explain_one, &x);
     if (rc)
         return rc;

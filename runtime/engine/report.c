@@ -256,7 +256,9 @@ static int rg__scan(rg__ctx *c, const char *clinic, const char *patient)
         return RG_ENOMEM;
     c->clinics += rc;
     c->patients++;
-    rc = rg_store_each_event(c->st, clinic, patient, rg__scan_event, c);
+    /* the current versions, as the drawing pass reads them (a report shows
+     * neither an amended reading's old value nor a retracted one) */
+    rc = rg_store_each_event_data(c->st, clinic, patient, rg__scan_event, c);
     return rc == RG_ENOMEM || !rc ? rc : RG_EDB;
 }
 

@@ -474,7 +474,7 @@ static void rg__get_metrics(rg_svc *sv, rg_http_conn *c)
     rg_buf_printf(&b, "# HELP regimen_events_total Events received over HTTP, by outcome.\n"
                       "# TYPE regimen_events_total counter\n");
     for (int i = 0; i < sv->nclinics; i++)
-        for (int k = 0; k < 4; k++)
+        for (int k = 0; k < 5; k++)
             rg_buf_printf(&b, "regimen_events_total{clinic=\"%s\",outcome=\"%s\"} %llu\n",
                           sv->clinics[i].name, rg_svc_outcomes[k],
                           (unsigned long long)sv->clinics[i].events[k]);

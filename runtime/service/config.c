@@ -81,8 +81,11 @@ int rg_svc_load_config(rg_svc *sv, const char *path, char *err, size_t errlen)
                 rc = rg__cfg_fail(err, errlen, path, field, "unknown limit");
                 goto done;
             }
-            if (!json_is_integer(v) || json_integer_value(v) <= 0) {
-                rc = rg__cfg_fail(err, errlen, path, field, "expected a positive whole number");
+            if (!json_is_integer(v) || json_integer_value(v) < (i == 9 ? 0 : 1)) {
+                /* history_cache_mb may be 0: no cache */
+                rc = rg__cfg_fail(err, errlen, path, field,
+                                  i == 9 ? "expected a whole number (0: no cache)"
+                                         : "expected a positive whole number");
                 goto done;
             }
             json_int_t n = json_integer_value(v);

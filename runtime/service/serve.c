@@ -275,7 +275,8 @@ static void rg__on_lag(uv_timer_t *t)
 
 /* ---- handlers -------------------------------------------------------------------------- */
 
-const char *const rg_svc_outcomes[4] = {"stored", "duplicate", "conflict", "rejected"};
+const char *const rg_svc_outcomes[5] = {"stored", "duplicate", "conflict", "rejected",
+                                        "corrected"};
 const double rg_svc_late_bounds[6] = {0.001, 0.005, 0.01, 0.05, 0.25, 1.0};
 
 /* Validates and stores one request's events and advances the patients they
@@ -313,7 +314,7 @@ static int rg__store_events(rg_svc *sv, rg_svc_pending *pr)
             rc = rg_store_put_event(sv->st, &ev, rg_now(), &put);
             if (!rc) /* else put is unset; the group rolls back and answers 503 */
                 outcome = (int)put;
-            if (!rc && put == RG_PUT_STORED) {
+            if (!rc && (put == RG_PUT_STORED || put == RG_PUT_CORRECTED)) {
                 int seen = 0;
                 for (int k = 0; k < npatients && !seen; k++)
                     seen = !strcmp(patients[k], ev.patient);
@@ -321,15 +322,14 @@ static int rg__store_events(rg_svc *sv, rg_svc_pending *pr)
                     snprintf(patients[npatients++], sizeof patients[0], "%s", ev.patient);
             }
             if (!rc && put == RG_PUT_CONFLICT) {
-                snprintf(field, sizeof field, "id");
-                snprintf(why, sizeof why, "an event with this id is already stored with different "
-                                          "content; it was not overwritten");
+                snprintf(field, sizeof field, "%s", rg_store_put_field(sv->st));
+                snprintf(why, sizeof why, "%s", rg_store_put_reason(sv->st));
             }
             rg_event_clear(&ev);
         } else if (vrc != RG_EINVAL) {
             rc = vrc;
         }
-        if (!rc && outcome >= 2) {
+        if (!rc && (outcome == RG_PUT_CONFLICT || outcome == 3)) {
             char *raw = json_dumps(item, JSON_COMPACT | JSON_ENCODE_ANY);
             rc = rg_store_reject(sv->st, pr->source, (long)i + 1, field, why, raw ? raw : "",
                                  raw ? strlen(raw) : 0);
@@ -378,11 +378,11 @@ static json_t *rg__fhir_reply(rg_svc_pending *pr)
         json_array_append_new(entries, rg_fhir_entry_json(pr->fhir, e, mine));
         json_decref(mine);
     }
-    return json_pack("{s:o,s:I,s:I,s:I,s:I,s:I,s:I}", "entries", entries, "stored",
+    return json_pack("{s:o,s:I,s:I,s:I,s:I,s:I,s:I,s:I}", "entries", entries, "stored",
                      (json_int_t)pr->counts[0], "duplicates", (json_int_t)pr->counts[1],
                      "conflicts", (json_int_t)pr->counts[2], "rejected",
                      (json_int_t)pr->counts[3], "unmapped", (json_int_t)unmapped, "context",
-                     (json_int_t)context);
+                     (json_int_t)context, "corrected", (json_int_t)pr->counts[4]);
 }
 
 static void rg__fhir_done(rg_svc_pending *pr)
@@ -409,10 +409,11 @@ static void rg__answer(rg_svc *sv, rg_svc_pending *pr, int ok)
                                       "acknowledged, send them again");
         return;
     }
-    for (int k = 0; k < 4; k++)
+    for (int k = 0; k < 5; k++)
         clinic->events[k] += counts[k];
-    rg_log("info", "clinic %s: %llu stored, %llu duplicate, %llu conflict, %llu rejected from %s",
-           clinic->name, (unsigned long long)counts[0], (unsigned long long)counts[1],
+    rg_log("info", "clinic %s: %llu stored, %llu corrected, %llu duplicate, %llu conflict, "
+           "%llu rejected from %s", clinic->name, (unsigned long long)counts[0],
+           (unsigned long long)counts[4], (unsigned long long)counts[1],
            (unsigned long long)counts[2], (unsigned long long)counts[3], pr->source);
     json_t *reply;
     if (pr->fhir) {
@@ -420,9 +421,10 @@ static void rg__answer(rg_svc *sv, rg_svc_pending *pr, int ok)
         json_decref(pr->results);
         rg__fhir_done(pr);
     } else {
-        reply = json_pack("{s:o,s:I,s:I,s:I,s:I}", "results", pr->results, "stored",
-                          (json_int_t)counts[0], "duplicates", (json_int_t)counts[1],
-                          "conflicts", (json_int_t)counts[2], "rejected", (json_int_t)counts[3]);
+        reply = json_pack("{s:o,s:I,s:I,s:I,s:I,s:I}", "results", pr->results, "stored",
+                          (json_int_t)counts[0], "corrected", (json_int_t)counts[4],
+                          "duplicates", (json_int_t)counts[1], "conflicts",
+                          (json_int_t)counts[2], "rejected", (json_int_t)counts[3]);
     }
     rg_svc_reply_json(pr->conn, 200, reply);
 }

@@ -38,7 +38,7 @@ typedef struct rg_svc_clinic {
     int ntokens;
     char *webhook;      /* URL, or NULL */
     int64_t last_cseq; /* last transition pushed to streams */
-    uint64_t events[4]; /* stored, duplicate, conflict, rejected */
+    uint64_t events[5]; /* stored, duplicate, conflict, rejected, corrected */
     uint64_t opened, resolved;
     int refused; /* the last reload of its protocols was refused */
 } rg_svc_clinic;
@@ -56,7 +56,7 @@ typedef struct rg_svc_pending {
     int clinic;
     json_t *items;   /* the events, an array */
     json_t *results; /* per-event outcomes, filled in the group's transaction */
-    uint64_t counts[4];
+    uint64_t counts[5]; /* by outcome, as rg_svc_outcomes */
     char source[160];
     rg_fhir_import *fhir; /* POST /v1/fhir: the entries the events came from */
 } rg_svc_pending;
@@ -123,9 +123,9 @@ typedef struct rg_svc {
 } rg_svc;
 
 
-/* The outcomes of an event, in the order of rg_svc_clinic.events and
- * rg_ingest's counts; the bounds (seconds) of the wake-up lateness histogram. */
-extern const char *const rg_svc_outcomes[4];
+/* The outcomes of an event, indexed by rg_put with 3 for a refused event
+ * (the order of rg_svc_clinic.events); the bounds (seconds) of the wake-up lateness histogram. */
+extern const char *const rg_svc_outcomes[5];
 extern const double rg_svc_late_bounds[6];
 
 /* serve.c: the loop */

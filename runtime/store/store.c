@@ -129,11 +129,40 @@ static const char *const rg__migrations[] = {
     "CREATE INDEX transitions_by_key ON transitions(clinic, key, seq);"
     "CREATE INDEX transitions_open ON transitions(clinic, patient) WHERE state = 'open';"
     "CREATE INDEX alerts_snoozed ON alerts(snoozed_until) WHERE snoozed_until IS NOT NULL;",
+    /* 5 -> 6: corrections (docs/corrections.md). Every version of an event
+     * is a row of its own, so the table is rebuilt without the old
+     * UNIQUE(clinic, id). A correction names the row it replaced (replaces;
+     * 0 for an id's first stored version) and when it was made
+     * (corrected_at); status is NULL for "final". UNIQUE(clinic, id,
+     * replaces) makes an id's first version unique (a plain insert that does
+     * nothing when the id is known: as fast as before) and lets a version be
+     * replaced once; versions only grow (rg_store_put_event). events_by_patient covers the correction fields too:
+     * the engine picks the version in force at each instant from the index
+     * alone. */
+    "CREATE TABLE events_v6("
+    "  seq INTEGER PRIMARY KEY,"
+    "  clinic TEXT NOT NULL, id TEXT NOT NULL, patient TEXT NOT NULL, type TEXT NOT NULL,"
+    "  at INTEGER NOT NULL, utc_offset INTEGER NOT NULL, data TEXT, body TEXT NOT NULL,"
+    "  received INTEGER NOT NULL, fields BLOB,"
+    "  version INTEGER NOT NULL DEFAULT 1, status TEXT, corrected_at INTEGER,"
+    "  corrected_by TEXT, replaces INTEGER NOT NULL DEFAULT 0,"
+    "  UNIQUE(clinic, id, replaces));"
+    "INSERT INTO events_v6(seq, clinic, id, patient, type, at, utc_offset, data, body, received,"
+    "  fields) SELECT seq, clinic, id, patient, type, at, utc_offset, data, body, received, fields"
+    "  FROM events ORDER BY seq;"
+    "DROP TABLE events;"
+    "ALTER TABLE events_v6 RENAME TO events;"
+    "CREATE INDEX events_by_patient ON events(clinic, patient, at, seq, id, type, fields,"
+    "  replaces, corrected_at, status);",
 };
 
 enum {
     Q_EVENT_INSERT,
-    Q_EVENT_BODY,
+    Q_EVENT_INSERT_VERSION,
+    Q_EVENT_CURRENT,
+    Q_EVENT_VERSION_BODY,
+    Q_EVENT_VERSIONS,
+    Q_CORRECTIONS,
     Q_PATIENT_SCHEDULE,
     Q_REJECT,
     Q_REJECTED_ALL,
@@ -183,11 +212,40 @@ enum {
     "NOT EXISTS (SELECT 1 FROM transitions n WHERE n.clinic = " o ".clinic AND n.key = " o \
     ".key AND n.seq > " o ".seq)"
 
+/* An event row as rg__col_event reads it; WIDE adds data, version, corrected_by. */
+#define RG__EV_COLS "seq, at, id, type, fields, replaces, corrected_at, status"
+#define RG__EV_WIDE RG__EV_COLS ", data, version, corrected_by"
+/* Row e is its id's current version: no later version was stored. */
+#define RG__CURRENT(e)                                                                     \
+    "NOT EXISTS (SELECT 1 FROM events n WHERE n.clinic = " e ".clinic AND n.id = " e ".id" \
+    " AND n.version > " e ".version)"
+
 static const char *const rg__sql[Q__COUNT] = {
+    /* the first stored version of an id (whatever its number): stored only
+     * when the id is new (replaces 0 is taken), so the common case is one
+     * statement */
     [Q_EVENT_INSERT] =
         "INSERT INTO events(clinic, id, patient, type, at, utc_offset, data, body, received,"
-        " fields) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10) ON CONFLICT(clinic, id) DO NOTHING",
-    [Q_EVENT_BODY] = "SELECT body FROM events WHERE clinic = ?1 AND id = ?2",
+        " fields, version, status, corrected_at, corrected_by)"
+        " VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)"
+        " ON CONFLICT(clinic, id, replaces) DO NOTHING",
+    [Q_EVENT_INSERT_VERSION] =
+        "INSERT INTO events(clinic, id, patient, type, at, utc_offset, data, body, received,"
+        " fields, version, status, corrected_at, corrected_by, replaces)"
+        " VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
+    [Q_EVENT_CURRENT] = "SELECT seq, version, patient, type, body FROM events"
+                        " WHERE clinic = ?1 AND id = ?2 ORDER BY version DESC LIMIT 1",
+    [Q_EVENT_VERSION_BODY] =
+        "SELECT body FROM events WHERE clinic = ?1 AND id = ?2 AND version = ?3",
+    [Q_EVENT_VERSIONS] = "SELECT " RG__EV_WIDE " FROM events WHERE clinic = ?1 AND id = ?2"
+                         " ORDER BY version",
+    [Q_CORRECTIONS] =
+        "SELECT c.seq, c.at, c.id, c.type, c.fields, c.replaces, c.corrected_at, c.status, c.data,"
+        " c.version, c.corrected_by, r.seq, r.at, r.id, r.type, r.fields, r.replaces,"
+        " r.corrected_at, r.status, r.data, r.version, r.corrected_by"
+        " FROM events c JOIN events r ON r.seq = c.replaces WHERE c.clinic = ?1"
+        " AND c.patient = ?2 AND c.replaces <> 0 AND c.corrected_at > ?3"
+        " AND c.corrected_at <= ?4 ORDER BY c.corrected_at, c.seq",
     /* A new event is due at its own instant, or at once (the patient's clock)
      * when it is older than what was already evaluated. */
     [Q_PATIENT_SCHEDULE] =
@@ -198,12 +256,14 @@ static const char *const rg__sql[Q__COUNT] = {
                  " VALUES(?1, ?2, ?3, ?4, ?5, ?6)",
     [Q_REJECTED_ALL] =
         "SELECT seq, received, source, line, field, reason, raw FROM rejected ORDER BY seq",
-    [Q_EVENTS_OF] = "SELECT seq, at, id, type, fields FROM events"
+    [Q_EVENTS_OF] = "SELECT " RG__EV_COLS " FROM events"
                     " WHERE clinic = ?1 AND patient = ?2 ORDER BY at, seq",
-    [Q_EVENTS_AFTER] = "SELECT seq, at, id, type, fields FROM events"
+    [Q_EVENTS_AFTER] = "SELECT " RG__EV_COLS " FROM events"
                        " WHERE clinic = ?1 AND patient = ?2 AND seq > ?3 ORDER BY at, seq",
-    [Q_EVENTS_OF_DATA] = "SELECT seq, at, id, type, fields, data FROM events"
-                         " WHERE clinic = ?1 AND patient = ?2 ORDER BY at, seq",
+    /* the current versions, nothing of a retracted event */
+    [Q_EVENTS_OF_DATA] = "SELECT " RG__EV_WIDE " FROM events e"
+                         " WHERE clinic = ?1 AND patient = ?2 AND " RG__CURRENT("e")
+                         " AND (status IS NULL OR status <> 'entered-in-error') ORDER BY at, seq",
     [Q_PATIENT_GET] = "SELECT clock, wake, next_wake, last_seq FROM patients"
                       " WHERE clinic = ?1 AND patient = ?2",
     [Q_PATIENT_PUT] =
@@ -292,8 +352,8 @@ static const char *const rg__sql[Q__COUNT] = {
         "INSERT INTO webhook_cursor(clinic, delivered, attempts, last_error, updated)"
         " VALUES(?1, 0, 1, ?2, ?3) ON CONFLICT(clinic) DO UPDATE SET attempts = attempts + 1,"
         " last_error = ?2, updated = ?3",
-    [Q_EVENT_GET] =
-        "SELECT seq, at, id, type, fields, data FROM events WHERE clinic = ?1 AND id = ?2",
+    [Q_EVENT_GET] = "SELECT " RG__EV_WIDE " FROM events WHERE clinic = ?1 AND id = ?2"
+                    " ORDER BY version DESC LIMIT 1",
     [Q_KEY_TRANSITIONS] =
         "SELECT seq, at, state, clinic, patient, key, protocol, version, rule, severity,"
         " message, due, params, evidence, cseq FROM transitions WHERE key = ?1 ORDER BY seq",
@@ -321,6 +381,8 @@ struct rg_store {
     } cseq[8];
     int ncseq, cseq_next;
     char fault[256]; /* why the last write failed; "" once a commit succeeded */
+    char put_why[512]; /* why rg_store_put_event answered a conflict */
+    const char *put_field; /* and the field it is about */
     rg_time fault_since;
     void (*on_commit)(void *ud); /* after each commit that succeeded (rg_store_on_commit) */
     void *on_commit_ud;
@@ -393,16 +455,35 @@ static const char *rg__col_text(sqlite3_stmt *s, int i)
     return v ? v : "";
 }
 
-/* An event row: seq, at, id, type, fields[, data]. */
+static int rg__status_of(const char *text)
+{
+    for (int i = 1; text && i <= RG_STATUS_ERROR; i++)
+        if (!strcmp(text, rg_event_status_name(i)))
+            return i;
+    return RG_STATUS_FINAL;
+}
+
+/* An event row (RG__EV_COLS, or RG__EV_WIDE) from column k on. */
+static void rg__col_event_at(sqlite3_stmt *s, int k, int wide, rg_stored_event *e)
+{
+    e->seq = sqlite3_column_int64(s, k);
+    e->at = sqlite3_column_int64(s, k + 1);
+    e->id = rg__col_text(s, k + 2);
+    e->type = rg__col_text(s, k + 3);
+    e->fields = sqlite3_column_blob(s, k + 4);
+    e->nfields = (size_t)sqlite3_column_bytes(s, k + 4);
+    e->replaces = sqlite3_column_int64(s, k + 5);
+    e->corrected_at = rg__col_time(s, k + 6);
+    e->status = rg__status_of((const char *)sqlite3_column_text(s, k + 7));
+    e->retracted = e->status == RG_STATUS_ERROR;
+    e->data = wide ? (const char *)sqlite3_column_text(s, k + 8) : NULL;
+    e->version = wide ? sqlite3_column_int64(s, k + 9) : 0;
+    e->corrected_by = wide ? (const char *)sqlite3_column_text(s, k + 10) : NULL;
+}
+
 static void rg__col_event(sqlite3_stmt *s, rg_stored_event *e)
 {
-    e->seq = sqlite3_column_int64(s, 0);
-    e->at = sqlite3_column_int64(s, 1);
-    e->id = rg__col_text(s, 2);
-    e->type = rg__col_text(s, 3);
-    e->fields = sqlite3_column_blob(s, 4);
-    e->nfields = (size_t)sqlite3_column_bytes(s, 4);
-    e->data = sqlite3_column_count(s) > 5 ? (const char *)sqlite3_column_text(s, 5) : NULL;
+    rg__col_event_at(s, 0, sqlite3_column_count(s) > 8, e);
 }
 
 /* The end of a loop over rows that calls fn per row: fn's non-zero answer,
@@ -686,9 +767,9 @@ void rg_store_rollback(rg_store *st)
         rg__done(st, rg__q(st, Q_ROLLBACK));
 }
 
-int rg_store_put_event(rg_store *st, const rg_event *ev, rg_time received, rg_put *res)
+/* Binds ev as ?1..?14 of an event insert. */
+static void rg__bind_event(sqlite3_stmt *s, const rg_event *ev, rg_time received)
 {
-    sqlite3_stmt *s = rg__q(st, Q_EVENT_INSERT);
     rg__text(s, 1, ev->clinic);
     rg__text(s, 2, ev->id);
     rg__text(s, 3, ev->patient);
@@ -700,6 +781,62 @@ int rg_store_put_event(rg_store *st, const rg_event *ev, rg_time received, rg_pu
     sqlite3_bind_int64(s, 9, received);
     if (ev->fields.len)
         sqlite3_bind_blob(s, 10, ev->fields.p, (int)ev->fields.len, SQLITE_STATIC);
+    sqlite3_bind_int64(s, 11, ev->version);
+    rg__text(s, 12, ev->status == RG_STATUS_FINAL ? NULL : rg_event_status_name(ev->status));
+    rg__time(s, 13, ev->corrected_at);
+    rg__text(s, 14, ev->corrected_by);
+}
+
+/* Schedules ev's patient at `at` (or at its clock, if that is later). */
+static int rg__schedule(rg_store *st, const rg_event *ev, rg_time at)
+{
+    sqlite3_stmt *s = rg__q(st, Q_PATIENT_SCHEDULE);
+    rg__text(s, 1, ev->clinic);
+    rg__text(s, 2, ev->patient);
+    sqlite3_bind_int64(s, 3, at);
+    return rg__done(st, s);
+}
+
+/* 1 when the stored body text is the same JSON value as ev's, 0 when not,
+ * RG_ENOMEM when it cannot be read (it was valid JSON when stored). */
+static int rg__same_body(const char *stored, const rg_event *ev)
+{
+    if (!strcmp(stored, ev->body))
+        return 1;
+    json_t *j = json_loads(stored, 0, NULL), *mine = ev->json ? json_copy(ev->json) : NULL;
+    if (!j || (ev->json && !mine)) {
+        json_decref(j);
+        return RG_ENOMEM;
+    }
+    /* "version":1 and "status":"final" say what their absence says */
+    json_t *both[2] = {j, mine};
+    for (int i = 0; i < 2 && both[i]; i++) {
+        json_t *v = json_object_get(both[i], "version");
+        if (json_is_integer(v) && json_integer_value(v) == 1)
+            json_object_del(both[i], "version");
+        v = json_object_get(both[i], "status");
+        if (json_is_string(v) && !strcmp(json_string_value(v), "final"))
+            json_object_del(both[i], "status");
+    }
+    int same = mine && json_equal(j, mine);
+    json_decref(j);
+    json_decref(mine);
+    return same;
+}
+
+#define RG__CONFLICT(f, ...)                                               \
+    do {                                                                   \
+        st->put_field = (f);                                               \
+        snprintf(st->put_why, sizeof st->put_why, __VA_ARGS__);            \
+        *res = RG_PUT_CONFLICT;                                            \
+        sqlite3_reset(s);                                                  \
+        return RG_OK;                                                      \
+    } while (0)
+
+int rg_store_put_event(rg_store *st, const rg_event *ev, rg_time received, rg_put *res)
+{
+    sqlite3_stmt *s = rg__q(st, Q_EVENT_INSERT);
+    rg__bind_event(s, ev, received);
     if (rg__done(st, s))
         return RG_EDB;
     if (sqlite3_changes(st->db) == 1) {
@@ -710,34 +847,80 @@ int rg_store_put_event(rg_store *st, const rg_event *ev, rg_time received, rg_pu
         snprintf(st->sched_clinic, sizeof st->sched_clinic, "%s", ev->clinic);
         snprintf(st->sched_patient, sizeof st->sched_patient, "%s", ev->patient);
         st->sched_at = ev->at;
-        s = rg__q(st, Q_PATIENT_SCHEDULE);
-        rg__text(s, 1, ev->clinic);
-        rg__text(s, 2, ev->patient);
-        sqlite3_bind_int64(s, 3, ev->at);
-        return rg__done(st, s);
+        return rg__schedule(st, ev, ev->at);
     }
-    s = rg__q(st, Q_EVENT_BODY);
+    /* the id is stored: a duplicate, a conflict or a correction */
+    s = rg__q(st, Q_EVENT_CURRENT);
     rg__text(s, 1, ev->clinic);
     rg__text(s, 2, ev->id);
     if (sqlite3_step(s) != SQLITE_ROW) {
         sqlite3_reset(s);
         return RG_EDB;
     }
-    /* identical means the same JSON value, whatever the key order */
-    int same = strcmp(rg__col_text(s, 0), ev->body) == 0;
-    if (!same) {
-        json_t *stored = json_loads(rg__col_text(s, 0), 0, NULL);
-        if (!stored) { /* it was valid JSON when stored: memory, not a conflict */
+    int64_t cur_seq = sqlite3_column_int64(s, 0), cur_version = sqlite3_column_int64(s, 1);
+    if (ev->version == cur_version) {
+        int same = rg__same_body(rg__col_text(s, 4), ev);
+        if (same < 0) {
             sqlite3_reset(s);
-            return RG_ENOMEM;
+            return same;
         }
-        same = ev->json && json_equal(stored, ev->json);
-        json_decref(stored);
+        if (!same)
+            RG__CONFLICT("id", "an event with this clinic and id is already stored with "
+                         "different content; it was not overwritten (a correction has a higher "
+                         "version)");
+        *res = RG_PUT_DUPLICATE;
+        sqlite3_reset(s);
+        return RG_OK;
     }
-    *res = same ? RG_PUT_DUPLICATE : RG_PUT_CONFLICT;
+    if (ev->version < cur_version) {
+        sqlite3_reset(s);
+        s = rg__q(st, Q_EVENT_VERSION_BODY);
+        rg__text(s, 1, ev->clinic);
+        rg__text(s, 2, ev->id);
+        sqlite3_bind_int64(s, 3, ev->version);
+        int rc = sqlite3_step(s);
+        if (rc == SQLITE_ROW) {
+            int same = rg__same_body(rg__col_text(s, 0), ev);
+            if (same < 0) {
+                sqlite3_reset(s);
+                return same;
+            }
+            if (same) {
+                *res = RG_PUT_DUPLICATE;
+                sqlite3_reset(s);
+                return RG_OK;
+            }
+            RG__CONFLICT("id", "version %lld of this event is already stored with different "
+                         "content; it was not overwritten", (long long)ev->version);
+        } else if (rc != SQLITE_DONE) {
+            sqlite3_reset(s);
+            return RG_EDB;
+        }
+        RG__CONFLICT("version", "stale version %lld, stored is %lld; it was not stored",
+                     (long long)ev->version, (long long)cur_version);
+    }
+    if (strcmp(rg__col_text(s, 2), ev->patient) != 0)
+        RG__CONFLICT("patient", "a correction must keep the patient: version %lld is stored "
+                     "for patient '%.128s', not '%.128s'", (long long)cur_version,
+                     rg__col_text(s, 2), ev->patient);
+    if (ev->status == RG_STATUS_ERROR && strcmp(rg__col_text(s, 3), ev->type) != 0)
+        RG__CONFLICT("type", "an entered-in-error correction must keep the type: version %lld "
+                     "is a '%.64s' event, not '%.64s'", (long long)cur_version,
+                     rg__col_text(s, 3), ev->type);
     sqlite3_reset(s);
-    return RG_OK;
+    s = rg__q(st, Q_EVENT_INSERT_VERSION);
+    rg__bind_event(s, ev, received);
+    sqlite3_bind_int64(s, 15, cur_seq);
+    if (rg__done(st, s))
+        return RG_EDB;
+    *res = RG_PUT_CORRECTED;
+    st->sched_patient[0] = '\0'; /* the wake-up may move earlier than a later event's */
+    return rg__schedule(st, ev, ev->corrected_at);
 }
+#undef RG__CONFLICT
+
+const char *rg_store_put_reason(const rg_store *st) { return st->put_why; }
+const char *rg_store_put_field(const rg_store *st) { return st->put_field; }
 
 int rg_store_reject(rg_store *st, const char *source, long line, const char *field,
                     const char *reason, const char *raw, size_t rawlen)
@@ -1263,12 +1446,51 @@ int rg_store_get_event(rg_store *st, const char *clinic, const char *id,
     if (rc == SQLITE_ROW) {
         rg_stored_event e;
         rg__col_event(s, &e);
-        out = fn(ud, &e);
+        if (!e.retracted)
+            out = fn(ud, &e);
     } else if (rc != SQLITE_DONE) {
         out = RG_EDB;
     }
     sqlite3_reset(s);
     return out;
+}
+
+int rg_store_each_version(rg_store *st, const char *clinic, const char *id,
+                          int (*fn)(void *ud, const rg_stored_event *e), void *ud)
+{
+    sqlite3_stmt *s = rg__q(st, Q_EVENT_VERSIONS);
+    int rc, frc = 0;
+    rg__text(s, 1, clinic);
+    rg__text(s, 2, id);
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+        rg_stored_event e;
+        rg__col_event(s, &e);
+        if ((frc = fn(ud, &e)) != 0)
+            break;
+    }
+    return rg__each_end(s, rc, frc);
+}
+
+int rg_store_each_correction(rg_store *st, const char *clinic, const char *patient,
+                             rg_time after, rg_time upto,
+                             int (*fn)(void *ud, const rg_stored_event *c,
+                                       const rg_stored_event *replaced),
+                             void *ud)
+{
+    sqlite3_stmt *s = rg__q(st, Q_CORRECTIONS);
+    int rc, frc = 0;
+    rg__text(s, 1, clinic);
+    rg__text(s, 2, patient);
+    sqlite3_bind_int64(s, 3, after);
+    sqlite3_bind_int64(s, 4, upto);
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+        rg_stored_event c, r;
+        rg__col_event_at(s, 0, 1, &c);
+        rg__col_event_at(s, 11, 1, &r);
+        if ((frc = fn(ud, &c, &r)) != 0)
+            break;
+    }
+    return rg__each_end(s, rc, frc);
 }
 
 int rg_store_key_transitions(rg_store *st, const char *key,

@@ -14,7 +14,7 @@
 
 #include <sqlite3.h>
 
-#define RG_SCHEMA_VERSION 5
+#define RG_SCHEMA_VERSION 6
 
 typedef struct rg_store rg_store;
 
@@ -47,12 +47,27 @@ void rg_store_on_commit(rg_store *st, void (*fn)(void *ud), void *ud);
  * committed to the file since the last call, never for this one's commits. */
 int rg_store_data_version(rg_store *st, int64_t *out);
 
-typedef enum { RG_PUT_STORED, RG_PUT_DUPLICATE, RG_PUT_CONFLICT } rg_put;
+/* 3 is left for "rejected", which ingest and the service count beside these. */
+typedef enum {
+    RG_PUT_STORED,
+    RG_PUT_DUPLICATE,
+    RG_PUT_CONFLICT,
+    RG_PUT_CORRECTED = 4
+} rg_put;
 
 /* Stores ev unless (clinic, id) is already there; says which happened.
  * A stored event schedules its patient for evaluation at its instant (or at
- * the patient's clock, if the event is older than what was evaluated). */
+ * the patient's clock, if the event is older than what was evaluated).
+ * Corrections (docs/corrections.md): the same (clinic, id) with a higher
+ * version is stored beside the versions before it (RG_PUT_CORRECTED) and
+ * schedules the patient at its corrected_at; the same (id, version) again
+ * is a duplicate or a conflict as for any event; a lower version, another
+ * patient, or a retraction of another type is a conflict. After a conflict
+ * rg_store_put_reason says why and rg_store_put_field names the field
+ * ("id", "version", "patient" or "type"). */
 int rg_store_put_event(rg_store *st, const rg_event *ev, rg_time received, rg_put *res);
+const char *rg_store_put_reason(const rg_store *st);
+const char *rg_store_put_field(const rg_store *st);
 
 /* Keeps a refused input where an operator can see it. */
 int rg_store_reject(rg_store *st, const char *source, long line, const char *field,
@@ -74,18 +89,34 @@ typedef struct rg_stored_event {
     const char *id, *type, *data; /* data may be NULL */
     const void *fields;
     size_t nfields;
+    /* corrections: the seq of the version this one replaced (0 for the first
+     * stored version of an id), when it was made (RG_TIME_NONE when the event
+     * does not say) and whether it withdraws the event (entered-in-error) */
+    int64_t replaces;
+    rg_time corrected_at;
+    int retracted;
+    /* only from rg_store_get_event, rg_store_each_version and
+     * rg_store_each_correction: the version, status (RG_STATUS_*) and who
+     * sent it (NULL when not said) */
+    int64_t version;
+    int status;
+    const char *corrected_by;
 } rg_stored_event;
-/* Calls fn for each event of a patient in (at, seq) order, from the covering
- * index events_by_patient: seq, at, id, type and fields; data is NULL here
- * (rg_store_get_event gives it). */
+/* Calls fn for each stored version of each event of a patient in (at, seq)
+ * order, from the covering index events_by_patient: seq, at, id, type,
+ * fields and the correction fields; data is NULL here (rg_store_get_event
+ * gives it). The engine chooses which version is in force at each instant;
+ * the other readers (rg_store_each_event_data, rg_store_get_event) see only
+ * the current version, and nothing of a retracted event. */
 int rg_store_each_event(rg_store *st, const char *clinic, const char *patient,
                         int (*fn)(void *ud, const rg_stored_event *e), void *ud);
 /* The same for the events with seq > after_seq only (all when it is < 0). */
 int rg_store_each_event_after(rg_store *st, const char *clinic, const char *patient,
                               int64_t after_seq, int (*fn)(void *ud, const rg_stored_event *e),
                               void *ud);
-/* The same with data too: a read of the table for every event, for the
- * callers that show the text (reports). */
+/* The current versions of the patient's events, retracted ones left out,
+ * with data too: a read of the table for every event, for the callers that
+ * show the text (reports). */
 int rg_store_each_event_data(rg_store *st, const char *clinic, const char *patient,
                              int (*fn)(void *ud, const rg_stored_event *e), void *ud);
 
@@ -180,9 +211,20 @@ int rg_store_each_due_snooze(rg_store *st, rg_time now,
                              void *ud, int *count);
 /* Schedules a step at `at` for every patient of the clinic (after a reload). */
 int rg_store_wake_clinic(rg_store *st, const char *clinic, rg_time at);
-/* One stored event by clinic and id (fn called once), or RG_ENOTFOUND. */
+/* One stored event by clinic and id, its current version (fn called once),
+ * or RG_ENOTFOUND (also when it was retracted). */
 int rg_store_get_event(rg_store *st, const char *clinic, const char *id,
                        int (*fn)(void *ud, const rg_stored_event *e), void *ud);
+/* Every stored version of one event, oldest first (the audit trail). */
+int rg_store_each_version(rg_store *st, const char *clinic, const char *id,
+                          int (*fn)(void *ud, const rg_stored_event *e), void *ud);
+/* The corrections of a patient made in (after, upto] (by corrected_at), in
+ * that order: fn gets the correction and the version it replaced. */
+int rg_store_each_correction(rg_store *st, const char *clinic, const char *patient,
+                             rg_time after, rg_time upto,
+                             int (*fn)(void *ud, const rg_stored_event *c,
+                                       const rg_stored_event *replaced),
+                             void *ud);
 /* Every transition of an alert key, in order. */
 int rg_store_key_transitions(rg_store *st, const char *key,
                              int (*fn)(void *ud, const rg_transition *t), void *ud);

@@ -70,7 +70,8 @@ static void one_line(rg_store *st, const char *text, size_t len, long line, rg_i
         CHECK(r == RG_INGEST_REJECTED);
         return;
     }
-    CHECK(r == RG_PUT_STORED || r == RG_PUT_DUPLICATE || r == RG_PUT_CONFLICT);
+    CHECK(r == RG_PUT_STORED || r == RG_PUT_DUPLICATE || r == RG_PUT_CONFLICT ||
+          r == RG_PUT_CORRECTED);
     if (r != RG_PUT_CONFLICT) {
         CHECK(ingest(st, text, len, line, n) == RG_PUT_DUPLICATE);
         if (strlen(again) <= RG_EVENT_MAX_LINE)
@@ -96,7 +97,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    rg_ingest_counts n = {0, 0, 0, 0};
+    rg_ingest_counts n = {0};
     CHECK(rg_store_begin(st) == RG_OK); /* one batch, as rg_ingest_file does */
     const char *p = (const char *)data, *end = p + size;
     for (long line = 1; p < end; line++) {
