@@ -380,7 +380,10 @@ Test(e2e, explain_names_rule_version_parameters_and_events)
     cr_assert(strstr(out, "protocol version 1.0.0"), "%s", out);
     cr_assert(strstr(out, "infusion_due_after       172800000  (2 days)"), "%s", out);
     cr_assert(strstr(out, "n-400-i1       infusion"), "the infusion it rested on:\n%s", out);
-    cr_assert(strstr(out, "resolved 2026-03-06T07:00:00Z"), "%s", out);
+    /* north's own time (America/New_York), and when staff were told */
+    cr_assert(strstr(out, "resolved 2026-03-06 02:00 -05:00"), "%s", out);
+    cr_assert(strstr(out, "staff notified 2026-03-05 08:00 -05:00 (the clinic was closed)"), "%s",
+              out);
     free(out);
     free(err);
     const char *unknown[] = {"explain", "0000000000000000", "--events",

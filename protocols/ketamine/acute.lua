@@ -31,7 +31,7 @@ return R.protocol {
       check = function(h, now, p)
         local s = course.series(h, "ketamine", p)
         if not s.last or s.phase ~= "acute" then return end
-        local due = s.last.at + p.infusion_due_after
+        local due = R.calendar_add(s.last.at, p.infusion_due_after)
         return R.alert {
           key = s.given + 1,
           due = due,
@@ -47,7 +47,7 @@ return R.protocol {
       check = function(h, now, p)
         local s = course.series(h, "ketamine", p)
         if not s.last or s.phase ~= "acute" then return end
-        local due = s.last.at + p.infusion_overdue_after
+        local due = R.calendar_add(s.last.at, p.infusion_overdue_after)
         return R.alert {
           key = s.given + 1,
           due = due,
@@ -89,7 +89,7 @@ return R.protocol {
       check = function(h, now, p)
         local s = course.series(h, "ketamine", p)
         if not s.first or s.phase ~= "acute" then return end
-        local due = s.first.at + p.acute_window
+        local due = R.calendar_add(s.first.at, p.acute_window)
         return R.alert {
           due = due,
           message = ("acute series of %d infusions not complete %g days after the first "

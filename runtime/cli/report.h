@@ -8,6 +8,7 @@
 #define RG_REPORT_H
 
 #include "store.h"
+#include "zone.h"
 
 #include <stdio.h>
 
@@ -15,6 +16,8 @@
  * every transition up to `until`) to out. title is shown in the header.
  * until may be RG_TIME_NONE (the axis then ends at the newest data).
  * Returns RG_OK, RG_EDB (store), RG_ENOMEM or RG_EIO (writing out). */
-int rg_report_html(rg_store *st, FILE *out, const char *title, rg_time until);
+/* Times are shown in zone (NULL: UTC), "All times local, <zone>". */
+int rg_report_html(rg_store *st, FILE *out, const char *title, rg_time until,
+                   const rg_zone *zone);
 
 #endif

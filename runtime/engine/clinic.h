@@ -4,9 +4,13 @@
  * A protocol directory holds protocol files (*.lua at its top level, each
  * returning regimen.protocol{...}), modules in subdirectories (required as
  * "lib.course" -> lib/course.lua), and optionally clinic.lua, the clinic's
- * settings: { include = {"ketamine"}, params = {["ketamine.acute"] = {...}} }.
+ * settings: { include = {"ketamine"}, params = {["ketamine.acute"] = {...}},
+ * timezone = "America/New_York", hours = { mon = {"08:00", "18:00"}, ...,
+ * sun = false }, closures = {"2026-12-25"}, notify_at_once = {"critical"} }.
  * include names directories of the shipped protocol root whose protocols the
- * clinic also runs; params overrides protocol defaults for every patient.
+ * clinic also runs; params overrides protocol defaults for every patient;
+ * the rest is the clinic's calendar (runtime/core/calendar.h): without it,
+ * UTC and always open.
  *
  * Ownership: rg_clinic_load creates the clinic (and its sandbox); the caller
  * owns it and frees it with rg_clinic_free. The protocol descriptions live in
@@ -15,6 +19,7 @@
 #ifndef RG_CLINIC_H
 #define RG_CLINIC_H
 
+#include "calendar.h"
 #include "sandbox.h"
 
 typedef struct rg_rule {
@@ -36,6 +41,7 @@ typedef struct rg_clinic {
     rg_sandbox *sb;
     rg_protocol *protos;
     int nprotos;
+    rg_calendar cal; /* its zone, hours, closures (a copy of the sandbox's) */
 } rg_clinic;
 
 /* Loads every protocol of dir for clinic `name`. shipped is the root of the

@@ -34,35 +34,44 @@ static void rg__param_line(FILE *out, const char *name, json_t *v)
     fputc('\n', out);
 }
 
-static int rg__print_event(void *ud, const rg_stored_event *e)
-{
-    char at[RG_TIME_BUFSZ];
-    fprintf(ud, "      %-14s %-22s %s  %s\n", e->id, e->type, rg_time_format(e->at, at),
-            e->data ? e->data : "");
-    return 0;
-}
-
 typedef struct rg__explain {
     rg_store *st;
     FILE *out;
     int n;
+    rg_engine *eng;
+    const rg_zone *zone; /* the alert's clinic's, once known */
 } rg__explain;
+
+static int rg__print_event(void *ud, const rg_stored_event *e)
+{
+    rg__explain *x = ud;
+    char at[RG_TIME_BUFSZ];
+    fprintf(x->out, "      %-14s %-22s %s  %s\n", e->id, e->type,
+            rg_zone_display(x->zone, e->at, at), e->data ? e->data : "");
+    return 0;
+}
 
 static int rg__explain_one(void *ud, const rg_transition *t)
 {
     rg__explain *x = ud;
     FILE *out = x->out;
-    char at[RG_TIME_BUFSZ], due[RG_TIME_BUFSZ];
+    char at[RG_TIME_BUFSZ], due[RG_TIME_BUFSZ], notify[RG_TIME_BUFSZ];
+    if (!x->zone)
+        x->zone = x->eng ? rg_engine_zone(x->eng, t->clinic) : rg_zone_utc();
+    const rg_zone *z = x->zone;
     if (x->n++ == 0)
         fprintf(out, "alert %s: rule %s of protocol %s, clinic %s, patient %s\n", t->key, t->rule,
                 t->protocol, t->clinic, t->patient);
     if (t->open)
         fprintf(out, "\n  opened %s (due %s), %s, protocol version %s\n    \"%s\"\n",
-                rg_time_format(t->at, at), rg_time_format(t->due, due), t->severity, t->version,
-                t->message);
+                rg_zone_display(z, t->at, at), rg_zone_display(z, t->due, due), t->severity,
+                t->version, t->message);
     else
         fprintf(out, "\n  resolved %s, protocol version %s: the rule no longer returned it\n",
-                rg_time_format(t->at, at), t->version);
+                rg_zone_display(z, t->at, at), t->version);
+    if (t->notify_at != RG_TIME_NONE && t->notify_at != t->at)
+        fprintf(out, "    staff notified %s (the clinic was closed)\n",
+                rg_zone_display(z, t->notify_at, notify));
     json_t *params = json_loads(t->params ? t->params : "{}", 0, NULL);
     if (json_object_size(params)) {
         const char *k;
@@ -78,7 +87,7 @@ static int rg__explain_one(void *ud, const rg_transition *t)
     json_array_foreach(ev, i, id) {
         if (!json_is_string(id))
             continue;
-        if (rg_store_get_event(x->st, t->clinic, json_string_value(id), rg__print_event, out) ==
+        if (rg_store_get_event(x->st, t->clinic, json_string_value(id), rg__print_event, x) ==
             RG_ENOTFOUND)
             fprintf(out, "      %s (no longer in this database)\n", json_string_value(id));
     }
@@ -86,9 +95,9 @@ static int rg__explain_one(void *ud, const rg_transition *t)
     return 0;
 }
 
-int rg_explain(rg_store *st, const char *key, FILE *out)
+int rg_explain(rg_store *st, rg_engine *eng, const char *key, FILE *out)
 {
-    rg__explain x = {st, out, 0};
+    rg__explain x = {st, out, 0, eng, NULL};
     int rc = rg_store_key_transitions(st, key, rg__explain_one, &x);
     if (rc)
         return rc;

@@ -5,6 +5,7 @@
 #ifndef RG_EXPLAIN_H
 #define RG_EXPLAIN_H
 
+#include "engine.h"
 #include "store.h"
 
 #include <stdio.h>
@@ -12,7 +13,8 @@
 /* Prints every instance of the alert with this key: rule, protocol version,
  * parameters in force and the events it rested on when it opened and when it
  * resolved. RG_ENOTFOUND when the key is unknown. */
-int rg_explain(rg_store *st, const char *key, FILE *out);
+/* Times are shown in the clinic's zone, which eng knows (NULL: UTC). */
+int rg_explain(rg_store *st, rg_engine *eng, const char *key, FILE *out);
 
 /* Compares the transitions of two runs over the same history: transitions
  * only in one, at another time, or with another severity. Returns the number

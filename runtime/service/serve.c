@@ -406,6 +406,13 @@ static const char *rg__query(const char *q, const char *name, char *buf, size_t 
 
 /* ---- pushing transitions ---------------------------------------------------------- */
 
+/* For webhook bodies: the clinic's zone as its protocols declare it now. */
+static const rg_zone *rg__zone_of(void *ud, const char *clinic)
+{
+    rg__serve *sv = ud;
+    return rg_engine_zone(sv->eng, clinic);
+}
+
 typedef struct rg__push {
     rg__serve *sv;
     int clinic;
@@ -424,7 +431,7 @@ static int rg__push_one(void *ud, const rg_transition *t)
         wanted = sv->streams[i].clinic == p->clinic && sv->streams[i].last_cseq < t->cseq;
     if (!wanted)
         return 0;
-    json_t *j = rg_transition_json(t, 1);
+    json_t *j = rg_transition_json(t, 1, rg_engine_zone(sv->eng, c->name));
     char *data = json_dumps(j, JSON_COMPACT | JSON_ENSURE_ASCII);
     json_decref(j);
     char id[32];
@@ -885,8 +892,15 @@ static void rg__post_events(rg__serve *sv, int ci, rg_http_conn *c, const rg_htt
     rg__flush_soon(sv);
 }
 
+/* A list being filled with one clinic's objects, and that clinic's zone. */
+typedef struct rg__zlist {
+    json_t *list;
+    const rg_zone *zone;
+} rg__zlist;
+
 static int rg__alert_to_json(void *ud, const rg_alert_view *a)
 {
+    rg__zlist *zl = ud;
     json_t *o = json_object();
     json_object_set_new(o, "key", json_string(a->key));
     json_object_set_new(o, "state", json_string(a->state));
@@ -898,6 +912,9 @@ static int rg__alert_to_json(void *ud, const rg_alert_view *a)
     json_object_set_new(o, "message", json_string(a->message));
     json_object_set_new(o, "opened_at", rg_time_json(a->opened_at));
     json_object_set_new(o, "due", rg_time_json(a->due));
+    json_object_set_new(o, "notify_at", rg_time_json(a->notify_at));
+    json_object_set_new(o, "opened_at_local", rg_time_local_json(zl->zone, a->opened_at));
+    json_object_set_new(o, "due_local", rg_time_local_json(zl->zone, a->due));
     json_object_set_new(o, "resolved_at", rg_time_json(a->resolved_at));
     json_object_set_new(o, "acknowledged_by", a->acked_by ? json_string(a->acked_by) : json_null());
     json_object_set_new(o, "acknowledged_at", rg_time_json(a->acked_at));
@@ -905,7 +922,7 @@ static int rg__alert_to_json(void *ud, const rg_alert_view *a)
     rg_time now = rg_now();
     int quiet = a->acked_by || (a->snoozed_until != RG_TIME_NONE && a->snoozed_until > now);
     json_object_set_new(o, "quiet", json_boolean(quiet && !strcmp(a->state, "open")));
-    json_array_append_new(ud, o);
+    json_array_append_new(zl->list, o);
     return 0;
 }
 
@@ -919,8 +936,9 @@ static void rg__get_alerts(rg__serve *sv, int ci, rg_http_conn *c, const rg_http
         return;
     }
     json_t *list = json_array();
+    rg__zlist zl = {list, rg_engine_zone(sv->eng, sv->clinics[ci].name)};
     if (rg_store_each_alert(sv->st, sv->clinics[ci].name, p, s, NULL, 10000, rg__alert_to_json,
-                            list)) {
+                            &zl)) {
         json_decref(list);
         rg__error(c, 503, "the alerts could not be read");
         return;
@@ -939,13 +957,14 @@ static int rg__action_to_json(void *ud, const rg_alert_action *a)
 typedef struct rg__key_filter {
     const char *key;
     json_t *list;
+    const rg_zone *zone;
 } rg__key_filter;
 
 static int rg__transition_of_key(void *ud, const rg_transition *t)
 {
     rg__key_filter *f = ud;
     if (!strcmp(t->key, f->key))
-        json_array_append_new(f->list, rg_transition_json(t, 1));
+        json_array_append_new(f->list, rg_transition_json(t, 1, f->zone));
     return 0;
 }
 
@@ -953,9 +972,10 @@ static int rg__transition_of_key(void *ud, const rg_transition *t)
 static void rg__get_alert(rg__serve *sv, int ci, rg_http_conn *c, const char *key)
 {
     json_t *instances = json_array(), *actions = json_array(), *transitions = json_array();
-    rg__key_filter f = {key, transitions};
     const char *clinic = sv->clinics[ci].name;
-    if (rg_store_each_alert(sv->st, clinic, NULL, NULL, key, 1000, rg__alert_to_json, instances) ||
+    rg__key_filter f = {key, transitions, rg_engine_zone(sv->eng, clinic)};
+    rg__zlist zl = {instances, f.zone};
+    if (rg_store_each_alert(sv->st, clinic, NULL, NULL, key, 1000, rg__alert_to_json, &zl) ||
         rg_store_each_action(sv->st, clinic, key, rg__action_to_json, actions) ||
         rg_store_clinic_transitions(sv->st, clinic, 0, 1000000, rg__transition_of_key, &f)) {
         json_decref(instances);
@@ -1029,7 +1049,8 @@ static void rg__alert_action(rg__serve *sv, int ci, rg_http_conn *c, const rg_ht
 
 static int rg__collect_transition(void *ud, const rg_transition *t)
 {
-    json_array_append_new(ud, rg_transition_json(t, 1));
+    rg__zlist *zl = ud;
+    json_array_append_new(zl->list, rg_transition_json(t, 1, zl->zone));
     return 0;
 }
 
@@ -1055,8 +1076,9 @@ static void rg__get_transitions(rg__serve *sv, int ci, rg_http_conn *c, const rg
     if (limit <= 0 || limit > 10000)
         limit = 10000;
     json_t *list = json_array();
+    rg__zlist zl = {list, rg_engine_zone(sv->eng, sv->clinics[ci].name)};
     if (rg_store_clinic_transitions(sv->st, sv->clinics[ci].name, after, (int)limit,
-                                    rg__collect_transition, list)) {
+                                    rg__collect_transition, &zl)) {
         json_decref(list);
         rg__error(c, 503, "the transitions could not be read");
         return;
@@ -1079,12 +1101,13 @@ static void rg__stream_closed(void *ud, rg_http_conn *conn)
 typedef struct rg__backlog {
     rg_http_conn *conn;
     int64_t last;
+    const rg_zone *zone;
 } rg__backlog;
 
 static int rg__send_backlog(void *ud, const rg_transition *t)
 {
     rg__backlog *b = ud;
-    json_t *j = rg_transition_json(t, 1);
+    json_t *j = rg_transition_json(t, 1, b->zone);
     char *data = json_dumps(j, JSON_COMPACT | JSON_ENSURE_ASCII), id[32];
     json_decref(j);
     snprintf(id, sizeof id, "%lld", (long long)t->cseq);
@@ -1116,7 +1139,7 @@ static void rg__get_stream(rg__serve *sv, int ci, rg_http_conn *c, const rg_http
      * far behind on the backlog) unlists it in rg__stream_closed */
     sv->streams[sv->nstreams++] = (rg__stream){c, ci, after};
     rg_http_stream_start(c, rg__stream_closed, sv);
-    rg__backlog b = {c, after};
+    rg__backlog b = {c, after, rg_engine_zone(sv->eng, sv->clinics[ci].name)};
     int rc = rg_store_clinic_transitions(sv->st, sv->clinics[ci].name, after, 1000000,
                                          rg__send_backlog, &b);
     if (rc < 0) { /* the backlog could not be read: a stream with a hole is worse */
@@ -1540,7 +1563,7 @@ int rg_serve_main(const char *db_path, const char *config_path, const char *ship
     for (int i = 0; i < sv->nclinics; i++) {
         if (!sv->clinics[i].webhook)
             continue;
-        if (!sv->hooks && rg_webhooks_new(&sv->hooks, &sv->loop, sv->st)) {
+        if (!sv->hooks && rg_webhooks_new(&sv->hooks, &sv->loop, sv->st, rg__zone_of, sv)) {
             fprintf(stderr, "regimen serve: cannot start webhook delivery\n");
             return 2;
         }
