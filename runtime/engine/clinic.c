@@ -248,7 +248,7 @@ static void rg__read_calendar(lua_State *L, int t, const char *path)
             while (d < 7 && strcmp(k, wd[d]))
                 d++;
             if (d == 7)
-                rg__setting_error(L, path, "hours", "hours: unknown day '%s' (days are mon, tue, "
+                rg__setting_error(L, path, *k ? k : "hours", "hours: unknown day '%s' (days are mon, tue, "
                                   "wed, thu, fri, sat, sun)", luaL_tolstring(L, -2, NULL));
             if (lua_type(L, -1) == LUA_TBOOLEAN && !lua_toboolean(L, -1)) {
                 lua_pop(L, 1);
