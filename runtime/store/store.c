@@ -1030,7 +1030,7 @@ int rg_store_transition(rg_store *st, rg_transition *t, int64_t *alert_idp)
     rg__text(s, 14, t->evidence ? t->evidence : "[]");
     sqlite3_bind_int64(s, 15, rg_now());
     sqlite3_bind_int64(s, 16, cseq + 1);
-    if (t->notify_at != RG_TIME_NONE && t->notify_at != t->at)
+    if (t->notify_at > t->at) /* never earlier; unset (0, RG_TIME_NONE) means at */
         sqlite3_bind_int64(s, 17, t->notify_at);
     if (rg__done(st, s))
         return RG_EDB;

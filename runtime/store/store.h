@@ -129,8 +129,8 @@ typedef struct rg_transition {
     rg_time at, due;
     int open; /* 1 open, 0 resolved */
     /* when staff should hear of it: `at`, or the clinic's next opening when
-     * it happened while closed (runtime/core/calendar.h); RG_TIME_NONE when
-     * written means `at` */
+     * it happened while closed (runtime/core/calendar.h). Written, a value
+     * not after `at` (0, RG_TIME_NONE) means `at`; read, it is always set. */
     rg_time notify_at;
     const char *clinic, *patient, *key, *protocol, *version, *rule, *severity, *message;
     const char *params, *evidence; /* JSON text */
