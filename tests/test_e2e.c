@@ -458,6 +458,9 @@ Test(e2e, html_timeline_is_one_self_contained_page)
         cr_assert(strstr(out, p), "patient %s has a timeline", p);
     cr_assert(strstr(out, "<svg") && strstr(out, "sev-critical"), "bars coloured by severity");
     cr_assert_null(strstr(out, "<script"), "no script");
+    /* north's own time: its zone named, tooltips with the local offset */
+    cr_assert(strstr(out, "All times local, America/New_York."), "%.600s", out);
+    cr_assert(strstr(out, "opened 2026-03-05 02:00 -05:00"), "local times in tooltips");
     for (const char *u = out; (u = strstr(u, "://")); u++)
         cr_assert(strncmp(u - 4, "http://www.w3.org/2000/svg", 26) == 0, "no network: %.60s", u);
     free(out);
