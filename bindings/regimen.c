@@ -18,6 +18,7 @@
 #include <lauxlib.h>
 
 #include <math.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -70,20 +71,19 @@ static rg_time rg__checktime(lua_State *L, int idx, const char *fn)
 
 static const char rg__k_cal = 'c'; /* registry: the clinic's rg_calendar (userdata) */
 
+static rg_calendar rg__utc_cal; /* UTC always open: set once, read-only after */
+static pthread_once_t rg__utc_once = PTHREAD_ONCE_INIT;
+static void rg__utc_init(void) { rg_calendar_default(&rg__utc_cal); }
+
 const rg_calendar *rg_calendar_of(lua_State *L)
 {
-    static rg_calendar utc; /* UTC always open: set once, read-only after */
-    static int init;
     lua_rawgetp(L, LUA_REGISTRYINDEX, &rg__k_cal);
     const rg_calendar *c = lua_touserdata(L, -1);
     lua_pop(L, 1);
     if (c)
         return c;
-    if (!init) {
-        rg_calendar_default(&utc);
-        init = 1;
-    }
-    return &utc;
+    pthread_once(&rg__utc_once, rg__utc_init); /* a sweep's threads may come here at once */
+    return &rg__utc_cal;
 }
 
 const rg_calendar *rg_calendar_install(lua_State *L, const rg_calendar *c)
