@@ -214,6 +214,35 @@ Test(clinic_time, closed_hours_and_closures_move_notify_at_but_not_critical)
     rg_test_rmdir(dir);
 }
 
+/* regimen diff shows the moved times in the clinic's zone. */
+Test(clinic_time, diff_reads_in_local_time)
+{
+    char dir[256], ev[400], oldd[400], newd[400];
+    rg_test_tmpdir(dir);
+    make_clinic(dir, "old", ny_settings);
+    make_clinic(dir, "new", ny_settings);
+    char *later = strdup(time_protocol), *p = strstr(later, "R.calendar_days(e.at, n)");
+    cr_assert_not_null(p);
+    memcpy(p, "R.calendar_days(e.at, 2)", 24); /* every call on the second day */
+    snprintf(newd, sizeof newd, "%s/new", dir);
+    rg_test_write(newd, "t.lua", later);
+    free(later);
+    snprintf(oldd, sizeof oldd, "%s/old", dir);
+    snprintf(ev, sizeof ev, "%s/ev.jsonl", dir);
+    FILE *f = fopen(ev, "w");
+    fputs(EV("ny", "e1", "enrolled", "2026-03-04T09:00:00-05:00", ""), f);
+    fclose(f);
+    const char *args[] = {"diff", "--events", ev, "--until", "2026-03-20T00:00:00Z", oldd, newd,
+                          NULL};
+    char *out, *err;
+    rg_test_run(args, NULL, &out, &err);
+    cr_assert(strstr(out, "2026-03-05 09:00 -05:00 -> 2026-03-06 09:00 -05:00"), "%s%s", out, err);
+    cr_assert(strstr(out, "2026-03-08 09:00 -04:00 -> 2026-03-06 09:00 -05:00"), "%s%s", out, err);
+    free(out);
+    free(err);
+    rg_test_rmdir(dir);
+}
+
 /* clinic.lua's time settings are checked at load: file, line, key. */
 Test(clinic_time, bad_settings_name_file_line_and_key)
 {

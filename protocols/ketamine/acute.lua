@@ -3,6 +3,10 @@
 -- Illustrative defaults, not medical advice: a clinic sets its own in
 -- clinic.lua, and a patient's `enrolled` / `plan_adjusted` events can set
 -- acute_infusions for that patient.
+--
+-- Due dates count days on the clinic's calendar (R.calendar_add): two days
+-- after an infusion at 09:00 is 09:00, across a daylight-saving change too.
+-- The minimum gap between infusions stays an exact 24 h.
 
 local R = require "regimen"
 local course = require "lib.course"

@@ -602,7 +602,7 @@ static int rg__cmd_diff(int argc, char **argv)
         }
     }
     if (!rc) {
-        long d = rg_diff(st[0], st[1], "OLD", "NEW", stdout);
+        long d = rg_diff(st[0], st[1], "OLD", "NEW", eng[1], stdout);
         rc = d < 0 ? 2 : d > 0 ? 1 : 0;
     }
     for (int i = 0; i < 2; i++) {

@@ -195,7 +195,13 @@ static void rg__free_trs(rg__trs *l)
 
 /* Prints the transitions of l that have no counterpart ("only OLD"/"only
  * NEW"); returns how many. */
-static long rg__print_unmatched(const rg__trs *l, const char *name, FILE *out)
+/* The zone a transition of clinic is shown in (UTC without an engine). */
+static const rg_zone *rg__zone(rg_engine *eng, const char *clinic)
+{
+    return eng ? rg_engine_zone(eng, clinic) : rg_zone_utc();
+}
+
+static long rg__print_unmatched(const rg__trs *l, const char *name, rg_engine *eng, FILE *out)
 {
     char t[RG_TIME_BUFSZ];
     long n = 0;
@@ -204,12 +210,14 @@ static long rg__print_unmatched(const rg__trs *l, const char *name, FILE *out)
             n++;
             fprintf(out, "only %-4s %s %s %-26s %-8s %s \"%s\"\n", name, l->v[i].clinic,
                     l->v[i].patient, l->v[i].rule, l->v[i].open ? "open" : "resolved",
-                    rg_time_format(l->v[i].at, t), l->v[i].message);
+                    rg_zone_display(rg__zone(eng, l->v[i].clinic), l->v[i].at, t),
+                    l->v[i].message);
         }
     return n;
 }
 
-long rg_diff(rg_store *old, rg_store *new, const char *old_name, const char *new_name, FILE *out)
+long rg_diff(rg_store *old, rg_store *new, const char *old_name, const char *new_name,
+             rg_engine *eng, FILE *out)
 {
     rg__trs a = {0}, b = {0};
     long differences = 0;
@@ -241,19 +249,21 @@ long rg_diff(rg_store *old, rg_store *new, const char *old_name, const char *new
             if (x->at != y->at) {
                 differences++;
                 fprintf(out, "moved     %s %s %-26s %-8s %s -> %s\n", x->clinic, x->patient,
-                        x->rule, x->open ? "open" : "resolved", rg_time_format(x->at, t1),
-                        rg_time_format(y->at, t2));
+                        x->rule, x->open ? "open" : "resolved",
+                        rg_zone_display(rg__zone(eng, x->clinic), x->at, t1),
+                        rg_zone_display(rg__zone(eng, x->clinic), y->at, t2));
             }
             if (strcmp(x->severity, y->severity)) {
                 differences++;
                 fprintf(out, "severity  %s %s %-26s %-8s %s: %s -> %s\n", x->clinic, x->patient,
-                        x->rule, x->open ? "open" : "resolved", rg_time_format(y->at, t2),
+                        x->rule, x->open ? "open" : "resolved",
+                        rg_zone_display(rg__zone(eng, x->clinic), y->at, t2),
                         x->severity, y->severity);
             }
         }
     }
-    differences += rg__print_unmatched(&a, old_name, out);
-    differences += rg__print_unmatched(&b, new_name, out);
+    differences += rg__print_unmatched(&a, old_name, eng, out);
+    differences += rg__print_unmatched(&b, new_name, eng, out);
     fprintf(out, "%ld difference%s (%d transitions under %s, %d under %s)\n", differences,
             differences == 1 ? "" : "s", a.n, old_name, b.n, new_name);
     rg__free_trs(&a);

@@ -19,6 +19,9 @@ int rg_explain(rg_store *st, rg_engine *eng, const char *key, FILE *out);
 /* Compares the transitions of two runs over the same history: transitions
  * only in one, at another time, or with another severity. Returns the number
  * of differences (0: same) or a negative error. */
-long rg_diff(rg_store *old, rg_store *new, const char *old_name, const char *new_name, FILE *out);
+/* Times are shown in each clinic's zone as eng (the new run's) has it;
+ * NULL: UTC. */
+long rg_diff(rg_store *old, rg_store *new, const char *old_name, const char *new_name,
+             rg_engine *eng, FILE *out);
 
 #endif
