@@ -19,7 +19,6 @@
 
 #include <math.h>
 #include <pthread.h>
-#include <stdio.h>
 #include <string.h>
 
 static const char *const rg__severities[] = {"info", "warning", "critical", NULL};
@@ -138,14 +137,12 @@ static int64_t rg__checkclock(lua_State *L, int idx, const char *fn)
 {
     if (lua_isnoneornil(L, idx))
         return -1;
-    const char *s = lua_tostring(L, idx);
-    int h, m;
-    char extra;
-    if (lua_type(L, idx) != LUA_TSTRING || strlen(s) != 5 ||
-        sscanf(s, "%2d:%2d%c", &h, &m, &extra) != 2 || h > 23 || m > 59 || h < 0 || m < 0)
+    const char *s = lua_type(L, idx) == LUA_TSTRING ? lua_tostring(L, idx) : NULL;
+    int min = rg_calendar_parse_clock(s, 0);
+    if (min < 0)
         luaL_error(L, "%s: the time of day must be \"HH:MM\" such as \"09:00\", got %s", fn,
-                   lua_type(L, idx) == LUA_TSTRING ? s : luaL_typename(L, idx));
-    return h * RG_MS_HOUR + m * RG_MS_MINUTE;
+                   s ? s : luaL_typename(L, idx));
+    return min * RG_MS_MINUTE;
 }
 
 static lua_Integer rg__checkcount(lua_State *L, int idx, const char *fn)

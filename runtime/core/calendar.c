@@ -22,6 +22,19 @@ unsigned rg_calendar_severity_bit(const char *s)
          : !strcmp(s, "critical") ? RG_CAL_CRITICAL : 0;
 }
 
+int rg_calendar_parse_clock(const char *s, int allow_end)
+{
+    if (!s || strlen(s) != 5 || s[2] != ':')
+        return -1;
+    for (int i = 0; i < 5; i++)
+        if (i != 2 && (s[i] < '0' || s[i] > '9'))
+            return -1;
+    int h = (s[0] - '0') * 10 + s[1] - '0', m = (s[3] - '0') * 10 + s[4] - '0';
+    if (m > 59 || h > 24 || (h == 24 && (m || !allow_end)))
+        return -1;
+    return h * 60 + m;
+}
+
 static int64_t rg__floordiv(int64_t a, int64_t b) { return a / b - (a % b != 0 && (a < 0) != (b < 0)); }
 
 int64_t rg_calendar_day(const rg_calendar *c, rg_time t)

@@ -14,7 +14,9 @@
  * TZ is process-wide state, so loading happens under one mutex and TZ is put
  * back afterwards; everything after loading reads immutable tables without a
  * lock. Other threads must not read TZ (getenv, localtime) meanwhile:
- * regimen's own code never does (it formats times with rfc3339.c).
+ * regimen's own code never does (it formats times with rfc3339.c), and
+ * zones load when clinics do: a sweep's main thread loads every --clinic
+ * before its workers start, so they find the zones cached.
  */
 #include "zone.h"
 

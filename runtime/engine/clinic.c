@@ -194,20 +194,6 @@ static int rg__setting_error(lua_State *L, const char *path, const char *needle,
     return luaL_error(L, "%s: %s", path, msg);
 }
 
-/* "HH:MM" (or "24:00" when allow_end) as minutes of the day, -1 if not. */
-static int rg__hhmm(const char *s, int allow_end)
-{
-    if (strlen(s) != 5 || s[2] != ':')
-        return -1;
-    for (int i = 0; i < 5; i++)
-        if (i != 2 && (s[i] < '0' || s[i] > '9'))
-            return -1;
-    int h = (s[0] - '0') * 10 + s[1] - '0', m = (s[3] - '0') * 10 + s[4] - '0';
-    if (m > 59 || h > 24 || (h == 24 && (m || !allow_end)))
-        return -1;
-    return h * 60 + m;
-}
-
 static int rg__cmp_day(const void *a, const void *b)
 {
     int32_t x = *(const int32_t *)a, y = *(const int32_t *)b;
@@ -262,11 +248,11 @@ static void rg__read_calendar(lua_State *L, int t, const char *path)
                 c = lua_tostring(L, -1);
                 lua_pop(L, 2); /* the table keeps them */
             }
-            if (!o || !c || rg__hhmm(o, 0) < 0 || rg__hhmm(c, 1) < 0)
+            if (!o || !c || rg_calendar_parse_clock(o, 0) < 0 || rg_calendar_parse_clock(c, 1) < 0)
                 rg__setting_error(L, path, k, "hours.%s must be {\"HH:MM\", \"HH:MM\"} "
                                   "(opening, closing; \"24:00\" for midnight) or false", k);
-            cal.open[d] = rg__hhmm(o, 0);
-            cal.close[d] = rg__hhmm(c, 1);
+            cal.open[d] = rg_calendar_parse_clock(o, 0);
+            cal.close[d] = rg_calendar_parse_clock(c, 1);
             if (cal.close[d] <= cal.open[d])
                 rg__setting_error(L, path, k, "hours.%s: closing %s is not after opening %s",
                                   k, c, o);
