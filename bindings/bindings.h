@@ -8,6 +8,7 @@
 #ifndef RG_BINDINGS_H
 #define RG_BINDINGS_H
 
+#include "calendar.h"
 #include "rg.h"
 
 #include <lua.h>
@@ -20,6 +21,14 @@ int rg_open_regimen(lua_State *L);
  * a protocol file returns it) and leaves it there; raises a Lua error naming
  * the offending field otherwise. Run it under rg_pcall. */
 int rg_protocol_validate(lua_State *L);
+
+/* The clinic's calendar the time helpers (R.day, R.next_open, ...) use:
+ * the one rg_calendar_install left in L's registry, or UTC always open.
+ * [-0, +0] never raises. */
+const rg_calendar *rg_calendar_of(lua_State *L);
+/* [-0, +0, m] Keeps a copy of c in L's registry (a userdata the state
+ * owns) and returns it. */
+const rg_calendar *rg_calendar_install(lua_State *L, const rg_calendar *c);
 
 /* Severity names, in increasing order; rg_severity_ok says if s is one. */
 int rg_severity_ok(const char *s);

@@ -5,13 +5,20 @@
  * plus a duration is a time and comparisons are exact. R.protocol and R.alert
  * check what an author wrote as soon as it runs and raise at the author's
  * line with the field that is wrong, because a typo in a care plan must not
- * become a silently missing alert. Depends on Lua 5.4 and runtime/core/rfc3339.c.
+ * become a silently missing alert.
+ *
+ * Times are exact instants; what a person reads (R.day, R.date, R.time) and
+ * the calendar helpers (R.calendar_add, R.calendar_days, R.business_days,
+ * R.next_open, R.is_open) use the clinic's calendar (zone, opening hours,
+ * closures: runtime/core/calendar.h), which clinic.c installs in the
+ * registry. Depends on Lua 5.4, runtime/core/rfc3339.c and calendar.c.
  */
 #include "bindings.h"
 
 #include <lauxlib.h>
 
 #include <math.h>
+#include <pthread.h>
 #include <string.h>
 
 static const char *const rg__severities[] = {"info", "warning", "critical", NULL};
@@ -61,24 +68,160 @@ static rg_time rg__checktime(lua_State *L, int idx, const char *fn)
     return t;
 }
 
+static const char rg__k_cal = 'c'; /* registry: the clinic's rg_calendar (userdata) */
+
+static rg_calendar rg__utc_cal; /* UTC always open: set once, read-only after */
+static pthread_once_t rg__utc_once = PTHREAD_ONCE_INIT;
+static void rg__utc_init(void) { rg_calendar_default(&rg__utc_cal); }
+
+const rg_calendar *rg_calendar_of(lua_State *L)
+{
+    lua_rawgetp(L, LUA_REGISTRYINDEX, &rg__k_cal);
+    const rg_calendar *c = lua_touserdata(L, -1);
+    lua_pop(L, 1);
+    if (c)
+        return c;
+    pthread_once(&rg__utc_once, rg__utc_init); /* a sweep's threads may come here at once */
+    return &rg__utc_cal;
+}
+
+const rg_calendar *rg_calendar_install(lua_State *L, const rg_calendar *c)
+{
+    rg_calendar *u = lua_newuserdatauv(L, sizeof *u, 0);
+    *u = *c;
+    lua_rawsetp(L, LUA_REGISTRYINDEX, &rg__k_cal);
+    return u;
+}
+
+/* The wall-clock instant as if it were UTC, so rfc3339.c can print it. */
+static rg_time rg__local(lua_State *L, rg_time t)
+{
+    return t + (int64_t)rg_zone_offset(rg_calendar_of(L)->zone, t) * 1000;
+}
+
+/* R.time(t) -> "2026-03-09T09:05:00-05:00": RFC 3339 with the clinic's offset. */
 static int rg__time(lua_State *L)
 {
     char buf[RG_TIME_BUFSZ];
-    lua_pushstring(L, rg_time_format(rg__checktime(L, 1, "time"), buf));
+    lua_pushstring(L, rg_zone_format(rg_calendar_of(L)->zone, rg__checktime(L, 1, "time"), buf));
     return 1;
 }
 
+/* R.date(t) -> "2026-03-09", the clinic's local date. */
 static int rg__date(lua_State *L)
 {
     char buf[RG_TIME_BUFSZ];
-    lua_pushstring(L, rg_time_date(rg__checktime(L, 1, "date"), buf));
+    lua_pushstring(L, rg_time_date(rg__local(L, rg__checktime(L, 1, "date")), buf));
     return 1;
 }
 
+/* R.day(t) -> "9 Mar 2026", the clinic's local date. */
 static int rg__day(lua_State *L)
 {
     char buf[RG_TIME_BUFSZ];
-    lua_pushstring(L, rg_time_day(rg__checktime(L, 1, "day"), buf));
+    lua_pushstring(L, rg_time_day(rg__local(L, rg__checktime(L, 1, "day")), buf));
+    return 1;
+}
+
+/* R.clock(t) -> "09:05", the local time of day. */
+static int rg__clock(lua_State *L)
+{
+    char buf[RG_TIME_BUFSZ];
+    rg_time_format(rg__local(L, rg__checktime(L, 1, "clock")), buf);
+    lua_pushlstring(L, buf + 11, 5);
+    return 1;
+}
+
+/* "HH:MM" argument at idx as ms after midnight; -1 when absent. */
+static int64_t rg__checkclock(lua_State *L, int idx, const char *fn)
+{
+    if (lua_isnoneornil(L, idx))
+        return -1;
+    const char *s = lua_type(L, idx) == LUA_TSTRING ? lua_tostring(L, idx) : NULL;
+    int min = rg_calendar_parse_clock(s, 0);
+    if (min < 0)
+        luaL_error(L, "%s: the time of day must be \"HH:MM\" such as \"09:00\", got %s", fn,
+                   s ? s : luaL_typename(L, idx));
+    return min * RG_MS_MINUTE;
+}
+
+static lua_Integer rg__checkcount(lua_State *L, int idx, const char *fn)
+{
+    int isint;
+    lua_Integer n = lua_tointegerx(L, idx, &isint);
+    if (!isint || n < -100000 || n > 100000)
+        luaL_error(L, "%s: the number of days must be a whole number (up to 100000), got %s", fn,
+                   lua_type(L, idx) == LUA_TNUMBER ? "a fraction" : luaL_typename(L, idx));
+    return n;
+}
+
+/* R.calendar_days(t, n [, "HH:MM"]) -> the instant n days after t's local
+ * day, at the same wall-clock time as t (or at HH:MM). */
+static int rg__calendar_days(lua_State *L)
+{
+    const rg_calendar *c = rg_calendar_of(L);
+    rg_time t = rg__checktime(L, 1, "calendar_days");
+    lua_Integer n = rg__checkcount(L, 2, "calendar_days");
+    int64_t at = rg__checkclock(L, 3, "calendar_days");
+    lua_pushinteger(L, rg_calendar_at(c, rg_calendar_day(c, t) + n,
+                                      at < 0 ? rg_calendar_clock(c, t) : at));
+    return 1;
+}
+
+/* R.calendar_add(t, d) -> t plus duration d, its whole days counted on the
+ * clinic's calendar (same wall-clock time), the rest exact. In UTC it is
+ * t + d. */
+static int rg__calendar_add(lua_State *L)
+{
+    const rg_calendar *c = rg_calendar_of(L);
+    rg_time t = rg__checktime(L, 1, "calendar_add");
+    rg_time d = rg__checktime(L, 2, "calendar_add");
+    int64_t days = d / RG_MS_DAY, rest = d % RG_MS_DAY;
+    if (days > 100000 || days < -100000)
+        return luaL_error(L, "calendar_add: too long a duration");
+    rg_time r = rg_calendar_at(c, rg_calendar_day(c, t) + days, rg_calendar_clock(c, t));
+    lua_pushinteger(L, r + rest);
+    return 1;
+}
+
+/* R.business_days(t, n [, "HH:MM"]) -> the n-th day after t's local day on
+ * which the clinic opens (n = 0: t's day if it opens, else the next such
+ * day), at HH:MM or, without it, at that day's opening. */
+static int rg__business_days(lua_State *L)
+{
+    const rg_calendar *c = rg_calendar_of(L);
+    rg_time t = rg__checktime(L, 1, "business_days");
+    lua_Integer n = rg__checkcount(L, 2, "business_days");
+    int64_t at = rg__checkclock(L, 3, "business_days");
+    if (n < 0)
+        return luaL_error(L, "business_days: the number of days must not be negative");
+    int64_t day = rg_calendar_day(c, t) + (n > 0);
+    for (int guard = 0;; day++) {
+        if (rg_calendar_day_open(c, day) && n-- <= 1)
+            break;
+        if (++guard > 100000 + 550)
+            return luaL_error(L, "business_days: the clinic never opens");
+    }
+    if (at < 0)
+        at = c->has_hours ? c->open[((day + 3) % 7 + 7) % 7] * RG_MS_MINUTE : 0;
+    lua_pushinteger(L, rg_calendar_at(c, day, at));
+    return 1;
+}
+
+/* R.next_open(t) -> t when the clinic is open then, else its next opening. */
+static int rg__next_open(lua_State *L)
+{
+    rg_time r = rg_calendar_next_open(rg_calendar_of(L), rg__checktime(L, 1, "next_open"));
+    if (r == RG_TIME_NONE)
+        return luaL_error(L, "next_open: the clinic does not open in the next 18 months");
+    lua_pushinteger(L, r);
+    return 1;
+}
+
+/* R.is_open(t) -> whether the clinic's hours and closures have it open at t. */
+static int rg__is_open(lua_State *L)
+{
+    lua_pushboolean(L, rg_calendar_is_open(rg_calendar_of(L), rg__checktime(L, 1, "is_open")));
     return 1;
 }
 
@@ -295,6 +438,9 @@ int rg_open_regimen(lua_State *L)
         {"days", rg__days},       {"weeks", rg__weeks},     {"time", rg__time},
         {"date", rg__date},       {"day", rg__day},         {"at", rg__at},
         {"in_days", rg__in_days}, {"in_hours", rg__in_hours},
+        {"clock", rg__clock},     {"calendar_days", rg__calendar_days},
+        {"calendar_add", rg__calendar_add}, {"business_days", rg__business_days},
+        {"next_open", rg__next_open}, {"is_open", rg__is_open},
         {"protocol", rg__protocol}, {"alert", rg__alert},   {NULL, NULL},
     };
     luaL_newlib(L, fns);

@@ -380,7 +380,10 @@ Test(e2e, explain_names_rule_version_parameters_and_events)
     cr_assert(strstr(out, "protocol version 1.0.0"), "%s", out);
     cr_assert(strstr(out, "infusion_due_after       172800000  (2 days)"), "%s", out);
     cr_assert(strstr(out, "n-400-i1       infusion"), "the infusion it rested on:\n%s", out);
-    cr_assert(strstr(out, "resolved 2026-03-06T07:00:00Z"), "%s", out);
+    /* north's own time (America/New_York), and when staff were told */
+    cr_assert(strstr(out, "resolved 2026-03-06 02:00 -05:00"), "%s", out);
+    cr_assert(strstr(out, "staff notified 2026-03-05 08:00 -05:00 (the clinic was closed)"), "%s",
+              out);
     free(out);
     free(err);
     const char *unknown[] = {"explain", "0000000000000000", "--events",
@@ -455,6 +458,9 @@ Test(e2e, html_timeline_is_one_self_contained_page)
         cr_assert(strstr(out, p), "patient %s has a timeline", p);
     cr_assert(strstr(out, "<svg") && strstr(out, "sev-critical"), "bars coloured by severity");
     cr_assert_null(strstr(out, "<script"), "no script");
+    /* north's own time: its zone named, tooltips with the local offset */
+    cr_assert(strstr(out, "All times local, America/New_York."), "%.600s", out);
+    cr_assert(strstr(out, "opened 2026-03-05 02:00 -05:00"), "local times in tooltips");
     for (const char *u = out; (u = strstr(u, "://")); u++)
         cr_assert(strncmp(u - 4, "http://www.w3.org/2000/svg", 26) == 0, "no network: %.60s", u);
     free(out);

@@ -62,7 +62,7 @@ static char *render(rg_store *st, const char *title, rg_time until)
     size_t len = 0;
     FILE *m = open_memstream(&text, &len);
     cr_assert_not_null(m);
-    cr_assert_eq(rg_report_html(st, m, title, until), RG_OK);
+    cr_assert_eq(rg_report_html(st, m, title, until, NULL), RG_OK);
     fclose(m);
     return text;
 }
@@ -234,7 +234,7 @@ Test(report, reports_write_errors)
     put(&f, "e1", "north", "\"p\"", "enrolled", "2026-03-01T09:00:00Z", NULL);
     FILE *full = fopen("/dev/full", "w");
     cr_assert_not_null(full);
-    cr_assert_eq(rg_report_html(f.st, full, "x", T("2026-03-02T00:00:00Z")), RG_EIO);
+    cr_assert_eq(rg_report_html(f.st, full, "x", T("2026-03-02T00:00:00Z"), NULL), RG_EIO);
     fclose(full);
     fx_close(&f);
 }
@@ -290,7 +290,7 @@ Test(report, one_patient_svg_is_the_report_row_of_that_patient)
     char *html = render(f.st, "r", until), *svg = NULL;
     size_t len = 0;
     FILE *m = open_memstream(&svg, &len);
-    cr_assert_eq(rg_report_patient_svg(f.st, "north", "p-2", until, m), RG_OK);
+    cr_assert_eq(rg_report_patient_svg(f.st, "north", "p-2", until, NULL, m), RG_OK);
     fclose(m);
 
     assert_well_formed(svg);

@@ -773,6 +773,83 @@ Test(serve, webhook_retries_with_backoff_and_delivers_each_transition_once, .tim
     rg_test_rmdir(s.dir);
 }
 
+/* An info alert at a ping, a critical one at an alarm. */
+static const char hours_protocol[] =
+    "local R = require 'regimen'\n"
+    "return R.protocol { id = 'h', version = '1', rules = {\n"
+    "  { id = 'h.ping', severity = 'info', check = function(h)\n"
+    "      local e = h:last('ping'); if e then return R.alert { key = e.id, message = 'ping' } end\n"
+    "    end },\n"
+    "  { id = 'h.alarm', severity = 'critical', check = function(h)\n"
+    "      local e = h:last('alarm'); if e then return R.alert { key = e.id, message = 'alarm' } end\n"
+    "    end } } }\n";
+
+/* The clinic is closed now and opens at the next minute (UTC, at least 4 s
+ * away): an info alert's webhook waits for the opening, a critical one that
+ * opens after it overtakes it, and the cursor then moves over both. */
+Test(serve, webhook_waits_for_notify_at_but_not_for_critical, .timeout = 120)
+{
+    static const char *const wd[7] = {"sun", "mon", "tue", "wed", "thu", "fri", "sat"};
+    receiver r = {0};
+    server s = {0};
+    char *out, settings[256];
+    int64_t open_at = (now_ms() / 60000 + 1) * 60000;
+    if (open_at - now_ms() < 4000) { /* too close: the minute after */
+        usleep((useconds_t)(open_at - now_ms() + 100) * 1000);
+        open_at += 60000;
+    }
+    time_t ot = (time_t)(open_at / 1000);
+    struct tm tm;
+    gmtime_r(&ot, &tm);
+    snprintf(settings, sizeof settings,
+             "return { timezone = 'UTC', hours = { %s = { '%02d:%02d', '24:00' } } }\n",
+             wd[tm.tm_wday], tm.tm_hour, tm.tm_min);
+    receiver_start(&r);
+    webhook_setup(&s, r.port);
+    rg_test_write(s.dir, "a/p.lua", hours_protocol);
+    rg_test_write(s.dir, "a/clinic.lua", settings);
+    server_start(&s);
+    char *ev = ping("north", "w1", "p1", now_ms() - 1000, "ping");
+    cr_assert_eq(http(s.port, "POST", "/v1/events", TOKEN_A, ev, &out), 200, "%s", out);
+    free(out);
+    free(ev);
+    usleep(1500000);
+    cr_assert_eq(r.n, 0, "the info alert waits for the opening");
+    cr_assert_eq(http(s.port, "GET", "/v1/transitions", TOKEN_A, NULL, &out), 200);
+    char want[80], at[40];
+    iso(open_at, at);
+    snprintf(want, sizeof want, "\"notify_at\":\"%.19sZ\"", at);
+    cr_assert(strstr(out, want), "want %s in %s", want, out);
+    free(out);
+    ev = ping("north", "w2", "p1", now_ms(), "alarm");
+    cr_assert_eq(http(s.port, "POST", "/v1/events", TOKEN_A, ev, &out), 200, "%s", out);
+    free(out);
+    free(ev);
+    for (int i = 0; i < 50 && !delivered(&r, "north-2"); i++)
+        usleep(100000);
+    cr_assert_eq(delivered(&r, "north-2"), 1, "critical goes at once");
+    cr_assert_eq(delivered(&r, "north-1"), 0);
+    cr_assert_lt(now_ms(), open_at, "the test ran too slowly to see the wait");
+    while (now_ms() < open_at + 5000 && !delivered(&r, "north-1"))
+        usleep(100000);
+    cr_assert_eq(delivered(&r, "north-1"), 1, "delivered at the opening");
+    cr_assert_geq(now_ms(), open_at);
+    cr_assert_eq(http(s.port, "GET", "/metrics", TOKEN_A, NULL, &out), 200);
+    cr_assert(strstr(out, "regimen_webhook_backlog 0"), "the cursor moved over both:\n%s", out);
+    free(out);
+    cr_assert_eq(http(s.port, "GET", "/v1/alerts", TOKEN_A, NULL, &out), 200);
+    cr_assert(strstr(out, want), "GET /v1/alerts carries notify_at: %s", out);
+    free(out);
+    cr_assert_eq(server_stop(&s, SIGTERM), 0);
+    int seen = r.n;
+    server_start(&s); /* nothing is sent twice after a restart */
+    usleep(700000);
+    cr_assert_eq(r.n, seen);
+    cr_assert_eq(server_stop(&s, SIGTERM), 0);
+    receiver_stop(&r);
+    rg_test_rmdir(s.dir);
+}
+
 Test(serve, webhook_interrupted_before_acknowledgement_is_sent_again_with_its_key, .timeout = 60)
 {
     receiver r = {.delay_ms = 1500};

@@ -276,7 +276,7 @@ static rg_transition tr(int open, const char *patient, const char *key, rg_time 
 
 typedef struct got_tr {
     int64_t seq, cseq;
-    rg_time at, due;
+    rg_time at, due, notify_at;
     int open;
     char clinic[32], patient[32], key[32], protocol[32], version[16], rule[32], severity[16],
         message[64], params[64], evidence[64];
@@ -294,6 +294,7 @@ static void copy_tr(got_tr *x, const rg_transition *t)
     x->cseq = t->cseq;
     x->at = t->at;
     x->due = t->due;
+    x->notify_at = t->notify_at;
     x->open = t->open;
     snprintf(x->clinic, sizeof x->clinic, "%s", t->clinic);
     snprintf(x->patient, sizeof x->patient, "%s", t->patient);
@@ -1270,6 +1271,73 @@ Test(store, due_patients_read_the_wake_index_earliest_first)
 }
 
 /* ---- alerts and transitions -------------------------------------------- */
+
+/* A version 5 file (as this program leaves one, less what version 6 adds):
+ * its transitions read with notify_at = at, and new ones keep theirs. */
+Test(store_file, v5_file_upgrades_to_notify_at)
+{
+    open_store();
+    int64_t a = 0;
+    rg_transition t = tr(1, "p1", "k-a", T("2026-03-07T15:00:00Z"));
+    cr_assert_eq(rg_store_transition(st, &t, &a), RG_OK, "%s", rg_store_errmsg(st));
+    close_store();
+    sqlite3 *db;
+    cr_assert_eq(sqlite3_open(dbpath, &db), SQLITE_OK);
+    cr_assert_eq(sqlite3_exec(db, "DROP TABLE webhook_ahead;"
+                                  "ALTER TABLE transitions DROP COLUMN notify_at;"
+                                  "PRAGMA user_version = 5;", NULL, NULL, NULL),
+                 SQLITE_OK, "%s", sqlite3_errmsg(db));
+    sqlite3_close(db);
+    open_store();
+    cr_assert_eq(peek_int("PRAGMA user_version"), 6);
+    got_trs *g = transitions(0, 0);
+    cr_assert_eq(g->n, 1);
+    cr_assert_eq(g->t[0].notify_at, T("2026-03-07T15:00:00Z"), "a v5 row is told at its at");
+    rg_transition t2 = tr(1, "p1", "k-b", T("2026-03-07T16:00:00Z"));
+    t2.notify_at = T("2026-03-09T13:00:00Z");
+    cr_assert_eq(rg_store_transition(st, &t2, &a), RG_OK, "%s", rg_store_errmsg(st));
+    g = transitions(0, 0);
+    cr_assert_eq(g->n, 2);
+    cr_assert_eq(g->t[1].notify_at, T("2026-03-09T13:00:00Z"));
+    close_store();
+}
+
+static int take_cseq(void *ud, const rg_transition *t)
+{
+    *(int64_t *)ud = t->cseq;
+    return 0;
+}
+
+/* Webhook order: what may go now goes first; the cursor moves over what
+ * was sent ahead once the one before it is sent. */
+Test(store, webhook_sends_ahead_of_a_waiting_transition)
+{
+    int64_t a = 0, next = 0, delivered;
+    int attempts;
+    rg_time wait, now = T("2026-03-07T20:00:00Z");
+    rg_transition t1 = tr(1, "p1", "k-1", T("2026-03-07T19:00:00Z"));
+    t1.notify_at = T("2026-03-09T13:00:00Z"); /* waits for Monday */
+    rg_transition t2 = tr(1, "p1", "k-2", T("2026-03-07T19:30:00Z")); /* at once */
+    cr_assert_eq(rg_store_transition(st, &t1, &a), RG_OK);
+    cr_assert_eq(rg_store_transition(st, &t2, &a), RG_OK);
+    cr_assert_eq(rg_store_webhook_next(st, "north", now, take_cseq, &next, &wait), RG_OK);
+    cr_assert_eq(next, 2);
+    cr_assert_eq(wait, T("2026-03-09T13:00:00Z"));
+    cr_assert_eq(rg_store_webhook_sent(st, "north", 2), RG_OK);
+    cr_assert_eq(rg_store_webhook_get(st, "north", &delivered, &attempts), RG_OK);
+    cr_assert_eq(delivered, 0, "1 is still to go");
+    next = 0;
+    cr_assert_eq(rg_store_webhook_next(st, "north", now, take_cseq, &next, &wait), RG_OK);
+    cr_assert_eq(next, 0, "nothing may go before Monday");
+    now = T("2026-03-09T13:00:00Z");
+    cr_assert_eq(rg_store_webhook_next(st, "north", now, take_cseq, &next, &wait), RG_OK);
+    cr_assert_eq(next, 1);
+    cr_assert_eq(wait, RG_TIME_NONE);
+    cr_assert_eq(rg_store_webhook_sent(st, "north", 1), RG_OK);
+    cr_assert_eq(rg_store_webhook_get(st, "north", &delivered, &attempts), RG_OK);
+    cr_assert_eq(delivered, 2, "the cursor moved over the one sent ahead");
+    cr_assert_eq(peek_int("SELECT count(*) FROM webhook_ahead"), 0);
+}
 
 Test(store, transitions_open_resolve_and_feed_order)
 {

@@ -133,6 +133,12 @@ Test(sweep, parallel_sweep_gives_the_single_threaded_answer)
                   "    if tonumber(h.patient:sub(2)) % 2 == 0 then error('no plan for ' .. h.patient) end\n"
                   "    if h:count('infusion') > 3 then return R.alert { message = 'many' } end\n"
                   "  end } } }\n");
+    /* and its own time: calendar due dates and notifications moved to its
+     * opening hours, computed on every worker (zones load under a lock) */
+    rg_test_write(path, "clinic.lua",
+                  "return { timezone = 'Europe/Berlin', hours = { mon = {'08:00', '17:00'},\n"
+                  "  tue = {'08:00', '17:00'}, wed = {'08:00', '17:00'}, thu = {'08:00', '17:00'} },\n"
+                  "  closures = { '2026-04-06' } }\n");
     snprintf(gamma, sizeof gamma, "gamma=%s", path);
     const char *jobs[3] = {"1", "2", "3"};
     for (int j = 0; j < 3; j++) {
@@ -156,6 +162,8 @@ Test(sweep, parallel_sweep_gives_the_single_threaded_answer)
     cr_assert_gt(count_rows(dbs[0], "SELECT count(*) FROM transitions WHERE state = 'resolved'"),
                  0, "the cohort resolves nothing: the comparison would be weak");
     cr_assert_gt(count_rows(dbs[0], "SELECT count(*) FROM eval_errors"), 0);
+    cr_assert_gt(count_rows(dbs[0], "SELECT count(*) FROM transitions WHERE notify_at > at"), 0,
+                 "no notification moved: the comparison would not cover them");
     cr_assert_gt(count_rows(dbs[0], "SELECT count(DISTINCT clinic) FROM transitions"), 2);
     for (size_t t = 0; t < sizeof tables / sizeof tables[0]; t++) {
         char *one = dump(dbs[0], tables[t]);

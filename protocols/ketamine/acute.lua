@@ -3,6 +3,10 @@
 -- Illustrative defaults, not medical advice: a clinic sets its own in
 -- clinic.lua, and a patient's `enrolled` / `plan_adjusted` events can set
 -- acute_infusions for that patient.
+--
+-- Due dates count days on the clinic's calendar (R.calendar_add): two days
+-- after an infusion at 09:00 is 09:00, across a daylight-saving change too.
+-- The minimum gap between infusions stays an exact 24 h.
 
 local R = require "regimen"
 local course = require "lib.course"
@@ -31,7 +35,7 @@ return R.protocol {
       check = function(h, now, p)
         local s = course.series(h, "ketamine", p)
         if not s.last or s.phase ~= "acute" then return end
-        local due = s.last.at + p.infusion_due_after
+        local due = R.calendar_add(s.last.at, p.infusion_due_after)
         return R.alert {
           key = s.given + 1,
           due = due,
@@ -47,7 +51,7 @@ return R.protocol {
       check = function(h, now, p)
         local s = course.series(h, "ketamine", p)
         if not s.last or s.phase ~= "acute" then return end
-        local due = s.last.at + p.infusion_overdue_after
+        local due = R.calendar_add(s.last.at, p.infusion_overdue_after)
         return R.alert {
           key = s.given + 1,
           due = due,
@@ -89,7 +93,7 @@ return R.protocol {
       check = function(h, now, p)
         local s = course.series(h, "ketamine", p)
         if not s.first or s.phase ~= "acute" then return end
-        local due = s.first.at + p.acute_window
+        local due = R.calendar_add(s.first.at, p.acute_window)
         return R.alert {
           due = due,
           message = ("acute series of %d infusions not complete %g days after the first "

@@ -30,9 +30,9 @@ return R.protocol {
         local since = last or s.enrolment
         -- The acute interval applies when the series was still acute at the
         -- moment it ran out; otherwise the maintenance one.
-        local due = since.at + p.assessment_every_acute
+        local due = R.calendar_add(since.at, p.assessment_every_acute)
         if course.phase_at(s, math.min(due, now)) == "maintenance" then
-          due = since.at + p.assessment_every_booster
+          due = R.calendar_add(since.at, p.assessment_every_booster)
         end
         local what = last and ("last one on %s"):format(R.day(last.at))
                           or ("none since enrolment on %s"):format(R.day(s.enrolment.at))

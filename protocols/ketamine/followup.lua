@@ -24,7 +24,7 @@ return R.protocol {
       check = function(h, now, p)
         local s = course.series(h, "ketamine", p)
         if not s.acute_end or window.followed_by(h, s.acute_end, "followup_visit") then return end
-        local due = s.acute_end.at + p.followup_within
+        local due = R.calendar_add(s.acute_end.at, p.followup_within)
         return R.alert {
           due = due,
           message = ("follow-up visit overdue since %s (acute series ended %s)"):format(

@@ -57,7 +57,7 @@ return R.protocol {
         local s = course.series(h, "ketamine", p)
         if s.phase ~= "maintenance" or not s.last then return end
         local booster_due = course.booster_due(s, p)
-        local due = booster_due + p.booster_overdue_after
+        local due = R.calendar_add(booster_due, p.booster_overdue_after)
         return R.alert {
           key = s.last.id,
           due = due,

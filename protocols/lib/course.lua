@@ -152,7 +152,7 @@ end
 -- When the next booster is due: p.booster_interval_days (a whole number of
 -- days, set per patient by the plan) after the latest infusion.
 function course.booster_due(s, p)
-  return s.last.at + R.days(p.booster_interval_days)
+  return R.calendar_add(s.last.at, R.days(p.booster_interval_days))
 end
 
 -- A number from an event's data, with an error that names the event and the

@@ -193,20 +193,63 @@ function R.in_days(d) end
 ---@return number
 function R.in_hours(d) end
 
----`"9 Mar 2026"` (UTC), for messages.
+---`"9 Mar 2026"`: the clinic's local date (its `timezone`; UTC without one), for messages.
 ---@param t regimen.Time
 ---@return string
 function R.day(t) end
 
----`"2026-03-09"` (UTC).
+---`"2026-03-09"`: the clinic's local date.
 ---@param t regimen.Time
 ---@return string
 function R.date(t) end
 
----`"2026-03-09T14:05:00Z"`.
+---`"2026-03-09T09:05:00-05:00"`: RFC 3339 with the clinic's offset
+---(`"2026-03-09T14:05:00Z"` in a clinic without a zone).
 ---@param t regimen.Time
 ---@return string
 function R.time(t) end
+
+---`"09:05"`: the clinic's local time of day.
+---@param t regimen.Time
+---@return string
+function R.clock(t) end
+
+---The instant `n` days after `t`'s local day, at the same local time as `t`
+---(or at `"HH:MM"`): `R.calendar_days(e.at, 1, "09:00")` is 09:00 the next
+---day, on both sides of a daylight-saving change. A time in a skipped hour
+---moves forward by the gap; one in a repeated hour is its first occurrence.
+---@param t regimen.Time
+---@param n integer
+---@param clock? string "HH:MM"
+---@return regimen.Time
+function R.calendar_days(t, n, clock) end
+
+---`t` plus the duration `d`, its whole days counted on the clinic's calendar
+---(same local time), the rest exact: `R.calendar_add(last.at, p.due_after)`.
+---In a clinic without a zone it is `t + d`.
+---@param t regimen.Time
+---@param d regimen.Duration
+---@return regimen.Time
+function R.calendar_add(t, d) end
+
+---The `n`-th day after `t`'s local day on which the clinic opens (its
+---`hours` and `closures`; `n = 0`: `t`'s day if it opens, else the next),
+---at `"HH:MM"` or, without it, at that day's opening.
+---@param t regimen.Time
+---@param n integer
+---@param clock? string "HH:MM"
+---@return regimen.Time
+function R.business_days(t, n, clock) end
+
+---`t` when the clinic is open then, else its next opening.
+---@param t regimen.Time
+---@return regimen.Time
+function R.next_open(t) end
+
+---Whether the clinic's hours and closures have it open at `t`.
+---@param t regimen.Time
+---@return boolean
+function R.is_open(t) end
 
 ---The time of an RFC 3339 text: `R.at("2026-03-02T14:05:00-05:00")`.
 ---@param text string

@@ -542,21 +542,35 @@ static int rg__cmd_rejected(int argc, char **argv)
     return rc;
 }
 
+/* Where simulate prints, and the engine that knows each clinic's zone. */
+typedef struct rg__out {
+    FILE *f;
+    rg_engine *eng;
+} rg__out;
+
 static int rg__print_jsonl(void *ud, const rg_transition *t)
 {
-    json_t *o = rg_transition_json(t, 0);
-    json_dumpf(o, ud, JSON_COMPACT | JSON_ENSURE_ASCII);
-    fputc('\n', ud);
-    json_decref(o);
+    rg__out *o = ud;
+    json_t *j = rg_transition_json(t, 0, rg_engine_zone(o->eng, t->clinic));
+    json_dumpf(j, o->f, JSON_COMPACT | JSON_ENSURE_ASCII);
+    fputc('\n', o->f);
+    json_decref(j);
     return 0;
 }
 
+/* The clinic's local time with its offset; a notification moved to the
+ * next opening is said after the message. */
 static int rg__print_text(void *ud, const rg_transition *t)
 {
-    char at[RG_TIME_BUFSZ];
-    fprintf(ud, "%-20s  %-8s  %-10s  %-10s  %-26s  %-8s  %s\n", rg_time_format(t->at, at),
+    rg__out *o = ud;
+    const rg_zone *z = rg_engine_zone(o->eng, t->clinic);
+    char at[RG_TIME_BUFSZ], later[RG_TIME_BUFSZ];
+    fprintf(o->f, "%-23s  %-8s  %-10s  %-10s  %-26s  %-8s  %s", rg_zone_display(z, t->at, at),
             t->open ? "open" : "resolved", t->clinic, t->patient, t->rule, t->severity,
             t->message);
+    if (t->notify_at != RG_TIME_NONE && t->notify_at != t->at)
+        fprintf(o->f, " (notify %s)", rg_zone_display(z, t->notify_at, later));
+    fputc('\n', o->f);
     return 0;
 }
 
@@ -714,13 +728,19 @@ static int rg__cmd_simulate(int argc, char **argv)
     if ((rc = rg__simulate(&o, until, 0, &st, &eng, &ingest_rc)))
         return rc;
     if (!strcmp(o.format, "html")) {
-        rc = rg_report_html(st, stdout, o.events, until) ? 2 : 0;
+        /* the clinics' zone when they share one, else UTC */
+        const rg_zone *z = o.nclinics ? rg_engine_zone(eng, o.clinic_names[0]) : NULL;
+        for (int i = 1; i < o.nclinics; i++)
+            if (rg_engine_zone(eng, o.clinic_names[i]) != z)
+                z = NULL;
+        rc = rg_report_html(st, stdout, o.events, until, z) ? 2 : 0;
     } else {
         if (!strcmp(o.format, "text"))
-            printf("%-20s  %-8s  %-10s  %-10s  %-26s  %-8s  %s\n", "AT", "STATE", "CLINIC",
+            printf("%-23s  %-8s  %-10s  %-10s  %-26s  %-8s  %s\n", "AT", "STATE", "CLINIC",
                    "PATIENT", "RULE", "SEVERITY", "MESSAGE");
+        rg__out out = {stdout, eng};
         rg_store_each_transition(st, 0, 1,
-                                 strcmp(o.format, "text") ? rg__print_jsonl : rg__print_text, stdout);
+                                 strcmp(o.format, "text") ? rg__print_jsonl : rg__print_text, &out);
     }
     if (!rc)
         rc = ingest_rc || rg_engine_stats_get(eng)->errors ? 1 : 0;
@@ -752,7 +772,16 @@ static int rg__cmd_explain(int argc, char **argv)
         if ((rc = rg__open_store(o.db, 0, NULL, NULL, &st)))
             return rc;
     }
-    rc = rg_explain(st, argv[optind], stdout);
+    if (!eng && o.nclinics) { /* the clinics' zones, for the times shown */
+        char shipped_buf[PATH_MAX], default_dir[PATH_MAX + 16];
+        static long errors; /* the engine's error callback keeps a pointer */
+        if ((rc = rg__engine_for(&o, st, rg__shipped(shipped_buf, sizeof shipped_buf),
+                                 default_dir, sizeof default_dir, &errors, &eng))) {
+            rg_store_close(st);
+            return rc;
+        }
+    }
+    rc = rg_explain(st, eng, argv[optind], stdout);
     if (rc == RG_ENOTFOUND)
         fprintf(stderr, "regimen: no alert with key %s\n", argv[optind]);
     else if (rc)
@@ -793,7 +822,7 @@ static int rg__cmd_diff(int argc, char **argv)
         }
     }
     if (!rc) {
-        long d = rg_diff(st[0], st[1], "OLD", "NEW", stdout);
+        long d = rg_diff(st[0], st[1], "OLD", "NEW", eng[1], stdout);
         rc = d < 0 ? 2 : d > 0 ? 1 : 0;
     }
     for (int i = 0; i < 2; i++) {

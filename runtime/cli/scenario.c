@@ -144,6 +144,7 @@ typedef struct rg__run {
     int n, cap;
     json_t *only;
     char errors[4096];
+    const rg_zone *zone; /* the clinic's: times are reported with its offset */
 } rg__run;
 
 static int rg__collect(void *ud, const rg_transition *t)
@@ -186,7 +187,8 @@ static void rg__scenario_error(void *ud, const char *clinic, const char *patient
     (void)clinic;
     snprintf(r->errors + n, sizeof r->errors - n, "    error%s%s at %s: %s\n",
              patient ? " for " : "", patient ? patient : "",
-             at == RG_TIME_NONE ? "load" : rg_time_format(at, when), msg);
+             at == RG_TIME_NONE ? "load" : rg_zone_format(r->zone ? r->zone : rg_zone_utc(), at,
+                                                          when), msg);
 }
 
 static const char *rg__str(json_t *o, const char *k, size_t pos, const char *dflt)
@@ -261,6 +263,7 @@ static int rg__scenario(const char *file, const char *default_dir, size_t idx, j
     free(ptext);
     if (prc)
         SC_FAIL("protocols did not load: %s", err);
+    run.zone = rg_engine_zone(eng, clinic);
 
     /* events, through the same validation as ingest */
     json_t *events = json_object_get(sc, "events");
@@ -348,7 +351,7 @@ static int rg__scenario(const char *file, const char *default_dir, size_t idx, j
                 !strcmp(s->patient, xpat) && rl < sizeof report)
                 rl += (size_t)snprintf(report + rl, sizeof report - rl,
                                        "                it happened at %s instead: \"%s\"\n",
-                                       rg_time_format(s->at, when), s->message);
+                                       rg_zone_format(run.zone, s->at, when), s->message);
         }
     }
     for (int k = 0; k < run.n; k++) {
@@ -359,7 +362,7 @@ static int rg__scenario(const char *file, const char *default_dir, size_t idx, j
         ok = 0;
         rl += (size_t)snprintf(report + rl, sizeof report - rl,
                                "    unexpected: %s %-8s %s for %s: \"%s\"\n",
-                               rg_time_format(s->at, when), s->open ? "open" : "resolved", s->rule,
+                               rg_zone_format(run.zone, s->at, when), s->open ? "open" : "resolved", s->rule,
                                s->patient, s->message);
     }
     if (run.errors[0])

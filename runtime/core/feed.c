@@ -1,5 +1,5 @@
 /*
- * feed.c - transitions as JSON (see feed.h). Depends on jansson.
+ * feed.c - transitions as JSON (see feed.h). Depends on jansson and zone.c.
  */
 #include "feed.h"
 
@@ -9,7 +9,13 @@ json_t *rg_time_json(rg_time t)
     return t == RG_TIME_NONE ? json_null() : json_string(rg_time_format(t, buf));
 }
 
-json_t *rg_transition_json(const rg_transition *t, int with_seq)
+json_t *rg_time_local_json(const rg_zone *z, rg_time t)
+{
+    char buf[RG_TIME_BUFSZ];
+    return t == RG_TIME_NONE ? json_null() : json_string(rg_zone_format(z, t, buf));
+}
+
+json_t *rg_transition_json(const rg_transition *t, int with_seq, const rg_zone *z)
 {
     json_t *o = json_object();
     if (with_seq)
@@ -25,5 +31,9 @@ json_t *rg_transition_json(const rg_transition *t, int with_seq)
     json_object_set_new(o, "key", json_string(t->key));
     json_object_set_new(o, "message", json_string(t->message));
     json_object_set_new(o, "due", rg_time_json(t->due));
+    json_object_set_new(o, "at_local", rg_time_local_json(z, t->at));
+    json_object_set_new(o, "due_local", rg_time_local_json(z, t->due));
+    json_object_set_new(o, "notify_at",
+                        rg_time_json(t->notify_at == RG_TIME_NONE ? t->at : t->notify_at));
     return o;
 }

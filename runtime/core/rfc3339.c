@@ -60,6 +60,9 @@ static void rg__civil_from_days(int64_t z, int *y, int *m, int *d)
     *y = (int)(yoe + era * 400 + (*m <= 2));
 }
 
+int64_t rg_days_from_civil(int64_t y, int m, int d) { return rg__days_from_civil(y, m, d); }
+void rg_civil_from_days(int64_t z, int *y, int *m, int *d) { rg__civil_from_days(z, y, m, d); }
+
 #define BAD(...) rg_fail(err, errlen, RG_EINVAL, __VA_ARGS__)
 #define RG__MIN_T INT64_C(-62167219200000) /* 0000-01-01T00:00:00Z */
 #define RG__MAX_T INT64_C(253402300799999) /* 9999-12-31T23:59:59.999Z */

@@ -84,6 +84,9 @@ char *rg_time_format(rg_time t, char buf[RG_TIME_BUFSZ]);
 char *rg_time_date(rg_time t, char buf[RG_TIME_BUFSZ]);
 /* "9 Mar 2026" (UTC), the way a nurse writes a date. */
 char *rg_time_day(rg_time t, char buf[RG_TIME_BUFSZ]);
+/* Day numbers (days since 1970-01-01) <-> proleptic Gregorian dates. */
+int64_t rg_days_from_civil(int64_t y, int m, int d);
+void rg_civil_from_days(int64_t z, int *y, int *m, int *d);
 
 /* One log line on stderr: "2026-03-02T14:05:00.123Z info message". Logs
  * carry ids, never event payloads. */

@@ -18,6 +18,7 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -163,6 +164,151 @@ static void rg__plain_protocol(lua_State *L, const char *path)
 
 static int rg__read_settings(lua_State *L);
 
+/* The first line of path holding needle (1-based), 0 if none: Lua keeps no
+ * line for a table field, so a settings error finds its text instead. */
+static int rg__line_of(const char *path, const char *needle)
+{
+    FILE *f = fopen(path, "r");
+    char line[1024];
+    int n = 0, found = 0;
+    while (f && !found && fgets(line, sizeof line, f))
+        n++, found = strstr(line, needle) != NULL;
+    if (f)
+        fclose(f);
+    return found ? n : 0;
+}
+
+/* Raises "clinic.lua:LINE: key: message", the line being where needle is. */
+static int rg__setting_error(lua_State *L, const char *path, const char *needle,
+                             const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+static int rg__setting_error(lua_State *L, const char *path, const char *needle,
+                             const char *fmt, ...)
+{
+    char msg[600];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    int line = rg__line_of(path, needle);
+    if (line)
+        return luaL_error(L, "%s:%d: %s", path, line, msg);
+    return luaL_error(L, "%s: %s", path, msg);
+}
+
+static int rg__cmp_day(const void *a, const void *b)
+{
+    int32_t x = *(const int32_t *)a, y = *(const int32_t *)b;
+    return (x > y) - (x < y);
+}
+
+/* [-0, +0] Reads the clinic's time settings from the settings table t
+ * (timezone, hours, closures, notify_at_once) and installs the calendar in
+ * the registry; raises naming the file, line and key. */
+static void rg__read_calendar(lua_State *L, int t, const char *path)
+{
+    static const char *const wd[7] = {"mon", "tue", "wed", "thu", "fri", "sat", "sun"};
+    rg_calendar cal;
+    rg_calendar_default(&cal);
+    char err[300];
+    int ty = rg__rawfield(L, t, "timezone");
+    if (ty != LUA_TNIL) {
+        if (ty != LUA_TSTRING)
+            rg__setting_error(L, path, "timezone", "timezone must be an IANA zone name such as "
+                              "\"America/New_York\", not %s", luaL_typename(L, -1));
+        if (rg_zone_get(&cal.zone, lua_tostring(L, -1), err, sizeof err))
+            rg__setting_error(L, path, "timezone", "timezone: %s", err);
+    }
+    lua_pop(L, 1);
+    ty = rg__rawfield(L, t, "hours");
+    rg__plain(L, -1, path, "'hours'");
+    if (ty != LUA_TNIL) {
+        if (ty != LUA_TTABLE)
+            rg__setting_error(L, path, "hours", "hours must be a table such as { mon = "
+                              "{\"08:00\", \"18:00\"}, ..., sun = false }");
+        cal.has_hours = 1;
+        for (int i = 0; i < 7; i++)
+            cal.open[i] = cal.close[i] = -1; /* a day not named is closed */
+        lua_pushnil(L);
+        while (lua_next(L, -2)) {
+            const char *k = lua_type(L, -2) == LUA_TSTRING ? lua_tostring(L, -2) : "";
+            int d = 0;
+            while (d < 7 && strcmp(k, wd[d]))
+                d++;
+            if (d == 7)
+                rg__setting_error(L, path, *k ? k : "hours", "hours: unknown day '%s' (days are mon, tue, "
+                                  "wed, thu, fri, sat, sun)", luaL_tolstring(L, -2, NULL));
+            if (lua_type(L, -1) == LUA_TBOOLEAN && !lua_toboolean(L, -1)) {
+                lua_pop(L, 1);
+                continue;
+            }
+            const char *o = NULL, *c = NULL;
+            if (lua_type(L, -1) == LUA_TTABLE && lua_rawlen(L, -1) == 2) {
+                lua_rawgeti(L, -1, 1);
+                lua_rawgeti(L, -2, 2);
+                o = lua_tostring(L, -2);
+                c = lua_tostring(L, -1);
+                lua_pop(L, 2); /* the table keeps them */
+            }
+            if (!o || !c || rg_calendar_parse_clock(o, 0) < 0 || rg_calendar_parse_clock(c, 1) < 0)
+                rg__setting_error(L, path, k, "hours.%s must be {\"HH:MM\", \"HH:MM\"} "
+                                  "(opening, closing; \"24:00\" for midnight) or false", k);
+            cal.open[d] = rg_calendar_parse_clock(o, 0);
+            cal.close[d] = rg_calendar_parse_clock(c, 1);
+            if (cal.close[d] <= cal.open[d])
+                rg__setting_error(L, path, k, "hours.%s: closing %s is not after opening %s",
+                                  k, c, o);
+            lua_pop(L, 1);
+        }
+    }
+    lua_pop(L, 1);
+    ty = rg__rawfield(L, t, "closures");
+    rg__plain(L, -1, path, "'closures'");
+    if (ty != LUA_TNIL) {
+        if (ty != LUA_TTABLE)
+            rg__setting_error(L, path, "closures", "closures must be a list of local dates "
+                              "such as {\"2026-12-25\"}");
+        lua_Integer n = (lua_Integer)lua_rawlen(L, -1);
+        if (n > RG_CAL_MAX_CLOSURES)
+            rg__setting_error(L, path, "closures", "closures: at most %d days",
+                              RG_CAL_MAX_CLOSURES);
+        for (lua_Integer i = 1; i <= n; i++) {
+            lua_rawgeti(L, -1, i);
+            const char *d = lua_tostring(L, -1);
+            rg_time at;
+            char full[40];
+            snprintf(full, sizeof full, "%.10sT00:00:00Z", d ? d : "");
+            if (lua_type(L, -1) != LUA_TSTRING || strlen(d) != 10 ||
+                rg_time_parse(full, strlen(full), &at, NULL, err, sizeof err))
+                rg__setting_error(L, path, d && lua_type(L, -1) == LUA_TSTRING ? d : "closures",
+                                  "closures[%d] must be a date \"YYYY-MM-DD\" that exists%s%s",
+                                  (int)i, d ? ", not " : "", d ? d : "");
+            cal.closed[cal.nclosed++] = (int32_t)(at / RG_MS_DAY);
+            lua_pop(L, 1);
+        }
+        qsort(cal.closed, (size_t)cal.nclosed, sizeof *cal.closed, rg__cmp_day);
+    }
+    lua_pop(L, 1);
+    ty = rg__rawfield(L, t, "notify_at_once");
+    rg__plain(L, -1, path, "'notify_at_once'");
+    if (ty != LUA_TNIL) {
+        if (ty != LUA_TTABLE)
+            rg__setting_error(L, path, "notify_at_once", "notify_at_once must be a list of "
+                              "severities such as {\"critical\"}");
+        cal.at_once = 0;
+        for (lua_Integer i = 1; lua_rawgeti(L, -1, i) != LUA_TNIL; i++) {
+            const char *sv = lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : "";
+            if (!rg_calendar_severity_bit(sv))
+                rg__setting_error(L, path, "notify_at_once", "notify_at_once[%d] must be "
+                                  "\"info\", \"warning\" or \"critical\"", (int)i);
+            cal.at_once |= rg_calendar_severity_bit(sv);
+            lua_pop(L, 1);
+        }
+        lua_pop(L, 1);
+    }
+    lua_pop(L, 1);
+    rg_calendar_install(L, &cal);
+}
+
 /* [-2, +2] (settings path|NULL, overrides JSON|NULL, as light userdata: no
  * Lua call outside the protected call) Loads clinic.lua, merges the
  * overrides into its params and seals its globals. Returns the settings
@@ -258,7 +404,9 @@ static void rg__check_fhir(lua_State *L, int t, const char *path)
 /* [-1, +1] (settings_path|nil) Reads clinic.lua, or gives an empty table. */
 static int rg__read_settings(lua_State *L)
 {
-    static const char *const known[] = {"include", "params", "description", "fhir", NULL};
+    static const char *const known[] = {"include", "params", "description", "fhir",
+                                        "timezone", "hours", "closures", "notify_at_once",
+                                        NULL};
     rg_sandbox *sb = rg_sandbox_of(L);
     const char *path = lua_tostring(L, 1);
     if (!path) {
@@ -282,7 +430,8 @@ static int rg__read_settings(lua_State *L)
             ok |= !strcmp(lua_tostring(L, -1), known[i]);
         if (!ok)
             return luaL_error(L, "%s: unknown setting '%s' (known: include, params, "
-                                 "description, fhir)", path, luaL_tolstring(L, -1, NULL));
+                                 "description, fhir, timezone, hours, closures, "
+                                 "notify_at_once)", path, luaL_tolstring(L, -1, NULL));
     }
     int it = rg__rawfield(L, t, "include");
     rg__plain(L, -1, path, "'include'");
@@ -309,6 +458,7 @@ static int rg__read_settings(lua_State *L)
         rg__plain(L, -1, path, "a protocol's table in 'params'");
     lua_settop(L, t);
     rg__check_fhir(L, t, path);
+    rg__read_calendar(L, t, path);
     return 1;
 }
 
@@ -840,6 +990,7 @@ int rg_clinic_load(rg_clinic **out, const char *name, const char *dir, const cha
     rg_sandbox_leave(c->sb);
     if (rc)
         goto done;
+    c->cal = *rg_calendar_of(L);
     int settings = lua_gettop(L) - 1; /* and its include list on top */
     if ((rc = rg__mirror_fhir(c, L))) {
         rg_fail(err, errlen, rc, "out of memory");

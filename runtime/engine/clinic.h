@@ -4,11 +4,14 @@
  * A protocol directory holds protocol files (*.lua at its top level, each
  * returning regimen.protocol{...}), modules in subdirectories (required as
  * "lib.course" -> lib/course.lua), and optionally clinic.lua, the clinic's
- * settings: { include = {"ketamine"}, params = {["ketamine.acute"] = {...}} }.
+ * settings: { include = {"ketamine"}, params = {["ketamine.acute"] = {...}},
+ * timezone = "America/New_York", hours = { mon = {"08:00", "18:00"}, ...,
+ * sun = false }, closures = {"2026-12-25"}, notify_at_once = {"critical"} }.
  * include names directories of the shipped protocol root whose protocols the
  * clinic also runs; params overrides protocol defaults for every patient;
  * fhir = { codes = {...}, map = function(resource, event) } adjusts the FHIR
- * import (docs/fhir.md).
+ * import (docs/fhir.md); the rest is the clinic's calendar (runtime/core/calendar.h): without it,
+ * UTC and always open.
  *
  * Ownership: rg_clinic_load creates the clinic (and its sandbox); the caller
  * owns it and frees it with rg_clinic_free. The protocol descriptions live in
@@ -18,6 +21,7 @@
 #define RG_CLINIC_H
 
 #include "fhir.h"
+#include "calendar.h"
 #include "sandbox.h"
 
 typedef struct rg_rule {
@@ -41,6 +45,7 @@ typedef struct rg_clinic {
     int nprotos;
     char **fhir_codes[RG_FHIR_NLISTS]; /* clinic.lua's fhir.codes (NULL: the default) */
     int fhir_map;                      /* clinic.lua defines fhir.map */
+    rg_calendar cal; /* its zone, hours, closures (a copy of the sandbox's) */
 } rg_clinic;
 
 /* Loads every protocol of dir for clinic `name`. shipped is the root of the

@@ -246,6 +246,12 @@ int rg_engine_set_clinic_params(rg_engine *e, const char *clinic, const char *di
     return RG_OK;
 }
 
+const rg_zone *rg_engine_zone(rg_engine *e, const char *clinic)
+{
+    rg_clinic *c = rg_engine_clinic(e, clinic);
+    return c ? c->cal.zone : rg_zone_utc();
+}
+
 rg_clinic *rg_engine_clinic(rg_engine *e, const char *clinic)
 {
     rg__clinic_slot *s = rg__slot(e, clinic, 1);
@@ -1002,6 +1008,7 @@ static int rg__emit(rg_engine *e, rg_clinic *c, const char *patient, int open, i
 {
     rg_transition tr = {
         .at = t, .due = due, .open = open, .clinic = c->name, .patient = patient,
+        .notify_at = rg_calendar_notify_at(&c->cal, severity, t),
         .key = key, .protocol = proto, .version = version, .rule = rule,
         .severity = severity, .message = message, .params = params, .evidence = evidence,
     };

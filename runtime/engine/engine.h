@@ -89,6 +89,9 @@ int rg_engine_set_clinic_params(rg_engine *e, const char *clinic, const char *di
  * NULL if they cannot be loaded (the reason is reported through on_error
  * once). */
 rg_clinic *rg_engine_clinic(rg_engine *e, const char *clinic);
+/* The clinic's time zone (UTC when it declares none or cannot be loaded):
+ * zones live as long as the process, so callers may keep it. */
+const rg_zone *rg_engine_zone(rg_engine *e, const char *clinic);
 
 /* Advances one patient to until. Returns RG_OK, or a store/memory error
  * (protocol errors are reported, not returned). */

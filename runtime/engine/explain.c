@@ -43,20 +43,23 @@ static int rg__count_versions(void *ud, const rg_stored_event *e)
     return 0;
 }
 
-static int rg__print_event(void *ud, const rg_stored_event *e)
-{
-    char at[RG_TIME_BUFSZ];
-    fprintf(ud, "      %-14s %-22s %s  %s\n", e->id, e->type, rg_time_format(e->at, at),
-            e->data ? e->data : "");
-    return 0;
-}
-
 typedef struct rg__explain {
     rg_store *st;
     FILE *out;
     int n;
     rg_time prev_at; /* the key's previous transition (RG_TIME_NONE before the first) */
+    rg_engine *eng;
+    const rg_zone *zone; /* the alert's clinic's, once known */
 } rg__explain;
+
+static int rg__print_event(void *ud, const rg_stored_event *e)
+{
+    rg__explain *x = ud;
+    char at[RG_TIME_BUFSZ];
+    fprintf(x->out, "      %-14s %-22s %s  %s\n", e->id, e->type,
+            rg_zone_display(x->zone, e->at, at), e->data ? e->data : "");
+    return 0;
+}
 
 /* One line per version of a corrected event, after the event's current line. */
 static int rg__print_version(void *ud, const rg_stored_event *e)
@@ -65,11 +68,11 @@ static int rg__print_version(void *ud, const rg_stored_event *e)
     char at[RG_TIME_BUFSZ], ca[RG_TIME_BUFSZ];
     fprintf(x->out, "        version %lld %s", (long long)e->version, rg_event_status_name(e->status));
     if (e->corrected_at != RG_TIME_NONE)
-        fprintf(x->out, ", corrected_at %s", rg_time_format(e->corrected_at, ca));
+        fprintf(x->out, ", corrected_at %s", rg_zone_display(x->zone, e->corrected_at, ca));
     if (e->corrected_by)
         fprintf(x->out, " by %s", e->corrected_by);
     if (e->status != RG_STATUS_ERROR)
-        fprintf(x->out, ": %s at %s %s", e->type, rg_time_format(e->at, at), e->data ? e->data : "");
+        fprintf(x->out, ": %s at %s %s", e->type, rg_zone_display(x->zone, e->at, at), e->data ? e->data : "");
     fputc('\n', x->out);
     return 0;
 }
@@ -78,7 +81,7 @@ static int rg__print_version(void *ud, const rg_stored_event *e)
  * corrected (a retracted one has no current version). */
 static void rg__print_evidence(rg__explain *x, const char *clinic, const char *id)
 {
-    int rc = rg_store_get_event(x->st, clinic, id, rg__print_event, x->out);
+    int rc = rg_store_get_event(x->st, clinic, id, rg__print_event, x);
     int64_t n = 0;
     if (rg_store_each_version(x->st, clinic, id, rg__count_versions, &n) == RG_OK && n > 1) {
         if (rc == RG_ENOTFOUND)
@@ -106,9 +109,9 @@ static int rg__print_correction(void *ud, const rg_stored_event *c, const rg_sto
     char ca[RG_TIME_BUFSZ], at[RG_TIME_BUFSZ];
     fprintf(x->out, "      %-14s version %lld %s, corrected_at %s%s%s, replaced version %lld "
             "(%s at %s %s)\n", c->id, (long long)c->version, rg_event_status_name(c->status),
-            rg_time_format(c->corrected_at, ca), c->corrected_by ? " by " : "",
+            rg_zone_display(x->zone, c->corrected_at, ca), c->corrected_by ? " by " : "",
             c->corrected_by ? c->corrected_by : "", (long long)r->version, r->type,
-            rg_time_format(r->at, at), r->data ? r->data : "");
+            rg_zone_display(x->zone, r->at, at), r->data ? r->data : "");
     return 0;
 }
 
@@ -116,17 +119,23 @@ static int rg__explain_one(void *ud, const rg_transition *t)
 {
     rg__explain *x = ud;
     FILE *out = x->out;
-    char at[RG_TIME_BUFSZ], due[RG_TIME_BUFSZ];
+    char at[RG_TIME_BUFSZ], due[RG_TIME_BUFSZ], notify[RG_TIME_BUFSZ];
+    if (!x->zone)
+        x->zone = x->eng ? rg_engine_zone(x->eng, t->clinic) : rg_zone_utc();
+    const rg_zone *z = x->zone;
     if (x->n++ == 0)
         fprintf(out, "alert %s: rule %s of protocol %s, clinic %s, patient %s\n", t->key, t->rule,
                 t->protocol, t->clinic, t->patient);
     if (t->open)
         fprintf(out, "\n  opened %s (due %s), %s, protocol version %s\n    \"%s\"\n",
-                rg_time_format(t->at, at), rg_time_format(t->due, due), t->severity, t->version,
-                t->message);
+                rg_zone_display(z, t->at, at), rg_zone_display(z, t->due, due), t->severity,
+                t->version, t->message);
     else
         fprintf(out, "\n  resolved %s, protocol version %s: the rule no longer returned it\n",
-                rg_time_format(t->at, at), t->version);
+                rg_zone_display(z, t->at, at), t->version);
+    if (t->notify_at != RG_TIME_NONE && t->notify_at != t->at)
+        fprintf(out, "    staff notified %s (the clinic was closed)\n",
+                rg_zone_display(z, t->notify_at, notify));
     json_t *params = json_loads(t->params ? t->params : "{}", 0, NULL);
     if (json_object_size(params)) {
         const char *k;
@@ -159,9 +168,9 @@ static int rg__explain_one(void *ud, const rg_transition *t)
     return 0;
 }
 
-int rg_explain(rg_store *st, const char *key, FILE *out)
+int rg_explain(rg_store *st, rg_engine *eng, const char *key, FILE *out)
 {
-    rg__explain x = {st, out, 0, RG_TIME_NONE};
+    rg__explain x = {st, out, 0, RG_TIME_NONE, eng, NULL};
     int rc = rg_store_key_transitions(st, key, rg__explain_one, &x);
     if (rc)
         return rc;
@@ -257,9 +266,16 @@ static void rg__free_trs(rg__trs *l)
     free(l->v);
 }
 
+/* The zone a transition of clinic is shown in (UTC without an engine). */
+static const rg_zone *rg__zone(rg_engine *eng, const char *clinic)
+{
+    return eng ? rg_engine_zone(eng, clinic) : rg_zone_utc();
+}
+
 /* Prints the transitions of l that have no counterpart ("only OLD"/"only
  * NEW"); returns how many. */
-static long rg__print_unmatched(const rg__trs *l, const char *name, FILE *out)
+
+static long rg__print_unmatched(const rg__trs *l, const char *name, rg_engine *eng, FILE *out)
 {
     char t[RG_TIME_BUFSZ];
     long n = 0;
@@ -268,12 +284,14 @@ static long rg__print_unmatched(const rg__trs *l, const char *name, FILE *out)
             n++;
             fprintf(out, "only %-4s %s %s %-26s %-8s %s \"%s\"\n", name, l->v[i].clinic,
                     l->v[i].patient, l->v[i].rule, l->v[i].open ? "open" : "resolved",
-                    rg_time_format(l->v[i].at, t), l->v[i].message);
+                    rg_zone_display(rg__zone(eng, l->v[i].clinic), l->v[i].at, t),
+                    l->v[i].message);
         }
     return n;
 }
 
-long rg_diff(rg_store *old, rg_store *new, const char *old_name, const char *new_name, FILE *out)
+long rg_diff(rg_store *old, rg_store *new, const char *old_name, const char *new_name,
+             rg_engine *eng, FILE *out)
 {
     rg__trs a = {0}, b = {0};
     long differences = 0;
@@ -305,19 +323,21 @@ long rg_diff(rg_store *old, rg_store *new, const char *old_name, const char *new
             if (x->at != y->at) {
                 differences++;
                 fprintf(out, "moved     %s %s %-26s %-8s %s -> %s\n", x->clinic, x->patient,
-                        x->rule, x->open ? "open" : "resolved", rg_time_format(x->at, t1),
-                        rg_time_format(y->at, t2));
+                        x->rule, x->open ? "open" : "resolved",
+                        rg_zone_display(rg__zone(eng, x->clinic), x->at, t1),
+                        rg_zone_display(rg__zone(eng, x->clinic), y->at, t2));
             }
             if (strcmp(x->severity, y->severity)) {
                 differences++;
                 fprintf(out, "severity  %s %s %-26s %-8s %s: %s -> %s\n", x->clinic, x->patient,
-                        x->rule, x->open ? "open" : "resolved", rg_time_format(y->at, t2),
+                        x->rule, x->open ? "open" : "resolved",
+                        rg_zone_display(rg__zone(eng, x->clinic), y->at, t2),
                         x->severity, y->severity);
             }
         }
     }
-    differences += rg__print_unmatched(&a, old_name, out);
-    differences += rg__print_unmatched(&b, new_name, out);
+    differences += rg__print_unmatched(&a, old_name, eng, out);
+    differences += rg__print_unmatched(&b, new_name, eng, out);
     fprintf(out, "%ld difference%s (%d transitions under %s, %d under %s)\n", differences,
             differences == 1 ? "" : "s", a.n, old_name, b.n, new_name);
     rg__free_trs(&a);

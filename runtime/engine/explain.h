@@ -5,6 +5,7 @@
 #ifndef RG_EXPLAIN_H
 #define RG_EXPLAIN_H
 
+#include "engine.h"
 #include "store.h"
 
 #include <stdio.h>
@@ -12,11 +13,15 @@
 /* Prints every instance of the alert with this key: rule, protocol version,
  * parameters in force and the events it rested on when it opened and when it
  * resolved. RG_ENOTFOUND when the key is unknown. */
-int rg_explain(rg_store *st, const char *key, FILE *out);
+/* Times are shown in the clinic's zone, which eng knows (NULL: UTC). */
+int rg_explain(rg_store *st, rg_engine *eng, const char *key, FILE *out);
 
 /* Compares the transitions of two runs over the same history: transitions
  * only in one, at another time, or with another severity. Returns the number
  * of differences (0: same) or a negative error. */
-long rg_diff(rg_store *old, rg_store *new, const char *old_name, const char *new_name, FILE *out);
+/* Times are shown in each clinic's zone as eng (the new run's) has it;
+ * NULL: UTC. */
+long rg_diff(rg_store *old, rg_store *new, const char *old_name, const char *new_name,
+             rg_engine *eng, FILE *out);
 
 #endif

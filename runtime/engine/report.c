@@ -46,7 +46,14 @@ typedef struct rg__ctx {
     long patients, clinics, events, later, open, sev[4];
     char *types[RG__NTYPES], *clinic; /* clinic: the one being walked */
     int ntypes, other;                /* other: more types than colours */
+    const rg_zone *zone;              /* the times people read are in it */
 } rg__ctx;
+
+/* The wall-clock reading of t in the report's zone, as if it were UTC. */
+static rg_time rg__local(const rg__ctx *c, rg_time t)
+{
+    return t + (int64_t)rg_zone_offset(c->zone, t) * 1000;
+}
 
 static const char *const rg__sev_name[4] = {"info", "warning", "critical", "other"};
 
@@ -286,9 +293,9 @@ static void rg__ticks(rg__ctx *c, int labels, double height)
         if (!labels)
             continue;
         if (step < RG_MS_DAY && t % RG_MS_DAY)
-            snprintf(buf, sizeof buf, "%.5s", rg_time_format(t, full) + 11);
+            snprintf(buf, sizeof buf, "%.5s", rg_time_format(rg__local(c, t), full) + 11);
         else
-            rg_time_day(t, buf);
+            rg_time_day(rg__local(c, t), buf);
         fprintf(c->out, "<text class=\"tick\" x=\"%.1f\" y=\"14\"%s>%s</text>", end ? x - 3 : x + 3,
                 end ? " text-anchor=\"end\"" : "", buf);
     }
@@ -310,7 +317,7 @@ static int rg__draw_event(void *ud, const rg_stored_event *e)
     fprintf(c->out, "<g class=\"ev t%d\">", type < c->ntypes ? type : RG__NTYPES);
     rg__put(c->out, "<title>", e->type);
     rg__put(c->out, RG__DOT, e->id);
-    rg__put(c->out, "\n", rg_time_format(e->at, at));
+    rg__put(c->out, "\n", rg_zone_display(c->zone, e->at, at));
     rg__put(c->out, e->data ? "\n" : "", e->data);
     fprintf(c->out, "</title><line x1=\"%.1f\" x2=\"%.1f\" y1=\"25\" y2=\"35\"/>"
                     "<circle cx=\"%.1f\" cy=\"31\" r=\"4\"/>", x, x, x);
@@ -349,8 +356,9 @@ static void rg__draw_bar(rg__ctx *c, const rg__bar *b)
     rg__put(c->out, RG__DOT, b->severity);
     rg__put(c->out, "\nprotocol ", b->protocol);
     rg__put(c->out, " version ", b->version);
-    fprintf(c->out, "\nopened %s\n%s %s", rg_time_format(b->from, from),
-            open ? "still open at" : "resolved", rg_time_format(open ? c->t1 : b->to, to));
+    fprintf(c->out, "\nopened %s\n%s %s", rg_zone_display(c->zone, b->from, from),
+            open ? "still open at" : "resolved",
+            rg_zone_display(c->zone, open ? c->t1 : b->to, to));
     fprintf(c->out, "</title><rect class=\"bar sev-%s%s\" x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" "
                     "height=\"14\" rx=\"3\"/>",
             rg__sev_name[rg__sev(b->severity)], open ? " open" : "", x1, y, x2 - x1);
@@ -486,8 +494,10 @@ static void rg__header(rg__ctx *c, const char *title)
     rg_report_svg_css(o);
     fputs("</style></head><body>\n", o);
     rg__put(o, "<header><h1>", title);
-    fprintf(o, "</h1>\n<p class=\"meta\">Horizon: %s to %s (%s). All times UTC.</p>\n",
-            rg_time_day(c->t0, a), rg_time_day(c->t1, b), rg_time_format(c->t1, u));
+    fprintf(o, "</h1>\n<p class=\"meta\">Horizon: %s to %s (%s). All times %s%s.</p>\n",
+            rg_time_day(rg__local(c, c->t0), a), rg_time_day(rg__local(c, c->t1), b),
+            rg_zone_display(c->zone, c->t1, u), c->zone == rg_zone_utc() ? "UTC" : "local, ",
+            c->zone == rg_zone_utc() ? "" : rg_zone_name(c->zone));
     fprintf(o, "<p class=\"meta\">%ld patient%s in %ld clinic%s" RG__DOT "%ld event%s", c->patients,
             c->patients == 1 ? "" : "s", c->clinics, c->clinics == 1 ? "" : "s", c->events,
             c->events == 1 ? "" : "s");
@@ -509,13 +519,13 @@ static void rg__header(rg__ctx *c, const char *title)
           "</small></p></header>\n", o);
 }
 
-/* The axis: from the midnight (UTC) before the first data to until, or to
+/* The axis: from the local midnight before the first data to until, or to
  * the newest data. */
 static void rg__axis(rg__ctx *c)
 {
     c->t1 = c->until != RG_TIME_NONE ? c->until : c->tmax != RG_TIME_NONE ? c->tmax : 0;
     c->t0 = c->tmin != RG_TIME_NONE && c->tmin < c->t1 ? c->tmin : c->t1 - RG_MS_DAY;
-    c->t0 -= ((c->t0 % RG_MS_DAY) + RG_MS_DAY) % RG_MS_DAY;
+    c->t0 -= ((rg__local(c, c->t0) % RG_MS_DAY) + RG_MS_DAY) % RG_MS_DAY; /* local midnight before */
 }
 
 static void rg__ctx_free(rg__ctx *c)
@@ -545,10 +555,10 @@ static int rg__view_bar(void *ud, const rg_alert_view *a)
 }
 
 int rg_report_patient_svg(rg_store *st, const char *clinic, const char *patient, rg_time until,
-                          FILE *out)
+                          const rg_zone *zone, FILE *out)
 {
     rg__ctx c = {.st = st, .out = out, .until = until, .tmin = RG_TIME_NONE,
-                 .tmax = RG_TIME_NONE};
+                 .tmax = RG_TIME_NONE, .zone = zone ? zone : rg_zone_utc()};
     double height = 0;
     int rc = rg_store_each_alert(st, clinic, patient, NULL, NULL, 100000, rg__view_bar, &c);
     rc = rc == RG_ENOMEM || !rc ? rc : RG_EDB;
@@ -575,10 +585,11 @@ int rg_report_patient_svg(rg_store *st, const char *clinic, const char *patient,
     return rc;
 }
 
-int rg_report_html(rg_store *st, FILE *out, const char *title, rg_time until)
+int rg_report_html(rg_store *st, FILE *out, const char *title, rg_time until,
+                   const rg_zone *zone)
 {
     rg__ctx c = {.st = st, .out = out, .until = until, .tmin = RG_TIME_NONE,
-                 .tmax = RG_TIME_NONE};
+                 .tmax = RG_TIME_NONE, .zone = zone ? zone : rg_zone_utc()};
     int rc = rg_store_each_transition(st, 0, 1, rg__collect, &c);
     rc = rc == RG_ENOMEM || !rc ? rc : RG_EDB;
     if (!rc) {

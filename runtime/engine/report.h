@@ -9,21 +9,24 @@
 #define RG_REPORT_H
 
 #include "store.h"
+#include "zone.h"
 
 #include <stdio.h>
 
 /* Writes the HTML timeline of everything in st (events of every patient and
  * every transition up to `until`) to out. title is shown in the header.
  * until may be RG_TIME_NONE (the axis then ends at the newest data).
+ * Times are shown in zone (NULL: UTC), "All times local, <zone>".
  * Returns RG_OK, RG_EDB (store), RG_ENOMEM or RG_EIO (writing out). */
-int rg_report_html(rg_store *st, FILE *out, const char *title, rg_time until);
+int rg_report_html(rg_store *st, FILE *out, const char *title, rg_time until,
+                   const rg_zone *zone);
 
 /* The same drawing for one patient of a clinic, as one SVG element with its
  * date axis on top (the worklist's patient view, GET /v1/patients/{id}/timeline):
  * its alerts (from the alerts table) and events up to until. Its classes are
  * styled by rg_report_svg_css. Returns like rg_report_html. */
 int rg_report_patient_svg(rg_store *st, const char *clinic, const char *patient, rg_time until,
-                          FILE *out);
+                          const rg_zone *zone, FILE *out);
 /* The CSS of the drawing (bars by severity, events by type, grid, labels). */
 void rg_report_svg_css(FILE *out);
 

@@ -25,7 +25,7 @@
 typedef struct rg__op {
     char kind; /* 't' transition, 'e' evaluation error, 'p' patient state, 'v' version */
     size_t s[RG__NSTR];
-    rg_time at, due;
+    rg_time at, due, notify_at;
     int open;
     int64_t alert_id;
     rg_patient_state ps;
@@ -105,6 +105,7 @@ static int rg__log_transition(void *ud, rg_transition *t, int64_t *alert_id)
         op->s[i] = rg__str(lg, s[i]);
     op->at = t->at;
     op->due = t->due;
+    op->notify_at = t->notify_at;
     op->open = t->open;
     op->alert_id = *alert_id;
     if (t->open)
@@ -171,7 +172,8 @@ static int rg__apply(rg_store *st, const rg__log *lg)
         switch (op->kind) {
         case 't': {
             rg_transition t = {
-                .at = op->at, .due = op->due, .open = op->open, .clinic = s[0],
+                .at = op->at, .due = op->due, .notify_at = op->notify_at, .open = op->open,
+                .clinic = s[0],
                 .patient = s[1], .key = s[2], .protocol = s[3], .version = s[4], .rule = s[5],
                 .severity = s[6], .message = s[7], .params = s[8], .evidence = s[9],
             };

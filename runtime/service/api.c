@@ -213,8 +213,15 @@ static void rg__post_fhir(rg_svc *sv, int ci, rg_http_conn *c, const rg_http_req
     rg__queue(sv, ci, c, req, items, im, "fhir http");
 }
 
+/* A list being filled with one clinic's objects, and that clinic's zone. */
+typedef struct rg__zlist {
+    json_t *list;
+    const rg_zone *zone;
+} rg__zlist;
+
 static int rg__alert_to_json(void *ud, const rg_alert_view *a)
 {
+    rg__zlist *zl = ud;
     json_t *o = json_object();
     json_object_set_new(o, "key", json_string(a->key));
     json_object_set_new(o, "state", json_string(a->state));
@@ -226,6 +233,9 @@ static int rg__alert_to_json(void *ud, const rg_alert_view *a)
     json_object_set_new(o, "message", json_string(a->message));
     json_object_set_new(o, "opened_at", rg_time_json(a->opened_at));
     json_object_set_new(o, "due", rg_time_json(a->due));
+    json_object_set_new(o, "notify_at", rg_time_json(a->notify_at));
+    json_object_set_new(o, "opened_at_local", rg_time_local_json(zl->zone, a->opened_at));
+    json_object_set_new(o, "due_local", rg_time_local_json(zl->zone, a->due));
     json_object_set_new(o, "resolved_at", rg_time_json(a->resolved_at));
     json_object_set_new(o, "acknowledged_by", a->acked_by ? json_string(a->acked_by) : json_null());
     json_object_set_new(o, "acknowledged_at", rg_time_json(a->acked_at));
@@ -233,7 +243,7 @@ static int rg__alert_to_json(void *ud, const rg_alert_view *a)
     rg_time now = rg_now();
     int quiet = a->acked_by || (a->snoozed_until != RG_TIME_NONE && a->snoozed_until > now);
     json_object_set_new(o, "quiet", json_boolean(quiet && !strcmp(a->state, "open")));
-    json_array_append_new(ud, o);
+    json_array_append_new(zl->list, o);
     return 0;
 }
 
@@ -247,8 +257,9 @@ static void rg__get_alerts(rg_svc *sv, int ci, rg_http_conn *c, const rg_http_re
         return;
     }
     json_t *list = json_array();
+    rg__zlist zl = {list, rg_engine_zone(sv->eng, sv->clinics[ci].name)};
     if (rg_store_each_alert(sv->st, sv->clinics[ci].name, p, s, NULL, 10000, rg__alert_to_json,
-                            list)) {
+                            &zl)) {
         json_decref(list);
         rg__error(c, 503, "the alerts could not be read");
         return;
@@ -267,13 +278,14 @@ static int rg__action_to_json(void *ud, const rg_alert_action *a)
 typedef struct rg__key_filter {
     const char *key;
     json_t *list;
+    const rg_zone *zone;
 } rg__key_filter;
 
 static int rg__transition_of_key(void *ud, const rg_transition *t)
 {
     rg__key_filter *f = ud;
     if (!strcmp(t->key, f->key))
-        json_array_append_new(f->list, rg_transition_json(t, 1));
+        json_array_append_new(f->list, rg_transition_json(t, 1, f->zone));
     return 0;
 }
 
@@ -281,9 +293,10 @@ static int rg__transition_of_key(void *ud, const rg_transition *t)
 static void rg__get_alert(rg_svc *sv, int ci, rg_http_conn *c, const char *key)
 {
     json_t *instances = json_array(), *actions = json_array(), *transitions = json_array();
-    rg__key_filter f = {key, transitions};
     const char *clinic = sv->clinics[ci].name;
-    if (rg_store_each_alert(sv->st, clinic, NULL, NULL, key, 1000, rg__alert_to_json, instances) ||
+    rg__key_filter f = {key, transitions, rg_engine_zone(sv->eng, clinic)};
+    rg__zlist zl = {instances, f.zone};
+    if (rg_store_each_alert(sv->st, clinic, NULL, NULL, key, 1000, rg__alert_to_json, &zl) ||
         rg_store_each_action(sv->st, clinic, key, rg__action_to_json, actions) ||
         rg_store_clinic_transitions(sv->st, clinic, 0, 1000000, rg__transition_of_key, &f)) {
         json_decref(instances);
@@ -357,7 +370,8 @@ static void rg__alert_action(rg_svc *sv, int ci, rg_http_conn *c, const rg_http_
 
 static int rg__collect_transition(void *ud, const rg_transition *t)
 {
-    json_array_append_new(ud, rg_transition_json(t, 1));
+    rg__zlist *zl = ud;
+    json_array_append_new(zl->list, rg_transition_json(t, 1, zl->zone));
     return 0;
 }
 
@@ -383,8 +397,9 @@ static void rg__get_transitions(rg_svc *sv, int ci, rg_http_conn *c, const rg_ht
     if (limit <= 0 || limit > 10000)
         limit = 10000;
     json_t *list = json_array();
+    rg__zlist zl = {list, rg_engine_zone(sv->eng, sv->clinics[ci].name)};
     if (rg_store_clinic_transitions(sv->st, sv->clinics[ci].name, after, (int)limit,
-                                    rg__collect_transition, list)) {
+                                    rg__collect_transition, &zl)) {
         json_decref(list);
         rg__error(c, 503, "the transitions could not be read");
         return;
@@ -407,12 +422,13 @@ static void rg__stream_closed(void *ud, rg_http_conn *conn)
 typedef struct rg__backlog {
     rg_http_conn *conn;
     int64_t last;
+    const rg_zone *zone;
 } rg__backlog;
 
 static int rg__send_backlog(void *ud, const rg_transition *t)
 {
     rg__backlog *b = ud;
-    json_t *j = rg_transition_json(t, 1);
+    json_t *j = rg_transition_json(t, 1, b->zone);
     char *data = json_dumps(j, JSON_COMPACT | JSON_ENSURE_ASCII), id[32];
     json_decref(j);
     snprintf(id, sizeof id, "%lld", (long long)t->cseq);
@@ -444,7 +460,7 @@ static void rg__get_stream(rg_svc *sv, int ci, rg_http_conn *c, const rg_http_re
      * far behind on the backlog) unlists it in rg__stream_closed */
     sv->streams[sv->nstreams++] = (rg_svc_stream){c, ci, after};
     rg_http_stream_start(c, rg__stream_closed, sv);
-    rg__backlog b = {c, after};
+    rg__backlog b = {c, after, rg_engine_zone(sv->eng, sv->clinics[ci].name)};
     int rc = rg_store_clinic_transitions(sv->st, sv->clinics[ci].name, after, 1000000,
                                          rg__send_backlog, &b);
     if (rc < 0) { /* the backlog could not be read: a stream with a hole is worse */

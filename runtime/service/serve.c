@@ -59,6 +59,13 @@
 
 /* ---- pushing transitions ---------------------------------------------------------- */
 
+/* For webhook bodies: the clinic's zone as its protocols declare it now. */
+static const rg_zone *rg__zone_of(void *ud, const char *clinic)
+{
+    rg_svc *sv = ud;
+    return rg_engine_zone(sv->eng, clinic);
+}
+
 typedef struct rg__push {
     rg_svc *sv;
     int clinic;
@@ -77,7 +84,7 @@ static int rg__push_one(void *ud, const rg_transition *t)
         wanted = sv->streams[i].clinic == p->clinic && sv->streams[i].last_cseq < t->cseq;
     if (!wanted)
         return 0;
-    json_t *j = rg_transition_json(t, 1);
+    json_t *j = rg_transition_json(t, 1, rg_engine_zone(sv->eng, c->name));
     char *data = json_dumps(j, JSON_COMPACT | JSON_ENSURE_ASCII);
     json_decref(j);
     char id[32];
@@ -763,7 +770,7 @@ int rg_serve_main(const char *db_path, const char *config_path, const char *ship
     for (int i = 0; i < sv->nclinics; i++) {
         if (!sv->clinics[i].webhook)
             continue;
-        if (!sv->hooks && rg_webhooks_new(&sv->hooks, &sv->loop, sv->st)) {
+        if (!sv->hooks && rg_webhooks_new(&sv->hooks, &sv->loop, sv->st, rg__zone_of, sv)) {
             fprintf(stderr, "regimen serve: cannot start webhook delivery\n");
             return 2;
         }

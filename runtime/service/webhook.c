@@ -29,6 +29,7 @@ typedef struct rg__hook {
     char *body;
     int64_t seq;      /* sequence number in flight */
     uv_timer_t retry; /* backoff before the next attempt */
+    uv_timer_t later; /* the next notify_at still to come */
     int waiting, backoff_ms;
 } rg__hook;
 
@@ -40,6 +41,8 @@ struct rg_webhooks {
     rg__hook hooks[RG_HOOK_MAX];
     int nhooks, closing, pending_closes;
     uint64_t delivered, failures;
+    const rg_zone *(*zone_of)(void *ud, const char *clinic);
+    void *zone_ud;
     void (*done)(void *);
     void *done_ud;
 };
@@ -60,13 +63,18 @@ static void rg__on_retry(uv_timer_t *t)
     rg__start(h);
 }
 
+static void rg__on_later(uv_timer_t *t)
+{
+    rg__start(t->data);
+}
+
 static void rg__finish(rg__hook *h, CURLcode res, long status)
 {
     rg_webhooks *w = h->w;
     char err[256];
     int ok = res == CURLE_OK && status >= 200 && status < 300;
     if (ok) {
-        if (rg_store_webhook_delivered(w->st, h->clinic, h->seq) == RG_OK) {
+        if (rg_store_webhook_sent(w->st, h->clinic, h->seq) == RG_OK) {
             w->delivered++;
             h->backoff_ms = 0;
         } else {
@@ -209,12 +217,13 @@ static int rg__curl_timer(CURLM *multi, long timeout_ms, void *userp)
 typedef struct rg__next {
     json_t *j;
     int64_t seq;
+    const rg_zone *zone;
 } rg__next;
 
 static int rg__take(void *ud, const rg_transition *t)
 {
     rg__next *n = ud;
-    n->j = rg_transition_json(t, 1);
+    n->j = rg_transition_json(t, 1, n->zone);
     n->seq = t->cseq;
     return 0;
 }
@@ -223,15 +232,18 @@ static int rg__take(void *ud, const rg_transition *t)
 static void rg__start(rg__hook *h)
 {
     rg_webhooks *w = h->w;
-    int64_t delivered;
-    int attempts;
-    rg__next next = {NULL, 0};
+    rg__next next = {NULL, 0, w->zone_of(w->zone_ud, h->clinic)};
     char key[160];
+    rg_time now = rg_now(), wait;
     if (w->closing || h->easy || h->waiting)
         return;
-    if (rg_store_webhook_get(w->st, h->clinic, &delivered, &attempts) ||
-        rg_store_clinic_transitions(w->st, h->clinic, delivered, 1, rg__take, &next) || !next.j)
+    int rc = rg_store_webhook_next(w->st, h->clinic, now, rg__take, &next, &wait);
+    if (rc == RG_OK && wait != RG_TIME_NONE) /* again when the next one may go */
+        uv_timer_start(&h->later, rg__on_later, (uint64_t)(wait - now), 0);
+    if (rc || !next.j) {
+        json_decref(next.j);
         return;
+    }
     h->body = json_dumps(next.j, JSON_COMPACT | JSON_ENSURE_ASCII);
     json_decref(next.j);
     h->seq = next.seq;
@@ -260,7 +272,8 @@ static void rg__start(rg__hook *h)
     curl_multi_add_handle(w->multi, h->easy);
 }
 
-int rg_webhooks_new(rg_webhooks **out, uv_loop_t *loop, rg_store *st)
+int rg_webhooks_new(rg_webhooks **out, uv_loop_t *loop, rg_store *st,
+                    const rg_zone *(*zone_of)(void *ud, const char *clinic), void *zone_ud)
 {
     static int global_init;
     if (!global_init++ && curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
@@ -272,6 +285,8 @@ int rg_webhooks_new(rg_webhooks **out, uv_loop_t *loop, rg_store *st)
     }
     w->loop = loop;
     w->st = st;
+    w->zone_of = zone_of;
+    w->zone_ud = zone_ud;
     uv_timer_init(loop, &w->timeout);
     w->timeout.data = w;
     curl_multi_setopt(w->multi, CURLMOPT_SOCKETFUNCTION, rg__curl_socket);
@@ -294,6 +309,8 @@ int rg_webhooks_add(rg_webhooks *w, const char *clinic, const char *url)
         return RG_ENOMEM;
     uv_timer_init(w->loop, &h->retry);
     h->retry.data = h;
+    uv_timer_init(w->loop, &h->later);
+    h->later.data = h;
     w->nhooks++;
     return RG_OK;
 }
@@ -345,9 +362,11 @@ void rg_webhooks_close(rg_webhooks *w, void (*done)(void *ud), void *ud)
     curl_multi_cleanup(w->multi); /* closes its sockets: their polls close (counted) */
     w->multi = NULL;
     for (int i = 0; i < w->nhooks; i++) {
-        w->pending_closes++;
+        w->pending_closes += 2;
         w->hooks[i].retry.data = w;
         uv_close((uv_handle_t *)&w->hooks[i].retry, rg__timer_closed);
+        w->hooks[i].later.data = w;
+        uv_close((uv_handle_t *)&w->hooks[i].later, rg__timer_closed);
     }
     w->pending_closes++;
     w->timeout.data = w;

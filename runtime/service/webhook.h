@@ -9,6 +9,13 @@
  * a crash the transition that was in flight is sent again with the same key,
  * so a receiver that remembers keys sees each transition exactly once.
  *
+ * A transition is sent no earlier than its notify_at (the clinic's next
+ * opening when it happened while the clinic was closed): a timer waits for
+ * the earliest one. Those that may go now go first, in order, so a critical
+ * alert is not held back behind an info one that waits for the morning; a
+ * transition sent ahead of one still waiting is kept as sent (schema v6,
+ * webhook_ahead) and the cursor moves over it once the one before is sent.
+ *
  * Ownership: rg_webhooks_new creates the deliverer on a loop and store the
  * caller owns; rg_webhooks_close closes its handles and frees it, calling
  * done(ud) when everything is closed.
@@ -22,7 +29,12 @@
 
 typedef struct rg_webhooks rg_webhooks;
 
-int rg_webhooks_new(rg_webhooks **out, uv_loop_t *loop, rg_store *st);
+#include "zone.h"
+
+/* zone_of(ud, clinic) gives the clinic's zone for the local times in the
+ * body (at_local, due_local). */
+int rg_webhooks_new(rg_webhooks **out, uv_loop_t *loop, rg_store *st,
+                    const rg_zone *(*zone_of)(void *ud, const char *clinic), void *zone_ud);
 /* Delivers clinic's transitions to url (http:// or https://). */
 int rg_webhooks_add(rg_webhooks *w, const char *clinic, const char *url);
 /* New transitions may have been committed: start whatever is idle. */

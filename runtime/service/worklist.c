@@ -158,7 +158,7 @@ void rg_svc_get_explain(rg_svc *sv, int ci, rg_http_conn *c, const char *key)
     char *text = NULL;
     size_t len = 0;
     FILE *m = open_memstream(&text, &len);
-    int rc = m ? rg_explain(sv->st, key, m) : RG_ENOMEM;
+    int rc = m ? rg_explain(sv->st, sv->eng, key, m) : RG_ENOMEM;
     if (m)
         fclose(m);
     rg__send_stream(sv, c, "text/plain; charset=utf-8", text, len, rc,
@@ -179,7 +179,8 @@ void rg_svc_get_timeline(rg_svc *sv, int ci, rg_http_conn *c, const char *patien
     size_t len = 0;
     FILE *m = rc ? NULL : open_memstream(&text, &len);
     if (!rc)
-        rc = m ? rg_report_patient_svg(sv->st, sv->clinics[ci].name, patient, rg_now(), m)
+        rc = m ? rg_report_patient_svg(sv->st, sv->clinics[ci].name, patient, rg_now(),
+                                       rg_engine_zone(sv->eng, sv->clinics[ci].name), m)
                : RG_ENOMEM;
     if (m)
         fclose(m);

@@ -153,7 +153,16 @@ static const char *const rg__migrations[] = {
     "DROP TABLE events;"
     "ALTER TABLE events_v6 RENAME TO events;"
     "CREATE INDEX events_by_patient ON events(clinic, patient, at, seq, id, type, fields,"
-    "  replaces, corrected_at, status);",
+    "  replaces, corrected_at, status);"
+    /* and clinic time. notify_at is when staff should hear of a
+     * transition (the next opening when it happened while the clinic was
+     * closed); NULL in rows of before means "at", as it was then. Webhooks
+     * deliver in each clinic's order, but what waits for an opening must not
+     * hold back a critical one behind it: deliveries past the cursor are kept
+     * in webhook_ahead until the cursor reaches them. */
+    "ALTER TABLE transitions ADD COLUMN notify_at INTEGER;"
+    "CREATE TABLE webhook_ahead("
+    "  clinic TEXT NOT NULL, cseq INTEGER NOT NULL, PRIMARY KEY(clinic, cseq)) WITHOUT ROWID;",
 };
 
 enum {
@@ -198,6 +207,10 @@ enum {
     Q_HOOK_GET,
     Q_HOOK_DELIVERED,
     Q_HOOK_FAILED,
+    Q_HOOK_NEXT,
+    Q_HOOK_WAIT,
+    Q_HOOK_AHEAD_ADD,
+    Q_HOOK_AHEAD_TAKE,
     Q_KEY_TRANSITIONS,
     Q_BEGIN,
     Q_BEGIN_READ,
@@ -297,22 +310,22 @@ static const char *const rg__sql[Q__COUNT] = {
                    " ORDER BY seq DESC LIMIT 1",
     [Q_TRANSITION] =
         "INSERT INTO transitions(alert_id, at, state, clinic, patient, key, protocol, version,"
-        " rule, severity, message, due, params, evidence, recorded, cseq)"
-        " VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
+        " rule, severity, message, due, params, evidence, recorded, cseq, notify_at)"
+        " VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)",
     [Q_TRANSITIONS_SEQ] =
         "SELECT seq, at, state, clinic, patient, key, protocol, version, rule, severity,"
-        " message, due, params, evidence, cseq FROM transitions WHERE seq > ?1 ORDER BY seq",
+        " message, due, params, evidence, cseq, coalesce(notify_at, at) FROM transitions WHERE seq > ?1 ORDER BY seq",
     [Q_TRANSITIONS_TIME] =
         "SELECT seq, at, state, clinic, patient, key, protocol, version, rule, severity,"
-        " message, due, params, evidence, cseq FROM transitions WHERE seq > ?1 ORDER BY at, seq",
+        " message, due, params, evidence, cseq, coalesce(notify_at, at) FROM transitions WHERE seq > ?1 ORDER BY at, seq",
     [Q_CLINIC_TRANSITIONS] =
         "SELECT seq, at, state, clinic, patient, key, protocol, version, rule, severity,"
-        " message, due, params, evidence, cseq FROM transitions WHERE clinic = ?1 AND cseq > ?2"
+        " message, due, params, evidence, cseq, coalesce(notify_at, at) FROM transitions WHERE clinic = ?1 AND cseq > ?2"
         " ORDER BY cseq LIMIT ?3",
     [Q_ALERTS_VIEW] =
         "SELECT o.seq, o.key, CASE WHEN r.seq IS NULL THEN 'open' ELSE 'resolved' END AS st,"
         " o.patient, o.protocol, o.version, o.rule, o.severity, o.message, o.at, o.due, r.at,"
-        " a.acked_by, a.acked_at, a.snoozed_until FROM transitions o"
+        " a.acked_by, a.acked_at, a.snoozed_until, coalesce(o.notify_at, o.at) FROM transitions o"
         " LEFT JOIN transitions r ON r.clinic = o.clinic AND r.key = o.key AND r.alert_id = o.seq"
         " LEFT JOIN alerts a ON a.id = o.seq"
         " WHERE o.clinic = ?1 AND o.state = 'open' AND (?2 IS NULL OR o.patient = ?2)"
@@ -352,11 +365,22 @@ static const char *const rg__sql[Q__COUNT] = {
         "INSERT INTO webhook_cursor(clinic, delivered, attempts, last_error, updated)"
         " VALUES(?1, 0, 1, ?2, ?3) ON CONFLICT(clinic) DO UPDATE SET attempts = attempts + 1,"
         " last_error = ?2, updated = ?3",
+    /* the first undelivered transition whose notification time has come */
+    [Q_HOOK_NEXT] =
+        "SELECT seq, at, state, clinic, patient, key, protocol, version, rule, severity,"
+        " message, due, params, evidence, cseq, coalesce(notify_at, at) FROM transitions t"
+        " WHERE clinic = ?1 AND cseq > ?2 AND coalesce(notify_at, at) <= ?3 AND NOT EXISTS"
+        " (SELECT 1 FROM webhook_ahead w WHERE w.clinic = ?1 AND w.cseq = t.cseq)"
+        " ORDER BY cseq LIMIT 1",
+    [Q_HOOK_WAIT] = "SELECT min(notify_at) FROM transitions WHERE clinic = ?1 AND cseq > ?2"
+                    " AND notify_at > ?3",
+    [Q_HOOK_AHEAD_ADD] = "INSERT OR IGNORE INTO webhook_ahead(clinic, cseq) VALUES(?1, ?2)",
+    [Q_HOOK_AHEAD_TAKE] = "DELETE FROM webhook_ahead WHERE clinic = ?1 AND cseq = ?2",
     [Q_EVENT_GET] = "SELECT " RG__EV_WIDE " FROM events WHERE clinic = ?1 AND id = ?2"
                     " ORDER BY version DESC LIMIT 1",
     [Q_KEY_TRANSITIONS] =
         "SELECT seq, at, state, clinic, patient, key, protocol, version, rule, severity,"
-        " message, due, params, evidence, cseq FROM transitions WHERE key = ?1 ORDER BY seq",
+        " message, due, params, evidence, cseq, coalesce(notify_at, at) FROM transitions WHERE key = ?1 ORDER BY seq",
     [Q_BEGIN] = "BEGIN IMMEDIATE",
     [Q_BEGIN_READ] = "BEGIN DEFERRED",
     [Q_COMMIT] = "COMMIT",
@@ -1189,6 +1213,8 @@ int rg_store_transition(rg_store *st, rg_transition *t, int64_t *alert_idp)
     rg__text(s, 14, t->evidence ? t->evidence : "[]");
     sqlite3_bind_int64(s, 15, rg_now());
     sqlite3_bind_int64(s, 16, cseq + 1);
+    if (t->notify_at > t->at) /* never earlier; unset (0, RG_TIME_NONE) means at */
+        sqlite3_bind_int64(s, 17, t->notify_at);
     if (rg__done(st, s))
         return RG_EDB;
     if (cseq_slot)
@@ -1242,6 +1268,7 @@ static int rg__each_transition(rg_store *st, sqlite3_stmt *s,
             .params = rg__col_text(s, 12),
             .evidence = rg__col_text(s, 13),
             .cseq = sqlite3_column_int64(s, 14),
+            .notify_at = sqlite3_column_int64(s, 15),
         };
         if ((frc = fn(ud, &t)) != 0)
             break;
@@ -1304,6 +1331,7 @@ int rg_store_each_alert(rg_store *st, const char *clinic, const char *patient, c
             .acked_by = (const char *)sqlite3_column_text(s, 12),
             .acked_at = rg__col_time(s, 13),
             .snoozed_until = rg__col_time(s, 14),
+            .notify_at = rg__col_time(s, 15),
         };
         if ((frc = fn(ud, &a)) != 0)
             break;
@@ -1519,6 +1547,57 @@ int rg_store_webhook_delivered(rg_store *st, const char *clinic, int64_t cseq)
     sqlite3_bind_int64(s, 2, cseq);
     sqlite3_bind_int64(s, 3, rg_now());
     return rg__done(st, s);
+}
+
+int rg_store_webhook_next(rg_store *st, const char *clinic, rg_time now,
+                          int (*fn)(void *ud, const rg_transition *t), void *ud, rg_time *wait)
+{
+    int64_t delivered;
+    int attempts, rc;
+    *wait = RG_TIME_NONE;
+    if ((rc = rg_store_webhook_get(st, clinic, &delivered, &attempts)))
+        return rc;
+    sqlite3_stmt *s = rg__q(st, Q_HOOK_WAIT);
+    rg__text(s, 1, clinic);
+    sqlite3_bind_int64(s, 2, delivered);
+    sqlite3_bind_int64(s, 3, now);
+    rc = sqlite3_step(s);
+    if (rc == SQLITE_ROW && sqlite3_column_type(s, 0) != SQLITE_NULL)
+        *wait = sqlite3_column_int64(s, 0);
+    sqlite3_reset(s);
+    if (rc != SQLITE_ROW)
+        return RG_EDB;
+    s = rg__q(st, Q_HOOK_NEXT);
+    rg__text(s, 1, clinic);
+    sqlite3_bind_int64(s, 2, delivered);
+    sqlite3_bind_int64(s, 3, now);
+    return rg__each_transition(st, s, fn, ud);
+}
+
+int rg_store_webhook_sent(rg_store *st, const char *clinic, int64_t cseq)
+{
+    int64_t delivered;
+    int attempts, rc;
+    if ((rc = rg_store_webhook_get(st, clinic, &delivered, &attempts)))
+        return rc;
+    if (cseq != delivered + 1) { /* it overtook one that waits for an opening */
+        sqlite3_stmt *s = rg__q(st, Q_HOOK_AHEAD_ADD);
+        rg__text(s, 1, clinic);
+        sqlite3_bind_int64(s, 2, cseq);
+        return rg__done(st, s) ? RG_EDB : rg_store_webhook_delivered(st, clinic, delivered);
+    }
+    /* the cursor moves on over what was sent ahead of it */
+    for (;;) {
+        sqlite3_stmt *s = rg__q(st, Q_HOOK_AHEAD_TAKE);
+        rg__text(s, 1, clinic);
+        sqlite3_bind_int64(s, 2, cseq + 1);
+        if (rg__done(st, s))
+            return RG_EDB;
+        if (sqlite3_changes(st->db) == 0)
+            break;
+        cseq++;
+    }
+    return rg_store_webhook_delivered(st, clinic, cseq);
 }
 
 int rg_store_webhook_failed(rg_store *st, const char *clinic, const char *error)

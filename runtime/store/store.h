@@ -159,6 +159,10 @@ typedef struct rg_transition {
     int64_t seq, cseq; /* global order; the clinic's own gap-free sequence */
     rg_time at, due;
     int open; /* 1 open, 0 resolved */
+    /* when staff should hear of it: `at`, or the clinic's next opening when
+     * it happened while closed (runtime/core/calendar.h). Written, a value
+     * not after `at` (0, RG_TIME_NONE) means `at`; read, it is always set. */
+    rg_time notify_at;
     const char *clinic, *patient, *key, *protocol, *version, *rule, *severity, *message;
     const char *params, *evidence; /* JSON text */
 } rg_transition;
@@ -187,6 +191,7 @@ typedef struct rg_alert_view {
     const char *key, *state, *patient, *protocol, *version, *rule, *severity, *message;
     const char *acked_by; /* NULL when not acknowledged */
     rg_time opened_at, due, resolved_at, acked_at, snoozed_until; /* RG_TIME_NONE if none */
+    rg_time notify_at; /* when staff are told of its opening (see rg_transition) */
 } rg_alert_view;
 /* Alerts of a clinic, filtered by patient, state and key when not NULL. */
 int rg_store_each_alert(rg_store *st, const char *clinic, const char *patient, const char *state,
@@ -234,6 +239,14 @@ int rg_store_key_transitions(rg_store *st, const char *key,
 int rg_store_webhook_get(rg_store *st, const char *clinic, int64_t *delivered, int *attempts);
 int rg_store_webhook_delivered(rg_store *st, const char *clinic, int64_t cseq);
 int rg_store_webhook_failed(rg_store *st, const char *clinic, const char *error);
+/* The clinic's first undelivered transition whose notify_at is at or before
+ * now (to fn, if any), in order, skipping those sent ahead; *wait is the
+ * earliest notify_at still to come (RG_TIME_NONE if none). */
+int rg_store_webhook_next(rg_store *st, const char *clinic, rg_time now,
+                          int (*fn)(void *ud, const rg_transition *t), void *ud, rg_time *wait);
+/* Records the delivery of cseq: the cursor moves when it is the next one
+ * (and on over those sent ahead), else it is kept as sent ahead. */
+int rg_store_webhook_sent(rg_store *st, const char *clinic, int64_t cseq);
 
 /* The clinic's newest transition sequence number (0 when none). */
 int rg_store_last_cseq(rg_store *st, const char *clinic, int64_t *out);

@@ -5,6 +5,13 @@ return {
   description = "South clinic: 8-infusion acute series, boosters every 42 days, "
              .. "blood-pressure limit 150/95, and a GAD-7 rule of its own.",
   include = { "ketamine" },
+  timezone = "Europe/Berlin",
+  hours = {
+    mon = { "07:30", "17:00" }, tue = { "07:30", "17:00" }, wed = { "07:30", "17:00" },
+    thu = { "07:30", "17:00" }, fri = { "07:30", "13:00" },
+    sat = false, sun = false,
+  },
+  closures = { "2026-04-03", "2026-04-06", "2026-05-01", "2026-12-25", "2026-12-26" },
   params = {
     acute_infusions       = 8,  -- every protocol with this parameter; the shipped default is 6
     booster_interval_days = 42, -- days; the shipped default is 28

@@ -78,7 +78,10 @@ return {
     expect = {
       { "2026-03-14T09:00:00Z", "open", "acute.infusion-due", message = "infusion 7 of 8" },
       { "2026-03-15T09:00:00Z", "resolved", "acute.infusion-due" },
-      { "2026-04-28T09:00:00Z", "open", "booster.due", message = "every 42 days" },
+      -- 42 days on the clinic's calendar (Europe/Berlin): the last infusion
+      -- was at 10:00 CET, so the booster is due at 10:00 CEST, an hour
+      -- earlier in UTC than 42 x 24 h after it, summer time began on 29 Mar
+      { "2026-04-28T10:00:00+02:00", "open", "booster.due", message = "every 42 days" },
     },
   },
   {
