@@ -107,6 +107,7 @@ static const struct {
 enum {
     P_EVENT_INSERT,
     P_EVENT_BODY,
+    P_EVENTS_INSERT,
     P_REJECT,
     P_REJECTED_ALL,
     P_EVENTS_OF,
@@ -175,6 +176,32 @@ static const char *const rg__pg_sql[P__COUNT] = {
         "  GREATEST(excluded.next_wake, coalesce(patients.clock, excluded.next_wake))))"
         " SELECT (SELECT seq FROM e), (SELECT body FROM events WHERE clinic = $1 AND id = $2)",
     [P_EVENT_BODY] = "SELECT body FROM events WHERE clinic = $1 AND id = $2",
+    /* Many events in one round trip (ingest's batches): the rows come as
+     * arrays, numbered per clinic in their order (ord), inserted in that
+     * order so that of two with one id the first is stored; each patient is
+     * scheduled once, at its earliest new event (the same as scheduling at
+     * each: the clock does not move meanwhile). Answers the ord of each row
+     * stored; the others are duplicates or conflicts, told apart after. */
+    [P_EVENTS_INSERT] =
+        "WITH v AS (SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[],"
+        "  $5::bigint[], $6::integer[], $7::text[], $8::text[], $9::bytea[]) WITH ORDINALITY"
+        "  AS v(clinic, id, patient, type, at, utc_offset, data, body, fields, ord)),"
+        " n AS (SELECT clinic, count(*) AS k FROM v GROUP BY clinic ORDER BY clinic),"
+        " c AS (INSERT INTO counters(clinic, name, value) SELECT clinic, 'event', k FROM n"
+        "  ON CONFLICT (clinic, name) DO UPDATE SET value = counters.value + excluded.value"
+        "  RETURNING clinic, value),"
+        " s AS (SELECT v.*, c.value - n.k + row_number() OVER (PARTITION BY v.clinic"
+        "  ORDER BY v.ord) AS seq FROM v JOIN n USING (clinic) JOIN c USING (clinic)),"
+        " e AS (INSERT INTO events(clinic, seq, id, patient, type, at, utc_offset, data, body,"
+        "  received, fields) SELECT clinic, seq, id, patient, type, at, utc_offset, data, body,"
+        "  $10::bigint, fields FROM s ORDER BY ord"
+        "  ON CONFLICT (clinic, id) DO NOTHING RETURNING clinic, seq, patient, at),"
+        " p AS (INSERT INTO patients(clinic, patient, next_wake)"
+        "  SELECT clinic, patient, min(at) FROM e GROUP BY clinic, patient"
+        "  ON CONFLICT (clinic, patient) DO UPDATE SET next_wake ="
+        "  LEAST(coalesce(patients.next_wake, 9223372036854775807),"
+        "  GREATEST(excluded.next_wake, coalesce(patients.clock, excluded.next_wake))))"
+        " SELECT s.ord FROM s JOIN e USING (clinic, seq)",
     [P_REJECT] = "INSERT INTO rejected(received, source, line, field, reason, raw)"
                  " VALUES($1, $2, $3, $4, $5, $6)",
     [P_REJECTED_ALL] =
@@ -329,6 +356,8 @@ int rg_pg_url(const char *path)
 {
     return path && (!strncmp(path, "postgresql://", 13) || !strncmp(path, "postgres://", 11));
 }
+
+int rg_store_is_server(const char *path) { return rg_pg_url(path); }
 
 /* libpq's message as one line. */
 static void rg__msg(rg_pg *pg, const char *m)
@@ -604,6 +633,39 @@ int rg_pg_data_version(rg_pg *pg, int64_t *out)
     return RG_OK;
 }
 
+/* An event that was not stored: the same as the stored one (a duplicate),
+ * or a conflict. body: the stored body when already read, else NULL. */
+static int rg__compare(rg_pg *pg, const rg_event *ev, const char *body, rg_put *res)
+{
+    PGresult *r = NULL;
+    if (!body) { /* stored by another transaction since this one's statement began */
+        rg__args a = {0};
+        rg__text(&a, ev->clinic);
+        rg__text(&a, ev->id);
+        if (!(r = rg__run(pg, P_EVENT_BODY, &a)))
+            return RG_EDB;
+        if (PQntuples(r) != 1) {
+            PQclear(r);
+            rg__msg(pg, "a duplicate event disappeared");
+            return RG_EDB;
+        }
+        body = rg__col_text(r, 0, 0);
+    }
+    int same = strcmp(body, ev->body) == 0;
+    if (!same) { /* the same JSON value, whatever the key order */
+        json_t *stored = json_loads(body, 0, NULL);
+        if (!stored) {
+            PQclear(r);
+            return RG_ENOMEM;
+        }
+        same = ev->json && json_equal(stored, ev->json);
+        json_decref(stored);
+    }
+    PQclear(r);
+    *res = same ? RG_PUT_DUPLICATE : RG_PUT_CONFLICT;
+    return RG_OK;
+}
+
 int rg_pg_put_event(rg_pg *pg, const rg_event *ev, rg_time received, rg_put *res)
 {
     rg__args a = {0};
@@ -620,36 +682,89 @@ int rg_pg_put_event(rg_pg *pg, const rg_event *ev, rg_time received, rg_put *res
     PGresult *r = rg__run(pg, P_EVENT_INSERT, &a);
     if (!r)
         return RG_EDB;
-    if (!PQgetisnull(r, 0, 0)) {
-        PQclear(r);
+    int rc = RG_OK;
+    if (!PQgetisnull(r, 0, 0))
         *res = RG_PUT_STORED;
-        return RG_OK;
-    }
-    if (PQgetisnull(r, 0, 1)) { /* stored by another transaction since this one began */
-        PQclear(r);
-        a.n = 2;
-        if (!(r = rg__run(pg, P_EVENT_BODY, &a)))
-            return RG_EDB;
-        if (PQntuples(r) != 1) {
-            PQclear(r);
-            rg__msg(pg, "a duplicate event disappeared");
-            return RG_EDB;
-        }
-    }
-    const char *body = rg__col_text(r, 0, PQnfields(r) - 1);
-    int same = strcmp(body, ev->body) == 0;
-    if (!same) { /* the same JSON value, whatever the key order */
-        json_t *stored = json_loads(body, 0, NULL);
-        if (!stored) {
-            PQclear(r);
+    else
+        rc = rg__compare(pg, ev, PQgetisnull(r, 0, 1) ? NULL : rg__col_text(r, 0, 1), res);
+    PQclear(r);
+    return rc;
+}
+
+/* An element of an array literal after its "{": "text" with " and \
+ * escaped, "\\x..." for bytes, or NULL. */
+static int rg__elem(rg_buf *b, const char *v, const void *bytes, size_t n)
+{
+    static const char hex[] = "0123456789abcdef";
+    if (b->len > 1 && rg_buf_add(b, ",", 1))
+        return RG_ENOMEM;
+    if (!v && !n)
+        return rg_buf_add(b, "NULL", 4);
+    if (rg_buf_add(b, bytes ? "\"\\\\x" : "\"", bytes ? 4 : 1))
+        return RG_ENOMEM;
+    for (size_t i = 0; bytes && i < n; i++) {
+        unsigned char c = ((const unsigned char *)bytes)[i];
+        char two[2] = {hex[c >> 4], hex[c & 15]};
+        if (rg_buf_add(b, two, 2))
             return RG_ENOMEM;
-        }
-        same = ev->json && json_equal(stored, ev->json);
-        json_decref(stored);
+    }
+    for (const char *p = v, *q; p && *p; p = q) {
+        for (q = p; *q && *q != '"' && *q != '\\'; q++)
+            ;
+        if (rg_buf_add(b, p, (size_t)(q - p)) || (*q && (rg_buf_add(b, "\\", 1) ||
+                                                         rg_buf_add(b, q++, 1))))
+            return RG_ENOMEM;
+    }
+    return rg_buf_add(b, "\"", 1);
+}
+
+int rg_pg_put_events(rg_pg *pg, const rg_event *const *evs, int n, rg_time received,
+                     rg_put *res)
+{
+    if (n == 1)
+        return rg_pg_put_event(pg, evs[0], received, res);
+    rg_buf col[9] = {{0}};
+    char num[24];
+    int rc = RG_OK;
+    for (int k = 0; k < 9 && rc == RG_OK; k++)
+        rc = rg_buf_add(&col[k], "{", 1);
+    for (int i = 0; i < n && rc == RG_OK; i++) {
+        const rg_event *ev = evs[i];
+        const char *text[] = {ev->clinic, ev->id, ev->patient, ev->type};
+        for (int k = 0; k < 4 && rc == RG_OK; k++)
+            rc = rg__elem(&col[k], text[k], NULL, 0);
+        snprintf(num, sizeof num, "%lld", (long long)ev->at);
+        rc = rc ? rc : rg__elem(&col[4], num, NULL, 0);
+        snprintf(num, sizeof num, "%d", ev->offset_min);
+        rc = rc ? rc : rg__elem(&col[5], num, NULL, 0);
+        rc = rc ? rc : rg__elem(&col[6], ev->data, NULL, 0);
+        rc = rc ? rc : rg__elem(&col[7], ev->body, NULL, 0);
+        rc = rc ? rc : rg__elem(&col[8], NULL, ev->fields.len ? ev->fields.p : NULL,
+                                ev->fields.len);
+        res[i] = RG_PUT_DUPLICATE; /* until the answer says it was stored */
+    }
+    rg__args a = {0};
+    for (int k = 0; k < 9 && rc == RG_OK; k++)
+        if ((rc = rg_buf_add(&col[k], "}", 1)) == RG_OK)
+            rg__text(&a, col[k].p);
+    PGresult *r = NULL;
+    if (rc == RG_OK) {
+        rg__int(&a, received);
+        r = rg__run(pg, P_EVENTS_INSERT, &a);
+        rc = r ? RG_OK : RG_EDB;
+    }
+    for (int k = 0; k < 9; k++)
+        rg_buf_free(&col[k]);
+    for (int i = 0; r && i < PQntuples(r); i++) {
+        int64_t ord = rg__col_int(r, i, 0);
+        if (ord >= 1 && ord <= n)
+            res[ord - 1] = RG_PUT_STORED;
     }
     PQclear(r);
-    *res = same ? RG_PUT_DUPLICATE : RG_PUT_CONFLICT;
-    return RG_OK;
+    for (int i = 0; i < n && rc == RG_OK; i++)
+        if (res[i] != RG_PUT_STORED)
+            rc = rg__compare(pg, evs[i], NULL, &res[i]);
+    return rc;
 }
 
 int rg_pg_reject(rg_pg *pg, const char *source, long line, const char *field,

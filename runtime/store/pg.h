@@ -32,6 +32,8 @@ void rg_pg_rollback(rg_pg *pg);
 void rg_pg_on_commit(rg_pg *pg, void (*fn)(void *ud), void *ud);
 int rg_pg_data_version(rg_pg *pg, int64_t *out);
 int rg_pg_put_event(rg_pg *pg, const rg_event *ev, rg_time received, rg_put *res);
+int rg_pg_put_events(rg_pg *pg, const rg_event *const *evs, int n, rg_time received,
+                     rg_put *res);
 int rg_pg_reject(rg_pg *pg, const char *source, long line, const char *field,
                     const char *reason, const char *raw, size_t rawlen);
 int rg_pg_each_rejected(rg_pg *pg, int (*fn)(void *ud, const rg_rejected *r), void *ud);

@@ -774,6 +774,22 @@ int rg_store_put_event(rg_store *st, const rg_event *ev, rg_time received, rg_pu
     return RG_OK;
 }
 
+int rg_store_put_events(rg_store *st, const rg_event *const *evs, int n, rg_time received,
+                        rg_put *res, int *failed)
+{
+    if (failed)
+        *failed = 0;
+    if (st->pg)
+        return rg_pg_put_events(st->pg, evs, n, received, res);
+    for (int i = 0, rc; i < n; i++)
+        if ((rc = rg_store_put_event(st, evs[i], received, &res[i]))) {
+            if (failed)
+                *failed = i;
+            return rc;
+        }
+    return RG_OK;
+}
+
 int rg_store_reject(rg_store *st, const char *source, long line, const char *field,
                     const char *reason, const char *raw, size_t rawlen)
 {

@@ -1,10 +1,13 @@
 /*
- * store.h - the SQLite event store: events, rejected input, patients' clocks
- * and wake-ups, alerts, the transition feed and evaluation errors.
+ * store.h - the event store: events, rejected input, patients' clocks and
+ * wake-ups, alerts, the transition feed and evaluation errors. One interface,
+ * two backends: SQLite (store.c, the default, one file) and PostgreSQL
+ * (pg.c, many workers on one database); every function means the same on
+ * both, which tests/test_store_conformance.c checks.
  *
  * Ownership: rg_store_open creates the handle, the caller owns it and frees it
  * with rg_store_close. Strings handed to callbacks live until the callback
- * returns. All SQL of the program lives in store.c.
+ * returns. All SQL of the program lives in store.c and pg.c.
  */
 #ifndef RG_STORE_H
 #define RG_STORE_H
@@ -23,8 +26,12 @@ typedef struct rg_store_opts {
     int check;   /* 1: PRAGMA quick_check first; a damaged file is refused untouched */
 } rg_store_opts;
 
+/* path: a SQLite file (":memory:" for none), or a PostgreSQL connection URL,
+ * "postgresql://..." or "postgres://..." (runtime/store/pg.c), which
+ * rg_store_is_server tells apart. */
 int rg_store_open(rg_store **out, const char *path, const rg_store_opts *opts, char *err,
                   size_t errlen);
+int rg_store_is_server(const char *path);
 void rg_store_close(rg_store *st);
 const char *rg_store_errmsg(rg_store *st);
 /* Why the last failed statement failed ("database or disk is full", "disk
@@ -53,6 +60,12 @@ typedef enum { RG_PUT_STORED, RG_PUT_DUPLICATE, RG_PUT_CONFLICT } rg_put;
  * A stored event schedules its patient for evaluation at its instant (or at
  * the patient's clock, if the event is older than what was evaluated). */
 int rg_store_put_event(rg_store *st, const rg_event *ev, rg_time received, rg_put *res);
+/* The same for n events in order (res[i] for evs[i]), as n calls would do:
+ * ingest's batches. PostgreSQL stores them in one round trip. On an error,
+ * *failed (when not NULL) is the index of the event it stopped at (0 on
+ * PostgreSQL, where the statement of all n failed as one). */
+int rg_store_put_events(rg_store *st, const rg_event *const *evs, int n, rg_time received,
+                        rg_put *res, int *failed);
 
 /* Keeps a refused input where an operator can see it. */
 int rg_store_reject(rg_store *st, const char *source, long line, const char *field,
