@@ -2,6 +2,8 @@
 #   make          build build/regimen
 #   make test     build and run every test (unit and end-to-end)
 #   make asan     the same tests under AddressSanitizer + UBSan (build-asan/)
+#   make test-postgres  the store conformance suite, simulate and the service
+#                 on PostgreSQL, in a throw-away cluster it starts and stops
 #   make demo     simulate the bundled example clinic and print its alerts
 #   make soak     the service's kill -9 crash loop, 200 cycles, several writers
 # Missing Debian packages are installed by .ci/install-deps (as root) while the
@@ -83,6 +85,14 @@ test: $(B)/regimen $(TESTS)
 	@[ "$(B)" != build ] || { bench/run.sh --smoke >$(B)/bench-smoke.log 2>&1 && \
 	  echo "bench-smoke: passed, every benchmark stage ran (bench/data/smoke/smoke.md)"; } || \
 	  { tail -40 $(B)/bench-smoke.log; echo "bench-smoke: FAILED (log $(B)/bench-smoke.log)"; exit 1; }
+
+# The PostgreSQL suite: the tests that need a server (test_store_conformance's
+# conf_pg suite, test_pg.c; skipped by `make test`, which needs none), on one
+# throw-away cluster started and stopped by tests/pg/run.sh.
+PG_TESTS := $(B)/tests/test_store_conformance $(B)/tests/test_pg
+.PHONY: test-postgres
+test-postgres: $(B)/regimen $(PG_TESTS)
+	@REGIMEN_BIN=$(CURDIR)/$(B)/regimen nice -n 10 tests/pg/run.sh $(PG_TESTS)
 
 # A clean sanitizer build each time: object files do not record their flags.
 asan:
