@@ -33,6 +33,9 @@
 #include <string.h>
 
 #define RG__PARTS 8 /* hash partitions per table */
+/* NOTIFY channel: a clinic's events, transitions or snoozes changed (the
+ * payload is the clinic), for the workers LISTENing (rg_store_notices) */
+#define RG__CHANNEL "regimen"
 #define RG__S(x) #x
 #define RG__STR(x) RG__S(x)
 
@@ -174,7 +177,8 @@ static const char *const rg__pg_sql[P__COUNT] = {
         "  ON CONFLICT (clinic, patient) DO UPDATE SET next_wake ="
         "  LEAST(coalesce(patients.next_wake, 9223372036854775807),"
         "  GREATEST(excluded.next_wake, coalesce(patients.clock, excluded.next_wake))))"
-        " SELECT (SELECT seq FROM e), (SELECT body FROM events WHERE clinic = $1 AND id = $2)",
+        " SELECT (SELECT seq FROM e), (SELECT body FROM events WHERE clinic = $1 AND id = $2),"
+        " (SELECT count(pg_notify('" RG__CHANNEL "', $1)) FROM e)",
     [P_EVENT_BODY] = "SELECT body FROM events WHERE clinic = $1 AND id = $2",
     /* Many events in one round trip (ingest's batches): the rows come as
      * arrays, numbered per clinic in their order (ord), inserted in that
@@ -201,7 +205,8 @@ static const char *const rg__pg_sql[P__COUNT] = {
         "  ON CONFLICT (clinic, patient) DO UPDATE SET next_wake ="
         "  LEAST(coalesce(patients.next_wake, 9223372036854775807),"
         "  GREATEST(excluded.next_wake, coalesce(patients.clock, excluded.next_wake))))"
-        " SELECT s.ord FROM s JOIN e USING (clinic, seq)",
+        " SELECT s.ord, (SELECT count(pg_notify('" RG__CHANNEL "', x.clinic))"
+        "  FROM (SELECT DISTINCT clinic FROM e) x) FROM s JOIN e USING (clinic, seq)",
     [P_REJECT] = "INSERT INTO rejected(received, source, line, field, reason, raw)"
                  " VALUES($1, $2, $3, $4, $5, $6)",
     [P_REJECTED_ALL] =
@@ -223,11 +228,13 @@ static const char *const rg__pg_sql[P__COUNT] = {
                         " ORDER BY clinic, patient LIMIT $3",
     [P_PATIENTS_DUE_PAGE] =
         "SELECT clinic, patient FROM patients WHERE (clinic, patient) > ($1, $2)"
-        " AND next_wake <= $4 ORDER BY clinic, patient LIMIT $3",
+        " AND next_wake <= $4 AND ($5::text[] IS NULL OR clinic = ANY($5::text[])) ORDER BY clinic, patient LIMIT $3",
     [P_PATIENTS_DUE] =
         "SELECT clinic, patient FROM (SELECT clinic, patient FROM patients"
-        " WHERE next_wake <= $1 ORDER BY next_wake LIMIT $2) d ORDER BY clinic, patient",
-    [P_NEXT_WAKE] = "SELECT min(next_wake) FROM patients WHERE next_wake IS NOT NULL",
+        " WHERE next_wake <= $1 AND ($3::text[] IS NULL OR clinic = ANY($3::text[])) ORDER BY next_wake LIMIT $2) d"
+        " ORDER BY clinic, patient",
+    [P_NEXT_WAKE] = "SELECT min(next_wake) FROM patients WHERE next_wake IS NOT NULL"
+                    " AND ($1::text[] IS NULL OR clinic = ANY($1::text[]))",
     [P_OPEN_ALERTS] =
         "SELECT t.seq, t.at, t.due, t.key, t.protocol, t.version, t.rule, t.severity, t.message,"
         " t.seq, t.params, t.evidence, t.cseq FROM transitions t"
@@ -236,11 +243,12 @@ static const char *const rg__pg_sql[P__COUNT] = {
     [P_KEY_LAST] = "SELECT seq, state FROM transitions WHERE clinic = $1 AND key = $2"
                    " ORDER BY seq DESC LIMIT 1",
     [P_TRANSITION] =
-        "WITH c AS (" RG__NEXT("$4::text", "cseq") ")"
+        "WITH c AS (" RG__NEXT("$4::text", "cseq") "), t AS ("
         " INSERT INTO transitions(alert_id, at, state, clinic, patient, key, protocol, version,"
         " rule, severity, message, due, params, evidence, recorded, cseq)"
         " SELECT $1::bigint, $2::bigint, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12::bigint, $13,"
-        " $14, $15::bigint, c.value FROM c RETURNING seq, cseq",
+        " $14, $15::bigint, c.value FROM c RETURNING seq, cseq)"
+        " SELECT seq, cseq, pg_notify('" RG__CHANNEL "', $4) FROM t",
     [P_TRANSITIONS_SEQ] = "SELECT " RG__TRANSITION_COLS " FROM transitions WHERE seq > $1"
                           " ORDER BY seq",
     [P_TRANSITIONS_TIME] = "SELECT " RG__TRANSITION_COLS " FROM transitions WHERE seq > $1"
@@ -260,9 +268,10 @@ static const char *const rg__pg_sql[P__COUNT] = {
     [P_ALERT_ACK] = "INSERT INTO alerts(clinic, id, acked_by, acked_at) VALUES($1, $2, $3, $4)"
                     " ON CONFLICT (clinic, id) DO UPDATE SET acked_by = excluded.acked_by,"
                     " acked_at = excluded.acked_at",
-    [P_ALERT_SNOOZE] = "INSERT INTO alerts(clinic, id, snoozed_until) VALUES($1, $2, $3)"
-                       " ON CONFLICT (clinic, id) DO UPDATE SET"
-                       " snoozed_until = excluded.snoozed_until",
+    [P_ALERT_SNOOZE] = "WITH x AS (INSERT INTO alerts(clinic, id, snoozed_until)"
+                       " VALUES($1, $2, $3) ON CONFLICT (clinic, id) DO UPDATE SET"
+                       " snoozed_until = excluded.snoozed_until RETURNING clinic)"
+                       " SELECT pg_notify('" RG__CHANNEL "', clinic) FROM x",
     [P_ALERT_UNSNOOZE] = "UPDATE alerts SET snoozed_until = NULL WHERE clinic = $1 AND id = $2",
     [P_ACTION_ADD] = "INSERT INTO alert_actions(alert_id, clinic, key, action, who, note,"
                      " \"until\", at) VALUES($1, $2, $3, $4, $5, $6, $7, $8)",
@@ -270,10 +279,12 @@ static const char *const rg__pg_sql[P__COUNT] = {
                      " WHERE clinic = $1 AND key = $2 ORDER BY seq",
     [P_NEXT_SNOOZE] = "SELECT min(a.snoozed_until) FROM alerts a JOIN transitions o"
                       " ON o.clinic = a.clinic AND o.seq = a.id"
-                      " WHERE a.snoozed_until IS NOT NULL AND " RG__STILL_OPEN("o"),
+                      " WHERE a.snoozed_until IS NOT NULL AND " RG__STILL_OPEN("o")
+                      " AND ($1::text[] IS NULL OR a.clinic = ANY($1::text[]))",
     [P_DUE_SNOOZES] = "SELECT o.seq, o.clinic, o.key, o.patient FROM alerts a JOIN transitions o"
                       " ON o.clinic = a.clinic AND o.seq = a.id WHERE a.snoozed_until <= $1 AND "
-                      RG__STILL_OPEN("o") " ORDER BY a.snoozed_until LIMIT 256",
+                      RG__STILL_OPEN("o") " AND ($2::text[] IS NULL OR a.clinic = ANY($2::text[]))"
+                      " ORDER BY a.snoozed_until LIMIT 256",
     [P_WAKE_CLINIC] =
         "UPDATE patients SET wake = $2, next_wake = LEAST(coalesce(next_wake, $2), $2)"
         " WHERE clinic = $1 AND (clock IS NULL OR clock < $2)",
@@ -313,6 +324,10 @@ struct rg_pg {
     rg_time fault_since;
     void (*on_commit)(void *ud);
     void *on_commit_ud;
+    /* the clinics whose leases this connection holds, as an array literal
+     * ("{a,b}") for the wake-up reads once rg_pg_lease_only is on */
+    rg_buf leased;
+    int only, listening;
 };
 
 /* The parameters of one statement, as libpq takes them. */
@@ -342,6 +357,12 @@ static void rg__time(rg__args *a, rg_time t)
         rg__text(a, NULL);
     else
         rg__int(a, t);
+}
+
+/* The wake-up reads' last parameter: the leased clinics, or NULL for all. */
+static void rg__leased(rg__args *a, const rg_pg *pg)
+{
+    rg__text(a, pg->only ? (pg->leased.p ? pg->leased.p : "{}") : NULL);
 }
 
 /* Raw bytes (a bytea), sent as they are: NULL or empty is SQL NULL. */
@@ -560,6 +581,7 @@ void rg_pg_close(rg_pg *pg)
     if (!pg)
         return;
     PQfinish(pg->conn);
+    rg_buf_free(&pg->leased);
     free(pg);
 }
 
@@ -920,8 +942,10 @@ int rg_pg_patients_page(rg_pg *pg, const char *after_clinic, const char *after_p
     rg__text(&a, after_clinic);
     rg__text(&a, after_patient);
     rg__int(&a, limit);
-    if (due != RG_TIME_NONE)
+    if (due != RG_TIME_NONE) {
         rg__int(&a, due);
+        rg__leased(&a, pg);
+    }
     return rg__each_patient(
         rg__run(pg, due == RG_TIME_NONE ? P_PATIENTS_PAGE : P_PATIENTS_DUE_PAGE, &a), fn, ud);
 }
@@ -932,13 +956,16 @@ int rg_pg_due_patients(rg_pg *pg, rg_time due, int limit,
     rg__args a = {0};
     rg__int(&a, due);
     rg__int(&a, limit);
+    rg__leased(&a, pg);
     return rg__each_patient(rg__run(pg, P_PATIENTS_DUE, &a), fn, ud);
 }
 
 /* A query answering one time (or NULL). */
 static int rg__one_time(rg_pg *pg, int q, rg_time *out)
 {
-    PGresult *r = rg__run(pg, q, NULL);
+    rg__args a = {0};
+    rg__leased(&a, pg);
+    PGresult *r = rg__run(pg, q, &a);
     *out = r && PQntuples(r) ? rg__col_time(r, 0, 0) : RG_TIME_NONE;
     PQclear(r);
     return r ? RG_OK : RG_EDB;
@@ -1192,6 +1219,7 @@ int rg_pg_each_due_snooze(rg_pg *pg, rg_time now,
 {
     rg__args a = {0};
     rg__int(&a, now);
+    rg__leased(&a, pg);
     PGresult *r = rg__run(pg, P_DUE_SNOOZES, &a);
     if (!r)
         return RG_EDB;
@@ -1317,3 +1345,97 @@ int rg_pg_protocol_loaded(rg_pg *pg, const char *clinic, const char *protocol,
     rg__int(&a, rg_now());
     return rg__do(pg, P_PROTOCOL_LOADED, &a);
 }
+
+/* ---- many workers: leases and notices ---------------------------------------------- */
+
+/* A clinic's lease is a session advisory lock on this connection, keyed by
+ * a hash of the schema's and the clinic's names (advisory locks are per
+ * database; two stores in two schemas are two): PostgreSQL grants it to one session at a
+ * time and drops it the moment that session ends, kill -9 of the worker
+ * included (its socket closes). Taken once; held until the connection ends. */
+int rg_pg_lease(rg_pg *pg, const char *clinic, int *held)
+{
+    *held = 0;
+    rg_buf name = {0};
+    for (size_t off = 1; pg->leased.p && off < pg->leased.len;) { /* already ours? */
+        const char *end = strpbrk(pg->leased.p + off, ",}");
+        size_t len = (size_t)(end - pg->leased.p - off) - 2; /* without the quotes */
+        if (len == strlen(clinic) && !memcmp(pg->leased.p + off + 1, clinic, len)) {
+            *held = 1;
+            return RG_OK;
+        }
+        off = (size_t)(end - pg->leased.p) + 1;
+    }
+    const char *v[1] = {clinic};
+    PGresult *r = PQexecParams(pg->conn,
+                               "SELECT pg_try_advisory_lock(hashtextextended("
+                               "'regimen:' || current_schema() || ':' || $1, 0))",
+                               1, NULL, v, NULL, NULL, 0);
+    if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+        rg__msg(pg, PQresultErrorMessage(r));
+        PQclear(r);
+        return RG_EDB;
+    }
+    *held = !strcmp(PQgetvalue(r, 0, 0), "t");
+    PQclear(r);
+    if (!*held)
+        return RG_OK;
+    /* names are plain (event.h: letters, digits, - _ .), yet quoted */
+    if (rg_buf_add(&name, "\"", 1) || rg_buf_add(&name, clinic, strlen(clinic)) ||
+        rg_buf_add(&name, "\"", 1))
+        goto nomem;
+    if (pg->leased.len)
+        pg->leased.p[--pg->leased.len] = '\0'; /* the closing brace */
+    if (rg_buf_add(&pg->leased, pg->leased.len ? "," : "{", 1) ||
+        rg_buf_add(&pg->leased, name.p, name.len) || rg_buf_add(&pg->leased, "}", 1))
+        goto nomem;
+    rg_buf_free(&name);
+    return RG_OK;
+nomem:
+    rg_buf_free(&name);
+    return RG_ENOMEM;
+}
+
+void rg_pg_lease_only(rg_pg *pg, int on) { pg->only = on; }
+
+int rg_pg_notice_fd(rg_pg *pg)
+{
+    if (!pg->listening) {
+        if (rg__exec(pg, "LISTEN " RG__CHANNEL))
+            return -1;
+        pg->listening = 1;
+    }
+    return PQsocket(pg->conn);
+}
+
+/* Reads what the server sent and counts the notices in it (libpq also
+ * keeps those that arrived during other statements). */
+int rg_pg_notices(rg_pg *pg)
+{
+    int n = 0;
+    if (!PQconsumeInput(pg->conn)) {
+        rg__msg(pg, PQerrorMessage(pg->conn));
+        rg__fault(pg);
+        return RG_EDB;
+    }
+    for (PGnotify *x; (x = PQnotifies(pg->conn)) != NULL; n++)
+        PQfreemem(x);
+    return n;
+}
+
+int rg_store_lease(rg_store *st, const char *clinic, int *held)
+{
+    rg_pg *pg = rg_store_pg(st);
+    *held = 1;
+    return pg ? rg_pg_lease(pg, clinic, held) : RG_OK;
+}
+
+void rg_store_lease_only(rg_store *st, int on)
+{
+    if (rg_store_pg(st))
+        rg_pg_lease_only(rg_store_pg(st), on);
+}
+
+int rg_store_notice_fd(rg_store *st) { return rg_store_pg(st) ? rg_pg_notice_fd(rg_store_pg(st)) : -1; }
+
+int rg_store_notices(rg_store *st) { return rg_store_pg(st) ? rg_pg_notices(rg_store_pg(st)) : 0; }

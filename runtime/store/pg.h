@@ -16,6 +16,9 @@
 
 typedef struct rg_pg rg_pg;
 
+/* The PostgreSQL backend of st, NULL for SQLite (store.c). */
+rg_pg *rg_store_pg(rg_store *st);
+
 /* 1 when path is a PostgreSQL connection URL rather than a file. */
 int rg_pg_url(const char *path);
 
@@ -92,5 +95,9 @@ int rg_pg_eval_error(rg_pg *pg, const char *clinic, const char *patient,
                         const char *protocol, const char *rule, rg_time at, const char *msg);
 int rg_pg_protocol_loaded(rg_pg *pg, const char *clinic, const char *protocol,
                              const char *version, const char *file, const char *hash);
+int rg_pg_lease(rg_pg *pg, const char *clinic, int *held);
+void rg_pg_lease_only(rg_pg *pg, int on);
+int rg_pg_notice_fd(rg_pg *pg);
+int rg_pg_notices(rg_pg *pg);
 
 #endif

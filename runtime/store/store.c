@@ -622,6 +622,8 @@ int rg_store_open(rg_store **out, const char *path, const rg_store_opts *opts, c
     return RG_OK;
 }
 
+rg_pg *rg_store_pg(rg_store *st) { return st->pg; }
+
 void rg_store_close(rg_store *st)
 {
     if (!st)

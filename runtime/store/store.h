@@ -221,4 +221,23 @@ int rg_store_eval_error(rg_store *st, const char *clinic, const char *patient,
 int rg_store_protocol_loaded(rg_store *st, const char *clinic, const char *protocol,
                              const char *version, const char *file, const char *hash);
 
+/* ---- many workers on one store. PostgreSQL: any number of services share
+ * it, each clinic evaluated by the one holding its lease. SQLite: one
+ * service holds the file (holder.h), so it holds every clinic. */
+/* Takes the clinic's lease if nobody holds it: *held 1 when this store
+ * holds it (now or already). The database enforces it and ends it with the
+ * connection, so a worker that dies (kill -9) loses its leases at once.
+ * SQLite: always held. */
+int rg_store_lease(rg_store *st, const char *clinic, int *held);
+/* on: the wake-up reads (rg_store_due_patients, rg_store_patients_page
+ * with a due time, rg_store_next_wake, the snoozes) see only the clinics
+ * this store holds. No effect on SQLite. */
+void rg_store_lease_only(rg_store *st, int on);
+/* A descriptor that becomes readable when a notice may have come (another
+ * worker or `regimen ingest` stored events, transitions or snoozes):
+ * PostgreSQL LISTEN/NOTIFY; -1 on SQLite (rg_holder_notify does that). */
+int rg_store_notice_fd(rg_store *st);
+/* Reads the notices that came: how many (0: none), or RG_EDB. */
+int rg_store_notices(rg_store *st);
+
 #endif
