@@ -120,6 +120,13 @@ bench: all
 bench-smoke: all
 	@bench/run.sh --smoke
 
+# Issue 12's figures: HTTP ingest and POST -> transition latency with 1 worker
+# on SQLite, 1 and 3 workers on PostgreSQL (a throw-away cluster), sweep and
+# simulate on both stores; writes bench/results/scale-out.md.
+.PHONY: bench-scale-out
+bench-scale-out: all
+	@nice -n 10 bench/scale-out.sh
+
 # The crash loop as a soak (not in make test or CI): kill -9 of the service
 # SOAK_CYCLES times (default 200) while SOAK_CLIENTS HTTP clients (default 4)
 # and a concurrent `regimen ingest` write; prints events sent, acknowledged,

@@ -11,7 +11,7 @@
  * paging, transitions and the gap-free per-clinic sequence (across
  * transactions and rollbacks), alerts and staff actions, snoozes, webhook
  * cursors, ingest of a file, schema versions (reopen, newer refused, racing
- * first opens).
+ * first opens), and the many-worker parts: leases and notices.
  */
 #include "ingest.h"
 #include "store.h"
@@ -24,6 +24,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <poll.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -740,4 +741,69 @@ CONFORM(first_open_by_racing_processes_is_safe)
     }
     open_store();
     cr_assert_eq(put("north", "e1", "p1", "2026-03-02T10:00:00Z", NULL), RG_PUT_STORED);
+}
+
+/* ---- leases (many workers) ---------------------------------------------------------- */
+
+Test(conf_pg, a_lease_is_one_connections_until_it_ends, .init = setup_pg, .fini = teardown)
+{
+    NO_PG_SKIP();
+    rg_store *other = NULL;
+    char err[512];
+    int held = -1;
+    cr_assert_eq(rg_store_open(&other, url, NULL, err, sizeof err), RG_OK, "%s", err);
+    cr_assert_eq(rg_store_lease(st, "north", &held), RG_OK);
+    cr_assert_eq(held, 1);
+    cr_assert_eq(rg_store_lease(st, "north", &held), RG_OK);
+    cr_assert_eq(held, 1, "held already");
+    cr_assert_eq(rg_store_lease(other, "north", &held), RG_OK);
+    cr_assert_eq(held, 0, "one holder at a time");
+    cr_assert_eq(rg_store_lease(other, "south", &held), RG_OK);
+    cr_assert_eq(held, 1);
+    /* only the leased clinics' wake-ups, once asked */
+    put("north", "e1", "p1", "2026-03-02T10:00:00Z", NULL);
+    rg_store_lease_only(other, 1);
+    rg_time w;
+    cr_assert_eq(rg_store_next_wake(other, &w), RG_OK);
+    cr_assert_eq(w, RG_TIME_NONE, "north is not other's");
+    cr_assert_eq(rg_store_next_wake(st, &w), RG_OK);
+    cr_assert_eq(w, T("2026-03-02T10:00:00Z"));
+    names due = {0};
+    cr_assert_eq(rg_store_due_patients(other, T("2026-03-03T00:00:00Z"), 10, collect_pat, &due),
+                 0);
+    /* the holder's connection ends: the lease is free at once */
+    rg_store_close(st);
+    st = NULL;
+    cr_assert_eq(rg_store_lease(other, "north", &held), RG_OK);
+    cr_assert_eq(held, 1);
+    cr_assert_eq(rg_store_next_wake(other, &w), RG_OK);
+    cr_assert_eq(w, T("2026-03-02T10:00:00Z"));
+    rg_store_close(other);
+}
+
+Test(conf_pg, a_notice_comes_when_another_connection_stores_events, .init = setup_pg,
+     .fini = teardown)
+{
+    NO_PG_SKIP();
+    rg_store *other = NULL;
+    char err[512];
+    cr_assert_eq(rg_store_open(&other, url, NULL, err, sizeof err), RG_OK, "%s", err);
+    int fd = rg_store_notice_fd(other);
+    cr_assert_geq(fd, 0);
+    cr_assert_eq(rg_store_notices(other), 0);
+    put("north", "e1", "p1", "2026-03-02T10:00:00Z", NULL);
+    struct pollfd p = {.fd = fd, .events = POLLIN};
+    cr_assert_eq(poll(&p, 1, 5000), 1, "the socket became readable");
+    cr_assert_gt(rg_store_notices(other), 0);
+    rg_store_close(other);
+}
+
+Test(conf_sqlite, sqlite_holds_every_lease_and_has_no_notices, .init = setup_sqlite,
+     .fini = teardown)
+{
+    int held = 0;
+    cr_assert_eq(rg_store_lease(st, "north", &held), RG_OK);
+    cr_assert_eq(held, 1);
+    cr_assert_eq(rg_store_notice_fd(st), -1);
+    cr_assert_eq(rg_store_notices(st), 0);
 }

@@ -1,7 +1,9 @@
 #!/bin/sh
 # tests/pg/cluster.sh - a throw-away PostgreSQL 15 cluster for the tests.
 #
-#   tests/pg/cluster.sh start DIR   initdb in DIR (created, owned by the
+#   tests/pg/cluster.sh start DIR   initdb in DIR (its parent directories
+#                                   open to the postgres user; DIR created,
+#                                   owned by the
 #                                   postgres user when run as root: initdb
 #                                   refuses root), start the server on a unix
 #                                   socket in DIR only (no TCP), create the
