@@ -525,3 +525,36 @@ Test(pg, a_killed_owners_leases_are_taken_within_10_s, .timeout = 120)
     workers[1] = 0;
     rg_test_rmdir(w[0].dir);
 }
+
+/* A worker whose database session is ended (here by pg_terminate_backend)
+ * has lost its leases: it stops with status 2 and says why, rather than go
+ * on evaluating clinics another worker may hold. */
+Test(pg, a_worker_that_loses_its_session_stops, .timeout = 60)
+{
+    server w;
+    fresh_schema(7);
+    server_setup(&w, fast_protocol, fast_protocol);
+    int n = snprintf(w.db, sizeof w.db, "%s&application_name=rg_lost_%d", url, (int)getpid());
+    cr_assert_lt(n, (int)sizeof w.db);
+    server_start(&w);
+    workers[0] = w.pid;
+    char text[200];
+    snprintf(text, sizeof text, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                                " WHERE application_name = 'rg_lost_%d'", (int)getpid());
+    PGconn *c = PQconnectdb(getenv("RG_TEST_PG_URL"));
+    PGresult *r = PQexec(c, text);
+    cr_assert_eq(PQresultStatus(r), PGRES_TUPLES_OK, "%s", PQresultErrorMessage(r));
+    cr_assert_eq(PQntuples(r), 1, "the worker's one session");
+    PQclear(r);
+    PQfinish(c);
+    int status = -1;
+    for (int i = 0; i < 100 && waitpid(w.pid, &status, WNOHANG) == 0; i++)
+        usleep(50000);
+    workers[0] = 0;
+    cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 2, "status %d", status);
+    char *log = rg_test_read(w.log);
+    cr_assert_not_null(strstr(log, "the connection to the database was lost, and the leases with "
+                                   "it: stopping"), "%s", log);
+    free(log);
+    rg_test_rmdir(w.dir);
+}

@@ -316,10 +316,25 @@ static int rg__take_leases(rg_svc *sv)
     return taken;
 }
 
+static void rg__on_stop(uv_signal_t *h, int sig);
+
+/* A worker whose database session ended has lost its leases, and another
+ * worker may hold them already: it stops (exit 2) rather than evaluate or
+ * send webhooks without them; a supervisor starts it again (crash-only, as
+ * after kill -9). */
 static void rg__on_lease_tick(uv_timer_t *t)
 {
     rg_svc *sv = t->data;
-    if (sv->stopping || sv->nheld == sv->nclinics || !rg__take_leases(sv))
+    int held;
+    if (sv->stopping)
+        return;
+    if (sv->nclinics && rg_store_lease(sv->st, sv->clinics[0].name, &held) == RG_EIO) {
+        rg_log("error", "%s: stopping", rg_store_errmsg(sv->st));
+        sv->exit_code = 2;
+        rg__on_stop(&sv->sigterm, 0);
+        return;
+    }
+    if (sv->nheld == sv->nclinics || !rg__take_leases(sv))
         return;
     rg__catch_up(sv, "lease taken");
     rg_svc_arm(sv);
@@ -703,7 +718,9 @@ static void rg__on_stop(uv_signal_t *h, int sig)
     if (sv->stopping)
         return;
     sv->stopping = 1;
-    rg_log("info", "%s: stopping (finishing in-flight work)", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+    if (sig)
+        rg_log("info", "%s: stopping (finishing in-flight work)",
+               sig == SIGTERM ? "SIGTERM" : "SIGINT");
     rg__flush(sv); /* queued requests are stored and answered first */
     if (sv->http)
         rg_http_close(sv->http, rg__http_closed, sv);

@@ -1356,6 +1356,11 @@ int rg_pg_protocol_loaded(rg_pg *pg, const char *clinic, const char *protocol,
 int rg_pg_lease(rg_pg *pg, const char *clinic, int *held)
 {
     *held = 0;
+    if (PQstatus(pg->conn) != CONNECTION_OK) { /* the session, and every lease, ended */
+        rg__msg(pg, "the connection to the database was lost, and the leases with it");
+        rg__fault(pg);
+        return RG_EIO;
+    }
     rg_buf name = {0};
     for (size_t off = 1; pg->leased.p && off < pg->leased.len;) { /* already ours? */
         const char *end = strpbrk(pg->leased.p + off, ",}");

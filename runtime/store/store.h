@@ -227,6 +227,7 @@ int rg_store_protocol_loaded(rg_store *st, const char *clinic, const char *proto
 /* Takes the clinic's lease if nobody holds it: *held 1 when this store
  * holds it (now or already). The database enforces it and ends it with the
  * connection, so a worker that dies (kill -9) loses its leases at once.
+ * RG_EIO when the connection is lost: so are all the leases it held.
  * SQLite: always held. */
 int rg_store_lease(rg_store *st, const char *clinic, int *held);
 /* on: the wake-up reads (rg_store_due_patients, rg_store_patients_page
