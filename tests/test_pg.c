@@ -558,3 +558,40 @@ Test(pg, a_worker_that_loses_its_session_stops, .timeout = 60)
     free(log);
     rg_test_rmdir(w.dir);
 }
+
+/* The store as a whole: shared by the workers, alone for sweep and
+ * simulate --db, each refused with one line while the other holds it. */
+Test(pg, sweep_is_refused_beside_workers_and_workers_beside_a_sweep, .timeout = 60)
+{
+    server w;
+    fresh_schema(8);
+    server_setup(&w, fast_protocol, fast_protocol);
+    cr_assert_lt(strlen(url), sizeof w.db);
+    memcpy(w.db, url, strlen(url) + 1);
+    server_start(&w);
+    workers[0] = w.pid;
+    char *out, *err;
+    const char *sw[] = {"sweep", "--db", url, "--at", "2026-06-01T00:00:00Z", NULL};
+    cr_assert_eq(rg_test_run(sw, NULL, &out, &err), 2, "%s%s", out, err);
+    cr_assert_not_null(strstr(err, "is in use by regimen serve workers"), "%s", err);
+    free(out);
+    free(err);
+    cr_assert_eq(server_stop(&w, SIGTERM), 0);
+    workers[0] = 0;
+    /* a sweep's hold (taken here by hand) keeps a worker from starting */
+    PGconn *c = PQconnectdb(url);
+    PGresult *r = PQexec(c, "SELECT pg_advisory_lock(hashtextextended('regimen:' ||"
+                            " current_schema() || ':*', 0))");
+    cr_assert_eq(PQresultStatus(r), PGRES_TUPLES_OK, "%s", PQresultErrorMessage(r));
+    PQclear(r);
+    const char *sv[] = {"serve", "--config", w.config, "--db", url, NULL};
+    cr_assert_eq(rg_test_run(sv, NULL, &out, &err), 2, "%s%s", out, err);
+    cr_assert_not_null(strstr(err, "held by a sweep or a simulation"), "%s", err);
+    free(out);
+    free(err);
+    PQfinish(c);
+    cr_assert_eq(rg_test_run(sw, NULL, &out, &err), 0, "%s", err);
+    free(out);
+    free(err);
+    rg_test_rmdir(w.dir);
+}

@@ -236,6 +236,13 @@ static int rg__open_store(const char *path, int durable, const char *kind, const
             snprintf(err, sizeof err, "%s is held by %s; %s", path,
                      rg_holder_who(&info, who, sizeof who), hint);
     }
+    int alone = 1; /* PostgreSQL: no serve worker on it (the file lock's twin) */
+    if (!rc && (rc = rg_store_hold(*st, 1, &alone)) != RG_OK) {
+        snprintf(err, sizeof err, "%s", rg_store_errmsg(*st));
+    } else if (!rc && !alone) {
+        snprintf(err, sizeof err, "%s is in use by regimen serve workers; %s", path, hint);
+        rc = RG_EBUSY;
+    }
     if (rc) {
         fprintf(stderr, "regimen %s: %s\n", kind, err);
         rg_store_close(*st);

@@ -328,6 +328,8 @@ static void rg__on_lease_tick(uv_timer_t *t)
     int held;
     if (sv->stopping)
         return;
+    /* (asking for a lease also tells a lost session; one it takes here is
+     * marked held by rg__take_leases below) */
     if (sv->nclinics && rg_store_lease(sv->st, sv->clinics[0].name, &held) == RG_EIO) {
         rg_log("error", "%s: stopping", rg_store_errmsg(sv->st));
         sv->exit_code = 2;
@@ -764,6 +766,15 @@ int rg_serve_main(const char *db_path, const char *config_path, const char *ship
     /* after the open, so a file that cannot be written is refused as such */
     if (rg_holder_take(&sv->holder, db_path, "serve", err, sizeof err)) {
         fprintf(stderr, "regimen serve: %s\n", err);
+        rg_store_close(sv->st);
+        return 2;
+    }
+    int shared = 1; /* PostgreSQL: no sweep or simulation writing into it meanwhile */
+    if (rg_store_hold(sv->st, 0, &shared) || !shared) {
+        fprintf(stderr, "regimen serve: database %s is %s\n", db_path,
+                shared ? rg_store_errmsg(sv->st)
+                       : "held by a sweep or a simulation (regimen sweep, simulate --db); "
+                         "start the service when it has finished");
         rg_store_close(sv->st);
         return 2;
     }

@@ -36,6 +36,8 @@
 /* NOTIFY channel: a clinic's events, transitions or snoozes changed (the
  * payload is the clinic), for the workers LISTENing (rg_store_notices) */
 #define RG__CHANNEL "regimen"
+/* rg_store_hold's advisory lock: the store (its schema) as a whole */
+#define RG__HOLD_KEY "hashtextextended('regimen:' || current_schema() || ':*', 0)"
 #define RG__S(x) #x
 #define RG__STR(x) RG__S(x)
 
@@ -1444,3 +1446,24 @@ void rg_store_lease_only(rg_store *st, int on)
 int rg_store_notice_fd(rg_store *st) { return rg_store_pg(st) ? rg_pg_notice_fd(rg_store_pg(st)) : -1; }
 
 int rg_store_notices(rg_store *st) { return rg_store_pg(st) ? rg_pg_notices(rg_store_pg(st)) : 0; }
+
+/* The database as a whole, beside the per-clinic leases: every worker holds
+ * it shared, a sweep or `simulate --db` alone (their transitions must never
+ * enter a live feed), as holder.c does for a SQLite file. */
+int rg_store_hold(rg_store *st, int alone, int *ok)
+{
+    rg_pg *pg = rg_store_pg(st);
+    *ok = 1;
+    if (!pg)
+        return RG_OK;
+    PGresult *r = PQexec(pg->conn, alone ? "SELECT pg_try_advisory_lock(" RG__HOLD_KEY ")"
+                                         : "SELECT pg_try_advisory_lock_shared(" RG__HOLD_KEY ")");
+    if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+        rg__msg(pg, PQresultErrorMessage(r));
+        PQclear(r);
+        return RG_EDB;
+    }
+    *ok = !strcmp(PQgetvalue(r, 0, 0), "t");
+    PQclear(r);
+    return RG_OK;
+}

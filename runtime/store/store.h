@@ -240,5 +240,9 @@ void rg_store_lease_only(rg_store *st, int on);
 int rg_store_notice_fd(rg_store *st);
 /* Reads the notices that came: how many (0: none), or RG_EDB. */
 int rg_store_notices(rg_store *st);
+/* PostgreSQL: holds the store shared (alone 0: each serve worker) or alone
+ * (1: sweep, simulate --db), until the connection ends; *ok 0 when the
+ * other kind holds it. SQLite: *ok 1 (holder.h locks the file). */
+int rg_store_hold(rg_store *st, int alone, int *ok);
 
 #endif
