@@ -2,13 +2,15 @@
 #   make          build build/regimen
 #   make test     build and run every test (unit and end-to-end)
 #   make asan     the same tests under AddressSanitizer + UBSan (build-asan/)
+#   make test-postgres  the store conformance suite, simulate and the service
+#                 on PostgreSQL, in a throw-away cluster it starts and stops
 #   make demo     simulate the bundled example clinic and print its alerts
 #   make soak     the service's kill -9 crash loop, 200 cycles, several writers
 # Missing Debian packages are installed by .ci/install-deps (as root) while the
 # Makefile is read, so `make -j` works on a fresh machine too.
 
 CC ?= cc
-PKGS := lua5.4 sqlite3 jansson libuv libcurl
+PKGS := lua5.4 sqlite3 jansson libuv libcurl libpq
 OPT ?= -O2
 WARN := -Wall -Wextra -Wshadow -Wundef -Wwrite-strings -Wredundant-decls \
         -Wdisabled-optimization -Wdouble-promotion -Wmissing-declarations \
@@ -94,6 +96,14 @@ test: $(B)/regimen $(TESTS)
 	  echo "bench-smoke: passed, every benchmark stage ran (bench/data/smoke/smoke.md)"; } || \
 	  { tail -40 $(B)/bench-smoke.log; echo "bench-smoke: FAILED (log $(B)/bench-smoke.log)"; exit 1; }
 
+# The PostgreSQL suite: the tests that need a server (test_store_conformance's
+# conf_pg suite, test_pg.c; skipped by `make test`, which needs none), on one
+# throw-away cluster started and stopped by tests/pg/run.sh.
+PG_TESTS := $(B)/tests/test_store_conformance $(B)/tests/test_pg
+.PHONY: test-postgres
+test-postgres: $(B)/regimen $(PG_TESTS)
+	@REGIMEN_BIN=$(CURDIR)/$(B)/regimen nice -n 10 tests/pg/run.sh $(PG_TESTS)
+
 # A clean sanitizer build each time: object files do not record their flags.
 asan:
 	rm -rf build-asan
@@ -119,6 +129,13 @@ bench: all
 
 bench-smoke: all
 	@bench/run.sh --smoke
+
+# Issue 12's figures: HTTP ingest and POST -> transition latency with 1 worker
+# on SQLite, 1 and 3 workers on PostgreSQL (a throw-away cluster), sweep and
+# simulate on both stores; writes bench/results/scale-out.md.
+.PHONY: bench-scale-out
+bench-scale-out: all
+	@nice -n 10 bench/scale-out.sh
 
 # The crash loop as a soak (not in make test or CI): kill -9 of the service
 # SOAK_CYCLES times (default 200) while SOAK_CLIENTS HTTP clients (default 4)

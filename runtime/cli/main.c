@@ -74,7 +74,8 @@ static const char rg__usage[] =
     "                                   directories of them; default: the shipped set's)\n"
     "\n"
     "common options:\n"
-    "  --db PATH              SQLite database (default regimen.db; simulate: in memory)\n"
+    "  --db PATH              SQLite database (default regimen.db; simulate: in memory),\n"
+    "                         or a PostgreSQL one: postgresql://... (or postgres://...)\n"
     "  --max-memory-mb N      memory cap per clinic Lua state (default 64)\n"
     "  --max-instructions N   Lua instructions per evaluation (default 10000000)\n"
     "  --deadline-ms N        wall-clock limit per evaluation (default 2000)\n"
@@ -252,6 +253,13 @@ static int rg__open_store(const char *path, int durable, const char *kind, const
         if (rg_holder_find(path, &info) == 1 && !strcmp(info.kind, "serve"))
             snprintf(err, sizeof err, "%s is held by %s; %s", path,
                      rg_holder_who(&info, who, sizeof who), hint);
+    }
+    int alone = 1; /* PostgreSQL: no serve worker on it (the file lock's twin) */
+    if (!rc && (rc = rg_store_hold(*st, 1, &alone)) != RG_OK) {
+        snprintf(err, sizeof err, "%s", rg_store_errmsg(*st));
+    } else if (!rc && !alone) {
+        snprintf(err, sizeof err, "%s is in use by regimen serve workers; %s", path, hint);
+        rc = RG_EBUSY;
     }
     if (rc) {
         fprintf(stderr, "regimen %s: %s\n", kind, err);
@@ -527,7 +535,7 @@ static int rg__cmd_rejected(int argc, char **argv)
     int rc = rg__parse(argc, argv, &o);
     if (rc)
         return rc;
-    if (access(o.db, F_OK) != 0)
+    if (!rg_store_is_server(o.db) && access(o.db, F_OK) != 0)
         return rg__die("no database at %s", o.db);
     if ((rc = rg__open_store(o.db, 0, NULL, NULL, &st)))
         return rc;
@@ -767,7 +775,7 @@ static int rg__cmd_explain(int argc, char **argv)
             (rc = rg__simulate(&o, until, 1, &st, &eng, &ingest_rc)))
             return rc;
     } else {
-        if (access(o.db, F_OK) != 0)
+        if (!rg_store_is_server(o.db) && access(o.db, F_OK) != 0)
             return rg__die("no database at %s", o.db);
         if ((rc = rg__open_store(o.db, 0, NULL, NULL, &st)))
             return rc;
@@ -860,7 +868,7 @@ static int rg__cmd_sweep(int argc, char **argv)
         return rg__die("%s", "sweep needs --at TIME (see regimen --help)");
     if (rg_time_parse(o.until, strlen(o.until), &at, NULL, err, sizeof err))
         return rg__die("--at: %s", err);
-    if (access(o.db, F_OK) != 0)
+    if (!rg_store_is_server(o.db) && access(o.db, F_OK) != 0)
         return rg__die("no database at %s", o.db);
     if ((rc = rg__open_store(o.db, 1, "sweep",
                              "the service re-evaluates a clinic's patients itself when its "

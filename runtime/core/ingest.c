@@ -6,6 +6,8 @@
  * (jansson, the compiled data) while the caller's thread writes them to the
  * store, which only it touches. The writer takes the lines in file order, so
  * batches, outcomes and line numbers are those of one loop over the file.
+ * The valid events of a chunk go to the store in one call
+ * (rg_store_put_events: one round trip to PostgreSQL).
  */
 #include "ingest.h"
 
@@ -17,16 +19,18 @@
 #define RG_BATCH_LINES 10000
 #define RG_RAW_KEEP 65536 /* bytes of a refused line kept for the operator */
 
-/* The store's half of one line: stores a validated event, or keeps the
+/* The store's half of one line: stores a validated event (or takes what
+ * storing it gave, *stored, when it went in with others), or keeps the
  * refusal (rc RG_EINVAL with field and why) with the raw text. */
 static int rg__store_one(rg_store *st, int rc, rg_event *ev, char *field, char *why,
                          size_t whylen, const char *text, size_t len, const char *source,
-                         long line, rg_ingest_counts *counts, rg_reject_fn on_reject, void *ud)
+                         long line, rg_ingest_counts *counts, rg_reject_fn on_reject, void *ud,
+                         const rg_put *stored)
 {
     int outcome = RG_INGEST_REJECTED;
     if (rc == RG_OK) {
-        rg_put put;
-        rc = rg_store_put_event(st, ev, rg_now(), &put);
+        rg_put put = stored ? *stored : RG_PUT_STORED;
+        rc = stored ? RG_OK : rg_store_put_event(st, ev, rg_now(), &put);
         if (rc)
             return rc;
         if (put == RG_PUT_STORED) {
@@ -65,7 +69,7 @@ int rg_ingest_one(rg_store *st, const char *text, size_t len, const char *source
     char field[RG_FIELD_MAX], why[512];
     int rc = rg_event_parse(&ev, text, len, field, why, sizeof why);
     rc = rg__store_one(st, rc, &ev, field, why, sizeof why, text, len, source, line, counts,
-                       on_reject, ud);
+                       on_reject, ud, NULL);
     rg_event_clear(&ev);
     return rc;
 }
@@ -254,6 +258,30 @@ static void rg__recycle(rg__pipe *p, rg__chunk *c)
     pthread_mutex_unlock(&p->mu);
 }
 
+/* The valid events of c from item i on, at most max items (the rest of the
+ * batch), stored with one call: their outcomes in put[], *end the item after
+ * the last one looked at. A line that ran out of memory ends the run there.
+ * On an error, *lineno is the line of the event the store stopped at. */
+static int rg__store_run(rg_store *st, rg__chunk *c, int i, long max, rg_put put[],
+                         int *end, long *lineno)
+{
+    const rg_event *evs[RG_CHUNK_LINES];
+    int at[RG_CHUNK_LINES], n = 0, j;
+    rg_put res[RG_CHUNK_LINES];
+    for (j = i; j < c->n && j - i < max && c->it[j].rc != RG_ENOMEM; j++)
+        if (c->it[j].rc == RG_OK) {
+            at[n] = j;
+            evs[n++] = &c->it[j].ev;
+        }
+    *end = j > i ? j : i + 1;
+    int failed = 0, rc = n ? rg_store_put_events(st, evs, n, rg_now(), res, &failed) : RG_OK;
+    if (rc)
+        *lineno = c->it[at[failed]].line;
+    for (int k = 0; rc == RG_OK && k < n; k++)
+        put[at[k]] = res[k];
+    return rc;
+}
+
 int rg_ingest_file(rg_store *st, FILE *f, const char *source, rg_ingest_counts *counts,
                    rg_reject_fn on_reject, void *ud, char *err, size_t errlen)
 {
@@ -272,6 +300,8 @@ int rg_ingest_file(rg_store *st, FILE *f, const char *source, rg_ingest_counts *
         started = 1;
     for (int end = 0; rc == RG_OK && !end;) {
         rg__chunk *c = rg__next_chunk(&p);
+        rg_put put[RG_CHUNK_LINES];
+        int run_end = 0; /* items before it are stored (rg__store_run) */
         if (!c) {
             rc = RG_ENOMEM;
             break;
@@ -286,13 +316,18 @@ int rg_ingest_file(rg_store *st, FILE *f, const char *source, rg_ingest_counts *
             }
             if (in_batch == 0 && (rc = rg_store_begin(st)))
                 break;
+            if (i >= run_end &&
+                (rc = rg__store_run(st, c, i, RG_BATCH_LINES - in_batch, put, &run_end,
+                                    &lineno)))
+                break;
             why[0] = '\0'; /* no printf per line: this loop is the pipeline's slower stage */
             if (it->why)
                 snprintf(why, sizeof why, "%s", it->why);
             int r = rg__store_one(st, it->rc, &it->ev, it->field, why, sizeof why,
                                   it->raw ? it->raw : it->ev.body,
                                   it->raw ? it->rawlen : it->ev.body ? strlen(it->ev.body) : 0,
-                                  source, it->line, counts, rg__defer, &pend);
+                                  source, it->line, counts, rg__defer, &pend,
+                                  it->rc == RG_OK ? &put[i] : NULL);
             if (r < 0 || pend.nomem) {
                 rc = r < 0 ? r : RG_ENOMEM;
                 break;

@@ -559,12 +559,23 @@ static void rg__get_metrics(rg_svc *sv, rg_http_conn *c)
                   "# HELP regimen_store_errors_total Database operations that failed.\n"
                   "# TYPE regimen_store_errors_total counter\nregimen_store_errors_total %llu\n"
                   "# HELP regimen_loop_lag_seconds How late the event loop ran a 1 s timer, last measured.\n"
-                  "# TYPE regimen_loop_lag_seconds gauge\nregimen_loop_lag_seconds %.6f\n"
-                  "# HELP regimen_wake_lateness_seconds How late time-driven evaluations ran after their due moment.\n"
-                  "# TYPE regimen_wake_lateness_seconds histogram\n",
+                  "# TYPE regimen_loop_lag_seconds gauge\nregimen_loop_lag_seconds %.6f\n",
                   (long long)es->errors, (long long)es->limit_hits, (long long)es->steps,
                   (unsigned long long)(sv->reloads), (unsigned long long)sv->reload_failures,
                   (unsigned long long)sv->db_errors, sv->loop_lag);
+    /* leases (many workers on PostgreSQL; a SQLite service holds all) */
+    rg_buf_printf(&b, "# HELP regimen_leases_held Clinic leases this worker holds.\n"
+                      "# TYPE regimen_leases_held gauge\nregimen_leases_held %d\n"
+                      "# HELP regimen_lease_held Whether this worker holds the clinic's lease.\n"
+                      "# TYPE regimen_lease_held gauge\n", sv->nheld);
+    for (int i = 0; i < sv->nclinics; i++)
+        rg_buf_printf(&b, "regimen_lease_held{clinic=\"%s\"} %d\n", sv->clinics[i].name,
+                      sv->clinics[i].held);
+    rg_buf_printf(&b, "# HELP regimen_leases_taken_total Clinic leases this worker took (at start "
+                      "or from a worker that ended).\n# TYPE regimen_leases_taken_total counter\n"
+                      "regimen_leases_taken_total %llu\n", (unsigned long long)sv->leases_taken);
+    rg_buf_printf(&b, "# HELP regimen_wake_lateness_seconds How late time-driven evaluations ran after their due moment.\n"
+                      "# TYPE regimen_wake_lateness_seconds histogram\n");
     for (int i = 0; i < 6; i++)
         rg_buf_printf(&b, "regimen_wake_lateness_seconds_bucket{le=\"%g\"} %llu\n",
                       rg_svc_late_bounds[i], (unsigned long long)sv->lateness_buckets[i]);

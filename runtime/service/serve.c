@@ -222,8 +222,15 @@ void rg_svc_arm(rg_svc *sv)
     rg_time next = RG_TIME_NONE, snooze = RG_TIME_NONE;
     if (sv->stopping || sv->wake_pending) /* a wake-up pass re-arms when it is done */
         return;
-    rg_store_next_wake(sv->st, &next);
-    rg_store_next_snooze(sv->st, &snooze);
+    /* notices libpq took in during our own statements are read here: what
+     * they announce is in the store, and read below (again, if one came in
+     * while reading) */
+    for (int i = 0; i < 3; i++) {
+        rg_store_next_wake(sv->st, &next);
+        rg_store_next_snooze(sv->st, &snooze);
+        if (sv->notice_fd < 0 || rg_store_notices(sv->st) <= 0)
+            break;
+    }
     if (snooze != RG_TIME_NONE && (next == RG_TIME_NONE || snooze < next))
         next = snooze;
     sv->armed_for = next;
@@ -278,6 +285,81 @@ static void rg__on_lag(uv_timer_t *t)
     }
     sv->lag_last = now;
     sv->lag_wall = wall;
+}
+
+/* ---- many workers (PostgreSQL) ------------------------------------------------------------ */
+
+/* Webhook delivery of clinic i, by the worker holding its lease only; it
+ * resumes from the cursor in the store, with the same Idempotency-Key as a
+ * delivery the previous owner had in flight. */
+static int rg__hook_add(rg_svc *sv, int i)
+{
+    if (!sv->clinics[i].webhook || !sv->clinics[i].held)
+        return RG_OK;
+    if (!sv->hooks && rg_webhooks_new(&sv->hooks, &sv->loop, sv->st, rg__zone_of, sv))
+        return RG_ENOMEM;
+    return rg_webhooks_add(sv->hooks, sv->clinics[i].name, sv->clinics[i].webhook);
+}
+
+/* Tries the lease of every clinic this worker does not hold (all at start).
+ * SQLite, or a lease newly taken: the clinic is evaluated here from now on,
+ * first whatever fell due while nobody held it (a worker that died). */
+static int rg__take_leases(rg_svc *sv)
+{
+    int taken = 0;
+    for (int i = 0; i < sv->nclinics; i++) {
+        int held = 0;
+        if (sv->clinics[i].held || rg_store_lease(sv->st, sv->clinics[i].name, &held) || !held)
+            continue;
+        sv->clinics[i].held = 1;
+        sv->nheld++;
+        sv->leases_taken++;
+        taken++;
+        if (sv->notice_fd >= 0)
+            rg_log("info", "lease taken: clinic %s is evaluated by this worker", sv->clinics[i].name);
+        if (rg__hook_add(sv, i))
+            rg_log("error", "clinic %s: cannot start webhook delivery", sv->clinics[i].name);
+    }
+    return taken;
+}
+
+static void rg__on_stop(uv_signal_t *h, int sig);
+
+/* A worker whose database session ended has lost its leases, and another
+ * worker may hold them already: it stops (exit 2) rather than evaluate or
+ * send webhooks without them; a supervisor starts it again (crash-only, as
+ * after kill -9). */
+static void rg__on_lease_tick(uv_timer_t *t)
+{
+    rg_svc *sv = t->data;
+    int held;
+    if (sv->stopping)
+        return;
+    /* (asking for a lease also tells a lost session; one it takes here is
+     * marked held by rg__take_leases below) */
+    if (sv->nclinics && rg_store_lease(sv->st, sv->clinics[0].name, &held) == RG_EIO) {
+        rg_log("error", "%s: stopping", rg_store_errmsg(sv->st));
+        sv->exit_code = 2;
+        rg__on_stop(&sv->sigterm, 0);
+        return;
+    }
+    if (sv->nheld == sv->nclinics || !rg__take_leases(sv))
+        return;
+    rg__catch_up(sv, "lease taken");
+    rg_svc_arm(sv);
+}
+
+/* Another worker (or regimen ingest) wrote: new events to evaluate if the
+ * clinic is ours, new transitions for the streams in any case. */
+static void rg__on_pg_notice(uv_poll_t *p, int status, int events)
+{
+    rg_svc *sv = p->data;
+    (void)events;
+    if (status < 0 || sv->stopping || rg_store_notices(sv->st) <= 0)
+        return;
+    sv->notices++;
+    rg__publish(sv);
+    rg_svc_arm(sv);
 }
 
 /* ---- handlers -------------------------------------------------------------------------- */
@@ -360,7 +442,8 @@ static int rg__store_events(rg_svc *sv, rg_svc_pending *pr)
         pr->counts[3]++;
     }
     rg_time now = rg_now();
-    for (int k = 0; k < npatients && !rc; k++)
+    /* a clinic leased by another worker: stored only; its NOTIFY wakes the owner */
+    for (int k = 0; k < npatients && !rc && clinic->held; k++)
         rc = rg_engine_advance(sv->eng, clinic->name, patients[k], now);
     free(patients);
     return rc;
@@ -687,6 +770,9 @@ static void rg__http_closed(void *ud)
     rg__close_handle((uv_handle_t *)&sv->sigterm);
     rg__close_handle((uv_handle_t *)&sv->sigint);
     rg__close_handle((uv_handle_t *)&sv->notice);
+    rg__close_handle((uv_handle_t *)&sv->lease_tick);
+    if (sv->notice_fd >= 0)
+        rg__close_handle((uv_handle_t *)&sv->notice_poll);
     for (int i = 0; i < sv->nwatch; i++)
         rg__close_handle((uv_handle_t *)&sv->watch[i]);
 }
@@ -697,7 +783,9 @@ static void rg__on_stop(uv_signal_t *h, int sig)
     if (sv->stopping)
         return;
     sv->stopping = 1;
-    rg_log("info", "%s: stopping (finishing in-flight work)", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+    if (sig)
+        rg_log("info", "%s: stopping (finishing in-flight work)",
+               sig == SIGTERM ? "SIGTERM" : "SIGINT");
     rg__flush(sv); /* queued requests are stored and answered first */
     if (sv->http)
         rg_http_close(sv->http, rg__http_closed, sv);
@@ -744,6 +832,15 @@ int rg_serve_main(const char *db_path, const char *config_path, const char *ship
         rg_store_close(sv->st);
         return 2;
     }
+    int shared = 1; /* PostgreSQL: no sweep or simulation writing into it meanwhile */
+    if (rg_store_hold(sv->st, 0, &shared) || !shared) {
+        fprintf(stderr, "regimen serve: database %s is %s\n", db_path,
+                shared ? rg_store_errmsg(sv->st)
+                       : "held by a sweep or a simulation (regimen sweep, simulate --db); "
+                         "start the service when it has finished");
+        rg_store_close(sv->st);
+        return 2;
+    }
     rg_store_data_version(sv->st, &sv->data_version);
     rg_engine_opts eo = {.limits = sv->limits, .shipped = shipped ? sv->shipped : NULL,
                          .on_error = rg__on_eval_error, .ud = sv,
@@ -767,15 +864,15 @@ int rg_serve_main(const char *db_path, const char *config_path, const char *ship
     uv_signal_init(&sv->loop, &sv->notice);
     sv->sighup.data = sv->sigterm.data = sv->sigint.data = sv->notice.data = sv;
     signal(SIGPIPE, SIG_IGN);
-    for (int i = 0; i < sv->nclinics; i++) {
-        if (!sv->clinics[i].webhook)
-            continue;
-        if (!sv->hooks && rg_webhooks_new(&sv->hooks, &sv->loop, sv->st, rg__zone_of, sv)) {
-            fprintf(stderr, "regimen serve: cannot start webhook delivery\n");
-            return 2;
-        }
-        rg_webhooks_add(sv->hooks, sv->clinics[i].name, sv->clinics[i].webhook);
+    uv_timer_init(&sv->loop, &sv->lease_tick);
+    sv->lease_tick.data = sv;
+    sv->notice_fd = rg_store_notice_fd(sv->st);
+    if (sv->notice_fd >= 0) { /* PostgreSQL: this worker evaluates the clinics it leases */
+        rg_store_lease_only(sv->st, 1);
+        uv_poll_init(&sv->loop, &sv->notice_poll, sv->notice_fd);
+        sv->notice_poll.data = sv;
     }
+    rg__take_leases(sv); /* SQLite: all of them (the holder lock made this process the one) */
     int failed = rg__load_clinics(sv, 1);
     if (failed) {
         fprintf(stderr, "regimen serve: %d clinic%s could not load their protocols (see above)\n",
@@ -818,6 +915,12 @@ int rg_serve_main(const char *db_path, const char *config_path, const char *ship
     sv->lag_last = uv_hrtime(); /* from here on, a step of the wall clock shows */
     sv->lag_wall = rg_now();
     uv_timer_start(&sv->lag, rg__on_lag, 1000, 1000);
+    if (sv->notice_fd >= 0) {
+        uv_poll_start(&sv->notice_poll, UV_READABLE, rg__on_pg_notice);
+        uv_timer_start(&sv->lease_tick, rg__on_lease_tick, RG_LEASE_MS, RG_LEASE_MS);
+        rg_log("info", "worker holds %d of %d clinic lease%s", sv->nheld, sv->nclinics,
+               sv->nclinics == 1 ? "" : "s");
+    }
     /* whatever fell due while the service was down, at its due time */
     rg__catch_up(sv, "start-up");
     rg_svc_arm(sv);

@@ -30,6 +30,7 @@
 #define RG_WAKE_PAGE 256      /* due patients advanced per group commit */
 #define RG_MAX_TICKETS 256    /* stream tickets not yet used nor expired */
 #define RG_TICKET_MS 30000    /* how long a stream ticket can be used */
+#define RG_LEASE_MS 1000      /* a worker tries the leases nobody holds this often */
 
 typedef struct rg_svc_clinic {
     char name[RG_EVENT_MAX_CLINIC + 1];
@@ -41,6 +42,7 @@ typedef struct rg_svc_clinic {
     uint64_t events[5]; /* stored, duplicate, conflict, rejected, corrected */
     uint64_t opened, resolved;
     int refused; /* the last reload of its protocols was refused */
+    int held;    /* this worker holds its lease: it evaluates it and sends its webhook */
 } rg_svc_clinic;
 
 typedef struct rg_svc_stream {
@@ -93,6 +95,12 @@ typedef struct rg_svc {
     uv_signal_t sighup, sigterm, sigint, notice;
     rg_holder *holder;     /* our lock on the database: one service per file */
     int64_t data_version;  /* PRAGMA data_version at the last notice */
+    /* many workers on one PostgreSQL store: leases tried every RG_LEASE_MS,
+     * NOTIFYs of other workers' writes read from notice_fd (-1 on SQLite) */
+    uv_timer_t lease_tick;
+    uv_poll_t notice_poll;
+    int notice_fd, nheld;
+    uint64_t leases_taken;
     uv_fs_event_t watch[RG_MAX_CLINICS + 2];
     char watched[RG_MAX_CLINICS + 2][PATH_MAX]; /* the directory of watch[i] */
     int nwatch;

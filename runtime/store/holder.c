@@ -14,6 +14,7 @@
  * and keeps that one descriptor until rg_holder_release.
  */
 #include "holder.h"
+#include "pg.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -97,8 +98,8 @@ int rg_holder_take(rg_holder **out, const char *db_path, const char *kind, char 
 {
     char lock[PATH_MAX];
     *out = NULL;
-    if (!strcmp(db_path, ":memory:"))
-        return RG_OK;
+    if (!strcmp(db_path, ":memory:") || rg_pg_url(db_path))
+        return RG_OK; /* PostgreSQL: the database arbitrates (pg.c) */
     if (rg__lock_path(db_path, lock, sizeof lock))
         return rg_fail(err, errlen, RG_EINVAL, "database path %s is too long", db_path);
     int fd = open(lock, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
@@ -151,7 +152,8 @@ void rg_holder_release(rg_holder *h)
 int rg_holder_find(const char *db_path, rg_holder_info *info)
 {
     memset(info, 0, sizeof *info);
-    if (!strcmp(db_path, ":memory:") || rg__lock_path(db_path, info->lock, sizeof info->lock))
+    if (!strcmp(db_path, ":memory:") || rg_pg_url(db_path) ||
+        rg__lock_path(db_path, info->lock, sizeof info->lock))
         return 0;
     if (rg__held_by == getpid() && !strcmp(info->lock, rg__held))
         return 0; /* we hold it ourselves */

@@ -8,6 +8,7 @@
  */
 #include "store.h"
 #include "fields.h"
+#include "pg.h"
 
 #define RG_STORE_MMAP "268435456" /* 256 MiB */
 
@@ -388,6 +389,7 @@ static const char *const rg__sql[Q__COUNT] = {
 };
 
 struct rg_store {
+    rg_pg *pg; /* a PostgreSQL store (pg.c): every function below routes to it */
     sqlite3 *db;
     sqlite3_stmt *q[Q__COUNT];
     uint64_t rollbacks; /* transactions that did not commit (rg_store_rollbacks) */
@@ -637,6 +639,13 @@ int rg_store_open(rg_store **out, const char *path, const rg_store_opts *opts, c
     rg_store *st = calloc(1, sizeof *st);
     if (!st)
         return rg_fail(err, errlen, RG_ENOMEM, "out of memory");
+    if (rg_pg_url(path)) {
+        int rc = rg_pg_open(&st->pg, path, opts, err, errlen);
+        if (rc)
+            free(st);
+        *out = rc ? NULL : st;
+        return rc;
+    }
     /* Patient data: the file is the owner's alone from its first byte. */
     if (strcmp(path, ":memory:") != 0 && access(path, F_OK) != 0) {
         int fd = open(path, O_RDWR | O_CREAT | O_EXCL, 0600);
@@ -718,10 +727,13 @@ int rg_store_open(rg_store **out, const char *path, const rg_store_opts *opts, c
     return RG_OK;
 }
 
+rg_pg *rg_store_pg(rg_store *st) { return st->pg; }
+
 void rg_store_close(rg_store *st)
 {
     if (!st)
         return;
+    rg_pg_close(st->pg);
     for (int i = 0; i < Q__COUNT; i++)
         sqlite3_finalize(st->q[i]);
     sqlite3_close(st->db);
@@ -731,24 +743,35 @@ void rg_store_close(rg_store *st)
 /* After a rollback SQLite says "not an error": then the fault that caused it. */
 const char *rg_store_errmsg(rg_store *st)
 {
+    if (st->pg)
+        return rg_pg_errmsg(st->pg);
     return sqlite3_errcode(st->db) == SQLITE_OK && st->fault[0] ? st->fault
                                                                 : sqlite3_errmsg(st->db);
 }
 
 int rg_store_begin(rg_store *st)
 {
+    if (st->pg)
+        return rg_pg_begin(st->pg);
     st->sched_patient[0] = '\0';
     st->ncseq = 0;
     return rg__done(st, rg__q(st, Q_BEGIN));
 }
-uint64_t rg_store_rollbacks(const rg_store *st) { return st->rollbacks; }
+uint64_t rg_store_rollbacks(const rg_store *st)
+{
+    return st->pg ? rg_pg_rollbacks(st->pg) : st->rollbacks;
+}
 
 int rg_store_begin_read(rg_store *st)
 {
+    if (st->pg)
+        return rg_pg_begin_read(st->pg);
     return rg__done(st, rg__q(st, Q_BEGIN_READ));
 }
 int rg_store_commit(rg_store *st)
 {
+    if (st->pg)
+        return rg_pg_commit(st->pg);
     st->ncseq = 0;
     int rc = rg__done(st, rg__q(st, Q_COMMIT));
     if (rc == RG_OK)
@@ -762,12 +785,18 @@ int rg_store_commit(rg_store *st)
 
 void rg_store_on_commit(rg_store *st, void (*fn)(void *ud), void *ud)
 {
+    if (st->pg) {
+        rg_pg_on_commit(st->pg, fn, ud);
+        return;
+    }
     st->on_commit = fn;
     st->on_commit_ud = ud;
 }
 
 int rg_store_data_version(rg_store *st, int64_t *out)
 {
+    if (st->pg)
+        return rg_pg_data_version(st->pg, out);
     sqlite3_stmt *s;
     if (sqlite3_prepare_v2(st->db, "PRAGMA data_version", -1, &s, NULL) != SQLITE_OK)
         return RG_EDB;
@@ -779,12 +808,18 @@ int rg_store_data_version(rg_store *st, int64_t *out)
 
 const char *rg_store_fault(rg_store *st, rg_time *since)
 {
+    if (st->pg)
+        return rg_pg_fault(st->pg, since);
     if (since)
         *since = st->fault[0] ? st->fault_since : RG_TIME_NONE;
     return st->fault[0] ? st->fault : NULL;
 }
 void rg_store_rollback(rg_store *st)
 {
+    if (st->pg) {
+        rg_pg_rollback(st->pg);
+        return;
+    }
     st->ncseq = 0;
     st->rollbacks++;
     if (!sqlite3_get_autocommit(st->db))
@@ -859,6 +894,8 @@ static int rg__same_body(const char *stored, const rg_event *ev)
 
 int rg_store_put_event(rg_store *st, const rg_event *ev, rg_time received, rg_put *res)
 {
+    if (st->pg)
+        return rg_pg_put_event(st->pg, ev, received, res);
     sqlite3_stmt *s = rg__q(st, Q_EVENT_INSERT);
     rg__bind_event(s, ev, received);
     if (rg__done(st, s))
@@ -946,9 +983,27 @@ int rg_store_put_event(rg_store *st, const rg_event *ev, rg_time received, rg_pu
 const char *rg_store_put_reason(const rg_store *st) { return st->put_why; }
 const char *rg_store_put_field(const rg_store *st) { return st->put_field; }
 
+int rg_store_put_events(rg_store *st, const rg_event *const *evs, int n, rg_time received,
+                        rg_put *res, int *failed)
+{
+    if (failed)
+        *failed = 0;
+    if (st->pg)
+        return rg_pg_put_events(st->pg, evs, n, received, res);
+    for (int i = 0, rc; i < n; i++)
+        if ((rc = rg_store_put_event(st, evs[i], received, &res[i]))) {
+            if (failed)
+                *failed = i;
+            return rc;
+        }
+    return RG_OK;
+}
+
 int rg_store_reject(rg_store *st, const char *source, long line, const char *field,
                     const char *reason, const char *raw, size_t rawlen)
 {
+    if (st->pg)
+        return rg_pg_reject(st->pg, source, line, field, reason, raw, rawlen);
     sqlite3_stmt *s = rg__q(st, Q_REJECT);
     sqlite3_bind_int64(s, 1, rg_now());
     rg__text(s, 2, source);
@@ -963,6 +1018,8 @@ int rg_store_reject(rg_store *st, const char *source, long line, const char *fie
 
 int rg_store_each_rejected(rg_store *st, int (*fn)(void *ud, const rg_rejected *r), void *ud)
 {
+    if (st->pg)
+        return rg_pg_each_rejected(st->pg, fn, ud);
     sqlite3_stmt *s = rg__q(st, Q_REJECTED_ALL);
     int rc;
     while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
@@ -1003,6 +1060,8 @@ static int rg__each_event(sqlite3_stmt *s, const char *clinic, const char *patie
 int rg_store_each_event(rg_store *st, const char *clinic, const char *patient,
                         int (*fn)(void *ud, const rg_stored_event *e), void *ud)
 {
+    if (st->pg)
+        return rg_pg_each_event(st->pg, clinic, patient, fn, ud);
     return rg__each_event(rg__q(st, Q_EVENTS_OF), clinic, patient, -1, fn, ud);
 }
 
@@ -1010,6 +1069,8 @@ int rg_store_each_event_after(rg_store *st, const char *clinic, const char *pati
                               int64_t after_seq, int (*fn)(void *ud, const rg_stored_event *e),
                               void *ud)
 {
+    if (st->pg)
+        return rg_pg_each_event_after(st->pg, clinic, patient, after_seq, fn, ud);
     return rg__each_event(rg__q(st, after_seq < 0 ? Q_EVENTS_OF : Q_EVENTS_AFTER), clinic,
                           patient, after_seq, fn, ud);
 }
@@ -1017,12 +1078,16 @@ int rg_store_each_event_after(rg_store *st, const char *clinic, const char *pati
 int rg_store_each_event_data(rg_store *st, const char *clinic, const char *patient,
                              int (*fn)(void *ud, const rg_stored_event *e), void *ud)
 {
+    if (st->pg)
+        return rg_pg_each_event_data(st->pg, clinic, patient, fn, ud);
     return rg__each_event(rg__q(st, Q_EVENTS_OF_DATA), clinic, patient, -1, fn, ud);
 }
 
 int rg_store_patient_get(rg_store *st, const char *clinic, const char *patient,
                          rg_patient_state *ps)
 {
+    if (st->pg)
+        return rg_pg_patient_get(st->pg, clinic, patient, ps);
     sqlite3_stmt *s = rg__q(st, Q_PATIENT_GET);
     rg__text(s, 1, clinic);
     rg__text(s, 2, patient);
@@ -1043,6 +1108,8 @@ int rg_store_patient_get(rg_store *st, const char *clinic, const char *patient,
 int rg_store_patient_put(rg_store *st, const char *clinic, const char *patient,
                          const rg_patient_state *ps)
 {
+    if (st->pg)
+        return rg_pg_patient_put(st->pg, clinic, patient, ps);
     sqlite3_stmt *s = rg__q(st, Q_PATIENT_PUT);
     rg__text(s, 1, clinic);
     rg__text(s, 2, patient);
@@ -1072,6 +1139,8 @@ int rg_store_patients_page(rg_store *st, const char *after_clinic, const char *a
                            int (*fn)(void *ud, const char *clinic, const char *patient),
                            void *ud)
 {
+    if (st->pg)
+        return rg_pg_patients_page(st->pg, after_clinic, after_patient, due, limit, fn, ud);
     sqlite3_stmt *s = rg__q(st, due == RG_TIME_NONE ? Q_PATIENTS_PAGE : Q_PATIENTS_DUE_PAGE);
     rg__text(s, 1, after_clinic);
     rg__text(s, 2, after_patient);
@@ -1084,6 +1153,8 @@ int rg_store_patients_page(rg_store *st, const char *after_clinic, const char *a
 int rg_store_due_patients(rg_store *st, rg_time due, int limit,
                           int (*fn)(void *ud, const char *clinic, const char *patient), void *ud)
 {
+    if (st->pg)
+        return rg_pg_due_patients(st->pg, due, limit, fn, ud);
     sqlite3_stmt *s = rg__q(st, Q_PATIENTS_DUE);
     sqlite3_bind_int64(s, 1, due);
     sqlite3_bind_int(s, 2, limit);
@@ -1102,12 +1173,19 @@ static int rg__one_time(rg_store *st, int q, rg_time *out)
     return rc == SQLITE_ROW || rc == SQLITE_DONE ? RG_OK : RG_EDB;
 }
 
-int rg_store_next_wake(rg_store *st, rg_time *out) { return rg__one_time(st, Q_NEXT_WAKE, out); }
+int rg_store_next_wake(rg_store *st, rg_time *out)
+{
+    if (st->pg)
+        return rg_pg_next_wake(st->pg, out);
+    return rg__one_time(st, Q_NEXT_WAKE, out);
+}
 
 int rg_store_each_open_alert(rg_store *st, const char *clinic, const char *patient,
                              int (*fn)(void *ud, int64_t alert_id, const rg_transition *t),
                              void *ud)
 {
+    if (st->pg)
+        return rg_pg_each_open_alert(st->pg, clinic, patient, fn, ud);
     sqlite3_stmt *s = rg__q(st, Q_OPEN_ALERTS);
     int rc, frc = 0;
     rg__text(s, 1, clinic);
@@ -1185,6 +1263,8 @@ static int rg__key_last(rg_store *st, const char *clinic, const char *key, int64
  * written. */
 int rg_store_transition(rg_store *st, rg_transition *t, int64_t *alert_idp)
 {
+    if (st->pg)
+        return rg_pg_transition(st->pg, t, alert_idp);
     int64_t last, cseq, *cseq_slot;
     int last_open;
     if (rg__key_last(st, t->clinic, t->key, &last, &last_open))
@@ -1231,6 +1311,8 @@ static int rg__each_transition(rg_store *st, sqlite3_stmt *s,
 int rg_store_each_transition(rg_store *st, int64_t after, int by_time,
                              int (*fn)(void *ud, const rg_transition *t), void *ud)
 {
+    if (st->pg)
+        return rg_pg_each_transition(st->pg, after, by_time, fn, ud);
     sqlite3_stmt *s = rg__q(st, by_time ? Q_TRANSITIONS_TIME : Q_TRANSITIONS_SEQ);
     sqlite3_bind_int64(s, 1, after);
     return rg__each_transition(st, s, fn, ud);
@@ -1239,6 +1321,8 @@ int rg_store_each_transition(rg_store *st, int64_t after, int by_time,
 int rg_store_clinic_transitions(rg_store *st, const char *clinic, int64_t after_cseq, int limit,
                                 int (*fn)(void *ud, const rg_transition *t), void *ud)
 {
+    if (st->pg)
+        return rg_pg_clinic_transitions(st->pg, clinic, after_cseq, limit, fn, ud);
     sqlite3_stmt *s = rg__q(st, Q_CLINIC_TRANSITIONS);
     rg__text(s, 1, clinic);
     sqlite3_bind_int64(s, 2, after_cseq);
@@ -1279,6 +1363,8 @@ static int rg__each_transition(rg_store *st, sqlite3_stmt *s,
 int rg_store_eval_error(rg_store *st, const char *clinic, const char *patient,
                         const char *protocol, const char *rule, rg_time at, const char *msg)
 {
+    if (st->pg)
+        return rg_pg_eval_error(st->pg, clinic, patient, protocol, rule, at, msg);
     sqlite3_stmt *s = rg__q(st, Q_EVAL_ERROR);
     rg__text(s, 1, clinic);
     rg__text(s, 2, patient);
@@ -1293,6 +1379,8 @@ int rg_store_eval_error(rg_store *st, const char *clinic, const char *patient,
 int rg_store_protocol_loaded(rg_store *st, const char *clinic, const char *protocol,
                              const char *version, const char *file, const char *hash)
 {
+    if (st->pg)
+        return rg_pg_protocol_loaded(st->pg, clinic, protocol, version, file, hash);
     sqlite3_stmt *s = rg__q(st, Q_PROTOCOL_LOADED);
     rg__text(s, 1, clinic);
     rg__text(s, 2, protocol);
@@ -1307,6 +1395,8 @@ int rg_store_each_alert(rg_store *st, const char *clinic, const char *patient, c
                         const char *key, int limit,
                         int (*fn)(void *ud, const rg_alert_view *a), void *ud)
 {
+    if (st->pg)
+        return rg_pg_each_alert(st->pg, clinic, patient, state, key, limit, fn, ud);
     sqlite3_stmt *s = rg__q(st, Q_ALERTS_VIEW);
     int rc, frc = 0;
     rg__text(s, 1, clinic);
@@ -1342,6 +1432,8 @@ int rg_store_each_alert(rg_store *st, const char *clinic, const char *patient, c
 int rg_store_alert_action(rg_store *st, const char *clinic, const char *key, const char *action,
                           const char *who, const char *note, rg_time until, rg_time at)
 {
+    if (st->pg)
+        return rg_pg_alert_action(st->pg, clinic, key, action, who, note, until, at);
     sqlite3_stmt *s;
     int64_t id;
     int open;
@@ -1379,6 +1471,8 @@ int rg_store_alert_action(rg_store *st, const char *clinic, const char *key, con
 int rg_store_each_action(rg_store *st, const char *clinic, const char *key,
                          int (*fn)(void *ud, const rg_alert_action *a), void *ud)
 {
+    if (st->pg)
+        return rg_pg_each_action(st->pg, clinic, key, fn, ud);
     sqlite3_stmt *s = rg__q(st, Q_ACTIONS_OF);
     int rc;
     rg__text(s, 1, clinic);
@@ -1398,13 +1492,20 @@ int rg_store_each_action(rg_store *st, const char *clinic, const char *key,
     return rc == SQLITE_ROW || rc == SQLITE_DONE ? RG_OK : RG_EDB;
 }
 
-int rg_store_next_snooze(rg_store *st, rg_time *out) { return rg__one_time(st, Q_NEXT_SNOOZE, out); }
+int rg_store_next_snooze(rg_store *st, rg_time *out)
+{
+    if (st->pg)
+        return rg_pg_next_snooze(st->pg, out);
+    return rg__one_time(st, Q_NEXT_SNOOZE, out);
+}
 
 int rg_store_each_due_snooze(rg_store *st, rg_time now,
                              int (*fn)(void *ud, const char *clinic, const char *key,
                                        const char *patient),
                              void *ud, int *count)
 {
+    if (st->pg)
+        return rg_pg_each_due_snooze(st->pg, now, fn, ud, count);
     /* collect first: fn writes to the same table */
     sqlite3_stmt *s = rg__q(st, Q_DUE_SNOOZES);
     char (*rows)[3][160] = NULL;
@@ -1434,6 +1535,8 @@ int rg_store_each_due_snooze(rg_store *st, rg_time now,
 
 int rg_store_wake_clinic(rg_store *st, const char *clinic, rg_time at)
 {
+    if (st->pg)
+        return rg_pg_wake_clinic(st->pg, clinic, at);
     sqlite3_stmt *s = rg__q(st, Q_WAKE_CLINIC);
     rg__text(s, 1, clinic);
     sqlite3_bind_int64(s, 2, at);
@@ -1445,6 +1548,8 @@ int rg_store_open_by_severity(rg_store *st,
                                         int64_t n),
                               void *ud)
 {
+    if (st->pg)
+        return rg_pg_open_by_severity(st->pg, fn, ud);
     sqlite3_stmt *s = rg__q(st, Q_OPEN_BY_SEVERITY);
     int rc;
     while ((rc = sqlite3_step(s)) == SQLITE_ROW)
@@ -1456,6 +1561,8 @@ int rg_store_open_by_severity(rg_store *st,
 
 int rg_store_last_cseq(rg_store *st, const char *clinic, int64_t *out)
 {
+    if (st->pg)
+        return rg_pg_last_cseq(st->pg, clinic, out);
     sqlite3_stmt *s = rg__q(st, Q_LAST_CSEQ);
     rg__text(s, 1, clinic);
     int rc = sqlite3_step(s);
@@ -1467,6 +1574,8 @@ int rg_store_last_cseq(rg_store *st, const char *clinic, int64_t *out)
 int rg_store_get_event(rg_store *st, const char *clinic, const char *id,
                        int (*fn)(void *ud, const rg_stored_event *e), void *ud)
 {
+    if (st->pg)
+        return rg_pg_get_event(st->pg, clinic, id, fn, ud);
     sqlite3_stmt *s = rg__q(st, Q_EVENT_GET);
     rg__text(s, 1, clinic);
     rg__text(s, 2, id);
@@ -1524,6 +1633,8 @@ int rg_store_each_correction(rg_store *st, const char *clinic, const char *patie
 int rg_store_key_transitions(rg_store *st, const char *key,
                              int (*fn)(void *ud, const rg_transition *t), void *ud)
 {
+    if (st->pg)
+        return rg_pg_key_transitions(st->pg, key, fn, ud);
     sqlite3_stmt *s = rg__q(st, Q_KEY_TRANSITIONS);
     rg__text(s, 1, key);
     return rg__each_transition(st, s, fn, ud);
@@ -1531,6 +1642,8 @@ int rg_store_key_transitions(rg_store *st, const char *key,
 
 int rg_store_webhook_get(rg_store *st, const char *clinic, int64_t *delivered, int *attempts)
 {
+    if (st->pg)
+        return rg_pg_webhook_get(st->pg, clinic, delivered, attempts);
     sqlite3_stmt *s = rg__q(st, Q_HOOK_GET);
     rg__text(s, 1, clinic);
     int rc = sqlite3_step(s);
@@ -1542,6 +1655,8 @@ int rg_store_webhook_get(rg_store *st, const char *clinic, int64_t *delivered, i
 
 int rg_store_webhook_delivered(rg_store *st, const char *clinic, int64_t cseq)
 {
+    if (st->pg)
+        return rg_pg_webhook_delivered(st->pg, clinic, cseq);
     sqlite3_stmt *s = rg__q(st, Q_HOOK_DELIVERED);
     rg__text(s, 1, clinic);
     sqlite3_bind_int64(s, 2, cseq);
@@ -1602,6 +1717,8 @@ int rg_store_webhook_sent(rg_store *st, const char *clinic, int64_t cseq)
 
 int rg_store_webhook_failed(rg_store *st, const char *clinic, const char *error)
 {
+    if (st->pg)
+        return rg_pg_webhook_failed(st->pg, clinic, error);
     sqlite3_stmt *s = rg__q(st, Q_HOOK_FAILED);
     rg__text(s, 1, clinic);
     rg__text(s, 2, error);

@@ -1,10 +1,13 @@
 /*
- * store.h - the SQLite event store: events, rejected input, patients' clocks
- * and wake-ups, alerts, the transition feed and evaluation errors.
+ * store.h - the event store: events, rejected input, patients' clocks and
+ * wake-ups, alerts, the transition feed and evaluation errors. One interface,
+ * two backends: SQLite (store.c, the default, one file) and PostgreSQL
+ * (pg.c, many workers on one database); every function means the same on
+ * both, which tests/test_store_conformance.c checks.
  *
  * Ownership: rg_store_open creates the handle, the caller owns it and frees it
  * with rg_store_close. Strings handed to callbacks live until the callback
- * returns. All SQL of the program lives in store.c.
+ * returns. All SQL of the program lives in store.c and pg.c.
  */
 #ifndef RG_STORE_H
 #define RG_STORE_H
@@ -23,8 +26,12 @@ typedef struct rg_store_opts {
     int check;   /* 1: PRAGMA quick_check first; a damaged file is refused untouched */
 } rg_store_opts;
 
+/* path: a SQLite file (":memory:" for none), or a PostgreSQL connection URL,
+ * "postgresql://..." or "postgres://..." (runtime/store/pg.c), which
+ * rg_store_is_server tells apart. */
 int rg_store_open(rg_store **out, const char *path, const rg_store_opts *opts, char *err,
                   size_t errlen);
+int rg_store_is_server(const char *path);
 void rg_store_close(rg_store *st);
 const char *rg_store_errmsg(rg_store *st);
 /* Why the last failed statement failed ("database or disk is full", "disk
@@ -68,6 +75,12 @@ typedef enum {
 int rg_store_put_event(rg_store *st, const rg_event *ev, rg_time received, rg_put *res);
 const char *rg_store_put_reason(const rg_store *st);
 const char *rg_store_put_field(const rg_store *st);
+/* The same for n events in order (res[i] for evs[i]), as n calls would do:
+ * ingest's batches. PostgreSQL stores them in one round trip. On an error,
+ * *failed (when not NULL) is the index of the event it stopped at (0 on
+ * PostgreSQL, where the statement of all n failed as one). */
+int rg_store_put_events(rg_store *st, const rg_event *const *evs, int n, rg_time received,
+                        rg_put *res, int *failed);
 
 /* Keeps a refused input where an operator can see it. */
 int rg_store_reject(rg_store *st, const char *source, long line, const char *field,
@@ -262,5 +275,29 @@ int rg_store_eval_error(rg_store *st, const char *clinic, const char *patient,
  * source (hash of the file text). */
 int rg_store_protocol_loaded(rg_store *st, const char *clinic, const char *protocol,
                              const char *version, const char *file, const char *hash);
+
+/* ---- many workers on one store. PostgreSQL: any number of services share
+ * it, each clinic evaluated by the one holding its lease. SQLite: one
+ * service holds the file (holder.h), so it holds every clinic. */
+/* Takes the clinic's lease if nobody holds it: *held 1 when this store
+ * holds it (now or already). The database enforces it and ends it with the
+ * connection, so a worker that dies (kill -9) loses its leases at once.
+ * RG_EIO when the connection is lost: so are all the leases it held.
+ * SQLite: always held. */
+int rg_store_lease(rg_store *st, const char *clinic, int *held);
+/* on: the wake-up reads (rg_store_due_patients, rg_store_patients_page
+ * with a due time, rg_store_next_wake, the snoozes) see only the clinics
+ * this store holds. No effect on SQLite. */
+void rg_store_lease_only(rg_store *st, int on);
+/* A descriptor that becomes readable when a notice may have come (another
+ * worker or `regimen ingest` stored events, transitions or snoozes):
+ * PostgreSQL LISTEN/NOTIFY; -1 on SQLite (rg_holder_notify does that). */
+int rg_store_notice_fd(rg_store *st);
+/* Reads the notices that came: how many (0: none), or RG_EDB. */
+int rg_store_notices(rg_store *st);
+/* PostgreSQL: holds the store shared (alone 0: each serve worker) or alone
+ * (1: sweep, simulate --db), until the connection ends; *ok 0 when the
+ * other kind holds it. SQLite: *ok 1 (holder.h locks the file). */
+int rg_store_hold(rg_store *st, int alone, int *ok);
 
 #endif

@@ -1,0 +1,1469 @@
+/*
+ * pg.c - the PostgreSQL backend of the event store (see pg.h, store.h).
+ *
+ * One libpq connection, statements prepared once at open. The schema has
+ * the same version numbers as the SQLite one (RG_SCHEMA_VERSION), kept in
+ * the one-row table schema_version; rg__pg_steps[] brings a database from
+ * one version to the next, inside one transaction that holds an advisory
+ * lock, so two processes opening a new database at once are safe.
+ *
+ * Every table is keyed by clinic first and hash-partitioned by clinic, so
+ * the same schema distributes unchanged on Citus (docs/scale-out.md). Text
+ * keys use the "C" collation: rows come back in the byte order SQLite gives.
+ *
+ * Sequence numbers. A clinic's transitions are numbered (cseq) from its row
+ * in `counters`, incremented in the transaction that inserts them: the row
+ * lock is held to the commit, so the feed is gap-free (a rollback undoes the
+ * increment) and in commit order. Events are numbered the same way per
+ * clinic, so within a clinic event seq order is commit order: the history
+ * cache (hcache.c), which reads "events with a newer seq", stays correct.
+ * Transition seq (an alert's id) comes from one PostgreSQL SEQUENCE: unique
+ * and in insertion order per connection, which is all it is used for.
+ *
+ * A failed statement aborts the PostgreSQL transaction (SQLite keeps it
+ * open): every caller rolls back on an error, so this changes nothing for
+ * them, and a COMMIT of an aborted transaction is reported as a failure.
+ */
+#include "pg.h"
+
+#include <libpq-fe.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define RG__PARTS 8 /* hash partitions per table */
+/* NOTIFY channel: a clinic's events, transitions or snoozes changed (the
+ * payload is the clinic), for the workers LISTENing (rg_store_notices) */
+#define RG__CHANNEL "regimen"
+/* rg_store_hold's advisory lock: the store (its schema) as a whole */
+#define RG__HOLD_KEY "hashtextextended('regimen:' || current_schema() || ':*', 0)"
+#define RG__S(x) #x
+#define RG__STR(x) RG__S(x)
+
+/* version v -> rg__pg_steps[v].to. A new database goes straight to the
+ * current schema; later versions add one step each (as in store.c). */
+static const struct {
+    int from, to;
+    const char *sql;
+} rg__pg_steps[] = {
+    {0, 5,
+     "CREATE SEQUENCE transition_seq;"
+     "CREATE TABLE counters("
+     "  clinic text COLLATE \"C\" NOT NULL, name text NOT NULL, value bigint NOT NULL,"
+     "  PRIMARY KEY(clinic, name)) PARTITION BY HASH (clinic);"
+     "CREATE TABLE events("
+     "  clinic text COLLATE \"C\" NOT NULL, seq bigint NOT NULL, id text COLLATE \"C\" NOT NULL,"
+     "  patient text COLLATE \"C\" NOT NULL, type text NOT NULL, at bigint NOT NULL,"
+     "  utc_offset integer NOT NULL, data text, body text NOT NULL, received bigint NOT NULL,"
+     "  fields bytea, PRIMARY KEY(clinic, seq), UNIQUE(clinic, id)) PARTITION BY HASH (clinic);"
+     "CREATE INDEX events_by_patient ON events(clinic, patient, at, seq);"
+     /* a refused line may have no clinic at all: '' */
+     "CREATE TABLE rejected("
+     "  clinic text COLLATE \"C\" NOT NULL DEFAULT '', seq bigserial, received bigint NOT NULL,"
+     "  source text NOT NULL, line bigint NOT NULL, field text NOT NULL, reason text NOT NULL,"
+     "  raw bytea NOT NULL, PRIMARY KEY(clinic, seq)) PARTITION BY HASH (clinic);"
+     "CREATE TABLE patients("
+     "  clinic text COLLATE \"C\" NOT NULL, patient text COLLATE \"C\" NOT NULL, clock bigint,"
+     "  wake bigint, next_wake bigint, last_seq bigint NOT NULL DEFAULT 0,"
+     "  PRIMARY KEY(clinic, patient)) PARTITION BY HASH (clinic);"
+     "CREATE INDEX patients_by_wake ON patients(next_wake) WHERE next_wake IS NOT NULL;"
+     "CREATE TABLE transitions("
+     "  clinic text COLLATE \"C\" NOT NULL, seq bigint NOT NULL DEFAULT nextval('transition_seq'),"
+     "  alert_id bigint, at bigint NOT NULL, state text NOT NULL CHECK(state IN ('open','resolved')),"
+     "  patient text COLLATE \"C\" NOT NULL, key text COLLATE \"C\" NOT NULL, protocol text NOT NULL,"
+     "  version text NOT NULL, rule text NOT NULL, severity text NOT NULL, message text NOT NULL,"
+     "  due bigint NOT NULL, params text NOT NULL, evidence text NOT NULL,"
+     "  recorded bigint NOT NULL, cseq bigint NOT NULL,"
+     "  PRIMARY KEY(clinic, seq), UNIQUE(clinic, cseq)) PARTITION BY HASH (clinic);"
+     "CREATE INDEX transitions_by_key ON transitions(clinic, key, seq);"
+     "CREATE INDEX transitions_open ON transitions(clinic, patient) WHERE state = 'open';"
+     "CREATE TABLE alerts("
+     "  clinic text COLLATE \"C\" NOT NULL, id bigint NOT NULL, acked_by text, acked_at bigint,"
+     "  snoozed_until bigint, PRIMARY KEY(clinic, id)) PARTITION BY HASH (clinic);"
+     "CREATE INDEX alerts_snoozed ON alerts(snoozed_until) WHERE snoozed_until IS NOT NULL;"
+     "CREATE TABLE alert_actions("
+     "  clinic text COLLATE \"C\" NOT NULL, seq bigserial, alert_id bigint NOT NULL,"
+     "  key text COLLATE \"C\" NOT NULL, action text NOT NULL, who text NOT NULL,"
+     "  note text NOT NULL, \"until\" bigint, at bigint NOT NULL,"
+     "  PRIMARY KEY(clinic, seq)) PARTITION BY HASH (clinic);"
+     "CREATE TABLE eval_errors("
+     "  clinic text COLLATE \"C\" NOT NULL, seq bigserial, patient text NOT NULL,"
+     "  protocol text NOT NULL, rule text NOT NULL, at bigint NOT NULL, message text NOT NULL,"
+     "  recorded bigint NOT NULL, PRIMARY KEY(clinic, seq)) PARTITION BY HASH (clinic);"
+     "CREATE TABLE protocol_versions("
+     "  clinic text COLLATE \"C\" NOT NULL, protocol text NOT NULL, version text NOT NULL,"
+     "  file text NOT NULL, hash text NOT NULL, first_loaded bigint NOT NULL,"
+     "  PRIMARY KEY(clinic, protocol, version, hash)) PARTITION BY HASH (clinic);"
+     "CREATE TABLE webhook_cursor("
+     "  clinic text COLLATE \"C\" NOT NULL PRIMARY KEY, delivered bigint NOT NULL DEFAULT 0,"
+     "  attempts integer NOT NULL DEFAULT 0, last_error text, updated bigint)"
+     "  PARTITION BY HASH (clinic);"
+     "DO $$ DECLARE t text; BEGIN"
+     "  FOREACH t IN ARRAY ARRAY['counters','events','rejected','patients','transitions',"
+     "    'alerts','alert_actions','eval_errors','protocol_versions','webhook_cursor'] LOOP"
+     "    FOR i IN 0.." RG__STR(RG__PARTS) " - 1 LOOP"
+     "      EXECUTE format('CREATE TABLE %I PARTITION OF %I FOR VALUES WITH"
+     " (MODULUS " RG__STR(RG__PARTS) ", REMAINDER %s)', t || '_p' || i, t, i);"
+     "    END LOOP;"
+     "  END LOOP; END $$;"},
+};
+
+enum {
+    P_EVENT_INSERT,
+    P_EVENT_BODY,
+    P_EVENTS_INSERT,
+    P_REJECT,
+    P_REJECTED_ALL,
+    P_EVENTS_OF,
+    P_EVENTS_AFTER,
+    P_EVENTS_OF_DATA,
+    P_PATIENT_GET,
+    P_PATIENT_PUT,
+    P_PATIENTS_PAGE,
+    P_PATIENTS_DUE_PAGE,
+    P_PATIENTS_DUE,
+    P_NEXT_WAKE,
+    P_OPEN_ALERTS,
+    P_KEY_LAST,
+    P_TRANSITION,
+    P_TRANSITIONS_SEQ,
+    P_TRANSITIONS_TIME,
+    P_EVAL_ERROR,
+    P_PROTOCOL_LOADED,
+    P_CLINIC_TRANSITIONS,
+    P_ALERTS_VIEW,
+    P_ALERT_ACK,
+    P_ALERT_SNOOZE,
+    P_ALERT_UNSNOOZE,
+    P_ACTION_ADD,
+    P_ACTIONS_OF,
+    P_NEXT_SNOOZE,
+    P_DUE_SNOOZES,
+    P_WAKE_CLINIC,
+    P_OPEN_BY_SEVERITY,
+    P_LAST_CSEQ,
+    P_EVENT_GET,
+    P_HOOK_GET,
+    P_HOOK_DELIVERED,
+    P_HOOK_FAILED,
+    P_KEY_TRANSITIONS,
+    P__COUNT
+};
+
+/* See RG__STILL_OPEN in store.c. */
+#define RG__STILL_OPEN(o)                                                                    \
+    "NOT EXISTS (SELECT 1 FROM transitions n WHERE n.clinic = " o ".clinic AND n.key = " o \
+    ".key AND n.seq > " o ".seq)"
+
+#define RG__TRANSITION_COLS                                                                 \
+    "seq, at, state, clinic, patient, key, protocol, version, rule, severity, message, due," \
+    " params, evidence, cseq"
+
+/* The clinic's counter `name`, one more, locked to the end of the transaction. */
+#define RG__NEXT(clinic, name)                                                          \
+    "INSERT INTO counters(clinic, name, value) VALUES(" clinic ", '" name "', 1)"      \
+    " ON CONFLICT (clinic, name) DO UPDATE SET value = counters.value + 1 RETURNING value"
+
+static const char *const rg__pg_sql[P__COUNT] = {
+    /* One round trip: the event's number, the event, its patient scheduled
+     * (as store.c's Q_PATIENT_SCHEDULE) when it was new; then its seq when
+     * stored, else the stored body to compare (NULL for both when another
+     * transaction stored it meanwhile: P_EVENT_BODY reads it then). */
+    [P_EVENT_INSERT] =
+        "WITH c AS (" RG__NEXT("$1::text", "event") "),"
+        " e AS (INSERT INTO events(clinic, seq, id, patient, type, at, utc_offset, data, body,"
+        "  received, fields) SELECT $1, c.value, $2, $3, $4, $5::bigint, $6::integer, $7, $8,"
+        "  $9::bigint, $10::bytea FROM c ON CONFLICT (clinic, id) DO NOTHING RETURNING seq),"
+        " p AS (INSERT INTO patients(clinic, patient, next_wake) SELECT $1, $3, $5 FROM e"
+        "  ON CONFLICT (clinic, patient) DO UPDATE SET next_wake ="
+        "  LEAST(coalesce(patients.next_wake, 9223372036854775807),"
+        "  GREATEST(excluded.next_wake, coalesce(patients.clock, excluded.next_wake))))"
+        " SELECT (SELECT seq FROM e), (SELECT body FROM events WHERE clinic = $1 AND id = $2),"
+        " (SELECT count(pg_notify('" RG__CHANNEL "', $1)) FROM e)",
+    [P_EVENT_BODY] = "SELECT body FROM events WHERE clinic = $1 AND id = $2",
+    /* Many events in one round trip (ingest's batches): the rows come as
+     * arrays, numbered per clinic in their order (ord), inserted in that
+     * order so that of two with one id the first is stored; each patient is
+     * scheduled once, at its earliest new event (the same as scheduling at
+     * each: the clock does not move meanwhile). Answers the ord of each row
+     * stored; the others are duplicates or conflicts, told apart after. */
+    [P_EVENTS_INSERT] =
+        "WITH v AS (SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[],"
+        "  $5::bigint[], $6::integer[], $7::text[], $8::text[], $9::bytea[]) WITH ORDINALITY"
+        "  AS v(clinic, id, patient, type, at, utc_offset, data, body, fields, ord)),"
+        " n AS (SELECT clinic, count(*) AS k FROM v GROUP BY clinic ORDER BY clinic),"
+        " c AS (INSERT INTO counters(clinic, name, value) SELECT clinic, 'event', k FROM n"
+        "  ON CONFLICT (clinic, name) DO UPDATE SET value = counters.value + excluded.value"
+        "  RETURNING clinic, value),"
+        " s AS (SELECT v.*, c.value - n.k + row_number() OVER (PARTITION BY v.clinic"
+        "  ORDER BY v.ord) AS seq FROM v JOIN n USING (clinic) JOIN c USING (clinic)),"
+        " e AS (INSERT INTO events(clinic, seq, id, patient, type, at, utc_offset, data, body,"
+        "  received, fields) SELECT clinic, seq, id, patient, type, at, utc_offset, data, body,"
+        "  $10::bigint, fields FROM s ORDER BY ord"
+        "  ON CONFLICT (clinic, id) DO NOTHING RETURNING clinic, seq, patient, at),"
+        " p AS (INSERT INTO patients(clinic, patient, next_wake)"
+        "  SELECT clinic, patient, min(at) FROM e GROUP BY clinic, patient"
+        "  ON CONFLICT (clinic, patient) DO UPDATE SET next_wake ="
+        "  LEAST(coalesce(patients.next_wake, 9223372036854775807),"
+        "  GREATEST(excluded.next_wake, coalesce(patients.clock, excluded.next_wake))))"
+        " SELECT s.ord, (SELECT count(pg_notify('" RG__CHANNEL "', x.clinic))"
+        "  FROM (SELECT DISTINCT clinic FROM e) x) FROM s JOIN e USING (clinic, seq)",
+    [P_REJECT] = "INSERT INTO rejected(received, source, line, field, reason, raw)"
+                 " VALUES($1, $2, $3, $4, $5, $6)",
+    [P_REJECTED_ALL] =
+        "SELECT seq, received, source, line, field, reason, raw FROM rejected ORDER BY seq",
+    [P_EVENTS_OF] = "SELECT seq, at, id, type, fields FROM events"
+                    " WHERE clinic = $1 AND patient = $2 ORDER BY at, seq",
+    [P_EVENTS_AFTER] = "SELECT seq, at, id, type, fields FROM events"
+                       " WHERE clinic = $1 AND patient = $2 AND seq > $3 ORDER BY at, seq",
+    [P_EVENTS_OF_DATA] = "SELECT seq, at, id, type, fields, data FROM events"
+                         " WHERE clinic = $1 AND patient = $2 ORDER BY at, seq",
+    [P_PATIENT_GET] = "SELECT clock, wake, next_wake, last_seq FROM patients"
+                      " WHERE clinic = $1 AND patient = $2",
+    [P_PATIENT_PUT] =
+        "INSERT INTO patients(clinic, patient, clock, wake, next_wake, last_seq)"
+        " VALUES($1, $2, $3, $4, $5, $6) ON CONFLICT (clinic, patient) DO UPDATE SET"
+        " clock = excluded.clock, wake = excluded.wake, next_wake = excluded.next_wake,"
+        " last_seq = excluded.last_seq",
+    [P_PATIENTS_PAGE] = "SELECT clinic, patient FROM patients WHERE (clinic, patient) > ($1, $2)"
+                        " ORDER BY clinic, patient LIMIT $3",
+    [P_PATIENTS_DUE_PAGE] =
+        "SELECT clinic, patient FROM patients WHERE (clinic, patient) > ($1, $2)"
+        " AND next_wake <= $4 AND ($5::text[] IS NULL OR clinic = ANY($5::text[])) ORDER BY clinic, patient LIMIT $3",
+    [P_PATIENTS_DUE] =
+        "SELECT clinic, patient FROM (SELECT clinic, patient FROM patients"
+        " WHERE next_wake <= $1 AND ($3::text[] IS NULL OR clinic = ANY($3::text[])) ORDER BY next_wake LIMIT $2) d"
+        " ORDER BY clinic, patient",
+    [P_NEXT_WAKE] = "SELECT min(next_wake) FROM patients WHERE next_wake IS NOT NULL"
+                    " AND ($1::text[] IS NULL OR clinic = ANY($1::text[]))",
+    [P_OPEN_ALERTS] =
+        "SELECT t.seq, t.at, t.due, t.key, t.protocol, t.version, t.rule, t.severity, t.message,"
+        " t.seq, t.params, t.evidence, t.cseq FROM transitions t"
+        " WHERE t.clinic = $1 AND t.patient = $2 AND t.state = 'open' AND " RG__STILL_OPEN("t")
+        " ORDER BY t.seq",
+    [P_KEY_LAST] = "SELECT seq, state FROM transitions WHERE clinic = $1 AND key = $2"
+                   " ORDER BY seq DESC LIMIT 1",
+    [P_TRANSITION] =
+        "WITH c AS (" RG__NEXT("$4::text", "cseq") "), t AS ("
+        " INSERT INTO transitions(alert_id, at, state, clinic, patient, key, protocol, version,"
+        " rule, severity, message, due, params, evidence, recorded, cseq)"
+        " SELECT $1::bigint, $2::bigint, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12::bigint, $13,"
+        " $14, $15::bigint, c.value FROM c RETURNING seq, cseq)"
+        " SELECT seq, cseq, pg_notify('" RG__CHANNEL "', $4) FROM t",
+    [P_TRANSITIONS_SEQ] = "SELECT " RG__TRANSITION_COLS " FROM transitions WHERE seq > $1"
+                          " ORDER BY seq",
+    [P_TRANSITIONS_TIME] = "SELECT " RG__TRANSITION_COLS " FROM transitions WHERE seq > $1"
+                           " ORDER BY at, seq",
+    [P_CLINIC_TRANSITIONS] = "SELECT " RG__TRANSITION_COLS " FROM transitions"
+                             " WHERE clinic = $1 AND cseq > $2 ORDER BY cseq LIMIT $3",
+    [P_ALERTS_VIEW] =
+        "SELECT * FROM (SELECT o.seq, o.key,"
+        " CASE WHEN r.seq IS NULL THEN 'open' ELSE 'resolved' END AS st,"
+        " o.patient, o.protocol, o.version, o.rule, o.severity, o.message, o.at, o.due, r.at,"
+        " a.acked_by, a.acked_at, a.snoozed_until FROM transitions o"
+        " LEFT JOIN transitions r ON r.clinic = o.clinic AND r.key = o.key AND r.alert_id = o.seq"
+        " LEFT JOIN alerts a ON a.clinic = o.clinic AND a.id = o.seq"
+        " WHERE o.clinic = $1 AND o.state = 'open' AND ($2::text IS NULL OR o.patient = $2)"
+        " AND ($4::text IS NULL OR o.key = $4)) v"
+        " WHERE ($3::text IS NULL OR v.st = $3) ORDER BY v.seq LIMIT $5",
+    [P_ALERT_ACK] = "INSERT INTO alerts(clinic, id, acked_by, acked_at) VALUES($1, $2, $3, $4)"
+                    " ON CONFLICT (clinic, id) DO UPDATE SET acked_by = excluded.acked_by,"
+                    " acked_at = excluded.acked_at",
+    [P_ALERT_SNOOZE] = "WITH x AS (INSERT INTO alerts(clinic, id, snoozed_until)"
+                       " VALUES($1, $2, $3) ON CONFLICT (clinic, id) DO UPDATE SET"
+                       " snoozed_until = excluded.snoozed_until RETURNING clinic)"
+                       " SELECT pg_notify('" RG__CHANNEL "', clinic) FROM x",
+    [P_ALERT_UNSNOOZE] = "UPDATE alerts SET snoozed_until = NULL WHERE clinic = $1 AND id = $2",
+    [P_ACTION_ADD] = "INSERT INTO alert_actions(alert_id, clinic, key, action, who, note,"
+                     " \"until\", at) VALUES($1, $2, $3, $4, $5, $6, $7, $8)",
+    [P_ACTIONS_OF] = "SELECT action, who, note, \"until\", at FROM alert_actions"
+                     " WHERE clinic = $1 AND key = $2 ORDER BY seq",
+    [P_NEXT_SNOOZE] = "SELECT min(a.snoozed_until) FROM alerts a JOIN transitions o"
+                      " ON o.clinic = a.clinic AND o.seq = a.id"
+                      " WHERE a.snoozed_until IS NOT NULL AND " RG__STILL_OPEN("o")
+                      " AND ($1::text[] IS NULL OR a.clinic = ANY($1::text[]))",
+    [P_DUE_SNOOZES] = "SELECT o.seq, o.clinic, o.key, o.patient FROM alerts a JOIN transitions o"
+                      " ON o.clinic = a.clinic AND o.seq = a.id WHERE a.snoozed_until <= $1 AND "
+                      RG__STILL_OPEN("o") " AND ($2::text[] IS NULL OR a.clinic = ANY($2::text[]))"
+                      " ORDER BY a.snoozed_until LIMIT 256",
+    [P_WAKE_CLINIC] =
+        "UPDATE patients SET wake = $2, next_wake = LEAST(coalesce(next_wake, $2), $2)"
+        " WHERE clinic = $1 AND (clock IS NULL OR clock < $2)",
+    [P_OPEN_BY_SEVERITY] =
+        "SELECT o.clinic, o.severity, count(*) FROM transitions o WHERE o.state = 'open' AND "
+        RG__STILL_OPEN("o") " GROUP BY o.clinic, o.severity ORDER BY o.clinic, o.severity",
+    [P_EVAL_ERROR] = "INSERT INTO eval_errors(clinic, patient, protocol, rule, at, message,"
+                     " recorded) VALUES($1, $2, $3, $4, $5, $6, $7)",
+    [P_PROTOCOL_LOADED] = "INSERT INTO protocol_versions(clinic, protocol, version, file, hash,"
+                          " first_loaded) VALUES($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING",
+    /* the counter is the last cseq: the sequence has no gaps */
+    [P_LAST_CSEQ] = "SELECT coalesce((SELECT value FROM counters"
+                    " WHERE clinic = $1 AND name = 'cseq'), 0)",
+    [P_HOOK_GET] = "SELECT delivered, attempts FROM webhook_cursor WHERE clinic = $1",
+    [P_HOOK_DELIVERED] =
+        "INSERT INTO webhook_cursor(clinic, delivered, attempts, last_error, updated)"
+        " VALUES($1, $2, 0, NULL, $3) ON CONFLICT (clinic) DO UPDATE SET"
+        " delivered = excluded.delivered, attempts = 0, last_error = NULL,"
+        " updated = excluded.updated",
+    [P_HOOK_FAILED] =
+        "INSERT INTO webhook_cursor(clinic, delivered, attempts, last_error, updated)"
+        " VALUES($1, 0, 1, $2, $3) ON CONFLICT (clinic) DO UPDATE SET"
+        " attempts = webhook_cursor.attempts + 1, last_error = excluded.last_error,"
+        " updated = excluded.updated",
+    [P_EVENT_GET] =
+        "SELECT seq, at, id, type, fields, data FROM events WHERE clinic = $1 AND id = $2",
+    [P_KEY_TRANSITIONS] = "SELECT " RG__TRANSITION_COLS " FROM transitions WHERE key = $1"
+                          " ORDER BY seq",
+};
+
+struct rg_pg {
+    PGconn *conn;
+    uint64_t rollbacks;
+    int64_t version; /* rg_pg_data_version */
+    char msg[256];   /* the last error, one line */
+    char fault[256]; /* why the last write failed; "" once a commit succeeded */
+    rg_time fault_since;
+    void (*on_commit)(void *ud);
+    void *on_commit_ud;
+    /* the clinics whose leases this connection holds, as an array literal
+     * ("{a,b}") for the wake-up reads once rg_pg_lease_only is on */
+    rg_buf leased;
+    int only, listening;
+};
+
+/* The parameters of one statement, as libpq takes them. */
+#define RG__MAXARGS 16
+typedef struct rg__args {
+    const char *v[RG__MAXARGS];
+    int len[RG__MAXARGS], fmt[RG__MAXARGS], n;
+    char num[RG__MAXARGS][24];
+} rg__args;
+
+static void rg__text(rg__args *a, const char *s)
+{
+    a->fmt[a->n] = 0;
+    a->len[a->n] = 0;
+    a->v[a->n++] = s;
+}
+
+static void rg__int(rg__args *a, int64_t v)
+{
+    snprintf(a->num[a->n], sizeof a->num[0], "%lld", (long long)v);
+    rg__text(a, a->num[a->n]);
+}
+
+static void rg__time(rg__args *a, rg_time t)
+{
+    if (t == RG_TIME_NONE)
+        rg__text(a, NULL);
+    else
+        rg__int(a, t);
+}
+
+/* The wake-up reads' last parameter: the leased clinics, or NULL for all. */
+static void rg__leased(rg__args *a, const rg_pg *pg)
+{
+    rg__text(a, pg->only ? (pg->leased.p ? pg->leased.p : "{}") : NULL);
+}
+
+/* Raw bytes (a bytea), sent as they are: NULL or empty is SQL NULL. */
+static void rg__bytes(rg__args *a, const void *p, size_t n)
+{
+    a->fmt[a->n] = 1;
+    a->len[a->n] = (int)n;
+    a->v[a->n++] = n ? p : NULL;
+}
+
+int rg_pg_url(const char *path)
+{
+    return path && (!strncmp(path, "postgresql://", 13) || !strncmp(path, "postgres://", 11));
+}
+
+int rg_store_is_server(const char *path) { return rg_pg_url(path); }
+
+/* libpq's message as one line. */
+static void rg__msg(rg_pg *pg, const char *m)
+{
+    snprintf(pg->msg, sizeof pg->msg, "%s", m && *m ? m : "unknown PostgreSQL error");
+    for (char *c = pg->msg; *c; c++)
+        if (*c == '\n')
+            *c = *(c + 1) ? ' ' : '\0';
+}
+
+static void rg__fault(rg_pg *pg)
+{
+    if (pg->fault[0])
+        return; /* the first cause, not what followed from it */
+    pg->fault_since = rg_now();
+    snprintf(pg->fault, sizeof pg->fault, "%s", pg->msg);
+}
+
+/* Runs prepared statement q: its result, or NULL (the error kept) on failure. */
+static PGresult *rg__run(rg_pg *pg, int q, const rg__args *a)
+{
+    char name[16];
+    snprintf(name, sizeof name, "q%d", q);
+    PGresult *r = PQexecPrepared(pg->conn, name, a ? a->n : 0, a ? a->v : NULL,
+                                 a ? a->len : NULL, a ? a->fmt : NULL, 0);
+    ExecStatusType s = r ? PQresultStatus(r) : PGRES_FATAL_ERROR;
+    if (s == PGRES_COMMAND_OK || s == PGRES_TUPLES_OK)
+        return r;
+    rg__msg(pg, r ? PQresultErrorMessage(r) : PQerrorMessage(pg->conn));
+    rg__fault(pg);
+    PQclear(r);
+    return NULL;
+}
+
+/* A statement run for its effect only. */
+static int rg__do(rg_pg *pg, int q, const rg__args *a)
+{
+    PGresult *r = rg__run(pg, q, a);
+    PQclear(r);
+    return r ? RG_OK : RG_EDB;
+}
+
+static int rg__exec(rg_pg *pg, const char *sql)
+{
+    PGresult *r = PQexec(pg->conn, sql);
+    ExecStatusType s = r ? PQresultStatus(r) : PGRES_FATAL_ERROR;
+    int ok = s == PGRES_COMMAND_OK || s == PGRES_TUPLES_OK;
+    if (!ok)
+        rg__msg(pg, r ? PQresultErrorMessage(r) : PQerrorMessage(pg->conn));
+    PQclear(r);
+    return ok ? RG_OK : RG_EDB;
+}
+
+static int64_t rg__col_int(const PGresult *r, int row, int col)
+{
+    return strtoll(PQgetvalue(r, row, col), NULL, 10);
+}
+
+static rg_time rg__col_time(const PGresult *r, int row, int col)
+{
+    return PQgetisnull(r, row, col) ? RG_TIME_NONE : rg__col_int(r, row, col);
+}
+
+static const char *rg__col_text(const PGresult *r, int row, int col)
+{
+    return PQgetvalue(r, row, col); /* "" for NULL */
+}
+
+/* A bytea column in text form ("\x0a1b...") decoded into b. */
+static int rg__col_bytes(const PGresult *r, int row, int col, rg_buf *b)
+{
+    const char *h = PQgetvalue(r, row, col);
+    b->len = 0;
+    if (PQgetisnull(r, row, col) || strncmp(h, "\\x", 2))
+        return RG_OK;
+    h += 2;
+    size_t n = strlen(h) / 2;
+    if (b->cap < n + 1) {
+        char *p = realloc(b->p, n + 1);
+        if (!p)
+            return RG_ENOMEM;
+        b->p = p;
+        b->cap = n + 1;
+    }
+    for (size_t i = 0; i < n; i++) {
+        unsigned hi = (unsigned)h[2 * i], lo = (unsigned)h[2 * i + 1];
+        hi = hi <= '9' ? hi - '0' : (hi | 0x20) - 'a' + 10;
+        lo = lo <= '9' ? lo - '0' : (lo | 0x20) - 'a' + 10;
+        b->p[i] = (char)(hi << 4 | lo);
+    }
+    b->p[n] = '\0';
+    b->len = n;
+    return RG_OK;
+}
+
+/* Brings the schema to the current version under an advisory lock: a
+ * second process opening a new database waits, then finds it current. */
+static int rg__migrate(rg_pg *pg, const char *url, char *err, size_t errlen)
+{
+    int version = -1;
+    if (rg__exec(pg, "BEGIN") ||
+        rg__exec(pg, "SELECT pg_advisory_xact_lock(7468353)") || /* "rg" + schema */
+        rg__exec(pg, "CREATE TABLE IF NOT EXISTS schema_version(version integer NOT NULL)"))
+        goto fail;
+    PGresult *r = PQexec(pg->conn, "SELECT version FROM schema_version");
+    if (PQresultStatus(r) == PGRES_TUPLES_OK)
+        version = PQntuples(r) ? (int)rg__col_int(r, 0, 0) : 0;
+    else
+        rg__msg(pg, PQresultErrorMessage(r));
+    PQclear(r);
+    if (version < 0)
+        goto fail;
+    if (version > RG_SCHEMA_VERSION) {
+        rg__exec(pg, "ROLLBACK");
+        return rg_fail(err, errlen, RG_EDB,
+                       "database %s: schema version %d is newer than this program (%d); "
+                       "use a newer regimen", url, version, RG_SCHEMA_VERSION);
+    }
+    int from = version;
+    for (size_t i = 0; i < RG_COUNTOF(rg__pg_steps); i++) {
+        if (rg__pg_steps[i].from != version)
+            continue;
+        char set[96];
+        snprintf(set, sizeof set, "DELETE FROM schema_version; INSERT INTO schema_version"
+                 " VALUES(%d)", rg__pg_steps[i].to);
+        if (rg__exec(pg, rg__pg_steps[i].sql) || rg__exec(pg, set))
+            goto fail_at;
+        version = rg__pg_steps[i].to;
+    }
+    if (version != RG_SCHEMA_VERSION) {
+        snprintf(pg->msg, sizeof pg->msg, "no upgrade step from version %d", version);
+        goto fail_at;
+    }
+    if (rg__exec(pg, "COMMIT"))
+        goto fail_at;
+    return RG_OK;
+fail_at:
+    rg_fail(err, errlen, RG_EDB, "database %s: cannot upgrade the schema from version %d: %s",
+            url, from, pg->msg);
+    rg__exec(pg, "ROLLBACK");
+    return RG_EDB;
+fail:
+    rg_fail(err, errlen, RG_EDB, "database %s: cannot read the schema version: %s", url, pg->msg);
+    rg__exec(pg, "ROLLBACK");
+    return RG_EDB;
+}
+
+/* The URL without its password, for messages. */
+static const char *rg__safe_url(const char *url, char *buf, size_t len)
+{
+    const char *at = strchr(url, '@'), *scheme = strstr(url, "://");
+    const char *colon = scheme ? strchr(scheme + 3, ':') : NULL;
+    if (at && colon && colon < at)
+        snprintf(buf, len, "%.*s:***%s", (int)(colon - url), url, at);
+    else
+        snprintf(buf, len, "%s", url);
+    return buf;
+}
+
+int rg_pg_open(rg_pg **out, const char *url, const rg_store_opts *opts, char *err,
+               size_t errlen)
+{
+    char safe[512];
+    (void)opts; /* commits are durable (synchronous_commit) and pages checked by the server */
+    *out = NULL;
+    rg__safe_url(url, safe, sizeof safe);
+    rg_pg *pg = calloc(1, sizeof *pg);
+    if (!pg)
+        return rg_fail(err, errlen, RG_ENOMEM, "out of memory");
+    pg->conn = PQconnectdb(url);
+    if (!pg->conn || PQstatus(pg->conn) != CONNECTION_OK) {
+        rg__msg(pg, pg->conn ? PQerrorMessage(pg->conn) : "out of memory");
+        rg_fail(err, errlen, RG_EDB, "cannot connect to database %s: %s", safe, pg->msg);
+        rg_pg_close(pg);
+        return RG_EDB;
+    }
+    /* quiet NOTICEs ("relation already exists, skipping") on stderr */
+    rg__exec(pg, "SET client_min_messages = warning");
+    int rc = rg__migrate(pg, safe, err, errlen);
+    for (int i = 0; !rc && i < P__COUNT; i++) {
+        char name[16];
+        snprintf(name, sizeof name, "q%d", i);
+        PGresult *r = PQprepare(pg->conn, name, rg__pg_sql[i], 0, NULL);
+        if (PQresultStatus(r) != PGRES_COMMAND_OK) {
+            rg__msg(pg, PQresultErrorMessage(r));
+            rc = rg_fail(err, errlen, RG_EDB, "database %s: %s", safe, pg->msg);
+        }
+        PQclear(r);
+    }
+    if (rc) {
+        rg_pg_close(pg);
+        return rc;
+    }
+    *out = pg;
+    return RG_OK;
+}
+
+void rg_pg_close(rg_pg *pg)
+{
+    if (!pg)
+        return;
+    PQfinish(pg->conn);
+    rg_buf_free(&pg->leased);
+    free(pg);
+}
+
+const char *rg_pg_errmsg(rg_pg *pg) { return pg->msg[0] ? pg->msg : "not an error"; }
+
+const char *rg_pg_fault(rg_pg *pg, rg_time *since)
+{
+    if (since)
+        *since = pg->fault[0] ? pg->fault_since : RG_TIME_NONE;
+    return pg->fault[0] ? pg->fault : NULL;
+}
+
+int rg_pg_begin(rg_pg *pg)
+{
+    int rc = rg__exec(pg, "BEGIN");
+    if (rc)
+        rg__fault(pg);
+    return rc;
+}
+
+/* One snapshot for everything the transaction reads. */
+int rg_pg_begin_read(rg_pg *pg)
+{
+    return rg__exec(pg, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY");
+}
+
+uint64_t rg_pg_rollbacks(const rg_pg *pg) { return pg->rollbacks; }
+
+/* COMMIT of an aborted transaction "succeeds" as a ROLLBACK: that is a failure. */
+int rg_pg_commit(rg_pg *pg)
+{
+    PGresult *r = PQexec(pg->conn, "COMMIT");
+    int ok = PQresultStatus(r) == PGRES_COMMAND_OK && !strcmp(PQcmdStatus(r), "COMMIT");
+    if (!ok) {
+        rg__msg(pg, PQresultStatus(r) == PGRES_COMMAND_OK
+                        ? "the transaction was aborted by an earlier error"
+                        : PQresultErrorMessage(r));
+        rg__fault(pg);
+        pg->rollbacks++;
+    }
+    PQclear(r);
+    if (!ok)
+        return RG_EDB;
+    pg->fault[0] = '\0';
+    pg->version++;
+    if (pg->on_commit)
+        pg->on_commit(pg->on_commit_ud);
+    return RG_OK;
+}
+
+void rg_pg_rollback(rg_pg *pg)
+{
+    pg->rollbacks++;
+    if (PQtransactionStatus(pg->conn) != PQTRANS_IDLE) {
+        PGresult *r = PQexec(pg->conn, "ROLLBACK");
+        PQclear(r);
+    }
+}
+
+void rg_pg_on_commit(rg_pg *pg, void (*fn)(void *ud), void *ud)
+{
+    pg->on_commit = fn;
+    pg->on_commit_ud = ud;
+}
+
+/* There is no PRAGMA data_version: another writer's commits are not seen
+ * from here, so every notice is treated as news (a new value each call). */
+int rg_pg_data_version(rg_pg *pg, int64_t *out)
+{
+    *out = ++pg->version;
+    return RG_OK;
+}
+
+/* An event that was not stored: the same as the stored one (a duplicate),
+ * or a conflict. body: the stored body when already read, else NULL. */
+static int rg__compare(rg_pg *pg, const rg_event *ev, const char *body, rg_put *res)
+{
+    PGresult *r = NULL;
+    if (!body) { /* stored by another transaction since this one's statement began */
+        rg__args a = {0};
+        rg__text(&a, ev->clinic);
+        rg__text(&a, ev->id);
+        if (!(r = rg__run(pg, P_EVENT_BODY, &a)))
+            return RG_EDB;
+        if (PQntuples(r) != 1) {
+            PQclear(r);
+            rg__msg(pg, "a duplicate event disappeared");
+            return RG_EDB;
+        }
+        body = rg__col_text(r, 0, 0);
+    }
+    int same = strcmp(body, ev->body) == 0;
+    if (!same) { /* the same JSON value, whatever the key order */
+        json_t *stored = json_loads(body, 0, NULL);
+        if (!stored) {
+            PQclear(r);
+            return RG_ENOMEM;
+        }
+        same = ev->json && json_equal(stored, ev->json);
+        json_decref(stored);
+    }
+    PQclear(r);
+    *res = same ? RG_PUT_DUPLICATE : RG_PUT_CONFLICT;
+    return RG_OK;
+}
+
+int rg_pg_put_event(rg_pg *pg, const rg_event *ev, rg_time received, rg_put *res)
+{
+    rg__args a = {0};
+    rg__text(&a, ev->clinic);
+    rg__text(&a, ev->id);
+    rg__text(&a, ev->patient);
+    rg__text(&a, ev->type);
+    rg__int(&a, ev->at);
+    rg__int(&a, ev->offset_min);
+    rg__text(&a, ev->data);
+    rg__text(&a, ev->body);
+    rg__int(&a, received);
+    rg__bytes(&a, ev->fields.p, ev->fields.len);
+    PGresult *r = rg__run(pg, P_EVENT_INSERT, &a);
+    if (!r)
+        return RG_EDB;
+    int rc = RG_OK;
+    if (!PQgetisnull(r, 0, 0))
+        *res = RG_PUT_STORED;
+    else
+        rc = rg__compare(pg, ev, PQgetisnull(r, 0, 1) ? NULL : rg__col_text(r, 0, 1), res);
+    PQclear(r);
+    return rc;
+}
+
+/* An element of an array literal after its "{": "text" with " and \
+ * escaped, "\\x..." for bytes, or NULL. */
+static int rg__elem(rg_buf *b, const char *v, const void *bytes, size_t n)
+{
+    static const char hex[] = "0123456789abcdef";
+    if (b->len > 1 && rg_buf_add(b, ",", 1))
+        return RG_ENOMEM;
+    if (!v && !n)
+        return rg_buf_add(b, "NULL", 4);
+    if (rg_buf_add(b, bytes ? "\"\\\\x" : "\"", bytes ? 4 : 1))
+        return RG_ENOMEM;
+    for (size_t i = 0; bytes && i < n; i++) {
+        unsigned char c = ((const unsigned char *)bytes)[i];
+        char two[2] = {hex[c >> 4], hex[c & 15]};
+        if (rg_buf_add(b, two, 2))
+            return RG_ENOMEM;
+    }
+    for (const char *p = v, *q; p && *p; p = q) {
+        for (q = p; *q && *q != '"' && *q != '\\'; q++)
+            ;
+        if (rg_buf_add(b, p, (size_t)(q - p)) || (*q && (rg_buf_add(b, "\\", 1) ||
+                                                         rg_buf_add(b, q++, 1))))
+            return RG_ENOMEM;
+    }
+    return rg_buf_add(b, "\"", 1);
+}
+
+int rg_pg_put_events(rg_pg *pg, const rg_event *const *evs, int n, rg_time received,
+                     rg_put *res)
+{
+    if (n == 1)
+        return rg_pg_put_event(pg, evs[0], received, res);
+    rg_buf col[9] = {{0}};
+    char num[24];
+    int rc = RG_OK;
+    for (int k = 0; k < 9 && rc == RG_OK; k++)
+        rc = rg_buf_add(&col[k], "{", 1);
+    for (int i = 0; i < n && rc == RG_OK; i++) {
+        const rg_event *ev = evs[i];
+        const char *text[] = {ev->clinic, ev->id, ev->patient, ev->type};
+        for (int k = 0; k < 4 && rc == RG_OK; k++)
+            rc = rg__elem(&col[k], text[k], NULL, 0);
+        snprintf(num, sizeof num, "%lld", (long long)ev->at);
+        rc = rc ? rc : rg__elem(&col[4], num, NULL, 0);
+        snprintf(num, sizeof num, "%d", ev->offset_min);
+        rc = rc ? rc : rg__elem(&col[5], num, NULL, 0);
+        rc = rc ? rc : rg__elem(&col[6], ev->data, NULL, 0);
+        rc = rc ? rc : rg__elem(&col[7], ev->body, NULL, 0);
+        rc = rc ? rc : rg__elem(&col[8], NULL, ev->fields.len ? ev->fields.p : NULL,
+                                ev->fields.len);
+        res[i] = RG_PUT_DUPLICATE; /* until the answer says it was stored */
+    }
+    rg__args a = {0};
+    for (int k = 0; k < 9 && rc == RG_OK; k++)
+        if ((rc = rg_buf_add(&col[k], "}", 1)) == RG_OK)
+            rg__text(&a, col[k].p);
+    PGresult *r = NULL;
+    if (rc == RG_OK) {
+        rg__int(&a, received);
+        r = rg__run(pg, P_EVENTS_INSERT, &a);
+        rc = r ? RG_OK : RG_EDB;
+    }
+    for (int k = 0; k < 9; k++)
+        rg_buf_free(&col[k]);
+    for (int i = 0; r && i < PQntuples(r); i++) {
+        int64_t ord = rg__col_int(r, i, 0);
+        if (ord >= 1 && ord <= n)
+            res[ord - 1] = RG_PUT_STORED;
+    }
+    PQclear(r);
+    for (int i = 0; i < n && rc == RG_OK; i++)
+        if (res[i] != RG_PUT_STORED)
+            rc = rg__compare(pg, evs[i], NULL, &res[i]);
+    return rc;
+}
+
+int rg_pg_reject(rg_pg *pg, const char *source, long line, const char *field,
+                 const char *reason, const char *raw, size_t rawlen)
+{
+    rg__args a = {0};
+    rg__int(&a, rg_now());
+    rg__text(&a, source);
+    rg__int(&a, line);
+    rg__text(&a, field ? field : "");
+    rg__text(&a, reason);
+    rg__bytes(&a, raw, rawlen);
+    if (!rawlen)
+        a.v[a.n - 1] = ""; /* an empty line is kept as empty, not NULL */
+    return rg__do(pg, P_REJECT, &a);
+}
+
+int rg_pg_each_rejected(rg_pg *pg, int (*fn)(void *ud, const rg_rejected *r), void *ud)
+{
+    PGresult *r = rg__run(pg, P_REJECTED_ALL, NULL);
+    if (!r)
+        return RG_EDB;
+    rg_buf raw = {0};
+    int rc = RG_OK;
+    for (int i = 0; i < PQntuples(r) && rc == RG_OK; i++) {
+        if ((rc = rg__col_bytes(r, i, 6, &raw)))
+            break;
+        rg_rejected x = {
+            .seq = rg__col_int(r, i, 0),
+            .received = rg__col_int(r, i, 1),
+            .source = rg__col_text(r, i, 2),
+            .line = (long)rg__col_int(r, i, 3),
+            .field = rg__col_text(r, i, 4),
+            .reason = rg__col_text(r, i, 5),
+            .raw = raw.len ? raw.p : "",
+        };
+        if (fn(ud, &x))
+            break;
+    }
+    rg_buf_free(&raw);
+    PQclear(r);
+    return rc;
+}
+
+/* Rows seq, at, id, type, fields[, data] to fn: fn's non-zero answer, or 0. */
+static int rg__each_event_row(PGresult *r, int (*fn)(void *ud, const rg_stored_event *e),
+                              void *ud)
+{
+    rg_buf f = {0};
+    int rc = 0;
+    for (int i = 0; i < PQntuples(r) && !rc; i++) {
+        if ((rc = rg__col_bytes(r, i, 4, &f)))
+            break;
+        rg_stored_event e = {
+            .seq = rg__col_int(r, i, 0),
+            .at = rg__col_int(r, i, 1),
+            .id = rg__col_text(r, i, 2),
+            .type = rg__col_text(r, i, 3),
+            .fields = f.len ? f.p : NULL,
+            .nfields = f.len,
+            .data = PQnfields(r) > 5 && !PQgetisnull(r, i, 5) ? rg__col_text(r, i, 5) : NULL,
+        };
+        rc = fn(ud, &e);
+    }
+    rg_buf_free(&f);
+    PQclear(r);
+    return rc;
+}
+
+static int rg__events(rg_pg *pg, int q, const char *clinic, const char *patient,
+                      int64_t after_seq, int (*fn)(void *ud, const rg_stored_event *e), void *ud)
+{
+    rg__args a = {0};
+    rg__text(&a, clinic);
+    rg__text(&a, patient);
+    if (q == P_EVENTS_AFTER)
+        rg__int(&a, after_seq);
+    PGresult *r = rg__run(pg, q, &a);
+    return r ? rg__each_event_row(r, fn, ud) : RG_EDB;
+}
+
+int rg_pg_each_event(rg_pg *pg, const char *clinic, const char *patient,
+                     int (*fn)(void *ud, const rg_stored_event *e), void *ud)
+{
+    return rg__events(pg, P_EVENTS_OF, clinic, patient, -1, fn, ud);
+}
+
+int rg_pg_each_event_after(rg_pg *pg, const char *clinic, const char *patient,
+                           int64_t after_seq, int (*fn)(void *ud, const rg_stored_event *e),
+                           void *ud)
+{
+    return rg__events(pg, after_seq < 0 ? P_EVENTS_OF : P_EVENTS_AFTER, clinic, patient,
+                      after_seq, fn, ud);
+}
+
+int rg_pg_each_event_data(rg_pg *pg, const char *clinic, const char *patient,
+                          int (*fn)(void *ud, const rg_stored_event *e), void *ud)
+{
+    return rg__events(pg, P_EVENTS_OF_DATA, clinic, patient, -1, fn, ud);
+}
+
+int rg_pg_patient_get(rg_pg *pg, const char *clinic, const char *patient, rg_patient_state *ps)
+{
+    rg__args a = {0};
+    rg__text(&a, clinic);
+    rg__text(&a, patient);
+    PGresult *r = rg__run(pg, P_PATIENT_GET, &a);
+    if (!r)
+        return RG_EDB;
+    int found = PQntuples(r) == 1;
+    ps->clock = found ? rg__col_time(r, 0, 0) : RG_TIME_NONE;
+    ps->wake = found ? rg__col_time(r, 0, 1) : RG_TIME_NONE;
+    ps->next_wake = found ? rg__col_time(r, 0, 2) : RG_TIME_NONE;
+    ps->last_seq = found ? rg__col_int(r, 0, 3) : 0;
+    PQclear(r);
+    return found ? RG_OK : RG_ENOTFOUND;
+}
+
+int rg_pg_patient_put(rg_pg *pg, const char *clinic, const char *patient,
+                      const rg_patient_state *ps)
+{
+    rg__args a = {0};
+    rg__text(&a, clinic);
+    rg__text(&a, patient);
+    rg__time(&a, ps->clock);
+    rg__time(&a, ps->wake);
+    rg__time(&a, ps->next_wake);
+    rg__int(&a, ps->last_seq);
+    return rg__do(pg, P_PATIENT_PUT, &a);
+}
+
+/* (clinic, patient) rows to fn: how many went to fn, or RG_EDB. */
+static int rg__each_patient(PGresult *r,
+                            int (*fn)(void *ud, const char *clinic, const char *patient), void *ud)
+{
+    if (!r)
+        return RG_EDB;
+    int n = 0;
+    for (int i = 0; i < PQntuples(r); i++) {
+        n++;
+        if (fn(ud, rg__col_text(r, i, 0), rg__col_text(r, i, 1)))
+            break;
+    }
+    PQclear(r);
+    return n;
+}
+
+int rg_pg_patients_page(rg_pg *pg, const char *after_clinic, const char *after_patient,
+                        rg_time due, int limit,
+                        int (*fn)(void *ud, const char *clinic, const char *patient), void *ud)
+{
+    rg__args a = {0};
+    rg__text(&a, after_clinic);
+    rg__text(&a, after_patient);
+    rg__int(&a, limit);
+    if (due != RG_TIME_NONE) {
+        rg__int(&a, due);
+        rg__leased(&a, pg);
+    }
+    return rg__each_patient(
+        rg__run(pg, due == RG_TIME_NONE ? P_PATIENTS_PAGE : P_PATIENTS_DUE_PAGE, &a), fn, ud);
+}
+
+int rg_pg_due_patients(rg_pg *pg, rg_time due, int limit,
+                       int (*fn)(void *ud, const char *clinic, const char *patient), void *ud)
+{
+    rg__args a = {0};
+    rg__int(&a, due);
+    rg__int(&a, limit);
+    rg__leased(&a, pg);
+    return rg__each_patient(rg__run(pg, P_PATIENTS_DUE, &a), fn, ud);
+}
+
+/* A query answering one time (or NULL). */
+static int rg__one_time(rg_pg *pg, int q, rg_time *out)
+{
+    rg__args a = {0};
+    rg__leased(&a, pg);
+    PGresult *r = rg__run(pg, q, &a);
+    *out = r && PQntuples(r) ? rg__col_time(r, 0, 0) : RG_TIME_NONE;
+    PQclear(r);
+    return r ? RG_OK : RG_EDB;
+}
+
+int rg_pg_next_wake(rg_pg *pg, rg_time *out) { return rg__one_time(pg, P_NEXT_WAKE, out); }
+
+int rg_pg_each_open_alert(rg_pg *pg, const char *clinic, const char *patient,
+                          int (*fn)(void *ud, int64_t alert_id, const rg_transition *t), void *ud)
+{
+    rg__args a = {0};
+    rg__text(&a, clinic);
+    rg__text(&a, patient);
+    PGresult *r = rg__run(pg, P_OPEN_ALERTS, &a);
+    if (!r)
+        return RG_EDB;
+    int frc = 0;
+    for (int i = 0; i < PQntuples(r) && !frc; i++) {
+        rg_transition t = {
+            .at = rg__col_int(r, i, 1),
+            .due = rg__col_int(r, i, 2),
+            .open = 1,
+            .clinic = clinic,
+            .patient = patient,
+            .key = rg__col_text(r, i, 3),
+            .protocol = rg__col_text(r, i, 4),
+            .version = rg__col_text(r, i, 5),
+            .rule = rg__col_text(r, i, 6),
+            .severity = rg__col_text(r, i, 7),
+            .message = rg__col_text(r, i, 8),
+            .seq = rg__col_int(r, i, 9),
+            .params = rg__col_text(r, i, 10),
+            .evidence = rg__col_text(r, i, 11),
+            .cseq = rg__col_int(r, i, 12),
+        };
+        frc = fn(ud, rg__col_int(r, i, 0), &t);
+    }
+    PQclear(r);
+    return frc;
+}
+
+/* The last transition of the clinic's key: its seq and whether it opened
+ * (seq 0 when the key has none). */
+static int rg__key_last(rg_pg *pg, const char *clinic, const char *key, int64_t *seq, int *open)
+{
+    rg__args a = {0};
+    rg__text(&a, clinic);
+    rg__text(&a, key);
+    PGresult *r = rg__run(pg, P_KEY_LAST, &a);
+    if (!r)
+        return RG_EDB;
+    *seq = PQntuples(r) ? rg__col_int(r, 0, 0) : 0;
+    *open = PQntuples(r) && !strcmp(rg__col_text(r, 0, 1), "open");
+    PQclear(r);
+    return RG_OK;
+}
+
+int rg_pg_transition(rg_pg *pg, rg_transition *t, int64_t *alert_idp)
+{
+    int64_t last;
+    int last_open;
+    if (rg__key_last(pg, t->clinic, t->key, &last, &last_open))
+        return RG_EDB;
+    if (t->open && last_open)
+        return RG_EDB; /* the key is open already */
+    if (!t->open && (!last_open || last != *alert_idp))
+        return RG_ENOTFOUND;
+    rg__args a = {0};
+    if (t->open)
+        rg__text(&a, NULL);
+    else
+        rg__int(&a, *alert_idp);
+    rg__int(&a, t->at);
+    rg__text(&a, t->open ? "open" : "resolved");
+    rg__text(&a, t->clinic);
+    rg__text(&a, t->patient);
+    rg__text(&a, t->key);
+    rg__text(&a, t->protocol);
+    rg__text(&a, t->version);
+    rg__text(&a, t->rule);
+    rg__text(&a, t->severity);
+    rg__text(&a, t->message);
+    rg__int(&a, t->due);
+    rg__text(&a, t->params ? t->params : "{}");
+    rg__text(&a, t->evidence ? t->evidence : "[]");
+    rg__int(&a, rg_now());
+    PGresult *r = rg__run(pg, P_TRANSITION, &a);
+    if (!r)
+        return RG_EDB;
+    t->seq = rg__col_int(r, 0, 0);
+    t->cseq = rg__col_int(r, 0, 1);
+    PQclear(r);
+    if (t->open)
+        *alert_idp = t->seq;
+    return RG_OK;
+}
+
+static int rg__each_transition(PGresult *r, int (*fn)(void *ud, const rg_transition *t),
+                               void *ud)
+{
+    if (!r)
+        return RG_EDB;
+    int frc = 0;
+    for (int i = 0; i < PQntuples(r) && !frc; i++) {
+        rg_transition t = {
+            .seq = rg__col_int(r, i, 0),
+            .at = rg__col_int(r, i, 1),
+            .open = strcmp(rg__col_text(r, i, 2), "open") == 0,
+            .clinic = rg__col_text(r, i, 3),
+            .patient = rg__col_text(r, i, 4),
+            .key = rg__col_text(r, i, 5),
+            .protocol = rg__col_text(r, i, 6),
+            .version = rg__col_text(r, i, 7),
+            .rule = rg__col_text(r, i, 8),
+            .severity = rg__col_text(r, i, 9),
+            .message = rg__col_text(r, i, 10),
+            .due = rg__col_int(r, i, 11),
+            .params = rg__col_text(r, i, 12),
+            .evidence = rg__col_text(r, i, 13),
+            .cseq = rg__col_int(r, i, 14),
+        };
+        frc = fn(ud, &t);
+    }
+    PQclear(r);
+    return frc;
+}
+
+int rg_pg_each_transition(rg_pg *pg, int64_t after, int by_time,
+                          int (*fn)(void *ud, const rg_transition *t), void *ud)
+{
+    rg__args a = {0};
+    rg__int(&a, after);
+    return rg__each_transition(rg__run(pg, by_time ? P_TRANSITIONS_TIME : P_TRANSITIONS_SEQ, &a),
+                               fn, ud);
+}
+
+int rg_pg_clinic_transitions(rg_pg *pg, const char *clinic, int64_t after_cseq, int limit,
+                             int (*fn)(void *ud, const rg_transition *t), void *ud)
+{
+    rg__args a = {0};
+    rg__text(&a, clinic);
+    rg__int(&a, after_cseq);
+    rg__int(&a, limit);
+    return rg__each_transition(rg__run(pg, P_CLINIC_TRANSITIONS, &a), fn, ud);
+}
+
+int rg_pg_each_alert(rg_pg *pg, const char *clinic, const char *patient, const char *state,
+                     const char *key, int limit, int (*fn)(void *ud, const rg_alert_view *a),
+                     void *ud)
+{
+    rg__args a = {0};
+    rg__text(&a, clinic);
+    rg__text(&a, patient);
+    rg__text(&a, state);
+    rg__text(&a, key);
+    rg__int(&a, limit);
+    PGresult *r = rg__run(pg, P_ALERTS_VIEW, &a);
+    if (!r)
+        return RG_EDB;
+    int frc = 0;
+    for (int i = 0; i < PQntuples(r) && !frc; i++) {
+        rg_alert_view v = {
+            .id = rg__col_int(r, i, 0),
+            .key = rg__col_text(r, i, 1),
+            .state = rg__col_text(r, i, 2),
+            .patient = rg__col_text(r, i, 3),
+            .protocol = rg__col_text(r, i, 4),
+            .version = rg__col_text(r, i, 5),
+            .rule = rg__col_text(r, i, 6),
+            .severity = rg__col_text(r, i, 7),
+            .message = rg__col_text(r, i, 8),
+            .opened_at = rg__col_int(r, i, 9),
+            .due = rg__col_int(r, i, 10),
+            .resolved_at = rg__col_time(r, i, 11),
+            .acked_by = PQgetisnull(r, i, 12) ? NULL : rg__col_text(r, i, 12),
+            .acked_at = rg__col_time(r, i, 13),
+            .snoozed_until = rg__col_time(r, i, 14),
+        };
+        frc = fn(ud, &v);
+    }
+    PQclear(r);
+    return frc;
+}
+
+int rg_pg_alert_action(rg_pg *pg, const char *clinic, const char *key, const char *action,
+                       const char *who, const char *note, rg_time until, rg_time at)
+{
+    int64_t id;
+    int open, q;
+    if (rg__key_last(pg, clinic, key, &id, &open))
+        return RG_EDB;
+    if (!open)
+        return RG_ENOTFOUND;
+    rg__args a = {0};
+    rg__text(&a, clinic);
+    rg__int(&a, id);
+    if (!strcmp(action, "ack")) {
+        q = P_ALERT_ACK;
+        rg__text(&a, who);
+        rg__int(&a, at);
+    } else if (!strcmp(action, "snooze")) {
+        q = P_ALERT_SNOOZE;
+        rg__int(&a, until);
+    } else {
+        q = P_ALERT_UNSNOOZE;
+    }
+    if (rg__do(pg, q, &a))
+        return RG_EDB;
+    rg__args b = {0};
+    rg__int(&b, id);
+    rg__text(&b, clinic);
+    rg__text(&b, key);
+    rg__text(&b, action);
+    rg__text(&b, who ? who : "");
+    rg__text(&b, note ? note : "");
+    rg__time(&b, until);
+    rg__int(&b, at);
+    return rg__do(pg, P_ACTION_ADD, &b);
+}
+
+int rg_pg_each_action(rg_pg *pg, const char *clinic, const char *key,
+                      int (*fn)(void *ud, const rg_alert_action *a), void *ud)
+{
+    rg__args a = {0};
+    rg__text(&a, clinic);
+    rg__text(&a, key);
+    PGresult *r = rg__run(pg, P_ACTIONS_OF, &a);
+    if (!r)
+        return RG_EDB;
+    for (int i = 0; i < PQntuples(r); i++) {
+        rg_alert_action x = {
+            .action = rg__col_text(r, i, 0),
+            .who = rg__col_text(r, i, 1),
+            .note = rg__col_text(r, i, 2),
+            .until = rg__col_time(r, i, 3),
+            .at = rg__col_int(r, i, 4),
+        };
+        if (fn(ud, &x))
+            break;
+    }
+    PQclear(r);
+    return RG_OK;
+}
+
+int rg_pg_next_snooze(rg_pg *pg, rg_time *out) { return rg__one_time(pg, P_NEXT_SNOOZE, out); }
+
+int rg_pg_each_due_snooze(rg_pg *pg, rg_time now,
+                          int (*fn)(void *ud, const char *clinic, const char *key,
+                                    const char *patient),
+                          void *ud, int *count)
+{
+    rg__args a = {0};
+    rg__int(&a, now);
+    rg__leased(&a, pg);
+    PGresult *r = rg__run(pg, P_DUE_SNOOZES, &a);
+    if (!r)
+        return RG_EDB;
+    int out = RG_OK, n = PQntuples(r);
+    for (int i = 0; i < n && out == RG_OK; i++) /* the rows are all read: fn may write */
+        out = fn(ud, rg__col_text(r, i, 1), rg__col_text(r, i, 2), rg__col_text(r, i, 3));
+    PQclear(r);
+    if (count)
+        *count = n;
+    return out;
+}
+
+int rg_pg_wake_clinic(rg_pg *pg, const char *clinic, rg_time at)
+{
+    rg__args a = {0};
+    rg__text(&a, clinic);
+    rg__int(&a, at);
+    return rg__do(pg, P_WAKE_CLINIC, &a);
+}
+
+int rg_pg_open_by_severity(rg_pg *pg,
+                           int (*fn)(void *ud, const char *clinic, const char *severity,
+                                     int64_t n),
+                           void *ud)
+{
+    PGresult *r = rg__run(pg, P_OPEN_BY_SEVERITY, NULL);
+    if (!r)
+        return RG_EDB;
+    for (int i = 0; i < PQntuples(r); i++)
+        if (fn(ud, rg__col_text(r, i, 0), rg__col_text(r, i, 1), rg__col_int(r, i, 2)))
+            break;
+    PQclear(r);
+    return RG_OK;
+}
+
+int rg_pg_last_cseq(rg_pg *pg, const char *clinic, int64_t *out)
+{
+    rg__args a = {0};
+    rg__text(&a, clinic);
+    PGresult *r = rg__run(pg, P_LAST_CSEQ, &a);
+    *out = r ? rg__col_int(r, 0, 0) : 0;
+    PQclear(r);
+    return r ? RG_OK : RG_EDB;
+}
+
+int rg_pg_get_event(rg_pg *pg, const char *clinic, const char *id,
+                    int (*fn)(void *ud, const rg_stored_event *e), void *ud)
+{
+    rg__args a = {0};
+    rg__text(&a, clinic);
+    rg__text(&a, id);
+    PGresult *r = rg__run(pg, P_EVENT_GET, &a);
+    if (!r)
+        return RG_EDB;
+    if (PQntuples(r) == 0) {
+        PQclear(r);
+        return RG_ENOTFOUND;
+    }
+    return rg__each_event_row(r, fn, ud);
+}
+
+int rg_pg_key_transitions(rg_pg *pg, const char *key,
+                          int (*fn)(void *ud, const rg_transition *t), void *ud)
+{
+    rg__args a = {0};
+    rg__text(&a, key);
+    return rg__each_transition(rg__run(pg, P_KEY_TRANSITIONS, &a), fn, ud);
+}
+
+int rg_pg_webhook_get(rg_pg *pg, const char *clinic, int64_t *delivered, int *attempts)
+{
+    rg__args a = {0};
+    rg__text(&a, clinic);
+    PGresult *r = rg__run(pg, P_HOOK_GET, &a);
+    int found = r && PQntuples(r);
+    *delivered = found ? rg__col_int(r, 0, 0) : 0;
+    *attempts = found ? (int)rg__col_int(r, 0, 1) : 0;
+    PQclear(r);
+    return r ? RG_OK : RG_EDB;
+}
+
+int rg_pg_webhook_delivered(rg_pg *pg, const char *clinic, int64_t cseq)
+{
+    rg__args a = {0};
+    rg__text(&a, clinic);
+    rg__int(&a, cseq);
+    rg__int(&a, rg_now());
+    return rg__do(pg, P_HOOK_DELIVERED, &a);
+}
+
+int rg_pg_webhook_failed(rg_pg *pg, const char *clinic, const char *error)
+{
+    rg__args a = {0};
+    rg__text(&a, clinic);
+    rg__text(&a, error);
+    rg__int(&a, rg_now());
+    return rg__do(pg, P_HOOK_FAILED, &a);
+}
+
+int rg_pg_eval_error(rg_pg *pg, const char *clinic, const char *patient, const char *protocol,
+                     const char *rule, rg_time at, const char *msg)
+{
+    rg__args a = {0};
+    rg__text(&a, clinic);
+    rg__text(&a, patient);
+    rg__text(&a, protocol ? protocol : "");
+    rg__text(&a, rule ? rule : "");
+    rg__int(&a, at);
+    rg__text(&a, msg);
+    rg__int(&a, rg_now());
+    return rg__do(pg, P_EVAL_ERROR, &a);
+}
+
+int rg_pg_protocol_loaded(rg_pg *pg, const char *clinic, const char *protocol,
+                          const char *version, const char *file, const char *hash)
+{
+    rg__args a = {0};
+    rg__text(&a, clinic);
+    rg__text(&a, protocol);
+    rg__text(&a, version);
+    rg__text(&a, file);
+    rg__text(&a, hash);
+    rg__int(&a, rg_now());
+    return rg__do(pg, P_PROTOCOL_LOADED, &a);
+}
+
+/* ---- many workers: leases and notices ---------------------------------------------- */
+
+/* A clinic's lease is a session advisory lock on this connection, keyed by
+ * a hash of the schema's and the clinic's names (advisory locks are per
+ * database; two stores in two schemas are two): PostgreSQL grants it to one session at a
+ * time and drops it the moment that session ends, kill -9 of the worker
+ * included (its socket closes). Taken once; held until the connection ends. */
+int rg_pg_lease(rg_pg *pg, const char *clinic, int *held)
+{
+    *held = 0;
+    if (PQstatus(pg->conn) != CONNECTION_OK) { /* the session, and every lease, ended */
+        rg__msg(pg, "the connection to the database was lost, and the leases with it");
+        rg__fault(pg);
+        return RG_EIO;
+    }
+    rg_buf name = {0};
+    for (size_t off = 1; pg->leased.p && off < pg->leased.len;) { /* already ours? */
+        const char *end = strpbrk(pg->leased.p + off, ",}");
+        size_t len = (size_t)(end - pg->leased.p - off) - 2; /* without the quotes */
+        if (len == strlen(clinic) && !memcmp(pg->leased.p + off + 1, clinic, len)) {
+            *held = 1;
+            return RG_OK;
+        }
+        off = (size_t)(end - pg->leased.p) + 1;
+    }
+    const char *v[1] = {clinic};
+    PGresult *r = PQexecParams(pg->conn,
+                               "SELECT pg_try_advisory_lock(hashtextextended("
+                               "'regimen:' || current_schema() || ':' || $1, 0))",
+                               1, NULL, v, NULL, NULL, 0);
+    if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+        rg__msg(pg, PQresultErrorMessage(r));
+        PQclear(r);
+        return RG_EDB;
+    }
+    *held = !strcmp(PQgetvalue(r, 0, 0), "t");
+    PQclear(r);
+    if (!*held)
+        return RG_OK;
+    /* names are plain (event.h: letters, digits, - _ .), yet quoted */
+    if (rg_buf_add(&name, "\"", 1) || rg_buf_add(&name, clinic, strlen(clinic)) ||
+        rg_buf_add(&name, "\"", 1))
+        goto nomem;
+    if (pg->leased.len)
+        pg->leased.p[--pg->leased.len] = '\0'; /* the closing brace */
+    if (rg_buf_add(&pg->leased, pg->leased.len ? "," : "{", 1) ||
+        rg_buf_add(&pg->leased, name.p, name.len) || rg_buf_add(&pg->leased, "}", 1))
+        goto nomem;
+    rg_buf_free(&name);
+    return RG_OK;
+nomem:
+    rg_buf_free(&name);
+    return RG_ENOMEM;
+}
+
+void rg_pg_lease_only(rg_pg *pg, int on) { pg->only = on; }
+
+int rg_pg_notice_fd(rg_pg *pg)
+{
+    if (!pg->listening) {
+        if (rg__exec(pg, "LISTEN " RG__CHANNEL))
+            return -1;
+        pg->listening = 1;
+    }
+    return PQsocket(pg->conn);
+}
+
+/* Reads what the server sent and counts the notices in it (libpq also
+ * keeps those that arrived during other statements). */
+int rg_pg_notices(rg_pg *pg)
+{
+    int n = 0;
+    if (!PQconsumeInput(pg->conn)) {
+        rg__msg(pg, PQerrorMessage(pg->conn));
+        rg__fault(pg);
+        return RG_EDB;
+    }
+    for (PGnotify *x; (x = PQnotifies(pg->conn)) != NULL; n++)
+        PQfreemem(x);
+    return n;
+}
+
+int rg_store_lease(rg_store *st, const char *clinic, int *held)
+{
+    rg_pg *pg = rg_store_pg(st);
+    *held = 1;
+    return pg ? rg_pg_lease(pg, clinic, held) : RG_OK;
+}
+
+void rg_store_lease_only(rg_store *st, int on)
+{
+    if (rg_store_pg(st))
+        rg_pg_lease_only(rg_store_pg(st), on);
+}
+
+int rg_store_notice_fd(rg_store *st) { return rg_store_pg(st) ? rg_pg_notice_fd(rg_store_pg(st)) : -1; }
+
+int rg_store_notices(rg_store *st) { return rg_store_pg(st) ? rg_pg_notices(rg_store_pg(st)) : 0; }
+
+/* The database as a whole, beside the per-clinic leases: every worker holds
+ * it shared, a sweep or `simulate --db` alone (their transitions must never
+ * enter a live feed), as holder.c does for a SQLite file. */
+int rg_store_hold(rg_store *st, int alone, int *ok)
+{
+    rg_pg *pg = rg_store_pg(st);
+    *ok = 1;
+    if (!pg)
+        return RG_OK;
+    PGresult *r = PQexec(pg->conn, alone ? "SELECT pg_try_advisory_lock(" RG__HOLD_KEY ")"
+                                         : "SELECT pg_try_advisory_lock_shared(" RG__HOLD_KEY ")");
+    if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+        rg__msg(pg, PQresultErrorMessage(r));
+        PQclear(r);
+        return RG_EDB;
+    }
+    *ok = !strcmp(PQgetvalue(r, 0, 0), "t");
+    PQclear(r);
+    return RG_OK;
+}

@@ -1,0 +1,104 @@
+/*
+ * pg.h - the PostgreSQL backend of the event store (runtime/store/pg.c).
+ *
+ * store.h stays the one interface: rg_store_open hands a "postgresql://" or
+ * "postgres://" --db to rg_pg_open, and every rg_store_* function of such a
+ * store routes to its rg_pg_* twin here, with the same contract. Nothing
+ * outside runtime/store/ includes this header. The many-worker functions of
+ * store.h (rg_store_lease, rg_store_notices, ...) are defined in pg.c.
+ *
+ * Ownership: rg_pg_open creates the handle (one libpq connection), the
+ * store owns it and frees it with rg_pg_close.
+ */
+#ifndef RG_PG_H
+#define RG_PG_H
+
+#include "store.h"
+
+typedef struct rg_pg rg_pg;
+
+/* The PostgreSQL backend of st, NULL for SQLite (store.c). */
+rg_pg *rg_store_pg(rg_store *st);
+
+/* 1 when path is a PostgreSQL connection URL rather than a file. */
+int rg_pg_url(const char *path);
+
+int rg_pg_open(rg_pg **out, const char *url, const rg_store_opts *opts, char *err,
+               size_t errlen);
+void rg_pg_close(rg_pg *pg);
+const char *rg_pg_errmsg(rg_pg *pg);
+const char *rg_pg_fault(rg_pg *pg, rg_time *since);
+int rg_pg_begin(rg_pg *pg);
+int rg_pg_begin_read(rg_pg *pg);
+uint64_t rg_pg_rollbacks(const rg_pg *pg);
+int rg_pg_commit(rg_pg *pg);
+void rg_pg_rollback(rg_pg *pg);
+void rg_pg_on_commit(rg_pg *pg, void (*fn)(void *ud), void *ud);
+int rg_pg_data_version(rg_pg *pg, int64_t *out);
+int rg_pg_put_event(rg_pg *pg, const rg_event *ev, rg_time received, rg_put *res);
+int rg_pg_put_events(rg_pg *pg, const rg_event *const *evs, int n, rg_time received,
+                     rg_put *res);
+int rg_pg_reject(rg_pg *pg, const char *source, long line, const char *field,
+                 const char *reason, const char *raw, size_t rawlen);
+int rg_pg_each_rejected(rg_pg *pg, int (*fn)(void *ud, const rg_rejected *r), void *ud);
+int rg_pg_each_event(rg_pg *pg, const char *clinic, const char *patient,
+                     int (*fn)(void *ud, const rg_stored_event *e), void *ud);
+int rg_pg_each_event_after(rg_pg *pg, const char *clinic, const char *patient,
+                           int64_t after_seq, int (*fn)(void *ud, const rg_stored_event *e),
+                           void *ud);
+int rg_pg_each_event_data(rg_pg *pg, const char *clinic, const char *patient,
+                          int (*fn)(void *ud, const rg_stored_event *e), void *ud);
+int rg_pg_patient_get(rg_pg *pg, const char *clinic, const char *patient,
+                      rg_patient_state *ps);
+int rg_pg_patient_put(rg_pg *pg, const char *clinic, const char *patient,
+                      const rg_patient_state *ps);
+int rg_pg_patients_page(rg_pg *pg, const char *after_clinic, const char *after_patient,
+                        rg_time due, int limit,
+                        int (*fn)(void *ud, const char *clinic, const char *patient),
+                        void *ud);
+int rg_pg_due_patients(rg_pg *pg, rg_time due, int limit,
+                       int (*fn)(void *ud, const char *clinic, const char *patient), void *ud);
+int rg_pg_next_wake(rg_pg *pg, rg_time *out);
+int rg_pg_each_open_alert(rg_pg *pg, const char *clinic, const char *patient,
+                          int (*fn)(void *ud, int64_t alert_id, const rg_transition *t),
+                          void *ud);
+int rg_pg_transition(rg_pg *pg, rg_transition *t, int64_t *alert_id);
+int rg_pg_each_transition(rg_pg *pg, int64_t after, int by_time,
+                          int (*fn)(void *ud, const rg_transition *t), void *ud);
+int rg_pg_clinic_transitions(rg_pg *pg, const char *clinic, int64_t after_cseq, int limit,
+                             int (*fn)(void *ud, const rg_transition *t), void *ud);
+int rg_pg_each_alert(rg_pg *pg, const char *clinic, const char *patient, const char *state,
+                     const char *key, int limit,
+                     int (*fn)(void *ud, const rg_alert_view *a), void *ud);
+int rg_pg_alert_action(rg_pg *pg, const char *clinic, const char *key, const char *action,
+                       const char *who, const char *note, rg_time until, rg_time at);
+int rg_pg_each_action(rg_pg *pg, const char *clinic, const char *key,
+                      int (*fn)(void *ud, const rg_alert_action *a), void *ud);
+int rg_pg_next_snooze(rg_pg *pg, rg_time *out);
+int rg_pg_each_due_snooze(rg_pg *pg, rg_time now,
+                          int (*fn)(void *ud, const char *clinic, const char *key,
+                          const char *patient),
+                          void *ud, int *count);
+int rg_pg_wake_clinic(rg_pg *pg, const char *clinic, rg_time at);
+int rg_pg_get_event(rg_pg *pg, const char *clinic, const char *id,
+                    int (*fn)(void *ud, const rg_stored_event *e), void *ud);
+int rg_pg_key_transitions(rg_pg *pg, const char *key,
+                          int (*fn)(void *ud, const rg_transition *t), void *ud);
+int rg_pg_webhook_get(rg_pg *pg, const char *clinic, int64_t *delivered, int *attempts);
+int rg_pg_webhook_delivered(rg_pg *pg, const char *clinic, int64_t cseq);
+int rg_pg_webhook_failed(rg_pg *pg, const char *clinic, const char *error);
+int rg_pg_last_cseq(rg_pg *pg, const char *clinic, int64_t *out);
+int rg_pg_open_by_severity(rg_pg *pg,
+                           int (*fn)(void *ud, const char *clinic, const char *severity,
+                           int64_t n),
+                           void *ud);
+int rg_pg_eval_error(rg_pg *pg, const char *clinic, const char *patient,
+                     const char *protocol, const char *rule, rg_time at, const char *msg);
+int rg_pg_protocol_loaded(rg_pg *pg, const char *clinic, const char *protocol,
+                          const char *version, const char *file, const char *hash);
+int rg_pg_lease(rg_pg *pg, const char *clinic, int *held);
+void rg_pg_lease_only(rg_pg *pg, int on);
+int rg_pg_notice_fd(rg_pg *pg);
+int rg_pg_notices(rg_pg *pg);
+
+#endif

@@ -1,0 +1,815 @@
+/*
+ * test_store_conformance.c - one suite, both store backends: every function
+ * of store.h, through store.h only, against a real SQLite file (suite
+ * conf_sqlite, always) and a real PostgreSQL database (suite conf_pg, when
+ * RG_TEST_PG_URL names one: `make test-postgres` starts a throw-away
+ * cluster with tests/pg/cluster.sh and sets it; without it those tests are
+ * skipped, and say so). Each PostgreSQL test gets a schema of its own.
+ *
+ * Covered: idempotent and conflicting puts (one by one and in batches),
+ * event order and reads, rejected lines with their bytes, scheduling and
+ * paging, transitions and the gap-free per-clinic sequence (across
+ * transactions and rollbacks), alerts and staff actions, snoozes, webhook
+ * cursors, ingest of a file, schema versions (reopen, newer refused, racing
+ * first opens), and the many-worker parts: leases and notices.
+ */
+#include "ingest.h"
+#include "store.h"
+
+#include "helpers.h"
+
+#include <criterion/criterion.h>
+#include <libpq-fe.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <poll.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+static char dir[256], url[1200], schema[64];
+static int backend_pg;
+static rg_store *st;
+
+/* A statement run outside the store, on the same database. */
+static void raw_sql(const char *sql)
+{
+    if (backend_pg) {
+        const char *base = getenv("RG_TEST_PG_URL");
+        PGconn *c = PQconnectdb(url[0] ? url : base);
+        cr_assert_eq(PQstatus(c), CONNECTION_OK, "%s", PQerrorMessage(c));
+        PQclear(PQexec(c, "SET client_min_messages = warning"));
+        PGresult *r = PQexec(c, sql);
+        cr_assert(PQresultStatus(r) == PGRES_COMMAND_OK || PQresultStatus(r) == PGRES_TUPLES_OK,
+                  "%s: %s", sql, PQresultErrorMessage(r));
+        PQclear(r);
+        PQfinish(c);
+    } else {
+        sqlite3 *db;
+        cr_assert_eq(sqlite3_open(url, &db), SQLITE_OK);
+        cr_assert_eq(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK, "%s: %s", sql,
+                     sqlite3_errmsg(db));
+        sqlite3_close(db);
+    }
+}
+
+static void open_store(void)
+{
+    char err[512] = "";
+    int rc = rg_store_open(&st, url, NULL, err, sizeof err);
+    cr_assert_eq(rc, RG_OK, "rg_store_open(%s): %d %s", url, rc, err);
+}
+
+static void setup_sqlite(void)
+{
+    rg_test_tmpdir(dir);
+    snprintf(url, sizeof url, "%s/regimen.db", dir);
+    open_store();
+}
+
+/* A schema of this test's own on the cluster's database. */
+static void setup_pg(void)
+{
+    const char *base = getenv("RG_TEST_PG_URL");
+    backend_pg = 1;
+    if (!base || !*base)
+        return;
+    snprintf(schema, sizeof schema, "conf_%d", (int)getpid());
+    url[0] = '\0';
+    char sql[256];
+    snprintf(sql, sizeof sql, "DROP SCHEMA IF EXISTS %s CASCADE; CREATE SCHEMA %s", schema,
+             schema);
+    raw_sql(sql);
+    snprintf(url, sizeof url, "%s%soptions=-csearch_path%%3D%s", base,
+             strchr(base, '?') ? "&" : "?", schema);
+    open_store();
+}
+
+static void teardown(void)
+{
+    rg_store_close(st);
+    st = NULL;
+    if (backend_pg && url[0]) {
+        char sql[256];
+        snprintf(sql, sizeof sql, "DROP SCHEMA IF EXISTS %s CASCADE", schema);
+        raw_sql(sql);
+    }
+    if (!backend_pg && dir[0])
+        rg_test_rmdir(dir);
+}
+
+#define NO_PG_SKIP()                                                                        \
+    do {                                                                                    \
+        if (!getenv("RG_TEST_PG_URL") || !*getenv("RG_TEST_PG_URL"))                        \
+            cr_skip_test("no PostgreSQL (RG_TEST_PG_URL): make test-postgres runs this"); \
+    } while (0)
+
+/* One test body, run against both backends. */
+#define CONFORM(name)                                                                       \
+    static void name##_body(void);                                                          \
+    Test(conf_sqlite, name, .init = setup_sqlite, .fini = teardown, .timeout = 60)          \
+    {                                                                                       \
+        name##_body();                                                                      \
+    }                                                                                       \
+    Test(conf_pg, name, .init = setup_pg, .fini = teardown, .timeout = 60)                  \
+    {                                                                                       \
+        NO_PG_SKIP();                                                                       \
+        name##_body();                                                                      \
+    }                                                                                       \
+    static void name##_body(void)
+
+/* ---- helpers ------------------------------------------------------------ */
+
+static rg_time T(const char *s)
+{
+    rg_time t;
+    char err[128];
+    cr_assert_eq(rg_time_parse(s, strlen(s), &t, NULL, err, sizeof err), RG_OK, "%s", err);
+    return t;
+}
+
+static void ev_make(rg_event *ev, const char *clinic, const char *id, const char *patient,
+                    const char *at, const char *data)
+{
+    char line[2048], field[RG_FIELD_MAX], err[256];
+    snprintf(line, sizeof line,
+             "{\"id\":\"%s\",\"clinic\":\"%s\",\"patient\":\"%s\",\"type\":\"vitals\","
+             "\"at\":\"%s\"%s%s}",
+             id, clinic, patient, at, data ? ",\"data\":" : "", data ? data : "");
+    cr_assert_eq(rg_event_parse(ev, line, strlen(line), field, err, sizeof err), RG_OK,
+                 "%s: %s", line, err);
+}
+
+static rg_put put(const char *clinic, const char *id, const char *patient, const char *at,
+                  const char *data)
+{
+    rg_event ev;
+    rg_put res = (rg_put)-1;
+    ev_make(&ev, clinic, id, patient, at, data);
+    int rc = rg_store_put_event(st, &ev, 1000, &res);
+    rg_event_clear(&ev);
+    cr_assert_eq(rc, RG_OK, "put %s/%s: %s", clinic, id, rg_store_errmsg(st));
+    return res;
+}
+
+typedef struct got {
+    int n;
+    int64_t seq[64];
+    char id[64][64], data[64][128];
+    size_t nfields[64];
+} got;
+
+static int collect_event(void *ud, const rg_stored_event *e)
+{
+    got *g = ud;
+    cr_assert_lt(g->n, 64);
+    g->seq[g->n] = e->seq;
+    g->nfields[g->n] = e->nfields;
+    snprintf(g->id[g->n], sizeof g->id[0], "%s", e->id);
+    snprintf(g->data[g->n++], sizeof g->data[0], "%s", e->data ? e->data : "-");
+    return 0;
+}
+
+static rg_transition tr(int open, const char *clinic, const char *patient, const char *key,
+                        rg_time at)
+{
+    rg_transition t = {.at = at, .due = at - RG_MS_HOUR, .open = open, .clinic = clinic,
+                       .patient = patient, .key = key, .protocol = "ketamine", .version = "1.2",
+                       .rule = "ket.monitor", .severity = open ? "warning" : "info",
+                       .message = open ? "vitals overdue" : "vitals taken"};
+    return t;
+}
+
+typedef struct trs {
+    int n;
+    int64_t seq[64], cseq[64], alert[64];
+    char key[64][32], clinic[64][16];
+    int open[64];
+} trs;
+
+static int collect_tr(void *ud, const rg_transition *t)
+{
+    trs *g = ud;
+    cr_assert_lt(g->n, 64);
+    g->seq[g->n] = t->seq;
+    g->cseq[g->n] = t->cseq;
+    g->open[g->n] = t->open;
+    snprintf(g->key[g->n], sizeof g->key[0], "%s", t->key);
+    snprintf(g->clinic[g->n++], sizeof g->clinic[0], "%s", t->clinic);
+    return 0;
+}
+
+static int collect_open(void *ud, int64_t alert_id, const rg_transition *t)
+{
+    trs *g = ud;
+    g->alert[g->n] = alert_id;
+    return collect_tr(ud, t);
+}
+
+typedef struct names {
+    int n;
+    char v[64][2][32];
+} names;
+
+static int collect_pat(void *ud, const char *clinic, const char *patient)
+{
+    names *g = ud;
+    cr_assert_lt(g->n, 64);
+    snprintf(g->v[g->n][0], 32, "%s", clinic);
+    snprintf(g->v[g->n++][1], 32, "%s", patient);
+    return 0;
+}
+
+/* ---- events ------------------------------------------------------------- */
+
+CONFORM(put_is_idempotent_and_conflicts_are_told)
+{
+    cr_assert_eq(put("north", "e1", "p1", "2026-03-02T10:00:00Z", "{\"a\":1,\"b\":2}"),
+                 RG_PUT_STORED);
+    cr_assert_eq(put("north", "e1", "p1", "2026-03-02T10:00:00Z", "{\"a\":1,\"b\":2}"),
+                 RG_PUT_DUPLICATE);
+    /* the same JSON value with its keys in another order is still the same */
+    cr_assert_eq(put("north", "e1", "p1", "2026-03-02T10:00:00Z", "{\"b\":2,\"a\":1}"),
+                 RG_PUT_DUPLICATE);
+    cr_assert_eq(put("north", "e1", "p1", "2026-03-02T10:00:00Z", "{\"a\":2}"), RG_PUT_CONFLICT);
+    cr_assert_eq(put("south", "e1", "p1", "2026-03-02T10:00:00Z", NULL), RG_PUT_STORED,
+                 "ids are per clinic");
+    got g = {0};
+    cr_assert_eq(rg_store_each_event_data(st, "north", "p1", collect_event, &g), RG_OK);
+    cr_assert_eq(g.n, 1);
+    cr_assert_str_eq(g.data[0], "{\"a\":1,\"b\":2}", "a conflict overwrites nothing");
+}
+
+CONFORM(put_events_in_a_batch_as_one_by_one)
+{
+    rg_event ev[5];
+    const rg_event *evs[5];
+    rg_put res[5];
+    int failed = -1;
+    cr_assert_eq(put("north", "old", "p1", "2026-03-02T09:00:00Z", "{\"x\":1}"), RG_PUT_STORED);
+    ev_make(&ev[0], "north", "b1", "p1", "2026-03-02T10:00:00Z", "{\"v\":\"q\\\"uote\\\\\"}");
+    ev_make(&ev[1], "north", "b1", "p1", "2026-03-02T10:00:00Z", "{\"v\":\"q\\\"uote\\\\\"}");
+    ev_make(&ev[2], "north", "b1", "p1", "2026-03-02T10:00:00Z", "{\"v\":\"other\"}");
+    ev_make(&ev[3], "north", "old", "p1", "2026-03-02T09:00:00Z", "{\"x\":1}");
+    ev_make(&ev[4], "south", "b2", "p9", "2026-03-02T08:00:00Z", NULL);
+    for (int i = 0; i < 5; i++)
+        evs[i] = &ev[i];
+    cr_assert_eq(rg_store_begin(st), RG_OK);
+    cr_assert_eq(rg_store_put_events(st, evs, 5, 2000, res, &failed), RG_OK, "%s",
+                 rg_store_errmsg(st));
+    cr_assert_eq(rg_store_commit(st), RG_OK);
+    rg_put want[5] = {RG_PUT_STORED, RG_PUT_DUPLICATE, RG_PUT_CONFLICT, RG_PUT_DUPLICATE,
+                      RG_PUT_STORED};
+    for (int i = 0; i < 5; i++) {
+        cr_assert_eq(res[i], want[i], "event %d: %d", i, res[i]);
+        rg_event_clear(&ev[i]);
+    }
+    got g = {0};
+    cr_assert_eq(rg_store_each_event_data(st, "north", "p1", collect_event, &g), RG_OK);
+    cr_assert_eq(g.n, 2);
+    cr_assert_str_eq(g.id[1], "b1");
+    cr_assert_str_eq(g.data[1], "{\"v\":\"q\\\"uote\\\\\"}", "text kept byte for byte");
+    cr_assert_gt(g.nfields[1], 0, "compiled data kept");
+    cr_assert_gt(g.seq[1], g.seq[0], "a batch is numbered after what was stored");
+    rg_patient_state ps;
+    cr_assert_eq(rg_store_patient_get(st, "south", "p9", &ps), RG_OK);
+    cr_assert_eq(ps.next_wake, T("2026-03-02T08:00:00Z"), "a batch schedules its patients");
+}
+
+CONFORM(events_read_back_in_at_then_seq_order)
+{
+    put("north", "c", "p1", "2026-03-02T12:00:00Z", NULL);
+    put("north", "a", "p1", "2026-03-02T10:00:00Z", "{\"n\":1}");
+    put("north", "b", "p1", "2026-03-02T10:00:00Z", NULL);
+    put("north", "z", "p2", "2026-03-02T09:00:00Z", NULL);
+    got g = {0};
+    cr_assert_eq(rg_store_each_event(st, "north", "p1", collect_event, &g), RG_OK);
+    cr_assert_eq(g.n, 3);
+    cr_assert_str_eq(g.id[0], "a");
+    cr_assert_str_eq(g.id[1], "b");
+    cr_assert_str_eq(g.id[2], "c");
+    cr_assert_str_eq(g.data[0], "-", "each_event carries no data text");
+    cr_assert_gt(g.nfields[0], 0);
+    got after = {0};
+    /* stored c, a, b: after a's number comes b only */
+    cr_assert_eq(rg_store_each_event_after(st, "north", "p1", g.seq[0], collect_event, &after),
+                 RG_OK);
+    cr_assert_eq(after.n, 1);
+    cr_assert_str_eq(after.id[0], "b");
+    got every = {0};
+    cr_assert_eq(rg_store_each_event_after(st, "north", "p1", -1, collect_event, &every), RG_OK);
+    cr_assert_eq(every.n, 3);
+    got one = {0};
+    cr_assert_eq(rg_store_get_event(st, "north", "a", collect_event, &one), RG_OK);
+    cr_assert_str_eq(one.data[0], "{\"n\":1}");
+    cr_assert_eq(rg_store_get_event(st, "north", "nope", collect_event, &one), RG_ENOTFOUND);
+}
+
+CONFORM(rollback_undoes_events_and_their_schedule)
+{
+    uint64_t rb = rg_store_rollbacks(st);
+    cr_assert_eq(rg_store_begin(st), RG_OK);
+    put("north", "e1", "p1", "2026-03-02T10:00:00Z", NULL);
+    rg_store_rollback(st);
+    cr_assert_gt(rg_store_rollbacks(st), rb);
+    got g = {0};
+    cr_assert_eq(rg_store_each_event(st, "north", "p1", collect_event, &g), RG_OK);
+    cr_assert_eq(g.n, 0);
+    rg_patient_state ps;
+    cr_assert_eq(rg_store_patient_get(st, "north", "p1", &ps), RG_ENOTFOUND);
+    rg_time w;
+    cr_assert_eq(rg_store_next_wake(st, &w), RG_OK);
+    cr_assert_eq(w, RG_TIME_NONE);
+}
+
+static int rej_n;
+static char rej_raw[4][64], rej_field[4][RG_FIELD_MAX];
+static long rej_line[4];
+static int collect_rej(void *ud, const rg_rejected *r)
+{
+    (void)ud;
+    cr_assert_lt(rej_n, 4);
+    snprintf(rej_raw[rej_n], 64, "%s", r->raw);
+    snprintf(rej_field[rej_n], RG_FIELD_MAX, "%s", r->field);
+    rej_line[rej_n++] = r->line;
+    return 0;
+}
+
+CONFORM(rejected_lines_keep_line_field_reason_and_bytes)
+{
+    cr_assert_eq(rg_store_reject(st, "a.jsonl", 7, "at", "not a time", "{\"at\":1}", 8), RG_OK);
+    cr_assert_eq(rg_store_reject(st, "a.jsonl", 9, NULL, "empty", "", 0), RG_OK);
+    cr_assert_eq(rg_store_reject(st, "a.jsonl", 11, "", "bytes", "\xff\xfe{", 3), RG_OK);
+    rej_n = 0;
+    cr_assert_eq(rg_store_each_rejected(st, collect_rej, NULL), RG_OK);
+    cr_assert_eq(rej_n, 3);
+    cr_assert_eq(rej_line[0], 7);
+    cr_assert_str_eq(rej_field[0], "at");
+    cr_assert_str_eq(rej_raw[0], "{\"at\":1}");
+    cr_assert_str_eq(rej_raw[1], "");
+    cr_assert_str_eq(rej_field[1], "");
+    cr_assert_str_eq(rej_raw[2], "\xff\xfe{", "bytes that are not UTF-8 are kept as they are");
+}
+
+/* ---- patients ----------------------------------------------------------- */
+
+CONFORM(scheduling_follows_the_clock_and_paging_the_key_order)
+{
+    put("north", "e1", "p2", "2026-03-02T10:00:00Z", NULL);
+    put("north", "e2", "p2", "2026-03-02T08:00:00Z", NULL);
+    rg_patient_state ps;
+    cr_assert_eq(rg_store_patient_get(st, "north", "p2", &ps), RG_OK);
+    cr_assert_eq(ps.next_wake, T("2026-03-02T08:00:00Z"), "the earliest event");
+    rg_patient_state set = {.clock = T("2026-03-02T12:00:00Z"), .wake = RG_TIME_NONE,
+                            .next_wake = RG_TIME_NONE, .last_seq = 42};
+    cr_assert_eq(rg_store_patient_put(st, "north", "p2", &set), RG_OK);
+    cr_assert_eq(rg_store_patient_get(st, "north", "p2", &ps), RG_OK);
+    cr_assert_eq(ps.clock, set.clock);
+    cr_assert_eq(ps.wake, RG_TIME_NONE);
+    cr_assert_eq(ps.next_wake, RG_TIME_NONE);
+    cr_assert_eq(ps.last_seq, 42);
+    /* a late event is due at once: at the patient's clock */
+    put("north", "e3", "p2", "2026-03-02T09:00:00Z", NULL);
+    cr_assert_eq(rg_store_patient_get(st, "north", "p2", &ps), RG_OK);
+    cr_assert_eq(ps.next_wake, T("2026-03-02T12:00:00Z"));
+
+    put("north", "e4", "p10", "2026-03-02T07:00:00Z", NULL);
+    put("north", "e5", "P1", "2026-03-03T07:00:00Z", NULL);
+    put("alpha", "e6", "p1", "2026-03-04T07:00:00Z", NULL);
+    names all = {0};
+    cr_assert_eq(rg_store_patients_page(st, "", "", RG_TIME_NONE, 10, collect_pat, &all), 4);
+    const char *want[4][2] = {{"alpha", "p1"}, {"north", "P1"}, {"north", "p10"},
+                              {"north", "p2"}};
+    for (int i = 0; i < 4; i++) {
+        cr_assert_str_eq(all.v[i][0], want[i][0], "row %d: byte order, as SQLite", i);
+        cr_assert_str_eq(all.v[i][1], want[i][1], "row %d", i);
+    }
+    names page = {0};
+    cr_assert_eq(rg_store_patients_page(st, "north", "P1", RG_TIME_NONE, 1, collect_pat, &page),
+                 1);
+    cr_assert_str_eq(page.v[0][1], "p10");
+    names due = {0};
+    cr_assert_eq(rg_store_patients_page(st, "", "", T("2026-03-02T12:00:00Z"), 10, collect_pat,
+                                        &due), 2);
+    cr_assert_str_eq(due.v[0][1], "p10");
+    cr_assert_str_eq(due.v[1][1], "p2");
+    names earliest = {0};
+    cr_assert_eq(rg_store_due_patients(st, T("2026-03-05T00:00:00Z"), 2, collect_pat, &earliest),
+                 2);
+    cr_assert_str_eq(earliest.v[0][1], "p10", "the earliest due, in key order");
+    cr_assert_str_eq(earliest.v[1][1], "p2");
+    rg_time w;
+    cr_assert_eq(rg_store_next_wake(st, &w), RG_OK);
+    cr_assert_eq(w, T("2026-03-02T07:00:00Z"));
+    /* a reload wakes every patient of the clinic whose clock is behind */
+    cr_assert_eq(rg_store_wake_clinic(st, "north", T("2026-03-02T11:00:00Z")), RG_OK);
+    cr_assert_eq(rg_store_patient_get(st, "north", "p2", &ps), RG_OK);
+    cr_assert_eq(ps.next_wake, T("2026-03-02T12:00:00Z"), "its clock is ahead: untouched");
+    cr_assert_eq(rg_store_patient_get(st, "north", "P1", &ps), RG_OK);
+    cr_assert_eq(ps.next_wake, T("2026-03-02T11:00:00Z"));
+    cr_assert_eq(ps.wake, T("2026-03-02T11:00:00Z"));
+}
+
+/* ---- transitions and alerts --------------------------------------------- */
+
+CONFORM(transitions_open_resolve_and_refuse_what_does_not_fit)
+{
+    int64_t a1 = 0, a2 = 0, x = 0;
+    rg_transition t1 = tr(1, "north", "p1", "k-a", T("2026-03-02T15:00:00Z"));
+    t1.params = "{\"wait\":7200000}";
+    t1.evidence = "[\"ev-1\"]";
+    cr_assert_eq(rg_store_transition(st, &t1, &a1), RG_OK, "%s", rg_store_errmsg(st));
+    cr_assert_eq(a1, t1.seq);
+    int64_t cseq = -1;
+    cr_assert_eq(rg_store_last_cseq(st, "north", &cseq), RG_OK);
+    cr_assert_eq(cseq, 1);
+    rg_transition t2 = tr(1, "north", "p1", "k-b", T("2026-03-02T13:00:00Z"));
+    cr_assert_eq(rg_store_transition(st, &t2, &a2), RG_OK);
+    cr_assert_gt(t2.seq, t1.seq);
+    rg_transition again = tr(1, "north", "p1", "k-a", T("2026-03-02T16:00:00Z"));
+    cr_assert_eq(rg_store_transition(st, &again, &x), RG_EDB, "k-a is open already");
+    trs o = {0};
+    cr_assert_eq(rg_store_each_open_alert(st, "north", "p1", collect_open, &o), RG_OK);
+    cr_assert_eq(o.n, 2);
+    cr_assert_eq(o.alert[0], a1);
+    cr_assert_str_eq(o.key[1], "k-b");
+
+    rg_transition r1 = tr(0, "north", "p1", "k-a", T("2026-03-02T14:00:00Z"));
+    cr_assert_eq(rg_store_transition(st, &r1, &a1), RG_OK);
+    cr_assert_eq(a1, t1.seq, "resolving keeps the alert id");
+    cr_assert_eq(rg_store_last_cseq(st, "north", &cseq), RG_OK);
+    cr_assert_eq(cseq, 3, "the clinic's sequence has no gap after a refusal");
+    rg_transition r2 = tr(0, "north", "p1", "k-a", T("2026-03-02T14:30:00Z"));
+    cr_assert_eq(rg_store_transition(st, &r2, &a1), RG_ENOTFOUND, "not open any more");
+
+    trs bseq = {0}, btime = {0}, key = {0};
+    cr_assert_eq(rg_store_each_transition(st, 0, 0, collect_tr, &bseq), RG_OK);
+    cr_assert_eq(bseq.n, 3);
+    cr_assert_str_eq(bseq.key[2], "k-a");
+    cr_assert_eq(bseq.open[2], 0);
+    cr_assert_eq(rg_store_each_transition(st, 0, 1, collect_tr, &btime), RG_OK);
+    cr_assert_str_eq(btime.key[0], "k-b", "13:00 first");
+    cr_assert_eq(rg_store_each_transition(st, t2.seq, 0, collect_tr, &key), RG_OK);
+    cr_assert_eq(key.n, 1);
+    trs kt = {0};
+    cr_assert_eq(rg_store_key_transitions(st, "k-a", collect_tr, &kt), RG_OK);
+    cr_assert_eq(kt.n, 2);
+    cr_assert_eq(kt.open[0], 1);
+    cr_assert_eq(kt.open[1], 0);
+}
+
+CONFORM(each_clinic_sequence_is_gap_free_across_transactions_and_rollbacks)
+{
+    int64_t id = 0, last = -1, want[6] = {1, 1, 2, 2, 2, 3};
+    char k[32];
+    for (int i = 0; i < 6; i++) {
+        cr_assert_eq(rg_store_begin(st), RG_OK);
+        snprintf(k, sizeof k, "k-%d", i);
+        rg_transition t = tr(1, i % 2 ? "south" : "north", "p1", k, T("2026-03-02T10:00:00Z"));
+        cr_assert_eq(rg_store_transition(st, &t, &id), RG_OK, "%s", rg_store_errmsg(st));
+        cr_assert_eq(rg_store_last_cseq(st, t.clinic, &last), RG_OK);
+        cr_assert_eq(last, want[i], "transition %d", i);
+        if (i == 2)
+            rg_store_rollback(st); /* north's second one: its number is given again */
+        else
+            cr_assert_eq(rg_store_commit(st), RG_OK);
+    }
+    cr_assert_eq(rg_store_last_cseq(st, "north", &last), RG_OK);
+    cr_assert_eq(last, 2);
+    cr_assert_eq(rg_store_last_cseq(st, "south", &last), RG_OK);
+    cr_assert_eq(last, 3);
+    cr_assert_eq(rg_store_last_cseq(st, "west", &last), RG_OK);
+    cr_assert_eq(last, 0);
+    trs feed = {0};
+    cr_assert_eq(rg_store_clinic_transitions(st, "south", 0, 100, collect_tr, &feed), RG_OK);
+    cr_assert_eq(feed.n, 3);
+    for (int i = 0; i < 3; i++)
+        cr_assert_eq(feed.cseq[i], i + 1);
+    trs page = {0};
+    cr_assert_eq(rg_store_clinic_transitions(st, "south", 1, 1, collect_tr, &page), RG_OK);
+    cr_assert_eq(page.n, 1);
+    cr_assert_eq(page.cseq[0], 2);
+}
+
+static int n_alerts;
+static char alert_state[8][16], alert_acked[8][16];
+static rg_time alert_snooze[8];
+static int collect_alert(void *ud, const rg_alert_view *a)
+{
+    (void)ud;
+    snprintf(alert_state[n_alerts], 16, "%s", a->state);
+    snprintf(alert_acked[n_alerts], 16, "%s", a->acked_by ? a->acked_by : "-");
+    alert_snooze[n_alerts++] = a->snoozed_until;
+    return 0;
+}
+static int n_actions;
+static int collect_action(void *ud, const rg_alert_action *a)
+{
+    (void)ud;
+    (void)a;
+    n_actions++;
+    return 0;
+}
+static int n_due;
+static int on_due(void *ud, const char *clinic, const char *key, const char *patient)
+{
+    (void)ud;
+    cr_assert_str_eq(clinic, "north");
+    cr_assert_str_eq(key, "k-a");
+    cr_assert_str_eq(patient, "p1");
+    n_due++;
+    return 0;
+}
+static int64_t sev_n;
+static int on_sev(void *ud, const char *clinic, const char *severity, int64_t n)
+{
+    (void)ud;
+    (void)clinic;
+    if (!strcmp(severity, "warning"))
+        sev_n += n;
+    return 0;
+}
+
+CONFORM(alerts_staff_actions_and_snoozes)
+{
+    int64_t a = 0, b = 0;
+    rg_transition t1 = tr(1, "north", "p1", "k-a", T("2026-03-02T10:00:00Z"));
+    rg_transition t2 = tr(1, "north", "p2", "k-b", T("2026-03-02T11:00:00Z"));
+    cr_assert_eq(rg_store_transition(st, &t1, &a), RG_OK);
+    cr_assert_eq(rg_store_transition(st, &t2, &b), RG_OK);
+    cr_assert_eq(rg_store_alert_action(st, "north", "k-a", "ack", "nurse", "seen",
+                                       RG_TIME_NONE, T("2026-03-02T10:05:00Z")),
+                 RG_OK);
+    cr_assert_eq(rg_store_alert_action(st, "north", "k-a", "snooze", "nurse", "",
+                                       T("2026-03-02T12:00:00Z"), T("2026-03-02T10:06:00Z")),
+                 RG_OK);
+    cr_assert_eq(rg_store_alert_action(st, "north", "k-zz", "ack", "nurse", "", RG_TIME_NONE,
+                                       T("2026-03-02T10:06:00Z")),
+                 RG_ENOTFOUND);
+    n_alerts = 0;
+    cr_assert_eq(rg_store_each_alert(st, "north", NULL, NULL, NULL, 10, collect_alert, NULL),
+                 RG_OK);
+    cr_assert_eq(n_alerts, 2);
+    cr_assert_str_eq(alert_acked[0], "nurse");
+    cr_assert_eq(alert_snooze[0], T("2026-03-02T12:00:00Z"));
+    cr_assert_str_eq(alert_acked[1], "-");
+    rg_time next;
+    cr_assert_eq(rg_store_next_snooze(st, &next), RG_OK);
+    cr_assert_eq(next, T("2026-03-02T12:00:00Z"));
+    int count = -1;
+    n_due = 0;
+    cr_assert_eq(rg_store_each_due_snooze(st, T("2026-03-02T11:59:00Z"), on_due, NULL, &count),
+                 RG_OK);
+    cr_assert_eq(count, 0);
+    cr_assert_eq(rg_store_each_due_snooze(st, T("2026-03-02T12:00:00Z"), on_due, NULL, &count),
+                 RG_OK);
+    cr_assert_eq(count, 1);
+    cr_assert_eq(n_due, 1);
+    cr_assert_eq(rg_store_alert_action(st, "north", "k-a", "reraise", "system", "", RG_TIME_NONE,
+                                       T("2026-03-02T12:00:00Z")),
+                 RG_OK);
+    cr_assert_eq(rg_store_next_snooze(st, &next), RG_OK);
+    cr_assert_eq(next, RG_TIME_NONE);
+    n_actions = 0;
+    cr_assert_eq(rg_store_each_action(st, "north", "k-a", collect_action, NULL), RG_OK);
+    cr_assert_eq(n_actions, 3);
+    sev_n = 0;
+    cr_assert_eq(rg_store_open_by_severity(st, on_sev, NULL), RG_OK);
+    cr_assert_eq(sev_n, 2);
+
+    rg_transition r = tr(0, "north", "p1", "k-a", T("2026-03-02T13:00:00Z"));
+    cr_assert_eq(rg_store_transition(st, &r, &a), RG_OK);
+    n_alerts = 0;
+    cr_assert_eq(rg_store_each_alert(st, "north", NULL, "resolved", NULL, 10, collect_alert,
+                                     NULL), RG_OK);
+    cr_assert_eq(n_alerts, 1);
+    n_alerts = 0;
+    cr_assert_eq(rg_store_each_alert(st, "north", "p2", "open", "k-b", 10, collect_alert, NULL),
+                 RG_OK);
+    cr_assert_eq(n_alerts, 1);
+    sev_n = 0;
+    cr_assert_eq(rg_store_open_by_severity(st, on_sev, NULL), RG_OK);
+    cr_assert_eq(sev_n, 1);
+}
+
+CONFORM(webhook_cursor_errors_and_provenance)
+{
+    int64_t delivered = -1;
+    int attempts = -1;
+    cr_assert_eq(rg_store_webhook_get(st, "north", &delivered, &attempts), RG_OK);
+    cr_assert_eq(delivered, 0);
+    cr_assert_eq(attempts, 0);
+    cr_assert_eq(rg_store_webhook_failed(st, "north", "HTTP 503"), RG_OK);
+    cr_assert_eq(rg_store_webhook_failed(st, "north", "HTTP 503"), RG_OK);
+    cr_assert_eq(rg_store_webhook_get(st, "north", &delivered, &attempts), RG_OK);
+    cr_assert_eq(attempts, 2);
+    cr_assert_eq(rg_store_webhook_delivered(st, "north", 7), RG_OK);
+    cr_assert_eq(rg_store_webhook_get(st, "north", &delivered, &attempts), RG_OK);
+    cr_assert_eq(delivered, 7);
+    cr_assert_eq(attempts, 0);
+    cr_assert_eq(rg_store_eval_error(st, "north", "p1", "ketamine", "r1", 5, "boom"), RG_OK);
+    cr_assert_eq(rg_store_protocol_loaded(st, "north", "ketamine", "1.2", "k.lua", "abc"), RG_OK);
+    cr_assert_eq(rg_store_protocol_loaded(st, "north", "ketamine", "1.2", "k.lua", "abc"), RG_OK,
+                 "the same version again is no error");
+}
+
+static int commits;
+static void on_commit(void *ud)
+{
+    (void)ud;
+    commits++;
+}
+
+CONFORM(commit_hook_and_fault_state)
+{
+    rg_store_on_commit(st, on_commit, NULL);
+    commits = 0;
+    cr_assert_eq(rg_store_begin(st), RG_OK);
+    put("north", "e1", "p1", "2026-03-02T10:00:00Z", NULL);
+    cr_assert_eq(rg_store_commit(st), RG_OK);
+    cr_assert_eq(commits, 1);
+    rg_time since;
+    cr_assert_null(rg_store_fault(st, &since));
+    cr_assert_eq(since, RG_TIME_NONE);
+    int64_t v;
+    cr_assert_eq(rg_store_data_version(st, &v), RG_OK);
+}
+
+/* ---- ingest ------------------------------------------------------------- */
+
+/* Events of one instant come back in file order (e1, e6, e11, ...). */
+static int order_n, order_last;
+static int check_order(void *ud, const rg_stored_event *e)
+{
+    (void)ud;
+    int i = atoi(e->id + 1);
+    cr_assert_gt(i, order_last, "%s after e%d", e->id, order_last);
+    order_last = i;
+    order_n++;
+    return 0;
+}
+
+CONFORM(ingest_counts_duplicates_conflicts_and_rejected_lines)
+{
+    char path[600];
+    snprintf(path, sizeof path, "/tmp/regimen-conf-%d.jsonl", (int)getpid());
+    FILE *w = fopen(path, "w");
+    cr_assert_not_null(w);
+    for (int i = 1; i <= 700; i++) /* more than a chunk of the pipeline */
+        fprintf(w,
+                "{\"id\":\"e%d\",\"clinic\":\"north\",\"patient\":\"p%d\",\"type\":\"vitals\","
+                "\"at\":\"2026-03-02T10:00:00Z\",\"data\":{\"i\":%d}}\n",
+                i, i % 5, i);
+    fprintf(w, "{not json\n");
+    fprintf(w, "{\"id\":\"e1\",\"clinic\":\"north\",\"patient\":\"p1\",\"type\":\"vitals\","
+               "\"at\":\"2026-03-02T10:00:00Z\",\"data\":{\"i\":1}}\n");
+    fprintf(w, "{\"id\":\"e2\",\"clinic\":\"north\",\"patient\":\"p2\",\"type\":\"vitals\","
+               "\"at\":\"2026-03-02T10:00:00Z\",\"data\":{\"i\":999}}\n");
+    cr_assert_eq(fclose(w), 0);
+    FILE *f = fopen(path, "r");
+    rg_ingest_counts c = {0, 0, 0, 0};
+    char err[512] = "";
+    cr_assert_eq(rg_ingest_file(st, f, "in.jsonl", &c, NULL, NULL, err, sizeof err), RG_OK, "%s",
+                 err);
+    fclose(f);
+    remove(path);
+    cr_assert_eq(c.stored, 700);
+    cr_assert_eq(c.duplicates, 1);
+    cr_assert_eq(c.conflicts, 1);
+    cr_assert_eq(c.rejected, 1);
+    rej_n = 0;
+    cr_assert_eq(rg_store_each_rejected(st, collect_rej, NULL), RG_OK);
+    cr_assert_eq(rej_n, 2);
+    cr_assert_eq(rej_line[0], 701);
+    cr_assert_eq(rej_line[1], 703);
+    cr_assert_str_eq(rej_field[1], "id");
+    order_n = 0;
+    order_last = 0;
+    cr_assert_eq(rg_store_each_event(st, "north", "p1", check_order, NULL), RG_OK);
+    cr_assert_eq(order_n, 140);
+}
+
+/* ---- schema ------------------------------------------------------------- */
+
+CONFORM(reopening_keeps_data_and_a_newer_schema_is_refused)
+{
+    put("north", "e1", "p1", "2026-03-02T10:00:00Z", NULL);
+    rg_store_close(st);
+    st = NULL;
+    open_store();
+    cr_assert_eq(put("north", "e1", "p1", "2026-03-02T10:00:00Z", NULL), RG_PUT_DUPLICATE);
+    rg_store_close(st);
+    st = NULL;
+    raw_sql(backend_pg ? "UPDATE schema_version SET version = 99" : "PRAGMA user_version = 99");
+    char err[512] = "";
+    cr_assert_eq(rg_store_open(&st, url, NULL, err, sizeof err), RG_EDB);
+    cr_assert_null(st);
+    cr_assert_not_null(strstr(err, "newer than this program"), "%s", err);
+}
+
+CONFORM(first_open_by_racing_processes_is_safe)
+{
+    /* a fresh database: the fixture's own store is closed and the schema emptied */
+    rg_store_close(st);
+    st = NULL;
+    if (backend_pg) {
+        char sql[256];
+        snprintf(sql, sizeof sql, "DROP SCHEMA %s CASCADE; CREATE SCHEMA %s", schema, schema);
+        raw_sql(sql);
+    } else {
+        remove(url);
+    }
+    pid_t kids[4];
+    for (int i = 0; i < 4; i++) {
+        kids[i] = fork();
+        cr_assert_geq(kids[i], 0);
+        if (kids[i] == 0) {
+            rg_store *mine = NULL;
+            char err[512];
+            int rc = rg_store_open(&mine, url, NULL, err, sizeof err);
+            if (rc)
+                fprintf(stderr, "racer %d: %s\n", i, err);
+            rg_store_close(mine);
+            _exit(rc ? 1 : 0);
+        }
+    }
+    for (int i = 0; i < 4; i++) {
+        int status;
+        cr_assert_eq(waitpid(kids[i], &status, 0), kids[i]);
+        cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "racer %d failed", i);
+    }
+    open_store();
+    cr_assert_eq(put("north", "e1", "p1", "2026-03-02T10:00:00Z", NULL), RG_PUT_STORED);
+}
+
+/* ---- leases (many workers) ---------------------------------------------------------- */
+
+Test(conf_pg, a_lease_is_one_connections_until_it_ends, .init = setup_pg, .fini = teardown)
+{
+    NO_PG_SKIP();
+    rg_store *other = NULL;
+    char err[512];
+    int held = -1;
+    cr_assert_eq(rg_store_open(&other, url, NULL, err, sizeof err), RG_OK, "%s", err);
+    cr_assert_eq(rg_store_lease(st, "north", &held), RG_OK);
+    cr_assert_eq(held, 1);
+    cr_assert_eq(rg_store_lease(st, "north", &held), RG_OK);
+    cr_assert_eq(held, 1, "held already");
+    cr_assert_eq(rg_store_lease(other, "north", &held), RG_OK);
+    cr_assert_eq(held, 0, "one holder at a time");
+    cr_assert_eq(rg_store_lease(other, "south", &held), RG_OK);
+    cr_assert_eq(held, 1);
+    /* only the leased clinics' wake-ups, once asked */
+    put("north", "e1", "p1", "2026-03-02T10:00:00Z", NULL);
+    rg_store_lease_only(other, 1);
+    rg_time w;
+    cr_assert_eq(rg_store_next_wake(other, &w), RG_OK);
+    cr_assert_eq(w, RG_TIME_NONE, "north is not other's");
+    cr_assert_eq(rg_store_next_wake(st, &w), RG_OK);
+    cr_assert_eq(w, T("2026-03-02T10:00:00Z"));
+    names due = {0};
+    cr_assert_eq(rg_store_due_patients(other, T("2026-03-03T00:00:00Z"), 10, collect_pat, &due),
+                 0);
+    /* the holder's connection ends: the lease is free as soon as its server
+     * process is gone (a few milliseconds: it ends after the socket closes) */
+    rg_store_close(st);
+    st = NULL;
+    held = 0;
+    for (int i = 0; i < 500 && !held; i++) {
+        cr_assert_eq(rg_store_lease(other, "north", &held), RG_OK);
+        if (!held)
+            usleep(10000);
+    }
+    cr_assert_eq(held, 1, "the lease came free within 5 s");
+    cr_assert_eq(rg_store_next_wake(other, &w), RG_OK);
+    cr_assert_eq(w, T("2026-03-02T10:00:00Z"));
+    rg_store_close(other);
+}
+
+Test(conf_pg, a_notice_comes_when_another_connection_stores_events, .init = setup_pg,
+     .fini = teardown)
+{
+    NO_PG_SKIP();
+    rg_store *other = NULL;
+    char err[512];
+    cr_assert_eq(rg_store_open(&other, url, NULL, err, sizeof err), RG_OK, "%s", err);
+    int fd = rg_store_notice_fd(other);
+    cr_assert_geq(fd, 0);
+    cr_assert_eq(rg_store_notices(other), 0);
+    put("north", "e1", "p1", "2026-03-02T10:00:00Z", NULL);
+    struct pollfd p = {.fd = fd, .events = POLLIN};
+    cr_assert_eq(poll(&p, 1, 5000), 1, "the socket became readable");
+    cr_assert_gt(rg_store_notices(other), 0);
+    rg_store_close(other);
+}
+
+Test(conf_sqlite, sqlite_holds_every_lease_and_has_no_notices, .init = setup_sqlite,
+     .fini = teardown)
+{
+    int held = 0;
+    cr_assert_eq(rg_store_lease(st, "north", &held), RG_OK);
+    cr_assert_eq(held, 1);
+    cr_assert_eq(rg_store_notice_fd(st), -1);
+    cr_assert_eq(rg_store_notices(st), 0);
+}
