@@ -47,6 +47,13 @@ static int rg__store_one(rg_store *st, int rc, rg_event *ev, char *field, char *
         }
         outcome = RG_PUT_CONFLICT;
         counts->conflicts++;
+        /* The store says why only for its last put, and a batch (stored) had
+         * others after this one: put it again, which changes nothing for a
+         * conflict, to hear its own reason. A later line of the same batch
+         * that corrected the event can make the reason name the newer
+         * version; the outcome is the same. */
+        if (stored && (rc = rg_store_put_event(st, ev, rg_now(), &put)))
+            return rc;
         snprintf(field, RG_FIELD_MAX, "%s", rg_store_put_field(st));
         snprintf(why, whylen, "%s", rg_store_put_reason(st));
     } else if (rc != RG_EINVAL) {
