@@ -237,9 +237,11 @@ static int rg__alert_to_json(void *ud, const rg_alert_view *a)
     json_object_set_new(o, "opened_at_local", rg_time_local_json(zl->zone, a->opened_at));
     json_object_set_new(o, "due_local", rg_time_local_json(zl->zone, a->due));
     json_object_set_new(o, "resolved_at", rg_time_json(a->resolved_at));
+    json_object_set_new(o, "resolved_at_local", rg_time_local_json(zl->zone, a->resolved_at));
     json_object_set_new(o, "acknowledged_by", a->acked_by ? json_string(a->acked_by) : json_null());
     json_object_set_new(o, "acknowledged_at", rg_time_json(a->acked_at));
     json_object_set_new(o, "snoozed_until", rg_time_json(a->snoozed_until));
+    json_object_set_new(o, "snoozed_until_local", rg_time_local_json(zl->zone, a->snoozed_until));
     rg_time now = rg_now();
     int quiet = a->acked_by || (a->snoozed_until != RG_TIME_NONE && a->snoozed_until > now);
     json_object_set_new(o, "quiet", json_boolean(quiet && !strcmp(a->state, "open")));

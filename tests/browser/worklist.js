@@ -34,6 +34,13 @@ function check(ok, what, detail) {
   return ok;
 }
 
+// Waits up to 5 s for fn to hold in the page; the check fails if it never does.
+async function waitCheck(page, fn, what) {
+  let ok = true;
+  try { await page.waitForFunction(fn, { timeout: 5000 }); } catch (e) { ok = false; }
+  return check(ok, what, 'not within 5 s');
+}
+
 function freePort() {
   return new Promise((resolve, reject) => {
     const s = net.createServer();
@@ -136,6 +143,8 @@ async function main() {
     const rows = await page.$$eval('#alerts tbody tr', (trs) => trs.map((tr) => [...tr.cells].map((c) => c.textContent)));
     check(rows[0][0] === 'critical' && rows[1][0] === 'warning', 'sorted by severity: critical first', JSON.stringify(rows));
     check(rows[0][4] === HOSTILE, 'the hostile message is shown literally', rows[0][4]);
+    check(rows.every((r) => / -0[45]:00$/.test(r[1])), "due times are the clinic's local time (America/New_York)",
+          JSON.stringify(rows.map((r) => r[1])));
     check(await page.evaluate(() => document.querySelectorAll('img').length === 0 && !window.__pwned), 'the hostile markup made no element');
 
     // a resolve leaves the list live too
@@ -166,11 +175,10 @@ async function main() {
     await page.type('#ack-form [name=who]', 'nurse ann');
     await page.type('#ack-form [name=note]', 'called the patient');
     await page.click('#ack-form button');
-    await page.waitForFunction(() => /acknowledged by nurse ann/.test(document.querySelector('#alerts tbody tr:nth-child(1) td:last-child').textContent),
-                               { timeout: 5000 });
-    check(true, 'ack: the state shows "acknowledged by nurse ann"');
-    await page.waitForFunction(() => /acknowledged by nurse ann: called the patient/.test(document.querySelector('#history').textContent), { timeout: 5000 });
-    check(true, 'the history lists the ack with its note');
+    await waitCheck(page, () => /acknowledged by nurse ann/.test(document.querySelector('#alerts tbody tr:nth-child(1) td:last-child').textContent),
+                    'ack: the state shows "acknowledged by nurse ann"');
+    await waitCheck(page, () => /acknowledged by nurse ann: called the patient/.test(document.querySelector('#history').textContent),
+                    'the history lists the ack with its note');
 
     // explain and the patient's timeline
     await page.click('.tab[data-tab=explain]');
@@ -192,9 +200,9 @@ async function main() {
     await page.type('#snooze-form [name=who]', 'dr bo');
     await page.type('#snooze-form [name=reason]', 'waiting for the lab');
     await page.click('#snooze-form button');
-    await page.waitForFunction(() => [...document.querySelectorAll('#alerts tbody tr')].some((tr) =>
-      tr.cells[2].textContent === 'p-200' && /snoozed until/.test(tr.cells[5].textContent)), { timeout: 5000 });
-    check(true, 'snooze: the state shows "snoozed until"');
+    await waitCheck(page, () => [...document.querySelectorAll('#alerts tbody tr')].some((tr) =>
+      tr.cells[2].textContent === 'p-200' && /snoozed until/.test(tr.cells[5].textContent)),
+                    'snooze: the state shows "snoozed until"');
 
     // reload: still signed in (this tab's session), the states kept
     await page.reload({ waitUntil: 'load' });

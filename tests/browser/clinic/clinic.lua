@@ -1,3 +1,5 @@
 -- The browser test's clinic (tests/browser/worklist.js): its protocol turns
 -- the events the test POSTs into alerts.
-return { description = "worklist browser test clinic" }
+-- Its zone makes the page show local times; it is always open (no hours), so
+-- no notification waits.
+return { description = "worklist browser test clinic", timezone = "America/New_York" }
