@@ -105,6 +105,15 @@ void rg_history_push_event(lua_State *L, int hidx, int i);
  * malformed text or memory. NULL pushes an empty table. */
 void rg_json_push(lua_State *L, const char *text);
 
+/* [-0, +0] The Lua value at idx as JSON: strings, numbers, booleans, and
+ * tables (a sequence 1..n as an array, else an object; an empty table as
+ * an array when empty_list, else an object). NULL, with why, for what JSON
+ * cannot hold (a function, a key that is neither a name nor a position,
+ * nesting deeper than 16, text that is not UTF-8). Raw reads only, so
+ * nothing raises outside a protected call. */
+struct json_t;
+struct json_t *rg_lua_to_json(lua_State *L, int idx, int empty_list, char *why, size_t whylen);
+
 struct rg_field;
 /* [-0, +1] Pushes one compiled field's value as Lua sees it in `data` (null
  * as nil, objects and arrays as tables); raises on memory. */

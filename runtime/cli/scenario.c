@@ -23,82 +23,6 @@
 #include <string.h>
 #include <sys/stat.h>
 
-/* Lua value at idx as JSON; NULL (with why) for what JSON cannot hold.
- * Uses only calls that do not raise on plain tables. */
-static json_t *rg__to_json(lua_State *L, int idx, int depth, char *why, size_t whylen)
-{
-    idx = lua_absindex(L, idx);
-    switch (lua_type(L, idx)) {
-    case LUA_TSTRING: {
-        size_t n;
-        const char *s = lua_tolstring(L, idx, &n);
-        return json_stringn(s, n);
-    }
-    case LUA_TNUMBER:
-        return lua_isinteger(L, idx) ? json_integer((json_int_t)lua_tointeger(L, idx))
-                                     : json_real(lua_tonumber(L, idx));
-    case LUA_TBOOLEAN:
-        return json_boolean(lua_toboolean(L, idx));
-    case LUA_TTABLE:
-        break;
-    default:
-        snprintf(why, whylen, "a %s cannot be used here", lua_typename(L, lua_type(L, idx)));
-        return NULL;
-    }
-    if (depth > 16 || !lua_checkstack(L, 4)) {
-        snprintf(why, whylen, "tables nested too deeply");
-        return NULL;
-    }
-    size_t n = lua_rawlen(L, idx), count = 0;
-    lua_pushnil(L);
-    while (lua_next(L, idx)) {
-        lua_pop(L, 1);
-        count++;
-    }
-    int is_array = count == n; /* {} is taken as an empty list */
-    json_t *out = is_array ? json_array() : json_object();
-    lua_pushnil(L);
-    while (out && lua_next(L, idx)) {
-        json_t *v = rg__to_json(L, -1, depth + 1, why, whylen);
-        if (!v) {
-            lua_pop(L, 2);
-            json_decref(out);
-            return NULL;
-        }
-        if (is_array) {
-            json_array_append_new(out, v); /* lua_next over 1..n: order fixed below */
-        } else if (lua_type(L, -2) == LUA_TSTRING) {
-            json_object_set_new(out, lua_tostring(L, -2), v);
-        } else if (lua_isinteger(L, -2)) {
-            char k[32];
-            snprintf(k, sizeof k, "%lld", (long long)lua_tointeger(L, -2));
-            json_object_set_new(out, k, v);
-        } else {
-            json_decref(v);
-            json_decref(out);
-            lua_pop(L, 2);
-            snprintf(why, whylen, "table keys must be names or positions");
-            return NULL;
-        }
-        lua_pop(L, 1);
-    }
-    if (is_array) { /* rebuild in index order: lua_next need not visit 1..n in order */
-        json_decref(out);
-        out = json_array();
-        for (size_t i = 1; i <= n; i++) {
-            lua_rawgeti(L, idx, (lua_Integer)i);
-            json_t *v = rg__to_json(L, -1, depth + 1, why, whylen);
-            lua_pop(L, 1);
-            if (!v) {
-                json_decref(out);
-                return NULL;
-            }
-            json_array_append_new(out, v);
-        }
-    }
-    return out;
-}
-
 /* Loads a scenario file in a throw-away sandbox and returns its value as JSON. */
 static json_t *rg__load_file(const char *path, const char *shipped, const rg_limits *lim,
                              char *err, size_t errlen)
@@ -118,7 +42,7 @@ static json_t *rg__load_file(const char *path, const char *shipped, const rg_lim
         if (lua_type(L, -1) != LUA_TTABLE)
             rg_fail(err, errlen, RG_EINVAL, "%s: a scenario file must return a list of "
                     "scenarios", path);
-        else if (!(j = rg__to_json(L, -1, 0, why, sizeof why)))
+        else if (!(j = rg_lua_to_json(L, -1, 1, why, sizeof why)))
             rg_fail(err, errlen, RG_EINVAL, "%s: %s", path, why);
         else if (!json_is_array(j)) {
             rg_fail(err, errlen, RG_EINVAL, "%s: a scenario file must return a list "

@@ -821,57 +821,6 @@ static int rg__fhir_map_call(lua_State *L)
     return 1;
 }
 
-/* [-0, +0] The Lua value at idx as JSON (raw reads only, so nothing raises outside a
- * protected call); NULL when it is not data (a function, a key that is not
- * a string, nesting deeper than 16, text that is not UTF-8). */
-static json_t *rg__lua_json(lua_State *L, int idx, int depth)
-{
-    idx = lua_absindex(L, idx);
-    switch (lua_type(L, idx)) {
-    case LUA_TSTRING: {
-        size_t n;
-        const char *s = lua_tolstring(L, idx, &n);
-        return json_stringn(s, n);
-    }
-    case LUA_TNUMBER:
-        return lua_isinteger(L, idx) ? json_integer((json_int_t)lua_tointeger(L, idx))
-                                     : json_real(lua_tonumber(L, idx));
-    case LUA_TBOOLEAN:
-        return json_boolean(lua_toboolean(L, idx));
-    case LUA_TTABLE:
-        break;
-    default:
-        return NULL;
-    }
-    if (depth > 16 || !lua_checkstack(L, 4))
-        return NULL;
-    size_t n = lua_rawlen(L, idx);
-    json_t *out = n ? json_array() : json_object();
-    for (size_t i = 1; out && i <= n; i++) {
-        lua_rawgeti(L, idx, (lua_Integer)i);
-        json_t *v = rg__lua_json(L, -1, depth + 1);
-        lua_pop(L, 1);
-        if (!v || json_array_append_new(out, v)) {
-            json_decref(out);
-            out = NULL;
-        }
-    }
-    if (n)
-        return out;
-    lua_pushnil(L);
-    while (out && lua_next(L, idx)) {
-        json_t *v = lua_type(L, -2) == LUA_TSTRING ? rg__lua_json(L, -1, depth + 1) : NULL;
-        if (!v || json_object_set_new(out, lua_tostring(L, -2), v)) {
-            json_decref(out);
-            out = NULL;
-            lua_pop(L, 2);
-            break;
-        }
-        lua_pop(L, 1);
-    }
-    return out;
-}
-
 /* rg_fhir_hook: fhir.map once per default event (once with nil when there is
  * none); what it returns replaces the event, nil or false drops it. */
 static int rg__fhir_hook(void *ud, rg_fhir_entry *e, char *err, size_t errlen)
@@ -898,13 +847,13 @@ static int rg__fhir_hook(void *ud, rg_fhir_entry *e, char *err, size_t errlen)
             break;
         }
         if (lua_type(L, -1) == LUA_TTABLE) {
-            json_t *j = rg__lua_json(L, -1, 0);
+            json_t *j = rg_lua_to_json(L, -1, 0, why, sizeof why);
             if (!json_is_object(j)) {
                 json_decref(j);
                 lua_pop(L, 1);
                 rc = rg_fail(err, errlen, RG_EPROTOCOL, "clinic %s: fhir.map on %s returned a "
                              "table that is not an event object (keys must be strings, values "
-                             "data)", c->name, where);
+                             "data)%s%s", c->name, where, j ? "" : ": ", j ? "" : why);
                 break;
             }
             if (!json_object_get(j, "id")) {
