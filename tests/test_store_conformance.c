@@ -1071,6 +1071,75 @@ CONFORM(first_open_by_racing_processes_is_safe)
     cr_assert_eq(put("north", "e1", "p1", "2026-03-02T10:00:00Z", NULL), RG_PUT_STORED);
 }
 
+/* ---- a v5 PostgreSQL database upgrades in place ---------------------------------------- */
+
+static long long pg_int(const char *sql)
+{
+    PGconn *c = PQconnectdb(url);
+    cr_assert_eq(PQstatus(c), CONNECTION_OK, "%s", PQerrorMessage(c));
+    PGresult *r = PQexec(c, sql);
+    cr_assert_eq(PQresultStatus(r), PGRES_TUPLES_OK, "%s: %s", sql, PQresultErrorMessage(r));
+    long long v = atoll(PQgetvalue(r, 0, 0));
+    PQclear(r);
+    PQfinish(c);
+    return v;
+}
+
+/* A database as version 5 left it (schema v6 taken back: no event versions,
+ * UNIQUE(clinic, id), no notify_at, no webhook_ahead) is brought to 6 when
+ * opened: its events, transitions and cursor kept, as version 1 and told at
+ * their `at`; then corrections and deliveries ahead work on it. */
+Test(conf_pg, a_v5_database_upgrades_in_place, .init = setup_pg, .fini = teardown)
+{
+    NO_PG_SKIP();
+    int64_t a = 0;
+    cr_assert_eq(put("north", "e1", "p1", "2026-03-02T10:00:00Z", "{\"systolic\":171}"),
+                 RG_PUT_STORED);
+    cr_assert_eq(put("north", "e2", "p1", "2026-03-02T11:00:00Z", NULL), RG_PUT_STORED);
+    rg_transition t1 = tr(1, "north", "p1", "k-1", T("2026-03-07T19:00:00Z"));
+    cr_assert_eq(rg_store_transition(st, &t1, &a), RG_OK);
+    rg_store_close(st);
+    st = NULL;
+    raw_sql("ALTER TABLE events DROP CONSTRAINT events_clinic_id_replaces_key;"
+            "ALTER TABLE events DROP COLUMN version, DROP COLUMN status,"
+            "  DROP COLUMN corrected_at, DROP COLUMN corrected_by, DROP COLUMN replaces;"
+            "ALTER TABLE events ADD CONSTRAINT events_clinic_id_key UNIQUE(clinic, id);"
+            "ALTER TABLE transitions DROP COLUMN notify_at;"
+            "DROP TABLE webhook_ahead;"
+            "UPDATE schema_version SET version = 5");
+    cr_assert_eq(pg_int("SELECT count(*) FROM information_schema.columns"
+                        " WHERE table_schema = current_schema() AND column_name = 'notify_at'"),
+                 0);
+    open_store();
+    cr_assert_eq(pg_int("SELECT version FROM schema_version"), 6);
+    cr_assert_eq(pg_int("SELECT count(*) FROM events WHERE version = 1 AND replaces = 0"
+                        " AND status IS NULL AND fields IS NOT NULL"), 1);
+    cr_assert_eq(pg_int("SELECT count(*) FROM pg_inherits WHERE inhparent = 'webhook_ahead'::regclass"),
+                 8, "partitioned by clinic like the rest");
+    n_notify = 0;
+    cr_assert_eq(rg_store_each_transition(st, 0, 0, collect_notify, NULL), RG_OK);
+    cr_assert_eq(n_notify, 1);
+    cr_assert_eq(notify_seen[0], T("2026-03-07T19:00:00Z"), "a v5 row is told at its at");
+    cr_assert_eq(put("north", "e1", "p1", "2026-03-02T10:00:00Z", "{\"systolic\":171}"),
+                 RG_PUT_DUPLICATE);
+    cr_assert_eq(put_line("{\"id\":\"e2\",\"clinic\":\"north\",\"patient\":\"p1\",\"type\":\"vitals\","
+                          "\"at\":\"2026-03-02T11:00:00Z\",\"version\":2,\"status\":\"entered-in-error\","
+                          "\"corrected_at\":\"2026-03-02T13:30:00Z\"}", NULL, NULL),
+                 RG_PUT_CORRECTED);
+    got cur = {0};
+    cr_assert_eq(rg_store_each_event_data(st, "north", "p1", collect_event, &cur), RG_OK);
+    cr_assert_eq(cur.n, 1);
+    cr_assert_str_eq(cur.id[0], "e1");
+    rg_transition t2 = tr(1, "north", "p1", "k-2", T("2026-03-07T19:30:00Z"));
+    t2.notify_at = T("2026-03-09T13:00:00Z");
+    rg_transition t3 = tr(1, "north", "p1", "k-3", T("2026-03-07T19:40:00Z"));
+    cr_assert_eq(rg_store_transition(st, &t2, &a), RG_OK);
+    cr_assert_eq(rg_store_transition(st, &t3, &a), RG_OK);
+    cr_assert_eq(rg_store_webhook_delivered(st, "north", 1), RG_OK);
+    cr_assert_eq(rg_store_webhook_sent(st, "north", 3), RG_OK);
+    cr_assert_eq(pg_int("SELECT count(*) FROM webhook_ahead"), 1);
+}
+
 /* ---- leases (many workers) ---------------------------------------------------------- */
 
 Test(conf_pg, a_lease_is_one_connections_until_it_ends, .init = setup_pg, .fini = teardown)
