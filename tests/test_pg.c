@@ -2,7 +2,8 @@
  * test_pg.c - the real binary on PostgreSQL (RG_TEST_PG_URL, set by
  * `make test-postgres`; skipped without it): `simulate --db postgresql://`
  * gives exactly the transitions of the SQLite run, on the example clinics
- * and on a generated 1,000-patient cohort (bench/gen.c), and the commands
+ * (north with its time zone and hours), the corrections example and a
+ * generated 1,000-patient cohort (bench/gen.c), and the commands
  * that read a store (rejected, sweep) take the URL; a server that cannot be
  * reached is named in one line; and the failover test: three `serve`
  * workers on one database, clients posting to all of them, twenty kill -9

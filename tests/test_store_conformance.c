@@ -10,8 +10,12 @@
  * event order and reads, rejected lines with their bytes, scheduling and
  * paging, transitions and the gap-free per-clinic sequence (across
  * transactions and rollbacks), alerts and staff actions, snoozes, webhook
- * cursors, ingest of a file, schema versions (reopen, newer refused, racing
- * first opens), and the many-worker parts: leases and notices.
+ * cursors, corrections (versions, duplicates, conflicts with their reason
+ * and field, stale versions, the audit trail, the current version's
+ * readers, batches), notify_at and webhook order with deliveries sent
+ * ahead, ingest of a file, schema versions (reopen, newer refused, racing
+ * first opens, a v5 PostgreSQL database upgraded), and the many-worker
+ * parts: leases and notices.
  */
 #include "ingest.h"
 #include "store.h"
