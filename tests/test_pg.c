@@ -162,6 +162,64 @@ Test(pg, ingest_rejected_and_sweep_take_the_url)
     free(err);
 }
 
+/* Corrections through the real binary on PostgreSQL, as test_e2e.c's on
+ * SQLite: `ingest` counts them and names, line by line, why a changed or
+ * stale version is refused (the reasons of a batch's conflicts each their
+ * own), and `explain --db` shows the correction and what it replaced. */
+Test(pg, corrections_ingest_and_explain_take_the_url)
+{
+    fresh_schema(9);
+    char *out = NULL, *err = NULL;
+    const char *ing[] = {"ingest", "--db", url, "examples/corrections/timeline.jsonl", NULL};
+    cr_assert_eq(rg_test_run(ing, NULL, &out, &err), 0, "%s%s", out, err);
+    cr_assert(strstr(out, "stored 6, duplicates 1, conflicts 0, rejected 0, corrected 2"), "%s%s",
+              out, err);
+    free(out);
+    free(err);
+    rg_test_write(dir, "bad.jsonl",
+                  "{\"id\":\"bp-1\",\"clinic\":\"east\",\"patient\":\"p-1\",\"type\":\"vitals\","
+                  "\"at\":\"2026-03-02T09:30:00Z\",\"version\":1,\"data\":{\"systolic\":120}}\n"
+                  "{\"id\":\"phq-1\",\"clinic\":\"east\",\"patient\":\"p-2\",\"type\":\"assessment\","
+                  "\"at\":\"2026-03-02T09:20:00Z\",\"version\":3,\"corrected_at\":\"2026-03-02T17:00:00Z\"}\n"
+                  "{\"id\":\"bp-1\",\"clinic\":\"east\",\"patient\":\"p-1\",\"type\":\"vitals\","
+                  "\"at\":\"2026-03-02T09:30:00Z\",\"version\":2,\"status\":\"amended\","
+                  "\"corrected_at\":\"2026-03-02T11:00:00Z\",\"data\":{\"systolic\":1}}\n");
+    char bad[300];
+    snprintf(bad, sizeof bad, "%s/bad.jsonl", dir);
+    const char *ib[] = {"ingest", "--db", url, bad, NULL};
+    cr_assert_eq(rg_test_run(ib, NULL, &out, &err), 1, "%s%s", out, err);
+    cr_assert(strstr(out, "stored 0, duplicates 0, conflicts 3, rejected 0, corrected 0"), "%s%s",
+              out, err);
+    cr_assert(strstr(err, "bad.jsonl:1: field 'id': version 1 of this event is already stored "
+                          "with different content"), "%s", err);
+    cr_assert(strstr(err, "bad.jsonl:2: field 'patient': a correction must keep the patient"),
+              "%s", err);
+    cr_assert(strstr(err, "bad.jsonl:3: field 'id': an event with this clinic and id is already "
+                          "stored with different content"), "%s", err);
+    free(out);
+    free(err);
+    fresh_schema(10); /* simulate stores the timeline and its transitions */
+    const char *sim[] = {"simulate", "--events", "examples/corrections/timeline.jsonl", "--until",
+                         "2026-03-04T00:00:00Z", "--format", "jsonl", "--db", url, NULL};
+    cr_assert_eq(rg_test_run(sim, NULL, &out, &err), 0, "%s", err);
+    const char *k = strstr(out, "\"rule\":\"safety.bp-high\"");
+    cr_assert_not_null(k);
+    k = strstr(k, "\"key\":\"");
+    cr_assert_not_null(k);
+    char key[17];
+    snprintf(key, sizeof key, "%s", k + 7);
+    free(out);
+    free(err);
+    const char *ex[] = {"explain", key, "--db", url, NULL};
+    cr_assert_eq(rg_test_run(ex, NULL, &out, &err), 0, "%s", err);
+    cr_assert(strstr(out, "bp-1           withdrawn (entered in error); its versions:"), "%s", out);
+    cr_assert(strstr(out, "version 2 entered-in-error, corrected_at 2026-03-02T15:00:00Z by dr-lee, "
+                          "replaced version 1 (vitals at 2026-03-02T09:30:00Z {\"diastolic\":99,"),
+              "%s", out);
+    free(out);
+    free(err);
+}
+
 /* ---- many workers: failover ------------------------------------------------------------ */
 
 static int cmp_str(const void *a, const void *b)

@@ -47,6 +47,11 @@ static int rg__store_one(rg_store *st, int rc, rg_event *ev, char *field, char *
         }
         outcome = RG_PUT_CONFLICT;
         counts->conflicts++;
+        /* a batch (rg_store_put_events) leaves the reason of its last
+         * conflict only: this one's is asked again (a conflict writes nothing,
+         * and what the batch stored cannot turn it into anything else) */
+        if (stored && (rc = rg_store_put_event(st, ev, rg_now(), &put)))
+            return rc;
         snprintf(field, RG_FIELD_MAX, "%s", rg_store_put_field(st));
         snprintf(why, whylen, "%s", rg_store_put_reason(st));
     } else if (rc != RG_EINVAL) {
