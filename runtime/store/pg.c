@@ -20,6 +20,14 @@
  * Transition seq (an alert's id) comes from one PostgreSQL SEQUENCE: unique
  * and in insertion order per connection, which is all it is used for.
  *
+ * Corrections (schema v6, docs/corrections.md): an event's versions are
+ * rows of their own under UNIQUE(clinic, id, replaces), and rg__decide
+ * answers a known id as store.c does (the same words; rg_store_same_body is
+ * shared). When two transactions correct the same version at once, the
+ * second's insert waits for the first and, once it commits, does nothing:
+ * that event is decided again against the version then current (READ
+ * COMMITTED: each statement sees what was committed before it).
+ *
  * A failed statement aborts the PostgreSQL transaction (SQLite keeps it
  * open): every caller rolls back on an error, so this changes nothing for
  * them, and a COMMIT of an aborted transaction is reported as a failure.
