@@ -1144,6 +1144,68 @@ Test(conf_pg, a_v5_database_upgrades_in_place, .init = setup_pg, .fini = teardow
     cr_assert_eq(pg_int("SELECT count(*) FROM webhook_ahead"), 1);
 }
 
+/* Two workers correct one version at the same moment: the second waits for
+ * the first's commit and is then decided against what it stored (a
+ * duplicate when the same, a correction of it when newer), never an error. */
+Test(conf_pg, two_workers_correcting_one_version_at_once, .init = setup_pg, .fini = teardown)
+{
+    NO_PG_SKIP();
+    const char *v2 = BP_V(2, ",\"status\":\"amended\",\"corrected_at\":\"2026-03-02T12:00:00Z\"",
+                          ",\"data\":{\"systolic\":131}");
+    const char *v3 = BP_V(3, ",\"status\":\"amended\",\"corrected_at\":\"2026-03-02T12:30:00Z\"",
+                          ",\"data\":{\"systolic\":132}");
+    cr_assert_eq(put_line(BP_V(1, "", ",\"data\":{\"systolic\":171}"), NULL, NULL),
+                 RG_PUT_STORED);
+    for (int round = 0; round < 2; round++) {
+        int ready[2];
+        cr_assert_eq(pipe(ready), 0);
+        pid_t kid = fork();
+        cr_assert_geq(kid, 0);
+        if (kid == 0) { /* the other worker: corrects v1 as v2, holds it uncommitted a while */
+            rg_store *other = NULL;
+            char err[512];
+            rg_event ev;
+            rg_put res;
+            char bad[RG_FIELD_MAX];
+            int ok = rg_store_open(&other, url, NULL, err, sizeof err) == RG_OK &&
+                     rg_event_parse(&ev, v2, strlen(v2), bad, err, sizeof err) == RG_OK &&
+                     rg_store_begin(other) == RG_OK &&
+                     rg_store_put_event(other, &ev, 1000, &res) == RG_OK &&
+                     res == RG_PUT_CORRECTED;
+            ok = write(ready[1], "x", 1) == 1 && ok; /* stored, not committed */
+            usleep(300000);
+            ok = ok && rg_store_commit(other) == RG_OK;
+            rg_store_close(other);
+            _exit(ok ? 0 : 1);
+        }
+        char x;
+        close(ready[1]);
+        cr_assert_eq(read(ready[0], &x, 1), 1, "the other worker stored nothing");
+        close(ready[0]);
+        cr_assert_eq(rg_store_begin(st), RG_OK);
+        /* v1 is current here: this corrects it too, and waits for the other */
+        rg_time t0 = rg_now();
+        rg_put outcome = put_line(round ? v3 : v2, NULL, NULL);
+        cr_assert_geq(rg_now() - t0, 200, "it waited for the other's commit");
+        cr_assert_eq(rg_store_commit(st), RG_OK, "%s", rg_store_errmsg(st));
+        int status;
+        cr_assert_eq(waitpid(kid, &status, 0), kid);
+        cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "the other worker failed");
+        cr_assert_eq(outcome, round ? RG_PUT_CORRECTED : RG_PUT_DUPLICATE, "round %d: %d", round,
+                     outcome);
+        versions g = {0};
+        cr_assert_eq(rg_store_each_version(st, "north", "bp", collect_version, &g), RG_OK);
+        cr_assert_eq(g.n, 2 + round, "round %d", round);
+        cr_assert_eq(g.replaces[1], g.seq[0]);
+        if (round) {
+            cr_assert_eq(g.replaces[2], g.seq[1], "v3 replaces the v2 the other stored");
+            break;
+        }
+        /* for round 1: back to v1 alone */
+        raw_sql("DELETE FROM events WHERE version > 1");
+    }
+}
+
 /* ---- leases (many workers) ---------------------------------------------------------- */
 
 Test(conf_pg, a_lease_is_one_connections_until_it_ends, .init = setup_pg, .fini = teardown)
