@@ -2,7 +2,8 @@
  * test_pg.c - the real binary on PostgreSQL (RG_TEST_PG_URL, set by
  * `make test-postgres`; skipped without it): `simulate --db postgresql://`
  * gives exactly the transitions of the SQLite run, on the example clinics
- * and on a generated 1,000-patient cohort (bench/gen.c), and the commands
+ * (north with its time zone and hours), the corrections example and a
+ * generated 1,000-patient cohort (bench/gen.c), and the commands
  * that read a store (rejected, sweep) take the URL; a server that cannot be
  * reached is named in one line; and the failover test: three `serve`
  * workers on one database, clients posting to all of them, twenty kill -9
@@ -73,8 +74,9 @@ static void teardown(void)
 
 TestSuite(pg, .init = setup, .fini = teardown, .timeout = 300);
 
-/* simulate's JSON Lines on SQLite (a file in dir) and on PostgreSQL: equal. */
-static void same_transitions(const char *events, const char *until, const char *clinic, int n)
+/* simulate's JSON Lines on SQLite (a file in dir) and on PostgreSQL: equal.
+ * Returns the output (the caller frees it). */
+static char *same_transitions(const char *events, const char *until, const char *clinic, int n)
 {
     char db[300], *sq = NULL, *pg = NULL, *err = NULL;
     snprintf(db, sizeof db, "%s/sim-%d.db", dir, n);
@@ -94,15 +96,28 @@ static void same_transitions(const char *events, const char *until, const char *
     cr_assert(sq[i] == pg[i], "%s: outputs differ at byte %zu:\nsqlite: %.200s\npg:     %.200s",
               events, i, sq + i, pg + i);
     free(sq);
-    free(pg);
+    return pg;
 }
 
+/* north has a time zone, hours and closures: its alerts that fall due while
+ * it is closed are told at the next opening (notify_at, stored with the
+ * transition); the corrections example amends and retracts events (event
+ * versions, each_correction for the output's evidence). */
 Test(pg, simulate_gives_the_sqlite_transitions_on_the_example_clinics)
 {
-    same_transitions("examples/clinics/north/timeline.jsonl", "2026-06-01T00:00:00Z",
-                     "north=examples/clinics/north", 1);
-    same_transitions("examples/clinics/south/timeline.jsonl", "2026-06-01T00:00:00Z",
-                     "south=examples/clinics/south", 2);
+    char *out = same_transitions("examples/clinics/north/timeline.jsonl", "2026-06-01T00:00:00Z",
+                                 "north=examples/clinics/north", 1);
+    cr_assert(strstr(out, "\"at\":\"2026-03-03T07:00:00Z\",") &&
+              strstr(out, "\"notify_at\":\"2026-03-03T13:00:00Z\""),
+              "a transition of the closed clinic is told at its opening: %.400s", out);
+    free(out);
+    free(same_transitions("examples/clinics/south/timeline.jsonl", "2026-06-01T00:00:00Z",
+                          "south=examples/clinics/south", 2));
+    out = same_transitions("examples/corrections/timeline.jsonl", "2026-03-04T00:00:00Z", NULL, 4);
+    char *expected = rg_test_read("examples/corrections/expected.jsonl");
+    cr_assert_str_eq(out, expected, "simulate on PostgreSQL differs from expected.jsonl");
+    free(expected);
+    free(out);
 }
 
 Test(pg, simulate_gives_the_sqlite_transitions_on_a_1000_patient_cohort)
@@ -113,7 +128,7 @@ Test(pg, simulate_gives_the_sqlite_transitions_on_a_1000_patient_cohort)
     snprintf(cmd, sizeof cmd, "cc -std=c11 -O2 bench/gen.c -o %s && %s 1000 4 42 > %s", gen, gen,
              cohort);
     cr_assert_eq(system(cmd), 0, "%s", cmd);
-    same_transitions(cohort, "2028-01-01T00:00:00Z", NULL, 3);
+    free(same_transitions(cohort, "2028-01-01T00:00:00Z", NULL, 3));
 }
 
 Test(pg, ingest_rejected_and_sweep_take_the_url)
@@ -143,6 +158,64 @@ Test(pg, ingest_rejected_and_sweep_take_the_url)
     const char *bad[] = {"ingest", "--db", "postgresql:///nodb?host=/nonexistent", in, NULL};
     cr_assert_eq(rg_test_run(bad, NULL, &out, &err), 2);
     cr_assert_not_null(strstr(err, "cannot connect to database postgresql:///nodb"), "%s", err);
+    free(out);
+    free(err);
+}
+
+/* Corrections through the real binary on PostgreSQL, as test_e2e.c's on
+ * SQLite: `ingest` counts them and names, line by line, why a changed or
+ * stale version is refused (the reasons of a batch's conflicts each their
+ * own), and `explain --db` shows the correction and what it replaced. */
+Test(pg, corrections_ingest_and_explain_take_the_url)
+{
+    fresh_schema(9);
+    char *out = NULL, *err = NULL;
+    const char *ing[] = {"ingest", "--db", url, "examples/corrections/timeline.jsonl", NULL};
+    cr_assert_eq(rg_test_run(ing, NULL, &out, &err), 0, "%s%s", out, err);
+    cr_assert(strstr(out, "stored 6, duplicates 1, conflicts 0, rejected 0, corrected 2"), "%s%s",
+              out, err);
+    free(out);
+    free(err);
+    rg_test_write(dir, "bad.jsonl",
+                  "{\"id\":\"bp-1\",\"clinic\":\"east\",\"patient\":\"p-1\",\"type\":\"vitals\","
+                  "\"at\":\"2026-03-02T09:30:00Z\",\"version\":1,\"data\":{\"systolic\":120}}\n"
+                  "{\"id\":\"phq-1\",\"clinic\":\"east\",\"patient\":\"p-2\",\"type\":\"assessment\","
+                  "\"at\":\"2026-03-02T09:20:00Z\",\"version\":3,\"corrected_at\":\"2026-03-02T17:00:00Z\"}\n"
+                  "{\"id\":\"bp-1\",\"clinic\":\"east\",\"patient\":\"p-1\",\"type\":\"vitals\","
+                  "\"at\":\"2026-03-02T09:30:00Z\",\"version\":2,\"status\":\"amended\","
+                  "\"corrected_at\":\"2026-03-02T11:00:00Z\",\"data\":{\"systolic\":1}}\n");
+    char bad[300];
+    snprintf(bad, sizeof bad, "%s/bad.jsonl", dir);
+    const char *ib[] = {"ingest", "--db", url, bad, NULL};
+    cr_assert_eq(rg_test_run(ib, NULL, &out, &err), 1, "%s%s", out, err);
+    cr_assert(strstr(out, "stored 0, duplicates 0, conflicts 3, rejected 0, corrected 0"), "%s%s",
+              out, err);
+    cr_assert(strstr(err, "bad.jsonl:1: field 'id': version 1 of this event is already stored "
+                          "with different content"), "%s", err);
+    cr_assert(strstr(err, "bad.jsonl:2: field 'patient': a correction must keep the patient"),
+              "%s", err);
+    cr_assert(strstr(err, "bad.jsonl:3: field 'id': an event with this clinic and id is already "
+                          "stored with different content"), "%s", err);
+    free(out);
+    free(err);
+    fresh_schema(10); /* simulate stores the timeline and its transitions */
+    const char *sim[] = {"simulate", "--events", "examples/corrections/timeline.jsonl", "--until",
+                         "2026-03-04T00:00:00Z", "--format", "jsonl", "--db", url, NULL};
+    cr_assert_eq(rg_test_run(sim, NULL, &out, &err), 0, "%s", err);
+    const char *k = strstr(out, "\"rule\":\"safety.bp-high\"");
+    cr_assert_not_null(k);
+    k = strstr(k, "\"key\":\"");
+    cr_assert_not_null(k);
+    char key[17];
+    snprintf(key, sizeof key, "%s", k + 7);
+    free(out);
+    free(err);
+    const char *ex[] = {"explain", key, "--db", url, NULL};
+    cr_assert_eq(rg_test_run(ex, NULL, &out, &err), 0, "%s", err);
+    cr_assert(strstr(out, "bp-1           withdrawn (entered in error); its versions:"), "%s", out);
+    cr_assert(strstr(out, "version 2 entered-in-error, corrected_at 2026-03-02T15:00:00Z by dr-lee, "
+                          "replaced version 1 (vitals at 2026-03-02T09:30:00Z {\"diastolic\":99,"),
+              "%s", out);
     free(out);
     free(err);
 }

@@ -10,8 +10,12 @@
  * event order and reads, rejected lines with their bytes, scheduling and
  * paging, transitions and the gap-free per-clinic sequence (across
  * transactions and rollbacks), alerts and staff actions, snoozes, webhook
- * cursors, ingest of a file, schema versions (reopen, newer refused, racing
- * first opens), and the many-worker parts: leases and notices.
+ * cursors, corrections (versions, duplicates, conflicts with their reason
+ * and field, stale versions, the audit trail, the current version's
+ * readers, batches), notify_at and webhook order with deliveries sent
+ * ahead, ingest of a file, schema versions (reopen, newer refused, racing
+ * first opens, a v5 PostgreSQL database upgraded), and the many-worker
+ * parts: leases and notices.
  */
 #include "ingest.h"
 #include "store.h"
@@ -636,6 +640,334 @@ CONFORM(commit_hook_and_fault_state)
     cr_assert_eq(rg_store_data_version(st, &v), RG_OK);
 }
 
+/* ---- corrections (docs/corrections.md) ---------------------------------- */
+
+/* Puts one event line: its outcome, with a conflict's reason and field. */
+static rg_put put_line(const char *line, char *why, char *field)
+{
+    rg_event ev;
+    char bad[RG_FIELD_MAX], err[256];
+    cr_assert_eq(rg_event_parse(&ev, line, strlen(line), bad, err, sizeof err), RG_OK,
+                 "%s: %s %s", line, bad, err);
+    rg_put res = (rg_put)-1;
+    cr_assert_eq(rg_store_put_event(st, &ev, 1000, &res), RG_OK, "%s", rg_store_errmsg(st));
+    rg_event_clear(&ev);
+    if (why)
+        snprintf(why, 512, "%s", res == RG_PUT_CONFLICT ? rg_store_put_reason(st) : "");
+    if (field)
+        snprintf(field, RG_FIELD_MAX, "%s", res == RG_PUT_CONFLICT ? rg_store_put_field(st) : "");
+    return res;
+}
+
+#define BP(id, patient, type, v, extra, data)                                               \
+    "{\"id\":\"" id "\",\"clinic\":\"north\",\"patient\":\"" patient "\",\"type\":\"" type \
+    "\",\"at\":\"2026-03-02T10:00:00Z\",\"version\":" #v extra data "}"
+#define BP_V(v, extra, data) BP("bp", "p1", "vitals", v, extra, data)
+
+typedef struct versions {
+    int n;
+    int64_t seq[16], replaces[16], version[16];
+    rg_time corrected_at[16];
+    int retracted[16];
+    char text[16][96], data[16][96];
+} versions;
+
+static int collect_version(void *ud, const rg_stored_event *e)
+{
+    versions *g = ud;
+    cr_assert_lt(g->n, 16);
+    g->seq[g->n] = e->seq;
+    g->replaces[g->n] = e->replaces;
+    g->version[g->n] = e->version;
+    g->corrected_at[g->n] = e->corrected_at;
+    g->retracted[g->n] = e->retracted;
+    snprintf(g->text[g->n], sizeof g->text[0], "v%lld %s %s", (long long)e->version,
+             rg_event_status_name(e->status), e->corrected_by ? e->corrected_by : "-");
+    snprintf(g->data[g->n++], sizeof g->data[0], "%s", e->data ? e->data : "-");
+    return 0;
+}
+
+CONFORM(corrections_keep_every_version_and_conflicts_say_why)
+{
+    char why[512], field[RG_FIELD_MAX];
+    cr_assert_eq(put_line(BP_V(1, "", ",\"data\":{\"systolic\":171}"), why, field),
+                 RG_PUT_STORED);
+    const char *v2 = BP_V(2, ",\"status\":\"amended\",\"corrected_at\":\"2026-03-02T12:00:00Z\","
+                             "\"corrected_by\":\"nurse-7\"", ",\"data\":{\"systolic\":131}");
+    cr_assert_eq(put_line(v2, why, field), RG_PUT_CORRECTED);
+    /* the same (id, version) again is a duplicate, whichever version it is */
+    cr_assert_eq(put_line(v2, why, field), RG_PUT_DUPLICATE);
+    cr_assert_eq(put_line(BP_V(1, "", ",\"data\":{\"systolic\":171}"), why, field),
+                 RG_PUT_DUPLICATE);
+    /* "version":1 and "status":"final" say what their absence says */
+    cr_assert_eq(put_line(BP_V(1, ",\"status\":\"final\"", ",\"data\":{\"systolic\":171}"), why,
+                          field), RG_PUT_DUPLICATE);
+    /* the same (id, version) with other content: a conflict about the id */
+    cr_assert_eq(put_line(BP_V(1, "", ",\"data\":{\"systolic\":100}"), why, field),
+                 RG_PUT_CONFLICT);
+    cr_assert_str_eq(why, "version 1 of this event is already stored with different content; "
+                          "it was not overwritten");
+    cr_assert_str_eq(field, "id");
+    cr_assert_eq(put_line(BP_V(2, ",\"status\":\"amended\",\"corrected_at\":\"2026-03-02T12:00:00Z\"",
+                               ",\"data\":{\"systolic\":1}"), why, field), RG_PUT_CONFLICT);
+    cr_assert_not_null(strstr(why, "already stored with different content"), "%s", why);
+    cr_assert_str_eq(field, "id");
+    /* a retraction as version 4 (3 never came); then 3 is stale */
+    cr_assert_eq(put_line(BP_V(4, ",\"status\":\"entered-in-error\","
+                                  "\"corrected_at\":\"2026-03-02T13:00:00Z\"", ""), why, field),
+                 RG_PUT_CORRECTED);
+    cr_assert_eq(put_line(BP_V(3, ",\"status\":\"amended\",\"corrected_at\":\"2026-03-02T12:30:00Z\"",
+                               ",\"data\":{\"systolic\":1}"), why, field), RG_PUT_CONFLICT);
+    cr_assert_str_eq(why, "stale version 3, stored is 4; it was not stored");
+    cr_assert_str_eq(field, "version");
+    /* another patient, or a retraction of another type */
+    cr_assert_eq(put_line(BP("bp", "p2", "vitals", 5, ",\"corrected_at\":\"2026-03-02T14:00:00Z\"",
+                             ""), why, field), RG_PUT_CONFLICT);
+    cr_assert_str_eq(why, "a correction must keep the patient: version 4 is stored for patient "
+                          "'p1', not 'p2'");
+    cr_assert_str_eq(field, "patient");
+    cr_assert_eq(put_line(BP("bp", "p1", "infusion", 5, ",\"status\":\"entered-in-error\","
+                             "\"corrected_at\":\"2026-03-02T14:00:00Z\"", ""), why, field),
+                 RG_PUT_CONFLICT);
+    cr_assert_str_eq(why, "an entered-in-error correction must keep the type: version 4 is a "
+                          "'vitals' event, not 'infusion'");
+    cr_assert_str_eq(field, "type");
+
+    /* every version kept for audit, oldest first, each naming the one it replaced */
+    versions g = {0};
+    cr_assert_eq(rg_store_each_version(st, "north", "bp", collect_version, &g), RG_OK);
+    cr_assert_eq(g.n, 3);
+    cr_assert_str_eq(g.text[0], "v1 final -");
+    cr_assert_str_eq(g.data[0], "{\"systolic\":171}");
+    cr_assert_str_eq(g.text[1], "v2 amended nurse-7");
+    cr_assert_str_eq(g.text[2], "v4 entered-in-error -");
+    cr_assert_eq(g.replaces[0], 0);
+    cr_assert_eq(g.replaces[1], g.seq[0]);
+    cr_assert_eq(g.replaces[2], g.seq[1]);
+    cr_assert_eq(g.corrected_at[0], RG_TIME_NONE);
+    cr_assert_eq(g.corrected_at[1], T("2026-03-02T12:00:00Z"));
+    /* the engine's read has every version with its correction fields; the
+     * readers of the current version see nothing of a retracted event */
+    versions all = {0};
+    cr_assert_eq(rg_store_each_event(st, "north", "p1", collect_version, &all), RG_OK);
+    cr_assert_eq(all.n, 3);
+    cr_assert_eq(all.replaces[2], g.seq[1]);
+    cr_assert_eq(all.retracted[2], 1);
+    cr_assert_eq(all.retracted[1], 0);
+    cr_assert_eq(all.corrected_at[2], T("2026-03-02T13:00:00Z"));
+    got cur = {0};
+    cr_assert_eq(rg_store_each_event_data(st, "north", "p1", collect_event, &cur), RG_OK);
+    cr_assert_eq(cur.n, 0);
+    cr_assert_eq(rg_store_get_event(st, "north", "bp", collect_event, &cur), RG_ENOTFOUND);
+}
+
+static int n_corr;
+static char corr[4][128];
+static int collect_correction(void *ud, const rg_stored_event *c, const rg_stored_event *r)
+{
+    (void)ud;
+    cr_assert_lt(n_corr, 4);
+    cr_assert_eq(c->replaces, r->seq);
+    snprintf(corr[n_corr++], sizeof corr[0], "%s v%lld %s <- v%lld %s", c->id,
+             (long long)c->version, c->data ? c->data : "-", (long long)r->version,
+             r->data ? r->data : "-");
+    return 0;
+}
+
+CONFORM(readers_see_the_current_version_and_corrections_wake_the_patient)
+{
+    cr_assert_eq(put_line(BP_V(1, "", ",\"data\":{\"systolic\":171}"), NULL, NULL),
+                 RG_PUT_STORED);
+    /* the patient was evaluated to 11:00, nothing due */
+    rg_patient_state ps = {.clock = T("2026-03-02T11:00:00Z"), .wake = RG_TIME_NONE,
+                           .next_wake = RG_TIME_NONE, .last_seq = 1};
+    cr_assert_eq(rg_store_patient_put(st, "north", "p1", &ps), RG_OK);
+    cr_assert_eq(put_line(BP_V(2, ",\"status\":\"corrected\",\"corrected_at\":\"2026-03-02T12:00:00Z\"",
+                               ",\"data\":{\"systolic\":120}"), NULL, NULL), RG_PUT_CORRECTED);
+    cr_assert_eq(rg_store_patient_get(st, "north", "p1", &ps), RG_OK);
+    cr_assert_eq(ps.next_wake, T("2026-03-02T12:00:00Z"), "woken at its corrected_at");
+    got one = {0};
+    cr_assert_eq(rg_store_get_event(st, "north", "bp", collect_event, &one), RG_OK);
+    cr_assert_eq(one.n, 1);
+    cr_assert_str_eq(one.data[0], "{\"systolic\":120}");
+    got cur = {0};
+    cr_assert_eq(rg_store_each_event_data(st, "north", "p1", collect_event, &cur), RG_OK);
+    cr_assert_eq(cur.n, 1);
+    cr_assert_str_eq(cur.data[0], "{\"systolic\":120}");
+    /* a version > 1 of an id never seen is its first stored version */
+    cr_assert_eq(put_line(BP("q", "p1", "vitals", 3, ",\"corrected_at\":\"2026-03-02T11:00:00Z\"",
+                             ""), NULL, NULL), RG_PUT_STORED);
+    versions q = {0};
+    cr_assert_eq(rg_store_each_version(st, "north", "q", collect_version, &q), RG_OK);
+    cr_assert_eq(q.n, 1);
+    cr_assert_eq(q.replaces[0], 0);
+    cr_assert_eq(q.version[0], 3);
+    /* the corrections made in (after, upto], with the version each replaced */
+    n_corr = 0;
+    cr_assert_eq(rg_store_each_correction(st, "north", "p1", T("2026-03-02T11:00:00Z"),
+                                          T("2026-03-02T12:00:00Z"), collect_correction, NULL),
+                 RG_OK);
+    cr_assert_eq(n_corr, 1);
+    cr_assert_str_eq(corr[0], "bp v2 {\"systolic\":120} <- v1 {\"systolic\":171}");
+    n_corr = 0;
+    cr_assert_eq(rg_store_each_correction(st, "north", "p1", T("2026-03-02T12:00:00Z"),
+                                          T("2026-03-02T23:00:00Z"), collect_correction, NULL),
+                 RG_OK);
+    cr_assert_eq(n_corr, 0);
+}
+
+CONFORM(corrections_in_a_batch_as_one_by_one)
+{
+    const char *lines[] = {
+        BP("x", "p1", "vitals", 1, "", ",\"data\":{\"systolic\":150}"),
+        BP("x", "p1", "vitals", 2, ",\"status\":\"amended\",\"corrected_at\":\"2026-03-02T12:00:00Z\"",
+           ",\"data\":{\"systolic\":140}"),
+        BP("x", "p1", "vitals", 1, "", ",\"data\":{\"systolic\":150}"),
+        BP("y", "p1", "vitals", 2, ",\"corrected_at\":\"2026-03-02T11:00:00Z\"", ""),
+        BP("y", "p1", "vitals", 1, "", ""),
+    };
+    rg_event ev[5];
+    const rg_event *evs[5];
+    rg_put res[5];
+    char bad[RG_FIELD_MAX], err[256];
+    for (int i = 0; i < 5; i++) {
+        cr_assert_eq(rg_event_parse(&ev[i], lines[i], strlen(lines[i]), bad, err, sizeof err),
+                     RG_OK, "%s", err);
+        evs[i] = &ev[i];
+    }
+    cr_assert_eq(rg_store_begin(st), RG_OK);
+    cr_assert_eq(rg_store_put_events(st, evs, 5, 2000, res, NULL), RG_OK, "%s",
+                 rg_store_errmsg(st));
+    cr_assert_eq(rg_store_commit(st), RG_OK);
+    rg_put want[5] = {RG_PUT_STORED, RG_PUT_CORRECTED, RG_PUT_DUPLICATE, RG_PUT_STORED,
+                      RG_PUT_CONFLICT};
+    for (int i = 0; i < 5; i++) {
+        cr_assert_eq(res[i], want[i], "event %d: %d", i, res[i]);
+        rg_event_clear(&ev[i]);
+    }
+    cr_assert_str_eq(rg_store_put_reason(st), "stale version 1, stored is 2; it was not stored");
+    cr_assert_str_eq(rg_store_put_field(st), "version");
+    versions g = {0};
+    cr_assert_eq(rg_store_each_version(st, "north", "x", collect_version, &g), RG_OK);
+    cr_assert_eq(g.n, 2);
+    cr_assert_str_eq(g.data[1], "{\"systolic\":140}");
+}
+
+/* ---- clinic time: notify_at and webhook order --------------------------- */
+
+static rg_time notify_seen[8];
+static int n_notify;
+static int collect_notify(void *ud, const rg_transition *t)
+{
+    (void)ud;
+    cr_assert_lt(n_notify, 8);
+    notify_seen[n_notify++] = t->notify_at;
+    return 0;
+}
+static int collect_alert_notify(void *ud, const rg_alert_view *a)
+{
+    (void)ud;
+    cr_assert_lt(n_notify, 8);
+    notify_seen[n_notify++] = a->notify_at;
+    return 0;
+}
+
+CONFORM(notify_at_round_trips_and_unset_means_at)
+{
+    int64_t a = 0;
+    rg_transition t1 = tr(1, "north", "p1", "k-1", T("2026-03-07T19:00:00Z"));
+    t1.notify_at = T("2026-03-09T13:00:00Z"); /* closed: told on Monday */
+    rg_transition t2 = tr(1, "north", "p1", "k-2", T("2026-03-07T19:30:00Z")); /* unset: 0 */
+    rg_transition t3 = tr(1, "north", "p1", "k-3", T("2026-03-07T19:45:00Z"));
+    t3.notify_at = T("2026-03-07T18:00:00Z"); /* never earlier than at */
+    rg_transition t4 = tr(1, "north", "p1", "k-4", T("2026-03-07T19:50:00Z"));
+    t4.notify_at = RG_TIME_NONE;
+    cr_assert_eq(rg_store_transition(st, &t1, &a), RG_OK, "%s", rg_store_errmsg(st));
+    cr_assert_eq(rg_store_transition(st, &t2, &a), RG_OK);
+    cr_assert_eq(rg_store_transition(st, &t3, &a), RG_OK);
+    cr_assert_eq(rg_store_transition(st, &t4, &a), RG_OK);
+    rg_time want[4] = {T("2026-03-09T13:00:00Z"), T("2026-03-07T19:30:00Z"),
+                       T("2026-03-07T19:45:00Z"), T("2026-03-07T19:50:00Z")};
+    for (int how = 0; how < 4; how++) {
+        n_notify = 0;
+        if (how == 0)
+            cr_assert_eq(rg_store_each_transition(st, 0, 0, collect_notify, NULL), RG_OK);
+        else if (how == 1)
+            cr_assert_eq(rg_store_each_transition(st, 0, 1, collect_notify, NULL), RG_OK);
+        else if (how == 2)
+            cr_assert_eq(rg_store_clinic_transitions(st, "north", 0, 10, collect_notify, NULL),
+                         RG_OK);
+        else
+            cr_assert_eq(rg_store_each_alert(st, "north", NULL, NULL, NULL, 10,
+                                             collect_alert_notify, NULL), RG_OK);
+        cr_assert_eq(n_notify, 4, "read %d", how);
+        for (int i = 0; i < 4; i++)
+            cr_assert_eq(notify_seen[i], want[i], "read %d, transition %d", how, i);
+    }
+    n_notify = 0;
+    cr_assert_eq(rg_store_key_transitions(st, "k-1", collect_notify, NULL), RG_OK);
+    cr_assert_eq(n_notify, 1);
+    cr_assert_eq(notify_seen[0], want[0]);
+}
+
+static int take_cseq(void *ud, const rg_transition *t)
+{
+    *(int64_t *)ud = t->cseq;
+    return 0;
+}
+
+/* What may go now goes first; the cursor moves over what was sent ahead
+ * once the one before it is sent. */
+CONFORM(webhook_sends_ahead_of_a_transition_that_waits)
+{
+    int64_t a = 0, next = 0, delivered;
+    int attempts;
+    rg_time wait, now = T("2026-03-07T20:00:00Z");
+    rg_transition t1 = tr(1, "north", "p1", "k-1", T("2026-03-07T19:00:00Z"));
+    t1.notify_at = T("2026-03-09T13:00:00Z"); /* waits for Monday */
+    rg_transition t2 = tr(1, "north", "p1", "k-2", T("2026-03-07T19:30:00Z")); /* at once */
+    rg_transition t3 = tr(1, "north", "p1", "k-3", T("2026-03-07T19:40:00Z"));
+    t3.notify_at = T("2026-03-08T13:00:00Z"); /* waits for Sunday */
+    cr_assert_eq(rg_store_transition(st, &t1, &a), RG_OK);
+    cr_assert_eq(rg_store_transition(st, &t2, &a), RG_OK);
+    cr_assert_eq(rg_store_transition(st, &t3, &a), RG_OK);
+    cr_assert_eq(rg_store_webhook_next(st, "north", now, take_cseq, &next, &wait), RG_OK);
+    cr_assert_eq(next, 2);
+    cr_assert_eq(wait, T("2026-03-08T13:00:00Z"), "the earliest still to come");
+    cr_assert_eq(rg_store_webhook_sent(st, "north", 2), RG_OK);
+    cr_assert_eq(rg_store_webhook_sent(st, "north", 2), RG_OK, "sent twice is kept once");
+    cr_assert_eq(rg_store_webhook_get(st, "north", &delivered, &attempts), RG_OK);
+    cr_assert_eq(delivered, 0, "1 is still to go");
+    next = 0;
+    cr_assert_eq(rg_store_webhook_next(st, "north", now, take_cseq, &next, &wait), RG_OK);
+    cr_assert_eq(next, 0, "nothing more may go before Sunday");
+    now = T("2026-03-08T13:00:00Z");
+    cr_assert_eq(rg_store_webhook_next(st, "north", now, take_cseq, &next, &wait), RG_OK);
+    cr_assert_eq(next, 3);
+    cr_assert_eq(wait, T("2026-03-09T13:00:00Z"));
+    cr_assert_eq(rg_store_webhook_sent(st, "north", 3), RG_OK);
+    next = 0;
+    cr_assert_eq(rg_store_webhook_next(st, "north", now, take_cseq, &next, &wait), RG_OK);
+    cr_assert_eq(next, 0);
+    now = T("2026-03-09T13:00:00Z");
+    cr_assert_eq(rg_store_webhook_next(st, "north", now, take_cseq, &next, &wait), RG_OK);
+    cr_assert_eq(next, 1);
+    cr_assert_eq(wait, RG_TIME_NONE);
+    cr_assert_eq(rg_store_webhook_sent(st, "north", 1), RG_OK);
+    cr_assert_eq(rg_store_webhook_get(st, "north", &delivered, &attempts), RG_OK);
+    cr_assert_eq(delivered, 3, "the cursor moved over the two sent ahead");
+    /* and what was sent ahead is forgotten: a 4th goes as the next one */
+    rg_transition t4 = tr(1, "north", "p1", "k-4", T("2026-03-09T13:30:00Z"));
+    cr_assert_eq(rg_store_transition(st, &t4, &a), RG_OK);
+    next = 0;
+    cr_assert_eq(rg_store_webhook_next(st, "north", T("2026-03-09T14:00:00Z"), take_cseq, &next,
+                                       &wait), RG_OK);
+    cr_assert_eq(next, 4);
+    cr_assert_eq(rg_store_webhook_sent(st, "north", 4), RG_OK);
+    cr_assert_eq(rg_store_webhook_get(st, "north", &delivered, &attempts), RG_OK);
+    cr_assert_eq(delivered, 4);
+}
+
 /* ---- ingest ------------------------------------------------------------- */
 
 /* Events of one instant come back in file order (e1, e6, e11, ...). */
@@ -668,7 +1000,7 @@ CONFORM(ingest_counts_duplicates_conflicts_and_rejected_lines)
                "\"at\":\"2026-03-02T10:00:00Z\",\"data\":{\"i\":999}}\n");
     cr_assert_eq(fclose(w), 0);
     FILE *f = fopen(path, "r");
-    rg_ingest_counts c = {0, 0, 0, 0};
+    rg_ingest_counts c = {0};
     char err[512] = "";
     cr_assert_eq(rg_ingest_file(st, f, "in.jsonl", &c, NULL, NULL, err, sizeof err), RG_OK, "%s",
                  err);
@@ -741,6 +1073,137 @@ CONFORM(first_open_by_racing_processes_is_safe)
     }
     open_store();
     cr_assert_eq(put("north", "e1", "p1", "2026-03-02T10:00:00Z", NULL), RG_PUT_STORED);
+}
+
+/* ---- a v5 PostgreSQL database upgrades in place ---------------------------------------- */
+
+static long long pg_int(const char *sql)
+{
+    PGconn *c = PQconnectdb(url);
+    cr_assert_eq(PQstatus(c), CONNECTION_OK, "%s", PQerrorMessage(c));
+    PGresult *r = PQexec(c, sql);
+    cr_assert_eq(PQresultStatus(r), PGRES_TUPLES_OK, "%s: %s", sql, PQresultErrorMessage(r));
+    long long v = atoll(PQgetvalue(r, 0, 0));
+    PQclear(r);
+    PQfinish(c);
+    return v;
+}
+
+/* A database as version 5 left it (schema v6 taken back: no event versions,
+ * UNIQUE(clinic, id), no notify_at, no webhook_ahead) is brought to 6 when
+ * opened: its events, transitions and cursor kept, as version 1 and told at
+ * their `at`; then corrections and deliveries ahead work on it. */
+Test(conf_pg, a_v5_database_upgrades_in_place, .init = setup_pg, .fini = teardown)
+{
+    NO_PG_SKIP();
+    int64_t a = 0;
+    cr_assert_eq(put("north", "e1", "p1", "2026-03-02T10:00:00Z", "{\"systolic\":171}"),
+                 RG_PUT_STORED);
+    cr_assert_eq(put("north", "e2", "p1", "2026-03-02T11:00:00Z", NULL), RG_PUT_STORED);
+    rg_transition t1 = tr(1, "north", "p1", "k-1", T("2026-03-07T19:00:00Z"));
+    cr_assert_eq(rg_store_transition(st, &t1, &a), RG_OK);
+    rg_store_close(st);
+    st = NULL;
+    raw_sql("ALTER TABLE events DROP CONSTRAINT events_clinic_id_replaces_key;"
+            "ALTER TABLE events DROP COLUMN version, DROP COLUMN status,"
+            "  DROP COLUMN corrected_at, DROP COLUMN corrected_by, DROP COLUMN replaces;"
+            "ALTER TABLE events ADD CONSTRAINT events_clinic_id_key UNIQUE(clinic, id);"
+            "ALTER TABLE transitions DROP COLUMN notify_at;"
+            "DROP TABLE webhook_ahead;"
+            "UPDATE schema_version SET version = 5");
+    cr_assert_eq(pg_int("SELECT count(*) FROM information_schema.columns"
+                        " WHERE table_schema = current_schema() AND column_name = 'notify_at'"),
+                 0);
+    open_store();
+    cr_assert_eq(pg_int("SELECT version FROM schema_version"), 6);
+    cr_assert_eq(pg_int("SELECT count(*) FROM events WHERE version = 1 AND replaces = 0"
+                        " AND status IS NULL AND fields IS NOT NULL"), 1);
+    cr_assert_eq(pg_int("SELECT count(*) FROM pg_inherits WHERE inhparent = 'webhook_ahead'::regclass"),
+                 8, "partitioned by clinic like the rest");
+    n_notify = 0;
+    cr_assert_eq(rg_store_each_transition(st, 0, 0, collect_notify, NULL), RG_OK);
+    cr_assert_eq(n_notify, 1);
+    cr_assert_eq(notify_seen[0], T("2026-03-07T19:00:00Z"), "a v5 row is told at its at");
+    cr_assert_eq(put("north", "e1", "p1", "2026-03-02T10:00:00Z", "{\"systolic\":171}"),
+                 RG_PUT_DUPLICATE);
+    cr_assert_eq(put_line("{\"id\":\"e2\",\"clinic\":\"north\",\"patient\":\"p1\",\"type\":\"vitals\","
+                          "\"at\":\"2026-03-02T11:00:00Z\",\"version\":2,\"status\":\"entered-in-error\","
+                          "\"corrected_at\":\"2026-03-02T13:30:00Z\"}", NULL, NULL),
+                 RG_PUT_CORRECTED);
+    got cur = {0};
+    cr_assert_eq(rg_store_each_event_data(st, "north", "p1", collect_event, &cur), RG_OK);
+    cr_assert_eq(cur.n, 1);
+    cr_assert_str_eq(cur.id[0], "e1");
+    rg_transition t2 = tr(1, "north", "p1", "k-2", T("2026-03-07T19:30:00Z"));
+    t2.notify_at = T("2026-03-09T13:00:00Z");
+    rg_transition t3 = tr(1, "north", "p1", "k-3", T("2026-03-07T19:40:00Z"));
+    cr_assert_eq(rg_store_transition(st, &t2, &a), RG_OK);
+    cr_assert_eq(rg_store_transition(st, &t3, &a), RG_OK);
+    cr_assert_eq(rg_store_webhook_delivered(st, "north", 1), RG_OK);
+    cr_assert_eq(rg_store_webhook_sent(st, "north", 3), RG_OK);
+    cr_assert_eq(pg_int("SELECT count(*) FROM webhook_ahead"), 1);
+}
+
+/* Two workers correct one version at the same moment: the second waits for
+ * the first's commit and is then decided against what it stored (a
+ * duplicate when the same, a correction of it when newer), never an error. */
+Test(conf_pg, two_workers_correcting_one_version_at_once, .init = setup_pg, .fini = teardown)
+{
+    NO_PG_SKIP();
+    const char *v2 = BP_V(2, ",\"status\":\"amended\",\"corrected_at\":\"2026-03-02T12:00:00Z\"",
+                          ",\"data\":{\"systolic\":131}");
+    const char *v3 = BP_V(3, ",\"status\":\"amended\",\"corrected_at\":\"2026-03-02T12:30:00Z\"",
+                          ",\"data\":{\"systolic\":132}");
+    cr_assert_eq(put_line(BP_V(1, "", ",\"data\":{\"systolic\":171}"), NULL, NULL),
+                 RG_PUT_STORED);
+    for (int round = 0; round < 2; round++) {
+        int ready[2];
+        cr_assert_eq(pipe(ready), 0);
+        pid_t kid = fork();
+        cr_assert_geq(kid, 0);
+        if (kid == 0) { /* the other worker: corrects v1 as v2, holds it uncommitted a while */
+            rg_store *other = NULL;
+            char err[512];
+            rg_event ev;
+            rg_put res;
+            char bad[RG_FIELD_MAX];
+            int ok = rg_store_open(&other, url, NULL, err, sizeof err) == RG_OK &&
+                     rg_event_parse(&ev, v2, strlen(v2), bad, err, sizeof err) == RG_OK &&
+                     rg_store_begin(other) == RG_OK &&
+                     rg_store_put_event(other, &ev, 1000, &res) == RG_OK &&
+                     res == RG_PUT_CORRECTED;
+            ok = write(ready[1], "x", 1) == 1 && ok; /* stored, not committed */
+            usleep(300000);
+            ok = ok && rg_store_commit(other) == RG_OK;
+            rg_store_close(other);
+            _exit(ok ? 0 : 1);
+        }
+        char x;
+        close(ready[1]);
+        cr_assert_eq(read(ready[0], &x, 1), 1, "the other worker stored nothing");
+        close(ready[0]);
+        cr_assert_eq(rg_store_begin(st), RG_OK);
+        /* v1 is current here: this corrects it too, and waits for the other */
+        rg_time t0 = rg_now();
+        rg_put outcome = put_line(round ? v3 : v2, NULL, NULL);
+        cr_assert_geq(rg_now() - t0, 200, "it waited for the other's commit");
+        cr_assert_eq(rg_store_commit(st), RG_OK, "%s", rg_store_errmsg(st));
+        int status;
+        cr_assert_eq(waitpid(kid, &status, 0), kid);
+        cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "the other worker failed");
+        cr_assert_eq(outcome, round ? RG_PUT_CORRECTED : RG_PUT_DUPLICATE, "round %d: %d", round,
+                     outcome);
+        versions g = {0};
+        cr_assert_eq(rg_store_each_version(st, "north", "bp", collect_version, &g), RG_OK);
+        cr_assert_eq(g.n, 2 + round, "round %d", round);
+        cr_assert_eq(g.replaces[1], g.seq[0]);
+        if (round) {
+            cr_assert_eq(g.replaces[2], g.seq[1], "v3 replaces the v2 the other stored");
+            break;
+        }
+        /* for round 1: back to v1 alone */
+        raw_sql("DELETE FROM events WHERE version > 1");
+    }
 }
 
 /* ---- leases (many workers) ---------------------------------------------------------- */

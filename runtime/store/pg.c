@@ -20,6 +20,14 @@
  * Transition seq (an alert's id) comes from one PostgreSQL SEQUENCE: unique
  * and in insertion order per connection, which is all it is used for.
  *
+ * Corrections (schema v6, docs/corrections.md): an event's versions are
+ * rows of their own under UNIQUE(clinic, id, replaces), and rg__decide
+ * answers a known id as store.c does (the same words; rg_store_same_body is
+ * shared). When two transactions correct the same version at once, the
+ * second's insert waits for the first and, once it commits, does nothing:
+ * that event is decided again against the version then current (READ
+ * COMMITTED: each statement sees what was committed before it).
+ *
  * A failed statement aborts the PostgreSQL transaction (SQLite keeps it
  * open): every caller rolls back on an error, so this changes nothing for
  * them, and a COMMIT of an aborted transaction is reported as a failure.
@@ -41,8 +49,8 @@
 #define RG__S(x) #x
 #define RG__STR(x) RG__S(x)
 
-/* version v -> rg__pg_steps[v].to. A new database goes straight to the
- * current schema; later versions add one step each (as in store.c). */
+/* version from -> to, applied in this order: a new database goes from 0 to
+ * 5 at once, then one step per version after it (as in store.c). */
 static const struct {
     int from, to;
     const char *sql;
@@ -107,11 +115,36 @@ static const struct {
      " (MODULUS " RG__STR(RG__PARTS) ", REMAINDER %s)', t || '_p' || i, t, i);"
      "    END LOOP;"
      "  END LOOP; END $$;"},
+    /* 5 -> 6, as store.c's step: corrections keep every version of an event
+     * (UNIQUE(clinic, id, replaces) instead of UNIQUE(clinic, id); replaces
+     * 0 for an id's first stored version), and clinic time: a transition's
+     * notify_at (NULL: at) and the webhook deliveries sent ahead of the
+     * cursor. Rows of v5 are version 1, final, told at their `at`. */
+    {5, 6,
+     "ALTER TABLE events ADD COLUMN version bigint NOT NULL DEFAULT 1,"
+     "  ADD COLUMN status text, ADD COLUMN corrected_at bigint, ADD COLUMN corrected_by text,"
+     "  ADD COLUMN replaces bigint NOT NULL DEFAULT 0;"
+     "ALTER TABLE events DROP CONSTRAINT events_clinic_id_key;"
+     "ALTER TABLE events ADD CONSTRAINT events_clinic_id_replaces_key"
+     "  UNIQUE(clinic, id, replaces);"
+     "ALTER TABLE transitions ADD COLUMN notify_at bigint;"
+     "CREATE TABLE webhook_ahead("
+     "  clinic text COLLATE \"C\" NOT NULL, cseq bigint NOT NULL, PRIMARY KEY(clinic, cseq))"
+     "  PARTITION BY HASH (clinic);"
+     "DO $$ BEGIN"
+     "  FOR i IN 0.." RG__STR(RG__PARTS) " - 1 LOOP"
+     "    EXECUTE format('CREATE TABLE %I PARTITION OF webhook_ahead FOR VALUES WITH"
+     " (MODULUS " RG__STR(RG__PARTS) ", REMAINDER %s)', 'webhook_ahead_p' || i, i);"
+     "  END LOOP; END $$;"},
 };
 
 enum {
     P_EVENT_INSERT,
-    P_EVENT_BODY,
+    P_EVENT_INSERT_VERSION,
+    P_EVENT_CURRENT,
+    P_EVENT_VERSION_BODY,
+    P_EVENT_VERSIONS,
+    P_CORRECTIONS,
     P_EVENTS_INSERT,
     P_REJECT,
     P_REJECTED_ALL,
@@ -147,6 +180,10 @@ enum {
     P_HOOK_GET,
     P_HOOK_DELIVERED,
     P_HOOK_FAILED,
+    P_HOOK_NEXT,
+    P_HOOK_WAIT,
+    P_HOOK_AHEAD_ADD,
+    P_HOOK_AHEAD_TAKE,
     P_KEY_TRANSITIONS,
     P__COUNT
 };
@@ -158,7 +195,27 @@ enum {
 
 #define RG__TRANSITION_COLS                                                                 \
     "seq, at, state, clinic, patient, key, protocol, version, rule, severity, message, due," \
-    " params, evidence, cseq"
+    " params, evidence, cseq, coalesce(notify_at, at)"
+
+/* An event row as rg__col_event reads it; WIDE adds data, version,
+ * corrected_by (store.c's RG__EV_COLS and RG__EV_WIDE). */
+#define RG__EV_COLS "seq, at, id, type, fields, replaces, corrected_at, status"
+#define RG__EV_WIDE RG__EV_COLS ", data, version, corrected_by"
+/* Row e is its id's current version: no later version was stored. */
+#define RG__CURRENT(e)                                                                     \
+    "NOT EXISTS (SELECT 1 FROM events n WHERE n.clinic = " e ".clinic AND n.id = " e ".id" \
+    " AND n.version > " e ".version)"
+/* The current version of (clinic $1, id $2) as rg__decide reads it. */
+#define RG__CURRENT_OF                                                                   \
+    "SELECT seq, version, patient, type, body FROM events WHERE clinic = $1 AND id = $2" \
+    " ORDER BY version DESC LIMIT 1"
+/* Schedules the patient of the rows of e at `at` (store.c's
+ * Q_PATIENT_SCHEDULE): at its instant, or at its clock if that is later. */
+#define RG__SCHEDULE(select)                                                             \
+    " p AS (INSERT INTO patients(clinic, patient, next_wake) " select                    \
+    "  ON CONFLICT (clinic, patient) DO UPDATE SET next_wake ="                          \
+    "  LEAST(coalesce(patients.next_wake, 9223372036854775807),"                         \
+    "  GREATEST(excluded.next_wake, coalesce(patients.clock, excluded.next_wake))))"
 
 /* The clinic's counter `name`, one more, locked to the end of the transaction. */
 #define RG__NEXT(clinic, name)                                                          \
@@ -166,22 +223,46 @@ enum {
     " ON CONFLICT (clinic, name) DO UPDATE SET value = counters.value + 1 RETURNING value"
 
 static const char *const rg__pg_sql[P__COUNT] = {
-    /* One round trip: the event's number, the event, its patient scheduled
-     * (as store.c's Q_PATIENT_SCHEDULE) when it was new; then its seq when
-     * stored, else the stored body to compare (NULL for both when another
-     * transaction stored it meanwhile: P_EVENT_BODY reads it then). */
+    /* One round trip: the event's number, the event as its id's first
+     * stored version (whatever its number: replaces 0, stored only when the
+     * id is new), its patient scheduled at its instant when it was stored;
+     * then its seq when stored, else the id's current version to decide
+     * against (columns 1-5; NULL when another transaction stored it
+     * meanwhile: P_EVENT_CURRENT reads it then). */
     [P_EVENT_INSERT] =
         "WITH c AS (" RG__NEXT("$1::text", "event") "),"
         " e AS (INSERT INTO events(clinic, seq, id, patient, type, at, utc_offset, data, body,"
-        "  received, fields) SELECT $1, c.value, $2, $3, $4, $5::bigint, $6::integer, $7, $8,"
-        "  $9::bigint, $10::bytea FROM c ON CONFLICT (clinic, id) DO NOTHING RETURNING seq),"
-        " p AS (INSERT INTO patients(clinic, patient, next_wake) SELECT $1, $3, $5 FROM e"
-        "  ON CONFLICT (clinic, patient) DO UPDATE SET next_wake ="
-        "  LEAST(coalesce(patients.next_wake, 9223372036854775807),"
-        "  GREATEST(excluded.next_wake, coalesce(patients.clock, excluded.next_wake))))"
-        " SELECT (SELECT seq FROM e), (SELECT body FROM events WHERE clinic = $1 AND id = $2),"
-        " (SELECT count(pg_notify('" RG__CHANNEL "', $1)) FROM e)",
-    [P_EVENT_BODY] = "SELECT body FROM events WHERE clinic = $1 AND id = $2",
+        "  received, fields, version, status, corrected_at, corrected_by)"
+        "  SELECT $1, c.value, $2, $3, $4, $5::bigint, $6::integer, $7, $8, $9::bigint,"
+        "  $10::bytea, $11::bigint, $12, $13::bigint, $14 FROM c"
+        "  ON CONFLICT (clinic, id, replaces) DO NOTHING RETURNING seq),"
+        RG__SCHEDULE("SELECT $1, $3, $5 FROM e")
+        " SELECT (SELECT seq FROM e), x.*, (SELECT count(pg_notify('" RG__CHANNEL "', $1))"
+        "  FROM e) FROM (SELECT 1) o LEFT JOIN (" RG__CURRENT_OF ") x ON true",
+    /* A correction: the version that replaces row $15, unless another
+     * transaction replaced it first (then nothing: rg__put_known decides
+     * again); its patient scheduled at its corrected_at. */
+    [P_EVENT_INSERT_VERSION] =
+        "WITH c AS (" RG__NEXT("$1::text", "event") "),"
+        " e AS (INSERT INTO events(clinic, seq, id, patient, type, at, utc_offset, data, body,"
+        "  received, fields, version, status, corrected_at, corrected_by, replaces)"
+        "  SELECT $1, c.value, $2, $3, $4, $5::bigint, $6::integer, $7, $8, $9::bigint,"
+        "  $10::bytea, $11::bigint, $12, $13::bigint, $14, $15::bigint FROM c"
+        "  ON CONFLICT (clinic, id, replaces) DO NOTHING RETURNING seq),"
+        RG__SCHEDULE("SELECT $1, $3, $13::bigint FROM e")
+        " SELECT (SELECT seq FROM e), (SELECT count(pg_notify('" RG__CHANNEL "', $1)) FROM e)",
+    [P_EVENT_CURRENT] = RG__CURRENT_OF,
+    [P_EVENT_VERSION_BODY] =
+        "SELECT body FROM events WHERE clinic = $1 AND id = $2 AND version = $3",
+    [P_EVENT_VERSIONS] = "SELECT " RG__EV_WIDE " FROM events WHERE clinic = $1 AND id = $2"
+                         " ORDER BY version",
+    [P_CORRECTIONS] =
+        "SELECT c.seq, c.at, c.id, c.type, c.fields, c.replaces, c.corrected_at, c.status, c.data,"
+        " c.version, c.corrected_by, r.seq, r.at, r.id, r.type, r.fields, r.replaces,"
+        " r.corrected_at, r.status, r.data, r.version, r.corrected_by"
+        " FROM events c JOIN events r ON r.clinic = c.clinic AND r.seq = c.replaces"
+        " WHERE c.clinic = $1 AND c.patient = $2 AND c.replaces <> 0 AND c.corrected_at > $3"
+        " AND c.corrected_at <= $4 ORDER BY c.corrected_at, c.seq",
     /* Many events in one round trip (ingest's batches): the rows come as
      * arrays, numbered per clinic in their order (ord), inserted in that
      * order so that of two with one id the first is stored; each patient is
@@ -190,8 +271,10 @@ static const char *const rg__pg_sql[P__COUNT] = {
      * stored; the others are duplicates or conflicts, told apart after. */
     [P_EVENTS_INSERT] =
         "WITH v AS (SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[],"
-        "  $5::bigint[], $6::integer[], $7::text[], $8::text[], $9::bytea[]) WITH ORDINALITY"
-        "  AS v(clinic, id, patient, type, at, utc_offset, data, body, fields, ord)),"
+        "  $5::bigint[], $6::integer[], $7::text[], $8::text[], $9::bytea[], $10::bigint[],"
+        "  $11::text[], $12::bigint[], $13::text[]) WITH ORDINALITY"
+        "  AS v(clinic, id, patient, type, at, utc_offset, data, body, fields, version, status,"
+        "  corrected_at, corrected_by, ord)),"
         " n AS (SELECT clinic, count(*) AS k FROM v GROUP BY clinic ORDER BY clinic),"
         " c AS (INSERT INTO counters(clinic, name, value) SELECT clinic, 'event', k FROM n"
         "  ON CONFLICT (clinic, name) DO UPDATE SET value = counters.value + excluded.value"
@@ -199,26 +282,25 @@ static const char *const rg__pg_sql[P__COUNT] = {
         " s AS (SELECT v.*, c.value - n.k + row_number() OVER (PARTITION BY v.clinic"
         "  ORDER BY v.ord) AS seq FROM v JOIN n USING (clinic) JOIN c USING (clinic)),"
         " e AS (INSERT INTO events(clinic, seq, id, patient, type, at, utc_offset, data, body,"
-        "  received, fields) SELECT clinic, seq, id, patient, type, at, utc_offset, data, body,"
-        "  $10::bigint, fields FROM s ORDER BY ord"
-        "  ON CONFLICT (clinic, id) DO NOTHING RETURNING clinic, seq, patient, at),"
-        " p AS (INSERT INTO patients(clinic, patient, next_wake)"
-        "  SELECT clinic, patient, min(at) FROM e GROUP BY clinic, patient"
-        "  ON CONFLICT (clinic, patient) DO UPDATE SET next_wake ="
-        "  LEAST(coalesce(patients.next_wake, 9223372036854775807),"
-        "  GREATEST(excluded.next_wake, coalesce(patients.clock, excluded.next_wake))))"
+        "  received, fields, version, status, corrected_at, corrected_by)"
+        "  SELECT clinic, seq, id, patient, type, at, utc_offset, data, body, $14::bigint,"
+        "  fields, version, status, corrected_at, corrected_by FROM s ORDER BY ord"
+        "  ON CONFLICT (clinic, id, replaces) DO NOTHING RETURNING clinic, seq, patient, at),"
+        RG__SCHEDULE("SELECT clinic, patient, min(at) FROM e GROUP BY clinic, patient")
         " SELECT s.ord, (SELECT count(pg_notify('" RG__CHANNEL "', x.clinic))"
         "  FROM (SELECT DISTINCT clinic FROM e) x) FROM s JOIN e USING (clinic, seq)",
     [P_REJECT] = "INSERT INTO rejected(received, source, line, field, reason, raw)"
                  " VALUES($1, $2, $3, $4, $5, $6)",
     [P_REJECTED_ALL] =
         "SELECT seq, received, source, line, field, reason, raw FROM rejected ORDER BY seq",
-    [P_EVENTS_OF] = "SELECT seq, at, id, type, fields FROM events"
+    [P_EVENTS_OF] = "SELECT " RG__EV_COLS " FROM events"
                     " WHERE clinic = $1 AND patient = $2 ORDER BY at, seq",
-    [P_EVENTS_AFTER] = "SELECT seq, at, id, type, fields FROM events"
+    [P_EVENTS_AFTER] = "SELECT " RG__EV_COLS " FROM events"
                        " WHERE clinic = $1 AND patient = $2 AND seq > $3 ORDER BY at, seq",
-    [P_EVENTS_OF_DATA] = "SELECT seq, at, id, type, fields, data FROM events"
-                         " WHERE clinic = $1 AND patient = $2 ORDER BY at, seq",
+    /* the current versions, nothing of a retracted event */
+    [P_EVENTS_OF_DATA] = "SELECT " RG__EV_WIDE " FROM events e"
+                         " WHERE clinic = $1 AND patient = $2 AND " RG__CURRENT("e")
+                         " AND (status IS NULL OR status <> 'entered-in-error') ORDER BY at, seq",
     [P_PATIENT_GET] = "SELECT clock, wake, next_wake, last_seq FROM patients"
                       " WHERE clinic = $1 AND patient = $2",
     [P_PATIENT_PUT] =
@@ -247,9 +329,9 @@ static const char *const rg__pg_sql[P__COUNT] = {
     [P_TRANSITION] =
         "WITH c AS (" RG__NEXT("$4::text", "cseq") "), t AS ("
         " INSERT INTO transitions(alert_id, at, state, clinic, patient, key, protocol, version,"
-        " rule, severity, message, due, params, evidence, recorded, cseq)"
+        " rule, severity, message, due, params, evidence, recorded, cseq, notify_at)"
         " SELECT $1::bigint, $2::bigint, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12::bigint, $13,"
-        " $14, $15::bigint, c.value FROM c RETURNING seq, cseq)"
+        " $14, $15::bigint, c.value, $16::bigint FROM c RETURNING seq, cseq)"
         " SELECT seq, cseq, pg_notify('" RG__CHANNEL "', $4) FROM t",
     [P_TRANSITIONS_SEQ] = "SELECT " RG__TRANSITION_COLS " FROM transitions WHERE seq > $1"
                           " ORDER BY seq",
@@ -261,7 +343,7 @@ static const char *const rg__pg_sql[P__COUNT] = {
         "SELECT * FROM (SELECT o.seq, o.key,"
         " CASE WHEN r.seq IS NULL THEN 'open' ELSE 'resolved' END AS st,"
         " o.patient, o.protocol, o.version, o.rule, o.severity, o.message, o.at, o.due, r.at,"
-        " a.acked_by, a.acked_at, a.snoozed_until FROM transitions o"
+        " a.acked_by, a.acked_at, a.snoozed_until, coalesce(o.notify_at, o.at) FROM transitions o"
         " LEFT JOIN transitions r ON r.clinic = o.clinic AND r.key = o.key AND r.alert_id = o.seq"
         " LEFT JOIN alerts a ON a.clinic = o.clinic AND a.id = o.seq"
         " WHERE o.clinic = $1 AND o.state = 'open' AND ($2::text IS NULL OR o.patient = $2)"
@@ -311,8 +393,18 @@ static const char *const rg__pg_sql[P__COUNT] = {
         " VALUES($1, 0, 1, $2, $3) ON CONFLICT (clinic) DO UPDATE SET"
         " attempts = webhook_cursor.attempts + 1, last_error = excluded.last_error,"
         " updated = excluded.updated",
-    [P_EVENT_GET] =
-        "SELECT seq, at, id, type, fields, data FROM events WHERE clinic = $1 AND id = $2",
+    /* the first undelivered transition whose notification time has come */
+    [P_HOOK_NEXT] =
+        "SELECT " RG__TRANSITION_COLS " FROM transitions t WHERE clinic = $1 AND cseq > $2"
+        " AND coalesce(notify_at, at) <= $3 AND NOT EXISTS (SELECT 1 FROM webhook_ahead w"
+        " WHERE w.clinic = $1 AND w.cseq = t.cseq) ORDER BY cseq LIMIT 1",
+    [P_HOOK_WAIT] = "SELECT min(notify_at) FROM transitions WHERE clinic = $1 AND cseq > $2"
+                    " AND notify_at > $3",
+    [P_HOOK_AHEAD_ADD] =
+        "INSERT INTO webhook_ahead(clinic, cseq) VALUES($1, $2) ON CONFLICT DO NOTHING",
+    [P_HOOK_AHEAD_TAKE] = "DELETE FROM webhook_ahead WHERE clinic = $1 AND cseq = $2",
+    [P_EVENT_GET] = "SELECT " RG__EV_WIDE " FROM events WHERE clinic = $1 AND id = $2"
+                    " ORDER BY version DESC LIMIT 1",
     [P_KEY_TRANSITIONS] = "SELECT " RG__TRANSITION_COLS " FROM transitions WHERE key = $1"
                           " ORDER BY seq",
 };
@@ -330,6 +422,8 @@ struct rg_pg {
      * ("{a,b}") for the wake-up reads once rg_pg_lease_only is on */
     rg_buf leased;
     int only, listening;
+    char put_why[512];     /* why rg_pg_put_event answered a conflict */
+    const char *put_field; /* and the field it is about */
 };
 
 /* The parameters of one statement, as libpq takes them. */
@@ -657,63 +751,143 @@ int rg_pg_data_version(rg_pg *pg, int64_t *out)
     return RG_OK;
 }
 
-/* An event that was not stored: the same as the stored one (a duplicate),
- * or a conflict. body: the stored body when already read, else NULL. */
-static int rg__compare(rg_pg *pg, const rg_event *ev, const char *body, rg_put *res)
+/* Binds ev as $1..$14 of an event insert. */
+static void rg__bind_event(rg__args *a, const rg_event *ev, rg_time received)
 {
-    PGresult *r = NULL;
-    if (!body) { /* stored by another transaction since this one's statement began */
+    rg__text(a, ev->clinic);
+    rg__text(a, ev->id);
+    rg__text(a, ev->patient);
+    rg__text(a, ev->type);
+    rg__int(a, ev->at);
+    rg__int(a, ev->offset_min);
+    rg__text(a, ev->data);
+    rg__text(a, ev->body);
+    rg__int(a, received);
+    rg__bytes(a, ev->fields.p, ev->fields.len);
+    rg__int(a, ev->version);
+    rg__text(a, ev->status == RG_STATUS_FINAL ? NULL : rg_event_status_name(ev->status));
+    rg__time(a, ev->corrected_at);
+    rg__text(a, ev->corrected_by);
+}
+
+#define RG__AGAIN 1 /* rg__decide: another transaction corrected it first */
+#define RG__CONFLICT(f, ...)                                        \
+    do {                                                            \
+        pg->put_field = (f);                                        \
+        snprintf(pg->put_why, sizeof pg->put_why, __VA_ARGS__);     \
+        *res = RG_PUT_CONFLICT;                                     \
+        return RG_OK;                                               \
+    } while (0)
+
+/* ev's (clinic, id) is stored: a duplicate, a conflict or a correction,
+ * decided against the id's current version (seq, version, patient, type,
+ * body in columns k.. of row 0 of cur) as store.c's rg_store_put_event
+ * decides, in the same words. A correction is stored and schedules its
+ * patient at its corrected_at. */
+static int rg__decide(rg_pg *pg, const rg_event *ev, rg_time received, const PGresult *cur,
+                      int k, rg_put *res)
+{
+    int64_t cur_seq = rg__col_int(cur, 0, k), cur_version = rg__col_int(cur, 0, k + 1);
+    const char *cur_patient = rg__col_text(cur, 0, k + 2), *cur_type = rg__col_text(cur, 0, k + 3);
+    if (ev->version == cur_version) {
+        int same = rg_store_same_body(rg__col_text(cur, 0, k + 4), ev);
+        if (same < 0)
+            return same;
+        if (!same)
+            RG__CONFLICT("id", "an event with this clinic and id is already stored with "
+                         "different content; it was not overwritten (a correction has a higher "
+                         "version)");
+        *res = RG_PUT_DUPLICATE;
+        return RG_OK;
+    }
+    if (ev->version < cur_version) {
         rg__args a = {0};
         rg__text(&a, ev->clinic);
         rg__text(&a, ev->id);
-        if (!(r = rg__run(pg, P_EVENT_BODY, &a)))
+        rg__int(&a, ev->version);
+        PGresult *r = rg__run(pg, P_EVENT_VERSION_BODY, &a);
+        if (!r)
             return RG_EDB;
-        if (PQntuples(r) != 1) {
-            PQclear(r);
-            rg__msg(pg, "a duplicate event disappeared");
-            return RG_EDB;
+        int same = PQntuples(r) ? rg_store_same_body(rg__col_text(r, 0, 0), ev) : 0;
+        int found = PQntuples(r) > 0;
+        PQclear(r);
+        if (same < 0)
+            return same;
+        if (same) {
+            *res = RG_PUT_DUPLICATE;
+            return RG_OK;
         }
-        body = rg__col_text(r, 0, 0);
+        if (found)
+            RG__CONFLICT("id", "version %lld of this event is already stored with different "
+                         "content; it was not overwritten", (long long)ev->version);
+        RG__CONFLICT("version", "stale version %lld, stored is %lld; it was not stored",
+                     (long long)ev->version, (long long)cur_version);
     }
-    int same = strcmp(body, ev->body) == 0;
-    if (!same) { /* the same JSON value, whatever the key order */
-        json_t *stored = json_loads(body, 0, NULL);
-        if (!stored) {
-            PQclear(r);
-            return RG_ENOMEM;
-        }
-        same = ev->json && json_equal(stored, ev->json);
-        json_decref(stored);
-    }
+    if (strcmp(cur_patient, ev->patient) != 0)
+        RG__CONFLICT("patient", "a correction must keep the patient: version %lld is stored "
+                     "for patient '%.128s', not '%.128s'", (long long)cur_version, cur_patient,
+                     ev->patient);
+    if (ev->status == RG_STATUS_ERROR && strcmp(cur_type, ev->type) != 0)
+        RG__CONFLICT("type", "an entered-in-error correction must keep the type: version %lld "
+                     "is a '%.64s' event, not '%.64s'", (long long)cur_version, cur_type,
+                     ev->type);
+    rg__args a = {0};
+    rg__bind_event(&a, ev, received);
+    rg__int(&a, cur_seq);
+    PGresult *r = rg__run(pg, P_EVENT_INSERT_VERSION, &a);
+    if (!r)
+        return RG_EDB;
+    int stored = !PQgetisnull(r, 0, 0);
     PQclear(r);
-    *res = same ? RG_PUT_DUPLICATE : RG_PUT_CONFLICT;
+    if (!stored)
+        return RG__AGAIN;
+    *res = RG_PUT_CORRECTED;
     return RG_OK;
+}
+#undef RG__CONFLICT
+
+/* The same, reading the current version first: for an event that another
+ * transaction stored after this one's statement began, and again each time
+ * another transaction corrects it first (each statement sees what was
+ * committed before it: READ COMMITTED). */
+static int rg__put_known(rg_pg *pg, const rg_event *ev, rg_time received, rg_put *res)
+{
+    for (int tries = 0; tries < 16; tries++) {
+        rg__args a = {0};
+        rg__text(&a, ev->clinic);
+        rg__text(&a, ev->id);
+        PGresult *r = rg__run(pg, P_EVENT_CURRENT, &a);
+        if (!r)
+            return RG_EDB;
+        int rc = PQntuples(r) ? rg__decide(pg, ev, received, r, 0, res) : RG_EDB;
+        if (!PQntuples(r))
+            rg__msg(pg, "a stored event disappeared");
+        PQclear(r);
+        if (rc != RG__AGAIN)
+            return rc;
+    }
+    rg__msg(pg, "the event was corrected by others 16 times while this correction was stored");
+    return RG_EDB;
 }
 
 int rg_pg_put_event(rg_pg *pg, const rg_event *ev, rg_time received, rg_put *res)
 {
     rg__args a = {0};
-    rg__text(&a, ev->clinic);
-    rg__text(&a, ev->id);
-    rg__text(&a, ev->patient);
-    rg__text(&a, ev->type);
-    rg__int(&a, ev->at);
-    rg__int(&a, ev->offset_min);
-    rg__text(&a, ev->data);
-    rg__text(&a, ev->body);
-    rg__int(&a, received);
-    rg__bytes(&a, ev->fields.p, ev->fields.len);
+    rg__bind_event(&a, ev, received);
     PGresult *r = rg__run(pg, P_EVENT_INSERT, &a);
     if (!r)
         return RG_EDB;
     int rc = RG_OK;
     if (!PQgetisnull(r, 0, 0))
         *res = RG_PUT_STORED;
-    else
-        rc = rg__compare(pg, ev, PQgetisnull(r, 0, 1) ? NULL : rg__col_text(r, 0, 1), res);
+    else if (PQgetisnull(r, 0, 1) || (rc = rg__decide(pg, ev, received, r, 1, res)) == RG__AGAIN)
+        rc = rg__put_known(pg, ev, received, res);
     PQclear(r);
     return rc;
 }
+
+const char *rg_pg_put_reason(const rg_pg *pg) { return pg->put_why; }
+const char *rg_pg_put_field(const rg_pg *pg) { return pg->put_field; }
 
 /* An element of an array literal after its "{": "text" with " and \
  * escaped, "\\x..." for bytes, or NULL. */
@@ -747,10 +921,11 @@ int rg_pg_put_events(rg_pg *pg, const rg_event *const *evs, int n, rg_time recei
 {
     if (n == 1)
         return rg_pg_put_event(pg, evs[0], received, res);
-    rg_buf col[9] = {{0}};
+    enum { NCOL = 13 };
+    rg_buf col[NCOL] = {{0}};
     char num[24];
     int rc = RG_OK;
-    for (int k = 0; k < 9 && rc == RG_OK; k++)
+    for (int k = 0; k < NCOL && rc == RG_OK; k++)
         rc = rg_buf_add(&col[k], "{", 1);
     for (int i = 0; i < n && rc == RG_OK; i++) {
         const rg_event *ev = evs[i];
@@ -765,10 +940,17 @@ int rg_pg_put_events(rg_pg *pg, const rg_event *const *evs, int n, rg_time recei
         rc = rc ? rc : rg__elem(&col[7], ev->body, NULL, 0);
         rc = rc ? rc : rg__elem(&col[8], NULL, ev->fields.len ? ev->fields.p : NULL,
                                 ev->fields.len);
+        snprintf(num, sizeof num, "%lld", (long long)ev->version);
+        rc = rc ? rc : rg__elem(&col[9], num, NULL, 0);
+        rc = rc ? rc : rg__elem(&col[10], ev->status == RG_STATUS_FINAL
+                                              ? NULL : rg_event_status_name(ev->status), NULL, 0);
+        snprintf(num, sizeof num, "%lld", (long long)ev->corrected_at);
+        rc = rc ? rc : rg__elem(&col[11], ev->corrected_at == RG_TIME_NONE ? NULL : num, NULL, 0);
+        rc = rc ? rc : rg__elem(&col[12], ev->corrected_by, NULL, 0);
         res[i] = RG_PUT_DUPLICATE; /* until the answer says it was stored */
     }
     rg__args a = {0};
-    for (int k = 0; k < 9 && rc == RG_OK; k++)
+    for (int k = 0; k < NCOL && rc == RG_OK; k++)
         if ((rc = rg_buf_add(&col[k], "}", 1)) == RG_OK)
             rg__text(&a, col[k].p);
     PGresult *r = NULL;
@@ -777,7 +959,7 @@ int rg_pg_put_events(rg_pg *pg, const rg_event *const *evs, int n, rg_time recei
         r = rg__run(pg, P_EVENTS_INSERT, &a);
         rc = r ? RG_OK : RG_EDB;
     }
-    for (int k = 0; k < 9; k++)
+    for (int k = 0; k < NCOL; k++)
         rg_buf_free(&col[k]);
     for (int i = 0; r && i < PQntuples(r); i++) {
         int64_t ord = rg__col_int(r, i, 0);
@@ -785,9 +967,10 @@ int rg_pg_put_events(rg_pg *pg, const rg_event *const *evs, int n, rg_time recei
             res[ord - 1] = RG_PUT_STORED;
     }
     PQclear(r);
+    /* the others in order, as one by one: duplicates, conflicts, corrections */
     for (int i = 0; i < n && rc == RG_OK; i++)
         if (res[i] != RG_PUT_STORED)
-            rc = rg__compare(pg, evs[i], NULL, &res[i]);
+            rc = rg__put_known(pg, evs[i], received, &res[i]);
     return rc;
 }
 
@@ -833,24 +1016,38 @@ int rg_pg_each_rejected(rg_pg *pg, int (*fn)(void *ud, const rg_rejected *r), vo
     return rc;
 }
 
-/* Rows seq, at, id, type, fields[, data] to fn: fn's non-zero answer, or 0. */
+/* An event row (RG__EV_COLS, or RG__EV_WIDE) of row i from column k on;
+ * its compiled fields decoded into f, which must outlive e. */
+static int rg__col_event(const PGresult *r, int i, int k, int wide, rg_buf *f,
+                         rg_stored_event *e)
+{
+    int rc = rg__col_bytes(r, i, k + 4, f);
+    e->seq = rg__col_int(r, i, k);
+    e->at = rg__col_int(r, i, k + 1);
+    e->id = rg__col_text(r, i, k + 2);
+    e->type = rg__col_text(r, i, k + 3);
+    e->fields = f->len ? f->p : NULL;
+    e->nfields = f->len;
+    e->replaces = rg__col_int(r, i, k + 5);
+    e->corrected_at = rg__col_time(r, i, k + 6);
+    e->status = rg_store_status_of(PQgetisnull(r, i, k + 7) ? NULL : rg__col_text(r, i, k + 7));
+    e->retracted = e->status == RG_STATUS_ERROR;
+    e->data = wide && !PQgetisnull(r, i, k + 8) ? rg__col_text(r, i, k + 8) : NULL;
+    e->version = wide ? rg__col_int(r, i, k + 9) : 0;
+    e->corrected_by = wide && !PQgetisnull(r, i, k + 10) ? rg__col_text(r, i, k + 10) : NULL;
+    return rc;
+}
+
+/* Event rows to fn (r freed): fn's non-zero answer, or 0. */
 static int rg__each_event_row(PGresult *r, int (*fn)(void *ud, const rg_stored_event *e),
                               void *ud)
 {
     rg_buf f = {0};
     int rc = 0;
     for (int i = 0; i < PQntuples(r) && !rc; i++) {
-        if ((rc = rg__col_bytes(r, i, 4, &f)))
+        rg_stored_event e;
+        if ((rc = rg__col_event(r, i, 0, PQnfields(r) > 8, &f, &e)))
             break;
-        rg_stored_event e = {
-            .seq = rg__col_int(r, i, 0),
-            .at = rg__col_int(r, i, 1),
-            .id = rg__col_text(r, i, 2),
-            .type = rg__col_text(r, i, 3),
-            .fields = f.len ? f.p : NULL,
-            .nfields = f.len,
-            .data = PQnfields(r) > 5 && !PQgetisnull(r, i, 5) ? rg__col_text(r, i, 5) : NULL,
-        };
         rc = fn(ud, &e);
     }
     rg_buf_free(&f);
@@ -1054,6 +1251,10 @@ int rg_pg_transition(rg_pg *pg, rg_transition *t, int64_t *alert_idp)
     rg__text(&a, t->params ? t->params : "{}");
     rg__text(&a, t->evidence ? t->evidence : "[]");
     rg__int(&a, rg_now());
+    if (t->notify_at > t->at) /* never earlier; unset (0, RG_TIME_NONE) means at */
+        rg__int(&a, t->notify_at);
+    else
+        rg__text(&a, NULL);
     PGresult *r = rg__run(pg, P_TRANSITION, &a);
     if (!r)
         return RG_EDB;
@@ -1088,6 +1289,7 @@ static int rg__each_transition(PGresult *r, int (*fn)(void *ud, const rg_transit
             .params = rg__col_text(r, i, 12),
             .evidence = rg__col_text(r, i, 13),
             .cseq = rg__col_int(r, i, 14),
+            .notify_at = rg__col_int(r, i, 15),
         };
         frc = fn(ud, &t);
     }
@@ -1145,6 +1347,7 @@ int rg_pg_each_alert(rg_pg *pg, const char *clinic, const char *patient, const c
             .acked_by = PQgetisnull(r, i, 12) ? NULL : rg__col_text(r, i, 12),
             .acked_at = rg__col_time(r, i, 13),
             .snoozed_until = rg__col_time(r, i, 14),
+            .notify_at = rg__col_time(r, i, 15),
         };
         frc = fn(ud, &v);
     }
@@ -1276,11 +1479,51 @@ int rg_pg_get_event(rg_pg *pg, const char *clinic, const char *id,
     PGresult *r = rg__run(pg, P_EVENT_GET, &a);
     if (!r)
         return RG_EDB;
-    if (PQntuples(r) == 0) {
+    /* nothing of a retracted event (its current version withdraws it) */
+    if (PQntuples(r) == 0 || (!PQgetisnull(r, 0, 7) &&
+                              rg_store_status_of(rg__col_text(r, 0, 7)) == RG_STATUS_ERROR)) {
         PQclear(r);
         return RG_ENOTFOUND;
     }
     return rg__each_event_row(r, fn, ud);
+}
+
+int rg_pg_each_version(rg_pg *pg, const char *clinic, const char *id,
+                       int (*fn)(void *ud, const rg_stored_event *e), void *ud)
+{
+    rg__args a = {0};
+    rg__text(&a, clinic);
+    rg__text(&a, id);
+    PGresult *r = rg__run(pg, P_EVENT_VERSIONS, &a);
+    return r ? rg__each_event_row(r, fn, ud) : RG_EDB;
+}
+
+int rg_pg_each_correction(rg_pg *pg, const char *clinic, const char *patient, rg_time after,
+                          rg_time upto,
+                          int (*fn)(void *ud, const rg_stored_event *c,
+                                    const rg_stored_event *replaced),
+                          void *ud)
+{
+    rg__args a = {0};
+    rg__text(&a, clinic);
+    rg__text(&a, patient);
+    rg__int(&a, after);
+    rg__int(&a, upto);
+    PGresult *r = rg__run(pg, P_CORRECTIONS, &a);
+    if (!r)
+        return RG_EDB;
+    rg_buf fc = {0}, fr = {0};
+    int rc = 0;
+    for (int i = 0; i < PQntuples(r) && !rc; i++) {
+        rg_stored_event c, x;
+        if ((rc = rg__col_event(r, i, 0, 1, &fc, &c)) || (rc = rg__col_event(r, i, 11, 1, &fr, &x)))
+            break;
+        rc = fn(ud, &c, &x);
+    }
+    rg_buf_free(&fc);
+    rg_buf_free(&fr);
+    PQclear(r);
+    return rc;
 }
 
 int rg_pg_key_transitions(rg_pg *pg, const char *key,
@@ -1310,6 +1553,57 @@ int rg_pg_webhook_delivered(rg_pg *pg, const char *clinic, int64_t cseq)
     rg__int(&a, cseq);
     rg__int(&a, rg_now());
     return rg__do(pg, P_HOOK_DELIVERED, &a);
+}
+
+/* As store.c's rg_store_webhook_next and rg_store_webhook_sent. */
+int rg_pg_webhook_next(rg_pg *pg, const char *clinic, rg_time now,
+                       int (*fn)(void *ud, const rg_transition *t), void *ud, rg_time *wait)
+{
+    int64_t delivered;
+    int attempts, rc;
+    *wait = RG_TIME_NONE;
+    if ((rc = rg_pg_webhook_get(pg, clinic, &delivered, &attempts)))
+        return rc;
+    rg__args a = {0};
+    rg__text(&a, clinic);
+    rg__int(&a, delivered);
+    rg__int(&a, now);
+    PGresult *r = rg__run(pg, P_HOOK_WAIT, &a);
+    if (!r)
+        return RG_EDB;
+    *wait = PQntuples(r) ? rg__col_time(r, 0, 0) : RG_TIME_NONE;
+    PQclear(r);
+    return rg__each_transition(rg__run(pg, P_HOOK_NEXT, &a), fn, ud);
+}
+
+int rg_pg_webhook_sent(rg_pg *pg, const char *clinic, int64_t cseq)
+{
+    int64_t delivered;
+    int attempts, rc;
+    if ((rc = rg_pg_webhook_get(pg, clinic, &delivered, &attempts)))
+        return rc;
+    if (cseq != delivered + 1) { /* it overtook one that waits for an opening */
+        rg__args a = {0};
+        rg__text(&a, clinic);
+        rg__int(&a, cseq);
+        return rg__do(pg, P_HOOK_AHEAD_ADD, &a) ? RG_EDB
+                                                : rg_pg_webhook_delivered(pg, clinic, delivered);
+    }
+    /* the cursor moves on over what was sent ahead of it */
+    for (;;) {
+        rg__args a = {0};
+        rg__text(&a, clinic);
+        rg__int(&a, cseq + 1);
+        PGresult *r = rg__run(pg, P_HOOK_AHEAD_TAKE, &a);
+        if (!r)
+            return RG_EDB;
+        int taken = atoi(PQcmdTuples(r));
+        PQclear(r);
+        if (!taken)
+            break;
+        cseq++;
+    }
+    return rg_pg_webhook_delivered(pg, clinic, cseq);
 }
 
 int rg_pg_webhook_failed(rg_pg *pg, const char *clinic, const char *error)

@@ -38,6 +38,8 @@ int rg_pg_data_version(rg_pg *pg, int64_t *out);
 int rg_pg_put_event(rg_pg *pg, const rg_event *ev, rg_time received, rg_put *res);
 int rg_pg_put_events(rg_pg *pg, const rg_event *const *evs, int n, rg_time received,
                      rg_put *res);
+const char *rg_pg_put_reason(const rg_pg *pg);
+const char *rg_pg_put_field(const rg_pg *pg);
 int rg_pg_reject(rg_pg *pg, const char *source, long line, const char *field,
                  const char *reason, const char *raw, size_t rawlen);
 int rg_pg_each_rejected(rg_pg *pg, int (*fn)(void *ud, const rg_rejected *r), void *ud);
@@ -82,10 +84,20 @@ int rg_pg_each_due_snooze(rg_pg *pg, rg_time now,
 int rg_pg_wake_clinic(rg_pg *pg, const char *clinic, rg_time at);
 int rg_pg_get_event(rg_pg *pg, const char *clinic, const char *id,
                     int (*fn)(void *ud, const rg_stored_event *e), void *ud);
+int rg_pg_each_version(rg_pg *pg, const char *clinic, const char *id,
+                       int (*fn)(void *ud, const rg_stored_event *e), void *ud);
+int rg_pg_each_correction(rg_pg *pg, const char *clinic, const char *patient, rg_time after,
+                          rg_time upto,
+                          int (*fn)(void *ud, const rg_stored_event *c,
+                                    const rg_stored_event *replaced),
+                          void *ud);
 int rg_pg_key_transitions(rg_pg *pg, const char *key,
                           int (*fn)(void *ud, const rg_transition *t), void *ud);
 int rg_pg_webhook_get(rg_pg *pg, const char *clinic, int64_t *delivered, int *attempts);
 int rg_pg_webhook_delivered(rg_pg *pg, const char *clinic, int64_t cseq);
+int rg_pg_webhook_next(rg_pg *pg, const char *clinic, rg_time now,
+                       int (*fn)(void *ud, const rg_transition *t), void *ud, rg_time *wait);
+int rg_pg_webhook_sent(rg_pg *pg, const char *clinic, int64_t cseq);
 int rg_pg_webhook_failed(rg_pg *pg, const char *clinic, const char *error);
 int rg_pg_last_cseq(rg_pg *pg, const char *clinic, int64_t *out);
 int rg_pg_open_by_severity(rg_pg *pg,
@@ -96,6 +108,13 @@ int rg_pg_eval_error(rg_pg *pg, const char *clinic, const char *patient,
                      const char *protocol, const char *rule, rg_time at, const char *msg);
 int rg_pg_protocol_loaded(rg_pg *pg, const char *clinic, const char *protocol,
                           const char *version, const char *file, const char *hash);
+/* Shared by the two backends (defined in store.c), so that both decide
+ * alike: whether a stored body is the same event as ev (1, 0, or
+ * RG_ENOMEM), "version":1 and "status":"final" being what their absence
+ * says; and the RG_STATUS_* of a stored status text (NULL: final). */
+int rg_store_same_body(const char *stored, const rg_event *ev);
+int rg_store_status_of(const char *text);
+
 int rg_pg_lease(rg_pg *pg, const char *clinic, int *held);
 void rg_pg_lease_only(rg_pg *pg, int on);
 int rg_pg_notice_fd(rg_pg *pg);

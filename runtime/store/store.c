@@ -481,7 +481,7 @@ static const char *rg__col_text(sqlite3_stmt *s, int i)
     return v ? v : "";
 }
 
-static int rg__status_of(const char *text)
+int rg_store_status_of(const char *text)
 {
     for (int i = 1; text && i <= RG_STATUS_ERROR; i++)
         if (!strcmp(text, rg_event_status_name(i)))
@@ -500,7 +500,7 @@ static void rg__col_event_at(sqlite3_stmt *s, int k, int wide, rg_stored_event *
     e->nfields = (size_t)sqlite3_column_bytes(s, k + 4);
     e->replaces = sqlite3_column_int64(s, k + 5);
     e->corrected_at = rg__col_time(s, k + 6);
-    e->status = rg__status_of((const char *)sqlite3_column_text(s, k + 7));
+    e->status = rg_store_status_of((const char *)sqlite3_column_text(s, k + 7));
     e->retracted = e->status == RG_STATUS_ERROR;
     e->data = wide ? (const char *)sqlite3_column_text(s, k + 8) : NULL;
     e->version = wide ? sqlite3_column_int64(s, k + 9) : 0;
@@ -858,7 +858,7 @@ static int rg__schedule(rg_store *st, const rg_event *ev, rg_time at)
 
 /* 1 when the stored body text is the same JSON value as ev's, 0 when not,
  * RG_ENOMEM when it cannot be read (it was valid JSON when stored). */
-static int rg__same_body(const char *stored, const rg_event *ev)
+int rg_store_same_body(const char *stored, const rg_event *ev)
 {
     if (!strcmp(stored, ev->body))
         return 1;
@@ -920,7 +920,7 @@ int rg_store_put_event(rg_store *st, const rg_event *ev, rg_time received, rg_pu
     }
     int64_t cur_seq = sqlite3_column_int64(s, 0), cur_version = sqlite3_column_int64(s, 1);
     if (ev->version == cur_version) {
-        int same = rg__same_body(rg__col_text(s, 4), ev);
+        int same = rg_store_same_body(rg__col_text(s, 4), ev);
         if (same < 0) {
             sqlite3_reset(s);
             return same;
@@ -941,7 +941,7 @@ int rg_store_put_event(rg_store *st, const rg_event *ev, rg_time received, rg_pu
         sqlite3_bind_int64(s, 3, ev->version);
         int rc = sqlite3_step(s);
         if (rc == SQLITE_ROW) {
-            int same = rg__same_body(rg__col_text(s, 0), ev);
+            int same = rg_store_same_body(rg__col_text(s, 0), ev);
             if (same < 0) {
                 sqlite3_reset(s);
                 return same;
@@ -980,8 +980,14 @@ int rg_store_put_event(rg_store *st, const rg_event *ev, rg_time received, rg_pu
 }
 #undef RG__CONFLICT
 
-const char *rg_store_put_reason(const rg_store *st) { return st->put_why; }
-const char *rg_store_put_field(const rg_store *st) { return st->put_field; }
+const char *rg_store_put_reason(const rg_store *st)
+{
+    return st->pg ? rg_pg_put_reason(st->pg) : st->put_why;
+}
+const char *rg_store_put_field(const rg_store *st)
+{
+    return st->pg ? rg_pg_put_field(st->pg) : st->put_field;
+}
 
 int rg_store_put_events(rg_store *st, const rg_event *const *evs, int n, rg_time received,
                         rg_put *res, int *failed)
@@ -1595,6 +1601,8 @@ int rg_store_get_event(rg_store *st, const char *clinic, const char *id,
 int rg_store_each_version(rg_store *st, const char *clinic, const char *id,
                           int (*fn)(void *ud, const rg_stored_event *e), void *ud)
 {
+    if (st->pg)
+        return rg_pg_each_version(st->pg, clinic, id, fn, ud);
     sqlite3_stmt *s = rg__q(st, Q_EVENT_VERSIONS);
     int rc, frc = 0;
     rg__text(s, 1, clinic);
@@ -1614,6 +1622,8 @@ int rg_store_each_correction(rg_store *st, const char *clinic, const char *patie
                                        const rg_stored_event *replaced),
                              void *ud)
 {
+    if (st->pg)
+        return rg_pg_each_correction(st->pg, clinic, patient, after, upto, fn, ud);
     sqlite3_stmt *s = rg__q(st, Q_CORRECTIONS);
     int rc, frc = 0;
     rg__text(s, 1, clinic);
@@ -1667,6 +1677,8 @@ int rg_store_webhook_delivered(rg_store *st, const char *clinic, int64_t cseq)
 int rg_store_webhook_next(rg_store *st, const char *clinic, rg_time now,
                           int (*fn)(void *ud, const rg_transition *t), void *ud, rg_time *wait)
 {
+    if (st->pg)
+        return rg_pg_webhook_next(st->pg, clinic, now, fn, ud, wait);
     int64_t delivered;
     int attempts, rc;
     *wait = RG_TIME_NONE;
@@ -1691,6 +1703,8 @@ int rg_store_webhook_next(rg_store *st, const char *clinic, rg_time now,
 
 int rg_store_webhook_sent(rg_store *st, const char *clinic, int64_t cseq)
 {
+    if (st->pg)
+        return rg_pg_webhook_sent(st->pg, clinic, cseq);
     int64_t delivered;
     int attempts, rc;
     if ((rc = rg_store_webhook_get(st, clinic, &delivered, &attempts)))
