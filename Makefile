@@ -121,11 +121,13 @@ demo: all
 clean:
 	rm -rf build build-asan
 
-# The benchmark (bench/run.sh): make bench [SIZE=large] writes bench/results/;
+# The benchmark (bench/run.sh): make bench [SIZE=large] writes bench/results/
+# (latest.md), then issue 12's scale-out figures (scale-out.md, below);
 # make bench-smoke is a short run that checks every stage works (under 30 s).
 .PHONY: bench bench-smoke
 bench: all
 	@bench/run.sh --size $(or $(SIZE),default)
+	@nice -n 10 bench/scale-out.sh
 
 bench-smoke: all
 	@bench/run.sh --smoke

@@ -1603,17 +1603,8 @@ int rg_store_each_version(rg_store *st, const char *clinic, const char *id,
 {
     if (st->pg)
         return rg_pg_each_version(st->pg, clinic, id, fn, ud);
-    sqlite3_stmt *s = rg__q(st, Q_EVENT_VERSIONS);
-    int rc, frc = 0;
-    rg__text(s, 1, clinic);
-    rg__text(s, 2, id);
-    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
-        rg_stored_event e;
-        rg__col_event(s, &e);
-        if ((frc = fn(ud, &e)) != 0)
-            break;
-    }
-    return rg__each_end(s, rc, frc);
+    /* the same loop as a patient's events: ?1 clinic, ?2 the id */
+    return rg__each_event(rg__q(st, Q_EVENT_VERSIONS), clinic, id, -1, fn, ud);
 }
 
 int rg_store_each_correction(rg_store *st, const char *clinic, const char *patient,
