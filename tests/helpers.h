@@ -421,4 +421,32 @@ static inline void integrity_ok(const char *db)
 
 #endif /* RG_TEST_SERVE */
 
+static inline int rg_test_cmp_str(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* For comparing feeds: qsort's string order, and "at state patient rule key"
+ * of every transition object in text (malloc'd lines, at most max). */
+static inline int rg_test_transition_lines(const char *text, char **lines, int max)
+{
+    static const char *const fields[] = {"\"at\":\"", "\"state\":\"", "\"patient\":\"",
+                                         "\"rule\":\"", "\"key\":\""};
+    int n = 0;
+    for (const char *p = strstr(text, "\"at\":\""); p && n < max; p = strstr(p + 1, "\"at\":\"")) {
+        char line[512] = "";
+        const char *end = strchr(p, '}');
+        for (int f = 0; f < 5; f++) {
+            const char *v = strstr(p, fields[f]);
+            cr_assert(v && v < end, "field %s missing", fields[f]);
+            v += strlen(fields[f]);
+            size_t len = (size_t)(strchr(v, '"') - v);
+            strncat(line, v, len);
+            strcat(line, " ");
+        }
+        lines[n++] = strdup(line);
+    }
+    return n;
+}
+
 #endif

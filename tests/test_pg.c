@@ -222,32 +222,6 @@ Test(pg, corrections_ingest_and_explain_take_the_url)
 
 /* ---- many workers: failover ------------------------------------------------------------ */
 
-static int cmp_str(const void *a, const void *b)
-{
-    return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
-/* "at state patient rule key" of every transition object in text. */
-static int transition_lines(const char *text, char **lines, int max)
-{
-    static const char *const fields[] = {"\"at\":\"", "\"state\":\"", "\"patient\":\"",
-                                         "\"rule\":\"", "\"key\":\""};
-    int n = 0;
-    for (const char *p = strstr(text, "\"at\":\""); p && n < max; p = strstr(p + 1, "\"at\":\"")) {
-        char line[512] = "";
-        const char *end = strchr(p, '}');
-        for (int f = 0; f < 5; f++) {
-            const char *v = strstr(p, fields[f]);
-            cr_assert(v && v < end, "field %s missing", fields[f]);
-            v += strlen(fields[f]);
-            strncat(line, v, (size_t)(strchr(v, '"') - v));
-            strcat(line, " ");
-        }
-        lines[n++] = strdup(line);
-    }
-    return n;
-}
-
 /* A webhook receiver on loopback: every request's key and body, answered 200. */
 typedef struct receiver {
     int fd, port;
@@ -482,10 +456,10 @@ Test(pg, failover_three_workers_twenty_kill_9_lose_and_repeat_nothing, .timeout 
         const char *args[] = {"simulate", "--events", events, "--until", until, "--clinic", ca,
                               "--clinic", cb, "--format", "jsonl", NULL};
         cr_assert_eq(rg_test_run(args, NULL, &sim, &err), 0, "%s", err);
-        nf = transition_lines(fb.p, fa, MAXT);
-        ns = transition_lines(sim, sa, MAXT);
-        qsort(fa, (size_t)nf, sizeof *fa, cmp_str);
-        qsort(sa, (size_t)ns, sizeof *sa, cmp_str);
+        nf = rg_test_transition_lines(fb.p, fa, MAXT);
+        ns = rg_test_transition_lines(sim, sa, MAXT);
+        qsort(fa, (size_t)nf, sizeof *fa, rg_test_cmp_str);
+        qsort(sa, (size_t)ns, sizeof *sa, rg_test_cmp_str);
         differ = nf != ns;
         for (int i = 0; i < nf && i < ns && !differ; i++)
             differ = strcmp(fa[i], sa[i]) != 0;
@@ -500,13 +474,13 @@ Test(pg, failover_three_workers_twenty_kill_9_lose_and_repeat_nothing, .timeout 
     char **dk = calloc((size_t)r.n + 1, sizeof *dk);
     for (int i = 0; i < r.n; i++) {
         char *line[1];
-        cr_assert_eq(transition_lines(r.bodies[i], line, 1), 1);
+        cr_assert_eq(rg_test_transition_lines(r.bodies[i], line, 1), 1);
         size_t len = strlen(r.keys[i]) + strlen(line[0]) + 2;
         dk[i] = malloc(len);
         snprintf(dk[i], len, "%s %s", r.keys[i], line[0]);
         free(line[0]);
     }
-    qsort(dk, (size_t)r.n, sizeof *dk, cmp_str);
+    qsort(dk, (size_t)r.n, sizeof *dk, rg_test_cmp_str);
     int distinct = 0;
     for (int i = 0; i < r.n; i++) {
         if (i && !strcmp(dk[i], dk[i - 1]))

@@ -195,33 +195,6 @@ Test(serve, hot_reload_refuses_a_broken_protocol_then_takes_the_fix, .timeout = 
     rg_test_rmdir(s.dir);
 }
 
-static int cmp_str(const void *a, const void *b)
-{
-    return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
-/* Pulls "at state patient rule key" out of every transition object in text. */
-static int transition_lines(const char *text, char **lines, int max)
-{
-    static const char *const fields[] = {"\"at\":\"", "\"state\":\"", "\"patient\":\"",
-                                         "\"rule\":\"", "\"key\":\""};
-    int n = 0;
-    for (const char *p = strstr(text, "\"at\":\""); p && n < max; p = strstr(p + 1, "\"at\":\"")) {
-        char line[512] = "";
-        const char *end = strchr(p, '}');
-        for (int f = 0; f < 5; f++) {
-            const char *v = strstr(p, fields[f]);
-            cr_assert(v && v < end, "field %s missing", fields[f]);
-            v += strlen(fields[f]);
-            size_t len = (size_t)(strchr(v, '"') - v);
-            strncat(line, v, len);
-            strcat(line, " ");
-        }
-        lines[n++] = strdup(line);
-    }
-    return n;
-}
-
 /* The shipped protocols, fed the north example timeline in one request, give
  * exactly the transitions `regimen simulate --until now` gives. */
 Test(serve, same_transitions_as_simulate, .timeout = 60)
@@ -260,10 +233,10 @@ Test(serve, same_transitions_as_simulate, .timeout = 60)
     /* compare the sets of (at, state, patient, rule, key): serve commits a
      * backfill patient by patient, simulate prints in time order */
     char *a_lines[512], *b_lines[512];
-    int na = transition_lines(out, a_lines, 512), nb = transition_lines(sim, b_lines, 512);
+    int na = rg_test_transition_lines(out, a_lines, 512), nb = rg_test_transition_lines(sim, b_lines, 512);
     cr_assert_eq(na, nb, "serve gave %d transitions, simulate %d", na, nb);
-    qsort(a_lines, (size_t)na, sizeof *a_lines, cmp_str);
-    qsort(b_lines, (size_t)nb, sizeof *b_lines, cmp_str);
+    qsort(a_lines, (size_t)na, sizeof *a_lines, rg_test_cmp_str);
+    qsort(b_lines, (size_t)nb, sizeof *b_lines, rg_test_cmp_str);
     for (int i = 0; i < na; i++)
         cr_assert_str_eq(a_lines[i], b_lines[i]);
     int n = na;
@@ -372,7 +345,7 @@ static void correction_on_the_feed(int cache_mb)
         usleep(100000);
         cr_assert_eq(http(s.port, "GET", "/v1/transitions?after=0", TOKEN_A, NULL, &out), 200);
         char *lines[64];
-        int n = transition_lines(out, lines, 64);
+        int n = rg_test_transition_lines(out, lines, 64);
         for (int k = 0; k < n; k++) {
             found |= !strncmp(lines[k], needle, strlen(needle));
             free(lines[k]);
@@ -395,10 +368,10 @@ static void correction_on_the_feed(int cache_mb)
     char *sim;
     cr_assert_eq(rg_test_run(args, NULL, &sim, &err), 0, "%s", err);
     char *a[64], *b[64];
-    int na = transition_lines(out, a, 64), nb = transition_lines(sim, b, 64);
+    int na = rg_test_transition_lines(out, a, 64), nb = rg_test_transition_lines(sim, b, 64);
     cr_assert_eq(na, nb, "serve gave %d transitions, simulate %d:\n%s\n%s", na, nb, out, sim);
-    qsort(a, (size_t)na, sizeof *a, cmp_str);
-    qsort(b, (size_t)nb, sizeof *b, cmp_str);
+    qsort(a, (size_t)na, sizeof *a, rg_test_cmp_str);
+    qsort(b, (size_t)nb, sizeof *b, rg_test_cmp_str);
     for (int i = 0; i < na; i++) {
         cr_assert_str_eq(a[i], b[i]);
         free(a[i]);
@@ -590,9 +563,9 @@ static void crash_loop(int cycles, int clients)
     char *sim, *err;
     cr_assert_eq(rg_test_run(args, NULL, &sim, &err), 0, "%s", err);
     char **a = calloc(MAXT, sizeof *a), **b = calloc(MAXT, sizeof *b);
-    int na = transition_lines(fb.p, a, MAXT), nb = transition_lines(sim, b, MAXT);
-    qsort(a, (size_t)na, sizeof *a, cmp_str);
-    qsort(b, (size_t)nb, sizeof *b, cmp_str);
+    int na = rg_test_transition_lines(fb.p, a, MAXT), nb = rg_test_transition_lines(sim, b, MAXT);
+    qsort(a, (size_t)na, sizeof *a, rg_test_cmp_str);
+    qsort(b, (size_t)nb, sizeof *b, rg_test_cmp_str);
     int differ = na != nb;
     for (int i = 0; i < na && i < nb && !differ; i++)
         differ = strcmp(a[i], b[i]) != 0;
@@ -1544,10 +1517,10 @@ Test(serve, sweep_and_simulate_beside_the_service_are_refused_feed_unchanged, .t
     char *simout;
     cr_assert_eq(rg_test_run(sim, NULL, &simout, &err), 0, "%s", err);
     char *a[512], *b[512];
-    int na = transition_lines(feed, a, 512), nb = transition_lines(simout, b, 512);
+    int na = rg_test_transition_lines(feed, a, 512), nb = rg_test_transition_lines(simout, b, 512);
     cr_assert_eq(na, nb, "the feed has %d transitions, simulate on the stored events %d", na, nb);
-    qsort(a, (size_t)na, sizeof *a, cmp_str);
-    qsort(b, (size_t)nb, sizeof *b, cmp_str);
+    qsort(a, (size_t)na, sizeof *a, rg_test_cmp_str);
+    qsort(b, (size_t)nb, sizeof *b, rg_test_cmp_str);
     for (int i = 0; i < na; i++) {
         cr_assert_str_eq(a[i], b[i]);
         free(a[i]);
