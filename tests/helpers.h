@@ -284,14 +284,13 @@ static inline int connect_to(int port)
 
 /* Writes one request on a fresh connection; returns the socket, or -1 when
  * the server is gone (a test killed it). */
-static inline int http_send(int port, const char *method, const char *path, const char *token,
-                     const char *body)
+static inline int http_sendn(int port, const char *method, const char *path, const char *token,
+                             const char *body, size_t blen)
 {
     int fd = connect_to(port);
     if (fd < 0)
         return -1;
     char head[1024];
-    size_t blen = body ? strlen(body) : 0;
     int n = snprintf(head, sizeof head,
                      "%s %s HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n"
                      "%s%s%sContent-Type: application/json\r\nContent-Length: %zu\r\n\r\n",
@@ -302,6 +301,12 @@ static inline int http_send(int port, const char *method, const char *path, cons
         return -1;
     }
     return fd;
+}
+
+static inline int http_send(int port, const char *method, const char *path, const char *token,
+                            const char *body)
+{
+    return http_sendn(port, method, path, token, body, body ? strlen(body) : 0);
 }
 
 /* Reads the response to http_send's request and closes the socket; returns

@@ -407,6 +407,41 @@ Test(event, not_json)
     free(line);
 }
 
+/* jansson skips a raw NUL byte between tokens: {"a": 4\0} loads as {"a": 4}.
+ * The line as received, kept as the event's body, would end at the NUL and
+ * be stored as text that is not JSON (a re-sent copy then failed ingest as
+ * "out of memory"; fuzz regression event/nul-byte-between-tokens). */
+Test(event, nul_byte_anywhere_is_refused_with_its_column)
+{
+    char *line = mk(ID, CL, PT, TY, AT, "{\"dose_mg_per_kg\":0.5,\"duration_min\":4}", NULL);
+    size_t n = strlen(line);
+    const char *after[] = {"4", "{", ",", ":", "\"id\""};
+    for (size_t i = 0; i < RG_COUNTOF(after); i++) {
+        char *copy = strdup(line);
+        char *at = strstr(copy, after[i]);
+        cr_assert(at);
+        size_t k = (size_t)(at - copy) + strlen(after[i]);
+        copy[k] = '\0'; /* overwrite the byte after the token */
+        rg_event ev;
+        char field[RG_FIELD_MAX], err[256];
+        cr_assert_eq(rg_event_parse(&ev, copy, n, field, err, sizeof err), RG_EINVAL,
+                     "NUL after %s accepted", after[i]);
+        assert_empty(&ev, after[i]);
+        char want[64];
+        snprintf(want, sizeof want, "(column %zu)", k + 1);
+        cr_assert(strstr(err, "NUL byte") && strstr(err, want), "%s: %s", after[i], err);
+        free(copy);
+    }
+    /* inserted (not overwriting) before the closing brace: the case jansson accepts */
+    char *ins = malloc(n + 1);
+    memcpy(ins, line, n - 1);
+    ins[n - 1] = '\0';
+    ins[n] = '}';
+    bad_n(ins, n + 1, "", "NUL byte");
+    free(ins);
+    free(line);
+}
+
 Test(event, json_array_is_not_an_event)
 {
     bad("[1,2]", "", "expected a JSON object");

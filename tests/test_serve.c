@@ -44,6 +44,14 @@ Test(serve, ingest_time_driven_alert_stream_and_feed, .timeout = 30)
     cr_assert_eq(http(s.port, "POST", "/v1/events", TOKEN_A, ev, &out), 200);
     cr_assert(strstr(out, "\"status\":\"duplicate\""), "%s", out);
     free(out);
+    /* a NUL byte in the body (jansson alone would skip it): refused, not stored */
+    const char nul[] = "{\"id\":\"e9\",\"clinic\":\"north\",\"patient\":\"p9\",\"type\":\"ping\","
+                       "\"at\":\"2026-03-02T14:05:00Z\"\0}";
+    cr_assert_eq(http_read(http_sendn(s.port, "POST", "/v1/events", TOKEN_A, nul, sizeof nul - 1),
+                           &out),
+                 400, "%s", out);
+    cr_assert(strstr(out, "NUL byte") && strstr(out, "column 85"), "%s", out);
+    free(out);
 
     /* nobody calls; the alert must open by time alone, about 2 s later */
     int64_t t0 = now_ms();

@@ -868,6 +868,28 @@ Test(store_file, reopening_keeps_data)
 
 /* ---- events ------------------------------------------------------------- */
 
+/* A body stored before NUL bytes were refused ends at the NUL and is not
+ * JSON: the same id sent again is a conflict (reported, kept aside), where
+ * it used to fail the whole ingest as "out of memory". */
+Test(store, stored_body_that_is_not_json_makes_a_conflict)
+{
+    cr_assert_eq(put("north", "ev-1", "p-17", "infusion", "2026-03-02T14:05:00Z",
+                     "{\"duration_min\":4}"),
+                 RG_PUT_STORED);
+    close_store();
+    sqlite3 *db;
+    cr_assert_eq(sqlite3_open(dbpath, &db), SQLITE_OK);
+    cr_assert_eq(sqlite3_exec(db, "UPDATE events SET body = substr(body, 1, 20)", NULL, NULL,
+                              NULL),
+                 SQLITE_OK);
+    sqlite3_close(db);
+    open_store();
+    cr_assert_eq(put("north", "ev-1", "p-17", "infusion", "2026-03-02T14:05:00Z",
+                     "{\"duration_min\":4}"),
+                 RG_PUT_CONFLICT);
+    cr_assert_eq(events_of("north", "p-17")->n, 1);
+}
+
 Test(store, put_stored_duplicate_conflict)
 {
     cr_assert_eq(put("north", "ev-1", "p-17", "infusion", "2026-03-02T14:05:00-05:00",

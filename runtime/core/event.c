@@ -226,6 +226,26 @@ fail:
     return rc;
 }
 
+json_t *rg_json_loadb(const char *text, size_t len, size_t flags, json_error_t *je)
+{
+    const char *nul = memchr(text, '\0', len);
+    if (!nul)
+        return json_loadb(text, len, flags, je);
+    memset(je, 0, sizeof *je);
+    je->position = (int)(nul - text);
+    je->column = je->position + 1;
+    je->line = 1;
+    for (const char *p = text; p < nul; p++)
+        if (*p == '\n') {
+            je->line++;
+            je->column = (int)(nul - p);
+        }
+    snprintf(je->text, sizeof je->text, "a NUL byte (\\0) is not allowed in JSON text");
+    snprintf(je->source, sizeof je->source, "<buffer>");
+    je->text[JSON_ERROR_TEXT_LENGTH - 1] = (char)json_error_invalid_syntax;
+    return NULL;
+}
+
 int rg_event_parse(rg_event *ev, const char *text, size_t len, char field[RG_FIELD_MAX],
                    char *err, size_t errlen)
 {
@@ -235,7 +255,7 @@ int rg_event_parse(rg_event *ev, const char *text, size_t len, char field[RG_FIE
     if (len > RG_EVENT_MAX_LINE)
         return rg_fail(err, errlen, RG_EINVAL, "event is %zu bytes; the limit is %d", len,
                        RG_EVENT_MAX_LINE);
-    json_t *obj = json_loadb(text, len, JSON_REJECT_DUPLICATES, &je);
+    json_t *obj = rg_json_loadb(text, len, JSON_REJECT_DUPLICATES, &je);
     /* jansson leaves the text empty when an allocation fails on some paths:
      * that is not the line's fault, and the line must not be refused for it */
     if (!obj && (json_error_code(&je) == json_error_out_of_memory || !je.text[0]))

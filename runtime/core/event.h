@@ -42,6 +42,12 @@ typedef struct rg_event {
     json_t *json;
 } rg_event;
 
+/* json_loadb for text from outside (a line, a request body, a FHIR file).
+ * jansson skips raw NUL bytes between tokens, so "{\"a\": 4\0}" would load
+ * as {"a": 4} while the text itself, kept or stored, ends at the NUL: such
+ * text is refused here as invalid JSON, with the NUL's column in je. */
+json_t *rg_json_loadb(const char *text, size_t len, size_t flags, json_error_t *je);
+
 /* Parses one line of JSON text and validates it. On RG_EINVAL, field names the
  * offending field ("" when the line as a whole is wrong) and err says what was
  * expected; ev is left empty. */

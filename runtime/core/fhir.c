@@ -1010,7 +1010,7 @@ int rg_fhir_read(rg_fhir_import *im, const char *text, size_t len, const rg_fhir
                  char *err, size_t errlen)
 {
     json_error_t je;
-    json_t *whole = json_loadb(text, len, JSON_REJECT_DUPLICATES, &je);
+    json_t *whole = rg_json_loadb(text, len, JSON_REJECT_DUPLICATES, &je);
     if (whole && json_is_object(whole) && rg__str(whole, "resourceType") &&
         !strcmp(rg__str(whole, "resourceType"), "Bundle")) {
         int rc = rg_fhir_bundle(im, whole, o, err, errlen);
@@ -1046,7 +1046,7 @@ int rg_fhir_read(rg_fhir_import *im, const char *text, size_t len, const rg_fhir
                 rc = rg_fail(err, errlen, RG_ENOMEM, "out of memory");
                 break;
             }
-            json_t *res = json_loadb(s, n, JSON_REJECT_DUPLICATES, &je);
+            json_t *res = rg_json_loadb(s, n, JSON_REJECT_DUPLICATES, &je);
             if (!res) {
                 snprintf(cx.prefix, sizeof cx.prefix, "line %ld", line);
                 rg__reject(&cx, e, "", "not JSON: %s (column %d)", je.text, je.column);

@@ -112,7 +112,7 @@ static void rg__queue(rg_svc *sv, int ci, rg_http_conn *c, const rg_http_req *re
 static void rg__post_events(rg_svc *sv, int ci, rg_http_conn *c, const rg_http_req *req)
 {
     json_error_t je;
-    json_t *body = json_loadb(req->body, req->body_len, JSON_REJECT_DUPLICATES, &je);
+    json_t *body = rg_json_loadb(req->body, req->body_len, JSON_REJECT_DUPLICATES, &je);
     char msg[512];
     if (!body) {
         snprintf(msg, sizeof msg, "body is not valid JSON: %s (line %d, column %d)", je.text,
@@ -181,7 +181,7 @@ static void rg__post_fhir(rg_svc *sv, int ci, rg_http_conn *c, const rg_http_req
 {
     json_error_t je;
     char msg[4096];
-    json_t *body = json_loadb(req->body, req->body_len, JSON_REJECT_DUPLICATES, &je);
+    json_t *body = rg_json_loadb(req->body, req->body_len, JSON_REJECT_DUPLICATES, &je);
     if (!body) {
         snprintf(msg, sizeof msg, "body is not valid JSON: %s (line %d, column %d)", je.text,
                  je.line, je.column);
@@ -322,7 +322,7 @@ static void rg__alert_action(rg_svc *sv, int ci, rg_http_conn *c, const rg_http_
                              const char *key, const char *action)
 {
     json_error_t je;
-    json_t *body = json_loadb(req->body, req->body_len, 0, &je);
+    json_t *body = rg_json_loadb(req->body, req->body_len, 0, &je);
     const char *who = json_string_value(json_object_get(body, "who"));
     const char *note = json_string_value(json_object_get(body, !strcmp(action, "ack") ? "note" : "reason"));
     const char *until_s = json_string_value(json_object_get(body, "until"));

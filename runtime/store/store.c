@@ -857,15 +857,22 @@ static int rg__schedule(rg_store *st, const rg_event *ev, rg_time at)
 }
 
 /* 1 when the stored body text is the same JSON value as ev's, 0 when not,
- * RG_ENOMEM when it cannot be read (it was valid JSON when stored). */
+ * RG_ENOMEM when memory runs out. A stored body that is not JSON (a line
+ * with a NUL byte, stored before rg_json_loadb refused them, ends at the
+ * NUL) is not the same as any event: the newcomer is a conflict, reported
+ * and kept, not a failed ingest. */
 int rg_store_same_body(const char *stored, const rg_event *ev)
 {
     if (!strcmp(stored, ev->body))
         return 1;
-    json_t *j = json_loads(stored, 0, NULL), *mine = ev->json ? json_copy(ev->json) : NULL;
+    json_error_t je;
+    json_t *j = json_loads(stored, 0, &je), *mine = ev->json ? json_copy(ev->json) : NULL;
     if (!j || (ev->json && !mine)) {
         json_decref(j);
-        return RG_ENOMEM;
+        json_decref(mine);
+        /* jansson leaves the text empty when an allocation fails on some paths */
+        return j || json_error_code(&je) == json_error_out_of_memory || !je.text[0] ? RG_ENOMEM
+                                                                                     : 0;
     }
     /* "version":1 and "status":"final" say what their absence says */
     json_t *both[2] = {j, mine};
