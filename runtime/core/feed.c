@@ -33,7 +33,8 @@ json_t *rg_transition_json(const rg_transition *t, int with_seq, const rg_zone *
     json_object_set_new(o, "due", rg_time_json(t->due));
     json_object_set_new(o, "at_local", rg_time_local_json(z, t->at));
     json_object_set_new(o, "due_local", rg_time_local_json(z, t->due));
-    json_object_set_new(o, "notify_at",
-                        rg_time_json(t->notify_at == RG_TIME_NONE ? t->at : t->notify_at));
+    rg_time notify = t->notify_at == RG_TIME_NONE ? t->at : t->notify_at;
+    json_object_set_new(o, "notify_at", rg_time_json(notify));
+    json_object_set_new(o, "notify_at_local", rg_time_local_json(z, notify));
     return o;
 }

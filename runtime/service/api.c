@@ -236,6 +236,7 @@ static int rg__alert_to_json(void *ud, const rg_alert_view *a)
     json_object_set_new(o, "notify_at", rg_time_json(a->notify_at));
     json_object_set_new(o, "opened_at_local", rg_time_local_json(zl->zone, a->opened_at));
     json_object_set_new(o, "due_local", rg_time_local_json(zl->zone, a->due));
+    json_object_set_new(o, "notify_at_local", rg_time_local_json(zl->zone, a->notify_at));
     json_object_set_new(o, "resolved_at", rg_time_json(a->resolved_at));
     json_object_set_new(o, "resolved_at_local", rg_time_local_json(zl->zone, a->resolved_at));
     json_object_set_new(o, "acknowledged_by", a->acked_by ? json_string(a->acked_by) : json_null());
@@ -271,9 +272,12 @@ static void rg__get_alerts(rg_svc *sv, int ci, rg_http_conn *c, const rg_http_re
 
 static int rg__action_to_json(void *ud, const rg_alert_action *a)
 {
-    json_t *o = json_pack("{s:s,s:s,s:s,s:o,s:o}", "action", a->action, "who", a->who, "note",
-                          a->note, "at", rg_time_json(a->at), "until", rg_time_json(a->until));
-    json_array_append_new(ud, o);
+    rg__zlist *zl = ud;
+    json_t *o = json_pack("{s:s,s:s,s:s,s:o,s:o,s:o,s:o}", "action", a->action, "who", a->who,
+                          "note", a->note, "at", rg_time_json(a->at), "until",
+                          rg_time_json(a->until), "at_local", rg_time_local_json(zl->zone, a->at),
+                          "until_local", rg_time_local_json(zl->zone, a->until));
+    json_array_append_new(zl->list, o);
     return 0;
 }
 
@@ -297,9 +301,9 @@ static void rg__get_alert(rg_svc *sv, int ci, rg_http_conn *c, const char *key)
     json_t *instances = json_array(), *actions = json_array(), *transitions = json_array();
     const char *clinic = sv->clinics[ci].name;
     rg__key_filter f = {key, transitions, rg_engine_zone(sv->eng, clinic)};
-    rg__zlist zl = {instances, f.zone};
+    rg__zlist zl = {instances, f.zone}, zactions = {actions, f.zone};
     if (rg_store_each_alert(sv->st, clinic, NULL, NULL, key, 1000, rg__alert_to_json, &zl) ||
-        rg_store_each_action(sv->st, clinic, key, rg__action_to_json, actions) ||
+        rg_store_each_action(sv->st, clinic, key, rg__action_to_json, &zactions) ||
         rg_store_clinic_transitions(sv->st, clinic, 0, 1000000, rg__transition_of_key, &f)) {
         json_decref(instances);
         json_decref(actions);

@@ -179,6 +179,14 @@ async function main() {
                     'ack: the state shows "acknowledged by nurse ann"');
     await waitCheck(page, () => /acknowledged by nurse ann: called the patient/.test(document.querySelector('#history').textContent),
                     'the history lists the ack with its note');
+    const facts = await page.$$eval('#d-facts dt', (dts) => dts.map((dt) => [dt.textContent, dt.nextElementSibling.textContent]));
+    const local = (t) => / -0[45]:00$/.test(t);
+    check(facts.length >= 4 && facts.filter(([n]) => ['Due', 'Notify at', 'Opened'].includes(n)).every(([, v]) => local(v)) &&
+          facts.some(([n]) => n === 'Notify at'),
+          "the alert's due, notify and opened times are the clinic's local time", JSON.stringify(facts));
+    const hist = await page.$$eval('#history li', (lis) => lis.map((li) => li.textContent));
+    check(hist.length >= 2 && hist.every((h) => /^\d{4}-\d\d-\d\d \d\d:\d\d -0[45]:00 /.test(h) && !/UTC/.test(h)),
+          "the history's times (transitions, notify, the ack) are the clinic's local time", JSON.stringify(hist));
 
     // explain and the patient's timeline
     await page.click('.tab[data-tab=explain]');

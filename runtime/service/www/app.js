@@ -44,6 +44,7 @@
   const dueOf = (a) => fmt(a.due_local || a.due);
   const openedOf = (a) => fmt(a.opened_at_local || a.at_local || a.opened_at);
   const atOf = (x) => fmt(x.at_local || x.at);
+  const notifyOf = (x) => fmt(x.notify_at_local || x.notify_at);
 
   function stateOf(a) {
     if (a.state !== 'open') return 'resolved ' + fmt(a.resolved_at_local || a.resolved_at);
@@ -228,7 +229,7 @@
       const sev = cell(tr, 'Severity', '');
       sev.appendChild(el('span', 'sev sev-' + (a.severity in RANK ? a.severity : 'other'), a.severity));
       const due = cell(tr, 'Due', dueOf(a), 'when');
-      if (a.notify_at && a.notify_at !== a.due) due.appendChild(el('small', 'notify', 'notify ' + fmt(a.notify_at)));
+      if (a.notify_at && a.notify_at !== a.due) due.appendChild(el('small', 'notify', 'notify ' + notifyOf(a)));
       cell(tr, 'Patient', a.patient, 'patient');
       cell(tr, 'Rule', a.rule, 'rule');
       cell(tr, 'Message', a.message, 'msg');
@@ -267,7 +268,7 @@
     dl.replaceChildren();
     fact(dl, 'Severity', a.severity);
     fact(dl, 'Due', dueOf(a));
-    if (a.notify_at) fact(dl, 'Notify at', fmt(a.notify_at));
+    if (a.notify_at) fact(dl, 'Notify at', notifyOf(a));
     fact(dl, 'Opened', openedOf(a));
     fact(dl, 'State', stateOf(a));
     fact(dl, 'Protocol', a.protocol + ' ' + a.version);
@@ -290,12 +291,12 @@
     const items = [];
     for (const t of d.transitions) {
       items.push({ at: t.at, text: atOf(t) + ' — ' + (t.state === 'open' ? 'opened (' + t.severity + '): ' + t.message : 'resolved') +
-        (t.notify_at ? ' — notify ' + fmt(t.notify_at) : '') });
+        (t.notify_at ? ' — notify ' + notifyOf(t) : '') });
     }
     for (const x of d.actions) {
-      let text = fmt(x.at) + ' — ' + (x.action === 'ack' ? 'acknowledged' : x.action === 'snooze' ? 'snoozed' : x.action) +
+      let text = atOf(x) + ' — ' + (x.action === 'ack' ? 'acknowledged' : x.action === 'snooze' ? 'snoozed' : x.action) +
         ' by ' + x.who;
-      if (x.until) text += ' until ' + fmt(x.until);
+      if (x.until) text += ' until ' + fmt(x.until_local || x.until);
       if (x.note) text += ': ' + x.note;
       items.push({ at: x.at, text });
     }
