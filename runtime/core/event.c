@@ -246,6 +246,11 @@ json_t *rg_json_loadb(const char *text, size_t len, size_t flags, json_error_t *
     return NULL;
 }
 
+int rg_json_failed_for_memory(const json_error_t *je)
+{
+    return json_error_code(je) == json_error_out_of_memory || !je->text[0];
+}
+
 int rg_event_parse(rg_event *ev, const char *text, size_t len, char field[RG_FIELD_MAX],
                    char *err, size_t errlen)
 {
@@ -256,9 +261,8 @@ int rg_event_parse(rg_event *ev, const char *text, size_t len, char field[RG_FIE
         return rg_fail(err, errlen, RG_EINVAL, "event is %zu bytes; the limit is %d", len,
                        RG_EVENT_MAX_LINE);
     json_t *obj = rg_json_loadb(text, len, JSON_REJECT_DUPLICATES, &je);
-    /* jansson leaves the text empty when an allocation fails on some paths:
-     * that is not the line's fault, and the line must not be refused for it */
-    if (!obj && (json_error_code(&je) == json_error_out_of_memory || !je.text[0]))
+    /* memory is not the line's fault: the line must not be refused for it */
+    if (!obj && rg_json_failed_for_memory(&je))
         return rg_fail(err, errlen, RG_ENOMEM, "out of memory");
     if (!obj)
         return rg_fail(err, errlen, RG_EINVAL, "not valid JSON: %s (column %d)", je.text,

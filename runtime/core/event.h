@@ -47,6 +47,9 @@ typedef struct rg_event {
  * as {"a": 4} while the text itself, kept or stored, ends at the NUL: such
  * text is refused here as invalid JSON, with the NUL's column in je. */
 json_t *rg_json_loadb(const char *text, size_t len, size_t flags, json_error_t *je);
+/* 1 when a failed load was memory, not the text: jansson says so, or leaves
+ * the message empty (it does on some allocation paths). */
+int rg_json_failed_for_memory(const json_error_t *je);
 
 /* Parses one line of JSON text and validates it. On RG_EINVAL, field names the
  * offending field ("" when the line as a whole is wrong) and err says what was

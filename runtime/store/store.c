@@ -870,9 +870,7 @@ int rg_store_same_body(const char *stored, const rg_event *ev)
     if (!j || (ev->json && !mine)) {
         json_decref(j);
         json_decref(mine);
-        /* jansson leaves the text empty when an allocation fails on some paths */
-        return j || json_error_code(&je) == json_error_out_of_memory || !je.text[0] ? RG_ENOMEM
-                                                                                     : 0;
+        return j || rg_json_failed_for_memory(&je) ? RG_ENOMEM : 0;
     }
     /* "version":1 and "status":"final" say what their absence says */
     json_t *both[2] = {j, mine};
