@@ -222,15 +222,10 @@ void rg_svc_arm(rg_svc *sv)
     rg_time next = RG_TIME_NONE, snooze = RG_TIME_NONE;
     if (sv->stopping || sv->wake_pending) /* a wake-up pass re-arms when it is done */
         return;
-    /* notices libpq took in during our own statements are read here: what
-     * they announce is in the store, and read below (again, if one came in
-     * while reading) */
-    for (int i = 0; i < 3; i++) {
-        rg_store_next_wake(sv->st, &next);
-        rg_store_next_snooze(sv->st, &snooze);
-        if (sv->notice_fd < 0 || rg_store_notices(sv->st) <= 0)
-            break;
-    }
+    /* (a notice that comes in while these read is seen by rg__drain_notices
+     * before the loop sleeps, which arms again) */
+    rg_store_next_wake(sv->st, &next);
+    rg_store_next_snooze(sv->st, &snooze);
     if (snooze != RG_TIME_NONE && (next == RG_TIME_NONE || snooze < next))
         next = snooze;
     sv->armed_for = next;
@@ -349,17 +344,35 @@ static void rg__on_lease_tick(uv_timer_t *t)
     rg_svc_arm(sv);
 }
 
+static void rg__on_notice_again(uv_idle_t *h) { (void)h; }
+
 /* Another worker (or regimen ingest) wrote: new events to evaluate if the
- * clinic is ours, new transitions for the streams in any case. */
-static void rg__on_pg_notice(uv_poll_t *p, int status, int events)
+ * clinic is ours, new transitions for the streams in any case. Run before
+ * the loop sleeps, every iteration: libpq keeps the notices that arrive
+ * while one of this worker's own statements runs (a request's, the lease
+ * tick's, rg__publish's), and the socket then has nothing left to wake the
+ * poll; read only when the poll fires, such a notice would wait for the
+ * next write (over a second in the three-worker benchmark). Reading costs
+ * one non-blocking recv. After a notice the loop does not sleep (the idle
+ * handle) until a pass finds none: what publishing and arming ran may have
+ * let in another. */
+static void rg__drain_notices(uv_prepare_t *h)
 {
-    rg_svc *sv = p->data;
-    (void)events;
-    if (status < 0 || sv->stopping || rg_store_notices(sv->st) <= 0)
+    rg_svc *sv = h->data;
+    if (sv->stopping || rg_store_notices(sv->st) <= 0) {
+        uv_idle_stop(&sv->notice_again);
         return;
+    }
     sv->notices++;
     rg__publish(sv);
     rg_svc_arm(sv);
+    uv_idle_start(&sv->notice_again, rg__on_notice_again);
+}
+
+/* The poll only wakes the loop; rg__drain_notices reads what came. */
+static void rg__on_pg_notice(uv_poll_t *p, int status, int events)
+{
+    (void)p, (void)status, (void)events;
 }
 
 /* ---- handlers -------------------------------------------------------------------------- */
@@ -771,8 +784,11 @@ static void rg__http_closed(void *ud)
     rg__close_handle((uv_handle_t *)&sv->sigint);
     rg__close_handle((uv_handle_t *)&sv->notice);
     rg__close_handle((uv_handle_t *)&sv->lease_tick);
-    if (sv->notice_fd >= 0)
+    if (sv->notice_fd >= 0) {
         rg__close_handle((uv_handle_t *)&sv->notice_poll);
+        rg__close_handle((uv_handle_t *)&sv->notice_drain);
+        rg__close_handle((uv_handle_t *)&sv->notice_again);
+    }
     for (int i = 0; i < sv->nwatch; i++)
         rg__close_handle((uv_handle_t *)&sv->watch[i]);
 }
@@ -870,7 +886,9 @@ int rg_serve_main(const char *db_path, const char *config_path, const char *ship
     if (sv->notice_fd >= 0) { /* PostgreSQL: this worker evaluates the clinics it leases */
         rg_store_lease_only(sv->st, 1);
         uv_poll_init(&sv->loop, &sv->notice_poll, sv->notice_fd);
-        sv->notice_poll.data = sv;
+        uv_prepare_init(&sv->loop, &sv->notice_drain);
+        uv_idle_init(&sv->loop, &sv->notice_again);
+        sv->notice_poll.data = sv->notice_drain.data = sv->notice_again.data = sv;
     }
     rg__take_leases(sv); /* SQLite: all of them (the holder lock made this process the one) */
     int failed = rg__load_clinics(sv, 1);
@@ -917,6 +935,7 @@ int rg_serve_main(const char *db_path, const char *config_path, const char *ship
     uv_timer_start(&sv->lag, rg__on_lag, 1000, 1000);
     if (sv->notice_fd >= 0) {
         uv_poll_start(&sv->notice_poll, UV_READABLE, rg__on_pg_notice);
+        uv_prepare_start(&sv->notice_drain, rg__drain_notices);
         uv_timer_start(&sv->lease_tick, rg__on_lease_tick, RG_LEASE_MS, RG_LEASE_MS);
         rg_log("info", "worker holds %d of %d clinic lease%s", sv->nheld, sv->nclinics,
                sv->nclinics == 1 ? "" : "s");

@@ -99,6 +99,8 @@ typedef struct rg_svc {
      * NOTIFYs of other workers' writes read from notice_fd (-1 on SQLite) */
     uv_timer_t lease_tick;
     uv_poll_t notice_poll;
+    uv_prepare_t notice_drain; /* before the loop sleeps: notices libpq kept */
+    uv_idle_t notice_again;    /* ...and, after one, no sleep until none is left */
     int notice_fd, nheld;
     uint64_t leases_taken;
     uv_fs_event_t watch[RG_MAX_CLINICS + 2];
