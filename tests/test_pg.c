@@ -490,13 +490,23 @@ Test(pg, failover_three_workers_twenty_kill_9_lose_and_repeat_nothing, .timeout 
         distinct++;
     }
     missing = nf - distinct;
+    int taken = 0, given = 0; /* the hand-overs, from every worker's log (appended to) */
+    for (int i = 0; i < WORKERS; i++) {
+        char *log = rg_test_read(w[i].log);
+        for (const char *p = log; (p = strstr(p, "lease taken: ")); p++)
+            taken++;
+        for (const char *p = log; (p = strstr(p, "lease given back: ")); p++)
+            given++;
+        free(log);
+    }
     fprintf(stderr, "failover: %d workers, %d kill -9 cycles, %d clients; %d events sent, %d "
                     "acknowledged, %lld stored; %d transitions (%s simulate), %lld gaps, %lld "
                     "duplicated, %d lost; webhooks: %d deliveries, %d distinct, %d missing, %d "
-                    "keys with two transitions\n",
+                    "keys with two transitions; leases taken %d times, given back %d\n",
             WORKERS, cycles, CLIENTS, sent, acked, (long long)stored, nf,
             differ ? "DIFFERS FROM" : "equal to", (long long)gaps, (long long)dup, lost, r.n,
-            distinct, missing, twokeys);
+            distinct, missing, twokeys, taken, given);
+    cr_assert_gt(given, 0, "no lease was handed over to a worker that started");
     cr_assert_gt(acked, cycles, "events were acknowledged");
     cr_assert_eq(lost, 0, "acknowledged events not stored exactly once");
     cr_assert_eq(gaps, 0, "a clinic's feed has gaps");
@@ -533,62 +543,109 @@ Test(pg, failover_three_workers_twenty_kill_9_lose_and_repeat_nothing, .timeout 
     rg_test_rmdir(w[0].dir);
 }
 
-/* kill -9 of the worker holding both clinics: the other takes them within
- * 10 s (measured on its /metrics), and what was posted to it meanwhile is
- * evaluated by it. */
-Test(pg, a_killed_owners_leases_are_taken_within_10_s, .timeout = 120)
+/* The worker's regimen_leases_held, and whether it holds north. */
+static int leases_of(int port, int *north)
+{
+    char *m;
+    int n = -1;
+    cr_assert_eq(http(port, "GET", "/metrics", TOKEN_A, NULL, &m), 200);
+    const char *at = strstr(m, "\nregimen_leases_held ");
+    if (at)
+        n = atoi(at + strlen("\nregimen_leases_held "));
+    if (north)
+        *north = strstr(m, "regimen_lease_held{clinic=\"north\"} 1\n") != NULL;
+    free(m);
+    return n;
+}
+
+/* Waits (up to ms) until worker 0 holds n0 leases and worker 1 n1; the time
+ * it took, or -1. */
+static int64_t until_leases(const int *ports, int n0, int n1, int64_t ms)
+{
+    int64_t t0 = now_ms();
+    while (now_ms() - t0 < ms) {
+        if (leases_of(ports[0], NULL) == n0 && leases_of(ports[1], NULL) == n1)
+            return now_ms() - t0;
+        usleep(50000);
+    }
+    return -1;
+}
+
+/* Two clinics, two workers: the first takes both, gives one back when the
+ * second starts (each keeps ceil(clinics / workers)); kill -9 of the one that
+ * holds north and the survivor holds both within 10 s, and evaluates what
+ * was posted meanwhile; a worker started again gets its share back. */
+Test(pg, leases_are_shared_and_a_killed_owners_are_taken_within_10_s, .timeout = 120)
 {
     server w[2];
     fresh_schema(6);
     server_setup(&w[0], fast_protocol, fast_protocol);
     w[1] = w[0];
+    int ports[2];
     for (int i = 0; i < 2; i++) {
         cr_assert_lt(strlen(url), sizeof w[i].db);
         memcpy(w[i].db, url, strlen(url) + 1);
         snprintf(w[i].log, sizeof w[i].log, "%s/worker-%d.log", dir, i);
         server_start(&w[i]);
         workers[i] = w[i].pid;
+        ports[i] = w[i].port;
         if (i == 0)
-            usleep(300000); /* the first one takes both leases */
+            cr_assert_eq(leases_of(w[0].port, NULL), 2, "alone, the first worker holds both");
     }
+    int64_t shared = until_leases(ports, 1, 1, 5000);
+    fprintf(stderr, "sharing: one lease each %lld ms after the second worker started\n",
+            (long long)shared);
+    cr_assert(shared >= 0, "the leases were not shared: worker 0 holds %d, worker 1 %d",
+              leases_of(w[0].port, NULL), leases_of(w[1].port, NULL));
+    int n0, n1;
+    leases_of(w[0].port, &n0);
+    leases_of(w[1].port, &n1);
+    cr_assert_eq(n0 + n1, 1, "north is held by exactly one worker");
     char *m;
     cr_assert_eq(http(w[0].port, "GET", "/metrics", TOKEN_A, NULL, &m), 200);
-    cr_assert_not_null(strstr(m, "regimen_leases_held 2\n"), "%s", m);
+    cr_assert_not_null(strstr(m, "regimen_workers 2\n"), "%s", m);
+    cr_assert_not_null(strstr(m, "regimen_leases_released_total 1\n"), "%s", m);
     free(m);
-    cr_assert_eq(http(w[1].port, "GET", "/metrics", TOKEN_A, NULL, &m), 200);
-    cr_assert_not_null(strstr(m, "regimen_leases_held 0\n"), "%s", m);
-    cr_assert_not_null(strstr(m, "regimen_lease_held{clinic=\"north\"} 0\n"), "%s", m);
-    free(m);
-    kill(w[0].pid, SIGKILL);
-    waitpid(w[0].pid, NULL, 0);
-    workers[0] = 0;
+    int k = n0 ? 0 : 1, other = 1 - k; /* kill the owner of north */
+    kill(w[k].pid, SIGKILL);
+    waitpid(w[k].pid, NULL, 0);
+    workers[k] = 0;
     int64_t t0 = now_ms(), took = -1;
     char *ev = ping("north", "after-kill", "p1", now_ms(), "ping"), *out;
-    cr_assert_eq(http(w[1].port, "POST", "/v1/events", TOKEN_A, ev, &out), 200, "%s", out);
+    cr_assert_eq(http(w[other].port, "POST", "/v1/events", TOKEN_A, ev, &out), 200, "%s", out);
     free(ev);
     free(out);
     while (took < 0 && now_ms() - t0 < 15000) {
-        cr_assert_eq(http(w[1].port, "GET", "/metrics", TOKEN_A, NULL, &m), 200);
-        if (strstr(m, "regimen_leases_held 2\n"))
+        if (leases_of(w[other].port, NULL) == 2)
             took = now_ms() - t0;
-        free(m);
         usleep(50000);
     }
     fprintf(stderr, "takeover: the leases moved %lld ms after kill -9\n", (long long)took);
     cr_assert(took >= 0 && took < 10000, "leases taken over after %lld ms", (long long)took);
-    /* the ping posted while nobody held north falls due 2 s later: evaluated by w[1] */
+    /* the ping posted while nobody held north falls due 2 s later: evaluated by the survivor */
     char *page = NULL;
     for (int i = 0; i < 100; i++) {
         free(page);
-        cr_assert_eq(http(w[1].port, "GET", "/v1/transitions?after=0", TOKEN_A, NULL, &page), 200);
+        cr_assert_eq(http(w[other].port, "GET", "/v1/transitions?after=0", TOKEN_A, NULL, &page),
+                     200);
         if (strstr(page, "fast.ping-overdue"))
             break;
         usleep(100000);
     }
     cr_assert_not_null(strstr(page, "fast.ping-overdue"), "%s", page);
     free(page);
-    cr_assert_eq(server_stop(&w[1], SIGTERM), 0);
-    workers[1] = 0;
+    /* started again, the killed worker gets one lease back from the survivor */
+    server_start(&w[k]);
+    workers[k] = w[k].pid;
+    ports[k] = w[k].port;
+    ports[other] = w[other].port;
+    cr_assert(until_leases(ports, 1, 1, 5000) >= 0,
+              "not shared again: worker %d holds %d, worker %d %d", k, leases_of(w[k].port, NULL),
+              other, leases_of(w[other].port, NULL));
+    for (int i = 0; i < 2; i++) {
+        cr_assert_eq(server_stop(&w[i], SIGTERM), 0);
+        workers[i] = 0;
+    }
     rg_test_rmdir(w[0].dir);
 }
 

@@ -1250,6 +1250,72 @@ Test(conf_pg, a_lease_is_one_connections_until_it_ends, .init = setup_pg, .fini 
     rg_store_close(other);
 }
 
+/* A lease given back is another's to take, and off the wake-up reads of the
+ * one that gave it (given back in the middle, first and last of its list). */
+Test(conf_pg, a_lease_given_back_is_free_and_no_longer_read, .init = setup_pg, .fini = teardown)
+{
+    NO_PG_SKIP();
+    rg_store *other = NULL;
+    char err[512];
+    int held = -1;
+    cr_assert_eq(rg_store_open(&other, url, NULL, err, sizeof err), RG_OK, "%s", err);
+    const char *clinics[3] = {"north", "south", "west"};
+    for (int i = 0; i < 3; i++) {
+        cr_assert_eq(rg_store_lease(st, clinics[i], &held), RG_OK);
+        cr_assert_eq(held, 1);
+    }
+    put("north", "e1", "p1", "2026-03-02T10:00:00Z", NULL);
+    put("south", "e2", "p2", "2026-03-02T11:00:00Z", NULL);
+    put("west", "e3", "p3", "2026-03-02T12:00:00Z", NULL);
+    rg_store_lease_only(st, 1);
+    rg_time w;
+    const char *order[3] = {"south", "north", "west"}; /* middle, then first, then last */
+    const char *next[3] = {"2026-03-02T10:00:00Z", "2026-03-02T12:00:00Z", NULL};
+    for (int i = 0; i < 3; i++) {
+        cr_assert_eq(rg_store_lease(other, order[i], &held), RG_OK);
+        cr_assert_eq(held, 0, "%s is held", order[i]);
+        cr_assert_eq(rg_store_unlease(st, order[i]), RG_OK);
+        cr_assert_eq(rg_store_unlease(st, order[i]), RG_OK, "giving back twice is nothing");
+        cr_assert_eq(rg_store_lease(other, order[i], &held), RG_OK);
+        cr_assert_eq(held, 1, "%s came free", order[i]);
+        cr_assert_eq(rg_store_next_wake(st, &w), RG_OK);
+        cr_assert_eq(w, next[i] ? T(next[i]) : RG_TIME_NONE, "after giving back %s", order[i]);
+    }
+    /* none left, then one taken again: the list is whole again */
+    cr_assert_eq(rg_store_unlease(other, "north"), RG_OK);
+    cr_assert_eq(rg_store_lease(st, "north", &held), RG_OK);
+    cr_assert_eq(held, 1);
+    cr_assert_eq(rg_store_next_wake(st, &w), RG_OK);
+    cr_assert_eq(w, T("2026-03-02T10:00:00Z"));
+    rg_store_close(other);
+}
+
+/* The workers are the connections that hold the store shared; a sweep's
+ * (alone) is not one. */
+Test(conf_pg, the_workers_are_counted_by_their_shared_hold, .init = setup_pg, .fini = teardown)
+{
+    NO_PG_SKIP();
+    rg_store *other = NULL;
+    char err[512];
+    int n = -1, ok = 0;
+    cr_assert_eq(rg_store_open(&other, url, NULL, err, sizeof err), RG_OK, "%s", err);
+    cr_assert_eq(rg_store_workers(st, &n), RG_OK);
+    cr_assert_eq(n, 0);
+    cr_assert_eq(rg_store_hold(st, 0, &ok), RG_OK);
+    cr_assert_eq(ok, 1);
+    cr_assert_eq(rg_store_workers(other, &n), RG_OK);
+    cr_assert_eq(n, 1);
+    cr_assert_eq(rg_store_hold(other, 0, &ok), RG_OK);
+    cr_assert_eq(rg_store_workers(st, &n), RG_OK);
+    cr_assert_eq(n, 2);
+    rg_store_close(other);
+    for (int i = 0; i < 500 && n != 1; i++) { /* gone with its server process */
+        usleep(10000);
+        cr_assert_eq(rg_store_workers(st, &n), RG_OK);
+    }
+    cr_assert_eq(n, 1);
+}
+
 Test(conf_pg, a_notice_comes_when_another_connection_stores_events, .init = setup_pg,
      .fini = teardown)
 {
@@ -1273,6 +1339,10 @@ Test(conf_sqlite, sqlite_holds_every_lease_and_has_no_notices, .init = setup_sql
     int held = 0;
     cr_assert_eq(rg_store_lease(st, "north", &held), RG_OK);
     cr_assert_eq(held, 1);
+    cr_assert_eq(rg_store_unlease(st, "north"), RG_OK);
+    int n = 0;
+    cr_assert_eq(rg_store_workers(st, &n), RG_OK);
+    cr_assert_eq(n, 1, "one service holds a SQLite file");
     cr_assert_eq(rg_store_notice_fd(st), -1);
     cr_assert_eq(rg_store_notices(st), 0);
 }

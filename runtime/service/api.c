@@ -577,9 +577,18 @@ static void rg__get_metrics(rg_svc *sv, rg_http_conn *c)
     for (int i = 0; i < sv->nclinics; i++)
         rg_buf_printf(&b, "regimen_lease_held{clinic=\"%s\"} %d\n", sv->clinics[i].name,
                       sv->clinics[i].held);
-    rg_buf_printf(&b, "# HELP regimen_leases_taken_total Clinic leases this worker took (at start "
-                      "or from a worker that ended).\n# TYPE regimen_leases_taken_total counter\n"
-                      "regimen_leases_taken_total %llu\n", (unsigned long long)sv->leases_taken);
+    rg_buf_printf(&b, "# HELP regimen_leases_taken_total Clinic leases this worker took (at start, "
+                      "from a worker that ended or from one that gave them back).\n"
+                      "# TYPE regimen_leases_taken_total counter\n"
+                      "regimen_leases_taken_total %llu\n"
+                      "# HELP regimen_leases_released_total Clinic leases this worker gave back "
+                      "to keep its share when another worker started.\n"
+                      "# TYPE regimen_leases_released_total counter\n"
+                      "regimen_leases_released_total %llu\n"
+                      "# HELP regimen_workers Workers on this store, as seen at the last lease check.\n"
+                      "# TYPE regimen_workers gauge\nregimen_workers %d\n",
+                  (unsigned long long)sv->leases_taken, (unsigned long long)sv->leases_released,
+                  sv->nworkers);
     rg_buf_printf(&b, "# HELP regimen_wake_lateness_seconds How late time-driven evaluations ran after their due moment.\n"
                       "# TYPE regimen_wake_lateness_seconds histogram\n");
     for (int i = 0; i < 6; i++)

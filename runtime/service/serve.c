@@ -296,13 +296,27 @@ static int rg__hook_add(rg_svc *sv, int i)
     return rg_webhooks_add(sv->hooks, sv->clinics[i].name, sv->clinics[i].webhook);
 }
 
-/* Tries the lease of every clinic this worker does not hold (all at start).
- * SQLite, or a lease newly taken: the clinic is evaluated here from now on,
- * first whatever fell due while nobody held it (a worker that died). */
-static int rg__take_leases(rg_svc *sv)
+/* How many clinic leases this worker keeps: its fair share of the clinics,
+ * ceil(clinics / workers), so a worker that starts beside others gets its
+ * part and the survivors of one that ended take over its part. SQLite (one
+ * service): all of them. */
+static int rg__share(rg_svc *sv)
+{
+    int n = 1;
+    if (rg_store_workers(sv->st, &n) || n < 1)
+        n = 1; /* (unknown: any lease nobody holds is still taken) */
+    sv->nworkers = n;
+    return (sv->nclinics + n - 1) / n;
+}
+
+/* Tries the lease of the clinics this worker does not hold, up to its share
+ * (all at start when it is alone). SQLite, or a lease newly taken: the clinic
+ * is evaluated here from now on, first whatever fell due while nobody held
+ * it (a worker that ended, or one that gave the lease back). */
+static int rg__take_leases(rg_svc *sv, int share)
 {
     int taken = 0;
-    for (int i = 0; i < sv->nclinics; i++) {
+    for (int i = 0; i < sv->nclinics && sv->nheld < share; i++) {
         int held = 0;
         if (sv->clinics[i].held || rg_store_lease(sv->st, sv->clinics[i].name, &held) || !held)
             continue;
@@ -316,6 +330,30 @@ static int rg__take_leases(rg_svc *sv)
             rg_log("error", "clinic %s: cannot start webhook delivery", sv->clinics[i].name);
     }
     return taken;
+}
+
+/* Gives back the leases over this worker's share (the last clinics first),
+ * between two loop iterations: nothing of theirs is in flight but a webhook
+ * delivery, which the next owner sends again under the same key. Requests
+ * still queued for them are only stored (rg__store_events), as for any
+ * clinic another worker holds. A lease that cannot be given back is still
+ * held by the session: RG_EDB, and the worker stops. */
+static int rg__give_back(rg_svc *sv, int share)
+{
+    for (int i = sv->nclinics - 1; i >= 0 && sv->nheld > share; i--) {
+        if (!sv->clinics[i].held)
+            continue;
+        if (sv->hooks)
+            rg_webhooks_drop(sv->hooks, sv->clinics[i].name);
+        sv->clinics[i].held = 0;
+        sv->nheld--;
+        if (rg_store_unlease(sv->st, sv->clinics[i].name))
+            return RG_EDB;
+        sv->leases_released++;
+        rg_log("info", "lease given back: clinic %s, for a worker with fewer (%d workers, at most %d "
+               "clinic%s each)", sv->clinics[i].name, sv->nworkers, share, share == 1 ? "" : "s");
+    }
+    return RG_OK;
 }
 
 static void rg__on_stop(uv_signal_t *h, int sig);
@@ -338,7 +376,17 @@ static void rg__on_lease_tick(uv_timer_t *t)
         rg__on_stop(&sv->sigterm, 0);
         return;
     }
-    if (sv->nheld == sv->nclinics || !rg__take_leases(sv))
+    int share = rg__share(sv), before = sv->nheld;
+    if (rg__give_back(sv, share)) {
+        rg_log("error", "cannot give a lease back (%s): stopping, which ends them all",
+               rg_store_errmsg(sv->st));
+        sv->exit_code = 2;
+        rg__on_stop(&sv->sigterm, 0);
+        return;
+    }
+    if (sv->nheld < before)
+        rg_svc_arm(sv); /* (armed for a clinic no longer ours, maybe) */
+    if (sv->nheld >= share || !rg__take_leases(sv, share))
         return;
     rg__catch_up(sv, "lease taken");
     rg_svc_arm(sv);
@@ -890,7 +938,7 @@ int rg_serve_main(const char *db_path, const char *config_path, const char *ship
         uv_idle_init(&sv->loop, &sv->notice_again);
         sv->notice_poll.data = sv->notice_drain.data = sv->notice_again.data = sv;
     }
-    rg__take_leases(sv); /* SQLite: all of them (the holder lock made this process the one) */
+    rg__take_leases(sv, rg__share(sv)); /* SQLite: all of them (the holder lock made this process the one) */
     int failed = rg__load_clinics(sv, 1);
     if (failed) {
         fprintf(stderr, "regimen serve: %d clinic%s could not load their protocols (see above)\n",

@@ -101,8 +101,8 @@ typedef struct rg_svc {
     uv_poll_t notice_poll;
     uv_prepare_t notice_drain; /* before the loop sleeps: notices libpq kept */
     uv_idle_t notice_again;    /* ...and, after one, no sleep until none is left */
-    int notice_fd, nheld;
-    uint64_t leases_taken;
+    int notice_fd, nheld, nworkers; /* nworkers: seen at the last lease tick */
+    uint64_t leases_taken, leases_released;
     uv_fs_event_t watch[RG_MAX_CLINICS + 2];
     char watched[RG_MAX_CLINICS + 2][PATH_MAX]; /* the directory of watch[i] */
     int nwatch;

@@ -31,6 +31,7 @@ typedef struct rg__hook {
     uv_timer_t retry; /* backoff before the next attempt */
     uv_timer_t later; /* the next notify_at still to come */
     int waiting, backoff_ms;
+    int off;          /* the clinic's lease went to another worker (rg_webhooks_drop) */
 } rg__hook;
 
 struct rg_webhooks {
@@ -55,6 +56,21 @@ typedef struct rg__sock {
 } rg__sock;
 
 static void rg__start(rg__hook *h);
+
+/* Frees the delivery that finished, or ends the one in flight: its cursor
+ * did not move, so whoever sends next sends it again with the same key. */
+static void rg__abandon(rg__hook *h)
+{
+    if (!h->easy)
+        return;
+    curl_multi_remove_handle(h->w->multi, h->easy);
+    curl_easy_cleanup(h->easy);
+    curl_slist_free_all(h->headers);
+    free(h->body);
+    h->easy = NULL;
+    h->headers = NULL;
+    h->body = NULL;
+}
 
 static void rg__on_retry(uv_timer_t *t)
 {
@@ -86,13 +102,7 @@ static void rg__finish(rg__hook *h, CURLcode res, long status)
     } else {
         snprintf(err, sizeof err, "HTTP status %ld", status);
     }
-    curl_multi_remove_handle(w->multi, h->easy);
-    curl_easy_cleanup(h->easy);
-    curl_slist_free_all(h->headers);
-    free(h->body);
-    h->easy = NULL;
-    h->headers = NULL;
-    h->body = NULL;
+    rg__abandon(h);
     if (w->closing)
         return;
     if (ok) {
@@ -235,7 +245,7 @@ static void rg__start(rg__hook *h)
     rg__next next = {NULL, 0, w->zone_of(w->zone_ud, h->clinic)};
     char key[160];
     rg_time now = rg_now(), wait;
-    if (w->closing || h->easy || h->waiting)
+    if (w->closing || h->off || h->easy || h->waiting)
         return;
     int rc = rg_store_webhook_next(w->st, h->clinic, now, rg__take, &next, &wait);
     if (rc == RG_OK && wait != RG_TIME_NONE) /* again when the next one may go */
@@ -297,11 +307,30 @@ int rg_webhooks_new(rg_webhooks **out, uv_loop_t *loop, rg_store *st,
     return RG_OK;
 }
 
+static rg__hook *rg__hook_of(rg_webhooks *w, const char *clinic)
+{
+    for (int i = 0; i < w->nhooks; i++)
+        if (!strcmp(w->hooks[i].clinic, clinic))
+            return &w->hooks[i];
+    return NULL;
+}
+
 int rg_webhooks_add(rg_webhooks *w, const char *clinic, const char *url)
 {
+    rg__hook *h = rg__hook_of(w, clinic);
+    if (h) { /* dropped before: delivering again, from the stored cursor */
+        char *u = strdup(url);
+        if (!u)
+            return RG_ENOMEM;
+        free(h->url);
+        h->url = u;
+        h->off = h->waiting = h->backoff_ms = 0;
+        rg__start(h);
+        return RG_OK;
+    }
     if (w->nhooks == RG_HOOK_MAX)
         return RG_EINVAL;
-    rg__hook *h = &w->hooks[w->nhooks];
+    h = &w->hooks[w->nhooks];
     memset(h, 0, sizeof *h);
     h->w = w;
     snprintf(h->clinic, sizeof h->clinic, "%s", clinic);
@@ -313,6 +342,17 @@ int rg_webhooks_add(rg_webhooks *w, const char *clinic, const char *url)
     h->later.data = h;
     w->nhooks++;
     return RG_OK;
+}
+
+void rg_webhooks_drop(rg_webhooks *w, const char *clinic)
+{
+    rg__hook *h = rg__hook_of(w, clinic);
+    if (!h || h->off)
+        return;
+    rg__abandon(h);
+    uv_timer_stop(&h->retry);
+    uv_timer_stop(&h->later);
+    h->off = 1;
 }
 
 void rg_webhooks_kick(rg_webhooks *w)
@@ -349,16 +389,8 @@ void rg_webhooks_close(rg_webhooks *w, void (*done)(void *ud), void *ud)
     w->pending_closes = 1; /* held until every close below has been started */
     /* deliveries in flight are abandoned: their cursor did not move, so they
      * are sent again, with the same key, after a restart */
-    for (int i = 0; i < w->nhooks; i++) {
-        rg__hook *h = &w->hooks[i];
-        if (h->easy) {
-            curl_multi_remove_handle(w->multi, h->easy);
-            curl_easy_cleanup(h->easy);
-            curl_slist_free_all(h->headers);
-            free(h->body);
-            h->easy = NULL;
-        }
-    }
+    for (int i = 0; i < w->nhooks; i++)
+        rg__abandon(&w->hooks[i]);
     curl_multi_cleanup(w->multi); /* closes its sockets: their polls close (counted) */
     w->multi = NULL;
     for (int i = 0; i < w->nhooks; i++) {
@@ -382,7 +414,7 @@ void rg_webhooks_stats(rg_webhooks *w, rg_webhook_stats *st)
     for (int i = 0; i < w->nhooks; i++) {
         int64_t delivered, last = 0;
         int attempts;
-        if (rg_store_webhook_get(w->st, w->hooks[i].clinic, &delivered, &attempts) == RG_OK &&
+        if (!w->hooks[i].off && rg_store_webhook_get(w->st, w->hooks[i].clinic, &delivered, &attempts) == RG_OK &&
             rg_store_last_cseq(w->st, w->hooks[i].clinic, &last) == RG_OK && last > delivered)
             st->backlog += last - delivered;
     }

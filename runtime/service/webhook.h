@@ -35,8 +35,13 @@ typedef struct rg_webhooks rg_webhooks;
  * body (at_local, due_local). */
 int rg_webhooks_new(rg_webhooks **out, uv_loop_t *loop, rg_store *st,
                     const rg_zone *(*zone_of)(void *ud, const char *clinic), void *zone_ud);
-/* Delivers clinic's transitions to url (http:// or https://). */
+/* Delivers clinic's transitions to url (http:// or https://), from the
+ * stored cursor; again after rg_webhooks_drop. */
 int rg_webhooks_add(rg_webhooks *w, const char *clinic, const char *url);
+/* Stops delivering clinic's transitions (its lease went to another worker):
+ * a delivery in flight is abandoned, so the new owner sends it again with the
+ * same Idempotency-Key. */
+void rg_webhooks_drop(rg_webhooks *w, const char *clinic);
 /* New transitions may have been committed: start whatever is idle. */
 void rg_webhooks_kick(rg_webhooks *w);
 void rg_webhooks_close(rg_webhooks *w, void (*done)(void *ud), void *ud);

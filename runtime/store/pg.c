@@ -458,7 +458,7 @@ static void rg__time(rg__args *a, rg_time t)
 /* The wake-up reads' last parameter: the leased clinics, or NULL for all. */
 static void rg__leased(rg__args *a, const rg_pg *pg)
 {
-    rg__text(a, pg->only ? (pg->leased.p ? pg->leased.p : "{}") : NULL);
+    rg__text(a, pg->only ? (pg->leased.len ? pg->leased.p : "{}") : NULL);
 }
 
 /* Raw bytes (a bytea), sent as they are: NULL or empty is SQL NULL. */
@@ -1644,34 +1644,49 @@ int rg_pg_protocol_loaded(rg_pg *pg, const char *clinic, const char *protocol,
 
 /* ---- many workers: leases and notices ---------------------------------------------- */
 
+/* The advisory-lock key of clinic $1's lease. */
+#define RG__LEASE_KEY "hashtextextended('regimen:' || current_schema() || ':' || $1, 0)"
+
+/* Where clinic is in pg->leased: *off and *len span its quoted name and the
+ * comma before it (after it, for the first); 0 when not there. */
+static int rg__leased_at(const rg_pg *pg, const char *clinic, size_t *off, size_t *len)
+{
+    for (size_t at = 1; pg->leased.p && at < pg->leased.len;) {
+        const char *end = strpbrk(pg->leased.p + at, ",}");
+        size_t n = (size_t)(end - pg->leased.p - at) - 2; /* without the quotes */
+        if (n == strlen(clinic) && !memcmp(pg->leased.p + at + 1, clinic, n)) {
+            int first = at == 1, last = *end == '}';
+            *off = first ? at : at - 1;
+            *len = n + 2 + (first && last ? 0 : 1);
+            return 1;
+        }
+        at = (size_t)(end - pg->leased.p) + 1;
+    }
+    return 0;
+}
+
 /* A clinic's lease is a session advisory lock on this connection, keyed by
  * a hash of the schema's and the clinic's names (advisory locks are per
  * database; two stores in two schemas are two): PostgreSQL grants it to one session at a
  * time and drops it the moment that session ends, kill -9 of the worker
- * included (its socket closes). Taken once; held until the connection ends. */
+ * included (its socket closes). Held until released or the connection ends. */
 int rg_pg_lease(rg_pg *pg, const char *clinic, int *held)
 {
+    size_t off, len;
     *held = 0;
     if (PQstatus(pg->conn) != CONNECTION_OK) { /* the session, and every lease, ended */
         rg__msg(pg, "the connection to the database was lost, and the leases with it");
         rg__fault(pg);
         return RG_EIO;
     }
-    rg_buf name = {0};
-    for (size_t off = 1; pg->leased.p && off < pg->leased.len;) { /* already ours? */
-        const char *end = strpbrk(pg->leased.p + off, ",}");
-        size_t len = (size_t)(end - pg->leased.p - off) - 2; /* without the quotes */
-        if (len == strlen(clinic) && !memcmp(pg->leased.p + off + 1, clinic, len)) {
-            *held = 1;
-            return RG_OK;
-        }
-        off = (size_t)(end - pg->leased.p) + 1;
+    if (rg__leased_at(pg, clinic, &off, &len)) { /* already ours */
+        *held = 1;
+        return RG_OK;
     }
+    rg_buf name = {0};
     const char *v[1] = {clinic};
-    PGresult *r = PQexecParams(pg->conn,
-                               "SELECT pg_try_advisory_lock(hashtextextended("
-                               "'regimen:' || current_schema() || ':' || $1, 0))",
-                               1, NULL, v, NULL, NULL, 0);
+    PGresult *r = PQexecParams(pg->conn, "SELECT pg_try_advisory_lock(" RG__LEASE_KEY ")", 1,
+                               NULL, v, NULL, NULL, 0);
     if (PQresultStatus(r) != PGRES_TUPLES_OK) {
         rg__msg(pg, PQresultErrorMessage(r));
         PQclear(r);
@@ -1695,6 +1710,46 @@ int rg_pg_lease(rg_pg *pg, const char *clinic, int *held)
 nomem:
     rg_buf_free(&name);
     return RG_ENOMEM;
+}
+
+/* Gives the lease back: off the wake-up reads' list first, so nothing of
+ * the clinic is read as ours once another session may hold it. */
+int rg_pg_unlease(rg_pg *pg, const char *clinic)
+{
+    size_t off, len;
+    if (!rg__leased_at(pg, clinic, &off, &len))
+        return RG_OK;
+    memmove(pg->leased.p + off, pg->leased.p + off + len, pg->leased.len - off - len + 1);
+    pg->leased.len -= len;
+    if (pg->leased.len == 2) /* "{}": none left, as before the first */
+        pg->leased.p[pg->leased.len = 0] = '\0';
+    const char *v[1] = {clinic};
+    PGresult *r = PQexecParams(pg->conn, "SELECT pg_advisory_unlock(" RG__LEASE_KEY ")", 1,
+                               NULL, v, NULL, NULL, 0);
+    int ok = PQresultStatus(r) == PGRES_TUPLES_OK;
+    if (!ok)
+        rg__msg(pg, PQresultErrorMessage(r));
+    PQclear(r);
+    return ok ? RG_OK : RG_EDB;
+}
+
+/* The workers on this store now: the sessions that hold the store's key
+ * shared (rg_store_hold), as pg_locks shows them (a bigint key is its high
+ * half in classid and its low half in objid, objsubid 1). */
+int rg_pg_workers(rg_pg *pg, int *n)
+{
+    PGresult *r = PQexec(pg->conn,
+                         "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted"
+                         " AND mode = 'ShareLock' AND objsubid = 1 AND database ="
+                         " (SELECT oid FROM pg_database WHERE datname = current_database())"
+                         " AND ((classid::bigint << 32) | objid::bigint) = " RG__HOLD_KEY);
+    int ok = PQresultStatus(r) == PGRES_TUPLES_OK;
+    if (ok)
+        *n = (int)rg__col_int(r, 0, 0);
+    else
+        rg__msg(pg, PQresultErrorMessage(r));
+    PQclear(r);
+    return ok ? RG_OK : RG_EDB;
 }
 
 void rg_pg_lease_only(rg_pg *pg, int on) { pg->only = on; }
@@ -1729,6 +1784,17 @@ int rg_store_lease(rg_store *st, const char *clinic, int *held)
     rg_pg *pg = rg_store_pg(st);
     *held = 1;
     return pg ? rg_pg_lease(pg, clinic, held) : RG_OK;
+}
+
+int rg_store_unlease(rg_store *st, const char *clinic)
+{
+    return rg_store_pg(st) ? rg_pg_unlease(rg_store_pg(st), clinic) : RG_OK;
+}
+
+int rg_store_workers(rg_store *st, int *n)
+{
+    *n = 1;
+    return rg_store_pg(st) ? rg_pg_workers(rg_store_pg(st), n) : RG_OK;
 }
 
 void rg_store_lease_only(rg_store *st, int on)

@@ -116,6 +116,8 @@ int rg_store_same_body(const char *stored, const rg_event *ev);
 int rg_store_status_of(const char *text);
 
 int rg_pg_lease(rg_pg *pg, const char *clinic, int *held);
+int rg_pg_unlease(rg_pg *pg, const char *clinic);
+int rg_pg_workers(rg_pg *pg, int *n);
 void rg_pg_lease_only(rg_pg *pg, int on);
 int rg_pg_notice_fd(rg_pg *pg);
 int rg_pg_notices(rg_pg *pg);

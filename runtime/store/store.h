@@ -285,6 +285,12 @@ int rg_store_protocol_loaded(rg_store *st, const char *clinic, const char *proto
  * RG_EIO when the connection is lost: so are all the leases it held.
  * SQLite: always held. */
 int rg_store_lease(rg_store *st, const char *clinic, int *held);
+/* Gives the clinic's lease back (if held), for another worker to take.
+ * SQLite: nothing to do. */
+int rg_store_unlease(rg_store *st, const char *clinic);
+/* *n: how many services hold this store now (rg_store_hold shared), this
+ * one included. SQLite: 1. */
+int rg_store_workers(rg_store *st, int *n);
 /* on: the wake-up reads (rg_store_due_patients, rg_store_patients_page
  * with a due time, rg_store_next_wake, the snoozes) see only the clinics
  * this store holds. No effect on SQLite. */
