@@ -3,7 +3,7 @@
  * client, HTTP/1.1 keep-alive, only to 127.0.0.1.
  *
  *   load ingest  --port P --token T --clients N --batch B --seconds S
- *                (--file COHORT.jsonl | --ping) [--events MAX]
+ *                (--file COHORT.jsonl | --ping [--clinic C]) [--events MAX]
  *   load latency --port P --token T --clients N --rate R --seconds S
  *                [--timer-ms MS]
  *   load metrics --port P --token T      (prints GET /metrics)
@@ -13,8 +13,8 @@
  * seconds have passed or (--events) MAX events were stored in all. --file:
  * the cohort's patients (consecutive lines of one patient) are dealt to the
  * clients in turn, and a request carries whole patients, so every patient's
- * history arrives in one request. --ping: events of type "ping" stamped with
- * the current time, one new patient each. Counts the events the service
+ * history arrives in one request. --ping: events of type "ping" of clinic C
+ * (default bench) stamped with the current time, one new patient each. Counts the events the service
  * acknowledged as stored (it answers only after its commit with
  * synchronous=FULL). Prints
  *   ingest clients=N batch=B requests=Q events=E seconds=S events_per_s=X
@@ -59,8 +59,9 @@ static struct {
     int port, clients, batch, ping, timer_ms;
     long events; /* ingest: stop after this many events in all (0: no cap) */
     double seconds, rate;
-    const char *token, *file;
-} opt = {.clients = 4, .batch = 100, .seconds = 10, .rate = 1000, .timer_ms = 1000};
+    const char *token, *file, *clinic;
+} opt = {.clients = 4, .batch = 100, .seconds = 10, .rate = 1000, .timer_ms = 1000,
+         .clinic = "bench"};
 
 static void die(const char *fmt, ...)
 {
@@ -328,9 +329,10 @@ static void *ingest_worker(void *arg)
                         die("out of memory");
                 }
                 len += (size_t)snprintf(body + len, cap - len,
-                                        "%s{\"id\":\"w%ld-%d-%ld\",\"clinic\":\"bench\",\"patient\":"
+                                        "%s{\"id\":\"w%ld-%d-%ld\",\"clinic\":\"%s\",\"patient\":"
                                         "\"w%ld-%d-%ld\",\"type\":\"ping\",\"at\":\"%s\"}",
-                                        i ? "," : "", id_base, w->index, seq, id_base, w->index, seq, at);
+                                        i ? "," : "", id_base, w->index, seq, opt.clinic, id_base,
+                                        w->index, seq, at);
                 events++;
             }
         } else {
@@ -761,6 +763,8 @@ int main(int argc, char **argv)
             opt.token = v;
         else if (!strcmp(a, "--file"))
             opt.file = v;
+        else if (!strcmp(a, "--clinic"))
+            opt.clinic = v;
         else if (!strcmp(a, "--clients"))
             opt.clients = atoi(v);
         else if (!strcmp(a, "--batch"))

@@ -4,8 +4,9 @@
 # socket, started and removed here):
 #   1. HTTP ingest (bench/load.c ingest --ping, 100 events a request) and
 #      POST -> SSE transition latency (load latency at a steady rate) with
-#      1 worker on SQLite, 1 worker on PostgreSQL and 3 workers on
-#      PostgreSQL (ingest: one load per worker, at the same time; latency:
+#      1 worker on SQLite, 1 worker on PostgreSQL, 3 workers on
+#      PostgreSQL with one clinic and with three (the workers share the
+#      leases, one each) (ingest: one load per worker, at the same time; latency:
 #      posted to and streamed from a worker that does not hold the clinic's
 #      lease, so every transition crosses the database twice: NOTIFY to the
 #      owner, NOTIFY back to the stream's worker);
@@ -46,11 +47,20 @@ cat >"$WORK/ping.json" <<EOC
 { "listen": "127.0.0.1:0",
   "clinics": { "bench": { "protocols": "$ROOT/bench/ping", "tokens": ["$TOKEN"] } } }
 EOC
+# three clinics, so that three workers share the evaluation (a lease each)
+CLINICS=(bench bench2 bench3)
+TOKENS=("$TOKEN" "$TOKEN-2" "$TOKEN-3")
+cat >"$WORK/ping3.json" <<EOC
+{ "listen": "127.0.0.1:0",
+  "clinics": { "bench": { "protocols": "$ROOT/bench/ping", "tokens": ["${TOKENS[0]}"] },
+               "bench2": { "protocols": "$ROOT/bench/ping", "tokens": ["${TOKENS[1]}"] },
+               "bench3": { "protocols": "$ROOT/bench/ping", "tokens": ["${TOKENS[2]}"] } } }
+EOC
 PORTS=()
-start_workers() { # DB COUNT
+start_workers() { # DB COUNT CONFIG
     PORTS=()
     for i in $(seq "$2"); do
-        "$BIN" serve --config "$WORK/ping.json" --db "$1" 2>"$WORK/w$i.log" &
+        "$BIN" serve --config "$3" --db "$1" 2>"$WORK/w$i.log" &
         PIDS+=($!)
         for _ in $(seq 200); do
             p=$(sed -n 's/.*listening on 127\.0\.0\.1:\([0-9]*\).*/\1/p' "$WORK/w$i.log" | head -1)
@@ -65,12 +75,17 @@ stop_workers() {
     PIDS=()
 }
 ROWS=()
-measure() { # LABEL DB WORKERS
-    local label=$1 db=$2 n=$3 i total=0 p50 p99 loads=()
-    start_workers "$db" "$n"
+measure() { # LABEL DB WORKERS [CLINICS: 1, or 3 (load i sends clinic i's events)]
+    local label=$1 db=$2 n=$3 nc=${4:-1} i total=0 p50 p99 loads=() cfg=$WORK/ping.json c
+    [ "$nc" = 3 ] && cfg=$WORK/ping3.json
+    start_workers "$db" "$n" "$cfg"
+    [ "$nc" = 3 ] && sleep 2.5 # the workers share the leases (one lease tick, then the next)
     for i in $(seq "$n"); do
-        nice "$TOOLS/load" ingest --ping --port "${PORTS[$((i - 1))]}" --token "$TOKEN" --clients 2 \
-            --batch 100 --seconds "$SECS" >"$WORK/ingest-$i.out" 2>&1 &
+        c=0
+        [ "$nc" = 3 ] && c=$((i - 1))
+        nice "$TOOLS/load" ingest --ping --port "${PORTS[$((i - 1))]}" --token "${TOKENS[$c]}" \
+            --clinic "${CLINICS[$c]}" --clients 2 --batch 100 --seconds "$SECS" \
+            >"$WORK/ingest-$i.out" 2>&1 &
         loads+=($!)
     done
     wait "${loads[@]}"
@@ -104,6 +119,7 @@ measure() { # LABEL DB WORKERS
 measure "1 worker, SQLite" "$WORK/one.db" 1
 measure "1 worker, PostgreSQL" "$(pgurl)" 1
 measure "3 workers, PostgreSQL" "$(pgurl)" 3
+measure "3 workers, 3 clinics, PostgreSQL" "$(pgurl)" 3 3
 
 "$TOOLS/gen" "$SWEEP_PATIENTS" 10 42 >"$WORK/sweep.jsonl"
 "$TOOLS/gen" 1000 4 42 >"$WORK/sim.jsonl"
@@ -137,8 +153,9 @@ mkdir -p bench/results
     echo "POST -> transition: the time from a POST to the SSE transition it causes (the ping"
     echo "protocol's immediate echo); with 3 workers, posted to and streamed from a worker that does"
     echo "not hold the lease, and only once nothing is due: the last column is how long after the"
-    echo "ingest load stopped the owner had evaluated every event the three accepted (PostgreSQL only;"
-    echo "one clinic, so one owner evaluates for all three workers)."
+    echo "ingest load stopped the owners had evaluated every event the three accepted (PostgreSQL only)."
+    echo "With one clinic one owner evaluates for all three workers; with three clinics the workers"
+    echo "share the leases (one each) and each load sends one clinic's events."
     echo
     echo "| store | ingest ${SWEEP_PATIENTS} patients, s | sweep, s | simulate 1,000 patients, s |"
     echo "|---|---|---|---|"
