@@ -424,6 +424,50 @@ static inline void integrity_ok(const char *db)
     sqlite3_close(h);
 }
 
+/* One POST of events that decide one another, on a started server of
+ * server_setup's clinics (north: TOKEN_A): each item gets the outcome it
+ * would get posted alone in order (a batch stores them in one call), a
+ * conflict its own reason, a refusal its field. */
+static inline void request_items_decide_in_order(const server *s)
+{
+    static const char body[] =
+        "[{\"id\":\"m1\",\"clinic\":\"north\",\"patient\":\"p1\",\"type\":\"ping\","
+        "\"at\":\"2026-03-02T10:00:00Z\"},"
+        "{\"id\":\"m1\",\"clinic\":\"north\",\"patient\":\"p1\",\"type\":\"ping\","
+        "\"at\":\"2026-03-02T10:00:00Z\"},"
+        "{\"id\":\"m1\",\"clinic\":\"north\",\"patient\":\"p1\",\"type\":\"ping\","
+        "\"at\":\"2026-03-02T11:00:00Z\"},"
+        "{\"id\":\"m2\",\"clinic\":\"north\",\"patient\":\"p2\","
+        "\"at\":\"2026-03-02T10:00:00Z\"},"
+        "{\"id\":\"m3\",\"clinic\":\"north\",\"patient\":\"p3\",\"type\":\"ping\","
+        "\"at\":\"2026-03-02T10:00:00Z\"},"
+        "{\"id\":\"m3\",\"clinic\":\"north\",\"patient\":\"p3\",\"type\":\"ping\","
+        "\"at\":\"2026-03-02T10:00:00Z\",\"version\":2,\"status\":\"entered-in-error\","
+        "\"corrected_at\":\"2026-03-02T12:00:00Z\",\"corrected_by\":\"dr-lee\"},"
+        "{\"id\":\"m4\",\"clinic\":\"south\",\"patient\":\"p4\",\"type\":\"ping\","
+        "\"at\":\"2026-03-02T10:00:00Z\"},"
+        "{\"id\":\"m5\",\"clinic\":\"north\",\"patient\":\"p5\",\"type\":\"ping\","
+        "\"at\":\"2026-03-02T10:00:00Z\"}]";
+    static const char *const want[] = {"stored", "duplicate", "conflict", "rejected",
+                                       "stored", "corrected", "rejected", "stored"};
+    char *out;
+    cr_assert_eq(http(s->port, "POST", "/v1/events", TOKEN_A, body, &out), 200, "%s", out);
+    const char *at = strstr(out, "\"results\":[");
+    cr_assert_not_null(at, "%s", out);
+    for (size_t i = 0; i < sizeof want / sizeof *want; i++) { /* each result's status, in order */
+        char status[40];
+        cr_assert_not_null(at = strstr(at, "\"status\":\""), "item %zu: %s", i, out);
+        at += strlen("\"status\":\"");
+        snprintf(status, sizeof status, "%.*s", (int)strcspn(at, "\""), at);
+        cr_assert_str_eq(status, want[i], "item %zu: %s", i, out);
+    }
+    cr_assert_null(strstr(at, "\"status\":\""), "more results than items: %s", out);
+    cr_assert_not_null(strstr(out, "different content"), "the conflict's reason: %s", out);
+    cr_assert_not_null(strstr(out, "\"field\":\"type\""), "%s", out);
+    cr_assert_not_null(strstr(out, "\"field\":\"clinic\""), "%s", out);
+    free(out);
+}
+
 #endif /* RG_TEST_SERVE */
 
 static inline int rg_test_cmp_str(const void *a, const void *b)

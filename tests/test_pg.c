@@ -543,6 +543,21 @@ Test(pg, failover_three_workers_twenty_kill_9_lose_and_repeat_nothing, .timeout 
     rg_test_rmdir(w[0].dir);
 }
 
+Test(pg, a_requests_items_decide_one_another_in_order, .timeout = 60)
+{
+    server s = {0};
+    fresh_schema(11);
+    server_setup(&s, fast_protocol, fast_protocol);
+    cr_assert_lt(strlen(url), sizeof s.db);
+    memcpy(s.db, url, strlen(url) + 1);
+    server_start(&s);
+    workers[0] = s.pid;
+    request_items_decide_in_order(&s);
+    cr_assert_eq(server_stop(&s, SIGTERM), 0);
+    workers[0] = 0;
+    rg_test_rmdir(s.dir);
+}
+
 /* The worker's regimen_leases_held, and whether it holds north. */
 static int leases_of(int port, int *north)
 {

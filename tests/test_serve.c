@@ -163,6 +163,16 @@ static void log_wait(const server *s, const char *text, int ms)
     }
 }
 
+Test(serve, a_requests_items_decide_one_another_in_order, .timeout = 30)
+{
+    server s = {0};
+    server_setup(&s, fast_protocol, fast_protocol);
+    server_start(&s);
+    request_items_decide_in_order(&s);
+    cr_assert_eq(server_stop(&s, SIGTERM), 0);
+    rg_test_rmdir(s.dir);
+}
+
 Test(serve, hot_reload_refuses_a_broken_protocol_then_takes_the_fix, .timeout = 30)
 {
     server s = {0};
