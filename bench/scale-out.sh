@@ -105,7 +105,7 @@ measure() { # LABEL DB WORKERS [CLINICS: 1, or 3 (load i sends clinic i's events
     sleep 1.5 # the ping protocol's timers, 1 s after the last pings
     case $db in
     postgres*)
-        for _ in $(seq 600); do
+        for _ in $(seq 1800); do # (up to about 4 min: a backlog of one owner)
             [ "$(psql -tAc "SELECT count(*) FROM patients WHERE next_wake <= $(date +%s%3N)" "$db")" = 0 ] && break
             sleep 0.1
         done
