@@ -543,15 +543,22 @@ Test(pg, failover_three_workers_twenty_kill_9_lose_and_repeat_nothing, .timeout 
     rg_test_rmdir(w[0].dir);
 }
 
+/* One worker of server_setup's clinics on a new schema (suffix n), started;
+ * its URL is url plus extra (a libpq parameter, or ""). */
+static void start_pg_worker(server *s, int n, const char *extra)
+{
+    fresh_schema(n);
+    server_setup(s, fast_protocol, fast_protocol);
+    int len = snprintf(s->db, sizeof s->db, "%s%s", url, extra);
+    cr_assert_lt(len, (int)sizeof s->db);
+    server_start(s);
+    workers[0] = s->pid;
+}
+
 Test(pg, a_requests_items_decide_one_another_in_order, .timeout = 60)
 {
     server s = {0};
-    fresh_schema(11);
-    server_setup(&s, fast_protocol, fast_protocol);
-    cr_assert_lt(strlen(url), sizeof s.db);
-    memcpy(s.db, url, strlen(url) + 1);
-    server_start(&s);
-    workers[0] = s.pid;
+    start_pg_worker(&s, 11, "");
     request_items_decide_in_order(&s);
     cr_assert_eq(server_stop(&s, SIGTERM), 0);
     workers[0] = 0;
@@ -670,13 +677,9 @@ Test(pg, leases_are_shared_and_a_killed_owners_are_taken_within_10_s, .timeout =
 Test(pg, a_worker_that_loses_its_session_stops, .timeout = 60)
 {
     server w;
-    fresh_schema(7);
-    server_setup(&w, fast_protocol, fast_protocol);
-    int n = snprintf(w.db, sizeof w.db, "%s&application_name=rg_lost_%d", url, (int)getpid());
-    cr_assert_lt(n, (int)sizeof w.db);
-    server_start(&w);
-    workers[0] = w.pid;
     char text[200];
+    snprintf(text, sizeof text, "&application_name=rg_lost_%d", (int)getpid());
+    start_pg_worker(&w, 7, text);
     snprintf(text, sizeof text, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
                                 " WHERE application_name = 'rg_lost_%d'", (int)getpid());
     PGconn *c = PQconnectdb(getenv("RG_TEST_PG_URL"));
@@ -702,12 +705,7 @@ Test(pg, a_worker_that_loses_its_session_stops, .timeout = 60)
 Test(pg, sweep_is_refused_beside_workers_and_workers_beside_a_sweep, .timeout = 60)
 {
     server w;
-    fresh_schema(8);
-    server_setup(&w, fast_protocol, fast_protocol);
-    cr_assert_lt(strlen(url), sizeof w.db);
-    memcpy(w.db, url, strlen(url) + 1);
-    server_start(&w);
-    workers[0] = w.pid;
+    start_pg_worker(&w, 8, "");
     char *out, *err;
     const char *sw[] = {"sweep", "--db", url, "--at", "2026-06-01T00:00:00Z", NULL};
     cr_assert_eq(rg_test_run(sw, NULL, &out, &err), 2, "%s%s", out, err);

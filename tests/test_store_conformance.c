@@ -1208,13 +1208,20 @@ Test(conf_pg, two_workers_correcting_one_version_at_once, .init = setup_pg, .fin
 
 /* ---- leases (many workers) ---------------------------------------------------------- */
 
+/* A second connection to the test's store (another worker). */
+static rg_store *open_other(void)
+{
+    rg_store *other = NULL;
+    char err[512];
+    cr_assert_eq(rg_store_open(&other, url, NULL, err, sizeof err), RG_OK, "%s", err);
+    return other;
+}
+
 Test(conf_pg, a_lease_is_one_connections_until_it_ends, .init = setup_pg, .fini = teardown)
 {
     NO_PG_SKIP();
-    rg_store *other = NULL;
-    char err[512];
+    rg_store *other = open_other();
     int held = -1;
-    cr_assert_eq(rg_store_open(&other, url, NULL, err, sizeof err), RG_OK, "%s", err);
     cr_assert_eq(rg_store_lease(st, "north", &held), RG_OK);
     cr_assert_eq(held, 1);
     cr_assert_eq(rg_store_lease(st, "north", &held), RG_OK);
@@ -1255,10 +1262,8 @@ Test(conf_pg, a_lease_is_one_connections_until_it_ends, .init = setup_pg, .fini 
 Test(conf_pg, a_lease_given_back_is_free_and_no_longer_read, .init = setup_pg, .fini = teardown)
 {
     NO_PG_SKIP();
-    rg_store *other = NULL;
-    char err[512];
+    rg_store *other = open_other();
     int held = -1;
-    cr_assert_eq(rg_store_open(&other, url, NULL, err, sizeof err), RG_OK, "%s", err);
     const char *clinics[3] = {"north", "south", "west"};
     for (int i = 0; i < 3; i++) {
         cr_assert_eq(rg_store_lease(st, clinics[i], &held), RG_OK);
@@ -1295,10 +1300,8 @@ Test(conf_pg, a_lease_given_back_is_free_and_no_longer_read, .init = setup_pg, .
 Test(conf_pg, the_workers_are_counted_by_their_shared_hold, .init = setup_pg, .fini = teardown)
 {
     NO_PG_SKIP();
-    rg_store *other = NULL;
-    char err[512];
+    rg_store *other = open_other();
     int n = -1, ok = 0;
-    cr_assert_eq(rg_store_open(&other, url, NULL, err, sizeof err), RG_OK, "%s", err);
     cr_assert_eq(rg_store_workers(st, &n), RG_OK);
     cr_assert_eq(n, 0);
     cr_assert_eq(rg_store_hold(st, 0, &ok), RG_OK);
@@ -1320,9 +1323,7 @@ Test(conf_pg, a_notice_comes_when_another_connection_stores_events, .init = setu
      .fini = teardown)
 {
     NO_PG_SKIP();
-    rg_store *other = NULL;
-    char err[512];
-    cr_assert_eq(rg_store_open(&other, url, NULL, err, sizeof err), RG_OK, "%s", err);
+    rg_store *other = open_other();
     int fd = rg_store_notice_fd(other);
     cr_assert_geq(fd, 0);
     cr_assert_eq(rg_store_notices(other), 0);
