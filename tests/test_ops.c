@@ -284,6 +284,47 @@ static void refused(server *s, const char *db, const char *cause)
     }
 }
 
+/* A configuration that cannot be used is refused at start in one line that
+ * names the file, the line and column or the cause; a NUL byte is named as
+ * such (jansson's own file reader took it for the end of the file). */
+Test(ops, a_bad_configuration_is_refused_naming_file_line_and_column, .timeout = 30)
+{
+    server s = {0};
+    server_setup(&s, fast_protocol, fast_protocol);
+    static const struct {
+        const char *text;
+        size_t len;
+        const char *want;
+    } cases[] = {
+#define TEXT(t) t, sizeof t - 1
+        {TEXT("{\n  \"listen\": \"127.0.0.1:0\",\0\n  \"clinics\": {} }"),
+         "config.json:2:27: not valid JSON: a NUL byte"},
+        {TEXT("{ \"listen\": \"127.0.0.1:0\", \"listen\": \"127.0.0.1:1\" }"),
+         "duplicate object key"},
+#undef TEXT
+        {NULL, 0, "cannot read the configuration: No such file or directory"},
+    };
+    char db[600], *out, *err;
+    snprintf(db, sizeof db, "%s/serve.db", s.dir);
+    const char *serve[] = {"serve", "--config", s.config, "--db", db, NULL};
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        unlink(s.config);
+        if (cases[i].text) {
+            FILE *f = fopen(s.config, "wb");
+            cr_assert_not_null(f);
+            cr_assert_eq(fwrite(cases[i].text, 1, cases[i].len, f), cases[i].len);
+            fclose(f);
+        }
+        cr_assert_eq(rg_test_run(serve, NULL, &out, &err), 2, "case %zu: %s", i, err);
+        cr_assert(strstr(err, s.config) && strstr(err, cases[i].want),
+                  "case %zu: expected '%s': %s", i, cases[i].want, err);
+        cr_assert_eq(lines(err), 1, "one line: %s", err);
+        free(out);
+        free(err);
+    }
+    rg_test_rmdir(s.dir);
+}
+
 Test(ops, unwritable_database_is_refused_at_start_naming_path_and_cause,
      .timeout = 60, .fini = cleanup)
 {

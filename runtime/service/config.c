@@ -18,14 +18,42 @@ static int rg__cfg_fail(char *err, size_t errlen, const char *file, const char *
     return rg_fail(err, errlen, RG_EINVAL, "%s: %s: %s", file, field, what);
 }
 
+/* The file as JSON, through rg_json_loadb as every outside text (a NUL byte
+ * is refused, not skipped); NULL with err set. */
+static json_t *rg__cfg_read(const char *path, char *err, size_t errlen)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        rg_fail(err, errlen, RG_EINVAL, "%s: cannot read the configuration: %s", path,
+                strerror(errno));
+        return NULL;
+    }
+    rg_buf b = {0};
+    char chunk[4096];
+    size_t n;
+    int nomem = 0;
+    while (!nomem && (n = fread(chunk, 1, sizeof chunk, f)) > 0)
+        nomem = rg_buf_add(&b, chunk, n) != RG_OK;
+    int failed = ferror(f);
+    fclose(f);
+    json_error_t je;
+    json_t *root = NULL;
+    if (nomem || failed)
+        rg_fail(err, errlen, RG_EINVAL, "%s: cannot read the configuration: %s", path,
+                nomem ? "out of memory" : strerror(EIO));
+    else if (!(root = rg_json_loadb(b.p ? b.p : "", b.len, JSON_REJECT_DUPLICATES, &je)))
+        rg_fail(err, errlen, RG_EINVAL, "%s:%d:%d: not valid JSON: %s", path, je.line, je.column,
+                je.text);
+    rg_buf_free(&b);
+    return root;
+}
+
 int rg_svc_load_config(rg_svc *sv, const char *path, char *err, size_t errlen)
 {
-    json_error_t je;
-    json_t *root = json_load_file(path, JSON_REJECT_DUPLICATES, &je);
+    json_t *root = rg__cfg_read(path, err, errlen);
     char base[PATH_MAX], field[128];
     if (!root)
-        return rg_fail(err, errlen, RG_EINVAL, "%s:%d: not valid JSON: %s", path, je.line,
-                       je.text);
+        return RG_EINVAL;
     char tmp[PATH_MAX];
     snprintf(tmp, sizeof tmp, "%s", path);
     snprintf(base, sizeof base, "%s", dirname(tmp));
