@@ -319,32 +319,6 @@ static int rg__cmd_ingest(int argc, char **argv)
 
 static int rg__help(const char *name);
 
-/* Reads all of path ("-": standard input). */
-static char *rg__slurp(const char *path, size_t *len)
-{
-    FILE *f = strcmp(path, "-") ? fopen(path, "rb") : stdin;
-    rg_buf b = {0};
-    char chunk[65536];
-    size_t n;
-    if (!f)
-        return NULL;
-    while ((n = fread(chunk, 1, sizeof chunk, f)) > 0)
-        if (rg_buf_add(&b, chunk, n)) {
-            rg_buf_free(&b);
-            break;
-        }
-    int bad = ferror(f);
-    if (f != stdin)
-        fclose(f);
-    if (bad || rg_buf_add(&b, "", 1)) {
-        rg_buf_free(&b);
-        errno = bad ? EIO : ENOMEM;
-        return NULL;
-    }
-    *len = b.len - 1;
-    return b.p;
-}
-
 /* One line per entry, then the counts and the unmapped resources by type. */
 static void rg__fhir_report(const rg_fhir_import *im, json_t *reports, const char *source,
                             const rg_ingest_counts *c, FILE *out)
@@ -456,7 +430,7 @@ static int rg__cmd_import_fhir(int argc, char **argv)
         return rg__die("%s", "import-fhir needs exactly one FILE (or - for standard input)");
     const char *path = argv[optind], *source = strcmp(path, "-") ? path : "<stdin>";
     size_t len;
-    char *text = rg__slurp(path, &len);
+    char *text = rg_slurp(path, &len);
     if (!text) {
         fprintf(stderr, "regimen: cannot read %s: %s\n", path, strerror(errno));
         return 2;

@@ -101,6 +101,10 @@ int rg_buf_add(rg_buf *b, const char *s, size_t n);
 int rg_buf_printf(rg_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void rg_buf_free(rg_buf *b);
 
+/* All of path ("-": standard input), NUL-terminated, its length in *len
+ * (the caller frees it); NULL with errno set when it cannot be read. */
+char *rg_slurp(const char *path, size_t *len);
+
 #define RG_COUNTOF(a) (sizeof(a) / sizeof((a)[0]))
 
 #endif

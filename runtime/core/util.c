@@ -4,6 +4,7 @@
  */
 #include "rg.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -112,4 +113,27 @@ void rg_log(const char *level, const char *fmt, ...)
         else if ((unsigned char)*c < 0x20 && *c != '\t')
             *c = '?';
     fprintf(stderr, "%s.%03dZ %s %s\n", when, (int)ms, level, line);
+}
+
+char *rg_slurp(const char *path, size_t *len)
+{
+    FILE *f = strcmp(path, "-") ? fopen(path, "rb") : stdin;
+    rg_buf b = {0};
+    char chunk[65536];
+    size_t n;
+    int nomem = 0;
+    if (!f)
+        return NULL;
+    while (!nomem && (n = fread(chunk, 1, sizeof chunk, f)) > 0)
+        nomem = rg_buf_add(&b, chunk, n) != RG_OK;
+    int bad = ferror(f);
+    if (f != stdin)
+        fclose(f);
+    if (bad || nomem || rg_buf_add(&b, "", 1)) {
+        rg_buf_free(&b);
+        errno = bad ? EIO : ENOMEM;
+        return NULL;
+    }
+    *len = b.len - 1;
+    return b.p;
 }

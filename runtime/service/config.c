@@ -22,29 +22,17 @@ static int rg__cfg_fail(char *err, size_t errlen, const char *file, const char *
  * is refused, not skipped); NULL with err set. */
 static json_t *rg__cfg_read(const char *path, char *err, size_t errlen)
 {
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        rg_fail(err, errlen, RG_EINVAL, "%s: cannot read the configuration: %s", path,
-                strerror(errno));
-        return NULL;
-    }
-    rg_buf b = {0};
-    char chunk[4096];
-    size_t n;
-    int nomem = 0;
-    while (!nomem && (n = fread(chunk, 1, sizeof chunk, f)) > 0)
-        nomem = rg_buf_add(&b, chunk, n) != RG_OK;
-    int failed = ferror(f);
-    fclose(f);
+    size_t len;
+    char *text = rg_slurp(path, &len);
     json_error_t je;
     json_t *root = NULL;
-    if (nomem || failed)
+    if (!text)
         rg_fail(err, errlen, RG_EINVAL, "%s: cannot read the configuration: %s", path,
-                nomem ? "out of memory" : strerror(EIO));
-    else if (!(root = rg_json_loadb(b.p ? b.p : "", b.len, JSON_REJECT_DUPLICATES, &je)))
+                strerror(errno));
+    else if (!(root = rg_json_loadb(text, len, JSON_REJECT_DUPLICATES, &je)))
         rg_fail(err, errlen, RG_EINVAL, "%s:%d:%d: not valid JSON: %s", path, je.line, je.column,
                 je.text);
-    rg_buf_free(&b);
+    free(text);
     return root;
 }
 
