@@ -188,15 +188,14 @@ enum {
     P__COUNT
 };
 
-/* See RG__STILL_OPEN in store.c: the same test, as "the key's last
- * transition", which can only be planned on transitions_by_key (a backward
- * scan, one row). The NOT EXISTS form lets the planner take the (clinic,
- * cseq) index and filter every row of the clinic, and it did so on a
- * growing store whose statistics were not yet gathered: 40 ms per open-alert
- * read at 71,000 transitions, against 0.6 ms in this form. */
+/* See RG__STILL_OPEN in store.c. Before a growing store's statistics are
+ * gathered the planner may run this on the (clinic, cseq) index, filtering
+ * every row of the clinic (40 ms per open-alert read at 71,000 transitions;
+ * docs/scale-out.md). The max(seq) form avoids that but halved one worker's
+ * HTTP ingest in steady state, so this form stays. */
 #define RG__STILL_OPEN(o)                                                                    \
-    o ".seq = (SELECT max(n.seq) FROM transitions n WHERE n.clinic = " o ".clinic AND n.key = " \
-    o ".key)"
+    "NOT EXISTS (SELECT 1 FROM transitions n WHERE n.clinic = " o ".clinic AND n.key = " o \
+    ".key AND n.seq > " o ".seq)"
 
 #define RG__TRANSITION_COLS                                                                 \
     "seq, at, state, clinic, patient, key, protocol, version, rule, severity, message, due," \
