@@ -438,87 +438,88 @@ static int rg__store_events(rg_svc *sv, rg_svc_pending *pr)
 {
     rg_svc_clinic *clinic = &sv->clinics[pr->clinic];
     size_t n = json_array_size(pr->items), i;
-    rg_event *ev = calloc(n + 1, sizeof *ev);
+    struct item {
+        rg_event ev;
+        int ok;     /* a valid event of this clinic, put in the batch */
+        rg_put put; /* its outcome */
+        char field[RG_FIELD_MAX], why[512]; /* of a refusal, or of a conflict */
+    } *it = calloc(n + 1, sizeof *it);
     const rg_event **valid = calloc(n + 1, sizeof *valid);
-    rg_put *put = calloc(n + 1, sizeof *put), *res = calloc(n + 1, sizeof *res);
-    int *vrc = calloc(n + 1, sizeof *vrc);
-    /* field and reason of each refusal, or of each conflict (filled below) */
-    char (*field)[RG_FIELD_MAX] = calloc(n + 1, sizeof *field);
-    char (*why)[512] = calloc(n + 1, sizeof *why);
+    rg_put *res = calloc(n + 1, sizeof *res);
     /* patients to re-evaluate: distinct, in order */
     char (*patients)[RG_EVENT_MAX_ID + 1] = calloc(n + 1, sizeof *patients);
     int npatients = 0, nvalid = 0;
-    int rc = ev && valid && put && res && vrc && field && why && patients &&
-             (pr->results = json_array()) ? RG_OK : RG_ENOMEM;
+    int rc = it && valid && res && patients && (pr->results = json_array()) ? RG_OK : RG_ENOMEM;
     json_t *item;
     memset(pr->counts, 0, sizeof pr->counts);
     json_array_foreach(pr->items, i, item) {
         if (rc)
             break;
-        vrc[i] = rg_event_from_json(&ev[i], item, field[i], why[i], sizeof why[i]);
-        if (vrc[i] == RG_OK && strcmp(ev[i].clinic, clinic->name) != 0) {
-            snprintf(field[i], sizeof field[i], "clinic");
-            snprintf(why[i], sizeof why[i], "this token may only send events of clinic '%s'",
+        struct item *t = &it[i];
+        int vrc = rg_event_from_json(&t->ev, item, t->field, t->why, sizeof t->why);
+        if (vrc == RG_OK && strcmp(t->ev.clinic, clinic->name) != 0) {
+            snprintf(t->field, sizeof t->field, "clinic");
+            snprintf(t->why, sizeof t->why, "this token may only send events of clinic '%s'",
                      clinic->name);
-            rg_event_clear(&ev[i]);
-            vrc[i] = RG_EINVAL;
+            rg_event_clear(&t->ev);
+            vrc = RG_EINVAL;
         }
-        if (vrc[i] == RG_OK)
-            valid[nvalid++] = &ev[i];
-        else if (vrc[i] != RG_EINVAL)
-            rc = vrc[i];
+        if (vrc == RG_OK) {
+            t->ok = 1;
+            valid[nvalid++] = &t->ev;
+        } else if (vrc != RG_EINVAL) {
+            rc = vrc;
+        }
     }
-    /* (on an error put is unset; the group rolls back and answers 503) */
+    /* (on an error the outcomes are unset; the group rolls back and answers 503) */
     if (!rc && nvalid)
         rc = rg_store_put_events(sv->st, valid, nvalid, rg_now(), res, NULL);
-    for (int k = 0; !rc && k < nvalid; k++)
-        put[valid[k] - ev] = res[k];
+    for (size_t k = 0, j = 0; !rc && k < n; k++) /* (res is in the items' order) */
+        if (it[k].ok)
+            it[k].put = res[j++];
     json_array_foreach(pr->items, i, item) {
         if (rc)
             break;
-        int outcome = vrc[i] == RG_OK ? (int)put[i] : 3;
+        struct item *t = &it[i];
+        int outcome = t->ok ? (int)t->put : 3;
         json_t *r = json_object();
         json_object_set(r, "id", json_is_object(item) && json_object_get(item, "id")
                                      ? json_object_get(item, "id") : json_null());
         if (outcome == RG_PUT_STORED || outcome == RG_PUT_CORRECTED) {
             int seen = 0;
             for (int k = 0; k < npatients && !seen; k++)
-                seen = !strcmp(patients[k], ev[i].patient);
+                seen = !strcmp(patients[k], t->ev.patient);
             if (!seen)
-                snprintf(patients[npatients++], sizeof patients[0], "%s", ev[i].patient);
+                snprintf(patients[npatients++], sizeof patients[0], "%s", t->ev.patient);
         }
         /* The store says why only for its last put: put a conflict again,
          * which changes nothing, to hear its own reason (a later item that
          * corrected the event can make it name the newer version). */
         if (outcome == RG_PUT_CONFLICT) {
             rg_put again;
-            if ((rc = rg_store_put_event(sv->st, &ev[i], rg_now(), &again)))
+            if ((rc = rg_store_put_event(sv->st, &t->ev, rg_now(), &again)))
                 break;
-            snprintf(field[i], sizeof field[i], "%s", rg_store_put_field(sv->st));
-            snprintf(why[i], sizeof why[i], "%s", rg_store_put_reason(sv->st));
+            snprintf(t->field, sizeof t->field, "%s", rg_store_put_field(sv->st));
+            snprintf(t->why, sizeof t->why, "%s", rg_store_put_reason(sv->st));
         }
         if (outcome == RG_PUT_CONFLICT || outcome == 3) {
             char *raw = json_dumps(item, JSON_COMPACT | JSON_ENCODE_ANY);
-            rc = rg_store_reject(sv->st, pr->source, (long)i + 1, field[i], why[i],
+            rc = rg_store_reject(sv->st, pr->source, (long)i + 1, t->field, t->why,
                                  raw ? raw : "", raw ? strlen(raw) : 0);
             free(raw);
-            json_object_set_new(r, "field", json_string(field[i]));
-            json_object_set_new(r, "reason", json_string(why[i]));
+            json_object_set_new(r, "field", json_string(t->field));
+            json_object_set_new(r, "reason", json_string(t->why));
         }
         json_object_set_new(r, "status", json_string(rg_svc_outcomes[outcome]));
         json_array_append_new(pr->results, r);
         pr->counts[outcome]++;
     }
-    for (size_t k = 0; ev && vrc && k < n; k++)
-        if (vrc[k] == RG_OK)
-            rg_event_clear(&ev[k]);
-    free(ev);
+    for (size_t k = 0; it && k < n; k++)
+        if (it[k].ok)
+            rg_event_clear(&it[k].ev);
+    free(it);
     free(valid);
-    free(put);
     free(res);
-    free(vrc);
-    free(field);
-    free(why);
     /* resources refused before they became events are kept too */
     for (size_t k = 0; pr->fhir && k < pr->fhir->n && !rc; k++) {
         const rg_fhir_entry *e = &pr->fhir->v[k];
