@@ -465,6 +465,15 @@ Test(pg, failover_three_workers_twenty_kill_9_lose_and_repeat_nothing, .timeout 
             differ = strcmp(fa[i], sa[i]) != 0;
     }
 
+    if (differ) /* what differs, for whoever reads a failed run */
+        for (int i = 0, j = 0, shown = 0; (i < nf || j < ns) && shown < 20;) {
+            int o = i == nf ? 1 : j == ns ? -1 : strcmp(fa[i], sa[j]);
+            if (o)
+                fprintf(stderr, "failover: only in %s: %s\n", o < 0 ? "the feeds" : "simulate",
+                        o < 0 ? fa[i] : sa[j]), shown++;
+            i += o <= 0, j += o >= 0;
+        }
+
     /* webhooks: each transition's key is "<clinic>-<cseq>"; a key always
      * carries the same transition, and every transition came */
     r.stop = 1;

@@ -359,8 +359,11 @@ static int collect_pat(void *ud, const char *clinic, const char *patient)
 static void set_state(const char *clinic, const char *patient, rg_time clock, rg_time wake,
                       rg_time next_wake, int64_t last_seq)
 {
+    rg_patient_state was;
+    cr_assert_neq(rg_store_patient_get(st, clinic, patient, &was), RG_EDB);
+    /* as an evaluation does: against the count of schedulings it read */
     rg_patient_state ps = {.clock = clock, .wake = wake, .next_wake = next_wake,
-                           .last_seq = last_seq};
+                           .last_seq = last_seq, .scheduled = was.scheduled};
     cr_assert_eq(rg_store_patient_put(st, clinic, patient, &ps), RG_OK, "%s",
                  rg_store_errmsg(st));
 }
@@ -1307,11 +1310,12 @@ Test(store_file, v5_file_upgrades_to_notify_at)
     cr_assert_eq(sqlite3_open(dbpath, &db), SQLITE_OK);
     cr_assert_eq(sqlite3_exec(db, "DROP TABLE webhook_ahead;"
                                   "ALTER TABLE transitions DROP COLUMN notify_at;"
+                                  "ALTER TABLE patients DROP COLUMN scheduled;"
                                   "PRAGMA user_version = 5;", NULL, NULL, NULL),
                  SQLITE_OK, "%s", sqlite3_errmsg(db));
     sqlite3_close(db);
     open_store();
-    cr_assert_eq(peek_int("PRAGMA user_version"), 6);
+    cr_assert_eq(peek_int("PRAGMA user_version"), RG_SCHEMA_VERSION);
     got_trs *g = transitions(0, 0);
     cr_assert_eq(g->n, 1);
     cr_assert_eq(g->t[0].notify_at, T("2026-03-07T15:00:00Z"), "a v5 row is told at its at");
@@ -2128,7 +2132,7 @@ Test(store_file, v5_file_upgrades_to_versioned_events)
     sqlite3_close(db);
 
     open_store();
-    cr_assert_eq(peek_int("PRAGMA user_version"), 6);
+    cr_assert_eq(peek_int("PRAGMA user_version"), RG_SCHEMA_VERSION);
     cr_assert_eq(peek_int("SELECT count(*) FROM events WHERE version = 1 AND replaces = 0"
                           " AND fields IS NOT NULL"), 3);
     cr_assert_eq(peek_int("SELECT sum(seq) FROM events"), 60);

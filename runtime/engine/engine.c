@@ -1312,6 +1312,12 @@ static int rg__advance(rg_engine *e, const char *clinic, const char *patient, rg
     e->text.len = 0;
     rg__open_clear(e);
     e->stats.patients++;
+    /* the state first: its count of schedulings then covers every event
+     * the history read below can miss (rg_patient_state) */
+    rg_patient_state ps;
+    rc = rg_store_patient_get(e->st, clinic, patient, &ps);
+    if (rc && rc != RG_ENOTFOUND)
+        return rc;
     if ((rc = rg__read_history(e, clinic, patient)))
         return rc;
     if ((rc = rg__fixup_events(e)))
@@ -1327,10 +1333,6 @@ static int rg__advance(rg_engine *e, const char *clinic, const char *patient, rg
         }
     }
     memset(e->touched, 0, (size_t)(e->nev + 1) * sizeof *e->touched);
-    rg_patient_state ps;
-    rc = rg_store_patient_get(e->st, clinic, patient, &ps);
-    if (rc && rc != RG_ENOTFOUND)
-        return rc;
     if ((rc = rg_store_each_open_alert(e->st, clinic, patient, rg__collect_open, e)))
         return rc;
 

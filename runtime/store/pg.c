@@ -136,6 +136,10 @@ static const struct {
      "    EXECUTE format('CREATE TABLE %I PARTITION OF webhook_ahead FOR VALUES WITH"
      " (MODULUS " RG__STR(RG__PARTS) ", REMAINDER %s)', 'webhook_ahead_p' || i, i);"
      "  END LOOP; END $$;"},
+    /* 6 -> 7, as store.c's step: the times a writer scheduled the patient
+     * (rg_patient_state), so that the owner's answer never unschedules an
+     * event another worker stored during its evaluation */
+    {6, 7, "ALTER TABLE patients ADD COLUMN scheduled bigint NOT NULL DEFAULT 0;"},
 };
 
 enum {
@@ -219,7 +223,8 @@ enum {
     " p AS (INSERT INTO patients(clinic, patient, next_wake) " select                    \
     "  ON CONFLICT (clinic, patient) DO UPDATE SET next_wake ="                          \
     "  LEAST(coalesce(patients.next_wake, 9223372036854775807),"                         \
-    "  GREATEST(excluded.next_wake, coalesce(patients.clock, excluded.next_wake))))"
+    "  GREATEST(excluded.next_wake, coalesce(patients.clock, excluded.next_wake))),"     \
+    "  scheduled = patients.scheduled + 1)"
 
 /* The clinic's counter `name`, one more, locked to the end of the transaction. */
 #define RG__NEXT(clinic, name)                                                          \
@@ -305,13 +310,18 @@ static const char *const rg__pg_sql[P__COUNT] = {
     [P_EVENTS_OF_DATA] = "SELECT " RG__EV_WIDE " FROM events e"
                          " WHERE clinic = $1 AND patient = $2 AND " RG__CURRENT("e")
                          " AND (status IS NULL OR status <> 'entered-in-error') ORDER BY at, seq",
-    [P_PATIENT_GET] = "SELECT clock, wake, next_wake, last_seq FROM patients"
+    [P_PATIENT_GET] = "SELECT clock, wake, next_wake, last_seq, scheduled FROM patients"
                       " WHERE clinic = $1 AND patient = $2",
+    /* scheduled moved since the evaluation read it (another worker stored
+     * an event meanwhile): the earlier next_wake. When that worker's insert
+     * holds the row, this waits for its commit and is then applied to the
+     * row as committed (READ COMMITTED), so the count is the newest. */
     [P_PATIENT_PUT] =
         "INSERT INTO patients(clinic, patient, clock, wake, next_wake, last_seq)"
         " VALUES($1, $2, $3, $4, $5, $6) ON CONFLICT (clinic, patient) DO UPDATE SET"
-        " clock = excluded.clock, wake = excluded.wake, next_wake = excluded.next_wake,"
-        " last_seq = excluded.last_seq",
+        " clock = excluded.clock, wake = excluded.wake, next_wake = CASE WHEN"
+        " patients.scheduled = $7 THEN excluded.next_wake"
+        " ELSE LEAST(excluded.next_wake, patients.next_wake) END, last_seq = excluded.last_seq",
     [P_PATIENTS_PAGE] = "SELECT clinic, patient FROM patients WHERE (clinic, patient) > ($1, $2)"
                         " ORDER BY clinic, patient LIMIT $3",
     [P_PATIENTS_DUE_PAGE] =
@@ -374,8 +384,8 @@ static const char *const rg__pg_sql[P__COUNT] = {
                       RG__STILL_OPEN("o") " AND ($2::text[] IS NULL OR a.clinic = ANY($2::text[]))"
                       " ORDER BY a.snoozed_until LIMIT 256",
     [P_WAKE_CLINIC] =
-        "UPDATE patients SET wake = $2, next_wake = LEAST(coalesce(next_wake, $2), $2)"
-        " WHERE clinic = $1 AND (clock IS NULL OR clock < $2)",
+        "UPDATE patients SET wake = $2, next_wake = LEAST(coalesce(next_wake, $2), $2),"
+        " scheduled = scheduled + 1 WHERE clinic = $1 AND (clock IS NULL OR clock < $2)",
     [P_OPEN_BY_SEVERITY] =
         "SELECT o.clinic, o.severity, count(*) FROM transitions o WHERE o.state = 'open' AND "
         RG__STILL_OPEN("o") " GROUP BY o.clinic, o.severity ORDER BY o.clinic, o.severity",
@@ -1104,6 +1114,7 @@ int rg_pg_patient_get(rg_pg *pg, const char *clinic, const char *patient, rg_pat
     ps->wake = found ? rg__col_time(r, 0, 1) : RG_TIME_NONE;
     ps->next_wake = found ? rg__col_time(r, 0, 2) : RG_TIME_NONE;
     ps->last_seq = found ? rg__col_int(r, 0, 3) : 0;
+    ps->scheduled = found ? rg__col_int(r, 0, 4) : 0;
     PQclear(r);
     return found ? RG_OK : RG_ENOTFOUND;
 }
@@ -1118,6 +1129,7 @@ int rg_pg_patient_put(rg_pg *pg, const char *clinic, const char *patient,
     rg__time(&a, ps->wake);
     rg__time(&a, ps->next_wake);
     rg__int(&a, ps->last_seq);
+    rg__int(&a, ps->scheduled);
     return rg__do(pg, P_PATIENT_PUT, &a);
 }
 

@@ -164,6 +164,11 @@ static const char *const rg__migrations[] = {
     "ALTER TABLE transitions ADD COLUMN notify_at INTEGER;"
     "CREATE TABLE webhook_ahead("
     "  clinic TEXT NOT NULL, cseq INTEGER NOT NULL, PRIMARY KEY(clinic, cseq)) WITHOUT ROWID;",
+    /* 6 -> 7: how many times a writer scheduled the patient, so that an
+     * evaluation's answer never unschedules what it did not see
+     * (rg_patient_state; with one writer here it never moves meanwhile, but
+     * the two stores keep one schema and one contract) */
+    "ALTER TABLE patients ADD COLUMN scheduled INTEGER NOT NULL DEFAULT 0;",
 };
 
 enum {
@@ -265,7 +270,8 @@ static const char *const rg__sql[Q__COUNT] = {
     [Q_PATIENT_SCHEDULE] =
         "INSERT INTO patients(clinic, patient, next_wake) VALUES(?1, ?2, ?3)"
         " ON CONFLICT(clinic, patient) DO UPDATE SET next_wake ="
-        " min(coalesce(next_wake, 9223372036854775807), max(?3, coalesce(clock, ?3)))",
+        " min(coalesce(next_wake, 9223372036854775807), max(?3, coalesce(clock, ?3))),"
+        " scheduled = scheduled + 1",
     [Q_REJECT] = "INSERT INTO rejected(received, source, line, field, reason, raw)"
                  " VALUES(?1, ?2, ?3, ?4, ?5, ?6)",
     [Q_REJECTED_ALL] =
@@ -278,12 +284,14 @@ static const char *const rg__sql[Q__COUNT] = {
     [Q_EVENTS_OF_DATA] = "SELECT " RG__EV_WIDE " FROM events e"
                          " WHERE clinic = ?1 AND patient = ?2 AND " RG__CURRENT("e")
                          " AND (status IS NULL OR status <> 'entered-in-error') ORDER BY at, seq",
-    [Q_PATIENT_GET] = "SELECT clock, wake, next_wake, last_seq FROM patients"
+    [Q_PATIENT_GET] = "SELECT clock, wake, next_wake, last_seq, scheduled FROM patients"
                       " WHERE clinic = ?1 AND patient = ?2",
+    /* scheduled moved since the evaluation read it: the earlier next_wake */
     [Q_PATIENT_PUT] =
         "INSERT INTO patients(clinic, patient, clock, wake, next_wake, last_seq)"
         " VALUES(?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT(clinic, patient) DO UPDATE SET"
-        " clock = ?3, wake = ?4, next_wake = ?5, last_seq = ?6",
+        " clock = ?3, wake = ?4, next_wake = CASE WHEN scheduled = ?7 THEN ?5"
+        " ELSE min(coalesce(?5, next_wake), coalesce(next_wake, ?5)) END, last_seq = ?6",
     [Q_PATIENTS_PAGE] = "SELECT clinic, patient FROM patients WHERE (clinic, patient) > (?1, ?2)"
                         " ORDER BY clinic, patient LIMIT ?3",
     /* Paged after a (clinic, patient) cursor, this walks the primary key: one
@@ -347,8 +355,8 @@ static const char *const rg__sql[Q__COUNT] = {
                       " ON o.seq = a.id WHERE a.snoozed_until <= ?1 AND " RG__STILL_OPEN("o")
                       " ORDER BY a.snoozed_until LIMIT 256",
     [Q_WAKE_CLINIC] =
-        "UPDATE patients SET wake = ?2, next_wake = min(coalesce(next_wake, ?2), ?2)"
-        " WHERE clinic = ?1 AND (clock IS NULL OR clock < ?2)",
+        "UPDATE patients SET wake = ?2, next_wake = min(coalesce(next_wake, ?2), ?2),"
+        " scheduled = scheduled + 1 WHERE clinic = ?1 AND (clock IS NULL OR clock < ?2)",
     [Q_OPEN_BY_SEVERITY] =
         "SELECT o.clinic, o.severity, count(*) FROM transitions o WHERE o.state = 'open' AND "
         RG__STILL_OPEN("o") " GROUP BY o.clinic, o.severity",
@@ -1108,9 +1116,10 @@ int rg_store_patient_get(rg_store *st, const char *clinic, const char *patient,
         ps->wake = rg__col_time(s, 1);
         ps->next_wake = rg__col_time(s, 2);
         ps->last_seq = sqlite3_column_int64(s, 3);
+        ps->scheduled = sqlite3_column_int64(s, 4);
     } else {
         ps->clock = ps->wake = ps->next_wake = RG_TIME_NONE;
-        ps->last_seq = 0;
+        ps->last_seq = ps->scheduled = 0;
     }
     sqlite3_reset(s);
     return rc == SQLITE_ROW ? RG_OK : rc == SQLITE_DONE ? RG_ENOTFOUND : RG_EDB;
@@ -1128,6 +1137,7 @@ int rg_store_patient_put(rg_store *st, const char *clinic, const char *patient,
     rg__time(s, 4, ps->wake);
     rg__time(s, 5, ps->next_wake);
     sqlite3_bind_int64(s, 6, ps->last_seq);
+    sqlite3_bind_int64(s, 7, ps->scheduled);
     return rg__done(st, s);
 }
 

@@ -17,7 +17,7 @@
 
 #include <sqlite3.h>
 
-#define RG_SCHEMA_VERSION 6
+#define RG_SCHEMA_VERSION 7
 
 typedef struct rg_store rg_store;
 
@@ -138,10 +138,16 @@ int rg_store_each_event_data(rg_store *st, const char *clinic, const char *patie
  * answer next changes (RG_TIME_NONE: never); last_seq: the newest event seq
  * the last evaluation saw. next_wake (derived, for the scheduler) is the
  * earliest moment anything is due: a rule wake-up, a future event, or a late
- * event to take in. */
+ * event to take in. scheduled counts the times a writer scheduled the
+ * patient (an event stored, a clinic woken); rg_store_patient_put is given
+ * the count its evaluation read with rg_store_patient_get, before it read
+ * the history, and when the count moved meanwhile (another worker stored
+ * an event that evaluation did not see) it keeps the patient due at the
+ * earlier of the two next_wakes instead of overwriting the schedule: the
+ * next evaluation takes that event in. */
 typedef struct rg_patient_state {
     rg_time clock, wake, next_wake;
-    int64_t last_seq;
+    int64_t last_seq, scheduled;
 } rg_patient_state;
 int rg_store_patient_get(rg_store *st, const char *clinic, const char *patient,
                          rg_patient_state *ps);
