@@ -358,6 +358,20 @@ CONFORM(rejected_lines_keep_line_field_reason_and_bytes)
 
 /* ---- patients ----------------------------------------------------------- */
 
+/* An evaluation's answer for north's patient, evaluated to `clock` through
+ * event seq last_seq, nothing due, against the count of schedulings it read:
+ * the state then stored. */
+static rg_patient_state answer(const char *patient, rg_time clock, int64_t last_seq,
+                               int64_t scheduled)
+{
+    rg_patient_state ps = {.clock = clock, .wake = RG_TIME_NONE, .next_wake = RG_TIME_NONE,
+                           .last_seq = last_seq, .scheduled = scheduled};
+    cr_assert_eq(rg_store_patient_put(st, "north", patient, &ps), RG_OK, "%s",
+                 rg_store_errmsg(st));
+    cr_assert_eq(rg_store_patient_get(st, "north", patient, &ps), RG_OK);
+    return ps;
+}
+
 CONFORM(scheduling_follows_the_clock_and_paging_the_key_order)
 {
     put("north", "e1", "p2", "2026-03-02T10:00:00Z", NULL);
@@ -365,12 +379,8 @@ CONFORM(scheduling_follows_the_clock_and_paging_the_key_order)
     rg_patient_state ps;
     cr_assert_eq(rg_store_patient_get(st, "north", "p2", &ps), RG_OK);
     cr_assert_eq(ps.next_wake, T("2026-03-02T08:00:00Z"), "the earliest event");
-    rg_patient_state set = {.clock = T("2026-03-02T12:00:00Z"), .wake = RG_TIME_NONE,
-                            .next_wake = RG_TIME_NONE, .last_seq = 42,
-                            .scheduled = ps.scheduled};
-    cr_assert_eq(rg_store_patient_put(st, "north", "p2", &set), RG_OK);
-    cr_assert_eq(rg_store_patient_get(st, "north", "p2", &ps), RG_OK);
-    cr_assert_eq(ps.clock, set.clock);
+    ps = answer("p2", T("2026-03-02T12:00:00Z"), 42, ps.scheduled);
+    cr_assert_eq(ps.clock, T("2026-03-02T12:00:00Z"));
     cr_assert_eq(ps.wake, RG_TIME_NONE);
     cr_assert_eq(ps.next_wake, RG_TIME_NONE);
     cr_assert_eq(ps.last_seq, 42);
@@ -784,33 +794,25 @@ static int collect_correction(void *ud, const rg_stored_event *c, const rg_store
  * order the race takes, on both stores; conf_pg's twin below has them race. */
 CONFORM(an_event_stored_during_an_evaluation_keeps_its_patient_due)
 {
+    const rg_time ten = T("2026-03-02T10:00:00Z");
     put("north", "e1", "p1", "2026-03-02T10:00:00Z", NULL);
     rg_patient_state ps;
     cr_assert_eq(rg_store_patient_get(st, "north", "p1", &ps), RG_OK);
-    rg_patient_state seen = {.clock = T("2026-03-02T10:00:00Z"), .wake = RG_TIME_NONE,
-                             .next_wake = RG_TIME_NONE, .last_seq = 1, .scheduled = ps.scheduled};
-    cr_assert_eq(rg_store_patient_put(st, "north", "p1", &seen), RG_OK);
-    cr_assert_eq(rg_store_patient_get(st, "north", "p1", &ps), RG_OK);
+    ps = answer("p1", ten, 1, ps.scheduled);
     cr_assert_eq(ps.next_wake, RG_TIME_NONE, "evaluated through e1: nothing due");
     /* the next evaluation reads the patient; e2 is stored before it answers */
-    seen.scheduled = ps.scheduled;
+    int64_t read = ps.scheduled;
     put("north", "e2", "p1", "2026-03-02T11:00:00Z", NULL);
-    cr_assert_eq(rg_store_patient_put(st, "north", "p1", &seen), RG_OK);
-    cr_assert_eq(rg_store_patient_get(st, "north", "p1", &ps), RG_OK);
+    ps = answer("p1", ten, 1, read);
     cr_assert_eq(ps.next_wake, T("2026-03-02T11:00:00Z"), "e2 is still due");
     cr_assert_eq(ps.last_seq, 1);
     /* so is a wake-up of the clinic (a reload) */
-    seen.scheduled = ps.scheduled;
+    read = ps.scheduled;
     cr_assert_eq(rg_store_wake_clinic(st, "north", T("2026-03-02T10:30:00Z")), RG_OK);
-    cr_assert_eq(rg_store_patient_put(st, "north", "p1", &seen), RG_OK);
-    cr_assert_eq(rg_store_patient_get(st, "north", "p1", &ps), RG_OK);
+    ps = answer("p1", ten, 1, read);
     cr_assert_eq(ps.next_wake, T("2026-03-02T10:30:00Z"), "the wake-up is still due");
     /* an evaluation that read the patient after them answers for them */
-    rg_patient_state after = {.clock = T("2026-03-02T11:00:00Z"), .wake = RG_TIME_NONE,
-                              .next_wake = RG_TIME_NONE, .last_seq = 2,
-                              .scheduled = ps.scheduled};
-    cr_assert_eq(rg_store_patient_put(st, "north", "p1", &after), RG_OK);
-    cr_assert_eq(rg_store_patient_get(st, "north", "p1", &ps), RG_OK);
+    ps = answer("p1", T("2026-03-02T11:00:00Z"), 2, ps.scheduled);
     cr_assert_eq(ps.next_wake, RG_TIME_NONE);
 }
 
@@ -1187,6 +1189,43 @@ Test(conf_pg, a_v5_database_upgrades_in_place, .init = setup_pg, .fini = teardow
     cr_assert_eq(pg_int("SELECT count(*) FROM webhook_ahead"), 1);
 }
 
+/* Another worker (a process of its own): stores `line`, expecting `want`,
+ * and holds it uncommitted for 300 ms; returns once it is stored. */
+static pid_t other_worker_holds(const char *line, rg_put want)
+{
+    int ready[2];
+    cr_assert_eq(pipe(ready), 0);
+    pid_t kid = fork();
+    cr_assert_geq(kid, 0);
+    if (kid == 0) {
+        rg_store *other = NULL;
+        char err[512], bad[RG_FIELD_MAX];
+        rg_event ev;
+        rg_put res;
+        int ok = rg_store_open(&other, url, NULL, err, sizeof err) == RG_OK &&
+                 rg_event_parse(&ev, line, strlen(line), bad, err, sizeof err) == RG_OK &&
+                 rg_store_begin(other) == RG_OK &&
+                 rg_store_put_event(other, &ev, 1000, &res) == RG_OK && res == want;
+        ok = write(ready[1], "x", 1) == 1 && ok; /* stored, not committed */
+        usleep(300000);
+        ok = ok && rg_store_commit(other) == RG_OK;
+        rg_store_close(other);
+        _exit(ok ? 0 : 1);
+    }
+    char x;
+    close(ready[1]);
+    cr_assert_eq(read(ready[0], &x, 1), 1, "the other worker stored nothing");
+    close(ready[0]);
+    return kid;
+}
+
+static void other_worker_done(pid_t kid)
+{
+    int status;
+    cr_assert_eq(waitpid(kid, &status, 0), kid);
+    cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "the other worker failed");
+}
+
 /* Two workers correct one version at the same moment: the second waits for
  * the first's commit and is then decided against what it stored (a
  * duplicate when the same, a correction of it when newer), never an error. */
@@ -1200,40 +1239,15 @@ Test(conf_pg, two_workers_correcting_one_version_at_once, .init = setup_pg, .fin
     cr_assert_eq(put_line(BP_V(1, "", ",\"data\":{\"systolic\":171}"), NULL, NULL),
                  RG_PUT_STORED);
     for (int round = 0; round < 2; round++) {
-        int ready[2];
-        cr_assert_eq(pipe(ready), 0);
-        pid_t kid = fork();
-        cr_assert_geq(kid, 0);
-        if (kid == 0) { /* the other worker: corrects v1 as v2, holds it uncommitted a while */
-            rg_store *other = NULL;
-            char err[512];
-            rg_event ev;
-            rg_put res;
-            char bad[RG_FIELD_MAX];
-            int ok = rg_store_open(&other, url, NULL, err, sizeof err) == RG_OK &&
-                     rg_event_parse(&ev, v2, strlen(v2), bad, err, sizeof err) == RG_OK &&
-                     rg_store_begin(other) == RG_OK &&
-                     rg_store_put_event(other, &ev, 1000, &res) == RG_OK &&
-                     res == RG_PUT_CORRECTED;
-            ok = write(ready[1], "x", 1) == 1 && ok; /* stored, not committed */
-            usleep(300000);
-            ok = ok && rg_store_commit(other) == RG_OK;
-            rg_store_close(other);
-            _exit(ok ? 0 : 1);
-        }
-        char x;
-        close(ready[1]);
-        cr_assert_eq(read(ready[0], &x, 1), 1, "the other worker stored nothing");
-        close(ready[0]);
+        /* the other worker corrects v1 as v2 */
+        pid_t kid = other_worker_holds(v2, RG_PUT_CORRECTED);
         cr_assert_eq(rg_store_begin(st), RG_OK);
         /* v1 is current here: this corrects it too, and waits for the other */
         rg_time t0 = rg_now();
         rg_put outcome = put_line(round ? v3 : v2, NULL, NULL);
         cr_assert_geq(rg_now() - t0, 200, "it waited for the other's commit");
         cr_assert_eq(rg_store_commit(st), RG_OK, "%s", rg_store_errmsg(st));
-        int status;
-        cr_assert_eq(waitpid(kid, &status, 0), kid);
-        cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "the other worker failed");
+        other_worker_done(kid);
         cr_assert_eq(outcome, round ? RG_PUT_CORRECTED : RG_PUT_DUPLICATE, "round %d: %d", round,
                      outcome);
         versions g = {0};
@@ -1259,43 +1273,15 @@ Test(conf_pg, an_event_committed_while_the_owner_answers_keeps_its_patient_due,
     put("north", "e1", "p1", "2026-03-02T10:00:00Z", NULL);
     rg_patient_state ps;
     cr_assert_eq(rg_store_patient_get(st, "north", "p1", &ps), RG_OK);
-    rg_patient_state seen = {.clock = T("2026-03-02T10:00:00Z"), .wake = RG_TIME_NONE,
-                             .next_wake = RG_TIME_NONE, .last_seq = 1, .scheduled = ps.scheduled};
-    cr_assert_eq(rg_store_patient_put(st, "north", "p1", &seen), RG_OK);
-    cr_assert_eq(rg_store_patient_get(st, "north", "p1", &ps), RG_OK); /* the evaluation's read */
-    seen.scheduled = ps.scheduled;
-    int ready[2];
-    cr_assert_eq(pipe(ready), 0);
-    pid_t kid = fork();
-    cr_assert_geq(kid, 0);
-    if (kid == 0) { /* the other worker: stores e2, holds it uncommitted a while */
-        rg_store *other = NULL;
-        char err[512], bad[RG_FIELD_MAX];
-        const char *line = "{\"id\":\"e2\",\"clinic\":\"north\",\"patient\":\"p1\","
-                           "\"type\":\"vitals\",\"at\":\"2026-03-02T11:00:00Z\"}";
-        rg_event ev;
-        rg_put res;
-        int ok = rg_store_open(&other, url, NULL, err, sizeof err) == RG_OK &&
-                 rg_event_parse(&ev, line, strlen(line), bad, err, sizeof err) == RG_OK &&
-                 rg_store_begin(other) == RG_OK &&
-                 rg_store_put_event(other, &ev, 1000, &res) == RG_OK && res == RG_PUT_STORED;
-        ok = write(ready[1], "x", 1) == 1 && ok;
-        usleep(300000);
-        ok = ok && rg_store_commit(other) == RG_OK;
-        rg_store_close(other);
-        _exit(ok ? 0 : 1);
-    }
-    char x;
-    close(ready[1]);
-    cr_assert_eq(read(ready[0], &x, 1), 1, "the other worker stored nothing");
-    close(ready[0]);
+    ps = answer("p1", T("2026-03-02T10:00:00Z"), 1, ps.scheduled);
+    int64_t read = ps.scheduled; /* the next evaluation's read */
+    pid_t kid = other_worker_holds("{\"id\":\"e2\",\"clinic\":\"north\",\"patient\":\"p1\","
+                                   "\"type\":\"vitals\",\"at\":\"2026-03-02T11:00:00Z\"}",
+                                   RG_PUT_STORED);
     rg_time t0 = rg_now();
-    cr_assert_eq(rg_store_patient_put(st, "north", "p1", &seen), RG_OK, "%s", rg_store_errmsg(st));
+    ps = answer("p1", T("2026-03-02T10:00:00Z"), 1, read);
     cr_assert_geq(rg_now() - t0, 200, "it waited for the other's commit");
-    int status;
-    cr_assert_eq(waitpid(kid, &status, 0), kid);
-    cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "the other worker failed");
-    cr_assert_eq(rg_store_patient_get(st, "north", "p1", &ps), RG_OK);
+    other_worker_done(kid);
     cr_assert_eq(ps.next_wake, T("2026-03-02T11:00:00Z"), "e2 is still due");
 }
 
