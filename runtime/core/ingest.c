@@ -19,6 +19,18 @@
 #define RG_BATCH_LINES 10000
 #define RG_RAW_KEEP 65536 /* bytes of a refused line kept for the operator */
 
+int rg_ingest_conflict_why(rg_store *st, const rg_event *ev, int again, char *field, char *why,
+                           size_t whylen)
+{
+    rg_put put;
+    int rc = again ? rg_store_put_event(st, ev, rg_now(), &put) : RG_OK;
+    if (rc)
+        return rc;
+    snprintf(field, RG_FIELD_MAX, "%s", rg_store_put_field(st));
+    snprintf(why, whylen, "%s", rg_store_put_reason(st));
+    return RG_OK;
+}
+
 /* The store's half of one line: stores a validated event (or takes what
  * storing it gave, *stored, when it went in with others), or keeps the
  * refusal (rc RG_EINVAL with field and why) with the raw text. */
@@ -47,15 +59,8 @@ static int rg__store_one(rg_store *st, int rc, rg_event *ev, char *field, char *
         }
         outcome = RG_PUT_CONFLICT;
         counts->conflicts++;
-        /* The store says why only for its last put, and a batch (stored) had
-         * others after this one: put it again, which changes nothing for a
-         * conflict, to hear its own reason. A later line of the same batch
-         * that corrected the event can make the reason name the newer
-         * version; the outcome is the same. */
-        if (stored && (rc = rg_store_put_event(st, ev, rg_now(), &put)))
+        if ((rc = rg_ingest_conflict_why(st, ev, stored != NULL, field, why, whylen)))
             return rc;
-        snprintf(field, RG_FIELD_MAX, "%s", rg_store_put_field(st));
-        snprintf(why, whylen, "%s", rg_store_put_reason(st));
     } else if (rc != RG_EINVAL) {
         return rc;
     } else {

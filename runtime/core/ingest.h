@@ -23,6 +23,14 @@ typedef struct rg_ingest_counts {
 typedef void (*rg_reject_fn)(void *ud, const char *source, long line, const char *field,
                              const char *reason);
 
+/* Why the store called ev a conflict, into field (RG_FIELD_MAX bytes) and
+ * why: the store tells it for its last put only, so when others followed
+ * (again: a batch) ev is put once more, which changes nothing for a
+ * conflict. A later event of that batch that corrected it can make the
+ * reason name the newer version; the outcome is the same. */
+int rg_ingest_conflict_why(rg_store *st, const rg_event *ev, int again, char *field, char *why,
+                           size_t whylen);
+
 #define RG_INGEST_REJECTED 3
 /* Outcome of one event: an rg_put value, RG_INGEST_REJECTED (kept in the
  * rejected table and reported), or a negative store error. */

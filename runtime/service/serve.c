@@ -492,16 +492,9 @@ static int rg__store_events(rg_svc *sv, rg_svc_pending *pr)
             if (!seen)
                 snprintf(patients[npatients++], sizeof patients[0], "%s", t->ev.patient);
         }
-        /* The store says why only for its last put: put a conflict again,
-         * which changes nothing, to hear its own reason (a later item that
-         * corrected the event can make it name the newer version). */
-        if (outcome == RG_PUT_CONFLICT) {
-            rg_put again;
-            if ((rc = rg_store_put_event(sv->st, &t->ev, rg_now(), &again)))
-                break;
-            snprintf(t->field, sizeof t->field, "%s", rg_store_put_field(sv->st));
-            snprintf(t->why, sizeof t->why, "%s", rg_store_put_reason(sv->st));
-        }
+        if (outcome == RG_PUT_CONFLICT &&
+            (rc = rg_ingest_conflict_why(sv->st, &t->ev, 1, t->field, t->why, sizeof t->why)))
+            break;
         if (outcome == RG_PUT_CONFLICT || outcome == 3) {
             char *raw = json_dumps(item, JSON_COMPACT | JSON_ENCODE_ANY);
             rc = rg_store_reject(sv->st, pr->source, (long)i + 1, t->field, t->why,
