@@ -814,6 +814,11 @@ CONFORM(an_event_stored_during_an_evaluation_keeps_its_patient_due)
     /* an evaluation that read the patient after them answers for them */
     ps = answer("p1", T("2026-03-02T11:00:00Z"), 2, ps.scheduled);
     cr_assert_eq(ps.next_wake, RG_TIME_NONE);
+    /* a patient's first event, stored after an evaluation found no row */
+    cr_assert_eq(rg_store_patient_get(st, "north", "p9", &ps), RG_ENOTFOUND);
+    put("north", "e9", "p9", "2026-03-02T12:00:00Z", NULL);
+    ps = answer("p9", ten, 0, ps.scheduled);
+    cr_assert_eq(ps.next_wake, T("2026-03-02T12:00:00Z"), "the first event is still due");
 }
 
 CONFORM(readers_see_the_current_version_and_corrections_wake_the_patient)

@@ -138,8 +138,9 @@ static const struct {
      "  END LOOP; END $$;"},
     /* 6 -> 7, as store.c's step: the times a writer scheduled the patient
      * (rg_patient_state), so that the owner's answer never unschedules an
-     * event another worker stored during its evaluation */
-    {6, 7, "ALTER TABLE patients ADD COLUMN scheduled bigint NOT NULL DEFAULT 0;"},
+     * event another worker stored during its evaluation; a row's creation by
+     * an event counts as one */
+    {6, 7, "ALTER TABLE patients ADD COLUMN scheduled bigint NOT NULL DEFAULT 1;"},
 };
 
 enum {

@@ -167,8 +167,9 @@ static const char *const rg__migrations[] = {
     /* 6 -> 7: how many times a writer scheduled the patient, so that an
      * evaluation's answer never unschedules what it did not see
      * (rg_patient_state; with one writer here it never moves meanwhile, but
-     * the two stores keep one schema and one contract) */
-    "ALTER TABLE patients ADD COLUMN scheduled INTEGER NOT NULL DEFAULT 0;",
+     * the two stores keep one schema and one contract); a row's creation
+     * by an event counts as one */
+    "ALTER TABLE patients ADD COLUMN scheduled INTEGER NOT NULL DEFAULT 1;",
 };
 
 enum {
