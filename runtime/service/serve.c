@@ -49,6 +49,7 @@
 #include <uv.h>
 
 #include <errno.h>
+#include <fcntl.h>
 #include <libgen.h>
 #include <limits.h>
 #include <stdio.h>
@@ -407,7 +408,10 @@ static void rg__on_notice_again(uv_idle_t *h) { (void)h; }
 static void rg__drain_notices(uv_prepare_t *h)
 {
     rg_svc *sv = h->data;
-    if (sv->stopping || rg_store_notices(sv->st) <= 0) {
+    int n = sv->stopping ? 0 : rg_store_notices(sv->st);
+    if (n < 0) /* the session may have ended: the lease check stops the worker then */
+        rg__on_lease_tick(&sv->lease_tick);
+    if (n <= 0) {
         uv_idle_stop(&sv->notice_again);
         return;
     }
@@ -927,6 +931,19 @@ int rg_serve_main(const char *db_path, const char *config_path, const char *ship
         rg_store_close(sv->st);
         return 2;
     }
+    /* The poll watches a copy of libpq's socket: libpq closes its own when
+     * the session ends (a failed read, any statement's), and libuv aborts
+     * on a watched descriptor closed under it. The copy stays open until
+     * the handle is closed; an ended session leaves it readable, and the
+     * next read of notices reports the loss (rg__drain_notices). */
+    int pq_fd = rg_store_notice_fd(sv->st);
+    sv->notice_fd = pq_fd >= 0 ? fcntl(pq_fd, F_DUPFD_CLOEXEC, 0) : -1;
+    if (pq_fd >= 0 && sv->notice_fd < 0) {
+        rg_log("error", "cannot watch the database's notices: %s", strerror(errno));
+        rg_store_close(sv->st);
+        rg_holder_release(sv->holder);
+        return 2;
+    }
     rg_store_data_version(sv->st, &sv->data_version);
     rg_engine_opts eo = {.limits = sv->limits, .shipped = shipped ? sv->shipped : NULL,
                          .on_error = rg__on_eval_error, .ud = sv,
@@ -952,7 +969,6 @@ int rg_serve_main(const char *db_path, const char *config_path, const char *ship
     signal(SIGPIPE, SIG_IGN);
     uv_timer_init(&sv->loop, &sv->lease_tick);
     sv->lease_tick.data = sv;
-    sv->notice_fd = rg_store_notice_fd(sv->st);
     if (sv->notice_fd >= 0) { /* PostgreSQL: this worker evaluates the clinics it leases */
         rg_store_lease_only(sv->st, 1);
         uv_poll_init(&sv->loop, &sv->notice_poll, sv->notice_fd);
@@ -1019,6 +1035,8 @@ run:
     rc = uv_loop_close(&sv->loop);
     if (rc)
         rg_log("error", "event loop did not close cleanly: %s", uv_strerror(rc));
+    if (sv->notice_fd >= 0)
+        close(sv->notice_fd); /* (its poll handle is closed) */
     for (int i = 0; i < sv->npending; i++) { /* none unless the loop stopped abnormally */
         json_decref(sv->pending[i].items);
         rg__fhir_done(&sv->pending[i]);
