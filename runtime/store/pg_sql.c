@@ -1,0 +1,331 @@
+/*
+ * pg_sql.c - the PostgreSQL backend's SQL (see pg_sql.h): the schema, its
+ * upgrade steps and every statement pg.c prepares. What the statements rest
+ * on (sequence numbers, leases, the partitioning) is told in pg.c's header.
+ */
+#include "pg_sql.h"
+
+#define RG__PARTS 8 /* hash partitions per table */
+#define RG__S(x) #x
+#define RG__STR(x) RG__S(x)
+
+const rg_pg_step rg_pg_steps[] = {
+    {0, 5,
+     "CREATE SEQUENCE transition_seq;"
+     "CREATE TABLE counters("
+     "  clinic text COLLATE \"C\" NOT NULL, name text NOT NULL, value bigint NOT NULL,"
+     "  PRIMARY KEY(clinic, name)) PARTITION BY HASH (clinic);"
+     "CREATE TABLE events("
+     "  clinic text COLLATE \"C\" NOT NULL, seq bigint NOT NULL, id text COLLATE \"C\" NOT NULL,"
+     "  patient text COLLATE \"C\" NOT NULL, type text NOT NULL, at bigint NOT NULL,"
+     "  utc_offset integer NOT NULL, data text, body text NOT NULL, received bigint NOT NULL,"
+     "  fields bytea, PRIMARY KEY(clinic, seq), UNIQUE(clinic, id)) PARTITION BY HASH (clinic);"
+     "CREATE INDEX events_by_patient ON events(clinic, patient, at, seq);"
+     /* a refused line may have no clinic at all: '' */
+     "CREATE TABLE rejected("
+     "  clinic text COLLATE \"C\" NOT NULL DEFAULT '', seq bigserial, received bigint NOT NULL,"
+     "  source text NOT NULL, line bigint NOT NULL, field text NOT NULL, reason text NOT NULL,"
+     "  raw bytea NOT NULL, PRIMARY KEY(clinic, seq)) PARTITION BY HASH (clinic);"
+     "CREATE TABLE patients("
+     "  clinic text COLLATE \"C\" NOT NULL, patient text COLLATE \"C\" NOT NULL, clock bigint,"
+     "  wake bigint, next_wake bigint, last_seq bigint NOT NULL DEFAULT 0,"
+     "  PRIMARY KEY(clinic, patient)) PARTITION BY HASH (clinic);"
+     "CREATE INDEX patients_by_wake ON patients(next_wake) WHERE next_wake IS NOT NULL;"
+     "CREATE TABLE transitions("
+     "  clinic text COLLATE \"C\" NOT NULL, seq bigint NOT NULL DEFAULT nextval('transition_seq'),"
+     "  alert_id bigint, at bigint NOT NULL, state text NOT NULL CHECK(state IN ('open','resolved')),"
+     "  patient text COLLATE \"C\" NOT NULL, key text COLLATE \"C\" NOT NULL, protocol text NOT NULL,"
+     "  version text NOT NULL, rule text NOT NULL, severity text NOT NULL, message text NOT NULL,"
+     "  due bigint NOT NULL, params text NOT NULL, evidence text NOT NULL,"
+     "  recorded bigint NOT NULL, cseq bigint NOT NULL,"
+     "  PRIMARY KEY(clinic, seq), UNIQUE(clinic, cseq)) PARTITION BY HASH (clinic);"
+     "CREATE INDEX transitions_by_key ON transitions(clinic, key, seq);"
+     "CREATE INDEX transitions_open ON transitions(clinic, patient) WHERE state = 'open';"
+     "CREATE TABLE alerts("
+     "  clinic text COLLATE \"C\" NOT NULL, id bigint NOT NULL, acked_by text, acked_at bigint,"
+     "  snoozed_until bigint, PRIMARY KEY(clinic, id)) PARTITION BY HASH (clinic);"
+     "CREATE INDEX alerts_snoozed ON alerts(snoozed_until) WHERE snoozed_until IS NOT NULL;"
+     "CREATE TABLE alert_actions("
+     "  clinic text COLLATE \"C\" NOT NULL, seq bigserial, alert_id bigint NOT NULL,"
+     "  key text COLLATE \"C\" NOT NULL, action text NOT NULL, who text NOT NULL,"
+     "  note text NOT NULL, \"until\" bigint, at bigint NOT NULL,"
+     "  PRIMARY KEY(clinic, seq)) PARTITION BY HASH (clinic);"
+     "CREATE TABLE eval_errors("
+     "  clinic text COLLATE \"C\" NOT NULL, seq bigserial, patient text NOT NULL,"
+     "  protocol text NOT NULL, rule text NOT NULL, at bigint NOT NULL, message text NOT NULL,"
+     "  recorded bigint NOT NULL, PRIMARY KEY(clinic, seq)) PARTITION BY HASH (clinic);"
+     "CREATE TABLE protocol_versions("
+     "  clinic text COLLATE \"C\" NOT NULL, protocol text NOT NULL, version text NOT NULL,"
+     "  file text NOT NULL, hash text NOT NULL, first_loaded bigint NOT NULL,"
+     "  PRIMARY KEY(clinic, protocol, version, hash)) PARTITION BY HASH (clinic);"
+     "CREATE TABLE webhook_cursor("
+     "  clinic text COLLATE \"C\" NOT NULL PRIMARY KEY, delivered bigint NOT NULL DEFAULT 0,"
+     "  attempts integer NOT NULL DEFAULT 0, last_error text, updated bigint)"
+     "  PARTITION BY HASH (clinic);"
+     "DO $$ DECLARE t text; BEGIN"
+     "  FOREACH t IN ARRAY ARRAY['counters','events','rejected','patients','transitions',"
+     "    'alerts','alert_actions','eval_errors','protocol_versions','webhook_cursor'] LOOP"
+     "    FOR i IN 0.." RG__STR(RG__PARTS) " - 1 LOOP"
+     "      EXECUTE format('CREATE TABLE %I PARTITION OF %I FOR VALUES WITH"
+     " (MODULUS " RG__STR(RG__PARTS) ", REMAINDER %s)', t || '_p' || i, t, i);"
+     "    END LOOP;"
+     "  END LOOP; END $$;"},
+    /* 5 -> 6, as store_sql.c's step: corrections keep every version of an event
+     * (UNIQUE(clinic, id, replaces) instead of UNIQUE(clinic, id); replaces
+     * 0 for an id's first stored version), and clinic time: a transition's
+     * notify_at (NULL: at) and the webhook deliveries sent ahead of the
+     * cursor. Rows of v5 are version 1, final, told at their `at`. */
+    {5, 6,
+     "ALTER TABLE events ADD COLUMN version bigint NOT NULL DEFAULT 1,"
+     "  ADD COLUMN status text, ADD COLUMN corrected_at bigint, ADD COLUMN corrected_by text,"
+     "  ADD COLUMN replaces bigint NOT NULL DEFAULT 0;"
+     "ALTER TABLE events DROP CONSTRAINT events_clinic_id_key;"
+     "ALTER TABLE events ADD CONSTRAINT events_clinic_id_replaces_key"
+     "  UNIQUE(clinic, id, replaces);"
+     "ALTER TABLE transitions ADD COLUMN notify_at bigint;"
+     "CREATE TABLE webhook_ahead("
+     "  clinic text COLLATE \"C\" NOT NULL, cseq bigint NOT NULL, PRIMARY KEY(clinic, cseq))"
+     "  PARTITION BY HASH (clinic);"
+     "DO $$ BEGIN"
+     "  FOR i IN 0.." RG__STR(RG__PARTS) " - 1 LOOP"
+     "    EXECUTE format('CREATE TABLE %I PARTITION OF webhook_ahead FOR VALUES WITH"
+     " (MODULUS " RG__STR(RG__PARTS) ", REMAINDER %s)', 'webhook_ahead_p' || i, i);"
+     "  END LOOP; END $$;"},
+    /* 6 -> 7, as store_sql.c's step: the times a writer scheduled the patient
+     * (rg_patient_state), so that the owner's answer never unschedules an
+     * event another worker stored during its evaluation; a row's creation by
+     * an event counts as one */
+    {6, 7, "ALTER TABLE patients ADD COLUMN scheduled bigint NOT NULL DEFAULT 1;"},
+};
+const size_t rg_pg_nsteps = sizeof rg_pg_steps / sizeof rg_pg_steps[0];
+
+/* See RG__STILL_OPEN in store_sql.c. Before a growing store's statistics are
+ * gathered the planner may run this on the (clinic, cseq) index, filtering
+ * every row of the clinic (40 ms per open-alert read at 71,000 transitions;
+ * docs/scale-out.md). The max(seq) form avoids that but halved one worker's
+ * HTTP ingest in steady state, so this form stays. */
+#define RG__STILL_OPEN(o)                                                                    \
+    "NOT EXISTS (SELECT 1 FROM transitions n WHERE n.clinic = " o ".clinic AND n.key = " o \
+    ".key AND n.seq > " o ".seq)"
+
+#define RG__TRANSITION_COLS                                                                 \
+    "seq, at, state, clinic, patient, key, protocol, version, rule, severity, message, due," \
+    " params, evidence, cseq, coalesce(notify_at, at)"
+
+/* An event row as rg__col_event reads it; WIDE adds data, version,
+ * corrected_by (store_sql.c's RG__EV_COLS and RG__EV_WIDE). */
+#define RG__EV_COLS "seq, at, id, type, fields, replaces, corrected_at, status"
+#define RG__EV_WIDE RG__EV_COLS ", data, version, corrected_by"
+/* Row e is its id's current version: no later version was stored. */
+#define RG__CURRENT(e)                                                                     \
+    "NOT EXISTS (SELECT 1 FROM events n WHERE n.clinic = " e ".clinic AND n.id = " e ".id" \
+    " AND n.version > " e ".version)"
+/* The current version of (clinic $1, id $2) as rg__decide reads it. */
+#define RG__CURRENT_OF                                                                   \
+    "SELECT seq, version, patient, type, body FROM events WHERE clinic = $1 AND id = $2" \
+    " ORDER BY version DESC LIMIT 1"
+/* Schedules the patient of the rows of e at `at` (store_sql.c's
+ * Q_PATIENT_SCHEDULE): at its instant, or at its clock if that is later. */
+#define RG__SCHEDULE(select)                                                             \
+    " p AS (INSERT INTO patients(clinic, patient, next_wake) " select                    \
+    "  ON CONFLICT (clinic, patient) DO UPDATE SET next_wake ="                          \
+    "  LEAST(coalesce(patients.next_wake, 9223372036854775807),"                         \
+    "  GREATEST(excluded.next_wake, coalesce(patients.clock, excluded.next_wake))),"     \
+    "  scheduled = patients.scheduled + 1)"
+
+/* The clinic's counter `name`, one more, locked to the end of the transaction. */
+#define RG__NEXT(clinic, name)                                                          \
+    "INSERT INTO counters(clinic, name, value) VALUES(" clinic ", '" name "', 1)"      \
+    " ON CONFLICT (clinic, name) DO UPDATE SET value = counters.value + 1 RETURNING value"
+
+const char *const rg_pg_sql[P__COUNT] = {
+    /* One round trip: the event's number, the event as its id's first
+     * stored version (whatever its number: replaces 0, stored only when the
+     * id is new), its patient scheduled at its instant when it was stored;
+     * then its seq when stored, else the id's current version to decide
+     * against (columns 1-5; NULL when another transaction stored it
+     * meanwhile: P_EVENT_CURRENT reads it then). */
+    [P_EVENT_INSERT] =
+        "WITH c AS (" RG__NEXT("$1::text", "event") "),"
+        " e AS (INSERT INTO events(clinic, seq, id, patient, type, at, utc_offset, data, body,"
+        "  received, fields, version, status, corrected_at, corrected_by)"
+        "  SELECT $1, c.value, $2, $3, $4, $5::bigint, $6::integer, $7, $8, $9::bigint,"
+        "  $10::bytea, $11::bigint, $12, $13::bigint, $14 FROM c"
+        "  ON CONFLICT (clinic, id, replaces) DO NOTHING RETURNING seq),"
+        RG__SCHEDULE("SELECT $1, $3, $5 FROM e")
+        " SELECT (SELECT seq FROM e), x.*, (SELECT count(pg_notify('" RG__CHANNEL "', $1))"
+        "  FROM e) FROM (SELECT 1) o LEFT JOIN (" RG__CURRENT_OF ") x ON true",
+    /* A correction: the version that replaces row $15, unless another
+     * transaction replaced it first (then nothing: rg__put_known decides
+     * again); its patient scheduled at its corrected_at. */
+    [P_EVENT_INSERT_VERSION] =
+        "WITH c AS (" RG__NEXT("$1::text", "event") "),"
+        " e AS (INSERT INTO events(clinic, seq, id, patient, type, at, utc_offset, data, body,"
+        "  received, fields, version, status, corrected_at, corrected_by, replaces)"
+        "  SELECT $1, c.value, $2, $3, $4, $5::bigint, $6::integer, $7, $8, $9::bigint,"
+        "  $10::bytea, $11::bigint, $12, $13::bigint, $14, $15::bigint FROM c"
+        "  ON CONFLICT (clinic, id, replaces) DO NOTHING RETURNING seq),"
+        RG__SCHEDULE("SELECT $1, $3, $13::bigint FROM e")
+        " SELECT (SELECT seq FROM e), (SELECT count(pg_notify('" RG__CHANNEL "', $1)) FROM e)",
+    [P_EVENT_CURRENT] = RG__CURRENT_OF,
+    [P_EVENT_VERSION_BODY] =
+        "SELECT body FROM events WHERE clinic = $1 AND id = $2 AND version = $3",
+    [P_EVENT_VERSIONS] = "SELECT " RG__EV_WIDE " FROM events WHERE clinic = $1 AND id = $2"
+                         " ORDER BY version",
+    [P_CORRECTIONS] =
+        "SELECT c.seq, c.at, c.id, c.type, c.fields, c.replaces, c.corrected_at, c.status, c.data,"
+        " c.version, c.corrected_by, r.seq, r.at, r.id, r.type, r.fields, r.replaces,"
+        " r.corrected_at, r.status, r.data, r.version, r.corrected_by"
+        " FROM events c JOIN events r ON r.clinic = c.clinic AND r.seq = c.replaces"
+        " WHERE c.clinic = $1 AND c.patient = $2 AND c.replaces <> 0 AND c.corrected_at > $3"
+        " AND c.corrected_at <= $4 ORDER BY c.corrected_at, c.seq",
+    /* Many events in one round trip (ingest's batches): the rows come as
+     * arrays, numbered per clinic in their order (ord), inserted in that
+     * order so that of two with one id the first is stored; each patient is
+     * scheduled once, at its earliest new event (the same as scheduling at
+     * each: the clock does not move meanwhile). Answers the ord of each row
+     * stored; the others are duplicates or conflicts, told apart after. */
+    [P_EVENTS_INSERT] =
+        "WITH v AS (SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[],"
+        "  $5::bigint[], $6::integer[], $7::text[], $8::text[], $9::bytea[], $10::bigint[],"
+        "  $11::text[], $12::bigint[], $13::text[]) WITH ORDINALITY"
+        "  AS v(clinic, id, patient, type, at, utc_offset, data, body, fields, version, status,"
+        "  corrected_at, corrected_by, ord)),"
+        " n AS (SELECT clinic, count(*) AS k FROM v GROUP BY clinic ORDER BY clinic),"
+        " c AS (INSERT INTO counters(clinic, name, value) SELECT clinic, 'event', k FROM n"
+        "  ON CONFLICT (clinic, name) DO UPDATE SET value = counters.value + excluded.value"
+        "  RETURNING clinic, value),"
+        " s AS (SELECT v.*, c.value - n.k + row_number() OVER (PARTITION BY v.clinic"
+        "  ORDER BY v.ord) AS seq FROM v JOIN n USING (clinic) JOIN c USING (clinic)),"
+        " e AS (INSERT INTO events(clinic, seq, id, patient, type, at, utc_offset, data, body,"
+        "  received, fields, version, status, corrected_at, corrected_by)"
+        "  SELECT clinic, seq, id, patient, type, at, utc_offset, data, body, $14::bigint,"
+        "  fields, version, status, corrected_at, corrected_by FROM s ORDER BY ord"
+        "  ON CONFLICT (clinic, id, replaces) DO NOTHING RETURNING clinic, seq, patient, at),"
+        RG__SCHEDULE("SELECT clinic, patient, min(at) FROM e GROUP BY clinic, patient")
+        " SELECT s.ord, (SELECT count(pg_notify('" RG__CHANNEL "', x.clinic))"
+        "  FROM (SELECT DISTINCT clinic FROM e) x) FROM s JOIN e USING (clinic, seq)",
+    [P_REJECT] = "INSERT INTO rejected(received, source, line, field, reason, raw)"
+                 " VALUES($1, $2, $3, $4, $5, $6)",
+    [P_REJECTED_ALL] =
+        "SELECT seq, received, source, line, field, reason, raw FROM rejected ORDER BY seq",
+    [P_EVENTS_OF] = "SELECT " RG__EV_COLS " FROM events"
+                    " WHERE clinic = $1 AND patient = $2 ORDER BY at, seq",
+    [P_EVENTS_AFTER] = "SELECT " RG__EV_COLS " FROM events"
+                       " WHERE clinic = $1 AND patient = $2 AND seq > $3 ORDER BY at, seq",
+    /* the current versions, nothing of a retracted event */
+    [P_EVENTS_OF_DATA] = "SELECT " RG__EV_WIDE " FROM events e"
+                         " WHERE clinic = $1 AND patient = $2 AND " RG__CURRENT("e")
+                         " AND (status IS NULL OR status <> 'entered-in-error') ORDER BY at, seq",
+    [P_PATIENT_GET] = "SELECT clock, wake, next_wake, last_seq, scheduled FROM patients"
+                      " WHERE clinic = $1 AND patient = $2",
+    /* scheduled moved since the evaluation read it (another worker stored
+     * an event meanwhile): the earlier next_wake. When that worker's insert
+     * holds the row, this waits for its commit and is then applied to the
+     * row as committed (READ COMMITTED), so the count is the newest. */
+    [P_PATIENT_PUT] =
+        "INSERT INTO patients(clinic, patient, clock, wake, next_wake, last_seq)"
+        " VALUES($1, $2, $3, $4, $5, $6) ON CONFLICT (clinic, patient) DO UPDATE SET"
+        " clock = excluded.clock, wake = excluded.wake, next_wake = CASE WHEN"
+        " patients.scheduled = $7 THEN excluded.next_wake"
+        " ELSE LEAST(excluded.next_wake, patients.next_wake) END, last_seq = excluded.last_seq",
+    [P_PATIENTS_PAGE] = "SELECT clinic, patient FROM patients WHERE (clinic, patient) > ($1, $2)"
+                        " ORDER BY clinic, patient LIMIT $3",
+    [P_PATIENTS_DUE_PAGE] =
+        "SELECT clinic, patient FROM patients WHERE (clinic, patient) > ($1, $2)"
+        " AND next_wake <= $4 AND ($5::text[] IS NULL OR clinic = ANY($5::text[])) ORDER BY clinic, patient LIMIT $3",
+    [P_PATIENTS_DUE] =
+        "SELECT clinic, patient FROM (SELECT clinic, patient FROM patients"
+        " WHERE next_wake <= $1 AND ($3::text[] IS NULL OR clinic = ANY($3::text[])) ORDER BY next_wake LIMIT $2) d"
+        " ORDER BY clinic, patient",
+    [P_NEXT_WAKE] = "SELECT min(next_wake) FROM patients WHERE next_wake IS NOT NULL"
+                    " AND ($1::text[] IS NULL OR clinic = ANY($1::text[]))",
+    [P_OPEN_ALERTS] =
+        "SELECT t.seq, t.at, t.due, t.key, t.protocol, t.version, t.rule, t.severity, t.message,"
+        " t.seq, t.params, t.evidence, t.cseq FROM transitions t"
+        " WHERE t.clinic = $1 AND t.patient = $2 AND t.state = 'open' AND " RG__STILL_OPEN("t")
+        " ORDER BY t.seq",
+    [P_KEY_LAST] = "SELECT seq, state FROM transitions WHERE clinic = $1 AND key = $2"
+                   " ORDER BY seq DESC LIMIT 1",
+    [P_TRANSITION] =
+        "WITH c AS (" RG__NEXT("$4::text", "cseq") "), t AS ("
+        " INSERT INTO transitions(alert_id, at, state, clinic, patient, key, protocol, version,"
+        " rule, severity, message, due, params, evidence, recorded, cseq, notify_at)"
+        " SELECT $1::bigint, $2::bigint, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12::bigint, $13,"
+        " $14, $15::bigint, c.value, $16::bigint FROM c RETURNING seq, cseq)"
+        " SELECT seq, cseq, pg_notify('" RG__CHANNEL "', $4) FROM t",
+    [P_TRANSITIONS_SEQ] = "SELECT " RG__TRANSITION_COLS " FROM transitions WHERE seq > $1"
+                          " ORDER BY seq",
+    [P_TRANSITIONS_TIME] = "SELECT " RG__TRANSITION_COLS " FROM transitions WHERE seq > $1"
+                           " ORDER BY at, seq",
+    [P_CLINIC_TRANSITIONS] = "SELECT " RG__TRANSITION_COLS " FROM transitions"
+                             " WHERE clinic = $1 AND cseq > $2 ORDER BY cseq LIMIT $3",
+    [P_ALERTS_VIEW] =
+        "SELECT * FROM (SELECT o.seq, o.key,"
+        " CASE WHEN r.seq IS NULL THEN 'open' ELSE 'resolved' END AS st,"
+        " o.patient, o.protocol, o.version, o.rule, o.severity, o.message, o.at, o.due, r.at,"
+        " a.acked_by, a.acked_at, a.snoozed_until, coalesce(o.notify_at, o.at) FROM transitions o"
+        " LEFT JOIN transitions r ON r.clinic = o.clinic AND r.key = o.key AND r.alert_id = o.seq"
+        " LEFT JOIN alerts a ON a.clinic = o.clinic AND a.id = o.seq"
+        " WHERE o.clinic = $1 AND o.state = 'open' AND ($2::text IS NULL OR o.patient = $2)"
+        " AND ($4::text IS NULL OR o.key = $4)) v"
+        " WHERE ($3::text IS NULL OR v.st = $3) ORDER BY v.seq LIMIT $5",
+    [P_ALERT_ACK] = "INSERT INTO alerts(clinic, id, acked_by, acked_at) VALUES($1, $2, $3, $4)"
+                    " ON CONFLICT (clinic, id) DO UPDATE SET acked_by = excluded.acked_by,"
+                    " acked_at = excluded.acked_at",
+    [P_ALERT_SNOOZE] = "WITH x AS (INSERT INTO alerts(clinic, id, snoozed_until)"
+                       " VALUES($1, $2, $3) ON CONFLICT (clinic, id) DO UPDATE SET"
+                       " snoozed_until = excluded.snoozed_until RETURNING clinic)"
+                       " SELECT pg_notify('" RG__CHANNEL "', clinic) FROM x",
+    [P_ALERT_UNSNOOZE] = "UPDATE alerts SET snoozed_until = NULL WHERE clinic = $1 AND id = $2",
+    [P_ACTION_ADD] = "INSERT INTO alert_actions(alert_id, clinic, key, action, who, note,"
+                     " \"until\", at) VALUES($1, $2, $3, $4, $5, $6, $7, $8)",
+    [P_ACTIONS_OF] = "SELECT action, who, note, \"until\", at FROM alert_actions"
+                     " WHERE clinic = $1 AND key = $2 ORDER BY seq",
+    [P_NEXT_SNOOZE] = "SELECT min(a.snoozed_until) FROM alerts a JOIN transitions o"
+                      " ON o.clinic = a.clinic AND o.seq = a.id"
+                      " WHERE a.snoozed_until IS NOT NULL AND " RG__STILL_OPEN("o")
+                      " AND ($1::text[] IS NULL OR a.clinic = ANY($1::text[]))",
+    [P_DUE_SNOOZES] = "SELECT o.seq, o.clinic, o.key, o.patient FROM alerts a JOIN transitions o"
+                      " ON o.clinic = a.clinic AND o.seq = a.id WHERE a.snoozed_until <= $1 AND "
+                      RG__STILL_OPEN("o") " AND ($2::text[] IS NULL OR a.clinic = ANY($2::text[]))"
+                      " ORDER BY a.snoozed_until LIMIT 256",
+    [P_WAKE_CLINIC] =
+        "UPDATE patients SET wake = $2, next_wake = LEAST(coalesce(next_wake, $2), $2),"
+        " scheduled = scheduled + 1 WHERE clinic = $1 AND (clock IS NULL OR clock < $2)",
+    [P_OPEN_BY_SEVERITY] =
+        "SELECT o.clinic, o.severity, count(*) FROM transitions o WHERE o.state = 'open' AND "
+        RG__STILL_OPEN("o") " GROUP BY o.clinic, o.severity ORDER BY o.clinic, o.severity",
+    [P_EVAL_ERROR] = "INSERT INTO eval_errors(clinic, patient, protocol, rule, at, message,"
+                     " recorded) VALUES($1, $2, $3, $4, $5, $6, $7)",
+    [P_PROTOCOL_LOADED] = "INSERT INTO protocol_versions(clinic, protocol, version, file, hash,"
+                          " first_loaded) VALUES($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING",
+    /* the counter is the last cseq: the sequence has no gaps */
+    [P_LAST_CSEQ] = "SELECT coalesce((SELECT value FROM counters"
+                    " WHERE clinic = $1 AND name = 'cseq'), 0)",
+    [P_HOOK_GET] = "SELECT delivered, attempts FROM webhook_cursor WHERE clinic = $1",
+    [P_HOOK_DELIVERED] =
+        "INSERT INTO webhook_cursor(clinic, delivered, attempts, last_error, updated)"
+        " VALUES($1, $2, 0, NULL, $3) ON CONFLICT (clinic) DO UPDATE SET"
+        " delivered = excluded.delivered, attempts = 0, last_error = NULL,"
+        " updated = excluded.updated",
+    [P_HOOK_FAILED] =
+        "INSERT INTO webhook_cursor(clinic, delivered, attempts, last_error, updated)"
+        " VALUES($1, 0, 1, $2, $3) ON CONFLICT (clinic) DO UPDATE SET"
+        " attempts = webhook_cursor.attempts + 1, last_error = excluded.last_error,"
+        " updated = excluded.updated",
+    /* the first undelivered transition whose notification time has come */
+    [P_HOOK_NEXT] =
+        "SELECT " RG__TRANSITION_COLS " FROM transitions t WHERE clinic = $1 AND cseq > $2"
+        " AND coalesce(notify_at, at) <= $3 AND NOT EXISTS (SELECT 1 FROM webhook_ahead w"
+        " WHERE w.clinic = $1 AND w.cseq = t.cseq) ORDER BY cseq LIMIT 1",
+    [P_HOOK_WAIT] = "SELECT min(notify_at) FROM transitions WHERE clinic = $1 AND cseq > $2"
+                    " AND notify_at > $3",
+    [P_HOOK_AHEAD_ADD] =
+        "INSERT INTO webhook_ahead(clinic, cseq) VALUES($1, $2) ON CONFLICT DO NOTHING",
+    [P_HOOK_AHEAD_TAKE] = "DELETE FROM webhook_ahead WHERE clinic = $1 AND cseq = $2",
+    [P_EVENT_GET] = "SELECT " RG__EV_WIDE " FROM events WHERE clinic = $1 AND id = $2"
+                    " ORDER BY version DESC LIMIT 1",
+    [P_KEY_TRANSITIONS] = "SELECT " RG__TRANSITION_COLS " FROM transitions WHERE key = $1"
+                          " ORDER BY seq",
+};

@@ -1,0 +1,79 @@
+/*
+ * pg_sql.h - what the PostgreSQL backend asks of the database: the schema's
+ * upgrade steps and the text of every prepared statement (pg_sql.c), named
+ * by the P_* numbers pg.c runs them by. Private to runtime/store/.
+ */
+#ifndef RG_PG_SQL_H
+#define RG_PG_SQL_H
+
+#include <stddef.h>
+
+/* NOTIFY channel: a clinic's events, transitions or snoozes changed (the
+ * payload is the clinic), for the workers LISTENing (rg_store_notices) */
+#define RG__CHANNEL "regimen"
+/* rg_store_hold's advisory lock: the store (its schema) as a whole */
+#define RG__HOLD_KEY "hashtextextended('regimen:' || current_schema() || ':*', 0)"
+
+enum {
+    P_EVENT_INSERT,
+    P_EVENT_INSERT_VERSION,
+    P_EVENT_CURRENT,
+    P_EVENT_VERSION_BODY,
+    P_EVENT_VERSIONS,
+    P_CORRECTIONS,
+    P_EVENTS_INSERT,
+    P_REJECT,
+    P_REJECTED_ALL,
+    P_EVENTS_OF,
+    P_EVENTS_AFTER,
+    P_EVENTS_OF_DATA,
+    P_PATIENT_GET,
+    P_PATIENT_PUT,
+    P_PATIENTS_PAGE,
+    P_PATIENTS_DUE_PAGE,
+    P_PATIENTS_DUE,
+    P_NEXT_WAKE,
+    P_OPEN_ALERTS,
+    P_KEY_LAST,
+    P_TRANSITION,
+    P_TRANSITIONS_SEQ,
+    P_TRANSITIONS_TIME,
+    P_EVAL_ERROR,
+    P_PROTOCOL_LOADED,
+    P_CLINIC_TRANSITIONS,
+    P_ALERTS_VIEW,
+    P_ALERT_ACK,
+    P_ALERT_SNOOZE,
+    P_ALERT_UNSNOOZE,
+    P_ACTION_ADD,
+    P_ACTIONS_OF,
+    P_NEXT_SNOOZE,
+    P_DUE_SNOOZES,
+    P_WAKE_CLINIC,
+    P_OPEN_BY_SEVERITY,
+    P_LAST_CSEQ,
+    P_EVENT_GET,
+    P_HOOK_GET,
+    P_HOOK_DELIVERED,
+    P_HOOK_FAILED,
+    P_HOOK_NEXT,
+    P_HOOK_WAIT,
+    P_HOOK_AHEAD_ADD,
+    P_HOOK_AHEAD_TAKE,
+    P_KEY_TRANSITIONS,
+    P__COUNT
+};
+
+/* The statements, prepared once per connection as "q<number>". */
+extern const char *const rg_pg_sql[P__COUNT];
+
+/* Schema version from -> to, applied in this order: a new database goes
+ * from 0 to 5 at once, then one step per version after it (as in store.c). */
+typedef struct rg_pg_step {
+    int from, to;
+    const char *sql;
+} rg_pg_step;
+extern const rg_pg_step rg_pg_steps[];
+extern const size_t rg_pg_nsteps;
+
+#endif

@@ -1,0 +1,331 @@
+/*
+ * store_sql.c - the SQLite store's SQL (see store_sql.h): the schema as
+ * migrations from version 0, and every statement store.c prepares.
+ * pg_sql.c holds the PostgreSQL twins, with the same version numbers.
+ */
+#include "store_sql.h"
+
+const char *const rg_store_migrations[] = {
+    /* 0 -> 1: the first schema */
+    "CREATE TABLE events("
+    "  seq INTEGER PRIMARY KEY,"
+    "  clinic TEXT NOT NULL, id TEXT NOT NULL, patient TEXT NOT NULL, type TEXT NOT NULL,"
+    "  at INTEGER NOT NULL, utc_offset INTEGER NOT NULL, data TEXT, body TEXT NOT NULL,"
+    "  received INTEGER NOT NULL,"
+    "  UNIQUE(clinic, id));"
+    "CREATE INDEX events_by_patient ON events(clinic, patient, at, seq);"
+    "CREATE TABLE rejected("
+    "  seq INTEGER PRIMARY KEY, received INTEGER NOT NULL, source TEXT NOT NULL,"
+    "  line INTEGER NOT NULL, field TEXT NOT NULL, reason TEXT NOT NULL, raw TEXT NOT NULL);"
+    "CREATE TABLE patients("
+    "  clinic TEXT NOT NULL, patient TEXT NOT NULL, clock INTEGER, wake INTEGER,"
+    "  next_wake INTEGER, last_seq INTEGER NOT NULL DEFAULT 0,"
+    "  PRIMARY KEY(clinic, patient)) WITHOUT ROWID;"
+    "CREATE INDEX patients_by_wake ON patients(next_wake) WHERE next_wake IS NOT NULL;"
+    "CREATE TABLE alerts("
+    "  id INTEGER PRIMARY KEY, clinic TEXT NOT NULL, patient TEXT NOT NULL, key TEXT NOT NULL,"
+    "  state TEXT NOT NULL CHECK(state IN ('open','resolved')),"
+    "  opened_seq INTEGER NOT NULL, resolved_seq INTEGER);"
+    "CREATE UNIQUE INDEX alerts_open ON alerts(clinic, key) WHERE state = 'open';"
+    "CREATE INDEX alerts_by_patient ON alerts(clinic, patient, state);"
+    "CREATE TABLE transitions("
+    "  seq INTEGER PRIMARY KEY, alert_id INTEGER NOT NULL REFERENCES alerts(id),"
+    "  at INTEGER NOT NULL, state TEXT NOT NULL, clinic TEXT NOT NULL, patient TEXT NOT NULL,"
+    "  key TEXT NOT NULL, protocol TEXT NOT NULL, version TEXT NOT NULL, rule TEXT NOT NULL,"
+    "  severity TEXT NOT NULL, message TEXT NOT NULL, due INTEGER NOT NULL,"
+    "  params TEXT NOT NULL, evidence TEXT NOT NULL, recorded INTEGER NOT NULL);"
+    "CREATE TABLE eval_errors("
+    "  seq INTEGER PRIMARY KEY, clinic TEXT NOT NULL, patient TEXT NOT NULL,"
+    "  protocol TEXT NOT NULL, rule TEXT NOT NULL, at INTEGER NOT NULL, message TEXT NOT NULL,"
+    "  recorded INTEGER NOT NULL);"
+    "CREATE TABLE protocol_versions("
+    "  clinic TEXT NOT NULL, protocol TEXT NOT NULL, version TEXT NOT NULL, file TEXT NOT NULL,"
+    "  hash TEXT NOT NULL, first_loaded INTEGER NOT NULL,"
+    "  PRIMARY KEY(clinic, protocol, version, hash)) WITHOUT ROWID;",
+    /* 1 -> 2: the service. A per-clinic transition sequence without gaps (a
+     * consumer of one clinic's feed must see 1, 2, 3, ...), and what staff
+     * did with an alert (acknowledged, snoozed, re-raised). */
+    "ALTER TABLE transitions ADD COLUMN cseq INTEGER;"
+    "UPDATE transitions SET cseq = (SELECT count(*) FROM transitions t2"
+    "  WHERE t2.clinic = transitions.clinic AND t2.seq <= transitions.seq);"
+    "CREATE UNIQUE INDEX transitions_by_clinic ON transitions(clinic, cseq);"
+    "ALTER TABLE alerts ADD COLUMN acked_by TEXT;"
+    "ALTER TABLE alerts ADD COLUMN acked_at INTEGER;"
+    "ALTER TABLE alerts ADD COLUMN snoozed_until INTEGER;"
+    "CREATE INDEX alerts_snoozed ON alerts(snoozed_until) WHERE snoozed_until IS NOT NULL;"
+    "CREATE TABLE alert_actions("
+    "  seq INTEGER PRIMARY KEY, alert_id INTEGER NOT NULL REFERENCES alerts(id),"
+    "  clinic TEXT NOT NULL, key TEXT NOT NULL, action TEXT NOT NULL, who TEXT NOT NULL,"
+    "  note TEXT NOT NULL, until INTEGER, at INTEGER NOT NULL);",
+    /* 2 -> 3: webhook delivery. Transitions go out in each clinic's order;
+     * `delivered` is the last sequence number the receiver acknowledged, so
+     * a restart resumes after it (re-sending at most the one in flight, with
+     * the same idempotency key). */
+    "CREATE TABLE webhook_cursor("
+    "  clinic TEXT PRIMARY KEY, delivered INTEGER NOT NULL DEFAULT 0,"
+    "  attempts INTEGER NOT NULL DEFAULT 0, last_error TEXT, updated INTEGER) WITHOUT ROWID;",
+    /* 3 -> 4: events_by_patient covers what an evaluation reads (Q_EVENTS_OF),
+     * so a patient's events come from the index alone, without a second
+     * b-tree descent into the table for every event. */
+    "DROP INDEX events_by_patient;"
+    "CREATE INDEX events_by_patient ON events(clinic, patient, at, seq, id, type, data);",
+    /* 4 -> 5: evaluation at the speed of the store.
+     * Events keep their data compiled (fields.h) beside the canonical text,
+     * and events_by_patient covers the compiled form instead of the text:
+     * an evaluation reads no JSON, and the index is no larger than before.
+     * rg_fields() is the reference compiler (rg_fields_from_json), registered
+     * on the connection.
+     * One write per transition: an alert is its opening transition (the
+     * alert's id is that row's seq); a resolution is one row whose alert_id
+     * names it. An opening is still open while it is the last transition of
+     * its (clinic, key), which transitions_by_key answers; openings and
+     * resolutions of a key alternate (rg_store_transition sees to it). The
+     * alerts table keeps only what staff did to an alert (ack, snooze). */
+    "ALTER TABLE events ADD COLUMN fields BLOB;"
+    "UPDATE events SET fields = rg_fields(data) WHERE data IS NOT NULL;"
+    "DROP INDEX events_by_patient;"
+    "CREATE INDEX events_by_patient ON events(clinic, patient, at, seq, id, type, fields);"
+    "CREATE TABLE transitions_v5("
+    "  seq INTEGER PRIMARY KEY, alert_id INTEGER,"
+    "  at INTEGER NOT NULL, state TEXT NOT NULL CHECK(state IN ('open','resolved')),"
+    "  clinic TEXT NOT NULL, patient TEXT NOT NULL, key TEXT NOT NULL, protocol TEXT NOT NULL,"
+    "  version TEXT NOT NULL, rule TEXT NOT NULL, severity TEXT NOT NULL, message TEXT NOT NULL,"
+    "  due INTEGER NOT NULL, params TEXT NOT NULL, evidence TEXT NOT NULL,"
+    "  recorded INTEGER NOT NULL, cseq INTEGER);"
+    "INSERT INTO transitions_v5 SELECT t.seq,"
+    "  CASE WHEN t.state = 'open' THEN NULL ELSE a.opened_seq END, t.at, t.state, t.clinic,"
+    "  t.patient, t.key, t.protocol, t.version, t.rule, t.severity, t.message, t.due, t.params,"
+    "  t.evidence, t.recorded, t.cseq FROM transitions t JOIN alerts a ON a.id = t.alert_id;"
+    "CREATE TABLE alerts_v5("
+    "  id INTEGER PRIMARY KEY, acked_by TEXT, acked_at INTEGER, snoozed_until INTEGER);"
+    "INSERT INTO alerts_v5 SELECT opened_seq, acked_by, acked_at, snoozed_until FROM alerts"
+    "  WHERE acked_by IS NOT NULL OR acked_at IS NOT NULL OR snoozed_until IS NOT NULL;"
+    "CREATE TABLE alert_actions_v5("
+    "  seq INTEGER PRIMARY KEY, alert_id INTEGER NOT NULL,"
+    "  clinic TEXT NOT NULL, key TEXT NOT NULL, action TEXT NOT NULL, who TEXT NOT NULL,"
+    "  note TEXT NOT NULL, until INTEGER, at INTEGER NOT NULL);"
+    "INSERT INTO alert_actions_v5 SELECT x.seq, a.opened_seq, x.clinic, x.key, x.action, x.who,"
+    "  x.note, x.until, x.at FROM alert_actions x JOIN alerts a ON a.id = x.alert_id;"
+    "DROP TABLE alert_actions;"
+    "DROP TABLE transitions;"
+    "DROP TABLE alerts;"
+    "ALTER TABLE transitions_v5 RENAME TO transitions;"
+    "ALTER TABLE alerts_v5 RENAME TO alerts;"
+    "ALTER TABLE alert_actions_v5 RENAME TO alert_actions;"
+    "CREATE UNIQUE INDEX transitions_by_clinic ON transitions(clinic, cseq);"
+    "CREATE INDEX transitions_by_key ON transitions(clinic, key, seq);"
+    "CREATE INDEX transitions_open ON transitions(clinic, patient) WHERE state = 'open';"
+    "CREATE INDEX alerts_snoozed ON alerts(snoozed_until) WHERE snoozed_until IS NOT NULL;",
+    /* 5 -> 6: corrections (docs/corrections.md). Every version of an event
+     * is a row of its own, so the table is rebuilt without the old
+     * UNIQUE(clinic, id). A correction names the row it replaced (replaces;
+     * 0 for an id's first stored version) and when it was made
+     * (corrected_at); status is NULL for "final". UNIQUE(clinic, id,
+     * replaces) makes an id's first version unique (a plain insert that does
+     * nothing when the id is known: as fast as before) and lets a version be
+     * replaced once; versions only grow (rg_store_put_event). events_by_patient covers the correction fields too:
+     * the engine picks the version in force at each instant from the index
+     * alone. */
+    "CREATE TABLE events_v6("
+    "  seq INTEGER PRIMARY KEY,"
+    "  clinic TEXT NOT NULL, id TEXT NOT NULL, patient TEXT NOT NULL, type TEXT NOT NULL,"
+    "  at INTEGER NOT NULL, utc_offset INTEGER NOT NULL, data TEXT, body TEXT NOT NULL,"
+    "  received INTEGER NOT NULL, fields BLOB,"
+    "  version INTEGER NOT NULL DEFAULT 1, status TEXT, corrected_at INTEGER,"
+    "  corrected_by TEXT, replaces INTEGER NOT NULL DEFAULT 0,"
+    "  UNIQUE(clinic, id, replaces));"
+    "INSERT INTO events_v6(seq, clinic, id, patient, type, at, utc_offset, data, body, received,"
+    "  fields) SELECT seq, clinic, id, patient, type, at, utc_offset, data, body, received, fields"
+    "  FROM events ORDER BY seq;"
+    "DROP TABLE events;"
+    "ALTER TABLE events_v6 RENAME TO events;"
+    "CREATE INDEX events_by_patient ON events(clinic, patient, at, seq, id, type, fields,"
+    "  replaces, corrected_at, status);"
+    /* and clinic time. notify_at is when staff should hear of a
+     * transition (the next opening when it happened while the clinic was
+     * closed); NULL in rows of before means "at", as it was then. Webhooks
+     * deliver in each clinic's order, but what waits for an opening must not
+     * hold back a critical one behind it: deliveries past the cursor are kept
+     * in webhook_ahead until the cursor reaches them. */
+    "ALTER TABLE transitions ADD COLUMN notify_at INTEGER;"
+    "CREATE TABLE webhook_ahead("
+    "  clinic TEXT NOT NULL, cseq INTEGER NOT NULL, PRIMARY KEY(clinic, cseq)) WITHOUT ROWID;",
+    /* 6 -> 7: how many times a writer scheduled the patient, so that an
+     * evaluation's answer never unschedules what it did not see
+     * (rg_patient_state; with one writer here it never moves meanwhile, but
+     * the two stores keep one schema and one contract); a row's creation
+     * by an event counts as one */
+    "ALTER TABLE patients ADD COLUMN scheduled INTEGER NOT NULL DEFAULT 1;",
+};
+const size_t rg_store_nmigrations = sizeof rg_store_migrations / sizeof rg_store_migrations[0];
+
+/* An opening transition (row o) whose alert is still open: nothing came
+ * after it for its key (openings and resolutions of a key alternate). */
+#define RG__STILL_OPEN(o)                                                                    \
+    "NOT EXISTS (SELECT 1 FROM transitions n WHERE n.clinic = " o ".clinic AND n.key = " o \
+    ".key AND n.seq > " o ".seq)"
+
+/* An event row as rg__col_event reads it; WIDE adds data, version, corrected_by. */
+#define RG__EV_COLS "seq, at, id, type, fields, replaces, corrected_at, status"
+#define RG__EV_WIDE RG__EV_COLS ", data, version, corrected_by"
+/* Row e is its id's current version: no later version was stored. */
+#define RG__CURRENT(e)                                                                     \
+    "NOT EXISTS (SELECT 1 FROM events n WHERE n.clinic = " e ".clinic AND n.id = " e ".id" \
+    " AND n.version > " e ".version)"
+
+const char *const rg_store_sql[Q__COUNT] = {
+    /* the first stored version of an id (whatever its number): stored only
+     * when the id is new (replaces 0 is taken), so the common case is one
+     * statement */
+    [Q_EVENT_INSERT] =
+        "INSERT INTO events(clinic, id, patient, type, at, utc_offset, data, body, received,"
+        " fields, version, status, corrected_at, corrected_by)"
+        " VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)"
+        " ON CONFLICT(clinic, id, replaces) DO NOTHING",
+    [Q_EVENT_INSERT_VERSION] =
+        "INSERT INTO events(clinic, id, patient, type, at, utc_offset, data, body, received,"
+        " fields, version, status, corrected_at, corrected_by, replaces)"
+        " VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
+    [Q_EVENT_CURRENT] = "SELECT seq, version, patient, type, body FROM events"
+                        " WHERE clinic = ?1 AND id = ?2 ORDER BY version DESC LIMIT 1",
+    [Q_EVENT_VERSION_BODY] =
+        "SELECT body FROM events WHERE clinic = ?1 AND id = ?2 AND version = ?3",
+    [Q_EVENT_VERSIONS] = "SELECT " RG__EV_WIDE " FROM events WHERE clinic = ?1 AND id = ?2"
+                         " ORDER BY version",
+    [Q_CORRECTIONS] =
+        "SELECT c.seq, c.at, c.id, c.type, c.fields, c.replaces, c.corrected_at, c.status, c.data,"
+        " c.version, c.corrected_by, r.seq, r.at, r.id, r.type, r.fields, r.replaces,"
+        " r.corrected_at, r.status, r.data, r.version, r.corrected_by"
+        " FROM events c JOIN events r ON r.seq = c.replaces WHERE c.clinic = ?1"
+        " AND c.patient = ?2 AND c.replaces <> 0 AND c.corrected_at > ?3"
+        " AND c.corrected_at <= ?4 ORDER BY c.corrected_at, c.seq",
+    /* A new event is due at its own instant, or at once (the patient's clock)
+     * when it is older than what was already evaluated. */
+    [Q_PATIENT_SCHEDULE] =
+        "INSERT INTO patients(clinic, patient, next_wake) VALUES(?1, ?2, ?3)"
+        " ON CONFLICT(clinic, patient) DO UPDATE SET next_wake ="
+        " min(coalesce(next_wake, 9223372036854775807), max(?3, coalesce(clock, ?3))),"
+        " scheduled = scheduled + 1",
+    [Q_REJECT] = "INSERT INTO rejected(received, source, line, field, reason, raw)"
+                 " VALUES(?1, ?2, ?3, ?4, ?5, ?6)",
+    [Q_REJECTED_ALL] =
+        "SELECT seq, received, source, line, field, reason, raw FROM rejected ORDER BY seq",
+    [Q_EVENTS_OF] = "SELECT " RG__EV_COLS " FROM events"
+                    " WHERE clinic = ?1 AND patient = ?2 ORDER BY at, seq",
+    [Q_EVENTS_AFTER] = "SELECT " RG__EV_COLS " FROM events"
+                       " WHERE clinic = ?1 AND patient = ?2 AND seq > ?3 ORDER BY at, seq",
+    /* the current versions, nothing of a retracted event */
+    [Q_EVENTS_OF_DATA] = "SELECT " RG__EV_WIDE " FROM events e"
+                         " WHERE clinic = ?1 AND patient = ?2 AND " RG__CURRENT("e")
+                         " AND (status IS NULL OR status <> 'entered-in-error') ORDER BY at, seq",
+    [Q_PATIENT_GET] = "SELECT clock, wake, next_wake, last_seq, scheduled FROM patients"
+                      " WHERE clinic = ?1 AND patient = ?2",
+    /* scheduled moved since the evaluation read it: the earlier next_wake */
+    [Q_PATIENT_PUT] =
+        "INSERT INTO patients(clinic, patient, clock, wake, next_wake, last_seq)"
+        " VALUES(?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT(clinic, patient) DO UPDATE SET"
+        " clock = ?3, wake = ?4, next_wake = CASE WHEN scheduled = ?7 THEN ?5"
+        " ELSE min(coalesce(?5, next_wake), coalesce(next_wake, ?5)) END, last_seq = ?6",
+    [Q_PATIENTS_PAGE] = "SELECT clinic, patient FROM patients WHERE (clinic, patient) > (?1, ?2)"
+                        " ORDER BY clinic, patient LIMIT ?3",
+    /* Paged after a (clinic, patient) cursor, this walks the primary key: one
+     * pass over the table in all (linear when most patients are due, as after
+     * a reload). Through patients_by_wake each page would re-read and sort
+     * every due patient: 3.5 s instead of 0.06 s for 60,000 due patients. */
+    [Q_PATIENTS_DUE_PAGE] =
+        "SELECT clinic, patient FROM patients WHERE (clinic, patient) > (?1, ?2)"
+        " AND next_wake <= ?4 ORDER BY clinic, patient LIMIT ?3",
+    /* A wake-up: the earliest due first, read through patients_by_wake (so it
+     * costs what is due, not the size of the store), then that small set in
+     * the engine's (clinic, patient) order. */
+    [Q_PATIENTS_DUE] =
+        "SELECT clinic, patient FROM (SELECT clinic, patient FROM patients"
+        " INDEXED BY patients_by_wake WHERE next_wake <= ?1 ORDER BY next_wake LIMIT ?2)"
+        " ORDER BY clinic, patient",
+    [Q_NEXT_WAKE] = "SELECT min(next_wake) FROM patients WHERE next_wake IS NOT NULL",
+    [Q_OPEN_ALERTS] =
+        "SELECT t.seq, t.at, t.due, t.key, t.protocol, t.version, t.rule, t.severity, t.message,"
+        " t.seq, t.params, t.evidence, t.cseq FROM transitions t"
+        " WHERE t.clinic = ?1 AND t.patient = ?2 AND t.state = 'open' AND " RG__STILL_OPEN("t")
+        " ORDER BY t.seq",
+    /* the last transition of a key: open, or resolved, or none */
+    [Q_KEY_LAST] = "SELECT seq, state FROM transitions WHERE clinic = ?1 AND key = ?2"
+                   " ORDER BY seq DESC LIMIT 1",
+    [Q_TRANSITION] =
+        "INSERT INTO transitions(alert_id, at, state, clinic, patient, key, protocol, version,"
+        " rule, severity, message, due, params, evidence, recorded, cseq, notify_at)"
+        " VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)",
+    [Q_TRANSITIONS_SEQ] =
+        "SELECT seq, at, state, clinic, patient, key, protocol, version, rule, severity,"
+        " message, due, params, evidence, cseq, coalesce(notify_at, at) FROM transitions WHERE seq > ?1 ORDER BY seq",
+    [Q_TRANSITIONS_TIME] =
+        "SELECT seq, at, state, clinic, patient, key, protocol, version, rule, severity,"
+        " message, due, params, evidence, cseq, coalesce(notify_at, at) FROM transitions WHERE seq > ?1 ORDER BY at, seq",
+    [Q_CLINIC_TRANSITIONS] =
+        "SELECT seq, at, state, clinic, patient, key, protocol, version, rule, severity,"
+        " message, due, params, evidence, cseq, coalesce(notify_at, at) FROM transitions WHERE clinic = ?1 AND cseq > ?2"
+        " ORDER BY cseq LIMIT ?3",
+    [Q_ALERTS_VIEW] =
+        "SELECT o.seq, o.key, CASE WHEN r.seq IS NULL THEN 'open' ELSE 'resolved' END AS st,"
+        " o.patient, o.protocol, o.version, o.rule, o.severity, o.message, o.at, o.due, r.at,"
+        " a.acked_by, a.acked_at, a.snoozed_until, coalesce(o.notify_at, o.at) FROM transitions o"
+        " LEFT JOIN transitions r ON r.clinic = o.clinic AND r.key = o.key AND r.alert_id = o.seq"
+        " LEFT JOIN alerts a ON a.id = o.seq"
+        " WHERE o.clinic = ?1 AND o.state = 'open' AND (?2 IS NULL OR o.patient = ?2)"
+        " AND (?3 IS NULL OR st = ?3) AND (?4 IS NULL OR o.key = ?4) ORDER BY o.seq LIMIT ?5",
+    [Q_ALERT_ACK] = "INSERT INTO alerts(id, acked_by, acked_at) VALUES(?1, ?2, ?3)"
+                    " ON CONFLICT(id) DO UPDATE SET acked_by = ?2, acked_at = ?3",
+    [Q_ALERT_SNOOZE] = "INSERT INTO alerts(id, snoozed_until) VALUES(?1, ?2)"
+                       " ON CONFLICT(id) DO UPDATE SET snoozed_until = ?2",
+    [Q_ALERT_UNSNOOZE] = "UPDATE alerts SET snoozed_until = NULL WHERE id = ?1",
+    [Q_ACTION_ADD] = "INSERT INTO alert_actions(alert_id, clinic, key, action, who, note, until, at)"
+                     " VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+    [Q_ACTIONS_OF] = "SELECT action, who, note, until, at FROM alert_actions"
+                     " WHERE clinic = ?1 AND key = ?2 ORDER BY seq",
+    [Q_NEXT_SNOOZE] = "SELECT min(a.snoozed_until) FROM alerts a JOIN transitions o"
+                      " ON o.seq = a.id WHERE a.snoozed_until IS NOT NULL AND "
+                      RG__STILL_OPEN("o"),
+    [Q_DUE_SNOOZES] = "SELECT o.seq, o.clinic, o.key, o.patient FROM alerts a JOIN transitions o"
+                      " ON o.seq = a.id WHERE a.snoozed_until <= ?1 AND " RG__STILL_OPEN("o")
+                      " ORDER BY a.snoozed_until LIMIT 256",
+    [Q_WAKE_CLINIC] =
+        "UPDATE patients SET wake = ?2, next_wake = min(coalesce(next_wake, ?2), ?2),"
+        " scheduled = scheduled + 1 WHERE clinic = ?1 AND (clock IS NULL OR clock < ?2)",
+    [Q_OPEN_BY_SEVERITY] =
+        "SELECT o.clinic, o.severity, count(*) FROM transitions o WHERE o.state = 'open' AND "
+        RG__STILL_OPEN("o") " GROUP BY o.clinic, o.severity",
+    [Q_EVAL_ERROR] = "INSERT INTO eval_errors(clinic, patient, protocol, rule, at, message,"
+                     " recorded) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+    [Q_PROTOCOL_LOADED] = "INSERT OR IGNORE INTO protocol_versions(clinic, protocol, version,"
+                          " file, hash, first_loaded) VALUES(?1, ?2, ?3, ?4, ?5, ?6)",
+    [Q_LAST_CSEQ] = "SELECT coalesce(max(cseq), 0) FROM transitions WHERE clinic = ?1",
+    [Q_HOOK_GET] = "SELECT delivered, attempts FROM webhook_cursor WHERE clinic = ?1",
+    [Q_HOOK_DELIVERED] =
+        "INSERT INTO webhook_cursor(clinic, delivered, attempts, last_error, updated)"
+        " VALUES(?1, ?2, 0, NULL, ?3) ON CONFLICT(clinic) DO UPDATE SET delivered = ?2,"
+        " attempts = 0, last_error = NULL, updated = ?3",
+    [Q_HOOK_FAILED] =
+        "INSERT INTO webhook_cursor(clinic, delivered, attempts, last_error, updated)"
+        " VALUES(?1, 0, 1, ?2, ?3) ON CONFLICT(clinic) DO UPDATE SET attempts = attempts + 1,"
+        " last_error = ?2, updated = ?3",
+    /* the first undelivered transition whose notification time has come */
+    [Q_HOOK_NEXT] =
+        "SELECT seq, at, state, clinic, patient, key, protocol, version, rule, severity,"
+        " message, due, params, evidence, cseq, coalesce(notify_at, at) FROM transitions t"
+        " WHERE clinic = ?1 AND cseq > ?2 AND coalesce(notify_at, at) <= ?3 AND NOT EXISTS"
+        " (SELECT 1 FROM webhook_ahead w WHERE w.clinic = ?1 AND w.cseq = t.cseq)"
+        " ORDER BY cseq LIMIT 1",
+    [Q_HOOK_WAIT] = "SELECT min(notify_at) FROM transitions WHERE clinic = ?1 AND cseq > ?2"
+                    " AND notify_at > ?3",
+    [Q_HOOK_AHEAD_ADD] = "INSERT OR IGNORE INTO webhook_ahead(clinic, cseq) VALUES(?1, ?2)",
+    [Q_HOOK_AHEAD_TAKE] = "DELETE FROM webhook_ahead WHERE clinic = ?1 AND cseq = ?2",
+    [Q_EVENT_GET] = "SELECT " RG__EV_WIDE " FROM events WHERE clinic = ?1 AND id = ?2"
+                    " ORDER BY version DESC LIMIT 1",
+    [Q_KEY_TRANSITIONS] =
+        "SELECT seq, at, state, clinic, patient, key, protocol, version, rule, severity,"
+        " message, due, params, evidence, cseq, coalesce(notify_at, at) FROM transitions WHERE key = ?1 ORDER BY seq",
+    [Q_BEGIN] = "BEGIN IMMEDIATE",
+    [Q_BEGIN_READ] = "BEGIN DEFERRED",
+    [Q_COMMIT] = "COMMIT",
+    [Q_ROLLBACK] = "ROLLBACK",
+};
