@@ -1,5 +1,6 @@
 /*
- * event.h - one patient event, validated against DESIGN's "Events in" contract.
+ * event.h - one patient event, validated against the "Events in" contract
+ * (docs/design.md).
  *
  * Ownership: an rg_event is a value the caller owns (usually on the stack).
  * rg_event_parse / rg_event_from_json fill it; rg_event_clear frees what they

@@ -1,7 +1,7 @@
 /*
- * feed.h - alert transitions as DESIGN's "Alerts out" JSON objects: one
- * definition for simulate's jsonl, the HTTP feed, the SSE stream and
- * webhooks.
+ * feed.h - alert transitions as the "Alerts out" JSON objects of
+ * docs/design.md: one definition for simulate's jsonl, the HTTP feed,
+ * the SSE stream and webhooks.
  */
 #ifndef RG_FEED_H
 #define RG_FEED_H

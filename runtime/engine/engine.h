@@ -7,7 +7,7 @@
  * differ only in the `until` they pass (a virtual moment or the wall clock)
  * and where the events came from.
  *
- * Semantics (DESIGN "Architecture"): at each step instant t a protocol sees
+ * Semantics (docs/design.md, "One evaluation path"): at each step instant t a protocol sees
  * the events at or before t. An alert is open at t when its rule returned it
  * with due <= t (or no due) and t < ends (or no ends). It opens the first
  * step it is open and resolves the first step it is not; transition times are
