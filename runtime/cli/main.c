@@ -71,7 +71,7 @@ static const char rg__usage[] =
     "  serve --config FILE [--db PATH]  run the alerting service (HTTP API on one event\n"
     "                                   loop; see regimen serve --help)\n"
     "  test [PATH...]                   run protocol scenario tests (*_test.lua files or\n"
-    "                                   directories of them; default: the shipped set's)\n"
+    "                                   directories of them; default: the shipped sets')\n"
     "\n"
     "common options:\n"
     "  --db PATH              SQLite database (default regimen.db; simulate: in memory),\n"
@@ -942,8 +942,11 @@ static int rg__cmd_test(int argc, char **argv)
     if (optind == argc) {
         if (!shipped)
             return rg__die("%s", "cannot find the shipped protocols; name a test file or directory");
-        snprintf(dflt, sizeof dflt, "%s/ketamine/tests", shipped);
-        rg_scenario_run(dflt, shipped, &o.limits, stdout, &totals);
+        static const char *const sets[] = {"ketamine", "esketamine"};
+        for (size_t i = 0; i < RG_COUNTOF(sets); i++) {
+            snprintf(dflt, sizeof dflt, "%s/%s/tests", shipped, sets[i]);
+            rg_scenario_run(dflt, shipped, &o.limits, stdout, &totals);
+        }
     }
     for (int i = optind; i < argc; i++)
         rg_scenario_run(argv[i], shipped, &o.limits, stdout, &totals);
