@@ -41,6 +41,24 @@ Test(e2e, south_clinic_matches_expected_transitions)
     free(expected);
 }
 
+/* west runs both shipped sets (include = { "ketamine", "esketamine" }) */
+Test(e2e, west_clinic_runs_both_sets_and_matches_expected_transitions)
+{
+    char *out, *err;
+    const char *args[] = {"simulate", "--events", "examples/clinics/west/timeline.jsonl",
+                          "--until", "2026-05-01T00:00:00Z", "--clinic",
+                          "west=examples/clinics/west", "--format", "jsonl", NULL};
+    int rc = rg_test_run(args, NULL, &out, &err);
+    cr_assert_eq(rc, 0, "exit %d, stderr:\n%s", rc, err);
+    char *expected = rg_test_read("examples/clinics/west/expected.jsonl");
+    cr_assert_str_eq(out, expected, "simulate output differs from expected.jsonl");
+    cr_assert(strstr(out, "\"protocol\":\"esketamine.rems\""), "the esketamine set runs");
+    cr_assert(strstr(out, "\"protocol\":\"ketamine.acute\""), "the ketamine set runs");
+    free(out);
+    free(err);
+    free(expected);
+}
+
 Test(e2e, shipped_and_clinic_scenarios_pass)
 {
     char *out, *err;
@@ -52,6 +70,7 @@ Test(e2e, shipped_and_clinic_scenarios_pass)
     cr_assert(strstr(out, "scenarios: "));
     sscanf(strstr(out, "scenarios: "), "scenarios: %d passed", &passed);
     cr_assert_geq(passed, 48, "every catalog rule has scenarios (%d)", passed);
+    cr_assert(strstr(out, "esketamine/tests/session_test.lua"), "both shipped sets' scenarios run");
     free(out);
     free(err);
     const char *south[] = {"test", "examples/clinics/south/tests", NULL};

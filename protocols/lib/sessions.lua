@@ -9,6 +9,7 @@
 -- counts (see lib.course). Depends on lib.course.
 --     local sessions = require "lib.sessions"
 
+local R = require "regimen"
 local course = require "lib.course"
 
 local sessions = {}
@@ -80,9 +81,17 @@ function sessions.reading_at_40(s, p)
 end
 
 -- The week of treatment (1, 2, ...) that time t falls in, counted from the
--- first dose of the course.
+-- first dose of the course on the clinic's calendar: week 2 starts 7 days
+-- after the first dose at the same local time, across a daylight-saving
+-- change too.
 function sessions.week(first, t)
-  return (t - first.at) // (7 * 86400000) + 1
+  local n = (t - first.at) // R.weeks(1)
+  if R.calendar_add(first.at, R.days(7 * (n + 1))) <= t then
+    n = n + 1
+  elseif n > 0 and R.calendar_add(first.at, R.days(7 * n)) > t then
+    n = n - 1
+  end
+  return n + 1
 end
 
 return sessions
