@@ -23,6 +23,7 @@
 #include "explain.h"
 #include "feed.h"
 #include "report.h"
+#include "report_cmd.h"
 #include "sweep.h"
 
 #include <jansson.h>
@@ -70,6 +71,13 @@ static const char rg__usage[] =
     "  check [DIR...]                   load protocols and report errors with file and line\n"
     "  serve --config FILE [--db PATH]  run the alerting service (HTTP API on one event\n"
     "                                   loop; see regimen serve --help)\n"
+    "  report --clinic NAME[=DIR] --from TIME --to TIME [--format text|csv|html]\n"
+    "         [--db PATH | --events FILE]\n"
+    "                                   the esketamine (Spravato REMS) compliance report:\n"
+    "                                   sessions with pre-dose and 40-minute blood pressure,\n"
+    "                                   2 h of monitoring, forms within 7 days (late and\n"
+    "                                   missing ones), PHQ-9 response and remission at the\n"
+    "                                   end of induction; DIR's numbers (default: shipped)\n"
     "  test [PATH...]                   run protocol scenario tests (*_test.lua files or\n"
     "                                   directories of them; default: the shipped sets')\n"
     "\n"
@@ -1018,6 +1026,13 @@ static int rg__cmd_serve(int argc, char **argv)
     return rg_serve_main(o.db, config, rg__shipped(shipped_buf, sizeof shipped_buf));
 }
 
+static int rg__cmd_report(int argc, char **argv)
+{
+    char shipped_buf[PATH_MAX];
+    rg_limits lim = RG_LIMITS_DEFAULT;
+    return rg_report_cmd(argc, argv, rg__shipped(shipped_buf, sizeof shipped_buf), &lim);
+}
+
 /* regimen help COMMAND: that command's lines of the usage (serve: its own
  * usage), then the common options. The text stays in one place, rg__usage. */
 static int rg__help(const char *name)
@@ -1075,6 +1090,7 @@ int main(int argc, char **argv)
         {"sweep", rg__cmd_sweep},
         {"explain", rg__cmd_explain},
         {"diff", rg__cmd_diff},
+        {"report", rg__cmd_report},
     };
     /* a service's notice meant for another process never stops a command */
     signal(RG_HOLDER_SIGNAL, SIG_IGN);
