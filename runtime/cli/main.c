@@ -987,6 +987,8 @@ static const char rg__serve_usage[] =
     "  POST /v1/alerts/{key}/snooze    {\"who\": ..., \"until\": RFC 3339, \"reason\": ...}\n"
     "  GET  /v1/transitions?after=SEQ  the clinic's transitions, gap-free sequence\n"
     "  GET  /v1/transitions/stream     the same, live, as Server-Sent Events\n"
+    "  GET  /v1/reports/compliance?from=&to=&format=text|csv|html\n"
+    "                                  the esketamine (Spravato REMS) compliance report\n"
     "  GET  /healthz, GET /metrics     liveness; Prometheus text\n"
     "\n"
     "Signals: SIGHUP (or a changed protocol file) reloads protocols; a version\n"

@@ -69,16 +69,20 @@ static int rg__load_events(rg_store *st, const char *path)
 
 int rg_report_cmd(int argc, char **argv, const char *shipped, const rg_limits *lim)
 {
-    enum { O_CLINIC = 1, O_FROM, O_TO, O_FORMAT, O_DB, O_EVENTS };
+    enum { O_CLINIC = 1, O_FROM, O_TO, O_FORMAT, O_DB, O_EVENTS, O_MEM, O_INSTR, O_DEADLINE };
     static const struct option longopts[] = {
         {"clinic", required_argument, NULL, O_CLINIC}, {"from", required_argument, NULL, O_FROM},
         {"to", required_argument, NULL, O_TO},         {"format", required_argument, NULL, O_FORMAT},
         {"db", required_argument, NULL, O_DB},         {"events", required_argument, NULL, O_EVENTS},
+        {"max-memory-mb", required_argument, NULL, O_MEM},
+        {"max-instructions", required_argument, NULL, O_INSTR},
+        {"deadline-ms", required_argument, NULL, O_DEADLINE},
         {NULL, 0, NULL, 0},
     };
     const char *clinic = NULL, *from_s = NULL, *to_s = NULL, *format = "text", *db = NULL,
                *events = NULL;
     char name[RG_EVENT_MAX_CLINIC + 1], dir[PATH_MAX], err[4096];
+    rg_limits limits = *lim;
     int c;
     optind = 1;
     while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
@@ -89,6 +93,22 @@ int rg_report_cmd(int argc, char **argv, const char *shipped, const rg_limits *l
         case O_FORMAT: format = optarg; break;
         case O_DB: db = optarg; break;
         case O_EVENTS: events = optarg; break;
+        case O_MEM:
+        case O_INSTR:
+        case O_DEADLINE: {
+            char *end;
+            errno = 0;
+            long long v = strtoll(optarg, &end, 10);
+            if (errno || *end || end == optarg || v <= 0 || v > INT_MAX)
+                return rg__usage_error("expected a positive whole number, got '%s'", optarg);
+            if (c == O_MEM)
+                limits.max_memory = (size_t)v << 20;
+            else if (c == O_INSTR)
+                limits.max_instructions = v;
+            else
+                limits.deadline_ms = (int)v;
+            break;
+        }
         default: return rg__usage_error("%s", "unknown option");
         }
     }
@@ -121,7 +141,7 @@ int rg_report_cmd(int argc, char **argv, const char *shipped, const rg_limits *l
         return rg__usage_error("%s", "cannot find the shipped protocols; give --clinic NAME=DIR");
 
     rg_clinic *cl = NULL;
-    if (rg_clinic_load(&cl, name, dir, shipped, NULL, lim, err, sizeof err)) {
+    if (rg_clinic_load(&cl, name, dir, shipped, NULL, &limits, err, sizeof err)) {
         fprintf(stderr, "regimen report: %s\n", err);
         return 2;
     }
