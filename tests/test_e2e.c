@@ -127,6 +127,22 @@ Test(e2e, report_gives_west_compliance_as_text_csv_and_html)
     cr_assert(strstr(out, "sessions (esketamine doses)                  0\n"), "%s", out);
     free(out);
     free(err);
+    /* counted by the clinic's own numbers (its clinic.lua) */
+    char cdir[300], carg[320];
+    snprintf(cdir, sizeof cdir, "%s/strict", dir);
+    rg_test_write(dir, "strict/clinic.lua",
+                  "local R = require 'regimen'\n"
+                  "return { include = { 'esketamine' }, params = {\n"
+                  "  ['esketamine.session'] = { monitoring_min = R.hours(3) },\n"
+                  "  ['esketamine.rems'] = { form_within = R.days(5) } } }\n");
+    snprintf(carg, sizeof carg, "west=%s", cdir);
+    const char *strict[] = {"report", "--clinic", carg, "--from", "2026-03-01T00:00:00Z", "--to",
+                            "2026-05-01T00:00:00Z", "--db", db, NULL};
+    cr_assert_eq(rg_test_run(strict, NULL, &out, &err), 0, "%s", err);
+    cr_assert(strstr(out, "monitored at least 3 hours                   0 of 17 (0.0%)"), "%s", out);
+    cr_assert(strstr(out, "monitoring forms submitted within 5 days     15 of 17"), "%s", out);
+    free(out);
+    free(err);
     rg_test_rmdir(dir);
 
     /* refusals name what was expected */
@@ -334,6 +350,7 @@ Test(e2e, check_reports_file_and_line)
     const char *shipped[] = {"check", NULL};
     cr_assert_eq(rg_test_run(shipped, NULL, &out, &err), 0, "%s", err);
     cr_assert(strstr(out, "safety.bp-high"), "%s", out);
+    cr_assert(strstr(out, "monitoring.ended-early"), "both shipped sets: %s", out);
     free(out);
     free(err);
     rg_test_rmdir(dir);

@@ -69,6 +69,7 @@ static const char rg__usage[] =
     "                                   replay one history under two protocol versions\n"
     "                                   and list the transitions that differ\n"
     "  check [DIR...]                   load protocols and report errors with file and line\n"
+    "                                   (default: the shipped sets)\n"
     "  serve --config FILE [--db PATH]  run the alerting service (HTTP API on one event\n"
     "                                   loop; see regimen serve --help)\n"
     "  report --clinic NAME[=DIR] --from TIME --to TIME [--format text|csv|html]\n"
@@ -900,20 +901,21 @@ out:
 static int rg__cmd_check(int argc, char **argv)
 {
     rg__opts o = {0};
-    char shipped_buf[PATH_MAX], dflt[PATH_MAX + 16], err[4096];
+    char shipped_buf[PATH_MAX], dflt[2][PATH_MAX + 16], err[4096];
     int rc = rg__parse(argc, argv, &o);
     if (rc)
         return rc;
     const char *shipped = rg__shipped(shipped_buf, sizeof shipped_buf);
-    const char *one[1] = {dflt};
+    const char *both[2] = {dflt[0], dflt[1]};
     const char *const *dirs = (const char *const *)argv + optind;
     int ndirs = argc - optind;
-    if (ndirs == 0) {
+    if (ndirs == 0) { /* the shipped sets */
         if (!shipped)
             return rg__die("%s", "cannot find the shipped protocols; name a directory");
-        snprintf(dflt, sizeof dflt, "%s/ketamine", shipped);
-        dirs = one;
-        ndirs = 1;
+        snprintf(dflt[0], sizeof dflt[0], "%s/ketamine", shipped);
+        snprintf(dflt[1], sizeof dflt[1], "%s/esketamine", shipped);
+        dirs = both;
+        ndirs = 2;
     }
     for (int i = 0; i < ndirs; i++) {
         rg_clinic *c;

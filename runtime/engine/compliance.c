@@ -557,9 +557,13 @@ static void rg__text(const rg_compliance *r, FILE *out)
     fprintf(out, "%-44s %s\n", "with a pre-dose blood pressure", rg__share(s1, 64, k.pre, k.sessions));
     fprintf(out, "%-44s %s\n", "with a 40-minute blood pressure", rg__share(s1, 64, k.post40, k.sessions));
     fprintf(out, "%-44s %s\n", "with both", rg__share(s1, 64, k.both, k.sessions));
-    fprintf(out, "%-44s %s\n", "monitored at least 2 hours", rg__share(s1, 64, k.monitored, k.sessions));
+    char label[64];
+    snprintf(label, sizeof label, "monitored at least %g hours", (double)p->monitoring_min / RG__HOUR);
+    fprintf(out, "%-44s %s\n", label, rg__share(s1, 64, k.monitored, k.sessions));
     size_t due = k.sessions - k.not_due;
-    fprintf(out, "%-44s %s\n", "monitoring forms submitted within 7 days", rg__share(s1, 64, k.in_time, due));
+    snprintf(label, sizeof label, "monitoring forms submitted within %g days",
+             (double)p->form_within / RG__DAY);
+    fprintf(out, "%-44s %s\n", label, rg__share(s1, 64, k.in_time, due));
     fprintf(out, "%-44s %zu late, %zu missing, %zu not yet due\n", "", k.late, k.missing, k.not_due);
     fprintf(out, "%-44s %zu (%zu assessed, %zu ended before)\n", "courses ending induction",
             k.courses, k.assessed, k.ended_early);
@@ -721,9 +725,13 @@ static void rg__html(const rg_compliance *r, FILE *out)
     rg__html_row(out, "with a pre-dose blood pressure", rg__share(s1, 64, k.pre, k.sessions));
     rg__html_row(out, "with a 40-minute blood pressure", rg__share(s1, 64, k.post40, k.sessions));
     rg__html_row(out, "with both", rg__share(s1, 64, k.both, k.sessions));
-    rg__html_row(out, "monitored at least 2 hours", rg__share(s1, 64, k.monitored, k.sessions));
-    rg__html_row(out, "monitoring forms submitted within 7 days",
-                 rg__share(s1, 64, k.in_time, k.sessions - k.not_due));
+    char label[64];
+    snprintf(label, sizeof label, "monitored at least %g hours",
+             (double)r->p.monitoring_min / RG__HOUR);
+    rg__html_row(out, label, rg__share(s1, 64, k.monitored, k.sessions));
+    snprintf(label, sizeof label, "monitoring forms submitted within %g days",
+             (double)r->p.form_within / RG__DAY);
+    rg__html_row(out, label, rg__share(s1, 64, k.in_time, k.sessions - k.not_due));
     snprintf(s1, sizeof s1, "%zu late, %zu missing, %zu not yet due", k.late, k.missing, k.not_due);
     rg__html_row(out, "forms not in time", s1);
     rg__html_row(out, "PHQ-9 response at the end of induction (a fall of 50% or more)",
