@@ -185,6 +185,12 @@ Test(e2e, shipped_and_clinic_scenarios_pass)
     cr_assert_eq(rc, 0, "south scenarios:\n%s%s", out, err);
     free(out);
     free(err);
+    const char *west[] = {"test", "examples/clinics/west/tests", NULL};
+    rc = rg_test_run(west, NULL, &out, &err);
+    cr_assert_eq(rc, 0, "west scenarios:\n%s%s", out, err);
+    cr_assert(strstr(out, "scenarios: 3 passed"), "%s", out);
+    free(out);
+    free(err);
 }
 
 Test(e2e, text_format_is_a_readable_table)
