@@ -41,6 +41,131 @@ Test(e2e, south_clinic_matches_expected_transitions)
     free(expected);
 }
 
+/* west runs both shipped sets (include = { "ketamine", "esketamine" }) */
+Test(e2e, west_clinic_runs_both_sets_and_matches_expected_transitions)
+{
+    char *out, *err;
+    const char *args[] = {"simulate", "--events", "examples/clinics/west/timeline.jsonl",
+                          "--until", "2026-05-01T00:00:00Z", "--clinic",
+                          "west=examples/clinics/west", "--format", "jsonl", NULL};
+    int rc = rg_test_run(args, NULL, &out, &err);
+    cr_assert_eq(rc, 0, "exit %d, stderr:\n%s", rc, err);
+    char *expected = rg_test_read("examples/clinics/west/expected.jsonl");
+    cr_assert_str_eq(out, expected, "simulate output differs from expected.jsonl");
+    cr_assert(strstr(out, "\"protocol\":\"esketamine.rems\""), "the esketamine set runs");
+    cr_assert(strstr(out, "\"protocol\":\"ketamine.acute\""), "the ketamine set runs");
+    free(out);
+    free(err);
+    free(expected);
+}
+
+/* regimen report: west's compliance in the three formats, from a timeline
+ * and from a database, and its refusals */
+Test(e2e, report_gives_west_compliance_as_text_csv_and_html)
+{
+    char *out, *err, *expected;
+    const char *fmt[] = {"text", "csv"}, *file[] = {"examples/clinics/west/report.txt",
+                                                    "examples/clinics/west/report.csv"};
+    for (int i = 0; i < 2; i++) {
+        const char *args[] = {"report", "--clinic", "west=examples/clinics/west", "--from",
+                              "2026-03-01T00:00:00-06:00", "--to", "2026-05-01T00:00:00-05:00",
+                              "--events", "examples/clinics/west/timeline.jsonl", "--format",
+                              fmt[i], NULL};
+        int rc = rg_test_run(args, NULL, &out, &err);
+        cr_assert_eq(rc, 0, "exit %d, stderr:\n%s", rc, err);
+        expected = rg_test_read(file[i]);
+        cr_assert_str_eq(out, expected, "report --format %s differs from %s", fmt[i], file[i]);
+        free(expected);
+        free(out);
+        free(err);
+    }
+    /* the numbers that matter, so a regenerated file cannot hide a wrong count */
+    expected = rg_test_read("examples/clinics/west/report.txt");
+    cr_assert(strstr(expected, "with a 40-minute blood pressure              16 of 17 (94.1%)"));
+    cr_assert(strstr(expected, "monitored at least 2 hours                   16 of 17 (94.1%)"));
+    cr_assert(strstr(expected, "1 late, 1 missing, 0 not yet due"));
+    cr_assert(strstr(expected, "w-e4-d1          dose 2026-04-20 10:00 -05:00: missing"));
+    cr_assert(strstr(expected, "PHQ-9 22 -> 4 (-82%): response, remission"));
+    cr_assert(strstr(expected, "PHQ-9 18 -> 12 (-33%): no response, no remission"));
+    free(expected);
+
+    /* HTML: one self-contained page */
+    const char *html[] = {"report", "--clinic", "west=examples/clinics/west", "--from",
+                          "2026-03-01T00:00:00-06:00", "--to", "2026-05-01T00:00:00-05:00",
+                          "--events", "examples/clinics/west/timeline.jsonl", "--format", "html",
+                          NULL};
+    cr_assert_eq(rg_test_run(html, NULL, &out, &err), 0, "%s", err);
+    cr_assert(!strncmp(out, "<!DOCTYPE html>", 15), "%.200s", out);
+    cr_assert(strstr(out, "<style>") && !strstr(out, "<script") && !strstr(out, "src=") &&
+              !strstr(out, "<link"), "self-contained");
+    cr_assert(strstr(out, "<td class=\"no\">missing (due 2026-04-27 10:00 -05:00)</td>"), "%s", out);
+    cr_assert(strstr(out, "15 of 17 (88.2%)"), "forms in time");
+    free(out);
+    free(err);
+
+    /* the same from a database */
+    char dir[256], db[300];
+    rg_test_tmpdir(dir);
+    snprintf(db, sizeof db, "%s/west.db", dir);
+    const char *ingest[] = {"ingest", "--db", db, "examples/clinics/west/timeline.jsonl", NULL};
+    cr_assert_eq(rg_test_run(ingest, NULL, &out, &err), 0, "%s", err);
+    free(out);
+    free(err);
+    const char *fromdb[] = {"report", "--clinic", "west=examples/clinics/west", "--from",
+                            "2026-03-01T00:00:00-06:00", "--to", "2026-05-01T00:00:00-05:00",
+                            "--db", db, NULL};
+    cr_assert_eq(rg_test_run(fromdb, NULL, &out, &err), 0, "%s", err);
+    expected = rg_test_read("examples/clinics/west/report.txt");
+    cr_assert_str_eq(out, expected);
+    free(expected);
+    free(out);
+    free(err);
+    /* another clinic's name: nothing of west's */
+    const char *other[] = {"report", "--clinic", "east", "--from", "2026-03-01T00:00:00Z",
+                           "--to", "2026-05-01T00:00:00Z", "--db", db, NULL};
+    cr_assert_eq(rg_test_run(other, NULL, &out, &err), 0, "%s", err);
+    cr_assert(strstr(out, "sessions (esketamine doses)                  0\n"), "%s", out);
+    free(out);
+    free(err);
+    /* counted by the clinic's own numbers (its clinic.lua) */
+    char cdir[300], carg[320];
+    snprintf(cdir, sizeof cdir, "%s/strict", dir);
+    rg_test_write(dir, "strict/clinic.lua",
+                  "local R = require 'regimen'\n"
+                  "return { include = { 'esketamine' }, params = {\n"
+                  "  ['esketamine.session'] = { monitoring_min = R.hours(3) },\n"
+                  "  ['esketamine.rems'] = { form_within = R.days(5) } } }\n");
+    snprintf(carg, sizeof carg, "west=%s", cdir);
+    const char *strict[] = {"report", "--clinic", carg, "--from", "2026-03-01T00:00:00Z", "--to",
+                            "2026-05-01T00:00:00Z", "--db", db, NULL};
+    cr_assert_eq(rg_test_run(strict, NULL, &out, &err), 0, "%s", err);
+    cr_assert(strstr(out, "monitored at least 3 hours                   0 of 17 (0.0%)"), "%s", out);
+    cr_assert(strstr(out, "monitoring forms submitted within 5 days     15 of 17"), "%s", out);
+    free(out);
+    free(err);
+    rg_test_rmdir(dir);
+
+    /* refusals name what was expected */
+    const char *bad_format[] = {"report", "--clinic", "west", "--from", "2026-03-01T00:00:00Z",
+                                "--to", "2026-05-01T00:00:00Z", "--format", "pdf", NULL};
+    cr_assert_eq(rg_test_run(bad_format, NULL, &out, &err), 2);
+    cr_assert(strstr(err, "--format must be text, csv or html, not 'pdf'"), "%s", err);
+    free(out);
+    free(err);
+    const char *backwards[] = {"report", "--clinic", "west", "--from", "2026-05-01T00:00:00Z",
+                               "--to", "2026-03-01T00:00:00Z", NULL};
+    cr_assert_eq(rg_test_run(backwards, NULL, &out, &err), 2);
+    cr_assert(strstr(err, "--to must be after --from"), "%s", err);
+    free(out);
+    free(err);
+    const char *bad_time[] = {"report", "--clinic", "west", "--from", "2026-03-01",
+                              "--to", "2026-05-01T00:00:00Z", NULL};
+    cr_assert_eq(rg_test_run(bad_time, NULL, &out, &err), 2);
+    cr_assert(strstr(err, "--from: "), "%s", err);
+    free(out);
+    free(err);
+}
+
 Test(e2e, shipped_and_clinic_scenarios_pass)
 {
     char *out, *err;
@@ -52,11 +177,18 @@ Test(e2e, shipped_and_clinic_scenarios_pass)
     cr_assert(strstr(out, "scenarios: "));
     sscanf(strstr(out, "scenarios: "), "scenarios: %d passed", &passed);
     cr_assert_geq(passed, 48, "every catalog rule has scenarios (%d)", passed);
+    cr_assert(strstr(out, "esketamine/tests/session_test.lua"), "both shipped sets' scenarios run");
     free(out);
     free(err);
     const char *south[] = {"test", "examples/clinics/south/tests", NULL};
     rc = rg_test_run(south, NULL, &out, &err);
     cr_assert_eq(rc, 0, "south scenarios:\n%s%s", out, err);
+    free(out);
+    free(err);
+    const char *west[] = {"test", "examples/clinics/west/tests", NULL};
+    rc = rg_test_run(west, NULL, &out, &err);
+    cr_assert_eq(rc, 0, "west scenarios:\n%s%s", out, err);
+    cr_assert(strstr(out, "scenarios: 3 passed"), "%s", out);
     free(out);
     free(err);
 }
@@ -224,6 +356,7 @@ Test(e2e, check_reports_file_and_line)
     const char *shipped[] = {"check", NULL};
     cr_assert_eq(rg_test_run(shipped, NULL, &out, &err), 0, "%s", err);
     cr_assert(strstr(out, "safety.bp-high"), "%s", out);
+    cr_assert(strstr(out, "monitoring.ended-early"), "both shipped sets: %s", out);
     free(out);
     free(err);
     rg_test_rmdir(dir);

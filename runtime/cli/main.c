@@ -23,6 +23,7 @@
 #include "explain.h"
 #include "feed.h"
 #include "report.h"
+#include "report_cmd.h"
 #include "sweep.h"
 
 #include <jansson.h>
@@ -68,10 +69,18 @@ static const char rg__usage[] =
     "                                   replay one history under two protocol versions\n"
     "                                   and list the transitions that differ\n"
     "  check [DIR...]                   load protocols and report errors with file and line\n"
+    "                                   (default: the shipped sets)\n"
     "  serve --config FILE [--db PATH]  run the alerting service (HTTP API on one event\n"
     "                                   loop; see regimen serve --help)\n"
+    "  report --clinic NAME[=DIR] --from TIME --to TIME [--format text|csv|html]\n"
+    "         [--db PATH | --events FILE]\n"
+    "                                   the esketamine (Spravato REMS) compliance report:\n"
+    "                                   sessions with pre-dose and 40-minute blood pressure,\n"
+    "                                   2 h of monitoring, forms within 7 days (late and\n"
+    "                                   missing ones), PHQ-9 response and remission at the\n"
+    "                                   end of induction; DIR's numbers (default: shipped)\n"
     "  test [PATH...]                   run protocol scenario tests (*_test.lua files or\n"
-    "                                   directories of them; default: the shipped set's)\n"
+    "                                   directories of them; default: the shipped sets')\n"
     "\n"
     "common options:\n"
     "  --db PATH              SQLite database (default regimen.db; simulate: in memory),\n"
@@ -892,20 +901,21 @@ out:
 static int rg__cmd_check(int argc, char **argv)
 {
     rg__opts o = {0};
-    char shipped_buf[PATH_MAX], dflt[PATH_MAX + 16], err[4096];
+    char shipped_buf[PATH_MAX], dflt[2][PATH_MAX + 16], err[4096];
     int rc = rg__parse(argc, argv, &o);
     if (rc)
         return rc;
     const char *shipped = rg__shipped(shipped_buf, sizeof shipped_buf);
-    const char *one[1] = {dflt};
+    const char *both[2] = {dflt[0], dflt[1]};
     const char *const *dirs = (const char *const *)argv + optind;
     int ndirs = argc - optind;
-    if (ndirs == 0) {
+    if (ndirs == 0) { /* the shipped sets */
         if (!shipped)
             return rg__die("%s", "cannot find the shipped protocols; name a directory");
-        snprintf(dflt, sizeof dflt, "%s/ketamine", shipped);
-        dirs = one;
-        ndirs = 1;
+        snprintf(dflt[0], sizeof dflt[0], "%s/ketamine", shipped);
+        snprintf(dflt[1], sizeof dflt[1], "%s/esketamine", shipped);
+        dirs = both;
+        ndirs = 2;
     }
     for (int i = 0; i < ndirs; i++) {
         rg_clinic *c;
@@ -942,8 +952,11 @@ static int rg__cmd_test(int argc, char **argv)
     if (optind == argc) {
         if (!shipped)
             return rg__die("%s", "cannot find the shipped protocols; name a test file or directory");
-        snprintf(dflt, sizeof dflt, "%s/ketamine/tests", shipped);
-        rg_scenario_run(dflt, shipped, &o.limits, stdout, &totals);
+        static const char *const sets[] = {"ketamine", "esketamine"};
+        for (size_t i = 0; i < RG_COUNTOF(sets); i++) {
+            snprintf(dflt, sizeof dflt, "%s/%s/tests", shipped, sets[i]);
+            rg_scenario_run(dflt, shipped, &o.limits, stdout, &totals);
+        }
     }
     for (int i = optind; i < argc; i++)
         rg_scenario_run(argv[i], shipped, &o.limits, stdout, &totals);
@@ -976,6 +989,8 @@ static const char rg__serve_usage[] =
     "  POST /v1/alerts/{key}/snooze    {\"who\": ..., \"until\": RFC 3339, \"reason\": ...}\n"
     "  GET  /v1/transitions?after=SEQ  the clinic's transitions, gap-free sequence\n"
     "  GET  /v1/transitions/stream     the same, live, as Server-Sent Events\n"
+    "  GET  /v1/reports/compliance?from=&to=&format=text|csv|html\n"
+    "                                  the esketamine (Spravato REMS) compliance report\n"
     "  GET  /healthz, GET /metrics     liveness; Prometheus text\n"
     "\n"
     "Signals: SIGHUP (or a changed protocol file) reloads protocols; a version\n"
@@ -1013,6 +1028,13 @@ static int rg__cmd_serve(int argc, char **argv)
         return 2;
     }
     return rg_serve_main(o.db, config, rg__shipped(shipped_buf, sizeof shipped_buf));
+}
+
+static int rg__cmd_report(int argc, char **argv)
+{
+    char shipped_buf[PATH_MAX];
+    rg_limits lim = RG_LIMITS_DEFAULT;
+    return rg_report_cmd(argc, argv, rg__shipped(shipped_buf, sizeof shipped_buf), &lim);
 }
 
 /* regimen help COMMAND: that command's lines of the usage (serve: its own
@@ -1072,6 +1094,7 @@ int main(int argc, char **argv)
         {"sweep", rg__cmd_sweep},
         {"explain", rg__cmd_explain},
         {"diff", rg__cmd_diff},
+        {"report", rg__cmd_report},
     };
     /* a service's notice meant for another process never stops a command */
     signal(RG_HOLDER_SIGNAL, SIG_IGN);

@@ -690,6 +690,8 @@ void rg_svc_handle(void *ud, rg_http_conn *c, const rg_http_req *req)
         rg__get_transitions(sv, ci, c, req);
     else if (get && !strcmp(p, "/v1/transitions/stream"))
         rg__get_stream(sv, ci, c, req);
+    else if (get && !strcmp(p, "/v1/reports/compliance"))
+        rg_svc_get_compliance(sv, ci, c, req);
     else if (get && !strcmp(p, "/metrics"))
         rg__get_metrics(sv, c);
     else if (!strncmp(p, "/v1/alerts/", 11)) {

@@ -159,6 +159,10 @@ void rg_svc_post_ticket(rg_svc *sv, int ci, rg_http_conn *c);
 void rg_svc_get_explain(rg_svc *sv, int ci, rg_http_conn *c, const char *key);
 void rg_svc_get_timeline(rg_svc *sv, int ci, rg_http_conn *c, const char *patient);
 
+/* report_api.c: GET /v1/reports/compliance, the esketamine compliance
+ * report of the token's clinic */
+void rg_svc_get_compliance(rg_svc *sv, int ci, rg_http_conn *c, const rg_http_req *req);
+
 /* config.c: reads the configuration file into sv; an error names file and field */
 int rg_svc_load_config(rg_svc *sv, const char *path, char *err, size_t errlen);
 

@@ -212,6 +212,13 @@ async function main() {
   await check('GET', PTL, '/v1/patients/p-100/timeline', {}, 401);
   // the worklist's page and assets, without a token
   for (const p of ['/', '/app.js', '/app.css', '/timeline.css', '/favicon.svg']) await check('GET', p, p, {}, 200);
+  // the esketamine compliance report, in its three formats
+  const CR = '/v1/reports/compliance', period = 'from=2026-03-01T00:00:00Z&to=2026-05-01T00:00:00Z';
+  for (const f of ['text', 'csv', 'html']) await check('GET', CR, `${CR}?${period}&format=${f}`, { token: north }, 200);
+  await check('GET', CR, `${CR}?${period}`, { token: south }, 200);
+  await check('GET', CR, `${CR}?from=2026-03-01T00:00:00Z`, { token: north }, 400);
+  await check('GET', CR, `${CR}?${period}&format=pdf`, { token: north }, 400);
+  await check('GET', CR, `${CR}?${period}`, {}, 401);
 
   const m = await check('GET', '/metrics', '/metrics', { token: north }, 200);
   await check('GET', '/metrics', '/metrics', {}, 401);

@@ -85,6 +85,11 @@ inst() {
         { echo "the installed binary did not load PREFIX/share/regimen/protocols"; return 1; }
     cp -R "$root/examples/clinics/north" north &&
         env -u REGIMEN_PROTOCOLS "$p/bin/regimen" check north || return 1
+    # include = { "ketamine", "esketamine" }: both shipped sets from PREFIX
+    cp -R "$root/examples/clinics/west" west &&
+        env -u REGIMEN_PROTOCOLS "$p/bin/regimen" check west >"$tmp/west.out" || return 1
+    grep -q "$p/share/regimen/protocols/esketamine/session.lua" "$tmp/west.out" ||
+        { echo "the installed esketamine set was not loaded for west"; return 1; }
     ! command -v man >/dev/null || MANPATH="$p/share/man" man -P cat regimen 2>/dev/null | grep -q 'REGIMEN(1)'
 }
 step "make install PREFIX=tmp: binary, man page, protocols found by the installed binary" inst
