@@ -756,6 +756,12 @@ static int rg__load_clinics(rg_svc *sv, int initial)
             rg_log("info", "clinic %s: protocols in %s load again (unchanged)", name,
                    sv->clinics[i].dir);
         sv->clinics[i].refused = 0;
+        /* failing rules are evaluated again at start: whatever changed
+         * while the service was down may have fixed them */
+        if (initial && rg_store_begin(sv->st) == RG_OK) {
+            if (rg_store_wake_failing(sv->st, name, rg_now()) || rg_store_commit(sv->st))
+                rg_store_rollback(sv->st);
+        }
         if (initial || strcmp(old_hashes, new_hashes) != 0) {
             for (int p = 0; now_c && p < now_c->nprotos; p++)
                 rg_log("info", "clinic %s: protocol %s %s loaded from %s", name,

@@ -17,7 +17,8 @@
 
 #include <sqlite3.h>
 
-#define RG_SCHEMA_VERSION 7
+/* 8: failing_rules and patients.failing (failures are alerts) */
+#define RG_SCHEMA_VERSION 8
 
 typedef struct rg_store rg_store;
 
@@ -148,6 +149,7 @@ int rg_store_each_event_data(rg_store *st, const char *clinic, const char *patie
 typedef struct rg_patient_state {
     rg_time clock, wake, next_wake;
     int64_t last_seq, scheduled;
+    int64_t failing; /* how many (protocol, rule) fail for it (rg_store_rule_failing) */
 } rg_patient_state;
 int rg_store_patient_get(rg_store *st, const char *clinic, const char *patient,
                          rg_patient_state *ps);
@@ -235,6 +237,9 @@ int rg_store_each_due_snooze(rg_store *st, rg_time now,
                              void *ud, int *count);
 /* Schedules a step at `at` for every patient of the clinic (after a reload). */
 int rg_store_wake_clinic(rg_store *st, const char *clinic, rg_time at);
+/* The same for the patients some rule fails for (at start: a protocol fixed
+ * while the service was down resolves their regimen.evaluation-failed). */
+int rg_store_wake_failing(rg_store *st, const char *clinic, rg_time at);
 /* One stored event by clinic and id, its current version (fn called once),
  * or RG_ENOTFOUND (also when it was retracted). */
 int rg_store_get_event(rg_store *st, const char *clinic, const char *id,
@@ -276,6 +281,28 @@ int rg_store_open_by_severity(rg_store *st,
 
 int rg_store_eval_error(rg_store *st, const char *clinic, const char *patient,
                         const char *protocol, const char *rule, rg_time at, const char *msg);
+
+/* Evaluation failures in force (docs/service.md, "Failures are alerts"):
+ * which (protocol, rule) last failed for which patient, and since when. msg
+ * not NULL: the rule failed for the patient at `at` (since stays the first
+ * failure's); NULL: it evaluated cleanly (the row goes). *before and *after
+ * are how many patients that (clinic, protocol, rule) fails for before and
+ * after the change, *since the earliest failure among them (RG_TIME_NONE
+ * when none). rule "" stands for the whole protocol (its `applies`, its
+ * parameters). */
+int rg_store_rule_failing(rg_store *st, const char *clinic, const char *patient,
+                          const char *protocol, const char *rule, rg_time at, const char *msg,
+                          int64_t *before, int64_t *after, rg_time *since);
+/* The (protocol, rule) pairs failing for one patient. */
+int rg_store_each_failing(rg_store *st, const char *clinic, const char *patient,
+                          int (*fn)(void *ud, const char *protocol, const char *rule), void *ud);
+/* Every failing (clinic, protocol, rule): how many patients, since when, and
+ * one of their messages (for /healthz). */
+int rg_store_failing_summary(rg_store *st,
+                             int (*fn)(void *ud, const char *clinic, const char *protocol,
+                                       const char *rule, int64_t patients, rg_time since,
+                                       const char *message),
+                             void *ud);
 
 /* Provenance: remembers that this clinic ran this protocol version from this
  * source (hash of the file text). */

@@ -156,6 +156,17 @@ const char *const rg_store_migrations[] = {
      * the two stores keep one schema and one contract); a row's creation
      * by an event counts as one */
     "ALTER TABLE patients ADD COLUMN scheduled INTEGER NOT NULL DEFAULT 1;",
+    /* 7 -> 8: failures are alerts (docs/service.md). A row per (clinic,
+     * protocol, rule, patient) whose last evaluation of that rule failed,
+     * since its first failure; the clinic's system alert
+     * regimen.evaluation-failed is open while the (protocol, rule) has rows.
+     * patients.failing counts a patient's rows, so that an evaluation of a
+     * patient without any reads nothing more than before. */
+    "CREATE TABLE failing_rules("
+    "  clinic TEXT NOT NULL, protocol TEXT NOT NULL, rule TEXT NOT NULL, patient TEXT NOT NULL,"
+    "  since INTEGER NOT NULL, message TEXT NOT NULL,"
+    "  PRIMARY KEY(clinic, protocol, rule, patient)) WITHOUT ROWID;"
+    "ALTER TABLE patients ADD COLUMN failing INTEGER NOT NULL DEFAULT 0;",
 };
 const size_t rg_store_nmigrations = sizeof rg_store_migrations / sizeof rg_store_migrations[0];
 
@@ -218,14 +229,15 @@ const char *const rg_store_sql[Q__COUNT] = {
     [Q_EVENTS_OF_DATA] = "SELECT " RG__EV_WIDE " FROM events e"
                          " WHERE clinic = ?1 AND patient = ?2 AND " RG__CURRENT("e")
                          " AND (status IS NULL OR status <> 'entered-in-error') ORDER BY at, seq",
-    [Q_PATIENT_GET] = "SELECT clock, wake, next_wake, last_seq, scheduled FROM patients"
+    [Q_PATIENT_GET] = "SELECT clock, wake, next_wake, last_seq, scheduled, failing FROM patients"
                       " WHERE clinic = ?1 AND patient = ?2",
     /* scheduled moved since the evaluation read it: the earlier next_wake */
     [Q_PATIENT_PUT] =
-        "INSERT INTO patients(clinic, patient, clock, wake, next_wake, last_seq)"
-        " VALUES(?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT(clinic, patient) DO UPDATE SET"
+        "INSERT INTO patients(clinic, patient, clock, wake, next_wake, last_seq, failing)"
+        " VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?8) ON CONFLICT(clinic, patient) DO UPDATE SET"
         " clock = ?3, wake = ?4, next_wake = CASE WHEN scheduled = ?7 THEN ?5"
-        " ELSE min(coalesce(?5, next_wake), coalesce(next_wake, ?5)) END, last_seq = ?6",
+        " ELSE min(coalesce(?5, next_wake), coalesce(next_wake, ?5)) END, last_seq = ?6,"
+        " failing = ?8",
     [Q_PATIENTS_PAGE] = "SELECT clinic, patient FROM patients WHERE (clinic, patient) > (?1, ?2)"
                         " ORDER BY clinic, patient LIMIT ?3",
     /* Paged after a (clinic, patient) cursor, this walks the primary key: one
@@ -290,12 +302,24 @@ const char *const rg_store_sql[Q__COUNT] = {
                       " ORDER BY a.snoozed_until LIMIT 256",
     [Q_WAKE_CLINIC] =
         "UPDATE patients SET wake = ?2, next_wake = min(coalesce(next_wake, ?2), ?2),"
-        " scheduled = scheduled + 1 WHERE clinic = ?1 AND (clock IS NULL OR clock < ?2)",
+        " scheduled = scheduled + 1 WHERE clinic = ?1 AND (clock IS NULL OR clock < ?2)"
+        " AND (?3 = 0 OR failing > 0)",
     [Q_OPEN_BY_SEVERITY] =
         "SELECT o.clinic, o.severity, count(*) FROM transitions o WHERE o.state = 'open' AND "
         RG__STILL_OPEN("o") " GROUP BY o.clinic, o.severity",
     [Q_EVAL_ERROR] = "INSERT INTO eval_errors(clinic, patient, protocol, rule, at, message,"
                      " recorded) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+    [Q_FAILING_ADD] = "INSERT INTO failing_rules(clinic, protocol, rule, patient, since, message)"
+                      " VALUES(?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT DO NOTHING",
+    [Q_FAILING_DEL] = "DELETE FROM failing_rules WHERE clinic = ?1 AND protocol = ?2"
+                      " AND rule = ?3 AND patient = ?4",
+    [Q_FAILING_COUNT] = "SELECT count(*), min(since) FROM failing_rules WHERE clinic = ?1"
+                        " AND protocol = ?2 AND rule = ?3",
+    [Q_FAILING_OF] = "SELECT protocol, rule FROM failing_rules WHERE clinic = ?1 AND patient = ?2"
+                     " ORDER BY protocol, rule",
+    [Q_FAILING_ALL] = "SELECT clinic, protocol, rule, count(*), min(since), min(message)"
+                      " FROM failing_rules GROUP BY clinic, protocol, rule"
+                      " ORDER BY clinic, protocol, rule",
     [Q_PROTOCOL_LOADED] = "INSERT OR IGNORE INTO protocol_versions(clinic, protocol, version,"
                           " file, hash, first_loaded) VALUES(?1, ?2, ?3, ?4, ?5, ?6)",
     [Q_LAST_CSEQ] = "SELECT coalesce(max(cseq), 0) FROM transitions WHERE clinic = ?1",

@@ -1,0 +1,182 @@
+/*
+ * test_failures.c - nothing fails silently (issue 23), end to end with the
+ * real binary: a rule that fails to evaluate is a clinic's system alert
+ * (regimen.evaluation-failed) on the stream and in the feed, /healthz says
+ * degraded until a fixed protocol evaluates cleanly again; `simulate` prints
+ * the same failure as a transition and exits 1; a reload whose scenario
+ * tests fail is refused, alerted, and the old version keeps running; a
+ * snooze that expires is a transition in the feed and on the webhook; an
+ * event dated too far ahead of the clock is flagged where it is answered.
+ */
+#define RG_TEST_SERVE
+#include "helpers.h"
+
+#include "rg.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <sqlite3.h>
+#include <sys/socket.h>
+#include <time.h>
+
+/* A rule that raises for a ping whose data says bad, and alerts otherwise. */
+static const char flaky_protocol[] =
+    "local R = require 'regimen'\n"
+    "return R.protocol { id = 'flaky', version = '1',\n"
+    "  rules = { { id = 'flaky.ping', severity = 'info', check = function(h, now, p)\n"
+    "      local last = h:last('ping')\n"
+    "      if last and last.data.bad then error('cannot read this ping') end\n"
+    "      if last then return R.alert { key = last.id, message = 'ping seen' } end\n"
+    "    end } } }\n";
+
+/* The same rule, fixed: a bad ping is just a ping. */
+static const char fixed_protocol[] =
+    "local R = require 'regimen'\n"
+    "return R.protocol { id = 'flaky', version = '2',\n"
+    "  rules = { { id = 'flaky.ping', severity = 'info', check = function(h, now, p)\n"
+    "      local last = h:last('ping')\n"
+    "      if last then return R.alert { key = last.id, message = 'ping seen' } end\n"
+    "    end } } }\n";
+
+static char *bad_ping(const char *id, const char *patient, int64_t at_ms)
+{
+    char at[40], *ev = malloc(512);
+    iso(at_ms, at);
+    snprintf(ev, 512,
+             "{\"id\":\"%s\",\"clinic\":\"north\",\"patient\":\"%s\",\"type\":\"ping\",\"at\":\"%s\","
+             "\"data\":{\"bad\":true}}", id, patient, at);
+    return ev;
+}
+
+static void post(server *s, const char *token, const char *body)
+{
+    char *out;
+    cr_assert_eq(http(s->port, "POST", "/v1/events", token, body, &out), 200, "%s", out);
+    free(out);
+}
+
+Test(failures, a_failing_rule_is_an_alert_on_the_stream_and_healthz_until_fixed, .timeout = 60)
+{
+    server s = {0};
+    char *out;
+    server_setup(&s, flaky_protocol, fast_protocol);
+    server_start(&s);
+    stream st;
+    stream_open(&st, s.port, TOKEN_A, NULL);
+    cr_assert_neq(stream_wait(&st, "text/event-stream", 2000), -1, "%s", st.buf);
+
+    /* a patient for whom the rule works: no system alert */
+    char *ev = ping("north", "g1", "good", now_ms(), "ping");
+    post(&s, TOKEN_A, ev);
+    free(ev);
+    cr_assert_neq(stream_wait(&st, "ping seen", 2000), -1, "%s", st.buf);
+    cr_assert_eq(http(s.port, "GET", "/healthz", NULL, NULL, &out), 200);
+    cr_assert(strstr(out, "\"status\":\"ok\""), "%s", out);
+    free(out);
+
+    /* two patients for whom it fails: one alert of the clinic's, at once */
+    ev = bad_ping("b1", "p1", now_ms());
+    post(&s, TOKEN_A, ev);
+    free(ev);
+    int ms = stream_wait(&st, "regimen.evaluation-failed", 1000);
+    cr_assert_neq(ms, -1, "no system alert within 1 s of the failing evaluation:\n%s", st.buf);
+    cr_assert(strstr(st.buf, "a/p.lua:5"), "the alert names the file and line:\n%s", st.buf);
+    cr_assert(strstr(st.buf, "cannot read this ping"), "%s", st.buf);
+    ev = bad_ping("b2", "p2", now_ms());
+    post(&s, TOKEN_A, ev);
+    free(ev);
+    cr_assert_eq(http(s.port, "GET", "/healthz", NULL, NULL, &out), 200);
+    cr_assert(strstr(out, "\"status\":\"degraded\""), "%s", out);
+    cr_assert(strstr(out, "rule 'flaky.ping' of protocol flaky fails to evaluate for 2 patients"),
+              "/healthz counts the patients affected now: %s", out);
+    free(out);
+    /* on the worklist, the clinic's own (patient ""), critical */
+    cr_assert_eq(http(s.port, "GET", "/v1/alerts?state=open", TOKEN_A, NULL, &out), 200);
+    cr_assert(strstr(out, "\"rule\":\"regimen.evaluation-failed\""), "%s", out);
+    cr_assert(strstr(out, "\"patient\":\"\""), "%s", out);
+    free(out);
+    cr_assert_eq(count_rows(s.db, "SELECT count(*) FROM transitions WHERE rule ="
+                                  " 'regimen.evaluation-failed'"), 1,
+                 "one alert for the rule, however many patients");
+    /* another clinic does not see it */
+    cr_assert_eq(http(s.port, "GET", "/v1/alerts", TOKEN_B, NULL, &out), 200);
+    cr_assert_null(strstr(out, "evaluation-failed"), "%s", out);
+    free(out);
+
+    /* fixed and reloaded: every affected patient evaluates cleanly, it resolves */
+    rg_test_write(s.dir, "a/p.lua", fixed_protocol);
+    kill(s.pid, SIGHUP);
+    cr_assert_neq(stream_wait(&st, "evaluates cleanly again", 5000), -1, "%s", st.buf);
+    cr_assert_eq(http(s.port, "GET", "/healthz", NULL, NULL, &out), 200);
+    cr_assert(strstr(out, "\"status\":\"ok\""), "%s", out);
+    free(out);
+    cr_assert_eq(http(s.port, "GET", "/v1/transitions?after=0", TOKEN_A, NULL, &out), 200);
+    cr_assert(strstr(out, "\"state\":\"resolved\",") || strstr(out, "\"state\":\"resolved\""),
+              "%s", out);
+    free(out);
+    close(st.fd);
+    cr_assert_eq(server_stop(&s, SIGTERM), 0);
+    rg_test_rmdir(s.dir);
+}
+
+/* The state survives a restart: still degraded, and still resolved by the fix. */
+Test(failures, a_failure_survives_a_restart, .timeout = 60)
+{
+    server s = {0};
+    char *out;
+    server_setup(&s, flaky_protocol, fast_protocol);
+    server_start(&s);
+    char *ev = bad_ping("b1", "p1", now_ms());
+    post(&s, TOKEN_A, ev);
+    free(ev);
+    cr_assert_eq(server_stop(&s, SIGTERM), 0);
+    server_start(&s);
+    cr_assert_eq(http(s.port, "GET", "/healthz", NULL, NULL, &out), 200);
+    cr_assert(strstr(out, "\"status\":\"degraded\"") && strstr(out, "for 1 patient since"),
+              "%s", out);
+    free(out);
+    cr_assert_eq(server_stop(&s, SIGTERM), 0);
+    rg_test_write(s.dir, "a/p.lua", fixed_protocol);
+    server_start(&s);
+    /* the patients a rule failed for are evaluated again at start */
+    for (int i = 0; i < 100; i++) {
+        cr_assert_eq(http(s.port, "GET", "/healthz", NULL, NULL, &out), 200);
+        int ok = strstr(out, "\"status\":\"ok\"") != NULL;
+        free(out);
+        if (ok)
+            break;
+        usleep(50000);
+    }
+    cr_assert_eq(count_rows(s.db, "SELECT count(*) FROM transitions WHERE rule ="
+                                  " 'regimen.evaluation-failed' AND state = 'resolved'"), 1);
+    cr_assert_eq(server_stop(&s, SIGTERM), 0);
+    rg_test_rmdir(s.dir);
+}
+
+Test(failures, simulate_prints_the_failure_as_a_transition_and_exits_1, .timeout = 30)
+{
+    char dir[256], path[512], *out, *err;
+    rg_test_tmpdir(dir);
+    rg_test_write(dir, "p/p.lua", flaky_protocol);
+    rg_test_write(dir, "events.jsonl",
+                  "{\"id\":\"e1\",\"clinic\":\"north\",\"patient\":\"p1\",\"type\":\"ping\","
+                  "\"at\":\"2026-03-01T09:00:00Z\",\"data\":{\"bad\":true}}\n"
+                  "{\"id\":\"e2\",\"clinic\":\"north\",\"patient\":\"p1\",\"type\":\"ping\","
+                  "\"at\":\"2026-03-02T09:00:00Z\"}\n");
+    snprintf(path, sizeof path, "%s/events.jsonl", dir);
+    char clinic[300];
+    snprintf(clinic, sizeof clinic, "north=%s/p", dir);
+    const char *args[] = {"simulate", "--events", path, "--until", "2026-03-05T00:00:00Z",
+                          "--clinic", clinic, NULL};
+    int rc = rg_test_run(args, NULL, &out, &err);
+    cr_assert_eq(rc, 1, "a failing evaluation sets the exit code:\n%s\n%s", out, err);
+    cr_assert(strstr(out, "2026-03-01T09:00:00Z     open      north       -           "
+                          "regimen.evaluation-failed   critical  rule 'flaky.ping' of protocol "
+                          "flaky fails to evaluate since 2026-03-01T09:00:00Z"), "%s", out);
+    cr_assert(strstr(out, "2026-03-02T09:00:00Z     resolved  north       -           "
+                          "regimen.evaluation-failed"), "clean again at the next ping:\n%s", out);
+    free(out);
+    free(err);
+    rg_test_rmdir(dir);
+}
