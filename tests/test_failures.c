@@ -180,3 +180,72 @@ Test(failures, simulate_prints_the_failure_as_a_transition_and_exits_1, .timeout
     free(err);
     rg_test_rmdir(dir);
 }
+
+/* An event dated hours ahead of the clock: stored and flagged in the HTTP
+ * answer, the FHIR answer and /metrics; ingest prints the warning for its
+ * line; one within the skew is not flagged. */
+Test(failures, a_future_dated_event_is_stored_and_flagged, .timeout = 60)
+{
+    server s = {0};
+    char *out, *err;
+    server_setup(&s, fast_protocol, fast_protocol);
+    server_start(&s);
+    char *ev = ping("north", "f1", "p1", now_ms() + 3 * 3600 * 1000, "ping");
+    char *near = ping("north", "f2", "p1", now_ms() + 60 * 1000, "ping");
+    char body[2048];
+    snprintf(body, sizeof body, "[%s,%s]", ev, near);
+    cr_assert_eq(http(s.port, "POST", "/v1/events", TOKEN_A, body, &out), 200, "%s", out);
+    cr_assert(strstr(out, "{\"id\":\"f1\",\"status\":\"stored\",\"future\":true,\"warning\":"
+                          "\"warning: event f1 is dated "), "%s", out);
+    cr_assert(strstr(out, "2 h 59 min ahead of the clock") || strstr(out, "3 h 0 min ahead"),
+              "%s", out);
+    cr_assert(strstr(out, "{\"id\":\"f2\",\"status\":\"stored\"}"), "a minute ahead is fine: %s",
+              out);
+    free(out);
+    free(ev);
+    free(near);
+    /* FHIR: an Observation dated ahead */
+    char at[40], fhir[2048];
+    iso(now_ms() + 2 * 3600 * 1000, at);
+    snprintf(fhir, sizeof fhir,
+             "{\"resourceType\":\"Bundle\",\"type\":\"collection\",\"entry\":[{\"resource\":"
+             "{\"resourceType\":\"Observation\",\"id\":\"bp1\",\"status\":\"final\","
+             "\"subject\":{\"reference\":\"Patient/p1\"},\"effectiveDateTime\":\"%s\","
+             "\"code\":{\"coding\":[{\"system\":\"http://loinc.org\",\"code\":\"85354-9\"}]},"
+             "\"component\":[{\"code\":{\"coding\":[{\"system\":\"http://loinc.org\","
+             "\"code\":\"8480-6\"}]},\"valueQuantity\":{\"value\":150}},{\"code\":{\"coding\":"
+             "[{\"system\":\"http://loinc.org\",\"code\":\"8462-4\"}]},\"valueQuantity\":"
+             "{\"value\":90}}]}}]}", at);
+    cr_assert_eq(http(s.port, "POST", "/v1/fhir", TOKEN_A, fhir, &out), 200, "%s", out);
+    cr_assert(strstr(out, "\"future\":true"), "%s", out);
+    free(out);
+    cr_assert_eq(http(s.port, "GET", "/metrics", TOKEN_A, NULL, &out), 200);
+    cr_assert(strstr(out, "regimen_events_future_total{clinic=\"north\"} 2\n"), "%s", out);
+    cr_assert(strstr(out, "regimen_events_future_total{clinic=\"south\"} 0\n"), "%s", out);
+    free(out);
+    cr_assert_eq(server_stop(&s, SIGTERM), 0);
+
+    /* regimen ingest: the warning names the line; --future-skew moves the bound */
+    char path[600], db[600];
+    snprintf(path, sizeof path, "%s/future.jsonl", s.dir);
+    snprintf(db, sizeof db, "%s/ingest.db", s.dir);
+    ev = ping("north", "i1", "p9", now_ms() + 3 * 3600 * 1000, "ping");
+    char line[700];
+    snprintf(line, sizeof line, "%s\n", ev);
+    rg_test_write(s.dir, "future.jsonl", line);
+    free(ev);
+    const char *args[] = {"ingest", "--db", db, path, NULL};
+    cr_assert_eq(rg_test_run(args, NULL, &out, &err), 0, "%s%s", out, err);
+    cr_assert(strstr(err, "future.jsonl:1: warning: event i1 is dated "), "%s", err);
+    cr_assert(strstr(out, "stored 1,") && strstr(out, "1 of them dated ahead of the clock"),
+              "%s", out);
+    free(out);
+    free(err);
+    snprintf(db, sizeof db, "%s/ingest2.db", s.dir);
+    const char *wide[] = {"ingest", "--db", db, "--future-skew", "600", path, NULL};
+    cr_assert_eq(rg_test_run(wide, NULL, &out, &err), 0, "%s%s", out, err);
+    cr_assert_null(strstr(err, "warning"), "within 10 h: %s", err);
+    free(out);
+    free(err);
+    rg_test_rmdir(s.dir);
+}

@@ -456,6 +456,7 @@ static int rg__store_events(rg_svc *sv, rg_svc_pending *pr)
     int rc = it && valid && res && patients && (pr->results = json_array()) ? RG_OK : RG_ENOMEM;
     json_t *item;
     memset(pr->counts, 0, sizeof pr->counts);
+    pr->future = 0;
     json_array_foreach(pr->items, i, item) {
         if (rc)
             break;
@@ -508,6 +509,13 @@ static int rg__store_events(rg_svc *sv, rg_svc_pending *pr)
             json_object_set_new(r, "reason", json_string(t->why));
         }
         json_object_set_new(r, "status", json_string(rg_svc_outcomes[outcome]));
+        char warn[512]; /* stored, but dated ahead of the clock: flagged */
+        if ((outcome == RG_PUT_STORED || outcome == RG_PUT_CORRECTED) &&
+            rg_ingest_ahead(&t->ev, rg_now(), sv->future_skew, warn, sizeof warn)) {
+            json_object_set_new(r, "future", json_true());
+            json_object_set_new(r, "warning", json_string(warn));
+            pr->future++;
+        }
         json_array_append_new(pr->results, r);
         pr->counts[outcome]++;
     }
@@ -588,6 +596,7 @@ static void rg__answer(rg_svc *sv, rg_svc_pending *pr, int ok)
     }
     for (int k = 0; k < 5; k++)
         clinic->events[k] += counts[k];
+    clinic->future += pr->future;
     rg_log("info", "clinic %s: %llu stored, %llu corrected, %llu duplicate, %llu conflict, "
            "%llu rejected from %s", clinic->name, (unsigned long long)counts[0],
            (unsigned long long)counts[4], (unsigned long long)counts[1],

@@ -40,6 +40,7 @@ typedef struct rg_svc_clinic {
     char *webhook;      /* URL, or NULL */
     int64_t last_cseq; /* last transition pushed to streams */
     uint64_t events[5]; /* stored, duplicate, conflict, rejected, corrected */
+    uint64_t future;    /* of those stored: dated ahead of the clock (limits.future_skew_minutes) */
     uint64_t opened, resolved;
     int refused; /* the last reload of its protocols was refused */
     int held;    /* this worker holds its lease: it evaluates it and sends its webhook */
@@ -59,6 +60,7 @@ typedef struct rg_svc_pending {
     json_t *items;   /* the events, an array */
     json_t *results; /* per-event outcomes, filled in the group's transaction */
     uint64_t counts[5]; /* by outcome, as rg_svc_outcomes */
+    uint64_t future;    /* stored, dated ahead of the clock */
     char source[160];
     rg_fhir_import *fhir; /* POST /v1/fhir: the entries the events came from */
 } rg_svc_pending;
@@ -91,6 +93,7 @@ typedef struct rg_svc {
     rg_http_limits http_limits;
     int max_events;
     size_t history_cache; /* bytes of compiled histories kept (limits.history_cache_mb) */
+    rg_time future_skew;  /* limits.future_skew_minutes (0: the default; negative: no check) */
     uv_timer_t wake, reload_delay, lag;
     uv_signal_t sighup, sigterm, sigint, notice;
     rg_holder *holder;     /* our lock on the database: one service per file */
