@@ -249,3 +249,60 @@ Test(failures, a_future_dated_event_is_stored_and_flagged, .timeout = 60)
     free(err);
     rg_test_rmdir(s.dir);
 }
+
+/* fast_protocol's own scenario test: a ping unanswered for 2 s opens. */
+static const char fast_test[] =
+    "return { { name = 'an unanswered ping is overdue after 2 s',\n"
+    "  events = { { '2026-03-01T09:00:00Z', 'ping' } },\n"
+    "  horizon = '2026-03-01T10:00:00Z',\n"
+    "  expect = { { '2026-03-01T09:00:02Z', 'open', 'fast.ping-overdue' } } } }\n";
+
+/* A reload whose scenario tests fail is refused and alerted; the running
+ * version keeps evaluating; the next reload that goes live resolves it. */
+Test(failures, a_reload_whose_scenario_tests_fail_is_refused_and_alerted, .timeout = 60)
+{
+    server s = {0};
+    char *out;
+    server_setup(&s, fast_protocol, fast_protocol);
+    rg_test_write(s.dir, "a/tests/p_test.lua", fast_test);
+    server_start(&s);
+    stream st;
+    stream_open(&st, s.port, TOKEN_A, NULL);
+    cr_assert_neq(stream_wait(&st, "text/event-stream", 2000), -1, "%s", st.buf);
+
+    /* loads, but waits 20 s: its own test fails */
+    char slow[sizeof fast_protocol + 8];
+    snprintf(slow, sizeof slow, "%s", fast_protocol);
+    memcpy(strstr(slow, "R.seconds(2)"), "R.hours(2)  ", 12);
+    rg_test_write(s.dir, "a/p.lua", slow);
+    kill(s.pid, SIGHUP);
+    cr_assert_neq(stream_wait(&st, "regimen.reload-refused", 10000), -1, "%s", st.buf);
+    cr_assert(strstr(st.buf, "the previous version keeps running"), "%s", st.buf);
+    cr_assert(strstr(st.buf, "p_test.lua: scenario 1"), "the failing test is named:\n%s", st.buf);
+    cr_assert_eq(http(s.port, "GET", "/healthz", NULL, NULL, &out), 200);
+    cr_assert(strstr(out, "\"status\":\"degraded\"") && strstr(out, "regimen.reload-refused"),
+              "%s", out);
+    free(out);
+    char *log = rg_test_read(s.log);
+    cr_assert(strstr(log, "protocols refused"), "%s", log);
+    free(log);
+
+    /* the old version runs: a ping 5 s old is overdue at once */
+    char *ev = ping("north", "r1", "p1", now_ms() - 5000, "ping");
+    post(&s, TOKEN_A, ev);
+    free(ev);
+    cr_assert_neq(stream_wait(&st, "\"rule\":\"fast.ping-overdue\"", 3000), -1, "%s", st.buf);
+
+    /* the fix goes live: the refusal resolves, health is ok */
+    rg_test_write(s.dir, "a/p.lua", fast_protocol);
+    kill(s.pid, SIGHUP);
+    cr_assert_neq(stream_wait(&st, "went live", 10000), -1, "%s", st.buf);
+    cr_assert_eq(http(s.port, "GET", "/healthz", NULL, NULL, &out), 200);
+    cr_assert(strstr(out, "\"status\":\"ok\""), "%s", out);
+    free(out);
+    cr_assert_eq(count_rows(s.db, "SELECT count(*) FROM transitions WHERE rule ="
+                                  " 'regimen.reload-refused'"), 2, "opened once, resolved once");
+    close(st.fd);
+    cr_assert_eq(server_stop(&s, SIGTERM), 0);
+    rg_test_rmdir(s.dir);
+}

@@ -124,6 +124,7 @@ long rg_engine_advance_all(rg_engine *e, rg_time due, rg_time until);
  * this error; NULL: clean again) and writes the alert's transition when the
  * count of failing patients leaves or reaches zero. */
 #define RG_EVALUATION_FAILED "regimen.evaluation-failed"
+#define RG_RELOAD_REFUSED "regimen.reload-refused" /* the service's: runtime/service/serve.c */
 int rg_engine_rule_status(rg_store *st, const char *clinic, const char *patient,
                           const char *protocol, const char *version, const char *rule,
                           rg_time at, const char *msg);

@@ -40,6 +40,7 @@
 
 #include "engine.h"
 #include "feed.h"
+#include "gate.h"
 #include "holder.h"
 #include "http.h"
 #include "webhook.h"
@@ -731,6 +732,27 @@ void rg_svc_flush_soon(rg_svc *sv)
 
 /* ---- reload and shutdown ------------------------------------------------------------------- */
 
+/* A refused reload is a system alert of the clinic's, regimen.reload-refused
+ * (why: opened with it), resolved by the next load that goes live (why NULL). */
+static void rg__refusal_alert(rg_svc *sv, int i, const char *why)
+{
+    char msg[2000];
+    if (why)
+        snprintf(msg, sizeof msg, "protocols in %s refused, the previous version keeps running: "
+                 "%.1800s", sv->clinics[i].dir, why);
+    else
+        snprintf(msg, sizeof msg, "protocols in %s went live", sv->clinics[i].dir);
+    if (rg_store_begin(sv->st) != RG_OK)
+        return;
+    if (rg_engine_system_alert(sv->st, sv->clinics[i].name, RG_RELOAD_REFUSED, "", "", "",
+                               why != NULL, rg_now(), msg) != RG_OK ||
+        rg_store_commit(sv->st) != RG_OK) {
+        rg_store_rollback(sv->st);
+        rg_log("error", "clinic %s: the reload's alert could not be stored: %s",
+               sv->clinics[i].name, rg_store_errmsg(sv->st));
+    }
+}
+
 /* Loads (or reloads) every clinic; a clinic whose new protocols fail keeps
  * its old ones. Clinics with changed protocols get their patients
  * re-evaluated now. Returns the number of clinics that failed. */
@@ -746,15 +768,27 @@ static int rg__load_clinics(rg_svc *sv, int initial)
             strcat(old_hashes, old->protos[p].hash);
             strcat(old_hashes, old->protos[p].id);
         }
-        if (rg_engine_set_clinic(sv->eng, name, sv->clinics[i].dir, err, sizeof err)) {
+        /* a reload is a deployment: what changed goes live only when it
+         * passes the gate (loading and its own scenario tests) */
+        const char *shipped = sv->shipped[0] ? sv->shipped : NULL;
+        uint64_t fp = rg_clinic_fingerprint(sv->clinics[i].dir, shipped);
+        int gated = initial || fp == sv->clinics[i].live_fp
+                        ? RG_OK
+                        : rg_clinic_gate(name, sv->clinics[i].dir, shipped, &sv->limits, err,
+                                         sizeof err);
+        if (gated || rg_engine_set_clinic(sv->eng, name, sv->clinics[i].dir, err, sizeof err)) {
             failed++;
             if (!initial)
                 sv->reload_failures++;
             rg_log("error", "clinic %s: protocols %s: %s%s", name, initial ? "not loaded" : "refused",
                    err, initial ? "" : " (the previous version keeps running)");
             sv->clinics[i].refused = 1;
+            if (!initial)
+                rg__refusal_alert(sv, i, err);
             continue;
         }
+        sv->clinics[i].live_fp = fp;
+        rg__refusal_alert(sv, i, NULL);
         rg_clinic *now_c = rg_engine_clinic(sv->eng, name);
         char new_hashes[4096] = "";
         for (int p = 0; now_c && p < now_c->nprotos && strlen(new_hashes) < 4000; p++) {
@@ -787,6 +821,8 @@ static int rg__load_clinics(rg_svc *sv, int initial)
     }
     if (changed)
         rg__catch_up(sv, "reload");
+    else if (!initial)
+        rg__publish(sv); /* a refusal alerted, or resolved */
     rg_svc_arm(sv);
     return failed;
 }
