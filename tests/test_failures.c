@@ -15,6 +15,7 @@
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <pthread.h>
 #include <sqlite3.h>
 #include <sys/socket.h>
@@ -304,5 +305,139 @@ Test(failures, a_reload_whose_scenario_tests_fail_is_refused_and_alerted, .timeo
                                   " 'regimen.reload-refused'"), 2, "opened once, resolved once");
     close(st.fd);
     cr_assert_eq(server_stop(&s, SIGTERM), 0);
+    rg_test_rmdir(s.dir);
+}
+
+/* ---- a loopback webhook receiver (as in test_serve.c), keeping each body's state ---- */
+
+typedef struct receiver {
+    int fd, port, stop;
+    int n;
+    char keys[64][64], states[64][16];
+    pthread_t thread;
+} receiver;
+
+static void *receiver_main(void *ud)
+{
+    receiver *r = ud;
+    while (!r->stop) {
+        struct pollfd p = {.fd = r->fd, .events = POLLIN};
+        if (poll(&p, 1, 50) <= 0)
+            continue;
+        int c = accept(r->fd, NULL, NULL);
+        if (c < 0)
+            continue;
+        char buf[16384];
+        size_t len = 0;
+        for (;;) { /* headers, then Content-Length bytes */
+            ssize_t got = read(c, buf + len, sizeof buf - 1 - len);
+            if (got <= 0)
+                break;
+            len += (size_t)got;
+            buf[len] = '\0';
+            char *end = strstr(buf, "\r\n\r\n");
+            const char *cl = strcasestr(buf, "Content-Length:");
+            if (end && cl && len >= (size_t)(end + 4 - buf) + (size_t)atoi(cl + 15))
+                break;
+        }
+        int i = r->n < 64 ? r->n : 63;
+        const char *k = strcasestr(buf, "Idempotency-Key: ");
+        snprintf(r->keys[i], sizeof r->keys[i], "%.*s", k ? (int)strcspn(k + 17, "\r\n") : 0,
+                 k ? k + 17 : "");
+        const char *st = strstr(buf, "\"state\":\"");
+        snprintf(r->states[i], sizeof r->states[i], "%.*s", st ? (int)strcspn(st + 9, "\"") : 0,
+                 st ? st + 9 : "");
+        static const char ok[] = "HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
+        (void)!write(c, ok, sizeof ok - 1);
+        close(c);
+        __atomic_add_fetch(&r->n, 1, __ATOMIC_SEQ_CST);
+    }
+    return NULL;
+}
+
+static void receiver_start(receiver *r)
+{
+    struct sockaddr_in a = {.sin_family = AF_INET};
+    socklen_t alen = sizeof a;
+    inet_pton(AF_INET, "127.0.0.1", &a.sin_addr);
+    r->fd = socket(AF_INET, SOCK_STREAM, 0);
+    cr_assert_eq(bind(r->fd, (struct sockaddr *)&a, sizeof a), 0);
+    cr_assert_eq(listen(r->fd, 16), 0);
+    getsockname(r->fd, (struct sockaddr *)&a, &alen);
+    r->port = ntohs(a.sin_port);
+    pthread_create(&r->thread, NULL, receiver_main, r);
+}
+
+static void receiver_stop(receiver *r)
+{
+    r->stop = 1;
+    pthread_join(r->thread, NULL);
+    close(r->fd);
+}
+
+/* The state of the delivery with this idempotency key ("" when none came). */
+static const char *delivered_state(receiver *r, const char *key)
+{
+    for (int i = 0; i < r->n && i < 64; i++)
+        if (!strcmp(r->keys[i], key))
+            return r->states[i];
+    return "";
+}
+
+/* A snooze that expires on an open alert is a transition: in the feed with
+ * the clinic's next seq, and delivered to the webhook like any other. */
+Test(failures, a_snooze_expiry_is_in_the_feed_and_on_the_webhook, .timeout = 60)
+{
+    receiver r = {0};
+    server s = {0};
+    char *out, cfg[1024];
+    receiver_start(&r);
+    server_setup(&s, fast_protocol, fast_protocol);
+    snprintf(cfg, sizeof cfg,
+             "{ \"listen\": \"127.0.0.1:0\", \"clinics\": { \"north\": { \"protocols\": \"a\","
+             " \"tokens\": [\"" TOKEN_A "\"], \"webhook\": \"http://127.0.0.1:%d/hook\" } } }\n",
+             r.port);
+    rg_test_write(s.dir, "config.json", cfg);
+    server_start(&s);
+    char *ev = ping("north", "s1", "p1", now_ms() - 5000, "ping"); /* overdue at once */
+    post(&s, TOKEN_A, ev);
+    free(ev);
+    for (int i = 0; i < 100 && !*delivered_state(&r, "north-1"); i++)
+        usleep(50000);
+    cr_assert_str_eq(delivered_state(&r, "north-1"), "open");
+    cr_assert_eq(http(s.port, "GET", "/v1/alerts?state=open", TOKEN_A, NULL, &out), 200);
+    char *k = strstr(out, "\"key\":\"");
+    cr_assert_not_null(k, "%s", out);
+    char key[32], path[128], until[40], body[256];
+    snprintf(key, sizeof key, "%.16s", k + 7);
+    free(out);
+    iso(now_ms() + 500, until);
+    snprintf(body, sizeof body, "{\"who\":\"nurse kim\",\"until\":\"%s\",\"reason\":\"later\"}",
+             until);
+    snprintf(path, sizeof path, "/v1/alerts/%s/snooze", key);
+    cr_assert_eq(http(s.port, "POST", path, TOKEN_A, body, &out), 200, "%s", out);
+    free(out);
+    for (int i = 0; i < 100 && !*delivered_state(&r, "north-2"); i++)
+        usleep(50000);
+    cr_assert_str_eq(delivered_state(&r, "north-2"), "reraised",
+                     "the re-raise reaches the webhook as transition 2");
+    cr_assert_eq(http(s.port, "GET", "/v1/transitions?after=1", TOKEN_A, NULL, &out), 200);
+    cr_assert(strstr(out, "\"seq\":2") && strstr(out, "\"state\":\"reraised\""), "%s", out);
+    cr_assert(strstr(out, key), "of the snoozed alert: %s", out);
+    free(out);
+    /* still open, no longer quiet */
+    snprintf(path, sizeof path, "/v1/alerts/%s", key);
+    cr_assert_eq(http(s.port, "GET", path, TOKEN_A, NULL, &out), 200);
+    cr_assert(strstr(out, "\"state\":\"open\"") && strstr(out, "\"quiet\":false"), "%s", out);
+    free(out);
+    /* a pong resolves it: transition 3, still one alert */
+    ev = ping("north", "s2", "p1", now_ms(), "pong");
+    post(&s, TOKEN_A, ev);
+    free(ev);
+    for (int i = 0; i < 100 && !*delivered_state(&r, "north-3"); i++)
+        usleep(50000);
+    cr_assert_str_eq(delivered_state(&r, "north-3"), "resolved");
+    cr_assert_eq(server_stop(&s, SIGTERM), 0);
+    receiver_stop(&r);
     rg_test_rmdir(s.dir);
 }

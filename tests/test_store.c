@@ -1740,7 +1740,7 @@ Test(ingest, counts_accumulate_into_callers_totals)
     snprintf(path, sizeof path, "%s/x.jsonl", tmpdir);
     write_file(path, L_GOOD1 "\n" L_GOOD2 "\n");
     FILE *f = fopen(path, "r");
-    rg_ingest_counts c = {10, 20, 30, 40, 0};
+    rg_ingest_counts c = {10, 20, 30, 40, 0, 0, 0};
     char err[256];
     cr_assert_eq(rg_ingest_file(st, f, "x", &c, NULL, NULL, err, sizeof err), RG_OK, "%s", err);
     fclose(f);

@@ -566,7 +566,7 @@ static int rg__print_text(void *ud, const rg_transition *t)
     const rg_zone *z = rg_engine_zone(o->eng, t->clinic);
     char at[RG_TIME_BUFSZ], later[RG_TIME_BUFSZ];
     fprintf(o->f, "%-23s  %-8s  %-10s  %-10s  %-26s  %-8s  %s", rg_zone_display(z, t->at, at),
-            t->open ? "open" : "resolved", t->clinic,
+            RG_TRANSITION_STATE(t), t->clinic,
             *t->patient ? t->patient : "-", /* "-": the clinic's own (a system alert) */
             t->rule, t->severity,
             t->message);

@@ -79,7 +79,8 @@ static int rg__push_one(void *ud, const rg_transition *t)
     rg_svc *sv = p->sv;
     rg_svc_clinic *c = &sv->clinics[p->clinic];
     c->last_cseq = t->cseq;
-    t->open ? c->opened++ : c->resolved++;
+    if (t->open != RG_TRANSITION_RERAISED) /* (a re-raise neither opens nor resolves) */
+        t->open ? c->opened++ : c->resolved++;
     /* encoded once, and only when some stream of the clinic is waiting for it */
     int wanted = 0;
     for (int i = 0; i < sv->nstreams && !wanted; i++)
@@ -120,53 +121,58 @@ static void rg__publish(rg_svc *sv)
 /* ---- time ---------------------------------------------------------------------------- */
 
 
-/* Stores a re-raise; rg__reraised_done announces it after the commit. */
+/* A snooze that expired on an open alert: recorded as staff's history shows
+ * it (an action) and as a transition of its own, state "reraised", with the
+ * alert's rule, severity and message: in the feed with the clinic's next
+ * sequence number, then on the stream and the webhook like any other
+ * (rg__publish, after the commit). */
+typedef struct rg__raised {
+    const char *key;
+    int64_t id;
+    rg_time due;
+    char *s[7]; /* protocol, version, rule, severity, message, params, evidence */
+} rg__raised;
+
+static int rg__raised_find(void *ud, int64_t id, const rg_transition *t)
+{
+    rg__raised *r = ud;
+    if (r->id || strcmp(t->key, r->key))
+        return 0;
+    const char *src[7] = {t->protocol, t->version, t->rule, t->severity, t->message, t->params,
+                          t->evidence};
+    r->id = id;
+    r->due = t->due;
+    for (int i = 0; i < 7; i++)
+        if (!(r->s[i] = strdup(src[i] ? src[i] : "")))
+            return RG_ENOMEM;
+    return 0;
+}
+
 static int rg__reraise(void *ud, const char *clinic, const char *key, const char *patient)
 {
     rg_svc *sv = ud;
+    rg_time now = rg_now();
+    rg__raised r = {.key = key};
     int rc = rg_store_alert_action(sv->st, clinic, key, "reraise", "regimen", "snooze expired",
-                                   RG_TIME_NONE, rg_now());
-    int ci = 0;
-    while (ci < sv->nclinics && strcmp(sv->clinics[ci].name, clinic))
-        ci++;
-    if (rc != RG_OK || ci == sv->nclinics)
-        return rc;
-    if (sv->nreraised == sv->cap_reraised) {
-        int cap = sv->cap_reraised ? 2 * sv->cap_reraised : 16;
-        rg_svc_reraised *grown = realloc(sv->reraised, (size_t)cap * sizeof *grown);
-        if (!grown)
-            return RG_ENOMEM;
-        sv->reraised = grown;
-        sv->cap_reraised = cap;
+                                   RG_TIME_NONE, now);
+    if (rc == RG_OK)
+        rc = rg_store_each_open_alert(sv->st, clinic, patient, rg__raised_find, &r);
+    if (rc == RG_OK && r.id) {
+        rg_clinic *c = rg_engine_clinic(sv->eng, clinic);
+        rg_transition t = {
+            .at = now, .due = r.due, .open = RG_TRANSITION_RERAISED, .clinic = clinic,
+            .patient = patient, .key = key, .protocol = r.s[0], .version = r.s[1],
+            .rule = r.s[2], .severity = r.s[3], .message = r.s[4], .params = r.s[5],
+            .evidence = r.s[6],
+            .notify_at = c ? rg_calendar_notify_at(&c->cal, r.s[3], now) : now,
+        };
+        rc = rg_store_transition(sv->st, &t, &r.id);
     }
-    json_t *j = json_pack("{s:s,s:s,s:s}", "key", key, "patient", patient, "reason",
-                          "snooze expired; the alert is still open");
-    char *data = j ? json_dumps(j, JSON_COMPACT) : NULL, *k = strdup(key);
-    json_decref(j);
-    if (!data || !k) {
-        free(data);
-        free(k);
-        return RG_ENOMEM;
-    }
-    sv->reraised[sv->nreraised++] = (rg_svc_reraised){ci, k, data};
-    return RG_OK;
-}
-
-/* After the commit that stored them (sent), or its failure (dropped). */
-static void rg__reraised_done(rg_svc *sv, int send)
-{
-    for (int r = 0; r < sv->nreraised; r++) {
-        rg_svc_reraised *x = &sv->reraised[r];
-        for (int i = sv->nstreams - 1; send && i >= 0; i--) /* backwards: see rg__push_one */
-            if (sv->streams[i].clinic == x->clinic)
-                rg_http_stream_send(sv->streams[i].conn, NULL, "reraise", x->data);
-        if (send)
-            rg_log("info", "alert %s of clinic %s re-raised: snooze expired", x->key,
-                   sv->clinics[x->clinic].name);
-        free(x->key);
-        free(x->data);
-    }
-    sv->nreraised = 0;
+    if (rc == RG_OK)
+        rg_log("info", "alert %s of clinic %s re-raised: snooze expired", key, clinic);
+    for (int i = 0; i < 7; i++)
+        free(r.s[i]);
+    return rc;
 }
 
 /* Advances everyone who is due, re-raises expired snoozes, publishes. */
@@ -182,13 +188,9 @@ static void rg__catch_up(rg_svc *sv, const char *why)
     }
     int count = 0;
     if (rg_store_begin(sv->st) == RG_OK) {
-        if (rg_store_each_due_snooze(sv->st, now, rg__reraise, sv, &count) == RG_OK &&
-            rg_store_commit(sv->st) == RG_OK) {
-            rg__reraised_done(sv, 1);
-        } else {
+        if (rg_store_each_due_snooze(sv->st, now, rg__reraise, sv, &count) != RG_OK ||
+            rg_store_commit(sv->st) != RG_OK)
             rg_store_rollback(sv->st);
-            rg__reraised_done(sv, 0);
-        }
     }
     rg__publish(sv);
 }
@@ -680,7 +682,6 @@ static void rg__group(rg_svc *sv, int wake)
         sv->npending -= take;
         memmove(sv->pending, sv->pending + take, (size_t)sv->npending * sizeof *sv->pending);
     }
-    rg__reraised_done(sv, rc == RG_OK);
     if (wake) {
         sv->wake_failed = rc != RG_OK;
         sv->wake_done += rc ? 0 : sv->ndue;
@@ -1093,8 +1094,6 @@ run:
         rg__fhir_done(&sv->pending[i]);
     }
     free(sv->pending);
-    rg__reraised_done(sv, 0);
-    free(sv->reraised);
     rg_engine_free(sv->eng);
     rg_store_close(sv->st);
     rg_holder_release(sv->holder);

@@ -74,12 +74,6 @@ typedef struct rg_svc_ticket {
     uint64_t expires; /* uv_now() */
 } rg_svc_ticket;
 
-/* A re-raised alert, announced on the streams once its commit is done. */
-typedef struct rg_svc_reraised {
-    int clinic;
-    char *key, *data;
-} rg_svc_reraised;
-
 typedef struct rg_svc {
     uv_loop_t loop;
     rg_store *st;
@@ -117,7 +111,7 @@ typedef struct rg_svc {
     int stopping, exit_code;
     rg_time armed_for; /* the due moment the wake timer was armed for */
     /* group commit (rg__flush): queued requests, a wake-up pass in progress
-     * (a page of due patients per group), re-raises to announce */
+     * (a page of due patients per group) */
     uv_check_t flush_check;
     uv_idle_t flush_idle; /* keeps the loop from blocking while work is queued */
     rg_svc_pending *pending;
@@ -126,8 +120,6 @@ typedef struct rg_svc {
     long wake_done;
     char due[RG_WAKE_PAGE][2][RG_EVENT_MAX_ID + 1];
     int ndue;
-    rg_svc_reraised *reraised;
-    int nreraised, cap_reraised;
     /* metrics */
     uint64_t reloads, reload_failures, db_errors, wakeups, groups, group_requests, notices;
     double lateness_sum, lateness_max, loop_lag;

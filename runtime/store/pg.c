@@ -865,17 +865,18 @@ int rg_pg_transition(rg_pg *pg, rg_transition *t, int64_t *alert_idp)
     int last_open;
     if (rg__key_last(pg, t->clinic, t->key, &last, &last_open))
         return RG_EDB;
-    if (t->open && last_open)
+    int opening = t->open == 1;
+    if (opening && last_open)
         return RG_EDB; /* the key is open already */
-    if (!t->open && (!last_open || last != *alert_idp))
+    if (!opening && (!last_open || last != *alert_idp))
         return RG_ENOTFOUND;
     rg__args a = {0};
-    if (t->open)
+    if (opening)
         rg__text(&a, NULL);
     else
         rg__int(&a, *alert_idp);
     rg__int(&a, t->at);
-    rg__text(&a, t->open ? "open" : "resolved");
+    rg__text(&a, RG_TRANSITION_STATE(t));
     rg__text(&a, t->clinic);
     rg__text(&a, t->patient);
     rg__text(&a, t->key);
@@ -898,7 +899,7 @@ int rg_pg_transition(rg_pg *pg, rg_transition *t, int64_t *alert_idp)
     t->seq = rg__col_int(r, 0, 0);
     t->cseq = rg__col_int(r, 0, 1);
     PQclear(r);
-    if (t->open)
+    if (opening)
         *alert_idp = t->seq;
     return RG_OK;
 }
@@ -913,7 +914,9 @@ static int rg__each_transition(PGresult *r, int (*fn)(void *ud, const rg_transit
         rg_transition t = {
             .seq = rg__col_int(r, i, 0),
             .at = rg__col_int(r, i, 1),
-            .open = strcmp(rg__col_text(r, i, 2), "open") == 0,
+            .open = !strcmp(rg__col_text(r, i, 2), "open")       ? 1
+                    : !strcmp(rg__col_text(r, i, 2), "reraised") ? RG_TRANSITION_RERAISED
+                                                                 : 0,
             .clinic = rg__col_text(r, i, 3),
             .patient = rg__col_text(r, i, 4),
             .key = rg__col_text(r, i, 5),

@@ -98,7 +98,7 @@ const rg_pg_step rg_pg_steps[] = {
     {6, 7, "ALTER TABLE patients ADD COLUMN scheduled bigint NOT NULL DEFAULT 1;"},
     /* 7 -> 8, as store_sql.c's step: failures are alerts. The (protocol,
      * rule) pairs whose last evaluation failed for a patient, since when,
-     * and per patient how many there are. */
+     * and per patient how many there are; snooze expiries in the feed. */
     {7, 8,
      "CREATE TABLE failing_rules("
      "  clinic text COLLATE \"C\" NOT NULL, protocol text COLLATE \"C\" NOT NULL,"
@@ -110,7 +110,11 @@ const rg_pg_step rg_pg_steps[] = {
      "    EXECUTE format('CREATE TABLE %I PARTITION OF failing_rules FOR VALUES WITH"
      " (MODULUS " RG__STR(RG__PARTS) ", REMAINDER %s)', 'failing_rules_p' || i, i);"
      "  END LOOP; END $$;"
-     "ALTER TABLE patients ADD COLUMN failing bigint NOT NULL DEFAULT 0;"},
+     "ALTER TABLE patients ADD COLUMN failing bigint NOT NULL DEFAULT 0;"
+     /* and a snooze that expires is a transition of its own ('reraised') */
+     "ALTER TABLE transitions DROP CONSTRAINT transitions_state_check;"
+     "ALTER TABLE transitions ADD CONSTRAINT transitions_state_check"
+     "  CHECK (state IN ('open','resolved','reraised'));"},
 };
 const size_t rg_pg_nsteps = sizeof rg_pg_steps / sizeof rg_pg_steps[0];
 
@@ -121,7 +125,7 @@ const size_t rg_pg_nsteps = sizeof rg_pg_steps / sizeof rg_pg_steps[0];
  * HTTP ingest in steady state, so this form stays. */
 #define RG__STILL_OPEN(o)                                                                    \
     "NOT EXISTS (SELECT 1 FROM transitions n WHERE n.clinic = " o ".clinic AND n.key = " o \
-    ".key AND n.seq > " o ".seq)"
+    ".key AND n.seq > " o ".seq AND n.state <> 'reraised')"
 
 #define RG__TRANSITION_COLS                                                                 \
     "seq, at, state, clinic, patient, key, protocol, version, rule, severity, message, due," \
@@ -262,7 +266,7 @@ const char *const rg_pg_sql[P__COUNT] = {
         " WHERE t.clinic = $1 AND t.patient = $2 AND t.state = 'open' AND " RG__STILL_OPEN("t")
         " ORDER BY t.seq",
     [P_KEY_LAST] = "SELECT seq, state FROM transitions WHERE clinic = $1 AND key = $2"
-                   " ORDER BY seq DESC LIMIT 1",
+                   " AND state <> 'reraised' ORDER BY seq DESC LIMIT 1",
     [P_TRANSITION] =
         "WITH c AS (" RG__NEXT("$4::text", "cseq") "), t AS ("
         " INSERT INTO transitions(alert_id, at, state, clinic, patient, key, protocol, version,"
@@ -282,6 +286,7 @@ const char *const rg_pg_sql[P__COUNT] = {
         " o.patient, o.protocol, o.version, o.rule, o.severity, o.message, o.at, o.due, r.at,"
         " a.acked_by, a.acked_at, a.snoozed_until, coalesce(o.notify_at, o.at) FROM transitions o"
         " LEFT JOIN transitions r ON r.clinic = o.clinic AND r.key = o.key AND r.alert_id = o.seq"
+        " AND r.state = 'resolved'"
         " LEFT JOIN alerts a ON a.clinic = o.clinic AND a.id = o.seq"
         " WHERE o.clinic = $1 AND o.state = 'open' AND ($2::text IS NULL OR o.patient = $2)"
         " AND ($4::text IS NULL OR o.key = $4)) v"

@@ -917,17 +917,18 @@ int rg_store_transition(rg_store *st, rg_transition *t, int64_t *alert_idp)
     int last_open;
     if (rg__key_last(st, t->clinic, t->key, &last, &last_open))
         return RG_EDB;
-    if (t->open && last_open)
+    int opening = t->open == 1;
+    if (opening && last_open)
         return RG_EDB; /* the key is open already */
-    if (!t->open && (!last_open || last != *alert_idp))
+    if (!opening && (!last_open || last != *alert_idp))
         return RG_ENOTFOUND;
     if (rg__last_cseq(st, t->clinic, &cseq, &cseq_slot))
         return RG_EDB;
     sqlite3_stmt *s = rg__q(st, Q_TRANSITION);
-    if (!t->open)
+    if (!opening)
         sqlite3_bind_int64(s, 1, *alert_idp);
     sqlite3_bind_int64(s, 2, t->at);
-    rg__text(s, 3, t->open ? "open" : "resolved");
+    rg__text(s, 3, RG_TRANSITION_STATE(t));
     rg__text(s, 4, t->clinic);
     rg__text(s, 5, t->patient);
     rg__text(s, 6, t->key);
@@ -948,7 +949,7 @@ int rg_store_transition(rg_store *st, rg_transition *t, int64_t *alert_idp)
     if (cseq_slot)
         *cseq_slot = cseq + 1;
     t->seq = sqlite3_last_insert_rowid(st->db);
-    if (t->open)
+    if (opening)
         *alert_idp = t->seq;
     return RG_OK;
 }
@@ -987,7 +988,9 @@ static int rg__each_transition(rg_store *st, sqlite3_stmt *s,
         rg_transition t = {
             .seq = sqlite3_column_int64(s, 0),
             .at = sqlite3_column_int64(s, 1),
-            .open = strcmp(rg__col_text(s, 2), "open") == 0,
+            .open = !strcmp(rg__col_text(s, 2), "open")       ? 1
+                    : !strcmp(rg__col_text(s, 2), "reraised") ? RG_TRANSITION_RERAISED
+                                                              : 0,
             .clinic = rg__col_text(s, 3),
             .patient = rg__col_text(s, 4),
             .key = rg__col_text(s, 5),

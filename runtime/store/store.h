@@ -179,7 +179,7 @@ int rg_store_next_wake(rg_store *st, rg_time *out);
 typedef struct rg_transition {
     int64_t seq, cseq; /* global order; the clinic's own gap-free sequence */
     rg_time at, due;
-    int open; /* 1 open, 0 resolved */
+    int open; /* 1 open, 0 resolved, RG_TRANSITION_RERAISED */
     /* when staff should hear of it: `at`, or the clinic's next opening when
      * it happened while closed (runtime/core/calendar.h). Written, a value
      * not after `at` (0, RG_TIME_NONE) means `at`; read, it is always set. */
@@ -188,14 +188,22 @@ typedef struct rg_transition {
     const char *params, *evidence; /* JSON text */
 } rg_transition;
 
+/* rg_transition.open of a re-raise: an open alert whose snooze expired
+ * (state "reraised"), still open; like a resolution it names its alert. */
+#define RG_TRANSITION_RERAISED 2
+/* The state text of t ("open", "resolved", "reraised"). */
+#define RG_TRANSITION_STATE(t) \
+    ((t)->open == RG_TRANSITION_RERAISED ? "reraised" : (t)->open ? "open" : "resolved")
+
 /* Open alerts of a patient; fn gets the alert's id and its last transition. */
 int rg_store_each_open_alert(rg_store *st, const char *clinic, const char *patient,
                              int (*fn)(void *ud, int64_t alert_id, const rg_transition *t),
                              void *ud);
 /* Records a transition as one row; for open it creates the alert and sets
  * *alert_id (the alert's id is its opening transition's seq), for resolved
- * it closes *alert_id (RG_ENOTFOUND when that alert is not open). Opening a
- * key that is open fails with RG_EDB, writing nothing. Sets t->seq. */
+ * it closes *alert_id, for reraised it re-raises it (RG_ENOTFOUND when that
+ * alert is not open). Opening a key that is open fails with RG_EDB, writing
+ * nothing. Sets t->seq. */
 int rg_store_transition(rg_store *st, rg_transition *t, int64_t *alert_id);
 /* Transitions with seq > after, in seq order or, when by_time, in (at, seq)
  * order. */
