@@ -241,6 +241,30 @@ Test(engine, a_failing_rule_is_one_clinic_alert_until_every_patient_is_clean)
     fx_close(&f);
 }
 
+/* A limit hit (here the instruction budget) is a failure like an error:
+ * the clinic's alert names the rule that was running. */
+Test(engine, a_limit_hit_is_a_failing_rule_too)
+{
+    fixture f;
+    char err[4096], dir[512];
+    fx_open(&f, NULL);
+    rg_test_write(f.dir, "c/spin.lua",
+                  "local R = require 'regimen'\n"
+                  "return R.protocol { id = 'spin', version = '1',\n"
+                  "  rules = { { id = 'spin.forever', severity = 'info', check = function(h, now, p)\n"
+                  "      if h:last('spin') then while true do end end\n"
+                  "    end } } }\n");
+    snprintf(dir, sizeof dir, "%s/c", f.dir);
+    cr_assert_eq(rg_engine_set_clinic(f.eng, "c", dir, err, sizeof err), 0, "%s", err);
+    put(&f, "s1", "p", "spin", "2026-03-01T10:00:00Z", NULL);
+    advance(&f, "p", "2026-03-02T00:00:00Z");
+    seen s = transitions(&f);
+    cr_assert_eq(s.n, 1, "%s", s.text);
+    cr_assert(strstr(s.text, "2026-03-01T10:00:00Z open regimen.evaluation-failed rule "
+                             "'spin.forever' of protocol spin fails to evaluate"), "%s", s.text);
+    fx_close(&f);
+}
+
 Test(engine, windows_close_at_their_end)
 {
     fixture f;

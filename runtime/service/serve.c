@@ -158,7 +158,10 @@ static int rg__reraise(void *ud, const char *clinic, const char *key, const char
     if (rc == RG_OK)
         rc = rg_store_each_open_alert(sv->st, clinic, patient, rg__raised_find, &r);
     if (rc == RG_OK && r.id) {
-        rg_clinic *c = rg_engine_clinic(sv->eng, clinic);
+        int known = 0; /* (a clinic of the store this service does not serve: no hours) */
+        for (int i = 0; i < sv->nclinics && !known; i++)
+            known = !strcmp(sv->clinics[i].name, clinic);
+        rg_clinic *c = known ? rg_engine_clinic(sv->eng, clinic) : NULL;
         rg_transition t = {
             .at = now, .due = r.due, .open = RG_TRANSITION_RERAISED, .clinic = clinic,
             .patient = patient, .key = key, .protocol = r.s[0], .version = r.s[1],
