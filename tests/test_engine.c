@@ -138,8 +138,12 @@ static int collect(void *ud, const rg_transition *t)
     seen *s = ud;
     char at[RG_TIME_BUFSZ];
     size_t n = strlen(s->text);
-    snprintf(s->text + n, sizeof s->text - n, "%s %s %s %s\n", rg_time_format(t->at, at),
-             t->open ? "open" : "resolved", t->rule, t->message);
+    /* a system alert names the protocol's file: its temporary directory as DIR */
+    const char *m = t->message, *tmp = strstr(m, "/tmp/regimen-test-");
+    const char *rest = tmp ? strchr(tmp + 18, '/') : NULL;
+    snprintf(s->text + n, sizeof s->text - n, "%s %s %s %.*s%s%s\n", rg_time_format(t->at, at),
+             t->open ? "open" : "resolved", t->rule, rest ? (int)(tmp - m) : (int)strlen(m), m,
+             rest ? "DIR" : "", rest ? rest : "");
     snprintf(s->last_params, sizeof s->last_params, "%s", t->params);
     snprintf(s->last_evidence, sizeof s->last_evidence, "%s", t->evidence);
     s->n++;
@@ -185,6 +189,82 @@ Test(engine, an_event_exactly_at_the_due_moment_prevents_the_alert)
     fx_close(&f);
 }
 
+static int count_failing(void *ud, const char *clinic, const char *protocol, const char *rule,
+                         int64_t patients, rg_time since, const char *message)
+{
+    (void)clinic, (void)protocol, (void)rule, (void)since, (void)message;
+    *(int64_t *)ud += patients;
+    return 0;
+}
+
+/* One system alert per failing rule however many patients it fails for;
+ * it resolves when the last of them evaluates cleanly (here: the protocol
+ * fixed and the patients re-evaluated), and the state is in the store. */
+Test(engine, a_failing_rule_is_one_clinic_alert_until_every_patient_is_clean)
+{
+    fixture f;
+    char err[4096], dir[512];
+    fx_open(&f, NULL);
+    put(&f, "x1", "p", "boom", "2026-03-01T11:00:00Z", NULL);
+    put(&f, "x2", "q", "boom", "2026-03-01T12:00:00Z", NULL);
+    advance(&f, "p", "2026-03-02T00:00:00Z");
+    advance(&f, "q", "2026-03-02T00:00:00Z");
+    seen s = transitions(&f);
+    cr_assert_eq(s.n, 1, "%s", s.text);
+    cr_assert(strstr(s.text, "2026-03-01T11:00:00Z open regimen.evaluation-failed rule 't.boom'"),
+              "%s", s.text);
+    int64_t failing = 0;
+    cr_assert_eq(rg_store_failing_summary(f.st, count_failing, &failing), 0);
+    cr_assert_eq(failing, 2);
+    rg_patient_state ps;
+    cr_assert_eq(rg_store_patient_get(f.st, "c", "q", &ps), 0);
+    cr_assert_eq(ps.failing, 1);
+    /* fixed: the rule no longer raises */
+    char fixed[sizeof test_protocol + 16];
+    snprintf(fixed, sizeof fixed, "%s", test_protocol);
+    memcpy(strstr(fixed, "error('kaboom')"), "return         ", 15);
+    rg_test_write(f.dir, "c/t.lua", fixed);
+    snprintf(dir, sizeof dir, "%s/c", f.dir);
+    cr_assert_eq(rg_engine_set_clinic(f.eng, "c", dir, err, sizeof err), 0, "%s", err);
+    cr_assert_eq(rg_engine_reevaluate(f.eng, "c", "p", T("2026-03-03T00:00:00Z")), 0);
+    cr_assert_eq(transitions(&f).n, 1, "q still fails: the alert stays open");
+    cr_assert_eq(rg_engine_reevaluate(f.eng, "c", "q", T("2026-03-03T01:00:00Z")), 0);
+    s = transitions(&f);
+    cr_assert_eq(s.n, 2, "%s", s.text);
+    cr_assert(strstr(s.text, "2026-03-03T01:00:00Z resolved regimen.evaluation-failed rule "
+                             "'t.boom' of protocol t evaluates cleanly again"), "%s", s.text);
+    failing = 0;
+    cr_assert_eq(rg_store_failing_summary(f.st, count_failing, &failing), 0);
+    cr_assert_eq(failing, 0);
+    cr_assert_eq(rg_store_patient_get(f.st, "c", "q", &ps), 0);
+    cr_assert_eq(ps.failing, 0);
+    fx_close(&f);
+}
+
+/* A limit hit (here the instruction budget) is a failure like an error:
+ * the clinic's alert names the rule that was running. */
+Test(engine, a_limit_hit_is_a_failing_rule_too)
+{
+    fixture f;
+    char err[4096], dir[512];
+    fx_open(&f, NULL);
+    rg_test_write(f.dir, "c/spin.lua",
+                  "local R = require 'regimen'\n"
+                  "return R.protocol { id = 'spin', version = '1',\n"
+                  "  rules = { { id = 'spin.forever', severity = 'info', check = function(h, now, p)\n"
+                  "      if h:last('spin') then while true do end end\n"
+                  "    end } } }\n");
+    snprintf(dir, sizeof dir, "%s/c", f.dir);
+    cr_assert_eq(rg_engine_set_clinic(f.eng, "c", dir, err, sizeof err), 0, "%s", err);
+    put(&f, "s1", "p", "spin", "2026-03-01T10:00:00Z", NULL);
+    advance(&f, "p", "2026-03-02T00:00:00Z");
+    seen s = transitions(&f);
+    cr_assert_eq(s.n, 1, "%s", s.text);
+    cr_assert(strstr(s.text, "2026-03-01T10:00:00Z open regimen.evaluation-failed rule "
+                             "'spin.forever' of protocol spin fails to evaluate"), "%s", s.text);
+    fx_close(&f);
+}
+
 Test(engine, windows_close_at_their_end)
 {
     fixture f;
@@ -203,7 +283,12 @@ Test(engine, a_failing_rule_keeps_its_alerts_and_is_reported)
     put(&f, "x1", "p", "alarm", "2026-03-01T10:00:00Z", NULL);
     put(&f, "x2", "p", "boom", "2026-03-01T11:00:00Z", NULL);
     advance(&f, "p", "2026-03-02T00:00:00Z");
-    cr_assert_str_eq(transitions(&f).text, "2026-03-01T10:00:00Z open t.boom alarm\n");
+    /* the failure is an alert of the clinic's (patient ""), at the failing step */
+    cr_assert_str_eq(transitions(&f).text,
+                     "2026-03-01T10:00:00Z open t.boom alarm\n"
+                     "2026-03-01T11:00:00Z open regimen.evaluation-failed rule 't.boom' of "
+                     "protocol t fails to evaluate since 2026-03-01T11:00:00Z for 1 patient "
+                     "(first: p), so its alerts cannot open or resolve: DIR/c/t.lua:16: kaboom\n");
     cr_assert(strstr(f.err_text, "kaboom"), "%s", f.err_text);
     cr_assert(strstr(f.err_text, "t.lua:16:"), "the error names file and line: %s", f.err_text);
     fx_close(&f);

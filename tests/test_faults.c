@@ -244,6 +244,7 @@ static const char dump_sql[] =
     " version, rule, severity, message, due, params, evidence FROM transitions ORDER BY seq;"
     "SELECT 'eval_errors', seq, clinic, patient, protocol, rule, at, message FROM eval_errors"
     " ORDER BY seq;"
+    "SELECT 'failing_rules', * FROM failing_rules ORDER BY 2, 3, 4, 5;"
     "SELECT 'alert_actions', * FROM alert_actions ORDER BY seq;"
     "SELECT 'webhook', clinic, delivered, attempts, last_error FROM webhook_cursor;"
     "SELECT 'versions', clinic, protocol, version, file, hash FROM protocol_versions"
@@ -270,9 +271,14 @@ static char *db_check(const char *path)
     rg_buf g = {0};
     cr_assert_eq(sqlite3_exec(db, gaps, dump_row, &g, &msg), SQLITE_OK, "%s", msg ? msg : "");
     cr_assert_null(g.p, "a gap in a clinic's transition sequence: %s", g.p);
-    /* a patient with transitions has had its evaluation state stored with them */
+    /* a patient with transitions has had its evaluation state stored with
+     * them (patient '': a clinic's system alert, which belongs to none), and
+     * the count of its failing rules with the rows that name them */
     static const char wake[] =
-        "SELECT clinic, patient FROM (SELECT DISTINCT clinic, patient FROM transitions) t"
+        "SELECT clinic, patient FROM patients p WHERE failing != (SELECT count(*)"
+        " FROM failing_rules f WHERE f.clinic = p.clinic AND f.patient = p.patient) UNION ALL "
+        "SELECT clinic, patient FROM (SELECT DISTINCT clinic, patient FROM transitions"
+        " WHERE patient != '') t"
         " WHERE NOT EXISTS (SELECT 1 FROM patients p WHERE p.clinic = t.clinic AND"
         " p.patient = t.patient AND p.clock IS NOT NULL AND p.last_seq >= (SELECT max(seq)"
         " FROM events e WHERE e.clinic = t.clinic AND e.patient = t.patient AND e.at <= p.clock))";

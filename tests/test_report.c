@@ -139,6 +139,8 @@ typedef struct alerts {
 static int count_alerts(void *ud, const rg_transition *t)
 {
     alerts *a = ud;
+    if (!*t->patient)
+        return 0; /* a clinic's system alert (e5 has no dose): no patient's row */
     int s = !strcmp(t->severity, "info") ? 0 : !strcmp(t->severity, "warning") ? 1
           : !strcmp(t->severity, "critical") ? 2 : 3;
     a->opened[s] += t->open;

@@ -1311,6 +1311,8 @@ Test(store_file, v5_file_upgrades_to_notify_at)
     cr_assert_eq(sqlite3_exec(db, "DROP TABLE webhook_ahead;"
                                   "ALTER TABLE transitions DROP COLUMN notify_at;"
                                   "ALTER TABLE patients DROP COLUMN scheduled;"
+                                  "DROP TABLE failing_rules;"
+                                  "ALTER TABLE patients DROP COLUMN failing;"
                                   "PRAGMA user_version = 5;", NULL, NULL, NULL),
                  SQLITE_OK, "%s", sqlite3_errmsg(db));
     sqlite3_close(db);
@@ -1738,7 +1740,7 @@ Test(ingest, counts_accumulate_into_callers_totals)
     snprintf(path, sizeof path, "%s/x.jsonl", tmpdir);
     write_file(path, L_GOOD1 "\n" L_GOOD2 "\n");
     FILE *f = fopen(path, "r");
-    rg_ingest_counts c = {10, 20, 30, 40, 0};
+    rg_ingest_counts c = {10, 20, 30, 40, 0, 0, 0};
     char err[256];
     cr_assert_eq(rg_ingest_file(st, f, "x", &c, NULL, NULL, err, sizeof err), RG_OK, "%s", err);
     fclose(f);

@@ -1138,7 +1138,7 @@ static long long pg_int(const char *sql)
     return v;
 }
 
-/* A database as version 5 left it (schemas v6 and v7 taken back: no event
+/* A database as version 5 left it (schemas v6 to v8 taken back: no event
  * versions, UNIQUE(clinic, id), no notify_at, no webhook_ahead, no
  * patients.scheduled) is brought to the current version when opened: its events, transitions and cursor kept, as version 1 and told at
  * their `at`; then corrections and deliveries ahead work on it. */
@@ -1160,6 +1160,8 @@ Test(conf_pg, a_v5_database_upgrades_in_place, .init = setup_pg, .fini = teardow
             "ALTER TABLE transitions DROP COLUMN notify_at;"
             "DROP TABLE webhook_ahead;"
             "ALTER TABLE patients DROP COLUMN scheduled;"
+            "DROP TABLE failing_rules;"
+            "ALTER TABLE patients DROP COLUMN failing;"
             "UPDATE schema_version SET version = 5");
     cr_assert_eq(pg_int("SELECT count(*) FROM information_schema.columns"
                         " WHERE table_schema = current_schema() AND column_name = 'notify_at'"),
@@ -1430,4 +1432,97 @@ Test(conf_sqlite, sqlite_holds_every_lease_and_has_no_notices, .init = setup_sql
     cr_assert_eq(n, 1, "one service holds a SQLite file");
     cr_assert_eq(rg_store_notice_fd(st), -1);
     cr_assert_eq(rg_store_notices(st), 0);
+}
+
+static int sum_failing(void *ud, const char *clinic, const char *protocol, const char *rule,
+                       int64_t patients, rg_time since, const char *message)
+{
+    (void)clinic, (void)protocol, (void)rule, (void)message;
+    cr_assert_eq(since, 5, "since the first failure");
+    *(int64_t *)ud += patients;
+    return 0;
+}
+
+static int count_pairs(void *ud, const char *protocol, const char *rule)
+{
+    (void)protocol, (void)rule;
+    ++*(int *)ud;
+    return 0;
+}
+
+/* Failing rules (failures are alerts): counted per (clinic, protocol, rule)
+ * before and after each change, kept per patient; a re-raise is a
+ * transition that leaves its alert open and the key's alternation intact. */
+CONFORM(failing_rules_and_reraised_transitions)
+{
+    int64_t before = -1, after = -1, total = 0;
+    rg_time since = 0;
+    cr_assert_eq(rg_store_rule_failing(st, "north", "p1", "ket", "r1", 5, "boom", &before,
+                                       &after, &since), RG_OK);
+    cr_assert(before == 0 && after == 1 && since == 5);
+    cr_assert_eq(rg_store_rule_failing(st, "north", "p1", "ket", "r1", 9, "boom again", &before,
+                                       &after, &since), RG_OK);
+    cr_assert(before == 1 && after == 1 && since == 5, "a failure again changes nothing");
+    cr_assert_eq(rg_store_rule_failing(st, "north", "p2", "ket", "r1", 7, "boom", &before,
+                                       &after, &since), RG_OK);
+    cr_assert(before == 1 && after == 2 && since == 5);
+    cr_assert_eq(rg_store_failing_summary(st, sum_failing, &total), RG_OK);
+    cr_assert_eq(total, 2);
+    int pairs = 0;
+    cr_assert_eq(rg_store_each_failing(st, "north", "p2", count_pairs, &pairs), RG_OK);
+    cr_assert_eq(pairs, 1);
+    cr_assert_eq(rg_store_rule_failing(st, "north", "p1", "ket", "r1", 11, NULL, &before, &after,
+                                       &since), RG_OK);
+    cr_assert(before == 2 && after == 1);
+    cr_assert_eq(rg_store_rule_failing(st, "north", "p2", "ket", "r1", 12, NULL, &before, &after,
+                                       &since), RG_OK);
+    cr_assert(before == 1 && after == 0);
+    /* patients.failing goes with the state; wake_failing schedules only those */
+    cr_assert_eq(put("north", "e1", "p1", "2026-03-02T10:00:00Z", NULL), RG_PUT_STORED);
+    cr_assert_eq(put("north", "e2", "p2", "2026-03-02T10:00:00Z", NULL), RG_PUT_STORED);
+    rg_patient_state ps = {.clock = T("2026-03-02T10:00:00Z"), .wake = RG_TIME_NONE,
+                           .next_wake = RG_TIME_NONE, .last_seq = 99, .failing = 1};
+    cr_assert_eq(rg_store_patient_get(st, "north", "p1", &ps), RG_OK);
+    ps.clock = T("2026-03-02T10:00:00Z");
+    ps.next_wake = RG_TIME_NONE;
+    ps.failing = 1;
+    cr_assert_eq(rg_store_patient_put(st, "north", "p1", &ps), RG_OK);
+    cr_assert_eq(rg_store_patient_get(st, "north", "p2", &ps), RG_OK);
+    ps.clock = T("2026-03-02T10:00:00Z");
+    ps.next_wake = RG_TIME_NONE;
+    ps.failing = 0;
+    cr_assert_eq(rg_store_patient_put(st, "north", "p2", &ps), RG_OK);
+    cr_assert_eq(rg_store_wake_failing(st, "north", T("2026-03-03T10:00:00Z")), RG_OK);
+    cr_assert_eq(rg_store_patient_get(st, "north", "p1", &ps), RG_OK);
+    cr_assert_eq(ps.failing, 1);
+    cr_assert_eq(ps.next_wake, T("2026-03-03T10:00:00Z"));
+    cr_assert_eq(rg_store_patient_get(st, "north", "p2", &ps), RG_OK);
+    cr_assert_eq(ps.next_wake, RG_TIME_NONE, "a patient nothing fails for stays unscheduled");
+
+    /* open, re-raised, still open; resolved by the alert's id */
+    int64_t a = 0, id;
+    rg_transition o = tr(1, "north", "p1", "k-r", T("2026-03-07T10:00:00Z"));
+    cr_assert_eq(rg_store_transition(st, &o, &a), RG_OK);
+    id = a;
+    rg_transition r = tr(RG_TRANSITION_RERAISED, "north", "p1", "k-r", T("2026-03-07T11:00:00Z"));
+    cr_assert_eq(rg_store_transition(st, &r, &id), RG_OK, "%s", rg_store_errmsg(st));
+    cr_assert_eq(id, a, "a re-raise names its alert, makes none");
+    trs g = {0};
+    cr_assert_eq(rg_store_each_open_alert(st, "north", "p1", collect_open, &g), RG_OK);
+    cr_assert_eq(g.n, 1, "still open after its re-raise");
+    rg_transition again = tr(1, "north", "p1", "k-r", T("2026-03-07T11:30:00Z"));
+    int64_t b = 0;
+    cr_assert_eq(rg_store_transition(st, &again, &b), RG_EDB, "the key is open");
+    rg_transition done = tr(0, "north", "p1", "k-r", T("2026-03-07T12:00:00Z"));
+    cr_assert_eq(rg_store_transition(st, &done, &id), RG_OK);
+    memset(&g, 0, sizeof g);
+    cr_assert_eq(rg_store_each_transition(st, 0, 0, collect_tr, &g), RG_OK);
+    cr_assert_eq(g.n, 3);
+    cr_assert(g.open[0] == 1 && g.open[1] == RG_TRANSITION_RERAISED && g.open[2] == 0);
+    cr_assert(g.cseq[1] == g.cseq[0] + 1 && g.cseq[2] == g.cseq[1] + 1, "one gap-free sequence");
+    n_alerts = 0;
+    cr_assert_eq(rg_store_each_alert(st, "north", "p1", NULL, "k-r", 10, collect_alert, NULL),
+                 RG_OK);
+    cr_assert_eq(n_alerts, 1);
+    cr_assert_str_eq(alert_state[0], "resolved");
 }

@@ -43,7 +43,10 @@ static const char rg__usage[] =
     "usage: regimen <command> [options]\n"
     "\n"
     "commands:\n"
-    "  ingest [--db PATH] FILE|-        store events (JSON Lines); bad lines are kept aside\n"
+    "  ingest [--db PATH] [--future-skew MIN] FILE|-\n"
+    "                                   store events (JSON Lines); bad lines are kept aside;\n"
+    "                                   an event dated more than MIN minutes (default 15;\n"
+    "                                   0: no check) ahead of the clock is stored and flagged\n"
     "  import-fhir [--db PATH] [--clinic NAME[=DIR]] [--print] FILE|-\n"
     "                                   store FHIR R4 resources (a Bundle or NDJSON) as\n"
     "                                   events, one transaction; reports every entry:\n"
@@ -98,6 +101,7 @@ typedef struct rg__opts {
     int nclinics;
     int jobs; /* sweep: worker threads; 0: the processors available */
     rg_limits limits;
+    rg_time future_skew; /* ingest: --future-skew (0: the default; negative: no check) */
 } rg__opts;
 
 static int rg__die(const char *fmt, const char *a)
@@ -152,7 +156,7 @@ static int rg__positive(const char *arg, long long *v)
 
 static int rg__parse(int argc, char **argv, rg__opts *o)
 {
-    enum { O_AT = 100, O_DB = 1, O_EVENTS, O_UNTIL, O_FORMAT, O_PROTOCOLS, O_CLINIC, O_MEM, O_INSTR, O_DEADLINE, O_JOBS };
+    enum { O_AT = 100, O_DB = 1, O_EVENTS, O_UNTIL, O_FORMAT, O_PROTOCOLS, O_CLINIC, O_MEM, O_INSTR, O_DEADLINE, O_JOBS, O_SKEW = 120 };
     static const struct option longopts[] = {
         {"db", required_argument, NULL, O_DB},
         {"events", required_argument, NULL, O_EVENTS},
@@ -165,6 +169,7 @@ static int rg__parse(int argc, char **argv, rg__opts *o)
         {"max-instructions", required_argument, NULL, O_INSTR},
         {"deadline-ms", required_argument, NULL, O_DEADLINE},
         {"jobs", required_argument, NULL, O_JOBS},
+        {"future-skew", required_argument, NULL, O_SKEW},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -203,6 +208,14 @@ static int rg__parse(int argc, char **argv, rg__opts *o)
                 o->jobs = v > 256 ? 256 : (int)v;
             else
                 o->limits.deadline_ms = (int)v;
+            break;
+        }
+        case O_SKEW: { /* minutes an event may lie ahead of the clock unflagged; 0: no check */
+            long long v;
+            if (strcmp(optarg, "0") && !rg__positive(optarg, &v))
+                return rg__die("--future-skew expects whole minutes (0: no check), got '%s'",
+                               optarg);
+            o->future_skew = strcmp(optarg, "0") ? (rg_time)v * RG_MS_MINUTE : -1;
             break;
         }
         case 'h': fputs(rg__usage, stdout); exit(0);
@@ -295,6 +308,9 @@ static int rg__ingest_path(rg_store *st, const char *path, rg_ingest_counts *cou
     fprintf(out, "stored %ld, duplicates %ld, conflicts %ld, rejected %ld, corrected %ld\n",
             counts->stored, counts->duplicates, counts->conflicts, counts->rejected,
             counts->corrected);
+    if (counts->future)
+        fprintf(out, "%ld of them dated ahead of the clock by more than the skew allowed (the "
+                "warnings above): stored, but check the sender's clock\n", counts->future);
     if (rc) {
         fprintf(stderr, "regimen: %s\n", err);
         return 2;
@@ -313,7 +329,7 @@ static int rg__cmd_ingest(int argc, char **argv)
         return rg__die("%s", "ingest needs exactly one FILE (or - for standard input)");
     if ((rc = rg__open_store(o.db, 2, NULL, NULL, &st)))
         return rc;
-    rg_ingest_counts counts = {0};
+    rg_ingest_counts counts = {.skew = o.future_skew};
     rc = rg__ingest_path(st, argv[optind], &counts, stdout);
     rg_store_close(st);
     /* not silent: say who evaluates them, and when */
@@ -355,6 +371,8 @@ static void rg__fhir_report(const rg_fhir_import *im, json_t *reports, const cha
             if (evwhy)
                 fprintf(out, " [field '%s': %s]", json_string_value(json_object_get(ev, "field")),
                         evwhy);
+            else if (json_object_get(ev, "warning"))
+                fprintf(out, " [%s]", json_string_value(json_object_get(ev, "warning")));
         }
         if (loc)
             fprintf(out, " at %s", loc);
@@ -464,7 +482,7 @@ static int rg__cmd_import_fhir(int argc, char **argv)
         return 2;
     }
     json_t *reports = json_array();
-    rg_ingest_counts counts = {0};
+    rg_ingest_counts counts = {0}; /* events dated ahead of the clock: flagged */
     if (print) {
         for (size_t i = 0; i < im.n; i++) {
             size_t k;
@@ -557,7 +575,9 @@ static int rg__print_text(void *ud, const rg_transition *t)
     const rg_zone *z = rg_engine_zone(o->eng, t->clinic);
     char at[RG_TIME_BUFSZ], later[RG_TIME_BUFSZ];
     fprintf(o->f, "%-23s  %-8s  %-10s  %-10s  %-26s  %-8s  %s", rg_zone_display(z, t->at, at),
-            t->open ? "open" : "resolved", t->clinic, t->patient, t->rule, t->severity,
+            RG_TRANSITION_STATE(t), t->clinic,
+            *t->patient ? t->patient : "-", /* "-": the clinic's own (a system alert) */
+            t->rule, t->severity,
             t->message);
     if (t->notify_at != RG_TIME_NONE && t->notify_at != t->at)
         fprintf(o->f, " (notify %s)", rg_zone_display(z, t->notify_at, later));
@@ -656,7 +676,7 @@ static int rg__simulate(rg__opts *o, rg_time until, int quiet, rg_store **stp, r
                             &st);
     if (rc)
         goto fail;
-    rg_ingest_counts counts = {0};
+    rg_ingest_counts counts = {.skew = -1}; /* a simulation replays any dates */
     *ingest_rc = rg__ingest_path(st, o->events, &counts, devnull ? devnull : stderr);
     if (*ingest_rc == 2) {
         rc = 2;
@@ -979,7 +999,8 @@ static const char rg__serve_usage[] =
     "                \"deadline_ms\": 2000, \"max_body_bytes\": 1048576,\n"
     "                \"max_header_bytes\": 16384, \"max_connections\": 256,\n"
     "                \"idle_timeout_ms\": 30000, \"request_timeout_ms\": 10000,\n"
-    "                \"max_events_per_request\": 1000, \"history_cache_mb\": 64 } }\n"
+    "                \"max_events_per_request\": 1000, \"history_cache_mb\": 64,\n"
+    "                \"future_skew_minutes\": 15 } }\n"
     "\n"
     "Endpoints (all but /healthz need Authorization: Bearer <clinic token>):\n"
     "  POST /v1/events                 one event or an array; per-event outcome\n"

@@ -21,7 +21,7 @@ json_t *rg_transition_json(const rg_transition *t, int with_seq, const rg_zone *
     if (with_seq)
         json_object_set_new(o, "seq", json_integer(t->cseq));
     json_object_set_new(o, "at", rg_time_json(t->at));
-    json_object_set_new(o, "state", json_string(t->open ? "open" : "resolved"));
+    json_object_set_new(o, "state", json_string(RG_TRANSITION_STATE(t)));
     json_object_set_new(o, "clinic", json_string(t->clinic));
     json_object_set_new(o, "patient", json_string(t->patient));
     json_object_set_new(o, "protocol", json_string(t->protocol));

@@ -31,6 +31,22 @@ int rg_ingest_conflict_why(rg_store *st, const rg_event *ev, int again, char *fi
     return RG_OK;
 }
 
+rg_time rg_ingest_ahead(const rg_event *ev, rg_time now, rg_time skew, char *why, size_t whylen)
+{
+    if (!skew)
+        skew = RG_INGEST_SKEW_MS;
+    if (skew < 0 || ev->at <= now + skew)
+        return 0;
+    rg_time ahead = ev->at - now;
+    char at[RG_TIME_BUFSZ];
+    long h = (long)(ahead / RG_MS_HOUR), m = (long)(ahead % RG_MS_HOUR / RG_MS_MINUTE);
+    snprintf(why, whylen, "warning: event %s is dated %s, %ld h %ld min ahead of the clock (more "
+             "than the %ld min allowed: a clock or time-zone slip in the sender?); stored, it "
+             "counts from that time on", ev->id, rg_time_format(ev->at, at), h, m,
+             (long)(skew / RG_MS_MINUTE));
+    return ahead;
+}
+
 /* The store's half of one line: stores a validated event (or takes what
  * storing it gave, *stored, when it went in with others), or keeps the
  * refusal (rc RG_EINVAL with field and why) with the raw text. */
@@ -45,17 +61,19 @@ static int rg__store_one(rg_store *st, int rc, rg_event *ev, char *field, char *
         rc = stored ? RG_OK : rg_store_put_event(st, ev, rg_now(), &put);
         if (rc)
             return rc;
-        if (put == RG_PUT_STORED) {
-            counts->stored++;
-            return RG_PUT_STORED;
+        if (put == RG_PUT_STORED || put == RG_PUT_CORRECTED) {
+            put == RG_PUT_STORED ? counts->stored++ : counts->corrected++;
+            char warn[512];
+            if (rg_ingest_ahead(ev, rg_now(), counts->skew, warn, sizeof warn)) {
+                counts->future++;
+                if (on_reject)
+                    on_reject(ud, source, line, "", warn);
+            }
+            return (int)put;
         }
         if (put == RG_PUT_DUPLICATE) {
             counts->duplicates++;
             return RG_PUT_DUPLICATE;
-        }
-        if (put == RG_PUT_CORRECTED) {
-            counts->corrected++;
-            return RG_PUT_CORRECTED;
         }
         outcome = RG_PUT_CONFLICT;
         counts->conflicts++;
@@ -450,6 +468,9 @@ int rg_ingest_fhir(rg_store *st, const rg_fhir_import *im, const char *source,
             if (o && (r == RG_PUT_CONFLICT || r == RG_INGEST_REJECTED)) {
                 json_object_set_new(o, "field", json_string(why.field));
                 json_object_set_new(o, "reason", json_string(why.reason));
+            } else if (o && why.reason[0]) { /* stored, dated ahead of the clock */
+                json_object_set_new(o, "future", json_true());
+                json_object_set_new(o, "warning", json_string(why.reason));
             }
             json_array_append_new(results, o);
         }

@@ -18,7 +18,20 @@
 
 typedef struct rg_ingest_counts {
     long stored, duplicates, conflicts, rejected, corrected;
+    /* of those stored or corrected: dated more than skew ahead of the wall
+     * clock (a clock or time-zone slip in the sender). They are kept (they
+     * count from their time on) and told through on_reject with field ""
+     * and a reason that starts "warning:" */
+    long future;
+    rg_time skew; /* in: the skew allowed; 0: RG_INGEST_SKEW_MS; negative: no check */
 } rg_ingest_counts;
+
+#define RG_INGEST_SKEW_MS (15 * RG_MS_MINUTE)
+
+/* How far ev's `at` lies ahead of now beyond skew (0: RG_INGEST_SKEW_MS),
+ * with a warning in why (whylen bytes) naming the event, or 0 when it is
+ * within it. */
+rg_time rg_ingest_ahead(const rg_event *ev, rg_time now, rg_time skew, char *why, size_t whylen);
 
 typedef void (*rg_reject_fn)(void *ud, const char *source, long line, const char *field,
                              const char *reason);

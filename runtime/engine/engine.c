@@ -75,6 +75,12 @@ struct rg_engine {
     int nsev;
     char *types[256]; /* interned event types */
     int ntypes;
+    /* the patient's failing (protocol, rule) pairs (rg_engine_rule_status),
+     * read when its state counts any, kept up to date step by step */
+    struct rg__failing {
+        char *proto, *rule;
+    } *fail;
+    int nfail, cap_fail;
 };
 
 /* ---- setup ------------------------------------------------------------------ */
@@ -102,10 +108,17 @@ static int rg__w_protocol_loaded(void *ud, const char *clinic, const char *proto
     return rg_store_protocol_loaded(ud, clinic, protocol, version, file, hash);
 }
 
+static int rg__w_rule_status(void *ud, const char *clinic, const char *patient,
+                             const char *protocol, const char *version, const char *rule,
+                             rg_time at, const char *msg)
+{
+    return rg_engine_rule_status(ud, clinic, patient, protocol, version, rule, at, msg);
+}
+
 static rg_engine_sink rg__store_sink(rg_store *st)
 {
-    return (rg_engine_sink){rg__w_transition, rg__w_eval_error, rg__w_patient_put,
-                            rg__w_protocol_loaded, st};
+    return (rg_engine_sink){rg__w_transition, rg__w_eval_error, rg__w_rule_status,
+                            rg__w_patient_put, rg__w_protocol_loaded, st};
 }
 
 int rg_engine_new(rg_engine **out, rg_store *st, const rg_engine_opts *o)
@@ -147,6 +160,36 @@ static void rg__open_clear(rg_engine *e)
     e->nopen = 0;
 }
 
+static void rg__fail_clear(rg_engine *e)
+{
+    for (int i = 0; i < e->nfail; i++) {
+        free(e->fail[i].proto);
+        free(e->fail[i].rule);
+    }
+    e->nfail = 0;
+}
+
+static int rg__fail_add(void *ud, const char *proto, const char *rule)
+{
+    rg_engine *e = ud;
+    if (e->nfail == e->cap_fail) {
+        int cap = e->cap_fail ? 2 * e->cap_fail : 8;
+        struct rg__failing *grown = realloc(e->fail, (size_t)cap * sizeof *grown);
+        if (!grown)
+            return RG_ENOMEM;
+        e->fail = grown;
+        e->cap_fail = cap;
+    }
+    char *p = strdup(proto), *r = strdup(rule);
+    if (!p || !r) {
+        free(p);
+        free(r);
+        return RG_ENOMEM;
+    }
+    e->fail[e->nfail++] = (struct rg__failing){p, r};
+    return RG_OK;
+}
+
 void rg_engine_free(rg_engine *e)
 {
     if (!e)
@@ -169,6 +212,8 @@ void rg_engine_free(rg_engine *e)
     free(e->open);
     for (int i = 0; i < e->ntypes; i++)
         free(e->types[i]);
+    rg__fail_clear(e);
+    free(e->fail);
     free(e);
 }
 
@@ -1044,6 +1089,129 @@ static int rg__find_rule(const rg_clinic *c, const rg__open *a, int *ri)
     return -1;
 }
 
+/* ---- failures are alerts (engine.h) ---------------------------------------- */
+
+typedef struct rg__find_open {
+    const char *key;
+    int64_t id;
+} rg__find_open;
+
+static int rg__find_open_cb(void *ud, int64_t id, const rg_transition *t)
+{
+    rg__find_open *f = ud;
+    if (!strcmp(t->key, f->key))
+        f->id = id;
+    return 0;
+}
+
+int rg_engine_system_alert(rg_store *st, const char *clinic, const char *rule,
+                           const char *protocol, const char *version, const char *subkey,
+                           int open, rg_time at, const char *message)
+{
+    char key[17];
+    rg__alert_key(clinic, "", protocol, rule, subkey, key);
+    rg__find_open f = {key, 0};
+    int rc = rg_store_each_open_alert(st, clinic, "", rg__find_open_cb, &f);
+    if (rc || open == (f.id != 0))
+        return rc;
+    rg_transition t = {
+        .at = at, .due = at, .open = open, .clinic = clinic, .patient = "", .notify_at = at,
+        .key = key, .protocol = protocol, .version = version ? version : "", .rule = rule,
+        .severity = "critical", .message = message,
+    };
+    return rg_store_transition(st, &t, &f.id);
+}
+
+int rg_engine_rule_status(rg_store *st, const char *clinic, const char *patient,
+                          const char *protocol, const char *version, const char *rule,
+                          rg_time at, const char *msg)
+{
+    int64_t before = 0, after = 0;
+    rg_time since = RG_TIME_NONE;
+    int rc = rg_store_rule_failing(st, clinic, patient, protocol, rule, at, msg, &before, &after,
+                                   &since);
+    if (rc || (before == 0) == (after == 0))
+        return rc;
+    char text[RG_MAX_MESSAGE + 1], when[RG_TIME_BUFSZ], what[300];
+    if (*rule)
+        snprintf(what, sizeof what, "rule '%s' of protocol %s", rule, protocol);
+    else
+        snprintf(what, sizeof what, "protocol %s", protocol);
+    /* the error's first line (it names the file and line; a traceback
+     * follows in the evaluation errors), within an alert message's limit */
+    int first = msg ? (int)strcspn(msg, "\n") : 0;
+    if (after)
+        snprintf(text, sizeof text, "%s fails to evaluate since %s for %lld patient%s (first: "
+                 "%s), so its alerts cannot open or resolve: %.*s", what,
+                 rg_time_format(since, when), (long long)after, after == 1 ? "" : "s", patient,
+                 first < 1500 ? first : 1500, msg ? msg : "");
+    else
+        snprintf(text, sizeof text, "%s evaluates cleanly again for every patient it failed for",
+                 what);
+    return rg_engine_system_alert(st, clinic, RG_EVALUATION_FAILED, protocol, version, rule,
+                                  after != 0, at, text);
+}
+
+static int rg__fail_find(const rg_engine *e, const char *proto, const char *rule)
+{
+    for (int i = 0; i < e->nfail; i++)
+        if (!strcmp(e->fail[i].proto, proto) && !strcmp(e->fail[i].rule, rule))
+            return i;
+    return -1;
+}
+
+/* (protocol pi, rule) failed for the patient at t with msg: recorded once,
+ * when it starts failing. */
+static int rg__failed(rg_engine *e, const rg_clinic *c, const char *patient, int pi,
+                      const char *rule, rg_time t, const char *msg)
+{
+    const rg_protocol *p = &c->protos[pi];
+    if (rg__fail_find(e, p->id, rule) >= 0)
+        return RG_OK;
+    int rc = e->w.rule_status(e->w.ud, c->name, patient, p->id, p->version, rule, t, msg);
+    return rc ? rc : rg__fail_add(e, p->id, rule);
+}
+
+/* After a step's results are read (the results tables of the protocols at
+ * base + 1 + i): every failing pair that evaluated cleanly, or no longer
+ * exists, is clean again. One that did not run (an earlier protocol hit a
+ * limit) stays as it was. */
+static int rg__fail_settle(rg_engine *e, const rg_clinic *c, lua_State *L, int base,
+                           const char *patient, rg_time t)
+{
+    int rc = RG_OK;
+    for (int k = e->nfail - 1; k >= 0 && rc == RG_OK; k--) {
+        struct rg__failing *f = &e->fail[k];
+        int pi = 0, clean = 1;
+        while (pi < c->nprotos && strcmp(c->protos[pi].id, f->proto))
+            pi++;
+        if (pi < c->nprotos) {
+            int res = base + 1 + pi, ri = 0;
+            const rg_protocol *p = &c->protos[pi];
+            while (*f->rule && ri < p->nrules && strcmp(p->rules[ri].id, f->rule))
+                ri++;
+            if (lua_type(L, res) != LUA_TTABLE) {
+                clean = 0; /* the protocol failed or did not run */
+            } else if (*f->rule && ri < p->nrules) {
+                lua_getfield(L, res, "applies");
+                int applies = lua_toboolean(L, -1);
+                lua_pop(L, 1);
+                clean = !applies || lua_rawgeti(L, res, ri + 1) != LUA_TSTRING;
+                if (applies)
+                    lua_pop(L, 1);
+            }
+        }
+        if (!clean)
+            continue;
+        const char *version = pi < c->nprotos ? c->protos[pi].version : "";
+        rc = e->w.rule_status(e->w.ud, c->name, patient, f->proto, version, f->rule, t, NULL);
+        free(f->proto);
+        free(f->rule);
+        e->fail[k] = e->fail[--e->nfail];
+    }
+    return rc;
+}
+
 /* One step at instant t: run every protocol, then open and resolve. */
 static int rg__step(rg_engine *e, rg_clinic *c, const char *patient, int hidx, rg_time t,
                     rg_time *wake, const rg_rule **waker)
@@ -1109,6 +1277,8 @@ static int rg__step(rg_engine *e, rg_clinic *c, const char *patient, int hidx, r
             else
                 snprintf(msg, sizeof msg, "%s: %s", c->protos[i].file, err);
             rc = rg__report(e, c->name, patient, c->protos[i].id, rule ? rule->id : "", t, msg);
+            if (rc == RG_OK)
+                rc = rg__failed(e, c, patient, i, rule ? rule->id : "", t, msg);
             lua_pushnil(L);
             if (prc == RG_ELIMIT) {
                 limit = 1;
@@ -1148,6 +1318,8 @@ static int rg__step(rg_engine *e, rg_clinic *c, const char *patient, int hidx, r
                 }
                 rc = rg__report(e, c->name, patient, c->protos[i].id, c->protos[i].rules[r].id, t,
                                 m);
+                if (rc == RG_OK)
+                    rc = rg__failed(e, c, patient, i, c->protos[i].rules[r].id, t, m);
                 lua_pop(L, 1);
                 continue;
             }
@@ -1156,6 +1328,9 @@ static int rg__step(rg_engine *e, rg_clinic *c, const char *patient, int hidx, r
             /* keep the list (and so its strings) on the stack until the end */
         }
     }
+
+    if (rc == RG_OK && e->nfail)
+        rc = rg__fail_settle(e, c, L, base, patient, t);
 
     /* resolve what is no longer returned */
     int nopen = e->nopen;
@@ -1335,6 +1510,9 @@ static int rg__advance(rg_engine *e, const char *clinic, const char *patient, rg
     memset(e->touched, 0, (size_t)(e->nev + 1) * sizeof *e->touched);
     if ((rc = rg_store_each_open_alert(e->st, clinic, patient, rg__collect_open, e)))
         return rc;
+    rg__fail_clear(e);
+    if (ps.failing > 0 && (rc = rg_store_each_failing(e->st, clinic, patient, rg__fail_add, e)))
+        return rc;
 
     int64_t max_seq = ps.last_seq;
     int late = 0;
@@ -1411,6 +1589,7 @@ static int rg__advance(rg_engine *e, const char *clinic, const char *patient, rg
     if (rc)
         return rc;
     ps.last_seq = max_seq;
+    ps.failing = e->nfail;
     ps.next_wake = ps.wake != RG_TIME_NONE && (ps.clock == RG_TIME_NONE || ps.wake > ps.clock)
                        ? ps.wake
                        : RG_TIME_NONE;

@@ -43,6 +43,10 @@ typedef struct rg_engine_sink {
     int (*transition)(void *ud, rg_transition *t, int64_t *alert_id);
     int (*eval_error)(void *ud, const char *clinic, const char *patient, const char *protocol,
                       const char *rule, rg_time at, const char *msg);
+    /* a (protocol, rule) started failing for a patient (msg) or evaluates
+     * cleanly again (msg NULL): applied by rg_engine_rule_status */
+    int (*rule_status)(void *ud, const char *clinic, const char *patient, const char *protocol,
+                       const char *version, const char *rule, rg_time at, const char *msg);
     int (*patient_put)(void *ud, const char *clinic, const char *patient,
                        const rg_patient_state *ps);
     int (*protocol_loaded)(void *ud, const char *clinic, const char *protocol,
@@ -107,6 +111,30 @@ long rg_engine_reevaluate_all(rg_engine *e, rg_time at);
  * something due at or before `due`, to until, committing every few hundred
  * patients. Returns the number of patients advanced or a negative error. */
 long rg_engine_advance_all(rg_engine *e, rg_time due, rg_time until);
+
+/* Failures are alerts (docs/service.md). While a rule of a clinic's
+ * protocol fails for any patient, the clinic has one open system alert,
+ * rule RG_EVALUATION_FAILED, critical, patient "" (no event can name a
+ * patient "", so it is never a patient's), keyed by (protocol, rule): opened
+ * at the first failing evaluation's step instant, resolved at the step
+ * instant where the rule evaluates cleanly again for the last patient it
+ * failed for. The same on every path (simulate, test, sweep, serve); the
+ * state is the store's failing_rules. rule "" is the protocol as a whole.
+ * rg_engine_rule_status records one patient's change (msg: it failed with
+ * this error; NULL: clean again) and writes the alert's transition when the
+ * count of failing patients leaves or reaches zero. */
+#define RG_EVALUATION_FAILED "regimen.evaluation-failed"
+#define RG_RELOAD_REFUSED "regimen.reload-refused" /* the service's: runtime/service/serve.c */
+int rg_engine_rule_status(rg_store *st, const char *clinic, const char *patient,
+                          const char *protocol, const char *version, const char *rule,
+                          rg_time at, const char *msg);
+/* A clinic's system alert as a transition: rule (e.g. RG_EVALUATION_FAILED,
+ * "regimen.reload-refused"), subkey (what it is about within the clinic),
+ * opened (open 1) or resolved (0) at `at` with message. Opening one that is
+ * open, or resolving one that is not, does nothing. */
+int rg_engine_system_alert(rg_store *st, const char *clinic, const char *rule,
+                           const char *protocol, const char *version, const char *subkey,
+                           int open, rg_time at, const char *message);
 
 const rg_engine_stats *rg_engine_stats_get(const rg_engine *e);
 /* The history cache's counters (all 0 without a cache). */

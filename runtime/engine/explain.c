@@ -118,6 +118,8 @@ static int rg__print_correction(void *ud, const rg_stored_event *c, const rg_sto
 static int rg__explain_one(void *ud, const rg_transition *t)
 {
     rg__explain *x = ud;
+    if (t->open == RG_TRANSITION_RERAISED) /* staff's snooze ran out: not the rule's doing */
+        return 0;
     FILE *out = x->out;
     char at[RG_TIME_BUFSZ], due[RG_TIME_BUFSZ], notify[RG_TIME_BUFSZ];
     if (!x->zone)

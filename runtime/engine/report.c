@@ -132,7 +132,7 @@ static int rg__bar_add(rg__ctx *c, const char *const src[8], rg_time from, rg_ti
 static int rg__collect(void *ud, const rg_transition *t)
 {
     rg__ctx *c = ud;
-    if (c->until != RG_TIME_NONE && t->at > c->until)
+    if ((c->until != RG_TIME_NONE && t->at > c->until) || t->open == RG_TRANSITION_RERAISED)
         return 0;
     const char *const src[8] = {t->clinic, t->patient, t->key, t->rule,
                                 t->severity, t->message, t->protocol, t->version};

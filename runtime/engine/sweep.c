@@ -23,7 +23,8 @@
 /* One recorded write; strings are offsets + 1 into the log's text (0: NULL),
  * because the text buffer moves as it grows. */
 typedef struct rg__op {
-    char kind; /* 't' transition, 'e' evaluation error, 'p' patient state, 'v' version */
+    char kind; /* 't' transition, 'e' evaluation error, 'f' rule status, 'p' patient state,
+                  'v' version */
     size_t s[RG__NSTR];
     rg_time at, due, notify_at;
     int open;
@@ -153,6 +154,21 @@ static int rg__log_version(void *ud, const char *clinic, const char *protocol,
     return lg->rc;
 }
 
+static int rg__log_rule_status(void *ud, const char *clinic, const char *patient,
+                               const char *protocol, const char *version, const char *rule,
+                               rg_time at, const char *msg)
+{
+    rg__log *lg = &((rg__worker *)ud)->log;
+    rg__op *op = rg__push(lg, 'f');
+    if (!op)
+        return RG_ENOMEM;
+    const char *s[6] = {clinic, patient, protocol, version, rule, msg};
+    for (int i = 0; i < 6; i++)
+        op->s[i] = rg__str(lg, s[i]);
+    op->at = at;
+    return lg->rc;
+}
+
 static void rg__log_free(rg__log *lg)
 {
     free(lg->v);
@@ -184,6 +200,9 @@ static int rg__apply(rg_store *st, const rg__log *lg)
         case 'e':
             rc = rg_store_eval_error(st, s[0], s[1], s[2], s[3], op->at, s[4]);
             break;
+        case 'f': /* (s[5] NULL: clean again) */
+            rc = rg_engine_rule_status(st, s[0], s[1], s[2], s[3], s[4], op->at, s[5]);
+            break;
         case 'p':
             rc = rg_store_patient_put(st, s[0], s[1], &op->ps);
             break;
@@ -214,7 +233,7 @@ static void *rg__work(void *arg)
     rg__worker *w = arg;
     rg__sweep *sw = w->sw;
     const rg_sweep_opts *o = sw->o;
-    rg_engine_sink sink = {rg__log_transition, rg__log_error, rg__log_patient,
+    rg_engine_sink sink = {rg__log_transition, rg__log_error, rg__log_rule_status, rg__log_patient,
                            rg__log_version, w};
     rg_store *st = NULL;
     rg_engine *eng = NULL;

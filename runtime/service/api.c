@@ -500,6 +500,12 @@ static void rg__get_metrics(rg_svc *sv, rg_http_conn *c)
             rg_buf_printf(&b, "regimen_events_total{clinic=\"%s\",outcome=\"%s\"} %llu\n",
                           sv->clinics[i].name, rg_svc_outcomes[k],
                           (unsigned long long)sv->clinics[i].events[k]);
+    rg_buf_printf(&b, "# HELP regimen_events_future_total Events stored over HTTP dated ahead of "
+                      "the clock by more than limits.future_skew_minutes (flagged).\n"
+                      "# TYPE regimen_events_future_total counter\n");
+    for (int i = 0; i < sv->nclinics; i++)
+        rg_buf_printf(&b, "regimen_events_future_total{clinic=\"%s\"} %llu\n",
+                      sv->clinics[i].name, (unsigned long long)sv->clinics[i].future);
     rg_buf_printf(&b, "# HELP regimen_transitions_total Alert transitions published.\n"
                       "# TYPE regimen_transitions_total counter\n");
     for (int i = 0; i < sv->nclinics; i++) {
@@ -634,6 +640,61 @@ static void rg__get_metrics(rg_svc *sv, rg_http_conn *c)
     rg_buf_free(&b);
 }
 
+/* /healthz: the system alerts open (docs/service.md, "Failures are
+ * alerts"), one sentence each, and since when the first. */
+typedef struct rg__health {
+    rg_buf why;
+    rg_time since;
+    const char *clinic;
+} rg__health;
+
+static void rg__health_add(rg__health *h, const char *text, rg_time since)
+{
+    if (h->why.len > 3000)
+        return; /* enough to say what is wrong */
+    rg_buf_printf(&h->why, "%s%s", h->why.len ? "; " : "", text);
+    if (since != RG_TIME_NONE && (h->since == RG_TIME_NONE || since < h->since))
+        h->since = since;
+}
+
+static int rg__health_failing(void *ud, const char *clinic, const char *protocol,
+                              const char *rule, int64_t patients, rg_time since,
+                              const char *message)
+{
+    char text[1200], when[RG_TIME_BUFSZ];
+    snprintf(text, sizeof text, "clinic %s: %s%s%s%s fails to evaluate for %lld patient%s since %s "
+             "(%s: %.600s)", clinic, *rule ? "rule '" : "protocol ", *rule ? rule : protocol,
+             *rule ? "' of protocol " : "", *rule ? protocol : "", (long long)patients,
+             patients == 1 ? "" : "s", rg_time_format(since, when), RG_EVALUATION_FAILED,
+             message);
+    /* (the first line of the error: it names the file and line) */
+    char *nl = strchr(text, '\n');
+    if (nl)
+        *nl = '\0';
+    rg__health_add(ud, text, since);
+    return 0;
+}
+
+static int rg__health_alert(void *ud, const rg_alert_view *a)
+{
+    rg__health *h = ud;
+    char text[1200];
+    if (!strcmp(a->rule, RG_EVALUATION_FAILED))
+        return 0; /* counted now by rg__health_failing */
+    snprintf(text, sizeof text, "clinic %s: %s (%s)", h->clinic, a->message, a->rule);
+    rg__health_add(h, text, a->opened_at);
+    return 0;
+}
+
+static void rg__health_alerts(rg_svc *sv, rg__health *h)
+{
+    rg_store_failing_summary(sv->st, rg__health_failing, h);
+    for (int i = 0; i < sv->nclinics; i++) {
+        h->clinic = sv->clinics[i].name;
+        rg_store_each_alert(sv->st, h->clinic, "", "open", NULL, 20, rg__health_alert, h);
+    }
+}
+
 void rg_svc_handle(void *ud, rg_http_conn *c, const rg_http_req *req)
 {
     rg_svc *sv = ud;
@@ -645,10 +706,17 @@ void rg_svc_handle(void *ud, rg_http_conn *c, const rg_http_req *req)
     if (get && !strcmp(req->path, "/healthz")) {
         rg_time since;
         const char *fault = rg_store_fault(sv->st, &since);
-        /* degraded: alive and reading, but the last write failed (until one succeeds) */
+        /* degraded: alive and reading, but the last write failed (until one
+         * succeeds), or a clinic has a system alert open */
+        rg__health h = {.since = RG_TIME_NONE};
+        if (!fault)
+            rg__health_alerts(sv, &h);
+        if (!fault && h.why.len)
+            fault = h.why.p, since = h.since;
         rg_svc_reply_json(c, 200, fault ? json_pack("{s:s,s:s,s:o}", "status", "degraded", "reason",
                                                  fault, "since", rg_time_json(since))
                                      : json_pack("{s:s}", "status", "ok"));
+        rg_buf_free(&h.why);
         return;
     }
     if (get && rg_svc_www(c, req->path))

@@ -83,7 +83,8 @@ int rg_svc_load_config(rg_svc *sv, const char *path, char *err, size_t errlen)
         static const char *const names[] = {"max_memory_mb", "max_instructions", "deadline_ms",
                                             "max_body_bytes", "max_header_bytes", "max_connections",
                                             "idle_timeout_ms", "request_timeout_ms",
-                                            "max_events_per_request", "history_cache_mb", NULL};
+                                            "max_events_per_request", "history_cache_mb",
+                                            "future_skew_minutes", NULL};
         if (!json_is_object(limits)) {
             rc = rg__cfg_fail(err, errlen, path, "limits", "expected an object");
             goto done;
@@ -97,11 +98,12 @@ int rg_svc_load_config(rg_svc *sv, const char *path, char *err, size_t errlen)
                 rc = rg__cfg_fail(err, errlen, path, field, "unknown limit");
                 goto done;
             }
-            if (!json_is_integer(v) || json_integer_value(v) < (i == 9 ? 0 : 1)) {
-                /* history_cache_mb may be 0: no cache */
+            if (!json_is_integer(v) || json_integer_value(v) < (i >= 9 ? 0 : 1)) {
+                /* history_cache_mb may be 0: no cache; future_skew_minutes 0: no check */
                 rc = rg__cfg_fail(err, errlen, path, field,
-                                  i == 9 ? "expected a whole number (0: no cache)"
-                                         : "expected a positive whole number");
+                                  i == 9   ? "expected a whole number (0: no cache)"
+                                  : i == 10 ? "expected a whole number of minutes (0: no check)"
+                                           : "expected a positive whole number");
                 goto done;
             }
             json_int_t n = json_integer_value(v);
@@ -116,6 +118,7 @@ int rg_svc_load_config(rg_svc *sv, const char *path, char *err, size_t errlen)
             case 7: sv->http_limits.request_timeout_ms = (int)n; break;
             case 8: sv->max_events = (int)n; break;
             case 9: sv->history_cache = (size_t)n << 20; break;
+            case 10: sv->future_skew = n ? (rg_time)n * RG_MS_MINUTE : -1; break;
             }
         }
     }

@@ -40,6 +40,7 @@
 
 #include "engine.h"
 #include "feed.h"
+#include "gate.h"
 #include "holder.h"
 #include "http.h"
 #include "webhook.h"
@@ -78,7 +79,8 @@ static int rg__push_one(void *ud, const rg_transition *t)
     rg_svc *sv = p->sv;
     rg_svc_clinic *c = &sv->clinics[p->clinic];
     c->last_cseq = t->cseq;
-    t->open ? c->opened++ : c->resolved++;
+    if (t->open != RG_TRANSITION_RERAISED) /* (a re-raise neither opens nor resolves) */
+        t->open ? c->opened++ : c->resolved++;
     /* encoded once, and only when some stream of the clinic is waiting for it */
     int wanted = 0;
     for (int i = 0; i < sv->nstreams && !wanted; i++)
@@ -119,53 +121,61 @@ static void rg__publish(rg_svc *sv)
 /* ---- time ---------------------------------------------------------------------------- */
 
 
-/* Stores a re-raise; rg__reraised_done announces it after the commit. */
+/* A snooze that expired on an open alert: recorded as staff's history shows
+ * it (an action) and as a transition of its own, state "reraised", with the
+ * alert's rule, severity and message: in the feed with the clinic's next
+ * sequence number, then on the stream and the webhook like any other
+ * (rg__publish, after the commit). */
+typedef struct rg__raised {
+    const char *key;
+    int64_t id;
+    rg_time due;
+    char *s[7]; /* protocol, version, rule, severity, message, params, evidence */
+} rg__raised;
+
+static int rg__raised_find(void *ud, int64_t id, const rg_transition *t)
+{
+    rg__raised *r = ud;
+    if (r->id || strcmp(t->key, r->key))
+        return 0;
+    const char *src[7] = {t->protocol, t->version, t->rule, t->severity, t->message, t->params,
+                          t->evidence};
+    r->id = id;
+    r->due = t->due;
+    for (int i = 0; i < 7; i++)
+        if (!(r->s[i] = strdup(src[i] ? src[i] : "")))
+            return RG_ENOMEM;
+    return 0;
+}
+
 static int rg__reraise(void *ud, const char *clinic, const char *key, const char *patient)
 {
     rg_svc *sv = ud;
+    rg_time now = rg_now();
+    rg__raised r = {.key = key};
     int rc = rg_store_alert_action(sv->st, clinic, key, "reraise", "regimen", "snooze expired",
-                                   RG_TIME_NONE, rg_now());
-    int ci = 0;
-    while (ci < sv->nclinics && strcmp(sv->clinics[ci].name, clinic))
-        ci++;
-    if (rc != RG_OK || ci == sv->nclinics)
-        return rc;
-    if (sv->nreraised == sv->cap_reraised) {
-        int cap = sv->cap_reraised ? 2 * sv->cap_reraised : 16;
-        rg_svc_reraised *grown = realloc(sv->reraised, (size_t)cap * sizeof *grown);
-        if (!grown)
-            return RG_ENOMEM;
-        sv->reraised = grown;
-        sv->cap_reraised = cap;
+                                   RG_TIME_NONE, now);
+    if (rc == RG_OK)
+        rc = rg_store_each_open_alert(sv->st, clinic, patient, rg__raised_find, &r);
+    if (rc == RG_OK && r.id) {
+        int known = 0; /* (a clinic of the store this service does not serve: no hours) */
+        for (int i = 0; i < sv->nclinics && !known; i++)
+            known = !strcmp(sv->clinics[i].name, clinic);
+        rg_clinic *c = known ? rg_engine_clinic(sv->eng, clinic) : NULL;
+        rg_transition t = {
+            .at = now, .due = r.due, .open = RG_TRANSITION_RERAISED, .clinic = clinic,
+            .patient = patient, .key = key, .protocol = r.s[0], .version = r.s[1],
+            .rule = r.s[2], .severity = r.s[3], .message = r.s[4], .params = r.s[5],
+            .evidence = r.s[6],
+            .notify_at = c ? rg_calendar_notify_at(&c->cal, r.s[3], now) : now,
+        };
+        rc = rg_store_transition(sv->st, &t, &r.id);
     }
-    json_t *j = json_pack("{s:s,s:s,s:s}", "key", key, "patient", patient, "reason",
-                          "snooze expired; the alert is still open");
-    char *data = j ? json_dumps(j, JSON_COMPACT) : NULL, *k = strdup(key);
-    json_decref(j);
-    if (!data || !k) {
-        free(data);
-        free(k);
-        return RG_ENOMEM;
-    }
-    sv->reraised[sv->nreraised++] = (rg_svc_reraised){ci, k, data};
-    return RG_OK;
-}
-
-/* After the commit that stored them (sent), or its failure (dropped). */
-static void rg__reraised_done(rg_svc *sv, int send)
-{
-    for (int r = 0; r < sv->nreraised; r++) {
-        rg_svc_reraised *x = &sv->reraised[r];
-        for (int i = sv->nstreams - 1; send && i >= 0; i--) /* backwards: see rg__push_one */
-            if (sv->streams[i].clinic == x->clinic)
-                rg_http_stream_send(sv->streams[i].conn, NULL, "reraise", x->data);
-        if (send)
-            rg_log("info", "alert %s of clinic %s re-raised: snooze expired", x->key,
-                   sv->clinics[x->clinic].name);
-        free(x->key);
-        free(x->data);
-    }
-    sv->nreraised = 0;
+    if (rc == RG_OK)
+        rg_log("info", "alert %s of clinic %s re-raised: snooze expired", key, clinic);
+    for (int i = 0; i < 7; i++)
+        free(r.s[i]);
+    return rc;
 }
 
 /* Advances everyone who is due, re-raises expired snoozes, publishes. */
@@ -181,13 +191,9 @@ static void rg__catch_up(rg_svc *sv, const char *why)
     }
     int count = 0;
     if (rg_store_begin(sv->st) == RG_OK) {
-        if (rg_store_each_due_snooze(sv->st, now, rg__reraise, sv, &count) == RG_OK &&
-            rg_store_commit(sv->st) == RG_OK) {
-            rg__reraised_done(sv, 1);
-        } else {
+        if (rg_store_each_due_snooze(sv->st, now, rg__reraise, sv, &count) != RG_OK ||
+            rg_store_commit(sv->st) != RG_OK)
             rg_store_rollback(sv->st);
-            rg__reraised_done(sv, 0);
-        }
     }
     rg__publish(sv);
 }
@@ -456,6 +462,7 @@ static int rg__store_events(rg_svc *sv, rg_svc_pending *pr)
     int rc = it && valid && res && patients && (pr->results = json_array()) ? RG_OK : RG_ENOMEM;
     json_t *item;
     memset(pr->counts, 0, sizeof pr->counts);
+    pr->future = 0;
     json_array_foreach(pr->items, i, item) {
         if (rc)
             break;
@@ -508,6 +515,13 @@ static int rg__store_events(rg_svc *sv, rg_svc_pending *pr)
             json_object_set_new(r, "reason", json_string(t->why));
         }
         json_object_set_new(r, "status", json_string(rg_svc_outcomes[outcome]));
+        char warn[512]; /* stored, but dated ahead of the clock: flagged */
+        if ((outcome == RG_PUT_STORED || outcome == RG_PUT_CORRECTED) &&
+            rg_ingest_ahead(&t->ev, rg_now(), sv->future_skew, warn, sizeof warn)) {
+            json_object_set_new(r, "future", json_true());
+            json_object_set_new(r, "warning", json_string(warn));
+            pr->future++;
+        }
         json_array_append_new(pr->results, r);
         pr->counts[outcome]++;
     }
@@ -588,6 +602,7 @@ static void rg__answer(rg_svc *sv, rg_svc_pending *pr, int ok)
     }
     for (int k = 0; k < 5; k++)
         clinic->events[k] += counts[k];
+    clinic->future += pr->future;
     rg_log("info", "clinic %s: %llu stored, %llu corrected, %llu duplicate, %llu conflict, "
            "%llu rejected from %s", clinic->name, (unsigned long long)counts[0],
            (unsigned long long)counts[4], (unsigned long long)counts[1],
@@ -670,7 +685,6 @@ static void rg__group(rg_svc *sv, int wake)
         sv->npending -= take;
         memmove(sv->pending, sv->pending + take, (size_t)sv->npending * sizeof *sv->pending);
     }
-    rg__reraised_done(sv, rc == RG_OK);
     if (wake) {
         sv->wake_failed = rc != RG_OK;
         sv->wake_done += rc ? 0 : sv->ndue;
@@ -722,6 +736,27 @@ void rg_svc_flush_soon(rg_svc *sv)
 
 /* ---- reload and shutdown ------------------------------------------------------------------- */
 
+/* A refused reload is a system alert of the clinic's, regimen.reload-refused
+ * (why: opened with it), resolved by the next load that goes live (why NULL). */
+static void rg__refusal_alert(rg_svc *sv, int i, const char *why)
+{
+    char msg[2000];
+    if (why)
+        snprintf(msg, sizeof msg, "protocols in %s refused, the previous version keeps running: "
+                 "%.1800s", sv->clinics[i].dir, why);
+    else
+        snprintf(msg, sizeof msg, "protocols in %s went live", sv->clinics[i].dir);
+    if (rg_store_begin(sv->st) != RG_OK)
+        return;
+    if (rg_engine_system_alert(sv->st, sv->clinics[i].name, RG_RELOAD_REFUSED, "", "", "",
+                               why != NULL, rg_now(), msg) != RG_OK ||
+        rg_store_commit(sv->st) != RG_OK) {
+        rg_store_rollback(sv->st);
+        rg_log("error", "clinic %s: the reload's alert could not be stored: %s",
+               sv->clinics[i].name, rg_store_errmsg(sv->st));
+    }
+}
+
 /* Loads (or reloads) every clinic; a clinic whose new protocols fail keeps
  * its old ones. Clinics with changed protocols get their patients
  * re-evaluated now. Returns the number of clinics that failed. */
@@ -737,15 +772,27 @@ static int rg__load_clinics(rg_svc *sv, int initial)
             strcat(old_hashes, old->protos[p].hash);
             strcat(old_hashes, old->protos[p].id);
         }
-        if (rg_engine_set_clinic(sv->eng, name, sv->clinics[i].dir, err, sizeof err)) {
+        /* a reload is a deployment: what changed goes live only when it
+         * passes the gate (loading and its own scenario tests) */
+        const char *shipped = sv->shipped[0] ? sv->shipped : NULL;
+        uint64_t fp = rg_clinic_fingerprint(sv->clinics[i].dir, shipped);
+        int gated = initial || fp == sv->clinics[i].live_fp
+                        ? RG_OK
+                        : rg_clinic_gate(name, sv->clinics[i].dir, shipped, &sv->limits, err,
+                                         sizeof err);
+        if (gated || rg_engine_set_clinic(sv->eng, name, sv->clinics[i].dir, err, sizeof err)) {
             failed++;
             if (!initial)
                 sv->reload_failures++;
             rg_log("error", "clinic %s: protocols %s: %s%s", name, initial ? "not loaded" : "refused",
                    err, initial ? "" : " (the previous version keeps running)");
             sv->clinics[i].refused = 1;
+            if (!initial)
+                rg__refusal_alert(sv, i, err);
             continue;
         }
+        sv->clinics[i].live_fp = fp;
+        rg__refusal_alert(sv, i, NULL);
         rg_clinic *now_c = rg_engine_clinic(sv->eng, name);
         char new_hashes[4096] = "";
         for (int p = 0; now_c && p < now_c->nprotos && strlen(new_hashes) < 4000; p++) {
@@ -756,6 +803,12 @@ static int rg__load_clinics(rg_svc *sv, int initial)
             rg_log("info", "clinic %s: protocols in %s load again (unchanged)", name,
                    sv->clinics[i].dir);
         sv->clinics[i].refused = 0;
+        /* failing rules are evaluated again at start: whatever changed
+         * while the service was down may have fixed them */
+        if (initial && rg_store_begin(sv->st) == RG_OK) {
+            if (rg_store_wake_failing(sv->st, name, rg_now()) || rg_store_commit(sv->st))
+                rg_store_rollback(sv->st);
+        }
         if (initial || strcmp(old_hashes, new_hashes) != 0) {
             for (int p = 0; now_c && p < now_c->nprotos; p++)
                 rg_log("info", "clinic %s: protocol %s %s loaded from %s", name,
@@ -772,6 +825,8 @@ static int rg__load_clinics(rg_svc *sv, int initial)
     }
     if (changed)
         rg__catch_up(sv, "reload");
+    else if (!initial)
+        rg__publish(sv); /* a refusal alerted, or resolved */
     rg_svc_arm(sv);
     return failed;
 }
@@ -1042,8 +1097,6 @@ run:
         rg__fhir_done(&sv->pending[i]);
     }
     free(sv->pending);
-    rg__reraised_done(sv, 0);
-    free(sv->reraised);
     rg_engine_free(sv->eng);
     rg_store_close(sv->st);
     rg_holder_release(sv->holder);

@@ -40,8 +40,10 @@ typedef struct rg_svc_clinic {
     char *webhook;      /* URL, or NULL */
     int64_t last_cseq; /* last transition pushed to streams */
     uint64_t events[5]; /* stored, duplicate, conflict, rejected, corrected */
+    uint64_t future;    /* of those stored: dated ahead of the clock (limits.future_skew_minutes) */
     uint64_t opened, resolved;
     int refused; /* the last reload of its protocols was refused */
+    uint64_t live_fp; /* rg_clinic_fingerprint of what runs: a reload of the same skips the gate */
     int held;    /* this worker holds its lease: it evaluates it and sends its webhook */
 } rg_svc_clinic;
 
@@ -59,6 +61,7 @@ typedef struct rg_svc_pending {
     json_t *items;   /* the events, an array */
     json_t *results; /* per-event outcomes, filled in the group's transaction */
     uint64_t counts[5]; /* by outcome, as rg_svc_outcomes */
+    uint64_t future;    /* stored, dated ahead of the clock */
     char source[160];
     rg_fhir_import *fhir; /* POST /v1/fhir: the entries the events came from */
 } rg_svc_pending;
@@ -70,12 +73,6 @@ typedef struct rg_svc_ticket {
     char clinic[RG_EVENT_MAX_CLINIC + 1];
     uint64_t expires; /* uv_now() */
 } rg_svc_ticket;
-
-/* A re-raised alert, announced on the streams once its commit is done. */
-typedef struct rg_svc_reraised {
-    int clinic;
-    char *key, *data;
-} rg_svc_reraised;
 
 typedef struct rg_svc {
     uv_loop_t loop;
@@ -91,6 +88,7 @@ typedef struct rg_svc {
     rg_http_limits http_limits;
     int max_events;
     size_t history_cache; /* bytes of compiled histories kept (limits.history_cache_mb) */
+    rg_time future_skew;  /* limits.future_skew_minutes (0: the default; negative: no check) */
     uv_timer_t wake, reload_delay, lag;
     uv_signal_t sighup, sigterm, sigint, notice;
     rg_holder *holder;     /* our lock on the database: one service per file */
@@ -113,7 +111,7 @@ typedef struct rg_svc {
     int stopping, exit_code;
     rg_time armed_for; /* the due moment the wake timer was armed for */
     /* group commit (rg__flush): queued requests, a wake-up pass in progress
-     * (a page of due patients per group), re-raises to announce */
+     * (a page of due patients per group) */
     uv_check_t flush_check;
     uv_idle_t flush_idle; /* keeps the loop from blocking while work is queued */
     rg_svc_pending *pending;
@@ -122,8 +120,6 @@ typedef struct rg_svc {
     long wake_done;
     char due[RG_WAKE_PAGE][2][RG_EVENT_MAX_ID + 1];
     int ndue;
-    rg_svc_reraised *reraised;
-    int nreraised, cap_reraised;
     /* metrics */
     uint64_t reloads, reload_failures, db_errors, wakeups, groups, group_requests, notices;
     double lateness_sum, lateness_max, loop_lag;

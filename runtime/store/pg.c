@@ -734,6 +734,7 @@ int rg_pg_patient_get(rg_pg *pg, const char *clinic, const char *patient, rg_pat
     ps->next_wake = found ? rg__col_time(r, 0, 2) : RG_TIME_NONE;
     ps->last_seq = found ? rg__col_int(r, 0, 3) : 0;
     ps->scheduled = found ? rg__col_int(r, 0, 4) : 0;
+    ps->failing = found ? rg__col_int(r, 0, 5) : 0;
     PQclear(r);
     return found ? RG_OK : RG_ENOTFOUND;
 }
@@ -749,6 +750,7 @@ int rg_pg_patient_put(rg_pg *pg, const char *clinic, const char *patient,
     rg__time(&a, ps->next_wake);
     rg__int(&a, ps->last_seq);
     rg__int(&a, ps->scheduled);
+    rg__int(&a, ps->failing);
     return rg__do(pg, P_PATIENT_PUT, &a);
 }
 
@@ -863,17 +865,18 @@ int rg_pg_transition(rg_pg *pg, rg_transition *t, int64_t *alert_idp)
     int last_open;
     if (rg__key_last(pg, t->clinic, t->key, &last, &last_open))
         return RG_EDB;
-    if (t->open && last_open)
+    int opening = t->open == 1;
+    if (opening && last_open)
         return RG_EDB; /* the key is open already */
-    if (!t->open && (!last_open || last != *alert_idp))
+    if (!opening && (!last_open || last != *alert_idp))
         return RG_ENOTFOUND;
     rg__args a = {0};
-    if (t->open)
+    if (opening)
         rg__text(&a, NULL);
     else
         rg__int(&a, *alert_idp);
     rg__int(&a, t->at);
-    rg__text(&a, t->open ? "open" : "resolved");
+    rg__text(&a, RG_TRANSITION_STATE(t));
     rg__text(&a, t->clinic);
     rg__text(&a, t->patient);
     rg__text(&a, t->key);
@@ -896,7 +899,7 @@ int rg_pg_transition(rg_pg *pg, rg_transition *t, int64_t *alert_idp)
     t->seq = rg__col_int(r, 0, 0);
     t->cseq = rg__col_int(r, 0, 1);
     PQclear(r);
-    if (t->open)
+    if (opening)
         *alert_idp = t->seq;
     return RG_OK;
 }
@@ -911,7 +914,9 @@ static int rg__each_transition(PGresult *r, int (*fn)(void *ud, const rg_transit
         rg_transition t = {
             .seq = rg__col_int(r, i, 0),
             .at = rg__col_int(r, i, 1),
-            .open = strcmp(rg__col_text(r, i, 2), "open") == 0,
+            .open = !strcmp(rg__col_text(r, i, 2), "open")       ? 1
+                    : !strcmp(rg__col_text(r, i, 2), "reraised") ? RG_TRANSITION_RERAISED
+                                                                 : 0,
             .clinic = rg__col_text(r, i, 3),
             .patient = rg__col_text(r, i, 4),
             .key = rg__col_text(r, i, 5),
@@ -1077,6 +1082,16 @@ int rg_pg_wake_clinic(rg_pg *pg, const char *clinic, rg_time at)
     rg__args a = {0};
     rg__text(&a, clinic);
     rg__int(&a, at);
+    rg__int(&a, 0);
+    return rg__do(pg, P_WAKE_CLINIC, &a);
+}
+
+int rg_pg_wake_failing(rg_pg *pg, const char *clinic, rg_time at)
+{
+    rg__args a = {0};
+    rg__text(&a, clinic);
+    rg__int(&a, at);
+    rg__int(&a, 1);
     return rg__do(pg, P_WAKE_CLINIC, &a);
 }
 
@@ -1262,6 +1277,83 @@ int rg_pg_eval_error(rg_pg *pg, const char *clinic, const char *patient, const c
     rg__text(&a, msg);
     rg__int(&a, rg_now());
     return rg__do(pg, P_EVAL_ERROR, &a);
+}
+
+/* How many patients (clinic, protocol, rule) fails for, and since when. */
+static int rg__failing_count(rg_pg *pg, const char *clinic, const char *protocol,
+                             const char *rule, int64_t *n, rg_time *since)
+{
+    rg__args a = {0};
+    rg__text(&a, clinic);
+    rg__text(&a, protocol);
+    rg__text(&a, rule);
+    PGresult *r = rg__run(pg, P_FAILING_COUNT, &a);
+    if (!r)
+        return RG_EDB;
+    *n = rg__col_int(r, 0, 0);
+    *since = rg__col_time(r, 0, 1);
+    PQclear(r);
+    return RG_OK;
+}
+
+int rg_pg_rule_failing(rg_pg *pg, const char *clinic, const char *patient, const char *protocol,
+                       const char *rule, rg_time at, const char *msg, int64_t *before,
+                       int64_t *after, rg_time *since)
+{
+    if (rg__failing_count(pg, clinic, protocol, rule, before, since))
+        return RG_EDB;
+    rg__args a = {0};
+    rg__text(&a, clinic);
+    rg__text(&a, protocol);
+    rg__text(&a, rule);
+    rg__text(&a, patient);
+    if (msg) {
+        rg__int(&a, at);
+        rg__text(&a, msg);
+    }
+    PGresult *r = rg__run(pg, msg ? P_FAILING_ADD : P_FAILING_DEL, &a);
+    if (!r)
+        return RG_EDB;
+    int changed = PQntuples(r) > 0;
+    PQclear(r);
+    if (!changed) {
+        *after = *before;
+        return RG_OK;
+    }
+    return rg__failing_count(pg, clinic, protocol, rule, after, since);
+}
+
+int rg_pg_each_failing(rg_pg *pg, const char *clinic, const char *patient,
+                       int (*fn)(void *ud, const char *protocol, const char *rule), void *ud)
+{
+    rg__args a = {0};
+    rg__text(&a, clinic);
+    rg__text(&a, patient);
+    PGresult *r = rg__run(pg, P_FAILING_OF, &a);
+    if (!r)
+        return RG_EDB;
+    int frc = 0;
+    for (int i = 0; i < PQntuples(r) && !frc; i++)
+        frc = fn(ud, rg__col_text(r, i, 0), rg__col_text(r, i, 1));
+    PQclear(r);
+    return frc;
+}
+
+int rg_pg_failing_summary(rg_pg *pg,
+                          int (*fn)(void *ud, const char *clinic, const char *protocol,
+                                    const char *rule, int64_t patients, rg_time since,
+                                    const char *message),
+                          void *ud)
+{
+    PGresult *r = rg__run(pg, P_FAILING_ALL, NULL);
+    if (!r)
+        return RG_EDB;
+    int frc = 0;
+    for (int i = 0; i < PQntuples(r) && !frc; i++)
+        frc = fn(ud, rg__col_text(r, i, 0), rg__col_text(r, i, 1), rg__col_text(r, i, 2),
+                 rg__col_int(r, i, 3), rg__col_time(r, i, 4), rg__col_text(r, i, 5));
+    PQclear(r);
+    return frc;
 }
 
 int rg_pg_protocol_loaded(rg_pg *pg, const char *clinic, const char *protocol,

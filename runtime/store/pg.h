@@ -106,6 +106,17 @@ int rg_pg_open_by_severity(rg_pg *pg,
                            void *ud);
 int rg_pg_eval_error(rg_pg *pg, const char *clinic, const char *patient,
                      const char *protocol, const char *rule, rg_time at, const char *msg);
+int rg_pg_wake_failing(rg_pg *pg, const char *clinic, rg_time at);
+int rg_pg_rule_failing(rg_pg *pg, const char *clinic, const char *patient, const char *protocol,
+                       const char *rule, rg_time at, const char *msg, int64_t *before,
+                       int64_t *after, rg_time *since);
+int rg_pg_each_failing(rg_pg *pg, const char *clinic, const char *patient,
+                       int (*fn)(void *ud, const char *protocol, const char *rule), void *ud);
+int rg_pg_failing_summary(rg_pg *pg,
+                          int (*fn)(void *ud, const char *clinic, const char *protocol,
+                                    const char *rule, int64_t patients, rg_time since,
+                                    const char *message),
+                          void *ud);
 int rg_pg_protocol_loaded(rg_pg *pg, const char *clinic, const char *protocol,
                           const char *version, const char *file, const char *hash);
 /* Shared by the two backends (defined in store.c), so that both decide

@@ -96,6 +96,25 @@ const rg_pg_step rg_pg_steps[] = {
      * event another worker stored during its evaluation; a row's creation by
      * an event counts as one */
     {6, 7, "ALTER TABLE patients ADD COLUMN scheduled bigint NOT NULL DEFAULT 1;"},
+    /* 7 -> 8, as store_sql.c's step: failures are alerts. The (protocol,
+     * rule) pairs whose last evaluation failed for a patient, since when,
+     * and per patient how many there are; snooze expiries in the feed. */
+    {7, 8,
+     "CREATE TABLE failing_rules("
+     "  clinic text COLLATE \"C\" NOT NULL, protocol text COLLATE \"C\" NOT NULL,"
+     "  rule text COLLATE \"C\" NOT NULL, patient text COLLATE \"C\" NOT NULL,"
+     "  since bigint NOT NULL, message text NOT NULL,"
+     "  PRIMARY KEY(clinic, protocol, rule, patient)) PARTITION BY HASH (clinic);"
+     "DO $$ BEGIN"
+     "  FOR i IN 0.." RG__STR(RG__PARTS) " - 1 LOOP"
+     "    EXECUTE format('CREATE TABLE %I PARTITION OF failing_rules FOR VALUES WITH"
+     " (MODULUS " RG__STR(RG__PARTS) ", REMAINDER %s)', 'failing_rules_p' || i, i);"
+     "  END LOOP; END $$;"
+     "ALTER TABLE patients ADD COLUMN failing bigint NOT NULL DEFAULT 0;"
+     /* and a snooze that expires is a transition of its own ('reraised') */
+     "ALTER TABLE transitions DROP CONSTRAINT transitions_state_check;"
+     "ALTER TABLE transitions ADD CONSTRAINT transitions_state_check"
+     "  CHECK (state IN ('open','resolved','reraised'));"},
 };
 const size_t rg_pg_nsteps = sizeof rg_pg_steps / sizeof rg_pg_steps[0];
 
@@ -106,7 +125,7 @@ const size_t rg_pg_nsteps = sizeof rg_pg_steps / sizeof rg_pg_steps[0];
  * HTTP ingest in steady state, so this form stays. */
 #define RG__STILL_OPEN(o)                                                                    \
     "NOT EXISTS (SELECT 1 FROM transitions n WHERE n.clinic = " o ".clinic AND n.key = " o \
-    ".key AND n.seq > " o ".seq)"
+    ".key AND n.seq > " o ".seq AND n.state <> 'reraised')"
 
 #define RG__TRANSITION_COLS                                                                 \
     "seq, at, state, clinic, patient, key, protocol, version, rule, severity, message, due," \
@@ -217,18 +236,19 @@ const char *const rg_pg_sql[P__COUNT] = {
     [P_EVENTS_OF_DATA] = "SELECT " RG__EV_WIDE " FROM events e"
                          " WHERE clinic = $1 AND patient = $2 AND " RG__CURRENT("e")
                          " AND (status IS NULL OR status <> 'entered-in-error') ORDER BY at, seq",
-    [P_PATIENT_GET] = "SELECT clock, wake, next_wake, last_seq, scheduled FROM patients"
+    [P_PATIENT_GET] = "SELECT clock, wake, next_wake, last_seq, scheduled, failing FROM patients"
                       " WHERE clinic = $1 AND patient = $2",
     /* scheduled moved since the evaluation read it (another worker stored
      * an event meanwhile): the earlier next_wake. When that worker's insert
      * holds the row, this waits for its commit and is then applied to the
      * row as committed (READ COMMITTED), so the count is the newest. */
     [P_PATIENT_PUT] =
-        "INSERT INTO patients(clinic, patient, clock, wake, next_wake, last_seq)"
-        " VALUES($1, $2, $3, $4, $5, $6) ON CONFLICT (clinic, patient) DO UPDATE SET"
+        "INSERT INTO patients(clinic, patient, clock, wake, next_wake, last_seq, failing)"
+        " VALUES($1, $2, $3, $4, $5, $6, $8) ON CONFLICT (clinic, patient) DO UPDATE SET"
         " clock = excluded.clock, wake = excluded.wake, next_wake = CASE WHEN"
         " patients.scheduled = $7 THEN excluded.next_wake"
-        " ELSE LEAST(excluded.next_wake, patients.next_wake) END, last_seq = excluded.last_seq",
+        " ELSE LEAST(excluded.next_wake, patients.next_wake) END, last_seq = excluded.last_seq,"
+        " failing = excluded.failing",
     [P_PATIENTS_PAGE] = "SELECT clinic, patient FROM patients WHERE (clinic, patient) > ($1, $2)"
                         " ORDER BY clinic, patient LIMIT $3",
     [P_PATIENTS_DUE_PAGE] =
@@ -246,7 +266,7 @@ const char *const rg_pg_sql[P__COUNT] = {
         " WHERE t.clinic = $1 AND t.patient = $2 AND t.state = 'open' AND " RG__STILL_OPEN("t")
         " ORDER BY t.seq",
     [P_KEY_LAST] = "SELECT seq, state FROM transitions WHERE clinic = $1 AND key = $2"
-                   " ORDER BY seq DESC LIMIT 1",
+                   " AND state <> 'reraised' ORDER BY seq DESC LIMIT 1",
     [P_TRANSITION] =
         "WITH c AS (" RG__NEXT("$4::text", "cseq") "), t AS ("
         " INSERT INTO transitions(alert_id, at, state, clinic, patient, key, protocol, version,"
@@ -266,6 +286,7 @@ const char *const rg_pg_sql[P__COUNT] = {
         " o.patient, o.protocol, o.version, o.rule, o.severity, o.message, o.at, o.due, r.at,"
         " a.acked_by, a.acked_at, a.snoozed_until, coalesce(o.notify_at, o.at) FROM transitions o"
         " LEFT JOIN transitions r ON r.clinic = o.clinic AND r.key = o.key AND r.alert_id = o.seq"
+        " AND r.state = 'resolved'"
         " LEFT JOIN alerts a ON a.clinic = o.clinic AND a.id = o.seq"
         " WHERE o.clinic = $1 AND o.state = 'open' AND ($2::text IS NULL OR o.patient = $2)"
         " AND ($4::text IS NULL OR o.key = $4)) v"
@@ -292,12 +313,24 @@ const char *const rg_pg_sql[P__COUNT] = {
                       " ORDER BY a.snoozed_until LIMIT 256",
     [P_WAKE_CLINIC] =
         "UPDATE patients SET wake = $2, next_wake = LEAST(coalesce(next_wake, $2), $2),"
-        " scheduled = scheduled + 1 WHERE clinic = $1 AND (clock IS NULL OR clock < $2)",
+        " scheduled = scheduled + 1 WHERE clinic = $1 AND (clock IS NULL OR clock < $2)"
+        " AND ($3 = 0 OR failing > 0)",
     [P_OPEN_BY_SEVERITY] =
         "SELECT o.clinic, o.severity, count(*) FROM transitions o WHERE o.state = 'open' AND "
         RG__STILL_OPEN("o") " GROUP BY o.clinic, o.severity ORDER BY o.clinic, o.severity",
     [P_EVAL_ERROR] = "INSERT INTO eval_errors(clinic, patient, protocol, rule, at, message,"
                      " recorded) VALUES($1, $2, $3, $4, $5, $6, $7)",
+    [P_FAILING_ADD] = "INSERT INTO failing_rules(clinic, protocol, rule, patient, since, message)"
+                      " VALUES($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING RETURNING 1",
+    [P_FAILING_DEL] = "DELETE FROM failing_rules WHERE clinic = $1 AND protocol = $2"
+                      " AND rule = $3 AND patient = $4 RETURNING 1",
+    [P_FAILING_COUNT] = "SELECT count(*), min(since) FROM failing_rules WHERE clinic = $1"
+                        " AND protocol = $2 AND rule = $3",
+    [P_FAILING_OF] = "SELECT protocol, rule FROM failing_rules WHERE clinic = $1 AND patient = $2"
+                     " ORDER BY protocol, rule",
+    [P_FAILING_ALL] = "SELECT clinic, protocol, rule, count(*), min(since), min(message)"
+                      " FROM failing_rules GROUP BY clinic, protocol, rule"
+                      " ORDER BY clinic, protocol, rule",
     [P_PROTOCOL_LOADED] = "INSERT INTO protocol_versions(clinic, protocol, version, file, hash,"
                           " first_loaded) VALUES($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING",
     /* the counter is the last cseq: the sequence has no gaps */

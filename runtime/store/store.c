@@ -742,9 +742,10 @@ int rg_store_patient_get(rg_store *st, const char *clinic, const char *patient,
         ps->next_wake = rg__col_time(s, 2);
         ps->last_seq = sqlite3_column_int64(s, 3);
         ps->scheduled = sqlite3_column_int64(s, 4);
+        ps->failing = sqlite3_column_int64(s, 5);
     } else {
         ps->clock = ps->wake = ps->next_wake = RG_TIME_NONE;
-        ps->last_seq = ps->scheduled = 0;
+        ps->last_seq = ps->scheduled = ps->failing = 0;
     }
     sqlite3_reset(s);
     return rc == SQLITE_ROW ? RG_OK : rc == SQLITE_DONE ? RG_ENOTFOUND : RG_EDB;
@@ -763,6 +764,7 @@ int rg_store_patient_put(rg_store *st, const char *clinic, const char *patient,
     rg__time(s, 5, ps->next_wake);
     sqlite3_bind_int64(s, 6, ps->last_seq);
     sqlite3_bind_int64(s, 7, ps->scheduled);
+    sqlite3_bind_int64(s, 8, ps->failing);
     return rg__done(st, s);
 }
 
@@ -915,17 +917,18 @@ int rg_store_transition(rg_store *st, rg_transition *t, int64_t *alert_idp)
     int last_open;
     if (rg__key_last(st, t->clinic, t->key, &last, &last_open))
         return RG_EDB;
-    if (t->open && last_open)
+    int opening = t->open == 1;
+    if (opening && last_open)
         return RG_EDB; /* the key is open already */
-    if (!t->open && (!last_open || last != *alert_idp))
+    if (!opening && (!last_open || last != *alert_idp))
         return RG_ENOTFOUND;
     if (rg__last_cseq(st, t->clinic, &cseq, &cseq_slot))
         return RG_EDB;
     sqlite3_stmt *s = rg__q(st, Q_TRANSITION);
-    if (!t->open)
+    if (!opening)
         sqlite3_bind_int64(s, 1, *alert_idp);
     sqlite3_bind_int64(s, 2, t->at);
-    rg__text(s, 3, t->open ? "open" : "resolved");
+    rg__text(s, 3, RG_TRANSITION_STATE(t));
     rg__text(s, 4, t->clinic);
     rg__text(s, 5, t->patient);
     rg__text(s, 6, t->key);
@@ -946,7 +949,7 @@ int rg_store_transition(rg_store *st, rg_transition *t, int64_t *alert_idp)
     if (cseq_slot)
         *cseq_slot = cseq + 1;
     t->seq = sqlite3_last_insert_rowid(st->db);
-    if (t->open)
+    if (opening)
         *alert_idp = t->seq;
     return RG_OK;
 }
@@ -985,7 +988,9 @@ static int rg__each_transition(rg_store *st, sqlite3_stmt *s,
         rg_transition t = {
             .seq = sqlite3_column_int64(s, 0),
             .at = sqlite3_column_int64(s, 1),
-            .open = strcmp(rg__col_text(s, 2), "open") == 0,
+            .open = !strcmp(rg__col_text(s, 2), "open")       ? 1
+                    : !strcmp(rg__col_text(s, 2), "reraised") ? RG_TRANSITION_RERAISED
+                                                              : 0,
             .clinic = rg__col_text(s, 3),
             .patient = rg__col_text(s, 4),
             .key = rg__col_text(s, 5),
@@ -1020,6 +1025,86 @@ int rg_store_eval_error(rg_store *st, const char *clinic, const char *patient,
     rg__text(s, 6, msg);
     sqlite3_bind_int64(s, 7, rg_now());
     return rg__done(st, s);
+}
+
+/* How many patients (clinic, protocol, rule) fails for, and since when. */
+static int rg__failing_count(rg_store *st, const char *clinic, const char *protocol,
+                             const char *rule, int64_t *n, rg_time *since)
+{
+    sqlite3_stmt *s = rg__q(st, Q_FAILING_COUNT);
+    rg__text(s, 1, clinic);
+    rg__text(s, 2, protocol);
+    rg__text(s, 3, rule);
+    int rc = sqlite3_step(s);
+    if (rc == SQLITE_ROW) {
+        *n = sqlite3_column_int64(s, 0);
+        *since = rg__col_time(s, 1);
+    }
+    sqlite3_reset(s);
+    return rc == SQLITE_ROW ? RG_OK : RG_EDB;
+}
+
+int rg_store_rule_failing(rg_store *st, const char *clinic, const char *patient,
+                          const char *protocol, const char *rule, rg_time at, const char *msg,
+                          int64_t *before, int64_t *after, rg_time *since)
+{
+    if (st->pg)
+        return rg_pg_rule_failing(st->pg, clinic, patient, protocol, rule, at, msg, before,
+                                  after, since);
+    if (rg__failing_count(st, clinic, protocol, rule, before, since))
+        return RG_EDB;
+    sqlite3_stmt *s = rg__q(st, msg ? Q_FAILING_ADD : Q_FAILING_DEL);
+    rg__text(s, 1, clinic);
+    rg__text(s, 2, protocol);
+    rg__text(s, 3, rule);
+    rg__text(s, 4, patient);
+    if (msg) {
+        sqlite3_bind_int64(s, 5, at);
+        rg__text(s, 6, msg);
+    }
+    if (rg__done(st, s))
+        return RG_EDB;
+    if (!sqlite3_changes(st->db)) {
+        *after = *before;
+        return RG_OK;
+    }
+    return rg__failing_count(st, clinic, protocol, rule, after, since) ? RG_EDB : RG_OK;
+}
+
+int rg_store_each_failing(rg_store *st, const char *clinic, const char *patient,
+                          int (*fn)(void *ud, const char *protocol, const char *rule), void *ud)
+{
+    if (st->pg)
+        return rg_pg_each_failing(st->pg, clinic, patient, fn, ud);
+    sqlite3_stmt *s = rg__q(st, Q_FAILING_OF);
+    rg__text(s, 1, clinic);
+    rg__text(s, 2, patient);
+    int rc, frc = 0;
+    while (!frc && (rc = sqlite3_step(s)) == SQLITE_ROW)
+        frc = fn(ud, rg__col_text(s, 0), rg__col_text(s, 1));
+    if (frc)
+        rc = SQLITE_DONE;
+    sqlite3_reset(s);
+    return frc ? frc : rc == SQLITE_DONE ? RG_OK : RG_EDB;
+}
+
+int rg_store_failing_summary(rg_store *st,
+                             int (*fn)(void *ud, const char *clinic, const char *protocol,
+                                       const char *rule, int64_t patients, rg_time since,
+                                       const char *message),
+                             void *ud)
+{
+    if (st->pg)
+        return rg_pg_failing_summary(st->pg, fn, ud);
+    sqlite3_stmt *s = rg__q(st, Q_FAILING_ALL);
+    int rc, frc = 0;
+    while (!frc && (rc = sqlite3_step(s)) == SQLITE_ROW)
+        frc = fn(ud, rg__col_text(s, 0), rg__col_text(s, 1), rg__col_text(s, 2),
+                 sqlite3_column_int64(s, 3), rg__col_time(s, 4), rg__col_text(s, 5));
+    if (frc)
+        rc = SQLITE_DONE;
+    sqlite3_reset(s);
+    return frc ? frc : rc == SQLITE_DONE ? RG_OK : RG_EDB;
 }
 
 int rg_store_protocol_loaded(rg_store *st, const char *clinic, const char *protocol,
@@ -1186,6 +1271,18 @@ int rg_store_wake_clinic(rg_store *st, const char *clinic, rg_time at)
     sqlite3_stmt *s = rg__q(st, Q_WAKE_CLINIC);
     rg__text(s, 1, clinic);
     sqlite3_bind_int64(s, 2, at);
+    sqlite3_bind_int(s, 3, 0);
+    return rg__done(st, s);
+}
+
+int rg_store_wake_failing(rg_store *st, const char *clinic, rg_time at)
+{
+    if (st->pg)
+        return rg_pg_wake_failing(st->pg, clinic, at);
+    sqlite3_stmt *s = rg__q(st, Q_WAKE_CLINIC);
+    rg__text(s, 1, clinic);
+    sqlite3_bind_int64(s, 2, at);
+    sqlite3_bind_int(s, 3, 1);
     return rg__done(st, s);
 }
 

@@ -17,7 +17,8 @@
 
 #include <sqlite3.h>
 
-#define RG_SCHEMA_VERSION 7
+/* 8: failing_rules and patients.failing (failures are alerts) */
+#define RG_SCHEMA_VERSION 8
 
 typedef struct rg_store rg_store;
 
@@ -148,6 +149,7 @@ int rg_store_each_event_data(rg_store *st, const char *clinic, const char *patie
 typedef struct rg_patient_state {
     rg_time clock, wake, next_wake;
     int64_t last_seq, scheduled;
+    int64_t failing; /* how many (protocol, rule) fail for it (rg_store_rule_failing) */
 } rg_patient_state;
 int rg_store_patient_get(rg_store *st, const char *clinic, const char *patient,
                          rg_patient_state *ps);
@@ -177,7 +179,7 @@ int rg_store_next_wake(rg_store *st, rg_time *out);
 typedef struct rg_transition {
     int64_t seq, cseq; /* global order; the clinic's own gap-free sequence */
     rg_time at, due;
-    int open; /* 1 open, 0 resolved */
+    int open; /* 1 open, 0 resolved, RG_TRANSITION_RERAISED */
     /* when staff should hear of it: `at`, or the clinic's next opening when
      * it happened while closed (runtime/core/calendar.h). Written, a value
      * not after `at` (0, RG_TIME_NONE) means `at`; read, it is always set. */
@@ -186,14 +188,22 @@ typedef struct rg_transition {
     const char *params, *evidence; /* JSON text */
 } rg_transition;
 
+/* rg_transition.open of a re-raise: an open alert whose snooze expired
+ * (state "reraised"), still open; like a resolution it names its alert. */
+#define RG_TRANSITION_RERAISED 2
+/* The state text of t ("open", "resolved", "reraised"). */
+#define RG_TRANSITION_STATE(t) \
+    ((t)->open == RG_TRANSITION_RERAISED ? "reraised" : (t)->open ? "open" : "resolved")
+
 /* Open alerts of a patient; fn gets the alert's id and its last transition. */
 int rg_store_each_open_alert(rg_store *st, const char *clinic, const char *patient,
                              int (*fn)(void *ud, int64_t alert_id, const rg_transition *t),
                              void *ud);
 /* Records a transition as one row; for open it creates the alert and sets
  * *alert_id (the alert's id is its opening transition's seq), for resolved
- * it closes *alert_id (RG_ENOTFOUND when that alert is not open). Opening a
- * key that is open fails with RG_EDB, writing nothing. Sets t->seq. */
+ * it closes *alert_id, for reraised it re-raises it (RG_ENOTFOUND when that
+ * alert is not open). Opening a key that is open fails with RG_EDB, writing
+ * nothing. Sets t->seq. */
 int rg_store_transition(rg_store *st, rg_transition *t, int64_t *alert_id);
 /* Transitions with seq > after, in seq order or, when by_time, in (at, seq)
  * order. */
@@ -235,6 +245,9 @@ int rg_store_each_due_snooze(rg_store *st, rg_time now,
                              void *ud, int *count);
 /* Schedules a step at `at` for every patient of the clinic (after a reload). */
 int rg_store_wake_clinic(rg_store *st, const char *clinic, rg_time at);
+/* The same for the patients some rule fails for (at start: a protocol fixed
+ * while the service was down resolves their regimen.evaluation-failed). */
+int rg_store_wake_failing(rg_store *st, const char *clinic, rg_time at);
 /* One stored event by clinic and id, its current version (fn called once),
  * or RG_ENOTFOUND (also when it was retracted). */
 int rg_store_get_event(rg_store *st, const char *clinic, const char *id,
@@ -276,6 +289,28 @@ int rg_store_open_by_severity(rg_store *st,
 
 int rg_store_eval_error(rg_store *st, const char *clinic, const char *patient,
                         const char *protocol, const char *rule, rg_time at, const char *msg);
+
+/* Evaluation failures in force (docs/service.md, "Failures are alerts"):
+ * which (protocol, rule) last failed for which patient, and since when. msg
+ * not NULL: the rule failed for the patient at `at` (since stays the first
+ * failure's); NULL: it evaluated cleanly (the row goes). *before and *after
+ * are how many patients that (clinic, protocol, rule) fails for before and
+ * after the change, *since the earliest failure among them (RG_TIME_NONE
+ * when none). rule "" stands for the whole protocol (its `applies`, its
+ * parameters). */
+int rg_store_rule_failing(rg_store *st, const char *clinic, const char *patient,
+                          const char *protocol, const char *rule, rg_time at, const char *msg,
+                          int64_t *before, int64_t *after, rg_time *since);
+/* The (protocol, rule) pairs failing for one patient. */
+int rg_store_each_failing(rg_store *st, const char *clinic, const char *patient,
+                          int (*fn)(void *ud, const char *protocol, const char *rule), void *ud);
+/* Every failing (clinic, protocol, rule): how many patients, since when, and
+ * one of their messages (for /healthz). */
+int rg_store_failing_summary(rg_store *st,
+                             int (*fn)(void *ud, const char *clinic, const char *protocol,
+                                       const char *rule, int64_t patients, rg_time since,
+                                       const char *message),
+                             void *ud);
 
 /* Provenance: remembers that this clinic ran this protocol version from this
  * source (hash of the file text). */

@@ -156,6 +156,36 @@ const char *const rg_store_migrations[] = {
      * the two stores keep one schema and one contract); a row's creation
      * by an event counts as one */
     "ALTER TABLE patients ADD COLUMN scheduled INTEGER NOT NULL DEFAULT 1;",
+    /* 7 -> 8: failures are alerts, and nothing is only ephemeral (docs/service.md). A row per (clinic,
+     * protocol, rule, patient) whose last evaluation of that rule failed,
+     * since its first failure; the clinic's system alert
+     * regimen.evaluation-failed is open while the (protocol, rule) has rows.
+     * patients.failing counts a patient's rows, so that an evaluation of a
+     * patient without any reads nothing more than before. */
+    "CREATE TABLE failing_rules("
+    "  clinic TEXT NOT NULL, protocol TEXT NOT NULL, rule TEXT NOT NULL, patient TEXT NOT NULL,"
+    "  since INTEGER NOT NULL, message TEXT NOT NULL,"
+    "  PRIMARY KEY(clinic, protocol, rule, patient)) WITHOUT ROWID;"
+    "ALTER TABLE patients ADD COLUMN failing INTEGER NOT NULL DEFAULT 0;"
+    /* and a snooze that expires is a transition of its own (state
+     * 'reraised', naming its alert like a resolution), so the table is
+     * rebuilt with the wider CHECK; openings and resolutions of a key still
+     * alternate, re-raises in between */
+    "CREATE TABLE transitions_v8("
+    "  seq INTEGER PRIMARY KEY, alert_id INTEGER,"
+    "  at INTEGER NOT NULL, state TEXT NOT NULL CHECK(state IN ('open','resolved','reraised')),"
+    "  clinic TEXT NOT NULL, patient TEXT NOT NULL, key TEXT NOT NULL, protocol TEXT NOT NULL,"
+    "  version TEXT NOT NULL, rule TEXT NOT NULL, severity TEXT NOT NULL, message TEXT NOT NULL,"
+    "  due INTEGER NOT NULL, params TEXT NOT NULL, evidence TEXT NOT NULL,"
+    "  recorded INTEGER NOT NULL, cseq INTEGER, notify_at INTEGER);"
+    "INSERT INTO transitions_v8 SELECT seq, alert_id, at, state, clinic, patient, key, protocol,"
+    "  version, rule, severity, message, due, params, evidence, recorded, cseq, notify_at"
+    "  FROM transitions;"
+    "DROP TABLE transitions;"
+    "ALTER TABLE transitions_v8 RENAME TO transitions;"
+    "CREATE UNIQUE INDEX transitions_by_clinic ON transitions(clinic, cseq);"
+    "CREATE INDEX transitions_by_key ON transitions(clinic, key, seq);"
+    "CREATE INDEX transitions_open ON transitions(clinic, patient) WHERE state = 'open';",
 };
 const size_t rg_store_nmigrations = sizeof rg_store_migrations / sizeof rg_store_migrations[0];
 
@@ -163,7 +193,7 @@ const size_t rg_store_nmigrations = sizeof rg_store_migrations / sizeof rg_store
  * after it for its key (openings and resolutions of a key alternate). */
 #define RG__STILL_OPEN(o)                                                                    \
     "NOT EXISTS (SELECT 1 FROM transitions n WHERE n.clinic = " o ".clinic AND n.key = " o \
-    ".key AND n.seq > " o ".seq)"
+    ".key AND n.seq > " o ".seq AND n.state <> 'reraised')"
 
 /* An event row as rg__col_event reads it; WIDE adds data, version, corrected_by. */
 #define RG__EV_COLS "seq, at, id, type, fields, replaces, corrected_at, status"
@@ -218,14 +248,15 @@ const char *const rg_store_sql[Q__COUNT] = {
     [Q_EVENTS_OF_DATA] = "SELECT " RG__EV_WIDE " FROM events e"
                          " WHERE clinic = ?1 AND patient = ?2 AND " RG__CURRENT("e")
                          " AND (status IS NULL OR status <> 'entered-in-error') ORDER BY at, seq",
-    [Q_PATIENT_GET] = "SELECT clock, wake, next_wake, last_seq, scheduled FROM patients"
+    [Q_PATIENT_GET] = "SELECT clock, wake, next_wake, last_seq, scheduled, failing FROM patients"
                       " WHERE clinic = ?1 AND patient = ?2",
     /* scheduled moved since the evaluation read it: the earlier next_wake */
     [Q_PATIENT_PUT] =
-        "INSERT INTO patients(clinic, patient, clock, wake, next_wake, last_seq)"
-        " VALUES(?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT(clinic, patient) DO UPDATE SET"
+        "INSERT INTO patients(clinic, patient, clock, wake, next_wake, last_seq, failing)"
+        " VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?8) ON CONFLICT(clinic, patient) DO UPDATE SET"
         " clock = ?3, wake = ?4, next_wake = CASE WHEN scheduled = ?7 THEN ?5"
-        " ELSE min(coalesce(?5, next_wake), coalesce(next_wake, ?5)) END, last_seq = ?6",
+        " ELSE min(coalesce(?5, next_wake), coalesce(next_wake, ?5)) END, last_seq = ?6,"
+        " failing = ?8",
     [Q_PATIENTS_PAGE] = "SELECT clinic, patient FROM patients WHERE (clinic, patient) > (?1, ?2)"
                         " ORDER BY clinic, patient LIMIT ?3",
     /* Paged after a (clinic, patient) cursor, this walks the primary key: one
@@ -250,7 +281,7 @@ const char *const rg_store_sql[Q__COUNT] = {
         " ORDER BY t.seq",
     /* the last transition of a key: open, or resolved, or none */
     [Q_KEY_LAST] = "SELECT seq, state FROM transitions WHERE clinic = ?1 AND key = ?2"
-                   " ORDER BY seq DESC LIMIT 1",
+                   " AND state <> 'reraised' ORDER BY seq DESC LIMIT 1",
     [Q_TRANSITION] =
         "INSERT INTO transitions(alert_id, at, state, clinic, patient, key, protocol, version,"
         " rule, severity, message, due, params, evidence, recorded, cseq, notify_at)"
@@ -270,6 +301,7 @@ const char *const rg_store_sql[Q__COUNT] = {
         " o.patient, o.protocol, o.version, o.rule, o.severity, o.message, o.at, o.due, r.at,"
         " a.acked_by, a.acked_at, a.snoozed_until, coalesce(o.notify_at, o.at) FROM transitions o"
         " LEFT JOIN transitions r ON r.clinic = o.clinic AND r.key = o.key AND r.alert_id = o.seq"
+        " AND r.state = 'resolved'"
         " LEFT JOIN alerts a ON a.id = o.seq"
         " WHERE o.clinic = ?1 AND o.state = 'open' AND (?2 IS NULL OR o.patient = ?2)"
         " AND (?3 IS NULL OR st = ?3) AND (?4 IS NULL OR o.key = ?4) ORDER BY o.seq LIMIT ?5",
@@ -290,12 +322,24 @@ const char *const rg_store_sql[Q__COUNT] = {
                       " ORDER BY a.snoozed_until LIMIT 256",
     [Q_WAKE_CLINIC] =
         "UPDATE patients SET wake = ?2, next_wake = min(coalesce(next_wake, ?2), ?2),"
-        " scheduled = scheduled + 1 WHERE clinic = ?1 AND (clock IS NULL OR clock < ?2)",
+        " scheduled = scheduled + 1 WHERE clinic = ?1 AND (clock IS NULL OR clock < ?2)"
+        " AND (?3 = 0 OR failing > 0)",
     [Q_OPEN_BY_SEVERITY] =
         "SELECT o.clinic, o.severity, count(*) FROM transitions o WHERE o.state = 'open' AND "
         RG__STILL_OPEN("o") " GROUP BY o.clinic, o.severity",
     [Q_EVAL_ERROR] = "INSERT INTO eval_errors(clinic, patient, protocol, rule, at, message,"
                      " recorded) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+    [Q_FAILING_ADD] = "INSERT INTO failing_rules(clinic, protocol, rule, patient, since, message)"
+                      " VALUES(?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT DO NOTHING",
+    [Q_FAILING_DEL] = "DELETE FROM failing_rules WHERE clinic = ?1 AND protocol = ?2"
+                      " AND rule = ?3 AND patient = ?4",
+    [Q_FAILING_COUNT] = "SELECT count(*), min(since) FROM failing_rules WHERE clinic = ?1"
+                        " AND protocol = ?2 AND rule = ?3",
+    [Q_FAILING_OF] = "SELECT protocol, rule FROM failing_rules WHERE clinic = ?1 AND patient = ?2"
+                     " ORDER BY protocol, rule",
+    [Q_FAILING_ALL] = "SELECT clinic, protocol, rule, count(*), min(since), min(message)"
+                      " FROM failing_rules GROUP BY clinic, protocol, rule"
+                      " ORDER BY clinic, protocol, rule",
     [Q_PROTOCOL_LOADED] = "INSERT OR IGNORE INTO protocol_versions(clinic, protocol, version,"
                           " file, hash, first_loaded) VALUES(?1, ?2, ?3, ?4, ?5, ?6)",
     [Q_LAST_CSEQ] = "SELECT coalesce(max(cseq), 0) FROM transitions WHERE clinic = ?1",

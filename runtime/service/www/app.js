@@ -230,7 +230,7 @@
       sev.appendChild(el('span', 'sev sev-' + (a.severity in RANK ? a.severity : 'other'), a.severity));
       const due = cell(tr, 'Due', dueOf(a), 'when');
       if (a.notify_at && a.notify_at !== a.due) due.appendChild(el('small', 'notify', 'notify ' + notifyOf(a)));
-      cell(tr, 'Patient', a.patient, 'patient');
+      cell(tr, 'Patient', a.patient || '(clinic)', 'patient'); // "": a system alert of the clinic's
       cell(tr, 'Rule', a.rule, 'rule');
       cell(tr, 'Message', a.message, 'msg');
       cell(tr, 'State', stateOf(a), 'state');
@@ -262,7 +262,7 @@
     const a = d.alerts.find((x) => x.state === 'open') || d.alerts[d.alerts.length - 1];
     show($('detail'), true);
     say($('d-error'), '');
-    $('d-title').textContent = a.rule + ' · ' + a.patient;
+    $('d-title').textContent = a.rule + ' · ' + (a.patient || '(clinic)');
     $('d-message').textContent = a.message;
     const dl = $('d-facts');
     dl.replaceChildren();
@@ -290,7 +290,7 @@
   function history(d) {
     const items = [];
     for (const t of d.transitions) {
-      items.push({ at: t.at, text: atOf(t) + ' — ' + (t.state === 'open' ? 'opened (' + t.severity + '): ' + t.message : 'resolved') +
+      items.push({ at: t.at, text: atOf(t) + ' — ' + (t.state === 'open' ? 'opened (' + t.severity + '): ' + t.message : t.state === 'reraised' ? 're-raised (snooze expired)' : 'resolved') +
         (t.notify_at ? ' — notify ' + notifyOf(t) : '') });
     }
     for (const x of d.actions) {
@@ -344,8 +344,13 @@
   }
 
   async function patient(id) {
-    $('p-title').textContent = 'Patient ' + id;
     const box = $('timeline');
+    if (!id) { // a system alert of the clinic's belongs to no patient
+      $('p-title').textContent = 'No patient: an alert of the clinic itself';
+      box.replaceChildren();
+      return;
+    }
+    $('p-title').textContent = 'Patient ' + id;
     try {
       const [svg, all] = await Promise.all([
         api('GET', '/v1/patients/' + encodeURIComponent(id) + '/timeline', undefined, 'text'),

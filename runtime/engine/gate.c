@@ -1,0 +1,124 @@
+/*
+ * gate.c - the check a clinic's directory passes before it goes live (see
+ * gate.h). The service calls it on a reload (SIGHUP, a file saved) and
+ * keeps the running version when it fails. It loads the directory in a
+ * throw-away clinic, then runs the directory's scenario tests through
+ * rg_scenario_run, whose report it keeps as the reason. Depends on
+ * clinic.c and scenario.c.
+ */
+#include "gate.h"
+
+#include "clinic.h"
+#include "scenario.h"
+
+#include <dirent.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+int rg_clinic_gate(const char *clinic, const char *dir, const char *shipped, const rg_limits *lim,
+                   char *err, size_t errlen)
+{
+    rg_clinic *c;
+    int rc = rg_clinic_load(&c, clinic, dir, shipped, NULL, lim, err, errlen);
+    if (rc)
+        return rc;
+    rg_clinic_free(c);
+    char *report = NULL;
+    size_t len = 0;
+    FILE *out = open_memstream(&report, &len);
+    if (!out)
+        return rg_fail(err, errlen, RG_ENOMEM, "out of memory");
+    rg_scenario_totals t = {0};
+    rc = rg_scenario_run(dir, shipped, lim, out, &t);
+    fclose(out);
+    if (rc == RG_OK && t.failed == 0) {
+        free(report);
+        return RG_OK;
+    }
+    /* the failures only (a FAIL line and its indented details), in the order run */
+    rg_buf why = {0};
+    int keep = 0;
+    for (char *line = report, *next; line && *line; line = next) {
+        next = strchr(line, '\n');
+        if (next)
+            *next++ = '\0';
+        if (!strncmp(line, "FAIL", 4))
+            keep = 1;
+        else if (line[0] != ' ')
+            keep = 0;
+        if (keep && why.len < 1500)
+            rg_buf_printf(&why, "%s%s", why.len ? "\n" : "", line);
+    }
+    rc = rg_fail(err, errlen, RG_EPROTOCOL, "%d of %d scenario test%s in %s failed:\n%s", t.failed,
+                 t.failed + t.passed, t.failed + t.passed == 1 ? "" : "s", dir,
+                 why.p ? why.p : "(no report)");
+    rg_buf_free(&why);
+    free(report);
+    return rc;
+}
+
+/* FNV-1a over s (n bytes) into h. */
+static uint64_t rg__fnv(uint64_t h, const void *s, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        h = (h ^ ((const unsigned char *)s)[i]) * UINT64_C(1099511628211);
+    return h;
+}
+
+static int rg__cmp(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* Every .lua file under path, in name order (depth 8 at most: a link loop
+ * ends there). */
+static uint64_t rg__walk(uint64_t h, const char *path, int depth)
+{
+    DIR *d = depth < 8 ? opendir(path) : NULL;
+    if (!d)
+        return h;
+    char **names = NULL;
+    int n = 0;
+    struct dirent *de;
+    while ((de = readdir(d))) {
+        if (de->d_name[0] == '.')
+            continue;
+        char **grown = realloc(names, (size_t)(n + 1) * sizeof *names);
+        if (!grown)
+            break;
+        names = grown;
+        if (!(names[n] = strdup(de->d_name)))
+            break;
+        n++;
+    }
+    closedir(d);
+    if (n)
+        qsort(names, (size_t)n, sizeof *names, rg__cmp);
+    for (int i = 0; i < n; i++) {
+        char full[4096];
+        struct stat sb;
+        snprintf(full, sizeof full, "%s/%s", path, names[i]);
+        size_t len = strlen(names[i]);
+        if (stat(full, &sb) == 0 && S_ISDIR(sb.st_mode)) {
+            h = rg__walk(h, full, depth + 1);
+        } else if (len > 4 && !strcmp(names[i] + len - 4, ".lua")) {
+            size_t flen = 0;
+            char *text = rg_slurp(full, &flen);
+            h = rg__fnv(h, full, strlen(full) + 1);
+            h = text ? rg__fnv(h, text, flen) : rg__fnv(h, "?", 1);
+            free(text);
+        }
+        free(names[i]);
+    }
+    free(names);
+    return h;
+}
+
+uint64_t rg_clinic_fingerprint(const char *dir, const char *shipped)
+{
+    uint64_t h = UINT64_C(14695981039346656037);
+    h = rg__walk(h, dir, 0);
+    return shipped ? rg__walk(rg__fnv(h, "|", 1), shipped, 0) : h;
+}
