@@ -24,6 +24,7 @@
 #include "feed.h"
 #include "report.h"
 #include "report_cmd.h"
+#include "passwd_cmd.h"
 #include "sweep.h"
 
 #include <jansson.h>
@@ -72,6 +73,8 @@ static const char rg__usage[] =
     "                                   (default: the shipped sets)\n"
     "  serve --config FILE [--db PATH]  run the alerting service (HTTP API on one event\n"
     "                                   loop; see regimen serve --help)\n"
+    "  passwd                           read a password on standard input and print its\n"
+    "                                   argon2id hash, for a user of serve's configuration\n"
     "  report --clinic NAME[=DIR] --from TIME --to TIME [--format text|csv|html]\n"
     "         [--db PATH | --events FILE]\n"
     "                                   the esketamine (Spravato REMS) compliance report:\n"
@@ -1095,6 +1098,7 @@ int main(int argc, char **argv)
         {"explain", rg__cmd_explain},
         {"diff", rg__cmd_diff},
         {"report", rg__cmd_report},
+        {"passwd", rg_passwd_cmd},
     };
     /* a service's notice meant for another process never stops a command */
     signal(RG_HOLDER_SIGNAL, SIG_IGN);
