@@ -700,7 +700,6 @@ static void rg__post_session(rg_svc *sv, rg_http_conn *c, const rg_http_req *req
         *colon = '\0';
     snprintf(s->ukey, sizeof s->ukey, "u %s/%s", clinic, user);
     snprintf(s->akey, sizeof s->akey, "a %s", addr);
-    json_decref(body);
     int wait_u = rg__throttle_wait(a, s->ukey, now), wait_a = rg__throttle_wait(a, s->akey, now);
     if (wait_u || wait_a) {
         int wait = wait_u > wait_a ? wait_u : wait_a;
@@ -711,6 +710,7 @@ static void rg__post_session(rg_svc *sv, rg_http_conn *c, const rg_http_req *req
         rg_log("warn", "sign-in as %s from %s refused for %d s after failed ones", s->ukey + 2,
                addr, wait);
         rg__reply_headers(c, 429, headers, json_pack("{s:s,s:i}", "error", msg, "retry_after", wait));
+        json_decref(body);
         sodium_memzero(s->password, strlen(s->password));
         free(s->password);
         free(s);
@@ -725,6 +725,7 @@ static void rg__post_session(rg_svc *sv, rg_http_conn *c, const rg_http_req *req
             snprintf(s->hash, sizeof s->hash, "%s", id->secret);
         }
     }
+    json_decref(body); /* (clinic and user were in it) */
     if (!s->known) {
         if (!rg__dummy[0] &&
             crypto_pwhash_str(rg__dummy, "-", 1, crypto_pwhash_OPSLIMIT_INTERACTIVE,
