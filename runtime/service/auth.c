@@ -64,7 +64,7 @@ typedef struct rg__throttle {
 struct rg_svc_auth {
     rg__ident *ids;
     int nids;
-    int idle_s, max_s, secure;
+    int idle_s, max_s, secure, tls; /* cookies get Secure when either is set */
     rg__session sessions[RG__MAX_SESSIONS];
     int nsessions;
     rg__throttle throttle[RG__MAX_THROTTLE];
@@ -421,6 +421,12 @@ static void rg__on_sweep(uv_timer_t *t)
         rg__close_streams(sv);
 }
 
+void rg_svc_auth_tls(rg_svc *sv, int on)
+{
+    if (sv->auth)
+        sv->auth->tls = on;
+}
+
 void rg_svc_auth_start(rg_svc *sv)
 {
     uv_timer_init(&sv->loop, &sv->auth->sweep);
@@ -648,7 +654,7 @@ static void rg__verified(uv_work_t *w, int status)
         snprintf(headers, sizeof headers,
                  "Set-Cookie: " RG__COOKIE "=%s; Path=/; Max-Age=%d; HttpOnly; SameSite=Strict%s\r\n"
                  "Cache-Control: no-store\r\n",
-                 ss->id, a->max_s, a->secure ? "; Secure" : "");
+                 ss->id, a->max_s, a->secure || a->tls ? "; Secure" : "");
         rg_log("info", "clinic %s: %s signed in from %s", sv->clinics[s->who.clinic].name,
                rg_svc_who_text(&s->who, who, sizeof who), s->akey + 2);
         rg__reply_headers(s->conn, 200, headers,
@@ -774,9 +780,11 @@ int rg_svc_session_route(rg_svc *sv, rg_http_conn *c, const rg_http_req *req)
     rg_log("info", "clinic %s: %s signed out", sv->clinics[w.clinic].name,
            rg_svc_who_text(&w, who, sizeof who));
     rg__close_streams(sv);
-    rg__reply_headers(c, 200,
-                      "Set-Cookie: " RG__COOKIE "=; Path=/; Max-Age=0; HttpOnly; SameSite=Strict\r\n",
-                      json_pack("{s:b}", "signed_out", 1));
+    char headers[200];
+    snprintf(headers, sizeof headers,
+             "Set-Cookie: " RG__COOKIE "=; Path=/; Max-Age=0; HttpOnly; SameSite=Strict%s\r\n",
+             sv->auth->secure || sv->auth->tls ? "; Secure" : "");
+    rg__reply_headers(c, 200, headers, json_pack("{s:b}", "signed_out", 1));
     return 1;
 }
 

@@ -56,6 +56,10 @@ typedef struct rg_svc_who {
     char session[65]; /* signed in: the session's id, else "" */
 } rg_svc_who;
 
+/* The listener speaks TLS: session cookies get Secure (whatever
+ * sessions.secure_cookie says). For the TLS listener to call. */
+void rg_svc_auth_tls(struct rg_svc *sv, int on);
+
 /* Starts and stops the session sweep (expiry; its timer runs on sv->loop). */
 void rg_svc_auth_start(struct rg_svc *sv);
 void rg_svc_auth_stop(struct rg_svc *sv);
