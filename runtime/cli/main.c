@@ -24,6 +24,7 @@
 #include "feed.h"
 #include "report.h"
 #include "report_cmd.h"
+#include "passwd_cmd.h"
 #include "sweep.h"
 
 #include <jansson.h>
@@ -75,6 +76,8 @@ static const char rg__usage[] =
     "                                   (default: the shipped sets)\n"
     "  serve --config FILE [--db PATH]  run the alerting service (HTTP API on one event\n"
     "                                   loop; see regimen serve --help)\n"
+    "  passwd                           read a password on standard input and print its\n"
+    "                                   argon2id hash, for a user of serve's configuration\n"
     "  report --clinic NAME[=DIR] --from TIME --to TIME [--format text|csv|html]\n"
     "         [--db PATH | --events FILE]\n"
     "                                   the esketamine (Spravato REMS) compliance report:\n"
@@ -994,7 +997,12 @@ static const char rg__serve_usage[] =
     "The configuration is JSON (relative paths are relative to the file):\n"
     "  { \"listen\": \"127.0.0.1:7878\",\n"
     "    \"clinics\": { \"north\": { \"protocols\": \"clinics/north\",\n"
-    "                               \"tokens\": [\"at-least-16-characters\"] } },\n"
+    "        \"users\": [ { \"name\": \"ann\", \"role\": \"nurse\",\n"
+    "                     \"password\": \"$argon2id$... (regimen passwd)\" } ],\n"
+    "        \"api_keys\": [ { \"name\": \"ehr-feed\", \"role\": \"integration\",\n"
+    "                        \"sha256\": \"<printf %s KEY | sha256sum>\" } ] } },\n"
+    "    \"api_keys\": [ { \"name\": \"prometheus\", \"role\": \"metrics\", \"sha256\": \"...\" } ],\n"
+    "    \"sessions\": { \"idle_timeout_s\": 1800, \"max_age_s\": 43200 },\n"
     "    \"limits\": { \"max_memory_mb\": 64, \"max_instructions\": 10000000,\n"
     "                \"deadline_ms\": 2000, \"max_body_bytes\": 1048576,\n"
     "                \"max_header_bytes\": 16384, \"max_connections\": 256,\n"
@@ -1002,20 +1010,27 @@ static const char rg__serve_usage[] =
     "                \"max_events_per_request\": 1000, \"history_cache_mb\": 64,\n"
     "                \"future_skew_minutes\": 15 } }\n"
     "\n"
-    "Endpoints (all but /healthz need Authorization: Bearer <clinic token>):\n"
+    "Roles: nurse (read, ack, snooze), prescriber, admin (reload, the clinic's\n"
+    "metrics), auditor, integration (events and FHIR only), metrics (/metrics of\n"
+    "every clinic). Endpoints (all but /healthz and POST /v1/session need an API\n"
+    "key, Authorization: Bearer <key>, or a signed-in session cookie):\n"
+    "  POST /v1/session                {\"clinic\", \"user\", \"password\"}: sign in\n"
+    "                                  (cookie; send csrf in X-CSRF-Token); DELETE: out\n"
     "  POST /v1/events                 one event or an array; per-event outcome\n"
     "  GET  /v1/alerts?patient=&state= the clinic's alerts\n"
     "  GET  /v1/alerts/{key}           an alert, its transitions and actions\n"
-    "  POST /v1/alerts/{key}/ack       {\"who\": ..., \"note\": ...}\n"
-    "  POST /v1/alerts/{key}/snooze    {\"who\": ..., \"until\": RFC 3339, \"reason\": ...}\n"
+    "  POST /v1/alerts/{key}/ack       {\"note\": ...} (recorded as the user or key)\n"
+    "  POST /v1/alerts/{key}/snooze    {\"until\": RFC 3339, \"reason\": ...}\n"
     "  GET  /v1/transitions?after=SEQ  the clinic's transitions, gap-free sequence\n"
     "  GET  /v1/transitions/stream     the same, live, as Server-Sent Events\n"
     "  GET  /v1/reports/compliance?from=&to=&format=text|csv|html\n"
     "                                  the esketamine (Spravato REMS) compliance report\n"
-    "  GET  /healthz, GET /metrics     liveness; Prometheus text\n"
+    "  POST /v1/admin/reload           (admin) as SIGHUP\n"
+    "  GET  /healthz, GET /metrics     liveness; Prometheus text (metrics key or admin)\n"
     "\n"
-    "Signals: SIGHUP (or a changed protocol file) reloads protocols; a version\n"
-    "that fails to load is refused and the old one keeps running. SIGTERM/SIGINT\n"
+    "Signals: SIGHUP reloads the configuration (users, keys, roles: a removed\n"
+    "one stops at once) and the protocols (a changed protocol file too); a\n"
+    "version that fails to load is refused and the old one keeps running. SIGTERM/SIGINT\n"
     "stop accepting, finish in-flight work and exit 0. SIGUSR1 (sent by regimen\n"
     "ingest after it stores events in the same database) makes the service read\n"
     "the store again and evaluate them at once.\n"
@@ -1116,6 +1131,7 @@ int main(int argc, char **argv)
         {"explain", rg__cmd_explain},
         {"diff", rg__cmd_diff},
         {"report", rg__cmd_report},
+        {"passwd", rg_passwd_cmd},
     };
     /* a service's notice meant for another process never stops a command */
     signal(RG_HOLDER_SIGNAL, SIG_IGN);

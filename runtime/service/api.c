@@ -1,6 +1,6 @@
 /*
- * api.c - the service's HTTP endpoints (docs/openapi.yaml): bearer-token
- * auth per clinic, POST /v1/events (queued for serve.c's group commit),
+ * api.c - the service's HTTP endpoints (docs/openapi.yaml): each checked
+ * for the role it needs (auth.c says who a request is from), POST /v1/events (queued for serve.c's group commit),
  * alerts, acks and snoozes, the transition feed and its SSE stream, /healthz
  * and /metrics. The worklist's page and endpoints are in worklist.c.
  */
@@ -17,30 +17,6 @@
 
 
 /* ---- helpers ------------------------------------------------------------------- */
-
-/* Compares in time independent of where the strings differ. */
-static int rg__ct_equal(const char *a, const char *b)
-{
-    size_t la = strlen(a), lb = strlen(b);
-    unsigned char diff = (unsigned char)(la != lb);
-    for (size_t i = 0; i < lb; i++)
-        diff |= (unsigned char)((unsigned char)(i < la ? a[i] : 0) ^ (unsigned char)b[i]);
-    return diff == 0;
-}
-
-/* The clinic a bearer token belongs to, or -1. Every token is compared. */
-static int rg__auth(rg_svc *sv, const char *header)
-{
-    if (!header || strncmp(header, "Bearer ", 7) != 0)
-        return -1;
-    const char *tok = header + 7;
-    int found = -1;
-    for (int i = 0; i < sv->nclinics; i++)
-        for (int j = 0; j < sv->clinics[i].ntokens; j++)
-            if (rg__ct_equal(tok, sv->clinics[i].tokens[j]))
-                found = i;
-    return found;
-}
 
 void rg_svc_reply_json(rg_http_conn *c, int status, json_t *body)
 {
@@ -105,11 +81,12 @@ const char *rg_svc_query(const char *q, const char *name, char *buf, size_t len)
 }
 
 static void rg__queue(rg_svc *sv, int ci, rg_http_conn *c, const rg_http_req *req,
-                      json_t *items, rg_fhir_import *fhir, const char *what);
+                      json_t *items, rg_fhir_import *fhir, const char *what, const rg_svc_who *w);
 
 /* POST /v1/events: a body that is not an event or a list of them is refused
  * at once; the events are queued for this iteration's group commit. */
-static void rg__post_events(rg_svc *sv, int ci, rg_http_conn *c, const rg_http_req *req)
+static void rg__post_events(rg_svc *sv, int ci, rg_http_conn *c, const rg_http_req *req,
+                            const rg_svc_who *w)
 {
     json_error_t je;
     json_t *body = rg_json_loadb(req->body, req->body_len, JSON_REJECT_DUPLICATES, &je);
@@ -130,14 +107,15 @@ static void rg__post_events(rg_svc *sv, int ci, rg_http_conn *c, const rg_http_r
         rg__error(c, 400, "body must be one event object or an array of events");
         return;
     }
-    rg__queue(sv, ci, c, req, items, NULL, "http");
+    rg__queue(sv, ci, c, req, items, NULL, "http", w);
 }
 
 /* Queues a request's events (taken, with fhir) for this iteration's group
  * commit, or answers 413 / 503 at once. */
 static void rg__queue(rg_svc *sv, int ci, rg_http_conn *c, const rg_http_req *req,
-                      json_t *items, rg_fhir_import *fhir, const char *what)
+                      json_t *items, rg_fhir_import *fhir, const char *what, const rg_svc_who *w)
 {
+    char who[100];
     char msg[160];
     size_t n = json_array_size(items);
     int refuse = n > (size_t)sv->max_events ? 413 : 0;
@@ -170,14 +148,17 @@ static void rg__queue(rg_svc *sv, int ci, rg_http_conn *c, const rg_http_req *re
     pr->clinic = ci;
     pr->items = items;
     pr->fhir = fhir;
-    snprintf(pr->source, sizeof pr->source, "%s %s", what, req->peer ? req->peer : "?");
+    /* the source names the key: refused events and the log say who sent them */
+    snprintf(pr->source, sizeof pr->source, "%s %s %s", what, req->peer ? req->peer : "?",
+             rg_svc_who_text(w, who, sizeof who));
     rg_svc_flush_soon(sv);
 }
 
 /* POST /v1/fhir: a Bundle converted by the default mapping and the clinic's
  * fhir settings (clinic.lua), whose events then take the path of POST
  * /v1/events: the same group commit, validation and outcomes. */
-static void rg__post_fhir(rg_svc *sv, int ci, rg_http_conn *c, const rg_http_req *req)
+static void rg__post_fhir(rg_svc *sv, int ci, rg_http_conn *c, const rg_http_req *req,
+                          const rg_svc_who *w)
 {
     json_error_t je;
     char msg[4096];
@@ -210,7 +191,7 @@ static void rg__post_fhir(rg_svc *sv, int ci, rg_http_conn *c, const rg_http_req
     json_t *items = json_array();
     for (size_t i = 0; i < im->n; i++)
         json_array_extend(items, im->v[i].events);
-    rg__queue(sv, ci, c, req, items, im, "fhir http");
+    rg__queue(sv, ci, c, req, items, im, "fhir http", w);
 }
 
 /* A list being filled with one clinic's objects, and that clinic's zone. */
@@ -322,12 +303,18 @@ static void rg__get_alert(rg_svc *sv, int ci, rg_http_conn *c, const char *key)
                                      transitions, "actions", actions));
 }
 
+/* POST /v1/alerts/{key}/ack and /snooze. A signed-in user or a key is
+ * recorded as itself with its role ("ann (nurse)"): a "who" in the body is
+ * ignored (docs/service.md). Only a legacy clinic token, which names nobody,
+ * records the body's "who". */
 static void rg__alert_action(rg_svc *sv, int ci, rg_http_conn *c, const rg_http_req *req,
-                             const char *key, const char *action)
+                             const char *key, const char *action, const rg_svc_who *w)
 {
     json_error_t je;
     json_t *body = rg_json_loadb(req->body, req->body_len, 0, &je);
-    const char *who = json_string_value(json_object_get(body, "who"));
+    char self[200];
+    const char *who = w->kind == RG_WHO_TOKEN ? json_string_value(json_object_get(body, "who"))
+                                              : rg_svc_who_text(w, self, sizeof self);
     const char *note = json_string_value(json_object_get(body, !strcmp(action, "ack") ? "note" : "reason"));
     const char *until_s = json_string_value(json_object_get(body, "until"));
     rg_time until = RG_TIME_NONE, now = rg_now();
@@ -368,8 +355,8 @@ static void rg__alert_action(rg_svc *sv, int ci, rg_http_conn *c, const rg_http_
         rg_svc_unavailable(sv, c, "the action could not be stored");
         return;
     }
-    rg_log("info", "clinic %s: alert %s %s", sv->clinics[ci].name, key,
-           !strcmp(action, "ack") ? "acknowledged" : "snoozed");
+    rg_log("info", "clinic %s: alert %s %s by %s", sv->clinics[ci].name, key,
+           !strcmp(action, "ack") ? "acknowledged" : "snoozed", who);
     rg__get_alert(sv, ci, c, key);
     rg_svc_arm(sv);
 }
@@ -444,7 +431,8 @@ static int rg__send_backlog(void *ud, const rg_transition *t)
     return rc ? 1 : 0;
 }
 
-static void rg__get_stream(rg_svc *sv, int ci, rg_http_conn *c, const rg_http_req *req)
+static void rg__get_stream(rg_svc *sv, int ci, rg_http_conn *c, const rg_http_req *req,
+                           const rg_svc_who *w)
 {
     char after_s[32];
     int ok;
@@ -464,7 +452,7 @@ static void rg__get_stream(rg_svc *sv, int ci, rg_http_conn *c, const rg_http_re
         after = sv->clinics[ci].last_cseq;
     /* listed before anything is sent: a send that closes it (its client too
      * far behind on the backlog) unlists it in rg__stream_closed */
-    sv->streams[sv->nstreams++] = (rg_svc_stream){c, ci, after};
+    sv->streams[sv->nstreams++] = (rg_svc_stream){c, ci, after, *w};
     rg_http_stream_start(c, rg__stream_closed, sv);
     rg__backlog b = {c, after, rg_engine_zone(sv->eng, sv->clinics[ci].name)};
     int rc = rg_store_clinic_transitions(sv->st, sv->clinics[ci].name, after, 1000000,
@@ -480,25 +468,55 @@ static void rg__get_stream(rg_svc *sv, int ci, rg_http_conn *c, const rg_http_re
             sv->streams[i].last_cseq = b.last;
 }
 
+/* A label value as the Prometheus text format writes it: backslash, double
+ * quote and line feed escaped (protocol ids and versions come from files). */
+static const char *rg__label(const char *s, char *buf, size_t size)
+{
+    size_t n = 0;
+    for (; *s && n + 3 < size; s++) {
+        if (*s == '\\' || *s == '"' || *s == '\n') {
+            buf[n++] = '\\';
+            buf[n++] = *s == '\n' ? 'n' : *s;
+        } else {
+            buf[n++] = *s;
+        }
+    }
+    buf[n] = '\0';
+    return buf;
+}
+
+typedef struct rg__mopen {
+    rg_buf *b;
+    const char *only; /* a clinic, or NULL: all */
+} rg__mopen;
+
 static int rg__metric_open(void *ud, const char *clinic, const char *severity, int64_t n)
 {
-    rg_buf_printf(ud, "regimen_open_alerts{clinic=\"%s\",severity=\"%s\"} %lld\n", clinic,
-                  severity, (long long)n);
+    rg__mopen *m = ud;
+    char lc[160], ls[64];
+    if (!m->only || !strcmp(m->only, clinic))
+        rg_buf_printf(m->b, "regimen_open_alerts{clinic=\"%s\",severity=\"%s\"} %lld\n",
+                      rg__label(clinic, lc, sizeof lc), rg__label(severity, ls, sizeof ls),
+                      (long long)n);
     return 0;
 }
 
-static void rg__get_metrics(rg_svc *sv, rg_http_conn *c)
+/* GET /metrics: every clinic's series (ci -1: the metrics role) or those of
+ * clinic ci only (its admin), with the service's own (without a clinic). */
+static void rg__get_metrics(rg_svc *sv, int ci, rg_http_conn *c)
 {
+    int c0 = ci < 0 ? 0 : ci, c1 = ci < 0 ? sv->nclinics : ci + 1;
+    char lc[160], lp[512], lv[512];
     rg_buf b = {0};
     const rg_engine_stats *es = rg_engine_stats_get(sv->eng);
     rg_http_stats hs;
     rg_http_stats_get(sv->http, &hs);
     rg_buf_printf(&b, "# HELP regimen_events_total Events received over HTTP, by outcome.\n"
                       "# TYPE regimen_events_total counter\n");
-    for (int i = 0; i < sv->nclinics; i++)
+    for (int i = c0; i < c1; i++)
         for (int k = 0; k < 5; k++)
             rg_buf_printf(&b, "regimen_events_total{clinic=\"%s\",outcome=\"%s\"} %llu\n",
-                          sv->clinics[i].name, rg_svc_outcomes[k],
+                          rg__label(sv->clinics[i].name, lc, sizeof lc), rg_svc_outcomes[k],
                           (unsigned long long)sv->clinics[i].events[k]);
     rg_buf_printf(&b, "# HELP regimen_events_future_total Events stored over HTTP dated ahead of "
                       "the clock by more than limits.future_skew_minutes (flagged).\n"
@@ -508,11 +526,12 @@ static void rg__get_metrics(rg_svc *sv, rg_http_conn *c)
                       sv->clinics[i].name, (unsigned long long)sv->clinics[i].future);
     rg_buf_printf(&b, "# HELP regimen_transitions_total Alert transitions published.\n"
                       "# TYPE regimen_transitions_total counter\n");
-    for (int i = 0; i < sv->nclinics; i++) {
+    for (int i = c0; i < c1; i++) {
+        rg__label(sv->clinics[i].name, lc, sizeof lc);
         rg_buf_printf(&b, "regimen_transitions_total{clinic=\"%s\",state=\"open\"} %llu\n",
-                      sv->clinics[i].name, (unsigned long long)sv->clinics[i].opened);
+                      lc, (unsigned long long)sv->clinics[i].opened);
         rg_buf_printf(&b, "regimen_transitions_total{clinic=\"%s\",state=\"resolved\"} %llu\n",
-                      sv->clinics[i].name, (unsigned long long)sv->clinics[i].resolved);
+                      lc, (unsigned long long)sv->clinics[i].resolved);
     }
     rg_buf_printf(&b, "# HELP regimen_evaluation_seconds_total Time spent evaluating, per protocol.\n"
                       "# TYPE regimen_evaluation_seconds_total counter\n");
@@ -522,12 +541,13 @@ static void rg__get_metrics(rg_svc *sv, rg_http_conn *c)
         if (f)
             rg_buf_printf(&b, "# HELP regimen_evaluations_total Evaluations, per protocol.\n"
                               "# TYPE regimen_evaluations_total counter\n");
-        for (int i = 0; i < sv->nclinics; i++) {
+        for (int i = c0; i < c1; i++) {
             rg_clinic *cl = rg_engine_clinic(sv->eng, sv->clinics[i].name);
             for (int p = 0; cl && p < cl->nprotos; p++) {
                 rg_buf_printf(&b, "regimen_evaluation%s{clinic=\"%s\",protocol=\"%s\",version=\"%s\"} ",
-                              f ? "s_total" : "_seconds_total", cl->name, cl->protos[p].id,
-                              cl->protos[p].version);
+                              f ? "s_total" : "_seconds_total", rg__label(cl->name, lc, sizeof lc),
+                              rg__label(cl->protos[p].id, lp, sizeof lp),
+                              rg__label(cl->protos[p].version, lv, sizeof lv));
                 if (f)
                     rg_buf_printf(&b, "%llu\n", (unsigned long long)cl->protos[p].evaluations);
                 else
@@ -580,9 +600,9 @@ static void rg__get_metrics(rg_svc *sv, rg_http_conn *c)
                       "# TYPE regimen_leases_held gauge\nregimen_leases_held %d\n"
                       "# HELP regimen_lease_held Whether this worker holds the clinic's lease.\n"
                       "# TYPE regimen_lease_held gauge\n", sv->nheld);
-    for (int i = 0; i < sv->nclinics; i++)
-        rg_buf_printf(&b, "regimen_lease_held{clinic=\"%s\"} %d\n", sv->clinics[i].name,
-                      sv->clinics[i].held);
+    for (int i = c0; i < c1; i++)
+        rg_buf_printf(&b, "regimen_lease_held{clinic=\"%s\"} %d\n",
+                      rg__label(sv->clinics[i].name, lc, sizeof lc), sv->clinics[i].held);
     rg_buf_printf(&b, "# HELP regimen_leases_taken_total Clinic leases this worker took (at start, "
                       "from a worker that ended or from one that gave them back).\n"
                       "# TYPE regimen_leases_taken_total counter\n"
@@ -606,7 +626,8 @@ static void rg__get_metrics(rg_svc *sv, rg_http_conn *c)
                   "# TYPE regimen_open_alerts gauge\n",
                   (unsigned long long)sv->lateness_count, sv->lateness_sum,
                   (unsigned long long)sv->lateness_count);
-    rg_store_open_by_severity(sv->st, rg__metric_open, &b);
+    rg__mopen mo = {&b, ci < 0 ? NULL : sv->clinics[ci].name};
+    rg_store_open_by_severity(sv->st, rg__metric_open, &mo);
     rg_buf_printf(&b, "# HELP regimen_group_commits_total Transactions that stored POSTed events"
                       " and wake-ups together, each one fsync.\n"
                       "# TYPE regimen_group_commits_total counter\nregimen_group_commits_total %llu\n"
@@ -721,26 +742,47 @@ void rg_svc_handle(void *ud, rg_http_conn *c, const rg_http_req *req)
     }
     if (get && rg_svc_www(c, req->path))
         return;
-    /* an EventSource has no Authorization header: a one-time ticket instead
-     * (never logged, the path below is without its query) */
-    char ticket[80];
+    if (rg_svc_session_route(sv, c, req)) /* sign in and out */
+        return;
+    /* an EventSource of an API client has no Authorization header: a
+     * one-time ticket instead (never logged, the path below is without its
+     * query); the worklist's runs on its session cookie */
+    char ticket[80], whotext[200];
     int by_ticket = get && !req->authorization && !strcmp(req->path, "/v1/transitions/stream") &&
                     rg_svc_query(req->query, "ticket", ticket, sizeof ticket);
-    int ci = by_ticket ? rg_svc_ticket_use(sv, ticket) : rg__auth(sv, req->authorization);
-    if (ci < 0) {
-        rg_log("warn", "unauthorized %s %s from %s%s", req->method, req->path, req->peer,
-               by_ticket ? " (stream ticket unknown, used or expired)" : "");
-        rg__error(c, 401, by_ticket ? "the stream ticket is unknown, used or expired: "
-                                      "POST /v1/stream-tickets for a new one"
-                                    : "a clinic API token is required: Authorization: Bearer <token>");
+    rg_svc_who who;
+    const char *why = NULL;
+    int status = 0;
+    if (by_ticket) {
+        if (rg_svc_ticket_use(sv, ticket, &who) < 0 || !rg_svc_who_valid(sv, &who)) {
+            status = 401;
+            why = "the stream ticket is unknown, used or expired: POST /v1/stream-tickets for a "
+                  "new one";
+        }
+    } else {
+        status = rg_svc_authenticate(sv, req, &who, &why);
+    }
+    if (status) {
+        rg_log("warn", "%s %s %s from %s: %s", status == 401 ? "unauthorized" : "refused",
+               req->method, req->path, req->peer, why);
+        rg__error(c, status, why);
         return;
     }
+    int ci = who.clinic; /* -1: a key of every clinic (the metrics role) */
+    const rg_svc_who *w = &who;
     const char *p = req->path;
     size_t pl = strlen(p);
-    if (post && !strcmp(p, "/v1/stream-tickets"))
-        rg_svc_post_ticket(sv, ci, c);
-    else if (get && !strncmp(p, "/v1/patients/", 13) && pl > 13 + 9 &&
+#define RG__NEED(bits, what)                                                                       \
+    do {                                                                                           \
+        if (!rg_svc_allowed(sv, c, w, bits, what))                                                 \
+            return;                                                                                \
+    } while (0)
+    if (post && !strcmp(p, "/v1/stream-tickets")) {
+        RG__NEED(RG_NEED_READ, "open the transition stream");
+        rg_svc_post_ticket(sv, ci, c, w);
+    } else if (get && !strncmp(p, "/v1/patients/", 13) && pl > 13 + 9 &&
              !strcmp(p + pl - 9, "/timeline")) {
+        RG__NEED(RG_NEED_READ, "read patients");
         char patient[RG_EVENT_MAX_ID + 1];
         if (pl - 13 - 9 >= sizeof patient) {
             rg__error(c, 404, "no patient with this id in your clinic");
@@ -748,21 +790,35 @@ void rg_svc_handle(void *ud, rg_http_conn *c, const rg_http_req *req)
         }
         snprintf(patient, sizeof patient, "%.*s", (int)(pl - 13 - 9), p + 13);
         rg_svc_get_timeline(sv, ci, c, patient);
-    } else if (post && !strcmp(p, "/v1/events"))
-        rg__post_events(sv, ci, c, req);
-    else if (post && !strcmp(p, "/v1/fhir"))
-        rg__post_fhir(sv, ci, c, req);
-    else if (get && !strcmp(p, "/v1/alerts"))
+    } else if (post && !strcmp(p, "/v1/events")) {
+        RG__NEED(RG_NEED_INGEST, "post events");
+        rg__post_events(sv, ci, c, req, w);
+    } else if (post && !strcmp(p, "/v1/fhir")) {
+        RG__NEED(RG_NEED_INGEST, "post FHIR");
+        rg__post_fhir(sv, ci, c, req, w);
+    } else if (get && !strcmp(p, "/v1/alerts")) {
+        RG__NEED(RG_NEED_READ, "read alerts");
         rg__get_alerts(sv, ci, c, req);
-    else if (get && !strcmp(p, "/v1/transitions"))
+    } else if (get && !strcmp(p, "/v1/transitions")) {
+        RG__NEED(RG_NEED_READ, "read transitions");
         rg__get_transitions(sv, ci, c, req);
-    else if (get && !strcmp(p, "/v1/transitions/stream"))
-        rg__get_stream(sv, ci, c, req);
-    else if (get && !strcmp(p, "/v1/reports/compliance"))
+    } else if (get && !strcmp(p, "/v1/transitions/stream")) {
+        RG__NEED(RG_NEED_READ, "open the transition stream");
+        rg__get_stream(sv, ci, c, req, w);
+    } else if (get && !strcmp(p, "/v1/reports/compliance")) {
+        RG__NEED(RG_NEED_READ, "read reports");
         rg_svc_get_compliance(sv, ci, c, req);
-    else if (get && !strcmp(p, "/metrics"))
-        rg__get_metrics(sv, c);
-    else if (!strncmp(p, "/v1/alerts/", 11)) {
+    } else if (get && !strcmp(p, "/metrics")) {
+        RG__NEED(RG_NEED_METRICS, "read metrics");
+        rg__get_metrics(sv, ci, c);
+    } else if (post && !strcmp(p, "/v1/admin/reload")) {
+        RG__NEED(RG_NEED_ADMIN, "reload the configuration");
+        char err[4096];
+        int rc = rg_svc_reload(sv, rg_svc_who_text(w, whotext, sizeof whotext), err, sizeof err);
+        rg_svc_reply_json(c, rc ? 400 : 200,
+                          rc ? json_pack("{s:s,s:s}", "configuration", "refused", "error", err)
+                             : json_pack("{s:s}", "configuration", "reloaded"));
+    } else if (!strncmp(p, "/v1/alerts/", 11)) {
         char key[64];
         const char *rest = p + 11, *slash = strchr(rest, '/');
         size_t kl = slash ? (size_t)(slash - rest) : strlen(rest);
@@ -771,16 +827,22 @@ void rg_svc_handle(void *ud, rg_http_conn *c, const rg_http_req *req)
             return;
         }
         snprintf(key, sizeof key, "%.*s", (int)kl, rest);
+        int act = post && slash && (!strcmp(slash, "/ack") || !strcmp(slash, "/snooze"));
+        if (act)
+            RG__NEED(RG_NEED_ACT, !strcmp(slash, "/ack") ? "acknowledge alerts" : "snooze alerts");
+        else if (get)
+            RG__NEED(RG_NEED_READ, "read alerts");
         if (get && !slash)
             rg__get_alert(sv, ci, c, key);
         else if (get && slash && !strcmp(slash, "/explain"))
             rg_svc_get_explain(sv, ci, c, key);
         else if (post && slash && !strcmp(slash, "/ack"))
-            rg__alert_action(sv, ci, c, req, key, "ack");
+            rg__alert_action(sv, ci, c, req, key, "ack", w);
         else if (post && slash && !strcmp(slash, "/snooze"))
-            rg__alert_action(sv, ci, c, req, key, "snooze");
+            rg__alert_action(sv, ci, c, req, key, "snooze", w);
         else
             rg__error(c, get || post ? 404 : 405, "no such endpoint");
+#undef RG__NEED
     } else {
         rg__error(c, 404, "no such endpoint");
     }

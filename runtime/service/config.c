@@ -58,9 +58,12 @@ int rg_svc_load_config(rg_svc *sv, const char *path, char *err, size_t errlen)
         rc = rg__cfg_fail(err, errlen, path, "(top)", "expected a JSON object");
         goto done;
     }
+    snprintf(sv->config_path, sizeof sv->config_path, "%s", path);
     json_object_foreach(root, key, v) {
-        if (strcmp(key, "listen") && strcmp(key, "clinics") && strcmp(key, "limits")) {
-            rc = rg__cfg_fail(err, errlen, path, key, "unknown setting (known: listen, clinics, limits)");
+        if (strcmp(key, "listen") && strcmp(key, "clinics") && strcmp(key, "limits") &&
+            strcmp(key, "api_keys") && strcmp(key, "sessions")) {
+            rc = rg__cfg_fail(err, errlen, path, key,
+                              "unknown setting (known: listen, clinics, limits, api_keys, sessions)");
             goto done;
         }
     }
@@ -126,7 +129,7 @@ int rg_svc_load_config(rg_svc *sv, const char *path, char *err, size_t errlen)
     if (!json_is_object(clinics) || json_object_size(clinics) == 0) {
         rc = rg__cfg_fail(err, errlen, path, "clinics",
                           "expected an object of clinics: { \"north\": { \"protocols\": \"...\", "
-                          "\"tokens\": [\"...\"] } }");
+                          "\"users\": [...], \"api_keys\": [...] } }");
         goto done;
     }
     json_object_foreach(clinics, key, v) {
@@ -137,7 +140,8 @@ int rg_svc_load_config(rg_svc *sv, const char *path, char *err, size_t errlen)
         rg_svc_clinic *c = &sv->clinics[sv->nclinics];
         snprintf(field, sizeof field, "clinics.%.60s", key);
         if (strlen(key) > RG_EVENT_MAX_CLINIC || !*key || !json_is_object(v)) {
-            rc = rg__cfg_fail(err, errlen, path, field, "expected { \"protocols\": DIR, \"tokens\": [...] }");
+            rc = rg__cfg_fail(err, errlen, path, field,
+                              "expected { \"protocols\": DIR, \"users\": [...], \"api_keys\": [...] }");
             goto done;
         }
         snprintf(c->name, sizeof c->name, "%s", key);
@@ -157,8 +161,9 @@ int rg_svc_load_config(rg_svc *sv, const char *path, char *err, size_t errlen)
         json_t *tokens = json_object_get(v, "tokens");
         size_t i;
         json_t *t;
-        if (!json_is_array(tokens) || json_array_size(tokens) == 0 ||
-            json_array_size(tokens) > RG_MAX_TOKENS) {
+        /* deprecated (auth.c warns): users and api_keys instead */
+        if (tokens && (!json_is_array(tokens) || json_array_size(tokens) == 0 ||
+                       json_array_size(tokens) > RG_MAX_TOKENS)) {
             rc = rg__cfg_fail(err, errlen, path, field, "'tokens' must list 1 to 8 API tokens");
             goto done;
         }
@@ -176,9 +181,11 @@ int rg_svc_load_config(rg_svc *sv, const char *path, char *err, size_t errlen)
         }
         const char *ck;
         json_object_foreach(v, ck, t) {
-            if (strcmp(ck, "protocols") && strcmp(ck, "tokens") && strcmp(ck, "webhook")) {
+            if (strcmp(ck, "protocols") && strcmp(ck, "tokens") && strcmp(ck, "webhook") &&
+                strcmp(ck, "users") && strcmp(ck, "api_keys")) {
                 rc = rg__cfg_fail(err, errlen, path, field,
-                                  "unknown setting (known: protocols, tokens, webhook)");
+                                  "unknown setting (known: protocols, users, api_keys, webhook, "
+                                  "tokens)");
                 goto done;
             }
         }
@@ -197,7 +204,7 @@ int rg_svc_load_config(rg_svc *sv, const char *path, char *err, size_t errlen)
         }
         sv->nclinics++;
     }
-    rc = RG_OK;
+    rc = rg_svc_auth_load(sv, root, path, err, errlen); /* users, api_keys, sessions */
 done:
     json_decref(root);
     return rc;

@@ -30,9 +30,10 @@
 enum rg__state { RG__IDLE, RG__READING, RG__AWAIT, RG__STREAM, RG__LINGER };
 
 /* Strings kept from a request, all stored in the connection's arena. */
-enum { RG__URL, RG__AUTH, RG__LEID, RG__CTYPE, RG__TE, RG__EXPECT, RG__PATH, RG__QUERY, RG__NSTR };
+enum { RG__URL, RG__AUTH, RG__LEID, RG__CTYPE, RG__TE, RG__EXPECT, RG__COOKIE, RG__CSRF, RG__PATH,
+       RG__QUERY, RG__NSTR };
 static const char *const rg__kept[] = {"", "authorization", "last-event-id", "content-type",
-                                       "transfer-encoding", "expect"};
+                                       "transfer-encoding", "expect", "cookie", "x-csrf-token"};
 #define RG__NKEPT ((int)(sizeof rg__kept / sizeof rg__kept[0]))
 
 struct rg_http_conn {
@@ -583,6 +584,8 @@ static void rg__dispatch(rg_http_conn *c)
         .authorization = rg__hdr(c, RG__AUTH),
         .last_event_id = rg__hdr(c, RG__LEID),
         .content_type = rg__hdr(c, RG__CTYPE),
+        .cookie = rg__hdr(c, RG__COOKIE),
+        .csrf = rg__hdr(c, RG__CSRF),
         .body = c->body ? c->body : "",
         .body_len = c->body_len,
         .peer = c->peer,

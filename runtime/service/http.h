@@ -41,6 +41,8 @@ typedef struct rg_http_req {
     const char *authorization; /* the Authorization header value, or NULL */
     const char *last_event_id; /* the Last-Event-ID header value, or NULL */
     const char *content_type;  /* or NULL */
+    const char *cookie;        /* the Cookie header value, or NULL */
+    const char *csrf;          /* the X-CSRF-Token header value, or NULL */
     const char *body;          /* NUL-terminated; body_len bytes */
     size_t body_len;
     const char *peer;          /* "127.0.0.1:53211" */

@@ -865,13 +865,21 @@ static void rg__rewatch(rg_svc *sv)
     }
 }
 
+int rg_svc_reload(rg_svc *sv, const char *by, char *err, size_t errlen)
+{
+    rg_log("info", "%s: reloading the configuration and the protocols", by);
+    int rc = rg_svc_reload_config(sv, by, err, errlen); /* users, keys, roles, sessions */
+    rg__load_clinics(sv, 0);
+    rg__rewatch(sv);
+    return rc;
+}
+
 static void rg__on_sighup(uv_signal_t *h, int sig)
 {
     rg_svc *sv = h->data;
+    char err[4096];
     (void)sig;
-    rg_log("info", "SIGHUP: reloading protocols");
-    rg__load_clinics(sv, 0);
-    rg__rewatch(sv);
+    rg_svc_reload(sv, "SIGHUP", err, sizeof err);
 }
 
 /* Evaluation errors: one log line each (the store keeps them too). */
@@ -913,6 +921,7 @@ static void rg__http_closed(void *ud)
     rg__close_handle((uv_handle_t *)&sv->sigint);
     rg__close_handle((uv_handle_t *)&sv->notice);
     rg__close_handle((uv_handle_t *)&sv->lease_tick);
+    rg_svc_auth_stop(sv);
     if (sv->notice_fd >= 0) {
         rg__close_handle((uv_handle_t *)&sv->notice_poll);
         rg__close_handle((uv_handle_t *)&sv->notice_drain);
@@ -1069,6 +1078,7 @@ int rg_serve_main(const char *db_path, const char *config_path, const char *ship
     rg_holder_describe(sv->holder, addr);
     uv_signal_start(&sv->notice, rg__on_notice, RG_HOLDER_SIGNAL);
     uv_signal_start(&sv->sighup, rg__on_sighup, SIGHUP);
+    rg_svc_auth_start(sv); /* sessions expire */
     uv_signal_start(&sv->sigterm, rg__on_stop, SIGTERM);
     uv_signal_start(&sv->sigint, rg__on_stop, SIGINT);
     sv->lag_last = uv_hrtime(); /* from here on, a step of the wall clock shows */
@@ -1105,6 +1115,7 @@ run:
             free(sv->clinics[i].tokens[j]);
         free(sv->clinics[i].webhook);
     }
+    rg_svc_auth_free(sv);
     if (!sv->exit_code)
         rg_log("info", "stopped");
     return rc ? 1 : sv->exit_code;

@@ -6,6 +6,7 @@
  *   config.c  the configuration file
  *   worklist.c the staff page (GET /, its assets), stream tickets, explain and
  *             the patient timeline
+ *   auth.c    users, API keys, roles, sign-in sessions, the configuration's reload
  */
 #ifndef RG_SERVICE_H
 #define RG_SERVICE_H
@@ -15,6 +16,7 @@
 #include "holder.h"
 #include "http.h"
 #include "webhook.h"
+#include "auth.h"
 
 #include <jansson.h>
 #include <uv.h>
@@ -51,6 +53,7 @@ typedef struct rg_svc_stream {
     rg_http_conn *conn;
     int clinic;
     int64_t last_cseq;
+    rg_svc_who who; /* closed when it is no longer valid (reload, sign out, expiry) */
 } rg_svc_stream;
 
 /* A POST /v1/events waiting for its group commit (its conn and req stay
@@ -72,6 +75,7 @@ typedef struct rg_svc_ticket {
     char id[65]; /* 32 random bytes, hex */
     char clinic[RG_EVENT_MAX_CLINIC + 1];
     uint64_t expires; /* uv_now() */
+    rg_svc_who who;   /* who asked: the stream is theirs */
 } rg_svc_ticket;
 
 typedef struct rg_svc {
@@ -109,6 +113,8 @@ typedef struct rg_svc {
     rg_svc_ticket tickets[RG_MAX_TICKETS];
     int ntickets;
     int stopping, exit_code;
+    char config_path[PATH_MAX];  /* re-read by rg_svc_reload */
+    struct rg_svc_auth *auth;    /* auth.c: identities, sessions, sign-in throttle */
     rg_time armed_for; /* the due moment the wake timer was armed for */
     /* group commit (rg__flush): queued requests, a wake-up pass in progress
      * (a page of due patients per group) */
@@ -137,6 +143,9 @@ extern const double rg_svc_late_bounds[6];
 /* serve.c: the loop */
 void rg_svc_arm(rg_svc *sv);        /* re-arm the wake timer at the earliest wake-up */
 void rg_svc_flush_soon(rg_svc *sv); /* run a group commit after this loop iteration */
+/* SIGHUP and POST /v1/admin/reload: the configuration (auth.c), then the
+ * protocols; by names who asked. Returns 0 or the configuration's error. */
+int rg_svc_reload(rg_svc *sv, const char *by, char *err, size_t errlen);
 
 /* api.c: the HTTP endpoints */
 void rg_svc_handle(void *ud, rg_http_conn *c, const rg_http_req *req); /* rg_http_handler */
@@ -150,8 +159,8 @@ const char *rg_svc_query(const char *q, const char *name, char *buf, size_t len)
  * answered without a token); the clinic a stream ticket opens (used up), or
  * -1; the endpoints of the worklist, once authenticated */
 int rg_svc_www(rg_http_conn *c, const char *path);
-int rg_svc_ticket_use(rg_svc *sv, const char *ticket);
-void rg_svc_post_ticket(rg_svc *sv, int ci, rg_http_conn *c);
+int rg_svc_ticket_use(rg_svc *sv, const char *ticket, rg_svc_who *w);
+void rg_svc_post_ticket(rg_svc *sv, int ci, rg_http_conn *c, const rg_svc_who *w);
 void rg_svc_get_explain(rg_svc *sv, int ci, rg_http_conn *c, const char *key);
 void rg_svc_get_timeline(rg_svc *sv, int ci, rg_http_conn *c, const char *patient);
 

@@ -89,7 +89,7 @@ static void rg__tickets_expire(rg_svc *sv, uint64_t now)
 
 /* POST /v1/stream-tickets: 32 bytes from getrandom, usable once within
  * RG_TICKET_MS, for the clinic of the token that asked. */
-void rg_svc_post_ticket(rg_svc *sv, int ci, rg_http_conn *c)
+void rg_svc_post_ticket(rg_svc *sv, int ci, rg_http_conn *c, const rg_svc_who *w)
 {
     uint64_t now = uv_now(&sv->loop);
     unsigned char raw[32];
@@ -107,11 +107,12 @@ void rg_svc_post_ticket(rg_svc *sv, int ci, rg_http_conn *c)
         snprintf(t->id + 2 * i, 3, "%02x", raw[i]);
     memcpy(t->clinic, sv->clinics[ci].name, sizeof t->clinic); /* the same size */
     t->expires = now + RG_TICKET_MS;
+    t->who = *w;
     rg_svc_reply_json(c, 201, json_pack("{s:s,s:s,s:i}", "ticket", t->id, "clinic", t->clinic,
                                         "expires_in", RG_TICKET_MS / 1000));
 }
 
-int rg_svc_ticket_use(rg_svc *sv, const char *ticket)
+int rg_svc_ticket_use(rg_svc *sv, const char *ticket, rg_svc_who *w)
 {
     rg__tickets_expire(sv, uv_now(&sv->loop));
     if (strlen(ticket) != 64)
@@ -130,6 +131,7 @@ int rg_svc_ticket_use(rg_svc *sv, const char *ticket)
     for (int i = 0; i < sv->nclinics; i++)
         if (!strcmp(sv->clinics[i].name, sv->tickets[found].clinic))
             ci = i;
+    *w = sv->tickets[found].who;
     sv->tickets[found] = sv->tickets[--sv->ntickets]; /* once */
     return ci;
 }

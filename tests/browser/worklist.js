@@ -3,12 +3,15 @@
 //
 // Run by make test (tests/browser/run.sh) as: node worklist.js REGIMEN_BIN OUTDIR
 // It starts the real binary on a free loopback port with a temporary SQLite
-// database and the clinic in tests/browser/clinic/, then as a nurse would:
-// a wrong token gets a clear message; signed in, an alert that a POST opens
-// appears without a reload, a resolved one leaves; ack one, snooze another,
-// see the states change, reload and find them kept; filters, explain, the
-// patient's timeline. A protocol message with markup stays inert text. The
-// service's log holds neither the token nor a stream ticket. Screenshots at
+// database and the clinic in tests/browser/clinic/ (a nurse, ann, whose
+// password hash `regimen passwd` makes; an integration key that posts the
+// events), then as a nurse would: a wrong password gets a clear message;
+// signed in (a session cookie the page cannot read), an alert that a POST
+// opens appears without a reload, a resolved one leaves; ack one, snooze
+// another, see them recorded as ann, reload and find them kept; filters,
+// explain, the patient's timeline; sign out ends the session. A protocol
+// message with markup stays inert text. The service's log holds neither the
+// key, the password nor the session. Screenshots at
 // 1280x800 and 390 px wide (the list, an alert) go to OUTDIR/worklist-*.png.
 // Prints "ok ..." / "FAIL ..." per check and "browser checks: N passed, N failed".
 'use strict';
@@ -17,14 +20,16 @@ const os = require('os');
 const path = require('path');
 const net = require('net');
 const http = require('http');
-const { spawn } = require('child_process');
+const { spawn, execFileSync } = require('child_process');
+const crypto = require('crypto');
 const puppeteer = require('puppeteer-core');
 
 const root = path.resolve(__dirname, '..', '..');
 const bin = path.resolve(process.argv[2] || path.join(root, 'build', 'regimen'));
 const outDir = path.resolve(process.argv[3] || path.join(root, 'build'));
 const chromium = process.env.CHROMIUM || '/usr/bin/chromium';
-const TOKEN = 'worklist-token-0123456789abcdef';
+const KEY = 'worklist-feed-key-0123456789abcdef'; // the integration key that posts events
+const PASSWORD = 'ann-worklist-password';
 const HOSTILE = '<img src=x onerror=alert(1)>';
 let passed = 0, failed = 0;
 
@@ -49,11 +54,21 @@ function freePort() {
   });
 }
 
+// A GET with a cookie: the status.
+function getWithCookie(port, p, cookie) {
+  return new Promise((resolve, reject) => {
+    const req = http.request({ host: '127.0.0.1', port, method: 'GET', path: p, headers: { Cookie: cookie } },
+      (res) => { res.resume(); res.on('end', () => resolve(res.statusCode)); });
+    req.on('error', reject);
+    req.end();
+  });
+}
+
 function post(port, p, body) {
   return new Promise((resolve, reject) => {
     const data = JSON.stringify(body);
     const req = http.request({ host: '127.0.0.1', port, method: 'POST', path: p, headers: {
-      Authorization: 'Bearer ' + TOKEN, 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(data),
+      Authorization: 'Bearer ' + KEY, 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(data),
     } }, (res) => {
       let text = '';
       res.on('data', (c) => { text += c; });
@@ -80,7 +95,12 @@ async function main() {
   const log = path.join(dir, 'serve.log');
   fs.writeFileSync(path.join(dir, 'serve.json'), JSON.stringify({
     listen: '127.0.0.1:' + port,
-    clinics: { wl: { protocols: path.join(__dirname, 'clinic'), tokens: [TOKEN] } },
+    clinics: { wl: {
+      protocols: path.join(__dirname, 'clinic'),
+      users: [{ name: 'ann', role: 'nurse',
+                password: execFileSync(bin, ['passwd'], { input: PASSWORD + '\n' }).toString().trim() }],
+      api_keys: [{ name: 'feed', role: 'integration', sha256: crypto.createHash('sha256').update(KEY).digest('hex') }],
+    } },
   }));
   const srv = spawn(bin, ['serve', '--config', path.join(dir, 'serve.json'), '--db', path.join(dir, 'w.db')],
                     { stdio: ['ignore', 'ignore', fs.openSync(log, 'w')] });
@@ -113,23 +133,30 @@ async function main() {
           !/unsafe-inline/.test(h['content-security-policy']), 'GET / has a strict Content-Security-Policy', h['content-security-policy']);
     check(h['x-content-type-options'] === 'nosniff' && h['referrer-policy'] === 'no-referrer', 'nosniff and no-referrer');
 
-    // a wrong token: a clear message, nothing kept
-    await page.type('#token', 'not-the-token');
+    // a wrong password: a clear message, nothing kept
+    await page.type('#clinic-in', 'wl');
+    await page.type('#user', 'ann');
+    await page.type('#password', 'not-the-password');
     await page.click('#signin-form button');
     await page.waitForSelector('#signin-error:not([hidden])', { timeout: 5000 });
     const msg = await page.$eval('#signin-error', (e) => e.textContent);
-    check(/not accepted/.test(msg), 'a wrong token gets a clear message', msg);
-    check(await page.evaluate(() => sessionStorage.length === 0 && document.cookie === ''), 'a wrong token is not kept');
+    check(/wrong clinic, user or password/.test(msg), 'a wrong password gets a clear message', msg);
+    check(await page.evaluate(() => sessionStorage.length === 0) && (await page.cookies()).length === 0,
+          'a wrong password makes no session');
     errors.length = 0; // the console's line for that 401
 
     // sign in
-    await page.$eval('#token', (e) => { e.value = ''; });
-    await page.type('#token', TOKEN);
+    await page.$eval('#password', (e) => { e.value = ''; });
+    await page.type('#password', PASSWORD);
     await page.click('#signin-form button');
     await page.waitForSelector('#alerts tbody tr', { timeout: 5000 });
     await page.waitForSelector('#live.on', { timeout: 5000 });
-    check(await page.evaluate((t) => sessionStorage.getItem('regimen.token') === t && document.cookie === '', TOKEN),
-          'the token is kept in sessionStorage only');
+    const cookies = await page.cookies();
+    const sc = cookies.find((c) => c.name === 'regimen_session');
+    check(sc && sc.httpOnly && sc.sameSite === 'Strict' && await page.evaluate(() => document.cookie === ''),
+          'signed in: an HttpOnly, SameSite=Strict session cookie the page cannot read', JSON.stringify(cookies));
+    check(await page.evaluate(() => /"csrf":"[0-9a-f]{64}"/.test(sessionStorage.getItem('regimen.session') || '')) &&
+          (await page.$eval('#me', (e) => e.textContent)) === 'ann (nurse)', 'the page knows who is signed in and the csrf value');
     await page.evaluate(() => { window.__sameDocument = true; });
 
     // live: a POST opens a critical alert with a hostile message
@@ -172,12 +199,11 @@ async function main() {
     await clickIn(page, '#alerts tbody tr:nth-child(1)');
     await page.waitForSelector('#detail:not([hidden]) #ack-form:not([hidden])', { timeout: 5000 });
     check((await page.$eval('#d-message', (e) => e.textContent)) === HOSTILE, 'the details show the message as text');
-    await page.type('#ack-form [name=who]', 'nurse ann');
     await page.type('#ack-form [name=note]', 'called the patient');
     await page.click('#ack-form button');
-    await waitCheck(page, () => /acknowledged by nurse ann/.test(document.querySelector('#alerts tbody tr:nth-child(1) td:last-child').textContent),
-                    'ack: the state shows "acknowledged by nurse ann"');
-    await waitCheck(page, () => /acknowledged by nurse ann: called the patient/.test(document.querySelector('#history').textContent),
+    await waitCheck(page, () => /acknowledged by ann \(nurse\)/.test(document.querySelector('#alerts tbody tr:nth-child(1) td:last-child').textContent),
+                    'ack: the state shows "acknowledged by ann (nurse)", the signed-in user');
+    await waitCheck(page, () => /acknowledged by ann \(nurse\): called the patient/.test(document.querySelector('#history').textContent),
                     'the history lists the ack with its note');
     const facts = await page.$$eval('#d-facts dt', (dts) => dts.map((dt) => [dt.textContent, dt.nextElementSibling.textContent]));
     const local = (t) => / -0[45]:00$/.test(t);
@@ -204,8 +230,6 @@ async function main() {
     const wi = await page.$$eval('#alerts tbody tr', (trs) => trs.findIndex((tr) => tr.cells[2].textContent === 'p-200'));
     await clickIn(page, `#alerts tbody tr:nth-child(${wi + 1})`);
     await page.waitForFunction(() => /p-200/.test(document.querySelector('#d-title').textContent), { timeout: 5000 });
-    await page.$eval('#snooze-form [name=who]', (e) => { e.value = ''; });
-    await page.type('#snooze-form [name=who]', 'dr bo');
     await page.type('#snooze-form [name=reason]', 'waiting for the lab');
     await page.click('#snooze-form button');
     await waitCheck(page, () => [...document.querySelectorAll('#alerts tbody tr')].some((tr) =>
@@ -216,7 +240,7 @@ async function main() {
     await page.reload({ waitUntil: 'load' });
     await page.waitForSelector('#alerts tbody tr', { timeout: 5000 });
     const states = await page.$$eval('#alerts tbody tr', (trs) => Object.fromEntries(trs.map((tr) => [tr.cells[2].textContent, tr.cells[5].textContent])));
-    check(/acknowledged by nurse ann/.test(states['p-100']) && /snoozed until/.test(states['p-200']),
+    check(/acknowledged by ann \(nurse\)/.test(states['p-100']) && /snoozed until/.test(states['p-200']),
           'after a reload the ack and the snooze are kept', JSON.stringify(states));
     await page.waitForSelector('#live.on', { timeout: 5000 });
 
@@ -238,14 +262,23 @@ async function main() {
 
     check(dialogs.length === 0, 'no script of a protocol ran (no dialog)', JSON.stringify(dialogs));
     check(errors.length === 0, 'no page errors, no CSP violations', JSON.stringify(errors));
-    const tickets = urls.filter((u) => u.includes('ticket=')).map((u) => new URL(u).searchParams.get('ticket'));
-    check(tickets.length >= 2, `the stream was opened with tickets (${tickets.length})`);
-    check(!urls.some((u) => u.includes(TOKEN)), 'the token is in no URL');
+    const streams = urls.filter((u) => u.includes('/v1/transitions/stream'));
+    check(streams.length >= 2 && !urls.some((u) => u.includes('ticket=')),
+          `the stream ran on the session cookie (${streams.length} opened, no ticket)`);
+    check(!urls.some((u) => u.includes(PASSWORD) || u.includes(sc.value)), 'neither the password nor the session is in a URL');
     const text = fs.readFileSync(log, 'utf8');
-    check(!text.includes(TOKEN) && !tickets.some((t) => text.includes(t)), 'the service log has neither the token nor a ticket');
+    check(!text.includes(KEY) && !text.includes(PASSWORD) && !text.includes(sc.value) && /acknowledged by ann \(nurse\)/.test(text),
+          'the service log names ann and has neither the key, the password nor the session');
 
     await page.click('#signout');
-    check(await page.evaluate(() => sessionStorage.getItem('regimen.token') === null), 'sign out forgets the token');
+    await page.waitForSelector('#signin:not([hidden])', { timeout: 5000 });
+    check(await page.evaluate(() => sessionStorage.getItem('regimen.session') === null), 'sign out forgets the session in the page');
+    let ended = false;
+    for (let i = 0; i < 50 && !ended; i++) {
+      ended = (await getWithCookie(port, '/v1/alerts', 'regimen_session=' + sc.value)) === 401;
+      if (!ended) await new Promise((r) => setTimeout(r, 100));
+    }
+    check(ended, 'sign out ends the session in the service: its cookie is refused');
   } finally {
     if (browser) await browser.close();
     const code = await new Promise((resolve) => { srv.once('exit', (c) => resolve(c)); srv.kill('SIGTERM'); });

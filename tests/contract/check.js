@@ -12,7 +12,8 @@ const os = require('os');
 const path = require('path');
 const net = require('net');
 const http = require('http');
-const { spawn, spawnSync } = require('child_process');
+const { spawn, spawnSync, execFileSync } = require('child_process');
+const crypto = require('crypto');
 const YAML = require('yaml');
 const Ajv2020 = require('ajv/dist/2020').default;
 const addFormats = require('ajv-formats');
@@ -47,7 +48,7 @@ function request(port, method, p, { token, body, headers = {}, stream } = {}) {
         if (stream && (text.match(/\n\n/g) || []).length >= stream) { req.destroy(); done(); }
       });
       let finished = false;
-      const done = () => { if (!finished) { finished = true; resolve({ status: res.statusCode, type: res.headers['content-type'] || '', text }); } };
+      const done = () => { if (!finished) { finished = true; resolve({ status: res.statusCode, type: res.headers['content-type'] || '', text, headers: res.headers }); } };
       res.on('end', done);
       res.on('close', done);
     });
@@ -87,13 +88,20 @@ async function main() {
   const port = await freePort();
   const hookPort = await freePort(); // nobody listens: deliveries fail and queue
   const north = 'contract-north-0123456789abcdef', south = 'contract-south-0123456789abcdef';
+  const feed = 'contract-feed-key-0123456789abcdef', prom = 'contract-prometheus-0123456789abcdef';
+  const sha = (k) => crypto.createHash('sha256').update(k).digest('hex');
+  const pw = (p) => execFileSync(bin, ['passwd'], { input: p + '\n' }).toString().trim();
   fs.writeFileSync(path.join(dir, 'serve.json'), JSON.stringify({
     listen: '127.0.0.1:' + port,
     clinics: {
       north: { protocols: path.join(root, 'examples/clinics/north'), tokens: [north],
+               users: [{ name: 'ann', role: 'nurse', password: pw('ann-contract-pw') },
+                       { name: 'adam', role: 'admin', password: pw('adam-contract-pw') }],
+               api_keys: [{ name: 'feed', role: 'integration', sha256: sha(feed) }],
                webhook: 'http://127.0.0.1:' + hookPort + '/hook' },
       south: { protocols: path.join(root, 'examples/clinics/south'), tokens: [south] },
     },
+    api_keys: [{ name: 'prometheus', role: 'metrics', sha256: sha(prom) }],
     limits: { max_events_per_request: 50 },
   }));
   const srv = spawn(bin, ['serve', '--config', path.join(dir, 'serve.json'), '--db', path.join(dir, 'c.db')],
@@ -181,6 +189,38 @@ async function main() {
     const after = await check('GET', A, '/v1/alerts/' + k, { token: north }, 200);
     if (after.body.actions.length !== 2) fail(`GET /v1/alerts/${k}: expected the ack and the snooze in actions`);
   }
+  // people and keys: sign in, roles, csrf, sign out (docs/service.md)
+  const SE = '/v1/session';
+  const si = await check('POST', SE, SE, { body: { clinic: 'north', user: 'ann', password: 'ann-contract-pw' } }, 200);
+  const cookie = String(si.headers['set-cookie'] || '').split(';')[0];
+  const ann = { Cookie: cookie, 'X-CSRF-Token': si.body.csrf };
+  await check('POST', SE, SE, { body: { clinic: 'north', user: 'ann', password: 'wrong' } }, 401);
+  await check('POST', SE, SE, { body: { clinic: 'north' } }, 400);
+  for (let i = 0; i < 3; i++) await check('POST', SE, SE, { body: { clinic: 'north', user: 'nobody', password: 'x' } }, 401);
+  await check('POST', SE, SE, { body: { clinic: 'north', user: 'nobody', password: 'x' } }, 429);
+  if (open) {
+    const k = open.key;
+    await check('POST', A + '/ack', `/v1/alerts/${k}/ack`, { headers: ann, body: { who: 'not ann', note: 'seen' } }, 200);
+    await check('POST', A + '/ack', `/v1/alerts/${k}/ack`, { headers: { Cookie: cookie }, body: {} }, 403);
+    await check('POST', A + '/ack', `/v1/alerts/${k}/ack`, { token: feed, body: {} }, 403);
+    await check('POST', A + '/snooze', `/v1/alerts/${k}/snooze`, { headers: ann, body: { until: '2099-01-01T00:00:00Z' } }, 200);
+  }
+  await check('POST', ev, ev, { headers: ann, body: timeline[0] }, 403);
+  await check('POST', ev, ev, { token: feed, body: timeline[0] }, 200);
+  await check('GET', '/v1/alerts', '/v1/alerts', { headers: ann }, 200);
+  await check('GET', '/v1/alerts', '/v1/alerts', { token: prom }, 403);
+  const ad = await check('POST', SE, SE, { body: { clinic: 'north', user: 'adam', password: 'adam-contract-pw' } }, 200);
+  const adam = { Cookie: String(ad.headers['set-cookie'] || '').split(';')[0], 'X-CSRF-Token': ad.body.csrf };
+  await check('POST', '/v1/admin/reload', '/v1/admin/reload', { headers: adam }, 200);
+  await check('POST', '/v1/admin/reload', '/v1/admin/reload', { headers: ann }, 403);
+  await check('POST', '/v1/admin/reload', '/v1/admin/reload', {}, 401);
+  await check('GET', '/metrics', '/metrics', { headers: adam }, 200);
+  await check('GET', '/metrics', '/metrics', { headers: ann }, 403);
+  await check('DELETE', SE, SE, { headers: { Cookie: cookie } }, 403);
+  await check('DELETE', SE, SE, { headers: ann }, 200);
+  await check('DELETE', SE, SE, { headers: ann }, 401);
+  await check('DELETE', SE, SE, { token: feed }, 400);
+
   await check('POST', A + '/ack', '/v1/alerts/' + (resolved || all[0]).key + '/ack', { token: north, body: { who: 'x' } }, 404);
   await check('POST', A + '/snooze', '/v1/alerts/nosuchkey/snooze', { token: north, body: { who: 'x', until: '2099-01-01T00:00:00Z' } }, 404);
 
@@ -220,7 +260,8 @@ async function main() {
   await check('GET', CR, `${CR}?${period}&format=pdf`, { token: north }, 400);
   await check('GET', CR, `${CR}?${period}`, {}, 401);
 
-  const m = await check('GET', '/metrics', '/metrics', { token: north }, 200);
+  const m = await check('GET', '/metrics', '/metrics', { token: prom }, 200);
+  await check('GET', '/metrics', '/metrics', { token: north }, 200); // a legacy token: its clinic's
   await check('GET', '/metrics', '/metrics', {}, 401);
   // 3. /metrics is valid Prometheus text (promtool's parser and lint)
   const pt = spawnSync('promtool', ['check', 'metrics'], { input: m.text, encoding: 'utf8' });

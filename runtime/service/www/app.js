@@ -1,21 +1,23 @@
 // app.js - the staff worklist (GET / of regimen serve; docs/service.md).
 //
-// Signs in with the clinic's API token, kept in sessionStorage only (this
-// tab, until it is closed; never a cookie, never in a URL), lists the open
-// alerts by severity then due time, acks and snoozes them, shows an alert's
-// history, its `explain` text and its patient's timeline, and follows the
-// transition stream through one-time stream tickets (an EventSource cannot
-// send the token). Everything that came from a protocol or a clinic is put
+// Signs in with clinic, user and password (POST /v1/session), then runs on
+// the session cookie the service set (HttpOnly: this script never sees it),
+// sending the session's csrf value in X-CSRF-Token with every request that
+// changes something; the csrf value and who is signed in are kept in
+// sessionStorage (this tab only). Lists the open alerts by severity then due
+// time, acks and snoozes them (recorded as the signed-in user), shows an
+// alert's history, its `explain` text and its patient's timeline, and
+// follows the transition stream (an EventSource sends the cookie). Everything that came from a protocol or a clinic is put
 // into the page as text (textContent), never parsed as HTML; the one SVG the
 // service draws is parsed as SVG and filtered to drawing elements.
 'use strict';
 
 (function () {
   const $ = (id) => document.getElementById(id);
-  const TOKEN = 'regimen.token', WHO = 'regimen.who';
+  const SESSION = 'regimen.session';
   const RANK = { critical: 0, warning: 1, info: 2 };
   const st = {
-    token: null, alerts: [], selected: null, es: null, after: null,
+    me: null, alerts: [], selected: null, es: null, after: null,
     retry: null, refresh: null, poll: null, tab: 'history',
   };
 
@@ -57,20 +59,22 @@
 
   class Unauthorized extends Error {}
 
-  // A request with the token; JSON answers parsed. 401 signs out.
+  // A request with the session cookie (and, unless it only reads, the csrf
+  // value); JSON answers parsed. 401 signs out.
   async function api(method, path, body, as) {
-    const headers = { Authorization: 'Bearer ' + st.token };
+    const headers = {};
+    if (method !== 'GET' && st.me) headers['X-CSRF-Token'] = st.me.csrf;
     if (body !== undefined) headers['Content-Type'] = 'application/json';
     let r;
     try {
       r = await fetch(path, {
-        method, headers, cache: 'no-store', credentials: 'omit', referrerPolicy: 'no-referrer',
+        method, headers, cache: 'no-store', credentials: 'same-origin', referrerPolicy: 'no-referrer',
         body: body === undefined ? undefined : JSON.stringify(body),
       });
     } catch (e) {
       throw new Error('the service could not be reached (' + e.message + ')');
     }
-    if (r.status === 401) throw new Unauthorized('token not accepted');
+    if (r.status === 401 && path !== '/v1/session') throw new Unauthorized('session ended');
     const text = await r.text();
     if (as === 'text' && r.ok) return text;
     let j = null;
@@ -81,7 +85,7 @@
 
   function failed(e, where) {
     if (e instanceof Unauthorized) {
-      signOut('The service no longer accepts this token. Sign in again.');
+      signOut('Your session has ended. Sign in again.');
       return;
     }
     say(where || $('work-error'), String(e.message || e));
@@ -89,22 +93,25 @@
 
   // ---- sign in / out --------------------------------------------------------
 
-  async function signIn(token, fromStorage) {
-    st.token = token;
+  // With clinic, user and password: a new session. Without (a reload of the
+  // page): the session this tab already has, if the service still knows it.
+  async function signIn(creds) {
     say($('signin-error'), '');
     try {
+      if (creds) st.me = await api('POST', '/v1/session', creds);
       st.alerts = (await api('GET', '/v1/alerts?state=open')).alerts;
     } catch (e) {
-      st.token = null;
-      sessionStorage.removeItem(TOKEN);
+      st.me = null;
+      sessionStorage.removeItem(SESSION);
       say($('signin-error'), e instanceof Unauthorized
-        ? (fromStorage ? 'Your session\'s token is no longer accepted. Sign in again.'
-          : 'This token was not accepted. Check that you pasted the whole API token of your clinic.')
+        ? 'Your session has ended. Sign in again.'
         : 'Could not sign in: ' + e.message);
       return;
     }
-    sessionStorage.setItem(TOKEN, token);
-    $('token').value = '';
+    sessionStorage.setItem(SESSION, JSON.stringify(st.me));
+    $('password').value = '';
+    $('clinic').textContent = 'clinic ' + st.me.clinic;
+    $('me').textContent = st.me.user + ' (' + st.me.role + ')';
     show($('signin'), false);
     show($('work'), true);
     show($('signout'), true);
@@ -114,9 +121,10 @@
     st.poll = setInterval(() => refresh(), 30000);
   }
 
-  function signOut(msg) {
-    sessionStorage.removeItem(TOKEN);
-    st.token = null;
+  function signOut(msg, tell) {
+    if (tell && st.me) api('DELETE', '/v1/session').catch(() => {}); // the cookie ends too
+    sessionStorage.removeItem(SESSION);
+    st.me = null;
     if (st.es) st.es.close();
     st.es = null;
     clearTimeout(st.retry);
@@ -128,6 +136,7 @@
     show($('signout'), false);
     show($('live'), false);
     $('clinic').textContent = '';
+    $('me').textContent = '';
     show($('signin'), true);
     say($('signin-error'), msg || '');
   }
@@ -141,25 +150,16 @@
     show(l, true);
   }
 
-  // A ticket (POST, with the token) opens the stream once; on any error the
-  // stream is opened again with a new ticket, from the last event seen.
+  // The stream runs on the session cookie; on any error it is opened again
+  // from the last event seen, once the session is known to be alive (a 401
+  // there signs out: an ended session ends its stream too).
   async function stream() {
     if (st.es) st.es.close();
     st.es = null;
     clearTimeout(st.retry);
-    if (!st.token) return;
-    let t;
-    try {
-      t = await api('POST', '/v1/stream-tickets');
-    } catch (e) {
-      if (e instanceof Unauthorized) return failed(e);
-      live('offline, retrying…', false);
-      st.retry = setTimeout(stream, 2000);
-      return;
-    }
-    $('clinic').textContent = 'clinic ' + t.clinic;
-    let url = '/v1/transitions/stream?ticket=' + encodeURIComponent(t.ticket);
-    if (st.after !== null) url += '&after=' + encodeURIComponent(st.after);
+    if (!st.me) return;
+    let url = '/v1/transitions/stream';
+    if (st.after !== null) url += '?after=' + encodeURIComponent(st.after);
     const es = new EventSource(url);
     st.es = es;
     es.addEventListener('open', () => { live('live', true); refresh(); });
@@ -170,15 +170,15 @@
     });
     es.addEventListener('error', () => {
       if (st.es !== es) return;
-      es.close(); // its ticket is used: never let it retry the same URL
+      es.close(); // reopened from the last event seen, not from where it began
       st.es = null;
       live('reconnecting…', false);
-      st.retry = setTimeout(stream, 1000);
+      st.retry = setTimeout(() => refresh().then(stream), 1000);
     });
   }
 
   async function refresh() {
-    if (!st.token) return;
+    if (!st.me) return;
     try {
       st.alerts = (await api('GET', '/v1/alerts?state=open')).alerts;
       say($('work-error'), '');
@@ -277,7 +277,6 @@
     for (const f of [$('ack-form'), $('snooze-form')]) {
       show(f, open);
       if (!quietly) f.reset();
-      if (!f.who.value) f.who.value = sessionStorage.getItem(WHO) || '';
     }
     if (!quietly) $('snooze-form').until.value = localInput(Date.now() + 3600e3);
     history(d);
@@ -388,8 +387,8 @@
   }
 
   async function act(kind, form) {
-    const key = st.selected, who = form.who.value.trim();
-    const body = { who };
+    const key = st.selected;
+    const body = {}; // recorded as the signed-in user
     if (kind === 'ack') body.note = form.note.value;
     else {
       const until = new Date(form.until.value);
@@ -397,7 +396,6 @@
       body.until = until.toISOString();
       body.reason = form.reason.value;
     }
-    sessionStorage.setItem(WHO, who);
     try {
       await api('POST', '/v1/alerts/' + encodeURIComponent(key) + '/' + kind, body);
     } catch (e) { return failed(e, $('d-error')); }
@@ -408,10 +406,11 @@
 
   $('signin-form').addEventListener('submit', (e) => {
     e.preventDefault();
-    const t = $('token').value.trim();
-    if (t) signIn(t, false);
+    const f = e.target;
+    const creds = { clinic: f.clinic.value.trim(), user: f.user.value.trim(), password: f.password.value };
+    if (creds.clinic && creds.user && creds.password) signIn(creds);
   });
-  $('signout').addEventListener('click', () => signOut(''));
+  $('signout').addEventListener('click', () => signOut('', true));
   $('f-patient').addEventListener('input', render);
   $('f-rule').addEventListener('change', render);
   $('d-close').addEventListener('click', () => {
@@ -423,6 +422,7 @@
   $('ack-form').addEventListener('submit', (e) => { e.preventDefault(); act('ack', e.target); });
   $('snooze-form').addEventListener('submit', (e) => { e.preventDefault(); act('snooze', e.target); });
 
-  const saved = sessionStorage.getItem(TOKEN);
-  if (saved) signIn(saved, true);
+  let saved = null;
+  try { saved = JSON.parse(sessionStorage.getItem(SESSION) || 'null'); } catch (e) { /* none */ }
+  if (saved && saved.csrf) { st.me = saved; signIn(null); }
 })();
