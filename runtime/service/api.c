@@ -521,9 +521,10 @@ static void rg__get_metrics(rg_svc *sv, int ci, rg_http_conn *c)
     rg_buf_printf(&b, "# HELP regimen_events_future_total Events stored over HTTP dated ahead of "
                       "the clock by more than limits.future_skew_minutes (flagged).\n"
                       "# TYPE regimen_events_future_total counter\n");
-    for (int i = 0; i < sv->nclinics; i++)
+    for (int i = c0; i < c1; i++)
         rg_buf_printf(&b, "regimen_events_future_total{clinic=\"%s\"} %llu\n",
-                      sv->clinics[i].name, (unsigned long long)sv->clinics[i].future);
+                      rg__label(sv->clinics[i].name, lc, sizeof lc),
+                      (unsigned long long)sv->clinics[i].future);
     rg_buf_printf(&b, "# HELP regimen_transitions_total Alert transitions published.\n"
                       "# TYPE regimen_transitions_total counter\n");
     for (int i = c0; i < c1; i++) {
