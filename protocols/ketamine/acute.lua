@@ -20,7 +20,7 @@ return R.protocol {
   applies = course.enrolled_in("ketamine"),
 
   params = {
-    acute_infusions        = 6,         -- infusions in the acute series
+    acute_infusions        = course.params.acute_infusions, -- shared by the course (lib/course.lua)
     infusion_due_after     = days(2),   -- the next infusion is due this long after the last
     infusion_overdue_after = days(7),   -- and overdue this long after it
     infusions_min_gap      = hours(24), -- two infusions closer than this are too close

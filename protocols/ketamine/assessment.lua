@@ -13,7 +13,7 @@ return R.protocol {
   applies = course.enrolled_in("ketamine"),
 
   params = {
-    acute_infusions          = 6,        -- infusions in the acute series
+    acute_infusions          = course.params.acute_infusions, -- shared by the course (lib/course.lua)
     assessment_every_acute   = days(14), -- a PHQ-9 is due this long after the last one (acute phase)
     assessment_every_booster = days(30), -- and this long after it in the maintenance phase
   },

@@ -12,7 +12,7 @@ return R.protocol {
   applies = course.enrolled_in("ketamine"),
 
   params = {
-    acute_infusions = 6,        -- infusions in the acute series
+    acute_infusions = course.params.acute_infusions, -- shared by the course (lib/course.lua)
     followup_within = days(14), -- a follow-up visit is expected this soon after the series ends
   },
 

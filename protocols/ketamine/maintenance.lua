@@ -4,7 +4,8 @@
 --
 -- Illustrative defaults, not medical advice. A patient's `enrolled` /
 -- `plan_adjusted` events can set acute_infusions and booster_interval_days
--- (a whole number of days; plans use 28 to 84).
+-- (in event data a number of days; plans use 28 to 84). Both are shared by
+-- the course (lib/course.lua): a clinic sets them at the top of its params.
 
 local R = require "regimen"
 local course = require "lib.course"
@@ -20,15 +21,17 @@ return R.protocol {
   applies = course.enrolled_in("ketamine"),
 
   params = {
-    acute_infusions        = 6,        -- infusions in the acute series
-    booster_interval_days  = 28,       -- days from the last infusion to the next booster
+    acute_infusions        = course.params.acute_infusions, -- shared by the course (lib/course.lua)
+    booster_interval_days  = course.params.booster_interval_days, -- shared (lib/course.lua)
     booster_overdue_after  = days(14), -- a booster is overdue this long after its due date
-    relapse_phq9_min       = 15,       -- a PHQ-9 at or above this since the last infusion is a relapse
-    relapse_phq9_rise      = 5,        -- and so is one this many points above the baseline
+    relapse_phq9_min       = R.param { 15, kind = "score", min = 0, max = 27, unit = "PHQ-9 points" },
+    -- a PHQ-9 at or above this since the last infusion is a relapse
+    relapse_phq9_rise      = R.param { 5, kind = "score", min = 0, max = 27, unit = "PHQ-9 points" },
+    -- and so is one this many points above the baseline
     boosters_max_in_window = 2,        -- more maintenance infusions than this ...
     boosters_window        = days(21), -- ... within this long: dependence risk
     tolerance_increases    = 3,        -- this many successive dose increases suggest tolerance
-    dose_max_mg_per_kg     = 1.0,      -- and so does a dose above this
+    dose_max_mg_per_kg     = R.param { 1.0, kind = "number", unit = "mg/kg" }, -- and so does a dose above this
   },
 
   rules = {
@@ -43,8 +46,8 @@ return R.protocol {
         return R.alert {
           key = s.last.id,
           due = due,
-          message = ("booster infusion due since %s (every %d days; last infusion %s)"):format(
-            R.day(due), p.booster_interval_days, R.day(s.last.at)),
+          message = ("booster infusion due since %s (every %g days; last infusion %s)"):format(
+            R.day(due), R.in_days(p.booster_interval_days), R.day(s.last.at)),
         }
       end,
     },
