@@ -629,6 +629,61 @@ static int rg__engine_for(rg__opts *o, rg_store *st, const char *shipped, char *
     return rc ? rc : rg__engine_make(o, &eo, st, eng);
 }
 
+/* The clinics the stored events name, for checking --clinic. */
+typedef struct rg__clinic_names {
+    char name[64][129];
+    int n, more;
+    char after_clinic[129], after_patient[129];
+} rg__clinic_names;
+
+static int rg__note_clinic(void *ud, const char *clinic, const char *patient)
+{
+    rg__clinic_names *c = ud;
+    if (!c->n || strcmp(c->name[c->n - 1], clinic)) {
+        if (c->n < 64)
+            snprintf(c->name[c->n++], sizeof c->name[0], "%s", clinic);
+        else
+            c->more = 1;
+    }
+    snprintf(c->after_clinic, sizeof c->after_clinic, "%s", clinic);
+    snprintf(c->after_patient, sizeof c->after_patient, "%s", patient);
+    return 0;
+}
+
+/* Refuses a --clinic NAME=DIR that no stored event names: a misspelt name
+ * would otherwise run that clinic on the default protocols, silently. */
+static int rg__clinics_named(const rg__opts *o, rg_store *st)
+{
+    static rg__clinic_names c;
+    memset(&c, 0, sizeof c);
+    while (c.n < 64 && rg_store_patients_page(st, c.after_clinic, c.after_patient, RG_TIME_NONE,
+                                              512, rg__note_clinic, &c) > 0)
+        ;
+    for (int i = 0; i < o->nclinics; i++) {
+        int found = 0;
+        for (int j = 0; j < c.n && !found; j++)
+            found = !strcmp(c.name[j], o->clinic_names[i]);
+        if (found || c.more)
+            continue;
+        const char *names[64];
+        char list[2048] = "";
+        size_t len = 0;
+        for (int j = 0; j < c.n; j++) {
+            names[j] = c.name[j];
+            len += (size_t)snprintf(list + len, len < sizeof list ? sizeof list - len : 0,
+                                    "%s%s", j ? ", " : "", c.name[j]);
+        }
+        const char *name = o->clinic_names[i];
+        const char *near = rg_suggest(name, names, (size_t)c.n);
+        fprintf(stderr, "regimen: --clinic %s=%s: no event names the clinic '%s'%s%s%s; the "
+                        "events name %s%s\n", name, o->clinic_dirs[i], name,
+                near ? " (did you mean '" : "", near ? near : "", near ? "'?)" : "",
+                c.n ? "the clinics " : "no clinic", list);
+        return 2;
+    }
+    return 0;
+}
+
 /* A simulation: the events of o->events into a store at o->db, every patient
  * advanced to until. *ingest_rc is 1 when lines were refused. Returns 0 or
  * the exit code of a failure; on success the caller owns *stp and *engp. */
@@ -653,6 +708,8 @@ static int rg__simulate(rg__opts *o, rg_time until, int quiet, rg_store **stp, r
         rc = 2;
         goto fail;
     }
+    if ((rc = rg__clinics_named(o, st)))
+        goto fail;
     if ((rc = rg__engine_for(o, st, shipped, default_dir, sizeof default_dir, &errors, &eng)))
         goto fail;
     long n = rg_engine_advance_all(eng, RG_TIME_NONE, until);
