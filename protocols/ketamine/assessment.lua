@@ -22,7 +22,8 @@ return R.protocol {
     {
       id = "assessment.due",
       severity = "info",
-      description = "A PHQ-9 is due: 14 days (acute phase) or 30 days (maintenance) since the "
+      description = "A PHQ-9 is due: {assessment_every_acute} (acute phase) or {assessment_every_booster} "
+                 .. "(maintenance) since the "
                  .. "last one, or since enrolment if there is none.",
       check = function(h, now, p)
         local s = course.series(h, "ketamine", p)

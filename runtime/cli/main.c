@@ -13,6 +13,7 @@
  * store as the service does, so they are refused while a service holds it,
  * and a service is refused while they run.
  */
+#include "check.h"
 #include "clinic.h"
 #include "engine.h"
 #include "fhir.h"
@@ -67,7 +68,9 @@ static const char rg__usage[] =
     "  diff --events FILE --until TIME OLD_DIR NEW_DIR\n"
     "                                   replay one history under two protocol versions\n"
     "                                   and list the transitions that differ\n"
-    "  check [DIR...]                   load protocols and report errors with file and line\n"
+    "  check [--describe] [DIR...]      load protocols, evaluate every rule on generated\n"
+    "                                   histories and DIR/tests, report errors with file and\n"
+    "                                   line; --describe: the reference (Markdown)\n"
     "  serve --config FILE [--db PATH]  run the alerting service (HTTP API on one event\n"
     "                                   loop; see regimen serve --help)\n"
     "  test [PATH...]                   run protocol scenario tests (*_test.lua files or\n"
@@ -88,6 +91,7 @@ typedef struct rg__opts {
     const char *clinic_names[64], *clinic_dirs[64];
     int nclinics;
     int jobs; /* sweep: worker threads; 0: the processors available */
+    int describe; /* check --describe */
     rg_limits limits;
 } rg__opts;
 
@@ -143,7 +147,7 @@ static int rg__positive(const char *arg, long long *v)
 
 static int rg__parse(int argc, char **argv, rg__opts *o)
 {
-    enum { O_AT = 100, O_DB = 1, O_EVENTS, O_UNTIL, O_FORMAT, O_PROTOCOLS, O_CLINIC, O_MEM, O_INSTR, O_DEADLINE, O_JOBS };
+    enum { O_AT = 100, O_DB = 1, O_EVENTS, O_UNTIL, O_FORMAT, O_PROTOCOLS, O_CLINIC, O_MEM, O_INSTR, O_DEADLINE, O_JOBS, O_DESCRIBE };
     static const struct option longopts[] = {
         {"db", required_argument, NULL, O_DB},
         {"events", required_argument, NULL, O_EVENTS},
@@ -156,6 +160,7 @@ static int rg__parse(int argc, char **argv, rg__opts *o)
         {"max-instructions", required_argument, NULL, O_INSTR},
         {"deadline-ms", required_argument, NULL, O_DEADLINE},
         {"jobs", required_argument, NULL, O_JOBS},
+        {"describe", no_argument, NULL, O_DESCRIBE},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -170,6 +175,7 @@ static int rg__parse(int argc, char **argv, rg__opts *o)
         case O_AT: o->until = optarg; break;
         case O_FORMAT: o->format = optarg; break;
         case O_PROTOCOLS: o->protocols = optarg; break;
+        case O_DESCRIBE: o->describe = 1; break;
         case O_CLINIC: {
             char *eq = strchr(optarg, '=');
             if (!eq || eq == optarg || !eq[1] || o->nclinics == 64)
@@ -946,6 +952,31 @@ out:
     return rc;
 }
 
+/* rg_check_tests_fn: the clinic's scenario tests, printing only failures. */
+static int rg__check_tests(const char *dir, const char *shipped, const rg_limits *lim,
+                           FILE *out, int *passed, int *failed)
+{
+    char *text = NULL;
+    size_t len = 0;
+    FILE *mem = open_memstream(&text, &len);
+    if (!mem)
+        return RG_ENOMEM;
+    rg_scenario_totals t = {0};
+    int rc = rg_scenario_run(dir, shipped, lim, mem, &t);
+    fclose(mem);
+    *passed += t.passed;
+    *failed += t.failed;
+    for (char *line = text, *next; out && line && *line; line = next) {
+        next = strchr(line, '\n');
+        if (next)
+            *next++ = '\0';
+        if (strncmp(line, "ok  ", 4))
+            fprintf(out, "  %s\n", line);
+    }
+    free(text);
+    return rc < 0 && rc != RG_EIO ? rc : RG_OK;
+}
+
 static int rg__cmd_check(int argc, char **argv)
 {
     rg__opts o = {0};
@@ -963,6 +994,16 @@ static int rg__cmd_check(int argc, char **argv)
         snprintf(dflt, sizeof dflt, "%s/ketamine", shipped);
         dirs = one;
         ndirs = 1;
+    }
+    rg_check_opts co = {.shipped = shipped, .limits = o.limits, .tests = rg__check_tests,
+                        .out = stdout};
+    if (o.describe) {
+        for (int i = 0; i < ndirs; i++)
+            if (rg_check_describe(dirs[i], &co, stdout, err, sizeof err)) {
+                fprintf(stderr, "%s\n", err);
+                rc = 1;
+            }
+        return rc;
     }
     for (int i = 0; i < ndirs; i++) {
         rg_clinic *c;
@@ -983,6 +1024,15 @@ static int rg__cmd_check(int argc, char **argv)
                        c->protos[p].rules[r].severity, c->protos[p].rules[r].where);
         }
         rg_clinic_free(c);
+        /* then prove it: every rule on generated histories, and its scenarios */
+        rg_check_result res;
+        fflush(stdout);
+        int crc = rg_check_clinic(dirs[i], &co, &res, err, sizeof err);
+        fflush(stdout);
+        if (crc) {
+            fprintf(stderr, "%s\n", err);
+            rc = 1;
+        }
     }
     return rc;
 }

@@ -738,6 +738,8 @@ static int rg__load_protocols(lua_State *L)
         lua_setfield(L, d, "id");
         rg__rawfield(L, p, "version");
         lua_setfield(L, d, "version");
+        rg__rawfield(L, p, "description");
+        lua_setfield(L, d, "description");
         lua_pushvalue(L, p - 1); /* the path */
         lua_setfield(L, d, "file");
         rg__rawfield(L, p, "applies");
@@ -797,6 +799,8 @@ static int rg__load_protocols(lua_State *L)
             lua_setfield(L, -2, "id");
             rg__rawfield(L, -2, "severity");
             lua_setfield(L, -2, "severity");
+            rg__rawfield(L, -2, "description"); /* for `check --describe` */
+            lua_setfield(L, -2, "description");
             lua_pushstring(L, at);
             lua_setfield(L, -2, "where");
             lua_rawseti(L, -4, r);
