@@ -481,6 +481,14 @@ int rg_param_fits(lua_State *L, int d, int v, int from_plan, char *why, size_t n
             snprintf(why, n, "is a number of %s from 0, not %s", plan, shown);
             return 0;
         }
+        if (from_plan && plan) {
+            int u = 0;
+            while (strcmp(plan, rg__plan_units[u].name))
+                u++;
+            snprintf(why, n, "is a number of %s (such as %lld), not %s", plan,
+                     (long long)(def / rg__plan_units[u].ms), shown);
+            return 0;
+        }
         if (whole && (x == 0 || x >= 1000)) {
             lua_pushinteger(L, (lua_Integer)x);
             lua_replace(L, v);
