@@ -7,6 +7,7 @@
  * `simulate --clinic` for a clinic no event names, and scenario failures
  * that say what differs. Run from the repository root (make test does).
  */
+#define RG_TEST_SERVE
 #include "helpers.h"
 
 #include "rg.h"
@@ -322,4 +323,24 @@ Test(check, plan_events_give_days_and_are_checked)
     free(out);
     free(err);
     rg_test_rmdir(dir);
+}
+
+/* serve loads clinics through the same code: it refuses to start with a
+ * parameter of the wrong kind, naming the clinic.lua line. */
+Test(check, serve_refuses_a_wrong_kind_at_start)
+{
+    server s;
+    char *out, *err;
+    server_setup(&s, fast_protocol, fast_protocol);
+    rg_test_write(s.dir, "a/clinic.lua", "return {\n  params = { wait = \"2 s\" } }\n");
+    const char *args[] = {"serve", "--config", s.config, "--db", s.db, NULL};
+    int rc = rg_test_run(args, NULL, &out, &err);
+    cr_assert_neq(rc, 0, "serve started:\n%s%s", out, err);
+    cr_assert(strstr(err, "clinic.lua:2: params: 'wait' is a count: write a whole number such "
+                          "as 2000, not \"2 s\"") ||
+                  strstr(out, "clinic.lua:2: params: 'wait' is a count"),
+              "%s%s", out, err);
+    free(out);
+    free(err);
+    rg_test_rmdir(s.dir);
 }

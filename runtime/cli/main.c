@@ -952,31 +952,6 @@ out:
     return rc;
 }
 
-/* rg_check_tests_fn: the clinic's scenario tests, printing only failures. */
-static int rg__check_tests(const char *dir, const char *shipped, const rg_limits *lim,
-                           FILE *out, int *passed, int *failed)
-{
-    char *text = NULL;
-    size_t len = 0;
-    FILE *mem = open_memstream(&text, &len);
-    if (!mem)
-        return RG_ENOMEM;
-    rg_scenario_totals t = {0};
-    int rc = rg_scenario_run(dir, shipped, lim, mem, &t);
-    fclose(mem);
-    *passed += t.passed;
-    *failed += t.failed;
-    for (char *line = text, *next; out && line && *line; line = next) {
-        next = strchr(line, '\n');
-        if (next)
-            *next++ = '\0';
-        if (strncmp(line, "ok  ", 4))
-            fprintf(out, "  %s\n", line);
-    }
-    free(text);
-    return rc < 0 && rc != RG_EIO ? rc : RG_OK;
-}
-
 static int rg__cmd_check(int argc, char **argv)
 {
     rg__opts o = {0};
@@ -995,7 +970,7 @@ static int rg__cmd_check(int argc, char **argv)
         dirs = one;
         ndirs = 1;
     }
-    rg_check_opts co = {.shipped = shipped, .limits = o.limits, .tests = rg__check_tests,
+    rg_check_opts co = {.shipped = shipped, .limits = o.limits, .tests = rg_scenario_check_tests,
                         .out = stdout};
     if (o.describe) {
         for (int i = 0; i < ndirs; i++)

@@ -476,3 +476,28 @@ int rg_scenario_run(const char *path, const char *shipped, const rg_limits *lim,
     free(names);
     return rc;
 }
+
+/* rg_check_tests_fn: the clinic's scenario tests, printing only failures. */
+int rg_scenario_check_tests(const char *dir, const char *shipped, const rg_limits *lim,
+                           FILE *out, int *passed, int *failed)
+{
+    char *text = NULL;
+    size_t len = 0;
+    FILE *mem = open_memstream(&text, &len);
+    if (!mem)
+        return RG_ENOMEM;
+    rg_scenario_totals t = {0};
+    int rc = rg_scenario_run(dir, shipped, lim, mem, &t);
+    fclose(mem);
+    *passed += t.passed;
+    *failed += t.failed;
+    for (char *line = text, *next; out && line && *line; line = next) {
+        next = strchr(line, '\n');
+        if (next)
+            *next++ = '\0';
+        if (strncmp(line, "ok  ", 4))
+            fprintf(out, "  %s\n", line);
+    }
+    free(text);
+    return rc < 0 && rc != RG_EIO ? rc : RG_OK;
+}
