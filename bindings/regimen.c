@@ -456,7 +456,8 @@ int rg_param_fits(lua_State *L, int d, int v, int from_plan, char *why, size_t n
 {
     d = lua_absindex(L, d);
     v = lua_absindex(L, v);
-    char shown[80];
+    char shown[80]; /* the value as written: made only for a message */
+#define RG__SHOWN (rg__show(L, v, shown, sizeof shown), shown)
     const char *kind = rg__rawstr(L, d, "kind"), *unit = rg__rawstr(L, d, "unit");
     const char *plan = rg__rawstr(L, d, "plan");
     lua_pushliteral(L, "default");
@@ -466,7 +467,6 @@ int rg_param_fits(lua_State *L, int d, int v, int from_plan, char *why, size_t n
     int t = lua_type(L, v);
     double x = lua_tonumber(L, v);
     int whole = t == LUA_TNUMBER && x == floor(x) && fabs(x) < 9e15;
-    rg__show(L, v, shown, sizeof shown);
     if (!strcmp(kind, "duration")) {
         if (from_plan && plan && t == LUA_TNUMBER) {
             int u = 0;
@@ -478,7 +478,7 @@ int rg_param_fits(lua_State *L, int d, int v, int from_plan, char *why, size_t n
                 lua_replace(L, v);
                 return 1;
             }
-            snprintf(why, n, "is a number of %s from 0, not %s", plan, shown);
+            snprintf(why, n, "is a number of %s from 0, not %s", plan, RG__SHOWN);
             return 0;
         }
         if (from_plan && plan) {
@@ -486,7 +486,7 @@ int rg_param_fits(lua_State *L, int d, int v, int from_plan, char *why, size_t n
             while (strcmp(plan, rg__plan_units[u].name))
                 u++;
             snprintf(why, n, "is a number of %s (such as %lld), not %s", plan,
-                     (long long)(def / rg__plan_units[u].ms), shown);
+                     (long long)(def / rg__plan_units[u].ms), RG__SHOWN);
             return 0;
         }
         if (whole && (x == 0 || x >= 1000)) {
@@ -496,7 +496,7 @@ int rg_param_fits(lua_State *L, int d, int v, int from_plan, char *why, size_t n
         }
         if (from_plan) {
             snprintf(why, n, "is a duration in milliseconds (such as %lld), not %s",
-                     (long long)def, shown);
+                     (long long)def, RG__SHOWN);
             return 0;
         }
         int days = def % RG_MS_DAY == 0;
@@ -505,11 +505,11 @@ int rg_param_fits(lua_State *L, int d, int v, int from_plan, char *why, size_t n
                                                                                    : RG_MS_HOUR));
         if (days && c > 0 && c % 7 == 0)
             snprintf(why, n, "is a duration: write R.weeks(%lld) or R.days(%lld) (local R = "
-                     "require \"regimen\"), not %s", c / 7, c, shown);
+                     "require \"regimen\"), not %s", c / 7, c, RG__SHOWN);
         else
             snprintf(why, n, "is a duration: write R.%s(%lld) or R.%s(%lld) (local R = "
                      "require \"regimen\"), not %s", days ? "days" : "hours", c,
-                     days ? "hours" : "minutes", c * (days ? 24 : 60), shown);
+                     days ? "hours" : "minutes", c * (days ? 24 : 60), RG__SHOWN);
         return 0;
     }
     if (!strcmp(kind, "count") || !strcmp(kind, "number") || !strcmp(kind, "score")) {
@@ -517,13 +517,13 @@ int rg_param_fits(lua_State *L, int d, int v, int from_plan, char *why, size_t n
         if (t != LUA_TNUMBER || (count && (!whole || x < 0))) {
             snprintf(why, n, "is a %s%s%s%s: write %s such as %lld, not %s", kind,
                      unit ? " (" : "", unit ? unit : "", unit ? ")" : "",
-                     count ? "a whole number" : "a number", (long long)def, shown);
+                     count ? "a whole number" : "a number", (long long)def, RG__SHOWN);
             return 0;
         }
         if (count && x >= (double)RG_MS_MINUTE && fmod(x, (double)RG_MS_MINUTE) == 0 &&
             def < RG_MS_MINUTE) {
             snprintf(why, n, "is a count (a whole number such as %lld), not a duration (%s ms)",
-                     (long long)def, shown);
+                     (long long)def, RG__SHOWN);
             return 0;
         }
         for (int i = 0; i < 2; i++) {
@@ -537,7 +537,7 @@ int rg_param_fits(lua_State *L, int d, int v, int from_plan, char *why, size_t n
                 snprintf(why, n, "is a %s from %s to %s%s%s, not %s", kind,
                          lua_isnil(L, -2) ? "-" : lua_tostring(L, -2),
                          lua_isnil(L, -1) ? "-" : lua_tostring(L, -1), unit ? " " : "",
-                         unit ? unit : "", shown);
+                         unit ? unit : "", RG__SHOWN);
                 lua_pop(L, 3);
                 return 0;
             }
@@ -552,13 +552,13 @@ int rg_param_fits(lua_State *L, int d, int v, int from_plan, char *why, size_t n
     if (!strcmp(kind, "flag")) {
         if (t == LUA_TBOOLEAN)
             return 1;
-        snprintf(why, n, "is a flag: write true or false, not %s", shown);
+        snprintf(why, n, "is a flag: write true or false, not %s", RG__SHOWN);
         return 0;
     }
     if (!strcmp(kind, "string")) {
         if (t == LUA_TSTRING)
             return 1;
-        snprintf(why, n, "is a text: write it in quotes, not %s", shown);
+        snprintf(why, n, "is a text: write it in quotes, not %s", RG__SHOWN);
         return 0;
     }
     /* a choice */
@@ -581,11 +581,12 @@ int rg_param_fits(lua_State *L, int d, int v, int from_plan, char *why, size_t n
         len += (size_t)snprintf(why + len, n - len, "%s\"%s\"", i ? ", " : " ", opts[i]);
     const char *near = s ? rg_suggest(s, opts, no) : NULL;
     if (len < n)
-        snprintf(why + len, n - len, ", not %s%s%s%s", shown, near ? " (did you mean \"" : "",
+        snprintf(why + len, n - len, ", not %s%s%s%s", RG__SHOWN, near ? " (did you mean \"" : "",
                  near ? near : "", near ? "\"?)" : "");
     lua_pop(L, 1);
     return 0;
 }
+#undef RG__SHOWN
 
 /* R.param { default, kind = "duration", ... }: a declaration, checked where
  * the author wrote it and kept as a plain table for the loader. */
