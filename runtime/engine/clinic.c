@@ -564,8 +564,9 @@ static const char *rg__near(lua_State *L, int list, const char *pid, const char 
             cands[nc++] = id; /* kept alive by the list */
         } else if (!ids && (!pid || !strcmp(pid, id))) {
             rg__rawfield(L, -1, "kinds");
-            for (lua_pushnil(L); lua_next(L, -2) && nc < 512; lua_pop(L, 1))
-                cands[nc++] = lua_tostring(L, -2);
+            for (lua_pushnil(L); lua_next(L, -2); lua_pop(L, 1))
+                if (nc < 512)
+                    cands[nc++] = lua_tostring(L, -2);
             lua_pop(L, 1);
         }
         lua_pop(L, 1);
