@@ -16,6 +16,10 @@
  * first day in the others). Each history runs to 200 days after its last
  * event, so due dates a year ahead fire too.
  *
+ * The sources are also read for `R.name` (R being any local bound to
+ * require "regimen"): a name the module does not have is reported with its
+ * line, whether or not a generated history reaches it.
+ *
  * Nothing here runs protocol code outside the engine's protected calls; the
  * recorders only note their arguments and call the method they wrap.
  * Depends on clinic.c, engine.c, ingest.c, jansson and Lua.
@@ -56,6 +60,8 @@ typedef struct rg__found {
     int nfields;
     rg__pair svals[RG__MAX]; /* (NULL, field, value) from `data.x == "v"` in the sources */
     int nsvals;
+    char *typos[64];         /* "file:LINE: R.alrt: ..." found in the sources */
+    int ntypos;
 } rg__found;
 
 typedef struct rg__error {
@@ -108,6 +114,8 @@ static void rg__found_free(rg__found *f)
         free(f->pairs[i].type), free(f->pairs[i].field), free(f->pairs[i].value);
     for (int i = 0; i < f->nsvals; i++)
         free(f->svals[i].field), free(f->svals[i].value);
+    for (int i = 0; i < f->ntypos; i++)
+        free(f->typos[i]);
     memset(f, 0, sizeof *f);
 }
 
@@ -200,6 +208,51 @@ static const char rg__scan_lua[] =
     "  add(f) end\n"
     "for f, v in text:gmatch('data%.([%a_][%w_]*)%s*[=~]=%s*\"([^\"]*)\"') do addv(f, v) end\n";
 
+/* Every `R.name` of a file that requires "regimen" as R (any local name)
+ * must be a function of the module: a typo fails only when its line runs,
+ * which generated histories may not reach. */
+static const char rg__names_lua[] =
+    "local text, known, report = ...\n"
+    "local aliases = {}\n"
+    "for a in text:gmatch('local%s+([%a_][%w_]*)%s*=%s*require%s*%(?%s*[\\\"\\']regimen[\\\"\\']') do\n"
+    "  aliases[#aliases + 1] = a end\n"
+    "if #aliases == 0 then return end\n"
+    "local n = 0\n"
+    "for line in (text .. '\\n'):gmatch('(.-)\\n') do\n"
+    "  n = n + 1\n"
+    "  local code = line:gsub('%-%-.*', ''):gsub('\"[^\"]*\"', ''):gsub(\"'[^']*'\", '')\n"
+    "  for _, a in ipairs(aliases) do\n"
+    "    for fn in code:gmatch('%f[%w_]' .. a .. '%.([%a_][%w_]*)') do\n"
+    "      if known[fn] == nil then report(n, a, fn) end\n"
+    "    end\n"
+    "  end\n"
+    "end\n";
+
+/* [-3, +0] (line, alias, name; upvalues: the rg__found, the file) Notes a
+ * module function that does not exist, with the one meant. */
+static int rg__scan_typo(lua_State *L)
+{
+    rg__found *f = lua_touserdata(L, lua_upvalueindex(1));
+    const char *names[64];
+    size_t n = 0;
+    lua_rawgetp(L, LUA_REGISTRYINDEX, rg__names_lua); /* the module, kept by rg__scan_sources */
+    for (lua_pushnil(L); lua_next(L, -2); lua_pop(L, 1))
+        if (n < 64 && lua_type(L, -2) == LUA_TSTRING)
+            names[n++] = lua_tostring(L, -2);
+    const char *near = rg_suggest(luaL_checkstring(L, 3), names, n);
+    char msg[600];
+    snprintf(msg, sizeof msg, "%s:%d: %s.%s: the regimen module has no '%s'%s%s%s",
+             lua_tostring(L, lua_upvalueindex(2)), (int)luaL_checkinteger(L, 1),
+             luaL_checkstring(L, 2), lua_tostring(L, 3), lua_tostring(L, 3),
+             near ? " (did you mean R." : "", near ? near : "", near ? "?)" : "");
+    for (int i = 0; i < f->ntypos; i++)
+        if (!strcmp(f->typos[i], msg))
+            return 0;
+    if (f->ntypos < 64 && (f->typos[f->ntypos] = strdup(msg)))
+        f->ntypos++;
+    return 0;
+}
+
 static int rg__scan_add(lua_State *L)
 {
     rg__found *f = lua_touserdata(L, lua_upvalueindex(1));
@@ -228,6 +281,15 @@ static void rg__scan_file(lua_State *L, rg__found *f, const char *file)
         lua_pushcclosure(L, rg__scan_add, 1);
         lua_pushlightuserdata(L, f);
         lua_pushcclosure(L, rg__scan_addv, 1);
+        lua_pcall(L, 3, 0, 0);
+    }
+    lua_settop(L, 0);
+    if (luaL_loadstring(L, rg__names_lua) == LUA_OK) {
+        lua_pushlstring(L, text, len);
+        lua_rawgetp(L, LUA_REGISTRYINDEX, rg__names_lua);
+        lua_pushlightuserdata(L, f);
+        lua_pushstring(L, file);
+        lua_pushcclosure(L, rg__scan_typo, 2);
         lua_pcall(L, 3, 0, 0);
     }
     lua_settop(L, 0);
@@ -265,7 +327,10 @@ static void rg__scan_sources(rg__found *f, const rg_clinic *c, const char *dir,
     if (!L)
         return;
     luaL_requiref(L, "string", luaopen_string, 1);
+    luaL_requiref(L, "_G", luaopen_base, 1); /* ipairs */
     lua_settop(L, 0);
+    rg_open_regimen(L); /* the module's names, for rg__scan_typo */
+    lua_rawsetp(L, LUA_REGISTRYINDEX, rg__names_lua);
     for (int i = 0; i < c->nprotos; i++)
         rg__scan_file(L, f, c->protos[i].file);
     rg__scan_dir(L, f, dir, 0);
@@ -704,9 +769,11 @@ int rg_check_clinic(const char *dir, const rg_check_opts *o, rg_check_result *re
         goto done;
     res->histories = r.histories;
     res->steps = r.steps;
-    res->errors = es->n;
+    res->errors = es->n + f->ntypos;
     res->types = f->ntypes;
     FILE *out = o->out;
+    for (int i = 0; i < f->ntypos && out; i++)
+        fprintf(out, "  error: %s\n", rg__rel(f->typos[i], dir, o->shipped));
     if (out)
         fprintf(out, "  evaluated %d rule%s on %d generated histor%s (%ld steps, %d event "
                 "type%s read): %d error%s%s\n", res->rules, res->rules == 1 ? "" : "s",
@@ -741,9 +808,10 @@ int rg_check_clinic(const char *dir, const rg_check_opts *o, rg_check_result *re
                     rg__rel(tests, dir, o->shipped), res->scenarios_passed,
                     res->scenarios_failed);
     }
-    rc = es->n || res->scenarios_failed ? RG_EPROTOCOL : RG_OK;
+    rc = res->errors || res->scenarios_failed ? RG_EPROTOCOL : RG_OK;
     if (rc)
-        rg_fail(err, errlen, rc, "%s: %d evaluation error%s, %d scenario%s failed", dir, es->n,
+        rg_fail(err, errlen, rc, "%s: %d error%s in the sources, %d evaluation error%s, %d "
+                "scenario%s failed", dir, f->ntypos, f->ntypos == 1 ? "" : "s", es->n,
                 es->n == 1 ? "" : "s", res->scenarios_failed,
                 res->scenarios_failed == 1 ? "" : "s");
 done:

@@ -8,7 +8,9 @@
  * (found by running them: the history's methods are watched) with every data
  * field their sources name, through every phase of a course, and against the
  * clinic's own scenario tests. Every runtime error is reported with the
- * rule's file:line and the clinic.lua overrides of its protocol.
+ * rule's file:line and the clinic.lua overrides of its protocol; a regimen
+ * function the sources name that does not exist (R.alrt) with its line,
+ * reached or not.
  * rg_check_describe prints what a clinic can set and send (protocols, rules,
  * parameters with kind, default, the clinic's value and where it was set,
  * event types and fields read) as Markdown: docs/reference.md is its output.
@@ -41,7 +43,8 @@ typedef struct rg_check_result {
     int protocols, rules;
     int histories;          /* generated patients evaluated */
     long steps;             /* evaluation steps on them */
-    int errors;             /* distinct runtime errors (rule and first line) */
+    int errors;             /* distinct runtime errors (rule and first line), and module
+                             * names a source uses that do not exist (R.alrt) */
     int scenarios_passed, scenarios_failed;
     int types;              /* event types the protocols were seen to read */
 } rg_check_result;
