@@ -125,6 +125,35 @@ Test(check, a_per_protocol_override_of_a_course_parameter_is_refused)
     rg_test_rmdir(dir);
 }
 
+/* A clinic's own protocol that declares a course parameter with another
+ * default would disagree with the shipped ones; with the same default it
+ * joins them, and cannot be set for itself alone either. */
+Test(check, a_clinic_protocol_cannot_redefine_a_course_parameter)
+{
+    char dir[256], *all;
+    rg_test_tmpdir(dir);
+    const char *proto = "local R = require \"regimen\"\n"
+                        "return R.protocol { id = \"c.x\", version = \"1\",\n"
+                        "  params = { acute_infusions = %d },\n"
+                        "  rules = { { id = \"c.x\", severity = \"info\", check = function() end } } }\n";
+    char text[600];
+    snprintf(text, sizeof text, proto, 4);
+    rg_test_write(dir, "c/x.lua", text);
+    cr_assert_eq(check_clinic(dir, "return { include = { \"ketamine\" } }\n", &all), 1, "%s", all);
+    cr_assert(strstr(all, "x.lua: parameter 'acute_infusions' is shared by the course (a count, "
+                          "default 6) but declared here as a count with default 4: declare it "
+                          "as course.params.acute_infusions"), "%s", all);
+    free(all);
+    snprintf(text, sizeof text, proto, 6);
+    rg_test_write(dir, "c/x.lua", text);
+    cr_assert_eq(check_clinic(dir, "return { include = { \"ketamine\" }, params = {\n"
+                                   "  [\"c.x\"] = { acute_infusions = 8 } } }\n", &all), 1, "%s", all);
+    cr_assert(strstr(all, "clinic.lua:2: params for 'c.x': 'acute_infusions' is a course "
+                          "parameter"), "%s", all);
+    free(all);
+    rg_test_rmdir(dir);
+}
+
 Test(check, unknown_names_get_a_line_and_a_suggestion)
 {
     char dir[256], *all;

@@ -578,6 +578,68 @@ static const char *rg__near(lua_State *L, int list, const char *pid, const char 
     return lua_tostring(L, -1);
 }
 
+/* [-0, +1] The declaration of name in the first protocol of list that
+ * declares it shared (R.param { shared = ... }), or nil. */
+static void rg__shared_decl(lua_State *L, int list, const char *name)
+{
+    lua_Integer n = (lua_Integer)lua_rawlen(L, list);
+    for (lua_Integer i = 1; i <= n; i++) {
+        lua_rawgeti(L, list, i);
+        rg__rawfield(L, -1, "kinds");
+        if (rg__rawfield(L, -1, name) == LUA_TTABLE) {
+            lua_pushliteral(L, "shared");
+            if (lua_rawget(L, -2) != LUA_TNIL) {
+                lua_pop(L, 1);
+                lua_replace(L, -3);
+                lua_pop(L, 1);
+                return;
+            }
+            lua_pop(L, 1);
+        }
+        lua_pop(L, 3);
+    }
+    lua_pushnil(L);
+}
+
+/* [-0, +0] A parameter the course shares must mean the same in every
+ * protocol that has it: one declaring it with another kind or default would
+ * disagree with the others about where the course stands. Raises naming the
+ * file. */
+static void rg__check_shared(lua_State *L, int list)
+{
+    lua_Integer n = (lua_Integer)lua_rawlen(L, list);
+    for (lua_Integer i = 1; i <= n; i++) {
+        lua_rawgeti(L, list, i);
+        int d = lua_gettop(L);
+        rg__rawfield(L, d, "kinds");
+        for (lua_pushnil(L); lua_next(L, d + 1); lua_pop(L, 1)) {
+            const char *name = lua_tostring(L, -2);
+            rg__shared_decl(L, list, name);
+            if (lua_type(L, -1) == LUA_TTABLE) {
+                rg__rawfield(L, -1, "kind");
+                rg__rawfield(L, -3, "kind");
+                rg__rawfield(L, -3, "default");
+                rg__rawfield(L, -5, "default");
+                if (!lua_rawequal(L, -4, -3) || !lua_rawequal(L, -2, -1)) {
+                    int top = lua_gettop(L);
+                    char sd[64], vd[64];
+                    const char *sk = lua_tostring(L, top - 3), *vk = lua_tostring(L, top - 2);
+                    snprintf(sd, sizeof sd, "%s", luaL_tolstring(L, top - 1, NULL));
+                    snprintf(vd, sizeof vd, "%s", luaL_tolstring(L, top, NULL));
+                    rg__rawfield(L, d, "file");
+                    luaL_error(L, "%s: parameter '%s' is shared by the course (a %s, default "
+                               "%s) but declared here as a %s with default %s: declare it as "
+                               "course.params.%s (lib/course.lua)", lua_tostring(L, -1), name,
+                               sk ? sk : "?", sd, vk ? vk : "?", vd, name);
+                }
+                lua_pop(L, 4);
+            }
+            lua_pop(L, 1);
+        }
+        lua_settop(L, d - 1);
+    }
+}
+
 /* Sets the parameter name of description desc to the value on top (popped),
  * checked against its declared kind; pid: the protocol's own block in
  * clinic.lua (["ketamine.acute"] = { ... }), NULL for a name at the top of
@@ -593,6 +655,15 @@ static void rg__override(lua_State *L, int list, int desc, const char *name, con
     int decl = v + 2;
     lua_pushliteral(L, "shared");
     lua_rawget(L, decl);
+    if (pid && lua_isnil(L, -1)) { /* shared by the course for another protocol: so here too */
+        lua_pop(L, 1);
+        rg__shared_decl(L, list, name);
+        if (lua_type(L, -1) == LUA_TTABLE) {
+            lua_pushliteral(L, "shared");
+            lua_rawget(L, -2);
+            lua_remove(L, -2);
+        }
+    }
     if (pid && lua_isstring(L, -1)) {
         luaL_Buffer b;
         luaL_buffinit(L, &b);
@@ -812,6 +883,7 @@ static int rg__load_protocols(lua_State *L)
         lua_rawseti(L, list, f);
         lua_settop(L, seen);
     }
+    rg__check_shared(L, list);
     rg__apply_overrides(L, settings, list, where);
     /* read-only view of each base, handed to rules of patients without a plan */
     lua_Integer n = (lua_Integer)lua_rawlen(L, list);
