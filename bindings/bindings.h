@@ -22,6 +22,19 @@ int rg_open_regimen(lua_State *L);
  * the offending field otherwise. Run it under rg_pcall. */
 int rg_protocol_validate(lua_State *L);
 
+/* [-0, +1, e] The declaration of parameter name, from the value at idx (a
+ * bare default, whose kind is guessed, or an R.param { ... } table): a new
+ * plain table { default, kind, unit?, min?, max?, choices?, shared?, plan?,
+ * description? }. Raises naming the parameter when it is not valid. */
+int rg_param_declare(lua_State *L, int idx, const char *name);
+/* [-0, +0] Whether the value at v suits the declaration at d (from
+ * rg_param_declare). A whole number where a count or duration is meant is
+ * made an integer in place; from_plan: v comes from a patient's plan event,
+ * where a duration declared with plan = "days" is a number of days (replaced
+ * in place by milliseconds). When it does not suit, why says so after the
+ * parameter's name ("is a duration: write R.weeks(6) or R.days(42) ..."). */
+int rg_param_fits(lua_State *L, int d, int v, int from_plan, char *why, size_t n);
+
 /* The clinic's calendar the time helpers (R.day, R.next_open, ...) use:
  * the one rg_calendar_install left in L's registry, or UTC always open.
  * [-0, +0] never raises. */

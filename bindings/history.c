@@ -799,10 +799,16 @@ static int rg__h_index(lua_State *L)
         lua_pushstring(L, h->patient ? h->patient : "");
     else if (!strcmp(k, "clinic"))
         lua_pushstring(L, h->clinic ? h->clinic : "");
-    else
-        return luaL_error(L, "history has no field or method '%s' (it has last, first, count, "
-                             "list, after, before, first_after, last_before, since, values, "
-                             "memo, now, patient, clinic)", k);
+    else {
+        static const char *const known[] = {"last", "first", "count", "list", "after",
+                                            "before", "first_after", "last_before", "since",
+                                            "values", "memo", "now", "patient", "clinic"};
+        const char *near = rg_suggest(k, known, RG_COUNTOF(known));
+        return luaL_error(L, "history has no field or method '%s'%s%s%s (it has last, first, "
+                             "count, list, after, before, first_after, last_before, since, "
+                             "values, memo, now, patient, clinic)", k,
+                          near ? " (did you mean h:" : "", near ? near : "", near ? "?)" : "");
+    }
     return 1;
 }
 

@@ -19,6 +19,7 @@
 
 #include <math.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <string.h>
 
 static const char *const rg__severities[] = {"info", "warning", "critical", NULL};
@@ -251,6 +252,353 @@ static int rg__in_hours(lua_State *L)
     return 1;
 }
 
+/* ---- parameters and their kinds --------------------------------------------
+ *
+ * A parameter is declared by its default (a bare value: its kind is guessed)
+ * or by R.param { default, kind = ..., unit = ..., ... }. Durations are plain
+ * integers of milliseconds, so a bare 42 where a duration is meant is 42 ms:
+ * the kind is what lets clinic.lua and patient plans be checked. */
+
+static const char *const rg__kinds[] = {"duration", "count", "number", "score",
+                                        "string", "flag", "choice", NULL};
+static const char *const rg__param_fields[] = {"default", "kind", "unit", "min", "max",
+                                               "choices", "shared", "plan", "description",
+                                               NULL};
+static const struct {
+    const char *name;
+    int64_t ms;
+} rg__plan_units[] = {{"minutes", RG_MS_MINUTE}, {"hours", RG_MS_HOUR}, {"days", RG_MS_DAY},
+                      {"weeks", 7 * RG_MS_DAY}};
+
+/* The kind a bare default suggests: whole minutes (days(2), hours(24)) are a
+ * duration, other whole numbers a count, fractions a number. */
+static const char *rg__guess_kind(lua_State *L, int v)
+{
+    switch (lua_type(L, v)) {
+    case LUA_TBOOLEAN: return "flag";
+    case LUA_TSTRING: return "string";
+    case LUA_TNUMBER:
+        if (lua_isinteger(L, v)) {
+            lua_Integer i = lua_tointeger(L, v);
+            return i >= RG_MS_MINUTE && i % RG_MS_MINUTE == 0 ? "duration"
+                                                              : i >= 0 ? "count" : "number";
+        }
+        return "number";
+    default: return NULL;
+    }
+}
+
+/* [-0, +0] Raw t[k] is a string (or absent: NULL). */
+static const char *rg__rawstr(lua_State *L, int t, const char *k)
+{
+    lua_pushstring(L, k);
+    lua_rawget(L, t);
+    const char *s = lua_tostring(L, -1); /* kept alive by t */
+    lua_pop(L, 1);
+    return s;
+}
+
+int rg_param_declare(lua_State *L, int idx, const char *name)
+{
+    idx = lua_absindex(L, idx);
+    luaL_checkstack(L, 8, "declaring a parameter");
+    lua_createtable(L, 0, 9);
+    int d = lua_gettop(L);
+    if (lua_type(L, idx) != LUA_TTABLE) {
+        const char *kind = rg__guess_kind(L, idx);
+        if (!kind)
+            return luaL_error(L, "parameter '%s' must be a number, string, boolean or "
+                                 "R.param { default, kind = ... }, not a %s", name,
+                              luaL_typename(L, idx));
+        lua_pushvalue(L, idx);
+        lua_setfield(L, d, "default");
+        lua_pushstring(L, kind);
+        lua_setfield(L, d, "kind");
+        return 1;
+    }
+    /* a declaration from a module (course.params.x) is a read-only proxy
+     * (sandbox.c): read the table behind it */
+    if (lua_getmetatable(L, idx)) {
+        lua_pushliteral(L, "__index");
+        if (lua_rawget(L, -2) == LUA_TTABLE) {
+            lua_remove(L, -2);
+            idx = lua_gettop(L); /* d, the table behind the proxy */
+        } else {
+            lua_pop(L, 2);
+        }
+    }
+    int ndef = 0;
+    for (lua_pushnil(L); lua_next(L, idx); lua_pop(L, 1)) {
+        const char *k = lua_type(L, -2) == LUA_TSTRING ? lua_tostring(L, -2) : NULL;
+        int ok = lua_isinteger(L, -2) && lua_tointeger(L, -2) == 1;
+        for (int i = 0; k && !ok && rg__param_fields[i]; i++)
+            ok = !strcmp(k, rg__param_fields[i]);
+        ndef += ok && (!k || !strcmp(k, "default"));
+        if (!ok) {
+            const char *near = k ? rg_suggest(k, rg__param_fields,
+                                              RG_COUNTOF(rg__param_fields) - 1) : NULL;
+            return luaL_error(L, "parameter '%s': unknown field '%s'%s%s%s (known: default, "
+                                 "kind, unit, min, max, choices, shared, plan, description)",
+                              name, k ? k : luaL_typename(L, -2), near ? " (did you mean '" : "",
+                              near ? near : "", near ? "'?)" : "");
+        }
+    }
+    if (ndef != 1)
+        return luaL_error(L, "parameter '%s': give its default once, as R.param { 6, ... } or "
+                             "R.param { default = 6, ... }", name);
+    if (lua_rawgeti(L, idx, 1) == LUA_TNIL) {
+        lua_pop(L, 1);
+        lua_getfield(L, idx, "default");
+    }
+    int def = lua_gettop(L);
+    const char *kind = rg__rawstr(L, idx, "kind");
+    if (!kind && !(kind = rg__guess_kind(L, def)))
+        return luaL_error(L, "parameter '%s': the default must be a number, string or boolean",
+                          name);
+    int k = 0;
+    while (rg__kinds[k] && strcmp(rg__kinds[k], kind))
+        k++;
+    if (!rg__kinds[k]) {
+        const char *near = rg_suggest(kind, rg__kinds, RG_COUNTOF(rg__kinds) - 1);
+        return luaL_error(L, "parameter '%s': kind must be duration, count, number, score, "
+                             "string, flag or choice, not '%s'%s%s%s", name, kind,
+                          near ? " (did you mean '" : "", near ? near : "", near ? "'?)" : "");
+    }
+    int t = lua_type(L, def), isint = lua_isinteger(L, def);
+    int good = (k <= 1 && isint && lua_tointeger(L, def) >= 0) ||
+               ((k == 2 || k == 3) && t == LUA_TNUMBER) || ((k == 4 || k == 6) && t == LUA_TSTRING) ||
+               (k == 5 && t == LUA_TBOOLEAN);
+    if (!good)
+        return luaL_error(L, "parameter '%s': a %s's default must be %s, not %s %s", name, kind,
+                          k == 0 ? "a duration such as R.days(2)" : k == 1 ? "a whole number "
+                          "such as 6" : k <= 3 ? "a number" : k == 5 ? "true or false" : "a string",
+                          isint ? "the integer" : "a", isint ? lua_tostring(L, def) :
+                          luaL_typename(L, def));
+    lua_setfield(L, d, "default");
+    lua_pushstring(L, rg__kinds[k]);
+    lua_setfield(L, d, "kind");
+    static const char *const strs[] = {"unit", "shared", "description", "plan"};
+    for (int i = 0; i < 4; i++) {
+        int ty = lua_getfield(L, idx, strs[i]);
+        if (ty != LUA_TNIL && (ty != LUA_TSTRING || !lua_rawlen(L, -1)))
+            return luaL_error(L, "parameter '%s': field '%s' must be a non-empty string", name,
+                              strs[i]);
+        lua_setfield(L, d, strs[i]);
+    }
+    const char *plan = rg__rawstr(L, d, "plan");
+    if (plan) {
+        int u = 0;
+        while (u < 4 && strcmp(plan, rg__plan_units[u].name))
+            u++;
+        if (k != 0 || u == 4)
+            return luaL_error(L, "parameter '%s': plan = \"days\" (or minutes, hours, weeks) "
+                                 "says what a number in a patient's plan event counts, for a "
+                                 "duration only", name);
+    }
+    for (int i = 0; i < 2; i++) {
+        const char *f = i ? "max" : "min";
+        int ty = lua_getfield(L, idx, f);
+        if (ty != LUA_TNIL && (ty != LUA_TNUMBER || (k != 2 && k != 3 && k != 1)))
+            return luaL_error(L, "parameter '%s': '%s' must be a number, for a count, number "
+                                 "or score", name, f);
+        lua_setfield(L, d, f);
+    }
+    lua_getfield(L, d, "default");
+    lua_getfield(L, d, "min");
+    lua_getfield(L, d, "max");
+    if ((!lua_isnil(L, -2) && lua_compare(L, -3, -2, LUA_OPLT)) ||
+        (!lua_isnil(L, -1) && lua_compare(L, -1, -3, LUA_OPLT)))
+        return luaL_error(L, "parameter '%s': the default is outside min..max", name);
+    lua_pop(L, 3);
+    int ty = lua_getfield(L, idx, "choices");
+    if ((k == 6) != (ty != LUA_TNIL))
+        return luaL_error(L, "parameter '%s': %s", name, k == 6 ? "a choice needs choices = "
+                          "{ \"mild\", \"moderate\", ... }" : "choices are for kind = \"choice\"");
+    if (k == 6) {
+        if (ty != LUA_TTABLE || lua_rawlen(L, -1) == 0)
+            return luaL_error(L, "parameter '%s': choices must be a list of strings", name);
+        lua_newtable(L);
+        int found = 0;
+        const char *dv = rg__rawstr(L, d, "default");
+        for (lua_Integer i = 1; lua_rawgeti(L, -2, i) != LUA_TNIL; i++) {
+            if (lua_type(L, -1) != LUA_TSTRING)
+                return luaL_error(L, "parameter '%s': choices[%I] must be a string", name, i);
+            found |= !strcmp(lua_tostring(L, -1), dv);
+            lua_rawseti(L, -2, i);
+        }
+        lua_pop(L, 1);
+        if (!found)
+            return luaL_error(L, "parameter '%s': the default \"%s\" is not one of its choices",
+                              name, dv);
+        lua_setfield(L, d, "choices");
+    }
+    lua_settop(L, d);
+    return 1;
+}
+
+/* "42", "\"8\"", "true", "a table": a value as the author wrote it (a
+ * copy is converted: lua_tostring changes a number in place). */
+static void rg__show(lua_State *L, int v, char *buf, size_t n)
+{
+    switch (lua_type(L, v)) {
+    case LUA_TNUMBER:
+        lua_pushvalue(L, v);
+        snprintf(buf, n, "%s", lua_tostring(L, -1));
+        lua_pop(L, 1);
+        break;
+    case LUA_TBOOLEAN: snprintf(buf, n, "%s", lua_toboolean(L, v) ? "true" : "false"); break;
+    case LUA_TSTRING: snprintf(buf, n, "\"%.60s\"", lua_tostring(L, v)); break;
+    default: snprintf(buf, n, "a %s", luaL_typename(L, v)); break;
+    }
+}
+
+int rg_param_fits(lua_State *L, int d, int v, int from_plan, char *why, size_t n)
+{
+    d = lua_absindex(L, d);
+    v = lua_absindex(L, v);
+    char shown[80]; /* the value as written: made only for a message */
+#define RG__SHOWN (rg__show(L, v, shown, sizeof shown), shown)
+    const char *kind = rg__rawstr(L, d, "kind"), *unit = rg__rawstr(L, d, "unit");
+    const char *plan = rg__rawstr(L, d, "plan");
+    lua_pushliteral(L, "default");
+    lua_rawget(L, d);
+    lua_Integer def = lua_tointeger(L, -1);
+    lua_pop(L, 1);
+    int t = lua_type(L, v);
+    double x = lua_tonumber(L, v);
+    int whole = t == LUA_TNUMBER && x == floor(x) && fabs(x) < 9e15;
+    if (!strcmp(kind, "duration")) {
+        if (from_plan && plan && t == LUA_TNUMBER) {
+            int u = 0;
+            while (strcmp(plan, rg__plan_units[u].name))
+                u++;
+            double ms = x * (double)rg__plan_units[u].ms;
+            if (isfinite(ms) && ms >= 0 && ms < 9e15) {
+                lua_pushinteger(L, (lua_Integer)floor(ms));
+                lua_replace(L, v);
+                return 1;
+            }
+            snprintf(why, n, "is a number of %s from 0, not %s", plan, RG__SHOWN);
+            return 0;
+        }
+        if (from_plan && plan) {
+            int u = 0;
+            while (strcmp(plan, rg__plan_units[u].name))
+                u++;
+            snprintf(why, n, "is a number of %s (such as %lld), not %s", plan,
+                     (long long)(def / rg__plan_units[u].ms), RG__SHOWN);
+            return 0;
+        }
+        if (whole && (x == 0 || x >= 1000)) {
+            lua_pushinteger(L, (lua_Integer)x);
+            lua_replace(L, v);
+            return 1;
+        }
+        if (from_plan) {
+            snprintf(why, n, "is a duration in milliseconds (such as %lld), not %s",
+                     (long long)def, RG__SHOWN);
+            return 0;
+        }
+        int days = def % RG_MS_DAY == 0;
+        long long c = t == LUA_TNUMBER && whole && x > 0 ? (long long)x
+                                                         : (long long)(def / (days ? RG_MS_DAY
+                                                                                   : RG_MS_HOUR));
+        if (days && c > 0 && c % 7 == 0)
+            snprintf(why, n, "is a duration: write R.weeks(%lld) or R.days(%lld) (local R = "
+                     "require \"regimen\"), not %s", c / 7, c, RG__SHOWN);
+        else
+            snprintf(why, n, "is a duration: write R.%s(%lld) or R.%s(%lld) (local R = "
+                     "require \"regimen\"), not %s", days ? "days" : "hours", c,
+                     days ? "hours" : "minutes", c * (days ? 24 : 60), RG__SHOWN);
+        return 0;
+    }
+    if (!strcmp(kind, "count") || !strcmp(kind, "number") || !strcmp(kind, "score")) {
+        int count = kind[0] == 'c';
+        if (t != LUA_TNUMBER || (count && (!whole || x < 0))) {
+            snprintf(why, n, "is a %s%s%s%s: write %s such as %lld, not %s", kind,
+                     unit ? " (" : "", unit ? unit : "", unit ? ")" : "",
+                     count ? "a whole number" : "a number", (long long)def, RG__SHOWN);
+            return 0;
+        }
+        if (count && x >= (double)RG_MS_MINUTE && fmod(x, (double)RG_MS_MINUTE) == 0 &&
+            def < RG_MS_MINUTE) {
+            snprintf(why, n, "is a count (a whole number such as %lld), not a duration (%s ms)",
+                     (long long)def, RG__SHOWN);
+            return 0;
+        }
+        for (int i = 0; i < 2; i++) {
+            lua_pushstring(L, i ? "max" : "min");
+            if (lua_rawget(L, d) == LUA_TNUMBER &&
+                (i ? x > lua_tonumber(L, -1) : x < lua_tonumber(L, -1))) {
+                lua_pushliteral(L, "min");
+                lua_rawget(L, d);
+                lua_pushliteral(L, "max");
+                lua_rawget(L, d);
+                snprintf(why, n, "is a %s from %s to %s%s%s, not %s", kind,
+                         lua_isnil(L, -2) ? "-" : lua_tostring(L, -2),
+                         lua_isnil(L, -1) ? "-" : lua_tostring(L, -1), unit ? " " : "",
+                         unit ? unit : "", RG__SHOWN);
+                lua_pop(L, 3);
+                return 0;
+            }
+            lua_pop(L, 1);
+        }
+        if (count && !lua_isinteger(L, v)) {
+            lua_pushinteger(L, (lua_Integer)x);
+            lua_replace(L, v);
+        }
+        return 1;
+    }
+    if (!strcmp(kind, "flag")) {
+        if (t == LUA_TBOOLEAN)
+            return 1;
+        snprintf(why, n, "is a flag: write true or false, not %s", RG__SHOWN);
+        return 0;
+    }
+    if (!strcmp(kind, "string")) {
+        if (t == LUA_TSTRING)
+            return 1;
+        snprintf(why, n, "is a text: write it in quotes, not %s", RG__SHOWN);
+        return 0;
+    }
+    /* a choice */
+    const char *s = t == LUA_TSTRING ? lua_tostring(L, v) : NULL;
+    const char *opts[32];
+    size_t no = 0;
+    lua_pushliteral(L, "choices");
+    lua_rawget(L, d);
+    for (lua_Integer i = 1; no < 32 && lua_rawgeti(L, -1, i) == LUA_TSTRING; i++, no++) {
+        opts[no] = lua_tostring(L, -1);
+        lua_pop(L, 1);
+        if (s && !strcmp(s, opts[no])) {
+            lua_pop(L, 1);
+            return 1;
+        }
+    }
+    lua_pop(L, 1);
+    size_t len = (size_t)snprintf(why, n, "is one of");
+    for (size_t i = 0; i < no && len < n; i++)
+        len += (size_t)snprintf(why + len, n - len, "%s\"%s\"", i ? ", " : " ", opts[i]);
+    const char *near = s ? rg_suggest(s, opts, no) : NULL;
+    if (len < n)
+        snprintf(why + len, n - len, ", not %s%s%s%s", RG__SHOWN, near ? " (did you mean \"" : "",
+                 near ? near : "", near ? "\"?)" : "");
+    lua_pop(L, 1);
+    return 0;
+}
+#undef RG__SHOWN
+
+/* R.param { default, kind = "duration", ... }: a declaration, checked where
+ * the author wrote it and kept as a plain table for the loader. */
+static int rg__param(lua_State *L)
+{
+    luaL_checktype(L, 1, LUA_TTABLE);
+    lua_settop(L, 1);
+    rg_param_declare(L, 1, "?");
+    lua_pop(L, 1);
+    return 1;
+}
+
 static int rg__name_ok(const char *s, int allow_dash)
 {
     if (!*s)
@@ -304,6 +652,13 @@ static const char *rg__field_string(lua_State *L, int idx, const char *f, int re
     return s;
 }
 
+/* [-2, +0, e] (value, name) Raises unless value declares a parameter. */
+static int rg__param_check(lua_State *L)
+{
+    rg_param_declare(L, 1, lua_tostring(L, 2));
+    return 0;
+}
+
 int rg_protocol_validate(lua_State *L)
 {
     static const char *const fields[] = {"id", "version", "description", "params", "rules",
@@ -347,12 +702,17 @@ int rg_protocol_validate(lua_State *L)
             if (lua_type(L, -2) != LUA_TSTRING || !rg__name_ok(lua_tostring(L, -2), 0))
                 return luaL_error(L, "protocol '%s': parameter names must be words like "
                                      "'acute_infusions'", id);
-            int vt = lua_type(L, -1);
-            if (vt != LUA_TNUMBER && vt != LUA_TSTRING && vt != LUA_TBOOLEAN)
-                return luaL_error(L, "protocol '%s': parameter '%s' must be a number, string "
-                                     "or boolean, not a %s", id, lua_tostring(L, -2),
-                                  luaL_typename(L, -1));
-            lua_pop(L, 1);
+            char pname[96];
+            snprintf(pname, sizeof pname, "%s", lua_tostring(L, -2));
+            lua_pushfstring(L, "protocol '%s': ", id); /* a prefix for the message */
+            lua_pushcfunction(L, rg__param_check);
+            lua_pushvalue(L, -3);
+            lua_pushstring(L, pname);
+            if (lua_pcall(L, 2, 0, 0) != LUA_OK) {
+                lua_concat(L, 2);
+                return lua_error(L);
+            }
+            lua_pop(L, 2);
         }
     }
     lua_pop(L, 1);
@@ -441,7 +801,8 @@ int rg_open_regimen(lua_State *L)
         {"clock", rg__clock},     {"calendar_days", rg__calendar_days},
         {"calendar_add", rg__calendar_add}, {"business_days", rg__business_days},
         {"next_open", rg__next_open}, {"is_open", rg__is_open},
-        {"protocol", rg__protocol}, {"alert", rg__alert},   {NULL, NULL},
+        {"protocol", rg__protocol}, {"alert", rg__alert},   {"param", rg__param},
+        {NULL, NULL},
     };
     luaL_newlib(L, fns);
     return 1;

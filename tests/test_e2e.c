@@ -375,8 +375,8 @@ Test(e2e, bare_number_for_a_duration_is_refused)
     snprintf(path, sizeof path, "%s/c", dir);
     const char *args[] = {"check", path, NULL};
     cr_assert_eq(rg_test_run(args, NULL, &out, &err), 1, "%s", out);
-    cr_assert(strstr(err, "clinic.lua: params for 'ketamine.acute': 'infusion_due_after' is a "
-                          "duration (its default is days(2)); write one such as R.days(3)"),
+    cr_assert(strstr(err, "clinic.lua:2: params for 'ketamine.acute': 'infusion_due_after' is a "
+                          "duration: write R.days(3) or R.hours(72)"),
               "%s", err);
     free(out);
     free(err);

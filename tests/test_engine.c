@@ -388,7 +388,8 @@ Test(engine, a_bad_patient_plan_is_an_error_not_a_silent_default)
     put(&f, "e1", "p", "plan_adjusted", "2026-03-01T09:00:00Z", "{\"limit\":\"five\"}");
     put(&f, "a1", "p", "ping", "2026-03-01T10:00:00Z", NULL);
     advance(&f, "p", "2026-03-02T00:00:00Z");
-    cr_assert(strstr(f.err_text, "patient plan: event e1 sets 'limit'"), "%s", f.err_text);
+    cr_assert(strstr(f.err_text, "patient plan: event e1 sets 'limit', which is a count: write "
+                                 "a whole number such as 3, not \"five\""), "%s", f.err_text);
     fx_close(&f);
 }
 
@@ -413,9 +414,14 @@ Test(engine, clinic_settings_are_checked)
     expect_clinic_error("return { params = { limt = 2 } }",
                         "no loaded protocol has a parameter named 'limt'");
     expect_clinic_error("return { params = { t = { limt = 2 } } }",
-                        "no parameter named 'limt' (known: ");
+                        "clinic.lua:1: params for 't': no parameter named 'limt' (did you mean "
+                        "'limit'?) (known: ");
     expect_clinic_error("return { params = { t = { limit = 'two' } } }",
-                        "'limit' must be an integer like its default, not a string");
+                        "clinic.lua:1: params for 't': 'limit' is a count: write a whole number "
+                        "such as 3, not \"two\"");
+    expect_clinic_error("return { params = {\n  wait = 3 } }",
+                        "clinic.lua:2: params: 'wait' is a duration: write R.hours(3) or "
+                        "R.minutes(180)");
     expect_clinic_error("return { params = { nope = { limit = 2 } } }",
                         "params for 'nope': no protocol with that id");
     expect_clinic_error("return { paramz = {} }", "unknown setting 'paramz'");

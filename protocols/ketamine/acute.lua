@@ -20,7 +20,7 @@ return R.protocol {
   applies = course.enrolled_in("ketamine"),
 
   params = {
-    acute_infusions        = 6,         -- infusions in the acute series
+    acute_infusions        = course.params.acute_infusions, -- shared by the course (lib/course.lua)
     infusion_due_after     = days(2),   -- the next infusion is due this long after the last
     infusion_overdue_after = days(7),   -- and overdue this long after it
     infusions_min_gap      = hours(24), -- two infusions closer than this are too close
@@ -31,7 +31,7 @@ return R.protocol {
     {
       id = "acute.infusion-due",
       severity = "info",
-      description = "The next infusion of the acute series is due (2 days after the last one).",
+      description = "The next infusion of the acute series is due ({infusion_due_after} after the last one).",
       check = function(h, now, p)
         local s = course.series(h, "ketamine", p)
         if not s.last or s.phase ~= "acute" then return end
@@ -47,7 +47,8 @@ return R.protocol {
     {
       id = "acute.infusion-overdue",
       severity = "warning",
-      description = "The next infusion of the acute series is overdue (7 days after the last one).",
+      description = "The next infusion of the acute series is overdue ({infusion_overdue_after} after the "
+                 .. "last one).",
       check = function(h, now, p)
         local s = course.series(h, "ketamine", p)
         if not s.last or s.phase ~= "acute" then return end
@@ -64,7 +65,7 @@ return R.protocol {
     {
       id = "acute.too-soon",
       severity = "critical",
-      description = "An infusion came less than 24 h after the previous one (one alert per "
+      description = "An infusion came less than {infusions_min_gap} after the previous one (one alert per "
                  .. "infusion, until a follow-up visit after it).",
       check = function(h, now, p)
         local alerts = {}
@@ -89,7 +90,8 @@ return R.protocol {
     {
       id = "acute.window-exceeded",
       severity = "warning",
-      description = "The acute series is still under way 21 days after its first infusion.",
+      description = "The acute series of {acute_infusions} infusions is still under way {acute_window} "
+                 .. "after its first infusion.",
       check = function(h, now, p)
         local s = course.series(h, "ketamine", p)
         if not s.first or s.phase ~= "acute" then return end

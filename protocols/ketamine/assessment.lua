@@ -13,7 +13,7 @@ return R.protocol {
   applies = course.enrolled_in("ketamine"),
 
   params = {
-    acute_infusions          = 6,        -- infusions in the acute series
+    acute_infusions          = course.params.acute_infusions, -- shared by the course (lib/course.lua)
     assessment_every_acute   = days(14), -- a PHQ-9 is due this long after the last one (acute phase)
     assessment_every_booster = days(30), -- and this long after it in the maintenance phase
   },
@@ -22,7 +22,8 @@ return R.protocol {
     {
       id = "assessment.due",
       severity = "info",
-      description = "A PHQ-9 is due: 14 days (acute phase) or 30 days (maintenance) since the "
+      description = "A PHQ-9 is due: {assessment_every_acute} (acute phase) or {assessment_every_booster} "
+                 .. "(maintenance) since the "
                  .. "last one, or since enrolment if there is none.",
       check = function(h, now, p)
         local s = course.series(h, "ketamine", p)

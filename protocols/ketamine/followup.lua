@@ -12,7 +12,7 @@ return R.protocol {
   applies = course.enrolled_in("ketamine"),
 
   params = {
-    acute_infusions = 6,        -- infusions in the acute series
+    acute_infusions = course.params.acute_infusions, -- shared by the course (lib/course.lua)
     followup_within = days(14), -- a follow-up visit is expected this soon after the series ends
   },
 
@@ -20,7 +20,8 @@ return R.protocol {
     {
       id = "followup.visit-overdue",
       severity = "info",
-      description = "No follow-up visit 14 days after the acute series ended (until one is recorded).",
+      description = "No follow-up visit {followup_within} after the acute series ended (until one is "
+                 .. "recorded).",
       check = function(h, now, p)
         local s = course.series(h, "ketamine", p)
         if not s.acute_end or window.followed_by(h, s.acute_end, "followup_visit") then return end

@@ -19,7 +19,8 @@ return R.protocol {
     {
       id = "integration.missing",
       severity = "warning",
-      description = "No integration session within the window after an infusion (one alert per infusion).",
+      description = "No integration session within {integration_within} after an infusion (one alert "
+                 .. "per infusion).",
       check = function(h, now, p)
         local alerts = {}
         for _, infusion in ipairs(course.events(h, "ketamine", "infusion")) do

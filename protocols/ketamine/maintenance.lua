@@ -4,7 +4,8 @@
 --
 -- Illustrative defaults, not medical advice. A patient's `enrolled` /
 -- `plan_adjusted` events can set acute_infusions and booster_interval_days
--- (a whole number of days; plans use 28 to 84).
+-- (in event data a number of days; plans use 28 to 84). Both are shared by
+-- the course (lib/course.lua): a clinic sets them at the top of its params.
 
 local R = require "regimen"
 local course = require "lib.course"
@@ -20,22 +21,30 @@ return R.protocol {
   applies = course.enrolled_in("ketamine"),
 
   params = {
-    acute_infusions        = 6,        -- infusions in the acute series
-    booster_interval_days  = 28,       -- days from the last infusion to the next booster
+    acute_infusions        = course.params.acute_infusions, -- shared by the course (lib/course.lua)
+    booster_interval_days  = course.params.booster_interval_days, -- shared (lib/course.lua)
     booster_overdue_after  = days(14), -- a booster is overdue this long after its due date
-    relapse_phq9_min       = 15,       -- a PHQ-9 at or above this since the last infusion is a relapse
-    relapse_phq9_rise      = 5,        -- and so is one this many points above the baseline
+    relapse_phq9_min = R.param {
+      15, kind = "score", min = 0, max = 27, unit = "PHQ-9 points",
+      description = "a PHQ-9 at or above this since the last infusion is a relapse",
+    },
+    relapse_phq9_rise = R.param {
+      5, kind = "score", min = 0, max = 27, unit = "PHQ-9 points",
+      description = "and so is one this many points above the baseline",
+    },
     boosters_max_in_window = 2,        -- more maintenance infusions than this ...
     boosters_window        = days(21), -- ... within this long: dependence risk
     tolerance_increases    = 3,        -- this many successive dose increases suggest tolerance
-    dose_max_mg_per_kg     = 1.0,      -- and so does a dose above this
+    dose_max_mg_per_kg = R.param {
+      1.0, kind = "number", unit = "mg/kg", description = "and so does a dose above this",
+    },
   },
 
   rules = {
     {
       id = "booster.due",
       severity = "info",
-      description = "Maintenance: a booster infusion is due booster_interval_days after the last infusion.",
+      description = "Maintenance: a booster infusion is due {booster_interval_days} after the last infusion.",
       check = function(h, now, p)
         local s = course.series(h, "ketamine", p)
         if s.phase ~= "maintenance" or not s.last then return end
@@ -43,8 +52,8 @@ return R.protocol {
         return R.alert {
           key = s.last.id,
           due = due,
-          message = ("booster infusion due since %s (every %d days; last infusion %s)"):format(
-            R.day(due), p.booster_interval_days, R.day(s.last.at)),
+          message = ("booster infusion due since %s (every %g days; last infusion %s)"):format(
+            R.day(due), R.in_days(p.booster_interval_days), R.day(s.last.at)),
         }
       end,
     },
@@ -52,7 +61,7 @@ return R.protocol {
     {
       id = "booster.overdue",
       severity = "warning",
-      description = "Maintenance: the booster is 14 days past its due date.",
+      description = "Maintenance: the booster is {booster_overdue_after} past its due date.",
       check = function(h, now, p)
         local s = course.series(h, "ketamine", p)
         if s.phase ~= "maintenance" or not s.last then return end
@@ -70,8 +79,8 @@ return R.protocol {
     {
       id = "booster.relapse",
       severity = "warning",
-      description = "Maintenance: the latest PHQ-9 since the last infusion is 15 or more, or 5 "
-                 .. "points above the baseline (the first PHQ-9 after the acute series).",
+      description = "Maintenance: the latest PHQ-9 since the last infusion is {relapse_phq9_min} or more, "
+                 .. "or {relapse_phq9_rise} points above the baseline (the first PHQ-9 after the acute series).",
       check = function(h, now, p)
         local s = course.series(h, "ketamine", p)
         if s.phase ~= "maintenance" or not s.last then return end
@@ -95,8 +104,8 @@ return R.protocol {
     {
       id = "booster.frequency",
       severity = "warning",
-      description = "More than 2 maintenance infusions within 21 days (dependence risk); "
-                 .. "closes when the 21 days have passed.",
+      description = "More than {boosters_max_in_window} maintenance infusions within {boosters_window} "
+                 .. "(dependence risk); closes when the {boosters_window} have passed.",
       check = function(h, now, p)
         local s = course.series(h, "ketamine", p)
         local episode = window.crowded(s.maintenance, p.boosters_max_in_window, p.boosters_window)
@@ -114,7 +123,8 @@ return R.protocol {
     {
       id = "booster.tolerance",
       severity = "warning",
-      description = "Three successive dose increases, or the latest dose above 1.0 mg/kg; "
+      description = "{tolerance_increases} successive dose increases, or the latest dose above "
+                 .. "{dose_max_mg_per_kg} mg/kg; "
                  .. "until a later infusion at a lower dose.",
       check = function(h, now, p)
         local infusions = course.series(h, "ketamine", p).infusions

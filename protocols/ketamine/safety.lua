@@ -11,6 +11,7 @@ local function before_infusion(v)
 end
 
 -- Adverse-event severities, mildest first.
+local severities = { "mild", "moderate", "severe" }
 local severity_rank = { mild = 1, moderate = 2, severe = 3 }
 
 -- Is `word` one of the space-separated words of `list`?
@@ -28,19 +29,35 @@ return R.protocol {
   applies = course.enrolled_in("ketamine"),
 
   params = {
-    bp_systolic_max  = 160, -- mmHg: at or above this before an infusion is too high
-    bp_diastolic_max = 100, -- mmHg
-    adverse_min_severity      = "moderate",          -- adverse events this severe or worse need a follow-up
-    adverse_always_kinds      = "urinary cognitive", -- and these kinds at any severity (space-separated)
-    adverse_critical_severity = "severe",            -- this severity makes the alert critical
-    item9_min = 1, -- a PHQ-9 item 9 (self-harm) answer at or above this is critical
+    bp_systolic_max = R.param {
+      160, kind = "number", unit = "mmHg", min = 0, max = 300,
+      description = "a systolic pressure at or above this before an infusion is too high",
+    },
+    bp_diastolic_max = R.param {
+      100, kind = "number", unit = "mmHg", min = 0, max = 300,
+      description = "and so is a diastolic pressure at or above this",
+    },
+    adverse_min_severity = R.param {
+      "moderate", kind = "choice", choices = severities,
+      description = "adverse events this severe or worse need a follow-up",
+    },
+    adverse_always_kinds = "urinary cognitive", -- and these kinds at any severity (space-separated)
+    adverse_critical_severity = R.param {
+      "severe", kind = "choice", choices = severities,
+      description = "this severity makes the alert critical",
+    },
+    item9_min = R.param {
+      1, kind = "score", min = 0, max = 3,
+      description = "a PHQ-9 item 9 (self-harm) answer at or above this is critical",
+    },
   },
 
   rules = {
     {
       id = "safety.bp-high",
       severity = "critical",
-      description = "The latest pre-infusion blood pressure is too high (until later vitals are below both limits).",
+      description = "The latest pre-infusion blood pressure is {bp_systolic_max}/{bp_diastolic_max} mmHg "
+                 .. "or higher (until later vitals are below both limits).",
       check = function(h, now, p)
         local function high(v)
           return course.number(v, "systolic") >= p.bp_systolic_max

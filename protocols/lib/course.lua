@@ -7,11 +7,30 @@
 --     local course = require "lib.course"
 --
 -- A course has an acute series of p.acute_infusions infusions, then a
--- maintenance phase of booster infusions every p.booster_interval_days days.
+-- maintenance phase of booster infusions every p.booster_interval_days (a
+-- duration).
 
 local R = require "regimen"
 
 local course = {}
+
+-- The parameters several protocols of a course share, declared once here.
+-- A protocol lists the ones it reads (`acute_infusions =
+-- course.params.acute_infusions`); a clinic sets each once for all of them
+-- at the top of its params (`acute_infusions = 8`), never per protocol, so
+-- the protocols cannot disagree about where the course stands. Illustrative
+-- defaults, not medical advice.
+course.params = {
+  acute_infusions = R.param {
+    6, kind = "count", shared = "course",
+    description = "infusions in the acute series",
+  },
+  booster_interval_days = R.param {
+    R.days(28), kind = "duration", shared = "course", plan = "days",
+    description = "from the last infusion to the next booster (in a plan event's data: "
+               .. "a number of days)",
+  },
+}
 
 -- The `enrolled` event that opened the current course of `program`, or nil
 -- when the patient is not enrolled (or was discharged since). Computed once
@@ -149,10 +168,10 @@ function course.phase_at(s, t)
   return "maintenance"
 end
 
--- When the next booster is due: p.booster_interval_days (a whole number of
--- days, set per patient by the plan) after the latest infusion.
+-- When the next booster is due: p.booster_interval_days (a duration; a
+-- patient's plan gives it as a number of days) after the latest infusion.
 function course.booster_due(s, p)
-  return R.calendar_add(s.last.at, R.days(p.booster_interval_days))
+  return R.calendar_add(s.last.at, p.booster_interval_days)
 end
 
 -- A number from an event's data, with an error that names the event and the

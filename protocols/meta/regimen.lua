@@ -138,11 +138,24 @@ function History:memo(key, fn, ...) end
 ---@field version string recorded with every transition
 ---@field description? string
 ---@field applies? fun(h: regimen.History, now: regimen.Time, p: table<string, regimen.Param>): boolean? when false the protocol has no alerts for the patient
----@field params? table<string, regimen.Param> named parameters with defaults
+---@field params? table<string, regimen.Param|regimen.ParamDecl> named parameters: a default (its kind follows from it) or R.param { ... }
 ---@field plan_events? string[] event types whose `data` override parameters per patient (default {"enrolled", "plan_adjusted"})
 ---@field rules regimen.Rule[] a non-empty list
 
 ---A clinic's settings file, clinic.lua: `return { ... } ---@type regimen.ClinicSettings`.
+---A parameter's declaration (R.param): its default and what kind of value it takes.
+---@class regimen.ParamDecl
+---@field [1]? regimen.Param the default (or `default =`)
+---@field default? regimen.Param
+---@field kind? "duration"|"count"|"number"|"score"|"string"|"flag"|"choice" guessed from the default when absent
+---@field unit? string what a number counts ("mmHg", "mg/kg", "PHQ-9 points")
+---@field min? number the smallest value a count, number or score may take
+---@field max? number the largest
+---@field choices? string[] the words a choice may be
+---@field shared? string set only at the top of a clinic's params, for every protocol that has it ("course")
+---@field plan? "minutes"|"hours"|"days"|"weeks" what a number in a patient's plan event counts, for a duration
+---@field description? string what it means, for the reference (`regimen check --describe`)
+
 ---@class regimen.ClinicSettings
 ---@field description? string
 ---@field include? string[] shipped protocol sets the clinic runs ({"ketamine"})
@@ -266,5 +279,11 @@ function R.protocol(p) end
 ---@param a regimen.Alert
 ---@return regimen.Alert
 function R.alert(a) end
+
+---Declares a parameter with its kind, checked where you write it:
+---`R.param { 150, kind = "number", unit = "mmHg", min = 0, max = 300 }`.
+---@param d regimen.ParamDecl
+---@return regimen.ParamDecl
+function R.param(d) end
 
 return R

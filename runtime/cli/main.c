@@ -13,6 +13,7 @@
  * store as the service does, so they are refused while a service holds it,
  * and a service is refused while they run.
  */
+#include "check.h"
 #include "clinic.h"
 #include "engine.h"
 #include "fhir.h"
@@ -72,8 +73,10 @@ static const char rg__usage[] =
     "  diff --events FILE --until TIME OLD_DIR NEW_DIR\n"
     "                                   replay one history under two protocol versions\n"
     "                                   and list the transitions that differ\n"
-    "  check [DIR...]                   load protocols and report errors with file and line\n"
-    "                                   (default: the shipped sets)\n"
+    "  check [--describe] [DIR...]      load protocols, evaluate every rule on generated\n"
+    "                                   histories and DIR/tests, report errors with file and\n"
+    "                                   line (default: the shipped sets); --describe: the\n"
+    "                                   reference (Markdown)\n"
     "  serve --config FILE [--db PATH]  run the alerting service (HTTP API on one event\n"
     "                                   loop; see regimen serve --help)\n"
     "  passwd                           read a password on standard input and print its\n"
@@ -103,6 +106,7 @@ typedef struct rg__opts {
     const char *clinic_names[64], *clinic_dirs[64];
     int nclinics;
     int jobs; /* sweep: worker threads; 0: the processors available */
+    int describe; /* check --describe */
     rg_limits limits;
     rg_time future_skew; /* ingest: --future-skew (0: the default; negative: no check) */
 } rg__opts;
@@ -159,7 +163,7 @@ static int rg__positive(const char *arg, long long *v)
 
 static int rg__parse(int argc, char **argv, rg__opts *o)
 {
-    enum { O_AT = 100, O_DB = 1, O_EVENTS, O_UNTIL, O_FORMAT, O_PROTOCOLS, O_CLINIC, O_MEM, O_INSTR, O_DEADLINE, O_JOBS, O_SKEW = 120 };
+    enum { O_AT = 100, O_DB = 1, O_EVENTS, O_UNTIL, O_FORMAT, O_PROTOCOLS, O_CLINIC, O_MEM, O_INSTR, O_DEADLINE, O_JOBS, O_DESCRIBE, O_SKEW = 120 };
     static const struct option longopts[] = {
         {"db", required_argument, NULL, O_DB},
         {"events", required_argument, NULL, O_EVENTS},
@@ -173,6 +177,7 @@ static int rg__parse(int argc, char **argv, rg__opts *o)
         {"deadline-ms", required_argument, NULL, O_DEADLINE},
         {"jobs", required_argument, NULL, O_JOBS},
         {"future-skew", required_argument, NULL, O_SKEW},
+        {"describe", no_argument, NULL, O_DESCRIBE},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -187,6 +192,7 @@ static int rg__parse(int argc, char **argv, rg__opts *o)
         case O_AT: o->until = optarg; break;
         case O_FORMAT: o->format = optarg; break;
         case O_PROTOCOLS: o->protocols = optarg; break;
+        case O_DESCRIBE: o->describe = 1; break;
         case O_CLINIC: {
             char *eq = strchr(optarg, '=');
             if (!eq || eq == optarg || !eq[1] || o->nclinics == 64)
@@ -661,6 +667,61 @@ static int rg__engine_for(rg__opts *o, rg_store *st, const char *shipped, char *
     return rc ? rc : rg__engine_make(o, &eo, st, eng);
 }
 
+/* The clinics the stored events name, for checking --clinic. */
+typedef struct rg__clinic_names {
+    char name[64][129];
+    int n, more;
+    char after_clinic[129], after_patient[129];
+} rg__clinic_names;
+
+static int rg__note_clinic(void *ud, const char *clinic, const char *patient)
+{
+    rg__clinic_names *c = ud;
+    if (!c->n || strcmp(c->name[c->n - 1], clinic)) {
+        if (c->n < 64)
+            snprintf(c->name[c->n++], sizeof c->name[0], "%s", clinic);
+        else
+            c->more = 1;
+    }
+    snprintf(c->after_clinic, sizeof c->after_clinic, "%s", clinic);
+    snprintf(c->after_patient, sizeof c->after_patient, "%s", patient);
+    return 0;
+}
+
+/* Refuses a --clinic NAME=DIR that no stored event names: a misspelt name
+ * would otherwise run that clinic on the default protocols, silently. */
+static int rg__clinics_named(const rg__opts *o, rg_store *st)
+{
+    static rg__clinic_names c;
+    memset(&c, 0, sizeof c);
+    while (c.n < 64 && rg_store_patients_page(st, c.after_clinic, c.after_patient, RG_TIME_NONE,
+                                              512, rg__note_clinic, &c) > 0)
+        ;
+    for (int i = 0; i < o->nclinics; i++) {
+        int found = 0;
+        for (int j = 0; j < c.n && !found; j++)
+            found = !strcmp(c.name[j], o->clinic_names[i]);
+        if (found || c.more)
+            continue;
+        const char *names[64];
+        char list[2048] = "";
+        size_t len = 0;
+        for (int j = 0; j < c.n; j++) {
+            names[j] = c.name[j];
+            len += (size_t)snprintf(list + len, len < sizeof list ? sizeof list - len : 0,
+                                    "%s%s", j ? ", " : "", c.name[j]);
+        }
+        const char *name = o->clinic_names[i];
+        const char *near = rg_suggest(name, names, (size_t)c.n);
+        fprintf(stderr, "regimen: --clinic %s=%s: no event names the clinic '%s'%s%s%s; the "
+                        "events name %s%s\n", name, o->clinic_dirs[i], name,
+                near ? " (did you mean '" : "", near ? near : "", near ? "'?)" : "",
+                c.n ? "the clinics " : "no clinic", list);
+        return 2;
+    }
+    return 0;
+}
+
 /* A simulation: the events of o->events into a store at o->db, every patient
  * advanced to until. *ingest_rc is 1 when lines were refused. Returns 0 or
  * the exit code of a failure; on success the caller owns *stp and *engp. */
@@ -685,6 +746,8 @@ static int rg__simulate(rg__opts *o, rg_time until, int quiet, rg_store **stp, r
         rc = 2;
         goto fail;
     }
+    if ((rc = rg__clinics_named(o, st)))
+        goto fail;
     if ((rc = rg__engine_for(o, st, shipped, default_dir, sizeof default_dir, &errors, &eng)))
         goto fail;
     long n = rg_engine_advance_all(eng, RG_TIME_NONE, until);
@@ -940,6 +1003,16 @@ static int rg__cmd_check(int argc, char **argv)
         dirs = both;
         ndirs = 2;
     }
+    rg_check_opts co = {.shipped = shipped, .limits = o.limits, .tests = rg_scenario_check_tests,
+                        .out = stdout};
+    if (o.describe) {
+        for (int i = 0; i < ndirs; i++)
+            if (rg_check_describe(dirs[i], &co, stdout, err, sizeof err)) {
+                fprintf(stderr, "%s\n", err);
+                rc = 1;
+            }
+        return rc;
+    }
     for (int i = 0; i < ndirs; i++) {
         rg_clinic *c;
         if (rg_clinic_load(&c, "check", dirs[i], shipped, NULL, &o.limits, err, sizeof err)) {
@@ -959,6 +1032,15 @@ static int rg__cmd_check(int argc, char **argv)
                        c->protos[p].rules[r].severity, c->protos[p].rules[r].where);
         }
         rg_clinic_free(c);
+        /* then prove it: every rule on generated histories, and its scenarios */
+        rg_check_result res;
+        fflush(stdout);
+        int crc = rg_check_clinic(dirs[i], &co, &res, err, sizeof err);
+        fflush(stdout);
+        if (crc) {
+            fprintf(stderr, "%s\n", err);
+            rc = 1;
+        }
     }
     return rc;
 }

@@ -105,6 +105,13 @@ void rg_buf_free(rg_buf *b);
  * (the caller frees it); NULL with errno set when it cannot be read. */
 char *rg_slurp(const char *path, size_t *len);
 
+/* "Did you mean": the candidate closest to word (optimal string alignment
+ * distance, case-insensitive), or NULL when none is close enough to be a
+ * likely typo (at most a third of word's length, and at least one edit). */
+const char *rg_suggest(const char *word, const char *const *cands, size_t n);
+/* The distance rg_suggest uses; large for words longer than 63 bytes. */
+int rg_edit_distance(const char *a, const char *b);
+
 #define RG_COUNTOF(a) (sizeof(a) / sizeof((a)[0]))
 
 #endif

@@ -4,6 +4,7 @@
  */
 #include "rg.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -136,4 +137,52 @@ char *rg_slurp(const char *path, size_t *len)
     }
     *len = b.len - 1;
     return b.p;
+}
+
+int rg_edit_distance(const char *a, const char *b)
+{
+    size_t la = strlen(a), lb = strlen(b);
+    if (la > 63 || lb > 63)
+        return 1000;
+    int d[64][64];
+    for (size_t i = 0; i <= la; i++)
+        d[i][0] = (int)i;
+    for (size_t j = 0; j <= lb; j++)
+        d[0][j] = (int)j;
+    for (size_t i = 1; i <= la; i++)
+        for (size_t j = 1; j <= lb; j++) {
+            int cost = tolower((unsigned char)a[i - 1]) != tolower((unsigned char)b[j - 1]);
+            int v = d[i - 1][j] + 1;
+            if (d[i][j - 1] + 1 < v)
+                v = d[i][j - 1] + 1;
+            if (d[i - 1][j - 1] + cost < v)
+                v = d[i - 1][j - 1] + cost;
+            if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] &&
+                d[i - 2][j - 2] + 1 < v) /* a swap of two letters is one typo */
+                v = d[i - 2][j - 2] + 1;
+            d[i][j] = v;
+        }
+    return d[la][lb];
+}
+
+const char *rg_suggest(const char *word, const char *const *cands, size_t n)
+{
+    const char *best = NULL;
+    int bd = 1000, limit = (int)strlen(word) / 3;
+    if (limit < 1)
+        limit = 1;
+    for (size_t i = 0; i < n; i++) {
+        if (!cands[i] || !strcmp(cands[i], word))
+            continue;
+        int dd = rg_edit_distance(word, cands[i]);
+        /* a prefix is a likely slip too: horizont / horizon, booster_interval */
+        size_t lc = strlen(cands[i]), lw = strlen(word);
+        if (dd > limit && lw >= 4 && lc > lw && !strncmp(cands[i], word, lw))
+            dd = limit;
+        if (dd < bd) {
+            bd = dd;
+            best = cands[i];
+        }
+    }
+    return bd <= limit ? best : NULL;
 }

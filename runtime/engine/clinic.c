@@ -16,6 +16,7 @@
 
 #include <lauxlib.h>
 
+#include <ctype.h>
 #include <dirent.h>
 #include <errno.h>
 #include <stdarg.h>
@@ -462,18 +463,6 @@ static int rg__read_settings(lua_State *L)
     return 1;
 }
 
-/* "an integer", "a number", "a string", ...: for messages. */
-static const char *rg__typename(lua_State *L, int idx)
-{
-    switch (lua_type(L, idx)) {
-    case LUA_TNUMBER: return lua_isinteger(L, idx) ? "an integer" : "a number";
-    case LUA_TSTRING: return "a string";
-    case LUA_TBOOLEAN: return "a boolean";
-    case LUA_TTABLE: return "a table";
-    default: return luaL_typename(L, idx);
-    }
-}
-
 /* Lists the parameter names of the table at idx, for error messages. */
 static const char *rg__names(lua_State *L, int idx)
 {
@@ -491,48 +480,236 @@ static const char *rg__names(lua_State *L, int idx)
     return lua_tostring(L, -1);
 }
 
-/* A default of whole minutes (at least one) was written as a duration
- * (days(2), hours(24)); an override under one second is then a bare count
- * that would silently mean milliseconds ("infusion_due_after = 3"). Refused.
- * The default is on top, the override below it. */
-static void rg__check_duration(lua_State *L, const char *name, const char *pid,
-                               const char *where)
+/* Does line assign name ("name =", "["name"] =", not "==")? */
+static int rg__assigns(const char *line, const char *name)
 {
-    static const struct { lua_Integer ms; const char *unit; } units[] = {
-        {86400000, "days"}, {3600000, "hours"}, {60000, "minutes"}};
-    if (!lua_isinteger(L, -1) || !lua_isinteger(L, -2))
-        return;
-    lua_Integer def = lua_tointeger(L, -1), v = lua_tointeger(L, -2);
-    if (def < 60000 || def % 60000 != 0 || v >= 1000)
-        return;
-    int u = 0;
-    while (def % units[u].ms != 0)
-        u++;
-    luaL_error(L, "%s: params for '%s': '%s' is a duration (its default is %s(%d)); write one "
-               "such as R.days(%d) or R.hours(%d) (local R = require \"regimen\"), not %d",
-               where, pid, name, units[u].unit, (int)(def / units[u].ms), (int)v, (int)v, (int)v);
+    size_t n = strlen(name);
+    for (const char *s = line; (s = strstr(s, name)); s++) {
+        const char *e = s + n;
+        if ((s > line && (isalnum((unsigned char)s[-1]) || s[-1] == '_')) ||
+            isalnum((unsigned char)*e) || *e == '_')
+            continue;
+        if (*e == '"' || *e == '\'')
+            e += 1 + (e[1] == ']');
+        while (*e == ' ' || *e == '\t')
+            e++;
+        if (*e == '=' && e[1] != '=')
+            return 1;
+    }
+    return 0;
 }
 
-/* Sets base[name] = the value on top (popped), checking that the parameter
- * exists with the same type. */
-static void rg__override(lua_State *L, int base, const char *name, const char *pid,
+/* The clinic.lua line (1-based, 0 if not found) that sets parameter name:
+ * the first assignment of it at or after the line naming the protocol id pid
+ * (["ketamine.acute"] = { ... }), or anywhere when pid is NULL. Lua keeps no
+ * line for a table constructor's fields, so the text is read; comments are
+ * left out. */
+static int rg__param_line(const char *path, const char *pid, const char *name)
+{
+    FILE *f = fopen(path, "r");
+    char line[2048], quoted[2][200];
+    int n = 0, found = 0, armed = pid == NULL;
+    if (pid) {
+        snprintf(quoted[0], sizeof quoted[0], "\"%s\"", pid);
+        snprintf(quoted[1], sizeof quoted[1], "'%s'", pid);
+    }
+    while (f && !found && fgets(line, sizeof line, f)) {
+        n++;
+        char *c = strstr(line, "--");
+        if (c)
+            *c = '\0';
+        if (!armed && (strstr(line, quoted[0]) || strstr(line, quoted[1]) ||
+                       rg__assigns(line, pid)))
+            armed = 1;
+        found = armed && rg__assigns(line, name);
+    }
+    if (f)
+        fclose(f);
+    return found ? n : 0;
+}
+
+/* Raises "where:LINE: params[ for 'pid']: message", the line being the one
+ * that sets name (see rg__param_line). */
+static int rg__param_error(lua_State *L, const char *where, const char *pid, const char *name,
+                           const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+static int rg__param_error(lua_State *L, const char *where, const char *pid, const char *name,
+                           const char *fmt, ...)
+{
+    char msg[1200], at[32] = "";
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    int line = rg__param_line(where, pid, name);
+    if (line)
+        snprintf(at, sizeof at, ":%d", line);
+    if (pid)
+        return luaL_error(L, "%s%s: params for '%s': %s", where, at, pid, msg);
+    return luaL_error(L, "%s%s: params: %s", where, at, msg);
+}
+
+/* " (did you mean 'x'?)" for word among the parameter names of the
+ * descriptions in list (of protocol pid only, when given), or among the
+ * protocol ids (ids = 1); "" when none is close. */
+static const char *rg__near(lua_State *L, int list, const char *pid, const char *word, int ids)
+{
+    const char *cands[512];
+    size_t nc = 0;
+    lua_Integer n = (lua_Integer)lua_rawlen(L, list);
+    for (lua_Integer i = 1; i <= n; i++) {
+        lua_rawgeti(L, list, i);
+        const char *id = (rg__rawfield(L, -1, "id"), lua_tostring(L, -1));
+        lua_pop(L, 1);
+        if (ids && nc < 512) {
+            cands[nc++] = id; /* kept alive by the list */
+        } else if (!ids && (!pid || !strcmp(pid, id))) {
+            rg__rawfield(L, -1, "kinds");
+            for (lua_pushnil(L); lua_next(L, -2); lua_pop(L, 1))
+                if (nc < 512)
+                    cands[nc++] = lua_tostring(L, -2);
+            lua_pop(L, 1);
+        }
+        lua_pop(L, 1);
+    }
+    const char *best = rg_suggest(word, cands, nc);
+    if (!best)
+        return "";
+    lua_pushfstring(L, " (did you mean '%s'?)", best);
+    return lua_tostring(L, -1);
+}
+
+/* [-0, +1] The declaration of name in the first protocol of list that
+ * declares it shared (R.param { shared = ... }), or nil. */
+static void rg__shared_decl(lua_State *L, int list, const char *name)
+{
+    lua_Integer n = (lua_Integer)lua_rawlen(L, list);
+    for (lua_Integer i = 1; i <= n; i++) {
+        lua_rawgeti(L, list, i);
+        rg__rawfield(L, -1, "kinds");
+        if (rg__rawfield(L, -1, name) == LUA_TTABLE) {
+            lua_pushliteral(L, "shared");
+            if (lua_rawget(L, -2) != LUA_TNIL) {
+                lua_pop(L, 1);
+                lua_replace(L, -3);
+                lua_pop(L, 1);
+                return;
+            }
+            lua_pop(L, 1);
+        }
+        lua_pop(L, 3);
+    }
+    lua_pushnil(L);
+}
+
+/* [-0, +0] A parameter the course shares must mean the same in every
+ * protocol that has it: one declaring it with another kind or default would
+ * disagree with the others about where the course stands. Raises naming the
+ * file. */
+static void rg__check_shared(lua_State *L, int list)
+{
+    lua_Integer n = (lua_Integer)lua_rawlen(L, list);
+    for (lua_Integer i = 1; i <= n; i++) {
+        lua_rawgeti(L, list, i);
+        int d = lua_gettop(L);
+        rg__rawfield(L, d, "kinds");
+        for (lua_pushnil(L); lua_next(L, d + 1); lua_pop(L, 1)) {
+            const char *name = lua_tostring(L, -2);
+            rg__shared_decl(L, list, name);
+            if (lua_type(L, -1) == LUA_TTABLE) {
+                rg__rawfield(L, -1, "kind");
+                rg__rawfield(L, -3, "kind");
+                rg__rawfield(L, -3, "default");
+                rg__rawfield(L, -5, "default");
+                if (!lua_rawequal(L, -4, -3) || !lua_rawequal(L, -2, -1)) {
+                    int top = lua_gettop(L);
+                    char sd[64], vd[64];
+                    const char *sk = lua_tostring(L, top - 3), *vk = lua_tostring(L, top - 2);
+                    snprintf(sd, sizeof sd, "%s", luaL_tolstring(L, top - 1, NULL));
+                    snprintf(vd, sizeof vd, "%s", luaL_tolstring(L, top, NULL));
+                    rg__rawfield(L, d, "file");
+                    luaL_error(L, "%s: parameter '%s' is shared by the course (a %s, default "
+                               "%s) but declared here as a %s with default %s: declare it as "
+                               "course.params.%s (lib/course.lua)", lua_tostring(L, -1), name,
+                               sk ? sk : "?", sd, vk ? vk : "?", vd, name);
+                }
+                lua_pop(L, 4);
+            }
+            lua_pop(L, 1);
+        }
+        lua_settop(L, d - 1);
+    }
+}
+
+/* Sets the parameter name of description desc to the value on top (popped),
+ * checked against its declared kind; pid: the protocol's own block in
+ * clinic.lua (["ketamine.acute"] = { ... }), NULL for a name at the top of
+ * params. Records where it was set, for `check --describe`. */
+static void rg__override(lua_State *L, int list, int desc, const char *name, const char *pid,
                          const char *where)
 {
-    lua_getfield(L, base, name);
-    if (lua_isnil(L, -1))
-        luaL_error(L, "%s: params for '%s': no parameter named '%s' (known: %s)", where, pid,
-                   name, rg__names(L, base));
-    if (lua_type(L, -1) != lua_type(L, -2) || (lua_isinteger(L, -1) && !lua_isinteger(L, -2)))
-        luaL_error(L, "%s: params for '%s': '%s' must be %s like its default, not %s", where,
-                   pid, name, rg__typename(L, -1), rg__typename(L, -2));
-    rg__check_duration(L, name, pid, where);
+    int v = lua_gettop(L);
+    rg__rawfield(L, desc, "kinds");
+    if (rg__rawfield(L, v + 1, name) == LUA_TNIL)
+        rg__param_error(L, where, pid, name, "no parameter named '%s'%s (known: %s)", name,
+                        rg__near(L, list, pid, name, 0), rg__names(L, v + 1));
+    int decl = v + 2;
+    lua_pushliteral(L, "shared");
+    lua_rawget(L, decl);
+    if (pid && lua_isnil(L, -1)) { /* shared by the course for another protocol: so here too */
+        lua_pop(L, 1);
+        rg__shared_decl(L, list, name);
+        if (lua_type(L, -1) == LUA_TTABLE) {
+            lua_pushliteral(L, "shared");
+            lua_rawget(L, -2);
+            lua_remove(L, -2);
+        }
+    }
+    if (pid && lua_isstring(L, -1)) {
+        luaL_Buffer b;
+        luaL_buffinit(L, &b);
+        lua_Integer n = (lua_Integer)lua_rawlen(L, list);
+        for (lua_Integer i = 1; i <= n; i++) {
+            lua_rawgeti(L, list, i);
+            rg__rawfield(L, -1, "kinds");
+            int has = rg__rawfield(L, -1, name) != LUA_TNIL;
+            rg__rawfield(L, -3, "id");
+            lua_replace(L, -4);
+            lua_pop(L, 2);
+            if (has) {
+                if (luaL_bufflen(&b))
+                    luaL_addstring(&b, ", ");
+                luaL_addvalue(&b);
+            } else {
+                lua_pop(L, 1);
+            }
+        }
+        luaL_pushresult(&b);
+        char shown[64];
+        snprintf(shown, sizeof shown, "%s", luaL_tolstring(L, v, NULL));
+        lua_pop(L, 1);
+        rg__param_error(L, where, pid, name, "'%s' is a %s parameter, shared by %s: set it "
+                        "once for all of them at the top of params (%s = %s), not under "
+                        "[\"%s\"]", name, lua_tostring(L, -2), lua_tostring(L, -1), name,
+                        lua_type(L, v) == LUA_TSTRING ? "\"...\"" : shown, pid);
+    }
     lua_pop(L, 1);
-    lua_setfield(L, base, name);
+    char why[600];
+    if (!rg_param_fits(L, decl, v, 0, why, sizeof why))
+        rg__param_error(L, where, pid, name, "'%s' %s", name, why);
+    rg__rawfield(L, desc, "params");
+    lua_pushvalue(L, v);
+    lua_setfield(L, -2, name);
+    rg__rawfield(L, desc, "set");
+    int line = rg__param_line(where, pid, name);
+    lua_pushfstring(L, line ? "%s:%d" : "%s", where, line);
+    lua_setfield(L, -2, name);
+    lua_settop(L, v - 1);
 }
 
 /* [-0, +0] Applies settings.params to the descriptions in list. A table value
  * keyed by a protocol id overrides that protocol; a plain value overrides the
- * parameter of that name in every protocol that has it. */
+ * parameter of that name in every protocol that has it (the only way to set a
+ * shared parameter, declared with shared = ...). */
 static void rg__apply_overrides(lua_State *L, int settings, int list, const char *where)
 {
     if (rg__rawfield(L, settings, "params") != LUA_TTABLE) {
@@ -549,34 +726,38 @@ static void rg__apply_overrides(lua_State *L, int settings, int list, const char
         int vals = lua_gettop(L), hits = 0;
         for (lua_Integer i = 1; i <= n; i++) {
             lua_rawgeti(L, list, i);
-            rg__rawfield(L, -1, "id");
+            int desc = lua_gettop(L);
+            rg__rawfield(L, desc, "id");
             const char *pid = lua_tostring(L, -1);
-            rg__rawfield(L, -2, "params");
-            int base = lua_gettop(L);
             if (lua_type(L, vals) == LUA_TTABLE && !strcmp(pid, key)) {
                 hits++;
                 lua_pushnil(L);
                 while (lua_next(L, vals)) {
                     if (lua_type(L, -2) != LUA_TSTRING)
                         luaL_error(L, "%s: params for '%s': names must be strings", where, pid);
-                    rg__override(L, base, lua_tostring(L, -2), pid, where); /* pops the value */
+                    rg__override(L, list, desc, lua_tostring(L, -2), pid, where); /* pops it */
                 }
             } else if (lua_type(L, vals) != LUA_TTABLE) {
-                lua_getfield(L, base, key);
-                int has = !lua_isnil(L, -1);
-                lua_pop(L, 1);
+                rg__rawfield(L, desc, "kinds");
+                int has = rg__rawfield(L, -1, key) != LUA_TNIL;
+                lua_pop(L, 2);
                 if (has) {
                     hits++;
                     lua_pushvalue(L, vals);
-                    rg__override(L, base, key, pid, where);
+                    rg__override(L, list, desc, key, NULL, where);
                 }
             }
             lua_settop(L, vals);
         }
-        if (!hits && lua_type(L, vals) == LUA_TTABLE)
-            luaL_error(L, "%s: params for '%s': no protocol with that id is loaded", where, key);
+        if (!hits && lua_type(L, vals) == LUA_TTABLE) {
+            int line = rg__line_of(where, key);
+            luaL_error(L, "%s%s%s: params for '%s': no protocol with that id is loaded%s", where,
+                       line ? ":" : "", line ? lua_pushfstring(L, "%d", line) : "", key,
+                       rg__near(L, list, NULL, key, 1));
+        }
         if (!hits)
-            luaL_error(L, "%s: params: no loaded protocol has a parameter named '%s'", where, key);
+            rg__param_error(L, where, NULL, key, "no loaded protocol has a parameter named "
+                            "'%s'%s", key, rg__near(L, list, NULL, key, 0));
         lua_pop(L, 1);
     }
     lua_pop(L, 1);
@@ -629,14 +810,30 @@ static int rg__load_protocols(lua_State *L)
         lua_setfield(L, d, "id");
         rg__rawfield(L, p, "version");
         lua_setfield(L, d, "version");
+        rg__rawfield(L, p, "description");
+        lua_setfield(L, d, "description");
         lua_pushvalue(L, p - 1); /* the path */
         lua_setfield(L, d, "file");
         rg__rawfield(L, p, "applies");
         lua_setfield(L, d, "applies");
-        lua_newtable(L); /* params: a copy, so the protocol's own table stays untouched */
-        rg__rawfield(L, p, "params");
-        rg__copy_fields(L);
+        lua_newtable(L); /* params: the defaults (the protocol's own table stays untouched) */
+        lua_newtable(L); /* kinds: name -> declaration (bindings.h, rg_param_declare) */
+        if (rg__rawfield(L, p, "params") == LUA_TTABLE)
+            for (lua_pushnil(L); lua_next(L, -2); lua_pop(L, 1)) {
+                rg_param_declare(L, -1, lua_tostring(L, -2)); /* key, value, decl */
+                lua_getfield(L, -1, "default");
+                lua_pushvalue(L, -4);
+                lua_insert(L, -2);
+                lua_rawset(L, -8); /* params[key] = default */
+                lua_pushvalue(L, -3);
+                lua_insert(L, -2);
+                lua_rawset(L, -6); /* kinds[key] = decl */
+            }
+        lua_pop(L, 1);
+        lua_setfield(L, d, "kinds");
         lua_setfield(L, d, "params");
+        lua_newtable(L); /* set: name -> "clinic.lua:LINE" where the clinic set it */
+        lua_setfield(L, d, "set");
         lua_newtable(L); /* plan event types, as a list */
         if (rg__rawfield(L, p, "plan_events") == LUA_TTABLE) {
             for (lua_Integer i = 1; lua_rawgeti(L, -1, i) != LUA_TNIL; i++)
@@ -674,6 +871,8 @@ static int rg__load_protocols(lua_State *L)
             lua_setfield(L, -2, "id");
             rg__rawfield(L, -2, "severity");
             lua_setfield(L, -2, "severity");
+            rg__rawfield(L, -2, "description"); /* for `check --describe` */
+            lua_setfield(L, -2, "description");
             lua_pushstring(L, at);
             lua_setfield(L, -2, "where");
             lua_rawseti(L, -4, r);
@@ -684,6 +883,7 @@ static int rg__load_protocols(lua_State *L)
         lua_rawseti(L, list, f);
         lua_settop(L, seen);
     }
+    rg__check_shared(L, list);
     rg__apply_overrides(L, settings, list, where);
     /* read-only view of each base, handed to rules of patients without a plan */
     lua_Integer n = (lua_Integer)lua_rawlen(L, list);

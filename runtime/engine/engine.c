@@ -438,6 +438,8 @@ static void rg__params(lua_State *L, int desc, int hidx)
     int plan = base + 1;
     lua_pushnil(L); /* base + 2: the copy, made when a plan event sets a parameter */
     const int copy = base + 2;
+    lua_getfield(L, desc, "kinds"); /* base + 3: the declarations, to check plan values */
+    const int kinds = base + 3;
     int custom = 0, start = 0;
     /* the plan types as interned ids (0: compare strings) */
     int ntids = (int)lua_rawlen(L, plan), tids[8] = {0};
@@ -477,16 +479,13 @@ static void rg__params(lua_State *L, int desc, int hidx)
                 lua_pop(L, 3);
                 continue;
             }
-            int want = lua_type(L, -1), got = lua_type(L, -2);
-            int integral = lua_isinteger(L, -2) ||
-                           (got == LUA_TNUMBER && lua_tonumber(L, -2) ==
-                                                      (lua_Number)(lua_Integer)lua_tonumber(L, -2));
-            if (want != got || (lua_isinteger(L, -1) && !integral))
-                luaL_error(L, "patient plan: event %s sets '%s' to %s %s, but that parameter is "
-                              "%s %s", h->ev[i].id, lua_tostring(L, -3),
-                           got == LUA_TNUMBER ? "the number" : "a", luaL_typename(L, -2),
-                           lua_isinteger(L, -1) ? "a whole" : "a", luaL_typename(L, -1));
-            int as_int = lua_isinteger(L, -1);
+            lua_pop(L, 1);
+            lua_pushvalue(L, -2);
+            lua_rawget(L, kinds); /* key, value, declaration */
+            char why[600];
+            if (!rg_param_fits(L, -1, -2, 1, why, sizeof why))
+                luaL_error(L, "patient plan: event %s sets '%s', which %s", h->ev[i].id,
+                           lua_tostring(L, -3), why);
             lua_pop(L, 1);
             if (!custom) { /* copy the base */
                 lua_newtable(L);
@@ -500,10 +499,7 @@ static void rg__params(lua_State *L, int desc, int hidx)
                 custom = 1;
             }
             lua_pushvalue(L, -2);
-            if (as_int)
-                lua_pushinteger(L, (lua_Integer)lua_tonumber(L, -2));
-            else
-                lua_pushvalue(L, -2);
+            lua_pushvalue(L, -2);
             lua_rawset(L, copy);
             lua_pop(L, 2);
         }

@@ -357,6 +357,28 @@ void rg_sandbox_freeze(lua_State *L, const char *name)
     rg__freeze_at(L, name, 0);
 }
 
+/* [-0, +1, e] __index of the regimen module's proxy (upvalue 1: the module):
+ * R.alrt raises at the author's line with the name meant, where a plain
+ * proxy would give nil and "attempt to call a nil value (field 'alrt')". */
+static int rg__regimen_index(lua_State *L)
+{
+    lua_settop(L, 2);
+    lua_pushvalue(L, 2);
+    if (lua_rawget(L, lua_upvalueindex(1)) != LUA_TNIL || lua_type(L, 2) != LUA_TSTRING)
+        return 1;
+    const char *names[64];
+    size_t n = 0;
+    for (lua_pushnil(L); n < 64 && lua_next(L, lua_upvalueindex(1)); lua_pop(L, 1))
+        if (lua_type(L, -2) == LUA_TSTRING)
+            names[n++] = lua_tostring(L, -2); /* kept alive by the module */
+    const char *near = rg_suggest(lua_tostring(L, 2), names, n);
+    luaL_where(L, 2);
+    return luaL_error(L, "%sthe regimen module has no '%s'%s%s%s (see docs/protocols.md, "
+                         "\"Reference: the regimen module\")", lua_tostring(L, -1),
+                      lua_tostring(L, 2), near ? " (did you mean R." : "", near ? near : "",
+                      near ? "?)" : "");
+}
+
 /* ---- the globals protocols see -------------------------------------------- */
 
 static const char *const rg__forbidden[] = {
@@ -640,6 +662,11 @@ static void rg__build_globals(rg_sandbox *sb)
     lua_rawgetp(L, LUA_REGISTRYINDEX, &rg__k_loaded);
     rg_open_regimen(L);
     rg_sandbox_freeze(L, "module 'regimen'");
+    lua_getmetatable(L, -1); /* a name it does not have is a typo: say so */
+    lua_getfield(L, -1, "__index");
+    lua_pushcclosure(L, rg__regimen_index, 1);
+    lua_setfield(L, -2, "__index");
+    lua_pop(L, 1);
     lua_setfield(L, -2, "regimen");
     lua_pop(L, 1);
 }

@@ -10,6 +10,7 @@
  */
 #include "scenario.h"
 
+#include "clinic.h"
 #include "engine.h"
 #include "ingest.h"
 
@@ -139,6 +140,49 @@ static json_t *rg__pos(json_t *o, size_t pos)
     return json_object_get(o, key);
 }
 
+/* The first key of object o that is not a position ("1", "2", ...) nor one
+ * of known, written into why with a did-you-mean; 0 when all are known. */
+static int rg__unknown_field(json_t *o, const char *const *known, size_t n, const char *what,
+                             char *why, size_t len)
+{
+    const char *k;
+    json_t *v;
+    if (!json_is_object(o))
+        return 0;
+    json_object_foreach(o, k, v) {
+        int ok = k[0] >= '1' && k[0] <= '9';
+        for (size_t i = 0; i < n && !ok; i++)
+            ok = !strcmp(k, known[i]);
+        if (ok)
+            continue;
+        const char *near = rg_suggest(k, known, n);
+        size_t w = (size_t)snprintf(why, len, "%s: unknown field '%s'%s%s%s (known: ", what, k,
+                                    near ? " (did you mean '" : "", near ? near : "",
+                                    near ? "'?)" : "");
+        for (size_t i = 0; i < n && w < len; i++)
+            w += (size_t)snprintf(why + w, len - w, "%s%s", i ? ", " : "", known[i]);
+        if (w < len)
+            snprintf(why + w, len - w, ")");
+        return 1;
+    }
+    return 0;
+}
+
+/* " (did you mean 'x'?)" for a rule id the clinic does not have, "" when no
+ * rule id is close. */
+static const char *rg__near_rule(const rg_clinic *c, const char *rule, char *buf, size_t len)
+{
+    const char *ids[512];
+    size_t n = 0;
+    for (int i = 0; c && i < c->nprotos; i++)
+        for (int j = 0; j < c->protos[i].nrules && n < 512; j++)
+            ids[n++] = c->protos[i].rules[j].id;
+    const char *near = rg_suggest(rule, ids, n);
+    snprintf(buf, len, "%s%s%s", near ? " (did you mean '" : "", near ? near : "",
+             near ? "'?)" : "");
+    return buf;
+}
+
 /* Runs scenario number idx of file; prints its outcome. Returns 1 if it passed. */
 static int rg__scenario(const char *file, const char *default_dir, size_t idx, json_t *sc,
                         const char *shipped, const rg_limits *lim, FILE *out)
@@ -161,8 +205,15 @@ static int rg__scenario(const char *file, const char *default_dir, size_t idx, j
         goto done;                                                                         \
     } while (0)
 
+    static const char *const sc_fields[] = {"name", "events", "horizon", "only", "params",
+                                            "protocols", "clinic", "expect"};
+    static const char *const ev_fields[] = {"at", "type", "data", "patient", "id"};
+    static const char *const x_fields[] = {"at", "state", "rule", "patient", "message",
+                                           "severity"};
     if (!json_is_object(sc))
         SC_FAIL("a scenario must be a table with name, events, horizon and expect");
+    if (rg__unknown_field(sc, sc_fields, RG_COUNTOF(sc_fields), "scenario", err, sizeof err))
+        SC_FAIL("%s", err);
     const char *horizon = rg__str(sc, "horizon", 999, NULL);
     rg_time until;
     if (!horizon || rg_time_parse(horizon, strlen(horizon), &until, NULL, err, sizeof err))
@@ -188,6 +239,27 @@ static int rg__scenario(const char *file, const char *default_dir, size_t idx, j
     if (prc)
         SC_FAIL("protocols did not load: %s", err);
     run.zone = rg_engine_zone(eng, clinic);
+    const rg_clinic *loaded = rg_engine_clinic(eng, clinic);
+
+    /* every rule named must exist: a typo would read as "missing" */
+    json_t *named[2] = {json_object_get(sc, "expect"), run.only};
+    for (int w = 0; w < 2; w++) {
+        size_t k;
+        json_t *x;
+        if (!json_is_array(named[w]))
+            continue;
+        json_array_foreach(named[w], k, x) {
+            const char *rule = w ? json_string_value(x) : rg__str(x, "rule", 2, NULL);
+            char near[200];
+            if (!w && rg__unknown_field(x, x_fields, RG_COUNTOF(x_fields), "expect", err,
+                                        sizeof err))
+                SC_FAIL("expect[%zu]: %s", k + 1, err + strlen("expect: "));
+            if (rule && loaded && !rg_clinic_find_rule(loaded, rule, NULL))
+                SC_FAIL("%s[%zu] names the rule '%s', which no protocol of the clinic has%s",
+                        w ? "only" : "expect", k + 1, rule,
+                        rg__near_rule(loaded, rule, near, sizeof near));
+        }
+    }
 
     /* events, through the same validation as ingest */
     json_t *events = json_object_get(sc, "events");
@@ -198,6 +270,10 @@ static int rg__scenario(const char *file, const char *default_dir, size_t idx, j
     if (rg_store_begin(st))
         SC_FAIL("%s", rg_store_errmsg(st));
     json_array_foreach(events, i, ev) {
+        if (rg__unknown_field(ev, ev_fields, RG_COUNTOF(ev_fields), "event", err, sizeof err)) {
+            rg_store_rollback(st);
+            SC_FAIL("events[%zu]: %s", i + 1, err + strlen("event: "));
+        }
         json_t *line = json_object();
         char id[32];
         snprintf(id, sizeof id, "s%zu", i + 1);
@@ -264,18 +340,37 @@ static int rg__scenario(const char *file, const char *default_dir, size_t idx, j
         if (found)
             continue;
         ok = 0;
+        char xwhen[RG_TIME_BUFSZ];
+        rg_zone_format(run.zone, t, xwhen);
         rl += (size_t)snprintf(report + rl, rl < sizeof report ? sizeof report - rl : 0,
-                               "    missing:    %s %-8s %s for %s%s%s%s\n", xat, xstate, xrule,
-                               xpat, xmsg ? " with message containing \"" : "", xmsg ? xmsg : "",
+                               "    missing:    %s %-8s %s for %s%s%s%s%s%s\n", xwhen, xstate,
+                               xrule, xpat, xsev ? ", severity " : "", xsev ? xsev : "",
+                               xmsg ? " with message containing \"" : "", xmsg ? xmsg : "",
                                xmsg ? "\"" : "");
-        for (int k = 0; k < run.n; k++) { /* a near miss: same alert at another time */
+        for (int k = 0; k < run.n; k++) { /* a near miss: what differs */
             rg__seen *s = &run.items[k];
-            char when[RG_TIME_BUFSZ];
-            if (!s->matched && s->open == !strcmp(xstate, "open") && !strcmp(s->rule, xrule) &&
-                !strcmp(s->patient, xpat) && rl < sizeof report)
-                rl += (size_t)snprintf(report + rl, sizeof report - rl,
-                                       "                it happened at %s instead: \"%s\"\n",
-                                       rg_zone_format(run.zone, s->at, when), s->message);
+            char when[RG_TIME_BUFSZ], diff[600];
+            if (s->matched || s->open != !strcmp(xstate, "open") || strcmp(s->rule, xrule) ||
+                strcmp(s->patient, xpat) || rl >= sizeof report)
+                continue;
+            int other_time = s->at != t, other_sev = xsev && strcmp(s->severity, xsev),
+                other_msg = xmsg && !strstr(s->message, xmsg);
+            size_t dl = 0;
+            rg_zone_format(run.zone, s->at, when);
+            if (other_time && !other_sev && !other_msg)
+                snprintf(diff, sizeof diff, "at %s instead", when);
+            else {
+                dl += (size_t)snprintf(diff, sizeof diff, "at %s%s", other_time ? when : "the "
+                                       "same time", other_time ? " instead" : "");
+                if (other_sev && dl < sizeof diff)
+                    dl += (size_t)snprintf(diff + dl, sizeof diff - dl, ", with severity %s, "
+                                           "not %s", s->severity, xsev);
+                if (other_msg && dl < sizeof diff)
+                    snprintf(diff + dl, sizeof diff - dl, ", with a message that does not "
+                             "contain \"%s\"", xmsg);
+            }
+            rl += (size_t)snprintf(report + rl, sizeof report - rl,
+                                   "                it happened %s: \"%s\"\n", diff, s->message);
         }
     }
     for (int k = 0; k < run.n; k++) {
@@ -380,4 +475,29 @@ int rg_scenario_run(const char *path, const char *shipped, const rg_limits *lim,
         free(names[i]);
     free(names);
     return rc;
+}
+
+/* rg_check_tests_fn: the clinic's scenario tests, printing only failures. */
+int rg_scenario_check_tests(const char *dir, const char *shipped, const rg_limits *lim,
+                           FILE *out, int *passed, int *failed)
+{
+    char *text = NULL;
+    size_t len = 0;
+    FILE *mem = open_memstream(&text, &len);
+    if (!mem)
+        return RG_ENOMEM;
+    rg_scenario_totals t = {0};
+    int rc = rg_scenario_run(dir, shipped, lim, mem, &t);
+    fclose(mem);
+    *passed += t.passed;
+    *failed += t.failed;
+    for (char *line = text, *next; out && line && *line; line = next) {
+        next = strchr(line, '\n');
+        if (next)
+            *next++ = '\0';
+        if (strncmp(line, "ok  ", 4))
+            fprintf(out, "  %s\n", line);
+    }
+    free(text);
+    return rc < 0 && rc != RG_EIO ? rc : RG_OK;
 }

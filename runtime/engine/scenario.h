@@ -29,4 +29,10 @@ typedef struct rg_scenario_totals {
 int rg_scenario_run(const char *path, const char *shipped, const rg_limits *lim, FILE *out,
                     rg_scenario_totals *totals);
 
+/* rg_check_tests_fn (runtime/engine/check.h) for `regimen check` and a
+ * reload that checks first: runs the scenarios of dir, printing only what
+ * failed (indented) to out (NULL: nothing), and adds to the counts. */
+int rg_scenario_check_tests(const char *dir, const char *shipped, const rg_limits *lim,
+                            FILE *out, int *passed, int *failed);
+
 #endif

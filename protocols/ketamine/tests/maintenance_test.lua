@@ -4,6 +4,7 @@
 -- maintenance phase quickly.
 -- Run: build/regimen test protocols/ketamine/tests
 
+local R = require "regimen"
 local short = { program = "ketamine", acute_infusions = 2 }
 local dose = { dose_mg_per_kg = 0.5 }
 local function mg(d) return { dose_mg_per_kg = d } end
@@ -73,7 +74,7 @@ return {
   },
   {
     name = "booster.due uses the clinic's booster_interval_days, with -05:00 times",
-    params = { booster_interval_days = 42 },
+    params = { booster_interval_days = R.days(42) },
     events = {
       { "2026-03-01T09:00:00-05:00", "enrolled", short },
       { "2026-03-02T09:00:00-05:00", "infusion", dose },

@@ -1,0 +1,379 @@
+/*
+ * test_check.c - a clinic's mistakes caught before they go live (issue 23),
+ * through the real build/regimen binary: parameter kinds and where a
+ * parameter is set (clinic.lua lines, did-you-mean, course parameters set
+ * once), `regimen check` evaluating every rule on generated histories and
+ * the clinic's scenarios, the generated reference (docs/reference.md),
+ * `simulate --clinic` for a clinic no event names, and scenario failures
+ * that say what differs. Run from the repository root (make test does).
+ */
+#define RG_TEST_SERVE
+#include "helpers.h"
+
+#include "rg.h"
+
+/* Runs `regimen check DIR` on a clinic directory whose clinic.lua is text;
+ * returns the exit code, with stdout and stderr joined in *all. */
+static int check_clinic(const char *dir, const char *clinic_lua, char **all)
+{
+    char path[512], *out, *err;
+    rg_test_write(dir, "c/clinic.lua", clinic_lua);
+    snprintf(path, sizeof path, "%s/c", dir);
+    const char *args[] = {"check", path, NULL};
+    int rc = rg_test_run(args, NULL, &out, &err);
+    size_t n = strlen(out) + strlen(err) + 1;
+    *all = malloc(n);
+    snprintf(*all, n, "%s%s", out, err);
+    free(out);
+    free(err);
+    return rc;
+}
+
+/* The issue's first case: R.weeks(6) for the booster interval passed check,
+ * then failed every maintenance evaluation inside lib/course.lua. Now it is
+ * a duration parameter: check evaluates it, and simulate gives the booster
+ * six weeks after the last infusion. */
+Test(check, a_weeks_override_of_the_booster_interval_works_end_to_end)
+{
+    char dir[256], path[600], events[600], *all, *out, *err;
+    rg_test_tmpdir(dir);
+    const char *lua = "local R = require \"regimen\"\n"
+                      "return { include = { \"ketamine\" },\n"
+                      "  params = {\n"
+                      "    booster_interval_days = R.weeks(6),\n"
+                      "  },\n"
+                      "}\n";
+    cr_assert_eq(check_clinic(dir, lua, &all), 0, "%s", all);
+    cr_assert(strstr(all, ": 0 errors"), "every rule evaluated cleanly:\n%s", all);
+    free(all);
+    rg_test_write(dir, "events.jsonl",
+                  "{\"id\":\"e1\",\"clinic\":\"c\",\"patient\":\"p\",\"type\":\"enrolled\","
+                  "\"at\":\"2026-03-02T09:00:00Z\",\"data\":{\"program\":\"ketamine\","
+                  "\"acute_infusions\":1}}\n"
+                  "{\"id\":\"e2\",\"clinic\":\"c\",\"patient\":\"p\",\"type\":\"infusion\","
+                  "\"at\":\"2026-03-03T09:00:00Z\",\"data\":{\"dose_mg_per_kg\":0.5}}\n");
+    snprintf(path, sizeof path, "c=%s/c", dir);
+    snprintf(events, sizeof events, "%s/events.jsonl", dir);
+    const char *sim[] = {"simulate", "--events", events, "--until", "2026-05-01T00:00:00Z",
+                         "--clinic", path, "--format", "jsonl", NULL};
+    cr_assert_eq(rg_test_run(sim, NULL, &out, &err), 0, "%s", err);
+    cr_assert(strstr(out, "booster infusion due since 14 Apr 2026 (every 42 days"), "%s", out);
+    cr_assert(strstr(err, " 0 evaluation errors"), "%s", err);
+    free(out);
+    free(err);
+    rg_test_rmdir(dir);
+}
+
+/* A value of the wrong kind is refused by check, naming the clinic.lua line
+ * and what to write. */
+Test(check, a_wrong_kind_is_refused_with_its_line_and_what_to_write)
+{
+    static const struct {
+        const char *lua, *want;
+    } cases[] = {
+        {"return { include = { \"ketamine\" },\n  params = {\n    booster_interval_days = 42,\n"
+         "  } }\n",
+         "clinic.lua:3: params: 'booster_interval_days' is a duration: write R.weeks(6) or "
+         "R.days(42) (local R = require \"regimen\"), not 42"},
+        {"return { include = { \"ketamine\" },\n  params = { booster_interval_days = \"6 weeks\" } }\n",
+         "clinic.lua:2: params: 'booster_interval_days' is a duration: write R.weeks(4) or "
+         "R.days(28)"},
+        {"return { include = { \"ketamine\" }, params = {\n  [\"ketamine.safety\"] = {\n"
+         "    bp_systolic_max = \"150\" } } }\n",
+         "clinic.lua:3: params for 'ketamine.safety': 'bp_systolic_max' is a number (mmHg): "
+         "write a number such as 160, not \"150\""},
+        {"return { include = { \"ketamine\" }, params = {\n  [\"ketamine.safety\"] = {\n"
+         "    adverse_min_severity = \"sever\" } } }\n",
+         "clinic.lua:3: params for 'ketamine.safety': 'adverse_min_severity' is one of "
+         "\"mild\", \"moderate\", \"severe\", not \"sever\" (did you mean \"severe\"?)"},
+        {"return { include = { \"ketamine\" }, params = { acute_infusions = 8.5 } }\n",
+         "clinic.lua:1: params: 'acute_infusions' is a count: write a whole number such as 6, "
+         "not 8.5"},
+        {"return { include = { \"ketamine\" }, params = { item9_min = 5 } }\n",
+         "'item9_min' is a score from 0 to 3, not 5"},
+    };
+    char dir[256];
+    rg_test_tmpdir(dir);
+    for (size_t i = 0; i < RG_COUNTOF(cases); i++) {
+        char *all;
+        cr_assert_eq(check_clinic(dir, cases[i].lua, &all), 1, "case %zu:\n%s", i, all);
+        cr_assert(strstr(all, cases[i].want), "case %zu: want\n%s\nin:\n%s", i, cases[i].want,
+                  all);
+        free(all);
+    }
+    rg_test_rmdir(dir);
+}
+
+/* The acute series length is one parameter of the course: setting it for
+ * one protocol only would make the protocols disagree. */
+Test(check, a_per_protocol_override_of_a_course_parameter_is_refused)
+{
+    char dir[256], *all;
+    rg_test_tmpdir(dir);
+    cr_assert_eq(check_clinic(dir, "return { include = { \"ketamine\" },\n  params = {\n"
+                                   "    [\"ketamine.acute\"] = { acute_infusions = 8 },\n  } }\n",
+                              &all), 1, "%s", all);
+    cr_assert(strstr(all, "clinic.lua:3: params for 'ketamine.acute': 'acute_infusions' is a "
+                          "course parameter, shared by ketamine.acute, ketamine.assessment, "
+                          "ketamine.followup, ketamine.maintenance: set it once for all of "
+                          "them at the top of params (acute_infusions = 8), not under "
+                          "[\"ketamine.acute\"]"), "%s", all);
+    free(all);
+    cr_assert_eq(check_clinic(dir, "return { include = { \"ketamine\" },\n"
+                                   "  params = { acute_infusions = 8 } }\n", &all), 0, "%s", all);
+    free(all);
+    rg_test_rmdir(dir);
+}
+
+/* A clinic's own protocol that declares a course parameter with another
+ * default would disagree with the shipped ones; with the same default it
+ * joins them, and cannot be set for itself alone either. */
+Test(check, a_clinic_protocol_cannot_redefine_a_course_parameter)
+{
+    char dir[256], *all;
+    rg_test_tmpdir(dir);
+    const char *proto = "local R = require \"regimen\"\n"
+                        "return R.protocol { id = \"c.x\", version = \"1\",\n"
+                        "  params = { acute_infusions = %d },\n"
+                        "  rules = { { id = \"c.x\", severity = \"info\", check = function() end } } }\n";
+    char text[600];
+    snprintf(text, sizeof text, proto, 4);
+    rg_test_write(dir, "c/x.lua", text);
+    cr_assert_eq(check_clinic(dir, "return { include = { \"ketamine\" } }\n", &all), 1, "%s", all);
+    cr_assert(strstr(all, "x.lua: parameter 'acute_infusions' is shared by the course (a count, "
+                          "default 6) but declared here as a count with default 4: declare it "
+                          "as course.params.acute_infusions"), "%s", all);
+    free(all);
+    snprintf(text, sizeof text, proto, 6);
+    rg_test_write(dir, "c/x.lua", text);
+    cr_assert_eq(check_clinic(dir, "return { include = { \"ketamine\" }, params = {\n"
+                                   "  [\"c.x\"] = { acute_infusions = 8 } } }\n", &all), 1, "%s", all);
+    cr_assert(strstr(all, "clinic.lua:2: params for 'c.x': 'acute_infusions' is a course "
+                          "parameter"), "%s", all);
+    free(all);
+    rg_test_rmdir(dir);
+}
+
+Test(check, unknown_names_get_a_line_and_a_suggestion)
+{
+    char dir[256], *all;
+    rg_test_tmpdir(dir);
+    cr_assert_eq(check_clinic(dir, "return { include = { \"ketamine\" },\n  params = {\n"
+                                   "    booster_interval = 42,\n  } }\n", &all), 1, "%s", all);
+    cr_assert(strstr(all, "clinic.lua:3: params: no loaded protocol has a parameter named "
+                          "'booster_interval' (did you mean 'booster_interval_days'?)"),
+              "%s", all);
+    free(all);
+    cr_assert_eq(check_clinic(dir, "return { include = { \"ketamine\" }, params = {\n"
+                                   "  [\"ketamine.safty\"] = { bp_systolic_max = 150 } } }\n",
+                              &all), 1, "%s", all);
+    cr_assert(strstr(all, "clinic.lua:2: params for 'ketamine.safty': no protocol with that id "
+                          "is loaded (did you mean 'ketamine.safety'?)"), "%s", all);
+    free(all);
+    rg_test_rmdir(dir);
+}
+
+/* R.alrt passed check and failed at the patient's first evaluation: check
+ * now runs every rule, so it names the rule, its line and the function
+ * meant. The same for a history method. */
+Test(check, a_typo_in_a_rule_is_found_by_check_with_a_suggestion)
+{
+    char dir[256], *all;
+    rg_test_tmpdir(dir);
+    rg_test_write(dir, "c/call.lua",
+                  "local R = require \"regimen\"\n"
+                  "local course = require \"lib.course\"\n"
+                  "return R.protocol {\n"
+                  "  id = \"c.call\", version = \"1\", applies = course.enrolled_in(\"ketamine\"),\n"
+                  "  params = { acute_infusions = course.params.acute_infusions },\n"
+                  "  rules = {\n"
+                  "    { id = \"c.call-due\", severity = \"info\", check = function(h, now, p)\n"
+                  "        local s = course.series(h, \"ketamine\", p)\n"
+                  "        if s.phase ~= \"maintenance\" then return end\n"
+                  "        return R.alrt { due = s.last.at, message = \"call\" }\n"
+                  "      end },\n"
+                  "    { id = \"c.visit\", severity = \"info\", check = function(h, now, p)\n"
+                  "        if h:cout(\"infusion\") < 2 then return end\n"
+                  "      end },\n"
+                  "  },\n"
+                  "}\n");
+    cr_assert_eq(check_clinic(dir, "return { include = { \"ketamine\" } }\n", &all), 1, "%s", all);
+    cr_assert(strstr(all, "error: rule c.call-due (call.lua:7)") &&
+              strstr(all, "call.lua:10: the regimen module has no 'alrt' (did you mean "
+                          "R.alert?)"), "%s", all);
+    cr_assert(strstr(all, "error: rule c.visit (call.lua:12)") &&
+              strstr(all, "call.lua:13: history has no field or method 'cout' (did you mean "
+                          "h:count?)"), "%s", all);
+    /* R.alrt is found in the source too, wherever it is (a branch the generated
+     * histories do not reach included) */
+    cr_assert(strstr(all, "error: call.lua:10: R.alrt: the regimen module has no 'alrt' (did "
+                          "you mean R.alert?)"), "%s", all);
+    cr_assert(strstr(all, "1 error in the sources, 2 evaluation errors"), "%s", all);
+    free(all);
+    rg_test_rmdir(dir);
+}
+
+/* An override of the right kind can still break a rule at run time: check
+ * names the rule's file:line and the clinic.lua override involved. */
+Test(check, a_runtime_error_names_the_rule_and_the_override)
+{
+    char dir[256], *all;
+    rg_test_tmpdir(dir);
+    cr_assert_eq(check_clinic(dir, "local R = require \"regimen\"\n"
+                                   "return { include = { \"ketamine\" }, params = {\n"
+                                   "  [\"ketamine.acute\"] = {\n"
+                                   "    infusion_due_after = R.days(200000) } } }\n", &all),
+                 1, "%s", all);
+    cr_assert(strstr(all, "error: rule acute.infusion-due (ketamine/acute.lua:") &&
+              strstr(all, "calendar_add: too long a duration") &&
+              strstr(all, "the clinic's overrides for ketamine.acute: infusion_due_after = "
+                          "R.days(200000) (clinic.lua:4)"), "%s", all);
+    free(all);
+    rg_test_rmdir(dir);
+}
+
+/* A clinic's scenario tests are part of the proof. */
+Test(check, a_failing_scenario_fails_check)
+{
+    char dir[256], *all;
+    rg_test_tmpdir(dir);
+    rg_test_write(dir, "c/tests/x_test.lua",
+                  "return { { name = \"nothing happens\", horizon = \"2026-04-10T00:00:00Z\",\n"
+                  "  events = { { \"2026-03-01T09:00:00Z\", \"enrolled\", { program = \"ketamine\" } } },\n"
+                  "  expect = {} } }\n");
+    cr_assert_eq(check_clinic(dir, "return { include = { \"ketamine\" } }\n", &all), 1, "%s", all);
+    cr_assert(strstr(all, "FAIL ") && strstr(all, "unexpected:") &&
+              strstr(all, "scenarios (tests): 0 passed, 1 failed"), "%s", all);
+    free(all);
+    rg_test_rmdir(dir);
+}
+
+/* docs/reference.md is the output of `regimen check --describe`. */
+Test(check, the_reference_page_is_current)
+{
+    char *out, *err;
+    const char *args[] = {"check", "--describe", NULL};
+    cr_assert_eq(rg_test_run(args, NULL, &out, &err), 0, "%s", err);
+    char *doc = rg_test_read("docs/reference.md");
+    cr_assert_str_eq(out, doc, "docs/reference.md is out of date: build/regimen check --describe "
+                               "> docs/reference.md");
+    cr_assert(strstr(out, "| `booster_interval_days` | ketamine.maintenance (shared by the "
+                          "course) | duration | `R.days(28)` |"), "%s", out);
+    cr_assert(strstr(out, "| `assessment` | `instrument` = \"phq9\" |"), "%s", out);
+    free(out);
+    free(err);
+    free(doc);
+    /* a clinic's values in force, and where it set them */
+    const char *south[] = {"check", "--describe", "examples/clinics/south", NULL};
+    cr_assert_eq(rg_test_run(south, NULL, &out, &err), 0, "%s", err);
+    cr_assert(strstr(out, "`R.days(28)` | `R.days(42)` | clinic.lua:19 |"), "%s", out);
+    cr_assert(strstr(out, "due (2 days after the last one)"), "%s", out);
+    free(out);
+    free(err);
+}
+
+Test(check, simulate_refuses_a_clinic_no_event_names)
+{
+    char *out, *err;
+    const char *args[] = {"simulate", "--events", "examples/clinics/south/timeline.jsonl",
+                          "--until", "2026-05-01T00:00:00Z", "--clinic",
+                          "suoth=examples/clinics/south", NULL};
+    cr_assert_eq(rg_test_run(args, NULL, &out, &err), 2, "%s", err);
+    cr_assert(strstr(err, "--clinic suoth=examples/clinics/south: no event names the clinic "
+                          "'suoth' (did you mean 'south'?); the events name the clinics south"),
+              "%s", err);
+    cr_assert_str_eq(out, "");
+    free(out);
+    free(err);
+}
+
+/* Scenario failures say what differs, in the clinic's zone. */
+Test(check, scenario_failures_say_what_differs)
+{
+    char dir[256], path[512], *out, *err;
+    rg_test_tmpdir(dir);
+    rg_test_write(dir, "c/clinic.lua",
+                  "return { include = { \"ketamine\" }, timezone = \"America/New_York\" }\n");
+    rg_test_write(dir, "c/tests/a_test.lua",
+                  "local ev = {\n"
+                  "  { \"2026-03-02T09:00:00-05:00\", \"enrolled\", { program = \"ketamine\" } },\n"
+                  "  { \"2026-03-03T10:00:00-05:00\", \"infusion\", { dose_mg_per_kg = 0.5 } },\n"
+                  "}\n"
+                  "local function one(x) return { events = ev, horizon = \"2026-03-06T00:00:00Z\",\n"
+                  "  only = { \"acute.infusion-due\" }, expect = { x } } end\n"
+                  "local s = one({ \"2026-03-05T15:00:00Z\", \"open\", \"acute.infusion-due\", severity = \"warning\" })\n"
+                  "local m = one({ \"2026-03-05T15:00:00Z\", \"open\", \"acute.infusion-due\", message = \"infusion 3\" })\n"
+                  "local t = one({ \"2026-03-05T14:00:00Z\", \"open\", \"acute.infusion-due\" })\n"
+                  "local r = one({ \"2026-03-05T15:00:00Z\", \"open\", \"acute.infusion-dew\" })\n"
+                  "local h = { events = ev, horizont = \"2026-03-06T00:00:00Z\", expect = {} }\n"
+                  "return { s, m, t, r, h }\n");
+    snprintf(path, sizeof path, "%s/c/tests", dir);
+    const char *args[] = {"test", path, NULL};
+    cr_assert_eq(rg_test_run(args, NULL, &out, &err), 1, "%s%s", out, err);
+    cr_assert(strstr(out, "missing:    2026-03-05T10:00:00-05:00 open     acute.infusion-due for "
+                          "p1, severity warning\n                it happened at the same time, "
+                          "with severity info, not warning: \"infusion 2 of 6"), "%s", out);
+    cr_assert(strstr(out, "it happened at the same time, with a message that does not contain "
+                          "\"infusion 3\": \"infusion 2 of 6"), "%s", out);
+    cr_assert(strstr(out, "missing:    2026-03-05T09:00:00-05:00 open     acute.infusion-due for "
+                          "p1\n                it happened at 2026-03-05T10:00:00-05:00 instead"),
+              "%s", out);
+    cr_assert(strstr(out, "expect[1] names the rule 'acute.infusion-dew', which no protocol of "
+                          "the clinic has (did you mean 'acute.infusion-due'?)"), "%s", out);
+    cr_assert(strstr(out, "scenario: unknown field 'horizont' (did you mean 'horizon'?)"), "%s",
+              out);
+    cr_assert(strstr(out, "scenarios: 0 passed, 5 failed"), "%s", out);
+    free(out);
+    free(err);
+    rg_test_rmdir(dir);
+}
+
+/* A plan event keeps giving the booster interval as a number of days (the
+ * event vocabulary is a public contract); text there is refused, naming the
+ * event. */
+Test(check, plan_events_give_days_and_are_checked)
+{
+    char dir[256], path[600], events[600], *out, *err;
+    rg_test_tmpdir(dir);
+    rg_test_write(dir, "c/clinic.lua", "return { include = { \"ketamine\" } }\n");
+    rg_test_write(dir, "events.jsonl",
+                  "{\"id\":\"e1\",\"clinic\":\"c\",\"patient\":\"p\",\"type\":\"enrolled\","
+                  "\"at\":\"2026-03-02T09:00:00Z\",\"data\":{\"program\":\"ketamine\","
+                  "\"acute_infusions\":1,\"booster_interval_days\":42}}\n"
+                  "{\"id\":\"e2\",\"clinic\":\"c\",\"patient\":\"p\",\"type\":\"infusion\","
+                  "\"at\":\"2026-03-03T09:00:00Z\",\"data\":{\"dose_mg_per_kg\":0.5}}\n"
+                  "{\"id\":\"e3\",\"clinic\":\"c\",\"patient\":\"q\",\"type\":\"enrolled\","
+                  "\"at\":\"2026-03-02T09:00:00Z\",\"data\":{\"program\":\"ketamine\","
+                  "\"booster_interval_days\":\"six weeks\"}}\n");
+    snprintf(path, sizeof path, "c=%s/c", dir);
+    snprintf(events, sizeof events, "%s/events.jsonl", dir);
+    const char *sim[] = {"simulate", "--events", events, "--until", "2026-05-01T00:00:00Z",
+                         "--clinic", path, "--format", "jsonl", NULL};
+    cr_assert_eq(rg_test_run(sim, NULL, &out, &err), 1, "%s", err);
+    cr_assert(strstr(out, "booster infusion due since 14 Apr 2026 (every 42 days"), "%s", out);
+    cr_assert(strstr(err, "patient plan: event e3 sets 'booster_interval_days', which is a "
+                          "number of days (such as 28), not \"six weeks\""), "%s", err);
+    free(out);
+    free(err);
+    rg_test_rmdir(dir);
+}
+
+/* serve loads clinics through the same code: it refuses to start with a
+ * parameter of the wrong kind, naming the clinic.lua line. */
+Test(check, serve_refuses_a_wrong_kind_at_start)
+{
+    server s;
+    char *out, *err;
+    server_setup(&s, fast_protocol, fast_protocol);
+    rg_test_write(s.dir, "a/clinic.lua", "return {\n  params = { wait = \"2 s\" } }\n");
+    const char *args[] = {"serve", "--config", s.config, "--db", s.db, NULL};
+    int rc = rg_test_run(args, NULL, &out, &err);
+    cr_assert_neq(rc, 0, "serve started:\n%s%s", out, err);
+    cr_assert(strstr(err, "clinic.lua:2: params: 'wait' is a count: write a whole number such "
+                          "as 2000, not \"2 s\"") ||
+                  strstr(out, "clinic.lua:2: params: 'wait' is a count"),
+              "%s%s", out, err);
+    free(out);
+    free(err);
+    rg_test_rmdir(s.dir);
+}
