@@ -3,9 +3,11 @@
  * in a running service (docs/service.md, "Reload is a deployment").
  *
  * One function decides it, rg_clinic_gate, so that what `regimen check`
- * proves and what a reload demands stay one thing: today the directory
- * loads (every protocol, clinic.lua) and its own scenario tests (*_test.lua,
- * run by the same code as `regimen test`, scenario.c) pass.
+ * proves and what a reload demands stay one thing: rg_check_clinic
+ * (check.h): the directory loads (every protocol, clinic.lua with its
+ * parameters' kinds), every rule evaluates without error on the generated
+ * histories, and its own scenario tests (*_test.lua, run by the same code as
+ * `regimen test`, scenario.c) pass.
  */
 #ifndef RG_GATE_H
 #define RG_GATE_H
