@@ -206,7 +206,7 @@ Test(pg, corrections_ingest_and_explain_take_the_url)
     cr_assert_not_null(k);
     k = strstr(k, "\"key\":\"");
     cr_assert_not_null(k);
-    char key[17];
+    char key[33];
     snprintf(key, sizeof key, "%s", k + 7);
     free(out);
     free(err);

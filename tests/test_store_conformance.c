@@ -468,10 +468,59 @@ CONFORM(transitions_open_resolve_and_refuse_what_does_not_fit)
     cr_assert_eq(rg_store_each_transition(st, t2.seq, 0, collect_tr, &key), RG_OK);
     cr_assert_eq(key.n, 1);
     trs kt = {0};
-    cr_assert_eq(rg_store_key_transitions(st, "k-a", collect_tr, &kt), RG_OK);
+    cr_assert_eq(rg_store_key_transitions(st, "north", "k-a", collect_tr, &kt), RG_OK);
     cr_assert_eq(kt.n, 2);
     cr_assert_eq(kt.open[0], 1);
     cr_assert_eq(kt.open[1], 0);
+}
+
+static int collect_clinic(void *ud, const char *clinic)
+{
+    trs *l = ud;
+    snprintf(l->key[l->n++], sizeof l->key[0], "%s", clinic);
+    return 0;
+}
+
+static int collect_alert_key(void *ud, const rg_alert_view *a)
+{
+    trs *l = ud;
+    snprintf(l->key[l->n], sizeof l->key[0], "%s", a->patient);
+    l->open[l->n++] = !strcmp(a->state, "open");
+    return 0;
+}
+
+/* Tenancy: the same key text in two clinics; a read by key in one clinic
+ * never returns the other's rows (explain and GET /v1/alerts/{key} read
+ * through these). */
+CONFORM(reads_by_key_see_only_their_clinic)
+{
+    int64_t a = 0, b = 0;
+    rg_transition tn = tr(1, "north", "p1", "k-same", T("2026-03-02T12:00:00Z"));
+    rg_transition ts = tr(1, "south", "p9", "k-same", T("2026-03-02T12:30:00Z"));
+    cr_assert_eq(rg_store_transition(st, &tn, &a), RG_OK);
+    cr_assert_eq(rg_store_transition(st, &ts, &b), RG_OK);
+    rg_transition rs = tr(0, "south", "p9", "k-same", T("2026-03-02T13:00:00Z"));
+    cr_assert_eq(rg_store_transition(st, &rs, &b), RG_OK);
+    trs n = {0}, s = {0}, none = {0}, clinics = {0}, an = {0}, as = {0};
+    cr_assert_eq(rg_store_key_transitions(st, "north", "k-same", collect_tr, &n), RG_OK);
+    cr_assert_eq(n.n, 1, "north sees only its own opening");
+    cr_assert_eq(rg_store_key_transitions(st, "south", "k-same", collect_tr, &s), RG_OK);
+    cr_assert_eq(s.n, 2);
+    cr_assert_eq(rg_store_key_transitions(st, "west", "k-same", collect_tr, &none), RG_OK);
+    cr_assert_eq(none.n, 0);
+    cr_assert_eq(rg_store_key_clinics(st, "k-same", collect_clinic, &clinics), RG_OK);
+    cr_assert_eq(clinics.n, 2);
+    cr_assert_str_eq(clinics.key[0], "north");
+    cr_assert_str_eq(clinics.key[1], "south");
+    cr_assert_eq(rg_store_each_alert(st, "north", NULL, NULL, "k-same", 10, collect_alert_key, &an),
+                 RG_OK);
+    cr_assert_eq(an.n, 1);
+    cr_assert_str_eq(an.key[0], "p1");
+    cr_assert_eq(an.open[0], 1, "north's alert is open (south's resolution is not its)");
+    cr_assert_eq(rg_store_each_alert(st, "south", NULL, "resolved", "k-same", 10,
+                                     collect_alert_key, &as), RG_OK);
+    cr_assert_eq(as.n, 1);
+    cr_assert_str_eq(as.key[0], "p9");
 }
 
 CONFORM(each_clinic_sequence_is_gap_free_across_transactions_and_rollbacks)
@@ -954,7 +1003,7 @@ CONFORM(notify_at_round_trips_and_unset_means_at)
             cr_assert_eq(notify_seen[i], want[i], "read %d, transition %d", how, i);
     }
     n_notify = 0;
-    cr_assert_eq(rg_store_key_transitions(st, "k-1", collect_notify, NULL), RG_OK);
+    cr_assert_eq(rg_store_key_transitions(st, "north", "k-1", collect_notify, NULL), RG_OK);
     cr_assert_eq(n_notify, 1);
     cr_assert_eq(notify_seen[0], want[0]);
 }

@@ -731,6 +731,26 @@ static int rg__cmd_simulate(int argc, char **argv)
     return rc;
 }
 
+typedef struct rg__explain_all {
+    rg_store *st;
+    rg_engine *eng;
+    const char *key;
+    int n;
+} rg__explain_all;
+
+/* The operator's explain reads the whole store: each clinic that has the
+ * key is explained on its own (rg_explain reads one clinic only). */
+static int rg__explain_clinic(void *ud, const char *clinic)
+{
+    rg__explain_all *x = ud;
+    char name[RG_EVENT_MAX_CLINIC + 1];
+    snprintf(name, sizeof name, "%s", clinic); /* the row is reused by rg_explain's reads */
+    if (x->n++)
+        fputc('\n', stdout);
+    int rc = rg_explain(x->st, x->eng, name, x->key, stdout);
+    return rc == RG_ENOTFOUND ? RG_OK : rc;
+}
+
 static int rg__cmd_explain(int argc, char **argv)
 {
     rg__opts o = {.db = "regimen.db"};
@@ -763,7 +783,10 @@ static int rg__cmd_explain(int argc, char **argv)
             return rc;
         }
     }
-    rc = rg_explain(st, eng, argv[optind], stdout);
+    rg__explain_all x = {st, eng, argv[optind], 0};
+    rc = rg_store_key_clinics(st, argv[optind], rg__explain_clinic, &x);
+    if (rc == RG_OK && !x.n)
+        rc = RG_ENOTFOUND;
     if (rc == RG_ENOTFOUND)
         fprintf(stderr, "regimen: no alert with key %s\n", argv[optind]);
     else if (rc)

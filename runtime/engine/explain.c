@@ -168,10 +168,10 @@ static int rg__explain_one(void *ud, const rg_transition *t)
     return 0;
 }
 
-int rg_explain(rg_store *st, rg_engine *eng, const char *key, FILE *out)
+int rg_explain(rg_store *st, rg_engine *eng, const char *clinic, const char *key, FILE *out)
 {
     rg__explain x = {st, out, 0, RG_TIME_NONE, eng, NULL};
-    int rc = rg_store_key_transitions(st, key, rg__explain_one, &x);
+    int rc = rg_store_key_transitions(st, clinic, key, rg__explain_one, &x);
     if (rc)
         return rc;
     return x.n ? RG_OK : RG_ENOTFOUND;

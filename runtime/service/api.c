@@ -287,11 +287,11 @@ typedef struct rg__key_filter {
     const rg_zone *zone;
 } rg__key_filter;
 
+/* the key's transitions, read by (clinic, key) through transitions_by_key */
 static int rg__transition_of_key(void *ud, const rg_transition *t)
 {
     rg__key_filter *f = ud;
-    if (!strcmp(t->key, f->key))
-        json_array_append_new(f->list, rg_transition_json(t, 1, f->zone));
+    json_array_append_new(f->list, rg_transition_json(t, 1, f->zone));
     return 0;
 }
 
@@ -304,7 +304,7 @@ static void rg__get_alert(rg_svc *sv, int ci, rg_http_conn *c, const char *key)
     rg__zlist zl = {instances, f.zone}, zactions = {actions, f.zone};
     if (rg_store_each_alert(sv->st, clinic, NULL, NULL, key, 1000, rg__alert_to_json, &zl) ||
         rg_store_each_action(sv->st, clinic, key, rg__action_to_json, &zactions) ||
-        rg_store_clinic_transitions(sv->st, clinic, 0, 1000000, rg__transition_of_key, &f)) {
+        rg_store_key_transitions(sv->st, clinic, key, rg__transition_of_key, &f)) {
         json_decref(instances);
         json_decref(actions);
         json_decref(transitions);

@@ -961,7 +961,7 @@ int rg_pg_each_alert(rg_pg *pg, const char *clinic, const char *patient, const c
     rg__text(&a, state);
     rg__text(&a, key);
     rg__int(&a, limit);
-    PGresult *r = rg__run(pg, P_ALERTS_VIEW, &a);
+    PGresult *r = rg__run(pg, key ? P_ALERT_BY_KEY : P_ALERTS_VIEW, &a);
     if (!r)
         return RG_EDB;
     int frc = 0;
@@ -1161,12 +1161,28 @@ int rg_pg_each_correction(rg_pg *pg, const char *clinic, const char *patient, rg
     return rc;
 }
 
-int rg_pg_key_transitions(rg_pg *pg, const char *key,
+int rg_pg_key_transitions(rg_pg *pg, const char *clinic, const char *key,
                           int (*fn)(void *ud, const rg_transition *t), void *ud)
 {
     rg__args a = {0};
+    rg__text(&a, clinic);
     rg__text(&a, key);
     return rg__each_transition(rg__run(pg, P_KEY_TRANSITIONS, &a), fn, ud);
+}
+
+int rg_pg_key_clinics(rg_pg *pg, const char *key, int (*fn)(void *ud, const char *clinic),
+                      void *ud)
+{
+    rg__args a = {0};
+    rg__text(&a, key);
+    PGresult *r = rg__run(pg, P_KEY_CLINICS, &a);
+    if (!r)
+        return RG_EDB;
+    int frc = 0;
+    for (int i = 0; i < PQntuples(r) && !frc; i++)
+        frc = fn(ud, rg__col_text(r, i, 0));
+    PQclear(r);
+    return frc;
 }
 
 int rg_pg_webhook_get(rg_pg *pg, const char *clinic, int64_t *delivered, int *attempts)

@@ -91,8 +91,10 @@ int rg_pg_each_correction(rg_pg *pg, const char *clinic, const char *patient, rg
                           int (*fn)(void *ud, const rg_stored_event *c,
                                     const rg_stored_event *replaced),
                           void *ud);
-int rg_pg_key_transitions(rg_pg *pg, const char *key,
+int rg_pg_key_transitions(rg_pg *pg, const char *clinic, const char *key,
                           int (*fn)(void *ud, const rg_transition *t), void *ud);
+int rg_pg_key_clinics(rg_pg *pg, const char *key, int (*fn)(void *ud, const char *clinic),
+                      void *ud);
 int rg_pg_webhook_get(rg_pg *pg, const char *clinic, int64_t *delivered, int *attempts);
 int rg_pg_webhook_delivered(rg_pg *pg, const char *clinic, int64_t cseq);
 int rg_pg_webhook_next(rg_pg *pg, const char *clinic, rg_time now,

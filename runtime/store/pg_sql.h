@@ -61,6 +61,8 @@ enum {
     P_HOOK_AHEAD_ADD,
     P_HOOK_AHEAD_TAKE,
     P_KEY_TRANSITIONS,
+    P_KEY_CLINICS,
+    P_ALERT_BY_KEY,
     P__COUNT
 };
 

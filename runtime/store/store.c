@@ -8,6 +8,7 @@
  * transaction, when it is opened.
  */
 #include "store.h"
+#include "digest.h"
 #include "fields.h"
 #include "pg.h"
 #include "store_sql.h"
@@ -210,6 +211,21 @@ static void rg__sql_fields(sqlite3_context *cx, int argc, sqlite3_value **argv)
     rg_buf_free(&b);
 }
 
+/* rg_sha256(text): an event body's digest (the v8 migration, every event
+ * insert), the same bytes rg_store_verify checks. */
+static void rg__sql_sha256(sqlite3_context *cx, int argc, sqlite3_value **argv)
+{
+    (void)argc;
+    const unsigned char *text = sqlite3_value_text(argv[0]);
+    char hex[RG_SHA256_HEX + 1];
+    if (!text) {
+        sqlite3_result_null(cx);
+        return;
+    }
+    rg_sha256_hex(text, (size_t)sqlite3_value_bytes(argv[0]), hex);
+    sqlite3_result_text(cx, hex, RG_SHA256_HEX, SQLITE_TRANSIENT);
+}
+
 static int rg__migrate(rg_store *st, char *err, size_t errlen)
 {
     sqlite3_stmt *s;
@@ -340,6 +356,12 @@ int rg_store_open(rg_store **out, const char *path, const rg_store_opts *opts, c
     if (rc_exec != SQLITE_OK) {
         rg_fail(err, errlen, RG_EDB, "cannot use database %s: %s", path, msg);
         sqlite3_free(msg);
+        rg_store_close(st);
+        return RG_EDB;
+    }
+    if (sqlite3_create_function(st->db, "rg_sha256", 1, SQLITE_UTF8 | SQLITE_DETERMINISTIC, NULL,
+                                rg__sql_sha256, NULL, NULL) != SQLITE_OK) {
+        rg_fail(err, errlen, RG_EDB, "database %s: %s", path, sqlite3_errmsg(st->db));
         rg_store_close(st);
         return RG_EDB;
     }
@@ -809,6 +831,12 @@ int rg_store_due_patients(rg_store *st, rg_time due, int limit,
 
 const char *rg_store_due_sql(void) { return rg_store_sql[Q_PATIENTS_DUE]; }
 
+const char *rg_store_key_sql(int which)
+{
+    static const int q[] = {Q_KEY_TRANSITIONS, Q_ALERT_BY_KEY, Q_ACTIONS_OF, Q_KEY_LAST};
+    return which >= 0 && which < (int)(sizeof q / sizeof q[0]) ? rg_store_sql[q[which]] : NULL;
+}
+
 /* A query answering one time (or NULL). */
 static int rg__one_time(rg_store *st, int q, rg_time *out)
 {
@@ -1043,7 +1071,7 @@ int rg_store_each_alert(rg_store *st, const char *clinic, const char *patient, c
 {
     if (st->pg)
         return rg_pg_each_alert(st->pg, clinic, patient, state, key, limit, fn, ud);
-    sqlite3_stmt *s = rg__q(st, Q_ALERTS_VIEW);
+    sqlite3_stmt *s = rg__q(st, key ? Q_ALERT_BY_KEY : Q_ALERTS_VIEW);
     int rc, frc = 0;
     rg__text(s, 1, clinic);
     rg__text(s, 2, patient);
@@ -1271,14 +1299,29 @@ int rg_store_each_correction(rg_store *st, const char *clinic, const char *patie
     return rg__each_end(s, rc, frc);
 }
 
-int rg_store_key_transitions(rg_store *st, const char *key,
+int rg_store_key_transitions(rg_store *st, const char *clinic, const char *key,
                              int (*fn)(void *ud, const rg_transition *t), void *ud)
 {
     if (st->pg)
-        return rg_pg_key_transitions(st->pg, key, fn, ud);
+        return rg_pg_key_transitions(st->pg, clinic, key, fn, ud);
     sqlite3_stmt *s = rg__q(st, Q_KEY_TRANSITIONS);
-    rg__text(s, 1, key);
+    rg__text(s, 1, clinic);
+    rg__text(s, 2, key);
     return rg__each_transition(st, s, fn, ud);
+}
+
+int rg_store_key_clinics(rg_store *st, const char *key,
+                         int (*fn)(void *ud, const char *clinic), void *ud)
+{
+    if (st->pg)
+        return rg_pg_key_clinics(st->pg, key, fn, ud);
+    sqlite3_stmt *s = rg__q(st, Q_KEY_CLINICS);
+    int rc, frc = 0;
+    rg__text(s, 1, key);
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW)
+        if ((frc = fn(ud, rg__col_text(s, 0))) != 0)
+            break;
+    return rg__each_end(s, rc, frc);
 }
 
 int rg_store_webhook_get(rg_store *st, const char *clinic, int64_t *delivered, int *attempts)

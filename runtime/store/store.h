@@ -17,7 +17,9 @@
 
 #include <sqlite3.h>
 
-#define RG_SCHEMA_VERSION 7
+/* 8: events carry a digest of their body, a key's actions are indexed by
+ * (clinic, key) (issue 22) */
+#define RG_SCHEMA_VERSION 8
 
 typedef struct rg_store rg_store;
 
@@ -171,6 +173,10 @@ int rg_store_due_patients(rg_store *st, rg_time due, int limit,
                           int (*fn)(void *ud, const char *clinic, const char *patient), void *ud);
 /* Its SQL text (for a test of the query plan). */
 const char *rg_store_due_sql(void);
+/* The SQL texts of the reads by (clinic, key), 0, 1, ... until NULL: the
+ * key's transitions, its alert instances, its staff actions, its last
+ * transition (for a test that each reads an index on (clinic, key)). */
+const char *rg_store_key_sql(int which);
 /* Earliest next_wake over all patients, RG_TIME_NONE when nothing is due ever. */
 int rg_store_next_wake(rg_store *st, rg_time *out);
 
@@ -249,9 +255,14 @@ int rg_store_each_correction(rg_store *st, const char *clinic, const char *patie
                              int (*fn)(void *ud, const rg_stored_event *c,
                                        const rg_stored_event *replaced),
                              void *ud);
-/* Every transition of an alert key, in order. */
-int rg_store_key_transitions(rg_store *st, const char *key,
+/* Every transition of an alert key in a clinic, in order (by the index on
+ * (clinic, key)): a request reads only its own clinic's. */
+int rg_store_key_transitions(rg_store *st, const char *clinic, const char *key,
                              int (*fn)(void *ud, const rg_transition *t), void *ud);
+/* The clinics that have transitions under key, in name order: for the
+ * operator's `regimen explain KEY` over a whole store, never for a request. */
+int rg_store_key_clinics(rg_store *st, const char *key,
+                         int (*fn)(void *ud, const char *clinic), void *ud);
 
 /* Webhook delivery state of a clinic: the last sequence number the receiver
  * acknowledged, and failed attempts at the next one. */

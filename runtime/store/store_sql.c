@@ -156,6 +156,19 @@ const char *const rg_store_migrations[] = {
      * the two stores keep one schema and one contract); a row's creation
      * by an event counts as one */
     "ALTER TABLE patients ADD COLUMN scheduled INTEGER NOT NULL DEFAULT 1;",
+    /* 7 -> 8: a record nobody can bend, and one clinic's reads by key
+     * (issue 22). Each event keeps the SHA-256 of its body as received
+     * (digest, hex), set when it is stored and checked when explain shows
+     * the event and by `regimen verify`: a changed byte is found and the
+     * event named. rg_sha256() is registered for this step only. A key's
+     * staff actions are read by (clinic, key) through an index, as its
+     * transitions are through transitions_by_key. Alert keys keep their
+     * stored text: keys made before this version (16 hex digits, FNV-1a)
+     * stay open under them, the engine matching a rule's result to such an
+     * alert by the old form of its key (engine.c). */
+    "ALTER TABLE events ADD COLUMN digest TEXT;"
+    "UPDATE events SET digest = rg_sha256(body);"
+    "CREATE INDEX alert_actions_by_key ON alert_actions(clinic, key, seq);",
 };
 const size_t rg_store_nmigrations = sizeof rg_store_migrations / sizeof rg_store_migrations[0];
 
@@ -179,13 +192,13 @@ const char *const rg_store_sql[Q__COUNT] = {
      * statement */
     [Q_EVENT_INSERT] =
         "INSERT INTO events(clinic, id, patient, type, at, utc_offset, data, body, received,"
-        " fields, version, status, corrected_at, corrected_by)"
-        " VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)"
+        " fields, version, status, corrected_at, corrected_by, digest)"
+        " VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, rg_sha256(?8))"
         " ON CONFLICT(clinic, id, replaces) DO NOTHING",
     [Q_EVENT_INSERT_VERSION] =
         "INSERT INTO events(clinic, id, patient, type, at, utc_offset, data, body, received,"
-        " fields, version, status, corrected_at, corrected_by, replaces)"
-        " VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
+        " fields, version, status, corrected_at, corrected_by, replaces, digest)"
+        " VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, rg_sha256(?8))",
     [Q_EVENT_CURRENT] = "SELECT seq, version, patient, type, body FROM events"
                         " WHERE clinic = ?1 AND id = ?2 ORDER BY version DESC LIMIT 1",
     [Q_EVENT_VERSION_BODY] =
@@ -273,6 +286,17 @@ const char *const rg_store_sql[Q__COUNT] = {
         " LEFT JOIN alerts a ON a.id = o.seq"
         " WHERE o.clinic = ?1 AND o.state = 'open' AND (?2 IS NULL OR o.patient = ?2)"
         " AND (?3 IS NULL OR st = ?3) AND (?4 IS NULL OR o.key = ?4) ORDER BY o.seq LIMIT ?5",
+    /* Q_ALERTS_VIEW for one key (?4): the key in the WHERE as a plain
+     * equality, so the rows come from transitions_by_key, not from a walk
+     * through every transition of the clinic */
+    [Q_ALERT_BY_KEY] =
+        "SELECT o.seq, o.key, CASE WHEN r.seq IS NULL THEN 'open' ELSE 'resolved' END AS st,"
+        " o.patient, o.protocol, o.version, o.rule, o.severity, o.message, o.at, o.due, r.at,"
+        " a.acked_by, a.acked_at, a.snoozed_until, coalesce(o.notify_at, o.at) FROM transitions o"
+        " LEFT JOIN transitions r ON r.clinic = o.clinic AND r.key = o.key AND r.alert_id = o.seq"
+        " LEFT JOIN alerts a ON a.id = o.seq"
+        " WHERE o.clinic = ?1 AND o.key = ?4 AND o.state = 'open' AND (?2 IS NULL OR o.patient = ?2)"
+        " AND (?3 IS NULL OR st = ?3) ORDER BY o.seq LIMIT ?5",
     [Q_ALERT_ACK] = "INSERT INTO alerts(id, acked_by, acked_at) VALUES(?1, ?2, ?3)"
                     " ON CONFLICT(id) DO UPDATE SET acked_by = ?2, acked_at = ?3",
     [Q_ALERT_SNOOZE] = "INSERT INTO alerts(id, snoozed_until) VALUES(?1, ?2)"
@@ -321,9 +345,14 @@ const char *const rg_store_sql[Q__COUNT] = {
     [Q_HOOK_AHEAD_TAKE] = "DELETE FROM webhook_ahead WHERE clinic = ?1 AND cseq = ?2",
     [Q_EVENT_GET] = "SELECT " RG__EV_WIDE " FROM events WHERE clinic = ?1 AND id = ?2"
                     " ORDER BY version DESC LIMIT 1",
+    /* a key's transitions in one clinic, through transitions_by_key */
     [Q_KEY_TRANSITIONS] =
         "SELECT seq, at, state, clinic, patient, key, protocol, version, rule, severity,"
-        " message, due, params, evidence, cseq, coalesce(notify_at, at) FROM transitions WHERE key = ?1 ORDER BY seq",
+        " message, due, params, evidence, cseq, coalesce(notify_at, at) FROM transitions"
+        " WHERE clinic = ?1 AND key = ?2 ORDER BY seq",
+    /* the clinics that have a key (the operator's `regimen explain KEY`,
+     * never a request: those are scoped to the caller's clinic) */
+    [Q_KEY_CLINICS] = "SELECT DISTINCT clinic FROM transitions WHERE key = ?1 ORDER BY clinic",
     [Q_BEGIN] = "BEGIN IMMEDIATE",
     [Q_BEGIN_READ] = "BEGIN DEFERRED",
     [Q_COMMIT] = "COMMIT",
