@@ -181,3 +181,166 @@ Test(isolation, an_alert_opened_under_an_old_key_keeps_it_after_the_upgrade, .ti
     cr_assert_eq(server_stop(&s, SIGTERM), 0);
     rg_test_rmdir(s.dir);
 }
+
+/* South's protocol: an id and version that need escaping as label values. */
+static const char quoted_protocol[] =
+    "local R = require 'regimen'\n"
+    "return R.protocol { id = 'south-only', version = '2 \"beta\" \\\\ x',\n"
+    "  rules = { { id = 's.quiet', severity = 'info', check = function(h, now, p)\n"
+    "      return nil end } } }\n";
+
+/* /metrics with north's token: north's series and the service's own,
+ * nothing labelled with south (before: every clinic's); label values
+ * escaped as the text format wants (south's token shows its version). */
+Test(isolation, metrics_show_a_clinic_only_its_own_series, .timeout = 30)
+{
+    server s = {0};
+    char *out;
+    server_setup(&s, fast_protocol, quoted_protocol);
+    server_start(&s);
+    post_overdue(&s, TOKEN_A, "north", "n-ev-1", "north-patient");
+    post_overdue(&s, TOKEN_B, "south", "s-ev-1", "south-patient");
+    char key[80];
+    open_key(&s, TOKEN_A, key, sizeof key);
+    cr_assert_eq(http(s.port, "GET", "/metrics", TOKEN_A, NULL, &out), 200, "%s", out);
+    cr_assert(strstr(out, "regimen_events_total{clinic=\"north\",outcome=\"stored\"} 1"), "%s", out);
+    cr_assert(strstr(out, "regimen_open_alerts{clinic=\"north\",severity=\"warning\"} 1"), "%s",
+              out);
+    cr_assert(strstr(out, "regimen_http_requests_total"), "the service's own series: %s", out);
+    cr_assert_null(strstr(out, "south"), "south's series shown to north:\n%s", out);
+    free(out);
+    cr_assert_eq(http(s.port, "GET", "/metrics", TOKEN_B, NULL, &out), 200, "%s", out);
+    cr_assert(strstr(out, "regimen_events_total{clinic=\"south\",outcome=\"stored\"} 1"), "%s", out);
+    cr_assert(strstr(out, "protocol=\"south-only\",version=\"2 \\\"beta\\\" \\\\ x\"}"),
+              "label escaped:\n%s", out);
+    cr_assert_null(strstr(out, "north"), "north's series shown to south:\n%s", out);
+    free(out);
+    cr_assert_eq(server_stop(&s, SIGTERM), 0);
+    rg_test_rmdir(s.dir);
+}
+
+/* One token configured for two clinics: serve refuses to start (exit 2),
+ * one line that names both clinics and not the token. */
+Test(isolation, a_token_shared_by_two_clinics_is_refused_at_start, .timeout = 15)
+{
+    char dir[256], config[512], *out, *err;
+    rg_test_tmpdir(dir);
+    rg_test_write(dir, "a/p.lua", fast_protocol);
+    rg_test_write(dir, "config.json",
+                  "{ \"listen\": \"127.0.0.1:0\", \"clinics\": {\n"
+                  "  \"north\": { \"protocols\": \"a\", \"tokens\": [\"own-north-token-0123456789\","
+                  " \"shared-secret-token-0123456789\"] },\n"
+                  "  \"west\": { \"protocols\": \"a\", \"tokens\": [\"own-west-token-0123456789\"] },\n"
+                  "  \"south\": { \"protocols\": \"a\", \"tokens\": [\"shared-secret-token-0123456789\"] }"
+                  " } }\n");
+    snprintf(config, sizeof config, "%s/config.json", dir);
+    char db[512];
+    snprintf(db, sizeof db, "%s/serve.db", dir);
+    const char *args[] = {"serve", "--config", config, "--db", db, NULL};
+    cr_assert_eq(rg_test_run(args, NULL, &out, &err), 2, "%s%s", out, err);
+    cr_assert(strstr(err, "clinics.north and clinics.south"), "%s", err);
+    cr_assert(strstr(err, "same API token"), "%s", err);
+    cr_assert_null(strstr(err, "shared-secret"), "the token is never printed: %s", err);
+    cr_assert_null(strstr(err, "west"), "%s", err);
+    cr_assert_eq(strchr(err, '\n'), err + strlen(err) - 1, "one line: %s", err);
+    free(out);
+    free(err);
+    rg_test_rmdir(dir);
+}
+
+/* A byte of a stored event's body changed behind the program's back
+ * (sqlite3 here): explain says so beside the event, and `regimen verify`
+ * names it (clinic, id, seq) and exits 1; untouched, it exits 0. */
+Test(isolation, a_changed_event_body_is_reported_by_verify_and_explain, .timeout = 30)
+{
+    server s = {0};
+    char *out, *err, key[80], path[160];
+    server_setup(&s, fast_protocol, fast_protocol);
+    server_start(&s);
+    post_overdue(&s, TOKEN_A, "north", "n-ev-1", "north-patient");
+    open_key(&s, TOKEN_A, key, sizeof key);
+    const char *verify[] = {"verify", "--db", s.db, NULL};
+    cr_assert_eq(rg_test_run(verify, NULL, &out, &err), 0, "%s%s", out, err);
+    cr_assert(strstr(out, "1 event version checked: all intact"), "%s", out);
+    free(out);
+    free(err);
+    snprintf(path, sizeof path, "/v1/alerts/%s/explain", key);
+    cr_assert_eq(http(s.port, "GET", path, TOKEN_A, NULL, &out), 200, "%s", out);
+    cr_assert_null(strstr(out, "DAMAGED"), "%s", out);
+    free(out);
+
+    /* one byte of the body: the ping becomes a pong */
+    exec_sql(s.db, "UPDATE events SET body = replace(body, '\"ping\"', '\"pong\"')"
+                   " WHERE id = 'n-ev-1'");
+    cr_assert_eq(http(s.port, "GET", path, TOKEN_A, NULL, &out), 200, "%s", out);
+    cr_assert(strstr(out, "DAMAGED: event n-ev-1, seq 1 (version 1): its body does not match "
+                          "its digest"), "%s", out);
+    free(out);
+    cr_assert_eq(server_stop(&s, SIGTERM), 0);
+    cr_assert_eq(rg_test_run(verify, NULL, &out, &err), 1, "%s%s", out, err);
+    cr_assert(strstr(out, "damaged: event clinic north, id n-ev-1, seq 1 (version 1): its body "
+                          "does not match its digest"), "%s", out);
+    cr_assert(strstr(out, "1 event version checked: 1 damaged"), "%s", out);
+    free(out);
+    free(err);
+    /* a column that no longer says what the body says */
+    exec_sql(s.db, "UPDATE events SET body = replace(body, '\"pong\"', '\"ping\"'),"
+                   " patient = 'someone-else' WHERE id = 'n-ev-1'");
+    cr_assert_eq(rg_test_run(verify, NULL, &out, &err), 1, "%s%s", out, err);
+    cr_assert(strstr(out, "id n-ev-1, seq 1 (version 1): its column patient does not say what "
+                          "its body says"), "%s", out);
+    free(out);
+    free(err);
+    rg_test_rmdir(s.dir);
+}
+
+/* A protocol's message with CR, LF and a terminal escape: the text table
+ * and explain show them escaped, never raw (a forged line, a cleared
+ * screen); the JSON keeps the message as it is, JSON-escaped. */
+Test(isolation, control_characters_are_escaped_in_the_text_table_and_explain)
+{
+    char dir[256], events[512], protos[512], *out, *err;
+    rg_test_tmpdir(dir);
+    rg_test_write(dir, "p/p.lua",
+                  "local R = require 'regimen'\n"
+                  "return R.protocol { id = 'forge', version = '1',\n"
+                  "  rules = { { id = 'forge.line', severity = 'info', check = function(h, now, p)\n"
+                  "      if h:last('ping') then return R.alert { message =\n"
+                  "        'real\\r\\n2026-03-01T00:00:00Z     open      north       p-forged\\27[2J' }\n"
+                  "      end end } } }\n");
+    rg_test_write(dir, "events.jsonl",
+                  "{\"id\":\"e1\",\"clinic\":\"north\",\"patient\":\"p1\",\"type\":\"ping\","
+                  "\"at\":\"2026-03-01T09:00:00Z\"}\n");
+    snprintf(events, sizeof events, "%s/events.jsonl", dir);
+    snprintf(protos, sizeof protos, "north=%s/p", dir);
+    const char *text[] = {"simulate", "--events", events, "--until", "2026-03-02T00:00:00Z",
+                          "--clinic", protos, NULL};
+    cr_assert_eq(rg_test_run(text, NULL, &out, &err), 0, "%s", err);
+    cr_assert(strstr(out, "real\\r\\n2026-03-01T00:00:00Z     open      north       p-forged"
+                          "\\x1b[2J"), "%s", out);
+    cr_assert_null(strchr(out, '\r'), "%s", out);
+    cr_assert_null(strchr(out, '\x1b'), "%s", out);
+    cr_assert_eq(count_of(out, "\n"), 2, "a header and one line:\n%s", out);
+    free(out);
+    free(err);
+    const char *jsonl[] = {"simulate", "--events", events, "--until", "2026-03-02T00:00:00Z",
+                           "--clinic", protos, "--format", "jsonl", NULL};
+    cr_assert_eq(rg_test_run(jsonl, NULL, &out, &err), 0, "%s", err);
+    cr_assert(strstr(out, "\"message\":\"real\\r\\n2026-03-01T00:00:00Z"), "%s", out);
+    const char *k = strstr(out, "\"key\":\"");
+    cr_assert_not_null(k);
+    char key[40];
+    snprintf(key, sizeof key, "%.*s", (int)strcspn(k + 7, "\""), k + 7);
+    free(out);
+    free(err);
+    const char *ex[] = {"explain", key, "--events", events, "--until", "2026-03-02T00:00:00Z",
+                        "--clinic", protos, NULL};
+    cr_assert_eq(rg_test_run(ex, NULL, &out, &err), 0, "%s", err);
+    cr_assert(strstr(out, "\"real\\r\\n2026-03-01T00:00:00Z     open      north       p-forged"
+                          "\\x1b[2J\""), "%s", out);
+    cr_assert_null(strchr(out, '\r'), "%s", out);
+    cr_assert_null(strchr(out, '\x1b'), "%s", out);
+    free(out);
+    free(err);
+    rg_test_rmdir(dir);
+}

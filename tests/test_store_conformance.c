@@ -639,7 +639,7 @@ CONFORM(alerts_staff_actions_and_snoozes)
     cr_assert_eq(rg_store_each_action(st, "north", "k-a", collect_action, NULL), RG_OK);
     cr_assert_eq(n_actions, 3);
     sev_n = 0;
-    cr_assert_eq(rg_store_open_by_severity(st, on_sev, NULL), RG_OK);
+    cr_assert_eq(rg_store_open_by_severity(st, NULL, on_sev, NULL), RG_OK);
     cr_assert_eq(sev_n, 2);
 
     rg_transition r = tr(0, "north", "p1", "k-a", T("2026-03-02T13:00:00Z"));
@@ -653,8 +653,14 @@ CONFORM(alerts_staff_actions_and_snoozes)
                  RG_OK);
     cr_assert_eq(n_alerts, 1);
     sev_n = 0;
-    cr_assert_eq(rg_store_open_by_severity(st, on_sev, NULL), RG_OK);
+    cr_assert_eq(rg_store_open_by_severity(st, NULL, on_sev, NULL), RG_OK);
     cr_assert_eq(sev_n, 1);
+    sev_n = 0;
+    cr_assert_eq(rg_store_open_by_severity(st, "north", on_sev, NULL), RG_OK);
+    cr_assert_eq(sev_n, 1, "north's own");
+    sev_n = 0;
+    cr_assert_eq(rg_store_open_by_severity(st, "south", on_sev, NULL), RG_OK);
+    cr_assert_eq(sev_n, 0, "nothing of north when south asks");
 }
 
 CONFORM(webhook_cursor_errors_and_provenance)

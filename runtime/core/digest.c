@@ -75,7 +75,6 @@ void rg_sha256_parts(const char *const *parts, int n, char *out, size_t hexlen)
 static const char *rg__escape(unsigned char c, char tmp[8])
 {
     switch (c) {
-    case '\\': return "\\\\";
     case '\n': return "\\n";
     case '\r': return "\\r";
     case '\t': return "\\t";

@@ -480,33 +480,58 @@ static void rg__get_stream(rg_svc *sv, int ci, rg_http_conn *c, const rg_http_re
             sv->streams[i].last_cseq = b.last;
 }
 
+/* A label value as the Prometheus text format writes it: backslash,
+ * double quote and line feed escaped (protocol ids and versions come from
+ * protocol files). */
+static const char *rg__label(const char *s, char *buf, size_t size)
+{
+    size_t n = 0;
+    for (; *s && n + 3 < size; s++) {
+        if (*s == '\\' || *s == '"' || *s == '\n') {
+            buf[n++] = '\\';
+            buf[n++] = *s == '\n' ? 'n' : *s;
+        } else {
+            buf[n++] = *s;
+        }
+    }
+    buf[n] = '\0';
+    return buf;
+}
+
 static int rg__metric_open(void *ud, const char *clinic, const char *severity, int64_t n)
 {
-    rg_buf_printf(ud, "regimen_open_alerts{clinic=\"%s\",severity=\"%s\"} %lld\n", clinic,
-                  severity, (long long)n);
+    char c[160], s[64];
+    rg_buf_printf(ud, "regimen_open_alerts{clinic=\"%s\",severity=\"%s\"} %lld\n",
+                  rg__label(clinic, c, sizeof c), rg__label(severity, s, sizeof s), (long long)n);
     return 0;
 }
 
-static void rg__get_metrics(rg_svc *sv, rg_http_conn *c)
+/* GET /metrics with clinic ci's token: the series of that clinic only
+ * (every series with a clinic label is of ci), and the service's own
+ * (without one). Another clinic's events, alerts, protocols and lease are
+ * not its to see. */
+static void rg__get_metrics(rg_svc *sv, int ci, rg_http_conn *c)
 {
+    char lc[160], lp[512], lv[512];
     rg_buf b = {0};
     const rg_engine_stats *es = rg_engine_stats_get(sv->eng);
     rg_http_stats hs;
     rg_http_stats_get(sv->http, &hs);
     rg_buf_printf(&b, "# HELP regimen_events_total Events received over HTTP, by outcome.\n"
                       "# TYPE regimen_events_total counter\n");
-    for (int i = 0; i < sv->nclinics; i++)
+    for (int i = ci; i == ci; i++)
         for (int k = 0; k < 5; k++)
             rg_buf_printf(&b, "regimen_events_total{clinic=\"%s\",outcome=\"%s\"} %llu\n",
-                          sv->clinics[i].name, rg_svc_outcomes[k],
+                          rg__label(sv->clinics[i].name, lc, sizeof lc), rg_svc_outcomes[k],
                           (unsigned long long)sv->clinics[i].events[k]);
     rg_buf_printf(&b, "# HELP regimen_transitions_total Alert transitions published.\n"
                       "# TYPE regimen_transitions_total counter\n");
-    for (int i = 0; i < sv->nclinics; i++) {
+    for (int i = ci; i == ci; i++) {
+        rg__label(sv->clinics[i].name, lc, sizeof lc);
         rg_buf_printf(&b, "regimen_transitions_total{clinic=\"%s\",state=\"open\"} %llu\n",
-                      sv->clinics[i].name, (unsigned long long)sv->clinics[i].opened);
+                      lc, (unsigned long long)sv->clinics[i].opened);
         rg_buf_printf(&b, "regimen_transitions_total{clinic=\"%s\",state=\"resolved\"} %llu\n",
-                      sv->clinics[i].name, (unsigned long long)sv->clinics[i].resolved);
+                      lc, (unsigned long long)sv->clinics[i].resolved);
     }
     rg_buf_printf(&b, "# HELP regimen_evaluation_seconds_total Time spent evaluating, per protocol.\n"
                       "# TYPE regimen_evaluation_seconds_total counter\n");
@@ -516,12 +541,13 @@ static void rg__get_metrics(rg_svc *sv, rg_http_conn *c)
         if (f)
             rg_buf_printf(&b, "# HELP regimen_evaluations_total Evaluations, per protocol.\n"
                               "# TYPE regimen_evaluations_total counter\n");
-        for (int i = 0; i < sv->nclinics; i++) {
+        for (int i = ci; i == ci; i++) {
             rg_clinic *cl = rg_engine_clinic(sv->eng, sv->clinics[i].name);
             for (int p = 0; cl && p < cl->nprotos; p++) {
                 rg_buf_printf(&b, "regimen_evaluation%s{clinic=\"%s\",protocol=\"%s\",version=\"%s\"} ",
-                              f ? "s_total" : "_seconds_total", cl->name, cl->protos[p].id,
-                              cl->protos[p].version);
+                              f ? "s_total" : "_seconds_total", rg__label(cl->name, lc, sizeof lc),
+                              rg__label(cl->protos[p].id, lp, sizeof lp),
+                              rg__label(cl->protos[p].version, lv, sizeof lv));
                 if (f)
                     rg_buf_printf(&b, "%llu\n", (unsigned long long)cl->protos[p].evaluations);
                 else
@@ -574,9 +600,9 @@ static void rg__get_metrics(rg_svc *sv, rg_http_conn *c)
                       "# TYPE regimen_leases_held gauge\nregimen_leases_held %d\n"
                       "# HELP regimen_lease_held Whether this worker holds the clinic's lease.\n"
                       "# TYPE regimen_lease_held gauge\n", sv->nheld);
-    for (int i = 0; i < sv->nclinics; i++)
-        rg_buf_printf(&b, "regimen_lease_held{clinic=\"%s\"} %d\n", sv->clinics[i].name,
-                      sv->clinics[i].held);
+    for (int i = ci; i == ci; i++)
+        rg_buf_printf(&b, "regimen_lease_held{clinic=\"%s\"} %d\n",
+                      rg__label(sv->clinics[i].name, lc, sizeof lc), sv->clinics[i].held);
     rg_buf_printf(&b, "# HELP regimen_leases_taken_total Clinic leases this worker took (at start, "
                       "from a worker that ended or from one that gave them back).\n"
                       "# TYPE regimen_leases_taken_total counter\n"
@@ -600,7 +626,7 @@ static void rg__get_metrics(rg_svc *sv, rg_http_conn *c)
                   "# TYPE regimen_open_alerts gauge\n",
                   (unsigned long long)sv->lateness_count, sv->lateness_sum,
                   (unsigned long long)sv->lateness_count);
-    rg_store_open_by_severity(sv->st, rg__metric_open, &b);
+    rg_store_open_by_severity(sv->st, sv->clinics[ci].name, rg__metric_open, &b);
     rg_buf_printf(&b, "# HELP regimen_group_commits_total Transactions that stored POSTed events"
                       " and wake-ups together, each one fsync.\n"
                       "# TYPE regimen_group_commits_total counter\nregimen_group_commits_total %llu\n"
@@ -691,7 +717,7 @@ void rg_svc_handle(void *ud, rg_http_conn *c, const rg_http_req *req)
     else if (get && !strcmp(p, "/v1/transitions/stream"))
         rg__get_stream(sv, ci, c, req);
     else if (get && !strcmp(p, "/metrics"))
-        rg__get_metrics(sv, c);
+        rg__get_metrics(sv, ci, c);
     else if (!strncmp(p, "/v1/alerts/", 11)) {
         char key[64];
         const char *rest = p + 11, *slash = strchr(rest, '/');

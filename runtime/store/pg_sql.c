@@ -125,6 +125,10 @@ const size_t rg_pg_nsteps = sizeof rg_pg_steps / sizeof rg_pg_steps[0];
  * corrected_by (store_sql.c's RG__EV_COLS and RG__EV_WIDE). */
 #define RG__EV_COLS "seq, at, id, type, fields, replaces, corrected_at, status"
 #define RG__EV_WIDE RG__EV_COLS ", data, version, corrected_by"
+/* An event row as stored (rg_event_row; store_sql.c's RG__EV_ROW). */
+#define RG__EV_ROW                                                                          \
+    "seq, version, at, clinic, id, patient, type, data, body, digest, fields, status,"    \
+    " corrected_at, corrected_by"
 /* Row e is its id's current version: no later version was stored. */
 #define RG__CURRENT(e)                                                                     \
     "NOT EXISTS (SELECT 1 FROM events n WHERE n.clinic = " e ".clinic AND n.id = " e ".id" \
@@ -305,8 +309,9 @@ const char *const rg_pg_sql[P__COUNT] = {
         "UPDATE patients SET wake = $2, next_wake = LEAST(coalesce(next_wake, $2), $2),"
         " scheduled = scheduled + 1 WHERE clinic = $1 AND (clock IS NULL OR clock < $2)",
     [P_OPEN_BY_SEVERITY] =
-        "SELECT o.clinic, o.severity, count(*) FROM transitions o WHERE o.state = 'open' AND "
-        RG__STILL_OPEN("o") " GROUP BY o.clinic, o.severity ORDER BY o.clinic, o.severity",
+        "SELECT o.clinic, o.severity, count(*) FROM transitions o WHERE o.state = 'open'"
+        " AND ($1::text IS NULL OR o.clinic = $1) AND " RG__STILL_OPEN("o")
+        " GROUP BY o.clinic, o.severity ORDER BY o.clinic, o.severity",
     [P_EVAL_ERROR] = "INSERT INTO eval_errors(clinic, patient, protocol, rule, at, message,"
                      " recorded) VALUES($1, $2, $3, $4, $5, $6, $7)",
     [P_PROTOCOL_LOADED] = "INSERT INTO protocol_versions(clinic, protocol, version, file, hash,"
@@ -342,6 +347,12 @@ const char *const rg_pg_sql[P__COUNT] = {
                           " WHERE clinic = $1 AND key = $2 ORDER BY seq",
     /* the clinics that have a key (the operator's `regimen explain KEY`) */
     [P_KEY_CLINICS] = "SELECT DISTINCT clinic FROM transitions WHERE key = $1 ORDER BY clinic",
+    /* events as stored, for verify.c: all of them in (clinic, seq) order
+     * (the primary key), and one event's versions */
+    [P_EVENT_ROWS] = "SELECT " RG__EV_ROW " FROM events WHERE (clinic, seq) > ($1, $2)"
+                     " ORDER BY clinic, seq LIMIT $3",
+    [P_EVENT_ROWS_OF] = "SELECT " RG__EV_ROW " FROM events WHERE clinic = $1 AND id = $2"
+                        " ORDER BY version",
     /* P_ALERTS_VIEW for one key, by transitions_by_key (store_sql.c) */
     [P_ALERT_BY_KEY] =
         "SELECT * FROM (SELECT o.seq, o.key,"

@@ -63,6 +63,8 @@ enum {
     P_KEY_TRANSITIONS,
     P_KEY_CLINICS,
     P_ALERT_BY_KEY,
+    P_EVENT_ROWS,
+    P_EVENT_ROWS_OF,
     P__COUNT
 };
 

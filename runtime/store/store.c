@@ -1217,14 +1217,15 @@ int rg_store_wake_clinic(rg_store *st, const char *clinic, rg_time at)
     return rg__done(st, s);
 }
 
-int rg_store_open_by_severity(rg_store *st,
+int rg_store_open_by_severity(rg_store *st, const char *clinic,
                               int (*fn)(void *ud, const char *clinic, const char *severity,
                                         int64_t n),
                               void *ud)
 {
     if (st->pg)
-        return rg_pg_open_by_severity(st->pg, fn, ud);
+        return rg_pg_open_by_severity(st->pg, clinic, fn, ud);
     sqlite3_stmt *s = rg__q(st, Q_OPEN_BY_SEVERITY);
+    rg__text(s, 1, clinic);
     int rc;
     while ((rc = sqlite3_step(s)) == SQLITE_ROW)
         if (fn(ud, rg__col_text(s, 0), rg__col_text(s, 1), sqlite3_column_int64(s, 2)))
@@ -1308,6 +1309,63 @@ int rg_store_key_transitions(rg_store *st, const char *clinic, const char *key,
     rg__text(s, 1, clinic);
     rg__text(s, 2, key);
     return rg__each_transition(st, s, fn, ud);
+}
+
+static void rg__col_row(sqlite3_stmt *s, rg_event_row *r)
+{
+    r->seq = sqlite3_column_int64(s, 0);
+    r->version = sqlite3_column_int64(s, 1);
+    r->at = sqlite3_column_int64(s, 2);
+    r->clinic = rg__col_text(s, 3);
+    r->id = rg__col_text(s, 4);
+    r->patient = rg__col_text(s, 5);
+    r->type = rg__col_text(s, 6);
+    r->data = (const char *)sqlite3_column_text(s, 7);
+    r->body = rg__col_text(s, 8);
+    r->digest = (const char *)sqlite3_column_text(s, 9);
+    r->fields = sqlite3_column_blob(s, 10);
+    r->nfields = (size_t)sqlite3_column_bytes(s, 10);
+    r->status = (const char *)sqlite3_column_text(s, 11);
+    r->corrected_at = rg__col_time(s, 12);
+    r->corrected_by = (const char *)sqlite3_column_text(s, 13);
+}
+
+int rg_store_event_rows(rg_store *st, const char *after_clinic, int64_t after_seq, int limit,
+                        int (*fn)(void *ud, const rg_event_row *r), void *ud)
+{
+    if (st->pg)
+        return rg_pg_event_rows(st->pg, after_clinic, after_seq, limit, fn, ud);
+    sqlite3_stmt *s = rg__q(st, Q_EVENT_ROWS); /* seq is global here: the clinic is not needed */
+    int rc, frc = 0, n = 0;
+    sqlite3_bind_int64(s, 2, after_seq);
+    sqlite3_bind_int(s, 3, limit);
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+        rg_event_row r;
+        rg__col_row(s, &r);
+        n++;
+        if ((frc = fn(ud, &r)) != 0)
+            break;
+    }
+    rc = rg__each_end(s, rc, frc);
+    return rc ? rc : n;
+}
+
+int rg_store_event_rows_of(rg_store *st, const char *clinic, const char *id,
+                           int (*fn)(void *ud, const rg_event_row *r), void *ud)
+{
+    if (st->pg)
+        return rg_pg_event_rows_of(st->pg, clinic, id, fn, ud);
+    sqlite3_stmt *s = rg__q(st, Q_EVENT_ROWS_OF);
+    int rc, frc = 0;
+    rg__text(s, 1, clinic);
+    rg__text(s, 2, id);
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+        rg_event_row r;
+        rg__col_row(s, &r);
+        if ((frc = fn(ud, &r)) != 0)
+            break;
+    }
+    return rg__each_end(s, rc, frc);
 }
 
 int rg_store_key_clinics(rg_store *st, const char *key,

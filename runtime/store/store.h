@@ -16,6 +16,7 @@
 #include "event.h"
 
 #include <sqlite3.h>
+#include <stdio.h>
 
 /* 8: events carry a digest of their body, a key's actions are indexed by
  * (clinic, key) (issue 22) */
@@ -255,6 +256,34 @@ int rg_store_each_correction(rg_store *st, const char *clinic, const char *patie
                              int (*fn)(void *ud, const rg_stored_event *c,
                                        const rg_stored_event *replaced),
                              void *ud);
+/* An event version as stored, every column: what `regimen verify` and
+ * explain check against its digest (runtime/store/verify.c). data, digest,
+ * fields (nfields bytes) and corrected_by may be NULL. */
+typedef struct rg_event_row {
+    int64_t seq, version;
+    rg_time at, corrected_at;
+    const char *clinic, *id, *patient, *type, *data, *body, *digest, *status, *corrected_by;
+    const void *fields;
+    size_t nfields;
+} rg_event_row;
+/* Every stored event version in the store's order, at most limit, after
+ * the row (after_clinic, after_seq) it gave last ("", 0 to start); returns
+ * how many it passed to fn, 0 at the end, or an error. */
+int rg_store_event_rows(rg_store *st, const char *after_clinic, int64_t after_seq, int limit,
+                        int (*fn)(void *ud, const rg_event_row *r), void *ud);
+/* The stored versions of one event, oldest first. */
+int rg_store_event_rows_of(rg_store *st, const char *clinic, const char *id,
+                           int (*fn)(void *ud, const rg_event_row *r), void *ud);
+/* Whether row r is as it was stored: its body matches its digest, and the
+ * columns read from the body (clinic, id, patient, type, at, data, fields,
+ * version, status, corrected_at, corrected_by) say what the body says.
+ * 1 when intact, 0 (and why, one line) when not, RG_ENOMEM. */
+int rg_store_row_intact(const rg_event_row *r, char *why, size_t whylen);
+/* Checks every stored event version (rg_store_row_intact), printing one
+ * line to out per damaged one, naming it (clinic, id, seq, version) and
+ * what is wrong; *checked and *bad count them. RG_OK or a store error. */
+int rg_store_verify(rg_store *st, FILE *out, int64_t *checked, int64_t *bad);
+
 /* Every transition of an alert key in a clinic, in order (by the index on
  * (clinic, key)): a request reads only its own clinic's. */
 int rg_store_key_transitions(rg_store *st, const char *clinic, const char *key,
@@ -280,7 +309,8 @@ int rg_store_webhook_sent(rg_store *st, const char *clinic, int64_t cseq);
 
 /* The clinic's newest transition sequence number (0 when none). */
 int rg_store_last_cseq(rg_store *st, const char *clinic, int64_t *out);
-int rg_store_open_by_severity(rg_store *st,
+/* Open alerts by clinic and severity: of one clinic, or of all (NULL). */
+int rg_store_open_by_severity(rg_store *st, const char *clinic,
                               int (*fn)(void *ud, const char *clinic, const char *severity,
                                         int64_t n),
                               void *ud);

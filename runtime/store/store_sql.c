@@ -181,6 +181,10 @@ const size_t rg_store_nmigrations = sizeof rg_store_migrations / sizeof rg_store
 /* An event row as rg__col_event reads it; WIDE adds data, version, corrected_by. */
 #define RG__EV_COLS "seq, at, id, type, fields, replaces, corrected_at, status"
 #define RG__EV_WIDE RG__EV_COLS ", data, version, corrected_by"
+/* An event row as stored (rg_event_row). */
+#define RG__EV_ROW                                                                          \
+    "seq, version, at, clinic, id, patient, type, data, body, digest, fields, status,"    \
+    " corrected_at, corrected_by"
 /* Row e is its id's current version: no later version was stored. */
 #define RG__CURRENT(e)                                                                     \
     "NOT EXISTS (SELECT 1 FROM events n WHERE n.clinic = " e ".clinic AND n.id = " e ".id" \
@@ -316,8 +320,9 @@ const char *const rg_store_sql[Q__COUNT] = {
         "UPDATE patients SET wake = ?2, next_wake = min(coalesce(next_wake, ?2), ?2),"
         " scheduled = scheduled + 1 WHERE clinic = ?1 AND (clock IS NULL OR clock < ?2)",
     [Q_OPEN_BY_SEVERITY] =
-        "SELECT o.clinic, o.severity, count(*) FROM transitions o WHERE o.state = 'open' AND "
-        RG__STILL_OPEN("o") " GROUP BY o.clinic, o.severity",
+        "SELECT o.clinic, o.severity, count(*) FROM transitions o WHERE o.state = 'open'"
+        " AND (?1 IS NULL OR o.clinic = ?1) AND " RG__STILL_OPEN("o")
+        " GROUP BY o.clinic, o.severity",
     [Q_EVAL_ERROR] = "INSERT INTO eval_errors(clinic, patient, protocol, rule, at, message,"
                      " recorded) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7)",
     [Q_PROTOCOL_LOADED] = "INSERT OR IGNORE INTO protocol_versions(clinic, protocol, version,"
@@ -353,6 +358,11 @@ const char *const rg_store_sql[Q__COUNT] = {
     /* the clinics that have a key (the operator's `regimen explain KEY`,
      * never a request: those are scoped to the caller's clinic) */
     [Q_KEY_CLINICS] = "SELECT DISTINCT clinic FROM transitions WHERE key = ?1 ORDER BY clinic",
+    /* events as stored, every column verify.c checks: all of them in seq
+     * order (the primary key), and one event's versions */
+    [Q_EVENT_ROWS] = "SELECT " RG__EV_ROW " FROM events WHERE seq > ?2 ORDER BY seq LIMIT ?3",
+    [Q_EVENT_ROWS_OF] = "SELECT " RG__EV_ROW " FROM events WHERE clinic = ?1 AND id = ?2"
+                        " ORDER BY version",
     [Q_BEGIN] = "BEGIN IMMEDIATE",
     [Q_BEGIN_READ] = "BEGIN DEFERRED",
     [Q_COMMIT] = "COMMIT",

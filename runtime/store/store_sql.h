@@ -57,6 +57,8 @@ enum {
     Q_KEY_TRANSITIONS,
     Q_KEY_CLINICS,
     Q_ALERT_BY_KEY,
+    Q_EVENT_ROWS,
+    Q_EVENT_ROWS_OF,
     Q_BEGIN,
     Q_BEGIN_READ,
     Q_COMMIT,
