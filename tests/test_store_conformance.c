@@ -17,6 +17,7 @@
  * first opens, a v5 PostgreSQL database upgraded), and the many-worker
  * parts: leases and notices.
  */
+#include "digest.h"
 #include "ingest.h"
 #include "store.h"
 
@@ -487,6 +488,54 @@ static int collect_alert_key(void *ud, const rg_alert_view *a)
     snprintf(l->key[l->n], sizeof l->key[0], "%s", a->patient);
     l->open[l->n++] = !strcmp(a->state, "open");
     return 0;
+}
+
+static int take_row_digest(void *ud, const rg_event_row *r)
+{
+    snprintf(ud, 80, "%s", r->digest ? r->digest : "(none)");
+    return 0;
+}
+
+/* Every stored version keeps the SHA-256 of its body, the same on both
+ * stores; verify finds a changed body or a column that no longer says what
+ * the body says, and names the event. */
+CONFORM(verify_names_an_event_changed_behind_the_stores_back)
+{
+    cr_assert_eq(put("north", "e1", "p1", "2026-03-02T10:00:00Z", "{\"systolic\":171}"),
+                 RG_PUT_STORED);
+    cr_assert_eq(put("north", "e2", "p1", "2026-03-02T11:00:00Z", NULL), RG_PUT_STORED);
+    cr_assert_eq(put("south", "e1", "p9", "2026-03-02T12:00:00Z", "{\"systolic\":90}"),
+                 RG_PUT_STORED);
+    char digest[80] = "", *text = NULL;
+    size_t len = 0;
+    cr_assert_eq(rg_store_event_rows_of(st, "north", "e2", take_row_digest, digest), RG_OK);
+    rg_event ev;
+    ev_make(&ev, "north", "e2", "p1", "2026-03-02T11:00:00Z", NULL);
+    char want[RG_SHA256_HEX + 1];
+    rg_sha256_hex(ev.body, strlen(ev.body), want);
+    rg_event_clear(&ev);
+    cr_assert_str_eq(digest, want, "the digest of the body as received");
+    int64_t checked = 0, bad = 0;
+    FILE *m = open_memstream(&text, &len);
+    cr_assert_eq(rg_store_verify(st, m, &checked, &bad), RG_OK);
+    fclose(m);
+    cr_assert_eq(checked, 3);
+    cr_assert_eq(bad, 0, "%s", text);
+    free(text);
+    raw_sql("UPDATE events SET body = replace(body, '11:00', '11:01') WHERE id = 'e2'");
+    raw_sql("UPDATE events SET data = replace(data, '90', '91') WHERE clinic = 'south'");
+    m = open_memstream(&text, &len);
+    cr_assert_eq(rg_store_verify(st, m, &checked, &bad), RG_OK);
+    fclose(m);
+    cr_assert_eq(checked, 3);
+    cr_assert_eq(bad, 2, "%s", text);
+    cr_assert(strstr(text, "event clinic north, id e2, seq 2 (version 1): its body does not "
+                           "match its digest"), "%s", text);
+    cr_assert(strstr(text, "event clinic south, id e1, seq "), "%s", text);
+    cr_assert(strstr(text, "(version 1): its column data does not say what its body says"), "%s",
+              text);
+    cr_assert_null(strstr(text, "clinic north, id e1"), "%s", text);
+    free(text);
 }
 
 /* Tenancy: the same key text in two clinics; a read by key in one clinic
@@ -1215,6 +1264,8 @@ Test(conf_pg, a_v5_database_upgrades_in_place, .init = setup_pg, .fini = teardow
             "ALTER TABLE transitions DROP COLUMN notify_at;"
             "DROP TABLE webhook_ahead;"
             "ALTER TABLE patients DROP COLUMN scheduled;"
+            "ALTER TABLE events DROP COLUMN digest;"
+            "DROP INDEX alert_actions_by_key;"
             "UPDATE schema_version SET version = 5");
     cr_assert_eq(pg_int("SELECT count(*) FROM information_schema.columns"
                         " WHERE table_schema = current_schema() AND column_name = 'notify_at'"),
@@ -1223,6 +1274,13 @@ Test(conf_pg, a_v5_database_upgrades_in_place, .init = setup_pg, .fini = teardow
     cr_assert_eq(pg_int("SELECT version FROM schema_version"), RG_SCHEMA_VERSION);
     cr_assert_eq(pg_int("SELECT count(*) FROM events WHERE version = 1 AND replaces = 0"
                         " AND status IS NULL AND fields IS NOT NULL"), 1);
+    /* the upgrade's digests (SQL's sha256) are the ones C computes */
+    int64_t checked = 0, bad = 0;
+    FILE *devnull = fopen("/dev/null", "w");
+    cr_assert_eq(rg_store_verify(st, devnull, &checked, &bad), RG_OK);
+    fclose(devnull);
+    cr_assert_eq(checked, 2);
+    cr_assert_eq(bad, 0);
     cr_assert_eq(pg_int("SELECT count(*) FROM pg_inherits WHERE inhparent = 'webhook_ahead'::regclass"),
                  8, "partitioned by clinic like the rest");
     n_notify = 0;
