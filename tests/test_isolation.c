@@ -306,7 +306,8 @@ Test(isolation, control_characters_are_escaped_in_the_text_table_and_explain)
                   "return R.protocol { id = 'forge', version = '1',\n"
                   "  rules = { { id = 'forge.line', severity = 'info', check = function(h, now, p)\n"
                   "      if h:last('ping') then return R.alert { message =\n"
-                  "        'real\\r\\n2026-03-01T00:00:00Z     open      north       p-forged\\27[2J' }\n"
+                  "        'real\\r\\n2026-03-01T00:00:00Z     open      north       p-forged\\27[2J'\n"
+                  "        .. ' \\194\\155' .. '31m' }\n"
                   "      end end } } }\n");
     rg_test_write(dir, "events.jsonl",
                   "{\"id\":\"e1\",\"clinic\":\"north\",\"patient\":\"p1\",\"type\":\"ping\","
@@ -320,6 +321,8 @@ Test(isolation, control_characters_are_escaped_in_the_text_table_and_explain)
                           "\\x1b[2J"), "%s", out);
     cr_assert_null(strchr(out, '\r'), "%s", out);
     cr_assert_null(strchr(out, '\x1b'), "%s", out);
+    cr_assert(strstr(out, " \\u009b31m"), "a C1 control (CSI) escaped too: %s", out);
+    cr_assert_null(strstr(out, "\xc2\x9b"), "%s", out);
     cr_assert_eq(count_of(out, "\n"), 2, "a header and one line:\n%s", out);
     free(out);
     free(err);
@@ -337,7 +340,8 @@ Test(isolation, control_characters_are_escaped_in_the_text_table_and_explain)
                         "--clinic", protos, NULL};
     cr_assert_eq(rg_test_run(ex, NULL, &out, &err), 0, "%s", err);
     cr_assert(strstr(out, "\"real\\r\\n2026-03-01T00:00:00Z     open      north       p-forged"
-                          "\\x1b[2J\""), "%s", out);
+                          "\\x1b[2J \\u009b31m\""), "%s", out);
+    cr_assert_null(strstr(out, "\xc2\x9b"), "%s", out);
     cr_assert_null(strchr(out, '\r'), "%s", out);
     cr_assert_null(strchr(out, '\x1b'), "%s", out);
     free(out);

@@ -71,17 +71,26 @@ void rg_sha256_parts(const char *const *parts, int n, char *out, size_t hexlen)
     rg__hex(md, hexlen > RG_SHA256_HEX ? RG_SHA256_HEX : hexlen, out);
 }
 
-/* The escape of byte c ("" when it is printed as it is). */
-static const char *rg__escape(unsigned char c, char tmp[8])
+/* The escape of the character at s ("" when it is printed as it is) and
+ * in *len how many bytes it takes: C0 controls and DEL, and the C1
+ * controls as UTF-8 (U+0080..U+009F: some terminals take U+009B as CSI). */
+static const char *rg__escape(const char *s, char tmp[8], size_t *len)
 {
+    static const char hex[] = "0123456789abcdef";
+    unsigned char c = (unsigned char)s[0], c1 = (unsigned char)s[1];
+    *len = 1;
     switch (c) {
     case '\n': return "\\n";
     case '\r': return "\\r";
     case '\t': return "\\t";
     default:
         if (c < 0x20 || c == 0x7f) {
-            static const char hex[] = "0123456789abcdef";
             tmp[0] = '\\', tmp[1] = 'x', tmp[2] = hex[c >> 4], tmp[3] = hex[c & 15], tmp[4] = 0;
+            return tmp;
+        }
+        if (c == 0xc2 && c1 >= 0x80 && c1 <= 0x9f) {
+            *len = 2;
+            snprintf(tmp, 8, "\\u%04x", (unsigned)c1);
             return tmp;
         }
         return "";
@@ -92,25 +101,26 @@ void rg_fput_printable(FILE *f, const char *s)
 {
     const char *run = s;
     char tmp[8];
-    for (; *s; s++) {
-        const char *e = rg__escape((unsigned char)*s, tmp);
+    size_t len;
+    for (; *s; s += len) {
+        const char *e = rg__escape(s, tmp, &len);
         if (!*e)
             continue;
         fwrite(run, 1, (size_t)(s - run), f);
         fputs(e, f);
-        run = s + 1;
+        run = s + len;
     }
     fwrite(run, 1, (size_t)(s - run), f);
 }
 
 char *rg_printable(const char *s, char *buf, size_t size)
 {
-    size_t n = 0;
+    size_t n = 0, len;
     char tmp[8];
     if (!size)
         return buf;
-    for (; *s; s++) {
-        const char *e = rg__escape((unsigned char)*s, tmp);
+    for (; *s; s += len) {
+        const char *e = rg__escape(s, tmp, &len);
         size_t el = *e ? strlen(e) : 1;
         if (n + el >= size)
             break;

@@ -23,10 +23,10 @@ void rg_sha256_hex(const void *p, size_t n, char out[RG_SHA256_HEX + 1]);
  * (at most 64) and a NUL in out: no two lists of strings encode alike. */
 void rg_sha256_parts(const char *const *parts, int n, char *out, size_t hexlen);
 
-/* Writes s with every control character (C0, DEL) escaped as \r, \n, \t or
- * \xNN, so text from a protocol or an event cannot move a terminal's
- * cursor, colour it or forge a line. Other bytes (UTF-8 included) are
- * written as they are. */
+/* Writes s with every control character escaped (C0 and DEL as \r, \n, \t
+ * or \xNN, C1 as \u0080..\u009f), so text from a protocol or an event
+ * cannot move a terminal's cursor, colour it or forge a line. Other bytes
+ * (the rest of UTF-8 included) are written as they are. */
 void rg_fput_printable(FILE *f, const char *s);
 /* The same into buf (truncated to fit, always NUL-terminated); returns buf. */
 char *rg_printable(const char *s, char *buf, size_t size);
