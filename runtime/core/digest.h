@@ -9,10 +9,12 @@
 #include <stdio.h>
 
 #define RG_SHA256_HEX 64 /* hex digits of a whole digest */
-/* Hex digits of an alert key: 128 bits. Keys are unique per clinic (every
- * read by key is scoped by clinic); 128 bits leave a second preimage at
- * 2^128 work and a chance collision among a clinic's keys below 10^-18
- * for a billion keys, in a URL segment half the length of a whole digest. */
+/* Hex digits of an alert key: 128 bits. A key need only be unique within
+ * its clinic (the clinic is hashed in, and every read by key is scoped by
+ * clinic). 128 bits put a key equal to a given one (a second preimage) at
+ * 2^128 work, two of a clinic's own keys made to collide on purpose at
+ * 2^64, and a chance collision below 10^-18 for a billion keys, in a URL
+ * segment half the length of a whole digest. */
 #define RG_KEY_HEX 32
 
 /* The SHA-256 of n bytes at p, as 64 lowercase hex digits and a NUL. */
