@@ -44,6 +44,14 @@ static void open_key(const server *s, const char *token, char *key, size_t len)
     cr_assert_fail("no alert opened");
 }
 
+static int count_of(const char *text, const char *what)
+{
+    int n = 0;
+    for (const char *p = text; (p = strstr(p, what)); p += strlen(what))
+        n++;
+    return n;
+}
+
 static void exec_sql(const char *db, const char *sql)
 {
     sqlite3 *h;
@@ -101,6 +109,16 @@ Test(isolation, explain_by_a_forged_key_reads_only_the_callers_clinic, .timeout 
     cr_assert_null(strstr(out, "north-patient"), "%s", out);
     free(out);
     cr_assert_eq(server_stop(&s, SIGTERM), 0);
+    /* the operator's explain over the whole store: each clinic on its own */
+    char *err;
+    const char *ex[] = {"explain", ka, "--db", s.db, NULL};
+    cr_assert_eq(rg_test_run(ex, NULL, &out, &err), 0, "%s", err);
+    const char *n = strstr(out, "clinic north, patient north-patient");
+    const char *so = strstr(out, "clinic south, patient south-secret-patient");
+    cr_assert(n && so && n < so, "%s", out);
+    cr_assert_eq(count_of(out, "\nalert "), 1, "two explanations:\n%s", out);
+    free(out);
+    free(err);
     rg_test_rmdir(s.dir);
 }
 
@@ -117,14 +135,6 @@ static char *feed_until(const server *s, const char *want)
     }
     cr_assert_fail("the feed never showed %s", want);
     return NULL;
-}
-
-static int count_of(const char *text, const char *what)
-{
-    int n = 0;
-    for (const char *p = text; (p = strstr(p, what)); p += strlen(what))
-        n++;
-    return n;
 }
 
 /* A store of schema 7 (tests/fixtures/v7_open_alert.sql, made by the

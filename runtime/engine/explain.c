@@ -55,6 +55,7 @@ typedef struct rg__explain {
     rg_time prev_at; /* the key's previous transition (RG_TIME_NONE before the first) */
     rg_engine *eng;
     const rg_zone *zone; /* the alert's clinic's, once known */
+    const char *clinic;
 } rg__explain;
 
 static int rg__print_event(void *ud, const rg_stored_event *e)
@@ -149,7 +150,7 @@ static int rg__print_correction(void *ud, const rg_stored_event *c, const rg_sto
             rg_printable(r->type, type, sizeof type), rg_zone_display(x->zone, r->at, at));
     rg_fput_printable(x->out, r->data ? r->data : "");
     fputs(")\n", x->out);
-    return 0;
+    return rg_store_event_rows_of(x->st, x->clinic, c->id, rg__check_row, x);
 }
 
 static int rg__explain_one(void *ud, const rg_transition *t)
@@ -218,7 +219,7 @@ static int rg__explain_one(void *ud, const rg_transition *t)
 
 int rg_explain(rg_store *st, rg_engine *eng, const char *clinic, const char *key, FILE *out)
 {
-    rg__explain x = {st, out, 0, RG_TIME_NONE, eng, NULL};
+    rg__explain x = {st, out, 0, RG_TIME_NONE, eng, NULL, clinic};
     int rc = rg_store_key_transitions(st, clinic, key, rg__explain_one, &x);
     if (rc)
         return rc;
