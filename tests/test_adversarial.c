@@ -130,6 +130,8 @@ typedef struct adv_case {
     X(alert_huge_message, EVAL, "alert message is 1048576 bytes; the limit is 2000")           \
     X(alert_flood, EVAL, "deadline|alerts")                                                    \
     X(alert_deep_nesting, EVAL, "alert has an unknown field")                                  \
+    X(alert_control_key, EVAL, "alert key has a control character")                           \
+    X(params_write, EVAL, "the parameter table p is read-only in protocols")                   \
     X(error_table, EVAL, "(error object is a table value)")                                    \
     X(error_nil, EVAL, "(error object is a nil value)")                                        \
     X(error_function, EVAL, "(error object is a function value)")                              \

@@ -503,8 +503,8 @@ Test(e2e, explain_names_rule_version_parameters_and_events)
     const char *k = strstr(expected, "\"rule\":\"acute.infusion-due\"");
     cr_assert_not_null(k);
     k = strstr(k, "\"key\":\"") + 7;
-    char key[17];
-    snprintf(key, sizeof key, "%.16s", k);
+    char key[33];
+    snprintf(key, sizeof key, "%.32s", k);
     const char *args[] = {"explain", key, "--events", "examples/clinics/north/timeline.jsonl",
                           "--until", "2026-05-01T00:00:00Z", "--clinic",
                           "north=examples/clinics/north", NULL};
@@ -656,7 +656,7 @@ Test(e2e, corrections_ingest_simulate_and_explain)
     cr_assert_not_null(k);
     k = strstr(k, "\"key\":\"");
     cr_assert_not_null(k);
-    char key[17];
+    char key[33];
     snprintf(key, sizeof key, "%s", k + 7);
     free(out);
     free(err);

@@ -14,6 +14,8 @@
  * a schema of its own on the cluster's database.
  */
 #include "rg.h"
+#include "pg_sql.h"
+#include "store.h"
 
 #define RG_TEST_SERVE
 #include "helpers.h"
@@ -206,7 +208,7 @@ Test(pg, corrections_ingest_and_explain_take_the_url)
     cr_assert_not_null(k);
     k = strstr(k, "\"key\":\"");
     cr_assert_not_null(k);
-    char key[17];
+    char key[33];
     snprintf(key, sizeof key, "%s", k + 7);
     free(out);
     free(err);
@@ -766,4 +768,60 @@ Test(pg, sweep_is_refused_beside_workers_and_workers_beside_a_sweep, .timeout = 
     free(out);
     free(err);
     rg_test_rmdir(w.dir);
+}
+
+/* One EXPLAIN EXECUTE of statement text q with the given arguments, as text. */
+static void plan_of(PGconn *c, const char *q, const char *args, char *plan, size_t size)
+{
+    char text[4096];
+    PQclear(PQexec(c, "DEALLOCATE ALL"));
+    snprintf(text, sizeof text, "PREPARE q AS %s", q);
+    PGresult *r = PQexec(c, text);
+    cr_assert_eq(PQresultStatus(r), PGRES_COMMAND_OK, "%s", PQresultErrorMessage(r));
+    PQclear(r);
+    snprintf(text, sizeof text, "EXPLAIN EXECUTE q(%s)", args);
+    r = PQexec(c, text);
+    cr_assert_eq(PQresultStatus(r), PGRES_TUPLES_OK, "%s", PQresultErrorMessage(r));
+    plan[0] = '\0';
+    for (int i = 0; i < PQntuples(r); i++) {
+        size_t n = strlen(plan);
+        snprintf(plan + n, size - n, "%s\n", PQgetvalue(r, i, 0));
+    }
+    PQclear(r);
+}
+
+/* The reads by alert key (explain, GET /v1/alerts/{key}, the engine's
+ * check) go through transitions_by_key on (clinic, key) in the clinic's
+ * partition, not through the clinic's 60,000 transitions. */
+Test(pg, reads_by_key_use_the_clinic_key_index, .timeout = 120)
+{
+    char err[512];
+    rg_store *st;
+    fresh_schema(40);
+    cr_assert_eq(rg_store_open(&st, url, NULL, err, sizeof err), RG_OK, "%s", err);
+    rg_store_close(st);
+    PGconn *c = PQconnectdb(url);
+    cr_assert_eq(PQstatus(c), CONNECTION_OK, "%s", PQerrorMessage(c));
+    PGresult *r = PQexec(c, "INSERT INTO transitions(clinic, alert_id, at, state, patient, key,"
+                            " protocol, version, rule, severity, message, due, params, evidence,"
+                            " recorded, cseq) SELECT 'south', NULL, g, 'open', 'p' || (g % 500),"
+                            " md5(g::text), 'x', '1', 'r', 'info', 'm', g, '{}', '[]', g, g"
+                            " FROM generate_series(1, 60000) g; ANALYZE");
+    cr_assert_eq(PQresultStatus(r), PGRES_COMMAND_OK, "%s", PQresultErrorMessage(r));
+    PQclear(r);
+    static const struct {
+        int q;
+        const char *args;
+    } reads[] = {
+        {P_KEY_TRANSITIONS, "'south', 'c4ca4238a0b923820dcc509a6f75849b'"},
+        {P_ALERT_BY_KEY, "'south', NULL, NULL, 'c4ca4238a0b923820dcc509a6f75849b', 1000"},
+        {P_KEY_LAST, "'south', 'c4ca4238a0b923820dcc509a6f75849b'"},
+    };
+    char plan[4096];
+    for (size_t i = 0; i < sizeof reads / sizeof reads[0]; i++) {
+        plan_of(c, rg_pg_sql[reads[i].q], reads[i].args, plan, sizeof plan);
+        cr_assert(strstr(plan, "clinic_key_seq_idx"), "read %zu:\n%s", i, plan);
+        cr_assert_null(strstr(plan, "Seq Scan on transitions"), "read %zu:\n%s", i, plan);
+    }
+    PQfinish(c);
 }

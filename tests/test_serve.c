@@ -89,8 +89,8 @@ Test(serve, ingest_time_driven_alert_stream_and_feed, .timeout = 30)
     cr_assert_eq(http(s.port, "GET", "/v1/alerts?state=open", TOKEN_A, NULL, &out), 200);
     char *k = strstr(out, "\"key\":\"");
     cr_assert_not_null(k, "%s", out);
-    char key[32];
-    snprintf(key, sizeof key, "%.16s", k + 7);
+    char key[40];
+    snprintf(key, sizeof key, "%.32s", k + 7);
     free(out);
     char path[128];
     snprintf(path, sizeof path, "/v1/alerts/%s", key);

@@ -1295,6 +1295,29 @@ Test(store, due_patients_read_the_wake_index_earliest_first)
     cr_assert_eq(rg_store_due_patients(st, due - 200, 100, collect_pat, &g), 0);
 }
 
+/* Every read by alert key (explain, GET /v1/alerts/{key}, its actions, the
+ * engine's open check) is a lookup in an index on (clinic, key): its cost is
+ * the key's rows, never a walk through the clinic's transitions. */
+Test(store, reads_by_key_use_an_index_on_clinic_and_key)
+{
+    sqlite3 *db = peek_open();
+    for (int i = 0; rg_store_key_sql(i); i++) {
+        char sql[2048], plan[2048] = "";
+        sqlite3_stmt *s;
+        snprintf(sql, sizeof sql, "EXPLAIN QUERY PLAN %s", rg_store_key_sql(i));
+        cr_assert_eq(sqlite3_prepare_v2(db, sql, -1, &s, NULL), SQLITE_OK, "%s",
+                     sqlite3_errmsg(db));
+        while (sqlite3_step(s) == SQLITE_ROW) {
+            size_t n = strlen(plan);
+            snprintf(plan + n, sizeof plan - n, "%s\n", (const char *)sqlite3_column_text(s, 3));
+        }
+        sqlite3_finalize(s);
+        cr_assert(strstr(plan, "_by_key (clinic=? AND key=?"), "read %d:\n%s", i, plan);
+        cr_assert_null(strstr(plan, "SCAN "), "read %d:\n%s", i, plan);
+    }
+    sqlite3_close(db);
+}
+
 /* ---- alerts and transitions -------------------------------------------- */
 
 /* A version 5 file (as this program leaves one, less what version 6 adds):
@@ -1313,6 +1336,8 @@ Test(store_file, v5_file_upgrades_to_notify_at)
                                   "ALTER TABLE patients DROP COLUMN scheduled;"
                                   "DROP TABLE failing_rules;"
                                   "ALTER TABLE patients DROP COLUMN failing;"
+                                  "DROP INDEX alert_actions_by_key;"
+                                  "ALTER TABLE events DROP COLUMN digest;"
                                   "PRAGMA user_version = 5;", NULL, NULL, NULL),
                  SQLITE_OK, "%s", sqlite3_errmsg(db));
     sqlite3_close(db);

@@ -17,6 +17,7 @@
  * first opens, a v5 PostgreSQL database upgraded), and the many-worker
  * parts: leases and notices.
  */
+#include "digest.h"
 #include "ingest.h"
 #include "store.h"
 
@@ -468,10 +469,107 @@ CONFORM(transitions_open_resolve_and_refuse_what_does_not_fit)
     cr_assert_eq(rg_store_each_transition(st, t2.seq, 0, collect_tr, &key), RG_OK);
     cr_assert_eq(key.n, 1);
     trs kt = {0};
-    cr_assert_eq(rg_store_key_transitions(st, "k-a", collect_tr, &kt), RG_OK);
+    cr_assert_eq(rg_store_key_transitions(st, "north", "k-a", collect_tr, &kt), RG_OK);
     cr_assert_eq(kt.n, 2);
     cr_assert_eq(kt.open[0], 1);
     cr_assert_eq(kt.open[1], 0);
+}
+
+static int collect_clinic(void *ud, const char *clinic)
+{
+    trs *l = ud;
+    snprintf(l->key[l->n++], sizeof l->key[0], "%s", clinic);
+    return 0;
+}
+
+static int collect_alert_key(void *ud, const rg_alert_view *a)
+{
+    trs *l = ud;
+    snprintf(l->key[l->n], sizeof l->key[0], "%s", a->patient);
+    l->open[l->n++] = !strcmp(a->state, "open");
+    return 0;
+}
+
+static int take_row_digest(void *ud, const rg_event_row *r)
+{
+    snprintf(ud, 80, "%s", r->digest ? r->digest : "(none)");
+    return 0;
+}
+
+/* Every stored version keeps the SHA-256 of its body, the same on both
+ * stores; verify finds a changed body or a column that no longer says what
+ * the body says, and names the event. */
+CONFORM(verify_names_an_event_changed_behind_the_stores_back)
+{
+    cr_assert_eq(put("north", "e1", "p1", "2026-03-02T10:00:00Z", "{\"systolic\":171}"),
+                 RG_PUT_STORED);
+    cr_assert_eq(put("north", "e2", "p1", "2026-03-02T11:00:00Z", NULL), RG_PUT_STORED);
+    cr_assert_eq(put("south", "e1", "p9", "2026-03-02T12:00:00Z", "{\"systolic\":90}"),
+                 RG_PUT_STORED);
+    char digest[80] = "", *text = NULL;
+    size_t len = 0;
+    cr_assert_eq(rg_store_event_rows_of(st, "north", "e2", take_row_digest, digest), RG_OK);
+    rg_event ev;
+    ev_make(&ev, "north", "e2", "p1", "2026-03-02T11:00:00Z", NULL);
+    char want[RG_SHA256_HEX + 1];
+    rg_sha256_hex(ev.body, strlen(ev.body), want);
+    rg_event_clear(&ev);
+    cr_assert_str_eq(digest, want, "the digest of the body as received");
+    int64_t checked = 0, bad = 0;
+    FILE *m = open_memstream(&text, &len);
+    cr_assert_eq(rg_store_verify(st, m, &checked, &bad), RG_OK);
+    fclose(m);
+    cr_assert_eq(checked, 3);
+    cr_assert_eq(bad, 0, "%s", text);
+    free(text);
+    raw_sql("UPDATE events SET body = replace(body, '11:00', '11:01') WHERE id = 'e2'");
+    raw_sql("UPDATE events SET data = replace(data, '90', '91') WHERE clinic = 'south'");
+    m = open_memstream(&text, &len);
+    cr_assert_eq(rg_store_verify(st, m, &checked, &bad), RG_OK);
+    fclose(m);
+    cr_assert_eq(checked, 3);
+    cr_assert_eq(bad, 2, "%s", text);
+    cr_assert(strstr(text, "event clinic north, id e2, seq 2 (version 1): its body does not "
+                           "match its digest"), "%s", text);
+    cr_assert(strstr(text, "event clinic south, id e1, seq "), "%s", text);
+    cr_assert(strstr(text, "(version 1): its column data does not say what its body says"), "%s",
+              text);
+    cr_assert_null(strstr(text, "clinic north, id e1"), "%s", text);
+    free(text);
+}
+
+/* Tenancy: the same key text in two clinics; a read by key in one clinic
+ * never returns the other's rows (explain and GET /v1/alerts/{key} read
+ * through these). */
+CONFORM(reads_by_key_see_only_their_clinic)
+{
+    int64_t a = 0, b = 0;
+    rg_transition tn = tr(1, "north", "p1", "k-same", T("2026-03-02T12:00:00Z"));
+    rg_transition ts = tr(1, "south", "p9", "k-same", T("2026-03-02T12:30:00Z"));
+    cr_assert_eq(rg_store_transition(st, &tn, &a), RG_OK);
+    cr_assert_eq(rg_store_transition(st, &ts, &b), RG_OK);
+    rg_transition rs = tr(0, "south", "p9", "k-same", T("2026-03-02T13:00:00Z"));
+    cr_assert_eq(rg_store_transition(st, &rs, &b), RG_OK);
+    trs n = {0}, s = {0}, none = {0}, clinics = {0}, an = {0}, as = {0};
+    cr_assert_eq(rg_store_key_transitions(st, "north", "k-same", collect_tr, &n), RG_OK);
+    cr_assert_eq(n.n, 1, "north sees only its own opening");
+    cr_assert_eq(rg_store_key_transitions(st, "south", "k-same", collect_tr, &s), RG_OK);
+    cr_assert_eq(s.n, 2);
+    cr_assert_eq(rg_store_key_transitions(st, "west", "k-same", collect_tr, &none), RG_OK);
+    cr_assert_eq(none.n, 0);
+    cr_assert_eq(rg_store_key_clinics(st, "k-same", collect_clinic, &clinics), RG_OK);
+    cr_assert_eq(clinics.n, 2);
+    cr_assert_str_eq(clinics.key[0], "north");
+    cr_assert_str_eq(clinics.key[1], "south");
+    cr_assert_eq(rg_store_each_alert(st, "north", NULL, NULL, "k-same", 10, collect_alert_key, &an),
+                 RG_OK);
+    cr_assert_eq(an.n, 1);
+    cr_assert_str_eq(an.key[0], "p1");
+    cr_assert_eq(an.open[0], 1, "north's alert is open (south's resolution is not its)");
+    cr_assert_eq(rg_store_each_alert(st, "south", NULL, "resolved", "k-same", 10,
+                                     collect_alert_key, &as), RG_OK);
+    cr_assert_eq(as.n, 1);
+    cr_assert_str_eq(as.key[0], "p9");
 }
 
 CONFORM(each_clinic_sequence_is_gap_free_across_transactions_and_rollbacks)
@@ -590,7 +688,7 @@ CONFORM(alerts_staff_actions_and_snoozes)
     cr_assert_eq(rg_store_each_action(st, "north", "k-a", collect_action, NULL), RG_OK);
     cr_assert_eq(n_actions, 3);
     sev_n = 0;
-    cr_assert_eq(rg_store_open_by_severity(st, on_sev, NULL), RG_OK);
+    cr_assert_eq(rg_store_open_by_severity(st, NULL, on_sev, NULL), RG_OK);
     cr_assert_eq(sev_n, 2);
 
     rg_transition r = tr(0, "north", "p1", "k-a", T("2026-03-02T13:00:00Z"));
@@ -604,8 +702,14 @@ CONFORM(alerts_staff_actions_and_snoozes)
                  RG_OK);
     cr_assert_eq(n_alerts, 1);
     sev_n = 0;
-    cr_assert_eq(rg_store_open_by_severity(st, on_sev, NULL), RG_OK);
+    cr_assert_eq(rg_store_open_by_severity(st, NULL, on_sev, NULL), RG_OK);
     cr_assert_eq(sev_n, 1);
+    sev_n = 0;
+    cr_assert_eq(rg_store_open_by_severity(st, "north", on_sev, NULL), RG_OK);
+    cr_assert_eq(sev_n, 1, "north's own");
+    sev_n = 0;
+    cr_assert_eq(rg_store_open_by_severity(st, "south", on_sev, NULL), RG_OK);
+    cr_assert_eq(sev_n, 0, "nothing of north when south asks");
 }
 
 CONFORM(webhook_cursor_errors_and_provenance)
@@ -954,7 +1058,7 @@ CONFORM(notify_at_round_trips_and_unset_means_at)
             cr_assert_eq(notify_seen[i], want[i], "read %d, transition %d", how, i);
     }
     n_notify = 0;
-    cr_assert_eq(rg_store_key_transitions(st, "k-1", collect_notify, NULL), RG_OK);
+    cr_assert_eq(rg_store_key_transitions(st, "north", "k-1", collect_notify, NULL), RG_OK);
     cr_assert_eq(n_notify, 1);
     cr_assert_eq(notify_seen[0], want[0]);
 }
@@ -1162,6 +1266,8 @@ Test(conf_pg, a_v5_database_upgrades_in_place, .init = setup_pg, .fini = teardow
             "ALTER TABLE patients DROP COLUMN scheduled;"
             "DROP TABLE failing_rules;"
             "ALTER TABLE patients DROP COLUMN failing;"
+            "ALTER TABLE events DROP COLUMN digest;"
+            "DROP INDEX alert_actions_by_key;"
             "UPDATE schema_version SET version = 5");
     cr_assert_eq(pg_int("SELECT count(*) FROM information_schema.columns"
                         " WHERE table_schema = current_schema() AND column_name = 'notify_at'"),
@@ -1170,6 +1276,13 @@ Test(conf_pg, a_v5_database_upgrades_in_place, .init = setup_pg, .fini = teardow
     cr_assert_eq(pg_int("SELECT version FROM schema_version"), RG_SCHEMA_VERSION);
     cr_assert_eq(pg_int("SELECT count(*) FROM events WHERE version = 1 AND replaces = 0"
                         " AND status IS NULL AND fields IS NOT NULL"), 1);
+    /* the upgrade's digests (SQL's sha256) are the ones C computes */
+    int64_t checked = 0, bad = 0;
+    FILE *devnull = fopen("/dev/null", "w");
+    cr_assert_eq(rg_store_verify(st, devnull, &checked, &bad), RG_OK);
+    fclose(devnull);
+    cr_assert_eq(checked, 2);
+    cr_assert_eq(bad, 0);
     cr_assert_eq(pg_int("SELECT count(*) FROM pg_inherits WHERE inhparent = 'webhook_ahead'::regclass"),
                  8, "partitioned by clinic like the rest");
     n_notify = 0;

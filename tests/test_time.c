@@ -194,7 +194,7 @@ Test(clinic_time, closed_hours_and_closures_move_notify_at_but_not_critical)
                           "\"at_local\":\"2026-03-06T14:00:00-05:00\","
                           "\"due_local\":\"2026-03-06T14:00:00-05:00\","
                           "\"notify_at\":\"2026-03-10T12:00:00Z\""), "%s", out);
-    cr_assert(strstr(out, "\"rule\":\"t.flag-critical\",\"severity\":\"critical\",\"key\":\"7736b5a8b3e2b449\","
+    cr_assert(strstr(out, "\"rule\":\"t.flag-critical\",\"severity\":\"critical\",\"key\":\"3f202185f8600947297727cf66b9d915\","
                           "\"message\":\"critical\",\"due\":\"2026-03-06T19:00:00Z\",\"at_local\":"
                           "\"2026-03-06T14:00:00-05:00\",\"due_local\":\"2026-03-06T14:00:00-05:00\","
                           "\"notify_at\":\"2026-03-06T19:00:00Z\""),

@@ -257,12 +257,12 @@ Test(worklist, a_ticket_is_dead_after_30_seconds, .timeout = 30, .fini = cleanup
     rg_test_rmdir(s.dir);
 }
 
-static int the_key(const char *alerts, char key[17])
+static int the_key(const char *alerts, char key[33])
 {
     const char *k = strstr(alerts, "\"key\":\"");
     if (!k)
         return -1;
-    snprintf(key, 17, "%.16s", k + 7);
+    snprintf(key, 33, "%.32s", k + 7);
     return 0;
 }
 
@@ -273,7 +273,7 @@ Test(worklist, explain_is_regimen_explain_and_other_clinics_get_404, .timeout = 
     server_setup(&s, fast_protocol, fast_protocol);
     live = &s;
     server_start(&s);
-    char *body, key[17], path[200], *text, *svg;
+    char *body, key[33], path[200], *text, *svg;
     char *n1 = ping("north", "n1", "p-1", now_ms() - 5000, "ping");
     cr_assert_eq(http(s.port, "POST", "/v1/events", TOKEN_A, n1, &body), 200);
     free(body);

@@ -14,6 +14,7 @@
  * and a service is refused while they run.
  */
 #include "check.h"
+#include "digest.h"
 #include "clinic.h"
 #include "engine.h"
 #include "fhir.h"
@@ -59,6 +60,9 @@ static const char rg__usage[] =
     "                                   --print prints the events as JSON Lines instead\n"
     "                                   of storing them\n"
     "  rejected [--db PATH]             list refused lines with their line, field and reason\n"
+    "  verify [--db PATH]               check every stored event against its digest and\n"
+    "                                   its columns against its body; name each damaged\n"
+    "                                   one (clinic, id, seq); exit 1 if any is damaged\n"
     "  simulate --events FILE --until TIME [--format text|jsonl|html] [--protocols DIR]\n"
     "           [--clinic NAME=DIR]... [--db PATH]\n"
     "                                   replay a timeline under a virtual clock and print\n"
@@ -560,6 +564,36 @@ static int rg__cmd_rejected(int argc, char **argv)
     return rc;
 }
 
+/* regimen verify: is every stored event as it was stored (verify.c)? */
+static int rg__cmd_verify(int argc, char **argv)
+{
+    rg__opts o = {.db = "regimen.db"};
+    rg_store *st;
+    int rc = rg__parse(argc, argv, &o);
+    if (rc)
+        return rc;
+    if (optind != argc)
+        return rg__die("%s", "verify takes no arguments but --db PATH");
+    if (!rg_store_is_server(o.db) && access(o.db, F_OK) != 0)
+        return rg__die("no database at %s", o.db);
+    if ((rc = rg__open_store(o.db, 0, NULL, NULL, &st)))
+        return rc;
+    int64_t checked = 0, bad = 0;
+    if (rg_store_verify(st, stdout, &checked, &bad)) {
+        fprintf(stderr, "regimen: %s\n", rg_store_errmsg(st));
+        rc = 2;
+    } else {
+        printf("%lld event version%s checked: ", (long long)checked, checked == 1 ? "" : "s");
+        if (bad)
+            printf("%lld damaged\n", (long long)bad);
+        else
+            printf("all intact\n");
+        rc = bad ? 1 : 0;
+    }
+    rg_store_close(st);
+    return rc;
+}
+
 /* Where simulate prints, and the engine that knows each clinic's zone. */
 typedef struct rg__out {
     FILE *f;
@@ -582,12 +616,15 @@ static int rg__print_text(void *ud, const rg_transition *t)
 {
     rg__out *o = ud;
     const rg_zone *z = rg_engine_zone(o->eng, t->clinic);
-    char at[RG_TIME_BUFSZ], later[RG_TIME_BUFSZ];
-    fprintf(o->f, "%-23s  %-8s  %-10s  %-10s  %-26s  %-8s  %s", rg_zone_display(z, t->at, at),
+    char at[RG_TIME_BUFSZ], later[RG_TIME_BUFSZ], patient[4 * RG_EVENT_MAX_ID + 1], rule[512];
+    /* what protocols and events wrote, with control characters escaped:
+     * a message cannot end the line, forge the next or drive the terminal;
+     * "-" is the clinic's own patient (a system alert) */
+    fprintf(o->f, "%-23s  %-8s  %-10s  %-10s  %-26s  %-8s  ", rg_zone_display(z, t->at, at),
             RG_TRANSITION_STATE(t), t->clinic,
-            *t->patient ? t->patient : "-", /* "-": the clinic's own (a system alert) */
-            t->rule, t->severity,
-            t->message);
+            *t->patient ? rg_printable(t->patient, patient, sizeof patient) : "-",
+            rg_printable(t->rule, rule, sizeof rule), t->severity);
+    rg_fput_printable(o->f, t->message);
     if (t->notify_at != RG_TIME_NONE && t->notify_at != t->at)
         fprintf(o->f, " (notify %s)", rg_zone_display(z, t->notify_at, later));
     fputc('\n', o->f);
@@ -826,6 +863,26 @@ static int rg__cmd_simulate(int argc, char **argv)
     return rc;
 }
 
+typedef struct rg__explain_all {
+    rg_store *st;
+    rg_engine *eng;
+    const char *key;
+    int n;
+} rg__explain_all;
+
+/* The operator's explain reads the whole store: each clinic that has the
+ * key is explained on its own (rg_explain reads one clinic only). */
+static int rg__explain_clinic(void *ud, const char *clinic)
+{
+    rg__explain_all *x = ud;
+    char name[RG_EVENT_MAX_CLINIC + 1];
+    snprintf(name, sizeof name, "%s", clinic); /* the row is reused by rg_explain's reads */
+    if (x->n++)
+        fputc('\n', stdout);
+    int rc = rg_explain(x->st, x->eng, name, x->key, stdout);
+    return rc == RG_ENOTFOUND ? RG_OK : rc;
+}
+
 static int rg__cmd_explain(int argc, char **argv)
 {
     rg__opts o = {.db = "regimen.db"};
@@ -858,7 +915,10 @@ static int rg__cmd_explain(int argc, char **argv)
             return rc;
         }
     }
-    rc = rg_explain(st, eng, argv[optind], stdout);
+    rg__explain_all x = {st, eng, argv[optind], 0};
+    rc = rg_store_key_clinics(st, argv[optind], rg__explain_clinic, &x);
+    if (rc == RG_OK && !x.n)
+        rc = RG_ENOTFOUND;
     if (rc == RG_ENOTFOUND)
         fprintf(stderr, "regimen: no alert with key %s\n", argv[optind]);
     else if (rc)
@@ -1091,6 +1151,7 @@ static const char rg__serve_usage[] =
     "                \"idle_timeout_ms\": 30000, \"request_timeout_ms\": 10000,\n"
     "                \"max_events_per_request\": 1000, \"history_cache_mb\": 64,\n"
     "                \"future_skew_minutes\": 15 } }\n"
+    "A token belongs to one clinic: one listed for two clinics is refused.\n"
     "\n"
     "Roles: nurse (read, ack, snooze), prescriber, admin (reload, the clinic's\n"
     "metrics), auditor, integration (events and FHIR only), metrics (/metrics of\n"
@@ -1205,6 +1266,7 @@ int main(int argc, char **argv)
         {"ingest", rg__cmd_ingest},
         {"import-fhir", rg__cmd_import_fhir},
         {"rejected", rg__cmd_rejected},
+        {"verify", rg__cmd_verify},
         {"simulate", rg__cmd_simulate},
         {"check", rg__cmd_check},
         {"test", rg__cmd_test},

@@ -9,6 +9,7 @@
  * the history binding.
  */
 #include "engine.h"
+#include "digest.h"
 #include "fields.h"
 #include "hcache.h"
 
@@ -354,6 +355,17 @@ static void rg__alert_slots(lua_State *L, int idx, int lidx, lua_Integer *k, con
     if (lua_rawlen(L, -1) > RG_MAX_KEY)
         luaL_error(L, "rule '%s': alert key is %d bytes; the limit is %d", rule,
                    (int)lua_rawlen(L, -1), RG_MAX_KEY);
+    /* a NUL or a control character would make two keys one (or forge a
+     * line where the key is shown): refused, never cut or dropped */
+    size_t klen;
+    const char *key = lua_tolstring(L, -1, &klen);
+    for (size_t i = 0; i < klen; i++)
+        if ((unsigned char)key[i] < 0x20 || key[i] == 0x7f) {
+            char byte[8]; /* lua_pushfstring has no %x */
+            snprintf(byte, sizeof byte, "0x%02x", (unsigned)(unsigned char)key[i]);
+            luaL_error(L, "rule '%s': alert key has a control character (byte %s at offset "
+                          "%d); a key is printable text", rule, byte, (int)i);
+        }
     lua_rawseti(L, lidx, ++*k);
     /* severity */
     t = lua_getfield(L, idx, "severity");
@@ -428,8 +440,9 @@ static void rg__normalize(lua_State *L, int idx, const char *rule)
 /* [-0, +1] The parameters in force for this patient: the clinic's base, or a
  * copy with the patient's own plan (plan events' data) applied over it. The
  * first plan event type (by default "enrolled") starts a new plan: what an
- * earlier course set does not carry over into a re-enrolment. */
-static void rg__params(lua_State *L, int desc, int hidx)
+ * earlier course set does not carry over into a re-enrolment. Returns 1
+ * for a plan's copy (a plain table), 0 for the base's read-only view. */
+static int rg__params(lua_State *L, int desc, int hidx)
 {
     rg_history *h = lua_touserdata(L, hidx);
     lua_getfield(L, desc, "params");
@@ -509,10 +522,11 @@ static void rg__params(lua_State *L, int desc, int hidx)
     if (custom) {
         lua_copy(L, copy, base);
         lua_settop(L, base);
-        return;
+        return 1;
     }
     lua_settop(L, base - 1);
     lua_getfield(L, desc, "params_ro");
+    return 0;
 }
 
 /* [-2, +1] (result, rule id) -> flat list of alert slots */
@@ -537,9 +551,8 @@ static int rg__eval_protocol(lua_State *L)
     luaL_checkstack(L, 16, "evaluation");
     lua_createtable(L, 8, 3);
     const int res = 5, p = 6;
-    rg__params(L, 1, 2); /* 6: p as the rules see it */
-    if (lua_getmetatable(L, p)) { /* the read-only view: record the plain base */
-        lua_pop(L, 1);
+    int custom = rg__params(L, 1, 2); /* 6: p as the rules see it */
+    if (!custom) { /* the read-only view: record the plain base */
         lua_pushboolean(L, 1);
         lua_setfield(L, res, "base");
         lua_getfield(L, 1, "params");
@@ -547,6 +560,11 @@ static int rg__eval_protocol(lua_State *L)
         lua_pushvalue(L, p);
     }
     lua_setfield(L, res, "params");
+    /* what is recorded is what the rules get: a plan's copy is handed out
+     * read-only too, so no rule can change what explain shows as in force */
+    if (custom)
+        rg_sandbox_freeze(L, "the parameter table p");
+    assert(lua_gettop(L) == p);
     if (lua_getfield(L, 1, "applies") == LUA_TFUNCTION) {
         h->mark = mark;
         lua_pushvalue(L, 2);
@@ -862,9 +880,23 @@ static int rg__collect_open(void *ud, int64_t id, const rg_transition *t)
     return rg__add_open(ud, id, t);
 }
 
-/* The alert's stable key: one alert per (patient, protocol, rule, subkey). */
+/* The alert's stable key: one alert per (clinic, patient, protocol, rule,
+ * subkey), the first RG_KEY_HEX hex digits of a SHA-256 over the five
+ * length-prefixed (digest.h). The same events give the same keys in
+ * simulate, test and serve. */
 static void rg__alert_key(const char *clinic, const char *patient, const char *proto,
-                          const char *rule, const char *subkey, char out[17])
+                          const char *rule, const char *subkey, char out[RG_KEY_HEX + 1])
+{
+    const char *parts[5] = {clinic, patient, proto, rule, subkey};
+    rg_sha256_parts(parts, 5, out, RG_KEY_HEX);
+}
+
+/* The key as schema versions before 8 made it (16 hex digits of an FNV-1a
+ * of the five parts, each followed by 0xff): an alert opened then keeps its
+ * key, so it is matched to a rule's result by this form. */
+#define RG__LEGACY_KEY_HEX 16
+static void rg__legacy_key(const char *clinic, const char *patient, const char *proto,
+                           const char *rule, const char *subkey, char out[17])
 {
     const char *parts[5] = {clinic, patient, proto, rule, subkey};
     uint64_t h = UINT64_C(14695981039346656037);
@@ -989,8 +1021,8 @@ static char *rg__evidence_json(rg_engine *e, int n, uint32_t mark)
 
 typedef struct rg__cand {
     int proto, rule;
-    char key[17];
-    const char *severity, *message; /* in the results tables on the Lua stack */
+    char key[RG_KEY_HEX + 1];
+    const char *subkey, *severity, *message; /* in the results tables on the Lua stack */
     rg_time due;
     int matched;
 } rg__cand;
@@ -1032,7 +1064,8 @@ static int rg__read_alerts(lua_State *L, int lidx, const rg_clinic *c, const cha
         cd->rule = ri;
         cd->due = due == RG_TIME_NONE ? t : due;
         lua_rawgeti(L, lidx, k);
-        rg__alert_key(c->name, patient, p->id, p->rules[ri].id, lua_tostring(L, -1), cd->key);
+        cd->subkey = lua_tostring(L, -1);
+        rg__alert_key(c->name, patient, p->id, p->rules[ri].id, cd->subkey, cd->key);
         lua_rawgeti(L, lidx, k + 1);
         cd->severity = lua_isstring(L, -1) ? lua_tostring(L, -1) : p->rules[ri].severity;
         lua_rawgeti(L, lidx, k + 2);
@@ -1070,6 +1103,22 @@ static int rg__new_history(lua_State *L)
     return 1;
 }
 
+/* Whether candidate cd is the open alert with this key: its key, or, for
+ * an alert opened before keys were SHA-256 (16 hex digits), the key it had
+ * then, so that it stays open, and resolves, under the key it was given. */
+static int rg__is_alert(const rg_clinic *c, const char *patient, const rg__cand *cd,
+                        const char *key)
+{
+    if (!strcmp(cd->key, key))
+        return 1;
+    if (strlen(key) != RG__LEGACY_KEY_HEX)
+        return 0;
+    char old[17];
+    rg__legacy_key(c->name, patient, c->protos[cd->proto].id,
+                   c->protos[cd->proto].rules[cd->rule].id, cd->subkey, old);
+    return !strcmp(old, key);
+}
+
 /* Which (protocol, rule) an open alert belongs to in the clinic now. */
 static int rg__find_rule(const rg_clinic *c, const rg__open *a, int *ri)
 {
@@ -1104,7 +1153,7 @@ int rg_engine_system_alert(rg_store *st, const char *clinic, const char *rule,
                            const char *protocol, const char *version, const char *subkey,
                            int open, rg_time at, const char *message)
 {
-    char key[17];
+    char key[RG_KEY_HEX + 1];
     rg__alert_key(clinic, "", protocol, rule, subkey, key);
     rg__find_open f = {key, 0};
     int rc = rg_store_each_open_alert(st, clinic, "", rg__find_open_cb, &f);
@@ -1342,7 +1391,7 @@ static int rg__step(rg_engine *e, rg_clinic *c, const char *patient, int hidx, r
                 continue; /* its rule failed: keep the alert as it is */
             int found = 0;
             for (int k = 0; k < ncands && !found; k++)
-                if (!cands[k].matched && !strcmp(cands[k].key, al->key))
+                if (!cands[k].matched && rg__is_alert(c, patient, &cands[k], al->key))
                     found = cands[k].matched = 1;
             if (found)
                 continue;

@@ -11,6 +11,7 @@
  * versions) transition by transition. Both read only the store.
  */
 #include "explain.h"
+#include "digest.h"
 
 #include <jansson.h>
 
@@ -21,8 +22,8 @@
  * durations in milliseconds, so say what they are in days or hours too. */
 static void rg__param_line(FILE *out, const char *name, json_t *v)
 {
-    char *text = json_dumps(v, JSON_ENCODE_ANY | JSON_COMPACT);
-    fprintf(out, "      %-24s %s", name, text ? text : "?");
+    char *text = json_dumps(v, JSON_ENCODE_ANY | JSON_COMPACT), safe[256];
+    fprintf(out, "      %-24s %s", rg_printable(name, safe, sizeof safe), text ? text : "?");
     free(text);
     if (json_is_integer(v)) {
         json_int_t n = json_integer_value(v);
@@ -35,6 +36,10 @@ static void rg__param_line(FILE *out, const char *name, json_t *v)
     }
     fputc('\n', out);
 }
+
+/* An id, a type or a name made printable (digest.h): every byte escaped
+ * takes at most 4. */
+#define RG__SAFE_ID (4 * RG_EVENT_MAX_ID + 1)
 
 static int rg__count_versions(void *ud, const rg_stored_event *e)
 {
@@ -50,14 +55,17 @@ typedef struct rg__explain {
     rg_time prev_at; /* the key's previous transition (RG_TIME_NONE before the first) */
     rg_engine *eng;
     const rg_zone *zone; /* the alert's clinic's, once known */
+    const char *clinic;
 } rg__explain;
 
 static int rg__print_event(void *ud, const rg_stored_event *e)
 {
     rg__explain *x = ud;
-    char at[RG_TIME_BUFSZ];
-    fprintf(x->out, "      %-14s %-22s %s  %s\n", e->id, e->type,
-            rg_zone_display(x->zone, e->at, at), e->data ? e->data : "");
+    char at[RG_TIME_BUFSZ], id[RG__SAFE_ID], type[RG__SAFE_ID];
+    fprintf(x->out, "      %-14s %-22s %s  ", rg_printable(e->id, id, sizeof id),
+            rg_printable(e->type, type, sizeof type), rg_zone_display(x->zone, e->at, at));
+    rg_fput_printable(x->out, e->data ? e->data : "");
+    fputc('\n', x->out);
     return 0;
 }
 
@@ -65,33 +73,57 @@ static int rg__print_event(void *ud, const rg_stored_event *e)
 static int rg__print_version(void *ud, const rg_stored_event *e)
 {
     rg__explain *x = ud;
-    char at[RG_TIME_BUFSZ], ca[RG_TIME_BUFSZ];
+    char at[RG_TIME_BUFSZ], ca[RG_TIME_BUFSZ], type[RG__SAFE_ID];
     fprintf(x->out, "        version %lld %s", (long long)e->version, rg_event_status_name(e->status));
     if (e->corrected_at != RG_TIME_NONE)
         fprintf(x->out, ", corrected_at %s", rg_zone_display(x->zone, e->corrected_at, ca));
-    if (e->corrected_by)
-        fprintf(x->out, " by %s", e->corrected_by);
-    if (e->status != RG_STATUS_ERROR)
-        fprintf(x->out, ": %s at %s %s", e->type, rg_zone_display(x->zone, e->at, at), e->data ? e->data : "");
+    if (e->corrected_by) {
+        fputs(" by ", x->out);
+        rg_fput_printable(x->out, e->corrected_by);
+    }
+    if (e->status != RG_STATUS_ERROR) {
+        fprintf(x->out, ": %s at %s ", rg_printable(e->type, type, sizeof type),
+                rg_zone_display(x->zone, e->at, at));
+        rg_fput_printable(x->out, e->data ? e->data : "");
+    }
     fputc('\n', x->out);
     return 0;
 }
 
+/* A stored version of an evidence event that is not as it was stored
+ * (verify.c): said where the event is shown, so nobody reads a changed
+ * record as the one the rule saw. */
+static int rg__check_row(void *ud, const rg_event_row *r)
+{
+    rg__explain *x = ud;
+    char why[512], id[RG__SAFE_ID];
+    int ok = rg_store_row_intact(r, why, sizeof why);
+    if (ok == 0)
+        fprintf(x->out, "        DAMAGED: event %s, seq %lld (version %lld): %s; "
+                        "see regimen verify\n", rg_printable(r->id, id, sizeof id),
+                (long long)r->seq, (long long)r->version, why);
+    return ok < 0 ? ok : 0;
+}
+
 /* An evidence event: its current version, and every version when it was
- * corrected (a retracted one has no current version). */
+ * corrected (a retracted one has no current version); each checked
+ * against its digest. */
 static void rg__print_evidence(rg__explain *x, const char *clinic, const char *id)
 {
     int rc = rg_store_get_event(x->st, clinic, id, rg__print_event, x);
     int64_t n = 0;
+    char safe[RG__SAFE_ID];
     if (rg_store_each_version(x->st, clinic, id, rg__count_versions, &n) == RG_OK && n > 1) {
         if (rc == RG_ENOTFOUND)
-            fprintf(x->out, "      %-14s withdrawn (entered in error); its versions:\n", id);
+            fprintf(x->out, "      %-14s withdrawn (entered in error); its versions:\n",
+                    rg_printable(id, safe, sizeof safe));
         else
             fprintf(x->out, "        corrected; its versions:\n");
         rg_store_each_version(x->st, clinic, id, rg__print_version, x);
     } else if (rc == RG_ENOTFOUND) {
-        fprintf(x->out, "      %s (no longer in this database)\n", id);
+        fprintf(x->out, "      %s (no longer in this database)\n", rg_printable(id, safe, sizeof safe));
     }
+    rg_store_event_rows_of(x->st, clinic, id, rg__check_row, x);
 }
 
 static int rg__count_correction(void *ud, const rg_stored_event *c, const rg_stored_event *r)
@@ -106,13 +138,19 @@ static int rg__count_correction(void *ud, const rg_stored_event *c, const rg_sto
 static int rg__print_correction(void *ud, const rg_stored_event *c, const rg_stored_event *r)
 {
     rg__explain *x = ud;
-    char ca[RG_TIME_BUFSZ], at[RG_TIME_BUFSZ];
-    fprintf(x->out, "      %-14s version %lld %s, corrected_at %s%s%s, replaced version %lld "
-            "(%s at %s %s)\n", c->id, (long long)c->version, rg_event_status_name(c->status),
-            rg_zone_display(x->zone, c->corrected_at, ca), c->corrected_by ? " by " : "",
-            c->corrected_by ? c->corrected_by : "", (long long)r->version, r->type,
-            rg_zone_display(x->zone, r->at, at), r->data ? r->data : "");
-    return 0;
+    char ca[RG_TIME_BUFSZ], at[RG_TIME_BUFSZ], id[RG__SAFE_ID], type[RG__SAFE_ID];
+    fprintf(x->out, "      %-14s version %lld %s, corrected_at %s",
+            rg_printable(c->id, id, sizeof id), (long long)c->version,
+            rg_event_status_name(c->status), rg_zone_display(x->zone, c->corrected_at, ca));
+    if (c->corrected_by) {
+        fputs(" by ", x->out);
+        rg_fput_printable(x->out, c->corrected_by);
+    }
+    fprintf(x->out, ", replaced version %lld (%s at %s ", (long long)r->version,
+            rg_printable(r->type, type, sizeof type), rg_zone_display(x->zone, r->at, at));
+    rg_fput_printable(x->out, r->data ? r->data : "");
+    fputs(")\n", x->out);
+    return rg_store_event_rows_of(x->st, x->clinic, c->id, rg__check_row, x);
 }
 
 static int rg__explain_one(void *ud, const rg_transition *t)
@@ -125,16 +163,27 @@ static int rg__explain_one(void *ud, const rg_transition *t)
     if (!x->zone)
         x->zone = x->eng ? rg_engine_zone(x->eng, t->clinic) : rg_zone_utc();
     const rg_zone *z = x->zone;
+    /* everything a protocol or an event wrote is shown with its control
+     * characters escaped (digest.h): no line of the record can be forged */
+    char key[256], rule[512], proto[512], patient[RG__SAFE_ID], version[512];
+    rg_printable(t->key, key, sizeof key);
+    rg_printable(t->rule, rule, sizeof rule);
+    rg_printable(t->protocol, proto, sizeof proto);
+    rg_printable(t->patient, patient, sizeof patient);
+    rg_printable(t->version, version, sizeof version);
     if (x->n++ == 0)
-        fprintf(out, "alert %s: rule %s of protocol %s, clinic %s, patient %s\n", t->key, t->rule,
-                t->protocol, t->clinic, t->patient);
-    if (t->open)
-        fprintf(out, "\n  opened %s (due %s), %s, protocol version %s\n    \"%s\"\n",
+        fprintf(out, "alert %s: rule %s of protocol %s, clinic %s, patient %s\n", key, rule,
+                proto, t->clinic, patient);
+    if (t->open) {
+        fprintf(out, "\n  opened %s (due %s), %s, protocol version %s\n    \"",
                 rg_zone_display(z, t->at, at), rg_zone_display(z, t->due, due), t->severity,
-                t->version, t->message);
-    else
+                version);
+        rg_fput_printable(out, t->message);
+        fputs("\"\n", out);
+    } else {
         fprintf(out, "\n  resolved %s, protocol version %s: the rule no longer returned it\n",
-                rg_zone_display(z, t->at, at), t->version);
+                rg_zone_display(z, t->at, at), version);
+    }
     if (t->notify_at != RG_TIME_NONE && t->notify_at != t->at)
         fprintf(out, "    staff notified %s (the clinic was closed)\n",
                 rg_zone_display(z, t->notify_at, notify));
@@ -170,10 +219,10 @@ static int rg__explain_one(void *ud, const rg_transition *t)
     return 0;
 }
 
-int rg_explain(rg_store *st, rg_engine *eng, const char *key, FILE *out)
+int rg_explain(rg_store *st, rg_engine *eng, const char *clinic, const char *key, FILE *out)
 {
-    rg__explain x = {st, out, 0, RG_TIME_NONE, eng, NULL};
-    int rc = rg_store_key_transitions(st, key, rg__explain_one, &x);
+    rg__explain x = {st, out, 0, RG_TIME_NONE, eng, NULL, clinic};
+    int rc = rg_store_key_transitions(st, clinic, key, rg__explain_one, &x);
     if (rc)
         return rc;
     return x.n ? RG_OK : RG_ENOTFOUND;
@@ -284,10 +333,14 @@ static long rg__print_unmatched(const rg__trs *l, const char *name, rg_engine *e
     for (int i = 0; i < l->n; i++)
         if (!l->v[i].matched) {
             n++;
-            fprintf(out, "only %-4s %s %s %-26s %-8s %s \"%s\"\n", name, l->v[i].clinic,
-                    l->v[i].patient, l->v[i].rule, l->v[i].open ? "open" : "resolved",
-                    rg_zone_display(rg__zone(eng, l->v[i].clinic), l->v[i].at, t),
-                    l->v[i].message);
+            char patient[RG__SAFE_ID], rule[512];
+            fprintf(out, "only %-4s %s %s %-26s %-8s %s \"", name, l->v[i].clinic,
+                    rg_printable(l->v[i].patient, patient, sizeof patient),
+                    rg_printable(l->v[i].rule, rule, sizeof rule),
+                    l->v[i].open ? "open" : "resolved",
+                    rg_zone_display(rg__zone(eng, l->v[i].clinic), l->v[i].at, t));
+            rg_fput_printable(out, l->v[i].message);
+            fputs("\"\n", out);
         }
     return n;
 }

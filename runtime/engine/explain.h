@@ -14,7 +14,10 @@
  * parameters in force and the events it rested on when it opened and when it
  * resolved. RG_ENOTFOUND when the key is unknown. */
 /* Times are shown in the clinic's zone, which eng knows (NULL: UTC). */
-int rg_explain(rg_store *st, rg_engine *eng, const char *key, FILE *out);
+/* What the store knows of alert key in clinic (only that clinic's
+ * transitions and events are read); RG_ENOTFOUND when the clinic has no
+ * transition with that key. */
+int rg_explain(rg_store *st, rg_engine *eng, const char *clinic, const char *key, FILE *out);
 
 /* Compares the transitions of two runs over the same history: transitions
  * only in one, at another time, or with another severity. Returns the number

@@ -268,11 +268,11 @@ typedef struct rg__key_filter {
     const rg_zone *zone;
 } rg__key_filter;
 
+/* the key's transitions, read by (clinic, key) through transitions_by_key */
 static int rg__transition_of_key(void *ud, const rg_transition *t)
 {
     rg__key_filter *f = ud;
-    if (!strcmp(t->key, f->key))
-        json_array_append_new(f->list, rg_transition_json(t, 1, f->zone));
+    json_array_append_new(f->list, rg_transition_json(t, 1, f->zone));
     return 0;
 }
 
@@ -285,7 +285,7 @@ static void rg__get_alert(rg_svc *sv, int ci, rg_http_conn *c, const char *key)
     rg__zlist zl = {instances, f.zone}, zactions = {actions, f.zone};
     if (rg_store_each_alert(sv->st, clinic, NULL, NULL, key, 1000, rg__alert_to_json, &zl) ||
         rg_store_each_action(sv->st, clinic, key, rg__action_to_json, &zactions) ||
-        rg_store_clinic_transitions(sv->st, clinic, 0, 1000000, rg__transition_of_key, &f)) {
+        rg_store_key_transitions(sv->st, clinic, key, rg__transition_of_key, &f)) {
         json_decref(instances);
         json_decref(actions);
         json_decref(transitions);
@@ -485,24 +485,18 @@ static const char *rg__label(const char *s, char *buf, size_t size)
     return buf;
 }
 
-typedef struct rg__mopen {
-    rg_buf *b;
-    const char *only; /* a clinic, or NULL: all */
-} rg__mopen;
-
 static int rg__metric_open(void *ud, const char *clinic, const char *severity, int64_t n)
 {
-    rg__mopen *m = ud;
-    char lc[160], ls[64];
-    if (!m->only || !strcmp(m->only, clinic))
-        rg_buf_printf(m->b, "regimen_open_alerts{clinic=\"%s\",severity=\"%s\"} %lld\n",
-                      rg__label(clinic, lc, sizeof lc), rg__label(severity, ls, sizeof ls),
-                      (long long)n);
+    char c[160], s[64];
+    rg_buf_printf(ud, "regimen_open_alerts{clinic=\"%s\",severity=\"%s\"} %lld\n",
+                  rg__label(clinic, c, sizeof c), rg__label(severity, s, sizeof s), (long long)n);
     return 0;
 }
 
 /* GET /metrics: every clinic's series (ci -1: the metrics role) or those of
- * clinic ci only (its admin), with the service's own (without a clinic). */
+ * clinic ci only (its admin), with the service's own (without a clinic).
+ * Another clinic's events, alerts, protocols and lease are not an admin's
+ * to see. */
 static void rg__get_metrics(rg_svc *sv, int ci, rg_http_conn *c)
 {
     int c0 = ci < 0 ? 0 : ci, c1 = ci < 0 ? sv->nclinics : ci + 1;
@@ -627,8 +621,8 @@ static void rg__get_metrics(rg_svc *sv, int ci, rg_http_conn *c)
                   "# TYPE regimen_open_alerts gauge\n",
                   (unsigned long long)sv->lateness_count, sv->lateness_sum,
                   (unsigned long long)sv->lateness_count);
-    rg__mopen mo = {&b, ci < 0 ? NULL : sv->clinics[ci].name};
-    rg_store_open_by_severity(sv->st, rg__metric_open, &mo);
+    rg_store_open_by_severity(sv->st, ci < 0 ? NULL : sv->clinics[ci].name, rg__metric_open,
+                              &b);
     rg_buf_printf(&b, "# HELP regimen_group_commits_total Transactions that stored POSTed events"
                       " and wake-ups together, each one fsync.\n"
                       "# TYPE regimen_group_commits_total counter\nregimen_group_commits_total %llu\n"

@@ -39,7 +39,7 @@ static json_t *rg__cfg_read(const char *path, char *err, size_t errlen)
 int rg_svc_load_config(rg_svc *sv, const char *path, char *err, size_t errlen)
 {
     json_t *root = rg__cfg_read(path, err, errlen);
-    char base[PATH_MAX], field[128];
+    char base[PATH_MAX], field[160];
     if (!root)
         return RG_EINVAL;
     char tmp[PATH_MAX];
@@ -204,6 +204,21 @@ int rg_svc_load_config(rg_svc *sv, const char *path, char *err, size_t errlen)
         }
         sv->nclinics++;
     }
+    /* A token names one clinic: one shared by two would let the first
+     * listed answer for both (and read the other's patients). The error
+     * names the clinics, never the token. */
+    for (int a = 0; a < sv->nclinics; a++)
+        for (int b = a + 1; b < sv->nclinics; b++)
+            for (int i = 0; i < sv->clinics[a].ntokens; i++)
+                for (int j = 0; j < sv->clinics[b].ntokens; j++)
+                    if (!strcmp(sv->clinics[a].tokens[i], sv->clinics[b].tokens[j])) {
+                        snprintf(field, sizeof field, "clinics.%.60s and clinics.%.60s",
+                                 sv->clinics[a].name, sv->clinics[b].name);
+                        rc = rg__cfg_fail(err, errlen, path, field,
+                                          "the same API token is configured for both "
+                                          "(each clinic needs tokens of its own)");
+                        goto done;
+                    }
     rc = rg_svc_auth_load(sv, root, path, err, errlen); /* users, api_keys, sessions */
 done:
     json_decref(root);

@@ -966,7 +966,7 @@ int rg_pg_each_alert(rg_pg *pg, const char *clinic, const char *patient, const c
     rg__text(&a, state);
     rg__text(&a, key);
     rg__int(&a, limit);
-    PGresult *r = rg__run(pg, P_ALERTS_VIEW, &a);
+    PGresult *r = rg__run(pg, key ? P_ALERT_BY_KEY : P_ALERTS_VIEW, &a);
     if (!r)
         return RG_EDB;
     int frc = 0;
@@ -1095,12 +1095,14 @@ int rg_pg_wake_failing(rg_pg *pg, const char *clinic, rg_time at)
     return rg__do(pg, P_WAKE_CLINIC, &a);
 }
 
-int rg_pg_open_by_severity(rg_pg *pg,
+int rg_pg_open_by_severity(rg_pg *pg, const char *clinic,
                            int (*fn)(void *ud, const char *clinic, const char *severity,
                                      int64_t n),
                            void *ud)
 {
-    PGresult *r = rg__run(pg, P_OPEN_BY_SEVERITY, NULL);
+    rg__args a = {0};
+    rg__text(&a, clinic);
+    PGresult *r = rg__run(pg, P_OPEN_BY_SEVERITY, &a);
     if (!r)
         return RG_EDB;
     for (int i = 0; i < PQntuples(r); i++)
@@ -1176,12 +1178,81 @@ int rg_pg_each_correction(rg_pg *pg, const char *clinic, const char *patient, rg
     return rc;
 }
 
-int rg_pg_key_transitions(rg_pg *pg, const char *key,
+int rg_pg_key_transitions(rg_pg *pg, const char *clinic, const char *key,
                           int (*fn)(void *ud, const rg_transition *t), void *ud)
 {
     rg__args a = {0};
+    rg__text(&a, clinic);
     rg__text(&a, key);
     return rg__each_transition(rg__run(pg, P_KEY_TRANSITIONS, &a), fn, ud);
+}
+
+static int rg__each_row(PGresult *r, int (*fn)(void *ud, const rg_event_row *e), void *ud)
+{
+    if (!r)
+        return RG_EDB;
+    rg_buf f = {0};
+    int frc = 0, i;
+    for (i = 0; i < PQntuples(r) && !frc; i++) {
+        if ((frc = rg__col_bytes(r, i, 10, &f)))
+            break;
+        rg_event_row e = {
+            .seq = rg__col_int(r, i, 0),
+            .version = rg__col_int(r, i, 1),
+            .at = rg__col_int(r, i, 2),
+            .clinic = rg__col_text(r, i, 3),
+            .id = rg__col_text(r, i, 4),
+            .patient = rg__col_text(r, i, 5),
+            .type = rg__col_text(r, i, 6),
+            .data = PQgetisnull(r, i, 7) ? NULL : rg__col_text(r, i, 7),
+            .body = rg__col_text(r, i, 8),
+            .digest = PQgetisnull(r, i, 9) ? NULL : rg__col_text(r, i, 9),
+            .status = PQgetisnull(r, i, 11) ? NULL : rg__col_text(r, i, 11),
+            .corrected_at = rg__col_time(r, i, 12),
+            .corrected_by = PQgetisnull(r, i, 13) ? NULL : rg__col_text(r, i, 13),
+        };
+        e.fields = f.len ? f.p : NULL;
+        e.nfields = f.len;
+        frc = fn(ud, &e);
+    }
+    rg_buf_free(&f);
+    PQclear(r);
+    return frc ? frc : i;
+}
+
+int rg_pg_event_rows(rg_pg *pg, const char *after_clinic, int64_t after_seq, int limit,
+                     int (*fn)(void *ud, const rg_event_row *r), void *ud)
+{
+    rg__args a = {0};
+    rg__text(&a, after_clinic);
+    rg__int(&a, after_seq);
+    rg__int(&a, limit);
+    return rg__each_row(rg__run(pg, P_EVENT_ROWS, &a), fn, ud);
+}
+
+int rg_pg_event_rows_of(rg_pg *pg, const char *clinic, const char *id,
+                        int (*fn)(void *ud, const rg_event_row *r), void *ud)
+{
+    rg__args a = {0};
+    rg__text(&a, clinic);
+    rg__text(&a, id);
+    int rc = rg__each_row(rg__run(pg, P_EVENT_ROWS_OF, &a), fn, ud);
+    return rc < 0 ? rc : RG_OK;
+}
+
+int rg_pg_key_clinics(rg_pg *pg, const char *key, int (*fn)(void *ud, const char *clinic),
+                      void *ud)
+{
+    rg__args a = {0};
+    rg__text(&a, key);
+    PGresult *r = rg__run(pg, P_KEY_CLINICS, &a);
+    if (!r)
+        return RG_EDB;
+    int frc = 0;
+    for (int i = 0; i < PQntuples(r) && !frc; i++)
+        frc = fn(ud, rg__col_text(r, i, 0));
+    PQclear(r);
+    return frc;
 }
 
 int rg_pg_webhook_get(rg_pg *pg, const char *clinic, int64_t *delivered, int *attempts)

@@ -91,8 +91,14 @@ int rg_pg_each_correction(rg_pg *pg, const char *clinic, const char *patient, rg
                           int (*fn)(void *ud, const rg_stored_event *c,
                                     const rg_stored_event *replaced),
                           void *ud);
-int rg_pg_key_transitions(rg_pg *pg, const char *key,
+int rg_pg_key_transitions(rg_pg *pg, const char *clinic, const char *key,
                           int (*fn)(void *ud, const rg_transition *t), void *ud);
+int rg_pg_event_rows(rg_pg *pg, const char *after_clinic, int64_t after_seq, int limit,
+                     int (*fn)(void *ud, const rg_event_row *r), void *ud);
+int rg_pg_event_rows_of(rg_pg *pg, const char *clinic, const char *id,
+                        int (*fn)(void *ud, const rg_event_row *r), void *ud);
+int rg_pg_key_clinics(rg_pg *pg, const char *key, int (*fn)(void *ud, const char *clinic),
+                      void *ud);
 int rg_pg_webhook_get(rg_pg *pg, const char *clinic, int64_t *delivered, int *attempts);
 int rg_pg_webhook_delivered(rg_pg *pg, const char *clinic, int64_t cseq);
 int rg_pg_webhook_next(rg_pg *pg, const char *clinic, rg_time now,
@@ -100,7 +106,7 @@ int rg_pg_webhook_next(rg_pg *pg, const char *clinic, rg_time now,
 int rg_pg_webhook_sent(rg_pg *pg, const char *clinic, int64_t cseq);
 int rg_pg_webhook_failed(rg_pg *pg, const char *clinic, const char *error);
 int rg_pg_last_cseq(rg_pg *pg, const char *clinic, int64_t *out);
-int rg_pg_open_by_severity(rg_pg *pg,
+int rg_pg_open_by_severity(rg_pg *pg, const char *clinic,
                            int (*fn)(void *ud, const char *clinic, const char *severity,
                            int64_t n),
                            void *ud);

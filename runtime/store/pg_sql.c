@@ -8,6 +8,9 @@
 #define RG__PARTS 8 /* hash partitions per table */
 #define RG__S(x) #x
 #define RG__STR(x) RG__S(x)
+/* An event body's digest (SHA-256 of its UTF-8 bytes, hex): the bytes
+ * store.c's rg_sha256() and rg_store_verify hash. */
+#define RG__DIGEST(body) "encode(sha256(convert_to(" body ", 'UTF8')), 'hex')"
 
 const rg_pg_step rg_pg_steps[] = {
     {0, 5,
@@ -115,6 +118,12 @@ const rg_pg_step rg_pg_steps[] = {
      "ALTER TABLE transitions DROP CONSTRAINT transitions_state_check;"
      "ALTER TABLE transitions ADD CONSTRAINT transitions_state_check"
      "  CHECK (state IN ('open','resolved','reraised'));"},
+    /* 8 -> 9, as store_sql.c's step: each event's digest (SHA-256 of its
+     * body, hex), and the index for a key's staff actions */
+    {8, 9,
+     "ALTER TABLE events ADD COLUMN digest text;"
+     "UPDATE events SET digest = " RG__DIGEST("body") ";"
+     "CREATE INDEX alert_actions_by_key ON alert_actions(clinic, key, seq);"},
 };
 const size_t rg_pg_nsteps = sizeof rg_pg_steps / sizeof rg_pg_steps[0];
 
@@ -135,6 +144,10 @@ const size_t rg_pg_nsteps = sizeof rg_pg_steps / sizeof rg_pg_steps[0];
  * corrected_by (store_sql.c's RG__EV_COLS and RG__EV_WIDE). */
 #define RG__EV_COLS "seq, at, id, type, fields, replaces, corrected_at, status"
 #define RG__EV_WIDE RG__EV_COLS ", data, version, corrected_by"
+/* An event row as stored (rg_event_row; store_sql.c's RG__EV_ROW). */
+#define RG__EV_ROW                                                                          \
+    "seq, version, at, clinic, id, patient, type, data, body, digest, fields, status,"    \
+    " corrected_at, corrected_by"
 /* Row e is its id's current version: no later version was stored. */
 #define RG__CURRENT(e)                                                                     \
     "NOT EXISTS (SELECT 1 FROM events n WHERE n.clinic = " e ".clinic AND n.id = " e ".id" \
@@ -167,9 +180,9 @@ const char *const rg_pg_sql[P__COUNT] = {
     [P_EVENT_INSERT] =
         "WITH c AS (" RG__NEXT("$1::text", "event") "),"
         " e AS (INSERT INTO events(clinic, seq, id, patient, type, at, utc_offset, data, body,"
-        "  received, fields, version, status, corrected_at, corrected_by)"
+        "  received, fields, version, status, corrected_at, corrected_by, digest)"
         "  SELECT $1, c.value, $2, $3, $4, $5::bigint, $6::integer, $7, $8, $9::bigint,"
-        "  $10::bytea, $11::bigint, $12, $13::bigint, $14 FROM c"
+        "  $10::bytea, $11::bigint, $12, $13::bigint, $14, " RG__DIGEST("$8::text") " FROM c"
         "  ON CONFLICT (clinic, id, replaces) DO NOTHING RETURNING seq),"
         RG__SCHEDULE("SELECT $1, $3, $5 FROM e")
         " SELECT (SELECT seq FROM e), x.*, (SELECT count(pg_notify('" RG__CHANNEL "', $1))"
@@ -180,9 +193,10 @@ const char *const rg_pg_sql[P__COUNT] = {
     [P_EVENT_INSERT_VERSION] =
         "WITH c AS (" RG__NEXT("$1::text", "event") "),"
         " e AS (INSERT INTO events(clinic, seq, id, patient, type, at, utc_offset, data, body,"
-        "  received, fields, version, status, corrected_at, corrected_by, replaces)"
+        "  received, fields, version, status, corrected_at, corrected_by, replaces, digest)"
         "  SELECT $1, c.value, $2, $3, $4, $5::bigint, $6::integer, $7, $8, $9::bigint,"
-        "  $10::bytea, $11::bigint, $12, $13::bigint, $14, $15::bigint FROM c"
+        "  $10::bytea, $11::bigint, $12, $13::bigint, $14, $15::bigint, " RG__DIGEST("$8::text")
+        "  FROM c"
         "  ON CONFLICT (clinic, id, replaces) DO NOTHING RETURNING seq),"
         RG__SCHEDULE("SELECT $1, $3, $13::bigint FROM e")
         " SELECT (SELECT seq FROM e), (SELECT count(pg_notify('" RG__CHANNEL "', $1)) FROM e)",
@@ -217,9 +231,10 @@ const char *const rg_pg_sql[P__COUNT] = {
         " s AS (SELECT v.*, c.value - n.k + row_number() OVER (PARTITION BY v.clinic"
         "  ORDER BY v.ord) AS seq FROM v JOIN n USING (clinic) JOIN c USING (clinic)),"
         " e AS (INSERT INTO events(clinic, seq, id, patient, type, at, utc_offset, data, body,"
-        "  received, fields, version, status, corrected_at, corrected_by)"
+        "  received, fields, version, status, corrected_at, corrected_by, digest)"
         "  SELECT clinic, seq, id, patient, type, at, utc_offset, data, body, $14::bigint,"
-        "  fields, version, status, corrected_at, corrected_by FROM s ORDER BY ord"
+        "  fields, version, status, corrected_at, corrected_by, " RG__DIGEST("body")
+        "  FROM s ORDER BY ord"
         "  ON CONFLICT (clinic, id, replaces) DO NOTHING RETURNING clinic, seq, patient, at),"
         RG__SCHEDULE("SELECT clinic, patient, min(at) FROM e GROUP BY clinic, patient")
         " SELECT s.ord, (SELECT count(pg_notify('" RG__CHANNEL "', x.clinic))"
@@ -316,8 +331,9 @@ const char *const rg_pg_sql[P__COUNT] = {
         " scheduled = scheduled + 1 WHERE clinic = $1 AND (clock IS NULL OR clock < $2)"
         " AND ($3 = 0 OR failing > 0)",
     [P_OPEN_BY_SEVERITY] =
-        "SELECT o.clinic, o.severity, count(*) FROM transitions o WHERE o.state = 'open' AND "
-        RG__STILL_OPEN("o") " GROUP BY o.clinic, o.severity ORDER BY o.clinic, o.severity",
+        "SELECT o.clinic, o.severity, count(*) FROM transitions o WHERE o.state = 'open'"
+        " AND ($1::text IS NULL OR o.clinic = $1) AND " RG__STILL_OPEN("o")
+        " GROUP BY o.clinic, o.severity ORDER BY o.clinic, o.severity",
     [P_EVAL_ERROR] = "INSERT INTO eval_errors(clinic, patient, protocol, rule, at, message,"
                      " recorded) VALUES($1, $2, $3, $4, $5, $6, $7)",
     [P_FAILING_ADD] = "INSERT INTO failing_rules(clinic, protocol, rule, patient, since, message)"
@@ -359,6 +375,26 @@ const char *const rg_pg_sql[P__COUNT] = {
     [P_HOOK_AHEAD_TAKE] = "DELETE FROM webhook_ahead WHERE clinic = $1 AND cseq = $2",
     [P_EVENT_GET] = "SELECT " RG__EV_WIDE " FROM events WHERE clinic = $1 AND id = $2"
                     " ORDER BY version DESC LIMIT 1",
-    [P_KEY_TRANSITIONS] = "SELECT " RG__TRANSITION_COLS " FROM transitions WHERE key = $1"
-                          " ORDER BY seq",
+    /* a key's transitions in one clinic, through transitions_by_key */
+    [P_KEY_TRANSITIONS] = "SELECT " RG__TRANSITION_COLS " FROM transitions"
+                          " WHERE clinic = $1 AND key = $2 ORDER BY seq",
+    /* the clinics that have a key (the operator's `regimen explain KEY`) */
+    [P_KEY_CLINICS] = "SELECT DISTINCT clinic FROM transitions WHERE key = $1 ORDER BY clinic",
+    /* events as stored, for verify.c: all of them in (clinic, seq) order
+     * (the primary key), and one event's versions */
+    [P_EVENT_ROWS] = "SELECT " RG__EV_ROW " FROM events WHERE (clinic, seq) > ($1, $2)"
+                     " ORDER BY clinic, seq LIMIT $3",
+    [P_EVENT_ROWS_OF] = "SELECT " RG__EV_ROW " FROM events WHERE clinic = $1 AND id = $2"
+                        " ORDER BY version",
+    /* P_ALERTS_VIEW for one key, by transitions_by_key (store_sql.c) */
+    [P_ALERT_BY_KEY] =
+        "SELECT * FROM (SELECT o.seq, o.key,"
+        " CASE WHEN r.seq IS NULL THEN 'open' ELSE 'resolved' END AS st,"
+        " o.patient, o.protocol, o.version, o.rule, o.severity, o.message, o.at, o.due, r.at,"
+        " a.acked_by, a.acked_at, a.snoozed_until, coalesce(o.notify_at, o.at) FROM transitions o"
+        " LEFT JOIN transitions r ON r.clinic = o.clinic AND r.key = o.key AND r.alert_id = o.seq"
+        " LEFT JOIN alerts a ON a.clinic = o.clinic AND a.id = o.seq"
+        " WHERE o.clinic = $1 AND o.key = $4 AND o.state = 'open'"
+        " AND ($2::text IS NULL OR o.patient = $2)) v"
+        " WHERE ($3::text IS NULL OR v.st = $3) ORDER BY v.seq LIMIT $5",
 };

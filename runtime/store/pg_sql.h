@@ -66,6 +66,10 @@ enum {
     P_HOOK_AHEAD_ADD,
     P_HOOK_AHEAD_TAKE,
     P_KEY_TRANSITIONS,
+    P_KEY_CLINICS,
+    P_ALERT_BY_KEY,
+    P_EVENT_ROWS,
+    P_EVENT_ROWS_OF,
     P__COUNT
 };
 

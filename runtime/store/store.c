@@ -8,6 +8,7 @@
  * transaction, when it is opened.
  */
 #include "store.h"
+#include "digest.h"
 #include "fields.h"
 #include "pg.h"
 #include "store_sql.h"
@@ -210,6 +211,21 @@ static void rg__sql_fields(sqlite3_context *cx, int argc, sqlite3_value **argv)
     rg_buf_free(&b);
 }
 
+/* rg_sha256(text): an event body's digest (the v9 migration, every event
+ * insert), the same bytes rg_store_verify checks. */
+static void rg__sql_sha256(sqlite3_context *cx, int argc, sqlite3_value **argv)
+{
+    (void)argc;
+    const unsigned char *text = sqlite3_value_text(argv[0]);
+    char hex[RG_SHA256_HEX + 1];
+    if (!text) {
+        sqlite3_result_null(cx);
+        return;
+    }
+    rg_sha256_hex(text, (size_t)sqlite3_value_bytes(argv[0]), hex);
+    sqlite3_result_text(cx, hex, RG_SHA256_HEX, SQLITE_TRANSIENT);
+}
+
 static int rg__migrate(rg_store *st, char *err, size_t errlen)
 {
     sqlite3_stmt *s;
@@ -340,6 +356,12 @@ int rg_store_open(rg_store **out, const char *path, const rg_store_opts *opts, c
     if (rc_exec != SQLITE_OK) {
         rg_fail(err, errlen, RG_EDB, "cannot use database %s: %s", path, msg);
         sqlite3_free(msg);
+        rg_store_close(st);
+        return RG_EDB;
+    }
+    if (sqlite3_create_function(st->db, "rg_sha256", 1, SQLITE_UTF8 | SQLITE_DETERMINISTIC, NULL,
+                                rg__sql_sha256, NULL, NULL) != SQLITE_OK) {
+        rg_fail(err, errlen, RG_EDB, "database %s: %s", path, sqlite3_errmsg(st->db));
         rg_store_close(st);
         return RG_EDB;
     }
@@ -811,6 +833,12 @@ int rg_store_due_patients(rg_store *st, rg_time due, int limit,
 
 const char *rg_store_due_sql(void) { return rg_store_sql[Q_PATIENTS_DUE]; }
 
+const char *rg_store_key_sql(int which)
+{
+    static const int q[] = {Q_KEY_TRANSITIONS, Q_ALERT_BY_KEY, Q_ACTIONS_OF, Q_KEY_LAST};
+    return which >= 0 && which < (int)(sizeof q / sizeof q[0]) ? rg_store_sql[q[which]] : NULL;
+}
+
 /* A query answering one time (or NULL). */
 static int rg__one_time(rg_store *st, int q, rg_time *out)
 {
@@ -1128,7 +1156,7 @@ int rg_store_each_alert(rg_store *st, const char *clinic, const char *patient, c
 {
     if (st->pg)
         return rg_pg_each_alert(st->pg, clinic, patient, state, key, limit, fn, ud);
-    sqlite3_stmt *s = rg__q(st, Q_ALERTS_VIEW);
+    sqlite3_stmt *s = rg__q(st, key ? Q_ALERT_BY_KEY : Q_ALERTS_VIEW);
     int rc, frc = 0;
     rg__text(s, 1, clinic);
     rg__text(s, 2, patient);
@@ -1286,14 +1314,15 @@ int rg_store_wake_failing(rg_store *st, const char *clinic, rg_time at)
     return rg__done(st, s);
 }
 
-int rg_store_open_by_severity(rg_store *st,
+int rg_store_open_by_severity(rg_store *st, const char *clinic,
                               int (*fn)(void *ud, const char *clinic, const char *severity,
                                         int64_t n),
                               void *ud)
 {
     if (st->pg)
-        return rg_pg_open_by_severity(st->pg, fn, ud);
+        return rg_pg_open_by_severity(st->pg, clinic, fn, ud);
     sqlite3_stmt *s = rg__q(st, Q_OPEN_BY_SEVERITY);
+    rg__text(s, 1, clinic);
     int rc;
     while ((rc = sqlite3_step(s)) == SQLITE_ROW)
         if (fn(ud, rg__col_text(s, 0), rg__col_text(s, 1), sqlite3_column_int64(s, 2)))
@@ -1368,14 +1397,86 @@ int rg_store_each_correction(rg_store *st, const char *clinic, const char *patie
     return rg__each_end(s, rc, frc);
 }
 
-int rg_store_key_transitions(rg_store *st, const char *key,
+int rg_store_key_transitions(rg_store *st, const char *clinic, const char *key,
                              int (*fn)(void *ud, const rg_transition *t), void *ud)
 {
     if (st->pg)
-        return rg_pg_key_transitions(st->pg, key, fn, ud);
+        return rg_pg_key_transitions(st->pg, clinic, key, fn, ud);
     sqlite3_stmt *s = rg__q(st, Q_KEY_TRANSITIONS);
-    rg__text(s, 1, key);
+    rg__text(s, 1, clinic);
+    rg__text(s, 2, key);
     return rg__each_transition(st, s, fn, ud);
+}
+
+static void rg__col_row(sqlite3_stmt *s, rg_event_row *r)
+{
+    r->seq = sqlite3_column_int64(s, 0);
+    r->version = sqlite3_column_int64(s, 1);
+    r->at = sqlite3_column_int64(s, 2);
+    r->clinic = rg__col_text(s, 3);
+    r->id = rg__col_text(s, 4);
+    r->patient = rg__col_text(s, 5);
+    r->type = rg__col_text(s, 6);
+    r->data = (const char *)sqlite3_column_text(s, 7);
+    r->body = rg__col_text(s, 8);
+    r->digest = (const char *)sqlite3_column_text(s, 9);
+    r->fields = sqlite3_column_blob(s, 10);
+    r->nfields = (size_t)sqlite3_column_bytes(s, 10);
+    r->status = (const char *)sqlite3_column_text(s, 11);
+    r->corrected_at = rg__col_time(s, 12);
+    r->corrected_by = (const char *)sqlite3_column_text(s, 13);
+}
+
+int rg_store_event_rows(rg_store *st, const char *after_clinic, int64_t after_seq, int limit,
+                        int (*fn)(void *ud, const rg_event_row *r), void *ud)
+{
+    if (st->pg)
+        return rg_pg_event_rows(st->pg, after_clinic, after_seq, limit, fn, ud);
+    sqlite3_stmt *s = rg__q(st, Q_EVENT_ROWS); /* seq is global here: the clinic is not needed */
+    int rc, frc = 0, n = 0;
+    sqlite3_bind_int64(s, 2, after_seq);
+    sqlite3_bind_int(s, 3, limit);
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+        rg_event_row r;
+        rg__col_row(s, &r);
+        n++;
+        if ((frc = fn(ud, &r)) != 0)
+            break;
+    }
+    rc = rg__each_end(s, rc, frc);
+    return rc ? rc : n;
+}
+
+int rg_store_event_rows_of(rg_store *st, const char *clinic, const char *id,
+                           int (*fn)(void *ud, const rg_event_row *r), void *ud)
+{
+    if (st->pg)
+        return rg_pg_event_rows_of(st->pg, clinic, id, fn, ud);
+    sqlite3_stmt *s = rg__q(st, Q_EVENT_ROWS_OF);
+    int rc, frc = 0;
+    rg__text(s, 1, clinic);
+    rg__text(s, 2, id);
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+        rg_event_row r;
+        rg__col_row(s, &r);
+        if ((frc = fn(ud, &r)) != 0)
+            break;
+    }
+    return rg__each_end(s, rc, frc);
+}
+
+int rg_store_key_clinics(rg_store *st, const char *key,
+                         int (*fn)(void *ud, const char *clinic), void *ud)
+{
+    if (st->pg)
+        return rg_pg_key_clinics(st->pg, key, fn, ud);
+    sqlite3_stmt *s = rg__q(st, Q_KEY_CLINICS);
+    int rc, frc = 0;
+    rg__text(s, 1, key);
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW)
+        if ((frc = fn(ud, rg__col_text(s, 0))) != 0)
+            break;
+    return rg__each_end(s, rc, frc);
 }
 
 int rg_store_webhook_get(rg_store *st, const char *clinic, int64_t *delivered, int *attempts)

@@ -16,9 +16,12 @@
 #include "event.h"
 
 #include <sqlite3.h>
+#include <stdio.h>
 
 /* 8: failing_rules and patients.failing (failures are alerts) */
-#define RG_SCHEMA_VERSION 8
+/* 9: events carry a digest of their body, a key's actions are indexed by
+ * (clinic, key) (issue 22) */
+#define RG_SCHEMA_VERSION 9
 
 typedef struct rg_store rg_store;
 
@@ -173,6 +176,10 @@ int rg_store_due_patients(rg_store *st, rg_time due, int limit,
                           int (*fn)(void *ud, const char *clinic, const char *patient), void *ud);
 /* Its SQL text (for a test of the query plan). */
 const char *rg_store_due_sql(void);
+/* The SQL texts of the reads by (clinic, key), 0, 1, ... until NULL: the
+ * key's transitions, its alert instances, its staff actions, its last
+ * transition (for a test that each reads an index on (clinic, key)). */
+const char *rg_store_key_sql(int which);
 /* Earliest next_wake over all patients, RG_TIME_NONE when nothing is due ever. */
 int rg_store_next_wake(rg_store *st, rg_time *out);
 
@@ -262,9 +269,42 @@ int rg_store_each_correction(rg_store *st, const char *clinic, const char *patie
                              int (*fn)(void *ud, const rg_stored_event *c,
                                        const rg_stored_event *replaced),
                              void *ud);
-/* Every transition of an alert key, in order. */
-int rg_store_key_transitions(rg_store *st, const char *key,
+/* An event version as stored, every column: what `regimen verify` and
+ * explain check against its digest (runtime/store/verify.c). data, digest,
+ * fields (nfields bytes) and corrected_by may be NULL. */
+typedef struct rg_event_row {
+    int64_t seq, version;
+    rg_time at, corrected_at;
+    const char *clinic, *id, *patient, *type, *data, *body, *digest, *status, *corrected_by;
+    const void *fields;
+    size_t nfields;
+} rg_event_row;
+/* Every stored event version in the store's order, at most limit, after
+ * the row (after_clinic, after_seq) it gave last ("", 0 to start); returns
+ * how many it passed to fn, 0 at the end, or an error. */
+int rg_store_event_rows(rg_store *st, const char *after_clinic, int64_t after_seq, int limit,
+                        int (*fn)(void *ud, const rg_event_row *r), void *ud);
+/* The stored versions of one event, oldest first. */
+int rg_store_event_rows_of(rg_store *st, const char *clinic, const char *id,
+                           int (*fn)(void *ud, const rg_event_row *r), void *ud);
+/* Whether row r is as it was stored: its body matches its digest, and the
+ * columns read from the body (clinic, id, patient, type, at, data, fields,
+ * version, status, corrected_at, corrected_by) say what the body says.
+ * 1 when intact, 0 (and why, one line) when not, RG_ENOMEM. */
+int rg_store_row_intact(const rg_event_row *r, char *why, size_t whylen);
+/* Checks every stored event version (rg_store_row_intact), printing one
+ * line to out per damaged one, naming it (clinic, id, seq, version) and
+ * what is wrong; *checked and *bad count them. RG_OK or a store error. */
+int rg_store_verify(rg_store *st, FILE *out, int64_t *checked, int64_t *bad);
+
+/* Every transition of an alert key in a clinic, in order (by the index on
+ * (clinic, key)): a request reads only its own clinic's. */
+int rg_store_key_transitions(rg_store *st, const char *clinic, const char *key,
                              int (*fn)(void *ud, const rg_transition *t), void *ud);
+/* The clinics that have transitions under key, in name order: for the
+ * operator's `regimen explain KEY` over a whole store, never for a request. */
+int rg_store_key_clinics(rg_store *st, const char *key,
+                         int (*fn)(void *ud, const char *clinic), void *ud);
 
 /* Webhook delivery state of a clinic: the last sequence number the receiver
  * acknowledged, and failed attempts at the next one. */
@@ -282,7 +322,8 @@ int rg_store_webhook_sent(rg_store *st, const char *clinic, int64_t cseq);
 
 /* The clinic's newest transition sequence number (0 when none). */
 int rg_store_last_cseq(rg_store *st, const char *clinic, int64_t *out);
-int rg_store_open_by_severity(rg_store *st,
+/* Open alerts by clinic and severity: of one clinic, or of all (NULL). */
+int rg_store_open_by_severity(rg_store *st, const char *clinic,
                               int (*fn)(void *ud, const char *clinic, const char *severity,
                                         int64_t n),
                               void *ud);

@@ -186,6 +186,19 @@ const char *const rg_store_migrations[] = {
     "CREATE UNIQUE INDEX transitions_by_clinic ON transitions(clinic, cseq);"
     "CREATE INDEX transitions_by_key ON transitions(clinic, key, seq);"
     "CREATE INDEX transitions_open ON transitions(clinic, patient) WHERE state = 'open';",
+    /* 8 -> 9: a record nobody can bend, and one clinic's reads by key
+     * (issue 22). Each event keeps the SHA-256 of its body as received
+     * (digest, hex), set when it is stored and checked when explain shows
+     * the event and by `regimen verify`: a changed byte is found and the
+     * event named. rg_sha256() is registered for this step only. A key's
+     * staff actions are read by (clinic, key) through an index, as its
+     * transitions are through transitions_by_key. Alert keys keep their
+     * stored text: keys made before this version (16 hex digits, FNV-1a)
+     * stay open under them, the engine matching a rule's result to such an
+     * alert by the old form of its key (engine.c). */
+    "ALTER TABLE events ADD COLUMN digest TEXT;"
+    "UPDATE events SET digest = rg_sha256(body);"
+    "CREATE INDEX alert_actions_by_key ON alert_actions(clinic, key, seq);",
 };
 const size_t rg_store_nmigrations = sizeof rg_store_migrations / sizeof rg_store_migrations[0];
 
@@ -198,6 +211,10 @@ const size_t rg_store_nmigrations = sizeof rg_store_migrations / sizeof rg_store
 /* An event row as rg__col_event reads it; WIDE adds data, version, corrected_by. */
 #define RG__EV_COLS "seq, at, id, type, fields, replaces, corrected_at, status"
 #define RG__EV_WIDE RG__EV_COLS ", data, version, corrected_by"
+/* An event row as stored (rg_event_row). */
+#define RG__EV_ROW                                                                          \
+    "seq, version, at, clinic, id, patient, type, data, body, digest, fields, status,"    \
+    " corrected_at, corrected_by"
 /* Row e is its id's current version: no later version was stored. */
 #define RG__CURRENT(e)                                                                     \
     "NOT EXISTS (SELECT 1 FROM events n WHERE n.clinic = " e ".clinic AND n.id = " e ".id" \
@@ -209,13 +226,13 @@ const char *const rg_store_sql[Q__COUNT] = {
      * statement */
     [Q_EVENT_INSERT] =
         "INSERT INTO events(clinic, id, patient, type, at, utc_offset, data, body, received,"
-        " fields, version, status, corrected_at, corrected_by)"
-        " VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)"
+        " fields, version, status, corrected_at, corrected_by, digest)"
+        " VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, rg_sha256(?8))"
         " ON CONFLICT(clinic, id, replaces) DO NOTHING",
     [Q_EVENT_INSERT_VERSION] =
         "INSERT INTO events(clinic, id, patient, type, at, utc_offset, data, body, received,"
-        " fields, version, status, corrected_at, corrected_by, replaces)"
-        " VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
+        " fields, version, status, corrected_at, corrected_by, replaces, digest)"
+        " VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, rg_sha256(?8))",
     [Q_EVENT_CURRENT] = "SELECT seq, version, patient, type, body FROM events"
                         " WHERE clinic = ?1 AND id = ?2 ORDER BY version DESC LIMIT 1",
     [Q_EVENT_VERSION_BODY] =
@@ -305,6 +322,17 @@ const char *const rg_store_sql[Q__COUNT] = {
         " LEFT JOIN alerts a ON a.id = o.seq"
         " WHERE o.clinic = ?1 AND o.state = 'open' AND (?2 IS NULL OR o.patient = ?2)"
         " AND (?3 IS NULL OR st = ?3) AND (?4 IS NULL OR o.key = ?4) ORDER BY o.seq LIMIT ?5",
+    /* Q_ALERTS_VIEW for one key (?4): the key in the WHERE as a plain
+     * equality, so the rows come from transitions_by_key, not from a walk
+     * through every transition of the clinic */
+    [Q_ALERT_BY_KEY] =
+        "SELECT o.seq, o.key, CASE WHEN r.seq IS NULL THEN 'open' ELSE 'resolved' END AS st,"
+        " o.patient, o.protocol, o.version, o.rule, o.severity, o.message, o.at, o.due, r.at,"
+        " a.acked_by, a.acked_at, a.snoozed_until, coalesce(o.notify_at, o.at) FROM transitions o"
+        " LEFT JOIN transitions r ON r.clinic = o.clinic AND r.key = o.key AND r.alert_id = o.seq"
+        " LEFT JOIN alerts a ON a.id = o.seq"
+        " WHERE o.clinic = ?1 AND o.key = ?4 AND o.state = 'open' AND (?2 IS NULL OR o.patient = ?2)"
+        " AND (?3 IS NULL OR st = ?3) ORDER BY o.seq LIMIT ?5",
     [Q_ALERT_ACK] = "INSERT INTO alerts(id, acked_by, acked_at) VALUES(?1, ?2, ?3)"
                     " ON CONFLICT(id) DO UPDATE SET acked_by = ?2, acked_at = ?3",
     [Q_ALERT_SNOOZE] = "INSERT INTO alerts(id, snoozed_until) VALUES(?1, ?2)"
@@ -325,8 +353,9 @@ const char *const rg_store_sql[Q__COUNT] = {
         " scheduled = scheduled + 1 WHERE clinic = ?1 AND (clock IS NULL OR clock < ?2)"
         " AND (?3 = 0 OR failing > 0)",
     [Q_OPEN_BY_SEVERITY] =
-        "SELECT o.clinic, o.severity, count(*) FROM transitions o WHERE o.state = 'open' AND "
-        RG__STILL_OPEN("o") " GROUP BY o.clinic, o.severity",
+        "SELECT o.clinic, o.severity, count(*) FROM transitions o WHERE o.state = 'open'"
+        " AND (?1 IS NULL OR o.clinic = ?1) AND " RG__STILL_OPEN("o")
+        " GROUP BY o.clinic, o.severity",
     [Q_EVAL_ERROR] = "INSERT INTO eval_errors(clinic, patient, protocol, rule, at, message,"
                      " recorded) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7)",
     [Q_FAILING_ADD] = "INSERT INTO failing_rules(clinic, protocol, rule, patient, since, message)"
@@ -365,9 +394,19 @@ const char *const rg_store_sql[Q__COUNT] = {
     [Q_HOOK_AHEAD_TAKE] = "DELETE FROM webhook_ahead WHERE clinic = ?1 AND cseq = ?2",
     [Q_EVENT_GET] = "SELECT " RG__EV_WIDE " FROM events WHERE clinic = ?1 AND id = ?2"
                     " ORDER BY version DESC LIMIT 1",
+    /* a key's transitions in one clinic, through transitions_by_key */
     [Q_KEY_TRANSITIONS] =
         "SELECT seq, at, state, clinic, patient, key, protocol, version, rule, severity,"
-        " message, due, params, evidence, cseq, coalesce(notify_at, at) FROM transitions WHERE key = ?1 ORDER BY seq",
+        " message, due, params, evidence, cseq, coalesce(notify_at, at) FROM transitions"
+        " WHERE clinic = ?1 AND key = ?2 ORDER BY seq",
+    /* the clinics that have a key (the operator's `regimen explain KEY`,
+     * never a request: those are scoped to the caller's clinic) */
+    [Q_KEY_CLINICS] = "SELECT DISTINCT clinic FROM transitions WHERE key = ?1 ORDER BY clinic",
+    /* events as stored, every column verify.c checks: all of them in seq
+     * order (the primary key), and one event's versions */
+    [Q_EVENT_ROWS] = "SELECT " RG__EV_ROW " FROM events WHERE seq > ?2 ORDER BY seq LIMIT ?3",
+    [Q_EVENT_ROWS_OF] = "SELECT " RG__EV_ROW " FROM events WHERE clinic = ?1 AND id = ?2"
+                        " ORDER BY version",
     [Q_BEGIN] = "BEGIN IMMEDIATE",
     [Q_BEGIN_READ] = "BEGIN DEFERRED",
     [Q_COMMIT] = "COMMIT",
