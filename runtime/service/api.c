@@ -28,8 +28,9 @@ static int rg__ct_equal(const char *a, const char *b)
     return diff == 0;
 }
 
-/* The clinic a bearer token belongs to, or -1. Every token is compared. */
-static int rg__auth(rg_svc *sv, const char *header)
+/* The clinic a bearer token belongs to, or -1, and the token's index in the
+ * clinic's tokens. Every token is compared. */
+static int rg__auth(rg_svc *sv, const char *header, int *token)
 {
     if (!header || strncmp(header, "Bearer ", 7) != 0)
         return -1;
@@ -37,8 +38,10 @@ static int rg__auth(rg_svc *sv, const char *header)
     int found = -1;
     for (int i = 0; i < sv->nclinics; i++)
         for (int j = 0; j < sv->clinics[i].ntokens; j++)
-            if (rg__ct_equal(tok, sv->clinics[i].tokens[j]))
+            if (rg__ct_equal(tok, sv->clinics[i].tokens[j])) {
                 found = i;
+                *token = j;
+            }
     return found;
 }
 
@@ -217,6 +220,7 @@ static void rg__post_fhir(rg_svc *sv, int ci, rg_http_conn *c, const rg_http_req
 typedef struct rg__zlist {
     json_t *list;
     const rg_zone *zone;
+    int64_t last; /* the id of the last alert listed */
 } rg__zlist;
 
 static int rg__alert_to_json(void *ud, const rg_alert_view *a)
@@ -247,27 +251,67 @@ static int rg__alert_to_json(void *ud, const rg_alert_view *a)
     int quiet = a->acked_by || (a->snoozed_until != RG_TIME_NONE && a->snoozed_until > now);
     json_object_set_new(o, "quiet", json_boolean(quiet && !strcmp(a->state, "open")));
     json_array_append_new(zl->list, o);
+    zl->last = a->id;
     return 0;
 }
 
+static int64_t rg__parse_seq(const char *s, int *ok);
+
+/* The alert's id, for the cursor of the next page. */
+static int rg__alert_id(void *ud, const rg_alert_view *a)
+{
+    *(int64_t *)ud = a->id;
+    return 0;
+}
+
+/* GET /v1/alerts: a page of at most limit alerts (RG_SVC_ALERTS_PAGE unless
+ * asked, never more than RG_SVC_ALERTS_MAX), oldest first, after the
+ * cursor (the id of the last alert of the previous page, opaque to
+ * clients); "next" is the cursor of the following page, or null after the
+ * last. A full page looks one alert further to know whether one follows. */
 static void rg__get_alerts(rg_svc *sv, int ci, rg_http_conn *c, const rg_http_req *req)
 {
-    char patient[RG_EVENT_MAX_ID + 1], state[16];
+    char patient[RG_EVENT_MAX_ID + 1], state[16], cursor_s[32], limit_s[32];
     const char *p = rg_svc_query(req->query, "patient", patient, sizeof patient);
     const char *s = rg_svc_query(req->query, "state", state, sizeof state);
+    const char *cs = rg_svc_query(req->query, "cursor", cursor_s, sizeof cursor_s);
+    const char *ls = rg_svc_query(req->query, "limit", limit_s, sizeof limit_s);
+    int ok1, ok2;
+    int64_t after = rg__parse_seq(cs && *cs ? cs : NULL, &ok1);
+    int64_t limit = ls ? rg__parse_seq(ls, &ok2) : (ok2 = 1, RG_SVC_ALERTS_PAGE);
     if (s && strcmp(s, "open") && strcmp(s, "resolved")) {
         rg__error(c, 400, "state must be open or resolved");
         return;
     }
+    if (!ok1) {
+        rg__error(c, 400, "cursor must be the \"next\" of the previous page");
+        return;
+    }
+    if (!ok2 || limit < 1 || limit > RG_SVC_ALERTS_MAX) {
+        char msg[96];
+        snprintf(msg, sizeof msg, "limit must be a whole number from 1 to %d", RG_SVC_ALERTS_MAX);
+        rg__error(c, 400, msg);
+        return;
+    }
     json_t *list = json_array();
-    rg__zlist zl = {list, rg_engine_zone(sv->eng, sv->clinics[ci].name)};
-    if (rg_store_each_alert(sv->st, sv->clinics[ci].name, p, s, NULL, 10000, rg__alert_to_json,
-                            &zl)) {
+    rg__zlist zl = {list, rg_engine_zone(sv->eng, sv->clinics[ci].name), 0};
+    if (rg_store_each_alert_after(sv->st, sv->clinics[ci].name, p, s, NULL, after, (int)limit,
+                                  rg__alert_to_json, &zl)) {
         json_decref(list);
         rg__error(c, 503, "the alerts could not be read");
         return;
     }
-    rg_svc_reply_json(c, 200, json_pack("{s:o}", "alerts", list));
+    json_t *next = json_null();
+    int64_t more = 0;
+    if (json_array_size(list) == (size_t)limit &&
+        !rg_store_each_alert_after(sv->st, sv->clinics[ci].name, p, s, NULL, zl.last, 1,
+                                   rg__alert_id, &more) &&
+        more > zl.last) {
+        char cur[32];
+        snprintf(cur, sizeof cur, "%lld", (long long)zl.last);
+        next = json_string(cur);
+    }
+    rg_svc_reply_json(c, 200, json_pack("{s:o,s:o}", "alerts", list, "next", next));
 }
 
 static int rg__action_to_json(void *ud, const rg_alert_action *a)
@@ -301,7 +345,7 @@ static void rg__get_alert(rg_svc *sv, int ci, rg_http_conn *c, const char *key)
     json_t *instances = json_array(), *actions = json_array(), *transitions = json_array();
     const char *clinic = sv->clinics[ci].name;
     rg__key_filter f = {key, transitions, rg_engine_zone(sv->eng, clinic)};
-    rg__zlist zl = {instances, f.zone}, zactions = {actions, f.zone};
+    rg__zlist zl = {instances, f.zone, 0}, zactions = {actions, f.zone, 0};
     if (rg_store_each_alert(sv->st, clinic, NULL, NULL, key, 1000, rg__alert_to_json, &zl) ||
         rg_store_each_action(sv->st, clinic, key, rg__action_to_json, &zactions) ||
         rg_store_clinic_transitions(sv->st, clinic, 0, 1000000, rg__transition_of_key, &f)) {
@@ -403,7 +447,7 @@ static void rg__get_transitions(rg_svc *sv, int ci, rg_http_conn *c, const rg_ht
     if (limit <= 0 || limit > 10000)
         limit = 10000;
     json_t *list = json_array();
-    rg__zlist zl = {list, rg_engine_zone(sv->eng, sv->clinics[ci].name)};
+    rg__zlist zl = {list, rg_engine_zone(sv->eng, sv->clinics[ci].name), 0};
     if (rg_store_clinic_transitions(sv->st, sv->clinics[ci].name, after, (int)limit,
                                     rg__collect_transition, &zl)) {
         json_decref(list);
@@ -429,6 +473,7 @@ typedef struct rg__backlog {
     rg_http_conn *conn;
     int64_t last;
     const rg_zone *zone;
+    int n; /* transitions sent */
 } rg__backlog;
 
 static int rg__send_backlog(void *ud, const rg_transition *t)
@@ -441,18 +486,77 @@ static int rg__send_backlog(void *ud, const rg_transition *t)
     int rc = data ? rg_http_stream_send(b->conn, id, "transition", data) : -1;
     free(data);
     b->last = t->cseq;
+    b->n++;
     return rc ? 1 : 0;
 }
 
-static void rg__get_stream(rg_svc *sv, int ci, rg_http_conn *c, const rg_http_req *req)
+static rg_svc_stream *rg__stream_of(rg_svc *sv, rg_http_conn *c)
 {
-    char after_s[32];
+    for (int i = 0; i < sv->nstreams; i++)
+        if (sv->streams[i].conn == c)
+            return &sv->streams[i];
+    return NULL;
+}
+
+static void rg__stream_page(void *ud, rg_http_conn *c);
+
+/* Sends a stream's backlog a page (RG_SVC_STREAM_PAGE transitions) at a
+ * time, the next page once the client has read the last: a backlog of
+ * megabytes is never read nor queued whole, and a client that does not read
+ * costs one page until the stall limit closes its stream. A short page is
+ * the end of the backlog: from there the stream takes what serve.c
+ * publishes. Runs as the stream's drain callback too. */
+static void rg__stream_page(void *ud, rg_http_conn *c)
+{
+    rg_svc *sv = ud;
+    for (;;) {
+        rg_svc_stream *s = rg__stream_of(sv, c);
+        if (!s) /* closed meanwhile */
+            return;
+        const char *clinic = sv->clinics[s->clinic].name;
+        rg__backlog b = {c, s->next, rg_engine_zone(sv->eng, clinic), 0};
+        int rc = rg_store_clinic_transitions(sv->st, clinic, s->next, RG_SVC_STREAM_PAGE,
+                                             rg__send_backlog, &b);
+        if (!(s = rg__stream_of(sv, c))) /* a send closed it: its client too far behind */
+            return;
+        if (rc < 0) { /* the backlog could not be read: a stream with a hole is worse */
+            rg_log("error", "clinic %s: stream backlog not read: %s (%s); stream closed", clinic,
+                   rg_strerror(rc), rg_store_errmsg(sv->st));
+            rg_http_stream_end(c);
+            return;
+        }
+        s->next = b.last;
+        if (b.n < RG_SVC_STREAM_PAGE) {
+            s->last_cseq = b.last; /* caught up */
+            return;
+        }
+        if (rg_http_stream_on_drain(c, rg__stream_page) != 1)
+            return; /* armed, or closed */
+    }
+}
+
+static void rg__get_stream(rg_svc *sv, int ci, int token, rg_http_conn *c, const rg_http_req *req)
+{
+    char after_s[32], msg[160];
     int ok;
     const char *from = req->last_event_id ? req->last_event_id
                                           : rg_svc_query(req->query, "after", after_s, sizeof after_s);
     int64_t after = rg__parse_seq(from, &ok);
     if (!ok) {
         rg__error(c, 400, "after (or Last-Event-ID) must be a whole number");
+        return;
+    }
+    int of_clinic = 0, of_token = 0;
+    for (int i = 0; i < sv->nstreams; i++) {
+        of_clinic += sv->streams[i].clinic == ci;
+        of_token += sv->streams[i].clinic == ci && sv->streams[i].token == token;
+    }
+    if (of_token >= sv->max_streams_token || of_clinic >= sv->max_streams_clinic) {
+        snprintf(msg, sizeof msg, "too many streams for this %s (%d); close one first",
+                 of_token >= sv->max_streams_token ? "token" : "clinic",
+                 of_token >= sv->max_streams_token ? sv->max_streams_token
+                                                   : sv->max_streams_clinic);
+        rg__error(c, 429, msg);
         return;
     }
     if (sv->nstreams == RG_MAX_STREAMS) {
@@ -463,21 +567,10 @@ static void rg__get_stream(rg_svc *sv, int ci, rg_http_conn *c, const rg_http_re
     if (!from)
         after = sv->clinics[ci].last_cseq;
     /* listed before anything is sent: a send that closes it (its client too
-     * far behind on the backlog) unlists it in rg__stream_closed */
-    sv->streams[sv->nstreams++] = (rg_svc_stream){c, ci, after};
+     * far behind) unlists it in rg__stream_closed */
+    sv->streams[sv->nstreams++] = (rg_svc_stream){c, ci, token, RG_SVC_PAGING, after};
     rg_http_stream_start(c, rg__stream_closed, sv);
-    rg__backlog b = {c, after, rg_engine_zone(sv->eng, sv->clinics[ci].name)};
-    int rc = rg_store_clinic_transitions(sv->st, sv->clinics[ci].name, after, 1000000,
-                                         rg__send_backlog, &b);
-    if (rc < 0) { /* the backlog could not be read: a stream with a hole is worse */
-        rg_log("error", "clinic %s: stream backlog not read: %s (%s); stream closed",
-               sv->clinics[ci].name, rg_strerror(rc), rg_store_errmsg(sv->st));
-        rg_http_stream_end(c);
-        return;
-    }
-    for (int i = 0; i < sv->nstreams; i++)
-        if (sv->streams[i].conn == c)
-            sv->streams[i].last_cseq = b.last;
+    rg__stream_page(sv, c);
 }
 
 static int rg__metric_open(void *ud, const char *clinic, const char *severity, int64_t n)
@@ -658,7 +751,9 @@ void rg_svc_handle(void *ud, rg_http_conn *c, const rg_http_req *req)
     char ticket[80];
     int by_ticket = get && !req->authorization && !strcmp(req->path, "/v1/transitions/stream") &&
                     rg_svc_query(req->query, "ticket", ticket, sizeof ticket);
-    int ci = by_ticket ? rg_svc_ticket_use(sv, ticket) : rg__auth(sv, req->authorization);
+    int token = 0;
+    int ci = by_ticket ? rg_svc_ticket_use(sv, ticket, &token)
+                       : rg__auth(sv, req->authorization, &token);
     if (ci < 0) {
         rg_log("warn", "unauthorized %s %s from %s%s", req->method, req->path, req->peer,
                by_ticket ? " (stream ticket unknown, used or expired)" : "");
@@ -667,10 +762,15 @@ void rg_svc_handle(void *ud, rg_http_conn *c, const rg_http_req *req)
                                     : "a clinic API token is required: Authorization: Bearer <token>");
         return;
     }
+    /* the connection leaves the unauthenticated ones (http.h) */
+    if (!rg_http_authenticated(c)) {
+        rg__error(c, 503, "too many connections; try again later");
+        return;
+    }
     const char *p = req->path;
     size_t pl = strlen(p);
     if (post && !strcmp(p, "/v1/stream-tickets"))
-        rg_svc_post_ticket(sv, ci, c);
+        rg_svc_post_ticket(sv, ci, token, c);
     else if (get && !strncmp(p, "/v1/patients/", 13) && pl > 13 + 9 &&
              !strcmp(p + pl - 9, "/timeline")) {
         char patient[RG_EVENT_MAX_ID + 1];
@@ -689,7 +789,7 @@ void rg_svc_handle(void *ud, rg_http_conn *c, const rg_http_req *req)
     else if (get && !strcmp(p, "/v1/transitions"))
         rg__get_transitions(sv, ci, c, req);
     else if (get && !strcmp(p, "/v1/transitions/stream"))
-        rg__get_stream(sv, ci, c, req);
+        rg__get_stream(sv, ci, token, c, req);
     else if (get && !strcmp(p, "/metrics"))
         rg__get_metrics(sv, c);
     else if (!strncmp(p, "/v1/alerts/", 11)) {

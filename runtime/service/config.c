@@ -54,6 +54,9 @@ int rg_svc_load_config(rg_svc *sv, const char *path, char *err, size_t errlen)
     sv->http_limits = RG_HTTP_LIMITS_DEFAULT;
     sv->max_events = 1000;
     sv->history_cache = (size_t)64 << 20;
+    sv->max_streams_clinic = 64;
+    sv->max_streams_token = 32;
+    sv->max_tickets_clinic = 64;
     if (!json_is_object(root)) {
         rc = rg__cfg_fail(err, errlen, path, "(top)", "expected a JSON object");
         goto done;
@@ -83,7 +86,13 @@ int rg_svc_load_config(rg_svc *sv, const char *path, char *err, size_t errlen)
         static const char *const names[] = {"max_memory_mb", "max_instructions", "deadline_ms",
                                             "max_body_bytes", "max_header_bytes", "max_connections",
                                             "idle_timeout_ms", "request_timeout_ms",
-                                            "max_events_per_request", "history_cache_mb", NULL};
+                                            "max_events_per_request", "history_cache_mb",
+                                            "max_unauthenticated_connections",
+                                            "max_connections_per_address",
+                                            "first_request_timeout_ms", "max_unsent_bytes",
+                                            "stream_max_unsent_bytes", "stream_stall_ms",
+                                            "max_streams_per_clinic", "max_streams_per_token",
+                                            "max_stream_tickets_per_clinic", NULL};
         if (!json_is_object(limits)) {
             rc = rg__cfg_fail(err, errlen, path, "limits", "expected an object");
             goto done;
@@ -105,6 +114,14 @@ int rg_svc_load_config(rg_svc *sv, const char *path, char *err, size_t errlen)
                 goto done;
             }
             json_int_t n = json_integer_value(v);
+            if (i >= 16 && n > RG_MAX_STREAMS) { /* RG_MAX_TICKETS is the same 256 */
+                rc = rg__cfg_fail(err, errlen, path, field, "expected a whole number from 1 to 256");
+                goto done;
+            }
+            if (i >= 10 && i != 13 && i != 14 && n > INT_MAX) {
+                rc = rg__cfg_fail(err, errlen, path, field, "too large");
+                goto done;
+            }
             switch (i) {
             case 0: sv->limits.max_memory = (size_t)n << 20; break;
             case 1: sv->limits.max_instructions = n; break;
@@ -116,6 +133,15 @@ int rg_svc_load_config(rg_svc *sv, const char *path, char *err, size_t errlen)
             case 7: sv->http_limits.request_timeout_ms = (int)n; break;
             case 8: sv->max_events = (int)n; break;
             case 9: sv->history_cache = (size_t)n << 20; break;
+            case 10: sv->http_limits.max_unauthenticated = (int)n; break;
+            case 11: sv->http_limits.max_per_address = (int)n; break;
+            case 12: sv->http_limits.first_request_timeout_ms = (int)n; break;
+            case 13: sv->http_limits.max_unsent_bytes = (size_t)n; break;
+            case 14: sv->http_limits.stream_max_unsent = (size_t)n; break;
+            case 15: sv->http_limits.stream_stall_ms = (int)n; break;
+            case 16: sv->max_streams_clinic = (int)n; break;
+            case 17: sv->max_streams_token = (int)n; break;
+            case 18: sv->max_tickets_clinic = (int)n; break;
             }
         }
     }

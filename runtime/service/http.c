@@ -6,7 +6,13 @@
  * uv_timer_t (idle, request and lingering-close timeouts) and one parser.
  * Requests are handled one at a time: when a request is complete the parser
  * is paused and reading stops until the handler responds, so pipelined
- * requests are answered in order. Memory is freed only in close callbacks,
+ * requests are answered in order; nor is the next request read while more
+ * than max_unsent_bytes of answers wait to be written (a client that sends
+ * and never reads is left with its own backlog in its own socket).
+ * Connections are counted in two pools: unauthenticated ones (the default,
+ * also capped per address, the first request due within a short deadline)
+ * and authenticated ones (rg_http_authenticated), so that silent connections
+ * never take the slots of clients that showed a token. Memory is freed only in close callbacks,
  * except a connection that closed while its handler still owed a response:
  * that one is freed by the handler's late rg_http_respond/rg_http_stream_start.
  * Nothing is logged here; the caller reads rg_http_stats_get.
@@ -25,7 +31,6 @@
 
 #define RG__RBUF 16384                /* read buffer per connection */
 #define RG__LINGER_MS 1000            /* read-and-discard time after a final response */
-#define RG__SSE_MAX_UNSENT (4u << 20) /* a stream further behind than this is closed */
 
 enum rg__state { RG__IDLE, RG__READING, RG__AWAIT, RG__STREAM, RG__LINGER };
 
@@ -45,8 +50,14 @@ struct rg_http_conn {
     int handles; /* open handles: tcp, timer */
     enum rg__state state;
     int closing, reading, in_dispatch, counted, keep, is_head, close_when_sent;
+    int authed;    /* counted among the authenticated connections, not the others */
+    int throttled; /* reading stopped until the unsent bytes fall under the cap */
+    long nreq;     /* requests handed to the handler */
+    uint64_t deadline; /* uv_now() by which the first request must be complete */
     size_t unsent; /* bytes queued with uv_write and not yet written */
+    unsigned char addr[17]; /* the peer's family and address, for the per-address limit */
     char peer[64];
+    void (*drained)(void *ud, rg_http_conn *c); /* rg_http_stream_on_drain */
     /* the request being read */
     char *arena; /* 2 * max_header_bytes + 64: kept strings, each NUL-ended */
     size_t alen, hdr_bytes;
@@ -75,7 +86,8 @@ struct rg_http_server {
     http_parser_settings settings;
     rg_http_conn *conns;
     int nconns;          /* connections whose handles are not closed yet */
-    int active, streams; /* connections counted towards the limit; SSE streams */
+    int active, streams; /* connections counted towards the limits; SSE streams */
+    int unauth;          /* of active, those not authenticated */
     int port, closing, listener_closed;
     rg_http_stats stats;
     void (*done)(void *ud);
@@ -89,6 +101,7 @@ typedef struct rg__wreq {
 } rg__wreq;
 
 static void rg__feed(rg_http_conn *c);
+static void rg__timer(rg_http_conn *c, int ms);
 
 /* ---- closing ------------------------------------------------------------ */
 
@@ -145,9 +158,12 @@ static void rg__close(rg_http_conn *c)
         return;
     c->closing = 1;
     rg_http_server *s = c->s;
-    if (c->counted)
+    if (c->counted) {
         s->active--;
+        s->unauth -= !c->authed;
+    }
     c->counted = 0;
+    c->drained = NULL;
     if (c->state == RG__STREAM) {
         s->streams--;
         void (*cb)(void *, rg_http_conn *) = c->on_close;
@@ -181,8 +197,27 @@ static void rg__on_write(uv_write_t *req, int status)
     rg_http_conn *c = req->handle->data;
     c->unsent -= w->len;
     free(w);
-    if (status < 0 || (c->close_when_sent && c->unsent == 0))
+    if (status < 0 || (c->close_when_sent && c->unsent == 0)) {
         rg__close(c);
+        return;
+    }
+    if (c->closing)
+        return;
+    if (c->state == RG__STREAM) {
+        if (c->unsent > 0) { /* progress: the stall timer starts again */
+            rg__timer(c, c->s->lim.stream_stall_ms);
+            return;
+        }
+        uv_timer_stop(&c->timer);
+        void (*cb)(void *, rg_http_conn *) = c->drained;
+        c->drained = NULL;
+        if (cb)
+            cb(c->close_ud, c);
+    } else if (c->throttled && c->unsent <= c->s->lim.max_unsent_bytes) {
+        c->throttled = 0;
+        if (c->state == RG__IDLE && !c->in_dispatch)
+            rg__feed(c);
+    }
 }
 
 /* Queues head followed by body (both copied). Returns 0, or -1 if closed. */
@@ -206,6 +241,8 @@ static int rg__write(rg_http_conn *c, const char *head, size_t hlen, const char 
         return -1;
     }
     c->unsent += w->len;
+    if (c->state == RG__STREAM && !uv_is_active((uv_handle_t *)&c->timer))
+        rg__timer(c, c->s->lim.stream_stall_ms);
     return 0;
 }
 
@@ -263,6 +300,9 @@ static void rg__on_timer(uv_timer_t *t)
         c->s->stats.timeouts++;
         rg__fail(c, 408);
     } else if (c->state == RG__IDLE || c->state == RG__LINGER) {
+        rg__close(c);
+    } else if (c->state == RG__STREAM) { /* nothing written for stream_stall_ms */
+        c->s->stats.slow_streams++;
         rg__close(c);
     }
 }
@@ -386,7 +426,14 @@ static int rg__on_message_begin(http_parser *p)
     c->in_field = c->seen_field = c->trailers = 0;
     c->err = 0;
     c->state = RG__READING;
-    rg__timer(c, c->s->lim.request_timeout_ms);
+    int ms = c->s->lim.request_timeout_ms;
+    if (c->nreq == 0) { /* the first request: within what is left of its deadline */
+        uint64_t now = uv_now(c->s->loop);
+        uint64_t left = c->deadline > now ? c->deadline - now : 1;
+        if (left < (uint64_t)ms)
+            ms = (int)left;
+    }
+    rg__timer(c, ms);
     return 0;
 }
 
@@ -588,6 +635,7 @@ static void rg__dispatch(rg_http_conn *c)
         .peer = c->peer,
     };
     s->stats.requests++;
+    c->nreq++;
     c->in_dispatch = 1;
     s->handler(s->ud, c, &req);
     c->in_dispatch = 0;
@@ -599,6 +647,11 @@ static void rg__dispatch(rg_http_conn *c)
 static void rg__feed(rg_http_conn *c)
 {
     while (!c->closing && (c->state == RG__IDLE || c->state == RG__READING)) {
+        if (c->state == RG__IDLE && c->unsent > c->s->lim.max_unsent_bytes) {
+            c->throttled = 1; /* rg__on_write goes on once the client has read */
+            rg__read(c, 0);
+            return;
+        }
         if (c->rlen == 0) {
             rg__read(c, 1);
             return;
@@ -687,7 +740,8 @@ static int rg__stream_write(rg_http_conn *c, const char *text, size_t len)
 {
     if (!c || c->closing || c->state != RG__STREAM)
         return -1;
-    if (c->unsent + len > RG__SSE_MAX_UNSENT) {
+    if (c->unsent + len > c->s->lim.stream_max_unsent) {
+        c->s->stats.slow_streams++;
         rg__close(c);
         return -1;
     }
@@ -731,6 +785,28 @@ int rg_http_stream_send(rg_http_conn *c, const char *id, const char *event, cons
     return rc;
 }
 
+int rg_http_stream_on_drain(rg_http_conn *c, void (*drained)(void *ud, rg_http_conn *c))
+{
+    if (!c || c->closing || c->state != RG__STREAM)
+        return -1;
+    if (c->unsent == 0)
+        return 1;
+    c->drained = drained;
+    return 0;
+}
+
+int rg_http_authenticated(rg_http_conn *c)
+{
+    if (c->authed || c->closing || !c->counted)
+        return 1; /* a closing connection's answer goes nowhere anyway */
+    rg_http_server *s = c->s;
+    if (s->active - s->unauth >= s->lim.max_connections)
+        return 0;
+    c->authed = 1;
+    s->unauth--;
+    return 1;
+}
+
 void rg_http_stream_end(rg_http_conn *c)
 {
     if (c && !c->closing && c->state == RG__STREAM)
@@ -763,6 +839,42 @@ static void rg__peer(rg_http_conn *c)
         return;
     int v6 = ss.ss_family == AF_INET6;
     snprintf(c->peer, sizeof c->peer, v6 ? "[%s]:%d" : "%s:%d", ip, rg__port_of(&ss));
+    c->addr[0] = (unsigned char)(v6 ? 6 : 4);
+    if (v6)
+        memcpy(c->addr + 1, &((struct sockaddr_in6 *)&ss)->sin6_addr, 16);
+    else
+        memcpy(c->addr + 1, &((struct sockaddr_in *)&ss)->sin_addr, 4);
+}
+
+/* Unauthenticated connections from c's address, c not included. */
+static int rg__same_address(rg_http_server *s, const rg_http_conn *c)
+{
+    int n = 0;
+    for (const rg_http_conn *o = s->conns; o; o = o->next)
+        n += o != c && o->counted && !o->authed && !memcmp(o->addr, c->addr, sizeof c->addr);
+    return n;
+}
+
+/* Makes room among the unauthenticated connections: closes the oldest one
+ * still waiting for its first request or, if none, the oldest idle between
+ * requests (its client just opens another). Returns 0 when every one is busy. */
+static int rg__evict(rg_http_server *s)
+{
+    rg_http_conn *pending = NULL, *idle = NULL; /* the list runs from newest to oldest */
+    for (rg_http_conn *o = s->conns; o; o = o->next) {
+        if (!o->counted || o->authed || o->closing || o->unsent > 0)
+            continue;
+        if (o->nreq == 0 && (o->state == RG__IDLE || o->state == RG__READING))
+            pending = o;
+        else if (o->state == RG__IDLE)
+            idle = o;
+    }
+    rg_http_conn *victim = pending ? pending : idle;
+    if (!victim)
+        return 0;
+    s->stats.evicted++;
+    rg__close(victim);
+    return 1;
 }
 
 static void rg__on_connection(uv_stream_t *ls, int status)
@@ -790,17 +902,21 @@ static void rg__on_connection(uv_stream_t *ls, int status)
     }
     uv_tcp_nodelay(&c->tcp, 1);
     rg__peer(c);
-    if (s->active >= s->lim.max_connections) {
+    if (rg__same_address(s, c) >= s->lim.max_per_address ||
+        (s->unauth >= s->lim.max_unauthenticated && !rg__evict(s))) {
         s->stats.rejected_connections++;
         rg__fail(c, 503);
         return;
     }
     s->active++;
+    s->unauth++;
     c->counted = 1;
     http_parser_init(&c->parser, HTTP_REQUEST);
     c->parser.data = c;
     c->state = RG__IDLE;
-    rg__timer(c, s->lim.idle_timeout_ms);
+    int first = s->lim.first_request_timeout_ms;
+    c->deadline = uv_now(s->loop) + (uint64_t)first;
+    rg__timer(c, first < s->lim.idle_timeout_ms ? first : s->lim.idle_timeout_ms);
     rg__read(c, 1);
 }
 
@@ -840,6 +956,12 @@ int rg_http_listen(uv_loop_t *loop, const char *host, int port, const rg_http_li
     RG__DEFAULT(max_connections);
     RG__DEFAULT(idle_timeout_ms);
     RG__DEFAULT(request_timeout_ms);
+    RG__DEFAULT(max_unauthenticated);
+    RG__DEFAULT(max_per_address);
+    RG__DEFAULT(first_request_timeout_ms);
+    RG__DEFAULT(max_unsent_bytes);
+    RG__DEFAULT(stream_max_unsent);
+    RG__DEFAULT(stream_stall_ms);
 #undef RG__DEFAULT
     rg__parser_limit(s->lim.max_header_bytes);
     s->loop = loop;
@@ -894,5 +1016,6 @@ void rg_http_stats_get(const rg_http_server *s, rg_http_stats *st)
 {
     *st = s->stats;
     st->connections = s->active;
+    st->unauthenticated = s->unauth;
     st->streams = s->streams;
 }

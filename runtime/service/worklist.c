@@ -88,12 +88,24 @@ static void rg__tickets_expire(rg_svc *sv, uint64_t now)
 }
 
 /* POST /v1/stream-tickets: 32 bytes from getrandom, usable once within
- * RG_TICKET_MS, for the clinic of the token that asked. */
-void rg_svc_post_ticket(rg_svc *sv, int ci, rg_http_conn *c)
+ * RG_TICKET_MS, for the clinic of the token that asked. A clinic has at most
+ * limits.max_tickets_per_clinic outstanding, so that one clinic cannot take
+ * the shared RG_MAX_TICKETS. */
+void rg_svc_post_ticket(rg_svc *sv, int ci, int token, rg_http_conn *c)
 {
     uint64_t now = uv_now(&sv->loop);
     unsigned char raw[32];
     rg__tickets_expire(sv, now);
+    int mine = 0;
+    for (int i = 0; i < sv->ntickets; i++)
+        mine += !strcmp(sv->tickets[i].clinic, sv->clinics[ci].name);
+    if (mine >= sv->max_tickets_clinic) {
+        char msg[160];
+        snprintf(msg, sizeof msg, "too many stream tickets outstanding for this clinic (%d); "
+                                  "try again in 30 seconds", sv->max_tickets_clinic);
+        rg__error(c, 503, msg);
+        return;
+    }
     if (sv->ntickets == RG_MAX_TICKETS) {
         rg__error(c, 503, "too many stream tickets outstanding; try again in 30 seconds");
         return;
@@ -106,12 +118,13 @@ void rg_svc_post_ticket(rg_svc *sv, int ci, rg_http_conn *c)
     for (size_t i = 0; i < sizeof raw; i++)
         snprintf(t->id + 2 * i, 3, "%02x", raw[i]);
     memcpy(t->clinic, sv->clinics[ci].name, sizeof t->clinic); /* the same size */
+    t->token = token;
     t->expires = now + RG_TICKET_MS;
     rg_svc_reply_json(c, 201, json_pack("{s:s,s:s,s:i}", "ticket", t->id, "clinic", t->clinic,
                                         "expires_in", RG_TICKET_MS / 1000));
 }
 
-int rg_svc_ticket_use(rg_svc *sv, const char *ticket)
+int rg_svc_ticket_use(rg_svc *sv, const char *ticket, int *token)
 {
     rg__tickets_expire(sv, uv_now(&sv->loop));
     if (strlen(ticket) != 64)
@@ -130,6 +143,7 @@ int rg_svc_ticket_use(rg_svc *sv, const char *ticket)
     for (int i = 0; i < sv->nclinics; i++)
         if (!strcmp(sv->clinics[i].name, sv->tickets[found].clinic))
             ci = i;
+    *token = sv->tickets[found].token;
     sv->tickets[found] = sv->tickets[--sv->ntickets]; /* once */
     return ci;
 }

@@ -79,6 +79,21 @@
     return j;
   }
 
+  // Every alert of a query: GET /v1/alerts answers a page at a time and
+  // names the next page's cursor until the last.
+  async function allAlerts(query) {
+    const out = [];
+    let cursor = null;
+    for (let pages = 0; pages < 10000; pages++) {
+      const d = await api('GET', '/v1/alerts?' + query + '&limit=1000' +
+        (cursor ? '&cursor=' + encodeURIComponent(cursor) : ''));
+      out.push(...d.alerts);
+      if (!d.next) break;
+      cursor = d.next;
+    }
+    return out;
+  }
+
   function failed(e, where) {
     if (e instanceof Unauthorized) {
       signOut('The service no longer accepts this token. Sign in again.');
@@ -93,7 +108,7 @@
     st.token = token;
     say($('signin-error'), '');
     try {
-      st.alerts = (await api('GET', '/v1/alerts?state=open')).alerts;
+      st.alerts = await allAlerts('state=open');
     } catch (e) {
       st.token = null;
       sessionStorage.removeItem(TOKEN);
@@ -180,7 +195,7 @@
   async function refresh() {
     if (!st.token) return;
     try {
-      st.alerts = (await api('GET', '/v1/alerts?state=open')).alerts;
+      st.alerts = await allAlerts('state=open');
       say($('work-error'), '');
       render();
       if (st.selected) await detail(st.selected, true);
@@ -349,7 +364,7 @@
     try {
       const [svg, all] = await Promise.all([
         api('GET', '/v1/patients/' + encodeURIComponent(id) + '/timeline', undefined, 'text'),
-        api('GET', '/v1/alerts?patient=' + encodeURIComponent(id)),
+        allAlerts('patient=' + encodeURIComponent(id)).then((alerts) => ({ alerts })),
       ]);
       const doc = new DOMParser().parseFromString(svg, 'image/svg+xml');
       const root = doc.documentElement;
