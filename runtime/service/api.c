@@ -473,7 +473,8 @@ typedef struct rg__backlog {
     rg_http_conn *conn;
     int64_t last;
     const rg_zone *zone;
-    int n; /* transitions sent */
+    int n;        /* transitions sent */
+    size_t bytes; /* ... and their size: a page ends at RG_SVC_STREAM_PAGE_BYTES too */
 } rg__backlog;
 
 static int rg__send_backlog(void *ud, const rg_transition *t)
@@ -484,10 +485,11 @@ static int rg__send_backlog(void *ud, const rg_transition *t)
     json_decref(j);
     snprintf(id, sizeof id, "%lld", (long long)t->cseq);
     int rc = data ? rg_http_stream_send(b->conn, id, "transition", data) : -1;
+    b->bytes += data ? strlen(data) : 0;
     free(data);
     b->last = t->cseq;
     b->n++;
-    return rc ? 1 : 0;
+    return rc || b->bytes >= RG_SVC_STREAM_PAGE_BYTES ? 1 : 0;
 }
 
 static rg_svc_stream *rg__stream_of(rg_svc *sv, rg_http_conn *c)
@@ -500,39 +502,36 @@ static rg_svc_stream *rg__stream_of(rg_svc *sv, rg_http_conn *c)
 
 static void rg__stream_page(void *ud, rg_http_conn *c);
 
-/* Sends a stream's backlog a page (RG_SVC_STREAM_PAGE transitions) at a
- * time, the next page once the client has read the last: a backlog of
+/* Sends a stream's backlog a page (RG_SVC_STREAM_PAGE transitions, or fewer
+ * that make RG_SVC_STREAM_PAGE_BYTES) at a time, the next page once the client has read the last: a backlog of
  * megabytes is never read nor queued whole, and a client that does not read
  * costs one page until the stall limit closes its stream. A short page is
  * the end of the backlog: from there the stream takes what serve.c
- * publishes. Runs as the stream's drain callback too. */
+ * publishes. Runs as the stream's drain callback (http.c runs a few of those
+ * per loop iteration: many streams' backlogs take turns with requests). */
 static void rg__stream_page(void *ud, rg_http_conn *c)
 {
     rg_svc *sv = ud;
-    for (;;) {
-        rg_svc_stream *s = rg__stream_of(sv, c);
-        if (!s) /* closed meanwhile */
-            return;
-        const char *clinic = sv->clinics[s->clinic].name;
-        rg__backlog b = {c, s->next, rg_engine_zone(sv->eng, clinic), 0};
-        int rc = rg_store_clinic_transitions(sv->st, clinic, s->next, RG_SVC_STREAM_PAGE,
-                                             rg__send_backlog, &b);
-        if (!(s = rg__stream_of(sv, c))) /* a send closed it: its client too far behind */
-            return;
-        if (rc < 0) { /* the backlog could not be read: a stream with a hole is worse */
-            rg_log("error", "clinic %s: stream backlog not read: %s (%s); stream closed", clinic,
-                   rg_strerror(rc), rg_store_errmsg(sv->st));
-            rg_http_stream_end(c);
-            return;
-        }
-        s->next = b.last;
-        if (b.n < RG_SVC_STREAM_PAGE) {
-            s->last_cseq = b.last; /* caught up */
-            return;
-        }
-        if (rg_http_stream_on_drain(c, rg__stream_page) != 1)
-            return; /* armed, or closed */
+    rg_svc_stream *s = rg__stream_of(sv, c);
+    if (!s) /* closed meanwhile */
+        return;
+    const char *clinic = sv->clinics[s->clinic].name;
+    rg__backlog b = {c, s->next, rg_engine_zone(sv->eng, clinic), 0, 0};
+    int rc = rg_store_clinic_transitions(sv->st, clinic, s->next, RG_SVC_STREAM_PAGE,
+                                         rg__send_backlog, &b);
+    if (!(s = rg__stream_of(sv, c))) /* a send closed it: its client too far behind */
+        return;
+    if (rc < 0) { /* the backlog could not be read: a stream with a hole is worse */
+        rg_log("error", "clinic %s: stream backlog not read: %s (%s); stream closed", clinic,
+               rg_strerror(rc), rg_store_errmsg(sv->st));
+        rg_http_stream_end(c);
+        return;
     }
+    s->next = b.last;
+    if (b.n < RG_SVC_STREAM_PAGE && b.bytes < RG_SVC_STREAM_PAGE_BYTES)
+        s->last_cseq = b.last; /* caught up */
+    else
+        rg_http_stream_on_drain(c, rg__stream_page);
 }
 
 static void rg__get_stream(rg_svc *sv, int ci, int token, rg_http_conn *c, const rg_http_req *req)
@@ -570,7 +569,7 @@ static void rg__get_stream(rg_svc *sv, int ci, int token, rg_http_conn *c, const
      * far behind) unlists it in rg__stream_closed */
     sv->streams[sv->nstreams++] = (rg_svc_stream){c, ci, token, RG_SVC_PAGING, after};
     rg_http_stream_start(c, rg__stream_closed, sv);
-    rg__stream_page(sv, c);
+    rg_http_stream_on_drain(c, rg__stream_page); /* the first page once the head is out */
 }
 
 static int rg__metric_open(void *ud, const char *clinic, const char *severity, int64_t n)
@@ -709,8 +708,26 @@ static void rg__get_metrics(rg_svc *sv, rg_http_conn *c)
                       "# HELP regimen_http_connections Open HTTP connections.\n"
                       "# TYPE regimen_http_connections gauge\nregimen_http_connections %d\n"
                       "# HELP regimen_http_streams Open transition streams (Server-Sent Events).\n"
-                      "# TYPE regimen_http_streams gauge\nregimen_http_streams %d\n",
-                  (unsigned long long)hs.requests, hs.connections, hs.streams);
+                      "# TYPE regimen_http_streams gauge\nregimen_http_streams %d\n"
+                      "# HELP regimen_http_unauthenticated_connections Open HTTP connections"
+                      " that have not shown a token.\n"
+                      "# TYPE regimen_http_unauthenticated_connections gauge\n"
+                      "regimen_http_unauthenticated_connections %d\n"
+                      "# HELP regimen_http_connections_refused_total Connections refused with 503"
+                      " (every unauthenticated slot busy, or too many from one address).\n"
+                      "# TYPE regimen_http_connections_refused_total counter\n"
+                      "regimen_http_connections_refused_total %llu\n"
+                      "# HELP regimen_http_connections_evicted_total Silent unauthenticated"
+                      " connections closed to make room for a new one.\n"
+                      "# TYPE regimen_http_connections_evicted_total counter\n"
+                      "regimen_http_connections_evicted_total %llu\n"
+                      "# HELP regimen_http_streams_dropped_total Streams closed because their"
+                      " client fell too far behind or stopped reading.\n"
+                      "# TYPE regimen_http_streams_dropped_total counter\n"
+                      "regimen_http_streams_dropped_total %llu\n",
+                  (unsigned long long)hs.requests, hs.connections, hs.streams, hs.unauthenticated,
+                  (unsigned long long)hs.rejected_connections, (unsigned long long)hs.evicted,
+                  (unsigned long long)hs.slow_streams);
     if (sv->hooks) {
         rg_webhook_stats ws;
         rg_webhooks_stats(sv->hooks, &ws);

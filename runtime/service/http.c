@@ -22,6 +22,7 @@
 #include <http_parser.h>
 
 #include <arpa/inet.h>
+#include <sys/ioctl.h>
 #include <ctype.h>
 #include <limits.h>
 #include <stdio.h>
@@ -31,6 +32,12 @@
 
 #define RG__RBUF 16384                /* read buffer per connection */
 #define RG__LINGER_MS 1000            /* read-and-discard time after a final response */
+#define RG__BACKLOG 1024              /* a burst of connections waits in the kernel, not refused */
+#define RG__DRAINS_PER_TURN 8         /* drain callbacks run per loop iteration (then I/O again) */
+/* A stream's socket send buffer, fixed (no autotuning up to megabytes): what
+ * a client does not read stays in our count of unsent bytes, where the
+ * stall and unsent limits see it, not in the kernel. */
+#define RG__STREAM_SNDBUF 65536
 
 enum rg__state { RG__IDLE, RG__READING, RG__AWAIT, RG__STREAM, RG__LINGER };
 
@@ -58,6 +65,8 @@ struct rg_http_conn {
     unsigned char addr[17]; /* the peer's family and address, for the per-address limit */
     char peer[64];
     void (*drained)(void *ud, rg_http_conn *c); /* rg_http_stream_on_drain */
+    rg_http_conn *rprev, *rnext; /* in the server's queue of drained streams, if queued */
+    int queued;
     /* the request being read */
     char *arena; /* 2 * max_header_bytes + 64: kept strings, each NUL-ended */
     size_t alen, hdr_bytes;
@@ -88,7 +97,12 @@ struct rg_http_server {
     int nconns;          /* connections whose handles are not closed yet */
     int active, streams; /* connections counted towards the limits; SSE streams */
     int unauth;          /* of active, those not authenticated */
-    int port, closing, listener_closed;
+    int port, closing, shandles; /* shandles: the listener and turn, until closed */
+    /* streams whose drain callback is due, run a few per loop iteration by
+     * turn so that a thousand backlogs never hold the loop in one go */
+    uv_idle_t turn;
+    int turn_open;
+    rg_http_conn *ready, *ready_tail;
     rg_http_stats stats;
     void (*done)(void *ud);
     void *done_ud;
@@ -109,7 +123,7 @@ static void rg__timer(rg_http_conn *c, int ms);
  * have finished closing. */
 static void rg__maybe_done(rg_http_server *s)
 {
-    if (!s->closing || !s->listener_closed || s->nconns > 0)
+    if (!s->closing || s->shandles > 0 || s->nconns > 0)
         return;
     void (*done)(void *) = s->done;
     void *ud = s->done_ud;
@@ -121,8 +135,61 @@ static void rg__maybe_done(rg_http_server *s)
 static void rg__on_listener_closed(uv_handle_t *h)
 {
     rg_http_server *s = h->data;
-    s->listener_closed = 1;
+    s->shandles--;
     rg__maybe_done(s);
+}
+
+static void rg__ready_unlink(rg_http_conn *c)
+{
+    if (!c->queued)
+        return;
+    rg_http_server *s = c->s;
+    if (c->rprev)
+        c->rprev->rnext = c->rnext;
+    else
+        s->ready = c->rnext;
+    if (c->rnext)
+        c->rnext->rprev = c->rprev;
+    else
+        s->ready_tail = c->rprev;
+    c->rprev = c->rnext = NULL;
+    c->queued = 0;
+}
+
+/* Runs the drain callbacks that are due, RG__DRAINS_PER_TURN at a time. */
+static void rg__on_turn(uv_idle_t *h)
+{
+    rg_http_server *s = h->data;
+    for (int i = 0; i < RG__DRAINS_PER_TURN && s->ready; i++) {
+        rg_http_conn *c = s->ready;
+        rg__ready_unlink(c);
+        if (c->closing || c->state != RG__STREAM || !c->drained)
+            continue;
+        if (c->unsent > 0) /* written to meanwhile: when that is written */
+            continue;
+        void (*cb)(void *, rg_http_conn *) = c->drained;
+        c->drained = NULL;
+        cb(c->close_ud, c);
+    }
+    if (!s->ready)
+        uv_idle_stop(h);
+}
+
+/* Queues c's drain callback for a coming loop iteration. */
+static void rg__ready_push(rg_http_conn *c)
+{
+    rg_http_server *s = c->s;
+    if (c->queued || !s->turn_open)
+        return;
+    c->rprev = s->ready_tail;
+    c->rnext = NULL;
+    if (s->ready_tail)
+        s->ready_tail->rnext = c;
+    else
+        s->ready = c;
+    s->ready_tail = c;
+    c->queued = 1;
+    uv_idle_start(&s->turn, rg__on_turn);
 }
 
 static void rg__free_conn(rg_http_conn *c)
@@ -164,6 +231,7 @@ static void rg__close(rg_http_conn *c)
     }
     c->counted = 0;
     c->drained = NULL;
+    rg__ready_unlink(c);
     if (c->state == RG__STREAM) {
         s->streams--;
         void (*cb)(void *, rg_http_conn *) = c->on_close;
@@ -209,10 +277,8 @@ static void rg__on_write(uv_write_t *req, int status)
             return;
         }
         uv_timer_stop(&c->timer);
-        void (*cb)(void *, rg_http_conn *) = c->drained;
-        c->drained = NULL;
-        if (cb)
-            cb(c->close_ud, c);
+        if (c->drained)
+            rg__ready_push(c);
     } else if (c->throttled && c->unsent <= c->s->lim.max_unsent_bytes) {
         c->throttled = 0;
         if (c->state == RG__IDLE && !c->in_dispatch)
@@ -731,6 +797,8 @@ void rg_http_stream_start(rg_http_conn *c, void (*on_close)(void *ud, rg_http_co
     c->close_ud = ud;
     c->rlen = 0;
     c->s->streams++;
+    int sndbuf = RG__STREAM_SNDBUF;
+    uv_send_buffer_size((uv_handle_t *)&c->tcp, &sndbuf);
     if (rg__write(c, head, sizeof head - 1, NULL, 0) == 0)
         rg__read(c, 1); /* to notice the client leaving; input is discarded */
 }
@@ -789,9 +857,9 @@ int rg_http_stream_on_drain(rg_http_conn *c, void (*drained)(void *ud, rg_http_c
 {
     if (!c || c->closing || c->state != RG__STREAM)
         return -1;
-    if (c->unsent == 0)
-        return 1;
     c->drained = drained;
+    if (c->unsent == 0)
+        rg__ready_push(c);
     return 0;
 }
 
@@ -855,21 +923,35 @@ static int rg__same_address(rg_http_server *s, const rg_http_conn *c)
     return n;
 }
 
-/* Makes room among the unauthenticated connections: closes the oldest one
- * still waiting for its first request or, if none, the oldest idle between
- * requests (its client just opens another). Returns 0 when every one is busy. */
+/* Whether the client of an unauthenticated connection has sent nothing we
+ * have not read: only such a connection is a candidate to make room (one
+ * whose request waits in its socket is just not read yet, as in a burst). */
+static int rg__silent(rg_http_conn *o)
+{
+    uv_os_fd_t fd;
+    int n = 0;
+    return o->rlen == 0 && uv_fileno((uv_handle_t *)&o->tcp, &fd) == 0 &&
+           ioctl(fd, FIONREAD, &n) == 0 && n == 0;
+}
+
+/* Makes room among the unauthenticated connections: closes the oldest silent
+ * one still waiting for its first request or, if none, the oldest silent one
+ * idle between requests (its client just opens another). Returns 0 when
+ * none is (every one is busy or has sent something). */
 static int rg__evict(rg_http_server *s)
 {
-    rg_http_conn *pending = NULL, *idle = NULL; /* the list runs from newest to oldest */
-    for (rg_http_conn *o = s->conns; o; o = o->next) {
-        if (!o->counted || o->authed || o->closing || o->unsent > 0)
-            continue;
-        if (o->nreq == 0 && (o->state == RG__IDLE || o->state == RG__READING))
-            pending = o;
-        else if (o->state == RG__IDLE)
-            idle = o;
-    }
-    rg_http_conn *victim = pending ? pending : idle;
+    rg_http_conn *tail = s->conns, *victim = NULL;
+    while (tail && tail->next)
+        tail = tail->next;
+    for (int pass = 0; pass < 2 && !victim; pass++)
+        for (rg_http_conn *o = tail; o && !victim; o = o->prev) { /* oldest first */
+            if (!o->counted || o->authed || o->closing || o->unsent > 0)
+                continue;
+            int pending = o->nreq == 0 && (o->state == RG__IDLE || o->state == RG__READING);
+            int idle = o->nreq > 0 && o->state == RG__IDLE;
+            if ((pass == 0 ? pending : idle) && rg__silent(o))
+                victim = o;
+        }
     if (!victim)
         return 0;
     s->stats.evicted++;
@@ -980,10 +1062,11 @@ int rg_http_listen(uv_loop_t *loop, const char *host, int port, const rg_http_li
         return rc;
     }
     s->listener.data = s;
+    s->shandles = 1;
     struct sockaddr_storage bound;
     int blen = sizeof bound;
     if ((rc = uv_tcp_bind(&s->listener, (const struct sockaddr *)&addr, 0)) != 0 ||
-        (rc = uv_listen((uv_stream_t *)&s->listener, 128, rg__on_connection)) != 0 ||
+        (rc = uv_listen((uv_stream_t *)&s->listener, RG__BACKLOG, rg__on_connection)) != 0 ||
         (rc = uv_tcp_getsockname(&s->listener, (struct sockaddr *)&bound, &blen)) != 0) {
         /* freed in the close callback: the caller must run the loop once */
         s->closing = 1;
@@ -991,6 +1074,10 @@ int rg_http_listen(uv_loop_t *loop, const char *host, int port, const rg_http_li
         return rc;
     }
     s->port = rg__port_of(&bound);
+    uv_idle_init(loop, &s->turn);
+    s->turn.data = s;
+    s->turn_open = 1;
+    s->shandles++;
     *out = s;
     return 0;
 }
@@ -1008,6 +1095,8 @@ void rg_http_close(rg_http_server *s, void (*done)(void *ud), void *ud)
     s->done = done;
     s->done_ud = ud;
     uv_close((uv_handle_t *)&s->listener, rg__on_listener_closed);
+    s->turn_open = 0;
+    uv_close((uv_handle_t *)&s->turn, rg__on_listener_closed);
     for (rg_http_conn *c = s->conns; c; c = c->next)
         rg__close(c);
 }

@@ -102,8 +102,9 @@ void rg_http_stream_start(rg_http_conn *c, void (*on_close)(void *ud, rg_http_co
  * closed too. */
 int rg_http_stream_send(rg_http_conn *c, const char *id, const char *event, const char *data);
 /* Asks for drained(ud, c) (ud: the stream's) once everything queued on the
- * stream is written, e.g. to send the next page of a backlog. Returns 0 when
- * armed, 1 when nothing is queued (the caller goes on at once), -1 when the
+ * stream is written, e.g. to send the next page of a backlog: always from the
+ * loop, later, a few streams' callbacks per loop iteration, so that many
+ * streams' pages take turns with other requests. Returns 0, or -1 when the
  * stream is closed. One call, one callback; never after on_close. */
 int rg_http_stream_on_drain(rg_http_conn *c, void (*drained)(void *ud, rg_http_conn *c));
 /* Ends a stream (its on_close runs), e.g. when it could not be fed in order:

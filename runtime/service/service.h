@@ -33,6 +33,7 @@
 #define RG_SVC_ALERTS_PAGE 200  /* GET /v1/alerts: alerts per page unless ?limit= */
 #define RG_SVC_ALERTS_MAX 1000  /* ... and at most */
 #define RG_SVC_STREAM_PAGE 100  /* transitions of a stream's backlog sent at a time */
+#define RG_SVC_STREAM_PAGE_BYTES 32768 /* ... or fewer, once they make this many bytes */
 #define RG_LEASE_MS 1000      /* a worker tries the leases nobody holds this often */
 
 typedef struct rg_svc_clinic {
