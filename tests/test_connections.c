@@ -631,3 +631,23 @@ Test(connections, alert_pages_give_every_alert_exactly_once, .timeout = 60, .fin
     free(proto);
     rg_test_rmdir(s.dir);
 }
+
+/* The new limits are checked like the others: the file and field named. */
+Test(connections, a_stream_limit_over_256_is_refused_naming_the_field, .timeout = 30)
+{
+    server s = {0};
+    char *proto = alert_protocol(10), *out = NULL, *err = NULL;
+    server_setup(&s, proto, proto);
+    rg_test_write(s.dir, "config.json",
+                  "{ \"listen\": \"127.0.0.1:0\", \"clinics\": { \"north\": { \"protocols\": \"a\","
+                  " \"tokens\": [\"" TOKEN_A "\"] } }, \"limits\": { \"max_streams_per_clinic\": 300 } }");
+    const char *args[] = {"serve", "--config", s.config, "--db", s.db, NULL};
+    int rc = rg_test_run(args, NULL, &out, &err);
+    cr_assert_eq(rc, 2, "exit %d: %s", rc, err);
+    cr_assert(strstr(err, "config.json: limits.max_streams_per_clinic: expected a whole number "
+                          "from 1 to 256"), "%s", err);
+    free(out);
+    free(err);
+    free(proto);
+    rg_test_rmdir(s.dir);
+}
