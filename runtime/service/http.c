@@ -935,9 +935,10 @@ static int rg__silent(rg_http_conn *o)
 }
 
 /* Makes room among the unauthenticated connections: closes the oldest silent
- * one still waiting for its first request or, if none, the oldest silent one
- * idle between requests (its client just opens another). Returns 0 when
- * none is (every one is busy or has sent something). */
+ * one still waiting for its first request or, if none, the oldest one
+ * closing after its last answer or silent and idle between requests (its
+ * client just opens another). Returns 0 when none is (every one is busy or
+ * has sent something). */
 static int rg__evict(rg_http_server *s)
 {
     rg_http_conn *tail = s->conns, *victim = NULL;
@@ -945,8 +946,13 @@ static int rg__evict(rg_http_server *s)
         tail = tail->next;
     for (int pass = 0; pass < 2 && !victim; pass++)
         for (rg_http_conn *o = tail; o && !victim; o = o->prev) { /* oldest first */
-            if (!o->counted || o->authed || o->closing || o->unsent > 0)
+            if (!o->counted || o->authed || o->closing ||
+                (o->unsent > 0 && o->state != RG__LINGER))
                 continue;
+            if (o->state == RG__LINGER) { /* answered, closing: its client need not read */
+                victim = pass == 1 ? o : NULL;
+                continue;
+            }
             int pending = o->nreq == 0 && (o->state == RG__IDLE || o->state == RG__READING);
             int idle = o->nreq > 0 && o->state == RG__IDLE;
             if ((pass == 0 ? pending : idle) && rg__silent(o))
