@@ -874,10 +874,10 @@ Test(http, sse_stalled_client_closed_and_drain_callback)
     setsockopt(c.fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof small);
     static char data[65536];
     memset(data, 'd', sizeof data - 1);
+    uint64_t t0 = now_ms(); /* the stall timer starts with the first of these */
     for (int i = 0; i < 128; i++) /* 8 MiB: more than the sockets hold */
         cr_assert_eq(rg_http_stream_send(held[0], NULL, "big", data), 0);
     cr_assert_eq(rg_http_stream_on_drain(held[0], on_drained), 0);
-    uint64_t t0 = now_ms();
     for (int i = 0; i < 400 && closes == 0; i++)
         pump(5);
     cr_assert_eq(closes, 1, "a stalled stream was not closed");

@@ -12,7 +12,9 @@
  * Connections are counted in two pools: unauthenticated ones (the default,
  * also capped per address, the first request due within a short deadline)
  * and authenticated ones (rg_http_authenticated), so that silent connections
- * never take the slots of clients that showed a token. Memory is freed only in close callbacks,
+ * never take the slots of clients that showed a token. A stream's drain
+ * callbacks (its next page of backlog) take turns, a few per loop iteration.
+ * Memory is freed only in close callbacks,
  * except a connection that closed while its handler still owed a response:
  * that one is freed by the handler's late rg_http_respond/rg_http_stream_start.
  * Nothing is logged here; the caller reads rg_http_stats_get.
