@@ -10,7 +10,8 @@
  *   - a silent connection is closed at the first-request deadline;
  *   - a client that pipelines GET /app.js and never reads leaves the
  *     service's memory bounded (reading stops while its answers are unsent)
- *     and is served again once it reads;
+ *     and is served again once it reads; such clients in every
+ *     unauthenticated slot make room for /healthz;
  *   - 256 streams that never read, opened on a backlog of megabytes, cost
  *     other requests nothing and are dropped; a reading stream gets the
  *     backlog, page after page, in order;
@@ -257,6 +258,55 @@ Test(connections, a_silent_connection_is_closed_at_the_first_request_deadline, .
 
 /* ---- answers nobody reads ---------------------------------------------------------- */
 
+/* Opens a connection from `from` that pipelines up to max GET /app.js and
+ * reads nothing (a tiny receive window): writes until max requests, or the
+ * socket takes nothing for 1 s, or 10 s. Returns the requests written. */
+static long pipeline(int port, const char *from, int max, int *fd)
+{
+    static const char req[] = "GET /app.js HTTP/1.1\r\nHost: x\r\n\r\n";
+    static char burst[100 * (sizeof req - 1)];
+    for (int i = 0; i < 100; i++)
+        memcpy(burst + i * (sizeof req - 1), req, sizeof req - 1);
+    *fd = connect_from(port, from, 4096);
+    fcntl(*fd, F_SETFL, O_NONBLOCK);
+    size_t off = 0;
+    long n = 0;
+    int64_t start = now_ms(), stuck = 0;
+    while (n < max && now_ms() - start < 10000) {
+        ssize_t w = send(*fd, burst + off, sizeof burst - off, MSG_NOSIGNAL);
+        if (w > 0) {
+            off += (size_t)w;
+            stuck = 0;
+            if (off == sizeof burst) {
+                off = 0;
+                n += 100;
+            }
+            continue;
+        }
+        cr_assert(w < 0 && errno == EAGAIN, "send: %s", strerror(errno));
+        if (!stuck)
+            stuck = now_ms();
+        if (now_ms() - stuck > 1000)
+            break;
+        usleep(10000);
+    }
+    return n;
+}
+
+/* Waits (up to 10 s) until the service stops reading requests; returns its
+ * count of requests then. */
+static long requests_settled(int port)
+{
+    long before = -2, now = metric(port, "regimen_http_requests_total");
+    for (int i = 0; i < 50 && now - before > 1; i++) { /* 1: the metric request itself */
+        usleep(200000);
+        before = now;
+        now = metric(port, "regimen_http_requests_total");
+    }
+    cr_assert_leq(now - before, 1, "the service kept reading requests");
+    return now;
+}
+
 Test(connections, a_never_reading_pipeliner_leaves_memory_bounded, .timeout = 90, .fini = cleanup)
 {
     enum { CONNS = 2, MAX_REQ = 10000 };
@@ -267,46 +317,12 @@ Test(connections, a_never_reading_pipeliner_leaves_memory_bounded, .timeout = 90
     size_t app_js = strlen(out);
     free(out);
     long base = rss_kib(s.pid);
-    static const char req[] = "GET /app.js HTTP/1.1\r\nHost: x\r\n\r\n";
-    char burst[100 * (sizeof req - 1)];
-    for (int i = 0; i < 100; i++)
-        memcpy(burst + i * (sizeof req - 1), req, sizeof req - 1);
     int fds[CONNS];
     long written = 0;
-    for (int c = 0; c < CONNS; c++) {
-        fds[c] = connect_from(s.port, "127.0.0.1", 4096);
-        fcntl(fds[c], F_SETFL, O_NONBLOCK);
-        /* until MAX_REQ requests, or the socket takes nothing for 1 s, or 10 s */
-        size_t off = 0;
-        int64_t start = now_ms(), stuck = 0;
-        for (int n = 0; n < MAX_REQ && now_ms() - start < 10000;) {
-            ssize_t w = send(fds[c], burst + off, sizeof burst - off, MSG_NOSIGNAL);
-            if (w > 0) {
-                off += (size_t)w;
-                stuck = 0;
-                if (off == sizeof burst) {
-                    off = 0;
-                    n += 100;
-                    written += 100;
-                }
-                continue;
-            }
-            cr_assert(w < 0 && errno == EAGAIN, "send: %s", strerror(errno));
-            if (!stuck)
-                stuck = now_ms();
-            if (now_ms() - stuck > 1000)
-                break;
-            usleep(10000);
-        }
-    }
+    for (int c = 0; c < CONNS; c++)
+        written += pipeline(s.port, "127.0.0.1", MAX_REQ, &fds[c]);
     /* the service stops reading: its count of requests stops moving */
-    long before = -2, now = metric(s.port, "regimen_http_requests_total");
-    for (int i = 0; i < 50 && now - before > 1; i++) { /* 1: the metric request itself */
-        usleep(200000);
-        before = now;
-        now = metric(s.port, "regimen_http_requests_total");
-    }
-    cr_assert_leq(now - before, 1, "the service kept reading requests");
+    long now = requests_settled(s.port);
     long rss = rss_kib(s.pid);
     /* Per connection at most max_unsent_bytes (1 MiB) of answers, plus the
      * one answer that crossed it (app.js) and the read buffer and request
@@ -331,6 +347,36 @@ Test(connections, a_never_reading_pipeliner_leaves_memory_bounded, .timeout = 90
     }
     cr_assert_gt(metric(s.port, "regimen_http_requests_total"), now + 100,
                  "reading did not resume once answers were read");
+    for (int c = 0; c < CONNS; c++)
+        close(fds[c]);
+    cr_assert_eq(server_stop(&s, SIGTERM), 0, "%s", rg_test_read(s.log));
+    free(proto);
+    rg_test_rmdir(s.dir);
+}
+
+/* Connections that take answers and never read them hold no slot that
+ * /healthz needs: with every unauthenticated slot taken by such a client,
+ * the oldest is closed to make room. */
+Test(connections, non_reading_clients_make_room_for_healthz, .timeout = 90, .fini = cleanup)
+{
+    enum { CONNS = 4 };
+    server s = {0};
+    char *proto = alert_protocol(10), *out;
+    setup(&s, proto, "\"max_unauthenticated_connections\": 4");
+    int fds[CONNS];
+    for (int c = 0; c < CONNS; c++) {
+        pipeline(s.port, "127.0.0.2", 2000, &fds[c]);
+        /* answered at least once: the service has read it, it is not just
+         * a request waiting in a socket (which is never closed to make room) */
+        struct pollfd p = {.fd = fds[c], .events = POLLIN};
+        cr_assert_eq(poll(&p, 1, 5000), 1, "client %d got no answer", c);
+    }
+    int64_t t0 = now_ms();
+    cr_assert_eq(http(s.port, "GET", "/healthz", NULL, NULL, &out), 200, "%s", out);
+    cr_assert_lt(now_ms() - t0, 1000);
+    free(out);
+    cr_assert_geq(metric(s.port, "regimen_http_connections_evicted_total"), 1);
+    cr_assert_eq(metric(s.port, "regimen_http_connections_refused_total"), 0);
     for (int c = 0; c < CONNS; c++)
         close(fds[c]);
     cr_assert_eq(server_stop(&s, SIGTERM), 0, "%s", rg_test_read(s.log));

@@ -936,30 +936,34 @@ static int rg__silent(rg_http_conn *o)
            ioctl(fd, FIONREAD, &n) == 0 && n == 0;
 }
 
-/* Makes room among the unauthenticated connections: closes the oldest silent
- * one still waiting for its first request or, if none, the oldest one
- * closing after its last answer or silent and idle between requests (its
- * client just opens another). Returns 0 when none is (every one is busy or
- * has sent something). */
+/* Whether an unauthenticated connection may be closed to make room: pass 0,
+ * it has sent nothing but is waiting for its first request; pass 1, it is
+ * closing after its last answer, or between requests either silent or not
+ * reading what it was sent. A connection whose handler owes an answer, or
+ * whose request waits unread in its socket, is never one. */
+static int rg__evictable(rg_http_conn *o, int pass)
+{
+    if (!o->counted || o->authed || o->closing)
+        return 0;
+    if (pass == 0)
+        return o->nreq == 0 && o->unsent == 0 &&
+               (o->state == RG__IDLE || o->state == RG__READING) && rg__silent(o);
+    return o->state == RG__LINGER ||
+           (o->state == RG__IDLE && o->nreq > 0 && (o->unsent > 0 || rg__silent(o)));
+}
+
+/* Makes room among the unauthenticated connections: closes the oldest one
+ * rg__evictable in pass 0, else in pass 1 (its client just opens another).
+ * Returns 0 when there is none (every one is busy or has sent something). */
 static int rg__evict(rg_http_server *s)
 {
     rg_http_conn *tail = s->conns, *victim = NULL;
     while (tail && tail->next)
         tail = tail->next;
     for (int pass = 0; pass < 2 && !victim; pass++)
-        for (rg_http_conn *o = tail; o && !victim; o = o->prev) { /* oldest first */
-            if (!o->counted || o->authed || o->closing ||
-                (o->unsent > 0 && o->state != RG__LINGER))
-                continue;
-            if (o->state == RG__LINGER) { /* answered, closing: its client need not read */
-                victim = pass == 1 ? o : NULL;
-                continue;
-            }
-            int pending = o->nreq == 0 && (o->state == RG__IDLE || o->state == RG__READING);
-            int idle = o->nreq > 0 && o->state == RG__IDLE;
-            if ((pass == 0 ? pending : idle) && rg__silent(o))
+        for (rg_http_conn *o = tail; o && !victim; o = o->prev) /* oldest first */
+            if (rg__evictable(o, pass))
                 victim = o;
-        }
     if (!victim)
         return 0;
     s->stats.evicted++;
