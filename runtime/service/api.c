@@ -503,9 +503,10 @@ static rg_svc_stream *rg__stream_of(rg_svc *sv, rg_http_conn *c)
 static void rg__stream_page(void *ud, rg_http_conn *c);
 
 /* Sends a stream's backlog a page (RG_SVC_STREAM_PAGE transitions, or fewer
- * that make RG_SVC_STREAM_PAGE_BYTES) at a time, the next page once the client has read the last: a backlog of
- * megabytes is never read nor queued whole, and a client that does not read
- * costs one page until the stall limit closes its stream. A short page is
+ * that make RG_SVC_STREAM_PAGE_BYTES) at a time, the next page once the
+ * client has read the last: a backlog of megabytes is never read nor queued
+ * whole, and a client that does not read costs one page until the stall
+ * limit closes its stream. A short page is
  * the end of the backlog: from there the stream takes what serve.c
  * publishes. Runs as the stream's drain callback (http.c runs a few of those
  * per loop iteration: many streams' backlogs take turns with requests). */
