@@ -7,6 +7,7 @@
  *     in under a second: unauthenticated connections have their own slots
  *     and a silent one makes room for a new one;
  *   - one address cannot open more than max_connections_per_address;
+ *   - one token's idle connections make room for another token's;
  *   - a silent connection is closed at the first-request deadline;
  *   - a client that pipelines GET /app.js and never reads leaves the
  *     service's memory bounded (reading stops while its answers are unsent)
@@ -251,6 +252,43 @@ Test(connections, a_silent_connection_is_closed_at_the_first_request_deadline, .
     cr_assert_eq(http_read(fd, &out), 408, "%s", out);
     cr_assert_lt(now_ms() - t0, 8000);
     free(out);
+    cr_assert_eq(server_stop(&s, SIGTERM), 0, "%s", rg_test_read(s.log));
+    free(proto);
+    rg_test_rmdir(s.dir);
+}
+
+/* One token's idle keep-alive connections cannot hold every authenticated
+ * slot: the oldest idle one makes room for another client's token. */
+Test(connections, idle_connections_of_one_token_make_room_for_another, .timeout = 60,
+     .fini = cleanup)
+{
+    enum { SLOTS = 8 };
+    server s = {0};
+    char *proto = alert_protocol(10);
+    setup(&s, proto, "\"max_connections\": 8");
+    int fds[SLOTS];
+    static const char req[] = "GET /v1/alerts?limit=1 HTTP/1.1\r\nHost: x\r\n"
+                              "Authorization: Bearer " TOKEN_A "\r\n\r\n";
+    for (int i = 0; i < SLOTS; i++) {
+        fds[i] = connect_from(s.port, "127.0.0.2", 0);
+        cr_assert_eq(write(fds[i], req, sizeof req - 1), (ssize_t)sizeof req - 1);
+        char buf[4096];
+        struct pollfd p = {.fd = fds[i], .events = POLLIN};
+        cr_assert_eq(poll(&p, 1, 5000), 1);
+        ssize_t r = read(fds[i], buf, sizeof buf - 1);
+        cr_assert_gt(r, 0);
+        buf[r] = '\0';
+        cr_assert(!strncmp(buf, "HTTP/1.1 200", 12), "%s", buf); /* kept alive */
+    }
+    int64_t ms;
+    char *ev = ping("south", "s1", "p-s1", now_ms(), "ping");
+    cr_assert_eq(timed(s.port, "POST", "/v1/events", TOKEN_B, ev, &ms), 200);
+    cr_assert_lt(ms, 1000);
+    free(ev);
+    cr_assert_eq(answered(fds[0], 2000), 0, "the oldest idle connection was not closed");
+    cr_assert_geq(metric(s.port, "regimen_http_connections_evicted_total"), 1);
+    for (int i = 0; i < SLOTS; i++)
+        close(fds[i]);
     cr_assert_eq(server_stop(&s, SIGTERM), 0, "%s", rg_test_read(s.log));
     free(proto);
     rg_test_rmdir(s.dir);

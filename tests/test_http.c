@@ -633,7 +633,8 @@ Test(http, unauthenticated_slots_evict_idle_refuse_when_busy)
 }
 
 /* An authenticated connection leaves the unauthenticated slots for its own
- * (max_connections); with those taken, rg_http_authenticated says so. */
+ * (max_connections); with those taken, the oldest idle one makes room, and
+ * when none is idle (a stream), rg_http_authenticated says so. */
 Test(http, authenticated_slots_are_separate)
 {
     rg_http_limits lim = RG_HTTP_LIMITS_DEFAULT;
@@ -652,17 +653,27 @@ Test(http, authenticated_slots_are_separate)
     cr_assert_str_eq(b.buf, ok("GET /b ? []"));
     cr_assert_eq(stats().unauthenticated, 1);
     cli_clear(&b);
-    cli_send(&b, "GET /auth2 HTTP/1.1\r\n\r\n"); /* no authenticated slot left */
-    cr_assert(cli_wait(&b, "full", 2000));
-    cr_assert_eq(stats().unauthenticated, 1);
+    cli_send(&b, "GET /auth2 HTTP/1.1\r\n\r\n"); /* a, idle, makes room */
+    cr_assert(cli_wait(&b, "]", 2000));
+    cr_assert_str_eq(b.buf, ok("GET /auth2 ? []"));
+    cr_assert(cli_wait(&a, NULL, 2000), "the idle authenticated connection was not closed");
+    cr_assert_eq(stats().evicted, 1);
+    cr_assert_eq(stats().unauthenticated, 0);
     cli_close(&a);
-    for (int i = 0; i < 100 && stats().connections > 1; i++)
-        pump(5);
+    /* b becomes a stream: not idle, never closed to make room */
+    mode = M_SSE;
     cli_clear(&b);
     cli_send(&b, "GET /auth3 HTTP/1.1\r\n\r\n");
-    cr_assert(cli_wait(&b, "]", 2000));
-    cr_assert_str_eq(b.buf, ok("GET /auth3 ? []"));
-    cr_assert_eq(stats().unauthenticated, 0);
+    cr_assert(cli_wait(&b, "\r\n\r\n", 2000));
+    cr_assert_eq(stats().streams, 1);
+    mode = M_ECHO;
+    client x;
+    cli_open(&x);
+    cli_send(&x, "GET /auth4 HTTP/1.1\r\n\r\n");
+    cr_assert(cli_wait(&x, "full", 2000));
+    cr_assert_eq(stats().unauthenticated, 1);
+    cr_assert_eq(stats().streams, 1);
+    cli_close(&x);
     cli_close(&b);
     stop();
 }

@@ -118,6 +118,7 @@ typedef struct rg__wreq {
 
 static void rg__feed(rg_http_conn *c);
 static void rg__timer(rg_http_conn *c, int ms);
+static int rg__evict(rg_http_server *s, int authed);
 
 /* ---- closing ------------------------------------------------------------ */
 
@@ -870,7 +871,7 @@ int rg_http_authenticated(rg_http_conn *c)
     if (c->authed || c->closing || !c->counted)
         return 1; /* a closing connection's answer goes nowhere anyway */
     rg_http_server *s = c->s;
-    if (s->active - s->unauth >= s->lim.max_connections)
+    if (s->active - s->unauth >= s->lim.max_connections && !rg__evict(s, 1))
         return 0;
     c->authed = 1;
     s->unauth--;
@@ -936,14 +937,14 @@ static int rg__silent(rg_http_conn *o)
            ioctl(fd, FIONREAD, &n) == 0 && n == 0;
 }
 
-/* Whether an unauthenticated connection may be closed to make room: pass 0,
- * it has sent nothing but is waiting for its first request; pass 1, it is
+/* Whether a connection of the pool authed may be closed to make room: pass
+ * 0, it has sent nothing but is waiting for its first request; pass 1, it is
  * closing after its last answer, or between requests either silent or not
- * reading what it was sent. A connection whose handler owes an answer, or
- * whose request waits unread in its socket, is never one. */
-static int rg__evictable(rg_http_conn *o, int pass)
+ * reading what it was sent. A connection whose handler owes an answer, a
+ * stream, or one whose request waits unread in its socket is never one. */
+static int rg__evictable(rg_http_conn *o, int authed, int pass)
 {
-    if (!o->counted || o->authed || o->closing)
+    if (!o->counted || o->authed != authed || o->closing)
         return 0;
     if (pass == 0)
         return o->nreq == 0 && o->unsent == 0 &&
@@ -952,17 +953,18 @@ static int rg__evictable(rg_http_conn *o, int pass)
            (o->state == RG__IDLE && o->nreq > 0 && (o->unsent > 0 || rg__silent(o)));
 }
 
-/* Makes room among the unauthenticated connections: closes the oldest one
- * rg__evictable in pass 0, else in pass 1 (its client just opens another).
- * Returns 0 when there is none (every one is busy or has sent something). */
-static int rg__evict(rg_http_server *s)
+/* Makes room among the unauthenticated (authed 0) or the authenticated
+ * connections: closes the oldest one rg__evictable in pass 0, else in pass 1
+ * (its client just opens another). Returns 0 when there is none (every one
+ * is busy or has sent something). */
+static int rg__evict(rg_http_server *s, int authed)
 {
     rg_http_conn *tail = s->conns, *victim = NULL;
     while (tail && tail->next)
         tail = tail->next;
     for (int pass = 0; pass < 2 && !victim; pass++)
         for (rg_http_conn *o = tail; o && !victim; o = o->prev) /* oldest first */
-            if (rg__evictable(o, pass))
+            if (rg__evictable(o, authed, pass))
                 victim = o;
     if (!victim)
         return 0;
@@ -997,7 +999,7 @@ static void rg__on_connection(uv_stream_t *ls, int status)
     uv_tcp_nodelay(&c->tcp, 1);
     rg__peer(c);
     if (rg__same_address(s, c) >= s->lim.max_per_address ||
-        (s->unauth >= s->lim.max_unauthenticated && !rg__evict(s))) {
+        (s->unauth >= s->lim.max_unauthenticated && !rg__evict(s, 0))) {
         s->stats.rejected_connections++;
         rg__fail(c, 503);
         return;

@@ -87,8 +87,10 @@ void rg_http_respond_headers(rg_http_conn *c, int status, const char *content_ty
 
 /* The handler found a valid token (or ticket) on c's request: c moves from
  * the unauthenticated connections to the authenticated ones (max_connections)
- * for the rest of its life. Returns 1, or 0 when every authenticated slot is
- * taken (the handler then answers 503; c stays unauthenticated). */
+ * for the rest of its life. When those are all taken, the oldest idle one
+ * (silent, or not reading its answers; never a stream nor one owed an
+ * answer) is closed to make room. Returns 1, or 0 when there is none (the
+ * handler then answers 503; c stays unauthenticated). */
 int rg_http_authenticated(rg_http_conn *c);
 
 /* Turns the connection into an SSE stream: sends 200 with
