@@ -92,6 +92,10 @@ static void handler(void *ud, rg_http_conn *c, const rg_http_req *req)
     cr_assert_eq(req->body[req->body_len], '\0');
     memcpy(r->body, req->body, req->body_len + 1);
     r->body_len = req->body_len;
+    if (strncmp(req->path, "/auth", 5) == 0 && !rg_http_authenticated(c)) {
+        rg_http_respond(c, 503, "text/plain", "full", 4);
+        return;
+    }
     if (mode == M_ECHO && strcmp(req->path, "/raw") == 0) { /* the request's own bytes */
         rg_http_respond(c, 200, req->content_type, req->body, req->body_len);
         return;
@@ -582,18 +586,22 @@ Test(http, malformed_requests_400_and_server_survives)
     stop();
 }
 
-Test(http, max_connections_503)
+/* Unauthenticated connections have their own slots: when they are taken by
+ * connections that owe nothing, the oldest idle one makes room; when every
+ * one is busy, a new connection gets 503. */
+Test(http, unauthenticated_slots_evict_idle_refuse_when_busy)
 {
     rg_http_limits lim = RG_HTTP_LIMITS_DEFAULT;
-    lim.max_connections = 2;
-    start(&lim, M_ECHO);
+    lim.max_unauthenticated = 2;
+    start(&lim, M_HOLD);
     client a, b, x;
     cli_open(&a);
     cli_open(&b);
     cli_send(&a, "GET /a HTTP/1.1\r\n\r\n");
     cli_send(&b, "GET /b HTTP/1.1\r\n\r\n");
-    cr_assert(cli_wait(&a, "]", 2000));
-    cr_assert(cli_wait(&b, "]", 2000));
+    for (int i = 0; i < 200 && nheld < 2; i++)
+        pump(5);
+    cr_assert_eq(nheld, 2);
     cli_open(&x);
     cr_assert(cli_wait(&x, NULL, 2000), "third connection was not closed");
     cr_assert_str_eq(x.buf, refusal("503", "Service Unavailable"));
@@ -601,17 +609,112 @@ Test(http, max_connections_503)
     rg_http_stats st = stats();
     cr_assert_eq(st.rejected_connections, 1);
     cr_assert_eq(st.connections, 2);
-    /* a freed slot is usable again */
-    cli_close(&a);
-    for (int i = 0; i < 100 && stats().connections > 1; i++)
-        pump(5);
-    cr_assert_eq(stats().connections, 1);
+    cr_assert_eq(st.unauthenticated, 2);
+    /* answered, a and b are idle: a new connection closes the older one */
+    mode = M_ECHO;
+    rg_http_respond(held[0], 200, "text/plain", "A", 1);
+    cr_assert(cli_wait(&a, "A", 2000));
+    rg_http_respond(held[1], 200, "text/plain", "B", 1);
+    cr_assert(cli_wait(&b, "B", 2000));
+    nheld = 0;
     cli_open(&x);
     cli_send(&x, "GET /x HTTP/1.1\r\n\r\n");
     cr_assert(cli_wait(&x, "]", 2000));
     cr_assert_str_eq(x.buf, ok("GET /x ? []"));
+    cr_assert(cli_wait(&a, NULL, 2000), "the oldest idle connection was not closed");
+    cli_drain(&b);
+    cr_assert_not(b.eof);
+    cr_assert_eq(stats().evicted, 1);
+    cr_assert_eq(stats().connections, 2);
+    cli_close(&x);
+    cli_close(&a);
+    cli_close(&b);
+    stop();
+}
+
+/* An authenticated connection leaves the unauthenticated slots for its own
+ * (max_connections); with those taken, the oldest idle one makes room, and
+ * when none is idle (a stream), rg_http_authenticated says so. */
+Test(http, authenticated_slots_are_separate)
+{
+    rg_http_limits lim = RG_HTTP_LIMITS_DEFAULT;
+    lim.max_connections = 1;
+    lim.max_unauthenticated = 1;
+    start(&lim, M_ECHO);
+    client a, b;
+    cli_open(&a);
+    cli_send(&a, "GET /auth HTTP/1.1\r\n\r\n");
+    cr_assert(cli_wait(&a, "]", 2000));
+    cr_assert_eq(stats().unauthenticated, 0);
+    cr_assert_eq(stats().connections, 1);
+    cli_open(&b); /* the unauthenticated slot is free */
+    cli_send(&b, "GET /b HTTP/1.1\r\n\r\n");
+    cr_assert(cli_wait(&b, "]", 2000));
+    cr_assert_str_eq(b.buf, ok("GET /b ? []"));
+    cr_assert_eq(stats().unauthenticated, 1);
+    cli_clear(&b);
+    cli_send(&b, "GET /auth2 HTTP/1.1\r\n\r\n"); /* a, idle, makes room */
+    cr_assert(cli_wait(&b, "]", 2000));
+    cr_assert_str_eq(b.buf, ok("GET /auth2 ? []"));
+    cr_assert(cli_wait(&a, NULL, 2000), "the idle authenticated connection was not closed");
+    cr_assert_eq(stats().evicted, 1);
+    cr_assert_eq(stats().unauthenticated, 0);
+    cli_close(&a);
+    /* b becomes a stream: not idle, never closed to make room */
+    mode = M_SSE;
+    cli_clear(&b);
+    cli_send(&b, "GET /auth3 HTTP/1.1\r\n\r\n");
+    cr_assert(cli_wait(&b, "\r\n\r\n", 2000));
+    cr_assert_eq(stats().streams, 1);
+    mode = M_ECHO;
+    client x;
+    cli_open(&x);
+    cli_send(&x, "GET /auth4 HTTP/1.1\r\n\r\n");
+    cr_assert(cli_wait(&x, "full", 2000));
+    cr_assert_eq(stats().unauthenticated, 1);
+    cr_assert_eq(stats().streams, 1);
     cli_close(&x);
     cli_close(&b);
+    stop();
+}
+
+/* Beyond max_per_address unauthenticated connections from one address,
+ * more get 503 (no eviction: one address cannot push the others out). */
+Test(http, per_address_limit_503)
+{
+    rg_http_limits lim = RG_HTTP_LIMITS_DEFAULT;
+    lim.max_per_address = 2;
+    start(&lim, M_ECHO);
+    client a, b, x;
+    cli_open(&a);
+    cli_open(&b);
+    for (int i = 0; i < 100 && stats().connections < 2; i++)
+        pump(5);
+    cli_open(&x);
+    cr_assert(cli_wait(&x, NULL, 2000), "third connection from one address was not closed");
+    cr_assert_str_eq(x.buf, refusal("503", "Service Unavailable"));
+    cr_assert_eq(stats().evicted, 0);
+    cli_close(&x);
+    cli_close(&a);
+    cli_close(&b);
+    stop();
+}
+
+/* A connection must send its first request within first_request_timeout_ms. */
+Test(http, first_request_deadline)
+{
+    rg_http_limits lim = RG_HTTP_LIMITS_DEFAULT;
+    lim.first_request_timeout_ms = 300;
+    start(&lim, M_ECHO);
+    client c;
+    cli_open(&c);
+    uint64_t t0 = now_ms();
+    cli_send(&c, "GET /slow HTTP/1.1\r\n"); /* begun, never finished */
+    cr_assert(cli_wait(&c, NULL, 2000), "not closed");
+    uint64_t dt = now_ms() - t0;
+    cr_assert(dt >= 250 && dt < 1000, "closed after %d ms", (int)dt);
+    cr_assert_str_eq(c.buf, refusal("408", "Request Timeout"));
+    cli_close(&c);
     stop();
 }
 
@@ -741,8 +844,57 @@ Test(http, sse_slow_client_closed)
     }
     cr_assert_eq(rc, -1);
     cr_assert_eq(closes, 1);
-    cr_assert_geq((size_t)sent * sizeof data, 4u << 20, "closed after only %d events", sent);
+    cr_assert_geq((size_t)sent * sizeof data, RG_HTTP_LIMITS_DEFAULT.stream_max_unsent,
+                  "closed after only %d events", sent);
     cr_assert_eq(stats().streams, 0);
+    cr_assert_eq(stats().slow_streams, 1);
+    stop();
+    cli_close(&c);
+}
+
+static int drained;
+static void on_drained(void *ud, rg_http_conn *c)
+{
+    cr_assert_eq(ud, &closes);
+    cr_assert_eq(c, held[0]);
+    drained++;
+}
+
+/* A stream whose client stops reading is closed once its unsent bytes have
+ * not moved for stream_stall_ms, even under the unsent cap; a drain
+ * callback runs when everything queued is written. */
+Test(http, sse_stalled_client_closed_and_drain_callback)
+{
+    rg_http_limits lim = RG_HTTP_LIMITS_DEFAULT;
+    lim.stream_max_unsent = 64u << 20;
+    lim.stream_stall_ms = 300;
+    start(&lim, M_SSE);
+    client c;
+    open_stream(&c);
+    cr_assert_eq(rg_http_stream_send(held[0], "1", "x", "small"), 0);
+    cr_assert_eq(rg_http_stream_on_drain(held[0], on_drained), 0);
+    cr_assert(cli_wait(&c, "small\n\n", 2000));
+    for (int i = 0; i < 200 && !drained; i++)
+        pump(5);
+    cr_assert_eq(drained, 1);
+    cr_assert_eq(rg_http_stream_on_drain(held[0], on_drained), 0, "nothing queued: at once");
+    for (int i = 0; i < 200 && drained < 2; i++)
+        pump(5);
+    cr_assert_eq(drained, 2);
+    int small = 4096;
+    setsockopt(c.fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof small);
+    static char data[65536];
+    memset(data, 'd', sizeof data - 1);
+    uint64_t t0 = now_ms(); /* the stall timer starts with the first of these */
+    for (int i = 0; i < 128; i++) /* 8 MiB: more than the sockets hold */
+        cr_assert_eq(rg_http_stream_send(held[0], NULL, "big", data), 0);
+    cr_assert_eq(rg_http_stream_on_drain(held[0], on_drained), 0);
+    for (int i = 0; i < 400 && closes == 0; i++)
+        pump(5);
+    cr_assert_eq(closes, 1, "a stalled stream was not closed");
+    cr_assert_geq(now_ms() - t0, 250);
+    cr_assert_eq(drained, 2, "no drain callback after the stream closed");
+    cr_assert_eq(stats().slow_streams, 1);
     stop();
     cli_close(&c);
 }

@@ -1218,9 +1218,11 @@ Test(serve, a_stream_closed_for_falling_behind_costs_the_others_nothing, .timeou
     read_ids(fast, &last, 400L * k);
     close(slow);
 
-    /* a stream whose backlog alone is megabytes, its client not reading */
+    /* a stream whose backlog alone is megabytes, its client not reading: it
+     * gets a page of the backlog, which it never reads, and is closed when
+     * that has not moved for limits.stream_stall_ms (10 s) */
     slow = slow_stream(s.port, "0");
-    for (int i = 0; i < 100 && metric(s.port, "regimen_http_streams") == 2; i++)
+    for (int i = 0; i < 300 && metric(s.port, "regimen_http_streams") == 2; i++)
         usleep(50000);
     cr_assert_eq(metric(s.port, "regimen_http_streams"), 1, "the slow stream was not closed");
     post_wide(s.port, k++);

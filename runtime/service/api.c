@@ -198,6 +198,7 @@ static void rg__post_fhir(rg_svc *sv, int ci, rg_http_conn *c, const rg_http_req
 typedef struct rg__zlist {
     json_t *list;
     const rg_zone *zone;
+    int64_t last; /* the id of the last alert listed */
 } rg__zlist;
 
 static int rg__alert_to_json(void *ud, const rg_alert_view *a)
@@ -228,27 +229,67 @@ static int rg__alert_to_json(void *ud, const rg_alert_view *a)
     int quiet = a->acked_by || (a->snoozed_until != RG_TIME_NONE && a->snoozed_until > now);
     json_object_set_new(o, "quiet", json_boolean(quiet && !strcmp(a->state, "open")));
     json_array_append_new(zl->list, o);
+    zl->last = a->id;
     return 0;
 }
 
+static int64_t rg__parse_seq(const char *s, int *ok);
+
+/* The alert's id, for the cursor of the next page. */
+static int rg__alert_id(void *ud, const rg_alert_view *a)
+{
+    *(int64_t *)ud = a->id;
+    return 0;
+}
+
+/* GET /v1/alerts: a page of at most limit alerts (RG_SVC_ALERTS_PAGE unless
+ * asked, never more than RG_SVC_ALERTS_MAX), oldest first, after the
+ * cursor (the id of the last alert of the previous page, opaque to
+ * clients); "next" is the cursor of the following page, or null after the
+ * last. A full page looks one alert further to know whether one follows. */
 static void rg__get_alerts(rg_svc *sv, int ci, rg_http_conn *c, const rg_http_req *req)
 {
-    char patient[RG_EVENT_MAX_ID + 1], state[16];
+    char patient[RG_EVENT_MAX_ID + 1], state[16], cursor_s[32], limit_s[32];
     const char *p = rg_svc_query(req->query, "patient", patient, sizeof patient);
     const char *s = rg_svc_query(req->query, "state", state, sizeof state);
+    const char *cs = rg_svc_query(req->query, "cursor", cursor_s, sizeof cursor_s);
+    const char *ls = rg_svc_query(req->query, "limit", limit_s, sizeof limit_s);
+    int ok1, ok2;
+    int64_t after = rg__parse_seq(cs && *cs ? cs : NULL, &ok1);
+    int64_t limit = ls ? rg__parse_seq(ls, &ok2) : (ok2 = 1, RG_SVC_ALERTS_PAGE);
     if (s && strcmp(s, "open") && strcmp(s, "resolved")) {
         rg__error(c, 400, "state must be open or resolved");
         return;
     }
+    if (!ok1) {
+        rg__error(c, 400, "cursor must be the \"next\" of the previous page");
+        return;
+    }
+    if (!ok2 || limit < 1 || limit > RG_SVC_ALERTS_MAX) {
+        char msg[96];
+        snprintf(msg, sizeof msg, "limit must be a whole number from 1 to %d", RG_SVC_ALERTS_MAX);
+        rg__error(c, 400, msg);
+        return;
+    }
     json_t *list = json_array();
-    rg__zlist zl = {list, rg_engine_zone(sv->eng, sv->clinics[ci].name)};
-    if (rg_store_each_alert(sv->st, sv->clinics[ci].name, p, s, NULL, 10000, rg__alert_to_json,
-                            &zl)) {
+    rg__zlist zl = {list, rg_engine_zone(sv->eng, sv->clinics[ci].name), 0};
+    if (rg_store_each_alert_after(sv->st, sv->clinics[ci].name, p, s, NULL, after, (int)limit,
+                                  rg__alert_to_json, &zl)) {
         json_decref(list);
         rg__error(c, 503, "the alerts could not be read");
         return;
     }
-    rg_svc_reply_json(c, 200, json_pack("{s:o}", "alerts", list));
+    json_t *next = json_null();
+    int64_t more = 0;
+    if (json_array_size(list) == (size_t)limit &&
+        !rg_store_each_alert_after(sv->st, sv->clinics[ci].name, p, s, NULL, zl.last, 1,
+                                   rg__alert_id, &more) &&
+        more > zl.last) {
+        char cur[32];
+        snprintf(cur, sizeof cur, "%lld", (long long)zl.last);
+        next = json_string(cur);
+    }
+    rg_svc_reply_json(c, 200, json_pack("{s:o,s:o}", "alerts", list, "next", next));
 }
 
 static int rg__action_to_json(void *ud, const rg_alert_action *a)
@@ -282,7 +323,7 @@ static void rg__get_alert(rg_svc *sv, int ci, rg_http_conn *c, const char *key)
     json_t *instances = json_array(), *actions = json_array(), *transitions = json_array();
     const char *clinic = sv->clinics[ci].name;
     rg__key_filter f = {key, transitions, rg_engine_zone(sv->eng, clinic)};
-    rg__zlist zl = {instances, f.zone}, zactions = {actions, f.zone};
+    rg__zlist zl = {instances, f.zone, 0}, zactions = {actions, f.zone, 0};
     if (rg_store_each_alert(sv->st, clinic, NULL, NULL, key, 1000, rg__alert_to_json, &zl) ||
         rg_store_each_action(sv->st, clinic, key, rg__action_to_json, &zactions) ||
         rg_store_key_transitions(sv->st, clinic, key, rg__transition_of_key, &f)) {
@@ -390,7 +431,7 @@ static void rg__get_transitions(rg_svc *sv, int ci, rg_http_conn *c, const rg_ht
     if (limit <= 0 || limit > 10000)
         limit = 10000;
     json_t *list = json_array();
-    rg__zlist zl = {list, rg_engine_zone(sv->eng, sv->clinics[ci].name)};
+    rg__zlist zl = {list, rg_engine_zone(sv->eng, sv->clinics[ci].name), 0};
     if (rg_store_clinic_transitions(sv->st, sv->clinics[ci].name, after, (int)limit,
                                     rg__collect_transition, &zl)) {
         json_decref(list);
@@ -416,6 +457,8 @@ typedef struct rg__backlog {
     rg_http_conn *conn;
     int64_t last;
     const rg_zone *zone;
+    int n;        /* transitions sent */
+    size_t bytes; /* ... and their size: a page ends at RG_SVC_STREAM_PAGE_BYTES too */
 } rg__backlog;
 
 static int rg__send_backlog(void *ud, const rg_transition *t)
@@ -426,21 +469,85 @@ static int rg__send_backlog(void *ud, const rg_transition *t)
     json_decref(j);
     snprintf(id, sizeof id, "%lld", (long long)t->cseq);
     int rc = data ? rg_http_stream_send(b->conn, id, "transition", data) : -1;
+    b->bytes += data ? strlen(data) : 0;
     free(data);
     b->last = t->cseq;
-    return rc ? 1 : 0;
+    b->n++;
+    return rc || b->bytes >= RG_SVC_STREAM_PAGE_BYTES ? 1 : 0;
+}
+
+static rg_svc_stream *rg__stream_of(rg_svc *sv, rg_http_conn *c)
+{
+    for (int i = 0; i < sv->nstreams; i++)
+        if (sv->streams[i].conn == c)
+            return &sv->streams[i];
+    return NULL;
+}
+
+static void rg__stream_page(void *ud, rg_http_conn *c);
+
+/* Sends a stream's backlog a page (RG_SVC_STREAM_PAGE transitions, or fewer
+ * that make RG_SVC_STREAM_PAGE_BYTES) at a time, the next page once the
+ * client has read the last: a backlog of megabytes is never read nor queued
+ * whole, and a client that does not read costs one page until the stall
+ * limit closes its stream. A short page is
+ * the end of the backlog: from there the stream takes what serve.c
+ * publishes. Runs as the stream's drain callback (http.c runs a few of those
+ * per loop iteration: many streams' backlogs take turns with requests). */
+static void rg__stream_page(void *ud, rg_http_conn *c)
+{
+    rg_svc *sv = ud;
+    rg_svc_stream *s = rg__stream_of(sv, c);
+    if (!s) /* closed meanwhile */
+        return;
+    const char *clinic = sv->clinics[s->clinic].name;
+    rg__backlog b = {c, s->next, rg_engine_zone(sv->eng, clinic), 0, 0};
+    int rc = rg_store_clinic_transitions(sv->st, clinic, s->next, RG_SVC_STREAM_PAGE,
+                                         rg__send_backlog, &b);
+    if (!(s = rg__stream_of(sv, c))) /* a send closed it: its client too far behind */
+        return;
+    if (rc < 0) { /* the backlog could not be read: a stream with a hole is worse */
+        rg_log("error", "clinic %s: stream backlog not read: %s (%s); stream closed", clinic,
+               rg_strerror(rc), rg_store_errmsg(sv->st));
+        rg_http_stream_end(c);
+        return;
+    }
+    s->next = b.last;
+    if (b.n < RG_SVC_STREAM_PAGE && b.bytes < RG_SVC_STREAM_PAGE_BYTES)
+        s->last_cseq = b.last; /* caught up */
+    else
+        rg_http_stream_on_drain(c, rg__stream_page);
+}
+
+/* Whether two identities are one (for the per-identity stream limit). */
+static int rg__same_who(const rg_svc_who *a, const rg_svc_who *b)
+{
+    return a->kind == b->kind && a->clinic == b->clinic && !strcmp(a->name, b->name);
 }
 
 static void rg__get_stream(rg_svc *sv, int ci, rg_http_conn *c, const rg_http_req *req,
                            const rg_svc_who *w)
 {
-    char after_s[32];
+    char after_s[32], msg[160];
     int ok;
     const char *from = req->last_event_id ? req->last_event_id
                                           : rg_svc_query(req->query, "after", after_s, sizeof after_s);
     int64_t after = rg__parse_seq(from, &ok);
     if (!ok) {
         rg__error(c, 400, "after (or Last-Event-ID) must be a whole number");
+        return;
+    }
+    int of_clinic = 0, of_token = 0;
+    for (int i = 0; i < sv->nstreams; i++) {
+        of_clinic += sv->streams[i].clinic == ci;
+        of_token += sv->streams[i].clinic == ci && rg__same_who(&sv->streams[i].who, w);
+    }
+    if (of_token >= sv->max_streams_token || of_clinic >= sv->max_streams_clinic) {
+        snprintf(msg, sizeof msg, "too many streams for this %s (%d); close one first",
+                 of_token >= sv->max_streams_token ? "user or key" : "clinic",
+                 of_token >= sv->max_streams_token ? sv->max_streams_token
+                                                   : sv->max_streams_clinic);
+        rg__error(c, 429, msg);
         return;
     }
     if (sv->nstreams == RG_MAX_STREAMS) {
@@ -451,21 +558,10 @@ static void rg__get_stream(rg_svc *sv, int ci, rg_http_conn *c, const rg_http_re
     if (!from)
         after = sv->clinics[ci].last_cseq;
     /* listed before anything is sent: a send that closes it (its client too
-     * far behind on the backlog) unlists it in rg__stream_closed */
-    sv->streams[sv->nstreams++] = (rg_svc_stream){c, ci, after, *w};
+     * far behind) unlists it in rg__stream_closed */
+    sv->streams[sv->nstreams++] = (rg_svc_stream){c, ci, RG_SVC_PAGING, after, *w};
     rg_http_stream_start(c, rg__stream_closed, sv);
-    rg__backlog b = {c, after, rg_engine_zone(sv->eng, sv->clinics[ci].name)};
-    int rc = rg_store_clinic_transitions(sv->st, sv->clinics[ci].name, after, 1000000,
-                                         rg__send_backlog, &b);
-    if (rc < 0) { /* the backlog could not be read: a stream with a hole is worse */
-        rg_log("error", "clinic %s: stream backlog not read: %s (%s); stream closed",
-               sv->clinics[ci].name, rg_strerror(rc), rg_store_errmsg(sv->st));
-        rg_http_stream_end(c);
-        return;
-    }
-    for (int i = 0; i < sv->nstreams; i++)
-        if (sv->streams[i].conn == c)
-            sv->streams[i].last_cseq = b.last;
+    rg_http_stream_on_drain(c, rg__stream_page); /* the first page once the head is out */
 }
 
 /* A label value as the Prometheus text format writes it: backslash, double
@@ -638,8 +734,26 @@ static void rg__get_metrics(rg_svc *sv, int ci, rg_http_conn *c)
                       "# HELP regimen_http_connections Open HTTP connections.\n"
                       "# TYPE regimen_http_connections gauge\nregimen_http_connections %d\n"
                       "# HELP regimen_http_streams Open transition streams (Server-Sent Events).\n"
-                      "# TYPE regimen_http_streams gauge\nregimen_http_streams %d\n",
-                  (unsigned long long)hs.requests, hs.connections, hs.streams);
+                      "# TYPE regimen_http_streams gauge\nregimen_http_streams %d\n"
+                      "# HELP regimen_http_unauthenticated_connections Open HTTP connections"
+                      " that have not shown a token.\n"
+                      "# TYPE regimen_http_unauthenticated_connections gauge\n"
+                      "regimen_http_unauthenticated_connections %d\n"
+                      "# HELP regimen_http_connections_refused_total Connections refused with 503"
+                      " (every unauthenticated slot busy, or too many from one address).\n"
+                      "# TYPE regimen_http_connections_refused_total counter\n"
+                      "regimen_http_connections_refused_total %llu\n"
+                      "# HELP regimen_http_connections_evicted_total Silent unauthenticated"
+                      " connections closed to make room for a new one.\n"
+                      "# TYPE regimen_http_connections_evicted_total counter\n"
+                      "regimen_http_connections_evicted_total %llu\n"
+                      "# HELP regimen_http_streams_dropped_total Streams closed because their"
+                      " client fell too far behind or stopped reading.\n"
+                      "# TYPE regimen_http_streams_dropped_total counter\n"
+                      "regimen_http_streams_dropped_total %llu\n",
+                  (unsigned long long)hs.requests, hs.connections, hs.streams, hs.unauthenticated,
+                  (unsigned long long)hs.rejected_connections, (unsigned long long)hs.evicted,
+                  (unsigned long long)hs.slow_streams);
     if (sv->hooks) {
         rg_webhook_stats ws;
         rg_webhooks_stats(sv->hooks, &ws);
@@ -761,6 +875,11 @@ void rg_svc_handle(void *ud, rg_http_conn *c, const rg_http_req *req)
         rg_log("warn", "%s %s %s from %s: %s", status == 401 ? "unauthorized" : "refused",
                req->method, req->path, req->peer, why);
         rg__error(c, status, why);
+        return;
+    }
+    /* the connection leaves the unauthenticated ones (http.h) */
+    if (!rg_http_authenticated(c)) {
+        rg__error(c, 503, "too many connections; try again later");
         return;
     }
     int ci = who.clinic; /* -1: a key of every clinic (the metrics role) */

@@ -54,6 +54,9 @@ int rg_svc_load_config(rg_svc *sv, const char *path, char *err, size_t errlen)
     sv->http_limits = RG_HTTP_LIMITS_DEFAULT;
     sv->max_events = 1000;
     sv->history_cache = (size_t)64 << 20;
+    sv->max_streams_clinic = 64;
+    sv->max_streams_token = 32;
+    sv->max_tickets_clinic = 64;
     if (!json_is_object(root)) {
         rc = rg__cfg_fail(err, errlen, path, "(top)", "expected a JSON object");
         goto done;
@@ -87,7 +90,13 @@ int rg_svc_load_config(rg_svc *sv, const char *path, char *err, size_t errlen)
                                             "max_body_bytes", "max_header_bytes", "max_connections",
                                             "idle_timeout_ms", "request_timeout_ms",
                                             "max_events_per_request", "history_cache_mb",
-                                            "future_skew_minutes", NULL};
+                                            "future_skew_minutes",
+                                            "max_unauthenticated_connections",
+                                            "max_connections_per_address",
+                                            "first_request_timeout_ms", "max_unsent_bytes",
+                                            "stream_max_unsent_bytes", "stream_stall_ms",
+                                            "max_streams_per_clinic", "max_streams_per_token",
+                                            "max_stream_tickets_per_clinic", NULL};
         if (!json_is_object(limits)) {
             rc = rg__cfg_fail(err, errlen, path, "limits", "expected an object");
             goto done;
@@ -101,7 +110,7 @@ int rg_svc_load_config(rg_svc *sv, const char *path, char *err, size_t errlen)
                 rc = rg__cfg_fail(err, errlen, path, field, "unknown limit");
                 goto done;
             }
-            if (!json_is_integer(v) || json_integer_value(v) < (i >= 9 ? 0 : 1)) {
+            if (!json_is_integer(v) || json_integer_value(v) < (i == 9 || i == 10 ? 0 : 1)) {
                 /* history_cache_mb may be 0: no cache; future_skew_minutes 0: no check */
                 rc = rg__cfg_fail(err, errlen, path, field,
                                   i == 9   ? "expected a whole number (0: no cache)"
@@ -110,6 +119,14 @@ int rg_svc_load_config(rg_svc *sv, const char *path, char *err, size_t errlen)
                 goto done;
             }
             json_int_t n = json_integer_value(v);
+            if (i >= 17 && n > RG_MAX_STREAMS) { /* RG_MAX_TICKETS is the same 256 */
+                rc = rg__cfg_fail(err, errlen, path, field, "expected a whole number from 1 to 256");
+                goto done;
+            }
+            if (i >= 11 && i != 14 && i != 15 && n > INT_MAX) {
+                rc = rg__cfg_fail(err, errlen, path, field, "too large");
+                goto done;
+            }
             switch (i) {
             case 0: sv->limits.max_memory = (size_t)n << 20; break;
             case 1: sv->limits.max_instructions = n; break;
@@ -122,6 +139,15 @@ int rg_svc_load_config(rg_svc *sv, const char *path, char *err, size_t errlen)
             case 8: sv->max_events = (int)n; break;
             case 9: sv->history_cache = (size_t)n << 20; break;
             case 10: sv->future_skew = n ? (rg_time)n * RG_MS_MINUTE : -1; break;
+            case 11: sv->http_limits.max_unauthenticated = (int)n; break;
+            case 12: sv->http_limits.max_per_address = (int)n; break;
+            case 13: sv->http_limits.first_request_timeout_ms = (int)n; break;
+            case 14: sv->http_limits.max_unsent_bytes = (size_t)n; break;
+            case 15: sv->http_limits.stream_max_unsent = (size_t)n; break;
+            case 16: sv->http_limits.stream_stall_ms = (int)n; break;
+            case 17: sv->max_streams_clinic = (int)n; break;
+            case 18: sv->max_streams_token = (int)n; break;
+            case 19: sv->max_tickets_clinic = (int)n; break;
             }
         }
     }

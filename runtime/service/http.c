@@ -6,7 +6,15 @@
  * uv_timer_t (idle, request and lingering-close timeouts) and one parser.
  * Requests are handled one at a time: when a request is complete the parser
  * is paused and reading stops until the handler responds, so pipelined
- * requests are answered in order. Memory is freed only in close callbacks,
+ * requests are answered in order; nor is the next request read while more
+ * than max_unsent_bytes of answers wait to be written (a client that sends
+ * and never reads is left with its own backlog in its own socket).
+ * Connections are counted in two pools: unauthenticated ones (the default,
+ * also capped per address, the first request due within a short deadline)
+ * and authenticated ones (rg_http_authenticated), so that silent connections
+ * never take the slots of clients that showed a token. A stream's drain
+ * callbacks (its next page of backlog) take turns, a few per loop iteration.
+ * Memory is freed only in close callbacks,
  * except a connection that closed while its handler still owed a response:
  * that one is freed by the handler's late rg_http_respond/rg_http_stream_start.
  * Nothing is logged here; the caller reads rg_http_stats_get.
@@ -16,6 +24,7 @@
 #include <http_parser.h>
 
 #include <arpa/inet.h>
+#include <sys/ioctl.h>
 #include <ctype.h>
 #include <limits.h>
 #include <stdio.h>
@@ -25,7 +34,12 @@
 
 #define RG__RBUF 16384                /* read buffer per connection */
 #define RG__LINGER_MS 1000            /* read-and-discard time after a final response */
-#define RG__SSE_MAX_UNSENT (4u << 20) /* a stream further behind than this is closed */
+#define RG__BACKLOG 1024              /* a burst of connections waits in the kernel, not refused */
+#define RG__DRAINS_PER_TURN 8         /* drain callbacks run per loop iteration (then I/O again) */
+/* A stream's socket send buffer, fixed (no autotuning up to megabytes): what
+ * a client does not read stays in our count of unsent bytes, where the
+ * stall and unsent limits see it, not in the kernel. */
+#define RG__STREAM_SNDBUF 65536
 
 enum rg__state { RG__IDLE, RG__READING, RG__AWAIT, RG__STREAM, RG__LINGER };
 
@@ -46,8 +60,16 @@ struct rg_http_conn {
     int handles; /* open handles: tcp, timer */
     enum rg__state state;
     int closing, reading, in_dispatch, counted, keep, is_head, close_when_sent;
+    int authed;    /* counted among the authenticated connections, not the others */
+    int throttled; /* reading stopped until the unsent bytes fall under the cap */
+    long nreq;     /* requests handed to the handler */
+    uint64_t deadline; /* uv_now() by which the first request must be complete */
     size_t unsent; /* bytes queued with uv_write and not yet written */
+    unsigned char addr[17]; /* the peer's family and address, for the per-address limit */
     char peer[64];
+    void (*drained)(void *ud, rg_http_conn *c); /* rg_http_stream_on_drain */
+    rg_http_conn *rprev, *rnext; /* in the server's queue of drained streams, if queued */
+    int queued;
     /* the request being read */
     char *arena; /* 2 * max_header_bytes + 64: kept strings, each NUL-ended */
     size_t alen, hdr_bytes;
@@ -76,8 +98,14 @@ struct rg_http_server {
     http_parser_settings settings;
     rg_http_conn *conns;
     int nconns;          /* connections whose handles are not closed yet */
-    int active, streams; /* connections counted towards the limit; SSE streams */
-    int port, closing, listener_closed;
+    int active, streams; /* connections counted towards the limits; SSE streams */
+    int unauth;          /* of active, those not authenticated */
+    int port, closing, shandles; /* shandles: the listener and turn, until closed */
+    /* streams whose drain callback is due, run a few per loop iteration by
+     * turn so that a thousand backlogs never hold the loop in one go */
+    uv_idle_t turn;
+    int turn_open;
+    rg_http_conn *ready, *ready_tail;
     rg_http_stats stats;
     void (*done)(void *ud);
     void *done_ud;
@@ -90,6 +118,8 @@ typedef struct rg__wreq {
 } rg__wreq;
 
 static void rg__feed(rg_http_conn *c);
+static void rg__timer(rg_http_conn *c, int ms);
+static int rg__evict(rg_http_server *s, int authed);
 
 /* ---- closing ------------------------------------------------------------ */
 
@@ -97,7 +127,7 @@ static void rg__feed(rg_http_conn *c);
  * have finished closing. */
 static void rg__maybe_done(rg_http_server *s)
 {
-    if (!s->closing || !s->listener_closed || s->nconns > 0)
+    if (!s->closing || s->shandles > 0 || s->nconns > 0)
         return;
     void (*done)(void *) = s->done;
     void *ud = s->done_ud;
@@ -109,8 +139,61 @@ static void rg__maybe_done(rg_http_server *s)
 static void rg__on_listener_closed(uv_handle_t *h)
 {
     rg_http_server *s = h->data;
-    s->listener_closed = 1;
+    s->shandles--;
     rg__maybe_done(s);
+}
+
+static void rg__ready_unlink(rg_http_conn *c)
+{
+    if (!c->queued)
+        return;
+    rg_http_server *s = c->s;
+    if (c->rprev)
+        c->rprev->rnext = c->rnext;
+    else
+        s->ready = c->rnext;
+    if (c->rnext)
+        c->rnext->rprev = c->rprev;
+    else
+        s->ready_tail = c->rprev;
+    c->rprev = c->rnext = NULL;
+    c->queued = 0;
+}
+
+/* Runs the drain callbacks that are due, RG__DRAINS_PER_TURN at a time. */
+static void rg__on_turn(uv_idle_t *h)
+{
+    rg_http_server *s = h->data;
+    for (int i = 0; i < RG__DRAINS_PER_TURN && s->ready; i++) {
+        rg_http_conn *c = s->ready;
+        rg__ready_unlink(c);
+        if (c->closing || c->state != RG__STREAM || !c->drained)
+            continue;
+        if (c->unsent > 0) /* written to meanwhile: when that is written */
+            continue;
+        void (*cb)(void *, rg_http_conn *) = c->drained;
+        c->drained = NULL;
+        cb(c->close_ud, c);
+    }
+    if (!s->ready)
+        uv_idle_stop(h);
+}
+
+/* Queues c's drain callback for a coming loop iteration. */
+static void rg__ready_push(rg_http_conn *c)
+{
+    rg_http_server *s = c->s;
+    if (c->queued || !s->turn_open)
+        return;
+    c->rprev = s->ready_tail;
+    c->rnext = NULL;
+    if (s->ready_tail)
+        s->ready_tail->rnext = c;
+    else
+        s->ready = c;
+    s->ready_tail = c;
+    c->queued = 1;
+    uv_idle_start(&s->turn, rg__on_turn);
 }
 
 static void rg__free_conn(rg_http_conn *c)
@@ -146,9 +229,13 @@ static void rg__close(rg_http_conn *c)
         return;
     c->closing = 1;
     rg_http_server *s = c->s;
-    if (c->counted)
+    if (c->counted) {
         s->active--;
+        s->unauth -= !c->authed;
+    }
     c->counted = 0;
+    c->drained = NULL;
+    rg__ready_unlink(c);
     if (c->state == RG__STREAM) {
         s->streams--;
         void (*cb)(void *, rg_http_conn *) = c->on_close;
@@ -182,8 +269,25 @@ static void rg__on_write(uv_write_t *req, int status)
     rg_http_conn *c = req->handle->data;
     c->unsent -= w->len;
     free(w);
-    if (status < 0 || (c->close_when_sent && c->unsent == 0))
+    if (status < 0 || (c->close_when_sent && c->unsent == 0)) {
         rg__close(c);
+        return;
+    }
+    if (c->closing)
+        return;
+    if (c->state == RG__STREAM) {
+        if (c->unsent > 0) { /* progress: the stall timer starts again */
+            rg__timer(c, c->s->lim.stream_stall_ms);
+            return;
+        }
+        uv_timer_stop(&c->timer);
+        if (c->drained)
+            rg__ready_push(c);
+    } else if (c->throttled && c->unsent <= c->s->lim.max_unsent_bytes) {
+        c->throttled = 0;
+        if (c->state == RG__IDLE && !c->in_dispatch)
+            rg__feed(c);
+    }
 }
 
 /* Queues head followed by body (both copied). Returns 0, or -1 if closed. */
@@ -207,6 +311,8 @@ static int rg__write(rg_http_conn *c, const char *head, size_t hlen, const char 
         return -1;
     }
     c->unsent += w->len;
+    if (c->state == RG__STREAM && !uv_is_active((uv_handle_t *)&c->timer))
+        rg__timer(c, c->s->lim.stream_stall_ms);
     return 0;
 }
 
@@ -264,6 +370,9 @@ static void rg__on_timer(uv_timer_t *t)
         c->s->stats.timeouts++;
         rg__fail(c, 408);
     } else if (c->state == RG__IDLE || c->state == RG__LINGER) {
+        rg__close(c);
+    } else if (c->state == RG__STREAM) { /* nothing written for stream_stall_ms */
+        c->s->stats.slow_streams++;
         rg__close(c);
     }
 }
@@ -387,7 +496,14 @@ static int rg__on_message_begin(http_parser *p)
     c->in_field = c->seen_field = c->trailers = 0;
     c->err = 0;
     c->state = RG__READING;
-    rg__timer(c, c->s->lim.request_timeout_ms);
+    int ms = c->s->lim.request_timeout_ms;
+    if (c->nreq == 0) { /* the first request: within what is left of its deadline */
+        uint64_t now = uv_now(c->s->loop);
+        uint64_t left = c->deadline > now ? c->deadline - now : 1;
+        if (left < (uint64_t)ms)
+            ms = (int)left;
+    }
+    rg__timer(c, ms);
     return 0;
 }
 
@@ -591,6 +707,7 @@ static void rg__dispatch(rg_http_conn *c)
         .peer = c->peer,
     };
     s->stats.requests++;
+    c->nreq++;
     c->in_dispatch = 1;
     s->handler(s->ud, c, &req);
     c->in_dispatch = 0;
@@ -602,6 +719,11 @@ static void rg__dispatch(rg_http_conn *c)
 static void rg__feed(rg_http_conn *c)
 {
     while (!c->closing && (c->state == RG__IDLE || c->state == RG__READING)) {
+        if (c->state == RG__IDLE && c->unsent > c->s->lim.max_unsent_bytes) {
+            c->throttled = 1; /* rg__on_write goes on once the client has read */
+            rg__read(c, 0);
+            return;
+        }
         if (c->rlen == 0) {
             rg__read(c, 1);
             return;
@@ -681,6 +803,8 @@ void rg_http_stream_start(rg_http_conn *c, void (*on_close)(void *ud, rg_http_co
     c->close_ud = ud;
     c->rlen = 0;
     c->s->streams++;
+    int sndbuf = RG__STREAM_SNDBUF;
+    uv_send_buffer_size((uv_handle_t *)&c->tcp, &sndbuf);
     if (rg__write(c, head, sizeof head - 1, NULL, 0) == 0)
         rg__read(c, 1); /* to notice the client leaving; input is discarded */
 }
@@ -690,7 +814,8 @@ static int rg__stream_write(rg_http_conn *c, const char *text, size_t len)
 {
     if (!c || c->closing || c->state != RG__STREAM)
         return -1;
-    if (c->unsent + len > RG__SSE_MAX_UNSENT) {
+    if (c->unsent + len > c->s->lim.stream_max_unsent) {
+        c->s->stats.slow_streams++;
         rg__close(c);
         return -1;
     }
@@ -734,6 +859,28 @@ int rg_http_stream_send(rg_http_conn *c, const char *id, const char *event, cons
     return rc;
 }
 
+int rg_http_stream_on_drain(rg_http_conn *c, void (*drained)(void *ud, rg_http_conn *c))
+{
+    if (!c || c->closing || c->state != RG__STREAM)
+        return -1;
+    c->drained = drained;
+    if (c->unsent == 0)
+        rg__ready_push(c);
+    return 0;
+}
+
+int rg_http_authenticated(rg_http_conn *c)
+{
+    if (c->authed || c->closing || !c->counted)
+        return 1; /* a closing connection's answer goes nowhere anyway */
+    rg_http_server *s = c->s;
+    if (s->active - s->unauth >= s->lim.max_connections && !rg__evict(s, 1))
+        return 0;
+    c->authed = 1;
+    s->unauth--;
+    return 1;
+}
+
 void rg_http_stream_end(rg_http_conn *c)
 {
     if (c && !c->closing && c->state == RG__STREAM)
@@ -766,6 +913,67 @@ static void rg__peer(rg_http_conn *c)
         return;
     int v6 = ss.ss_family == AF_INET6;
     snprintf(c->peer, sizeof c->peer, v6 ? "[%s]:%d" : "%s:%d", ip, rg__port_of(&ss));
+    c->addr[0] = (unsigned char)(v6 ? 6 : 4);
+    if (v6)
+        memcpy(c->addr + 1, &((struct sockaddr_in6 *)&ss)->sin6_addr, 16);
+    else
+        memcpy(c->addr + 1, &((struct sockaddr_in *)&ss)->sin_addr, 4);
+}
+
+/* Unauthenticated connections from c's address, c not included. */
+static int rg__same_address(rg_http_server *s, const rg_http_conn *c)
+{
+    int n = 0;
+    for (const rg_http_conn *o = s->conns; o; o = o->next)
+        n += o != c && o->counted && !o->authed && !memcmp(o->addr, c->addr, sizeof c->addr);
+    return n;
+}
+
+/* Whether the client of an unauthenticated connection has sent nothing we
+ * have not read: only such a connection is a candidate to make room (one
+ * whose request waits in its socket is just not read yet, as in a burst). */
+static int rg__silent(rg_http_conn *o)
+{
+    uv_os_fd_t fd;
+    int n = 0;
+    return o->rlen == 0 && uv_fileno((uv_handle_t *)&o->tcp, &fd) == 0 &&
+           ioctl(fd, FIONREAD, &n) == 0 && n == 0;
+}
+
+/* Whether a connection of the pool authed may be closed to make room: pass
+ * 0, it has sent nothing but is waiting for its first request; pass 1, it is
+ * closing after its last answer, or between requests either silent or not
+ * reading what it was sent. A connection whose handler owes an answer, a
+ * stream, or one whose request waits unread in its socket is never one. */
+static int rg__evictable(rg_http_conn *o, int authed, int pass)
+{
+    if (!o->counted || o->authed != authed || o->closing)
+        return 0;
+    if (pass == 0)
+        return o->nreq == 0 && o->unsent == 0 &&
+               (o->state == RG__IDLE || o->state == RG__READING) && rg__silent(o);
+    return o->state == RG__LINGER ||
+           (o->state == RG__IDLE && o->nreq > 0 && (o->unsent > 0 || rg__silent(o)));
+}
+
+/* Makes room among the unauthenticated (authed 0) or the authenticated
+ * connections: closes the oldest one rg__evictable in pass 0, else in pass 1
+ * (its client just opens another). Returns 0 when there is none (every one
+ * is busy or has sent something). */
+static int rg__evict(rg_http_server *s, int authed)
+{
+    rg_http_conn *tail = s->conns, *victim = NULL;
+    while (tail && tail->next)
+        tail = tail->next;
+    for (int pass = 0; pass < 2 && !victim; pass++)
+        for (rg_http_conn *o = tail; o && !victim; o = o->prev) /* oldest first */
+            if (rg__evictable(o, authed, pass))
+                victim = o;
+    if (!victim)
+        return 0;
+    s->stats.evicted++;
+    rg__close(victim);
+    return 1;
 }
 
 static void rg__on_connection(uv_stream_t *ls, int status)
@@ -793,17 +1001,21 @@ static void rg__on_connection(uv_stream_t *ls, int status)
     }
     uv_tcp_nodelay(&c->tcp, 1);
     rg__peer(c);
-    if (s->active >= s->lim.max_connections) {
+    if (rg__same_address(s, c) >= s->lim.max_per_address ||
+        (s->unauth >= s->lim.max_unauthenticated && !rg__evict(s, 0))) {
         s->stats.rejected_connections++;
         rg__fail(c, 503);
         return;
     }
     s->active++;
+    s->unauth++;
     c->counted = 1;
     http_parser_init(&c->parser, HTTP_REQUEST);
     c->parser.data = c;
     c->state = RG__IDLE;
-    rg__timer(c, s->lim.idle_timeout_ms);
+    int first = s->lim.first_request_timeout_ms;
+    c->deadline = uv_now(s->loop) + (uint64_t)first;
+    rg__timer(c, first < s->lim.idle_timeout_ms ? first : s->lim.idle_timeout_ms);
     rg__read(c, 1);
 }
 
@@ -843,6 +1055,12 @@ int rg_http_listen(uv_loop_t *loop, const char *host, int port, const rg_http_li
     RG__DEFAULT(max_connections);
     RG__DEFAULT(idle_timeout_ms);
     RG__DEFAULT(request_timeout_ms);
+    RG__DEFAULT(max_unauthenticated);
+    RG__DEFAULT(max_per_address);
+    RG__DEFAULT(first_request_timeout_ms);
+    RG__DEFAULT(max_unsent_bytes);
+    RG__DEFAULT(stream_max_unsent);
+    RG__DEFAULT(stream_stall_ms);
 #undef RG__DEFAULT
     rg__parser_limit(s->lim.max_header_bytes);
     s->loop = loop;
@@ -861,10 +1079,11 @@ int rg_http_listen(uv_loop_t *loop, const char *host, int port, const rg_http_li
         return rc;
     }
     s->listener.data = s;
+    s->shandles = 1;
     struct sockaddr_storage bound;
     int blen = sizeof bound;
     if ((rc = uv_tcp_bind(&s->listener, (const struct sockaddr *)&addr, 0)) != 0 ||
-        (rc = uv_listen((uv_stream_t *)&s->listener, 128, rg__on_connection)) != 0 ||
+        (rc = uv_listen((uv_stream_t *)&s->listener, RG__BACKLOG, rg__on_connection)) != 0 ||
         (rc = uv_tcp_getsockname(&s->listener, (struct sockaddr *)&bound, &blen)) != 0) {
         /* freed in the close callback: the caller must run the loop once */
         s->closing = 1;
@@ -872,6 +1091,10 @@ int rg_http_listen(uv_loop_t *loop, const char *host, int port, const rg_http_li
         return rc;
     }
     s->port = rg__port_of(&bound);
+    uv_idle_init(loop, &s->turn);
+    s->turn.data = s;
+    s->turn_open = 1;
+    s->shandles++;
     *out = s;
     return 0;
 }
@@ -889,6 +1112,8 @@ void rg_http_close(rg_http_server *s, void (*done)(void *ud), void *ud)
     s->done = done;
     s->done_ud = ud;
     uv_close((uv_handle_t *)&s->listener, rg__on_listener_closed);
+    s->turn_open = 0;
+    uv_close((uv_handle_t *)&s->turn, rg__on_listener_closed);
     for (rg_http_conn *c = s->conns; c; c = c->next)
         rg__close(c);
 }
@@ -897,5 +1122,6 @@ void rg_http_stats_get(const rg_http_server *s, rg_http_stats *st)
 {
     *st = s->stats;
     st->connections = s->active;
+    st->unauthenticated = s->unauth;
     st->streams = s->streams;
 }

@@ -24,12 +24,28 @@
 typedef struct rg_http_limits {
     size_t max_header_bytes;  /* request line + headers (default 16 KiB) */
     size_t max_body_bytes;    /* default 1 MiB */
-    int max_connections;      /* default 256; beyond it new connections get 503 and close */
+    int max_connections;      /* authenticated connections (default 256): see rg_http_authenticated */
     int idle_timeout_ms;      /* keep-alive connection with no request in progress (default 30 s) */
     int request_timeout_ms;   /* from a request's first byte to its last (default 10 s) */
+    /* Connections that have not shown a token yet (default 128). When they
+     * are all taken, a new connection closes the oldest one that is waiting
+     * for its first request or idle between requests; only when every one is
+     * busy (a response owed or being written) is the new one refused (503). */
+    int max_unauthenticated;
+    int max_per_address;          /* unauthenticated connections from one IP (default 32): 503 beyond */
+    int first_request_timeout_ms; /* from accepting to the first request's last byte (default 5 s) */
+    size_t max_unsent_bytes;      /* over this, a connection's next request is not read (default 1 MiB) */
+    size_t stream_max_unsent;     /* a stream further behind than this is closed (default 1 MiB) */
+    int stream_stall_ms;          /* a stream whose unsent bytes do not move this long is closed (10 s) */
 } rg_http_limits;
 
-#define RG_HTTP_LIMITS_DEFAULT ((rg_http_limits){16384, 1u << 20, 256, 30000, 10000})
+#define RG_HTTP_LIMITS_DEFAULT                                                              \
+    ((rg_http_limits){.max_header_bytes = 16384, .max_body_bytes = 1u << 20,                \
+                      .max_connections = 256, .idle_timeout_ms = 30000,                     \
+                      .request_timeout_ms = 10000, .max_unauthenticated = 128,              \
+                      .max_per_address = 32, .first_request_timeout_ms = 5000,              \
+                      .max_unsent_bytes = 1u << 20, .stream_max_unsent = 1u << 20,          \
+                      .stream_stall_ms = 10000})
 
 typedef struct rg_http_server rg_http_server;
 typedef struct rg_http_conn rg_http_conn;
@@ -71,14 +87,30 @@ void rg_http_respond(rg_http_conn *c, int status, const char *content_type, cons
 void rg_http_respond_headers(rg_http_conn *c, int status, const char *content_type,
                              const char *headers, const char *body, size_t len);
 
+/* The handler found a valid token (or ticket) on c's request: c moves from
+ * the unauthenticated connections to the authenticated ones (max_connections)
+ * for the rest of its life. When those are all taken, the oldest idle one
+ * (silent, or not reading its answers; never a stream nor one owed an
+ * answer) is closed to make room. Returns 1, or 0 when there is none (the
+ * handler then answers 503; c stays unauthenticated). */
+int rg_http_authenticated(rg_http_conn *c);
+
 /* Turns the connection into an SSE stream: sends 200 with
  * text/event-stream headers and keeps it open. on_close(ud, c) runs once when
  * the stream ends (client gone, rg_http_close, or error). */
 void rg_http_stream_start(rg_http_conn *c, void (*on_close)(void *ud, rg_http_conn *c), void *ud);
 /* Queues one SSE event ("id: ...\nevent: ...\ndata: ...\n\n"; data must not
  * contain newlines). Returns 0, or -1 if the stream is closed or its client
- * is too slow (more than 4 MiB unsent), in which case it is closed. */
+ * is too slow (more than stream_max_unsent bytes unsent), in which case it is
+ * closed. A stream whose unsent bytes make no progress for stream_stall_ms is
+ * closed too. */
 int rg_http_stream_send(rg_http_conn *c, const char *id, const char *event, const char *data);
+/* Asks for drained(ud, c) (ud: the stream's) once everything queued on the
+ * stream is written, e.g. to send the next page of a backlog: always from the
+ * loop, later, a few streams' callbacks per loop iteration, so that many
+ * streams' pages take turns with other requests. Returns 0, or -1 when the
+ * stream is closed. One call, one callback; never after on_close. */
+int rg_http_stream_on_drain(rg_http_conn *c, void (*drained)(void *ud, rg_http_conn *c));
 /* Ends a stream (its on_close runs), e.g. when it could not be fed in order:
  * the client reconnects with Last-Event-ID. */
 void rg_http_stream_end(rg_http_conn *c);
@@ -87,7 +119,10 @@ int rg_http_stream_ping(rg_http_conn *c);
 
 typedef struct rg_http_stats {
     uint64_t requests, bad_requests, rejected_connections, timeouts;
+    uint64_t evicted;       /* unauthenticated connections closed to admit a new one */
+    uint64_t slow_streams;  /* streams closed for being too far behind or stalled */
     int connections, streams;
+    int unauthenticated;    /* of connections, those not authenticated */
 } rg_http_stats;
 void rg_http_stats_get(const rg_http_server *s, rg_http_stats *st);
 

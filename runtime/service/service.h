@@ -32,6 +32,10 @@
 #define RG_WAKE_PAGE 256      /* due patients advanced per group commit */
 #define RG_MAX_TICKETS 256    /* stream tickets not yet used nor expired */
 #define RG_TICKET_MS 30000    /* how long a stream ticket can be used */
+#define RG_SVC_ALERTS_PAGE 200  /* GET /v1/alerts: alerts per page unless ?limit= */
+#define RG_SVC_ALERTS_MAX 1000  /* ... and at most */
+#define RG_SVC_STREAM_PAGE 100  /* transitions of a stream's backlog sent at a time */
+#define RG_SVC_STREAM_PAGE_BYTES 32768 /* ... or fewer, once they make this many bytes */
 #define RG_LEASE_MS 1000      /* a worker tries the leases nobody holds this often */
 
 typedef struct rg_svc_clinic {
@@ -49,12 +53,17 @@ typedef struct rg_svc_clinic {
     int held;    /* this worker holds its lease: it evaluates it and sends its webhook */
 } rg_svc_clinic;
 
+/* A transition stream. While its backlog is sent, a page at a time as the
+ * client reads (api.c), last_cseq is RG_SVC_PAGING, so that the transitions
+ * serve.c publishes skip it, and next is where the backlog goes on; once the
+ * backlog is sent, last_cseq is the last transition sent. */
 typedef struct rg_svc_stream {
     rg_http_conn *conn;
     int clinic;
-    int64_t last_cseq;
+    int64_t last_cseq, next;
     rg_svc_who who; /* closed when it is no longer valid (reload, sign out, expiry) */
 } rg_svc_stream;
+#define RG_SVC_PAGING INT64_MAX
 
 /* A POST /v1/events waiting for its group commit (its conn and req stay
  * valid until it is answered). */
@@ -91,6 +100,8 @@ typedef struct rg_svc {
     rg_limits limits;
     rg_http_limits http_limits;
     int max_events;
+    /* streams and stream tickets (limits.max_streams_per_clinic, ...) */
+    int max_streams_clinic, max_streams_token, max_tickets_clinic;
     size_t history_cache; /* bytes of compiled histories kept (limits.history_cache_mb) */
     rg_time future_skew;  /* limits.future_skew_minutes (0: the default; negative: no check) */
     uv_timer_t wake, reload_delay, lag;
@@ -157,7 +168,7 @@ const char *rg_svc_query(const char *q, const char *name, char *buf, size_t len)
 
 /* worklist.c: GET of the page and its assets (1 when path is one of them,
  * answered without a token); the clinic a stream ticket opens (used up), or
- * -1; the endpoints of the worklist, once authenticated */
+ * -1, and the token that asked for it; the endpoints of the worklist, once authenticated */
 int rg_svc_www(rg_http_conn *c, const char *path);
 int rg_svc_ticket_use(rg_svc *sv, const char *ticket, rg_svc_who *w);
 void rg_svc_post_ticket(rg_svc *sv, int ci, rg_http_conn *c, const rg_svc_who *w);

@@ -88,12 +88,24 @@ static void rg__tickets_expire(rg_svc *sv, uint64_t now)
 }
 
 /* POST /v1/stream-tickets: 32 bytes from getrandom, usable once within
- * RG_TICKET_MS, for the clinic of the token that asked. */
+ * RG_TICKET_MS, for the clinic of the identity that asked. A clinic has at
+ * most limits.max_tickets_per_clinic outstanding, so that one clinic cannot
+ * take the shared RG_MAX_TICKETS. */
 void rg_svc_post_ticket(rg_svc *sv, int ci, rg_http_conn *c, const rg_svc_who *w)
 {
     uint64_t now = uv_now(&sv->loop);
     unsigned char raw[32];
     rg__tickets_expire(sv, now);
+    int mine = 0;
+    for (int i = 0; i < sv->ntickets; i++)
+        mine += !strcmp(sv->tickets[i].clinic, sv->clinics[ci].name);
+    if (mine >= sv->max_tickets_clinic) {
+        char msg[160];
+        snprintf(msg, sizeof msg, "too many stream tickets outstanding for this clinic (%d); "
+                                  "try again in 30 seconds", sv->max_tickets_clinic);
+        rg__error(c, 503, msg);
+        return;
+    }
     if (sv->ntickets == RG_MAX_TICKETS) {
         rg__error(c, 503, "too many stream tickets outstanding; try again in 30 seconds");
         return;

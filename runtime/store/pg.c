@@ -957,8 +957,8 @@ int rg_pg_clinic_transitions(rg_pg *pg, const char *clinic, int64_t after_cseq, 
 }
 
 int rg_pg_each_alert(rg_pg *pg, const char *clinic, const char *patient, const char *state,
-                     const char *key, int limit, int (*fn)(void *ud, const rg_alert_view *a),
-                     void *ud)
+                     const char *key, int64_t after, int limit,
+                     int (*fn)(void *ud, const rg_alert_view *a), void *ud)
 {
     rg__args a = {0};
     rg__text(&a, clinic);
@@ -966,6 +966,7 @@ int rg_pg_each_alert(rg_pg *pg, const char *clinic, const char *patient, const c
     rg__text(&a, state);
     rg__text(&a, key);
     rg__int(&a, limit);
+    rg__int(&a, after);
     PGresult *r = rg__run(pg, key ? P_ALERT_BY_KEY : P_ALERTS_VIEW, &a);
     if (!r)
         return RG_EDB;

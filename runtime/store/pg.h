@@ -70,7 +70,7 @@ int rg_pg_each_transition(rg_pg *pg, int64_t after, int by_time,
 int rg_pg_clinic_transitions(rg_pg *pg, const char *clinic, int64_t after_cseq, int limit,
                              int (*fn)(void *ud, const rg_transition *t), void *ud);
 int rg_pg_each_alert(rg_pg *pg, const char *clinic, const char *patient, const char *state,
-                     const char *key, int limit,
+                     const char *key, int64_t after, int limit,
                      int (*fn)(void *ud, const rg_alert_view *a), void *ud);
 int rg_pg_alert_action(rg_pg *pg, const char *clinic, const char *key, const char *action,
                        const char *who, const char *note, rg_time until, rg_time at);

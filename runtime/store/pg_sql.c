@@ -304,7 +304,7 @@ const char *const rg_pg_sql[P__COUNT] = {
         " AND r.state = 'resolved'"
         " LEFT JOIN alerts a ON a.clinic = o.clinic AND a.id = o.seq"
         " WHERE o.clinic = $1 AND o.state = 'open' AND ($2::text IS NULL OR o.patient = $2)"
-        " AND ($4::text IS NULL OR o.key = $4)) v"
+        " AND ($4::text IS NULL OR o.key = $4) AND o.seq > $6) v"
         " WHERE ($3::text IS NULL OR v.st = $3) ORDER BY v.seq LIMIT $5",
     [P_ALERT_ACK] = "INSERT INTO alerts(clinic, id, acked_by, acked_at) VALUES($1, $2, $3, $4)"
                     " ON CONFLICT (clinic, id) DO UPDATE SET acked_by = excluded.acked_by,"
@@ -395,6 +395,6 @@ const char *const rg_pg_sql[P__COUNT] = {
         " LEFT JOIN transitions r ON r.clinic = o.clinic AND r.key = o.key AND r.alert_id = o.seq"
         " LEFT JOIN alerts a ON a.clinic = o.clinic AND a.id = o.seq"
         " WHERE o.clinic = $1 AND o.key = $4 AND o.state = 'open'"
-        " AND ($2::text IS NULL OR o.patient = $2)) v"
+        " AND ($2::text IS NULL OR o.patient = $2) AND o.seq > $6) v"
         " WHERE ($3::text IS NULL OR v.st = $3) ORDER BY v.seq LIMIT $5",
 };

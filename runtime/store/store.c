@@ -1154,8 +1154,15 @@ int rg_store_each_alert(rg_store *st, const char *clinic, const char *patient, c
                         const char *key, int limit,
                         int (*fn)(void *ud, const rg_alert_view *a), void *ud)
 {
+    return rg_store_each_alert_after(st, clinic, patient, state, key, 0, limit, fn, ud);
+}
+
+int rg_store_each_alert_after(rg_store *st, const char *clinic, const char *patient,
+                              const char *state, const char *key, int64_t after, int limit,
+                              int (*fn)(void *ud, const rg_alert_view *a), void *ud)
+{
     if (st->pg)
-        return rg_pg_each_alert(st->pg, clinic, patient, state, key, limit, fn, ud);
+        return rg_pg_each_alert(st->pg, clinic, patient, state, key, after, limit, fn, ud);
     sqlite3_stmt *s = rg__q(st, key ? Q_ALERT_BY_KEY : Q_ALERTS_VIEW);
     int rc, frc = 0;
     rg__text(s, 1, clinic);
@@ -1163,6 +1170,7 @@ int rg_store_each_alert(rg_store *st, const char *clinic, const char *patient, c
     rg__text(s, 3, state);
     rg__text(s, 4, key);
     sqlite3_bind_int(s, 5, limit);
+    sqlite3_bind_int64(s, 6, after);
     while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
         rg_alert_view a = {
             .id = sqlite3_column_int64(s, 0),

@@ -229,10 +229,15 @@ typedef struct rg_alert_view {
     rg_time opened_at, due, resolved_at, acked_at, snoozed_until; /* RG_TIME_NONE if none */
     rg_time notify_at; /* when staff are told of its opening (see rg_transition) */
 } rg_alert_view;
-/* Alerts of a clinic, filtered by patient, state and key when not NULL. */
+/* Alerts of a clinic, filtered by patient, state and key when not NULL, in
+ * the order of their ids; _after: only those whose id is greater than after
+ * (a page after the last of the previous one). */
 int rg_store_each_alert(rg_store *st, const char *clinic, const char *patient, const char *state,
                         const char *key, int limit,
                         int (*fn)(void *ud, const rg_alert_view *a), void *ud);
+int rg_store_each_alert_after(rg_store *st, const char *clinic, const char *patient,
+                              const char *state, const char *key, int64_t after, int limit,
+                              int (*fn)(void *ud, const rg_alert_view *a), void *ud);
 /* Records action ("ack", "snooze" with until, "reraise") on the clinic's open
  * alert with this key; RG_ENOTFOUND when there is none. */
 int rg_store_alert_action(rg_store *st, const char *clinic, const char *key, const char *action,

@@ -321,7 +321,8 @@ const char *const rg_store_sql[Q__COUNT] = {
         " AND r.state = 'resolved'"
         " LEFT JOIN alerts a ON a.id = o.seq"
         " WHERE o.clinic = ?1 AND o.state = 'open' AND (?2 IS NULL OR o.patient = ?2)"
-        " AND (?3 IS NULL OR st = ?3) AND (?4 IS NULL OR o.key = ?4) ORDER BY o.seq LIMIT ?5",
+        " AND (?3 IS NULL OR st = ?3) AND (?4 IS NULL OR o.key = ?4) AND o.seq > ?6"
+        " ORDER BY o.seq LIMIT ?5",
     /* Q_ALERTS_VIEW for one key (?4): the key in the WHERE as a plain
      * equality, so the rows come from transitions_by_key, not from a walk
      * through every transition of the clinic */
@@ -332,7 +333,7 @@ const char *const rg_store_sql[Q__COUNT] = {
         " LEFT JOIN transitions r ON r.clinic = o.clinic AND r.key = o.key AND r.alert_id = o.seq"
         " LEFT JOIN alerts a ON a.id = o.seq"
         " WHERE o.clinic = ?1 AND o.key = ?4 AND o.state = 'open' AND (?2 IS NULL OR o.patient = ?2)"
-        " AND (?3 IS NULL OR st = ?3) ORDER BY o.seq LIMIT ?5",
+        " AND (?3 IS NULL OR st = ?3) AND o.seq > ?6 ORDER BY o.seq LIMIT ?5",
     [Q_ALERT_ACK] = "INSERT INTO alerts(id, acked_by, acked_at) VALUES(?1, ?2, ?3)"
                     " ON CONFLICT(id) DO UPDATE SET acked_by = ?2, acked_at = ?3",
     [Q_ALERT_SNOOZE] = "INSERT INTO alerts(id, snoozed_until) VALUES(?1, ?2)"

@@ -172,6 +172,25 @@ async function main() {
   const all = (await check('GET', '/v1/alerts', '/v1/alerts', { token: north }, 200)).body.alerts;
   await check('GET', '/v1/alerts', '/v1/alerts?state=open&patient=p-100', { token: north }, 200);
   await check('GET', '/v1/alerts', '/v1/alerts?state=maybe', { token: north }, 400);
+  // pages: limit=1 walks every alert once by its cursor, the last page's next is null
+  {
+    const keys = [];
+    let cursor = null;
+    for (let i = 0; i <= all.length; i++) {
+      const page = (await check('GET', '/v1/alerts', '/v1/alerts?limit=1' +
+        (cursor ? '&cursor=' + encodeURIComponent(cursor) : ''), { token: north }, 200)).body;
+      keys.push(...page.alerts.map((a) => a.key + ' ' + a.opened_at));
+      cursor = page.next;
+      if (!cursor) break;
+    }
+    if (cursor !== null) fail('GET /v1/alerts?limit=1: the last page should have next: null');
+    const want = all.map((a) => a.key + ' ' + a.opened_at);
+    if (JSON.stringify(keys) !== JSON.stringify(want))
+      fail(`GET /v1/alerts?limit=1: the pages do not give every alert once, in order (${keys.length} of ${want.length})`);
+  }
+  await check('GET', '/v1/alerts', '/v1/alerts?limit=0', { token: north }, 400);
+  await check('GET', '/v1/alerts', '/v1/alerts?limit=1001', { token: north }, 400);
+  await check('GET', '/v1/alerts', '/v1/alerts?cursor=x', { token: north }, 400);
   await check('GET', '/v1/alerts', '/v1/alerts', {}, 401);
   const open = all.find((a) => a.state === 'open'), resolved = all.find((a) => a.state === 'resolved');
   if (!open || !resolved) fail('the north timeline should give open and resolved alerts');

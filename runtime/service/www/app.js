@@ -83,6 +83,21 @@
     return j;
   }
 
+  // Every alert of a query: GET /v1/alerts answers a page at a time and
+  // names the next page's cursor until the last.
+  async function allAlerts(query) {
+    const out = [];
+    let cursor = null;
+    for (let pages = 0; pages < 10000; pages++) {
+      const d = await api('GET', '/v1/alerts?' + query + '&limit=1000' +
+        (cursor ? '&cursor=' + encodeURIComponent(cursor) : ''));
+      out.push(...d.alerts);
+      if (!d.next) break;
+      cursor = d.next;
+    }
+    return out;
+  }
+
   function failed(e, where) {
     if (e instanceof Unauthorized) {
       signOut('Your session has ended. Sign in again.');
@@ -99,7 +114,7 @@
     say($('signin-error'), '');
     try {
       if (creds) st.me = await api('POST', '/v1/session', creds);
-      st.alerts = (await api('GET', '/v1/alerts?state=open')).alerts;
+      st.alerts = await allAlerts('state=open');
     } catch (e) {
       st.me = null;
       sessionStorage.removeItem(SESSION);
@@ -180,7 +195,7 @@
   async function refresh() {
     if (!st.me) return;
     try {
-      st.alerts = (await api('GET', '/v1/alerts?state=open')).alerts;
+      st.alerts = await allAlerts('state=open');
       say($('work-error'), '');
       render();
       if (st.selected) await detail(st.selected, true);
@@ -353,7 +368,7 @@
     try {
       const [svg, all] = await Promise.all([
         api('GET', '/v1/patients/' + encodeURIComponent(id) + '/timeline', undefined, 'text'),
-        api('GET', '/v1/alerts?patient=' + encodeURIComponent(id)),
+        allAlerts('patient=' + encodeURIComponent(id)).then((alerts) => ({ alerts })),
       ]);
       const doc = new DOMParser().parseFromString(svg, 'image/svg+xml');
       const root = doc.documentElement;
