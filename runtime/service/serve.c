@@ -792,7 +792,8 @@ static int rg__load_clinics(rg_svc *sv, int initial)
             continue;
         }
         sv->clinics[i].live_fp = fp;
-        rg__refusal_alert(sv, i, NULL);
+        if (initial || sv->clinics[i].refused) /* (at start: one from before may be open) */
+            rg__refusal_alert(sv, i, NULL);
         rg_clinic *now_c = rg_engine_clinic(sv->eng, name);
         char new_hashes[4096] = "";
         for (int p = 0; now_c && p < now_c->nprotos && strlen(new_hashes) < 4000; p++) {
@@ -837,8 +838,8 @@ static void rg__on_reload_delay(uv_timer_t *t)
 {
     rg_svc *sv = t->data;
     rg_log("info", "protocol files changed: reloading");
+    rg__rewatch(sv); /* first: a file saved while the reload runs (its gate) reloads again */
     rg__load_clinics(sv, 0);
-    rg__rewatch(sv);
 }
 
 static void rg__on_fs(uv_fs_event_t *h, const char *filename, int events, int status)
@@ -870,8 +871,8 @@ static void rg__on_sighup(uv_signal_t *h, int sig)
     rg_svc *sv = h->data;
     (void)sig;
     rg_log("info", "SIGHUP: reloading protocols");
-    rg__load_clinics(sv, 0);
     rg__rewatch(sv);
+    rg__load_clinics(sv, 0);
 }
 
 /* Evaluation errors: one log line each (the store keeps them too). */
