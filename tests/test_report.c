@@ -139,8 +139,6 @@ typedef struct alerts {
 static int count_alerts(void *ud, const rg_transition *t)
 {
     alerts *a = ud;
-    if (!*t->patient)
-        return 0; /* a clinic's system alert (e5 has no dose): no patient's row */
     int s = !strcmp(t->severity, "info") ? 0 : !strcmp(t->severity, "warning") ? 1
           : !strcmp(t->severity, "critical") ? 2 : 3;
     a->opened[s] += t->open;
@@ -202,6 +200,10 @@ Test(report, draws_every_patient_alert_and_event_escaped)
     cr_assert_eq(count(html, "class=\"bar sev-info"), a.opened[0]);
     cr_assert_eq(count(html, "class=\"bar sev-warning"), a.opened[1]);
     cr_assert_eq(count(html, "class=\"bar sev-critical"), a.opened[2]);
+    /* e5 has no dose: the clinic's own alert (a rule failing) has a row of its own */
+    cr_assert(strstr(html, "<div class=\"row clinic\"><div class=\"pid\"><b>(clinic)</b>"), "%s",
+              html);
+    cr_assert(strstr(html, "regimen.evaluation-failed"));
     cr_assert_eq(count(html, "class=\"bar "), a.opened[0] + a.opened[1] + a.opened[2]);
     cr_assert_eq(count(html, " open\" x="), a.still_open);
     cr_assert_eq(count(html, "\xc2\xb7 open</text>"), a.still_open);

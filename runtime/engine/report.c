@@ -426,8 +426,17 @@ static int rg__row(rg__ctx *c, const char *clinic, const char *patient)
     double height;
     if (rc < 0)
         return RG_ENOMEM;
-    if (rc)
+    if (rc) {
         rg__section(c, clinic, first_section);
+        /* the clinic's own alerts (patient "": a rule failing to evaluate, a
+         * refused reload) sort first: a row of their own */
+        while (c->next < c->nbars && rg__cmp_who(&c->bars[c->next], clinic, "") < 0)
+            c->next++;
+        if (*patient && c->next < c->nbars && !rg__cmp_who(&c->bars[c->next], clinic, "") &&
+            (rc = rg__row(c, clinic, "")) != RG_OK)
+            return rc;
+        first = c->next;
+    }
     while (first < c->nbars && rg__cmp_who(&c->bars[first], clinic, patient) < 0)
         first++; /* transitions of a patient the store does not list: not drawn */
     for (last = first; last < c->nbars && !rg__cmp_who(&c->bars[last], clinic, patient);)
@@ -435,7 +444,9 @@ static int rg__row(rg__ctx *c, const char *clinic, const char *patient)
     c->next = last;
     if ((rc = rg__lanes(c, first, last, &height)))
         return rc;
-    rg__put(c->out, "<div class=\"row\"><div class=\"pid\"><b>", patient);
+    rg__put(c->out, *patient ? "<div class=\"row\"><div class=\"pid\"><b>"
+                             : "<div class=\"row clinic\"><div class=\"pid\"><b>",
+            *patient ? patient : "(clinic)");
     fprintf(c->out, "</b><small>%zu alert%s", last - first, last - first == 1 ? "" : "s");
     if (nopen)
         fprintf(c->out, ", %zu open", nopen);

@@ -792,7 +792,8 @@ static int rg__load_clinics(rg_svc *sv, int initial)
             continue;
         }
         sv->clinics[i].live_fp = fp;
-        rg__refusal_alert(sv, i, NULL);
+        if (initial || sv->clinics[i].refused) /* (at start: one from before may be open) */
+            rg__refusal_alert(sv, i, NULL);
         rg_clinic *now_c = rg_engine_clinic(sv->eng, name);
         char new_hashes[4096] = "";
         for (int p = 0; now_c && p < now_c->nprotos && strlen(new_hashes) < 4000; p++) {
@@ -837,8 +838,8 @@ static void rg__on_reload_delay(uv_timer_t *t)
 {
     rg_svc *sv = t->data;
     rg_log("info", "protocol files changed: reloading");
+    rg__rewatch(sv); /* first: a file saved while the reload runs (its gate) reloads again */
     rg__load_clinics(sv, 0);
-    rg__rewatch(sv);
 }
 
 static void rg__on_fs(uv_fs_event_t *h, const char *filename, int events, int status)
@@ -869,8 +870,8 @@ int rg_svc_reload(rg_svc *sv, const char *by, char *err, size_t errlen)
 {
     rg_log("info", "%s: reloading the configuration and the protocols", by);
     int rc = rg_svc_reload_config(sv, by, err, errlen); /* users, keys, roles, sessions */
+    rg__rewatch(sv); /* first: a file saved while the reload runs (its gate) reloads again */
     rg__load_clinics(sv, 0);
-    rg__rewatch(sv);
     return rc;
 }
 
