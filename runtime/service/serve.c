@@ -814,8 +814,9 @@ int rg_svc_reload(rg_svc *sv, const char *by, char *err, size_t errlen)
 {
     rg_log("info", "%s: reloading the configuration and the protocols", by);
     int rc = rg_svc_reload_config(sv, by, err, errlen); /* users, keys, roles, sessions */
-    rg__load_clinics(sv, 0);
+    /* watched again first: an edit made while the protocols load is seen */
     rg__rewatch(sv);
+    rg__load_clinics(sv, 0);
     return rc;
 }
 
