@@ -76,16 +76,21 @@ static void write_config(auth_env *e, int with_ann, int idle_s, int max_s)
     rg_test_write(e->s.dir, "config.json", cfg);
 }
 
-static void auth_start(auth_env *e, int idle_s, int max_s)
+static void auth_start_with(auth_env *e, int idle_s, int max_s, const char *protocol_a)
 {
     memset(e, 0, sizeof *e);
     cr_assert_geq(sodium_init(), 0);
-    server_setup(&e->s, fast_protocol, fast_protocol);
+    server_setup(&e->s, protocol_a, fast_protocol);
     e->ann = pwhash(PW_ANN);
     e->adam = pwhash(PW_ADAM);
     e->sam = pwhash(PW_SAM);
     write_config(e, 1, idle_s, max_s);
     server_start(&e->s);
+}
+
+static void auth_start(auth_env *e, int idle_s, int max_s)
+{
+    auth_start_with(e, idle_s, max_s, fast_protocol);
 }
 
 static void auth_stop(auth_env *e)
@@ -516,4 +521,44 @@ Test(auth, passwd_prints_a_hash_that_verifies)
     cr_assert(strstr(err, "at least 8"), "%s", err);
     free(out);
     free(err);
+}
+
+/* /metrics label values are escaped as the Prometheus text format says: a
+ * protocol version with a double quote, a backslash and a line feed. */
+Test(auth, metrics_label_values_are_escaped, .timeout = 60)
+{
+    char proto[sizeof fast_protocol + 32];
+    snprintf(proto, sizeof proto, "%s", fast_protocol);
+    char *v = strstr(proto, "'1.0'");
+    cr_assert_not_null(v);
+    /* the Lua text '1.0 \"x\\\n' is the version 1.0 "x\<line feed> */
+    static const char lua[] = "'1.0 \\\"x\\\\\\n'";
+    memmove(v + strlen(lua), v + 5, strlen(v + 5) + 1);
+    memcpy(v, lua, strlen(lua));
+    auth_env e;
+    auth_start_with(&e, 1800, 43200, proto);
+    char *out;
+    cr_assert_eq(http(e.s.port, "GET", "/metrics", KEY_PROM, NULL, &out), 200, "%s", out);
+    cr_assert(strstr(out, "protocol=\"fast\",version=\"1.0 \\\"x\\\\\\n\"}"), "%s", out);
+    free(out);
+    auth_stop(&e);
+}
+
+/* The clinics' old tokens still work, with a warning at start naming each
+ * clinic; a token's ack records the body's who (it names nobody). */
+Test(auth, legacy_tokens_work_with_a_warning, .timeout = 60)
+{
+    server s = {0};
+    char *out;
+    server_setup(&s, fast_protocol, fast_protocol);
+    server_start(&s);
+    cr_assert(log_has(&s, "clinic north: 'tokens' are deprecated", 5000));
+    cr_assert(log_has(&s, "clinic south: 'tokens' are deprecated", 5000));
+    cr_assert_eq(http(s.port, "GET", "/v1/alerts", TOKEN_A, NULL, &out), 200, "%s", out);
+    free(out);
+    cr_assert_eq(http(s.port, "GET", "/metrics", TOKEN_A, NULL, &out), 200, "%s", out);
+    cr_assert(strstr(out, "clinic=\"north\"") && !strstr(out, "clinic=\"south\""), "%s", out);
+    free(out);
+    cr_assert_eq(server_stop(&s, SIGTERM), 0);
+    rg_test_rmdir(s.dir);
 }

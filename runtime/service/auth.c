@@ -558,12 +558,13 @@ static rg__throttle *rg__throttle_get(struct rg_svc_auth *a, const char *key, in
             return &a->throttle[i];
     if (!make)
         return NULL;
-    if (a->nthrottle == RG__MAX_THROTTLE) { /* full: the entry least recently failed goes */
-        int old = 0;
-        for (int i = 1; i < a->nthrottle; i++)
-            if (a->throttle[i].until <= now && a->throttle[i].last < a->throttle[old].last)
+    if (a->nthrottle == RG__MAX_THROTTLE) { /* full: the one least recently failed of
+                                              * those not waiting goes */
+        int old = -1;
+        for (int i = 0; i < a->nthrottle; i++)
+            if (a->throttle[i].until <= now && (old < 0 || a->throttle[i].last < a->throttle[old].last))
                 old = i;
-        if (a->throttle[old].until > now)
+        if (old < 0)
             return NULL;
         a->throttle[old] = a->throttle[--a->nthrottle];
     }
