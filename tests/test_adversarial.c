@@ -55,6 +55,7 @@
 #define LIM_INSTRUCTIONS 2000000
 #define LIM_DEADLINE_MS 500
 #define LIM_MEMORY_MB 32
+#define LIM_CLINIC_CPU_MS 1500 /* per clinic per minute */
 /* The bad clinic's timeline: 2 patients x 2 events, no wake-ups expected. */
 #define BAD_EVALUATIONS 4
 /* A run that needs more than this was not held to the per-evaluation limits. */
@@ -142,7 +143,13 @@ typedef struct adv_case {
     X(lt_long_string, EVAL, "deadline of 500 ms per evaluation exceeded")                      \
     X(load_labels, EVAL, "deadline of 500 ms per evaluation exceeded")                         \
     X(print_huge, EVAL, "print limit of 100 lines")                                            \
-    X(print_flood, EVAL, "print limit of 100 lines")
+    X(print_flood, EVAL, "print limit of 100 lines")                                           \
+    X(alert_flap, EVAL, "less than a second later|times in one advance")                       \
+    X(alerts_many_rules, EVAL, "alerts per evaluation")                                        \
+    X(require_fifo, EVAL, "is not a regular file")                                             \
+    X(deadline_always, EVAL, "quarantined")                                                    \
+    X(instructions_heavy, EVAL, "CPU budget")                                                  \
+    X(wakeup_second, EVAL, "times in one advance")
 
 #define ADV_ENTRY(n, s, e) {#n, s, e},
 static const adv_case adv_cases[] = {ADVERSARIAL(ADV_ENTRY)};
@@ -153,6 +160,8 @@ static const adv_case adv_cases[] = {ADVERSARIAL(ADV_ENTRY)};
  * clinic), not just within the loose SIM_BOUND_MS. */
 static const char *const tight_cases[] = {
     "sort_long_string", "lt_long_string", "load_labels", "print_huge", "print_flood",
+    "alert_flap", "alerts_many_rules", "require_fifo", "deadline_always", "instructions_heavy",
+    "wakeup_second",
 };
 #define TIGHT_BOUND_MS (BAD_EVALUATIONS * LIM_DEADLINE_MS * 11 / 10 + 600)
 
@@ -186,6 +195,7 @@ typedef struct adv_row {
 static adv_row g_row;
 static pid_t g_serve_pid;
 static char g_tmp[256];
+static char g_fifo[400]; /* require_fifo's module, made for the case */
 
 static void write_events(const char *path);
 
@@ -293,6 +303,13 @@ static void adv_fini(void)
         kill(g_serve_pid, SIGKILL);
         waitpid(g_serve_pid, NULL, 0);
         g_serve_pid = 0;
+    }
+    if (*g_fifo) {
+        unlink(g_fifo);
+        char *slash = strrchr(g_fifo, '/');
+        *slash = '\0';
+        rmdir(g_fifo);
+        *g_fifo = '\0';
     }
     if (*g_tmp) {
         char cmd[300];
@@ -411,6 +428,13 @@ static int has_any(const char *text, const char *alternatives)
 static const struct {
     const char *needle, *label;
 } stop_reasons[] = {
+    {"CPU budget", "clinic CPU budget"},
+    {"print limit", "print limit"},
+    {"bytes per string", "string length cap"},
+    {"alerts per evaluation", "alerts per evaluation"},
+    {"less than a second later", "quick-wake guard"},
+    {"times in one advance", "wake-ups per advance"},
+    {"is not a regular file", "regular files only"},
     {"instruction budget", "instruction budget"},
     {"deadline of", "deadline"},
     {"memory limit", "memory cap"},
@@ -430,6 +454,7 @@ static const struct {
     {"the limit is 2000", "alert validation"},
     {"error object is", "error value described"},
     {"attempt to yield", "yield refused"},
+    {"quarantined", "quarantine"},
 };
 
 static void classify(const run *r, char *out, size_t len)
@@ -561,9 +586,10 @@ static void service_config(service *s, const char *dir, const char *bad_dir)
              "  \"clinics\": {\n"
              "    \"bad\": { \"protocols\": \"%s%s%s\", \"tokens\": [\"" TOKEN_BAD "\"] },\n"
              "    \"good\": { \"protocols\": \"%s/" GOOD_DIR "\", \"tokens\": [\"" TOKEN_GOOD "\"] } },\n"
-             "  \"limits\": { \"max_instructions\": %d, \"deadline_ms\": %d, \"max_memory_mb\": %d } }\n",
+             "  \"limits\": { \"max_instructions\": %d, \"deadline_ms\": %d, \"max_memory_mb\": %d,\n"
+             "              \"clinic_cpu_ms\": %d } }\n",
              bad_dir[0] == '/' ? "" : cwd, bad_dir[0] == '/' ? "" : "/", bad_dir, cwd,
-             LIM_INSTRUCTIONS, LIM_DEADLINE_MS, LIM_MEMORY_MB);
+             LIM_INSTRUCTIONS, LIM_DEADLINE_MS, LIM_MEMORY_MB, LIM_CLINIC_CPU_MS);
     FILE *f = fopen(s->config, "w");
     cr_assert_not_null(f);
     fputs(cfg, f);
@@ -907,6 +933,14 @@ static void run_case(const char *name)
     write_events(events);
     if (!strcmp(name, "reach_os_execute"))
         unlink(MARKER);
+    if (!strcmp(name, "require_fifo")) { /* git cannot hold a FIFO: made here, removed in fini */
+        char lib[400];
+        snprintf(lib, sizeof lib, "%s/lib", dir);
+        mkdir(lib, 0700);
+        snprintf(g_fifo, sizeof g_fifo, "%s/lib/fifo.lua", dir);
+        unlink(g_fifo);
+        cr_assert_eq(mkfifo(g_fifo, 0600), 0, "mkfifo %s: %s", g_fifo, strerror(errno));
+    }
 
     /* 1. check */
     run r;
@@ -921,7 +955,7 @@ static void run_case(const char *name)
               r.killed, r.sig);
     if (c->stage == EVAL) {
         char ok[400];
-        snprintf(ok, sizeof ok, "%s: ok, 1 protocol, 1 rule", dir);
+        snprintf(ok, sizeof ok, "%s: ok, ", dir);
         cr_assert_eq(r.code, 0, "check must load %s (it only misbehaves when a rule runs):\n%s",
                      dir, r.err);
         cr_assert(strstr(r.out, ok), "check output:\n%s", r.out);
@@ -934,12 +968,13 @@ static void run_case(const char *name)
     run_free(&r);
 
     /* 2. simulate, next to the good clinic */
-    char bad_arg[400];
+    char bad_arg[400], cpu[32];
     snprintf(bad_arg, sizeof bad_arg, "bad=%s", dir);
+    snprintf(cpu, sizeof cpu, "%d", LIM_CLINIC_CPU_MS);
     const char *sim[] = {"simulate", "--events", events, "--until", "2026-03-10T00:00:00Z",
                          "--format", "jsonl", "--clinic", bad_arg, "--clinic", "good=" GOOD_DIR,
                          "--max-instructions", instr, "--deadline-ms", deadline,
-                         "--max-memory-mb", memory, NULL};
+                         "--max-memory-mb", memory, "--clinic-cpu-ms", cpu, NULL};
     run_bin(sim, SIM_WATCHDOG_MS, &r);
     g_row.sim_ms = r.ms;
     g_row.sim_rss_kb = r.rss_kb;

@@ -56,6 +56,9 @@ typedef struct world {
     errlog log;
 } world;
 
+/* The budgets world_open gives the engine (a test sets them first). */
+static rg_budget_opts g_budget;
+
 /* An engine with clinic "good" and clinic "bad" (protocol dir bad/), each
  * with one event for patient p1 at 2026-03-01T00:00Z. */
 static void world_open(world *w, const rg_limits *lim)
@@ -64,7 +67,7 @@ static void world_open(world *w, const rg_limits *lim)
     memset(&w->log, 0, sizeof w->log);
     cr_assert_eq(rg_store_open(&w->st, ":memory:", NULL, err, sizeof err), 0, "%s", err);
     rg_engine_opts o = {.limits = lim ? *lim : RG_LIMITS_DEFAULT, .shipped = NULL,
-                        .on_error = collect_error, .ud = &w->log};
+                        .on_error = collect_error, .ud = &w->log, .budget = g_budget};
     cr_assert_eq(rg_engine_new(&w->eng, w->st, &o), 0);
     rg_test_write(w->dir, "good/good.lua", good_protocol);
     snprintf(path, sizeof path, "%s/good", w->dir);
@@ -613,5 +616,156 @@ Test(sandbox, bytecode_protocol_file_is_refused)
     cr_assert(strstr(err, "compiled (bytecode) chunk"), "%s", err);
     cr_assert(strstr(err, "compiled.lua"), "%s", err);
     world_run_and_check_good(&w);
+    world_close(&w);
+}
+
+/* ---- budgets: alerts per step, wake-ups, quarantine, CPU ------------------------------ */
+
+static int count_bad(void *ud, const rg_transition *t)
+{
+    int *n = ud;
+    if (!strcmp(t->clinic, "bad"))
+        (*n)++;
+    return 0;
+}
+
+static int bad_transitions(world *w)
+{
+    int n = 0;
+    rg_store_each_transition(w->st, 0, 0, count_bad, &n);
+    return n;
+}
+
+/* Two rules of 600 alerts: the second goes past 1,000 per evaluation. */
+Test(sandbox, alerts_per_evaluation_are_bounded)
+{
+    world w;
+    char err[4096];
+    rg_test_tmpdir(w.dir);
+    world_open(&w, NULL);
+    rg_test_write(w.dir, "bad/bad.lua",
+                  "local R = require 'regimen'\n"
+                  "local function many() local l = {}\n"
+                  "  for i = 1, 600 do l[i] = { key = 'k' .. i, message = 'm' } end return l end\n"
+                  "return R.protocol { id = 'bad', version = '1', rules = {\n"
+                  "  { id = 'bad.one', severity = 'info', check = many },\n"
+                  "  { id = 'bad.two', severity = 'info', check = many } } }\n");
+    cr_assert_eq(load_bad(&w, err, sizeof err), 0, "%s", err);
+    world_run_and_check_good(&w);
+    cr_assert(strstr(w.log.text, "rule 'bad.two' returned 600 alerts; with the 600 returned before "
+                                 "it in this step that is more than the limit of 1000"),
+              "%s", w.log.text);
+    cr_assert(strstr(w.log.text, "bad.lua:"), "%s", w.log.text);
+    cr_assert_eq(bad_transitions(&w), 2 * 600, "only the first rule's alerts open");
+    world_close(&w);
+}
+
+/* An alert that opens and resolves at every millisecond: the quick-wake
+ * guard counts steps with transitions too. */
+Test(sandbox, flapping_alert_is_suspended)
+{
+    world w;
+    char err[4096];
+    rg_test_tmpdir(w.dir);
+    world_open(&w, NULL);
+    write_rule(w.dir, "bad/bad.lua",
+               "if now % 2 == 0 then return R.alert { message = 'flap', ends = now + 1 } end\n"
+               "do return R.alert { message = 'flap', due = now + 1 } end");
+    cr_assert_eq(load_bad(&w, err, sizeof err), 0, "%s", err);
+    world_run_and_check_good(&w);
+    cr_assert(strstr(w.log.text, "less than a second later 1000 times in a row"), "%s",
+              w.log.text);
+    int n = bad_transitions(&w);
+    cr_assert(n > 0 && n <= 2 * 1002, "%d transitions", n);
+    world_close(&w);
+}
+
+/* An alert due one second later for ever: at most 1,000 wake-ups per advance;
+ * the rest of the catch-up is one step at its end. */
+Test(sandbox, wake_ups_per_advance_are_bounded)
+{
+    world w;
+    char err[4096];
+    rg_test_tmpdir(w.dir);
+    world_open(&w, NULL);
+    write_rule(w.dir, "bad/bad.lua", "do return R.alert { message = 'later', due = now + 1000 } end");
+    cr_assert_eq(load_bad(&w, err, sizeof err), 0, "%s", err);
+    world_run_and_check_good(&w);
+    cr_assert(strstr(w.log.text, "woke the patient 1000 times in one advance"), "%s", w.log.text);
+    const rg_engine_stats *st = rg_engine_stats_get(w.eng);
+    cr_assert_lt(st->steps, 4 * 1010, "%lld steps for a day of one-second wake-ups",
+                 (long long)st->steps);
+    world_close(&w);
+}
+
+static int g_quarantined, g_released;
+static char g_qfile[512];
+
+static void on_quarantine(void *ud, const char *clinic, const char *protocol, const char *file,
+                          int64_t until_ms, const char *why)
+{
+    (void)ud;
+    (void)protocol;
+    (void)why;
+    if (strcmp(clinic, "bad") != 0)
+        return;
+    if (until_ms) {
+        g_quarantined++;
+        snprintf(g_qfile, sizeof g_qfile, "%s", file);
+    } else {
+        g_released++;
+    }
+}
+
+/* Two limit hits (the test's threshold) quarantine the protocol: it is not
+ * evaluated, the hook is told with its file, and a reload releases it. */
+Test(sandbox, protocol_that_keeps_hitting_limits_is_quarantined)
+{
+    world w;
+    char err[4096];
+    rg_test_tmpdir(w.dir);
+    g_budget = (rg_budget_opts){.hits = 2, .on_quarantine = on_quarantine};
+    g_quarantined = g_released = 0;
+    world_open(&w, NULL);
+    g_budget = (rg_budget_opts){0};
+    write_rule(w.dir, "bad/bad.lua", "while true do end");
+    cr_assert_eq(load_bad(&w, err, sizeof err), 0, "%s", err);
+    world_run_and_check_good(&w);
+    cr_assert(strstr(w.log.text, "is quarantined for 60 s after 2 limit hits"), "%s", w.log.text);
+    cr_assert_eq(g_quarantined, 1);
+    cr_assert(strstr(g_qfile, "bad.lua"), "%s", g_qfile);
+    cr_assert(rg_engine_quarantined(w.eng, "bad", "bad", NULL));
+    cr_assert_eq(rg_engine_quarantined_count(w.eng), 1);
+    /* not evaluated: a later step makes no error */
+    int errors = w.log.n;
+    rg_time later;
+    cr_assert_eq(rg_time_parse("2026-03-01T00:00:00Z", 20, &later, NULL, NULL, 0), 0);
+    cr_assert_eq(rg_engine_reevaluate(w.eng, "bad", "p1", later + 3600000), 0);
+    cr_assert_eq(w.log.n, errors, "%s", w.log.text);
+    cr_assert_geq(rg_engine_stats_get(w.eng)->quarantine_skips, 1);
+    /* a reload starts clean */
+    cr_assert_eq(load_bad(&w, err, sizeof err), 0, "%s", err);
+    cr_assert(!rg_engine_quarantined(w.eng, "bad", "bad", NULL));
+    cr_assert_eq(rg_engine_quarantined_count(w.eng), 0);
+    world_close(&w);
+}
+
+/* A clinic past its CPU budget: the protocol that took the time is not run
+ * (and says so); the good clinic is not affected. */
+Test(sandbox, clinic_cpu_budget_is_enforced)
+{
+    world w;
+    char err[4096];
+    rg_test_tmpdir(w.dir);
+    g_budget = (rg_budget_opts){.cpu_ms = 1, .hits = -1};
+    world_open(&w, NULL);
+    g_budget = (rg_budget_opts){0};
+    write_rule(w.dir, "bad/bad.lua", "local x = 0\n for i = 1, 2000000 do x = x + i end");
+    cr_assert_eq(load_bad(&w, err, sizeof err), 0, "%s", err);
+    world_run_and_check_good(&w);
+    cr_assert(strstr(w.log.text, "CPU budget of 1 ms per 60 s is used up, most of it by this "
+                                 "protocol ('bad')"), "%s", w.log.text);
+    cr_assert(strstr(w.log.text, "bad.lua"), "%s", w.log.text);
+    cr_assert_geq(rg_engine_stats_get(w.eng)->cpu_budget_hits, 1);
     world_close(&w);
 }

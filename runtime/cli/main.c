@@ -79,6 +79,8 @@ static const char rg__usage[] =
     "  --max-memory-mb N      memory cap per clinic Lua state (default 64)\n"
     "  --max-instructions N   Lua instructions per evaluation (default 10000000)\n"
     "  --deadline-ms N        wall-clock limit per evaluation (default 2000)\n"
+    "  --clinic-cpu-ms N      evaluation time per clinic per minute; past it protocols are\n"
+    "                         not run (default: no budget; serve: limits.clinic_cpu_ms)\n"
     "\n"
     "Without --protocols the shipped protocol set (protocols/ketamine) applies to every\n"
     "clinic. Shipped defaults are illustrative, not medical advice.\n";
@@ -89,6 +91,7 @@ typedef struct rg__opts {
     int nclinics;
     int jobs; /* sweep: worker threads; 0: the processors available */
     rg_limits limits;
+    int clinic_cpu_ms; /* 0: no CPU budget per clinic */
 } rg__opts;
 
 static int rg__die(const char *fmt, const char *a)
@@ -143,7 +146,7 @@ static int rg__positive(const char *arg, long long *v)
 
 static int rg__parse(int argc, char **argv, rg__opts *o)
 {
-    enum { O_AT = 100, O_DB = 1, O_EVENTS, O_UNTIL, O_FORMAT, O_PROTOCOLS, O_CLINIC, O_MEM, O_INSTR, O_DEADLINE, O_JOBS };
+    enum { O_AT = 100, O_DB = 1, O_EVENTS, O_UNTIL, O_FORMAT, O_PROTOCOLS, O_CLINIC, O_MEM, O_INSTR, O_DEADLINE, O_JOBS, O_CPU };
     static const struct option longopts[] = {
         {"db", required_argument, NULL, O_DB},
         {"events", required_argument, NULL, O_EVENTS},
@@ -156,6 +159,7 @@ static int rg__parse(int argc, char **argv, rg__opts *o)
         {"max-instructions", required_argument, NULL, O_INSTR},
         {"deadline-ms", required_argument, NULL, O_DEADLINE},
         {"jobs", required_argument, NULL, O_JOBS},
+        {"clinic-cpu-ms", required_argument, NULL, O_CPU},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -182,6 +186,7 @@ static int rg__parse(int argc, char **argv, rg__opts *o)
         case O_MEM:
         case O_INSTR:
         case O_JOBS:
+        case O_CPU:
         case O_DEADLINE: {
             long long v;
             if (!rg__positive(optarg, &v))
@@ -192,6 +197,8 @@ static int rg__parse(int argc, char **argv, rg__opts *o)
                 o->limits.max_instructions = v;
             else if (c == O_JOBS)
                 o->jobs = v > 256 ? 256 : (int)v;
+            else if (c == O_CPU)
+                o->clinic_cpu_ms = v > 1000000000 ? 1000000000 : (int)v;
             else
                 o->limits.deadline_ms = (int)v;
             break;
@@ -599,7 +606,8 @@ static int rg__engine_opts(rg__opts *o, const char *shipped, char *default_dir, 
         return rg__die("%s", "cannot find the shipped protocols; pass --protocols DIR or set "
                              "REGIMEN_PROTOCOLS");
     *eo = (rg_engine_opts){.limits = o->limits, .shipped = shipped, .default_dir = default_dir,
-                           .on_error = rg__print_error};
+                           .on_error = rg__print_error,
+                           .budget = {.cpu_ms = o->clinic_cpu_ms}};
     return 0;
 }
 

@@ -50,6 +50,30 @@ typedef struct rg_engine_sink {
     void *ud;
 } rg_engine_sink;
 
+/* Called when a protocol is quarantined (until_ms: the monotonic ms it is
+ * released at) and when it is released again (until_ms 0), with the
+ * protocol's file and why. The hook for a system alert. */
+typedef void (*rg_quarantine_fn)(void *ud, const char *clinic, const char *protocol,
+                                 const char *file, int64_t until_ms, const char *why);
+
+/* Budgets over wall-clock time (0 in a field: its default; see below). */
+typedef struct rg_budget_opts {
+    /* A protocol with this many limit hits (deadline, instructions, memory,
+     * print, alerts, wake-ups, CPU budget) within window_s seconds is
+     * quarantined: not evaluated (its alerts stay as they were) for
+     * backoff_s seconds, doubling at each new quarantine up to 64 times
+     * that, or until its clinic is reloaded. Defaults 3, 60, 60; hits < 0
+     * turns quarantine off. */
+    int hits, window_s, backoff_s;
+    /* Per clinic: at most cpu_ms milliseconds of evaluation in any
+     * cpu_window_s seconds; a protocol called past it is not run, which
+     * counts as a limit hit. Default 0: no budget (simulate); serve sets
+     * one. */
+    int cpu_ms, cpu_window_s;
+    rg_quarantine_fn on_quarantine;
+    void *ud;
+} rg_budget_opts;
+
 typedef struct rg_engine_opts {
     rg_limits limits;
     const char *shipped;     /* root of the shipped protocol set (require, include) */
@@ -60,10 +84,14 @@ typedef struct rg_engine_opts {
     /* Bytes of compiled histories kept between evaluations (0: none), so an
      * evaluation reads only the events it has not seen (runtime/engine/hcache.h). */
     size_t history_cache_bytes;
+    rg_budget_opts budget;
 } rg_engine_opts;
 
 typedef struct rg_engine_stats {
     int64_t patients, events, steps, protocol_calls, errors, limit_hits, opened, resolved;
+    int64_t quarantines;       /* protocols quarantined (each time) */
+    int64_t quarantine_skips;  /* protocol calls not made because of a quarantine */
+    int64_t cpu_budget_hits;   /* protocol calls not made because the clinic's CPU budget was used */
 } rg_engine_stats;
 
 /* A page of patients as rg_store_patients_page hands them out: keys[i] is
@@ -109,6 +137,11 @@ long rg_engine_reevaluate_all(rg_engine *e, rg_time at);
 long rg_engine_advance_all(rg_engine *e, rg_time due, rg_time until);
 
 const rg_engine_stats *rg_engine_stats_get(const rg_engine *e);
+/* Protocols quarantined now (across clinics). */
+int rg_engine_quarantined_count(rg_engine *e);
+/* Is the clinic's protocol quarantined now? 1 and *until_ms, else 0. */
+int rg_engine_quarantined(rg_engine *e, const char *clinic, const char *protocol,
+                          int64_t *until_ms);
 /* The history cache's counters (all 0 without a cache). */
 void rg_engine_cache_stats(const rg_engine *e, rg_hcache_stats *s);
 

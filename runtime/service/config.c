@@ -54,6 +54,8 @@ int rg_svc_load_config(rg_svc *sv, const char *path, char *err, size_t errlen)
     sv->http_limits = RG_HTTP_LIMITS_DEFAULT;
     sv->max_events = 1000;
     sv->history_cache = (size_t)64 << 20;
+    sv->budget = (rg_budget_opts){.hits = 3, .window_s = 60, .backoff_s = 60, .cpu_ms = 20000,
+                                  .cpu_window_s = 60};
     if (!json_is_object(root)) {
         rc = rg__cfg_fail(err, errlen, path, "(top)", "expected a JSON object");
         goto done;
@@ -83,7 +85,10 @@ int rg_svc_load_config(rg_svc *sv, const char *path, char *err, size_t errlen)
         static const char *const names[] = {"max_memory_mb", "max_instructions", "deadline_ms",
                                             "max_body_bytes", "max_header_bytes", "max_connections",
                                             "idle_timeout_ms", "request_timeout_ms",
-                                            "max_events_per_request", "history_cache_mb", NULL};
+                                            "max_events_per_request", "history_cache_mb",
+                                            "clinic_cpu_ms", "clinic_cpu_window_s",
+                                            "quarantine_hits", "quarantine_window_s",
+                                            "quarantine_backoff_s", NULL};
         if (!json_is_object(limits)) {
             rc = rg__cfg_fail(err, errlen, path, "limits", "expected an object");
             goto done;
@@ -97,11 +102,16 @@ int rg_svc_load_config(rg_svc *sv, const char *path, char *err, size_t errlen)
                 rc = rg__cfg_fail(err, errlen, path, field, "unknown limit");
                 goto done;
             }
-            if (!json_is_integer(v) || json_integer_value(v) < (i == 9 ? 0 : 1)) {
-                /* history_cache_mb may be 0: no cache */
+            /* history_cache_mb, clinic_cpu_ms and quarantine_hits may be 0: none */
+            int zero_ok = i == 9 || i == 10 || i == 12;
+            if (!json_is_integer(v) || json_integer_value(v) < (zero_ok ? 0 : 1) ||
+                json_integer_value(v) > 1000000000) {
                 rc = rg__cfg_fail(err, errlen, path, field,
-                                  i == 9 ? "expected a whole number (0: no cache)"
-                                         : "expected a positive whole number");
+                                  i == 9    ? "expected a whole number (0: no cache)"
+                                  : i == 10 ? "expected a whole number of ms (0: no CPU budget)"
+                                  : i == 12 ? "expected a whole number of limit hits (0: never "
+                                              "quarantine)"
+                                            : "expected a positive whole number");
                 goto done;
             }
             json_int_t n = json_integer_value(v);
@@ -116,6 +126,11 @@ int rg_svc_load_config(rg_svc *sv, const char *path, char *err, size_t errlen)
             case 7: sv->http_limits.request_timeout_ms = (int)n; break;
             case 8: sv->max_events = (int)n; break;
             case 9: sv->history_cache = (size_t)n << 20; break;
+            case 10: sv->budget.cpu_ms = (int)n; break;
+            case 11: sv->budget.cpu_window_s = (int)n; break;
+            case 12: sv->budget.hits = n ? (int)(n > 8 ? 8 : n) : -1; break;
+            case 13: sv->budget.window_s = (int)n; break;
+            case 14: sv->budget.backoff_s = (int)n; break;
             }
         }
     }

@@ -192,6 +192,15 @@ static void rg__catch_up(rg_svc *sv, const char *why)
     rg__publish(sv);
 }
 
+/* The same as a paged wake-up pass (rg__flush): the patients due are
+ * evaluated in slices of RG_WAKE_SLICE_MS, the loop answering between them,
+ * so a reload or a start-up after downtime never holds it. */
+static void rg__catch_up_paced(rg_svc *sv, const char *why)
+{
+    rg_log("info", "%s: evaluating the patients due, in slices", why);
+    sv->wake_pending = 1;
+    rg_svc_flush_soon(sv);
+}
 
 static void rg__on_wake(uv_timer_t *t)
 {
@@ -618,14 +627,23 @@ static int rg__due_add(void *ud, const char *clinic, const char *patient)
 /* The wake-up part of a group: the earliest due patients (a page of them),
  * advanced to now by the same rg_engine_advance as simulate, which moves
  * their next wake-up past now, and the snoozes that expired. */
-static int rg__wake_page(rg_svc *sv, rg_time now)
+static int rg__wake_page(rg_svc *sv, rg_time now, int *more)
 {
     sv->ndue = 0;
     int rc = rg_store_due_patients(sv->st, now, RG_WAKE_PAGE, rg__due_add, sv);
     if (rc > 0)
         rc = RG_OK;
-    for (int i = 0; i < sv->ndue && !rc; i++)
+    /* a slice of at most RG_WAKE_SLICE_MS (give or take one patient): the
+     * rest stays due and is taken in the next loop iteration */
+    int64_t t0 = rg_monotonic_ms();
+    *more = sv->ndue == RG_WAKE_PAGE;
+    for (int i = 0; i < sv->ndue && !rc; i++) {
         rc = rg_engine_advance(sv->eng, sv->due[i][0], sv->due[i][1], now);
+        if (i + 1 < sv->ndue && rg_monotonic_ms() - t0 >= RG_WAKE_SLICE_MS) {
+            sv->ndue = i + 1;
+            *more = 1;
+        }
+    }
     if (!rc)
         rc = rg_store_each_due_snooze(sv->st, now, rg__reraise, sv, NULL);
     return rc;
@@ -636,7 +654,7 @@ static int rg__wake_page(rg_svc *sv, rg_time now)
  * answered, and the transitions published, only after the commit. */
 static void rg__group(rg_svc *sv, int wake)
 {
-    int take = 0, rc;
+    int take = 0, rc, more = 0;
     size_t events = 0;
     while (take < sv->npending) {
         size_t k = json_array_size(sv->pending[take].items);
@@ -653,7 +671,7 @@ static void rg__group(rg_svc *sv, int wake)
     for (int i = 0; i < take && !rc; i++)
         rc = rg__store_events(sv, &sv->pending[i]);
     if (!rc && wake)
-        rc = rg__wake_page(sv, now);
+        rc = rg__wake_page(sv, now, &more);
     if (!rc)
         rc = rg_store_commit(sv->st);
     if (rc) {
@@ -674,7 +692,7 @@ static void rg__group(rg_svc *sv, int wake)
     if (wake) {
         sv->wake_failed = rc != RG_OK;
         sv->wake_done += rc ? 0 : sv->ndue;
-        if (rc || sv->ndue < RG_WAKE_PAGE) { /* else more may be due: the next iteration goes on */
+        if (rc || !more) { /* else more may be due: the next iteration goes on */
             if (sv->wake_done > 0)
                 rg_log("info", "wake-up: %ld patient%s evaluated", sv->wake_done,
                        sv->wake_done == 1 ? "" : "s");
@@ -696,8 +714,10 @@ static void rg__flush(rg_svc *sv)
     size_t budget = RG_WAKE_PAGE;
     for (int i = 0; i < sv->npending; i++)
         budget += json_array_size(sv->pending[i].items);
+    int64_t t0 = rg_monotonic_ms();
     for (;;) {
-        int wake = sv->wake_pending && budget > 0;
+        /* wake-up work in slices: past RG_WAKE_SLICE_MS the loop polls again */
+        int wake = sv->wake_pending && budget > 0 && rg_monotonic_ms() - t0 < RG_WAKE_SLICE_MS;
         if (!wake && sv->npending == 0)
             break;
         rg__group(sv, wake);
@@ -771,7 +791,7 @@ static int rg__load_clinics(rg_svc *sv, int initial)
         }
     }
     if (changed)
-        rg__catch_up(sv, "reload");
+        rg__catch_up_paced(sv, "reload");
     rg_svc_arm(sv);
     return failed;
 }
@@ -947,7 +967,7 @@ int rg_serve_main(const char *db_path, const char *config_path, const char *ship
     rg_store_data_version(sv->st, &sv->data_version);
     rg_engine_opts eo = {.limits = sv->limits, .shipped = shipped ? sv->shipped : NULL,
                          .on_error = rg__on_eval_error, .ud = sv,
-                         .history_cache_bytes = sv->history_cache};
+                         .history_cache_bytes = sv->history_cache, .budget = sv->budget};
     if (rg_engine_new(&sv->eng, sv->st, &eo)) {
         rg_store_close(sv->st);
         rg_holder_release(sv->holder);
@@ -1027,7 +1047,7 @@ int rg_serve_main(const char *db_path, const char *config_path, const char *ship
                sv->nclinics == 1 ? "" : "s");
     }
     /* whatever fell due while the service was down, at its due time */
-    rg__catch_up(sv, "start-up");
+    rg__catch_up_paced(sv, "start-up");
     rg_svc_arm(sv);
 run:
     uv_run(&sv->loop, UV_RUN_DEFAULT);

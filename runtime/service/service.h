@@ -28,6 +28,7 @@
 #define RG_CLOCK_STEP_MS 1000 /* a wall clock that moved this far off the monotonic one stepped */
 #define RG_GROUP_EVENTS 1000  /* a group commit closes once it holds this many events */
 #define RG_WAKE_PAGE 256      /* due patients advanced per group commit */
+#define RG_WAKE_SLICE_MS 50   /* wake-up work per loop iteration, then the loop polls */
 #define RG_MAX_TICKETS 256    /* stream tickets not yet used nor expired */
 #define RG_TICKET_MS 30000    /* how long a stream ticket can be used */
 #define RG_LEASE_MS 1000      /* a worker tries the leases nobody holds this often */
@@ -91,6 +92,7 @@ typedef struct rg_svc {
     rg_http_limits http_limits;
     int max_events;
     size_t history_cache; /* bytes of compiled histories kept (limits.history_cache_mb) */
+    rg_budget_opts budget; /* limits.clinic_cpu_ms and limits.quarantine_* */
     uv_timer_t wake, reload_delay, lag;
     uv_signal_t sighup, sigterm, sigint, notice;
     rg_holder *holder;     /* our lock on the database: one service per file */
