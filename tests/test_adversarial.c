@@ -149,7 +149,8 @@ typedef struct adv_case {
     X(require_fifo, EVAL, "is not a regular file")                                             \
     X(deadline_always, EVAL, "quarantined")                                                    \
     X(instructions_heavy, EVAL, "CPU budget")                                                  \
-    X(wakeup_second, EVAL, "times in one advance")
+    X(wakeup_second, EVAL, "times in one advance")                                             \
+    X(table_long_loops, EVAL, "deadline of 500 ms per evaluation exceeded")
 
 #define ADV_ENTRY(n, s, e) {#n, s, e},
 static const adv_case adv_cases[] = {ADVERSARIAL(ADV_ENTRY)};
@@ -161,7 +162,7 @@ static const adv_case adv_cases[] = {ADVERSARIAL(ADV_ENTRY)};
 static const char *const tight_cases[] = {
     "sort_long_string", "lt_long_string", "load_labels", "print_huge", "print_flood",
     "alert_flap", "alerts_many_rules", "require_fifo", "deadline_always", "instructions_heavy",
-    "wakeup_second",
+    "wakeup_second", "table_long_loops",
 };
 #define TIGHT_BOUND_MS (BAD_EVALUATIONS * LIM_DEADLINE_MS * 11 / 10 + 600)
 

@@ -219,6 +219,46 @@ Test(sandbox, sort_still_sorts)
     expect_eval_failure("local t = {1, 'x'}\n table.sort(t)", "attempt to compare", NULL);
 }
 
+/* table.move, insert and remove loop in C: a long range, or a length from
+ * __len, made them run for minutes. They now stop at the deadline... */
+Test(sandbox, long_table_loops_stop_at_the_deadline)
+{
+    rg_limits lim = RG_LIMITS_DEFAULT;
+    lim.deadline_ms = 300;
+    expect_eval_failure_within("table.move({}, 1, 1e9, 2)", "deadline of 300 ms", &lim,
+                               2 * 330 + 400);
+    expect_eval_failure_within("local t = setmetatable({}, { __len = function() return 1e9 end })\n"
+                               "table.insert(t, 1, 'x')", "deadline of 300 ms", &lim, 2 * 330 + 400);
+    expect_eval_failure_within("local t = setmetatable({}, { __len = function() return 1e9 end })\n"
+                               "table.remove(t, 1)", "deadline of 300 ms", &lim, 2 * 330 + 400);
+}
+
+/* ... and still do what the manual says, in pieces or not. */
+Test(sandbox, table_move_insert_remove_still_work)
+{
+    expect_eval_failure(
+        "local t, u = {}, {}\n"
+        "for i = 1, 200000 do t[i] = i; u[i] = i end\n"
+        "table.move(t, 1, 150000, 3)\n" /* overlapping: backwards */
+        "assert(t[1] == 1 and t[2] == 2 and t[3] == 1 and t[150002] == 150000 and t[150003] == 150003)\n"
+        "table.move(u, 3, 200000, 1)\n" /* overlapping: forwards */
+        "assert(u[1] == 3 and u[199998] == 200000 and u[199999] == 199999)\n"
+        "local v = table.move(t, 1, 100000, 1, {})\n"
+        "assert(#v == 100000 and v[100000] == t[100000])\n"
+        "assert(table.move({1, 2}, 1, 2, 2)[3] == 2)\n"
+        "local w = {1, 2, 3}\n table.insert(w, 1, 0)\n table.insert(w, 5)\n"
+        "assert(table.concat(w, ',') == '0,1,2,3,5')\n"
+        "assert(table.remove(w, 1) == 0 and table.concat(w, ',') == '1,2,3,5')\n"
+        "assert(table.remove(w) == 5 and table.remove({}) == nil)\n"
+        "local big = {}\n for i = 1, 100000 do big[i] = i end\n"
+        "table.insert(big, 1, 0)\n assert(big[1] == 0 and big[100001] == 100000)\n"
+        "assert(table.remove(big, 1) == 0 and big[1] == 1 and big[100001] == nil)\n"
+        "local ok, e = pcall(table.insert, w, 9, 1)\n"
+        "assert(not ok and e:find('position out of bounds'), e)\n"
+        "error('tables fine')",
+        "tables fine", NULL);
+}
+
 /* The parser has no hook, and labels and gotos parse in quadratic time. */
 Test(sandbox, load_of_many_labels_stops_at_the_deadline)
 {

@@ -671,6 +671,110 @@ static int rg__rep(lua_State *L)
     return 1;
 }
 
+/* Elements table.move, insert and remove handle between two checks of the
+ * limits: their loops run in C, where no hook fires, and a __len metamethod
+ * (or a move of a range) can make them a billion steps long. */
+#define RG_TABLE_CHUNK 65536
+
+/* [-0, +0, e] Raises the limit that has fired, if one has (called between
+ * pieces of a long loop in C). */
+static void rg__check_limits(lua_State *L)
+{
+    rg_sandbox *sb = rg_sandbox_of(L);
+    if (sb->active && rg__expired(sb))
+        rg__limit_error(L, sb, "%s", sb->why);
+}
+
+/* [-(4|5), +1, e] table.move(a1, f, e, t [, a2]): a long range is moved in
+ * pieces of RG_TABLE_CHUNK elements by the library's own function, in the
+ * order it would use (backwards when the ranges overlap that way), with the
+ * limits checked between pieces. */
+static int rg__move(lua_State *L)
+{
+    lua_Integer f = luaL_checkinteger(L, 2), e = luaL_checkinteger(L, 3);
+    lua_Integer t = luaL_checkinteger(L, 4);
+    int tt = lua_isnoneornil(L, 5) ? 1 : 5;
+    lua_settop(L, 5);
+    if (e < f || !(f > 0 || e < LUA_MAXINTEGER + f) || e - f < RG_TABLE_CHUNK ||
+        t > LUA_MAXINTEGER - (e - f)) {
+        /* short, empty or invalid: the library's own answer (or error) */
+        lua_pushvalue(L, lua_upvalueindex(1));
+        lua_insert(L, 1);
+        lua_call(L, 5, 1);
+        return 1;
+    }
+    int forward = t > e || t <= f || (tt != 1 && !lua_compare(L, 1, tt, LUA_OPEQ));
+    lua_Integer n = e - f + 1;
+    for (lua_Integer done = 0; done < n;) {
+        lua_Integer len = n - done < RG_TABLE_CHUNK ? n - done : RG_TABLE_CHUNK;
+        lua_Integer off = forward ? done : n - done - len;
+        lua_pushvalue(L, lua_upvalueindex(1));
+        lua_pushvalue(L, 1);
+        lua_pushinteger(L, f + off);
+        lua_pushinteger(L, f + off + len - 1);
+        lua_pushinteger(L, t + off);
+        lua_pushvalue(L, tt);
+        lua_call(L, 5, 1);
+        lua_pop(L, 1);
+        done += len;
+        rg__check_limits(L);
+    }
+    lua_pushvalue(L, tt);
+    return 1;
+}
+
+/* [-(2|3), +0, e] table.insert: the shift for table.insert(t, pos, v) runs
+ * here, with the limits checked every RG_TABLE_CHUNK elements (the length
+ * may come from a __len metamethod). Anything but a table with three
+ * arguments goes to the library's function. */
+static int rg__insert(lua_State *L)
+{
+    if (lua_gettop(L) != 3 || !lua_istable(L, 1)) {
+        lua_pushvalue(L, lua_upvalueindex(1));
+        lua_insert(L, 1);
+        lua_call(L, lua_gettop(L) - 1, 0);
+        return 0;
+    }
+    lua_Integer end = luaL_len(L, 1) + 1; /* where a new element would go */
+    lua_Integer pos = luaL_checkinteger(L, 2);
+    luaL_argcheck(L, (lua_Unsigned)pos - 1u < (lua_Unsigned)end, 2, "position out of bounds");
+    for (lua_Integer i = end; i > pos; i--) {
+        if (((end - i) & (RG_TABLE_CHUNK - 1)) == RG_TABLE_CHUNK - 1)
+            rg__check_limits(L);
+        lua_geti(L, 1, i - 1);
+        lua_seti(L, 1, i);
+    }
+    lua_seti(L, 1, pos); /* the value, on top */
+    return 0;
+}
+
+/* [-(1|2), +1, e] table.remove, with the limits checked during the shift as
+ * in rg__insert. */
+static int rg__remove(lua_State *L)
+{
+    if (!lua_istable(L, 1)) {
+        lua_pushvalue(L, lua_upvalueindex(1));
+        lua_insert(L, 1);
+        lua_call(L, lua_gettop(L) - 1, 1);
+        return 1;
+    }
+    lua_Integer size = luaL_len(L, 1);
+    lua_Integer pos = luaL_optinteger(L, 2, size);
+    if (pos != size) /* a size + 1 position is allowed: removes nothing */
+        luaL_argcheck(L, (lua_Unsigned)pos - 1u <= (lua_Unsigned)size, 2,
+                      "position out of bounds");
+    lua_geti(L, 1, pos); /* the result */
+    for (; pos < size; pos++) {
+        if ((pos & (RG_TABLE_CHUNK - 1)) == 0)
+            rg__check_limits(L);
+        lua_geti(L, 1, pos + 1);
+        lua_seti(L, 1, pos);
+    }
+    lua_pushnil(L);
+    lua_seti(L, 1, pos);
+    return 1;
+}
+
 /* [-2, +1, e] The default order of table.sort, as a call the hook sees. */
 static int rg__sort_lt(lua_State *L)
 {
@@ -721,9 +825,15 @@ static void rg__build_globals(rg_sandbox *sb)
     lua_setfield(L, -2, "rep");
     lua_pop(L, 1);
     lua_getglobal(L, "table");
-    lua_getfield(L, -1, "sort");
-    lua_pushcclosure(L, rg__sort, 1);
-    lua_setfield(L, -2, "sort");
+    static const luaL_Reg wrapped[] = {
+        {"sort", rg__sort}, {"move", rg__move}, {"insert", rg__insert}, {"remove", rg__remove},
+        {NULL, NULL},
+    };
+    for (const luaL_Reg *r = wrapped; r->name; r++) {
+        lua_getfield(L, -1, r->name);
+        lua_pushcclosure(L, r->func, 1);
+        lua_setfield(L, -2, r->name);
+    }
     lua_pop(L, 1);
     for (int i = 0; rg__denied_fields[i]; i++) {
         char lib[32];
