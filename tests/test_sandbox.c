@@ -280,6 +280,33 @@ Test(sandbox, print_is_bounded_per_evaluation)
                         "print limit", NULL);
 }
 
+/* A module that is a symlink out of the protocol directories (to another
+ * clinic's files, say) is refused; one into them is fine. */
+Test(sandbox, require_outside_the_protocol_directories_is_refused)
+{
+    world w;
+    char err[4096], target[512], link[512];
+    rg_test_tmpdir(w.dir);
+    world_open(&w, NULL);
+    write_rule(w.dir, "bad/bad.lua", "local m = require 'lib.inside'\n"
+                                     "assert(m.ok == 1)\n"
+                                     "local n = require 'lib.leak'");
+    rg_test_write(w.dir, "elsewhere/secret.lua", "return { secret = 1 }\n");
+    rg_test_write(w.dir, "bad/lib/real.lua", "return { ok = 1 }\n");
+    snprintf(target, sizeof target, "%s/elsewhere/secret.lua", w.dir);
+    snprintf(link, sizeof link, "%s/bad/lib/leak.lua", w.dir);
+    cr_assert_eq(symlink(target, link), 0, "%s", strerror(errno));
+    snprintf(target, sizeof target, "%s/bad/lib/real.lua", w.dir);
+    snprintf(link, sizeof link, "%s/bad/lib/inside.lua", w.dir);
+    cr_assert_eq(symlink(target, link), 0, "%s", strerror(errno));
+    cr_assert_eq(load_bad(&w, err, sizeof err), 0, "%s", err);
+    world_run_and_check_good(&w);
+    cr_assert(strstr(w.log.text, "leak.lua: is outside the protocol directories"), "%s",
+              w.log.text);
+    cr_assert(strstr(w.log.text, "bad.lua:"), "error must name the file:\n%s", w.log.text);
+    world_close(&w);
+}
+
 /* A module that is a FIFO would block require in open() for ever. */
 Test(sandbox, require_of_a_fifo_is_refused)
 {

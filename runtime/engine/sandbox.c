@@ -44,6 +44,7 @@ struct rg_sandbox {
     lua_State *L;
     char *clinic;
     char **path;
+    char **real; /* path[i] resolved (realpath), or NULL */
     int npath;
     rg_limits lim;
     size_t mem, peak;
@@ -900,11 +901,13 @@ int rg_sandbox_new(rg_sandbox **out, const char *clinic, const rg_limits *lim,
     sb->lim = lim ? *lim : RG_LIMITS_DEFAULT;
     sb->clinic = strdup(clinic);
     sb->path = calloc((size_t)(npath > 0 ? npath : 1), sizeof *sb->path);
-    if (!sb->clinic || !sb->path)
+    sb->real = calloc((size_t)(npath > 0 ? npath : 1), sizeof *sb->real);
+    if (!sb->clinic || !sb->path || !sb->real)
         goto nomem;
     for (int i = 0; i < npath; i++) {
         if (!(sb->path[i] = strdup(path[i])))
             goto nomem;
+        sb->real[i] = realpath(path[i], NULL); /* NULL: not there (yet) */
         sb->npath++;
     }
     sb->guard.expired = rg__guard_expired;
@@ -952,9 +955,12 @@ void rg_sandbox_free(rg_sandbox *sb)
         sb->enforce_mem = 0;
         lua_close(sb->L);
     }
-    for (int i = 0; i < sb->npath; i++)
+    for (int i = 0; i < sb->npath; i++) {
         free(sb->path[i]);
+        free(sb->real ? sb->real[i] : NULL);
+    }
     free(sb->path);
+    free(sb->real);
     free(sb->clinic);
     free(sb);
 }
@@ -975,6 +981,27 @@ int rg_sandbox_loadfile(rg_sandbox *sb, const char *path, char *err, size_t errl
         return rg_fail(err, errlen, RG_EPROTOCOL, "%s: is not a regular file (protocols and "
                        "modules must be plain files)", path);
     }
+    /* and one under the protocol directories, as opened (a symlink out of
+     * them, e.g. to another clinic's files, is refused) */
+    char link[64], *real = NULL;
+    snprintf(link, sizeof link, "/proc/self/fd/%d", fd);
+    real = realpath(link, NULL);
+    if (!real)
+        real = realpath(path, NULL);
+    int inside = sb->npath == 0;
+    for (int i = 0; real && i < sb->npath && !inside; i++) {
+        size_t n = sb->real[i] ? strlen(sb->real[i]) : 0;
+        inside = n && !strncmp(real, sb->real[i], n) && (real[n] == '/' || sb->real[i][n - 1] == '/');
+    }
+    if (!inside) {
+        rg_fail(err, errlen, RG_EPROTOCOL, "%s: is outside the protocol directories (it is "
+                "%s); protocols and modules must be files under them", path,
+                real ? real : "a file that cannot be resolved");
+        free(real);
+        close(fd);
+        return RG_EPROTOCOL;
+    }
+    free(real);
     if (stt.st_size > (off_t)RG_MAX_CHUNK) {
         close(fd);
         return rg_fail(err, errlen, RG_ELIMIT, "%s: is %lld bytes; a protocol or module file "
