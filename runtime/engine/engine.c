@@ -264,10 +264,11 @@ static int rg__quarantined_now(rg_engine *e, rg_clinic *c, int i, int64_t now)
         return 1;
     p->quarantined_until = 0;
     p->nhits = 0;
-    fprintf(stderr, "regimen: clinic %s: %s: protocol '%s' released from quarantine (back-off "
-            "over)\n", c->name, p->file, p->id);
     if (e->o.budget.on_quarantine)
         e->o.budget.on_quarantine(e->o.budget.ud, c->name, p->id, p->file, 0, "back-off over");
+    else
+        fprintf(stderr, "regimen: clinic %s: %s: protocol '%s' released from quarantine "
+                "(back-off over)\n", c->name, p->file, p->id);
     return 0;
 }
 
@@ -296,10 +297,11 @@ static int rg__limit_hit(rg_engine *e, rg_clinic *c, int i, int64_t now, const c
              "within %lld s (the last: %.300s); it is not evaluated, and its alerts stay as they "
              "are, until then or until its clinic is reloaded", p->file, p->id,
              (long long)(backoff / 1000), h, (long long)(rg__q_window_ms(e) / 1000), why);
-    fprintf(stderr, "regimen: clinic %s: %s\n", c->name, note);
     if (e->o.budget.on_quarantine)
         e->o.budget.on_quarantine(e->o.budget.ud, c->name, p->id, p->file, p->quarantined_until,
                                   note);
+    else
+        fprintf(stderr, "regimen: clinic %s: %s\n", c->name, note);
     return 1;
 }
 

@@ -52,7 +52,10 @@ typedef struct rg_engine_sink {
 
 /* Called when a protocol is quarantined (until_ms: the monotonic ms it is
  * released at) and when it is released again (until_ms 0), with the
- * protocol's file and why. The hook for a system alert. */
+ * protocol's file and why (for a quarantine, a sentence that names the file).
+ * The hook for a system alert; without one the engine prints the sentence to
+ * stderr. A reload of the clinic releases its protocols without a call (their
+ * rg_protocol is new). rg_engine_quarantined answers at any time. */
 typedef void (*rg_quarantine_fn)(void *ud, const char *clinic, const char *protocol,
                                  const char *file, int64_t until_ms, const char *why);
 

@@ -850,6 +850,19 @@ static void rg__on_eval_error(void *ud, const char *clinic, const char *patient,
            at == RG_TIME_NONE ? "load" : rg_time_format(at, when), msg);
 }
 
+/* A protocol was quarantined (until_ms > 0) or released (0) by the engine's
+ * budgets: logged with its file. (The place for a system alert.) */
+static void rg__on_quarantine(void *ud, const char *clinic, const char *protocol,
+                              const char *file, int64_t until_ms, const char *why)
+{
+    (void)ud;
+    if (until_ms)
+        rg_log("error", "clinic %s: %.1500s", clinic, why);
+    else
+        rg_log("info", "clinic %s: %s: protocol '%s' released from quarantine (%s)", clinic, file,
+               protocol, why);
+}
+
 static void rg__close_handle(uv_handle_t *h)
 {
     if (!uv_is_closing(h))
@@ -968,6 +981,8 @@ int rg_serve_main(const char *db_path, const char *config_path, const char *ship
     rg_engine_opts eo = {.limits = sv->limits, .shipped = shipped ? sv->shipped : NULL,
                          .on_error = rg__on_eval_error, .ud = sv,
                          .history_cache_bytes = sv->history_cache, .budget = sv->budget};
+    eo.budget.on_quarantine = rg__on_quarantine;
+    eo.budget.ud = sv;
     if (rg_engine_new(&sv->eng, sv->st, &eo)) {
         rg_store_close(sv->st);
         rg_holder_release(sv->holder);
