@@ -855,6 +855,27 @@ static void serve_eval_case(const adv_case *c, const char *dir, const char *file
     cr_assert_null(strstr(out, "ESCAPED"), "serve: %.500s", out);
     free(out);
     check_eval_errors(s.db, file, c->expect);
+    if (strstr(c->expect, "quarantined") || strstr(c->expect, "CPU budget")) {
+        /* the quarantine is counted in /metrics and logged with the file */
+        st = http(s.port, "GET", "/metrics", TOKEN_BAD, NULL, &out);
+        cr_assert_eq(st, 200);
+        const char *q = strstr(out, "\nregimen_quarantines_total ");
+        cr_assert(q && atol(q + strlen("\nregimen_quarantines_total ")) >= 1,
+                  "serve: no quarantine counted in /metrics:\n%.3000s", out);
+        cr_assert(strstr(out, "\nregimen_protocols_quarantined "), "%.3000s", out);
+        free(out);
+        char *log = rg_test_read(s.log);
+        const char *line = strstr(log, "is quarantined for");
+        cr_assert(line, "serve: the quarantine is not logged:\n%s", log);
+        const char *bol = line;
+        while (bol > log && bol[-1] != '\n')
+            bol--;
+        const char *eol = strchr(line, '\n');
+        cr_assert(memmem(bol, eol ? (size_t)(eol - bol) : strlen(bol), file, strlen(file)),
+                  "serve: the quarantine line does not name %s:\n%.*s", file,
+                  (int)(eol ? eol - bol : (long)strlen(bol)), bol);
+        free(log);
+    }
     g_row.serve_rss_kb = vm_hwm_kb(s.pid);
     snprintf(g_row.serve, sizeof g_row.serve, "ok (POST %ld ms)", post_ms);
     int rc = service_stop(&s);
