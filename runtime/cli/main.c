@@ -975,7 +975,7 @@ static const char rg__serve_usage[] =
     "                \"max_header_bytes\": 16384, \"max_connections\": 256,\n"
     "                \"idle_timeout_ms\": 30000, \"request_timeout_ms\": 10000,\n"
     "                \"max_events_per_request\": 1000, \"history_cache_mb\": 64,\n"
-    "                \"clinic_cpu_ms\": 20000, \"clinic_cpu_window_s\": 60,\n"
+    "                \"clinic_cpu_ms\": 0, \"clinic_cpu_window_s\": 60,\n"
     "                \"quarantine_hits\": 3, \"quarantine_window_s\": 60,\n"
     "                \"quarantine_backoff_s\": 60 } }\n"
     "\n"

@@ -70,8 +70,8 @@ typedef struct rg_budget_opts {
     int hits, window_s, backoff_s;
     /* Per clinic: at most cpu_ms milliseconds of evaluation in any
      * cpu_window_s seconds; a protocol called past it is not run, which
-     * counts as a limit hit. Default 0: no budget (simulate); serve sets
-     * one. */
+     * counts as a limit hit (skipped, not deferred). Default 0: no budget
+     * (serve: limits.clinic_cpu_ms). */
     int cpu_ms, cpu_window_s;
     rg_quarantine_fn on_quarantine;
     void *ud;

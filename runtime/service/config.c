@@ -54,7 +54,9 @@ int rg_svc_load_config(rg_svc *sv, const char *path, char *err, size_t errlen)
     sv->http_limits = RG_HTTP_LIMITS_DEFAULT;
     sv->max_events = 1000;
     sv->history_cache = (size_t)64 << 20;
-    sv->budget = (rg_budget_opts){.hits = 3, .window_s = 60, .backoff_s = 60, .cpu_ms = 20000,
+    /* no CPU budget by default: past it evaluations are skipped, not deferred,
+     * which a busy clinic (an import) must not meet unasked */
+    sv->budget = (rg_budget_opts){.hits = 3, .window_s = 60, .backoff_s = 60, .cpu_ms = 0,
                                   .cpu_window_s = 60};
     if (!json_is_object(root)) {
         rc = rg__cfg_fail(err, errlen, path, "(top)", "expected a JSON object");
