@@ -272,6 +272,68 @@ Test(serve, reload_catch_up_never_holds_the_loop, .timeout = 120)
     rg_test_rmdir(s.dir);
 }
 
+/* A protocol that keeps hitting a limit is quarantined (logged, counted);
+ * when the back-off is over the clinic's patients are evaluated again, since
+ * a protocol that was not evaluated asked for no wake-ups meanwhile. */
+Test(serve, quarantine_then_release_evaluates_the_patients_again, .timeout = 60)
+{
+    server s = {0};
+    char *out, protocol[1024], cfg[1024];
+    /* hits the instruction budget at every step before T0 (wall ms), then
+     * opens an alert */
+    int64_t t0 = now_ms() + 500;
+    snprintf(protocol, sizeof protocol,
+             "local R = require 'regimen'\n"
+             "return R.protocol { id = 'q', version = '1', rules = { {\n"
+             "  id = 'q.late', severity = 'warning', check = function(h, now, p)\n"
+             "    if now < %lld then while true do end end\n"
+             "    return R.alert { message = 'back' } end } } }\n", (long long)t0);
+    server_setup(&s, protocol, fast_protocol);
+    snprintf(cfg, sizeof cfg,
+             "{ \"listen\": \"127.0.0.1:0\",\n"
+             "  \"clinics\": {\n"
+             "    \"north\": { \"protocols\": \"a\", \"tokens\": [\"" TOKEN_A "\"] },\n"
+             "    \"south\": { \"protocols\": \"b\", \"tokens\": [\"" TOKEN_B "\"] } },\n"
+             "  \"limits\": { \"max_instructions\": 2000000, \"deadline_ms\": 500,\n"
+             "              \"quarantine_backoff_s\": 1 } }\n");
+    rg_test_write(s.dir, "config.json", cfg);
+    server_start(&s);
+    char body[2048];
+    int n = snprintf(body, sizeof body, "[");
+    for (int i = 0; i < 3; i++) {
+        char id[16], patient[16];
+        snprintf(id, sizeof id, "q%d", i);
+        snprintf(patient, sizeof patient, "qp%d", i);
+        char *ev = ping("north", id, patient, now_ms() - 60000, "ping");
+        n += snprintf(body + n, sizeof body - (size_t)n, "%s%s", i ? "," : "", ev);
+        free(ev);
+    }
+    snprintf(body + n, sizeof body - (size_t)n, "]");
+    cr_assert_eq(http(s.port, "POST", "/v1/events", TOKEN_A, body, &out), 200, "%s", out);
+    free(out);
+    log_wait(&s, "is quarantined for 1 s after 3 limit hits", 10000);
+    char *log = rg_test_read(s.log);
+    cr_assert(strstr(log, "is quarantined for 1 s after 3 limit hits") && strstr(log, "a/p.lua"),
+              "%s", log);
+    free(log);
+    cr_assert_eq(http(s.port, "GET", "/metrics", TOKEN_A, NULL, &out), 200);
+    cr_assert(strstr(out, "\nregimen_quarantines_total 1\n"), "%s", out);
+    free(out);
+    /* the release wakes the patients: each opens its alert */
+    int open = 0;
+    for (int i = 0; i < 100 && open < 3; i++) {
+        usleep(100000);
+        open = count_rows(s.db, "SELECT count(*) FROM transitions WHERE rule = 'q.late' AND "
+                                "state = 'open'");
+    }
+    log = rg_test_read(s.log);
+    cr_assert_eq(open, 3, "after the quarantine, %d of 3 patients evaluated again:\n%s", open, log);
+    cr_assert(strstr(log, "clinic north: quarantine over"), "%s", log);
+    free(log);
+    cr_assert_eq(server_stop(&s, SIGTERM), 0);
+    rg_test_rmdir(s.dir);
+}
+
 /* The shipped protocols, fed the north example timeline in one request, give
  * exactly the transitions `regimen simulate --until now` gives. */
 Test(serve, same_transitions_as_simulate, .timeout = 60)

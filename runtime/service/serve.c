@@ -850,17 +850,66 @@ static void rg__on_eval_error(void *ud, const char *clinic, const char *patient,
            at == RG_TIME_NONE ? "load" : rg_time_format(at, when), msg);
 }
 
+static void rg__on_release(uv_timer_t *t);
+
+/* Arms the release timer at the earliest end of a clinic's quarantines. */
+static void rg__arm_release(rg_svc *sv)
+{
+    int64_t first = 0;
+    for (int i = 0; i < sv->nclinics; i++)
+        if (sv->clinics[i].release_at && (!first || sv->clinics[i].release_at < first))
+            first = sv->clinics[i].release_at;
+    if (!first || sv->stopping)
+        return;
+    int64_t delay = first - rg_monotonic_ms() + 10; /* past it: released at the first step */
+    uv_timer_start(&sv->release, rg__on_release, (uint64_t)(delay > 0 ? delay : 0), 0);
+}
+
+/* A quarantine is over: a protocol that was not evaluated asked for no
+ * wake-ups meanwhile, so the clinic's patients are all woken, as after a
+ * reload, and evaluated in slices. */
+static void rg__on_release(uv_timer_t *t)
+{
+    rg_svc *sv = t->data;
+    int64_t now = rg_monotonic_ms();
+    int woken = 0;
+    for (int i = 0; i < sv->nclinics && !sv->stopping; i++) {
+        if (!sv->clinics[i].release_at || sv->clinics[i].release_at > now)
+            continue;
+        sv->clinics[i].release_at = 0;
+        if (rg_store_begin(sv->st) == RG_OK) {
+            if (rg_store_wake_clinic(sv->st, sv->clinics[i].name, rg_now()) == RG_OK &&
+                rg_store_commit(sv->st) == RG_OK) {
+                woken++;
+                rg_log("info", "clinic %s: quarantine over: its patients are evaluated again",
+                       sv->clinics[i].name);
+            } else {
+                rg_store_rollback(sv->st);
+            }
+        }
+    }
+    if (woken)
+        rg__catch_up_paced(sv, "quarantine over");
+    rg__arm_release(sv);
+}
+
 /* A protocol was quarantined (until_ms > 0) or released (0) by the engine's
- * budgets: logged with its file. (The place for a system alert.) */
+ * budgets: logged with its file, and the clinic's patients woken when it is
+ * over (rg__on_release). (The place for a system alert.) */
 static void rg__on_quarantine(void *ud, const char *clinic, const char *protocol,
                               const char *file, int64_t until_ms, const char *why)
 {
-    (void)ud;
-    if (until_ms)
-        rg_log("error", "clinic %s: %.1500s", clinic, why);
-    else
+    rg_svc *sv = ud;
+    if (!until_ms) {
         rg_log("info", "clinic %s: %s: protocol '%s' released from quarantine (%s)", clinic, file,
                protocol, why);
+        return;
+    }
+    rg_log("error", "clinic %s: %.1500s", clinic, why);
+    for (int i = 0; i < sv->nclinics; i++)
+        if (!strcmp(sv->clinics[i].name, clinic) && until_ms > sv->clinics[i].release_at)
+            sv->clinics[i].release_at = until_ms;
+    rg__arm_release(sv);
 }
 
 static void rg__close_handle(uv_handle_t *h)
@@ -883,6 +932,7 @@ static void rg__http_closed(void *ud)
         rg_webhooks_close(sv->hooks, rg__hooks_closed, sv);
     rg__close_handle((uv_handle_t *)&sv->wake);
     rg__close_handle((uv_handle_t *)&sv->reload_delay);
+    rg__close_handle((uv_handle_t *)&sv->release);
     rg__close_handle((uv_handle_t *)&sv->lag);
     rg__close_handle((uv_handle_t *)&sv->flush_check);
     rg__close_handle((uv_handle_t *)&sv->flush_idle);
@@ -991,8 +1041,9 @@ int rg_serve_main(const char *db_path, const char *config_path, const char *ship
     uv_loop_init(&sv->loop);
     uv_timer_init(&sv->loop, &sv->wake);
     uv_timer_init(&sv->loop, &sv->reload_delay);
+    uv_timer_init(&sv->loop, &sv->release);
     uv_timer_init(&sv->loop, &sv->lag);
-    sv->wake.data = sv->reload_delay.data = sv->lag.data = sv;
+    sv->wake.data = sv->reload_delay.data = sv->lag.data = sv->release.data = sv;
     uv_check_init(&sv->loop, &sv->flush_check);
     uv_idle_init(&sv->loop, &sv->flush_idle);
     sv->flush_check.data = sv->flush_idle.data = sv;

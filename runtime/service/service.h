@@ -44,6 +44,7 @@ typedef struct rg_svc_clinic {
     uint64_t opened, resolved;
     int refused; /* the last reload of its protocols was refused */
     int held;    /* this worker holds its lease: it evaluates it and sends its webhook */
+    int64_t release_at; /* monotonic ms its quarantined protocols are all out (0: none) */
 } rg_svc_clinic;
 
 typedef struct rg_svc_stream {
@@ -94,6 +95,7 @@ typedef struct rg_svc {
     size_t history_cache; /* bytes of compiled histories kept (limits.history_cache_mb) */
     rg_budget_opts budget; /* limits.clinic_cpu_ms and limits.quarantine_* */
     uv_timer_t wake, reload_delay, lag;
+    uv_timer_t release; /* at the end of a quarantine: the clinic's patients re-evaluated */
     uv_signal_t sighup, sigterm, sigint, notice;
     rg_holder *holder;     /* our lock on the database: one service per file */
     int64_t data_version;  /* PRAGMA data_version at the last notice */
