@@ -56,6 +56,9 @@ typedef struct world {
     errlog log;
 } world;
 
+/* The budgets world_open gives the engine (a test sets them first). */
+static rg_budget_opts g_budget;
+
 /* An engine with clinic "good" and clinic "bad" (protocol dir bad/), each
  * with one event for patient p1 at 2026-03-01T00:00Z. */
 static void world_open(world *w, const rg_limits *lim)
@@ -64,7 +67,7 @@ static void world_open(world *w, const rg_limits *lim)
     memset(&w->log, 0, sizeof w->log);
     cr_assert_eq(rg_store_open(&w->st, ":memory:", NULL, err, sizeof err), 0, "%s", err);
     rg_engine_opts o = {.limits = lim ? *lim : RG_LIMITS_DEFAULT, .shipped = NULL,
-                        .on_error = collect_error, .ud = &w->log};
+                        .on_error = collect_error, .ud = &w->log, .budget = g_budget};
     cr_assert_eq(rg_engine_new(&w->eng, w->st, &o), 0);
     rg_test_write(w->dir, "good/good.lua", good_protocol);
     snprintf(path, sizeof path, "%s/good", w->dir);
@@ -176,6 +179,153 @@ Test(sandbox, string_rep_bomb_hits_the_cap)
     expect_eval_failure("local s = ('x'):rep(1e9)", "memory limit", NULL);
 }
 
+/* The same, with the run of both patients held to max_ms. */
+static void expect_eval_failure_within(const char *body, const char *expect, const rg_limits *lim,
+                                       int64_t max_ms)
+{
+    int64_t t0 = rg_monotonic_ms();
+    expect_eval_failure(body, expect, lim);
+    int64_t took = rg_monotonic_ms() - t0;
+    cr_assert_lt(took, max_ms, "took %lld ms, more than %lld", (long long)took, (long long)max_ms);
+}
+
+Test(sandbox, no_string_longer_than_the_limit_per_string)
+{
+    expect_eval_failure("local s = ('x'):rep(300000)", "bytes per string exceeded", NULL);
+    expect_eval_failure("local a = ('x'):rep(200000)\n local s = a .. a", "bytes per string", NULL);
+    expect_eval_failure("local a = ('x'):rep(200000)\n local s = string.format('%s%s', a, a)",
+                        "bytes per string", NULL);
+    expect_eval_failure("local t = {}\n for i = 1, 300 do t[i] = ('x'):rep(1000) end\n"
+                        "local s = table.concat(t)", "bytes per string", NULL);
+}
+
+/* table.sort without a comparator compares in C: references to one long
+ * string made each sort run for seconds past the deadline. */
+Test(sandbox, sort_of_long_strings_stops_at_the_deadline)
+{
+    rg_limits lim = RG_LIMITS_DEFAULT;
+    lim.deadline_ms = 300;
+    expect_eval_failure_within("local s = ('x'):rep(200000)\n local t = {}\n"
+                               "for i = 1, 100000 do t[i] = s end\n table.sort(t)",
+                               "deadline of 300 ms", &lim, 2 * 330 + 400);
+}
+
+Test(sandbox, sort_still_sorts)
+{
+    expect_eval_failure("local t = {'b', 'c', 'a'}\n table.sort(t)\n"
+                        "local u = {3, 1, 2}\n table.sort(u, function(a, b) return a > b end)\n"
+                        "error('sorted ' .. table.concat(t, ',') .. ' ' .. table.concat(u, ','))",
+                        "sorted a,b,c 3,2,1", NULL);
+    expect_eval_failure("local t = {1, 'x'}\n table.sort(t)", "attempt to compare", NULL);
+}
+
+/* table.move, insert and remove loop in C: a long range, or a length from
+ * __len, made them run for minutes. They now stop at the deadline... */
+Test(sandbox, long_table_loops_stop_at_the_deadline)
+{
+    rg_limits lim = RG_LIMITS_DEFAULT;
+    lim.deadline_ms = 300;
+    expect_eval_failure_within("table.move({}, 1, 1e9, 2)", "deadline of 300 ms", &lim,
+                               2 * 330 + 400);
+    expect_eval_failure_within("local t = setmetatable({}, { __len = function() return 1e9 end })\n"
+                               "table.insert(t, 1, 'x')", "deadline of 300 ms", &lim, 2 * 330 + 400);
+    expect_eval_failure_within("local t = setmetatable({}, { __len = function() return 1e9 end })\n"
+                               "table.remove(t, 1)", "deadline of 300 ms", &lim, 2 * 330 + 400);
+}
+
+/* ... and still do what the manual says, in pieces or not. */
+Test(sandbox, table_move_insert_remove_still_work)
+{
+    expect_eval_failure(
+        "local t, u = {}, {}\n"
+        "for i = 1, 200000 do t[i] = i; u[i] = i end\n"
+        "table.move(t, 1, 150000, 3)\n" /* overlapping: backwards */
+        "assert(t[1] == 1 and t[2] == 2 and t[3] == 1 and t[150002] == 150000 and t[150003] == 150003)\n"
+        "table.move(u, 3, 200000, 1)\n" /* overlapping: forwards */
+        "assert(u[1] == 3 and u[199998] == 200000 and u[199999] == 199999)\n"
+        "local v = table.move(t, 1, 100000, 1, {})\n"
+        "assert(#v == 100000 and v[100000] == t[100000])\n"
+        "assert(table.move({1, 2}, 1, 2, 2)[3] == 2)\n"
+        "local w = {1, 2, 3}\n table.insert(w, 1, 0)\n table.insert(w, 5)\n"
+        "assert(table.concat(w, ',') == '0,1,2,3,5')\n"
+        "assert(table.remove(w, 1) == 0 and table.concat(w, ',') == '1,2,3,5')\n"
+        "assert(table.remove(w) == 5 and table.remove({}) == nil)\n"
+        "local big = {}\n for i = 1, 100000 do big[i] = i end\n"
+        "table.insert(big, 1, 0)\n assert(big[1] == 0 and big[100001] == 100000)\n"
+        "assert(table.remove(big, 1) == 0 and big[1] == 1 and big[100001] == nil)\n"
+        "local ok, e = pcall(table.insert, w, 9, 1)\n"
+        "assert(not ok and e:find('position out of bounds'), e)\n"
+        "error('tables fine')",
+        "tables fine", NULL);
+}
+
+/* The parser has no hook, and labels and gotos parse in quadratic time. */
+Test(sandbox, load_of_many_labels_stops_at_the_deadline)
+{
+    rg_limits lim = RG_LIMITS_DEFAULT;
+    lim.deadline_ms = 300;
+    expect_eval_failure_within("local parts = {}\n"
+                               "for i = 1, 10000 do parts[#parts + 1] = 'goto L' .. i .. ' ' end\n"
+                               "for i = 1, 10000 do parts[#parts + 1] = '::L' .. i .. ':: ' end\n"
+                               "local chunk = table.concat(parts)\n"
+                               "while true do pcall(load, chunk) end",
+                               "deadline of 300 ms", &lim, 2 * 330 + 400);
+}
+
+Test(sandbox, print_is_bounded_per_evaluation)
+{
+    expect_eval_failure("while true do pcall(print, 'again') end", "print limit of 100 lines",
+                        NULL);
+    expect_eval_failure("local s = ('x'):rep(3000)\n while true do pcall(print, s) end",
+                        "print limit", NULL);
+}
+
+/* A module that is a symlink out of the protocol directories (to another
+ * clinic's files, say) is refused; one into them is fine. */
+Test(sandbox, require_outside_the_protocol_directories_is_refused)
+{
+    world w;
+    char err[4096], target[512], link[512];
+    rg_test_tmpdir(w.dir);
+    world_open(&w, NULL);
+    write_rule(w.dir, "bad/bad.lua", "local m = require 'lib.inside'\n"
+                                     "assert(m.ok == 1)\n"
+                                     "local n = require 'lib.leak'");
+    rg_test_write(w.dir, "elsewhere/secret.lua", "return { secret = 1 }\n");
+    rg_test_write(w.dir, "bad/lib/real.lua", "return { ok = 1 }\n");
+    snprintf(target, sizeof target, "%s/elsewhere/secret.lua", w.dir);
+    snprintf(link, sizeof link, "%s/bad/lib/leak.lua", w.dir);
+    cr_assert_eq(symlink(target, link), 0, "%s", strerror(errno));
+    snprintf(target, sizeof target, "%s/bad/lib/real.lua", w.dir);
+    snprintf(link, sizeof link, "%s/bad/lib/inside.lua", w.dir);
+    cr_assert_eq(symlink(target, link), 0, "%s", strerror(errno));
+    cr_assert_eq(load_bad(&w, err, sizeof err), 0, "%s", err);
+    world_run_and_check_good(&w);
+    cr_assert(strstr(w.log.text, "leak.lua: is outside the protocol directories"), "%s",
+              w.log.text);
+    cr_assert(strstr(w.log.text, "bad.lua:"), "error must name the file:\n%s", w.log.text);
+    world_close(&w);
+}
+
+/* A module that is a FIFO would block require in open() for ever. */
+Test(sandbox, require_of_a_fifo_is_refused)
+{
+    world w;
+    char err[4096], fifo[512];
+    rg_test_tmpdir(w.dir);
+    world_open(&w, NULL);
+    write_rule(w.dir, "bad/bad.lua", "local m = require 'lib.fifo'");
+    snprintf(fifo, sizeof fifo, "%s/bad/lib", w.dir);
+    cr_assert_eq(mkdir(fifo, 0700), 0);
+    snprintf(fifo, sizeof fifo, "%s/bad/lib/fifo.lua", w.dir);
+    cr_assert_eq(mkfifo(fifo, 0600), 0);
+    cr_assert_eq(load_bad(&w, err, sizeof err), 0, "%s", err);
+    world_run_and_check_good(&w);
+    cr_assert(strstr(w.log.text, "fifo.lua: is not a regular file"), "%s", w.log.text);
+    cr_assert(strstr(w.log.text, "bad.lua:"), "error must name the file:\n%s", w.log.text);
+    world_close(&w);
+}
+
 Test(sandbox, catastrophic_pattern_hits_the_deadline)
 {
     rg_limits lim = RG_LIMITS_DEFAULT;
@@ -261,7 +411,7 @@ Test(sandbox, malformed_alerts_are_rule_errors)
 {
     expect_eval_failure("do return R.alert { message = 42 } end", "field 'message'", NULL);
     expect_eval_failure("do return { message = 'x', due = 0/0 } end", "must be a time", NULL);
-    expect_eval_failure("do return { message = ('x'):rep(1e6) } end", "the limit is", NULL);
+    expect_eval_failure("do return { message = ('x'):rep(1e5) } end", "the limit is", NULL);
     expect_eval_failure("do return { message = 'x', key = {} } end", "key must be", NULL);
     expect_eval_failure("do return { message = 'x', colour = 'red' } end",
                         "unknown field 'colour'", NULL);
@@ -537,5 +687,156 @@ Test(sandbox, bytecode_protocol_file_is_refused)
     cr_assert(strstr(err, "compiled (bytecode) chunk"), "%s", err);
     cr_assert(strstr(err, "compiled.lua"), "%s", err);
     world_run_and_check_good(&w);
+    world_close(&w);
+}
+
+/* ---- budgets: alerts per step, wake-ups, quarantine, CPU ------------------------------ */
+
+static int count_bad(void *ud, const rg_transition *t)
+{
+    int *n = ud;
+    if (!strcmp(t->clinic, "bad"))
+        (*n)++;
+    return 0;
+}
+
+static int bad_transitions(world *w)
+{
+    int n = 0;
+    rg_store_each_transition(w->st, 0, 0, count_bad, &n);
+    return n;
+}
+
+/* Two rules of 600 alerts: the second goes past 1,000 per evaluation. */
+Test(sandbox, alerts_per_evaluation_are_bounded)
+{
+    world w;
+    char err[4096];
+    rg_test_tmpdir(w.dir);
+    world_open(&w, NULL);
+    rg_test_write(w.dir, "bad/bad.lua",
+                  "local R = require 'regimen'\n"
+                  "local function many() local l = {}\n"
+                  "  for i = 1, 600 do l[i] = { key = 'k' .. i, message = 'm' } end return l end\n"
+                  "return R.protocol { id = 'bad', version = '1', rules = {\n"
+                  "  { id = 'bad.one', severity = 'info', check = many },\n"
+                  "  { id = 'bad.two', severity = 'info', check = many } } }\n");
+    cr_assert_eq(load_bad(&w, err, sizeof err), 0, "%s", err);
+    world_run_and_check_good(&w);
+    cr_assert(strstr(w.log.text, "rule 'bad.two' returned 600 alerts; with the 600 returned before "
+                                 "it in this step that is more than the limit of 1000"),
+              "%s", w.log.text);
+    cr_assert(strstr(w.log.text, "bad.lua:"), "%s", w.log.text);
+    cr_assert_eq(bad_transitions(&w), 2 * 600, "only the first rule's alerts open");
+    world_close(&w);
+}
+
+/* An alert that opens and resolves at every millisecond: the quick-wake
+ * guard counts steps with transitions too. */
+Test(sandbox, flapping_alert_is_suspended)
+{
+    world w;
+    char err[4096];
+    rg_test_tmpdir(w.dir);
+    world_open(&w, NULL);
+    write_rule(w.dir, "bad/bad.lua",
+               "if now % 2 == 0 then return R.alert { message = 'flap', ends = now + 1 } end\n"
+               "do return R.alert { message = 'flap', due = now + 1 } end");
+    cr_assert_eq(load_bad(&w, err, sizeof err), 0, "%s", err);
+    world_run_and_check_good(&w);
+    cr_assert(strstr(w.log.text, "less than a second later 1000 times in a row"), "%s",
+              w.log.text);
+    int n = bad_transitions(&w);
+    cr_assert(n > 0 && n <= 2 * 1002, "%d transitions", n);
+    world_close(&w);
+}
+
+/* An alert due one second later for ever: at most 1,000 wake-ups per advance;
+ * the rest of the catch-up is one step at its end. */
+Test(sandbox, wake_ups_per_advance_are_bounded)
+{
+    world w;
+    char err[4096];
+    rg_test_tmpdir(w.dir);
+    world_open(&w, NULL);
+    write_rule(w.dir, "bad/bad.lua", "do return R.alert { message = 'later', due = now + 1000 } end");
+    cr_assert_eq(load_bad(&w, err, sizeof err), 0, "%s", err);
+    world_run_and_check_good(&w);
+    cr_assert(strstr(w.log.text, "woke the patient 1000 times in one advance"), "%s", w.log.text);
+    const rg_engine_stats *st = rg_engine_stats_get(w.eng);
+    cr_assert_lt(st->steps, 4 * 1010, "%lld steps for a day of one-second wake-ups",
+                 (long long)st->steps);
+    world_close(&w);
+}
+
+static int g_quarantined, g_released;
+static char g_qfile[512];
+
+static void on_quarantine(void *ud, const char *clinic, const char *protocol, const char *file,
+                          int64_t until_ms, const char *why)
+{
+    (void)ud;
+    (void)protocol;
+    (void)why;
+    if (strcmp(clinic, "bad") != 0)
+        return;
+    if (until_ms) {
+        g_quarantined++;
+        snprintf(g_qfile, sizeof g_qfile, "%s", file);
+    } else {
+        g_released++;
+    }
+}
+
+/* Two limit hits (the test's threshold) quarantine the protocol: it is not
+ * evaluated, the hook is told with its file, and a reload releases it. */
+Test(sandbox, protocol_that_keeps_hitting_limits_is_quarantined)
+{
+    world w;
+    char err[4096];
+    rg_test_tmpdir(w.dir);
+    g_budget = (rg_budget_opts){.hits = 2, .on_quarantine = on_quarantine};
+    g_quarantined = g_released = 0;
+    world_open(&w, NULL);
+    g_budget = (rg_budget_opts){0};
+    write_rule(w.dir, "bad/bad.lua", "while true do end");
+    cr_assert_eq(load_bad(&w, err, sizeof err), 0, "%s", err);
+    world_run_and_check_good(&w);
+    cr_assert(strstr(w.log.text, "is quarantined for 60 s after 2 limit hits"), "%s", w.log.text);
+    cr_assert_eq(g_quarantined, 1);
+    cr_assert(strstr(g_qfile, "bad.lua"), "%s", g_qfile);
+    cr_assert(rg_engine_quarantined(w.eng, "bad", "bad", NULL));
+    cr_assert_eq(rg_engine_quarantined_count(w.eng), 1);
+    /* not evaluated: a later step makes no error */
+    int errors = w.log.n;
+    rg_time later;
+    cr_assert_eq(rg_time_parse("2026-03-01T00:00:00Z", 20, &later, NULL, NULL, 0), 0);
+    cr_assert_eq(rg_engine_reevaluate(w.eng, "bad", "p1", later + 3600000), 0);
+    cr_assert_eq(w.log.n, errors, "%s", w.log.text);
+    cr_assert_geq(rg_engine_stats_get(w.eng)->quarantine_skips, 1);
+    /* a reload starts clean */
+    cr_assert_eq(load_bad(&w, err, sizeof err), 0, "%s", err);
+    cr_assert(!rg_engine_quarantined(w.eng, "bad", "bad", NULL));
+    cr_assert_eq(rg_engine_quarantined_count(w.eng), 0);
+    world_close(&w);
+}
+
+/* A clinic past its CPU budget: the protocol that took the time is not run
+ * (and says so); the good clinic is not affected. */
+Test(sandbox, clinic_cpu_budget_is_enforced)
+{
+    world w;
+    char err[4096];
+    rg_test_tmpdir(w.dir);
+    g_budget = (rg_budget_opts){.cpu_ms = 1, .hits = -1};
+    world_open(&w, NULL);
+    g_budget = (rg_budget_opts){0};
+    write_rule(w.dir, "bad/bad.lua", "local x = 0\n for i = 1, 2000000 do x = x + i end");
+    cr_assert_eq(load_bad(&w, err, sizeof err), 0, "%s", err);
+    world_run_and_check_good(&w);
+    cr_assert(strstr(w.log.text, "CPU budget of 1 ms per 60 s is used up, most of it by this "
+                                 "protocol ('bad')"), "%s", w.log.text);
+    cr_assert(strstr(w.log.text, "bad.lua"), "%s", w.log.text);
+    cr_assert_geq(rg_engine_stats_get(w.eng)->cpu_budget_hits, 1);
     world_close(&w);
 }

@@ -216,6 +216,146 @@ Test(serve, hot_reload_refuses_a_broken_protocol_then_takes_the_fix, .timeout = 
     rg_test_rmdir(s.dir);
 }
 
+/* A reload re-evaluates every patient of the clinic; that catch-up runs in
+ * slices, the loop answering between them, so /healthz never waits for it
+ * (it once held the loop for the whole re-evaluation: a hot reload of 1,005
+ * patients at their deadline, 33 minutes without /healthz). */
+Test(serve, reload_catch_up_never_holds_the_loop, .timeout = 120)
+{
+    server s = {0};
+    char *out;
+    server_setup(&s, fast_protocol, fast_protocol);
+    server_start(&s);
+    enum { PATIENTS = 300 };
+    rg_buf body = {0};
+    rg_buf_add(&body, "[", 1);
+    for (int i = 0; i < PATIENTS; i++) {
+        char id[32], patient[32];
+        snprintf(id, sizeof id, "c%d", i);
+        snprintf(patient, sizeof patient, "cp%d", i);
+        char *ev = ping("north", id, patient, now_ms() - 60000, "ping");
+        rg_buf_printf(&body, "%s%s", i ? "," : "", ev);
+        free(ev);
+    }
+    rg_buf_add(&body, "]", 1);
+    cr_assert_eq(http(s.port, "POST", "/v1/events", TOKEN_A, body.p, &out), 200, "%s", out);
+    free(out);
+    rg_buf_free(&body);
+    /* version 2.0 takes about 10 ms per patient: seconds for all of them */
+    rg_test_write(s.dir, "a/p.lua",
+                  "local R = require 'regimen'\n"
+                  "return R.protocol { id = 'fast', version = '2.0', rules = { {\n"
+                  "  id = 'fast.slow', severity = 'info', check = function(h, now, p)\n"
+                  "    local x = 0\n for i = 1, 400000 do x = x + i end\n"
+                  "    return R.alert { message = 'slow ' .. x } end } } }\n");
+    kill(s.pid, SIGHUP);
+    int64_t t0 = now_ms(), worst = 0;
+    int polls = 0, done = 0;
+    while (!done && now_ms() - t0 < 100000) {
+        int64_t a = now_ms();
+        cr_assert_eq(http(s.port, "GET", "/healthz", NULL, NULL, &out), 200);
+        free(out);
+        int64_t took = now_ms() - a;
+        worst = took > worst ? took : worst;
+        polls++;
+        char *log = rg_test_read(s.log);
+        const char *reload = strstr(log, "reload: evaluating the patients due");
+        done = reload && strstr(reload, "wake-up: ");
+        free(log);
+        usleep(20000);
+    }
+    cr_assert(done, "the reload's catch-up did not end:\n%s", rg_test_read(s.log));
+    int64_t catch_up = now_ms() - t0;
+    cr_assert_lt(worst, 1000, "/healthz waited %lld ms during a %lld ms catch-up",
+                 (long long)worst, (long long)catch_up);
+    cr_assert_geq(polls, 5, "the catch-up (%lld ms) was too short to tell", (long long)catch_up);
+    cr_assert_eq(count_rows(s.db, "SELECT count(*) FROM transitions WHERE rule = 'fast.slow'"),
+                 PATIENTS, "every patient is re-evaluated");
+    cr_assert_eq(server_stop(&s, SIGTERM), 0);
+    rg_test_rmdir(s.dir);
+}
+
+/* A protocol that keeps hitting a limit is quarantined (logged, counted);
+ * when the back-off is over the clinic's patients are evaluated again, since
+ * a protocol that was not evaluated asked for no wake-ups meanwhile. */
+Test(serve, quarantine_then_release_evaluates_the_patients_again, .timeout = 60)
+{
+    server s = {0};
+    char *out, protocol[1024], cfg[1024];
+    /* hits the instruction budget at every step before T0 (wall ms), then
+     * opens an alert */
+    int64_t t0 = now_ms() + 500;
+    snprintf(protocol, sizeof protocol,
+             "local R = require 'regimen'\n"
+             "return R.protocol { id = 'q', version = '1', rules = { {\n"
+             "  id = 'q.late', severity = 'warning', check = function(h, now, p)\n"
+             "    if now < %lld then while true do end end\n"
+             "    return R.alert { message = 'back' } end } } }\n", (long long)t0);
+    server_setup(&s, protocol, fast_protocol);
+    snprintf(cfg, sizeof cfg,
+             "{ \"listen\": \"127.0.0.1:0\",\n"
+             "  \"clinics\": {\n"
+             "    \"north\": { \"protocols\": \"a\", \"tokens\": [\"" TOKEN_A "\"] },\n"
+             "    \"south\": { \"protocols\": \"b\", \"tokens\": [\"" TOKEN_B "\"] } },\n"
+             "  \"limits\": { \"max_instructions\": 2000000, \"deadline_ms\": 500,\n"
+             "              \"quarantine_backoff_s\": 1 } }\n");
+    rg_test_write(s.dir, "config.json", cfg);
+    server_start(&s);
+    char body[2048];
+    int n = snprintf(body, sizeof body, "[");
+    for (int i = 0; i < 3; i++) {
+        char id[16], patient[16];
+        snprintf(id, sizeof id, "q%d", i);
+        snprintf(patient, sizeof patient, "qp%d", i);
+        char *ev = ping("north", id, patient, now_ms() - 60000, "ping");
+        n += snprintf(body + n, sizeof body - (size_t)n, "%s%s", i ? "," : "", ev);
+        free(ev);
+    }
+    snprintf(body + n, sizeof body - (size_t)n, "]");
+    cr_assert_eq(http(s.port, "POST", "/v1/events", TOKEN_A, body, &out), 200, "%s", out);
+    free(out);
+    log_wait(&s, "is quarantined for 1 s after 3 limit hits", 10000);
+    char *log = rg_test_read(s.log);
+    cr_assert(strstr(log, "is quarantined for 1 s after 3 limit hits") && strstr(log, "a/p.lua"),
+              "%s", log);
+    free(log);
+    cr_assert_eq(http(s.port, "GET", "/metrics", TOKEN_A, NULL, &out), 200);
+    cr_assert(strstr(out, "\nregimen_quarantines_total 1\n"), "%s", out);
+    free(out);
+    /* the release wakes the patients: each opens its alert */
+    int open = 0;
+    for (int i = 0; i < 100 && open < 3; i++) {
+        usleep(100000);
+        open = count_rows(s.db, "SELECT count(*) FROM transitions WHERE rule = 'q.late' AND "
+                                "state = 'open'");
+    }
+    log = rg_test_read(s.log);
+    cr_assert_eq(open, 3, "after the quarantine, %d of 3 patients evaluated again:\n%s", open, log);
+    cr_assert(strstr(log, "clinic north: quarantine over"), "%s", log);
+    free(log);
+    /* the quarantine was a critical system alert of the clinic's, in its
+     * feed, and its end resolved it */
+    int qopen = 0, qresolved = 0;
+    for (int i = 0; i < 100 && !qresolved; i++) {
+        qopen = count_rows(s.db, "SELECT count(*) FROM transitions WHERE clinic = 'north' AND "
+                                 "rule = 'regimen.protocol-quarantined' AND patient = '' AND "
+                                 "protocol = 'q' AND severity = 'critical' AND state = 'open'");
+        qresolved = count_rows(s.db, "SELECT count(*) FROM transitions WHERE clinic = 'north' "
+                                     "AND rule = 'regimen.protocol-quarantined' AND "
+                                     "state = 'resolved'");
+        if (!qresolved)
+            usleep(100000);
+    }
+    cr_assert_eq(qopen, 1, "one quarantine alert opened");
+    cr_assert_eq(qresolved, 1, "the quarantine alert resolved when it ended");
+    cr_assert_eq(http(s.port, "GET", "/v1/transitions?after=0", TOKEN_A, NULL, &out), 200);
+    cr_assert(strstr(out, "regimen.protocol-quarantined") && strstr(out, "quarantined"), "%s",
+              out);
+    free(out);
+    cr_assert_eq(server_stop(&s, SIGTERM), 0);
+    rg_test_rmdir(s.dir);
+}
+
 /* The shipped protocols, fed the north example timeline in one request, give
  * exactly the transitions `regimen simulate --until now` gives. */
 Test(serve, same_transitions_as_simulate, .timeout = 60)

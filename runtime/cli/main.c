@@ -101,6 +101,8 @@ static const char rg__usage[] =
     "  --max-memory-mb N      memory cap per clinic Lua state (default 64)\n"
     "  --max-instructions N   Lua instructions per evaluation (default 10000000)\n"
     "  --deadline-ms N        wall-clock limit per evaluation (default 2000)\n"
+    "  --clinic-cpu-ms N      evaluation time per clinic per minute; past it protocols are\n"
+    "                         not run (default: no budget; serve: limits.clinic_cpu_ms)\n"
     "\n"
     "Without --protocols the shipped protocol set (protocols/ketamine) applies to every\n"
     "clinic. Shipped defaults are illustrative, not medical advice.\n";
@@ -113,6 +115,7 @@ typedef struct rg__opts {
     int describe; /* check --describe */
     rg_limits limits;
     rg_time future_skew; /* ingest: --future-skew (0: the default; negative: no check) */
+    int clinic_cpu_ms; /* 0: no CPU budget per clinic */
 } rg__opts;
 
 static int rg__die(const char *fmt, const char *a)
@@ -167,7 +170,7 @@ static int rg__positive(const char *arg, long long *v)
 
 static int rg__parse(int argc, char **argv, rg__opts *o)
 {
-    enum { O_AT = 100, O_DB = 1, O_EVENTS, O_UNTIL, O_FORMAT, O_PROTOCOLS, O_CLINIC, O_MEM, O_INSTR, O_DEADLINE, O_JOBS, O_DESCRIBE, O_SKEW = 120 };
+    enum { O_AT = 100, O_DB = 1, O_EVENTS, O_UNTIL, O_FORMAT, O_PROTOCOLS, O_CLINIC, O_MEM, O_INSTR, O_DEADLINE, O_JOBS, O_DESCRIBE, O_CPU, O_SKEW = 120 };
     static const struct option longopts[] = {
         {"db", required_argument, NULL, O_DB},
         {"events", required_argument, NULL, O_EVENTS},
@@ -182,6 +185,7 @@ static int rg__parse(int argc, char **argv, rg__opts *o)
         {"jobs", required_argument, NULL, O_JOBS},
         {"future-skew", required_argument, NULL, O_SKEW},
         {"describe", no_argument, NULL, O_DESCRIBE},
+        {"clinic-cpu-ms", required_argument, NULL, O_CPU},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -209,6 +213,7 @@ static int rg__parse(int argc, char **argv, rg__opts *o)
         case O_MEM:
         case O_INSTR:
         case O_JOBS:
+        case O_CPU:
         case O_DEADLINE: {
             long long v;
             if (!rg__positive(optarg, &v))
@@ -219,6 +224,8 @@ static int rg__parse(int argc, char **argv, rg__opts *o)
                 o->limits.max_instructions = v;
             else if (c == O_JOBS)
                 o->jobs = v > 256 ? 256 : (int)v;
+            else if (c == O_CPU)
+                o->clinic_cpu_ms = v > 1000000000 ? 1000000000 : (int)v;
             else
                 o->limits.deadline_ms = (int)v;
             break;
@@ -674,7 +681,8 @@ static int rg__engine_opts(rg__opts *o, const char *shipped, char *default_dir, 
         return rg__die("%s", "cannot find the shipped protocols; pass --protocols DIR or set "
                              "REGIMEN_PROTOCOLS");
     *eo = (rg_engine_opts){.limits = o->limits, .shipped = shipped, .default_dir = default_dir,
-                           .on_error = rg__print_error};
+                           .on_error = rg__print_error,
+                           .budget = {.cpu_ms = o->clinic_cpu_ms}};
     return 0;
 }
 
@@ -1156,7 +1164,10 @@ static const char rg__serve_usage[] =
     "                \"first_request_timeout_ms\": 5000, \"max_unsent_bytes\": 1048576,\n"
     "                \"stream_max_unsent_bytes\": 1048576, \"stream_stall_ms\": 10000,\n"
     "                \"max_streams_per_clinic\": 64, \"max_streams_per_token\": 32,\n"
-    "                \"max_stream_tickets_per_clinic\": 64 } }\n"
+    "                \"max_stream_tickets_per_clinic\": 64,\n"
+    "                \"clinic_cpu_ms\": 0, \"clinic_cpu_window_s\": 60,\n"
+    "                \"quarantine_hits\": 3, \"quarantine_window_s\": 60,\n"
+    "                \"quarantine_backoff_s\": 60 } }\n"
     "A token belongs to one clinic: one listed for two clinics is refused.\n"
     "\n"
     "Roles: nurse (read, ack, snooze), prescriber, admin (reload, the clinic's\n"

@@ -36,6 +36,13 @@ typedef struct rg_protocol {
     int nrules;
     uint64_t evaluations; /* protected calls made, and their wall time: for metrics */
     double seconds;
+    /* Quarantine (runtime/engine/engine.c): the monotonic ms of the latest
+     * limit hits, and, while quarantined, until when; a reload makes a new
+     * rg_protocol, so it starts clean. */
+    int64_t hits[8];
+    int nhits;
+    int64_t quarantined_until; /* 0: not quarantined */
+    int quarantines;           /* times quarantined since loaded (the back-off doubles) */
 } rg_protocol;
 
 typedef struct rg_clinic {

@@ -29,12 +29,19 @@
 #define RG_ALERT_SLOTS 5 /* subkey, severity, message, due, ends */
 #define RG_MAX_ALERTS 1000      /* alerts one rule may return at once */
 #define RG_MAX_QUICK_WAKES 1000 /* wake-ups in a row less than a second apart */
+#define RG_MAX_STEP_ALERTS 1000 /* alerts all rules of a clinic may return in one step */
+#define RG_MAX_WAKES 1000       /* time-driven steps in one advance (catch-up) */
+#define RG_MAX_ADVANCE_TRANSITIONS 10000 /* transitions in one advance */
+#define RG_CPU_BUCKETS 60       /* a clinic's CPU window, in this many slices */
 
 typedef struct rg__clinic_slot {
     char *name;
     rg_clinic *c;
     int failed;    /* loading failed and was reported */
     char **pjson;  /* per protocol of c: its base parameters as JSON, once made */
+    /* evaluation time, in slices of the CPU window: slice number and ms */
+    int64_t cpu_at[RG_CPU_BUCKETS];
+    double cpu_ms[RG_CPU_BUCKETS];
 } rg__clinic_slot;
 
 typedef struct rg__open {
@@ -251,6 +258,123 @@ static int rg__report(rg_engine *e, const char *clinic, const char *patient, con
     return RG_OK;
 }
 
+/* ---- budgets: CPU per clinic, quarantine per protocol ------------------------ */
+
+static int rg__q_hits(const rg_engine *e)
+{
+    int h = e->o.budget.hits ? e->o.budget.hits : 3;
+    return h > 8 ? 8 : h; /* rg_protocol.hits holds 8 */
+}
+
+static int64_t rg__q_window_ms(const rg_engine *e)
+{
+    return (int64_t)(e->o.budget.window_s > 0 ? e->o.budget.window_s : 60) * 1000;
+}
+
+/* The width in ms of one slice of the clinic CPU window. */
+static int64_t rg__cpu_slice_ms(const rg_engine *e)
+{
+    int64_t w = (int64_t)(e->o.budget.cpu_window_s > 0 ? e->o.budget.cpu_window_s : 60) * 1000;
+    return w / RG_CPU_BUCKETS > 0 ? w / RG_CPU_BUCKETS : 1;
+}
+
+static double rg__cpu_used(const rg_engine *e, const rg__clinic_slot *s, int64_t now)
+{
+    int64_t b = now / rg__cpu_slice_ms(e);
+    double used = 0;
+    for (int i = 0; i < RG_CPU_BUCKETS; i++)
+        if (s->cpu_at[i] > b - RG_CPU_BUCKETS)
+            used += s->cpu_ms[i];
+    return used;
+}
+
+static void rg__cpu_add(const rg_engine *e, rg__clinic_slot *s, int64_t now, double ms)
+{
+    int64_t b = now / rg__cpu_slice_ms(e);
+    int i = (int)(b % RG_CPU_BUCKETS);
+    if (s->cpu_at[i] != b) {
+        s->cpu_at[i] = b;
+        s->cpu_ms[i] = 0;
+    }
+    s->cpu_ms[i] += ms;
+}
+
+/* Is protocol i of c quarantined at now? Releases it (and says so) once its
+ * back-off is over. */
+static int rg__quarantined_now(rg_engine *e, rg_clinic *c, int i, int64_t now)
+{
+    rg_protocol *p = &c->protos[i];
+    if (!p->quarantined_until)
+        return 0;
+    if (now < p->quarantined_until)
+        return 1;
+    p->quarantined_until = 0;
+    p->nhits = 0;
+    if (e->o.budget.on_quarantine)
+        e->o.budget.on_quarantine(e->o.budget.ud, c->name, p->id, p->file, 0, "back-off over");
+    else
+        fprintf(stderr, "regimen: clinic %s: %s: protocol '%s' released from quarantine "
+                "(back-off over)\n", c->name, p->file, p->id);
+    return 0;
+}
+
+/* Counts a limit hit of protocol i; at the quarantine_hits-th within the
+ * window it quarantines the protocol, writes why to note and returns 1. */
+static int rg__limit_hit(rg_engine *e, rg_clinic *c, int i, int64_t now, const char *why,
+                         char *note, size_t notelen)
+{
+    rg_protocol *p = &c->protos[i];
+    if (e->o.budget.hits < 0 || p->quarantined_until)
+        return 0;
+    p->hits[p->nhits % 8] = now;
+    p->nhits++;
+    int h = rg__q_hits(e), recent = 0;
+    for (int k = 0; k < (p->nhits < 8 ? p->nhits : 8); k++)
+        recent += now - p->hits[k] < rg__q_window_ms(e);
+    if (recent < h)
+        return 0;
+    int64_t backoff = (int64_t)(e->o.budget.backoff_s > 0 ? e->o.budget.backoff_s : 60) * 1000
+                      << (p->quarantines < 6 ? p->quarantines : 6);
+    p->quarantined_until = now + backoff;
+    p->quarantines++;
+    p->nhits = 0;
+    e->stats.quarantines++;
+    snprintf(note, notelen, "%s: protocol '%s' is quarantined for %lld s after %d limit hits "
+             "within %lld s (the last: %.300s); it is not evaluated, and its alerts stay as they "
+             "are, until then or until its clinic is reloaded", p->file, p->id,
+             (long long)(backoff / 1000), h, (long long)(rg__q_window_ms(e) / 1000), why);
+    if (e->o.budget.on_quarantine)
+        e->o.budget.on_quarantine(e->o.budget.ud, c->name, p->id, p->file, p->quarantined_until,
+                                  note);
+    else
+        fprintf(stderr, "regimen: clinic %s: %s\n", c->name, note);
+    return 1;
+}
+
+int rg_engine_quarantined(rg_engine *e, const char *clinic, const char *protocol,
+                          int64_t *until_ms)
+{
+    rg__clinic_slot *s = rg__slot(e, clinic, 0);
+    int64_t now = rg_monotonic_ms();
+    for (int i = 0; s && s->c && i < s->c->nprotos; i++)
+        if (!strcmp(s->c->protos[i].id, protocol) && rg__quarantined_now(e, s->c, i, now)) {
+            if (until_ms)
+                *until_ms = s->c->protos[i].quarantined_until;
+            return 1;
+        }
+    return 0;
+}
+
+int rg_engine_quarantined_count(rg_engine *e)
+{
+    int n = 0;
+    int64_t now = rg_monotonic_ms();
+    for (int k = 0; k < e->nclinics; k++)
+        for (int i = 0; e->clinics[k].c && i < e->clinics[k].c->nprotos; i++)
+            n += rg__quarantined_now(e, e->clinics[k].c, i, now);
+    return n;
+}
+
 /* Provenance: each protocol version the clinic runs, recorded before it runs
  * (INSERT OR IGNORE, so a retry after a partial failure completes it). */
 static int rg__record_versions(rg_engine *e, rg_clinic *c)
@@ -424,17 +548,20 @@ static void rg__normalize(lua_State *L, int idx, const char *rule)
             lua_pop(L, 1);
         }
     }
-    /* keys must be unique within a rule */
+    /* keys must be unique within a rule: a set of them, not pairwise */
+    lua_createtable(L, 0, (int)(k / RG_ALERT_SLOTS));
+    int seen = lua_gettop(L);
     for (lua_Integer i = 1; i <= k; i += RG_ALERT_SLOTS) {
-        for (lua_Integer j = i + RG_ALERT_SLOTS; j <= k; j += RG_ALERT_SLOTS) {
-            lua_rawgeti(L, list, i);
-            lua_rawgeti(L, list, j);
-            if (lua_rawequal(L, -1, -2))
-                luaL_error(L, "rule '%s' returned two alerts with the key '%s' (give each its "
-                              "own key, e.g. the event's id)", rule, lua_tostring(L, -1));
-            lua_pop(L, 2);
-        }
+        lua_rawgeti(L, list, i);
+        lua_pushvalue(L, -1);
+        if (lua_rawget(L, seen) != LUA_TNIL)
+            luaL_error(L, "rule '%s' returned two alerts with the key '%s' (give each its "
+                          "own key, e.g. the event's id)", rule, lua_tostring(L, -2));
+        lua_pop(L, 1);
+        lua_pushboolean(L, 1);
+        lua_rawset(L, seen);
     }
+    lua_settop(L, list);
 }
 
 /* [-0, +1] The parameters in force for this patient: the clinic's base, or a
@@ -1096,6 +1223,43 @@ static int rg__emit(rg_engine *e, rg_clinic *c, const char *patient, int open, i
     return rc;
 }
 
+/* ---- matching keys by hash ------------------------------------------------- */
+
+/* An open-addressing index of positions (stored + 1; 0 is empty) by key
+ * string, so that matching the alerts a step returned against the open ones
+ * is linear, not quadratic. Equal keys follow one another along a probe
+ * sequence in the order they were added. */
+typedef struct rg__kindex {
+    int *slot;
+    size_t mask;
+} rg__kindex;
+
+static uint64_t rg__khash(const char *s)
+{
+    uint64_t h = UINT64_C(14695981039346656037);
+    for (; *s; s++)
+        h = (h ^ (uint64_t)(unsigned char)*s) * UINT64_C(1099511628211);
+    return h ^ (h >> 29);
+}
+
+static int rg__kindex_init(rg__kindex *ix, int n)
+{
+    size_t cap = 16;
+    while (cap < (size_t)n * 2 + 2)
+        cap <<= 1;
+    ix->slot = calloc(cap, sizeof *ix->slot);
+    ix->mask = cap - 1;
+    return ix->slot ? RG_OK : RG_ENOMEM;
+}
+
+static void rg__kindex_add(rg__kindex *ix, const char *key, int pos)
+{
+    size_t i = (size_t)rg__khash(key) & ix->mask;
+    while (ix->slot[i])
+        i = (i + 1) & ix->mask;
+    ix->slot[i] = pos + 1;
+}
+
 /* [-0, +1] (history) creating it can raise (memory), so it runs protected. */
 static int rg__new_history(lua_State *L)
 {
@@ -1264,6 +1428,7 @@ static int rg__step(rg_engine *e, rg_clinic *c, const char *patient, int hidx, r
     lua_State *L = rg_sandbox_state(c->sb);
     rg_history *h = lua_touserdata(L, hidx);
     int n = 0, rc = RG_OK, limit = 0, ncands = 0, cap = 0, nflags = 0;
+    lua_Integer nalerts = 0; /* returned by the rules so far in this step */
     rg__cand *cands = NULL;
     char err[4096];
     while (n < e->nsev && e->sev[n].at <= t)
@@ -1286,9 +1451,42 @@ static int rg__step(rg_engine *e, rg_clinic *c, const char *patient, int hidx, r
         return RG_ENOMEM;
     }
 
+    rg__clinic_slot *slot = rg__slot(e, c->name, 0);
+    char note[1024];
     rg_sandbox_enter(c->sb);
     for (int i = 0; i < c->nprotos; i++) {
         if (limit || rc) {
+            lua_pushnil(L);
+            continue;
+        }
+        int64_t now_ms = rg_monotonic_ms();
+        if (rg__quarantined_now(e, c, i, now_ms)) { /* not evaluated: its alerts stay */
+            e->stats.quarantine_skips++;
+            lua_pushnil(L);
+            continue;
+        }
+        if (e->o.budget.cpu_ms > 0 && slot &&
+            rg__cpu_used(e, slot, now_ms) >= (double)e->o.budget.cpu_ms) {
+            /* not run; reported, and a limit hit, only for the protocol that
+             * has taken the most time (the others wait for the window) */
+            int top = 0;
+            for (int k = 1; k < c->nprotos; k++)
+                if (c->protos[k].seconds > c->protos[top].seconds)
+                    top = k;
+            e->stats.cpu_budget_hits++;
+            if (top == i) {
+                char msg[1024];
+                snprintf(msg, sizeof msg, "%s: the clinic's CPU budget of %d ms per %d s is used "
+                         "up, most of it by this protocol ('%s'): it is not evaluated at this "
+                         "step (the clinic's other protocols wait too)", c->protos[i].file,
+                         e->o.budget.cpu_ms,
+                         e->o.budget.cpu_window_s > 0 ? e->o.budget.cpu_window_s : 60,
+                         c->protos[i].id);
+                e->stats.limit_hits++;
+                rc = rg__report(e, c->name, patient, c->protos[i].id, "", t, msg);
+                if (rc == RG_OK && rg__limit_hit(e, c, i, now_ms, msg, note, sizeof note))
+                    rc = rg__report(e, c->name, patient, c->protos[i].id, "", t, note);
+            }
             lua_pushnil(L);
             continue;
         }
@@ -1305,7 +1503,10 @@ static int rg__step(rg_engine *e, rg_clinic *c, const char *patient, int hidx, r
         int prc = rg_pcall(c->sb, 4, 1, err, sizeof err);
         clock_gettime(CLOCK_MONOTONIC, &t1);
         c->protos[i].evaluations++;
-        c->protos[i].seconds += (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
+        double took = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
+        c->protos[i].seconds += took;
+        if (slot)
+            rg__cpu_add(e, slot, now_ms, took * 1000);
         if (prc == RG_ENOMEM) { /* the host's memory, not the protocol: the step fails */
             rc = prc;
             lua_pushnil(L);
@@ -1328,6 +1529,9 @@ static int rg__step(rg_engine *e, rg_clinic *c, const char *patient, int hidx, r
             if (prc == RG_ELIMIT) {
                 limit = 1;
                 e->stats.limit_hits++;
+                if (rc == RG_OK &&
+                    rg__limit_hit(e, c, i, rg_monotonic_ms(), err, note, sizeof note))
+                    rc = rg__report(e, c->name, patient, c->protos[i].id, "", t, note);
             }
         }
     }
@@ -1343,6 +1547,7 @@ static int rg__step(rg_engine *e, rg_clinic *c, const char *patient, int hidx, r
         lua_getfield(L, res, "applies");
         int applies = lua_toboolean(L, -1);
         lua_pop(L, 1);
+        int capped = 0; /* a rule of this protocol went past RG_MAX_STEP_ALERTS */
         for (int r = 0; applies && r < c->protos[i].nrules && rc == RG_OK; r++) {
             int kind = lua_rawgeti(L, res, r + 1);
             if (kind == LUA_TBOOLEAN) { /* it returned nothing */
@@ -1368,6 +1573,30 @@ static int rg__step(rg_engine *e, rg_clinic *c, const char *patient, int hidx, r
                 lua_pop(L, 1);
                 continue;
             }
+            lua_Integer nal = (lua_Integer)lua_rawlen(L, -1) / RG_ALERT_SLOTS;
+            if (nalerts + nal > RG_MAX_STEP_ALERTS) {
+                /* bounded work per step: the rule fails, its alerts stay */
+                failed[flag + r] = 1;
+                lua_pop(L, 1);
+                if (capped++) /* reported once per protocol and step */
+                    continue;
+                char msg[1024];
+                snprintf(msg, sizeof msg, "%s: rule '%s' returned %lld alerts; with the %lld "
+                         "returned before it in this step that is more than the limit of %d "
+                         "alerts per evaluation (it fails, and so does every later rule of "
+                         "this protocol that returns alerts in this step: their alerts stay "
+                         "as they were)", c->protos[i].rules[r].where,
+                         c->protos[i].rules[r].id, (long long)nal, (long long)nalerts,
+                         RG_MAX_STEP_ALERTS);
+                e->stats.limit_hits++;
+                rc = rg__report(e, c->name, patient, c->protos[i].id, c->protos[i].rules[r].id, t,
+                                msg);
+                if (rc == RG_OK && rg__limit_hit(e, c, i, rg_monotonic_ms(), msg, note,
+                                                 sizeof note))
+                    rc = rg__report(e, c->name, patient, c->protos[i].id, "", t, note);
+                continue;
+            }
+            nalerts += nal;
             rc = rg__read_alerts(L, lua_gettop(L), c, patient, i, r, t, &cands, &ncands, &cap,
                                  wake, waker);
             /* keep the list (and so its strings) on the stack until the end */
@@ -1378,6 +1607,11 @@ static int rg__step(rg_engine *e, rg_clinic *c, const char *patient, int hidx, r
         rc = rg__fail_settle(e, c, L, base, patient, t);
 
     /* resolve what is no longer returned */
+    rg__kindex cix = {0}, oix = {0};
+    if (rc == RG_OK && (rg__kindex_init(&cix, ncands) || rg__kindex_init(&oix, e->nopen + ncands)))
+        rc = RG_ENOMEM;
+    for (int k = 0; k < ncands && rc == RG_OK; k++)
+        rg__kindex_add(&cix, cands[k].key, k);
     int nopen = e->nopen;
     for (int a = 0; a < nopen && rc == RG_OK; a++) {
         rg__open *al = &e->open[a];
@@ -1390,9 +1624,18 @@ static int rg__step(rg_engine *e, rg_clinic *c, const char *patient, int hidx, r
             if (failed[flag + ri])
                 continue; /* its rule failed: keep the alert as it is */
             int found = 0;
-            for (int k = 0; k < ncands && !found; k++)
-                if (!cands[k].matched && rg__is_alert(c, patient, &cands[k], al->key))
-                    found = cands[k].matched = 1;
+            for (size_t x = (size_t)rg__khash(al->key) & cix.mask; cix.slot[x] && !found;
+                 x = (x + 1) & cix.mask) {
+                rg__cand *cd = &cands[cix.slot[x] - 1];
+                if (!cd->matched && !strcmp(cd->key, al->key))
+                    found = cd->matched = 1;
+            }
+            /* an alert opened before schema 9 keeps its old key (16 hex
+             * digits): matched by the old form of each result's key */
+            if (!found && strlen(al->key) == RG__LEGACY_KEY_HEX)
+                for (int k = 0; k < ncands && !found; k++)
+                    if (!cands[k].matched && rg__is_alert(c, patient, &cands[k], al->key))
+                        found = cands[k].matched = 1;
             if (found)
                 continue;
         }
@@ -1422,13 +1665,19 @@ static int rg__step(rg_engine *e, rg_clinic *c, const char *patient, int hidx, r
         e->open[a].live = 0;
     }
     /* open what is new */
+    for (int a = 0; a < e->nopen && rc == RG_OK; a++)
+        if (e->open[a].live)
+            rg__kindex_add(&oix, e->open[a].key, a);
     for (int k = 0; k < ncands && rc == RG_OK; k++) {
         rg__cand *cd = &cands[k];
         if (cd->matched)
             continue;
         int dup = 0;
-        for (int a = 0; a < e->nopen && !dup; a++)
-            dup = e->open[a].live && !strcmp(e->open[a].key, cd->key);
+        for (size_t x = (size_t)rg__khash(cd->key) & oix.mask; oix.slot[x] && !dup;
+             x = (x + 1) & oix.mask) {
+            const rg__open *o = &e->open[oix.slot[x] - 1];
+            dup = o->live && !strcmp(o->key, cd->key);
+        }
         if (dup)
             continue;
         const rg_protocol *p = &c->protos[cd->proto];
@@ -1441,9 +1690,14 @@ static int rg__step(rg_engine *e, rg_clinic *c, const char *patient, int hidx, r
             rc = RG_ENOMEM;
             break;
         }
+        int before = e->nopen;
         rc = rg__emit(e, c, patient, 1, 0, cd->key, p->id, p->version, p->rules[cd->rule].id,
                       cd->severity, cd->message, cd->due, t, params, owned, evidence);
+        if (rc == RG_OK && e->nopen > before)
+            rg__kindex_add(&oix, e->open[e->nopen - 1].key, e->nopen - 1);
     }
+    free(cix.slot);
+    free(oix.slot);
     lua_settop(L, base);
     free(cands);
     free(marks);
@@ -1497,6 +1751,19 @@ static rg_time rg__next_correction(const rg_engine *e, rg_time clock, rg_time ca
             (cand == RG_TIME_NONE || e->ev[i].corrected_at < cand))
             cand = e->ev[i].corrected_at;
     return cand;
+}
+
+/* A wake-up cap fired for waker's rule: a limit hit of its protocol. */
+static void rg__waker_hit(rg_engine *e, rg_clinic *c, const char *patient, const rg_rule *waker,
+                          rg_time at, const char *why)
+{
+    char note[1024];
+    for (int i = 0; waker && i < c->nprotos; i++)
+        if (waker >= c->protos[i].rules && waker < c->protos[i].rules + c->protos[i].nrules) {
+            if (rg__limit_hit(e, c, i, rg_monotonic_ms(), why, note, sizeof note))
+                rg__report(e, c->name, patient, c->protos[i].id, "", at, note);
+            return;
+        }
 }
 
 /* once: a single step at until (a re-evaluation), whatever the clock says. */
@@ -1577,8 +1844,10 @@ static int rg__advance(rg_engine *e, const char *clinic, const char *patient, rg
         return rc;
 
     const rg_rule *waker = NULL;
-    int quick = 0; /* time-driven steps in a row, less than a second apart, that changed nothing */
-    int64_t last_transitions = -1;
+    int quick = 0; /* time-driven steps in a row, less than a second apart */
+    int wakes = 0; /* time-driven steps in this advance */
+    int skip_wakes = 0; /* a cap fired: the rest of the wake-ups collapse into one step at until */
+    int64_t transitions_at_start = e->stats.opened + e->stats.resolved;
     if (once) {
         rc = rg__step_at(e, c, patient, hidx, until, &ps.wake, &waker);
         if (ps.clock == RG_TIME_NONE || ps.clock < until)
@@ -1591,7 +1860,7 @@ static int rg__advance(rg_engine *e, const char *clinic, const char *patient, rg
         } else if (late) {
             cand = ps.clock;
         } else {
-            if (ps.wake != RG_TIME_NONE && ps.wake > ps.clock)
+            if (ps.wake != RG_TIME_NONE && ps.wake > ps.clock && !skip_wakes)
                 cand = ps.wake;
             for (int i = 0; i < e->nev; i++)
                 if (e->ev[i].at > ps.clock) {
@@ -1600,18 +1869,22 @@ static int rg__advance(rg_engine *e, const char *clinic, const char *patient, rg
                     break;
                 }
             cand = rg__next_correction(e, ps.clock, cand);
+            /* after a cap: one step at until stands for the wake-ups skipped */
+            if (skip_wakes && ps.wake != RG_TIME_NONE && ps.wake > ps.clock && ps.wake <= until &&
+                (cand == RG_TIME_NONE || cand > until))
+                cand = until;
         }
         /* a late event is taken in at the patient's clock even when the
          * wall clock stepped back below it: else it is marked seen unevaluated */
         if (cand == RG_TIME_NONE || (cand > until && !late))
             break;
         /* A rule that always asks to be woken a moment later would keep the
-         * loop busy forever with no instruction budget ever exceeded. */
-        int64_t transitions_before = e->stats.opened + e->stats.resolved;
-        quick = ps.clock != RG_TIME_NONE && cand == ps.wake && cand - ps.clock < RG_MS_SECOND &&
-                        transitions_before == last_transitions
-                    ? quick + 1 : 0;
-        last_transitions = transitions_before;
+         * loop busy forever with no instruction budget ever exceeded; one
+         * whose alert opens and resolves at every such wake-up too. */
+        int timed = ps.clock != RG_TIME_NONE && cand == ps.wake && !late;
+        quick = timed && cand - ps.clock < RG_MS_SECOND ? quick + 1 : 0;
+        wakes += timed;
+        int64_t transitions = e->stats.opened + e->stats.resolved - transitions_at_start;
         if (quick > RG_MAX_QUICK_WAKES) {
             char msg[600];
             snprintf(msg, sizeof msg, "%s: rule '%s' asked to wake the patient again less than "
@@ -1621,7 +1894,31 @@ static int rg__advance(rg_engine *e, const char *clinic, const char *patient, rg
             if ((rc = rg__report(e, c->name, patient, NULL, waker ? waker->id : "", cand, msg)))
                 break;
             e->stats.limit_hits++;
+            rg__waker_hit(e, c, patient, waker, cand, msg);
             ps.wake = RG_TIME_NONE;
+            continue;
+        }
+        if (!skip_wakes && timed &&
+            (wakes > RG_MAX_WAKES || transitions > RG_MAX_ADVANCE_TRANSITIONS)) {
+            /* a long catch-up (after downtime) of a rule that wakes every
+             * second, or a flood of transitions: bounded work per advance */
+            char msg[700];
+            if (wakes > RG_MAX_WAKES)
+                snprintf(msg, sizeof msg, "%s: rule '%s' woke the patient %d times in one "
+                         "advance (the limit); the wake-ups left up to the advance's end are "
+                         "skipped and evaluated as one step at its end",
+                         waker ? waker->where : c->name, waker ? waker->id : "?", RG_MAX_WAKES);
+            else
+                snprintf(msg, sizeof msg, "%s: rule '%s': %lld transitions in one advance, more "
+                         "than the limit of %d; the wake-ups left up to the advance's end are "
+                         "skipped and evaluated as one step at its end",
+                         waker ? waker->where : c->name, waker ? waker->id : "?",
+                         (long long)transitions, RG_MAX_ADVANCE_TRANSITIONS);
+            if ((rc = rg__report(e, c->name, patient, NULL, waker ? waker->id : "", cand, msg)))
+                break;
+            e->stats.limit_hits++;
+            rg__waker_hit(e, c, patient, waker, cand, msg);
+            skip_wakes = 1;
             continue;
         }
         if ((rc = rg__step_at(e, c, patient, hidx, cand, &ps.wake, &waker)))

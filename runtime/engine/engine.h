@@ -54,6 +54,33 @@ typedef struct rg_engine_sink {
     void *ud;
 } rg_engine_sink;
 
+/* Called when a protocol is quarantined (until_ms: the monotonic ms it is
+ * released at) and when it is released again (until_ms 0), with the
+ * protocol's file and why (for a quarantine, a sentence that names the file).
+ * The hook for a system alert; without one the engine prints the sentence to
+ * stderr. A reload of the clinic releases its protocols without a call (their
+ * rg_protocol is new). rg_engine_quarantined answers at any time. */
+typedef void (*rg_quarantine_fn)(void *ud, const char *clinic, const char *protocol,
+                                 const char *file, int64_t until_ms, const char *why);
+
+/* Budgets over wall-clock time (0 in a field: its default; see below). */
+typedef struct rg_budget_opts {
+    /* A protocol with this many limit hits (deadline, instructions, memory,
+     * print, alerts, wake-ups, CPU budget) within window_s seconds is
+     * quarantined: not evaluated (its alerts stay as they were) for
+     * backoff_s seconds, doubling at each new quarantine up to 64 times
+     * that, or until its clinic is reloaded. Defaults 3, 60, 60; hits < 0
+     * turns quarantine off. */
+    int hits, window_s, backoff_s;
+    /* Per clinic: at most cpu_ms milliseconds of evaluation in any
+     * cpu_window_s seconds; a protocol called past it is not run, which
+     * counts as a limit hit (skipped, not deferred). Default 0: no budget
+     * (serve: limits.clinic_cpu_ms). */
+    int cpu_ms, cpu_window_s;
+    rg_quarantine_fn on_quarantine;
+    void *ud;
+} rg_budget_opts;
+
 typedef struct rg_engine_opts {
     rg_limits limits;
     const char *shipped;     /* root of the shipped protocol set (require, include) */
@@ -64,10 +91,14 @@ typedef struct rg_engine_opts {
     /* Bytes of compiled histories kept between evaluations (0: none), so an
      * evaluation reads only the events it has not seen (runtime/engine/hcache.h). */
     size_t history_cache_bytes;
+    rg_budget_opts budget;
 } rg_engine_opts;
 
 typedef struct rg_engine_stats {
     int64_t patients, events, steps, protocol_calls, errors, limit_hits, opened, resolved;
+    int64_t quarantines;       /* protocols quarantined (each time) */
+    int64_t quarantine_skips;  /* protocol calls not made because of a quarantine */
+    int64_t cpu_budget_hits;   /* protocol calls not made because the clinic's CPU budget was used */
 } rg_engine_stats;
 
 /* A page of patients as rg_store_patients_page hands them out: keys[i] is
@@ -125,6 +156,7 @@ long rg_engine_advance_all(rg_engine *e, rg_time due, rg_time until);
  * count of failing patients leaves or reaches zero. */
 #define RG_EVALUATION_FAILED "regimen.evaluation-failed"
 #define RG_RELOAD_REFUSED "regimen.reload-refused" /* the service's: runtime/service/serve.c */
+#define RG_QUARANTINED "regimen.protocol-quarantined" /* the service's: serve.c */
 int rg_engine_rule_status(rg_store *st, const char *clinic, const char *patient,
                           const char *protocol, const char *version, const char *rule,
                           rg_time at, const char *msg);
@@ -137,6 +169,11 @@ int rg_engine_system_alert(rg_store *st, const char *clinic, const char *rule,
                            int open, rg_time at, const char *message);
 
 const rg_engine_stats *rg_engine_stats_get(const rg_engine *e);
+/* Protocols quarantined now (across clinics). */
+int rg_engine_quarantined_count(rg_engine *e);
+/* Is the clinic's protocol quarantined now? 1 and *until_ms, else 0. */
+int rg_engine_quarantined(rg_engine *e, const char *clinic, const char *protocol,
+                          int64_t *until_ms);
 /* The history cache's counters (all 0 without a cache). */
 void rg_engine_cache_stats(const rg_engine *e, rg_hcache_stats *s);
 

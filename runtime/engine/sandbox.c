@@ -15,14 +15,24 @@
 #include <lauxlib.h>
 #include <lualib.h>
 
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #define RG_HOOK_EVERY 1000 /* instructions between two hook calls */
 #define RG_HOOK_MASK (LUA_MASKCOUNT | LUA_MASKCALL)
 #define RG_MSGH_HEADROOM (1u << 20)
+/* Bytes of one piece the parser is handed at a time: the deadline is checked
+ * between pieces, so even a chunk whose parse is quadratic (thousands of
+ * labels and gotos) stops in time. */
+#define RG_LOAD_PIECE 1024
+/* Bytes of one print line kept in the log; more is cut and counted. */
+#define RG_PRINT_LINE_MAX 1024
 
 /* Registry keys (addresses are unique). */
 static const char rg__k_envs = 'e';    /* list of {E, B} environment pairs */
@@ -34,6 +44,7 @@ struct rg_sandbox {
     lua_State *L;
     char *clinic;
     char **path;
+    char **real; /* path[i] resolved (realpath), or NULL */
     int npath;
     rg_limits lim;
     size_t mem, peak;
@@ -47,7 +58,10 @@ struct rg_sandbox {
     int64_t deadline;  /* monotonic ms */
     int expired;       /* a limit fired; the hook keeps raising */
     int limit_hits;
-    char why[128];
+    int str_hit;       /* the allocator refused a string over RG_MAX_STRING since enter */
+    int print_lines;   /* print calls since enter */
+    size_t print_bytes;
+    char why[160];
     rg_guard guard;
     int nenvs_at_enter;
 };
@@ -82,6 +96,13 @@ static void *rg__alloc(void *ud, void *ptr, size_t osize, size_t nsize)
         return NULL;
     }
     if (sb->enforce_mem && nsize > old) {
+        /* A new string (osize is then the object's type) longer than the
+         * limit per string: comparing, hashing or copying one must stay
+         * far within the deadline, since no hook runs inside those. */
+        if (!ptr && osize == LUA_TSTRING && nsize > RG_MAX_STRING + 64) {
+            sb->str_hit = sb->mem_hit = 1;
+            return NULL;
+        }
         size_t cap = sb->lim.max_memory + (sb->in_msgh ? RG_MSGH_HEADROOM : 0);
         if (sb->mem - old + nsize > cap) {
             sb->mem_hit = 1;
@@ -157,12 +178,36 @@ static void rg__hook(lua_State *L, lua_Debug *ar)
     }
 }
 
+/* [-0, +0, e] Fires a limit from inside a C function: like the hook, it
+ * keeps raising at every instruction until control is back in rg_pcall, so a
+ * protocol's pcall cannot swallow it. */
+static int rg__limit_error(lua_State *L, rg_sandbox *sb, const char *fmt, ...)
+{
+    if (!sb->expired) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(sb->why, sizeof sb->why, fmt, ap);
+        va_end(ap);
+        sb->expired = 1;
+        sb->limit_hits++;
+    }
+    if (sb->active)
+        lua_sethook(L, rg__hook, RG_HOOK_MASK, 1);
+    luaL_where(L, 1);
+    lua_pushstring(L, sb->why);
+    lua_concat(L, 2);
+    return lua_error(L);
+}
+
 void rg_sandbox_enter(rg_sandbox *sb)
 {
     sb->active = 1;
     sb->ticks = 0;
     sb->expired = 0;
     sb->mem_hit = 0;
+    sb->str_hit = 0;
+    sb->print_lines = 0;
+    sb->print_bytes = 0;
     sb->why[0] = '\0';
     sb->deadline = rg_monotonic_ms() + sb->lim.deadline_ms;
     lua_sethook(sb->L, rg__hook, RG_HOOK_MASK, RG_HOOK_EVERY);
@@ -250,6 +295,12 @@ int rg_pcall(rg_sandbox *sb, int nargs, int nres, char *err, size_t errlen)
     int limit = sb->expired || sb->mem_hit;
     if (sb->expired)
         rg_fail(err, errlen, RG_ELIMIT, "%s", lua_tostring(L, -1) ? lua_tostring(L, -1) : sb->why);
+    else if (sb->str_hit && (status == LUA_ERRMEM || status == LUA_ERRERR ||
+                             (lua_tostring(L, -1) && strstr(lua_tostring(L, -1), "not enough memory"))))
+        rg_fail(err, errlen, RG_ELIMIT, "memory limit of %u bytes per string exceeded (a "
+                "longer string could not be compared or copied within the deadline)%s%s",
+                (unsigned)RG_MAX_STRING, status == LUA_ERRRUN && lua_tostring(L, -1) ? ": " : "",
+                status == LUA_ERRRUN && lua_tostring(L, -1) ? lua_tostring(L, -1) : "");
     else if (status == LUA_ERRMEM || (status == LUA_ERRERR && sb->mem_hit))
         rg_fail(err, errlen, RG_ELIMIT, "memory limit of %zu bytes exceeded",
                 sb->lim.max_memory);
@@ -400,6 +451,32 @@ static int rg__strict(lua_State *L)
     return luaL_error(L, "unknown global '%s' (a typo? declare it with 'local')", k);
 }
 
+/* Hands the parser a chunk in pieces of RG_LOAD_PIECE bytes and ends it
+ * early (as if the text stopped there) once a limit has fired: lua_load has
+ * no hook of its own, and some parses (labels, gotos) are quadratic. */
+typedef struct rg__reader {
+    rg_sandbox *sb;
+    const char *s;
+    size_t left;
+    int stopped;
+} rg__reader;
+
+static const char *rg__read_piece(lua_State *L, void *ud, size_t *size)
+{
+    (void)L;
+    rg__reader *r = ud;
+    if (r->left == 0 || (r->sb->active && rg__expired(r->sb))) {
+        r->stopped = r->left > 0;
+        *size = 0;
+        return NULL;
+    }
+    *size = r->left < RG_LOAD_PIECE ? r->left : RG_LOAD_PIECE;
+    const char *p = r->s;
+    r->s += *size;
+    r->left -= *size;
+    return p;
+}
+
 /* load(chunk [, name [, mode [, env]]]): text only, into the sandbox. */
 static int rg__load(lua_State *L)
 {
@@ -412,7 +489,11 @@ static int rg__load(lua_State *L)
         lua_pushstring(L, "only text chunks can be loaded in protocols (mode must be \"t\")");
         return 2;
     }
-    int status = luaL_loadbufferx(L, s, len, name, "t");
+    rg_sandbox *sb = rg_sandbox_of(L);
+    rg__reader rd = {sb, s, len, 0};
+    int status = lua_load(L, rg__read_piece, &rd, name, "t");
+    if (rd.stopped) /* the parse was cut short by the deadline */
+        return rg__limit_error(L, sb, "%s", sb->why);
     if (status != LUA_OK) {
         luaL_pushfail(L);
         lua_insert(L, -2);
@@ -451,32 +532,51 @@ static int rg__setmetatable(lua_State *L)
     return 1;
 }
 
-/* print goes to the service log, tagged with the clinic. */
+/* [-n, +0, e] print goes to the service log, tagged with the clinic: one
+ * line per call, cut at RG_PRINT_LINE_MAX bytes, written with one write, and
+ * at most RG_PRINT_MAX_LINES lines or RG_PRINT_MAX_BYTES bytes per evaluation
+ * (a limit: a flood stops the evaluation, as a loop would). */
 static int rg__print(lua_State *L)
 {
     rg_sandbox *sb = rg_sandbox_of(L);
     int n = lua_gettop(L);
-    luaL_Buffer b;
-    luaL_buffinit(L, &b);
-    for (int i = 1; i <= n; i++) {
-        luaL_tolstring(L, i, NULL);
-        luaL_addvalue(&b);
-        if (i < n)
-            luaL_addchar(&b, '\t');
-    }
-    luaL_pushresult(&b);
+    if (sb->print_lines >= RG_PRINT_MAX_LINES || sb->print_bytes >= RG_PRINT_MAX_BYTES)
+        return rg__limit_error(L, sb, "print limit of %d lines or %d bytes per evaluation "
+                               "exceeded", RG_PRINT_MAX_LINES, RG_PRINT_MAX_BYTES);
+    char line[RG_PRINT_LINE_MAX * 2 + 1024];
     luaL_where(L, 1);
     /* one log line per print: a protocol cannot forge lines of its own */
-    fprintf(stderr, "[%s] %sprint: ", sb->clinic, lua_tostring(L, -1));
-    for (const char *c = lua_tostring(L, -2); *c; c++) {
-        if (*c == '\n')
-            fputs("\\n", stderr);
-        else if ((unsigned char)*c < 0x20 && *c != '\t')
-            fputc('?', stderr);
-        else
-            fputc(*c, stderr);
+    int used = snprintf(line, sizeof line, "[%s] %sprint: ", sb->clinic, lua_tostring(L, -1));
+    lua_pop(L, 1);
+    if (used < 0 || used > 900)
+        used = 900;
+    size_t kept = 0, total = 0;
+    for (int i = 1; i <= n; i++) {
+        size_t len;
+        const char *c = luaL_tolstring(L, i, &len);
+        if (i > 1) {
+            total++;
+            if (kept < RG_PRINT_LINE_MAX)
+                line[used++] = '\t', kept++;
+        }
+        for (size_t k = 0; k < len && kept < RG_PRINT_LINE_MAX; k++, kept++) {
+            if (c[k] == '\n') {
+                line[used++] = '\\';
+                line[used++] = 'n';
+            } else {
+                line[used++] = (unsigned char)c[k] < 0x20 && c[k] != '\t' ? '?' : c[k];
+            }
+        }
+        total += len;
+        lua_pop(L, 1);
     }
-    fputc('\n', stderr);
+    if (total > kept)
+        used += snprintf(line + used, sizeof line - (size_t)used, "... (%zu more bytes not logged)",
+                         total - kept);
+    line[used++] = '\n';
+    fwrite(line, 1, (size_t)used, stderr);
+    sb->print_lines++;
+    sb->print_bytes += kept;
     return 0;
 }
 
@@ -580,10 +680,146 @@ static int rg__rep(lua_State *L)
         lua_pushliteral(L, "");
         return 1;
     }
+    lua_Integer n = lua_tointeger(L, 2);
+    /* a result over the limit per string is refused before it is built */
+    if (n > 0 && (double)l * (double)n + (double)lsep * (double)(n - 1) > (double)RG_MAX_STRING) {
+        rg_sandbox *sb = rg_sandbox_of(L);
+        sb->str_hit = sb->mem_hit = 1;
+        return luaL_error(L, "not enough memory: string.rep would make %f bytes",
+                          (lua_Number)((double)l * (double)n + (double)lsep * (double)(n - 1)));
+    }
     lua_pushvalue(L, lua_upvalueindex(1));
     lua_insert(L, 1);
     lua_call(L, lua_gettop(L) - 1, 1);
     return 1;
+}
+
+/* Elements table.move, insert and remove handle between two checks of the
+ * limits: their loops run in C, where no hook fires, and a __len metamethod
+ * (or a move of a range) can make them a billion steps long. */
+#define RG_TABLE_CHUNK 65536
+
+/* [-0, +0, e] Raises the limit that has fired, if one has (called between
+ * pieces of a long loop in C). */
+static void rg__check_limits(lua_State *L)
+{
+    rg_sandbox *sb = rg_sandbox_of(L);
+    if (sb->active && rg__expired(sb))
+        rg__limit_error(L, sb, "%s", sb->why);
+}
+
+/* [-(4|5), +1, e] table.move(a1, f, e, t [, a2]): a long range is moved in
+ * pieces of RG_TABLE_CHUNK elements by the library's own function, in the
+ * order it would use (backwards when the ranges overlap that way), with the
+ * limits checked between pieces. */
+static int rg__move(lua_State *L)
+{
+    lua_Integer f = luaL_checkinteger(L, 2), e = luaL_checkinteger(L, 3);
+    lua_Integer t = luaL_checkinteger(L, 4);
+    int tt = lua_isnoneornil(L, 5) ? 1 : 5;
+    lua_settop(L, 5);
+    if (e < f || !(f > 0 || e < LUA_MAXINTEGER + f) || e - f < RG_TABLE_CHUNK ||
+        t > LUA_MAXINTEGER - (e - f)) {
+        /* short, empty or invalid: the library's own answer (or error) */
+        lua_pushvalue(L, lua_upvalueindex(1));
+        lua_insert(L, 1);
+        lua_call(L, 5, 1);
+        return 1;
+    }
+    int forward = t > e || t <= f || (tt != 1 && !lua_compare(L, 1, tt, LUA_OPEQ));
+    lua_Integer n = e - f + 1;
+    for (lua_Integer done = 0; done < n;) {
+        lua_Integer len = n - done < RG_TABLE_CHUNK ? n - done : RG_TABLE_CHUNK;
+        lua_Integer off = forward ? done : n - done - len;
+        lua_pushvalue(L, lua_upvalueindex(1));
+        lua_pushvalue(L, 1);
+        lua_pushinteger(L, f + off);
+        lua_pushinteger(L, f + off + len - 1);
+        lua_pushinteger(L, t + off);
+        lua_pushvalue(L, tt);
+        lua_call(L, 5, 1);
+        lua_pop(L, 1);
+        done += len;
+        rg__check_limits(L);
+    }
+    lua_pushvalue(L, tt);
+    return 1;
+}
+
+/* [-(2|3), +0, e] table.insert: the shift for table.insert(t, pos, v) runs
+ * here, with the limits checked every RG_TABLE_CHUNK elements (the length
+ * may come from a __len metamethod). Anything but a table with three
+ * arguments goes to the library's function. */
+static int rg__insert(lua_State *L)
+{
+    if (lua_gettop(L) != 3 || !lua_istable(L, 1)) {
+        lua_pushvalue(L, lua_upvalueindex(1));
+        lua_insert(L, 1);
+        lua_call(L, lua_gettop(L) - 1, 0);
+        return 0;
+    }
+    lua_Integer end = luaL_len(L, 1) + 1; /* where a new element would go */
+    lua_Integer pos = luaL_checkinteger(L, 2);
+    luaL_argcheck(L, (lua_Unsigned)pos - 1u < (lua_Unsigned)end, 2, "position out of bounds");
+    for (lua_Integer i = end; i > pos; i--) {
+        if (((end - i) & (RG_TABLE_CHUNK - 1)) == RG_TABLE_CHUNK - 1)
+            rg__check_limits(L);
+        lua_geti(L, 1, i - 1);
+        lua_seti(L, 1, i);
+    }
+    lua_seti(L, 1, pos); /* the value, on top */
+    return 0;
+}
+
+/* [-(1|2), +1, e] table.remove, with the limits checked during the shift as
+ * in rg__insert. */
+static int rg__remove(lua_State *L)
+{
+    if (!lua_istable(L, 1)) {
+        lua_pushvalue(L, lua_upvalueindex(1));
+        lua_insert(L, 1);
+        lua_call(L, lua_gettop(L) - 1, 1);
+        return 1;
+    }
+    lua_Integer size = luaL_len(L, 1);
+    lua_Integer pos = luaL_optinteger(L, 2, size);
+    if (pos != size) /* a size + 1 position is allowed: removes nothing */
+        luaL_argcheck(L, (lua_Unsigned)pos - 1u <= (lua_Unsigned)size, 2,
+                      "position out of bounds");
+    lua_geti(L, 1, pos); /* the result */
+    for (; pos < size; pos++) {
+        if ((pos & (RG_TABLE_CHUNK - 1)) == 0)
+            rg__check_limits(L);
+        lua_geti(L, 1, pos + 1);
+        lua_seti(L, 1, pos);
+    }
+    lua_pushnil(L);
+    lua_seti(L, 1, pos);
+    return 1;
+}
+
+/* [-2, +1, e] The default order of table.sort, as a call the hook sees. */
+static int rg__sort_lt(lua_State *L)
+{
+    lua_pushboolean(L, lua_compare(L, 1, 2, LUA_OPLT));
+    return 1;
+}
+
+/* [-(1|2), +0, e] table.sort: without a comparator, the library would
+ * compare in C with no hook between comparisons; sorting with rg__sort_lt
+ * instead lets the hook stop a sort that outlasts the deadline. */
+static int rg__sort(lua_State *L)
+{
+    luaL_checktype(L, 1, LUA_TTABLE);
+    if (lua_isnoneornil(L, 2)) {
+        lua_settop(L, 1);
+        lua_pushcfunction(L, rg__sort_lt);
+    }
+    lua_settop(L, 2);
+    lua_pushvalue(L, lua_upvalueindex(1));
+    lua_insert(L, 1);
+    lua_call(L, 2, 0);
+    return 0;
 }
 
 static const luaL_Reg rg__base_allowed[] = {
@@ -610,6 +846,17 @@ static void rg__build_globals(rg_sandbox *sb)
     lua_getfield(L, -1, "rep");
     lua_pushcclosure(L, rg__rep, 1);
     lua_setfield(L, -2, "rep");
+    lua_pop(L, 1);
+    lua_getglobal(L, "table");
+    static const luaL_Reg wrapped[] = {
+        {"sort", rg__sort}, {"move", rg__move}, {"insert", rg__insert}, {"remove", rg__remove},
+        {NULL, NULL},
+    };
+    for (const luaL_Reg *r = wrapped; r->name; r++) {
+        lua_getfield(L, -1, r->name);
+        lua_pushcclosure(L, r->func, 1);
+        lua_setfield(L, -2, r->name);
+    }
     lua_pop(L, 1);
     for (int i = 0; rg__denied_fields[i]; i++) {
         char lib[32];
@@ -681,11 +928,13 @@ int rg_sandbox_new(rg_sandbox **out, const char *clinic, const rg_limits *lim,
     sb->lim = lim ? *lim : RG_LIMITS_DEFAULT;
     sb->clinic = strdup(clinic);
     sb->path = calloc((size_t)(npath > 0 ? npath : 1), sizeof *sb->path);
-    if (!sb->clinic || !sb->path)
+    sb->real = calloc((size_t)(npath > 0 ? npath : 1), sizeof *sb->real);
+    if (!sb->clinic || !sb->path || !sb->real)
         goto nomem;
     for (int i = 0; i < npath; i++) {
         if (!(sb->path[i] = strdup(path[i])))
             goto nomem;
+        sb->real[i] = realpath(path[i], NULL); /* NULL: not there (yet) */
         sb->npath++;
     }
     sb->guard.expired = rg__guard_expired;
@@ -733,9 +982,12 @@ void rg_sandbox_free(rg_sandbox *sb)
         sb->enforce_mem = 0;
         lua_close(sb->L);
     }
-    for (int i = 0; i < sb->npath; i++)
+    for (int i = 0; i < sb->npath; i++) {
         free(sb->path[i]);
+        free(sb->real ? sb->real[i] : NULL);
+    }
     free(sb->path);
+    free(sb->real);
     free(sb->clinic);
     free(sb);
 }
@@ -744,7 +996,72 @@ int rg_sandbox_loadfile(rg_sandbox *sb, const char *path, char *err, size_t errl
 {
     lua_State *L = sb->L;
     luaL_checkstack(L, 6, "loading a protocol");
-    int status = luaL_loadfilex(L, path, "t");
+    /* Only a regular file, opened without blocking (a FIFO or a device would
+     * hold the thread in open or read with no hook to stop it), and read
+     * whole before it is parsed in pieces under the deadline. */
+    int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
+    if (fd < 0)
+        return rg_fail(err, errlen, RG_EPROTOCOL, "%s: cannot open: %s", path, strerror(errno));
+    struct stat stt;
+    if (fstat(fd, &stt) != 0 || !S_ISREG(stt.st_mode)) {
+        close(fd);
+        return rg_fail(err, errlen, RG_EPROTOCOL, "%s: is not a regular file (protocols and "
+                       "modules must be plain files)", path);
+    }
+    /* and one under the protocol directories, as opened (a symlink out of
+     * them, e.g. to another clinic's files, is refused) */
+    char link[64], *real = NULL;
+    snprintf(link, sizeof link, "/proc/self/fd/%d", fd);
+    real = realpath(link, NULL);
+    if (!real)
+        real = realpath(path, NULL);
+    int inside = sb->npath == 0;
+    for (int i = 0; real && i < sb->npath && !inside; i++) {
+        size_t n = sb->real[i] ? strlen(sb->real[i]) : 0;
+        inside = n && !strncmp(real, sb->real[i], n) && (real[n] == '/' || sb->real[i][n - 1] == '/');
+    }
+    if (!inside) {
+        rg_fail(err, errlen, RG_EPROTOCOL, "%s: is outside the protocol directories (it is "
+                "%s); protocols and modules must be files under them", path,
+                real ? real : "a file that cannot be resolved");
+        free(real);
+        close(fd);
+        return RG_EPROTOCOL;
+    }
+    free(real);
+    if (stt.st_size > (off_t)RG_MAX_CHUNK) {
+        close(fd);
+        return rg_fail(err, errlen, RG_ELIMIT, "%s: is %lld bytes; a protocol or module file "
+                       "may hold at most %u", path, (long long)stt.st_size, (unsigned)RG_MAX_CHUNK);
+    }
+    char *text = malloc((size_t)stt.st_size + 1);
+    size_t got = 0;
+    while (text && got < (size_t)stt.st_size) {
+        ssize_t r = read(fd, text + got, (size_t)stt.st_size - got);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0)
+            break;
+        got += (size_t)r;
+    }
+    close(fd);
+    if (!text)
+        return rg_fail(err, errlen, RG_ENOMEM, "out of memory");
+    /* as luaL_loadfile: a UTF-8 BOM is skipped, a first line starting with
+     * '#' is blanked (its newline kept, so line numbers hold) */
+    size_t skip = got >= 3 && !memcmp(text, "\xEF\xBB\xBF", 3) ? 3 : 0;
+    if (skip < got && text[skip] == '#')
+        while (skip < got && text[skip] != '\n')
+            skip++;
+    char chunkname[4200];
+    snprintf(chunkname, sizeof chunkname, "@%s", path);
+    rg__reader rd = {sb, text + skip, got - skip, 0};
+    int status = lua_load(L, rg__read_piece, &rd, chunkname, "t");
+    free(text);
+    if (rd.stopped) {
+        lua_pop(L, 1);
+        return rg_fail(err, errlen, RG_ELIMIT, "%s: %s (while parsing)", path, sb->why);
+    }
     if (status != LUA_OK) {
         const char *m = lua_tostring(L, -1);
         if (m && strstr(m, "binary chunk"))

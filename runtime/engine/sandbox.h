@@ -32,6 +32,22 @@ typedef struct rg_limits {
 
 #define RG_LIMITS_DEFAULT ((rg_limits){64u << 20, 10 * 1000 * 1000, 2000})
 
+/* Fixed limits, so that no single C call outlasts the deadline by much (the
+ * count hook never runs inside one):
+ * - no string longer than RG_MAX_STRING bytes can be made (the allocator
+ *   refuses it: "memory limit of ... bytes per string"): one comparison,
+ *   concatenation or string.format of strings this long takes well under a
+ *   millisecond, and table.sort's comparisons go through a call the hook sees;
+ * - load() and protocol or module files are parsed in pieces with the
+ *   deadline checked between them, and a file may hold at most RG_MAX_CHUNK
+ *   bytes (a chunk given to load() is a string, so at most RG_MAX_STRING);
+ * - print writes at most RG_PRINT_MAX_LINES lines or RG_PRINT_MAX_BYTES bytes
+ *   per evaluation (each line cut at 1,024 bytes); more is a limit error. */
+#define RG_MAX_STRING (256u << 10)
+#define RG_MAX_CHUNK (4u << 20)
+#define RG_PRINT_MAX_LINES 100
+#define RG_PRINT_MAX_BYTES 16384
+
 typedef struct rg_sandbox rg_sandbox;
 
 /* Creates a state for clinic; path lists the directories (in order) where

@@ -686,6 +686,21 @@ static void rg__get_metrics(rg_svc *sv, int ci, rg_http_conn *c)
                   (long long)es->errors, (long long)es->limit_hits, (long long)es->steps,
                   (unsigned long long)(sv->reloads), (unsigned long long)sv->reload_failures,
                   (unsigned long long)sv->db_errors, sv->loop_lag);
+    /* budgets (runtime/engine/engine.c): quarantined protocols, CPU budget */
+    rg_buf_printf(&b,
+                  "# HELP regimen_protocols_quarantined Protocols quarantined now (not evaluated "
+                  "after repeated limit hits).\n"
+                  "# TYPE regimen_protocols_quarantined gauge\nregimen_protocols_quarantined %d\n"
+                  "# HELP regimen_quarantines_total Times a protocol was quarantined.\n"
+                  "# TYPE regimen_quarantines_total counter\nregimen_quarantines_total %lld\n"
+                  "# HELP regimen_quarantine_skips_total Protocol evaluations not made because "
+                  "the protocol was quarantined.\n"
+                  "# TYPE regimen_quarantine_skips_total counter\nregimen_quarantine_skips_total %lld\n"
+                  "# HELP regimen_cpu_budget_hits_total Protocol evaluations not made because "
+                  "their clinic had used its CPU budget.\n"
+                  "# TYPE regimen_cpu_budget_hits_total counter\nregimen_cpu_budget_hits_total %lld\n",
+                  rg_engine_quarantined_count(sv->eng), (long long)es->quarantines,
+                  (long long)es->quarantine_skips, (long long)es->cpu_budget_hits);
     /* leases (many workers on PostgreSQL; a SQLite service holds all) */
     rg_buf_printf(&b, "# HELP regimen_leases_held Clinic leases this worker holds.\n"
                       "# TYPE regimen_leases_held gauge\nregimen_leases_held %d\n"

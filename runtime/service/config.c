@@ -57,6 +57,10 @@ int rg_svc_load_config(rg_svc *sv, const char *path, char *err, size_t errlen)
     sv->max_streams_clinic = 64;
     sv->max_streams_token = 32;
     sv->max_tickets_clinic = 64;
+    /* no CPU budget by default: past it evaluations are skipped, not deferred,
+     * which a busy clinic (an import) must not meet unasked */
+    sv->budget = (rg_budget_opts){.hits = 3, .window_s = 60, .backoff_s = 60, .cpu_ms = 0,
+                                  .cpu_window_s = 60};
     if (!json_is_object(root)) {
         rc = rg__cfg_fail(err, errlen, path, "(top)", "expected a JSON object");
         goto done;
@@ -96,7 +100,10 @@ int rg_svc_load_config(rg_svc *sv, const char *path, char *err, size_t errlen)
                                             "first_request_timeout_ms", "max_unsent_bytes",
                                             "stream_max_unsent_bytes", "stream_stall_ms",
                                             "max_streams_per_clinic", "max_streams_per_token",
-                                            "max_stream_tickets_per_clinic", NULL};
+                                            "max_stream_tickets_per_clinic",
+                                            "clinic_cpu_ms", "clinic_cpu_window_s",
+                                            "quarantine_hits", "quarantine_window_s",
+                                            "quarantine_backoff_s", NULL};
         if (!json_is_object(limits)) {
             rc = rg__cfg_fail(err, errlen, path, "limits", "expected an object");
             goto done;
@@ -110,16 +117,22 @@ int rg_svc_load_config(rg_svc *sv, const char *path, char *err, size_t errlen)
                 rc = rg__cfg_fail(err, errlen, path, field, "unknown limit");
                 goto done;
             }
-            if (!json_is_integer(v) || json_integer_value(v) < (i == 9 || i == 10 ? 0 : 1)) {
-                /* history_cache_mb may be 0: no cache; future_skew_minutes 0: no check */
+            /* history_cache_mb, future_skew_minutes, clinic_cpu_ms and
+             * quarantine_hits may be 0: none */
+            int zero_ok = i == 9 || i == 10 || i == 20 || i == 22;
+            if (!json_is_integer(v) || json_integer_value(v) < (zero_ok ? 0 : 1) ||
+                json_integer_value(v) > 1000000000) {
                 rc = rg__cfg_fail(err, errlen, path, field,
-                                  i == 9   ? "expected a whole number (0: no cache)"
+                                  i == 9    ? "expected a whole number (0: no cache)"
                                   : i == 10 ? "expected a whole number of minutes (0: no check)"
-                                           : "expected a positive whole number");
+                                  : i == 20 ? "expected a whole number of ms (0: no CPU budget)"
+                                  : i == 22 ? "expected a whole number of limit hits (0: never "
+                                              "quarantine)"
+                                            : "expected a positive whole number");
                 goto done;
             }
             json_int_t n = json_integer_value(v);
-            if (i >= 17 && n > RG_MAX_STREAMS) { /* RG_MAX_TICKETS is the same 256 */
+            if (i >= 17 && i <= 19 && n > RG_MAX_STREAMS) { /* RG_MAX_TICKETS is the same 256 */
                 rc = rg__cfg_fail(err, errlen, path, field, "expected a whole number from 1 to 256");
                 goto done;
             }
@@ -148,6 +161,11 @@ int rg_svc_load_config(rg_svc *sv, const char *path, char *err, size_t errlen)
             case 17: sv->max_streams_clinic = (int)n; break;
             case 18: sv->max_streams_token = (int)n; break;
             case 19: sv->max_tickets_clinic = (int)n; break;
+            case 20: sv->budget.cpu_ms = (int)n; break;
+            case 21: sv->budget.cpu_window_s = (int)n; break;
+            case 22: sv->budget.hits = n ? (int)(n > 8 ? 8 : n) : -1; break;
+            case 23: sv->budget.window_s = (int)n; break;
+            case 24: sv->budget.backoff_s = (int)n; break;
             }
         }
     }

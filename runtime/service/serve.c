@@ -198,6 +198,15 @@ static void rg__catch_up(rg_svc *sv, const char *why)
     rg__publish(sv);
 }
 
+/* The same as a paged wake-up pass (rg__flush): the patients due are
+ * evaluated in slices of RG_WAKE_SLICE_MS, the loop answering between them,
+ * so a reload or a start-up after downtime never holds it. */
+static void rg__catch_up_paced(rg_svc *sv, const char *why)
+{
+    rg_log("info", "%s: evaluating the patients due, in slices", why);
+    sv->wake_pending = 1;
+    rg_svc_flush_soon(sv);
+}
 
 static void rg__on_wake(uv_timer_t *t)
 {
@@ -633,14 +642,23 @@ static int rg__due_add(void *ud, const char *clinic, const char *patient)
 /* The wake-up part of a group: the earliest due patients (a page of them),
  * advanced to now by the same rg_engine_advance as simulate, which moves
  * their next wake-up past now, and the snoozes that expired. */
-static int rg__wake_page(rg_svc *sv, rg_time now)
+static int rg__wake_page(rg_svc *sv, rg_time now, int *more)
 {
     sv->ndue = 0;
     int rc = rg_store_due_patients(sv->st, now, RG_WAKE_PAGE, rg__due_add, sv);
     if (rc > 0)
         rc = RG_OK;
-    for (int i = 0; i < sv->ndue && !rc; i++)
+    /* a slice of at most RG_WAKE_SLICE_MS (give or take one patient): the
+     * rest stays due and is taken in the next loop iteration */
+    int64_t t0 = rg_monotonic_ms();
+    *more = sv->ndue == RG_WAKE_PAGE;
+    for (int i = 0; i < sv->ndue && !rc; i++) {
         rc = rg_engine_advance(sv->eng, sv->due[i][0], sv->due[i][1], now);
+        if (i + 1 < sv->ndue && rg_monotonic_ms() - t0 >= RG_WAKE_SLICE_MS) {
+            sv->ndue = i + 1;
+            *more = 1;
+        }
+    }
     if (!rc)
         rc = rg_store_each_due_snooze(sv->st, now, rg__reraise, sv, NULL);
     return rc;
@@ -651,7 +669,7 @@ static int rg__wake_page(rg_svc *sv, rg_time now)
  * answered, and the transitions published, only after the commit. */
 static void rg__group(rg_svc *sv, int wake)
 {
-    int take = 0, rc;
+    int take = 0, rc, more = 0;
     size_t events = 0;
     while (take < sv->npending) {
         size_t k = json_array_size(sv->pending[take].items);
@@ -668,7 +686,7 @@ static void rg__group(rg_svc *sv, int wake)
     for (int i = 0; i < take && !rc; i++)
         rc = rg__store_events(sv, &sv->pending[i]);
     if (!rc && wake)
-        rc = rg__wake_page(sv, now);
+        rc = rg__wake_page(sv, now, &more);
     if (!rc)
         rc = rg_store_commit(sv->st);
     if (rc) {
@@ -688,7 +706,7 @@ static void rg__group(rg_svc *sv, int wake)
     if (wake) {
         sv->wake_failed = rc != RG_OK;
         sv->wake_done += rc ? 0 : sv->ndue;
-        if (rc || sv->ndue < RG_WAKE_PAGE) { /* else more may be due: the next iteration goes on */
+        if (rc || !more) { /* else more may be due: the next iteration goes on */
             if (sv->wake_done > 0)
                 rg_log("info", "wake-up: %ld patient%s evaluated", sv->wake_done,
                        sv->wake_done == 1 ? "" : "s");
@@ -710,8 +728,10 @@ static void rg__flush(rg_svc *sv)
     size_t budget = RG_WAKE_PAGE;
     for (int i = 0; i < sv->npending; i++)
         budget += json_array_size(sv->pending[i].items);
+    int64_t t0 = rg_monotonic_ms();
     for (;;) {
-        int wake = sv->wake_pending && budget > 0;
+        /* wake-up work in slices: past RG_WAKE_SLICE_MS the loop polls again */
+        int wake = sv->wake_pending && budget > 0 && rg_monotonic_ms() - t0 < RG_WAKE_SLICE_MS;
         if (!wake && sv->npending == 0)
             break;
         rg__group(sv, wake);
@@ -735,6 +755,8 @@ void rg_svc_flush_soon(rg_svc *sv)
 }
 
 /* ---- reload and shutdown ------------------------------------------------------------------- */
+
+static void rg__quarantine_end_all(rg_svc *sv, int ci);
 
 /* A refused reload is a system alert of the clinic's, regimen.reload-refused
  * (why: opened with it), resolved by the next load that goes live (why NULL). */
@@ -794,6 +816,7 @@ static int rg__load_clinics(rg_svc *sv, int initial)
         sv->clinics[i].live_fp = fp;
         if (initial || sv->clinics[i].refused) /* (at start: one from before may be open) */
             rg__refusal_alert(sv, i, NULL);
+        rg__quarantine_end_all(sv, i); /* new protocols (or a restart): none is quarantined */
         rg_clinic *now_c = rg_engine_clinic(sv->eng, name);
         char new_hashes[4096] = "";
         for (int p = 0; now_c && p < now_c->nprotos && strlen(new_hashes) < 4000; p++) {
@@ -825,7 +848,7 @@ static int rg__load_clinics(rg_svc *sv, int initial)
         }
     }
     if (changed)
-        rg__catch_up(sv, "reload");
+        rg__catch_up_paced(sv, "reload");
     else if (!initial)
         rg__publish(sv); /* a refusal alerted, or resolved */
     rg_svc_arm(sv);
@@ -894,6 +917,137 @@ static void rg__on_eval_error(void *ud, const char *clinic, const char *patient,
            at == RG_TIME_NONE ? "load" : rg_time_format(at, when), msg);
 }
 
+static void rg__on_release(uv_timer_t *t);
+
+/* Arms the release timer at the earliest end of a clinic's quarantines. */
+static void rg__arm_release(rg_svc *sv)
+{
+    int64_t first = 0;
+    for (int i = 0; i < sv->nclinics; i++)
+        if (sv->clinics[i].release_at && (!first || sv->clinics[i].release_at < first))
+            first = sv->clinics[i].release_at;
+    if (!first || sv->stopping)
+        return;
+    int64_t delay = first - rg_monotonic_ms() + 10; /* past it: released at the first step */
+    uv_timer_start(&sv->release, rg__on_release, (uint64_t)(delay > 0 ? delay : 0), 0);
+}
+
+/* A quarantine is over: a protocol that was not evaluated asked for no
+ * wake-ups meanwhile, so the clinic's patients are all woken, as after a
+ * reload, and evaluated in slices. */
+static void rg__on_release(uv_timer_t *t)
+{
+    rg_svc *sv = t->data;
+    int64_t now = rg_monotonic_ms();
+    int woken = 0;
+    for (int i = 0; i < sv->nclinics && !sv->stopping; i++) {
+        if (!sv->clinics[i].release_at || sv->clinics[i].release_at > now)
+            continue;
+        sv->clinics[i].release_at = 0;
+        if (rg_store_begin(sv->st) == RG_OK) {
+            if (rg_store_wake_clinic(sv->st, sv->clinics[i].name, rg_now()) == RG_OK &&
+                rg_store_commit(sv->st) == RG_OK) {
+                woken++;
+                rg_log("info", "clinic %s: quarantine over: its patients are evaluated again",
+                       sv->clinics[i].name);
+            } else {
+                rg_store_rollback(sv->st);
+            }
+        }
+    }
+    if (woken)
+        rg__catch_up_paced(sv, "quarantine over");
+    rg__arm_release(sv);
+}
+
+/* A protocol was quarantined (until_ms > 0) or released (0) by the engine's
+ * budgets: logged with its file, and the clinic's patients woken when it is
+ * over (rg__on_release). (The place for a system alert.) */
+/* The system alert of a quarantine: regimen.protocol-quarantined, critical,
+ * keyed by the protocol, opened when the engine quarantines it and resolved
+ * when its back-off ends or a reload replaces it. Stored in a transaction of
+ * its own, outside the evaluation that hit the limit. */
+static void rg__quarantine_alert(rg_svc *sv, int ci, const char *protocol, int open,
+                                 const char *why)
+{
+    char msg[900];
+    if (open)
+        snprintf(msg, sizeof msg, "protocol '%s' quarantined (not evaluated) after repeated "
+                 "limit hits: %.700s", protocol, why);
+    else
+        snprintf(msg, sizeof msg, "protocol '%s' evaluated again", protocol);
+    if (rg_store_begin(sv->st) != RG_OK)
+        return;
+    if (rg_engine_system_alert(sv->st, sv->clinics[ci].name, RG_QUARANTINED, protocol, "",
+                               protocol, open, rg_now(), msg) != RG_OK ||
+        rg_store_commit(sv->st) != RG_OK) {
+        rg_store_rollback(sv->st);
+        rg_log("error", "clinic %s: the quarantine's alert could not be stored: %s",
+               sv->clinics[ci].name, rg_store_errmsg(sv->st));
+    }
+}
+
+static void rg__on_quarantine_note(uv_timer_t *t)
+{
+    rg_svc *sv = t->data;
+    for (int k = 0; k < sv->nqnotes; k++)
+        rg__quarantine_alert(sv, sv->qnotes[k].clinic, sv->qnotes[k].protocol,
+                             sv->qnotes[k].open, sv->qnotes[k].why);
+    sv->nqnotes = 0;
+    rg__publish(sv);
+}
+
+/* Resolves every quarantine alert of clinic ci (its protocols were
+ * replaced by a reload, which ends their quarantine). */
+typedef struct rg__qopen {
+    char protocols[8][128];
+    int n;
+} rg__qopen;
+
+static int rg__qopen_cb(void *ud, int64_t id, const rg_transition *t)
+{
+    rg__qopen *q = ud;
+    (void)id;
+    if (!strcmp(t->rule, RG_QUARANTINED) && q->n < 8)
+        snprintf(q->protocols[q->n++], sizeof q->protocols[0], "%s", t->protocol);
+    return 0;
+}
+
+static void rg__quarantine_end_all(rg_svc *sv, int ci)
+{
+    rg__qopen q = {.n = 0};
+    if (rg_store_each_open_alert(sv->st, sv->clinics[ci].name, "", rg__qopen_cb, &q) != RG_OK)
+        return;
+    for (int k = 0; k < q.n; k++)
+        rg__quarantine_alert(sv, ci, q.protocols[k], 0, "");
+}
+
+static void rg__on_quarantine(void *ud, const char *clinic, const char *protocol,
+                              const char *file, int64_t until_ms, const char *why)
+{
+    rg_svc *sv = ud;
+    for (int i = 0; i < sv->nclinics; i++)
+        if (!strcmp(sv->clinics[i].name, clinic) && sv->nqnotes < RG_SVC_QNOTES) {
+            rg_svc_qnote *n = &sv->qnotes[sv->nqnotes++];
+            n->clinic = i;
+            n->open = until_ms != 0;
+            snprintf(n->protocol, sizeof n->protocol, "%s", protocol);
+            snprintf(n->why, sizeof n->why, "%s", why ? why : "");
+            if (!sv->stopping)
+                uv_timer_start(&sv->qnote, rg__on_quarantine_note, 0, 0);
+        }
+    if (!until_ms) {
+        rg_log("info", "clinic %s: %s: protocol '%s' released from quarantine (%s)", clinic, file,
+               protocol, why);
+        return;
+    }
+    rg_log("error", "clinic %s: %.1500s", clinic, why);
+    for (int i = 0; i < sv->nclinics; i++)
+        if (!strcmp(sv->clinics[i].name, clinic) && until_ms > sv->clinics[i].release_at)
+            sv->clinics[i].release_at = until_ms;
+    rg__arm_release(sv);
+}
+
 static void rg__close_handle(uv_handle_t *h)
 {
     if (!uv_is_closing(h))
@@ -914,6 +1068,8 @@ static void rg__http_closed(void *ud)
         rg_webhooks_close(sv->hooks, rg__hooks_closed, sv);
     rg__close_handle((uv_handle_t *)&sv->wake);
     rg__close_handle((uv_handle_t *)&sv->reload_delay);
+    rg__close_handle((uv_handle_t *)&sv->release);
+    rg__close_handle((uv_handle_t *)&sv->qnote);
     rg__close_handle((uv_handle_t *)&sv->lag);
     rg__close_handle((uv_handle_t *)&sv->flush_check);
     rg__close_handle((uv_handle_t *)&sv->flush_idle);
@@ -1012,7 +1168,9 @@ int rg_serve_main(const char *db_path, const char *config_path, const char *ship
     rg_store_data_version(sv->st, &sv->data_version);
     rg_engine_opts eo = {.limits = sv->limits, .shipped = shipped ? sv->shipped : NULL,
                          .on_error = rg__on_eval_error, .ud = sv,
-                         .history_cache_bytes = sv->history_cache};
+                         .history_cache_bytes = sv->history_cache, .budget = sv->budget};
+    eo.budget.on_quarantine = rg__on_quarantine;
+    eo.budget.ud = sv;
     if (rg_engine_new(&sv->eng, sv->st, &eo)) {
         rg_store_close(sv->st);
         rg_holder_release(sv->holder);
@@ -1021,8 +1179,10 @@ int rg_serve_main(const char *db_path, const char *config_path, const char *ship
     uv_loop_init(&sv->loop);
     uv_timer_init(&sv->loop, &sv->wake);
     uv_timer_init(&sv->loop, &sv->reload_delay);
+    uv_timer_init(&sv->loop, &sv->release);
+    uv_timer_init(&sv->loop, &sv->qnote);
     uv_timer_init(&sv->loop, &sv->lag);
-    sv->wake.data = sv->reload_delay.data = sv->lag.data = sv;
+    sv->wake.data = sv->reload_delay.data = sv->lag.data = sv->release.data = sv->qnote.data = sv;
     uv_check_init(&sv->loop, &sv->flush_check);
     uv_idle_init(&sv->loop, &sv->flush_idle);
     sv->flush_check.data = sv->flush_idle.data = sv;
@@ -1093,7 +1253,7 @@ int rg_serve_main(const char *db_path, const char *config_path, const char *ship
                sv->nclinics == 1 ? "" : "s");
     }
     /* whatever fell due while the service was down, at its due time */
-    rg__catch_up(sv, "start-up");
+    rg__catch_up_paced(sv, "start-up");
     rg_svc_arm(sv);
 run:
     uv_run(&sv->loop, UV_RUN_DEFAULT);

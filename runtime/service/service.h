@@ -30,6 +30,7 @@
 #define RG_CLOCK_STEP_MS 1000 /* a wall clock that moved this far off the monotonic one stepped */
 #define RG_GROUP_EVENTS 1000  /* a group commit closes once it holds this many events */
 #define RG_WAKE_PAGE 256      /* due patients advanced per group commit */
+#define RG_WAKE_SLICE_MS 50   /* wake-up work per loop iteration, then the loop polls */
 #define RG_MAX_TICKETS 256    /* stream tickets not yet used nor expired */
 #define RG_TICKET_MS 30000    /* how long a stream ticket can be used */
 #define RG_SVC_ALERTS_PAGE 200  /* GET /v1/alerts: alerts per page unless ?limit= */
@@ -51,7 +52,17 @@ typedef struct rg_svc_clinic {
     int refused; /* the last reload of its protocols was refused */
     uint64_t live_fp; /* rg_clinic_fingerprint of what runs: a reload of the same skips the gate */
     int held;    /* this worker holds its lease: it evaluates it and sends its webhook */
+    int64_t release_at; /* monotonic ms its quarantined protocols are all out (0: none) */
 } rg_svc_clinic;
+
+/* A quarantine begun or ended during an evaluation, for its system alert
+ * (regimen.protocol-quarantined), stored once the evaluation's transaction
+ * is done (serve.c, rg__on_quarantine_note). */
+typedef struct rg_svc_qnote {
+    int clinic, open;
+    char protocol[128], why[700];
+} rg_svc_qnote;
+#define RG_SVC_QNOTES 32
 
 /* A transition stream. While its backlog is sent, a page at a time as the
  * client reads (api.c), last_cseq is RG_SVC_PAGING, so that the transitions
@@ -104,7 +115,12 @@ typedef struct rg_svc {
     int max_streams_clinic, max_streams_token, max_tickets_clinic;
     size_t history_cache; /* bytes of compiled histories kept (limits.history_cache_mb) */
     rg_time future_skew;  /* limits.future_skew_minutes (0: the default; negative: no check) */
+    rg_budget_opts budget; /* limits.clinic_cpu_ms and limits.quarantine_* */
     uv_timer_t wake, reload_delay, lag;
+    uv_timer_t release; /* at the end of a quarantine: the clinic's patients re-evaluated */
+    uv_timer_t qnote;   /* quarantine notes to store as system alerts (next loop turn) */
+    rg_svc_qnote qnotes[RG_SVC_QNOTES];
+    int nqnotes;
     uv_signal_t sighup, sigterm, sigint, notice;
     rg_holder *holder;     /* our lock on the database: one service per file */
     int64_t data_version;  /* PRAGMA data_version at the last notice */

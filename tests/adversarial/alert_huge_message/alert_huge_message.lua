@@ -1,11 +1,11 @@
 -- adversarial/alert_huge_message
 -- Attacks: storage and every consumer of alerts (feed, webhook, log), with a
--- 1 MiB alert message and a 1 MiB key.
--- Must happen: "alert message is 1048576 bytes; the limit is 2000" naming
+-- 200 KB alert message and a 200 KB key (a string may not exceed 256 KiB).
+-- Must happen: "alert message is 200000 bytes; the limit is 2000" naming
 -- this file; the alert is not opened.
 local R = require 'regimen'
 
-local MiB = ('m'):rep(1 << 20)
+local MiB = ('m'):rep(200000)
 
 return R.protocol {
   id = 'adv.alert-huge-message', version = '1',
