@@ -409,8 +409,8 @@ Test(failures, a_snooze_expiry_is_in_the_feed_and_on_the_webhook, .timeout = 60)
     cr_assert_eq(http(s.port, "GET", "/v1/alerts?state=open", TOKEN_A, NULL, &out), 200);
     char *k = strstr(out, "\"key\":\"");
     cr_assert_not_null(k, "%s", out);
-    char key[32], path[128], until[40], body[256];
-    snprintf(key, sizeof key, "%.16s", k + 7);
+    char key[64], path[128], until[40], body[256];
+    snprintf(key, sizeof key, "%.*s", (int)strcspn(k + 7, "\""), k + 7);
     free(out);
     iso(now_ms() + 500, until);
     snprintf(body, sizeof body, "{\"who\":\"nurse kim\",\"until\":\"%s\",\"reason\":\"later\"}",
