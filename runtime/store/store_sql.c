@@ -331,6 +331,7 @@ const char *const rg_store_sql[Q__COUNT] = {
         " o.patient, o.protocol, o.version, o.rule, o.severity, o.message, o.at, o.due, r.at,"
         " a.acked_by, a.acked_at, a.snoozed_until, coalesce(o.notify_at, o.at) FROM transitions o"
         " LEFT JOIN transitions r ON r.clinic = o.clinic AND r.key = o.key AND r.alert_id = o.seq"
+        " AND r.state = 'resolved'"
         " LEFT JOIN alerts a ON a.id = o.seq"
         " WHERE o.clinic = ?1 AND o.key = ?4 AND o.state = 'open' AND (?2 IS NULL OR o.patient = ?2)"
         " AND (?3 IS NULL OR st = ?3) AND o.seq > ?6 ORDER BY o.seq LIMIT ?5",
