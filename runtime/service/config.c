@@ -36,6 +36,53 @@ static json_t *rg__cfg_read(const char *path, char *err, size_t errlen)
     return root;
 }
 
+/* A clinic's "webhook": its URL as a string, or {"url", "secret",
+ * "secrets"} with one or two signing secrets "whsec_<base64>" (two while a
+ * rotation is under way: both sign every delivery). */
+static int rg__cfg_webhook(rg_svc_clinic *c, json_t *hook, const char *path, const char *field,
+                           char *err, size_t errlen)
+{
+    char f[160];
+    const char *url = json_string_value(json_is_object(hook) ? json_object_get(hook, "url") : hook);
+    snprintf(f, sizeof f, "%s.webhook", field);
+    if (json_is_object(hook)) {
+        const char *k;
+        json_t *x;
+        json_object_foreach(hook, k, x) {
+            if (strcmp(k, "url") && strcmp(k, "secret") && strcmp(k, "secrets"))
+                return rg__cfg_fail(err, errlen, path, f,
+                                    "unknown setting (known: url, secret, secrets)");
+        }
+        json_t *one = json_object_get(hook, "secret"), *many = json_object_get(hook, "secrets");
+        json_t *all = json_array();
+        if (one)
+            json_array_append(all, one);
+        if (json_is_array(many))
+            json_array_extend(all, many);
+        int bad = (many && !json_is_array(many)) || json_array_size(all) > RG_WEBHOOK_KEYS;
+        size_t i;
+        json_array_foreach(all, i, x) {
+            if (bad || rg_webhook_key_parse(json_string_value(x), &c->hook_keys[i])) {
+                bad = 1;
+                break;
+            }
+            c->nhook_keys++;
+        }
+        json_decref(all);
+        if (bad)
+            return rg__cfg_fail(err, errlen, path, f,
+                                "'secret' (or 'secrets', at most two during a rotation) must be "
+                                "\"whsec_<base64 of 24 to 64 random bytes>\"");
+    }
+    if (!url || (strncmp(url, "http://", 7) && strncmp(url, "https://", 8)))
+        return rg__cfg_fail(err, errlen, path, f,
+                            "expected an http:// or https:// URL, or {\"url\": URL, \"secret\": "
+                            "\"whsec_...\"}");
+    if (!(c->webhook = strdup(url)))
+        return rg_fail(err, errlen, RG_ENOMEM, "out of memory");
+    return RG_OK;
+}
+
 int rg_svc_load_config(rg_svc *sv, const char *path, char *err, size_t errlen)
 {
     json_t *root = rg__cfg_read(path, err, errlen);
@@ -180,18 +227,9 @@ int rg_svc_load_config(rg_svc *sv, const char *path, char *err, size_t errlen)
             }
         }
         json_t *hook = json_object_get(v, "webhook");
-        if (hook) {
-            const char *url = json_string_value(hook);
-            if (!url || (strncmp(url, "http://", 7) && strncmp(url, "https://", 8))) {
-                rc = rg__cfg_fail(err, errlen, path, field,
-                                  "'webhook' must be an http:// or https:// URL");
-                goto done;
-            }
-            if (!(c->webhook = strdup(url))) {
-                rc = rg_fail(err, errlen, RG_ENOMEM, "out of memory");
-                goto done;
-            }
-        }
+        if (hook && (rc = rg__cfg_webhook(c, hook, path, field, err, errlen)))
+            goto done;
+        rc = RG_EINVAL;
         sv->nclinics++;
     }
     rc = RG_OK;

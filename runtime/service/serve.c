@@ -294,7 +294,8 @@ static int rg__hook_add(rg_svc *sv, int i)
         return RG_OK;
     if (!sv->hooks && rg_webhooks_new(&sv->hooks, &sv->loop, sv->st, rg__zone_of, sv))
         return RG_ENOMEM;
-    return rg_webhooks_add(sv->hooks, sv->clinics[i].name, sv->clinics[i].webhook);
+    return rg_webhooks_add(sv->hooks, sv->clinics[i].name, sv->clinics[i].webhook,
+                           sv->clinics[i].hook_keys, sv->clinics[i].nhook_keys);
 }
 
 /* How many clinic leases this worker keeps: its fair share of the clinics,

@@ -38,6 +38,8 @@ typedef struct rg_svc_clinic {
     char *tokens[RG_MAX_TOKENS];
     int ntokens;
     char *webhook;      /* URL, or NULL */
+    rg_webhook_key hook_keys[RG_WEBHOOK_KEYS]; /* its signing secrets (webhook.secret(s)) */
+    int nhook_keys;
     int64_t last_cseq; /* last transition pushed to streams */
     uint64_t events[5]; /* stored, duplicate, conflict, rejected, corrected */
     uint64_t opened, resolved;
