@@ -1311,6 +1311,7 @@ Test(store_file, v5_file_upgrades_to_notify_at)
     cr_assert_eq(sqlite3_exec(db, "DROP TABLE webhook_ahead;"
                                   "ALTER TABLE transitions DROP COLUMN notify_at;"
                                   "ALTER TABLE patients DROP COLUMN scheduled;"
+                                  "DROP TABLE audit; DROP TABLE audit_chain;"
                                   "PRAGMA user_version = 5;", NULL, NULL, NULL),
                  SQLITE_OK, "%s", sqlite3_errmsg(db));
     sqlite3_close(db);

@@ -24,6 +24,7 @@
 #include "feed.h"
 #include "report.h"
 #include "report_cmd.h"
+#include "audit_cmd.h"
 #include "sweep.h"
 
 #include <jansson.h>
@@ -79,6 +80,11 @@ static const char rg__usage[] =
     "                                   2 h of monitoring, forms within 7 days (late and\n"
     "                                   missing ones), PHQ-9 response and remission at the\n"
     "                                   end of induction; DIR's numbers (default: shipped)\n"
+    "  audit verify [--db PATH]         check the audit trail's hash chain: exit 1 naming\n"
+    "                                   the first entry deleted, changed or added\n"
+    "  audit show [--clinic C] [--patient P] [--user U] [--since TIME] [--format text|json]\n"
+    "         [--db PATH]\n"
+    "                                   who read or changed which patients' data, and when\n"
     "  test [PATH...]                   run protocol scenario tests (*_test.lua files or\n"
     "                                   directories of them; default: the shipped sets')\n"
     "\n"
@@ -979,7 +985,14 @@ static const char rg__serve_usage[] =
     "                \"deadline_ms\": 2000, \"max_body_bytes\": 1048576,\n"
     "                \"max_header_bytes\": 16384, \"max_connections\": 256,\n"
     "                \"idle_timeout_ms\": 30000, \"request_timeout_ms\": 10000,\n"
-    "                \"max_events_per_request\": 1000, \"history_cache_mb\": 64 } }\n"
+    "                \"max_events_per_request\": 1000, \"history_cache_mb\": 64 },\n"
+    "    \"audit\": { \"retention_days\": 2190 } }\n"
+    "\"listen\" may instead be { \"address\": \"0.0.0.0:7443\", \"certificate\": PEM,\n"
+    "\"key\": PEM } for TLS (read again on SIGHUP); plain HTTP listens on loopback\n"
+    "only, unless { \"address\": ..., \"behind_tls_proxy\": true }.\n"
+    "A clinic's \"webhook\" is a URL, or { \"url\": URL, \"secret\": \"whsec_...\" } (or\n"
+    "\"secrets\": [new, old] during a rotation): deliveries are then signed as the\n"
+    "Standard Webhooks specification says (docs/service.md, \"Signed webhooks\").\n"
     "\n"
     "Endpoints (all but /healthz need Authorization: Bearer <clinic token>):\n"
     "  POST /v1/events                 one event or an array; per-event outcome\n"
@@ -991,6 +1004,7 @@ static const char rg__serve_usage[] =
     "  GET  /v1/transitions/stream     the same, live, as Server-Sent Events\n"
     "  GET  /v1/reports/compliance?from=&to=&format=text|csv|html\n"
     "                                  the esketamine (Spravato REMS) compliance report\n"
+    "  GET  /v1/audit?since=&patient=&user=  the clinic's audit trail (regimen audit)\n"
     "  GET  /healthz, GET /metrics     liveness; Prometheus text\n"
     "\n"
     "Signals: SIGHUP (or a changed protocol file) reloads protocols; a version\n"
@@ -1095,6 +1109,7 @@ int main(int argc, char **argv)
         {"explain", rg__cmd_explain},
         {"diff", rg__cmd_diff},
         {"report", rg__cmd_report},
+        {"audit", rg_audit_cmd},
     };
     /* a service's notice meant for another process never stops a command */
     signal(RG_HOLDER_SIGNAL, SIG_IGN);

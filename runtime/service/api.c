@@ -164,6 +164,7 @@ static void rg__queue(rg_svc *sv, int ci, rg_http_conn *c, const rg_http_req *re
                                                    "the events again");
         return;
     }
+    rg_svc_audit_items(sv, c, items);
     rg_svc_pending *pr = &sv->pending[sv->npending++];
     memset(pr, 0, sizeof *pr);
     pr->conn = c;
@@ -667,6 +668,9 @@ void rg_svc_handle(void *ud, rg_http_conn *c, const rg_http_req *req)
                                     : "a clinic API token is required: Authorization: Bearer <token>");
         return;
     }
+    /* the audit trail: who asked what of which patients (audit_api.c); the
+     * identity is the clinic's token today */
+    rg_svc_audit_begin(sv, c, req, ci, by_ticket ? "stream ticket" : NULL, "clinic-token");
     const char *p = req->path;
     size_t pl = strlen(p);
     if (post && !strcmp(p, "/v1/stream-tickets"))
@@ -690,6 +694,8 @@ void rg_svc_handle(void *ud, rg_http_conn *c, const rg_http_req *req)
         rg__get_transitions(sv, ci, c, req);
     else if (get && !strcmp(p, "/v1/transitions/stream"))
         rg__get_stream(sv, ci, c, req);
+    else if (get && !strcmp(p, "/v1/audit"))
+        rg_svc_get_audit(sv, ci, c, req);
     else if (get && !strcmp(p, "/v1/reports/compliance"))
         rg_svc_get_compliance(sv, ci, c, req);
     else if (get && !strcmp(p, "/metrics"))

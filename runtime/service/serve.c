@@ -816,6 +816,14 @@ static void rg__on_sighup(uv_signal_t *h, int sig)
     rg_svc *sv = h->data;
     (void)sig;
     rg_log("info", "SIGHUP: reloading protocols");
+    if (sv->tls) { /* the certificate and key too: new connections use them */
+        char err[1024];
+        if (rg_tls_reload(sv->tls, err, sizeof err))
+            rg_log("error", "SIGHUP: %s; the TLS certificate in use stays", err);
+        else
+            rg_log("info", "SIGHUP: TLS certificate %s reloaded", sv->tls_cert);
+    }
+    rg_svc_audit_note(sv, "signal", "operator", "*", "SIGHUP reload", "reloaded");
     rg__load_clinics(sv, 0);
     rg__rewatch(sv);
 }
@@ -847,6 +855,7 @@ static void rg__http_closed(void *ud)
 {
     rg_svc *sv = ud;
     sv->http = NULL;
+    rg_svc_audit_stop(sv);
     if (sv->hooks)
         rg_webhooks_close(sv->hooks, rg__hooks_closed, sv);
     rg__close_handle((uv_handle_t *)&sv->wake);
@@ -906,7 +915,8 @@ int rg_serve_main(const char *db_path, const char *config_path, const char *ship
     /* a writer's notice that comes before our handler is up must not kill us;
      * what it announced is read by the start-up catch-up below */
     signal(RG_HOLDER_SIGNAL, SIG_IGN);
-    if (rg_svc_load_config(sv, config_path, err, sizeof err)) {
+    if (rg_svc_load_config(sv, config_path, err, sizeof err) ||
+        (sv->tls_cert && rg_tls_new(&sv->tls, sv->tls_cert, sv->tls_key, err, sizeof err))) {
         fprintf(stderr, "regimen serve: %s\n", err);
         return 2;
     }
@@ -1007,8 +1017,13 @@ int rg_serve_main(const char *db_path, const char *config_path, const char *ship
         rg__http_closed(sv);
         goto run;
     }
-    rg_log("info", "listening on %s:%d (%d clinic%s, database %s)", sv->host, rg_http_port(sv->http),
-           sv->nclinics, sv->nclinics == 1 ? "" : "s", db_path);
+    if (sv->tls)
+        rg_http_set_tls(sv->http, sv->tls);
+    if (rg_svc_audit_start(sv))
+        rg_log("error", "audit: out of memory at start; requests are not audited");
+    rg_log("info", "listening on %s:%d (%d clinic%s, database %s%s)", sv->host,
+           rg_http_port(sv->http), sv->nclinics, sv->nclinics == 1 ? "" : "s", db_path,
+           sv->tls ? ", TLS" : sv->behind_tls_proxy ? ", behind a TLS proxy" : "");
     fflush(stderr);
     char addr[128];
     snprintf(addr, sizeof addr, "%.64s:%d", sv->host, rg_http_port(sv->http));
@@ -1046,6 +1061,9 @@ run:
     rg__reraised_done(sv, 0);
     free(sv->reraised);
     rg_engine_free(sv->eng);
+    rg_tls_free(sv->tls);
+    free(sv->tls_cert);
+    free(sv->tls_key);
     rg_store_close(sv->st);
     rg_holder_release(sv->holder);
     for (int i = 0; i < sv->nclinics; i++) {

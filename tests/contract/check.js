@@ -220,6 +220,13 @@ async function main() {
   await check('GET', CR, `${CR}?${period}&format=pdf`, { token: north }, 400);
   await check('GET', CR, `${CR}?${period}`, {}, 401);
 
+  // the audit trail of the requests above
+  const AU = '/v1/audit';
+  const au = await check('GET', AU, `${AU}?since=2026-01-01T00:00:00Z&limit=50`, { token: north }, 200);
+  if (!au.body.entries || !au.body.entries.length) fail('GET /v1/audit: no entries for the requests made');
+  await check('GET', AU, `${AU}?since=yesterday`, { token: north }, 400);
+  await check('GET', AU, AU, {}, 401);
+
   const m = await check('GET', '/metrics', '/metrics', { token: north }, 200);
   await check('GET', '/metrics', '/metrics', {}, 401);
   // 3. /metrics is valid Prometheus text (promtool's parser and lint)
