@@ -157,3 +157,47 @@ Test(audit, a_deleted_last_entry_is_found_and_usage_errors_exit_2)
     free(out);
     rg_test_rmdir(s.dir);
 }
+
+/* audit.retention_days: the entries older than that are archived a second
+ * after start (and hourly), and the chain still verifies from the hash of
+ * the last one archived. (Backdating entries breaks their hashes: only
+ * archiving them makes the trail whole again.) */
+Test(audit, retention_archives_old_entries_and_the_chain_still_verifies, .timeout = 60)
+{
+    server s = {0};
+    char *out;
+    server_setup(&s, fast_protocol, fast_protocol);
+    server_start(&s);
+    for (int i = 0; i < 3; i++) {
+        cr_assert_eq(http(s.port, "GET", "/v1/alerts", TOKEN_A, NULL, &out), 200);
+        free(out);
+    }
+    cr_assert_eq(server_stop(&s, SIGTERM), 0);
+    sql(s.db, "UPDATE audit SET at = at - 3 * 86400000 WHERE seq <= 2");
+    cr_assert_eq(run(&out, "audit", "verify", "--db", s.db, NULL, NULL), 1, "%s", out);
+    free(out);
+    char *cfg = rg_test_read(s.config);
+    char *brace = strrchr(cfg, '}');
+    *brace = '\0';
+    char with[4096];
+    snprintf(with, sizeof with, "%s, \"audit\": { \"retention_days\": 2 } }\n", cfg);
+    free(cfg);
+    rg_test_write(s.dir, "config.json", with);
+    server_start(&s);
+    char *log = NULL;
+    for (int i = 0; i < 50; i++) {
+        free(log);
+        log = rg_test_read(s.log);
+        if (strstr(log, "archived"))
+            break;
+        usleep(100000);
+    }
+    cr_assert(strstr(log, "audit: 2 entries older than 2 days archived"), "%s", log);
+    free(log);
+    cr_assert_eq(server_stop(&s, SIGTERM), 0);
+    cr_assert_eq(run(&out, "audit", "verify", "--db", s.db, NULL, NULL), 0, "%s", out);
+    cr_assert(strstr(out, "entries 1 to 2 archived"), "%s", out);
+    free(out);
+    cr_assert_eq(count_rows(s.db, "SELECT min(seq) FROM audit"), 3);
+    rg_test_rmdir(s.dir);
+}

@@ -783,6 +783,7 @@ static void rg__on_reload_delay(uv_timer_t *t)
 {
     rg_svc *sv = t->data;
     rg_log("info", "protocol files changed: reloading");
+    rg_svc_audit_note(sv, "protocol files", "system", "*", "reload (files changed)", "reloaded");
     rg__load_clinics(sv, 0);
     rg__rewatch(sv);
 }
