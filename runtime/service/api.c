@@ -268,6 +268,10 @@ static void rg__get_alerts(rg_svc *sv, int ci, rg_http_conn *c, const rg_http_re
         rg__error(c, 503, "the alerts could not be read");
         return;
     }
+    size_t i;
+    json_t *a;
+    json_array_foreach(list, i, a) /* the audit trail names whose alerts were shown */
+        rg_svc_audit_patient(sv, c, json_string_value(json_object_get(a, "patient")));
     rg_svc_reply_json(c, 200, json_pack("{s:o}", "alerts", list));
 }
 

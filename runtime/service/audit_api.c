@@ -171,6 +171,10 @@ static void rg__on_respond(void *ud, rg_http_conn *c, int status)
         a->open[i] = a->open[--a->nopen];
         snprintf(r.outcome, sizeof r.outcome, "%d", status);
         r.conn = NULL;
+        if (r.more) { /* a bulk post or a long list: the rest counted in the route */
+            size_t n = strlen(r.route);
+            snprintf(r.route + n, sizeof r.route - n, " (+%d more patients)", r.more);
+        }
         if (rg__grow(&a->done, &a->capdone, a->ndone)) {
             rg_log("error", "audit: out of memory: the entry of %s by %s was not kept", r.route,
                    r.who);
@@ -285,12 +289,6 @@ void rg_svc_audit_items(rg_svc *sv, rg_http_conn *c, json_t *items)
         if (p && strlen(p) <= RG_EVENT_MAX_ID)
             rg_svc_audit_patient(sv, c, p);
     }
-    rg__arec *r = rg__open_of(sv, c);
-    if (r && r->more) { /* a bulk post: the rest counted in the route */
-        size_t n = strlen(r->route);
-        snprintf(r->route + n, sizeof r->route - n, " (+%d more patients)", r->more);
-        r->more = 0;
-    }
 }
 
 static int rg__key_patient(void *ud, const rg_alert_view *v)
@@ -349,9 +347,9 @@ void rg_svc_audit_begin(rg_svc *sv, rg_http_conn *c, const rg_http_req *req, int
             rg_svc_audit_patient(sv, c, buf);
     } else if (rg_svc_query(req->query, "patient", buf, sizeof buf)) {
         rg_svc_audit_patient(sv, c, buf);
-    } else if (strcmp(p, "/v1/events") && strcmp(p, "/v1/fhir")) {
+    } else if (strcmp(p, "/v1/events") && strcmp(p, "/v1/fhir") && strcmp(p, "/v1/alerts")) {
         rg_svc_audit_patient(sv, c, "*"); /* a read over all the clinic's patients */
-    }
+    } /* (the events' patients, and those of the alerts listed, come from their handlers) */
 }
 
 void rg_svc_audit_note(rg_svc *sv, const char *who, const char *role, const char *clinic,
