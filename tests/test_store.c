@@ -1338,6 +1338,7 @@ Test(store_file, v5_file_upgrades_to_notify_at)
                                   "ALTER TABLE patients DROP COLUMN failing;"
                                   "DROP INDEX alert_actions_by_key;"
                                   "ALTER TABLE events DROP COLUMN digest;"
+                                  "DROP TABLE audit; DROP TABLE audit_chain;"
                                   "PRAGMA user_version = 5;", NULL, NULL, NULL),
                  SQLITE_OK, "%s", sqlite3_errmsg(db));
     sqlite3_close(db);

@@ -18,6 +18,7 @@
  * parts: leases and notices.
  */
 #include "digest.h"
+#include "audit.h"
 #include "ingest.h"
 #include "store.h"
 
@@ -733,6 +734,82 @@ CONFORM(webhook_cursor_errors_and_provenance)
                  "the same version again is no error");
 }
 
+/* ---- the audit trail (store/audit.h) ----------------------------------- */
+
+static void audit_add(rg_time at, const char *who, const char *clinic, const char *patients,
+                      const char *route)
+{
+    rg_audit_entry e = {.at = at, .who = who, .role = "nurse", .address = "127.0.0.1:1",
+                        .clinic = clinic, .patients = patients, .route = route, .outcome = "200"};
+    cr_assert_eq(rg_store_begin(st), RG_OK);
+    cr_assert_eq(rg_audit_append(st, &e), RG_OK, "%s", rg_store_errmsg(st));
+    cr_assert_eq(rg_store_commit(st), RG_OK);
+}
+
+static int audit_count(void *ud, const rg_audit_entry *e)
+{
+    (void)e;
+    (*(int *)ud)++;
+    return 0;
+}
+
+static int audit_n(const char *clinic, const char *who, const char *patient, rg_time since)
+{
+    int n = 0;
+    rg_audit_filter f = {.clinic = clinic, .who = who, .patient = patient, .since = since};
+    cr_assert_eq(rg_store_audit_each(st, &f, audit_count, &n), RG_OK, "%s", rg_store_errmsg(st));
+    return n;
+}
+
+CONFORM(audit_chain_filters_verifies_and_archives)
+{
+    rg_audit_report r;
+    cr_assert_eq(rg_audit_verify(st, &r), RG_OK);
+    cr_assert(r.ok && r.checked == 0, "an empty trail verifies");
+    audit_add(1000, "ann", "north", "[\"p1\"]", "GET /v1/patients/p1/timeline");
+    audit_add(2000, "bob", "north", "[\"p2\",\"p,1\"]", "POST /v1/events");
+    audit_add(3000, "ann", "south", "[\"p1\"]", "GET /v1/alerts?patient=p1");
+    audit_add(4000, "ann", "north", "[\"*\"]", "GET /v1/alerts");
+    cr_assert_eq(audit_n(NULL, NULL, NULL, RG_TIME_NONE), 4);
+    cr_assert_eq(audit_n("north", NULL, NULL, RG_TIME_NONE), 3);
+    cr_assert_eq(audit_n(NULL, "ann", NULL, RG_TIME_NONE), 3);
+    cr_assert_eq(audit_n(NULL, NULL, "p1", RG_TIME_NONE), 2, "p1, not \"p,1\"");
+    cr_assert_eq(audit_n(NULL, NULL, "p,1", RG_TIME_NONE), 1);
+    cr_assert_eq(audit_n("north", NULL, NULL, 2000), 2);
+    cr_assert_eq(rg_audit_verify(st, &r), RG_OK);
+    cr_assert(r.ok && r.checked == 4 && r.chain.tip_seq == 4, "%s", r.why);
+
+    /* an edit is found at the entry edited */
+    raw_sql("UPDATE audit SET who = 'eve' WHERE seq = 2");
+    cr_assert_eq(rg_audit_verify(st, &r), RG_OK);
+    cr_assert(!r.ok && r.broken_seq == 2 && strstr(r.why, "changed"), "%lld %s",
+              (long long)r.broken_seq, r.why);
+    raw_sql("UPDATE audit SET who = 'bob' WHERE seq = 2");
+    cr_assert_eq(rg_audit_verify(st, &r), RG_OK);
+    cr_assert(r.ok, "%s", r.why);
+
+    /* retention: the entries before 2500 go, the chain's base keeps entry 2's hash */
+    int64_t n = -1;
+    cr_assert_eq(rg_store_begin(st), RG_OK);
+    cr_assert_eq(rg_store_audit_archive(st, 2500, &n), RG_OK, "%s", rg_store_errmsg(st));
+    cr_assert_eq(rg_store_commit(st), RG_OK);
+    cr_assert_eq(n, 2);
+    cr_assert_eq(audit_n(NULL, NULL, NULL, RG_TIME_NONE), 2);
+    cr_assert_eq(rg_audit_verify(st, &r), RG_OK);
+    cr_assert(r.ok && r.checked == 2 && r.chain.base_seq == 2, "%s", r.why);
+    audit_add(5000, "cy", "north", "[]", "POST /v1/alerts/k/ack");
+    cr_assert_eq(rg_audit_verify(st, &r), RG_OK);
+    cr_assert(r.ok && r.checked == 3 && r.chain.tip_seq == 5, "%s", r.why);
+
+    /* a deleted entry, in the middle or at the end */
+    raw_sql("DELETE FROM audit WHERE seq = 4");
+    cr_assert_eq(rg_audit_verify(st, &r), RG_OK);
+    cr_assert(!r.ok && r.broken_seq == 4 && strstr(r.why, "missing"), "%s", r.why);
+    raw_sql("DELETE FROM audit WHERE seq = 5");
+    cr_assert_eq(rg_audit_verify(st, &r), RG_OK);
+    cr_assert(!r.ok && r.broken_seq == 4, "%s", r.why);
+}
+
 static int commits;
 static void on_commit(void *ud)
 {
@@ -1268,6 +1345,7 @@ Test(conf_pg, a_v5_database_upgrades_in_place, .init = setup_pg, .fini = teardow
             "ALTER TABLE patients DROP COLUMN failing;"
             "ALTER TABLE events DROP COLUMN digest;"
             "DROP INDEX alert_actions_by_key;"
+            "DROP TABLE audit; DROP TABLE audit_chain;"
             "UPDATE schema_version SET version = 5");
     cr_assert_eq(pg_int("SELECT count(*) FROM information_schema.columns"
                         " WHERE table_schema = current_schema() AND column_name = 'notify_at'"),

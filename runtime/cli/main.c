@@ -27,6 +27,7 @@
 #include "report.h"
 #include "report_cmd.h"
 #include "passwd_cmd.h"
+#include "audit_cmd.h"
 #include "sweep.h"
 
 #include <jansson.h>
@@ -92,6 +93,11 @@ static const char rg__usage[] =
     "                                   2 h of monitoring, forms within 7 days (late and\n"
     "                                   missing ones), PHQ-9 response and remission at the\n"
     "                                   end of induction; DIR's numbers (default: shipped)\n"
+    "  audit verify [--db PATH]         check the audit trail's hash chain: exit 1 naming\n"
+    "                                   the first entry deleted, changed or added\n"
+    "  audit show [--clinic C] [--patient P] [--user U] [--since TIME] [--format text|json]\n"
+    "         [--db PATH]\n"
+    "                                   who read or changed which patients' data, and when\n"
     "  test [PATH...]                   run protocol scenario tests (*_test.lua files or\n"
     "                                   directories of them; default: the shipped sets')\n"
     "\n"
@@ -1167,8 +1173,15 @@ static const char rg__serve_usage[] =
     "                \"max_stream_tickets_per_clinic\": 64,\n"
     "                \"clinic_cpu_ms\": 0, \"clinic_cpu_window_s\": 60,\n"
     "                \"quarantine_hits\": 3, \"quarantine_window_s\": 60,\n"
-    "                \"quarantine_backoff_s\": 60 } }\n"
+    "                \"quarantine_backoff_s\": 60 },\n"
+    "    \"audit\": { \"retention_days\": 2190 } }\n"
     "A token belongs to one clinic: one listed for two clinics is refused.\n"
+    "\"listen\" may instead be { \"address\": \"0.0.0.0:7443\", \"certificate\": PEM,\n"
+    "\"key\": PEM } for TLS (read again on SIGHUP); plain HTTP listens on loopback\n"
+    "only, unless { \"address\": ..., \"behind_tls_proxy\": true }.\n"
+    "A clinic's \"webhook\" is a URL, or { \"url\": URL, \"secret\": \"whsec_...\" } (or\n"
+    "\"secrets\": [new, old] during a rotation): deliveries are then signed as the\n"
+    "Standard Webhooks specification says (docs/service.md, \"Signed webhooks\").\n"
     "\n"
     "Roles: nurse (read, ack, snooze), prescriber, admin (reload, the clinic's\n"
     "metrics), auditor, integration (events and FHIR only), metrics (/metrics of\n"
@@ -1186,6 +1199,7 @@ static const char rg__serve_usage[] =
     "  GET  /v1/reports/compliance?from=&to=&format=text|csv|html\n"
     "                                  the esketamine (Spravato REMS) compliance report\n"
     "  POST /v1/admin/reload           (admin) as SIGHUP\n"
+    "  GET  /v1/audit?since=&patient=&user=  (auditor) the clinic's audit trail (regimen audit)\n"
     "  GET  /healthz, GET /metrics     liveness; Prometheus text (metrics key or admin)\n"
     "\n"
     "Signals: SIGHUP reloads the configuration (users, keys, roles: a removed\n"
@@ -1293,6 +1307,7 @@ int main(int argc, char **argv)
         {"diff", rg__cmd_diff},
         {"report", rg__cmd_report},
         {"passwd", rg_passwd_cmd},
+        {"audit", rg_audit_cmd},
     };
     /* a service's notice meant for another process never stops a command */
     signal(RG_HOLDER_SIGNAL, SIG_IGN);

@@ -142,6 +142,7 @@ static void rg__queue(rg_svc *sv, int ci, rg_http_conn *c, const rg_http_req *re
                                                    "the events again");
         return;
     }
+    rg_svc_audit_items(sv, c, items);
     rg_svc_pending *pr = &sv->pending[sv->npending++];
     memset(pr, 0, sizeof *pr);
     pr->conn = c;
@@ -279,6 +280,10 @@ static void rg__get_alerts(rg_svc *sv, int ci, rg_http_conn *c, const rg_http_re
         rg__error(c, 503, "the alerts could not be read");
         return;
     }
+    size_t i;
+    json_t *a;
+    json_array_foreach(list, i, a) /* the audit trail names whose alerts were shown */
+        rg_svc_audit_patient(sv, c, json_string_value(json_object_get(a, "patient")));
     json_t *next = json_null();
     int64_t more = 0;
     if (json_array_size(list) == (size_t)limit &&
@@ -899,6 +904,13 @@ void rg_svc_handle(void *ud, rg_http_conn *c, const rg_http_req *req)
     }
     int ci = who.clinic; /* -1: a key of every clinic (the metrics role) */
     const rg_svc_who *w = &who;
+    /* the audit trail: who asked what of which patients (audit_api.c), as
+     * the signed-in user or the key, with its role */
+    if (ci >= 0) {
+        char aw[200];
+        rg_svc_audit_begin(sv, c, req, ci, rg_svc_who_text(w, aw, sizeof aw),
+                           rg_svc_role_names[w->role]);
+    }
     const char *p = req->path;
     size_t pl = strlen(p);
 #define RG__NEED(bits, what)                                                                       \
@@ -934,6 +946,9 @@ void rg_svc_handle(void *ud, rg_http_conn *c, const rg_http_req *req)
     } else if (get && !strcmp(p, "/v1/transitions/stream")) {
         RG__NEED(RG_NEED_READ, "open the transition stream");
         rg__get_stream(sv, ci, c, req, w);
+    } else if (get && !strcmp(p, "/v1/audit")) {
+        RG__NEED(RG_NEED_AUDIT, "read the audit trail");
+        rg_svc_get_audit(sv, ci, c, req);
     } else if (get && !strcmp(p, "/v1/reports/compliance")) {
         RG__NEED(RG_NEED_READ, "read reports");
         rg_svc_get_compliance(sv, ci, c, req);

@@ -36,6 +36,101 @@ static json_t *rg__cfg_read(const char *path, char *err, size_t errlen)
     return root;
 }
 
+/* 127.0.0.0/8, ::1 or localhost. */
+static int rg__loopback(const char *host)
+{
+    return !strncmp(host, "127.", 4) || !strcmp(host, "::1") || !strcmp(host, "[::1]") ||
+           !strcmp(host, "localhost");
+}
+
+/* "listen": {"address", "certificate", "key", "behind_tls_proxy"} (paths
+ * relative to the configuration's directory); the address is read by the
+ * caller as the string form. */
+static int rg__cfg_listen_object(rg_svc *sv, json_t *listen, const char *path, const char *base,
+                                 char *err, size_t errlen)
+{
+    const char *k;
+    json_t *v;
+    json_object_foreach(listen, k, v) {
+        if (strcmp(k, "address") && strcmp(k, "certificate") && strcmp(k, "key") &&
+            strcmp(k, "behind_tls_proxy"))
+            return rg__cfg_fail(err, errlen, path, "listen",
+                                "unknown setting (known: address, certificate, key, "
+                                "behind_tls_proxy)");
+    }
+    const char *cert = json_string_value(json_object_get(listen, "certificate"));
+    const char *key = json_string_value(json_object_get(listen, "key"));
+    json_t *proxy = json_object_get(listen, "behind_tls_proxy");
+    if (!json_is_string(json_object_get(listen, "address")))
+        return rg__cfg_fail(err, errlen, path, "listen.address",
+                            "expected \"HOST:PORT\" such as \"0.0.0.0:7443\"");
+    if ((json_object_get(listen, "certificate") || json_object_get(listen, "key")) &&
+        (!cert || !key || !*cert || !*key))
+        return rg__cfg_fail(err, errlen, path, "listen",
+                            "\"certificate\" and \"key\" go together: the PEM files of the "
+                            "certificate (its chain) and of its private key");
+    if (proxy && !json_is_boolean(proxy))
+        return rg__cfg_fail(err, errlen, path, "listen.behind_tls_proxy", "expected true or false");
+    sv->behind_tls_proxy = json_is_true(proxy);
+    if (cert) {
+        char full[2][PATH_MAX];
+        const char *f[2] = {cert, key};
+        for (int i = 0; i < 2; i++)
+            snprintf(full[i], sizeof full[i], "%.2000s%s%.2000s", f[i][0] == '/' ? "" : base,
+                     f[i][0] == '/' ? "" : "/", f[i]);
+        if (!(sv->tls_cert = strdup(full[0])) || !(sv->tls_key = strdup(full[1])))
+            return rg_fail(err, errlen, RG_ENOMEM, "out of memory");
+    }
+    return RG_OK;
+}
+
+/* A clinic's "webhook": its URL as a string, or {"url", "secret",
+ * "secrets"} with one or two signing secrets "whsec_<base64>" (two while a
+ * rotation is under way: both sign every delivery). */
+static int rg__cfg_webhook(rg_svc_clinic *c, json_t *hook, const char *path, const char *field,
+                           char *err, size_t errlen)
+{
+    char f[200];
+    const char *url = json_string_value(json_is_object(hook) ? json_object_get(hook, "url") : hook);
+    snprintf(f, sizeof f, "%s.webhook", field);
+    if (json_is_object(hook)) {
+        const char *k;
+        json_t *x;
+        json_object_foreach(hook, k, x) {
+            if (strcmp(k, "url") && strcmp(k, "secret") && strcmp(k, "secrets"))
+                return rg__cfg_fail(err, errlen, path, f,
+                                    "unknown setting (known: url, secret, secrets)");
+        }
+        json_t *one = json_object_get(hook, "secret"), *many = json_object_get(hook, "secrets");
+        json_t *all = json_array();
+        if (one)
+            json_array_append(all, one);
+        if (json_is_array(many))
+            json_array_extend(all, many);
+        int bad = (many && !json_is_array(many)) || json_array_size(all) > RG_WEBHOOK_KEYS;
+        size_t i;
+        json_array_foreach(all, i, x) {
+            if (bad || rg_webhook_key_parse(json_string_value(x), &c->hook_keys[i])) {
+                bad = 1;
+                break;
+            }
+            c->nhook_keys++;
+        }
+        json_decref(all);
+        if (bad)
+            return rg__cfg_fail(err, errlen, path, f,
+                                "'secret' (or 'secrets', at most two during a rotation) must be "
+                                "\"whsec_<base64 of 24 to 64 random bytes>\"");
+    }
+    if (!url || (strncmp(url, "http://", 7) && strncmp(url, "https://", 8)))
+        return rg__cfg_fail(err, errlen, path, f,
+                            "expected an http:// or https:// URL, or {\"url\": URL, \"secret\": "
+                            "\"whsec_...\"}");
+    if (!(c->webhook = strdup(url)))
+        return rg_fail(err, errlen, RG_ENOMEM, "out of memory");
+    return RG_OK;
+}
+
 int rg_svc_load_config(rg_svc *sv, const char *path, char *err, size_t errlen)
 {
     json_t *root = rg__cfg_read(path, err, errlen);
@@ -68,15 +163,33 @@ int rg_svc_load_config(rg_svc *sv, const char *path, char *err, size_t errlen)
     snprintf(sv->config_path, sizeof sv->config_path, "%s", path);
     json_object_foreach(root, key, v) {
         if (strcmp(key, "listen") && strcmp(key, "clinics") && strcmp(key, "limits") &&
-            strcmp(key, "api_keys") && strcmp(key, "sessions")) {
+            strcmp(key, "api_keys") && strcmp(key, "sessions") && strcmp(key, "audit")) {
             rc = rg__cfg_fail(err, errlen, path, key,
-                              "unknown setting (known: listen, clinics, limits, api_keys, sessions)");
+                              "unknown setting (known: listen, clinics, limits, api_keys, "
+                              "sessions, audit)");
             goto done;
         }
     }
+    json_t *audit = json_object_get(root, "audit");
+    if (audit) { /* "audit": {"retention_days": N}: older entries archived */
+        json_t *days = json_object_get(audit, "retention_days");
+        if (!json_is_object(audit) || json_object_size(audit) != (days ? 1u : 0u) ||
+            (days && (!json_is_integer(days) || json_integer_value(days) < 0 ||
+                      json_integer_value(days) > 36500))) {
+            rc = rg__cfg_fail(err, errlen, path, "audit",
+                              "expected { \"retention_days\": DAYS } (0 to 36500; 0 or absent: "
+                              "kept for ever)");
+            goto done;
+        }
+        sv->audit_retention_days = days ? (int)json_integer_value(days) : 0;
+    }
     json_t *listen = json_object_get(root, "listen");
+    if (json_is_object(listen) && (rc = rg__cfg_listen_object(sv, listen, path, base, err, errlen)))
+        goto done;
+    rc = RG_EINVAL;
     if (listen) {
-        const char *s = json_string_value(listen);
+        const char *s = json_string_value(json_is_object(listen) ? json_object_get(listen, "address")
+                                                                 : listen);
         const char *colon = s ? strrchr(s, ':') : NULL;
         char *end;
         long port = colon ? strtol(colon + 1, &end, 10) : -1;
@@ -87,6 +200,14 @@ int rg_svc_load_config(rg_svc *sv, const char *path, char *err, size_t errlen)
         }
         snprintf(sv->host, sizeof sv->host, "%.*s", (int)(colon - s), s);
         sv->port = (int)port;
+    }
+    /* plain HTTP carries tokens and patient data in the clear: only on
+     * loopback, or behind a proxy that terminates TLS */
+    if (!sv->tls_cert && !sv->behind_tls_proxy && !rg__loopback(sv->host)) {
+        rc = rg__cfg_fail(err, errlen, path, "listen",
+                          "plain HTTP only on loopback: give \"certificate\" and \"key\" "
+                          "for TLS, or \"behind_tls_proxy\": true when a proxy terminates TLS");
+        goto done;
     }
     json_t *limits = json_object_get(root, "limits");
     if (limits) {
@@ -234,18 +355,9 @@ int rg_svc_load_config(rg_svc *sv, const char *path, char *err, size_t errlen)
             }
         }
         json_t *hook = json_object_get(v, "webhook");
-        if (hook) {
-            const char *url = json_string_value(hook);
-            if (!url || (strncmp(url, "http://", 7) && strncmp(url, "https://", 8))) {
-                rc = rg__cfg_fail(err, errlen, path, field,
-                                  "'webhook' must be an http:// or https:// URL");
-                goto done;
-            }
-            if (!(c->webhook = strdup(url))) {
-                rc = rg_fail(err, errlen, RG_ENOMEM, "out of memory");
-                goto done;
-            }
-        }
+        if (hook && (rc = rg__cfg_webhook(c, hook, path, field, err, errlen)))
+            goto done;
+        rc = RG_EINVAL;
         sv->nclinics++;
     }
     /* A token names one clinic: one shared by two would let the first

@@ -18,8 +18,14 @@
  * except a connection that closed while its handler still owed a response:
  * that one is freed by the handler's late rg_http_respond/rg_http_stream_start.
  * Nothing is logged here; the caller reads rg_http_stats_get.
+ *
+ * With TLS (rg_http_set_tls) a connection's bytes pass through tls.c on
+ * their way: what uv_read brings is handed to it and the parser reads the
+ * plaintext it gives (rg__feed), and every write is encrypted before
+ * uv_write (rg__write). Nothing else here knows of TLS.
  */
 #include "http.h"
+#include "tls.h"
 
 #include <http_parser.h>
 
@@ -86,6 +92,8 @@ struct rg_http_conn {
     size_t rpos, rlen;
     void (*on_close)(void *ud, rg_http_conn *c);
     void *close_ud;
+    rg_tls_conn *tls; /* TLS (tls.c), or NULL */
+    char *cipher;     /* with TLS: uv_read's buffer (rbuf holds the plaintext) */
     char rbuf[RG__RBUF];
 };
 
@@ -107,6 +115,9 @@ struct rg_http_server {
     int turn_open;
     rg_http_conn *ready, *ready_tail;
     rg_http_stats stats;
+    rg_tls *tls; /* rg_http_set_tls, or NULL */
+    void (*on_respond)(void *ud, rg_http_conn *c, int status); /* rg_http_on_respond */
+    void *respond_ud;
     void (*done)(void *ud);
     void *done_ud;
 };
@@ -198,6 +209,8 @@ static void rg__ready_push(rg_http_conn *c)
 
 static void rg__free_conn(rg_http_conn *c)
 {
+    rg_tls_conn_free(c->tls);
+    free(c->cipher);
     free(c->arena);
     free(c->body);
     free(c);
@@ -290,8 +303,42 @@ static void rg__on_write(uv_write_t *req, int status)
     }
 }
 
-/* Queues head followed by body (both copied). Returns 0, or -1 if closed. */
+static int rg__write_raw(rg_http_conn *c, const char *head, size_t hlen, const char *body,
+                         size_t blen);
+
+/* With TLS: sends the records tls.c has ready (a handshake's, or a
+ * response's). Returns 0, or -1 if closed. */
+static int rg__tls_flush(rg_http_conn *c)
+{
+    size_t n = rg_tls_pending(c->tls);
+    if (n == 0)
+        return 0;
+    char *buf = malloc(n);
+    if (!buf) {
+        rg__close(c);
+        return -1;
+    }
+    n = rg_tls_out(c->tls, buf, n);
+    int rc = rg__write_raw(c, buf, n, NULL, 0);
+    free(buf);
+    return rc;
+}
+
+/* Queues head followed by body (both copied; encrypted first with TLS).
+ * Returns 0, or -1 if closed. */
 static int rg__write(rg_http_conn *c, const char *head, size_t hlen, const char *body, size_t blen)
+{
+    if (!c->tls || c->closing)
+        return rg__write_raw(c, head, hlen, body, blen);
+    if (rg_tls_write(c->tls, head, hlen) || (blen && rg_tls_write(c->tls, body, blen))) {
+        rg__close(c);
+        return -1;
+    }
+    return rg__tls_flush(c);
+}
+
+static int rg__write_raw(rg_http_conn *c, const char *head, size_t hlen, const char *body,
+                         size_t blen)
 {
     if (c->closing)
         return -1;
@@ -320,7 +367,7 @@ static void rg__alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf)
 {
     (void)hint;
     rg_http_conn *c = h->data;
-    *buf = uv_buf_init(c->rbuf, sizeof c->rbuf);
+    *buf = uv_buf_init(c->tls ? c->cipher : c->rbuf, sizeof c->rbuf);
 }
 
 static void rg__on_read(uv_stream_t *st, ssize_t n, const uv_buf_t *buf)
@@ -338,6 +385,17 @@ static void rg__on_read(uv_stream_t *st, ssize_t n, const uv_buf_t *buf)
             c->close_when_sent = 1;
         else
             rg__close(c);
+        return;
+    }
+    if (c->tls) { /* ciphertext: to tls.c, whose plaintext rg__feed reads */
+        if (rg_tls_in(c->tls, c->cipher, (size_t)n)) {
+            rg__close(c);
+            return;
+        }
+        if (c->state != RG__IDLE && c->state != RG__READING)
+            return;
+        c->rpos = c->rlen = 0;
+        rg__feed(c);
         return;
     }
     if (c->state != RG__IDLE && c->state != RG__READING)
@@ -724,6 +782,15 @@ static void rg__feed(rg_http_conn *c)
             rg__read(c, 0);
             return;
         }
+        if (c->rlen == 0 && c->tls) { /* the plaintext tls.c has (the handshake goes on) */
+            ssize_t got = rg_tls_read(c->tls, c->rbuf, sizeof c->rbuf);
+            if (got < 0 || rg__tls_flush(c)) {
+                rg__close(c);
+                return;
+            }
+            c->rpos = 0;
+            c->rlen = (size_t)got;
+        }
         if (c->rlen == 0) {
             rg__read(c, 1);
             return;
@@ -764,6 +831,8 @@ void rg_http_respond(rg_http_conn *c, int status, const char *content_type, cons
 void rg_http_respond_headers(rg_http_conn *c, int status, const char *content_type,
                              const char *headers, const char *body, size_t len)
 {
+    if (c->s && c->s->on_respond && c->state == RG__AWAIT)
+        c->s->on_respond(c->s->respond_ud, c, status);
     if (rg__release_closed(c) || c->state != RG__AWAIT)
         return;
     if (status < 100 || status > 599)
@@ -797,6 +866,8 @@ void rg_http_stream_start(rg_http_conn *c, void (*on_close)(void *ud, rg_http_co
     }
     static const char head[] = "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n"
                                "Cache-Control: no-store\r\nConnection: keep-alive\r\n\r\n";
+    if (c->s->on_respond)
+        c->s->on_respond(c->s->respond_ud, c, 200);
     rg__done_request(c);
     c->state = RG__STREAM;
     c->on_close = on_close;
@@ -1001,6 +1072,10 @@ static void rg__on_connection(uv_stream_t *ls, int status)
     }
     uv_tcp_nodelay(&c->tcp, 1);
     rg__peer(c);
+    if (s->tls && (!(c->cipher = malloc(sizeof c->rbuf)) || !(c->tls = rg_tls_accept(s->tls)))) {
+        rg__close(c);
+        return;
+    }
     if (rg__same_address(s, c) >= s->lim.max_per_address ||
         (s->unauth >= s->lim.max_unauthenticated && !rg__evict(s, 0))) {
         s->stats.rejected_connections++;
@@ -1124,4 +1199,16 @@ void rg_http_stats_get(const rg_http_server *s, rg_http_stats *st)
     st->connections = s->active;
     st->unauthenticated = s->unauth;
     st->streams = s->streams;
+}
+
+void rg_http_on_respond(rg_http_server *s, void (*fn)(void *ud, rg_http_conn *c, int status),
+                        void *ud)
+{
+    s->on_respond = fn;
+    s->respond_ud = ud;
+}
+
+void rg_http_set_tls(rg_http_server *s, rg_tls *tls)
+{
+    s->tls = tls;
 }

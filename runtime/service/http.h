@@ -117,6 +117,16 @@ void rg_http_stream_end(rg_http_conn *c);
 /* A comment line (": keep-alive") to keep proxies from closing the stream. */
 int rg_http_stream_ping(rg_http_conn *c);
 
+/* Speaks TLS (tls.h) on the connections accepted from now on; tls is the
+ * caller's and must outlive the server. */
+typedef struct rg_tls rg_tls;
+void rg_http_set_tls(rg_http_server *s, rg_tls *tls);
+
+/* fn(ud, c, status) as each response to a request starts (a stream: 200),
+ * before anything of it is written: the service's audit trail. */
+void rg_http_on_respond(rg_http_server *s, void (*fn)(void *ud, rg_http_conn *c, int status),
+                        void *ud);
+
 typedef struct rg_http_stats {
     uint64_t requests, bad_requests, rejected_connections, timeouts;
     uint64_t evicted;       /* unauthenticated connections closed to admit a new one */

@@ -309,7 +309,8 @@ static int rg__hook_add(rg_svc *sv, int i)
         return RG_OK;
     if (!sv->hooks && rg_webhooks_new(&sv->hooks, &sv->loop, sv->st, rg__zone_of, sv))
         return RG_ENOMEM;
-    return rg_webhooks_add(sv->hooks, sv->clinics[i].name, sv->clinics[i].webhook);
+    return rg_webhooks_add(sv->hooks, sv->clinics[i].name, sv->clinics[i].webhook,
+                           sv->clinics[i].hook_keys, sv->clinics[i].nhook_keys);
 }
 
 /* How many clinic leases this worker keeps: its fair share of the clinics,
@@ -862,6 +863,7 @@ static void rg__on_reload_delay(uv_timer_t *t)
     rg_svc *sv = t->data;
     rg_log("info", "protocol files changed: reloading");
     rg__rewatch(sv); /* first: a file saved while the reload runs (its gate) reloads again */
+    rg_svc_audit_note(sv, "protocol files", "system", "*", "reload (files changed)", "reloaded");
     rg__load_clinics(sv, 0);
 }
 
@@ -892,6 +894,13 @@ static void rg__rewatch(rg_svc *sv)
 int rg_svc_reload(rg_svc *sv, const char *by, char *err, size_t errlen)
 {
     rg_log("info", "%s: reloading the configuration and the protocols", by);
+    if (sv->tls) { /* the certificate and key too: new connections use them */
+        char terr[1024];
+        if (rg_tls_reload(sv->tls, terr, sizeof terr))
+            rg_log("error", "%s: %s; the TLS certificate in use stays", by, terr);
+        else
+            rg_log("info", "%s: TLS certificate %s reloaded", by, sv->tls_cert);
+    }
     int rc = rg_svc_reload_config(sv, by, err, errlen); /* users, keys, roles, sessions */
     rg__rewatch(sv); /* first: a file saved while the reload runs (its gate) reloads again */
     rg__load_clinics(sv, 0);
@@ -903,6 +912,7 @@ static void rg__on_sighup(uv_signal_t *h, int sig)
     rg_svc *sv = h->data;
     char err[4096];
     (void)sig;
+    rg_svc_audit_note(sv, "signal", "operator", "*", "SIGHUP reload", "reloaded");
     rg_svc_reload(sv, "SIGHUP", err, sizeof err);
 }
 
@@ -1064,6 +1074,7 @@ static void rg__http_closed(void *ud)
 {
     rg_svc *sv = ud;
     sv->http = NULL;
+    rg_svc_audit_stop(sv);
     if (sv->hooks)
         rg_webhooks_close(sv->hooks, rg__hooks_closed, sv);
     rg__close_handle((uv_handle_t *)&sv->wake);
@@ -1126,7 +1137,8 @@ int rg_serve_main(const char *db_path, const char *config_path, const char *ship
     /* a writer's notice that comes before our handler is up must not kill us;
      * what it announced is read by the start-up catch-up below */
     signal(RG_HOLDER_SIGNAL, SIG_IGN);
-    if (rg_svc_load_config(sv, config_path, err, sizeof err)) {
+    if (rg_svc_load_config(sv, config_path, err, sizeof err) ||
+        (sv->tls_cert && rg_tls_new(&sv->tls, sv->tls_cert, sv->tls_key, err, sizeof err))) {
         fprintf(stderr, "regimen serve: %s\n", err);
         return 2;
     }
@@ -1231,8 +1243,15 @@ int rg_serve_main(const char *db_path, const char *config_path, const char *ship
         rg__http_closed(sv);
         goto run;
     }
-    rg_log("info", "listening on %s:%d (%d clinic%s, database %s)", sv->host, rg_http_port(sv->http),
-           sv->nclinics, sv->nclinics == 1 ? "" : "s", db_path);
+    if (sv->tls) {
+        rg_http_set_tls(sv->http, sv->tls);
+        rg_svc_auth_tls(sv, 1); /* session cookies are Secure over TLS */
+    }
+    if (rg_svc_audit_start(sv))
+        rg_log("error", "audit: out of memory at start; requests are not audited");
+    rg_log("info", "listening on %s:%d (%d clinic%s, database %s%s)", sv->host,
+           rg_http_port(sv->http), sv->nclinics, sv->nclinics == 1 ? "" : "s", db_path,
+           sv->tls ? ", TLS" : sv->behind_tls_proxy ? ", behind a TLS proxy" : "");
     fflush(stderr);
     char addr[128];
     snprintf(addr, sizeof addr, "%.64s:%d", sv->host, rg_http_port(sv->http));
@@ -1269,6 +1288,9 @@ run:
     }
     free(sv->pending);
     rg_engine_free(sv->eng);
+    rg_tls_free(sv->tls);
+    free(sv->tls_cert);
+    free(sv->tls_key);
     rg_store_close(sv->st);
     rg_holder_release(sv->holder);
     for (int i = 0; i < sv->nclinics; i++) {

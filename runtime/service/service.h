@@ -7,6 +7,7 @@
  *   worklist.c the staff page (GET /, its assets), stream tickets, explain and
  *             the patient timeline
  *   auth.c    users, API keys, roles, sign-in sessions, the configuration's reload
+ *   audit_api.c the audit trail of requests (store/audit.h) and GET /v1/audit
  */
 #ifndef RG_SERVICE_H
 #define RG_SERVICE_H
@@ -15,6 +16,7 @@
 #include "fhir.h"
 #include "holder.h"
 #include "http.h"
+#include "tls.h"
 #include "webhook.h"
 #include "auth.h"
 
@@ -45,6 +47,8 @@ typedef struct rg_svc_clinic {
     char *tokens[RG_MAX_TOKENS];
     int ntokens;
     char *webhook;      /* URL, or NULL */
+    rg_webhook_key hook_keys[RG_WEBHOOK_KEYS]; /* its signing secrets (webhook.secret(s)) */
+    int nhook_keys;
     int64_t last_cseq; /* last transition pushed to streams */
     uint64_t events[5]; /* stored, duplicate, conflict, rejected, corrected */
     uint64_t future;    /* of those stored: dated ahead of the clock (limits.future_skew_minutes) */
@@ -98,14 +102,23 @@ typedef struct rg_svc_ticket {
     rg_svc_who who;   /* who asked: the stream is theirs */
 } rg_svc_ticket;
 
+typedef struct rg_svc_audit rg_svc_audit;
+
 typedef struct rg_svc {
     uv_loop_t loop;
     rg_store *st;
     rg_engine *eng;
     rg_http_server *http;
     rg_webhooks *hooks;
+    rg_svc_audit *audit;      /* audit_api.c; NULL before start and after shutdown */
+    int audit_retention_days; /* audit.retention_days; 0: kept for ever */
     char host[64], shipped[PATH_MAX];
     int port;
+    /* listen.certificate and listen.key: TLS (tls.c), reloaded on SIGHUP;
+     * without them only loopback, unless behind_tls_proxy */
+    char *tls_cert, *tls_key;
+    int behind_tls_proxy;
+    rg_tls *tls;
     rg_svc_clinic clinics[RG_MAX_CLINICS];
     int nclinics;
     rg_limits limits;
@@ -194,6 +207,21 @@ void rg_svc_get_timeline(rg_svc *sv, int ci, rg_http_conn *c, const char *patien
 /* report_api.c: GET /v1/reports/compliance, the esketamine compliance
  * report of the token's clinic */
 void rg_svc_get_compliance(rg_svc *sv, int ci, rg_http_conn *c, const rg_http_req *req);
+
+/* audit_api.c: the audit trail. start once listening (the respond hook
+ * gives each request's outcome); stop when the HTTP server closed (what
+ * waits is stored). begin notes a request to a /v1/ route of clinic ci by
+ * who (NULL: the bearer token's id) in role; patient and items add the
+ * patients it concerns; note records what no request did (a reload). */
+int rg_svc_audit_start(rg_svc *sv);
+void rg_svc_audit_stop(rg_svc *sv);
+void rg_svc_audit_begin(rg_svc *sv, rg_http_conn *c, const rg_http_req *req, int ci,
+                        const char *who, const char *role);
+void rg_svc_audit_patient(rg_svc *sv, rg_http_conn *c, const char *patient);
+void rg_svc_audit_items(rg_svc *sv, rg_http_conn *c, json_t *items);
+void rg_svc_audit_note(rg_svc *sv, const char *who, const char *role, const char *clinic,
+                       const char *route, const char *outcome);
+void rg_svc_get_audit(rg_svc *sv, int ci, rg_http_conn *c, const rg_http_req *req);
 
 /* config.c: reads the configuration file into sv; an error names file and field */
 int rg_svc_load_config(rg_svc *sv, const char *path, char *err, size_t errlen);

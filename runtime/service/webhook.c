@@ -4,16 +4,20 @@
  * libcurl's multi interface on the libuv loop: curl tells us which sockets
  * to watch (uv_poll per socket, freed in its close callback) and when to
  * call it back (one uv_timer); uv tells curl when a socket is ready. Nothing
- * here blocks the loop. Depends on libcurl, libuv, store.c and feed.c.
+ * here blocks the loop. Depends on libcurl, libuv, store.c and feed.c, and
+ * on OpenSSL's libcrypto for the signatures (HMAC-SHA256, base64).
  */
 #include "webhook.h"
 
 #include "feed.h"
 
 #include <curl/curl.h>
+#include <openssl/evp.h>
+#include <openssl/params.h>
 
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #define RG_HOOK_MAX 64
 #define RG_HOOK_BACKOFF_MIN 1000
@@ -24,6 +28,8 @@ typedef struct rg__hook {
     rg_webhooks *w;
     char clinic[80];
     char *url;
+    rg_webhook_key keys[RG_WEBHOOK_KEYS];
+    int nkeys;
     CURL *easy;       /* the delivery in flight, or NULL */
     struct curl_slist *headers;
     char *body;
@@ -56,6 +62,60 @@ typedef struct rg__sock {
 } rg__sock;
 
 static void rg__start(rg__hook *h);
+
+int rg_webhook_key_parse(const char *text, rg_webhook_key *k)
+{
+    unsigned char buf[3 * 128 / 4 + 3];
+    if (!text || strncmp(text, "whsec_", 6))
+        return RG_EINVAL;
+    const char *b64 = text + 6;
+    size_t n = strlen(b64);
+    if (n == 0 || n % 4 || n > 128)
+        return RG_EINVAL;
+    int got = EVP_DecodeBlock(buf, (const unsigned char *)b64, (int)n);
+    if (got < 0)
+        return RG_EINVAL;
+    /* EVP_DecodeBlock counts the padding as zero bytes: take them off */
+    got -= (b64[n - 1] == '=') + (b64[n - 2] == '=');
+    if (got < 24 || got > (int)sizeof k->key)
+        return RG_EINVAL;
+    memcpy(k->key, buf, (size_t)got);
+    k->len = (size_t)got;
+    return RG_OK;
+}
+
+int rg_webhook_sign(const rg_webhook_key *keys, int nkeys, const char *id, long long ts,
+                    const char *body, size_t len, char *out, size_t outlen)
+{
+    char head[200];
+    int hl = snprintf(head, sizeof head, "%s.%lld.", id, ts);
+    size_t o = 0;
+    if (hl < 0 || (size_t)hl >= sizeof head || outlen == 0)
+        return RG_EINVAL;
+    out[0] = '\0';
+    for (int i = 0; i < nkeys; i++) {
+        unsigned char mac[EVP_MAX_MD_SIZE];
+        EVP_MAC *m = EVP_MAC_fetch(NULL, "HMAC", NULL);
+        EVP_MAC_CTX *ctx = m ? EVP_MAC_CTX_new(m) : NULL;
+        OSSL_PARAM params[] = {OSSL_PARAM_construct_utf8_string("digest", (char *)"SHA256", 0),
+                               OSSL_PARAM_construct_end()};
+        size_t mlen = 0;
+        int ok = ctx && EVP_MAC_init(ctx, keys[i].key, keys[i].len, params) &&
+                 EVP_MAC_update(ctx, (const unsigned char *)head, (size_t)hl) &&
+                 EVP_MAC_update(ctx, (const unsigned char *)body, len) &&
+                 EVP_MAC_final(ctx, mac, &mlen, sizeof mac);
+        EVP_MAC_CTX_free(ctx);
+        EVP_MAC_free(m);
+        if (!ok)
+            return RG_ENOMEM;
+        char b64[4 * ((EVP_MAX_MD_SIZE + 2) / 3) + 1];
+        int bl = EVP_EncodeBlock((unsigned char *)b64, mac, (int)mlen);
+        if (o + (i ? 1 : 0) + 3 + (size_t)bl + 1 > outlen)
+            return RG_EINVAL;
+        o += (size_t)sprintf(out + o, "%sv1,%s", i ? " " : "", b64);
+    }
+    return RG_OK;
+}
 
 /* Frees the delivery that finished, or ends the one in flight: its cursor
  * did not move, so whoever sends next sends it again with the same key. */
@@ -260,8 +320,27 @@ static void rg__start(rg__hook *h)
     snprintf(key, sizeof key, "Idempotency-Key: %s-%lld", h->clinic, (long long)h->seq);
     h->headers = curl_slist_append(NULL, "Content-Type: application/json");
     h->headers = h->headers ? curl_slist_append(h->headers, key) : NULL;
+    /* Standard Webhooks: the id is the idempotency key, the timestamp this
+     * attempt's (a receiver refuses old ones), the signature over both and
+     * the body under every secret of the rotation */
+    int signed_ok = !h->nkeys;
+    if (h->nkeys && h->body && h->headers) {
+        char id[120], sig[RG_WEBHOOK_KEYS * 64 + 8], line[RG_WEBHOOK_KEYS * 64 + 40];
+        long long ts = (long long)time(NULL);
+        snprintf(id, sizeof id, "%s-%lld", h->clinic, (long long)h->seq);
+        if (rg_webhook_sign(h->keys, h->nkeys, id, ts, h->body, strlen(h->body), sig,
+                            sizeof sig) == RG_OK) {
+            snprintf(line, sizeof line, "webhook-id: %s", id);
+            h->headers = curl_slist_append(h->headers, line);
+            snprintf(line, sizeof line, "webhook-timestamp: %lld", ts);
+            h->headers = h->headers ? curl_slist_append(h->headers, line) : NULL;
+            snprintf(line, sizeof line, "webhook-signature: %s", sig);
+            h->headers = h->headers ? curl_slist_append(h->headers, line) : NULL;
+            signed_ok = 1;
+        }
+    }
     h->easy = curl_easy_init();
-    if (!h->body || !h->headers || !h->easy) {
+    if (!h->body || !h->headers || !h->easy || !signed_ok) {
         curl_slist_free_all(h->headers);
         free(h->body);
         if (h->easy)
@@ -315,15 +394,20 @@ static rg__hook *rg__hook_of(rg_webhooks *w, const char *clinic)
     return NULL;
 }
 
-int rg_webhooks_add(rg_webhooks *w, const char *clinic, const char *url)
+int rg_webhooks_add(rg_webhooks *w, const char *clinic, const char *url,
+                    const rg_webhook_key *keys, int nkeys)
 {
     rg__hook *h = rg__hook_of(w, clinic);
+    if (nkeys < 0 || nkeys > RG_WEBHOOK_KEYS)
+        return RG_EINVAL;
     if (h) { /* dropped before: delivering again, from the stored cursor */
         char *u = strdup(url);
         if (!u)
             return RG_ENOMEM;
         free(h->url);
         h->url = u;
+        memcpy(h->keys, keys, (size_t)nkeys * sizeof *keys);
+        h->nkeys = nkeys;
         h->off = h->waiting = h->backoff_ms = 0;
         rg__start(h);
         return RG_OK;
@@ -336,6 +420,8 @@ int rg_webhooks_add(rg_webhooks *w, const char *clinic, const char *url)
     snprintf(h->clinic, sizeof h->clinic, "%s", clinic);
     if (!(h->url = strdup(url)))
         return RG_ENOMEM;
+    memcpy(h->keys, keys, (size_t)nkeys * sizeof *keys);
+    h->nkeys = nkeys;
     uv_timer_init(w->loop, &h->retry);
     h->retry.data = h;
     uv_timer_init(w->loop, &h->later);

@@ -1626,3 +1626,97 @@ int rg_store_hold(rg_store *st, int alone, int *ok)
     PQclear(r);
     return RG_OK;
 }
+
+/* ---- the audit trail: as store.c's rg_store_audit_* ----------------------------------- */
+
+int rg_pg_audit_chain(rg_pg *pg, int lock, rg_audit_chain *c)
+{
+    PGresult *r = rg__run(pg, lock ? P_AUDIT_CHAIN_LOCK : P_AUDIT_CHAIN, NULL);
+    int ok = r && PQntuples(r) == 1;
+    if (ok) {
+        c->base_seq = rg__col_int(r, 0, 0);
+        snprintf(c->base_hash, sizeof c->base_hash, "%s", rg__col_text(r, 0, 1));
+        c->tip_seq = rg__col_int(r, 0, 2);
+        snprintf(c->tip_hash, sizeof c->tip_hash, "%s", rg__col_text(r, 0, 3));
+        c->archived_at = rg__col_time(r, 0, 4);
+    }
+    PQclear(r);
+    return ok ? RG_OK : RG_EDB;
+}
+
+int rg_pg_audit_insert(rg_pg *pg, const rg_audit_entry *e)
+{
+    rg__args a = {0};
+    rg__int(&a, e->seq);
+    rg__int(&a, e->at);
+    const char *v[] = {e->who, e->role, e->address, e->clinic, e->patients, e->route, e->outcome,
+                       e->prev, e->hash};
+    for (int i = 0; i < 9; i++)
+        rg__text(&a, v[i] ? v[i] : "");
+    if (rg__do(pg, P_AUDIT_INSERT, &a))
+        return RG_EDB;
+    rg__args t = {0};
+    rg__int(&t, e->seq);
+    rg__text(&t, e->hash);
+    return rg__do(pg, P_AUDIT_TIP, &t);
+}
+
+int rg_pg_audit_each(rg_pg *pg, const rg_audit_filter *f,
+                     int (*fn)(void *ud, const rg_audit_entry *e), void *ud)
+{
+    rg__args a = {0};
+    rg__int(&a, f->after);
+    rg__text(&a, f->clinic);
+    rg__text(&a, f->who);
+    rg__time(&a, f->since);
+    rg__text(&a, f->patient);
+    rg__int(&a, f->limit > 0 ? f->limit : INT64_MAX);
+    PGresult *r = rg__run(pg, P_AUDIT_EACH, &a);
+    if (!r)
+        return RG_EDB;
+    int frc = 0;
+    for (int i = 0; i < PQntuples(r) && !frc; i++) {
+        rg_audit_entry e = {
+            .seq = rg__col_int(r, i, 0), .at = rg__col_int(r, i, 1),
+            .who = rg__col_text(r, i, 2), .role = rg__col_text(r, i, 3),
+            .address = rg__col_text(r, i, 4), .clinic = rg__col_text(r, i, 5),
+            .patients = rg__col_text(r, i, 6), .route = rg__col_text(r, i, 7),
+            .outcome = rg__col_text(r, i, 8), .prev = rg__col_text(r, i, 9),
+            .hash = rg__col_text(r, i, 10)};
+        frc = fn(ud, &e);
+    }
+    PQclear(r);
+    return frc;
+}
+
+int rg_pg_audit_archive(rg_pg *pg, rg_time before, int64_t *n)
+{
+    rg_audit_chain c;
+    *n = 0;
+    if (rg_pg_audit_chain(pg, 1, &c))
+        return RG_EDB;
+    rg__args a = {0};
+    rg__int(&a, before);
+    PGresult *r = rg__run(pg, P_AUDIT_LAST_BEFORE, &a);
+    if (!r)
+        return RG_EDB;
+    if (PQntuples(r) == 0) {
+        PQclear(r);
+        return RG_OK;
+    }
+    int64_t last = rg__col_int(r, 0, 0);
+    char hash[65];
+    snprintf(hash, sizeof hash, "%s", rg__col_text(r, 0, 1));
+    PQclear(r);
+    rg__args d = {0};
+    rg__int(&d, last);
+    if (!(r = rg__run(pg, P_AUDIT_DELETE, &d)))
+        return RG_EDB;
+    *n = strtoll(PQcmdTuples(r), NULL, 10);
+    PQclear(r);
+    rg__args b = {0};
+    rg__int(&b, last);
+    rg__text(&b, hash);
+    rg__int(&b, rg_now());
+    return rg__do(pg, P_AUDIT_BASE, &b);
+}

@@ -105,6 +105,11 @@ int rg_pg_webhook_next(rg_pg *pg, const char *clinic, rg_time now,
                        int (*fn)(void *ud, const rg_transition *t), void *ud, rg_time *wait);
 int rg_pg_webhook_sent(rg_pg *pg, const char *clinic, int64_t cseq);
 int rg_pg_webhook_failed(rg_pg *pg, const char *clinic, const char *error);
+int rg_pg_audit_chain(rg_pg *pg, int lock, rg_audit_chain *c);
+int rg_pg_audit_insert(rg_pg *pg, const rg_audit_entry *e);
+int rg_pg_audit_each(rg_pg *pg, const rg_audit_filter *f,
+                     int (*fn)(void *ud, const rg_audit_entry *e), void *ud);
+int rg_pg_audit_archive(rg_pg *pg, rg_time before, int64_t *n);
 int rg_pg_last_cseq(rg_pg *pg, const char *clinic, int64_t *out);
 int rg_pg_open_by_severity(rg_pg *pg, const char *clinic,
                            int (*fn)(void *ud, const char *clinic, const char *severity,

@@ -124,6 +124,21 @@ const rg_pg_step rg_pg_steps[] = {
      "ALTER TABLE events ADD COLUMN digest text;"
      "UPDATE events SET digest = " RG__DIGEST("body") ";"
      "CREATE INDEX alert_actions_by_key ON alert_actions(clinic, key, seq);"},
+    /* 9 -> 10, as store_sql.c's step: the audit trail and its chain's tip
+     * and base (one row, locked FOR UPDATE by each append, so the workers'
+     * entries form one chain) */
+    {9, 10,
+     "CREATE TABLE audit("
+     "  seq bigint PRIMARY KEY, at bigint NOT NULL, who text NOT NULL, role text NOT NULL,"
+     "  address text NOT NULL, clinic text COLLATE \"C\" NOT NULL, patients text NOT NULL,"
+     "  route text NOT NULL, outcome text NOT NULL, prev text NOT NULL, hash text NOT NULL);"
+     "CREATE INDEX audit_by_clinic ON audit(clinic, at);"
+     "CREATE TABLE audit_chain("
+     "  id integer PRIMARY KEY CHECK(id = 1), base_seq bigint NOT NULL, base_hash text NOT NULL,"
+     "  tip_seq bigint NOT NULL, tip_hash text NOT NULL, archived_at bigint);"
+     "INSERT INTO audit_chain VALUES(1, 0,"
+     " '0000000000000000000000000000000000000000000000000000000000000000', 0,"
+     " '0000000000000000000000000000000000000000000000000000000000000000', NULL);"},
 };
 const size_t rg_pg_nsteps = sizeof rg_pg_steps / sizeof rg_pg_steps[0];
 
@@ -352,6 +367,21 @@ const char *const rg_pg_sql[P__COUNT] = {
     /* the counter is the last cseq: the sequence has no gaps */
     [P_LAST_CSEQ] = "SELECT coalesce((SELECT value FROM counters"
                     " WHERE clinic = $1 AND name = 'cseq'), 0)",
+    [P_AUDIT_CHAIN] = "SELECT base_seq, base_hash, tip_seq, tip_hash, archived_at FROM audit_chain",
+    [P_AUDIT_CHAIN_LOCK] = "SELECT base_seq, base_hash, tip_seq, tip_hash, archived_at"
+                           " FROM audit_chain FOR UPDATE",
+    [P_AUDIT_INSERT] = "INSERT INTO audit(seq, at, who, role, address, clinic, patients, route,"
+                       " outcome, prev, hash) VALUES($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+    [P_AUDIT_TIP] = "UPDATE audit_chain SET tip_seq = $1, tip_hash = $2",
+    /* patients is a JSON array of ids */
+    [P_AUDIT_EACH] =
+        "SELECT seq, at, who, role, address, clinic, patients, route, outcome, prev, hash"
+        " FROM audit WHERE seq > $1::bigint AND ($2::text IS NULL OR clinic = $2)"
+        " AND ($3::text IS NULL OR who = $3) AND ($4::bigint IS NULL OR at >= $4)"
+        " AND ($5::text IS NULL OR patients::jsonb ? $5) ORDER BY seq LIMIT $6",
+    [P_AUDIT_LAST_BEFORE] = "SELECT seq, hash FROM audit WHERE at < $1 ORDER BY seq DESC LIMIT 1",
+    [P_AUDIT_DELETE] = "DELETE FROM audit WHERE seq <= $1",
+    [P_AUDIT_BASE] = "UPDATE audit_chain SET base_seq = $1, base_hash = $2, archived_at = $3",
     [P_HOOK_GET] = "SELECT delivered, attempts FROM webhook_cursor WHERE clinic = $1",
     [P_HOOK_DELIVERED] =
         "INSERT INTO webhook_cursor(clinic, delivered, attempts, last_error, updated)"

@@ -1576,3 +1576,96 @@ int rg_store_webhook_failed(rg_store *st, const char *clinic, const char *error)
     sqlite3_bind_int64(s, 3, rg_now());
     return rg__done(st, s);
 }
+
+/* ---- the audit trail (the chain itself is audit.c's) ---------------------------------- */
+
+int rg_store_audit_chain(rg_store *st, int lock, rg_audit_chain *c)
+{
+    if (st->pg)
+        return rg_pg_audit_chain(st->pg, lock, c);
+    (void)lock; /* BEGIN IMMEDIATE already holds the file's write lock */
+    sqlite3_stmt *s = rg__q(st, Q_AUDIT_CHAIN);
+    int rc = sqlite3_step(s);
+    if (rc == SQLITE_ROW) {
+        c->base_seq = sqlite3_column_int64(s, 0);
+        snprintf(c->base_hash, sizeof c->base_hash, "%s", rg__col_text(s, 1));
+        c->tip_seq = sqlite3_column_int64(s, 2);
+        snprintf(c->tip_hash, sizeof c->tip_hash, "%s", rg__col_text(s, 3));
+        c->archived_at = rg__col_time(s, 4);
+    }
+    sqlite3_reset(s);
+    return rc == SQLITE_ROW ? RG_OK : RG_EDB;
+}
+
+int rg_store_audit_insert(rg_store *st, const rg_audit_entry *e)
+{
+    if (st->pg)
+        return rg_pg_audit_insert(st->pg, e);
+    sqlite3_stmt *s = rg__q(st, Q_AUDIT_INSERT);
+    sqlite3_bind_int64(s, 1, e->seq);
+    sqlite3_bind_int64(s, 2, e->at);
+    const char *v[] = {e->who, e->role, e->address, e->clinic, e->patients, e->route, e->outcome,
+                       e->prev, e->hash};
+    for (int i = 0; i < 9; i++)
+        rg__text(s, 3 + i, v[i] ? v[i] : "");
+    if (rg__done(st, s))
+        return RG_EDB;
+    s = rg__q(st, Q_AUDIT_TIP);
+    sqlite3_bind_int64(s, 1, e->seq);
+    rg__text(s, 2, e->hash);
+    return rg__done(st, s);
+}
+
+int rg_store_audit_each(rg_store *st, const rg_audit_filter *f,
+                        int (*fn)(void *ud, const rg_audit_entry *e), void *ud)
+{
+    if (st->pg)
+        return rg_pg_audit_each(st->pg, f, fn, ud);
+    sqlite3_stmt *s = rg__q(st, Q_AUDIT_EACH);
+    sqlite3_bind_int64(s, 1, f->after);
+    rg__text(s, 2, f->clinic);
+    rg__text(s, 3, f->who);
+    rg__time(s, 4, f->since);
+    rg__text(s, 5, f->patient);
+    sqlite3_bind_int64(s, 6, f->limit > 0 ? f->limit : INT64_MAX);
+    int rc = SQLITE_DONE, frc = 0;
+    while (!frc && (rc = sqlite3_step(s)) == SQLITE_ROW) {
+        rg_audit_entry e = {
+            .seq = sqlite3_column_int64(s, 0), .at = sqlite3_column_int64(s, 1),
+            .who = rg__col_text(s, 2), .role = rg__col_text(s, 3),
+            .address = rg__col_text(s, 4), .clinic = rg__col_text(s, 5),
+            .patients = rg__col_text(s, 6), .route = rg__col_text(s, 7),
+            .outcome = rg__col_text(s, 8), .prev = rg__col_text(s, 9), .hash = rg__col_text(s, 10)};
+        frc = fn(ud, &e);
+    }
+    return rg__each_end(s, frc ? SQLITE_DONE : rc, frc);
+}
+
+int rg_store_audit_archive(rg_store *st, rg_time before, int64_t *n)
+{
+    if (st->pg)
+        return rg_pg_audit_archive(st->pg, before, n);
+    rg_audit_chain c;
+    char hash[65];
+    *n = 0;
+    if (rg_store_audit_chain(st, 1, &c))
+        return RG_EDB;
+    sqlite3_stmt *s = rg__q(st, Q_AUDIT_LAST_BEFORE);
+    sqlite3_bind_int64(s, 1, before);
+    int rc = sqlite3_step(s);
+    int64_t last = rc == SQLITE_ROW ? sqlite3_column_int64(s, 0) : 0;
+    snprintf(hash, sizeof hash, "%s", rc == SQLITE_ROW ? rg__col_text(s, 1) : "");
+    sqlite3_reset(s);
+    if (rc != SQLITE_ROW)
+        return rc == SQLITE_DONE ? RG_OK : RG_EDB;
+    s = rg__q(st, Q_AUDIT_DELETE);
+    sqlite3_bind_int64(s, 1, last);
+    if (rg__done(st, s))
+        return RG_EDB;
+    *n = sqlite3_changes(st->db);
+    s = rg__q(st, Q_AUDIT_BASE);
+    sqlite3_bind_int64(s, 1, last);
+    rg__text(s, 2, hash);
+    sqlite3_bind_int64(s, 3, rg_now());
+    return rg__done(st, s);
+}

@@ -21,7 +21,8 @@
 /* 8: failing_rules and patients.failing (failures are alerts) */
 /* 9: events carry a digest of their body, a key's actions are indexed by
  * (clinic, key) (issue 22) */
-#define RG_SCHEMA_VERSION 9
+/* 10: the audit trail (audit, audit_chain; runtime/store/audit.c) */
+#define RG_SCHEMA_VERSION 10
 
 typedef struct rg_store rg_store;
 
@@ -362,6 +363,42 @@ int rg_store_failing_summary(rg_store *st,
  * source (hash of the file text). */
 int rg_store_protocol_loaded(rg_store *st, const char *clinic, const char *protocol,
                              const char *version, const char *file, const char *hash);
+
+/* ---- the audit trail (audit.h builds on these: the hash chain, verify).
+ * An entry: who did what to which patients' data, and the SHA-256 (hex) of
+ * the entry before it (prev) and of itself (hash). patients is a JSON array
+ * of patient ids ("[]" for none; ["*"] for all of the clinic's). */
+typedef struct rg_audit_entry {
+    int64_t seq;
+    rg_time at;
+    const char *who, *role, *address, *clinic, *patients, *route, *outcome;
+    const char *prev, *hash;
+} rg_audit_entry;
+/* The chain's base (the last archived entry; seq 0 and 64 zeros at first)
+ * and its tip (the last entry appended). */
+typedef struct rg_audit_chain {
+    int64_t base_seq, tip_seq;
+    char base_hash[65], tip_hash[65];
+    rg_time archived_at; /* RG_TIME_NONE: never */
+} rg_audit_chain;
+/* Reads the chain's base and tip; lock (inside a write transaction) keeps
+ * other writers from appending until it ends (PostgreSQL: FOR UPDATE). */
+int rg_store_audit_chain(rg_store *st, int lock, rg_audit_chain *c);
+/* Inserts e (seq, prev and hash set by the caller) and makes it the tip. */
+int rg_store_audit_insert(rg_store *st, const rg_audit_entry *e);
+typedef struct rg_audit_filter {
+    int64_t after;     /* entries with seq > after */
+    const char *clinic, *who, *patient; /* NULL: any */
+    rg_time since;     /* RG_TIME_NONE: any */
+    int limit;
+} rg_audit_filter;
+/* Entries matching f, in seq order. */
+int rg_store_audit_each(rg_store *st, const rg_audit_filter *f,
+                        int (*fn)(void *ud, const rg_audit_entry *e), void *ud);
+/* Deletes the entries before `before` (the prefix of the chain up to the
+ * last of them) and makes the last one deleted the chain's base; *n: how
+ * many (0 when none). Inside a write transaction. */
+int rg_store_audit_archive(rg_store *st, rg_time before, int64_t *n);
 
 /* ---- many workers on one store. PostgreSQL: any number of services share
  * it, each clinic evaluated by the one holding its lease. SQLite: one

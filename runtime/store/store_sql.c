@@ -199,6 +199,23 @@ const char *const rg_store_migrations[] = {
     "ALTER TABLE events ADD COLUMN digest TEXT;"
     "UPDATE events SET digest = rg_sha256(body);"
     "CREATE INDEX alert_actions_by_key ON alert_actions(clinic, key, seq);",
+    /* 9 -> 10: the audit trail (runtime/store/audit.c, docs/audit.md): who
+     * read or changed which patient's data, an entry per request, each
+     * carrying the SHA-256 of the one before it (prev) and its own (hash)
+     * over a canonical encoding. audit_chain's one row keeps the chain's tip
+     * (so a deleted last entry is seen too) and its base: the last entry
+     * archived (deleted by retention), where verification starts. */
+    "CREATE TABLE audit("
+    "  seq INTEGER PRIMARY KEY, at INTEGER NOT NULL, who TEXT NOT NULL, role TEXT NOT NULL,"
+    "  address TEXT NOT NULL, clinic TEXT NOT NULL, patients TEXT NOT NULL, route TEXT NOT NULL,"
+    "  outcome TEXT NOT NULL, prev TEXT NOT NULL, hash TEXT NOT NULL);"
+    "CREATE INDEX audit_by_clinic ON audit(clinic, at);"
+    "CREATE TABLE audit_chain("
+    "  id INTEGER PRIMARY KEY CHECK(id = 1), base_seq INTEGER NOT NULL, base_hash TEXT NOT NULL,"
+    "  tip_seq INTEGER NOT NULL, tip_hash TEXT NOT NULL, archived_at INTEGER);"
+    "INSERT INTO audit_chain VALUES(1, 0,"
+    " '0000000000000000000000000000000000000000000000000000000000000000', 0,"
+    " '0000000000000000000000000000000000000000000000000000000000000000', NULL);",
 };
 const size_t rg_store_nmigrations = sizeof rg_store_migrations / sizeof rg_store_migrations[0];
 
@@ -409,6 +426,19 @@ const char *const rg_store_sql[Q__COUNT] = {
     [Q_EVENT_ROWS] = "SELECT " RG__EV_ROW " FROM events WHERE seq > ?2 ORDER BY seq LIMIT ?3",
     [Q_EVENT_ROWS_OF] = "SELECT " RG__EV_ROW " FROM events WHERE clinic = ?1 AND id = ?2"
                         " ORDER BY version",
+    [Q_AUDIT_CHAIN] = "SELECT base_seq, base_hash, tip_seq, tip_hash, archived_at FROM audit_chain",
+    [Q_AUDIT_INSERT] = "INSERT INTO audit(seq, at, who, role, address, clinic, patients, route,"
+                       " outcome, prev, hash) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+    [Q_AUDIT_TIP] = "UPDATE audit_chain SET tip_seq = ?1, tip_hash = ?2",
+    /* patients is a JSON array of ids */
+    [Q_AUDIT_EACH] =
+        "SELECT seq, at, who, role, address, clinic, patients, route, outcome, prev, hash"
+        " FROM audit a WHERE seq > ?1 AND (?2 IS NULL OR clinic = ?2) AND (?3 IS NULL OR who = ?3)"
+        " AND (?4 IS NULL OR at >= ?4) AND (?5 IS NULL OR EXISTS (SELECT 1 FROM"
+        " json_each(a.patients) WHERE value = ?5)) ORDER BY seq LIMIT ?6",
+    [Q_AUDIT_LAST_BEFORE] = "SELECT seq, hash FROM audit WHERE at < ?1 ORDER BY seq DESC LIMIT 1",
+    [Q_AUDIT_DELETE] = "DELETE FROM audit WHERE seq <= ?1",
+    [Q_AUDIT_BASE] = "UPDATE audit_chain SET base_seq = ?1, base_hash = ?2, archived_at = ?3",
     [Q_BEGIN] = "BEGIN IMMEDIATE",
     [Q_BEGIN_READ] = "BEGIN DEFERRED",
     [Q_COMMIT] = "COMMIT",

@@ -2,7 +2,8 @@
 // headless chromium (Debian's), driven by puppeteer-core.
 //
 // Run by make test (tests/browser/run.sh) as: node worklist.js REGIMEN_BIN OUTDIR
-// It starts the real binary on a free loopback port with a temporary SQLite
+// It starts the real binary on a free loopback port, over https with a
+// certificate made for the test (openssl req -x509), with a temporary SQLite
 // database and the clinic in tests/browser/clinic/ (a nurse, ann, whose
 // password hash `regimen passwd` makes; an integration key that posts the
 // events), then as a nurse would: a wrong password gets a clear message;
@@ -19,7 +20,7 @@ const fs = require('fs');
 const os = require('os');
 const path = require('path');
 const net = require('net');
-const http = require('http');
+const https = require('https');
 const { spawn, execFileSync } = require('child_process');
 const crypto = require('crypto');
 const puppeteer = require('puppeteer-core');
@@ -54,10 +55,13 @@ function freePort() {
   });
 }
 
+// The service speaks https with a certificate made for the test: the
+// requests of the test trust it (ca), Chromium is told to.
+let ca;
 // A GET with a cookie: the status.
 function getWithCookie(port, p, cookie) {
   return new Promise((resolve, reject) => {
-    const req = http.request({ host: '127.0.0.1', port, method: 'GET', path: p, headers: { Cookie: cookie } },
+    const req = https.request({ host: '127.0.0.1', port, ca, method: 'GET', path: p, headers: { Cookie: cookie } },
       (res) => { res.resume(); res.on('end', () => resolve(res.statusCode)); });
     req.on('error', reject);
     req.end();
@@ -67,7 +71,7 @@ function getWithCookie(port, p, cookie) {
 function post(port, p, body) {
   return new Promise((resolve, reject) => {
     const data = JSON.stringify(body);
-    const req = http.request({ host: '127.0.0.1', port, method: 'POST', path: p, headers: {
+    const req = https.request({ host: '127.0.0.1', port, ca, method: 'POST', path: p, headers: {
       Authorization: 'Bearer ' + KEY, 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(data),
     } }, (res) => {
       let text = '';
@@ -91,10 +95,14 @@ const event = (patient, type, data) => ({
 async function main() {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'regimen-browser-'));
   const port = await freePort();
-  const base = 'http://127.0.0.1:' + port;
+  const base = 'https://127.0.0.1:' + port;
   const log = path.join(dir, 'serve.log');
+  execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '1', '-subj', '/CN=127.0.0.1',
+                           '-addext', 'subjectAltName=IP:127.0.0.1', '-keyout', path.join(dir, 'key.pem'),
+                           '-out', path.join(dir, 'cert.pem')], { stdio: 'ignore' });
+  ca = fs.readFileSync(path.join(dir, 'cert.pem'));
   fs.writeFileSync(path.join(dir, 'serve.json'), JSON.stringify({
-    listen: '127.0.0.1:' + port,
+    listen: { address: '127.0.0.1:' + port, certificate: 'cert.pem', key: 'key.pem' },
     clinics: { wl: {
       protocols: path.join(__dirname, 'clinic'),
       users: [{ name: 'ann', role: 'nurse',
@@ -117,7 +125,8 @@ async function main() {
 
     browser = await puppeteer.launch({
       executablePath: chromium, headless: true,
-      args: ['--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage', '--no-first-run'],
+      args: ['--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage', '--no-first-run',
+             '--ignore-certificate-errors'], // the test's own certificate (trusted by post() above)
     });
     const page = await browser.newPage();
     await page.setViewport({ width: 1280, height: 800 });

@@ -89,6 +89,7 @@ async function main() {
   const hookPort = await freePort(); // nobody listens: deliveries fail and queue
   const north = 'contract-north-0123456789abcdef', south = 'contract-south-0123456789abcdef';
   const feed = 'contract-feed-key-0123456789abcdef', prom = 'contract-prometheus-0123456789abcdef';
+  const audk = 'contract-auditor-key-0123456789abcdef';
   const sha = (k) => crypto.createHash('sha256').update(k).digest('hex');
   const pw = (p) => execFileSync(bin, ['passwd'], { input: p + '\n' }).toString().trim();
   fs.writeFileSync(path.join(dir, 'serve.json'), JSON.stringify({
@@ -97,7 +98,8 @@ async function main() {
       north: { protocols: path.join(root, 'examples/clinics/north'), tokens: [north],
                users: [{ name: 'ann', role: 'nurse', password: pw('ann-contract-pw') },
                        { name: 'adam', role: 'admin', password: pw('adam-contract-pw') }],
-               api_keys: [{ name: 'feed', role: 'integration', sha256: sha(feed) }],
+               api_keys: [{ name: 'feed', role: 'integration', sha256: sha(feed) },
+                          { name: 'audit', role: 'auditor', sha256: sha(audk) }],
                webhook: 'http://127.0.0.1:' + hookPort + '/hook' },
       south: { protocols: path.join(root, 'examples/clinics/south'), tokens: [south] },
     },
@@ -278,6 +280,14 @@ async function main() {
   await check('GET', CR, `${CR}?from=2026-03-01T00:00:00Z`, { token: north }, 400);
   await check('GET', CR, `${CR}?${period}&format=pdf`, { token: north }, 400);
   await check('GET', CR, `${CR}?${period}`, {}, 401);
+
+  // the audit trail of the requests above: an auditor's, not a nurse's
+  const AU = '/v1/audit';
+  const au = await check('GET', AU, `${AU}?since=2026-01-01T00:00:00Z&limit=50`, { token: audk }, 200);
+  if (!au.body.entries || !au.body.entries.length) fail('GET /v1/audit: no entries for the requests made');
+  await check('GET', AU, `${AU}?since=yesterday`, { token: audk }, 400);
+  await check('GET', AU, AU, { token: north }, 403);
+  await check('GET', AU, AU, {}, 401);
 
   const m = await check('GET', '/metrics', '/metrics', { token: prom }, 200);
   await check('GET', '/metrics', '/metrics', { token: north }, 200); // a legacy token: its clinic's
