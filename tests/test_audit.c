@@ -9,6 +9,10 @@
  */
 #define RG_TEST_SERVE
 #include "helpers.h"
+#include "digest.h"
+
+#define AUDITOR_A "north-auditor-key-0123456789abcdef"
+#define AUDITOR_B "south-auditor-key-0123456789abcdef"
 
 #include "rg.h"
 
@@ -46,6 +50,19 @@ Test(audit, reads_and_changes_are_recorded_and_a_deleted_or_edited_row_is_found,
     server s = {0};
     char *out, key[64], path[160];
     server_setup(&s, fast_protocol, fast_protocol);
+    /* each clinic has an auditor's key besides its (legacy) token: the trail
+     * is the auditor's to read */
+    char cfg[2048], ha[RG_SHA256_HEX + 1], hb[RG_SHA256_HEX + 1];
+    rg_sha256_hex(AUDITOR_A, strlen(AUDITOR_A), ha);
+    rg_sha256_hex(AUDITOR_B, strlen(AUDITOR_B), hb);
+    snprintf(cfg, sizeof cfg,
+             "{ \"listen\": \"127.0.0.1:0\", \"clinics\": {\n"
+             "  \"north\": { \"protocols\": \"a\", \"tokens\": [\"" TOKEN_A "\"],\n"
+             "    \"api_keys\": [ { \"name\": \"audit-n\", \"role\": \"auditor\", \"sha256\": \"%s\" } ] },\n"
+             "  \"south\": { \"protocols\": \"b\", \"tokens\": [\"" TOKEN_B "\"],\n"
+             "    \"api_keys\": [ { \"name\": \"audit-s\", \"role\": \"auditor\", \"sha256\": \"%s\" } ] } } }\n",
+             ha, hb);
+    rg_test_write(s.dir, "config.json", cfg);
     server_start(&s);
     char *ev = ping("north", "a1", "pat-7", now_ms() - 5000, "ping"); /* overdue at once */
     cr_assert_eq(http(s.port, "POST", "/v1/events", TOKEN_A, ev, &out), 200, "%s", out);
@@ -79,7 +96,10 @@ Test(audit, reads_and_changes_are_recorded_and_a_deleted_or_edited_row_is_found,
 
     /* over HTTP: the token's clinic's entries, filtered by patient; the
      * entries wait at most one loop iteration, so this read sees them */
-    cr_assert_eq(http(s.port, "GET", "/v1/audit?patient=pat-7", TOKEN_A, NULL, &out), 200);
+    cr_assert_eq(http(s.port, "GET", "/v1/audit?patient=pat-7", TOKEN_A, NULL, &out), 403,
+                 "a clinic token is no auditor");
+    free(out);
+    cr_assert_eq(http(s.port, "GET", "/v1/audit?patient=pat-7", AUDITOR_A, NULL, &out), 200);
     cr_assert(strstr(out, "\"route\":\"POST /v1/events\"") &&
                   strstr(out, "\"route\":\"GET /v1/alerts?patient=pat-7\"") &&
                   strstr(out, "/explain\"") && strstr(out, "\"route\":\"GET /v1/patients/pat-7/timeline\"") &&
@@ -92,11 +112,11 @@ Test(audit, reads_and_changes_are_recorded_and_a_deleted_or_edited_row_is_found,
     cr_assert_null(strstr(out, "pat-9"), "south's entries are not north's: %s", out);
     cr_assert_null(strstr(out, TOKEN_A), "the token itself is never kept");
     free(out);
-    cr_assert_eq(http(s.port, "GET", "/v1/audit?patient=pat-9", TOKEN_B, NULL, &out), 200);
+    cr_assert_eq(http(s.port, "GET", "/v1/audit?patient=pat-9", AUDITOR_B, NULL, &out), 200);
     cr_assert(strstr(out, "\"clinic\":\"south\"") && !strstr(out, "\"clinic\":\"north\""), "%s",
               out);
     free(out);
-    cr_assert_eq(http(s.port, "GET", "/v1/audit?since=yesterday", TOKEN_A, NULL, &out), 400);
+    cr_assert_eq(http(s.port, "GET", "/v1/audit?since=yesterday", AUDITOR_A, NULL, &out), 400);
     free(out);
     cr_assert_eq(server_stop(&s, SIGTERM), 0);
 
