@@ -272,7 +272,8 @@ static int rg__scan_addv(lua_State *L)
 static void rg__scan_file(lua_State *L, rg__found *f, const char *file)
 {
     size_t len;
-    char *text = rg_slurp(file, &len);
+    struct stat sb; /* only regular files: a FIFO would block (the loader names it) */
+    char *text = stat(file, &sb) == 0 && S_ISREG(sb.st_mode) ? rg_slurp(file, &len) : NULL;
     if (!text)
         return;
     if (luaL_loadstring(L, rg__scan_lua) == LUA_OK) {
@@ -525,8 +526,14 @@ static int rg__run_round(rg__round *r, char *err, size_t errlen)
     int rc = rg_store_open(&st, ":memory:", NULL, err, errlen);
     if (rc)
         return rc;
+    /* a round is bounded as a whole too, not only each evaluation: rules
+     * that stay under the per-evaluation limits but are slow at every step
+     * (a protocol that would stall a service) use up the round's CPU
+     * budget, which is an error check reports, and are then quarantined */
     rg_engine_opts eo = {.limits = r->lim, .shipped = r->shipped, .on_error = rg__on_error,
-                         .ud = r->errs};
+                         .ud = r->errs,
+                         .budget = {.hits = 3, .window_s = 3600, .backoff_s = 3600,
+                                    .cpu_ms = 2 * r->lim.deadline_ms, .cpu_window_s = 3600}};
     if ((rc = rg_engine_new(&eng, st, &eo))) {
         rg_store_close(st);
         return rg_fail(err, errlen, rc, "out of memory");
@@ -848,7 +855,8 @@ static int rg__cmp_str(const void *a, const void *b)
  * declaring it, else the comment line above it. */
 static void rg__param_comment(const char *file, const char *name, char *buf, size_t n)
 {
-    FILE *fp = fopen(file, "r");
+    struct stat sb;
+    FILE *fp = stat(file, &sb) == 0 && S_ISREG(sb.st_mode) ? fopen(file, "r") : NULL;
     char line[1024], prev[1024] = "";
     size_t len = strlen(name);
     buf[0] = '\0';

@@ -105,8 +105,11 @@ static uint64_t rg__walk(uint64_t h, const char *path, int depth)
         if (stat(full, &sb) == 0 && S_ISDIR(sb.st_mode)) {
             h = rg__walk(h, full, depth + 1);
         } else if (len > 4 && !strcmp(names[i] + len - 4, ".lua")) {
+            /* only regular files are read (a FIFO would block the loop for
+             * ever); anything else counts by its name and kind, and the
+             * loader refuses it by name */
             size_t flen = 0;
-            char *text = rg_slurp(full, &flen);
+            char *text = stat(full, &sb) == 0 && S_ISREG(sb.st_mode) ? rg_slurp(full, &flen) : NULL;
             h = rg__fnv(h, full, strlen(full) + 1);
             h = text ? rg__fnv(h, text, flen) : rg__fnv(h, "?", 1);
             free(text);

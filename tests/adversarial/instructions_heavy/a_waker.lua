@@ -1,6 +1,7 @@
 -- A harmless protocol of the instructions_heavy clinic: it wakes each patient
--- every hour, so that instructions_heavy.lua runs
--- at every one of those steps, not just at the four events.
+-- every ten minutes, so that instructions_heavy.lua runs at every one of
+-- those steps, not just at the four events (hourly was too little work to
+-- use up the runner's CPU budget on an idle machine).
 local R = require 'regimen'
 
 return R.protocol {
@@ -8,7 +9,7 @@ return R.protocol {
   rules = { {
     id = 'adv.waker', severity = 'info',
     check = function(h, now, p)
-      return R.alert { message = 'hourly', due = now + 3600 * 1000 }
+      return R.alert { message = 'every ten minutes', due = now + 600 * 1000 }
     end,
   } },
 }

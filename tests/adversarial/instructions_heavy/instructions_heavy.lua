@@ -2,7 +2,7 @@
 -- Attacks: everyone else's time without ever hitting a limit: each
 -- evaluation stays just under the instruction budget (1.5 million of 2
 -- million here; 9 million of 10 million by default), at every step of
--- hundreds (the clinic's a_waker.lua wakes every patient hourly; once: 1,000
+-- hundreds (the clinic's a_waker.lua wakes every patient every ten minutes; once: 1,000
 -- patients, 29 s with no error).
 -- Must happen: the clinic's CPU budget over a sliding window (the runner
 -- sets 1,500 ms a minute) runs out: its protocols are not run past it ("CPU
