@@ -560,15 +560,32 @@ static int rg__cmd_rejected(int argc, char **argv)
     return rc;
 }
 
-/* Where simulate prints, and the engine that knows each clinic's zone. */
+/* Where simulate prints, the engine that knows each clinic's zone, and the
+ * notifications of clinics with a policy (printed after the transitions at
+ * or before their time). */
 typedef struct rg__out {
     FILE *f;
     rg_engine *eng;
+    rg_notify_set *ns;
+    size_t next;
 } rg__out;
+
+static void rg__print_notifications(rg__out *o, rg_time before)
+{
+    for (; o->ns && o->next < o->ns->n && (before == RG_TIME_NONE ||
+                                           o->ns->lines[o->next].at < before); o->next++) {
+        const rg_notify_line *l = &o->ns->lines[o->next];
+        json_t *j = rg_notify_line_json(l, rg_engine_zone(o->eng, l->clinic));
+        json_dumpf(j, o->f, JSON_COMPACT | JSON_ENSURE_ASCII);
+        fputc('\n', o->f);
+        json_decref(j);
+    }
+}
 
 static int rg__print_jsonl(void *ud, const rg_transition *t)
 {
     rg__out *o = ud;
+    rg__print_notifications(o, t->at);
     json_t *j = rg_transition_json(t, 0, rg_engine_zone(o->eng, t->clinic));
     json_dumpf(j, o->f, JSON_COMPACT | JSON_ENSURE_ASCII);
     fputc('\n', o->f);
@@ -815,9 +832,17 @@ static int rg__cmd_simulate(int argc, char **argv)
         if (!strcmp(o.format, "text"))
             printf("%-23s  %-8s  %-10s  %-10s  %-26s  %-8s  %s\n", "AT", "STATE", "CLINIC",
                    "PATIENT", "RULE", "SEVERITY", "MESSAGE");
-        rg__out out = {stdout, eng};
+        rg_notify_set ns = {0};
+        rg__out out = {stdout, eng, NULL, 0};
+        if (!strcmp(o.format, "jsonl")) {
+            if (rg_notify_set_build(&ns, eng, st, NULL, 0, until))
+                return rg__die("%s", "simulate: out of memory planning notifications");
+            out.ns = &ns;
+        }
         rg_store_each_transition(st, 0, 1,
                                  strcmp(o.format, "text") ? rg__print_jsonl : rg__print_text, &out);
+        rg__print_notifications(&out, RG_TIME_NONE);
+        rg_notify_set_free(&ns);
     }
     if (!rc)
         rc = ingest_rc || rg_engine_stats_get(eng)->errors ? 1 : 0;
