@@ -160,3 +160,144 @@ Test(notify, check_refuses_a_bad_policy_naming_the_line)
                 "clinic.lua:15: notify.receivers.prescriber.email must be an address");
     rg__refused("inhibit = {", "inhibt = {", "clinic.lua:23: notify: unknown field 'inhibt'");
 }
+
+/* ---- the planner itself (rg_notify_plan), on plain values ---- */
+
+#include "notify.h"
+
+#include <jansson.h>
+
+#define M(min) ((rg_time)(min) * RG_MS_MINUTE)
+
+typedef struct rg__got {
+    rg_notify_line l[32];
+    char key[32][40];
+    int n;
+} rg__got;
+
+static int rg__keep(void *ud, const rg_notify_line *l)
+{
+    rg__got *g = ud;
+    cr_assert_lt(g->n, 32);
+    g->l[g->n] = *l;
+    snprintf(g->key[g->n], sizeof g->key[0], "%s", l->key);
+    g->n++;
+    return 0;
+}
+
+static rg_notify_policy *rg__policy(const char *text)
+{
+    json_error_t je;
+    json_t *j = json_loads(text, 0, &je);
+    cr_assert_not_null(j, "%s", je.text);
+    rg_notify_policy *p;
+    char err[600], needle[200];
+    int rc = rg_notify_parse(j, &p, err, sizeof err, needle, sizeof needle);
+    cr_assert_eq(rc, RG_OK, "%s", err);
+    json_decref(j);
+    return p;
+}
+
+static rg_notify_alert_tx rg__tx(rg_time at, int open, const char *patient, const char *key,
+                                 const char *rule, const char *severity)
+{
+    return (rg_notify_alert_tx){.at = at, .notify_at = at, .open = open, .clinic = "c",
+                                .patient = patient, .key = key, .protocol = "ketamine.safety",
+                                .rule = rule, .severity = severity};
+}
+
+static const char rg__chain[] =
+    "{\"receivers\":{\"desk\":{\"webhook\":\"https://d.example/h\"},"
+    "\"dr\":{\"email\":\"dr@example.org\"}},"
+    "\"routes\":[{\"match\":{\"rule\":[\"x.other\",\"x.bp\"],\"patient\":\"p1\"},"
+    "\"steps\":[{\"to\":\"desk\"},{\"to\":\"dr\",\"after\":900000}],\"hold_down\":1800000},"
+    "{\"match\":{\"protocol\":\"ketamine.safety\"},\"steps\":[{\"to\":\"dr\"}]}],"
+    "\"inhibit\":[{\"when\":{\"severity\":\"critical\"},\"hold\":{\"severity\":\"warning\"}}]}";
+
+Test(notify, the_first_matching_route_takes_the_alert)
+{
+    rg_notify_policy *p = rg__policy(rg__chain);
+    rg_notify_alert_tx tx[] = {rg__tx(M(600), 1, "p1", "k1", "x.bp", "critical"),
+                               rg__tx(M(600), 1, "p2", "k2", "x.bp", "critical")};
+    rg__got g = {0};
+    cr_assert_eq(rg_notify_plan(p, tx, 2, NULL, 0, M(2000), rg__keep, &g), 0);
+    cr_assert_eq(g.n, 3);
+    cr_assert_str_eq(g.key[0], "k1");
+    cr_assert_eq(g.l[0].route, 1);
+    cr_assert_str_eq(g.key[1], "k2"); /* p2: the second route, its one step */
+    cr_assert_eq(g.l[1].route, 2);
+    cr_assert_str_eq(g.l[1].receiver, "dr");
+    cr_assert_eq(g.l[2].at, M(615));
+    cr_assert_eq(g.l[2].step, 2);
+    rg_notify_free(p);
+}
+
+Test(notify, an_alert_that_fell_due_while_closed_is_sent_at_the_opening_and_escalates_from_it)
+{
+    rg_notify_policy *p = rg__policy(rg__chain);
+    rg_notify_alert_tx tx = rg__tx(M(100), 1, "p1", "k1", "x.bp", "critical");
+    tx.notify_at = M(480);
+    rg__got g = {0};
+    rg_notify_plan(p, &tx, 1, NULL, 0, M(2000), rg__keep, &g);
+    cr_assert_eq(g.n, 3);
+    cr_assert_eq(g.l[0].at, M(100));
+    cr_assert_str_eq(g.l[0].reason, "outside hours");
+    cr_assert_eq(g.l[1].at, M(480));
+    cr_assert_null(g.l[1].reason);
+    cr_assert_eq(g.l[2].at, M(495));
+    rg_notify_free(p);
+}
+
+Test(notify, an_alert_reopened_within_the_hold_down_does_not_notify_its_first_step_twice)
+{
+    rg_notify_policy *p = rg__policy(rg__chain);
+    rg_notify_alert_tx tx[] = {rg__tx(M(600), 1, "p1", "k1", "x.bp", "critical"),
+                               rg__tx(M(605), 0, "p1", "k1", "x.bp", "critical"),
+                               rg__tx(M(620), 1, "p1", "k1", "x.bp", "critical"),
+                               rg__tx(M(625), 0, "p1", "k1", "x.bp", "critical"),
+                               rg__tx(M(700), 1, "p1", "k1", "x.bp", "critical")};
+    rg__got g = {0};
+    rg_notify_plan(p, tx, 5, NULL, 0, M(705), rg__keep, &g);
+    cr_assert_eq(g.n, 3);
+    cr_assert_null(g.l[0].reason); /* 10:00 sent; resolved before minute 15 */
+    cr_assert_eq(g.l[1].at, M(620));
+    cr_assert_str_eq(g.l[1].reason, "held down");
+    cr_assert_eq(g.l[2].at, M(700)); /* 75 minutes after: outside the 30-minute hold-down */
+    cr_assert_null(g.l[2].reason);
+    rg_notify_free(p);
+}
+
+Test(notify, acks_and_inhibition_follow_the_clock)
+{
+    rg_notify_policy *p = rg__policy(rg__chain);
+    rg_notify_alert_tx tx[] = {rg__tx(M(600), 1, "p3", "crit", "x.bp", "critical"),
+                               rg__tx(M(600), 1, "p3", "warn", "x.warn", "warning"),
+                               rg__tx(M(630), 0, "p3", "crit", "x.bp", "critical"),
+                               rg__tx(M(640), 1, "p3", "warn2", "x.warn2", "warning"),
+                               rg__tx(M(650), 1, "p1", "k1", "x.bp", "critical")};
+    /* an ack before the alert opened does not count; one by key stops its chain */
+    rg_notify_ack acks[] = {{.at = M(640), .key = "k1"}, {.at = M(651), .key = "k1"}};
+    rg__got g = {0};
+    rg_notify_plan(p, tx, 5, acks, 2, M(2000), rg__keep, &g);
+    cr_assert_eq(g.n, 4);
+    cr_assert_str_eq(g.key[0], "crit");
+    cr_assert_str_eq(g.key[1], "warn");
+    cr_assert_str_eq(g.l[1].reason, "inhibited");
+    cr_assert_str_eq(g.key[2], "warn2"); /* the critical resolved at 630: no longer held */
+    cr_assert_null(g.l[2].reason);
+    cr_assert_str_eq(g.key[3], "k1");
+    cr_assert_eq(g.l[3].step, 1); /* acknowledged at 651: step 2 (665) never falls due */
+    rg_notify_free(p);
+}
+
+Test(notify, a_reraise_continues_the_chain_instead_of_starting_another)
+{
+    rg_notify_policy *p = rg__policy(rg__chain);
+    rg_notify_alert_tx tx[] = {rg__tx(M(600), 1, "p1", "k1", "x.bp", "critical"),
+                               rg__tx(M(610), 1, "p1", "k1", "x.bp", "critical")};
+    rg__got g = {0};
+    rg_notify_plan(p, tx, 2, NULL, 0, M(2000), rg__keep, &g);
+    cr_assert_eq(g.n, 2);
+    cr_assert_eq(g.l[1].at, M(615));
+    rg_notify_free(p);
+}

@@ -225,7 +225,7 @@ static int rg__parse_route(json_t *j, int idx, rg_notify_policy *p, rg_notify_ro
                            char *err, size_t errlen, char *needle, size_t nlen)
 {
     static const char *const known[] = {"match", "steps", "repeat_every", "repeat_times",
-                                        "group_by", NULL};
+                                        "group_by", "hold_down", NULL};
     static const char *const sknown[] = {"to", "after", NULL};
     char what[120];
     snprintf(what, sizeof what, "notify.routes[%d]", idx + 1);
@@ -295,6 +295,13 @@ static int rg__parse_route(json_t *j, int idx, rg_notify_policy *p, rg_notify_ro
     if ((every != NULL) != (times != NULL))
         return rg__bad(err, errlen, needle, nlen, every ? "repeat_every" : "repeat_times",
                        "%s: repeat_every and repeat_times go together", what);
+    json_t *hd = json_object_get(j, "hold_down");
+    if (hd) {
+        snprintf(mwhat, sizeof mwhat, "%s.hold_down", what);
+        if ((rc = rg__duration(hd, mwhat, 0, &r->hold_down, err, errlen, needle, nlen,
+                               "hold_down")))
+            return rc;
+    }
     json_t *g = json_object_get(j, "group_by");
     if (g) {
         if (!json_is_string(g) || strcmp(json_string_value(g), "patient"))
@@ -487,6 +494,12 @@ int rg_notify_plan(const rg_notify_policy *p, const rg_notify_alert_tx *txs, siz
                 stop = ak->at;
         }
         rg_time start = t->notify_at > t->at ? t->notify_at : t->at;
+        /* hold-down: the same alert resolved a moment ago; its first step
+         * (the one that says it opened) is not sent twice */
+        int held = 0;
+        for (size_t q = 0; q < k && route->hold_down && !held; q++)
+            held = lives[q].end != RG_TIME_NONE && !strcmp(lives[q].open->key, t->key) &&
+                   t->at - lives[q].end < route->hold_down;
         int total = route->nsteps + route->repeat_times;
         for (int s = 0; s < total; s++) {
             int step = s < route->nsteps ? s : route->nsteps - 1;
@@ -522,6 +535,9 @@ int rg_notify_plan(const rg_notify_policy *p, const rg_notify_alert_tx *txs, siz
             pls[npl].l.at = due;
             if (rg__inhibited(p, lives, nl, a, due)) {
                 pls[npl].l.reason = "inhibited";
+                pls[npl].l.grouped = 0;
+            } else if (held && s == 0) {
+                pls[npl].l.reason = "held down";
                 pls[npl].l.grouped = 0;
             }
             npl++;

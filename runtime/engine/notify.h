@@ -7,7 +7,8 @@
  * The policy: receivers (name -> { webhook = url } | { email = address } |
  * { sms = url } | { role = name }), schedules (kept for on-call roles),
  * routes ({ match = { severity, rule, protocol, patient }, steps = { { to,
- * after } }, repeat_every, repeat_times, group_by = "patient" }; the first
+ * after } }, repeat_every, repeat_times, group_by = "patient", hold_down };
+ * the first
  * route whose match holds takes the alert) and inhibit ({ when = match,
  * hold = match }: while an alert matching `when` is open for a patient,
  * notifications of that patient's alerts matching `hold` are suppressed).
@@ -48,6 +49,7 @@ typedef struct rg_notify_route {
     rg_notify_step *steps;
     int nsteps;
     rg_time repeat_every;
+    rg_time hold_down; /* an alert re-opened this soon after it resolved: first step held */
     int repeat_times, group_by_patient;
 } rg_notify_route;
 
@@ -92,7 +94,8 @@ typedef struct rg_notify_line {
     const char *clinic, *patient, *key, *rule, *receiver;
     int route, step, repeat; /* route and step 1-based; repeat 0 for the step itself */
     int grouped;             /* on a sent line: how many alerts it carries (1: itself) */
-    const char *reason;      /* NULL (sent), "inhibited", "grouped", "outside hours" */
+    const char *reason;      /* NULL (sent), "inhibited", "grouped", "outside hours",
+                                "held down" */
 } rg_notify_line;
 
 /* Plans the notifications of one clinic's alerts: txs in (at, seq) order,
