@@ -8,6 +8,7 @@
  * inhibition and grouping, and a wrong expectation fails them.
  * Run from the repository root (make test does).
  */
+#define RG_TEST_SERVE /* connect_to */
 #include "helpers.h"
 
 #include "rg.h"
@@ -300,4 +301,190 @@ Test(notify, a_reraise_continues_the_chain_instead_of_starting_another)
     cr_assert_eq(g.n, 2);
     cr_assert_eq(g.l[1].at, M(615));
     rg_notify_free(p);
+}
+
+/* ---- regimen notify-test: real receivers on loopback ---- */
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <dirent.h>
+
+static int rg__free_port(void)
+{
+    struct sockaddr_in a = {.sin_family = AF_INET};
+    socklen_t alen = sizeof a;
+    inet_pton(AF_INET, "127.0.0.1", &a.sin_addr);
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    cr_assert_eq(bind(fd, (struct sockaddr *)&a, sizeof a), 0);
+    getsockname(fd, (struct sockaddr *)&a, &alen);
+    close(fd);
+    return ntohs(a.sin_port);
+}
+
+/* The example clinic, its receivers pointed at loopback ports. */
+static void rg__loopback_clinic(const char *dir, int smtp_port, int hook_port)
+{
+    char *clinic = rg_test_read("examples/notify/clinic.lua");
+    char head[300], *text = malloc(strlen(clinic) + 600);
+    snprintf(head, sizeof head, "  notify = {\n    smtp = { url = \"smtp://127.0.0.1:%d\", from = "
+             "\"regimen@clinic.example\" },", smtp_port);
+    char *at = strstr(clinic, "  notify = {");
+    cr_assert_not_null(at);
+    sprintf(text, "%.*s%s%s", (int)(at - clinic), clinic, head, at + strlen("  notify = {"));
+    char url[100];
+    snprintf(url, sizeof url, "http://127.0.0.1:%d/hook", hook_port);
+    char *hook = strstr(text, "https://desk.example/hook");
+    cr_assert_not_null(hook);
+    size_t ul = strlen(url), hl = strlen("https://desk.example/hook");
+    memmove(hook + ul, hook + hl, strlen(hook + hl) + 1);
+    memcpy(hook, url, ul);
+    rg_test_write(dir, "clinic.lua", text);
+    free(text);
+    free(clinic);
+}
+
+Test(notify, notify_test_sends_an_email_to_a_real_smtp_server, .timeout = 60)
+{
+    char dir[256], box[300], *out, *err;
+    rg_test_tmpdir(dir);
+    snprintf(box, sizeof box, "%s/mail", dir);
+    int port = rg__free_port();
+    rg__loopback_clinic(dir, port, 1);
+    char listen_at[40];
+    snprintf(listen_at, sizeof listen_at, "127.0.0.1:%d", port);
+    pid_t smtpd = fork();
+    if (smtpd == 0) {
+        execl("/usr/bin/python3", "python3", "-m", "aiosmtpd", "-n", "-l", listen_at, "-c",
+              "aiosmtpd.handlers.Mailbox", box, (char *)NULL);
+        _exit(127);
+    }
+    int up = 0;
+    for (int i = 0; i < 100 && !up; i++) { /* until it accepts connections */
+        int fd = connect_to(port);
+        up = fd >= 0;
+        if (fd >= 0)
+            close(fd);
+        else
+            usleep(100000);
+    }
+    cr_assert(up, "aiosmtpd did not start on %s (is python3-aiosmtpd installed?)", listen_at);
+    const char *args[] = {"notify-test", dir, "prescriber", NULL};
+    int rc = rg_test_run(args, NULL, &out, &err);
+    kill(smtpd, SIGTERM);
+    waitpid(smtpd, NULL, 0);
+    cr_assert_eq(rc, 0, "exit %d:\n%s%s", rc, out, err);
+    cr_assert(strstr(out, "sent a test notification to prescriber (dr.lee@example.org)"), "%s",
+              out);
+    char newdir[400], path[700];
+    snprintf(newdir, sizeof newdir, "%s/new", box);
+    DIR *d = opendir(newdir);
+    cr_assert_not_null(d, "no mail arrived in %s", newdir);
+    struct dirent *de;
+    int n = 0;
+    while ((de = readdir(d)))
+        if (de->d_name[0] != '.') {
+            snprintf(path, sizeof path, "%s/%s", newdir, de->d_name);
+            n++;
+        }
+    closedir(d);
+    cr_assert_eq(n, 1, "one message, not %d", n);
+    char *mail = rg_test_read(path);
+    cr_assert(strstr(mail, "To: dr.lee@example.org"), "%s", mail);
+    cr_assert(strstr(mail, "From: regimen@clinic.example"), "%s", mail);
+    cr_assert(strstr(mail, "Subject: regimen: test notification"), "%s", mail);
+    cr_assert(strstr(mail, "receiver 'prescriber'"), "%s", mail);
+    free(mail);
+    free(out);
+    free(err);
+
+    /* the server gone: a clear failure, exit 1 */
+    rc = rg_test_run(args, NULL, &out, &err);
+    cr_assert_eq(rc, 1, "exit %d:\n%s%s", rc, out, err);
+    cr_assert(strstr(err, "e-mail to dr.lee@example.org via smtp://127.0.0.1:"), "%s", err);
+    free(out);
+    free(err);
+    rg_test_rmdir(dir);
+}
+
+typedef struct rg__hook_rx {
+    int fd, port, status;
+    char request[8192];
+    pthread_t thread;
+} rg__hook_rx;
+
+static void *rg__hook_main(void *ud)
+{
+    rg__hook_rx *r = ud;
+    int c = accept(r->fd, NULL, NULL);
+    size_t len = 0;
+    for (;;) {
+        ssize_t got = read(c, r->request + len, sizeof r->request - 1 - len);
+        if (got <= 0)
+            break;
+        len += (size_t)got;
+        r->request[len] = '\0';
+        char *end = strstr(r->request, "\r\n\r\n");
+        const char *cl = strcasestr(r->request, "Content-Length:");
+        if (end && cl && len >= (size_t)(end + 4 - r->request) + (size_t)atoi(cl + 15))
+            break;
+    }
+    char reply[100];
+    int n = snprintf(reply, sizeof reply, "HTTP/1.1 %d X\r\nContent-Length: 0\r\n"
+                     "Connection: close\r\n\r\n", r->status);
+    (void)!write(c, reply, (size_t)n);
+    close(c);
+    return NULL;
+}
+
+static void rg__hook_start(rg__hook_rx *r)
+{
+    struct sockaddr_in a = {.sin_family = AF_INET};
+    socklen_t alen = sizeof a;
+    inet_pton(AF_INET, "127.0.0.1", &a.sin_addr);
+    r->fd = socket(AF_INET, SOCK_STREAM, 0);
+    cr_assert_eq(bind(r->fd, (struct sockaddr *)&a, sizeof a), 0);
+    cr_assert_eq(listen(r->fd, 4), 0);
+    getsockname(r->fd, (struct sockaddr *)&a, &alen);
+    r->port = ntohs(a.sin_port);
+    pthread_create(&r->thread, NULL, rg__hook_main, r);
+}
+
+Test(notify, notify_test_posts_to_a_webhook_and_reports_a_refusal, .timeout = 30)
+{
+    char dir[256], *out, *err;
+    const char *args[3 + 1];
+    for (int status = 200; status <= 500; status += 300) {
+        rg__hook_rx r = {.status = status};
+        rg__hook_start(&r);
+        rg_test_tmpdir(dir);
+        rg__loopback_clinic(dir, 1, r.port);
+        args[0] = "notify-test", args[1] = dir, args[2] = "desk", args[3] = NULL;
+        int rc = rg_test_run(args, NULL, &out, &err);
+        pthread_join(r.thread, NULL);
+        close(r.fd);
+        cr_assert(strstr(r.request, "POST /hook"), "%s", r.request);
+        cr_assert(strstr(r.request, "{\"kind\":\"notification\",\"test\":true,"
+                                    "\"receiver\":\"desk\""), "%s", r.request);
+        if (status == 200) {
+            cr_assert_eq(rc, 0, "exit %d:\n%s%s", rc, out, err);
+        } else {
+            cr_assert_eq(rc, 1, "exit %d:\n%s%s", rc, out, err);
+            cr_assert(strstr(err, "the receiver answered HTTP 500"), "%s", err);
+        }
+        free(out);
+        free(err);
+        rg_test_rmdir(dir);
+    }
+    /* no such receiver, or a role: refused before anything is sent */
+    args[0] = "notify-test", args[1] = "examples/notify", args[2] = "nobody", args[3] = NULL;
+    int rc = rg_test_run(args, NULL, &out, &err);
+    cr_assert_eq(rc, 2);
+    cr_assert(strstr(err, "notify.receivers has no receiver named 'nobody'"), "%s", err);
+    free(out);
+    free(err);
 }

@@ -26,6 +26,7 @@
 #include "report.h"
 #include "report_cmd.h"
 #include "passwd_cmd.h"
+#include "notify_cmd.h"
 #include "sweep.h"
 
 #include <jansson.h>
@@ -79,6 +80,8 @@ static const char rg__usage[] =
     "                                   reference (Markdown)\n"
     "  serve --config FILE [--db PATH]  run the alerting service (HTTP API on one event\n"
     "                                   loop; see regimen serve --help)\n"
+    "  notify-test DIR RECEIVER         send a test message to one receiver of DIR/clinic.lua's\n"
+    "                                   notify policy (webhook, SMS gateway, e-mail over SMTP)\n"
     "  passwd                           read a password on standard input and print its\n"
     "                                   argon2id hash, for a user of serve's configuration\n"
     "  report --clinic NAME[=DIR] --from TIME --to TIME [--format text|csv|html]\n"
@@ -851,6 +854,12 @@ static int rg__cmd_simulate(int argc, char **argv)
     return rc;
 }
 
+static int rg__cmd_notify_test(int argc, char **argv)
+{
+    char shipped[PATH_MAX];
+    return rg_notify_test_cmd(argc, argv, rg__shipped(shipped, sizeof shipped));
+}
+
 static int rg__cmd_explain(int argc, char **argv)
 {
     rg__opts o = {.db = "regimen.db"};
@@ -1239,6 +1248,7 @@ int main(int argc, char **argv)
         {"diff", rg__cmd_diff},
         {"report", rg__cmd_report},
         {"passwd", rg_passwd_cmd},
+        {"notify-test", rg__cmd_notify_test},
     };
     /* a service's notice meant for another process never stops a command */
     signal(RG_HOLDER_SIGNAL, SIG_IGN);

@@ -71,6 +71,8 @@ void rg_notify_free(rg_notify_policy *p)
         rg__free_match(&p->inhibits[i].hold);
     }
     free(p->inhibits);
+    free(p->smtp_url);
+    free(p->smtp_from);
     free(p);
 }
 
@@ -315,7 +317,8 @@ static int rg__parse_route(json_t *j, int idx, rg_notify_policy *p, rg_notify_ro
 int rg_notify_parse(json_t *j, rg_notify_policy **out, char *err, size_t errlen, char *needle,
                     size_t nlen)
 {
-    static const char *const known[] = {"receivers", "schedules", "routes", "inhibit", NULL};
+    static const char *const known[] = {"receivers", "schedules", "routes", "inhibit", "smtp",
+                                        NULL};
     *out = NULL;
     if (!json_is_object(j))
         return rg__bad(err, errlen, needle, nlen, "notify", "notify must be a table { receivers"
@@ -336,6 +339,25 @@ int rg_notify_parse(json_t *j, rg_notify_policy **out, char *err, size_t errlen,
             rc = rg__bad(err, errlen, needle, nlen, p->receivers[i].target, "notify.receivers.%s"
                          ".role: no schedule named '%s' in notify.schedules",
                          p->receivers[i].name, p->receivers[i].target);
+    json_t *smtp = json_object_get(j, "smtp");
+    if (!rc && smtp) {
+        static const char *const sk[] = {"url", "from", NULL};
+        const char *url = json_string_value(json_object_get(smtp, "url")),
+                   *from = json_string_value(json_object_get(smtp, "from"));
+        if (!json_is_object(smtp))
+            rc = rg__bad(err, errlen, needle, nlen, "smtp", "notify.smtp must be { url = "
+                         "\"smtp://mail.example:587\", from = \"regimen@clinic.example\" }");
+        if (!rc)
+            rc = rg__only(smtp, sk, "notify.smtp", err, errlen, needle, nlen);
+        if (!rc && (!url || (strncmp(url, "smtp://", 7) && strncmp(url, "smtps://", 8))))
+            rc = rg__bad(err, errlen, needle, nlen, url ? url : "smtp", "notify.smtp.url must "
+                         "be an smtp:// or smtps:// URL such as \"smtp://mail.example:587\"");
+        if (!rc && (!from || !strchr(from, '@') || strpbrk(from, " <>\r\n")))
+            rc = rg__bad(err, errlen, needle, nlen, from ? from : "smtp", "notify.smtp.from "
+                         "must be an address such as \"regimen@clinic.example\"");
+        if (!rc && (!(p->smtp_url = strdup(url)) || !(p->smtp_from = strdup(from))))
+            rc = RG_ENOMEM;
+    }
     json_t *routes = json_object_get(j, "routes");
     size_t n = rg__len(routes);
     if (!rc && (!routes || n == (size_t)-1 || n == 0))

@@ -64,6 +64,7 @@ typedef struct rg_notify_policy {
     int nroutes;
     rg_notify_inhibit *inhibits;
     int ninhibits;
+    char *smtp_url, *smtp_from; /* notify.smtp = { url, from }, for e-mail receivers */
 } rg_notify_policy;
 
 /* Reads the policy from its JSON form (clinic.lua's notify table as
