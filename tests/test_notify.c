@@ -488,3 +488,42 @@ Test(notify, notify_test_posts_to_a_webhook_and_reports_a_refusal, .timeout = 30
     free(out);
     free(err);
 }
+
+Test(notify, simulate_acks_stop_the_chain_and_bad_lines_are_refused)
+{
+    char dir[256], events[300], acks[300], *out, *err;
+    rg_test_tmpdir(dir);
+    rg_test_write(dir, "t.jsonl", rg__timeline);
+    /* p1 acknowledged at minute 20: the prescriber (minute 15) heard, the repeats do not come */
+    rg_test_write(dir, "acks.jsonl", "\n{\"at\":\"2026-03-02T10:20:00Z\",\"clinic\":\"oncall\","
+                                     "\"patient\":\"p1\",\"rule\":\"safety.bp-high\"}\n");
+    snprintf(events, sizeof events, "%s/t.jsonl", dir);
+    snprintf(acks, sizeof acks, "%s/acks.jsonl", dir);
+    const char *args[] = {"simulate", "--events", events, "--until", "2026-03-02T11:00:00Z",
+                          "--clinic", "oncall=examples/notify", "--format", "jsonl", "--acks",
+                          acks, NULL};
+    int rc = rg_test_run(args, NULL, &out, &err);
+    cr_assert_eq(rc, 0, "exit %d, stderr:\n%s", rc, err);
+    cr_assert_eq(rg__count(out, "\"kind\":\"notification\""), 3, "%s", out);
+    cr_assert(strstr(out, "\"at\":\"2026-03-02T10:15:00Z\",\"clinic\":\"oncall\",\"patient\":\"p1\""));
+    cr_assert_null(strstr(out, "\"round\":1"), "%s", out);
+    free(out);
+    free(err);
+
+    rg_test_write(dir, "acks.jsonl", "{\"at\":\"2026-03-02T10:20:00Z\",\"clinic\":\"oncall\","
+                                     "\"patient\":\"p1\",\"rule\":\"safety.bp-high\"}\n"
+                                     "{\"at\":\"2026-03-02T10:20:00Z\",\"clinic\":\"oncall\"}\n");
+    rc = rg_test_run(args, NULL, &out, &err);
+    cr_assert_eq(rc, 2, "exit %d:\n%s", rc, err);
+    cr_assert(strstr(err, "acks.jsonl:2: an acknowledgement names its alert"), "%s", err);
+    free(out);
+    free(err);
+    const char *text[] = {"simulate", "--events", events, "--until", "2026-03-02T11:00:00Z",
+                          "--acks", acks, NULL};
+    rc = rg_test_run(text, NULL, &out, &err);
+    cr_assert_eq(rc, 2);
+    cr_assert(strstr(err, "--acks goes with --format jsonl"), "%s", err);
+    free(out);
+    free(err);
+    rg_test_rmdir(dir);
+}

@@ -61,6 +61,7 @@ static const char rg__usage[] =
     "                                   of storing them\n"
     "  rejected [--db PATH]             list refused lines with their line, field and reason\n"
     "  simulate --events FILE --until TIME [--format text|jsonl|html] [--protocols DIR]\n"
+    "           [--acks FILE]  (jsonl: the notify policies' plan, FILE's acknowledgements)\n"
     "           [--clinic NAME=DIR]... [--db PATH]\n"
     "                                   replay a timeline under a virtual clock and print\n"
     "                                   every alert transition in time order\n"
@@ -106,6 +107,7 @@ static const char rg__usage[] =
 
 typedef struct rg__opts {
     const char *db, *events, *format, *protocols, *until;
+    const char *acks; /* simulate --acks FILE: acknowledgements for the notification plan */
     const char *clinic_names[64], *clinic_dirs[64];
     int nclinics;
     int jobs; /* sweep: worker threads; 0: the processors available */
@@ -166,7 +168,7 @@ static int rg__positive(const char *arg, long long *v)
 
 static int rg__parse(int argc, char **argv, rg__opts *o)
 {
-    enum { O_AT = 100, O_DB = 1, O_EVENTS, O_UNTIL, O_FORMAT, O_PROTOCOLS, O_CLINIC, O_MEM, O_INSTR, O_DEADLINE, O_JOBS, O_DESCRIBE, O_SKEW = 120 };
+    enum { O_AT = 100, O_DB = 1, O_EVENTS, O_UNTIL, O_FORMAT, O_PROTOCOLS, O_CLINIC, O_MEM, O_INSTR, O_DEADLINE, O_JOBS, O_DESCRIBE, O_SKEW = 120, O_ACKS };
     static const struct option longopts[] = {
         {"db", required_argument, NULL, O_DB},
         {"events", required_argument, NULL, O_EVENTS},
@@ -181,6 +183,7 @@ static int rg__parse(int argc, char **argv, rg__opts *o)
         {"jobs", required_argument, NULL, O_JOBS},
         {"future-skew", required_argument, NULL, O_SKEW},
         {"describe", no_argument, NULL, O_DESCRIBE},
+        {"acks", required_argument, NULL, O_ACKS},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -196,6 +199,7 @@ static int rg__parse(int argc, char **argv, rg__opts *o)
         case O_FORMAT: o->format = optarg; break;
         case O_PROTOCOLS: o->protocols = optarg; break;
         case O_DESCRIBE: o->describe = 1; break;
+        case O_ACKS: o->acks = optarg; break;
         case O_CLINIC: {
             char *eq = strchr(optarg, '=');
             if (!eq || eq == optarg || !eq[1] || o->nclinics == 64)
@@ -822,6 +826,9 @@ static int rg__cmd_simulate(int argc, char **argv)
         return rc;
     if (strcmp(o.format, "text") && strcmp(o.format, "jsonl") && strcmp(o.format, "html"))
         return rg__die("--format must be text, jsonl or html, not '%s'", o.format);
+    if (o.acks && strcmp(o.format, "jsonl"))
+        return rg__die("--acks goes with --format jsonl (the notification lines), not '%s'",
+                       o.format);
     if ((rc = rg__simulate(&o, until, 0, &st, &eng, &ingest_rc)))
         return rc;
     if (!strcmp(o.format, "html")) {
@@ -837,11 +844,21 @@ static int rg__cmd_simulate(int argc, char **argv)
                    "PATIENT", "RULE", "SEVERITY", "MESSAGE");
         rg_notify_set ns = {0};
         rg__out out = {stdout, eng, NULL, 0};
+        rg_notify_acks acks = {0};
+        char err[600];
+        if (o.acks && rg_notify_acks_read(&acks, o.acks, err, sizeof err)) {
+            rg_engine_free(eng);
+            rg_store_close(st);
+            return rg__die("%s", err);
+        }
         if (!strcmp(o.format, "jsonl")) {
-            if (rg_notify_set_build(&ns, eng, st, NULL, 0, until))
+            int nrc = rg_notify_set_build(&ns, eng, st, acks.a, acks.n, until);
+            rg_notify_acks_free(&acks);
+            if (nrc)
                 return rg__die("%s", "simulate: out of memory planning notifications");
             out.ns = &ns;
         }
+        rg_notify_acks_free(&acks);
         rg_store_each_transition(st, 0, 1,
                                  strcmp(o.format, "text") ? rg__print_jsonl : rg__print_text, &out);
         rg__print_notifications(&out, RG_TIME_NONE);

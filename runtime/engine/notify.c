@@ -508,9 +508,10 @@ int rg_notify_plan(const rg_notify_policy *p, const rg_notify_alert_tx *txs, siz
         rg_time stop = a->end;
         for (size_t i = 0; i < nacks; i++) {
             const rg_notify_ack *ak = &acks[i];
-            int mine = ak->key ? !strcmp(ak->key, t->key)
-                               : !strcmp(ak->clinic, t->clinic) && !strcmp(ak->patient, t->patient) &&
-                                     !strcmp(ak->rule, t->rule);
+            int mine = (!ak->clinic || !strcmp(ak->clinic, t->clinic)) &&
+                       (ak->key ? !strcmp(ak->key, t->key)
+                                : ak->patient && ak->rule && !strcmp(ak->patient, t->patient) &&
+                                      !strcmp(ak->rule, t->rule));
             if (mine && ak->at >= t->at && (a->end == RG_TIME_NONE || ak->at < a->end) &&
                 (stop == RG_TIME_NONE || ak->at < stop))
                 stop = ak->at;
@@ -731,4 +732,81 @@ void rg_notify_set_free(rg_notify_set *s)
     free(s->txs);
     free(s->lines);
     memset(s, 0, sizeof *s);
+}
+
+/* ---- acknowledgements from a file (simulate --acks) ---- */
+
+void rg_notify_acks_free(rg_notify_acks *l)
+{
+    for (size_t i = 0; i < l->n; i++) {
+        free((char *)l->a[i].clinic);
+        free((char *)l->a[i].patient);
+        free((char *)l->a[i].rule);
+        free((char *)l->a[i].key);
+    }
+    free(l->a);
+    memset(l, 0, sizeof *l);
+}
+
+int rg_notify_acks_read(rg_notify_acks *out, const char *path, char *err, size_t errlen)
+{
+    memset(out, 0, sizeof *out);
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return rg_fail(err, errlen, RG_EIO, "--acks %s: cannot read it", path);
+    char *line = NULL;
+    size_t cap = 0, acap = 0;
+    long no = 0;
+    int rc = RG_OK;
+    while (!rc && getline(&line, &cap, f) > 0) {
+        no++;
+        if (strspn(line, " \t\r\n") == strlen(line))
+            continue;
+        json_error_t je;
+        json_t *j = json_loads(line, 0, &je);
+        const char *at = json_string_value(json_object_get(j, "at"));
+        const char *clinic = json_string_value(json_object_get(j, "clinic"));
+        const char *key = json_string_value(json_object_get(j, "key"));
+        const char *patient = json_string_value(json_object_get(j, "patient"));
+        const char *rule = json_string_value(json_object_get(j, "rule"));
+        rg_time t = 0;
+        char why[200] = "";
+        if (!j)
+            rc = rg_fail(err, errlen, RG_EINVAL, "%s:%ld: not JSON: %s", path, no, je.text);
+        else if (!json_is_object(j))
+            rc = rg_fail(err, errlen, RG_EINVAL, "%s:%ld: an acknowledgement must be an object",
+                         path, no);
+        else if (!at || rg_time_parse(at, strlen(at), &t, NULL, why, sizeof why))
+            rc = rg_fail(err, errlen, RG_EINVAL, "%s:%ld: field 'at' must be an RFC 3339 time "
+                         "such as \"2026-03-02T10:10:00Z\"%s%s", path, no, *why ? ": " : "", why);
+        else if (!clinic || (!key && (!patient || !rule)))
+            rc = rg_fail(err, errlen, RG_EINVAL, "%s:%ld: an acknowledgement names its alert: "
+                         "{\"at\", \"clinic\", \"key\"} or {\"at\", \"clinic\", \"patient\", "
+                         "\"rule\"}", path, no);
+        if (!rc && out->n == acap) {
+            size_t nc = acap ? acap * 2 : 16;
+            rg_notify_ack *g = realloc(out->a, nc * sizeof *g);
+            if (!g)
+                rc = rg_fail(err, errlen, RG_ENOMEM, "out of memory");
+            else
+                out->a = g, acap = nc;
+        }
+        if (!rc) {
+            rg_notify_ack *a = &out->a[out->n++];
+            memset(a, 0, sizeof *a);
+            a->at = t;
+            a->clinic = strdup(clinic);
+            a->key = key ? strdup(key) : NULL;
+            a->patient = strdup(patient ? patient : "");
+            a->rule = strdup(rule ? rule : "");
+            if (!a->clinic || (key && !a->key) || !a->patient || !a->rule)
+                rc = rg_fail(err, errlen, RG_ENOMEM, "out of memory");
+        }
+        json_decref(j);
+    }
+    free(line);
+    fclose(f);
+    if (rc)
+        rg_notify_acks_free(out);
+    return rc;
 }

@@ -89,6 +89,17 @@ typedef struct rg_notify_ack {
     const char *clinic, *patient, *rule, *key;
 } rg_notify_ack;
 
+/* Acknowledgements read from a JSON-lines file, one per line:
+ * {"at": RFC 3339, "clinic": ..., "key": ...} or {"at", "clinic", "patient",
+ * "rule"}. The strings belong to the list. */
+typedef struct rg_notify_acks {
+    rg_notify_ack *a;
+    size_t n;
+} rg_notify_acks;
+/* RG_OK, or RG_EINVAL/RG_EIO with err naming the file, line and field. */
+int rg_notify_acks_read(rg_notify_acks *out, const char *path, char *err, size_t errlen);
+void rg_notify_acks_free(rg_notify_acks *l);
+
 /* One planned notification. reason is NULL for "sent". */
 typedef struct rg_notify_line {
     rg_time at;
