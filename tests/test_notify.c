@@ -527,3 +527,82 @@ Test(notify, simulate_acks_stop_the_chain_and_bad_lines_are_refused)
     free(err);
     rg_test_rmdir(dir);
 }
+
+/* ---- on-call schedules in clinic time ---- */
+
+#include "zone.h"
+
+static const char rg__oncall[] =
+    "{\"receivers\":{\"ana\":{\"email\":\"ana@example.org\"},\"ben\":{\"email\":\"ben@example.org\"},"
+    "\"cara\":{\"email\":\"cara@example.org\"},\"nurse\":{\"role\":\"nurse-on-call\"}},"
+    "\"schedules\":{\"nurse-on-call\":{\"rotation\":[\"ana\",\"ben\"],"
+    "\"start\":\"2026-03-02T08:00\",\"every\":604800000,"
+    "\"overrides\":[{\"from\":\"2026-03-10T08:00\",\"to\":\"2026-03-11T08:00\",\"who\":\"cara\"}]}},"
+    "\"routes\":[{\"steps\":[{\"to\":\"nurse\"}]}]}";
+
+static const char *rg__who(const rg_notify_policy *p, const char *at)
+{
+    rg_time t;
+    char why[100];
+    cr_assert_eq(rg_time_parse(at, strlen(at), &t, NULL, why, sizeof why), 0, "%s", why);
+    return p->receivers[rg_notify_on_call(p, 3, t)].name;
+}
+
+Test(notify, a_rotation_hands_off_at_its_local_hour_across_daylight_saving)
+{
+    rg_notify_policy *p = rg__policy(rg__oncall);
+    const rg_zone *z;
+    char err[200];
+    cr_assert_eq(rg_zone_get(&z, "America/New_York", err, sizeof err), 0);
+    p->zone = z;
+    cr_assert_str_eq(rg__who(p, "2026-03-02T13:30:00Z"), "ana"); /* 08:30 EST, the first turn */
+    cr_assert_str_eq(rg__who(p, "2026-03-02T12:30:00Z"), "ben"); /* 07:30 EST: the turn before */
+    /* DST began on 8 March: the handoff of the 9th is at 08:00 EDT, 12:00Z */
+    cr_assert_str_eq(rg__who(p, "2026-03-09T11:59:00Z"), "ana");
+    cr_assert_str_eq(rg__who(p, "2026-03-09T12:00:00Z"), "ben");
+    cr_assert_str_eq(rg__who(p, "2026-03-10T12:00:00Z"), "cara"); /* the override, 08:00 EDT */
+    cr_assert_str_eq(rg__who(p, "2026-03-11T11:59:00Z"), "cara");
+    cr_assert_str_eq(rg__who(p, "2026-03-11T12:00:00Z"), "ben");
+    cr_assert_str_eq(rg__who(p, "2026-03-16T12:00:00Z"), "ana");
+
+    /* the planner says who was on call when each step fell due */
+    rg_notify_alert_tx tx = rg__tx(M(0), 1, "p1", "k1", "x.bp", "critical");
+    char why[100];
+    cr_assert_eq(rg_time_parse("2026-03-10T12:30:00Z", 20, &tx.at, NULL, why, sizeof why), 0);
+    tx.notify_at = tx.at;
+    rg__got g = {0};
+    rg_notify_plan(p, &tx, 1, NULL, 0, tx.at + M(60), rg__keep, &g);
+    cr_assert_eq(g.n, 1);
+    cr_assert_str_eq(g.l[0].receiver, "nurse");
+    cr_assert_str_eq(g.l[0].on_call, "cara");
+    rg_notify_free(p);
+}
+
+Test(notify, a_bad_schedule_is_refused_naming_the_field)
+{
+    static const char *const bad[][2] = {
+        {"[\"ana\",\"ben\"]", "[\"ana\",\"nurse\"]"},
+        {"\"2026-03-02T08:00\"", "\"2026-03-02 08:00\""},
+        {"\"who\":\"cara\"", "\"who\":\"carla\""},
+        {"\"role\":\"nurse-on-call\"", "\"role\":\"nurse-on-cal\""},
+    };
+    static const char *const want[] = {
+        "notify.schedules[\"nurse-on-call\"].rotation[2]: 'nurse' is itself a role",
+        "notify.schedules[\"nurse-on-call\"].start must be a local time of the clinic",
+        "notify.schedules[\"nurse-on-call\"].overrides[1].who must name a receiver",
+        "notify.receivers.nurse.role: no schedule named 'nurse-on-cal'",
+    };
+    for (size_t i = 0; i < RG_COUNTOF(bad); i++) {
+        char text[2048], err[600], needle[200];
+        const char *at = strstr(rg__oncall, bad[i][0]);
+        cr_assert_not_null(at);
+        snprintf(text, sizeof text, "%.*s%s%s", (int)(at - rg__oncall), rg__oncall, bad[i][1],
+                 at + strlen(bad[i][0]));
+        json_t *j = json_loads(text, 0, NULL);
+        cr_assert_not_null(j, "%s", text);
+        rg_notify_policy *p;
+        cr_assert_eq(rg_notify_parse(j, &p, err, sizeof err, needle, sizeof needle), RG_EINVAL);
+        cr_assert(strstr(err, want[i]), "want %s, got %s", want[i], err);
+        json_decref(j);
+    }
+}

@@ -1018,7 +1018,10 @@ static int rg__mirror_notify(rg_clinic *c, lua_State *L, const char *path, char 
         if (!j)
             rc = rg_fail(err, errlen, RG_EINVAL, "%s:%d: notify: %s", path,
                          rg__line_of(path, "notify"), why);
-        else if ((rc = rg_notify_parse(j, &c->notify, why, sizeof why, needle, sizeof needle))) {
+        else if (!(rc = rg_notify_parse(j, &c->notify, why, sizeof why, needle,
+                                        sizeof needle)))
+            c->notify->zone = c->cal.zone;
+        else {
             int line = rg__line_of(path, needle);
             if (!line)
                 line = rg__line_of(path, "notify");

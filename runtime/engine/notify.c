@@ -61,6 +61,12 @@ void rg_notify_free(rg_notify_policy *p)
         free(p->receivers[i].target);
     }
     free(p->receivers);
+    for (int i = 0; i < p->nschedules; i++) {
+        free(p->schedules[i].name);
+        free(p->schedules[i].rotation);
+        free(p->schedules[i].overrides);
+    }
+    free(p->schedules);
     for (int i = 0; i < p->nroutes; i++) {
         rg__free_match(&p->routes[i].match);
         free(p->routes[i].steps);
@@ -314,6 +320,140 @@ static int rg__parse_route(json_t *j, int idx, rg_notify_policy *p, rg_notify_ro
     return RG_OK;
 }
 
+/* "YYYY-MM-DDTHH:MM" in the clinic's time, as local wall-clock ms. */
+static int rg__local(const char *s, int64_t *out)
+{
+    char full[40], why[100];
+    rg_time t;
+    if (!s || strlen(s) != 16 || s[10] != 'T')
+        return RG_EINVAL;
+    snprintf(full, sizeof full, "%s:00Z", s);
+    if (rg_time_parse(full, strlen(full), &t, NULL, why, sizeof why))
+        return RG_EINVAL;
+    *out = t;
+    return RG_OK;
+}
+
+/* The receiver a schedule names: an existing receiver that is not a role. */
+static int rg__member(const rg_notify_policy *p, json_t *v, const char *what, int *out,
+                      char *err, size_t errlen, char *needle, size_t nlen)
+{
+    const char *name = json_string_value(v);
+    int r = name ? rg__receiver_index(p, name) : -1;
+    if (r < 0)
+        return rg__bad(err, errlen, needle, nlen, name ? name : "schedules", "%s must name a "
+                       "receiver of notify.receivers%s%s%s", what, name ? ", not '" : "",
+                       name ? name : "", name ? "'" : "");
+    if (p->receivers[r].kind == RG_NOTIFY_ROLE)
+        return rg__bad(err, errlen, needle, nlen, name, "%s: '%s' is itself a role; name the "
+                       "receivers who take turns", what, name);
+    *out = r;
+    return RG_OK;
+}
+
+static int rg__parse_schedules(json_t *sch, rg_notify_policy *p, char *err, size_t errlen,
+                               char *needle, size_t nlen)
+{
+    static const char *const known[] = {"rotation", "start", "every", "overrides", NULL};
+    static const char *const ok[] = {"from", "to", "who", NULL};
+    if (!json_is_object(sch))
+        return rg__bad(err, errlen, needle, nlen, "schedules", "notify.schedules must be a "
+                       "table of role -> { rotation = { \"ana\", \"ben\" }, start = "
+                       "\"2026-03-02T08:00\", every = R.days(7) }");
+    if (!(p->schedules = calloc(json_object_size(sch) + 1, sizeof *p->schedules)))
+        return RG_ENOMEM;
+    const char *name;
+    json_t *v;
+    json_object_foreach(sch, name, v) {
+        char what[200], w2[240];
+        int rc;
+        snprintf(what, sizeof what, "notify.schedules[\"%s\"]", name);
+        rg_notify_schedule *s = &p->schedules[p->nschedules++];
+        if (!(s->name = strdup(name)))
+            return RG_ENOMEM;
+        if (!json_is_object(v))
+            return rg__bad(err, errlen, needle, nlen, name, "%s must be { rotation = { ... }, "
+                           "start = \"2026-03-02T08:00\", every = R.days(7), overrides = "
+                           "{ ... } }", what);
+        if ((rc = rg__only(v, known, what, err, errlen, needle, nlen)))
+            return rc;
+        json_t *rot = json_object_get(v, "rotation");
+        size_t n = rg__len(rot);
+        if (!rot || n == (size_t)-1 || n == 0)
+            return rg__bad(err, errlen, needle, nlen, "rotation", "%s.rotation must be a list "
+                           "of receivers who take turns, at least one", what);
+        if (!(s->rotation = calloc(n, sizeof *s->rotation)))
+            return RG_ENOMEM;
+        for (size_t i = 0; i < n; i++, s->nrotation++) {
+            snprintf(w2, sizeof w2, "%s.rotation[%zu]", what, i + 1);
+            if ((rc = rg__member(p, rg__item(rot, i), w2, &s->rotation[i], err, errlen, needle,
+                                 nlen)))
+                return rc;
+        }
+        const char *start = json_string_value(json_object_get(v, "start"));
+        if (rg__local(start, &s->start))
+            return rg__bad(err, errlen, needle, nlen, start ? start : "start", "%s.start must "
+                           "be a local time of the clinic \"YYYY-MM-DDTHH:MM\" (the first "
+                           "handoff)", what);
+        snprintf(w2, sizeof w2, "%s.every", what);
+        if ((rc = rg__duration(json_object_get(v, "every"), w2, 0, &s->every, err, errlen,
+                               needle, nlen, "every")))
+            return rc;
+        json_t *ov = json_object_get(v, "overrides");
+        n = ov ? rg__len(ov) : 0;
+        if (n == (size_t)-1)
+            return rg__bad(err, errlen, needle, nlen, "overrides", "%s.overrides must be a list"
+                           " of { from = \"2026-03-10T08:00\", to = \"2026-03-11T08:00\", "
+                           "who = \"receiver\" }", what);
+        if (n && !(s->overrides = calloc(n, sizeof *s->overrides)))
+            return RG_ENOMEM;
+        for (size_t i = 0; i < n; i++) {
+            json_t *o = rg__item(ov, i);
+            rg_notify_override *x = &s->overrides[s->noverrides++];
+            snprintf(w2, sizeof w2, "%s.overrides[%zu]", what, i + 1);
+            if (!json_is_object(o))
+                return rg__bad(err, errlen, needle, nlen, "overrides", "%s must be { from = "
+                               "\"2026-03-10T08:00\", to = \"2026-03-11T08:00\", who = "
+                               "\"receiver\" }", w2);
+            if ((rc = rg__only(o, ok, w2, err, errlen, needle, nlen)))
+                return rc;
+            const char *from = json_string_value(json_object_get(o, "from")),
+                       *to = json_string_value(json_object_get(o, "to"));
+            if (rg__local(from, &x->from) || rg__local(to, &x->to) || x->to <= x->from)
+                return rg__bad(err, errlen, needle, nlen, from ? from : "overrides", "%s: from "
+                               "and to must be local times \"YYYY-MM-DDTHH:MM\", to after from",
+                               w2);
+            char w3[260];
+            snprintf(w3, sizeof w3, "%s.who", w2);
+            if ((rc = rg__member(p, json_object_get(o, "who"), w3, &x->receiver, err, errlen,
+                                 needle, nlen)))
+                return rc;
+        }
+    }
+    return RG_OK;
+}
+
+int rg_notify_on_call(const rg_notify_policy *p, int r, rg_time t)
+{
+    if (p->receivers[r].kind != RG_NOTIFY_ROLE)
+        return r;
+    const rg_notify_schedule *s = NULL;
+    for (int i = 0; i < p->nschedules && !s; i++)
+        if (!strcmp(p->schedules[i].name, p->receivers[r].target))
+            s = &p->schedules[i];
+    if (!s) /* rg_notify_parse refuses such a policy */
+        return r;
+    int64_t local = t + (int64_t)rg_zone_offset(p->zone ? p->zone : rg_zone_utc(), t) * 1000;
+    for (int i = s->noverrides - 1; i >= 0; i--) /* the last override listed wins */
+        if (s->overrides[i].from <= local && local < s->overrides[i].to)
+            return s->overrides[i].receiver;
+    int64_t turns = (local - s->start) / s->every;
+    if ((local - s->start) % s->every < 0)
+        turns--; /* before the start: the rotation runs backwards too */
+    int64_t k = turns % s->nrotation;
+    return s->rotation[k < 0 ? k + s->nrotation : k];
+}
+
 int rg_notify_parse(json_t *j, rg_notify_policy **out, char *err, size_t errlen, char *needle,
                     size_t nlen)
 {
@@ -330,15 +470,17 @@ int rg_notify_parse(json_t *j, rg_notify_policy **out, char *err, size_t errlen,
     if (!rc)
         rc = rg__parse_receivers(json_object_get(j, "receivers"), p, err, errlen, needle, nlen);
     json_t *sch = json_object_get(j, "schedules");
-    if (!rc && sch && !json_is_object(sch))
-        rc = rg__bad(err, errlen, needle, nlen, "schedules", "notify.schedules must be a table"
-                     " of role -> schedule");
-    for (int i = 0; !rc && i < p->nreceivers; i++)
-        if (p->receivers[i].kind == RG_NOTIFY_ROLE &&
-            !json_object_get(sch, p->receivers[i].target))
+    if (!rc && sch)
+        rc = rg__parse_schedules(sch, p, err, errlen, needle, nlen);
+    for (int i = 0; !rc && i < p->nreceivers; i++) {
+        int found = 0;
+        for (int k = 0; k < p->nschedules && !found; k++)
+            found = !strcmp(p->schedules[k].name, p->receivers[i].target);
+        if (p->receivers[i].kind == RG_NOTIFY_ROLE && !found)
             rc = rg__bad(err, errlen, needle, nlen, p->receivers[i].target, "notify.receivers.%s"
                          ".role: no schedule named '%s' in notify.schedules",
                          p->receivers[i].name, p->receivers[i].target);
+    }
     json_t *smtp = json_object_get(j, "smtp");
     if (!rc && smtp) {
         static const char *const sk[] = {"url", "from", NULL};
@@ -542,7 +684,9 @@ int rg_notify_plan(const rg_notify_policy *p, const rg_notify_alert_tx *txs, siz
                 pls = g;
                 cap = nc;
             }
-            rg_notify_line base = {.clinic = t->clinic, .patient = t->patient, .key = t->key,
+            int rcv = route->steps[step].receiver, who = rg_notify_on_call(p, rcv, due);
+            rg_notify_line base = {.on_call = who != rcv ? p->receivers[who].name : NULL,
+                                   .clinic = t->clinic, .patient = t->patient, .key = t->key,
                                    .rule = t->rule,
                                    .receiver = p->receivers[route->steps[step].receiver].name,
                                    .route = r + 1, .step = step + 1,
@@ -607,6 +751,8 @@ json_t *rg_notify_line_json(const rg_notify_line *l, const void *zone)
     if (l->repeat)
         json_object_set_new(o, "round", json_integer(l->repeat));
     json_object_set_new(o, "receiver", json_string(l->receiver));
+    if (l->on_call)
+        json_object_set_new(o, "on_call", json_string(l->on_call));
     json_object_set_new(o, "outcome", json_string(l->reason ? "suppressed" : "sent"));
     if (l->reason)
         json_object_set_new(o, "reason", json_string(l->reason));

@@ -57,9 +57,29 @@ typedef struct rg_notify_inhibit {
     rg_notify_match when, hold;
 } rg_notify_inhibit;
 
+/* An on-call schedule: rotation members (receiver indexes) take turns of
+ * `every`, counted in the clinic's wall-clock time from `start` (so a
+ * handoff stays at its local hour across daylight-saving changes);
+ * overrides put one receiver on call from one local time to another. */
+typedef struct rg_notify_override {
+    int64_t from, to; /* local wall-clock ms (counted as if UTC) */
+    int receiver;
+} rg_notify_override;
+typedef struct rg_notify_schedule {
+    char *name;
+    int *rotation, nrotation;
+    int64_t start; /* local wall-clock ms */
+    rg_time every;
+    rg_notify_override *overrides;
+    int noverrides;
+} rg_notify_schedule;
+
 typedef struct rg_notify_policy {
     rg_notify_receiver *receivers;
     int nreceivers;
+    rg_notify_schedule *schedules;
+    int nschedules;
+    const struct rg_zone *zone; /* the clinic's (set by clinic.c; NULL: UTC) */
     rg_notify_route *routes;
     int nroutes;
     rg_notify_inhibit *inhibits;
@@ -106,6 +126,7 @@ typedef struct rg_notify_line {
     const char *clinic, *patient, *key, *rule, *receiver;
     int route, step, repeat; /* route and step 1-based; repeat 0 for the step itself */
     int grouped;             /* on a sent line: how many alerts it carries (1: itself) */
+    const char *on_call;     /* a role receiver: who its schedule puts on call, else NULL */
     const char *reason;      /* NULL (sent), "inhibited", "grouped", "outside hours",
                                 "held down" */
 } rg_notify_line;
@@ -116,6 +137,10 @@ typedef struct rg_notify_line {
 int rg_notify_plan(const rg_notify_policy *p, const rg_notify_alert_tx *txs, size_t ntx,
                    const rg_notify_ack *acks, size_t nacks, rg_time until,
                    int (*fn)(void *ud, const rg_notify_line *l), void *ud);
+
+/* The receiver on call for role receiver r at t (r itself when it is no
+ * role); its index. */
+int rg_notify_on_call(const rg_notify_policy *p, int r, rg_time t);
 
 /* The line as simulate's jsonl prints it: {"kind":"notification", ...}. */
 struct json_t *rg_notify_line_json(const rg_notify_line *l, const void *zone);

@@ -195,7 +195,7 @@ static int rg__notifications(json_t *sc, rg_engine *eng, rg_store *st, const cha
 {
     static const char *const a_fields[] = {"at", "rule", "patient"};
     static const char *const n_fields[] = {"at", "receiver", "step", "outcome", "reason",
-                                           "patient", "rule", "round"};
+                                           "patient", "rule", "round", "on_call"};
     json_t *acks = json_object_get(sc, "acks"), *want = json_object_get(sc, "notifications"), *x;
     size_t na = json_array_size(acks), i;
     rg_notify_ack *ak = calloc(na ? na : 1, sizeof *ak);
@@ -245,7 +245,8 @@ static int rg__notifications(json_t *sc, rg_engine *eng, rg_store *st, const cha
         const char *at = rg__str(x, "at", 0, NULL), *recv = rg__str(x, "receiver", 1, NULL),
                    *outcome = rg__str(x, "outcome", 999, "sent"),
                    *reason = rg__str(x, "reason", 999, NULL),
-                   *pat = rg__str(x, "patient", 999, "p1"), *rule = rg__str(x, "rule", 999, NULL);
+                   *pat = rg__str(x, "patient", 999, "p1"), *rule = rg__str(x, "rule", 999, NULL),
+                   *who = rg__str(x, "on_call", 999, NULL);
         json_t *step = json_object_get(x, "step"), *rep = json_object_get(x, "round");
         rg_time t;
         if (rg__unknown_field(x, n_fields, RG_COUNTOF(n_fields), "notifications", why,
@@ -268,6 +269,7 @@ static int rg__notifications(json_t *sc, rg_engine *eng, rg_store *st, const cha
                 !strcmp(l->patient, pat) && (!rule || !strcmp(l->rule, rule)) &&
                 (!step || json_integer_value(step) == l->step) &&
                 (!rep || json_integer_value(rep) == l->repeat) &&
+                (!who || (l->on_call && !strcmp(who, l->on_call))) &&
                 !strcmp(outcome, l->reason ? "suppressed" : "sent") &&
                 (!reason || (l->reason && !strcmp(reason, l->reason))))
                 found = matched[k] = 1;
