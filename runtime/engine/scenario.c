@@ -278,10 +278,10 @@ static int rg__notifications(json_t *sc, rg_engine *eng, rg_store *st, const cha
             continue;
         differs = 1;
         *rl += (size_t)snprintf(report + *rl, *rl < rcap ? rcap - *rl : 0,
-                                "    missing notification:    %s %s to %s for %s%s%s%s%s\n",
-                                rg_zone_format(zone, t, when), outcome, recv, pat,
-                                rule ? " (" : "", rule ? rule : "", rule ? ")" : "",
-                                reason ? reason : "");
+                                "    missing notification:    %s %s%s%s to %s for %s%s%s%s\n",
+                                rg_zone_format(zone, t, when), outcome, reason ? ", " : "",
+                                reason ? reason : "", recv, pat, rule ? " (" : "",
+                                rule ? rule : "", rule ? ")" : "");
     }
     for (size_t k = 0; !rc && want && k < ns.n; k++) {
         const rg_notify_line *l = &ns.lines[k];
