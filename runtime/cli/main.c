@@ -28,6 +28,7 @@
 #include "report_cmd.h"
 #include "passwd_cmd.h"
 #include "audit_cmd.h"
+#include "notify_cmd.h"
 #include "sweep.h"
 
 #include <jansson.h>
@@ -65,6 +66,7 @@ static const char rg__usage[] =
     "                                   its columns against its body; name each damaged\n"
     "                                   one (clinic, id, seq); exit 1 if any is damaged\n"
     "  simulate --events FILE --until TIME [--format text|jsonl|html] [--protocols DIR]\n"
+    "           [--acks FILE]  (jsonl: the notify policies' plan, FILE's acknowledgements)\n"
     "           [--clinic NAME=DIR]... [--db PATH]\n"
     "                                   replay a timeline under a virtual clock and print\n"
     "                                   every alert transition in time order\n"
@@ -84,6 +86,8 @@ static const char rg__usage[] =
     "                                   reference (Markdown)\n"
     "  serve --config FILE [--db PATH]  run the alerting service (HTTP API on one event\n"
     "                                   loop; see regimen serve --help)\n"
+    "  notify-test DIR RECEIVER         send a test message to one receiver of DIR/clinic.lua's\n"
+    "                                   notify policy (webhook, SMS gateway, e-mail over SMTP)\n"
     "  passwd                           read a password on standard input and print its\n"
     "                                   argon2id hash, for a user of serve's configuration\n"
     "  report --clinic NAME[=DIR] --from TIME --to TIME [--format text|csv|html]\n"
@@ -115,6 +119,7 @@ static const char rg__usage[] =
 
 typedef struct rg__opts {
     const char *db, *events, *format, *protocols, *until;
+    const char *acks; /* simulate --acks FILE: acknowledgements for the notification plan */
     const char *clinic_names[64], *clinic_dirs[64];
     int nclinics;
     int jobs; /* sweep: worker threads; 0: the processors available */
@@ -176,7 +181,7 @@ static int rg__positive(const char *arg, long long *v)
 
 static int rg__parse(int argc, char **argv, rg__opts *o)
 {
-    enum { O_AT = 100, O_DB = 1, O_EVENTS, O_UNTIL, O_FORMAT, O_PROTOCOLS, O_CLINIC, O_MEM, O_INSTR, O_DEADLINE, O_JOBS, O_DESCRIBE, O_CPU, O_SKEW = 120 };
+    enum { O_AT = 100, O_DB = 1, O_EVENTS, O_UNTIL, O_FORMAT, O_PROTOCOLS, O_CLINIC, O_MEM, O_INSTR, O_DEADLINE, O_JOBS, O_DESCRIBE, O_CPU, O_SKEW = 120, O_ACKS };
     static const struct option longopts[] = {
         {"db", required_argument, NULL, O_DB},
         {"events", required_argument, NULL, O_EVENTS},
@@ -192,6 +197,7 @@ static int rg__parse(int argc, char **argv, rg__opts *o)
         {"future-skew", required_argument, NULL, O_SKEW},
         {"describe", no_argument, NULL, O_DESCRIBE},
         {"clinic-cpu-ms", required_argument, NULL, O_CPU},
+        {"acks", required_argument, NULL, O_ACKS},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -207,6 +213,7 @@ static int rg__parse(int argc, char **argv, rg__opts *o)
         case O_FORMAT: o->format = optarg; break;
         case O_PROTOCOLS: o->protocols = optarg; break;
         case O_DESCRIBE: o->describe = 1; break;
+        case O_ACKS: o->acks = optarg; break;
         case O_CLINIC: {
             char *eq = strchr(optarg, '=');
             if (!eq || eq == optarg || !eq[1] || o->nclinics == 64)
@@ -607,15 +614,32 @@ static int rg__cmd_verify(int argc, char **argv)
     return rc;
 }
 
-/* Where simulate prints, and the engine that knows each clinic's zone. */
+/* Where simulate prints, the engine that knows each clinic's zone, and the
+ * notifications of clinics with a policy (printed after the transitions at
+ * or before their time). */
 typedef struct rg__out {
     FILE *f;
     rg_engine *eng;
+    rg_notify_set *ns;
+    size_t next;
 } rg__out;
+
+static void rg__print_notifications(rg__out *o, rg_time before)
+{
+    for (; o->ns && o->next < o->ns->n && (before == RG_TIME_NONE ||
+                                           o->ns->lines[o->next].at < before); o->next++) {
+        const rg_notify_line *l = &o->ns->lines[o->next];
+        json_t *j = rg_notify_line_json(l, rg_engine_zone(o->eng, l->clinic));
+        json_dumpf(j, o->f, JSON_COMPACT | JSON_ENSURE_ASCII);
+        fputc('\n', o->f);
+        json_decref(j);
+    }
+}
 
 static int rg__print_jsonl(void *ud, const rg_transition *t)
 {
     rg__out *o = ud;
+    rg__print_notifications(o, t->at);
     json_t *j = rg_transition_json(t, 0, rg_engine_zone(o->eng, t->clinic));
     json_dumpf(j, o->f, JSON_COMPACT | JSON_ENSURE_ASCII);
     fputc('\n', o->f);
@@ -853,6 +877,9 @@ static int rg__cmd_simulate(int argc, char **argv)
         return rc;
     if (strcmp(o.format, "text") && strcmp(o.format, "jsonl") && strcmp(o.format, "html"))
         return rg__die("--format must be text, jsonl or html, not '%s'", o.format);
+    if (o.acks && strcmp(o.format, "jsonl"))
+        return rg__die("--acks goes with --format jsonl (the notification lines), not '%s'",
+                       o.format);
     if ((rc = rg__simulate(&o, until, 0, &st, &eng, &ingest_rc)))
         return rc;
     if (!strcmp(o.format, "html")) {
@@ -866,9 +893,27 @@ static int rg__cmd_simulate(int argc, char **argv)
         if (!strcmp(o.format, "text"))
             printf("%-23s  %-8s  %-10s  %-10s  %-26s  %-8s  %s\n", "AT", "STATE", "CLINIC",
                    "PATIENT", "RULE", "SEVERITY", "MESSAGE");
-        rg__out out = {stdout, eng};
+        rg_notify_set ns = {0};
+        rg__out out = {stdout, eng, NULL, 0};
+        rg_notify_acks acks = {0};
+        char err[600];
+        if (o.acks && rg_notify_acks_read(&acks, o.acks, err, sizeof err)) {
+            rg_engine_free(eng);
+            rg_store_close(st);
+            return rg__die("%s", err);
+        }
+        if (!strcmp(o.format, "jsonl")) {
+            int nrc = rg_notify_set_build(&ns, eng, st, acks.a, acks.n, until);
+            rg_notify_acks_free(&acks);
+            if (nrc)
+                return rg__die("%s", "simulate: out of memory planning notifications");
+            out.ns = &ns;
+        }
+        rg_notify_acks_free(&acks);
         rg_store_each_transition(st, 0, 1,
                                  strcmp(o.format, "text") ? rg__print_jsonl : rg__print_text, &out);
+        rg__print_notifications(&out, RG_TIME_NONE);
+        rg_notify_set_free(&ns);
     }
     if (!rc)
         rc = ingest_rc || rg_engine_stats_get(eng)->errors ? 1 : 0;
@@ -895,6 +940,12 @@ static int rg__explain_clinic(void *ud, const char *clinic)
         fputc('\n', stdout);
     int rc = rg_explain(x->st, x->eng, name, x->key, stdout);
     return rc == RG_ENOTFOUND ? RG_OK : rc;
+}
+
+static int rg__cmd_notify_test(int argc, char **argv)
+{
+    char shipped[PATH_MAX];
+    return rg_notify_test_cmd(argc, argv, rg__shipped(shipped, sizeof shipped));
 }
 
 static int rg__cmd_explain(int argc, char **argv)
@@ -1308,6 +1359,7 @@ int main(int argc, char **argv)
         {"report", rg__cmd_report},
         {"passwd", rg_passwd_cmd},
         {"audit", rg_audit_cmd},
+        {"notify-test", rg__cmd_notify_test},
     };
     /* a service's notice meant for another process never stops a command */
     signal(RG_HOLDER_SIGNAL, SIG_IGN);

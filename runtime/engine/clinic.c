@@ -14,6 +14,7 @@
 
 #include "bindings.h"
 
+#include <jansson.h>
 #include <lauxlib.h>
 
 #include <ctype.h>
@@ -28,6 +29,7 @@
 
 static const char rg__k_desc = 'd'; /* registry: list of protocol descriptions */
 static const char rg__k_fhir = 'f'; /* registry: clinic.lua's fhir table, or absent */
+static const char rg__k_notify = 'n'; /* registry: clinic.lua's notify table, or absent */
 
 /* FNV-1a of the file's bytes, as 16 hex digits: which text produced a rule. */
 static int rg__hash_file(const char *path, char out[17])
@@ -407,7 +409,7 @@ static int rg__read_settings(lua_State *L)
 {
     static const char *const known[] = {"include", "params", "description", "fhir",
                                         "timezone", "hours", "closures", "notify_at_once",
-                                        NULL};
+                                        "notify", NULL};
     rg_sandbox *sb = rg_sandbox_of(L);
     const char *path = lua_tostring(L, 1);
     if (!path) {
@@ -432,7 +434,7 @@ static int rg__read_settings(lua_State *L)
         if (!ok)
             return luaL_error(L, "%s: unknown setting '%s' (known: include, params, "
                                  "description, fhir, timezone, hours, closures, "
-                                 "notify_at_once)", path, luaL_tolstring(L, -1, NULL));
+                                 "notify_at_once, notify)", path, luaL_tolstring(L, -1, NULL));
     }
     int it = rg__rawfield(L, t, "include");
     rg__plain(L, -1, path, "'include'");
@@ -460,6 +462,9 @@ static int rg__read_settings(lua_State *L)
     lua_settop(L, t);
     rg__check_fhir(L, t, path);
     rg__read_calendar(L, t, path);
+    it = rg__rawfield(L, t, "notify"); /* checked in C by rg__mirror_notify */
+    rg__plain(L, -1, path, "'notify'");
+    lua_rawsetp(L, LUA_REGISTRYINDEX, &rg__k_notify);
     return 1;
 }
 
@@ -1000,6 +1005,34 @@ static int rg__mirror_fhir(rg_clinic *c, lua_State *L)
     return rc;
 }
 
+/* [-0, +0] Checks clinic.lua's notify table and keeps it as c->notify; an
+ * error names clinic.lua, the line of the field and what was expected (raw
+ * reads only: nothing here raises). */
+static int rg__mirror_notify(rg_clinic *c, lua_State *L, const char *path, char *err,
+                             size_t errlen)
+{
+    int top = lua_gettop(L), rc = RG_OK;
+    if (lua_rawgetp(L, LUA_REGISTRYINDEX, &rg__k_notify) != LUA_TNIL) {
+        char why[600], needle[200];
+        json_t *j = rg_lua_to_json(L, top + 1, 0, why, sizeof why);
+        if (!j)
+            rc = rg_fail(err, errlen, RG_EINVAL, "%s:%d: notify: %s", path,
+                         rg__line_of(path, "notify"), why);
+        else if (!(rc = rg_notify_parse(j, &c->notify, why, sizeof why, needle,
+                                        sizeof needle)))
+            c->notify->zone = c->cal.zone;
+        else {
+            int line = rg__line_of(path, needle);
+            if (!line)
+                line = rg__line_of(path, "notify");
+            rg_fail(err, errlen, rc, "%s:%d: %s", path, line, why);
+        }
+        json_decref(j);
+    }
+    lua_settop(L, top);
+    return rc;
+}
+
 typedef struct rg__fhir_call {
     const char *resource, *event; /* JSON text; event NULL: nil */
 } rg__fhir_call;
@@ -1145,6 +1178,8 @@ int rg_clinic_load(rg_clinic **out, const char *name, const char *dir, const cha
         rg_fail(err, errlen, rc, "out of memory");
         goto done;
     }
+    if ((rc = rg__mirror_notify(c, L, settings_path, err, errlen)))
+        goto done;
 
     /* the directory's own protocols, then the included shipped sets */
     if ((rc = rg__list_dir(dir, &files, &nfiles, err, errlen)))
@@ -1219,6 +1254,7 @@ void rg_clinic_free(rg_clinic *c)
             free(c->fhir_codes[i][j]);
         free(c->fhir_codes[i]);
     }
+    rg_notify_free(c->notify);
     rg_sandbox_free(c->sb);
     free(c->name);
     free(c->dir);

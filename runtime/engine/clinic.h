@@ -6,7 +6,8 @@
  * "lib.course" -> lib/course.lua), and optionally clinic.lua, the clinic's
  * settings: { include = {"ketamine"}, params = {["ketamine.acute"] = {...}},
  * timezone = "America/New_York", hours = { mon = {"08:00", "18:00"}, ...,
- * sun = false }, closures = {"2026-12-25"}, notify_at_once = {"critical"} }.
+ * sun = false }, closures = {"2026-12-25"}, notify_at_once = {"critical"},
+ * notify = { receivers, routes, inhibit } (notify.h) }.
  * include names directories of the shipped protocol root whose protocols the
  * clinic also runs; params overrides protocol defaults for every patient;
  * fhir = { codes = {...}, map = function(resource, event) } adjusts the FHIR
@@ -22,6 +23,7 @@
 
 #include "fhir.h"
 #include "calendar.h"
+#include "notify.h"
 #include "sandbox.h"
 
 typedef struct rg_rule {
@@ -53,6 +55,7 @@ typedef struct rg_clinic {
     char **fhir_codes[RG_FHIR_NLISTS]; /* clinic.lua's fhir.codes (NULL: the default) */
     int fhir_map;                      /* clinic.lua defines fhir.map */
     rg_calendar cal; /* its zone, hours, closures (a copy of the sandbox's) */
+    rg_notify_policy *notify; /* clinic.lua's notify (NULL: none; runtime/engine/notify.h) */
 } rg_clinic;
 
 /* Loads every protocol of dir for clinic `name`. shipped is the root of the

@@ -183,6 +183,125 @@ static const char *rg__near_rule(const rg_clinic *c, const char *rule, char *buf
     return buf;
 }
 
+/* The scenario's acks = { { at, rule, patient = "p1" } } planned with the
+ * clinic's notification policy (rg_notify_set_build, as simulate) and
+ * compared with notifications = { { at, receiver, step = N, outcome =
+ * "sent"|"suppressed", reason = ..., patient = "p1", rule = ... } }: every
+ * expected line must be planned, nothing else. Returns 0 when they agree, 1
+ * with the differences appended to report, or negative with err. */
+static int rg__notifications(json_t *sc, rg_engine *eng, rg_store *st, const char *clinic,
+                             rg_time until, const rg_zone *zone, char *report, size_t *rl,
+                             size_t rcap, char *err, size_t errlen)
+{
+    static const char *const a_fields[] = {"at", "rule", "patient"};
+    static const char *const n_fields[] = {"at", "receiver", "step", "outcome", "reason",
+                                           "patient", "rule", "round", "on_call"};
+    json_t *acks = json_object_get(sc, "acks"), *want = json_object_get(sc, "notifications"), *x;
+    size_t na = json_array_size(acks), i;
+    rg_notify_ack *ak = calloc(na ? na : 1, sizeof *ak);
+    rg_notify_set ns = {0};
+    int rc = ak ? 0 : rg_fail(err, errlen, RG_ENOMEM, "out of memory");
+    if (!rc && acks && !json_is_array(acks))
+        rc = rg_fail(err, errlen, RG_EINVAL, "acks must be a list of { \"2026-03-04T09:00:00Z\", "
+                     "\"rule.id\", patient = \"p1\" }");
+    if (!rc && want && !json_is_array(want))
+        rc = rg_fail(err, errlen, RG_EINVAL, "notifications must be a list of "
+                     "{ \"2026-03-04T09:00:00Z\", \"receiver\", step = 1 } (use {} for none)");
+    rg_clinic *c = rg_engine_clinic(eng, clinic);
+    if (!rc && (!c || !c->notify))
+        rc = rg_fail(err, errlen, RG_EINVAL, "acks and notifications need a notify policy in "
+                     "the clinic's clinic.lua (docs/notifications.md)");
+    json_array_foreach(rc ? NULL : acks, i, x) {
+        char why[300];
+        const char *at = rg__str(x, "at", 0, NULL), *rule = rg__str(x, "rule", 1, NULL);
+        if (rg__unknown_field(x, a_fields, RG_COUNTOF(a_fields), "acks", why, sizeof why)) {
+            rc = rg_fail(err, errlen, RG_EINVAL, "acks[%zu]: %s", i + 1, why + strlen("acks: "));
+            break;
+        }
+        if (!at || !rule || rg_time_parse(at, strlen(at), &ak[i].at, NULL, why, sizeof why)) {
+            rc = rg_fail(err, errlen, RG_EINVAL, "acks[%zu] must be { \"2026-03-04T09:00:00Z\", "
+                         "\"rule.id\", patient = \"p1\" }", i + 1);
+            break;
+        }
+        if (!rg_clinic_find_rule(c, rule, NULL)) {
+            char near[200];
+            rc = rg_fail(err, errlen, RG_EINVAL, "acks[%zu] names the rule '%s', which no "
+                         "protocol of the clinic has%s", i + 1, rule,
+                         rg__near_rule(c, rule, near, sizeof near));
+            break;
+        }
+        ak[i].clinic = clinic;
+        ak[i].rule = rule;
+        ak[i].patient = rg__str(x, "patient", 999, "p1");
+    }
+    if (!rc && (rc = rg_notify_set_build(&ns, eng, st, ak, na, until)))
+        rg_fail(err, errlen, rc, "out of memory");
+    char *matched = rc ? NULL : calloc(ns.n + 1, 1);
+    if (!rc && !matched)
+        rc = rg_fail(err, errlen, RG_ENOMEM, "out of memory");
+    int differs = 0;
+    json_array_foreach(rc || !want ? NULL : want, i, x) {
+        char why[300], when[RG_TIME_BUFSZ];
+        const char *at = rg__str(x, "at", 0, NULL), *recv = rg__str(x, "receiver", 1, NULL),
+                   *outcome = rg__str(x, "outcome", 999, "sent"),
+                   *reason = rg__str(x, "reason", 999, NULL),
+                   *pat = rg__str(x, "patient", 999, "p1"), *rule = rg__str(x, "rule", 999, NULL),
+                   *who = rg__str(x, "on_call", 999, NULL);
+        json_t *step = json_object_get(x, "step"), *rep = json_object_get(x, "round");
+        rg_time t;
+        if (rg__unknown_field(x, n_fields, RG_COUNTOF(n_fields), "notifications", why,
+                              sizeof why)) {
+            rc = rg_fail(err, errlen, RG_EINVAL, "notifications[%zu]: %s", i + 1,
+                         why + strlen("notifications: "));
+            break;
+        }
+        if (!at || !recv || rg_time_parse(at, strlen(at), &t, NULL, why, sizeof why) ||
+            (strcmp(outcome, "sent") && strcmp(outcome, "suppressed"))) {
+            rc = rg_fail(err, errlen, RG_EINVAL, "notifications[%zu] must be "
+                         "{ \"2026-03-04T09:00:00Z\", \"receiver\", step = 1, outcome = "
+                         "\"sent\" or \"suppressed\", reason = ... }", i + 1);
+            break;
+        }
+        int found = 0;
+        for (size_t k = 0; k < ns.n && !found; k++) {
+            const rg_notify_line *l = &ns.lines[k];
+            if (!matched[k] && l->at == t && !strcmp(l->receiver, recv) &&
+                !strcmp(l->patient, pat) && (!rule || !strcmp(l->rule, rule)) &&
+                (!step || json_integer_value(step) == l->step) &&
+                (!rep || json_integer_value(rep) == l->repeat) &&
+                (!who || (l->on_call && !strcmp(who, l->on_call))) &&
+                !strcmp(outcome, l->reason ? "suppressed" : "sent") &&
+                (!reason || (l->reason && !strcmp(reason, l->reason))))
+                found = matched[k] = 1;
+        }
+        if (found)
+            continue;
+        differs = 1;
+        *rl += (size_t)snprintf(report + *rl, *rl < rcap ? rcap - *rl : 0,
+                                "    missing notification:    %s %s%s%s to %s for %s%s%s%s\n",
+                                rg_zone_format(zone, t, when), outcome, reason ? ", " : "",
+                                reason ? reason : "", recv, pat, rule ? " (" : "",
+                                rule ? rule : "", rule ? ")" : "");
+    }
+    for (size_t k = 0; !rc && want && k < ns.n; k++) {
+        const rg_notify_line *l = &ns.lines[k];
+        char when[RG_TIME_BUFSZ];
+        if (matched[k])
+            continue;
+        differs = 1;
+        *rl += (size_t)snprintf(report + *rl, *rl < rcap ? rcap - *rl : 0,
+                                "    unexpected notification: %s %s%s%s to %s for %s (%s), "
+                                "route %d step %d%s\n", rg_zone_format(zone, l->at, when),
+                                l->reason ? "suppressed, " : "sent", l->reason ? l->reason : "",
+                                "", l->receiver, l->patient, l->rule, l->route, l->step,
+                                l->repeat ? ", a repeat" : "");
+    }
+    free(matched);
+    rg_notify_set_free(&ns);
+    free(ak);
+    return rc ? rc : differs;
+}
+
 /* Runs scenario number idx of file; prints its outcome. Returns 1 if it passed. */
 static int rg__scenario(const char *file, const char *default_dir, size_t idx, json_t *sc,
                         const char *shipped, const rg_limits *lim, FILE *out)
@@ -206,7 +325,8 @@ static int rg__scenario(const char *file, const char *default_dir, size_t idx, j
     } while (0)
 
     static const char *const sc_fields[] = {"name", "events", "horizon", "only", "params",
-                                            "protocols", "clinic", "expect"};
+                                            "protocols", "clinic", "expect", "acks",
+                                            "notifications"};
     static const char *const ev_fields[] = {"at", "type", "data", "patient", "id"};
     static const char *const x_fields[] = {"at", "state", "rule", "patient", "message",
                                            "severity"};
@@ -383,6 +503,14 @@ static int rg__scenario(const char *file, const char *default_dir, size_t idx, j
                                "    unexpected: %s %-8s %s for %s: \"%s\"\n",
                                rg_zone_format(run.zone, s->at, when), s->open ? "open" : "resolved", s->rule,
                                s->patient, s->message);
+    }
+    if (json_object_get(sc, "acks") || json_object_get(sc, "notifications")) {
+        int nrc = rg__notifications(sc, eng, st, clinic, until, run.zone, report, &rl,
+                                    sizeof report, err, sizeof err);
+        if (nrc < 0)
+            SC_FAIL("%s", err);
+        if (nrc > 0)
+            ok = 0;
     }
     if (run.errors[0])
         ok = 0;

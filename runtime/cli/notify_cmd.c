@@ -1,0 +1,122 @@
+/*
+ * notify_cmd.c - `regimen notify-test DIR RECEIVER` (see notify_cmd.h).
+ *
+ * The clinic is loaded as every command loads it (its policy checked), the
+ * receiver found by name; a webhook or SMS gateway gets one POST of a JSON
+ * notification marked "test": true (libcurl, blocking: this is a command),
+ * an e-mail address a message through smtp.c. Depends on clinic.c,
+ * notify.c, smtp.c, libcurl and jansson.
+ */
+#include "notify_cmd.h"
+
+#include "clinic.h"
+#include "smtp.h"
+
+#include <curl/curl.h>
+#include <jansson.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static size_t rg__discard(char *p, size_t size, size_t n, void *ud)
+{
+    (void)p, (void)ud;
+    return size * n;
+}
+
+/* POSTs body to url; RG_OK on a 2xx answer, else RG_EIO with err. */
+static int rg__post(const char *url, const char *body, char *err, size_t errlen)
+{
+    char curl_err[CURL_ERROR_SIZE] = "";
+    struct curl_slist *h = curl_slist_append(NULL, "Content-Type: application/json");
+    CURL *c = curl_easy_init();
+    int rc = RG_OK;
+    if (!c || !h) {
+        rc = rg_fail(err, errlen, RG_ENOMEM, "out of memory");
+        goto done;
+    }
+    curl_easy_setopt(c, CURLOPT_URL, url);
+    curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
+    curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
+    curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, rg__discard);
+    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, 10000L);
+    curl_easy_setopt(c, CURLOPT_ERRORBUFFER, curl_err);
+    CURLcode cc = curl_easy_perform(c);
+    long code = 0;
+    curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &code);
+    if (cc != CURLE_OK)
+        rc = rg_fail(err, errlen, RG_EIO, "POST %s failed: %s", url,
+                     *curl_err ? curl_err : curl_easy_strerror(cc));
+    else if (code < 200 || code > 299)
+        rc = rg_fail(err, errlen, RG_EIO, "POST %s: the receiver answered HTTP %ld", url, code);
+done:
+    curl_easy_cleanup(c);
+    curl_slist_free_all(h);
+    return rc;
+}
+
+int rg_notify_test_cmd(int argc, char **argv, const char *shipped)
+{
+    char err[4096];
+    if (argc != 3) {
+        fprintf(stderr, "regimen: notify-test needs DIR RECEIVER: a protocol directory whose "
+                        "clinic.lua has a notify policy, and one of its receivers\n");
+        return 2;
+    }
+    const char *dir = argv[1], *name = argv[2];
+    rg_limits lim = RG_LIMITS_DEFAULT;
+    rg_clinic *c = NULL;
+    if (rg_clinic_load(&c, "test", dir, shipped, NULL, &lim, err, sizeof err)) {
+        fprintf(stderr, "regimen: %s\n", err);
+        return 2;
+    }
+    const rg_notify_policy *p = c->notify;
+    const rg_notify_receiver *r = NULL;
+    for (int i = 0; p && i < p->nreceivers && !r; i++)
+        if (!strcmp(p->receivers[i].name, name))
+            r = &p->receivers[i];
+    int rc = 2;
+    if (!p)
+        fprintf(stderr, "regimen: %s/clinic.lua has no notify policy (docs/notifications.md)\n",
+                dir);
+    else if (!r)
+        fprintf(stderr, "regimen: %s/clinic.lua: notify.receivers has no receiver named '%s'\n",
+                dir, name);
+    else if (r->kind == RG_NOTIFY_ROLE)
+        fprintf(stderr, "regimen: receiver '%s' is the role '%s': test the receivers its "
+                        "schedule names instead\n", name, r->target);
+    else if (r->kind == RG_NOTIFY_EMAIL && !p->smtp_url)
+        fprintf(stderr, "regimen: %s/clinic.lua: e-mail needs notify.smtp = { url = "
+                        "\"smtp://mail.example:587\", from = \"regimen@clinic.example\" }\n", dir);
+    else {
+        int sent;
+        if (r->kind == RG_NOTIFY_EMAIL) {
+            rg_smtp_msg m = {.url = p->smtp_url, .from = p->smtp_from, .to = r->target,
+                             .subject = "regimen: test notification",
+                             .body = "This is a test of the receiver '%s' of a regimen clinic's "
+                                     "notification policy. No alert is open.\n"};
+            char body[600];
+            snprintf(body, sizeof body, m.body, name);
+            m.body = body;
+            sent = rg_smtp_send(&m, err, sizeof err);
+        } else {
+            json_t *j = json_pack("{s:s, s:b, s:s, s:s}", "kind", "notification", "test", 1,
+                                  "receiver", name, "outcome", "sent");
+            char *body = j ? json_dumps(j, JSON_COMPACT) : NULL;
+            json_decref(j);
+            sent = body ? rg__post(r->target, body, err, sizeof err)
+                        : rg_fail(err, sizeof err, RG_ENOMEM, "out of memory");
+            free(body);
+        }
+        if (sent)
+            fprintf(stderr, "regimen: %s\n", err);
+        else
+            printf("sent a test notification to %s (%s)\n", name, r->target);
+        rc = sent ? 1 : 0;
+    }
+    rg_clinic_free(c);
+    return rc;
+}
