@@ -490,7 +490,13 @@ static int rg__metric_open(void *ud, const char *clinic, const char *severity, i
 static void rg__get_metrics(rg_svc *sv, rg_http_conn *c)
 {
     rg_buf b = {0};
-    const rg_engine_stats *es = rg_engine_stats_get(sv->eng);
+    /* evaluation runs on the threads (evaluate.c): their counters, added up;
+     * the loop's engine only loads protocols */
+    rg_engine_stats total = sv->eval_stats;
+    const rg_engine_stats *mine = rg_engine_stats_get(sv->eng), *es = &total;
+    total.errors += mine->errors;
+    total.limit_hits += mine->limit_hits;
+    total.steps += mine->steps;
     rg_http_stats hs;
     rg_http_stats_get(sv->http, &hs);
     rg_buf_printf(&b, "# HELP regimen_events_total Events received over HTTP, by outcome.\n"
@@ -530,7 +536,7 @@ static void rg__get_metrics(rg_svc *sv, rg_http_conn *c)
         }
     }
     rg_hcache_stats hc;
-    rg_engine_cache_stats(sv->eng, &hc);
+    rg_svc_pool_cache_stats(sv, &hc);
     rg_buf_printf(&b, "# HELP regimen_history_cache_bytes Compiled histories kept between "
                       "evaluations (limits.history_cache_mb).\n"
                       "# TYPE regimen_history_cache_bytes gauge\n"

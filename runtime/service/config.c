@@ -83,7 +83,8 @@ int rg_svc_load_config(rg_svc *sv, const char *path, char *err, size_t errlen)
         static const char *const names[] = {"max_memory_mb", "max_instructions", "deadline_ms",
                                             "max_body_bytes", "max_header_bytes", "max_connections",
                                             "idle_timeout_ms", "request_timeout_ms",
-                                            "max_events_per_request", "history_cache_mb", NULL};
+                                            "max_events_per_request", "history_cache_mb",
+                                            "evaluation_threads", NULL};
         if (!json_is_object(limits)) {
             rc = rg__cfg_fail(err, errlen, path, "limits", "expected an object");
             goto done;
@@ -116,6 +117,13 @@ int rg_svc_load_config(rg_svc *sv, const char *path, char *err, size_t errlen)
             case 7: sv->http_limits.request_timeout_ms = (int)n; break;
             case 8: sv->max_events = (int)n; break;
             case 9: sv->history_cache = (size_t)n << 20; break;
+            case 10:
+                if (n > 256) {
+                    rc = rg__cfg_fail(err, errlen, path, field, "expected 1 to 256 threads");
+                    goto done;
+                }
+                sv->eval_threads = (int)n;
+                break;
             }
         }
     }

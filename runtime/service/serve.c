@@ -168,30 +168,27 @@ static void rg__reraised_done(rg_svc *sv, int send)
     sv->nreraised = 0;
 }
 
-/* Advances everyone who is due, re-raises expired snoozes, publishes. */
+/* Advances everyone who is due and re-raises expired snoozes: a wake-up
+ * job for every clinic this worker holds, handed out by the group commit
+ * of this loop iteration. */
 static void rg__catch_up(rg_svc *sv, const char *why)
 {
-    rg_time now = rg_now();
-    long n = rg_engine_advance_all(sv->eng, now, now);
-    if (n < 0) {
-        sv->db_errors++;
-        rg_log("error", "%s: evaluation could not be stored: %s", why, rg_store_errmsg(sv->st));
-    } else if (n > 0) {
-        rg_log("info", "%s: %ld patient%s evaluated", why, n, n == 1 ? "" : "s");
-    }
-    int count = 0;
-    if (rg_store_begin(sv->st) == RG_OK) {
-        if (rg_store_each_due_snooze(sv->st, now, rg__reraise, sv, &count) == RG_OK &&
-            rg_store_commit(sv->st) == RG_OK) {
-            rg__reraised_done(sv, 1);
-        } else {
-            rg_store_rollback(sv->st);
-            rg__reraised_done(sv, 0);
-        }
-    }
-    rg__publish(sv);
+    (void)why;
+    for (int i = 0; i < sv->nclinics; i++)
+        sv->clinics[i].wake |= sv->clinics[i].held;
+    sv->wake_pending = 1;
+    rg_svc_flush_soon(sv);
 }
 
+/* A wake-up job is queued or out: the pass is under way, and its jobs
+ * re-arm the timer as they come back. */
+static int rg__waking(rg_svc *sv)
+{
+    for (int i = 0; i < sv->nclinics; i++)
+        if (sv->clinics[i].wake || (sv->clinics[i].job && sv->clinics[i].job->wake))
+            return 1;
+    return 0;
+}
 
 static void rg__on_wake(uv_timer_t *t)
 {
@@ -207,9 +204,8 @@ static void rg__on_wake(uv_timer_t *t)
             if (late <= rg_svc_late_bounds[i])
                 sv->lateness_buckets[i]++;
         sv->wakeups++;
-        /* evaluated in the group commit of this loop iteration, which re-arms */
-        sv->wake_pending = 1;
-        rg_svc_flush_soon(sv);
+        /* handed out by the group commit of this loop iteration, which re-arms */
+        rg__catch_up(sv, "wake-up");
         return;
     }
     rg_svc_arm(sv);
@@ -237,6 +233,11 @@ void rg_svc_arm(rg_svc *sv)
         delay = 0;
     if (delay < RG_RETRY_MS && (sv->wake_failed || rg_store_fault(sv->st, NULL)))
         delay = RG_RETRY_MS; /* a failing store or pass is retried, not spun on */
+    /* what is due may be a clinic's whose wake-up job is out (a slow clinic
+     * still at it): its jobs re-arm as they come back, and the others' due
+     * patients are looked for again a second later, not in a spin */
+    if (delay < RG_RETRY_MS && rg__waking(sv))
+        delay = RG_RETRY_MS;
     if (delay > RG_TIMER_CAP_MS) {
         delay = RG_TIMER_CAP_MS;
         sv->armed_for = RG_TIME_NONE; /* just a re-check of the clock */
@@ -284,6 +285,8 @@ static void rg__on_lag(uv_timer_t *t)
 }
 
 /* ---- many workers (PostgreSQL) ------------------------------------------------------------ */
+
+static void rg__drop_work(rg_svc *sv, int ci);
 
 /* Webhook delivery of clinic i, by the worker holding its lease only; it
  * resumes from the cursor in the store, with the same Idempotency-Key as a
@@ -342,8 +345,9 @@ static int rg__take_leases(rg_svc *sv, int share)
 static int rg__give_back(rg_svc *sv, int share)
 {
     for (int i = sv->nclinics - 1; i >= 0 && sv->nheld > share; i--) {
-        if (!sv->clinics[i].held)
+        if (!sv->clinics[i].held || sv->clinics[i].job) /* (a job out: at a later tick) */
             continue;
+        rg__drop_work(sv, i);
         if (sv->hooks)
             rg_webhooks_drop(sv->hooks, sv->clinics[i].name);
         sv->clinics[i].held = 0;
@@ -433,9 +437,11 @@ const char *const rg_svc_outcomes[5] = {"stored", "duplicate", "conflict", "reje
                                         "corrected"};
 const double rg_svc_late_bounds[6] = {0.001, 0.005, 0.01, 0.05, 0.25, 1.0};
 
-/* Validates and stores one request's events and advances the patients they
- * concern (the same rg_engine_advance as simulate), inside the group's
- * transaction. Its outcomes are answered only after the commit. The valid
+/* Validates and stores one request's events inside the group's
+ * transaction, and notes the patients they concern: after the commit they
+ * go to the clinic's next evaluation job (the same rg_engine_advance as
+ * simulate, on an evaluation thread), and the request is answered once that
+ * job's writes are committed too. The valid
  * events go to the store in one call (rg_store_put_events: one round trip
  * to PostgreSQL), with the outcomes n calls in order would give. */
 static int rg__store_events(rg_svc *sv, rg_svc_pending *pr)
@@ -528,11 +534,13 @@ static int rg__store_events(rg_svc *sv, rg_svc_pending *pr)
         free(raw);
         pr->counts[3]++;
     }
-    rg_time now = rg_now();
     /* a clinic leased by another worker: stored only; its NOTIFY wakes the owner */
-    for (int k = 0; k < npatients && !rc && clinic->held; k++)
-        rc = rg_engine_advance(sv->eng, clinic->name, patients[k], now);
-    free(patients);
+    if (!rc && clinic->held && npatients) {
+        pr->patients = patients;
+        pr->npatients = npatients;
+    } else {
+        free(patients);
+    }
     return rc;
 }
 
@@ -571,19 +579,26 @@ static void rg__fhir_done(rg_svc_pending *pr)
     }
 }
 
-/* Answers a request once its group's commit is done (ok) or failed. The
- * reply goes last: answering may hand a pipelined request of the same
- * connection to rg_svc_handle, which may grow sv->pending (and move pr). */
-static void rg__answer(rg_svc *sv, rg_svc_pending *pr, int ok)
+/* Why a request is answered 503 after its events were stored. */
+#define RG__UNEVALUATED "the events were stored but their evaluation could not be (the service " \
+                        "is stopping, or its database failed): send them again (an event is kept " \
+                        "once; what is stored is evaluated when the service runs again)"
+
+/* Answers a request once its group's commit and its evaluation's are done
+ * (fail NULL) or one failed (fail says why). The reply goes last: answering
+ * may hand a pipelined request of the same connection to rg_svc_handle,
+ * which may grow sv->pending (and move pr). */
+static void rg__answer(rg_svc *sv, rg_svc_pending *pr, const char *fail)
 {
     rg_svc_clinic *clinic = &sv->clinics[pr->clinic];
     uint64_t *counts = pr->counts;
     json_decref(pr->items);
-    if (!ok) {
+    free(pr->patients);
+    pr->patients = NULL;
+    if (fail) {
         json_decref(pr->results);
         rg__fhir_done(pr);
-        rg_svc_unavailable(sv, pr->conn, "the events could not be stored; nothing was "
-                                      "acknowledged, send them again");
+        rg_svc_unavailable(sv, pr->conn, fail);
         return;
     }
     for (int k = 0; k < 5; k++)
@@ -606,37 +621,149 @@ static void rg__answer(rg_svc *sv, rg_svc_pending *pr, int ok)
     rg_svc_reply_json(pr->conn, 200, reply);
 }
 
-static int rg__due_add(void *ud, const char *clinic, const char *patient)
+/* A request stored (its copy, taken): its patients join its clinic's next
+ * job, and it is answered after that job. */
+static void rg__wait(rg_svc *sv, rg_svc_pending *pr)
 {
-    rg_svc *sv = ud;
-    snprintf(sv->due[sv->ndue][0], sizeof sv->due[0][0], "%s", clinic);
-    snprintf(sv->due[sv->ndue][1], sizeof sv->due[0][1], "%s", patient);
-    sv->ndue++;
-    return 0;
+    rg_svc_clinic *c = &sv->clinics[pr->clinic];
+    /* (a patient in two requests is in the job twice: the thread
+     * evaluates it once, rg__seen in evaluate.c) */
+    for (int k = 0; k < pr->npatients; k++) {
+        if (c->nwant == c->cap_want) {
+            int cap = c->cap_want ? 2 * c->cap_want : 64;
+            char (*grown)[RG_EVENT_MAX_ID + 1] = realloc(c->want, (size_t)cap * sizeof *grown);
+            if (!grown) { /* its events are stored and due: a wake-up evaluates them */
+                c->wake = 1;
+                break;
+            }
+            c->want = grown;
+            c->cap_want = cap;
+        }
+        memcpy(c->want[c->nwant++], pr->patients[k], sizeof c->want[0]);
+    }
+    pr->next = NULL;
+    if (!c->waiting_tail)
+        c->waiting_tail = &c->waiting;
+    *c->waiting_tail = pr;
+    c->waiting_tail = &pr->next;
 }
 
-/* The wake-up part of a group: the earliest due patients (a page of them),
- * advanced to now by the same rg_engine_advance as simulate, which moves
- * their next wake-up past now, and the snoozes that expired. */
-static int rg__wake_page(rg_svc *sv, rg_time now)
+/* Answers the requests of a list and frees them. */
+static void rg__answer_list(rg_svc *sv, rg_svc_pending *list, const char *fail)
 {
-    sv->ndue = 0;
-    int rc = rg_store_due_patients(sv->st, now, RG_WAKE_PAGE, rg__due_add, sv);
-    if (rc > 0)
-        rc = RG_OK;
-    for (int i = 0; i < sv->ndue && !rc; i++)
-        rc = rg_engine_advance(sv->eng, sv->due[i][0], sv->due[i][1], now);
-    if (!rc)
-        rc = rg_store_each_due_snooze(sv->st, now, rg__reraise, sv, NULL);
-    return rc;
+    while (list) {
+        rg_svc_pending *next = list->next;
+        rg__answer(sv, list, fail);
+        free(list);
+        list = next;
+    }
 }
 
-/* One group commit: a page of the wake-up pass (when `wake`) and the queued
- * requests, up to RG_GROUP_EVENTS events, in one transaction. They are
- * answered, and the transitions published, only after the commit. */
-static void rg__group(rg_svc *sv, int wake)
+/* A clinic is no longer evaluated here (its lease given back, or the
+ * service stops): the requests waiting for its next job are answered, as
+ * stored (the lease holder evaluates them) or not evaluated (stopping). */
+static void rg__drop_work(rg_svc *sv, int ci)
 {
-    int take = 0, rc;
+    rg_svc_clinic *c = &sv->clinics[ci];
+    rg_svc_pending *w = c->waiting;
+    c->waiting = NULL;
+    c->waiting_tail = &c->waiting;
+    free(c->want);
+    c->want = NULL;
+    c->nwant = c->cap_want = c->wake = 0;
+    rg__answer_list(sv, w, sv->stopping ? RG__UNEVALUATED : NULL);
+}
+
+void rg_svc_job_free(rg_svc_job *j)
+{
+    free(j->patients);
+    rg_wlog_free(&j->log);
+    free(j);
+}
+
+/* Hands every clinic that has work and no job out its next job. */
+static void rg__dispatch(rg_svc *sv)
+{
+    for (int i = 0; i < sv->nclinics && !sv->stopping; i++) {
+        rg_svc_clinic *c = &sv->clinics[i];
+        if (c->job || !c->held || (!c->nwant && !c->wake))
+            continue;
+        rg_svc_job *j = calloc(1, sizeof *j);
+        if (!j) {
+            rg_log("error", "clinic %s: out of memory for its evaluation job", c->name);
+            continue; /* (tried again at the next group) */
+        }
+        j->clinic = i;
+        j->gen = c->gen;
+        j->until = rg_now(); /* (what it sees is what this loop has committed by now) */
+        j->patients = c->want;
+        j->npatients = c->nwant;
+        j->wake = c->wake;
+        j->reqs = c->waiting;
+        c->want = NULL;
+        c->nwant = c->cap_want = c->wake = 0;
+        c->waiting = NULL;
+        c->waiting_tail = &c->waiting;
+        c->job = j;
+        sv->njobs++;
+        rg_svc_pool_submit(sv, j);
+    }
+}
+
+/* A job back from its thread, after the group holding its log committed
+ * (ok) or failed: its requests are answered, its clinic free for the next. */
+static void rg__job_done(rg_svc *sv, rg_svc_job *j, int ok)
+{
+    rg_svc_clinic *c = &sv->clinics[j->clinic];
+    c->job = NULL;
+    sv->njobs--;
+    if (j->rc) {
+        sv->db_errors++;
+        rg_log("error", "clinic %s: evaluation stopped: %s", c->name, rg_strerror(j->rc));
+    }
+    if (ok) {
+        rg_engine_stats *t = &sv->eval_stats;
+        t->patients += j->stats.patients;
+        t->events += j->stats.events;
+        t->steps += j->stats.steps;
+        t->protocol_calls += j->stats.protocol_calls;
+        t->errors += j->stats.errors;
+        t->limit_hits += j->stats.limit_hits;
+        t->opened += j->stats.opened;
+        t->resolved += j->stats.resolved;
+        /* per protocol, into the loop's engine's (what /metrics reads) */
+        rg_clinic *cl = rg_engine_clinic(sv->eng, c->name);
+        for (int p = 0; cl && p < j->nprotos; p++)
+            for (int q = 0; q < cl->nprotos; q++)
+                if (!strncmp(cl->protos[q].id, j->protos[p].id, sizeof j->protos[p].id - 1)) {
+                    cl->protos[q].evaluations += j->protos[p].evaluations;
+                    cl->protos[q].seconds += j->protos[p].seconds;
+                    break;
+                }
+        c->woken += j->woken;
+    }
+    if (ok && !j->rc && j->more)
+        c->wake = 1; /* what is left is still due: its next job goes on */
+    if (!ok || j->rc)
+        sv->wake_failed = 1; /* still due too, but retried by the timer, not spun on */
+    if (!j->more && !c->wake && c->woken > 0) {
+        rg_log("info", "clinic %s: wake-up: %ld patient%s evaluated", c->name, c->woken,
+               c->woken == 1 ? "" : "s");
+        c->woken = 0;
+    }
+    rg__answer_list(sv, j->reqs, ok && !j->rc && j->evaluated ? NULL : RG__UNEVALUATED);
+    j->reqs = NULL;
+    rg_svc_job_free(j);
+}
+
+/* One group commit, in one transaction: the logs of the jobs back from the
+ * evaluation threads, the queued requests (up to RG_GROUP_EVENTS events),
+ * and the expired snoozes when a wake-up is due. A request whose events
+ * need no evaluation is answered after the commit; the others wait for
+ * their clinic's next job. */
+static void rg__group(rg_svc *sv)
+{
+    int take = 0, rc, wake = sv->wake_pending;
     size_t events = 0;
     while (take < sv->npending) {
         size_t k = json_array_size(sv->pending[take].items);
@@ -645,70 +772,85 @@ static void rg__group(rg_svc *sv, int wake)
         events += k;
         take++;
     }
+    rg_svc_job *jobs = sv->returned;
+    sv->returned = NULL;
+    sv->wake_pending = 0;
     rg_time now = rg_now();
-    sv->ndue = 0;
     rc = rg_store_begin(sv->st);
-    /* the requests first: an event that arrived with the wake-up it makes
-     * moot (a pong before the ping's due) is taken in before that due */
+    /* the logs first: each holds whole patients, evaluated against what was
+     * committed before (a clinic's next job starts after this commit) */
+    for (rg_svc_job *j = jobs; j && !rc; j = j->next)
+        rc = rg_wlog_apply(sv->st, &j->log);
     for (int i = 0; i < take && !rc; i++)
         rc = rg__store_events(sv, &sv->pending[i]);
     if (!rc && wake)
-        rc = rg__wake_page(sv, now);
+        rc = rg_store_each_due_snooze(sv->st, now, rg__reraise, sv, NULL);
     if (!rc)
         rc = rg_store_commit(sv->st);
     if (rc) {
         rg_store_rollback(sv->st);
         sv->db_errors++;
-        rg_log("error", "%d request%s%s not stored: %s (%s)", take, take == 1 ? "" : "s",
-               wake ? " and a wake-up" : "", rg_strerror(rc), rg_store_errmsg(sv->st));
+        rg_log("error", "%d request%s%s%s not stored: %s (%s)", take, take == 1 ? "" : "s",
+               jobs ? " and evaluations" : "", wake ? " and a wake-up" : "", rg_strerror(rc),
+               rg_store_errmsg(sv->st));
     }
     sv->groups++;
     sv->group_requests += (uint64_t)take;
-    for (int i = 0; i < take; i++)
-        rg__answer(sv, &sv->pending[i], rc == RG_OK);
+    if (wake)
+        sv->wake_failed = rc != RG_OK;
+    while (jobs) {
+        rg_svc_job *next = jobs->next;
+        rg__job_done(sv, jobs, rc == RG_OK);
+        jobs = next;
+    }
+    /* (answering may queue more requests: sv->pending grows past take) */
+    for (int i = 0; i < take; i++) {
+        rg_svc_pending *pr = &sv->pending[i], *copy = NULL;
+        if (rc || !pr->npatients || sv->stopping ||
+            !(copy = malloc(sizeof *copy))) {
+            rg__answer(sv, pr, rc ? "the events could not be stored; nothing was acknowledged, "
+                                    "send them again"
+                                  : pr->npatients ? RG__UNEVALUATED : NULL);
+            continue;
+        }
+        *copy = *pr;
+        rg__wait(sv, copy);
+    }
     if (take > 0) { /* (pending is NULL until the first POST) */
         sv->npending -= take;
         memmove(sv->pending, sv->pending + take, (size_t)sv->npending * sizeof *sv->pending);
     }
     rg__reraised_done(sv, rc == RG_OK);
-    if (wake) {
-        sv->wake_failed = rc != RG_OK;
-        sv->wake_done += rc ? 0 : sv->ndue;
-        if (rc || sv->ndue < RG_WAKE_PAGE) { /* else more may be due: the next iteration goes on */
-            if (sv->wake_done > 0)
-                rg_log("info", "wake-up: %ld patient%s evaluated", sv->wake_done,
-                       sv->wake_done == 1 ? "" : "s");
-            sv->wake_done = 0;
-            sv->wake_pending = 0;
-        }
-    }
     if (!rc)
         rg__publish(sv);
 }
 
-/* Commits what this loop iteration queued: every request (in groups of at
- * most RG_GROUP_EVENTS events) and pages of a wake-up pass, as many due
- * patients as the requests bring events (at least one page): time-driven
- * work keeps pace with what arrives, and a long pass (after a reload, or
- * behind a burst) still lets the loop answer between its pages. */
+static void rg__stop_now(rg_svc *sv);
+
+/* Commits what came in: the jobs the evaluation threads handed back, every
+ * queued request (in groups of at most RG_GROUP_EVENTS events), the expired
+ * snoozes; then hands the clinics with work their next jobs. Nothing here
+ * evaluates: a slow clinic delays only its own requests. */
 static void rg__flush(rg_svc *sv)
 {
-    size_t budget = RG_WAKE_PAGE;
-    for (int i = 0; i < sv->npending; i++)
-        budget += json_array_size(sv->pending[i].items);
-    for (;;) {
-        int wake = sv->wake_pending && budget > 0;
-        if (!wake && sv->npending == 0)
-            break;
-        rg__group(sv, wake);
-        if (wake)
-            budget = (size_t)sv->ndue < budget ? budget - (size_t)sv->ndue : 0;
+    for (rg_svc_job *j = rg_svc_pool_done(sv), *next; j; j = next) {
+        next = j->next;
+        j->next = sv->returned;
+        sv->returned = j;
     }
-    if (!sv->wake_pending) {
-        uv_check_stop(&sv->flush_check);
-        uv_idle_stop(&sv->flush_idle);
-        rg_svc_arm(sv);
+    while (sv->npending > 0 || sv->returned || sv->wake_pending)
+        rg__group(sv);
+    rg__dispatch(sv);
+    uv_check_stop(&sv->flush_check);
+    uv_idle_stop(&sv->flush_idle);
+    if (sv->stopping) {
+        for (int i = 0; i < sv->nclinics; i++)
+            rg__drop_work(sv, i);
+        if (sv->njobs == 0)
+            rg__stop_now(sv);
+        return;
     }
+    rg_svc_arm(sv);
 }
 
 static void rg__on_flush_check(uv_check_t *h) { rg__flush(h->data); }
@@ -760,6 +902,7 @@ static int rg__load_clinics(rg_svc *sv, int initial)
             for (int p = 0; now_c && p < now_c->nprotos; p++)
                 rg_log("info", "clinic %s: protocol %s %s loaded from %s", name,
                        now_c->protos[p].id, now_c->protos[p].version, now_c->protos[p].file);
+            sv->clinics[i].gen++; /* the evaluation threads load it before their next job */
             if (!initial) {
                 sv->reloads++;
                 changed++;
@@ -858,6 +1001,7 @@ static void rg__http_closed(void *ud)
     rg__close_handle((uv_handle_t *)&sv->sigint);
     rg__close_handle((uv_handle_t *)&sv->notice);
     rg__close_handle((uv_handle_t *)&sv->lease_tick);
+    rg_svc_pool_close(sv);
     if (sv->notice_fd >= 0) {
         rg__close_handle((uv_handle_t *)&sv->notice_poll);
         rg__close_handle((uv_handle_t *)&sv->notice_drain);
@@ -867,6 +1011,23 @@ static void rg__http_closed(void *ud)
         rg__close_handle((uv_handle_t *)&sv->watch[i]);
 }
 
+/* Once no job is out: the connections and every handle close. */
+static void rg__stop_now(rg_svc *sv)
+{
+    if (sv->closing)
+        return;
+    sv->closing = 1;
+    if (sv->http)
+        rg_http_close(sv->http, rg__http_closed, sv);
+    else
+        rg__http_closed(sv);
+}
+
+/* The evaluation threads stop at their next patient (one evaluation, which
+ * the sandbox's deadline bounds); queued requests are stored and answered
+ * (503 for those whose evaluation did not run: their events are stored and
+ * are evaluated when the service runs again); once the last job is back and
+ * its log committed, rg__flush closes everything (rg__stop_now). */
 static void rg__on_stop(uv_signal_t *h, int sig)
 {
     rg_svc *sv = h->data;
@@ -876,11 +1037,9 @@ static void rg__on_stop(uv_signal_t *h, int sig)
     if (sig)
         rg_log("info", "%s: stopping (finishing in-flight work)",
                sig == SIGTERM ? "SIGTERM" : "SIGINT");
-    rg__flush(sv); /* queued requests are stored and answered first */
-    if (sv->http)
-        rg_http_close(sv->http, rg__http_closed, sv);
-    else
-        rg__http_closed(sv);
+    rg_svc_pool_halt(sv);
+    uv_timer_stop(&sv->wake);
+    rg__flush(sv);
 }
 
 static void rg__watch(rg_svc *sv, const char *dir)
@@ -947,7 +1106,7 @@ int rg_serve_main(const char *db_path, const char *config_path, const char *ship
     rg_store_data_version(sv->st, &sv->data_version);
     rg_engine_opts eo = {.limits = sv->limits, .shipped = shipped ? sv->shipped : NULL,
                          .on_error = rg__on_eval_error, .ud = sv,
-                         .history_cache_bytes = sv->history_cache};
+                         .history_cache_bytes = 0 /* it never evaluates */};
     if (rg_engine_new(&sv->eng, sv->st, &eo)) {
         rg_store_close(sv->st);
         rg_holder_release(sv->holder);
@@ -986,6 +1145,15 @@ int rg_serve_main(const char *db_path, const char *config_path, const char *ship
         rg__http_closed(sv);
         goto run;
     }
+    sv->on_eval_error = rg__on_eval_error;
+    int threads = sv->eval_threads > 0 ? sv->eval_threads : rg_sweep_default_jobs();
+    if (rg_svc_pool_start(sv, db_path, threads, err, sizeof err)) {
+        rg_log("error", "cannot start the evaluation threads: %s", err);
+        sv->exit_code = 2;
+        sv->stopping = 1;
+        rg__http_closed(sv);
+        goto run;
+    }
     for (int i = 0; i < sv->nclinics; i++) {
         /* the feed starts where the store is: only new transitions are pushed */
         rg_store_last_cseq(sv->st, sv->clinics[i].name, &sv->clinics[i].last_cseq);
@@ -1006,8 +1174,9 @@ int rg_serve_main(const char *db_path, const char *config_path, const char *ship
         rg__http_closed(sv);
         goto run;
     }
-    rg_log("info", "listening on %s:%d (%d clinic%s, database %s)", sv->host, rg_http_port(sv->http),
-           sv->nclinics, sv->nclinics == 1 ? "" : "s", db_path);
+    rg_log("info", "listening on %s:%d (%d clinic%s, database %s, %d evaluation thread%s)", sv->host,
+           rg_http_port(sv->http), sv->nclinics, sv->nclinics == 1 ? "" : "s", db_path, threads,
+           threads == 1 ? "" : "s");
     fflush(stderr);
     char addr[128];
     snprintf(addr, sizeof addr, "%.64s:%d", sv->host, rg_http_port(sv->http));
@@ -1037,10 +1206,14 @@ run:
         rg_log("error", "event loop did not close cleanly: %s", uv_strerror(rc));
     if (sv->notice_fd >= 0)
         close(sv->notice_fd); /* (its poll handle is closed) */
+    rg_svc_pool_free(sv); /* (every job came back before the handles closed) */
     for (int i = 0; i < sv->npending; i++) { /* none unless the loop stopped abnormally */
         json_decref(sv->pending[i].items);
+        free(sv->pending[i].patients);
         rg__fhir_done(&sv->pending[i]);
     }
+    for (int i = 0; i < sv->nclinics; i++)
+        free(sv->clinics[i].want);
     free(sv->pending);
     rg__reraised_done(sv, 0);
     free(sv->reraised);

@@ -4,6 +4,7 @@
  *   serve.c   the loop: group commit, wake-ups, publishing, reload, start/stop
  *   api.c     the HTTP endpoints (auth, events, alerts, transitions, stream, metrics)
  *   config.c  the configuration file
+ *   evaluate.c the evaluation threads (the loop hands them jobs)
  *   worklist.c the staff page (GET /, its assets), stream tickets, explain and
  *             the patient timeline
  */
@@ -12,6 +13,7 @@
 
 #include "engine.h"
 #include "fhir.h"
+#include "sweep.h"
 #include "holder.h"
 #include "http.h"
 #include "webhook.h"
@@ -43,6 +45,17 @@ typedef struct rg_svc_clinic {
     uint64_t opened, resolved;
     int refused; /* the last reload of its protocols was refused */
     int held;    /* this worker holds its lease: it evaluates it and sends its webhook */
+    /* evaluation (evaluate.c): the generation of its protocols (bumped by a
+     * reload that changed them; the threads load it before their next job),
+     * its job out on a thread (NULL: none), what its next job is to do: the
+     * patients of stored requests (and the requests answered after it), and
+     * a wake-up (advance its due patients) */
+    unsigned gen;
+    struct rg_svc_job *job;
+    char (*want)[RG_EVENT_MAX_ID + 1];
+    int nwant, cap_want, wake;
+    long woken; /* due patients evaluated in the wake-up under way (for the log) */
+    struct rg_svc_pending *waiting, **waiting_tail;
 } rg_svc_clinic;
 
 typedef struct rg_svc_stream {
@@ -54,6 +67,7 @@ typedef struct rg_svc_stream {
 /* A POST /v1/events waiting for its group commit (its conn and req stay
  * valid until it is answered). */
 typedef struct rg_svc_pending {
+    struct rg_svc_pending *next; /* once stored: in its clinic's waiting list, or a job's */
     rg_http_conn *conn;
     int clinic;
     json_t *items;   /* the events, an array */
@@ -61,7 +75,36 @@ typedef struct rg_svc_pending {
     uint64_t counts[5]; /* by outcome, as rg_svc_outcomes */
     char source[160];
     rg_fhir_import *fhir; /* POST /v1/fhir: the entries the events came from */
+    char (*patients)[RG_EVENT_MAX_ID + 1]; /* whose evaluation it waits for, once stored */
+    int npatients;
 } rg_svc_pending;
+
+/* A clinic's work for an evaluation thread (evaluate.c). The loop fills the
+ * first part and owns the job again once the thread hands it back. */
+#define RG_SVC_JOB_PROTOS 64
+typedef struct rg_svc_job {
+    struct rg_svc_job *next;
+    int clinic;
+    unsigned gen; /* of the clinic's protocols */
+    rg_time until; /* the wall clock when it was handed out: what it advances to */
+    char (*patients)[RG_EVENT_MAX_ID + 1]; /* advanced to until, all of them */
+    int npatients;
+    int wake;               /* then the clinic's due patients, for a while */
+    rg_svc_pending *reqs;   /* answered once its log is committed */
+    /* the thread's answer */
+    int rc;        /* RG_OK, or the store error that stopped it */
+    int evaluated; /* every one of patients was */
+    int more;      /* some of the clinic's patients may still be due */
+    long woken;    /* due patients advanced */
+    rg_wlog log;   /* its writes, for the loop to apply */
+    rg_engine_stats stats; /* what it added to its engine's */
+    struct {
+        char id[96];
+        uint64_t evaluations;
+        double seconds;
+    } protos[RG_SVC_JOB_PROTOS]; /* what it added, per protocol */
+    int nprotos;
+} rg_svc_job;
 
 /* A stream ticket (POST /v1/stream-tickets): lets one EventSource, which
  * cannot send the token, open the clinic's stream once. */
@@ -79,8 +122,14 @@ typedef struct rg_svc_reraised {
 
 typedef struct rg_svc {
     uv_loop_t loop;
-    rg_store *st;
-    rg_engine *eng;
+    rg_store *st;     /* the loop's connection: the one writer, and the GET routes' reads */
+    rg_engine *eng;   /* the loop's engine: loads (checks) protocols, zones; never evaluates */
+    struct rg_svc_pool *pool; /* the evaluation threads (evaluate.c) */
+    int eval_threads;         /* limits.evaluation_threads (0: the processors available) */
+    int njobs;                /* jobs out on the threads */
+    rg_svc_job *returned;     /* jobs back from them, applied in the next group */
+    rg_engine_stats eval_stats; /* the threads' engines', added up */
+    rg_error_fn on_eval_error;
     rg_http_server *http;
     rg_webhooks *hooks;
     char host[64], shipped[PATH_MAX];
@@ -110,7 +159,7 @@ typedef struct rg_svc {
     int nstreams;
     rg_svc_ticket tickets[RG_MAX_TICKETS];
     int ntickets;
-    int stopping, exit_code;
+    int stopping, closing, exit_code; /* closing: rg__stop_now ran */
     rg_time armed_for; /* the due moment the wake timer was armed for */
     /* group commit (rg__flush): queued requests, a wake-up pass in progress
      * (a page of due patients per group), re-raises to announce */
@@ -119,9 +168,6 @@ typedef struct rg_svc {
     rg_svc_pending *pending;
     int npending, cap_pending, wake_pending;
     int wake_failed; /* the last wake-up pass failed: retried after RG_RETRY_MS */
-    long wake_done;
-    char due[RG_WAKE_PAGE][2][RG_EVENT_MAX_ID + 1];
-    int ndue;
     rg_svc_reraised *reraised;
     int nreraised, cap_reraised;
     /* metrics */
@@ -141,6 +187,21 @@ extern const double rg_svc_late_bounds[6];
 /* serve.c: the loop */
 void rg_svc_arm(rg_svc *sv);        /* re-arm the wake timer at the earliest wake-up */
 void rg_svc_flush_soon(rg_svc *sv); /* run a group commit after this loop iteration */
+
+/* evaluate.c: the evaluation threads. start makes nthreads threads, each
+ * with its own connection to db and its own engine (a failure is said in
+ * err); submit queues a job; done takes the jobs handed back (a list);
+ * halt makes the threads stop at their next patient; close closes the
+ * loop handle; free (after the loop ended) joins and frees them. */
+int rg_svc_pool_start(rg_svc *sv, const char *db, int nthreads, char *err, size_t errlen);
+void rg_svc_pool_submit(rg_svc *sv, rg_svc_job *j);
+rg_svc_job *rg_svc_pool_done(rg_svc *sv);
+void rg_svc_pool_halt(rg_svc *sv);
+void rg_svc_pool_close(rg_svc *sv);
+void rg_svc_pool_free(rg_svc *sv);
+void rg_svc_pool_cache_stats(rg_svc *sv, rg_hcache_stats *s);
+/* serve.c: frees a job (its requests must have been answered) */
+void rg_svc_job_free(rg_svc_job *j);
 
 /* api.c: the HTTP endpoints */
 void rg_svc_handle(void *ud, rg_http_conn *c, const rg_http_req *req); /* rg_http_handler */
