@@ -2,19 +2,24 @@
  * serve.c - the service (see serve.h): its loop. The HTTP endpoints are in
  * api.c, the configuration file in config.c, what they share in service.h.
  *
- * Everything runs on one loop thread; SQLite calls are short and the Lua
- * evaluations are bounded by the sandbox limits, so the loop never waits on
- * one patient for long. Requests are answered only after the transaction
- * holding their events (and the evaluation they caused) has committed with
- * synchronous=FULL: an acknowledged event is on disk.
+ * The loop thread does I/O and the store's writes; the protocols run on
+ * evaluation threads (evaluate.c), one clinic on one thread at a time, so a
+ * clinic whose protocols are slow delays only its own requests. Requests
+ * are answered only after the transactions holding their events and the
+ * evaluation they caused have committed with synchronous=FULL: an
+ * acknowledged event is on disk, and evaluated.
  *
- * Group commit: POST /v1/events bodies that arrive in one loop iteration, and
- * the wake-ups due then, are stored and evaluated in ONE transaction with one
- * fsync (rg__flush, from a uv_check handle after the loop's I/O). Only after
- * that commit are the requests answered and the transitions published; a
- * failed commit answers every request of the group with 503 and publishes
- * nothing. The transaction is opened and committed inside rg__flush, so no
- * other handler ever runs (or reads uncommitted rows) while it is open.
+ * Group commit (rg__flush, from a uv_check handle after the loop's I/O): the
+ * POST bodies that arrived in one loop iteration, the write logs of the
+ * evaluation jobs that came back, and the snoozes that expired are stored in
+ * ONE transaction with one fsync. After that commit the requests whose
+ * evaluation is in it are answered and the transitions published; the new
+ * requests' patients go to their clinics' next jobs (rg__dispatch), handed
+ * out once the clinic's previous job is committed, so each evaluation sees
+ * every earlier one of its clinic. A failed commit answers every request of
+ * the group with 503 and publishes nothing. The transaction is opened and
+ * committed inside rg__flush, so no other handler ever runs (or reads
+ * uncommitted rows) while it is open. docs/service.md has the whole design.
  *
  * Configuration is a JSON file:
  *   { "listen": "127.0.0.1:7878",
@@ -22,7 +27,8 @@
  *     "limits": { "max_memory_mb": 64, "max_instructions": 10000000, "deadline_ms": 2000,
  *                 "max_body_bytes": 1048576, "max_header_bytes": 16384,
  *                 "max_connections": 256, "idle_timeout_ms": 30000,
- *                 "request_timeout_ms": 10000, "max_events_per_request": 1000 } }
+ *                 "request_timeout_ms": 10000, "max_events_per_request": 1000,
+ *                 "evaluation_threads": 4 } }
  * Relative paths are relative to the configuration file.
  *
  * Other writers: the service holds its database (holder.c: a lock file
