@@ -58,6 +58,7 @@ struct rg_svc_pool {
     rg__thread *threads;
     int nthreads;
     rg_hcache_stats *cache; /* per thread, under mu */
+    char db[PATH_MAX];      /* what the threads connect to */
 };
 
 /* ---- a thread ------------------------------------------------------------------------ */
@@ -117,9 +118,39 @@ static int rg__one(rg__thread *t, const char *clinic, const char *patient, rg_ti
     return rc;
 }
 
+/* The thread's connection and engine, made anew (after a job failed on a
+ * store error: a PostgreSQL session that ended, say); the protocols are
+ * loaded again before the next job of each clinic. */
+static int rg__connect(rg__thread *t, char *err, size_t errlen)
+{
+    rg_svc *sv = t->pool->sv;
+    rg_engine_free(t->eng);
+    rg_store_close(t->st);
+    t->eng = NULL;
+    t->st = NULL;
+    memset(t->loaded, 0, sizeof t->loaded);
+    rg_store_opts so = {0};
+    int rc = rg_store_open(&t->st, t->pool->db, &so, err, errlen);
+    if (rc)
+        return rc;
+    rg_engine_sink sink = rg_wlog_sink(&t->log);
+    rg_engine_opts eo = {.limits = sv->limits, .shipped = sv->shipped[0] ? sv->shipped : NULL,
+                         .on_error = sv->on_eval_error, .ud = sv, .sink = &sink,
+                         .history_cache_bytes = sv->history_cache / (size_t)t->pool->nthreads};
+    if ((rc = rg_engine_new(&t->eng, t->st, &eo)))
+        return rg_fail(err, errlen, rc, "evaluation thread %d: cannot make its engine", t->index);
+    return RG_OK;
+}
+
 static void rg__run(rg__thread *t, rg_svc_job *j)
 {
     rg_svc *sv = t->pool->sv;
+    char why[512];
+    if (!t->eng && rg__connect(t, why, sizeof why)) {
+        rg_log("error", "evaluation thread %d: %s", t->index, why);
+        j->rc = RG_EIO;
+        return;
+    }
     const rg_svc_clinic *c = &sv->clinics[j->clinic]; /* (name and dir never change) */
     if (t->loaded[j->clinic] != j->gen) {
         char err[4096];
@@ -205,6 +236,12 @@ static void rg__run(rg__thread *t, rg_svc_job *j)
         j->protos[p].evaluations = cl->protos[p].evaluations - j->protos[p].evaluations;
         j->protos[p].seconds = cl->protos[p].seconds - j->protos[p].seconds;
     }
+    if (rc) { /* connected anew before the next job */
+        rg_engine_free(t->eng);
+        rg_store_close(t->st);
+        t->eng = NULL;
+        t->st = NULL;
+    }
 }
 
 static void *rg__thread_main(void *arg)
@@ -259,22 +296,16 @@ int rg_svc_pool_start(rg_svc *sv, const char *db, int nthreads, char *err, size_
     pool->cache = calloc((size_t)nthreads, sizeof *pool->cache);
     if (!pool->threads || !pool->cache)
         return rg_fail(err, errlen, RG_ENOMEM, "out of memory");
+    snprintf(pool->db, sizeof pool->db, "%s", db);
+    pool->nthreads = nthreads;
     /* connections and engines are made here, so a failure stops the start */
     for (int i = 0; i < nthreads; i++) {
         rg__thread *t = &pool->threads[i];
         t->pool = pool;
         t->index = i;
-        pool->nthreads = i + 1;
-        rg_store_opts so = {0};
-        int rc = rg_store_open(&t->st, db, &so, err, errlen);
+        int rc = rg__connect(t, err, errlen);
         if (rc)
             return rc;
-        rg_engine_sink sink = rg_wlog_sink(&t->log);
-        rg_engine_opts eo = {.limits = sv->limits, .shipped = sv->shipped[0] ? sv->shipped : NULL,
-                             .on_error = sv->on_eval_error, .ud = sv, .sink = &sink,
-                             .history_cache_bytes = sv->history_cache / (size_t)nthreads};
-        if ((rc = rg_engine_new(&t->eng, t->st, &eo)))
-            return rg_fail(err, errlen, rc, "evaluation thread %d: cannot make its engine", i);
         if (!(t->page.keys = malloc(RG__PAGE * sizeof *t->page.keys)))
             return rg_fail(err, errlen, RG_ENOMEM, "out of memory");
         /* the protocols the loop's engine loaded, now: a file broken later

@@ -242,8 +242,12 @@ void rg_svc_arm(rg_svc *sv)
     /* what is due may be a clinic's whose wake-up job is out (a slow clinic
      * still at it): its jobs re-arm as they come back, and the others' due
      * patients are looked for again a second later, not in a spin */
-    if (delay < RG_RETRY_MS && rg__waking(sv))
+    if (delay < RG_RETRY_MS && rg__waking(sv)) {
         delay = RG_RETRY_MS;
+        /* re-arming for every commit or notice would push it back for ever */
+        if (uv_is_active((uv_handle_t *)&sv->wake) && uv_timer_get_due_in(&sv->wake) <= RG_RETRY_MS)
+            return;
+    }
     if (delay > RG_TIMER_CAP_MS) {
         delay = RG_TIMER_CAP_MS;
         sv->armed_for = RG_TIME_NONE; /* just a re-check of the clock */
