@@ -179,6 +179,67 @@ Test(isolation, sigterm_during_a_storm_stops_within_the_deadline_and_a_grace, .t
     rg_test_rmdir(s.dir);
 }
 
+/* A reload that re-evaluates every patient of a clinic whose new protocols
+ * run into their deadline: the re-evaluation runs in jobs on the threads,
+ * so /healthz and the other clinic answer meanwhile, and SIGTERM stops it. */
+Test(isolation, a_reload_storm_leaves_healthz_answering_and_stops_on_sigterm, .timeout = 120)
+{
+    server s = {0};
+    char *out, body[PATIENTS * 200 + 16], id[32];
+    setup(&s, 2);
+    rg_test_write(s.dir, "a/p.lua", fast_protocol); /* north starts harmless */
+    server_start(&s);
+    size_t len = 0;
+    body[len++] = '[';
+    for (int i = 0; i < PATIENTS; i++) {
+        snprintf(id, sizeof id, "r%d", i);
+        char *ev = ping("north", id, id, now_ms() - 1000, "ping");
+        len += (size_t)sprintf(body + len, "%s%s", i ? "," : "", ev);
+        free(ev);
+    }
+    body[len++] = ']';
+    body[len] = '\0';
+    cr_assert_eq(http(s.port, "POST", "/v1/events", TOKEN_A, body, &out), 200, "%s", out);
+    cr_assert(strstr(out, "\"stored\":30"), "%s", out);
+    free(out);
+    /* the storm comes with a reload */
+    rg_test_write(s.dir, "a/p.lua", storm_protocol);
+    cr_assert_eq(kill(s.pid, SIGHUP), 0);
+    cr_assert(log_has(&s, "protocol storm 1.0 loaded", 10000), "%s", rg_test_read(s.log));
+    cr_assert(log_has(&s, "clinic north, patient r", 10000), "the re-evaluation did not start:\n%s",
+              rg_test_read(s.log));
+    int64_t t0 = mono_ms();
+    cr_assert_eq(http(s.port, "GET", "/healthz", NULL, NULL, &out), 200, "%s", out);
+    int64_t healthz_ms = mono_ms() - t0;
+    free(out);
+    char *ev = ping("south", "b2", "q2", now_ms() - 5000, "ping");
+    t0 = mono_ms();
+    cr_assert_eq(http(s.port, "POST", "/v1/events", TOKEN_B, ev, &out), 200, "%s", out);
+    int64_t post_ms = mono_ms() - t0;
+    free(ev);
+    free(out);
+    char *log = rg_test_read(s.log);
+    cr_assert_null(strstr(log, "clinic north, patient r29 "), "the re-evaluation was over "
+                   "before the measurements:\n%s", log);
+    free(log);
+    fprintf(stderr, "during a reload's deadline storm: /healthz %lld ms, another clinic's POST "
+            "%lld ms\n", (long long)healthz_ms, (long long)post_ms);
+    cr_assert_lt(healthz_ms, 1000);
+    cr_assert_lt(post_ms, 1000);
+    t0 = mono_ms();
+    int status;
+    cr_assert_eq(kill(s.pid, SIGTERM), 0);
+    cr_assert_eq(waitpid(s.pid, &status, 0), s.pid);
+    int64_t stop_ms = mono_ms() - t0;
+    log = rg_test_read(s.log);
+    cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0 && strstr(log, "info stopped") &&
+                  !strstr(log, "did not close cleanly") && !strstr(log, "Sanitizer"),
+              "status %d:\n%s", status, log);
+    free(log);
+    cr_assert_lt(stop_ms, DEADLINE_MS + 1500, "stopped in %lld ms", (long long)stop_ms);
+    rg_test_rmdir(s.dir);
+}
+
 Test(isolation, evaluation_threads_must_be_a_positive_number)
 {
     server s = {0};

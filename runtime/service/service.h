@@ -29,7 +29,6 @@
 #define RG_RETRY_MS 1000      /* while the store fails, wake-ups are retried this often */
 #define RG_CLOCK_STEP_MS 1000 /* a wall clock that moved this far off the monotonic one stepped */
 #define RG_GROUP_EVENTS 1000  /* a group commit closes once it holds this many events */
-#define RG_WAKE_PAGE 256      /* due patients advanced per group commit */
 #define RG_MAX_TICKETS 256    /* stream tickets not yet used nor expired */
 #define RG_TICKET_MS 30000    /* how long a stream ticket can be used */
 #define RG_LEASE_MS 1000      /* a worker tries the leases nobody holds this often */
