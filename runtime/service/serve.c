@@ -786,7 +786,12 @@ static void rg__group(rg_svc *sv)
     sv->returned = NULL;
     sv->wake_pending = 0;
     rg_time now = rg_now();
-    rc = rg_store_begin(sv->st);
+    /* jobs that wrote nothing (no patient was due) need no transaction: an
+     * empty commit would also tell a failing store it has recovered */
+    int writes = take > 0 || wake;
+    for (rg_svc_job *j = jobs; j && !writes; j = j->next)
+        writes = j->log.n > 0 || j->log.rc;
+    rc = writes ? rg_store_begin(sv->st) : RG_OK;
     /* the logs first: each holds whole patients, evaluated against what was
      * committed before (a clinic's next job starts after this commit) */
     for (rg_svc_job *j = jobs; j && !rc; j = j->next)
@@ -795,7 +800,7 @@ static void rg__group(rg_svc *sv)
         rc = rg__store_events(sv, &sv->pending[i]);
     if (!rc && wake)
         rc = rg_store_each_due_snooze(sv->st, now, rg__reraise, sv, NULL);
-    if (!rc)
+    if (!rc && writes)
         rc = rg_store_commit(sv->st);
     if (rc) {
         rg_store_rollback(sv->st);
@@ -804,7 +809,7 @@ static void rg__group(rg_svc *sv)
                jobs ? " and evaluations" : "", wake ? " and a wake-up" : "", rg_strerror(rc),
                rg_store_errmsg(sv->st));
     }
-    sv->groups++;
+    sv->groups += writes;
     sv->group_requests += (uint64_t)take;
     if (wake)
         sv->wake_failed = rc != RG_OK;
