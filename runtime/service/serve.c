@@ -380,7 +380,7 @@ static void rg__on_stop(uv_signal_t *h, int sig);
 static void rg__on_lease_tick(uv_timer_t *t)
 {
     rg_svc *sv = t->data;
-    int held;
+    int held = 0;
     if (sv->stopping)
         return;
     /* (asking for a lease also tells a lost session; one it takes here is
@@ -401,6 +401,19 @@ static void rg__on_lease_tick(uv_timer_t *t)
     }
     if (sv->nheld < before)
         rg_svc_arm(sv); /* (armed for a clinic no longer ours, maybe) */
+    /* The probe above takes clinic 0's lease when nobody holds it. Kept, it
+     * is marked held by rg__take_leases; a worker with its share already
+     * gives it back at once, or it would hold the lease of a clinic that
+     * nobody then evaluates (the others' tries fail for as long as this
+     * worker lives). */
+    if (sv->nclinics && held && !sv->clinics[0].held && sv->nheld >= share &&
+        rg_store_unlease(sv->st, sv->clinics[0].name)) {
+        rg_log("error", "cannot give a lease back (%s): stopping, which ends them all",
+               rg_store_errmsg(sv->st));
+        sv->exit_code = 2;
+        rg__on_stop(&sv->sigterm, 0);
+        return;
+    }
     if (sv->nheld >= share || !rg__take_leases(sv, share))
         return;
     rg__catch_up(sv, "lease taken");
