@@ -22,29 +22,22 @@
 
 /* One recorded write; strings are offsets + 1 into the log's text (0: NULL),
  * because the text buffer moves as it grows. */
-typedef struct rg__op {
+struct rg_wlog_op {
     char kind; /* 't' transition, 'e' evaluation error, 'f' rule status, 'p' patient state,
                   'v' version */
     size_t s[RG__NSTR];
     rg_time at, due, notify_at;
     int open;
-    int64_t alert_id;
+    int64_t alert_id; /* an open's: its id once applied (rg_wlog_apply) */
     rg_patient_state ps;
-} rg__op;
-
-typedef struct rg__log {
-    rg__op *v;
-    int n, cap;
-    rg_buf text;
-    int rc; /* the first failure to record (memory) */
-} rg__log;
+};
 
 typedef struct rg__page {
     long seq; /* -1: free */
     int state; /* 0 queued, 1 taken, 2 done */
     int rc;
     rg_patient_page p;
-    rg__log log;
+    rg_wlog log;
 } rg__page;
 
 typedef struct rg__sweep {
@@ -60,13 +53,13 @@ typedef struct rg__sweep {
 typedef struct rg__worker {
     rg__sweep *sw;
     pthread_t tid;
-    rg__log log; /* what the engine writes; moved into the page it finishes */
+    rg_wlog log; /* what the engine writes; moved into the page it finishes */
     int started;
 } rg__worker;
 
 /* ---- the write log ------------------------------------------------------------ */
 
-static size_t rg__str(rg__log *lg, const char *s)
+static size_t rg__str(rg_wlog *lg, const char *s)
 {
     if (!s)
         return 0;
@@ -76,11 +69,11 @@ static size_t rg__str(rg__log *lg, const char *s)
     return off;
 }
 
-static rg__op *rg__push(rg__log *lg, char kind)
+static rg_wlog_op *rg__push(rg_wlog *lg, char kind)
 {
     if (lg->n == lg->cap) {
         int cap = lg->cap ? lg->cap * 2 : 64;
-        rg__op *grown = realloc(lg->v, (size_t)cap * sizeof *grown);
+        rg_wlog_op *grown = realloc(lg->v, (size_t)cap * sizeof *grown);
         if (!grown) {
             lg->rc = RG_ENOMEM;
             return NULL;
@@ -88,16 +81,20 @@ static rg__op *rg__push(rg__log *lg, char kind)
         lg->v = grown;
         lg->cap = cap;
     }
-    rg__op *op = &lg->v[lg->n++];
+    rg_wlog_op *op = &lg->v[lg->n++];
     memset(op, 0, sizeof *op);
     op->kind = kind;
     return op;
 }
 
+/* An alert opened in this log has no id until the log is applied: the
+ * engine gets a provisional one, minus the open's place in the log, which
+ * a resolve later in the same log (a patient advanced over several steps)
+ * hands back and rg_wlog_apply turns into the id the open got. */
 static int rg__log_transition(void *ud, rg_transition *t, int64_t *alert_id)
 {
-    rg__log *lg = &((rg__worker *)ud)->log;
-    rg__op *op = rg__push(lg, 't');
+    rg_wlog *lg = ud;
+    rg_wlog_op *op = rg__push(lg, 't');
     if (!op)
         return RG_ENOMEM;
     const char *s[RG__NSTR] = {t->clinic, t->patient, t->key, t->protocol, t->version,
@@ -110,15 +107,15 @@ static int rg__log_transition(void *ud, rg_transition *t, int64_t *alert_id)
     op->open = t->open;
     op->alert_id = *alert_id;
     if (t->open)
-        *alert_id = 0; /* known once applied; a one-step re-evaluation needs none */
+        *alert_id = -(int64_t)lg->n; /* provisional: see above */
     return lg->rc;
 }
 
 static int rg__log_error(void *ud, const char *clinic, const char *patient, const char *protocol,
                          const char *rule, rg_time at, const char *msg)
 {
-    rg__log *lg = &((rg__worker *)ud)->log;
-    rg__op *op = rg__push(lg, 'e');
+    rg_wlog *lg = ud;
+    rg_wlog_op *op = rg__push(lg, 'e');
     if (!op)
         return RG_ENOMEM;
     const char *s[5] = {clinic, patient, protocol, rule, msg};
@@ -131,8 +128,8 @@ static int rg__log_error(void *ud, const char *clinic, const char *patient, cons
 static int rg__log_patient(void *ud, const char *clinic, const char *patient,
                            const rg_patient_state *ps)
 {
-    rg__log *lg = &((rg__worker *)ud)->log;
-    rg__op *op = rg__push(lg, 'p');
+    rg_wlog *lg = ud;
+    rg_wlog_op *op = rg__push(lg, 'p');
     if (!op)
         return RG_ENOMEM;
     op->s[0] = rg__str(lg, clinic);
@@ -144,8 +141,8 @@ static int rg__log_patient(void *ud, const char *clinic, const char *patient,
 static int rg__log_version(void *ud, const char *clinic, const char *protocol,
                            const char *version, const char *file, const char *hash)
 {
-    rg__log *lg = &((rg__worker *)ud)->log;
-    rg__op *op = rg__push(lg, 'v');
+    rg_wlog *lg = ud;
+    rg_wlog_op *op = rg__push(lg, 'v');
     if (!op)
         return RG_ENOMEM;
     const char *s[5] = {clinic, protocol, version, file, hash};
@@ -158,8 +155,8 @@ static int rg__log_rule_status(void *ud, const char *clinic, const char *patient
                                const char *protocol, const char *version, const char *rule,
                                rg_time at, const char *msg)
 {
-    rg__log *lg = &((rg__worker *)ud)->log;
-    rg__op *op = rg__push(lg, 'f');
+    rg_wlog *lg = ud;
+    rg_wlog_op *op = rg__push(lg, 'f');
     if (!op)
         return RG_ENOMEM;
     const char *s[6] = {clinic, patient, protocol, version, rule, msg};
@@ -169,19 +166,33 @@ static int rg__log_rule_status(void *ud, const char *clinic, const char *patient
     return lg->rc;
 }
 
-static void rg__log_free(rg__log *lg)
+rg_engine_sink rg_wlog_sink(rg_wlog *lg)
+{
+    return (rg_engine_sink){rg__log_transition, rg__log_error, rg__log_rule_status, rg__log_patient,
+                            rg__log_version, lg};
+}
+
+void rg_wlog_cut(rg_wlog *lg, int n, size_t text_len)
+{
+    if (n < lg->n)
+        lg->n = n;
+    if (text_len < lg->text.len)
+        lg->text.len = text_len;
+    lg->rc = RG_OK;
+}
+
+void rg_wlog_free(rg_wlog *lg)
 {
     free(lg->v);
     rg_buf_free(&lg->text);
     memset(lg, 0, sizeof *lg);
 }
 
-/* Applies a page's log on the writer's connection (inside its transaction). */
-static int rg__apply(rg_store *st, const rg__log *lg)
+int rg_wlog_apply(rg_store *st, rg_wlog *lg)
 {
     int rc = lg->rc;
     for (int i = 0; i < lg->n && rc == RG_OK; i++) {
-        const rg__op *op = &lg->v[i];
+        rg_wlog_op *op = &lg->v[i];
         const char *s[RG__NSTR];
         for (int k = 0; k < RG__NSTR; k++)
             s[k] = op->s[k] ? lg->text.p + op->s[k] - 1 : NULL;
@@ -194,7 +205,14 @@ static int rg__apply(rg_store *st, const rg__log *lg)
                 .severity = s[6], .message = s[7], .params = s[8], .evidence = s[9],
             };
             int64_t id = op->alert_id;
+            if (id < 0) { /* opened earlier in this log */
+                if (-id > i || lg->v[-id - 1].kind != 't' || !lg->v[-id - 1].open)
+                    return RG_EINVAL;
+                id = lg->v[-id - 1].alert_id;
+            }
             rc = rg_store_transition(st, &t, &id);
+            if (rc == RG_OK && op->open)
+                op->alert_id = id;
             break;
         }
         case 'e':
@@ -233,8 +251,7 @@ static void *rg__work(void *arg)
     rg__worker *w = arg;
     rg__sweep *sw = w->sw;
     const rg_sweep_opts *o = sw->o;
-    rg_engine_sink sink = {rg__log_transition, rg__log_error, rg__log_rule_status, rg__log_patient,
-                           rg__log_version, w};
+    rg_engine_sink sink = rg_wlog_sink(&w->log);
     rg_store *st = NULL;
     rg_engine *eng = NULL;
     char err[512];
@@ -267,7 +284,7 @@ static void *rg__work(void *arg)
             rg_store_rollback(st); /* it only read */
         }
         pthread_mutex_lock(&sw->mu);
-        rg__log spare = pg->log; /* the page's old buffers become the next log */
+        rg_wlog spare = pg->log; /* the page's old buffers become the next log */
         pg->log = w->log;
         spare.n = 0;
         spare.text.len = 0;
@@ -358,7 +375,7 @@ long rg_sweep(rg_store *st, const rg_sweep_opts *o, rg_engine_stats *stats)
         pthread_mutex_unlock(&sw.mu);
         rc = next->rc;
         if (rc == RG_OK && (rc = rg_store_begin(st)) == RG_OK) {
-            rc = rg__apply(st, &next->log);
+            rc = rg_wlog_apply(st, &next->log);
             if (rc == RG_OK)
                 rc = rg_store_commit(st);
             if (rc)
@@ -379,10 +396,10 @@ long rg_sweep(rg_store *st, const rg_sweep_opts *o, rg_engine_stats *stats)
             pthread_join(ws[i].tid, NULL);
     *stats = sw.stats;
     for (int i = 0; ws && i < jobs; i++)
-        rg__log_free(&ws[i].log);
+        rg_wlog_free(&ws[i].log);
     for (int i = 0; sw.pages && i < sw.npages; i++) {
         free(sw.pages[i].p.keys);
-        rg__log_free(&sw.pages[i].log);
+        rg_wlog_free(&sw.pages[i].log);
     }
     free(sw.pages);
     free(ws);

@@ -29,6 +29,28 @@ typedef struct rg_sweep_opts {
     void *ud;
 } rg_sweep_opts;
 
+/* A write log: what an engine wrote through rg_wlog_sink (transitions,
+ * evaluation errors, rule statuses, patient clocks, protocol versions), recorded on the
+ * evaluating thread and applied later, in order, by the one writer (the
+ * sweep's caller; the service's loop, runtime/service/evaluate.c). Start
+ * from a zeroed struct; the evaluating thread owns it until it hands it over. */
+typedef struct rg_wlog_op rg_wlog_op;
+typedef struct rg_wlog {
+    rg_wlog_op *v;
+    int n, cap;
+    rg_buf text;
+    int rc; /* the first failure to record (memory) */
+} rg_wlog;
+
+/* A sink that records into lg (which must stay where it is). */
+rg_engine_sink rg_wlog_sink(rg_wlog *lg);
+/* Forgets what was recorded after n ops and text_len bytes of text (an
+ * evaluation that failed half-way); rg_wlog_cut(lg, 0, 0) empties it. */
+void rg_wlog_cut(rg_wlog *lg, int n, size_t text_len);
+/* Applies the log on st, inside the caller's transaction. */
+int rg_wlog_apply(rg_store *st, rg_wlog *lg);
+void rg_wlog_free(rg_wlog *lg);
+
 /* Re-evaluates every patient at o->at. Returns the number of patients or a
  * negative error; *stats gets the workers' counters added up. */
 long rg_sweep(rg_store *st, const rg_sweep_opts *o, rg_engine_stats *stats);

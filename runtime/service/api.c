@@ -603,7 +603,18 @@ static void rg__get_metrics(rg_svc *sv, int ci, rg_http_conn *c)
     int c0 = ci < 0 ? 0 : ci, c1 = ci < 0 ? sv->nclinics : ci + 1;
     char lc[160], lp[512], lv[512];
     rg_buf b = {0};
-    const rg_engine_stats *es = rg_engine_stats_get(sv->eng);
+    /* evaluation runs on the threads (evaluate.c): their counters, added up;
+     * the loop's engine only loads protocols */
+    rg_engine_stats total = sv->eval_stats;
+    const rg_engine_stats *mine = rg_engine_stats_get(sv->eng), *es = &total;
+    total.errors += mine->errors;
+    total.limit_hits += mine->limit_hits;
+    total.steps += mine->steps;
+    int quarantined = 0; /* (the threads' engines quarantine: their hook counts) */
+    pthread_mutex_lock(&sv->qmu);
+    for (int i = 0; i < sv->nclinics; i++)
+        quarantined += sv->clinics[i].quarantined;
+    pthread_mutex_unlock(&sv->qmu);
     rg_http_stats hs;
     rg_http_stats_get(sv->http, &hs);
     rg_buf_printf(&b, "# HELP regimen_events_total Events received over HTTP, by outcome.\n"
@@ -652,7 +663,7 @@ static void rg__get_metrics(rg_svc *sv, int ci, rg_http_conn *c)
         }
     }
     rg_hcache_stats hc;
-    rg_engine_cache_stats(sv->eng, &hc);
+    rg_svc_pool_cache_stats(sv, &hc);
     rg_buf_printf(&b, "# HELP regimen_history_cache_bytes Compiled histories kept between "
                       "evaluations (limits.history_cache_mb).\n"
                       "# TYPE regimen_history_cache_bytes gauge\n"
@@ -704,7 +715,7 @@ static void rg__get_metrics(rg_svc *sv, int ci, rg_http_conn *c)
                   "# HELP regimen_cpu_budget_hits_total Protocol evaluations not made because "
                   "their clinic had used its CPU budget.\n"
                   "# TYPE regimen_cpu_budget_hits_total counter\nregimen_cpu_budget_hits_total %lld\n",
-                  rg_engine_quarantined_count(sv->eng), (long long)es->quarantines,
+                  quarantined, (long long)es->quarantines,
                   (long long)es->quarantine_skips, (long long)es->cpu_budget_hits);
     /* leases (many workers on PostgreSQL; a SQLite service holds all) */
     rg_buf_printf(&b, "# HELP regimen_leases_held Clinic leases this worker holds.\n"

@@ -224,7 +224,7 @@ int rg_svc_load_config(rg_svc *sv, const char *path, char *err, size_t errlen)
                                             "max_stream_tickets_per_clinic",
                                             "clinic_cpu_ms", "clinic_cpu_window_s",
                                             "quarantine_hits", "quarantine_window_s",
-                                            "quarantine_backoff_s", NULL};
+                                            "quarantine_backoff_s", "evaluation_threads", NULL};
         if (!json_is_object(limits)) {
             rc = rg__cfg_fail(err, errlen, path, "limits", "expected an object");
             goto done;
@@ -287,6 +287,13 @@ int rg_svc_load_config(rg_svc *sv, const char *path, char *err, size_t errlen)
             case 22: sv->budget.hits = n ? (int)(n > 8 ? 8 : n) : -1; break;
             case 23: sv->budget.window_s = (int)n; break;
             case 24: sv->budget.backoff_s = (int)n; break;
+            case 25:
+                if (n > 256) {
+                    rc = rg__cfg_fail(err, errlen, path, field, "expected 1 to 256 threads");
+                    goto done;
+                }
+                sv->eval_threads = (int)n;
+                break;
             }
         }
     }

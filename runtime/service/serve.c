@@ -2,19 +2,24 @@
  * serve.c - the service (see serve.h): its loop. The HTTP endpoints are in
  * api.c, the configuration file in config.c, what they share in service.h.
  *
- * Everything runs on one loop thread; SQLite calls are short and the Lua
- * evaluations are bounded by the sandbox limits, so the loop never waits on
- * one patient for long. Requests are answered only after the transaction
- * holding their events (and the evaluation they caused) has committed with
- * synchronous=FULL: an acknowledged event is on disk.
+ * The loop thread does I/O and the store's writes; the protocols run on
+ * evaluation threads (evaluate.c), one clinic on one thread at a time, so a
+ * clinic whose protocols are slow delays only its own requests. Requests
+ * are answered only after the transactions holding their events and the
+ * evaluation they caused have committed with synchronous=FULL: an
+ * acknowledged event is on disk, and evaluated.
  *
- * Group commit: POST /v1/events bodies that arrive in one loop iteration, and
- * the wake-ups due then, are stored and evaluated in ONE transaction with one
- * fsync (rg__flush, from a uv_check handle after the loop's I/O). Only after
- * that commit are the requests answered and the transitions published; a
- * failed commit answers every request of the group with 503 and publishes
- * nothing. The transaction is opened and committed inside rg__flush, so no
- * other handler ever runs (or reads uncommitted rows) while it is open.
+ * Group commit (rg__flush, from a uv_check handle after the loop's I/O): the
+ * POST bodies that arrived in one loop iteration, the write logs of the
+ * evaluation jobs that came back, and the snoozes that expired are stored in
+ * ONE transaction with one fsync. After that commit the requests whose
+ * evaluation is in it are answered and the transitions published; the new
+ * requests' patients go to their clinics' next jobs (rg__dispatch), handed
+ * out once the clinic's previous job is committed, so each evaluation sees
+ * every earlier one of its clinic. A failed commit answers every request of
+ * the group with 503 and publishes nothing. The transaction is opened and
+ * committed inside rg__flush, so no other handler ever runs (or reads
+ * uncommitted rows) while it is open. docs/service.md has the whole design.
  *
  * Configuration is a JSON file:
  *   { "listen": "127.0.0.1:7878",
@@ -22,7 +27,8 @@
  *     "limits": { "max_memory_mb": 64, "max_instructions": 10000000, "deadline_ms": 2000,
  *                 "max_body_bytes": 1048576, "max_header_bytes": 16384,
  *                 "max_connections": 256, "idle_timeout_ms": 30000,
- *                 "request_timeout_ms": 10000, "max_events_per_request": 1000 } }
+ *                 "request_timeout_ms": 10000, "max_events_per_request": 1000,
+ *                 "evaluation_threads": 4 } }
  * Relative paths are relative to the configuration file.
  *
  * Other writers: the service holds its database (holder.c: a lock file
@@ -178,34 +184,29 @@ static int rg__reraise(void *ud, const char *clinic, const char *key, const char
     return rc;
 }
 
-/* Advances everyone who is due, re-raises expired snoozes, publishes. */
+/* Advances everyone who is due and re-raises expired snoozes: a wake-up
+ * job for every clinic this worker holds, handed out by the group commit
+ * of this loop iteration. */
 static void rg__catch_up(rg_svc *sv, const char *why)
 {
-    rg_time now = rg_now();
-    long n = rg_engine_advance_all(sv->eng, now, now);
-    if (n < 0) {
-        sv->db_errors++;
-        rg_log("error", "%s: evaluation could not be stored: %s", why, rg_store_errmsg(sv->st));
-    } else if (n > 0) {
-        rg_log("info", "%s: %ld patient%s evaluated", why, n, n == 1 ? "" : "s");
-    }
-    int count = 0;
-    if (rg_store_begin(sv->st) == RG_OK) {
-        if (rg_store_each_due_snooze(sv->st, now, rg__reraise, sv, &count) != RG_OK ||
-            rg_store_commit(sv->st) != RG_OK)
-            rg_store_rollback(sv->st);
-    }
-    rg__publish(sv);
-}
-
-/* The same as a paged wake-up pass (rg__flush): the patients due are
- * evaluated in slices of RG_WAKE_SLICE_MS, the loop answering between them,
- * so a reload or a start-up after downtime never holds it. */
-static void rg__catch_up_paced(rg_svc *sv, const char *why)
-{
-    rg_log("info", "%s: evaluating the patients due, in slices", why);
+    /* (the timer's wake-ups are not logged: each clinic's job says what it did) */
+    if (strcmp(why, "wake-up"))
+        rg_log("info", "%s: evaluating the patients due (wake-up jobs, handed back every %d ms)",
+               why, 250);
+    for (int i = 0; i < sv->nclinics; i++)
+        sv->clinics[i].wake |= sv->clinics[i].held;
     sv->wake_pending = 1;
     rg_svc_flush_soon(sv);
+}
+
+/* A wake-up job is queued or out: the pass is under way, and its jobs
+ * re-arm the timer as they come back. */
+static int rg__waking(rg_svc *sv)
+{
+    for (int i = 0; i < sv->nclinics; i++)
+        if (sv->clinics[i].wake || (sv->clinics[i].job && sv->clinics[i].job->wake))
+            return 1;
+    return 0;
 }
 
 static void rg__on_wake(uv_timer_t *t)
@@ -222,9 +223,8 @@ static void rg__on_wake(uv_timer_t *t)
             if (late <= rg_svc_late_bounds[i])
                 sv->lateness_buckets[i]++;
         sv->wakeups++;
-        /* evaluated in the group commit of this loop iteration, which re-arms */
-        sv->wake_pending = 1;
-        rg_svc_flush_soon(sv);
+        /* handed out by the group commit of this loop iteration, which re-arms */
+        rg__catch_up(sv, "wake-up");
         return;
     }
     rg_svc_arm(sv);
@@ -252,6 +252,15 @@ void rg_svc_arm(rg_svc *sv)
         delay = 0;
     if (delay < RG_RETRY_MS && (sv->wake_failed || rg_store_fault(sv->st, NULL)))
         delay = RG_RETRY_MS; /* a failing store or pass is retried, not spun on */
+    /* what is due may be a clinic's whose wake-up job is out (a slow clinic
+     * still at it): its jobs re-arm as they come back, and the others' due
+     * patients are looked for again a second later, not in a spin */
+    if (delay < RG_RETRY_MS && rg__waking(sv)) {
+        delay = RG_RETRY_MS;
+        /* re-arming for every commit or notice would push it back for ever */
+        if (uv_is_active((uv_handle_t *)&sv->wake) && uv_timer_get_due_in(&sv->wake) <= RG_RETRY_MS)
+            return;
+    }
     if (delay > RG_TIMER_CAP_MS) {
         delay = RG_TIMER_CAP_MS;
         sv->armed_for = RG_TIME_NONE; /* just a re-check of the clock */
@@ -299,6 +308,8 @@ static void rg__on_lag(uv_timer_t *t)
 }
 
 /* ---- many workers (PostgreSQL) ------------------------------------------------------------ */
+
+static void rg__drop_work(rg_svc *sv, int ci);
 
 /* Webhook delivery of clinic i, by the worker holding its lease only; it
  * resumes from the cursor in the store, with the same Idempotency-Key as a
@@ -358,8 +369,9 @@ static int rg__take_leases(rg_svc *sv, int share)
 static int rg__give_back(rg_svc *sv, int share)
 {
     for (int i = sv->nclinics - 1; i >= 0 && sv->nheld > share; i--) {
-        if (!sv->clinics[i].held)
+        if (!sv->clinics[i].held || sv->clinics[i].job) /* (a job out: at a later tick) */
             continue;
+        rg__drop_work(sv, i);
         if (sv->hooks)
             rg_webhooks_drop(sv->hooks, sv->clinics[i].name);
         sv->clinics[i].held = 0;
@@ -382,7 +394,7 @@ static void rg__on_stop(uv_signal_t *h, int sig);
 static void rg__on_lease_tick(uv_timer_t *t)
 {
     rg_svc *sv = t->data;
-    int held;
+    int held = 0;
     if (sv->stopping)
         return;
     /* (asking for a lease also tells a lost session; one it takes here is
@@ -403,6 +415,19 @@ static void rg__on_lease_tick(uv_timer_t *t)
     }
     if (sv->nheld < before)
         rg_svc_arm(sv); /* (armed for a clinic no longer ours, maybe) */
+    /* The probe above takes clinic 0's lease when nobody holds it. Kept, it
+     * is marked held by rg__take_leases; a worker with its share already
+     * gives it back at once, or it would hold the lease of a clinic that
+     * nobody then evaluates (the others' tries fail for as long as this
+     * worker lives). */
+    if (sv->nclinics && held && !sv->clinics[0].held && sv->nheld >= share &&
+        rg_store_unlease(sv->st, sv->clinics[0].name)) {
+        rg_log("error", "cannot give a lease back (%s): stopping, which ends them all",
+               rg_store_errmsg(sv->st));
+        sv->exit_code = 2;
+        rg__on_stop(&sv->sigterm, 0);
+        return;
+    }
     if (sv->nheld >= share || !rg__take_leases(sv, share))
         return;
     rg__catch_up(sv, "lease taken");
@@ -449,9 +474,11 @@ const char *const rg_svc_outcomes[5] = {"stored", "duplicate", "conflict", "reje
                                         "corrected"};
 const double rg_svc_late_bounds[6] = {0.001, 0.005, 0.01, 0.05, 0.25, 1.0};
 
-/* Validates and stores one request's events and advances the patients they
- * concern (the same rg_engine_advance as simulate), inside the group's
- * transaction. Its outcomes are answered only after the commit. The valid
+/* Validates and stores one request's events inside the group's
+ * transaction, and notes the patients they concern: after the commit they
+ * go to the clinic's next evaluation job (the same rg_engine_advance as
+ * simulate, on an evaluation thread), and the request is answered once that
+ * job's writes are committed too. The valid
  * events go to the store in one call (rg_store_put_events: one round trip
  * to PostgreSQL), with the outcomes n calls in order would give. */
 static int rg__store_events(rg_svc *sv, rg_svc_pending *pr)
@@ -552,11 +579,13 @@ static int rg__store_events(rg_svc *sv, rg_svc_pending *pr)
         free(raw);
         pr->counts[3]++;
     }
-    rg_time now = rg_now();
     /* a clinic leased by another worker: stored only; its NOTIFY wakes the owner */
-    for (int k = 0; k < npatients && !rc && clinic->held; k++)
-        rc = rg_engine_advance(sv->eng, clinic->name, patients[k], now);
-    free(patients);
+    if (!rc && clinic->held && npatients) {
+        pr->patients = patients;
+        pr->npatients = npatients;
+    } else {
+        free(patients);
+    }
     return rc;
 }
 
@@ -595,19 +624,26 @@ static void rg__fhir_done(rg_svc_pending *pr)
     }
 }
 
-/* Answers a request once its group's commit is done (ok) or failed. The
- * reply goes last: answering may hand a pipelined request of the same
- * connection to rg_svc_handle, which may grow sv->pending (and move pr). */
-static void rg__answer(rg_svc *sv, rg_svc_pending *pr, int ok)
+/* Why a request is answered 503 after its events were stored. */
+#define RG__UNEVALUATED "the events were stored but their evaluation could not be (the service " \
+                        "is stopping, or its database failed): send them again (an event is kept " \
+                        "once; what is stored is evaluated when the service runs again)"
+
+/* Answers a request once its group's commit and its evaluation's are done
+ * (fail NULL) or one failed (fail says why). The reply goes last: answering
+ * may hand a pipelined request of the same connection to rg_svc_handle,
+ * which may grow sv->pending (and move pr). */
+static void rg__answer(rg_svc *sv, rg_svc_pending *pr, const char *fail)
 {
     rg_svc_clinic *clinic = &sv->clinics[pr->clinic];
     uint64_t *counts = pr->counts;
     json_decref(pr->items);
-    if (!ok) {
+    free(pr->patients);
+    pr->patients = NULL;
+    if (fail) {
         json_decref(pr->results);
         rg__fhir_done(pr);
-        rg_svc_unavailable(sv, pr->conn, "the events could not be stored; nothing was "
-                                      "acknowledged, send them again");
+        rg_svc_unavailable(sv, pr->conn, fail);
         return;
     }
     for (int k = 0; k < 5; k++)
@@ -631,46 +667,152 @@ static void rg__answer(rg_svc *sv, rg_svc_pending *pr, int ok)
     rg_svc_reply_json(pr->conn, 200, reply);
 }
 
-static int rg__due_add(void *ud, const char *clinic, const char *patient)
+/* A request stored (its copy, taken): its patients join its clinic's next
+ * job, and it is answered after that job. */
+static void rg__wait(rg_svc *sv, rg_svc_pending *pr)
 {
-    rg_svc *sv = ud;
-    snprintf(sv->due[sv->ndue][0], sizeof sv->due[0][0], "%s", clinic);
-    snprintf(sv->due[sv->ndue][1], sizeof sv->due[0][1], "%s", patient);
-    sv->ndue++;
-    return 0;
-}
-
-/* The wake-up part of a group: the earliest due patients (a page of them),
- * advanced to now by the same rg_engine_advance as simulate, which moves
- * their next wake-up past now, and the snoozes that expired. */
-static int rg__wake_page(rg_svc *sv, rg_time now, int *more)
-{
-    sv->ndue = 0;
-    int rc = rg_store_due_patients(sv->st, now, RG_WAKE_PAGE, rg__due_add, sv);
-    if (rc > 0)
-        rc = RG_OK;
-    /* a slice of at most RG_WAKE_SLICE_MS (give or take one patient): the
-     * rest stays due and is taken in the next loop iteration */
-    int64_t t0 = rg_monotonic_ms();
-    *more = sv->ndue == RG_WAKE_PAGE;
-    for (int i = 0; i < sv->ndue && !rc; i++) {
-        rc = rg_engine_advance(sv->eng, sv->due[i][0], sv->due[i][1], now);
-        if (i + 1 < sv->ndue && rg_monotonic_ms() - t0 >= RG_WAKE_SLICE_MS) {
-            sv->ndue = i + 1;
-            *more = 1;
+    rg_svc_clinic *c = &sv->clinics[pr->clinic];
+    /* (a patient in two requests is in the job twice: the thread
+     * evaluates it once, rg__seen in evaluate.c) */
+    for (int k = 0; k < pr->npatients; k++) {
+        if (c->nwant == c->cap_want) {
+            int cap = c->cap_want ? 2 * c->cap_want : 64;
+            char (*grown)[RG_EVENT_MAX_ID + 1] = realloc(c->want, (size_t)cap * sizeof *grown);
+            if (!grown) { /* its events are stored and due: a wake-up evaluates them */
+                c->wake = 1;
+                break;
+            }
+            c->want = grown;
+            c->cap_want = cap;
         }
+        memcpy(c->want[c->nwant++], pr->patients[k], sizeof c->want[0]);
     }
-    if (!rc)
-        rc = rg_store_each_due_snooze(sv->st, now, rg__reraise, sv, NULL);
-    return rc;
+    pr->next = NULL;
+    if (!c->waiting_tail)
+        c->waiting_tail = &c->waiting;
+    *c->waiting_tail = pr;
+    c->waiting_tail = &pr->next;
 }
 
-/* One group commit: a page of the wake-up pass (when `wake`) and the queued
- * requests, up to RG_GROUP_EVENTS events, in one transaction. They are
- * answered, and the transitions published, only after the commit. */
-static void rg__group(rg_svc *sv, int wake)
+/* Answers the requests of a list and frees them. */
+static void rg__answer_list(rg_svc *sv, rg_svc_pending *list, const char *fail)
 {
-    int take = 0, rc, more = 0;
+    while (list) {
+        rg_svc_pending *next = list->next;
+        rg__answer(sv, list, fail);
+        free(list);
+        list = next;
+    }
+}
+
+/* A clinic is no longer evaluated here (its lease given back, or the
+ * service stops): the requests waiting for its next job are answered, as
+ * stored (the lease holder evaluates them) or not evaluated (stopping). */
+static void rg__drop_work(rg_svc *sv, int ci)
+{
+    rg_svc_clinic *c = &sv->clinics[ci];
+    rg_svc_pending *w = c->waiting;
+    c->waiting = NULL;
+    c->waiting_tail = &c->waiting;
+    free(c->want);
+    c->want = NULL;
+    c->nwant = c->cap_want = c->wake = 0;
+    rg__answer_list(sv, w, sv->stopping ? RG__UNEVALUATED : NULL);
+}
+
+void rg_svc_job_free(rg_svc_job *j)
+{
+    free(j->patients);
+    rg_wlog_free(&j->log);
+    free(j);
+}
+
+/* Hands every clinic that has work and no job out its next job. */
+static void rg__dispatch(rg_svc *sv)
+{
+    for (int i = 0; i < sv->nclinics && !sv->stopping; i++) {
+        rg_svc_clinic *c = &sv->clinics[i];
+        if (c->job || !c->held || (!c->nwant && !c->wake))
+            continue;
+        rg_svc_job *j = calloc(1, sizeof *j);
+        if (!j) {
+            rg_log("error", "clinic %s: out of memory for its evaluation job", c->name);
+            continue; /* (tried again at the next group) */
+        }
+        j->clinic = i;
+        j->gen = c->gen;
+        j->until = rg_now(); /* (what it sees is what this loop has committed by now) */
+        j->patients = c->want;
+        j->npatients = c->nwant;
+        j->wake = c->wake;
+        j->reqs = c->waiting;
+        c->want = NULL;
+        c->nwant = c->cap_want = c->wake = 0;
+        c->waiting = NULL;
+        c->waiting_tail = &c->waiting;
+        c->job = j;
+        sv->njobs++;
+        rg_svc_pool_submit(sv, j);
+    }
+}
+
+/* A job back from its thread, after the group holding its log committed
+ * (ok) or failed: its requests are answered, its clinic free for the next. */
+static void rg__job_done(rg_svc *sv, rg_svc_job *j, int ok)
+{
+    rg_svc_clinic *c = &sv->clinics[j->clinic];
+    c->job = NULL;
+    sv->njobs--;
+    if (j->rc) {
+        sv->db_errors++;
+        rg_log("error", "clinic %s: evaluation stopped: %s", c->name, rg_strerror(j->rc));
+    }
+    if (ok) {
+        rg_engine_stats *t = &sv->eval_stats;
+        t->patients += j->stats.patients;
+        t->events += j->stats.events;
+        t->steps += j->stats.steps;
+        t->protocol_calls += j->stats.protocol_calls;
+        t->errors += j->stats.errors;
+        t->limit_hits += j->stats.limit_hits;
+        t->opened += j->stats.opened;
+        t->resolved += j->stats.resolved;
+        t->quarantines += j->stats.quarantines;
+        t->quarantine_skips += j->stats.quarantine_skips;
+        t->cpu_budget_hits += j->stats.cpu_budget_hits;
+        /* per protocol, into the loop's engine's (what /metrics reads) */
+        rg_clinic *cl = rg_engine_clinic(sv->eng, c->name);
+        for (int p = 0; cl && p < j->nprotos; p++)
+            for (int q = 0; q < cl->nprotos; q++)
+                if (!strncmp(cl->protos[q].id, j->protos[p].id, sizeof j->protos[p].id - 1)) {
+                    cl->protos[q].evaluations += j->protos[p].evaluations;
+                    cl->protos[q].seconds += j->protos[p].seconds;
+                    break;
+                }
+        c->woken += j->woken;
+    }
+    if (ok && !j->rc && j->more)
+        c->wake = 1; /* what is left is still due: its next job goes on */
+    if (!ok || j->rc)
+        sv->wake_failed = 1; /* still due too, but retried by the timer, not spun on */
+    if (!j->more && !c->wake && c->woken > 0) {
+        rg_log("info", "clinic %s: wake-up: %ld patient%s evaluated", c->name, c->woken,
+               c->woken == 1 ? "" : "s");
+        c->woken = 0;
+    }
+    rg__answer_list(sv, j->reqs, ok && !j->rc && j->evaluated ? NULL : RG__UNEVALUATED);
+    j->reqs = NULL;
+    rg_svc_job_free(j);
+}
+
+/* One group commit, in one transaction: the logs of the jobs back from the
+ * evaluation threads, the queued requests (up to RG_GROUP_EVENTS events),
+ * and the expired snoozes when a wake-up is due. A request whose events
+ * need no evaluation is answered after the commit; the others wait for
+ * their clinic's next job. */
+static void rg__group(rg_svc *sv)
+{
+    int take = 0, rc, wake = sv->wake_pending;
     size_t events = 0;
     while (take < sv->npending) {
         size_t k = json_array_size(sv->pending[take].items);
@@ -679,71 +821,89 @@ static void rg__group(rg_svc *sv, int wake)
         events += k;
         take++;
     }
+    rg_svc_job *jobs = sv->returned;
+    sv->returned = NULL;
+    sv->wake_pending = 0;
     rg_time now = rg_now();
-    sv->ndue = 0;
-    rc = rg_store_begin(sv->st);
-    /* the requests first: an event that arrived with the wake-up it makes
-     * moot (a pong before the ping's due) is taken in before that due */
+    /* jobs that wrote nothing (no patient was due) need no transaction: an
+     * empty commit would also tell a failing store it has recovered */
+    int writes = take > 0 || wake;
+    for (rg_svc_job *j = jobs; j && !writes; j = j->next)
+        writes = j->log.n > 0 || j->log.rc;
+    rc = writes ? rg_store_begin(sv->st) : RG_OK;
+    /* the logs first: each holds whole patients, evaluated against what was
+     * committed before (a clinic's next job starts after this commit) */
+    for (rg_svc_job *j = jobs; j && !rc; j = j->next)
+        rc = rg_wlog_apply(sv->st, &j->log);
     for (int i = 0; i < take && !rc; i++)
         rc = rg__store_events(sv, &sv->pending[i]);
     if (!rc && wake)
-        rc = rg__wake_page(sv, now, &more);
-    if (!rc)
+        rc = rg_store_each_due_snooze(sv->st, now, rg__reraise, sv, NULL);
+    if (!rc && writes)
         rc = rg_store_commit(sv->st);
     if (rc) {
         rg_store_rollback(sv->st);
         sv->db_errors++;
-        rg_log("error", "%d request%s%s not stored: %s (%s)", take, take == 1 ? "" : "s",
-               wake ? " and a wake-up" : "", rg_strerror(rc), rg_store_errmsg(sv->st));
+        rg_log("error", "%d request%s%s%s not stored: %s (%s)", take, take == 1 ? "" : "s",
+               jobs ? " and evaluations" : "", wake ? " and a wake-up" : "", rg_strerror(rc),
+               rg_store_errmsg(sv->st));
     }
-    sv->groups++;
+    sv->groups += writes;
     sv->group_requests += (uint64_t)take;
-    for (int i = 0; i < take; i++)
-        rg__answer(sv, &sv->pending[i], rc == RG_OK);
+    if (wake)
+        sv->wake_failed = rc != RG_OK;
+    while (jobs) {
+        rg_svc_job *next = jobs->next;
+        rg__job_done(sv, jobs, rc == RG_OK);
+        jobs = next;
+    }
+    /* (answering may queue more requests: sv->pending grows past take) */
+    for (int i = 0; i < take; i++) {
+        rg_svc_pending *pr = &sv->pending[i], *copy = NULL;
+        if (rc || !pr->npatients || sv->stopping ||
+            !(copy = malloc(sizeof *copy))) {
+            rg__answer(sv, pr, rc ? "the events could not be stored; nothing was acknowledged, "
+                                    "send them again"
+                                  : pr->npatients ? RG__UNEVALUATED : NULL);
+            continue;
+        }
+        *copy = *pr;
+        rg__wait(sv, copy);
+    }
     if (take > 0) { /* (pending is NULL until the first POST) */
         sv->npending -= take;
         memmove(sv->pending, sv->pending + take, (size_t)sv->npending * sizeof *sv->pending);
-    }
-    if (wake) {
-        sv->wake_failed = rc != RG_OK;
-        sv->wake_done += rc ? 0 : sv->ndue;
-        if (rc || !more) { /* else more may be due: the next iteration goes on */
-            if (sv->wake_done > 0)
-                rg_log("info", "wake-up: %ld patient%s evaluated", sv->wake_done,
-                       sv->wake_done == 1 ? "" : "s");
-            sv->wake_done = 0;
-            sv->wake_pending = 0;
-        }
     }
     if (!rc)
         rg__publish(sv);
 }
 
-/* Commits what this loop iteration queued: every request (in groups of at
- * most RG_GROUP_EVENTS events) and pages of a wake-up pass, as many due
- * patients as the requests bring events (at least one page): time-driven
- * work keeps pace with what arrives, and a long pass (after a reload, or
- * behind a burst) still lets the loop answer between its pages. */
+static void rg__stop_now(rg_svc *sv);
+
+/* Commits what came in: the jobs the evaluation threads handed back, every
+ * queued request (in groups of at most RG_GROUP_EVENTS events), the expired
+ * snoozes; then hands the clinics with work their next jobs. Nothing here
+ * evaluates: a slow clinic delays only its own requests. */
 static void rg__flush(rg_svc *sv)
 {
-    size_t budget = RG_WAKE_PAGE;
-    for (int i = 0; i < sv->npending; i++)
-        budget += json_array_size(sv->pending[i].items);
-    int64_t t0 = rg_monotonic_ms();
-    for (;;) {
-        /* wake-up work in slices: past RG_WAKE_SLICE_MS the loop polls again */
-        int wake = sv->wake_pending && budget > 0 && rg_monotonic_ms() - t0 < RG_WAKE_SLICE_MS;
-        if (!wake && sv->npending == 0)
-            break;
-        rg__group(sv, wake);
-        if (wake)
-            budget = (size_t)sv->ndue < budget ? budget - (size_t)sv->ndue : 0;
+    for (rg_svc_job *j = rg_svc_pool_done(sv), *next; j; j = next) {
+        next = j->next;
+        j->next = sv->returned;
+        sv->returned = j;
     }
-    if (!sv->wake_pending) {
-        uv_check_stop(&sv->flush_check);
-        uv_idle_stop(&sv->flush_idle);
-        rg_svc_arm(sv);
+    while (sv->npending > 0 || sv->returned || sv->wake_pending)
+        rg__group(sv);
+    rg__dispatch(sv);
+    uv_check_stop(&sv->flush_check);
+    uv_idle_stop(&sv->flush_idle);
+    if (sv->stopping) {
+        for (int i = 0; i < sv->nclinics; i++)
+            rg__drop_work(sv, i);
+        if (sv->njobs == 0)
+            rg__stop_now(sv);
+        return;
     }
+    rg_svc_arm(sv);
 }
 
 static void rg__on_flush_check(uv_check_t *h) { rg__flush(h->data); }
@@ -818,6 +978,9 @@ static int rg__load_clinics(rg_svc *sv, int initial)
         if (initial || sv->clinics[i].refused) /* (at start: one from before may be open) */
             rg__refusal_alert(sv, i, NULL);
         rg__quarantine_end_all(sv, i); /* new protocols (or a restart): none is quarantined */
+        /* the evaluation threads load it before their next job (which also
+         * ends a quarantine there, as on this engine) */
+        sv->clinics[i].gen++;
         rg_clinic *now_c = rg_engine_clinic(sv->eng, name);
         char new_hashes[4096] = "";
         for (int p = 0; now_c && p < now_c->nprotos && strlen(new_hashes) < 4000; p++) {
@@ -849,7 +1012,7 @@ static int rg__load_clinics(rg_svc *sv, int initial)
         }
     }
     if (changed)
-        rg__catch_up_paced(sv, "reload");
+        rg__catch_up(sv, "reload");
     else if (!initial)
         rg__publish(sv); /* a refusal alerted, or resolved */
     rg_svc_arm(sv);
@@ -933,9 +1096,11 @@ static void rg__on_release(uv_timer_t *t);
 static void rg__arm_release(rg_svc *sv)
 {
     int64_t first = 0;
+    pthread_mutex_lock(&sv->qmu); /* (release_at is set by the evaluation threads' hook) */
     for (int i = 0; i < sv->nclinics; i++)
         if (sv->clinics[i].release_at && (!first || sv->clinics[i].release_at < first))
             first = sv->clinics[i].release_at;
+    pthread_mutex_unlock(&sv->qmu);
     if (!first || sv->stopping)
         return;
     int64_t delay = first - rg_monotonic_ms() + 10; /* past it: released at the first step */
@@ -951,9 +1116,13 @@ static void rg__on_release(uv_timer_t *t)
     int64_t now = rg_monotonic_ms();
     int woken = 0;
     for (int i = 0; i < sv->nclinics && !sv->stopping; i++) {
-        if (!sv->clinics[i].release_at || sv->clinics[i].release_at > now)
+        pthread_mutex_lock(&sv->qmu);
+        int over = sv->clinics[i].release_at && sv->clinics[i].release_at <= now;
+        if (over)
+            sv->clinics[i].release_at = 0;
+        pthread_mutex_unlock(&sv->qmu);
+        if (!over)
             continue;
-        sv->clinics[i].release_at = 0;
         if (rg_store_begin(sv->st) == RG_OK) {
             if (rg_store_wake_clinic(sv->st, sv->clinics[i].name, rg_now()) == RG_OK &&
                 rg_store_commit(sv->st) == RG_OK) {
@@ -966,7 +1135,7 @@ static void rg__on_release(uv_timer_t *t)
         }
     }
     if (woken)
-        rg__catch_up_paced(sv, "quarantine over");
+        rg__catch_up(sv, "quarantine over");
     rg__arm_release(sv);
 }
 
@@ -1000,10 +1169,14 @@ static void rg__quarantine_alert(rg_svc *sv, int ci, const char *protocol, int o
 static void rg__on_quarantine_note(uv_timer_t *t)
 {
     rg_svc *sv = t->data;
-    for (int k = 0; k < sv->nqnotes; k++)
-        rg__quarantine_alert(sv, sv->qnotes[k].clinic, sv->qnotes[k].protocol,
-                             sv->qnotes[k].open, sv->qnotes[k].why);
+    rg_svc_qnote notes[RG_SVC_QNOTES];
+    pthread_mutex_lock(&sv->qmu); /* (the evaluation threads' hook adds to them) */
+    int n = sv->nqnotes;
+    memcpy(notes, sv->qnotes, (size_t)n * sizeof notes[0]);
     sv->nqnotes = 0;
+    pthread_mutex_unlock(&sv->qmu);
+    for (int k = 0; k < n; k++)
+        rg__quarantine_alert(sv, notes[k].clinic, notes[k].protocol, notes[k].open, notes[k].why);
     rg__publish(sv);
 }
 
@@ -1026,35 +1199,65 @@ static int rg__qopen_cb(void *ud, int64_t id, const rg_transition *t)
 static void rg__quarantine_end_all(rg_svc *sv, int ci)
 {
     rg__qopen q = {.n = 0};
+    pthread_mutex_lock(&sv->qmu);
+    sv->clinics[ci].quarantined = 0;
+    pthread_mutex_unlock(&sv->qmu);
     if (rg_store_each_open_alert(sv->st, sv->clinics[ci].name, "", rg__qopen_cb, &q) != RG_OK)
         return;
     for (int k = 0; k < q.n; k++)
         rg__quarantine_alert(sv, ci, q.protocols[k], 0, "");
 }
 
+/* Called on an evaluation thread (its engine's budget hook), or on the loop:
+ * so it only records, under qmu, and wakes the loop (rg__on_qasync), which
+ * arms the timers and stores the alerts. */
 static void rg__on_quarantine(void *ud, const char *clinic, const char *protocol,
                               const char *file, int64_t until_ms, const char *why)
 {
     rg_svc *sv = ud;
-    for (int i = 0; i < sv->nclinics; i++)
-        if (!strcmp(sv->clinics[i].name, clinic) && sv->nqnotes < RG_SVC_QNOTES) {
+    pthread_mutex_lock(&sv->qmu);
+    for (int i = 0; i < sv->nclinics; i++) {
+        if (strcmp(sv->clinics[i].name, clinic))
+            continue;
+        if (sv->nqnotes < RG_SVC_QNOTES) {
             rg_svc_qnote *n = &sv->qnotes[sv->nqnotes++];
             n->clinic = i;
             n->open = until_ms != 0;
             snprintf(n->protocol, sizeof n->protocol, "%s", protocol);
             snprintf(n->why, sizeof n->why, "%s", why ? why : "");
-            if (!sv->stopping)
-                uv_timer_start(&sv->qnote, rg__on_quarantine_note, 0, 0);
         }
-    if (!until_ms) {
+        if (until_ms) {
+            sv->clinics[i].quarantined++;
+            if (until_ms > sv->clinics[i].release_at)
+                sv->clinics[i].release_at = until_ms;
+        } else if (sv->clinics[i].quarantined > 0) {
+            sv->clinics[i].quarantined--;
+        }
+    }
+    int wake = sv->qasync_open;
+    pthread_mutex_unlock(&sv->qmu);
+    if (wake)
+        uv_async_send(&sv->qasync);
+    if (!until_ms)
         rg_log("info", "clinic %s: %s: protocol '%s' released from quarantine (%s)", clinic, file,
                protocol, why);
+    else
+        rg_log("error", "clinic %s: %.1500s", clinic, why);
+}
+
+/* On the loop: the quarantine notes the hook recorded are stored (after
+ * this loop turn, outside any group's transaction) and the release timer
+ * armed at the earliest end. */
+static void rg__on_qasync(uv_async_t *h)
+{
+    rg_svc *sv = h->data;
+    if (sv->stopping)
         return;
-    }
-    rg_log("error", "clinic %s: %.1500s", clinic, why);
-    for (int i = 0; i < sv->nclinics; i++)
-        if (!strcmp(sv->clinics[i].name, clinic) && until_ms > sv->clinics[i].release_at)
-            sv->clinics[i].release_at = until_ms;
+    pthread_mutex_lock(&sv->qmu);
+    int notes = sv->nqnotes > 0;
+    pthread_mutex_unlock(&sv->qmu);
+    if (notes)
+        uv_timer_start(&sv->qnote, rg__on_quarantine_note, 0, 0);
     rg__arm_release(sv);
 }
 
@@ -1081,6 +1284,10 @@ static void rg__http_closed(void *ud)
     rg__close_handle((uv_handle_t *)&sv->reload_delay);
     rg__close_handle((uv_handle_t *)&sv->release);
     rg__close_handle((uv_handle_t *)&sv->qnote);
+    pthread_mutex_lock(&sv->qmu); /* (no hook sends to it from here on) */
+    sv->qasync_open = 0;
+    pthread_mutex_unlock(&sv->qmu);
+    rg__close_handle((uv_handle_t *)&sv->qasync);
     rg__close_handle((uv_handle_t *)&sv->lag);
     rg__close_handle((uv_handle_t *)&sv->flush_check);
     rg__close_handle((uv_handle_t *)&sv->flush_idle);
@@ -1090,6 +1297,7 @@ static void rg__http_closed(void *ud)
     rg__close_handle((uv_handle_t *)&sv->notice);
     rg__close_handle((uv_handle_t *)&sv->lease_tick);
     rg_svc_auth_stop(sv);
+    rg_svc_pool_close(sv);
     if (sv->notice_fd >= 0) {
         rg__close_handle((uv_handle_t *)&sv->notice_poll);
         rg__close_handle((uv_handle_t *)&sv->notice_drain);
@@ -1099,6 +1307,23 @@ static void rg__http_closed(void *ud)
         rg__close_handle((uv_handle_t *)&sv->watch[i]);
 }
 
+/* Once no job is out: the connections and every handle close. */
+static void rg__stop_now(rg_svc *sv)
+{
+    if (sv->closing)
+        return;
+    sv->closing = 1;
+    if (sv->http)
+        rg_http_close(sv->http, rg__http_closed, sv);
+    else
+        rg__http_closed(sv);
+}
+
+/* The evaluation threads stop at their next patient (one evaluation, which
+ * the sandbox's deadline bounds); queued requests are stored and answered
+ * (503 for those whose evaluation did not run: their events are stored and
+ * are evaluated when the service runs again); once the last job is back and
+ * its log committed, rg__flush closes everything (rg__stop_now). */
 static void rg__on_stop(uv_signal_t *h, int sig)
 {
     rg_svc *sv = h->data;
@@ -1108,11 +1333,9 @@ static void rg__on_stop(uv_signal_t *h, int sig)
     if (sig)
         rg_log("info", "%s: stopping (finishing in-flight work)",
                sig == SIGTERM ? "SIGTERM" : "SIGINT");
-    rg__flush(sv); /* queued requests are stored and answered first */
-    if (sv->http)
-        rg_http_close(sv->http, rg__http_closed, sv);
-    else
-        rg__http_closed(sv);
+    rg_svc_pool_halt(sv);
+    uv_timer_stop(&sv->wake);
+    rg__flush(sv);
 }
 
 static void rg__watch(rg_svc *sv, const char *dir)
@@ -1134,6 +1357,7 @@ int rg_serve_main(const char *db_path, const char *config_path, const char *ship
     char err[4096];
     int rc;
     memset(sv, 0, sizeof *sv);
+    pthread_mutex_init(&sv->qmu, NULL);
     /* a writer's notice that comes before our handler is up must not kill us;
      * what it announced is read by the start-up catch-up below */
     signal(RG_HOLDER_SIGNAL, SIG_IGN);
@@ -1180,7 +1404,7 @@ int rg_serve_main(const char *db_path, const char *config_path, const char *ship
     rg_store_data_version(sv->st, &sv->data_version);
     rg_engine_opts eo = {.limits = sv->limits, .shipped = shipped ? sv->shipped : NULL,
                          .on_error = rg__on_eval_error, .ud = sv,
-                         .history_cache_bytes = sv->history_cache, .budget = sv->budget};
+                         .history_cache_bytes = 0 /* it never evaluates */, .budget = sv->budget};
     eo.budget.on_quarantine = rg__on_quarantine;
     eo.budget.ud = sv;
     if (rg_engine_new(&sv->eng, sv->st, &eo)) {
@@ -1193,6 +1417,9 @@ int rg_serve_main(const char *db_path, const char *config_path, const char *ship
     uv_timer_init(&sv->loop, &sv->reload_delay);
     uv_timer_init(&sv->loop, &sv->release);
     uv_timer_init(&sv->loop, &sv->qnote);
+    uv_async_init(&sv->loop, &sv->qasync, rg__on_qasync);
+    sv->qasync.data = sv;
+    sv->qasync_open = 1;
     uv_timer_init(&sv->loop, &sv->lag);
     sv->wake.data = sv->reload_delay.data = sv->lag.data = sv->release.data = sv->qnote.data = sv;
     uv_check_init(&sv->loop, &sv->flush_check);
@@ -1218,6 +1445,16 @@ int rg_serve_main(const char *db_path, const char *config_path, const char *ship
     if (failed) {
         fprintf(stderr, "regimen serve: %d clinic%s could not load their protocols (see above)\n",
                 failed, failed == 1 ? "" : "s");
+        sv->exit_code = 2;
+        sv->stopping = 1;
+        rg__http_closed(sv);
+        goto run;
+    }
+    sv->on_eval_error = rg__on_eval_error;
+    sv->budget_hook = rg__on_quarantine;
+    int threads = sv->eval_threads > 0 ? sv->eval_threads : rg_sweep_default_jobs();
+    if (rg_svc_pool_start(sv, db_path, threads, err, sizeof err)) {
+        rg_log("error", "cannot start the evaluation threads: %s", err);
         sv->exit_code = 2;
         sv->stopping = 1;
         rg__http_closed(sv);
@@ -1249,8 +1486,9 @@ int rg_serve_main(const char *db_path, const char *config_path, const char *ship
     }
     if (rg_svc_audit_start(sv))
         rg_log("error", "audit: out of memory at start; requests are not audited");
-    rg_log("info", "listening on %s:%d (%d clinic%s, database %s%s)", sv->host,
-           rg_http_port(sv->http), sv->nclinics, sv->nclinics == 1 ? "" : "s", db_path,
+    rg_log("info", "listening on %s:%d (%d clinic%s, database %s, %d evaluation thread%s%s)",
+           sv->host, rg_http_port(sv->http), sv->nclinics, sv->nclinics == 1 ? "" : "s", db_path,
+           threads, threads == 1 ? "" : "s",
            sv->tls ? ", TLS" : sv->behind_tls_proxy ? ", behind a TLS proxy" : "");
     fflush(stderr);
     char addr[128];
@@ -1272,7 +1510,7 @@ int rg_serve_main(const char *db_path, const char *config_path, const char *ship
                sv->nclinics == 1 ? "" : "s");
     }
     /* whatever fell due while the service was down, at its due time */
-    rg__catch_up_paced(sv, "start-up");
+    rg__catch_up(sv, "start-up");
     rg_svc_arm(sv);
 run:
     uv_run(&sv->loop, UV_RUN_DEFAULT);
@@ -1282,10 +1520,14 @@ run:
         rg_log("error", "event loop did not close cleanly: %s", uv_strerror(rc));
     if (sv->notice_fd >= 0)
         close(sv->notice_fd); /* (its poll handle is closed) */
+    rg_svc_pool_free(sv); /* (every job came back before the handles closed) */
     for (int i = 0; i < sv->npending; i++) { /* none unless the loop stopped abnormally */
         json_decref(sv->pending[i].items);
+        free(sv->pending[i].patients);
         rg__fhir_done(&sv->pending[i]);
     }
+    for (int i = 0; i < sv->nclinics; i++)
+        free(sv->clinics[i].want);
     free(sv->pending);
     rg_engine_free(sv->eng);
     rg_tls_free(sv->tls);

@@ -4,6 +4,7 @@
  *   serve.c   the loop: group commit, wake-ups, publishing, reload, start/stop
  *   api.c     the HTTP endpoints (auth, events, alerts, transitions, stream, metrics)
  *   config.c  the configuration file
+ *   evaluate.c the evaluation threads (the loop hands them jobs)
  *   worklist.c the staff page (GET /, its assets), stream tickets, explain and
  *             the patient timeline
  *   auth.c    users, API keys, roles, sign-in sessions, the configuration's reload
@@ -14,6 +15,7 @@
 
 #include "engine.h"
 #include "fhir.h"
+#include "sweep.h"
 #include "holder.h"
 #include "http.h"
 #include "tls.h"
@@ -21,6 +23,7 @@
 #include "auth.h"
 
 #include <jansson.h>
+#include <pthread.h>
 #include <uv.h>
 #include <limits.h>
 
@@ -31,8 +34,6 @@
 #define RG_RETRY_MS 1000      /* while the store fails, wake-ups are retried this often */
 #define RG_CLOCK_STEP_MS 1000 /* a wall clock that moved this far off the monotonic one stepped */
 #define RG_GROUP_EVENTS 1000  /* a group commit closes once it holds this many events */
-#define RG_WAKE_PAGE 256      /* due patients advanced per group commit */
-#define RG_WAKE_SLICE_MS 50   /* wake-up work per loop iteration, then the loop polls */
 #define RG_MAX_TICKETS 256    /* stream tickets not yet used nor expired */
 #define RG_TICKET_MS 30000    /* how long a stream ticket can be used */
 #define RG_SVC_ALERTS_PAGE 200  /* GET /v1/alerts: alerts per page unless ?limit= */
@@ -57,6 +58,18 @@ typedef struct rg_svc_clinic {
     uint64_t live_fp; /* rg_clinic_fingerprint of what runs: a reload of the same skips the gate */
     int held;    /* this worker holds its lease: it evaluates it and sends its webhook */
     int64_t release_at; /* monotonic ms its quarantined protocols are all out (0: none) */
+    int quarantined;    /* its protocols quarantined now (on whichever thread) */
+    /* evaluation (evaluate.c): the generation of its protocols (bumped by a
+     * reload that changed them; the threads load it before their next job),
+     * its job out on a thread (NULL: none), what its next job is to do: the
+     * patients of stored requests (and the requests answered after it), and
+     * a wake-up (advance its due patients) */
+    unsigned gen;
+    struct rg_svc_job *job;
+    char (*want)[RG_EVENT_MAX_ID + 1];
+    int nwant, cap_want, wake;
+    long woken; /* due patients evaluated in the wake-up under way (for the log) */
+    struct rg_svc_pending *waiting, **waiting_tail;
 } rg_svc_clinic;
 
 /* A quarantine begun or ended during an evaluation, for its system alert
@@ -83,6 +96,7 @@ typedef struct rg_svc_stream {
 /* A POST /v1/events waiting for its group commit (its conn and req stay
  * valid until it is answered). */
 typedef struct rg_svc_pending {
+    struct rg_svc_pending *next; /* once stored: in its clinic's waiting list, or a job's */
     rg_http_conn *conn;
     int clinic;
     json_t *items;   /* the events, an array */
@@ -91,7 +105,36 @@ typedef struct rg_svc_pending {
     uint64_t future;    /* stored, dated ahead of the clock */
     char source[160];
     rg_fhir_import *fhir; /* POST /v1/fhir: the entries the events came from */
+    char (*patients)[RG_EVENT_MAX_ID + 1]; /* whose evaluation it waits for, once stored */
+    int npatients;
 } rg_svc_pending;
+
+/* A clinic's work for an evaluation thread (evaluate.c). The loop fills the
+ * first part and owns the job again once the thread hands it back. */
+#define RG_SVC_JOB_PROTOS 64
+typedef struct rg_svc_job {
+    struct rg_svc_job *next;
+    int clinic;
+    unsigned gen; /* of the clinic's protocols */
+    rg_time until; /* the wall clock when it was handed out: what it advances to */
+    char (*patients)[RG_EVENT_MAX_ID + 1]; /* advanced to until, all of them */
+    int npatients;
+    int wake;               /* then the clinic's due patients, for a while */
+    rg_svc_pending *reqs;   /* answered once its log is committed */
+    /* the thread's answer */
+    int rc;        /* RG_OK, or the store error that stopped it */
+    int evaluated; /* every one of patients was */
+    int more;      /* some of the clinic's patients may still be due */
+    long woken;    /* due patients advanced */
+    rg_wlog log;   /* its writes, for the loop to apply */
+    rg_engine_stats stats; /* what it added to its engine's */
+    struct {
+        char id[96];
+        uint64_t evaluations;
+        double seconds;
+    } protos[RG_SVC_JOB_PROTOS]; /* what it added, per protocol */
+    int nprotos;
+} rg_svc_job;
 
 /* A stream ticket (POST /v1/stream-tickets): lets one EventSource, which
  * cannot send the token, open the clinic's stream once. */
@@ -106,8 +149,16 @@ typedef struct rg_svc_audit rg_svc_audit;
 
 typedef struct rg_svc {
     uv_loop_t loop;
-    rg_store *st;
-    rg_engine *eng;
+    rg_store *st;     /* the loop's connection: the one writer, and the GET routes' reads */
+    rg_engine *eng;   /* the loop's engine: loads (checks) protocols, zones; never evaluates */
+    struct rg_svc_pool *pool; /* the evaluation threads (evaluate.c) */
+    int eval_threads;         /* limits.evaluation_threads (0: the processors available) */
+    int njobs;                /* jobs out on the threads */
+    rg_svc_job *returned;     /* jobs back from them, applied in the next group */
+    rg_engine_stats eval_stats; /* the threads' engines', added up */
+    rg_error_fn on_eval_error;
+    /* the quarantine hook of the threads' engines (serve.c, thread-safe) */
+    rg_quarantine_fn budget_hook;
     rg_http_server *http;
     rg_webhooks *hooks;
     rg_svc_audit *audit;      /* audit_api.c; NULL before start and after shutdown */
@@ -132,8 +183,14 @@ typedef struct rg_svc {
     uv_timer_t wake, reload_delay, lag;
     uv_timer_t release; /* at the end of a quarantine: the clinic's patients re-evaluated */
     uv_timer_t qnote;   /* quarantine notes to store as system alerts (next loop turn) */
+    /* the engines' quarantine hook runs on the evaluation threads: qmu
+     * guards qnotes, nqnotes and the clinics' release_at and quarantined,
+     * and qasync wakes the loop to arm the timers (serve.c, rg__on_qasync) */
     rg_svc_qnote qnotes[RG_SVC_QNOTES];
     int nqnotes;
+    pthread_mutex_t qmu;
+    uv_async_t qasync;
+    int qasync_open; /* under qmu: qasync may be sent to */
     uv_signal_t sighup, sigterm, sigint, notice;
     rg_holder *holder;     /* our lock on the database: one service per file */
     int64_t data_version;  /* PRAGMA data_version at the last notice */
@@ -152,7 +209,7 @@ typedef struct rg_svc {
     int nstreams;
     rg_svc_ticket tickets[RG_MAX_TICKETS];
     int ntickets;
-    int stopping, exit_code;
+    int stopping, closing, exit_code; /* closing: rg__stop_now ran */
     char config_path[PATH_MAX];  /* re-read by rg_svc_reload */
     struct rg_svc_auth *auth;    /* auth.c: identities, sessions, sign-in throttle */
     rg_time armed_for; /* the due moment the wake timer was armed for */
@@ -163,9 +220,6 @@ typedef struct rg_svc {
     rg_svc_pending *pending;
     int npending, cap_pending, wake_pending;
     int wake_failed; /* the last wake-up pass failed: retried after RG_RETRY_MS */
-    long wake_done;
-    char due[RG_WAKE_PAGE][2][RG_EVENT_MAX_ID + 1];
-    int ndue;
     /* metrics */
     uint64_t reloads, reload_failures, db_errors, wakeups, groups, group_requests, notices;
     double lateness_sum, lateness_max, loop_lag;
@@ -186,6 +240,21 @@ void rg_svc_flush_soon(rg_svc *sv); /* run a group commit after this loop iterat
 /* SIGHUP and POST /v1/admin/reload: the configuration (auth.c), then the
  * protocols; by names who asked. Returns 0 or the configuration's error. */
 int rg_svc_reload(rg_svc *sv, const char *by, char *err, size_t errlen);
+
+/* evaluate.c: the evaluation threads. start makes nthreads threads, each
+ * with its own connection to db and its own engine (a failure is said in
+ * err); submit queues a job; done takes the jobs handed back (a list);
+ * halt makes the threads stop at their next patient; close closes the
+ * loop handle; free (after the loop ended) joins and frees them. */
+int rg_svc_pool_start(rg_svc *sv, const char *db, int nthreads, char *err, size_t errlen);
+void rg_svc_pool_submit(rg_svc *sv, rg_svc_job *j);
+rg_svc_job *rg_svc_pool_done(rg_svc *sv);
+void rg_svc_pool_halt(rg_svc *sv);
+void rg_svc_pool_close(rg_svc *sv);
+void rg_svc_pool_free(rg_svc *sv);
+void rg_svc_pool_cache_stats(rg_svc *sv, rg_hcache_stats *s);
+/* serve.c: frees a job (its requests must have been answered) */
+void rg_svc_job_free(rg_svc_job *j);
 
 /* api.c: the HTTP endpoints */
 void rg_svc_handle(void *ud, rg_http_conn *c, const rg_http_req *req); /* rg_http_handler */

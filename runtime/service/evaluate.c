@@ -1,0 +1,426 @@
+/*
+ * evaluate.c - the service's evaluation threads: the loop thread only does
+ * I/O and the store's writes, these threads run the protocols.
+ *
+ * The loop hands a clinic's work over as a job (rg_svc_job): the patients
+ * its stored requests concern, and whether to advance its due patients
+ * too. A clinic has at most one job out at a time, so it is evaluated by
+ * one thread at a time, against a store that already holds every write of
+ * its previous job; any idle thread takes the oldest job queued. Each thread
+ * has its own store connection (SQLite WAL readers, or a PostgreSQL
+ * session), its own engine and so its own Lua state per clinic and history
+ * cache, and reads each patient in a read transaction of its own. What the
+ * engine writes goes into the job's write log (rg_wlog, shared with the
+ * parallel sweep, runtime/engine/sweep.c); the loop applies the logs it gets
+ * back in its next group commit, through the store's one writer, and only
+ * then answers the requests and publishes the transitions.
+ *
+ * A job comes back through a uv_async_t. Halting (SIGTERM) stops every
+ * thread at its next patient: one evaluation at most, which the sandbox's
+ * deadline bounds. Depends on engine.c, sweep.c (the write log), pthreads.
+ */
+#include "service.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define RG__PAGE 256   /* due patients read at once by a wake-up job */
+#define RG__JOB_MS 250 /* a wake-up job hands back what it did after this long */
+
+typedef struct rg__thread {
+    struct rg_svc_pool *pool;
+    pthread_t tid;
+    int started, index;
+    rg_store *st;
+    rg_engine *eng;
+    rg_wlog log; /* what eng writes; moved into the job it finishes */
+    unsigned loaded[RG_MAX_CLINICS]; /* the generation of each clinic's protocols it runs */
+    rg_patient_page page;
+    /* the patients of the job so far (open addressing): a patient evaluated
+     * twice in one job would not see its first evaluation's writes, which
+     * are in the log, not yet in the store */
+    const char **seen;
+    size_t cap_seen;
+} rg__thread;
+
+struct rg_svc_pool {
+    rg_svc *sv;
+    pthread_mutex_t mu;
+    pthread_cond_t work;
+    rg_svc_job *queue, **tail; /* FIFO of jobs not yet taken */
+    rg_svc_job *done;          /* jobs handed back, for the loop */
+    int stop;                  /* under mu: threads end when the queue is empty */
+    atomic_int halt;           /* read between patients: stop evaluating */
+    uv_async_t async;
+    rg__thread *threads;
+    int nthreads;
+    rg_hcache_stats *cache; /* per thread, under mu */
+    char db[PATH_MAX];      /* what the threads connect to */
+};
+
+/* ---- a thread ------------------------------------------------------------------------ */
+
+static int rg__halted(struct rg_svc_pool *pool)
+{
+    return atomic_load_explicit(&pool->halt, memory_order_relaxed);
+}
+
+/* 1 when patient was evaluated in this job already, else notes it (0);
+ * the strings stay in the job or the page until the job ends. -1: memory. */
+static int rg__seen(rg__thread *t, const char *patient, size_t nmax)
+{
+    if (t->cap_seen < 2 * nmax + 2) {
+        size_t cap = 64;
+        while (cap < 2 * nmax + 2)
+            cap *= 2;
+        const char **grown = calloc(cap, sizeof *grown);
+        if (!grown)
+            return -1;
+        /* (only at a job's start, when it is empty: see rg__run) */
+        free(t->seen);
+        t->seen = grown;
+        t->cap_seen = cap;
+    }
+    uint64_t h = 1469598103934665603ull;
+    for (const char *p = patient; *p; p++)
+        h = (h ^ (unsigned char)*p) * 1099511628211ull;
+    for (size_t i = h & (t->cap_seen - 1);; i = (i + 1) & (t->cap_seen - 1)) {
+        if (!t->seen[i]) {
+            t->seen[i] = patient;
+            return 0;
+        }
+        if (!strcmp(t->seen[i], patient))
+            return 1;
+    }
+}
+
+/* One patient in a read transaction of its own (a snapshot that holds every
+ * committed write of the clinic); what a failed evaluation recorded is cut
+ * from the log, so a log holds whole patients only. */
+static int rg__one(rg__thread *t, const char *clinic, const char *patient, rg_time until)
+{
+    int n = t->log.n;
+    size_t len = t->log.text.len;
+    int rc = rg_store_begin_read(t->st);
+    if (rc == RG_OK) {
+        rc = rg_engine_advance(t->eng, clinic, patient, until);
+        /* (commit, not rollback, ends the read: a rollback would tell the
+         * history cache that what it holds may never have been stored) */
+        int crc = rg_store_commit(t->st);
+        if (rc == RG_OK)
+            rc = crc;
+    }
+    if (rc)
+        rg_wlog_cut(&t->log, n, len);
+    return rc;
+}
+
+/* The thread's connection and engine, made anew (after a job failed on a
+ * store error: a PostgreSQL session that ended, say); the protocols are
+ * loaded again before the next job of each clinic. */
+static int rg__connect(rg__thread *t, char *err, size_t errlen)
+{
+    rg_svc *sv = t->pool->sv;
+    rg_engine_free(t->eng);
+    rg_store_close(t->st);
+    t->eng = NULL;
+    t->st = NULL;
+    memset(t->loaded, 0, sizeof t->loaded);
+    rg_store_opts so = {0};
+    int rc = rg_store_open(&t->st, t->pool->db, &so, err, errlen);
+    if (rc)
+        return rc;
+    rg_engine_sink sink = rg_wlog_sink(&t->log);
+    rg_engine_opts eo = {.limits = sv->limits, .shipped = sv->shipped[0] ? sv->shipped : NULL,
+                         .on_error = sv->on_eval_error, .ud = sv, .sink = &sink,
+                         .history_cache_bytes = sv->history_cache / (size_t)t->pool->nthreads,
+                         .budget = sv->budget};
+    /* limits.clinic_cpu_ms and quarantine_*: the hook runs on this thread
+     * (serve.c's records under a mutex and wakes the loop) */
+    eo.budget.on_quarantine = sv->budget_hook;
+    eo.budget.ud = sv;
+    if ((rc = rg_engine_new(&t->eng, t->st, &eo)))
+        return rg_fail(err, errlen, rc, "evaluation thread %d: cannot make its engine", t->index);
+    return RG_OK;
+}
+
+static void rg__run(rg__thread *t, rg_svc_job *j)
+{
+    rg_svc *sv = t->pool->sv;
+    char why[512];
+    if (!t->eng && rg__connect(t, why, sizeof why)) {
+        rg_log("error", "evaluation thread %d: %s", t->index, why);
+        j->rc = RG_EIO;
+        return;
+    }
+    const rg_svc_clinic *c = &sv->clinics[j->clinic]; /* (name and dir never change) */
+    if (t->loaded[j->clinic] != j->gen) {
+        char err[4096];
+        if (rg_engine_set_clinic(t->eng, c->name, c->dir, err, sizeof err))
+            rg_log("error", "clinic %s: evaluation thread %d cannot load its protocols (%s): "
+                   "the version it ran before keeps running there", c->name, t->index, err);
+        t->loaded[j->clinic] = j->gen;
+    }
+    rg_clinic *cl = rg_engine_clinic(t->eng, c->name);
+    int np = cl ? cl->nprotos : 0;
+    if (np > RG_SVC_JOB_PROTOS)
+        np = RG_SVC_JOB_PROTOS;
+    for (int p = 0; p < np; p++) {
+        snprintf(j->protos[p].id, sizeof j->protos[p].id, "%s", cl->protos[p].id);
+        j->protos[p].evaluations = cl->protos[p].evaluations;
+        j->protos[p].seconds = cl->protos[p].seconds;
+    }
+    j->nprotos = np;
+    rg_engine_stats before = *rg_engine_stats_get(t->eng);
+    rg_time now = j->until;
+    uint64_t t0 = uv_hrtime();
+    int rc = RG_OK, i;
+    /* room for every patient the job can see: its own and one page; the
+     * wake-up part stops at the first full page, so no page's names are
+     * needed past it */
+    size_t nmax = (size_t)j->npatients + RG__PAGE;
+    if (t->cap_seen < 2 * nmax + 2 && rg__seen(t, "", nmax) < 0)
+        rc = RG_ENOMEM;
+    if (t->seen)
+        memset(t->seen, 0, t->cap_seen * sizeof *t->seen);
+    for (i = 0; i < j->npatients && rc == RG_OK && !rg__halted(t->pool); i++) {
+        int seen = rg__seen(t, j->patients[i], nmax);
+        if (seen == 0)
+            rc = rg__one(t, c->name, j->patients[i], now);
+    }
+    j->evaluated = rc == RG_OK && i == j->npatients && !rg__halted(t->pool);
+    /* the clinic's due patients, a page at a time, until the job has run
+     * RG__JOB_MS: what is left is the next job's (j->more) */
+    while (j->wake && rc == RG_OK && !j->more) {
+        if (rg__halted(t->pool) || uv_hrtime() - t0 > (uint64_t)RG__JOB_MS * 1000000) {
+            j->more = 1;
+            break;
+        }
+        t->page.n = 0;
+        int n = rg_store_patients_page(t->st, c->name, "", now, RG__PAGE, rg_patient_page_add,
+                                       &t->page);
+        if (n < 0) {
+            rc = n;
+            break;
+        }
+        int mine = 0;
+        while (mine < t->page.n && !strcmp(t->page.keys[mine][0], c->name))
+            mine++;
+        for (int k = 0; k < mine && rc == RG_OK; k++) {
+            if (rg__halted(t->pool) || uv_hrtime() - t0 > (uint64_t)RG__JOB_MS * 1000000) {
+                j->more = 1;
+                break;
+            }
+            if (rg__seen(t, t->page.keys[k][1], nmax) == 0) {
+                rc = rg__one(t, c->name, t->page.keys[k][1], now);
+                j->woken++;
+            }
+        }
+        if (mine < RG__PAGE) /* the clinic's last due patients */
+            break;
+        /* a full page: those evaluated are no longer due; the next read
+         * (this snapshot ahead of the log) would find them again */
+        j->more = 1;
+    }
+    j->rc = rc;
+    /* the log moves into the job; the job's (empty) buffers become the next */
+    rg_wlog spare = j->log;
+    j->log = t->log;
+    rg_wlog_cut(&spare, 0, 0);
+    t->log = spare;
+    const rg_engine_stats *after = rg_engine_stats_get(t->eng);
+    j->stats = (rg_engine_stats){
+        after->patients - before.patients, after->events - before.events,
+        after->steps - before.steps, after->protocol_calls - before.protocol_calls,
+        after->errors - before.errors, after->limit_hits - before.limit_hits,
+        after->opened - before.opened, after->resolved - before.resolved,
+        after->quarantines - before.quarantines,
+        after->quarantine_skips - before.quarantine_skips,
+        after->cpu_budget_hits - before.cpu_budget_hits};
+    for (int p = 0; cl && p < j->nprotos && p < cl->nprotos; p++) {
+        j->protos[p].evaluations = cl->protos[p].evaluations - j->protos[p].evaluations;
+        j->protos[p].seconds = cl->protos[p].seconds - j->protos[p].seconds;
+    }
+    if (rc) { /* connected anew before the next job */
+        rg_engine_free(t->eng);
+        rg_store_close(t->st);
+        t->eng = NULL;
+        t->st = NULL;
+    }
+}
+
+static void *rg__thread_main(void *arg)
+{
+    rg__thread *t = arg;
+    struct rg_svc_pool *pool = t->pool;
+    pthread_mutex_lock(&pool->mu);
+    for (;;) {
+        while (!pool->queue && !pool->stop)
+            pthread_cond_wait(&pool->work, &pool->mu);
+        rg_svc_job *j = pool->queue;
+        if (!j)
+            break; /* stopping, nothing queued */
+        if (!(pool->queue = j->next))
+            pool->tail = &pool->queue;
+        pthread_mutex_unlock(&pool->mu);
+        rg__run(t, j);
+        pthread_mutex_lock(&pool->mu);
+        rg_engine_cache_stats(t->eng, &pool->cache[t->index]);
+        j->next = pool->done;
+        pool->done = j;
+        uv_async_send(&pool->async);
+    }
+    pthread_mutex_unlock(&pool->mu);
+    return NULL;
+}
+
+/* ---- the loop's side ---------------------------------------------------------------- */
+
+static void rg__on_async(uv_async_t *h)
+{
+    struct rg_svc_pool *pool = h->data;
+    rg_svc_flush_soon(pool->sv); /* the group commit takes what came back */
+}
+
+int rg_svc_pool_start(rg_svc *sv, const char *db, int nthreads, char *err, size_t errlen)
+{
+    struct rg_svc_pool *pool = calloc(1, sizeof *pool);
+    if (!pool)
+        return rg_fail(err, errlen, RG_ENOMEM, "out of memory");
+    if (nthreads < 1)
+        nthreads = 1;
+    sv->pool = pool;
+    pool->sv = sv;
+    pool->tail = &pool->queue;
+    pthread_mutex_init(&pool->mu, NULL);
+    pthread_cond_init(&pool->work, NULL);
+    atomic_init(&pool->halt, 0);
+    uv_async_init(&sv->loop, &pool->async, rg__on_async);
+    pool->async.data = pool;
+    pool->threads = calloc((size_t)nthreads, sizeof *pool->threads);
+    pool->cache = calloc((size_t)nthreads, sizeof *pool->cache);
+    if (!pool->threads || !pool->cache)
+        return rg_fail(err, errlen, RG_ENOMEM, "out of memory");
+    snprintf(pool->db, sizeof pool->db, "%s", db);
+    pool->nthreads = nthreads;
+    /* connections and engines are made here, so a failure stops the start */
+    for (int i = 0; i < nthreads; i++) {
+        rg__thread *t = &pool->threads[i];
+        t->pool = pool;
+        t->index = i;
+        int rc = rg__connect(t, err, errlen);
+        if (rc)
+            return rc;
+        if (!(t->page.keys = malloc(RG__PAGE * sizeof *t->page.keys)))
+            return rg_fail(err, errlen, RG_ENOMEM, "out of memory");
+        /* the protocols the loop's engine loaded, now: a file broken later
+         * is refused by a reload, and every thread keeps this version */
+        for (int k = 0; k < sv->nclinics; k++) {
+            char why[4096];
+            if (rg_engine_set_clinic(t->eng, sv->clinics[k].name, sv->clinics[k].dir, why,
+                                     sizeof why))
+                return rg_fail(err, errlen, RG_EPROTOCOL, "clinic %s: %s", sv->clinics[k].name,
+                               why);
+            t->loaded[k] = sv->clinics[k].gen;
+        }
+    }
+    for (int i = 0; i < nthreads; i++) {
+        if (pthread_create(&pool->threads[i].tid, NULL, rg__thread_main, &pool->threads[i]))
+            return rg_fail(err, errlen, RG_ENOMEM, "cannot start evaluation thread %d", i);
+        pool->threads[i].started = 1;
+    }
+    return RG_OK;
+}
+
+void rg_svc_pool_submit(rg_svc *sv, rg_svc_job *j)
+{
+    struct rg_svc_pool *pool = sv->pool;
+    j->next = NULL;
+    pthread_mutex_lock(&pool->mu);
+    *pool->tail = j;
+    pool->tail = &j->next;
+    pthread_cond_signal(&pool->work);
+    pthread_mutex_unlock(&pool->mu);
+}
+
+rg_svc_job *rg_svc_pool_done(rg_svc *sv)
+{
+    struct rg_svc_pool *pool = sv->pool;
+    if (!pool)
+        return NULL;
+    pthread_mutex_lock(&pool->mu);
+    rg_svc_job *j = pool->done;
+    pool->done = NULL;
+    pthread_mutex_unlock(&pool->mu);
+    return j;
+}
+
+void rg_svc_pool_halt(rg_svc *sv)
+{
+    if (sv->pool)
+        atomic_store(&sv->pool->halt, 1);
+}
+
+void rg_svc_pool_cache_stats(rg_svc *sv, rg_hcache_stats *s)
+{
+    memset(s, 0, sizeof *s);
+    if (!sv->pool)
+        return;
+    pthread_mutex_lock(&sv->pool->mu);
+    for (int i = 0; i < sv->pool->nthreads; i++) {
+        const rg_hcache_stats *c = &sv->pool->cache[i];
+        s->hits += c->hits;
+        s->misses += c->misses;
+        s->evictions += c->evictions;
+        s->entries += c->entries;
+        s->bytes += c->bytes;
+        s->cap += c->cap;
+    }
+    pthread_mutex_unlock(&sv->pool->mu);
+}
+
+void rg_svc_pool_close(rg_svc *sv)
+{
+    if (sv->pool && !uv_is_closing((uv_handle_t *)&sv->pool->async))
+        uv_close((uv_handle_t *)&sv->pool->async, NULL);
+}
+
+void rg_svc_pool_free(rg_svc *sv)
+{
+    struct rg_svc_pool *pool = sv->pool;
+    if (!pool)
+        return;
+    pthread_mutex_lock(&pool->mu);
+    pool->stop = 1;
+    atomic_store(&pool->halt, 1);
+    pthread_cond_broadcast(&pool->work);
+    pthread_mutex_unlock(&pool->mu);
+    for (int i = 0; pool->threads && i < pool->nthreads; i++) {
+        rg__thread *t = &pool->threads[i];
+        if (t->started)
+            pthread_join(t->tid, NULL);
+        rg_engine_free(t->eng);
+        rg_store_close(t->st);
+        rg_wlog_free(&t->log);
+        free(t->page.keys);
+        free(t->seen);
+    }
+    /* jobs never handed to the loop (it stopped abnormally) */
+    for (rg_svc_job *j = pool->done, *next; j; j = next) {
+        next = j->next;
+        rg_svc_job_free(j);
+    }
+    for (rg_svc_job *j = pool->queue, *next; j; j = next) {
+        next = j->next;
+        rg_svc_job_free(j);
+    }
+    free(pool->threads);
+    free(pool->cache);
+    pthread_cond_destroy(&pool->work);
+    pthread_mutex_destroy(&pool->mu);
+    free(pool);
+    sv->pool = NULL;
+}

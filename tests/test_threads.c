@@ -1,0 +1,263 @@
+/*
+ * test_threads.c - one clinic's slow protocols do not stop the service for
+ * the others (runtime/service/evaluate.c): the real binary, two clinics in
+ * one process, clinic north's only rule running into its deadline for every
+ * one of 30 patients (a storm of 30 x 300 ms). During the storm /healthz and
+ * clinic south's POST are answered in under a second, south's transition is
+ * in its feed, and SIGTERM stops the service within the deadline plus a
+ * grace, with exit status 0 and its loop closed.
+ */
+#define RG_TEST_SERVE
+#include "helpers.h"
+
+#include <time.h>
+
+#define DEADLINE_MS 300
+#define PATIENTS 30
+
+/* Never returns: every evaluation is stopped by the deadline (the
+ * instruction budget is set out of reach, quarantine off: limits in
+ * setup). The generated patients of the reload gate (runtime/engine/check.c,
+ * "check-...") are left alone, so that a reload to it is not refused. */
+static const char storm_protocol[] =
+    "local R = require 'regimen'\n"
+    "return R.protocol { id = 'storm', version = '1.0',\n"
+    "  rules = { { id = 'storm.spin', severity = 'warning', check = function(h, now, p)\n"
+    "      if h.patient:sub(1, 6) == 'check-' then return nil end\n"
+    "      local n = 0\n"
+    "      while true do n = n + 1 end\n"
+    "    end } } }\n";
+
+static int64_t mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static int log_has(const server *s, const char *text, int ms)
+{
+    for (int waited = 0;; waited += 20) {
+        char *log = rg_test_read(s->log);
+        int found = strstr(log, text) != NULL;
+        free(log);
+        if (found)
+            return 1;
+        if (waited >= ms)
+            return 0;
+        usleep(20000);
+    }
+}
+
+/* north runs the storm, south the fast protocol; threads: 0 leaves the
+ * setting out (the default: the processors available). */
+static void setup(server *s, int threads)
+{
+    char cfg[1024], th[64] = "";
+    rg_test_tmpdir(s->dir);
+    snprintf(s->db, sizeof s->db, "%s/serve.db", s->dir);
+    snprintf(s->config, sizeof s->config, "%s/config.json", s->dir);
+    snprintf(s->log, sizeof s->log, "%s/serve.log", s->dir);
+    rg_test_write(s->dir, "a/p.lua", storm_protocol);
+    rg_test_write(s->dir, "b/p.lua", fast_protocol);
+    if (threads)
+        snprintf(th, sizeof th, ", \"evaluation_threads\": %d", threads);
+    snprintf(cfg, sizeof cfg,
+             "{ \"listen\": \"127.0.0.1:0\",\n"
+             "  \"clinics\": {\n"
+             "    \"north\": { \"protocols\": \"a\", \"tokens\": [\"" TOKEN_A "\"] },\n"
+             "    \"south\": { \"protocols\": \"b\", \"tokens\": [\"" TOKEN_B "\"] } },\n"
+             "  \"limits\": { \"max_instructions\": 1000000000, \"deadline_ms\": %d,\n"
+             "              \"quarantine_hits\": 0%s } }\n",
+             DEADLINE_MS, th);
+    rg_test_write(s->dir, "config.json", cfg);
+}
+
+/* POSTs one event for each of north's PATIENTS patients, unanswered yet,
+ * and waits until the storm has begun (the first evaluation stopped). */
+static int start_storm(server *s)
+{
+    char *body = malloc(PATIENTS * 200 + 16), id[32];
+    size_t len = 0;
+    body[len++] = '[';
+    for (int i = 0; i < PATIENTS; i++) {
+        snprintf(id, sizeof id, "s%d", i);
+        char *ev = ping("north", id, id, now_ms() - 1000, "ping");
+        len += (size_t)sprintf(body + len, "%s%s", i ? "," : "", ev);
+        free(ev);
+    }
+    body[len++] = ']';
+    body[len] = '\0';
+    int fd = http_send(s->port, "POST", "/v1/events", TOKEN_A, body);
+    free(body);
+    cr_assert_geq(fd, 0);
+    cr_assert(log_has(s, "clinic north, patient s0", 10000), "the storm did not start:\n%s",
+              rg_test_read(s->log));
+    return fd;
+}
+
+/* Whether a reply is waiting on fd (without reading it). */
+static int answered(int fd)
+{
+    struct pollfd p = {.fd = fd, .events = POLLIN};
+    return poll(&p, 1, 0) == 1;
+}
+
+Test(threads, a_deadline_storm_leaves_healthz_and_another_clinic_answering, .timeout = 120)
+{
+    server s = {0};
+    char *out;
+    setup(&s, 2);
+    server_start(&s);
+    int storm = start_storm(&s);
+
+    int64_t t0 = mono_ms();
+    cr_assert_eq(http(s.port, "GET", "/healthz", NULL, NULL, &out), 200, "%s", out);
+    int64_t healthz_ms = mono_ms() - t0;
+    cr_assert(strstr(out, "\"status\":\"ok\""), "%s", out);
+    free(out);
+
+    char *ev = ping("south", "b1", "q1", now_ms() - 5000, "ping");
+    t0 = mono_ms();
+    cr_assert_eq(http(s.port, "POST", "/v1/events", TOKEN_B, ev, &out), 200, "%s", out);
+    int64_t post_ms = mono_ms() - t0;
+    free(ev);
+    cr_assert(strstr(out, "\"stored\":1"), "%s", out);
+    free(out);
+    /* answered after its evaluation: south's alert is in south's feed already */
+    cr_assert_eq(http(s.port, "GET", "/v1/transitions?after=0", TOKEN_B, NULL, &out), 200);
+    cr_assert(strstr(out, "\"rule\":\"fast.ping-overdue\"") && strstr(out, "\"patient\":\"q1\"") &&
+                  strstr(out, "\"state\":\"open\""),
+              "%s", out);
+    free(out);
+    /* and all of it while north's storm went on (its POST unanswered) */
+    cr_assert(!answered(storm), "north's storm was over before the measurements");
+    fprintf(stderr, "during a %d x %d ms deadline storm of another clinic: /healthz %lld ms, "
+            "a POST %lld ms\n", PATIENTS, DEADLINE_MS, (long long)healthz_ms, (long long)post_ms);
+    cr_assert_lt(healthz_ms, 1000);
+    cr_assert_lt(post_ms, 1000);
+
+    /* north's own request is answered once its 30 evaluations are done,
+     * each stopped by the deadline and named */
+    cr_assert_eq(http_read(storm, &out), 200, "%s", out);
+    cr_assert(strstr(out, "\"stored\":30"), "%s", out);
+    free(out);
+    char *log = rg_test_read(s.log);
+    cr_assert(strstr(log, "clinic north, patient s29"), "%s", log);
+    free(log);
+    cr_assert_eq(server_stop(&s, SIGTERM), 0);
+    log = rg_test_read(s.log);
+    cr_assert(strstr(log, "info stopped") && !strstr(log, "did not close cleanly"), "%s", log);
+    free(log);
+    rg_test_rmdir(s.dir);
+}
+
+Test(threads, sigterm_during_a_storm_stops_within_the_deadline_and_a_grace, .timeout = 120)
+{
+    server s = {0};
+    char *out;
+    setup(&s, 0); /* the default number of threads */
+    server_start(&s);
+    int storm = start_storm(&s);
+    int64_t t0 = mono_ms();
+    cr_assert_eq(kill(s.pid, SIGTERM), 0);
+    int status;
+    cr_assert_eq(waitpid(s.pid, &status, 0), s.pid);
+    int64_t stop_ms = mono_ms() - t0;
+    fprintf(stderr, "SIGTERM during a deadline storm: stopped in %lld ms (deadline %d ms)\n",
+            (long long)stop_ms, DEADLINE_MS);
+    char *log = rg_test_read(s.log);
+    cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "status %d:\n%s", status, log);
+    cr_assert(strstr(log, "info stopped") && !strstr(log, "did not close cleanly") &&
+                  !strstr(log, "Sanitizer") && !strstr(log, "runtime error:"),
+              "%s", log);
+    free(log);
+    cr_assert_lt(stop_ms, DEADLINE_MS + 1500, "stopped in %lld ms", (long long)stop_ms);
+    /* north's request: its events are stored, not all evaluated: 503, send
+     * again (they are kept once) */
+    cr_assert_eq(http_read(storm, &out), 503, "%s", out);
+    cr_assert(strstr(out, "stored but"), "%s", out);
+    free(out);
+    cr_assert_eq(count_rows(s.db, "SELECT count(*) FROM events WHERE clinic = 'north'"),
+                 PATIENTS);
+    rg_test_rmdir(s.dir);
+}
+
+/* A reload that re-evaluates every patient of a clinic whose new protocols
+ * run into their deadline: the re-evaluation runs in jobs on the threads,
+ * so /healthz and the other clinic answer meanwhile, and SIGTERM stops it. */
+Test(threads, a_reload_storm_leaves_healthz_answering_and_stops_on_sigterm, .timeout = 120)
+{
+    server s = {0};
+    char *out, body[PATIENTS * 200 + 16], id[32];
+    setup(&s, 2);
+    rg_test_write(s.dir, "a/p.lua", fast_protocol); /* north starts harmless */
+    server_start(&s);
+    size_t len = 0;
+    body[len++] = '[';
+    for (int i = 0; i < PATIENTS; i++) {
+        snprintf(id, sizeof id, "r%d", i);
+        char *ev = ping("north", id, id, now_ms() - 1000, "ping");
+        len += (size_t)sprintf(body + len, "%s%s", i ? "," : "", ev);
+        free(ev);
+    }
+    body[len++] = ']';
+    body[len] = '\0';
+    cr_assert_eq(http(s.port, "POST", "/v1/events", TOKEN_A, body, &out), 200, "%s", out);
+    cr_assert(strstr(out, "\"stored\":30"), "%s", out);
+    free(out);
+    /* the storm comes with a reload */
+    rg_test_write(s.dir, "a/p.lua", storm_protocol);
+    cr_assert_eq(kill(s.pid, SIGHUP), 0);
+    cr_assert(log_has(&s, "protocol storm 1.0 loaded", 10000), "%s", rg_test_read(s.log));
+    cr_assert(log_has(&s, "clinic north, patient r", 10000), "the re-evaluation did not start:\n%s",
+              rg_test_read(s.log));
+    int64_t t0 = mono_ms();
+    cr_assert_eq(http(s.port, "GET", "/healthz", NULL, NULL, &out), 200, "%s", out);
+    int64_t healthz_ms = mono_ms() - t0;
+    free(out);
+    char *ev = ping("south", "b2", "q2", now_ms() - 5000, "ping");
+    t0 = mono_ms();
+    cr_assert_eq(http(s.port, "POST", "/v1/events", TOKEN_B, ev, &out), 200, "%s", out);
+    int64_t post_ms = mono_ms() - t0;
+    free(ev);
+    free(out);
+    char *log = rg_test_read(s.log);
+    cr_assert_null(strstr(log, "clinic north, patient r29 "), "the re-evaluation was over "
+                   "before the measurements:\n%s", log);
+    free(log);
+    fprintf(stderr, "during a reload's deadline storm: /healthz %lld ms, another clinic's POST "
+            "%lld ms\n", (long long)healthz_ms, (long long)post_ms);
+    cr_assert_lt(healthz_ms, 1000);
+    cr_assert_lt(post_ms, 1000);
+    t0 = mono_ms();
+    int status;
+    cr_assert_eq(kill(s.pid, SIGTERM), 0);
+    cr_assert_eq(waitpid(s.pid, &status, 0), s.pid);
+    int64_t stop_ms = mono_ms() - t0;
+    log = rg_test_read(s.log);
+    cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0 && strstr(log, "info stopped") &&
+                  !strstr(log, "did not close cleanly") && !strstr(log, "Sanitizer"),
+              "status %d:\n%s", status, log);
+    free(log);
+    cr_assert_lt(stop_ms, DEADLINE_MS + 1500, "stopped in %lld ms", (long long)stop_ms);
+    rg_test_rmdir(s.dir);
+}
+
+Test(threads, evaluation_threads_must_be_a_positive_number)
+{
+    server s = {0};
+    char *out = NULL, *err = NULL;
+    setup(&s, 0);
+    rg_test_write(s.dir, "config.json",
+                  "{ \"listen\": \"127.0.0.1:0\", \"clinics\": { \"north\": { \"protocols\": "
+                  "\"a\", \"tokens\": [\"" TOKEN_A "\"] } }, \"limits\": "
+                  "{ \"evaluation_threads\": 0 } }\n");
+    const char *args[] = {"serve", "--config", s.config, "--db", s.db, NULL};
+    cr_assert_eq(rg_test_run(args, NULL, &out, &err), 2, "%s", err);
+    cr_assert(strstr(err, "limits.evaluation_threads") && strstr(err, "config.json") &&
+                  strstr(err, "positive whole number"), "%s", err);
+    free(out);
+    free(err);
+    rg_test_rmdir(s.dir);
+}
