@@ -1107,6 +1107,7 @@ static void rg__arm_release(rg_svc *sv)
     uv_timer_start(&sv->release, rg__on_release, (uint64_t)(delay > 0 ? delay : 0), 0);
 }
 
+
 /* A quarantine is over: a protocol that was not evaluated asked for no
  * wake-ups meanwhile, so the clinic's patients are all woken, as after a
  * reload, and evaluated in slices. */
@@ -1129,13 +1130,18 @@ static void rg__on_release(uv_timer_t *t)
                 woken++;
                 rg_log("info", "clinic %s: quarantine over: its patients are evaluated again",
                        sv->clinics[i].name);
+                /* its alerts resolve here: the thread whose engine quarantined
+                 * it (and would say "back-off over") may not get the next job */
+                rg__quarantine_end_all(sv, i);
             } else {
                 rg_store_rollback(sv->st);
             }
         }
     }
-    if (woken)
+    if (woken) {
+        rg__publish(sv);
         rg__catch_up(sv, "quarantine over");
+    }
     rg__arm_release(sv);
 }
 
