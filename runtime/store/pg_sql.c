@@ -185,6 +185,18 @@ const size_t rg_pg_nsteps = sizeof rg_pg_steps / sizeof rg_pg_steps[0];
     "INSERT INTO counters(clinic, name, value) VALUES(" clinic ", '" name "', 1)"      \
     " ON CONFLICT (clinic, name) DO UPDATE SET value = counters.value + 1 RETURNING value"
 
+/* An alert as the service lists it (store_sql.c's RG__ALERTS_VIEW, as a
+ * subquery v so that its state can be filtered); P_ALERTS_VIEW and
+ * P_ALERT_BY_KEY add their WHERE. */
+#define RG__ALERTS_VIEW                                                                            \
+    "SELECT * FROM (SELECT o.seq, o.key,"                                                          \
+    " CASE WHEN r.seq IS NULL THEN 'open' ELSE 'resolved' END AS st,"                              \
+    " o.patient, o.protocol, o.version, o.rule, o.severity, o.message, o.at, o.due, r.at,"         \
+    " a.acked_by, a.acked_at, a.snoozed_until, coalesce(o.notify_at, o.at) FROM transitions o"     \
+    " LEFT JOIN transitions r ON r.clinic = o.clinic AND r.key = o.key AND r.alert_id = o.seq"     \
+    " AND r.state = 'resolved'"                                                                    \
+    " LEFT JOIN alerts a ON a.clinic = o.clinic AND a.id = o.seq"
+
 const char *const rg_pg_sql[P__COUNT] = {
     /* One round trip: the event's number, the event as its id's first
      * stored version (whatever its number: replaces 0, stored only when the
@@ -310,14 +322,7 @@ const char *const rg_pg_sql[P__COUNT] = {
                            " ORDER BY at, seq",
     [P_CLINIC_TRANSITIONS] = "SELECT " RG__TRANSITION_COLS " FROM transitions"
                              " WHERE clinic = $1 AND cseq > $2 ORDER BY cseq LIMIT $3",
-    [P_ALERTS_VIEW] =
-        "SELECT * FROM (SELECT o.seq, o.key,"
-        " CASE WHEN r.seq IS NULL THEN 'open' ELSE 'resolved' END AS st,"
-        " o.patient, o.protocol, o.version, o.rule, o.severity, o.message, o.at, o.due, r.at,"
-        " a.acked_by, a.acked_at, a.snoozed_until, coalesce(o.notify_at, o.at) FROM transitions o"
-        " LEFT JOIN transitions r ON r.clinic = o.clinic AND r.key = o.key AND r.alert_id = o.seq"
-        " AND r.state = 'resolved'"
-        " LEFT JOIN alerts a ON a.clinic = o.clinic AND a.id = o.seq"
+    [P_ALERTS_VIEW] = RG__ALERTS_VIEW
         " WHERE o.clinic = $1 AND o.state = 'open' AND ($2::text IS NULL OR o.patient = $2)"
         " AND ($4::text IS NULL OR o.key = $4) AND o.seq > $6) v"
         " WHERE ($3::text IS NULL OR v.st = $3) ORDER BY v.seq LIMIT $5",
@@ -417,14 +422,7 @@ const char *const rg_pg_sql[P__COUNT] = {
     [P_EVENT_ROWS_OF] = "SELECT " RG__EV_ROW " FROM events WHERE clinic = $1 AND id = $2"
                         " ORDER BY version",
     /* P_ALERTS_VIEW for one key, by transitions_by_key (store_sql.c) */
-    [P_ALERT_BY_KEY] =
-        "SELECT * FROM (SELECT o.seq, o.key,"
-        " CASE WHEN r.seq IS NULL THEN 'open' ELSE 'resolved' END AS st,"
-        " o.patient, o.protocol, o.version, o.rule, o.severity, o.message, o.at, o.due, r.at,"
-        " a.acked_by, a.acked_at, a.snoozed_until, coalesce(o.notify_at, o.at) FROM transitions o"
-        " LEFT JOIN transitions r ON r.clinic = o.clinic AND r.key = o.key AND r.alert_id = o.seq"
-        " AND r.state = 'resolved'"
-        " LEFT JOIN alerts a ON a.clinic = o.clinic AND a.id = o.seq"
+    [P_ALERT_BY_KEY] = RG__ALERTS_VIEW
         " WHERE o.clinic = $1 AND o.key = $4 AND o.state = 'open'"
         " AND ($2::text IS NULL OR o.patient = $2) AND o.seq > $6) v"
         " WHERE ($3::text IS NULL OR v.st = $3) ORDER BY v.seq LIMIT $5",
