@@ -1313,6 +1313,9 @@ Test(store_file, v5_file_upgrades_to_notify_at)
                                   "ALTER TABLE patients DROP COLUMN scheduled;"
                                   "DROP TABLE failing_rules;"
                                   "ALTER TABLE patients DROP COLUMN failing;"
+                                  "DROP TABLE protocol_sets;" /* version 9's */
+                                  "DROP TABLE protocol_set_files;"
+                                  "DROP TABLE protocol_set_log;"
                                   "PRAGMA user_version = 5;", NULL, NULL, NULL),
                  SQLITE_OK, "%s", sqlite3_errmsg(db));
     sqlite3_close(db);

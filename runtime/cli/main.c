@@ -26,6 +26,7 @@
 #include "report.h"
 #include "report_cmd.h"
 #include "passwd_cmd.h"
+#include "protocols_cmd.h"
 #include "sweep.h"
 
 #include <jansson.h>
@@ -90,7 +91,11 @@ static const char rg__usage[] =
     "                                   end of induction; DIR's numbers (default: shipped)\n"
     "  test [PATH...]                   run protocol scenario tests (*_test.lua files or\n"
     "                                   directories of them; default: the shipped sets')\n"
-    "\n"
+    "  protocols propose|approve|activate|rollback|list|show --clinic NAME [--by PERSON] ...\n"
+    "                                   a clinic's protocol versions in the store: propose\n"
+    "                                   (must pass check; prints the diff over the stored\n"
+    "                                   history), approve (by another person), activate,\n"
+    "                                   roll back (see regimen protocols --help)\n"    "\n"
     "common options:\n"
     "  --db PATH              SQLite database (default regimen.db; simulate: in memory),\n"
     "                         or a PostgreSQL one: postgresql://... (or postgres://...)\n"
@@ -1185,6 +1190,14 @@ static int rg__help(const char *name)
     return 0;
 }
 
+/* `regimen protocols`, with the shipped root it captures beside a clinic's
+ * directory (protocols_cmd.c). */
+static int rg__cmd_protocols(int argc, char **argv)
+{
+    char shipped_buf[PATH_MAX];
+    return rg_protocols_cmd(argc, argv, rg__shipped(shipped_buf, sizeof shipped_buf));
+}
+
 int main(int argc, char **argv)
 {
     if (argc > 2 && !strcmp(argv[1], "help"))
@@ -1214,6 +1227,7 @@ int main(int argc, char **argv)
         {"diff", rg__cmd_diff},
         {"report", rg__cmd_report},
         {"passwd", rg_passwd_cmd},
+        {"protocols", rg__cmd_protocols},
     };
     /* a service's notice meant for another process never stops a command */
     signal(RG_HOLDER_SIGNAL, SIG_IGN);
