@@ -8,7 +8,12 @@
  */
 #include <criterion/criterion.h>
 
+#define RG_TEST_SERVE
 #include "helpers.h"
+
+#include "rg.h"
+
+#include <jansson.h>
 
 #define TIMELINE "examples/clinics/north/timeline.jsonl"
 #define UNTIL "2026-07-01T00:00:00Z"
@@ -247,6 +252,144 @@ Test(governance, activate_and_roll_back)
     free(out);
     free(err);
     for (int i = 0; i < 3; i++)
+        free(v[i]);
+    rg_test_rmdir(g.dir);
+}
+
+/* The open alerts (patient rule, sorted, one a line) of a JSON array of
+ * alerts or of simulate's JSON Lines transitions. */
+static char *open_set_alerts(const char *body)
+{
+    json_error_t je;
+    json_t *root = json_loads(body, 0, &je), *a;
+    cr_assert_not_null(root, "alerts: %s: %s", je.text, body);
+    char *lines[256];
+    int n = 0;
+    size_t i;
+    json_array_foreach(json_object_get(root, "alerts"), i, a) {
+        cr_assert_lt(n, 256);
+        cr_assert(asprintf(&lines[n++], "%s %s", json_string_value(json_object_get(a, "patient")),
+                           json_string_value(json_object_get(a, "rule"))) > 0);
+    }
+    json_decref(root);
+    qsort(lines, (size_t)n, sizeof *lines, rg_test_cmp_str);
+    rg_buf b = {0};
+    for (int k = 0; k < n; k++) {
+        rg_buf_printf(&b, "%s\n", lines[k]);
+        free(lines[k]);
+    }
+    return b.p ? b.p : strdup("");
+}
+
+static char *open_set_simulated(const char *dir)
+{
+    char until[40], spec[400], *out, *err;
+    iso(now_ms(), until);
+    snprintf(spec, sizeof spec, "north=%s", dir);
+    const char *args[] = {"simulate", "--events", TIMELINE, "--until", until, "--clinic", spec,
+                          "--format", "jsonl", NULL};
+    cr_assert_eq(rg_test_run(args, NULL, &out, &err), 0, "simulate: %s", err);
+    /* the last transition of each key says whether it is open */
+    json_t *last = json_object();
+    for (char *l = strtok(out, "\n"); l; l = strtok(NULL, "\n")) {
+        json_t *t = json_loads(l, 0, NULL);
+        cr_assert_not_null(t, "%s", l);
+        const char *state = json_string_value(json_object_get(t, "state"));
+        if (strcmp(state, "reraised"))
+            json_object_set(last, json_string_value(json_object_get(t, "key")), t);
+        json_decref(t);
+    }
+    json_t *alerts = json_array(), *t;
+    const char *key;
+    json_object_foreach(last, key, t)
+        if (!strcmp(json_string_value(json_object_get(t, "state")), "open"))
+            json_array_append(alerts, t);
+    json_t *root = json_pack("{s:o}", "alerts", alerts);
+    char *body = json_dumps(root, 0);
+    char *set = open_set_alerts(body);
+    free(body);
+    json_decref(root);
+    json_decref(last);
+    free(out);
+    free(err);
+    return set;
+}
+
+/* Waits until the service's log says version id went live and its patients
+ * were evaluated again after that. */
+static void wait_in_force(const server *s, const char *id)
+{
+    char want[80];
+    snprintf(want, sizeof want, "protocol version %.12s is in force", id);
+    for (int i = 0; i < 1000; i++) {
+        char *log = rg_test_read(s->log);
+        const char *at = NULL;
+        for (const char *p = log; (p = strstr(p, want)); p++)
+            at = p;
+        int done = at && strstr(at, "reload: ");
+        free(log);
+        if (done)
+            return;
+        usleep(10000);
+    }
+    cr_assert_fail("the service did not take up %.12s:\n%s", id, rg_test_read(s->log));
+}
+
+static char *service_open_set(const server *s)
+{
+    char *body;
+    cr_assert_eq(http(s->port, "GET", "/v1/alerts?state=open&limit=500", TOKEN_A, NULL, &body),
+                 200, "%s", body);
+    char *set = open_set_alerts(body);
+    free(body);
+    return set;
+}
+
+/* "protocol_changes": "approval": the service runs what is activated in the
+ * store, taken up at the CLI's notice; after each activation and rollback
+ * its open alerts are a fresh evaluation's under the version in force
+ * (simulate), and its feed has no gap. */
+Test(governance, the_service_takes_up_activation_and_rollback, .timeout = 120)
+{
+    gov g;
+    gov_setup(&g);
+    server s;
+    snprintf(s.dir, sizeof s.dir, "%s", g.dir);
+    snprintf(s.db, sizeof s.db, "%s", g.db);
+    snprintf(s.config, sizeof s.config, "%s/config.json", g.dir);
+    snprintf(s.log, sizeof s.log, "%s/serve.log", g.dir);
+    rg_test_write(g.dir, "config.json",
+                  "{ \"listen\": \"127.0.0.1:0\", \"protocol_changes\": \"approval\",\n"
+                  "  \"clinics\": { \"north\": { \"protocols\": \"v150\",\n"
+                  "                            \"tokens\": [\"" TOKEN_A "\"] } } }\n");
+    server_start(&s);
+    char *err, *v[2];
+    for (int i = 0; i < 2; i++) {
+        v[i] = propose(&g, g.path[i], "alice", NULL);
+        cr_assert_eq(step(&g, "approve", "bob", v[i], &err), 0, "%s", err);
+        free(err);
+    }
+    const int order[] = {0, 1, 0}; /* activate 150, activate 130, roll back to 150 */
+    for (int k = 0; k < 3; k++) {
+        int i = order[k];
+        cr_assert_eq(step(&g, k == 2 ? "rollback" : "activate", "carol", v[i], &err), 0, "%s",
+                     err);
+        free(err);
+        wait_in_force(&s, v[i]);
+        char *got = service_open_set(&s), *want = open_set_simulated(g.path[i]);
+        cr_assert_str_eq(got, want, "step %d: the service's open alerts are simulate's under "
+                         "%s", k, g.path[i]);
+        if (k == 1)
+            cr_assert_not_null(strstr(got, "p-200 safety.bp-high"), "130 keeps it open: %s",
+                               got);
+        free(got);
+        free(want);
+        int n = count_rows(g.db, "SELECT count(*) FROM transitions WHERE clinic = 'north'");
+        int top = count_rows(g.db, "SELECT max(cseq) FROM transitions WHERE clinic = 'north'");
+        cr_assert_eq(n, top, "the feed 1..%d has no gap (%d transitions)", top, n);
+    }
+    cr_assert_eq(server_stop(&s, SIGTERM), 0);
+    for (int i = 0; i < 2; i++)
         free(v[i]);
     rg_test_rmdir(g.dir);
 }

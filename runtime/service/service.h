@@ -47,6 +47,11 @@ typedef struct rg_svc_clinic {
     int refused; /* the last reload of its protocols was refused */
     uint64_t live_fp; /* rg_clinic_fingerprint of what runs: a reload of the same skips the gate */
     int held;    /* this worker holds its lease: it evaluates it and sends its webhook */
+    /* "protocol_changes": "approval": the version from the store that runs
+     * (its id, "" for none: the directory as at start) and the private
+     * directory it was written to (protocols_live.c) */
+    char version[65], version_root[PATH_MAX];
+    int version_new; /* taken up, not yet loaded */
 } rg_svc_clinic;
 
 typedef struct rg_svc_stream {
@@ -93,6 +98,7 @@ typedef struct rg_svc {
     int max_events;
     size_t history_cache; /* bytes of compiled histories kept (limits.history_cache_mb) */
     rg_time future_skew;  /* limits.future_skew_minutes (0: the default; negative: no check) */
+    int approval; /* "protocol_changes": "approval": clinics run their active version (protocols_live.c) */
     uv_timer_t wake, reload_delay, lag;
     uv_signal_t sighup, sigterm, sigint, notice;
     rg_holder *holder;     /* our lock on the database: one service per file */
@@ -139,6 +145,16 @@ typedef struct rg_svc {
  * (the order of rg_svc_clinic.events); the bounds (seconds) of the wake-up lateness histogram. */
 extern const char *const rg_svc_outcomes[5];
 extern const double rg_svc_late_bounds[6];
+
+/* protocols_live.c ("protocol_changes": "approval", docs/governance.md):
+ * reads each clinic's version in force from the store and, where it is not
+ * the one the clinic runs, writes it out for the loader; returns how many
+ * clinics changed (their reload is the caller's, as for a file saved). */
+int rg_svc_versions_take(rg_svc *sv);
+/* The directory and shipped root clinic i loads: its version's, or the
+ * configured ones. */
+void rg_svc_clinic_source(rg_svc *sv, int i, const char **dir, const char **shipped);
+void rg_svc_versions_free(rg_svc *sv);
 
 /* serve.c: the loop */
 void rg_svc_arm(rg_svc *sv);        /* re-arm the wake timer at the earliest wake-up */
