@@ -257,17 +257,33 @@ static int rg__propose(rg_store *st, const rg__popts *o, const char *dir, const 
     rg_limits lim = RG_LIMITS_DEFAULT;
     int g = rg_clinic_gate(o->clinic, cdir, shipped ? sdir : NULL, &lim, err, sizeof err);
     if (g) {
-        /* one line: the first of the reason, with the temporary path put back */
+        /* one line: the first of the reason and the first failure, with
+         * the temporary path put back */
         char *nl = strchr(err, '\n');
-        if (nl)
+        if (nl) {
             *nl = '\0';
+            char *fail = strstr(nl + 1, "FAIL");
+            if (!fail)
+                fail = strstr(nl + 1, "error:");
+            if (fail) {
+                fail[strcspn(fail, "\n")] = '\0';
+                memmove(err + strlen(err) + 2, fail, strlen(fail) + 1);
+                memcpy(err + strlen(err), ": ", 2);
+            }
+        }
         char line[4096];
-        const char *hit = strstr(err, cdir);
-        if (hit)
-            snprintf(line, sizeof line, "%.*s%s%s", (int)(hit - err), err, dir,
-                     hit + strlen(cdir));
-        else
-            snprintf(line, sizeof line, "%s", err);
+        size_t len = 0;
+        for (const char *p = err, *hit; *p && len < sizeof line - 1; p = hit + strlen(cdir)) {
+            if (!(hit = strstr(p, cdir))) {
+                snprintf(line + len, sizeof line - len, "%s", p);
+                break;
+            }
+            len += (size_t)snprintf(line + len, sizeof line - len, "%.*s%s", (int)(hit - p), p,
+                                    dir);
+        }
+        line[sizeof line - 1] = '\0';
+        if (!err[0])
+            line[0] = '\0';
         rc = g == RG_ENOMEM ? rg__die2("out of memory")
                             : rg__refuse("%s does not pass regimen check: %s", dir, line);
         rg_gov_remove(root);
@@ -395,8 +411,12 @@ static int rg__change(rg_store *st, const rg__popts *o, const char *what, const 
     if ((rc = rg__commit(st, o)))
         goto done;
     char when[RG_TIME_BUFSZ];
-    printf("version %.12s %s by %s at %s\n", v->id, action, o->by,
-           rg_time_format(strcmp(what, "approve") ? at : now, when));
+    if (!strcmp(what, "rollback"))
+        printf("version %.12s active again: rolled back by %s at %s\n", v->id, o->by,
+               rg_time_format(at, when));
+    else
+        printf("version %.12s %s by %s at %s\n", v->id, action, o->by,
+               rg_time_format(strcmp(what, "approve") ? at : now, when));
 done:
     free(vs.v);
     return rc;
