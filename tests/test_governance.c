@@ -156,9 +156,17 @@ Test(governance, four_eyes_and_the_diff_is_regimen_diff)
     gov_setup(&g);
     char *first_diff;
     char *v1 = propose(&g, g.path[0], "alice", &first_diff);
-    cr_assert_not_null(strstr(first_diff, "no version of clinic north is active"), "%s",
-                       first_diff);
-    char *err;
+    cr_assert_not_null(strstr(first_diff, "no version of clinic north is active: compared "
+                                          "with the shipped default"), "%s", first_diff);
+    char *err, *out;
+    /* with nothing active the old side is the shipped default, as simulate
+     * runs a clinic without a directory */
+    const char *vs_default[] = {"diff", "--events", TIMELINE, "--until", UNTIL,
+                                "protocols/ketamine", g.path[0], NULL};
+    cr_assert_eq(rg_test_run(vs_default, NULL, &out, &err), 1, "%s", err);
+    cr_assert_str_eq(strchr(first_diff, '\n') + 1, out, "the first proposal's diff");
+    free(out);
+    free(err);
     cr_assert_eq(step(&g, "approve", "alice", v1, &err), 1, "the proposer cannot approve");
     cr_assert_not_null(strstr(err, "another person must approve"), "%s", err);
     free(err);
@@ -173,7 +181,6 @@ Test(governance, four_eyes_and_the_diff_is_regimen_diff)
 
     char *diff;
     char *v2 = propose(&g, g.path[1], "alice", &diff);
-    char *out;
     const char *args[] = {"diff", "--events", TIMELINE, "--until", UNTIL, g.path[0], g.path[1],
                           NULL};
     cr_assert_eq(rg_test_run(args, NULL, &out, &err), 1, "regimen diff finds differences: %s",

@@ -164,14 +164,18 @@ static int rg__materialize(rg_store *st, const char *clinic, const char *id, cha
 
 /* Prints what replacing old_root's version by new_root's does to clinic's
  * stored history up to until (rg_diff, as `regimen diff`). old_root NULL:
- * nothing to compare with. */
+ * no version is active, and the old side is the shipped default (the
+ * ketamine set, as simulate runs a clinic without a directory). */
 static int rg__diff(rg_store *st, const char *clinic, const char *old_root, const char *new_root,
-                    rg_time until)
+                    const char *shipped_root, rg_time until)
 {
-    if (!old_root) {
+    if (!old_root && !shipped_root) {
         printf("no version of clinic %s is active: nothing to compare with\n", clinic);
         return 0;
     }
+    if (!old_root)
+        printf("no version of clinic %s is active: compared with the shipped default "
+               "(ketamine)\n", clinic);
     rg_store *s[2] = {NULL, NULL};
     rg_engine *e[2] = {NULL, NULL};
     const char *roots[2] = {old_root, new_root};
@@ -180,8 +184,13 @@ static int rg__diff(rg_store *st, const char *clinic, const char *old_root, cons
     int rc = 0;
     for (int i = 0; i < 2 && !rc; i++) {
         char dir[PATH_MAX + 16], shipped[PATH_MAX + 16];
-        snprintf(dir, sizeof dir, "%s/clinic", roots[i]);
-        snprintf(shipped, sizeof shipped, "%s/shipped", roots[i]);
+        if (roots[i]) {
+            snprintf(dir, sizeof dir, "%s/clinic", roots[i]);
+            snprintf(shipped, sizeof shipped, "%s/shipped", roots[i]);
+        } else {
+            snprintf(dir, sizeof dir, "%s/ketamine", shipped_root);
+            snprintf(shipped, sizeof shipped, "%s", shipped_root);
+        }
         if (rg_gov_replay(st, clinic, dir, shipped, &lim, until, &s[i], &e[i], err,
                           sizeof err)) {
             fprintf(stderr, "regimen protocols: %s\n", err);
@@ -312,7 +321,7 @@ static int rg__propose(rg_store *st, const rg__popts *o, const char *dir, const 
     if (act && (rc = rg__materialize(st, o->clinic, act->id, active_root, sizeof active_root)))
         act = NULL;
     if (!rc)
-        rc = rg__diff(st, o->clinic, act ? active_root : NULL, root, until);
+        rc = rg__diff(st, o->clinic, act ? active_root : NULL, root, shipped, until);
     if (act)
         rg_gov_remove(active_root);
     rg_gov_remove(root);
@@ -466,7 +475,7 @@ static int rg__show_log(void *ud, const char *id, const char *action, const char
     return 0;
 }
 
-static int rg__show(rg_store *st, const rg__popts *o, const char *ref)
+static int rg__show(rg_store *st, const rg__popts *o, const char *ref, const char *shipped)
 {
     rg__vers vs;
     rg_time until;
@@ -501,7 +510,7 @@ static int rg__show(rg_store *st, const rg__popts *o, const char *ref)
         rg_gov_remove(root);
         goto done;
     }
-    rc = rg__diff(st, o->clinic, act ? active_root : NULL, root, until);
+    rc = rg__diff(st, o->clinic, act ? active_root : NULL, root, shipped, until);
     rg_gov_remove(root);
     if (act)
         rg_gov_remove(active_root);
@@ -585,7 +594,7 @@ int rg_protocols_cmd(int argc, char **argv, const char *shipped)
     else if (lists)
         rc = rg__list(st, &o);
     else if (!strcmp(cmd, "show"))
-        rc = rg__show(st, &o, argv[optind]);
+        rc = rg__show(st, &o, argv[optind], shipped);
     else
         rc = rg__change(st, &o, cmd, argv[optind]);
     rg_store_close(st);
