@@ -48,45 +48,10 @@ static int rg__refuse(const char *fmt, const char *a, const char *b)
     return 1;
 }
 
-/* The versions of a clinic, copied out of the store's callbacks. */
-typedef struct rg__ver {
-    char id[65], state[16], by[256], approved_by[256], message[1024];
-    int64_t n;
-    rg_time proposed_at, approved_at, active_from;
-    int approved;
-} rg__ver;
-
-typedef struct rg__vers {
-    rg__ver *v;
-    int n;
-} rg__vers;
-
-static int rg__keep(void *ud, const rg_protoset *p)
+/* The clinic's versions; 2 (printed why) when they cannot be read. */
+static int rg__load(rg_store *st, const char *clinic, rg_gov_vers *vs)
 {
-    rg__vers *vs = ud;
-    rg__ver *grown = realloc(vs->v, (size_t)(vs->n + 1) * sizeof *grown);
-    if (!grown)
-        return RG_ENOMEM;
-    vs->v = grown;
-    rg__ver *v = &vs->v[vs->n++];
-    memset(v, 0, sizeof *v);
-    snprintf(v->id, sizeof v->id, "%s", p->id);
-    snprintf(v->state, sizeof v->state, "%s", p->state);
-    snprintf(v->by, sizeof v->by, "%s", p->proposed_by);
-    snprintf(v->message, sizeof v->message, "%s", p->message ? p->message : "");
-    if ((v->approved = p->approved_by != NULL))
-        snprintf(v->approved_by, sizeof v->approved_by, "%s", p->approved_by);
-    v->n = p->n;
-    v->proposed_at = p->proposed_at;
-    v->approved_at = p->approved_at;
-    v->active_from = p->active_from;
-    return 0;
-}
-
-static int rg__load(rg_store *st, const char *clinic, rg__vers *vs)
-{
-    memset(vs, 0, sizeof *vs);
-    int rc = rg_store_protoset_each(st, clinic, rg__keep, vs);
+    int rc = rg_gov_versions(st, clinic, vs);
     if (rc == RG_EUSAGE)
         fprintf(stderr, "regimen protocols: protocol versions are kept in SQLite stores only "
                         "for now; --db names a PostgreSQL database\n");
@@ -96,33 +61,15 @@ static int rg__load(rg_store *st, const char *clinic, rg__vers *vs)
     return rc ? 2 : 0;
 }
 
-/* The version named by ref (its id or a unique prefix), or NULL with exit
- * code 1 in *rc and the reason printed. */
-static rg__ver *rg__find(rg__vers *vs, const char *clinic, const char *ref, int *rc)
+/* The version named by ref, or NULL with exit code 1 in *rc and the reason
+ * printed. */
+static rg_gov_ver *rg__find(rg_gov_vers *vs, const char *clinic, const char *ref, int *rc)
 {
-    rg__ver *found = NULL;
-    size_t len = strlen(ref);
-    int n = 0;
-    for (int i = 0; i < vs->n && len; i++)
-        if (!strncmp(vs->v[i].id, ref, len)) {
-            found = &vs->v[i];
-            n++;
-        }
-    if (n == 1)
-        return found;
-    *rc = rg__refuse(n ? "%s names %s than one version; give more of its id"
-                       : "no version %s of clinic %s",
-                     ref, n ? "more" : clinic);
-    return NULL;
-}
-
-/* The version in force (state "active"), or NULL. */
-static rg__ver *rg__active(rg__vers *vs)
-{
-    for (int i = 0; i < vs->n; i++)
-        if (!strcmp(vs->v[i].state, "active"))
-            return &vs->v[i];
-    return NULL;
+    char why[512];
+    rg_gov_ver *v = rg_gov_find(vs, clinic, ref, why, sizeof why);
+    if (!v)
+        *rc = rg__refuse("%s%s", why, "");
+    return v;
 }
 
 static int rg__open(const rg__popts *o, rg_store **st)
@@ -244,7 +191,7 @@ static int rg__propose(rg_store *st, const rg__popts *o, const char *dir, const 
         fprintf(stderr, "regimen protocols: %s\n", err);
         return 2;
     }
-    rg__vers vs;
+    rg_gov_vers vs;
     if ((rc = rg__load(st, o->clinic, &vs))) {
         rg_gov_free(&f);
         return rc;
@@ -317,7 +264,7 @@ static int rg__propose(rg_store *st, const rg__popts *o, const char *dir, const 
     }
     printf("version %s\n", f.id);
     fflush(stdout);
-    rg__ver *act = rg__active(&vs);
+    rg_gov_ver *act = rg_gov_active(&vs);
     if (act && (rc = rg__materialize(st, o->clinic, act->id, active_root, sizeof active_root)))
         act = NULL;
     if (!rc)
@@ -334,111 +281,33 @@ done:
 /* approve, activate, rollback: a change of state, logged. */
 static int rg__change(rg_store *st, const rg__popts *o, const char *what, const char *ref)
 {
-    rg__vers vs;
     rg_time at;
+    char msg[2048];
     int rc = rg__time_opt(o->at, "--at", &at);
-    if (rc || (rc = rg__load(st, o->clinic, &vs)))
+    if (rc)
         return rc;
-    rg__ver *v = rg__find(&vs, o->clinic, ref, &rc);
-    rg__ver *act = rg__active(&vs);
-    rg_time now = rg_now();
-    const char *action = what;
-    if (!v)
-        goto done;
-    if (!strcmp(what, "approve")) {
-        if (v->approved) {
-            rc = rg__refuse("version %.12s is approved already (by %s)", v->id, v->approved_by);
-            goto done;
-        }
-        if (strcmp(v->state, "proposed") && strcmp(v->state, "shadow")) {
-            rc = rg__refuse("version %.12s is %s: only a proposed version is approved", v->id,
-                            v->state);
-            goto done;
-        }
-        if (!strcmp(v->by, o->by)) {
-            rc = rg__refuse("%s proposed version %.12s: another person must approve it", o->by,
-                            v->id);
-            goto done;
-        }
-        v->approved = 1;
-        snprintf(v->approved_by, sizeof v->approved_by, "%s", o->by);
-        v->approved_at = now;
-        if (!strcmp(v->state, "proposed"))
-            snprintf(v->state, sizeof v->state, "approved");
-        action = "approved";
-    } else if (!strcmp(what, "activate")) {
-        if (!v->approved) {
-            rc = rg__refuse("version %.12s is not approved: %s", v->id,
-                            "`regimen protocols approve` it first (by someone else)");
-            goto done;
-        }
-        if (strcmp(v->state, "approved") && strcmp(v->state, "shadow")) {
-            rc = rg__refuse("version %.12s is %s: activate an approved version, roll back to "
-                            "an earlier one", v->id, v->state);
-            goto done;
-        }
-        action = "activated";
-    } else { /* rollback */
-        if (v == act) {
-            rc = rg__refuse("version %.12s is the active one already%s", v->id, "");
-            goto done;
-        }
-        if (strcmp(v->state, "superseded") && strcmp(v->state, "rolled back")) {
-            rc = rg__refuse("version %.12s is %s: roll back only to a version that was active "
-                            "before", v->id, v->state);
-            goto done;
-        }
-        action = "rolled back to";
+    rc = rg_gov_change(st, o->clinic, what, ref, o->by, at, msg, sizeof msg);
+    if (rc == RG_ENOTFOUND || rc == RG_ECONFLICT)
+        return rg__refuse("%s%s", msg, "");
+    if (rc == RG_EUSAGE)
+        return rg__load(st, o->clinic, &(rg_gov_vers){0});
+    if (rc) {
+        fprintf(stderr, "regimen protocols: %s\n", msg);
+        return 2;
     }
-    if (strcmp(what, "approve")) {
-        snprintf(v->state, sizeof v->state, "active");
-        v->active_from = at;
-        if (act)
-            snprintf(act->state, sizeof act->state, "%s",
-                     !strcmp(what, "rollback") ? "rolled back" : "superseded");
-    }
-    rg_protoset p = {.clinic = o->clinic, .id = v->id, .state = v->state,
-                     .approved_by = v->approved ? v->approved_by : NULL,
-                     .approved_at = v->approved ? v->approved_at : RG_TIME_NONE,
-                     .active_from = v->active_from};
-    int bad = rg_store_begin(st) || rg_store_protoset_update(st, &p) ||
-              rg_store_protoset_log(st, o->clinic, v->id, action, o->by, now,
-                                    strcmp(what, "approve") ? at : now);
-    if (!bad && act && act != v && strcmp(what, "approve")) {
-        rg_protoset q = {.clinic = o->clinic, .id = act->id, .state = act->state,
-                         .approved_by = act->approved ? act->approved_by : NULL,
-                         .approved_at = act->approved ? act->approved_at : RG_TIME_NONE,
-                         .active_from = act->active_from};
-        bad = rg_store_protoset_update(st, &q) != RG_OK;
-    }
-    if (bad) {
-        fprintf(stderr, "regimen protocols: storing: %s\n", rg_store_errmsg(st));
-        rg_store_rollback(st);
-        rc = 2;
-        goto done;
-    }
-    if ((rc = rg__commit(st, o)))
-        goto done;
-    char when[RG_TIME_BUFSZ];
-    if (!strcmp(what, "rollback"))
-        printf("version %.12s active again: rolled back by %s at %s\n", v->id, o->by,
-               rg_time_format(at, when));
-    else
-        printf("version %.12s %s by %s at %s\n", v->id, action, o->by,
-               rg_time_format(strcmp(what, "approve") ? at : now, when));
-done:
-    free(vs.v);
-    return rc;
+    rg_holder_notify(o->db);
+    printf("%s\n", msg);
+    return 0;
 }
 
 static int rg__list(rg_store *st, const rg__popts *o)
 {
-    rg__vers vs;
+    rg_gov_vers vs;
     int rc = rg__load(st, o->clinic, &vs);
     if (rc)
         return rc;
     for (int i = 0; i < vs.n; i++) {
-        const rg__ver *v = &vs.v[i];
+        const rg_gov_ver *v = &vs.v[i];
         char when[RG_TIME_BUFSZ], from[RG_TIME_BUFSZ];
         printf("%.12s  %-11s  %-12s  %s", v->id, v->state, v->by,
                rg_time_format(v->proposed_at, when));
@@ -477,13 +346,13 @@ static int rg__show_log(void *ud, const char *id, const char *action, const char
 
 static int rg__show(rg_store *st, const rg__popts *o, const char *ref, const char *shipped)
 {
-    rg__vers vs;
+    rg_gov_vers vs;
     rg_time until;
     char when[RG_TIME_BUFSZ], root[PATH_MAX], active_root[PATH_MAX];
     int rc = rg__time_opt(o->until, "--until", &until);
     if (rc || (rc = rg__load(st, o->clinic, &vs)))
         return rc;
-    rg__ver *v = rg__find(&vs, o->clinic, ref, &rc);
+    rg_gov_ver *v = rg__find(&vs, o->clinic, ref, &rc);
     if (!v)
         goto done;
     printf("version %s\n", v->id);
@@ -497,7 +366,7 @@ static int rg__show(rg_store *st, const rg__popts *o, const char *ref, const cha
     printf("history:\n");
     if ((rc = rg_store_protoset_each_log(st, o->clinic, v->id, rg__show_log, NULL)))
         goto failed;
-    rg__ver *act = rg__active(&vs);
+    rg_gov_ver *act = rg_gov_active(&vs);
     if (act == v) {
         printf("diff: this is the active version\n");
         goto done;

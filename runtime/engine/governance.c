@@ -313,3 +313,171 @@ fail:
     rg_store_close(st);
     return rc;
 }
+
+static int rg__keep_ver(void *ud, const rg_protoset *p)
+{
+    rg_gov_vers *vs = ud;
+    rg_gov_ver *grown = realloc(vs->v, (size_t)(vs->n + 1) * sizeof *grown);
+    if (!grown)
+        return RG_ENOMEM;
+    vs->v = grown;
+    rg_gov_ver *v = &vs->v[vs->n++];
+    memset(v, 0, sizeof *v);
+    snprintf(v->id, sizeof v->id, "%s", p->id);
+    snprintf(v->state, sizeof v->state, "%s", p->state);
+    snprintf(v->by, sizeof v->by, "%s", p->proposed_by);
+    snprintf(v->message, sizeof v->message, "%s", p->message ? p->message : "");
+    if ((v->approved = p->approved_by != NULL))
+        snprintf(v->approved_by, sizeof v->approved_by, "%s", p->approved_by);
+    v->n = p->n;
+    v->proposed_at = p->proposed_at;
+    v->approved_at = p->approved_at;
+    v->active_from = p->active_from;
+    return 0;
+}
+
+int rg_gov_versions(rg_store *st, const char *clinic, rg_gov_vers *vs)
+{
+    memset(vs, 0, sizeof *vs);
+    int rc = rg_store_protoset_each(st, clinic, rg__keep_ver, vs);
+    if (rc) {
+        free(vs->v);
+        memset(vs, 0, sizeof *vs);
+    }
+    return rc;
+}
+
+rg_gov_ver *rg_gov_find(rg_gov_vers *vs, const char *clinic, const char *ref, char *why,
+                        size_t whylen)
+{
+    rg_gov_ver *found = NULL;
+    size_t len = strlen(ref);
+    int n = 0;
+    for (int i = 0; i < vs->n && len; i++)
+        if (!strncmp(vs->v[i].id, ref, len)) {
+            found = &vs->v[i];
+            n++;
+        }
+    if (n == 1)
+        return found;
+    if (n)
+        snprintf(why, whylen, "%s names more than one version; give more of its id", ref);
+    else
+        snprintf(why, whylen, "no version %s of clinic %s", ref, clinic);
+    return NULL;
+}
+
+rg_gov_ver *rg_gov_active(rg_gov_vers *vs)
+{
+    for (int i = 0; i < vs->n; i++)
+        if (!strcmp(vs->v[i].state, "active"))
+            return &vs->v[i];
+    return NULL;
+}
+
+/* Stores v's state, approval and time in force. */
+static int rg__put_ver(rg_store *st, const char *clinic, const rg_gov_ver *v)
+{
+    rg_protoset p = {.clinic = clinic, .id = v->id, .state = v->state,
+                     .approved_by = v->approved ? v->approved_by : NULL,
+                     .approved_at = v->approved ? v->approved_at : RG_TIME_NONE,
+                     .active_from = v->active_from};
+    return rg_store_protoset_update(st, &p);
+}
+
+int rg_gov_change(rg_store *st, const char *clinic, const char *what, const char *ref,
+                  const char *by, rg_time at, char *msg, size_t msglen)
+{
+    rg_gov_vers vs;
+    int rc = rg_gov_versions(st, clinic, &vs);
+    if (rc) {
+        snprintf(msg, msglen, "reading the versions: %s", rg_strerror(rc));
+        return rc;
+    }
+    rg_gov_ver *v = rg_gov_find(&vs, clinic, ref, msg, msglen);
+    rg_gov_ver *act = rg_gov_active(&vs);
+    rg_time now = rg_now();
+    const char *action = what;
+    int approve = !strcmp(what, "approve"), rollback = !strcmp(what, "rollback");
+    rc = RG_ECONFLICT;
+    if (!v) {
+        rc = RG_ENOTFOUND;
+        goto done;
+    }
+    if (approve) {
+        if (v->approved) {
+            snprintf(msg, msglen, "version %.12s is approved already (by %s)", v->id,
+                     v->approved_by);
+            goto done;
+        }
+        if (strcmp(v->state, "proposed")) {
+            snprintf(msg, msglen, "version %.12s is %s: only a proposed version is approved",
+                     v->id, v->state);
+            goto done;
+        }
+        if (!strcmp(v->by, by)) {
+            snprintf(msg, msglen, "%s proposed version %.12s: another person must approve it",
+                     by, v->id);
+            goto done;
+        }
+        v->approved = 1;
+        snprintf(v->approved_by, sizeof v->approved_by, "%s", by);
+        v->approved_at = now;
+        snprintf(v->state, sizeof v->state, "approved");
+        action = "approved";
+    } else if (!rollback) {
+        if (!v->approved) {
+            snprintf(msg, msglen, "version %.12s is not approved: it needs the approval of "
+                     "someone other than who proposed it first", v->id);
+            goto done;
+        }
+        if (strcmp(v->state, "approved")) {
+            snprintf(msg, msglen, "version %.12s is %s: activate an approved version, roll "
+                     "back to an earlier one", v->id, v->state);
+            goto done;
+        }
+        action = "activated";
+    } else {
+        if (v == act) {
+            snprintf(msg, msglen, "version %.12s is the active one already", v->id);
+            goto done;
+        }
+        if (strcmp(v->state, "superseded") && strcmp(v->state, "rolled back")) {
+            snprintf(msg, msglen, "version %.12s is %s: roll back only to a version that was "
+                     "active before", v->id, v->state);
+            goto done;
+        }
+        action = "rolled back to";
+    }
+    if (!approve) {
+        snprintf(v->state, sizeof v->state, "active");
+        v->active_from = at;
+        if (act)
+            snprintf(act->state, sizeof act->state, "%s", rollback ? "rolled back" : "superseded");
+    }
+    rc = rg_store_begin(st);
+    if (!rc)
+        rc = rg__put_ver(st, clinic, v);
+    if (!rc)
+        rc = rg_store_protoset_log(st, clinic, v->id, action, by, now, approve ? now : at);
+    if (!rc && act && act != v && !approve)
+        rc = rg__put_ver(st, clinic, act);
+    if (!rc)
+        rc = rg_store_commit(st);
+    else
+        rg_store_rollback(st);
+    if (rc) {
+        snprintf(msg, msglen, "storing: %s (%s)", rg_strerror(rc), rg_store_errmsg(st));
+        goto done;
+    }
+    char when[RG_TIME_BUFSZ];
+    if (rollback)
+        snprintf(msg, msglen, "version %.12s active again: rolled back by %s at %s", v->id, by,
+                 rg_time_format(at, when));
+    else
+        snprintf(msg, msglen, "version %.12s %s by %s at %s", v->id, action, by,
+                 rg_time_format(approve ? now : at, when));
+done:
+    free(vs.v);
+    return rc;
+}

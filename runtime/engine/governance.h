@@ -46,4 +46,36 @@ int rg_gov_replay(rg_store *src, const char *clinic, const char *dir, const char
                   const rg_limits *lim, rg_time until, rg_store **out, rg_engine **eng,
                   char *err, size_t errlen);
 
+/* A clinic's versions, copied out of the store (rg_gov_versions). */
+typedef struct rg_gov_ver {
+    char id[65], state[16], by[256], approved_by[256], message[1024];
+    int64_t n;
+    rg_time proposed_at, approved_at, active_from;
+    int approved;
+} rg_gov_ver;
+
+typedef struct rg_gov_vers {
+    rg_gov_ver *v;
+    int n;
+} rg_gov_vers;
+
+/* The clinic's versions, oldest first (free vs->v). RG_EUSAGE on
+ * PostgreSQL, which does not keep them yet. */
+int rg_gov_versions(rg_store *st, const char *clinic, rg_gov_vers *vs);
+/* The version named by ref (its id or a unique prefix), or NULL with why
+ * (no such version, or more than one). */
+rg_gov_ver *rg_gov_find(rg_gov_vers *vs, const char *clinic, const char *ref, char *why,
+                        size_t whylen);
+/* The version whose state is "active", or NULL. */
+rg_gov_ver *rg_gov_active(rg_gov_vers *vs);
+
+/* what ("approve", "activate" or "rollback") done to version ref of clinic
+ * by the person by; at: when an activation or rollback takes effect.
+ * RG_OK with what was done in msg ("version 0415b3e39c26 approved by bob
+ * at ..."); RG_ENOTFOUND (no such version) or RG_ECONFLICT (refused: the
+ * proposer approving, a version not approved, ...) with why in msg; another
+ * error when the store failed. */
+int rg_gov_change(rg_store *st, const char *clinic, const char *what, const char *ref,
+                  const char *by, rg_time at, char *msg, size_t msglen);
+
 #endif
