@@ -14,6 +14,7 @@
 #include "rg.h"
 
 #include <jansson.h>
+#include <sodium.h>
 
 #define TIMELINE "examples/clinics/north/timeline.jsonl"
 #define UNTIL "2026-07-01T00:00:00Z"
@@ -399,5 +400,80 @@ Test(governance, the_service_takes_up_activation_and_rollback, .timeout = 120)
     cr_assert_eq(server_stop(&s, SIGTERM), 0);
     for (int i = 0; i < 2; i++)
         free(v[i]);
+    rg_test_rmdir(g.dir);
+}
+
+/* The versions over HTTP: a prescriber approves (not the proposer), an
+ * admin activates, a nurse can read but not activate; the service under
+ * approval takes the activation up. Keys name who acts. */
+Test(governance, http_approve_activate_list, .timeout = 120)
+{
+    gov g;
+    gov_setup(&g);
+    server s;
+    snprintf(s.dir, sizeof s.dir, "%s", g.dir);
+    snprintf(s.db, sizeof s.db, "%s", g.db);
+    snprintf(s.config, sizeof s.config, "%s/config.json", g.dir);
+    snprintf(s.log, sizeof s.log, "%s/serve.log", g.dir);
+    char cfg[2048], h[3][65];
+    const char *keys[3] = {"pat-key-0123456789abcdef", "adam-key-0123456789abcdef",
+                           "ann-key-0123456789abcdef"};
+    for (int i = 0; i < 3; i++) {
+        unsigned char d[crypto_hash_sha256_BYTES];
+        crypto_hash_sha256(d, (const unsigned char *)keys[i], strlen(keys[i]));
+        sodium_bin2hex(h[i], 65, d, sizeof d);
+    }
+    snprintf(cfg, sizeof cfg,
+             "{ \"listen\": \"127.0.0.1:0\", \"protocol_changes\": \"approval\",\n"
+             "  \"clinics\": { \"north\": { \"protocols\": \"v150\", \"api_keys\": [\n"
+             "    {\"name\": \"pat\", \"role\": \"prescriber\", \"sha256\": \"%s\"},\n"
+             "    {\"name\": \"adam\", \"role\": \"admin\", \"sha256\": \"%s\"},\n"
+             "    {\"name\": \"ann\", \"role\": \"nurse\", \"sha256\": \"%s\"} ] } } }\n",
+             h[0], h[1], h[2]);
+    rg_test_write(g.dir, "config.json", cfg);
+    char *v1 = propose(&g, g.path[1], "pat", NULL);
+    server_start(&s);
+    char path[256], *body;
+    snprintf(path, sizeof path, "/v1/protocols/versions/%.10s/approve", v1);
+    cr_assert_eq(http(s.port, "POST", path, keys[0], NULL, &body), 409, "pat proposed: %s", body);
+    cr_assert_not_null(strstr(body, "another person must approve"), "%s", body);
+    free(body);
+    cr_assert_eq(http(s.port, "POST", path, keys[2], NULL, &body), 403, "a nurse: %s", body);
+    free(body);
+    free(v1);
+    /* proposed by someone else: pat approves */
+    char *v2 = propose(&g, g.path[2], "alice", NULL);
+    snprintf(path, sizeof path, "/v1/protocols/versions/%.10s/approve", v2);
+    cr_assert_eq(http(s.port, "POST", path, keys[0], NULL, &body), 200, "%s", body);
+    cr_assert_not_null(strstr(body, "approved by pat"), "%s", body);
+    free(body);
+    snprintf(path, sizeof path, "/v1/protocols/versions/%.10s/activate", v2);
+    cr_assert_eq(http(s.port, "POST", path, keys[0], NULL, &body), 403, "a prescriber: %s",
+                 body);
+    free(body);
+    cr_assert_eq(http(s.port, "POST", path, keys[1], "{\"at\": \"soon\"}", &body), 400, "%s",
+                 body);
+    free(body);
+    cr_assert_eq(http(s.port, "POST", path, keys[1], NULL, &body), 200, "%s", body);
+    cr_assert_not_null(strstr(body, "activated by adam"), "%s", body);
+    free(body);
+    cr_assert_eq(http(s.port, "POST", "/v1/protocols/versions/ffff/rollback", keys[1], NULL,
+                      &body), 404, "%s", body);
+    free(body);
+    wait_in_force(&s, v2);
+    cr_assert_eq(http(s.port, "GET", "/v1/protocols/versions", keys[2], NULL, &body), 200, "%s",
+                 body);
+    json_t *root = json_loads(body, 0, NULL);
+    cr_assert_not_null(root, "%s", body);
+    cr_assert_str_eq(json_string_value(json_object_get(root, "in_force")), v2, "%s", body);
+    json_t *vs = json_object_get(root, "versions");
+    cr_assert_eq(json_array_size(vs), 2, "%s", body);
+    json_t *second = json_array_get(vs, 1);
+    cr_assert_str_eq(json_string_value(json_object_get(second, "state")), "active");
+    cr_assert_str_eq(json_string_value(json_object_get(second, "approved_by")), "pat");
+    json_decref(root);
+    free(body);
+    cr_assert_eq(server_stop(&s, SIGTERM), 0);
+    free(v2);
     rg_test_rmdir(g.dir);
 }

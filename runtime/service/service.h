@@ -155,6 +155,10 @@ int rg_svc_versions_take(rg_svc *sv);
  * configured ones. */
 void rg_svc_clinic_source(rg_svc *sv, int i, const char **dir, const char **shipped);
 void rg_svc_versions_free(rg_svc *sv);
+/* protocols_api.c: /v1/protocols/versions...; 0 when path is not one of
+ * its routes (answered otherwise). */
+int rg_svc_protocols_route(rg_svc *sv, int ci, struct rg_http_conn *c,
+                           const struct rg_http_req *req, const rg_svc_who *w);
 
 /* serve.c: the loop */
 void rg_svc_arm(rg_svc *sv);        /* re-arm the wake timer at the earliest wake-up */
