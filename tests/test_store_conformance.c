@@ -1162,6 +1162,9 @@ Test(conf_pg, a_v5_database_upgrades_in_place, .init = setup_pg, .fini = teardow
             "ALTER TABLE patients DROP COLUMN scheduled;"
             "DROP TABLE failing_rules;"
             "ALTER TABLE patients DROP COLUMN failing;"
+            "DROP TABLE protocol_sets;" /* version 9's */
+            "DROP TABLE protocol_set_files;"
+            "DROP TABLE protocol_set_log;"
             "UPDATE schema_version SET version = 5");
     cr_assert_eq(pg_int("SELECT count(*) FROM information_schema.columns"
                         " WHERE table_schema = current_schema() AND column_name = 'notify_at'"),
