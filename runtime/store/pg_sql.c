@@ -139,6 +139,20 @@ const rg_pg_step rg_pg_steps[] = {
      "INSERT INTO audit_chain VALUES(1, 0,"
      " '0000000000000000000000000000000000000000000000000000000000000000', 0,"
      " '0000000000000000000000000000000000000000000000000000000000000000', NULL);"},
+    /* 10 -> 11, as store_sql.c's step: protocol versions, their files and
+     * what was done to them (docs/governance.md) */
+    {10, 11,
+     "CREATE TABLE protocol_sets("
+     "  clinic text COLLATE \"C\" NOT NULL, id text COLLATE \"C\" NOT NULL, n bigint NOT NULL,"
+     "  state text NOT NULL, proposed_by text NOT NULL, proposed_at bigint NOT NULL,"
+     "  message text NOT NULL, approved_by text, approved_at bigint, active_from bigint,"
+     "  PRIMARY KEY(clinic, id));"
+     "CREATE TABLE protocol_set_files("
+     "  clinic text COLLATE \"C\" NOT NULL, id text COLLATE \"C\" NOT NULL,"
+     "  path text COLLATE \"C\" NOT NULL, content bytea NOT NULL, PRIMARY KEY(clinic, id, path));"
+     "CREATE TABLE protocol_set_log("
+     "  seq bigserial PRIMARY KEY, clinic text COLLATE \"C\" NOT NULL, id text NOT NULL,"
+     "  action text NOT NULL, by text NOT NULL, at bigint NOT NULL, effective bigint NOT NULL);"},
 };
 const size_t rg_pg_nsteps = sizeof rg_pg_steps / sizeof rg_pg_steps[0];
 

@@ -216,6 +216,20 @@ const char *const rg_store_migrations[] = {
     "INSERT INTO audit_chain VALUES(1, 0,"
     " '0000000000000000000000000000000000000000000000000000000000000000', 0,"
     " '0000000000000000000000000000000000000000000000000000000000000000', NULL);",
+    /* 10 -> 11: protocol changes a clinic can trust (docs/governance.md). A
+     * clinic's protocol set captured as an immutable version (id: the
+     * SHA-256 of its files), its files, and what was done to it by whom */
+    "CREATE TABLE protocol_sets("
+    "  clinic TEXT NOT NULL, id TEXT NOT NULL, n INTEGER NOT NULL, state TEXT NOT NULL,"
+    "  proposed_by TEXT NOT NULL, proposed_at INTEGER NOT NULL, message TEXT NOT NULL,"
+    "  approved_by TEXT, approved_at INTEGER, active_from INTEGER,"
+    "  PRIMARY KEY(clinic, id)) WITHOUT ROWID;"
+    "CREATE TABLE protocol_set_files("
+    "  clinic TEXT NOT NULL, id TEXT NOT NULL, path TEXT NOT NULL, content BLOB NOT NULL,"
+    "  PRIMARY KEY(clinic, id, path)) WITHOUT ROWID;"
+    "CREATE TABLE protocol_set_log("
+    "  seq INTEGER PRIMARY KEY, clinic TEXT NOT NULL, id TEXT NOT NULL, action TEXT NOT NULL,"
+    "  by TEXT NOT NULL, at INTEGER NOT NULL, effective INTEGER NOT NULL);",
 };
 const size_t rg_store_nmigrations = sizeof rg_store_migrations / sizeof rg_store_migrations[0];
 
