@@ -1218,7 +1218,13 @@ Test(serve, a_failed_group_commit_acknowledges_and_publishes_nothing, .timeout =
     for (int i = 0; i < HELD; i++)
         cr_assert_geq(fds[i], 0, "request %d could not be sent", i);
     for (int i = 0; i < HELD; i++) {
-        cr_assert_eq(http_read(fds[i], &out), 503, "request %d: %s", i, out);
+        int status = http_read(fds[i], &out);
+        if (status != 503) {
+            char *log = rg_test_read(s.log);
+            fprintf(stderr, "FAILED-GROUP-COMMIT server log:\n%s\n", log);
+            free(log);
+        }
+        cr_assert_eq(status, 503, "request %d: %s", i, out);
         cr_assert(strstr(out, "nothing was acknowledged"), "%s", out);
         free(out);
     }
