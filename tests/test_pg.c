@@ -814,7 +814,7 @@ Test(pg, reads_by_key_use_the_clinic_key_index, .timeout = 120)
         const char *args;
     } reads[] = {
         {P_KEY_TRANSITIONS, "'south', 'c4ca4238a0b923820dcc509a6f75849b'"},
-        {P_ALERT_BY_KEY, "'south', NULL, NULL, 'c4ca4238a0b923820dcc509a6f75849b', 1000"},
+        {P_ALERT_BY_KEY, "'south', NULL, NULL, 'c4ca4238a0b923820dcc509a6f75849b', 1000, 0"},
         {P_KEY_LAST, "'south', 'c4ca4238a0b923820dcc509a6f75849b'"},
     };
     char plan[4096];
