@@ -391,6 +391,9 @@ static void rg__alert_action(rg_svc *sv, int ci, rg_http_conn *c, const rg_http_
                                    until, now);
     if (!rc)
         rc = rg_store_commit(sv->st);
+    char by[160]; /* (a token's "who" is the body's: copied before it goes) */
+    snprintf(by, sizeof by, "%s", who);
+    who = by;
     json_decref(body);
     if (rc) {
         rg_store_rollback(sv->st);
