@@ -1339,6 +1339,9 @@ Test(store_file, v5_file_upgrades_to_notify_at)
                                   "DROP INDEX alert_actions_by_key;"
                                   "ALTER TABLE events DROP COLUMN digest;"
                                   "DROP TABLE audit; DROP TABLE audit_chain;"
+                                  "DROP TABLE protocol_sets;" /* version 11's */
+                                  "DROP TABLE protocol_set_files;"
+                                  "DROP TABLE protocol_set_log;"
                                   "PRAGMA user_version = 5;", NULL, NULL, NULL),
                  SQLITE_OK, "%s", sqlite3_errmsg(db));
     sqlite3_close(db);

@@ -1346,6 +1346,9 @@ Test(conf_pg, a_v5_database_upgrades_in_place, .init = setup_pg, .fini = teardow
             "ALTER TABLE events DROP COLUMN digest;"
             "DROP INDEX alert_actions_by_key;"
             "DROP TABLE audit; DROP TABLE audit_chain;"
+            "DROP TABLE protocol_sets;" /* version 11's */
+            "DROP TABLE protocol_set_files;"
+            "DROP TABLE protocol_set_log;"
             "UPDATE schema_version SET version = 5");
     cr_assert_eq(pg_int("SELECT count(*) FROM information_schema.columns"
                         " WHERE table_schema = current_schema() AND column_name = 'notify_at'"),

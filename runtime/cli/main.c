@@ -29,6 +29,7 @@
 #include "passwd_cmd.h"
 #include "audit_cmd.h"
 #include "notify_cmd.h"
+#include "protocols_cmd.h"
 #include "sweep.h"
 
 #include <jansson.h>
@@ -104,7 +105,11 @@ static const char rg__usage[] =
     "                                   who read or changed which patients' data, and when\n"
     "  test [PATH...]                   run protocol scenario tests (*_test.lua files or\n"
     "                                   directories of them; default: the shipped sets')\n"
-    "\n"
+    "  protocols propose|approve|activate|rollback|list|show --clinic NAME [--by PERSON] ...\n"
+    "                                   a clinic's protocol versions in the store: propose\n"
+    "                                   (must pass check; prints the diff over the stored\n"
+    "                                   history), approve (by another person), activate,\n"
+    "                                   roll back (see regimen protocols --help)\n"    "\n"
     "common options:\n"
     "  --db PATH              SQLite database (default regimen.db; simulate: in memory),\n"
     "                         or a PostgreSQL one: postgresql://... (or postgres://...)\n"
@@ -1331,6 +1336,14 @@ static int rg__help(const char *name)
     return 0;
 }
 
+/* `regimen protocols`, with the shipped root it captures beside a clinic's
+ * directory (protocols_cmd.c). */
+static int rg__cmd_protocols(int argc, char **argv)
+{
+    char shipped_buf[PATH_MAX];
+    return rg_protocols_cmd(argc, argv, rg__shipped(shipped_buf, sizeof shipped_buf));
+}
+
 int main(int argc, char **argv)
 {
     if (argc > 2 && !strcmp(argv[1], "help"))
@@ -1363,6 +1376,7 @@ int main(int argc, char **argv)
         {"passwd", rg_passwd_cmd},
         {"audit", rg_audit_cmd},
         {"notify-test", rg__cmd_notify_test},
+        {"protocols", rg__cmd_protocols},
     };
     /* a service's notice meant for another process never stops a command */
     signal(RG_HOLDER_SIGNAL, SIG_IGN);

@@ -395,8 +395,15 @@ int rg_engine_set_clinic(rg_engine *e, const char *clinic, const char *dir, char
 int rg_engine_set_clinic_params(rg_engine *e, const char *clinic, const char *dir,
                                 const char *overrides, char *err, size_t errlen)
 {
+    return rg_engine_set_clinic_from(e, clinic, dir, e->o.shipped, overrides, err, errlen);
+}
+
+int rg_engine_set_clinic_from(rg_engine *e, const char *clinic, const char *dir,
+                              const char *shipped, const char *overrides, char *err,
+                              size_t errlen)
+{
     rg_clinic *c;
-    int rc = rg_clinic_load(&c, clinic, dir, e->o.shipped, overrides, &e->o.limits, err, errlen);
+    int rc = rg_clinic_load(&c, clinic, dir, shipped, overrides, &e->o.limits, err, errlen);
     if (rc)
         return rc;
     if ((rc = rg__record_versions(e, c)) != RG_OK) { /* unrecorded versions do not run */

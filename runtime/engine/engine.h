@@ -120,6 +120,11 @@ int rg_engine_set_clinic(rg_engine *e, const char *clinic, const char *dir, char
 /* The same with parameter overrides (JSON object, like clinic.lua's params). */
 int rg_engine_set_clinic_params(rg_engine *e, const char *clinic, const char *dir,
                                 const char *overrides, char *err, size_t errlen);
+/* The same with its own shipped root (a stored protocol version carries
+ * the shipped sets it was proven with: docs/governance.md). */
+int rg_engine_set_clinic_from(rg_engine *e, const char *clinic, const char *dir,
+                              const char *shipped, const char *overrides, char *err,
+                              size_t errlen);
 /* The clinic's loaded protocols (loading the default directory on first use);
  * NULL if they cannot be loaded (the reason is reported through on_error
  * once). */

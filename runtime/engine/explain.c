@@ -323,16 +323,77 @@ static const rg_zone *rg__zone(rg_engine *eng, const char *clinic)
     return eng ? rg_engine_zone(eng, clinic) : rg_zone_utc();
 }
 
+/* Differences counted per rule, for the summary after the list: opened
+ * and resolved only under NEW, only under OLD, moved, another severity. */
+enum { RG__NEW_OPEN, RG__NEW_RESOLVED, RG__OLD_OPEN, RG__OLD_RESOLVED, RG__MOVED,
+       RG__SEVERITY, RG__NKINDS };
+typedef struct rg__rule_count {
+    const char *rule; /* borrowed from a transition list */
+    long n[RG__NKINDS];
+} rg__rule_count;
+typedef struct rg__counts {
+    rg__rule_count *v;
+    int n;
+} rg__counts;
+
+static void rg__count(rg__counts *c, const char *rule, int kind)
+{
+    int i;
+    for (i = 0; i < c->n && strcmp(c->v[i].rule, rule); i++)
+        ;
+    if (i == c->n) {
+        rg__rule_count *grown = realloc(c->v, (size_t)(c->n + 1) * sizeof *grown);
+        if (!grown)
+            return; /* the summary is short of a rule; the list above is whole */
+        c->v = grown;
+        memset(&c->v[c->n], 0, sizeof c->v[0]);
+        c->v[c->n++].rule = rule;
+    }
+    c->v[i].n[kind]++;
+}
+
+static int rg__count_cmp(const void *a, const void *b)
+{
+    return strcmp(((const rg__rule_count *)a)->rule, ((const rg__rule_count *)b)->rule);
+}
+
+/* "by rule:", then a line a rule: what NEW would do that OLD did not. */
+static void rg__print_counts(rg__counts *c, const char *old_name, const char *new_name,
+                             FILE *out)
+{
+    if (!c->n)
+        return;
+    qsort(c->v, (size_t)c->n, sizeof c->v[0], rg__count_cmp);
+    fprintf(out, "by rule:\n");
+    for (int i = 0; i < c->n; i++) {
+        static const char *const what[RG__NKINDS] = {
+            "opened only under %s", "resolved only under %s", "opened only under %s",
+            "resolved only under %s", "moved", "changed severity"};
+        fprintf(out, "  %-26s", c->v[i].rule);
+        const char *sep = "";
+        for (int k = 0; k < RG__NKINDS; k++) {
+            if (!c->v[i].n[k])
+                continue;
+            fprintf(out, "%s%ld ", sep, c->v[i].n[k]);
+            fprintf(out, what[k], k < RG__OLD_OPEN ? new_name : old_name);
+            sep = ", ";
+        }
+        fputc('\n', out);
+    }
+}
+
 /* Prints the transitions of l that have no counterpart ("only OLD"/"only
  * NEW"); returns how many. */
 
-static long rg__print_unmatched(const rg__trs *l, const char *name, rg_engine *eng, FILE *out)
+static long rg__print_unmatched(const rg__trs *l, const char *name, rg_engine *eng, FILE *out,
+                                rg__counts *c, int first_kind)
 {
     char t[RG_TIME_BUFSZ];
     long n = 0;
     for (int i = 0; i < l->n; i++)
         if (!l->v[i].matched) {
             n++;
+            rg__count(c, l->v[i].rule, first_kind + !l->v[i].open);
             char patient[RG__SAFE_ID], rule[512];
             fprintf(out, "only %-4s %s %s %-26s %-8s %s \"", name, l->v[i].clinic,
                     rg_printable(l->v[i].patient, patient, sizeof patient),
@@ -349,6 +410,7 @@ long rg_diff(rg_store *old, rg_store *new, const char *old_name, const char *new
              rg_engine *eng, FILE *out)
 {
     rg__trs a = {0}, b = {0};
+    rg__counts counts = {0};
     long differences = 0;
     char t1[RG_TIME_BUFSZ], t2[RG_TIME_BUFSZ];
     int rc = rg_store_each_transition(old, 0, 1, rg__keep, &a);
@@ -377,6 +439,7 @@ long rg_diff(rg_store *old, rg_store *new, const char *old_name, const char *new
             x->matched = y->matched = 1;
             if (x->at != y->at) {
                 differences++;
+                rg__count(&counts, x->rule, RG__MOVED);
                 fprintf(out, "moved     %s %s %-26s %-8s %s -> %s\n", x->clinic, x->patient,
                         x->rule, x->open ? "open" : "resolved",
                         rg_zone_display(rg__zone(eng, x->clinic), x->at, t1),
@@ -384,6 +447,7 @@ long rg_diff(rg_store *old, rg_store *new, const char *old_name, const char *new
             }
             if (strcmp(x->severity, y->severity)) {
                 differences++;
+                rg__count(&counts, x->rule, RG__SEVERITY);
                 fprintf(out, "severity  %s %s %-26s %-8s %s: %s -> %s\n", x->clinic, x->patient,
                         x->rule, x->open ? "open" : "resolved",
                         rg_zone_display(rg__zone(eng, x->clinic), y->at, t2),
@@ -391,10 +455,12 @@ long rg_diff(rg_store *old, rg_store *new, const char *old_name, const char *new
             }
         }
     }
-    differences += rg__print_unmatched(&a, old_name, eng, out);
-    differences += rg__print_unmatched(&b, new_name, eng, out);
+    differences += rg__print_unmatched(&a, old_name, eng, out, &counts, RG__OLD_OPEN);
+    differences += rg__print_unmatched(&b, new_name, eng, out, &counts, RG__NEW_OPEN);
     fprintf(out, "%ld difference%s (%d transitions under %s, %d under %s)\n", differences,
             differences == 1 ? "" : "s", a.n, old_name, b.n, new_name);
+    rg__print_counts(&counts, old_name, new_name, out);
+    free(counts.v);
     rg__free_trs(&a);
     rg__free_trs(&b);
     return differences;

@@ -973,6 +973,7 @@ void rg_svc_handle(void *ud, rg_http_conn *c, const rg_http_req *req)
     } else if (get && !strcmp(p, "/metrics")) {
         RG__NEED(RG_NEED_METRICS, "read metrics");
         rg__get_metrics(sv, ci, c);
+    } else if (rg_svc_protocols_route(sv, ci, c, req, w)) { /* protocols_api.c */
     } else if (post && !strcmp(p, "/v1/admin/reload")) {
         RG__NEED(RG_NEED_ADMIN, "reload the configuration");
         char err[4096];

@@ -163,10 +163,11 @@ int rg_svc_load_config(rg_svc *sv, const char *path, char *err, size_t errlen)
     snprintf(sv->config_path, sizeof sv->config_path, "%s", path);
     json_object_foreach(root, key, v) {
         if (strcmp(key, "listen") && strcmp(key, "clinics") && strcmp(key, "limits") &&
-            strcmp(key, "api_keys") && strcmp(key, "sessions") && strcmp(key, "audit")) {
+            strcmp(key, "api_keys") && strcmp(key, "sessions") && strcmp(key, "audit") &&
+            strcmp(key, "protocol_changes")) {
             rc = rg__cfg_fail(err, errlen, path, key,
                               "unknown setting (known: listen, clinics, limits, api_keys, "
-                              "sessions, audit)");
+                              "sessions, audit, protocol_changes)");
             goto done;
         }
     }
@@ -182,6 +183,18 @@ int rg_svc_load_config(rg_svc *sv, const char *path, char *err, size_t errlen)
             goto done;
         }
         sv->audit_retention_days = days ? (int)json_integer_value(days) : 0;
+    }
+    /* docs/governance.md: "approval" runs only versions activated in the
+     * store; "development" (the default) reloads the directories */
+    json_t *changes = json_object_get(root, "protocol_changes");
+    if (changes) {
+        const char *s = json_string_value(changes);
+        if (!s || (strcmp(s, "approval") && strcmp(s, "development"))) {
+            rc = rg__cfg_fail(err, errlen, path, "protocol_changes",
+                              "expected \"approval\" or \"development\"");
+            goto done;
+        }
+        sv->approval = !strcmp(s, "approval");
     }
     json_t *listen = json_object_get(root, "listen");
     if (json_is_object(listen) && (rc = rg__cfg_listen_object(sv, listen, path, base, err, errlen)))

@@ -158,8 +158,10 @@ static void rg__run(rg__thread *t, rg_svc_job *j)
     }
     const rg_svc_clinic *c = &sv->clinics[j->clinic]; /* (name and dir never change) */
     if (t->loaded[j->clinic] != j->gen) {
-        char err[4096];
-        if (rg_engine_set_clinic(t->eng, c->name, c->dir, err, sizeof err))
+        char err[4096], d[PATH_MAX + 16], sh[PATH_MAX + 16];
+        const char *dir, *shipped; /* the directory, or its active version's (approval) */
+        rg_svc_clinic_source_r(sv, j->clinic, d, sh, sizeof d, &dir, &shipped);
+        if (rg_engine_set_clinic_from(t->eng, c->name, dir, shipped, NULL, err, sizeof err))
             rg_log("error", "clinic %s: evaluation thread %d cannot load its protocols (%s): "
                    "the version it ran before keeps running there", c->name, t->index, err);
         t->loaded[j->clinic] = j->gen;
@@ -319,9 +321,11 @@ int rg_svc_pool_start(rg_svc *sv, const char *db, int nthreads, char *err, size_
         /* the protocols the loop's engine loaded, now: a file broken later
          * is refused by a reload, and every thread keeps this version */
         for (int k = 0; k < sv->nclinics; k++) {
-            char why[4096];
-            if (rg_engine_set_clinic(t->eng, sv->clinics[k].name, sv->clinics[k].dir, why,
-                                     sizeof why))
+            char why[4096], d[PATH_MAX + 16], sh[PATH_MAX + 16];
+            const char *dir, *shipped;
+            rg_svc_clinic_source_r(sv, k, d, sh, sizeof d, &dir, &shipped);
+            if (rg_engine_set_clinic_from(t->eng, sv->clinics[k].name, dir, shipped, NULL, why,
+                                          sizeof why))
                 return rg_fail(err, errlen, RG_EPROTOCOL, "clinic %s: %s", sv->clinics[k].name,
                                why);
             t->loaded[k] = sv->clinics[k].gen;

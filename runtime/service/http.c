@@ -1089,6 +1089,10 @@ static void rg__on_connection(uv_stream_t *ls, int status)
     c->parser.data = c;
     c->state = RG__IDLE;
     int first = s->lim.first_request_timeout_ms;
+    /* the loop's clock is read again: after a blocking call (a store write
+     * that waited on a lock) it is stale, and a deadline counted from it
+     * would close a connection that has only just been accepted */
+    uv_update_time(s->loop);
     c->deadline = uv_now(s->loop) + (uint64_t)first;
     rg__timer(c, first < s->lim.idle_timeout_ms ? first : s->lim.idle_timeout_ms);
     rg__read(c, 1);

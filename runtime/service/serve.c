@@ -272,6 +272,8 @@ void rg_svc_arm(rg_svc *sv)
  * have scheduled their patients there, so the earliest wake-up is read again
  * and whatever is due now is evaluated in this loop iteration. A notice with
  * nothing new (data_version unchanged) costs one PRAGMA. */
+static int rg__load_clinics(rg_svc *sv, int initial);
+
 static void rg__on_notice(uv_signal_t *h, int sig)
 {
     rg_svc *sv = h->data;
@@ -281,6 +283,8 @@ static void rg__on_notice(uv_signal_t *h, int sig)
         return;
     sv->data_version = v;
     sv->notices++;
+    if (rg_svc_versions_take(sv)) /* a protocol version activated (protocols_live.c) */
+        rg__load_clinics(sv, 0);
     rg_svc_arm(sv);
 }
 
@@ -305,6 +309,8 @@ static void rg__on_lag(uv_timer_t *t)
     }
     sv->lag_last = now;
     sv->lag_wall = wall;
+    if (rg_svc_versions_take(sv)) /* an activation --at a time that has come */
+        rg__load_clinics(sv, 0);
 }
 
 /* ---- many workers (PostgreSQL) ------------------------------------------------------------ */
@@ -957,13 +963,14 @@ static int rg__load_clinics(rg_svc *sv, int initial)
         }
         /* a reload is a deployment: what changed goes live only when it
          * passes the gate (loading and its own scenario tests) */
-        const char *shipped = sv->shipped[0] ? sv->shipped : NULL;
-        uint64_t fp = rg_clinic_fingerprint(sv->clinics[i].dir, shipped);
+        const char *shipped, *dir; /* the directory, or its active version's (approval) */
+        rg_svc_clinic_source(sv, i, &dir, &shipped);
+        uint64_t fp = rg_clinic_fingerprint(dir, shipped);
         int gated = initial || fp == sv->clinics[i].live_fp
                         ? RG_OK
-                        : rg_clinic_gate(name, sv->clinics[i].dir, shipped, &sv->limits, err,
-                                         sizeof err);
-        if (gated || rg_engine_set_clinic(sv->eng, name, sv->clinics[i].dir, err, sizeof err)) {
+                        : rg_clinic_gate(name, dir, shipped, &sv->limits, err, sizeof err);
+        if (gated || rg_engine_set_clinic_from(sv->eng, name, dir, shipped, NULL, err,
+                                               sizeof err)) {
             failed++;
             if (!initial)
                 sv->reload_failures++;
@@ -997,7 +1004,11 @@ static int rg__load_clinics(rg_svc *sv, int initial)
             if (rg_store_wake_failing(sv->st, name, rg_now()) || rg_store_commit(sv->st))
                 rg_store_rollback(sv->st);
         }
-        if (initial || strcmp(old_hashes, new_hashes) != 0) {
+        /* a new version in force is re-evaluated even when only its
+         * parameters changed (protocols_live.c) */
+        int took = sv->clinics[i].version_new;
+        sv->clinics[i].version_new = 0;
+        if (initial || took || strcmp(old_hashes, new_hashes) != 0) {
             for (int p = 0; now_c && p < now_c->nprotos; p++)
                 rg_log("info", "clinic %s: protocol %s %s loaded from %s", name,
                        now_c->protos[p].id, now_c->protos[p].version, now_c->protos[p].file);
@@ -1034,7 +1045,7 @@ static void rg__on_fs(uv_fs_event_t *h, const char *filename, int events, int st
 {
     rg_svc *sv = h->data;
     (void)events;
-    if (status < 0 || sv->stopping)
+    if (status < 0 || sv->stopping || sv->approval) /* approval: versions, not files */
         return;
     /* a .lua file changed, or the directory itself was removed or renamed */
     if (filename && !strstr(filename, ".lua") && access(sv->watched[h - sv->watch], F_OK) == 0)
@@ -1447,6 +1458,7 @@ int rg_serve_main(const char *db_path, const char *config_path, const char *ship
         sv->notice_poll.data = sv->notice_drain.data = sv->notice_again.data = sv;
     }
     rg__take_leases(sv, rg__share(sv)); /* SQLite: all of them (the holder lock made this process the one) */
+    rg_svc_versions_take(sv); /* approval: the versions in force */
     int failed = rg__load_clinics(sv, 1);
     if (failed) {
         fprintf(stderr, "regimen serve: %d clinic%s could not load their protocols (see above)\n",
@@ -1547,6 +1559,7 @@ run:
         free(sv->clinics[i].webhook);
     }
     rg_svc_auth_free(sv);
+    rg_svc_versions_free(sv);
     if (!sv->exit_code)
         rg_log("info", "stopped");
     return rc ? 1 : sv->exit_code;

@@ -70,6 +70,11 @@ typedef struct rg_svc_clinic {
     int nwant, cap_want, wake;
     long woken; /* due patients evaluated in the wake-up under way (for the log) */
     struct rg_svc_pending *waiting, **waiting_tail;
+    /* "protocol_changes": "approval": the version from the store that runs
+     * (its id, "" for none: the directory as at start) and the private
+     * directory it was written to (protocols_live.c) */
+    char version[65], version_root[PATH_MAX];
+    int version_new; /* taken up, not yet loaded */
 } rg_svc_clinic;
 
 /* A quarantine begun or ended during an evaluation, for its system alert
@@ -180,6 +185,7 @@ typedef struct rg_svc {
     size_t history_cache; /* bytes of compiled histories kept (limits.history_cache_mb) */
     rg_time future_skew;  /* limits.future_skew_minutes (0: the default; negative: no check) */
     rg_budget_opts budget; /* limits.clinic_cpu_ms and limits.quarantine_* */
+    int approval; /* "protocol_changes": "approval": clinics run their active version (protocols_live.c) */
     uv_timer_t wake, reload_delay, lag;
     uv_timer_t release; /* at the end of a quarantine: the clinic's patients re-evaluated */
     uv_timer_t qnote;   /* quarantine notes to store as system alerts (next loop turn) */
@@ -233,6 +239,24 @@ typedef struct rg_svc {
  * (the order of rg_svc_clinic.events); the bounds (seconds) of the wake-up lateness histogram. */
 extern const char *const rg_svc_outcomes[5];
 extern const double rg_svc_late_bounds[6];
+
+/* protocols_live.c ("protocol_changes": "approval", docs/governance.md):
+ * reads each clinic's version in force from the store and, where it is not
+ * the one the clinic runs, writes it out for the loader; returns how many
+ * clinics changed (their reload is the caller's, as for a file saved). */
+int rg_svc_versions_take(rg_svc *sv);
+/* The directory and shipped root clinic i loads: its version's, or the
+ * configured ones. */
+void rg_svc_clinic_source(rg_svc *sv, int i, const char **dir, const char **shipped);
+/* The same into the caller's buffers d and s (size bytes each), for the
+ * evaluation threads, which load what the loop's engine loaded. */
+void rg_svc_clinic_source_r(rg_svc *sv, int i, char *d, char *s, size_t size, const char **dir,
+                            const char **shipped);
+void rg_svc_versions_free(rg_svc *sv);
+/* protocols_api.c: /v1/protocols/versions...; 0 when path is not one of
+ * its routes (answered otherwise). */
+int rg_svc_protocols_route(rg_svc *sv, int ci, struct rg_http_conn *c,
+                           const struct rg_http_req *req, const rg_svc_who *w);
 
 /* serve.c: the loop */
 void rg_svc_arm(rg_svc *sv);        /* re-arm the wake timer at the earliest wake-up */

@@ -139,6 +139,20 @@ const rg_pg_step rg_pg_steps[] = {
      "INSERT INTO audit_chain VALUES(1, 0,"
      " '0000000000000000000000000000000000000000000000000000000000000000', 0,"
      " '0000000000000000000000000000000000000000000000000000000000000000', NULL);"},
+    /* 10 -> 11, as store_sql.c's step: protocol versions, their files and
+     * what was done to them (docs/governance.md) */
+    {10, 11,
+     "CREATE TABLE protocol_sets("
+     "  clinic text COLLATE \"C\" NOT NULL, id text COLLATE \"C\" NOT NULL, n bigint NOT NULL,"
+     "  state text NOT NULL, proposed_by text NOT NULL, proposed_at bigint NOT NULL,"
+     "  message text NOT NULL, approved_by text, approved_at bigint, active_from bigint,"
+     "  PRIMARY KEY(clinic, id));"
+     "CREATE TABLE protocol_set_files("
+     "  clinic text COLLATE \"C\" NOT NULL, id text COLLATE \"C\" NOT NULL,"
+     "  path text COLLATE \"C\" NOT NULL, content bytea NOT NULL, PRIMARY KEY(clinic, id, path));"
+     "CREATE TABLE protocol_set_log("
+     "  seq bigserial PRIMARY KEY, clinic text COLLATE \"C\" NOT NULL, id text NOT NULL,"
+     "  action text NOT NULL, by text NOT NULL, at bigint NOT NULL, effective bigint NOT NULL);"},
 };
 const size_t rg_pg_nsteps = sizeof rg_pg_steps / sizeof rg_pg_steps[0];
 
@@ -184,6 +198,18 @@ const size_t rg_pg_nsteps = sizeof rg_pg_steps / sizeof rg_pg_steps[0];
 #define RG__NEXT(clinic, name)                                                          \
     "INSERT INTO counters(clinic, name, value) VALUES(" clinic ", '" name "', 1)"      \
     " ON CONFLICT (clinic, name) DO UPDATE SET value = counters.value + 1 RETURNING value"
+
+/* An alert as the service lists it (store_sql.c's RG__ALERTS_VIEW, as a
+ * subquery v so that its state can be filtered); P_ALERTS_VIEW and
+ * P_ALERT_BY_KEY add their WHERE. */
+#define RG__ALERTS_VIEW                                                                            \
+    "SELECT * FROM (SELECT o.seq, o.key,"                                                          \
+    " CASE WHEN r.seq IS NULL THEN 'open' ELSE 'resolved' END AS st,"                              \
+    " o.patient, o.protocol, o.version, o.rule, o.severity, o.message, o.at, o.due, r.at,"         \
+    " a.acked_by, a.acked_at, a.snoozed_until, coalesce(o.notify_at, o.at) FROM transitions o"     \
+    " LEFT JOIN transitions r ON r.clinic = o.clinic AND r.key = o.key AND r.alert_id = o.seq"     \
+    " AND r.state = 'resolved'"                                                                    \
+    " LEFT JOIN alerts a ON a.clinic = o.clinic AND a.id = o.seq"
 
 const char *const rg_pg_sql[P__COUNT] = {
     /* One round trip: the event's number, the event as its id's first
@@ -310,14 +336,7 @@ const char *const rg_pg_sql[P__COUNT] = {
                            " ORDER BY at, seq",
     [P_CLINIC_TRANSITIONS] = "SELECT " RG__TRANSITION_COLS " FROM transitions"
                              " WHERE clinic = $1 AND cseq > $2 ORDER BY cseq LIMIT $3",
-    [P_ALERTS_VIEW] =
-        "SELECT * FROM (SELECT o.seq, o.key,"
-        " CASE WHEN r.seq IS NULL THEN 'open' ELSE 'resolved' END AS st,"
-        " o.patient, o.protocol, o.version, o.rule, o.severity, o.message, o.at, o.due, r.at,"
-        " a.acked_by, a.acked_at, a.snoozed_until, coalesce(o.notify_at, o.at) FROM transitions o"
-        " LEFT JOIN transitions r ON r.clinic = o.clinic AND r.key = o.key AND r.alert_id = o.seq"
-        " AND r.state = 'resolved'"
-        " LEFT JOIN alerts a ON a.clinic = o.clinic AND a.id = o.seq"
+    [P_ALERTS_VIEW] = RG__ALERTS_VIEW
         " WHERE o.clinic = $1 AND o.state = 'open' AND ($2::text IS NULL OR o.patient = $2)"
         " AND ($4::text IS NULL OR o.key = $4) AND o.seq > $6) v"
         " WHERE ($3::text IS NULL OR v.st = $3) ORDER BY v.seq LIMIT $5",
@@ -417,14 +436,7 @@ const char *const rg_pg_sql[P__COUNT] = {
     [P_EVENT_ROWS_OF] = "SELECT " RG__EV_ROW " FROM events WHERE clinic = $1 AND id = $2"
                         " ORDER BY version",
     /* P_ALERTS_VIEW for one key, by transitions_by_key (store_sql.c) */
-    [P_ALERT_BY_KEY] =
-        "SELECT * FROM (SELECT o.seq, o.key,"
-        " CASE WHEN r.seq IS NULL THEN 'open' ELSE 'resolved' END AS st,"
-        " o.patient, o.protocol, o.version, o.rule, o.severity, o.message, o.at, o.due, r.at,"
-        " a.acked_by, a.acked_at, a.snoozed_until, coalesce(o.notify_at, o.at) FROM transitions o"
-        " LEFT JOIN transitions r ON r.clinic = o.clinic AND r.key = o.key AND r.alert_id = o.seq"
-        " AND r.state = 'resolved'"
-        " LEFT JOIN alerts a ON a.clinic = o.clinic AND a.id = o.seq"
+    [P_ALERT_BY_KEY] = RG__ALERTS_VIEW
         " WHERE o.clinic = $1 AND o.key = $4 AND o.state = 'open'"
         " AND ($2::text IS NULL OR o.patient = $2) AND o.seq > $6) v"
         " WHERE ($3::text IS NULL OR v.st = $3) ORDER BY v.seq LIMIT $5",

@@ -383,6 +383,7 @@ int rg_store_open(rg_store **out, const char *path, const rg_store_opts *opts, c
 }
 
 rg_pg *rg_store_pg(rg_store *st) { return st->pg; }
+sqlite3 *rg_store_sqlite(rg_store *st) { return st->pg ? NULL : st->db; }
 
 void rg_store_close(rg_store *st)
 {

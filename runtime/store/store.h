@@ -22,7 +22,8 @@
 /* 9: events carry a digest of their body, a key's actions are indexed by
  * (clinic, key) (issue 22) */
 /* 10: the audit trail (audit, audit_chain; runtime/store/audit.c) */
-#define RG_SCHEMA_VERSION 10
+/* 11: protocol_sets, protocol_set_files, protocol_set_log (protocol versions) */
+#define RG_SCHEMA_VERSION 11
 
 typedef struct rg_store rg_store;
 
@@ -399,6 +400,46 @@ int rg_store_audit_each(rg_store *st, const rg_audit_filter *f,
  * last of them) and makes the last one deleted the chain's base; *n: how
  * many (0 when none). Inside a write transaction. */
 int rg_store_audit_archive(rg_store *st, rg_time before, int64_t *n);
+/* ---- protocol versions (docs/governance.md; runtime/store/protosets.c). A
+ * clinic's protocol set captured as an immutable version: id (SHA-256 of its
+ * files, hex), n (1 for the clinic's first), state ("proposed", "approved",
+ * "shadow", "active", "superseded", "rolled back"), who proposed it, when
+ * and why, who approved it, since when it is in force (RG_TIME_NONE: not
+ * yet). SQLite only for now: on PostgreSQL these return RG_EUSAGE. */
+typedef struct rg_protoset {
+    const char *clinic, *id, *state, *proposed_by, *message;
+    const char *approved_by; /* NULL until approved */
+    int64_t n;
+    rg_time proposed_at, approved_at, active_from;
+} rg_protoset;
+/* Adds version v (state "proposed") with its nfiles files; RG_ECONFLICT
+ * when the clinic already has a version with this id. */
+int rg_store_protoset_add(rg_store *st, const rg_protoset *v, const char *const *paths,
+                          const char *const *contents, const size_t *lens, int nfiles);
+/* The clinic's versions, oldest first (fn's nonzero answer stops and is
+ * returned). */
+int rg_store_protoset_each(rg_store *st, const char *clinic,
+                           int (*fn)(void *ud, const rg_protoset *v), void *ud);
+/* A version's files in path order. */
+int rg_store_protoset_files(rg_store *st, const char *clinic, const char *id,
+                            int (*fn)(void *ud, const char *path, const char *content,
+                                      size_t len),
+                            void *ud);
+/* Sets a version's state, approval and time in force (as in v). */
+int rg_store_protoset_update(rg_store *st, const rg_protoset *v);
+/* Records what was done to a version (proposed, approved, activated...) by
+ * whom, when, with effect from when; each_log gives them oldest first (id
+ * NULL: every version's). */
+int rg_store_protoset_log(rg_store *st, const char *clinic, const char *id, const char *action,
+                          const char *by, rg_time at, rg_time effective);
+int rg_store_protoset_each_log(rg_store *st, const char *clinic, const char *id,
+                               int (*fn)(void *ud, const char *id, const char *action,
+                                         const char *by, rg_time at, rg_time effective),
+                               void *ud);
+/* Every stored version of every event of the clinic as received (its body),
+ * in the order stored: what a replay ingests again. */
+int rg_store_each_event_body(rg_store *st, const char *clinic,
+                             int (*fn)(void *ud, const char *body, size_t len), void *ud);
 
 /* ---- many workers on one store. PostgreSQL: any number of services share
  * it, each clinic evaluated by the one holding its lease. SQLite: one

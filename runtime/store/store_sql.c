@@ -216,6 +216,20 @@ const char *const rg_store_migrations[] = {
     "INSERT INTO audit_chain VALUES(1, 0,"
     " '0000000000000000000000000000000000000000000000000000000000000000', 0,"
     " '0000000000000000000000000000000000000000000000000000000000000000', NULL);",
+    /* 10 -> 11: protocol changes a clinic can trust (docs/governance.md). A
+     * clinic's protocol set captured as an immutable version (id: the
+     * SHA-256 of its files), its files, and what was done to it by whom */
+    "CREATE TABLE protocol_sets("
+    "  clinic TEXT NOT NULL, id TEXT NOT NULL, n INTEGER NOT NULL, state TEXT NOT NULL,"
+    "  proposed_by TEXT NOT NULL, proposed_at INTEGER NOT NULL, message TEXT NOT NULL,"
+    "  approved_by TEXT, approved_at INTEGER, active_from INTEGER,"
+    "  PRIMARY KEY(clinic, id)) WITHOUT ROWID;"
+    "CREATE TABLE protocol_set_files("
+    "  clinic TEXT NOT NULL, id TEXT NOT NULL, path TEXT NOT NULL, content BLOB NOT NULL,"
+    "  PRIMARY KEY(clinic, id, path)) WITHOUT ROWID;"
+    "CREATE TABLE protocol_set_log("
+    "  seq INTEGER PRIMARY KEY, clinic TEXT NOT NULL, id TEXT NOT NULL, action TEXT NOT NULL,"
+    "  by TEXT NOT NULL, at INTEGER NOT NULL, effective INTEGER NOT NULL);",
 };
 const size_t rg_store_nmigrations = sizeof rg_store_migrations / sizeof rg_store_migrations[0];
 
@@ -236,6 +250,17 @@ const size_t rg_store_nmigrations = sizeof rg_store_migrations / sizeof rg_store
 #define RG__CURRENT(e)                                                                     \
     "NOT EXISTS (SELECT 1 FROM events n WHERE n.clinic = " e ".clinic AND n.id = " e ".id" \
     " AND n.version > " e ".version)"
+
+/* An alert as the service lists it: its opening, its resolution (a re-raise
+ * is not one) and what staff did; Q_ALERTS_VIEW and Q_ALERT_BY_KEY add
+ * their WHERE. */
+#define RG__ALERTS_VIEW                                                                            \
+    "SELECT o.seq, o.key, CASE WHEN r.seq IS NULL THEN 'open' ELSE 'resolved' END AS st,"          \
+    " o.patient, o.protocol, o.version, o.rule, o.severity, o.message, o.at, o.due, r.at,"         \
+    " a.acked_by, a.acked_at, a.snoozed_until, coalesce(o.notify_at, o.at) FROM transitions o"     \
+    " LEFT JOIN transitions r ON r.clinic = o.clinic AND r.key = o.key AND r.alert_id = o.seq"     \
+    " AND r.state = 'resolved'"                                                                    \
+    " LEFT JOIN alerts a ON a.id = o.seq"
 
 const char *const rg_store_sql[Q__COUNT] = {
     /* the first stored version of an id (whatever its number): stored only
@@ -330,26 +355,14 @@ const char *const rg_store_sql[Q__COUNT] = {
         "SELECT seq, at, state, clinic, patient, key, protocol, version, rule, severity,"
         " message, due, params, evidence, cseq, coalesce(notify_at, at) FROM transitions WHERE clinic = ?1 AND cseq > ?2"
         " ORDER BY cseq LIMIT ?3",
-    [Q_ALERTS_VIEW] =
-        "SELECT o.seq, o.key, CASE WHEN r.seq IS NULL THEN 'open' ELSE 'resolved' END AS st,"
-        " o.patient, o.protocol, o.version, o.rule, o.severity, o.message, o.at, o.due, r.at,"
-        " a.acked_by, a.acked_at, a.snoozed_until, coalesce(o.notify_at, o.at) FROM transitions o"
-        " LEFT JOIN transitions r ON r.clinic = o.clinic AND r.key = o.key AND r.alert_id = o.seq"
-        " AND r.state = 'resolved'"
-        " LEFT JOIN alerts a ON a.id = o.seq"
+    [Q_ALERTS_VIEW] = RG__ALERTS_VIEW
         " WHERE o.clinic = ?1 AND o.state = 'open' AND (?2 IS NULL OR o.patient = ?2)"
         " AND (?3 IS NULL OR st = ?3) AND (?4 IS NULL OR o.key = ?4) AND o.seq > ?6"
         " ORDER BY o.seq LIMIT ?5",
     /* Q_ALERTS_VIEW for one key (?4): the key in the WHERE as a plain
      * equality, so the rows come from transitions_by_key, not from a walk
      * through every transition of the clinic */
-    [Q_ALERT_BY_KEY] =
-        "SELECT o.seq, o.key, CASE WHEN r.seq IS NULL THEN 'open' ELSE 'resolved' END AS st,"
-        " o.patient, o.protocol, o.version, o.rule, o.severity, o.message, o.at, o.due, r.at,"
-        " a.acked_by, a.acked_at, a.snoozed_until, coalesce(o.notify_at, o.at) FROM transitions o"
-        " LEFT JOIN transitions r ON r.clinic = o.clinic AND r.key = o.key AND r.alert_id = o.seq"
-        " AND r.state = 'resolved'"
-        " LEFT JOIN alerts a ON a.id = o.seq"
+    [Q_ALERT_BY_KEY] = RG__ALERTS_VIEW
         " WHERE o.clinic = ?1 AND o.key = ?4 AND o.state = 'open' AND (?2 IS NULL OR o.patient = ?2)"
         " AND (?3 IS NULL OR st = ?3) AND o.seq > ?6 ORDER BY o.seq LIMIT ?5",
     [Q_ALERT_ACK] = "INSERT INTO alerts(id, acked_by, acked_at) VALUES(?1, ?2, ?3)"

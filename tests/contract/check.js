@@ -97,6 +97,7 @@ async function main() {
     clinics: {
       north: { protocols: path.join(root, 'examples/clinics/north'), tokens: [north],
                users: [{ name: 'ann', role: 'nurse', password: pw('ann-contract-pw') },
+                       { name: 'pat', role: 'prescriber', password: pw('pat-contract-pw') },
                        { name: 'adam', role: 'admin', password: pw('adam-contract-pw') }],
                api_keys: [{ name: 'feed', role: 'integration', sha256: sha(feed) },
                           { name: 'audit', role: 'auditor', sha256: sha(audk) }],
@@ -106,6 +107,10 @@ async function main() {
     api_keys: [{ name: 'prometheus', role: 'metrics', sha256: sha(prom) }],
     limits: { max_events_per_request: 50 },
   }));
+  // a protocol version proposed by carol, for the versions' endpoints
+  const propose = (d) => execFileSync(bin, ['protocols', 'propose', '--db', path.join(dir, 'c.db'), '--clinic', 'north',
+    '--by', 'carol', path.join(root, d)]).toString().split('\n')[0].split(' ')[1];
+  const proposed = propose('examples/clinics/north'), second = propose('examples/clinics/south');
   const srv = spawn(bin, ['serve', '--config', path.join(dir, 'serve.json'), '--db', path.join(dir, 'c.db')],
                     { stdio: ['ignore', 'ignore', fs.openSync(path.join(dir, 'serve.log'), 'w')] });
   let up = false;
@@ -233,6 +238,25 @@ async function main() {
   const ad = await check('POST', SE, SE, { body: { clinic: 'north', user: 'adam', password: 'adam-contract-pw' } }, 200);
   const adam = { Cookie: String(ad.headers['set-cookie'] || '').split(';')[0], 'X-CSRF-Token': ad.body.csrf };
   await check('POST', '/v1/admin/reload', '/v1/admin/reload', { headers: adam }, 200);
+  // protocol versions (docs/governance.md)
+  const PV = '/v1/protocols/versions', PA = PV + '/{id}/approve', PC = PV + '/{id}/activate', PR = PV + '/{id}/rollback';
+  const ps = await check('POST', SE, SE, { body: { clinic: 'north', user: 'pat', password: 'pat-contract-pw' } }, 200);
+  const pat = { Cookie: String(ps.headers['set-cookie'] || '').split(';')[0], 'X-CSRF-Token': ps.body.csrf };
+  await check('GET', PV, PV, { headers: ann }, 200);
+  await check('POST', PA, `${PV}/${proposed}/approve`, { headers: ann }, 403);
+  await check('POST', PA, `${PV}/ffff/approve`, { headers: pat }, 404);
+  await check('POST', PC, `${PV}/${proposed}/activate`, { headers: adam }, 409);
+  await check('POST', PA, `${PV}/${proposed}/approve`, { headers: pat }, 200);
+  await check('POST', PA, `${PV}/${proposed}/approve`, { headers: pat }, 409);
+  await check('POST', PC, `${PV}/${proposed}/activate`, { headers: adam, body: { at: 'soon' } }, 400);
+  await check('POST', PC, `${PV}/${proposed}/activate`, { headers: adam, body: { at: '2026-01-01T00:00:00Z' } }, 200);
+  await check('POST', PR, `${PV}/${proposed}/rollback`, { headers: adam }, 409);
+  await check('POST', PR, `${PV}/ffff/rollback`, { headers: adam }, 404);
+  await check('POST', PA, `${PV}/${second}/approve`, { headers: pat }, 200);
+  await check('POST', PC, `${PV}/${second}/activate`, { headers: adam }, 200);
+  await check('POST', PR, `${PV}/${proposed}/rollback`, { headers: adam }, 200);
+  const listed = await check('GET', PV, PV, { headers: ann }, 200);
+  if (!listed.body.versions.length || listed.body.versions[0].state !== 'active') fail('GET /v1/protocols/versions: the activated version should be active');
   await check('POST', '/v1/admin/reload', '/v1/admin/reload', { headers: ann }, 403);
   await check('POST', '/v1/admin/reload', '/v1/admin/reload', {}, 401);
   await check('GET', '/metrics', '/metrics', { headers: adam }, 200);

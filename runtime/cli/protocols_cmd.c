@@ -1,0 +1,471 @@
+/*
+ * protocols_cmd.c - `regimen protocols`: a clinic's protocol set as versions
+ * in the store, changed by a reviewed workflow (docs/governance.md):
+ *
+ *   propose  --clinic NAME --by PERSON [-m TEXT] [--until TIME] DIR
+ *   approve  --clinic NAME --by PERSON VERSION
+ *   activate --clinic NAME --by PERSON [--at TIME] VERSION
+ *   rollback --clinic NAME --by PERSON VERSION
+ *   list     --clinic NAME
+ *   show     --clinic NAME [--until TIME] VERSION
+ *
+ * A proposal must pass `regimen check` (rg_clinic_gate, with the scenario
+ * tests) on the very files it stores; its answer is "version ID", then what
+ * the change does to the clinic's stored history: both versions replayed
+ * (governance.c) and compared by rg_diff, the engine of `regimen diff`.
+ * Approval needs a second person. Exit 0 done, 1 refused (one line saying
+ * why), 2 could not run. Depends on governance.c, gate.c, explain.c.
+ */
+#include "protocols_cmd.h"
+
+#include "explain.h"
+#include "gate.h"
+#include "governance.h"
+#include "holder.h"
+#include "store.h"
+
+#include <getopt.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct rg__popts {
+    const char *db, *clinic, *by, *message, *at, *until;
+} rg__popts;
+
+static int rg__die2(const char *what)
+{
+    fprintf(stderr, "regimen protocols: %s\n", what);
+    return 2;
+}
+
+static int rg__refuse(const char *fmt, const char *a, const char *b)
+{
+    fprintf(stderr, "regimen protocols: refused: ");
+    fprintf(stderr, fmt, a, b);
+    fputc('\n', stderr);
+    return 1;
+}
+
+/* The clinic's versions; 2 (printed why) when they cannot be read. */
+static int rg__load(rg_store *st, const char *clinic, rg_gov_vers *vs)
+{
+    int rc = rg_gov_versions(st, clinic, vs);
+    if (rc == RG_EUSAGE)
+        fprintf(stderr, "regimen protocols: protocol versions are kept in SQLite stores only "
+                        "for now; --db names a PostgreSQL database\n");
+    else if (rc)
+        fprintf(stderr, "regimen protocols: reading the versions: %s (%s)\n", rg_strerror(rc),
+                rg_store_errmsg(st));
+    return rc ? 2 : 0;
+}
+
+/* The version named by ref, or NULL with exit code 1 in *rc and the reason
+ * printed. */
+static rg_gov_ver *rg__find(rg_gov_vers *vs, const char *clinic, const char *ref, int *rc)
+{
+    char why[512];
+    rg_gov_ver *v = rg_gov_find(vs, clinic, ref, why, sizeof why);
+    if (!v)
+        *rc = rg__refuse("%s%s", why, "");
+    return v;
+}
+
+static int rg__open(const rg__popts *o, rg_store **st)
+{
+    char err[1024];
+    rg_store_opts so = {.durable = 1};
+    if (rg_store_open(st, o->db, &so, err, sizeof err)) {
+        fprintf(stderr, "regimen: %s\n", err);
+        return 2;
+    }
+    return 0;
+}
+
+static int rg__keep_file(void *ud, const char *path, const char *content, size_t len)
+{
+    return rg_gov_add(ud, path, content, len);
+}
+
+/* The stored version id of clinic written out (root) for the loader. */
+static int rg__materialize(rg_store *st, const char *clinic, const char *id, char *root,
+                           size_t rootlen)
+{
+    rg_gov_files f = {0};
+    char err[1024];
+    int rc = rg_store_protoset_files(st, clinic, id, rg__keep_file, &f);
+    if (rc) {
+        rg_gov_free(&f);
+        fprintf(stderr, "regimen protocols: reading version %.12s: %s\n", id, rg_strerror(rc));
+        return 2;
+    }
+    rc = rg_gov_materialize(&f, root, rootlen, err, sizeof err);
+    rg_gov_free(&f);
+    if (rc) {
+        fprintf(stderr, "regimen protocols: %s\n", err);
+        return 2;
+    }
+    return 0;
+}
+
+/* Prints what replacing old_root's version by new_root's does to clinic's
+ * stored history up to until (rg_diff, as `regimen diff`). old_root NULL:
+ * no version is active, and the old side is the shipped default (the
+ * ketamine set, as simulate runs a clinic without a directory). */
+static int rg__diff(rg_store *st, const char *clinic, const char *old_root, const char *new_root,
+                    const char *shipped_root, rg_time until)
+{
+    if (!old_root && !shipped_root) {
+        printf("no version of clinic %s is active: nothing to compare with\n", clinic);
+        return 0;
+    }
+    if (!old_root)
+        printf("no version of clinic %s is active: compared with the shipped default "
+               "(ketamine)\n", clinic);
+    rg_store *s[2] = {NULL, NULL};
+    rg_engine *e[2] = {NULL, NULL};
+    const char *roots[2] = {old_root, new_root};
+    rg_limits lim = RG_LIMITS_DEFAULT;
+    char err[4096];
+    int rc = 0;
+    for (int i = 0; i < 2 && !rc; i++) {
+        char dir[PATH_MAX + 16], shipped[PATH_MAX + 16];
+        if (roots[i]) {
+            snprintf(dir, sizeof dir, "%s/clinic", roots[i]);
+            snprintf(shipped, sizeof shipped, "%s/shipped", roots[i]);
+        } else {
+            snprintf(dir, sizeof dir, "%s/ketamine", shipped_root);
+            snprintf(shipped, sizeof shipped, "%s", shipped_root);
+        }
+        if (rg_gov_replay(st, clinic, dir, shipped, &lim, until, &s[i], &e[i], err,
+                          sizeof err)) {
+            fprintf(stderr, "regimen protocols: %s\n", err);
+            rc = 2;
+        } else if (rg_engine_stats_get(e[i])->errors) {
+            printf("the %s version had %lld evaluation errors on the history: no diff\n",
+                   i ? "new" : "active", (long long)rg_engine_stats_get(e[i])->errors);
+            rc = -1;
+        }
+    }
+    if (!rc && rg_diff(s[0], s[1], "OLD", "NEW", e[1], stdout) < 0)
+        rc = 2;
+    for (int i = 0; i < 2; i++) {
+        rg_engine_free(e[i]);
+        rg_store_close(s[i]);
+    }
+    return rc < 0 ? 0 : rc;
+}
+
+static int rg__time_opt(const char *s, const char *name, rg_time *t)
+{
+    char err[256];
+    *t = rg_now();
+    if (s && rg_time_parse(s, strlen(s), t, NULL, err, sizeof err)) {
+        fprintf(stderr, "regimen protocols: %s: %s\n", name, err);
+        return 2;
+    }
+    return 0;
+}
+
+/* Runs what (begin, fn, commit) and tells a service holding the file. */
+static int rg__commit(rg_store *st, const rg__popts *o)
+{
+    if (rg_store_commit(st)) {
+        fprintf(stderr, "regimen protocols: storing: %s\n", rg_store_errmsg(st));
+        return 2;
+    }
+    rg_holder_notify(o->db);
+    return 0;
+}
+
+static int rg__propose(rg_store *st, const rg__popts *o, const char *dir, const char *shipped)
+{
+    rg_gov_files f;
+    char err[4096], root[PATH_MAX], active_root[PATH_MAX];
+    rg_time until;
+    int rc = rg__time_opt(o->until, "--until", &until);
+    if (rc)
+        return rc;
+    if (rg_gov_capture(&f, dir, shipped, err, sizeof err)) {
+        fprintf(stderr, "regimen protocols: %s\n", err);
+        return 2;
+    }
+    rg_gov_vers vs;
+    if ((rc = rg__load(st, o->clinic, &vs))) {
+        rg_gov_free(&f);
+        return rc;
+    }
+    for (int i = 0; i < vs.n; i++)
+        if (!strcmp(vs.v[i].id, f.id)) {
+            rc = rg__refuse("these files are version %.12s already (%s)", f.id, vs.v[i].state);
+            goto done;
+        }
+    /* the check runs on the files as they will be stored */
+    if (rg_gov_materialize(&f, root, sizeof root, err, sizeof err)) {
+        fprintf(stderr, "regimen protocols: %s\n", err);
+        rc = 2;
+        goto done;
+    }
+    char cdir[PATH_MAX + 16], sdir[PATH_MAX + 16];
+    snprintf(cdir, sizeof cdir, "%s/clinic", root);
+    snprintf(sdir, sizeof sdir, "%s/shipped", root);
+    rg_limits lim = RG_LIMITS_DEFAULT;
+    int g = rg_clinic_gate(o->clinic, cdir, shipped ? sdir : NULL, &lim, err, sizeof err);
+    if (g) {
+        /* one line: the first of the reason and the first failure, with
+         * the temporary path put back */
+        char *nl = strchr(err, '\n');
+        if (nl) {
+            *nl = '\0';
+            char *fail = strstr(nl + 1, "FAIL");
+            if (!fail)
+                fail = strstr(nl + 1, "error:");
+            if (fail) {
+                fail[strcspn(fail, "\n")] = '\0';
+                memmove(err + strlen(err) + 2, fail, strlen(fail) + 1);
+                memcpy(err + strlen(err), ": ", 2);
+            }
+        }
+        char line[4096];
+        size_t len = 0;
+        for (const char *p = err, *hit; *p && len < sizeof line - 1; p = hit + strlen(cdir)) {
+            if (!(hit = strstr(p, cdir))) {
+                snprintf(line + len, sizeof line - len, "%s", p);
+                break;
+            }
+            len += (size_t)snprintf(line + len, sizeof line - len, "%.*s%s", (int)(hit - p), p,
+                                    dir);
+        }
+        line[sizeof line - 1] = '\0';
+        if (!err[0])
+            line[0] = '\0';
+        rc = g == RG_ENOMEM ? rg__die2("out of memory")
+                            : rg__refuse("%s does not pass regimen check: %s", dir, line);
+        rg_gov_remove(root);
+        goto done;
+    }
+    rg_protoset v = {.clinic = o->clinic, .id = f.id, .proposed_by = o->by,
+                     .message = o->message ? o->message : "", .proposed_at = rg_now()};
+    if (rg_store_begin(st) ||
+        rg_store_protoset_add(st, &v, (const char *const *)f.paths,
+                              (const char *const *)f.contents, f.lens, f.n) ||
+        rg_store_protoset_log(st, o->clinic, f.id, "proposed", o->by, v.proposed_at,
+                              v.proposed_at)) {
+        fprintf(stderr, "regimen protocols: storing the version: %s\n", rg_store_errmsg(st));
+        rg_store_rollback(st);
+        rg_gov_remove(root);
+        rc = 2;
+        goto done;
+    }
+    if ((rc = rg__commit(st, o))) {
+        rg_gov_remove(root);
+        goto done;
+    }
+    printf("version %s\n", f.id);
+    fflush(stdout);
+    rg_gov_ver *act = rg_gov_active(&vs);
+    if (act && (rc = rg__materialize(st, o->clinic, act->id, active_root, sizeof active_root)))
+        act = NULL;
+    if (!rc)
+        rc = rg__diff(st, o->clinic, act ? active_root : NULL, root, shipped, until);
+    if (act)
+        rg_gov_remove(active_root);
+    rg_gov_remove(root);
+done:
+    free(vs.v);
+    rg_gov_free(&f);
+    return rc;
+}
+
+/* approve, activate, rollback: a change of state, logged. */
+static int rg__change(rg_store *st, const rg__popts *o, const char *what, const char *ref)
+{
+    rg_time at;
+    char msg[2048];
+    int rc = rg__time_opt(o->at, "--at", &at);
+    if (rc)
+        return rc;
+    rc = rg_gov_change(st, o->clinic, what, ref, o->by, at, msg, sizeof msg);
+    if (rc == RG_ENOTFOUND || rc == RG_ECONFLICT)
+        return rg__refuse("%s%s", msg, "");
+    if (rc == RG_EUSAGE)
+        return rg__load(st, o->clinic, &(rg_gov_vers){0});
+    if (rc) {
+        fprintf(stderr, "regimen protocols: %s\n", msg);
+        return 2;
+    }
+    rg_holder_notify(o->db);
+    printf("%s\n", msg);
+    return 0;
+}
+
+static int rg__list(rg_store *st, const rg__popts *o)
+{
+    rg_gov_vers vs;
+    int rc = rg__load(st, o->clinic, &vs);
+    if (rc)
+        return rc;
+    for (int i = 0; i < vs.n; i++) {
+        const rg_gov_ver *v = &vs.v[i];
+        char when[RG_TIME_BUFSZ], from[RG_TIME_BUFSZ];
+        printf("%.12s  %-11s  %-12s  %s", v->id, v->state, v->by,
+               rg_time_format(v->proposed_at, when));
+        if (v->approved)
+            printf("  approved by %s", v->approved_by);
+        if (v->active_from != RG_TIME_NONE && !strcmp(v->state, "active"))
+            printf("  active from %s", rg_time_format(v->active_from, from));
+        printf("%s%s\n", v->message[0] ? "  " : "", v->message);
+    }
+    if (!vs.n)
+        printf("no versions of clinic %s\n", o->clinic);
+    free(vs.v);
+    return 0;
+}
+
+static int rg__show_file(void *ud, const char *path, const char *content, size_t len)
+{
+    (void)ud;
+    (void)content;
+    printf("  %-48s  %zu bytes\n", path, len);
+    return 0;
+}
+
+static int rg__show_log(void *ud, const char *id, const char *action, const char *by,
+                        rg_time at, rg_time effective)
+{
+    char a[RG_TIME_BUFSZ], e[RG_TIME_BUFSZ];
+    (void)ud;
+    (void)id;
+    printf("  %s  %-14s  by %s", rg_time_format(at, a), action, by);
+    if (effective != at)
+        printf("  (from %s)", rg_time_format(effective, e));
+    putchar('\n');
+    return 0;
+}
+
+static int rg__show(rg_store *st, const rg__popts *o, const char *ref, const char *shipped)
+{
+    rg_gov_vers vs;
+    rg_time until;
+    char when[RG_TIME_BUFSZ], root[PATH_MAX], active_root[PATH_MAX];
+    int rc = rg__time_opt(o->until, "--until", &until);
+    if (rc || (rc = rg__load(st, o->clinic, &vs)))
+        return rc;
+    rg_gov_ver *v = rg__find(&vs, o->clinic, ref, &rc);
+    if (!v)
+        goto done;
+    printf("version %s\n", v->id);
+    printf("clinic   %s\nstate    %s\nproposed by %s at %s\n", o->clinic, v->state, v->by,
+           rg_time_format(v->proposed_at, when));
+    if (v->message[0])
+        printf("message  %s\n", v->message);
+    printf("files:\n");
+    if ((rc = rg_store_protoset_files(st, o->clinic, v->id, rg__show_file, NULL)))
+        goto failed;
+    printf("history:\n");
+    if ((rc = rg_store_protoset_each_log(st, o->clinic, v->id, rg__show_log, NULL)))
+        goto failed;
+    rg_gov_ver *act = rg_gov_active(&vs);
+    if (act == v) {
+        printf("diff: this is the active version\n");
+        goto done;
+    }
+    printf("diff against the active version:\n");
+    fflush(stdout);
+    if ((rc = rg__materialize(st, o->clinic, v->id, root, sizeof root)))
+        goto done;
+    if (act && (rc = rg__materialize(st, o->clinic, act->id, active_root, sizeof active_root))) {
+        rg_gov_remove(root);
+        goto done;
+    }
+    rc = rg__diff(st, o->clinic, act ? active_root : NULL, root, shipped, until);
+    rg_gov_remove(root);
+    if (act)
+        rg_gov_remove(active_root);
+    goto done;
+failed:
+    fprintf(stderr, "regimen protocols: reading version %.12s: %s\n", v->id, rg_strerror(rc));
+    rc = 2;
+done:
+    free(vs.v);
+    return rc;
+}
+
+static const char rg__usage[] =
+    "usage: regimen protocols COMMAND --clinic NAME [--db PATH] ...\n"
+    "  propose  --clinic NAME --by PERSON [-m TEXT] [--until TIME] DIR\n"
+    "  approve  --clinic NAME --by PERSON VERSION\n"
+    "  activate --clinic NAME --by PERSON [--at TIME] VERSION\n"
+    "  rollback --clinic NAME --by PERSON VERSION\n"
+    "  list     --clinic NAME\n"
+    "  show     --clinic NAME [--until TIME] VERSION\n"
+    "VERSION is a version's id or a unique prefix of it. Exit 0: done; 1: refused;\n"
+    "2: could not run.\n";
+
+int rg_protocols_cmd(int argc, char **argv, const char *shipped)
+{
+    static const struct option longs[] = {
+        {"db", required_argument, NULL, 'd'},      {"clinic", required_argument, NULL, 'c'},
+        {"by", required_argument, NULL, 'b'},      {"message", required_argument, NULL, 'm'},
+        {"at", required_argument, NULL, 'a'},      {"until", required_argument, NULL, 'u'},
+        {"help", no_argument, NULL, 'h'},          {NULL, 0, NULL, 0}};
+    rg__popts o = {.db = "regimen.db"};
+    if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
+        fputs(rg__usage, argc < 2 ? stderr : stdout);
+        return argc < 2 ? 2 : 0;
+    }
+    const char *cmd = argv[1];
+    static const char *const cmds[] = {"propose", "approve", "activate", "rollback", "list",
+                                       "show"};
+    int known = 0;
+    for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++)
+        known |= !strcmp(cmd, cmds[i]);
+    if (!known) {
+        fprintf(stderr, "regimen protocols: unknown command '%s'\n%s", cmd, rg__usage);
+        return 2;
+    }
+    optind = 2;
+    int c;
+    while ((c = getopt_long(argc, argv, "m:", longs, NULL)) != -1) {
+        switch (c) {
+        case 'd': o.db = optarg; break;
+        case 'c': o.clinic = optarg; break;
+        case 'b': o.by = optarg; break;
+        case 'm': o.message = optarg; break;
+        case 'a': o.at = optarg; break;
+        case 'u': o.until = optarg; break;
+        case 'h': fputs(rg__usage, stdout); return 0;
+        default: fputs(rg__usage, stderr); return 2;
+        }
+    }
+    int lists = !strcmp(cmd, "list");
+    if (!o.clinic || !*o.clinic)
+        return rg__die2("needs --clinic NAME");
+    if (!o.by && strcmp(cmd, "list") && strcmp(cmd, "show"))
+        return rg__die2("needs --by PERSON (who does this, recorded with it)");
+    if (o.by && !*o.by)
+        return rg__die2("--by names a person: it is empty");
+    if (o.at && strcmp(cmd, "activate"))
+        return rg__die2("--at is for activate");
+    if (optind != argc - !lists) {
+        fprintf(stderr, "regimen protocols %s: %s\n", cmd,
+                lists ? "takes no arguments"
+                      : !strcmp(cmd, "propose") ? "needs one DIR" : "needs one VERSION");
+        return 2;
+    }
+    rg_store *st = NULL;
+    int rc = rg__open(&o, &st);
+    if (rc)
+        return rc;
+    if (!strcmp(cmd, "propose"))
+        rc = rg__propose(st, &o, argv[optind], shipped);
+    else if (lists)
+        rc = rg__list(st, &o);
+    else if (!strcmp(cmd, "show"))
+        rc = rg__show(st, &o, argv[optind], shipped);
+    else
+        rc = rg__change(st, &o, cmd, argv[optind]);
+    rg_store_close(st);
+    return rc;
+}

@@ -1,0 +1,483 @@
+/*
+ * governance.c - protocol versions as files (see governance.h): capture a
+ * directory, name it by SHA-256 (libsodium), write a stored version back out
+ * to a private directory so the one loader (clinic.c) and the one engine
+ * (rg_engine_advance) evaluate it, and replay a clinic's stored history
+ * under a version for rg_diff. Depends on engine.c, ingest.c and the store.
+ */
+#include "governance.h"
+
+#include "ingest.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <limits.h>
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define RG__MAX_FILE (4u << 20) /* bytes of one file of a version */
+#define RG__MAX_FILES 4096
+
+int rg_gov_add(rg_gov_files *f, const char *path, const char *content, size_t len)
+{
+    if (f->n >= RG__MAX_FILES)
+        return RG_ELIMIT;
+    char **p = realloc(f->paths, (size_t)(f->n + 1) * sizeof *p);
+    if (!p)
+        return RG_ENOMEM;
+    f->paths = p;
+    char **c = realloc(f->contents, (size_t)(f->n + 1) * sizeof *c);
+    if (!c)
+        return RG_ENOMEM;
+    f->contents = c;
+    size_t *l = realloc(f->lens, (size_t)(f->n + 1) * sizeof *l);
+    if (!l)
+        return RG_ENOMEM;
+    f->lens = l;
+    char *copy = malloc(len + 1);
+    char *name = strdup(path);
+    if (!copy || !name) {
+        free(copy);
+        free(name);
+        return RG_ENOMEM;
+    }
+    memcpy(copy, content, len);
+    copy[len] = '\0';
+    f->paths[f->n] = name;
+    f->contents[f->n] = copy;
+    f->lens[f->n++] = len;
+    return RG_OK;
+}
+
+void rg_gov_free(rg_gov_files *f)
+{
+    for (int i = 0; i < f->n; i++) {
+        free(f->paths[i]);
+        free(f->contents[i]);
+    }
+    free(f->paths);
+    free(f->contents);
+    free(f->lens);
+    memset(f, 0, sizeof *f);
+}
+
+static int rg__cmp(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* Every regular file under path (shown as prefix/...), names in order. */
+static int rg__walk(rg_gov_files *f, const char *path, const char *prefix, int depth,
+                    char *err, size_t errlen)
+{
+    DIR *d = depth < 8 ? opendir(path) : NULL;
+    if (!d)
+        return depth ? RG_OK
+                     : rg_fail(err, errlen, RG_EINVAL, "%s: cannot read the directory (%s)",
+                               path, strerror(errno));
+    char **names = NULL;
+    int n = 0, rc = RG_OK;
+    struct dirent *de;
+    while ((de = readdir(d))) {
+        if (de->d_name[0] == '.')
+            continue;
+        char **grown = realloc(names, (size_t)(n + 1) * sizeof *names);
+        if (!grown || !(grown[n] = strdup(de->d_name))) {
+            names = grown ? grown : names;
+            rc = RG_ENOMEM;
+            break;
+        }
+        names = grown;
+        n++;
+    }
+    closedir(d);
+    if (n)
+        qsort(names, (size_t)n, sizeof *names, rg__cmp);
+    for (int i = 0; i < n; i++) {
+        char full[PATH_MAX], rel[PATH_MAX];
+        struct stat sb;
+        snprintf(full, sizeof full, "%s/%s", path, names[i]);
+        snprintf(rel, sizeof rel, "%s/%s", prefix, names[i]);
+        if (rc == RG_OK && stat(full, &sb) == 0) {
+            if (S_ISDIR(sb.st_mode)) {
+                rc = rg__walk(f, full, rel, depth + 1, err, errlen);
+            } else if (S_ISREG(sb.st_mode)) {
+                if ((size_t)sb.st_size > RG__MAX_FILE) {
+                    rc = rg_fail(err, errlen, RG_ELIMIT, "%s: %lld bytes, more than a protocol "
+                                 "version keeps of one file (%u)", full,
+                                 (long long)sb.st_size, RG__MAX_FILE);
+                } else {
+                    size_t len = 0;
+                    char *text = rg_slurp(full, &len);
+                    rc = text ? rg_gov_add(f, rel, text, len)
+                              : rg_fail(err, errlen, RG_EIO, "%s: cannot read (%s)", full,
+                                        strerror(errno));
+                    free(text);
+                }
+            }
+        }
+        free(names[i]);
+    }
+    free(names);
+    if (rc == RG_ENOMEM || rc == RG_ELIMIT)
+        if (!err[0])
+            rg_fail(err, errlen, rc, "%s: %s", path, rg_strerror(rc));
+    return rc;
+}
+
+void rg_gov_hash(rg_gov_files *f)
+{
+    /* paths in order, each as path NUL length(8 bytes) content */
+    int *order = malloc((size_t)(f->n ? f->n : 1) * sizeof *order);
+    crypto_hash_sha256_state h;
+    crypto_hash_sha256_init(&h);
+    for (int i = 0; order && i < f->n; i++)
+        order[i] = i;
+    for (int i = 1; order && i < f->n; i++) /* insertion sort: files come mostly in order */
+        for (int j = i; j > 0 && strcmp(f->paths[order[j - 1]], f->paths[order[j]]) > 0; j--) {
+            int t = order[j];
+            order[j] = order[j - 1];
+            order[j - 1] = t;
+        }
+    for (int k = 0; k < f->n; k++) {
+        int i = order ? order[k] : k;
+        unsigned char len[8];
+        for (int b = 0; b < 8; b++)
+            len[b] = (unsigned char)((uint64_t)f->lens[i] >> (8 * b));
+        crypto_hash_sha256_update(&h, (const unsigned char *)f->paths[i],
+                                  strlen(f->paths[i]) + 1);
+        crypto_hash_sha256_update(&h, len, sizeof len);
+        crypto_hash_sha256_update(&h, (const unsigned char *)f->contents[i], f->lens[i]);
+    }
+    unsigned char out[crypto_hash_sha256_BYTES];
+    crypto_hash_sha256_final(&h, out);
+    sodium_bin2hex(f->id, sizeof f->id, out, sizeof out);
+    free(order);
+}
+
+int rg_gov_capture(rg_gov_files *f, const char *dir, const char *shipped, char *err,
+                   size_t errlen)
+{
+    memset(f, 0, sizeof *f);
+    err[0] = '\0';
+    int rc = rg__walk(f, dir, "clinic", 0, err, errlen);
+    if (rc == RG_OK && shipped)
+        rc = rg__walk(f, shipped, "shipped", 0, err, errlen);
+    if (rc == RG_OK && sodium_init() < 0)
+        rc = rg_fail(err, errlen, RG_EIO, "%s", "libsodium could not start");
+    if (rc) {
+        rg_gov_free(f);
+        return rc;
+    }
+    rg_gov_hash(f);
+    return RG_OK;
+}
+
+/* mkdir -p for the directories of path (not path itself). */
+static int rg__mkdirs(char *path)
+{
+    for (char *s = strchr(path + 1, '/'); s; s = strchr(s + 1, '/')) {
+        *s = '\0';
+        int rc = mkdir(path, 0700);
+        *s = '/';
+        if (rc && errno != EEXIST)
+            return RG_EIO;
+    }
+    return RG_OK;
+}
+
+int rg_gov_materialize(const rg_gov_files *f, char *root, size_t rootlen, char *err,
+                       size_t errlen)
+{
+    const char *tmp = getenv("TMPDIR");
+    snprintf(root, rootlen, "%s/regimen-version-XXXXXX", tmp && *tmp ? tmp : "/tmp");
+    if (!mkdtemp(root))
+        return rg_fail(err, errlen, RG_EIO, "%s: cannot make a directory (%s)", root,
+                       strerror(errno));
+    char clinic[PATH_MAX];
+    snprintf(clinic, sizeof clinic, "%s/clinic", root);
+    mkdir(clinic, 0700);
+    for (int i = 0; i < f->n; i++) {
+        char full[PATH_MAX];
+        /* a stored path is relative and never climbs out */
+        if (f->paths[i][0] == '/' || strstr(f->paths[i], "..")) {
+            rg_gov_remove(root);
+            return rg_fail(err, errlen, RG_EINVAL, "version file %s: not a plain relative path",
+                           f->paths[i]);
+        }
+        snprintf(full, sizeof full, "%s/%s", root, f->paths[i]);
+        FILE *out = rg__mkdirs(full) ? NULL : fopen(full, "wb");
+        int ok = out && fwrite(f->contents[i], 1, f->lens[i], out) == f->lens[i];
+        if (out && fclose(out))
+            ok = 0;
+        if (!ok) {
+            rg_gov_remove(root);
+            return rg_fail(err, errlen, RG_EIO, "%s: cannot write (%s)", full, strerror(errno));
+        }
+    }
+    return RG_OK;
+}
+
+static void rg__rm(const char *path, int depth)
+{
+    DIR *d = depth < 10 ? opendir(path) : NULL;
+    if (d) {
+        struct dirent *de;
+        while ((de = readdir(d))) {
+            if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
+                continue;
+            char full[PATH_MAX];
+            struct stat sb;
+            snprintf(full, sizeof full, "%s/%s", path, de->d_name);
+            if (lstat(full, &sb) == 0 && S_ISDIR(sb.st_mode))
+                rg__rm(full, depth + 1);
+            else
+                unlink(full);
+        }
+        closedir(d);
+    }
+    rmdir(path);
+}
+
+void rg_gov_remove(const char *root)
+{
+    if (root && *root)
+        rg__rm(root, 0);
+}
+
+typedef struct rg__replay {
+    rg_store *dst;
+    rg_ingest_counts counts;
+    long line;
+    int rc;
+} rg__replay;
+
+static int rg__replay_one(void *ud, const char *body, size_t len)
+{
+    rg__replay *r = ud;
+    int rc = rg_ingest_one(r->dst, body, len, "store", ++r->line, &r->counts, NULL, NULL);
+    if (rc < 0) {
+        r->rc = rc;
+        return 1;
+    }
+    return 0;
+}
+
+int rg_gov_replay(rg_store *src, const char *clinic, const char *dir, const char *shipped,
+                  const rg_limits *lim, rg_time until, rg_store **out, rg_engine **eng,
+                  char *err, size_t errlen)
+{
+    rg_store *st = NULL;
+    rg_engine *e = NULL;
+    *out = NULL;
+    *eng = NULL;
+    int rc = rg_store_open(&st, ":memory:", NULL, err, errlen);
+    if (rc)
+        return rc;
+    rg__replay r = {.dst = st, .counts = {.skew = -1}};
+    if ((rc = rg_store_begin(st)) == RG_OK) {
+        int frc = rg_store_each_event_body(src, clinic, rg__replay_one, &r);
+        rc = r.rc ? r.rc : frc < 0 ? frc : RG_OK;
+        if (rc == RG_OK)
+            rc = rg_store_commit(st);
+        else
+            rg_store_rollback(st);
+    }
+    if (rc) {
+        rg_fail(err, errlen, rc, "reading clinic %s's stored events: %s", clinic,
+                rg_strerror(rc));
+        goto fail;
+    }
+    rg_engine_opts eo = {.limits = *lim, .shipped = shipped, .default_dir = dir};
+    if ((rc = rg_engine_new(&e, st, &eo))) {
+        rg_fail(err, errlen, rc, "%s", "out of memory");
+        goto fail;
+    }
+    if ((rc = rg_engine_set_clinic(e, clinic, dir, err, errlen)))
+        goto fail;
+    long n = rg_engine_advance_all(e, RG_TIME_NONE, until);
+    if (n < 0) {
+        rc = (int)n;
+        rg_fail(err, errlen, rc, "replaying clinic %s: %s", clinic, rg_strerror(rc));
+        goto fail;
+    }
+    *out = st;
+    *eng = e;
+    return RG_OK;
+fail:
+    rg_engine_free(e);
+    rg_store_close(st);
+    return rc;
+}
+
+static int rg__keep_ver(void *ud, const rg_protoset *p)
+{
+    rg_gov_vers *vs = ud;
+    rg_gov_ver *grown = realloc(vs->v, (size_t)(vs->n + 1) * sizeof *grown);
+    if (!grown)
+        return RG_ENOMEM;
+    vs->v = grown;
+    rg_gov_ver *v = &vs->v[vs->n++];
+    memset(v, 0, sizeof *v);
+    snprintf(v->id, sizeof v->id, "%s", p->id);
+    snprintf(v->state, sizeof v->state, "%s", p->state);
+    snprintf(v->by, sizeof v->by, "%s", p->proposed_by);
+    snprintf(v->message, sizeof v->message, "%s", p->message ? p->message : "");
+    if ((v->approved = p->approved_by != NULL))
+        snprintf(v->approved_by, sizeof v->approved_by, "%s", p->approved_by);
+    v->n = p->n;
+    v->proposed_at = p->proposed_at;
+    v->approved_at = p->approved_at;
+    v->active_from = p->active_from;
+    return 0;
+}
+
+int rg_gov_versions(rg_store *st, const char *clinic, rg_gov_vers *vs)
+{
+    memset(vs, 0, sizeof *vs);
+    int rc = rg_store_protoset_each(st, clinic, rg__keep_ver, vs);
+    if (rc) {
+        free(vs->v);
+        memset(vs, 0, sizeof *vs);
+    }
+    return rc;
+}
+
+rg_gov_ver *rg_gov_find(rg_gov_vers *vs, const char *clinic, const char *ref, char *why,
+                        size_t whylen)
+{
+    rg_gov_ver *found = NULL;
+    size_t len = strlen(ref);
+    int n = 0;
+    for (int i = 0; i < vs->n && len; i++)
+        if (!strncmp(vs->v[i].id, ref, len)) {
+            found = &vs->v[i];
+            n++;
+        }
+    if (n == 1)
+        return found;
+    if (n)
+        snprintf(why, whylen, "%s names more than one version; give more of its id", ref);
+    else
+        snprintf(why, whylen, "no version %s of clinic %s", ref, clinic);
+    return NULL;
+}
+
+rg_gov_ver *rg_gov_active(rg_gov_vers *vs)
+{
+    for (int i = 0; i < vs->n; i++)
+        if (!strcmp(vs->v[i].state, "active"))
+            return &vs->v[i];
+    return NULL;
+}
+
+/* Stores v's state, approval and time in force. */
+static int rg__put_ver(rg_store *st, const char *clinic, const rg_gov_ver *v)
+{
+    rg_protoset p = {.clinic = clinic, .id = v->id, .state = v->state,
+                     .approved_by = v->approved ? v->approved_by : NULL,
+                     .approved_at = v->approved ? v->approved_at : RG_TIME_NONE,
+                     .active_from = v->active_from};
+    return rg_store_protoset_update(st, &p);
+}
+
+int rg_gov_change(rg_store *st, const char *clinic, const char *what, const char *ref,
+                  const char *by, rg_time at, char *msg, size_t msglen)
+{
+    rg_gov_vers vs;
+    int rc = rg_gov_versions(st, clinic, &vs);
+    if (rc) {
+        snprintf(msg, msglen, "reading the versions: %s", rg_strerror(rc));
+        return rc;
+    }
+    rg_gov_ver *v = rg_gov_find(&vs, clinic, ref, msg, msglen);
+    rg_gov_ver *act = rg_gov_active(&vs);
+    rg_time now = rg_now();
+    const char *action = what;
+    int approve = !strcmp(what, "approve"), rollback = !strcmp(what, "rollback");
+    rc = RG_ECONFLICT;
+    if (!v) {
+        rc = RG_ENOTFOUND;
+        goto done;
+    }
+    if (approve) {
+        if (v->approved) {
+            snprintf(msg, msglen, "version %.12s is approved already (by %s)", v->id,
+                     v->approved_by);
+            goto done;
+        }
+        if (strcmp(v->state, "proposed")) {
+            snprintf(msg, msglen, "version %.12s is %s: only a proposed version is approved",
+                     v->id, v->state);
+            goto done;
+        }
+        if (!strcmp(v->by, by)) {
+            snprintf(msg, msglen, "%s proposed version %.12s: another person must approve it",
+                     by, v->id);
+            goto done;
+        }
+        v->approved = 1;
+        snprintf(v->approved_by, sizeof v->approved_by, "%s", by);
+        v->approved_at = now;
+        snprintf(v->state, sizeof v->state, "approved");
+        action = "approved";
+    } else if (!rollback) {
+        if (!v->approved) {
+            snprintf(msg, msglen, "version %.12s is not approved: it needs the approval of "
+                     "someone other than who proposed it first", v->id);
+            goto done;
+        }
+        if (strcmp(v->state, "approved")) {
+            snprintf(msg, msglen, "version %.12s is %s: activate an approved version, roll "
+                     "back to an earlier one", v->id, v->state);
+            goto done;
+        }
+        action = "activated";
+    } else {
+        if (v == act) {
+            snprintf(msg, msglen, "version %.12s is the active one already", v->id);
+            goto done;
+        }
+        if (strcmp(v->state, "superseded") && strcmp(v->state, "rolled back")) {
+            snprintf(msg, msglen, "version %.12s is %s: roll back only to a version that was "
+                     "active before", v->id, v->state);
+            goto done;
+        }
+        action = "rolled back to";
+    }
+    if (!approve) {
+        snprintf(v->state, sizeof v->state, "active");
+        v->active_from = at;
+        if (act)
+            snprintf(act->state, sizeof act->state, "%s", rollback ? "rolled back" : "superseded");
+    }
+    rc = rg_store_begin(st);
+    if (!rc)
+        rc = rg__put_ver(st, clinic, v);
+    if (!rc)
+        rc = rg_store_protoset_log(st, clinic, v->id, action, by, now, approve ? now : at);
+    if (!rc && act && act != v && !approve)
+        rc = rg__put_ver(st, clinic, act);
+    if (!rc)
+        rc = rg_store_commit(st);
+    else
+        rg_store_rollback(st);
+    if (rc) {
+        snprintf(msg, msglen, "storing: %s (%s)", rg_strerror(rc), rg_store_errmsg(st));
+        goto done;
+    }
+    char when[RG_TIME_BUFSZ];
+    if (rollback)
+        snprintf(msg, msglen, "version %.12s active again: rolled back by %s at %s", v->id, by,
+                 rg_time_format(at, when));
+    else
+        snprintf(msg, msglen, "version %.12s %s by %s at %s", v->id, action, by,
+                 rg_time_format(approve ? now : at, when));
+done:
+    free(vs.v);
+    return rc;
+}

@@ -1,0 +1,81 @@
+/*
+ * governance.h - a clinic's protocol set as an immutable version
+ * (docs/governance.md): captured from a directory, named by the SHA-256 of
+ * its files, written back out to a private directory to be evaluated by the
+ * normal loader, and replayed over the clinic's stored history so that two
+ * versions can be compared with rg_diff (the engine of `regimen diff`).
+ */
+#ifndef RG_GOVERNANCE_H
+#define RG_GOVERNANCE_H
+
+#include "engine.h"
+#include "store.h"
+
+#include <stddef.h>
+
+/* A version's files: "clinic/..." (the clinic's directory) and
+ * "shipped/..." (the shipped sets it may include), in path order. */
+typedef struct rg_gov_files {
+    char **paths, **contents;
+    size_t *lens;
+    int n;
+    char id[65]; /* SHA-256 of the paths and contents, lower-case hex */
+} rg_gov_files;
+
+/* Reads every regular file under dir (as clinic/...) and under shipped (as
+ * shipped/..., when not NULL) into f, and computes f->id. Dot files are
+ * left out. RG_EINVAL with err when dir cannot be read. */
+int rg_gov_capture(rg_gov_files *f, const char *dir, const char *shipped, char *err,
+                   size_t errlen);
+/* Adds one file (a copy of content); rg_gov_hash then names the set. */
+int rg_gov_add(rg_gov_files *f, const char *path, const char *content, size_t len);
+void rg_gov_hash(rg_gov_files *f);
+void rg_gov_free(rg_gov_files *f);
+
+/* Writes f into a new private directory (mkdtemp) whose path goes to root
+ * (PATH_MAX bytes): root/clinic is the clinic's directory, root/shipped the
+ * shipped root. rg_gov_remove deletes it again. */
+int rg_gov_materialize(const rg_gov_files *f, char *root, size_t rootlen, char *err,
+                       size_t errlen);
+void rg_gov_remove(const char *root);
+
+/* The clinic's stored events in src (every version, as received) replayed
+ * into a new in-memory store evaluated under dir (with shipped) to until:
+ * the caller owns *out and *eng. errors counts evaluation errors. */
+int rg_gov_replay(rg_store *src, const char *clinic, const char *dir, const char *shipped,
+                  const rg_limits *lim, rg_time until, rg_store **out, rg_engine **eng,
+                  char *err, size_t errlen);
+
+/* A clinic's versions, copied out of the store (rg_gov_versions). */
+typedef struct rg_gov_ver {
+    char id[65], state[16], by[256], approved_by[256], message[1024];
+    int64_t n;
+    rg_time proposed_at, approved_at, active_from;
+    int approved;
+} rg_gov_ver;
+
+typedef struct rg_gov_vers {
+    rg_gov_ver *v;
+    int n;
+} rg_gov_vers;
+
+/* The clinic's versions, oldest first (free vs->v). RG_EUSAGE on
+ * PostgreSQL, which does not keep them yet. */
+int rg_gov_versions(rg_store *st, const char *clinic, rg_gov_vers *vs);
+/* The version named by ref (its id or a unique prefix), or NULL with why
+ * (no such version, or more than one). */
+rg_gov_ver *rg_gov_find(rg_gov_vers *vs, const char *clinic, const char *ref, char *why,
+                        size_t whylen);
+/* The version whose state is "active", or NULL. */
+rg_gov_ver *rg_gov_active(rg_gov_vers *vs);
+
+/* what ("approve", "activate" or "rollback") done to version ref of clinic
+ * by the person by; at: when an activation or rollback takes effect.
+ * RG_OK with what was done in msg ("version 0415b3e39c26 approved by bob
+ * at ..."); RG_ENOTFOUND (no such version) or RG_ECONFLICT (refused: the
+ * proposer approving, a version not approved, ...) with why in msg; another
+ * error when the store failed. */
+int rg_gov_change(rg_store *st, const char *clinic, const char *what, const char *ref,
+                  const char *by, rg_time at, char *msg, size_t msglen);
+
+#endif

@@ -1,0 +1,143 @@
+/*
+ * protocols_api.c - a clinic's protocol versions over HTTP
+ * (docs/governance.md, docs/openapi.yaml):
+ *
+ *   GET  /v1/protocols/versions                  the clinic's versions (read)
+ *   POST /v1/protocols/versions/{id}/approve     a prescriber, not the proposer
+ *   POST /v1/protocols/versions/{id}/activate    an admin; body {"at": TIME} optional
+ *   POST /v1/protocols/versions/{id}/rollback    an admin
+ *
+ * {id} is a version's id or a unique prefix; the person is the signed-in
+ * user (or the key's name). The changes are governance.c's rg_gov_change,
+ * the one `regimen protocols` runs; a service under "protocol_changes":
+ * "approval" takes an activation up within a second (protocols_live.c).
+ * Proposing (files, check, diff) is on the command line only for now.
+ */
+#include "service.h"
+
+#include "governance.h"
+
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static json_t *rg__time_json(rg_time t)
+{
+    char buf[RG_TIME_BUFSZ];
+    return t == RG_TIME_NONE ? json_null() : json_string(rg_time_format(t, buf));
+}
+
+static void rg__list(rg_svc *sv, int ci, rg_http_conn *c)
+{
+    rg_gov_vers vs;
+    int rc = rg_gov_versions(sv->st, sv->clinics[ci].name, &vs);
+    if (rc == RG_EUSAGE) {
+        rg_svc_reply_json(c, 501, json_pack("{s:s}", "error", "protocol versions are kept in "
+                                            "SQLite stores only for now"));
+        return;
+    }
+    if (rc) {
+        rg_svc_unavailable(sv, c, "the protocol versions could not be read");
+        return;
+    }
+    json_t *list = json_array();
+    for (int i = 0; i < vs.n; i++) {
+        const rg_gov_ver *v = &vs.v[i];
+        json_array_append_new(
+            list, json_pack("{s:s,s:I,s:s,s:s,s:o,s:s,s:o,s:o,s:o}", "id", v->id, "n",
+                            (json_int_t)v->n, "state", v->state, "proposed_by", v->by,
+                            "proposed_at", rg__time_json(v->proposed_at), "message", v->message,
+                            "approved_by", v->approved ? json_string(v->approved_by) : json_null(),
+                            "approved_at", rg__time_json(v->approved ? v->approved_at
+                                                                     : RG_TIME_NONE),
+                            "active_from", rg__time_json(v->active_from)));
+    }
+    free(vs.v);
+    rg_svc_reply_json(c, 200, json_pack("{s:s,s:o,s:o}", "clinic", sv->clinics[ci].name,
+                                        "versions", list, "in_force",
+                                        sv->clinics[ci].version[0]
+                                            ? json_string(sv->clinics[ci].version)
+                                            : json_null()));
+}
+
+/* POST .../{ref}/{what}: what is "approve", "activate" or "rollback". */
+static void rg__change(rg_svc *sv, int ci, rg_http_conn *c, const rg_http_req *req,
+                       const rg_svc_who *w, const char *ref, const char *what)
+{
+    rg_time at = rg_now();
+    if (req->body_len) {
+        json_error_t je;
+        json_t *body = rg_json_loadb(req->body, req->body_len, JSON_REJECT_DUPLICATES, &je);
+        json_t *v = json_is_object(body) ? json_object_get(body, "at") : NULL;
+        const char *s = json_string_value(v);
+        char err[256];
+        int bad = !json_is_object(body) || (v && !s) ||
+                  (v && strcmp(what, "activate")) ||
+                  (s && rg_time_parse(s, strlen(s), &at, NULL, err, sizeof err));
+        json_decref(body);
+        if (bad) {
+            rg_svc_reply_json(c, 400, json_pack("{s:s}", "error",
+                                                "expected a JSON object, with \"at\" (an RFC "
+                                                "3339 time) for activate only"));
+            return;
+        }
+    }
+    char who[200], msg[2048];
+    const char *by = w->name[0] ? w->name : rg_svc_who_text(w, who, sizeof who);
+    int rc = rg_gov_change(sv->st, sv->clinics[ci].name, what, ref, by, at, msg, sizeof msg);
+    if (rc == RG_ENOTFOUND || rc == RG_ECONFLICT) {
+        rg_svc_reply_json(c, rc == RG_ENOTFOUND ? 404 : 409, json_pack("{s:s}", "error", msg));
+        return;
+    }
+    if (rc == RG_EUSAGE) {
+        rg_svc_reply_json(c, 501, json_pack("{s:s}", "error", "protocol versions are kept in "
+                                            "SQLite stores only for now"));
+        return;
+    }
+    if (rc) {
+        rg_svc_unavailable(sv, c, msg);
+        return;
+    }
+    rg_log("info", "clinic %s: %s", sv->clinics[ci].name, msg);
+    rg_svc_reply_json(c, 200, json_pack("{s:s}", "result", msg));
+}
+
+int rg_svc_protocols_route(rg_svc *sv, int ci, rg_http_conn *c, const rg_http_req *req,
+                           const rg_svc_who *w)
+{
+    static const char base[] = "/v1/protocols/versions";
+    const char *p = req->path;
+    int get = !strcmp(req->method, "GET"), post = !strcmp(req->method, "POST");
+    if (strncmp(p, base, sizeof base - 1))
+        return 0;
+    const char *rest = p + sizeof base - 1;
+    if (ci < 0) { /* a key of every clinic (metrics) has no clinic's versions */
+        rg_svc_reply_json(c, 403, json_pack("{s:s}", "error", "protocol versions belong to a "
+                                            "clinic: use a clinic's user or key"));
+        return 1;
+    }
+    if (!*rest && get) {
+        if (rg_svc_allowed(sv, c, w, RG_NEED_READ, "read protocol versions"))
+            rg__list(sv, ci, c);
+        return 1;
+    }
+    const char *slash = *rest == '/' ? strchr(rest + 1, '/') : NULL;
+    if (post && slash && slash > rest + 1 && slash - rest - 1 < 65) {
+        char ref[65];
+        snprintf(ref, sizeof ref, "%.*s", (int)(slash - rest - 1), rest + 1);
+        const char *what = slash + 1;
+        if (!strcmp(what, "approve")) {
+            if (rg_svc_allowed(sv, c, w, RG_NEED_APPROVE, "approve protocol versions"))
+                rg__change(sv, ci, c, req, w, ref, what);
+            return 1;
+        }
+        if (!strcmp(what, "activate") || !strcmp(what, "rollback")) {
+            if (rg_svc_allowed(sv, c, w, RG_NEED_ADMIN, "activate protocol versions"))
+                rg__change(sv, ci, c, req, w, ref, what);
+            return 1;
+        }
+    }
+    rg_svc_reply_json(c, 404, json_pack("{s:s}", "error", "no such route"));
+    return 1;
+}

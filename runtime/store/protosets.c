@@ -1,0 +1,201 @@
+/*
+ * protosets.c - protocol versions in the SQLite store (store.h, "protocol
+ * versions"; docs/governance.md): the tables protocol_sets,
+ * protocol_set_files and protocol_set_log of schema version 9. These run a
+ * few times a day, by hand, so each prepares its statement when called
+ * instead of holding one in store.c's table. PostgreSQL has the same tables
+ * (pg_sql.c) but not these functions yet: they answer RG_EUSAGE there.
+ */
+#include "store.h"
+#include "store_sql.h"
+
+#include <sqlite3.h>
+#include <string.h>
+
+/* The statement sql on st's connection, or NULL (PostgreSQL, or an error). */
+static sqlite3_stmt *rg__prep(rg_store *st, const char *sql)
+{
+    sqlite3 *db = rg_store_sqlite(st);
+    sqlite3_stmt *s = NULL;
+    if (!db || sqlite3_prepare_v2(db, sql, -1, &s, NULL) != SQLITE_OK) {
+        sqlite3_finalize(s);
+        return NULL;
+    }
+    return s;
+}
+
+static int rg__fail(rg_store *st)
+{
+    return rg_store_sqlite(st) ? RG_EDB : RG_EUSAGE;
+}
+
+static void rg__text(sqlite3_stmt *s, int i, const char *v)
+{
+    if (v)
+        sqlite3_bind_text(s, i, v, -1, SQLITE_TRANSIENT);
+    else
+        sqlite3_bind_null(s, i);
+}
+
+static void rg__time(sqlite3_stmt *s, int i, rg_time t)
+{
+    if (t == RG_TIME_NONE)
+        sqlite3_bind_null(s, i);
+    else
+        sqlite3_bind_int64(s, i, t);
+}
+
+static rg_time rg__col_time(sqlite3_stmt *s, int i)
+{
+    return sqlite3_column_type(s, i) == SQLITE_NULL ? RG_TIME_NONE : sqlite3_column_int64(s, i);
+}
+
+static const char *rg__col_text(sqlite3_stmt *s, int i)
+{
+    return (const char *)sqlite3_column_text(s, i);
+}
+
+/* Steps s to its end and frees it. */
+static int rg__run(sqlite3_stmt *s)
+{
+    int rc = sqlite3_step(s);
+    sqlite3_finalize(s);
+    return rc == SQLITE_DONE ? RG_OK : rc == SQLITE_CONSTRAINT ? RG_ECONFLICT : RG_EDB;
+}
+
+int rg_store_protoset_add(rg_store *st, const rg_protoset *v, const char *const *paths,
+                          const char *const *contents, const size_t *lens, int nfiles)
+{
+    sqlite3_stmt *s = rg__prep(st, "INSERT INTO protocol_sets(clinic, id, n, state, proposed_by,"
+                                   " proposed_at, message) VALUES(?1, ?2, 1 + (SELECT count(*)"
+                                   " FROM protocol_sets WHERE clinic = ?1), 'proposed', ?3, ?4,"
+                                   " ?5)");
+    if (!s)
+        return rg__fail(st);
+    rg__text(s, 1, v->clinic);
+    rg__text(s, 2, v->id);
+    rg__text(s, 3, v->proposed_by);
+    sqlite3_bind_int64(s, 4, v->proposed_at);
+    rg__text(s, 5, v->message ? v->message : "");
+    int rc = rg__run(s);
+    for (int i = 0; i < nfiles && rc == RG_OK; i++) {
+        if (!(s = rg__prep(st, "INSERT INTO protocol_set_files(clinic, id, path, content)"
+                               " VALUES(?1, ?2, ?3, ?4)")))
+            return rg__fail(st);
+        rg__text(s, 1, v->clinic);
+        rg__text(s, 2, v->id);
+        rg__text(s, 3, paths[i]);
+        sqlite3_bind_blob64(s, 4, lens[i] ? contents[i] : "", lens[i], SQLITE_TRANSIENT);
+        rc = rg__run(s);
+        if (rc == RG_ECONFLICT) /* one path twice: the caller's list is wrong */
+            rc = RG_EINVAL;
+    }
+    return rc;
+}
+
+int rg_store_protoset_each(rg_store *st, const char *clinic,
+                           int (*fn)(void *ud, const rg_protoset *v), void *ud)
+{
+    sqlite3_stmt *s = rg__prep(st, "SELECT clinic, id, n, state, proposed_by, proposed_at,"
+                                   " message, approved_by, approved_at, active_from"
+                                   " FROM protocol_sets WHERE clinic = ?1 ORDER BY n");
+    if (!s)
+        return rg__fail(st);
+    rg__text(s, 1, clinic);
+    int rc, frc = 0;
+    while (!frc && (rc = sqlite3_step(s)) == SQLITE_ROW) {
+        rg_protoset v = {.clinic = rg__col_text(s, 0), .id = rg__col_text(s, 1),
+                         .n = sqlite3_column_int64(s, 2), .state = rg__col_text(s, 3),
+                         .proposed_by = rg__col_text(s, 4), .proposed_at = rg__col_time(s, 5),
+                         .message = rg__col_text(s, 6), .approved_by = rg__col_text(s, 7),
+                         .approved_at = rg__col_time(s, 8), .active_from = rg__col_time(s, 9)};
+        frc = fn(ud, &v);
+    }
+    sqlite3_finalize(s);
+    return frc ? frc : rc == SQLITE_DONE ? RG_OK : RG_EDB;
+}
+
+int rg_store_protoset_files(rg_store *st, const char *clinic, const char *id,
+                            int (*fn)(void *ud, const char *path, const char *content,
+                                      size_t len),
+                            void *ud)
+{
+    sqlite3_stmt *s = rg__prep(st, "SELECT path, content FROM protocol_set_files"
+                                   " WHERE clinic = ?1 AND id = ?2 ORDER BY path");
+    if (!s)
+        return rg__fail(st);
+    rg__text(s, 1, clinic);
+    rg__text(s, 2, id);
+    int rc, frc = 0;
+    while (!frc && (rc = sqlite3_step(s)) == SQLITE_ROW) {
+        const char *blob = sqlite3_column_blob(s, 1);
+        frc = fn(ud, rg__col_text(s, 0), blob ? blob : "", (size_t)sqlite3_column_bytes(s, 1));
+    }
+    sqlite3_finalize(s);
+    return frc ? frc : rc == SQLITE_DONE ? RG_OK : RG_EDB;
+}
+
+int rg_store_protoset_update(rg_store *st, const rg_protoset *v)
+{
+    sqlite3_stmt *s = rg__prep(st, "UPDATE protocol_sets SET state = ?3, approved_by = ?4,"
+                                   " approved_at = ?5, active_from = ?6"
+                                   " WHERE clinic = ?1 AND id = ?2");
+    if (!s)
+        return rg__fail(st);
+    rg__text(s, 1, v->clinic);
+    rg__text(s, 2, v->id);
+    rg__text(s, 3, v->state);
+    rg__text(s, 4, v->approved_by);
+    rg__time(s, 5, v->approved_at);
+    rg__time(s, 6, v->active_from);
+    return rg__run(s);
+}
+
+int rg_store_protoset_log(rg_store *st, const char *clinic, const char *id, const char *action,
+                          const char *by, rg_time at, rg_time effective)
+{
+    sqlite3_stmt *s = rg__prep(st, "INSERT INTO protocol_set_log(clinic, id, action, by, at,"
+                                   " effective) VALUES(?1, ?2, ?3, ?4, ?5, ?6)");
+    if (!s)
+        return rg__fail(st);
+    rg__text(s, 1, clinic);
+    rg__text(s, 2, id);
+    rg__text(s, 3, action);
+    rg__text(s, 4, by);
+    sqlite3_bind_int64(s, 5, at);
+    sqlite3_bind_int64(s, 6, effective);
+    return rg__run(s);
+}
+
+int rg_store_protoset_each_log(rg_store *st, const char *clinic, const char *id,
+                               int (*fn)(void *ud, const char *id, const char *action,
+                                         const char *by, rg_time at, rg_time effective),
+                               void *ud)
+{
+    sqlite3_stmt *s = rg__prep(st, "SELECT id, action, by, at, effective FROM protocol_set_log"
+                                   " WHERE clinic = ?1 AND (?2 IS NULL OR id = ?2) ORDER BY seq");
+    if (!s)
+        return rg__fail(st);
+    rg__text(s, 1, clinic);
+    rg__text(s, 2, id);
+    int rc, frc = 0;
+    while (!frc && (rc = sqlite3_step(s)) == SQLITE_ROW)
+        frc = fn(ud, rg__col_text(s, 0), rg__col_text(s, 1), rg__col_text(s, 2),
+                 sqlite3_column_int64(s, 3), sqlite3_column_int64(s, 4));
+    sqlite3_finalize(s);
+    return frc ? frc : rc == SQLITE_DONE ? RG_OK : RG_EDB;
+}
+
+int rg_store_each_event_body(rg_store *st, const char *clinic,
+                             int (*fn)(void *ud, const char *body, size_t len), void *ud)
+{
+    sqlite3_stmt *s = rg__prep(st, "SELECT body FROM events WHERE clinic = ?1 ORDER BY seq");
+    if (!s)
+        return rg__fail(st);
+    rg__text(s, 1, clinic);
+    int rc, frc = 0;
+    while (!frc && (rc = sqlite3_step(s)) == SQLITE_ROW)
+        frc = fn(ud, rg__col_text(s, 0), (size_t)sqlite3_column_bytes(s, 0));
+    sqlite3_finalize(s);
+    return frc ? frc : rc == SQLITE_DONE ? RG_OK : RG_EDB;
+}
