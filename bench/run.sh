@@ -222,13 +222,15 @@ sweep_stage() {
     fi
 }
 
-if ! "$BIN" --help 2>/dev/null | grep -q '^  sweep'; then
+# (grep reads the whole help: with -q it would stop at the first match, and
+# the help, longer than a pipe write, would die of SIGPIPE under pipefail)
+if ! "$BIN" --help 2>/dev/null | grep '^  sweep' >/dev/null; then
     fail sweep "build/regimen has no sweep command yet (regimen --help)"
 fi
 # `regimen sweep --jobs N` (worker threads; default: the cores available):
 # with it the shipped-set sweep runs twice, on one core and with the default
 ONE=()
-if "$BIN" --help 2>/dev/null | grep -q '^  sweep .*--jobs'; then ONE=(--jobs 1); fi
+if "$BIN" --help 2>/dev/null | grep '^  sweep .*--jobs' >/dev/null; then ONE=(--jobs 1); fi
 
 # naive_sweep NAME DB AT: the naive program's sweep, its line parsed into R[NAME.*]
 naive_sweep() {
