@@ -300,6 +300,8 @@ static int rg__same_group(const rg__tr *a, const rg__tr *b)
  * with the n-th under the other. */
 static void rg__number(rg__trs *l)
 {
+    if (l->n == 0) /* (v is NULL then: an empty history) */
+        return;
     qsort(l->v, (size_t)l->n, sizeof *l->v, rg__sort_cmp); /* occurrences are all 0 here */
     for (int i = 1; i < l->n; i++)
         l->v[i].occurrence = rg__same_group(&l->v[i - 1], &l->v[i]) ? l->v[i - 1].occurrence + 1 : 0;

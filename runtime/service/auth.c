@@ -853,6 +853,8 @@ int rg_svc_reload_config(rg_svc *sv, const char *by, char *err, size_t errlen)
             free(tmp->clinics[i].tokens[j]);
         free(tmp->clinics[i].webhook);
     }
+    free(tmp->tls_cert); /* (TLS is reloaded from the running configuration's files) */
+    free(tmp->tls_key);
     rg_svc_auth_free(tmp);
     free(tmp);
     if (rc)

@@ -3,7 +3,7 @@
 # Run from the repository root; tests/fuzz/run.sh calls it.
 FZ ?= build-fuzz
 FUZZ_CC ?= clang
-PKGS := lua5.4 sqlite3 jansson libuv libcurl libpq
+PKGS := lua5.4 sqlite3 jansson libuv libcurl libpq libsodium openssl
 SAN := -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
 RT_DIRS := runtime/core runtime/store runtime/engine runtime/service runtime/cli bindings
 CFLAGS_FZ := -std=c11 -D_GNU_SOURCE -O1 -g $(SAN) $(addprefix -I,$(RT_DIRS)) $(shell pkg-config --cflags $(PKGS))
