@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -64,6 +65,14 @@ static inline char *rg_test_read(const char *path)
     return s;
 }
 
+/* In a forked child: die with the test process. A test that fails mid-way
+ * (an assertion ends its process) must not leave a server or a receiver
+ * running behind it. */
+static inline void rg_test_child(void)
+{
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+}
+
 static inline const char *rg_test_bin(void)
 {
     const char *b = getenv("REGIMEN_BIN");
@@ -82,6 +91,7 @@ static inline int rg_test_run(const char *const *args, const char *in, char **ou
     pid_t pid = fork();
     cr_assert_neq(pid, -1);
     if (pid == 0) {
+        rg_test_child();
         const char *argv[64];
         int n = 0;
         argv[n++] = rg_test_bin();
@@ -231,6 +241,7 @@ static inline void server_start(server *s)
     s->pid = fork();
     cr_assert_neq(s->pid, -1);
     if (s->pid == 0) {
+        rg_test_child();
         int fd = open(s->log, O_WRONLY | O_CREAT | O_APPEND, 0600);
         dup2(fd, 2);
         dup2(fd, 1);

@@ -359,6 +359,7 @@ Test(notify, notify_test_sends_an_email_to_a_real_smtp_server, .timeout = 60)
     snprintf(listen_at, sizeof listen_at, "127.0.0.1:%d", port);
     pid_t smtpd = fork();
     if (smtpd == 0) {
+        rg_test_child();
         execl("/usr/bin/python3", "python3", "-m", "aiosmtpd", "-n", "-l", listen_at, "-c",
               "aiosmtpd.handlers.Mailbox", box, (char *)NULL);
         _exit(127);

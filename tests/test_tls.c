@@ -165,6 +165,7 @@ Test(tls, plain_listen_beyond_loopback_is_refused_without_a_proxy, .timeout = 30
                   "\"] } } }\n");
     s.pid = fork();
     if (s.pid == 0) {
+        rg_test_child();
         int fd = open(s.log, O_WRONLY | O_CREAT | O_APPEND, 0600);
         dup2(fd, 2);
         execl(rg_test_bin(), rg_test_bin(), "serve", "--config", s.config, "--db", s.db,
