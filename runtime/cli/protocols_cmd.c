@@ -6,6 +6,7 @@
  *   approve  --clinic NAME --by PERSON VERSION
  *   activate --clinic NAME --by PERSON [--at TIME] VERSION
  *   rollback --clinic NAME --by PERSON VERSION
+ *   shadow   --clinic NAME --by PERSON VERSION | --stop
  *   list     --clinic NAME
  *   show     --clinic NAME [--until TIME] VERSION
  *
@@ -32,6 +33,7 @@
 
 typedef struct rg__popts {
     const char *db, *clinic, *by, *message, *at, *until;
+    int stop; /* shadow --stop */
 } rg__popts;
 
 static int rg__die2(const char *what)
@@ -300,12 +302,50 @@ static int rg__change(rg_store *st, const rg__popts *o, const char *what, const 
     return 0;
 }
 
+/* shadow VERSION, or shadow --stop (ref NULL). */
+static int rg__shadow(rg_store *st, const rg__popts *o, const char *ref)
+{
+    char msg[2048];
+    int rc = rg_gov_shadow(st, o->clinic, ref, o->by, msg, sizeof msg);
+    if (rc == RG_ENOTFOUND || rc == RG_ECONFLICT)
+        return rg__refuse("%s%s", msg, "");
+    if (rc == RG_EUSAGE)
+        return rg__load(st, o->clinic, &(rg_gov_vers){0});
+    if (rc) {
+        fprintf(stderr, "regimen protocols: %s\n", msg);
+        return 2;
+    }
+    rg_holder_notify(o->db);
+    printf("%s\n", msg);
+    return 0;
+}
+
+/* The running comparison of the clinic's shadow id since `since`. */
+static int rg__shadow_report(rg_store *st, const char *clinic, const char *id, rg_time since,
+                             const char *by)
+{
+    char when[RG_TIME_BUFSZ];
+    printf("shadow since %s (set by %s): what it did beside the active version\n",
+           rg_time_format(since, when), by);
+    fflush(stdout);
+    long n = rg_gov_shadow_report(st, clinic, id, since, NULL, stdout, NULL);
+    if (n < 0) {
+        fprintf(stderr, "regimen protocols: reading the shadow feed: %s\n", rg_strerror((int)n));
+        return 2;
+    }
+    return 0;
+}
+
 static int rg__list(rg_store *st, const rg__popts *o)
 {
     rg_gov_vers vs;
     int rc = rg__load(st, o->clinic, &vs);
     if (rc)
         return rc;
+    char shadow[65];
+    rg_time since;
+    if (rg_gov_shadow_of(st, o->clinic, shadow, &since, NULL, 0))
+        shadow[0] = '\0';
     for (int i = 0; i < vs.n; i++) {
         const rg_gov_ver *v = &vs.v[i];
         char when[RG_TIME_BUFSZ], from[RG_TIME_BUFSZ];
@@ -315,6 +355,8 @@ static int rg__list(rg_store *st, const rg__popts *o)
             printf("  approved by %s", v->approved_by);
         if (v->active_from != RG_TIME_NONE && !strcmp(v->state, "active"))
             printf("  active from %s", rg_time_format(v->active_from, from));
+        if (!strcmp(v->id, shadow))
+            printf("  shadow since %s", rg_time_format(since, from));
         printf("%s%s\n", v->message[0] ? "  " : "", v->message);
     }
     if (!vs.n)
@@ -366,6 +408,11 @@ static int rg__show(rg_store *st, const rg__popts *o, const char *ref, const cha
     printf("history:\n");
     if ((rc = rg_store_protoset_each_log(st, o->clinic, v->id, rg__show_log, NULL)))
         goto failed;
+    char shadow[65], shadow_by[256];
+    rg_time since;
+    if (rg_gov_shadow_of(st, o->clinic, shadow, &since, shadow_by, sizeof shadow_by) == RG_OK &&
+        !strcmp(shadow, v->id) && (rc = rg__shadow_report(st, o->clinic, v->id, since, shadow_by)))
+        goto done;
     rg_gov_ver *act = rg_gov_active(&vs);
     if (act == v) {
         printf("diff: this is the active version\n");
@@ -398,6 +445,7 @@ static const char rg__usage[] =
     "  approve  --clinic NAME --by PERSON VERSION\n"
     "  activate --clinic NAME --by PERSON [--at TIME] VERSION\n"
     "  rollback --clinic NAME --by PERSON VERSION\n"
+    "  shadow   --clinic NAME --by PERSON VERSION | --stop\n"
     "  list     --clinic NAME\n"
     "  show     --clinic NAME [--until TIME] VERSION\n"
     "VERSION is a version's id or a unique prefix of it. Exit 0: done; 1: refused;\n"
@@ -409,7 +457,8 @@ int rg_protocols_cmd(int argc, char **argv, const char *shipped)
         {"db", required_argument, NULL, 'd'},      {"clinic", required_argument, NULL, 'c'},
         {"by", required_argument, NULL, 'b'},      {"message", required_argument, NULL, 'm'},
         {"at", required_argument, NULL, 'a'},      {"until", required_argument, NULL, 'u'},
-        {"help", no_argument, NULL, 'h'},          {NULL, 0, NULL, 0}};
+        {"stop", no_argument, NULL, 's'},          {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0}};
     rg__popts o = {.db = "regimen.db"};
     if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
         fputs(rg__usage, argc < 2 ? stderr : stdout);
@@ -417,7 +466,7 @@ int rg_protocols_cmd(int argc, char **argv, const char *shipped)
     }
     const char *cmd = argv[1];
     static const char *const cmds[] = {"propose", "approve", "activate", "rollback", "list",
-                                       "show"};
+                                       "show", "shadow"};
     int known = 0;
     for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++)
         known |= !strcmp(cmd, cmds[i]);
@@ -435,11 +484,15 @@ int rg_protocols_cmd(int argc, char **argv, const char *shipped)
         case 'm': o.message = optarg; break;
         case 'a': o.at = optarg; break;
         case 'u': o.until = optarg; break;
+        case 's': o.stop = 1; break;
         case 'h': fputs(rg__usage, stdout); return 0;
         default: fputs(rg__usage, stderr); return 2;
         }
     }
     int lists = !strcmp(cmd, "list");
+    if (o.stop && strcmp(cmd, "shadow"))
+        return rg__die2("--stop is for shadow");
+    lists |= o.stop; /* (shadow --stop takes no VERSION) */
     if (!o.clinic || !*o.clinic)
         return rg__die2("needs --clinic NAME");
     if (!o.by && strcmp(cmd, "list") && strcmp(cmd, "show"))
@@ -460,6 +513,8 @@ int rg_protocols_cmd(int argc, char **argv, const char *shipped)
         return rc;
     if (!strcmp(cmd, "propose"))
         rc = rg__propose(st, &o, argv[optind], shipped);
+    else if (!strcmp(cmd, "shadow"))
+        rc = rg__shadow(st, &o, o.stop ? NULL : argv[optind]);
     else if (lists)
         rc = rg__list(st, &o);
     else if (!strcmp(cmd, "show"))

@@ -7,6 +7,7 @@
  */
 #include "governance.h"
 
+#include "explain.h"
 #include "ingest.h"
 
 #include <dirent.h>
@@ -480,4 +481,149 @@ int rg_gov_change(rg_store *st, const char *clinic, const char *what, const char
 done:
     free(vs.v);
     return rc;
+}
+
+/* ---- shadow ------------------------------------------------------------------------------ */
+
+typedef struct rg__shadow_scan {
+    char id[65];
+    rg_time since;
+    char by[256];
+} rg__shadow_scan;
+
+static int rg__shadow_consider(void *ud, const char *id, const char *action, const char *by,
+                               rg_time at, rg_time effective)
+{
+    rg__shadow_scan *s = ud;
+    (void)effective;
+    if (!strcmp(action, "shadowed")) {
+        snprintf(s->id, sizeof s->id, "%s", id);
+        snprintf(s->by, sizeof s->by, "%s", by);
+        s->since = at;
+    } else if (!strcmp(action, "shadow stopped") ||
+               ((!strcmp(action, "activated") || !strcmp(action, "rolled back to")) &&
+                !strcmp(id, s->id))) {
+        s->id[0] = '\0';
+    }
+    return 0;
+}
+
+int rg_gov_shadow_of(rg_store *st, const char *clinic, char id[65], rg_time *since, char *by,
+                     size_t bylen)
+{
+    rg__shadow_scan s = {.since = RG_TIME_NONE};
+    int rc = rg_store_protoset_each_log(st, clinic, NULL, rg__shadow_consider, &s);
+    snprintf(id, 65, "%s", rc ? "" : s.id);
+    *since = s.id[0] ? s.since : RG_TIME_NONE;
+    if (by && bylen)
+        snprintf(by, bylen, "%s", s.id[0] ? s.by : "");
+    return rc;
+}
+
+int rg_gov_shadow(rg_store *st, const char *clinic, const char *ref, const char *by, char *msg,
+                  size_t msglen)
+{
+    char cur[65], when[RG_TIME_BUFSZ];
+    rg_time since, now = rg_now();
+    rg_gov_vers vs = {0};
+    int rc = rg_gov_shadow_of(st, clinic, cur, &since, NULL, 0);
+    if (!rc)
+        rc = rg_gov_versions(st, clinic, &vs);
+    if (rc) {
+        snprintf(msg, msglen, "reading the versions: %s", rg_strerror(rc));
+        return rc;
+    }
+    rg_gov_ver *v = NULL;
+    if (!ref) {
+        if (!cur[0]) {
+            snprintf(msg, msglen, "clinic %s has no shadow version", clinic);
+            rc = RG_ECONFLICT;
+            goto done;
+        }
+    } else if (!(v = rg_gov_find(&vs, clinic, ref, msg, msglen))) {
+        rc = RG_ENOTFOUND;
+        goto done;
+    } else if (strcmp(v->state, "proposed") && strcmp(v->state, "approved")) {
+        snprintf(msg, msglen, "version %.12s is %s: only a proposed or approved version runs as "
+                 "a shadow", v->id, v->state);
+        rc = RG_ECONFLICT;
+        goto done;
+    } else if (!strcmp(cur, v->id)) {
+        snprintf(msg, msglen, "version %.12s is the shadow already (since %s)", v->id,
+                 rg_time_format(since, when));
+        rc = RG_ECONFLICT;
+        goto done;
+    }
+    rc = rg_store_begin(st);
+    if (!rc)
+        rc = rg_store_protoset_log(st, clinic, v ? v->id : cur, v ? "shadowed" : "shadow stopped",
+                                   by, now, now);
+    if (!rc)
+        rc = rg_store_commit(st);
+    else
+        rg_store_rollback(st);
+    if (rc) {
+        snprintf(msg, msglen, "storing: %s (%s)", rg_strerror(rc), rg_store_errmsg(st));
+        goto done;
+    }
+    rg_time_format(now, when);
+    if (!v)
+        snprintf(msg, msglen, "version %.12s no longer runs as a shadow: stopped by %s at %s",
+                 cur, by, when);
+    else if (cur[0])
+        snprintf(msg, msglen, "version %.12s runs as a shadow from %s (set by %s), in place of "
+                 "version %.12s", v->id, when, by, cur);
+    else
+        snprintf(msg, msglen, "version %.12s runs as a shadow from %s (set by %s)", v->id, when,
+                 by);
+done:
+    free(vs.v);
+    return rc;
+}
+
+typedef struct rg__since {
+    rg_store *st;
+    const char *clinic, *id;
+    rg_time since;
+    int (*fn)(void *ud, const rg_transition *t);
+    void *ud;
+    int64_t last; /* cseq read up to */
+} rg__since;
+
+static int rg__since_one(void *ud, const rg_transition *t)
+{
+    rg__since *s = ud;
+    s->last = t->cseq;
+    return t->at >= s->since ? s->fn(s->ud, t) : 0;
+}
+
+/* The clinic's feed from since on (a page at a time). */
+static int rg__active_each(void *src, int (*fn)(void *ud, const rg_transition *t), void *ud)
+{
+    rg__since *s = src;
+    s->fn = fn;
+    s->ud = ud;
+    s->last = 0;
+    for (;;) {
+        int64_t before = s->last;
+        int rc = rg_store_clinic_transitions(s->st, s->clinic, before, 1000, rg__since_one, s);
+        if (rc)
+            return rc;
+        if (s->last == before)
+            return RG_OK;
+    }
+}
+
+static int rg__shadow_each(void *src, int (*fn)(void *ud, const rg_transition *t), void *ud)
+{
+    rg__since *s = src;
+    return rg_store_shadow_each(s->st, s->clinic, s->id, s->since, fn, ud);
+}
+
+long rg_gov_shadow_report(rg_store *st, const char *clinic, const char *id, rg_time since,
+                          rg_engine *eng, FILE *out, rg_diff_summary *sum)
+{
+    rg__since s = {.st = st, .clinic = clinic, .id = id, .since = since};
+    return rg_diff_each(rg__active_each, &s, rg__shadow_each, &s, "ACTIVE", "SHADOW", eng, out,
+                        sum);
 }

@@ -12,6 +12,7 @@
 #include "store.h"
 
 #include <stddef.h>
+#include <stdio.h>
 
 /* A version's files: "clinic/..." (the clinic's directory) and
  * "shipped/..." (the shipped sets it may include), in path order. */
@@ -77,5 +78,26 @@ rg_gov_ver *rg_gov_active(rg_gov_vers *vs);
  * error when the store failed. */
 int rg_gov_change(rg_store *st, const char *clinic, const char *what, const char *ref,
                   const char *by, rg_time at, char *msg, size_t msglen);
+
+/* ---- shadow (docs/governance.md, "Shadow"): a proposed or approved version
+ * runs beside the active one, its transitions in shadow_transitions. The
+ * clinic's shadow is the last version "shadowed" in protocol_set_log, until
+ * a "shadow stopped", or an activation or rollback of that version, comes
+ * after it; a new shadow replaces the one before. */
+/* The clinic's shadow now: id ("" for none), since when, and who set it. */
+int rg_gov_shadow_of(rg_store *st, const char *clinic, char id[65], rg_time *since,
+                     char *by, size_t bylen);
+/* Makes version ref the clinic's shadow from now (ref NULL: stops the
+ * shadow). Answers as rg_gov_change. */
+int rg_gov_shadow(rg_store *st, const char *clinic, const char *ref, const char *by, char *msg,
+                  size_t msglen);
+/* The running comparison of shadow version id (since: when it began) with
+ * the clinic's feed over the same time: rg_diff_each's lines on out (OLD
+ * is the active feed, NEW the shadow), the per-rule counts in sum (may be
+ * NULL; rg_diff_summary_free). eng: for the clinic's zone (NULL: UTC).
+ * The number of differences, or a negative error. */
+struct rg_diff_summary;
+long rg_gov_shadow_report(rg_store *st, const char *clinic, const char *id, rg_time since,
+                          rg_engine *eng, FILE *out, struct rg_diff_summary *sum);
 
 #endif

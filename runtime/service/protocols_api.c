@@ -6,6 +6,9 @@
  *   POST /v1/protocols/versions/{id}/approve     a prescriber, not the proposer
  *   POST /v1/protocols/versions/{id}/activate    an admin; body {"at": TIME} optional
  *   POST /v1/protocols/versions/{id}/rollback    an admin
+ *   POST /v1/protocols/versions/{id}/shadow      a prescriber: runs it as the shadow
+ *   GET  /v1/protocols/shadow                    the shadow and its running comparison
+ *   DELETE /v1/protocols/shadow                  a prescriber: stops the shadow
  *
  * {id} is a version's id or a unique prefix; the person is the signed-in
  * user (or the key's name). The changes are governance.c's rg_gov_change,
@@ -15,6 +18,7 @@
  */
 #include "service.h"
 
+#include "explain.h"
 #include "governance.h"
 
 #include <jansson.h>
@@ -103,12 +107,109 @@ static void rg__change(rg_svc *sv, int ci, rg_http_conn *c, const rg_http_req *r
     rg_svc_reply_json(c, 200, json_pack("{s:s}", "result", msg));
 }
 
+/* GET /v1/protocols/shadow: the shadow (null: none) and what it did beside
+ * the active version since it began (governance.c, rg_gov_shadow_report). */
+static void rg__shadow_get(rg_svc *sv, int ci, rg_http_conn *c)
+{
+    const char *clinic = sv->clinics[ci].name;
+    char id[65], by[256];
+    rg_time since;
+    int rc = rg_gov_shadow_of(sv->st, clinic, id, &since, by, sizeof by);
+    if (rc == RG_EUSAGE) {
+        rg_svc_reply_json(c, 501, json_pack("{s:s}", "error", "protocol versions are kept in "
+                                            "SQLite stores only for now"));
+        return;
+    }
+    if (rc) {
+        rg_svc_unavailable(sv, c, "the protocol versions could not be read");
+        return;
+    }
+    if (!id[0]) {
+        rg_svc_reply_json(c, 200, json_pack("{s:s,s:n}", "clinic", clinic, "shadow"));
+        return;
+    }
+    char *text = NULL;
+    size_t len = 0;
+    FILE *out = open_memstream(&text, &len);
+    rg_diff_summary sum = {0};
+    long n = out ? rg_gov_shadow_report(sv->st, clinic, id, since, sv->eng, out, &sum)
+                 : RG_ENOMEM;
+    if (out)
+        fclose(out);
+    if (n < 0) {
+        free(text);
+        rg_diff_summary_free(&sum);
+        rg_svc_unavailable(sv, c, "the shadow feed could not be read");
+        return;
+    }
+    json_t *rules = json_array();
+    for (int i = 0; i < sum.n; i++) {
+        const rg_diff_rule *r = &sum.v[i];
+        json_array_append_new(
+            rules, json_pack("{s:s,s:I,s:I,s:I,s:I,s:I,s:I}", "rule", r->rule,
+                             "opened_only_by_shadow", (json_int_t)r->new_opened,
+                             "opened_only_by_active", (json_int_t)r->old_opened,
+                             "resolved_only_by_shadow", (json_int_t)r->new_resolved,
+                             "resolved_only_by_active", (json_int_t)r->old_resolved,
+                             "moved", (json_int_t)r->moved, "severity_changed",
+                             (json_int_t)r->severity));
+    }
+    json_t *shadow = json_pack("{s:s,s:o,s:s,s:I,s:I,s:I,s:o,s:s}", "version", id, "since",
+                               rg__time_json(since), "set_by", by, "differences",
+                               (json_int_t)sum.differences, "active_transitions",
+                               (json_int_t)sum.old_n, "shadow_transitions",
+                               (json_int_t)sum.new_n, "rules", rules, "report",
+                               text ? text : "");
+    free(text);
+    rg_diff_summary_free(&sum);
+    rg_svc_reply_json(c, 200, json_pack("{s:s,s:o}", "clinic", clinic, "shadow", shadow));
+}
+
+/* POST .../{ref}/shadow (ref) and DELETE /v1/protocols/shadow (ref NULL). */
+static void rg__shadow_set(rg_svc *sv, int ci, rg_http_conn *c, const rg_svc_who *w,
+                           const char *ref)
+{
+    char who[200], msg[2048];
+    const char *by = w->name[0] ? w->name : rg_svc_who_text(w, who, sizeof who);
+    int rc = rg_gov_shadow(sv->st, sv->clinics[ci].name, ref, by, msg, sizeof msg);
+    if (rc == RG_ENOTFOUND || rc == RG_ECONFLICT) {
+        rg_svc_reply_json(c, rc == RG_ENOTFOUND ? 404 : 409, json_pack("{s:s}", "error", msg));
+        return;
+    }
+    if (rc == RG_EUSAGE) {
+        rg_svc_reply_json(c, 501, json_pack("{s:s}", "error", "protocol versions are kept in "
+                                            "SQLite stores only for now"));
+        return;
+    }
+    if (rc) {
+        rg_svc_unavailable(sv, c, msg);
+        return;
+    }
+    rg_log("info", "clinic %s: %s", sv->clinics[ci].name, msg);
+    rg_svc_versions_take(sv); /* the next job runs it (or stops it) */
+    rg_svc_reply_json(c, 200, json_pack("{s:s}", "result", msg));
+}
+
 int rg_svc_protocols_route(rg_svc *sv, int ci, rg_http_conn *c, const rg_http_req *req,
                            const rg_svc_who *w)
 {
     static const char base[] = "/v1/protocols/versions";
     const char *p = req->path;
     int get = !strcmp(req->method, "GET"), post = !strcmp(req->method, "POST");
+    if (!strcmp(p, "/v1/protocols/shadow")) {
+        if (ci < 0)
+            rg_svc_reply_json(c, 403, json_pack("{s:s}", "error", "protocol versions belong "
+                                                "to a clinic: use a clinic's user or key"));
+        else if (get) {
+            if (rg_svc_allowed(sv, c, w, RG_NEED_READ, "read protocol versions"))
+                rg__shadow_get(sv, ci, c);
+        } else if (!strcmp(req->method, "DELETE")) {
+            if (rg_svc_allowed(sv, c, w, RG_NEED_APPROVE, "stop a shadow version"))
+                rg__shadow_set(sv, ci, c, w, NULL);
+        } else
+            rg_svc_reply_json(c, 405, json_pack("{s:s}", "error", "GET or DELETE"));
+        return 1;
+    }
     if (strncmp(p, base, sizeof base - 1))
         return 0;
     const char *rest = p + sizeof base - 1;
@@ -130,6 +231,11 @@ int rg_svc_protocols_route(rg_svc *sv, int ci, rg_http_conn *c, const rg_http_re
         if (!strcmp(what, "approve")) {
             if (rg_svc_allowed(sv, c, w, RG_NEED_APPROVE, "approve protocol versions"))
                 rg__change(sv, ci, c, req, w, ref, what);
+            return 1;
+        }
+        if (!strcmp(what, "shadow")) {
+            if (rg_svc_allowed(sv, c, w, RG_NEED_APPROVE, "run protocol versions as a shadow"))
+                rg__shadow_set(sv, ci, c, w, ref);
             return 1;
         }
         if (!strcmp(what, "activate") || !strcmp(what, "rollback")) {

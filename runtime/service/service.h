@@ -75,6 +75,12 @@ typedef struct rg_svc_clinic {
      * directory it was written to (protocols_live.c) */
     char version[65], version_root[PATH_MAX];
     int version_new; /* taken up, not yet loaded */
+    /* its shadow version as the store has it ("" for none; protocols_live.c)
+     * and since when; the shadow's own store and engine, which only the
+     * thread running the clinic's job touches (evaluate.c) */
+    char shadow[65];
+    rg_time shadow_since;
+    struct rg_svc_shadow *shadow_run;
 } rg_svc_clinic;
 
 /* A quarantine begun or ended during an evaluation, for its system alert
@@ -126,6 +132,8 @@ typedef struct rg_svc_job {
     int npatients;
     int wake;               /* then the clinic's due patients, for a while */
     rg_svc_pending *reqs;   /* answered once its log is committed */
+    char shadow[65];        /* the clinic's shadow version to run too ("": none) */
+    rg_time shadow_since;
     /* the thread's answer */
     int rc;        /* RG_OK, or the store error that stopped it */
     int evaluated; /* every one of patients was */
@@ -245,6 +253,8 @@ extern const double rg_svc_late_bounds[6];
  * the one the clinic runs, writes it out for the loader; returns how many
  * clinics changed (their reload is the caller's, as for a file saved). */
 int rg_svc_versions_take(rg_svc *sv);
+/* evaluate.c: frees the clinics' shadow runs (the threads stopped). */
+void rg_svc_shadows_free(rg_svc *sv);
 /* The directory and shipped root clinic i loads: its version's, or the
  * configured ones. */
 void rg_svc_clinic_source(rg_svc *sv, int i, const char **dir, const char **shipped);

@@ -199,3 +199,76 @@ int rg_store_each_event_body(rg_store *st, const char *clinic,
     sqlite3_finalize(s);
     return frc ? frc : rc == SQLITE_DONE ? RG_OK : RG_EDB;
 }
+
+int rg_store_each_event_body_after(rg_store *st, const char *clinic, int64_t after,
+                                   int (*fn)(void *ud, int64_t seq, const char *body,
+                                             size_t len),
+                                   void *ud)
+{
+    sqlite3_stmt *s = rg__prep(st, "SELECT seq, body FROM events WHERE clinic = ?1 AND seq > ?2"
+                                   " ORDER BY seq");
+    if (!s)
+        return rg__fail(st);
+    rg__text(s, 1, clinic);
+    sqlite3_bind_int64(s, 2, after);
+    int rc, frc = 0;
+    while (!frc && (rc = sqlite3_step(s)) == SQLITE_ROW)
+        frc = fn(ud, sqlite3_column_int64(s, 0), rg__col_text(s, 1),
+                 (size_t)sqlite3_column_bytes(s, 1));
+    sqlite3_finalize(s);
+    return frc ? frc : rc == SQLITE_DONE ? RG_OK : RG_EDB;
+}
+
+int rg_store_shadow_put(rg_store *st, const char *set, const rg_transition *t)
+{
+    sqlite3_stmt *s = rg__prep(st, "INSERT OR IGNORE INTO shadow_transitions(clinic, set_id,"
+                                   " patient, key, state, at, due, protocol, version, rule,"
+                                   " severity, message) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8,"
+                                   " ?9, ?10, ?11, ?12)");
+    if (!s)
+        return rg__fail(st);
+    rg__text(s, 1, t->clinic);
+    rg__text(s, 2, set);
+    rg__text(s, 3, t->patient);
+    rg__text(s, 4, t->key);
+    rg__text(s, 5, RG_TRANSITION_STATE(t));
+    sqlite3_bind_int64(s, 6, t->at);
+    rg__time(s, 7, t->due);
+    rg__text(s, 8, t->protocol ? t->protocol : "");
+    rg__text(s, 9, t->version ? t->version : "");
+    rg__text(s, 10, t->rule ? t->rule : "");
+    rg__text(s, 11, t->severity ? t->severity : "");
+    rg__text(s, 12, t->message ? t->message : "");
+    return rg__run(s);
+}
+
+int rg_store_shadow_each(rg_store *st, const char *clinic, const char *set, rg_time since,
+                         int (*fn)(void *ud, const rg_transition *t), void *ud)
+{
+    sqlite3_stmt *s = rg__prep(st, "SELECT seq, patient, key, state, at, due, protocol, version,"
+                                   " rule, severity, message FROM shadow_transitions"
+                                   " WHERE clinic = ?1 AND set_id = ?2 AND at >= ?3"
+                                   " ORDER BY at, seq");
+    if (!s)
+        return rg__fail(st);
+    rg__text(s, 1, clinic);
+    rg__text(s, 2, set);
+    sqlite3_bind_int64(s, 3, since);
+    int rc, frc = 0;
+    while (!frc && (rc = sqlite3_step(s)) == SQLITE_ROW) {
+        const char *state = rg__col_text(s, 3);
+        rg_transition t = {.seq = sqlite3_column_int64(s, 0), .clinic = clinic,
+                           .patient = rg__col_text(s, 1), .key = rg__col_text(s, 2),
+                           .open = !strcmp(state, "open")       ? 1
+                                   : !strcmp(state, "reraised") ? RG_TRANSITION_RERAISED
+                                                                : 0,
+                           .at = sqlite3_column_int64(s, 4), .due = rg__col_time(s, 5),
+                           .protocol = rg__col_text(s, 6), .version = rg__col_text(s, 7),
+                           .rule = rg__col_text(s, 8), .severity = rg__col_text(s, 9),
+                           .message = rg__col_text(s, 10)};
+        t.notify_at = t.at;
+        frc = fn(ud, &t);
+    }
+    sqlite3_finalize(s);
+    return frc ? frc : rc == SQLITE_DONE ? RG_OK : RG_EDB;
+}

@@ -230,6 +230,15 @@ const char *const rg_store_migrations[] = {
     "CREATE TABLE protocol_set_log("
     "  seq INTEGER PRIMARY KEY, clinic TEXT NOT NULL, id TEXT NOT NULL, action TEXT NOT NULL,"
     "  by TEXT NOT NULL, at INTEGER NOT NULL, effective INTEGER NOT NULL);",
+    /* 11 -> 12: a shadow version runs beside the active one and its
+     * transitions go here, not to the feed: nothing reads this table to
+     * notify anyone (docs/governance.md, "Shadow") */
+    "CREATE TABLE shadow_transitions("
+    "  seq INTEGER PRIMARY KEY, clinic TEXT NOT NULL, set_id TEXT NOT NULL,"
+    "  patient TEXT NOT NULL, key TEXT NOT NULL, state TEXT NOT NULL, at INTEGER NOT NULL,"
+    "  due INTEGER, protocol TEXT NOT NULL, version TEXT NOT NULL, rule TEXT NOT NULL,"
+    "  severity TEXT NOT NULL, message TEXT NOT NULL,"
+    "  UNIQUE(clinic, set_id, patient, key, state, at));",
 };
 const size_t rg_store_nmigrations = sizeof rg_store_migrations / sizeof rg_store_migrations[0];
 
