@@ -60,8 +60,7 @@ typedef struct rg_gov_vers {
     int n;
 } rg_gov_vers;
 
-/* The clinic's versions, oldest first (free vs->v). RG_EUSAGE on
- * PostgreSQL, which does not keep them yet. */
+/* The clinic's versions, oldest first (free vs->v). */
 int rg_gov_versions(rg_store *st, const char *clinic, rg_gov_vers *vs);
 /* The version named by ref (its id or a unique prefix), or NULL with why
  * (no such version, or more than one). */

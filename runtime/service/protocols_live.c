@@ -69,7 +69,7 @@ static void rg__shadows_take(rg_svc *sv)
         rg_time since;
         if (rg_gov_shadow_of(sv->st, c->name, id, &since, NULL, 0) != RG_OK)
             continue; /* (PostgreSQL before it keeps versions; a store error: next time) */
-        if (!strcmp(id, c->shadow) && since == c->shadow_since)
+        if (!strcmp(id, c->shadow) && (!id[0] || since == c->shadow_since))
             continue;
         if (id[0])
             rg_log("info", "clinic %s: protocol version %.12s runs as a shadow", c->name, id);

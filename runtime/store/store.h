@@ -406,7 +406,7 @@ int rg_store_audit_archive(rg_store *st, rg_time before, int64_t *n);
  * files, hex), n (1 for the clinic's first), state ("proposed", "approved",
  * "shadow", "active", "superseded", "rolled back"), who proposed it, when
  * and why, who approved it, since when it is in force (RG_TIME_NONE: not
- * yet). SQLite only for now: on PostgreSQL these return RG_EUSAGE. */
+ * yet). Both backends (PostgreSQL: pg_protosets.c). */
 typedef struct rg_protoset {
     const char *clinic, *id, *state, *proposed_by, *message;
     const char *approved_by; /* NULL until approved */
