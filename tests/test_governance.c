@@ -806,3 +806,108 @@ Test(governance, shadow_runs_beside_the_active_version_and_notifies_nobody, .tim
     free(cand);
     rg_test_rmdir(g.dir);
 }
+
+/* A body {"message", "until", "files": {"clinic.lua": text}} of dir's clinic.lua,
+ * with from replaced by to in it (from NULL: as it is). */
+static char *proposal_body(const char *dir, const char *from, const char *to)
+{
+    char path[400];
+    snprintf(path, sizeof path, "%s/clinic.lua", dir);
+    char *text = rg_test_read(path);
+    rg_buf b = {0};
+    char *at = from ? strstr(text, from) : NULL;
+    if (at)
+        rg_buf_printf(&b, "%.*s%s%s", (int)(at - text), text, to, at + strlen(from));
+    else
+        rg_buf_printf(&b, "%s", text);
+    json_t *root = json_pack("{s:s,s:s,s:{s:s}}", "message", "over HTTP", "until", UNTIL,
+                             "files", "clinic.lua", b.p);
+    char *body = json_dumps(root, 0);
+    json_decref(root);
+    free(b.p);
+    free(text);
+    return body;
+}
+
+/* A proposal over HTTP: an admin posts the clinic directory's files; a
+ * file that does not load is refused naming its file and line, a bad path
+ * is refused, the same files are refused twice; a good one answers its
+ * version (the command line's id for the same files) and the diff over the
+ * clinic's history, the one `regimen protocols show` prints for it. */
+Test(governance, http_propose_checks_and_answers_the_diff, .timeout = 120)
+{
+    gov g;
+    gov_setup(&g);
+    server s;
+    snprintf(s.dir, sizeof s.dir, "%s", g.dir);
+    snprintf(s.db, sizeof s.db, "%s", g.db);
+    snprintf(s.config, sizeof s.config, "%s/config.json", g.dir);
+    snprintf(s.log, sizeof s.log, "%s/serve.log", g.dir);
+    const char *keys[2] = {"adam-key-0123456789abcdef", "pat-key-0123456789abcdef"};
+    char h[2][65], cfg[2048], *body, *sent;
+    for (int i = 0; i < 2; i++) {
+        unsigned char d[crypto_hash_sha256_BYTES];
+        crypto_hash_sha256(d, (const unsigned char *)keys[i], strlen(keys[i]));
+        sodium_bin2hex(h[i], 65, d, sizeof d);
+    }
+    snprintf(cfg, sizeof cfg,
+             "{ \"listen\": \"127.0.0.1:0\",\n"
+             "  \"clinics\": { \"north\": { \"protocols\": \"v150\", \"api_keys\": [\n"
+             "    {\"name\": \"adam\", \"role\": \"admin\", \"sha256\": \"%s\"},\n"
+             "    {\"name\": \"pat\", \"role\": \"prescriber\", \"sha256\": \"%s\"} ] } } }\n",
+             h[0], h[1]);
+    rg_test_write(g.dir, "config.json", cfg);
+    server_start(&s);
+    const char *P = "/v1/protocols/versions";
+    /* a syntax error: refused with its file and line, nothing stored */
+    sent = proposal_body(g.path[1], "bp_systolic_max = 130", "bp_systolic_max = = 130");
+    cr_assert_eq(http(s.port, "POST", P, keys[0], sent, &body), 409, "%s", body);
+    cr_assert_not_null(strstr(body, "does not pass regimen check: clinic.lua:"), "%s", body);
+    free(body);
+    free(sent);
+    cr_assert_eq(count_rows(g.db, "SELECT count(*) FROM protocol_sets"), 0);
+    cr_assert_eq(http(s.port, "POST", P, keys[0], "{\"files\": {\"../clinic.lua\": \"x\"}}",
+                      &body), 400, "%s", body);
+    cr_assert_not_null(strstr(body, "../clinic.lua"), "%s", body);
+    free(body);
+    cr_assert_eq(http(s.port, "POST", P, keys[0], "{\"files\": {\"p.lua\": 1}}", &body), 400,
+                 "%s", body);
+    free(body);
+    sent = proposal_body(g.path[1], NULL, NULL);
+    cr_assert_eq(http(s.port, "POST", P, keys[1], sent, &body), 403, "a prescriber: %s", body);
+    free(body);
+    /* the good one */
+    cr_assert_eq(http(s.port, "POST", P, keys[0], sent, &body), 201, "%s", body);
+    json_t *root = json_loads(body, 0, NULL);
+    cr_assert_not_null(root, "%s", body);
+    const char *id = json_string_value(json_object_get(root, "version"));
+    const char *diff = json_string_value(json_object_get(root, "diff"));
+    cr_assert(id && diff, "%s", body);
+    cr_assert_not_null(strstr(diff, "safety.bp-high"), "%s", diff);
+    free(body);
+    cr_assert_eq(http(s.port, "POST", P, keys[0], sent, &body), 409, "twice: %s", body);
+    cr_assert_not_null(strstr(body, "already"), "%s", body);
+    free(body);
+    free(sent);
+    /* the command line names the same files the same version, and shows
+     * the same diff */
+    char *out, *err;
+    const char *more[] = {"--by", "carol", "--until", UNTIL, g.path[1], NULL};
+    cr_assert_eq(prot(&g, "propose", more, &out, &err), 1, "the same files: %s", out);
+    char want[120];
+    snprintf(want, sizeof want, "these files are version %.12s already", id);
+    cr_assert_not_null(strstr(err, want), "%s", err);
+    free(out);
+    free(err);
+    const char *show[] = {"--until", UNTIL, id, NULL};
+    cr_assert_eq(prot(&g, "show", show, &out, &err), 0, "%s", err);
+    const char *d = strstr(out, "diff against the active version:\n");
+    cr_assert_not_null(d, "%s", out);
+    cr_assert_str_eq(d + strlen("diff against the active version:\n"), diff);
+    cr_assert_not_null(strstr(out, "proposed by adam"), "%s", out);
+    free(out);
+    free(err);
+    json_decref(root);
+    cr_assert_eq(server_stop(&s, SIGTERM), 0);
+    rg_test_rmdir(g.dir);
+}

@@ -85,78 +85,29 @@ static int rg__open(const rg__popts *o, rg_store **st)
     return 0;
 }
 
-static int rg__keep_file(void *ud, const char *path, const char *content, size_t len)
-{
-    return rg_gov_add(ud, path, content, len);
-}
-
 /* The stored version id of clinic written out (root) for the loader. */
 static int rg__materialize(rg_store *st, const char *clinic, const char *id, char *root,
                            size_t rootlen)
 {
-    rg_gov_files f = {0};
     char err[1024];
-    int rc = rg_store_protoset_files(st, clinic, id, rg__keep_file, &f);
-    if (rc) {
-        rg_gov_free(&f);
-        fprintf(stderr, "regimen protocols: reading version %.12s: %s\n", id, rg_strerror(rc));
-        return 2;
-    }
-    rc = rg_gov_materialize(&f, root, rootlen, err, sizeof err);
-    rg_gov_free(&f);
-    if (rc) {
+    if (rg_gov_write_out(st, clinic, id, root, rootlen, err, sizeof err)) {
         fprintf(stderr, "regimen protocols: %s\n", err);
         return 2;
     }
     return 0;
 }
 
-/* Prints what replacing old_root's version by new_root's does to clinic's
- * stored history up to until (rg_diff, as `regimen diff`). old_root NULL:
- * no version is active, and the old side is the shipped default (the
- * ketamine set, as simulate runs a clinic without a directory). */
+/* rg_gov_diff on stdout; 2 (printed why) when it could not run. */
 static int rg__diff(rg_store *st, const char *clinic, const char *old_root, const char *new_root,
                     const char *shipped_root, rg_time until)
 {
-    if (!old_root && !shipped_root) {
-        printf("no version of clinic %s is active: nothing to compare with\n", clinic);
-        return 0;
-    }
-    if (!old_root)
-        printf("no version of clinic %s is active: compared with the shipped default "
-               "(ketamine)\n", clinic);
-    rg_store *s[2] = {NULL, NULL};
-    rg_engine *e[2] = {NULL, NULL};
-    const char *roots[2] = {old_root, new_root};
-    rg_limits lim = RG_LIMITS_DEFAULT;
     char err[4096];
-    int rc = 0;
-    for (int i = 0; i < 2 && !rc; i++) {
-        char dir[PATH_MAX + 16], shipped[PATH_MAX + 16];
-        if (roots[i]) {
-            snprintf(dir, sizeof dir, "%s/clinic", roots[i]);
-            snprintf(shipped, sizeof shipped, "%s/shipped", roots[i]);
-        } else {
-            snprintf(dir, sizeof dir, "%s/ketamine", shipped_root);
-            snprintf(shipped, sizeof shipped, "%s", shipped_root);
-        }
-        if (rg_gov_replay(st, clinic, dir, shipped, &lim, until, &s[i], &e[i], err,
-                          sizeof err)) {
-            fprintf(stderr, "regimen protocols: %s\n", err);
-            rc = 2;
-        } else if (rg_engine_stats_get(e[i])->errors) {
-            printf("the %s version had %lld evaluation errors on the history: no diff\n",
-                   i ? "new" : "active", (long long)rg_engine_stats_get(e[i])->errors);
-            rc = -1;
-        }
+    if (rg_gov_diff(st, clinic, old_root, new_root, shipped_root, until, stdout, err,
+                    sizeof err)) {
+        fprintf(stderr, "regimen protocols: %s\n", err);
+        return 2;
     }
-    if (!rc && rg_diff(s[0], s[1], "OLD", "NEW", e[1], stdout) < 0)
-        rc = 2;
-    for (int i = 0; i < 2; i++) {
-        rg_engine_free(e[i]);
-        rg_store_close(s[i]);
-    }
-    return rc < 0 ? 0 : rc;
+    return 0;
 }
 
 static int rg__time_opt(const char *s, const char *name, rg_time *t)
@@ -170,114 +121,24 @@ static int rg__time_opt(const char *s, const char *name, rg_time *t)
     return 0;
 }
 
-/* Runs what (begin, fn, commit) and tells a service holding the file. */
-static int rg__commit(rg_store *st, const rg__popts *o)
-{
-    if (rg_store_commit(st)) {
-        fprintf(stderr, "regimen protocols: storing: %s\n", rg_store_errmsg(st));
-        return 2;
-    }
-    rg_holder_notify(o->db);
-    return 0;
-}
-
 static int rg__propose(rg_store *st, const rg__popts *o, const char *dir, const char *shipped)
 {
-    rg_gov_files f;
-    char err[4096], root[PATH_MAX], active_root[PATH_MAX];
+    char why[4096], id[65];
     rg_time until;
     int rc = rg__time_opt(o->until, "--until", &until);
     if (rc)
         return rc;
-    if (rg_gov_capture(&f, dir, shipped, err, sizeof err)) {
-        fprintf(stderr, "regimen protocols: %s\n", err);
-        return 2;
-    }
-    rg_gov_vers vs;
-    if ((rc = rg__load(st, o->clinic, &vs))) {
-        rg_gov_free(&f);
-        return rc;
-    }
-    for (int i = 0; i < vs.n; i++)
-        if (!strcmp(vs.v[i].id, f.id)) {
-            rc = rg__refuse("these files are version %.12s already (%s)", f.id, vs.v[i].state);
-            goto done;
-        }
-    /* the check runs on the files as they will be stored */
-    if (rg_gov_materialize(&f, root, sizeof root, err, sizeof err)) {
-        fprintf(stderr, "regimen protocols: %s\n", err);
-        rc = 2;
-        goto done;
-    }
-    char cdir[PATH_MAX + 16], sdir[PATH_MAX + 16];
-    snprintf(cdir, sizeof cdir, "%s/clinic", root);
-    snprintf(sdir, sizeof sdir, "%s/shipped", root);
-    rg_limits lim = RG_LIMITS_DEFAULT;
-    int g = rg_clinic_gate(o->clinic, cdir, shipped ? sdir : NULL, &lim, err, sizeof err);
-    if (g) {
-        /* one line: the first of the reason and the first failure, with
-         * the temporary path put back */
-        char *nl = strchr(err, '\n');
-        if (nl) {
-            *nl = '\0';
-            char *fail = strstr(nl + 1, "FAIL");
-            if (!fail)
-                fail = strstr(nl + 1, "error:");
-            if (fail) {
-                fail[strcspn(fail, "\n")] = '\0';
-                memmove(err + strlen(err) + 2, fail, strlen(fail) + 1);
-                memcpy(err + strlen(err), ": ", 2);
-            }
-        }
-        char line[4096];
-        size_t len = 0;
-        for (const char *p = err, *hit; *p && len < sizeof line - 1; p = hit + strlen(cdir)) {
-            if (!(hit = strstr(p, cdir))) {
-                snprintf(line + len, sizeof line - len, "%s", p);
-                break;
-            }
-            len += (size_t)snprintf(line + len, sizeof line - len, "%.*s%s", (int)(hit - p), p,
-                                    dir);
-        }
-        line[sizeof line - 1] = '\0';
-        if (!err[0])
-            line[0] = '\0';
-        rc = g == RG_ENOMEM ? rg__die2("out of memory")
-                            : rg__refuse("%s does not pass regimen check: %s", dir, line);
-        rg_gov_remove(root);
-        goto done;
-    }
-    rg_protoset v = {.clinic = o->clinic, .id = f.id, .proposed_by = o->by,
-                     .message = o->message ? o->message : "", .proposed_at = rg_now()};
-    if (rg_store_begin(st) ||
-        rg_store_protoset_add(st, &v, (const char *const *)f.paths,
-                              (const char *const *)f.contents, f.lens, f.n) ||
-        rg_store_protoset_log(st, o->clinic, f.id, "proposed", o->by, v.proposed_at,
-                              v.proposed_at)) {
-        fprintf(stderr, "regimen protocols: storing the version: %s\n", rg_store_errmsg(st));
-        rg_store_rollback(st);
-        rg_gov_remove(root);
-        rc = 2;
-        goto done;
-    }
-    if ((rc = rg__commit(st, o))) {
-        rg_gov_remove(root);
-        goto done;
-    }
-    printf("version %s\n", f.id);
-    fflush(stdout);
-    rg_gov_ver *act = rg_gov_active(&vs);
-    if (act && (rc = rg__materialize(st, o->clinic, act->id, active_root, sizeof active_root)))
-        act = NULL;
-    if (!rc)
-        rc = rg__diff(st, o->clinic, act ? active_root : NULL, root, shipped, until);
-    if (act)
-        rg_gov_remove(active_root);
-    rg_gov_remove(root);
-done:
-    free(vs.v);
-    rg_gov_free(&f);
-    return rc;
+    rc = rg_gov_propose(st, o->clinic, dir, dir, shipped, o->by, o->message, until, stdout, id,
+                        why, sizeof why);
+    if (id[0]) /* stored: a service holding the file hears of it */
+        rg_holder_notify(o->db);
+    if (rc == RG_ECONFLICT)
+        return rg__refuse("%s%s", why, "");
+    if (rc == RG_ENOMEM)
+        return rg__die2("out of memory");
+    if (rc)
+        return rg__die2(why);
+    return 0;
 }
 
 /* approve, activate, rollback: a change of state, logged. */

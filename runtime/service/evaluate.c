@@ -526,6 +526,11 @@ int rg_svc_pool_start(rg_svc *sv, const char *db, int nthreads, char *err, size_
     return RG_OK;
 }
 
+const char *rg_svc_pool_db(rg_svc *sv)
+{
+    return sv->pool ? sv->pool->db : NULL;
+}
+
 void rg_svc_pool_submit(rg_svc *sv, rg_svc_job *j)
 {
     struct rg_svc_pool *pool = sv->pool;

@@ -281,6 +281,9 @@ int rg_svc_reload(rg_svc *sv, const char *by, char *err, size_t errlen);
  * halt makes the threads stop at their next patient; close closes the
  * loop handle; free (after the loop ended) joins and frees them. */
 int rg_svc_pool_start(rg_svc *sv, const char *db, int nthreads, char *err, size_t errlen);
+/* The store the threads connect to (a SQLite path or a PostgreSQL URL):
+ * for work off the loop that needs a connection of its own. */
+const char *rg_svc_pool_db(rg_svc *sv);
 void rg_svc_pool_submit(rg_svc *sv, rg_svc_job *j);
 rg_svc_job *rg_svc_pool_done(rg_svc *sv);
 void rg_svc_pool_halt(rg_svc *sv);
