@@ -7,9 +7,9 @@
  *   POST /v1/protocols/versions/{id}/approve     a prescriber, not the proposer
  *   POST /v1/protocols/versions/{id}/activate    an admin; body {"at": TIME} optional
  *   POST /v1/protocols/versions/{id}/rollback    an admin
- *   POST /v1/protocols/versions/{id}/shadow      a prescriber: runs it as the shadow
+ *   POST /v1/protocols/versions/{id}/shadow      a prescriber or admin: runs it as the shadow
  *   GET  /v1/protocols/shadow                    the shadow and its running comparison
- *   DELETE /v1/protocols/shadow                  a prescriber: stops the shadow
+ *   DELETE /v1/protocols/shadow                  a prescriber or admin: stops it
  *
  * {id} is a version's id or a unique prefix; the person is the signed-in
  * user (or the key's name). The changes are governance.c's rg_gov_change,
@@ -400,7 +400,8 @@ int rg_svc_protocols_route(rg_svc *sv, int ci, rg_http_conn *c, const rg_http_re
             if (rg_svc_allowed(sv, c, w, RG_NEED_READ, "read protocol versions"))
                 rg__shadow_get(sv, ci, c);
         } else if (!strcmp(req->method, "DELETE")) {
-            if (rg_svc_allowed(sv, c, w, RG_NEED_APPROVE, "stop a shadow version"))
+            if (rg_svc_allowed(sv, c, w, RG_NEED_APPROVE | RG_NEED_ADMIN,
+                               "stop a shadow version"))
                 rg__shadow_set(sv, ci, c, w, NULL);
         } else
             rg_svc_reply_json(c, 405, json_pack("{s:s}", "error", "GET or DELETE"));
@@ -435,7 +436,8 @@ int rg_svc_protocols_route(rg_svc *sv, int ci, rg_http_conn *c, const rg_http_re
             return 1;
         }
         if (!strcmp(what, "shadow")) {
-            if (rg_svc_allowed(sv, c, w, RG_NEED_APPROVE, "run protocol versions as a shadow"))
+            if (rg_svc_allowed(sv, c, w, RG_NEED_APPROVE | RG_NEED_ADMIN,
+                               "run protocol versions as a shadow"))
                 rg__shadow_set(sv, ci, c, w, ref);
             return 1;
         }
