@@ -185,11 +185,29 @@ static int rg__shadow(rg_store *st, const rg__popts *o, const char *ref)
 static int rg__shadow_report(rg_store *st, const char *clinic, const char *id, rg_time since,
                              const char *by)
 {
-    char when[RG_TIME_BUFSZ];
+    char when[RG_TIME_BUFSZ], root[PATH_MAX], err[1024];
     printf("shadow since %s (set by %s): what it did beside the active version\n",
            rg_time_format(since, when), by);
     fflush(stdout);
-    long n = rg_gov_shadow_report(st, clinic, id, since, NULL, stdout, NULL);
+    /* the clinic's zone, as the version declares it (UTC when it cannot load) */
+    rg_engine *eng = NULL;
+    if (rg_gov_write_out(st, clinic, id, root, sizeof root, err, sizeof err) == RG_OK) {
+        char dir[PATH_MAX + 16], shipped[PATH_MAX + 16];
+        snprintf(dir, sizeof dir, "%s/clinic", root);
+        snprintf(shipped, sizeof shipped, "%s/shipped", root);
+        rg_engine_opts eo = {.limits = RG_LIMITS_DEFAULT, .shipped = shipped,
+                             .default_dir = dir};
+        if (rg_engine_new(&eng, st, &eo) == RG_OK &&
+            rg_engine_set_clinic_from(eng, clinic, dir, shipped, NULL, err, sizeof err)) {
+            rg_engine_free(eng);
+            eng = NULL;
+        }
+    } else {
+        root[0] = '\0';
+    }
+    long n = rg_gov_shadow_report(st, clinic, id, since, eng, stdout, NULL);
+    rg_engine_free(eng);
+    rg_gov_remove(root);
     if (n < 0) {
         fprintf(stderr, "regimen protocols: reading the shadow feed: %s\n", rg_strerror((int)n));
         return 2;

@@ -382,7 +382,7 @@ static void rg__shadow_set(rg_svc *sv, int ci, rg_http_conn *c, const rg_svc_who
         return;
     }
     rg_log("info", "clinic %s: %s", sv->clinics[ci].name, msg);
-    rg_svc_versions_take(sv); /* the next job runs it (or stops it) */
+    rg_svc_shadows_take(sv); /* the next job runs it (or stops it) */
     rg_svc_reply_json(c, 200, json_pack("{s:s}", "result", msg));
 }
 

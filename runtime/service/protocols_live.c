@@ -61,7 +61,7 @@ static int rg__keep_file(void *ud, const char *path, const char *content, size_t
 
 /* Each clinic's shadow version as the store has it now (any mode): the
  * next job of the clinic runs it, or stops it (evaluate.c). */
-static void rg__shadows_take(rg_svc *sv)
+void rg_svc_shadows_take(rg_svc *sv)
 {
     for (int i = 0; i < sv->nclinics; i++) {
         rg_svc_clinic *c = &sv->clinics[i];
@@ -85,7 +85,7 @@ static void rg__shadows_take(rg_svc *sv)
 int rg_svc_versions_take(rg_svc *sv)
 {
     int changed = 0;
-    rg__shadows_take(sv);
+    rg_svc_shadows_take(sv);
     if (!sv->approval)
         return 0;
     for (int i = 0; i < sv->nclinics; i++) {

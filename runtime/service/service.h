@@ -253,6 +253,9 @@ extern const double rg_svc_late_bounds[6];
  * the one the clinic runs, writes it out for the loader; returns how many
  * clinics changed (their reload is the caller's, as for a file saved). */
 int rg_svc_versions_take(rg_svc *sv);
+/* Each clinic's shadow version as the store has it now (any mode; also
+ * done by rg_svc_versions_take): its next job runs or stops it. */
+void rg_svc_shadows_take(rg_svc *sv);
 /* evaluate.c: frees the clinics' shadow runs (the threads stopped). */
 void rg_svc_shadows_free(rg_svc *sv);
 /* The directory and shipped root clinic i loads: its version's, or the
