@@ -278,10 +278,10 @@ int rg_store_shadow_each(rg_store *st, const char *clinic, const char *set, rg_t
 {
     if (rg_store_pg(st))
         return rg_pg_shadow_each(rg_store_pg(st), clinic, set, since, fn, ud);
-    sqlite3_stmt *s = rg__prep(st, "SELECT seq, patient, key, state, at, due, protocol, version,"
+    sqlite3_stmt *s = rg__prep(st, "SELECT 0, patient, key, state, at, due, protocol, version,"
                                    " rule, severity, message FROM shadow_transitions"
                                    " WHERE clinic = ?1 AND set_id = ?2 AND at >= ?3"
-                                   " ORDER BY at, seq");
+                                   " ORDER BY at, patient, key, state");
     if (!s)
         return rg__fail(st);
     rg__text(s, 1, clinic);

@@ -452,8 +452,8 @@ int rg_store_each_event_body_after(rg_store *st, const char *clinic, int64_t aft
  * the protocol's version as in the feed; `set` the protocol set's id. The
  * same transition stored twice (a takeover replays) is kept once. */
 int rg_store_shadow_put(rg_store *st, const char *set, const rg_transition *t);
-/* The shadow transitions of set in clinic at or after since, in (at, seq)
- * order (t->seq is the shadow row's). */
+/* The shadow transitions of set in clinic at or after since, in time order
+ * (t->seq says nothing). */
 int rg_store_shadow_each(rg_store *st, const char *clinic, const char *set, rg_time since,
                          int (*fn)(void *ud, const rg_transition *t), void *ud);
 
