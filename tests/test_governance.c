@@ -911,3 +911,55 @@ Test(governance, http_propose_checks_and_answers_the_diff, .timeout = 120)
     cr_assert_eq(server_stop(&s, SIGTERM), 0);
     rg_test_rmdir(g.dir);
 }
+
+/* How a shadow stops, on the command line: another shadow replaces it, an
+ * activation of it ends it, and each is in the version's history. */
+Test(governance, a_shadow_is_replaced_by_another_and_ended_by_its_activation)
+{
+    gov g;
+    gov_setup(&g);
+    char *err, *out, *v[3];
+    for (int i = 0; i < 3; i++)
+        v[i] = propose(&g, g.path[i], "alice", NULL);
+    cr_assert_eq(step(&g, "approve", "bob", v[0], &err), 0, "%s", err);
+    free(err);
+    cr_assert_eq(step(&g, "activate", "bob", v[0], &err), 0, "%s", err);
+    free(err);
+    cr_assert_eq(step(&g, "shadow", "bob", v[1], &err), 0, "%s", err);
+    free(err);
+    const char *again[] = {"--by", "carol", v[2], NULL};
+    cr_assert_eq(prot(&g, "shadow", again, &out, &err), 0, "%s", err);
+    char want[80];
+    snprintf(want, sizeof want, "in place of version %.12s", v[1]);
+    cr_assert_not_null(strstr(out, want), "%s", out);
+    free(out);
+    free(err);
+    char *line = list_line(&g, v[1]);
+    cr_assert_null(strstr(line, "shadow since"), "replaced: %s", line);
+    free(line);
+    line = list_line(&g, v[2]);
+    cr_assert_not_null(strstr(line, "shadow since"), "%s", line);
+    free(line);
+    cr_assert_eq(step(&g, "approve", "bob", v[2], &err), 0, "%s", err);
+    free(err);
+    cr_assert_eq(step(&g, "activate", "bob", v[2], &err), 0, "%s", err);
+    free(err);
+    line = list_line(&g, v[2]);
+    cr_assert_null(strstr(line, "shadow since"), "activated: %s", line);
+    cr_assert_not_null(strstr(line, "active"), "%s", line);
+    free(line);
+    const char *stop[] = {"--by", "bob", "--stop", NULL};
+    cr_assert_eq(prot(&g, "shadow", stop, &out, &err), 1, "nothing to stop: %s", out);
+    cr_assert_not_null(strstr(err, "has no shadow version"), "%s", err);
+    free(out);
+    free(err);
+    const char *show[] = {"--until", UNTIL, v[2], NULL};
+    cr_assert_eq(prot(&g, "show", show, &out, &err), 0, "%s", err);
+    cr_assert_not_null(strstr(out, "shadowed        by carol"), "%s", out);
+    cr_assert_null(strstr(out, "shadow since"), "%s", out);
+    free(out);
+    free(err);
+    for (int i = 0; i < 3; i++)
+        free(v[i]);
+    rg_test_rmdir(g.dir);
+}
