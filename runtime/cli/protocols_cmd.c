@@ -6,6 +6,7 @@
  *   approve  --clinic NAME --by PERSON VERSION
  *   activate --clinic NAME --by PERSON [--at TIME] VERSION
  *   rollback --clinic NAME --by PERSON VERSION
+ *   shadow   --clinic NAME --by PERSON VERSION | --stop
  *   list     --clinic NAME
  *   show     --clinic NAME [--until TIME] VERSION
  *
@@ -32,6 +33,7 @@
 
 typedef struct rg__popts {
     const char *db, *clinic, *by, *message, *at, *until;
+    int stop; /* shadow --stop */
 } rg__popts;
 
 static int rg__die2(const char *what)
@@ -83,78 +85,29 @@ static int rg__open(const rg__popts *o, rg_store **st)
     return 0;
 }
 
-static int rg__keep_file(void *ud, const char *path, const char *content, size_t len)
-{
-    return rg_gov_add(ud, path, content, len);
-}
-
 /* The stored version id of clinic written out (root) for the loader. */
 static int rg__materialize(rg_store *st, const char *clinic, const char *id, char *root,
                            size_t rootlen)
 {
-    rg_gov_files f = {0};
     char err[1024];
-    int rc = rg_store_protoset_files(st, clinic, id, rg__keep_file, &f);
-    if (rc) {
-        rg_gov_free(&f);
-        fprintf(stderr, "regimen protocols: reading version %.12s: %s\n", id, rg_strerror(rc));
-        return 2;
-    }
-    rc = rg_gov_materialize(&f, root, rootlen, err, sizeof err);
-    rg_gov_free(&f);
-    if (rc) {
+    if (rg_gov_write_out(st, clinic, id, root, rootlen, err, sizeof err)) {
         fprintf(stderr, "regimen protocols: %s\n", err);
         return 2;
     }
     return 0;
 }
 
-/* Prints what replacing old_root's version by new_root's does to clinic's
- * stored history up to until (rg_diff, as `regimen diff`). old_root NULL:
- * no version is active, and the old side is the shipped default (the
- * ketamine set, as simulate runs a clinic without a directory). */
+/* rg_gov_diff on stdout; 2 (printed why) when it could not run. */
 static int rg__diff(rg_store *st, const char *clinic, const char *old_root, const char *new_root,
                     const char *shipped_root, rg_time until)
 {
-    if (!old_root && !shipped_root) {
-        printf("no version of clinic %s is active: nothing to compare with\n", clinic);
-        return 0;
-    }
-    if (!old_root)
-        printf("no version of clinic %s is active: compared with the shipped default "
-               "(ketamine)\n", clinic);
-    rg_store *s[2] = {NULL, NULL};
-    rg_engine *e[2] = {NULL, NULL};
-    const char *roots[2] = {old_root, new_root};
-    rg_limits lim = RG_LIMITS_DEFAULT;
     char err[4096];
-    int rc = 0;
-    for (int i = 0; i < 2 && !rc; i++) {
-        char dir[PATH_MAX + 16], shipped[PATH_MAX + 16];
-        if (roots[i]) {
-            snprintf(dir, sizeof dir, "%s/clinic", roots[i]);
-            snprintf(shipped, sizeof shipped, "%s/shipped", roots[i]);
-        } else {
-            snprintf(dir, sizeof dir, "%s/ketamine", shipped_root);
-            snprintf(shipped, sizeof shipped, "%s", shipped_root);
-        }
-        if (rg_gov_replay(st, clinic, dir, shipped, &lim, until, &s[i], &e[i], err,
-                          sizeof err)) {
-            fprintf(stderr, "regimen protocols: %s\n", err);
-            rc = 2;
-        } else if (rg_engine_stats_get(e[i])->errors) {
-            printf("the %s version had %lld evaluation errors on the history: no diff\n",
-                   i ? "new" : "active", (long long)rg_engine_stats_get(e[i])->errors);
-            rc = -1;
-        }
+    if (rg_gov_diff(st, clinic, old_root, new_root, shipped_root, until, stdout, err,
+                    sizeof err)) {
+        fprintf(stderr, "regimen protocols: %s\n", err);
+        return 2;
     }
-    if (!rc && rg_diff(s[0], s[1], "OLD", "NEW", e[1], stdout) < 0)
-        rc = 2;
-    for (int i = 0; i < 2; i++) {
-        rg_engine_free(e[i]);
-        rg_store_close(s[i]);
-    }
-    return rc < 0 ? 0 : rc;
+    return 0;
 }
 
 static int rg__time_opt(const char *s, const char *name, rg_time *t)
@@ -168,114 +121,24 @@ static int rg__time_opt(const char *s, const char *name, rg_time *t)
     return 0;
 }
 
-/* Runs what (begin, fn, commit) and tells a service holding the file. */
-static int rg__commit(rg_store *st, const rg__popts *o)
-{
-    if (rg_store_commit(st)) {
-        fprintf(stderr, "regimen protocols: storing: %s\n", rg_store_errmsg(st));
-        return 2;
-    }
-    rg_holder_notify(o->db);
-    return 0;
-}
-
 static int rg__propose(rg_store *st, const rg__popts *o, const char *dir, const char *shipped)
 {
-    rg_gov_files f;
-    char err[4096], root[PATH_MAX], active_root[PATH_MAX];
+    char why[4096], id[65];
     rg_time until;
     int rc = rg__time_opt(o->until, "--until", &until);
     if (rc)
         return rc;
-    if (rg_gov_capture(&f, dir, shipped, err, sizeof err)) {
-        fprintf(stderr, "regimen protocols: %s\n", err);
-        return 2;
-    }
-    rg_gov_vers vs;
-    if ((rc = rg__load(st, o->clinic, &vs))) {
-        rg_gov_free(&f);
-        return rc;
-    }
-    for (int i = 0; i < vs.n; i++)
-        if (!strcmp(vs.v[i].id, f.id)) {
-            rc = rg__refuse("these files are version %.12s already (%s)", f.id, vs.v[i].state);
-            goto done;
-        }
-    /* the check runs on the files as they will be stored */
-    if (rg_gov_materialize(&f, root, sizeof root, err, sizeof err)) {
-        fprintf(stderr, "regimen protocols: %s\n", err);
-        rc = 2;
-        goto done;
-    }
-    char cdir[PATH_MAX + 16], sdir[PATH_MAX + 16];
-    snprintf(cdir, sizeof cdir, "%s/clinic", root);
-    snprintf(sdir, sizeof sdir, "%s/shipped", root);
-    rg_limits lim = RG_LIMITS_DEFAULT;
-    int g = rg_clinic_gate(o->clinic, cdir, shipped ? sdir : NULL, &lim, err, sizeof err);
-    if (g) {
-        /* one line: the first of the reason and the first failure, with
-         * the temporary path put back */
-        char *nl = strchr(err, '\n');
-        if (nl) {
-            *nl = '\0';
-            char *fail = strstr(nl + 1, "FAIL");
-            if (!fail)
-                fail = strstr(nl + 1, "error:");
-            if (fail) {
-                fail[strcspn(fail, "\n")] = '\0';
-                memmove(err + strlen(err) + 2, fail, strlen(fail) + 1);
-                memcpy(err + strlen(err), ": ", 2);
-            }
-        }
-        char line[4096];
-        size_t len = 0;
-        for (const char *p = err, *hit; *p && len < sizeof line - 1; p = hit + strlen(cdir)) {
-            if (!(hit = strstr(p, cdir))) {
-                snprintf(line + len, sizeof line - len, "%s", p);
-                break;
-            }
-            len += (size_t)snprintf(line + len, sizeof line - len, "%.*s%s", (int)(hit - p), p,
-                                    dir);
-        }
-        line[sizeof line - 1] = '\0';
-        if (!err[0])
-            line[0] = '\0';
-        rc = g == RG_ENOMEM ? rg__die2("out of memory")
-                            : rg__refuse("%s does not pass regimen check: %s", dir, line);
-        rg_gov_remove(root);
-        goto done;
-    }
-    rg_protoset v = {.clinic = o->clinic, .id = f.id, .proposed_by = o->by,
-                     .message = o->message ? o->message : "", .proposed_at = rg_now()};
-    if (rg_store_begin(st) ||
-        rg_store_protoset_add(st, &v, (const char *const *)f.paths,
-                              (const char *const *)f.contents, f.lens, f.n) ||
-        rg_store_protoset_log(st, o->clinic, f.id, "proposed", o->by, v.proposed_at,
-                              v.proposed_at)) {
-        fprintf(stderr, "regimen protocols: storing the version: %s\n", rg_store_errmsg(st));
-        rg_store_rollback(st);
-        rg_gov_remove(root);
-        rc = 2;
-        goto done;
-    }
-    if ((rc = rg__commit(st, o))) {
-        rg_gov_remove(root);
-        goto done;
-    }
-    printf("version %s\n", f.id);
-    fflush(stdout);
-    rg_gov_ver *act = rg_gov_active(&vs);
-    if (act && (rc = rg__materialize(st, o->clinic, act->id, active_root, sizeof active_root)))
-        act = NULL;
-    if (!rc)
-        rc = rg__diff(st, o->clinic, act ? active_root : NULL, root, shipped, until);
-    if (act)
-        rg_gov_remove(active_root);
-    rg_gov_remove(root);
-done:
-    free(vs.v);
-    rg_gov_free(&f);
-    return rc;
+    rc = rg_gov_propose(st, o->clinic, dir, dir, shipped, o->by, o->message, until, stdout, id,
+                        why, sizeof why);
+    if (id[0]) /* stored: a service holding the file hears of it */
+        rg_holder_notify(o->db);
+    if (rc == RG_ECONFLICT)
+        return rg__refuse("%s%s", why, "");
+    if (rc == RG_ENOMEM)
+        return rg__die2("out of memory");
+    if (rc)
+        return rg__die2(why);
+    return 0;
 }
 
 /* approve, activate, rollback: a change of state, logged. */
@@ -300,12 +163,68 @@ static int rg__change(rg_store *st, const rg__popts *o, const char *what, const 
     return 0;
 }
 
+/* shadow VERSION, or shadow --stop (ref NULL). */
+static int rg__shadow(rg_store *st, const rg__popts *o, const char *ref)
+{
+    char msg[2048];
+    int rc = rg_gov_shadow(st, o->clinic, ref, o->by, msg, sizeof msg);
+    if (rc == RG_ENOTFOUND || rc == RG_ECONFLICT)
+        return rg__refuse("%s%s", msg, "");
+    if (rc == RG_EUSAGE)
+        return rg__load(st, o->clinic, &(rg_gov_vers){0});
+    if (rc) {
+        fprintf(stderr, "regimen protocols: %s\n", msg);
+        return 2;
+    }
+    rg_holder_notify(o->db);
+    printf("%s\n", msg);
+    return 0;
+}
+
+/* The running comparison of the clinic's shadow id since `since`. */
+static int rg__shadow_report(rg_store *st, const char *clinic, const char *id, rg_time since,
+                             const char *by)
+{
+    char when[RG_TIME_BUFSZ], root[PATH_MAX], err[1024];
+    printf("shadow since %s (set by %s): what it did beside the active version\n",
+           rg_time_format(since, when), by);
+    fflush(stdout);
+    /* the clinic's zone, as the version declares it (UTC when it cannot load) */
+    rg_engine *eng = NULL;
+    if (rg_gov_write_out(st, clinic, id, root, sizeof root, err, sizeof err) == RG_OK) {
+        char dir[PATH_MAX + 16], shipped[PATH_MAX + 16];
+        snprintf(dir, sizeof dir, "%s/clinic", root);
+        snprintf(shipped, sizeof shipped, "%s/shipped", root);
+        rg_engine_opts eo = {.limits = RG_LIMITS_DEFAULT, .shipped = shipped,
+                             .default_dir = dir};
+        if (rg_engine_new(&eng, st, &eo) == RG_OK &&
+            rg_engine_set_clinic_from(eng, clinic, dir, shipped, NULL, err, sizeof err)) {
+            rg_engine_free(eng);
+            eng = NULL;
+        }
+    } else {
+        root[0] = '\0';
+    }
+    long n = rg_gov_shadow_report(st, clinic, id, since, eng, stdout, NULL);
+    rg_engine_free(eng);
+    rg_gov_remove(root);
+    if (n < 0) {
+        fprintf(stderr, "regimen protocols: reading the shadow feed: %s\n", rg_strerror((int)n));
+        return 2;
+    }
+    return 0;
+}
+
 static int rg__list(rg_store *st, const rg__popts *o)
 {
     rg_gov_vers vs;
     int rc = rg__load(st, o->clinic, &vs);
     if (rc)
         return rc;
+    char shadow[65];
+    rg_time since;
+    if (rg_gov_shadow_of(st, o->clinic, shadow, &since, NULL, 0))
+        shadow[0] = '\0';
     for (int i = 0; i < vs.n; i++) {
         const rg_gov_ver *v = &vs.v[i];
         char when[RG_TIME_BUFSZ], from[RG_TIME_BUFSZ];
@@ -315,6 +234,8 @@ static int rg__list(rg_store *st, const rg__popts *o)
             printf("  approved by %s", v->approved_by);
         if (v->active_from != RG_TIME_NONE && !strcmp(v->state, "active"))
             printf("  active from %s", rg_time_format(v->active_from, from));
+        if (!strcmp(v->id, shadow))
+            printf("  shadow since %s", rg_time_format(since, from));
         printf("%s%s\n", v->message[0] ? "  " : "", v->message);
     }
     if (!vs.n)
@@ -366,6 +287,11 @@ static int rg__show(rg_store *st, const rg__popts *o, const char *ref, const cha
     printf("history:\n");
     if ((rc = rg_store_protoset_each_log(st, o->clinic, v->id, rg__show_log, NULL)))
         goto failed;
+    char shadow[65], shadow_by[256];
+    rg_time since;
+    if (rg_gov_shadow_of(st, o->clinic, shadow, &since, shadow_by, sizeof shadow_by) == RG_OK &&
+        !strcmp(shadow, v->id) && (rc = rg__shadow_report(st, o->clinic, v->id, since, shadow_by)))
+        goto done;
     rg_gov_ver *act = rg_gov_active(&vs);
     if (act == v) {
         printf("diff: this is the active version\n");
@@ -398,6 +324,7 @@ static const char rg__usage[] =
     "  approve  --clinic NAME --by PERSON VERSION\n"
     "  activate --clinic NAME --by PERSON [--at TIME] VERSION\n"
     "  rollback --clinic NAME --by PERSON VERSION\n"
+    "  shadow   --clinic NAME --by PERSON VERSION | --stop\n"
     "  list     --clinic NAME\n"
     "  show     --clinic NAME [--until TIME] VERSION\n"
     "VERSION is a version's id or a unique prefix of it. Exit 0: done; 1: refused;\n"
@@ -409,7 +336,8 @@ int rg_protocols_cmd(int argc, char **argv, const char *shipped)
         {"db", required_argument, NULL, 'd'},      {"clinic", required_argument, NULL, 'c'},
         {"by", required_argument, NULL, 'b'},      {"message", required_argument, NULL, 'm'},
         {"at", required_argument, NULL, 'a'},      {"until", required_argument, NULL, 'u'},
-        {"help", no_argument, NULL, 'h'},          {NULL, 0, NULL, 0}};
+        {"stop", no_argument, NULL, 's'},          {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0}};
     rg__popts o = {.db = "regimen.db"};
     if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
         fputs(rg__usage, argc < 2 ? stderr : stdout);
@@ -417,7 +345,7 @@ int rg_protocols_cmd(int argc, char **argv, const char *shipped)
     }
     const char *cmd = argv[1];
     static const char *const cmds[] = {"propose", "approve", "activate", "rollback", "list",
-                                       "show"};
+                                       "show", "shadow"};
     int known = 0;
     for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++)
         known |= !strcmp(cmd, cmds[i]);
@@ -435,11 +363,15 @@ int rg_protocols_cmd(int argc, char **argv, const char *shipped)
         case 'm': o.message = optarg; break;
         case 'a': o.at = optarg; break;
         case 'u': o.until = optarg; break;
+        case 's': o.stop = 1; break;
         case 'h': fputs(rg__usage, stdout); return 0;
         default: fputs(rg__usage, stderr); return 2;
         }
     }
     int lists = !strcmp(cmd, "list");
+    if (o.stop && strcmp(cmd, "shadow"))
+        return rg__die2("--stop is for shadow");
+    lists |= o.stop; /* (shadow --stop takes no VERSION) */
     if (!o.clinic || !*o.clinic)
         return rg__die2("needs --clinic NAME");
     if (!o.by && strcmp(cmd, "list") && strcmp(cmd, "show"))
@@ -460,6 +392,8 @@ int rg_protocols_cmd(int argc, char **argv, const char *shipped)
         return rc;
     if (!strcmp(cmd, "propose"))
         rc = rg__propose(st, &o, argv[optind], shipped);
+    else if (!strcmp(cmd, "shadow"))
+        rc = rg__shadow(st, &o, o.stop ? NULL : argv[optind]);
     else if (lists)
         rc = rg__list(st, &o);
     else if (!strcmp(cmd, "show"))

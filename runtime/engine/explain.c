@@ -408,16 +408,37 @@ static long rg__print_unmatched(const rg__trs *l, const char *name, rg_engine *e
     return n;
 }
 
+static int rg__each_stored(void *src, int (*fn)(void *ud, const rg_transition *t), void *ud)
+{
+    return rg_store_each_transition(src, 0, 1, fn, ud);
+}
+
 long rg_diff(rg_store *old, rg_store *new, const char *old_name, const char *new_name,
              rg_engine *eng, FILE *out)
+{
+    return rg_diff_each(rg__each_stored, old, rg__each_stored, new, old_name, new_name, eng, out,
+                        NULL);
+}
+
+void rg_diff_summary_free(rg_diff_summary *s)
+{
+    for (int i = 0; i < s->n; i++)
+        free(s->v[i].rule);
+    free(s->v);
+    memset(s, 0, sizeof *s);
+}
+
+long rg_diff_each(rg_diff_source old_each, void *old, rg_diff_source new_each, void *new,
+                  const char *old_name, const char *new_name, rg_engine *eng, FILE *out,
+                  rg_diff_summary *sum)
 {
     rg__trs a = {0}, b = {0};
     rg__counts counts = {0};
     long differences = 0;
     char t1[RG_TIME_BUFSZ], t2[RG_TIME_BUFSZ];
-    int rc = rg_store_each_transition(old, 0, 1, rg__keep, &a);
+    int rc = old_each(old, rg__keep, &a);
     if (!rc)
-        rc = rg_store_each_transition(new, 0, 1, rg__keep, &b);
+        rc = new_each(new, rg__keep, &b);
     if (rc) {
         rg__free_trs(&a);
         rg__free_trs(&b);
@@ -462,6 +483,25 @@ long rg_diff(rg_store *old, rg_store *new, const char *old_name, const char *new
     fprintf(out, "%ld difference%s (%d transitions under %s, %d under %s)\n", differences,
             differences == 1 ? "" : "s", a.n, old_name, b.n, new_name);
     rg__print_counts(&counts, old_name, new_name, out);
+    if (sum) {
+        memset(sum, 0, sizeof *sum);
+        sum->differences = differences;
+        sum->old_n = a.n;
+        sum->new_n = b.n;
+        if (counts.n && (sum->v = calloc((size_t)counts.n, sizeof *sum->v)))
+            for (int i = 0; i < counts.n; i++) {
+                rg_diff_rule *r = &sum->v[sum->n];
+                if (!(r->rule = strdup(counts.v[i].rule)))
+                    break;
+                r->new_opened = counts.v[i].n[RG__NEW_OPEN];
+                r->new_resolved = counts.v[i].n[RG__NEW_RESOLVED];
+                r->old_opened = counts.v[i].n[RG__OLD_OPEN];
+                r->old_resolved = counts.v[i].n[RG__OLD_RESOLVED];
+                r->moved = counts.v[i].n[RG__MOVED];
+                r->severity = counts.v[i].n[RG__SEVERITY];
+                sum->n++;
+            }
+    }
     free(counts.v);
     rg__free_trs(&a);
     rg__free_trs(&b);

@@ -27,4 +27,25 @@ int rg_explain(rg_store *st, rg_engine *eng, const char *clinic, const char *key
 long rg_diff(rg_store *old, rg_store *new, const char *old_name, const char *new_name,
              rg_engine *eng, FILE *out);
 
+/* The same over any two lists of transitions: each calls fn for every
+ * transition of its list (src is its own argument) and returns RG_OK or an
+ * error (a shadow version's feed against the active one: governance.c).
+ * sum, when not NULL, gets the per-rule counts the summary prints
+ * (rg_diff_summary_free). */
+typedef int (*rg_diff_source)(void *src, int (*fn)(void *ud, const rg_transition *t),
+                              void *ud);
+typedef struct rg_diff_rule {
+    char *rule;
+    long new_opened, new_resolved, old_opened, old_resolved, moved, severity;
+} rg_diff_rule;
+typedef struct rg_diff_summary {
+    long differences, old_n, new_n;
+    rg_diff_rule *v; /* by rule name */
+    int n;
+} rg_diff_summary;
+long rg_diff_each(rg_diff_source old_each, void *old, rg_diff_source new_each, void *new,
+                  const char *old_name, const char *new_name, rg_engine *eng, FILE *out,
+                  rg_diff_summary *sum);
+void rg_diff_summary_free(rg_diff_summary *s);
+
 #endif

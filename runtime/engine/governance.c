@@ -7,6 +7,8 @@
  */
 #include "governance.h"
 
+#include "explain.h"
+#include "gate.h"
 #include "ingest.h"
 
 #include <dirent.h>
@@ -479,5 +481,331 @@ int rg_gov_change(rg_store *st, const char *clinic, const char *what, const char
                  rg_time_format(approve ? now : at, when));
 done:
     free(vs.v);
+    return rc;
+}
+
+/* ---- shadow ------------------------------------------------------------------------------ */
+
+typedef struct rg__shadow_scan {
+    char id[65];
+    rg_time since;
+    char by[256];
+} rg__shadow_scan;
+
+static int rg__shadow_consider(void *ud, const char *id, const char *action, const char *by,
+                               rg_time at, rg_time effective)
+{
+    rg__shadow_scan *s = ud;
+    (void)effective;
+    if (!strcmp(action, "shadowed")) {
+        snprintf(s->id, sizeof s->id, "%s", id);
+        snprintf(s->by, sizeof s->by, "%s", by);
+        s->since = at;
+    } else if (!strcmp(action, "shadow stopped") ||
+               ((!strcmp(action, "activated") || !strcmp(action, "rolled back to")) &&
+                !strcmp(id, s->id))) {
+        s->id[0] = '\0';
+    }
+    return 0;
+}
+
+int rg_gov_shadow_of(rg_store *st, const char *clinic, char id[65], rg_time *since, char *by,
+                     size_t bylen)
+{
+    rg__shadow_scan s = {.since = RG_TIME_NONE};
+    int rc = rg_store_protoset_each_log(st, clinic, NULL, rg__shadow_consider, &s);
+    snprintf(id, 65, "%s", rc ? "" : s.id);
+    *since = s.id[0] ? s.since : RG_TIME_NONE;
+    if (by && bylen)
+        snprintf(by, bylen, "%s", s.id[0] ? s.by : "");
+    return rc;
+}
+
+int rg_gov_shadow(rg_store *st, const char *clinic, const char *ref, const char *by, char *msg,
+                  size_t msglen)
+{
+    char cur[65], when[RG_TIME_BUFSZ];
+    rg_time since, now = rg_now();
+    rg_gov_vers vs = {0};
+    int rc = rg_gov_shadow_of(st, clinic, cur, &since, NULL, 0);
+    if (!rc)
+        rc = rg_gov_versions(st, clinic, &vs);
+    if (rc) {
+        snprintf(msg, msglen, "reading the versions: %s", rg_strerror(rc));
+        return rc;
+    }
+    rg_gov_ver *v = NULL;
+    if (!ref) {
+        if (!cur[0]) {
+            snprintf(msg, msglen, "clinic %s has no shadow version", clinic);
+            rc = RG_ECONFLICT;
+            goto done;
+        }
+    } else if (!(v = rg_gov_find(&vs, clinic, ref, msg, msglen))) {
+        rc = RG_ENOTFOUND;
+        goto done;
+    } else if (strcmp(v->state, "proposed") && strcmp(v->state, "approved")) {
+        snprintf(msg, msglen, "version %.12s is %s: only a proposed or approved version runs as "
+                 "a shadow", v->id, v->state);
+        rc = RG_ECONFLICT;
+        goto done;
+    } else if (!strcmp(cur, v->id)) {
+        snprintf(msg, msglen, "version %.12s is the shadow already (since %s)", v->id,
+                 rg_time_format(since, when));
+        rc = RG_ECONFLICT;
+        goto done;
+    }
+    rc = rg_store_begin(st);
+    if (!rc)
+        rc = rg_store_protoset_log(st, clinic, v ? v->id : cur, v ? "shadowed" : "shadow stopped",
+                                   by, now, now);
+    if (!rc)
+        rc = rg_store_commit(st);
+    else
+        rg_store_rollback(st);
+    if (rc) {
+        snprintf(msg, msglen, "storing: %s (%s)", rg_strerror(rc), rg_store_errmsg(st));
+        goto done;
+    }
+    rg_time_format(now, when);
+    if (!v)
+        snprintf(msg, msglen, "version %.12s no longer runs as a shadow: stopped by %s at %s",
+                 cur, by, when);
+    else if (cur[0])
+        snprintf(msg, msglen, "version %.12s runs as a shadow from %s (set by %s), in place of "
+                 "version %.12s", v->id, when, by, cur);
+    else
+        snprintf(msg, msglen, "version %.12s runs as a shadow from %s (set by %s)", v->id, when,
+                 by);
+done:
+    free(vs.v);
+    return rc;
+}
+
+typedef struct rg__since {
+    rg_store *st;
+    const char *clinic, *id;
+    rg_time since;
+    int (*fn)(void *ud, const rg_transition *t);
+    void *ud;
+    int64_t last; /* cseq read up to */
+} rg__since;
+
+static int rg__since_one(void *ud, const rg_transition *t)
+{
+    rg__since *s = ud;
+    s->last = t->cseq;
+    return t->at >= s->since ? s->fn(s->ud, t) : 0;
+}
+
+/* The clinic's feed from since on (a page at a time). */
+static int rg__active_each(void *src, int (*fn)(void *ud, const rg_transition *t), void *ud)
+{
+    rg__since *s = src;
+    s->fn = fn;
+    s->ud = ud;
+    s->last = 0;
+    for (;;) {
+        int64_t before = s->last;
+        int rc = rg_store_clinic_transitions(s->st, s->clinic, before, 1000, rg__since_one, s);
+        if (rc)
+            return rc;
+        if (s->last == before)
+            return RG_OK;
+    }
+}
+
+static int rg__shadow_each(void *src, int (*fn)(void *ud, const rg_transition *t), void *ud)
+{
+    rg__since *s = src;
+    return rg_store_shadow_each(s->st, s->clinic, s->id, s->since, fn, ud);
+}
+
+long rg_gov_shadow_report(rg_store *st, const char *clinic, const char *id, rg_time since,
+                          rg_engine *eng, FILE *out, rg_diff_summary *sum)
+{
+    rg__since s = {.st = st, .clinic = clinic, .id = id, .since = since};
+    return rg_diff_each(rg__active_each, &s, rg__shadow_each, &s, "ACTIVE", "SHADOW", eng, out,
+                        sum);
+}
+
+/* ---- propose (the command line's and the service's) ------------------------------------- */
+
+static int rg__gov_file(void *ud, const char *path, const char *content, size_t len)
+{
+    return rg_gov_add(ud, path, content, len);
+}
+
+int rg_gov_write_out(rg_store *st, const char *clinic, const char *id, char *root,
+                     size_t rootlen, char *err, size_t errlen)
+{
+    rg_gov_files f = {0};
+    int rc = rg_store_protoset_files(st, clinic, id, rg__gov_file, &f);
+    if (rc)
+        rg_fail(err, errlen, rc, "reading version %.12s: %s", id, rg_strerror(rc));
+    else
+        rc = rg_gov_materialize(&f, root, rootlen, err, errlen);
+    rg_gov_free(&f);
+    return rc;
+}
+
+int rg_gov_diff(rg_store *st, const char *clinic, const char *old_root, const char *new_root,
+                const char *shipped_root, rg_time until, FILE *out, char *err, size_t errlen)
+{
+    if (!old_root && !shipped_root) {
+        fprintf(out, "no version of clinic %s is active: nothing to compare with\n", clinic);
+        return RG_OK;
+    }
+    if (!old_root)
+        fprintf(out, "no version of clinic %s is active: compared with the shipped default "
+                "(ketamine)\n", clinic);
+    rg_store *s[2] = {NULL, NULL};
+    rg_engine *e[2] = {NULL, NULL};
+    const char *roots[2] = {old_root, new_root};
+    rg_limits lim = RG_LIMITS_DEFAULT;
+    int rc = RG_OK, skip = 0;
+    for (int i = 0; i < 2 && !rc && !skip; i++) {
+        char dir[PATH_MAX + 16], shipped[PATH_MAX + 16];
+        if (roots[i]) {
+            snprintf(dir, sizeof dir, "%s/clinic", roots[i]);
+            snprintf(shipped, sizeof shipped, "%s/shipped", roots[i]);
+        } else {
+            snprintf(dir, sizeof dir, "%s/ketamine", shipped_root);
+            snprintf(shipped, sizeof shipped, "%s", shipped_root);
+        }
+        if ((rc = rg_gov_replay(st, clinic, dir, shipped, &lim, until, &s[i], &e[i], err,
+                                errlen))) {
+        } else if (rg_engine_stats_get(e[i])->errors) {
+            fprintf(out, "the %s version had %lld evaluation errors on the history: no diff\n",
+                    i ? "new" : "active", (long long)rg_engine_stats_get(e[i])->errors);
+            skip = 1;
+        }
+    }
+    if (!rc && !skip) {
+        long d = rg_diff(s[0], s[1], "OLD", "NEW", e[1], out);
+        if (d < 0)
+            rc = rg_fail(err, errlen, (int)d, "comparing: %s", rg_strerror((int)d));
+    }
+    for (int i = 0; i < 2; i++) {
+        rg_engine_free(e[i]);
+        rg_store_close(s[i]);
+    }
+    return rc;
+}
+
+/* text with every "from" replaced by "to", into out (outlen bytes). */
+static void rg__replace(const char *text, const char *from, const char *to, char *out,
+                        size_t outlen)
+{
+    size_t len = 0, fl = strlen(from);
+    out[0] = '\0';
+    for (const char *p = text, *hit; *p && len < outlen - 1; p = hit + fl) {
+        if (!fl || !(hit = strstr(p, from))) {
+            snprintf(out + len, outlen - len, "%s", p);
+            break;
+        }
+        len += (size_t)snprintf(out + len, outlen - len, "%.*s%s", (int)(hit - p), p, to);
+    }
+    out[outlen - 1] = '\0';
+}
+
+int rg_gov_propose(rg_store *st, const char *clinic, const char *dir, const char *shown,
+                   const char *shipped, const char *by, const char *message, rg_time until,
+                   FILE *out, char id[65], char *why, size_t whylen)
+{
+    rg_gov_files f;
+    char err[4096], root[PATH_MAX], active_root[PATH_MAX];
+    id[0] = '\0';
+    why[0] = '\0';
+    int rc = rg_gov_capture(&f, dir, shipped, err, sizeof err);
+    if (rc) {
+        snprintf(why, whylen, "%s", err);
+        return rc == RG_EINVAL || rc == RG_ELIMIT ? RG_EINVAL : rc;
+    }
+    rg_gov_vers vs;
+    if ((rc = rg_gov_versions(st, clinic, &vs))) {
+        rg_gov_free(&f);
+        snprintf(why, whylen, "reading the versions: %s (%s)", rg_strerror(rc),
+                 rg_store_errmsg(st));
+        return rc;
+    }
+    for (int i = 0; i < vs.n; i++)
+        if (!strcmp(vs.v[i].id, f.id)) {
+            snprintf(why, whylen, "these files are version %.12s already (%s)", f.id,
+                     vs.v[i].state);
+            rc = RG_ECONFLICT;
+            goto done;
+        }
+    /* the check runs on the files as they will be stored */
+    if ((rc = rg_gov_materialize(&f, root, sizeof root, why, whylen)))
+        goto done;
+    char cdir[PATH_MAX + 16], sdir[PATH_MAX + 16];
+    snprintf(cdir, sizeof cdir, "%s/clinic", root);
+    snprintf(sdir, sizeof sdir, "%s/shipped", root);
+    rg_limits lim = RG_LIMITS_DEFAULT;
+    int g = rg_clinic_gate(clinic, cdir, shipped ? sdir : NULL, &lim, err, sizeof err);
+    if (g) {
+        /* one line: the first of the reason and the first failure, with
+         * the temporary path put back */
+        char *nl = strchr(err, '\n');
+        if (nl) {
+            *nl = '\0';
+            char *fail = strstr(nl + 1, "FAIL");
+            if (!fail)
+                fail = strstr(nl + 1, "error:");
+            if (fail) {
+                fail[strcspn(fail, "\n")] = '\0';
+                memmove(err + strlen(err) + 2, fail, strlen(fail) + 1);
+                memcpy(err + strlen(err), ": ", 2);
+            }
+        }
+        char line[4096], from[PATH_MAX + 32];
+        if (shown) {
+            rg__replace(err, cdir, shown, line, sizeof line);
+        } else { /* the files' own paths, as they were given */
+            snprintf(from, sizeof from, "%s/", cdir);
+            rg__replace(err, from, "", line, sizeof line);
+        }
+        rg_gov_remove(root);
+        if (g == RG_ENOMEM) {
+            snprintf(why, whylen, "out of memory");
+            rc = RG_ENOMEM;
+        } else {
+            snprintf(why, whylen, "%s does not pass regimen check: %s",
+                     shown ? shown : "the proposal", line);
+            rc = RG_ECONFLICT;
+        }
+        goto done;
+    }
+    rg_protoset v = {.clinic = clinic, .id = f.id, .proposed_by = by,
+                     .message = message ? message : "", .proposed_at = rg_now()};
+    if ((rc = rg_store_begin(st)) ||
+        (rc = rg_store_protoset_add(st, &v, (const char *const *)f.paths,
+                                    (const char *const *)f.contents, f.lens, f.n)) ||
+        (rc = rg_store_protoset_log(st, clinic, f.id, "proposed", by, v.proposed_at,
+                                    v.proposed_at)) ||
+        (rc = rg_store_commit(st))) {
+        snprintf(why, whylen, "storing the version: %s", rg_store_errmsg(st));
+        rg_store_rollback(st);
+        rg_gov_remove(root);
+        rc = rc == RG_ECONFLICT ? RG_EDB : rc; /* (the same id was checked above) */
+        goto done;
+    }
+    snprintf(id, 65, "%s", f.id);
+    fprintf(out, "version %s\n", f.id);
+    fflush(out);
+    rg_gov_ver *act = rg_gov_active(&vs);
+    if (act && (rc = rg_gov_write_out(st, clinic, act->id, active_root, sizeof active_root, why,
+                                      whylen)))
+        act = NULL;
+    if (!rc)
+        rc = rg_gov_diff(st, clinic, act ? active_root : NULL, root, shipped, until, out, why,
+                         whylen);
+    if (act)
+        rg_gov_remove(active_root);
+    rg_gov_remove(root);
+done:
+    free(vs.v);
+    rg_gov_free(&f);
     return rc;
 }

@@ -12,6 +12,7 @@
 #include "store.h"
 
 #include <stddef.h>
+#include <stdio.h>
 
 /* A version's files: "clinic/..." (the clinic's directory) and
  * "shipped/..." (the shipped sets it may include), in path order. */
@@ -59,8 +60,7 @@ typedef struct rg_gov_vers {
     int n;
 } rg_gov_vers;
 
-/* The clinic's versions, oldest first (free vs->v). RG_EUSAGE on
- * PostgreSQL, which does not keep them yet. */
+/* The clinic's versions, oldest first (free vs->v). */
 int rg_gov_versions(rg_store *st, const char *clinic, rg_gov_vers *vs);
 /* The version named by ref (its id or a unique prefix), or NULL with why
  * (no such version, or more than one). */
@@ -77,5 +77,49 @@ rg_gov_ver *rg_gov_active(rg_gov_vers *vs);
  * error when the store failed. */
 int rg_gov_change(rg_store *st, const char *clinic, const char *what, const char *ref,
                   const char *by, rg_time at, char *msg, size_t msglen);
+
+/* Proposes the directory dir (with the shipped root, when not NULL) as the
+ * next version of clinic, as `regimen protocols propose` does: the files
+ * captured, proven by the full check (rg_clinic_gate, scenario tests
+ * included) on the very files stored, stored by `by` with message, then
+ * "version ID" and the diff over the clinic's stored history up to until
+ * (the active version, or the shipped default, against it) printed on out.
+ * RG_OK with id set (the diff may have failed after: see why); RG_ECONFLICT
+ * refused (the same files again, or the check failed: why names the file and
+ * line, the clinic directory shown as `shown`, or the files' own relative
+ * paths when shown is NULL); RG_EINVAL dir unreadable; other errors. */
+int rg_gov_propose(rg_store *st, const char *clinic, const char *dir, const char *shown,
+                   const char *shipped, const char *by, const char *message, rg_time until,
+                   FILE *out, char id[65], char *why, size_t whylen);
+/* Writes stored version id out (rg_gov_materialize) into root. */
+int rg_gov_write_out(rg_store *st, const char *clinic, const char *id, char *root,
+                     size_t rootlen, char *err, size_t errlen);
+/* Prints what replacing old_root's version by new_root's does to clinic's
+ * stored history up to until (rg_diff, as `regimen diff`) on out. old_root
+ * NULL: no version is active, and the old side is the shipped default (the
+ * ketamine set, as simulate runs a clinic without a directory). */
+int rg_gov_diff(rg_store *st, const char *clinic, const char *old_root, const char *new_root,
+                const char *shipped_root, rg_time until, FILE *out, char *err, size_t errlen);
+
+/* ---- shadow (docs/governance.md, "Shadow"): a proposed or approved version
+ * runs beside the active one, its transitions in shadow_transitions. The
+ * clinic's shadow is the last version "shadowed" in protocol_set_log, until
+ * a "shadow stopped", or an activation or rollback of that version, comes
+ * after it; a new shadow replaces the one before. */
+/* The clinic's shadow now: id ("" for none), since when, and who set it. */
+int rg_gov_shadow_of(rg_store *st, const char *clinic, char id[65], rg_time *since,
+                     char *by, size_t bylen);
+/* Makes version ref the clinic's shadow from now (ref NULL: stops the
+ * shadow). Answers as rg_gov_change. */
+int rg_gov_shadow(rg_store *st, const char *clinic, const char *ref, const char *by, char *msg,
+                  size_t msglen);
+/* The running comparison of shadow version id (since: when it began) with
+ * the clinic's feed over the same time: rg_diff_each's lines on out (OLD
+ * is the active feed, NEW the shadow), the per-rule counts in sum (may be
+ * NULL; rg_diff_summary_free). eng: for the clinic's zone (NULL: UTC).
+ * The number of differences, or a negative error. */
+struct rg_diff_summary;
+long rg_gov_shadow_report(rg_store *st, const char *clinic, const char *id, rg_time since,
+                          rg_engine *eng, FILE *out, struct rg_diff_summary *sum);
 
 #endif

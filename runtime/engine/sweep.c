@@ -24,7 +24,7 @@
  * because the text buffer moves as it grows. */
 struct rg_wlog_op {
     char kind; /* 't' transition, 'e' evaluation error, 'f' rule status, 'p' patient state,
-                  'v' version */
+                  'v' version, 's' a shadow version's transition (s[8]: the set's id) */
     size_t s[RG__NSTR];
     rg_time at, due, notify_at;
     int open;
@@ -166,6 +166,21 @@ static int rg__log_rule_status(void *ud, const char *clinic, const char *patient
     return lg->rc;
 }
 
+int rg_wlog_shadow(rg_wlog *lg, const char *set, const rg_transition *t)
+{
+    rg_wlog_op *op = rg__push(lg, 's');
+    if (!op)
+        return RG_ENOMEM;
+    const char *s[RG__NSTR] = {t->clinic, t->patient, t->key, t->protocol, t->version,
+                               t->rule, t->severity, t->message, set, NULL};
+    for (int i = 0; i < RG__NSTR; i++)
+        op->s[i] = rg__str(lg, s[i]);
+    op->at = t->at;
+    op->due = t->due;
+    op->open = t->open;
+    return lg->rc;
+}
+
 rg_engine_sink rg_wlog_sink(rg_wlog *lg)
 {
     return (rg_engine_sink){rg__log_transition, rg__log_error, rg__log_rule_status, rg__log_patient,
@@ -227,6 +242,14 @@ int rg_wlog_apply(rg_store *st, rg_wlog *lg)
         case 'v':
             rc = rg_store_protocol_loaded(st, s[0], s[1], s[2], s[3], s[4]);
             break;
+        case 's': {
+            rg_transition t = {.at = op->at, .due = op->due, .open = op->open, .clinic = s[0],
+                               .patient = s[1], .key = s[2], .protocol = s[3],
+                               .version = s[4], .rule = s[5], .severity = s[6],
+                               .message = s[7]};
+            rc = rg_store_shadow_put(st, s[8], &t);
+            break;
+        }
         }
     }
     return rc;

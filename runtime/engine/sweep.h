@@ -47,6 +47,9 @@ rg_engine_sink rg_wlog_sink(rg_wlog *lg);
 /* Forgets what was recorded after n ops and text_len bytes of text (an
  * evaluation that failed half-way); rg_wlog_cut(lg, 0, 0) empties it. */
 void rg_wlog_cut(rg_wlog *lg, int n, size_t text_len);
+/* Records a shadow version's transition (set: the protocol set's id), for
+ * rg_store_shadow_put: never the feed (docs/governance.md, "Shadow"). */
+int rg_wlog_shadow(rg_wlog *lg, const char *set, const rg_transition *t);
 /* Applies the log on st, inside the caller's transaction. */
 int rg_wlog_apply(rg_store *st, rg_wlog *lg);
 void rg_wlog_free(rg_wlog *lg);

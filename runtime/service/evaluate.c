@@ -18,8 +18,22 @@
  * A job comes back through a uv_async_t. Halting (SIGTERM) stops every
  * thread at its next patient: one evaluation at most, which the sandbox's
  * deadline bounds. Depends on engine.c, sweep.c (the write log), pthreads.
+ *
+ * A clinic's shadow version (docs/governance.md, "Shadow") runs in the same
+ * job, after the active one: its own in-memory store holds the clinic's
+ * events (taken in from the real store as they come) and its own alert
+ * state, and its own engine evaluates them with rg_engine_advance, as
+ * simulate does. Its transitions from the shadow's start on go into the
+ * job's log as shadow rows (rg_wlog_shadow), which the loop writes to
+ * shadow_transitions, never to the feed: no webhook, stream or worklist
+ * hears of them. A job that finds another shadow (or none) builds it anew
+ * (replaying the clinic's history) or drops it; a failure of the shadow is
+ * logged and never touches the active evaluation.
  */
 #include "service.h"
+
+#include "governance.h"
+#include "ingest.h"
 
 #include <pthread.h>
 #include <stdatomic.h>
@@ -147,6 +161,177 @@ static int rg__connect(rg__thread *t, char *err, size_t errlen)
     return RG_OK;
 }
 
+/* ---- the shadow version --------------------------------------------------------------- */
+
+struct rg_svc_shadow {
+    char id[65];
+    rg_time since;
+    char root[PATH_MAX]; /* its files, written out */
+    rg_store *st;        /* ":memory:": the clinic's events, its state, its transitions */
+    rg_engine *eng;
+    int64_t events_seq;  /* the real store's events taken in, up to */
+    int64_t copied_seq;  /* its transitions handed to the log, up to */
+    int broken;          /* could not be built: nothing runs until it changes */
+    int started;         /* every patient advanced once */
+};
+
+static void rg__shadow_free(struct rg_svc_shadow *sh)
+{
+    if (!sh)
+        return;
+    rg_engine_free(sh->eng);
+    rg_store_close(sh->st);
+    rg_gov_remove(sh->root);
+    free(sh);
+}
+
+static int rg__shadow_file(void *ud, const char *path, const char *content, size_t len)
+{
+    return rg_gov_add(ud, path, content, len);
+}
+
+typedef struct rg__shadow_in {
+    struct rg_svc_shadow *sh;
+    rg_ingest_counts counts;
+    int rc;
+} rg__shadow_in;
+
+static int rg__shadow_event(void *ud, int64_t seq, const char *body, size_t len)
+{
+    rg__shadow_in *in = ud;
+    int rc = rg_ingest_one(in->sh->st, body, len, "store", (long)seq, &in->counts, NULL, NULL);
+    if (rc < 0) {
+        in->rc = rc;
+        return 1;
+    }
+    in->sh->events_seq = seq;
+    return 0;
+}
+
+typedef struct rg__shadow_out {
+    struct rg_svc_shadow *sh;
+    rg_wlog *log;
+    int rc;
+} rg__shadow_out;
+
+static int rg__shadow_copy(void *ud, const rg_transition *t)
+{
+    rg__shadow_out *o = ud;
+    o->sh->copied_seq = t->seq;
+    if (t->at >= o->sh->since && (o->rc = rg_wlog_shadow(o->log, o->sh->id, t)))
+        return 1;
+    return 0;
+}
+
+/* A new shadow of clinic: its files from the store, its own store and
+ * engine (NULL with why on failure). */
+static struct rg_svc_shadow *rg__shadow_new(rg__thread *t, const char *clinic, const char *id,
+                                            rg_time since, char *why, size_t whylen)
+{
+    rg_svc *sv = t->pool->sv;
+    struct rg_svc_shadow *sh = calloc(1, sizeof *sh);
+    if (!sh) {
+        snprintf(why, whylen, "out of memory");
+        return NULL;
+    }
+    snprintf(sh->id, sizeof sh->id, "%s", id);
+    sh->since = since;
+    rg_gov_files files = {0};
+    int rc = rg_store_protoset_files(t->st, clinic, id, rg__shadow_file, &files);
+    if (rc == RG_OK && files.n == 0)
+        rc = RG_ENOTFOUND;
+    if (rc)
+        snprintf(why, whylen, "reading its files: %s", rg_strerror(rc));
+    else
+        rc = rg_gov_materialize(&files, sh->root, sizeof sh->root, why, whylen);
+    rg_gov_free(&files);
+    if (rc) {
+        sh->root[0] = '\0';
+        sh->broken = 1;
+        return sh;
+    }
+    char dir[PATH_MAX + 16], shipped[PATH_MAX + 16];
+    snprintf(dir, sizeof dir, "%s/clinic", sh->root);
+    snprintf(shipped, sizeof shipped, "%s/shipped", sh->root);
+    rg_engine_opts eo = {.limits = sv->limits, .shipped = shipped, .default_dir = dir};
+    if ((rc = rg_store_open(&sh->st, ":memory:", NULL, why, whylen)) ||
+        (rc = rg_engine_new(&sh->eng, sh->st, &eo)) ||
+        (rc = rg_engine_set_clinic_from(sh->eng, clinic, dir, shipped, NULL, why, whylen))) {
+        if (!why[0])
+            snprintf(why, whylen, "%s", rg_strerror(rc));
+        sh->broken = 1;
+    }
+    return sh;
+}
+
+/* Runs the clinic's shadow version over what came since its last job: the
+ * new events, the job's patients and its own due patients, to j->until;
+ * its new transitions go to t->log as shadow rows. */
+static void rg__shadow_step(rg__thread *t, rg_svc_job *j, const char *clinic)
+{
+    rg_svc *sv = t->pool->sv;
+    struct rg_svc_shadow *sh = sv->clinics[j->clinic].shadow_run;
+    if (sh && (strcmp(sh->id, j->shadow) || sh->since != j->shadow_since)) {
+        rg__shadow_free(sh);
+        sh = sv->clinics[j->clinic].shadow_run = NULL;
+    }
+    if (!j->shadow[0])
+        return;
+    char why[1024] = "";
+    if (!sh) {
+        sh = sv->clinics[j->clinic].shadow_run =
+            rg__shadow_new(t, clinic, j->shadow, j->shadow_since, why, sizeof why);
+        if (sh && sh->broken)
+            rg_log("error", "clinic %s: the shadow version %.12s cannot run: %s", clinic,
+                   j->shadow, why);
+        if (!sh || sh->broken)
+            return;
+    }
+    if (sh->broken)
+        return;
+    rg__shadow_in in = {.sh = sh, .counts = {.skew = -1}};
+    int rc = rg_store_begin(sh->st);
+    if (rc == RG_OK) {
+        int frc = rg_store_each_event_body_after(t->st, clinic, sh->events_seq,
+                                                 rg__shadow_event, &in);
+        rc = in.rc ? in.rc : frc < 0 ? frc : RG_OK;
+        int crc = rg_store_commit(sh->st);
+        rc = rc ? rc : crc;
+    }
+    for (int i = 0; i < j->npatients && rc == RG_OK && !rg__halted(t->pool); i++) {
+        if ((rc = rg_store_begin(sh->st)) == RG_OK) {
+            rc = rg_engine_advance(sh->eng, clinic, j->patients[i], j->until);
+            int crc = rg_store_commit(sh->st);
+            rc = rc ? rc : crc;
+        }
+    }
+    if (rc == RG_OK && !rg__halted(t->pool)) {
+        /* every patient due under the shadow (a first job: every patient) */
+        long n = rg_engine_advance_all(sh->eng, sh->started ? j->until : RG_TIME_NONE,
+                                       j->until);
+        rc = n < 0 ? (int)n : RG_OK;
+        sh->started = rc == RG_OK;
+    }
+    rg__shadow_out out = {.sh = sh, .log = &t->log};
+    if (rc == RG_OK) {
+        int frc = rg_store_each_transition(sh->st, sh->copied_seq, 0, rg__shadow_copy, &out);
+        rc = out.rc ? out.rc : frc;
+    }
+    if (rc) {
+        rg_log("error", "clinic %s: the shadow version %.12s stopped running: %s", clinic,
+               sh->id, rg_strerror(rc));
+        sh->broken = 1;
+    }
+}
+
+void rg_svc_shadows_free(rg_svc *sv)
+{
+    for (int i = 0; i < sv->nclinics; i++) {
+        rg__shadow_free(sv->clinics[i].shadow_run);
+        sv->clinics[i].shadow_run = NULL;
+    }
+}
+
 static void rg__run(rg__thread *t, rg_svc_job *j)
 {
     rg_svc *sv = t->pool->sv;
@@ -227,6 +412,8 @@ static void rg__run(rg__thread *t, rg_svc_job *j)
          * (this snapshot ahead of the log) would find them again */
         j->more = 1;
     }
+    if (rc == RG_OK && !rg__halted(t->pool))
+        rg__shadow_step(t, j, c->name);
     j->rc = rc;
     /* the log moves into the job; the job's (empty) buffers become the next */
     rg_wlog spare = j->log;
@@ -339,6 +526,11 @@ int rg_svc_pool_start(rg_svc *sv, const char *db, int nthreads, char *err, size_
     return RG_OK;
 }
 
+const char *rg_svc_pool_db(rg_svc *sv)
+{
+    return sv->pool ? sv->pool->db : NULL;
+}
+
 void rg_svc_pool_submit(rg_svc *sv, rg_svc_job *j)
 {
     struct rg_svc_pool *pool = sv->pool;
@@ -421,6 +613,7 @@ void rg_svc_pool_free(rg_svc *sv)
         next = j->next;
         rg_svc_job_free(j);
     }
+    rg_svc_shadows_free(sv); /* (the threads are gone) */
     free(pool->threads);
     free(pool->cache);
     pthread_cond_destroy(&pool->work);

@@ -7,7 +7,9 @@
  * serve.c's reload, the same gate and the same re-evaluation as a file
  * saved in development. serve.c asks at start, on every notice of another
  * writer (RG_HOLDER_SIGNAL: `regimen protocols activate` sends it) and once
- * a second (activations --at a later time).
+ * a second (activations --at a later time). The same reads find each
+ * clinic's shadow version (in any mode), which the evaluation threads run
+ * beside the active one (evaluate.c).
  */
 #include "service.h"
 
@@ -57,9 +59,33 @@ static int rg__keep_file(void *ud, const char *path, const char *content, size_t
     return rg_gov_add(ud, path, content, len);
 }
 
+/* Each clinic's shadow version as the store has it now (any mode): the
+ * next job of the clinic runs it, or stops it (evaluate.c). */
+void rg_svc_shadows_take(rg_svc *sv)
+{
+    for (int i = 0; i < sv->nclinics; i++) {
+        rg_svc_clinic *c = &sv->clinics[i];
+        char id[65];
+        rg_time since;
+        if (rg_gov_shadow_of(sv->st, c->name, id, &since, NULL, 0) != RG_OK)
+            continue; /* (PostgreSQL before it keeps versions; a store error: next time) */
+        if (!strcmp(id, c->shadow) && (!id[0] || since == c->shadow_since))
+            continue;
+        if (id[0])
+            rg_log("info", "clinic %s: protocol version %.12s runs as a shadow", c->name, id);
+        else
+            rg_log("info", "clinic %s: the shadow version %.12s stopped", c->name, c->shadow);
+        snprintf(c->shadow, sizeof c->shadow, "%s", id);
+        c->shadow_since = since;
+        c->wake = 1; /* its next job builds (or drops) the shadow */
+        rg_svc_flush_soon(sv);
+    }
+}
+
 int rg_svc_versions_take(rg_svc *sv)
 {
     int changed = 0;
+    rg_svc_shadows_take(sv);
     if (!sv->approval)
         return 0;
     for (int i = 0; i < sv->nclinics; i++) {

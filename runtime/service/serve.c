@@ -311,6 +311,14 @@ static void rg__on_lag(uv_timer_t *t)
     sv->lag_wall = wall;
     if (rg_svc_versions_take(sv)) /* an activation --at a time that has come */
         rg__load_clinics(sv, 0);
+    /* a shadow version's own wake-ups: its due times are not the store's,
+     * so a clinic with a shadow has a wake-up job once a second (evaluate.c) */
+    int shadows = 0;
+    for (int i = 0; i < sv->nclinics; i++)
+        if (sv->clinics[i].shadow[0] && sv->clinics[i].held && !sv->stopping)
+            shadows = sv->clinics[i].wake = 1;
+    if (shadows)
+        rg_svc_flush_soon(sv);
 }
 
 /* ---- many workers (PostgreSQL) ------------------------------------------------------------ */
@@ -752,6 +760,8 @@ static void rg__dispatch(rg_svc *sv)
         j->npatients = c->nwant;
         j->wake = c->wake;
         j->reqs = c->waiting;
+        memcpy(j->shadow, c->shadow, sizeof j->shadow); /* (evaluate.c runs it too) */
+        j->shadow_since = c->shadow_since;
         c->want = NULL;
         c->nwant = c->cap_want = c->wake = 0;
         c->waiting = NULL;

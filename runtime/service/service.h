@@ -75,6 +75,12 @@ typedef struct rg_svc_clinic {
      * directory it was written to (protocols_live.c) */
     char version[65], version_root[PATH_MAX];
     int version_new; /* taken up, not yet loaded */
+    /* its shadow version as the store has it ("" for none; protocols_live.c)
+     * and since when; the shadow's own store and engine, which only the
+     * thread running the clinic's job touches (evaluate.c) */
+    char shadow[65];
+    rg_time shadow_since;
+    struct rg_svc_shadow *shadow_run;
 } rg_svc_clinic;
 
 /* A quarantine begun or ended during an evaluation, for its system alert
@@ -126,6 +132,8 @@ typedef struct rg_svc_job {
     int npatients;
     int wake;               /* then the clinic's due patients, for a while */
     rg_svc_pending *reqs;   /* answered once its log is committed */
+    char shadow[65];        /* the clinic's shadow version to run too ("": none) */
+    rg_time shadow_since;
     /* the thread's answer */
     int rc;        /* RG_OK, or the store error that stopped it */
     int evaluated; /* every one of patients was */
@@ -245,6 +253,11 @@ extern const double rg_svc_late_bounds[6];
  * the one the clinic runs, writes it out for the loader; returns how many
  * clinics changed (their reload is the caller's, as for a file saved). */
 int rg_svc_versions_take(rg_svc *sv);
+/* Each clinic's shadow version as the store has it now (any mode; also
+ * done by rg_svc_versions_take): its next job runs or stops it. */
+void rg_svc_shadows_take(rg_svc *sv);
+/* evaluate.c: frees the clinics' shadow runs (the threads stopped). */
+void rg_svc_shadows_free(rg_svc *sv);
 /* The directory and shipped root clinic i loads: its version's, or the
  * configured ones. */
 void rg_svc_clinic_source(rg_svc *sv, int i, const char **dir, const char **shipped);
@@ -271,6 +284,9 @@ int rg_svc_reload(rg_svc *sv, const char *by, char *err, size_t errlen);
  * halt makes the threads stop at their next patient; close closes the
  * loop handle; free (after the loop ended) joins and frees them. */
 int rg_svc_pool_start(rg_svc *sv, const char *db, int nthreads, char *err, size_t errlen);
+/* The store the threads connect to (a SQLite path or a PostgreSQL URL):
+ * for work off the loop that needs a connection of its own. */
+const char *rg_svc_pool_db(rg_svc *sv);
 void rg_svc_pool_submit(rg_svc *sv, rg_svc_job *j);
 rg_svc_job *rg_svc_pool_done(rg_svc *sv);
 void rg_svc_pool_halt(rg_svc *sv);

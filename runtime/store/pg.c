@@ -1720,3 +1720,23 @@ int rg_pg_audit_archive(rg_pg *pg, rg_time before, int64_t *n)
     rg__int(&b, rg_now());
     return rg__do(pg, P_AUDIT_BASE, &b);
 }
+
+/* ---- statements run now and then (pg_protosets.c): not prepared --------------------------- */
+
+PGresult *rg_pg_query(rg_pg *pg, const char *sql, int n, const char *const *v, const int *len,
+                      const int *fmt, int *constraint)
+{
+    PGresult *r = PQexecParams(pg->conn, sql, n, NULL, v, len, fmt, 0);
+    ExecStatusType s = r ? PQresultStatus(r) : PGRES_FATAL_ERROR;
+    if (constraint)
+        *constraint = 0;
+    if (s == PGRES_COMMAND_OK || s == PGRES_TUPLES_OK)
+        return r;
+    const char *state = r ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : NULL;
+    if (constraint && state && !strncmp(state, "23", 2)) /* integrity constraint violation */
+        *constraint = 1;
+    rg__msg(pg, r ? PQresultErrorMessage(r) : PQerrorMessage(pg->conn));
+    rg__fault(pg);
+    PQclear(r);
+    return NULL;
+}

@@ -137,6 +137,35 @@ int rg_pg_protocol_loaded(rg_pg *pg, const char *clinic, const char *protocol,
 int rg_store_same_body(const char *stored, const rg_event *ev);
 int rg_store_status_of(const char *text);
 
+/* Runs sql with n text (fmt NULL or 0) or binary (1) parameters: its
+ * result, or NULL with the error kept (rg_pg_errmsg); *constraint (may be
+ * NULL) 1 when a constraint refused it. For statements that run now and
+ * then (pg_protosets.c), which are not prepared. */
+struct pg_result;
+struct pg_result *rg_pg_query(rg_pg *pg, const char *sql, int n, const char *const *v,
+                              const int *len, const int *fmt, int *constraint);
+/* Protocol versions and shadow feeds (pg_protosets.c), as protosets.c's. */
+int rg_pg_protoset_add(rg_pg *pg, const rg_protoset *v, const char *const *paths,
+                       const char *const *contents, const size_t *lens, int nfiles);
+int rg_pg_protoset_each(rg_pg *pg, const char *clinic,
+                        int (*fn)(void *ud, const rg_protoset *v), void *ud);
+int rg_pg_protoset_files(rg_pg *pg, const char *clinic, const char *id,
+                         int (*fn)(void *ud, const char *path, const char *content, size_t len),
+                         void *ud);
+int rg_pg_protoset_update(rg_pg *pg, const rg_protoset *v);
+int rg_pg_protoset_log(rg_pg *pg, const char *clinic, const char *id, const char *action,
+                       const char *by, rg_time at, rg_time effective);
+int rg_pg_protoset_each_log(rg_pg *pg, const char *clinic, const char *id,
+                            int (*fn)(void *ud, const char *id, const char *action,
+                                      const char *by, rg_time at, rg_time effective),
+                            void *ud);
+int rg_pg_each_event_body_after(rg_pg *pg, const char *clinic, int64_t after,
+                                int (*fn)(void *ud, int64_t seq, const char *body, size_t len),
+                                void *ud);
+int rg_pg_shadow_put(rg_pg *pg, const char *set, const rg_transition *t);
+int rg_pg_shadow_each(rg_pg *pg, const char *clinic, const char *set, rg_time since,
+                      int (*fn)(void *ud, const rg_transition *t), void *ud);
+
 int rg_pg_lease(rg_pg *pg, const char *clinic, int *held);
 int rg_pg_unlease(rg_pg *pg, const char *clinic);
 int rg_pg_workers(rg_pg *pg, int *n);

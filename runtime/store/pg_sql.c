@@ -153,6 +153,16 @@ const rg_pg_step rg_pg_steps[] = {
      "CREATE TABLE protocol_set_log("
      "  seq bigserial PRIMARY KEY, clinic text COLLATE \"C\" NOT NULL, id text NOT NULL,"
      "  action text NOT NULL, by text NOT NULL, at bigint NOT NULL, effective bigint NOT NULL);"},
+    /* 11 -> 12, as store_sql.c's step: a shadow version's transitions,
+     * apart from the feed (docs/governance.md, "Shadow") */
+    {11, 12,
+     "CREATE TABLE shadow_transitions("
+     "  seq bigserial PRIMARY KEY, clinic text COLLATE \"C\" NOT NULL,"
+     "  set_id text COLLATE \"C\" NOT NULL, patient text COLLATE \"C\" NOT NULL,"
+     "  key text COLLATE \"C\" NOT NULL, state text NOT NULL, at bigint NOT NULL, due bigint,"
+     "  protocol text NOT NULL, version text NOT NULL, rule text NOT NULL,"
+     "  severity text NOT NULL, message text NOT NULL,"
+     "  UNIQUE(clinic, set_id, patient, key, state, at));"},
 };
 const size_t rg_pg_nsteps = sizeof rg_pg_steps / sizeof rg_pg_steps[0];
 

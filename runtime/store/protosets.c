@@ -3,9 +3,10 @@
  * versions"; docs/governance.md): the tables protocol_sets,
  * protocol_set_files and protocol_set_log of schema version 9. These run a
  * few times a day, by hand, so each prepares its statement when called
- * instead of holding one in store.c's table. PostgreSQL has the same tables
- * (pg_sql.c) but not these functions yet: they answer RG_EUSAGE there.
+ * instead of holding one in store.c's table. On PostgreSQL each goes to its
+ * rg_pg_* twin (pg_protosets.c).
  */
+#include "pg.h"
 #include "store.h"
 #include "store_sql.h"
 
@@ -66,6 +67,8 @@ static int rg__run(sqlite3_stmt *s)
 int rg_store_protoset_add(rg_store *st, const rg_protoset *v, const char *const *paths,
                           const char *const *contents, const size_t *lens, int nfiles)
 {
+    if (rg_store_pg(st))
+        return rg_pg_protoset_add(rg_store_pg(st), v, paths, contents, lens, nfiles);
     sqlite3_stmt *s = rg__prep(st, "INSERT INTO protocol_sets(clinic, id, n, state, proposed_by,"
                                    " proposed_at, message) VALUES(?1, ?2, 1 + (SELECT count(*)"
                                    " FROM protocol_sets WHERE clinic = ?1), 'proposed', ?3, ?4,"
@@ -96,6 +99,8 @@ int rg_store_protoset_add(rg_store *st, const rg_protoset *v, const char *const 
 int rg_store_protoset_each(rg_store *st, const char *clinic,
                            int (*fn)(void *ud, const rg_protoset *v), void *ud)
 {
+    if (rg_store_pg(st))
+        return rg_pg_protoset_each(rg_store_pg(st), clinic, fn, ud);
     sqlite3_stmt *s = rg__prep(st, "SELECT clinic, id, n, state, proposed_by, proposed_at,"
                                    " message, approved_by, approved_at, active_from"
                                    " FROM protocol_sets WHERE clinic = ?1 ORDER BY n");
@@ -120,6 +125,8 @@ int rg_store_protoset_files(rg_store *st, const char *clinic, const char *id,
                                       size_t len),
                             void *ud)
 {
+    if (rg_store_pg(st))
+        return rg_pg_protoset_files(rg_store_pg(st), clinic, id, fn, ud);
     sqlite3_stmt *s = rg__prep(st, "SELECT path, content FROM protocol_set_files"
                                    " WHERE clinic = ?1 AND id = ?2 ORDER BY path");
     if (!s)
@@ -137,6 +144,8 @@ int rg_store_protoset_files(rg_store *st, const char *clinic, const char *id,
 
 int rg_store_protoset_update(rg_store *st, const rg_protoset *v)
 {
+    if (rg_store_pg(st))
+        return rg_pg_protoset_update(rg_store_pg(st), v);
     sqlite3_stmt *s = rg__prep(st, "UPDATE protocol_sets SET state = ?3, approved_by = ?4,"
                                    " approved_at = ?5, active_from = ?6"
                                    " WHERE clinic = ?1 AND id = ?2");
@@ -154,6 +163,8 @@ int rg_store_protoset_update(rg_store *st, const rg_protoset *v)
 int rg_store_protoset_log(rg_store *st, const char *clinic, const char *id, const char *action,
                           const char *by, rg_time at, rg_time effective)
 {
+    if (rg_store_pg(st))
+        return rg_pg_protoset_log(rg_store_pg(st), clinic, id, action, by, at, effective);
     sqlite3_stmt *s = rg__prep(st, "INSERT INTO protocol_set_log(clinic, id, action, by, at,"
                                    " effective) VALUES(?1, ?2, ?3, ?4, ?5, ?6)");
     if (!s)
@@ -172,6 +183,8 @@ int rg_store_protoset_each_log(rg_store *st, const char *clinic, const char *id,
                                          const char *by, rg_time at, rg_time effective),
                                void *ud)
 {
+    if (rg_store_pg(st))
+        return rg_pg_protoset_each_log(rg_store_pg(st), clinic, id, fn, ud);
     sqlite3_stmt *s = rg__prep(st, "SELECT id, action, by, at, effective FROM protocol_set_log"
                                    " WHERE clinic = ?1 AND (?2 IS NULL OR id = ?2) ORDER BY seq");
     if (!s)
@@ -186,9 +199,23 @@ int rg_store_protoset_each_log(rg_store *st, const char *clinic, const char *id,
     return frc ? frc : rc == SQLITE_DONE ? RG_OK : RG_EDB;
 }
 
+typedef struct rg__body {
+    int (*fn)(void *ud, const char *body, size_t len);
+    void *ud;
+} rg__body;
+
+static int rg__body_only(void *ud, int64_t seq, const char *body, size_t len)
+{
+    rg__body *b = ud;
+    (void)seq;
+    return b->fn(b->ud, body, len);
+}
+
 int rg_store_each_event_body(rg_store *st, const char *clinic,
                              int (*fn)(void *ud, const char *body, size_t len), void *ud)
 {
+    if (rg_store_pg(st))
+        return rg_store_each_event_body_after(st, clinic, 0, rg__body_only, &(rg__body){fn, ud});
     sqlite3_stmt *s = rg__prep(st, "SELECT body FROM events WHERE clinic = ?1 ORDER BY seq");
     if (!s)
         return rg__fail(st);
@@ -196,6 +223,87 @@ int rg_store_each_event_body(rg_store *st, const char *clinic,
     int rc, frc = 0;
     while (!frc && (rc = sqlite3_step(s)) == SQLITE_ROW)
         frc = fn(ud, rg__col_text(s, 0), (size_t)sqlite3_column_bytes(s, 0));
+    sqlite3_finalize(s);
+    return frc ? frc : rc == SQLITE_DONE ? RG_OK : RG_EDB;
+}
+
+int rg_store_each_event_body_after(rg_store *st, const char *clinic, int64_t after,
+                                   int (*fn)(void *ud, int64_t seq, const char *body,
+                                             size_t len),
+                                   void *ud)
+{
+    if (rg_store_pg(st))
+        return rg_pg_each_event_body_after(rg_store_pg(st), clinic, after, fn, ud);
+    /* +clinic: the rowid range (seq > after: the few new rows of a job), not
+     * every index entry of the clinic, which the planner picks otherwise */
+    sqlite3_stmt *s = rg__prep(st, "SELECT seq, body FROM events WHERE +clinic = ?1"
+                                   " AND seq > ?2 ORDER BY seq");
+    if (!s)
+        return rg__fail(st);
+    rg__text(s, 1, clinic);
+    sqlite3_bind_int64(s, 2, after);
+    int rc, frc = 0;
+    while (!frc && (rc = sqlite3_step(s)) == SQLITE_ROW)
+        frc = fn(ud, sqlite3_column_int64(s, 0), rg__col_text(s, 1),
+                 (size_t)sqlite3_column_bytes(s, 1));
+    sqlite3_finalize(s);
+    return frc ? frc : rc == SQLITE_DONE ? RG_OK : RG_EDB;
+}
+
+int rg_store_shadow_put(rg_store *st, const char *set, const rg_transition *t)
+{
+    if (rg_store_pg(st))
+        return rg_pg_shadow_put(rg_store_pg(st), set, t);
+    sqlite3_stmt *s = rg__prep(st, "INSERT OR IGNORE INTO shadow_transitions(clinic, set_id,"
+                                   " patient, key, state, at, due, protocol, version, rule,"
+                                   " severity, message) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8,"
+                                   " ?9, ?10, ?11, ?12)");
+    if (!s)
+        return rg__fail(st);
+    rg__text(s, 1, t->clinic);
+    rg__text(s, 2, set);
+    rg__text(s, 3, t->patient);
+    rg__text(s, 4, t->key);
+    rg__text(s, 5, RG_TRANSITION_STATE(t));
+    sqlite3_bind_int64(s, 6, t->at);
+    rg__time(s, 7, t->due);
+    rg__text(s, 8, t->protocol ? t->protocol : "");
+    rg__text(s, 9, t->version ? t->version : "");
+    rg__text(s, 10, t->rule ? t->rule : "");
+    rg__text(s, 11, t->severity ? t->severity : "");
+    rg__text(s, 12, t->message ? t->message : "");
+    return rg__run(s);
+}
+
+int rg_store_shadow_each(rg_store *st, const char *clinic, const char *set, rg_time since,
+                         int (*fn)(void *ud, const rg_transition *t), void *ud)
+{
+    if (rg_store_pg(st))
+        return rg_pg_shadow_each(rg_store_pg(st), clinic, set, since, fn, ud);
+    sqlite3_stmt *s = rg__prep(st, "SELECT 0, patient, key, state, at, due, protocol, version,"
+                                   " rule, severity, message FROM shadow_transitions"
+                                   " WHERE clinic = ?1 AND set_id = ?2 AND at >= ?3"
+                                   " ORDER BY at, patient, key, state");
+    if (!s)
+        return rg__fail(st);
+    rg__text(s, 1, clinic);
+    rg__text(s, 2, set);
+    sqlite3_bind_int64(s, 3, since);
+    int rc, frc = 0;
+    while (!frc && (rc = sqlite3_step(s)) == SQLITE_ROW) {
+        const char *state = rg__col_text(s, 3);
+        rg_transition t = {.seq = sqlite3_column_int64(s, 0), .clinic = clinic,
+                           .patient = rg__col_text(s, 1), .key = rg__col_text(s, 2),
+                           .open = !strcmp(state, "open")       ? 1
+                                   : !strcmp(state, "reraised") ? RG_TRANSITION_RERAISED
+                                                                : 0,
+                           .at = sqlite3_column_int64(s, 4), .due = rg__col_time(s, 5),
+                           .protocol = rg__col_text(s, 6), .version = rg__col_text(s, 7),
+                           .rule = rg__col_text(s, 8), .severity = rg__col_text(s, 9),
+                           .message = rg__col_text(s, 10)};
+        t.notify_at = t.at;
+        frc = fn(ud, &t);
+    }
     sqlite3_finalize(s);
     return frc ? frc : rc == SQLITE_DONE ? RG_OK : RG_EDB;
 }

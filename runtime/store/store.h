@@ -23,7 +23,8 @@
  * (clinic, key) (issue 22) */
 /* 10: the audit trail (audit, audit_chain; runtime/store/audit.c) */
 /* 11: protocol_sets, protocol_set_files, protocol_set_log (protocol versions) */
-#define RG_SCHEMA_VERSION 11
+/* 12: shadow_transitions (a shadow version's feed, which notifies nobody) */
+#define RG_SCHEMA_VERSION 12
 
 typedef struct rg_store rg_store;
 
@@ -405,7 +406,7 @@ int rg_store_audit_archive(rg_store *st, rg_time before, int64_t *n);
  * files, hex), n (1 for the clinic's first), state ("proposed", "approved",
  * "shadow", "active", "superseded", "rolled back"), who proposed it, when
  * and why, who approved it, since when it is in force (RG_TIME_NONE: not
- * yet). SQLite only for now: on PostgreSQL these return RG_EUSAGE. */
+ * yet). Both backends (PostgreSQL: pg_protosets.c). */
 typedef struct rg_protoset {
     const char *clinic, *id, *state, *proposed_by, *message;
     const char *approved_by; /* NULL until approved */
@@ -440,6 +441,21 @@ int rg_store_protoset_each_log(rg_store *st, const char *clinic, const char *id,
  * in the order stored: what a replay ingests again. */
 int rg_store_each_event_body(rg_store *st, const char *clinic,
                              int (*fn)(void *ud, const char *body, size_t len), void *ud);
+/* The same for the rows stored after seq `after`, with each row's seq: what
+ * a shadow version (docs/governance.md) has not taken in yet. */
+int rg_store_each_event_body_after(rg_store *st, const char *clinic, int64_t after,
+                                   int (*fn)(void *ud, int64_t seq, const char *body,
+                                             size_t len),
+                                   void *ud);
+/* A shadow version's transition (its own table, shadow_transitions: never
+ * the feed, so no webhook, stream or worklist hears of it). t->version is
+ * the protocol's version as in the feed; `set` the protocol set's id. The
+ * same transition stored twice (a takeover replays) is kept once. */
+int rg_store_shadow_put(rg_store *st, const char *set, const rg_transition *t);
+/* The shadow transitions of set in clinic at or after since, in time order
+ * (t->seq says nothing). */
+int rg_store_shadow_each(rg_store *st, const char *clinic, const char *set, rg_time since,
+                         int (*fn)(void *ud, const rg_transition *t), void *ud);
 
 /* ---- many workers on one store. PostgreSQL: any number of services share
  * it, each clinic evaluated by the one holding its lease. SQLite: one

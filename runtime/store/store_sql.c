@@ -230,6 +230,18 @@ const char *const rg_store_migrations[] = {
     "CREATE TABLE protocol_set_log("
     "  seq INTEGER PRIMARY KEY, clinic TEXT NOT NULL, id TEXT NOT NULL, action TEXT NOT NULL,"
     "  by TEXT NOT NULL, at INTEGER NOT NULL, effective INTEGER NOT NULL);",
+    /* 11 -> 12: a shadow version runs beside the active one and its
+     * transitions go here, not to the feed: nothing reads this table to
+     * notify anyone (docs/governance.md, "Shadow"). Keyed by what makes a
+     * transition the same one (a takeover replays), one b-tree: the
+     * full-disk test (test_ops.c) fills a 1 MB file system, and a table with
+     * a separate index moved where it fills */
+    "CREATE TABLE shadow_transitions("
+    "  clinic TEXT NOT NULL, set_id TEXT NOT NULL, patient TEXT NOT NULL, key TEXT NOT NULL,"
+    "  state TEXT NOT NULL, at INTEGER NOT NULL, due INTEGER, protocol TEXT NOT NULL,"
+    "  version TEXT NOT NULL, rule TEXT NOT NULL, severity TEXT NOT NULL,"
+    "  message TEXT NOT NULL,"
+    "  PRIMARY KEY(clinic, set_id, patient, key, state, at)) WITHOUT ROWID;",
 };
 const size_t rg_store_nmigrations = sizeof rg_store_migrations / sizeof rg_store_migrations[0];
 

@@ -111,6 +111,7 @@ async function main() {
   const propose = (d) => execFileSync(bin, ['protocols', 'propose', '--db', path.join(dir, 'c.db'), '--clinic', 'north',
     '--by', 'carol', path.join(root, d)]).toString().split('\n')[0].split(' ')[1];
   const proposed = propose('examples/clinics/north'), second = propose('examples/clinics/south');
+  const third = propose('examples/clinics/west');
   const srv = spawn(bin, ['serve', '--config', path.join(dir, 'serve.json'), '--db', path.join(dir, 'c.db')],
                     { stdio: ['ignore', 'ignore', fs.openSync(path.join(dir, 'serve.log'), 'w')] });
   let up = false;
@@ -257,6 +258,27 @@ async function main() {
   await check('POST', PR, `${PV}/${proposed}/rollback`, { headers: adam }, 200);
   const listed = await check('GET', PV, PV, { headers: ann }, 200);
   if (!listed.body.versions.length || listed.body.versions[0].state !== 'active') fail('GET /v1/protocols/versions: the activated version should be active');
+  // a proposal over HTTP: the files of a clinic directory
+  const lua = fs.readFileSync(path.join(root, 'examples/clinics/north/clinic.lua'), 'utf8');
+  await check('POST', PV, PV, { headers: ann, body: { files: { 'clinic.lua': lua } } }, 403);
+  await check('POST', PV, PV, { headers: adam, body: { files: { '../clinic.lua': lua } } }, 400);
+  await check('POST', PV, PV, { headers: adam, body: { files: { 'clinic.lua': lua + '\nthis is not lua\n' } } }, 409);
+  const posted = await check('POST', PV, PV, { headers: adam, body: { message: 'over HTTP', until: '2026-07-01T00:00:00Z',
+    files: { 'clinic.lua': lua.replace('bp_systolic_max = 150', 'bp_systolic_max = 140') } } }, 201);
+  if (!posted.body.version || !/difference/.test(posted.body.diff)) fail('POST /v1/protocols/versions: no version or diff: ' + JSON.stringify(posted.body));
+  // a shadow version (docs/governance.md, "Shadow")
+  const PS = PV + '/{id}/shadow', SH = '/v1/protocols/shadow';
+  await check('POST', PS, `${PV}/${third}/shadow`, { headers: ann }, 403);
+  await check('POST', PS, `${PV}/ffff/shadow`, { headers: pat }, 404);
+  await check('POST', PS, `${PV}/${proposed}/shadow`, { headers: pat }, 409);
+  await check('POST', PS, `${PV}/${third}/shadow`, { headers: pat }, 200);
+  await check('POST', PS, `${PV}/${third}/shadow`, { headers: pat }, 409);
+  const shadow = await check('GET', SH, SH, { headers: ann }, 200);
+  if (!shadow.body.shadow || shadow.body.shadow.version !== third) fail('GET /v1/protocols/shadow: the shadow should be the version just set');
+  await check('DELETE', SH, SH, { headers: ann }, 403);
+  await check('DELETE', SH, SH, { headers: pat }, 200);
+  await check('DELETE', SH, SH, { headers: pat }, 409);
+  await check('GET', SH, SH, { headers: ann }, 200);
   await check('POST', '/v1/admin/reload', '/v1/admin/reload', { headers: ann }, 403);
   await check('POST', '/v1/admin/reload', '/v1/admin/reload', {}, 401);
   await check('GET', '/metrics', '/metrics', { headers: adam }, 200);

@@ -131,6 +131,7 @@
     show($('work'), true);
     show($('signout'), true);
     render();
+    shadowView().catch((e) => failed(e));
     stream();
     clearInterval(st.poll); // acks by colleagues show within half a minute
     st.poll = setInterval(() => refresh(), 30000);
@@ -199,7 +200,26 @@
       say($('work-error'), '');
       render();
       if (st.selected) await detail(st.selected, true);
+      await shadowView();
     } catch (e) { failed(e); }
+  }
+
+  // The clinic's shadow version and what it did beside the active one
+  // (GET /v1/protocols/shadow), for prescribers and admins.
+  async function shadowView() {
+    if (!st.me || (st.me.role !== 'admin' && st.me.role !== 'prescriber')) return;
+    const d = await api('GET', '/v1/protocols/shadow');
+    const sh = d && d.shadow;
+    show($('shadow'), !!sh);
+    if (!sh) return;
+    let opened = 0, notOpened = 0;
+    for (const r of sh.rules) { opened += r.opened_only_by_shadow; notOpened += r.opened_only_by_active; }
+    $('shadow-sum').textContent = 'Since ' + fmt(sh.since) + ', version ' + sh.version.slice(0, 12) +
+      ' (set by ' + sh.set_by + ') would have opened ' + opened + ' alert' + (opened === 1 ? '' : 's') +
+      ' the active version did not, and not opened ' + notOpened + ' that it did (' +
+      sh.differences + ' difference' + (sh.differences === 1 ? '' : 's') + ' in all). ' +
+      'It notifies nobody.';
+    $('shadow-report').textContent = sh.report;
   }
 
   // ---- the list ---------------------------------------------------------------
