@@ -791,73 +791,44 @@ int rg_svc_session_route(rg_svc *sv, rg_http_conn *c, const rg_http_req *req)
 
 /* ---- reload ---------------------------------------------------------------------------- */
 
-int rg_svc_reload_config(rg_svc *sv, const char *by, char *err, size_t errlen)
+void rg_svc_auth_apply(rg_svc *sv, rg_svc *tmp, const char *by)
 {
-    rg_svc *tmp = calloc(1, sizeof *tmp);
-    if (!tmp)
-        return rg_fail(err, errlen, RG_ENOMEM, "out of memory");
-    int rc = rg_svc_load_config(tmp, sv->config_path, err, errlen);
-    if (!rc) {
-        /* the identities are mapped onto the running clinics by name */
-        int same = tmp->nclinics == sv->nclinics;
-        for (int i = 0; same && i < sv->nclinics; i++)
-            same = !strcmp(tmp->clinics[i].name, sv->clinics[i].name) &&
-                   !strcmp(tmp->clinics[i].dir, sv->clinics[i].dir) &&
-                   !strcmp(tmp->clinics[i].webhook ? tmp->clinics[i].webhook : "",
-                           sv->clinics[i].webhook ? sv->clinics[i].webhook : "");
-        struct rg_svc_auth *na = tmp->auth;
-        int kept = 0;
-        for (int i = 0; i < na->nids; i++) {
-            rg__ident id = na->ids[i];
-            if (id.clinic >= 0) {
-                int ci = -1;
-                for (int k = 0; k < sv->nclinics; k++)
-                    if (!strcmp(sv->clinics[k].name, tmp->clinics[id.clinic].name))
-                        ci = k;
-                if (ci < 0)
-                    continue; /* a clinic added: at the next start */
-                id.clinic = ci;
-            }
-            na->ids[kept++] = id;
+    /* the identities are mapped onto the running clinics by name (the
+     * caller has added and removed clinics as tmp lists them) */
+    struct rg_svc_auth *na = tmp->auth;
+    int kept = 0;
+    for (int i = 0; i < na->nids; i++) {
+        rg__ident id = na->ids[i];
+        if (id.clinic >= 0) {
+            int ci = -1;
+            for (int k = 0; k < sv->nclinics; k++)
+                if (!sv->clinics[k].gone &&
+                    !strcmp(sv->clinics[k].name, tmp->clinics[id.clinic].name))
+                    ci = k;
+            if (ci < 0)
+                continue; /* (not served: cannot happen once the caller applied the list) */
+            id.clinic = ci;
         }
-        free(sv->auth->ids);
-        sv->auth->ids = na->ids;
-        sv->auth->nids = kept;
-        na->ids = NULL;
-        sv->auth->idle_s = na->idle_s;
-        sv->auth->max_s = na->max_s;
-        sv->auth->secure = na->secure;
-        /* sessions of users that are gone or changed end now */
-        for (int i = sv->auth->nsessions - 1; i >= 0; i--) {
-            rg_svc_who w = sv->auth->sessions[i].who;
-            w.session[0] = '\0';
-            if (!rg_svc_who_valid(sv, &w))
-                rg__session_drop(sv->auth, &sv->auth->sessions[i]);
-        }
-        rg__close_streams(sv);
-        int users = 0, keys = 0;
-        for (int i = 0; i < kept; i++)
-            users += sv->auth->ids[i].kind == RG_WHO_USER, keys += sv->auth->ids[i].kind != RG_WHO_USER;
-        if (!same || strcmp(tmp->host, sv->host) || tmp->port != sv->port ||
-            memcmp(&tmp->limits, &sv->limits, sizeof tmp->limits) ||
-            memcmp(&tmp->http_limits, &sv->http_limits, sizeof tmp->http_limits) ||
-            tmp->max_events != sv->max_events || tmp->history_cache != sv->history_cache)
-            rg_log("warn", "configuration reload by %s: listen, limits and the list of clinics, "
-                           "their protocols directories and webhooks take effect at the next start",
-                   by);
-        rg__warn_tokens(tmp);
-        rg_log("info", "configuration reloaded by %s: %d users, %d keys and tokens", by, users, keys);
+        na->ids[kept++] = id;
     }
-    for (int i = 0; i < tmp->nclinics; i++) {
-        for (int j = 0; j < tmp->clinics[i].ntokens; j++)
-            free(tmp->clinics[i].tokens[j]);
-        free(tmp->clinics[i].webhook);
+    free(sv->auth->ids);
+    sv->auth->ids = na->ids;
+    sv->auth->nids = kept;
+    na->ids = NULL;
+    sv->auth->idle_s = na->idle_s;
+    sv->auth->max_s = na->max_s;
+    sv->auth->secure = na->secure;
+    /* sessions of users that are gone or changed end now */
+    for (int i = sv->auth->nsessions - 1; i >= 0; i--) {
+        rg_svc_who w = sv->auth->sessions[i].who;
+        w.session[0] = '\0';
+        if (!rg_svc_who_valid(sv, &w))
+            rg__session_drop(sv->auth, &sv->auth->sessions[i]);
     }
-    free(tmp->tls_cert); /* (TLS is reloaded from the running configuration's files) */
-    free(tmp->tls_key);
-    rg_svc_auth_free(tmp);
-    free(tmp);
-    if (rc)
-        rg_log("error", "configuration reload by %s refused (the previous one stays): %s", by, err);
-    return rc;
+    rg__close_streams(sv);
+    int users = 0, keys = 0;
+    for (int i = 0; i < kept; i++)
+        users += sv->auth->ids[i].kind == RG_WHO_USER, keys += sv->auth->ids[i].kind != RG_WHO_USER;
+    rg__warn_tokens(tmp);
+    rg_log("info", "configuration reloaded by %s: %d users, %d keys and tokens", by, users, keys);
 }
