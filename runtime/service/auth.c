@@ -122,7 +122,8 @@ const char *rg_svc_who_text(const rg_svc_who *w, char *buf, size_t len)
     if (w->kind == RG_WHO_TOKEN)
         snprintf(buf, len, "clinic token");
     else
-        snprintf(buf, len, "%s%s (%s)", w->kind == RG_WHO_KEY ? "key " : "", w->name,
+        snprintf(buf, len, "%s%s (%s)",
+                 w->kind == RG_WHO_KEY ? "key " : w->kind == RG_WHO_OIDC ? "oidc " : "", w->name,
                  rg_svc_role_names[w->role]);
     return buf;
 }
@@ -302,7 +303,7 @@ static int rg__parse(rg_svc *sv, json_t *root, const char *path, rg__idset *set,
             if (rg__add(set, &id))
                 return rg_fail(err, errlen, RG_ENOMEM, "out of memory");
         }
-        if (!users && !keys && !tokens) {
+        if (!users && !keys && !tokens && !sv->clinics[ci].oidc) {
             snprintf(field, sizeof field, "clinics.%s", sv->clinics[ci].name);
             return rg__fail(err, errlen, path, field,
                             "nobody can use this clinic: list its 'users' and 'api_keys'");
@@ -464,6 +465,33 @@ static void rg__who_of(const rg__ident *id, rg_svc_who *w)
     memcpy(w->secret, id->secret, sizeof w->secret);
 }
 
+/* An OpenID Connect token (oidc.c): the clinic whose provider issued it
+ * for us; the person is named by the token, the role by its claim. */
+static int rg__oidc(rg_svc *sv, const char *jwt, rg_svc_who *w, const char **msg)
+{
+    static char why[300]; /* (the loop's thread only) */
+    for (int ci = 0; ci < sv->nclinics; ci++) {
+        rg_svc_clinic *c = &sv->clinics[ci];
+        if (c->gone || !c->oidc)
+            continue;
+        int role, rc = rg_oidc_verify(c->oidc, jwt, (long long)(rg_now() / 1000), w->name,
+                                      sizeof w->name, &role, why, sizeof why);
+        if (rc == RG_ENOTFOUND)
+            continue;
+        if (rc) {
+            *msg = why;
+            return 401;
+        }
+        w->kind = RG_WHO_OIDC;
+        w->role = role;
+        w->clinic = ci;
+        snprintf(w->secret, sizeof w->secret, "oidc %.120s", rg_oidc_issuer(c->oidc));
+        return 0;
+    }
+    *msg = "the token is not from an identity provider of any clinic here (iss, aud)";
+    return 401;
+}
+
 int rg_svc_authenticate(rg_svc *sv, const rg_http_req *req, rg_svc_who *w, const char **msg)
 {
     struct rg_svc_auth *a = sv->auth;
@@ -481,6 +509,8 @@ int rg_svc_authenticate(rg_svc *sv, const rg_http_req *req, rg_svc_who *w, const
         for (int i = 0; i < a->nids; i++) /* every one compared */
             if (a->ids[i].kind != RG_WHO_USER && rg__eq64(a->ids[i].secret, h))
                 found = &a->ids[i];
+        if (!found && rg_oidc_is_jwt(key)) /* a clinic's identity provider's token */
+            return rg__oidc(sv, key, w, msg);
         if (!found) {
             *msg = "an API key is required: Authorization: Bearer <key>, or sign in "
                    "(POST /v1/session)";
@@ -534,6 +564,15 @@ int rg_svc_allowed(rg_svc *sv, rg_http_conn *c, const rg_svc_who *w, unsigned ne
 int rg_svc_who_valid(rg_svc *sv, const rg_svc_who *w)
 {
     struct rg_svc_auth *a = sv->auth;
+    if (w->kind == RG_WHO_OIDC) { /* its clinic still takes its provider's tokens */
+        char want[sizeof w->secret];
+        const rg_svc_clinic *c = w->clinic >= 0 && w->clinic < sv->nclinics ? &sv->clinics[w->clinic]
+                                                                             : NULL;
+        if (!c || c->gone || !c->oidc)
+            return 0;
+        snprintf(want, sizeof want, "oidc %.120s", rg_oidc_issuer(c->oidc));
+        return !strcmp(want, w->secret);
+    }
     if (w->session[0]) {
         rg__session *s = rg__session_find(a, w->session);
         if (!s || rg__session_expired(a, s, uv_now(&sv->loop)))

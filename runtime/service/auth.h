@@ -44,7 +44,7 @@ enum {
     RG_NEED_METRICS = 64, /* /metrics (every clinic with the metrics role, else the own) */
 };
 
-enum { RG_WHO_NONE, RG_WHO_USER, RG_WHO_KEY, RG_WHO_TOKEN };
+enum { RG_WHO_NONE, RG_WHO_USER, RG_WHO_KEY, RG_WHO_TOKEN, RG_WHO_OIDC };
 
 /* The identity a request is made with. */
 typedef struct rg_svc_who {

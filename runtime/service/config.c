@@ -378,16 +378,26 @@ int rg_svc_load_config(rg_svc *sv, const char *path, char *err, size_t errlen)
         const char *ck;
         json_object_foreach(v, ck, t) {
             if (strcmp(ck, "protocols") && strcmp(ck, "tokens") && strcmp(ck, "webhook") &&
-                strcmp(ck, "users") && strcmp(ck, "api_keys")) {
+                strcmp(ck, "users") && strcmp(ck, "api_keys") && strcmp(ck, "oidc")) {
                 rc = rg__cfg_fail(err, errlen, path, field,
                                   "unknown setting (known: protocols, users, api_keys, webhook, "
-                                  "tokens)");
+                                  "oidc, tokens)");
                 goto done;
             }
         }
         json_t *hook = json_object_get(v, "webhook");
         if (hook && (rc = rg__cfg_webhook(c, hook, path, field, err, errlen)))
             goto done;
+        json_t *oidc = json_object_get(v, "oidc");
+        char ofield[200];
+        snprintf(ofield, sizeof ofield, "%s.oidc", field);
+        /* the roles a token may carry: a clinic's people and systems (not
+         * metrics, a top-level key's) */
+        if (oidc && (rc = rg_oidc_load(oidc, base, path, ofield, rg_svc_role_names,
+                                       RG_ROLE_INTEGRATION + 1, &c->oidc, err, errlen))) {
+            sv->nclinics++; /* (freed with the others) */
+            goto done;
+        }
         rc = RG_EINVAL;
         sv->nclinics++;
     }

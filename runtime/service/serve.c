@@ -1317,6 +1317,9 @@ static int rg__reload_apply(rg_svc *sv, rg_svc *n, rg_tls *tls, int relisten, co
         nc->webhook = url;
         memcpy(c->hook_keys, nc->hook_keys, sizeof c->hook_keys);
         c->nhook_keys = nc->nhook_keys;
+        rg_oidc *o = c->oidc; /* its identity provider (n frees the old one) */
+        c->oidc = nc->oidc;
+        nc->oidc = o;
         if (isnew) {
             c->gone = 0;
             rg_store_last_cseq(sv->st, c->name, &c->last_cseq); /* streams: new ones only */
@@ -1364,6 +1367,7 @@ int rg_svc_reload(rg_svc *sv, const char *by, const char *role, char *err, size_
             for (int j = 0; j < n->clinics[i].ntokens; j++)
                 free(n->clinics[i].tokens[j]);
             free(n->clinics[i].webhook);
+            rg_oidc_free(n->clinics[i].oidc);
         }
         free(n->tls_cert);
         free(n->tls_key);
@@ -1860,6 +1864,7 @@ run:
         for (int j = 0; j < sv->clinics[i].ntokens; j++)
             free(sv->clinics[i].tokens[j]);
         free(sv->clinics[i].webhook);
+        rg_oidc_free(sv->clinics[i].oidc);
     }
     rg_svc_auth_free(sv);
     rg_svc_versions_free(sv);

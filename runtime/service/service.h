@@ -21,6 +21,7 @@
 #include "tls.h"
 #include "webhook.h"
 #include "auth.h"
+#include "oidc.h"
 
 #include <jansson.h>
 #include <pthread.h>
@@ -51,6 +52,7 @@ typedef struct rg_svc_clinic {
     char *webhook;      /* URL, or NULL */
     rg_webhook_key hook_keys[RG_WEBHOOK_KEYS]; /* its signing secrets (webhook.secret(s)) */
     int nhook_keys;
+    rg_oidc *oidc; /* its identity provider's tokens (clinics.X.oidc), or NULL */
     int64_t last_cseq; /* last transition pushed to streams */
     uint64_t events[5]; /* stored, duplicate, conflict, rejected, corrected */
     uint64_t future;    /* of those stored: dated ahead of the clock (limits.future_skew_minutes) */
