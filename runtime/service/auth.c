@@ -566,8 +566,8 @@ int rg_svc_who_valid(rg_svc *sv, const rg_svc_who *w)
     struct rg_svc_auth *a = sv->auth;
     if (w->kind == RG_WHO_OIDC) { /* its clinic still takes its provider's tokens */
         char want[sizeof w->secret];
-        const rg_svc_clinic *c = w->clinic >= 0 && w->clinic < sv->nclinics ? &sv->clinics[w->clinic]
-                                                                             : NULL;
+        const rg_svc_clinic *c =
+            w->clinic >= 0 && w->clinic < sv->nclinics ? &sv->clinics[w->clinic] : NULL;
         if (!c || c->gone || !c->oidc)
             return 0;
         snprintf(want, sizeof want, "oidc %.120s", rg_oidc_issuer(c->oidc));

@@ -158,7 +158,8 @@ static int rg__load_jwks(rg_oidc *o, const char *file, const char *path, const c
     free(text);
     if (!root)
         return rg_fail(err, errlen, RG_EINVAL, "%s: %s.jwks: %s: %s", path, field, file,
-                       errno && !len ? strerror(errno) : "expected a JWKS (JSON {\"keys\": [...]})");
+                       errno && !len ? strerror(errno)
+                                     : "expected a JWKS (JSON {\"keys\": [...]})");
     json_t *keys = json_object_get(root, "keys"), *jwk;
     size_t i;
     json_array_foreach(keys, i, jwk) {
@@ -231,12 +232,12 @@ int rg_oidc_load(json_t *cfg, const char *base, const char *path, const char *fi
     if (map) {
         if (!json_is_object(map))
             return rg_fail(err, errlen, RG_EINVAL,
-                           "%s: %s.roles: expected { \"claim value\": \"role\", ... }", path, field);
+                           "%s: %s.roles: expected { \"claim value\": \"role\", ... }", path,
+                           field);
         json_object_foreach(map, k, v) {
-            int r;
-            for (r = 0; r < nroles && (!json_is_string(v) || strcmp(roles[r], json_string_value(v)));
-                 r++)
-                ;
+            int r = 0;
+            while (r < nroles && (!json_is_string(v) || strcmp(roles[r], json_string_value(v))))
+                r++;
             if (r == nroles)
                 return rg_fail(err, errlen, RG_EINVAL,
                                "%s: %s.roles.%s: expected a role (nurse, prescriber, admin, "
@@ -363,8 +364,10 @@ static int rg__aud_ok(json_t *aud, const char *want)
         return !strcmp(json_string_value(aud), want);
     size_t i;
     json_t *a;
-    json_array_foreach(aud, i, a) if (json_is_string(a) && !strcmp(json_string_value(a), want))
-        return 1;
+    json_array_foreach(aud, i, a) {
+        if (json_is_string(a) && !strcmp(json_string_value(a), want))
+            return 1;
+    }
     return 0;
 }
 
@@ -437,7 +440,10 @@ int rg_oidc_verify(const rg_oidc *o, const char *jwt, long long now, char *name,
     size_t i;
     if (json_is_string(rv))
         r = rg__role(o, json_string_value(rv));
-    json_array_foreach(rv, i, x) if (r < 0 && json_is_string(x)) r = rg__role(o, json_string_value(x));
+    json_array_foreach(rv, i, x) {
+        if (r < 0 && json_is_string(x))
+            r = rg__role(o, json_string_value(x));
+    }
     if (r < 0) {
         rg_fail(why, whylen, rc, "the token's %s claim gives no role of this service",
                 o->role_claim);

@@ -443,7 +443,8 @@ static void rg__on_lease_tick(uv_timer_t *t)
      * gives it back at once, or it would hold the lease of a clinic that
      * nobody then evaluates (the others' tries fail for as long as this
      * worker lives). */
-    if (sv->nclinics && held && !sv->clinics[0].held && sv->nheld >= share &&
+    if (sv->nclinics && held && !sv->clinics[0].held &&
+        (sv->nheld >= share || sv->clinics[0].gone) && /* (gone: a reload removed it) */
         rg_store_unlease(sv->st, sv->clinics[0].name)) {
         rg_log("error", "cannot give a lease back (%s): stopping, which ends them all",
                rg_store_errmsg(sv->st));
