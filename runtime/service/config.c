@@ -394,10 +394,8 @@ int rg_svc_load_config(rg_svc *sv, const char *path, char *err, size_t errlen)
         /* the roles a token may carry: a clinic's people and systems (not
          * metrics, a top-level key's) */
         if (oidc && (rc = rg_oidc_load(oidc, base, path, ofield, rg_svc_role_names,
-                                       RG_ROLE_INTEGRATION + 1, &c->oidc, err, errlen))) {
-            sv->nclinics++; /* (freed with the others) */
+                                       RG_ROLE_INTEGRATION + 1, &c->oidc, err, errlen)))
             goto done;
-        }
         rc = RG_EINVAL;
         sv->nclinics++;
     }

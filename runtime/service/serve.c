@@ -1363,8 +1363,8 @@ int rg_svc_reload(rg_svc *sv, const char *by, const char *role, char *err, size_
                     rg_store_rollback(sv->st);
         }
     }
-    if (n) {
-        for (int i = 0; i < n->nclinics; i++) {
+    if (n) { /* (and the slot a refused file stopped in, which may hold its tokens) */
+        for (int i = 0; i <= n->nclinics && i < RG_MAX_CLINICS; i++) {
             for (int j = 0; j < n->clinics[i].ntokens; j++)
                 free(n->clinics[i].tokens[j]);
             free(n->clinics[i].webhook);
