@@ -407,7 +407,7 @@ Test(auth, a_removed_user_and_key_stop_at_once_on_reload, .timeout = 60)
 
     write_config(&e, 0, 1800, 43200); /* ann and the ehr-feed key are gone */
     kill(e.s.pid, SIGHUP);
-    cr_assert(log_has(&e.s, "configuration reloaded by SIGHUP", 5000));
+    cr_assert(log_has(&e.s, "configuration reloaded by signal SIGHUP", 5000));
     cr_assert(stream_closed(&ann_st, 5000), "ann's stream stays open: %s", ann_st.buf);
     close(ann_st.fd);
     cr_assert_eq(req(port, "GET", "/v1/alerts", ann.cookie, NULL, NULL, &out), 401, "%s", out);
@@ -424,7 +424,7 @@ Test(auth, a_removed_user_and_key_stop_at_once_on_reload, .timeout = 60)
     /* a broken file is refused and the running configuration stays */
     rg_test_write(e.s.dir, "config.json", "{ \"clinics\": 1 }");
     kill(e.s.pid, SIGHUP);
-    cr_assert(log_has(&e.s, "configuration reload by SIGHUP refused", 5000));
+    cr_assert(log_has(&e.s, "configuration reload by signal SIGHUP refused", 5000));
     cr_assert_eq(req(port, "GET", "/v1/alerts", adam.cookie, NULL, NULL, &out), 200, "%s", out);
     free(out);
     auth_stop(&e);

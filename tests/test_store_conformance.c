@@ -476,6 +476,41 @@ CONFORM(transitions_open_resolve_and_refuse_what_does_not_fit)
     cr_assert_eq(kt.open[1], 0);
 }
 
+typedef struct causes {
+    int n;
+    char v[8][64];
+} causes;
+
+static int collect_cause(void *ud, const rg_transition *t)
+{
+    causes *c = ud;
+    cr_assert_lt(c->n, 8);
+    snprintf(c->v[c->n++], sizeof c->v[0], "%s", t->cause ? t->cause : "(null)");
+    return 0;
+}
+
+/* A transition's cause (schema 13) is kept and read back by every read of
+ * transitions; one written without a cause reads as NULL (unknown). */
+CONFORM(a_transitions_cause_round_trips)
+{
+    int64_t a = 0;
+    rg_transition o = tr(1, "north", "p1", "k-c", T("2026-03-02T12:00:00Z"));
+    o.cause = "key ehr-feed (integration)";
+    cr_assert_eq(rg_store_transition(st, &o, &a), RG_OK, "%s", rg_store_errmsg(st));
+    rg_transition r = tr(0, "north", "p1", "k-c", T("2026-03-02T13:00:00Z"));
+    cr_assert_eq(rg_store_transition(st, &r, &a), RG_OK, "%s", rg_store_errmsg(st));
+    causes k = {0}, c = {0}, e = {0};
+    cr_assert_eq(rg_store_key_transitions(st, "north", "k-c", collect_cause, &k), RG_OK);
+    cr_assert_eq(rg_store_clinic_transitions(st, "north", 0, 10, collect_cause, &c), RG_OK);
+    cr_assert_eq(rg_store_each_transition(st, 0, 0, collect_cause, &e), RG_OK);
+    causes *all[] = {&k, &c, &e};
+    for (int i = 0; i < 3; i++) {
+        cr_assert_eq(all[i]->n, 2);
+        cr_assert_str_eq(all[i]->v[0], "key ehr-feed (integration)");
+        cr_assert_str_eq(all[i]->v[1], "(null)");
+    }
+}
+
 static int collect_clinic(void *ud, const char *clinic)
 {
     trs *l = ud;
@@ -1350,6 +1385,7 @@ Test(conf_pg, a_v5_database_upgrades_in_place, .init = setup_pg, .fini = teardow
             "DROP TABLE protocol_set_files;"
             "DROP TABLE protocol_set_log;"
             "DROP TABLE shadow_transitions;" /* version 12's */
+            "ALTER TABLE transitions DROP COLUMN cause;" /* version 13's */
             "UPDATE schema_version SET version = 5");
     cr_assert_eq(pg_int("SELECT count(*) FROM information_schema.columns"
                         " WHERE table_schema = current_schema() AND column_name = 'notify_at'"),

@@ -55,6 +55,7 @@ struct rg_engine {
     rg_store *st;
     rg_engine_opts o;
     rg_engine_sink w; /* where writes go */
+    char cause[160];  /* rg_engine_set_cause: the transitions' cause ("": not known) */
     rg_hcache *hc;    /* compiled histories (o.history_cache_bytes), or NULL */
     uint64_t hc_gen;  /* rg_store_rollbacks when the cache was last known good */
     rg__clinic_slot *clinics;
@@ -448,6 +449,21 @@ rg_clinic *rg_engine_clinic(rg_engine *e, const char *clinic)
 }
 
 const rg_engine_stats *rg_engine_stats_get(const rg_engine *e) { return &e->stats; }
+
+void rg_engine_set_cause(rg_engine *e, const char *cause)
+{
+    snprintf(e->cause, sizeof e->cause, "%s", cause ? cause : "");
+}
+
+void rg_engine_set_limits(rg_engine *e, const rg_limits *l, const rg_budget_opts *b)
+{
+    e->o.limits = *l;
+    e->o.budget.hits = b->hits;
+    e->o.budget.window_s = b->window_s;
+    e->o.budget.backoff_s = b->backoff_s;
+    e->o.budget.cpu_ms = b->cpu_ms;
+    e->o.budget.cpu_window_s = b->cpu_window_s;
+}
 
 void rg_engine_cache_stats(const rg_engine *e, rg_hcache_stats *s) { rg_hcache_stats_get(e->hc, s); }
 
@@ -1219,6 +1235,7 @@ static int rg__emit(rg_engine *e, rg_clinic *c, const char *patient, int open, i
         .notify_at = rg_calendar_notify_at(&c->cal, severity, t),
         .key = key, .protocol = proto, .version = version, .rule = rule,
         .severity = severity, .message = message, .params = params, .evidence = evidence,
+        .cause = e->cause[0] ? e->cause : NULL,
     };
     int rc = e->w.transition(e->w.ud, &tr, &alert_id);
     if (rc == RG_OK && open)
@@ -1333,7 +1350,7 @@ int rg_engine_system_alert(rg_store *st, const char *clinic, const char *rule,
     rg_transition t = {
         .at = at, .due = at, .open = open, .clinic = clinic, .patient = "", .notify_at = at,
         .key = key, .protocol = protocol, .version = version ? version : "", .rule = rule,
-        .severity = "critical", .message = message,
+        .severity = "critical", .message = message, .cause = "system",
     };
     return rg_store_transition(st, &t, &f.id);
 }

@@ -174,6 +174,14 @@ int rg_engine_system_alert(rg_store *st, const char *clinic, const char *rule,
                            int open, rg_time at, const char *message);
 
 const rg_engine_stats *rg_engine_stats_get(const rg_engine *e);
+/* New limits (serve: a reload of its configuration): the sandbox limits
+ * apply to the clinics loaded from now on, the budget's numbers (not its
+ * hook) to the evaluations from now on. */
+void rg_engine_set_limits(rg_engine *e, const rg_limits *l, const rg_budget_opts *b);
+/* Who or what the transitions written from now on were caused by
+ * (rg_transition.cause; serve sets it before each patient's evaluation);
+ * NULL or "": not known (simulate, sweep). */
+void rg_engine_set_cause(rg_engine *e, const char *cause);
 /* Protocols quarantined now (across clinics). */
 int rg_engine_quarantined_count(rg_engine *e);
 /* Is the clinic's protocol quarantined now? 1 and *until_ms, else 0. */

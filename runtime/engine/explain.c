@@ -184,6 +184,11 @@ static int rg__explain_one(void *ud, const rg_transition *t)
         fprintf(out, "\n  resolved %s, protocol version %s: the rule no longer returned it\n",
                 rg_zone_display(z, t->at, at), version);
     }
+    /* who or what led to it (schema 13): a person or key's request, the
+     * clock, the system, a reload; unknown for older rows and simulations */
+    char cause[256];
+    rg_printable(t->cause ? t->cause : "unknown", cause, sizeof cause);
+    fprintf(out, "    caused by: %s\n", cause);
     if (t->notify_at != RG_TIME_NONE && t->notify_at != t->at)
         fprintf(out, "    staff notified %s (the clinic was closed)\n",
                 rg_zone_display(z, t->notify_at, notify));

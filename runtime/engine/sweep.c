@@ -18,7 +18,7 @@
 
 #define RG__PAGE 256
 #define RG__INFLIGHT 2
-#define RG__NSTR 10
+#define RG__NSTR 11
 
 /* One recorded write; strings are offsets + 1 into the log's text (0: NULL),
  * because the text buffer moves as it grows. */
@@ -98,7 +98,8 @@ static int rg__log_transition(void *ud, rg_transition *t, int64_t *alert_id)
     if (!op)
         return RG_ENOMEM;
     const char *s[RG__NSTR] = {t->clinic, t->patient, t->key, t->protocol, t->version,
-                               t->rule, t->severity, t->message, t->params, t->evidence};
+                               t->rule, t->severity, t->message, t->params, t->evidence,
+                               t->cause};
     for (int i = 0; i < RG__NSTR; i++)
         op->s[i] = rg__str(lg, s[i]);
     op->at = t->at;
@@ -218,6 +219,7 @@ int rg_wlog_apply(rg_store *st, rg_wlog *lg)
                 .clinic = s[0],
                 .patient = s[1], .key = s[2], .protocol = s[3], .version = s[4], .rule = s[5],
                 .severity = s[6], .message = s[7], .params = s[8], .evidence = s[9],
+                .cause = s[10],
             };
             int64_t id = op->alert_id;
             if (id < 0) { /* opened earlier in this log */

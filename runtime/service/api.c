@@ -152,6 +152,7 @@ static void rg__queue(rg_svc *sv, int ci, rg_http_conn *c, const rg_http_req *re
     /* the source names the key: refused events and the log say who sent them */
     snprintf(pr->source, sizeof pr->source, "%s %s %s", what, req->peer ? req->peer : "?",
              rg_svc_who_text(w, who, sizeof who));
+    snprintf(pr->who, sizeof pr->who, "%s", who);
     rg_svc_flush_soon(sv);
 }
 
@@ -318,7 +319,10 @@ typedef struct rg__key_filter {
 static int rg__transition_of_key(void *ud, const rg_transition *t)
 {
     rg__key_filter *f = ud;
-    json_array_append_new(f->list, rg_transition_json(t, 1, f->zone));
+    json_t *j = rg_transition_json(t, 1, f->zone);
+    /* who or what caused it (not in the feed's JSON: simulate prints that) */
+    json_object_set_new(j, "cause", json_string(t->cause ? t->cause : "unknown"));
+    json_array_append_new(f->list, j);
     return 0;
 }
 
@@ -597,6 +601,14 @@ static int rg__metric_open(void *ud, const char *clinic, const char *severity, i
     return 0;
 }
 
+/* The first clinic from i on (before end) that a reload has not removed, or end. */
+static int rg__live(const rg_svc *sv, int i, int end)
+{
+    while (i < end && sv->clinics[i].gone)
+        i++;
+    return i;
+}
+
 /* GET /metrics: every clinic's series (ci -1: the metrics role) or those of
  * clinic ci only (its admin), with the service's own (without a clinic).
  * Another clinic's events, alerts, protocols and lease are not an admin's
@@ -622,7 +634,7 @@ static void rg__get_metrics(rg_svc *sv, int ci, rg_http_conn *c)
     rg_http_stats_get(sv->http, &hs);
     rg_buf_printf(&b, "# HELP regimen_events_total Events received over HTTP, by outcome.\n"
                       "# TYPE regimen_events_total counter\n");
-    for (int i = c0; i < c1; i++)
+    for (int i = rg__live(sv, c0, c1); i < c1; i = rg__live(sv, i + 1, c1))
         for (int k = 0; k < 5; k++)
             rg_buf_printf(&b, "regimen_events_total{clinic=\"%s\",outcome=\"%s\"} %llu\n",
                           rg__label(sv->clinics[i].name, lc, sizeof lc), rg_svc_outcomes[k],
@@ -630,13 +642,13 @@ static void rg__get_metrics(rg_svc *sv, int ci, rg_http_conn *c)
     rg_buf_printf(&b, "# HELP regimen_events_future_total Events stored over HTTP dated ahead of "
                       "the clock by more than limits.future_skew_minutes (flagged).\n"
                       "# TYPE regimen_events_future_total counter\n");
-    for (int i = c0; i < c1; i++)
+    for (int i = rg__live(sv, c0, c1); i < c1; i = rg__live(sv, i + 1, c1))
         rg_buf_printf(&b, "regimen_events_future_total{clinic=\"%s\"} %llu\n",
                       rg__label(sv->clinics[i].name, lc, sizeof lc),
                       (unsigned long long)sv->clinics[i].future);
     rg_buf_printf(&b, "# HELP regimen_transitions_total Alert transitions published.\n"
                       "# TYPE regimen_transitions_total counter\n");
-    for (int i = c0; i < c1; i++) {
+    for (int i = rg__live(sv, c0, c1); i < c1; i = rg__live(sv, i + 1, c1)) {
         rg__label(sv->clinics[i].name, lc, sizeof lc);
         rg_buf_printf(&b, "regimen_transitions_total{clinic=\"%s\",state=\"open\"} %llu\n",
                       lc, (unsigned long long)sv->clinics[i].opened);
@@ -651,7 +663,7 @@ static void rg__get_metrics(rg_svc *sv, int ci, rg_http_conn *c)
         if (f)
             rg_buf_printf(&b, "# HELP regimen_evaluations_total Evaluations, per protocol.\n"
                               "# TYPE regimen_evaluations_total counter\n");
-        for (int i = c0; i < c1; i++) {
+        for (int i = rg__live(sv, c0, c1); i < c1; i = rg__live(sv, i + 1, c1)) {
             rg_clinic *cl = rg_engine_clinic(sv->eng, sv->clinics[i].name);
             for (int p = 0; cl && p < cl->nprotos; p++) {
                 rg_buf_printf(&b, "regimen_evaluation%s{clinic=\"%s\",protocol=\"%s\",version=\"%s\"} ",
@@ -725,7 +737,7 @@ static void rg__get_metrics(rg_svc *sv, int ci, rg_http_conn *c)
                       "# TYPE regimen_leases_held gauge\nregimen_leases_held %d\n"
                       "# HELP regimen_lease_held Whether this worker holds the clinic's lease.\n"
                       "# TYPE regimen_lease_held gauge\n", sv->nheld);
-    for (int i = c0; i < c1; i++)
+    for (int i = rg__live(sv, c0, c1); i < c1; i = rg__live(sv, i + 1, c1))
         rg_buf_printf(&b, "regimen_lease_held{clinic=\"%s\"} %d\n",
                       rg__label(sv->clinics[i].name, lc, sizeof lc), sv->clinics[i].held);
     rg_buf_printf(&b, "# HELP regimen_leases_taken_total Clinic leases this worker took (at start, "
@@ -854,6 +866,8 @@ static void rg__health_alerts(rg_svc *sv, rg__health *h)
 {
     rg_store_failing_summary(sv->st, rg__health_failing, h);
     for (int i = 0; i < sv->nclinics; i++) {
+        if (sv->clinics[i].gone)
+            continue;
         h->clinic = sv->clinics[i].name;
         rg_store_each_alert(sv->st, h->clinic, "", "open", NULL, 20, rg__health_alert, h);
     }
@@ -977,7 +991,8 @@ void rg_svc_handle(void *ud, rg_http_conn *c, const rg_http_req *req)
     } else if (post && !strcmp(p, "/v1/admin/reload")) {
         RG__NEED(RG_NEED_ADMIN, "reload the configuration");
         char err[4096];
-        int rc = rg_svc_reload(sv, rg_svc_who_text(w, whotext, sizeof whotext), err, sizeof err);
+        int rc = rg_svc_reload(sv, rg_svc_who_text(w, whotext, sizeof whotext),
+                               rg_svc_role_names[w->role], err, sizeof err);
         rg_svc_reply_json(c, rc ? 400 : 200,
                           rc ? json_pack("{s:s,s:s}", "configuration", "refused", "error", err)
                              : json_pack("{s:s}", "configuration", "reloaded"));

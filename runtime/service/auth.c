@@ -122,7 +122,8 @@ const char *rg_svc_who_text(const rg_svc_who *w, char *buf, size_t len)
     if (w->kind == RG_WHO_TOKEN)
         snprintf(buf, len, "clinic token");
     else
-        snprintf(buf, len, "%s%s (%s)", w->kind == RG_WHO_KEY ? "key " : "", w->name,
+        snprintf(buf, len, "%s%s (%s)",
+                 w->kind == RG_WHO_KEY ? "key " : w->kind == RG_WHO_OIDC ? "oidc " : "", w->name,
                  rg_svc_role_names[w->role]);
     return buf;
 }
@@ -302,7 +303,7 @@ static int rg__parse(rg_svc *sv, json_t *root, const char *path, rg__idset *set,
             if (rg__add(set, &id))
                 return rg_fail(err, errlen, RG_ENOMEM, "out of memory");
         }
-        if (!users && !keys && !tokens) {
+        if (!users && !keys && !tokens && !sv->clinics[ci].oidc) {
             snprintf(field, sizeof field, "clinics.%s", sv->clinics[ci].name);
             return rg__fail(err, errlen, path, field,
                             "nobody can use this clinic: list its 'users' and 'api_keys'");
@@ -464,6 +465,33 @@ static void rg__who_of(const rg__ident *id, rg_svc_who *w)
     memcpy(w->secret, id->secret, sizeof w->secret);
 }
 
+/* An OpenID Connect token (oidc.c): the clinic whose provider issued it
+ * for us; the person is named by the token, the role by its claim. */
+static int rg__oidc(rg_svc *sv, const char *jwt, rg_svc_who *w, const char **msg)
+{
+    static char why[300]; /* (the loop's thread only) */
+    for (int ci = 0; ci < sv->nclinics; ci++) {
+        rg_svc_clinic *c = &sv->clinics[ci];
+        if (c->gone || !c->oidc)
+            continue;
+        int role, rc = rg_oidc_verify(c->oidc, jwt, (long long)(rg_now() / 1000), w->name,
+                                      sizeof w->name, &role, why, sizeof why);
+        if (rc == RG_ENOTFOUND)
+            continue;
+        if (rc) {
+            *msg = why;
+            return 401;
+        }
+        w->kind = RG_WHO_OIDC;
+        w->role = role;
+        w->clinic = ci;
+        snprintf(w->secret, sizeof w->secret, "oidc %.120s", rg_oidc_issuer(c->oidc));
+        return 0;
+    }
+    *msg = "the token is not from an identity provider of any clinic here (iss, aud)";
+    return 401;
+}
+
 int rg_svc_authenticate(rg_svc *sv, const rg_http_req *req, rg_svc_who *w, const char **msg)
 {
     struct rg_svc_auth *a = sv->auth;
@@ -481,6 +509,8 @@ int rg_svc_authenticate(rg_svc *sv, const rg_http_req *req, rg_svc_who *w, const
         for (int i = 0; i < a->nids; i++) /* every one compared */
             if (a->ids[i].kind != RG_WHO_USER && rg__eq64(a->ids[i].secret, h))
                 found = &a->ids[i];
+        if (!found && rg_oidc_is_jwt(key)) /* a clinic's identity provider's token */
+            return rg__oidc(sv, key, w, msg);
         if (!found) {
             *msg = "an API key is required: Authorization: Bearer <key>, or sign in "
                    "(POST /v1/session)";
@@ -534,6 +564,15 @@ int rg_svc_allowed(rg_svc *sv, rg_http_conn *c, const rg_svc_who *w, unsigned ne
 int rg_svc_who_valid(rg_svc *sv, const rg_svc_who *w)
 {
     struct rg_svc_auth *a = sv->auth;
+    if (w->kind == RG_WHO_OIDC) { /* its clinic still takes its provider's tokens */
+        char want[sizeof w->secret];
+        const rg_svc_clinic *c =
+            w->clinic >= 0 && w->clinic < sv->nclinics ? &sv->clinics[w->clinic] : NULL;
+        if (!c || c->gone || !c->oidc)
+            return 0;
+        snprintf(want, sizeof want, "oidc %.120s", rg_oidc_issuer(c->oidc));
+        return !strcmp(want, w->secret);
+    }
     if (w->session[0]) {
         rg__session *s = rg__session_find(a, w->session);
         if (!s || rg__session_expired(a, s, uv_now(&sv->loop)))
@@ -791,73 +830,44 @@ int rg_svc_session_route(rg_svc *sv, rg_http_conn *c, const rg_http_req *req)
 
 /* ---- reload ---------------------------------------------------------------------------- */
 
-int rg_svc_reload_config(rg_svc *sv, const char *by, char *err, size_t errlen)
+void rg_svc_auth_apply(rg_svc *sv, rg_svc *tmp, const char *by)
 {
-    rg_svc *tmp = calloc(1, sizeof *tmp);
-    if (!tmp)
-        return rg_fail(err, errlen, RG_ENOMEM, "out of memory");
-    int rc = rg_svc_load_config(tmp, sv->config_path, err, errlen);
-    if (!rc) {
-        /* the identities are mapped onto the running clinics by name */
-        int same = tmp->nclinics == sv->nclinics;
-        for (int i = 0; same && i < sv->nclinics; i++)
-            same = !strcmp(tmp->clinics[i].name, sv->clinics[i].name) &&
-                   !strcmp(tmp->clinics[i].dir, sv->clinics[i].dir) &&
-                   !strcmp(tmp->clinics[i].webhook ? tmp->clinics[i].webhook : "",
-                           sv->clinics[i].webhook ? sv->clinics[i].webhook : "");
-        struct rg_svc_auth *na = tmp->auth;
-        int kept = 0;
-        for (int i = 0; i < na->nids; i++) {
-            rg__ident id = na->ids[i];
-            if (id.clinic >= 0) {
-                int ci = -1;
-                for (int k = 0; k < sv->nclinics; k++)
-                    if (!strcmp(sv->clinics[k].name, tmp->clinics[id.clinic].name))
-                        ci = k;
-                if (ci < 0)
-                    continue; /* a clinic added: at the next start */
-                id.clinic = ci;
-            }
-            na->ids[kept++] = id;
+    /* the identities are mapped onto the running clinics by name (the
+     * caller has added and removed clinics as tmp lists them) */
+    struct rg_svc_auth *na = tmp->auth;
+    int kept = 0;
+    for (int i = 0; i < na->nids; i++) {
+        rg__ident id = na->ids[i];
+        if (id.clinic >= 0) {
+            int ci = -1;
+            for (int k = 0; k < sv->nclinics; k++)
+                if (!sv->clinics[k].gone &&
+                    !strcmp(sv->clinics[k].name, tmp->clinics[id.clinic].name))
+                    ci = k;
+            if (ci < 0)
+                continue; /* (not served: cannot happen once the caller applied the list) */
+            id.clinic = ci;
         }
-        free(sv->auth->ids);
-        sv->auth->ids = na->ids;
-        sv->auth->nids = kept;
-        na->ids = NULL;
-        sv->auth->idle_s = na->idle_s;
-        sv->auth->max_s = na->max_s;
-        sv->auth->secure = na->secure;
-        /* sessions of users that are gone or changed end now */
-        for (int i = sv->auth->nsessions - 1; i >= 0; i--) {
-            rg_svc_who w = sv->auth->sessions[i].who;
-            w.session[0] = '\0';
-            if (!rg_svc_who_valid(sv, &w))
-                rg__session_drop(sv->auth, &sv->auth->sessions[i]);
-        }
-        rg__close_streams(sv);
-        int users = 0, keys = 0;
-        for (int i = 0; i < kept; i++)
-            users += sv->auth->ids[i].kind == RG_WHO_USER, keys += sv->auth->ids[i].kind != RG_WHO_USER;
-        if (!same || strcmp(tmp->host, sv->host) || tmp->port != sv->port ||
-            memcmp(&tmp->limits, &sv->limits, sizeof tmp->limits) ||
-            memcmp(&tmp->http_limits, &sv->http_limits, sizeof tmp->http_limits) ||
-            tmp->max_events != sv->max_events || tmp->history_cache != sv->history_cache)
-            rg_log("warn", "configuration reload by %s: listen, limits and the list of clinics, "
-                           "their protocols directories and webhooks take effect at the next start",
-                   by);
-        rg__warn_tokens(tmp);
-        rg_log("info", "configuration reloaded by %s: %d users, %d keys and tokens", by, users, keys);
+        na->ids[kept++] = id;
     }
-    for (int i = 0; i < tmp->nclinics; i++) {
-        for (int j = 0; j < tmp->clinics[i].ntokens; j++)
-            free(tmp->clinics[i].tokens[j]);
-        free(tmp->clinics[i].webhook);
+    free(sv->auth->ids);
+    sv->auth->ids = na->ids;
+    sv->auth->nids = kept;
+    na->ids = NULL;
+    sv->auth->idle_s = na->idle_s;
+    sv->auth->max_s = na->max_s;
+    sv->auth->secure = na->secure;
+    /* sessions of users that are gone or changed end now */
+    for (int i = sv->auth->nsessions - 1; i >= 0; i--) {
+        rg_svc_who w = sv->auth->sessions[i].who;
+        w.session[0] = '\0';
+        if (!rg_svc_who_valid(sv, &w))
+            rg__session_drop(sv->auth, &sv->auth->sessions[i]);
     }
-    free(tmp->tls_cert); /* (TLS is reloaded from the running configuration's files) */
-    free(tmp->tls_key);
-    rg_svc_auth_free(tmp);
-    free(tmp);
-    if (rc)
-        rg_log("error", "configuration reload by %s refused (the previous one stays): %s", by, err);
-    return rc;
+    rg__close_streams(sv);
+    int users = 0, keys = 0;
+    for (int i = 0; i < kept; i++)
+        users += sv->auth->ids[i].kind == RG_WHO_USER, keys += sv->auth->ids[i].kind != RG_WHO_USER;
+    rg__warn_tokens(tmp);
+    rg_log("info", "configuration reloaded by %s: %d users, %d keys and tokens", by, users, keys);
 }

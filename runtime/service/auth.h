@@ -44,7 +44,7 @@ enum {
     RG_NEED_METRICS = 64, /* /metrics (every clinic with the metrics role, else the own) */
 };
 
-enum { RG_WHO_NONE, RG_WHO_USER, RG_WHO_KEY, RG_WHO_TOKEN };
+enum { RG_WHO_NONE, RG_WHO_USER, RG_WHO_KEY, RG_WHO_TOKEN, RG_WHO_OIDC };
 
 /* The identity a request is made with. */
 typedef struct rg_svc_who {
@@ -87,9 +87,10 @@ const char *rg_svc_who_text(const rg_svc_who *w, char *buf, size_t len);
 /* POST and DELETE /v1/session (1 when path is /v1/session). */
 int rg_svc_session_route(struct rg_svc *sv, struct rg_http_conn *c, const struct rg_http_req *req);
 
-/* Re-reads the configuration file (by: "SIGHUP", "ann (admin)"): identities
- * and sessions follow it at once, open streams of identities that are gone
- * are closed. 0, or an error with err set (the old configuration stays). */
-int rg_svc_reload_config(struct rg_svc *sv, const char *by, char *err, size_t errlen);
+/* A reload (serve.c, rg_svc_reload; by: "signal SIGHUP", "ann (admin)"):
+ * the identities and session settings of tmp, a configuration read anew
+ * whose clinics sv serves now, replace sv's (tmp's are taken); sessions and
+ * open streams of identities that are gone end at once. */
+void rg_svc_auth_apply(struct rg_svc *sv, struct rg_svc *tmp, const char *by);
 
 #endif

@@ -4,6 +4,7 @@
 #include "service.h"
 
 #include <errno.h>
+#include <stddef.h>
 #include <libgen.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -131,6 +132,83 @@ static int rg__cfg_webhook(rg_svc_clinic *c, json_t *hook, const char *path, con
     return RG_OK;
 }
 
+/* ---- limits ----------------------------------------------------------------------------- */
+
+/* The "limits" object, by name: where each goes in rg_svc, how it is read,
+ * its range and what the error says is expected. */
+enum { RG__L_INT, RG__L_SIZE, RG__L_MB, RG__L_I64, RG__L_MINUTES, RG__L_HITS };
+typedef struct rg__limit {
+    const char *name;
+    size_t off; /* in rg_svc */
+    int kind;   /* RG__L_*: int, size_t, size_t of MiB, int64_t, rg_time of minutes, hits */
+    int zero_ok;
+    json_int_t max;
+    const char *expect;
+} rg__limit;
+
+#define RG__POS "expected a positive whole number"
+#define RG__L(name, field, kind) {name, offsetof(rg_svc, field), kind, 0, 1000000000, RG__POS}
+static const rg__limit rg__limits[] = {
+    RG__L("max_memory_mb", limits.max_memory, RG__L_MB),
+    RG__L("max_instructions", limits.max_instructions, RG__L_I64),
+    RG__L("deadline_ms", limits.deadline_ms, RG__L_INT),
+    RG__L("max_body_bytes", http_limits.max_body_bytes, RG__L_SIZE),
+    RG__L("max_header_bytes", http_limits.max_header_bytes, RG__L_SIZE),
+    RG__L("max_connections", http_limits.max_connections, RG__L_INT),
+    RG__L("idle_timeout_ms", http_limits.idle_timeout_ms, RG__L_INT),
+    RG__L("request_timeout_ms", http_limits.request_timeout_ms, RG__L_INT),
+    RG__L("max_events_per_request", max_events, RG__L_INT),
+    {"history_cache_mb", offsetof(rg_svc, history_cache), RG__L_MB, 1, 1000000000,
+     "expected a whole number (0: no cache)"},
+    {"future_skew_minutes", offsetof(rg_svc, future_skew), RG__L_MINUTES, 1, 1000000000,
+     "expected a whole number of minutes (0: no check)"},
+    RG__L("max_unauthenticated_connections", http_limits.max_unauthenticated, RG__L_INT),
+    RG__L("max_connections_per_address", http_limits.max_per_address, RG__L_INT),
+    RG__L("first_request_timeout_ms", http_limits.first_request_timeout_ms, RG__L_INT),
+    RG__L("max_unsent_bytes", http_limits.max_unsent_bytes, RG__L_SIZE),
+    RG__L("stream_max_unsent_bytes", http_limits.stream_max_unsent, RG__L_SIZE),
+    RG__L("stream_stall_ms", http_limits.stream_stall_ms, RG__L_INT),
+    /* (RG_MAX_TICKETS is the same 256) */
+    {"max_streams_per_clinic", offsetof(rg_svc, max_streams_clinic), RG__L_INT, 0, RG_MAX_STREAMS,
+     "expected a whole number from 1 to 256"},
+    {"max_streams_per_token", offsetof(rg_svc, max_streams_token), RG__L_INT, 0, RG_MAX_STREAMS,
+     "expected a whole number from 1 to 256"},
+    {"max_stream_tickets_per_clinic", offsetof(rg_svc, max_tickets_clinic), RG__L_INT, 0,
+     RG_MAX_TICKETS, "expected a whole number from 1 to 256"},
+    {"clinic_cpu_ms", offsetof(rg_svc, budget.cpu_ms), RG__L_INT, 1, 1000000000,
+     "expected a whole number of ms (0: no CPU budget)"},
+    RG__L("clinic_cpu_window_s", budget.cpu_window_s, RG__L_INT),
+    {"quarantine_hits", offsetof(rg_svc, budget.hits), RG__L_HITS, 1, 1000000000,
+     "expected a whole number of limit hits (0: never quarantine)"},
+    RG__L("quarantine_window_s", budget.window_s, RG__L_INT),
+    RG__L("quarantine_backoff_s", budget.backoff_s, RG__L_INT),
+    {"evaluation_threads", offsetof(rg_svc, eval_threads), RG__L_INT, 0, 256,
+     "expected a positive whole number of threads, 1 to 256"},
+};
+#undef RG__L
+
+static const rg__limit *rg__limit_find(const char *name)
+{
+    for (size_t i = 0; i < sizeof rg__limits / sizeof *rg__limits; i++)
+        if (!strcmp(rg__limits[i].name, name))
+            return &rg__limits[i];
+    return NULL;
+}
+
+/* n is in the limit's range (at most 10^9, below INT_MAX). */
+static void rg__limit_set(rg_svc *sv, const rg__limit *l, json_int_t n)
+{
+    char *at = (char *)sv + l->off;
+    switch (l->kind) {
+    case RG__L_INT: *(int *)at = (int)n; break;
+    case RG__L_SIZE: *(size_t *)at = (size_t)n; break;
+    case RG__L_MB: *(size_t *)at = (size_t)n << 20; break;
+    case RG__L_I64: *(int64_t *)at = (int64_t)n; break;
+    case RG__L_MINUTES: *(rg_time *)at = n ? (rg_time)n * RG_MS_MINUTE : -1; break;
+    case RG__L_HITS: *(int *)at = n ? (int)(n > 8 ? 8 : n) : -1; break;
+    }
+}
+
 int rg_svc_load_config(rg_svc *sv, const char *path, char *err, size_t errlen)
 {
     json_t *root = rg__cfg_read(path, err, errlen);
@@ -224,90 +302,23 @@ int rg_svc_load_config(rg_svc *sv, const char *path, char *err, size_t errlen)
     }
     json_t *limits = json_object_get(root, "limits");
     if (limits) {
-        static const char *const names[] = {"max_memory_mb", "max_instructions", "deadline_ms",
-                                            "max_body_bytes", "max_header_bytes", "max_connections",
-                                            "idle_timeout_ms", "request_timeout_ms",
-                                            "max_events_per_request", "history_cache_mb",
-                                            "future_skew_minutes",
-                                            "max_unauthenticated_connections",
-                                            "max_connections_per_address",
-                                            "first_request_timeout_ms", "max_unsent_bytes",
-                                            "stream_max_unsent_bytes", "stream_stall_ms",
-                                            "max_streams_per_clinic", "max_streams_per_token",
-                                            "max_stream_tickets_per_clinic",
-                                            "clinic_cpu_ms", "clinic_cpu_window_s",
-                                            "quarantine_hits", "quarantine_window_s",
-                                            "quarantine_backoff_s", "evaluation_threads", NULL};
         if (!json_is_object(limits)) {
             rc = rg__cfg_fail(err, errlen, path, "limits", "expected an object");
             goto done;
         }
         json_object_foreach(limits, key, v) {
-            int i;
-            for (i = 0; names[i] && strcmp(names[i], key); i++)
-                ;
+            const rg__limit *l = rg__limit_find(key);
             snprintf(field, sizeof field, "limits.%s", key);
-            if (!names[i]) {
+            if (!l) {
                 rc = rg__cfg_fail(err, errlen, path, field, "unknown limit");
                 goto done;
             }
-            /* history_cache_mb, future_skew_minutes, clinic_cpu_ms and
-             * quarantine_hits may be 0: none */
-            int zero_ok = i == 9 || i == 10 || i == 20 || i == 22;
-            if (!json_is_integer(v) || json_integer_value(v) < (zero_ok ? 0 : 1) ||
-                json_integer_value(v) > 1000000000) {
-                rc = rg__cfg_fail(err, errlen, path, field,
-                                  i == 9    ? "expected a whole number (0: no cache)"
-                                  : i == 10 ? "expected a whole number of minutes (0: no check)"
-                                  : i == 20 ? "expected a whole number of ms (0: no CPU budget)"
-                                  : i == 22 ? "expected a whole number of limit hits (0: never "
-                                              "quarantine)"
-                                            : "expected a positive whole number");
+            if (!json_is_integer(v) || json_integer_value(v) < (l->zero_ok ? 0 : 1) ||
+                json_integer_value(v) > l->max) {
+                rc = rg__cfg_fail(err, errlen, path, field, l->expect);
                 goto done;
             }
-            json_int_t n = json_integer_value(v);
-            if (i >= 17 && i <= 19 && n > RG_MAX_STREAMS) { /* RG_MAX_TICKETS is the same 256 */
-                rc = rg__cfg_fail(err, errlen, path, field, "expected a whole number from 1 to 256");
-                goto done;
-            }
-            if (i >= 11 && i != 14 && i != 15 && n > INT_MAX) {
-                rc = rg__cfg_fail(err, errlen, path, field, "too large");
-                goto done;
-            }
-            switch (i) {
-            case 0: sv->limits.max_memory = (size_t)n << 20; break;
-            case 1: sv->limits.max_instructions = n; break;
-            case 2: sv->limits.deadline_ms = (int)n; break;
-            case 3: sv->http_limits.max_body_bytes = (size_t)n; break;
-            case 4: sv->http_limits.max_header_bytes = (size_t)n; break;
-            case 5: sv->http_limits.max_connections = (int)n; break;
-            case 6: sv->http_limits.idle_timeout_ms = (int)n; break;
-            case 7: sv->http_limits.request_timeout_ms = (int)n; break;
-            case 8: sv->max_events = (int)n; break;
-            case 9: sv->history_cache = (size_t)n << 20; break;
-            case 10: sv->future_skew = n ? (rg_time)n * RG_MS_MINUTE : -1; break;
-            case 11: sv->http_limits.max_unauthenticated = (int)n; break;
-            case 12: sv->http_limits.max_per_address = (int)n; break;
-            case 13: sv->http_limits.first_request_timeout_ms = (int)n; break;
-            case 14: sv->http_limits.max_unsent_bytes = (size_t)n; break;
-            case 15: sv->http_limits.stream_max_unsent = (size_t)n; break;
-            case 16: sv->http_limits.stream_stall_ms = (int)n; break;
-            case 17: sv->max_streams_clinic = (int)n; break;
-            case 18: sv->max_streams_token = (int)n; break;
-            case 19: sv->max_tickets_clinic = (int)n; break;
-            case 20: sv->budget.cpu_ms = (int)n; break;
-            case 21: sv->budget.cpu_window_s = (int)n; break;
-            case 22: sv->budget.hits = n ? (int)(n > 8 ? 8 : n) : -1; break;
-            case 23: sv->budget.window_s = (int)n; break;
-            case 24: sv->budget.backoff_s = (int)n; break;
-            case 25:
-                if (n > 256) {
-                    rc = rg__cfg_fail(err, errlen, path, field, "expected 1 to 256 threads");
-                    goto done;
-                }
-                sv->eval_threads = (int)n;
-                break;
-            }
+            rg__limit_set(sv, l, json_integer_value(v));
         }
     }
     json_t *clinics = json_object_get(root, "clinics");
@@ -367,15 +378,23 @@ int rg_svc_load_config(rg_svc *sv, const char *path, char *err, size_t errlen)
         const char *ck;
         json_object_foreach(v, ck, t) {
             if (strcmp(ck, "protocols") && strcmp(ck, "tokens") && strcmp(ck, "webhook") &&
-                strcmp(ck, "users") && strcmp(ck, "api_keys")) {
+                strcmp(ck, "users") && strcmp(ck, "api_keys") && strcmp(ck, "oidc")) {
                 rc = rg__cfg_fail(err, errlen, path, field,
                                   "unknown setting (known: protocols, users, api_keys, webhook, "
-                                  "tokens)");
+                                  "oidc, tokens)");
                 goto done;
             }
         }
         json_t *hook = json_object_get(v, "webhook");
         if (hook && (rc = rg__cfg_webhook(c, hook, path, field, err, errlen)))
+            goto done;
+        json_t *oidc = json_object_get(v, "oidc");
+        char ofield[200];
+        snprintf(ofield, sizeof ofield, "%s.oidc", field);
+        /* the roles a token may carry: a clinic's people and systems (not
+         * metrics, a top-level key's) */
+        if (oidc && (rc = rg_oidc_load(oidc, base, path, ofield, rg_svc_role_names,
+                                       RG_ROLE_INTEGRATION + 1, &c->oidc, err, errlen)))
             goto done;
         rc = RG_EINVAL;
         sv->nclinics++;

@@ -341,7 +341,9 @@ static void rg__run(rg__thread *t, rg_svc_job *j)
         j->rc = RG_EIO;
         return;
     }
-    const rg_svc_clinic *c = &sv->clinics[j->clinic]; /* (name and dir never change) */
+    /* (name never changes; dir only while no job of the clinic is out) */
+    const rg_svc_clinic *c = &sv->clinics[j->clinic];
+    rg_engine_set_limits(t->eng, &j->limits, &j->budget); /* (a reload may have changed them) */
     if (t->loaded[j->clinic] != j->gen) {
         char err[4096], d[PATH_MAX + 16], sh[PATH_MAX + 16];
         const char *dir, *shipped; /* the directory, or its active version's (approval) */
@@ -375,12 +377,15 @@ static void rg__run(rg__thread *t, rg_svc_job *j)
         memset(t->seen, 0, t->cap_seen * sizeof *t->seen);
     for (i = 0; i < j->npatients && rc == RG_OK && !rg__halted(t->pool); i++) {
         int seen = rg__seen(t, j->patients[i], nmax);
-        if (seen == 0)
+        if (seen == 0) {
+            rg_engine_set_cause(t->eng, j->patients_by ? j->patients_by[i] : NULL);
             rc = rg__one(t, c->name, j->patients[i], now);
+        }
     }
     j->evaluated = rc == RG_OK && i == j->npatients && !rg__halted(t->pool);
     /* the clinic's due patients, a page at a time, until the job has run
      * RG__JOB_MS: what is left is the next job's (j->more) */
+    rg_engine_set_cause(t->eng, j->wake_by); /* the wake-up part's */
     while (j->wake && rc == RG_OK && !j->more) {
         if (rg__halted(t->pool) || uv_hrtime() - t0 > (uint64_t)RG__JOB_MS * 1000000) {
             j->more = 1;

@@ -100,6 +100,7 @@ struct rg_http_conn {
 struct rg_http_server {
     uv_loop_t *loop;
     uv_tcp_t listener;
+    uv_tcp_t *cur; /* the listener accepting now: &listener, or one of rg_http_relisten */
     rg_http_limits lim;
     rg_http_handler handler;
     void *ud;
@@ -150,6 +151,8 @@ static void rg__maybe_done(rg_http_server *s)
 static void rg__on_listener_closed(uv_handle_t *h)
 {
     rg_http_server *s = h->data;
+    if (h != (uv_handle_t *)&s->listener && h != (uv_handle_t *)&s->turn)
+        free(h); /* a listener of rg_http_relisten */
     s->shandles--;
     rg__maybe_done(s);
 }
@@ -1100,6 +1103,29 @@ static void rg__on_connection(uv_stream_t *ls, int status)
 
 /* http-parser's own header limit is process-wide: raise it to the largest
  * limit of any server; each server's exact limit is counted in callbacks. */
+static void rg__parser_limit(size_t n);
+
+/* s->lim from lim: a zero (or negative) limit means the default */
+static void rg__limits_set(rg_http_server *s, const rg_http_limits *lim)
+{
+    rg_http_limits d = RG_HTTP_LIMITS_DEFAULT, *l = &s->lim;
+    *l = lim ? *lim : d;
+#define RG__DEFAULT(f) l->f = l->f > 0 ? l->f : d.f
+    RG__DEFAULT(max_header_bytes);
+    RG__DEFAULT(max_body_bytes);
+    RG__DEFAULT(max_connections);
+    RG__DEFAULT(idle_timeout_ms);
+    RG__DEFAULT(request_timeout_ms);
+    RG__DEFAULT(max_unauthenticated);
+    RG__DEFAULT(max_per_address);
+    RG__DEFAULT(first_request_timeout_ms);
+    RG__DEFAULT(max_unsent_bytes);
+    RG__DEFAULT(stream_max_unsent);
+    RG__DEFAULT(stream_stall_ms);
+#undef RG__DEFAULT
+    rg__parser_limit(s->lim.max_header_bytes);
+}
+
 static void rg__parser_limit(size_t n)
 {
     static size_t cur;
@@ -1126,22 +1152,7 @@ int rg_http_listen(uv_loop_t *loop, const char *host, int port, const rg_http_li
     rg_http_server *s = calloc(1, sizeof *s);
     if (!s)
         return UV_ENOMEM;
-    rg_http_limits d = RG_HTTP_LIMITS_DEFAULT, *l = &s->lim;
-    *l = lim ? *lim : d; /* a zero (or negative) limit means the default */
-#define RG__DEFAULT(f) l->f = l->f > 0 ? l->f : d.f
-    RG__DEFAULT(max_header_bytes);
-    RG__DEFAULT(max_body_bytes);
-    RG__DEFAULT(max_connections);
-    RG__DEFAULT(idle_timeout_ms);
-    RG__DEFAULT(request_timeout_ms);
-    RG__DEFAULT(max_unauthenticated);
-    RG__DEFAULT(max_per_address);
-    RG__DEFAULT(first_request_timeout_ms);
-    RG__DEFAULT(max_unsent_bytes);
-    RG__DEFAULT(stream_max_unsent);
-    RG__DEFAULT(stream_stall_ms);
-#undef RG__DEFAULT
-    rg__parser_limit(s->lim.max_header_bytes);
+    rg__limits_set(s, lim);
     s->loop = loop;
     s->handler = handler;
     s->ud = ud;
@@ -1158,6 +1169,7 @@ int rg_http_listen(uv_loop_t *loop, const char *host, int port, const rg_http_li
         return rc;
     }
     s->listener.data = s;
+    s->cur = &s->listener;
     s->shandles = 1;
     struct sockaddr_storage bound;
     int blen = sizeof bound;
@@ -1190,7 +1202,7 @@ void rg_http_close(rg_http_server *s, void (*done)(void *ud), void *ud)
     s->closing = 1;
     s->done = done;
     s->done_ud = ud;
-    uv_close((uv_handle_t *)&s->listener, rg__on_listener_closed);
+    uv_close((uv_handle_t *)s->cur, rg__on_listener_closed);
     s->turn_open = 0;
     uv_close((uv_handle_t *)&s->turn, rg__on_listener_closed);
     for (rg_http_conn *c = s->conns; c; c = c->next)
@@ -1215,4 +1227,48 @@ void rg_http_on_respond(rg_http_server *s, void (*fn)(void *ud, rg_http_conn *c,
 void rg_http_set_tls(rg_http_server *s, rg_tls *tls)
 {
     s->tls = tls;
+}
+
+/* The address to parse for host:port. */
+static int rg__addr(const char *host, int port, struct sockaddr_storage *addr)
+{
+    if (!host || port < 0 || port > 65535)
+        return UV_EINVAL;
+    if (strchr(host, ':'))
+        return uv_ip6_addr(host, port, (struct sockaddr_in6 *)addr);
+    return uv_ip4_addr(host, port, (struct sockaddr_in *)addr);
+}
+
+int rg_http_relisten(rg_http_server *s, const char *host, int port)
+{
+    struct sockaddr_storage addr, bound;
+    int blen = sizeof bound, rc;
+    if (s->closing)
+        return UV_ECANCELED;
+    if ((rc = rg__addr(host, port, &addr)) != 0)
+        return rc;
+    uv_tcp_t *l = calloc(1, sizeof *l);
+    if (!l)
+        return UV_ENOMEM;
+    if ((rc = uv_tcp_init(s->loop, l)) != 0) {
+        free(l);
+        return rc;
+    }
+    l->data = s;
+    s->shandles++;
+    if ((rc = uv_tcp_bind(l, (const struct sockaddr *)&addr, 0)) != 0 ||
+        (rc = uv_listen((uv_stream_t *)l, RG__BACKLOG, rg__on_connection)) != 0 ||
+        (rc = uv_tcp_getsockname(l, (struct sockaddr *)&bound, &blen)) != 0) {
+        uv_close((uv_handle_t *)l, rg__on_listener_closed); /* the old one stays */
+        return rc;
+    }
+    uv_close((uv_handle_t *)s->cur, rg__on_listener_closed);
+    s->cur = l;
+    s->port = rg__port_of(&bound);
+    return 0;
+}
+
+void rg_http_set_limits(rg_http_server *s, const rg_http_limits *lim)
+{
+    rg__limits_set(s, lim);
 }

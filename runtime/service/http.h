@@ -74,6 +74,14 @@ typedef void (*rg_http_handler)(void *ud, rg_http_conn *c, const rg_http_req *re
 int rg_http_listen(uv_loop_t *loop, const char *host, int port, const rg_http_limits *lim,
                    rg_http_handler handler, void *ud, rg_http_server **out);
 int rg_http_port(const rg_http_server *s);
+/* Listens on host:port instead (a reload that changed "listen"): the new
+ * address is bound first, and only then is the old listener closed; the
+ * connections it accepted go on until they end. On failure (a libuv error
+ * code) the old listener stays. */
+int rg_http_relisten(rg_http_server *s, const char *host, int port);
+/* New limits (a reload): what is decided from now on (connections admitted,
+ * requests read, streams checked) follows them; a zero limit is the default. */
+void rg_http_set_limits(rg_http_server *s, const rg_http_limits *lim);
 /* Stops accepting and closes every connection; done(ud) runs when all are
  * closed (on the loop). */
 void rg_http_close(rg_http_server *s, void (*done)(void *ud), void *ud);

@@ -21,20 +21,20 @@
 
 typedef struct rg__in_force {
     rg_time now, best_at;
-    char id[65];
+    char id[65], by[100];
 } rg__in_force;
 
 static int rg__consider(void *ud, const char *id, const char *action, const char *by,
                         rg_time at, rg_time effective)
 {
     rg__in_force *f = ud;
-    (void)by;
     (void)at;
     if (strcmp(action, "activated") && strcmp(action, "rolled back to"))
         return 0;
     if (effective <= f->now && effective >= f->best_at) { /* a later entry wins a tie */
         f->best_at = effective;
         snprintf(f->id, sizeof f->id, "%s", id);
+        snprintf(f->by, sizeof f->by, "%s", by);
     }
     return 0;
 }
@@ -90,6 +90,8 @@ int rg_svc_versions_take(rg_svc *sv)
         return 0;
     for (int i = 0; i < sv->nclinics; i++) {
         rg_svc_clinic *c = &sv->clinics[i];
+        if (c->gone)
+            continue;
         rg__in_force f = {.now = rg_now(), .best_at = RG_TIME_NONE};
         if (rg_store_protoset_each_log(sv->st, c->name, NULL, rg__consider, &f) != RG_OK ||
             !f.id[0] || !strcmp(f.id, c->version))
@@ -113,6 +115,8 @@ int rg_svc_versions_take(rg_svc *sv)
         snprintf(c->version, sizeof c->version, "%s", f.id);
         snprintf(c->version_root, sizeof c->version_root, "%s", root);
         c->version_new = 1;
+        /* the re-evaluation's transitions name who activated it */
+        snprintf(c->wake_by, sizeof c->wake_by, "protocol activation by %s", f.by);
         changed++;
     }
     return changed;

@@ -116,6 +116,8 @@ static int rg__push_one(void *ud, const rg_transition *t)
 static void rg__publish(rg_svc *sv)
 {
     for (int i = 0; i < sv->nclinics; i++) {
+        if (sv->clinics[i].gone) /* (its streams are closed, its webhook dropped) */
+            continue;
         rg__push p = {sv, i};
         rg_store_clinic_transitions(sv->st, sv->clinics[i].name, sv->clinics[i].last_cseq, 100000,
                                     rg__push_one, &p);
@@ -174,6 +176,7 @@ static int rg__reraise(void *ud, const char *clinic, const char *key, const char
             .rule = r.s[2], .severity = r.s[3], .message = r.s[4], .params = r.s[5],
             .evidence = r.s[6],
             .notify_at = c ? rg_calendar_notify_at(&c->cal, r.s[3], now) : now,
+            .cause = "clock", /* (a snooze that expired) */
         };
         rc = rg_store_transition(sv->st, &t, &r.id);
     }
@@ -193,8 +196,18 @@ static void rg__catch_up(rg_svc *sv, const char *why)
     if (strcmp(why, "wake-up"))
         rg_log("info", "%s: evaluating the patients due (wake-up jobs, handed back every %d ms)",
                why, 250);
-    for (int i = 0; i < sv->nclinics; i++)
-        sv->clinics[i].wake |= sv->clinics[i].held;
+    /* the transitions' cause: the clock, unless the system or a reload's
+     * author (rg__load_clinics, protocols_live.c) is why they are evaluated */
+    const char *cause = !strcmp(why, "start-up")      ? "system: start-up"
+                        : !strcmp(why, "lease taken") ? "system: lease taken"
+                                                      : "clock";
+    for (int i = 0; i < sv->nclinics; i++) {
+        rg_svc_clinic *c = &sv->clinics[i];
+        if (!c->wake_keep)
+            snprintf(c->wake_by, sizeof c->wake_by, "%s", cause);
+        c->wake_keep = 0;
+        c->wake |= c->held;
+    }
     sv->wake_pending = 1;
     rg_svc_flush_soon(sv);
 }
@@ -348,7 +361,10 @@ static int rg__share(rg_svc *sv)
     if (rg_store_workers(sv->st, &n) || n < 1)
         n = 1; /* (unknown: any lease nobody holds is still taken) */
     sv->nworkers = n;
-    return (sv->nclinics + n - 1) / n;
+    int live = 0;
+    for (int i = 0; i < sv->nclinics; i++)
+        live += !sv->clinics[i].gone;
+    return (live + n - 1) / n;
 }
 
 /* Tries the lease of the clinics this worker does not hold, up to its share
@@ -360,7 +376,8 @@ static int rg__take_leases(rg_svc *sv, int share)
     int taken = 0;
     for (int i = 0; i < sv->nclinics && sv->nheld < share; i++) {
         int held = 0;
-        if (sv->clinics[i].held || rg_store_lease(sv->st, sv->clinics[i].name, &held) || !held)
+        if (sv->clinics[i].held || sv->clinics[i].gone ||
+            rg_store_lease(sv->st, sv->clinics[i].name, &held) || !held)
             continue;
         sv->clinics[i].held = 1;
         sv->nheld++;
@@ -434,7 +451,8 @@ static void rg__on_lease_tick(uv_timer_t *t)
      * gives it back at once, or it would hold the lease of a clinic that
      * nobody then evaluates (the others' tries fail for as long as this
      * worker lives). */
-    if (sv->nclinics && held && !sv->clinics[0].held && sv->nheld >= share &&
+    if (sv->nclinics && held && !sv->clinics[0].held &&
+        (sv->nheld >= share || sv->clinics[0].gone) && /* (gone: a reload removed it) */
         rg_store_unlease(sv->st, sv->clinics[0].name)) {
         rg_log("error", "cannot give a lease back (%s): stopping, which ends them all",
                rg_store_errmsg(sv->st));
@@ -692,13 +710,17 @@ static void rg__wait(rg_svc *sv, rg_svc_pending *pr)
         if (c->nwant == c->cap_want) {
             int cap = c->cap_want ? 2 * c->cap_want : 64;
             char (*grown)[RG_EVENT_MAX_ID + 1] = realloc(c->want, (size_t)cap * sizeof *grown);
-            if (!grown) { /* its events are stored and due: a wake-up evaluates them */
+            if (grown)
+                c->want = grown;
+            char (*by)[RG_SVC_CAUSE] = grown ? realloc(c->want_by, (size_t)cap * sizeof *by) : NULL;
+            if (!by) { /* its events are stored and due: a wake-up evaluates them */
                 c->wake = 1;
                 break;
             }
-            c->want = grown;
+            c->want_by = by;
             c->cap_want = cap;
         }
+        snprintf(c->want_by[c->nwant], sizeof c->want_by[0], "%s", pr->who);
         memcpy(c->want[c->nwant++], pr->patients[k], sizeof c->want[0]);
     }
     pr->next = NULL;
@@ -729,7 +751,9 @@ static void rg__drop_work(rg_svc *sv, int ci)
     c->waiting = NULL;
     c->waiting_tail = &c->waiting;
     free(c->want);
+    free(c->want_by);
     c->want = NULL;
+    c->want_by = NULL;
     c->nwant = c->cap_want = c->wake = 0;
     rg__answer_list(sv, w, sv->stopping ? RG__UNEVALUATED : NULL);
 }
@@ -737,6 +761,7 @@ static void rg__drop_work(rg_svc *sv, int ci)
 void rg_svc_job_free(rg_svc_job *j)
 {
     free(j->patients);
+    free(j->patients_by);
     rg_wlog_free(&j->log);
     free(j);
 }
@@ -755,14 +780,19 @@ static void rg__dispatch(rg_svc *sv)
         }
         j->clinic = i;
         j->gen = c->gen;
+        j->limits = sv->limits;
+        j->budget = sv->budget;
         j->until = rg_now(); /* (what it sees is what this loop has committed by now) */
         j->patients = c->want;
+        j->patients_by = c->want_by;
         j->npatients = c->nwant;
         j->wake = c->wake;
+        snprintf(j->wake_by, sizeof j->wake_by, "%s", c->wake_by[0] ? c->wake_by : "clock");
         j->reqs = c->waiting;
         memcpy(j->shadow, c->shadow, sizeof j->shadow); /* (evaluate.c runs it too) */
         j->shadow_since = c->shadow_since;
         c->want = NULL;
+        c->want_by = NULL;
         c->nwant = c->cap_want = c->wake = 0;
         c->waiting = NULL;
         c->waiting_tail = &c->waiting;
@@ -966,6 +996,8 @@ static int rg__load_clinics(rg_svc *sv, int initial)
     for (int i = 0; i < sv->nclinics; i++) {
         const char *name = sv->clinics[i].name;
         char old_hashes[4096] = "";
+        if (sv->clinics[i].gone)
+            continue;
         rg_clinic *old = initial ? NULL : rg_engine_clinic(sv->eng, name);
         for (int p = 0; old && p < old->nprotos && strlen(old_hashes) < 4000; p++) {
             strcat(old_hashes, old->protos[p].hash);
@@ -1025,6 +1057,12 @@ static int rg__load_clinics(rg_svc *sv, int initial)
             if (!initial) {
                 sv->reloads++;
                 changed++;
+                /* its patients' transitions now: caused by the reload (or
+                 * the activation protocols_live.c named) */
+                if (!took)
+                    snprintf(sv->clinics[i].wake_by, sizeof sv->clinics[i].wake_by,
+                             "reload: %.100s", sv->reload_by[0] ? sv->reload_by : "protocols");
+                sv->clinics[i].wake_keep = 1;
                 if (rg_store_begin(sv->st) == RG_OK) {
                     rg_store_wake_clinic(sv->st, name, rg_now());
                     rg_store_commit(sv->st);
@@ -1041,6 +1079,7 @@ static int rg__load_clinics(rg_svc *sv, int initial)
 }
 
 static void rg__rewatch(rg_svc *sv);
+static void rg__watch(rg_svc *sv, const char *dir);
 
 static void rg__on_reload_delay(uv_timer_t *t)
 {
@@ -1048,6 +1087,7 @@ static void rg__on_reload_delay(uv_timer_t *t)
     rg_log("info", "protocol files changed: reloading");
     rg__rewatch(sv); /* first: a file saved while the reload runs (its gate) reloads again */
     rg_svc_audit_note(sv, "protocol files", "system", "*", "reload (files changed)", "reloaded");
+    snprintf(sv->reload_by, sizeof sv->reload_by, "protocol files");
     rg__load_clinics(sv, 0);
 }
 
@@ -1075,20 +1115,287 @@ static void rg__rewatch(rg_svc *sv)
     }
 }
 
-int rg_svc_reload(rg_svc *sv, const char *by, char *err, size_t errlen)
+/* ---- the configuration's reload ---------------------------------------------------------- */
+
+/* Clinic name's slot in sv (gone ones too), or -1. */
+static int rg__clinic_slot(rg_svc *sv, const char *name)
+{
+    for (int i = 0; i < sv->nclinics; i++)
+        if (!strcmp(sv->clinics[i].name, name))
+            return i;
+    return -1;
+}
+
+/* Clinic i leaves the configuration: its lease, webhook, streams, stream
+ * tickets and queued evaluations end (a job out on a thread finishes and
+ * its writes are applied: they are the clinic's data, kept in the store);
+ * its identities are gone with the configuration (rg_svc_auth_apply). */
+static void rg__clinic_remove(rg_svc *sv, int i)
+{
+    rg_svc_clinic *c = &sv->clinics[i];
+    c->gone = 1;
+    rg__drop_work(sv, i);
+    if (sv->hooks)
+        rg_webhooks_drop(sv->hooks, c->name);
+    if (c->held) {
+        c->held = 0;
+        sv->nheld--;
+        if (rg_store_unlease(sv->st, c->name))
+            rg_log("error", "clinic %s: its lease could not be given back (%s); it ends with this "
+                   "worker's session", c->name, rg_store_errmsg(sv->st));
+    }
+    for (int k = sv->nstreams - 1; k >= 0; k--)
+        if (k < sv->nstreams && sv->streams[k].clinic == i)
+            rg_http_stream_end(sv->streams[k].conn);
+    for (int k = sv->ntickets - 1; k >= 0; k--)
+        if (!strcmp(sv->tickets[k].clinic, c->name))
+            sv->tickets[k] = sv->tickets[--sv->ntickets];
+    rg_log("info", "clinic %s removed from the configuration: no longer served (its data stays "
+           "in the store)", c->name);
+}
+
+/* What of n (a configuration read anew) cannot be applied to the running
+ * service: RG_EINVAL with err set; nothing changed. tls gets the new TLS
+ * context when listen's certificate changed (NULL otherwise), *relisten
+ * whether the address changed. */
+static int rg__reload_check(rg_svc *sv, rg_svc *n, rg_tls **tls, int *relisten, char *err,
+                            size_t errlen)
+{
+    const char *path = sv->config_path;
+    int slots = sv->nclinics;
+    *tls = NULL;
+    for (int k = 0; k < n->nclinics; k++) {
+        rg_svc_clinic *nc = &n->clinics[k];
+        int i = rg__clinic_slot(sv, nc->name);
+        char field[120], why[4096];
+        snprintf(field, sizeof field, "clinics.%s.protocols", nc->name);
+        if (i >= 0 && !sv->clinics[i].gone) {
+            if (strcmp(nc->dir, sv->clinics[i].dir) && sv->clinics[i].job)
+                return rg_fail(err, errlen, RG_EINVAL,
+                               "%s: %s: the clinic is being evaluated on a thread now; its new "
+                               "directory is taken up by a reload once it is done (try again)",
+                               path, field);
+            continue;
+        }
+        if (i < 0 && ++slots > RG_MAX_CLINICS)
+            return rg_fail(err, errlen, RG_EINVAL,
+                           "%s: clinics: too many clinics for a reload (%d served or removed "
+                           "since the start, at most %d): restart the service",
+                           path, sv->nclinics, RG_MAX_CLINICS);
+        /* a clinic added: its protocols must pass the gate, as a reload's */
+        const char *shipped = sv->shipped[0] ? sv->shipped : NULL;
+        if (rg_clinic_gate(nc->name, nc->dir, shipped, &n->limits, why, sizeof why))
+            return rg_fail(err, errlen, RG_EINVAL, "%s: %s: the protocols of the clinic added "
+                           "are refused: %.3000s", path, field, why);
+    }
+    int tls_changed = (n->tls_cert == NULL) != (sv->tls_cert == NULL) ||
+                      (n->tls_cert && (strcmp(n->tls_cert, sv->tls_cert) ||
+                                       strcmp(n->tls_key, sv->tls_key)));
+    if (n->tls_cert && tls_changed) {
+        char why[1024];
+        if (rg_tls_new(tls, n->tls_cert, n->tls_key, why, sizeof why))
+            return rg_fail(err, errlen, RG_EINVAL, "%s: listen: expected a usable certificate "
+                           "and key: %s", path, why);
+    }
+    *relisten = strcmp(n->host, sv->host) || n->port != sv->port;
+    if (*relisten && sv->http) {
+        int rc = rg_http_relisten(sv->http, n->host, n->port);
+        if (rc) {
+            rg_tls_free(*tls);
+            *tls = NULL;
+            return rg_fail(err, errlen, RG_EINVAL, "%s: listen: cannot listen on %s:%d: %s",
+                           path, n->host, n->port, uv_strerror(rc));
+        }
+    }
+    if (!tls_changed && sv->tls) { /* the same files: read again (a renewed certificate) */
+        char why[1024];
+        if (rg_tls_reload(sv->tls, why, sizeof why))
+            rg_log("error", "%s; the TLS certificate in use stays", why);
+        else
+            rg_log("info", "TLS certificate %s reloaded", sv->tls_cert);
+    }
+    return RG_OK;
+}
+
+/* Applies n to sv (rg__reload_check passed and, with a new address, the
+ * server listens there already); n keeps what sv had, for the caller to
+ * free. Returns the number of clinics added. */
+static int rg__reload_apply(rg_svc *sv, rg_svc *n, rg_tls *tls, int relisten, const char *by)
+{
+    /* listen: the new listener is up; TLS for the connections accepted from
+     * now on (those open keep theirs: OpenSSL counts the context's users) */
+    if (relisten)
+        rg_log("info", "%s: listening on %s:%d instead of %s:%d (open connections go on)", by,
+               n->host, rg_http_port(sv->http), sv->host, sv->port);
+    if (tls || (!n->tls_cert && sv->tls)) {
+        rg_tls *old = sv->tls;
+        sv->tls = tls;
+        if (sv->http)
+            rg_http_set_tls(sv->http, tls);
+        rg_svc_auth_tls(sv, tls != NULL);
+        rg_tls_free(old);
+        rg_log("info", "%s: %s", by, tls ? "TLS with the certificate of the configuration"
+                                         : "plain HTTP (no certificate configured)");
+    }
+    char host[sizeof sv->host];
+    snprintf(host, sizeof host, "%s", sv->host);
+    snprintf(sv->host, sizeof sv->host, "%s", n->host);
+    snprintf(n->host, sizeof n->host, "%s", host);
+    sv->port = n->port;
+    char *t = sv->tls_cert;
+    sv->tls_cert = n->tls_cert;
+    n->tls_cert = t;
+    t = sv->tls_key;
+    sv->tls_key = n->tls_key;
+    n->tls_key = t;
+    sv->behind_tls_proxy = n->behind_tls_proxy;
+    /* limits: HTTP ones for what the server decides from now on, the
+     * others where they are read (requests, streams, tickets); the engines'
+     * (sandbox, quarantine) with the protocols loaded next, the cache and
+     * the threads at the next start */
+    if (memcmp(&n->http_limits, &sv->http_limits, sizeof n->http_limits) && sv->http)
+        rg_http_set_limits(sv->http, &n->http_limits);
+    sv->http_limits = n->http_limits;
+    sv->max_events = n->max_events;
+    sv->future_skew = n->future_skew;
+    sv->max_streams_clinic = n->max_streams_clinic;
+    sv->max_streams_token = n->max_streams_token;
+    sv->max_tickets_clinic = n->max_tickets_clinic;
+    if (memcmp(&n->limits, &sv->limits, sizeof n->limits)) {
+        /* the sandbox's: every clinic loaded again under them, through the
+         * gate (its scenario tests), here and on the threads (gen) */
+        sv->limits = n->limits;
+        for (int i = 0; i < sv->nclinics; i++)
+            sv->clinics[i].live_fp = 0;
+        rg_log("info", "%s: sandbox limits changed: every clinic's protocols are loaded again", by);
+    }
+    /* the budget's numbers, for the next evaluations (the jobs carry them) */
+    sv->budget.hits = n->budget.hits;
+    sv->budget.window_s = n->budget.window_s;
+    sv->budget.backoff_s = n->budget.backoff_s;
+    sv->budget.cpu_ms = n->budget.cpu_ms;
+    sv->budget.cpu_window_s = n->budget.cpu_window_s;
+    rg_engine_set_limits(sv->eng, &sv->limits, &sv->budget);
+    if (n->history_cache != sv->history_cache || n->eval_threads != sv->eval_threads)
+        rg_log("warn", "%s: limits history_cache_mb and evaluation_threads take effect at the next "
+               "start", by);
+    sv->audit_retention_days = n->audit_retention_days;
+    /* clinics removed */
+    for (int i = 0; i < sv->nclinics; i++) {
+        int k;
+        for (k = 0; k < n->nclinics && strcmp(n->clinics[k].name, sv->clinics[i].name); k++)
+            ;
+        if (k == n->nclinics && !sv->clinics[i].gone)
+            rg__clinic_remove(sv, i);
+    }
+    /* clinics kept and added: directory, legacy tokens, webhook */
+    int added = 0;
+    for (int k = 0; k < n->nclinics; k++) {
+        rg_svc_clinic *nc = &n->clinics[k];
+        int i = rg__clinic_slot(sv, nc->name), isnew = i < 0 || sv->clinics[i].gone;
+        if (i < 0) {
+            i = sv->nclinics++;
+            memset(&sv->clinics[i], 0, sizeof sv->clinics[i]);
+            snprintf(sv->clinics[i].name, sizeof sv->clinics[i].name, "%s", nc->name);
+            sv->clinics[i].waiting_tail = &sv->clinics[i].waiting;
+        }
+        rg_svc_clinic *c = &sv->clinics[i];
+        if (isnew || strcmp(c->dir, nc->dir)) {
+            if (!isnew)
+                rg_log("info", "%s: clinic %s: protocols from %s instead of %s", by, c->name,
+                       nc->dir, c->dir);
+            snprintf(c->dir, sizeof c->dir, "%s", nc->dir);
+            c->live_fp = 0; /* loaded (through the gate) by rg__load_clinics */
+            int watched = 0;
+            for (int w = 0; w < sv->nwatch; w++)
+                watched |= !strcmp(sv->watched[w], c->dir);
+            if (!watched)
+                rg__watch(sv, c->dir);
+        }
+        for (int j = 0; j < RG_MAX_TOKENS; j++) { /* (n frees what sv had) */
+            char *tok = c->tokens[j];
+            c->tokens[j] = nc->tokens[j];
+            nc->tokens[j] = tok;
+        }
+        int nt = c->ntokens;
+        c->ntokens = nc->ntokens;
+        nc->ntokens = nt;
+        int hook_changed = strcmp(c->webhook ? c->webhook : "", nc->webhook ? nc->webhook : "") ||
+                           c->nhook_keys != nc->nhook_keys ||
+                           memcmp(c->hook_keys, nc->hook_keys, sizeof c->hook_keys);
+        char *url = c->webhook;
+        c->webhook = nc->webhook;
+        nc->webhook = url;
+        memcpy(c->hook_keys, nc->hook_keys, sizeof c->hook_keys);
+        c->nhook_keys = nc->nhook_keys;
+        rg_oidc *o = c->oidc; /* its identity provider (n frees the old one) */
+        c->oidc = nc->oidc;
+        nc->oidc = o;
+        if (isnew) {
+            c->gone = 0;
+            rg_store_last_cseq(sv->st, c->name, &c->last_cseq); /* streams: new ones only */
+            rg_log("info", "%s: clinic %s added, protocols in %s", by, c->name, c->dir);
+            added++;
+        } else if (hook_changed) {
+            /* a delivery in flight is abandoned and sent again, with the same
+             * webhook-id, to the new URL and under the new secrets */
+            if (sv->hooks)
+                rg_webhooks_drop(sv->hooks, c->name);
+            if (rg__hook_add(sv, i))
+                rg_log("error", "clinic %s: cannot start webhook delivery", c->name);
+            rg_log("info", "%s: clinic %s: webhook %s%s", by, c->name,
+                   c->webhook ? c->webhook : "none",
+                   c->nhook_keys == 2 ? " (two secrets: a rotation)" : "");
+        }
+    }
+    return added;
+}
+
+int rg_svc_reload(rg_svc *sv, const char *by, const char *role, char *err, size_t errlen)
 {
     rg_log("info", "%s: reloading the configuration and the protocols", by);
-    if (sv->tls) { /* the certificate and key too: new connections use them */
-        char terr[1024];
-        if (rg_tls_reload(sv->tls, terr, sizeof terr))
-            rg_log("error", "%s: %s; the TLS certificate in use stays", by, terr);
-        else
-            rg_log("info", "%s: TLS certificate %s reloaded", by, sv->tls_cert);
+    rg_svc *n = calloc(1, sizeof *n);
+    rg_tls *tls = NULL;
+    int relisten = 0, rc = n ? rg_svc_load_config(n, sv->config_path, err, errlen)
+                             : rg_fail(err, errlen, RG_ENOMEM, "out of memory");
+    if (!rc)
+        rc = rg__reload_check(sv, n, &tls, &relisten, err, errlen);
+    if (!rc) {
+        int added = rg__reload_apply(sv, n, tls, relisten, by);
+        rg_svc_auth_apply(sv, n, by); /* users, keys, roles, sessions */
+        if (added) { /* its lease (all of them on SQLite), then loaded as at start */
+            rg__take_leases(sv, rg__share(sv));
+            for (int i = 0; i < sv->nclinics; i++)
+                if (!sv->clinics[i].gone && !sv->clinics[i].live_fp && sv->clinics[i].held &&
+                    rg_store_begin(sv->st) == RG_OK &&
+                    (rg_store_wake_failing(sv->st, sv->clinics[i].name, rg_now()) ||
+                     rg_store_commit(sv->st)))
+                    rg_store_rollback(sv->st);
+        }
     }
-    int rc = rg_svc_reload_config(sv, by, err, errlen); /* users, keys, roles, sessions */
+    if (n) { /* (and the slot a refused file stopped in, which may hold its tokens) */
+        for (int i = 0; i <= n->nclinics && i < RG_MAX_CLINICS; i++) {
+            for (int j = 0; j < n->clinics[i].ntokens; j++)
+                free(n->clinics[i].tokens[j]);
+            free(n->clinics[i].webhook);
+            rg_oidc_free(n->clinics[i].oidc);
+        }
+        free(n->tls_cert);
+        free(n->tls_key);
+        if (n->auth)
+            rg_svc_auth_free(n);
+        free(n);
+    }
+    /* (the trail's outcome is short: what was wrong is in the log and the answer) */
+    rg_svc_audit_note(sv, by, role, "*", "configuration reload", rc ? "refused" : "reloaded");
+    if (rc) {
+        rg_log("error", "configuration reload by %s refused (the previous one stays): %s", by, err);
+        return rc;
+    }
     rg__rewatch(sv); /* first: a file saved while the reload runs (its gate) reloads again */
+    snprintf(sv->reload_by, sizeof sv->reload_by, "%s", by);
     rg__load_clinics(sv, 0);
-    return rc;
+    return RG_OK;
 }
 
 static void rg__on_sighup(uv_signal_t *h, int sig)
@@ -1096,8 +1403,7 @@ static void rg__on_sighup(uv_signal_t *h, int sig)
     rg_svc *sv = h->data;
     char err[4096];
     (void)sig;
-    rg_svc_audit_note(sv, "signal", "operator", "*", "SIGHUP reload", "reloaded");
-    rg_svc_reload(sv, "SIGHUP", err, sizeof err);
+    rg_svc_reload(sv, "signal SIGHUP", "operator", err, sizeof err);
 }
 
 /* Evaluation errors: one log line each (the store keeps them too). */
@@ -1554,8 +1860,10 @@ run:
         free(sv->pending[i].patients);
         rg__fhir_done(&sv->pending[i]);
     }
-    for (int i = 0; i < sv->nclinics; i++)
+    for (int i = 0; i < sv->nclinics; i++) {
         free(sv->clinics[i].want);
+        free(sv->clinics[i].want_by);
+    }
     free(sv->pending);
     rg_engine_free(sv->eng);
     rg_tls_free(sv->tls);
@@ -1567,6 +1875,7 @@ run:
         for (int j = 0; j < sv->clinics[i].ntokens; j++)
             free(sv->clinics[i].tokens[j]);
         free(sv->clinics[i].webhook);
+        rg_oidc_free(sv->clinics[i].oidc);
     }
     rg_svc_auth_free(sv);
     rg_svc_versions_free(sv);

@@ -21,6 +21,7 @@
 #include "tls.h"
 #include "webhook.h"
 #include "auth.h"
+#include "oidc.h"
 
 #include <jansson.h>
 #include <pthread.h>
@@ -41,6 +42,7 @@
 #define RG_SVC_STREAM_PAGE 100  /* transitions of a stream's backlog sent at a time */
 #define RG_SVC_STREAM_PAGE_BYTES 32768 /* ... or fewer, once they make this many bytes */
 #define RG_LEASE_MS 1000      /* a worker tries the leases nobody holds this often */
+#define RG_SVC_CAUSE 128      /* a transition's cause, as recorded ("key ehr-feed (integration)") */
 
 typedef struct rg_svc_clinic {
     char name[RG_EVENT_MAX_CLINIC + 1];
@@ -50,6 +52,7 @@ typedef struct rg_svc_clinic {
     char *webhook;      /* URL, or NULL */
     rg_webhook_key hook_keys[RG_WEBHOOK_KEYS]; /* its signing secrets (webhook.secret(s)) */
     int nhook_keys;
+    rg_oidc *oidc; /* its identity provider's tokens (clinics.X.oidc), or NULL */
     int64_t last_cseq; /* last transition pushed to streams */
     uint64_t events[5]; /* stored, duplicate, conflict, rejected, corrected */
     uint64_t future;    /* of those stored: dated ahead of the clock (limits.future_skew_minutes) */
@@ -67,7 +70,10 @@ typedef struct rg_svc_clinic {
     unsigned gen;
     struct rg_svc_job *job;
     char (*want)[RG_EVENT_MAX_ID + 1];
+    char (*want_by)[RG_SVC_CAUSE]; /* who asked for each (rg_transition.cause), as want */
     int nwant, cap_want, wake;
+    char wake_by[RG_SVC_CAUSE]; /* what the wake-up is for: "clock", "system: start-up", ... */
+    int wake_keep;              /* ... set by a reload or an activation: kept by rg__catch_up */
     long woken; /* due patients evaluated in the wake-up under way (for the log) */
     struct rg_svc_pending *waiting, **waiting_tail;
     /* "protocol_changes": "approval": the version from the store that runs
@@ -81,6 +87,11 @@ typedef struct rg_svc_clinic {
     char shadow[65];
     rg_time shadow_since;
     struct rg_svc_shadow *shadow_run;
+    /* removed from the configuration by a reload: served no more (no
+     * identity of its, no lease, stream, webhook nor evaluation); its data
+     * stays in the store, and the slot (name and index never change, the
+     * evaluation threads read them) comes back if a reload lists it again */
+    int gone;
 } rg_svc_clinic;
 
 /* A quarantine begun or ended during an evaluation, for its system alert
@@ -115,6 +126,7 @@ typedef struct rg_svc_pending {
     uint64_t counts[5]; /* by outcome, as rg_svc_outcomes */
     uint64_t future;    /* stored, dated ahead of the clock */
     char source[160];
+    char who[RG_SVC_CAUSE]; /* who sent it: its transitions' cause */
     rg_fhir_import *fhir; /* POST /v1/fhir: the entries the events came from */
     char (*patients)[RG_EVENT_MAX_ID + 1]; /* whose evaluation it waits for, once stored */
     int npatients;
@@ -127,9 +139,13 @@ typedef struct rg_svc_job {
     struct rg_svc_job *next;
     int clinic;
     unsigned gen; /* of the clinic's protocols */
+    rg_limits limits;      /* the service's when handed out (a reload may change them): */
+    rg_budget_opts budget; /* the thread's engine takes them before the job */
     rg_time until; /* the wall clock when it was handed out: what it advances to */
     char (*patients)[RG_EVENT_MAX_ID + 1]; /* advanced to until, all of them */
+    char (*patients_by)[RG_SVC_CAUSE];     /* ... each for whom (their transitions' cause) */
     int npatients;
+    char wake_by[RG_SVC_CAUSE]; /* the cause of the wake-up part's transitions */
     int wake;               /* then the clinic's due patients, for a while */
     rg_svc_pending *reqs;   /* answered once its log is committed */
     char shadow[65];        /* the clinic's shadow version to run too ("": none) */
@@ -225,6 +241,7 @@ typedef struct rg_svc {
     int ntickets;
     int stopping, closing, exit_code; /* closing: rg__stop_now ran */
     char config_path[PATH_MAX];  /* re-read by rg_svc_reload */
+    char reload_by[RG_SVC_CAUSE]; /* who asked for the reload under way (transitions' cause) */
     struct rg_svc_auth *auth;    /* auth.c: identities, sessions, sign-in throttle */
     rg_time armed_for; /* the due moment the wake timer was armed for */
     /* group commit (rg__flush): queued requests, a wake-up pass in progress
@@ -274,9 +291,12 @@ int rg_svc_protocols_route(rg_svc *sv, int ci, struct rg_http_conn *c,
 /* serve.c: the loop */
 void rg_svc_arm(rg_svc *sv);        /* re-arm the wake timer at the earliest wake-up */
 void rg_svc_flush_soon(rg_svc *sv); /* run a group commit after this loop iteration */
-/* SIGHUP and POST /v1/admin/reload: the configuration (auth.c), then the
- * protocols; by names who asked. Returns 0 or the configuration's error. */
-int rg_svc_reload(rg_svc *sv, const char *by, char *err, size_t errlen);
+/* SIGHUP and POST /v1/admin/reload: the whole configuration (listen and
+ * TLS, limits, clinics added and removed, their webhooks, users, keys and
+ * roles), then the protocols; by and role name who asked (for the log and
+ * the audit trail). A configuration that cannot be applied changes nothing:
+ * RG_EINVAL with err naming file, field and what is expected. */
+int rg_svc_reload(rg_svc *sv, const char *by, const char *role, char *err, size_t errlen);
 
 /* evaluate.c: the evaluation threads. start makes nthreads threads, each
  * with its own connection to db and its own engine (a failure is said in

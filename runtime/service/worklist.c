@@ -141,7 +141,7 @@ int rg_svc_ticket_use(rg_svc *sv, const char *ticket, rg_svc_who *w)
         return -1;
     int ci = -1; /* by name: the clinic list may have changed since */
     for (int i = 0; i < sv->nclinics; i++)
-        if (!strcmp(sv->clinics[i].name, sv->tickets[found].clinic))
+        if (!sv->clinics[i].gone && !strcmp(sv->clinics[i].name, sv->tickets[found].clinic))
             ci = i;
     *w = sv->tickets[found].who;
     sv->tickets[found] = sv->tickets[--sv->ntickets]; /* once */

@@ -60,7 +60,7 @@ struct rg_pg {
 };
 
 /* The parameters of one statement, as libpq takes them. */
-#define RG__MAXARGS 16
+#define RG__MAXARGS 20 /* (P_TRANSITION: 17) */
 typedef struct rg__args {
     const char *v[RG__MAXARGS];
     int len[RG__MAXARGS], fmt[RG__MAXARGS], n;
@@ -893,6 +893,7 @@ int rg_pg_transition(rg_pg *pg, rg_transition *t, int64_t *alert_idp)
         rg__int(&a, t->notify_at);
     else
         rg__text(&a, NULL);
+    rg__text(&a, t->cause); /* (NULL: not known) */
     PGresult *r = rg__run(pg, P_TRANSITION, &a);
     if (!r)
         return RG_EDB;
@@ -930,6 +931,7 @@ static int rg__each_transition(PGresult *r, int (*fn)(void *ud, const rg_transit
             .evidence = rg__col_text(r, i, 13),
             .cseq = rg__col_int(r, i, 14),
             .notify_at = rg__col_int(r, i, 15),
+            .cause = PQgetisnull(r, i, 16) ? NULL : rg__col_text(r, i, 16),
         };
         frc = fn(ud, &t);
     }

@@ -163,6 +163,8 @@ const rg_pg_step rg_pg_steps[] = {
      "  protocol text NOT NULL, version text NOT NULL, rule text NOT NULL,"
      "  severity text NOT NULL, message text NOT NULL,"
      "  UNIQUE(clinic, set_id, patient, key, state, at));"},
+    /* 12 -> 13, as store_sql.c's step: who or what caused each transition */
+    {12, 13, "ALTER TABLE transitions ADD COLUMN cause text;"},
 };
 const size_t rg_pg_nsteps = sizeof rg_pg_steps / sizeof rg_pg_steps[0];
 
@@ -177,7 +179,7 @@ const size_t rg_pg_nsteps = sizeof rg_pg_steps / sizeof rg_pg_steps[0];
 
 #define RG__TRANSITION_COLS                                                                 \
     "seq, at, state, clinic, patient, key, protocol, version, rule, severity, message, due," \
-    " params, evidence, cseq, coalesce(notify_at, at)"
+    " params, evidence, cseq, coalesce(notify_at, at), cause"
 
 /* An event row as rg__col_event reads it; WIDE adds data, version,
  * corrected_by (store_sql.c's RG__EV_COLS and RG__EV_WIDE). */
@@ -336,9 +338,9 @@ const char *const rg_pg_sql[P__COUNT] = {
     [P_TRANSITION] =
         "WITH c AS (" RG__NEXT("$4::text", "cseq") "), t AS ("
         " INSERT INTO transitions(alert_id, at, state, clinic, patient, key, protocol, version,"
-        " rule, severity, message, due, params, evidence, recorded, cseq, notify_at)"
+        " rule, severity, message, due, params, evidence, recorded, cseq, notify_at, cause)"
         " SELECT $1::bigint, $2::bigint, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12::bigint, $13,"
-        " $14, $15::bigint, c.value, $16::bigint FROM c RETURNING seq, cseq)"
+        " $14, $15::bigint, c.value, $16::bigint, $17 FROM c RETURNING seq, cseq)"
         " SELECT seq, cseq, pg_notify('" RG__CHANNEL "', $4) FROM t",
     [P_TRANSITIONS_SEQ] = "SELECT " RG__TRANSITION_COLS " FROM transitions WHERE seq > $1"
                           " ORDER BY seq",

@@ -973,6 +973,8 @@ int rg_store_transition(rg_store *st, rg_transition *t, int64_t *alert_idp)
     sqlite3_bind_int64(s, 16, cseq + 1);
     if (t->notify_at > t->at) /* never earlier; unset (0, RG_TIME_NONE) means at */
         sqlite3_bind_int64(s, 17, t->notify_at);
+    if (t->cause)
+        rg__text(s, 18, t->cause);
     if (rg__done(st, s))
         return RG_EDB;
     if (cseq_slot)
@@ -1033,6 +1035,7 @@ static int rg__each_transition(rg_store *st, sqlite3_stmt *s,
             .evidence = rg__col_text(s, 13),
             .cseq = sqlite3_column_int64(s, 14),
             .notify_at = sqlite3_column_int64(s, 15),
+            .cause = (const char *)sqlite3_column_text(s, 16), /* NULL: not known */
         };
         if ((frc = fn(ud, &t)) != 0)
             break;

@@ -24,7 +24,8 @@
 /* 10: the audit trail (audit, audit_chain; runtime/store/audit.c) */
 /* 11: protocol_sets, protocol_set_files, protocol_set_log (protocol versions) */
 /* 12: shadow_transitions (a shadow version's feed, which notifies nobody) */
-#define RG_SCHEMA_VERSION 12
+/* 13: transitions.cause: who or what caused each transition (issue 24) */
+#define RG_SCHEMA_VERSION 13
 
 typedef struct rg_store rg_store;
 
@@ -196,6 +197,11 @@ typedef struct rg_transition {
     rg_time notify_at;
     const char *clinic, *patient, *key, *protocol, *version, *rule, *severity, *message;
     const char *params, *evidence; /* JSON text */
+    /* who or what caused it: the user or key whose request led to it ("ann
+     * (nurse)", "key ehr-feed (integration)"), "clock" (a wake-up), "system:
+     * start-up", "reload: ..."; NULL when not known (rows from before schema
+     * 12, a simulation) */
+    const char *cause;
 } rg_transition;
 
 /* rg_transition.open of a re-raise: an open alert whose snooze expired

@@ -242,6 +242,9 @@ const char *const rg_store_migrations[] = {
     "  version TEXT NOT NULL, rule TEXT NOT NULL, severity TEXT NOT NULL,"
     "  message TEXT NOT NULL,"
     "  PRIMARY KEY(clinic, set_id, patient, key, state, at)) WITHOUT ROWID;",
+    /* 12 -> 13: who or what caused each transition (rg_transition.cause);
+     * NULL in the rows from before: read as unknown */
+    "ALTER TABLE transitions ADD COLUMN cause TEXT;",
 };
 const size_t rg_store_nmigrations = sizeof rg_store_migrations / sizeof rg_store_migrations[0];
 
@@ -355,17 +358,17 @@ const char *const rg_store_sql[Q__COUNT] = {
                    " AND state <> 'reraised' ORDER BY seq DESC LIMIT 1",
     [Q_TRANSITION] =
         "INSERT INTO transitions(alert_id, at, state, clinic, patient, key, protocol, version,"
-        " rule, severity, message, due, params, evidence, recorded, cseq, notify_at)"
-        " VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)",
+        " rule, severity, message, due, params, evidence, recorded, cseq, notify_at, cause)"
+        " VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)",
     [Q_TRANSITIONS_SEQ] =
         "SELECT seq, at, state, clinic, patient, key, protocol, version, rule, severity,"
-        " message, due, params, evidence, cseq, coalesce(notify_at, at) FROM transitions WHERE seq > ?1 ORDER BY seq",
+        " message, due, params, evidence, cseq, coalesce(notify_at, at), cause FROM transitions WHERE seq > ?1 ORDER BY seq",
     [Q_TRANSITIONS_TIME] =
         "SELECT seq, at, state, clinic, patient, key, protocol, version, rule, severity,"
-        " message, due, params, evidence, cseq, coalesce(notify_at, at) FROM transitions WHERE seq > ?1 ORDER BY at, seq",
+        " message, due, params, evidence, cseq, coalesce(notify_at, at), cause FROM transitions WHERE seq > ?1 ORDER BY at, seq",
     [Q_CLINIC_TRANSITIONS] =
         "SELECT seq, at, state, clinic, patient, key, protocol, version, rule, severity,"
-        " message, due, params, evidence, cseq, coalesce(notify_at, at) FROM transitions WHERE clinic = ?1 AND cseq > ?2"
+        " message, due, params, evidence, cseq, coalesce(notify_at, at), cause FROM transitions WHERE clinic = ?1 AND cseq > ?2"
         " ORDER BY cseq LIMIT ?3",
     [Q_ALERTS_VIEW] = RG__ALERTS_VIEW
         " WHERE o.clinic = ?1 AND o.state = 'open' AND (?2 IS NULL OR o.patient = ?2)"
@@ -428,7 +431,7 @@ const char *const rg_store_sql[Q__COUNT] = {
     /* the first undelivered transition whose notification time has come */
     [Q_HOOK_NEXT] =
         "SELECT seq, at, state, clinic, patient, key, protocol, version, rule, severity,"
-        " message, due, params, evidence, cseq, coalesce(notify_at, at) FROM transitions t"
+        " message, due, params, evidence, cseq, coalesce(notify_at, at), cause FROM transitions t"
         " WHERE clinic = ?1 AND cseq > ?2 AND coalesce(notify_at, at) <= ?3 AND NOT EXISTS"
         " (SELECT 1 FROM webhook_ahead w WHERE w.clinic = ?1 AND w.cseq = t.cseq)"
         " ORDER BY cseq LIMIT 1",
@@ -441,7 +444,7 @@ const char *const rg_store_sql[Q__COUNT] = {
     /* a key's transitions in one clinic, through transitions_by_key */
     [Q_KEY_TRANSITIONS] =
         "SELECT seq, at, state, clinic, patient, key, protocol, version, rule, severity,"
-        " message, due, params, evidence, cseq, coalesce(notify_at, at) FROM transitions"
+        " message, due, params, evidence, cseq, coalesce(notify_at, at), cause FROM transitions"
         " WHERE clinic = ?1 AND key = ?2 ORDER BY seq",
     /* the clinics that have a key (the operator's `regimen explain KEY`,
      * never a request: those are scoped to the caller's clinic) */

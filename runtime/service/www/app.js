@@ -325,7 +325,7 @@
     const items = [];
     for (const t of d.transitions) {
       items.push({ at: t.at, text: atOf(t) + ' — ' + (t.state === 'open' ? 'opened (' + t.severity + '): ' + t.message : t.state === 'reraised' ? 're-raised (snooze expired)' : 'resolved') +
-        (t.notify_at ? ' — notify ' + notifyOf(t) : '') });
+        (t.notify_at ? ' — notify ' + notifyOf(t) : '') + (t.cause ? ' — caused by ' + t.cause : '') });
     }
     for (const x of d.actions) {
       let text = atOf(x) + ' — ' + (x.action === 'ack' ? 'acknowledged' : x.action === 'snooze' ? 'snoozed' : x.action) +
