@@ -50,6 +50,12 @@ void rg_wlog_cut(rg_wlog *lg, int n, size_t text_len);
 /* Applies the log on st, inside the caller's transaction. */
 int rg_wlog_apply(rg_store *st, rg_wlog *lg);
 void rg_wlog_free(rg_wlog *lg);
+/* fn(clinic, patient, key, open) for each transition recorded, in order
+ * (the service plans notifications from them, runtime/service/notifier.c). */
+int rg_wlog_each_transition(const rg_wlog *lg,
+                            int (*fn)(void *ud, const char *clinic, const char *patient,
+                                      const char *key, int open),
+                            void *ud);
 
 /* Re-evaluates every patient at o->at. Returns the number of patients or a
  * negative error; *stats gets the workers' counters added up. */

@@ -1720,3 +1720,13 @@ int rg_pg_audit_archive(rg_pg *pg, rg_time before, int64_t *n)
     rg__int(&b, rg_now());
     return rg__do(pg, P_AUDIT_BASE, &b);
 }
+
+/* ---- for the store's own files that run their SQL when called (notify_store.c) ---- */
+
+void *rg_pg_conn(rg_pg *pg) { return pg->conn; }
+
+void rg_pg_failed(rg_pg *pg, const char *msg)
+{
+    rg__msg(pg, msg);
+    rg__fault(pg);
+}
