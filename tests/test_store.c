@@ -1342,6 +1342,7 @@ Test(store_file, v5_file_upgrades_to_notify_at)
                                   "DROP TABLE protocol_sets;" /* version 11's */
                                   "DROP TABLE protocol_set_files;"
                                   "DROP TABLE protocol_set_log;"
+                                  "DROP TABLE notify_steps; DROP TABLE notify_log;" /* 12's */
                                   "PRAGMA user_version = 5;", NULL, NULL, NULL),
                  SQLITE_OK, "%s", sqlite3_errmsg(db));
     sqlite3_close(db);

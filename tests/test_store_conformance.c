@@ -1349,6 +1349,7 @@ Test(conf_pg, a_v5_database_upgrades_in_place, .init = setup_pg, .fini = teardow
             "DROP TABLE protocol_sets;" /* version 11's */
             "DROP TABLE protocol_set_files;"
             "DROP TABLE protocol_set_log;"
+            "DROP TABLE notify_steps; DROP TABLE notify_log;" /* version 12's */
             "UPDATE schema_version SET version = 5");
     cr_assert_eq(pg_int("SELECT count(*) FROM information_schema.columns"
                         " WHERE table_schema = current_schema() AND column_name = 'notify_at'"),
