@@ -364,3 +364,124 @@ Test(notify_service, three_warnings_due_together_are_one_message, .timeout = 120
     free(mail);
     rg__teardown(&e);
 }
+
+/* ---- webhook and SMS gateway receivers ---- */
+
+#include "webhook.h"
+
+#include <pthread.h>
+
+typedef struct rg__rx {
+    int fd, port, n;
+    char req[2][8192];
+    pthread_t thread;
+} rg__rx;
+
+/* Accepts two requests, answers each 200. */
+static void *rg__rx_main(void *ud)
+{
+    rg__rx *r = ud;
+    for (r->n = 0; r->n < 2;) {
+        int c = accept(r->fd, NULL, NULL);
+        if (c < 0)
+            break;
+        char *q = r->req[r->n];
+        size_t len = 0;
+        for (;;) {
+            ssize_t got = read(c, q + len, sizeof r->req[0] - 1 - len);
+            if (got <= 0)
+                break;
+            len += (size_t)got;
+            q[len] = '\0';
+            char *end = strstr(q, "\r\n\r\n");
+            const char *cl = strcasestr(q, "Content-Length:");
+            if (end && cl && len >= (size_t)(end + 4 - q) + (size_t)atoi(cl + 15))
+                break;
+        }
+        static const char ok[] = "HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
+        (void)!write(c, ok, sizeof ok - 1);
+        close(c);
+        r->n++;
+    }
+    return NULL;
+}
+
+/* The value of header name in request q (to the end of its line), in out. */
+static void rg__header(const char *q, const char *name, char *out, size_t len)
+{
+    const char *h = strcasestr(q, name);
+    cr_assert_not_null(h, "no %s in:\n%s", name, q);
+    h += strlen(name);
+    while (*h == ' ')
+        h++;
+    snprintf(out, len, "%.*s", (int)strcspn(h, "\r\n"), h);
+}
+
+Test(notify_service, a_webhook_step_is_signed_and_an_sms_gateway_gets_the_text, .timeout = 120)
+{
+    static const char secret[] = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+    rg__env e;
+    memset(&e, 0, sizeof e);
+    rg__rx r = {0};
+    struct sockaddr_in a = {.sin_family = AF_INET};
+    socklen_t alen = sizeof a;
+    inet_pton(AF_INET, "127.0.0.1", &a.sin_addr);
+    r.fd = socket(AF_INET, SOCK_STREAM, 0);
+    cr_assert_eq(bind(r.fd, (struct sockaddr *)&a, sizeof a), 0);
+    cr_assert_eq(listen(r.fd, 4), 0);
+    getsockname(r.fd, (struct sockaddr *)&a, &alen);
+    r.port = ntohs(a.sin_port);
+    pthread_create(&r.thread, NULL, rg__rx_main, &r);
+    server_setup(&e.s, rg__protocol, rg__protocol);
+    char cfg[1500], clinic[1500];
+    snprintf(cfg, sizeof cfg,
+             "{ \"listen\": \"127.0.0.1:0\",\n"
+             "  \"clinics\": {\n"
+             "    \"north\": { \"protocols\": \"a\", \"tokens\": [\"" TOKEN_A "\"],\n"
+             "      \"webhook\": { \"url\": \"http://127.0.0.1:9/transitions\", \"secret\": \"%s\" } },\n"
+             "    \"south\": { \"protocols\": \"b\", \"tokens\": [\"" TOKEN_B "\"] } } }\n",
+             secret);
+    rg_test_write(e.s.dir, "config.json", cfg);
+    snprintf(clinic, sizeof clinic,
+             "local R = require 'regimen'\n"
+             "return { notify = {\n"
+             "  receivers = { desk = { webhook = 'http://127.0.0.1:%d/desk' },\n"
+             "                pager = { sms = 'http://127.0.0.1:%d/sms' } },\n"
+             "  routes = { { steps = { { to = 'desk' }, { after = R.seconds(2), to = 'pager' } } } },\n"
+             "} }\n", r.port, r.port);
+    rg_test_write(e.s.dir, "a/clinic.lua", clinic);
+    server_start(&e.s);
+    char *ev = ping("north", "c1", "p1", now_ms(), "crit");
+    rg__post(&e, ev);
+    free(ev);
+    pthread_join(r.thread, NULL);
+    close(r.fd);
+    cr_assert_eq(r.n, 2, "two requests");
+    /* the desk's: signed as the clinic's webhook is (Standard Webhooks) */
+    const char *q = r.req[0], *body = strstr(q, "\r\n\r\n") + 4;
+    cr_assert(!strncmp(q, "POST /desk ", 11), "%s", q);
+    cr_assert(strstr(body, "\"kind\":\"notification\"") && strstr(body, "\"receiver\":\"desk\"") &&
+              strstr(body, "\"rule\":\"n.crit\"") && strstr(body, "blood pressure critical"),
+              "%s", body);
+    char id[400], ts[40], sig[300], want[300];
+    rg__header(q, "webhook-id:", id, sizeof id);
+    rg__header(q, "webhook-timestamp:", ts, sizeof ts);
+    rg__header(q, "webhook-signature:", sig, sizeof sig);
+    cr_assert(!strncmp(id, "north-", 6) && strstr(id, "-1-1-0"), "the idempotency key: %s", id);
+    rg_webhook_key k;
+    cr_assert_eq(rg_webhook_key_parse(secret, &k), RG_OK);
+    cr_assert_eq(rg_webhook_sign(&k, 1, id, atoll(ts), body, strlen(body), want, sizeof want),
+                 RG_OK);
+    cr_assert_str_eq(sig, want, "the signature verifies");
+    /* the pager's: the SMS gateway gets the text to send */
+    q = r.req[1];
+    cr_assert(!strncmp(q, "POST /sms ", 10), "%s", q);
+    cr_assert(strstr(q, "\"text\":\"critical n.crit, patient p1: blood pressure critical\""), "%s",
+              q);
+    char *h = rg__wait_history(&e, "\tsent", 2, 5000);
+    cr_assert(strstr(h, "step 1\tdesk (webhook)\tsent") && strstr(h, "step 2\tpager (sms)\tsent"),
+              "%s", h);
+    free(h);
+    server_stop(&e.s, SIGTERM);
+    rg_test_rmdir(e.s.dir);
+}
