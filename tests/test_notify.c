@@ -152,7 +152,7 @@ Test(notify, check_refuses_a_bad_policy_naming_the_line)
     rg__refused("severity = \"critical\" },\n        steps", "severity = \"urgent\" },\n        steps",
                 "clinic.lua:18: notify.routes[1].match.severity: 'urgent' is not a severity");
     rg__refused("after = R.minutes(15)", "after = 15",
-                "clinic.lua:19: notify.routes[1].steps[2].after must be whole minutes");
+                "clinic.lua:19: notify.routes[1].steps[2].after must be whole seconds");
     rg__refused("repeat_every = R.minutes(30), ", "",
                 "notify.routes[1]: repeat_every and repeat_times go together");
     rg__refused("group_by = \"patient\"", "group_by = \"ward\"",

@@ -1031,3 +1031,143 @@ Test(pg, activation_through_a_non_owner_reaches_the_owner_and_a_takeover_keeps_i
     free(v3);
     rg_test_rmdir(w[0].dir);
 }
+
+/* ---- notifications: a takeover continues an escalation (docs/notifications.md) ---- */
+
+#include <dirent.h>
+
+static int rg__pg_mails(const char *box, const char *to)
+{
+    char d[600], path[1000], want[200];
+    snprintf(d, sizeof d, "%s/new", box);
+    snprintf(want, sizeof want, "To: %s", to);
+    DIR *dp = opendir(d);
+    int n = 0;
+    struct dirent *de;
+    while (dp && (de = readdir(dp))) {
+        if (de->d_name[0] == '.')
+            continue;
+        snprintf(path, sizeof path, "%s/%s", d, de->d_name);
+        char *m = rg_test_read(path);
+        n += m && strstr(m, want) != NULL;
+        free(m);
+    }
+    if (dp)
+        closedir(dp);
+    return n;
+}
+
+/* One worker holds north, whose policy sends a critical to the desk at once
+ * and to the prescriber 5 s later; it is killed (-9) after the first step,
+ * a second worker takes the lease over and sends the second step from the
+ * store: each step reaches the real SMTP server on loopback once. */
+Test(pg, a_takeover_continues_an_escalation_without_repeating_a_step, .timeout = 120)
+{
+    static const char proto[] =
+        "local R = require 'regimen'\n"
+        "return R.protocol { id = 'n', version = '1.0', rules = {\n"
+        "  { id = 'n.crit', severity = 'critical', check = function(h)\n"
+        "      if h:last('crit') then return R.alert { message = 'critical' } end end } } }\n";
+    server w[2];
+    fresh_schema(41);
+    server_setup(&w[0], proto, proto);
+    char box[400], clinic[1200], listen_at[40];
+    snprintf(box, sizeof box, "%s/mail", w[0].dir);
+    struct sockaddr_in a = {.sin_family = AF_INET};
+    socklen_t alen = sizeof a;
+    inet_pton(AF_INET, "127.0.0.1", &a.sin_addr);
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    cr_assert_eq(bind(fd, (struct sockaddr *)&a, sizeof a), 0);
+    getsockname(fd, (struct sockaddr *)&a, &alen);
+    close(fd);
+    int port = ntohs(a.sin_port);
+    snprintf(clinic, sizeof clinic,
+             "local R = require 'regimen'\n"
+             "return { notify = {\n"
+             "  smtp = { url = 'smtp://127.0.0.1:%d', from = 'regimen@clinic.example' },\n"
+             "  receivers = { desk = { email = 'desk@clinic.example' },\n"
+             "                prescriber = { email = 'dr.lee@example.org' } },\n"
+             "  routes = { { steps = { { to = 'desk' }, { after = R.seconds(5), to = 'prescriber' } } } },\n"
+             "} }\n", port);
+    rg_test_write(w[0].dir, "a/clinic.lua", clinic);
+    snprintf(listen_at, sizeof listen_at, "127.0.0.1:%d", port);
+    pid_t smtpd = fork();
+    if (smtpd == 0) {
+        execl("/usr/bin/python3", "python3", "-m", "aiosmtpd", "-n", "-l", listen_at, "-c",
+              "aiosmtpd.handlers.Mailbox", box, (char *)NULL);
+        _exit(127);
+    }
+    workers[2] = smtpd;
+    int up = 0;
+    for (int i = 0; i < 100 && !up; i++) {
+        int c = connect_to(port);
+        up = c >= 0;
+        if (c >= 0)
+            close(c);
+        else
+            usleep(100000);
+    }
+    cr_assert(up, "aiosmtpd did not start (is python3-aiosmtpd installed?)");
+    w[1] = w[0];
+    for (int i = 0; i < 2; i++) {
+        memcpy(w[i].db, url, strlen(url) + 1);
+        snprintf(w[i].log, sizeof w[i].log, "%s/worker-%d.log", dir, i);
+    }
+    server_start(&w[0]);
+    workers[0] = w[0].pid;
+    char *ev = ping("north", "c1", "p1", now_ms(), "crit"), *out = NULL;
+    cr_assert_eq(http(w[0].port, "POST", "/v1/events", TOKEN_A, ev, &out), 200, "%s", out);
+    free(ev);
+    free(out);
+    for (int i = 0; i < 200 && rg__pg_mails(box, "desk@clinic.example") < 1; i++)
+        usleep(50000);
+    cr_assert_eq(rg__pg_mails(box, "desk@clinic.example"), 1, "the desk was told:\n%s",
+                 rg_test_read(w[0].log));
+    char *hist = NULL;
+    for (int i = 0; i < 100; i++) { /* its outcome stored (not only the mail received) */
+        free(hist);
+        char *err = NULL;
+        const char *args[] = {"notifications", "--clinic", "north", "--db", url, NULL};
+        cr_assert_eq(rg_test_run(args, NULL, &hist, &err), 0, "%s", err);
+        free(err);
+        if (strstr(hist, "step 1\tdesk (email)\tsent"))
+            break;
+        usleep(50000);
+    }
+    cr_assert_not_null(strstr(hist, "step 1\tdesk (email)\tsent"), "%s", hist);
+    free(hist);
+    hist = NULL;
+    kill(w[0].pid, SIGKILL);
+    waitpid(w[0].pid, NULL, 0);
+    workers[0] = 0;
+    server_start(&w[1]);
+    workers[1] = w[1].pid;
+    for (int i = 0; i < 400 && rg__pg_mails(box, "dr.lee@example.org") < 1; i++)
+        usleep(50000);
+    cr_assert_eq(rg__pg_mails(box, "dr.lee@example.org"), 1, "the second step after the "
+                 "takeover:\n%s", rg_test_read(w[1].log));
+    cr_assert_not_null(strstr(rg_test_read(w[1].log), "lease taken: clinic north"));
+    /* the history, read from the store: each step sent once */
+    for (int i = 0; i < 50; i++) {
+        free(hist);
+        char *err = NULL;
+        const char *args[] = {"notifications", "--clinic", "north", "--db", url, NULL};
+        cr_assert_eq(rg_test_run(args, NULL, &hist, &err), 0, "%s", err);
+        free(err);
+        if (strstr(hist, "step 2\tprescriber (email)\tsent"))
+            break;
+        usleep(100000);
+    }
+    cr_assert_not_null(strstr(hist, "step 1\tdesk (email)\tsent"), "%s", hist);
+    cr_assert_not_null(strstr(hist, "step 2\tprescriber (email)\tsent"), "%s", hist);
+    cr_assert_null(strstr(strstr(hist, "step 1\tdesk (email)\tsent") + 1, "step 1\tdesk"),
+                   "step 1 once: %s", hist);
+    free(hist);
+    cr_assert_eq(rg__pg_mails(box, "desk@clinic.example"), 1, "the desk was told once");
+    cr_assert_eq(server_stop(&w[1], SIGTERM), 0);
+    workers[1] = 0;
+    kill(smtpd, SIGTERM);
+    waitpid(smtpd, NULL, 0);
+    workers[2] = 0;
+    rg_test_rmdir(w[0].dir);
+}

@@ -1386,6 +1386,7 @@ Test(conf_pg, a_v5_database_upgrades_in_place, .init = setup_pg, .fini = teardow
             "DROP TABLE protocol_set_log;"
             "DROP TABLE shadow_transitions;" /* version 12's */
             "ALTER TABLE transitions DROP COLUMN cause;" /* version 13's */
+            "DROP TABLE notify_steps; DROP TABLE notify_log;" /* version 14's */
             "UPDATE schema_version SET version = 5");
     cr_assert_eq(pg_int("SELECT count(*) FROM information_schema.columns"
                         " WHERE table_schema = current_schema() AND column_name = 'notify_at'"),

@@ -89,6 +89,8 @@ static const char rg__usage[] =
     "                                   loop; see regimen serve --help)\n"
     "  notify-test DIR RECEIVER         send a test message to one receiver of DIR/clinic.lua's\n"
     "                                   notify policy (webhook, SMS gateway, e-mail over SMTP)\n"
+    "  notifications --clinic NAME [--patient P] [--key K] [--format text|json] [--db PATH]\n"
+    "                                   the service's notification history: every attempt\n"
     "  passwd                           read a password on standard input and print its\n"
     "                                   argon2id hash, for a user of serve's configuration\n"
     "  report --clinic NAME[=DIR] --from TIME --to TIME [--format text|csv|html]\n"
@@ -1376,6 +1378,7 @@ int main(int argc, char **argv)
         {"passwd", rg_passwd_cmd},
         {"audit", rg_audit_cmd},
         {"notify-test", rg__cmd_notify_test},
+        {"notifications", rg_notifications_cmd},
         {"protocols", rg__cmd_protocols},
     };
     /* a service's notice meant for another process never stops a command */

@@ -4,20 +4,25 @@
  * The clinic is loaded as every command loads it (its policy checked), the
  * receiver found by name; a webhook or SMS gateway gets one POST of a JSON
  * notification marked "test": true (libcurl, blocking: this is a command),
- * an e-mail address a message through smtp.c. Depends on clinic.c,
+ * an e-mail address a message through smtp.c. `regimen notifications`
+ * prints the service's notification history from the store (store.h,
+ * rg_notify_entry), read-only beside a running service. Depends on clinic.c,
  * notify.c, smtp.c, libcurl and jansson.
  */
 #include "notify_cmd.h"
 
 #include "clinic.h"
 #include "smtp.h"
+#include "store.h"
 
 #include <curl/curl.h>
 #include <jansson.h>
 
+#include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 static size_t rg__discard(char *p, size_t size, size_t n, void *ud)
 {
@@ -119,4 +124,89 @@ int rg_notify_test_cmd(int argc, char **argv, const char *shipped)
     }
     rg_clinic_free(c);
     return rc;
+}
+
+/* ---- regimen notifications: the service's notification history ---- */
+
+static const char rg__notes_usage[] =
+    "usage: regimen notifications --clinic NAME [--patient P] [--key K] [--format text|json]\n"
+    "                             [--db PATH]\n";
+
+static int rg__note_text(void *ud, const rg_notify_entry *e)
+{
+    char at[RG_TIME_BUFSZ], round[24] = "";
+    (void)ud;
+    if (e->round)
+        snprintf(round, sizeof round, " round %d", e->round);
+    printf("%s\t%s\t%s\t%s\troute %d step %d%s\t%s%s%s (%s)\t%s%s%s", rg_time_format(e->at, at),
+           e->patient, e->key, e->rule, e->route, e->step, round, e->receiver,
+           e->on_call ? " on call: " : "", e->on_call ? e->on_call : "", e->kind, e->outcome,
+           e->reason ? ": " : "", e->reason ? e->reason : "");
+    if (e->alerts > 1)
+        printf(" (%d alerts)", e->alerts);
+    putchar('\n');
+    return 0;
+}
+
+static int rg__note_json(void *ud, const rg_notify_entry *e)
+{
+    (void)ud;
+    json_t *j = rg_notify_entry_json(e, NULL);
+    char *s = j ? json_dumps(j, JSON_COMPACT | JSON_ENSURE_ASCII) : NULL;
+    json_decref(j);
+    if (!s)
+        return RG_ENOMEM;
+    puts(s);
+    free(s);
+    return 0;
+}
+
+int rg_notifications_cmd(int argc, char **argv)
+{
+    static const struct option longopts[] = {
+        {"db", required_argument, NULL, 'd'},      {"clinic", required_argument, NULL, 'c'},
+        {"patient", required_argument, NULL, 'p'}, {"key", required_argument, NULL, 'k'},
+        {"format", required_argument, NULL, 'f'},  {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0}};
+    const char *db = "regimen.db", *clinic = NULL, *patient = NULL, *key = NULL, *format = "text";
+    char err[1024];
+    int opt;
+    optind = 1;
+    while ((opt = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
+        switch (opt) {
+        case 'd': db = optarg; break;
+        case 'c': clinic = optarg; break;
+        case 'p': patient = optarg; break;
+        case 'k': key = optarg; break;
+        case 'f': format = optarg; break;
+        case 'h': fputs(rg__notes_usage, stdout); return 0;
+        default: fputs(rg__notes_usage, stderr); return 2;
+        }
+    }
+    if (optind != argc || !clinic || (strcmp(format, "text") && strcmp(format, "json"))) {
+        fprintf(stderr, "regimen notifications: %s%s", !clinic ? "--clinic NAME is needed\n" : "",
+                rg__notes_usage);
+        return 2;
+    }
+    if (!rg_store_is_server(db) && access(db, F_OK) != 0) {
+        fprintf(stderr, "regimen notifications: %s: no such database\n", db);
+        return 2;
+    }
+    rg_store *st;
+    rg_store_opts so = {0};
+    if (rg_store_open(&st, db, &so, err, sizeof err)) {
+        fprintf(stderr, "regimen notifications: %s\n", err);
+        return 2;
+    }
+    int rc = rg_store_begin_read(st);
+    if (!rc)
+        rc = rg_store_notify_each_log(st, clinic, patient, key,
+                                      strcmp(format, "json") ? rg__note_text : rg__note_json,
+                                      NULL);
+    rg_store_rollback(st);
+    if (rc)
+        fprintf(stderr, "regimen notifications: %s: the history could not be read: %s\n", db,
+                rg_store_errmsg(st));
+    rg_store_close(st);
+    return rc ? 2 : 0;
 }

@@ -13,4 +13,9 @@
  * 2 bad usage or a clinic that does not load. */
 int rg_notify_test_cmd(int argc, char **argv, const char *shipped);
 
+/* `regimen notifications --clinic NAME [--patient P] [--key K] [--format
+ * text|json] [--db PATH]`: the service's notification history, oldest
+ * first, one attempt a line (argv[0] = "notifications"). Exit 0, or 2. */
+int rg_notifications_cmd(int argc, char **argv);
+
 #endif

@@ -168,9 +168,10 @@ static int rg__duration(json_t *v, const char *what, int zero_ok, rg_time *out, 
     if (!json_is_integer(v) || json_integer_value(v) < (zero_ok ? 0 : 1))
         return rg__bad(err, errlen, needle, nlen, near, "%s must be a duration such as "
                        "R.minutes(15)%s", what, zero_ok ? "" : ", more than zero");
-    if (json_integer_value(v) % RG_MS_MINUTE)
-        return rg__bad(err, errlen, needle, nlen, near, "%s must be whole minutes (write "
-                       "R.minutes(15), not a bare number of milliseconds)", what);
+    if (json_integer_value(v) % RG_MS_SECOND)
+        return rg__bad(err, errlen, needle, nlen, near, "%s must be whole seconds (write "
+                       "R.minutes(15) or R.seconds(30), not a bare number of milliseconds)",
+                       what);
     *out = json_integer_value(v);
     return RG_OK;
 }
@@ -687,7 +688,7 @@ int rg_notify_plan(const rg_notify_policy *p, const rg_notify_alert_tx *txs, siz
             int rcv = route->steps[step].receiver, who = rg_notify_on_call(p, rcv, due);
             rg_notify_line base = {.on_call = who != rcv ? p->receivers[who].name : NULL,
                                    .clinic = t->clinic, .patient = t->patient, .key = t->key,
-                                   .rule = t->rule,
+                                   .rule = t->rule, .opened = t->at,
                                    .receiver = p->receivers[route->steps[step].receiver].name,
                                    .route = r + 1, .step = step + 1,
                                    .repeat = s >= route->nsteps ? s - route->nsteps + 1 : 0,
@@ -955,4 +956,34 @@ int rg_notify_acks_read(rg_notify_acks *out, const char *path, char *err, size_t
     if (rc)
         rg_notify_acks_free(out);
     return rc;
+}
+
+/* ---- the service's notification history (store.h, rg_notify_entry) ---- */
+
+json_t *rg_notify_entry_json(const rg_notify_entry *e, const void *zone)
+{
+    char at[RG_TIME_BUFSZ], opened[RG_TIME_BUFSZ], local[RG_TIME_BUFSZ];
+    json_t *o = json_object();
+    json_object_set_new(o, "at", json_string(rg_time_format(e->at, at)));
+    if (zone)
+        json_object_set_new(o, "at_local", json_string(rg_zone_format(zone, e->at, local)));
+    json_object_set_new(o, "patient", json_string(e->patient));
+    json_object_set_new(o, "key", json_string(e->key));
+    json_object_set_new(o, "opened", json_string(rg_time_format(e->opened, opened)));
+    json_object_set_new(o, "rule", json_string(e->rule));
+    json_object_set_new(o, "route", json_integer(e->route));
+    json_object_set_new(o, "step", json_integer(e->step));
+    if (e->round)
+        json_object_set_new(o, "round", json_integer(e->round));
+    json_object_set_new(o, "receiver", json_string(e->receiver));
+    json_object_set_new(o, "receiver_kind", json_string(e->kind));
+    if (e->on_call)
+        json_object_set_new(o, "on_call", json_string(e->on_call));
+    json_object_set_new(o, "outcome", json_string(e->outcome));
+    if (e->reason)
+        json_object_set_new(o, "reason", json_string(e->reason));
+    if (e->alerts > 1)
+        json_object_set_new(o, "alerts", json_integer(e->alerts));
+    json_object_set_new(o, "attempt", json_integer(e->attempt));
+    return o;
 }

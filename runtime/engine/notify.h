@@ -124,6 +124,7 @@ void rg_notify_acks_free(rg_notify_acks *l);
 typedef struct rg_notify_line {
     rg_time at;
     const char *clinic, *patient, *key, *rule, *receiver;
+    rg_time opened;          /* when the alert's life began (its opening transition) */
     int route, step, repeat; /* route and step 1-based; repeat 0 for the step itself */
     int grouped;             /* on a sent line: how many alerts it carries (1: itself) */
     const char *on_call;     /* a role receiver: who its schedule puts on call, else NULL */
@@ -144,6 +145,12 @@ int rg_notify_on_call(const rg_notify_policy *p, int r, rg_time t);
 
 /* The line as simulate's jsonl prints it: {"kind":"notification", ...}. */
 struct json_t *rg_notify_line_json(const rg_notify_line *l, const void *zone);
+
+/* One entry of the service's notification history (store.h,
+ * rg_notify_entry) as GET /v1/alerts/{key} and `regimen notifications`
+ * show it; zone (when not NULL) adds at_local. */
+struct rg_notify_entry;
+struct json_t *rg_notify_entry_json(const struct rg_notify_entry *e, const void *zone);
 
 /* The notifications of a simulation: every clinic's alerts in a store
  * planned with its policy (clinics without one give nothing). Lines are in

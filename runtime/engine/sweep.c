@@ -442,3 +442,16 @@ int rg_sweep_default_jobs(void)
     long n = sysconf(_SC_NPROCESSORS_ONLN);
     return n > 0 ? (int)n : 1;
 }
+
+int rg_wlog_each_transition(const rg_wlog *lg,
+                            int (*fn)(void *ud, const char *clinic, const char *patient,
+                                      const char *key, int open),
+                            void *ud)
+{
+    int rc = RG_OK;
+    for (int i = 0; i < lg->n && rc == RG_OK; i++)
+        if (lg->v[i].kind == 't')
+            rc = fn(ud, lg->text.p + lg->v[i].s[0] - 1, lg->text.p + lg->v[i].s[1] - 1,
+                    lg->text.p + lg->v[i].s[2] - 1, lg->v[i].open);
+    return rc;
+}

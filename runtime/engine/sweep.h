@@ -53,6 +53,12 @@ int rg_wlog_shadow(rg_wlog *lg, const char *set, const rg_transition *t);
 /* Applies the log on st, inside the caller's transaction. */
 int rg_wlog_apply(rg_store *st, rg_wlog *lg);
 void rg_wlog_free(rg_wlog *lg);
+/* fn(clinic, patient, key, open) for each transition recorded, in order
+ * (the service plans notifications from them, runtime/service/notifier.c). */
+int rg_wlog_each_transition(const rg_wlog *lg,
+                            int (*fn)(void *ud, const char *clinic, const char *patient,
+                                      const char *key, int open),
+                            void *ud);
 
 /* Re-evaluates every patient at o->at. Returns the number of patients or a
  * negative error; *stats gets the workers' counters added up. */

@@ -326,16 +326,28 @@ static int rg__transition_of_key(void *ud, const rg_transition *t)
     return 0;
 }
 
-/* GET /v1/alerts/{key}: every instance of the alert, its transitions and actions. */
+static int rg__notification_to_json(void *ud, const rg_notify_entry *e)
+{
+    rg__zlist *zl = ud;
+    json_array_append_new(zl->list, rg_notify_entry_json(e, zl->zone));
+    return 0;
+}
+
+/* GET /v1/alerts/{key}: every instance of the alert, its transitions,
+ * actions and notifications (the policy's history, docs/notifications.md). */
 static void rg__get_alert(rg_svc *sv, int ci, rg_http_conn *c, const char *key)
 {
     json_t *instances = json_array(), *actions = json_array(), *transitions = json_array();
+    json_t *notes = json_array();
     const char *clinic = sv->clinics[ci].name;
     rg__key_filter f = {key, transitions, rg_engine_zone(sv->eng, clinic)};
     rg__zlist zl = {instances, f.zone, 0}, zactions = {actions, f.zone, 0};
     if (rg_store_each_alert(sv->st, clinic, NULL, NULL, key, 1000, rg__alert_to_json, &zl) ||
         rg_store_each_action(sv->st, clinic, key, rg__action_to_json, &zactions) ||
-        rg_store_key_transitions(sv->st, clinic, key, rg__transition_of_key, &f)) {
+        rg_store_key_transitions(sv->st, clinic, key, rg__transition_of_key, &f) ||
+        rg_store_notify_each_log(sv->st, clinic, NULL, key, rg__notification_to_json,
+                                 &(rg__zlist){notes, f.zone, 0})) {
+        json_decref(notes);
         json_decref(instances);
         json_decref(actions);
         json_decref(transitions);
@@ -343,14 +355,15 @@ static void rg__get_alert(rg_svc *sv, int ci, rg_http_conn *c, const char *key)
         return;
     }
     if (json_array_size(instances) == 0) {
+        json_decref(notes);
         json_decref(instances);
         json_decref(actions);
         json_decref(transitions);
         rg__error(c, 404, "no alert with this key in your clinic");
         return;
     }
-    rg_svc_reply_json(c, 200, json_pack("{s:o,s:o,s:o}", "alerts", instances, "transitions",
-                                     transitions, "actions", actions));
+    rg_svc_reply_json(c, 200, json_pack("{s:o,s:o,s:o,s:o}", "alerts", instances, "transitions",
+                                     transitions, "actions", actions, "notifications", notes));
 }
 
 /* POST /v1/alerts/{key}/ack and /snooze. A signed-in user or a key is
@@ -609,6 +622,26 @@ static int rg__live(const rg_svc *sv, int i, int end)
     return i;
 }
 
+typedef struct rg__notes {
+    rg_svc *sv;
+    rg_buf *b;
+    int ci;
+} rg__notes;
+
+static int rg__note_count(void *ud, const char *clinic, const char *outcome, const char *kind,
+                          int64_t n)
+{
+    rg__notes *x = ud;
+    char lc[160], lo[64], lk[64];
+    if (x->ci >= 0 && strcmp(clinic, x->sv->clinics[x->ci].name))
+        return 0;
+    rg_buf_printf(x->b, "regimen_notifications_total{clinic=\"%s\",outcome=\"%s\","
+                        "receiver=\"%s\"} %lld\n", rg__label(clinic, lc, sizeof lc),
+                  rg__label(outcome, lo, sizeof lo), rg__label(kind, lk, sizeof lk),
+                  (long long)n);
+    return 0;
+}
+
 /* GET /metrics: every clinic's series (ci -1: the metrics role) or those of
  * clinic ci only (its admin), with the service's own (without a clinic).
  * Another clinic's events, alerts, protocols and lease are not an admin's
@@ -800,6 +833,11 @@ static void rg__get_metrics(rg_svc *sv, int ci, rg_http_conn *c)
                   (unsigned long long)hs.requests, hs.connections, hs.streams, hs.unauthenticated,
                   (unsigned long long)hs.rejected_connections, (unsigned long long)hs.evicted,
                   (unsigned long long)hs.slow_streams);
+    rg_buf_printf(&b, "# HELP regimen_notifications_total Notification attempts of the"
+                      " clinics' notify policies, by outcome and receiver kind.\n"
+                      "# TYPE regimen_notifications_total counter\n");
+    rg__notes nc = {sv, &b, ci};
+    rg_store_notify_counts(sv->st, rg__note_count, &nc);
     if (sv->hooks) {
         rg_webhook_stats ws;
         rg_webhooks_stats(sv->hooks, &ws);

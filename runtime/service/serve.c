@@ -388,6 +388,8 @@ static int rg__take_leases(rg_svc *sv, int share)
         if (rg__hook_add(sv, i))
             rg_log("error", "clinic %s: cannot start webhook delivery", sv->clinics[i].name);
     }
+    if (taken) /* its notification chains go on here (notifier.c) */
+        rg_svc_notify_kick(sv);
     return taken;
 }
 
@@ -879,8 +881,15 @@ static void rg__group(rg_svc *sv)
     rc = writes ? rg_store_begin(sv->st) : RG_OK;
     /* the logs first: each holds whole patients, evaluated against what was
      * committed before (a clinic's next job starts after this commit) */
-    for (rg_svc_job *j = jobs; j && !rc; j = j->next)
+    int planned = 0;
+    for (rg_svc_job *j = jobs; j && !rc; j = j->next) {
         rc = rg_wlog_apply(sv->st, &j->log);
+        /* the notification steps of what moved, in the same commit */
+        int np = rc ? 0 : rg_svc_notify_plan(sv, &j->log);
+        if (np < 0)
+            rc = np;
+        planned |= np > 0;
+    }
     for (int i = 0; i < take && !rc; i++)
         rc = rg__store_events(sv, &sv->pending[i]);
     if (!rc && wake)
@@ -922,6 +931,8 @@ static void rg__group(rg_svc *sv)
     }
     if (!rc)
         rg__publish(sv);
+    if (!rc && planned)
+        rg_svc_notify_kick(sv);
 }
 
 static void rg__stop_now(rg_svc *sv);
@@ -1611,6 +1622,7 @@ static void rg__http_closed(void *ud)
     rg_svc *sv = ud;
     sv->http = NULL;
     rg_svc_audit_stop(sv);
+    rg_svc_notify_close(sv);
     if (sv->hooks)
         rg_webhooks_close(sv->hooks, rg__hooks_closed, sv);
     rg__close_handle((uv_handle_t *)&sv->wake);
@@ -1818,6 +1830,8 @@ int rg_serve_main(const char *db_path, const char *config_path, const char *ship
         rg_http_set_tls(sv->http, sv->tls);
         rg_svc_auth_tls(sv, 1); /* session cookies are Secure over TLS */
     }
+    if (rg_svc_notify_start(sv))
+        rg_log("error", "notifications: out of memory at start; the policies' steps are not sent");
     if (rg_svc_audit_start(sv))
         rg_log("error", "audit: out of memory at start; requests are not audited");
     rg_log("info", "listening on %s:%d (%d clinic%s, database %s, %d evaluation thread%s%s)",

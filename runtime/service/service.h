@@ -175,6 +175,7 @@ typedef struct rg_svc_ticket {
 } rg_svc_ticket;
 
 typedef struct rg_svc_audit rg_svc_audit;
+typedef struct rg_svc_notifier rg_svc_notifier;
 
 typedef struct rg_svc {
     uv_loop_t loop;
@@ -191,6 +192,7 @@ typedef struct rg_svc {
     rg_http_server *http;
     rg_webhooks *hooks;
     rg_svc_audit *audit;      /* audit_api.c; NULL before start and after shutdown */
+    rg_svc_notifier *notifier; /* notifier.c; NULL before start and after shutdown */
     int audit_retention_days; /* audit.retention_days; 0: kept for ever */
     char host[64], shipped[PATH_MAX];
     int port;
@@ -351,6 +353,16 @@ void rg_svc_audit_items(rg_svc *sv, rg_http_conn *c, json_t *items);
 void rg_svc_audit_note(rg_svc *sv, const char *who, const char *role, const char *clinic,
                        const char *route, const char *outcome);
 void rg_svc_get_audit(rg_svc *sv, int ci, rg_http_conn *c, const rg_http_req *req);
+
+/* notifier.c: the notification policies' steps (docs/notifications.md).
+ * plan: inside the group commit's transaction, after a write log was
+ * applied, stores the steps of the patients it moved (>0: some are new, so
+ * kick after the commit); start/close the sender (a timer on the loop, the
+ * sends on the thread pool); kick: look for due steps now. */
+int rg_svc_notify_plan(rg_svc *sv, const rg_wlog *lg);
+int rg_svc_notify_start(rg_svc *sv);
+void rg_svc_notify_kick(rg_svc *sv);
+void rg_svc_notify_close(rg_svc *sv);
 
 /* config.c: reads the configuration file into sv; an error names file and field */
 int rg_svc_load_config(rg_svc *sv, const char *path, char *err, size_t errlen);

@@ -1742,3 +1742,13 @@ PGresult *rg_pg_query(rg_pg *pg, const char *sql, int n, const char *const *v, c
     PQclear(r);
     return NULL;
 }
+
+/* ---- for the store's own files that run their SQL when called (notify_store.c) ---- */
+
+void *rg_pg_conn(rg_pg *pg) { return pg->conn; }
+
+void rg_pg_failed(rg_pg *pg, const char *msg)
+{
+    rg__msg(pg, msg);
+    rg__fault(pg);
+}

@@ -20,6 +20,12 @@ typedef struct rg_pg rg_pg;
 /* The PostgreSQL backend of st, NULL for SQLite (store.c). */
 rg_pg *rg_store_pg(rg_store *st);
 
+/* The libpq connection (a PGconn *) and the note of a failed statement's
+ * message, for the store's files that run their SQL when called
+ * (notify_store.c). */
+void *rg_pg_conn(rg_pg *pg);
+void rg_pg_failed(rg_pg *pg, const char *msg);
+
 /* 1 when path is a PostgreSQL connection URL rather than a file. */
 int rg_pg_url(const char *path);
 

@@ -165,6 +165,28 @@ const rg_pg_step rg_pg_steps[] = {
      "  UNIQUE(clinic, set_id, patient, key, state, at));"},
     /* 12 -> 13, as store_sql.c's step: who or what caused each transition */
     {12, 13, "ALTER TABLE transitions ADD COLUMN cause text;"},
+    /* 13 -> 14, as store_sql.c's step: the service's notification steps
+     * and their history (docs/notifications.md) */
+    {13, 14,
+     "CREATE TABLE notify_steps("
+     "  id bigserial PRIMARY KEY, clinic text COLLATE \"C\" NOT NULL,"
+     "  patient text COLLATE \"C\" NOT NULL, key text COLLATE \"C\" NOT NULL,"
+     "  opened bigint NOT NULL, route bigint NOT NULL, step bigint NOT NULL,"
+     "  round bigint NOT NULL, part bigint NOT NULL, rule text NOT NULL,"
+     "  receiver text NOT NULL, on_call text, due bigint NOT NULL, reason text,"
+     "  state text NOT NULL, attempts bigint NOT NULL, next_try bigint NOT NULL,"
+     "  claimed_until bigint,"
+     "  UNIQUE(clinic, key, opened, route, step, round, part));"
+     "CREATE INDEX notify_steps_due ON notify_steps(clinic, next_try) WHERE state = 'pending';"
+     "CREATE TABLE notify_log("
+     "  seq bigserial PRIMARY KEY, clinic text COLLATE \"C\" NOT NULL,"
+     "  patient text COLLATE \"C\" NOT NULL, key text COLLATE \"C\" NOT NULL,"
+     "  opened bigint NOT NULL, route bigint NOT NULL, step bigint NOT NULL,"
+     "  round bigint NOT NULL, rule text NOT NULL, receiver text NOT NULL, kind text NOT NULL,"
+     "  on_call text, at bigint NOT NULL, outcome text NOT NULL, reason text,"
+     "  alerts bigint NOT NULL, attempt bigint NOT NULL);"
+     "CREATE INDEX notify_log_by_key ON notify_log(clinic, key, seq);"
+     "CREATE INDEX notify_log_by_patient ON notify_log(clinic, patient, seq);"},
 };
 const size_t rg_pg_nsteps = sizeof rg_pg_steps / sizeof rg_pg_steps[0];
 

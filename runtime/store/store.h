@@ -25,7 +25,8 @@
 /* 11: protocol_sets, protocol_set_files, protocol_set_log (protocol versions) */
 /* 12: shadow_transitions (a shadow version's feed, which notifies nobody) */
 /* 13: transitions.cause: who or what caused each transition (issue 24) */
-#define RG_SCHEMA_VERSION 13
+/* 14: notify_steps and notify_log, the service's notifications (issue 29) */
+#define RG_SCHEMA_VERSION 14
 
 typedef struct rg_store rg_store;
 
@@ -492,5 +493,58 @@ int rg_store_notices(rg_store *st);
  * (1: sweep, simulate --db), until the connection ends; *ok 0 when the
  * other kind holds it. SQLite: *ok 1 (holder.h locks the file). */
 int rg_store_hold(rg_store *st, int alone, int *ok);
+
+/* ---- the service's notifications (docs/notifications.md; notify_store.c).
+ * A step the planner (engine/notify.c) laid out for an alert, kept under its
+ * idempotency key (clinic, key, opened, route, step, round, part; part 1 is
+ * the "outside hours" note before a step sent at the next opening). reason:
+ * NULL (to send) or why the planner holds it back; state: pending, sent,
+ * failed, suppressed, stopped. */
+typedef struct rg_notify_row {
+    int64_t id;
+    const char *clinic, *patient, *key, *rule, *receiver, *on_call, *reason, *state;
+    rg_time opened, due, next_try;
+    int route, step, round, part, attempts;
+} rg_notify_row;
+/* Stores a planned step (pending, due at r->due) unless its key is there;
+ * one there and still pending, never tried, takes r's reason, receiver and
+ * on_call. *added (when not NULL): 1 when it was new. */
+int rg_store_notify_plan(rg_store *st, const rg_notify_row *r, int *added);
+/* The clinic's pending steps whose next_try has come and that nobody has
+ * claimed (or whose claim ran out), at most limit, by (patient, due, route,
+ * step, round): a group falls due together. */
+int rg_store_notify_due(rg_store *st, const char *clinic, rg_time now, int limit,
+                        int (*fn)(void *ud, const rg_notify_row *r), void *ud);
+/* Claims step id until `until` (while it is sent); *got 0 when it is no
+ * longer pending or another worker holds an unexpired claim. */
+int rg_store_notify_claim(rg_store *st, int64_t id, rg_time now, rg_time until, int *got);
+/* Sets a step's state, attempts and next try, and drops its claim. */
+int rg_store_notify_set(rg_store *st, int64_t id, const char *state, int attempts,
+                        rg_time next_try);
+/* Stops the chain of one life of an alert: its pending steps. */
+int rg_store_notify_stop(rg_store *st, const char *clinic, const char *key, rg_time opened);
+/* Drops every claim (the one process of a SQLite store, at start). */
+int rg_store_notify_unclaim_all(rg_store *st);
+/* The earliest next_try of the clinic's pending steps (RG_TIME_NONE: none). */
+int rg_store_notify_next(rg_store *st, const char *clinic, rg_time *out);
+/* One attempt of the history: outcome sent, failed, retried, suppressed
+ * (reason: inhibited, grouped, outside hours, held down) or stopped (reason:
+ * acknowledged, snoozed, resolved). kind: webhook, email, sms. */
+typedef struct rg_notify_entry {
+    int64_t seq;
+    rg_time at, opened;
+    const char *clinic, *patient, *key, *rule, *receiver, *kind, *on_call, *outcome, *reason;
+    int route, step, round, alerts, attempt;
+} rg_notify_entry;
+int rg_store_notify_log(rg_store *st, const rg_notify_entry *e);
+/* The clinic's history in order, of one patient and/or key (NULL: any). */
+int rg_store_notify_each_log(rg_store *st, const char *clinic, const char *patient,
+                             const char *key, int (*fn)(void *ud, const rg_notify_entry *e),
+                             void *ud);
+/* The history counted by (clinic, outcome, kind). */
+int rg_store_notify_counts(rg_store *st,
+                           int (*fn)(void *ud, const char *clinic, const char *outcome,
+                                     const char *kind, int64_t n),
+                           void *ud);
 
 #endif

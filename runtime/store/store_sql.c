@@ -245,6 +245,27 @@ const char *const rg_store_migrations[] = {
     /* 12 -> 13: who or what caused each transition (rg_transition.cause);
      * NULL in the rows from before: read as unknown */
     "ALTER TABLE transitions ADD COLUMN cause TEXT;",
+    /* 13 -> 14: the service's notifications (docs/notifications.md). Each
+     * step the planner laid out, under its idempotency key (clinic, alert
+     * key, opening, route, step, round, part), with when it is due and how
+     * far it got; and every attempt, the notification history */
+    "CREATE TABLE notify_steps("
+    "  id INTEGER PRIMARY KEY, clinic TEXT NOT NULL, patient TEXT NOT NULL, key TEXT NOT NULL,"
+    "  opened INTEGER NOT NULL, route INTEGER NOT NULL, step INTEGER NOT NULL,"
+    "  round INTEGER NOT NULL, part INTEGER NOT NULL, rule TEXT NOT NULL,"
+    "  receiver TEXT NOT NULL, on_call TEXT, due INTEGER NOT NULL, reason TEXT,"
+    "  state TEXT NOT NULL, attempts INTEGER NOT NULL, next_try INTEGER NOT NULL,"
+    "  claimed_until INTEGER,"
+    "  UNIQUE(clinic, key, opened, route, step, round, part));"
+    "CREATE INDEX notify_steps_due ON notify_steps(clinic, next_try) WHERE state = 'pending';"
+    "CREATE TABLE notify_log("
+    "  seq INTEGER PRIMARY KEY, clinic TEXT NOT NULL, patient TEXT NOT NULL, key TEXT NOT NULL,"
+    "  opened INTEGER NOT NULL, route INTEGER NOT NULL, step INTEGER NOT NULL,"
+    "  round INTEGER NOT NULL, rule TEXT NOT NULL, receiver TEXT NOT NULL, kind TEXT NOT NULL,"
+    "  on_call TEXT, at INTEGER NOT NULL, outcome TEXT NOT NULL, reason TEXT,"
+    "  alerts INTEGER NOT NULL, attempt INTEGER NOT NULL);"
+    "CREATE INDEX notify_log_by_key ON notify_log(clinic, key, seq);"
+    "CREATE INDEX notify_log_by_patient ON notify_log(clinic, patient, seq);",
 };
 const size_t rg_store_nmigrations = sizeof rg_store_migrations / sizeof rg_store_migrations[0];
 

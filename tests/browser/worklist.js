@@ -214,6 +214,8 @@ async function main() {
                     'ack: the state shows "acknowledged by ann (nurse)", the signed-in user');
     await waitCheck(page, () => /acknowledged by ann \(nurse\): called the patient/.test(document.querySelector('#history').textContent),
                     'the history lists the ack with its note');
+    await waitCheck(page, () => /: desk by webhook, step 1 \(/.test(document.querySelector('#history').textContent),
+                    "the history lists the notification policy's attempts (a webhook nobody listens on)");
     const facts = await page.$$eval('#d-facts dt', (dts) => dts.map((dt) => [dt.textContent, dt.nextElementSibling.textContent]));
     const local = (t) => / -0[45]:00$/.test(t);
     check(facts.length >= 4 && facts.filter(([n]) => ['Due', 'Notify at', 'Opened'].includes(n)).every(([, v]) => local(v)) &&

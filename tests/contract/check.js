@@ -215,6 +215,8 @@ async function main() {
     await check('POST', A + '/snooze', `/v1/alerts/${k}/snooze`, { token: north, body: { who: 'nurse ann', until: '2001-01-01T00:00:00Z' } }, 400);
     const after = await check('GET', A, '/v1/alerts/' + k, { token: north }, 200);
     if (after.body.actions.length !== 2) fail(`GET /v1/alerts/${k}: expected the ack and the snooze in actions`);
+    if (!Array.isArray(after.body.notifications) || after.body.notifications.length !== 0)
+      fail(`GET /v1/alerts/${k}: a clinic without a notify policy has no notifications`);
   }
   // people and keys: sign in, roles, csrf, sign out (docs/service.md)
   const SE = '/v1/session';

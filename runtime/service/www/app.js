@@ -334,6 +334,16 @@
       if (x.note) text += ': ' + x.note;
       items.push({ at: x.at, text });
     }
+    // the notification policy's attempts (docs/notifications.md)
+    for (const n of d.notifications || []) {
+      const outcome = { sent: 'notified', failed: 'notifying failed', retried: 'notifying failed, retried',
+        suppressed: 'held back', stopped: 'escalation stopped' }[n.outcome] || n.outcome;
+      let text = atOf(n) + ' — ' + outcome + ': ' + n.receiver + (n.on_call ? ' (on call: ' + n.on_call + ')' : '') +
+        ' by ' + n.receiver_kind + ', step ' + n.step + (n.round ? ' round ' + n.round : '');
+      if (n.alerts) text += ', with ' + (n.alerts - 1) + ' more alert' + (n.alerts > 2 ? 's' : '');
+      if (n.reason) text += ' (' + n.reason + ')';
+      items.push({ at: n.at, text });
+    }
     items.sort((p, q) => Date.parse(p.at) - Date.parse(q.at));
     const ol = $('history');
     ol.replaceChildren(...items.map((i) => el('li', null, i.text)));
