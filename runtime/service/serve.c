@@ -728,6 +728,14 @@ static void rg__drop_work(rg_svc *sv, int ci)
 
 void rg_svc_job_free(rg_svc_job *j)
 {
+    if (j->fhir) {
+        json_decref(j->fhir->bundle);
+        if (j->fhir->im) {
+            rg_fhir_free(j->fhir->im);
+            free(j->fhir->im);
+        }
+        free(j->fhir);
+    }
     free(j->patients);
     rg_wlog_free(&j->log);
     free(j);
@@ -894,6 +902,15 @@ static void rg__flush(rg_svc *sv)
 {
     for (rg_svc_job *j = rg_svc_pool_done(sv), *next; j; j = next) {
         next = j->next;
+        if (j->abandoned) { /* left behind by a stop, back after all: answered then */
+            rg_svc_job_free(j);
+            continue;
+        }
+        if (j->fhir) { /* a Bundle mapped: its events queued for this flush */
+            sv->njobs--;
+            rg_svc_fhir_mapped(sv, j);
+            continue;
+        }
         j->next = sv->returned;
         sv->returned = j;
     }
@@ -1301,6 +1318,7 @@ static void rg__http_closed(void *ud)
     rg__close_handle((uv_handle_t *)&sv->reload_delay);
     rg__close_handle((uv_handle_t *)&sv->release);
     rg__close_handle((uv_handle_t *)&sv->qnote);
+    rg__close_handle((uv_handle_t *)&sv->stop_grace);
     pthread_mutex_lock(&sv->qmu); /* (no hook sends to it from here on) */
     sv->qasync_open = 0;
     pthread_mutex_unlock(&sv->qmu);
@@ -1336,11 +1354,52 @@ static void rg__stop_now(rg_svc *sv)
         rg__http_closed(sv);
 }
 
+/* limits.deadline_ms + RG_STOP_GRACE_MS after a stop, jobs still out: a
+ * thread is held in one C call the deadline cannot interrupt (a Lua table
+ * resize over colliding integer keys, say). The service stops without them:
+ * their requests are answered 503 (the events are stored: evaluated at the
+ * next start; a Bundle still mapping stored nothing), their threads are
+ * not joined. */
+static void rg__on_stop_grace(uv_timer_t *t)
+{
+    rg_svc *sv = t->data;
+    rg_svc_job *left[1024];
+    if (sv->closing || sv->njobs == 0)
+        return;
+    int n = rg_svc_pool_abandon(sv, left, 1024);
+    for (int i = 0; i < n; i++) {
+        rg_svc_job *j = left[i];
+        rg_svc_clinic *c = &sv->clinics[j->clinic];
+        rg_log("error", "clinic %s: its %s is still running %d ms after the stop was asked "
+               "(held in one C call the deadline cannot interrupt): the service stops without "
+               "it; the events it concerns are stored and are evaluated at the next start",
+               c->name, j->fhir ? "Bundle mapping (fhir.map)" : "evaluation",
+               sv->limits.deadline_ms + RG_STOP_GRACE_MS);
+        sv->njobs--;
+        if (j->fhir) {
+            if (j->fhir->conn)
+                rg_svc_unavailable(sv, j->fhir->conn, "the service is stopping; nothing was "
+                                                      "stored, send the Bundle again");
+            j->fhir->conn = NULL;
+        } else {
+            if (c->job == j)
+                c->job = NULL;
+            rg_svc_pending *reqs = j->reqs;
+            j->reqs = NULL;
+            rg__answer_list(sv, reqs, RG__UNEVALUATED);
+        }
+        if (!j->abandoned) /* (a queued one: ours) */
+            rg_svc_job_free(j);
+    }
+    rg__flush(sv); /* no job out: everything closes (rg__stop_now) */
+}
+
 /* The evaluation threads stop at their next patient (one evaluation, which
  * the sandbox's deadline bounds); queued requests are stored and answered
  * (503 for those whose evaluation did not run: their events are stored and
  * are evaluated when the service runs again); once the last job is back and
- * its log committed, rg__flush closes everything (rg__stop_now). */
+ * its log committed, rg__flush closes everything (rg__stop_now). A job
+ * not back by the deadline and a grace is left behind (rg__on_stop_grace). */
 static void rg__on_stop(uv_signal_t *h, int sig)
 {
     rg_svc *sv = h->data;
@@ -1352,6 +1411,8 @@ static void rg__on_stop(uv_signal_t *h, int sig)
                sig == SIGTERM ? "SIGTERM" : "SIGINT");
     rg_svc_pool_halt(sv);
     uv_timer_stop(&sv->wake);
+    uv_timer_start(&sv->stop_grace, rg__on_stop_grace,
+                   (uint64_t)sv->limits.deadline_ms + RG_STOP_GRACE_MS, 0);
     rg__flush(sv);
 }
 
@@ -1434,6 +1495,8 @@ int rg_serve_main(const char *db_path, const char *config_path, const char *ship
     uv_timer_init(&sv->loop, &sv->reload_delay);
     uv_timer_init(&sv->loop, &sv->release);
     uv_timer_init(&sv->loop, &sv->qnote);
+    uv_timer_init(&sv->loop, &sv->stop_grace);
+    sv->stop_grace.data = sv;
     uv_async_init(&sv->loop, &sv->qasync, rg__on_qasync);
     sv->qasync.data = sv;
     sv->qasync_open = 1;

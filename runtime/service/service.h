@@ -41,6 +41,11 @@
 #define RG_SVC_STREAM_PAGE 100  /* transitions of a stream's backlog sent at a time */
 #define RG_SVC_STREAM_PAGE_BYTES 32768 /* ... or fewer, once they make this many bytes */
 #define RG_LEASE_MS 1000      /* a worker tries the leases nobody holds this often */
+/* SIGTERM: a job still out this long after limits.deadline_ms (a thread held
+ * in one C call the deadline cannot interrupt) is left behind, the service
+ * stops without it (its patients' events are stored: evaluated at the next
+ * start) */
+#define RG_STOP_GRACE_MS 1000
 
 typedef struct rg_svc_clinic {
     char name[RG_EVENT_MAX_CLINIC + 1];
@@ -114,8 +119,24 @@ typedef struct rg_svc_pending {
     int npatients;
 } rg_svc_pending;
 
+/* POST /v1/fhir of a clinic whose clinic.lua has a fhir.map: the mapping
+ * runs on an evaluation thread (its Lua state is the thread's), all its
+ * calls under one budget of limits.deadline_ms; the events it makes then
+ * take the path of POST /v1/events (api.c, rg_svc_fhir_mapped). */
+typedef struct rg_svc_fhir_job {
+    rg_http_conn *conn; /* answered once the job is back */
+    json_t *bundle;     /* the request's body */
+    char source[160];   /* rg_svc_pending.source */
+    /* the thread's answer */
+    rg_fhir_import *im;
+    int rc;
+    char msg[4096];
+} rg_svc_fhir_job;
+
 /* A clinic's work for an evaluation thread (evaluate.c). The loop fills the
- * first part and owns the job again once the thread hands it back. */
+ * first part and owns the job again once the thread hands it back. A job
+ * with fhir set is a mapping job and nothing else: it does not touch the
+ * store (so it is not the clinic's one job out, c->job). */
 #define RG_SVC_JOB_PROTOS 64
 typedef struct rg_svc_job {
     struct rg_svc_job *next;
@@ -126,6 +147,8 @@ typedef struct rg_svc_job {
     int npatients;
     int wake;               /* then the clinic's due patients, for a while */
     rg_svc_pending *reqs;   /* answered once its log is committed */
+    rg_svc_fhir_job *fhir;  /* a mapping job: only this */
+    int abandoned; /* (under the pool's mutex) left behind by a stop: freed when it comes back */
     /* the thread's answer */
     int rc;        /* RG_OK, or the store error that stopped it */
     int evaluated; /* every one of patients was */
@@ -189,6 +212,7 @@ typedef struct rg_svc {
     uv_timer_t wake, reload_delay, lag;
     uv_timer_t release; /* at the end of a quarantine: the clinic's patients re-evaluated */
     uv_timer_t qnote;   /* quarantine notes to store as system alerts (next loop turn) */
+    uv_timer_t stop_grace; /* SIGTERM: jobs still out after deadline + RG_STOP_GRACE_MS are left */
     /* the engines' quarantine hook runs on the evaluation threads: qmu
      * guards qnotes, nqnotes and the clinics' release_at and quarantined,
      * and qasync wakes the loop to arm the timers (serve.c, rg__on_qasync) */
@@ -274,9 +298,19 @@ int rg_svc_pool_start(rg_svc *sv, const char *db, int nthreads, char *err, size_
 void rg_svc_pool_submit(rg_svc *sv, rg_svc_job *j);
 rg_svc_job *rg_svc_pool_done(rg_svc *sv);
 void rg_svc_pool_halt(rg_svc *sv);
+/* A stop that waited RG_STOP_GRACE_MS past the deadline: the jobs still out
+ * (running, held in a C call; or queued behind them) are left behind, up to
+ * max of them into out (those running are marked abandoned: the thread may
+ * still finish them, and they are freed when they come back; those queued
+ * are the caller's); returns how many. The threads running them are not
+ * joined by rg_svc_pool_free. */
+int rg_svc_pool_abandon(rg_svc *sv, rg_svc_job **out, int max);
 void rg_svc_pool_close(rg_svc *sv);
 void rg_svc_pool_free(rg_svc *sv);
 void rg_svc_pool_cache_stats(rg_svc *sv, rg_hcache_stats *s);
+/* api.c: a mapping job back on the loop: its request answered (an error,
+ * or 503 when stopping) or queued for the group commit; frees the job. */
+void rg_svc_fhir_mapped(rg_svc *sv, rg_svc_job *j);
 /* serve.c: frees a job (its requests must have been answered) */
 void rg_svc_job_free(rg_svc_job *j);
 
