@@ -244,6 +244,107 @@ Test(threads, a_reload_storm_leaves_healthz_answering_and_stops_on_sigterm, .tim
     rg_test_rmdir(s.dir);
 }
 
+/* One C call the deadline cannot interrupt: integer keys i * (2^17 - 1) all
+ * fall into one bucket of a table of 2^17 nodes (Lua 5.4 hashes an integer
+ * modulo the node count minus one), so the resize at key 65,537 reinserts
+ * every key through a chain that grows with each: about 7 s in one call of
+ * luaH_resize on this machine, with no hook in between. It prints first, so
+ * the test knows the call has begun. */
+static const char collide_protocol[] =
+    "local R = require 'regimen'\n"
+    "return R.protocol { id = 'collide', version = '1.0',\n"
+    "  rules = { { id = 'collide.resize', severity = 'warning', check = function(h, now, p)\n"
+    "      if h.patient:sub(1, 6) == 'check-' then return nil end\n"
+    "      print('colliding keys for ' .. h.patient)\n"
+    "      local t = {}\n"
+    "      for i = 1, 65537 do t[i * 131071] = true end\n"
+    "      return R.alert { message = 'survived the resize' }\n"
+    "    end } } }\n";
+
+static int count_of(const char *text, const char *what)
+{
+    int n = 0;
+    for (const char *p = text; (p = strstr(p, what)); p++)
+        n++;
+    return n;
+}
+
+/* While an evaluation thread is held in that one C call, /healthz and the
+ * other clinic answer; SIGTERM stops the service within the deadline plus
+ * its grace (RG_STOP_GRACE_MS, 1 s) by leaving the thread behind; the
+ * request is answered 503 (stored, not evaluated), and the next start
+ * evaluates the patient: nothing is lost. */
+Test(threads, a_thread_held_in_one_c_call_is_left_behind_by_sigterm, .timeout = 120)
+{
+    server s = {0};
+    char *out;
+    setup(&s, 2);
+    rg_test_write(s.dir, "a/p.lua", collide_protocol);
+    /* deadline 300 ms (setup) */
+    server_start(&s);
+    char *ev = ping("north", "c1", "h1", now_ms() - 1000, "ping");
+    int held = http_send(s.port, "POST", "/v1/events", TOKEN_A, ev);
+    free(ev);
+    cr_assert_geq(held, 0);
+    cr_assert(log_has(&s, "colliding keys for h1", 10000), "%s", rg_test_read(s.log));
+    int64_t t0 = mono_ms();
+    cr_assert_eq(http(s.port, "GET", "/healthz", NULL, NULL, &out), 200, "%s", out);
+    int64_t healthz_ms = mono_ms() - t0;
+    free(out);
+    ev = ping("south", "b1", "q1", now_ms() - 5000, "ping");
+    t0 = mono_ms();
+    cr_assert_eq(http(s.port, "POST", "/v1/events", TOKEN_B, ev, &out), 200, "%s", out);
+    int64_t post_ms = mono_ms() - t0;
+    free(ev);
+    free(out);
+    cr_assert(!answered(held), "north's evaluation was over before the measurements");
+
+    t0 = mono_ms();
+    cr_assert_eq(kill(s.pid, SIGTERM), 0);
+    int status;
+    cr_assert_eq(waitpid(s.pid, &status, 0), s.pid);
+    int64_t stop_ms = mono_ms() - t0;
+    fprintf(stderr, "a thread held in one C call (a table resize over colliding keys): "
+            "/healthz %lld ms, another clinic's POST %lld ms; SIGTERM stopped the service in "
+            "%lld ms (deadline %d ms + a grace of 1000 ms)\n", (long long)healthz_ms,
+            (long long)post_ms, (long long)stop_ms, DEADLINE_MS);
+    cr_assert_lt(healthz_ms, 1000);
+    cr_assert_lt(post_ms, 1000);
+    char *log = rg_test_read(s.log);
+    cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "status %d:\n%s", status, log);
+    cr_assert(strstr(log, "clinic north: its evaluation is still running") &&
+                  strstr(log, "info stopped") && !strstr(log, "Sanitizer") &&
+                  !strstr(log, "runtime error:"),
+              "%s", log);
+    free(log);
+    cr_assert_lt(stop_ms, DEADLINE_MS + 1000 + 500, "stopped in %lld ms", (long long)stop_ms);
+    cr_assert_eq(http_read(held, &out), 503, "%s", out);
+    cr_assert(strstr(out, "stored but"), "%s", out);
+    free(out);
+    cr_assert_eq(count_rows(s.db, "SELECT count(*) FROM events WHERE clinic = 'north'"), 1);
+
+    cr_assert_eq(count_rows(s.db, "SELECT count(*) FROM transitions WHERE clinic = 'north'"),
+                 0);
+
+    /* the next start evaluates h1 (its start-up catch-up): the same call,
+     * which ends after its seconds, and the rule's alert opens */
+    server_start(&s);
+    int found = 0;
+    for (int i = 0; i < 300 && !found; i++) {
+        cr_assert_eq(http(s.port, "GET", "/v1/transitions?after=0", TOKEN_A, NULL, &out), 200);
+        found = strstr(out, "\"rule\":\"collide.resize\"") && strstr(out, "\"patient\":\"h1\"");
+        free(out);
+        if (!found)
+            usleep(100000);
+    }
+    cr_assert(found, "h1 was not evaluated after the restart:\n%s", rg_test_read(s.log));
+    log = rg_test_read(s.log);
+    cr_assert_eq(count_of(log, "colliding keys for h1"), 2, "%s", log);
+    free(log);
+    cr_assert_eq(server_stop(&s, SIGTERM), 0);
+    rg_test_rmdir(s.dir);
+}
+
 Test(threads, evaluation_threads_must_be_a_positive_number)
 {
     server s = {0};
