@@ -345,6 +345,131 @@ Test(threads, a_thread_held_in_one_c_call_is_left_behind_by_sigterm, .timeout = 
     rg_test_rmdir(s.dir);
 }
 
+/* Replaces the first occurrence of from by to in dir/rel. */
+static void edit(const char *dir, const char *rel, const char *from, const char *to)
+{
+    char path[700];
+    snprintf(path, sizeof path, "%s/%s", dir, rel);
+    char *text = rg_test_read(path);
+    char *at = strstr(text, from);
+    cr_assert_not_null(at, "%s has no '%s'", path, from);
+    size_t len = strlen(text) + strlen(to) + 1;
+    char *out = malloc(len);
+    snprintf(out, len, "%.*s%s%s", (int)(at - text), text, to, at + strlen(from));
+    rg_test_write(dir, rel, out);
+    free(out);
+    free(text);
+}
+
+/* Samples /healthz and south's POST until the log says the gate is back;
+ * returns how many samples were taken while it ran, the worst times in
+ * *healthz_ms and *post_ms. */
+static int sample_while_gating(server *s, int64_t *healthz_ms, int64_t *post_ms)
+{
+    int n = 0;
+    char *out;
+    *healthz_ms = *post_ms = 0;
+    for (int i = 0; i < 1000; i++) {
+        char *log = rg_test_read(s->log);
+        int back = strstr(log, "the reload's gate took") != NULL;
+        free(log);
+        if (back)
+            break;
+        int64_t t0 = mono_ms();
+        cr_assert_eq(http(s->port, "GET", "/healthz", NULL, NULL, &out), 200, "%s", out);
+        int64_t h = mono_ms() - t0;
+        free(out);
+        char id[32];
+        snprintf(id, sizeof id, "g%d", i);
+        char *ev = ping("south", id, id, now_ms() - 5000, "ping");
+        t0 = mono_ms();
+        cr_assert_eq(http(s->port, "POST", "/v1/events", TOKEN_B, ev, &out), 200, "%s", out);
+        int64_t p = mono_ms() - t0;
+        free(ev);
+        free(out);
+        *healthz_ms = h > *healthz_ms ? h : *healthz_ms;
+        *post_ms = p > *post_ms ? p : *post_ms;
+        n++;
+        usleep(50000);
+    }
+    return n;
+}
+
+/* A reload of a clinic running a copy of the shipped ketamine set (its
+ * scenario tests beside it): the gate (generated histories, the scenario
+ * tests: seconds) runs on reload.c's thread, /healthz and the other clinic
+ * answer in under a second meanwhile, and the new version goes live when it
+ * passes; a version whose scenario tests fail is refused after its gate,
+ * and the version in force stays. */
+Test(threads, a_changed_reload_is_gated_off_the_loop, .timeout = 180)
+{
+    server s = {0};
+    char a[600], cmd[1400], *out;
+    setup(&s, 2);
+    snprintf(a, sizeof a, "%s/a", s.dir);
+    snprintf(cmd, sizeof cmd, "rm -f '%s/p.lua' && cp -R protocols/ketamine/. '%s/'", a, a);
+    cr_assert_eq(system(cmd), 0, "%s (run from the repository root)", cmd);
+    server_start(&s);
+    cr_assert(log_has(&s, "protocol ketamine.acute 1.0.0 loaded", 10000), "%s",
+              rg_test_read(s.log));
+
+    /* 1. a new version that passes */
+    edit(a, "acute.lua", "version = \"1.0.0\"", "version = \"1.0.1-gated\"");
+    cr_assert_eq(kill(s.pid, SIGHUP), 0);
+    cr_assert(log_has(&s, "clinic north: protocols in", 10000) &&
+                  log_has(&s, "changed: gating them off the loop", 10000),
+              "%s", rg_test_read(s.log));
+    int64_t healthz_ms, post_ms;
+    int samples = sample_while_gating(&s, &healthz_ms, &post_ms);
+    cr_assert(log_has(&s, "protocol ketamine.acute 1.0.1-gated loaded", 30000),
+              "the new version did not go live:\n%s", rg_test_read(s.log));
+    char *log = rg_test_read(s.log);
+    const char *took = strstr(log, "the reload's gate took ");
+    cr_assert_not_null(took, "%s", log);
+    double gate_ms = atof(took + strlen("the reload's gate took "));
+    free(log);
+    fprintf(stderr, "during a %.0f ms reload gate of the shipped ketamine set: %d samples, "
+            "/healthz at most %lld ms, another clinic's POST at most %lld ms\n", gate_ms,
+            samples, (long long)healthz_ms, (long long)post_ms);
+    cr_assert_geq(samples, 1, "the gate (%.0f ms) was back before the first sample", gate_ms);
+    cr_assert_lt(healthz_ms, 1000);
+    cr_assert_lt(post_ms, 1000);
+    /* the version in force is the new one: what north's engine records */
+    cr_assert_eq(count_rows(s.db, "SELECT count(*) FROM protocol_versions WHERE "
+                                  "protocol = 'ketamine.acute' AND version = '1.0.1-gated'"),
+                 1);
+
+    /* 2. a version whose scenario tests fail: refused, the previous stays */
+    edit(a, "acute.lua", "version = \"1.0.1-gated\"", "version = \"1.0.2-refused\"");
+    edit(a, "acute.lua", "infusion_due_after     = days(2)", "infusion_due_after     = days(20)");
+    char *before = rg_test_read(s.log);
+    size_t mark = strlen(before);
+    free(before);
+    cr_assert_eq(kill(s.pid, SIGHUP), 0);
+    int refused = 0;
+    for (int i = 0; i < 3000 && !refused; i++) {
+        log = rg_test_read(s.log);
+        refused = strstr(log + mark, "clinic north: protocols refused") != NULL;
+        free(log);
+        if (!refused)
+            usleep(10000);
+    }
+    log = rg_test_read(s.log);
+    cr_assert(refused, "not refused:\n%s", log + mark);
+    cr_assert(strstr(log + mark, "acute_test.lua"), "the refusal names the failing scenario:\n%s",
+              log + mark);
+    cr_assert_null(strstr(log, "1.0.2-refused loaded"), "%s", log + mark);
+    free(log);
+    cr_assert_eq(http(s.port, "GET", "/healthz", NULL, NULL, &out), 200, "%s", out);
+    cr_assert(strstr(out, "degraded"), "an open refusal alert: %s", out);
+    free(out);
+    cr_assert_eq(count_rows(s.db, "SELECT count(*) FROM protocol_versions WHERE "
+                                  "version = '1.0.2-refused'"),
+                 0);
+    cr_assert_eq(server_stop(&s, SIGTERM), 0);
+    rg_test_rmdir(s.dir);
+}
+
 Test(threads, evaluation_threads_must_be_a_positive_number)
 {
     server s = {0};

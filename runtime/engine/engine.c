@@ -406,10 +406,18 @@ int rg_engine_set_clinic_from(rg_engine *e, const char *clinic, const char *dir,
     int rc = rg_clinic_load(&c, clinic, dir, shipped, overrides, &e->o.limits, err, errlen);
     if (rc)
         return rc;
+    return rg_engine_set_clinic_loaded(e, clinic, c, err, errlen);
+}
+
+int rg_engine_set_clinic_loaded(rg_engine *e, const char *clinic, rg_clinic *c, char *err,
+                                size_t errlen)
+{
+    int rc;
     if ((rc = rg__record_versions(e, c)) != RG_OK) { /* unrecorded versions do not run */
+        rg_fail(err, errlen, rc, "clinic %s: protocols in %s not taken: their versions "
+                "could not be recorded (%s)", clinic, c->dir, rg_store_errmsg(e->st));
         rg_clinic_free(c);
-        return rg_fail(err, errlen, rc, "clinic %s: protocols in %s not taken: their versions "
-                       "could not be recorded (%s)", clinic, dir, rg_store_errmsg(e->st));
+        return rc;
     }
     rg__clinic_slot *s = rg__slot(e, clinic, 1);
     if (!s) {

@@ -125,6 +125,11 @@ int rg_engine_set_clinic_params(rg_engine *e, const char *clinic, const char *di
 int rg_engine_set_clinic_from(rg_engine *e, const char *clinic, const char *dir,
                               const char *shipped, const char *overrides, char *err,
                               size_t errlen);
+/* The same for protocols loaded already (rg_clinic_load, on another thread:
+ * the service's reload gate, runtime/service/reload.c): c is taken, also on
+ * failure (freed). */
+int rg_engine_set_clinic_loaded(rg_engine *e, const char *clinic, rg_clinic *c, char *err,
+                                size_t errlen);
 /* The clinic's loaded protocols (loading the default directory on first use);
  * NULL if they cannot be loaded (the reason is reported through on_error
  * once). */

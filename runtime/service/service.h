@@ -164,6 +164,20 @@ typedef struct rg_svc_job {
     int nprotos;
 } rg_svc_job;
 
+/* A clinic's reload gate, run off the loop (reload.c): the loop fills the
+ * first part, the gate's thread the answer. */
+typedef struct rg_svc_gate {
+    struct rg_svc_gate *next;
+    int clinic;
+    char dir[PATH_MAX + 16], shipped[PATH_MAX + 16]; /* what it loads ("": no shipped root) */
+    uint64_t fp;                                     /* their rg_clinic_fingerprint */
+    /* the answer */
+    int rc;              /* RG_OK: passed, and loaded */
+    char err[4096];      /* why not */
+    rg_clinic *loaded;   /* for the loop's engine (rg_engine_set_clinic_loaded) */
+    double ms;           /* the gate and the load took */
+} rg_svc_gate;
+
 /* A stream ticket (POST /v1/stream-tickets): lets one EventSource, which
  * cannot send the token, open the clinic's stream once. */
 typedef struct rg_svc_ticket {
@@ -180,6 +194,9 @@ typedef struct rg_svc {
     rg_store *st;     /* the loop's connection: the one writer, and the GET routes' reads */
     rg_engine *eng;   /* the loop's engine: loads (checks) protocols, zones; never evaluates */
     struct rg_svc_pool *pool; /* the evaluation threads (evaluate.c) */
+    struct rg_svc_gates *gates; /* the reload gate's thread (reload.c) */
+    int gating;       /* clinics whose gate is out: a reload meanwhile waits for them */
+    int reload_again; /* a reload was asked while gating: run once they are back */
     int eval_threads;         /* limits.evaluation_threads (0: the processors available) */
     int njobs;                /* jobs out on the threads */
     rg_svc_job *returned;     /* jobs back from them, applied in the next group */
@@ -311,6 +328,18 @@ void rg_svc_pool_cache_stats(rg_svc *sv, rg_hcache_stats *s);
 /* api.c: a mapping job back on the loop: its request answered (an error,
  * or 503 when stopping) or queued for the group commit; frees the job. */
 void rg_svc_fhir_mapped(rg_svc *sv, rg_svc_job *j);
+/* reload.c: the reload gate's thread. start makes it (on_done runs on the
+ * loop when answers are back); submit queues one clinic's gate (RG_ENOMEM:
+ * no thread); done takes the answers, in the order they were submitted;
+ * close closes the loop handle; free (after the loop ended) joins the
+ * thread, or leaves it behind when a gate is under way. */
+int rg_svc_gates_start(rg_svc *sv, void (*on_done)(rg_svc *sv));
+int rg_svc_gates_submit(rg_svc *sv, rg_svc_gate *g);
+rg_svc_gate *rg_svc_gates_done(rg_svc *sv);
+void rg_svc_gate_free(rg_svc_gate *g);
+void rg_svc_gates_close(rg_svc *sv);
+void rg_svc_gates_free(rg_svc *sv);
+
 /* serve.c: frees a job (its requests must have been answered) */
 void rg_svc_job_free(rg_svc_job *j);
 
