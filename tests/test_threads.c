@@ -470,6 +470,67 @@ Test(threads, a_changed_reload_is_gated_off_the_loop, .timeout = 180)
     rg_test_rmdir(s.dir);
 }
 
+/* Runs past the instruction budget for every patient but the gate's. */
+static const char spin_protocol[] =
+    "local R = require 'regimen'\n"
+    "return R.protocol { id = 'spin', version = '1.0',\n"
+    "  rules = { { id = 'spin.loop', severity = 'warning', check = function(h, now, p)\n"
+    "      if h.patient:sub(1, 6) == 'check-' then return nil end\n"
+    "      local n = 0\n"
+    "      while true do n = n + 1 end\n"
+    "    end } } }\n";
+
+/* A quarantine holds for every evaluation thread: north's protocol hits the
+ * instruction budget at each evaluation, quarantine_hits is 3, and twelve
+ * POSTs, one after another, make twelve jobs, which the two idle threads
+ * take in turn. Once quarantined (by whichever thread counted the third
+ * hit), the protocol runs on no thread: exactly 3 limit hits, one
+ * quarantine. (Each thread counting its own hits would make 6 and two.) */
+Test(threads, a_quarantine_holds_on_every_evaluation_thread, .timeout = 60)
+{
+    server s = {0};
+    char cfg[1024], *out;
+    setup(&s, 2);
+    rg_test_write(s.dir, "a/p.lua", spin_protocol);
+    snprintf(cfg, sizeof cfg,
+             "{ \"listen\": \"127.0.0.1:0\",\n"
+             "  \"clinics\": {\n"
+             "    \"north\": { \"protocols\": \"a\", \"tokens\": [\"" TOKEN_A "\"] },\n"
+             "    \"south\": { \"protocols\": \"b\", \"tokens\": [\"" TOKEN_B "\"] } },\n"
+             "  \"limits\": { \"max_instructions\": 200000, \"deadline_ms\": 2000,\n"
+             "              \"quarantine_hits\": 3, \"quarantine_window_s\": 600,\n"
+             "              \"quarantine_backoff_s\": 600, \"evaluation_threads\": 2 } }\n");
+    rg_test_write(s.dir, "config.json", cfg);
+    server_start(&s);
+    for (int i = 0; i < 12; i++) {
+        char id[32];
+        snprintf(id, sizeof id, "z%d", i);
+        char *ev = ping("north", id, id, now_ms() - 1000, "ping");
+        cr_assert_eq(http(s.port, "POST", "/v1/events", TOKEN_A, ev, &out), 200, "%s", out);
+        free(ev);
+        free(out);
+    }
+    char *log = rg_test_read(s.log);
+    /* (a quarantine is also an evaluation error of the patient at hand,
+     * which names the last hit) */
+    int hits = count_rows(s.db, "SELECT count(*) FROM eval_errors WHERE clinic = 'north' AND "
+                                "message LIKE '%instruction budget%' AND "
+                                "message NOT LIKE '%is quarantined for%'");
+    int quarantines = count_rows(s.db, "SELECT count(*) FROM eval_errors WHERE clinic = "
+                                       "'north' AND message LIKE '%is quarantined for%'");
+    fprintf(stderr, "12 jobs of a protocol over its instruction budget on 2 threads: %d limit "
+            "hits, %d quarantine%s\n", hits, quarantines, quarantines == 1 ? "" : "s");
+    cr_assert_eq(hits, 3, "%s", log);
+    cr_assert_eq(quarantines, 1, "%s", log);
+    cr_assert_eq(count_of(log, "error clinic north: "), 1, "one quarantine logged:\n%s", log);
+    free(log);
+    cr_assert_eq(http(s.port, "GET", "/metrics", TOKEN_A, NULL, &out), 200);
+    cr_assert(strstr(out, "\nregimen_quarantine_skips_total 9"), "%s", out);
+    free(out);
+    cr_assert_eq(server_stop(&s, SIGTERM), 0);
+    rg_test_rmdir(s.dir);
+}
+
 Test(threads, evaluation_threads_must_be_a_positive_number)
 {
     server s = {0};

@@ -465,11 +465,11 @@ void rg_svc_pool_close(rg_svc *sv)
         uv_close((uv_handle_t *)&sv->pool->async, NULL);
 }
 
-void rg_svc_pool_free(rg_svc *sv)
+int rg_svc_pool_free(rg_svc *sv)
 {
     struct rg_svc_pool *pool = sv->pool;
     if (!pool)
-        return;
+        return 0;
     pthread_mutex_lock(&pool->mu);
     pool->stop = 1;
     atomic_store(&pool->halt, 1);
@@ -489,7 +489,7 @@ void rg_svc_pool_free(rg_svc *sv)
                 pthread_join(t->tid, NULL);
         }
         sv->pool = NULL;
-        return;
+        return 1;
     }
     for (int i = 0; pool->threads && i < pool->nthreads; i++) {
         rg__thread *t = &pool->threads[i];
@@ -516,4 +516,5 @@ void rg_svc_pool_free(rg_svc *sv)
     pthread_mutex_destroy(&pool->mu);
     free(pool);
     sv->pool = NULL;
+    return 0;
 }

@@ -1002,6 +1002,7 @@ static int rg__went_live(rg_svc *sv, int i, int initial, const char *old_hashes,
     if (initial || sv->clinics[i].refused) /* (at start: one from before may be open) */
         rg__refusal_alert(sv, i, NULL);
     rg__quarantine_end_all(sv, i); /* new protocols (or a restart): none is quarantined */
+    rg_qboard_clear(sv->qboard, name); /* (on every thread: their hits counted there) */
     /* the evaluation threads load it before their next job (which also
      * ends a quarantine there, as on this engine) */
     sv->clinics[i].gen++;
@@ -1581,12 +1582,20 @@ int rg_serve_main(const char *db_path, const char *config_path, const char *ship
         return 2;
     }
     rg_store_data_version(sv->st, &sv->data_version);
+    if (rg_qboard_new(&sv->qboard)) {
+        fprintf(stderr, "regimen serve: out of memory\n");
+        rg_store_close(sv->st);
+        rg_holder_release(sv->holder);
+        return 2;
+    }
+    sv->budget.board = sv->qboard; /* (every engine's: one quarantine for all threads) */
     rg_engine_opts eo = {.limits = sv->limits, .shipped = shipped ? sv->shipped : NULL,
                          .on_error = rg__on_eval_error, .ud = sv,
                          .history_cache_bytes = 0 /* it never evaluates */, .budget = sv->budget};
     eo.budget.on_quarantine = rg__on_quarantine;
     eo.budget.ud = sv;
     if (rg_engine_new(&sv->eng, sv->st, &eo)) {
+        rg_qboard_free(sv->qboard);
         rg_store_close(sv->st);
         rg_holder_release(sv->holder);
         return 2;
@@ -1705,7 +1714,10 @@ run:
         rg_log("error", "event loop did not close cleanly: %s", uv_strerror(rc));
     if (sv->notice_fd >= 0)
         close(sv->notice_fd); /* (its poll handle is closed) */
-    rg_svc_pool_free(sv); /* (every job came back before the handles closed) */
+    /* (every job came back before the handles closed, or was left behind:
+     * then its thread may still count on the board) */
+    if (!rg_svc_pool_free(sv))
+        rg_qboard_free(sv->qboard);
     rg_svc_gates_free(sv);
     for (int i = 0; i < sv->npending; i++) { /* none unless the loop stopped abnormally */
         json_decref(sv->pending[i].items);

@@ -225,6 +225,7 @@ typedef struct rg_svc {
     size_t history_cache; /* bytes of compiled histories kept (limits.history_cache_mb) */
     rg_time future_skew;  /* limits.future_skew_minutes (0: the default; negative: no check) */
     rg_budget_opts budget; /* limits.clinic_cpu_ms and limits.quarantine_* */
+    rg_qboard *qboard;     /* budget.board: one quarantine for every evaluation thread */
     int approval; /* "protocol_changes": "approval": clinics run their active version (protocols_live.c) */
     uv_timer_t wake, reload_delay, lag;
     uv_timer_t release; /* at the end of a quarantine: the clinic's patients re-evaluated */
@@ -323,7 +324,7 @@ void rg_svc_pool_halt(rg_svc *sv);
  * joined by rg_svc_pool_free. */
 int rg_svc_pool_abandon(rg_svc *sv, rg_svc_job **out, int max);
 void rg_svc_pool_close(rg_svc *sv);
-void rg_svc_pool_free(rg_svc *sv);
+int rg_svc_pool_free(rg_svc *sv); /* 1: a thread was left behind (still running) */
 void rg_svc_pool_cache_stats(rg_svc *sv, rg_hcache_stats *s);
 /* api.c: a mapping job back on the loop: its request answered (an error,
  * or 503 when stopping) or queued for the group commit; frees the job. */
