@@ -163,18 +163,22 @@ static void rg__map(rg__thread *t, rg_svc_job *j, rg_clinic *cl)
         f->rc = RG_EIO;
         return;
     }
-    if (cl) {
-        rg_clinic_fhir_opts(cl, &fo);
-        rg_clinic_fhir_budget(cl, sv->limits.deadline_ms);
+    if (!cl) { /* (the loop's engine has a map: never skipped silently) */
+        f->rc = RG_EPROTOCOL;
+        snprintf(f->msg, sizeof f->msg, "clinic %s: its fhir.map could not be run: the "
+                 "evaluation thread could not load clinic.lua (see the log); nothing was stored",
+                 fo.clinic);
+        return;
     }
+    rg_clinic_fhir_opts(cl, &fo);
+    rg_clinic_fhir_budget(cl, sv->limits.deadline_ms);
     if (!(f->im = calloc(1, sizeof *f->im)))
         f->rc = RG_ENOMEM;
     else if ((f->rc = rg_fhir_bundle(f->im, f->bundle, &fo, f->msg, sizeof f->msg))) {
         free(f->im);
         f->im = NULL;
     }
-    if (cl)
-        rg_clinic_fhir_budget(cl, 0);
+    rg_clinic_fhir_budget(cl, 0);
 }
 
 static void rg__run(rg__thread *t, rg_svc_job *j)
