@@ -64,7 +64,7 @@ struct rg_sandbox {
     int str_hit;       /* the allocator refused a string over RG_MAX_STRING since enter */
     int print_lines;   /* print calls since enter */
     size_t print_bytes;
-    char why[160];
+    char why[320];
     rg_guard guard;
     int nenvs_at_enter;
 };
@@ -304,6 +304,24 @@ int rg_pcall(rg_sandbox *sb, int nargs, int nres, char *err, size_t errlen)
     if (sb->oom) { /* even if the call returned: a pcall inside may have hidden it */
         lua_settop(L, base - 1);
         return rg_fail(err, errlen, RG_ENOMEM, "out of memory");
+    }
+    /* A call that returned well past the deadline spent it inside one C
+     * call no hook can interrupt (a table resize over colliding keys): its
+     * result is not used, and it counts as a limit hit (so a protocol that
+     * does it again is quarantined). */
+    int64_t late = status == LUA_OK && sb->active && !sb->expired
+                       ? rg_monotonic_ms() - sb->deadline : 0;
+    if (late > sb->lim.deadline_ms / 10) {
+        int capped = sb->cap && sb->deadline == sb->cap;
+        snprintf(sb->why, sizeof sb->why, "deadline of %d ms %s%s exceeded: one call into the "
+                 "Lua core ran %lld ms past it (it cannot be interrupted; what it returned is "
+                 "not used)", capped ? sb->cap_ms : sb->lim.deadline_ms,
+                 capped ? "for " : "per evaluation", capped ? sb->cap_what : "",
+                 (long long)late);
+        sb->expired = 1;
+        sb->limit_hits++;
+        lua_settop(L, base - 1);
+        return rg_fail(err, errlen, RG_ELIMIT, "%s", sb->why);
     }
     if (status == LUA_OK) {
         lua_remove(L, base);
