@@ -244,6 +244,294 @@ Test(threads, a_reload_storm_leaves_healthz_answering_and_stops_on_sigterm, .tim
     rg_test_rmdir(s.dir);
 }
 
+/* One C call the deadline cannot interrupt: integer keys i * (2^17 - 1) all
+ * fall into one bucket of a table of 2^17 nodes (Lua 5.4 hashes an integer
+ * modulo the node count minus one), so the resize at key 65,537 reinserts
+ * every key through a chain that grows with each: about 7 s in one call of
+ * luaH_resize on this machine, with no hook in between. It prints first, so
+ * the test knows the call has begun. */
+static const char collide_protocol[] =
+    "local R = require 'regimen'\n"
+    "return R.protocol { id = 'collide', version = '1.0',\n"
+    "  rules = { { id = 'collide.resize', severity = 'warning', check = function(h, now, p)\n"
+    "      if h.patient:sub(1, 6) == 'check-' then return nil end\n"
+    "      print('colliding keys for ' .. h.patient)\n"
+    "      local t = {}\n"
+    "      for i = 1, 65537 do t[i * 131071] = true end\n"
+    "      return R.alert { message = 'survived the resize' }\n"
+    "    end } } }\n";
+
+static int count_of(const char *text, const char *what)
+{
+    int n = 0;
+    for (const char *p = text; (p = strstr(p, what)); p++)
+        n++;
+    return n;
+}
+
+/* While an evaluation thread is held in that one C call, /healthz and the
+ * other clinic answer; SIGTERM stops the service within the deadline plus
+ * its grace (RG_STOP_GRACE_MS, 1 s) by leaving the thread behind; the
+ * request is answered 503 (stored, not evaluated), and the next start
+ * evaluates the patient: nothing is lost. */
+Test(threads, a_thread_held_in_one_c_call_is_left_behind_by_sigterm, .timeout = 120)
+{
+    server s = {0};
+    char *out;
+    setup(&s, 2);
+    rg_test_write(s.dir, "a/p.lua", collide_protocol);
+    /* deadline 300 ms (setup) */
+    server_start(&s);
+    char *ev = ping("north", "c1", "h1", now_ms() - 1000, "ping");
+    int held = http_send(s.port, "POST", "/v1/events", TOKEN_A, ev);
+    free(ev);
+    cr_assert_geq(held, 0);
+    cr_assert(log_has(&s, "colliding keys for h1", 10000), "%s", rg_test_read(s.log));
+    int64_t t0 = mono_ms();
+    cr_assert_eq(http(s.port, "GET", "/healthz", NULL, NULL, &out), 200, "%s", out);
+    int64_t healthz_ms = mono_ms() - t0;
+    free(out);
+    ev = ping("south", "b1", "q1", now_ms() - 5000, "ping");
+    t0 = mono_ms();
+    cr_assert_eq(http(s.port, "POST", "/v1/events", TOKEN_B, ev, &out), 200, "%s", out);
+    int64_t post_ms = mono_ms() - t0;
+    free(ev);
+    free(out);
+    cr_assert(!answered(held), "north's evaluation was over before the measurements");
+
+    t0 = mono_ms();
+    cr_assert_eq(kill(s.pid, SIGTERM), 0);
+    int status;
+    cr_assert_eq(waitpid(s.pid, &status, 0), s.pid);
+    int64_t stop_ms = mono_ms() - t0;
+    fprintf(stderr, "a thread held in one C call (a table resize over colliding keys): "
+            "/healthz %lld ms, another clinic's POST %lld ms; SIGTERM stopped the service in "
+            "%lld ms (deadline %d ms + a grace of 1000 ms)\n", (long long)healthz_ms,
+            (long long)post_ms, (long long)stop_ms, DEADLINE_MS);
+    cr_assert_lt(healthz_ms, 1000);
+    cr_assert_lt(post_ms, 1000);
+    char *log = rg_test_read(s.log);
+    cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "status %d:\n%s", status, log);
+    cr_assert(strstr(log, "clinic north: its evaluation is still running") &&
+                  strstr(log, "info stopped") && !strstr(log, "Sanitizer") &&
+                  !strstr(log, "runtime error:"),
+              "%s", log);
+    free(log);
+    cr_assert_lt(stop_ms, DEADLINE_MS + 1000 + 500, "stopped in %lld ms", (long long)stop_ms);
+    cr_assert_eq(http_read(held, &out), 503, "%s", out);
+    cr_assert(strstr(out, "stored but"), "%s", out);
+    free(out);
+    cr_assert_eq(count_rows(s.db, "SELECT count(*) FROM events WHERE clinic = 'north'"), 1);
+
+    cr_assert_eq(count_rows(s.db, "SELECT count(*) FROM transitions WHERE clinic = 'north'"),
+                 0); /* (not even the rule-failure alert: no evaluation ended) */
+
+    /* the next start evaluates h1 (its start-up catch-up): the same call,
+     * which returns seconds later; what it returned is not used: the
+     * deadline's error names the rule and its file (a limit hit, counted
+     * for the quarantine) */
+    server_start(&s);
+    cr_assert(log_has(&s, "clinic north, patient h1", 30000), "h1 was not evaluated after the "
+              "restart:\n%s", rg_test_read(s.log));
+    log = rg_test_read(s.log);
+    cr_assert_eq(count_of(log, "colliding keys for h1"), 2, "%s", log);
+    cr_assert(strstr(log, "p.lua:3: rule 'collide.resize': deadline of 300 ms per evaluation "
+                          "exceeded: one call into the Lua core ran "),
+              "%s", log);
+    free(log);
+    cr_assert_eq(count_rows(s.db, "SELECT count(*) FROM transitions WHERE clinic = 'north' "
+                                  "AND rule = 'collide.resize'"),
+                 0, "the late result was used");
+    cr_assert_eq(server_stop(&s, SIGTERM), 0);
+    rg_test_rmdir(s.dir);
+}
+
+/* Replaces the first occurrence of from by to in dir/rel. */
+static void edit(const char *dir, const char *rel, const char *from, const char *to)
+{
+    char path[700];
+    snprintf(path, sizeof path, "%s/%s", dir, rel);
+    char *text = rg_test_read(path);
+    char *at = strstr(text, from);
+    cr_assert_not_null(at, "%s has no '%s'", path, from);
+    size_t len = strlen(text) + strlen(to) + 1;
+    char *out = malloc(len);
+    snprintf(out, len, "%.*s%s%s", (int)(at - text), text, to, at + strlen(from));
+    rg_test_write(dir, rel, out);
+    free(out);
+    free(text);
+}
+
+/* Samples /healthz and south's POST until the log says the gate is back;
+ * returns how many samples were taken while it ran, the worst times in
+ * *healthz_ms and *post_ms. */
+static int sample_while_gating(server *s, int64_t *healthz_ms, int64_t *post_ms)
+{
+    int n = 0;
+    char *out;
+    *healthz_ms = *post_ms = 0;
+    for (int i = 0; i < 1000; i++) {
+        char *log = rg_test_read(s->log);
+        int back = strstr(log, "the reload's gate took") != NULL;
+        free(log);
+        if (back)
+            break;
+        int64_t t0 = mono_ms();
+        cr_assert_eq(http(s->port, "GET", "/healthz", NULL, NULL, &out), 200, "%s", out);
+        int64_t h = mono_ms() - t0;
+        free(out);
+        char id[32];
+        snprintf(id, sizeof id, "g%d", i);
+        char *ev = ping("south", id, id, now_ms() - 5000, "ping");
+        t0 = mono_ms();
+        cr_assert_eq(http(s->port, "POST", "/v1/events", TOKEN_B, ev, &out), 200, "%s", out);
+        int64_t p = mono_ms() - t0;
+        free(ev);
+        free(out);
+        *healthz_ms = h > *healthz_ms ? h : *healthz_ms;
+        *post_ms = p > *post_ms ? p : *post_ms;
+        n++;
+        usleep(50000);
+    }
+    return n;
+}
+
+/* A reload of a clinic running a copy of the shipped ketamine set (its
+ * scenario tests beside it): the gate (generated histories, the scenario
+ * tests: seconds) runs on reload.c's thread, /healthz and the other clinic
+ * answer in under a second meanwhile, and the new version goes live when it
+ * passes; a version whose scenario tests fail is refused after its gate,
+ * and the version in force stays. */
+Test(threads, a_changed_reload_is_gated_off_the_loop, .timeout = 180)
+{
+    server s = {0};
+    char a[600], cmd[1400], *out;
+    setup(&s, 2);
+    snprintf(a, sizeof a, "%s/a", s.dir);
+    snprintf(cmd, sizeof cmd, "rm -f '%s/p.lua' && cp -R protocols/ketamine/. '%s/'", a, a);
+    cr_assert_eq(system(cmd), 0, "%s (run from the repository root)", cmd);
+    server_start(&s);
+    cr_assert(log_has(&s, "protocol ketamine.acute 1.0.0 loaded", 10000), "%s",
+              rg_test_read(s.log));
+
+    /* 1. a new version that passes */
+    edit(a, "acute.lua", "version = \"1.0.0\"", "version = \"1.0.1-gated\"");
+    cr_assert_eq(kill(s.pid, SIGHUP), 0);
+    cr_assert(log_has(&s, "clinic north: protocols in", 10000) &&
+                  log_has(&s, "changed: gating them off the loop", 10000),
+              "%s", rg_test_read(s.log));
+    int64_t healthz_ms, post_ms;
+    int samples = sample_while_gating(&s, &healthz_ms, &post_ms);
+    cr_assert(log_has(&s, "protocol ketamine.acute 1.0.1-gated loaded", 30000),
+              "the new version did not go live:\n%s", rg_test_read(s.log));
+    char *log = rg_test_read(s.log);
+    const char *took = strstr(log, "the reload's gate took ");
+    cr_assert_not_null(took, "%s", log);
+    double gate_ms = atof(took + strlen("the reload's gate took "));
+    free(log);
+    fprintf(stderr, "during a %.0f ms reload gate of the shipped ketamine set: %d samples, "
+            "/healthz at most %lld ms, another clinic's POST at most %lld ms\n", gate_ms,
+            samples, (long long)healthz_ms, (long long)post_ms);
+    cr_assert_geq(samples, 1, "the gate (%.0f ms) was back before the first sample", gate_ms);
+    cr_assert_lt(healthz_ms, 1000);
+    cr_assert_lt(post_ms, 1000);
+    /* the version in force is the new one: what north's engine records */
+    cr_assert_eq(count_rows(s.db, "SELECT count(*) FROM protocol_versions WHERE "
+                                  "protocol = 'ketamine.acute' AND version = '1.0.1-gated'"),
+                 1);
+
+    /* 2. a version whose scenario tests fail: refused, the previous stays */
+    edit(a, "acute.lua", "version = \"1.0.1-gated\"", "version = \"1.0.2-refused\"");
+    edit(a, "acute.lua", "infusion_due_after     = days(2)", "infusion_due_after     = days(20)");
+    char *before = rg_test_read(s.log);
+    size_t mark = strlen(before);
+    free(before);
+    cr_assert_eq(kill(s.pid, SIGHUP), 0);
+    int refused = 0;
+    for (int i = 0; i < 3000 && !refused; i++) {
+        log = rg_test_read(s.log);
+        refused = strstr(log + mark, "clinic north: protocols refused") != NULL;
+        free(log);
+        if (!refused)
+            usleep(10000);
+    }
+    log = rg_test_read(s.log);
+    cr_assert(refused, "not refused:\n%s", log + mark);
+    cr_assert(strstr(log + mark, "acute_test.lua"), "the refusal names the failing scenario:\n%s",
+              log + mark);
+    cr_assert_null(strstr(log, "1.0.2-refused loaded"), "%s", log + mark);
+    free(log);
+    cr_assert_eq(http(s.port, "GET", "/healthz", NULL, NULL, &out), 200, "%s", out);
+    cr_assert(strstr(out, "degraded"), "an open refusal alert: %s", out);
+    free(out);
+    cr_assert_eq(count_rows(s.db, "SELECT count(*) FROM protocol_versions WHERE "
+                                  "version = '1.0.2-refused'"),
+                 0);
+    cr_assert_eq(server_stop(&s, SIGTERM), 0);
+    rg_test_rmdir(s.dir);
+}
+
+/* Runs past the instruction budget for every patient but the gate's. */
+static const char spin_protocol[] =
+    "local R = require 'regimen'\n"
+    "return R.protocol { id = 'spin', version = '1.0',\n"
+    "  rules = { { id = 'spin.loop', severity = 'warning', check = function(h, now, p)\n"
+    "      if h.patient:sub(1, 6) == 'check-' then return nil end\n"
+    "      local n = 0\n"
+    "      while true do n = n + 1 end\n"
+    "    end } } }\n";
+
+/* A quarantine holds for every evaluation thread: north's protocol hits the
+ * instruction budget at each evaluation, quarantine_hits is 3, and twelve
+ * POSTs, one after another, make twelve jobs, which the two idle threads
+ * take in turn. Once quarantined (by whichever thread counted the third
+ * hit), the protocol runs on no thread: exactly 3 limit hits, one
+ * quarantine. (Each thread counting its own hits would make 6 and two.) */
+Test(threads, a_quarantine_holds_on_every_evaluation_thread, .timeout = 60)
+{
+    server s = {0};
+    char cfg[1024], *out;
+    setup(&s, 2);
+    rg_test_write(s.dir, "a/p.lua", spin_protocol);
+    snprintf(cfg, sizeof cfg,
+             "{ \"listen\": \"127.0.0.1:0\",\n"
+             "  \"clinics\": {\n"
+             "    \"north\": { \"protocols\": \"a\", \"tokens\": [\"" TOKEN_A "\"] },\n"
+             "    \"south\": { \"protocols\": \"b\", \"tokens\": [\"" TOKEN_B "\"] } },\n"
+             "  \"limits\": { \"max_instructions\": 200000, \"deadline_ms\": 2000,\n"
+             "              \"quarantine_hits\": 3, \"quarantine_window_s\": 600,\n"
+             "              \"quarantine_backoff_s\": 600, \"evaluation_threads\": 2 } }\n");
+    rg_test_write(s.dir, "config.json", cfg);
+    server_start(&s);
+    for (int i = 0; i < 12; i++) {
+        char id[32];
+        snprintf(id, sizeof id, "z%d", i);
+        char *ev = ping("north", id, id, now_ms() - 1000, "ping");
+        cr_assert_eq(http(s.port, "POST", "/v1/events", TOKEN_A, ev, &out), 200, "%s", out);
+        free(ev);
+        free(out);
+    }
+    char *log = rg_test_read(s.log);
+    /* (a quarantine is also an evaluation error of the patient at hand,
+     * which names the last hit) */
+    int hits = count_rows(s.db, "SELECT count(*) FROM eval_errors WHERE clinic = 'north' AND "
+                                "message LIKE '%instruction budget%' AND "
+                                "message NOT LIKE '%is quarantined for%'");
+    int quarantines = count_rows(s.db, "SELECT count(*) FROM eval_errors WHERE clinic = "
+                                       "'north' AND message LIKE '%is quarantined for%'");
+    fprintf(stderr, "12 jobs of a protocol over its instruction budget on 2 threads: %d limit "
+            "hits, %d quarantine%s\n", hits, quarantines, quarantines == 1 ? "" : "s");
+    cr_assert_eq(hits, 3, "%s", log);
+    cr_assert_eq(quarantines, 1, "%s", log);
+    cr_assert_eq(count_of(log, "error clinic north: "), 1, "one quarantine logged:\n%s", log);
+    free(log);
+    cr_assert_eq(http(s.port, "GET", "/metrics", TOKEN_A, NULL, &out), 200);
+    cr_assert(strstr(out, "\nregimen_quarantine_skips_total 9"), "%s", out);
+    free(out);
+    cr_assert_eq(server_stop(&s, SIGTERM), 0);
+    rg_test_rmdir(s.dir);
+}
+
 Test(threads, evaluation_threads_must_be_a_positive_number)
 {
     server s = {0};

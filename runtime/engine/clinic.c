@@ -1068,8 +1068,21 @@ static int rg__fhir_hook(void *ud, rg_fhir_entry *e, char *err, size_t errlen)
     snprintf(where, sizeof where, "%s/%s (entry %ld)", e->type, e->id, e->index);
     for (size_t i = 0; i < (n ? n : 1) && !rc; i++) {
         json_t *ev = n ? json_array_get(e->events, i) : NULL;
+        if (c->fhir_until && rg_monotonic_ms() >= c->fhir_until) {
+            /* the budget is spent between two calls: named at the map */
+            lua_rawgetp(L, LUA_REGISTRYINDEX, &rg__k_fhir);
+            rg__rawfield(L, -1, "map");
+            lua_Debug ar;
+            lua_getinfo(L, ">S", &ar);
+            lua_pop(L, 1);
+            rc = rg_fail(err, errlen, RG_ELIMIT, "clinic %s: fhir.map failed on %s: %s:%d: "
+                         "deadline of %d ms for fhir.map over the whole request exceeded",
+                         c->name, where, ar.short_src, ar.linedefined, c->fhir_total_ms);
+            break;
+        }
         rg__fhir_call call = {res, ev ? json_dumps(ev, JSON_COMPACT) : NULL};
-        rg_sandbox_enter(c->sb);
+        rg_sandbox_enter_by(c->sb, c->fhir_until, c->fhir_total_ms,
+                            "fhir.map over the whole request");
         lua_pushcfunction(L, rg__fhir_map_call);
         lua_pushlightuserdata(L, &call);
         rc = rg_pcall(c->sb, 1, 1, why, sizeof why);
@@ -1135,6 +1148,12 @@ void rg_clinic_fhir_opts(rg_clinic *c, rg_fhir_opts *o)
         o->hook = rg__fhir_hook;
         o->hook_ud = c;
     }
+}
+
+void rg_clinic_fhir_budget(rg_clinic *c, int total_ms)
+{
+    c->fhir_total_ms = total_ms;
+    c->fhir_until = total_ms > 0 ? rg_monotonic_ms() + total_ms : 0;
 }
 
 int rg_clinic_load(rg_clinic **out, const char *name, const char *dir, const char *shipped,

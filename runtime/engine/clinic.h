@@ -54,6 +54,8 @@ typedef struct rg_clinic {
     int nprotos;
     char **fhir_codes[RG_FHIR_NLISTS]; /* clinic.lua's fhir.codes (NULL: the default) */
     int fhir_map;                      /* clinic.lua defines fhir.map */
+    int64_t fhir_until; /* monotonic ms the fhir.map calls of one import end by (0: none) */
+    int fhir_total_ms;  /* ... the length of that budget (rg_clinic_fhir_budget) */
     rg_calendar cal; /* its zone, hours, closures (a copy of the sandbox's) */
     rg_notify_policy *notify; /* clinic.lua's notify (NULL: none; runtime/engine/notify.h) */
 } rg_clinic;
@@ -77,6 +79,11 @@ void rg_clinic_push_protocol(rg_clinic *c, int i);
  * evaluation limits; an error names clinic.lua and its line). o->clinic is
  * the clinic's name. */
 void rg_clinic_fhir_opts(rg_clinic *c, rg_fhir_opts *o);
+/* One budget for all the fhir.map calls of the next import (POST /v1/fhir):
+ * they end total_ms from now, summed, or the import fails with the message
+ * naming clinic.lua and its line; total_ms 0 lifts it (each call keeps its
+ * own deadline). */
+void rg_clinic_fhir_budget(rg_clinic *c, int total_ms);
 
 /* Finds a rule by id; sets *proto (index) and returns it, or NULL. */
 const rg_rule *rg_clinic_find_rule(const rg_clinic *c, const char *rule, int *proto);

@@ -19,6 +19,7 @@
 #include <jansson.h>
 
 #include <assert.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -300,11 +301,119 @@ static void rg__cpu_add(const rg_engine *e, rg__clinic_slot *s, int64_t now, dou
     s->cpu_ms[i] += ms;
 }
 
+/* One protocol's hits and quarantine on a board (the fields of rg_protocol
+ * of the same names). */
+typedef struct rg__qentry {
+    char *clinic, *id, *hash;
+    int64_t hits[8];
+    int nhits;
+    int64_t quarantined_until;
+    int quarantines;
+} rg__qentry;
+
+struct rg_qboard {
+    pthread_mutex_t mu;
+    rg__qentry *v; /* only protocols that hit a limit: usually none */
+    int n, cap;
+};
+
+int rg_qboard_new(rg_qboard **out)
+{
+    rg_qboard *b = calloc(1, sizeof *b);
+    if (!b)
+        return RG_ENOMEM;
+    pthread_mutex_init(&b->mu, NULL);
+    *out = b;
+    return RG_OK;
+}
+
+static void rg__qentry_free(rg__qentry *q)
+{
+    free(q->clinic);
+    free(q->id);
+    free(q->hash);
+}
+
+void rg_qboard_free(rg_qboard *b)
+{
+    if (!b)
+        return;
+    for (int i = 0; i < b->n; i++)
+        rg__qentry_free(&b->v[i]);
+    free(b->v);
+    pthread_mutex_destroy(&b->mu);
+    free(b);
+}
+
+void rg_qboard_clear(rg_qboard *b, const char *clinic)
+{
+    if (!b)
+        return;
+    pthread_mutex_lock(&b->mu);
+    for (int i = 0; i < b->n;)
+        if (!strcmp(b->v[i].clinic, clinic)) {
+            rg__qentry_free(&b->v[i]);
+            b->v[i] = b->v[--b->n];
+        } else {
+            i++;
+        }
+    pthread_mutex_unlock(&b->mu);
+}
+
+/* (under b->mu) Protocol p of clinic's entry; made when make (NULL: none,
+ * or no memory). */
+static rg__qentry *rg__qfind(rg_qboard *b, const char *clinic, const rg_protocol *p, int make)
+{
+    for (int i = 0; i < b->n; i++)
+        if (!strcmp(b->v[i].id, p->id) && !strcmp(b->v[i].hash, p->hash) &&
+            !strcmp(b->v[i].clinic, clinic))
+            return &b->v[i];
+    if (!make)
+        return NULL;
+    if (b->n == b->cap) {
+        int cap = b->cap ? 2 * b->cap : 16;
+        rg__qentry *grown = realloc(b->v, (size_t)cap * sizeof *grown);
+        if (!grown)
+            return NULL;
+        b->v = grown;
+        b->cap = cap;
+    }
+    rg__qentry *q = &b->v[b->n];
+    memset(q, 0, sizeof *q);
+    q->clinic = strdup(clinic);
+    q->id = strdup(p->id);
+    q->hash = strdup(p->hash);
+    if (!q->clinic || !q->id || !q->hash) {
+        rg__qentry_free(q);
+        return NULL;
+    }
+    b->n++;
+    return q;
+}
+
 /* Is protocol i of c quarantined at now? Releases it (and says so) once its
- * back-off is over. */
+ * back-off is over. With a board, the board says (and p mirrors it), and
+ * only the engine that finds the back-off over says so. */
 static int rg__quarantined_now(rg_engine *e, rg_clinic *c, int i, int64_t now)
 {
     rg_protocol *p = &c->protos[i];
+    rg_qboard *b = e->o.budget.board;
+    if (b) {
+        int released = 0;
+        pthread_mutex_lock(&b->mu);
+        rg__qentry *q = b->n ? rg__qfind(b, c->name, p, 0) : NULL;
+        p->quarantined_until = q ? q->quarantined_until : 0;
+        if (q && q->quarantined_until && now >= q->quarantined_until) {
+            q->quarantined_until = p->quarantined_until = 0;
+            q->nhits = 0;
+            released = 1;
+        }
+        pthread_mutex_unlock(&b->mu);
+        if (released && e->o.budget.on_quarantine)
+            e->o.budget.on_quarantine(e->o.budget.ud, c->name, p->id, p->file, 0,
+                                      "back-off over");
+        return p->quarantined_until != 0;
+    }
     if (!p->quarantined_until)
         return 0;
     if (now < p->quarantined_until)
@@ -327,18 +436,42 @@ static int rg__limit_hit(rg_engine *e, rg_clinic *c, int i, int64_t now, const c
     rg_protocol *p = &c->protos[i];
     if (e->o.budget.hits < 0 || p->quarantined_until)
         return 0;
-    p->hits[p->nhits % 8] = now;
-    p->nhits++;
-    int h = rg__q_hits(e), recent = 0;
-    for (int k = 0; k < (p->nhits < 8 ? p->nhits : 8); k++)
-        recent += now - p->hits[k] < rg__q_window_ms(e);
-    if (recent < h)
+    /* the counts: p's own, or the board's entry (under its mutex) */
+    rg_qboard *b = e->o.budget.board;
+    rg__qentry *q = NULL;
+    if (b) {
+        pthread_mutex_lock(&b->mu);
+        if (!(q = rg__qfind(b, c->name, p, 1))) { /* (no memory: counted here alone) */
+            pthread_mutex_unlock(&b->mu);
+            b = NULL;
+        }
+    }
+    int64_t *hits = q ? q->hits : p->hits, *until = q ? &q->quarantined_until : &p->quarantined_until;
+    int *nhits = q ? &q->nhits : &p->nhits, *quarantines = q ? &q->quarantines : &p->quarantines;
+    if (*until) { /* another engine quarantined it meanwhile */
+        p->quarantined_until = *until;
+        if (b)
+            pthread_mutex_unlock(&b->mu);
         return 0;
+    }
+    hits[*nhits % 8] = now;
+    (*nhits)++;
+    int h = rg__q_hits(e), recent = 0;
+    for (int k = 0; k < (*nhits < 8 ? *nhits : 8); k++)
+        recent += now - hits[k] < rg__q_window_ms(e);
+    if (recent < h) {
+        if (b)
+            pthread_mutex_unlock(&b->mu);
+        return 0;
+    }
     int64_t backoff = (int64_t)(e->o.budget.backoff_s > 0 ? e->o.budget.backoff_s : 60) * 1000
-                      << (p->quarantines < 6 ? p->quarantines : 6);
-    p->quarantined_until = now + backoff;
-    p->quarantines++;
-    p->nhits = 0;
+                      << (*quarantines < 6 ? *quarantines : 6);
+    *until = now + backoff;
+    (*quarantines)++;
+    *nhits = 0;
+    p->quarantined_until = *until;
+    if (b)
+        pthread_mutex_unlock(&b->mu);
     e->stats.quarantines++;
     snprintf(note, notelen, "%s: protocol '%s' is quarantined for %lld s after %d limit hits "
              "within %lld s (the last: %.300s); it is not evaluated, and its alerts stay as they "
@@ -407,10 +540,18 @@ int rg_engine_set_clinic_from(rg_engine *e, const char *clinic, const char *dir,
     int rc = rg_clinic_load(&c, clinic, dir, shipped, overrides, &e->o.limits, err, errlen);
     if (rc)
         return rc;
+    return rg_engine_set_clinic_loaded(e, clinic, c, err, errlen);
+}
+
+int rg_engine_set_clinic_loaded(rg_engine *e, const char *clinic, rg_clinic *c, char *err,
+                                size_t errlen)
+{
+    int rc;
     if ((rc = rg__record_versions(e, c)) != RG_OK) { /* unrecorded versions do not run */
+        rg_fail(err, errlen, rc, "clinic %s: protocols in %s not taken: their versions "
+                "could not be recorded (%s)", clinic, c->dir, rg_store_errmsg(e->st));
         rg_clinic_free(c);
-        return rg_fail(err, errlen, rc, "clinic %s: protocols in %s not taken: their versions "
-                       "could not be recorded (%s)", clinic, dir, rg_store_errmsg(e->st));
+        return rc;
     }
     rg__clinic_slot *s = rg__slot(e, clinic, 1);
     if (!s) {

@@ -63,6 +63,17 @@ typedef struct rg_engine_sink {
 typedef void (*rg_quarantine_fn)(void *ud, const char *clinic, const char *protocol,
                                  const char *file, int64_t until_ms, const char *why);
 
+/* Quarantine state shared by engines that evaluate the same clinics on
+ * different threads (the service's evaluation threads): each protocol's
+ * limit hits and quarantine, keyed by clinic, protocol id and hash, under a
+ * mutex, so that one quarantine holds on every thread. new: RG_OK or
+ * RG_ENOMEM. clear forgets a clinic's hits and quarantines (its protocols
+ * were reloaded). */
+typedef struct rg_qboard rg_qboard;
+int rg_qboard_new(rg_qboard **out);
+void rg_qboard_free(rg_qboard *b);
+void rg_qboard_clear(rg_qboard *b, const char *clinic);
+
 /* Budgets over wall-clock time (0 in a field: its default; see below). */
 typedef struct rg_budget_opts {
     /* A protocol with this many limit hits (deadline, instructions, memory,
@@ -79,6 +90,10 @@ typedef struct rg_budget_opts {
     int cpu_ms, cpu_window_s;
     rg_quarantine_fn on_quarantine;
     void *ud;
+    /* NULL: each engine counts its own hits (its rg_protocol's fields);
+     * else the hits and quarantines are counted there, for every engine
+     * given the same board (it outlives them) */
+    rg_qboard *board;
 } rg_budget_opts;
 
 typedef struct rg_engine_opts {
@@ -125,6 +140,11 @@ int rg_engine_set_clinic_params(rg_engine *e, const char *clinic, const char *di
 int rg_engine_set_clinic_from(rg_engine *e, const char *clinic, const char *dir,
                               const char *shipped, const char *overrides, char *err,
                               size_t errlen);
+/* The same for protocols loaded already (rg_clinic_load, on another thread:
+ * the service's reload gate, runtime/service/reload.c): c is taken, also on
+ * failure (freed). */
+int rg_engine_set_clinic_loaded(rg_engine *e, const char *clinic, rg_clinic *c, char *err,
+                                size_t errlen);
 /* The clinic's loaded protocols (loading the default directory on first use);
  * NULL if they cannot be loaded (the reason is reported through on_error
  * once). */

@@ -56,12 +56,15 @@ struct rg_sandbox {
     uint32_t calls;    /* function calls seen by the hook */
     int active;        /* inside rg_sandbox_enter .. rg_sandbox_leave */
     int64_t deadline;  /* monotonic ms */
+    int64_t cap;       /* rg_sandbox_enter_by: an earlier end for a whole request (0: none) */
+    int cap_ms;        /* ... its length, for the message */
+    const char *cap_what;
     int expired;       /* a limit fired; the hook keeps raising */
     int limit_hits;
     int str_hit;       /* the allocator refused a string over RG_MAX_STRING since enter */
     int print_lines;   /* print calls since enter */
     size_t print_bytes;
-    char why[160];
+    char why[320];
     rg_guard guard;
     int nenvs_at_enter;
 };
@@ -129,6 +132,9 @@ static const char *rg__expired(rg_sandbox *sb)
         snprintf(sb->why, sizeof sb->why,
                  "instruction budget of %lld per evaluation exceeded (endless loop?)",
                  (long long)sb->lim.max_instructions);
+    else if (rg_monotonic_ms() > sb->deadline && sb->cap && sb->deadline == sb->cap)
+        snprintf(sb->why, sizeof sb->why, "deadline of %d ms for %s exceeded", sb->cap_ms,
+                 sb->cap_what);
     else if (rg_monotonic_ms() > sb->deadline)
         snprintf(sb->why, sizeof sb->why, "deadline of %d ms per evaluation exceeded",
                  sb->lim.deadline_ms);
@@ -210,7 +216,18 @@ void rg_sandbox_enter(rg_sandbox *sb)
     sb->print_bytes = 0;
     sb->why[0] = '\0';
     sb->deadline = rg_monotonic_ms() + sb->lim.deadline_ms;
+    sb->cap = 0;
     lua_sethook(sb->L, rg__hook, RG_HOOK_MASK, RG_HOOK_EVERY);
+}
+
+void rg_sandbox_enter_by(rg_sandbox *sb, int64_t by, int total_ms, const char *what)
+{
+    rg_sandbox_enter(sb);
+    if (by && by < sb->deadline) {
+        sb->deadline = sb->cap = by;
+        sb->cap_ms = total_ms;
+        sb->cap_what = what;
+    }
 }
 
 void rg_sandbox_leave(rg_sandbox *sb)
@@ -287,6 +304,24 @@ int rg_pcall(rg_sandbox *sb, int nargs, int nres, char *err, size_t errlen)
     if (sb->oom) { /* even if the call returned: a pcall inside may have hidden it */
         lua_settop(L, base - 1);
         return rg_fail(err, errlen, RG_ENOMEM, "out of memory");
+    }
+    /* A call that returned well past the deadline spent it inside one C
+     * call no hook can interrupt (a table resize over colliding keys): its
+     * result is not used, and it counts as a limit hit (so a protocol that
+     * does it again is quarantined). */
+    int64_t late = status == LUA_OK && sb->active && !sb->expired
+                       ? rg_monotonic_ms() - sb->deadline : 0;
+    if (late > sb->lim.deadline_ms / 10) {
+        int capped = sb->cap && sb->deadline == sb->cap;
+        snprintf(sb->why, sizeof sb->why, "deadline of %d ms %s%s exceeded: one call into the "
+                 "Lua core ran %lld ms past it (it cannot be interrupted; what it returned is "
+                 "not used)", capped ? sb->cap_ms : sb->lim.deadline_ms,
+                 capped ? "for " : "per evaluation", capped ? sb->cap_what : "",
+                 (long long)late);
+        sb->expired = 1;
+        sb->limit_hits++;
+        lua_settop(L, base - 1);
+        return rg_fail(err, errlen, RG_ELIMIT, "%s", sb->why);
     }
     if (status == LUA_OK) {
         lua_remove(L, base);

@@ -64,6 +64,11 @@ rg_sandbox *rg_sandbox_of(lua_State *L);
 /* Starts a budgeted evaluation (or load): resets the instruction count and
  * the deadline. */
 void rg_sandbox_enter(rg_sandbox *sb);
+/* The same, ending by the monotonic ms `by` when that comes before the
+ * evaluation's own deadline: one budget of total_ms over several calls (the
+ * fhir.map calls of one request); the message then says "deadline of
+ * total_ms ms for <what> exceeded". by 0: rg_sandbox_enter. */
+void rg_sandbox_enter_by(rg_sandbox *sb, int64_t by, int total_ms, const char *what);
 /* Ends it: wipes globals written since enter and re-arms the hook. */
 void rg_sandbox_leave(rg_sandbox *sb);
 

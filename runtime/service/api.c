@@ -112,10 +112,23 @@ static void rg__post_events(rg_svc *sv, int ci, rg_http_conn *c, const rg_http_r
 
 /* Queues a request's events (taken, with fhir) for this iteration's group
  * commit, or answers 413 / 503 at once. */
+static void rg__queue_src(rg_svc *sv, int ci, rg_http_conn *c, json_t *items,
+                          rg_fhir_import *fhir, const char *source, const char *who);
+
 static void rg__queue(rg_svc *sv, int ci, rg_http_conn *c, const rg_http_req *req,
                       json_t *items, rg_fhir_import *fhir, const char *what, const rg_svc_who *w)
 {
-    char who[100];
+    char who[100], source[160];
+    /* the source names the key: refused events and the log say who sent them */
+    snprintf(source, sizeof source, "%s %s %s", what, req->peer ? req->peer : "?",
+             rg_svc_who_text(w, who, sizeof who));
+    rg__queue_src(sv, ci, c, items, fhir, source, who);
+}
+
+/* The same with the source made (who: the sender, its transitions' cause). */
+static void rg__queue_src(rg_svc *sv, int ci, rg_http_conn *c, json_t *items,
+                          rg_fhir_import *fhir, const char *source, const char *who)
+{
     char msg[160];
     size_t n = json_array_size(items);
     int refuse = n > (size_t)sv->max_events ? 413 : 0;
@@ -149,16 +162,60 @@ static void rg__queue(rg_svc *sv, int ci, rg_http_conn *c, const rg_http_req *re
     pr->clinic = ci;
     pr->items = items;
     pr->fhir = fhir;
-    /* the source names the key: refused events and the log say who sent them */
-    snprintf(pr->source, sizeof pr->source, "%s %s %s", what, req->peer ? req->peer : "?",
-             rg_svc_who_text(w, who, sizeof who));
+    snprintf(pr->source, sizeof pr->source, "%s", source);
     snprintf(pr->who, sizeof pr->who, "%s", who);
     rg_svc_flush_soon(sv);
 }
 
+/* The answer to a Bundle that could not be converted (rc from
+ * rg_fhir_bundle, msg says why): nothing was stored. */
+static void rg__fhir_refused(rg_http_conn *c, int rc, const char *msg)
+{
+    if (rc == RG_ENOMEM)
+        rg__error(c, 503, "out of memory; nothing was stored, send the Bundle again");
+    else if (rc == RG_EINVAL)
+        rg__error(c, 400, msg);
+    else /* the clinic's fhir.map failed: its Lua file and line are in msg */
+        rg__error(c, 500, msg);
+    if (rc != RG_EINVAL && rc != RG_ENOMEM)
+        rg_log("error", "POST /v1/fhir: %s", msg);
+}
+
+/* The events of an import, in its entries' order (json_array_extend). */
+static json_t *rg__fhir_items(const rg_fhir_import *im)
+{
+    json_t *items = json_array();
+    for (size_t i = 0; items && i < im->n; i++)
+        json_array_extend(items, im->v[i].events);
+    return items;
+}
+
+void rg_svc_fhir_mapped(rg_svc *sv, rg_svc_job *j)
+{
+    rg_svc_fhir_job *f = j->fhir;
+    if (sv->stopping) {
+        rg_svc_unavailable(sv, f->conn, "the service is stopping; nothing was stored, send the "
+                                        "Bundle again");
+    } else if (f->rc) {
+        rg__fhir_refused(f->conn, f->rc, f->msg);
+    } else {
+        json_t *items = rg__fhir_items(f->im);
+        rg_fhir_import *im = f->im;
+        f->im = NULL; /* (the pending request's now) */
+        if (items)
+            rg__queue_src(sv, j->clinic, f->conn, items, im, f->source, f->who);
+        else
+            rg__fhir_refused(f->conn, RG_ENOMEM, "");
+    }
+    rg_svc_job_free(j);
+}
+
 /* POST /v1/fhir: a Bundle converted by the default mapping and the clinic's
  * fhir settings (clinic.lua), whose events then take the path of POST
- * /v1/events: the same group commit, validation and outcomes. */
+ * /v1/events: the same group commit, validation and outcomes. When the
+ * clinic has a fhir.map, the conversion is a job for an evaluation thread
+ * (rg_svc_fhir_mapped takes it up again): a slow map holds its own request
+ * only, for at most limits.deadline_ms in all. */
 static void rg__post_fhir(rg_svc *sv, int ci, rg_http_conn *c, const rg_http_req *req,
                           const rg_svc_who *w)
 {
@@ -173,26 +230,43 @@ static void rg__post_fhir(rg_svc *sv, int ci, rg_http_conn *c, const rg_http_req
     }
     rg_fhir_opts fo = {.clinic = sv->clinics[ci].name};
     rg_clinic *clinic = rg_engine_clinic(sv->eng, sv->clinics[ci].name);
+    if (clinic && clinic->fhir_map && sv->pool) {
+        rg_svc_job *j = calloc(1, sizeof *j);
+        rg_svc_fhir_job *f = j ? calloc(1, sizeof *f) : NULL;
+        if (!f) {
+            free(j);
+            json_decref(body);
+            rg__fhir_refused(c, RG_ENOMEM, "");
+            return;
+        }
+        char who[100];
+        j->clinic = ci;
+        j->gen = sv->clinics[ci].gen;
+        j->fhir = f;
+        f->conn = c;
+        f->bundle = body; /* (the thread's until the job is back) */
+        snprintf(f->source, sizeof f->source, "fhir http %s %s", req->peer ? req->peer : "?",
+                 rg_svc_who_text(w, who, sizeof who));
+        snprintf(f->who, sizeof f->who, "%s", who);
+        sv->njobs++; /* (a stop waits for it, as for an evaluation) */
+        rg_svc_pool_submit(sv, j);
+        return;
+    }
     if (clinic)
         rg_clinic_fhir_opts(clinic, &fo);
     rg_fhir_import *im = calloc(1, sizeof *im);
     int rc = im ? rg_fhir_bundle(im, body, &fo, msg, sizeof msg) : RG_ENOMEM;
     json_decref(body);
+    json_t *items = rc ? NULL : rg__fhir_items(im);
+    if (!rc && !items) {
+        rg_fhir_free(im);
+        rc = RG_ENOMEM;
+    }
     if (rc) {
         free(im);
-        if (rc == RG_ENOMEM)
-            rg__error(c, 503, "out of memory; nothing was stored, send the Bundle again");
-        else if (rc == RG_EINVAL)
-            rg__error(c, 400, msg);
-        else /* the clinic's fhir.map failed: its Lua file and line are in msg */
-            rg__error(c, 500, msg);
-        if (rc != RG_EINVAL && rc != RG_ENOMEM)
-            rg_log("error", "POST /v1/fhir: %s", msg);
+        rg__fhir_refused(c, rc, msg);
         return;
     }
-    json_t *items = json_array();
-    for (size_t i = 0; i < im->n; i++)
-        json_array_extend(items, im->v[i].events);
     rg__queue(sv, ci, c, req, items, im, "fhir http", w);
 }
 

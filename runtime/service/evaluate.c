@@ -51,6 +51,8 @@ typedef struct rg__thread {
     rg_store *st;
     rg_engine *eng;
     rg_wlog log; /* what eng writes; moved into the job it finishes */
+    rg_svc_job *current; /* under mu: the job it runs */
+    int abandoned;       /* under mu: its job was left behind by a stop (never joined) */
     unsigned loaded[RG_MAX_CLINICS]; /* the generation of each clinic's protocols it runs */
     rg_patient_page page;
     /* the patients of the job so far (open addressing): a patient evaluated
@@ -67,6 +69,8 @@ struct rg_svc_pool {
     rg_svc_job *queue, **tail; /* FIFO of jobs not yet taken */
     rg_svc_job *done;          /* jobs handed back, for the loop */
     int stop;                  /* under mu: threads end when the queue is empty */
+    int closed;                /* under mu: async is closed, not to be sent to */
+    int abandoned;             /* under mu: some thread was left behind (the pool is never freed) */
     atomic_int halt;           /* read between patients: stop evaluating */
     uv_async_t async;
     rg__thread *threads;
@@ -332,6 +336,36 @@ void rg_svc_shadows_free(rg_svc *sv)
     }
 }
 
+/* A mapping job (POST /v1/fhir, rg_svc_fhir_job): the Bundle converted
+ * with the clinic's fhir settings as this thread loaded them, every
+ * fhir.map call of it within one deadline (limits.deadline_ms in all). */
+static void rg__map(rg__thread *t, rg_svc_job *j, rg_clinic *cl)
+{
+    rg_svc_fhir_job *f = j->fhir;
+    rg_svc *sv = t->pool->sv;
+    rg_fhir_opts fo = {.clinic = sv->clinics[j->clinic].name};
+    if (rg__halted(t->pool)) { /* (answered 503 on the loop) */
+        f->rc = RG_EIO;
+        return;
+    }
+    if (!cl) { /* (the loop's engine has a map: never skipped silently) */
+        f->rc = RG_EPROTOCOL;
+        snprintf(f->msg, sizeof f->msg, "clinic %s: its fhir.map could not be run: the "
+                 "evaluation thread could not load clinic.lua (see the log); nothing was stored",
+                 fo.clinic);
+        return;
+    }
+    rg_clinic_fhir_opts(cl, &fo);
+    rg_clinic_fhir_budget(cl, sv->limits.deadline_ms);
+    if (!(f->im = calloc(1, sizeof *f->im)))
+        f->rc = RG_ENOMEM;
+    else if ((f->rc = rg_fhir_bundle(f->im, f->bundle, &fo, f->msg, sizeof f->msg))) {
+        free(f->im);
+        f->im = NULL;
+    }
+    rg_clinic_fhir_budget(cl, 0);
+}
+
 static void rg__run(rg__thread *t, rg_svc_job *j)
 {
     rg_svc *sv = t->pool->sv;
@@ -339,6 +373,10 @@ static void rg__run(rg__thread *t, rg_svc_job *j)
     if (!t->eng && rg__connect(t, why, sizeof why)) {
         rg_log("error", "evaluation thread %d: %s", t->index, why);
         j->rc = RG_EIO;
+        if (j->fhir) {
+            j->fhir->rc = RG_ENOMEM; /* (503: nothing stored, send again) */
+            snprintf(j->fhir->msg, sizeof j->fhir->msg, "%s", why);
+        }
         return;
     }
     /* (name never changes; dir only while no job of the clinic is out) */
@@ -354,6 +392,10 @@ static void rg__run(rg__thread *t, rg_svc_job *j)
         t->loaded[j->clinic] = j->gen;
     }
     rg_clinic *cl = rg_engine_clinic(t->eng, c->name);
+    if (j->fhir) {
+        rg__map(t, j, cl);
+        return;
+    }
     int np = cl ? cl->nprotos : 0;
     if (np > RG_SVC_JOB_PROTOS)
         np = RG_SVC_JOB_PROTOS;
@@ -459,13 +501,17 @@ static void *rg__thread_main(void *arg)
             break; /* stopping, nothing queued */
         if (!(pool->queue = j->next))
             pool->tail = &pool->queue;
+        t->current = j;
         pthread_mutex_unlock(&pool->mu);
         rg__run(t, j);
         pthread_mutex_lock(&pool->mu);
-        rg_engine_cache_stats(t->eng, &pool->cache[t->index]);
+        t->current = NULL;
+        if (t->eng)
+            rg_engine_cache_stats(t->eng, &pool->cache[t->index]);
         j->next = pool->done;
         pool->done = j;
-        uv_async_send(&pool->async);
+        if (!pool->closed)
+            uv_async_send(&pool->async);
     }
     pthread_mutex_unlock(&pool->mu);
     return NULL;
@@ -583,22 +629,69 @@ void rg_svc_pool_cache_stats(rg_svc *sv, rg_hcache_stats *s)
     pthread_mutex_unlock(&sv->pool->mu);
 }
 
+int rg_svc_pool_abandon(rg_svc *sv, rg_svc_job **out, int max)
+{
+    struct rg_svc_pool *pool = sv->pool;
+    int n = 0;
+    if (!pool)
+        return 0;
+    pthread_mutex_lock(&pool->mu);
+    for (int i = 0; i < pool->nthreads; i++) {
+        rg__thread *t = &pool->threads[i];
+        if (!t->current || n == max)
+            continue;
+        t->abandoned = pool->abandoned = 1;
+        t->current->abandoned = 1;
+        out[n++] = t->current;
+    }
+    while (pool->queue && n < max) { /* behind them: nobody would take these */
+        rg_svc_job *j = pool->queue;
+        if (!(pool->queue = j->next))
+            pool->tail = &pool->queue;
+        j->next = NULL;
+        out[n++] = j;
+    }
+    pthread_mutex_unlock(&pool->mu);
+    return n;
+}
+
 void rg_svc_pool_close(rg_svc *sv)
 {
-    if (sv->pool && !uv_is_closing((uv_handle_t *)&sv->pool->async))
+    if (!sv->pool)
+        return;
+    pthread_mutex_lock(&sv->pool->mu);
+    sv->pool->closed = 1;
+    pthread_mutex_unlock(&sv->pool->mu);
+    if (!uv_is_closing((uv_handle_t *)&sv->pool->async))
         uv_close((uv_handle_t *)&sv->pool->async, NULL);
 }
 
-void rg_svc_pool_free(rg_svc *sv)
+int rg_svc_pool_free(rg_svc *sv)
 {
     struct rg_svc_pool *pool = sv->pool;
     if (!pool)
-        return;
+        return 0;
     pthread_mutex_lock(&pool->mu);
     pool->stop = 1;
     atomic_store(&pool->halt, 1);
     pthread_cond_broadcast(&pool->work);
+    int abandoned = pool->abandoned;
     pthread_mutex_unlock(&pool->mu);
+    if (abandoned) {
+        /* a thread still held in one C call: the process exits without it;
+         * the pool, its engine and connection stay as they are (it may still
+         * be using them until the exit) */
+        for (int i = 0; i < pool->nthreads; i++) {
+            rg__thread *t = &pool->threads[i];
+            pthread_mutex_lock(&pool->mu);
+            int left = t->abandoned && t->current;
+            pthread_mutex_unlock(&pool->mu);
+            if (t->started && !left)
+                pthread_join(t->tid, NULL);
+        }
+        sv->pool = NULL;
+        return 1;
+    }
     for (int i = 0; pool->threads && i < pool->nthreads; i++) {
         rg__thread *t = &pool->threads[i];
         if (t->started)
@@ -625,4 +718,5 @@ void rg_svc_pool_free(rg_svc *sv)
     pthread_mutex_destroy(&pool->mu);
     free(pool);
     sv->pool = NULL;
+    return 0;
 }

@@ -296,7 +296,8 @@ static void rg__on_notice(uv_signal_t *h, int sig)
         return;
     sv->data_version = v;
     sv->notices++;
-    if (rg_svc_versions_take(sv)) /* a protocol version activated (protocols_live.c) */
+    /* (while gating: taken once the gates are back, rg__on_gated) */
+    if (!sv->gating && rg_svc_versions_take(sv)) /* a protocol version activated (protocols_live.c) */
         rg__load_clinics(sv, 0);
     rg_svc_arm(sv);
 }
@@ -322,7 +323,8 @@ static void rg__on_lag(uv_timer_t *t)
     }
     sv->lag_last = now;
     sv->lag_wall = wall;
-    if (rg_svc_versions_take(sv)) /* an activation --at a time that has come */
+    /* (while gating: taken once the gates are back, rg__on_gated) */
+    if (!sv->gating && rg_svc_versions_take(sv)) /* an activation --at a time that has come */
         rg__load_clinics(sv, 0);
     /* a shadow version's own wake-ups: its due times are not the store's,
      * so a clinic with a shadow has a wake-up job once a second (evaluate.c) */
@@ -762,6 +764,14 @@ static void rg__drop_work(rg_svc *sv, int ci)
 
 void rg_svc_job_free(rg_svc_job *j)
 {
+    if (j->fhir) {
+        json_decref(j->fhir->bundle);
+        if (j->fhir->im) {
+            rg_fhir_free(j->fhir->im);
+            free(j->fhir->im);
+        }
+        free(j->fhir);
+    }
     free(j->patients);
     free(j->patients_by);
     rg_wlog_free(&j->log);
@@ -945,6 +955,15 @@ static void rg__flush(rg_svc *sv)
 {
     for (rg_svc_job *j = rg_svc_pool_done(sv), *next; j; j = next) {
         next = j->next;
+        if (j->abandoned) { /* left behind by a stop, back after all: answered then */
+            rg_svc_job_free(j);
+            continue;
+        }
+        if (j->fhir) { /* a Bundle mapped: its events queued for this flush */
+            sv->njobs--;
+            rg_svc_fhir_mapped(sv, j);
+            continue;
+        }
         j->next = sv->returned;
         sv->returned = j;
     }
@@ -997,89 +1016,188 @@ static void rg__refusal_alert(rg_svc *sv, int i, const char *why)
     }
 }
 
+/* What identifies the protocols clinic i runs on the loop's engine: their
+ * hashes and ids ("" when none). */
+static void rg__hashes(rg_svc *sv, int i, char *out, size_t len)
+{
+    rg_clinic *c = rg_engine_clinic(sv->eng, sv->clinics[i].name);
+    out[0] = '\0';
+    for (int p = 0; c && p < c->nprotos && strlen(out) + 200 < len; p++) {
+        strcat(out, c->protos[p].hash);
+        strcat(out, c->protos[p].id);
+    }
+}
+
+/* Clinic i's new protocols were refused (or, at start, did not load): the
+ * previous version keeps running. */
+static void rg__refused(rg_svc *sv, int i, int initial, const char *err)
+{
+    if (!initial)
+        sv->reload_failures++;
+    rg_log("error", "clinic %s: protocols %s: %s%s", sv->clinics[i].name,
+           initial ? "not loaded" : "refused", err,
+           initial ? "" : " (the previous version keeps running)");
+    sv->clinics[i].refused = 1;
+    if (!initial)
+        rg__refusal_alert(sv, i, err);
+}
+
+/* Clinic i runs the protocols of fingerprint fp now (in the loop's engine
+ * already; old_hashes: what it ran before): the refusal alert resolved, its
+ * quarantines ended, the threads load them before its next job. Returns 1
+ * when they changed (its patients are to be re-evaluated). */
+static int rg__went_live(rg_svc *sv, int i, int initial, const char *old_hashes, uint64_t fp)
+{
+    const char *name = sv->clinics[i].name;
+    sv->clinics[i].live_fp = fp;
+    if (initial || sv->clinics[i].refused) /* (at start: one from before may be open) */
+        rg__refusal_alert(sv, i, NULL);
+    rg__quarantine_end_all(sv, i); /* new protocols (or a restart): none is quarantined */
+    rg_qboard_clear(sv->qboard, name); /* (on every thread: their hits counted there) */
+    /* the evaluation threads load it before their next job (which also
+     * ends a quarantine there, as on this engine) */
+    sv->clinics[i].gen++;
+    rg_clinic *now_c = rg_engine_clinic(sv->eng, name);
+    char new_hashes[4096];
+    rg__hashes(sv, i, new_hashes, sizeof new_hashes);
+    if (sv->clinics[i].refused && !strcmp(old_hashes, new_hashes))
+        rg_log("info", "clinic %s: protocols in %s load again (unchanged)", name,
+               sv->clinics[i].dir);
+    sv->clinics[i].refused = 0;
+    /* failing rules are evaluated again at start: whatever changed
+     * while the service was down may have fixed them */
+    if (initial && rg_store_begin(sv->st) == RG_OK) {
+        if (rg_store_wake_failing(sv->st, name, rg_now()) || rg_store_commit(sv->st))
+            rg_store_rollback(sv->st);
+    }
+    /* a new version in force is re-evaluated even when only its
+     * parameters changed (protocols_live.c) */
+    int took = sv->clinics[i].version_new;
+    sv->clinics[i].version_new = 0;
+    if (!initial && !took && !strcmp(old_hashes, new_hashes))
+        return 0;
+    for (int p = 0; now_c && p < now_c->nprotos; p++)
+        rg_log("info", "clinic %s: protocol %s %s loaded from %s", name, now_c->protos[p].id,
+               now_c->protos[p].version, now_c->protos[p].file);
+    if (initial)
+        return 0;
+    sv->reloads++;
+    /* its patients' transitions now: caused by the reload (or the
+     * activation protocols_live.c named) */
+    if (!took)
+        snprintf(sv->clinics[i].wake_by, sizeof sv->clinics[i].wake_by, "reload: %.100s",
+                 sv->reload_by[0] ? sv->reload_by : "protocols");
+    sv->clinics[i].wake_keep = 1;
+    if (rg_store_begin(sv->st) == RG_OK) {
+        rg_store_wake_clinic(sv->st, name, rg_now());
+        rg_store_commit(sv->st);
+    }
+    return 1;
+}
+
+/* Gates back from reload.c's thread (on the loop): each clinic goes live
+ * (its loaded protocols swapped into the loop's engine) or is refused;
+ * then the changed ones are re-evaluated, and a reload asked meanwhile
+ * runs. */
+static void rg__on_gated(rg_svc *sv)
+{
+    int changed = 0, any = 0;
+    for (rg_svc_gate *g = rg_svc_gates_done(sv), *next; g; g = next) {
+        next = g->next;
+        any = 1;
+        sv->gating--;
+        int i = g->clinic;
+        if (sv->stopping || sv->clinics[i].gone) { /* (removed by a reload meanwhile) */
+            rg_svc_gate_free(g);
+            continue;
+        }
+        char old_hashes[4096];
+        rg__hashes(sv, i, old_hashes, sizeof old_hashes);
+        int rc = g->rc;
+        if (rc == RG_OK) {
+            rc = rg_engine_set_clinic_loaded(sv->eng, sv->clinics[i].name, g->loaded, g->err,
+                                             sizeof g->err);
+            g->loaded = NULL; /* (taken) */
+        }
+        rg_log("info", "clinic %s: the reload's gate took %.0f ms (off the loop)",
+               sv->clinics[i].name, g->ms);
+        if (rc)
+            rg__refused(sv, i, 0, g->err);
+        else
+            changed += rg__went_live(sv, i, 0, old_hashes, g->fp);
+        rg_svc_gate_free(g);
+    }
+    if (!any || sv->stopping)
+        return;
+    if (changed)
+        rg__catch_up(sv, "reload");
+    else
+        rg__publish(sv); /* a refusal alerted, or resolved */
+    rg_svc_arm(sv);
+    if (!sv->gating) {
+        int again = sv->reload_again;
+        sv->reload_again = 0;
+        if (sv->approval && rg_svc_versions_take(sv)) /* activated while gating */
+            again = 1;
+        if (again)
+            rg__load_clinics(sv, 0);
+    }
+}
+
 /* Loads (or reloads) every clinic; a clinic whose new protocols fail keeps
- * its old ones. Clinics with changed protocols get their patients
- * re-evaluated now. Returns the number of clinics that failed. */
+ * its old ones. At start they load here; on a reload a clinic whose
+ * directory changed is gated and loaded on reload.c's thread (the loop
+ * keeps serving its version in force until rg__on_gated), one that did not
+ * change is not loaded again. Clinics with changed protocols get their
+ * patients re-evaluated. Returns the number of clinics that failed now. */
 static int rg__load_clinics(rg_svc *sv, int initial)
 {
     int failed = 0, changed = 0;
     char err[4096];
+    if (!initial && sv->gating) { /* one reload at a time: this one follows */
+        sv->reload_again = 1;
+        rg_log("info", "reload: %d clinic%s still gating; reloading again once %s back",
+               sv->gating, sv->gating == 1 ? "" : "s", sv->gating == 1 ? "it is" : "they are");
+        return 0;
+    }
     for (int i = 0; i < sv->nclinics; i++) {
         const char *name = sv->clinics[i].name;
         char old_hashes[4096] = "";
         if (sv->clinics[i].gone)
             continue;
-        rg_clinic *old = initial ? NULL : rg_engine_clinic(sv->eng, name);
-        for (int p = 0; old && p < old->nprotos && strlen(old_hashes) < 4000; p++) {
-            strcat(old_hashes, old->protos[p].hash);
-            strcat(old_hashes, old->protos[p].id);
-        }
+        if (!initial)
+            rg__hashes(sv, i, old_hashes, sizeof old_hashes);
         /* a reload is a deployment: what changed goes live only when it
          * passes the gate (loading and its own scenario tests) */
         const char *shipped, *dir; /* the directory, or its active version's (approval) */
         rg_svc_clinic_source(sv, i, &dir, &shipped);
         uint64_t fp = rg_clinic_fingerprint(dir, shipped);
-        int gated = initial || fp == sv->clinics[i].live_fp
-                        ? RG_OK
-                        : rg_clinic_gate(name, dir, shipped, &sv->limits, err, sizeof err);
-        if (gated || rg_engine_set_clinic_from(sv->eng, name, dir, shipped, NULL, err,
-                                               sizeof err)) {
+        int rc = RG_OK;
+        if (!initial && fp != sv->clinics[i].live_fp) {
+            rg_svc_gate *g = calloc(1, sizeof *g);
+            if (g) {
+                g->clinic = i;
+                g->fp = fp;
+                snprintf(g->dir, sizeof g->dir, "%s", dir);
+                snprintf(g->shipped, sizeof g->shipped, "%s", shipped ? shipped : "");
+            }
+            if (g && rg_svc_gates_submit(sv, g) == RG_OK) {
+                sv->gating++;
+                rg_log("info", "clinic %s: protocols in %s changed: gating them off the loop "
+                       "(the version in force runs meanwhile)", name, sv->clinics[i].dir);
+                continue;
+            }
+            free(g);
+            rc = rg_fail(err, sizeof err, RG_ENOMEM, "out of memory for its gate");
+        } else if (initial) {
+            rc = rg_engine_set_clinic_from(sv->eng, name, dir, shipped, NULL, err, sizeof err);
+        } /* (else unchanged: the loop's engine runs them already) */
+        if (rc) {
             failed++;
-            if (!initial)
-                sv->reload_failures++;
-            rg_log("error", "clinic %s: protocols %s: %s%s", name, initial ? "not loaded" : "refused",
-                   err, initial ? "" : " (the previous version keeps running)");
-            sv->clinics[i].refused = 1;
-            if (!initial)
-                rg__refusal_alert(sv, i, err);
+            rg__refused(sv, i, initial, err);
             continue;
         }
-        sv->clinics[i].live_fp = fp;
-        if (initial || sv->clinics[i].refused) /* (at start: one from before may be open) */
-            rg__refusal_alert(sv, i, NULL);
-        rg__quarantine_end_all(sv, i); /* new protocols (or a restart): none is quarantined */
-        /* the evaluation threads load it before their next job (which also
-         * ends a quarantine there, as on this engine) */
-        sv->clinics[i].gen++;
-        rg_clinic *now_c = rg_engine_clinic(sv->eng, name);
-        char new_hashes[4096] = "";
-        for (int p = 0; now_c && p < now_c->nprotos && strlen(new_hashes) < 4000; p++) {
-            strcat(new_hashes, now_c->protos[p].hash);
-            strcat(new_hashes, now_c->protos[p].id);
-        }
-        if (sv->clinics[i].refused && !strcmp(old_hashes, new_hashes))
-            rg_log("info", "clinic %s: protocols in %s load again (unchanged)", name,
-                   sv->clinics[i].dir);
-        sv->clinics[i].refused = 0;
-        /* failing rules are evaluated again at start: whatever changed
-         * while the service was down may have fixed them */
-        if (initial && rg_store_begin(sv->st) == RG_OK) {
-            if (rg_store_wake_failing(sv->st, name, rg_now()) || rg_store_commit(sv->st))
-                rg_store_rollback(sv->st);
-        }
-        /* a new version in force is re-evaluated even when only its
-         * parameters changed (protocols_live.c) */
-        int took = sv->clinics[i].version_new;
-        sv->clinics[i].version_new = 0;
-        if (initial || took || strcmp(old_hashes, new_hashes) != 0) {
-            for (int p = 0; now_c && p < now_c->nprotos; p++)
-                rg_log("info", "clinic %s: protocol %s %s loaded from %s", name,
-                       now_c->protos[p].id, now_c->protos[p].version, now_c->protos[p].file);
-            if (!initial) {
-                sv->reloads++;
-                changed++;
-                /* its patients' transitions now: caused by the reload (or
-                 * the activation protocols_live.c named) */
-                if (!took)
-                    snprintf(sv->clinics[i].wake_by, sizeof sv->clinics[i].wake_by,
-                             "reload: %.100s", sv->reload_by[0] ? sv->reload_by : "protocols");
-                sv->clinics[i].wake_keep = 1;
-                if (rg_store_begin(sv->st) == RG_OK) {
-                    rg_store_wake_clinic(sv->st, name, rg_now());
-                    rg_store_commit(sv->st);
-                }
-            }
-        }
+        changed += rg__went_live(sv, i, initial, old_hashes, fp);
     }
     if (changed)
         rg__catch_up(sv, "reload");
@@ -1629,6 +1747,7 @@ static void rg__http_closed(void *ud)
     rg__close_handle((uv_handle_t *)&sv->reload_delay);
     rg__close_handle((uv_handle_t *)&sv->release);
     rg__close_handle((uv_handle_t *)&sv->qnote);
+    rg__close_handle((uv_handle_t *)&sv->stop_grace);
     pthread_mutex_lock(&sv->qmu); /* (no hook sends to it from here on) */
     sv->qasync_open = 0;
     pthread_mutex_unlock(&sv->qmu);
@@ -1643,6 +1762,7 @@ static void rg__http_closed(void *ud)
     rg__close_handle((uv_handle_t *)&sv->lease_tick);
     rg_svc_auth_stop(sv);
     rg_svc_pool_close(sv);
+    rg_svc_gates_close(sv);
     if (sv->notice_fd >= 0) {
         rg__close_handle((uv_handle_t *)&sv->notice_poll);
         rg__close_handle((uv_handle_t *)&sv->notice_drain);
@@ -1664,11 +1784,52 @@ static void rg__stop_now(rg_svc *sv)
         rg__http_closed(sv);
 }
 
+/* limits.deadline_ms + RG_STOP_GRACE_MS after a stop, jobs still out: a
+ * thread is held in one C call the deadline cannot interrupt (a Lua table
+ * resize over colliding integer keys, say). The service stops without them:
+ * their requests are answered 503 (the events are stored: evaluated at the
+ * next start; a Bundle still mapping stored nothing), their threads are
+ * not joined. */
+static void rg__on_stop_grace(uv_timer_t *t)
+{
+    rg_svc *sv = t->data;
+    rg_svc_job *left[1024];
+    if (sv->closing || sv->njobs == 0)
+        return;
+    int n = rg_svc_pool_abandon(sv, left, 1024);
+    for (int i = 0; i < n; i++) {
+        rg_svc_job *j = left[i];
+        rg_svc_clinic *c = &sv->clinics[j->clinic];
+        rg_log("error", "clinic %s: its %s is still running %d ms after the stop was asked "
+               "(held in one C call the deadline cannot interrupt): the service stops without "
+               "it; the events it concerns are stored and are evaluated at the next start",
+               c->name, j->fhir ? "Bundle mapping (fhir.map)" : "evaluation",
+               sv->limits.deadline_ms + RG_STOP_GRACE_MS);
+        sv->njobs--;
+        if (j->fhir) {
+            if (j->fhir->conn)
+                rg_svc_unavailable(sv, j->fhir->conn, "the service is stopping; nothing was "
+                                                      "stored, send the Bundle again");
+            j->fhir->conn = NULL;
+        } else {
+            if (c->job == j)
+                c->job = NULL;
+            rg_svc_pending *reqs = j->reqs;
+            j->reqs = NULL;
+            rg__answer_list(sv, reqs, RG__UNEVALUATED);
+        }
+        if (!j->abandoned) /* (a queued one: ours) */
+            rg_svc_job_free(j);
+    }
+    rg__flush(sv); /* no job out: everything closes (rg__stop_now) */
+}
+
 /* The evaluation threads stop at their next patient (one evaluation, which
  * the sandbox's deadline bounds); queued requests are stored and answered
  * (503 for those whose evaluation did not run: their events are stored and
  * are evaluated when the service runs again); once the last job is back and
- * its log committed, rg__flush closes everything (rg__stop_now). */
+ * its log committed, rg__flush closes everything (rg__stop_now). A job
+ * not back by the deadline and a grace is left behind (rg__on_stop_grace). */
 static void rg__on_stop(uv_signal_t *h, int sig)
 {
     rg_svc *sv = h->data;
@@ -1680,6 +1841,8 @@ static void rg__on_stop(uv_signal_t *h, int sig)
                sig == SIGTERM ? "SIGTERM" : "SIGINT");
     rg_svc_pool_halt(sv);
     uv_timer_stop(&sv->wake);
+    uv_timer_start(&sv->stop_grace, rg__on_stop_grace,
+                   (uint64_t)sv->limits.deadline_ms + RG_STOP_GRACE_MS, 0);
     rg__flush(sv);
 }
 
@@ -1747,12 +1910,20 @@ int rg_serve_main(const char *db_path, const char *config_path, const char *ship
         return 2;
     }
     rg_store_data_version(sv->st, &sv->data_version);
+    if (rg_qboard_new(&sv->qboard)) {
+        fprintf(stderr, "regimen serve: out of memory\n");
+        rg_store_close(sv->st);
+        rg_holder_release(sv->holder);
+        return 2;
+    }
+    sv->budget.board = sv->qboard; /* (every engine's: one quarantine for all threads) */
     rg_engine_opts eo = {.limits = sv->limits, .shipped = shipped ? sv->shipped : NULL,
                          .on_error = rg__on_eval_error, .ud = sv,
                          .history_cache_bytes = 0 /* it never evaluates */, .budget = sv->budget};
     eo.budget.on_quarantine = rg__on_quarantine;
     eo.budget.ud = sv;
     if (rg_engine_new(&sv->eng, sv->st, &eo)) {
+        rg_qboard_free(sv->qboard);
         rg_store_close(sv->st);
         rg_holder_release(sv->holder);
         return 2;
@@ -1762,6 +1933,8 @@ int rg_serve_main(const char *db_path, const char *config_path, const char *ship
     uv_timer_init(&sv->loop, &sv->reload_delay);
     uv_timer_init(&sv->loop, &sv->release);
     uv_timer_init(&sv->loop, &sv->qnote);
+    uv_timer_init(&sv->loop, &sv->stop_grace);
+    sv->stop_grace.data = sv;
     uv_async_init(&sv->loop, &sv->qasync, rg__on_qasync);
     sv->qasync.data = sv;
     sv->qasync_open = 1;
@@ -1798,6 +1971,9 @@ int rg_serve_main(const char *db_path, const char *config_path, const char *ship
     }
     sv->on_eval_error = rg__on_eval_error;
     sv->budget_hook = rg__on_quarantine;
+    if (rg_svc_gates_start(sv, rg__on_gated)) /* (a reload then refuses changed clinics) */
+        rg_log("error", "cannot start the reload gate's thread: changed protocols will be "
+               "refused until the next start");
     int threads = sv->eval_threads > 0 ? sv->eval_threads : rg_sweep_default_jobs();
     if (rg_svc_pool_start(sv, db_path, threads, err, sizeof err)) {
         rg_log("error", "cannot start the evaluation threads: %s", err);
@@ -1868,7 +2044,11 @@ run:
         rg_log("error", "event loop did not close cleanly: %s", uv_strerror(rc));
     if (sv->notice_fd >= 0)
         close(sv->notice_fd); /* (its poll handle is closed) */
-    rg_svc_pool_free(sv); /* (every job came back before the handles closed) */
+    /* (every job came back before the handles closed, or was left behind:
+     * then its thread may still count on the board) */
+    if (!rg_svc_pool_free(sv))
+        rg_qboard_free(sv->qboard);
+    rg_svc_gates_free(sv);
     for (int i = 0; i < sv->npending; i++) { /* none unless the loop stopped abnormally */
         json_decref(sv->pending[i].items);
         free(sv->pending[i].patients);

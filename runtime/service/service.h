@@ -43,6 +43,11 @@
 #define RG_SVC_STREAM_PAGE_BYTES 32768 /* ... or fewer, once they make this many bytes */
 #define RG_LEASE_MS 1000      /* a worker tries the leases nobody holds this often */
 #define RG_SVC_CAUSE 128      /* a transition's cause, as recorded ("key ehr-feed (integration)") */
+/* SIGTERM: a job still out this long after limits.deadline_ms (a thread held
+ * in one C call the deadline cannot interrupt) is left behind, the service
+ * stops without it (its patients' events are stored: evaluated at the next
+ * start) */
+#define RG_STOP_GRACE_MS 1000
 
 typedef struct rg_svc_clinic {
     char name[RG_EVENT_MAX_CLINIC + 1];
@@ -132,8 +137,25 @@ typedef struct rg_svc_pending {
     int npatients;
 } rg_svc_pending;
 
+/* POST /v1/fhir of a clinic whose clinic.lua has a fhir.map: the mapping
+ * runs on an evaluation thread (its Lua state is the thread's), all its
+ * calls under one budget of limits.deadline_ms; the events it makes then
+ * take the path of POST /v1/events (api.c, rg_svc_fhir_mapped). */
+typedef struct rg_svc_fhir_job {
+    rg_http_conn *conn; /* answered once the job is back */
+    json_t *bundle;     /* the request's body */
+    char source[160];   /* rg_svc_pending.source */
+    char who[100];      /* rg_svc_pending.who */
+    /* the thread's answer */
+    rg_fhir_import *im;
+    int rc;
+    char msg[4096];
+} rg_svc_fhir_job;
+
 /* A clinic's work for an evaluation thread (evaluate.c). The loop fills the
- * first part and owns the job again once the thread hands it back. */
+ * first part and owns the job again once the thread hands it back. A job
+ * with fhir set is a mapping job and nothing else: it does not touch the
+ * store (so it is not the clinic's one job out, c->job). */
 #define RG_SVC_JOB_PROTOS 64
 typedef struct rg_svc_job {
     struct rg_svc_job *next;
@@ -150,6 +172,8 @@ typedef struct rg_svc_job {
     rg_svc_pending *reqs;   /* answered once its log is committed */
     char shadow[65];        /* the clinic's shadow version to run too ("": none) */
     rg_time shadow_since;
+    rg_svc_fhir_job *fhir;  /* a mapping job: only this */
+    int abandoned; /* (under the pool's mutex) left behind by a stop: freed when it comes back */
     /* the thread's answer */
     int rc;        /* RG_OK, or the store error that stopped it */
     int evaluated; /* every one of patients was */
@@ -164,6 +188,20 @@ typedef struct rg_svc_job {
     } protos[RG_SVC_JOB_PROTOS]; /* what it added, per protocol */
     int nprotos;
 } rg_svc_job;
+
+/* A clinic's reload gate, run off the loop (reload.c): the loop fills the
+ * first part, the gate's thread the answer. */
+typedef struct rg_svc_gate {
+    struct rg_svc_gate *next;
+    int clinic;
+    char dir[PATH_MAX + 16], shipped[PATH_MAX + 16]; /* what it loads ("": no shipped root) */
+    uint64_t fp;                                     /* their rg_clinic_fingerprint */
+    /* the answer */
+    int rc;              /* RG_OK: passed, and loaded */
+    char err[4096];      /* why not */
+    rg_clinic *loaded;   /* for the loop's engine (rg_engine_set_clinic_loaded) */
+    double ms;           /* the gate and the load took */
+} rg_svc_gate;
 
 /* A stream ticket (POST /v1/stream-tickets): lets one EventSource, which
  * cannot send the token, open the clinic's stream once. */
@@ -182,6 +220,9 @@ typedef struct rg_svc {
     rg_store *st;     /* the loop's connection: the one writer, and the GET routes' reads */
     rg_engine *eng;   /* the loop's engine: loads (checks) protocols, zones; never evaluates */
     struct rg_svc_pool *pool; /* the evaluation threads (evaluate.c) */
+    struct rg_svc_gates *gates; /* the reload gate's thread (reload.c) */
+    int gating;       /* clinics whose gate is out: a reload meanwhile waits for them */
+    int reload_again; /* a reload was asked while gating: run once they are back */
     int eval_threads;         /* limits.evaluation_threads (0: the processors available) */
     int njobs;                /* jobs out on the threads */
     rg_svc_job *returned;     /* jobs back from them, applied in the next group */
@@ -211,10 +252,12 @@ typedef struct rg_svc {
     size_t history_cache; /* bytes of compiled histories kept (limits.history_cache_mb) */
     rg_time future_skew;  /* limits.future_skew_minutes (0: the default; negative: no check) */
     rg_budget_opts budget; /* limits.clinic_cpu_ms and limits.quarantine_* */
+    rg_qboard *qboard;     /* budget.board: one quarantine for every evaluation thread */
     int approval; /* "protocol_changes": "approval": clinics run their active version (protocols_live.c) */
     uv_timer_t wake, reload_delay, lag;
     uv_timer_t release; /* at the end of a quarantine: the clinic's patients re-evaluated */
     uv_timer_t qnote;   /* quarantine notes to store as system alerts (next loop turn) */
+    uv_timer_t stop_grace; /* SIGTERM: jobs still out after deadline + RG_STOP_GRACE_MS are left */
     /* the engines' quarantine hook runs on the evaluation threads: qmu
      * guards qnotes, nqnotes and the clinics' release_at and quarantined,
      * and qasync wakes the loop to arm the timers (serve.c, rg__on_qasync) */
@@ -312,9 +355,31 @@ const char *rg_svc_pool_db(rg_svc *sv);
 void rg_svc_pool_submit(rg_svc *sv, rg_svc_job *j);
 rg_svc_job *rg_svc_pool_done(rg_svc *sv);
 void rg_svc_pool_halt(rg_svc *sv);
+/* A stop that waited RG_STOP_GRACE_MS past the deadline: the jobs still out
+ * (running, held in a C call; or queued behind them) are left behind, up to
+ * max of them into out (those running are marked abandoned: the thread may
+ * still finish them, and they are freed when they come back; those queued
+ * are the caller's); returns how many. The threads running them are not
+ * joined by rg_svc_pool_free. */
+int rg_svc_pool_abandon(rg_svc *sv, rg_svc_job **out, int max);
 void rg_svc_pool_close(rg_svc *sv);
-void rg_svc_pool_free(rg_svc *sv);
+int rg_svc_pool_free(rg_svc *sv); /* 1: a thread was left behind (still running) */
 void rg_svc_pool_cache_stats(rg_svc *sv, rg_hcache_stats *s);
+/* api.c: a mapping job back on the loop: its request answered (an error,
+ * or 503 when stopping) or queued for the group commit; frees the job. */
+void rg_svc_fhir_mapped(rg_svc *sv, rg_svc_job *j);
+/* reload.c: the reload gate's thread. start makes it (on_done runs on the
+ * loop when answers are back); submit queues one clinic's gate (RG_ENOMEM:
+ * no thread); done takes the answers, in the order they were submitted;
+ * close closes the loop handle; free (after the loop ended) joins the
+ * thread, or leaves it behind when a gate is under way. */
+int rg_svc_gates_start(rg_svc *sv, void (*on_done)(rg_svc *sv));
+int rg_svc_gates_submit(rg_svc *sv, rg_svc_gate *g);
+rg_svc_gate *rg_svc_gates_done(rg_svc *sv);
+void rg_svc_gate_free(rg_svc_gate *g);
+void rg_svc_gates_close(rg_svc *sv);
+void rg_svc_gates_free(rg_svc *sv);
+
 /* serve.c: frees a job (its requests must have been answered) */
 void rg_svc_job_free(rg_svc_job *j);
 
