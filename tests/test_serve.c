@@ -1480,12 +1480,16 @@ static int post_read(int fd)
     return status;
 }
 
-/* A pong that arrives after its ping fell due, in the loop iteration whose
- * wake-up is for that due (so in one group with it): the group takes the
- * request in before the wake-up, so the alert the pong prevents is neither
- * opened nor resolved (as simulate, given both events, says). The pong comes
- * on a connection already open, so that it is read in the iteration that
- * runs the timer (the service is stopped meanwhile). */
+/* A pong that arrives after its ping fell due, while the wake-up for that
+ * due is also pending (the service is stopped across the due, the pong
+ * written meanwhile on a connection already open). When the request and the
+ * wake-up share a group, the group takes the request in first and the alert
+ * the pong prevents is neither opened nor resolved (as simulate, given both
+ * events, says). Since evaluation runs on threads, the wake-up's job can be
+ * handed out one loop iteration before the request is read; then the alert
+ * opens at its due and the back-dated pong resolves it, the outcome of any
+ * late event. Either way no alert is left open and nothing else happens:
+ * no transitions at all, or exactly that opening and its resolution. */
 Test(serve, an_event_and_the_wake_up_it_prevents_in_one_group_raise_nothing, .timeout = 60)
 {
     server s = {0};
@@ -1509,7 +1513,17 @@ Test(serve, an_event_and_the_wake_up_it_prevents_in_one_group_raise_nothing, .ti
     free(ev);
     close(fd);
     cr_assert_eq(http(s.port, "GET", "/v1/transitions?after=0", TOKEN_A, NULL, &out), 200);
-    cr_assert_str_eq(out, "{\"transitions\":[],\"last\":0}\n");
+    if (strcmp(out, "{\"transitions\":[],\"last\":0}\n")) {
+        const char *open = strstr(out, "\"seq\":1,"), *res = strstr(out, "\"seq\":2,");
+        cr_assert(open && res && !strstr(out, "\"seq\":3,") && strstr(out, "\"last\":2}"),
+                  "%s", out);
+        cr_assert(strstr(open, "\"state\":\"open\"") < res, "%s", out);
+        cr_assert_not_null(strstr(res, "\"state\":\"resolved\""), "%s", out);
+        cr_assert_not_null(strstr(open, "\"rule\":\"pong3.overdue\""), "%s", out);
+    }
+    free(out);
+    cr_assert_eq(http(s.port, "GET", "/v1/alerts?state=open", TOKEN_A, NULL, &out), 200);
+    cr_assert_not_null(strstr(out, "\"alerts\":[]"), "an alert was left open: %s", out);
     free(out);
     cr_assert_eq(server_stop(&s, SIGTERM), 0, "%s", rg_test_read(s.log));
     rg_test_rmdir(s.dir);
