@@ -454,8 +454,12 @@ void rg_engine_cache_stats(const rg_engine *e, rg_hcache_stats *s) { rg_hcache_s
 /* ---- the protected part: one protocol at one instant ------------------------- */
 
 /* [-0, +0] Checks the alert table at idx and appends its normalized slots to
- * the list at lidx (starting at slot *k). Raises naming the field. */
-static void rg__alert_slots(lua_State *L, int idx, int lidx, lua_Integer *k, const char *rule)
+ * the list at lidx (starting at slot *k). Raises naming the field. A message
+ * given as a function is called only when the alert is not open already (h,
+ * proto): an open alert keeps the message it opened with, so the text of
+ * one that stays open is never made. */
+static void rg__alert_slots(lua_State *L, int idx, int lidx, lua_Integer *k, const char *rule,
+                            const rg_history *h, const char *proto)
 {
     static const char *const known[] = {"key", "message", "severity", "due", "ends", NULL};
     luaL_checkstack(L, 8, "alerts");
@@ -508,7 +512,23 @@ static void rg__alert_slots(lua_State *L, int idx, int lidx, lua_Integer *k, con
     lua_rawseti(L, lidx, ++*k);
     /* message */
     t = lua_getfield(L, idx, "message");
-    if (t != LUA_TSTRING)
+    if (t == LUA_TFUNCTION) {
+        lua_rawgeti(L, lidx, *k - 1); /* the key */
+        int open = h && h->is_open && proto &&
+                   h->is_open(h->open_ud, h->clinic, h->patient, proto, rule,
+                                  lua_tostring(L, -1));
+        lua_pop(L, 1);
+        if (open) {
+            lua_pop(L, 1);
+            lua_pushliteral(L, "");
+        } else {
+            lua_call(L, 0, 1);
+            t = lua_type(L, -1);
+            if (t != LUA_TSTRING)
+                luaL_error(L, "rule '%s': alert message function must return a string, not %s",
+                           rule, lua_typename(L, t));
+        }
+    } else if (t != LUA_TSTRING)
         luaL_error(L, "rule '%s': alert message must be a string%s", rule,
                    t == LUA_TNIL ? " (it is missing)" : "");
     if (lua_rawlen(L, -1) > RG_MAX_MESSAGE)
@@ -529,7 +549,8 @@ static void rg__alert_slots(lua_State *L, int idx, int lidx, lua_Integer *k, con
 }
 
 /* [-0, +1] What a rule returned (at idx) as a flat list of alert slots. */
-static void rg__normalize(lua_State *L, int idx, const char *rule)
+static void rg__normalize(lua_State *L, int idx, const char *rule, const rg_history *h,
+                          const char *proto)
 {
     lua_newtable(L);
     int list = lua_gettop(L);
@@ -542,7 +563,7 @@ static void rg__normalize(lua_State *L, int idx, const char *rule)
                    lua_typename(L, t));
     if (lua_getfield(L, idx, "message") != LUA_TNIL) {
         lua_pop(L, 1);
-        rg__alert_slots(L, idx, list, &k, rule);
+        rg__alert_slots(L, idx, list, &k, rule, h, proto);
     } else {
         lua_pop(L, 1);
         lua_Integer n = (lua_Integer)luaL_len(L, idx);
@@ -551,7 +572,7 @@ static void rg__normalize(lua_State *L, int idx, const char *rule)
                        RG_MAX_ALERTS);
         for (lua_Integer i = 1; i <= n; i++) {
             lua_geti(L, idx, i);
-            rg__alert_slots(L, lua_gettop(L), list, &k, rule);
+            rg__alert_slots(L, lua_gettop(L), list, &k, rule, h, proto);
             lua_pop(L, 1);
         }
     }
@@ -663,10 +684,10 @@ static int rg__params(lua_State *L, int desc, int hidx)
     return 0;
 }
 
-/* [-2, +1] (result, rule id) -> flat list of alert slots */
+/* [-4, +1] (result, rule id, history, protocol id) -> flat list of alert slots */
 static int rg__normalize_call(lua_State *L)
 {
-    rg__normalize(L, 1, lua_tostring(L, 2));
+    rg__normalize(L, 1, lua_tostring(L, 2), lua_touserdata(L, 3), lua_tostring(L, 4));
     return 1;
 }
 
@@ -739,7 +760,9 @@ static int rg__eval_protocol(lua_State *L)
             lua_pushcfunction(L, rg__normalize_call);
             lua_insert(L, 11);
             lua_pushvalue(L, 9);
-            status = lua_pcall(L, 2, 1, 10); /* 11: alert list or error */
+            lua_pushvalue(L, 2);
+            lua_getfield(L, 1, "id");
+            status = lua_pcall(L, 4, 1, 10); /* 11: alert list or error */
             if (status == LUA_ERRMEM)
                 rg_sandbox_errmem(sb);
             if (status != LUA_OK && (rg_sandbox_limit_fired(sb) || status == LUA_ERRMEM))
@@ -1712,6 +1735,33 @@ static int rg__step(rg_engine *e, rg_clinic *c, const char *patient, int hidx, r
     return rc;
 }
 
+/* rg_history.is_open: whether the alert with these parts is open (live) for
+ * the patient being advanced; the step's matching uses the same keys. */
+static int rg__h_is_open(void *ud, const char *clinic, const char *patient, const char *proto,
+                         const char *rule, const char *subkey)
+{
+    rg_engine *e = ud;
+    char key[RG_KEY_HEX + 1], old[17];
+    int have_old = 0;
+    if (!e->nopen)
+        return 0;
+    rg__alert_key(clinic, patient, proto, rule, subkey, key);
+    for (int a = 0; a < e->nopen; a++) {
+        const rg__open *al = &e->open[a];
+        if (!al->live)
+            continue;
+        if (!strcmp(al->key, key))
+            return 1;
+        if (strlen(al->key) == RG__LEGACY_KEY_HEX) {
+            if (!have_old++)
+                rg__legacy_key(clinic, patient, proto, rule, subkey, old);
+            if (!strcmp(al->key, old))
+                return 1;
+        }
+    }
+    return 0;
+}
+
 /* Binds a new history at hidx (replacing what is there) to what the steps
  * see now (sev): a new one, because a history keeps the Lua tables of the
  * events it handed out by position. */
@@ -1736,6 +1786,8 @@ static int rg__bind_history(rg_engine *e, rg_clinic *c, const char *patient, int
     h->tix = e->tix;
     h->toff = e->toff;
     h->memo_now = RG_TIME_NONE;
+    h->is_open = rg__h_is_open;
+    h->open_ud = e;
     return RG_OK;
 }
 
