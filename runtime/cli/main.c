@@ -840,8 +840,10 @@ static int rg__simulate(rg__opts *o, rg_time until, int quiet, rg_store **stp, r
     if (!quiet) {
         const rg_engine_stats *s = rg_engine_stats_get(eng);
         fprintf(stderr, "simulated %ld patients: %lld steps, %lld alerts opened, %lld resolved, "
-                        "%lld evaluation errors\n", n, (long long)s->steps, (long long)s->opened,
-                (long long)s->resolved, (long long)s->errors);
+                        "%lld evaluation errors; %lld protocol evaluations, %lld rule checks "
+                        "(%.1f per patient)\n", n, (long long)s->steps, (long long)s->opened,
+                (long long)s->resolved, (long long)s->errors, (long long)s->protocol_calls,
+                (long long)s->rule_checks, n > 0 ? (double)s->rule_checks / (double)n : 0.0);
     }
     if (devnull)
         fclose(devnull);

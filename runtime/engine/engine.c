@@ -1577,6 +1577,8 @@ static int rg__step(rg_engine *e, rg_clinic *c, const char *patient, int hidx, r
         lua_getfield(L, res, "applies");
         int applies = lua_toboolean(L, -1);
         lua_pop(L, 1);
+        if (applies)
+            e->stats.rule_checks += c->protos[i].nrules;
         int capped = 0; /* a rule of this protocol went past RG_MAX_STEP_ALERTS */
         for (int r = 0; applies && r < c->protos[i].nrules && rc == RG_OK; r++) {
             int kind = lua_rawgeti(L, res, r + 1);

@@ -99,6 +99,7 @@ typedef struct rg_engine_stats {
     int64_t quarantines;       /* protocols quarantined (each time) */
     int64_t quarantine_skips;  /* protocol calls not made because of a quarantine */
     int64_t cpu_budget_hits;   /* protocol calls not made because the clinic's CPU budget was used */
+    int64_t rule_checks;       /* rules' check functions called */
 } rg_engine_stats;
 
 /* A page of patients as rg_store_patients_page hands them out: keys[i] is

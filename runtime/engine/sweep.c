@@ -240,6 +240,7 @@ static void rg__add_stats(rg_engine_stats *to, const rg_engine_stats *s)
     to->events += s->events;
     to->steps += s->steps;
     to->protocol_calls += s->protocol_calls;
+    to->rule_checks += s->rule_checks;
     to->errors += s->errors;
     to->limit_hits += s->limit_hits;
     to->opened += s->opened;
