@@ -449,6 +449,22 @@ rg_clinic *rg_engine_clinic(rg_engine *e, const char *clinic)
 
 const rg_engine_stats *rg_engine_stats_get(const rg_engine *e) { return &e->stats; }
 
+void rg_engine_stats_merge(rg_engine *e, const rg_engine_stats *s)
+{
+    e->stats.patients += s->patients;
+    e->stats.events += s->events;
+    e->stats.steps += s->steps;
+    e->stats.protocol_calls += s->protocol_calls;
+    e->stats.rule_checks += s->rule_checks;
+    e->stats.errors += s->errors;
+    e->stats.limit_hits += s->limit_hits;
+    e->stats.opened += s->opened;
+    e->stats.resolved += s->resolved;
+    e->stats.quarantines += s->quarantines;
+    e->stats.quarantine_skips += s->quarantine_skips;
+    e->stats.cpu_budget_hits += s->cpu_budget_hits;
+}
+
 void rg_engine_cache_stats(const rg_engine *e, rg_hcache_stats *s) { rg_hcache_stats_get(e->hc, s); }
 
 /* ---- the protected part: one protocol at one instant ------------------------- */

@@ -175,6 +175,8 @@ int rg_engine_system_alert(rg_store *st, const char *clinic, const char *rule,
                            int open, rg_time at, const char *message);
 
 const rg_engine_stats *rg_engine_stats_get(const rg_engine *e);
+/* Adds counters of other engines (a sweep's workers) to e's. */
+void rg_engine_stats_merge(rg_engine *e, const rg_engine_stats *s);
 /* Protocols quarantined now (across clinics). */
 int rg_engine_quarantined_count(rg_engine *e);
 /* Is the clinic's protocol quarantined now? 1 and *until_ms, else 0. */

@@ -281,7 +281,9 @@ static void *rg__work(void *arg)
         int prc = rc;
         if (prc == RG_OK && (prc = rg_store_begin_read(st)) == RG_OK) {
             for (int i = 0; i < pg->p.n && prc == RG_OK; i++)
-                prc = rg_engine_reevaluate(eng, pg->p.keys[i][0], pg->p.keys[i][1], o->at);
+                prc = o->advance
+                          ? rg_engine_advance(eng, pg->p.keys[i][0], pg->p.keys[i][1], o->at)
+                          : rg_engine_reevaluate(eng, pg->p.keys[i][0], pg->p.keys[i][1], o->at);
             rg_store_rollback(st); /* it only read */
         }
         pthread_mutex_lock(&sw->mu);
