@@ -37,8 +37,10 @@
  * with no hook at all: Lua 5.4 sends every instruction through
  * luaG_traceexec while a count hook is set, whatever its count. */
 #define RG_WATCH_MS 1
-/* Idle periods after which the watchdog sleeps until the next evaluation. */
-#define RG_WATCH_IDLE 200
+/* Idle periods after which the watchdog sleeps until the next evaluation
+ * wakes it: soon, so that a quiet service has no thread ticking (a ticking
+ * one shifted the service's timing under load, see test_serve). */
+#define RG_WATCH_IDLE 5
 #define RG_MSGH_HEADROOM (1u << 20)
 /* Bytes of one piece the parser is handed at a time: the deadline is checked
  * between pieces, so even a chunk whose parse is quadratic (thousands of
