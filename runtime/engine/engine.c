@@ -60,6 +60,14 @@ struct rg_engine {
     rg__clinic_slot *clinics;
     int nclinics;
     rg_engine_stats stats;
+    /* keys hashed by rg__h_is_open in this step, for rg__read_alerts (the
+     * subkey strings stay alive in the step's result lists) */
+    struct rg__keyc {
+        const char *subkey;
+        char proto_rule[2][96];
+        char key[RG_KEY_HEX + 1];
+    } keyc[32];
+    int nkeyc;
     /* per-advance scratch, reused */
     rg_hevent *ev;
     int nev, cap_ev;
@@ -1202,7 +1210,8 @@ typedef struct rg__cand {
 
 /* Reads the flat alert list at lidx of rule (pi, ri); appends the alerts open
  * at t to cands and lowers *wake to the next due or end after t. */
-static int rg__read_alerts(lua_State *L, int lidx, const rg_clinic *c, const char *patient,
+static int rg__read_alerts(rg_engine *e, lua_State *L, int lidx, const rg_clinic *c,
+                           const char *patient,
                            int pi, int ri, rg_time t, rg__cand **cands, int *ncands, int *cap,
                            rg_time *wake, const rg_rule **waker)
 {
@@ -1238,7 +1247,17 @@ static int rg__read_alerts(lua_State *L, int lidx, const rg_clinic *c, const cha
         cd->due = due == RG_TIME_NONE ? t : due;
         lua_rawgeti(L, lidx, k);
         cd->subkey = lua_tostring(L, -1);
-        rg__alert_key(c->name, patient, p->id, p->rules[ri].id, cd->subkey, cd->key);
+        int cached = 0;
+        for (int x = 0; x < e->nkeyc && !cached; x++) {
+            const struct rg__keyc *kc = &e->keyc[x];
+            if (kc->subkey == cd->subkey && !strcmp(kc->proto_rule[0], p->id) &&
+                !strcmp(kc->proto_rule[1], p->rules[ri].id)) {
+                memcpy(cd->key, kc->key, sizeof kc->key);
+                cached = 1;
+            }
+        }
+        if (!cached)
+            rg__alert_key(c->name, patient, p->id, p->rules[ri].id, cd->subkey, cd->key);
         lua_rawgeti(L, lidx, k + 1);
         cd->severity = lua_isstring(L, -1) ? lua_tostring(L, -1) : p->rules[ri].severity;
         lua_rawgeti(L, lidx, k + 2);
@@ -1482,6 +1501,7 @@ static int rg__step(rg_engine *e, rg_clinic *c, const char *patient, int hidx, r
     h->n = n;
     h->now = t;
     e->log.n = 0;
+    e->nkeyc = 0;
     *wake = RG_TIME_NONE;
     e->stats.steps++;
     int base = lua_gettop(L);
@@ -1645,7 +1665,7 @@ static int rg__step(rg_engine *e, rg_clinic *c, const char *patient, int hidx, r
                 continue;
             }
             nalerts += nal;
-            rc = rg__read_alerts(L, lua_gettop(L), c, patient, i, r, t, &cands, &ncands, &cap,
+            rc = rg__read_alerts(e, L, lua_gettop(L), c, patient, i, r, t, &cands, &ncands, &cap,
                                  wake, waker);
             /* keep the list (and so its strings) on the stack until the end */
         }
@@ -1761,9 +1781,21 @@ static int rg__h_is_open(void *ud, const char *clinic, const char *patient, cons
     rg_engine *e = ud;
     char key[RG_KEY_HEX + 1], old[17];
     int have_old = 0;
-    if (!e->nopen)
+    int same_rule = 0; /* the key's hash only when the rule has an open alert */
+    for (int a = 0; a < e->nopen && !same_rule; a++)
+        same_rule = e->open[a].live && !strcmp(e->open[a].rule, rule) &&
+                    !strcmp(e->open[a].protocol, proto);
+    if (!same_rule)
         return 0;
     rg__alert_key(clinic, patient, proto, rule, subkey, key);
+    if (e->nkeyc < (int)(sizeof e->keyc / sizeof e->keyc[0]) && strlen(proto) < 96 &&
+        strlen(rule) < 96) {
+        struct rg__keyc *k = &e->keyc[e->nkeyc++];
+        k->subkey = subkey;
+        strcpy(k->proto_rule[0], proto);
+        strcpy(k->proto_rule[1], rule);
+        memcpy(k->key, key, sizeof k->key);
+    }
     for (int a = 0; a < e->nopen; a++) {
         const rg__open *al = &e->open[a];
         if (!al->live)
