@@ -95,8 +95,9 @@ return R.protocol {
         return R.alert {
           key = s.last.id,
           due = latest.at,
-          message = function() return ("PHQ-9 of %g (baseline %s) since the last infusion on %s: consider a booster"):format(
-            score, base and ("%g"):format(base) or "none", R.day(s.last.at)) end,
+          message = function() return ("PHQ-9 of %g (baseline %s) since the last infusion on %s: "
+            .. "consider a booster"):format(score, base and ("%g"):format(base) or "none",
+            R.day(s.last.at)) end,
         }
       end,
     },
@@ -114,8 +115,9 @@ return R.protocol {
           key = episode.first.id,
           due = episode.starts,
           ends = episode.ends,
-          message = function() return ("%d or more maintenance infusions within %g days (since %s): dependence risk"):format(
-            p.boosters_max_in_window + 1, R.in_days(p.boosters_window), R.day(episode.starts)) end,
+          message = function() return ("%d or more maintenance infusions within %g days (since %s): "
+            .. "dependence risk"):format(p.boosters_max_in_window + 1, R.in_days(p.boosters_window),
+            R.day(episode.starts)) end,
         }
       end,
     },
