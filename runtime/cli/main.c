@@ -41,6 +41,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 #define RG_VERSION "0.1.0"
@@ -854,8 +855,16 @@ static int rg__simulate(rg__opts *o, rg_time until, int quiet, rg_store **stp, r
     int jobs = o->jobs ? o->jobs : rg_sweep_default_jobs(), rc;
     const char *db = o->db;
     if (jobs > 1 && !strcmp(db, ":memory:")) {
-        /* in memory still where there is a tmpfs (what :memory: would take) */
-        const char *tmp = access("/dev/shm", W_OK) == 0 ? "/dev/shm" : getenv("TMPDIR");
+        /* in memory still where there is a tmpfs (what :memory: would take),
+         * if it has room for about 8 times the events file (a container's
+         * /dev/shm is often 64 MiB) */
+        const char *tmp = getenv("TMPDIR");
+        struct stat est;
+        struct statvfs vfs;
+        if (access("/dev/shm", W_OK) == 0 && statvfs("/dev/shm", &vfs) == 0 &&
+            (!o->events || !strcmp(o->events, "-") || stat(o->events, &est) != 0 ||
+             (double)vfs.f_bavail * (double)vfs.f_frsize > 8.0 * (double)est.st_size))
+            tmp = "/dev/shm";
         static char path[PATH_MAX + 16];
         if (rg__sim_ntmp == 4)
             jobs = 1;
