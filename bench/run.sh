@@ -18,7 +18,11 @@
 #        the peer (bench/peer/peer.js: json-rules-engine with the two rules of
 #        bench/two-rules, which regimen runs for the comparison);
 #      the naive program's alert counts must equal regimen's (agree = yes);
-#   3. `regimen simulate` of the 10k cohort, end to end;
+#   3. `regimen simulate` and `regimen diff` (a one-parameter change of the
+#      shipped ketamine set) of the 10k cohort (SIM_SIZE), end to end, SIM_RUNS
+#      times (default 2), interleaved with the same runs of the baseline binary
+#      BASELINE_BIN when given (today's binary, with its own protocols/ beside
+#      its bin/, e.g. a copy of main's build), and the ratios of the two;
 #   4. `regimen serve` on 127.0.0.1: HTTP ingest with concurrent clients
 #      (bench/load.c), POST -> SSE transition latency at a steady 1,000
 #      events/s and the lateness of time-driven transitions (bench/ping).
@@ -71,6 +75,7 @@ if [ "$MODE" = smoke ]; then
     SIZES=(300)
     OUT=$DATA/smoke
     SIM_SIZE=300
+    SIM_RUNS=${SIM_RUNS:-1}
     SERVE_PATIENTS=60
     HTTP_SECONDS=1 LAT_SECONDS=1 LAT_RATE=200 HTTP_CLIENTS=2 LAT_CLIENTS=2
     PING_EVENTS=2000 PING_SECONDS=5
@@ -82,7 +87,8 @@ else
     *) echo "bench: SIZE must be default or large, not '$SIZE'" >&2; exit 2 ;;
     esac
     OUT=$ROOT/bench/results
-    SIM_SIZE=10000
+    SIM_SIZE=${SIM_SIZE:-10000}
+    SIM_RUNS=${SIM_RUNS:-2}
     SERVE_PATIENTS=5000
     HTTP_SECONDS=10 LAT_SECONDS=10 LAT_RATE=1000 HTTP_CLIENTS=8 LAT_CLIENTS=4
     PING_EVENTS=${PING_EVENTS:-100000} PING_SECONDS=180
@@ -284,7 +290,7 @@ for N in "${SIZES[@]}"; do
     fi
     if [ "$MODE" = full ] && [ "$N" -le "$PEER_MAX" ]; then
         if run "peer-$S" node --max-old-space-size=8192 bench/peer/peer.js "$F" "$AT"; then
-            for k in patients events seconds patients_per_s events_per_s; do
+            for k in patients events seconds patients_per_s events_per_s eval_seconds eval_patients_per_s; do
                 R[peer-$S.$k]=$(kv "$WORK/peer-$S.out" "peer " $k)
             done
         fi
@@ -337,11 +343,56 @@ for N in "${SIZES[@]}"; do
     rm -f "$NDB" "$NDB-journal"
 done
 
-# ---- 3: simulate -----------------------------------------------------------------------------
+# ---- 3: simulate and diff, against the baseline binary ---------------------------------------
 
+# sim_runs WHO BIN: SIM_RUNS runs of `simulate` and of `diff` (a change of one
+# parameter of the binary's own shipped ketamine set: infusion_due_after 2 ->
+# 3 days) on the SIM_SIZE cohort; keeps the fastest run of each in
+# R[simulate-WHO.*] / R[diff-WHO.*] and the range of the wall times.
+sim_run() { # WHO BIN ROUND
+    local who=$1 b=$2 r=$3 old new
+    old=$(cd "$(dirname "$b")/../protocols/ketamine" 2>/dev/null && pwd) || { fail "diff-$who" "no protocols/ketamine beside $b"; return 1; }
+    new=$WORK/diff-new-$who
+    if [ ! -d "$new" ]; then
+        cp -r "$old" "$new" && sed -i 's/infusion_due_after *= days(2)/infusion_due_after = days(3)/' "$new/acute.lua"
+    fi
+    STDOUT=/dev/null run "simulate-$who-$r" "$b" simulate --events "$SIMF" --until "$AT"
+    # diff exits 1 when the two sides differ, which they do here
+    run "diff-$who-$r" bash -c '"$@"; [ $? -le 1 ]' diff-run "$b" diff --events "$SIMF" --until "$AT" "$old" "$new"
+}
+# sim_best WHO KIND: the fastest of the rounds into R[KIND-WHO.wall|eps|range|rss]
+sim_best() {
+    local who=$1 kind=$2 r w best= lo= hi= rss=
+    for r in $(seq "$SIM_RUNS"); do
+        [ "${R[$kind-$who-$r.rc]:-1}" = 0 ] || continue
+        w=${R[$kind-$who-$r.wall]}
+        if [ -z "$best" ] || awk -v a="$w" -v b="$best" 'BEGIN { exit !(a < b) }'; then best=$w rss=${R[$kind-$who-$r.rss]}; fi
+        if [ -z "$lo" ] || awk -v a="$w" -v b="$lo" 'BEGIN { exit !(a < b) }'; then lo=$w; fi
+        if [ -z "$hi" ] || awk -v a="$w" -v b="$hi" 'BEGIN { exit !(a > b) }'; then hi=$w; fi
+    done
+    [ -n "$best" ] || return 0
+    R[$kind-$who.wall]=$best R[$kind-$who.rss]=$rss
+    R[$kind-$who.eps]=$(calc "${R[events.$SIM_SIZE]} / $best")
+    R[$kind-$who.range]="$lo-$hi s"
+}
+BASE=${BASELINE_BIN:-}
+if [ -n "$BASE" ] && [ ! -x "$BASE" ]; then fail baseline "BASELINE_BIN=$BASE is not an executable"; BASE=; fi
 if [ "$STAGES" != serve ]; then
-    SIMF=$(cohort "$SIM_SIZE" "$CLINICS") && STDOUT=/dev/null run "simulate" "$BIN" simulate --events "$SIMF" --until "$AT"
-    R[simulate.line]=$(grep '^simulated' "$WORK/simulate.err" | tail -1)
+    if SIMF=$(cohort "$SIM_SIZE" "$CLINICS"); then
+        R[events.$SIM_SIZE]=${R[events.$SIM_SIZE]:-$(wc -l <"$SIMF")}
+        for r in $(seq "$SIM_RUNS"); do # interleaved: the machine's load moves
+            sim_run new "$BIN" "$r"
+            [ -z "$BASE" ] || sim_run base "$BASE" "$r"
+        done
+        for k in simulate diff; do sim_best new $k; [ -z "$BASE" ] || sim_best base $k; done
+        R[simulate.wall]=${R[simulate-new.wall]:-n/a} R[simulate.rss]=${R[simulate-new.rss]:-n/a}
+        R[simulate.line]=$(grep -h '^simulated' "$WORK"/simulate-new-*.err | tail -1)
+        if [[ "${R[simulate.line]}" =~ \ ([0-9]+)\ rule\ checks\ \(([0-9.]+)\ per\ patient ]]; then
+            R[sim.checks]=${BASH_REMATCH[1]} R[sim.checks_pp]=${BASH_REMATCH[2]}
+        fi
+    else
+        fail simulate "the generator failed"
+    fi
 fi
 
 # ---- 4: the service ---------------------------------------------------------------------------
@@ -501,10 +552,18 @@ for N in "${SIZES[@]}"; do
     echo "| bound, per patient (engine's query) | $S | $(num "$(g bound-$S.events)") | $(g bound-$S.patient.secs) | $(num "$(g bound-$S.patient.pps)") patients/s, $(num "$(g bound-$S.patient.eps)") events/s | $(g bound-$S.rss) |"
     echo "| bound, one ordered scan | $S | $(num "$(g bound-$S.events)") | $(g bound-$S.scan.secs) | $(num "$(g bound-$S.scan.pps)") patients/s, $(num "$(g bound-$S.scan.eps)") events/s | (same process) |"
     if have "peer-$S.patients"; then
-        echo "| peer: json-rules-engine, two rules, in memory | $S | $(num "$(g peer-$S.events)") | $(g peer-$S.seconds) | $(num "$(g peer-$S.patients_per_s)") patients/s, $(num "$(g peer-$S.events_per_s)") events/s | $(g peer-$S.rss) |"
+        echo "| peer: json-rules-engine, two rules, end to end from the JSON Lines file (parse, group, sort, evaluate) | $S | $(num "$(g peer-$S.events)") | $(g peer-$S.seconds) | $(num "$(g peer-$S.patients_per_s)") patients/s, $(num "$(g peer-$S.events_per_s)") events/s | $(g peer-$S.rss) |"
+        echo "| peer: the same run, its evaluation alone (histories already in memory) | $S | $(num "$(g peer-$S.events)") | $(g peer-$S.eval_seconds) | $(num "$(g peer-$S.eval_patients_per_s)") patients/s | (same process) |"
     fi
 done
-echo "| 3. \`regimen simulate\`, end to end | $(short "$SIM_SIZE") | $(num "$(g events.$SIM_SIZE)") | $(g simulate.wall) | $(num "$(calc "${R[events.$SIM_SIZE]:-0} / ${R[simulate.wall]:-1}")") events/s | $(g simulate.rss) |"
+for who in new base; do
+    have "simulate-$who.wall" || continue
+    b=$BIN; [ $who = base ] && b=$BASE
+    lbl="this binary"; [ $who = base ] && lbl="baseline binary \`$BASE\`"
+    echo "| 3. \`regimen simulate\`, end to end, $lbl (fastest of $SIM_RUNS; range $(g simulate-$who.range)) | $(short "$SIM_SIZE") | $(num "$(g events.$SIM_SIZE)") | $(g simulate-$who.wall) | $(num "$(g simulate-$who.eps)") events/s | $(g simulate-$who.rss) |"
+    echo "| 3. \`regimen diff\` (two simulations: its shipped ketamine set against a change of one parameter), $lbl (fastest of $SIM_RUNS; range $(g diff-$who.range)) | $(short "$SIM_SIZE") | $(num "$(g events.$SIM_SIZE)") | $(g diff-$who.wall) | $(num "$(g diff-$who.eps)") events/s | $(g diff-$who.rss) |"
+done
+have simulate.line && echo "| 3. simulate's report (this binary) | $(short "$SIM_SIZE") | | | ${R[simulate.line]} | |"
 echo "| 4. HTTP ingest, cohort histories, shipped set, $HTTP_CLIENTS clients x ~100 events | $(short "$SERVE_PATIENTS") (1 clinic) | $(num "$(g http-catalog.events)") | $(g http-catalog.seconds) | $(num "$(g http-catalog.events_per_s)") events/s (ack p50 $(g http-catalog.ack_p50_ms) ms, p99 $(g http-catalog.ack_p99_ms) ms) | |"
 echo "| 4. HTTP ingest, live pings (bench/ping), $HTTP_CLIENTS clients x 100 events | one new patient each | $(num "$(g http-ping.events)") | $(g http-ping.seconds) | $(num "$(g http-ping.events_per_s)") events/s (ack p50 $(g http-ping.ack_p50_ms) ms, p99 $(g http-ping.ack_p99_ms) ms) | |"
 for L in latency-empty latency-full; do
@@ -579,9 +638,22 @@ else
     echo "| two-rule sweep >= 2.0x the naive program | not measured | $(nm) |"
 fi
 if need "two-$REF.pps" "peer-$REF.patients_per_s"; then
-    echo "| two-rule sweep >= 2x json-rules-engine's patients/s | $(num "${R[two-$REF.pps]}") patients/s = $(ratio two-$REF.pps peer-$REF.patients_per_s)x the peer's $(num "${R[peer-$REF.patients_per_s]}") | $(yn "${R[two-$REF.pps]} >= 2 * ${R[peer-$REF.patients_per_s]}") |"
+    echo "| two-rule sweep (from the store on disk) >= 2x json-rules-engine's patients/s, both end to end (the peer from the JSON Lines file) | $(num "${R[two-$REF.pps]}") patients/s = $(ratio two-$REF.pps peer-$REF.patients_per_s)x the peer's $(num "${R[peer-$REF.patients_per_s]}") (against the peer's evaluation alone, histories in memory: $(ratio two-$REF.pps peer-$REF.eval_patients_per_s)x its $(num "$(g peer-$REF.eval_patients_per_s)")) | $(yn "${R[two-$REF.pps]} >= 2 * ${R[peer-$REF.patients_per_s]}") |"
 else
     echo "| two-rule sweep >= 2x json-rules-engine's patients/s | not measured$([ "$MODE" = smoke ] && echo " (no peer in a smoke run)") | $(nm) |"
+fi
+# issue 26: simulate and diff against the baseline binary, rule checks per patient
+for k in simulate diff; do
+    if need "$k-new.eps" "$k-base.eps"; then
+        echo "| \`$k\` events/s >= 5x the baseline binary's (same cohort, same run) | $(num "${R[$k-new.eps]}") events/s against $(num "${R[$k-base.eps]}"): $(ratio $k-new.eps $k-base.eps)x | $(yn "${R[$k-new.eps]} >= 5 * ${R[$k-base.eps]}") |"
+    else
+        echo "| \`$k\` events/s >= 5x the baseline binary's | not measured (BASELINE_BIN=PATH names the binary to compare with) | $(nm) |"
+    fi
+done
+if have sim.checks_pp; then
+    echo "| rule checks per patient in simulate <= 1/4 of 718 (179.5) | ${R[sim.checks_pp]} ($(calc "${R[sim.checks_pp]} / 718" "%.2f") of 718) | $(yn "${R[sim.checks_pp]} <= 179.5") |"
+else
+    echo "| rule checks per patient in simulate <= 179.5 | not measured | $(nm) |"
 fi
 if have http-catalog.events_per_s; then
     echo "| HTTP ingest, $HTTP_CLIENTS clients, durable acknowledgement, >= 20,000 events/s | $(num "${R[http-catalog.events_per_s]}") events/s, shipped set (live pings: $(num "$(g http-ping.events_per_s)")) | $(yn "$HTTP_CLIENTS >= 8 && ${R[http-catalog.events_per_s]} >= 20000") |"

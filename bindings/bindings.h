@@ -101,6 +101,12 @@ typedef struct rg_history {
     int tid_val[8], tid_next;
     rg_time memo_now;         /* h:memo values belong to this step */
     int memo_n;
+    /* Whether the alert (protocol, rule, key) of this patient is open and
+     * stays so unless the rule drops it (set by the engine; NULL: never):
+     * its message, when given as a function, is then not called. */
+    int (*is_open)(void *ud, const char *clinic, const char *patient, const char *proto,
+                   const char *rule, const char *subkey);
+    void *open_ud;
 } rg_history;
 
 #define RG_HISTORY_MAGIC 0x68697374u

@@ -772,9 +772,9 @@ static int rg__alert(lua_State *L)
     lua_settop(L, 1);
     rg__only_fields(L, 1, rg__alert_fields, "alert");
     int t = lua_getfield(L, 1, "message");
-    if (t != LUA_TSTRING)
-        return luaL_error(L, "alert: field 'message' must be a string%s",
-                          t == LUA_TNIL ? " (it is missing)" : "");
+    if (t != LUA_TSTRING && t != LUA_TFUNCTION)
+        return luaL_error(L, "alert: field 'message' must be a string (or a function that "
+                          "returns one)%s", t == LUA_TNIL ? " (it is missing)" : "");
     t = lua_getfield(L, 1, "key");
     if (t != LUA_TNIL && t != LUA_TSTRING && t != LUA_TNUMBER)
         return luaL_error(L, "alert: field 'key' must be a string or number");

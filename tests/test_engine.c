@@ -815,3 +815,56 @@ Test(engine, history_cache_evicting_under_a_tiny_cap_changes_no_answer)
 {
     cache_equals_cold(2048);
 }
+
+/* An alert's message may be a function: called when the alert opens, never
+ * while it stays open (issue 26: an open alert costs no formatting). The
+ * function below fails if it is called for the open alert 'k' once a second
+ * ping is there; a third ping changes the key, so it is called again. */
+static const char lazy_protocol[] =
+    "local R = require 'regimen'\n"
+    "return R.protocol { id = 't', version = '1',\n"
+    "  rules = {\n"
+    "    { id = 't.lazy', severity = 'info', check = function(h, now, p)\n"
+    "        local n = h:count('ping')\n"
+    "        if n == 0 then return end\n"
+    "        local key = n >= 3 and 'k3' or 'k'\n"
+    "        return R.alert { key = key, message = function()\n"
+    "            if n == 2 then error('called for an open alert') end\n"
+    "            return ('opened at ping %d'):format(n) end }\n"
+    "      end },\n"
+    "    { id = 't.bad', severity = 'info', check = function(h, now, p)\n"
+    "        if h:last('bad') then return R.alert { message = function() return 42 end } end\n"
+    "      end },\n"
+    "  } }\n";
+
+Test(engine, a_message_function_is_called_only_when_the_alert_opens)
+{
+    fixture f;
+    char err[4096], path[512];
+    memset(f.err_text, 0, sizeof f.err_text);
+    rg_test_tmpdir(f.dir);
+    rg_test_write(f.dir, "c/t.lua", lazy_protocol);
+    snprintf(path, sizeof path, "%s/db.sqlite", f.dir);
+    cr_assert_eq(rg_store_open(&f.st, path, NULL, err, sizeof err), 0, "%s", err);
+    rg_engine_opts o = {.limits = RG_LIMITS_DEFAULT, .on_error = on_error, .ud = &f};
+    cr_assert_eq(rg_engine_new(&f.eng, f.st, &o), 0);
+    snprintf(path, sizeof path, "%s/c", f.dir);
+    cr_assert_eq(rg_engine_set_clinic(f.eng, "c", path, err, sizeof err), 0, "%s", err);
+    put(&f, "a1", "p", "ping", "2026-03-01T10:00:00Z", NULL);
+    put(&f, "a2", "p", "ping", "2026-03-01T11:00:00Z", NULL);
+    put(&f, "a3", "p", "ping", "2026-03-01T12:00:00Z", NULL);
+    advance(&f, "p", "2026-03-02T00:00:00Z");
+    cr_assert_str_eq(f.err_text, "", "the message function ran for an open alert: %s",
+                     f.err_text);
+    seen s = transitions(&f);
+    cr_assert_str_eq(s.text,
+                     "2026-03-01T10:00:00Z open t.lazy opened at ping 1\n"
+                     "2026-03-01T12:00:00Z resolved t.lazy opened at ping 1\n"
+                     "2026-03-01T12:00:00Z open t.lazy opened at ping 3\n");
+    put(&f, "b1", "p", "bad", "2026-03-02T10:00:00Z", NULL);
+    advance(&f, "p", "2026-03-03T00:00:00Z");
+    cr_assert(strstr(f.err_text, "t.lua") && strstr(f.err_text, "t.bad") &&
+                  strstr(f.err_text, "message function must return a string, not number"),
+              "%s", f.err_text);
+    fx_close(&f);
+}

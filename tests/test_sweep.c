@@ -196,3 +196,107 @@ Test(sweep, jobs_must_be_a_positive_number)
     free(out);
     free(err);
 }
+
+/* Runs regimen with args; its stdout (rc 0, or 1 for diff's differences). */
+static char *run_out(const char *const *args, int ok1)
+{
+    char *out, *err;
+    int rc = rg_test_run(args, NULL, &out, &err);
+    cr_assert(rc == 0 || (ok1 && rc == 1), "%s exited %d: %s", args[0], rc, err);
+    free(err);
+    return out;
+}
+
+/* simulate and diff split patients over worker threads as sweep does (issue
+ * 26): the same output, byte for byte, as one thread, on a generated cohort
+ * over three clinics (one with its own zone and hours and a failing
+ * protocol) and on the example clinics. */
+Test(sweep, parallel_simulate_and_diff_give_the_single_threaded_output)
+{
+    char dir[256], path[512], gamma[600], oldd[600], newd[600];
+    rg_test_tmpdir(dir);
+    char *events = cohort(600);
+    rg_test_write(dir, "cohort.jsonl", events);
+    free(events);
+    char *acute = rg_test_read("protocols/ketamine/acute.lua");
+    snprintf(path, sizeof path, "%s/gamma", dir);
+    cr_assert_eq(mkdir(path, 0755), 0);
+    rg_test_write(path, "acute.lua", acute);
+    rg_test_write(path, "fragile.lua",
+                  "local R = require 'regimen'\n"
+                  "return R.protocol { id = 'gamma.fragile', version = '1.0.0',\n"
+                  "  description = 'fails for some patients', params = {},\n"
+                  "  rules = { { id = 'gamma.fragile', severity = 'info', check = function(h, now, p)\n"
+                  "    if tonumber(h.patient:sub(2)) % 5 == 0 then error('no plan for ' .. h.patient) end\n"
+                  "    if h:count('infusion') > 3 then return R.alert { message = 'many' } end\n"
+                  "  end } } }\n");
+    rg_test_write(path, "clinic.lua",
+                  "return { timezone = 'Europe/Berlin', hours = { mon = {'08:00', '17:00'},\n"
+                  "  tue = {'08:00', '17:00'}, wed = {'08:00', '17:00'}, thu = {'08:00', '17:00'} },\n"
+                  "  closures = { '2026-04-06' } }\n");
+    snprintf(gamma, sizeof gamma, "gamma=%s", path);
+    /* diff: the shipped acute protocol against a change of one parameter */
+    snprintf(oldd, sizeof oldd, "%s/old", dir);
+    snprintf(newd, sizeof newd, "%s/new", dir);
+    cr_assert_eq(mkdir(oldd, 0755), 0);
+    cr_assert_eq(mkdir(newd, 0755), 0);
+    rg_test_write(oldd, "acute.lua", acute);
+    char *changed = strstr(acute, "infusion_due_after     = days(2)");
+    cr_assert_not_null(changed, "acute.lua no longer has the parameter this test changes");
+    changed[strlen("infusion_due_after     = days(")] = '3';
+    rg_test_write(newd, "acute.lua", acute);
+    free(acute);
+    snprintf(path, sizeof path, "%s/cohort.jsonl", dir);
+    const char *formats[] = {"jsonl", "text"};
+    for (int f = 0; f < 2; f++) {
+        char *one = NULL;
+        for (int j = 1; j <= 3; j++) {
+            char jobs[4];
+            snprintf(jobs, sizeof jobs, "%d", j);
+            const char *args[] = {"simulate", "--events", path, "--until", "2026-09-01T00:00:00Z",
+                                  "--format", formats[f], "--clinic", gamma, "--jobs", jobs, NULL};
+            char *out = run_out(args, 1);
+            if (j == 1) {
+                one = out;
+                cr_assert(strstr(one, "regimen.evaluation-failed") && strstr(one, "resolved"),
+                          "the simulation fails or resolves nothing: the comparison would be weak");
+                continue;
+            }
+            cr_assert(strcmp(one, out) == 0, "simulate --format %s differs between --jobs 1 and "
+                      "--jobs %d", formats[f], j);
+            free(out);
+        }
+        free(one);
+    }
+    char *one = NULL;
+    for (int j = 1; j <= 2; j++) {
+        const char *args[] = {"diff", "--events", path, "--until", "2026-09-01T00:00:00Z",
+                              "--jobs", j == 1 ? "1" : "2", oldd, newd, NULL};
+        char *out = run_out(args, 1);
+        if (j == 1) {
+            one = out;
+            cr_assert_gt(strlen(one), 0, "the change makes no difference");
+        } else {
+            cr_assert_str_eq(one, out, "diff differs between --jobs 1 and --jobs 2");
+            free(out);
+        }
+    }
+    free(one);
+    /* the example clinics, each on its own protocols */
+    static const char *const ex[] = {"north", "south", "west"};
+    for (int i = 0; i < 3; i++) {
+        char tl[256], cl[256];
+        snprintf(tl, sizeof tl, "examples/clinics/%s/timeline.jsonl", ex[i]);
+        snprintf(cl, sizeof cl, "%s=examples/clinics/%s", ex[i], ex[i]);
+        const char *a1[] = {"simulate", "--events", tl, "--until", "2027-01-01T00:00:00Z",
+                            "--format", "jsonl", "--clinic", cl, "--jobs", "1", NULL};
+        const char *a2[] = {"simulate", "--events", tl, "--until", "2027-01-01T00:00:00Z",
+                            "--format", "jsonl", "--clinic", cl, "--jobs", "2", NULL};
+        char *o1 = run_out(a1, 1), *o2 = run_out(a2, 1);
+        cr_assert_gt(strlen(o1), 0);
+        cr_assert_str_eq(o1, o2, "example clinic %s: --jobs 2 differs from --jobs 1", ex[i]);
+        free(o1);
+        free(o2);
+    }
+    rg_test_rmdir(dir);
+}

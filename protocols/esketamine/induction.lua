@@ -67,7 +67,7 @@ return R.protocol {
         return R.alert {
           key = n,
           due = due,
-          message = ("esketamine dose %d due since %s (%s)"):format(n, R.day(due), what),
+          message = function() return ("esketamine dose %d due since %s (%s)"):format(n, R.day(due), what) end,
         }
       end,
     },
@@ -83,8 +83,8 @@ return R.protocol {
         return R.alert {
           key = n,
           due = overdue,
-          message = ("esketamine dose %d overdue since %s (%s; last dose %s)"):format(
-            n, R.day(overdue), what, R.day(last.at)),
+          message = function() return ("esketamine dose %d overdue since %s (%s; last dose %s)"):format(
+            n, R.day(overdue), what, R.day(last.at)) end,
         }
       end,
     },
@@ -109,10 +109,10 @@ return R.protocol {
         end)
         return R.alert {
           due = due,
-          message = ("end of induction on %s: assess the benefit of esketamine (PHQ-9 or "
+          message = function() return ("end of induction on %s: assess the benefit of esketamine (PHQ-9 or "
                   .. "another instrument; baseline %s)"):format(R.day(due),
             baseline and ("PHQ-9 %g on %s"):format(scores.score(baseline), R.day(baseline.at))
-                      or "none recorded"),
+                      or "none recorded") end,
         }
       end,
     },

@@ -41,10 +41,10 @@ return R.protocol {
             alerts[#alerts + 1] = R.alert {
               key = ae.id,
               due = ae.at,
-              message = ("%s %s on %s at %s after esketamine: follow the patient up (and report "
+              message = function() return ("%s %s on %s at %s after esketamine: follow the patient up (and report "
                       .. "it on the REMS monitoring form)"):format(
                 tostring(ae.data.severity or "unspecified"), kind:gsub("_", " "), R.day(ae.at),
-                R.clock(ae.at)),
+                R.clock(ae.at)) end,
             }
           end
         end

@@ -51,9 +51,9 @@ return R.protocol {
             alerts[#alerts + 1] = R.alert {
               key = s.dose.id,
               due = s.dose.at,
-              message = ("esketamine given on %s at %s with no blood pressure taken in the %g h "
+              message = function() return ("esketamine given on %s at %s with no blood pressure taken in the %g h "
                       .. "before it"):format(R.day(s.dose.at), R.clock(s.dose.at),
-                R.in_hours(p.pre_dose_bp_within)),
+                R.in_hours(p.pre_dose_bp_within)) end,
             }
           end
         end
@@ -75,9 +75,9 @@ return R.protocol {
           key = v.id,
           due = v.at,
           ends = v.at + p.pre_dose_bp_within,
-          message = ("pre-dose blood pressure %s at %s (limit %d/%d): weigh delaying the "
+          message = function() return ("pre-dose blood pressure %s at %s (limit %d/%d): weigh delaying the "
                   .. "esketamine dose"):format(bp(v), R.clock(v.at), p.bp_systolic_max,
-            p.bp_diastolic_max),
+            p.bp_diastolic_max) end,
         }
       end,
     },
@@ -95,9 +95,9 @@ return R.protocol {
             alerts[#alerts + 1] = R.alert {
               key = s.dose.id,
               due = due,
-              message = ("blood pressure due %g minutes after the esketamine dose of %s "
+              message = function() return ("blood pressure due %g minutes after the esketamine dose of %s "
                       .. "(at %s)"):format(p.post_dose_bp_at / 60000, R.clock(s.dose.at),
-                R.clock(due)),
+                R.clock(due)) end,
             }
           end
         end
@@ -120,9 +120,9 @@ return R.protocol {
             alerts[#alerts + 1] = R.alert {
               key = s.dose.id,
               due = due,
-              message = ("blood pressure %s at %s, %d minutes after the dose, is above %d/%d: "
+              message = function() return ("blood pressure %s at %s, %d minutes after the dose, is above %d/%d: "
                       .. "re-check it"):format(bp(v), R.clock(v.at), (v.at - s.dose.at) // 60000,
-                p.bp_systolic_max, p.bp_diastolic_max),
+                p.bp_systolic_max, p.bp_diastolic_max) end,
             }
           end
         end
@@ -143,9 +143,9 @@ return R.protocol {
             alerts[#alerts + 1] = R.alert {
               key = s.dose.id,
               due = ended.at,
-              message = ("monitoring ended at %s, %d minutes after the esketamine dose of %s "
+              message = function() return ("monitoring ended at %s, %d minutes after the esketamine dose of %s "
                       .. "(at least %g h are required)"):format(R.clock(ended.at),
-                (ended.at - s.dose.at) // 60000, R.clock(s.dose.at), R.in_hours(p.monitoring_min)),
+                (ended.at - s.dose.at) // 60000, R.clock(s.dose.at), R.in_hours(p.monitoring_min)) end,
             }
           end
         end
@@ -166,8 +166,8 @@ return R.protocol {
             alerts[#alerts + 1] = R.alert {
               key = s.dose.id,
               due = due,
-              message = ("%g h since the esketamine dose of %s: the patient may be assessed "
-                      .. "for discharge"):format(R.in_hours(p.monitoring_min), R.clock(s.dose.at)),
+              message = function() return ("%g h since the esketamine dose of %s: the patient may be assessed "
+                      .. "for discharge"):format(R.in_hours(p.monitoring_min), R.clock(s.dose.at)) end,
             }
           end
         end

@@ -39,7 +39,7 @@ return R.protocol {
                           or ("none since enrolment on %s"):format(R.day(s.enrolment.at))
         return R.alert {
           due = due,
-          message = ("PHQ-9 due since %s (%s)"):format(R.day(due), what),
+          message = function() return ("PHQ-9 due since %s (%s)"):format(R.day(due), what) end,
         }
       end,
     },

@@ -28,8 +28,8 @@ return R.protocol {
             alerts[#alerts + 1] = R.alert {
               key = infusion.id,
               due = infusion.at + p.integration_within,
-              message = ("no integration session within %g h of the infusion on %s"):format(
-                R.in_hours(p.integration_within), R.day(infusion.at)),
+              message = function() return ("no integration session within %g h of the infusion on %s"):format(
+                R.in_hours(p.integration_within), R.day(infusion.at)) end,
             }
           end
         end

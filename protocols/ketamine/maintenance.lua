@@ -52,8 +52,8 @@ return R.protocol {
         return R.alert {
           key = s.last.id,
           due = due,
-          message = ("booster infusion due since %s (every %g days; last infusion %s)"):format(
-            R.day(due), R.in_days(p.booster_interval_days), R.day(s.last.at)),
+          message = function() return ("booster infusion due since %s (every %g days; last infusion %s)"):format(
+            R.day(due), R.in_days(p.booster_interval_days), R.day(s.last.at)) end,
         }
       end,
     },
@@ -70,8 +70,8 @@ return R.protocol {
         return R.alert {
           key = s.last.id,
           due = due,
-          message = ("booster infusion overdue since %s (it was due %s; last infusion %s)"):format(
-            R.day(due), R.day(booster_due), R.day(s.last.at)),
+          message = function() return ("booster infusion overdue since %s (it was due %s; last infusion %s)"):format(
+            R.day(due), R.day(booster_due), R.day(s.last.at)) end,
         }
       end,
     },
@@ -95,8 +95,9 @@ return R.protocol {
         return R.alert {
           key = s.last.id,
           due = latest.at,
-          message = ("PHQ-9 of %g (baseline %s) since the last infusion on %s: consider a booster"):format(
-            score, base and ("%g"):format(base) or "none", R.day(s.last.at)),
+          message = function() return ("PHQ-9 of %g (baseline %s) since the last infusion on %s: "
+            .. "consider a booster"):format(score, base and ("%g"):format(base) or "none",
+            R.day(s.last.at)) end,
         }
       end,
     },
@@ -114,8 +115,9 @@ return R.protocol {
           key = episode.first.id,
           due = episode.starts,
           ends = episode.ends,
-          message = ("%d or more maintenance infusions within %g days (since %s): dependence risk"):format(
-            p.boosters_max_in_window + 1, R.in_days(p.boosters_window), R.day(episode.starts)),
+          message = function() return ("%d or more maintenance infusions within %g days (since %s): "
+            .. "dependence risk"):format(p.boosters_max_in_window + 1, R.in_days(p.boosters_window),
+            R.day(episode.starts)) end,
         }
       end,
     },
@@ -140,7 +142,7 @@ return R.protocol {
         return R.alert {
           key = start.id,
           due = start.at,
-          message = ("possible tolerance: %s at the infusion on %s"):format(why, R.day(start.at)),
+          message = function() return ("possible tolerance: %s at the infusion on %s"):format(why, R.day(start.at)) end,
         }
       end,
     },

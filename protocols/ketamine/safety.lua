@@ -70,8 +70,8 @@ return R.protocol {
         end
         return R.alert {
           due = v.at,
-          message = ("blood pressure %g/%g before infusion on %s (limit %d/%d)"):format(
-            v.data.systolic, v.data.diastolic, R.day(v.at), p.bp_systolic_max, p.bp_diastolic_max),
+          message = function() return ("blood pressure %g/%g before infusion on %s (limit %d/%d)"):format(
+            v.data.systolic, v.data.diastolic, R.day(v.at), p.bp_systolic_max, p.bp_diastolic_max) end,
         }
       end,
     },
@@ -97,8 +97,8 @@ return R.protocol {
               key = ae.id,
               due = ae.at,
               severity = severity == p.adverse_critical_severity and "critical" or "warning",
-              message = ("%s %s adverse event on %s: see the patient at a follow-up visit"):format(
-                severity, kind, R.day(ae.at)),
+              message = function() return ("%s %s adverse event on %s: see the patient at a follow-up visit"):format(
+                severity, kind, R.day(ae.at)) end,
             }
           end
         end
@@ -116,8 +116,8 @@ return R.protocol {
         if not phq9 or course.number(phq9, "item9") < p.item9_min then return end
         return R.alert {
           due = phq9.at,
-          message = ("PHQ-9 item 9 (thoughts of self-harm) answered %g on %s: assess suicide "
-                  .. "risk now"):format(phq9.data.item9, R.day(phq9.at)),
+          message = function() return ("PHQ-9 item 9 (thoughts of self-harm) answered %g on %s: assess suicide "
+                  .. "risk now"):format(phq9.data.item9, R.day(phq9.at)) end,
         }
       end,
     },

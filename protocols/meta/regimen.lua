@@ -118,7 +118,7 @@ function History:memo(key, fn, ...) end
 ---What a rule returns for one alert: a plain table with these fields works
 ---too (it is checked when the rule returns).
 ---@class regimen.Alert
----@field message string text a nurse understands (at most 2,000 bytes)
+---@field message string|fun():string text a nurse understands (at most 2,000 bytes), or a function that returns it (called only when the alert opens)
 ---@field key? string|integer which alert of the rule this is (one per patient without it)
 ---@field due? regimen.Time the time the alert opens (now or earlier: open at once)
 ---@field ends? regimen.Time the time the alert closes by itself

@@ -41,6 +41,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 #define RG_VERSION "0.1.0"
@@ -68,9 +69,11 @@ static const char rg__usage[] =
     "                                   one (clinic, id, seq); exit 1 if any is damaged\n"
     "  simulate --events FILE --until TIME [--format text|jsonl|html] [--protocols DIR]\n"
     "           [--acks FILE]  (jsonl: the notify policies' plan, FILE's acknowledgements)\n"
-    "           [--clinic NAME=DIR]... [--db PATH]\n"
+    "           [--clinic NAME=DIR]... [--db PATH] [--jobs N]\n"
     "                                   replay a timeline under a virtual clock and print\n"
     "                                   every alert transition in time order\n"
+    "                                   (--jobs N: patients over N threads, default\n"
+    "                                   the cores; the output is the same)\n"
     "  sweep --at TIME [--db PATH] [--protocols DIR] [--clinic NAME=DIR]... [--jobs N]\n"
     "                                   re-evaluate every stored patient once at TIME, as\n"
     "                                   after a protocol change, and report the rate;\n"
@@ -78,7 +81,7 @@ static const char rg__usage[] =
     "  explain KEY [--db PATH | --events FILE --until TIME [--protocols DIR]]\n"
     "                                   why an alert opened or resolved: rule, protocol\n"
     "                                   version, parameters and the events it rested on\n"
-    "  diff --events FILE --until TIME OLD_DIR NEW_DIR\n"
+    "  diff --events FILE --until TIME [--jobs N] OLD_DIR NEW_DIR\n"
     "                                   replay one history under two protocol versions\n"
     "                                   and list the transitions that differ\n"
     "  check [--describe] [DIR...]      load protocols, evaluate every rule on generated\n"
@@ -804,6 +807,39 @@ static int rg__clinics_named(const rg__opts *o, rg_store *st)
     return 0;
 }
 
+/* A sweep worker's engine: the command line's, writing through the sink. */
+typedef struct rg__sweep_ctx {
+    const rg__opts *o;
+    rg_engine_opts eo;
+} rg__sweep_ctx;
+
+static int rg__sweep_engine(void *ud, rg_store *st, const rg_engine_sink *sink, rg_engine **out)
+{
+    rg__sweep_ctx *ctx = ud;
+    rg_engine_opts eo = ctx->eo;
+    eo.sink = sink;
+    return rg__engine_make(ctx->o, &eo, st, out) ? RG_EPROTOCOL : RG_OK;
+}
+
+/* The temporary store of a simulation on several threads (each worker opens
+ * it, which an in-memory database does not allow), removed at exit. */
+static char rg__sim_tmp[4][PATH_MAX];
+static int rg__sim_ntmp;
+
+static void rg__sim_cleanup(void)
+{
+    static const char *const ext[] = {"", "-wal", "-shm", "-journal"};
+    for (int i = 0; i < rg__sim_ntmp; i++) {
+        char f[sizeof rg__sim_tmp + 32];
+        for (int k = 0; k < 4; k++) {
+            snprintf(f, sizeof f, "%s/sim.db%s", rg__sim_tmp[i], ext[k]);
+            unlink(f);
+        }
+        rmdir(rg__sim_tmp[i]);
+    }
+    rg__sim_ntmp = 0;
+}
+
 /* A simulation: the events of o->events into a store at o->db, every patient
  * advanced to until. *ingest_rc is 1 when lines were refused. Returns 0 or
  * the exit code of a failure; on success the caller owns *stp and *engp. */
@@ -816,10 +852,49 @@ static int rg__simulate(rg__opts *o, rg_time until, int quiet, rg_store **stp, r
     rg_engine *eng = NULL;
     FILE *devnull = quiet ? fopen("/dev/null", "w") : NULL;
     const char *shipped = rg__shipped(shipped_buf, sizeof shipped_buf);
-    int rc = rg__open_store(o->db, 0, "simulate",
+    /* --jobs: patients over worker threads, as sweep does (runtime/engine/sweep.h):
+     * their writes are applied in page order, so the output is the same */
+    int jobs = o->jobs ? o->jobs : rg_sweep_default_jobs(), rc;
+    const char *db = o->db;
+    if (jobs > 1 && !strcmp(db, ":memory:")) {
+        /* in memory still where there is a tmpfs (what :memory: would take),
+         * if it has room for about 8 times the events file (a container's
+         * /dev/shm is often 64 MiB) */
+        const char *tmp = getenv("TMPDIR");
+        struct stat est;
+        struct statvfs vfs;
+        if (access("/dev/shm", W_OK) == 0 && statvfs("/dev/shm", &vfs) == 0 &&
+            (!o->events || !strcmp(o->events, "-") || stat(o->events, &est) != 0 ||
+             (double)vfs.f_bavail * (double)vfs.f_frsize > 8.0 * (double)est.st_size))
+            tmp = "/dev/shm";
+        static char path[PATH_MAX + 16];
+        if (rg__sim_ntmp == 4)
+            jobs = 1;
+        else {
+            snprintf(rg__sim_tmp[rg__sim_ntmp], sizeof rg__sim_tmp[0], "%s/regimen-sim-XXXXXX",
+                     tmp && *tmp ? tmp : "/tmp");
+            if (!mkdtemp(rg__sim_tmp[rg__sim_ntmp])) {
+                jobs = 1; /* no room for a file: in memory, on this thread */
+            } else {
+                if (!rg__sim_ntmp)
+                    atexit(rg__sim_cleanup);
+                snprintf(path, sizeof path, "%s/sim.db", rg__sim_tmp[rg__sim_ntmp++]);
+                db = path;
+            }
+        }
+    }
+    if (db != o->db) { /* our own file: no holder, no notices, not durable */
+        char err[1024];
+        rg_store_opts so = {0};
+        rc = rg_store_open(&st, db, &so, err, sizeof err) ? 2 : 0;
+        if (rc)
+            fprintf(stderr, "regimen: %s\n", err);
+    } else {
+        rc = rg__open_store(db, 0, "simulate",
                             "a simulation would write transitions on a virtual clock into its "
                             "live feed: simulate into another --db file, or in memory (no --db)",
                             &st);
+    }
     if (rc)
         goto fail;
     rg_ingest_counts counts = {.skew = -1}; /* a simulation replays any dates */
@@ -832,7 +907,21 @@ static int rg__simulate(rg__opts *o, rg_time until, int quiet, rg_store **stp, r
         goto fail;
     if ((rc = rg__engine_for(o, st, shipped, default_dir, sizeof default_dir, &errors, &eng)))
         goto fail;
-    long n = rg_engine_advance_all(eng, RG_TIME_NONE, until);
+    long n;
+    if (jobs > 1 && strcmp(db, ":memory:")) {
+        char dir2[PATH_MAX + 16];
+        rg__sweep_ctx ctx = {.o = o};
+        if ((rc = rg__engine_opts(o, shipped, dir2, sizeof dir2, &ctx.eo)))
+            goto fail;
+        json_object_seed(0); /* before any thread makes a JSON object */
+        rg_sweep_opts so = {.db = db, .at = until, .advance = 1, .jobs = jobs,
+                            .make_engine = rg__sweep_engine, .ud = &ctx};
+        rg_engine_stats total = {0};
+        n = rg_sweep(st, &so, &total);
+        rg_engine_stats_merge(eng, &total);
+    } else {
+        n = rg_engine_advance_all(eng, RG_TIME_NONE, until);
+    }
     if (n < 0) {
         fprintf(stderr, "regimen: simulation failed: %s (%s)\n", rg_strerror((int)n),
                 rg_store_errmsg(st));
@@ -842,8 +931,10 @@ static int rg__simulate(rg__opts *o, rg_time until, int quiet, rg_store **stp, r
     if (!quiet) {
         const rg_engine_stats *s = rg_engine_stats_get(eng);
         fprintf(stderr, "simulated %ld patients: %lld steps, %lld alerts opened, %lld resolved, "
-                        "%lld evaluation errors\n", n, (long long)s->steps, (long long)s->opened,
-                (long long)s->resolved, (long long)s->errors);
+                        "%lld evaluation errors; %lld protocol evaluations, %lld rule checks "
+                        "(%.1f per patient)\n", n, (long long)s->steps, (long long)s->opened,
+                (long long)s->resolved, (long long)s->errors, (long long)s->protocol_calls,
+                (long long)s->rule_checks, n > 0 ? (double)s->rule_checks / (double)n : 0.0);
     }
     if (devnull)
         fclose(devnull);
@@ -969,6 +1060,7 @@ static int rg__cmd_explain(int argc, char **argv)
         rg_time until;
         if (!strcmp(o.db, "regimen.db"))
             o.db = ":memory:";
+        o.jobs = 1; /* one alert's explanation: one thread */
         if ((rc = rg__until(&o, "explain --events needs --until TIME", &until)) ||
             (rc = rg__simulate(&o, until, 1, &st, &eng, &ingest_rc)))
             return rc;
@@ -1039,20 +1131,6 @@ static int rg__cmd_diff(int argc, char **argv)
         rg_store_close(st[i]);
     }
     return rc;
-}
-
-/* A sweep worker's engine: the command line's, writing through the sink. */
-typedef struct rg__sweep_ctx {
-    const rg__opts *o;
-    rg_engine_opts eo;
-} rg__sweep_ctx;
-
-static int rg__sweep_engine(void *ud, rg_store *st, const rg_engine_sink *sink, rg_engine **out)
-{
-    rg__sweep_ctx *ctx = ud;
-    rg_engine_opts eo = ctx->eo;
-    eo.sink = sink;
-    return rg__engine_make(ctx->o, &eo, st, out) ? RG_EPROTOCOL : RG_OK;
 }
 
 static int rg__cmd_sweep(int argc, char **argv)

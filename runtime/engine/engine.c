@@ -62,6 +62,14 @@ struct rg_engine {
     rg__clinic_slot *clinics;
     int nclinics;
     rg_engine_stats stats;
+    /* keys hashed by rg__h_is_open in this step, for rg__read_alerts (the
+     * subkey strings stay alive in the step's result lists) */
+    struct rg__keyc {
+        const char *subkey;
+        char proto_rule[2][96];
+        char key[RG_KEY_HEX + 1];
+    } keyc[32];
+    int nkeyc;
     /* per-advance scratch, reused */
     rg_hevent *ev;
     int nev, cap_ev;
@@ -606,13 +614,33 @@ void rg_engine_set_limits(rg_engine *e, const rg_limits *l, const rg_budget_opts
     e->o.budget.cpu_window_s = b->cpu_window_s;
 }
 
+void rg_engine_stats_merge(rg_engine *e, const rg_engine_stats *s)
+{
+    e->stats.patients += s->patients;
+    e->stats.events += s->events;
+    e->stats.steps += s->steps;
+    e->stats.protocol_calls += s->protocol_calls;
+    e->stats.rule_checks += s->rule_checks;
+    e->stats.errors += s->errors;
+    e->stats.limit_hits += s->limit_hits;
+    e->stats.opened += s->opened;
+    e->stats.resolved += s->resolved;
+    e->stats.quarantines += s->quarantines;
+    e->stats.quarantine_skips += s->quarantine_skips;
+    e->stats.cpu_budget_hits += s->cpu_budget_hits;
+}
+
 void rg_engine_cache_stats(const rg_engine *e, rg_hcache_stats *s) { rg_hcache_stats_get(e->hc, s); }
 
 /* ---- the protected part: one protocol at one instant ------------------------- */
 
 /* [-0, +0] Checks the alert table at idx and appends its normalized slots to
- * the list at lidx (starting at slot *k). Raises naming the field. */
-static void rg__alert_slots(lua_State *L, int idx, int lidx, lua_Integer *k, const char *rule)
+ * the list at lidx (starting at slot *k). Raises naming the field. A message
+ * given as a function is called only when the alert is not open already (h,
+ * proto): an open alert keeps the message it opened with, so the text of
+ * one that stays open is never made. */
+static void rg__alert_slots(lua_State *L, int idx, int lidx, lua_Integer *k, const char *rule,
+                            const rg_history *h, const char *proto)
 {
     static const char *const known[] = {"key", "message", "severity", "due", "ends", NULL};
     luaL_checkstack(L, 8, "alerts");
@@ -665,7 +693,23 @@ static void rg__alert_slots(lua_State *L, int idx, int lidx, lua_Integer *k, con
     lua_rawseti(L, lidx, ++*k);
     /* message */
     t = lua_getfield(L, idx, "message");
-    if (t != LUA_TSTRING)
+    if (t == LUA_TFUNCTION) {
+        lua_rawgeti(L, lidx, *k - 1); /* the key */
+        int open = h && h->is_open && proto &&
+                   h->is_open(h->open_ud, h->clinic, h->patient, proto, rule,
+                                  lua_tostring(L, -1));
+        lua_pop(L, 1);
+        if (open) {
+            lua_pop(L, 1);
+            lua_pushliteral(L, "");
+        } else {
+            lua_call(L, 0, 1);
+            t = lua_type(L, -1);
+            if (t != LUA_TSTRING)
+                luaL_error(L, "rule '%s': alert message function must return a string, not %s",
+                           rule, lua_typename(L, t));
+        }
+    } else if (t != LUA_TSTRING)
         luaL_error(L, "rule '%s': alert message must be a string%s", rule,
                    t == LUA_TNIL ? " (it is missing)" : "");
     if (lua_rawlen(L, -1) > RG_MAX_MESSAGE)
@@ -686,7 +730,8 @@ static void rg__alert_slots(lua_State *L, int idx, int lidx, lua_Integer *k, con
 }
 
 /* [-0, +1] What a rule returned (at idx) as a flat list of alert slots. */
-static void rg__normalize(lua_State *L, int idx, const char *rule)
+static void rg__normalize(lua_State *L, int idx, const char *rule, const rg_history *h,
+                          const char *proto)
 {
     lua_newtable(L);
     int list = lua_gettop(L);
@@ -699,7 +744,7 @@ static void rg__normalize(lua_State *L, int idx, const char *rule)
                    lua_typename(L, t));
     if (lua_getfield(L, idx, "message") != LUA_TNIL) {
         lua_pop(L, 1);
-        rg__alert_slots(L, idx, list, &k, rule);
+        rg__alert_slots(L, idx, list, &k, rule, h, proto);
     } else {
         lua_pop(L, 1);
         lua_Integer n = (lua_Integer)luaL_len(L, idx);
@@ -708,7 +753,7 @@ static void rg__normalize(lua_State *L, int idx, const char *rule)
                        RG_MAX_ALERTS);
         for (lua_Integer i = 1; i <= n; i++) {
             lua_geti(L, idx, i);
-            rg__alert_slots(L, lua_gettop(L), list, &k, rule);
+            rg__alert_slots(L, lua_gettop(L), list, &k, rule, h, proto);
             lua_pop(L, 1);
         }
     }
@@ -820,10 +865,10 @@ static int rg__params(lua_State *L, int desc, int hidx)
     return 0;
 }
 
-/* [-2, +1] (result, rule id) -> flat list of alert slots */
+/* [-4, +1] (result, rule id, history, protocol id) -> flat list of alert slots */
 static int rg__normalize_call(lua_State *L)
 {
-    rg__normalize(L, 1, lua_tostring(L, 2));
+    rg__normalize(L, 1, lua_tostring(L, 2), lua_touserdata(L, 3), lua_tostring(L, 4));
     return 1;
 }
 
@@ -896,7 +941,9 @@ static int rg__eval_protocol(lua_State *L)
             lua_pushcfunction(L, rg__normalize_call);
             lua_insert(L, 11);
             lua_pushvalue(L, 9);
-            status = lua_pcall(L, 2, 1, 10); /* 11: alert list or error */
+            lua_pushvalue(L, 2);
+            lua_getfield(L, 1, "id");
+            status = lua_pcall(L, 4, 1, 10); /* 11: alert list or error */
             if (status == LUA_ERRMEM)
                 rg_sandbox_errmem(sb);
             if (status != LUA_OK && (rg_sandbox_limit_fired(sb) || status == LUA_ERRMEM))
@@ -1320,7 +1367,8 @@ typedef struct rg__cand {
 
 /* Reads the flat alert list at lidx of rule (pi, ri); appends the alerts open
  * at t to cands and lowers *wake to the next due or end after t. */
-static int rg__read_alerts(lua_State *L, int lidx, const rg_clinic *c, const char *patient,
+static int rg__read_alerts(rg_engine *e, lua_State *L, int lidx, const rg_clinic *c,
+                           const char *patient,
                            int pi, int ri, rg_time t, rg__cand **cands, int *ncands, int *cap,
                            rg_time *wake, const rg_rule **waker)
 {
@@ -1356,7 +1404,17 @@ static int rg__read_alerts(lua_State *L, int lidx, const rg_clinic *c, const cha
         cd->due = due == RG_TIME_NONE ? t : due;
         lua_rawgeti(L, lidx, k);
         cd->subkey = lua_tostring(L, -1);
-        rg__alert_key(c->name, patient, p->id, p->rules[ri].id, cd->subkey, cd->key);
+        int cached = 0;
+        for (int x = 0; x < e->nkeyc && !cached; x++) {
+            const struct rg__keyc *kc = &e->keyc[x];
+            if (kc->subkey == cd->subkey && !strcmp(kc->proto_rule[0], p->id) &&
+                !strcmp(kc->proto_rule[1], p->rules[ri].id)) {
+                memcpy(cd->key, kc->key, sizeof kc->key);
+                cached = 1;
+            }
+        }
+        if (!cached)
+            rg__alert_key(c->name, patient, p->id, p->rules[ri].id, cd->subkey, cd->key);
         lua_rawgeti(L, lidx, k + 1);
         cd->severity = lua_isstring(L, -1) ? lua_tostring(L, -1) : p->rules[ri].severity;
         lua_rawgeti(L, lidx, k + 2);
@@ -1601,6 +1659,7 @@ static int rg__step(rg_engine *e, rg_clinic *c, const char *patient, int hidx, r
     h->n = n;
     h->now = t;
     e->log.n = 0;
+    e->nkeyc = 0;
     *wake = RG_TIME_NONE;
     e->stats.steps++;
     int base = lua_gettop(L);
@@ -1712,6 +1771,8 @@ static int rg__step(rg_engine *e, rg_clinic *c, const char *patient, int hidx, r
         lua_getfield(L, res, "applies");
         int applies = lua_toboolean(L, -1);
         lua_pop(L, 1);
+        if (applies)
+            e->stats.rule_checks += c->protos[i].nrules;
         int capped = 0; /* a rule of this protocol went past RG_MAX_STEP_ALERTS */
         for (int r = 0; applies && r < c->protos[i].nrules && rc == RG_OK; r++) {
             int kind = lua_rawgeti(L, res, r + 1);
@@ -1762,7 +1823,7 @@ static int rg__step(rg_engine *e, rg_clinic *c, const char *patient, int hidx, r
                 continue;
             }
             nalerts += nal;
-            rc = rg__read_alerts(L, lua_gettop(L), c, patient, i, r, t, &cands, &ncands, &cap,
+            rc = rg__read_alerts(e, L, lua_gettop(L), c, patient, i, r, t, &cands, &ncands, &cap,
                                  wake, waker);
             /* keep the list (and so its strings) on the stack until the end */
         }
@@ -1870,6 +1931,45 @@ static int rg__step(rg_engine *e, rg_clinic *c, const char *patient, int hidx, r
     return rc;
 }
 
+/* rg_history.is_open: whether the alert with these parts is open (live) for
+ * the patient being advanced; the step's matching uses the same keys. */
+static int rg__h_is_open(void *ud, const char *clinic, const char *patient, const char *proto,
+                         const char *rule, const char *subkey)
+{
+    rg_engine *e = ud;
+    char key[RG_KEY_HEX + 1], old[17];
+    int have_old = 0;
+    int same_rule = 0; /* the key's hash only when the rule has an open alert */
+    for (int a = 0; a < e->nopen && !same_rule; a++)
+        same_rule = e->open[a].live && !strcmp(e->open[a].rule, rule) &&
+                    !strcmp(e->open[a].protocol, proto);
+    if (!same_rule)
+        return 0;
+    rg__alert_key(clinic, patient, proto, rule, subkey, key);
+    if (e->nkeyc < (int)(sizeof e->keyc / sizeof e->keyc[0]) && strlen(proto) < 96 &&
+        strlen(rule) < 96) {
+        struct rg__keyc *k = &e->keyc[e->nkeyc++];
+        k->subkey = subkey;
+        strcpy(k->proto_rule[0], proto);
+        strcpy(k->proto_rule[1], rule);
+        memcpy(k->key, key, sizeof k->key);
+    }
+    for (int a = 0; a < e->nopen; a++) {
+        const rg__open *al = &e->open[a];
+        if (!al->live)
+            continue;
+        if (!strcmp(al->key, key))
+            return 1;
+        if (strlen(al->key) == RG__LEGACY_KEY_HEX) {
+            if (!have_old++)
+                rg__legacy_key(clinic, patient, proto, rule, subkey, old);
+            if (!strcmp(al->key, old))
+                return 1;
+        }
+    }
+    return 0;
+}
+
 /* Binds a new history at hidx (replacing what is there) to what the steps
  * see now (sev): a new one, because a history keeps the Lua tables of the
  * events it handed out by position. */
@@ -1894,6 +1994,8 @@ static int rg__bind_history(rg_engine *e, rg_clinic *c, const char *patient, int
     h->tix = e->tix;
     h->toff = e->toff;
     h->memo_now = RG_TIME_NONE;
+    h->is_open = rg__h_is_open;
+    h->open_ud = e;
     return RG_OK;
 }
 

@@ -114,6 +114,7 @@ typedef struct rg_engine_stats {
     int64_t quarantines;       /* protocols quarantined (each time) */
     int64_t quarantine_skips;  /* protocol calls not made because of a quarantine */
     int64_t cpu_budget_hits;   /* protocol calls not made because the clinic's CPU budget was used */
+    int64_t rule_checks;       /* rules' check functions called */
 } rg_engine_stats;
 
 /* A page of patients as rg_store_patients_page hands them out: keys[i] is
@@ -202,6 +203,8 @@ void rg_engine_set_limits(rg_engine *e, const rg_limits *l, const rg_budget_opts
  * (rg_transition.cause; serve sets it before each patient's evaluation);
  * NULL or "": not known (simulate, sweep). */
 void rg_engine_set_cause(rg_engine *e, const char *cause);
+/* Adds counters of other engines (a sweep's workers) to e's. */
+void rg_engine_stats_merge(rg_engine *e, const rg_engine_stats *s);
 /* Protocols quarantined now (across clinics). */
 int rg_engine_quarantined_count(rg_engine *e);
 /* Is the clinic's protocol quarantined now? 1 and *until_ms, else 0. */

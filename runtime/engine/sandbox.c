@@ -3,7 +3,8 @@
  *
  * Learnt from lua_sandbox (allocator cap lifted while the libraries load),
  * Redis (allow-list of globals, text-only load, a kill hook that re-arms so a
- * pcall cannot swallow it) and lua.c (one protected entry point). Depends on
+ * pcall cannot swallow it) and lua.c (one protected entry point, a hook set
+ * from a signal handler to stop a running chunk). Depends on
  * Lua 5.4, runtime/engine/pattern.c (the guarded string matcher) and the regimen
  * module in bindings/.
  */
@@ -17,15 +18,29 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #define RG_HOOK_EVERY 1000 /* instructions between two hook calls */
 #define RG_HOOK_MASK (LUA_MASKCOUNT | LUA_MASKCALL)
+/* The watchdog's period: an evaluation still running after one full period
+ * (1 to 2 periods after it began) gets the count and call hook, and from
+ * then on the limits are enforced as the hook always did. Shorter ones run
+ * with no hook at all: Lua 5.4 sends every instruction through
+ * luaG_traceexec while a count hook is set, whatever its count. */
+#define RG_WATCH_MS 1
+/* Idle periods after which the watchdog sleeps until the next evaluation
+ * wakes it: soon, so that a quiet service has no thread ticking (a ticking
+ * one shifted the service's timing under load, see test_serve). */
+#define RG_WATCH_IDLE 5
 #define RG_MSGH_HEADROOM (1u << 20)
 /* Bytes of one piece the parser is handed at a time: the deadline is checked
  * between pieces, so even a chunk whose parse is quadratic (thousands of
@@ -67,6 +82,18 @@ struct rg_sandbox {
     char why[320];
     rg_guard guard;
     int nenvs_at_enter;
+    /* The watchdog (see rg__watch_main). run is odd while an evaluation is
+     * running (enter and leave each add one); armed says the hook is set for
+     * this one; running is the Lua thread executing now (the main state, or a
+     * coroutine the resume wrappers entered), which the signal handler hooks. */
+    _Atomic uint64_t run;
+    uint64_t watch_seen;          /* run at the watchdog's previous look */
+    _Atomic uint64_t watch_target; /* the run the signal is meant for */
+    _Atomic int armed;
+    struct rg_sandbox *watch_outer; /* the sandbox evaluating on this thread before enter */
+    lua_State *volatile running;
+    pthread_t thread;             /* the thread inside rg_sandbox_enter */
+    struct rg_sandbox *watch_next, *watch_prev;
 };
 
 static lua_Integer rg__nenvs(lua_State *L);
@@ -152,6 +179,221 @@ static int rg__guard_expired(void *ud, const char **msg)
     return why != NULL;
 }
 
+/* ---- the watchdog --------------------------------------------------------
+ *
+ * No hook is set while an evaluation starts: most end within microseconds and
+ * pay nothing for the limits. One thread for the process looks at every
+ * sandbox each RG_WATCH_MS; an evaluation it finds running at two looks in a
+ * row (so after one to two periods) is sent a signal, and the handler, on
+ * the evaluating thread itself, sets the count and call hook on the Lua
+ * thread running there (lua_sethook is meant to be called from a signal
+ * handler: lua.c stops a chunk on SIGINT the same way). From then on the
+ * hook enforces the instruction budget and the deadline as before. So the
+ * instruction budget counts from the moment the hook is set, and the first
+ * period or two of an evaluation are bounded by the clock alone.
+ *
+ * Coroutines: a Lua thread created before the hook was set has none, so
+ * coroutine.resume, wrap and close are wrapped to keep `running` current and
+ * to pass the hook on to the thread they enter and back to the one they
+ * return to. */
+static pthread_mutex_t rg__watch_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t rg__watch_cv = PTHREAD_COND_INITIALIZER;
+static rg_sandbox *rg__watch_list;        /* every sandbox, under rg__watch_mu */
+static int rg__watch_started;             /* under rg__watch_mu */
+static _Atomic int rg__watch_sleeping = 1; /* 1: the thread waits (or is not started) */
+#define RG_WATCH_SIGNAL SIGURG            /* ignored by default: a stray one is harmless */
+static _Thread_local rg_sandbox *volatile rg__watch_self; /* the sandbox evaluating here */
+static _Thread_local int rg__watch_unblocked;
+
+static void rg__hook(lua_State *L, lua_Debug *ar);
+
+/* Sets the hook on L (the Lua thread running on this OS thread). */
+static void rg__arm(rg_sandbox *sb, lua_State *L, int count)
+{
+    atomic_store_explicit(&sb->armed, 1, memory_order_relaxed);
+    lua_sethook(L, rg__hook, RG_HOOK_MASK, count);
+}
+
+static void rg__watch_signal(int sig)
+{
+    (void)sig;
+    int saved = errno;
+    rg_sandbox *sb = rg__watch_self;
+    if (sb) {
+        uint64_t r = atomic_load(&sb->run);
+        if ((r & 1) && r == atomic_load(&sb->watch_target) &&
+            !atomic_load_explicit(&sb->armed, memory_order_relaxed))
+            rg__arm(sb, sb->running, RG_HOOK_EVERY);
+    }
+    errno = saved;
+}
+
+static void *rg__watch_main(void *arg)
+{
+    (void)arg;
+    int idle = 0;
+    pthread_mutex_lock(&rg__watch_mu);
+    for (;;) {
+        if (idle >= RG_WATCH_IDLE) {
+            /* nothing ran for a while: sleep until rg_sandbox_enter wakes us.
+             * enter stores run, then reads rg__watch_sleeping; this stores
+             * rg__watch_sleeping, then reads run: one of them sees the other. */
+            atomic_store(&rg__watch_sleeping, 1);
+            int running = 0;
+            for (rg_sandbox *sb = rg__watch_list; sb; sb = sb->watch_next)
+                running |= (int)(atomic_load(&sb->run) & 1);
+            if (!running)
+                pthread_cond_wait(&rg__watch_cv, &rg__watch_mu);
+            atomic_store(&rg__watch_sleeping, 0);
+            idle = 0;
+            continue;
+        }
+        pthread_mutex_unlock(&rg__watch_mu);
+        struct timespec ts = {0, RG_WATCH_MS * 1000000L};
+        nanosleep(&ts, NULL);
+        pthread_mutex_lock(&rg__watch_mu);
+        int busy = 0;
+        for (rg_sandbox *sb = rg__watch_list; sb; sb = sb->watch_next) {
+            uint64_t r = atomic_load(&sb->run);
+            busy |= r != sb->watch_seen || (r & 1);
+            if ((r & 1) && r == sb->watch_seen &&
+                !atomic_load_explicit(&sb->armed, memory_order_relaxed) &&
+                atomic_load(&sb->watch_target) != r) {
+                /* target first, then run again: rg_sandbox_leave stores run,
+                 * then reads the target, and waits for this lock when it
+                 * matches, so the thread cannot be gone when it is signalled */
+                atomic_store(&sb->watch_target, r);
+                if (atomic_load(&sb->run) == r)
+                    pthread_kill(sb->thread, RG_WATCH_SIGNAL);
+            }
+            sb->watch_seen = r;
+        }
+        idle = busy ? 0 : idle + 1;
+    }
+    return NULL;
+}
+
+/* In a child after fork the thread is gone: the next evaluation starts one. */
+static void rg__watch_atfork_child(void)
+{
+    pthread_mutex_init(&rg__watch_mu, NULL);
+    pthread_cond_init(&rg__watch_cv, NULL);
+    rg__watch_started = 0;
+    atomic_store(&rg__watch_sleeping, 1);
+}
+
+static void rg__watch_install(void)
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = rg__watch_signal;
+    sa.sa_flags = SA_RESTART;
+    sigemptyset(&sa.sa_mask);
+    sigaction(RG_WATCH_SIGNAL, &sa, NULL);
+    pthread_atfork(NULL, NULL, rg__watch_atfork_child);
+}
+
+/* Wakes the watchdog, starting it the first time. */
+static void rg__watch_wake(void)
+{
+    pthread_mutex_lock(&rg__watch_mu);
+    if (!rg__watch_started) {
+        static pthread_once_t once = PTHREAD_ONCE_INIT;
+        pthread_once(&once, rg__watch_install);
+        pthread_attr_t a;
+        pthread_t t;
+        pthread_attr_init(&a);
+        pthread_attr_setdetachstate(&a, PTHREAD_CREATE_DETACHED);
+        /* the watchdog takes no signal of its own */
+        sigset_t all, old;
+        sigfillset(&all);
+        pthread_sigmask(SIG_SETMASK, &all, &old);
+        if (pthread_create(&t, &a, rg__watch_main, NULL) == 0)
+            rg__watch_started = 1;
+        pthread_sigmask(SIG_SETMASK, &old, NULL);
+        pthread_attr_destroy(&a);
+        if (!rg__watch_started) { /* no thread: the hook from the start, as before */
+            pthread_mutex_unlock(&rg__watch_mu);
+            return;
+        }
+    }
+    atomic_store(&rg__watch_sleeping, 0);
+    pthread_cond_signal(&rg__watch_cv);
+    pthread_mutex_unlock(&rg__watch_mu);
+}
+
+static void rg__watch_add(rg_sandbox *sb)
+{
+    pthread_mutex_lock(&rg__watch_mu);
+    sb->watch_next = rg__watch_list;
+    if (rg__watch_list)
+        rg__watch_list->watch_prev = sb;
+    rg__watch_list = sb;
+    pthread_mutex_unlock(&rg__watch_mu);
+}
+
+static void rg__watch_remove(rg_sandbox *sb)
+{
+    pthread_mutex_lock(&rg__watch_mu);
+    if (sb->watch_prev)
+        sb->watch_prev->watch_next = sb->watch_next;
+    else if (rg__watch_list == sb)
+        rg__watch_list = sb->watch_next;
+    if (sb->watch_next)
+        sb->watch_next->watch_prev = sb->watch_prev;
+    sb->watch_next = sb->watch_prev = NULL;
+    pthread_mutex_unlock(&rg__watch_mu);
+}
+
+/* The thread now running Lua code of sb changes to to: it gets the hook when
+ * the evaluation has it, and none when not (a coroutine hooked in an earlier
+ * evaluation). Returns the thread that ran before. */
+static lua_State *rg__switch(rg_sandbox *sb, lua_State *to)
+{
+    lua_State *from = sb->running;
+    sb->running = to; /* first: a signal from now on hooks `to` */
+    atomic_signal_fence(memory_order_seq_cst);
+    if (atomic_load_explicit(&sb->armed, memory_order_relaxed) && sb->active)
+        lua_sethook(to, rg__hook, RG_HOOK_MASK, sb->expired ? 1 : RG_HOOK_EVERY);
+    else if (lua_gethook(to))
+        lua_sethook(to, NULL, 0, 0);
+    return from;
+}
+
+/* [-(n), +r, e] coroutine.resume, close and the function wrap returns: the
+ * original (upvalue 1) called with the thread it enters made `running`. */
+static int rg__co_call(lua_State *L, lua_State *co)
+{
+    rg_sandbox *sb = rg_sandbox_of(L);
+    int n = lua_gettop(L);
+    lua_pushvalue(L, lua_upvalueindex(1));
+    lua_insert(L, 1);
+    lua_State *from = co ? rg__switch(sb, co) : sb->running;
+    int st = lua_pcall(L, n, LUA_MULTRET, 0);
+    rg__switch(sb, from);
+    if (st != LUA_OK)
+        return lua_error(L);
+    return lua_gettop(L);
+}
+static int rg__co_resume(lua_State *L) { return rg__co_call(L, lua_tothread(L, 1)); }
+static int rg__co_close(lua_State *L) { return rg__co_call(L, lua_tothread(L, 1)); }
+static int rg__co_wrapped(lua_State *L)
+{
+    return rg__co_call(L, lua_tothread(L, lua_upvalueindex(2)));
+}
+/* [-1, +1, e] coroutine.wrap: the original's function, with its thread
+ * (the original's upvalue) for rg__co_wrapped. */
+static int rg__co_wrap(lua_State *L)
+{
+    lua_pushvalue(L, lua_upvalueindex(1));
+    lua_insert(L, 1);
+    lua_call(L, lua_gettop(L) - 1, 1);
+    if (!lua_getupvalue(L, -1, 1) || !lua_isthread(L, -1))
+        return luaL_error(L, "coroutine.wrap: unexpected function");
+    lua_pushcclosure(L, rg__co_wrapped, 2);
+    return 1;
+}
+
 /* The count hook. Once a limit fires it re-arms itself to run at every
  * instruction, so an error caught by the protocol's own pcall is raised again
  * at the next instruction, until control is back in rg_pcall. */
@@ -179,7 +421,7 @@ static void rg__hook(lua_State *L, lua_Debug *ar)
             if (f == rg_sandbox_msgh)
                 return;
         }
-        lua_sethook(L, rg__hook, RG_HOOK_MASK, 1);
+        rg__arm(sb, L, 1);
         luaL_error(L, "%s", why);
     }
 }
@@ -198,7 +440,7 @@ static int rg__limit_error(lua_State *L, rg_sandbox *sb, const char *fmt, ...)
         sb->limit_hits++;
     }
     if (sb->active)
-        lua_sethook(L, rg__hook, RG_HOOK_MASK, 1);
+        rg__arm(sb, L, 1);
     luaL_where(L, 1);
     lua_pushstring(L, sb->why);
     lua_concat(L, 2);
@@ -217,7 +459,26 @@ void rg_sandbox_enter(rg_sandbox *sb)
     sb->why[0] = '\0';
     sb->deadline = rg_monotonic_ms() + sb->lim.deadline_ms;
     sb->cap = 0;
-    lua_sethook(sb->L, rg__hook, RG_HOOK_MASK, RG_HOOK_EVERY);
+    /* no hook: the watchdog sets it if this runs long (see above) */
+    atomic_store_explicit(&sb->armed, 0, memory_order_relaxed);
+    lua_sethook(sb->L, NULL, 0, 0);
+    sb->running = sb->L;
+    sb->thread = pthread_self();
+    if (!rg__watch_unblocked) {
+        sigset_t set;
+        sigemptyset(&set);
+        sigaddset(&set, RG_WATCH_SIGNAL);
+        pthread_sigmask(SIG_UNBLOCK, &set, NULL);
+        rg__watch_unblocked = 1;
+    }
+    sb->watch_outer = rg__watch_self;
+    rg__watch_self = sb;
+    atomic_store(&sb->run, atomic_load_explicit(&sb->run, memory_order_relaxed) + 1);
+    if (atomic_load(&rg__watch_sleeping)) {
+        rg__watch_wake();
+        if (!rg__watch_started) /* no watchdog thread: hook from the start */
+            rg__arm(sb, sb->L, RG_HOOK_EVERY);
+    }
 }
 
 void rg_sandbox_enter_by(rg_sandbox *sb, int64_t by, int total_ms, const char *what)
@@ -244,10 +505,18 @@ void rg_sandbox_leave(rg_sandbox *sb)
     }
     lua_settop(L, top);
     /* Past any limit: stop raising. Code outside an evaluation never runs. */
+    uint64_t r = atomic_load_explicit(&sb->run, memory_order_relaxed);
+    atomic_store(&sb->run, r + 1);
+    if (atomic_load(&sb->watch_target) == r) { /* the watchdog may be signalling us */
+        pthread_mutex_lock(&rg__watch_mu);
+        pthread_mutex_unlock(&rg__watch_mu);
+    }
+    rg__watch_self = sb->watch_outer;
     sb->active = 0;
     sb->expired = 0;
     sb->ticks = 0;
-    lua_sethook(L, rg__hook, RG_HOOK_MASK, RG_HOOK_EVERY);
+    atomic_store_explicit(&sb->armed, 0, memory_order_relaxed);
+    lua_sethook(L, NULL, 0, 0);
 }
 
 int rg_sandbox_limit_fired(const rg_sandbox *sb) { return sb->expired || sb->mem_hit; }
@@ -893,6 +1162,16 @@ static void rg__build_globals(rg_sandbox *sb)
         lua_setfield(L, -2, r->name);
     }
     lua_pop(L, 1);
+    lua_getglobal(L, "coroutine"); /* see the watchdog */
+    static const luaL_Reg co[] = {
+        {"resume", rg__co_resume}, {"close", rg__co_close}, {"wrap", rg__co_wrap}, {NULL, NULL},
+    };
+    for (const luaL_Reg *r = co; r->name; r++) {
+        lua_getfield(L, -1, r->name);
+        lua_pushcclosure(L, r->func, 1);
+        lua_setfield(L, -2, r->name);
+    }
+    lua_pop(L, 1);
     for (int i = 0; rg__denied_fields[i]; i++) {
         char lib[32];
         const char *dot = strchr(rg__denied_fields[i], '.');
@@ -1001,7 +1280,8 @@ int rg_sandbox_new(rg_sandbox **out, const char *clinic, const rg_limits *lim,
         rg_sandbox_free(sb);
         return RG_ELIMIT;
     }
-    lua_sethook(L, rg__hook, RG_HOOK_MASK, RG_HOOK_EVERY);
+    sb->running = L;
+    rg__watch_add(sb);
     *out = sb;
     return RG_OK;
 nomem:
@@ -1013,6 +1293,7 @@ void rg_sandbox_free(rg_sandbox *sb)
 {
     if (!sb)
         return;
+    rg__watch_remove(sb);
     if (sb->L) {
         sb->enforce_mem = 0;
         lua_close(sb->L);

@@ -7,6 +7,10 @@
  * count hook that re-raises until control is back in C (so a protocol's pcall
  * cannot swallow it), and a wall-clock deadline checked by the same hook and
  * by the guarded string matcher (a count hook never fires inside a C function).
+ * The hook is not set when an evaluation starts: a watchdog thread sets it
+ * (through a signal handled on the evaluating thread) in an evaluation that
+ * has run for one to two milliseconds, so short ones pay nothing for it and
+ * the instruction budget counts from then.
  *
  * Isolation: every chunk runs with its own _ENV. What a chunk defines while it
  * loads is kept; what it writes to globals during an evaluation is wiped when

@@ -265,6 +265,7 @@ static void rg__add_stats(rg_engine_stats *to, const rg_engine_stats *s)
     to->events += s->events;
     to->steps += s->steps;
     to->protocol_calls += s->protocol_calls;
+    to->rule_checks += s->rule_checks;
     to->errors += s->errors;
     to->limit_hits += s->limit_hits;
     to->opened += s->opened;
@@ -305,7 +306,9 @@ static void *rg__work(void *arg)
         int prc = rc;
         if (prc == RG_OK && (prc = rg_store_begin_read(st)) == RG_OK) {
             for (int i = 0; i < pg->p.n && prc == RG_OK; i++)
-                prc = rg_engine_reevaluate(eng, pg->p.keys[i][0], pg->p.keys[i][1], o->at);
+                prc = o->advance
+                          ? rg_engine_advance(eng, pg->p.keys[i][0], pg->p.keys[i][1], o->at)
+                          : rg_engine_reevaluate(eng, pg->p.keys[i][0], pg->p.keys[i][1], o->at);
             rg_store_rollback(st); /* it only read */
         }
         pthread_mutex_lock(&sw->mu);

@@ -22,6 +22,7 @@
 typedef struct rg_sweep_opts {
     const char *db; /* the store's path, opened once more per worker */
     rg_time at;
+    int advance;    /* 1: advance each patient to `at` (simulate), not re-evaluate at it */
     int jobs;       /* worker threads; 1 or less: the caller's engine alone */
     /* Makes a worker's engine over its store, writing through sink (called
      * on the worker's thread, once). Returns RG_OK or an error code. */

@@ -475,7 +475,8 @@ static void rg__run(rg__thread *t, rg_svc_job *j)
         after->opened - before.opened, after->resolved - before.resolved,
         after->quarantines - before.quarantines,
         after->quarantine_skips - before.quarantine_skips,
-        after->cpu_budget_hits - before.cpu_budget_hits};
+        after->cpu_budget_hits - before.cpu_budget_hits,
+        after->rule_checks - before.rule_checks};
     for (int p = 0; cl && p < j->nprotos && p < cl->nprotos; p++) {
         j->protos[p].evaluations = cl->protos[p].evaluations - j->protos[p].evaluations;
         j->protos[p].seconds = cl->protos[p].seconds - j->protos[p].seconds;
