@@ -861,15 +861,7 @@ static int rg__key_last(rg_pg *pg, const char *clinic, const char *key, int64_t 
 
 int rg_pg_transition(rg_pg *pg, rg_transition *t, int64_t *alert_idp)
 {
-    int64_t last;
-    int last_open;
-    if (rg__key_last(pg, t->clinic, t->key, &last, &last_open))
-        return RG_EDB;
     int opening = t->open == 1;
-    if (opening && last_open)
-        return RG_EDB; /* the key is open already */
-    if (!opening && (!last_open || last != *alert_idp))
-        return RG_ENOTFOUND;
     rg__args a = {0};
     if (opening)
         rg__text(&a, NULL);
@@ -896,6 +888,10 @@ int rg_pg_transition(rg_pg *pg, rg_transition *t, int64_t *alert_idp)
     PGresult *r = rg__run(pg, P_TRANSITION, &a);
     if (!r)
         return RG_EDB;
+    if (!PQntuples(r)) { /* refused by the statement's guard: nothing written */
+        PQclear(r);
+        return opening ? RG_EDB /* the key is open already */ : RG_ENOTFOUND;
+    }
     t->seq = rg__col_int(r, 0, 0);
     t->cseq = rg__col_int(r, 0, 1);
     PQclear(r);

@@ -323,8 +323,20 @@ const char *const rg_pg_sql[P__COUNT] = {
         " ORDER BY t.seq",
     [P_KEY_LAST] = "SELECT seq, state FROM transitions WHERE clinic = $1 AND key = $2"
                    " AND state <> 'reraised' ORDER BY seq DESC LIMIT 1",
+    /* One round trip, no read before it: the key's last transition (l) is
+     * the insert's guard (openings and resolutions of a key alternate; a
+     * resolution or a re-raise names the key's open alert, $1), and the
+     * clinic's counter moves only when the guard lets the row in. A refused
+     * transition answers no row and writes nothing. */
     [P_TRANSITION] =
-        "WITH c AS (" RG__NEXT("$4::text", "cseq") "), t AS ("
+        "WITH l AS (SELECT seq, state FROM transitions WHERE clinic = $4 AND key = $6"
+        "  AND state <> 'reraised' ORDER BY seq DESC LIMIT 1),"
+        " g AS (SELECT 1 FROM (SELECT 1) o LEFT JOIN l ON true WHERE CASE WHEN $3 = 'open'"
+        "  THEN l.state IS DISTINCT FROM 'open'"
+        "  ELSE l.state IS NOT DISTINCT FROM 'open' AND l.seq = $1::bigint END),"
+        " c AS (INSERT INTO counters(clinic, name, value) SELECT $4::text, 'cseq', 1 FROM g"
+        "  ON CONFLICT (clinic, name) DO UPDATE SET value = counters.value + 1 RETURNING value),"
+        " t AS ("
         " INSERT INTO transitions(alert_id, at, state, clinic, patient, key, protocol, version,"
         " rule, severity, message, due, params, evidence, recorded, cseq, notify_at)"
         " SELECT $1::bigint, $2::bigint, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12::bigint, $13,"

@@ -936,21 +936,14 @@ static int rg__key_last(rg_store *st, const char *clinic, const char *key, int64
 
 /* One row per transition: an opening is the alert (its id is the row's
  * seq), a resolution names the alert it closes. What is refused (opening an
- * open key, resolving what is not open) is refused before anything is
- * written. */
+ * open key, resolving what is not open) is refused by the insert's own
+ * guard (Q_TRANSITION): one statement, no read before it. */
 int rg_store_transition(rg_store *st, rg_transition *t, int64_t *alert_idp)
 {
     if (st->pg)
         return rg_pg_transition(st->pg, t, alert_idp);
-    int64_t last, cseq, *cseq_slot;
-    int last_open;
-    if (rg__key_last(st, t->clinic, t->key, &last, &last_open))
-        return RG_EDB;
+    int64_t cseq, *cseq_slot;
     int opening = t->open == 1;
-    if (opening && last_open)
-        return RG_EDB; /* the key is open already */
-    if (!opening && (!last_open || last != *alert_idp))
-        return RG_ENOTFOUND;
     if (rg__last_cseq(st, t->clinic, &cseq, &cseq_slot))
         return RG_EDB;
     sqlite3_stmt *s = rg__q(st, Q_TRANSITION);
@@ -975,6 +968,8 @@ int rg_store_transition(rg_store *st, rg_transition *t, int64_t *alert_idp)
         sqlite3_bind_int64(s, 17, t->notify_at);
     if (rg__done(st, s))
         return RG_EDB;
+    if (!sqlite3_changes(st->db)) /* refused by the statement's guard */
+        return opening ? RG_EDB /* the key is open already */ : RG_ENOTFOUND;
     if (cseq_slot)
         *cseq_slot = cseq + 1;
     t->seq = sqlite3_last_insert_rowid(st->db);

@@ -239,6 +239,12 @@ const size_t rg_store_nmigrations = sizeof rg_store_migrations / sizeof rg_store
     "NOT EXISTS (SELECT 1 FROM transitions n WHERE n.clinic = " o ".clinic AND n.key = " o \
     ".key AND n.seq > " o ".seq AND n.state <> 'reraised')"
 
+/* The last transition of a key that is not a re-raise: open, or resolved,
+ * or no row. */
+#define RG__KEY_LAST(clinic, key)                                                         \
+    "SELECT seq, state FROM transitions WHERE clinic = " clinic " AND key = " key         \
+    " AND state <> 'reraised' ORDER BY seq DESC LIMIT 1"
+
 /* An event row as rg__col_event reads it; WIDE adds data, version, corrected_by. */
 #define RG__EV_COLS "seq, at, id, type, fields, replaces, corrected_at, status"
 #define RG__EV_WIDE RG__EV_COLS ", data, version, corrected_by"
@@ -339,12 +345,18 @@ const char *const rg_store_sql[Q__COUNT] = {
         " WHERE t.clinic = ?1 AND t.patient = ?2 AND t.state = 'open' AND " RG__STILL_OPEN("t")
         " ORDER BY t.seq",
     /* the last transition of a key: open, or resolved, or none */
-    [Q_KEY_LAST] = "SELECT seq, state FROM transitions WHERE clinic = ?1 AND key = ?2"
-                   " AND state <> 'reraised' ORDER BY seq DESC LIMIT 1",
+    [Q_KEY_LAST] = RG__KEY_LAST("?1", "?2"),
+    /* One statement, no read before it: the insert carries its own guard
+     * (openings and resolutions of a key alternate; a resolution or a
+     * re-raise names the key's open alert, ?1), so a refused transition
+     * writes nothing and rg_store_transition asks why only then. */
     [Q_TRANSITION] =
         "INSERT INTO transitions(alert_id, at, state, clinic, patient, key, protocol, version,"
         " rule, severity, message, due, params, evidence, recorded, cseq, notify_at)"
-        " VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)",
+        " SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17"
+        " FROM (SELECT 1) LEFT JOIN (" RG__KEY_LAST("?4", "?6") ") l"
+        " WHERE CASE WHEN ?3 = 'open' THEN l.state IS NOT 'open'"
+        " ELSE l.state IS 'open' AND l.seq = ?1 END",
     [Q_TRANSITIONS_SEQ] =
         "SELECT seq, at, state, clinic, patient, key, protocol, version, rule, severity,"
         " message, due, params, evidence, cseq, coalesce(notify_at, at) FROM transitions WHERE seq > ?1 ORDER BY seq",
