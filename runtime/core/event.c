@@ -272,6 +272,18 @@ int rg_event_parse(rg_event *ev, const char *text, size_t len, char field[RG_FIE
     return rc;
 }
 
+char *rg_event_data_text(const char *body, size_t len)
+{
+    json_error_t je;
+    json_t *obj = body ? rg_json_loadb(body, len, JSON_REJECT_DUPLICATES, &je) : NULL;
+    json_t *data = obj ? json_object_get(obj, "data") : NULL;
+    char *text = json_is_object(data)
+                     ? json_dumps(data, JSON_COMPACT | JSON_SORT_KEYS | JSON_ENSURE_ASCII)
+                     : NULL;
+    json_decref(obj);
+    return text;
+}
+
 void rg_event_clear(rg_event *ev)
 {
     free(ev->data);

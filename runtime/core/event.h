@@ -63,6 +63,12 @@ int rg_event_from_json(rg_event *ev, json_t *obj, char field[RG_FIELD_MAX], char
                        size_t errlen);
 void rg_event_clear(rg_event *ev);
 
+/* The canonical text of a stored body's data, as validation makes it (ev->data:
+ * sorted keys, compact, ASCII), malloc'd; NULL when the body has no data
+ * object (or is no longer JSON). The store keeps the body, not this second
+ * copy (schema v12), and derives it for the readers that show it. */
+char *rg_event_data_text(const char *body, size_t len);
+
 /* "final", "amended", "corrected", "entered-in-error"; the stored text of a
  * status is NULL for final. */
 const char *rg_event_status_name(int status);

@@ -23,7 +23,9 @@
  * (clinic, key) (issue 22) */
 /* 10: the audit trail (audit, audit_chain; runtime/store/audit.c) */
 /* 11: protocol_sets, protocol_set_files, protocol_set_log (protocol versions) */
-#define RG_SCHEMA_VERSION 11
+/* 12: a lean event row (issue 27: the body and the compiled fields once,
+ * clustered by (clinic, patient, at, seq), digests as 32 bytes) */
+#define RG_SCHEMA_VERSION 12
 
 typedef struct rg_store rg_store;
 
@@ -286,10 +288,12 @@ typedef struct rg_event_row {
     const void *fields;
     size_t nfields;
 } rg_event_row;
-/* Every stored event version in the store's order, at most limit, after
- * the row (after_clinic, after_seq) it gave last ("", 0 to start); returns
- * how many it passed to fn, 0 at the end, or an error. */
-int rg_store_event_rows(rg_store *st, const char *after_clinic, int64_t after_seq, int limit,
+/* Every stored event version in the store's order (clinic, patient, at,
+ * seq: the table's own, schema v12), at most limit, after the row it gave
+ * last ("", "", INT64_MIN, 0 to start); returns how many it passed to fn, 0
+ * at the end, or an error. */
+int rg_store_event_rows(rg_store *st, const char *after_clinic, const char *after_patient,
+                        rg_time after_at, int64_t after_seq, int limit,
                         int (*fn)(void *ud, const rg_event_row *r), void *ud);
 /* The stored versions of one event, oldest first. */
 int rg_store_event_rows_of(rg_store *st, const char *clinic, const char *id,
