@@ -624,8 +624,9 @@ static void old_put(sqlite3 *db, int64_t seq, const char *id, const char *patien
     sqlite3_bind_text(s, 4, ev.patient, -1, SQLITE_STATIC);
     sqlite3_bind_text(s, 5, ev.type, -1, SQLITE_STATIC);
     sqlite3_bind_int64(s, 6, ev.at);
-    if (ev.data)
-        sqlite3_bind_text(s, 7, ev.data, -1, SQLITE_STATIC);
+    char *text = rg_event_data_text(ev.body, strlen(ev.body)); /* what v3 kept as data */
+    if (text)
+        sqlite3_bind_text(s, 7, text, -1, free);
     sqlite3_bind_text(s, 8, ev.body, -1, SQLITE_STATIC);
     cr_assert_eq(sqlite3_step(s), SQLITE_DONE, "%s", sqlite3_errmsg(db));
     sqlite3_finalize(s);

@@ -299,7 +299,7 @@ int rg_store_event_rows(rg_store *st, const char *after_clinic, const char *afte
 int rg_store_event_rows_of(rg_store *st, const char *clinic, const char *id,
                            int (*fn)(void *ud, const rg_event_row *r), void *ud);
 /* Whether row r is as it was stored: its body matches its digest, and the
- * columns read from the body (clinic, id, patient, type, at, data, fields,
+ * columns read from the body (clinic, id, patient, type, at, fields,
  * version, status, corrected_at, corrected_by) say what the body says.
  * 1 when intact, 0 (and why, one line) when not, RG_ENOMEM. */
 int rg_store_row_intact(const rg_event_row *r, char *why, size_t whylen);

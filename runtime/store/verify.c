@@ -46,8 +46,6 @@ int rg_store_row_intact(const rg_event_row *r, char *why, size_t whylen)
         col = "type";
     else if (ev.at != r->at)
         col = "at";
-    else if (!rg__same(ev.data, r->data))
-        col = "data";
     else if (ev.fields.len != r->nfields ||
              (r->nfields && memcmp(ev.fields.p, r->fields, r->nfields)))
         col = "fields";
