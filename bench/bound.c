@@ -5,11 +5,11 @@
  *   bound DB [patient|scan|both|alerts]
  *
  * patient: the engine's own access path, one query per patient
- *   (SELECT seq, at, id, type, data FROM events WHERE clinic=? AND patient=?
- *   ORDER BY at, seq), patients taken from the patients table in (clinic,
- *   patient) order;
+ *   (SELECT seq, at, id, type, fields FROM events WHERE clinic=? AND patient=?
+ *   ORDER BY at, seq: the compiled data the engine reads), patients taken from
+ *   the patients table in (clinic, patient) order;
  * scan: one query over all events ordered by (clinic, patient, at, seq),
- *   which SQLite answers from the events_by_patient index.
+ *   which SQLite answers from the table itself (its key since schema v12).
  * Each event is pushed to Lua (lua_pushinteger/lua_pushstring) and passed to
  * one Lua function that counts infusions. Nothing is decoded, evaluated or
  * written: this is what reading the data and handing it over costs. Prints
@@ -82,7 +82,8 @@ static void bound_hand(lua_State *L, sqlite3_stmt *s, int c)
     if (sqlite3_column_type(s, c + 4) == SQLITE_NULL)
         lua_pushnil(L);
     else
-        lua_pushstring(L, (const char *)sqlite3_column_text(s, c + 4));
+        lua_pushlstring(L, (const char *)sqlite3_column_blob(s, c + 4),
+                        (size_t)sqlite3_column_bytes(s, c + 4));
     lua_call(L, 5, 0);
 }
 
@@ -106,7 +107,7 @@ static bound_run bound_per_patient(sqlite3 *db)
     if (sqlite3_prepare_v2(db, "SELECT clinic, patient FROM patients ORDER BY clinic, patient", -1,
                            &pat, NULL) != SQLITE_OK)
         bound_die(db, "patients");
-    if (sqlite3_prepare_v2(db, "SELECT seq, at, id, type, data FROM events"
+    if (sqlite3_prepare_v2(db, "SELECT seq, at, id, type, fields FROM events"
                                " WHERE clinic = ?1 AND patient = ?2 ORDER BY at, seq",
                            -1, &ev, NULL) != SQLITE_OK)
         bound_die(db, "events");
@@ -142,7 +143,7 @@ static bound_run bound_scan(sqlite3 *db)
     sqlite3_stmt *s;
     char clinic[256] = "", patient[256] = "";
     double t0 = bound_now();
-    if (sqlite3_prepare_v2(db, "SELECT clinic, patient, seq, at, id, type, data FROM events"
+    if (sqlite3_prepare_v2(db, "SELECT clinic, patient, seq, at, id, type, fields FROM events"
                                " ORDER BY clinic, patient, at, seq",
                            -1, &s, NULL) != SQLITE_OK)
         bound_die(db, "scan");

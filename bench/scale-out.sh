@@ -17,7 +17,7 @@
 set -u -o pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT"
-BIN=$ROOT/build/regimen
+BIN=${BENCH_BIN:-$ROOT/build/regimen} # BENCH_BIN=PATH: another binary (a baseline), same run
 TOOLS=$ROOT/build/bench
 TOKEN=bench-token-0123456789abcdef
 SECS=${SECONDS_EACH:-5}

@@ -234,7 +234,7 @@ static int dump_row(void *ud, int n, char **v, char **names)
 
 /* Everything stored, minus the wall-clock stamps (received, recorded, ...). */
 static const char dump_sql[] =
-    "SELECT 'events', seq, clinic, id, patient, type, at, utc_offset, data, body, hex(fields)"
+    "SELECT 'events', seq, clinic, id, patient, type, at, utc_offset, body, hex(fields)"
     " FROM events"
     " ORDER BY seq;"
     "SELECT 'rejected', seq, source, line, field, reason, raw FROM rejected ORDER BY seq;"

@@ -51,6 +51,15 @@ void rg_sha256_hex(const void *p, size_t n, char out[RG_SHA256_HEX + 1])
     rg__hex(md, RG_SHA256_HEX, out);
 }
 
+void rg_sha256(const void *p, size_t n, unsigned char out[32])
+{
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned int len = 0;
+    if (!EVP_Digest(p, n, md, &len, rg__sha256(), NULL) || len != 32)
+        memset(md, 0, sizeof md); /* never: SHA-256 is built into libcrypto */
+    memcpy(out, md, 32);
+}
+
 void rg_sha256_parts(const char *const *parts, int n, char *out, size_t hexlen)
 {
     unsigned char md[EVP_MAX_MD_SIZE];

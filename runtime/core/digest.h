@@ -19,6 +19,8 @@
 
 /* The SHA-256 of n bytes at p, as 64 lowercase hex digits and a NUL. */
 void rg_sha256_hex(const void *p, size_t n, char out[RG_SHA256_HEX + 1]);
+/* The same as 32 bytes (an event's stored digest since schema v12). */
+void rg_sha256(const void *p, size_t n, unsigned char out[32]);
 
 /* SHA-256 over an unambiguous encoding of n strings (each as its length,
  * 8 bytes big-endian, then its bytes), the first hexlen hex digits of it

@@ -95,6 +95,14 @@ static const char *rg__string(json_t *obj, const char *name, size_t max, char *f
     return json_string_value(v);
 }
 
+/* json_dump_callback's sink that only counts (the length of data's text). */
+static int rg__count_bytes(const char *buf, size_t size, void *data)
+{
+    (void)buf;
+    *(size_t *)data += size;
+    return 0;
+}
+
 static int rg__from_json(rg_event *ev, json_t *obj, const char *raw, size_t rawlen,
                          char field[RG_FIELD_MAX], char *err, size_t errlen);
 
@@ -198,12 +206,15 @@ static int rg__from_json(rg_event *ev, json_t *obj, const char *raw, size_t rawl
     if (data) {
         if (!json_is_object(data))
             FAIL("data", "field 'data' must be a JSON object");
-        ev->data = json_dumps(data, JSON_COMPACT | JSON_SORT_KEYS | JSON_ENSURE_ASCII);
-        if (!ev->data) {
+        /* the canonical text's length (the order of keys does not change
+         * it), counted without making the text: the store keeps the body
+         * and the compiled fields, not this second copy (schema v12) */
+        size_t n = 0;
+        if (json_dump_callback(data, rg__count_bytes, &n, JSON_COMPACT | JSON_ENSURE_ASCII)) {
             rc = rg_fail(err, errlen, RG_ENOMEM, "out of memory");
             goto fail;
         }
-        if (strlen(ev->data) > RG_EVENT_MAX_DATA)
+        if (n > RG_EVENT_MAX_DATA)
             FAIL("data", "field 'data' is larger than %d bytes", RG_EVENT_MAX_DATA);
         if ((rc = rg_fields_from_value(&ev->fields, data)) != RG_OK) {
             rc = rg_fail(err, errlen, rc, "out of memory");
@@ -219,7 +230,6 @@ static int rg__from_json(rg_event *ev, json_t *obj, const char *raw, size_t rawl
     field[0] = '\0';
     return RG_OK;
 fail:
-    free(ev->data);
     free(ev->body);
     rg_buf_free(&ev->fields);
     memset(ev, 0, sizeof *ev);
@@ -272,9 +282,20 @@ int rg_event_parse(rg_event *ev, const char *text, size_t len, char field[RG_FIE
     return rc;
 }
 
+char *rg_event_data_text(const char *body, size_t len)
+{
+    json_error_t je;
+    json_t *obj = body ? rg_json_loadb(body, len, JSON_REJECT_DUPLICATES, &je) : NULL;
+    json_t *data = obj ? json_object_get(obj, "data") : NULL;
+    char *text = json_is_object(data)
+                     ? json_dumps(data, JSON_COMPACT | JSON_SORT_KEYS | JSON_ENSURE_ASCII)
+                     : NULL;
+    json_decref(obj);
+    return text;
+}
+
 void rg_event_clear(rg_event *ev)
 {
-    free(ev->data);
     free(ev->body);
     rg_buf_free(&ev->fields);
     if (ev->json)

@@ -5,8 +5,8 @@
  * Ownership: an rg_event is a value the caller owns (usually on the stack).
  * rg_event_parse / rg_event_from_json fill it; rg_event_clear frees what they
  * allocated. The string fields point into ev->json and live as long as it.
- * Validation also compiles data (fields.h) from the same parse, so the store
- * keeps both forms without reading the event twice.
+ * Validation also compiles data (fields.h) from the same parse: the store
+ * keeps the body and the compiled fields, not a second text of data.
  */
 #ifndef RG_EVENT_H
 #define RG_EVENT_H
@@ -36,8 +36,8 @@ typedef struct rg_event {
     int status;
     rg_time corrected_at;
     const char *corrected_by;
-    char *data; /* canonical JSON object text (sorted keys), or NULL when none */
-    rg_buf fields; /* data compiled (fields.h); len 0 when there is no data */
+    rg_buf fields; /* data compiled (fields.h); len 0 when there is no data (its
+                      canonical text, when shown: rg_event_data_text(body)) */
     char *body; /* the event as received (a line) or printed compactly (HTTP);
                    the store compares bodies as JSON values, not as text */
     json_t *json;
@@ -62,6 +62,12 @@ int rg_event_parse(rg_event *ev, const char *text, size_t len, char field[RG_FIE
 int rg_event_from_json(rg_event *ev, json_t *obj, char field[RG_FIELD_MAX], char *err,
                        size_t errlen);
 void rg_event_clear(rg_event *ev);
+
+/* The canonical text of a body's data (sorted keys, compact, ASCII; what
+ * schema v11 stored as events.data), malloc'd; NULL when the body has no data
+ * object (or is no longer JSON). The store keeps the body, not this second
+ * copy (schema v12), and derives it for the readers that show it. */
+char *rg_event_data_text(const char *body, size_t len);
 
 /* "final", "amended", "corrected", "entered-in-error"; the stored text of a
  * status is NULL for final. */

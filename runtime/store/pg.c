@@ -384,7 +384,7 @@ int rg_pg_data_version(rg_pg *pg, int64_t *out)
     return RG_OK;
 }
 
-/* Binds ev as $1..$14 of an event insert. */
+/* Binds ev as $1..$13 of an event insert. */
 static void rg__bind_event(rg__args *a, const rg_event *ev, rg_time received)
 {
     rg__text(a, ev->clinic);
@@ -393,7 +393,6 @@ static void rg__bind_event(rg__args *a, const rg_event *ev, rg_time received)
     rg__text(a, ev->type);
     rg__int(a, ev->at);
     rg__int(a, ev->offset_min);
-    rg__text(a, ev->data);
     rg__text(a, ev->body);
     rg__int(a, received);
     rg__bytes(a, ev->fields.p, ev->fields.len);
@@ -554,7 +553,7 @@ int rg_pg_put_events(rg_pg *pg, const rg_event *const *evs, int n, rg_time recei
 {
     if (n == 1)
         return rg_pg_put_event(pg, evs[0], received, res);
-    enum { NCOL = 13 };
+    enum { NCOL = 12 };
     rg_buf col[NCOL] = {{0}};
     char num[24];
     int rc = RG_OK;
@@ -569,17 +568,16 @@ int rg_pg_put_events(rg_pg *pg, const rg_event *const *evs, int n, rg_time recei
         rc = rc ? rc : rg__elem(&col[4], num, NULL, 0);
         snprintf(num, sizeof num, "%d", ev->offset_min);
         rc = rc ? rc : rg__elem(&col[5], num, NULL, 0);
-        rc = rc ? rc : rg__elem(&col[6], ev->data, NULL, 0);
-        rc = rc ? rc : rg__elem(&col[7], ev->body, NULL, 0);
-        rc = rc ? rc : rg__elem(&col[8], NULL, ev->fields.len ? ev->fields.p : NULL,
+        rc = rc ? rc : rg__elem(&col[6], ev->body, NULL, 0);
+        rc = rc ? rc : rg__elem(&col[7], NULL, ev->fields.len ? ev->fields.p : NULL,
                                 ev->fields.len);
         snprintf(num, sizeof num, "%lld", (long long)ev->version);
-        rc = rc ? rc : rg__elem(&col[9], num, NULL, 0);
-        rc = rc ? rc : rg__elem(&col[10], ev->status == RG_STATUS_FINAL
+        rc = rc ? rc : rg__elem(&col[8], num, NULL, 0);
+        rc = rc ? rc : rg__elem(&col[9], ev->status == RG_STATUS_FINAL
                                               ? NULL : rg_event_status_name(ev->status), NULL, 0);
         snprintf(num, sizeof num, "%lld", (long long)ev->corrected_at);
-        rc = rc ? rc : rg__elem(&col[11], ev->corrected_at == RG_TIME_NONE ? NULL : num, NULL, 0);
-        rc = rc ? rc : rg__elem(&col[12], ev->corrected_by, NULL, 0);
+        rc = rc ? rc : rg__elem(&col[10], ev->corrected_at == RG_TIME_NONE ? NULL : num, NULL, 0);
+        rc = rc ? rc : rg__elem(&col[11], ev->corrected_by, NULL, 0);
         res[i] = RG_PUT_DUPLICATE; /* until the answer says it was stored */
     }
     rg__args a = {0};
@@ -650,11 +648,19 @@ int rg_pg_each_rejected(rg_pg *pg, int (*fn)(void *ud, const rg_rejected *r), vo
 }
 
 /* An event row (RG__EV_COLS, or RG__EV_WIDE) of row i from column k on;
- * its compiled fields decoded into f, which must outlive e. */
-static int rg__col_event(const PGresult *r, int i, int k, int wide, rg_buf *f,
+ * its compiled fields decoded into f, which must outlive e; when wide, its
+ * data text derived from the body into *data (the caller frees it after e:
+ * v12 keeps the body, not a second copy). */
+static int rg__col_event(const PGresult *r, int i, int k, int wide, rg_buf *f, char **data,
                          rg_stored_event *e)
 {
     int rc = rg__col_bytes(r, i, k + 4, f);
+    free(*data);
+    *data = NULL;
+    if (wide && !PQgetisnull(r, i, k + 8)) {
+        *data = rg_event_data_text(PQgetvalue(r, i, k + 8), (size_t)PQgetlength(r, i, k + 8));
+        /* a body without data, or no longer JSON, has none; only memory fails */
+    }
     e->seq = rg__col_int(r, i, k);
     e->at = rg__col_int(r, i, k + 1);
     e->id = rg__col_text(r, i, k + 2);
@@ -665,7 +671,7 @@ static int rg__col_event(const PGresult *r, int i, int k, int wide, rg_buf *f,
     e->corrected_at = rg__col_time(r, i, k + 6);
     e->status = rg_store_status_of(PQgetisnull(r, i, k + 7) ? NULL : rg__col_text(r, i, k + 7));
     e->retracted = e->status == RG_STATUS_ERROR;
-    e->data = wide && !PQgetisnull(r, i, k + 8) ? rg__col_text(r, i, k + 8) : NULL;
+    e->data = *data;
     e->version = wide ? rg__col_int(r, i, k + 9) : 0;
     e->corrected_by = wide && !PQgetisnull(r, i, k + 10) ? rg__col_text(r, i, k + 10) : NULL;
     return rc;
@@ -676,13 +682,15 @@ static int rg__each_event_row(PGresult *r, int (*fn)(void *ud, const rg_stored_e
                               void *ud)
 {
     rg_buf f = {0};
+    char *data = NULL;
     int rc = 0;
     for (int i = 0; i < PQntuples(r) && !rc; i++) {
         rg_stored_event e;
-        if ((rc = rg__col_event(r, i, 0, PQnfields(r) > 8, &f, &e)))
+        if ((rc = rg__col_event(r, i, 0, PQnfields(r) > 8, &f, &data, &e)))
             break;
         rc = fn(ud, &e);
     }
+    free(data);
     rg_buf_free(&f);
     PQclear(r);
     return rc;
@@ -861,15 +869,7 @@ static int rg__key_last(rg_pg *pg, const char *clinic, const char *key, int64_t 
 
 int rg_pg_transition(rg_pg *pg, rg_transition *t, int64_t *alert_idp)
 {
-    int64_t last;
-    int last_open;
-    if (rg__key_last(pg, t->clinic, t->key, &last, &last_open))
-        return RG_EDB;
     int opening = t->open == 1;
-    if (opening && last_open)
-        return RG_EDB; /* the key is open already */
-    if (!opening && (!last_open || last != *alert_idp))
-        return RG_ENOTFOUND;
     rg__args a = {0};
     if (opening)
         rg__text(&a, NULL);
@@ -897,6 +897,10 @@ int rg_pg_transition(rg_pg *pg, rg_transition *t, int64_t *alert_idp)
     PGresult *r = rg__run(pg, P_TRANSITION, &a);
     if (!r)
         return RG_EDB;
+    if (!PQntuples(r)) { /* refused by the statement's guard: nothing written */
+        PQclear(r);
+        return opening ? RG_EDB /* the key is open already */ : RG_ENOTFOUND;
+    }
     t->seq = rg__col_int(r, 0, 0);
     t->cseq = rg__col_int(r, 0, 1);
     PQclear(r);
@@ -1168,13 +1172,17 @@ int rg_pg_each_correction(rg_pg *pg, const char *clinic, const char *patient, rg
     if (!r)
         return RG_EDB;
     rg_buf fc = {0}, fr = {0};
+    char *dc = NULL, *dr = NULL;
     int rc = 0;
     for (int i = 0; i < PQntuples(r) && !rc; i++) {
         rg_stored_event c, x;
-        if ((rc = rg__col_event(r, i, 0, 1, &fc, &c)) || (rc = rg__col_event(r, i, 11, 1, &fr, &x)))
+        if ((rc = rg__col_event(r, i, 0, 1, &fc, &dc, &c)) ||
+            (rc = rg__col_event(r, i, 11, 1, &fr, &dr, &x)))
             break;
         rc = fn(ud, &c, &x);
     }
+    free(dc);
+    free(dr);
     rg_buf_free(&fc);
     rg_buf_free(&fr);
     PQclear(r);
@@ -1195,10 +1203,13 @@ static int rg__each_row(PGresult *r, int (*fn)(void *ud, const rg_event_row *e),
     if (!r)
         return RG_EDB;
     rg_buf f = {0};
+    char *data = NULL;
     int frc = 0, i;
     for (i = 0; i < PQntuples(r) && !frc; i++) {
         if ((frc = rg__col_bytes(r, i, 10, &f)))
             break;
+        free(data); /* data is derived from the body (v12) */
+        data = rg_event_data_text(PQgetvalue(r, i, 8), (size_t)PQgetlength(r, i, 8));
         rg_event_row e = {
             .seq = rg__col_int(r, i, 0),
             .version = rg__col_int(r, i, 1),
@@ -1207,7 +1218,7 @@ static int rg__each_row(PGresult *r, int (*fn)(void *ud, const rg_event_row *e),
             .id = rg__col_text(r, i, 4),
             .patient = rg__col_text(r, i, 5),
             .type = rg__col_text(r, i, 6),
-            .data = PQgetisnull(r, i, 7) ? NULL : rg__col_text(r, i, 7),
+            .data = data,
             .body = rg__col_text(r, i, 8),
             .digest = PQgetisnull(r, i, 9) ? NULL : rg__col_text(r, i, 9),
             .status = PQgetisnull(r, i, 11) ? NULL : rg__col_text(r, i, 11),
@@ -1218,18 +1229,22 @@ static int rg__each_row(PGresult *r, int (*fn)(void *ud, const rg_event_row *e),
         e.nfields = f.len;
         frc = fn(ud, &e);
     }
+    free(data);
     rg_buf_free(&f);
     PQclear(r);
     return frc ? frc : i;
 }
 
-int rg_pg_event_rows(rg_pg *pg, const char *after_clinic, int64_t after_seq, int limit,
+int rg_pg_event_rows(rg_pg *pg, const char *after_clinic, const char *after_patient,
+                     rg_time after_at, int64_t after_seq, int limit,
                      int (*fn)(void *ud, const rg_event_row *r), void *ud)
 {
     rg__args a = {0};
     rg__text(&a, after_clinic);
     rg__int(&a, after_seq);
     rg__int(&a, limit);
+    rg__text(&a, after_patient);
+    rg__int(&a, after_at);
     return rg__each_row(rg__run(pg, P_EVENT_ROWS, &a), fn, ud);
 }
 

@@ -99,7 +99,8 @@ int rg_pg_each_correction(rg_pg *pg, const char *clinic, const char *patient, rg
                           void *ud);
 int rg_pg_key_transitions(rg_pg *pg, const char *clinic, const char *key,
                           int (*fn)(void *ud, const rg_transition *t), void *ud);
-int rg_pg_event_rows(rg_pg *pg, const char *after_clinic, int64_t after_seq, int limit,
+int rg_pg_event_rows(rg_pg *pg, const char *after_clinic, const char *after_patient,
+                     rg_time after_at, int64_t after_seq, int limit,
                      int (*fn)(void *ud, const rg_event_row *r), void *ud);
 int rg_pg_event_rows_of(rg_pg *pg, const char *clinic, const char *id,
                         int (*fn)(void *ud, const rg_event_row *r), void *ud);

@@ -187,6 +187,16 @@ const rg_pg_step rg_pg_steps[] = {
      "  alerts bigint NOT NULL, attempt bigint NOT NULL);"
      "CREATE INDEX notify_log_by_key ON notify_log(clinic, key, seq);"
      "CREATE INDEX notify_log_by_patient ON notify_log(clinic, patient, seq);"},
+    /* 14 -> 15, as store_sql.c's step: a lean event row. The canonical data
+     * text goes (pg.c derives it from the body when shown), and the primary
+     * key becomes the order an evaluation reads, (clinic, patient, at, seq),
+     * so the table has two indexes instead of three (events_by_patient was
+     * that key beside a (clinic, seq) one). Digests stay hex text here. */
+    {14, 15,
+     "ALTER TABLE events DROP COLUMN data;"
+     "ALTER TABLE events DROP CONSTRAINT events_pkey;"
+     "ALTER TABLE events ADD PRIMARY KEY (clinic, patient, at, seq);"
+     "DROP INDEX events_by_patient;"},
 };
 const size_t rg_pg_nsteps = sizeof rg_pg_steps / sizeof rg_pg_steps[0];
 
@@ -203,13 +213,15 @@ const size_t rg_pg_nsteps = sizeof rg_pg_steps / sizeof rg_pg_steps[0];
     "seq, at, state, clinic, patient, key, protocol, version, rule, severity, message, due," \
     " params, evidence, cseq, coalesce(notify_at, at), cause"
 
-/* An event row as rg__col_event reads it; WIDE adds data, version,
- * corrected_by (store_sql.c's RG__EV_COLS and RG__EV_WIDE). */
+/* An event row as rg__col_event reads it; WIDE adds the body (pg.c derives
+ * data from it: v12 keeps no second copy), version, corrected_by
+ * (store_sql.c's RG__EV_COLS and RG__EV_WIDE). */
 #define RG__EV_COLS "seq, at, id, type, fields, replaces, corrected_at, status"
-#define RG__EV_WIDE RG__EV_COLS ", data, version, corrected_by"
-/* An event row as stored (rg_event_row; store_sql.c's RG__EV_ROW). */
+#define RG__EV_WIDE RG__EV_COLS ", body, version, corrected_by"
+/* An event row as stored (rg_event_row; store_sql.c's RG__EV_ROW); data
+ * (NULL here) is derived from the body by pg.c. */
 #define RG__EV_ROW                                                                          \
-    "seq, version, at, clinic, id, patient, type, data, body, digest, fields, status,"    \
+    "seq, version, at, clinic, id, patient, type, NULL::text, body, digest, fields, status," \
     " corrected_at, corrected_by"
 /* Row e is its id's current version: no later version was stored. */
 #define RG__CURRENT(e)                                                                     \
@@ -254,10 +266,10 @@ const char *const rg_pg_sql[P__COUNT] = {
      * meanwhile: P_EVENT_CURRENT reads it then). */
     [P_EVENT_INSERT] =
         "WITH c AS (" RG__NEXT("$1::text", "event") "),"
-        " e AS (INSERT INTO events(clinic, seq, id, patient, type, at, utc_offset, data, body,"
+        " e AS (INSERT INTO events(clinic, seq, id, patient, type, at, utc_offset, body,"
         "  received, fields, version, status, corrected_at, corrected_by, digest)"
-        "  SELECT $1, c.value, $2, $3, $4, $5::bigint, $6::integer, $7, $8, $9::bigint,"
-        "  $10::bytea, $11::bigint, $12, $13::bigint, $14, " RG__DIGEST("$8::text") " FROM c"
+        "  SELECT $1, c.value, $2, $3, $4, $5::bigint, $6::integer, $7, $8::bigint,"
+        "  $9::bytea, $10::bigint, $11, $12::bigint, $13, " RG__DIGEST("$7::text") " FROM c"
         "  ON CONFLICT (clinic, id, replaces) DO NOTHING RETURNING seq),"
         RG__SCHEDULE("SELECT $1, $3, $5 FROM e")
         " SELECT (SELECT seq FROM e), x.*, (SELECT count(pg_notify('" RG__CHANNEL "', $1))"
@@ -267,13 +279,13 @@ const char *const rg_pg_sql[P__COUNT] = {
      * again); its patient scheduled at its corrected_at. */
     [P_EVENT_INSERT_VERSION] =
         "WITH c AS (" RG__NEXT("$1::text", "event") "),"
-        " e AS (INSERT INTO events(clinic, seq, id, patient, type, at, utc_offset, data, body,"
+        " e AS (INSERT INTO events(clinic, seq, id, patient, type, at, utc_offset, body,"
         "  received, fields, version, status, corrected_at, corrected_by, replaces, digest)"
-        "  SELECT $1, c.value, $2, $3, $4, $5::bigint, $6::integer, $7, $8, $9::bigint,"
-        "  $10::bytea, $11::bigint, $12, $13::bigint, $14, $15::bigint, " RG__DIGEST("$8::text")
+        "  SELECT $1, c.value, $2, $3, $4, $5::bigint, $6::integer, $7, $8::bigint,"
+        "  $9::bytea, $10::bigint, $11, $12::bigint, $13, $14::bigint, " RG__DIGEST("$7::text")
         "  FROM c"
         "  ON CONFLICT (clinic, id, replaces) DO NOTHING RETURNING seq),"
-        RG__SCHEDULE("SELECT $1, $3, $13::bigint FROM e")
+        RG__SCHEDULE("SELECT $1, $3, $12::bigint FROM e")
         " SELECT (SELECT seq FROM e), (SELECT count(pg_notify('" RG__CHANNEL "', $1)) FROM e)",
     [P_EVENT_CURRENT] = RG__CURRENT_OF,
     [P_EVENT_VERSION_BODY] =
@@ -281,10 +293,11 @@ const char *const rg_pg_sql[P__COUNT] = {
     [P_EVENT_VERSIONS] = "SELECT " RG__EV_WIDE " FROM events WHERE clinic = $1 AND id = $2"
                          " ORDER BY version",
     [P_CORRECTIONS] =
-        "SELECT c.seq, c.at, c.id, c.type, c.fields, c.replaces, c.corrected_at, c.status, c.data,"
+        "SELECT c.seq, c.at, c.id, c.type, c.fields, c.replaces, c.corrected_at, c.status, c.body,"
         " c.version, c.corrected_by, r.seq, r.at, r.id, r.type, r.fields, r.replaces,"
-        " r.corrected_at, r.status, r.data, r.version, r.corrected_by"
-        " FROM events c JOIN events r ON r.clinic = c.clinic AND r.seq = c.replaces"
+        " r.corrected_at, r.status, r.body, r.version, r.corrected_by"
+        " FROM events c JOIN events r ON r.clinic = c.clinic AND r.id = c.id"
+        " AND r.seq = c.replaces"
         " WHERE c.clinic = $1 AND c.patient = $2 AND c.replaces <> 0 AND c.corrected_at > $3"
         " AND c.corrected_at <= $4 ORDER BY c.corrected_at, c.seq",
     /* Many events in one round trip (ingest's batches): the rows come as
@@ -295,9 +308,9 @@ const char *const rg_pg_sql[P__COUNT] = {
      * stored; the others are duplicates or conflicts, told apart after. */
     [P_EVENTS_INSERT] =
         "WITH v AS (SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[],"
-        "  $5::bigint[], $6::integer[], $7::text[], $8::text[], $9::bytea[], $10::bigint[],"
-        "  $11::text[], $12::bigint[], $13::text[]) WITH ORDINALITY"
-        "  AS v(clinic, id, patient, type, at, utc_offset, data, body, fields, version, status,"
+        "  $5::bigint[], $6::integer[], $7::text[], $8::bytea[], $9::bigint[],"
+        "  $10::text[], $11::bigint[], $12::text[]) WITH ORDINALITY"
+        "  AS v(clinic, id, patient, type, at, utc_offset, body, fields, version, status,"
         "  corrected_at, corrected_by, ord)),"
         " n AS (SELECT clinic, count(*) AS k FROM v GROUP BY clinic ORDER BY clinic),"
         " c AS (INSERT INTO counters(clinic, name, value) SELECT clinic, 'event', k FROM n"
@@ -305,9 +318,9 @@ const char *const rg_pg_sql[P__COUNT] = {
         "  RETURNING clinic, value),"
         " s AS (SELECT v.*, c.value - n.k + row_number() OVER (PARTITION BY v.clinic"
         "  ORDER BY v.ord) AS seq FROM v JOIN n USING (clinic) JOIN c USING (clinic)),"
-        " e AS (INSERT INTO events(clinic, seq, id, patient, type, at, utc_offset, data, body,"
+        " e AS (INSERT INTO events(clinic, seq, id, patient, type, at, utc_offset, body,"
         "  received, fields, version, status, corrected_at, corrected_by, digest)"
-        "  SELECT clinic, seq, id, patient, type, at, utc_offset, data, body, $14::bigint,"
+        "  SELECT clinic, seq, id, patient, type, at, utc_offset, body, $13::bigint,"
         "  fields, version, status, corrected_at, corrected_by, " RG__DIGEST("body")
         "  FROM s ORDER BY ord"
         "  ON CONFLICT (clinic, id, replaces) DO NOTHING RETURNING clinic, seq, patient, at),"
@@ -357,8 +370,20 @@ const char *const rg_pg_sql[P__COUNT] = {
         " ORDER BY t.seq",
     [P_KEY_LAST] = "SELECT seq, state FROM transitions WHERE clinic = $1 AND key = $2"
                    " AND state <> 'reraised' ORDER BY seq DESC LIMIT 1",
+    /* One round trip, no read before it: the key's last transition (l) is
+     * the insert's guard (openings and resolutions of a key alternate; a
+     * resolution or a re-raise names the key's open alert, $1), and the
+     * clinic's counter moves only when the guard lets the row in. A refused
+     * transition answers no row and writes nothing. */
     [P_TRANSITION] =
-        "WITH c AS (" RG__NEXT("$4::text", "cseq") "), t AS ("
+        "WITH l AS (SELECT seq, state FROM transitions WHERE clinic = $4 AND key = $6"
+        "  AND state <> 'reraised' ORDER BY seq DESC LIMIT 1),"
+        " g AS (SELECT 1 FROM (SELECT 1) o LEFT JOIN l ON true WHERE CASE WHEN $3 = 'open'"
+        "  THEN l.state IS DISTINCT FROM 'open'"
+        "  ELSE l.state IS NOT DISTINCT FROM 'open' AND l.seq = $1::bigint END),"
+        " c AS (INSERT INTO counters(clinic, name, value) SELECT $4::text, 'cseq', 1 FROM g"
+        "  ON CONFLICT (clinic, name) DO UPDATE SET value = counters.value + 1 RETURNING value),"
+        " t AS ("
         " INSERT INTO transitions(alert_id, at, state, clinic, patient, key, protocol, version,"
         " rule, severity, message, due, params, evidence, recorded, cseq, notify_at, cause)"
         " SELECT $1::bigint, $2::bigint, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12::bigint, $13,"
@@ -463,10 +488,10 @@ const char *const rg_pg_sql[P__COUNT] = {
                           " WHERE clinic = $1 AND key = $2 ORDER BY seq",
     /* the clinics that have a key (the operator's `regimen explain KEY`) */
     [P_KEY_CLINICS] = "SELECT DISTINCT clinic FROM transitions WHERE key = $1 ORDER BY clinic",
-    /* events as stored, for verify.c: all of them in (clinic, seq) order
-     * (the primary key), and one event's versions */
-    [P_EVENT_ROWS] = "SELECT " RG__EV_ROW " FROM events WHERE (clinic, seq) > ($1, $2)"
-                     " ORDER BY clinic, seq LIMIT $3",
+    /* events as stored, for verify.c: all of them in (clinic, patient, at,
+     * seq) order (the primary key since v12), and one event's versions */
+    [P_EVENT_ROWS] = "SELECT " RG__EV_ROW " FROM events WHERE (clinic, patient, at, seq) >"
+                     " ($1, $4, $5::bigint, $2::bigint) ORDER BY clinic, patient, at, seq LIMIT $3",
     [P_EVENT_ROWS_OF] = "SELECT " RG__EV_ROW " FROM events WHERE clinic = $1 AND id = $2"
                         " ORDER BY version",
     /* P_ALERTS_VIEW for one key, by transitions_by_key (store_sql.c) */

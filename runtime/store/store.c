@@ -40,6 +40,11 @@ struct rg_store {
         int64_t cseq;
     } cseq[8];
     int ncseq, cseq_next;
+    /* the last event seq given in this write transaction (0: not read yet
+     * from event_seq) and whether event_seq must be written before commit
+     * (schema v12: events has no rowid; emptied like cseq) */
+    int64_t evseq;
+    int evseq_dirty;
     char fault[256]; /* why the last write failed; "" once a commit succeeded */
     char put_why[512]; /* why rg_store_put_event answered a conflict */
     const char *put_field; /* and the field it is about */
@@ -226,6 +231,56 @@ static void rg__sql_sha256(sqlite3_context *cx, int argc, sqlite3_value **argv)
     sqlite3_result_text(cx, hex, RG_SHA256_HEX, SQLITE_TRANSIENT);
 }
 
+/* rg_sha256b(text): the same digest as 32 bytes, as events keep it since v12. */
+static void rg__sql_sha256b(sqlite3_context *cx, int argc, sqlite3_value **argv)
+{
+    (void)argc;
+    const unsigned char *text = sqlite3_value_text(argv[0]);
+    unsigned char raw[32];
+    if (!text) {
+        sqlite3_result_null(cx);
+        return;
+    }
+    rg_sha256(text, (size_t)sqlite3_value_bytes(argv[0]), raw);
+    sqlite3_result_blob(cx, raw, (int)sizeof raw, SQLITE_TRANSIENT);
+}
+
+/* rg_unhex(digest): a hex digest as its 32 bytes (the v12 migration); any
+ * other text (a damaged digest) as it is, for verify to report. */
+static void rg__sql_unhex(sqlite3_context *cx, int argc, sqlite3_value **argv)
+{
+    (void)argc;
+    const char *t = (const char *)sqlite3_value_text(argv[0]);
+    unsigned char raw[32];
+    int ok = t && strlen(t) == 2 * sizeof raw;
+    for (size_t i = 0; ok && i < sizeof raw; i++) {
+        unsigned v = 0;
+        for (int j = 0; j < 2 && ok; j++) {
+            char c = t[2 * i + (size_t)j];
+            ok = (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f');
+            v = v * 16 + (unsigned)(c <= '9' ? c - '0' : c - 'a' + 10);
+        }
+        raw[i] = (unsigned char)v;
+    }
+    if (ok)
+        sqlite3_result_blob(cx, raw, (int)sizeof raw, SQLITE_TRANSIENT);
+    else
+        sqlite3_result_value(cx, argv[0]);
+}
+
+/* rg_data(body): the canonical data text of a stored body (v12 keeps the
+ * body only), NULL when it has none. */
+static void rg__sql_data(sqlite3_context *cx, int argc, sqlite3_value **argv)
+{
+    (void)argc;
+    const char *body = (const char *)sqlite3_value_text(argv[0]);
+    char *text = body ? rg_event_data_text(body, (size_t)sqlite3_value_bytes(argv[0])) : NULL;
+    if (text)
+        sqlite3_result_text(cx, text, -1, free);
+    else
+        sqlite3_result_null(cx);
+}
+
 static int rg__migrate(rg_store *st, char *err, size_t errlen)
 {
     sqlite3_stmt *s;
@@ -243,7 +298,9 @@ static int rg__migrate(rg_store *st, char *err, size_t errlen)
         return RG_OK;
     char *msg = NULL;
     if (sqlite3_create_function(st->db, "rg_fields", 1, SQLITE_UTF8 | SQLITE_DETERMINISTIC, NULL,
-                                rg__sql_fields, NULL, NULL) != SQLITE_OK)
+                                rg__sql_fields, NULL, NULL) != SQLITE_OK ||
+        sqlite3_create_function(st->db, "rg_unhex", 1, SQLITE_UTF8 | SQLITE_DETERMINISTIC, NULL,
+                                rg__sql_unhex, NULL, NULL) != SQLITE_OK)
         goto fail;
     /* Two processes may open a new file at the same moment: the version is
      * read again under the write lock, so the second one upgrades from where
@@ -360,7 +417,11 @@ int rg_store_open(rg_store **out, const char *path, const rg_store_opts *opts, c
         return RG_EDB;
     }
     if (sqlite3_create_function(st->db, "rg_sha256", 1, SQLITE_UTF8 | SQLITE_DETERMINISTIC, NULL,
-                                rg__sql_sha256, NULL, NULL) != SQLITE_OK) {
+                                rg__sql_sha256, NULL, NULL) != SQLITE_OK ||
+        sqlite3_create_function(st->db, "rg_sha256b", 1, SQLITE_UTF8 | SQLITE_DETERMINISTIC,
+                                NULL, rg__sql_sha256b, NULL, NULL) != SQLITE_OK ||
+        sqlite3_create_function(st->db, "rg_data", 1, SQLITE_UTF8 | SQLITE_DETERMINISTIC, NULL,
+                                rg__sql_data, NULL, NULL) != SQLITE_OK) {
         rg_fail(err, errlen, RG_EDB, "database %s: %s", path, sqlite3_errmsg(st->db));
         rg_store_close(st);
         return RG_EDB;
@@ -405,12 +466,56 @@ const char *rg_store_errmsg(rg_store *st)
                                                                 : sqlite3_errmsg(st->db);
 }
 
+/* event_seq written back: the last seq this transaction gave. */
+static int rg__evseq_put(rg_store *st)
+{
+    sqlite3_stmt *s = rg__q(st, Q_EVENT_SEQ_PUT);
+    sqlite3_bind_int64(s, 1, st->evseq);
+    return rg__done(st, s);
+}
+
+/* The seq for the next event insert (given back by rg__evseq_undo when the
+ * insert stores nothing): event_seq is read once per write transaction and
+ * kept in st->evseq (BEGIN IMMEDIATE holds the write lock: nobody else
+ * numbers events meanwhile). */
+static int rg__evseq_next(rg_store *st, int64_t *seq)
+{
+    if (!st->evseq || sqlite3_get_autocommit(st->db)) {
+        sqlite3_stmt *s = rg__q(st, Q_EVENT_SEQ_GET);
+        int rc = sqlite3_step(s);
+        st->evseq = rc == SQLITE_ROW ? sqlite3_column_int64(s, 0) : 0;
+        sqlite3_reset(s);
+        if (rc != SQLITE_ROW) {
+            rg__fault(st, sqlite3_extended_errcode(st->db));
+            return RG_EDB;
+        }
+    }
+    *seq = ++st->evseq;
+    return RG_OK;
+}
+
+/* After an event insert: keeps the seq it took (written at once outside a
+ * transaction, before the commit inside one), or gives it back. */
+static int rg__evseq_used(rg_store *st, int used)
+{
+    if (!used) {
+        st->evseq--;
+        return RG_OK;
+    }
+    if (sqlite3_get_autocommit(st->db))
+        return rg__evseq_put(st);
+    st->evseq_dirty = 1;
+    return RG_OK;
+}
+
 int rg_store_begin(rg_store *st)
 {
     if (st->pg)
         return rg_pg_begin(st->pg);
     st->sched_patient[0] = '\0';
     st->ncseq = 0;
+    st->evseq = 0;
+    st->evseq_dirty = 0;
     return rg__done(st, rg__q(st, Q_BEGIN));
 }
 uint64_t rg_store_rollbacks(const rg_store *st)
@@ -429,7 +534,14 @@ int rg_store_commit(rg_store *st)
     if (st->pg)
         return rg_pg_commit(st->pg);
     st->ncseq = 0;
-    int rc = rg__done(st, rg__q(st, Q_COMMIT));
+    int rc = st->evseq_dirty ? rg__evseq_put(st) : RG_OK;
+    st->evseq = 0;
+    st->evseq_dirty = 0;
+    if (rc) {
+        rg_store_rollback(st);
+        return rc;
+    }
+    rc = rg__done(st, rg__q(st, Q_COMMIT));
     if (rc == RG_OK)
         st->fault[0] = '\0';
     else
@@ -477,13 +589,15 @@ void rg_store_rollback(rg_store *st)
         return;
     }
     st->ncseq = 0;
+    st->evseq = 0;
+    st->evseq_dirty = 0;
     st->rollbacks++;
     if (!sqlite3_get_autocommit(st->db))
         rg__done(st, rg__q(st, Q_ROLLBACK));
 }
 
-/* Binds ev as ?1..?14 of an event insert. */
-static void rg__bind_event(sqlite3_stmt *s, const rg_event *ev, rg_time received)
+/* Binds ev as ?1..?14 of an event insert, seq as ?7. */
+static void rg__bind_event(sqlite3_stmt *s, const rg_event *ev, rg_time received, int64_t seq)
 {
     rg__text(s, 1, ev->clinic);
     rg__text(s, 2, ev->id);
@@ -491,7 +605,7 @@ static void rg__bind_event(sqlite3_stmt *s, const rg_event *ev, rg_time received
     rg__text(s, 4, ev->type);
     sqlite3_bind_int64(s, 5, ev->at);
     sqlite3_bind_int(s, 6, ev->offset_min);
-    rg__text(s, 7, ev->data);
+    sqlite3_bind_int64(s, 7, seq);
     rg__text(s, 8, ev->body);
     sqlite3_bind_int64(s, 9, received);
     if (ev->fields.len)
@@ -557,9 +671,16 @@ int rg_store_put_event(rg_store *st, const rg_event *ev, rg_time received, rg_pu
 {
     if (st->pg)
         return rg_pg_put_event(st->pg, ev, received, res);
+    int64_t seq;
+    if (rg__evseq_next(st, &seq))
+        return RG_EDB;
     sqlite3_stmt *s = rg__q(st, Q_EVENT_INSERT);
-    rg__bind_event(s, ev, received);
-    if (rg__done(st, s))
+    rg__bind_event(s, ev, received, seq);
+    if (rg__done(st, s)) {
+        rg__evseq_used(st, 0);
+        return RG_EDB;
+    }
+    if (rg__evseq_used(st, sqlite3_changes(st->db) == 1))
         return RG_EDB;
     if (sqlite3_changes(st->db) == 1) {
         *res = RG_PUT_STORED;
@@ -630,10 +751,16 @@ int rg_store_put_event(rg_store *st, const rg_event *ev, rg_time received, rg_pu
                      "is a '%.64s' event, not '%.64s'", (long long)cur_version,
                      rg__col_text(s, 3), ev->type);
     sqlite3_reset(s);
+    if (rg__evseq_next(st, &seq))
+        return RG_EDB;
     s = rg__q(st, Q_EVENT_INSERT_VERSION);
-    rg__bind_event(s, ev, received);
+    rg__bind_event(s, ev, received, seq);
     sqlite3_bind_int64(s, 15, cur_seq);
-    if (rg__done(st, s))
+    if (rg__done(st, s)) {
+        rg__evseq_used(st, 0);
+        return RG_EDB;
+    }
+    if (rg__evseq_used(st, 1))
         return RG_EDB;
     *res = RG_PUT_CORRECTED;
     st->sched_patient[0] = '\0'; /* the wake-up may move earlier than a later event's */
@@ -936,21 +1063,14 @@ static int rg__key_last(rg_store *st, const char *clinic, const char *key, int64
 
 /* One row per transition: an opening is the alert (its id is the row's
  * seq), a resolution names the alert it closes. What is refused (opening an
- * open key, resolving what is not open) is refused before anything is
- * written. */
+ * open key, resolving what is not open) is refused by the insert's own
+ * guard (Q_TRANSITION): one statement, no read before it. */
 int rg_store_transition(rg_store *st, rg_transition *t, int64_t *alert_idp)
 {
     if (st->pg)
         return rg_pg_transition(st->pg, t, alert_idp);
-    int64_t last, cseq, *cseq_slot;
-    int last_open;
-    if (rg__key_last(st, t->clinic, t->key, &last, &last_open))
-        return RG_EDB;
+    int64_t cseq, *cseq_slot;
     int opening = t->open == 1;
-    if (opening && last_open)
-        return RG_EDB; /* the key is open already */
-    if (!opening && (!last_open || last != *alert_idp))
-        return RG_ENOTFOUND;
     if (rg__last_cseq(st, t->clinic, &cseq, &cseq_slot))
         return RG_EDB;
     sqlite3_stmt *s = rg__q(st, Q_TRANSITION);
@@ -977,6 +1097,8 @@ int rg_store_transition(rg_store *st, rg_transition *t, int64_t *alert_idp)
         rg__text(s, 18, t->cause);
     if (rg__done(st, s))
         return RG_EDB;
+    if (!sqlite3_changes(st->db)) /* refused by the statement's guard */
+        return opening ? RG_EDB /* the key is open already */ : RG_ENOTFOUND;
     if (cseq_slot)
         *cseq_slot = cseq + 1;
     t->seq = sqlite3_last_insert_rowid(st->db);
@@ -1439,15 +1561,20 @@ static void rg__col_row(sqlite3_stmt *s, rg_event_row *r)
     r->corrected_by = (const char *)sqlite3_column_text(s, 13);
 }
 
-int rg_store_event_rows(rg_store *st, const char *after_clinic, int64_t after_seq, int limit,
+int rg_store_event_rows(rg_store *st, const char *after_clinic, const char *after_patient,
+                        rg_time after_at, int64_t after_seq, int limit,
                         int (*fn)(void *ud, const rg_event_row *r), void *ud)
 {
     if (st->pg)
-        return rg_pg_event_rows(st->pg, after_clinic, after_seq, limit, fn, ud);
-    sqlite3_stmt *s = rg__q(st, Q_EVENT_ROWS); /* seq is global here: the clinic is not needed */
+        return rg_pg_event_rows(st->pg, after_clinic, after_patient, after_at, after_seq, limit,
+                                fn, ud);
+    sqlite3_stmt *s = rg__q(st, Q_EVENT_ROWS);
     int rc, frc = 0, n = 0;
+    rg__text(s, 1, after_clinic);
     sqlite3_bind_int64(s, 2, after_seq);
     sqlite3_bind_int(s, 3, limit);
+    rg__text(s, 4, after_patient);
+    sqlite3_bind_int64(s, 5, after_at);
     while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
         rg_event_row r;
         rg__col_row(s, &r);

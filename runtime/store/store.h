@@ -26,7 +26,9 @@
 /* 12: shadow_transitions (a shadow version's feed, which notifies nobody) */
 /* 13: transitions.cause: who or what caused each transition (issue 24) */
 /* 14: notify_steps and notify_log, the service's notifications (issue 29) */
-#define RG_SCHEMA_VERSION 14
+/* 15: a lean event row (issue 27: the body and the compiled fields once,
+ * clustered by (clinic, patient, at, seq), digests as 32 bytes) */
+#define RG_SCHEMA_VERSION 15
 
 typedef struct rg_store rg_store;
 
@@ -294,16 +296,18 @@ typedef struct rg_event_row {
     const void *fields;
     size_t nfields;
 } rg_event_row;
-/* Every stored event version in the store's order, at most limit, after
- * the row (after_clinic, after_seq) it gave last ("", 0 to start); returns
- * how many it passed to fn, 0 at the end, or an error. */
-int rg_store_event_rows(rg_store *st, const char *after_clinic, int64_t after_seq, int limit,
+/* Every stored event version in the store's order (clinic, patient, at,
+ * seq: the table's own, schema v12), at most limit, after the row it gave
+ * last ("", "", INT64_MIN, 0 to start); returns how many it passed to fn, 0
+ * at the end, or an error. */
+int rg_store_event_rows(rg_store *st, const char *after_clinic, const char *after_patient,
+                        rg_time after_at, int64_t after_seq, int limit,
                         int (*fn)(void *ud, const rg_event_row *r), void *ud);
 /* The stored versions of one event, oldest first. */
 int rg_store_event_rows_of(rg_store *st, const char *clinic, const char *id,
                            int (*fn)(void *ud, const rg_event_row *r), void *ud);
 /* Whether row r is as it was stored: its body matches its digest, and the
- * columns read from the body (clinic, id, patient, type, at, data, fields,
+ * columns read from the body (clinic, id, patient, type, at, fields,
  * version, status, corrected_at, corrected_by) say what the body says.
  * 1 when intact, 0 (and why, one line) when not, RG_ENOMEM. */
 int rg_store_row_intact(const rg_event_row *r, char *why, size_t whylen);

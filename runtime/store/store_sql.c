@@ -266,6 +266,31 @@ const char *const rg_store_migrations[] = {
     "  alerts INTEGER NOT NULL, attempt INTEGER NOT NULL);"
     "CREATE INDEX notify_log_by_key ON notify_log(clinic, key, seq);"
     "CREATE INDEX notify_log_by_patient ON notify_log(clinic, patient, seq);",
+    /* 14 -> 15: a lean event row (issue 27). Each fact once: the body as
+     * received (the audit's truth, its digest 32 bytes instead of 64 hex
+     * characters) and what rules read (the compiled fields, the key
+     * columns). The canonical data text is no longer kept beside them: it
+     * is derived from the body when shown (rg_data(), rg_event_data_text).
+     * The table is clustered by (clinic, patient, at, seq), the order an
+     * evaluation reads, so events_by_patient, a second copy of every
+     * field, goes. Without a rowid, seq is given by the store from
+     * event_seq's one row (read once per write transaction, written back
+     * before its commit). A digest that is not 64 hex digits (a damaged
+     * row) is kept as it was, for verify to report. */
+    "CREATE TABLE events_v15("
+    "  clinic TEXT NOT NULL, patient TEXT NOT NULL, at INTEGER NOT NULL, seq INTEGER NOT NULL,"
+    "  id TEXT NOT NULL, type TEXT NOT NULL, utc_offset INTEGER NOT NULL, body TEXT NOT NULL,"
+    "  received INTEGER NOT NULL, fields BLOB, version INTEGER NOT NULL DEFAULT 1, status TEXT,"
+    "  corrected_at INTEGER, corrected_by TEXT, replaces INTEGER NOT NULL DEFAULT 0,"
+    "  digest BLOB, PRIMARY KEY(clinic, patient, at, seq), UNIQUE(clinic, id, replaces))"
+    "  WITHOUT ROWID;"
+    "INSERT INTO events_v15 SELECT clinic, patient, at, seq, id, type, utc_offset, body,"
+    "  received, fields, version, status, corrected_at, corrected_by, replaces,"
+    "  rg_unhex(digest) FROM events ORDER BY clinic, patient, at, seq;"
+    "CREATE TABLE event_seq(n INTEGER NOT NULL);"
+    "INSERT INTO event_seq SELECT coalesce(max(seq), 0) FROM events;"
+    "DROP TABLE events;"
+    "ALTER TABLE events_v15 RENAME TO events;",
 };
 const size_t rg_store_nmigrations = sizeof rg_store_migrations / sizeof rg_store_migrations[0];
 
@@ -275,13 +300,21 @@ const size_t rg_store_nmigrations = sizeof rg_store_migrations / sizeof rg_store
     "NOT EXISTS (SELECT 1 FROM transitions n WHERE n.clinic = " o ".clinic AND n.key = " o \
     ".key AND n.seq > " o ".seq AND n.state <> 'reraised')"
 
+/* The last transition of a key that is not a re-raise: open, or resolved,
+ * or no row. */
+#define RG__KEY_LAST(clinic, key)                                                         \
+    "SELECT seq, state FROM transitions WHERE clinic = " clinic " AND key = " key         \
+    " AND state <> 'reraised' ORDER BY seq DESC LIMIT 1"
+
 /* An event row as rg__col_event reads it; WIDE adds data, version, corrected_by. */
 #define RG__EV_COLS "seq, at, id, type, fields, replaces, corrected_at, status"
-#define RG__EV_WIDE RG__EV_COLS ", data, version, corrected_by"
+#define RG__EV_WIDE RG__EV_COLS ", rg_data(body), version, corrected_by"
+/* A stored digest as hex (32 bytes since v12; a damaged one as it is). */
+#define RG__DIGEST_HEX "CASE WHEN typeof(digest) = 'blob' THEN lower(hex(digest)) ELSE digest END"
 /* An event row as stored (rg_event_row). */
 #define RG__EV_ROW                                                                          \
-    "seq, version, at, clinic, id, patient, type, data, body, digest, fields, status,"    \
-    " corrected_at, corrected_by"
+    "seq, version, at, clinic, id, patient, type, rg_data(body), body, " RG__DIGEST_HEX ","   \
+    " fields, status, corrected_at, corrected_by"
 /* Row e is its id's current version: no later version was stored. */
 #define RG__CURRENT(e)                                                                     \
     "NOT EXISTS (SELECT 1 FROM events n WHERE n.clinic = " e ".clinic AND n.id = " e ".id" \
@@ -303,14 +336,15 @@ const char *const rg_store_sql[Q__COUNT] = {
      * when the id is new (replaces 0 is taken), so the common case is one
      * statement */
     [Q_EVENT_INSERT] =
-        "INSERT INTO events(clinic, id, patient, type, at, utc_offset, data, body, received,"
-        " fields, version, status, corrected_at, corrected_by, digest)"
-        " VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, rg_sha256(?8))"
+        "INSERT INTO events(clinic, id, patient, type, at, utc_offset, body, received,"
+        " fields, version, status, corrected_at, corrected_by, digest, seq)"
+        " VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?8, ?9, ?10, ?11, ?12, ?13, ?14, rg_sha256b(?8), ?7)"
         " ON CONFLICT(clinic, id, replaces) DO NOTHING",
     [Q_EVENT_INSERT_VERSION] =
-        "INSERT INTO events(clinic, id, patient, type, at, utc_offset, data, body, received,"
-        " fields, version, status, corrected_at, corrected_by, replaces, digest)"
-        " VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, rg_sha256(?8))",
+        "INSERT INTO events(clinic, id, patient, type, at, utc_offset, body, received,"
+        " fields, version, status, corrected_at, corrected_by, replaces, digest, seq)"
+        " VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, rg_sha256b(?8),"
+        " ?7)",
     [Q_EVENT_CURRENT] = "SELECT seq, version, patient, type, body FROM events"
                         " WHERE clinic = ?1 AND id = ?2 ORDER BY version DESC LIMIT 1",
     [Q_EVENT_VERSION_BODY] =
@@ -318,10 +352,11 @@ const char *const rg_store_sql[Q__COUNT] = {
     [Q_EVENT_VERSIONS] = "SELECT " RG__EV_WIDE " FROM events WHERE clinic = ?1 AND id = ?2"
                          " ORDER BY version",
     [Q_CORRECTIONS] =
-        "SELECT c.seq, c.at, c.id, c.type, c.fields, c.replaces, c.corrected_at, c.status, c.data,"
-        " c.version, c.corrected_by, r.seq, r.at, r.id, r.type, r.fields, r.replaces,"
-        " r.corrected_at, r.status, r.data, r.version, r.corrected_by"
-        " FROM events c JOIN events r ON r.seq = c.replaces WHERE c.clinic = ?1"
+        "SELECT c.seq, c.at, c.id, c.type, c.fields, c.replaces, c.corrected_at, c.status,"
+        " rg_data(c.body), c.version, c.corrected_by, r.seq, r.at, r.id, r.type, r.fields,"
+        " r.replaces, r.corrected_at, r.status, rg_data(r.body), r.version, r.corrected_by"
+        " FROM events c JOIN events r ON r.clinic = c.clinic AND r.id = c.id"
+        " AND r.seq = c.replaces WHERE c.clinic = ?1"
         " AND c.patient = ?2 AND c.replaces <> 0 AND c.corrected_at > ?3"
         " AND c.corrected_at <= ?4 ORDER BY c.corrected_at, c.seq",
     /* A new event is due at its own instant, or at once (the patient's clock)
@@ -375,12 +410,18 @@ const char *const rg_store_sql[Q__COUNT] = {
         " WHERE t.clinic = ?1 AND t.patient = ?2 AND t.state = 'open' AND " RG__STILL_OPEN("t")
         " ORDER BY t.seq",
     /* the last transition of a key: open, or resolved, or none */
-    [Q_KEY_LAST] = "SELECT seq, state FROM transitions WHERE clinic = ?1 AND key = ?2"
-                   " AND state <> 'reraised' ORDER BY seq DESC LIMIT 1",
+    [Q_KEY_LAST] = RG__KEY_LAST("?1", "?2"),
+    /* One statement, no read before it: the insert carries its own guard
+     * (openings and resolutions of a key alternate; a resolution or a
+     * re-raise names the key's open alert, ?1), so a refused transition
+     * writes nothing and rg_store_transition asks why only then. */
     [Q_TRANSITION] =
         "INSERT INTO transitions(alert_id, at, state, clinic, patient, key, protocol, version,"
         " rule, severity, message, due, params, evidence, recorded, cseq, notify_at, cause)"
-        " VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)",
+        " SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18"
+        " FROM (SELECT 1) LEFT JOIN (" RG__KEY_LAST("?4", "?6") ") l"
+        " WHERE CASE WHEN ?3 = 'open' THEN l.state IS NOT 'open'"
+        " ELSE l.state IS 'open' AND l.seq = ?1 END",
     [Q_TRANSITIONS_SEQ] =
         "SELECT seq, at, state, clinic, patient, key, protocol, version, rule, severity,"
         " message, due, params, evidence, cseq, coalesce(notify_at, at), cause FROM transitions WHERE seq > ?1 ORDER BY seq",
@@ -472,7 +513,11 @@ const char *const rg_store_sql[Q__COUNT] = {
     [Q_KEY_CLINICS] = "SELECT DISTINCT clinic FROM transitions WHERE key = ?1 ORDER BY clinic",
     /* events as stored, every column verify.c checks: all of them in seq
      * order (the primary key), and one event's versions */
-    [Q_EVENT_ROWS] = "SELECT " RG__EV_ROW " FROM events WHERE seq > ?2 ORDER BY seq LIMIT ?3",
+    [Q_EVENT_ROWS] = "SELECT " RG__EV_ROW " FROM events WHERE (clinic, patient, at, seq) >"
+                     " (?1, ?4, ?5, ?2) ORDER BY clinic, patient, at, seq LIMIT ?3",
+    /* the last event seq given (v12: events has no rowid to number it) */
+    [Q_EVENT_SEQ_GET] = "SELECT n FROM event_seq",
+    [Q_EVENT_SEQ_PUT] = "UPDATE event_seq SET n = ?1",
     [Q_EVENT_ROWS_OF] = "SELECT " RG__EV_ROW " FROM events WHERE clinic = ?1 AND id = ?2"
                         " ORDER BY version",
     [Q_AUDIT_CHAIN] = "SELECT base_seq, base_hash, tip_seq, tip_hash, archived_at FROM audit_chain",

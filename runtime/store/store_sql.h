@@ -64,6 +64,8 @@ enum {
     Q_ALERT_BY_KEY,
     Q_EVENT_ROWS,
     Q_EVENT_ROWS_OF,
+    Q_EVENT_SEQ_GET,
+    Q_EVENT_SEQ_PUT,
     Q_AUDIT_CHAIN,
     Q_AUDIT_INSERT,
     Q_AUDIT_TIP,

@@ -46,8 +46,6 @@ int rg_store_row_intact(const rg_event_row *r, char *why, size_t whylen)
         col = "type";
     else if (ev.at != r->at)
         col = "at";
-    else if (!rg__same(ev.data, r->data))
-        col = "data";
     else if (ev.fields.len != r->nfields ||
              (r->nfields && memcmp(ev.fields.p, r->fields, r->nfields)))
         col = "fields";
@@ -69,7 +67,8 @@ int rg_store_row_intact(const rg_event_row *r, char *why, size_t whylen)
 typedef struct rg__verify {
     FILE *out;
     int64_t checked, bad;
-    char clinic[RG_EVENT_MAX_CLINIC + 1];
+    char clinic[RG_EVENT_MAX_CLINIC + 1], patient[RG_EVENT_MAX_ID + 1];
+    rg_time at;
     int64_t seq;
     int rc;
 } rg__verify;
@@ -83,6 +82,8 @@ static int rg__verify_row(void *ud, const rg_event_row *r)
         return v->rc = ok;
     v->checked++;
     snprintf(v->clinic, sizeof v->clinic, "%s", r->clinic);
+    snprintf(v->patient, sizeof v->patient, "%s", r->patient);
+    v->at = r->at;
     v->seq = r->seq;
     if (!ok) {
         v->bad++;
@@ -95,12 +96,13 @@ static int rg__verify_row(void *ud, const rg_event_row *r)
 
 int rg_store_verify(rg_store *st, FILE *out, int64_t *checked, int64_t *bad)
 {
-    rg__verify v = {out, 0, 0, "", 0, 0};
+    rg__verify v = {out, 0, 0, "", "", INT64_MIN, 0, 0};
     int n;
     do {
-        char after[RG_EVENT_MAX_CLINIC + 1];
+        char after[RG_EVENT_MAX_CLINIC + 1], patient[RG_EVENT_MAX_ID + 1];
         snprintf(after, sizeof after, "%s", v.clinic);
-        n = rg_store_event_rows(st, after, v.seq, 1000, rg__verify_row, &v);
+        snprintf(patient, sizeof patient, "%s", v.patient);
+        n = rg_store_event_rows(st, after, patient, v.at, v.seq, 1000, rg__verify_row, &v);
     } while (n > 0);
     *checked = v.checked;
     *bad = v.bad;

@@ -34,7 +34,10 @@ static void check_event(const rg_event *ev)
     CHECK(strlen(ev->clinic) >= 1 && strlen(ev->clinic) <= RG_EVENT_MAX_CLINIC);
     CHECK(strlen(ev->patient) >= 1 && strlen(ev->patient) <= RG_EVENT_MAX_ID);
     CHECK(rg_event_type_ok(ev->type) && strlen(ev->type) <= RG_EVENT_MAX_TYPE);
-    CHECK(!ev->data || (ev->data[0] == '{' && strlen(ev->data) <= RG_EVENT_MAX_DATA));
+    char *data = rg_event_data_text(ev->body, strlen(ev->body)); /* as the store shows it */
+    CHECK(!data || (data[0] == '{' && strlen(data) <= RG_EVENT_MAX_DATA));
+    CHECK(!data == !ev->fields.len);
+    free(data);
 }
 
 /* Ingests one line; returns the outcome (an rg_put or RG_INGEST_REJECTED). */
@@ -63,7 +66,7 @@ static void one_line(rg_store *st, const char *text, size_t len, long line, rg_i
         rg_event_clear(&ev);
     } else {
         CHECK(memchr(err, '\0', sizeof err) && memchr(field, '\0', RG_FIELD_MAX));
-        CHECK(!ev.id && !ev.data && !ev.body && !ev.json);
+        CHECK(!ev.id && !ev.fields.len && !ev.body && !ev.json);
     }
     int r = ingest(st, text, len, line, n);
     if (parsed != RG_OK) {
