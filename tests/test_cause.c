@@ -108,8 +108,8 @@ Test(cause, an_event_post_names_the_key_a_wake_up_the_clock, .timeout = 60)
     rg_test_rmdir(s.dir);
 }
 
-/* A version 12 file (without transitions.cause, 13's, and the notification
- * tables, 14's): its rows read as unknown once upgraded. */
+/* Rows from before schema 13 (transitions.cause NULL, as the migration that
+ * added the column leaves them) read as unknown. */
 Test(cause, rows_from_before_schema_13_read_as_unknown, .timeout = 30)
 {
     char dir[256], db[512], err[512];
@@ -129,10 +129,9 @@ Test(cause, rows_from_before_schema_13_read_as_unknown, .timeout = 30)
     rg_store_close(st);
     sqlite3 *raw;
     cr_assert_eq(sqlite3_open(db, &raw), SQLITE_OK);
-    cr_assert_eq(sqlite3_exec(raw, "ALTER TABLE transitions DROP COLUMN cause;"
-                                   "DROP TABLE notify_steps; DROP TABLE notify_log;" /* 14's */
-                                   "PRAGMA user_version = 12;",
-                              NULL, NULL, NULL),
+    /* (what migration 13 leaves in the rows it found: no cause; the chain of
+     * migrations itself is tested from real old files in test_store.c) */
+    cr_assert_eq(sqlite3_exec(raw, "UPDATE transitions SET cause = NULL;", NULL, NULL, NULL),
                  SQLITE_OK, "%s", sqlite3_errmsg(raw));
     sqlite3_close(raw);
     char *out, *e;
