@@ -2005,9 +2005,11 @@ Test(ingest, pipeline_keeps_order_lines_and_batches)
     cr_assert_eq(seen.n, nwant);
     for (int i = 0; i < nwant; i++)
         cr_assert_eq(seen.line[i], want[i], "refusal %d: line %ld", i, seen.line[i]);
-    cr_assert_eq(peek_int("SELECT count(*) FROM events e1 JOIN events e2 ON e2.seq = e1.seq + 1"
-                          " WHERE CAST(substr(e2.id, 4) AS INTEGER) <="
-                          " CAST(substr(e1.id, 4) AS INTEGER)"),
+    /* (each event's line number after its predecessor's in seq order: a
+     * window, since the lean row of schema 15 has no index on seq alone) */
+    cr_assert_eq(peek_int("SELECT count(*) FROM (SELECT CAST(substr(id, 4) AS INTEGER) AS n,"
+                          " lag(CAST(substr(id, 4) AS INTEGER)) OVER (ORDER BY seq) AS p"
+                          " FROM events) WHERE n <= p"),
                  0, "events stored out of file order");
 
     /* second run into a fresh store, with the store failing at line BOOM */

@@ -234,9 +234,9 @@ int rg_store_each_event_body_after(rg_store *st, const char *clinic, int64_t aft
 {
     if (rg_store_pg(st))
         return rg_pg_each_event_body_after(rg_store_pg(st), clinic, after, fn, ud);
-    /* +clinic: the rowid range (seq > after: the few new rows of a job), not
-     * every index entry of the clinic, which the planner picks otherwise */
-    sqlite3_stmt *s = rg__prep(st, "SELECT seq, body FROM events WHERE +clinic = ?1"
+    /* the clinic's range of the table's key (the lean row of schema 15 is
+     * clustered by clinic, patient, at, seq: no index on seq alone) */
+    sqlite3_stmt *s = rg__prep(st, "SELECT seq, body FROM events WHERE clinic = ?1"
                                    " AND seq > ?2 ORDER BY seq");
     if (!s)
         return rg__fail(st);
