@@ -5,7 +5,9 @@
  * under the virtual clock (escalation at the configured minute, repeats, the
  * horizon), only for clinics with a policy; the example's scenarios
  * (examples/notify/tests) show an acknowledgement stopping the chain,
- * inhibition and grouping, and a wrong expectation fails them.
+ * inhibition and grouping, and a wrong expectation fails them; a route
+ * counted in opening hours (tests/notify_hours) escalates across a closing,
+ * a weekend and a daylight-saving change (rg_calendar_add_open).
  * Run from the repository root (make test does).
  */
 #define RG_TEST_SERVE /* connect_to */
@@ -121,11 +123,12 @@ Test(notify, the_example_scenarios_pass_and_a_wrong_minute_fails)
 }
 
 /* check (and every load) refuses a bad policy with clinic.lua's line */
-static void rg__refused(const char *from, const char *to, const char *want)
+static void rg__refused_in(const char *file, const char *from, const char *to,
+                           const char *want)
 {
     char dir[256], *out, *err;
     rg_test_tmpdir(dir);
-    char *clinic = rg_test_read("examples/notify/clinic.lua");
+    char *clinic = rg_test_read(file);
     char *at = strstr(clinic, from);
     cr_assert_not_null(at, "%s", from);
     size_t fl = strlen(from), tl = strlen(to), rest = strlen(at + fl);
@@ -145,6 +148,11 @@ static void rg__refused(const char *from, const char *to, const char *want)
     rg_test_rmdir(dir);
 }
 
+static void rg__refused(const char *from, const char *to, const char *want)
+{
+    rg__refused_in("examples/notify/clinic.lua", from, to, want);
+}
+
 Test(notify, check_refuses_a_bad_policy_naming_the_line)
 {
     rg__refused("to = \"prescriber\"", "to = \"prescribr\"",
@@ -160,6 +168,9 @@ Test(notify, check_refuses_a_bad_policy_naming_the_line)
     rg__refused("email = \"dr.lee@example.org\"", "email = \"dr.lee\"",
                 "clinic.lua:15: notify.receivers.prescriber.email must be an address");
     rg__refused("inhibit = {", "inhibt = {", "clinic.lua:23: notify: unknown field 'inhibt'");
+    rg__refused("repeat_times = 2 },", "repeat_times = 2, count = \"hours\" },",
+                "clinic.lua:20: notify.routes[1].count must be \"wall clock\" or \"opening "
+                "hours\"");
 }
 
 /* ---- the planner itself (rg_notify_plan), on plain values ---- */
@@ -606,4 +617,146 @@ Test(notify, a_bad_schedule_is_refused_naming_the_field)
         cr_assert(strstr(err, want[i]), "want %s, got %s", want[i], err);
         json_decref(j);
     }
+}
+
+/* ---- escalation counted in opening hours (tests/notify_hours) ---- */
+
+Test(notify, check_refuses_counting_opening_hours_of_a_clinic_without_any)
+{
+    /* the example clinic declares no hours: open around the clock */
+    rg__refused("repeat_times = 2 },", "repeat_times = 2, count = \"opening hours\" },",
+                "clinic.lua:20: notify.routes[1].count = \"opening hours\" needs opening "
+                "hours: clinic.lua has no hours");
+    /* hours that open on no day of the week */
+    rg__refused_in("tests/notify_hours/clinic.lua",
+                   "mon = { \"08:00\", \"18:00\" }, tue = { \"08:00\", \"18:00\" }, wed = "
+                   "{ \"08:00\", \"18:00\" },\n    thu = { \"08:00\", \"18:00\" }, fri = "
+                   "{ \"08:00\", \"18:00\" }, ",
+                   "", "clinic.lua:22: notify.routes[1].count = \"opening hours\" needs opening "
+                   "hours: clinic.lua's hours open on no day of the week");
+}
+
+Test(notify, scenarios_count_escalation_in_opening_hours_and_wall_clock_fails_them)
+{
+    char *out, *err, dir[256], path[400];
+    const char *args[] = {"test", "tests/notify_hours/tests", NULL};
+    int rc = rg_test_run(args, NULL, &out, &err);
+    cr_assert_eq(rc, 0, "exit %d:\n%s%s", rc, out, err);
+    cr_assert(strstr(out, "scenarios: 3 passed, 0 failed"), "%s", out);
+    free(out);
+    free(err);
+
+    /* the same clinic counting on the wall clock escalates at 18:05 on Friday
+     * (and the Monday acknowledgement comes too late to stop it) */
+    rg_test_tmpdir(dir);
+    char *clinic = rg_test_read("tests/notify_hours/clinic.lua");
+    char *tests = rg_test_read("tests/notify_hours/tests/hours_test.lua");
+    char *at = strstr(clinic, "count = \"opening hours\"");
+    cr_assert_not_null(at);
+    memcpy(at, "count = \"wall clock\"   ", 23);
+    rg_test_write(dir, "clinic.lua", clinic);
+    rg_test_write(dir, "tests/hours_test.lua", tests);
+    snprintf(path, sizeof path, "%s/tests", dir);
+    const char *wall[] = {"test", path, NULL};
+    rc = rg_test_run(wall, NULL, &out, &err);
+    cr_assert_eq(rc, 1, "exit %d:\n%s%s", rc, out, err);
+    cr_assert(strstr(out, "scenarios: 0 passed, 3 failed"), "%s", out);
+    cr_assert(strstr(out, "unexpected notification: 2026-03-06T18:05:00+01:00 sent to "
+                          "prescriber"), "%s", out);
+    cr_assert(strstr(out, "missing notification:    2026-03-09T08:05:00+01:00 sent to "
+                          "prescriber"), "%s", out);
+    cr_assert(strstr(out, "missing notification:    2026-03-30T08:05:00+02:00 sent to "
+                          "prescriber"), "%s", out);
+    free(out);
+    free(err);
+    free(clinic);
+    free(tests);
+    rg_test_rmdir(dir);
+}
+
+static rg_time rg__at(const char *s)
+{
+    rg_time t;
+    char why[100];
+    cr_assert_eq(rg_time_parse(s, strlen(s), &t, NULL, why, sizeof why), 0, "%s: %s", s, why);
+    return t;
+}
+
+static void rg__add_is(const rg_calendar *c, const char *from, int minutes, const char *want)
+{
+    char got[RG_TIME_BUFSZ];
+    rg_time t = rg_calendar_add_open(c, rg__at(from), M(minutes));
+    cr_assert_neq(t, RG_TIME_NONE, "%s + %d min", from, minutes);
+    cr_assert_eq(t, rg__at(want), "%s + %d opening minutes: want %s, got %s", from, minutes,
+                 want, rg_time_format(t, got));
+}
+
+Test(notify, adding_opening_time_walks_the_open_intervals)
+{
+    rg_calendar c;
+    char err[200];
+    rg_calendar_default(&c);
+    cr_assert_eq(rg_zone_get(&c.zone, "Europe/Berlin", err, sizeof err), 0, "%s", err);
+    c.has_hours = 1;
+    for (int d = 0; d < 7; d++) {
+        c.open[d] = d < 5 ? 8 * 60 : -1; /* weekdays 08:00-18:00 */
+        c.close[d] = d < 5 ? 18 * 60 : -1;
+    }
+    /* nothing to add: the instant itself, even while closed */
+    rg__add_is(&c, "2026-03-07T12:00:00Z", 0, "2026-03-07T12:00:00Z");
+    /* within the day */
+    rg__add_is(&c, "2026-03-06T09:00:00Z", 15, "2026-03-06T09:15:00Z");
+    /* Friday 17:50 CET: 10 minutes, the weekend, 5 on Monday at 08:05 CET */
+    rg__add_is(&c, "2026-03-06T16:50:00Z", 15, "2026-03-09T07:05:00Z");
+    /* a count complete at the closing instant goes to the next opening */
+    rg__add_is(&c, "2026-03-06T16:50:00Z", 10, "2026-03-09T07:00:00Z");
+    /* from a closed Saturday: from Monday's opening */
+    rg__add_is(&c, "2026-03-07T10:00:00Z", 5, "2026-03-09T07:05:00Z");
+    /* before opening on a weekday */
+    rg__add_is(&c, "2026-03-10T05:00:00Z", 30, "2026-03-10T07:30:00Z");
+    /* a whole opening day and a bit: 10 hours on Monday, 1 more on Tuesday */
+    rg__add_is(&c, "2026-03-09T07:00:00Z", 11 * 60, "2026-03-10T08:00:00Z");
+    /* across the change to summer time (29 March): 08:05 CEST is 06:05Z */
+    rg__add_is(&c, "2026-03-27T16:50:00Z", 15, "2026-03-30T06:05:00Z");
+    /* and back to winter time (25 October): 08:05 CET is 07:05Z */
+    rg__add_is(&c, "2026-10-23T15:50:00Z", 15, "2026-10-26T07:05:00Z");
+    /* a closure day is skipped: Monday 9 March closed */
+    c.closed[c.nclosed++] = (int32_t)(rg__at("2026-03-09T00:00:00Z") / RG_MS_DAY);
+    rg__add_is(&c, "2026-03-06T16:50:00Z", 15, "2026-03-10T07:05:00Z");
+    /* around the clock (no hours): the wall clock, less closure days */
+    c.has_hours = 0;
+    rg__add_is(&c, "2026-03-06T12:00:00Z", 60, "2026-03-06T13:00:00Z");
+    rg__add_is(&c, "2026-03-08T22:30:00Z", 60, "2026-03-09T23:30:00Z"); /* Monday skipped */
+    /* hours that never open: the walk stops */
+    c.has_hours = 1;
+    for (int d = 0; d < 7; d++)
+        c.open[d] = c.close[d] = -1;
+    cr_assert_eq(rg_calendar_add_open(&c, rg__at("2026-03-06T16:50:00Z"), M(15)), RG_TIME_NONE);
+}
+
+Test(notify, the_planner_counts_a_route_in_opening_hours)
+{
+    rg_notify_policy *p = rg__policy(
+        "{\"receivers\":{\"desk\":{\"webhook\":\"https://d.example/h\"},"
+        "\"dr\":{\"email\":\"dr@example.org\"}},"
+        "\"routes\":[{\"count\":\"opening hours\",\"steps\":[{\"to\":\"desk\"},"
+        "{\"to\":\"dr\",\"after\":900000}],\"repeat_every\":1800000,\"repeat_times\":1}]}");
+    char err[200];
+    cr_assert_eq(rg_zone_get(&p->cal.zone, "Europe/Berlin", err, sizeof err), 0, "%s", err);
+    p->zone = p->cal.zone;
+    p->cal.has_hours = 1;
+    for (int d = 0; d < 7; d++) {
+        p->cal.open[d] = d < 5 ? 8 * 60 : -1;
+        p->cal.close[d] = d < 5 ? 18 * 60 : -1;
+    }
+    rg_notify_alert_tx tx = rg__tx(0, 1, "p1", "k1", "x.bp", "critical");
+    tx.at = tx.notify_at = rg__at("2026-03-06T16:50:00Z"); /* Friday 17:50 CET */
+    rg__got g = {0};
+    rg_notify_plan(p, &tx, 1, NULL, 0, rg__at("2026-03-10T00:00:00Z"), rg__keep, &g);
+    cr_assert_eq(g.n, 3);
+    cr_assert_eq(g.l[0].at, tx.at);
+    cr_assert_eq(g.l[1].at, rg__at("2026-03-09T07:05:00Z"));
+    cr_assert_eq(g.l[2].at, rg__at("2026-03-09T07:35:00Z"));
+    cr_assert_eq(g.l[2].repeat, 1);
+    rg_notify_free(p);
 }

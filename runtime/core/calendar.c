@@ -115,3 +115,27 @@ rg_time rg_calendar_notify_at(const rg_calendar *c, const char *severity, rg_tim
     rg_time n = rg_calendar_next_open(c, t);
     return n == RG_TIME_NONE ? t : n;
 }
+
+rg_time rg_calendar_add_open(const rg_calendar *c, rg_time t, rg_time ms)
+{
+    if (ms <= 0)
+        return t;
+    int64_t day = rg_calendar_day(c, t);
+    for (int i = 0, idle = 0; i < RG_CAL_WALK_DAYS && idle < 550; i++, day++) {
+        if (!rg_calendar_day_open(c, day)) {
+            idle++;
+            continue;
+        }
+        idle = 0;
+        rg_time from, to;
+        rg__span(c, day, &from, &to);
+        if (t >= to)
+            continue;
+        if (t > from)
+            from = t;
+        if (ms < to - from)
+            return from + ms;
+        ms -= to - from; /* the rest counts from the next opening */
+    }
+    return RG_TIME_NONE;
+}

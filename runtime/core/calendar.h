@@ -53,5 +53,15 @@ rg_time rg_calendar_next_open(const rg_calendar *c, rg_time t);
 /* When staff should hear of a transition at t: t itself for an at-once
  * severity or while open, else the next opening. */
 rg_time rg_calendar_notify_at(const rg_calendar *c, const char *severity, rg_time t);
+/* The instant at which ms of opening time have passed since t, counting only
+ * while the clinic is open (hours and closures, in its zone, so a day of a
+ * daylight-saving change counts its real length): walks the open intervals
+ * day by day. ms <= 0 gives t. A count that completes at a closing instant
+ * gives the next opening (nobody is there at closing). RG_TIME_NONE when the
+ * walk passes RG_CAL_WALK_DAYS days, or 550 days pass with no opening (a
+ * clinic open zero hours a week: `regimen check` refuses counting in its
+ * opening hours). */
+#define RG_CAL_WALK_DAYS 3660
+rg_time rg_calendar_add_open(const rg_calendar *c, rg_time t, rg_time ms);
 
 #endif

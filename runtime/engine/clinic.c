@@ -1019,9 +1019,23 @@ static int rg__mirror_notify(rg_clinic *c, lua_State *L, const char *path, char 
             rc = rg_fail(err, errlen, RG_EINVAL, "%s:%d: notify: %s", path,
                          rg__line_of(path, "notify"), why);
         else if (!(rc = rg_notify_parse(j, &c->notify, why, sizeof why, needle,
-                                        sizeof needle)))
+                                        sizeof needle))) {
             c->notify->zone = c->cal.zone;
-        else {
+            c->notify->cal = c->cal;
+            /* counting in opening hours needs hours that open some time in the week */
+            int open = 0;
+            for (int d = 0; d < 7; d++)
+                open |= c->cal.has_hours && c->cal.open[d] >= 0;
+            for (int r = 0; r < c->notify->nroutes && !rc; r++)
+                if (c->notify->routes[r].count_open && !open)
+                    rc = rg_fail(err, errlen, RG_EINVAL, "%s:%d: notify.routes[%d].count = "
+                                 "\"opening hours\" needs opening hours: %s", path,
+                                 rg__line_of(path, "\"opening hours\""), r + 1,
+                                 c->cal.has_hours ? "clinic.lua's hours open on no day of the"
+                                 " week" : "clinic.lua has no hours (the clinic is open around "
+                                 "the clock); add hours = { mon = {\"08:00\", \"18:00\"}, ... }"
+                                 " or count on the \"wall clock\"");
+        } else {
             int line = rg__line_of(path, needle);
             if (!line)
                 line = rg__line_of(path, "notify");

@@ -234,7 +234,7 @@ static int rg__parse_route(json_t *j, int idx, rg_notify_policy *p, rg_notify_ro
                            char *err, size_t errlen, char *needle, size_t nlen)
 {
     static const char *const known[] = {"match", "steps", "repeat_every", "repeat_times",
-                                        "group_by", "hold_down", NULL};
+                                        "group_by", "hold_down", "count", NULL};
     static const char *const sknown[] = {"to", "after", NULL};
     char what[120];
     snprintf(what, sizeof what, "notify.routes[%d]", idx + 1);
@@ -317,6 +317,14 @@ static int rg__parse_route(json_t *j, int idx, rg_notify_policy *p, rg_notify_ro
             return rg__bad(err, errlen, needle, nlen, "group_by", "%s.group_by must be "
                            "\"patient\"", what);
         r->group_by_patient = 1;
+    }
+    json_t *cnt = json_object_get(j, "count");
+    if (cnt) {
+        const char *cs = json_string_value(cnt);
+        if (!cs || (strcmp(cs, "wall clock") && strcmp(cs, "opening hours")))
+            return rg__bad(err, errlen, needle, nlen, "count", "%s.count must be \"wall clock\""
+                           " or \"opening hours\"", what);
+        r->count_open = !strcmp(cs, "opening hours");
     }
     return RG_OK;
 }
@@ -467,6 +475,7 @@ int rg_notify_parse(json_t *j, rg_notify_policy **out, char *err, size_t errlen,
     rg_notify_policy *p = calloc(1, sizeof *p);
     if (!p)
         return RG_ENOMEM;
+    rg_calendar_default(&p->cal);
     int rc = rg__only(j, known, "notify", err, errlen, needle, nlen);
     if (!rc)
         rc = rg__parse_receivers(json_object_get(j, "receivers"), p, err, errlen, needle, nlen);
@@ -667,12 +676,18 @@ int rg_notify_plan(const rg_notify_policy *p, const rg_notify_alert_tx *txs, siz
             held = lives[q].end != RG_TIME_NONE && !strcmp(lives[q].open->key, t->key) &&
                    t->at - lives[q].end < route->hold_down;
         int total = route->nsteps + route->repeat_times;
+        rg_time prev = start, prev_off = 0; /* opening hours: count on from the last due */
         for (int s = 0; s < total; s++) {
             int step = s < route->nsteps ? s : route->nsteps - 1;
-            rg_time due = start + route->steps[step].after;
+            rg_time off = route->steps[step].after, due;
             if (s >= route->nsteps)
-                due = start + route->steps[route->nsteps - 1].after +
+                off = route->steps[route->nsteps - 1].after +
                       (rg_time)(s - route->nsteps + 1) * route->repeat_every;
+            if (!route->count_open)
+                due = start + off;
+            else if ((due = rg_calendar_add_open(&p->cal, prev, off - prev_off)) == RG_TIME_NONE)
+                break; /* no opening within ten years: nothing more falls due */
+            prev = due, prev_off = off;
             if (due > until || (stop != RG_TIME_NONE && due >= stop))
                 break;
             if (npl + 2 > cap) {

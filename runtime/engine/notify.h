@@ -13,7 +13,9 @@
  * hold = match }: while an alert matching `when` is open for a patient,
  * notifications of that patient's alerts matching `hold` are suppressed).
  * A step's `after` counts from the alert's notification time (its opening,
- * or the clinic's next opening for what happened while it was closed).
+ * or the clinic's next opening for what happened while it was closed), on
+ * the wall clock or (route count = "opening hours") only while the clinic
+ * is open (rg_calendar_add_open over the policy's calendar).
  *
  * Pure C over plain values: simulate, `regimen test` and the service plan
  * with the same rg_notify_plan (docs/notifications.md).
@@ -21,6 +23,7 @@
 #ifndef RG_NOTIFY_H
 #define RG_NOTIFY_H
 
+#include "calendar.h"
 #include "rg.h"
 
 #include <stdint.h>
@@ -51,6 +54,7 @@ typedef struct rg_notify_route {
     rg_time repeat_every;
     rg_time hold_down; /* an alert re-opened this soon after it resolved: first step held */
     int repeat_times, group_by_patient;
+    int count_open; /* count = "opening hours": after and repeat_every count only open time */
 } rg_notify_route;
 
 typedef struct rg_notify_inhibit {
@@ -80,6 +84,8 @@ typedef struct rg_notify_policy {
     rg_notify_schedule *schedules;
     int nschedules;
     const struct rg_zone *zone; /* the clinic's (set by clinic.c; NULL: UTC) */
+    rg_calendar cal; /* the clinic's hours and closures (a copy set by clinic.c; default:
+                        UTC, always open), for routes counted in opening hours */
     rg_notify_route *routes;
     int nroutes;
     rg_notify_inhibit *inhibits;
