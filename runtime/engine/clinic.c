@@ -13,6 +13,7 @@
 #include "clinic.h"
 
 #include "bindings.h"
+#include "digest.h"
 
 #include <jansson.h>
 #include <lauxlib.h>
@@ -37,10 +38,11 @@ static int rg__hash_file(const char *path, char out[17])
     FILE *f = fopen(path, "rb");
     if (!f)
         return RG_EIO;
-    uint64_t h = UINT64_C(14695981039346656037);
-    int c;
-    while ((c = getc(f)) != EOF)
-        h = (h ^ (uint64_t)(unsigned char)c) * UINT64_C(1099511628211);
+    uint64_t h = RG_FNV1A_SEED;
+    char buf[8192];
+    size_t n;
+    while ((n = fread(buf, 1, sizeof buf, f)) > 0)
+        h = rg_fnv1a(h, buf, n);
     fclose(f);
     snprintf(out, 17, "%016llx", (unsigned long long)h);
     return RG_OK;
