@@ -567,7 +567,7 @@ static int rg__send_backlog(void *ud, const rg_transition *t)
     char *data = json_dumps(j, JSON_COMPACT | JSON_ENSURE_ASCII), id[32];
     json_decref(j);
     snprintf(id, sizeof id, "%lld", (long long)t->cseq);
-    int rc = data ? rg_http_stream_send(b->conn, id, "transition", data) : -1;
+    int rc = data ? rg_http_stream_send(b->conn, id, "transition", data) : RG_ENOMEM;
     b->bytes += data ? strlen(data) : 0;
     free(data);
     b->last = t->cseq;
