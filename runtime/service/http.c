@@ -631,6 +631,31 @@ static int rg__hexval(char ch)
     return ch <= '9' ? ch - '0' : (ch | 0x20) - 'a' + 10;
 }
 
+int rg_http_unescape(const char *src, size_t n, int plus, char *out, size_t cap)
+{
+    size_t o = 0;
+    for (size_t i = 0; i < n; i++) {
+        char ch = src[i];
+        if (ch == '%') {
+            int hi = i + 2 < n ? rg__hexval(src[i + 1]) : -1;
+            int lo = hi >= 0 ? rg__hexval(src[i + 2]) : -1;
+            if (lo < 0 || (hi == 0 && lo == 0))
+                return RG_EINVAL;
+            ch = (char)(hi * 16 + lo);
+            i += 2;
+        } else if (ch == '+' && plus) {
+            ch = ' ';
+        }
+        if (o + 1 >= cap)
+            return RG_ELIMIT;
+        out[o++] = ch;
+    }
+    if (cap == 0)
+        return RG_ELIMIT;
+    out[o] = '\0';
+    return (int)o;
+}
+
 /* Splits the URL into a percent-decoded path and the raw query (both into
  * the arena). Refuses bad escapes, a decoded NUL, and ".." segments. */
 static int rg__parse_target(rg_http_conn *c)
@@ -644,27 +669,17 @@ static int rg__parse_target(rg_http_conn *c)
         return RG_EINVAL;
     const char *src = url + u.field_data[UF_PATH].off;
     size_t slen = u.field_data[UF_PATH].len;
-    char *path = c->arena + c->alen, *o = path;
-    for (size_t i = 0; i < slen; i++) {
-        if (src[i] != '%') {
-            *o++ = src[i];
-            continue;
-        }
-        int hi = i + 2 < slen ? rg__hexval(src[i + 1]) : -1;
-        int lo = hi >= 0 ? rg__hexval(src[i + 2]) : -1;
-        if (lo < 0 || (hi == 0 && lo == 0))
-            return RG_EINVAL;
-        *o++ = (char)(hi * 16 + lo);
-        i += 2;
-    }
-    *o = '\0';
+    char *path = c->arena + c->alen;
+    int plen = rg_http_unescape(src, slen, 0, path, slen + 1); /* decoding never grows */
+    if (plen < 0)
+        return RG_EINVAL;
     if (path[0] != '/')
         return RG_EINVAL;
     for (const char *seg = path; seg; seg = strchr(seg + 1, '/'))
         if (strncmp(seg, "/..", 3) == 0 && (seg[3] == '/' || seg[3] == '\0'))
             return RG_EINVAL;
     c->off[RG__PATH] = c->alen;
-    c->alen += (size_t)(o - path) + 1;
+    c->alen += (size_t)plen + 1;
     c->off[RG__QUERY] = c->alen;
     if (u.field_set & (1u << UF_QUERY)) {
         memcpy(c->arena + c->alen, url + u.field_data[UF_QUERY].off, u.field_data[UF_QUERY].len);

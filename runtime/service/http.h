@@ -124,6 +124,12 @@ int rg_http_stream_on_drain(rg_http_conn *c, void (*drained)(void *ud, rg_http_c
 /* Ends a stream (its on_close runs), e.g. when it could not be fed in order:
  * the client reconnects with Last-Event-ID. */
 void rg_http_stream_end(rg_http_conn *c);
+/* The one percent-decoder (the path here, query values in api.c): n bytes
+ * at src into out (cap bytes with the NUL); '+' becomes a space when plus.
+ * Returns the decoded length, RG_EINVAL for an escape that is not %XX with
+ * two hex digits or is %00, or RG_ELIMIT when it does not fit in cap. */
+int rg_http_unescape(const char *src, size_t n, int plus, char *out, size_t cap);
+
 /* A comment line (": keep-alive") to keep proxies from closing the stream.
  * Returns 0, or RG_EGONE as rg_http_stream_send. */
 int rg_http_stream_ping(rg_http_conn *c);
