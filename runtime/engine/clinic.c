@@ -39,10 +39,12 @@ static int rg__hash_file(const char *path, char out[17])
     if (!f)
         return RG_EIO;
     uint64_t h = RG_FNV1A_SEED;
-    char buf[8192];
-    size_t n;
-    while ((n = fread(buf, 1, sizeof buf, f)) > 0)
-        h = rg_fnv1a(h, buf, n);
+    unsigned char byte;
+    int c;
+    while ((c = getc(f)) != EOF) {
+        byte = (unsigned char)c;
+        h = rg_fnv1a(h, &byte, 1);
+    }
     fclose(f);
     snprintf(out, 17, "%016llx", (unsigned long long)h);
     return RG_OK;
