@@ -1729,3 +1729,35 @@ Test(serve, sweep_and_simulate_beside_the_service_are_refused_feed_unchanged, .t
     free(err);
     rg_test_rmdir(s.dir);
 }
+
+/* One strict percent-decoder for query values: a bad escape or a value too
+ * long is a 400 naming the parameter, never a NUL or a value cut short. */
+Test(serve, query_values_bad_escape_or_too_long_are_refused_by_name, .timeout = 30)
+{
+    server s = {0};
+    char *out;
+    server_setup(&s, fast_protocol, fast_protocol);
+    server_start(&s);
+    cr_assert_eq(http(s.port, "GET", "/v1/alerts?patient=%zz", TOKEN_A, NULL, &out), 400, "%s", out);
+    cr_assert(strstr(out, "'patient'") && strstr(out, "percent-escape"), "%s", out);
+    free(out);
+    cr_assert_eq(http(s.port, "GET", "/v1/alerts?state=open&patient=p%00", TOKEN_A, NULL, &out), 400,
+                 "%s", out);
+    cr_assert(strstr(out, "'patient'"), "%s", out);
+    free(out);
+    char path[600];
+    int n = snprintf(path, sizeof path, "/v1/transitions?limit=5&after=");
+    memset(path + n, '1', 300);
+    path[n + 300] = '\0';
+    cr_assert_eq(http(s.port, "GET", path, TOKEN_A, NULL, &out), 400, "%s", out);
+    cr_assert(strstr(out, "'after'") && strstr(out, "longer than 256 bytes"), "%s", out);
+    free(out);
+    /* good escapes still decode: "p 1" and "p+1" are patients of their own */
+    cr_assert_eq(http(s.port, "GET", "/v1/alerts?patient=p%201", TOKEN_A, NULL, &out), 200, "%s", out);
+    free(out);
+    cr_assert_eq(http(s.port, "GET", "/v1/alerts?patient=p+1&state=open", TOKEN_A, NULL, &out), 200,
+                 "%s", out);
+    free(out);
+    cr_assert_eq(server_stop(&s, SIGTERM), 0);
+    rg_test_rmdir(s.dir);
+}

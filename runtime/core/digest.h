@@ -1,11 +1,15 @@
 /*
  * digest.h - SHA-256 for what the record must not lose or confuse: the
- * checksum of a stored event's body and an alert's key (digest.c).
+ * checksum of a stored event's body and an alert's key (digest.c); and the
+ * one FNV-1a, for what need only be quick and stable: hash tables, the
+ * fingerprint of a clinic's files, a rule's source hash and the alert keys
+ * made before schema version 8.
  */
 #ifndef RG_DIGEST_H
 #define RG_DIGEST_H
 
 #include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
 
 #define RG_SHA256_HEX 64 /* hex digits of a whole digest */
@@ -16,6 +20,19 @@
  * 2^64, and a chance collision below 10^-18 for a billion keys, in a URL
  * segment half the length of a whole digest. */
 #define RG_KEY_HEX 32
+
+/* FNV-1a (64-bit): start from RG_FNV1A_SEED, then feed n bytes at p into h
+ * as often as needed; the value is part of what is stored (legacy alert
+ * keys, rule source hashes), so it must never change. Inline: it runs on
+ * every cache and key lookup. */
+#define RG_FNV1A_SEED UINT64_C(14695981039346656037)
+static inline uint64_t rg_fnv1a(uint64_t h, const void *p, size_t n)
+{
+    const unsigned char *b = p;
+    for (size_t i = 0; i < n; i++)
+        h = (h ^ b[i]) * UINT64_C(1099511628211);
+    return h;
+}
 
 /* The SHA-256 of n bytes at p, as 64 lowercase hex digits and a NUL. */
 void rg_sha256_hex(const void *p, size_t n, char out[RG_SHA256_HEX + 1]);

@@ -28,7 +28,8 @@
     X(LIMIT, "sandbox limit exceeded")                                   \
     X(USAGE, "usage error")                                              \
     X(NOTFOUND, "not found")                                             \
-    X(BUSY, "held by another process")
+    X(BUSY, "held by another process")                                   \
+    X(GONE, "connection closed")
 
 enum {
 #define RG__ENUM(name, text) RG__IDX_##name,
@@ -48,6 +49,7 @@ enum {
 #define RG_EUSAGE (-RG__IDX_USAGE)
 #define RG_ENOTFOUND (-RG__IDX_NOTFOUND)
 #define RG_EBUSY (-RG__IDX_BUSY)
+#define RG_EGONE (-RG__IDX_GONE) /* the peer's connection (an HTTP stream) is closed */
 
 /* Static text for an error code; never NULL. */
 const char *rg_strerror(int code);

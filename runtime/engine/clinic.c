@@ -13,6 +13,7 @@
 #include "clinic.h"
 
 #include "bindings.h"
+#include "digest.h"
 
 #include <jansson.h>
 #include <lauxlib.h>
@@ -37,10 +38,13 @@ static int rg__hash_file(const char *path, char out[17])
     FILE *f = fopen(path, "rb");
     if (!f)
         return RG_EIO;
-    uint64_t h = UINT64_C(14695981039346656037);
+    uint64_t h = RG_FNV1A_SEED;
+    unsigned char byte;
     int c;
-    while ((c = getc(f)) != EOF)
-        h = (h ^ (uint64_t)(unsigned char)c) * UINT64_C(1099511628211);
+    while ((c = getc(f)) != EOF) {
+        byte = (unsigned char)c;
+        h = rg_fnv1a(h, &byte, 1);
+    }
     fclose(f);
     snprintf(out, 17, "%016llx", (unsigned long long)h);
     return RG_OK;

@@ -1237,11 +1237,10 @@ static void rg__legacy_key(const char *clinic, const char *patient, const char *
                            const char *rule, const char *subkey, char out[17])
 {
     const char *parts[5] = {clinic, patient, proto, rule, subkey};
-    uint64_t h = UINT64_C(14695981039346656037);
+    uint64_t h = RG_FNV1A_SEED;
     for (int i = 0; i < 5; i++) {
-        for (const char *s = parts[i]; *s; s++)
-            h = (h ^ (uint64_t)(unsigned char)*s) * UINT64_C(1099511628211);
-        h = (h ^ 0xffu) * UINT64_C(1099511628211); /* separator */
+        h = rg_fnv1a(h, parts[i], strlen(parts[i]));
+        h = rg_fnv1a(h, "\xff", 1); /* separator */
     }
     snprintf(out, 17, "%016llx", (unsigned long long)h);
 }
@@ -1459,9 +1458,7 @@ typedef struct rg__kindex {
 
 static uint64_t rg__khash(const char *s)
 {
-    uint64_t h = UINT64_C(14695981039346656037);
-    for (; *s; s++)
-        h = (h ^ (uint64_t)(unsigned char)*s) * UINT64_C(1099511628211);
+    uint64_t h = rg_fnv1a(RG_FNV1A_SEED, s, strlen(s));
     return h ^ (h >> 29);
 }
 

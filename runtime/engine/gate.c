@@ -9,6 +9,7 @@
 #include "gate.h"
 
 #include "check.h"
+#include "digest.h"
 #include "scenario.h"
 
 #include <dirent.h>
@@ -60,14 +61,6 @@ int rg_clinic_gate(const char *clinic, const char *dir, const char *shipped, con
     return rc;
 }
 
-/* FNV-1a over s (n bytes) into h. */
-static uint64_t rg__fnv(uint64_t h, const void *s, size_t n)
-{
-    for (size_t i = 0; i < n; i++)
-        h = (h ^ ((const unsigned char *)s)[i]) * UINT64_C(1099511628211);
-    return h;
-}
-
 static int rg__cmp(const void *a, const void *b)
 {
     return strcmp(*(char *const *)a, *(char *const *)b);
@@ -110,8 +103,8 @@ static uint64_t rg__walk(uint64_t h, const char *path, int depth)
              * loader refuses it by name */
             size_t flen = 0;
             char *text = stat(full, &sb) == 0 && S_ISREG(sb.st_mode) ? rg_slurp(full, &flen) : NULL;
-            h = rg__fnv(h, full, strlen(full) + 1);
-            h = text ? rg__fnv(h, text, flen) : rg__fnv(h, "?", 1);
+            h = rg_fnv1a(h, full, strlen(full) + 1);
+            h = text ? rg_fnv1a(h, text, flen) : rg_fnv1a(h, "?", 1);
             free(text);
         }
         free(names[i]);
@@ -122,7 +115,7 @@ static uint64_t rg__walk(uint64_t h, const char *path, int depth)
 
 uint64_t rg_clinic_fingerprint(const char *dir, const char *shipped)
 {
-    uint64_t h = UINT64_C(14695981039346656037);
+    uint64_t h = RG_FNV1A_SEED;
     h = rg__walk(h, dir, 0);
-    return shipped ? rg__walk(rg__fnv(h, "|", 1), shipped, 0) : h;
+    return shipped ? rg__walk(rg_fnv1a(h, "|", 1), shipped, 0) : h;
 }

@@ -5,6 +5,7 @@
  * the old one.
  */
 #include "hcache.h"
+#include "digest.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -29,13 +30,9 @@ struct rg_hcache {
 
 static uint64_t rg__hash(const char *clinic, const char *patient)
 {
-    uint64_t h = UINT64_C(14695981039346656037);
-    for (const char *s = clinic; *s; s++)
-        h = (h ^ (unsigned char)*s) * UINT64_C(1099511628211);
-    h = (h ^ 0x1f) * UINT64_C(1099511628211);
-    for (const char *s = patient; *s; s++)
-        h = (h ^ (unsigned char)*s) * UINT64_C(1099511628211);
-    return h;
+    uint64_t h = rg_fnv1a(RG_FNV1A_SEED, clinic, strlen(clinic));
+    h = rg_fnv1a(h, "\x1f", 1);
+    return rg_fnv1a(h, patient, strlen(patient));
 }
 
 static int rg__same(const rg__entry *en, const char *clinic, const char *patient)

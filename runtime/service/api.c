@@ -52,32 +52,44 @@ void rg_svc_unavailable(rg_svc *sv, rg_http_conn *c, const char *msg)
                                      cause ? cause : rg_store_errmsg(sv->st)));
 }
 
-/* Value of name in a query string (no decoding beyond '+'/'%XX'), or NULL. */
+/* Value of name in a query string, decoded by rg_http_unescape, or NULL.
+ * rg_svc_handle has refused (400) a query with a bad escape or a value over
+ * RG_SVC_QUERY_MAX bytes, so with a buffer of RG_SVC_QUERY_MAX + 1 the value
+ * is whole; one that does not fit is NULL, never cut. */
 const char *rg_svc_query(const char *q, const char *name, char *buf, size_t len)
 {
     size_t nl = strlen(name);
     for (const char *p = q; p && *p;) {
         const char *amp = strchr(p, '&');
         size_t seg = amp ? (size_t)(amp - p) : strlen(p);
-        if (seg > nl && !strncmp(p, name, nl) && p[nl] == '=') {
-            size_t o = 0;
-            for (size_t i = nl + 1; i < seg && o + 1 < len; i++) {
-                char ch = p[i];
-                if (ch == '+')
-                    ch = ' ';
-                else if (ch == '%' && i + 2 < seg) {
-                    char hex[3] = {p[i + 1], p[i + 2], 0};
-                    ch = (char)strtol(hex, NULL, 16);
-                    i += 2;
-                }
-                buf[o++] = ch;
-            }
-            buf[o] = '\0';
-            return buf;
-        }
+        if (seg > nl && !strncmp(p, name, nl) && p[nl] == '=')
+            return rg_http_unescape(p + nl + 1, seg - nl - 1, 1, buf, len) < 0 ? NULL : buf;
         p = amp ? amp + 1 : NULL;
     }
     return NULL;
+}
+
+/* 0 when every value in the query decodes (rg_http_unescape) to at most
+ * RG_SVC_QUERY_MAX bytes; else RG_EINVAL and a message naming the
+ * parameter in msg. */
+static int rg__query_check(const char *q, char *msg, size_t msglen)
+{
+    char v[RG_SVC_QUERY_MAX + 1];
+    for (const char *p = q; p && *p;) {
+        const char *amp = strchr(p, '&');
+        size_t seg = amp ? (size_t)(amp - p) : strlen(p);
+        const char *eq = memchr(p, '=', seg);
+        size_t nl = eq ? (size_t)(eq - p) : seg;
+        int rc = eq ? rg_http_unescape(eq + 1, seg - nl - 1, 1, v, sizeof v) : 0;
+        if (rc == RG_EINVAL)
+            return rg_fail(msg, msglen, RG_EINVAL, "query parameter '%.*s': a bad percent-escape "
+                           "(expected %%XX with two hex digits, not %%00)", (int)(nl < 64 ? nl : 64), p);
+        if (rc < 0)
+            return rg_fail(msg, msglen, RG_EINVAL, "query parameter '%.*s': longer than %d bytes",
+                           (int)(nl < 64 ? nl : 64), p, RG_SVC_QUERY_MAX);
+        p = amp ? amp + 1 : NULL;
+    }
+    return 0;
 }
 
 static void rg__queue(rg_svc *sv, int ci, rg_http_conn *c, const rg_http_req *req,
@@ -325,7 +337,8 @@ static int rg__alert_id(void *ud, const rg_alert_view *a)
  * last. A full page looks one alert further to know whether one follows. */
 static void rg__get_alerts(rg_svc *sv, int ci, rg_http_conn *c, const rg_http_req *req)
 {
-    char patient[RG_EVENT_MAX_ID + 1], state[16], cursor_s[32], limit_s[32];
+    char patient[RG_SVC_QUERY_MAX + 1], state[RG_SVC_QUERY_MAX + 1], cursor_s[RG_SVC_QUERY_MAX + 1],
+        limit_s[RG_SVC_QUERY_MAX + 1];
     const char *p = rg_svc_query(req->query, "patient", patient, sizeof patient);
     const char *s = rg_svc_query(req->query, "state", state, sizeof state);
     const char *cs = rg_svc_query(req->query, "cursor", cursor_s, sizeof cursor_s);
@@ -519,7 +532,7 @@ static int64_t rg__parse_seq(const char *s, int *ok)
 
 static void rg__get_transitions(rg_svc *sv, int ci, rg_http_conn *c, const rg_http_req *req)
 {
-    char after_s[32], limit_s[32];
+    char after_s[RG_SVC_QUERY_MAX + 1], limit_s[RG_SVC_QUERY_MAX + 1];
     int ok1, ok2;
     int64_t after = rg__parse_seq(rg_svc_query(req->query, "after", after_s, sizeof after_s), &ok1);
     int64_t limit = rg__parse_seq(rg_svc_query(req->query, "limit", limit_s, sizeof limit_s), &ok2);
@@ -567,7 +580,7 @@ static int rg__send_backlog(void *ud, const rg_transition *t)
     char *data = json_dumps(j, JSON_COMPACT | JSON_ENSURE_ASCII), id[32];
     json_decref(j);
     snprintf(id, sizeof id, "%lld", (long long)t->cseq);
-    int rc = data ? rg_http_stream_send(b->conn, id, "transition", data) : -1;
+    int rc = data ? rg_http_stream_send(b->conn, id, "transition", data) : RG_ENOMEM;
     b->bytes += data ? strlen(data) : 0;
     free(data);
     b->last = t->cseq;
@@ -627,7 +640,7 @@ static int rg__same_who(const rg_svc_who *a, const rg_svc_who *b)
 static void rg__get_stream(rg_svc *sv, int ci, rg_http_conn *c, const rg_http_req *req,
                            const rg_svc_who *w)
 {
-    char after_s[32], msg[160];
+    char after_s[RG_SVC_QUERY_MAX + 1], msg[160];
     int ok;
     const char *from = req->last_event_id ? req->last_event_id
                                           : rg_svc_query(req->query, "after", after_s, sizeof after_s);
@@ -1011,12 +1024,17 @@ void rg_svc_handle(void *ud, rg_http_conn *c, const rg_http_req *req)
     }
     if (get && rg_svc_www(c, req->path))
         return;
+    char qmsg[200];
+    if (!strncmp(req->path, "/v1/", 4) && rg__query_check(req->query, qmsg, sizeof qmsg)) {
+        rg__error(c, 400, qmsg);
+        return;
+    }
     if (rg_svc_session_route(sv, c, req)) /* sign in and out */
         return;
     /* an EventSource of an API client has no Authorization header: a
      * one-time ticket instead (never logged, the path below is without its
      * query); the worklist's runs on its session cookie */
-    char ticket[80], whotext[200];
+    char ticket[RG_SVC_QUERY_MAX + 1], whotext[200];
     int by_ticket = get && !req->authorization && !strcmp(req->path, "/v1/transitions/stream") &&
                     rg_svc_query(req->query, "ticket", ticket, sizeof ticket);
     rg_svc_who who;

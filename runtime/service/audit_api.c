@@ -390,7 +390,8 @@ static int rg__may_read_audit(rg_svc *sv, int ci, const char *role)
 /* GET /v1/audit?since=&patient=&user=&after=&limit=: the clinic's entries. */
 void rg_svc_get_audit(rg_svc *sv, int ci, rg_http_conn *c, const rg_http_req *req)
 {
-    char since[64], patient[RG_EVENT_MAX_ID + 1], user[160], after[32], limit[16], why[200];
+    char since[RG_SVC_QUERY_MAX + 1], patient[RG_SVC_QUERY_MAX + 1], user[RG_SVC_QUERY_MAX + 1],
+        after[RG_SVC_QUERY_MAX + 1], limit[RG_SVC_QUERY_MAX + 1], why[200];
     rg_audit_filter f = {.clinic = sv->clinics[ci].name, .since = RG_TIME_NONE, .limit = 1000};
     if (!rg__may_read_audit(sv, ci, "clinic-token")) {
         rg_svc_reply_json(c, 403, json_pack("{s:s}", "error", "reading the audit trail needs "

@@ -31,6 +31,7 @@
  * logged and never touches the active evaluation.
  */
 #include "service.h"
+#include "digest.h"
 
 #include "governance.h"
 #include "ingest.h"
@@ -102,9 +103,7 @@ static int rg__seen(rg__thread *t, const char *patient, size_t nmax)
         t->seen = grown;
         t->cap_seen = cap;
     }
-    uint64_t h = 1469598103934665603ull;
-    for (const char *p = patient; *p; p++)
-        h = (h ^ (unsigned char)*p) * 1099511628211ull;
+    uint64_t h = rg_fnv1a(RG_FNV1A_SEED, patient, strlen(patient));
     for (size_t i = h & (t->cap_seen - 1);; i = (i + 1) & (t->cap_seen - 1)) {
         if (!t->seen[i]) {
             t->seen[i] = patient;

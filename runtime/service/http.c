@@ -310,7 +310,7 @@ static int rg__write_raw(rg_http_conn *c, const char *head, size_t hlen, const c
                          size_t blen);
 
 /* With TLS: sends the records tls.c has ready (a handshake's, or a
- * response's). Returns 0, or -1 if closed. */
+ * response's). Returns 0, or RG_EGONE if closed. */
 static int rg__tls_flush(rg_http_conn *c)
 {
     size_t n = rg_tls_pending(c->tls);
@@ -319,7 +319,7 @@ static int rg__tls_flush(rg_http_conn *c)
     char *buf = malloc(n);
     if (!buf) {
         rg__close(c);
-        return -1;
+        return RG_EGONE;
     }
     n = rg_tls_out(c->tls, buf, n);
     int rc = rg__write_raw(c, buf, n, NULL, 0);
@@ -328,14 +328,14 @@ static int rg__tls_flush(rg_http_conn *c)
 }
 
 /* Queues head followed by body (both copied; encrypted first with TLS).
- * Returns 0, or -1 if closed. */
+ * Returns 0, or RG_EGONE if closed. */
 static int rg__write(rg_http_conn *c, const char *head, size_t hlen, const char *body, size_t blen)
 {
     if (!c->tls || c->closing)
         return rg__write_raw(c, head, hlen, body, blen);
     if (rg_tls_write(c->tls, head, hlen) || (blen && rg_tls_write(c->tls, body, blen))) {
         rg__close(c);
-        return -1;
+        return RG_EGONE;
     }
     return rg__tls_flush(c);
 }
@@ -344,11 +344,11 @@ static int rg__write_raw(rg_http_conn *c, const char *head, size_t hlen, const c
                          size_t blen)
 {
     if (c->closing)
-        return -1;
+        return RG_EGONE;
     rg__wreq *w = hlen + blen < UINT_MAX ? malloc(sizeof *w + hlen + blen) : NULL;
     if (!w) {
         rg__close(c);
-        return -1;
+        return RG_EGONE;
     }
     memcpy(w->data, head, hlen);
     if (blen)
@@ -358,7 +358,7 @@ static int rg__write_raw(rg_http_conn *c, const char *head, size_t hlen, const c
     if (uv_write(&w->req, (uv_stream_t *)&c->tcp, &b, 1, rg__on_write) != 0) {
         free(w);
         rg__close(c);
-        return -1;
+        return RG_EGONE;
     }
     c->unsent += w->len;
     if (c->state == RG__STREAM && !uv_is_active((uv_handle_t *)&c->timer))
@@ -521,7 +521,7 @@ static int rg__count(rg_http_conn *c, size_t n, int status)
     if (c->hdr_bytes <= c->s->lim.max_header_bytes)
         return 0;
     c->err = status;
-    return -1;
+    return RG_ELIMIT;
 }
 
 /* NUL-ends the string being appended, if any, without trailing blanks
@@ -549,7 +549,7 @@ static int rg__on_message_begin(http_parser *p)
     size_t cap = 2 * c->s->lim.max_header_bytes + 64;
     if (!c->arena && !(c->arena = malloc(cap))) {
         c->err = 503;
-        return -1;
+        return RG_ENOMEM;
     }
     c->alen = c->hdr_bytes = c->body_len = 0;
     c->have = 0;
@@ -572,7 +572,7 @@ static int rg__on_url(http_parser *p, const char *at, size_t n)
 {
     rg_http_conn *c = p->data;
     if (rg__count(c, n, 414))
-        return -1;
+        return RG_ELIMIT;
     if (c->cur != RG__URL) {
         c->cur = RG__URL;
         c->off[RG__URL] = c->alen;
@@ -592,7 +592,7 @@ static int rg__on_header_field(http_parser *p, const char *at, size_t n)
         c->hname_len = 0;
     }
     if (rg__count(c, n, 431))
-        return -1;
+        return RG_ELIMIT;
     if (c->hname_len + n < sizeof c->hname)
         memcpy(c->hname + c->hname_len, at, n);
     c->hname_len += n;
@@ -609,7 +609,7 @@ static int rg__on_header_value(http_parser *p, const char *at, size_t n)
                 strncasecmp(c->hname, rg__kept[i], c->hname_len) == 0) {
                 if (c->have & (1u << i)) { /* a repeated header is ambiguous */
                     c->err = 400;
-                    return -1;
+                    return RG_EINVAL;
                 }
                 c->cur = i;
                 c->off[i] = c->alen;
@@ -618,7 +618,7 @@ static int rg__on_header_value(http_parser *p, const char *at, size_t n)
             }
     }
     if (rg__count(c, n, 431))
-        return -1;
+        return RG_ELIMIT;
     if (c->cur >= 0)
         rg__append(c, at, n);
     return 0;
@@ -631,6 +631,31 @@ static int rg__hexval(char ch)
     return ch <= '9' ? ch - '0' : (ch | 0x20) - 'a' + 10;
 }
 
+int rg_http_unescape(const char *src, size_t n, int plus, char *out, size_t cap)
+{
+    size_t o = 0;
+    for (size_t i = 0; i < n; i++) {
+        char ch = src[i];
+        if (ch == '%') {
+            int hi = i + 2 < n ? rg__hexval(src[i + 1]) : -1;
+            int lo = hi >= 0 ? rg__hexval(src[i + 2]) : -1;
+            if (lo < 0 || (hi == 0 && lo == 0))
+                return RG_EINVAL;
+            ch = (char)(hi * 16 + lo);
+            i += 2;
+        } else if (ch == '+' && plus) {
+            ch = ' ';
+        }
+        if (o + 1 >= cap)
+            return RG_ELIMIT;
+        out[o++] = ch;
+    }
+    if (cap == 0)
+        return RG_ELIMIT;
+    out[o] = '\0';
+    return (int)o;
+}
+
 /* Splits the URL into a percent-decoded path and the raw query (both into
  * the arena). Refuses bad escapes, a decoded NUL, and ".." segments. */
 static int rg__parse_target(rg_http_conn *c)
@@ -641,30 +666,20 @@ static int rg__parse_target(rg_http_conn *c)
     http_parser_url_init(&u);
     if (!(c->have & (1u << RG__URL)) || n > 65535 || http_parser_parse_url(url, n, 0, &u) ||
         !(u.field_set & (1u << UF_PATH)))
-        return -1;
+        return RG_EINVAL;
     const char *src = url + u.field_data[UF_PATH].off;
     size_t slen = u.field_data[UF_PATH].len;
-    char *path = c->arena + c->alen, *o = path;
-    for (size_t i = 0; i < slen; i++) {
-        if (src[i] != '%') {
-            *o++ = src[i];
-            continue;
-        }
-        int hi = i + 2 < slen ? rg__hexval(src[i + 1]) : -1;
-        int lo = hi >= 0 ? rg__hexval(src[i + 2]) : -1;
-        if (lo < 0 || (hi == 0 && lo == 0))
-            return -1;
-        *o++ = (char)(hi * 16 + lo);
-        i += 2;
-    }
-    *o = '\0';
+    char *path = c->arena + c->alen;
+    int plen = rg_http_unescape(src, slen, 0, path, slen + 1); /* decoding never grows */
+    if (plen < 0)
+        return RG_EINVAL;
     if (path[0] != '/')
-        return -1;
+        return RG_EINVAL;
     for (const char *seg = path; seg; seg = strchr(seg + 1, '/'))
         if (strncmp(seg, "/..", 3) == 0 && (seg[3] == '/' || seg[3] == '\0'))
-            return -1;
+            return RG_EINVAL;
     c->off[RG__PATH] = c->alen;
-    c->alen += (size_t)(o - path) + 1;
+    c->alen += (size_t)plen + 1;
     c->off[RG__QUERY] = c->alen;
     if (u.field_set & (1u << UF_QUERY)) {
         memcpy(c->arena + c->alen, url + u.field_data[UF_QUERY].off, u.field_data[UF_QUERY].len);
@@ -687,16 +702,16 @@ static int rg__on_headers_complete(http_parser *p)
     c->trailers = 1;
     c->err = 400;
     if (rg__parse_target(c))
-        return -1;
+        return RG_EINVAL;
     const char *te = rg__hdr(c, RG__TE), *expect = rg__hdr(c, RG__EXPECT);
     if (te && strcasecmp(te, "chunked") != 0)
-        return -1; /* only plain chunked bodies are understood */
+        return RG_EINVAL; /* only plain chunked bodies are understood */
     c->err = 417;
     if (expect && strcasecmp(expect, "100-continue") != 0)
-        return -1;
+        return RG_EINVAL;
     c->err = 413;
     if ((p->flags & F_CONTENTLENGTH) && p->content_length > c->s->lim.max_body_bytes)
-        return -1;
+        return RG_ELIMIT;
     c->err = 0;
     if (expect && p->http_minor >= 1) {
         static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
@@ -711,7 +726,7 @@ static int rg__on_body(http_parser *p, const char *at, size_t n)
     size_t max = c->s->lim.max_body_bytes;
     if (n > max - c->body_len) {
         c->err = 413;
-        return -1;
+        return RG_ELIMIT;
     }
     if (c->body_len + n + 1 > c->body_cap) {
         size_t cap = c->body_cap ? c->body_cap * 2 : 1024;
@@ -724,7 +739,7 @@ static int rg__on_body(http_parser *p, const char *at, size_t n)
         char *b = realloc(c->body, cap);
         if (!b) {
             c->err = 503;
-            return -1;
+            return RG_ENOMEM;
         }
         c->body = b;
         c->body_cap = cap;
@@ -887,11 +902,11 @@ void rg_http_stream_start(rg_http_conn *c, void (*on_close)(void *ud, rg_http_co
 static int rg__stream_write(rg_http_conn *c, const char *text, size_t len)
 {
     if (!c || c->closing || c->state != RG__STREAM)
-        return -1;
+        return RG_EGONE;
     if (c->unsent + len > c->s->lim.stream_max_unsent) {
         c->s->stats.slow_streams++;
         rg__close(c);
-        return -1;
+        return RG_EGONE;
     }
     return rg__write(c, text, len, NULL, 0);
 }
@@ -899,15 +914,15 @@ static int rg__stream_write(rg_http_conn *c, const char *text, size_t len)
 int rg_http_stream_send(rg_http_conn *c, const char *id, const char *event, const char *data)
 {
     if (!c || c->closing || c->state != RG__STREAM)
-        return -1;
+        return RG_EGONE;
     if (!data)
         data = "";
     size_t idn = id ? strlen(id) : 0, evn = event ? strlen(event) : 0, dn = strlen(data);
     char *buf = NULL;
     if ((id && strpbrk(id, "\r\n")) || (event && strpbrk(event, "\r\n")) ||
         !(buf = malloc(idn + evn + 7 * dn + 32))) {
-        rg__close(c); /* cannot be framed; -1 always means the stream is gone */
-        return -1;
+        rg__close(c); /* cannot be framed; RG_EGONE always means the stream is gone */
+        return RG_EGONE;
     }
     size_t n = 0;
     if (id)
@@ -936,7 +951,7 @@ int rg_http_stream_send(rg_http_conn *c, const char *id, const char *event, cons
 int rg_http_stream_on_drain(rg_http_conn *c, void (*drained)(void *ud, rg_http_conn *c))
 {
     if (!c || c->closing || c->state != RG__STREAM)
-        return -1;
+        return RG_EGONE;
     c->drained = drained;
     if (c->unsent == 0)
         rg__ready_push(c);

@@ -17,6 +17,8 @@
 #ifndef RG_HTTP_H
 #define RG_HTTP_H
 
+#include "rg.h"
+
 #include <stddef.h>
 #include <stdint.h>
 #include <uv.h>
@@ -108,7 +110,7 @@ int rg_http_authenticated(rg_http_conn *c);
  * the stream ends (client gone, rg_http_close, or error). */
 void rg_http_stream_start(rg_http_conn *c, void (*on_close)(void *ud, rg_http_conn *c), void *ud);
 /* Queues one SSE event ("id: ...\nevent: ...\ndata: ...\n\n"; data must not
- * contain newlines). Returns 0, or -1 if the stream is closed or its client
+ * contain newlines). Returns 0, or RG_EGONE if the stream is closed or its client
  * is too slow (more than stream_max_unsent bytes unsent), in which case it is
  * closed. A stream whose unsent bytes make no progress for stream_stall_ms is
  * closed too. */
@@ -116,13 +118,20 @@ int rg_http_stream_send(rg_http_conn *c, const char *id, const char *event, cons
 /* Asks for drained(ud, c) (ud: the stream's) once everything queued on the
  * stream is written, e.g. to send the next page of a backlog: always from the
  * loop, later, a few streams' callbacks per loop iteration, so that many
- * streams' pages take turns with other requests. Returns 0, or -1 when the
+ * streams' pages take turns with other requests. Returns 0, or RG_EGONE when the
  * stream is closed. One call, one callback; never after on_close. */
 int rg_http_stream_on_drain(rg_http_conn *c, void (*drained)(void *ud, rg_http_conn *c));
 /* Ends a stream (its on_close runs), e.g. when it could not be fed in order:
  * the client reconnects with Last-Event-ID. */
 void rg_http_stream_end(rg_http_conn *c);
-/* A comment line (": keep-alive") to keep proxies from closing the stream. */
+/* The one percent-decoder (the path here, query values in api.c): n bytes
+ * at src into out (cap bytes with the NUL); '+' becomes a space when plus.
+ * Returns the decoded length, RG_EINVAL for an escape that is not %XX with
+ * two hex digits or is %00, or RG_ELIMIT when it does not fit in cap. */
+int rg_http_unescape(const char *src, size_t n, int plus, char *out, size_t cap);
+
+/* A comment line (": keep-alive") to keep proxies from closing the stream.
+ * Returns 0, or RG_EGONE as rg_http_stream_send. */
 int rg_http_stream_ping(rg_http_conn *c);
 
 /* Speaks TLS (tls.h) on the connections accepted from now on; tls is the

@@ -32,7 +32,7 @@ static int rg__period(rg_http_conn *c, const char *query, rg_time *from, rg_time
     static const char *const names[] = {"from", "to"};
     rg_time *out[] = {from, to};
     for (int i = 0; i < 2; i++) {
-        char v[64], err[256], msg[400];
+        char v[RG_SVC_QUERY_MAX + 1], err[256], msg[400];
         if (!rg_svc_query(query, names[i], v, sizeof v)) {
             snprintf(msg, sizeof msg, "query parameter '%s' is required: an RFC 3339 time such "
                      "as 2026-03-01T00:00:00Z", names[i]);
@@ -54,7 +54,7 @@ static int rg__period(rg_http_conn *c, const char *query, rg_time *from, rg_time
 
 void rg_svc_get_compliance(rg_svc *sv, int ci, rg_http_conn *c, const rg_http_req *req)
 {
-    char format[16];
+    char format[RG_SVC_QUERY_MAX + 1];
     rg_time from, to;
     if (!rg_svc_query(req->query, "format", format, sizeof format))
         snprintf(format, sizeof format, "text");

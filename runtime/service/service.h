@@ -388,7 +388,9 @@ void rg_svc_handle(void *ud, rg_http_conn *c, const rg_http_req *req); /* rg_htt
 void rg_svc_reply_json(rg_http_conn *c, int status, json_t *body);     /* steals body */
 void rg_svc_unavailable(rg_svc *sv, rg_http_conn *c, const char *msg); /* 503, counted */
 
-/* api.c: the value of name in a query string, decoded, or NULL */
+/* api.c: the value of name in a query string, decoded, or NULL; buffers
+ * hold RG_SVC_QUERY_MAX + 1 bytes (longer values are refused with 400) */
+#define RG_SVC_QUERY_MAX 256
 const char *rg_svc_query(const char *q, const char *name, char *buf, size_t len);
 
 /* worklist.c: GET of the page and its assets (1 when path is one of them,
