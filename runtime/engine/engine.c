@@ -54,7 +54,8 @@ typedef struct rg__open {
 
 struct rg_engine {
     rg_store *st;
-    rg_engine_opts o;
+    rg_engine_opts o; /* (o.shipped and o.default_dir point at the copies below) */
+    char *shipped, *default_dir; /* the engine's own copies: a caller's buffers may go */
     rg_engine_sink w; /* where writes go */
     char cause[160];  /* rg_engine_set_cause: the transitions' cause ("": not known) */
     rg_hcache *hc;    /* compiled histories (o.history_cache_bytes), or NULL */
@@ -147,7 +148,12 @@ int rg_engine_new(rg_engine **out, rg_store *st, const rg_engine_opts *o)
     e->st = st;
     e->o = *o;
     e->w = o->sink ? *o->sink : rg__store_sink(st);
-    if (o->history_cache_bytes && !(e->hc = rg_hcache_new(o->history_cache_bytes))) {
+    /* (rg__simulate returns its engine: the directories it named were on its stack) */
+    if ((o->shipped && !(e->o.shipped = e->shipped = strdup(o->shipped))) ||
+        (o->default_dir && !(e->o.default_dir = e->default_dir = strdup(o->default_dir))) ||
+        (o->history_cache_bytes && !(e->hc = rg_hcache_new(o->history_cache_bytes)))) {
+        free(e->shipped);
+        free(e->default_dir);
         free(e);
         return RG_ENOMEM;
     }
@@ -212,6 +218,8 @@ void rg_engine_free(rg_engine *e)
 {
     if (!e)
         return;
+    free(e->shipped);
+    free(e->default_dir);
     for (int i = 0; i < e->nclinics; i++) {
         rg__slot_drop_params(&e->clinics[i]);
         rg_clinic_free(e->clinics[i].c);
