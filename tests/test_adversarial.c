@@ -58,7 +58,7 @@
 #define LIM_INSTRUCTIONS 2000000
 #define LIM_DEADLINE_MS 500
 #define LIM_MEMORY_MB 32
-#define LIM_CLINIC_CPU_MS 1500 /* per clinic per minute */
+#define LIM_CLINIC_CPU_MS 600 /* per clinic per minute (instructions_heavy uses it up in its first patient on any machine: about 1,000 evaluations of 1-2 ms) */
 /* The bad clinic's timeline: 2 patients x 2 events, no wake-ups expected. */
 #define BAD_EVALUATIONS 4
 /* A run that needs more than this was not held to the per-evaluation limits. */
@@ -1226,8 +1226,11 @@ static void run_case(const char *name)
                   "serve must name clinic bad, %s and say '%s':\n%s", file, c->expect, log);
         free(log);
         snprintf(g_row.serve, sizeof g_row.serve, "refused (exit 2)");
+        /* (the shipped set's whole check with its scenario tests: its time is
+         * not what this case measures, so a loaded machine or a sanitizer
+         * build gets more than the hostile runs' watchdog) */
         const char *good_check[] = {"check", GOOD_DIR, NULL};
-        run_bin(good_check, SIM_WATCHDOG_MS, &r);
+        run_bin(good_check, 5 * SIM_WATCHDOG_MS, &r);
         cr_assert_eq(r.code, 0, "the good clinic alone checks fine:\n%s", r.err);
         cr_assert(strstr(r.out, "acute.infusion-due"), "%s", r.out);
         run_free(&r);

@@ -5,7 +5,7 @@
 -- hundreds (the clinic's a_waker.lua wakes every patient every ten minutes; once: 1,000
 -- patients, 29 s with no error).
 -- Must happen: the clinic's CPU budget over a sliding window (the runner
--- sets 1,500 ms a minute) runs out: its protocols are not run past it ("CPU
+-- sets 600 ms a minute) runs out: its protocols are not run past it ("CPU
 -- budget", naming this file), and after 3 such hits the protocol is
 -- quarantined, so the run ends within seconds.
 local R = require 'regimen'
