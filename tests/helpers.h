@@ -479,6 +479,196 @@ static inline void request_items_decide_in_order(const server *s)
     free(out);
 }
 
+/* Waits up to ms for text in the server's log; returns 1 when it came, 0
+ * when it did not (a reload under a slow sanitizer build on a busy machine
+ * can take more than half a second). */
+static inline int log_wait(const server *s, const char *text, int ms)
+{
+    for (int waited = 0;; waited += 50) {
+        char *log = rg_test_read(s->log);
+        int found = strstr(log, text) != NULL;
+        free(log);
+        if (found)
+            return 1;
+        if (waited >= ms)
+            return 0;
+        usleep(50000);
+    }
+}
+
+/* Reads a stream up to transition `until`, checking that the ids go 1, 2,
+ * 3, ... with none skipped or repeated (*last: the last id seen). One
+ * stream per test binary: what follows `until` is kept for the next call. */
+static inline void read_ids(int fd, long *last, long until)
+{
+    static char buf[1 << 16];
+    static size_t len;
+    while (*last < until) {
+        struct pollfd p = {.fd = fd, .events = POLLIN};
+        cr_assert_eq(poll(&p, 1, 20000), 1, "transition %ld did not come (last %ld)", until,
+                     *last);
+        ssize_t r = read(fd, buf + len, sizeof buf - len - 1);
+        cr_assert_gt(r, 0, "the stream closed after transition %ld", *last);
+        len += (size_t)r;
+        buf[len] = '\0';
+        char *line = buf, *nl;
+        while ((nl = strchr(line, '\n'))) {
+            if (!strncmp(line, "id: ", 4)) {
+                long id = atol(line + 4);
+                cr_assert_eq(id, *last + 1, "transition %ld came after %ld", id, *last);
+                *last = id;
+            }
+            line = nl + 1;
+        }
+        len -= (size_t)(line - buf);
+        memmove(buf, line, len);
+    }
+}
+
+/* ---- webhook receivers on loopback ------------------------------------------------ */
+
+#include <pthread.h>
+
+/* A socket listening on 127.0.0.1 with a free port, given in *port. */
+static inline int rg_test_listen(int backlog, int *port)
+{
+    struct sockaddr_in a = {.sin_family = AF_INET};
+    socklen_t alen = sizeof a;
+    inet_pton(AF_INET, "127.0.0.1", &a.sin_addr);
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    cr_assert_eq(bind(fd, (struct sockaddr *)&a, sizeof a), 0);
+    cr_assert_eq(listen(fd, backlog), 0);
+    getsockname(fd, (struct sockaddr *)&a, &alen);
+    *port = ntohs(a.sin_port);
+    return fd;
+}
+
+/* Reads one HTTP request from c into buf (NUL-terminated, at most cap - 1
+ * bytes): the headers, then Content-Length bytes of body. Returns 1 when
+ * the request came whole, 0 when the peer stopped (or buf filled) first. */
+static inline int rg_test_read_request(int c, char *buf, size_t cap)
+{
+    size_t len = 0;
+    buf[0] = '\0';
+    for (;;) {
+        ssize_t got = read(c, buf + len, cap - 1 - len);
+        if (got <= 0)
+            return 0;
+        len += (size_t)got;
+        buf[len] = '\0';
+        char *end = strstr(buf, "\r\n\r\n");
+        const char *cl = strcasestr(buf, "Content-Length:");
+        if (end && cl && len >= (size_t)(end + 4 - buf) + (size_t)atoi(cl + 15))
+            return 1;
+    }
+}
+
+/* A webhook receiver on its own thread: answers 500 to the first fail_first
+ * requests (after delay_ms, when set) and 200 to the rest, and keeps, for the
+ * first 64 requests (later ones overwrite the last slot), the Idempotency-Key,
+ * the body's "state", the body itself and the status it answered. */
+typedef struct receiver {
+    int fd, port, stop;
+    int fail_first;   /* answer 500 to this many requests */
+    int delay_ms;     /* wait before answering */
+    int n;            /* requests seen */
+    char keys[64][64], states[64][16], body[64][2048];
+    int status[64];
+    pthread_t thread;
+} receiver;
+
+static inline void *receiver_main(void *ud)
+{
+    receiver *r = ud;
+    while (!__atomic_load_n(&r->stop, __ATOMIC_SEQ_CST)) {
+        struct pollfd p = {.fd = r->fd, .events = POLLIN};
+        if (poll(&p, 1, 50) <= 0)
+            continue;
+        int c = accept(r->fd, NULL, NULL);
+        if (c < 0)
+            continue;
+        char buf[16384];
+        rg_test_read_request(c, buf, sizeof buf);
+        int i = r->n < 64 ? r->n : 63;
+        const char *k = strcasestr(buf, "Idempotency-Key: ");
+        snprintf(r->keys[i], sizeof r->keys[i], "%.*s", k ? (int)strcspn(k + 17, "\r\n") : 0,
+                 k ? k + 17 : "");
+        const char *st = strstr(buf, "\"state\":\"");
+        snprintf(r->states[i], sizeof r->states[i], "%.*s", st ? (int)strcspn(st + 9, "\"") : 0,
+                 st ? st + 9 : "");
+        const char *end = strstr(buf, "\r\n\r\n");
+        snprintf(r->body[i], sizeof r->body[i], "%s", end ? end + 4 : "");
+        if (r->delay_ms)
+            usleep((useconds_t)r->delay_ms * 1000);
+        int status = r->n < r->fail_first ? 500 : 200;
+        r->status[i] = status;
+        char reply[128];
+        int n = snprintf(reply, sizeof reply,
+                         "HTTP/1.1 %d %s\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+                         status, status == 200 ? "OK" : "Internal Server Error");
+        (void)!write(c, reply, (size_t)n);
+        close(c);
+        __atomic_add_fetch(&r->n, 1, __ATOMIC_SEQ_CST);
+    }
+    return NULL;
+}
+
+/* Starts r (zeroed, with fail_first and delay_ms set as wanted) on a free port. */
+static inline void receiver_start(receiver *r)
+{
+    r->fd = rg_test_listen(16, &r->port);
+    pthread_create(&r->thread, NULL, receiver_main, r);
+}
+
+static inline void receiver_stop(receiver *r)
+{
+    __atomic_store_n(&r->stop, 1, __ATOMIC_SEQ_CST);
+    pthread_join(r->thread, NULL);
+    close(r->fd);
+}
+
+/* tests/webhook/receiver.py, a receiver verifying signatures with secret as
+ * the Python in docs/service.md does, writing what it got to dir/name.log. */
+typedef struct pyrecv {
+    pid_t pid;
+    int port, out; /* out: its standard output, open until it stops */
+    char log[512];
+} pyrecv;
+
+static inline void pyrecv_start(pyrecv *r, const char *dir, const char *name, const char *secret)
+{
+    int p[2];
+    snprintf(r->log, sizeof r->log, "%s/%s.log", dir, name);
+    cr_assert_eq(pipe(p), 0);
+    r->pid = fork();
+    if (r->pid == 0) {
+        prctl(PR_SET_PDEATHSIG, SIGTERM); /* a failed assertion ends the test: and it */
+        dup2(p[1], 1);
+        close(p[0]);
+        execlp("python3", "python3", "tests/webhook/receiver.py", "docs/service.md", secret,
+               r->log, (char *)NULL);
+        _exit(127);
+    }
+    close(p[1]);
+    char buf[32] = {0};
+    size_t n = 0;
+    while (n < sizeof buf - 1 && !strchr(buf, '\n')) {
+        ssize_t got = read(p[0], buf + n, sizeof buf - 1 - n);
+        cr_assert_gt(got, 0, "the receiver did not start");
+        n += (size_t)got;
+    }
+    r->out = p[0];
+    r->port = atoi(buf);
+    cr_assert_gt(r->port, 0);
+}
+
+static inline void pyrecv_stop(pyrecv *r)
+{
+    kill(r->pid, SIGTERM);
+    waitpid(r->pid, NULL, 0);
+    close(r->out);
+}
+
 #endif /* RG_TEST_SERVE */
 
 static inline int rg_test_cmp_str(const void *a, const void *b)

@@ -477,33 +477,6 @@ static void *open_streams(void *ud)
     return NULL;
 }
 
-/* Reads a stream up to transition until, checking that the ids go 1, 2, 3,
- * ... with none skipped or repeated (*last: the last id seen). */
-static void read_ids(int fd, long *last, long until)
-{
-    static char buf[1 << 16];
-    static size_t len;
-    while (*last < until) {
-        struct pollfd p = {.fd = fd, .events = POLLIN};
-        cr_assert_eq(poll(&p, 1, 20000), 1, "transition %ld did not come (last %ld)", until,
-                     *last);
-        ssize_t r = read(fd, buf + len, sizeof buf - len - 1);
-        cr_assert_gt(r, 0, "the stream closed after transition %ld", *last);
-        len += (size_t)r;
-        buf[len] = '\0';
-        char *line = buf, *nl;
-        while ((nl = strchr(line, '\n'))) {
-            if (!strncmp(line, "id: ", 4)) {
-                long id = atol(line + 4);
-                cr_assert_eq(id, *last + 1, "transition %ld came after %ld", id, *last);
-                *last = id;
-            }
-            line = nl + 1;
-        }
-        len -= (size_t)(line - buf);
-        memmove(buf, line, len);
-    }
-}
 
 Test(connections, slow_stream_readers_on_a_backlog_cost_the_others_nothing, .timeout = 180,
      .fini = cleanup)

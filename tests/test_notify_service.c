@@ -385,19 +385,7 @@ static void *rg__rx_main(void *ud)
         int c = accept(r->fd, NULL, NULL);
         if (c < 0)
             break;
-        char *q = r->req[r->n];
-        size_t len = 0;
-        for (;;) {
-            ssize_t got = read(c, q + len, sizeof r->req[0] - 1 - len);
-            if (got <= 0)
-                break;
-            len += (size_t)got;
-            q[len] = '\0';
-            char *end = strstr(q, "\r\n\r\n");
-            const char *cl = strcasestr(q, "Content-Length:");
-            if (end && cl && len >= (size_t)(end + 4 - q) + (size_t)atoi(cl + 15))
-                break;
-        }
+        rg_test_read_request(c, r->req[r->n], sizeof r->req[0]);
         static const char ok[] = "HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
         (void)!write(c, ok, sizeof ok - 1);
         close(c);
@@ -423,14 +411,7 @@ Test(notify_service, a_webhook_step_is_signed_and_an_sms_gateway_gets_the_text, 
     rg__env e;
     memset(&e, 0, sizeof e);
     rg__rx r = {0};
-    struct sockaddr_in a = {.sin_family = AF_INET};
-    socklen_t alen = sizeof a;
-    inet_pton(AF_INET, "127.0.0.1", &a.sin_addr);
-    r.fd = socket(AF_INET, SOCK_STREAM, 0);
-    cr_assert_eq(bind(r.fd, (struct sockaddr *)&a, sizeof a), 0);
-    cr_assert_eq(listen(r.fd, 4), 0);
-    getsockname(r.fd, (struct sockaddr *)&a, &alen);
-    r.port = ntohs(a.sin_port);
+    r.fd = rg_test_listen(4, &r.port);
     pthread_create(&r.thread, NULL, rg__rx_main, &r);
     server_setup(&e.s, rg__protocol, rg__protocol);
     char cfg[1500], clinic[1500];

@@ -102,17 +102,6 @@ static int log_count(server *s, const char *text)
     return n;
 }
 
-/* Waits up to ms for text to appear in the log. */
-static int log_wait(server *s, const char *text, int ms)
-{
-    for (int i = 0; i < ms / 50; i++) {
-        if (log_count(s, text))
-            return 1;
-        usleep(50000);
-    }
-    return log_count(s, text) > 0;
-}
-
 static int count_text(const char *s, const char *text)
 {
     int n = 0;

@@ -224,19 +224,20 @@ Test(pg, corrections_ingest_and_explain_take_the_url)
 
 /* ---- many workers: failover ------------------------------------------------------------ */
 
-/* A webhook receiver on loopback: every request's key and body, answered 200. */
-typedef struct receiver {
+/* A webhook receiver on loopback keeping every request's key and body (unbounded, unlike
+ * helpers.h's receiver), answered 200. */
+typedef struct collector {
     int fd, port;
     volatile int stop;
     pthread_mutex_t mu;
     int n, cap;
     char **keys, **bodies;
     pthread_t thread;
-} receiver;
+} collector;
 
-static void *receiver_main(void *ud)
+static void *collector_main(void *ud)
 {
-    receiver *r = ud;
+    collector *r = ud;
     while (!r->stop) {
         struct pollfd p = {.fd = r->fd, .events = POLLIN};
         if (poll(&p, 1, 50) <= 0)
@@ -248,20 +249,8 @@ static void *receiver_main(void *ud)
         struct timeval tv = {.tv_sec = 2};
         setsockopt(c, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
         char buf[16384];
-        size_t len = 0;
-        char *end = NULL;
-        int whole = 0;
-        for (;;) {
-            ssize_t got = read(c, buf + len, sizeof buf - 1 - len);
-            if (got <= 0)
-                break;
-            len += (size_t)got;
-            buf[len] = '\0';
-            end = strstr(buf, "\r\n\r\n");
-            const char *cl = strcasestr(buf, "Content-Length:");
-            if ((whole = end && cl && len >= (size_t)(end + 4 - buf) + (size_t)atoi(cl + 15)))
-                break;
-        }
+        int whole = rg_test_read_request(c, buf, sizeof buf);
+        const char *end = strstr(buf, "\r\n\r\n");
         const char *k = strcasestr(buf, "Idempotency-Key: ");
         if (k && whole) { /* (a delivery cut off is not one: it is sent again) */
             pthread_mutex_lock(&r->mu);
@@ -283,7 +272,7 @@ static void *receiver_main(void *ud)
 }
 
 /* How many distinct Idempotency-Keys came so far. */
-static int received_keys(receiver *r)
+static int received_keys(collector *r)
 {
     pthread_mutex_lock(&r->mu);
     char **k = malloc(((size_t)r->n + 1) * sizeof *k);
@@ -365,16 +354,9 @@ Test(pg, failover_three_workers_twenty_kill_9_lose_and_repeat_nothing, .timeout 
 {
     enum { WORKERS = 3, CLIENTS = 3, MAXT = 200000 };
     int cycles = getenv("RG_FAILOVER_CYCLES") ? atoi(getenv("RG_FAILOVER_CYCLES")) : 20;
-    receiver r = {.mu = PTHREAD_MUTEX_INITIALIZER};
-    struct sockaddr_in a = {.sin_family = AF_INET};
-    socklen_t alen = sizeof a;
-    inet_pton(AF_INET, "127.0.0.1", &a.sin_addr);
-    r.fd = socket(AF_INET, SOCK_STREAM, 0);
-    cr_assert_eq(bind(r.fd, (struct sockaddr *)&a, sizeof a), 0);
-    cr_assert_eq(listen(r.fd, 64), 0);
-    getsockname(r.fd, (struct sockaddr *)&a, &alen);
-    r.port = ntohs(a.sin_port);
-    pthread_create(&r.thread, NULL, receiver_main, &r);
+    collector r = {.mu = PTHREAD_MUTEX_INITIALIZER};
+    r.fd = rg_test_listen(64, &r.port);
+    pthread_create(&r.thread, NULL, collector_main, &r);
 
     server w[WORKERS];
     fresh_schema(5);

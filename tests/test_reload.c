@@ -21,47 +21,6 @@
 #define SECRET_2 "whsec_dGhlLW9sZC1zZWNyZXQtb2YtdGhlLWNsaW5pYy0xMjM0"
 #define KEY_ADMIN "north-admin-key-0123456789abcdef"
 
-typedef struct pyrecv {
-    pid_t pid;
-    int port, out;
-    char log[512];
-} pyrecv;
-
-/* tests/webhook/receiver.py verifying with secret (the docs' code). */
-static void pyrecv_start(pyrecv *r, const char *dir, const char *name, const char *secret)
-{
-    int p[2];
-    snprintf(r->log, sizeof r->log, "%s/%s.log", dir, name);
-    cr_assert_eq(pipe(p), 0);
-    r->pid = fork();
-    if (r->pid == 0) {
-        prctl(PR_SET_PDEATHSIG, SIGTERM);
-        dup2(p[1], 1);
-        close(p[0]);
-        execlp("python3", "python3", "tests/webhook/receiver.py", "docs/service.md", secret,
-               r->log, (char *)NULL);
-        _exit(127);
-    }
-    close(p[1]);
-    char buf[32] = {0};
-    size_t n = 0;
-    while (n < sizeof buf - 1 && !strchr(buf, '\n')) {
-        ssize_t got = read(p[0], buf + n, sizeof buf - 1 - n);
-        cr_assert_gt(got, 0, "the receiver did not start");
-        n += (size_t)got;
-    }
-    r->out = p[0];
-    r->port = atoi(buf);
-    cr_assert_gt(r->port, 0);
-}
-
-static void pyrecv_stop(pyrecv *r)
-{
-    kill(r->pid, SIGTERM);
-    waitpid(r->pid, NULL, 0);
-    close(r->out);
-}
-
 /* Waits up to ms for text in the file at path. */
 static int file_has(const char *path, const char *text, int ms)
 {
