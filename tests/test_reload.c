@@ -34,11 +34,6 @@ static int file_has(const char *path, const char *text, int ms)
     return 0;
 }
 
-static int log_has(const server *s, const char *text, int ms)
-{
-    return file_has(s->log, text, ms);
-}
-
 /* The stream's server closed it within ms. */
 static int stream_closed(stream *st, int ms)
 {
@@ -126,7 +121,7 @@ Test(reload, a_webhook_changed_by_sighup_takes_the_next_delivery, .timeout = 60)
     kill(s.pid, SIGHUP);
     char want[128];
     snprintf(want, sizeof want, "clinic north: webhook http://127.0.0.1:%d/hook", r2.port);
-    cr_assert(log_has(&s, want, 5000));
+    cr_assert(log_wait(&s, want, 5000));
     post_overdue(s.port, TOKEN_A, "north", "w2", "p2");
     cr_assert(file_has(r2.log, "ok north-2\n", 10000), "the new receiver verified north-2");
     char *log = rg_test_read(r1.log);
@@ -156,8 +151,8 @@ Test(reload, clinics_added_and_removed_limits_and_a_bad_file, .timeout = 90)
     /* south added, and at most one event per request */
     write_cfg(&s, 0, NULL, 1, "127.0.0.1:0", ", \"max_events_per_request\": 1");
     kill(s.pid, SIGHUP);
-    cr_assert(log_has(&s, "clinic south added", 5000));
-    cr_assert(log_has(&s, "configuration reloaded by signal SIGHUP", 5000));
+    cr_assert(log_wait(&s, "clinic south added", 5000));
+    cr_assert(log_wait(&s, "configuration reloaded by signal SIGHUP", 5000));
     post_overdue(port, TOKEN_B, "south", "s1", "q1");
     cr_assert(alerts_show(port, TOKEN_B, "fast.ping-overdue", 10000),
               "the clinic added raises its alert");
@@ -175,7 +170,7 @@ Test(reload, clinics_added_and_removed_limits_and_a_bad_file, .timeout = 90)
     cr_assert_neq(stream_wait(&st, "text/event-stream", 5000), -1, "%s", st.buf);
     write_cfg(&s, 0, NULL, 0, "127.0.0.1:0", "");
     kill(s.pid, SIGHUP);
-    cr_assert(log_has(&s, "clinic south removed from the configuration", 5000));
+    cr_assert(log_wait(&s, "clinic south removed from the configuration", 5000));
     cr_assert(stream_closed(&st, 5000), "south's stream stays open: %s", st.buf);
     close(st.fd);
     cr_assert_eq(http(port, "GET", "/v1/alerts", TOKEN_B, NULL, &out), 401, "%s", out);
@@ -203,7 +198,7 @@ Test(reload, clinics_added_and_removed_limits_and_a_bad_file, .timeout = 90)
     cr_assert(strstr(out, "config.json: clinics.north.webhook: expected an http:// or https:// URL"),
               "%s", out);
     free(out);
-    cr_assert(log_has(&s, "configuration reload by key ops (admin) refused", 5000));
+    cr_assert(log_wait(&s, "configuration reload by key ops (admin) refused", 5000));
     cr_assert_eq(http(port, "GET", "/v1/alerts", TOKEN_B, NULL, &out), 401, "%s", out);
     free(out);
     cr_assert_eq(http(port, "GET", "/v1/alerts", TOKEN_A, NULL, &out), 200, "%s", out);
@@ -215,7 +210,7 @@ Test(reload, clinics_added_and_removed_limits_and_a_bad_file, .timeout = 90)
                   "\"a\", \"tokens\": [\"" TOKEN_A "\"] },"
                   " \"east\": { \"protocols\": \"c\", \"tokens\": [\"east-token-0123456789\"] } } }\n");
     kill(s.pid, SIGHUP);
-    cr_assert(log_has(&s, "clinics.east.protocols: the protocols of the clinic added are refused",
+    cr_assert(log_wait(&s, "clinics.east.protocols: the protocols of the clinic added are refused",
                       5000));
     cr_assert_eq(http(port, "GET", "/v1/alerts", "east-token-0123456789", NULL, &out), 401, "%s",
                  out);
@@ -266,7 +261,7 @@ Test(reload, a_new_listen_address_is_taken_up_and_open_streams_go_on, .timeout =
     kill(s.pid, SIGHUP);
     char want[128];
     snprintf(want, sizeof want, "listening on 127.0.0.1:%d instead of", port);
-    cr_assert(log_has(&s, want, 5000));
+    cr_assert(log_wait(&s, want, 5000));
     cr_assert_eq(http(port, "GET", "/v1/alerts", TOKEN_A, NULL, &out), 200, "%s", out);
     free(out);
     cr_assert_eq(connect_to(old), -1, "the old address still accepts");
@@ -285,7 +280,7 @@ Test(reload, a_new_listen_address_is_taken_up_and_open_streams_go_on, .timeout =
     write_cfg(&s, 0, NULL, 0, addr, "");
     kill(s.pid, SIGHUP);
     snprintf(want, sizeof want, "listen: cannot listen on 127.0.0.1:%d", busy);
-    cr_assert(log_has(&s, want, 5000));
+    cr_assert(log_wait(&s, want, 5000));
     close(fd);
     cr_assert_eq(http(port, "GET", "/v1/alerts", TOKEN_A, NULL, &out), 200, "%s", out);
     free(out);
