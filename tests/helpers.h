@@ -160,6 +160,7 @@ static inline int rg_test_run(const char *const *args, const char *in, char **ou
 #include <sqlite3.h>
 #include <stdint.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <time.h>
 
 #define TOKEN_A "north-token-0123456789"
@@ -281,11 +282,18 @@ static inline int server_stop(server *s, int sig)
     return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
 }
 
-static inline int connect_to(int port)
+/* A connection to 127.0.0.1:port whose connect, sends and receives give up
+ * after ms (0: they wait as long as it takes); -1 when it cannot be made. */
+static inline int connect_within(int port, int ms)
 {
     int fd = socket(AF_INET, SOCK_STREAM, 0);
     struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
     inet_pton(AF_INET, "127.0.0.1", &a.sin_addr);
+    if (ms > 0) {
+        struct timeval tv = {.tv_sec = ms / 1000, .tv_usec = (ms % 1000) * 1000};
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+        setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+    }
     if (connect(fd, (struct sockaddr *)&a, sizeof a) != 0) {
         close(fd);
         return -1;
@@ -293,12 +301,16 @@ static inline int connect_to(int port)
     return fd;
 }
 
-/* Writes one request on a fresh connection; returns the socket, or -1 when
- * the server is gone (a test killed it). */
-static inline int http_sendn(int port, const char *method, const char *path, const char *token,
+static inline int connect_to(int port)
+{
+    return connect_within(port, 0);
+}
+
+/* Writes one request on fd (from connect_to or connect_within); returns fd,
+ * or -1 (fd closed) when fd is -1 or the server is gone (a test killed it). */
+static inline int http_write(int fd, const char *method, const char *path, const char *token,
                              const char *body, size_t blen)
 {
-    int fd = connect_to(port);
     if (fd < 0)
         return -1;
     char head[1024];
@@ -314,6 +326,14 @@ static inline int http_sendn(int port, const char *method, const char *path, con
     return fd;
 }
 
+/* Writes one request on a fresh connection; returns the socket, or -1 when
+ * the server is gone (a test killed it). */
+static inline int http_sendn(int port, const char *method, const char *path, const char *token,
+                             const char *body, size_t blen)
+{
+    return http_write(connect_to(port), method, path, token, body, blen);
+}
+
 static inline int http_send(int port, const char *method, const char *path, const char *token,
                             const char *body)
 {
@@ -321,8 +341,9 @@ static inline int http_send(int port, const char *method, const char *path, cons
 }
 
 /* Reads the response to http_send's request and closes the socket; returns
- * the status (0 when there was none), *body the body. */
-static inline int http_read(int fd, char **out)
+ * the status (0 when there was none), *body the body. With ms > 0 it stops
+ * reading ms after it began (what came by then is the answer). */
+static inline int http_read_within(int fd, int ms, char **out)
 {
     if (fd < 0) {
         if (out)
@@ -332,10 +353,15 @@ static inline int http_read(int fd, char **out)
     size_t cap = 65536, len = 0;
     char *buf = malloc(cap);
     ssize_t r;
+    struct timespec t0, t;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
     while ((r = read(fd, buf + len, cap - len - 1)) > 0) {
         len += (size_t)r;
         if (len + 1 == cap)
             buf = realloc(buf, cap *= 2);
+        clock_gettime(CLOCK_MONOTONIC, &t);
+        if (ms > 0 && (t.tv_sec - t0.tv_sec) * 1000 + (t.tv_nsec - t0.tv_nsec) / 1000000 >= ms)
+            break;
     }
     buf[len] = '\0';
     close(fd);
@@ -348,11 +374,27 @@ static inline int http_read(int fd, char **out)
     return status;
 }
 
+static inline int http_read(int fd, char **out)
+{
+    return http_read_within(fd, 0, out);
+}
+
 /* One request on a fresh connection; returns the status, *body the body. */
 static inline int http(int port, const char *method, const char *path, const char *token,
                 const char *body, char **out)
 {
     return http_read(http_send(port, method, path, token, body), out);
+}
+
+/* http with connect, send and receive each bounded by ms and the whole
+ * response read within ms: returns 0 (*body "") when the service is gone or
+ * did not answer in time. */
+static inline int http_within(int port, const char *method, const char *path, const char *token,
+                              const char *body, int ms, char **out)
+{
+    return http_read_within(http_write(connect_within(port, ms), method, path, token, body,
+                                       body ? strlen(body) : 0),
+                            ms, out);
 }
 
 /* An SSE subscription: the socket, and what arrived so far. */
