@@ -268,6 +268,17 @@ static inline void server_start(server *s)
     cr_assert_fail("server did not start:\n%s", rg_test_read(s->log));
 }
 
+/* Kills s's server (SIGKILL) if it still runs: for a test's .fini hook, so
+ * that a test that failed mid-way leaves no `regimen serve` behind. */
+static inline void server_kill(const server *s)
+{
+    int status;
+    if (s && s->pid > 0 && waitpid(s->pid, &status, WNOHANG) == 0) {
+        kill(s->pid, SIGKILL);
+        waitpid(s->pid, &status, 0);
+    }
+}
+
 static inline int server_stop(server *s, int sig)
 {
     int status;
@@ -437,6 +448,38 @@ static inline int stream_wait(stream *st, const char *text, int ms)
             return -1;
         st->len += (size_t)r;
     }
+}
+
+/* Whether the server closes the stream within ms (what arrives is read). */
+static inline int stream_closed(stream *st, int ms)
+{
+    int64_t end = now_ms() + ms;
+    while (now_ms() < end) {
+        struct pollfd p = {.fd = st->fd, .events = POLLIN};
+        if (poll(&p, 1, (int)(end - now_ms())) <= 0)
+            continue;
+        ssize_t r = read(st->fd, st->buf + st->len, sizeof st->buf - st->len - 1);
+        if (r <= 0)
+            return 1;
+        st->len += (size_t)r;
+        st->buf[st->len] = '\0';
+    }
+    return 0;
+}
+
+/* The value of the unlabelled metric name in GET /metrics (as clinic north). */
+static inline long metric(int port, const char *name)
+{
+    char *out, pat[128];
+    long v = -1;
+    cr_assert_eq(http(port, "GET", "/metrics", TOKEN_A, NULL, &out), 200, "%s", out);
+    snprintf(pat, sizeof pat, "\n%s ", name);
+    char *p = strstr(out, pat);
+    if (p)
+        v = atol(p + strlen(pat));
+    free(out);
+    cr_assert_geq(v, 0, "no %s in /metrics", name);
+    return v;
 }
 
 static inline char *ping(const char *clinic, const char *id, const char *patient, int64_t at_ms,

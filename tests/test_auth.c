@@ -211,23 +211,6 @@ static void stream_open_with(stream *st, int port, const char *hdrs)
     cr_assert_eq(write(st->fd, r, (size_t)n), n);
 }
 
-/* Whether the server closes the stream within ms (what arrives is read). */
-static int stream_closed(stream *st, int ms)
-{
-    int64_t end = now_ms() + ms;
-    while (now_ms() < end) {
-        struct pollfd p = {.fd = st->fd, .events = POLLIN};
-        if (poll(&p, 1, (int)(end - now_ms())) <= 0)
-            continue;
-        ssize_t r = read(st->fd, st->buf + st->len, sizeof st->buf - st->len - 1);
-        if (r <= 0)
-            return 1;
-        st->len += (size_t)r;
-        st->buf[st->len] = '\0';
-    }
-    return 0;
-}
-
 /* A nurse's ack records the nurse whatever "who" says; an integration key
  * cannot ack, a nurse cannot post events (403 naming the roles needed); a
  * cookie request that changes something needs the session's csrf; signing

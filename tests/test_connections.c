@@ -32,11 +32,7 @@ static server *live;
 
 static void cleanup(void)
 {
-    int status;
-    if (live && live->pid > 0 && waitpid(live->pid, &status, WNOHANG) == 0) {
-        kill(live->pid, SIGKILL);
-        waitpid(live->pid, &status, 0);
-    }
+    server_kill(live);
 }
 
 #define TOKEN_A2 "north-second-token-0123456789"
@@ -91,20 +87,6 @@ static int connect_from(int port, const char *from, int rcvbuf)
     cr_assert_eq(connect(fd, (struct sockaddr *)&dst, sizeof dst), 0, "connect from %s: %s",
                  from, strerror(errno));
     return fd;
-}
-
-static long metric(int port, const char *name)
-{
-    char *out, pat[128];
-    long v = -1;
-    cr_assert_eq(http(port, "GET", "/metrics", TOKEN_A, NULL, &out), 200, "%s", out);
-    snprintf(pat, sizeof pat, "\n%s ", name);
-    char *p = strstr(out, pat);
-    if (p)
-        v = atol(p + strlen(pat));
-    free(out);
-    cr_assert_geq(v, 0, "no %s in /metrics", name);
-    return v;
 }
 
 /* Waits up to ms for the metric to reach at least (or, with below, at most) want. */

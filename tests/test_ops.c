@@ -47,11 +47,7 @@ static char mounted[2][512], immutable[1200];
 
 static void cleanup(void)
 {
-    int status;
-    if (live && live->pid > 0 && waitpid(live->pid, &status, WNOHANG) == 0) {
-        kill(live->pid, SIGKILL);
-        waitpid(live->pid, &status, 0);
-    }
+    server_kill(live);
     if (immutable[0])
         (void)!system(immutable);
     for (int i = 0; i < 2; i++)

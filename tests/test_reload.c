@@ -34,23 +34,6 @@ static int file_has(const char *path, const char *text, int ms)
     return 0;
 }
 
-/* The stream's server closed it within ms. */
-static int stream_closed(stream *st, int ms)
-{
-    int64_t end = now_ms() + ms;
-    while (now_ms() < end) {
-        struct pollfd p = {.fd = st->fd, .events = POLLIN};
-        if (poll(&p, 1, (int)(end - now_ms())) <= 0)
-            continue;
-        ssize_t r = read(st->fd, st->buf + st->len, sizeof st->buf - st->len - 1);
-        if (r <= 0)
-            return 1;
-        st->len += (size_t)r;
-        st->buf[st->len] = '\0';
-    }
-    return 0;
-}
-
 /* Posts one overdue ping (its alert opens at once) for clinic with token. */
 static void post_overdue(int port, const char *token, const char *clinic, const char *id,
                          const char *patient)

@@ -961,21 +961,6 @@ static const char echo_protocol[] =
     "      if last then return R.alert { key = last.id, due = last.at, message = 'echo' } end\n"
     "    end } } }\n";
 
-/* A counter from GET /metrics. */
-static long metric(int port, const char *name)
-{
-    char *out, pat[128];
-    long v = -1;
-    cr_assert_eq(http(port, "GET", "/metrics", TOKEN_A, NULL, &out), 200);
-    snprintf(pat, sizeof pat, "\n%s ", name);
-    char *p = strstr(out, pat);
-    if (p)
-        v = atol(p + strlen(pat));
-    free(out);
-    cr_assert_geq(v, 0, "no %s in /metrics", name);
-    return v;
-}
-
 typedef struct poster {
     int port, id, ok;
 } poster;
