@@ -156,6 +156,7 @@ static inline int rg_test_run(const char *const *args, const char *in, char **ou
 #ifdef RG_TEST_SERVE
 
 #include <arpa/inet.h>
+#include <dirent.h>
 #include <netinet/in.h>
 #include <sqlite3.h>
 #include <stdint.h>
@@ -608,6 +609,49 @@ static inline void read_ids(int fd, long *last, long until)
         len -= (size_t)(line - buf);
         memmove(buf, line, len);
     }
+}
+
+/* A port on 127.0.0.1 that was free a moment ago (bound, then closed). */
+static inline int free_port(void)
+{
+    struct sockaddr_in a = {.sin_family = AF_INET};
+    socklen_t alen = sizeof a;
+    inet_pton(AF_INET, "127.0.0.1", &a.sin_addr);
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    cr_assert_eq(bind(fd, (struct sockaddr *)&a, sizeof a), 0);
+    cr_assert_eq(getsockname(fd, (struct sockaddr *)&a, &alen), 0);
+    close(fd);
+    return ntohs(a.sin_port);
+}
+
+/* The messages in the maildir box/new for `to` (all when NULL); the text of
+ * the last in *last when last is not NULL (the caller frees it). */
+static inline int maildir_count(const char *box, const char *to, char **last)
+{
+    char dir[600], path[1000], want[200];
+    snprintf(dir, sizeof dir, "%s/new", box);
+    snprintf(want, sizeof want, "To: %s", to ? to : "");
+    DIR *d = opendir(dir);
+    int n = 0;
+    struct dirent *de;
+    while (d && (de = readdir(d))) {
+        if (de->d_name[0] == '.')
+            continue;
+        snprintf(path, sizeof path, "%s/%s", dir, de->d_name);
+        char *m = rg_test_read(path);
+        if (m && (!to || strstr(m, want))) {
+            n++;
+            if (last) {
+                free(*last);
+                *last = m;
+                m = NULL;
+            }
+        }
+        free(m);
+    }
+    if (d)
+        closedir(d);
+    return n;
 }
 
 /* ---- webhook receivers on loopback ------------------------------------------------ */

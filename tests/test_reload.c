@@ -215,18 +215,6 @@ Test(reload, clinics_added_and_removed_limits_and_a_bad_file, .timeout = 90)
 }
 
 /* A port nobody listens on now. */
-static int free_port(void)
-{
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET};
-    inet_pton(AF_INET, "127.0.0.1", &a.sin_addr);
-    socklen_t len = sizeof a;
-    cr_assert_eq(bind(fd, (struct sockaddr *)&a, sizeof a), 0);
-    cr_assert_eq(getsockname(fd, (struct sockaddr *)&a, &len), 0);
-    close(fd);
-    return ntohs(a.sin_port);
-}
-
 Test(reload, a_new_listen_address_is_taken_up_and_open_streams_go_on, .timeout = 60)
 {
     server s = {0};
