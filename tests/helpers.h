@@ -156,10 +156,12 @@ static inline int rg_test_run(const char *const *args, const char *in, char **ou
 #ifdef RG_TEST_SERVE
 
 #include <arpa/inet.h>
+#include <dirent.h>
 #include <netinet/in.h>
 #include <sqlite3.h>
 #include <stdint.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <time.h>
 
 #define TOKEN_A "north-token-0123456789"
@@ -267,6 +269,17 @@ static inline void server_start(server *s)
     cr_assert_fail("server did not start:\n%s", rg_test_read(s->log));
 }
 
+/* Kills s's server (SIGKILL) if it still runs: for a test's .fini hook, so
+ * that a test that failed mid-way leaves no `regimen serve` behind. */
+static inline void server_kill(const server *s)
+{
+    int status;
+    if (s && s->pid > 0 && waitpid(s->pid, &status, WNOHANG) == 0) {
+        kill(s->pid, SIGKILL);
+        waitpid(s->pid, &status, 0);
+    }
+}
+
 static inline int server_stop(server *s, int sig)
 {
     int status;
@@ -281,11 +294,18 @@ static inline int server_stop(server *s, int sig)
     return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
 }
 
-static inline int connect_to(int port)
+/* A connection to 127.0.0.1:port whose connect, sends and receives give up
+ * after ms (0: they wait as long as it takes); -1 when it cannot be made. */
+static inline int connect_within(int port, int ms)
 {
     int fd = socket(AF_INET, SOCK_STREAM, 0);
     struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
     inet_pton(AF_INET, "127.0.0.1", &a.sin_addr);
+    if (ms > 0) {
+        struct timeval tv = {.tv_sec = ms / 1000, .tv_usec = (ms % 1000) * 1000};
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+        setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+    }
     if (connect(fd, (struct sockaddr *)&a, sizeof a) != 0) {
         close(fd);
         return -1;
@@ -293,12 +313,16 @@ static inline int connect_to(int port)
     return fd;
 }
 
-/* Writes one request on a fresh connection; returns the socket, or -1 when
- * the server is gone (a test killed it). */
-static inline int http_sendn(int port, const char *method, const char *path, const char *token,
+static inline int connect_to(int port)
+{
+    return connect_within(port, 0);
+}
+
+/* Writes one request on fd (from connect_to or connect_within); returns fd,
+ * or -1 (fd closed) when fd is -1 or the server is gone (a test killed it). */
+static inline int http_write(int fd, const char *method, const char *path, const char *token,
                              const char *body, size_t blen)
 {
-    int fd = connect_to(port);
     if (fd < 0)
         return -1;
     char head[1024];
@@ -314,6 +338,14 @@ static inline int http_sendn(int port, const char *method, const char *path, con
     return fd;
 }
 
+/* Writes one request on a fresh connection; returns the socket, or -1 when
+ * the server is gone (a test killed it). */
+static inline int http_sendn(int port, const char *method, const char *path, const char *token,
+                             const char *body, size_t blen)
+{
+    return http_write(connect_to(port), method, path, token, body, blen);
+}
+
 static inline int http_send(int port, const char *method, const char *path, const char *token,
                             const char *body)
 {
@@ -321,8 +353,9 @@ static inline int http_send(int port, const char *method, const char *path, cons
 }
 
 /* Reads the response to http_send's request and closes the socket; returns
- * the status (0 when there was none), *body the body. */
-static inline int http_read(int fd, char **out)
+ * the status (0 when there was none), *body the body. With ms > 0 it stops
+ * reading ms after it began (what came by then is the answer). */
+static inline int http_read_within(int fd, int ms, char **out)
 {
     if (fd < 0) {
         if (out)
@@ -332,10 +365,15 @@ static inline int http_read(int fd, char **out)
     size_t cap = 65536, len = 0;
     char *buf = malloc(cap);
     ssize_t r;
+    struct timespec t0, t;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
     while ((r = read(fd, buf + len, cap - len - 1)) > 0) {
         len += (size_t)r;
         if (len + 1 == cap)
             buf = realloc(buf, cap *= 2);
+        clock_gettime(CLOCK_MONOTONIC, &t);
+        if (ms > 0 && (t.tv_sec - t0.tv_sec) * 1000 + (t.tv_nsec - t0.tv_nsec) / 1000000 >= ms)
+            break;
     }
     buf[len] = '\0';
     close(fd);
@@ -348,11 +386,27 @@ static inline int http_read(int fd, char **out)
     return status;
 }
 
+static inline int http_read(int fd, char **out)
+{
+    return http_read_within(fd, 0, out);
+}
+
 /* One request on a fresh connection; returns the status, *body the body. */
 static inline int http(int port, const char *method, const char *path, const char *token,
                 const char *body, char **out)
 {
     return http_read(http_send(port, method, path, token, body), out);
+}
+
+/* http with connect, send and receive each bounded by ms and the whole
+ * response read within ms: returns 0 (*body "") when the service is gone or
+ * did not answer in time. */
+static inline int http_within(int port, const char *method, const char *path, const char *token,
+                              const char *body, int ms, char **out)
+{
+    return http_read_within(http_write(connect_within(port, ms), method, path, token, body,
+                                       body ? strlen(body) : 0),
+                            ms, out);
 }
 
 /* An SSE subscription: the socket, and what arrived so far. */
@@ -395,6 +449,38 @@ static inline int stream_wait(stream *st, const char *text, int ms)
             return -1;
         st->len += (size_t)r;
     }
+}
+
+/* Whether the server closes the stream within ms (what arrives is read). */
+static inline int stream_closed(stream *st, int ms)
+{
+    int64_t end = now_ms() + ms;
+    while (now_ms() < end) {
+        struct pollfd p = {.fd = st->fd, .events = POLLIN};
+        if (poll(&p, 1, (int)(end - now_ms())) <= 0)
+            continue;
+        ssize_t r = read(st->fd, st->buf + st->len, sizeof st->buf - st->len - 1);
+        if (r <= 0)
+            return 1;
+        st->len += (size_t)r;
+        st->buf[st->len] = '\0';
+    }
+    return 0;
+}
+
+/* The value of the unlabelled metric name in GET /metrics (as clinic north). */
+static inline long metric(int port, const char *name)
+{
+    char *out, pat[128];
+    long v = -1;
+    cr_assert_eq(http(port, "GET", "/metrics", TOKEN_A, NULL, &out), 200, "%s", out);
+    snprintf(pat, sizeof pat, "\n%s ", name);
+    char *p = strstr(out, pat);
+    if (p)
+        v = atol(p + strlen(pat));
+    free(out);
+    cr_assert_geq(v, 0, "no %s in /metrics", name);
+    return v;
 }
 
 static inline char *ping(const char *clinic, const char *id, const char *patient, int64_t at_ms,
@@ -477,6 +563,239 @@ static inline void request_items_decide_in_order(const server *s)
     cr_assert_not_null(strstr(out, "\"field\":\"type\""), "%s", out);
     cr_assert_not_null(strstr(out, "\"field\":\"clinic\""), "%s", out);
     free(out);
+}
+
+/* Waits up to ms for text in the server's log; returns 1 when it came, 0
+ * when it did not (a reload under a slow sanitizer build on a busy machine
+ * can take more than half a second). */
+static inline int log_wait(const server *s, const char *text, int ms)
+{
+    for (int waited = 0;; waited += 50) {
+        char *log = rg_test_read(s->log);
+        int found = strstr(log, text) != NULL;
+        free(log);
+        if (found)
+            return 1;
+        if (waited >= ms)
+            return 0;
+        usleep(50000);
+    }
+}
+
+/* Reads a stream up to transition `until`, checking that the ids go 1, 2,
+ * 3, ... with none skipped or repeated (*last: the last id seen). One
+ * stream per test binary: what follows `until` is kept for the next call. */
+static inline void read_ids(int fd, long *last, long until)
+{
+    static char buf[1 << 16];
+    static size_t len;
+    while (*last < until) {
+        struct pollfd p = {.fd = fd, .events = POLLIN};
+        cr_assert_eq(poll(&p, 1, 20000), 1, "transition %ld did not come (last %ld)", until,
+                     *last);
+        ssize_t r = read(fd, buf + len, sizeof buf - len - 1);
+        cr_assert_gt(r, 0, "the stream closed after transition %ld", *last);
+        len += (size_t)r;
+        buf[len] = '\0';
+        char *line = buf, *nl;
+        while ((nl = strchr(line, '\n'))) {
+            if (!strncmp(line, "id: ", 4)) {
+                long id = atol(line + 4);
+                cr_assert_eq(id, *last + 1, "transition %ld came after %ld", id, *last);
+                *last = id;
+            }
+            line = nl + 1;
+        }
+        len -= (size_t)(line - buf);
+        memmove(buf, line, len);
+    }
+}
+
+/* A port on 127.0.0.1 that was free a moment ago (bound, then closed). */
+static inline int free_port(void)
+{
+    struct sockaddr_in a = {.sin_family = AF_INET};
+    socklen_t alen = sizeof a;
+    inet_pton(AF_INET, "127.0.0.1", &a.sin_addr);
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    cr_assert_eq(bind(fd, (struct sockaddr *)&a, sizeof a), 0);
+    cr_assert_eq(getsockname(fd, (struct sockaddr *)&a, &alen), 0);
+    close(fd);
+    return ntohs(a.sin_port);
+}
+
+/* The messages in the maildir box/new for `to` (all when NULL); the text of
+ * the last in *last when last is not NULL (the caller frees it). */
+static inline int maildir_count(const char *box, const char *to, char **last)
+{
+    char dir[600], path[1000], want[200];
+    snprintf(dir, sizeof dir, "%s/new", box);
+    snprintf(want, sizeof want, "To: %s", to ? to : "");
+    DIR *d = opendir(dir);
+    int n = 0;
+    struct dirent *de;
+    while (d && (de = readdir(d))) {
+        if (de->d_name[0] == '.')
+            continue;
+        snprintf(path, sizeof path, "%s/%s", dir, de->d_name);
+        char *m = rg_test_read(path);
+        if (m && (!to || strstr(m, want))) {
+            n++;
+            if (last) {
+                free(*last);
+                *last = m;
+                m = NULL;
+            }
+        }
+        free(m);
+    }
+    if (d)
+        closedir(d);
+    return n;
+}
+
+/* ---- webhook receivers on loopback ------------------------------------------------ */
+
+#include <pthread.h>
+
+/* A socket listening on 127.0.0.1 with a free port, given in *port. */
+static inline int rg_test_listen(int backlog, int *port)
+{
+    struct sockaddr_in a = {.sin_family = AF_INET};
+    socklen_t alen = sizeof a;
+    inet_pton(AF_INET, "127.0.0.1", &a.sin_addr);
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    cr_assert_eq(bind(fd, (struct sockaddr *)&a, sizeof a), 0);
+    cr_assert_eq(listen(fd, backlog), 0);
+    getsockname(fd, (struct sockaddr *)&a, &alen);
+    *port = ntohs(a.sin_port);
+    return fd;
+}
+
+/* Reads one HTTP request from c into buf (NUL-terminated, at most cap - 1
+ * bytes): the headers, then Content-Length bytes of body. Returns 1 when
+ * the request came whole, 0 when the peer stopped (or buf filled) first. */
+static inline int rg_test_read_request(int c, char *buf, size_t cap)
+{
+    size_t len = 0;
+    buf[0] = '\0';
+    for (;;) {
+        ssize_t got = read(c, buf + len, cap - 1 - len);
+        if (got <= 0)
+            return 0;
+        len += (size_t)got;
+        buf[len] = '\0';
+        char *end = strstr(buf, "\r\n\r\n");
+        const char *cl = strcasestr(buf, "Content-Length:");
+        if (end && cl && len >= (size_t)(end + 4 - buf) + (size_t)atoi(cl + 15))
+            return 1;
+    }
+}
+
+/* A webhook receiver on its own thread: answers 500 to the first fail_first
+ * requests (after delay_ms, when set) and 200 to the rest, and keeps, for the
+ * first 64 requests (later ones overwrite the last slot), the Idempotency-Key,
+ * the body's "state", the body itself and the status it answered. */
+typedef struct receiver {
+    int fd, port, stop;
+    int fail_first;   /* answer 500 to this many requests */
+    int delay_ms;     /* wait before answering */
+    int n;            /* requests seen */
+    char keys[64][64], states[64][16], body[64][2048];
+    int status[64];
+    pthread_t thread;
+} receiver;
+
+static inline void *receiver_main(void *ud)
+{
+    receiver *r = ud;
+    while (!__atomic_load_n(&r->stop, __ATOMIC_SEQ_CST)) {
+        struct pollfd p = {.fd = r->fd, .events = POLLIN};
+        if (poll(&p, 1, 50) <= 0)
+            continue;
+        int c = accept(r->fd, NULL, NULL);
+        if (c < 0)
+            continue;
+        char buf[16384];
+        rg_test_read_request(c, buf, sizeof buf);
+        int i = r->n < 64 ? r->n : 63;
+        const char *k = strcasestr(buf, "Idempotency-Key: ");
+        snprintf(r->keys[i], sizeof r->keys[i], "%.*s", k ? (int)strcspn(k + 17, "\r\n") : 0,
+                 k ? k + 17 : "");
+        const char *st = strstr(buf, "\"state\":\"");
+        snprintf(r->states[i], sizeof r->states[i], "%.*s", st ? (int)strcspn(st + 9, "\"") : 0,
+                 st ? st + 9 : "");
+        const char *end = strstr(buf, "\r\n\r\n");
+        snprintf(r->body[i], sizeof r->body[i], "%s", end ? end + 4 : "");
+        if (r->delay_ms)
+            usleep((useconds_t)r->delay_ms * 1000);
+        int status = r->n < r->fail_first ? 500 : 200;
+        r->status[i] = status;
+        char reply[128];
+        int n = snprintf(reply, sizeof reply,
+                         "HTTP/1.1 %d %s\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+                         status, status == 200 ? "OK" : "Internal Server Error");
+        (void)!write(c, reply, (size_t)n);
+        close(c);
+        __atomic_add_fetch(&r->n, 1, __ATOMIC_SEQ_CST);
+    }
+    return NULL;
+}
+
+/* Starts r (zeroed, with fail_first and delay_ms set as wanted) on a free port. */
+static inline void receiver_start(receiver *r)
+{
+    r->fd = rg_test_listen(16, &r->port);
+    pthread_create(&r->thread, NULL, receiver_main, r);
+}
+
+static inline void receiver_stop(receiver *r)
+{
+    __atomic_store_n(&r->stop, 1, __ATOMIC_SEQ_CST);
+    pthread_join(r->thread, NULL);
+    close(r->fd);
+}
+
+/* tests/webhook/receiver.py, a receiver verifying signatures with secret as
+ * the Python in docs/service.md does, writing what it got to dir/name.log. */
+typedef struct pyrecv {
+    pid_t pid;
+    int port, out; /* out: its standard output, open until it stops */
+    char log[512];
+} pyrecv;
+
+static inline void pyrecv_start(pyrecv *r, const char *dir, const char *name, const char *secret)
+{
+    int p[2];
+    snprintf(r->log, sizeof r->log, "%s/%s.log", dir, name);
+    cr_assert_eq(pipe(p), 0);
+    r->pid = fork();
+    if (r->pid == 0) {
+        prctl(PR_SET_PDEATHSIG, SIGTERM); /* a failed assertion ends the test: and it */
+        dup2(p[1], 1);
+        close(p[0]);
+        execlp("python3", "python3", "tests/webhook/receiver.py", "docs/service.md", secret,
+               r->log, (char *)NULL);
+        _exit(127);
+    }
+    close(p[1]);
+    char buf[32] = {0};
+    size_t n = 0;
+    while (n < sizeof buf - 1 && !strchr(buf, '\n')) {
+        ssize_t got = read(p[0], buf + n, sizeof buf - 1 - n);
+        cr_assert_gt(got, 0, "the receiver did not start");
+        n += (size_t)got;
+    }
+    r->out = p[0];
+    r->port = atoi(buf);
+    cr_assert_gt(r->port, 0);
+}
+
+static inline void pyrecv_stop(pyrecv *r)
+{
+    kill(r->pid, SIGTERM);
+    waitpid(r->pid, NULL, 0);
+    close(r->out);
 }
 
 #endif /* RG_TEST_SERVE */

@@ -34,6 +34,7 @@
  * binary. Each protocol file's header says what it attacks and what must
  * happen; ADVERSARIAL below holds the same expectations for the machine.
  */
+#define RG_TEST_SERVE
 #include "helpers.h"
 
 #include "rg.h"
@@ -612,16 +613,6 @@ static char *read_file_or_empty(const char *path)
     return access(path, F_OK) == 0 ? rg_test_read(path) : strdup("");
 }
 
-static int count_listening(const char *log, int *port)
-{
-    int n = 0;
-    for (const char *p = log; (p = strstr(p, "listening on 127.0.0.1:")); p++) {
-        n++;
-        *port = atoi(p + strlen("listening on 127.0.0.1:"));
-    }
-    return n;
-}
-
 /* Starts serve; returns 1 once it listens, 0 if it exited first (s->status). */
 static int service_start(service *s)
 {
@@ -692,53 +683,6 @@ static long vm_hwm_kb(pid_t pid)
     return kb;
 }
 
-/* One request on a fresh connection with send/receive timeouts; returns the
- * status (0 when the service is gone or did not answer in time). */
-static int http(int port, const char *method, const char *path, const char *token,
-                const char *body, char **out)
-{
-    *out = strdup("");
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
-    struct timeval tv = {.tv_sec = HTTP_TIMEOUT_MS / 1000, .tv_usec = (HTTP_TIMEOUT_MS % 1000) * 1000};
-    inet_pton(AF_INET, "127.0.0.1", &a.sin_addr);
-    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
-    if (connect(fd, (struct sockaddr *)&a, sizeof a) != 0) {
-        close(fd);
-        return 0;
-    }
-    char head[1024];
-    size_t blen = body ? strlen(body) : 0;
-    int n = snprintf(head, sizeof head,
-                     "%s %s HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n"
-                     "%s%s%sContent-Type: application/json\r\nContent-Length: %zu\r\n\r\n",
-                     method, path, token ? "Authorization: Bearer " : "", token ? token : "",
-                     token ? "\r\n" : "", blen);
-    if (write(fd, head, (size_t)n) != n || (blen && write(fd, body, blen) != (ssize_t)blen)) {
-        close(fd);
-        return 0;
-    }
-    size_t cap = 1 << 16, len = 0;
-    char *buf = malloc(cap);
-    ssize_t got;
-    int64_t until = mono_ms() + HTTP_TIMEOUT_MS;
-    while ((got = read(fd, buf + len, cap - len - 1)) > 0 && mono_ms() < until) {
-        len += (size_t)got;
-        if (len + 1 == cap)
-            buf = realloc(buf, cap *= 2);
-    }
-    buf[len] = '\0';
-    close(fd);
-    int status = 0;
-    sscanf(buf, "HTTP/1.1 %d", &status);
-    char *sep = strstr(buf, "\r\n\r\n");
-    free(*out);
-    *out = strdup(sep ? sep + 4 : "");
-    free(buf);
-    return status;
-}
-
 /* Every stored evaluation error: clinic bad's must name file, one must match
  * expect; clinic good must have none. Returns clinic bad's count. */
 static int check_eval_errors(const char *db, const char *file, const char *expect)
@@ -790,7 +734,8 @@ static void check_log_lines(const char *log)
 static void good_alert_is_in_feed(int port, const char *what)
 {
     char *out;
-    int st = http(port, "GET", "/v1/transitions?after=0", TOKEN_GOOD, NULL, &out);
+    int st = http_within(port, "GET", "/v1/transitions?after=0", TOKEN_GOOD, NULL, HTTP_TIMEOUT_MS,
+                         &out);
     cr_assert_eq(st, 200, "%s: GET /v1/transitions for the good clinic: status %d", what, st);
     cr_assert(strstr(out, GOOD_ALERT) && strstr(out, "\"clinic\":\"good\""),
               "%s: the good clinic's alert is missing from its feed:\n%.2000s", what, out);
@@ -800,7 +745,7 @@ static void good_alert_is_in_feed(int port, const char *what)
 static void service_is_alive(service *s, const char *what)
 {
     char *out;
-    int st = http(s->port, "GET", "/healthz", NULL, NULL, &out);
+    int st = http_within(s->port, "GET", "/healthz", NULL, NULL, HTTP_TIMEOUT_MS, &out);
     free(out);
     int status;
     cr_assert_eq(waitpid(s->pid, &status, WNOHANG), 0, "%s: the service died (status %d):\n%s",
@@ -843,7 +788,7 @@ static void serve_eval_case(const adv_case *c, const char *dir, const char *file
     snprintf(g_row.serve, sizeof g_row.serve, "started");
     json_array(body, sizeof body, bad_events, RG_COUNTOF(bad_events));
     int64_t t0 = mono_ms();
-    int st = http(s.port, "POST", "/v1/events", TOKEN_BAD, body, &out);
+    int st = http_within(s.port, "POST", "/v1/events", TOKEN_BAD, body, HTTP_TIMEOUT_MS, &out);
     long post_ms = (long)(mono_ms() - t0);
     if (st != 200)
         snprintf(g_row.serve, sizeof g_row.serve, st ? "POST failed" : "HUNG (no answer in %d s)",
@@ -853,19 +798,20 @@ static void serve_eval_case(const adv_case *c, const char *dir, const char *file
     cr_assert(strstr(out, "\"status\":\"stored\""), "%.500s", out);
     free(out);
     json_array(body, sizeof body, good_events, RG_COUNTOF(good_events));
-    st = http(s.port, "POST", "/v1/events", TOKEN_GOOD, body, &out);
+    st = http_within(s.port, "POST", "/v1/events", TOKEN_GOOD, body, HTTP_TIMEOUT_MS, &out);
     cr_assert_eq(st, 200, "serve: POST of the good clinic's events: status %d\n%.500s", st, out);
     free(out);
     good_alert_is_in_feed(s.port, "serve");
     service_is_alive(&s, "serve");
-    st = http(s.port, "GET", "/v1/transitions?after=0", TOKEN_BAD, NULL, &out);
+    st = http_within(s.port, "GET", "/v1/transitions?after=0", TOKEN_BAD, NULL, HTTP_TIMEOUT_MS,
+                     &out);
     cr_assert_eq(st, 200);
     cr_assert_null(strstr(out, "ESCAPED"), "serve: %.500s", out);
     free(out);
     check_eval_errors(s.db, file, c->expect);
     if (strstr(c->expect, "quarantined") || strstr(c->expect, "CPU budget")) {
         /* the quarantine is counted in /metrics and logged with the file */
-        st = http(s.port, "GET", "/metrics", TOKEN_BAD, NULL, &out);
+        st = http_within(s.port, "GET", "/metrics", TOKEN_BAD, NULL, HTTP_TIMEOUT_MS, &out);
         cr_assert_eq(st, 200);
         const char *q = strstr(out, "\nregimen_quarantines_total ");
         cr_assert(q && atol(q + strlen("\nregimen_quarantines_total ")) >= 1,
@@ -936,7 +882,8 @@ static void *fhir_post_main(void *arg)
 {
     fhir_post *p = arg;
     int64_t t0 = mono_ms();
-    p->status = http(p->port, "POST", "/v1/fhir", TOKEN_BAD, p->body, &p->out);
+    p->status =
+        http_within(p->port, "POST", "/v1/fhir", TOKEN_BAD, p->body, HTTP_TIMEOUT_MS, &p->out);
     p->ms = (long)(mono_ms() - t0);
     atomic_store(&p->done, 1);
     return NULL;
@@ -982,13 +929,13 @@ static void serve_fhir_case(const adv_case *c, const char *dir)
         usleep(2000);
     }
     int64_t t0 = mono_ms();
-    int st = http(s.port, "GET", "/healthz", NULL, NULL, &out);
+    int st = http_within(s.port, "GET", "/healthz", NULL, NULL, HTTP_TIMEOUT_MS, &out);
     long healthz_ms = (long)(mono_ms() - t0);
     free(out);
     cr_assert_eq(st, 200, "/healthz during the mapping: %d", st);
     json_array(body, sizeof body, good_events, RG_COUNTOF(good_events));
     t0 = mono_ms();
-    st = http(s.port, "POST", "/v1/events", TOKEN_GOOD, body, &out);
+    st = http_within(s.port, "POST", "/v1/events", TOKEN_GOOD, body, HTTP_TIMEOUT_MS, &out);
     long post_ms = (long)(mono_ms() - t0);
     cr_assert_eq(st, 200, "the good clinic's POST during the mapping: %d\n%s", st, out);
     free(out);
@@ -1022,7 +969,7 @@ static void serve_fhir_case(const adv_case *c, const char *dir)
                  "part of the refused Bundle was stored");
     /* a small Bundle is mapped (on a thread) and stored whole */
     bundle = bp_bundle(3);
-    st = http(s.port, "POST", "/v1/fhir", TOKEN_BAD, bundle, &out);
+    st = http_within(s.port, "POST", "/v1/fhir", TOKEN_BAD, bundle, HTTP_TIMEOUT_MS, &out);
     free(bundle);
     cr_assert_eq(st, 200, "a 3-entry Bundle: %d\n%.2000s", st, out);
     cr_assert(strstr(out, "\"stored\":3"), "%.2000s", out);
@@ -1058,7 +1005,8 @@ static void serve_reload_case(const adv_case *c, const char *file_path, const ch
     cr_assert(service_start(&s), "serve with a harmless bad clinic exited %d:\n%s", s.status,
               read_file_or_empty(s.log));
     json_array(body, sizeof body, good_events, RG_COUNTOF(good_events));
-    cr_assert_eq(http(s.port, "POST", "/v1/events", TOKEN_GOOD, body, &out), 200);
+    cr_assert_eq(http_within(s.port, "POST", "/v1/events", TOKEN_GOOD, body, HTTP_TIMEOUT_MS, &out),
+                 200);
     free(out);
     char *hostile = rg_test_read(file_path);
     f = fopen(path, "w");

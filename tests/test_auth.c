@@ -211,35 +211,6 @@ static void stream_open_with(stream *st, int port, const char *hdrs)
     cr_assert_eq(write(st->fd, r, (size_t)n), n);
 }
 
-/* Whether the server closes the stream within ms (what arrives is read). */
-static int stream_closed(stream *st, int ms)
-{
-    int64_t end = now_ms() + ms;
-    while (now_ms() < end) {
-        struct pollfd p = {.fd = st->fd, .events = POLLIN};
-        if (poll(&p, 1, (int)(end - now_ms())) <= 0)
-            continue;
-        ssize_t r = read(st->fd, st->buf + st->len, sizeof st->buf - st->len - 1);
-        if (r <= 0)
-            return 1;
-        st->len += (size_t)r;
-        st->buf[st->len] = '\0';
-    }
-    return 0;
-}
-
-static int log_has(const server *s, const char *text, int ms)
-{
-    for (int64_t end = now_ms() + ms; now_ms() < end; usleep(10000)) {
-        char *log = rg_test_read(s->log);
-        int found = log && strstr(log, text);
-        free(log);
-        if (found)
-            return 1;
-    }
-    return 0;
-}
-
 /* A nurse's ack records the nurse whatever "who" says; an integration key
  * cannot ack, a nurse cannot post events (403 naming the roles needed); a
  * cookie request that changes something needs the session's csrf; signing
@@ -286,7 +257,7 @@ Test(auth, nurse_ack_records_the_nurse_and_roles_are_checked, .timeout = 60)
     cr_assert(strstr(out, "\"acknowledged_by\":\"ann (nurse)\"") && !strstr(out, "mallory"), "%s",
               out);
     free(out);
-    cr_assert(log_has(&e.s, "acknowledged by ann (nurse)", 2000));
+    cr_assert(log_wait(&e.s, "acknowledged by ann (nurse)", 2000));
     /* the admin reads, does not ack */
     sess adam;
     cr_assert_eq(sign_in(port, "north", "adam", PW_ADAM, &adam, NULL, NULL), 200);
@@ -401,13 +372,13 @@ Test(auth, a_removed_user_and_key_stop_at_once_on_reload, .timeout = 60)
     cr_assert_eq(req(port, "POST", "/v1/admin/reload", adam.hdrs, NULL, NULL, &out), 200, "%s", out);
     cr_assert(strstr(out, "reloaded"), "%s", out);
     free(out);
-    cr_assert(log_has(&e.s, "configuration reloaded by adam (admin)", 5000));
+    cr_assert(log_wait(&e.s, "configuration reloaded by adam (admin)", 5000));
     cr_assert_eq(req(port, "GET", "/v1/alerts", ann.cookie, NULL, NULL, &out), 200, "%s", out);
     free(out);
 
     write_config(&e, 0, 1800, 43200); /* ann and the ehr-feed key are gone */
     kill(e.s.pid, SIGHUP);
-    cr_assert(log_has(&e.s, "configuration reloaded by signal SIGHUP", 5000));
+    cr_assert(log_wait(&e.s, "configuration reloaded by signal SIGHUP", 5000));
     cr_assert(stream_closed(&ann_st, 5000), "ann's stream stays open: %s", ann_st.buf);
     close(ann_st.fd);
     cr_assert_eq(req(port, "GET", "/v1/alerts", ann.cookie, NULL, NULL, &out), 401, "%s", out);
@@ -424,7 +395,7 @@ Test(auth, a_removed_user_and_key_stop_at_once_on_reload, .timeout = 60)
     /* a broken file is refused and the running configuration stays */
     rg_test_write(e.s.dir, "config.json", "{ \"clinics\": 1 }");
     kill(e.s.pid, SIGHUP);
-    cr_assert(log_has(&e.s, "configuration reload by signal SIGHUP refused", 5000));
+    cr_assert(log_wait(&e.s, "configuration reload by signal SIGHUP refused", 5000));
     cr_assert_eq(req(port, "GET", "/v1/alerts", adam.cookie, NULL, NULL, &out), 200, "%s", out);
     free(out);
     auth_stop(&e);
@@ -467,7 +438,7 @@ Test(auth, failed_sign_ins_slow_down, .timeout = 60)
     free(head);
     /* an unknown user fails the same way */
     cr_assert_eq(sign_in(port, "north", "nobody", PW_ANN, NULL, NULL, NULL), 401);
-    cr_assert(log_has(&e.s, "failed sign-in as north/nobody", 2000));
+    cr_assert(log_wait(&e.s, "failed sign-in as north/nobody", 2000));
     auth_stop(&e);
 }
 
@@ -552,8 +523,8 @@ Test(auth, legacy_tokens_work_with_a_warning, .timeout = 60)
     char *out;
     server_setup(&s, fast_protocol, fast_protocol);
     server_start(&s);
-    cr_assert(log_has(&s, "clinic north: 'tokens' are deprecated", 5000));
-    cr_assert(log_has(&s, "clinic south: 'tokens' are deprecated", 5000));
+    cr_assert(log_wait(&s, "clinic north: 'tokens' are deprecated", 5000));
+    cr_assert(log_wait(&s, "clinic south: 'tokens' are deprecated", 5000));
     cr_assert_eq(http(s.port, "GET", "/v1/alerts", TOKEN_A, NULL, &out), 200, "%s", out);
     free(out);
     cr_assert_eq(http(s.port, "GET", "/metrics", TOKEN_A, NULL, &out), 200, "%s", out);

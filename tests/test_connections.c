@@ -32,11 +32,7 @@ static server *live;
 
 static void cleanup(void)
 {
-    int status;
-    if (live && live->pid > 0 && waitpid(live->pid, &status, WNOHANG) == 0) {
-        kill(live->pid, SIGKILL);
-        waitpid(live->pid, &status, 0);
-    }
+    server_kill(live);
 }
 
 #define TOKEN_A2 "north-second-token-0123456789"
@@ -91,20 +87,6 @@ static int connect_from(int port, const char *from, int rcvbuf)
     cr_assert_eq(connect(fd, (struct sockaddr *)&dst, sizeof dst), 0, "connect from %s: %s",
                  from, strerror(errno));
     return fd;
-}
-
-static long metric(int port, const char *name)
-{
-    char *out, pat[128];
-    long v = -1;
-    cr_assert_eq(http(port, "GET", "/metrics", TOKEN_A, NULL, &out), 200, "%s", out);
-    snprintf(pat, sizeof pat, "\n%s ", name);
-    char *p = strstr(out, pat);
-    if (p)
-        v = atol(p + strlen(pat));
-    free(out);
-    cr_assert_geq(v, 0, "no %s in /metrics", name);
-    return v;
 }
 
 /* Waits up to ms for the metric to reach at least (or, with below, at most) want. */
@@ -477,33 +459,6 @@ static void *open_streams(void *ud)
     return NULL;
 }
 
-/* Reads a stream up to transition until, checking that the ids go 1, 2, 3,
- * ... with none skipped or repeated (*last: the last id seen). */
-static void read_ids(int fd, long *last, long until)
-{
-    static char buf[1 << 16];
-    static size_t len;
-    while (*last < until) {
-        struct pollfd p = {.fd = fd, .events = POLLIN};
-        cr_assert_eq(poll(&p, 1, 20000), 1, "transition %ld did not come (last %ld)", until,
-                     *last);
-        ssize_t r = read(fd, buf + len, sizeof buf - len - 1);
-        cr_assert_gt(r, 0, "the stream closed after transition %ld", *last);
-        len += (size_t)r;
-        buf[len] = '\0';
-        char *line = buf, *nl;
-        while ((nl = strchr(line, '\n'))) {
-            if (!strncmp(line, "id: ", 4)) {
-                long id = atol(line + 4);
-                cr_assert_eq(id, *last + 1, "transition %ld came after %ld", id, *last);
-                *last = id;
-            }
-            line = nl + 1;
-        }
-        len -= (size_t)(line - buf);
-        memmove(buf, line, len);
-    }
-}
 
 Test(connections, slow_stream_readers_on_a_backlog_cost_the_others_nothing, .timeout = 180,
      .fini = cleanup)

@@ -309,72 +309,7 @@ Test(failures, a_reload_whose_scenario_tests_fail_is_refused_and_alerted, .timeo
     rg_test_rmdir(s.dir);
 }
 
-/* ---- a loopback webhook receiver (as in test_serve.c), keeping each body's state ---- */
-
-typedef struct receiver {
-    int fd, port, stop;
-    int n;
-    char keys[64][64], states[64][16];
-    pthread_t thread;
-} receiver;
-
-static void *receiver_main(void *ud)
-{
-    receiver *r = ud;
-    while (!r->stop) {
-        struct pollfd p = {.fd = r->fd, .events = POLLIN};
-        if (poll(&p, 1, 50) <= 0)
-            continue;
-        int c = accept(r->fd, NULL, NULL);
-        if (c < 0)
-            continue;
-        char buf[16384];
-        size_t len = 0;
-        for (;;) { /* headers, then Content-Length bytes */
-            ssize_t got = read(c, buf + len, sizeof buf - 1 - len);
-            if (got <= 0)
-                break;
-            len += (size_t)got;
-            buf[len] = '\0';
-            char *end = strstr(buf, "\r\n\r\n");
-            const char *cl = strcasestr(buf, "Content-Length:");
-            if (end && cl && len >= (size_t)(end + 4 - buf) + (size_t)atoi(cl + 15))
-                break;
-        }
-        int i = r->n < 64 ? r->n : 63;
-        const char *k = strcasestr(buf, "Idempotency-Key: ");
-        snprintf(r->keys[i], sizeof r->keys[i], "%.*s", k ? (int)strcspn(k + 17, "\r\n") : 0,
-                 k ? k + 17 : "");
-        const char *st = strstr(buf, "\"state\":\"");
-        snprintf(r->states[i], sizeof r->states[i], "%.*s", st ? (int)strcspn(st + 9, "\"") : 0,
-                 st ? st + 9 : "");
-        static const char ok[] = "HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
-        (void)!write(c, ok, sizeof ok - 1);
-        close(c);
-        __atomic_add_fetch(&r->n, 1, __ATOMIC_SEQ_CST);
-    }
-    return NULL;
-}
-
-static void receiver_start(receiver *r)
-{
-    struct sockaddr_in a = {.sin_family = AF_INET};
-    socklen_t alen = sizeof a;
-    inet_pton(AF_INET, "127.0.0.1", &a.sin_addr);
-    r->fd = socket(AF_INET, SOCK_STREAM, 0);
-    cr_assert_eq(bind(r->fd, (struct sockaddr *)&a, sizeof a), 0);
-    cr_assert_eq(listen(r->fd, 16), 0);
-    getsockname(r->fd, (struct sockaddr *)&a, &alen);
-    r->port = ntohs(a.sin_port);
-    pthread_create(&r->thread, NULL, receiver_main, r);
-}
-
-static void receiver_stop(receiver *r)
-{
-    r->stop = 1;
-    pthread_join(r->thread, NULL);
-    close(r->fd);
-}
+/* ---- a loopback webhook receiver (helpers.h), keeping each body's state ---- */
 
 /* The state of the delivery with this idempotency key ("" when none came). */
 static const char *delivered_state(receiver *r, const char *key)

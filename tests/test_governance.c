@@ -487,70 +487,10 @@ Test(governance, http_approve_activate_list, .timeout = 120)
     rg_test_rmdir(g.dir);
 }
 
-/* ---- shadow: a real webhook receiver on loopback that keeps the bodies ---------------- */
-
-typedef struct hook {
-    int fd, port, stop, n;
-    char body[64][2048];
-    pthread_t thread;
-} hook;
-
-static void *hook_main(void *ud)
-{
-    hook *r = ud;
-    while (!__atomic_load_n(&r->stop, __ATOMIC_SEQ_CST)) {
-        struct pollfd p = {.fd = r->fd, .events = POLLIN};
-        if (poll(&p, 1, 50) <= 0)
-            continue;
-        int c = accept(r->fd, NULL, NULL);
-        if (c < 0)
-            continue;
-        char buf[8192];
-        size_t len = 0;
-        for (;;) { /* headers, then Content-Length bytes */
-            ssize_t got = read(c, buf + len, sizeof buf - 1 - len);
-            if (got <= 0)
-                break;
-            len += (size_t)got;
-            buf[len] = '\0';
-            char *end = strstr(buf, "\r\n\r\n");
-            const char *cl = strcasestr(buf, "Content-Length:");
-            if (end && cl && len >= (size_t)(end + 4 - buf) + (size_t)atoi(cl + 15))
-                break;
-        }
-        int i = r->n < 64 ? r->n : 63;
-        const char *end = strstr(buf, "\r\n\r\n");
-        snprintf(r->body[i], sizeof r->body[i], "%s", end ? end + 4 : "");
-        static const char ok[] = "HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
-        (void)!write(c, ok, sizeof ok - 1);
-        close(c);
-        __atomic_add_fetch(&r->n, 1, __ATOMIC_SEQ_CST);
-    }
-    return NULL;
-}
-
-static void hook_start(hook *r)
-{
-    struct sockaddr_in a = {.sin_family = AF_INET};
-    socklen_t alen = sizeof a;
-    inet_pton(AF_INET, "127.0.0.1", &a.sin_addr);
-    r->fd = socket(AF_INET, SOCK_STREAM, 0);
-    cr_assert_eq(bind(r->fd, (struct sockaddr *)&a, sizeof a), 0);
-    cr_assert_eq(listen(r->fd, 16), 0);
-    getsockname(r->fd, (struct sockaddr *)&a, &alen);
-    r->port = ntohs(a.sin_port);
-    pthread_create(&r->thread, NULL, hook_main, r);
-}
-
-static void hook_stop(hook *r)
-{
-    __atomic_store_n(&r->stop, 1, __ATOMIC_SEQ_CST);
-    pthread_join(r->thread, NULL);
-    close(r->fd);
-}
+/* ---- shadow: a real webhook receiver on loopback (helpers.h) that keeps the bodies ---- */
 
 /* How many bodies the receiver got that hold every one of a and b. */
-static int hook_seen(hook *r, const char *a, const char *b)
+static int hook_seen(receiver *r, const char *a, const char *b)
 {
     int k = 0, n = __atomic_load_n(&r->n, __ATOMIC_SEQ_CST);
     for (int i = 0; i < n && i < 64; i++)
@@ -663,8 +603,8 @@ Test(governance, shadow_runs_beside_the_active_version_and_notifies_nobody, .tim
 {
     gov g;
     gov_setup(&g);
-    hook r = {0};
-    hook_start(&r);
+    receiver r = {0};
+    receiver_start(&r);
     server s;
     snprintf(s.dir, sizeof s.dir, "%s", g.dir);
     snprintf(s.db, sizeof s.db, "%s", g.db);
@@ -801,7 +741,7 @@ Test(governance, shadow_runs_beside_the_active_version_and_notifies_nobody, .tim
     free(err);
     cr_assert_eq(server_stop(&s, SIGTERM), 0);
     close(sse.fd);
-    hook_stop(&r);
+    receiver_stop(&r);
     free(active);
     free(cand);
     rg_test_rmdir(g.dir);

@@ -325,18 +325,6 @@ Test(notify, a_reraise_continues_the_chain_instead_of_starting_another)
 #include <sys/wait.h>
 #include <dirent.h>
 
-static int rg__free_port(void)
-{
-    struct sockaddr_in a = {.sin_family = AF_INET};
-    socklen_t alen = sizeof a;
-    inet_pton(AF_INET, "127.0.0.1", &a.sin_addr);
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    cr_assert_eq(bind(fd, (struct sockaddr *)&a, sizeof a), 0);
-    getsockname(fd, (struct sockaddr *)&a, &alen);
-    close(fd);
-    return ntohs(a.sin_port);
-}
-
 /* The example clinic, its receivers pointed at loopback ports. */
 static void rg__loopback_clinic(const char *dir, int smtp_port, int hook_port)
 {
@@ -364,7 +352,7 @@ Test(notify, notify_test_sends_an_email_to_a_real_smtp_server, .timeout = 60)
     char dir[256], box[300], *out, *err;
     rg_test_tmpdir(dir);
     snprintf(box, sizeof box, "%s/mail", dir);
-    int port = rg__free_port();
+    int port = free_port();
     rg__loopback_clinic(dir, port, 1);
     char listen_at[40];
     snprintf(listen_at, sizeof listen_at, "127.0.0.1:%d", port);

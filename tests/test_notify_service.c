@@ -45,18 +45,6 @@ typedef struct rg__env {
     char box[400];
 } rg__env;
 
-static int rg__free_port(void)
-{
-    struct sockaddr_in a = {.sin_family = AF_INET};
-    socklen_t alen = sizeof a;
-    inet_pton(AF_INET, "127.0.0.1", &a.sin_addr);
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    cr_assert_eq(bind(fd, (struct sockaddr *)&a, sizeof a), 0);
-    getsockname(fd, (struct sockaddr *)&a, &alen);
-    close(fd);
-    return ntohs(a.sin_port);
-}
-
 static void rg__smtpd_start(rg__env *e)
 {
     char listen_at[40];
@@ -87,7 +75,7 @@ static void rg__setup(rg__env *e, int after, int inhibit)
     memset(e, 0, sizeof *e);
     server_setup(&e->s, rg__protocol, rg__protocol);
     snprintf(e->box, sizeof e->box, "%s/mail", e->s.dir);
-    e->smtp_port = rg__free_port();
+    e->smtp_port = free_port();
     char clinic[2000];
     snprintf(clinic, sizeof clinic,
              "local R = require 'regimen'\n"
@@ -124,40 +112,10 @@ static void rg__teardown(rg__env *e)
     rg_test_rmdir(e->s.dir);
 }
 
-/* The messages received for `to` (all when NULL); the text of the last in
- * *last (when not NULL, the caller frees it). */
-static int rg__mails(rg__env *e, const char *to, char **last)
-{
-    char dir[500], path[1000], want[200];
-    snprintf(dir, sizeof dir, "%s/new", e->box);
-    snprintf(want, sizeof want, "To: %s", to ? to : "");
-    DIR *d = opendir(dir);
-    int n = 0;
-    struct dirent *de;
-    while (d && (de = readdir(d))) {
-        if (de->d_name[0] == '.')
-            continue;
-        snprintf(path, sizeof path, "%s/%s", dir, de->d_name);
-        char *m = rg_test_read(path);
-        if (m && (!to || strstr(m, want))) {
-            n++;
-            if (last) {
-                free(*last);
-                *last = m;
-                m = NULL;
-            }
-        }
-        free(m);
-    }
-    if (d)
-        closedir(d);
-    return n;
-}
-
 static int rg__wait_mails(rg__env *e, const char *to, int n, int ms)
 {
     for (int i = 0; i < ms / 50; i++) {
-        if (rg__mails(e, to, NULL) >= n)
+        if (maildir_count(e->box, to, NULL) >= n)
             return 1;
         usleep(50000);
     }
@@ -251,11 +209,11 @@ Test(notify_service, an_unacknowledged_critical_escalates_at_its_time, .timeout 
     fprintf(stderr, "desk mail %lld ms, escalation %lld ms after the event\n",
             (long long)(desk_at - t0), (long long)(esc_at - t0));
     char *mail = NULL;
-    cr_assert_eq(rg__mails(&e, "dr.lee@example.org", &mail), 1);
+    cr_assert_eq(maildir_count(e.box, "dr.lee@example.org", &mail), 1);
     cr_assert(strstr(mail, "Subject: regimen critical: n.crit for patient p1"), "%s", mail);
     cr_assert(strstr(mail, "blood pressure critical"), "%s", mail);
     free(mail);
-    cr_assert_eq(rg__mails(&e, NULL, NULL), 2, "two messages in all");
+    cr_assert_eq(maildir_count(e.box, NULL, NULL), 2, "two messages in all");
 
     char *h = rg__wait_history(&e, "\tsent", 2, 5000);
     cr_assert(strstr(h, "route 1 step 1\tdesk (email)\tsent"), "%s", h);
@@ -295,7 +253,7 @@ Test(notify_service, an_acknowledgement_stops_the_chain, .timeout = 120)
     char *h = rg__wait_history(&e, "stopped: acknowledged", 1, 20000);
     cr_assert_eq(rg__count(h, "\tsent"), 1, "%s", h);
     free(h);
-    cr_assert_eq(rg__mails(&e, "dr.lee@example.org", NULL), 0, "the prescriber was not told");
+    cr_assert_eq(maildir_count(e.box, "dr.lee@example.org", NULL), 0, "the prescriber was not told");
     rg__teardown(&e);
 }
 
@@ -317,8 +275,8 @@ Test(notify_service, kill_9_between_two_steps_sends_the_second_once, .timeout = 
     cr_assert_eq(rg__count(h, "step 1\tdesk (email)\tsent"), 1, "%s", h);
     cr_assert_eq(rg__count(h, "step 2\tprescriber (email)\tsent"), 1, "%s", h);
     free(h);
-    cr_assert_eq(rg__mails(&e, "desk@clinic.example", NULL), 1, "the desk was told once");
-    cr_assert_eq(rg__mails(&e, "dr.lee@example.org", NULL), 1, "the prescriber was told once");
+    cr_assert_eq(maildir_count(e.box, "desk@clinic.example", NULL), 1, "the desk was told once");
+    cr_assert_eq(maildir_count(e.box, "dr.lee@example.org", NULL), 1, "the prescriber was told once");
     rg__teardown(&e);
 }
 
@@ -339,7 +297,7 @@ Test(notify_service, inhibition_holds_the_warnings_back_and_records_it, .timeout
     free(h);
     cr_assert(rg__wait_mails(&e, "desk@clinic.example", 1, 5000));
     char *mail = NULL;
-    cr_assert_eq(rg__mails(&e, NULL, &mail), 1, "one message, the critical's");
+    cr_assert_eq(maildir_count(e.box, NULL, &mail), 1, "one message, the critical's");
     cr_assert(strstr(mail, "n.crit"), "%s", mail);
     free(mail);
     rg__teardown(&e);
@@ -358,7 +316,7 @@ Test(notify_service, three_warnings_due_together_are_one_message, .timeout = 120
     free(h);
     char *mail = NULL;
     cr_assert(rg__wait_mails(&e, "desk@clinic.example", 1, 5000));
-    cr_assert_eq(rg__mails(&e, NULL, &mail), 1, "one message for three alerts");
+    cr_assert_eq(maildir_count(e.box, NULL, &mail), 1, "one message for three alerts");
     cr_assert(strstr(mail, "warning one") && strstr(mail, "warning two") &&
               strstr(mail, "warning three"), "%s", mail);
     free(mail);
@@ -385,19 +343,7 @@ static void *rg__rx_main(void *ud)
         int c = accept(r->fd, NULL, NULL);
         if (c < 0)
             break;
-        char *q = r->req[r->n];
-        size_t len = 0;
-        for (;;) {
-            ssize_t got = read(c, q + len, sizeof r->req[0] - 1 - len);
-            if (got <= 0)
-                break;
-            len += (size_t)got;
-            q[len] = '\0';
-            char *end = strstr(q, "\r\n\r\n");
-            const char *cl = strcasestr(q, "Content-Length:");
-            if (end && cl && len >= (size_t)(end + 4 - q) + (size_t)atoi(cl + 15))
-                break;
-        }
+        rg_test_read_request(c, r->req[r->n], sizeof r->req[0]);
         static const char ok[] = "HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
         (void)!write(c, ok, sizeof ok - 1);
         close(c);
@@ -423,14 +369,7 @@ Test(notify_service, a_webhook_step_is_signed_and_an_sms_gateway_gets_the_text, 
     rg__env e;
     memset(&e, 0, sizeof e);
     rg__rx r = {0};
-    struct sockaddr_in a = {.sin_family = AF_INET};
-    socklen_t alen = sizeof a;
-    inet_pton(AF_INET, "127.0.0.1", &a.sin_addr);
-    r.fd = socket(AF_INET, SOCK_STREAM, 0);
-    cr_assert_eq(bind(r.fd, (struct sockaddr *)&a, sizeof a), 0);
-    cr_assert_eq(listen(r.fd, 4), 0);
-    getsockname(r.fd, (struct sockaddr *)&a, &alen);
-    r.port = ntohs(a.sin_port);
+    r.fd = rg_test_listen(4, &r.port);
     pthread_create(&r.thread, NULL, rg__rx_main, &r);
     server_setup(&e.s, rg__protocol, rg__protocol);
     char cfg[1500], clinic[1500];

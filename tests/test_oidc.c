@@ -139,18 +139,6 @@ static char *claims(const char *aud, long long exp, long long nbf, const char *g
     return c;
 }
 
-static int log_has(const server *s, const char *text, int ms)
-{
-    for (int64_t end = now_ms() + ms; now_ms() < end; usleep(10000)) {
-        char *log = rg_test_read(s->log);
-        int found = log && strstr(log, text);
-        free(log);
-        if (found)
-            return 1;
-    }
-    return 0;
-}
-
 Test(oidc, tokens_of_the_clinics_provider_verified_and_mapped_to_roles, .timeout = 90)
 {
     server s = {0};
@@ -200,7 +188,7 @@ Test(oidc, tokens_of_the_clinics_provider_verified_and_mapped_to_roles, .timeout
                  out);
     cr_assert(strstr(out, "\"acknowledged_by\":\"oidc ann (nurse)\""), "%s", out);
     free(out);
-    cr_assert(log_has(&s, "acknowledged by oidc ann (nurse)", 2000));
+    cr_assert(log_wait(&s, "acknowledged by oidc ann (nurse)", 2000));
 
     /* ES256, an admin: the clinic's metrics */
     c = claims("regimen", now + 300, now - 10, "regimen-admins");

@@ -47,11 +47,7 @@ static char mounted[2][512], immutable[1200];
 
 static void cleanup(void)
 {
-    int status;
-    if (live && live->pid > 0 && waitpid(live->pid, &status, WNOHANG) == 0) {
-        kill(live->pid, SIGKILL);
-        waitpid(live->pid, &status, 0);
-    }
+    server_kill(live);
     if (immutable[0])
         (void)!system(immutable);
     for (int i = 0; i < 2; i++)
@@ -100,17 +96,6 @@ static int log_count(server *s, const char *text)
         n++;
     free(log);
     return n;
-}
-
-/* Waits up to ms for text to appear in the log. */
-static int log_wait(server *s, const char *text, int ms)
-{
-    for (int i = 0; i < ms / 50; i++) {
-        if (log_count(s, text))
-            return 1;
-        usleep(50000);
-    }
-    return log_count(s, text) > 0;
 }
 
 static int count_text(const char *s, const char *text)

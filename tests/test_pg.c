@@ -224,19 +224,20 @@ Test(pg, corrections_ingest_and_explain_take_the_url)
 
 /* ---- many workers: failover ------------------------------------------------------------ */
 
-/* A webhook receiver on loopback: every request's key and body, answered 200. */
-typedef struct receiver {
+/* A webhook receiver on loopback keeping every request's key and body (unbounded, unlike
+ * helpers.h's receiver), answered 200. */
+typedef struct collector {
     int fd, port;
     volatile int stop;
     pthread_mutex_t mu;
     int n, cap;
     char **keys, **bodies;
     pthread_t thread;
-} receiver;
+} collector;
 
-static void *receiver_main(void *ud)
+static void *collector_main(void *ud)
 {
-    receiver *r = ud;
+    collector *r = ud;
     while (!r->stop) {
         struct pollfd p = {.fd = r->fd, .events = POLLIN};
         if (poll(&p, 1, 50) <= 0)
@@ -248,20 +249,8 @@ static void *receiver_main(void *ud)
         struct timeval tv = {.tv_sec = 2};
         setsockopt(c, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
         char buf[16384];
-        size_t len = 0;
-        char *end = NULL;
-        int whole = 0;
-        for (;;) {
-            ssize_t got = read(c, buf + len, sizeof buf - 1 - len);
-            if (got <= 0)
-                break;
-            len += (size_t)got;
-            buf[len] = '\0';
-            end = strstr(buf, "\r\n\r\n");
-            const char *cl = strcasestr(buf, "Content-Length:");
-            if ((whole = end && cl && len >= (size_t)(end + 4 - buf) + (size_t)atoi(cl + 15)))
-                break;
-        }
+        int whole = rg_test_read_request(c, buf, sizeof buf);
+        const char *end = strstr(buf, "\r\n\r\n");
         const char *k = strcasestr(buf, "Idempotency-Key: ");
         if (k && whole) { /* (a delivery cut off is not one: it is sent again) */
             pthread_mutex_lock(&r->mu);
@@ -283,7 +272,7 @@ static void *receiver_main(void *ud)
 }
 
 /* How many distinct Idempotency-Keys came so far. */
-static int received_keys(receiver *r)
+static int received_keys(collector *r)
 {
     pthread_mutex_lock(&r->mu);
     char **k = malloc(((size_t)r->n + 1) * sizeof *k);
@@ -365,16 +354,9 @@ Test(pg, failover_three_workers_twenty_kill_9_lose_and_repeat_nothing, .timeout 
 {
     enum { WORKERS = 3, CLIENTS = 3, MAXT = 200000 };
     int cycles = getenv("RG_FAILOVER_CYCLES") ? atoi(getenv("RG_FAILOVER_CYCLES")) : 20;
-    receiver r = {.mu = PTHREAD_MUTEX_INITIALIZER};
-    struct sockaddr_in a = {.sin_family = AF_INET};
-    socklen_t alen = sizeof a;
-    inet_pton(AF_INET, "127.0.0.1", &a.sin_addr);
-    r.fd = socket(AF_INET, SOCK_STREAM, 0);
-    cr_assert_eq(bind(r.fd, (struct sockaddr *)&a, sizeof a), 0);
-    cr_assert_eq(listen(r.fd, 64), 0);
-    getsockname(r.fd, (struct sockaddr *)&a, &alen);
-    r.port = ntohs(a.sin_port);
-    pthread_create(&r.thread, NULL, receiver_main, &r);
+    collector r = {.mu = PTHREAD_MUTEX_INITIALIZER};
+    r.fd = rg_test_listen(64, &r.port);
+    pthread_create(&r.thread, NULL, collector_main, &r);
 
     server w[WORKERS];
     fresh_schema(5);
@@ -1036,27 +1018,6 @@ Test(pg, activation_through_a_non_owner_reaches_the_owner_and_a_takeover_keeps_i
 
 #include <dirent.h>
 
-static int rg__pg_mails(const char *box, const char *to)
-{
-    char d[600], path[1000], want[200];
-    snprintf(d, sizeof d, "%s/new", box);
-    snprintf(want, sizeof want, "To: %s", to);
-    DIR *dp = opendir(d);
-    int n = 0;
-    struct dirent *de;
-    while (dp && (de = readdir(dp))) {
-        if (de->d_name[0] == '.')
-            continue;
-        snprintf(path, sizeof path, "%s/%s", d, de->d_name);
-        char *m = rg_test_read(path);
-        n += m && strstr(m, want) != NULL;
-        free(m);
-    }
-    if (dp)
-        closedir(dp);
-    return n;
-}
-
 /* One worker holds north, whose policy sends a critical to the desk at once
  * and to the prescriber 5 s later; it is killed (-9) after the first step,
  * a second worker takes the lease over and sends the second step from the
@@ -1073,14 +1034,7 @@ Test(pg, a_takeover_continues_an_escalation_without_repeating_a_step, .timeout =
     server_setup(&w[0], proto, proto);
     char box[400], clinic[1200], listen_at[40];
     snprintf(box, sizeof box, "%s/mail", w[0].dir);
-    struct sockaddr_in a = {.sin_family = AF_INET};
-    socklen_t alen = sizeof a;
-    inet_pton(AF_INET, "127.0.0.1", &a.sin_addr);
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    cr_assert_eq(bind(fd, (struct sockaddr *)&a, sizeof a), 0);
-    getsockname(fd, (struct sockaddr *)&a, &alen);
-    close(fd);
-    int port = ntohs(a.sin_port);
+    int port = free_port();
     snprintf(clinic, sizeof clinic,
              "local R = require 'regimen'\n"
              "return { notify = {\n"
@@ -1119,9 +1073,9 @@ Test(pg, a_takeover_continues_an_escalation_without_repeating_a_step, .timeout =
     cr_assert_eq(http(w[0].port, "POST", "/v1/events", TOKEN_A, ev, &out), 200, "%s", out);
     free(ev);
     free(out);
-    for (int i = 0; i < 200 && rg__pg_mails(box, "desk@clinic.example") < 1; i++)
+    for (int i = 0; i < 200 && maildir_count(box, "desk@clinic.example", NULL) < 1; i++)
         usleep(50000);
-    cr_assert_eq(rg__pg_mails(box, "desk@clinic.example"), 1, "the desk was told:\n%s",
+    cr_assert_eq(maildir_count(box, "desk@clinic.example", NULL), 1, "the desk was told:\n%s",
                  rg_test_read(w[0].log));
     char *hist = NULL;
     for (int i = 0; i < 100; i++) { /* its outcome stored (not only the mail received) */
@@ -1142,9 +1096,9 @@ Test(pg, a_takeover_continues_an_escalation_without_repeating_a_step, .timeout =
     workers[0] = 0;
     server_start(&w[1]);
     workers[1] = w[1].pid;
-    for (int i = 0; i < 400 && rg__pg_mails(box, "dr.lee@example.org") < 1; i++)
+    for (int i = 0; i < 400 && maildir_count(box, "dr.lee@example.org", NULL) < 1; i++)
         usleep(50000);
-    cr_assert_eq(rg__pg_mails(box, "dr.lee@example.org"), 1, "the second step after the "
+    cr_assert_eq(maildir_count(box, "dr.lee@example.org", NULL), 1, "the second step after the "
                  "takeover:\n%s", rg_test_read(w[1].log));
     cr_assert_not_null(strstr(rg_test_read(w[1].log), "lease taken: clinic north"));
     /* the history, read from the store: each step sent once */
@@ -1163,7 +1117,7 @@ Test(pg, a_takeover_continues_an_escalation_without_repeating_a_step, .timeout =
     cr_assert_null(strstr(strstr(hist, "step 1\tdesk (email)\tsent") + 1, "step 1\tdesk"),
                    "step 1 once: %s", hist);
     free(hist);
-    cr_assert_eq(rg__pg_mails(box, "desk@clinic.example"), 1, "the desk was told once");
+    cr_assert_eq(maildir_count(box, "desk@clinic.example", NULL), 1, "the desk was told once");
     cr_assert_eq(server_stop(&w[1], SIGTERM), 0);
     workers[1] = 0;
     kill(smtpd, SIGTERM);

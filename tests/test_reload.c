@@ -21,47 +21,6 @@
 #define SECRET_2 "whsec_dGhlLW9sZC1zZWNyZXQtb2YtdGhlLWNsaW5pYy0xMjM0"
 #define KEY_ADMIN "north-admin-key-0123456789abcdef"
 
-typedef struct pyrecv {
-    pid_t pid;
-    int port, out;
-    char log[512];
-} pyrecv;
-
-/* tests/webhook/receiver.py verifying with secret (the docs' code). */
-static void pyrecv_start(pyrecv *r, const char *dir, const char *name, const char *secret)
-{
-    int p[2];
-    snprintf(r->log, sizeof r->log, "%s/%s.log", dir, name);
-    cr_assert_eq(pipe(p), 0);
-    r->pid = fork();
-    if (r->pid == 0) {
-        prctl(PR_SET_PDEATHSIG, SIGTERM);
-        dup2(p[1], 1);
-        close(p[0]);
-        execlp("python3", "python3", "tests/webhook/receiver.py", "docs/service.md", secret,
-               r->log, (char *)NULL);
-        _exit(127);
-    }
-    close(p[1]);
-    char buf[32] = {0};
-    size_t n = 0;
-    while (n < sizeof buf - 1 && !strchr(buf, '\n')) {
-        ssize_t got = read(p[0], buf + n, sizeof buf - 1 - n);
-        cr_assert_gt(got, 0, "the receiver did not start");
-        n += (size_t)got;
-    }
-    r->out = p[0];
-    r->port = atoi(buf);
-    cr_assert_gt(r->port, 0);
-}
-
-static void pyrecv_stop(pyrecv *r)
-{
-    kill(r->pid, SIGTERM);
-    waitpid(r->pid, NULL, 0);
-    close(r->out);
-}
-
 /* Waits up to ms for text in the file at path. */
 static int file_has(const char *path, const char *text, int ms)
 {
@@ -71,28 +30,6 @@ static int file_has(const char *path, const char *text, int ms)
         free(t);
         if (found)
             return 1;
-    }
-    return 0;
-}
-
-static int log_has(const server *s, const char *text, int ms)
-{
-    return file_has(s->log, text, ms);
-}
-
-/* The stream's server closed it within ms. */
-static int stream_closed(stream *st, int ms)
-{
-    int64_t end = now_ms() + ms;
-    while (now_ms() < end) {
-        struct pollfd p = {.fd = st->fd, .events = POLLIN};
-        if (poll(&p, 1, (int)(end - now_ms())) <= 0)
-            continue;
-        ssize_t r = read(st->fd, st->buf + st->len, sizeof st->buf - st->len - 1);
-        if (r <= 0)
-            return 1;
-        st->len += (size_t)r;
-        st->buf[st->len] = '\0';
     }
     return 0;
 }
@@ -167,7 +104,7 @@ Test(reload, a_webhook_changed_by_sighup_takes_the_next_delivery, .timeout = 60)
     kill(s.pid, SIGHUP);
     char want[128];
     snprintf(want, sizeof want, "clinic north: webhook http://127.0.0.1:%d/hook", r2.port);
-    cr_assert(log_has(&s, want, 5000));
+    cr_assert(log_wait(&s, want, 5000));
     post_overdue(s.port, TOKEN_A, "north", "w2", "p2");
     cr_assert(file_has(r2.log, "ok north-2\n", 10000), "the new receiver verified north-2");
     char *log = rg_test_read(r1.log);
@@ -197,8 +134,8 @@ Test(reload, clinics_added_and_removed_limits_and_a_bad_file, .timeout = 90)
     /* south added, and at most one event per request */
     write_cfg(&s, 0, NULL, 1, "127.0.0.1:0", ", \"max_events_per_request\": 1");
     kill(s.pid, SIGHUP);
-    cr_assert(log_has(&s, "clinic south added", 5000));
-    cr_assert(log_has(&s, "configuration reloaded by signal SIGHUP", 5000));
+    cr_assert(log_wait(&s, "clinic south added", 5000));
+    cr_assert(log_wait(&s, "configuration reloaded by signal SIGHUP", 5000));
     post_overdue(port, TOKEN_B, "south", "s1", "q1");
     cr_assert(alerts_show(port, TOKEN_B, "fast.ping-overdue", 10000),
               "the clinic added raises its alert");
@@ -216,7 +153,7 @@ Test(reload, clinics_added_and_removed_limits_and_a_bad_file, .timeout = 90)
     cr_assert_neq(stream_wait(&st, "text/event-stream", 5000), -1, "%s", st.buf);
     write_cfg(&s, 0, NULL, 0, "127.0.0.1:0", "");
     kill(s.pid, SIGHUP);
-    cr_assert(log_has(&s, "clinic south removed from the configuration", 5000));
+    cr_assert(log_wait(&s, "clinic south removed from the configuration", 5000));
     cr_assert(stream_closed(&st, 5000), "south's stream stays open: %s", st.buf);
     close(st.fd);
     cr_assert_eq(http(port, "GET", "/v1/alerts", TOKEN_B, NULL, &out), 401, "%s", out);
@@ -244,7 +181,7 @@ Test(reload, clinics_added_and_removed_limits_and_a_bad_file, .timeout = 90)
     cr_assert(strstr(out, "config.json: clinics.north.webhook: expected an http:// or https:// URL"),
               "%s", out);
     free(out);
-    cr_assert(log_has(&s, "configuration reload by key ops (admin) refused", 5000));
+    cr_assert(log_wait(&s, "configuration reload by key ops (admin) refused", 5000));
     cr_assert_eq(http(port, "GET", "/v1/alerts", TOKEN_B, NULL, &out), 401, "%s", out);
     free(out);
     cr_assert_eq(http(port, "GET", "/v1/alerts", TOKEN_A, NULL, &out), 200, "%s", out);
@@ -256,7 +193,7 @@ Test(reload, clinics_added_and_removed_limits_and_a_bad_file, .timeout = 90)
                   "\"a\", \"tokens\": [\"" TOKEN_A "\"] },"
                   " \"east\": { \"protocols\": \"c\", \"tokens\": [\"east-token-0123456789\"] } } }\n");
     kill(s.pid, SIGHUP);
-    cr_assert(log_has(&s, "clinics.east.protocols: the protocols of the clinic added are refused",
+    cr_assert(log_wait(&s, "clinics.east.protocols: the protocols of the clinic added are refused",
                       5000));
     cr_assert_eq(http(port, "GET", "/v1/alerts", "east-token-0123456789", NULL, &out), 401, "%s",
                  out);
@@ -278,18 +215,6 @@ Test(reload, clinics_added_and_removed_limits_and_a_bad_file, .timeout = 90)
 }
 
 /* A port nobody listens on now. */
-static int free_port(void)
-{
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET};
-    inet_pton(AF_INET, "127.0.0.1", &a.sin_addr);
-    socklen_t len = sizeof a;
-    cr_assert_eq(bind(fd, (struct sockaddr *)&a, sizeof a), 0);
-    cr_assert_eq(getsockname(fd, (struct sockaddr *)&a, &len), 0);
-    close(fd);
-    return ntohs(a.sin_port);
-}
-
 Test(reload, a_new_listen_address_is_taken_up_and_open_streams_go_on, .timeout = 60)
 {
     server s = {0};
@@ -307,7 +232,7 @@ Test(reload, a_new_listen_address_is_taken_up_and_open_streams_go_on, .timeout =
     kill(s.pid, SIGHUP);
     char want[128];
     snprintf(want, sizeof want, "listening on 127.0.0.1:%d instead of", port);
-    cr_assert(log_has(&s, want, 5000));
+    cr_assert(log_wait(&s, want, 5000));
     cr_assert_eq(http(port, "GET", "/v1/alerts", TOKEN_A, NULL, &out), 200, "%s", out);
     free(out);
     cr_assert_eq(connect_to(old), -1, "the old address still accepts");
@@ -326,7 +251,7 @@ Test(reload, a_new_listen_address_is_taken_up_and_open_streams_go_on, .timeout =
     write_cfg(&s, 0, NULL, 0, addr, "");
     kill(s.pid, SIGHUP);
     snprintf(want, sizeof want, "listen: cannot listen on 127.0.0.1:%d", busy);
-    cr_assert(log_has(&s, want, 5000));
+    cr_assert(log_wait(&s, want, 5000));
     close(fd);
     cr_assert_eq(http(port, "GET", "/v1/alerts", TOKEN_A, NULL, &out), 200, "%s", out);
     free(out);

@@ -152,20 +152,6 @@ Test(serve, ingest_time_driven_alert_stream_and_feed, .timeout = 30)
     rg_test_rmdir(s.dir);
 }
 
-/* Waits up to ms for text in the server's log (a reload under a slow
- * sanitizer build on a busy machine can take more than half a second). */
-static void log_wait(const server *s, const char *text, int ms)
-{
-    for (int waited = 0;; waited += 50) {
-        char *log = rg_test_read(s->log);
-        int found = strstr(log, text) != NULL;
-        free(log);
-        if (found || waited >= ms)
-            return;
-        usleep(50000);
-    }
-}
-
 Test(serve, a_requests_items_decide_one_another_in_order, .timeout = 30)
 {
     server s = {0};
@@ -776,78 +762,7 @@ Test(serve, crash_loop_kill_9_loses_nothing_and_repeats_nothing, .timeout = 1800
 {
     crash_loop(env_int("RG_CRASH_CYCLES", 50), env_int("RG_CRASH_CLIENTS", 2));
 }
-/* ---- webhooks: a real receiver on loopback --------------------------------------- */
-
-typedef struct receiver {
-    int fd, port, stop;
-    int fail_first;   /* answer 500 to this many requests */
-    int delay_ms;     /* wait before answering */
-    int n;            /* requests seen */
-    char keys[64][64];
-    int status[64];
-    pthread_t thread;
-} receiver;
-
-static void *receiver_main(void *ud)
-{
-    receiver *r = ud;
-    while (!r->stop) {
-        struct pollfd p = {.fd = r->fd, .events = POLLIN};
-        if (poll(&p, 1, 50) <= 0)
-            continue;
-        int c = accept(r->fd, NULL, NULL);
-        if (c < 0)
-            continue;
-        char buf[8192];
-        size_t len = 0;
-        for (;;) { /* headers, then Content-Length bytes */
-            ssize_t got = read(c, buf + len, sizeof buf - 1 - len);
-            if (got <= 0)
-                break;
-            len += (size_t)got;
-            buf[len] = '\0';
-            char *end = strstr(buf, "\r\n\r\n");
-            const char *cl = strcasestr(buf, "Content-Length:");
-            if (end && cl && len >= (size_t)(end + 4 - buf) + (size_t)atoi(cl + 15))
-                break;
-        }
-        int i = r->n < 64 ? r->n : 63;
-        const char *k = strcasestr(buf, "Idempotency-Key: ");
-        snprintf(r->keys[i], sizeof r->keys[i], "%.*s", k ? (int)strcspn(k + 17, "\r\n") : 0,
-                 k ? k + 17 : "");
-        if (r->delay_ms)
-            usleep((useconds_t)r->delay_ms * 1000);
-        int st = r->n < r->fail_first ? 500 : 200;
-        r->status[i] = st;
-        char reply[128];
-        int n = snprintf(reply, sizeof reply,
-                         "HTTP/1.1 %d X\r\nContent-Length: 0\r\nConnection: close\r\n\r\n", st);
-        (void)!write(c, reply, (size_t)n);
-        close(c);
-        __atomic_add_fetch(&r->n, 1, __ATOMIC_SEQ_CST);
-    }
-    return NULL;
-}
-
-static void receiver_start(receiver *r)
-{
-    struct sockaddr_in a = {.sin_family = AF_INET};
-    socklen_t alen = sizeof a;
-    inet_pton(AF_INET, "127.0.0.1", &a.sin_addr);
-    r->fd = socket(AF_INET, SOCK_STREAM, 0);
-    cr_assert_eq(bind(r->fd, (struct sockaddr *)&a, sizeof a), 0);
-    cr_assert_eq(listen(r->fd, 16), 0);
-    getsockname(r->fd, (struct sockaddr *)&a, &alen);
-    r->port = ntohs(a.sin_port);
-    pthread_create(&r->thread, NULL, receiver_main, r);
-}
-
-static void receiver_stop(receiver *r)
-{
-    r->stop = 1;
-    pthread_join(r->thread, NULL);
-    close(r->fd);
-}
+/* ---- webhooks: a real receiver on loopback (helpers.h) --------------------------- */
 
 /* Times a successful (200) delivery of key was seen. */
 static int delivered(receiver *r, const char *key)
@@ -1045,21 +960,6 @@ static const char echo_protocol[] =
     "      local last = h:last('ping')\n"
     "      if last then return R.alert { key = last.id, due = last.at, message = 'echo' } end\n"
     "    end } } }\n";
-
-/* A counter from GET /metrics. */
-static long metric(int port, const char *name)
-{
-    char *out, pat[128];
-    long v = -1;
-    cr_assert_eq(http(port, "GET", "/metrics", TOKEN_A, NULL, &out), 200);
-    snprintf(pat, sizeof pat, "\n%s ", name);
-    char *p = strstr(out, pat);
-    if (p)
-        v = atol(p + strlen(pat));
-    free(out);
-    cr_assert_geq(v, 0, "no %s in /metrics", name);
-    return v;
-}
 
 typedef struct poster {
     int port, id, ok;
@@ -1296,33 +1196,6 @@ static int slow_stream(int port, const char *last_id)
     return fd;
 }
 
-/* Reads a stream up to transition `until`, checking that the ids go 1, 2,
- * 3, ... with none skipped or repeated (*last: the last id seen). */
-static void read_ids(int fd, long *last, long until)
-{
-    static char buf[1 << 16];
-    static size_t len;
-    while (*last < until) {
-        struct pollfd p = {.fd = fd, .events = POLLIN};
-        cr_assert_eq(poll(&p, 1, 20000), 1, "transition %ld did not come (last %ld)", until,
-                     *last);
-        ssize_t r = read(fd, buf + len, sizeof buf - len - 1);
-        cr_assert_gt(r, 0, "the stream closed after transition %ld", *last);
-        len += (size_t)r;
-        buf[len] = '\0';
-        char *line = buf, *nl;
-        while ((nl = strchr(line, '\n'))) {
-            if (!strncmp(line, "id: ", 4)) {
-                long id = atol(line + 4);
-                cr_assert_eq(id, *last + 1, "transition %ld came after %ld", id, *last);
-                *last = id;
-            }
-            line = nl + 1;
-        }
-        len -= (size_t)(line - buf);
-        memmove(buf, line, len);
-    }
-}
 
 /* 400 pings of new patients in one request: 400 transitions. */
 static void post_wide(int port, int k)

@@ -42,46 +42,6 @@ Test(signed_webhooks, signature_matches_the_specification_example)
     cr_assert_eq(rg_webhook_key_parse("whsec_!!!!9r8GKYqrTwjUPD8ILPZIo2LaLaSw", &k[0]), RG_EINVAL);
 }
 
-typedef struct pyrecv {
-    pid_t pid;
-    int port, out; /* out: its standard output, open until it stops */
-    char log[512];
-} pyrecv;
-
-static void pyrecv_start(pyrecv *r, const char *dir, const char *name, const char *secret)
-{
-    int p[2];
-    snprintf(r->log, sizeof r->log, "%s/%s.log", dir, name);
-    cr_assert_eq(pipe(p), 0);
-    r->pid = fork();
-    if (r->pid == 0) {
-        prctl(PR_SET_PDEATHSIG, SIGTERM); /* a failed assertion ends the test: and it */
-        dup2(p[1], 1);
-        close(p[0]);
-        execlp("python3", "python3", "tests/webhook/receiver.py", "docs/service.md", secret,
-               r->log, (char *)NULL);
-        _exit(127);
-    }
-    close(p[1]);
-    char buf[32] = {0};
-    size_t n = 0;
-    while (n < sizeof buf - 1 && !strchr(buf, '\n')) {
-        ssize_t got = read(p[0], buf + n, sizeof buf - 1 - n);
-        cr_assert_gt(got, 0, "the receiver did not start");
-        n += (size_t)got;
-    }
-    r->out = p[0];
-    r->port = atoi(buf);
-    cr_assert_gt(r->port, 0);
-}
-
-static void pyrecv_stop(pyrecv *r)
-{
-    kill(r->pid, SIGTERM);
-    waitpid(r->pid, NULL, 0);
-    close(r->out);
-}
-
 static char *read_or_empty(const char *path)
 {
     return access(path, F_OK) == 0 ? rg_test_read(path) : strdup("");

@@ -35,20 +35,6 @@ static int64_t mono_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-static int log_has(const server *s, const char *text, int ms)
-{
-    for (int waited = 0;; waited += 20) {
-        char *log = rg_test_read(s->log);
-        int found = strstr(log, text) != NULL;
-        free(log);
-        if (found)
-            return 1;
-        if (waited >= ms)
-            return 0;
-        usleep(20000);
-    }
-}
-
 /* north runs the storm, south the fast protocol; threads: 0 leaves the
  * setting out (the default: the processors available). */
 static void setup(server *s, int threads)
@@ -91,7 +77,7 @@ static int start_storm(server *s)
     int fd = http_send(s->port, "POST", "/v1/events", TOKEN_A, body);
     free(body);
     cr_assert_geq(fd, 0);
-    cr_assert(log_has(s, "clinic north, patient s0", 10000), "the storm did not start:\n%s",
+    cr_assert(log_wait(s, "clinic north, patient s0", 10000), "the storm did not start:\n%s",
               rg_test_read(s->log));
     return fd;
 }
@@ -209,9 +195,9 @@ Test(threads, a_reload_storm_leaves_healthz_answering_and_stops_on_sigterm, .tim
     /* the storm comes with a reload */
     rg_test_write(s.dir, "a/p.lua", storm_protocol);
     cr_assert_eq(kill(s.pid, SIGHUP), 0);
-    cr_assert(log_has(&s, "protocol storm 1.0 loaded", 10000), "%s", rg_test_read(s.log));
-    cr_assert(log_has(&s, "clinic north, patient r", 10000), "the re-evaluation did not start:\n%s",
-              rg_test_read(s.log));
+    cr_assert(log_wait(&s, "protocol storm 1.0 loaded", 10000), "%s", rg_test_read(s.log));
+    cr_assert(log_wait(&s, "clinic north, patient r", 10000),
+              "the re-evaluation did not start:\n%s", rg_test_read(s.log));
     int64_t t0 = mono_ms();
     cr_assert_eq(http(s.port, "GET", "/healthz", NULL, NULL, &out), 200, "%s", out);
     int64_t healthz_ms = mono_ms() - t0;
@@ -286,7 +272,7 @@ Test(threads, a_thread_held_in_one_c_call_is_left_behind_by_sigterm, .timeout = 
     int held = http_send(s.port, "POST", "/v1/events", TOKEN_A, ev);
     free(ev);
     cr_assert_geq(held, 0);
-    cr_assert(log_has(&s, "colliding keys for h1", 10000), "%s", rg_test_read(s.log));
+    cr_assert(log_wait(&s, "colliding keys for h1", 10000), "%s", rg_test_read(s.log));
     int64_t t0 = mono_ms();
     cr_assert_eq(http(s.port, "GET", "/healthz", NULL, NULL, &out), 200, "%s", out);
     int64_t healthz_ms = mono_ms() - t0;
@@ -331,7 +317,7 @@ Test(threads, a_thread_held_in_one_c_call_is_left_behind_by_sigterm, .timeout = 
      * deadline's error names the rule and its file (a limit hit, counted
      * for the quarantine) */
     server_start(&s);
-    cr_assert(log_has(&s, "clinic north, patient h1", 30000), "h1 was not evaluated after the "
+    cr_assert(log_wait(&s, "clinic north, patient h1", 30000), "h1 was not evaluated after the "
               "restart:\n%s", rg_test_read(s.log));
     log = rg_test_read(s.log);
     cr_assert_eq(count_of(log, "colliding keys for h1"), 2, "%s", log);
@@ -411,18 +397,18 @@ Test(threads, a_changed_reload_is_gated_off_the_loop, .timeout = 180)
     snprintf(cmd, sizeof cmd, "rm -f '%s/p.lua' && cp -R protocols/ketamine/. '%s/'", a, a);
     cr_assert_eq(system(cmd), 0, "%s (run from the repository root)", cmd);
     server_start(&s);
-    cr_assert(log_has(&s, "protocol ketamine.acute 1.0.0 loaded", 10000), "%s",
+    cr_assert(log_wait(&s, "protocol ketamine.acute 1.0.0 loaded", 10000), "%s",
               rg_test_read(s.log));
 
     /* 1. a new version that passes */
     edit(a, "acute.lua", "version = \"1.0.0\"", "version = \"1.0.1-gated\"");
     cr_assert_eq(kill(s.pid, SIGHUP), 0);
-    cr_assert(log_has(&s, "clinic north: protocols in", 10000) &&
-                  log_has(&s, "changed: gating them off the loop", 10000),
+    cr_assert(log_wait(&s, "clinic north: protocols in", 10000) &&
+                  log_wait(&s, "changed: gating them off the loop", 10000),
               "%s", rg_test_read(s.log));
     int64_t healthz_ms, post_ms;
     int samples = sample_while_gating(&s, &healthz_ms, &post_ms);
-    cr_assert(log_has(&s, "protocol ketamine.acute 1.0.1-gated loaded", 30000),
+    cr_assert(log_wait(&s, "protocol ketamine.acute 1.0.1-gated loaded", 30000),
               "the new version did not go live:\n%s", rg_test_read(s.log));
     char *log = rg_test_read(s.log);
     const char *took = strstr(log, "the reload's gate took ");

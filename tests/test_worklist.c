@@ -21,11 +21,7 @@ static server *live;
 
 static void cleanup(void)
 {
-    int status;
-    if (live && live->pid > 0 && waitpid(live->pid, &status, WNOHANG) == 0) {
-        kill(live->pid, SIGKILL);
-        waitpid(live->pid, &status, 0);
-    }
+    server_kill(live);
 }
 
 /* The whole response (status line, headers, body) of a GET without a token. */

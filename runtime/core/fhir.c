@@ -13,6 +13,8 @@
  */
 #include "fhir.h"
 
+#include "grow.h"
+
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -427,14 +429,10 @@ static int rg__observation(rg__cx *cx, rg_fhir_entry *e, json_t *res, int pass)
         if (f == 0 || v <= 0)
             return rg__reject(cx, e, "valueQuantity", "a body weight must be a positive value in "
                               "kg, g or [lb_av], not %g %s", v, unit ? unit : "(no unit)");
-        if (cx->nw == cx->capw) {
-            size_t cap = cx->capw ? cx->capw * 2 : 16;
-            rg__weight *w = realloc(cx->w, cap * sizeof *w);
-            if (!w)
-                return RG_ENOMEM;
-            cx->w = w;
-            cx->capw = cap;
-        }
+        rg__weight *grown = rg_grow(cx->w, &cx->capw, cx->nw, sizeof *grown, 16);
+        if (!grown)
+            return RG_ENOMEM;
+        cx->w = grown;
         rg__weight *w = &cx->w[cx->nw++];
         snprintf(w->patient, sizeof w->patient, "%s", patient);
         w->at = t;

@@ -753,26 +753,53 @@ static const rg_rule *rg__rule_of(const rg_clinic *c, const char *msg, int *prot
     return best;
 }
 
+/* What check and --describe share: the clinic at dir loaded, its sources
+ * scanned (into *f) and the generated histories run (rg__discover, errors into
+ * *es, counts into *r). *c is set only when the clinic loaded; whatever it
+ * returns, rg__round_end(*c, *f, *es) frees what was made. */
+static int rg__round_begin(const char *dir, const rg_check_opts *o, rg_clinic **c, rg__found **f,
+                           rg__errors **es, rg__round *r, char *err, size_t errlen)
+{
+    *f = NULL;
+    *es = NULL;
+    int rc = rg_clinic_load(c, "check", dir, o->shipped, NULL, &o->limits, err, errlen);
+    if (rc)
+        return rc;
+    *f = calloc(1, sizeof **f);
+    *es = calloc(1, sizeof **es);
+    if (!*f || !*es)
+        return rg_fail(err, errlen, RG_ENOMEM, "out of memory");
+    rg__scan_sources(*f, *c, dir, o->shipped);
+    *r = (rg__round){.lim = o->limits, .dir = dir, .shipped = o->shipped, .f = *f, .errs = *es};
+    return rg__discover(r, err, errlen);
+}
+
+static void rg__round_end(rg_clinic *c, rg__found *f, rg__errors *es)
+{
+    for (int i = 0; es && i < es->n; i++)
+        free(es->e[i].msg), free(es->e[i].patient);
+    free(es);
+    if (f)
+        rg__found_free(f);
+    free(f);
+    rg_clinic_free(c);
+}
+
 int rg_check_clinic(const char *dir, const rg_check_opts *o, rg_check_result *res, char *err,
                     size_t errlen)
 {
     memset(res, 0, sizeof *res);
     rg_clinic *c = NULL;
-    int rc = rg_clinic_load(&c, "check", dir, o->shipped, NULL, &o->limits, err, errlen);
-    if (rc)
-        return rc;
-    res->protocols = c->nprotos;
-    for (int i = 0; i < c->nprotos; i++)
-        res->rules += c->protos[i].nrules;
-    rg__found *f = calloc(1, sizeof *f);
-    rg__errors *es = calloc(1, sizeof *es);
-    if (!f || !es) {
-        rc = rg_fail(err, errlen, RG_ENOMEM, "out of memory");
-        goto done;
+    rg__found *f;
+    rg__errors *es;
+    rg__round r;
+    int rc = rg__round_begin(dir, o, &c, &f, &es, &r, err, errlen);
+    if (c) {
+        res->protocols = c->nprotos;
+        for (int i = 0; i < c->nprotos; i++)
+            res->rules += c->protos[i].nrules;
     }
-    rg__scan_sources(f, c, dir, o->shipped);
-    rg__round r = {.lim = o->limits, .dir = dir, .shipped = o->shipped, .f = f, .errs = es};
-    if ((rc = rg__discover(&r, err, errlen)))
+    if (rc)
         goto done;
     res->histories = r.histories;
     res->steps = r.steps;
@@ -822,13 +849,7 @@ int rg_check_clinic(const char *dir, const rg_check_opts *o, rg_check_result *re
                 es->n == 1 ? "" : "s", res->scenarios_failed,
                 res->scenarios_failed == 1 ? "" : "s");
 done:
-    for (int i = 0; es && i < es->n; i++)
-        free(es->e[i].msg), free(es->e[i].patient);
-    free(es);
-    if (f)
-        rg__found_free(f);
-    free(f);
-    rg_clinic_free(c);
+    rg__round_end(c, f, es);
     return rc;
 }
 
@@ -1122,18 +1143,11 @@ int rg_check_describe(const char *dir, const rg_check_opts *o, FILE *out, char *
                       size_t errlen)
 {
     rg_clinic *c = NULL;
-    int rc = rg_clinic_load(&c, "check", dir, o->shipped, NULL, &o->limits, err, errlen);
+    rg__found *f;
+    rg__errors *es;
+    rg__round r;
+    int rc = rg__round_begin(dir, o, &c, &f, &es, &r, err, errlen);
     if (rc)
-        return rc;
-    rg__found *f = calloc(1, sizeof *f);
-    rg__errors *es = calloc(1, sizeof *es);
-    if (!f || !es) {
-        rc = rg_fail(err, errlen, RG_ENOMEM, "out of memory");
-        goto done;
-    }
-    rg__scan_sources(f, c, dir, o->shipped);
-    rg__round r = {.lim = o->limits, .dir = dir, .shipped = o->shipped, .f = f, .errs = es};
-    if ((rc = rg__discover(&r, err, errlen)))
         goto done;
     const char *name = rg__rel(dir, dir, o->shipped);
     fprintf(out, "# Reference: what a clinic can set and send\n\n"
@@ -1149,12 +1163,6 @@ int rg_check_describe(const char *dir, const rg_check_opts *o, FILE *out, char *
     else
         rg__describe_events(c, f, out);
 done:
-    for (int i = 0; es && i < es->n; i++)
-        free(es->e[i].msg), free(es->e[i].patient);
-    free(es);
-    if (f)
-        rg__found_free(f);
-    free(f);
-    rg_clinic_free(c);
+    rg__round_end(c, f, es);
     return rc;
 }

@@ -16,6 +16,8 @@
  */
 #include "compliance.h"
 
+#include "grow.h"
+
 #include <jansson.h>
 #include <lauxlib.h>
 
@@ -218,14 +220,10 @@ static rg_time rg__calendar_add(const rg_calendar *cal, rg_time t, int64_t days)
 
 static int rg__add_session(rg_compliance *r, const rg__session *s)
 {
-    if (r->ns == r->caps) {
-        size_t cap = r->caps ? 2 * r->caps : 64;
-        rg__session *v = realloc(r->s, cap * sizeof *v);
-        if (!v)
-            return RG_ENOMEM;
-        r->s = v;
-        r->caps = cap;
-    }
+    rg__session *v = rg_grow(r->s, &r->caps, r->ns, sizeof *v, 64);
+    if (!v)
+        return RG_ENOMEM;
+    r->s = v;
     r->s[r->ns] = *s;
     if (!(r->s[r->ns].patient = strdup(s->patient)) || !(r->s[r->ns].id = strdup(s->id))) {
         free(r->s[r->ns].patient);
@@ -237,14 +235,10 @@ static int rg__add_session(rg_compliance *r, const rg__session *s)
 
 static int rg__add_course(rg_compliance *r, const rg__course *c)
 {
-    if (r->nc == r->capc) {
-        size_t cap = r->capc ? 2 * r->capc : 16;
-        rg__course *v = realloc(r->c, cap * sizeof *v);
-        if (!v)
-            return RG_ENOMEM;
-        r->c = v;
-        r->capc = cap;
-    }
+    rg__course *v = rg_grow(r->c, &r->capc, r->nc, sizeof *v, 16);
+    if (!v)
+        return RG_ENOMEM;
+    r->c = v;
     r->c[r->nc] = *c;
     if (!(r->c[r->nc].patient = strdup(c->patient)))
         return RG_ENOMEM;

@@ -14,6 +14,7 @@
 
 #include "clinic.h"
 #include "engine.h"
+#include "grow.h"
 #include "store.h"
 #include "zone.h"
 
@@ -789,14 +790,10 @@ static int rg__set_tx(void *ud, const rg_transition *t)
     rg_clinic *c = rg_engine_clinic(s->eng, t->clinic);
     if (!c || !c->notify)
         return 0;
-    if (s->ntx == s->txcap) {
-        size_t nc = s->txcap ? s->txcap * 2 : 64;
-        rg_notify_alert_tx *g = realloc(s->txs, nc * sizeof *g);
-        if (!g)
-            return RG_ENOMEM;
-        s->txs = g;
-        s->txcap = nc;
-    }
+    rg_notify_alert_tx *g = rg_grow(s->txs, &s->txcap, s->ntx, sizeof *g, 64);
+    if (!g)
+        return RG_ENOMEM;
+    s->txs = g;
     rg_notify_alert_tx *x = &s->txs[s->ntx];
     memset(x, 0, sizeof *x);
     x->at = t->at;
