@@ -266,7 +266,7 @@ Test(notify_service, kill_9_between_two_steps_sends_the_second_once, .timeout = 
     free(ev);
     cr_assert(rg__wait_mails(&e, "desk@clinic.example", 1, 20000), "no mail to the desk:\n%s",
               rg_test_read(e.s.log));
-    rg__wait_history(&e, "\tsent", 1, 5000);
+    free(rg__wait_history(&e, "\tsent", 1, 5000));
     server_stop(&e.s, SIGKILL);
     server_start(&e.s); /* the stored step is due 4 s after the opening */
     cr_assert(rg__wait_mails(&e, "dr.lee@example.org", 1, 20000),
