@@ -73,6 +73,27 @@ static void rg__list(rg_svc *sv, int ci, rg_http_conn *c)
                                             : json_null()));
 }
 
+/* The answer to a change of the clinic's versions that failed (rc: 404,
+ * 409, 501 or 503 with msg), or its log line when it was made; 1 when made. */
+static int rg__changed(rg_svc *sv, int ci, rg_http_conn *c, int rc, const char *msg)
+{
+    if (rc == RG_ENOTFOUND || rc == RG_ECONFLICT) {
+        rg_svc_reply_json(c, rc == RG_ENOTFOUND ? 404 : 409, json_pack("{s:s}", "error", msg));
+        return 0;
+    }
+    if (rc == RG_EUSAGE) {
+        rg_svc_reply_json(c, 501, json_pack("{s:s}", "error", "protocol versions are kept in "
+                                            "SQLite stores only for now"));
+        return 0;
+    }
+    if (rc) {
+        rg_svc_unavailable(sv, c, msg);
+        return 0;
+    }
+    rg_log("info", "clinic %s: %s", sv->clinics[ci].name, msg);
+    return 1;
+}
+
 /* POST .../{ref}/{what}: what is "approve", "activate" or "rollback". */
 static void rg__change(rg_svc *sv, int ci, rg_http_conn *c, const rg_http_req *req,
                        const rg_svc_who *w, const char *ref, const char *what)
@@ -98,20 +119,8 @@ static void rg__change(rg_svc *sv, int ci, rg_http_conn *c, const rg_http_req *r
     char who[200], msg[2048];
     const char *by = w->name[0] ? w->name : rg_svc_who_text(w, who, sizeof who);
     int rc = rg_gov_change(sv->st, sv->clinics[ci].name, what, ref, by, at, msg, sizeof msg);
-    if (rc == RG_ENOTFOUND || rc == RG_ECONFLICT) {
-        rg_svc_reply_json(c, rc == RG_ENOTFOUND ? 404 : 409, json_pack("{s:s}", "error", msg));
+    if (!rg__changed(sv, ci, c, rc, msg))
         return;
-    }
-    if (rc == RG_EUSAGE) {
-        rg_svc_reply_json(c, 501, json_pack("{s:s}", "error", "protocol versions are kept in "
-                                            "SQLite stores only for now"));
-        return;
-    }
-    if (rc) {
-        rg_svc_unavailable(sv, c, msg);
-        return;
-    }
-    rg_log("info", "clinic %s: %s", sv->clinics[ci].name, msg);
     rg_svc_reply_json(c, 200, json_pack("{s:s}", "result", msg));
 }
 
@@ -368,20 +377,8 @@ static void rg__shadow_set(rg_svc *sv, int ci, rg_http_conn *c, const rg_svc_who
     char who[200], msg[2048];
     const char *by = w->name[0] ? w->name : rg_svc_who_text(w, who, sizeof who);
     int rc = rg_gov_shadow(sv->st, sv->clinics[ci].name, ref, by, msg, sizeof msg);
-    if (rc == RG_ENOTFOUND || rc == RG_ECONFLICT) {
-        rg_svc_reply_json(c, rc == RG_ENOTFOUND ? 404 : 409, json_pack("{s:s}", "error", msg));
+    if (!rg__changed(sv, ci, c, rc, msg))
         return;
-    }
-    if (rc == RG_EUSAGE) {
-        rg_svc_reply_json(c, 501, json_pack("{s:s}", "error", "protocol versions are kept in "
-                                            "SQLite stores only for now"));
-        return;
-    }
-    if (rc) {
-        rg_svc_unavailable(sv, c, msg);
-        return;
-    }
-    rg_log("info", "clinic %s: %s", sv->clinics[ci].name, msg);
     rg_svc_shadows_take(sv); /* the next job runs it (or stops it) */
     rg_svc_reply_json(c, 200, json_pack("{s:s}", "result", msg));
 }
