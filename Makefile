@@ -32,12 +32,15 @@ endif
 endif
 
 B ?= build
-# runtime/ is laid out by layer: core/ (events, fields, time, the feed's
-# JSON), store/ (the event store), engine/ (protocols and evaluation),
-# service/ (HTTP, webhooks, the loop), cli/ (commands, reports); bindings/ is
-# the Lua module protocols use. Every folder is on the include path.
-RT_DIRS := runtime/core runtime/store runtime/engine runtime/service runtime/cli bindings
-INC := $(addprefix -I,$(RT_DIRS))
+# runtime/ is laid out by layer, lowest first: core/ (events, fields, time,
+# the feed's JSON), store/ (the event store, ingest), bindings/ (the Lua
+# module protocols use, at the top of the repository), engine/ (protocols and
+# evaluation), present/ (reports drawn for people), service/ (HTTP, webhooks,
+# the loop), cli/ (commands). A file includes another with its folder
+# ("store/store.h"), and a layer includes only the ones below it: make test
+# checks that (tests/layers.sh, docs/design.md "Layers").
+RT_DIRS := runtime/core runtime/store bindings runtime/engine runtime/present runtime/service runtime/cli
+INC := -Iruntime -I.
 SRC := $(wildcard $(addsuffix /*.c,$(RT_DIRS)))
 LIB_SRC := $(filter-out runtime/cli/main.c,$(SRC))
 # The worklist's page, script and styles (runtime/service/www/) are compiled
@@ -88,6 +91,7 @@ $(B)/tests/%: tests/%.c $(LIB_OBJ) tests/helpers.h
 # build also runs the benchmark's smoke run (bench/run.sh --smoke, ~15 s), so
 # the benchmark cannot rot; sanitizer and helper builds (B=...) skip it.
 test: $(B)/regimen $(TESTS)
+	@./tests/layers.sh
 	@REGIMEN_BIN=$(CURDIR)/$(B)/regimen \
 	  ./tests/run-all.sh $(TESTS)
 	@REGIMEN_BIN=$(CURDIR)/$(B)/regimen ./tests/contract/run.sh

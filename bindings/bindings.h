@@ -8,8 +8,8 @@
 #ifndef RG_BINDINGS_H
 #define RG_BINDINGS_H
 
-#include "calendar.h"
-#include "rg.h"
+#include "core/calendar.h"
+#include "core/rg.h"
 
 #include <lua.h>
 #include <stdint.h>
@@ -42,6 +42,14 @@ const rg_calendar *rg_calendar_of(lua_State *L);
 /* [-0, +0, m] Keeps a copy of c in L's registry (a userdata the state
  * owns) and returns it. */
 const rg_calendar *rg_calendar_install(lua_State *L, const rg_calendar *c);
+
+/* A binding whose own allocation failed (not the protocol's: decoding
+ * stored data) tells the host so, and the evaluation then fails as out of
+ * memory rather than as the protocol's error. The host registers how it
+ * wants to hear it: a C function at RG_HOST_OOM in the registry (the sandbox
+ * sets one); without one this does nothing. [-0, +0] */
+#define RG_HOST_OOM "regimen.host_oom"
+void rg_host_oom(lua_State *L);
 
 /* Severity names, in increasing order; rg_severity_ok says if s is one. */
 int rg_severity_ok(const char *s);

@@ -16,9 +16,8 @@
  * (memory) leaks nothing (the liolib recipe: box first, then acquire).
  * Depends on Lua 5.4, jansson and runtime/core/fields.c.
  */
-#include "bindings.h"
-#include "fields.h"
-#include "sandbox.h"
+#include "bindings/bindings.h"
+#include "core/fields.h"
 
 #include <lauxlib.h>
 #include <jansson.h>
@@ -124,7 +123,7 @@ static void rg__push_json_text(lua_State *L, const char *text, size_t n)
      * a failure here is the host's memory: the evaluation fails as a whole
      * rather than commit a rule error that is not the protocol's. */
     if (!*box) {
-        rg_sandbox_errmem(rg_sandbox_of(L));
+        rg_host_oom(L);
         luaL_error(L, "stored event data could not be decoded (out of memory?): %s", je.text);
     }
     rg__push_json(L, *box, 0);

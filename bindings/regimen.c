@@ -13,7 +13,7 @@
  * closures: runtime/core/calendar.h), which clinic.c installs in the
  * registry. Depends on Lua 5.4, runtime/core/rfc3339.c and calendar.c.
  */
-#include "bindings.h"
+#include "bindings/bindings.h"
 
 #include <lauxlib.h>
 
@@ -23,6 +23,14 @@
 #include <string.h>
 
 static const char *const rg__severities[] = {"info", "warning", "critical", NULL};
+
+void rg_host_oom(lua_State *L)
+{
+    if (lua_getfield(L, LUA_REGISTRYINDEX, RG_HOST_OOM) == LUA_TFUNCTION)
+        lua_call(L, 0, 0);
+    else
+        lua_pop(L, 1);
+}
 
 int rg_severity_ok(const char *s)
 {

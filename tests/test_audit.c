@@ -9,12 +9,12 @@
  */
 #define RG_TEST_SERVE
 #include "helpers.h"
-#include "digest.h"
+#include "core/digest.h"
 
 #define AUDITOR_A "north-auditor-key-0123456789abcdef"
 #define AUDITOR_B "south-auditor-key-0123456789abcdef"
 
-#include "rg.h"
+#include "core/rg.h"
 
 static int run(char **out, const char *a0, const char *a1, const char *a2, const char *a3,
                const char *a4, const char *a5)

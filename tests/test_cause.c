@@ -9,7 +9,7 @@
 #define RG_TEST_SERVE
 #include "helpers.h"
 
-#include "store.h"
+#include "store/store.h"
 
 #include <jansson.h>
 #include <sodium.h>

@@ -10,7 +10,7 @@
 #define RG_TEST_SERVE
 #include "helpers.h"
 
-#include "rg.h"
+#include "core/rg.h"
 
 /* Runs `regimen check DIR` on a clinic directory whose clinic.lua is text;
  * returns the exit code, with stdout and stderr joined in *all. */

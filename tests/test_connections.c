@@ -23,7 +23,7 @@
 #define RG_TEST_SERVE
 #include "helpers.h"
 
-#include "rg.h"
+#include "core/rg.h"
 
 #include <fcntl.h>
 #include <pthread.h>

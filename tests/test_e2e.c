@@ -7,7 +7,7 @@
  */
 #include "helpers.h"
 
-#include "rg.h"
+#include "core/rg.h"
 
 Test(e2e, example_clinic_matches_expected_transitions)
 {

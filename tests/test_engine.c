@@ -7,8 +7,8 @@
  */
 #include "helpers.h"
 
-#include "engine.h"
-#include "ingest.h"
+#include "engine/engine.h"
+#include "store/ingest.h"
 
 #include <jansson.h>
 #include <sqlite3.h>

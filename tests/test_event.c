@@ -7,8 +7,8 @@
  * Every refusal is checked for RG_EINVAL, the field it names ("" for the
  * line as a whole), a specific phrase in the message, and an emptied event.
  */
-#include "event.h"
-#include "store.h"
+#include "core/event.h"
+#include "store/store.h"
 
 #include <criterion/criterion.h>
 

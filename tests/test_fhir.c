@@ -10,7 +10,7 @@
 #define RG_TEST_SERVE
 #include "helpers.h"
 
-#include "fhir.h"
+#include "core/fhir.h"
 
 #include <jansson.h>
 

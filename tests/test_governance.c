@@ -11,7 +11,7 @@
 #define RG_TEST_SERVE
 #include "helpers.h"
 
-#include "rg.h"
+#include "core/rg.h"
 
 #include <jansson.h>
 #include <pthread.h>

@@ -4,7 +4,7 @@
  * The other processes are real ones (fork): record locks do not conflict
  * within one process.
  */
-#include "holder.h"
+#include "store/holder.h"
 
 #include <criterion/criterion.h>
 

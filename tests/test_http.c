@@ -9,7 +9,7 @@
  * byte for byte. Every test ends with rg_http_close, waits for its done
  * callback and asserts uv_loop_close(&loop) == 0.
  */
-#include "http.h"
+#include "service/http.h"
 
 #include <criterion/criterion.h>
 

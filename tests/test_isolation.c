@@ -9,8 +9,8 @@
 #define RG_TEST_SERVE
 #include "helpers.h"
 
-#include "rg.h"
-#include "store.h"
+#include "core/rg.h"
+#include "store/store.h"
 
 #include <sqlite3.h>
 

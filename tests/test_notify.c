@@ -13,7 +13,7 @@
 #define RG_TEST_SERVE /* connect_to */
 #include "helpers.h"
 
-#include "rg.h"
+#include "core/rg.h"
 
 static const char rg__timeline[] =
     "{\"id\":\"a\",\"clinic\":\"oncall\",\"patient\":\"p1\",\"type\":\"enrolled\","
@@ -175,7 +175,7 @@ Test(notify, check_refuses_a_bad_policy_naming_the_line)
 
 /* ---- the planner itself (rg_notify_plan), on plain values ---- */
 
-#include "notify.h"
+#include "engine/notify.h"
 
 #include <jansson.h>
 
@@ -530,7 +530,7 @@ Test(notify, simulate_acks_stop_the_chain_and_bad_lines_are_refused)
 
 /* ---- on-call schedules in clinic time ---- */
 
-#include "zone.h"
+#include "core/zone.h"
 
 static const char rg__oncall[] =
     "{\"receivers\":{\"ana\":{\"email\":\"ana@example.org\"},\"ben\":{\"email\":\"ben@example.org\"},"

@@ -325,7 +325,7 @@ Test(notify_service, three_warnings_due_together_are_one_message, .timeout = 120
 
 /* ---- webhook and SMS gateway receivers ---- */
 
-#include "webhook.h"
+#include "service/webhook.h"
 
 #include <pthread.h>
 

@@ -23,7 +23,7 @@
 #define RG_TEST_SERVE
 #include "helpers.h"
 
-#include "rg.h"
+#include "core/rg.h"
 
 #include <glob.h>
 #include <sys/mount.h>

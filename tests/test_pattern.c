@@ -14,7 +14,7 @@
 #ifndef _POSIX_C_SOURCE
 #define _POSIX_C_SOURCE 200809L /* clock_gettime */
 #endif
-#include "pattern.h"
+#include "engine/pattern.h"
 
 #include <criterion/criterion.h>
 /* Criterion's assertion macros declare variables after statements. */

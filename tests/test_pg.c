@@ -13,9 +13,9 @@
  * one worker at a time under one Idempotency-Key. Each test gets
  * a schema of its own on the cluster's database.
  */
-#include "rg.h"
-#include "pg_sql.h"
-#include "store.h"
+#include "core/rg.h"
+#include "store/pg_sql.h"
+#include "store/store.h"
 
 #define RG_TEST_SERVE
 #include "helpers.h"

@@ -7,9 +7,9 @@
  */
 #include "helpers.h"
 
-#include "engine.h"
-#include "ingest.h"
-#include "report.h"
+#include "engine/engine.h"
+#include "store/ingest.h"
+#include "present/report.h"
 
 #include <time.h>
 

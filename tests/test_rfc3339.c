@@ -6,7 +6,7 @@
  * calendar.timegm), and the formatters are cross-checked against libc's
  * gmtime_r over a wide range of instants, including ones before 1970.
  */
-#include "rg.h"
+#include "core/rg.h"
 
 #include <criterion/criterion.h>
 

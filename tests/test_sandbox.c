@@ -6,7 +6,7 @@
  */
 #include "helpers.h"
 
-#include "engine.h"
+#include "engine/engine.h"
 
 #include <lauxlib.h>
 #include <lualib.h>

@@ -9,7 +9,7 @@
 #define RG_TEST_SERVE
 #include "helpers.h"
 
-#include "rg.h"
+#include "core/rg.h"
 
 #include <arpa/inet.h>
 #include <netinet/in.h>

@@ -10,8 +10,8 @@
 #define RG_TEST_SERVE
 #include "helpers.h"
 
-#include "rg.h"
-#include "webhook.h"
+#include "core/rg.h"
+#include "service/webhook.h"
 
 #include <jansson.h>
 #include <sys/prctl.h>

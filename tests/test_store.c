@@ -1,5 +1,5 @@
 /*
- * test_store.c - Criterion tests for runtime/store/store.c and runtime/core/ingest.c
+ * test_store.c - Criterion tests for runtime/store/store.c and runtime/store/ingest.c
  * against a real SQLite file in a fresh temporary directory: schema and file
  * mode, idempotent/conflicting puts, event order, rejected input, patient
  * scheduling, paging, alert transitions, schema versions, and batched ingest
@@ -8,9 +8,9 @@
  * The database is also inspected through a second, independent SQLite
  * connection so that the checks do not rely only on the store's own readers.
  */
-#include "fields.h"
-#include "ingest.h"
-#include "store.h"
+#include "core/fields.h"
+#include "store/ingest.h"
+#include "store/store.h"
 
 #include <criterion/criterion.h>
 
@@ -1963,7 +1963,7 @@ static void on_reject_line(void *ud, const char *source, long line, const char *
     s->line[s->n++] = line;
 }
 
-/* Lines are read and validated on a second thread (runtime/core/ingest.c): the
+/* Lines are read and validated on a second thread (runtime/store/ingest.c): the
  * writer must still see them in file order, with their own line numbers,
  * across its chunks and batches; a store failure stops at the line it
  * happened on and takes back only the batch it was in. */

@@ -17,10 +17,10 @@
  * first opens, a v5 PostgreSQL database upgraded), and the many-worker
  * parts: leases and notices.
  */
-#include "digest.h"
-#include "audit.h"
-#include "ingest.h"
-#include "store.h"
+#include "core/digest.h"
+#include "store/audit.h"
+#include "store/ingest.h"
+#include "store/store.h"
 
 #include "helpers.h"
 

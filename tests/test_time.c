@@ -9,7 +9,7 @@
 #include <criterion/criterion.h>
 
 #include "helpers.h"
-#include "rg.h"
+#include "core/rg.h"
 
 #include <string.h>
 

@@ -9,7 +9,7 @@
 #define RG_TEST_SERVE
 #include "helpers.h"
 
-#include "rg.h"
+#include "core/rg.h"
 
 /* A self-signed certificate for 127.0.0.1 (cert.pem, key.pem in dir/sub). */
 static void make_cert(const char *dir, const char *sub)

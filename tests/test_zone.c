@@ -7,7 +7,7 @@
  */
 #include <criterion/criterion.h>
 
-#include "calendar.h"
+#include "core/calendar.h"
 
 #include <pthread.h>
 #include <stdio.h>

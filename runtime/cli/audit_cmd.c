@@ -11,10 +11,10 @@
  * the entries that match, oldest first, one a line. Both only read: they
  * run beside a service on the same database.
  */
-#include "audit_cmd.h"
+#include "cli/audit_cmd.h"
 
-#include "audit.h"
-#include "store.h"
+#include "store/audit.h"
+#include "store/store.h"
 
 #include <getopt.h>
 #include <inttypes.h>

@@ -9,11 +9,11 @@
  * rg_notify_entry), read-only beside a running service. Depends on clinic.c,
  * notify.c, smtp.c, libcurl and jansson.
  */
-#include "notify_cmd.h"
+#include "cli/notify_cmd.h"
 
-#include "clinic.h"
-#include "smtp.h"
-#include "store.h"
+#include "engine/clinic.h"
+#include "service/smtp.h"
+#include "store/store.h"
 
 #include <curl/curl.h>
 #include <jansson.h>

@@ -13,7 +13,7 @@
  * inside each hash, so stronger ones can be chosen later without a change
  * to the service: it verifies whatever the hash says.
  */
-#include "passwd_cmd.h"
+#include "cli/passwd_cmd.h"
 
 #include <sodium.h>
 

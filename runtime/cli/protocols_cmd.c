@@ -17,13 +17,13 @@
  * Approval needs a second person. Exit 0 done, 1 refused (one line saying
  * why), 2 could not run. Depends on governance.c, gate.c, explain.c.
  */
-#include "protocols_cmd.h"
+#include "cli/protocols_cmd.h"
 
-#include "explain.h"
-#include "gate.h"
-#include "governance.h"
-#include "holder.h"
-#include "store.h"
+#include "engine/explain.h"
+#include "engine/gate.h"
+#include "engine/governance.h"
+#include "store/holder.h"
+#include "store/store.h"
 
 #include <getopt.h>
 #include <limits.h>

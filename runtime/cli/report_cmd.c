@@ -13,13 +13,13 @@
  * not run (usage, unreadable input, protocols that do not load); a file
  * with refused lines is reported on standard error and exits 1.
  */
-#include "report_cmd.h"
+#include "cli/report_cmd.h"
 
-#include "clinic.h"
-#include "compliance.h"
-#include "event.h"
-#include "ingest.h"
-#include "store.h"
+#include "engine/clinic.h"
+#include "engine/compliance.h"
+#include "core/event.h"
+#include "store/ingest.h"
+#include "store/store.h"
 
 #include <errno.h>
 #include <getopt.h>

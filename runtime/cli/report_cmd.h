@@ -5,7 +5,7 @@
 #ifndef RG_REPORT_CMD_H
 #define RG_REPORT_CMD_H
 
-#include "sandbox.h"
+#include "engine/sandbox.h"
 
 /* Runs `regimen report` with argv[0] = "report"; shipped is the shipped
  * protocol root (NULL when not found). Returns the exit code. */

@@ -5,7 +5,7 @@
  * 08:00 on both sides of a daylight-saving change; an opening that falls in
  * a skipped hour moves forward with it (rg_zone_to_utc). Depends on zone.c.
  */
-#include "calendar.h"
+#include "core/calendar.h"
 
 #include <string.h>
 

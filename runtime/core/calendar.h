@@ -11,7 +11,7 @@
 #ifndef RG_CALENDAR_H
 #define RG_CALENDAR_H
 
-#include "zone.h"
+#include "core/zone.h"
 
 #define RG_CAL_MAX_CLOSURES 512
 

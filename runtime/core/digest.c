@@ -12,7 +12,7 @@
  * with a per-store secret: simulate, test and serve give the same keys for
  * the same events, run after run. Nothing here allocates.
  */
-#include "digest.h"
+#include "core/digest.h"
 
 #include <openssl/evp.h>
 

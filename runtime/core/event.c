@@ -12,8 +12,8 @@
  * compared as JSON values (key order and spacing do not matter), see
  * rg_store_put_event.
  */
-#include "event.h"
-#include "fields.h"
+#include "core/event.h"
+#include "core/fields.h"
 
 #include <stdio.h>
 #include <stdlib.h>

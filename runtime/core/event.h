@@ -11,7 +11,7 @@
 #ifndef RG_EVENT_H
 #define RG_EVENT_H
 
-#include "rg.h"
+#include "core/rg.h"
 #include <jansson.h>
 
 #define RG_EVENT_MAX_LINE 65536   /* bytes of one JSON line or HTTP event */

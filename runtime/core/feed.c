@@ -1,7 +1,7 @@
 /*
  * feed.c - transitions as JSON (see feed.h). Depends on jansson and zone.c.
  */
-#include "feed.h"
+#include "core/feed.h"
 
 json_t *rg_time_json(rg_time t)
 {

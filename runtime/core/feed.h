@@ -6,8 +6,8 @@
 #ifndef RG_FEED_H
 #define RG_FEED_H
 
-#include "store.h"
-#include "zone.h"
+#include "core/transition.h"
+#include "core/zone.h"
 
 #include <jansson.h>
 

@@ -11,9 +11,9 @@
  * blood pressure / PHQ-9 total of the same patient and instant, the way EHRs
  * (and Synthea) split what regimen keeps as one event.
  */
-#include "fhir.h"
+#include "core/fhir.h"
 
-#include "grow.h"
+#include "core/grow.h"
 
 #include <math.h>
 #include <stdarg.h>

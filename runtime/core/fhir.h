@@ -16,7 +16,7 @@
 #ifndef RG_FHIR_H
 #define RG_FHIR_H
 
-#include "event.h"
+#include "core/event.h"
 
 /* The code lists a clinic may replace (clinic.lua: fhir = { codes = {...} }). */
 enum {

@@ -5,7 +5,7 @@
  * the caller drops the buffer. The reader checks every length against the
  * record's end, so a damaged row reads as "malformed", never out of bounds.
  */
-#include "fields.h"
+#include "core/fields.h"
 
 #include <jansson.h>
 

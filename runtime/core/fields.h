@@ -23,7 +23,7 @@
 #ifndef RG_FIELDS_H
 #define RG_FIELDS_H
 
-#include "rg.h"
+#include "core/rg.h"
 
 #include <stddef.h>
 #include <stdint.h>

@@ -9,7 +9,7 @@
  * which rg_time_format could not print as RFC 3339.
  * Day counting uses the proleptic Gregorian calendar (civil-from-days).
  */
-#include "rg.h"
+#include "core/rg.h"
 
 #include <stdio.h>
 

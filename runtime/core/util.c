@@ -2,7 +2,7 @@
  * util.c - error text, clocks and the growable output buffer shared by all
  * modules. Depends only on libc.
  */
-#include "rg.h"
+#include "core/rg.h"
 
 #include <ctype.h>
 #include <errno.h>

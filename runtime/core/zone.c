@@ -18,7 +18,7 @@
  * zones load when clinics do: a sweep's main thread loads every --clinic
  * before its workers start, so they find the zones cached.
  */
-#include "zone.h"
+#include "core/zone.h"
 
 #include <pthread.h>
 #include <stdio.h>

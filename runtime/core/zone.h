@@ -10,7 +10,7 @@
 #ifndef RG_ZONE_H
 #define RG_ZONE_H
 
-#include "rg.h"
+#include "core/rg.h"
 
 typedef struct rg_zone rg_zone;
 

@@ -24,12 +24,12 @@
  * recorders only note their arguments and call the method they wrap.
  * Depends on clinic.c, engine.c, ingest.c, jansson and Lua.
  */
-#include "check.h"
+#include "engine/check.h"
 
-#include "bindings.h"
-#include "clinic.h"
-#include "engine.h"
-#include "ingest.h"
+#include "bindings/bindings.h"
+#include "engine/clinic.h"
+#include "engine/engine.h"
+#include "store/ingest.h"
 
 #include <lauxlib.h>
 #include <lualib.h>

@@ -21,7 +21,7 @@
 #ifndef RG_CHECK_H
 #define RG_CHECK_H
 
-#include "sandbox.h"
+#include "engine/sandbox.h"
 
 #include <stdio.h>
 

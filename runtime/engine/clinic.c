@@ -10,10 +10,10 @@
  * to copy), and __index could answer differently the second time.
  * Depends on sandbox.c and the regimen module.
  */
-#include "clinic.h"
+#include "engine/clinic.h"
 
-#include "bindings.h"
-#include "digest.h"
+#include "bindings/bindings.h"
+#include "core/digest.h"
 
 #include <jansson.h>
 #include <lauxlib.h>

@@ -21,10 +21,10 @@
 #ifndef RG_CLINIC_H
 #define RG_CLINIC_H
 
-#include "fhir.h"
-#include "calendar.h"
-#include "notify.h"
-#include "sandbox.h"
+#include "core/fhir.h"
+#include "core/calendar.h"
+#include "engine/notify.h"
+#include "engine/sandbox.h"
 
 typedef struct rg_rule {
     char *id, *severity, *where; /* where: "file:line" of the rule's check */

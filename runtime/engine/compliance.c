@@ -14,9 +14,9 @@
  * first rems_form whose data.dose names the dose. Depends on the store,
  * jansson (event data), the clinic's sandbox (its parameters) and zone.c.
  */
-#include "compliance.h"
+#include "engine/compliance.h"
 
-#include "grow.h"
+#include "core/grow.h"
 
 #include <jansson.h>
 #include <lauxlib.h>

@@ -20,9 +20,9 @@
 #ifndef RG_COMPLIANCE_H
 #define RG_COMPLIANCE_H
 
-#include "calendar.h"
-#include "clinic.h"
-#include "store.h"
+#include "core/calendar.h"
+#include "engine/clinic.h"
+#include "store/store.h"
 
 #include <stdio.h>
 

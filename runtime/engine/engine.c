@@ -8,12 +8,12 @@
  * the open alerts, and writes transitions. Depends on clinic.c, store.c and
  * the history binding.
  */
-#include "engine.h"
-#include "digest.h"
-#include "fields.h"
-#include "hcache.h"
+#include "engine/engine.h"
+#include "core/digest.h"
+#include "core/fields.h"
+#include "engine/hcache.h"
 
-#include "bindings.h"
+#include "bindings/bindings.h"
 
 #include <lauxlib.h>
 #include <jansson.h>

@@ -25,9 +25,9 @@
 #ifndef RG_ENGINE_H
 #define RG_ENGINE_H
 
-#include "clinic.h"
-#include "hcache.h"
-#include "store.h"
+#include "engine/clinic.h"
+#include "engine/hcache.h"
+#include "store/store.h"
 
 typedef struct rg_engine rg_engine;
 

@@ -10,8 +10,8 @@
  * rg_diff compares two runs over the same history (two protocol
  * versions) transition by transition. Both read only the store.
  */
-#include "explain.h"
-#include "digest.h"
+#include "engine/explain.h"
+#include "core/digest.h"
 
 #include <jansson.h>
 

@@ -5,8 +5,8 @@
 #ifndef RG_EXPLAIN_H
 #define RG_EXPLAIN_H
 
-#include "engine.h"
-#include "store.h"
+#include "engine/engine.h"
+#include "store/store.h"
 
 #include <stdio.h>
 

@@ -6,11 +6,11 @@
  * directory's scenario tests through scenario.c's runner), whose report it
  * keeps as the reason. Depends on check.c and scenario.c.
  */
-#include "gate.h"
+#include "engine/gate.h"
 
-#include "check.h"
-#include "digest.h"
-#include "scenario.h"
+#include "engine/check.h"
+#include "core/digest.h"
+#include "engine/scenario.h"
 
 #include <dirent.h>
 #include <stdio.h>

@@ -12,7 +12,7 @@
 #ifndef RG_GATE_H
 #define RG_GATE_H
 
-#include "sandbox.h"
+#include "engine/sandbox.h"
 
 #include <stdint.h>
 

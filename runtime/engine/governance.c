@@ -5,11 +5,11 @@
  * (rg_engine_advance) evaluate it, and replay a clinic's stored history
  * under a version for rg_diff. Depends on engine.c, ingest.c and the store.
  */
-#include "governance.h"
+#include "engine/governance.h"
 
-#include "explain.h"
-#include "gate.h"
-#include "ingest.h"
+#include "engine/explain.h"
+#include "engine/gate.h"
+#include "store/ingest.h"
 
 #include <dirent.h>
 #include <errno.h>

@@ -8,8 +8,8 @@
 #ifndef RG_GOVERNANCE_H
 #define RG_GOVERNANCE_H
 
-#include "engine.h"
-#include "store.h"
+#include "engine/engine.h"
+#include "store/store.h"
 
 #include <stddef.h>
 #include <stdio.h>

@@ -4,8 +4,8 @@
  * nothing here can fail half-way: an entry is built whole before it replaces
  * the old one.
  */
-#include "hcache.h"
-#include "digest.h"
+#include "engine/hcache.h"
+#include "core/digest.h"
 
 #include <stdlib.h>
 #include <string.h>

@@ -15,7 +15,7 @@
 #ifndef RG_HCACHE_H
 #define RG_HCACHE_H
 
-#include "bindings.h"
+#include "bindings/bindings.h"
 
 #include <stddef.h>
 #include <stdint.h>

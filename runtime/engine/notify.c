@@ -10,13 +10,13 @@
  * sends one notification for what falls due together for one patient and
  * records the others as grouped. Depends on jansson and zone.c.
  */
-#include "notify.h"
+#include "engine/notify.h"
 
-#include "clinic.h"
-#include "engine.h"
-#include "grow.h"
-#include "store.h"
-#include "zone.h"
+#include "engine/clinic.h"
+#include "engine/engine.h"
+#include "core/grow.h"
+#include "store/store.h"
+#include "core/zone.h"
 
 #include <jansson.h>
 

@@ -23,8 +23,8 @@
 #ifndef RG_NOTIFY_H
 #define RG_NOTIFY_H
 
-#include "calendar.h"
-#include "rg.h"
+#include "core/calendar.h"
+#include "core/rg.h"
 
 #include <stdint.h>
 

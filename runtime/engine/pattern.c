@@ -14,7 +14,7 @@
  * as Lua's do). Allocates nothing: every string is built in a luaL_Buffer, so
  * a Lua error (longjmp) can never leak memory.
  */
-#include "pattern.h"
+#include "engine/pattern.h"
 
 #include <lauxlib.h>
 

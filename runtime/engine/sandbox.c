@@ -8,10 +8,10 @@
  * Lua 5.4, runtime/engine/pattern.c (the guarded string matcher) and the regimen
  * module in bindings/.
  */
-#include "sandbox.h"
+#include "engine/sandbox.h"
 
-#include "bindings.h"
-#include "pattern.h"
+#include "bindings/bindings.h"
+#include "engine/pattern.h"
 
 #include <lauxlib.h>
 #include <lualib.h>
@@ -525,6 +525,13 @@ void rg_sandbox_errmem(rg_sandbox *sb)
 {
     if (!sb->mem_hit)
         sb->oom = 1;
+}
+
+/* [-0, +0] RG_HOST_OOM: a binding's own allocation failed. */
+static int rg__host_oom(lua_State *L)
+{
+    rg_sandbox_errmem(rg_sandbox_of(L));
+    return 0;
 }
 
 /* [-1, +1] Message handler: the error as text, plus where it came from in
@@ -1232,7 +1239,10 @@ static void rg__build_globals(rg_sandbox *sb)
     rg__clear(L);
     lua_pop(L, 1);
 
-    /* regimen, the module every protocol uses, is there from the start. */
+    /* regimen, the module every protocol uses, is there from the start; it
+     * tells the sandbox when its own memory fails (bindings.h). */
+    lua_pushcfunction(L, rg__host_oom);
+    lua_setfield(L, LUA_REGISTRYINDEX, RG_HOST_OOM);
     lua_rawgetp(L, LUA_REGISTRYINDEX, &rg__k_loaded);
     rg_open_regimen(L);
     rg_sandbox_freeze(L, "module 'regimen'");

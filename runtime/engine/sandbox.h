@@ -24,7 +24,7 @@
 #ifndef RG_SANDBOX_H
 #define RG_SANDBOX_H
 
-#include "rg.h"
+#include "core/rg.h"
 
 #include <lua.h>
 

@@ -8,11 +8,11 @@
  * advanced to the horizon by the same rg_engine_advance_all as `simulate`.
  * Depends on sandbox.c, engine.c, ingest.c and jansson.
  */
-#include "scenario.h"
+#include "engine/scenario.h"
 
-#include "clinic.h"
-#include "engine.h"
-#include "ingest.h"
+#include "engine/clinic.h"
+#include "engine/engine.h"
+#include "store/ingest.h"
 
 #include <lauxlib.h>
 #include <jansson.h>

@@ -14,7 +14,7 @@
 #ifndef RG_SCENARIO_H
 #define RG_SCENARIO_H
 
-#include "sandbox.h"
+#include "engine/sandbox.h"
 
 #include <stdio.h>
 

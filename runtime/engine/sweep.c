@@ -7,7 +7,7 @@
  * RG__INFLIGHT pages per worker are read ahead, so memory stays bounded
  * whatever the size of the store. Depends on engine.c, store.c and pthreads.
  */
-#include "sweep.h"
+#include "engine/sweep.h"
 
 #include <pthread.h>
 #include <stdio.h>

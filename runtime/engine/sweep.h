@@ -17,7 +17,7 @@
 #ifndef RG_SWEEP_H
 #define RG_SWEEP_H
 
-#include "engine.h"
+#include "engine/engine.h"
 
 typedef struct rg_sweep_opts {
     const char *db; /* the store's path, opened once more per worker */

@@ -4,11 +4,11 @@
  * alerts, acks and snoozes, the transition feed and its SSE stream, /healthz
  * and /metrics. The worklist's page and endpoints are in worklist.c.
  */
-#include "service.h"
+#include "service/service.h"
 
-#include "clinic.h"
-#include "feed.h"
-#include "ingest.h"
+#include "engine/clinic.h"
+#include "core/feed.h"
+#include "store/ingest.h"
 
 #include <errno.h>
 #include <stdio.h>

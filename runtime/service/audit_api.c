@@ -22,9 +22,9 @@
  * (never the token); rg_svc_audit_begin takes a user and role for when
  * requests carry people's identities.
  */
-#include "service.h"
+#include "service/service.h"
 
-#include "audit.h"
+#include "store/audit.h"
 
 #include <openssl/evp.h>
 

@@ -10,7 +10,7 @@
  * this from the configuration file (SIGHUP, POST /v1/admin/reload), which
  * ends the sessions and streams of identities that are gone.
  */
-#include "service.h"
+#include "service/service.h"
 
 #include <sodium.h>
 

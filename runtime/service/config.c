@@ -1,7 +1,7 @@
 /*
  * config.c - the service's configuration file (see serve.c for its form).
  */
-#include "service.h"
+#include "service/service.h"
 
 #include <errno.h>
 #include <stddef.h>

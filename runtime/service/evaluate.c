@@ -30,11 +30,11 @@
  * (replaying the clinic's history) or drops it; a failure of the shadow is
  * logged and never touches the active evaluation.
  */
-#include "service.h"
-#include "digest.h"
+#include "service/service.h"
+#include "core/digest.h"
 
-#include "governance.h"
-#include "ingest.h"
+#include "engine/governance.h"
+#include "store/ingest.h"
 
 #include <pthread.h>
 #include <stdatomic.h>

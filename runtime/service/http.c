@@ -24,8 +24,8 @@
  * plaintext it gives (rg__feed), and every write is encrypted before
  * uv_write (rg__write). Nothing else here knows of TLS.
  */
-#include "http.h"
-#include "tls.h"
+#include "service/http.h"
+#include "service/tls.h"
 
 #include <http_parser.h>
 

@@ -17,7 +17,7 @@
 #ifndef RG_HTTP_H
 #define RG_HTTP_H
 
-#include "rg.h"
+#include "core/rg.h"
 
 #include <stddef.h>
 #include <stdint.h>

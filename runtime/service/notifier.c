@@ -23,11 +23,11 @@
  * back-off (1 s doubling) up to RG__TRIES attempts. One send at a time.
  * Depends on notify.c, smtp.c, webhook.c (signatures), store.h, libcurl.
  */
-#include "service.h"
+#include "service/service.h"
 
-#include "clinic.h"
-#include "notify.h"
-#include "smtp.h"
+#include "engine/clinic.h"
+#include "engine/notify.h"
+#include "service/smtp.h"
 
 #include <curl/curl.h>
 

@@ -9,9 +9,9 @@
  * "none" and every other algorithm are refused, and the algorithm must be the
  * key's (a JWK's "alg" when it has one, else its kty's).
  */
-#include "oidc.h"
+#include "service/oidc.h"
 
-#include "event.h"
+#include "core/event.h"
 
 #include <openssl/bn.h>
 #include <openssl/core_names.h>

@@ -12,7 +12,7 @@
 #ifndef RG_OIDC_H
 #define RG_OIDC_H
 
-#include "rg.h"
+#include "core/rg.h"
 
 #include <jansson.h>
 #include <stddef.h>

@@ -21,10 +21,10 @@
  * thread with a store connection of its own: the full check with the
  * scenario tests and the replay for the diff never stall the loop.
  */
-#include "service.h"
+#include "service/service.h"
 
-#include "explain.h"
-#include "governance.h"
+#include "engine/explain.h"
+#include "engine/governance.h"
 
 #include <errno.h>
 #include <jansson.h>

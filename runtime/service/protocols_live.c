@@ -11,9 +11,9 @@
  * clinic's shadow version (in any mode), which the evaluation threads run
  * beside the active one (evaluate.c).
  */
-#include "service.h"
+#include "service/service.h"
 
-#include "governance.h"
+#include "engine/governance.h"
 
 #include <stdio.h>
 #include <stdlib.h>

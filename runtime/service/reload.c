@@ -15,9 +15,9 @@
  * nothing of it is live yet): rg_svc_gates_free leaves a busy thread behind,
  * the process exits without it. Depends on gate.c, clinic.c, pthreads, libuv.
  */
-#include "service.h"
+#include "service/service.h"
 
-#include "gate.h"
+#include "engine/gate.h"
 
 #include <stdio.h>
 #include <stdlib.h>

@@ -6,10 +6,10 @@
  * Reads the store on the loop, like the other GETs: a report covers the
  * events of one clinic's patients.
  */
-#include "service.h"
+#include "service/service.h"
 
-#include "clinic.h"
-#include "compliance.h"
+#include "engine/clinic.h"
+#include "engine/compliance.h"
 
 #include <stdio.h>
 #include <stdlib.h>

@@ -41,16 +41,16 @@
  * minute: the wake timer re-reads the store at least every RG_TIMER_CAP_MS,
  * also when nothing is due.
  */
-#include "serve.h"
-#include "service.h"
+#include "service/serve.h"
+#include "service/service.h"
 
-#include "engine.h"
-#include "feed.h"
-#include "gate.h"
-#include "holder.h"
-#include "http.h"
-#include "webhook.h"
-#include "ingest.h"
+#include "engine/engine.h"
+#include "core/feed.h"
+#include "engine/gate.h"
+#include "store/holder.h"
+#include "service/http.h"
+#include "service/webhook.h"
+#include "store/ingest.h"
 
 #include <jansson.h>
 #include <uv.h>

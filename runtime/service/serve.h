@@ -11,7 +11,7 @@
 #ifndef RG_SERVE_H
 #define RG_SERVE_H
 
-#include "sandbox.h"
+#include "engine/sandbox.h"
 
 /* Runs the service until SIGTERM/SIGINT; returns the process exit code. */
 int rg_serve_main(const char *db_path, const char *config_path, const char *shipped);

@@ -13,15 +13,15 @@
 #ifndef RG_SERVICE_H
 #define RG_SERVICE_H
 
-#include "engine.h"
-#include "fhir.h"
-#include "sweep.h"
-#include "holder.h"
-#include "http.h"
-#include "tls.h"
-#include "webhook.h"
-#include "auth.h"
-#include "oidc.h"
+#include "engine/engine.h"
+#include "core/fhir.h"
+#include "engine/sweep.h"
+#include "store/holder.h"
+#include "service/http.h"
+#include "service/tls.h"
+#include "service/webhook.h"
+#include "service/auth.h"
+#include "service/oidc.h"
 
 #include <jansson.h>
 #include <pthread.h>

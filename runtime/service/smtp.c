@@ -6,9 +6,9 @@
  * alert text cannot add headers, and the body's line ends become CRLF
  * (libcurl escapes a leading dot). Depends on libcurl.
  */
-#include "smtp.h"
+#include "service/smtp.h"
 
-#include "rg.h"
+#include "core/rg.h"
 
 #include <curl/curl.h>
 

@@ -13,7 +13,7 @@
  * keep theirs (an SSL holds a reference to its SSL_CTX). A pair that does
  * not load is refused and the old one stays. TLS 1.2 at least.
  */
-#include "tls.h"
+#include "service/tls.h"
 
 #include <openssl/err.h>
 #include <openssl/ssl.h>

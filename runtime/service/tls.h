@@ -10,7 +10,7 @@
 #ifndef RG_TLS_H
 #define RG_TLS_H
 
-#include "rg.h"
+#include "core/rg.h"
 
 #include <stddef.h>
 #include <sys/types.h>

@@ -7,9 +7,9 @@
  * here blocks the loop. Depends on libcurl, libuv, store.c and feed.c, and
  * on OpenSSL's libcrypto for the signatures (HMAC-SHA256, base64).
  */
-#include "webhook.h"
+#include "service/webhook.h"
 
-#include "feed.h"
+#include "core/feed.h"
 
 #include <curl/curl.h>
 #include <openssl/evp.h>

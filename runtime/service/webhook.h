@@ -30,13 +30,13 @@
 #ifndef RG_WEBHOOK_H
 #define RG_WEBHOOK_H
 
-#include "store.h"
+#include "store/store.h"
 
 #include <uv.h>
 
 typedef struct rg_webhooks rg_webhooks;
 
-#include "zone.h"
+#include "core/zone.h"
 
 /* A signing secret, decoded from its "whsec_<base64>" text. */
 #define RG_WEBHOOK_KEYS 2

@@ -7,11 +7,11 @@
  * `regimen explain`) and a patient's timeline (rg_report_patient_svg, the
  * drawing of `simulate --format html`). docs/service.md says why tickets.
  */
-#include "service.h"
+#include "service/service.h"
 
-#include "explain.h"
-#include "report.h"
-#include "www.h"
+#include "engine/explain.h"
+#include "present/report.h"
+#include "service/www.h"
 
 #include <stdio.h>
 #include <stdlib.h>

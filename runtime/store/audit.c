@@ -7,9 +7,9 @@
  * "<length>:<bytes>\n" (seq and at in decimal): no field's content can be
  * read as another's. SHA-256 comes from OpenSSL's libcrypto (EVP_Digest).
  */
-#include "audit.h"
+#include "store/audit.h"
 
-#include "feed.h"
+#include "core/feed.h"
 
 #include <openssl/evp.h>
 

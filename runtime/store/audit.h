@@ -12,7 +12,7 @@
 #ifndef RG_AUDIT_H
 #define RG_AUDIT_H
 
-#include "store.h"
+#include "store/store.h"
 
 #include <jansson.h>
 

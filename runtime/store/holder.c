@@ -13,8 +13,8 @@
  * closes ANY descriptor of the file, so the holder opens the lock file once
  * and keeps that one descriptor until rg_holder_release.
  */
-#include "holder.h"
-#include "pg.h"
+#include "store/holder.h"
+#include "store/pg.h"
 
 #include <errno.h>
 #include <fcntl.h>

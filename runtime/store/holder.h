@@ -21,7 +21,7 @@
 #ifndef RG_HOLDER_H
 #define RG_HOLDER_H
 
-#include "rg.h"
+#include "core/rg.h"
 
 #include <limits.h>
 #include <signal.h>

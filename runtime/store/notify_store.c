@@ -12,9 +12,9 @@
  * they are prepared when called. Depends on sqlite3, libpq (through pg.c's
  * connection) and store.c.
  */
-#include "store.h"
-#include "store_sql.h"
-#include "pg.h"
+#include "store/store.h"
+#include "store/store_sql.h"
+#include "store/pg.h"
 
 #include <libpq-fe.h>
 #include <sqlite3.h>

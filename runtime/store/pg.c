@@ -33,8 +33,8 @@
  * open): every caller rolls back on an error, so this changes nothing for
  * them, and a COMMIT of an aborted transaction is reported as a failure.
  */
-#include "pg.h"
-#include "pg_sql.h"
+#include "store/pg.h"
+#include "store/pg_sql.h"
 
 #include <libpq-fe.h>
 

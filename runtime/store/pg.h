@@ -13,7 +13,7 @@
 #ifndef RG_PG_H
 #define RG_PG_H
 
-#include "store.h"
+#include "store/store.h"
 
 typedef struct rg_pg rg_pg;
 

@@ -6,7 +6,7 @@
  * statements are not prepared (rg_pg_query); the shadow's run with each
  * evaluation job of a shadowed clinic, a handful of rows at a time.
  */
-#include "pg.h"
+#include "store/pg.h"
 
 #include <libpq-fe.h>
 #include <stdio.h>

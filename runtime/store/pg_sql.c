@@ -3,7 +3,7 @@
  * upgrade steps and every statement pg.c prepares. What the statements rest
  * on (sequence numbers, leases, the partitioning) is told in pg.c's header.
  */
-#include "pg_sql.h"
+#include "store/pg_sql.h"
 
 #define RG__PARTS 8 /* hash partitions per table */
 #define RG__S(x) #x

@@ -6,9 +6,9 @@
  * instead of holding one in store.c's table. On PostgreSQL each goes to its
  * rg_pg_* twin (pg_protosets.c).
  */
-#include "pg.h"
-#include "store.h"
-#include "store_sql.h"
+#include "store/pg.h"
+#include "store/store.h"
+#include "store/store_sql.h"
 
 #include <sqlite3.h>
 #include <string.h>

@@ -7,11 +7,11 @@
  * i to i+1, so an old database is brought forward in place, inside one
  * transaction, when it is opened.
  */
-#include "store.h"
-#include "digest.h"
-#include "fields.h"
-#include "pg.h"
-#include "store_sql.h"
+#include "store/store.h"
+#include "core/digest.h"
+#include "core/fields.h"
+#include "store/pg.h"
+#include "store/store_sql.h"
 
 #define RG_STORE_MMAP "268435456" /* 256 MiB */
 

@@ -3,7 +3,7 @@
  * migrations from version 0, and every statement store.c prepares.
  * pg_sql.c holds the PostgreSQL twins, with the same version numbers.
  */
-#include "store_sql.h"
+#include "store/store_sql.h"
 
 const char *const rg_store_migrations[] = {
     /* 0 -> 1: the first schema */

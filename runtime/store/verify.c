@@ -8,8 +8,8 @@
  * explain each event it shows (explain.c). Reads only, through store.h, on
  * either backend; never repairs anything.
  */
-#include "store.h"
-#include "digest.h"
+#include "store/store.h"
+#include "core/digest.h"
 
 #include <stdlib.h>
 #include <string.h>

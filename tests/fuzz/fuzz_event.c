@@ -1,6 +1,6 @@
 /*
  * fuzz_event.c - libFuzzer harness for event validation and ingest:
- * rg_event_parse (runtime/core/event.c), rg_ingest_one (runtime/core/ingest.c) and
+ * rg_event_parse (runtime/core/event.c), rg_ingest_one (runtime/store/ingest.c) and
  * rg_store_put_event / rg_store_reject (runtime/store/store.c).
  *
  * The input is read as JSON Lines: each line is parsed with rg_event_parse
@@ -13,7 +13,7 @@
  * duplicate, sending it again as is, or re-printed with sorted keys, is a
  * duplicate.
  */
-#include "ingest.h"
+#include "store/ingest.h"
 
 #include <stdio.h>
 #include <stdlib.h>

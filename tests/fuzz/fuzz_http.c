@@ -16,7 +16,7 @@
  * without ".." segments, NUL-ended body), the reply starts "HTTP/1.1 ",
  * and the connection ends within 3 s (else the harness aborts: a hang).
  */
-#include "http.h"
+#include "service/http.h"
 
 #include <signal.h>
 #include <stdio.h>

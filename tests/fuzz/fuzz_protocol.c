@@ -12,7 +12,7 @@
  * crash, abort or hang, and its message must not show a NULL string as
  * "(null)" (unless the input itself says "(null)").
  */
-#include "clinic.h"
+#include "engine/clinic.h"
 
 #include <stdio.h>
 #include <stdlib.h>

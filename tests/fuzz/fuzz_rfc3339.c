@@ -8,7 +8,7 @@
  * date, day), and when that instant lies in years 0000-9999 its text must
  * parse back to it.
  */
-#include "rg.h"
+#include "core/rg.h"
 
 #include <stdio.h>
 #include <stdlib.h>

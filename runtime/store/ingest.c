@@ -9,7 +9,7 @@
  * The valid events of a chunk go to the store in one call
  * (rg_store_put_events: one round trip to PostgreSQL).
  */
-#include "ingest.h"
+#include "store/ingest.h"
 
 #include <jansson.h>
 #include <pthread.h>

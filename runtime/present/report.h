@@ -8,8 +8,8 @@
 #ifndef RG_REPORT_H
 #define RG_REPORT_H
 
-#include "store.h"
-#include "zone.h"
+#include "store/store.h"
+#include "core/zone.h"
 
 #include <stdio.h>
 

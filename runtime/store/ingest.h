@@ -11,8 +11,8 @@
 #ifndef RG_INGEST_H
 #define RG_INGEST_H
 
-#include "fhir.h"
-#include "store.h"
+#include "core/fhir.h"
+#include "store/store.h"
 
 #include <stdio.h>
 

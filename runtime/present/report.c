@@ -10,7 +10,7 @@
  * opened) so that the walk over patients meets them in order: O(n log n).
  * Every string that came from users goes through rg__put, which escapes it.
  */
-#include "report.h"
+#include "present/report.h"
 
 #include <stdlib.h>
 #include <string.h>
