@@ -10,9 +10,11 @@
  */
 #include "core/fields.h"
 #include "store/ingest.h"
+#include "store/sqlite.h"
 #include "store/store.h"
 
 #include <criterion/criterion.h>
+#include <sqlite3.h>
 
 #include <errno.h>
 #include <fcntl.h>
@@ -1273,7 +1275,7 @@ Test(store, due_patients_read_the_wake_index_earliest_first)
     sqlite3 *db = peek_open();
     char sql[1024], plan[2048] = "";
     sqlite3_stmt *s;
-    snprintf(sql, sizeof sql, "EXPLAIN QUERY PLAN %s", rg_store_due_sql());
+    snprintf(sql, sizeof sql, "EXPLAIN QUERY PLAN %s", rg_sqlite_due_sql());
     cr_assert_eq(sqlite3_prepare_v2(db, sql, -1, &s, NULL), SQLITE_OK, "%s", sqlite3_errmsg(db));
     while (sqlite3_step(s) == SQLITE_ROW) {
         size_t n = strlen(plan);
@@ -1314,10 +1316,10 @@ Test(store, due_patients_read_the_wake_index_earliest_first)
 Test(store, reads_by_key_use_an_index_on_clinic_and_key)
 {
     sqlite3 *db = peek_open();
-    for (int i = 0; rg_store_key_sql(i); i++) {
+    for (int i = 0; rg_sqlite_key_sql(i); i++) {
         char sql[2048], plan[2048] = "";
         sqlite3_stmt *s;
-        snprintf(sql, sizeof sql, "EXPLAIN QUERY PLAN %s", rg_store_key_sql(i));
+        snprintf(sql, sizeof sql, "EXPLAIN QUERY PLAN %s", rg_sqlite_key_sql(i));
         cr_assert_eq(sqlite3_prepare_v2(db, sql, -1, &s, NULL), SQLITE_OK, "%s",
                      sqlite3_errmsg(db));
         while (sqlite3_step(s) == SQLITE_ROW) {
@@ -1918,27 +1920,25 @@ Test(store_file, first_open_of_a_new_file_by_racing_processes_is_safe, .timeout 
 
 static void count_commit(void *ud) { (*(int *)ud)++; }
 
-/* data_version moves for another connection's commits only; the commit hook
- * runs after each commit that succeeded, not after a rollback. */
-Test(store_file, data_version_and_the_commit_hook)
+/* Another connection's commits are news to rg_store_changed, this one's
+ * own never are; the commit hook runs after each commit that succeeded,
+ * not after a rollback. */
+Test(store_file, changed_and_the_commit_hook)
 {
     char err[512] = "";
     rg_store *other;
-    int commits = 0;
-    int64_t v0, v1, v2;
+    int commits = 0, fd = 0;
     cr_assert_eq(rg_store_open(&st, dbpath, NULL, err, sizeof err), RG_OK, "%s", err);
     cr_assert_eq(rg_store_open(&other, dbpath, NULL, err, sizeof err), RG_OK, "%s", err);
     rg_store_on_commit(st, count_commit, &commits);
-    cr_assert_eq(rg_store_data_version(other, &v0), RG_OK);
-    cr_assert_eq(rg_store_data_version(st, &v1), RG_OK);
+    cr_assert_eq(rg_store_changes_fd(other, &fd), RG_OK);
+    cr_assert_eq(rg_store_changes_fd(st, &fd), RG_OK);
     cr_assert_eq(rg_store_begin(st), RG_OK);
     cr_assert_eq(rg_store_reject(st, "t", 1, "f", "r", "x", 1), RG_OK);
     cr_assert_eq(rg_store_commit(st), RG_OK);
     cr_assert_eq(commits, 1);
-    cr_assert_eq(rg_store_data_version(st, &v2), RG_OK);
-    cr_assert_eq(v2, v1, "our own commit does not move our data_version");
-    cr_assert_eq(rg_store_data_version(other, &v2), RG_OK);
-    cr_assert_neq(v2, v0, "another connection's commit moves it");
+    cr_assert_eq(rg_store_changed(st), 0, "our own commit is no news to us");
+    cr_assert_eq(rg_store_changed(other), 1, "another connection's commit is");
     cr_assert_eq(rg_store_begin(st), RG_OK);
     rg_store_rollback(st);
     cr_assert_eq(commits, 1, "no hook for a rollback");

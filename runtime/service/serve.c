@@ -284,17 +284,15 @@ void rg_svc_arm(rg_svc *sv)
 /* Another process committed to the store (rg_holder_notify): its events
  * have scheduled their patients there, so the earliest wake-up is read again
  * and whatever is due now is evaluated in this loop iteration. A notice with
- * nothing new (data_version unchanged) costs one PRAGMA. */
+ * nothing new (rg_store_changed says none) costs one look at the store. */
 static int rg__load_clinics(rg_svc *sv, int initial);
 
 static void rg__on_notice(uv_signal_t *h, int sig)
 {
     rg_svc *sv = h->data;
-    int64_t v = 0;
     (void)sig;
-    if (rg_store_data_version(sv->st, &v) == RG_OK && v == sv->data_version)
+    if (rg_store_changed(sv->st) == 0) /* (an error: looked at as news) */
         return;
-    sv->data_version = v;
     sv->notices++;
     /* (while gating: taken once the gates are back, rg__on_gated) */
     if (!sv->gating && rg_svc_versions_take(sv)) /* a protocol version activated (protocols_live.c) */
@@ -485,7 +483,7 @@ static void rg__on_notice_again(uv_idle_t *h) { (void)h; }
 static void rg__drain_notices(uv_prepare_t *h)
 {
     rg_svc *sv = h->data;
-    int n = sv->stopping ? 0 : rg_store_notices(sv->st);
+    int n = sv->stopping ? 0 : rg_store_changed(sv->st);
     if (n < 0) /* the session may have ended: the lease check stops the worker then */
         rg__on_lease_tick(&sv->lease_tick);
     if (n <= 0) {
@@ -1896,20 +1894,17 @@ int rg_serve_main(const char *db_path, const char *config_path, const char *ship
         rg_store_close(sv->st);
         return 2;
     }
-    /* The poll watches a copy of libpq's socket: libpq closes its own when
-     * the session ends (a failed read, any statement's), and libuv aborts
-     * on a watched descriptor closed under it. The copy stays open until
-     * the handle is closed; an ended session leaves it readable, and the
-     * next read of notices reports the loss (rg__drain_notices). */
-    int pq_fd = rg_store_notice_fd(sv->st);
-    sv->notice_fd = pq_fd >= 0 ? fcntl(pq_fd, F_DUPFD_CLOEXEC, 0) : -1;
-    if (pq_fd >= 0 && sv->notice_fd < 0) {
-        rg_log("error", "cannot watch the database's notices: %s", strerror(errno));
+    /* Other writers: a descriptor to poll (PostgreSQL), or none (SQLite:
+     * the holder's signal says when to ask, rg__on_notice); either way
+     * rg_store_changed tells what came. The store keeps the descriptor open
+     * until it is closed, after the loop (an ended session leaves it
+     * readable, and the next rg_store_changed reports the loss). */
+    if (rg_store_changes_fd(sv->st, &sv->notice_fd)) {
+        rg_log("error", "cannot watch the database's notices: %s", rg_store_errmsg(sv->st));
         rg_store_close(sv->st);
         rg_holder_release(sv->holder);
         return 2;
     }
-    rg_store_data_version(sv->st, &sv->data_version);
     if (rg_qboard_new(&sv->qboard)) {
         fprintf(stderr, "regimen serve: out of memory\n");
         rg_store_close(sv->st);
@@ -2042,8 +2037,6 @@ run:
     rc = uv_loop_close(&sv->loop);
     if (rc)
         rg_log("error", "event loop did not close cleanly: %s", uv_strerror(rc));
-    if (sv->notice_fd >= 0)
-        close(sv->notice_fd); /* (its poll handle is closed) */
     /* (every job came back before the handles closed, or was left behind:
      * then its thread may still count on the board) */
     if (!rg_svc_pool_free(sv))

@@ -268,9 +268,9 @@ typedef struct rg_svc {
     int qasync_open; /* under qmu: qasync may be sent to */
     uv_signal_t sighup, sigterm, sigint, notice;
     rg_holder *holder;     /* our lock on the database: one service per file */
-    int64_t data_version;  /* PRAGMA data_version at the last notice */
     /* many workers on one PostgreSQL store: leases tried every RG_LEASE_MS,
-     * NOTIFYs of other workers' writes read from notice_fd (-1 on SQLite) */
+     * other workers' writes signalled on notice_fd (rg_store_changes_fd; -1
+     * on SQLite, where the holder's signal says it) */
     uv_timer_t lease_tick;
     uv_poll_t notice_poll;
     uv_prepare_t notice_drain; /* before the loop sleeps: notices libpq kept */

@@ -14,7 +14,7 @@
  * and keeps that one descriptor until rg_holder_release.
  */
 #include "store/holder.h"
-#include "store/pg.h"
+#include "store/store.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -98,7 +98,7 @@ int rg_holder_take(rg_holder **out, const char *db_path, const char *kind, char 
 {
     char lock[PATH_MAX];
     *out = NULL;
-    if (!strcmp(db_path, ":memory:") || rg_pg_url(db_path))
+    if (!strcmp(db_path, ":memory:") || rg_store_is_server(db_path))
         return RG_OK; /* PostgreSQL: the database arbitrates (pg.c) */
     if (rg__lock_path(db_path, lock, sizeof lock))
         return rg_fail(err, errlen, RG_EINVAL, "database path %s is too long", db_path);
@@ -152,7 +152,7 @@ void rg_holder_release(rg_holder *h)
 int rg_holder_find(const char *db_path, rg_holder_info *info)
 {
     memset(info, 0, sizeof *info);
-    if (!strcmp(db_path, ":memory:") || rg_pg_url(db_path) ||
+    if (!strcmp(db_path, ":memory:") || rg_store_is_server(db_path) ||
         rg__lock_path(db_path, info->lock, sizeof info->lock))
         return 0;
     if (rg__held_by == getpid() && !strcmp(info->lock, rg__held))

@@ -9,96 +9,30 @@
  * the order they first appear, which both SQLite (named parameters take the
  * next index) and PostgreSQL read; a row reaches the callback as text
  * columns (NULL for SQL NULL). The statements run a few times per alert, so
- * they are prepared when called. Depends on sqlite3, libpq (through pg.c's
- * connection) and store.c.
+ * they are prepared when called, through the backends' run_sql (backend.h):
+ * this file knows no database client.
  */
-#include "store/store.h"
-#include "store/store_sql.h"
-#include "store/pg.h"
-
-#include <libpq-fe.h>
-#include <sqlite3.h>
+#include "store/backend.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#define RG__ARGS 20
-
 /* One parameter: text (v, NULL for SQL NULL) or an integer. */
-typedef struct rg__arg {
-    const char *v;
-    int64_t i;
-    int is_int;
-} rg__arg;
+typedef rg_store_arg rg__arg;
 
 #define RG__T(s) ((rg__arg){.v = (s)})
 #define RG__I(n) ((rg__arg){.i = (n), .is_int = 1})
 /* a time, NULL when none */
 #define RG__TM(t) ((t) == RG_TIME_NONE ? RG__T(NULL) : RG__I(t))
 
-/* Runs sql with args; fn(ud, cols, ncols) per row, if any. *changed (when
- * not NULL) gets the rows the statement changed. */
+/* Runs sql with args (backend.h's run_sql); fn(ud, cols, ncols) per row,
+ * if any. *changed (when not NULL) gets the rows the statement changed. */
 static int rg__q(rg_store *st, const char *sql, const rg__arg *args, int nargs,
                  int (*fn)(void *ud, const char *const *cols, int ncols), void *ud,
                  int64_t *changed)
 {
-    rg_pg *pg = rg_store_pg(st);
-    if (pg) {
-        const char *v[RG__ARGS];
-        char num[RG__ARGS][24];
-        for (int i = 0; i < nargs; i++) {
-            if (args[i].is_int) {
-                snprintf(num[i], sizeof num[i], "%lld", (long long)args[i].i);
-                v[i] = num[i];
-            } else
-                v[i] = args[i].v;
-        }
-        PGresult *r = PQexecParams(rg_pg_conn(pg), sql, nargs, NULL, v, NULL, NULL, 0);
-        ExecStatusType s = r ? PQresultStatus(r) : PGRES_FATAL_ERROR;
-        if (s != PGRES_COMMAND_OK && s != PGRES_TUPLES_OK) {
-            rg_pg_failed(pg, r ? PQresultErrorMessage(r) : PQerrorMessage(rg_pg_conn(pg)));
-            PQclear(r);
-            return RG_EDB;
-        }
-        int rc = RG_OK, n = PQntuples(r), nc = PQnfields(r);
-        if (changed)
-            *changed = strtoll(PQcmdTuples(r), NULL, 10);
-        for (int row = 0; row < n && !rc && fn; row++) {
-            const char *cols[RG__ARGS];
-            for (int c = 0; c < nc && c < RG__ARGS; c++)
-                cols[c] = PQgetisnull(r, row, c) ? NULL : PQgetvalue(r, row, c);
-            rc = fn(ud, cols, nc);
-        }
-        PQclear(r);
-        return rc;
-    }
-    sqlite3 *db = rg_store_sqlite(st);
-    sqlite3_stmt *s = NULL;
-    if (!db || sqlite3_prepare_v2(db, sql, -1, &s, NULL) != SQLITE_OK)
-        return RG_EDB;
-    for (int i = 0; i < nargs; i++) {
-        if (args[i].is_int)
-            sqlite3_bind_int64(s, i + 1, args[i].i);
-        else if (args[i].v)
-            sqlite3_bind_text(s, i + 1, args[i].v, -1, SQLITE_TRANSIENT);
-        else
-            sqlite3_bind_null(s, i + 1);
-    }
-    int rc = RG_OK, src;
-    while (!rc && (src = sqlite3_step(s)) == SQLITE_ROW) {
-        const char *cols[RG__ARGS];
-        int nc = sqlite3_column_count(s);
-        for (int c = 0; c < nc && c < RG__ARGS; c++)
-            cols[c] = (const char *)sqlite3_column_text(s, c);
-        rc = fn ? fn(ud, cols, nc) : RG_OK;
-    }
-    if (!rc && src != SQLITE_DONE)
-        rc = RG_EDB;
-    if (!rc && changed)
-        *changed = sqlite3_changes(db);
-    sqlite3_finalize(s);
-    return rc;
+    return rg_store_run_sql(st, sql, args, nargs, fn, ud, changed);
 }
 
 static int64_t rg__int(const char *s) { return s ? strtoll(s, NULL, 10) : 0; }

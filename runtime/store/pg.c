@@ -1,5 +1,6 @@
 /*
- * pg.c - the PostgreSQL backend of the event store (see pg.h, store.h).
+ * pg.c - the PostgreSQL backend of the event store (see store.h; its table
+ * of operations, rg_pg_ops, is at the end: store.c calls nothing else).
  *
  * One libpq connection, statements prepared once at open. The schema has
  * the same version numbers as the SQLite one (RG_SCHEMA_VERSION), kept in
@@ -38,14 +39,16 @@
 
 #include <libpq-fe.h>
 
+#include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
-struct rg_pg {
+struct rg_backend {
     PGconn *conn;
     uint64_t rollbacks;
-    int64_t version; /* rg_pg_data_version */
     char msg[256];   /* the last error, one line */
     char fault[256]; /* why the last write failed; "" once a commit succeeded */
     rg_time fault_since;
@@ -55,9 +58,13 @@ struct rg_pg {
      * ("{a,b}") for the wake-up reads once rg_pg_lease_only is on */
     rg_buf leased;
     int only, listening;
+    int watch_fd; /* (listening) a copy of the connection's socket (rg_store_changes_fd) */
     char put_why[512];     /* why rg_pg_put_event answered a conflict */
     const char *put_field; /* and the field it is about */
 };
+
+/* (defined below, called before) */
+static void rg_pg_close(rg_pg *pg);
 
 /* The parameters of one statement, as libpq takes them. */
 #define RG__MAXARGS 20 /* (P_TRANSITION: 17) */
@@ -102,12 +109,10 @@ static void rg__bytes(rg__args *a, const void *p, size_t n)
     a->v[a->n++] = n ? p : NULL;
 }
 
-int rg_pg_url(const char *path)
+static int rg_pg_url(const char *path)
 {
     return path && (!strncmp(path, "postgresql://", 13) || !strncmp(path, "postgres://", 11));
 }
-
-int rg_store_is_server(const char *path) { return rg_pg_url(path); }
 
 /* libpq's message as one line. */
 static void rg__msg(rg_pg *pg, const char *m)
@@ -267,8 +272,8 @@ static const char *rg__safe_url(const char *url, char *buf, size_t len)
     return buf;
 }
 
-int rg_pg_open(rg_pg **out, const char *url, const rg_store_opts *opts, char *err,
-               size_t errlen)
+static int rg_pg_open(rg_pg **out, const char *url, const rg_store_opts *opts, char *err,
+                      size_t errlen)
 {
     char safe[512];
     (void)opts; /* commits are durable (synchronous_commit) and pages checked by the server */
@@ -305,25 +310,27 @@ int rg_pg_open(rg_pg **out, const char *url, const rg_store_opts *opts, char *er
     return RG_OK;
 }
 
-void rg_pg_close(rg_pg *pg)
+static void rg_pg_close(rg_pg *pg)
 {
     if (!pg)
         return;
     PQfinish(pg->conn);
+    if (pg->listening)
+        close(pg->watch_fd);
     rg_buf_free(&pg->leased);
     free(pg);
 }
 
-const char *rg_pg_errmsg(rg_pg *pg) { return pg->msg[0] ? pg->msg : "not an error"; }
+static const char *rg_pg_errmsg(rg_pg *pg) { return pg->msg[0] ? pg->msg : "not an error"; }
 
-const char *rg_pg_fault(rg_pg *pg, rg_time *since)
+static const char *rg_pg_fault(rg_pg *pg, rg_time *since)
 {
     if (since)
         *since = pg->fault[0] ? pg->fault_since : RG_TIME_NONE;
     return pg->fault[0] ? pg->fault : NULL;
 }
 
-int rg_pg_begin(rg_pg *pg)
+static int rg_pg_begin(rg_pg *pg)
 {
     int rc = rg__exec(pg, "BEGIN");
     if (rc)
@@ -332,15 +339,15 @@ int rg_pg_begin(rg_pg *pg)
 }
 
 /* One snapshot for everything the transaction reads. */
-int rg_pg_begin_read(rg_pg *pg)
+static int rg_pg_begin_read(rg_pg *pg)
 {
     return rg__exec(pg, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY");
 }
 
-uint64_t rg_pg_rollbacks(const rg_pg *pg) { return pg->rollbacks; }
+static uint64_t rg_pg_rollbacks(const rg_pg *pg) { return pg->rollbacks; }
 
 /* COMMIT of an aborted transaction "succeeds" as a ROLLBACK: that is a failure. */
-int rg_pg_commit(rg_pg *pg)
+static int rg_pg_commit(rg_pg *pg)
 {
     PGresult *r = PQexec(pg->conn, "COMMIT");
     int ok = PQresultStatus(r) == PGRES_COMMAND_OK && !strcmp(PQcmdStatus(r), "COMMIT");
@@ -355,13 +362,12 @@ int rg_pg_commit(rg_pg *pg)
     if (!ok)
         return RG_EDB;
     pg->fault[0] = '\0';
-    pg->version++;
     if (pg->on_commit)
         pg->on_commit(pg->on_commit_ud);
     return RG_OK;
 }
 
-void rg_pg_rollback(rg_pg *pg)
+static void rg_pg_rollback(rg_pg *pg)
 {
     pg->rollbacks++;
     if (PQtransactionStatus(pg->conn) != PQTRANS_IDLE) {
@@ -370,18 +376,10 @@ void rg_pg_rollback(rg_pg *pg)
     }
 }
 
-void rg_pg_on_commit(rg_pg *pg, void (*fn)(void *ud), void *ud)
+static void rg_pg_on_commit(rg_pg *pg, void (*fn)(void *ud), void *ud)
 {
     pg->on_commit = fn;
     pg->on_commit_ud = ud;
-}
-
-/* There is no PRAGMA data_version: another writer's commits are not seen
- * from here, so every notice is treated as news (a new value each call). */
-int rg_pg_data_version(rg_pg *pg, int64_t *out)
-{
-    *out = ++pg->version;
-    return RG_OK;
 }
 
 /* Binds ev as $1..$13 of an event insert. */
@@ -502,7 +500,7 @@ static int rg__put_known(rg_pg *pg, const rg_event *ev, rg_time received, rg_put
     return RG_EDB;
 }
 
-int rg_pg_put_event(rg_pg *pg, const rg_event *ev, rg_time received, rg_put *res)
+static int rg_pg_put_event(rg_pg *pg, const rg_event *ev, rg_time received, rg_put *res)
 {
     rg__args a = {0};
     rg__bind_event(&a, ev, received);
@@ -518,8 +516,8 @@ int rg_pg_put_event(rg_pg *pg, const rg_event *ev, rg_time received, rg_put *res
     return rc;
 }
 
-const char *rg_pg_put_reason(const rg_pg *pg) { return pg->put_why; }
-const char *rg_pg_put_field(const rg_pg *pg) { return pg->put_field; }
+static const char *rg_pg_put_reason(const rg_pg *pg) { return pg->put_why; }
+static const char *rg_pg_put_field(const rg_pg *pg) { return pg->put_field; }
 
 /* An element of an array literal after its "{": "text" with " and \
  * escaped, "\\x..." for bytes, or NULL. */
@@ -548,8 +546,8 @@ static int rg__elem(rg_buf *b, const char *v, const void *bytes, size_t n)
     return rg_buf_add(b, "\"", 1);
 }
 
-int rg_pg_put_events(rg_pg *pg, const rg_event *const *evs, int n, rg_time received,
-                     rg_put *res)
+static int rg_pg_put_events(rg_pg *pg, const rg_event *const *evs, int n, rg_time received,
+                            rg_put *res)
 {
     if (n == 1)
         return rg_pg_put_event(pg, evs[0], received, res);
@@ -605,8 +603,8 @@ int rg_pg_put_events(rg_pg *pg, const rg_event *const *evs, int n, rg_time recei
     return rc;
 }
 
-int rg_pg_reject(rg_pg *pg, const char *source, long line, const char *field,
-                 const char *reason, const char *raw, size_t rawlen)
+static int rg_pg_reject(rg_pg *pg, const char *source, long line, const char *field,
+                        const char *reason, const char *raw, size_t rawlen)
 {
     rg__args a = {0};
     rg__int(&a, rg_now());
@@ -620,7 +618,7 @@ int rg_pg_reject(rg_pg *pg, const char *source, long line, const char *field,
     return rg__do(pg, P_REJECT, &a);
 }
 
-int rg_pg_each_rejected(rg_pg *pg, int (*fn)(void *ud, const rg_rejected *r), void *ud)
+static int rg_pg_each_rejected(rg_pg *pg, int (*fn)(void *ud, const rg_rejected *r), void *ud)
 {
     PGresult *r = rg__run(pg, P_REJECTED_ALL, NULL);
     if (!r)
@@ -708,27 +706,28 @@ static int rg__events(rg_pg *pg, int q, const char *clinic, const char *patient,
     return r ? rg__each_event_row(r, fn, ud) : RG_EDB;
 }
 
-int rg_pg_each_event(rg_pg *pg, const char *clinic, const char *patient,
-                     int (*fn)(void *ud, const rg_stored_event *e), void *ud)
+static int rg_pg_each_event(rg_pg *pg, const char *clinic, const char *patient,
+                            int (*fn)(void *ud, const rg_stored_event *e), void *ud)
 {
     return rg__events(pg, P_EVENTS_OF, clinic, patient, -1, fn, ud);
 }
 
-int rg_pg_each_event_after(rg_pg *pg, const char *clinic, const char *patient,
-                           int64_t after_seq, int (*fn)(void *ud, const rg_stored_event *e),
-                           void *ud)
+static int rg_pg_each_event_after(rg_pg *pg, const char *clinic, const char *patient,
+                                  int64_t after_seq, int (*fn)(void *ud, const rg_stored_event *e),
+                                  void *ud)
 {
     return rg__events(pg, after_seq < 0 ? P_EVENTS_OF : P_EVENTS_AFTER, clinic, patient,
                       after_seq, fn, ud);
 }
 
-int rg_pg_each_event_data(rg_pg *pg, const char *clinic, const char *patient,
-                          int (*fn)(void *ud, const rg_stored_event *e), void *ud)
+static int rg_pg_each_event_data(rg_pg *pg, const char *clinic, const char *patient,
+                                 int (*fn)(void *ud, const rg_stored_event *e), void *ud)
 {
     return rg__events(pg, P_EVENTS_OF_DATA, clinic, patient, -1, fn, ud);
 }
 
-int rg_pg_patient_get(rg_pg *pg, const char *clinic, const char *patient, rg_patient_state *ps)
+static int rg_pg_patient_get(rg_pg *pg, const char *clinic, const char *patient,
+                             rg_patient_state *ps)
 {
     rg__args a = {0};
     rg__text(&a, clinic);
@@ -747,8 +746,8 @@ int rg_pg_patient_get(rg_pg *pg, const char *clinic, const char *patient, rg_pat
     return found ? RG_OK : RG_ENOTFOUND;
 }
 
-int rg_pg_patient_put(rg_pg *pg, const char *clinic, const char *patient,
-                      const rg_patient_state *ps)
+static int rg_pg_patient_put(rg_pg *pg, const char *clinic, const char *patient,
+                             const rg_patient_state *ps)
 {
     rg__args a = {0};
     rg__text(&a, clinic);
@@ -778,9 +777,10 @@ static int rg__each_patient(PGresult *r,
     return n;
 }
 
-int rg_pg_patients_page(rg_pg *pg, const char *after_clinic, const char *after_patient,
-                        rg_time due, int limit,
-                        int (*fn)(void *ud, const char *clinic, const char *patient), void *ud)
+static int rg_pg_patients_page(rg_pg *pg, const char *after_clinic, const char *after_patient,
+                               rg_time due, int limit,
+                               int (*fn)(void *ud, const char *clinic, const char *patient),
+                               void *ud)
 {
     rg__args a = {0};
     rg__text(&a, after_clinic);
@@ -794,8 +794,9 @@ int rg_pg_patients_page(rg_pg *pg, const char *after_clinic, const char *after_p
         rg__run(pg, due == RG_TIME_NONE ? P_PATIENTS_PAGE : P_PATIENTS_DUE_PAGE, &a), fn, ud);
 }
 
-int rg_pg_due_patients(rg_pg *pg, rg_time due, int limit,
-                       int (*fn)(void *ud, const char *clinic, const char *patient), void *ud)
+static int rg_pg_due_patients(rg_pg *pg, rg_time due, int limit,
+                              int (*fn)(void *ud, const char *clinic, const char *patient),
+                              void *ud)
 {
     rg__args a = {0};
     rg__int(&a, due);
@@ -815,10 +816,11 @@ static int rg__one_time(rg_pg *pg, int q, rg_time *out)
     return r ? RG_OK : RG_EDB;
 }
 
-int rg_pg_next_wake(rg_pg *pg, rg_time *out) { return rg__one_time(pg, P_NEXT_WAKE, out); }
+static int rg_pg_next_wake(rg_pg *pg, rg_time *out) { return rg__one_time(pg, P_NEXT_WAKE, out); }
 
-int rg_pg_each_open_alert(rg_pg *pg, const char *clinic, const char *patient,
-                          int (*fn)(void *ud, int64_t alert_id, const rg_transition *t), void *ud)
+static int rg_pg_each_open_alert(rg_pg *pg, const char *clinic, const char *patient,
+                                 int (*fn)(void *ud, int64_t alert_id, const rg_transition *t),
+                                 void *ud)
 {
     rg__args a = {0};
     rg__text(&a, clinic);
@@ -867,7 +869,7 @@ static int rg__key_last(rg_pg *pg, const char *clinic, const char *key, int64_t 
     return RG_OK;
 }
 
-int rg_pg_transition(rg_pg *pg, rg_transition *t, int64_t *alert_idp)
+static int rg_pg_transition(rg_pg *pg, rg_transition *t, int64_t *alert_idp)
 {
     int opening = t->open == 1;
     rg__args a = {0};
@@ -943,8 +945,8 @@ static int rg__each_transition(PGresult *r, int (*fn)(void *ud, const rg_transit
     return frc;
 }
 
-int rg_pg_each_transition(rg_pg *pg, int64_t after, int by_time,
-                          int (*fn)(void *ud, const rg_transition *t), void *ud)
+static int rg_pg_each_transition(rg_pg *pg, int64_t after, int by_time,
+                                 int (*fn)(void *ud, const rg_transition *t), void *ud)
 {
     rg__args a = {0};
     rg__int(&a, after);
@@ -952,8 +954,8 @@ int rg_pg_each_transition(rg_pg *pg, int64_t after, int by_time,
                                fn, ud);
 }
 
-int rg_pg_clinic_transitions(rg_pg *pg, const char *clinic, int64_t after_cseq, int limit,
-                             int (*fn)(void *ud, const rg_transition *t), void *ud)
+static int rg_pg_clinic_transitions(rg_pg *pg, const char *clinic, int64_t after_cseq, int limit,
+                                    int (*fn)(void *ud, const rg_transition *t), void *ud)
 {
     rg__args a = {0};
     rg__text(&a, clinic);
@@ -962,9 +964,9 @@ int rg_pg_clinic_transitions(rg_pg *pg, const char *clinic, int64_t after_cseq, 
     return rg__each_transition(rg__run(pg, P_CLINIC_TRANSITIONS, &a), fn, ud);
 }
 
-int rg_pg_each_alert(rg_pg *pg, const char *clinic, const char *patient, const char *state,
-                     const char *key, int64_t after, int limit,
-                     int (*fn)(void *ud, const rg_alert_view *a), void *ud)
+static int rg_pg_each_alert(rg_pg *pg, const char *clinic, const char *patient, const char *state,
+                            const char *key, int64_t after, int limit,
+                            int (*fn)(void *ud, const rg_alert_view *a), void *ud)
 {
     rg__args a = {0};
     rg__text(&a, clinic);
@@ -1002,8 +1004,8 @@ int rg_pg_each_alert(rg_pg *pg, const char *clinic, const char *patient, const c
     return frc;
 }
 
-int rg_pg_alert_action(rg_pg *pg, const char *clinic, const char *key, const char *action,
-                       const char *who, const char *note, rg_time until, rg_time at)
+static int rg_pg_alert_action(rg_pg *pg, const char *clinic, const char *key, const char *action,
+                              const char *who, const char *note, rg_time until, rg_time at)
 {
     int64_t id;
     int open, q;
@@ -1038,8 +1040,8 @@ int rg_pg_alert_action(rg_pg *pg, const char *clinic, const char *key, const cha
     return rg__do(pg, P_ACTION_ADD, &b);
 }
 
-int rg_pg_each_action(rg_pg *pg, const char *clinic, const char *key,
-                      int (*fn)(void *ud, const rg_alert_action *a), void *ud)
+static int rg_pg_each_action(rg_pg *pg, const char *clinic, const char *key,
+                             int (*fn)(void *ud, const rg_alert_action *a), void *ud)
 {
     rg__args a = {0};
     rg__text(&a, clinic);
@@ -1062,12 +1064,15 @@ int rg_pg_each_action(rg_pg *pg, const char *clinic, const char *key,
     return RG_OK;
 }
 
-int rg_pg_next_snooze(rg_pg *pg, rg_time *out) { return rg__one_time(pg, P_NEXT_SNOOZE, out); }
+static int rg_pg_next_snooze(rg_pg *pg, rg_time *out)
+{
+    return rg__one_time(pg, P_NEXT_SNOOZE, out);
+}
 
-int rg_pg_each_due_snooze(rg_pg *pg, rg_time now,
-                          int (*fn)(void *ud, const char *clinic, const char *key,
-                                    const char *patient),
-                          void *ud, int *count)
+static int rg_pg_each_due_snooze(rg_pg *pg, rg_time now,
+                                 int (*fn)(void *ud, const char *clinic, const char *key,
+                                           const char *patient),
+                                 void *ud, int *count)
 {
     rg__args a = {0};
     rg__int(&a, now);
@@ -1084,7 +1089,7 @@ int rg_pg_each_due_snooze(rg_pg *pg, rg_time now,
     return out;
 }
 
-int rg_pg_wake_clinic(rg_pg *pg, const char *clinic, rg_time at)
+static int rg_pg_wake_clinic(rg_pg *pg, const char *clinic, rg_time at)
 {
     rg__args a = {0};
     rg__text(&a, clinic);
@@ -1093,7 +1098,7 @@ int rg_pg_wake_clinic(rg_pg *pg, const char *clinic, rg_time at)
     return rg__do(pg, P_WAKE_CLINIC, &a);
 }
 
-int rg_pg_wake_failing(rg_pg *pg, const char *clinic, rg_time at)
+static int rg_pg_wake_failing(rg_pg *pg, const char *clinic, rg_time at)
 {
     rg__args a = {0};
     rg__text(&a, clinic);
@@ -1102,10 +1107,10 @@ int rg_pg_wake_failing(rg_pg *pg, const char *clinic, rg_time at)
     return rg__do(pg, P_WAKE_CLINIC, &a);
 }
 
-int rg_pg_open_by_severity(rg_pg *pg, const char *clinic,
-                           int (*fn)(void *ud, const char *clinic, const char *severity,
-                                     int64_t n),
-                           void *ud)
+static int rg_pg_open_by_severity(rg_pg *pg, const char *clinic,
+                                  int (*fn)(void *ud, const char *clinic, const char *severity,
+                                            int64_t n),
+                                  void *ud)
 {
     rg__args a = {0};
     rg__text(&a, clinic);
@@ -1119,7 +1124,7 @@ int rg_pg_open_by_severity(rg_pg *pg, const char *clinic,
     return RG_OK;
 }
 
-int rg_pg_last_cseq(rg_pg *pg, const char *clinic, int64_t *out)
+static int rg_pg_last_cseq(rg_pg *pg, const char *clinic, int64_t *out)
 {
     rg__args a = {0};
     rg__text(&a, clinic);
@@ -1129,8 +1134,8 @@ int rg_pg_last_cseq(rg_pg *pg, const char *clinic, int64_t *out)
     return r ? RG_OK : RG_EDB;
 }
 
-int rg_pg_get_event(rg_pg *pg, const char *clinic, const char *id,
-                    int (*fn)(void *ud, const rg_stored_event *e), void *ud)
+static int rg_pg_get_event(rg_pg *pg, const char *clinic, const char *id,
+                           int (*fn)(void *ud, const rg_stored_event *e), void *ud)
 {
     rg__args a = {0};
     rg__text(&a, clinic);
@@ -1147,8 +1152,8 @@ int rg_pg_get_event(rg_pg *pg, const char *clinic, const char *id,
     return rg__each_event_row(r, fn, ud);
 }
 
-int rg_pg_each_version(rg_pg *pg, const char *clinic, const char *id,
-                       int (*fn)(void *ud, const rg_stored_event *e), void *ud)
+static int rg_pg_each_version(rg_pg *pg, const char *clinic, const char *id,
+                              int (*fn)(void *ud, const rg_stored_event *e), void *ud)
 {
     rg__args a = {0};
     rg__text(&a, clinic);
@@ -1157,11 +1162,11 @@ int rg_pg_each_version(rg_pg *pg, const char *clinic, const char *id,
     return r ? rg__each_event_row(r, fn, ud) : RG_EDB;
 }
 
-int rg_pg_each_correction(rg_pg *pg, const char *clinic, const char *patient, rg_time after,
-                          rg_time upto,
-                          int (*fn)(void *ud, const rg_stored_event *c,
-                                    const rg_stored_event *replaced),
-                          void *ud)
+static int rg_pg_each_correction(rg_pg *pg, const char *clinic, const char *patient, rg_time after,
+                                 rg_time upto,
+                                 int (*fn)(void *ud, const rg_stored_event *c,
+                                           const rg_stored_event *replaced),
+                                 void *ud)
 {
     rg__args a = {0};
     rg__text(&a, clinic);
@@ -1189,8 +1194,8 @@ int rg_pg_each_correction(rg_pg *pg, const char *clinic, const char *patient, rg
     return rc;
 }
 
-int rg_pg_key_transitions(rg_pg *pg, const char *clinic, const char *key,
-                          int (*fn)(void *ud, const rg_transition *t), void *ud)
+static int rg_pg_key_transitions(rg_pg *pg, const char *clinic, const char *key,
+                                 int (*fn)(void *ud, const rg_transition *t), void *ud)
 {
     rg__args a = {0};
     rg__text(&a, clinic);
@@ -1235,9 +1240,9 @@ static int rg__each_row(PGresult *r, int (*fn)(void *ud, const rg_event_row *e),
     return frc ? frc : i;
 }
 
-int rg_pg_event_rows(rg_pg *pg, const char *after_clinic, const char *after_patient,
-                     rg_time after_at, int64_t after_seq, int limit,
-                     int (*fn)(void *ud, const rg_event_row *r), void *ud)
+static int rg_pg_event_rows(rg_pg *pg, const char *after_clinic, const char *after_patient,
+                            rg_time after_at, int64_t after_seq, int limit,
+                            int (*fn)(void *ud, const rg_event_row *r), void *ud)
 {
     rg__args a = {0};
     rg__text(&a, after_clinic);
@@ -1248,8 +1253,8 @@ int rg_pg_event_rows(rg_pg *pg, const char *after_clinic, const char *after_pati
     return rg__each_row(rg__run(pg, P_EVENT_ROWS, &a), fn, ud);
 }
 
-int rg_pg_event_rows_of(rg_pg *pg, const char *clinic, const char *id,
-                        int (*fn)(void *ud, const rg_event_row *r), void *ud)
+static int rg_pg_event_rows_of(rg_pg *pg, const char *clinic, const char *id,
+                               int (*fn)(void *ud, const rg_event_row *r), void *ud)
 {
     rg__args a = {0};
     rg__text(&a, clinic);
@@ -1258,8 +1263,8 @@ int rg_pg_event_rows_of(rg_pg *pg, const char *clinic, const char *id,
     return rc < 0 ? rc : RG_OK;
 }
 
-int rg_pg_key_clinics(rg_pg *pg, const char *key, int (*fn)(void *ud, const char *clinic),
-                      void *ud)
+static int rg_pg_key_clinics(rg_pg *pg, const char *key, int (*fn)(void *ud, const char *clinic),
+                             void *ud)
 {
     rg__args a = {0};
     rg__text(&a, key);
@@ -1273,7 +1278,7 @@ int rg_pg_key_clinics(rg_pg *pg, const char *key, int (*fn)(void *ud, const char
     return frc;
 }
 
-int rg_pg_webhook_get(rg_pg *pg, const char *clinic, int64_t *delivered, int *attempts)
+static int rg_pg_webhook_get(rg_pg *pg, const char *clinic, int64_t *delivered, int *attempts)
 {
     rg__args a = {0};
     rg__text(&a, clinic);
@@ -1285,7 +1290,7 @@ int rg_pg_webhook_get(rg_pg *pg, const char *clinic, int64_t *delivered, int *at
     return r ? RG_OK : RG_EDB;
 }
 
-int rg_pg_webhook_delivered(rg_pg *pg, const char *clinic, int64_t cseq)
+static int rg_pg_webhook_delivered(rg_pg *pg, const char *clinic, int64_t cseq)
 {
     rg__args a = {0};
     rg__text(&a, clinic);
@@ -1295,8 +1300,8 @@ int rg_pg_webhook_delivered(rg_pg *pg, const char *clinic, int64_t cseq)
 }
 
 /* As store.c's rg_store_webhook_next and rg_store_webhook_sent. */
-int rg_pg_webhook_next(rg_pg *pg, const char *clinic, rg_time now,
-                       int (*fn)(void *ud, const rg_transition *t), void *ud, rg_time *wait)
+static int rg_pg_webhook_next(rg_pg *pg, const char *clinic, rg_time now,
+                              int (*fn)(void *ud, const rg_transition *t), void *ud, rg_time *wait)
 {
     int64_t delivered;
     int attempts, rc;
@@ -1315,7 +1320,7 @@ int rg_pg_webhook_next(rg_pg *pg, const char *clinic, rg_time now,
     return rg__each_transition(rg__run(pg, P_HOOK_NEXT, &a), fn, ud);
 }
 
-int rg_pg_webhook_sent(rg_pg *pg, const char *clinic, int64_t cseq)
+static int rg_pg_webhook_sent(rg_pg *pg, const char *clinic, int64_t cseq)
 {
     int64_t delivered;
     int attempts, rc;
@@ -1345,7 +1350,7 @@ int rg_pg_webhook_sent(rg_pg *pg, const char *clinic, int64_t cseq)
     return rg_pg_webhook_delivered(pg, clinic, cseq);
 }
 
-int rg_pg_webhook_failed(rg_pg *pg, const char *clinic, const char *error)
+static int rg_pg_webhook_failed(rg_pg *pg, const char *clinic, const char *error)
 {
     rg__args a = {0};
     rg__text(&a, clinic);
@@ -1354,8 +1359,8 @@ int rg_pg_webhook_failed(rg_pg *pg, const char *clinic, const char *error)
     return rg__do(pg, P_HOOK_FAILED, &a);
 }
 
-int rg_pg_eval_error(rg_pg *pg, const char *clinic, const char *patient, const char *protocol,
-                     const char *rule, rg_time at, const char *msg)
+static int rg_pg_eval_error(rg_pg *pg, const char *clinic, const char *patient,
+                            const char *protocol, const char *rule, rg_time at, const char *msg)
 {
     rg__args a = {0};
     rg__text(&a, clinic);
@@ -1385,9 +1390,9 @@ static int rg__failing_count(rg_pg *pg, const char *clinic, const char *protocol
     return RG_OK;
 }
 
-int rg_pg_rule_failing(rg_pg *pg, const char *clinic, const char *patient, const char *protocol,
-                       const char *rule, rg_time at, const char *msg, int64_t *before,
-                       int64_t *after, rg_time *since)
+static int rg_pg_rule_failing(rg_pg *pg, const char *clinic, const char *patient,
+                              const char *protocol, const char *rule, rg_time at, const char *msg,
+                              int64_t *before, int64_t *after, rg_time *since)
 {
     if (rg__failing_count(pg, clinic, protocol, rule, before, since))
         return RG_EDB;
@@ -1412,8 +1417,8 @@ int rg_pg_rule_failing(rg_pg *pg, const char *clinic, const char *patient, const
     return rg__failing_count(pg, clinic, protocol, rule, after, since);
 }
 
-int rg_pg_each_failing(rg_pg *pg, const char *clinic, const char *patient,
-                       int (*fn)(void *ud, const char *protocol, const char *rule), void *ud)
+static int rg_pg_each_failing(rg_pg *pg, const char *clinic, const char *patient,
+                              int (*fn)(void *ud, const char *protocol, const char *rule), void *ud)
 {
     rg__args a = {0};
     rg__text(&a, clinic);
@@ -1428,11 +1433,11 @@ int rg_pg_each_failing(rg_pg *pg, const char *clinic, const char *patient,
     return frc;
 }
 
-int rg_pg_failing_summary(rg_pg *pg,
-                          int (*fn)(void *ud, const char *clinic, const char *protocol,
-                                    const char *rule, int64_t patients, rg_time since,
-                                    const char *message),
-                          void *ud)
+static int rg_pg_failing_summary(rg_pg *pg,
+                                 int (*fn)(void *ud, const char *clinic, const char *protocol,
+                                           const char *rule, int64_t patients, rg_time since,
+                                           const char *message),
+                                 void *ud)
 {
     PGresult *r = rg__run(pg, P_FAILING_ALL, NULL);
     if (!r)
@@ -1445,8 +1450,8 @@ int rg_pg_failing_summary(rg_pg *pg,
     return frc;
 }
 
-int rg_pg_protocol_loaded(rg_pg *pg, const char *clinic, const char *protocol,
-                          const char *version, const char *file, const char *hash)
+static int rg_pg_protocol_loaded(rg_pg *pg, const char *clinic, const char *protocol,
+                                 const char *version, const char *file, const char *hash)
 {
     rg__args a = {0};
     rg__text(&a, clinic);
@@ -1486,7 +1491,7 @@ static int rg__leased_at(const rg_pg *pg, const char *clinic, size_t *off, size_
  * database; two stores in two schemas are two): PostgreSQL grants it to one session at a
  * time and drops it the moment that session ends, kill -9 of the worker
  * included (its socket closes). Held until released or the connection ends. */
-int rg_pg_lease(rg_pg *pg, const char *clinic, int *held)
+static int rg_pg_lease(rg_pg *pg, const char *clinic, int *held)
 {
     size_t off, len;
     *held = 0;
@@ -1530,7 +1535,7 @@ nomem:
 
 /* Gives the lease back: off the wake-up reads' list first, so nothing of
  * the clinic is read as ours once another session may hold it. */
-int rg_pg_unlease(rg_pg *pg, const char *clinic)
+static int rg_pg_unlease(rg_pg *pg, const char *clinic)
 {
     size_t off, len;
     if (!rg__leased_at(pg, clinic, &off, &len))
@@ -1552,7 +1557,7 @@ int rg_pg_unlease(rg_pg *pg, const char *clinic)
 /* The workers on this store now: the sessions that hold the store's key
  * shared (rg_store_hold), as pg_locks shows them (a bigint key is its high
  * half in classid and its low half in objid, objsubid 1). */
-int rg_pg_workers(rg_pg *pg, int *n)
+static int rg_pg_workers(rg_pg *pg, int *n)
 {
     PGresult *r = PQexec(pg->conn,
                          "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted"
@@ -1568,21 +1573,33 @@ int rg_pg_workers(rg_pg *pg, int *n)
     return ok ? RG_OK : RG_EDB;
 }
 
-void rg_pg_lease_only(rg_pg *pg, int on) { pg->only = on; }
+static void rg_pg_lease_only(rg_pg *pg, int on) { pg->only = on; }
 
-int rg_pg_notice_fd(rg_pg *pg)
+/* Other workers' writes come as NOTIFYs on the connection's socket. The
+ * caller polls a copy of it: libpq closes its own when the session ends (a
+ * failed read, any statement's), and libuv aborts on a watched descriptor
+ * closed under it. The copy stays open until rg_pg_close; an ended session
+ * leaves it readable, and the next rg_store_changed reports the loss. */
+static int rg_pg_changes_fd(rg_pg *pg, int *fd)
 {
+    *fd = -1;
     if (!pg->listening) {
         if (rg__exec(pg, "LISTEN " RG__CHANNEL))
-            return -1;
+            return RG_EDB;
+        pg->watch_fd = fcntl(PQsocket(pg->conn), F_DUPFD_CLOEXEC, 0);
+        if (pg->watch_fd < 0) {
+            rg__msg(pg, strerror(errno));
+            return RG_EIO;
+        }
         pg->listening = 1;
     }
-    return PQsocket(pg->conn);
+    *fd = pg->watch_fd;
+    return RG_OK;
 }
 
 /* Reads what the server sent and counts the notices in it (libpq also
  * keeps those that arrived during other statements). */
-int rg_pg_notices(rg_pg *pg)
+static int rg_pg_changed(rg_pg *pg)
 {
     int n = 0;
     if (!PQconsumeInput(pg->conn)) {
@@ -1595,43 +1612,12 @@ int rg_pg_notices(rg_pg *pg)
     return n;
 }
 
-int rg_store_lease(rg_store *st, const char *clinic, int *held)
-{
-    rg_pg *pg = rg_store_pg(st);
-    *held = 1;
-    return pg ? rg_pg_lease(pg, clinic, held) : RG_OK;
-}
-
-int rg_store_unlease(rg_store *st, const char *clinic)
-{
-    return rg_store_pg(st) ? rg_pg_unlease(rg_store_pg(st), clinic) : RG_OK;
-}
-
-int rg_store_workers(rg_store *st, int *n)
-{
-    *n = 1;
-    return rg_store_pg(st) ? rg_pg_workers(rg_store_pg(st), n) : RG_OK;
-}
-
-void rg_store_lease_only(rg_store *st, int on)
-{
-    if (rg_store_pg(st))
-        rg_pg_lease_only(rg_store_pg(st), on);
-}
-
-int rg_store_notice_fd(rg_store *st) { return rg_store_pg(st) ? rg_pg_notice_fd(rg_store_pg(st)) : -1; }
-
-int rg_store_notices(rg_store *st) { return rg_store_pg(st) ? rg_pg_notices(rg_store_pg(st)) : 0; }
-
 /* The database as a whole, beside the per-clinic leases: every worker holds
  * it shared, a sweep or `simulate --db` alone (their transitions must never
  * enter a live feed), as holder.c does for a SQLite file. */
-int rg_store_hold(rg_store *st, int alone, int *ok)
+static int rg_pg_hold(rg_pg *pg, int alone, int *ok)
 {
-    rg_pg *pg = rg_store_pg(st);
     *ok = 1;
-    if (!pg)
-        return RG_OK;
     PGresult *r = PQexec(pg->conn, alone ? "SELECT pg_try_advisory_lock(" RG__HOLD_KEY ")"
                                          : "SELECT pg_try_advisory_lock_shared(" RG__HOLD_KEY ")");
     if (PQresultStatus(r) != PGRES_TUPLES_OK) {
@@ -1646,7 +1632,7 @@ int rg_store_hold(rg_store *st, int alone, int *ok)
 
 /* ---- the audit trail: as store.c's rg_store_audit_* ----------------------------------- */
 
-int rg_pg_audit_chain(rg_pg *pg, int lock, rg_audit_chain *c)
+static int rg_pg_audit_chain(rg_pg *pg, int lock, rg_audit_chain *c)
 {
     PGresult *r = rg__run(pg, lock ? P_AUDIT_CHAIN_LOCK : P_AUDIT_CHAIN, NULL);
     int ok = r && PQntuples(r) == 1;
@@ -1661,7 +1647,7 @@ int rg_pg_audit_chain(rg_pg *pg, int lock, rg_audit_chain *c)
     return ok ? RG_OK : RG_EDB;
 }
 
-int rg_pg_audit_insert(rg_pg *pg, const rg_audit_entry *e)
+static int rg_pg_audit_insert(rg_pg *pg, const rg_audit_entry *e)
 {
     rg__args a = {0};
     rg__int(&a, e->seq);
@@ -1678,8 +1664,8 @@ int rg_pg_audit_insert(rg_pg *pg, const rg_audit_entry *e)
     return rg__do(pg, P_AUDIT_TIP, &t);
 }
 
-int rg_pg_audit_each(rg_pg *pg, const rg_audit_filter *f,
-                     int (*fn)(void *ud, const rg_audit_entry *e), void *ud)
+static int rg_pg_audit_each(rg_pg *pg, const rg_audit_filter *f,
+                            int (*fn)(void *ud, const rg_audit_entry *e), void *ud)
 {
     rg__args a = {0};
     rg__int(&a, f->after);
@@ -1706,7 +1692,7 @@ int rg_pg_audit_each(rg_pg *pg, const rg_audit_filter *f,
     return frc;
 }
 
-int rg_pg_audit_archive(rg_pg *pg, rg_time before, int64_t *n)
+static int rg_pg_audit_archive(rg_pg *pg, rg_time before, int64_t *n)
 {
     rg_audit_chain c;
     *n = 0;
@@ -1758,12 +1744,131 @@ PGresult *rg_pg_query(rg_pg *pg, const char *sql, int n, const char *const *v, c
     return NULL;
 }
 
-/* ---- for the store's own files that run their SQL when called (notify_store.c) ---- */
-
-void *rg_pg_conn(rg_pg *pg) { return pg->conn; }
-
-void rg_pg_failed(rg_pg *pg, const char *msg)
+/* backend.h's run_sql: the statement is sent with its text each time. */
+static int rg_pg_run_sql(rg_pg *pg, const char *sql, const rg_store_arg *args, int nargs,
+                         int (*fn)(void *ud, const char *const *cols, int ncols), void *ud,
+                         int64_t *changed)
 {
-    rg__msg(pg, msg);
-    rg__fault(pg);
+    const char *v[RG_STORE_MAX_ARGS];
+    char num[RG_STORE_MAX_ARGS][24];
+    for (int i = 0; i < nargs; i++) {
+        if (args[i].is_int) {
+            snprintf(num[i], sizeof num[i], "%lld", (long long)args[i].i);
+            v[i] = num[i];
+        } else
+            v[i] = args[i].v;
+    }
+    PGresult *r = PQexecParams(pg->conn, sql, nargs, NULL, v, NULL, NULL, 0);
+    ExecStatusType s = r ? PQresultStatus(r) : PGRES_FATAL_ERROR;
+    if (s != PGRES_COMMAND_OK && s != PGRES_TUPLES_OK) {
+        rg__msg(pg, r ? PQresultErrorMessage(r) : PQerrorMessage(pg->conn));
+        rg__fault(pg);
+        PQclear(r);
+        return RG_EDB;
+    }
+    int rc = RG_OK, n = PQntuples(r), nc = PQnfields(r);
+    if (changed)
+        *changed = strtoll(PQcmdTuples(r), NULL, 10);
+    for (int row = 0; row < n && !rc && fn; row++) {
+        const char *cols[RG_STORE_MAX_ARGS];
+        for (int c = 0; c < nc && c < RG_STORE_MAX_ARGS; c++)
+            cols[c] = PQgetisnull(r, row, c) ? NULL : PQgetvalue(r, row, c);
+        rc = fn(ud, cols, nc);
+    }
+    PQclear(r);
+    return rc;
 }
+
+/* ---- the table of operations (backend.h) ---------------------------------------------- */
+
+/* One round trip for all n: on an error *failed is 0 (the statement of all
+ * n failed as one). */
+static int rg__put_events(rg_pg *pg, const rg_event *const *evs, int n, rg_time received,
+                          rg_put *res, int *failed)
+{
+    if (failed)
+        *failed = 0;
+    return rg_pg_put_events(pg, evs, n, received, res);
+}
+
+const rg_store_ops rg_pg_ops = {
+    .name = "postgresql",
+    .server = 1,
+    .claims = rg_pg_url,
+    .open = rg_pg_open,
+    .close = rg_pg_close,
+    .errmsg = rg_pg_errmsg,
+    .fault = rg_pg_fault,
+    .begin = rg_pg_begin,
+    .begin_read = rg_pg_begin_read,
+    .rollbacks = rg_pg_rollbacks,
+    .commit = rg_pg_commit,
+    .rollback = rg_pg_rollback,
+    .on_commit = rg_pg_on_commit,
+    .changes_fd = rg_pg_changes_fd,
+    .changed = rg_pg_changed,
+    .put_event = rg_pg_put_event,
+    .put_reason = rg_pg_put_reason,
+    .put_field = rg_pg_put_field,
+    .put_events = rg__put_events,
+    .reject = rg_pg_reject,
+    .each_rejected = rg_pg_each_rejected,
+    .each_event = rg_pg_each_event,
+    .each_event_after = rg_pg_each_event_after,
+    .each_event_data = rg_pg_each_event_data,
+    .get_event = rg_pg_get_event,
+    .each_version = rg_pg_each_version,
+    .each_correction = rg_pg_each_correction,
+    .event_rows = rg_pg_event_rows,
+    .event_rows_of = rg_pg_event_rows_of,
+    .each_event_body = rg_pg_each_event_body,
+    .each_event_body_after = rg_pg_each_event_body_after,
+    .patient_get = rg_pg_patient_get,
+    .patient_put = rg_pg_patient_put,
+    .patients_page = rg_pg_patients_page,
+    .due_patients = rg_pg_due_patients,
+    .next_wake = rg_pg_next_wake,
+    .wake_clinic = rg_pg_wake_clinic,
+    .wake_failing = rg_pg_wake_failing,
+    .each_open_alert = rg_pg_each_open_alert,
+    .transition = rg_pg_transition,
+    .each_transition = rg_pg_each_transition,
+    .clinic_transitions = rg_pg_clinic_transitions,
+    .key_transitions = rg_pg_key_transitions,
+    .key_clinics = rg_pg_key_clinics,
+    .last_cseq = rg_pg_last_cseq,
+    .each_alert = rg_pg_each_alert,
+    .alert_action = rg_pg_alert_action,
+    .each_action = rg_pg_each_action,
+    .next_snooze = rg_pg_next_snooze,
+    .each_due_snooze = rg_pg_each_due_snooze,
+    .open_by_severity = rg_pg_open_by_severity,
+    .webhook_get = rg_pg_webhook_get,
+    .webhook_delivered = rg_pg_webhook_delivered,
+    .webhook_failed = rg_pg_webhook_failed,
+    .webhook_next = rg_pg_webhook_next,
+    .webhook_sent = rg_pg_webhook_sent,
+    .eval_error = rg_pg_eval_error,
+    .rule_failing = rg_pg_rule_failing,
+    .each_failing = rg_pg_each_failing,
+    .failing_summary = rg_pg_failing_summary,
+    .protocol_loaded = rg_pg_protocol_loaded,
+    .audit_chain = rg_pg_audit_chain,
+    .audit_insert = rg_pg_audit_insert,
+    .audit_each = rg_pg_audit_each,
+    .audit_archive = rg_pg_audit_archive,
+    .protoset_add = rg_pg_protoset_add,
+    .protoset_each = rg_pg_protoset_each,
+    .protoset_files = rg_pg_protoset_files,
+    .protoset_update = rg_pg_protoset_update,
+    .protoset_log = rg_pg_protoset_log,
+    .protoset_each_log = rg_pg_protoset_each_log,
+    .shadow_put = rg_pg_shadow_put,
+    .shadow_each = rg_pg_shadow_each,
+    .lease = rg_pg_lease,
+    .unlease = rg_pg_unlease,
+    .workers = rg_pg_workers,
+    .lease_only = rg_pg_lease_only,
+    .hold = rg_pg_hold,
+    .run_sql = rg_pg_run_sql,
+};

@@ -172,7 +172,7 @@ int rg_pg_protoset_log(rg_pg *pg, const char *clinic, const char *id, const char
     rg__s(&p, by);
     rg__i(&p, at);
     rg__i(&p, effective);
-    /* the clinic's workers hear of it (rg_store_notices) */
+    /* the clinic's workers hear of it (rg_store_changed) */
     return rg__do(pg, "WITH x AS (INSERT INTO protocol_set_log(clinic, id, action, by, at,"
                       " effective) VALUES($1, $2, $3, $4, $5, $6) RETURNING clinic)"
                       " SELECT pg_notify('regimen', clinic) FROM x", &p, NULL);
@@ -221,6 +221,25 @@ int rg_pg_each_event_body_after(rg_pg *pg, const char *clinic, int64_t after,
         if (frc || n < 2000)
             return frc;
     }
+}
+
+typedef struct rg__body {
+    int (*fn)(void *ud, const char *body, size_t len);
+    void *ud;
+} rg__body;
+
+static int rg__body_only(void *ud, int64_t seq, const char *body, size_t len)
+{
+    rg__body *b = ud;
+    (void)seq;
+    return b->fn(b->ud, body, len);
+}
+
+/* Every body: those after seq 0. */
+int rg_pg_each_event_body(rg_pg *pg, const char *clinic,
+                          int (*fn)(void *ud, const char *body, size_t len), void *ud)
+{
+    return rg_pg_each_event_body_after(pg, clinic, 0, rg__body_only, &(rg__body){fn, ud});
 }
 
 int rg_pg_shadow_put(rg_pg *pg, const char *set, const rg_transition *t)

@@ -9,7 +9,7 @@
 #include <stddef.h>
 
 /* NOTIFY channel: a clinic's events, transitions or snoozes changed (the
- * payload is the clinic), for the workers LISTENing (rg_store_notices) */
+ * payload is the clinic), for the workers LISTENing (rg_store_changed) */
 #define RG__CHANNEL "regimen"
 /* rg_store_hold's advisory lock: the store (its schema) as a whole */
 #define RG__HOLD_KEY "hashtextextended('regimen:' || current_schema() || ':*', 0)"

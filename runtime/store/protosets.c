@@ -3,20 +3,18 @@
  * versions"; docs/governance.md): the tables protocol_sets,
  * protocol_set_files and protocol_set_log of schema version 9. These run a
  * few times a day, by hand, so each prepares its statement when called
- * instead of holding one in store.c's table. On PostgreSQL each goes to its
- * rg_pg_* twin (pg_protosets.c).
+ * instead of holding one in sqlite.c's table; they are part of the SQLite
+ * backend (its rg_sqlite_ops). PostgreSQL's are in pg_protosets.c.
  */
-#include "store/pg.h"
-#include "store/store.h"
-#include "store/store_sql.h"
+#include "store/sqlite.h"
 
 #include <sqlite3.h>
 #include <string.h>
 
-/* The statement sql on st's connection, or NULL (PostgreSQL, or an error). */
-static sqlite3_stmt *rg__prep(rg_store *st, const char *sql)
+/* The statement sql on st's connection, or NULL (an error). */
+static sqlite3_stmt *rg__prep(rg_sqlite *st, const char *sql)
 {
-    sqlite3 *db = rg_store_sqlite(st);
+    sqlite3 *db = rg_sqlite_db(st);
     sqlite3_stmt *s = NULL;
     if (!db || sqlite3_prepare_v2(db, sql, -1, &s, NULL) != SQLITE_OK) {
         sqlite3_finalize(s);
@@ -25,9 +23,10 @@ static sqlite3_stmt *rg__prep(rg_store *st, const char *sql)
     return s;
 }
 
-static int rg__fail(rg_store *st)
+static int rg__fail(rg_sqlite *st)
 {
-    return rg_store_sqlite(st) ? RG_EDB : RG_EUSAGE;
+    (void)st;
+    return RG_EDB;
 }
 
 static void rg__text(sqlite3_stmt *s, int i, const char *v)
@@ -64,11 +63,9 @@ static int rg__run(sqlite3_stmt *s)
     return rc == SQLITE_DONE ? RG_OK : rc == SQLITE_CONSTRAINT ? RG_ECONFLICT : RG_EDB;
 }
 
-int rg_store_protoset_add(rg_store *st, const rg_protoset *v, const char *const *paths,
-                          const char *const *contents, const size_t *lens, int nfiles)
+int rg_sqlite_protoset_add(rg_sqlite *st, const rg_protoset *v, const char *const *paths,
+                           const char *const *contents, const size_t *lens, int nfiles)
 {
-    if (rg_store_pg(st))
-        return rg_pg_protoset_add(rg_store_pg(st), v, paths, contents, lens, nfiles);
     sqlite3_stmt *s = rg__prep(st, "INSERT INTO protocol_sets(clinic, id, n, state, proposed_by,"
                                    " proposed_at, message) VALUES(?1, ?2, 1 + (SELECT count(*)"
                                    " FROM protocol_sets WHERE clinic = ?1), 'proposed', ?3, ?4,"
@@ -96,11 +93,9 @@ int rg_store_protoset_add(rg_store *st, const rg_protoset *v, const char *const 
     return rc;
 }
 
-int rg_store_protoset_each(rg_store *st, const char *clinic,
-                           int (*fn)(void *ud, const rg_protoset *v), void *ud)
+int rg_sqlite_protoset_each(rg_sqlite *st, const char *clinic,
+                            int (*fn)(void *ud, const rg_protoset *v), void *ud)
 {
-    if (rg_store_pg(st))
-        return rg_pg_protoset_each(rg_store_pg(st), clinic, fn, ud);
     sqlite3_stmt *s = rg__prep(st, "SELECT clinic, id, n, state, proposed_by, proposed_at,"
                                    " message, approved_by, approved_at, active_from"
                                    " FROM protocol_sets WHERE clinic = ?1 ORDER BY n");
@@ -120,13 +115,11 @@ int rg_store_protoset_each(rg_store *st, const char *clinic,
     return frc ? frc : rc == SQLITE_DONE ? RG_OK : RG_EDB;
 }
 
-int rg_store_protoset_files(rg_store *st, const char *clinic, const char *id,
-                            int (*fn)(void *ud, const char *path, const char *content,
-                                      size_t len),
-                            void *ud)
+int rg_sqlite_protoset_files(rg_sqlite *st, const char *clinic, const char *id,
+                             int (*fn)(void *ud, const char *path, const char *content,
+                                       size_t len),
+                             void *ud)
 {
-    if (rg_store_pg(st))
-        return rg_pg_protoset_files(rg_store_pg(st), clinic, id, fn, ud);
     sqlite3_stmt *s = rg__prep(st, "SELECT path, content FROM protocol_set_files"
                                    " WHERE clinic = ?1 AND id = ?2 ORDER BY path");
     if (!s)
@@ -142,10 +135,8 @@ int rg_store_protoset_files(rg_store *st, const char *clinic, const char *id,
     return frc ? frc : rc == SQLITE_DONE ? RG_OK : RG_EDB;
 }
 
-int rg_store_protoset_update(rg_store *st, const rg_protoset *v)
+int rg_sqlite_protoset_update(rg_sqlite *st, const rg_protoset *v)
 {
-    if (rg_store_pg(st))
-        return rg_pg_protoset_update(rg_store_pg(st), v);
     sqlite3_stmt *s = rg__prep(st, "UPDATE protocol_sets SET state = ?3, approved_by = ?4,"
                                    " approved_at = ?5, active_from = ?6"
                                    " WHERE clinic = ?1 AND id = ?2");
@@ -160,11 +151,9 @@ int rg_store_protoset_update(rg_store *st, const rg_protoset *v)
     return rg__run(s);
 }
 
-int rg_store_protoset_log(rg_store *st, const char *clinic, const char *id, const char *action,
-                          const char *by, rg_time at, rg_time effective)
+int rg_sqlite_protoset_log(rg_sqlite *st, const char *clinic, const char *id,
+                           const char *action, const char *by, rg_time at, rg_time effective)
 {
-    if (rg_store_pg(st))
-        return rg_pg_protoset_log(rg_store_pg(st), clinic, id, action, by, at, effective);
     sqlite3_stmt *s = rg__prep(st, "INSERT INTO protocol_set_log(clinic, id, action, by, at,"
                                    " effective) VALUES(?1, ?2, ?3, ?4, ?5, ?6)");
     if (!s)
@@ -178,13 +167,11 @@ int rg_store_protoset_log(rg_store *st, const char *clinic, const char *id, cons
     return rg__run(s);
 }
 
-int rg_store_protoset_each_log(rg_store *st, const char *clinic, const char *id,
-                               int (*fn)(void *ud, const char *id, const char *action,
-                                         const char *by, rg_time at, rg_time effective),
-                               void *ud)
+int rg_sqlite_protoset_each_log(rg_sqlite *st, const char *clinic, const char *id,
+                                int (*fn)(void *ud, const char *id, const char *action,
+                                          const char *by, rg_time at, rg_time effective),
+                                void *ud)
 {
-    if (rg_store_pg(st))
-        return rg_pg_protoset_each_log(rg_store_pg(st), clinic, id, fn, ud);
     sqlite3_stmt *s = rg__prep(st, "SELECT id, action, by, at, effective FROM protocol_set_log"
                                    " WHERE clinic = ?1 AND (?2 IS NULL OR id = ?2) ORDER BY seq");
     if (!s)
@@ -199,23 +186,9 @@ int rg_store_protoset_each_log(rg_store *st, const char *clinic, const char *id,
     return frc ? frc : rc == SQLITE_DONE ? RG_OK : RG_EDB;
 }
 
-typedef struct rg__body {
-    int (*fn)(void *ud, const char *body, size_t len);
-    void *ud;
-} rg__body;
-
-static int rg__body_only(void *ud, int64_t seq, const char *body, size_t len)
+int rg_sqlite_each_event_body(rg_sqlite *st, const char *clinic,
+                              int (*fn)(void *ud, const char *body, size_t len), void *ud)
 {
-    rg__body *b = ud;
-    (void)seq;
-    return b->fn(b->ud, body, len);
-}
-
-int rg_store_each_event_body(rg_store *st, const char *clinic,
-                             int (*fn)(void *ud, const char *body, size_t len), void *ud)
-{
-    if (rg_store_pg(st))
-        return rg_store_each_event_body_after(st, clinic, 0, rg__body_only, &(rg__body){fn, ud});
     sqlite3_stmt *s = rg__prep(st, "SELECT body FROM events WHERE clinic = ?1 ORDER BY seq");
     if (!s)
         return rg__fail(st);
@@ -227,13 +200,11 @@ int rg_store_each_event_body(rg_store *st, const char *clinic,
     return frc ? frc : rc == SQLITE_DONE ? RG_OK : RG_EDB;
 }
 
-int rg_store_each_event_body_after(rg_store *st, const char *clinic, int64_t after,
-                                   int (*fn)(void *ud, int64_t seq, const char *body,
-                                             size_t len),
-                                   void *ud)
+int rg_sqlite_each_event_body_after(rg_sqlite *st, const char *clinic, int64_t after,
+                                    int (*fn)(void *ud, int64_t seq, const char *body,
+                                              size_t len),
+                                    void *ud)
 {
-    if (rg_store_pg(st))
-        return rg_pg_each_event_body_after(rg_store_pg(st), clinic, after, fn, ud);
     /* the clinic's range of the table's key (the lean row of schema 15 is
      * clustered by clinic, patient, at, seq: no index on seq alone) */
     sqlite3_stmt *s = rg__prep(st, "SELECT seq, body FROM events WHERE clinic = ?1"
@@ -250,10 +221,8 @@ int rg_store_each_event_body_after(rg_store *st, const char *clinic, int64_t aft
     return frc ? frc : rc == SQLITE_DONE ? RG_OK : RG_EDB;
 }
 
-int rg_store_shadow_put(rg_store *st, const char *set, const rg_transition *t)
+int rg_sqlite_shadow_put(rg_sqlite *st, const char *set, const rg_transition *t)
 {
-    if (rg_store_pg(st))
-        return rg_pg_shadow_put(rg_store_pg(st), set, t);
     sqlite3_stmt *s = rg__prep(st, "INSERT OR IGNORE INTO shadow_transitions(clinic, set_id,"
                                    " patient, key, state, at, due, protocol, version, rule,"
                                    " severity, message) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8,"
@@ -275,11 +244,9 @@ int rg_store_shadow_put(rg_store *st, const char *set, const rg_transition *t)
     return rg__run(s);
 }
 
-int rg_store_shadow_each(rg_store *st, const char *clinic, const char *set, rg_time since,
-                         int (*fn)(void *ud, const rg_transition *t), void *ud)
+int rg_sqlite_shadow_each(rg_sqlite *st, const char *clinic, const char *set, rg_time since,
+                          int (*fn)(void *ud, const rg_transition *t), void *ud)
 {
-    if (rg_store_pg(st))
-        return rg_pg_shadow_each(rg_store_pg(st), clinic, set, since, fn, ud);
     sqlite3_stmt *s = rg__prep(st, "SELECT 0, patient, key, state, at, due, protocol, version,"
                                    " rule, severity, message FROM shadow_transitions"
                                    " WHERE clinic = ?1 AND set_id = ?2 AND at >= ?3"

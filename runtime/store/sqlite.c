@@ -1,5 +1,6 @@
 /*
- * store.c - the SQLite event store (see store.h).
+ * sqlite.c - the SQLite backend of the event store (see store.h; its table
+ * of operations, rg_sqlite_ops, is at the end: store.c calls nothing else).
  *
  * One connection, WAL journal, statements prepared once and reused. The
  * schema is versioned with PRAGMA user_version: rg_store_migrations[i]
@@ -7,13 +8,15 @@
  * i to i+1, so an old database is brought forward in place, inside one
  * transaction, when it is opened.
  */
-#include "store/store.h"
+#include "store/backend.h"
+#include "store/sqlite.h"
 #include "core/digest.h"
 #include "core/fields.h"
-#include "store/pg.h"
 #include "store/store_sql.h"
 
 #define RG_STORE_MMAP "268435456" /* 256 MiB */
+
+#include <sqlite3.h>
 
 #include <errno.h>
 #include <fcntl.h>
@@ -22,8 +25,7 @@
 #include <string.h>
 #include <unistd.h>
 
-struct rg_store {
-    rg_pg *pg; /* a PostgreSQL store (pg.c): every function below routes to it */
+struct rg_backend {
     sqlite3 *db;
     sqlite3_stmt *q[Q__COUNT];
     uint64_t rollbacks; /* transactions that did not commit (rg_store_rollbacks) */
@@ -51,10 +53,16 @@ struct rg_store {
     rg_time fault_since;
     void (*on_commit)(void *ud); /* after each commit that succeeded (rg_store_on_commit) */
     void *on_commit_ud;
+    int64_t data_version; /* PRAGMA data_version when rg_store_changed last looked */
 };
 
+/* (defined below, called before) */
+static void rg_sqlite_close(rg_sqlite *st);
+static void rg_sqlite_rollback(rg_sqlite *st);
+static int rg_sqlite_last_cseq(rg_sqlite *st, const char *clinic, int64_t *out);
+
 /* Prepared statement i, reset and with bindings cleared. */
-static sqlite3_stmt *rg__q(rg_store *st, int i)
+static sqlite3_stmt *rg__q(rg_sqlite *st, int i)
 {
     sqlite3_stmt *s = st->q[i];
     sqlite3_reset(s);
@@ -64,7 +72,7 @@ static sqlite3_stmt *rg__q(rg_store *st, int i)
 
 /* Remembers why a statement failed, with what the OS said (a full disk, a
  * read-only file), until a commit succeeds again: see rg_store_fault. */
-static void rg__fault(rg_store *st, int rc)
+static void rg__fault(rg_sqlite *st, int rc)
 {
     int sys = sqlite3_system_errno(st->db);
     if (st->fault[0])
@@ -84,7 +92,7 @@ static void rg__fault(rg_store *st, int rc)
         snprintf(st->fault, sizeof st->fault, "%s", sqlite3_errstr(rc));
 }
 
-static int rg__done(rg_store *st, sqlite3_stmt *s)
+static int rg__done(rg_sqlite *st, sqlite3_stmt *s)
 {
     int rc = sqlite3_step(s);
     if (rc != SQLITE_DONE && rc != SQLITE_ROW)
@@ -162,7 +170,7 @@ static int rg__each_end(sqlite3_stmt *s, int rc, int frc)
 }
 
 /* Refuses a database written by a newer program before touching it. */
-static int rg__check_version(rg_store *st, const char *path, char *err, size_t errlen)
+static int rg__check_version(rg_sqlite *st, const char *path, char *err, size_t errlen)
 {
     sqlite3_stmt *s;
     int version = 0;
@@ -181,7 +189,7 @@ static int rg__check_version(rg_store *st, const char *path, char *err, size_t e
 
 /* PRAGMA quick_check before anything is written: a file with damaged pages
  * is refused as it is (about 4 s per GB, so only where opts->check asks). */
-static int rg__check_pages(rg_store *st, const char *path, char *err, size_t errlen)
+static int rg__check_pages(rg_sqlite *st, const char *path, char *err, size_t errlen)
 {
     sqlite3_stmt *s;
     int rc = sqlite3_prepare_v2(st->db, "PRAGMA quick_check(1)", -1, &s, NULL);
@@ -281,7 +289,7 @@ static void rg__sql_data(sqlite3_context *cx, int argc, sqlite3_value **argv)
         sqlite3_result_null(cx);
 }
 
-static int rg__migrate(rg_store *st, char *err, size_t errlen)
+static int rg__migrate(rg_sqlite *st, char *err, size_t errlen)
 {
     sqlite3_stmt *s;
     int version = 0;
@@ -338,20 +346,13 @@ fail:
     return RG_EDB;
 }
 
-int rg_store_open(rg_store **out, const char *path, const rg_store_opts *opts, char *err,
-                  size_t errlen)
+static int rg_sqlite_open(rg_sqlite **out, const char *path, const rg_store_opts *opts, char *err,
+                          size_t errlen)
 {
     *out = NULL;
-    rg_store *st = calloc(1, sizeof *st);
+    rg_sqlite *st = calloc(1, sizeof *st);
     if (!st)
         return rg_fail(err, errlen, RG_ENOMEM, "out of memory");
-    if (rg_pg_url(path)) {
-        int rc = rg_pg_open(&st->pg, path, opts, err, errlen);
-        if (rc)
-            free(st);
-        *out = rc ? NULL : st;
-        return rc;
-    }
     /* Patient data: the file is the owner's alone from its first byte. */
     if (strcmp(path, ":memory:") != 0 && access(path, F_OK) != 0) {
         int fd = open(path, O_RDWR | O_CREAT | O_EXCL, 0600);
@@ -374,7 +375,7 @@ int rg_store_open(rg_store **out, const char *path, const rg_store_opts *opts, c
         SQLITE_OK) {
         rg_fail(err, errlen, RG_EDB, "cannot open database %s: %s", path,
                 st->db ? sqlite3_errmsg(st->db) : "out of memory");
-        rg_store_close(st);
+        rg_sqlite_close(st);
         return RG_EDB;
     }
     sqlite3_busy_timeout(st->db, 5000);
@@ -383,7 +384,7 @@ int rg_store_open(rg_store **out, const char *path, const rg_store_opts *opts, c
     if (!rc && opts && opts->check) /* before the pragmas below write the header */
         rc = rg__check_pages(st, path, err, errlen);
     if (rc) {
-        rg_store_close(st);
+        rg_sqlite_close(st);
         return rc;
     }
     char *msg = NULL;
@@ -413,7 +414,7 @@ int rg_store_open(rg_store **out, const char *path, const rg_store_opts *opts, c
     if (rc_exec != SQLITE_OK) {
         rg_fail(err, errlen, RG_EDB, "cannot use database %s: %s", path, msg);
         sqlite3_free(msg);
-        rg_store_close(st);
+        rg_sqlite_close(st);
         return RG_EDB;
     }
     if (sqlite3_create_function(st->db, "rg_sha256", 1, SQLITE_UTF8 | SQLITE_DETERMINISTIC, NULL,
@@ -423,19 +424,19 @@ int rg_store_open(rg_store **out, const char *path, const rg_store_opts *opts, c
         sqlite3_create_function(st->db, "rg_data", 1, SQLITE_UTF8 | SQLITE_DETERMINISTIC, NULL,
                                 rg__sql_data, NULL, NULL) != SQLITE_OK) {
         rg_fail(err, errlen, RG_EDB, "database %s: %s", path, sqlite3_errmsg(st->db));
-        rg_store_close(st);
+        rg_sqlite_close(st);
         return RG_EDB;
     }
     rc = rg__migrate(st, err, errlen);
     if (rc) {
-        rg_store_close(st);
+        rg_sqlite_close(st);
         return rc;
     }
     for (int i = 0; i < Q__COUNT; i++) {
         if (sqlite3_prepare_v3(st->db, rg_store_sql[i], -1, SQLITE_PREPARE_PERSISTENT, &st->q[i],
                                NULL) != SQLITE_OK) {
             rg_fail(err, errlen, RG_EDB, "database %s: %s", path, sqlite3_errmsg(st->db));
-            rg_store_close(st);
+            rg_sqlite_close(st);
             return RG_EDB;
         }
     }
@@ -443,14 +444,12 @@ int rg_store_open(rg_store **out, const char *path, const rg_store_opts *opts, c
     return RG_OK;
 }
 
-rg_pg *rg_store_pg(rg_store *st) { return st->pg; }
-sqlite3 *rg_store_sqlite(rg_store *st) { return st->pg ? NULL : st->db; }
+sqlite3 *rg_sqlite_db(rg_sqlite *st) { return st->db; }
 
-void rg_store_close(rg_store *st)
+static void rg_sqlite_close(rg_sqlite *st)
 {
     if (!st)
         return;
-    rg_pg_close(st->pg);
     for (int i = 0; i < Q__COUNT; i++)
         sqlite3_finalize(st->q[i]);
     sqlite3_close(st->db);
@@ -458,16 +457,14 @@ void rg_store_close(rg_store *st)
 }
 
 /* After a rollback SQLite says "not an error": then the fault that caused it. */
-const char *rg_store_errmsg(rg_store *st)
+static const char *rg_sqlite_errmsg(rg_sqlite *st)
 {
-    if (st->pg)
-        return rg_pg_errmsg(st->pg);
     return sqlite3_errcode(st->db) == SQLITE_OK && st->fault[0] ? st->fault
                                                                 : sqlite3_errmsg(st->db);
 }
 
 /* event_seq written back: the last seq this transaction gave. */
-static int rg__evseq_put(rg_store *st)
+static int rg__evseq_put(rg_sqlite *st)
 {
     sqlite3_stmt *s = rg__q(st, Q_EVENT_SEQ_PUT);
     sqlite3_bind_int64(s, 1, st->evseq);
@@ -478,7 +475,7 @@ static int rg__evseq_put(rg_store *st)
  * insert stores nothing): event_seq is read once per write transaction and
  * kept in st->evseq (BEGIN IMMEDIATE holds the write lock: nobody else
  * numbers events meanwhile). */
-static int rg__evseq_next(rg_store *st, int64_t *seq)
+static int rg__evseq_next(rg_sqlite *st, int64_t *seq)
 {
     if (!st->evseq || sqlite3_get_autocommit(st->db)) {
         sqlite3_stmt *s = rg__q(st, Q_EVENT_SEQ_GET);
@@ -496,7 +493,7 @@ static int rg__evseq_next(rg_store *st, int64_t *seq)
 
 /* After an event insert: keeps the seq it took (written at once outside a
  * transaction, before the commit inside one), or gives it back. */
-static int rg__evseq_used(rg_store *st, int used)
+static int rg__evseq_used(rg_sqlite *st, int used)
 {
     if (!used) {
         st->evseq--;
@@ -508,37 +505,31 @@ static int rg__evseq_used(rg_store *st, int used)
     return RG_OK;
 }
 
-int rg_store_begin(rg_store *st)
+static int rg_sqlite_begin(rg_sqlite *st)
 {
-    if (st->pg)
-        return rg_pg_begin(st->pg);
     st->sched_patient[0] = '\0';
     st->ncseq = 0;
     st->evseq = 0;
     st->evseq_dirty = 0;
     return rg__done(st, rg__q(st, Q_BEGIN));
 }
-uint64_t rg_store_rollbacks(const rg_store *st)
+static uint64_t rg_sqlite_rollbacks(const rg_sqlite *st)
 {
-    return st->pg ? rg_pg_rollbacks(st->pg) : st->rollbacks;
+    return st->rollbacks;
 }
 
-int rg_store_begin_read(rg_store *st)
+static int rg_sqlite_begin_read(rg_sqlite *st)
 {
-    if (st->pg)
-        return rg_pg_begin_read(st->pg);
     return rg__done(st, rg__q(st, Q_BEGIN_READ));
 }
-int rg_store_commit(rg_store *st)
+static int rg_sqlite_commit(rg_sqlite *st)
 {
-    if (st->pg)
-        return rg_pg_commit(st->pg);
     st->ncseq = 0;
     int rc = st->evseq_dirty ? rg__evseq_put(st) : RG_OK;
     st->evseq = 0;
     st->evseq_dirty = 0;
     if (rc) {
-        rg_store_rollback(st);
+        rg_sqlite_rollback(st);
         return rc;
     }
     rc = rg__done(st, rg__q(st, Q_COMMIT));
@@ -551,20 +542,16 @@ int rg_store_commit(rg_store *st)
     return rc;
 }
 
-void rg_store_on_commit(rg_store *st, void (*fn)(void *ud), void *ud)
+static void rg_sqlite_on_commit(rg_sqlite *st, void (*fn)(void *ud), void *ud)
 {
-    if (st->pg) {
-        rg_pg_on_commit(st->pg, fn, ud);
-        return;
-    }
     st->on_commit = fn;
     st->on_commit_ud = ud;
 }
 
-int rg_store_data_version(rg_store *st, int64_t *out)
+/* PRAGMA data_version: changes when ANOTHER connection (another process)
+ * committed to the file since the last call, never for this one's commits. */
+static int rg_sqlite_data_version(rg_sqlite *st, int64_t *out)
 {
-    if (st->pg)
-        return rg_pg_data_version(st->pg, out);
     sqlite3_stmt *s;
     if (sqlite3_prepare_v2(st->db, "PRAGMA data_version", -1, &s, NULL) != SQLITE_OK)
         return RG_EDB;
@@ -574,20 +561,14 @@ int rg_store_data_version(rg_store *st, int64_t *out)
     return rc == SQLITE_ROW ? RG_OK : RG_EDB;
 }
 
-const char *rg_store_fault(rg_store *st, rg_time *since)
+static const char *rg_sqlite_fault(rg_sqlite *st, rg_time *since)
 {
-    if (st->pg)
-        return rg_pg_fault(st->pg, since);
     if (since)
         *since = st->fault[0] ? st->fault_since : RG_TIME_NONE;
     return st->fault[0] ? st->fault : NULL;
 }
-void rg_store_rollback(rg_store *st)
+static void rg_sqlite_rollback(rg_sqlite *st)
 {
-    if (st->pg) {
-        rg_pg_rollback(st->pg);
-        return;
-    }
     st->ncseq = 0;
     st->evseq = 0;
     st->evseq_dirty = 0;
@@ -617,7 +598,7 @@ static void rg__bind_event(sqlite3_stmt *s, const rg_event *ev, rg_time received
 }
 
 /* Schedules ev's patient at `at` (or at its clock, if that is later). */
-static int rg__schedule(rg_store *st, const rg_event *ev, rg_time at)
+static int rg__schedule(rg_sqlite *st, const rg_event *ev, rg_time at)
 {
     sqlite3_stmt *s = rg__q(st, Q_PATIENT_SCHEDULE);
     rg__text(s, 1, ev->clinic);
@@ -667,10 +648,8 @@ int rg_store_same_body(const char *stored, const rg_event *ev)
         return RG_OK;                                                      \
     } while (0)
 
-int rg_store_put_event(rg_store *st, const rg_event *ev, rg_time received, rg_put *res)
+static int rg_sqlite_put_event(rg_sqlite *st, const rg_event *ev, rg_time received, rg_put *res)
 {
-    if (st->pg)
-        return rg_pg_put_event(st->pg, ev, received, res);
     int64_t seq;
     if (rg__evseq_next(st, &seq))
         return RG_EDB;
@@ -768,24 +747,22 @@ int rg_store_put_event(rg_store *st, const rg_event *ev, rg_time received, rg_pu
 }
 #undef RG__CONFLICT
 
-const char *rg_store_put_reason(const rg_store *st)
+static const char *rg_sqlite_put_reason(const rg_sqlite *st)
 {
-    return st->pg ? rg_pg_put_reason(st->pg) : st->put_why;
+    return st->put_why;
 }
-const char *rg_store_put_field(const rg_store *st)
+static const char *rg_sqlite_put_field(const rg_sqlite *st)
 {
-    return st->pg ? rg_pg_put_field(st->pg) : st->put_field;
+    return st->put_field;
 }
 
-int rg_store_put_events(rg_store *st, const rg_event *const *evs, int n, rg_time received,
-                        rg_put *res, int *failed)
+static int rg_sqlite_put_events(rg_sqlite *st, const rg_event *const *evs, int n, rg_time received,
+                                rg_put *res, int *failed)
 {
     if (failed)
         *failed = 0;
-    if (st->pg)
-        return rg_pg_put_events(st->pg, evs, n, received, res);
     for (int i = 0, rc; i < n; i++)
-        if ((rc = rg_store_put_event(st, evs[i], received, &res[i]))) {
+        if ((rc = rg_sqlite_put_event(st, evs[i], received, &res[i]))) {
             if (failed)
                 *failed = i;
             return rc;
@@ -793,11 +770,9 @@ int rg_store_put_events(rg_store *st, const rg_event *const *evs, int n, rg_time
     return RG_OK;
 }
 
-int rg_store_reject(rg_store *st, const char *source, long line, const char *field,
-                    const char *reason, const char *raw, size_t rawlen)
+static int rg_sqlite_reject(rg_sqlite *st, const char *source, long line, const char *field,
+                            const char *reason, const char *raw, size_t rawlen)
 {
-    if (st->pg)
-        return rg_pg_reject(st->pg, source, line, field, reason, raw, rawlen);
     sqlite3_stmt *s = rg__q(st, Q_REJECT);
     sqlite3_bind_int64(s, 1, rg_now());
     rg__text(s, 2, source);
@@ -810,10 +785,9 @@ int rg_store_reject(rg_store *st, const char *source, long line, const char *fie
     return rg__done(st, s);
 }
 
-int rg_store_each_rejected(rg_store *st, int (*fn)(void *ud, const rg_rejected *r), void *ud)
+static int rg_sqlite_each_rejected(rg_sqlite *st, int (*fn)(void *ud, const rg_rejected *r),
+                                   void *ud)
 {
-    if (st->pg)
-        return rg_pg_each_rejected(st->pg, fn, ud);
     sqlite3_stmt *s = rg__q(st, Q_REJECTED_ALL);
     int rc;
     while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
@@ -851,37 +825,29 @@ static int rg__each_event(sqlite3_stmt *s, const char *clinic, const char *patie
     return rg__each_end(s, rc, frc);
 }
 
-int rg_store_each_event(rg_store *st, const char *clinic, const char *patient,
-                        int (*fn)(void *ud, const rg_stored_event *e), void *ud)
+static int rg_sqlite_each_event(rg_sqlite *st, const char *clinic, const char *patient,
+                                int (*fn)(void *ud, const rg_stored_event *e), void *ud)
 {
-    if (st->pg)
-        return rg_pg_each_event(st->pg, clinic, patient, fn, ud);
     return rg__each_event(rg__q(st, Q_EVENTS_OF), clinic, patient, -1, fn, ud);
 }
 
-int rg_store_each_event_after(rg_store *st, const char *clinic, const char *patient,
-                              int64_t after_seq, int (*fn)(void *ud, const rg_stored_event *e),
-                              void *ud)
+static int rg_sqlite_each_event_after(rg_sqlite *st, const char *clinic, const char *patient,
+                                      int64_t after_seq,
+                                      int (*fn)(void *ud, const rg_stored_event *e), void *ud)
 {
-    if (st->pg)
-        return rg_pg_each_event_after(st->pg, clinic, patient, after_seq, fn, ud);
     return rg__each_event(rg__q(st, after_seq < 0 ? Q_EVENTS_OF : Q_EVENTS_AFTER), clinic,
                           patient, after_seq, fn, ud);
 }
 
-int rg_store_each_event_data(rg_store *st, const char *clinic, const char *patient,
-                             int (*fn)(void *ud, const rg_stored_event *e), void *ud)
+static int rg_sqlite_each_event_data(rg_sqlite *st, const char *clinic, const char *patient,
+                                     int (*fn)(void *ud, const rg_stored_event *e), void *ud)
 {
-    if (st->pg)
-        return rg_pg_each_event_data(st->pg, clinic, patient, fn, ud);
     return rg__each_event(rg__q(st, Q_EVENTS_OF_DATA), clinic, patient, -1, fn, ud);
 }
 
-int rg_store_patient_get(rg_store *st, const char *clinic, const char *patient,
-                         rg_patient_state *ps)
+static int rg_sqlite_patient_get(rg_sqlite *st, const char *clinic, const char *patient,
+                                 rg_patient_state *ps)
 {
-    if (st->pg)
-        return rg_pg_patient_get(st->pg, clinic, patient, ps);
     sqlite3_stmt *s = rg__q(st, Q_PATIENT_GET);
     rg__text(s, 1, clinic);
     rg__text(s, 2, patient);
@@ -901,11 +867,9 @@ int rg_store_patient_get(rg_store *st, const char *clinic, const char *patient,
     return rc == SQLITE_ROW ? RG_OK : rc == SQLITE_DONE ? RG_ENOTFOUND : RG_EDB;
 }
 
-int rg_store_patient_put(rg_store *st, const char *clinic, const char *patient,
-                         const rg_patient_state *ps)
+static int rg_sqlite_patient_put(rg_sqlite *st, const char *clinic, const char *patient,
+                                 const rg_patient_state *ps)
 {
-    if (st->pg)
-        return rg_pg_patient_put(st->pg, clinic, patient, ps);
     sqlite3_stmt *s = rg__q(st, Q_PATIENT_PUT);
     rg__text(s, 1, clinic);
     rg__text(s, 2, patient);
@@ -932,13 +896,11 @@ static int rg__each_patient(sqlite3_stmt *s,
     return rc == SQLITE_ROW || rc == SQLITE_DONE ? n : RG_EDB;
 }
 
-int rg_store_patients_page(rg_store *st, const char *after_clinic, const char *after_patient,
-                           rg_time due, int limit,
-                           int (*fn)(void *ud, const char *clinic, const char *patient),
-                           void *ud)
+static int rg_sqlite_patients_page(rg_sqlite *st, const char *after_clinic,
+                                   const char *after_patient, rg_time due, int limit,
+                                   int (*fn)(void *ud, const char *clinic, const char *patient),
+                                   void *ud)
 {
-    if (st->pg)
-        return rg_pg_patients_page(st->pg, after_clinic, after_patient, due, limit, fn, ud);
     sqlite3_stmt *s = rg__q(st, due == RG_TIME_NONE ? Q_PATIENTS_PAGE : Q_PATIENTS_DUE_PAGE);
     rg__text(s, 1, after_clinic);
     rg__text(s, 2, after_patient);
@@ -948,27 +910,26 @@ int rg_store_patients_page(rg_store *st, const char *after_clinic, const char *a
     return rg__each_patient(s, fn, ud);
 }
 
-int rg_store_due_patients(rg_store *st, rg_time due, int limit,
-                          int (*fn)(void *ud, const char *clinic, const char *patient), void *ud)
+static int rg_sqlite_due_patients(rg_sqlite *st, rg_time due, int limit,
+                                  int (*fn)(void *ud, const char *clinic, const char *patient),
+                                  void *ud)
 {
-    if (st->pg)
-        return rg_pg_due_patients(st->pg, due, limit, fn, ud);
     sqlite3_stmt *s = rg__q(st, Q_PATIENTS_DUE);
     sqlite3_bind_int64(s, 1, due);
     sqlite3_bind_int(s, 2, limit);
     return rg__each_patient(s, fn, ud);
 }
 
-const char *rg_store_due_sql(void) { return rg_store_sql[Q_PATIENTS_DUE]; }
+const char *rg_sqlite_due_sql(void) { return rg_store_sql[Q_PATIENTS_DUE]; }
 
-const char *rg_store_key_sql(int which)
+const char *rg_sqlite_key_sql(int which)
 {
     static const int q[] = {Q_KEY_TRANSITIONS, Q_ALERT_BY_KEY, Q_ACTIONS_OF, Q_KEY_LAST};
     return which >= 0 && which < (int)(sizeof q / sizeof q[0]) ? rg_store_sql[q[which]] : NULL;
 }
 
 /* A query answering one time (or NULL). */
-static int rg__one_time(rg_store *st, int q, rg_time *out)
+static int rg__one_time(rg_sqlite *st, int q, rg_time *out)
 {
     sqlite3_stmt *s = rg__q(st, q);
     int rc = sqlite3_step(s);
@@ -977,19 +938,15 @@ static int rg__one_time(rg_store *st, int q, rg_time *out)
     return rc == SQLITE_ROW || rc == SQLITE_DONE ? RG_OK : RG_EDB;
 }
 
-int rg_store_next_wake(rg_store *st, rg_time *out)
+static int rg_sqlite_next_wake(rg_sqlite *st, rg_time *out)
 {
-    if (st->pg)
-        return rg_pg_next_wake(st->pg, out);
     return rg__one_time(st, Q_NEXT_WAKE, out);
 }
 
-int rg_store_each_open_alert(rg_store *st, const char *clinic, const char *patient,
-                             int (*fn)(void *ud, int64_t alert_id, const rg_transition *t),
-                             void *ud)
+static int rg_sqlite_each_open_alert(rg_sqlite *st, const char *clinic, const char *patient,
+                                     int (*fn)(void *ud, int64_t alert_id, const rg_transition *t),
+                                     void *ud)
 {
-    if (st->pg)
-        return rg_pg_each_open_alert(st->pg, clinic, patient, fn, ud);
     sqlite3_stmt *s = rg__q(st, Q_OPEN_ALERTS);
     int rc, frc = 0;
     rg__text(s, 1, clinic);
@@ -1021,7 +978,7 @@ int rg_store_each_open_alert(rg_store *st, const char *clinic, const char *patie
 /* The last cseq of clinic. Inside a transaction it is read once and then
  * kept in *slot, which the caller advances after each insert (NULL when it
  * is not kept: outside a transaction, or a name too long for the cache). */
-static int rg__last_cseq(rg_store *st, const char *clinic, int64_t *out, int64_t **slot)
+static int rg__last_cseq(rg_sqlite *st, const char *clinic, int64_t *out, int64_t **slot)
 {
     int in_txn = !sqlite3_get_autocommit(st->db);
     *slot = NULL;
@@ -1031,7 +988,7 @@ static int rg__last_cseq(rg_store *st, const char *clinic, int64_t *out, int64_t
             *out = **slot;
             return RG_OK;
         }
-    int rc = rg_store_last_cseq(st, clinic, out);
+    int rc = rg_sqlite_last_cseq(st, clinic, out);
     if (rc == RG_OK && in_txn && strlen(clinic) < sizeof st->cseq[0].clinic) {
         int n = (int)RG_COUNTOF(st->cseq);
         int i = st->ncseq < n ? st->ncseq++ : st->cseq_next++ % n;
@@ -1044,7 +1001,7 @@ static int rg__last_cseq(rg_store *st, const char *clinic, int64_t *out, int64_t
 
 /* The last transition of the clinic's key: its seq and whether it opened
  * (seq 0 when the key has none). */
-static int rg__key_last(rg_store *st, const char *clinic, const char *key, int64_t *seq,
+static int rg__key_last(rg_sqlite *st, const char *clinic, const char *key, int64_t *seq,
                         int *open)
 {
     sqlite3_stmt *s = rg__q(st, Q_KEY_LAST);
@@ -1065,10 +1022,8 @@ static int rg__key_last(rg_store *st, const char *clinic, const char *key, int64
  * seq), a resolution names the alert it closes. What is refused (opening an
  * open key, resolving what is not open) is refused by the insert's own
  * guard (Q_TRANSITION): one statement, no read before it. */
-int rg_store_transition(rg_store *st, rg_transition *t, int64_t *alert_idp)
+static int rg_sqlite_transition(rg_sqlite *st, rg_transition *t, int64_t *alert_idp)
 {
-    if (st->pg)
-        return rg_pg_transition(st->pg, t, alert_idp);
     int64_t cseq, *cseq_slot;
     int opening = t->open == 1;
     if (rg__last_cseq(st, t->clinic, &cseq, &cseq_slot))
@@ -1107,24 +1062,21 @@ int rg_store_transition(rg_store *st, rg_transition *t, int64_t *alert_idp)
     return RG_OK;
 }
 
-static int rg__each_transition(rg_store *st, sqlite3_stmt *s,
+static int rg__each_transition(rg_sqlite *st, sqlite3_stmt *s,
                                int (*fn)(void *ud, const rg_transition *t), void *ud);
 
-int rg_store_each_transition(rg_store *st, int64_t after, int by_time,
-                             int (*fn)(void *ud, const rg_transition *t), void *ud)
+static int rg_sqlite_each_transition(rg_sqlite *st, int64_t after, int by_time,
+                                     int (*fn)(void *ud, const rg_transition *t), void *ud)
 {
-    if (st->pg)
-        return rg_pg_each_transition(st->pg, after, by_time, fn, ud);
     sqlite3_stmt *s = rg__q(st, by_time ? Q_TRANSITIONS_TIME : Q_TRANSITIONS_SEQ);
     sqlite3_bind_int64(s, 1, after);
     return rg__each_transition(st, s, fn, ud);
 }
 
-int rg_store_clinic_transitions(rg_store *st, const char *clinic, int64_t after_cseq, int limit,
-                                int (*fn)(void *ud, const rg_transition *t), void *ud)
+static int rg_sqlite_clinic_transitions(rg_sqlite *st, const char *clinic, int64_t after_cseq,
+                                        int limit, int (*fn)(void *ud, const rg_transition *t),
+                                        void *ud)
 {
-    if (st->pg)
-        return rg_pg_clinic_transitions(st->pg, clinic, after_cseq, limit, fn, ud);
     sqlite3_stmt *s = rg__q(st, Q_CLINIC_TRANSITIONS);
     rg__text(s, 1, clinic);
     sqlite3_bind_int64(s, 2, after_cseq);
@@ -1132,7 +1084,7 @@ int rg_store_clinic_transitions(rg_store *st, const char *clinic, int64_t after_
     return rg__each_transition(st, s, fn, ud);
 }
 
-static int rg__each_transition(rg_store *st, sqlite3_stmt *s,
+static int rg__each_transition(rg_sqlite *st, sqlite3_stmt *s,
                                int (*fn)(void *ud, const rg_transition *t), void *ud)
 {
     int rc, frc = 0;
@@ -1165,11 +1117,9 @@ static int rg__each_transition(rg_store *st, sqlite3_stmt *s,
     return rg__each_end(s, rc, frc);
 }
 
-int rg_store_eval_error(rg_store *st, const char *clinic, const char *patient,
-                        const char *protocol, const char *rule, rg_time at, const char *msg)
+static int rg_sqlite_eval_error(rg_sqlite *st, const char *clinic, const char *patient,
+                                const char *protocol, const char *rule, rg_time at, const char *msg)
 {
-    if (st->pg)
-        return rg_pg_eval_error(st->pg, clinic, patient, protocol, rule, at, msg);
     sqlite3_stmt *s = rg__q(st, Q_EVAL_ERROR);
     rg__text(s, 1, clinic);
     rg__text(s, 2, patient);
@@ -1182,7 +1132,7 @@ int rg_store_eval_error(rg_store *st, const char *clinic, const char *patient,
 }
 
 /* How many patients (clinic, protocol, rule) fails for, and since when. */
-static int rg__failing_count(rg_store *st, const char *clinic, const char *protocol,
+static int rg__failing_count(rg_sqlite *st, const char *clinic, const char *protocol,
                              const char *rule, int64_t *n, rg_time *since)
 {
     sqlite3_stmt *s = rg__q(st, Q_FAILING_COUNT);
@@ -1198,13 +1148,10 @@ static int rg__failing_count(rg_store *st, const char *clinic, const char *proto
     return rc == SQLITE_ROW ? RG_OK : RG_EDB;
 }
 
-int rg_store_rule_failing(rg_store *st, const char *clinic, const char *patient,
-                          const char *protocol, const char *rule, rg_time at, const char *msg,
-                          int64_t *before, int64_t *after, rg_time *since)
+static int rg_sqlite_rule_failing(rg_sqlite *st, const char *clinic, const char *patient,
+                                  const char *protocol, const char *rule, rg_time at,
+                                  const char *msg, int64_t *before, int64_t *after, rg_time *since)
 {
-    if (st->pg)
-        return rg_pg_rule_failing(st->pg, clinic, patient, protocol, rule, at, msg, before,
-                                  after, since);
     if (rg__failing_count(st, clinic, protocol, rule, before, since))
         return RG_EDB;
     sqlite3_stmt *s = rg__q(st, msg ? Q_FAILING_ADD : Q_FAILING_DEL);
@@ -1225,11 +1172,10 @@ int rg_store_rule_failing(rg_store *st, const char *clinic, const char *patient,
     return rg__failing_count(st, clinic, protocol, rule, after, since) ? RG_EDB : RG_OK;
 }
 
-int rg_store_each_failing(rg_store *st, const char *clinic, const char *patient,
-                          int (*fn)(void *ud, const char *protocol, const char *rule), void *ud)
+static int rg_sqlite_each_failing(rg_sqlite *st, const char *clinic, const char *patient,
+                                  int (*fn)(void *ud, const char *protocol, const char *rule),
+                                  void *ud)
 {
-    if (st->pg)
-        return rg_pg_each_failing(st->pg, clinic, patient, fn, ud);
     sqlite3_stmt *s = rg__q(st, Q_FAILING_OF);
     rg__text(s, 1, clinic);
     rg__text(s, 2, patient);
@@ -1242,14 +1188,12 @@ int rg_store_each_failing(rg_store *st, const char *clinic, const char *patient,
     return frc ? frc : rc == SQLITE_DONE ? RG_OK : RG_EDB;
 }
 
-int rg_store_failing_summary(rg_store *st,
-                             int (*fn)(void *ud, const char *clinic, const char *protocol,
-                                       const char *rule, int64_t patients, rg_time since,
-                                       const char *message),
-                             void *ud)
+static int rg_sqlite_failing_summary(rg_sqlite *st,
+                                     int (*fn)(void *ud, const char *clinic, const char *protocol,
+                                               const char *rule, int64_t patients, rg_time since,
+                                               const char *message),
+                                     void *ud)
 {
-    if (st->pg)
-        return rg_pg_failing_summary(st->pg, fn, ud);
     sqlite3_stmt *s = rg__q(st, Q_FAILING_ALL);
     int rc, frc = 0;
     while (!frc && (rc = sqlite3_step(s)) == SQLITE_ROW)
@@ -1261,11 +1205,9 @@ int rg_store_failing_summary(rg_store *st,
     return frc ? frc : rc == SQLITE_DONE ? RG_OK : RG_EDB;
 }
 
-int rg_store_protocol_loaded(rg_store *st, const char *clinic, const char *protocol,
-                             const char *version, const char *file, const char *hash)
+static int rg_sqlite_protocol_loaded(rg_sqlite *st, const char *clinic, const char *protocol,
+                                     const char *version, const char *file, const char *hash)
 {
-    if (st->pg)
-        return rg_pg_protocol_loaded(st->pg, clinic, protocol, version, file, hash);
     sqlite3_stmt *s = rg__q(st, Q_PROTOCOL_LOADED);
     rg__text(s, 1, clinic);
     rg__text(s, 2, protocol);
@@ -1276,19 +1218,10 @@ int rg_store_protocol_loaded(rg_store *st, const char *clinic, const char *proto
     return rg__done(st, s);
 }
 
-int rg_store_each_alert(rg_store *st, const char *clinic, const char *patient, const char *state,
-                        const char *key, int limit,
-                        int (*fn)(void *ud, const rg_alert_view *a), void *ud)
+static int rg_sqlite_each_alert(rg_sqlite *st, const char *clinic, const char *patient,
+                                const char *state, const char *key, int64_t after, int limit,
+                                int (*fn)(void *ud, const rg_alert_view *a), void *ud)
 {
-    return rg_store_each_alert_after(st, clinic, patient, state, key, 0, limit, fn, ud);
-}
-
-int rg_store_each_alert_after(rg_store *st, const char *clinic, const char *patient,
-                              const char *state, const char *key, int64_t after, int limit,
-                              int (*fn)(void *ud, const rg_alert_view *a), void *ud)
-{
-    if (st->pg)
-        return rg_pg_each_alert(st->pg, clinic, patient, state, key, after, limit, fn, ud);
     sqlite3_stmt *s = rg__q(st, key ? Q_ALERT_BY_KEY : Q_ALERTS_VIEW);
     int rc, frc = 0;
     rg__text(s, 1, clinic);
@@ -1322,11 +1255,10 @@ int rg_store_each_alert_after(rg_store *st, const char *clinic, const char *pati
     return rg__each_end(s, rc, frc);
 }
 
-int rg_store_alert_action(rg_store *st, const char *clinic, const char *key, const char *action,
-                          const char *who, const char *note, rg_time until, rg_time at)
+static int rg_sqlite_alert_action(rg_sqlite *st, const char *clinic, const char *key,
+                                  const char *action, const char *who, const char *note,
+                                  rg_time until, rg_time at)
 {
-    if (st->pg)
-        return rg_pg_alert_action(st->pg, clinic, key, action, who, note, until, at);
     sqlite3_stmt *s;
     int64_t id;
     int open;
@@ -1361,11 +1293,9 @@ int rg_store_alert_action(rg_store *st, const char *clinic, const char *key, con
     return rg__done(st, s);
 }
 
-int rg_store_each_action(rg_store *st, const char *clinic, const char *key,
-                         int (*fn)(void *ud, const rg_alert_action *a), void *ud)
+static int rg_sqlite_each_action(rg_sqlite *st, const char *clinic, const char *key,
+                                 int (*fn)(void *ud, const rg_alert_action *a), void *ud)
 {
-    if (st->pg)
-        return rg_pg_each_action(st->pg, clinic, key, fn, ud);
     sqlite3_stmt *s = rg__q(st, Q_ACTIONS_OF);
     int rc;
     rg__text(s, 1, clinic);
@@ -1385,20 +1315,16 @@ int rg_store_each_action(rg_store *st, const char *clinic, const char *key,
     return rc == SQLITE_ROW || rc == SQLITE_DONE ? RG_OK : RG_EDB;
 }
 
-int rg_store_next_snooze(rg_store *st, rg_time *out)
+static int rg_sqlite_next_snooze(rg_sqlite *st, rg_time *out)
 {
-    if (st->pg)
-        return rg_pg_next_snooze(st->pg, out);
     return rg__one_time(st, Q_NEXT_SNOOZE, out);
 }
 
-int rg_store_each_due_snooze(rg_store *st, rg_time now,
-                             int (*fn)(void *ud, const char *clinic, const char *key,
-                                       const char *patient),
-                             void *ud, int *count)
+static int rg_sqlite_each_due_snooze(rg_sqlite *st, rg_time now,
+                                     int (*fn)(void *ud, const char *clinic, const char *key,
+                                               const char *patient),
+                                     void *ud, int *count)
 {
-    if (st->pg)
-        return rg_pg_each_due_snooze(st->pg, now, fn, ud, count);
     /* collect first: fn writes to the same table */
     sqlite3_stmt *s = rg__q(st, Q_DUE_SNOOZES);
     char (*rows)[3][160] = NULL;
@@ -1426,10 +1352,8 @@ int rg_store_each_due_snooze(rg_store *st, rg_time now,
     return out;
 }
 
-int rg_store_wake_clinic(rg_store *st, const char *clinic, rg_time at)
+static int rg_sqlite_wake_clinic(rg_sqlite *st, const char *clinic, rg_time at)
 {
-    if (st->pg)
-        return rg_pg_wake_clinic(st->pg, clinic, at);
     sqlite3_stmt *s = rg__q(st, Q_WAKE_CLINIC);
     rg__text(s, 1, clinic);
     sqlite3_bind_int64(s, 2, at);
@@ -1437,10 +1361,8 @@ int rg_store_wake_clinic(rg_store *st, const char *clinic, rg_time at)
     return rg__done(st, s);
 }
 
-int rg_store_wake_failing(rg_store *st, const char *clinic, rg_time at)
+static int rg_sqlite_wake_failing(rg_sqlite *st, const char *clinic, rg_time at)
 {
-    if (st->pg)
-        return rg_pg_wake_failing(st->pg, clinic, at);
     sqlite3_stmt *s = rg__q(st, Q_WAKE_CLINIC);
     rg__text(s, 1, clinic);
     sqlite3_bind_int64(s, 2, at);
@@ -1448,13 +1370,11 @@ int rg_store_wake_failing(rg_store *st, const char *clinic, rg_time at)
     return rg__done(st, s);
 }
 
-int rg_store_open_by_severity(rg_store *st, const char *clinic,
-                              int (*fn)(void *ud, const char *clinic, const char *severity,
-                                        int64_t n),
-                              void *ud)
+static int rg_sqlite_open_by_severity(rg_sqlite *st, const char *clinic,
+                                      int (*fn)(void *ud, const char *clinic, const char *severity,
+                                                int64_t n),
+                                      void *ud)
 {
-    if (st->pg)
-        return rg_pg_open_by_severity(st->pg, clinic, fn, ud);
     sqlite3_stmt *s = rg__q(st, Q_OPEN_BY_SEVERITY);
     rg__text(s, 1, clinic);
     int rc;
@@ -1465,10 +1385,8 @@ int rg_store_open_by_severity(rg_store *st, const char *clinic,
     return rc == SQLITE_ROW || rc == SQLITE_DONE ? RG_OK : RG_EDB;
 }
 
-int rg_store_last_cseq(rg_store *st, const char *clinic, int64_t *out)
+static int rg_sqlite_last_cseq(rg_sqlite *st, const char *clinic, int64_t *out)
 {
-    if (st->pg)
-        return rg_pg_last_cseq(st->pg, clinic, out);
     sqlite3_stmt *s = rg__q(st, Q_LAST_CSEQ);
     rg__text(s, 1, clinic);
     int rc = sqlite3_step(s);
@@ -1477,11 +1395,9 @@ int rg_store_last_cseq(rg_store *st, const char *clinic, int64_t *out)
     return rc == SQLITE_ROW ? RG_OK : RG_EDB;
 }
 
-int rg_store_get_event(rg_store *st, const char *clinic, const char *id,
-                       int (*fn)(void *ud, const rg_stored_event *e), void *ud)
+static int rg_sqlite_get_event(rg_sqlite *st, const char *clinic, const char *id,
+                               int (*fn)(void *ud, const rg_stored_event *e), void *ud)
 {
-    if (st->pg)
-        return rg_pg_get_event(st->pg, clinic, id, fn, ud);
     sqlite3_stmt *s = rg__q(st, Q_EVENT_GET);
     rg__text(s, 1, clinic);
     rg__text(s, 2, id);
@@ -1498,23 +1414,19 @@ int rg_store_get_event(rg_store *st, const char *clinic, const char *id,
     return out;
 }
 
-int rg_store_each_version(rg_store *st, const char *clinic, const char *id,
-                          int (*fn)(void *ud, const rg_stored_event *e), void *ud)
+static int rg_sqlite_each_version(rg_sqlite *st, const char *clinic, const char *id,
+                                  int (*fn)(void *ud, const rg_stored_event *e), void *ud)
 {
-    if (st->pg)
-        return rg_pg_each_version(st->pg, clinic, id, fn, ud);
     /* the same loop as a patient's events: ?1 clinic, ?2 the id */
     return rg__each_event(rg__q(st, Q_EVENT_VERSIONS), clinic, id, -1, fn, ud);
 }
 
-int rg_store_each_correction(rg_store *st, const char *clinic, const char *patient,
-                             rg_time after, rg_time upto,
-                             int (*fn)(void *ud, const rg_stored_event *c,
-                                       const rg_stored_event *replaced),
-                             void *ud)
+static int rg_sqlite_each_correction(rg_sqlite *st, const char *clinic, const char *patient,
+                                     rg_time after, rg_time upto,
+                                     int (*fn)(void *ud, const rg_stored_event *c,
+                                               const rg_stored_event *replaced),
+                                     void *ud)
 {
-    if (st->pg)
-        return rg_pg_each_correction(st->pg, clinic, patient, after, upto, fn, ud);
     sqlite3_stmt *s = rg__q(st, Q_CORRECTIONS);
     int rc, frc = 0;
     rg__text(s, 1, clinic);
@@ -1531,11 +1443,9 @@ int rg_store_each_correction(rg_store *st, const char *clinic, const char *patie
     return rg__each_end(s, rc, frc);
 }
 
-int rg_store_key_transitions(rg_store *st, const char *clinic, const char *key,
-                             int (*fn)(void *ud, const rg_transition *t), void *ud)
+static int rg_sqlite_key_transitions(rg_sqlite *st, const char *clinic, const char *key,
+                                     int (*fn)(void *ud, const rg_transition *t), void *ud)
 {
-    if (st->pg)
-        return rg_pg_key_transitions(st->pg, clinic, key, fn, ud);
     sqlite3_stmt *s = rg__q(st, Q_KEY_TRANSITIONS);
     rg__text(s, 1, clinic);
     rg__text(s, 2, key);
@@ -1561,13 +1471,10 @@ static void rg__col_row(sqlite3_stmt *s, rg_event_row *r)
     r->corrected_by = (const char *)sqlite3_column_text(s, 13);
 }
 
-int rg_store_event_rows(rg_store *st, const char *after_clinic, const char *after_patient,
-                        rg_time after_at, int64_t after_seq, int limit,
-                        int (*fn)(void *ud, const rg_event_row *r), void *ud)
+static int rg_sqlite_event_rows(rg_sqlite *st, const char *after_clinic, const char *after_patient,
+                                rg_time after_at, int64_t after_seq, int limit,
+                                int (*fn)(void *ud, const rg_event_row *r), void *ud)
 {
-    if (st->pg)
-        return rg_pg_event_rows(st->pg, after_clinic, after_patient, after_at, after_seq, limit,
-                                fn, ud);
     sqlite3_stmt *s = rg__q(st, Q_EVENT_ROWS);
     int rc, frc = 0, n = 0;
     rg__text(s, 1, after_clinic);
@@ -1586,11 +1493,9 @@ int rg_store_event_rows(rg_store *st, const char *after_clinic, const char *afte
     return rc ? rc : n;
 }
 
-int rg_store_event_rows_of(rg_store *st, const char *clinic, const char *id,
-                           int (*fn)(void *ud, const rg_event_row *r), void *ud)
+static int rg_sqlite_event_rows_of(rg_sqlite *st, const char *clinic, const char *id,
+                                   int (*fn)(void *ud, const rg_event_row *r), void *ud)
 {
-    if (st->pg)
-        return rg_pg_event_rows_of(st->pg, clinic, id, fn, ud);
     sqlite3_stmt *s = rg__q(st, Q_EVENT_ROWS_OF);
     int rc, frc = 0;
     rg__text(s, 1, clinic);
@@ -1604,11 +1509,9 @@ int rg_store_event_rows_of(rg_store *st, const char *clinic, const char *id,
     return rg__each_end(s, rc, frc);
 }
 
-int rg_store_key_clinics(rg_store *st, const char *key,
-                         int (*fn)(void *ud, const char *clinic), void *ud)
+static int rg_sqlite_key_clinics(rg_sqlite *st, const char *key,
+                                 int (*fn)(void *ud, const char *clinic), void *ud)
 {
-    if (st->pg)
-        return rg_pg_key_clinics(st->pg, key, fn, ud);
     sqlite3_stmt *s = rg__q(st, Q_KEY_CLINICS);
     int rc, frc = 0;
     rg__text(s, 1, key);
@@ -1618,10 +1521,9 @@ int rg_store_key_clinics(rg_store *st, const char *key,
     return rg__each_end(s, rc, frc);
 }
 
-int rg_store_webhook_get(rg_store *st, const char *clinic, int64_t *delivered, int *attempts)
+static int rg_sqlite_webhook_get(rg_sqlite *st, const char *clinic, int64_t *delivered,
+                                 int *attempts)
 {
-    if (st->pg)
-        return rg_pg_webhook_get(st->pg, clinic, delivered, attempts);
     sqlite3_stmt *s = rg__q(st, Q_HOOK_GET);
     rg__text(s, 1, clinic);
     int rc = sqlite3_step(s);
@@ -1631,10 +1533,8 @@ int rg_store_webhook_get(rg_store *st, const char *clinic, int64_t *delivered, i
     return rc == SQLITE_ROW || rc == SQLITE_DONE ? RG_OK : RG_EDB;
 }
 
-int rg_store_webhook_delivered(rg_store *st, const char *clinic, int64_t cseq)
+static int rg_sqlite_webhook_delivered(rg_sqlite *st, const char *clinic, int64_t cseq)
 {
-    if (st->pg)
-        return rg_pg_webhook_delivered(st->pg, clinic, cseq);
     sqlite3_stmt *s = rg__q(st, Q_HOOK_DELIVERED);
     rg__text(s, 1, clinic);
     sqlite3_bind_int64(s, 2, cseq);
@@ -1642,15 +1542,14 @@ int rg_store_webhook_delivered(rg_store *st, const char *clinic, int64_t cseq)
     return rg__done(st, s);
 }
 
-int rg_store_webhook_next(rg_store *st, const char *clinic, rg_time now,
-                          int (*fn)(void *ud, const rg_transition *t), void *ud, rg_time *wait)
+static int rg_sqlite_webhook_next(rg_sqlite *st, const char *clinic, rg_time now,
+                                  int (*fn)(void *ud, const rg_transition *t), void *ud,
+                                  rg_time *wait)
 {
-    if (st->pg)
-        return rg_pg_webhook_next(st->pg, clinic, now, fn, ud, wait);
     int64_t delivered;
     int attempts, rc;
     *wait = RG_TIME_NONE;
-    if ((rc = rg_store_webhook_get(st, clinic, &delivered, &attempts)))
+    if ((rc = rg_sqlite_webhook_get(st, clinic, &delivered, &attempts)))
         return rc;
     sqlite3_stmt *s = rg__q(st, Q_HOOK_WAIT);
     rg__text(s, 1, clinic);
@@ -1669,19 +1568,17 @@ int rg_store_webhook_next(rg_store *st, const char *clinic, rg_time now,
     return rg__each_transition(st, s, fn, ud);
 }
 
-int rg_store_webhook_sent(rg_store *st, const char *clinic, int64_t cseq)
+static int rg_sqlite_webhook_sent(rg_sqlite *st, const char *clinic, int64_t cseq)
 {
-    if (st->pg)
-        return rg_pg_webhook_sent(st->pg, clinic, cseq);
     int64_t delivered;
     int attempts, rc;
-    if ((rc = rg_store_webhook_get(st, clinic, &delivered, &attempts)))
+    if ((rc = rg_sqlite_webhook_get(st, clinic, &delivered, &attempts)))
         return rc;
     if (cseq != delivered + 1) { /* it overtook one that waits for an opening */
         sqlite3_stmt *s = rg__q(st, Q_HOOK_AHEAD_ADD);
         rg__text(s, 1, clinic);
         sqlite3_bind_int64(s, 2, cseq);
-        return rg__done(st, s) ? RG_EDB : rg_store_webhook_delivered(st, clinic, delivered);
+        return rg__done(st, s) ? RG_EDB : rg_sqlite_webhook_delivered(st, clinic, delivered);
     }
     /* the cursor moves on over what was sent ahead of it */
     for (;;) {
@@ -1694,13 +1591,11 @@ int rg_store_webhook_sent(rg_store *st, const char *clinic, int64_t cseq)
             break;
         cseq++;
     }
-    return rg_store_webhook_delivered(st, clinic, cseq);
+    return rg_sqlite_webhook_delivered(st, clinic, cseq);
 }
 
-int rg_store_webhook_failed(rg_store *st, const char *clinic, const char *error)
+static int rg_sqlite_webhook_failed(rg_sqlite *st, const char *clinic, const char *error)
 {
-    if (st->pg)
-        return rg_pg_webhook_failed(st->pg, clinic, error);
     sqlite3_stmt *s = rg__q(st, Q_HOOK_FAILED);
     rg__text(s, 1, clinic);
     rg__text(s, 2, error);
@@ -1710,10 +1605,8 @@ int rg_store_webhook_failed(rg_store *st, const char *clinic, const char *error)
 
 /* ---- the audit trail (the chain itself is audit.c's) ---------------------------------- */
 
-int rg_store_audit_chain(rg_store *st, int lock, rg_audit_chain *c)
+static int rg_sqlite_audit_chain(rg_sqlite *st, int lock, rg_audit_chain *c)
 {
-    if (st->pg)
-        return rg_pg_audit_chain(st->pg, lock, c);
     (void)lock; /* BEGIN IMMEDIATE already holds the file's write lock */
     sqlite3_stmt *s = rg__q(st, Q_AUDIT_CHAIN);
     int rc = sqlite3_step(s);
@@ -1728,10 +1621,8 @@ int rg_store_audit_chain(rg_store *st, int lock, rg_audit_chain *c)
     return rc == SQLITE_ROW ? RG_OK : RG_EDB;
 }
 
-int rg_store_audit_insert(rg_store *st, const rg_audit_entry *e)
+static int rg_sqlite_audit_insert(rg_sqlite *st, const rg_audit_entry *e)
 {
-    if (st->pg)
-        return rg_pg_audit_insert(st->pg, e);
     sqlite3_stmt *s = rg__q(st, Q_AUDIT_INSERT);
     sqlite3_bind_int64(s, 1, e->seq);
     sqlite3_bind_int64(s, 2, e->at);
@@ -1747,11 +1638,9 @@ int rg_store_audit_insert(rg_store *st, const rg_audit_entry *e)
     return rg__done(st, s);
 }
 
-int rg_store_audit_each(rg_store *st, const rg_audit_filter *f,
-                        int (*fn)(void *ud, const rg_audit_entry *e), void *ud)
+static int rg_sqlite_audit_each(rg_sqlite *st, const rg_audit_filter *f,
+                                int (*fn)(void *ud, const rg_audit_entry *e), void *ud)
 {
-    if (st->pg)
-        return rg_pg_audit_each(st->pg, f, fn, ud);
     sqlite3_stmt *s = rg__q(st, Q_AUDIT_EACH);
     sqlite3_bind_int64(s, 1, f->after);
     rg__text(s, 2, f->clinic);
@@ -1772,14 +1661,12 @@ int rg_store_audit_each(rg_store *st, const rg_audit_filter *f,
     return rg__each_end(s, frc ? SQLITE_DONE : rc, frc);
 }
 
-int rg_store_audit_archive(rg_store *st, rg_time before, int64_t *n)
+static int rg_sqlite_audit_archive(rg_sqlite *st, rg_time before, int64_t *n)
 {
-    if (st->pg)
-        return rg_pg_audit_archive(st->pg, before, n);
     rg_audit_chain c;
     char hash[65];
     *n = 0;
-    if (rg_store_audit_chain(st, 1, &c))
+    if (rg_sqlite_audit_chain(st, 1, &c))
         return RG_EDB;
     sqlite3_stmt *s = rg__q(st, Q_AUDIT_LAST_BEFORE);
     sqlite3_bind_int64(s, 1, before);
@@ -1800,3 +1687,175 @@ int rg_store_audit_archive(rg_store *st, rg_time before, int64_t *n)
     sqlite3_bind_int64(s, 3, rg_now());
     return rg__done(st, s);
 }
+
+/* ---- other writers: the file's one service learns of them by the holder's
+ * signal (holder.h: `regimen ingest` beside it sends it after each commit),
+ * and asks here whether anything changed: PRAGMA data_version moves when
+ * another connection committed, never for this one's own commits. */
+static int rg_sqlite_changes_fd(rg_sqlite *st, int *fd)
+{
+    *fd = -1;
+    return rg_sqlite_data_version(st, &st->data_version); /* from now on */
+}
+
+static int rg_sqlite_changed(rg_sqlite *st)
+{
+    int64_t v = 0;
+    int rc = rg_sqlite_data_version(st, &v);
+    if (rc == RG_OK && v == st->data_version)
+        return 0;
+    st->data_version = v;
+    return rc ? rc : 1;
+}
+
+/* ---- many workers: a SQLite file has one service (holder.h), which holds
+ * every clinic. */
+static int rg_sqlite_lease(rg_sqlite *st, const char *clinic, int *held)
+{
+    (void)st, (void)clinic;
+    *held = 1;
+    return RG_OK;
+}
+
+static int rg_sqlite_unlease(rg_sqlite *st, const char *clinic)
+{
+    (void)st, (void)clinic;
+    return RG_OK;
+}
+
+static int rg_sqlite_workers(rg_sqlite *st, int *n)
+{
+    (void)st;
+    *n = 1;
+    return RG_OK;
+}
+
+static void rg_sqlite_lease_only(rg_sqlite *st, int on) { (void)st, (void)on; }
+
+static int rg_sqlite_hold(rg_sqlite *st, int alone, int *ok)
+{
+    (void)st, (void)alone;
+    *ok = 1; /* holder.h locks the file */
+    return RG_OK;
+}
+
+/* backend.h's run_sql: $1, $2, ... are SQLite's numbered parameters too. */
+static int rg_sqlite_run_sql(rg_sqlite *st, const char *sql, const rg_store_arg *args, int nargs,
+                             int (*fn)(void *ud, const char *const *cols, int ncols), void *ud,
+                             int64_t *changed)
+{
+    sqlite3_stmt *s = NULL;
+    if (sqlite3_prepare_v2(st->db, sql, -1, &s, NULL) != SQLITE_OK)
+        return RG_EDB;
+    for (int i = 0; i < nargs; i++) {
+        if (args[i].is_int)
+            sqlite3_bind_int64(s, i + 1, args[i].i);
+        else if (args[i].v)
+            sqlite3_bind_text(s, i + 1, args[i].v, -1, SQLITE_TRANSIENT);
+        else
+            sqlite3_bind_null(s, i + 1);
+    }
+    int rc = RG_OK, src;
+    while (!rc && (src = sqlite3_step(s)) == SQLITE_ROW) {
+        const char *cols[RG_STORE_MAX_ARGS];
+        int nc = sqlite3_column_count(s);
+        for (int c = 0; c < nc && c < RG_STORE_MAX_ARGS; c++)
+            cols[c] = (const char *)sqlite3_column_text(s, c);
+        rc = fn ? fn(ud, cols, nc) : RG_OK;
+    }
+    if (!rc && src != SQLITE_DONE)
+        rc = RG_EDB;
+    if (!rc && changed)
+        *changed = sqlite3_changes(st->db);
+    sqlite3_finalize(s);
+    return rc;
+}
+
+/* Every path that is not another backend's is a SQLite file (or :memory:). */
+static int rg_sqlite_claims(const char *path)
+{
+    (void)path;
+    return 1;
+}
+
+const rg_store_ops rg_sqlite_ops = {
+    .name = "sqlite",
+    .server = 0,
+    .claims = rg_sqlite_claims,
+    .open = rg_sqlite_open,
+    .close = rg_sqlite_close,
+    .errmsg = rg_sqlite_errmsg,
+    .fault = rg_sqlite_fault,
+    .begin = rg_sqlite_begin,
+    .begin_read = rg_sqlite_begin_read,
+    .rollbacks = rg_sqlite_rollbacks,
+    .commit = rg_sqlite_commit,
+    .rollback = rg_sqlite_rollback,
+    .on_commit = rg_sqlite_on_commit,
+    .changes_fd = rg_sqlite_changes_fd,
+    .changed = rg_sqlite_changed,
+    .put_event = rg_sqlite_put_event,
+    .put_reason = rg_sqlite_put_reason,
+    .put_field = rg_sqlite_put_field,
+    .put_events = rg_sqlite_put_events,
+    .reject = rg_sqlite_reject,
+    .each_rejected = rg_sqlite_each_rejected,
+    .each_event = rg_sqlite_each_event,
+    .each_event_after = rg_sqlite_each_event_after,
+    .each_event_data = rg_sqlite_each_event_data,
+    .get_event = rg_sqlite_get_event,
+    .each_version = rg_sqlite_each_version,
+    .each_correction = rg_sqlite_each_correction,
+    .event_rows = rg_sqlite_event_rows,
+    .event_rows_of = rg_sqlite_event_rows_of,
+    .each_event_body = rg_sqlite_each_event_body,
+    .each_event_body_after = rg_sqlite_each_event_body_after,
+    .patient_get = rg_sqlite_patient_get,
+    .patient_put = rg_sqlite_patient_put,
+    .patients_page = rg_sqlite_patients_page,
+    .due_patients = rg_sqlite_due_patients,
+    .next_wake = rg_sqlite_next_wake,
+    .wake_clinic = rg_sqlite_wake_clinic,
+    .wake_failing = rg_sqlite_wake_failing,
+    .each_open_alert = rg_sqlite_each_open_alert,
+    .transition = rg_sqlite_transition,
+    .each_transition = rg_sqlite_each_transition,
+    .clinic_transitions = rg_sqlite_clinic_transitions,
+    .key_transitions = rg_sqlite_key_transitions,
+    .key_clinics = rg_sqlite_key_clinics,
+    .last_cseq = rg_sqlite_last_cseq,
+    .each_alert = rg_sqlite_each_alert,
+    .alert_action = rg_sqlite_alert_action,
+    .each_action = rg_sqlite_each_action,
+    .next_snooze = rg_sqlite_next_snooze,
+    .each_due_snooze = rg_sqlite_each_due_snooze,
+    .open_by_severity = rg_sqlite_open_by_severity,
+    .webhook_get = rg_sqlite_webhook_get,
+    .webhook_delivered = rg_sqlite_webhook_delivered,
+    .webhook_failed = rg_sqlite_webhook_failed,
+    .webhook_next = rg_sqlite_webhook_next,
+    .webhook_sent = rg_sqlite_webhook_sent,
+    .eval_error = rg_sqlite_eval_error,
+    .rule_failing = rg_sqlite_rule_failing,
+    .each_failing = rg_sqlite_each_failing,
+    .failing_summary = rg_sqlite_failing_summary,
+    .protocol_loaded = rg_sqlite_protocol_loaded,
+    .audit_chain = rg_sqlite_audit_chain,
+    .audit_insert = rg_sqlite_audit_insert,
+    .audit_each = rg_sqlite_audit_each,
+    .audit_archive = rg_sqlite_audit_archive,
+    .protoset_add = rg_sqlite_protoset_add,
+    .protoset_each = rg_sqlite_protoset_each,
+    .protoset_files = rg_sqlite_protoset_files,
+    .protoset_update = rg_sqlite_protoset_update,
+    .protoset_log = rg_sqlite_protoset_log,
+    .protoset_each_log = rg_sqlite_protoset_each_log,
+    .shadow_put = rg_sqlite_shadow_put,
+    .shadow_each = rg_sqlite_shadow_each,
+    .lease = rg_sqlite_lease,
+    .unlease = rg_sqlite_unlease,
+    .workers = rg_sqlite_workers,
+    .lease_only = rg_sqlite_lease_only,
+    .hold = rg_sqlite_hold,
+    .run_sql = rg_sqlite_run_sql,
+};

@@ -1,13 +1,26 @@
 /*
  * store.h - the event store: events, rejected input, patients' clocks and
  * wake-ups, alerts, the transition feed and evaluation errors. One interface,
- * two backends: SQLite (store.c, the default, one file) and PostgreSQL
+ * two backends: SQLite (sqlite.c, the default, one file) and PostgreSQL
  * (pg.c, many workers on one database); every function means the same on
  * both, which tests/test_store_conformance.c checks.
  *
+ * A backend is a table of operations (backend.h, struct rg_store_ops, as
+ * Knot Resolver's kr_cdb_api): store.c, the front door, chooses the backend
+ * from the path rg_store_open is given and then calls st->ops->x for every
+ * rg_store_x; it never asks which backend it has. A third backend is one
+ * new file with its table, and its line in store.c's list. No database
+ * client's type appears here.
+ *
+ * Callbacks: every function that takes fn calls it once per item, in the
+ * order it documents; fn returns 0 to go on, and a nonzero answer stops the
+ * walk at once and is what the function returns (for the functions that
+ * return how many items they passed, a nonzero answer is returned in place
+ * of the count). A store error ends the walk with its RG_E* code.
+ *
  * Ownership: rg_store_open creates the handle, the caller owns it and frees it
  * with rg_store_close. Strings handed to callbacks live until the callback
- * returns. All SQL of the program lives in store.c and pg.c.
+ * returns. All SQL of the program lives in the backends' files.
  */
 #ifndef RG_STORE_H
 #define RG_STORE_H
@@ -16,7 +29,6 @@
 #include "core/event.h"
 #include "core/transition.h"
 
-#include <sqlite3.h>
 #include <stdio.h>
 
 /* 8: failing_rules and patients.failing (failures are alerts) */
@@ -35,7 +47,8 @@ typedef struct rg_store rg_store;
 
 typedef struct rg_store_opts {
     int durable; /* 1: synchronous=FULL, every commit reaches the disk (serve, ingest) */
-    int check;   /* 1: PRAGMA quick_check first; a damaged file is refused untouched */
+    int check;   /* 1: check the store's integrity first, refusing a damaged one untouched
+                  * (SQLite: PRAGMA quick_check; a server checks its own) */
 } rg_store_opts;
 
 /* path: a SQLite file (":memory:" for none), or a PostgreSQL connection URL,
@@ -62,9 +75,19 @@ void rg_store_rollback(rg_store *st);
 /* fn(ud) after each commit that succeeded: a writer beside a running service
  * tells it (rg_holder_notify) that the store changed. NULL removes it. */
 void rg_store_on_commit(rg_store *st, void (*fn)(void *ud), void *ud);
-/* PRAGMA data_version: changes when ANOTHER connection (another process)
- * committed to the file since the last call, never for this one's commits. */
-int rg_store_data_version(rg_store *st, int64_t *out);
+/* Other writers (another worker, `regimen ingest` beside a running
+ * service): what they commit is learned here, however the backend hears of
+ * it. rg_store_changes_fd starts the watch and sets *fd to a descriptor that
+ * becomes readable when news may have come (PostgreSQL: LISTEN/NOTIFY on a
+ * copy of the connection's socket, kept open until rg_store_close), or to -1
+ * when the backend has none: then the caller asks when it is told another
+ * way (SQLite: the holder's signal, holder.h). rg_store_changed says how
+ * many changes came since the watch started or the last call (0: none;
+ * SQLite: 1 when another connection committed, never for this store's own
+ * commits; PostgreSQL: the notices read, its own commits' among them), or
+ * RG_EDB (the connection is lost). */
+int rg_store_changes_fd(rg_store *st, int *fd);
+int rg_store_changed(rg_store *st);
 
 /* 3 is left for "rejected", which ingest and the service count beside these. */
 typedef enum {
@@ -182,12 +205,6 @@ int rg_store_patients_page(rg_store *st, const char *after_clinic, const char *a
  * the cost follows the number due, not the size of the store. */
 int rg_store_due_patients(rg_store *st, rg_time due, int limit,
                           int (*fn)(void *ud, const char *clinic, const char *patient), void *ud);
-/* Its SQL text (for a test of the query plan). */
-const char *rg_store_due_sql(void);
-/* The SQL texts of the reads by (clinic, key), 0, 1, ... until NULL: the
- * key's transitions, its alert instances, its staff actions, its last
- * transition (for a test that each reads an index on (clinic, key)). */
-const char *rg_store_key_sql(int which);
 /* Earliest next_wake over all patients, RG_TIME_NONE when nothing is due ever. */
 int rg_store_next_wake(rg_store *st, rg_time *out);
 
@@ -464,12 +481,6 @@ int rg_store_workers(rg_store *st, int *n);
  * with a due time, rg_store_next_wake, the snoozes) see only the clinics
  * this store holds. No effect on SQLite. */
 void rg_store_lease_only(rg_store *st, int on);
-/* A descriptor that becomes readable when a notice may have come (another
- * worker or `regimen ingest` stored events, transitions or snoozes):
- * PostgreSQL LISTEN/NOTIFY; -1 on SQLite (rg_holder_notify does that). */
-int rg_store_notice_fd(rg_store *st);
-/* Reads the notices that came: how many (0: none), or RG_EDB. */
-int rg_store_notices(rg_store *st);
 /* PostgreSQL: holds the store shared (alone 0: each serve worker) or alone
  * (1: sweep, simulate --db), until the connection ends; *ok 0 when the
  * other kind holds it. SQLite: *ok 1 (holder.h locks the file). */

@@ -88,11 +88,4 @@ extern const char *const rg_store_sql[Q__COUNT];
 extern const char *const rg_store_migrations[];
 extern const size_t rg_store_nmigrations;
 
-/* The SQLite connection of a SQLite store (NULL on PostgreSQL), for the
- * store's own files that prepare their statements when called
- * (protosets.c). */
-struct rg_store;
-struct sqlite3;
-struct sqlite3 *rg_store_sqlite(struct rg_store *st);
-
 #endif
