@@ -4,8 +4,10 @@
 # Lowest first: core, store, bindings, engine, present, service, cli
 # (docs/design.md "Layers"). A file includes another project header with its
 # folder ("store/store.h"), and only from its own layer or one below it; only
-# store/ may include a database client's header. Prints every include that
-# breaks a rule, with its file and line, and fails if there is one.
+# store/'s .c files (the backends) may include a database client's header,
+# never a header, and the store's interface (store.h, backend.h) names no
+# client's type. Prints every include that breaks a rule, with its file and
+# line, and fails if there is one.
 cd "$(dirname "$0")/.." || exit 2
 rank() {
     case $1 in
@@ -31,11 +33,18 @@ for f in runtime/*/*.[ch] bindings/*.[ch]; do
                 echo "$f:$n: \"$h\": $layer/ may not include $folder/ (a higher layer)"
             fi ;;
         *'<sqlite3.h>'* | *'<libpq-fe.h>'*)
-            [ "$layer" = store ] ||
-                echo "$f:$n: ${inc#*#include }: only store/ may use a database client" ;;
+            if [ "$layer" != store ]; then
+                echo "$f:$n: ${inc#*#include }: only store/ may use a database client"
+            elif [ "${f##*.}" = h ]; then
+                echo "$f:$n: ${inc#*#include }: a header may not use a database client" \
+                    "(only the backends' .c files do)"
+            fi ;;
         esac
     done
 done >"${TMPDIR:-/tmp}/rg-layers.$$"
+grep -nE '(sqlite3|sqlite3_stmt|PGconn|PGresult|pg_result) *\*|<(sqlite3|libpq-fe)\.h>' \
+    runtime/store/store.h runtime/store/backend.h |
+    sed 's/$/: the store'"'"'s interface names no database client'"'"'s type/' >>"${TMPDIR:-/tmp}/rg-layers.$$"
 if [ -s "${TMPDIR:-/tmp}/rg-layers.$$" ]; then
     cat "${TMPDIR:-/tmp}/rg-layers.$$"
     echo "layers: FAILED"
