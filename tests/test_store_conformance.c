@@ -1797,3 +1797,208 @@ CONFORM(failing_rules_and_reraised_transitions)
     cr_assert_eq(n_alerts, 1);
     cr_assert_str_eq(alert_state[0], "resolved");
 }
+
+/* ---- the callback rule (store.h): a nonzero answer stops and is returned - */
+
+#define STOP 7 /* what the callbacks below answer: no RG_E* code, so it cannot be the store's */
+static int calls;
+
+static int stop_event(void *ud, const rg_stored_event *e) { return (void)ud, (void)e, ++calls, STOP; }
+static int stop_correction(void *ud, const rg_stored_event *c, const rg_stored_event *r)
+{
+    return (void)ud, (void)c, (void)r, ++calls, STOP;
+}
+static int stop_row(void *ud, const rg_event_row *r) { return (void)ud, (void)r, ++calls, STOP; }
+static int stop_body(void *ud, const char *b, size_t n)
+{
+    return (void)ud, (void)b, (void)n, ++calls, STOP;
+}
+static int stop_body_after(void *ud, int64_t seq, const char *b, size_t n)
+{
+    return (void)ud, (void)seq, (void)b, (void)n, ++calls, STOP;
+}
+static int stop_rejected(void *ud, const rg_rejected *r) { return (void)ud, (void)r, ++calls, STOP; }
+static int stop_pair(void *ud, const char *a, const char *b)
+{
+    return (void)ud, (void)a, (void)b, ++calls, STOP;
+}
+static int stop_open(void *ud, int64_t id, const rg_transition *t)
+{
+    return (void)ud, (void)id, (void)t, ++calls, STOP;
+}
+static int stop_tr(void *ud, const rg_transition *t) { return (void)ud, (void)t, ++calls, STOP; }
+static int stop_one(void *ud, const char *a) { return (void)ud, (void)a, ++calls, STOP; }
+static int stop_alert(void *ud, const rg_alert_view *a) { return (void)ud, (void)a, ++calls, STOP; }
+static int stop_action(void *ud, const rg_alert_action *a)
+{
+    return (void)ud, (void)a, ++calls, STOP;
+}
+static int stop_snooze(void *ud, const char *c, const char *k, const char *p)
+{
+    return (void)ud, (void)c, (void)k, (void)p, ++calls, STOP;
+}
+static int stop_severity(void *ud, const char *c, const char *s, int64_t n)
+{
+    return (void)ud, (void)c, (void)s, (void)n, ++calls, STOP;
+}
+static int stop_summary(void *ud, const char *c, const char *p, const char *r, int64_t n,
+                        rg_time since, const char *m)
+{
+    return (void)ud, (void)c, (void)p, (void)r, (void)n, (void)since, (void)m, ++calls, STOP;
+}
+static int stop_audit(void *ud, const rg_audit_entry *e) { return (void)ud, (void)e, ++calls, STOP; }
+static int stop_set(void *ud, const rg_protoset *v) { return (void)ud, (void)v, ++calls, STOP; }
+static int stop_file(void *ud, const char *p, const char *c, size_t n)
+{
+    return (void)ud, (void)p, (void)c, (void)n, ++calls, STOP;
+}
+static int stop_log(void *ud, const char *id, const char *a, const char *by, rg_time at,
+                    rg_time eff)
+{
+    return (void)ud, (void)id, (void)a, (void)by, (void)at, (void)eff, ++calls, STOP;
+}
+static int stop_step(void *ud, const rg_notify_row *r) { return (void)ud, (void)r, ++calls, STOP; }
+static int stop_entry(void *ud, const rg_notify_entry *e)
+{
+    return (void)ud, (void)e, ++calls, STOP;
+}
+static int stop_count(void *ud, const char *c, const char *o, const char *k, int64_t n)
+{
+    return (void)ud, (void)c, (void)o, (void)k, (void)n, ++calls, STOP;
+}
+
+/* Each walk, over two or more items, with a callback that answers STOP to
+ * the first: called once, and STOP is what the walk returns. */
+#define STOPS(call)                                                                         \
+    do {                                                                                    \
+        calls = 0;                                                                          \
+        int rc_ = (call);                                                                   \
+        cr_assert_eq(rc_, STOP, "%s returned %d, not the callback's answer", #call, rc_);   \
+        cr_assert_eq(calls, 1, "%s went on after the callback said stop (%d calls)", #call, \
+                     calls);                                                                \
+    } while (0)
+
+CONFORM(a_callbacks_nonzero_answer_stops_every_walk_and_is_returned)
+{
+    rg_time t0 = T("2026-03-02T10:00:00Z");
+    put("north", "e1", "p1", "2026-03-02T10:00:00Z", "{\"a\":1}");
+    put("north", "e2", "p1", "2026-03-02T11:00:00Z", "{\"a\":2}");
+    put("north", "e3", "p2", "2026-03-02T12:00:00Z", NULL);
+    put("south", "e1", "p1", "2026-03-02T12:00:00Z", NULL);
+    /* a second version of north/e1: the corrections and versions walks */
+    {
+        const char *line = "{\"id\":\"e1\",\"clinic\":\"north\",\"patient\":\"p1\","
+                           "\"type\":\"vitals\",\"at\":\"2026-03-02T10:00:00Z\",\"version\":2,"
+                           "\"corrected_at\":\"2026-03-02T13:00:00Z\",\"data\":{\"a\":3}}";
+        char field[RG_FIELD_MAX], err[256];
+        rg_event ev;
+        rg_put res;
+        cr_assert_eq(rg_event_parse(&ev, line, strlen(line), field, err, sizeof err), RG_OK,
+                     "%s", err);
+        cr_assert_eq(rg_store_put_event(st, &ev, 1000, &res), RG_OK);
+        cr_assert_eq(res, RG_PUT_CORRECTED);
+        rg_event_clear(&ev);
+        line = "{\"id\":\"e2\",\"clinic\":\"north\",\"patient\":\"p1\","
+               "\"type\":\"vitals\",\"at\":\"2026-03-02T11:00:00Z\",\"version\":2,"
+               "\"corrected_at\":\"2026-03-02T13:30:00Z\",\"data\":{\"a\":4}}";
+        cr_assert_eq(rg_event_parse(&ev, line, strlen(line), field, err, sizeof err), RG_OK,
+                     "%s", err);
+        cr_assert_eq(rg_store_put_event(st, &ev, 1000, &res), RG_OK);
+        rg_event_clear(&ev);
+    }
+    cr_assert_eq(rg_store_reject(st, "t", 1, "f", "bad", "x", 1), RG_OK);
+    cr_assert_eq(rg_store_reject(st, "t", 2, "f", "bad", "y", 1), RG_OK);
+    int64_t id1 = 0, id2 = 0, id3 = 0;
+    rg_transition a = tr(1, "north", "p1", "k1", t0), b = tr(1, "north", "p1", "k2", t0 + 1),
+                  c = tr(1, "south", "p1", "k1", t0 + 2);
+    cr_assert_eq(rg_store_transition(st, &a, &id1), RG_OK);
+    cr_assert_eq(rg_store_transition(st, &b, &id2), RG_OK);
+    cr_assert_eq(rg_store_transition(st, &c, &id3), RG_OK);
+    cr_assert_eq(rg_store_alert_action(st, "north", "k1", "ack", "ann", "seen", RG_TIME_NONE,
+                                       t0 + 10),
+                 RG_OK);
+    cr_assert_eq(rg_store_alert_action(st, "north", "k1", "snooze", "ann", NULL, t0 + 20, t0 + 11),
+                 RG_OK);
+    cr_assert_eq(rg_store_alert_action(st, "north", "k2", "snooze", "bob", NULL, t0 + 20, t0 + 12),
+                 RG_OK);
+    int64_t before, after;
+    rg_time since;
+    cr_assert_eq(rg_store_rule_failing(st, "north", "p1", "ket", "r1", t0, "boom", &before, &after,
+                                       &since),
+                 RG_OK);
+    cr_assert_eq(rg_store_rule_failing(st, "north", "p1", "ket", "r2", t0, "boom", &before, &after,
+                                       &since),
+                 RG_OK);
+    audit_add(t0, "ann", "north", "[\"p1\"]", "GET /v1/alerts");
+    audit_add(t0 + 1, "bob", "north", "[\"p2\"]", "GET /v1/alerts");
+    const char *paths[2] = {"a.lua", "b.lua"}, *contents[2] = {"return 1", "return 2"};
+    const size_t lens[2] = {8, 8};
+    rg_protoset v1 = {.clinic = "north", .id = "aa", .proposed_by = "ann", .message = "one",
+                      .proposed_at = t0, .approved_at = RG_TIME_NONE,
+                      .active_from = RG_TIME_NONE},
+                v2 = v1;
+    v2.id = "bb";
+    cr_assert_eq(rg_store_protoset_add(st, &v1, paths, contents, lens, 2), RG_OK);
+    cr_assert_eq(rg_store_protoset_add(st, &v2, paths, contents, lens, 2), RG_OK);
+    cr_assert_eq(rg_store_protoset_log(st, "north", "aa", "proposed", "ann", t0, RG_TIME_NONE),
+                 RG_OK);
+    cr_assert_eq(rg_store_protoset_log(st, "north", "bb", "proposed", "ann", t0, RG_TIME_NONE),
+                 RG_OK);
+    cr_assert_eq(rg_store_shadow_put(st, "aa", &a), RG_OK);
+    cr_assert_eq(rg_store_shadow_put(st, "aa", &b), RG_OK);
+    rg_notify_row s1 = {.clinic = "north", .patient = "p1", .key = "k1", .rule = "ket.monitor",
+                        .receiver = "ward", .opened = t0, .due = t0, .route = 0, .step = 0},
+                  s2 = s1;
+    s2.step = 1;
+    cr_assert_eq(rg_store_notify_plan(st, &s1, NULL), RG_OK);
+    cr_assert_eq(rg_store_notify_plan(st, &s2, NULL), RG_OK);
+    rg_notify_entry l1 = {.at = t0, .opened = t0, .clinic = "north", .patient = "p1",
+                          .key = "k1", .rule = "ket.monitor", .receiver = "ward",
+                          .kind = "webhook", .outcome = "sent", .reason = NULL},
+                    l2 = l1;
+    l2.kind = "email";
+    cr_assert_eq(rg_store_notify_log(st, &l1), RG_OK);
+    cr_assert_eq(rg_store_notify_log(st, &l2), RG_OK);
+
+    rg_time far = T("2030-01-01T00:00:00Z"), wait;
+    int count = 0;
+    STOPS(rg_store_each_event(st, "north", "p1", stop_event, NULL));
+    STOPS(rg_store_each_event_after(st, "north", "p1", -1, stop_event, NULL));
+    STOPS(rg_store_each_event_data(st, "north", "p1", stop_event, NULL));
+    STOPS(rg_store_get_event(st, "north", "e1", stop_event, NULL));
+    STOPS(rg_store_each_version(st, "north", "e1", stop_event, NULL));
+    STOPS(rg_store_each_correction(st, "north", "p1", 0, far, stop_correction, NULL));
+    STOPS(rg_store_event_rows(st, "", "", INT64_MIN, 0, 100, stop_row, NULL));
+    STOPS(rg_store_event_rows_of(st, "north", "e1", stop_row, NULL));
+    STOPS(rg_store_each_event_body(st, "north", stop_body, NULL));
+    STOPS(rg_store_each_event_body_after(st, "north", 0, stop_body_after, NULL));
+    STOPS(rg_store_each_rejected(st, stop_rejected, NULL));
+    STOPS(rg_store_patients_page(st, "", "", RG_TIME_NONE, 10, stop_pair, NULL));
+    STOPS(rg_store_due_patients(st, far, 10, stop_pair, NULL));
+    STOPS(rg_store_each_open_alert(st, "north", "p1", stop_open, NULL));
+    STOPS(rg_store_each_transition(st, 0, 0, stop_tr, NULL));
+    STOPS(rg_store_each_transition(st, 0, 1, stop_tr, NULL));
+    STOPS(rg_store_clinic_transitions(st, "north", 0, 10, stop_tr, NULL));
+    STOPS(rg_store_key_clinics(st, "k1", stop_one, NULL));
+    STOPS(rg_store_each_alert(st, "north", NULL, NULL, NULL, 10, stop_alert, NULL));
+    STOPS(rg_store_each_alert_after(st, "north", NULL, NULL, NULL, 0, 10, stop_alert, NULL));
+    STOPS(rg_store_each_action(st, "north", "k1", stop_action, NULL));
+    STOPS(rg_store_each_due_snooze(st, far, stop_snooze, NULL, &count));
+    STOPS(rg_store_open_by_severity(st, NULL, stop_severity, NULL));
+    STOPS(rg_store_webhook_next(st, "north", far, stop_tr, NULL, &wait));
+    STOPS(rg_store_each_failing(st, "north", "p1", stop_pair, NULL));
+    STOPS(rg_store_failing_summary(st, stop_summary, NULL));
+    rg_audit_filter f = {.after = 0, .since = RG_TIME_NONE, .limit = 10};
+    STOPS(rg_store_audit_each(st, &f, stop_audit, NULL));
+    STOPS(rg_store_protoset_each(st, "north", stop_set, NULL));
+    STOPS(rg_store_protoset_files(st, "north", "aa", stop_file, NULL));
+    STOPS(rg_store_protoset_each_log(st, "north", NULL, stop_log, NULL));
+    STOPS(rg_store_shadow_each(st, "north", "aa", 0, stop_tr, NULL));
+    STOPS(rg_store_notify_due(st, "north", far, 10, stop_step, NULL));
+    STOPS(rg_store_notify_each_log(st, "north", NULL, NULL, stop_entry, NULL));
+    STOPS(rg_store_notify_counts(st, stop_count, NULL));
+    /* the key's transitions: two on k1 */
+    rg_transition r = tr(0, "north", "p1", "k1", t0 + 30);
+    cr_assert_eq(rg_store_transition(st, &r, &id1), RG_OK);
+    STOPS(rg_store_key_transitions(st, "north", "k1", stop_tr, NULL));
+}

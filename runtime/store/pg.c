@@ -637,7 +637,7 @@ static int rg_pg_each_rejected(rg_pg *pg, int (*fn)(void *ud, const rg_rejected 
             .reason = rg__col_text(r, i, 5),
             .raw = raw.len ? raw.p : "",
         };
-        if (fn(ud, &x))
+        if ((rc = fn(ud, &x)) != 0)
             break;
     }
     rg_buf_free(&raw);
@@ -767,14 +767,14 @@ static int rg__each_patient(PGresult *r,
 {
     if (!r)
         return RG_EDB;
-    int n = 0;
+    int n = 0, frc = 0;
     for (int i = 0; i < PQntuples(r); i++) {
         n++;
-        if (fn(ud, rg__col_text(r, i, 0), rg__col_text(r, i, 1)))
+        if ((frc = fn(ud, rg__col_text(r, i, 0), rg__col_text(r, i, 1))) != 0)
             break;
     }
     PQclear(r);
-    return n;
+    return frc ? frc : n;
 }
 
 static int rg_pg_patients_page(rg_pg *pg, const char *after_clinic, const char *after_patient,
@@ -1049,6 +1049,7 @@ static int rg_pg_each_action(rg_pg *pg, const char *clinic, const char *key,
     PGresult *r = rg__run(pg, P_ACTIONS_OF, &a);
     if (!r)
         return RG_EDB;
+    int frc = 0;
     for (int i = 0; i < PQntuples(r); i++) {
         rg_alert_action x = {
             .action = rg__col_text(r, i, 0),
@@ -1057,11 +1058,11 @@ static int rg_pg_each_action(rg_pg *pg, const char *clinic, const char *key,
             .until = rg__col_time(r, i, 3),
             .at = rg__col_int(r, i, 4),
         };
-        if (fn(ud, &x))
+        if ((frc = fn(ud, &x)) != 0)
             break;
     }
     PQclear(r);
-    return RG_OK;
+    return frc;
 }
 
 static int rg_pg_next_snooze(rg_pg *pg, rg_time *out)
@@ -1117,11 +1118,12 @@ static int rg_pg_open_by_severity(rg_pg *pg, const char *clinic,
     PGresult *r = rg__run(pg, P_OPEN_BY_SEVERITY, &a);
     if (!r)
         return RG_EDB;
+    int frc = 0;
     for (int i = 0; i < PQntuples(r); i++)
-        if (fn(ud, rg__col_text(r, i, 0), rg__col_text(r, i, 1), rg__col_int(r, i, 2)))
+        if ((frc = fn(ud, rg__col_text(r, i, 0), rg__col_text(r, i, 1), rg__col_int(r, i, 2))))
             break;
     PQclear(r);
-    return RG_OK;
+    return frc;
 }
 
 static int rg_pg_last_cseq(rg_pg *pg, const char *clinic, int64_t *out)

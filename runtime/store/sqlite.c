@@ -789,7 +789,7 @@ static int rg_sqlite_each_rejected(rg_sqlite *st, int (*fn)(void *ud, const rg_r
                                    void *ud)
 {
     sqlite3_stmt *s = rg__q(st, Q_REJECTED_ALL);
-    int rc;
+    int rc, frc = 0;
     while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
         rg_rejected r = {
             .seq = sqlite3_column_int64(s, 0),
@@ -800,11 +800,11 @@ static int rg_sqlite_each_rejected(rg_sqlite *st, int (*fn)(void *ud, const rg_r
             .reason = rg__col_text(s, 5),
             .raw = rg__col_text(s, 6),
         };
-        if (fn(ud, &r))
+        if ((frc = fn(ud, &r)) != 0)
             break;
     }
     sqlite3_reset(s);
-    return rc == SQLITE_ROW || rc == SQLITE_DONE ? RG_OK : RG_EDB;
+    return frc ? frc : rc == SQLITE_ROW || rc == SQLITE_DONE ? RG_OK : RG_EDB;
 }
 
 static int rg__each_event(sqlite3_stmt *s, const char *clinic, const char *patient,
@@ -886,14 +886,14 @@ static int rg_sqlite_patient_put(rg_sqlite *st, const char *clinic, const char *
 static int rg__each_patient(sqlite3_stmt *s,
                             int (*fn)(void *ud, const char *clinic, const char *patient), void *ud)
 {
-    int rc, n = 0;
+    int rc, n = 0, frc = 0;
     while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
         n++;
-        if (fn(ud, rg__col_text(s, 0), rg__col_text(s, 1)))
+        if ((frc = fn(ud, rg__col_text(s, 0), rg__col_text(s, 1))) != 0)
             break;
     }
     sqlite3_reset(s);
-    return rc == SQLITE_ROW || rc == SQLITE_DONE ? n : RG_EDB;
+    return frc ? frc : rc == SQLITE_ROW || rc == SQLITE_DONE ? n : RG_EDB;
 }
 
 static int rg_sqlite_patients_page(rg_sqlite *st, const char *after_clinic,
@@ -1297,7 +1297,7 @@ static int rg_sqlite_each_action(rg_sqlite *st, const char *clinic, const char *
                                  int (*fn)(void *ud, const rg_alert_action *a), void *ud)
 {
     sqlite3_stmt *s = rg__q(st, Q_ACTIONS_OF);
-    int rc;
+    int rc, frc = 0;
     rg__text(s, 1, clinic);
     rg__text(s, 2, key);
     while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
@@ -1308,11 +1308,11 @@ static int rg_sqlite_each_action(rg_sqlite *st, const char *clinic, const char *
             .until = rg__col_time(s, 3),
             .at = sqlite3_column_int64(s, 4),
         };
-        if (fn(ud, &a))
+        if ((frc = fn(ud, &a)) != 0)
             break;
     }
     sqlite3_reset(s);
-    return rc == SQLITE_ROW || rc == SQLITE_DONE ? RG_OK : RG_EDB;
+    return frc ? frc : rc == SQLITE_ROW || rc == SQLITE_DONE ? RG_OK : RG_EDB;
 }
 
 static int rg_sqlite_next_snooze(rg_sqlite *st, rg_time *out)
@@ -1377,12 +1377,13 @@ static int rg_sqlite_open_by_severity(rg_sqlite *st, const char *clinic,
 {
     sqlite3_stmt *s = rg__q(st, Q_OPEN_BY_SEVERITY);
     rg__text(s, 1, clinic);
-    int rc;
+    int rc, frc = 0;
     while ((rc = sqlite3_step(s)) == SQLITE_ROW)
-        if (fn(ud, rg__col_text(s, 0), rg__col_text(s, 1), sqlite3_column_int64(s, 2)))
+        if ((frc = fn(ud, rg__col_text(s, 0), rg__col_text(s, 1),
+                      sqlite3_column_int64(s, 2))) != 0)
             break;
     sqlite3_reset(s);
-    return rc == SQLITE_ROW || rc == SQLITE_DONE ? RG_OK : RG_EDB;
+    return frc ? frc : rc == SQLITE_ROW || rc == SQLITE_DONE ? RG_OK : RG_EDB;
 }
 
 static int rg_sqlite_last_cseq(rg_sqlite *st, const char *clinic, int64_t *out)
