@@ -990,79 +990,6 @@ Test(store, events_come_back_in_at_then_seq_order)
     cr_assert_eq(events_of("north", "nobody")->n, 0);
 }
 
-static int stop_at_second(void *ud, const rg_stored_event *e)
-{
-    int *n = ud;
-    (void)e;
-    return ++*n == 2 ? 42 : 0;
-}
-
-Test(store, each_event_stops_and_returns_callback_value)
-{
-    for (int i = 0; i < 4; i++) {
-        char id[16], at[32];
-        snprintf(id, sizeof id, "e%d", i);
-        snprintf(at, sizeof at, "2026-03-0%dT10:00:00Z", i + 1);
-        cr_assert_eq(put("north", id, "p1", "vitals", at, NULL), RG_PUT_STORED);
-    }
-    int n = 0;
-    cr_assert_eq(rg_store_each_event(st, "north", "p1", stop_at_second, &n), 42);
-    cr_assert_eq(n, 2);
-    /* and the statement is usable again afterwards */
-    cr_assert_eq(events_of("north", "p1")->n, 4);
-}
-
-Test(store, rollback_undoes_event_and_schedule)
-{
-    cr_assert_eq(rg_store_begin(st), RG_OK);
-    cr_assert_eq(put("north", "e1", "p1", "vitals", "2026-03-02T10:00:00Z", NULL), RG_PUT_STORED);
-    cr_assert_eq(events_of("north", "p1")->n, 1);
-    rg_store_rollback(st);
-    cr_assert_eq(events_of("north", "p1")->n, 0);
-    rg_patient_state ps;
-    cr_assert_eq(rg_store_patient_get(st, "north", "p1", &ps), RG_ENOTFOUND);
-    /* commit keeps */
-    cr_assert_eq(rg_store_begin(st), RG_OK);
-    cr_assert_eq(put("north", "e1", "p1", "vitals", "2026-03-02T10:00:00Z", NULL), RG_PUT_STORED);
-    cr_assert_eq(rg_store_commit(st), RG_OK);
-    rg_store_rollback(st); /* nothing open: harmless */
-    cr_assert_eq(events_of("north", "p1")->n, 1);
-}
-
-/* ---- rejected ----------------------------------------------------------- */
-
-Test(store, reject_keeps_line_field_reason_raw)
-{
-    rg_time before = rg_now();
-    const char raw1[] = "{\"id\":\"ev-1\", \"type\":\"Infusion\"}TRAILING";
-    cr_assert_eq(rg_store_reject(st, "day1.jsonl", 17, "type", "must be a lower-case word", raw1,
-                                 strlen(raw1) - 8),
-                 RG_OK);
-    cr_assert_eq(rg_store_reject(st, "http", 0, NULL, "not valid JSON", "not json", 8), RG_OK);
-    cr_assert_eq(rg_store_reject(st, "day2.jsonl", 123456, "", "empty", "", 0), RG_OK);
-    rg_time after = rg_now();
-    got_rejs *g = rejected();
-    cr_assert_eq(g->n, 3);
-    cr_assert_eq(g->r[0].seq, 1);
-    cr_assert_eq(g->r[1].seq, 2);
-    cr_assert_eq(g->r[2].seq, 3);
-    cr_assert_str_eq(g->r[0].source, "day1.jsonl");
-    cr_assert_eq(g->r[0].line, 17);
-    cr_assert_str_eq(g->r[0].field, "type");
-    cr_assert_str_eq(g->r[0].reason, "must be a lower-case word");
-    cr_assert_str_eq(g->r[0].raw, "{\"id\":\"ev-1\", \"type\":\"Infusion\"}");
-    cr_assert_geq(g->r[0].received, before);
-    cr_assert_leq(g->r[0].received, after);
-    cr_assert_str_eq(g->r[1].source, "http");
-    cr_assert_eq(g->r[1].line, 0);
-    cr_assert_str_eq(g->r[1].field, ""); /* NULL field is kept as "" */
-    cr_assert_str_eq(g->r[1].raw, "not json");
-    cr_assert_eq(g->r[2].line, 123456);
-    cr_assert_str_eq(g->r[2].raw, "");
-    /* nothing went into events */
-    cr_assert_eq(peek_int("SELECT count(*) FROM events"), 0);
-}
-
 /* ---- patients and scheduling ------------------------------------------- */
 
 Test(store, first_event_schedules_patient_at_its_instant)
@@ -1249,10 +1176,10 @@ Test(store, patients_page_in_clinic_patient_order_with_due_filter)
     cr_assert_str_eq(g.patient[0], "p2");
     cr_assert_str_eq(g.clinic[2], "c");
 
-    /* a callback that stops early: the count says how many it saw */
+    /* a callback that stops early: its answer is returned (store.h) */
     memset(&g, 0, sizeof g);
     g.stop_after = 2;
-    cr_assert_eq(rg_store_patients_page(st, "", "", RG_TIME_NONE, 100, collect_pat, &g), 2);
+    cr_assert_eq(rg_store_patients_page(st, "", "", RG_TIME_NONE, 100, collect_pat, &g), 1);
     cr_assert_eq(g.n, 2);
 
     /* nothing due before all of them */
@@ -1385,43 +1312,6 @@ Test(store_file, v5_file_upgrades_to_notify_at)
     close_store();
 }
 
-static int take_cseq(void *ud, const rg_transition *t)
-{
-    *(int64_t *)ud = t->cseq;
-    return 0;
-}
-
-/* Webhook order: what may go now goes first; the cursor moves over what
- * was sent ahead once the one before it is sent. */
-Test(store, webhook_sends_ahead_of_a_waiting_transition)
-{
-    int64_t a = 0, next = 0, delivered;
-    int attempts;
-    rg_time wait, now = T("2026-03-07T20:00:00Z");
-    rg_transition t1 = tr(1, "p1", "k-1", T("2026-03-07T19:00:00Z"));
-    t1.notify_at = T("2026-03-09T13:00:00Z"); /* waits for Monday */
-    rg_transition t2 = tr(1, "p1", "k-2", T("2026-03-07T19:30:00Z")); /* at once */
-    cr_assert_eq(rg_store_transition(st, &t1, &a), RG_OK);
-    cr_assert_eq(rg_store_transition(st, &t2, &a), RG_OK);
-    cr_assert_eq(rg_store_webhook_next(st, "north", now, take_cseq, &next, &wait), RG_OK);
-    cr_assert_eq(next, 2);
-    cr_assert_eq(wait, T("2026-03-09T13:00:00Z"));
-    cr_assert_eq(rg_store_webhook_sent(st, "north", 2), RG_OK);
-    cr_assert_eq(rg_store_webhook_get(st, "north", &delivered, &attempts), RG_OK);
-    cr_assert_eq(delivered, 0, "1 is still to go");
-    next = 0;
-    cr_assert_eq(rg_store_webhook_next(st, "north", now, take_cseq, &next, &wait), RG_OK);
-    cr_assert_eq(next, 0, "nothing may go before Monday");
-    now = T("2026-03-09T13:00:00Z");
-    cr_assert_eq(rg_store_webhook_next(st, "north", now, take_cseq, &next, &wait), RG_OK);
-    cr_assert_eq(next, 1);
-    cr_assert_eq(wait, RG_TIME_NONE);
-    cr_assert_eq(rg_store_webhook_sent(st, "north", 1), RG_OK);
-    cr_assert_eq(rg_store_webhook_get(st, "north", &delivered, &attempts), RG_OK);
-    cr_assert_eq(delivered, 2, "the cursor moved over the one sent ahead");
-    cr_assert_eq(peek_int("SELECT count(*) FROM webhook_ahead"), 0);
-}
-
 Test(store, transitions_open_resolve_and_feed_order)
 {
     int64_t a1 = 0, a2 = 0, a3 = 0;
@@ -1516,96 +1406,6 @@ Test(store, transitions_open_resolve_and_feed_order)
     cr_assert_eq(peek_int("SELECT count(*) FROM alerts"), 0);
 }
 
-Test(store, opening_an_open_key_again_fails_without_trace)
-{
-    int64_t a = 0, b = 0;
-    rg_transition t = tr(1, "p1", "k", T("2026-03-02T15:00:00Z"));
-    cr_assert_eq(rg_store_transition(st, &t, &a), RG_OK);
-    rg_transition t2 = tr(1, "p1", "k", T("2026-03-02T16:00:00Z"));
-    cr_assert_neq(rg_store_transition(st, &t2, &b), RG_OK);
-    cr_assert_eq(transitions(0, 0)->n, 1);
-    cr_assert_eq(open_alerts("p1")->n, 1);
-    /* and the next good one still gets seq 2 */
-    rg_transition t3 = tr(0, "p1", "k", T("2026-03-02T17:00:00Z"));
-    cr_assert_eq(rg_store_transition(st, &t3, &a), RG_OK, "%s", rg_store_errmsg(st));
-    cr_assert_eq(t3.seq, 2);
-}
-
-Test(store, resolving_twice_fails_and_rolls_back_cleanly)
-{
-    int64_t a = 0;
-    rg_transition t = tr(1, "p1", "k", T("2026-03-02T15:00:00Z"));
-    cr_assert_eq(rg_store_transition(st, &t, &a), RG_OK);
-    rg_transition r = tr(0, "p1", "k", T("2026-03-02T16:00:00Z"));
-    cr_assert_eq(rg_store_transition(st, &r, &a), RG_OK);
-    /* a second resolve of the same alert is an error; the caller's
-     * transaction (as the engine uses it) leaves no trace of it */
-    cr_assert_eq(rg_store_begin(st), RG_OK);
-    rg_transition r2 = tr(0, "p1", "k", T("2026-03-02T17:00:00Z"));
-    cr_assert_neq(rg_store_transition(st, &r2, &a), RG_OK);
-    rg_store_rollback(st);
-    got_trs *g = transitions(0, 0);
-    cr_assert_eq(g->n, 2);
-    cr_assert_eq(g->t[1].seq, 2);
-    /* resolving an alert that does not exist fails as well */
-    int64_t none = 999;
-    cr_assert_eq(rg_store_begin(st), RG_OK);
-    rg_transition r3 = tr(0, "p1", "k", T("2026-03-02T18:00:00Z"));
-    cr_assert_neq(rg_store_transition(st, &r3, &none), RG_OK);
-    rg_store_rollback(st);
-    cr_assert_eq(transitions(0, 0)->n, 2);
-}
-
-Test(store, clinic_sequence_is_per_clinic_without_gaps)
-{
-    int64_t n1 = 0, s1 = 0, n2 = 0;
-    rg_transition t;
-    t = tr(1, "p1", "k1", T("2026-03-02T10:00:00Z"));
-    cr_assert_eq(rg_store_transition(st, &t, &n1), RG_OK, "%s", rg_store_errmsg(st));
-    t = tr(1, "q1", "k1", T("2026-03-02T10:30:00Z"));
-    t.clinic = "south"; /* same key in another clinic is another alert */
-    cr_assert_eq(rg_store_transition(st, &t, &s1), RG_OK, "%s", rg_store_errmsg(st));
-    cr_assert_neq(s1, n1);
-    t = tr(0, "p1", "k1", T("2026-03-02T11:00:00Z"));
-    cr_assert_eq(rg_store_transition(st, &t, &n1), RG_OK, "%s", rg_store_errmsg(st));
-    t = tr(1, "p2", "k2", T("2026-03-02T12:00:00Z"));
-    cr_assert_eq(rg_store_transition(st, &t, &n2), RG_OK, "%s", rg_store_errmsg(st));
-    t = tr(0, "q1", "k1", T("2026-03-02T13:00:00Z"));
-    t.clinic = "south";
-    cr_assert_eq(rg_store_transition(st, &t, &s1), RG_OK, "%s", rg_store_errmsg(st));
-
-    got_trs *g = transitions(0, 0);
-    cr_assert_eq(g->n, 5);
-    static const char *const want_clinic[] = {"north", "south", "north", "north", "south"};
-    static const int64_t want_cseq[] = {1, 1, 2, 3, 2};
-    for (int i = 0; i < 5; i++) {
-        cr_assert_eq(g->t[i].seq, i + 1);
-        cr_assert_str_eq(g->t[i].clinic, want_clinic[i], "row %d", i);
-        cr_assert_eq(g->t[i].cseq, want_cseq[i], "row %d: cseq %lld", i,
-                     (long long)g->t[i].cseq);
-    }
-
-    static got_trs c;
-    memset(&c, 0, sizeof c);
-    cr_assert_eq(rg_store_clinic_transitions(st, "north", 0, 100, collect_tr, &c), RG_OK);
-    cr_assert_eq(c.n, 3);
-    for (int i = 0; i < 3; i++) {
-        cr_assert_eq(c.t[i].cseq, i + 1);
-        cr_assert_str_eq(c.t[i].clinic, "north");
-    }
-    cr_assert_eq(c.t[0].seq, 1);
-    cr_assert_eq(c.t[1].seq, 3);
-    cr_assert_eq(c.t[2].seq, 4);
-    memset(&c, 0, sizeof c);
-    cr_assert_eq(rg_store_clinic_transitions(st, "north", 1, 1, collect_tr, &c), RG_OK);
-    cr_assert_eq(c.n, 1);
-    cr_assert_eq(c.t[0].cseq, 2);
-    cr_assert_eq(c.t[0].open, 0);
-    memset(&c, 0, sizeof c);
-    cr_assert_eq(rg_store_clinic_transitions(st, "east", 0, 100, collect_tr, &c), RG_OK);
-    cr_assert_eq(c.n, 0);
-}
-
 /* Inside a transaction the clinic's last cseq is read once and counted on in
  * memory: a rollback must not leave a gap, and what another connection wrote
  * between two transactions must be seen by the next one. */
@@ -1655,25 +1455,6 @@ Test(store, clinic_sequence_counts_on_across_transactions)
         cr_assert_str_eq(g->t[i].key, want_key[i], "row %d", i);
         cr_assert_eq(g->t[i].cseq, i + 1, "row %d: cseq %lld", i, (long long)g->t[i].cseq);
     }
-}
-
-/* The open alert comes with its whole opening transition (seq, params,
- * evidence), as store.h promises. */
-Test(store, open_alert_carries_its_opening_transition)
-{
-    int64_t a = 0;
-    rg_transition t = tr(1, "p1", "k", T("2026-03-02T15:00:00Z"));
-    t.params = "{\"wait\":7200000}";
-    t.evidence = "[\"ev-1\"]";
-    cr_assert_eq(rg_store_transition(st, &t, &a), RG_OK, "%s", rg_store_errmsg(st));
-    cr_assert_eq(t.seq, 1);
-    got_trs *o = open_alerts("p1");
-    cr_assert_eq(o->n, 1);
-    cr_assert_eq(o->alert_id[0], a);
-    cr_assert_eq(o->t[0].seq, t.seq, "open alert's transition has seq %lld, stored seq is %lld",
-                 (long long)o->t[0].seq, (long long)t.seq);
-    cr_assert_str_eq(o->t[0].params, "{\"wait\":7200000}");
-    cr_assert_str_eq(o->t[0].evidence, "[\"ev-1\"]");
 }
 
 /* ---- ingest ------------------------------------------------------------- */

@@ -191,7 +191,7 @@ static rg_transition tr(int open, const char *clinic, const char *patient, const
 typedef struct trs {
     int n;
     int64_t seq[64], cseq[64], alert[64];
-    char key[64][32], clinic[64][16];
+    char key[64][32], clinic[64][16], params[64][32], evidence[64][32];
     int open[64];
 } trs;
 
@@ -203,6 +203,8 @@ static int collect_tr(void *ud, const rg_transition *t)
     g->cseq[g->n] = t->cseq;
     g->open[g->n] = t->open;
     snprintf(g->key[g->n], sizeof g->key[0], "%s", t->key);
+    snprintf(g->params[g->n], sizeof g->params[0], "%s", t->params ? t->params : "(null)");
+    snprintf(g->evidence[g->n], sizeof g->evidence[0], "%s", t->evidence ? t->evidence : "(null)");
     snprintf(g->clinic[g->n++], sizeof g->clinic[0], "%s", t->clinic);
     return 0;
 }
@@ -328,23 +330,35 @@ CONFORM(rollback_undoes_events_and_their_schedule)
     rg_time w;
     cr_assert_eq(rg_store_next_wake(st, &w), RG_OK);
     cr_assert_eq(w, RG_TIME_NONE);
+    /* a commit keeps; a rollback with nothing open is harmless */
+    cr_assert_eq(rg_store_begin(st), RG_OK);
+    put("north", "e1", "p1", "2026-03-02T10:00:00Z", NULL);
+    cr_assert_eq(rg_store_commit(st), RG_OK);
+    rg_store_rollback(st);
+    cr_assert_eq(rg_store_each_event(st, "north", "p1", collect_event, &g), RG_OK);
+    cr_assert_eq(g.n, 1);
 }
 
 static int rej_n;
-static char rej_raw[4][64], rej_field[4][RG_FIELD_MAX];
+static char rej_raw[4][64], rej_field[4][RG_FIELD_MAX], rej_source[4][32], rej_reason[4][64];
 static long rej_line[4];
+static rg_time rej_received[4];
 static int collect_rej(void *ud, const rg_rejected *r)
 {
     (void)ud;
     cr_assert_lt(rej_n, 4);
     snprintf(rej_raw[rej_n], 64, "%s", r->raw);
     snprintf(rej_field[rej_n], RG_FIELD_MAX, "%s", r->field);
+    snprintf(rej_source[rej_n], 32, "%s", r->source);
+    snprintf(rej_reason[rej_n], 64, "%s", r->reason);
+    rej_received[rej_n] = r->received;
     rej_line[rej_n++] = r->line;
     return 0;
 }
 
 CONFORM(rejected_lines_keep_line_field_reason_and_bytes)
 {
+    rg_time before = rg_now();
     cr_assert_eq(rg_store_reject(st, "a.jsonl", 7, "at", "not a time", "{\"at\":1}", 8), RG_OK);
     cr_assert_eq(rg_store_reject(st, "a.jsonl", 9, NULL, "empty", "", 0), RG_OK);
     cr_assert_eq(rg_store_reject(st, "a.jsonl", 11, "", "bytes", "\xff\xfe{", 3), RG_OK);
@@ -357,6 +371,10 @@ CONFORM(rejected_lines_keep_line_field_reason_and_bytes)
     cr_assert_str_eq(rej_raw[1], "");
     cr_assert_str_eq(rej_field[1], "");
     cr_assert_str_eq(rej_raw[2], "\xff\xfe{", "bytes that are not UTF-8 are kept as they are");
+    cr_assert_str_eq(rej_source[0], "a.jsonl");
+    cr_assert_str_eq(rej_reason[0], "not a time");
+    cr_assert_geq(rej_received[0], before, "stamped when it was refused");
+    cr_assert_leq(rej_received[0], rg_now());
 }
 
 /* ---- patients ----------------------------------------------------------- */
@@ -452,6 +470,10 @@ CONFORM(transitions_open_resolve_and_refuse_what_does_not_fit)
     cr_assert_eq(o.n, 2);
     cr_assert_eq(o.alert[0], a1);
     cr_assert_str_eq(o.key[1], "k-b");
+    /* an open alert comes with its whole opening transition */
+    cr_assert_eq(o.seq[0], t1.seq);
+    cr_assert_str_eq(o.params[0], "{\"wait\":7200000}");
+    cr_assert_str_eq(o.evidence[0], "[\"ev-1\"]");
 
     rg_transition r1 = tr(0, "north", "p1", "k-a", T("2026-03-02T14:00:00Z"));
     cr_assert_eq(rg_store_transition(st, &r1, &a1), RG_OK);
@@ -460,6 +482,12 @@ CONFORM(transitions_open_resolve_and_refuse_what_does_not_fit)
     cr_assert_eq(cseq, 3, "the clinic's sequence has no gap after a refusal");
     rg_transition r2 = tr(0, "north", "p1", "k-a", T("2026-03-02T14:30:00Z"));
     cr_assert_eq(rg_store_transition(st, &r2, &a1), RG_ENOTFOUND, "not open any more");
+    /* nor is an alert that never was; the caller's rollback leaves no trace */
+    int64_t none = 999999;
+    cr_assert_eq(rg_store_begin(st), RG_OK);
+    rg_transition r3 = tr(0, "north", "p1", "k-a", T("2026-03-02T14:40:00Z"));
+    cr_assert_neq(rg_store_transition(st, &r3, &none), RG_OK);
+    rg_store_rollback(st);
 
     trs bseq = {0}, btime = {0}, key = {0};
     cr_assert_eq(rg_store_each_transition(st, 0, 0, collect_tr, &bseq), RG_OK);
@@ -641,6 +669,9 @@ CONFORM(each_clinic_sequence_is_gap_free_across_transactions_and_rollbacks)
     cr_assert_eq(rg_store_clinic_transitions(st, "south", 1, 1, collect_tr, &page), RG_OK);
     cr_assert_eq(page.n, 1);
     cr_assert_eq(page.cseq[0], 2);
+    trs none = {0};
+    cr_assert_eq(rg_store_clinic_transitions(st, "west", 0, 100, collect_tr, &none), RG_OK);
+    cr_assert_eq(none.n, 0);
 }
 
 static int n_alerts;
@@ -1963,6 +1994,9 @@ CONFORM(a_callbacks_nonzero_answer_stops_every_walk_and_is_returned)
     rg_time far = T("2030-01-01T00:00:00Z"), wait;
     int count = 0;
     STOPS(rg_store_each_event(st, "north", "p1", stop_event, NULL));
+    got all = {0}; /* and a stopped walk leaves nothing behind: it runs again whole */
+    cr_assert_eq(rg_store_each_event(st, "north", "p1", collect_event, &all), RG_OK);
+    cr_assert_eq(all.n, 4, "two versions of two events");
     STOPS(rg_store_each_event_after(st, "north", "p1", -1, stop_event, NULL));
     STOPS(rg_store_each_event_data(st, "north", "p1", stop_event, NULL));
     STOPS(rg_store_get_event(st, "north", "e1", stop_event, NULL));
