@@ -213,7 +213,7 @@ int main(int argc, char **argv)
     sqlite3 *db;
     if (sqlite3_open_v2(argv[1], &db, SQLITE_OPEN_READONLY, NULL) != SQLITE_OK)
         bound_die(db, argv[1]);
-    /* the same cache as regimen's store (runtime/store/store.c) */
+    /* the same cache as regimen's store (runtime/store/sqlite.c) */
     if (sqlite3_exec(db, "PRAGMA cache_size=-65536; PRAGMA mmap_size=268435456;", NULL, NULL,
                      NULL) != SQLITE_OK)
         bound_die(db, argv[1]);

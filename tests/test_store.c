@@ -1,5 +1,5 @@
 /*
- * test_store.c - Criterion tests for runtime/store/store.c and runtime/store/ingest.c
+ * test_store.c - Criterion tests for runtime/store/sqlite.c and runtime/store/ingest.c
  * against a real SQLite file in a fresh temporary directory: schema and file
  * mode, idempotent/conflicting puts, event order, rejected input, patient
  * scheduling, paging, alert transitions, schema versions, and batched ingest
@@ -558,7 +558,7 @@ static const char schema_v3_to_v4[] =
     "CREATE INDEX events_by_patient ON events(clinic, patient, at, seq, id, type, data);";
 
 /* An events row as the v4 program stored it, from the real validator. */
-/* Migration 4 -> 5 as version 5 of the program had it (runtime/store/store.c). */
+/* Migration 4 -> 5 as version 5 of the program had it (runtime/store/store.c, now sqlite.c). */
 static const char schema_v4_to_v5[] =
     "ALTER TABLE events ADD COLUMN fields BLOB;"
     "UPDATE events SET fields = rg_fields(data) WHERE data IS NOT NULL;"

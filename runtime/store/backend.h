@@ -206,7 +206,7 @@ int rg_store_run_sql(rg_store *st, const char *sql, const rg_store_arg *args, in
                      int (*fn)(void *ud, const char *const *cols, int ncols), void *ud,
                      int64_t *changed);
 
-/* Shared by the backends (store.c), so that all decide alike: whether a
+/* Shared by the backends (defined in sqlite.c), so that all decide alike: whether a
  * stored body is the same event as ev (1, 0, or RG_ENOMEM), "version":1 and
  * "status":"final" being what their absence says; and the RG_STATUS_* of a
  * stored status text (NULL: final). */

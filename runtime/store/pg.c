@@ -24,7 +24,7 @@
  *
  * Corrections (schema v6, docs/corrections.md): an event's versions are
  * rows of their own under UNIQUE(clinic, id, replaces), and rg__decide
- * answers a known id as store.c does (the same words; rg_store_same_body is
+ * answers a known id as sqlite.c does (the same words; rg_store_same_body is
  * shared). When two transactions correct the same version at once, the
  * second's insert waits for the first and, once it commits, does nothing:
  * that event is decided again against the version then current (READ
@@ -411,7 +411,7 @@ static void rg__bind_event(rg__args *a, const rg_event *ev, rg_time received)
 
 /* ev's (clinic, id) is stored: a duplicate, a conflict or a correction,
  * decided against the id's current version (seq, version, patient, type,
- * body in columns k.. of row 0 of cur) as store.c's rg_store_put_event
+ * body in columns k.. of row 0 of cur) as sqlite.c's rg_store_put_event
  * decides, in the same words. A correction is stored and schedules its
  * patient at its corrected_at. */
 static int rg__decide(rg_pg *pg, const rg_event *ev, rg_time received, const PGresult *cur,
@@ -1205,8 +1205,10 @@ static int rg_pg_key_transitions(rg_pg *pg, const char *clinic, const char *key,
     return rg__each_transition(rg__run(pg, P_KEY_TRANSITIONS, &a), fn, ud);
 }
 
-static int rg__each_row(PGresult *r, int (*fn)(void *ud, const rg_event_row *e), void *ud)
+static int rg__each_row(PGresult *r, int (*fn)(void *ud, const rg_event_row *e), void *ud,
+                        int *count)
 {
+    *count = 0;
     if (!r)
         return RG_EDB;
     rg_buf f = {0};
@@ -1239,7 +1241,8 @@ static int rg__each_row(PGresult *r, int (*fn)(void *ud, const rg_event_row *e),
     free(data);
     rg_buf_free(&f);
     PQclear(r);
-    return frc ? frc : i;
+    *count = i;
+    return frc;
 }
 
 static int rg_pg_event_rows(rg_pg *pg, const char *after_clinic, const char *after_patient,
@@ -1252,7 +1255,8 @@ static int rg_pg_event_rows(rg_pg *pg, const char *after_clinic, const char *aft
     rg__int(&a, limit);
     rg__text(&a, after_patient);
     rg__int(&a, after_at);
-    return rg__each_row(rg__run(pg, P_EVENT_ROWS, &a), fn, ud);
+    int n, rc = rg__each_row(rg__run(pg, P_EVENT_ROWS, &a), fn, ud, &n);
+    return rc ? rc : n;
 }
 
 static int rg_pg_event_rows_of(rg_pg *pg, const char *clinic, const char *id,
@@ -1261,8 +1265,8 @@ static int rg_pg_event_rows_of(rg_pg *pg, const char *clinic, const char *id,
     rg__args a = {0};
     rg__text(&a, clinic);
     rg__text(&a, id);
-    int rc = rg__each_row(rg__run(pg, P_EVENT_ROWS_OF, &a), fn, ud);
-    return rc < 0 ? rc : RG_OK;
+    int n;
+    return rg__each_row(rg__run(pg, P_EVENT_ROWS_OF, &a), fn, ud, &n);
 }
 
 static int rg_pg_key_clinics(rg_pg *pg, const char *key, int (*fn)(void *ud, const char *clinic),
@@ -1301,7 +1305,7 @@ static int rg_pg_webhook_delivered(rg_pg *pg, const char *clinic, int64_t cseq)
     return rg__do(pg, P_HOOK_DELIVERED, &a);
 }
 
-/* As store.c's rg_store_webhook_next and rg_store_webhook_sent. */
+/* As sqlite.c's rg_store_webhook_next and rg_store_webhook_sent. */
 static int rg_pg_webhook_next(rg_pg *pg, const char *clinic, rg_time now,
                               int (*fn)(void *ud, const rg_transition *t), void *ud, rg_time *wait)
 {
@@ -1632,7 +1636,7 @@ static int rg_pg_hold(rg_pg *pg, int alone, int *ok)
     return RG_OK;
 }
 
-/* ---- the audit trail: as store.c's rg_store_audit_* ----------------------------------- */
+/* ---- the audit trail: as sqlite.c's rg_store_audit_* ---------------------------------- */
 
 static int rg_pg_audit_chain(rg_pg *pg, int lock, rg_audit_chain *c)
 {

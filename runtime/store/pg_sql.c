@@ -9,7 +9,7 @@
 #define RG__S(x) #x
 #define RG__STR(x) RG__S(x)
 /* An event body's digest (SHA-256 of its UTF-8 bytes, hex): the bytes
- * store.c's rg_sha256() and rg_store_verify hash. */
+ * sqlite.c's rg_sha256() and rg_store_verify hash. */
 #define RG__DIGEST(body) "encode(sha256(convert_to(" body ", 'UTF8')), 'hex')"
 
 const rg_pg_step rg_pg_steps[] = {

@@ -85,7 +85,7 @@ enum {
 extern const char *const rg_pg_sql[P__COUNT];
 
 /* Schema version from -> to, applied in this order: a new database goes
- * from 0 to 5 at once, then one step per version after it (as in store.c). */
+ * from 0 to 5 at once, then one step per version after it (as in sqlite.c). */
 typedef struct rg_pg_step {
     int from, to;
     const char *sql;

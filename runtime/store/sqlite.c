@@ -1696,7 +1696,10 @@ static int rg_sqlite_audit_archive(rg_sqlite *st, rg_time before, int64_t *n)
 static int rg_sqlite_changes_fd(rg_sqlite *st, int *fd)
 {
     *fd = -1;
-    return rg_sqlite_data_version(st, &st->data_version); /* from now on */
+    /* from now on (should the file not say, the first rg_store_changed
+     * reports news: a look at the store too many, nothing missed) */
+    rg_sqlite_data_version(st, &st->data_version);
+    return RG_OK;
 }
 
 static int rg_sqlite_changed(rg_sqlite *st)

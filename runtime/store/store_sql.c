@@ -1,6 +1,6 @@
 /*
  * store_sql.c - the SQLite store's SQL (see store_sql.h): the schema as
- * migrations from version 0, and every statement store.c prepares.
+ * migrations from version 0, and every statement sqlite.c prepares.
  * pg_sql.c holds the PostgreSQL twins, with the same version numbers.
  */
 #include "store/store_sql.h"

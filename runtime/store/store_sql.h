@@ -1,7 +1,7 @@
 /*
  * store_sql.h - what the SQLite store asks of its file: the schema's
  * migrations and the text of every prepared statement (store_sql.c), named
- * by the Q_* numbers store.c runs them by. Private to runtime/store/.
+ * by the Q_* numbers sqlite.c runs them by. Private to runtime/store/.
  */
 #ifndef RG_STORE_SQL_H
 #define RG_STORE_SQL_H
