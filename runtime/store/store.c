@@ -3,8 +3,7 @@
  * backend when a store is opened and then hands every call to that
  * backend's table of operations (backend.h). It holds no SQL and knows no
  * database client; what is the same for every backend (a page of alerts
- * from the start, the deciding of a known event's body) is written here
- * once.
+ * from the start, the default count of workers) is written here once.
  */
 #include "store/backend.h"
 
