@@ -38,9 +38,32 @@
 
 #include <libpq-fe.h>
 
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+/* Statements sent and round trips made, by every connection of the process
+ * (rg_store_db_counts: /metrics and the benchmark's "per evaluated patient"). */
+static atomic_ullong rg__n_stmts, rg__n_trips;
+#define RG__SENT(stmts, trips)                                                  \
+    (atomic_fetch_add_explicit(&rg__n_stmts, (stmts), memory_order_relaxed),     \
+     atomic_fetch_add_explicit(&rg__n_trips, (trips), memory_order_relaxed))
+
+typedef struct rg__pre rg__pre;
+static int rg__puts_flush(rg_pg *pg);
+static void rg__puts_drop(rg_pg *pg);
+static void rg__pre_free(rg_pg *pg);
+static int rg__puts_add(rg_pg *pg, const char *clinic, const char *patient,
+                        const rg_patient_state *ps);
+
+/* Patient states written in a write transaction, sent as one statement
+ * before the transaction's next statement (rg_pg_patient_put). */
+typedef struct rg__puts {
+    rg_buf col[8]; /* array literals of P_PATIENTS_PUT_MANY */
+    char **keys;   /* "clinic\037patient" of each, to send a second one apart */
+    int n, cap;
+} rg__puts;
 
 struct rg_pg {
     PGconn *conn;
@@ -55,6 +78,9 @@ struct rg_pg {
      * ("{a,b}") for the wake-up reads once rg_pg_lease_only is on */
     rg_buf leased;
     int only, listening;
+    rg__pre *pre;  /* a group's reads, taken in advance (rg_pg_prefetch) */
+    rg__puts puts; /* patient states not yet sent */
+    int flushing;  /* (rg__puts_flush runs its own statement) */
     char put_why[512];     /* why rg_pg_put_event answered a conflict */
     const char *put_field; /* and the field it is about */
 };
@@ -130,7 +156,10 @@ static void rg__fault(rg_pg *pg)
 static PGresult *rg__run(rg_pg *pg, int q, const rg__args *a)
 {
     char name[16];
+    if (pg->puts.n && !pg->flushing && rg__puts_flush(pg))
+        return NULL;
     snprintf(name, sizeof name, "q%d", q);
+    RG__SENT(1, 1);
     PGresult *r = PQexecPrepared(pg->conn, name, a ? a->n : 0, a ? a->v : NULL,
                                  a ? a->len : NULL, a ? a->fmt : NULL, 0);
     ExecStatusType s = r ? PQresultStatus(r) : PGRES_FATAL_ERROR;
@@ -152,6 +181,9 @@ static int rg__do(rg_pg *pg, int q, const rg__args *a)
 
 static int rg__exec(rg_pg *pg, const char *sql)
 {
+    if (pg->puts.n && rg__puts_flush(pg))
+        return RG_EDB;
+    RG__SENT(1, 1);
     PGresult *r = PQexec(pg->conn, sql);
     ExecStatusType s = r ? PQresultStatus(r) : PGRES_FATAL_ERROR;
     int ok = s == PGRES_COMMAND_OK || s == PGRES_TUPLES_OK;
@@ -309,6 +341,11 @@ void rg_pg_close(rg_pg *pg)
 {
     if (!pg)
         return;
+    rg__pre_free(pg);
+    rg__puts_drop(pg);
+    free(pg->puts.keys);
+    for (int k = 0; k < 8; k++)
+        rg_buf_free(&pg->puts.col[k]);
     PQfinish(pg->conn);
     rg_buf_free(&pg->leased);
     free(pg);
@@ -342,6 +379,11 @@ uint64_t rg_pg_rollbacks(const rg_pg *pg) { return pg->rollbacks; }
 /* COMMIT of an aborted transaction "succeeds" as a ROLLBACK: that is a failure. */
 int rg_pg_commit(rg_pg *pg)
 {
+    if (pg->puts.n && rg__puts_flush(pg)) {
+        rg_pg_rollback(pg);
+        return RG_EDB;
+    }
+    RG__SENT(1, 1);
     PGresult *r = PQexec(pg->conn, "COMMIT");
     int ok = PQresultStatus(r) == PGRES_COMMAND_OK && !strcmp(PQcmdStatus(r), "COMMIT");
     if (!ok) {
@@ -364,7 +406,9 @@ int rg_pg_commit(rg_pg *pg)
 void rg_pg_rollback(rg_pg *pg)
 {
     pg->rollbacks++;
+    rg__puts_drop(pg);
     if (PQtransactionStatus(pg->conn) != PQTRANS_IDLE) {
+        RG__SENT(1, 1);
         PGresult *r = PQexec(pg->conn, "ROLLBACK");
         PQclear(r);
     }
@@ -696,6 +740,14 @@ static int rg__each_event_row(PGresult *r, int (*fn)(void *ud, const rg_stored_e
     return rc;
 }
 
+static int rg__pre_events(rg_pg *pg, const char *clinic, const char *patient, int64_t after,
+                          int (*fn)(void *ud, const rg_stored_event *e), void *ud, int *rc);
+static int rg__pre_state(rg_pg *pg, const char *clinic, const char *patient,
+                         rg_patient_state *ps, int *rc);
+static int rg__pre_alerts(rg_pg *pg, const char *clinic, const char *patient,
+                          int (*fn)(void *ud, int64_t alert_id, const rg_transition *t),
+                          void *ud, int *rc);
+
 static int rg__events(rg_pg *pg, int q, const char *clinic, const char *patient,
                       int64_t after_seq, int (*fn)(void *ud, const rg_stored_event *e), void *ud)
 {
@@ -718,6 +770,9 @@ int rg_pg_each_event_after(rg_pg *pg, const char *clinic, const char *patient,
                            int64_t after_seq, int (*fn)(void *ud, const rg_stored_event *e),
                            void *ud)
 {
+    int rc;
+    if (rg__pre_events(pg, clinic, patient, after_seq, fn, ud, &rc))
+        return rc;
     return rg__events(pg, after_seq < 0 ? P_EVENTS_OF : P_EVENTS_AFTER, clinic, patient,
                       after_seq, fn, ud);
 }
@@ -730,6 +785,9 @@ int rg_pg_each_event_data(rg_pg *pg, const char *clinic, const char *patient,
 
 int rg_pg_patient_get(rg_pg *pg, const char *clinic, const char *patient, rg_patient_state *ps)
 {
+    int rc;
+    if (rg__pre_state(pg, clinic, patient, ps, &rc))
+        return rc;
     rg__args a = {0};
     rg__text(&a, clinic);
     rg__text(&a, patient);
@@ -750,6 +808,9 @@ int rg_pg_patient_get(rg_pg *pg, const char *clinic, const char *patient, rg_pat
 int rg_pg_patient_put(rg_pg *pg, const char *clinic, const char *patient,
                       const rg_patient_state *ps)
 {
+    int rc = rg__puts_add(pg, clinic, patient, ps);
+    if (rc != RG__AGAIN)
+        return rc;
     rg__args a = {0};
     rg__text(&a, clinic);
     rg__text(&a, patient);
@@ -820,6 +881,9 @@ int rg_pg_next_wake(rg_pg *pg, rg_time *out) { return rg__one_time(pg, P_NEXT_WA
 int rg_pg_each_open_alert(rg_pg *pg, const char *clinic, const char *patient,
                           int (*fn)(void *ud, int64_t alert_id, const rg_transition *t), void *ud)
 {
+    int prc;
+    if (rg__pre_alerts(pg, clinic, patient, fn, ud, &prc))
+        return prc;
     rg__args a = {0};
     rg__text(&a, clinic);
     rg__text(&a, patient);
@@ -1501,6 +1565,7 @@ int rg_pg_lease(rg_pg *pg, const char *clinic, int *held)
     }
     rg_buf name = {0};
     const char *v[1] = {clinic};
+    RG__SENT(1, 1);
     PGresult *r = PQexecParams(pg->conn, "SELECT pg_try_advisory_lock(" RG__LEASE_KEY ")", 1,
                                NULL, v, NULL, NULL, 0);
     if (PQresultStatus(r) != PGRES_TUPLES_OK) {
@@ -1540,6 +1605,7 @@ int rg_pg_unlease(rg_pg *pg, const char *clinic)
     if (pg->leased.len == 2) /* "{}": none left, as before the first */
         pg->leased.p[pg->leased.len = 0] = '\0';
     const char *v[1] = {clinic};
+    RG__SENT(1, 1);
     PGresult *r = PQexecParams(pg->conn, "SELECT pg_advisory_unlock(" RG__LEASE_KEY ")", 1,
                                NULL, v, NULL, NULL, 0);
     int ok = PQresultStatus(r) == PGRES_TUPLES_OK;
@@ -1554,6 +1620,7 @@ int rg_pg_unlease(rg_pg *pg, const char *clinic)
  * half in classid and its low half in objid, objsubid 1). */
 int rg_pg_workers(rg_pg *pg, int *n)
 {
+    RG__SENT(1, 1);
     PGresult *r = PQexec(pg->conn,
                          "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted"
                          " AND mode = 'ShareLock' AND objsubid = 1 AND database ="
@@ -1743,6 +1810,11 @@ int rg_pg_audit_archive(rg_pg *pg, rg_time before, int64_t *n)
 PGresult *rg_pg_query(rg_pg *pg, const char *sql, int n, const char *const *v, const int *len,
                       const int *fmt, int *constraint)
 {
+    if (constraint)
+        *constraint = 0;
+    if (pg->puts.n && rg__puts_flush(pg))
+        return NULL;
+    RG__SENT(1, 1);
     PGresult *r = PQexecParams(pg->conn, sql, n, NULL, v, len, fmt, 0);
     ExecStatusType s = r ? PQresultStatus(r) : PGRES_FATAL_ERROR;
     if (constraint)
@@ -1760,10 +1832,419 @@ PGresult *rg_pg_query(rg_pg *pg, const char *sql, int n, const char *const *v, c
 
 /* ---- for the store's own files that run their SQL when called (notify_store.c) ---- */
 
-void *rg_pg_conn(rg_pg *pg) { return pg->conn; }
+void *rg_pg_conn(rg_pg *pg)
+{
+    /* (its caller's statement comes after the states written before it; a
+     * failure here aborts the transaction, and its COMMIT says so) */
+    if (pg->puts.n)
+        rg__puts_flush(pg);
+    RG__SENT(1, 1); /* (at least one statement: notify_store.c's are counted once a call) */
+    return pg->conn;
+}
 
 void rg_pg_failed(rg_pg *pg, const char *msg)
 {
     rg__msg(pg, msg);
     rg__fault(pg);
+}
+
+/* ---- a group's reads and writes in few round trips ------------------------------------
+ *
+ * An evaluation thread about to evaluate a page of a clinic's patients reads
+ * their states, their new events and their open alerts in one pipeline
+ * (rg_pg_prefetch): BEGIN REPEATABLE READ, the three statements with every
+ * patient's name in one array, COMMIT, one round trip in all and one
+ * snapshot (states and events from the same moment: rg_patient_state's
+ * count of schedulings still covers what a later event adds). The engine's
+ * reads of a patient (rg_pg_patient_get, rg_pg_each_event_after,
+ * rg_pg_each_open_alert) are then answered from those rows, once each; a
+ * read the prefetch cannot answer (another patient, a second read, a
+ * history cache that holds less than the prefetch assumed) goes to the
+ * database as before. rg_pg_prefetch_end forgets them.
+ *
+ * The writes: a patient state written inside a transaction is kept and sent
+ * with the others as one multi-row statement (P_PATIENTS_PUT_MANY) before
+ * the transaction's next statement or its COMMIT; a rollback drops them. A
+ * second state of the same patient sends the first ones before it (one
+ * INSERT ... ON CONFLICT may touch a row once). */
+
+struct rg__pre {
+    char clinic[RG_EVENT_MAX_ID + 1];
+    PGresult *states, *events, *alerts;
+    char **names;      /* the patients asked for, sorted (strcmp) */
+    int64_t *after;    /* the event seq each one's rows start after */
+    unsigned char *used; /* per name: bit 1 state, 2 events, 4 alerts served */
+    int n;
+};
+
+static void rg__pre_free(rg_pg *pg)
+{
+    rg__pre *p = pg->pre;
+    if (!p)
+        return;
+    PQclear(p->states);
+    PQclear(p->events);
+    PQclear(p->alerts);
+    for (int i = 0; i < p->n; i++)
+        free(p->names[i]);
+    free(p->names);
+    free(p->after);
+    free(p->used);
+    free(p);
+    pg->pre = NULL;
+}
+
+void rg_pg_prefetch_end(rg_pg *pg) { rg__pre_free(pg); }
+
+static int rg__cmp_name(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* The index of patient among the names asked for, or -1. */
+static int rg__pre_find(const rg__pre *p, const char *clinic, const char *patient)
+{
+    if (!p || strcmp(p->clinic, clinic))
+        return -1;
+    int lo = 0, hi = p->n - 1;
+    while (lo <= hi) {
+        int mid = (lo + hi) / 2, c = strcmp(p->names[mid], patient);
+        if (!c)
+            return mid;
+        if (c < 0)
+            lo = mid + 1;
+        else
+            hi = mid - 1;
+    }
+    return -1;
+}
+
+/* The first row of r (patient in column 0, rows in patient order) whose
+ * patient is not below patient. */
+static int rg__pre_first(const PGresult *r, const char *patient)
+{
+    int lo = 0, hi = PQntuples(r);
+    while (lo < hi) {
+        int mid = (lo + hi) / 2;
+        if (strcmp(PQgetvalue(r, mid, 0), patient) < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo;
+}
+
+/* Served from the prefetch: 1 (*rc the answer), else 0. */
+static int rg__pre_state(rg_pg *pg, const char *clinic, const char *patient,
+                         rg_patient_state *ps, int *rc)
+{
+    rg__pre *p = pg->pre;
+    int k = rg__pre_find(p, clinic, patient);
+    if (k < 0 || (p->used[k] & 1))
+        return 0;
+    p->used[k] |= 1;
+    int i = rg__pre_first(p->states, patient);
+    int found = i < PQntuples(p->states) && !strcmp(PQgetvalue(p->states, i, 0), patient);
+    ps->clock = found ? rg__col_time(p->states, i, 1) : RG_TIME_NONE;
+    ps->wake = found ? rg__col_time(p->states, i, 2) : RG_TIME_NONE;
+    ps->next_wake = found ? rg__col_time(p->states, i, 3) : RG_TIME_NONE;
+    ps->last_seq = found ? rg__col_int(p->states, i, 4) : 0;
+    ps->scheduled = found ? rg__col_int(p->states, i, 5) : 0;
+    ps->failing = found ? rg__col_int(p->states, i, 6) : 0;
+    *rc = found ? RG_OK : RG_ENOTFOUND;
+    return 1;
+}
+
+static int rg__pre_events(rg_pg *pg, const char *clinic, const char *patient, int64_t after,
+                          int (*fn)(void *ud, const rg_stored_event *e), void *ud, int *rc)
+{
+    rg__pre *p = pg->pre;
+    int k = rg__pre_find(p, clinic, patient);
+    /* (rows after p->after[k]: a superset of what is asked when after is not lower) */
+    if (k < 0 || (p->used[k] & 2) || after < p->after[k])
+        return 0;
+    p->used[k] |= 2;
+    rg_buf f = {0};
+    char *data = NULL;
+    *rc = 0;
+    for (int i = rg__pre_first(p->events, patient);
+         i < PQntuples(p->events) && !*rc && !strcmp(PQgetvalue(p->events, i, 0), patient); i++) {
+        rg_stored_event e;
+        if (rg__col_int(p->events, i, 1) <= after)
+            continue;
+        if ((*rc = rg__col_event(p->events, i, 1, 0, &f, &data, &e)))
+            break;
+        *rc = fn(ud, &e);
+    }
+    free(data);
+    rg_buf_free(&f);
+    return 1;
+}
+
+static int rg__pre_alerts(rg_pg *pg, const char *clinic, const char *patient,
+                          int (*fn)(void *ud, int64_t alert_id, const rg_transition *t),
+                          void *ud, int *rc)
+{
+    rg__pre *p = pg->pre;
+    int k = rg__pre_find(p, clinic, patient);
+    if (k < 0 || (p->used[k] & 4))
+        return 0;
+    p->used[k] |= 4;
+    const PGresult *r = p->alerts;
+    *rc = 0;
+    for (int i = rg__pre_first(r, patient);
+         i < PQntuples(r) && !*rc && !strcmp(PQgetvalue(r, i, 0), patient); i++) {
+        rg_transition t = {
+            .at = rg__col_int(r, i, 2),
+            .due = rg__col_int(r, i, 3),
+            .open = 1,
+            .clinic = clinic,
+            .patient = patient,
+            .key = rg__col_text(r, i, 4),
+            .protocol = rg__col_text(r, i, 5),
+            .version = rg__col_text(r, i, 6),
+            .rule = rg__col_text(r, i, 7),
+            .severity = rg__col_text(r, i, 8),
+            .message = rg__col_text(r, i, 9),
+            .seq = rg__col_int(r, i, 10),
+            .params = rg__col_text(r, i, 11),
+            .evidence = rg__col_text(r, i, 12),
+            .cseq = rg__col_int(r, i, 13),
+        };
+        *rc = fn(ud, rg__col_int(r, i, 1), &t);
+    }
+    return 1;
+}
+
+/* One result of the pipeline: r (kept when keep) or NULL on failure (the
+ * message kept); reads up to the NULL that ends the statement's results. */
+static int rg__pipe_result(rg_pg *pg, PGresult **keep, int ok)
+{
+    PGresult *r = PQgetResult(pg->conn), *x;
+    ExecStatusType st = r ? PQresultStatus(r) : PGRES_FATAL_ERROR;
+    int good = st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK;
+    if (!good && ok)
+        rg__msg(pg, r && st != PGRES_PIPELINE_ABORTED ? PQresultErrorMessage(r)
+                                                      : PQerrorMessage(pg->conn));
+    while (r && (x = PQgetResult(pg->conn)) != NULL) /* (the NULL after each statement) */
+        PQclear(x);
+    if (good && keep)
+        *keep = r;
+    else
+        PQclear(r);
+    return good;
+}
+
+int rg_pg_prefetch(rg_pg *pg, const char *clinic, const char *const *patients,
+                   const int64_t *after, int n)
+{
+    rg__pre_free(pg);
+    if (n <= 0 || PQtransactionStatus(pg->conn) != PQTRANS_IDLE)
+        return 0; /* (inside a transaction: its reads stay its own) */
+    rg__pre *p = calloc(1, sizeof *p);
+    int rc = RG_ENOMEM;
+    if (!p)
+        return RG_ENOMEM;
+    pg->pre = p;
+    snprintf(p->clinic, sizeof p->clinic, "%s", clinic);
+    p->names = calloc((size_t)n, sizeof *p->names);
+    p->after = calloc((size_t)n, sizeof *p->after);
+    p->used = calloc((size_t)n, 1);
+    if (!p->names || !p->after || !p->used)
+        goto fail;
+    /* (sorted, each once: a name asked twice keeps its lowest after) */
+    typedef struct { const char *name; int64_t after; } one;
+    one *v = malloc((size_t)n * sizeof *v);
+    if (!v)
+        goto fail;
+    for (int i = 0; i < n; i++)
+        v[i] = (one){patients[i], after ? after[i] : -1};
+    qsort(v, (size_t)n, sizeof *v, rg__cmp_name);
+    rg_buf names = {0}, afters = {0};
+    char num[24];
+    int bad = rg_buf_add(&names, "{", 1) || rg_buf_add(&afters, "{", 1);
+    for (int i = 0; i < n && !bad; i++) {
+        if (p->n && !strcmp(p->names[p->n - 1], v[i].name)) {
+            if (v[i].after < p->after[p->n - 1])
+                p->after[p->n - 1] = v[i].after;
+            continue;
+        }
+        if (!(p->names[p->n] = strdup(v[i].name))) {
+            bad = 1;
+            break;
+        }
+        p->after[p->n++] = v[i].after;
+    }
+    free(v);
+    for (int i = 0; i < p->n && !bad; i++) {
+        snprintf(num, sizeof num, "%lld", (long long)p->after[i]);
+        bad = rg__elem(&names, p->names[i], NULL, 0) || rg__elem(&afters, num, NULL, 0);
+    }
+    bad = bad || rg_buf_add(&names, "}", 1) || rg_buf_add(&afters, "}", 1);
+    if (bad) {
+        rg_buf_free(&names);
+        rg_buf_free(&afters);
+        goto fail;
+    }
+    const char *args[3] = {clinic, names.p, afters.p};
+    int sent = PQenterPipelineMode(pg->conn) &&
+               PQsendQueryParams(pg->conn, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", 0,
+                                 NULL, NULL, NULL, NULL, 0);
+    char q[16];
+    int stmts[3] = {P_BATCH_STATES, P_BATCH_EVENTS, P_BATCH_ALERTS};
+    for (int k = 0; k < 3 && sent; k++) {
+        snprintf(q, sizeof q, "q%d", stmts[k]);
+        sent = PQsendQueryPrepared(pg->conn, q, k == 1 ? 3 : 2, args, NULL, NULL, 0);
+    }
+    sent = sent && PQsendQueryParams(pg->conn, "COMMIT", 0, NULL, NULL, NULL, NULL, 0) &&
+           PQpipelineSync(pg->conn);
+    RG__SENT(5, 1);
+    rg_buf_free(&names);
+    rg_buf_free(&afters);
+    int ok = sent;
+    if (!sent)
+        rg__msg(pg, PQerrorMessage(pg->conn));
+    else {
+        ok = rg__pipe_result(pg, NULL, ok) && ok;
+        ok = rg__pipe_result(pg, &p->states, ok) && ok;
+        ok = rg__pipe_result(pg, &p->events, ok) && ok;
+        ok = rg__pipe_result(pg, &p->alerts, ok) && ok;
+        ok = rg__pipe_result(pg, NULL, ok) && ok;
+        PGresult *sync = PQgetResult(pg->conn); /* PGRES_PIPELINE_SYNC */
+        if (!sync || PQresultStatus(sync) != PGRES_PIPELINE_SYNC)
+            ok = 0;
+        PQclear(sync);
+    }
+    if (PQpipelineStatus(pg->conn) != PQ_PIPELINE_OFF && !PQexitPipelineMode(pg->conn))
+        ok = 0;
+    if (ok)
+        return 1;
+    rc = RG_EDB;
+    rg__fault(pg);
+    if (PQtransactionStatus(pg->conn) == PQTRANS_INERROR ||
+        PQtransactionStatus(pg->conn) == PQTRANS_INTRANS) {
+        PGresult *r = PQexec(pg->conn, "ROLLBACK");
+        PQclear(r);
+    }
+fail:
+    rg__pre_free(pg);
+    return rc;
+}
+
+static void rg__puts_drop(rg_pg *pg)
+{
+    for (int i = 0; i < pg->puts.n; i++)
+        free(pg->puts.keys[i]);
+    pg->puts.n = 0;
+    for (int k = 0; k < 8; k++)
+        pg->puts.col[k].len = 0;
+}
+
+static int rg__puts_flush(rg_pg *pg)
+{
+    rg__puts *u = &pg->puts;
+    rg__args a = {0};
+    int rc = RG_OK;
+    for (int k = 0; k < 8 && rc == RG_OK; k++)
+        if ((rc = rg_buf_add(&u->col[k], "}", 1)) == RG_OK)
+            rg__text(&a, u->col[k].p);
+    pg->flushing = 1;
+    if (rc == RG_OK)
+        rc = rg__do(pg, P_PATIENTS_PUT_MANY, &a);
+    else
+        rg_pg_failed(pg, "out of memory");
+    pg->flushing = 0;
+    rg__puts_drop(pg);
+    return rc;
+}
+
+/* RG__AGAIN: not inside a transaction, written at once by the caller. */
+static int rg__puts_add(rg_pg *pg, const char *clinic, const char *patient,
+                        const rg_patient_state *ps)
+{
+    rg__puts *u = &pg->puts;
+    if (PQtransactionStatus(pg->conn) != PQTRANS_INTRANS)
+        return RG__AGAIN;
+    size_t lc = strlen(clinic), lp = strlen(patient);
+    for (int i = 0; i < u->n; i++)
+        if (!strncmp(u->keys[i], clinic, lc) && u->keys[i][lc] == '\037' &&
+            !strcmp(u->keys[i] + lc + 1, patient)) {
+            int rc = rg__puts_flush(pg);
+            if (rc)
+                return rc;
+            break;
+        }
+    if (u->n == u->cap) {
+        int cap = u->cap ? 2 * u->cap : 64;
+        char **grown = realloc(u->keys, (size_t)cap * sizeof *grown);
+        if (!grown)
+            return RG_ENOMEM;
+        u->keys = grown;
+        u->cap = cap;
+    }
+    char *key = malloc(lc + lp + 2);
+    if (!key)
+        return RG_ENOMEM;
+    memcpy(key, clinic, lc);
+    key[lc] = '\037';
+    memcpy(key + lc + 1, patient, lp + 1);
+    char num[6][24];
+    const rg_time t[3] = {ps->clock, ps->wake, ps->next_wake};
+    for (int k = 0; k < 3; k++)
+        snprintf(num[k], sizeof num[k], "%lld", (long long)t[k]);
+    snprintf(num[3], sizeof num[3], "%lld", (long long)ps->last_seq);
+    snprintf(num[4], sizeof num[4], "%lld", (long long)ps->scheduled);
+    snprintf(num[5], sizeof num[5], "%lld", (long long)ps->failing);
+    const char *v[8] = {clinic, patient,
+                        ps->clock == RG_TIME_NONE ? NULL : num[0],
+                        ps->wake == RG_TIME_NONE ? NULL : num[1],
+                        ps->next_wake == RG_TIME_NONE ? NULL : num[2], num[3], num[4], num[5]};
+    int rc = RG_OK;
+    for (int k = 0; k < 8 && rc == RG_OK; k++) {
+        rg_buf *b = &u->col[k];
+        if (b->len && b->p[b->len - 1] == '}')
+            b->len--; /* (a failed flush left its closing brace) */
+        if (!b->len)
+            rc = rg_buf_add(b, "{", 1);
+        if (rc == RG_OK)
+            rc = rg__elem(b, v[k], NULL, 0);
+    }
+    if (rc) {
+        free(key);
+        rg__puts_drop(pg);
+        return rc;
+    }
+    u->keys[u->n++] = key;
+    return RG_OK;
+}
+
+void rg_store_db_counts(uint64_t *statements, uint64_t *round_trips)
+{
+    *statements = atomic_load_explicit(&rg__n_stmts, memory_order_relaxed);
+    *round_trips = atomic_load_explicit(&rg__n_trips, memory_order_relaxed);
+}
+
+int rg_store_prefetch(rg_store *st, const char *clinic, const char *const *patients,
+                      const int64_t *after, int n)
+{
+    rg_pg *pg = rg_store_pg(st);
+    return pg ? rg_pg_prefetch(pg, clinic, patients, after, n) : 0;
+}
+
+void rg_store_prefetch_end(rg_store *st)
+{
+    if (rg_store_pg(st))
+        rg_pg_prefetch_end(rg_store_pg(st));
+}
+
+int rg_pg_due_count(rg_pg *pg, const char *clinic, rg_time now, int max, int *n)
+{
+    rg__args a = {0};
+    rg__text(&a, clinic);
+    rg__int(&a, now);
+    rg__int(&a, (int64_t)max + 1);
+    PGresult *r = rg__run(pg, P_DUE_COUNT, &a);
+    *n = r ? (int)rg__col_int(r, 0, 0) : 0;
+    PQclear(r);
+    return r ? RG_OK : RG_EDB;
 }

@@ -32,6 +32,11 @@ int rg_pg_url(const char *path);
 int rg_pg_open(rg_pg **out, const char *url, const rg_store_opts *opts, char *err,
                size_t errlen);
 void rg_pg_close(rg_pg *pg);
+/* A group's reads in one round trip (store.h, rg_store_prefetch). */
+int rg_pg_prefetch(rg_pg *pg, const char *clinic, const char *const *patients,
+                   const int64_t *after, int n);
+void rg_pg_prefetch_end(rg_pg *pg);
+int rg_pg_due_count(rg_pg *pg, const char *clinic, rg_time now, int max, int *n);
 const char *rg_pg_errmsg(rg_pg *pg);
 const char *rg_pg_fault(rg_pg *pg, rg_time *since);
 int rg_pg_begin(rg_pg *pg);

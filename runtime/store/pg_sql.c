@@ -499,4 +499,36 @@ const char *const rg_pg_sql[P__COUNT] = {
         " WHERE o.clinic = $1 AND o.key = $4 AND o.state = 'open'"
         " AND ($2::text IS NULL OR o.patient = $2) AND o.seq > $6) v"
         " WHERE ($3::text IS NULL OR v.st = $3) ORDER BY v.seq LIMIT $5",
+    /* A group's inputs, one statement per kind for every patient the
+     * evaluation thread is about to evaluate ($2: their names; $3: for each,
+     * the event seq its history cache holds up to, -1 for none): the rows of
+     * P_PATIENT_GET, P_EVENTS_AFTER and P_OPEN_ALERTS, each led by its
+     * patient and in patient order (the "C" collation: strcmp's). */
+    [P_BATCH_STATES] = "SELECT patient, clock, wake, next_wake, last_seq, scheduled, failing"
+                       " FROM patients WHERE clinic = $1 AND patient = ANY($2::text[])"
+                       " ORDER BY patient",
+    [P_BATCH_EVENTS] = "SELECT e.patient, " RG__EV_COLS " FROM unnest($2::text[], $3::bigint[])"
+                       " AS p(pp, pa) JOIN events e ON e.clinic = $1 AND e.patient = p.pp"
+                       " AND e.seq > p.pa ORDER BY e.patient, at, seq",
+    [P_BATCH_ALERTS] =
+        "SELECT t.patient, t.seq, t.at, t.due, t.key, t.protocol, t.version, t.rule, t.severity,"
+        " t.message, t.seq, t.params, t.evidence, t.cseq FROM transitions t"
+        " WHERE t.clinic = $1 AND t.patient = ANY($2::text[]) AND t.state = 'open' AND "
+        RG__STILL_OPEN("t") " ORDER BY t.patient, t.seq",
+    /* P_PATIENT_PUT for many patients (each once) in one statement: the
+     * count of schedulings each evaluation read rides in the scheduled
+     * column, which an update leaves as it is (a new row starts with it:
+     * the patient was not there when read, so it is 0) */
+    [P_PATIENTS_PUT_MANY] =
+        "INSERT INTO patients(clinic, patient, clock, wake, next_wake, last_seq, scheduled,"
+        " failing) SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[], $4::bigint[],"
+        " $5::bigint[], $6::bigint[], $7::bigint[], $8::bigint[])"
+        " ON CONFLICT (clinic, patient) DO UPDATE SET"
+        " clock = excluded.clock, wake = excluded.wake, next_wake = CASE WHEN"
+        " patients.scheduled = excluded.scheduled THEN excluded.next_wake"
+        " ELSE LEAST(excluded.next_wake, patients.next_wake) END, last_seq = excluded.last_seq,"
+        " failing = excluded.failing",
+    /* a clinic's due patients, counted up to a bound (back-pressure) */
+    [P_DUE_COUNT] = "SELECT count(*) FROM (SELECT 1 FROM patients WHERE clinic = $1"
+                    " AND next_wake <= $2 LIMIT $3) d",
 };

@@ -78,6 +78,12 @@ enum {
     P_ALERT_BY_KEY,
     P_EVENT_ROWS,
     P_EVENT_ROWS_OF,
+    /* a group's reads and writes in few round trips (pg.c, "a group's reads") */
+    P_BATCH_STATES,
+    P_BATCH_EVENTS,
+    P_BATCH_ALERTS,
+    P_PATIENTS_PUT_MANY,
+    P_DUE_COUNT,
     P__COUNT
 };
 

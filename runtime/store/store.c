@@ -1800,3 +1800,24 @@ int rg_store_audit_archive(rg_store *st, rg_time before, int64_t *n)
     sqlite3_bind_int64(s, 3, rg_now());
     return rg__done(st, s);
 }
+
+/* (issue 27, back-pressure: a bounded count, so its cost stays small however
+ * far behind the clinic's evaluation is) */
+int rg_store_due_count(rg_store *st, const char *clinic, rg_time now, int max, int *n)
+{
+    *n = 0;
+    if (st->pg)
+        return rg_pg_due_count(st->pg, clinic, now, max, n);
+    sqlite3_stmt *s = NULL;
+    if (sqlite3_prepare_v2(st->db, "SELECT count(*) FROM (SELECT 1 FROM patients WHERE"
+                           " clinic = ?1 AND next_wake <= ?2 LIMIT ?3)", -1, &s, NULL) != SQLITE_OK)
+        return RG_EDB;
+    sqlite3_bind_text(s, 1, clinic, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(s, 2, now);
+    sqlite3_bind_int64(s, 3, (sqlite3_int64)max + 1);
+    int rc = sqlite3_step(s) == SQLITE_ROW ? RG_OK : RG_EDB;
+    if (rc == RG_OK)
+        *n = sqlite3_column_int(s, 0);
+    sqlite3_finalize(s);
+    return rc;
+}
