@@ -207,6 +207,8 @@ void rg_wlog_free(rg_wlog *lg)
 int rg_wlog_apply(rg_store *st, rg_wlog *lg)
 {
     int rc = lg->rc;
+    /* (what follows uses no transition's seq: the writes can go as a batch) */
+    rg_store_defer_writes(st, 1);
     for (int i = 0; i < lg->n && rc == RG_OK; i++) {
         rg_wlog_op *op = &lg->v[i];
         const char *s[RG__NSTR];
@@ -223,8 +225,10 @@ int rg_wlog_apply(rg_store *st, rg_wlog *lg)
             };
             int64_t id = op->alert_id;
             if (id < 0) { /* opened earlier in this log */
-                if (-id > i || lg->v[-id - 1].kind != 't' || !lg->v[-id - 1].open)
+                if (-id > i || lg->v[-id - 1].kind != 't' || !lg->v[-id - 1].open) {
+                    rg_store_defer_writes(st, 0);
                     return RG_EINVAL;
+                }
                 id = lg->v[-id - 1].alert_id;
             }
             rc = rg_store_transition(st, &t, &id);
@@ -254,6 +258,7 @@ int rg_wlog_apply(rg_store *st, rg_wlog *lg)
         }
         }
     }
+    rg_store_defer_writes(st, 0);
     return rc;
 }
 

@@ -54,8 +54,11 @@ typedef struct rg__pre rg__pre;
 static int rg__puts_flush(rg_pg *pg);
 static void rg__puts_drop(rg_pg *pg);
 static void rg__pre_free(rg_pg *pg);
+static void rg__txs_drop(rg_pg *pg);
+static int rg__writes_flush(rg_pg *pg);
 static int rg__puts_add(rg_pg *pg, const char *clinic, const char *patient,
                         const rg_patient_state *ps);
+static int rg__txs_add(rg_pg *pg, const rg_transition *t, int64_t *alert_idp);
 
 /* Patient states written in a write transaction, sent as one statement
  * before the transaction's next statement (rg_pg_patient_put). */
@@ -64,6 +67,22 @@ typedef struct rg__puts {
     char **keys;   /* "clinic\037patient" of each, to send a second one apart */
     int n, cap;
 } rg__puts;
+
+/* Transitions recorded inside a write transaction while writes are deferred
+ * (rg_store_defer_writes), sent as one statement (P_TRANSITIONS_MANY) before
+ * the next statement, at COMMIT, or past RG__TXS_MAX; an opening's id is a
+ * token until then (map: token -> the id it got, until the transaction
+ * ends), and a resolution of an opening in the same batch names its place. */
+#define RG__TXS_MAX 1024
+#define RG__TOKEN0 (-((int64_t)1 << 40)) /* tokens: RG__TOKEN0 - k, k >= 0 */
+typedef struct rg__txs {
+    rg_buf col[17]; /* the array literals $1..$17 */
+    int64_t tok[RG__TXS_MAX]; /* an opening's token, else 0 */
+    int n;
+    int64_t *map_tok, *map_id;
+    int nmap, cap_map;
+    int64_t next; /* tokens handed out in this connection */
+} rg__txs;
 
 struct rg_pg {
     PGconn *conn;
@@ -80,6 +99,11 @@ struct rg_pg {
     int only, listening;
     rg__pre *pre;  /* a group's reads, taken in advance (rg_pg_prefetch) */
     rg__puts puts; /* patient states not yet sent */
+    rg__txs txs;   /* transitions not yet sent */
+    int defer;     /* rg_store_defer_writes */
+    /* transitions this connection inserted, and at how many it runs ANALYZE
+     * next (after a commit: rg__grown) */
+    int64_t grown, analyze_at;
     int flushing;  /* (rg__puts_flush runs its own statement) */
     char put_why[512];     /* why rg_pg_put_event answered a conflict */
     const char *put_field; /* and the field it is about */
@@ -152,11 +176,14 @@ static void rg__fault(rg_pg *pg)
     snprintf(pg->fault, sizeof pg->fault, "%s", pg->msg);
 }
 
+/* Writes kept for the transaction's next statement. */
+static int rg__pending(const rg_pg *pg) { return pg->puts.n || pg->txs.n; }
+
 /* Runs prepared statement q: its result, or NULL (the error kept) on failure. */
 static PGresult *rg__run(rg_pg *pg, int q, const rg__args *a)
 {
     char name[16];
-    if (pg->puts.n && !pg->flushing && rg__puts_flush(pg))
+    if (rg__pending(pg) && !pg->flushing && rg__writes_flush(pg))
         return NULL;
     snprintf(name, sizeof name, "q%d", q);
     RG__SENT(1, 1);
@@ -181,7 +208,7 @@ static int rg__do(rg_pg *pg, int q, const rg__args *a)
 
 static int rg__exec(rg_pg *pg, const char *sql)
 {
-    if (pg->puts.n && rg__puts_flush(pg))
+    if (rg__pending(pg) && rg__writes_flush(pg))
         return RG_EDB;
     RG__SENT(1, 1);
     PGresult *r = PQexec(pg->conn, sql);
@@ -319,6 +346,8 @@ int rg_pg_open(rg_pg **out, const char *url, const rg_store_opts *opts, char *er
     /* quiet NOTICEs ("relation already exists, skipping") on stderr */
     rg__exec(pg, "SET client_min_messages = warning");
     int rc = rg__migrate(pg, safe, err, errlen);
+    if (!rc && rg__exec(pg, rg_pg_txs_fn)) /* (P_TRANSITIONS_MANY's, this session's own) */
+        rc = rg_fail(err, errlen, RG_EDB, "database %s: %s", safe, pg->msg);
     for (int i = 0; !rc && i < P__COUNT; i++) {
         char name[16];
         snprintf(name, sizeof name, "q%d", i);
@@ -346,6 +375,11 @@ void rg_pg_close(rg_pg *pg)
     free(pg->puts.keys);
     for (int k = 0; k < 8; k++)
         rg_buf_free(&pg->puts.col[k]);
+    rg__txs_drop(pg);
+    for (int k = 0; k < 17; k++)
+        rg_buf_free(&pg->txs.col[k]);
+    free(pg->txs.map_tok);
+    free(pg->txs.map_id);
     PQfinish(pg->conn);
     rg_buf_free(&pg->leased);
     free(pg);
@@ -376,13 +410,34 @@ int rg_pg_begin_read(rg_pg *pg)
 
 uint64_t rg_pg_rollbacks(const rg_pg *pg) { return pg->rollbacks; }
 
+/* The "still open" reads (RG__STILL_OPEN) need statistics: before
+ * PostgreSQL has any on a freshly grown transitions table it may scan the
+ * clinic's rows for each open alert (40 ms a read at 71,000 transitions,
+ * docs/scale-out.md). Autovacuum gathers them late (and never on the
+ * partitioned parent), so a connection that inserted transitions runs
+ * ANALYZE itself after a commit each time its count doubled since the last
+ * (1,000, 2,000, 4,000, ...): a few times in all, each about a second of the
+ * table's growth apart at most. */
+static void rg__grown(rg_pg *pg)
+{
+    if (!pg->analyze_at)
+        pg->analyze_at = 1000;
+    if (pg->grown < pg->analyze_at)
+        return;
+    pg->analyze_at = 2 * pg->grown;
+    RG__SENT(1, 1);
+    PGresult *r = PQexec(pg->conn, "ANALYZE transitions");
+    PQclear(r); /* (a failure costs only the statistics) */
+}
+
 /* COMMIT of an aborted transaction "succeeds" as a ROLLBACK: that is a failure. */
 int rg_pg_commit(rg_pg *pg)
 {
-    if (pg->puts.n && rg__puts_flush(pg)) {
+    if (rg__pending(pg) && rg__writes_flush(pg)) {
         rg_pg_rollback(pg);
         return RG_EDB;
     }
+    pg->txs.nmap = 0; /* (its tokens name nothing after the commit) */
     RG__SENT(1, 1);
     PGresult *r = PQexec(pg->conn, "COMMIT");
     int ok = PQresultStatus(r) == PGRES_COMMAND_OK && !strcmp(PQcmdStatus(r), "COMMIT");
@@ -398,6 +453,7 @@ int rg_pg_commit(rg_pg *pg)
         return RG_EDB;
     pg->fault[0] = '\0';
     pg->version++;
+    rg__grown(pg);
     if (pg->on_commit)
         pg->on_commit(pg->on_commit_ud);
     return RG_OK;
@@ -407,6 +463,8 @@ void rg_pg_rollback(rg_pg *pg)
 {
     pg->rollbacks++;
     rg__puts_drop(pg);
+    rg__txs_drop(pg);
+    pg->txs.nmap = 0;
     if (PQtransactionStatus(pg->conn) != PQTRANS_IDLE) {
         RG__SENT(1, 1);
         PGresult *r = PQexec(pg->conn, "ROLLBACK");
@@ -933,6 +991,9 @@ static int rg__key_last(rg_pg *pg, const char *clinic, const char *key, int64_t 
 
 int rg_pg_transition(rg_pg *pg, rg_transition *t, int64_t *alert_idp)
 {
+    int drc = rg__txs_add(pg, t, alert_idp);
+    if (drc != RG__AGAIN)
+        return drc;
     int opening = t->open == 1;
     rg__args a = {0};
     if (opening)
@@ -967,6 +1028,7 @@ int rg_pg_transition(rg_pg *pg, rg_transition *t, int64_t *alert_idp)
     }
     t->seq = rg__col_int(r, 0, 0);
     t->cseq = rg__col_int(r, 0, 1);
+    pg->grown++;
     PQclear(r);
     if (opening)
         *alert_idp = t->seq;
@@ -1812,7 +1874,7 @@ PGresult *rg_pg_query(rg_pg *pg, const char *sql, int n, const char *const *v, c
 {
     if (constraint)
         *constraint = 0;
-    if (pg->puts.n && rg__puts_flush(pg))
+    if (rg__pending(pg) && rg__writes_flush(pg))
         return NULL;
     RG__SENT(1, 1);
     PGresult *r = PQexecParams(pg->conn, sql, n, NULL, v, len, fmt, 0);
@@ -1836,8 +1898,8 @@ void *rg_pg_conn(rg_pg *pg)
 {
     /* (its caller's statement comes after the states written before it; a
      * failure here aborts the transaction, and its COMMIT says so) */
-    if (pg->puts.n)
-        rg__puts_flush(pg);
+    if (rg__pending(pg))
+        rg__writes_flush(pg);
     RG__SENT(1, 1); /* (at least one statement: notify_store.c's are counted once a call) */
     return pg->conn;
 }
@@ -2247,4 +2309,131 @@ int rg_pg_due_count(rg_pg *pg, const char *clinic, rg_time now, int max, int *n)
     *n = r ? (int)rg__col_int(r, 0, 0) : 0;
     PQclear(r);
     return r ? RG_OK : RG_EDB;
+}
+
+/* ---- transitions in one statement (rg_store_defer_writes) ---------------------------- */
+
+static void rg__txs_drop(rg_pg *pg)
+{
+    rg__txs *x = &pg->txs;
+    x->n = 0;
+    for (int k = 0; k < 17; k++)
+        x->col[k].len = 0;
+}
+
+static int rg__txs_flush(rg_pg *pg)
+{
+    rg__txs *x = &pg->txs;
+    rg__args a = {0};
+    int rc = RG_OK, n = x->n;
+    for (int k = 0; k < 17 && rc == RG_OK; k++)
+        if ((rc = rg_buf_add(&x->col[k], "}", 1)) == RG_OK)
+            rg__text(&a, x->col[k].p);
+    PGresult *r = NULL;
+    pg->flushing = 1;
+    if (rc == RG_OK && !(r = rg__run(pg, P_TRANSITIONS_MANY, &a)))
+        rc = RG_EDB;
+    pg->flushing = 0;
+    if (rc == RG_OK && PQntuples(r) != n) {
+        rg_pg_failed(pg, "a transition was refused: its key's last transition does not allow it "
+                         "(an opening of an open key, or a resolution of another alert)");
+        rc = RG_EDB;
+    }
+    if (rc == RG_OK)
+        pg->grown += n;
+    for (int i = 0; rc == RG_OK && i < PQntuples(r); i++) {
+        int o = (int)rg__col_int(r, i, 0);
+        if (o < 1 || o > n || !x->tok[o - 1])
+            continue;
+        if (x->nmap == x->cap_map) {
+            int cap = x->cap_map ? 2 * x->cap_map : 256;
+            int64_t *t2 = realloc(x->map_tok, (size_t)cap * sizeof *t2);
+            if (t2)
+                x->map_tok = t2;
+            int64_t *i2 = t2 ? realloc(x->map_id, (size_t)cap * sizeof *i2) : NULL;
+            if (!i2) {
+                rc = RG_ENOMEM;
+                break;
+            }
+            x->map_id = i2;
+            x->cap_map = cap;
+        }
+        x->map_tok[x->nmap] = x->tok[o - 1];
+        x->map_id[x->nmap++] = rg__col_int(r, i, 1);
+    }
+    PQclear(r);
+    rg__txs_drop(pg);
+    return rc;
+}
+
+static int rg__writes_flush(rg_pg *pg)
+{
+    int rc = pg->puts.n ? rg__puts_flush(pg) : RG_OK;
+    if (rc == RG_OK && pg->txs.n)
+        rc = rg__txs_flush(pg);
+    rg__puts_drop(pg);
+    rg__txs_drop(pg);
+    return rc;
+}
+
+/* RG__AGAIN: not deferred, the caller runs P_TRANSITION (a token it was
+ * given turned into the alert's id first). */
+static int rg__txs_add(rg_pg *pg, const rg_transition *t, int64_t *alert_idp)
+{
+    rg__txs *x = &pg->txs;
+    int opening = t->open == 1, rc;
+    int deferred = pg->defer && PQtransactionStatus(pg->conn) == PQTRANS_INTRANS;
+    if (x->n && (!deferred || x->n == RG__TXS_MAX) && (rc = rg__writes_flush(pg)))
+        return rc;
+    int64_t aid = opening ? 0 : *alert_idp;
+    if (!opening && aid <= RG__TOKEN0) { /* an opening of this transaction */
+        int at = x->n - 1;
+        while (at >= 0 && x->tok[at] != aid)
+            at--;
+        if (at >= 0) { /* in this batch: its place */
+            aid = -(int64_t)(at + 1);
+        } else {
+            int i = x->nmap - 1;
+            while (i >= 0 && x->map_tok[i] != aid)
+                i--;
+            if (i < 0) {
+                rg_pg_failed(pg, "a resolution names an alert whose opening was not stored");
+                return RG_ENOTFOUND;
+            }
+            aid = x->map_id[i];
+        }
+        if (!deferred)
+            *alert_idp = aid;
+    }
+    if (!deferred)
+        return RG__AGAIN;
+    char num[5][24];
+    snprintf(num[0], sizeof num[0], "%lld", (long long)aid);
+    snprintf(num[1], sizeof num[1], "%lld", (long long)t->at);
+    snprintf(num[2], sizeof num[2], "%lld", (long long)t->due);
+    snprintf(num[3], sizeof num[3], "%lld", (long long)rg_now());
+    snprintf(num[4], sizeof num[4], "%lld", (long long)t->notify_at);
+    const char *v[17] = {t->clinic, opening ? NULL : num[0], num[1], RG_TRANSITION_STATE(t),
+                         t->patient, t->key, t->protocol, t->version, t->rule, t->severity,
+                         t->message, num[2], t->params ? t->params : "{}",
+                         t->evidence ? t->evidence : "[]", num[3],
+                         t->notify_at > t->at ? num[4] : NULL, t->cause};
+    for (int k = 0; k < 17; k++) {
+        rg_buf *b = &x->col[k];
+        if ((!b->len && rg_buf_add(b, "{", 1)) || rg__elem(b, v[k], NULL, 0)) {
+            rg__txs_drop(pg);
+            return RG_ENOMEM;
+        }
+    }
+    x->tok[x->n] = opening ? RG__TOKEN0 - x->next++ : 0;
+    if (opening)
+        *alert_idp = x->tok[x->n];
+    x->n++;
+    return RG_OK;
+}
+
+void rg_store_defer_writes(rg_store *st, int on)
+{
+    if (rg_store_pg(st))
+        rg_store_pg(st)->defer = on;
 }

@@ -486,6 +486,14 @@ void rg_store_db_counts(uint64_t *statements, uint64_t *round_trips);
 /* Due patients of clinic not yet evaluated (next_wake <= now), counted up
  * to max + 1 only (cheap whatever the backlog). */
 int rg_store_due_count(rg_store *st, const char *clinic, rg_time now, int max, int *n);
+/* on: inside a write transaction, patient states and transitions are sent
+ * together (PostgreSQL: one multi-row statement each) before the
+ * transaction's next statement or its COMMIT; an opening's *alert_id is a
+ * placeholder the store itself turns into the alert's id when a resolution
+ * passes it back, and t->seq and t->cseq are not set. A refused transition
+ * then fails that later statement (the caller rolls back, as for a refusal
+ * now). For a write log's apply (rg_wlog_apply). No effect on SQLite. */
+void rg_store_defer_writes(rg_store *st, int on);
 /* PostgreSQL: holds the store shared (alone 0: each serve worker) or alone
  * (1: sweep, simulate --db), until the connection ends; *ok 0 when the
  * other kind holds it. SQLite: *ok 1 (holder.h locks the file). */
