@@ -111,9 +111,22 @@ measure() { # LABEL DB WORKERS CLINICS(1 or 3) KIND(ping or cohort)
     # one load per worker and per clinic: load i posts clinic (i mod clinics)'s
     # events to worker (i mod workers)
     nl=$((n > nc ? n : nc))
+    # with as many workers as clinics, each load goes to its clinic's owner
+    # (whichever worker took that lease)
+    local owner=()
+    if [ "$n" -gt 1 ] && [ "$n" = "$nc" ]; then
+        for c in $(seq 0 $((nc - 1))); do
+            owner[$c]=$((c % n))
+            for k in $(seq 0 $((n - 1))); do
+                "$TOOLS/load" metrics --port "${PORTS[$k]}" --token "${TOKENS[$c]}" 2>/dev/null |
+                    grep -q "^regimen_lease_held{clinic=\"${CLINICS[$c]}\"} 1" && owner[$c]=$k
+            done
+        done
+    fi
     for i in $(seq "$nl"); do
         c=$(((i - 1) % nc))
         w=$(((i - 1) % n))
+        [ -n "${owner[$c]:-}" ] && w=${owner[$c]}
         if [ "$kind" = cohort ]; then
             nice "$TOOLS/load" ingest --file "$WORK/cohort.jsonl" --port "${PORTS[$w]}" \
                 --token "$TOKEN" --clients 4 --batch 100 --seconds "$SECS" \
@@ -235,7 +248,7 @@ mkdir -p bench/results
     echo "cohort requests: whole patient histories (bench/gen.c, ${COHORT_PATIENTS:-3000} patients, the"
     echo "ketamine protocols), 4 clients. Loads: one per worker and per clinic (with 3 clinics and 1"
     echo "worker, three loads to it; with 3 workers and 1 clinic, one load to each worker, two of them"
-    echo "not the clinic's owner). POST -> transition: the ping protocol's echo, posted to and"
+    echo "not the clinic's owner; with 3 and 3, each load to its clinic's owner). POST -> transition: the ping protocol's echo, posted to and"
     echo "streamed from the last worker, once everything was evaluated."
     echo
     echo "| store | ingest ${SWEEP_PATIENTS} patients, s | sweep, s | simulate 1,000 patients, s |"

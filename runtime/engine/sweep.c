@@ -277,6 +277,20 @@ static void rg__add_stats(rg_engine_stats *to, const rg_engine_stats *s)
     to->resolved += s->resolved;
 }
 
+/* Reads ahead the page's patients of the clinic at from (one clinic's run):
+ * rg_store_prefetch's answer (0 on SQLite). */
+static int rg__ahead(rg_store *st, rg_engine *eng, const rg_patient_page *p, int from)
+{
+    const char *names[RG__PAGE];
+    int64_t after[RG__PAGE];
+    int n = 0;
+    for (int i = from; i < p->n && n < RG__PAGE && !strcmp(p->keys[i][0], p->keys[from][0]); i++) {
+        names[n] = p->keys[i][1];
+        after[n++] = rg_engine_history_after(eng, p->keys[from][0], p->keys[i][1]);
+    }
+    return rg_store_prefetch(st, p->keys[from][0], names, after, n);
+}
+
 static void *rg__work(void *arg)
 {
     rg__worker *w = arg;
@@ -309,7 +323,23 @@ static void *rg__work(void *arg)
         if (!pg)
             break;
         int prc = rc;
-        if (prc == RG_OK && (prc = rg_store_begin_read(st)) == RG_OK) {
+        /* PostgreSQL: each clinic's run of the page read ahead in one round
+         * trip and one snapshot (rg_store_prefetch); SQLite (0): one read
+         * transaction for the page */
+        int pre = prc == RG_OK ? rg__ahead(st, eng, &pg->p, 0) : 0;
+        if (pre < 0)
+            prc = pre;
+        if (prc == RG_OK && pre > 0) {
+            for (int i = 0; i < pg->p.n && prc == RG_OK; i++) {
+                if (i && strcmp(pg->p.keys[i][0], pg->p.keys[i - 1][0]) &&
+                    (prc = rg__ahead(st, eng, &pg->p, i)) < 0)
+                    break;
+                prc = o->advance
+                          ? rg_engine_advance(eng, pg->p.keys[i][0], pg->p.keys[i][1], o->at)
+                          : rg_engine_reevaluate(eng, pg->p.keys[i][0], pg->p.keys[i][1], o->at);
+            }
+            rg_store_prefetch_end(st);
+        } else if (prc == RG_OK && (prc = rg_store_begin_read(st)) == RG_OK) {
             for (int i = 0; i < pg->p.n && prc == RG_OK; i++)
                 prc = o->advance
                           ? rg_engine_advance(eng, pg->p.keys[i][0], pg->p.keys[i][1], o->at)

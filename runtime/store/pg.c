@@ -416,8 +416,9 @@ uint64_t rg_pg_rollbacks(const rg_pg *pg) { return pg->rollbacks; }
  * docs/scale-out.md). Autovacuum gathers them late (and never on the
  * partitioned parent), so a connection that inserted transitions runs
  * ANALYZE itself after a commit each time its count doubled since the last
- * (1,000, 2,000, 4,000, ...): a few times in all, each about a second of the
- * table's growth apart at most. */
+ * (1,000, 2,000, 4,000, ...): a few times in all. Measured (docs/scale-out.md,
+ * 66,629 transitions, autovacuum off): the open alerts of 256 patients in
+ * 4.1-6.8 s before, 35-76 ms after; ANALYZE itself 0.5 s. */
 static void rg__grown(rg_pg *pg)
 {
     if (!pg->analyze_at)
@@ -425,9 +426,14 @@ static void rg__grown(rg_pg *pg)
     if (pg->grown < pg->analyze_at)
         return;
     pg->analyze_at = 2 * pg->grown;
-    RG__SENT(1, 1);
-    PGresult *r = PQexec(pg->conn, "ANALYZE transitions");
+    RG__SENT(4, 1);
+    /* a small sample (3,000 rows a table): enough to choose the index, 0.5 s
+     * at 67,000 transitions here where the default sample took 2.4 s */
+    PGresult *r = PQexec(pg->conn, "BEGIN; SET LOCAL default_statistics_target = 10;"
+                                   " ANALYZE transitions; COMMIT");
     PQclear(r); /* (a failure costs only the statistics) */
+    if (PQtransactionStatus(pg->conn) != PQTRANS_IDLE)
+        PQclear(PQexec(pg->conn, "ROLLBACK"));
 }
 
 /* COMMIT of an aborted transaction "succeeds" as a ROLLBACK: that is a failure. */
