@@ -18,7 +18,9 @@
  * acknowledged as stored (it answers only after its commit with
  * synchronous=FULL). Prints
  *   ingest clients=N batch=B requests=Q events=E seconds=S events_per_s=X
- *          ack_p50_ms=.. ack_p99_ms=.. errors=K
+ *          ack_p50_ms=.. ack_p99_ms=.. errors=K busy=R
+ * A 503 with Retry-After (back-pressure: the clinic's owner is behind) is
+ * waited out and the same request sent again; busy counts those answers.
  *
  * latency: listens on GET /v1/transitions/stream, then N clients together
  * POST one ping event at a time at a steady R events/s (each event a new
@@ -204,6 +206,17 @@ static int conn_response(conn *c, char **body, size_t *blen)
     return status;
 }
 
+/* The Retry-After of the response last read on c, in seconds (0: none). */
+static int retry_after(const conn *c)
+{
+    const char *end = strstr(c->buf, "\r\n\r\n");
+    const char *h = strcasestr(c->buf, "\r\nRetry-After:");
+    if (!h || !end || h > end)
+        return 0;
+    int s = atoi(h + 14);
+    return s > 0 ? (s > 60 ? 60 : s) : 0;
+}
+
 /* POSTs body to path; returns the status (-1: connection lost, reconnected). */
 static int conn_post(conn *c, const char *path, const char *body, size_t blen, char **resp,
                      size_t *rlen)
@@ -267,7 +280,7 @@ typedef struct worker {
     pthread_t th;
     group *groups;
     size_t ngroups, capgroups;
-    long requests, stored, errors;
+    long requests, stored, errors, busy;
     double *acks;
     size_t nacks, capacks;
     double finished;
@@ -363,6 +376,15 @@ static void *ingest_worker(void *arg)
         body[len++] = ']';
         double t0 = now_mono();
         int st = conn_post(&c, "/v1/events", body, len, &resp, &rlen);
+        /* 503 with Retry-After (back-pressure: the clinic's evaluation is
+         * behind; nothing was stored): wait as told, then the same request */
+        int wait;
+        while (st == 503 && (wait = retry_after(&c)) > 0) {
+            w->busy++;
+            struct timespec ts = {wait, 0};
+            nanosleep(&ts, NULL);
+            st = conn_post(&c, "/v1/events", body, len, &resp, &rlen);
+        }
         double t1 = now_mono();
         w->requests++;
         if (st != 200) {
@@ -446,7 +468,7 @@ static int cmd_ingest(void)
         if (pthread_create(&ws[i].th, NULL, ingest_worker, &ws[i]))
             die("cannot start a thread");
     }
-    long requests = 0, stored = 0, errors = 0;
+    long requests = 0, stored = 0, errors = 0, busy = 0;
     double t1 = t0;
     size_t nacks = 0;
     for (int i = 0; i < opt.clients; i++) {
@@ -454,6 +476,7 @@ static int cmd_ingest(void)
         requests += ws[i].requests;
         stored += ws[i].stored;
         errors += ws[i].errors;
+        busy += ws[i].busy;
         nacks += ws[i].nacks;
         if (ws[i].finished > t1)
             t1 = ws[i].finished;
@@ -469,9 +492,9 @@ static int cmd_ingest(void)
     double secs = t1 - t0;
     qsort(acks, nacks, sizeof *acks, cmp_double);
     printf("ingest clients=%d batch=%d requests=%ld events=%ld seconds=%.3f events_per_s=%.0f "
-           "ack_p50_ms=%.2f ack_p99_ms=%.2f errors=%ld\n", opt.clients, opt.batch, requests,
-           stored, secs, secs > 0 ? (double)stored / secs : 0, quantile(acks, nacks, 0.5),
-           quantile(acks, nacks, 0.99), errors);
+           "ack_p50_ms=%.2f ack_p99_ms=%.2f errors=%ld busy=%ld\n", opt.clients, opt.batch,
+           requests, stored, secs, secs > 0 ? (double)stored / secs : 0,
+           quantile(acks, nacks, 0.5), quantile(acks, nacks, 0.99), errors, busy);
     free(acks);
     free(ws);
     free(cohort);

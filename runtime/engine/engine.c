@@ -1077,6 +1077,13 @@ static int rg__read_history(rg_engine *e, const char *clinic, const char *patien
     return RG_OK;
 }
 
+int64_t rg_engine_history_after(const rg_engine *e, const char *clinic, const char *patient)
+{
+    if (!e->hc || rg_store_rollbacks(e->st) != e->hc_gen) /* (rg__read_history clears it) */
+        return -1;
+    return rg_hcache_peek(e->hc, clinic, patient);
+}
+
 /* Builds the per-type index of ev (n events; tix has room for them). */
 static void rg__type_index(rg_engine *e, const rg_hevent *ev, int n)
 {

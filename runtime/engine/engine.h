@@ -212,5 +212,9 @@ int rg_engine_quarantined(rg_engine *e, const char *clinic, const char *protocol
                           int64_t *until_ms);
 /* The history cache's counters (all 0 without a cache). */
 void rg_engine_cache_stats(const rg_engine *e, rg_hcache_stats *s);
+/* The event seq the history cache holds the patient's history up to (the
+ * read of its next evaluation starts after it), or -1: for a store that
+ * reads a group's histories ahead (rg_store_prefetch). */
+int64_t rg_engine_history_after(const rg_engine *e, const char *clinic, const char *patient);
 
 #endif

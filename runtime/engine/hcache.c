@@ -148,6 +148,12 @@ int rg_hcache_get(rg_hcache *c, const char *clinic, const char *patient, const r
     return 1;
 }
 
+int64_t rg_hcache_peek(const rg_hcache *c, const char *clinic, const char *patient)
+{
+    rg__entry *en = rg__find((rg_hcache *)c, rg__hash(clinic, patient), clinic, patient);
+    return en ? en->max_seq : -1;
+}
+
 /* Doubles the table when it holds more entries than buckets. */
 static void rg__grow(rg_hcache *c)
 {

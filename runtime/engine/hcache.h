@@ -37,6 +37,9 @@ void rg_hcache_clear(rg_hcache *c);
  * (len bytes) stay valid until the next call on the cache. */
 int rg_hcache_get(rg_hcache *c, const char *clinic, const char *patient, const rg_hevent **ev,
                   int *n, const char **text, size_t *len, int64_t *max_seq);
+/* The seq the patient's cached history holds up to, or -1 when none; no
+ * lookup is counted and nothing moves. */
+int64_t rg_hcache_peek(const rg_hcache *c, const char *clinic, const char *patient);
 /* Keeps a copy (replacing the patient's entry); on failure (memory) the
  * patient simply has no entry. */
 void rg_hcache_put(rg_hcache *c, const char *clinic, const char *patient, const rg_hevent *ev,

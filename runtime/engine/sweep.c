@@ -207,6 +207,8 @@ void rg_wlog_free(rg_wlog *lg)
 int rg_wlog_apply(rg_store *st, rg_wlog *lg)
 {
     int rc = lg->rc;
+    /* (what follows uses no transition's seq: the writes can go as a batch) */
+    rg_store_defer_writes(st, 1);
     for (int i = 0; i < lg->n && rc == RG_OK; i++) {
         rg_wlog_op *op = &lg->v[i];
         const char *s[RG__NSTR];
@@ -223,8 +225,10 @@ int rg_wlog_apply(rg_store *st, rg_wlog *lg)
             };
             int64_t id = op->alert_id;
             if (id < 0) { /* opened earlier in this log */
-                if (-id > i || lg->v[-id - 1].kind != 't' || !lg->v[-id - 1].open)
+                if (-id > i || lg->v[-id - 1].kind != 't' || !lg->v[-id - 1].open) {
+                    rg_store_defer_writes(st, 0);
                     return RG_EINVAL;
+                }
                 id = lg->v[-id - 1].alert_id;
             }
             rc = rg_store_transition(st, &t, &id);
@@ -254,6 +258,7 @@ int rg_wlog_apply(rg_store *st, rg_wlog *lg)
         }
         }
     }
+    rg_store_defer_writes(st, 0);
     return rc;
 }
 
@@ -270,6 +275,20 @@ static void rg__add_stats(rg_engine_stats *to, const rg_engine_stats *s)
     to->limit_hits += s->limit_hits;
     to->opened += s->opened;
     to->resolved += s->resolved;
+}
+
+/* Reads ahead the page's patients of the clinic at from (one clinic's run):
+ * rg_store_prefetch's answer (0 on SQLite). */
+static int rg__ahead(rg_store *st, rg_engine *eng, const rg_patient_page *p, int from)
+{
+    const char *names[RG__PAGE];
+    int64_t after[RG__PAGE];
+    int n = 0;
+    for (int i = from; i < p->n && n < RG__PAGE && !strcmp(p->keys[i][0], p->keys[from][0]); i++) {
+        names[n] = p->keys[i][1];
+        after[n++] = rg_engine_history_after(eng, p->keys[from][0], p->keys[i][1]);
+    }
+    return rg_store_prefetch(st, p->keys[from][0], names, after, n);
 }
 
 static void *rg__work(void *arg)
@@ -304,7 +323,23 @@ static void *rg__work(void *arg)
         if (!pg)
             break;
         int prc = rc;
-        if (prc == RG_OK && (prc = rg_store_begin_read(st)) == RG_OK) {
+        /* PostgreSQL: each clinic's run of the page read ahead in one round
+         * trip and one snapshot (rg_store_prefetch); SQLite (0): one read
+         * transaction for the page */
+        int pre = prc == RG_OK ? rg__ahead(st, eng, &pg->p, 0) : 0;
+        if (pre < 0)
+            prc = pre;
+        if (prc == RG_OK && pre > 0) {
+            for (int i = 0; i < pg->p.n && prc == RG_OK; i++) {
+                if (i && strcmp(pg->p.keys[i][0], pg->p.keys[i - 1][0]) &&
+                    (prc = rg__ahead(st, eng, &pg->p, i)) < 0)
+                    break;
+                prc = o->advance
+                          ? rg_engine_advance(eng, pg->p.keys[i][0], pg->p.keys[i][1], o->at)
+                          : rg_engine_reevaluate(eng, pg->p.keys[i][0], pg->p.keys[i][1], o->at);
+            }
+            rg_store_prefetch_end(st);
+        } else if (prc == RG_OK && (prc = rg_store_begin_read(st)) == RG_OK) {
             for (int i = 0; i < pg->p.n && prc == RG_OK; i++)
                 prc = o->advance
                           ? rg_engine_advance(eng, pg->p.keys[i][0], pg->p.keys[i][1], o->at)

@@ -167,6 +167,28 @@ static void rg__queue_src(rg_svc *sv, int ci, rg_http_conn *c, json_t *items,
                                                    "the events again");
         return;
     }
+    int wait = rg_svc_backlog_wait(sv, ci);
+    if (wait > 0) { /* nothing taken: the clinic's evaluation is too far behind */
+        char headers[64];
+        json_decref(items);
+        if (fhir) {
+            rg_fhir_free(fhir);
+            free(fhir);
+        }
+        snprintf(headers, sizeof headers, "Retry-After: %d\r\n", wait);
+        char why[400];
+        snprintf(why, sizeof why, "clinic %s: %d or more patients wait for evaluation "
+                 "(limits.backlog_patients %d); nothing was stored, send the events again in "
+                 "%d s", sv->clinics[ci].name, sv->clinics[ci].backlog, sv->backlog_max, wait);
+        char *text = NULL;
+        json_t *body = json_pack("{s:s,s:i}", "error", why, "retry_after", wait);
+        text = body ? json_dumps(body, JSON_COMPACT | JSON_ENSURE_ASCII) : NULL;
+        json_decref(body);
+        rg_http_respond_headers(c, text ? 503 : 500, "application/json", headers,
+                                text ? text : "{}", text ? strlen(text) : 2);
+        free(text);
+        return;
+    }
     rg_svc_audit_items(sv, c, items);
     rg_svc_pending *pr = &sv->pending[sv->npending++];
     memset(pr, 0, sizeof *pr);
@@ -837,6 +859,24 @@ static void rg__get_metrics(rg_svc *sv, int ci, rg_http_conn *c)
                   (long long)es->errors, (long long)es->limit_hits, (long long)es->steps,
                   (unsigned long long)(sv->reloads), (unsigned long long)sv->reload_failures,
                   (unsigned long long)sv->db_errors, sv->loop_lag);
+    /* round trips to a database server (PostgreSQL; 0 on SQLite), beside
+     * the patients evaluated: statements per evaluated patient (issue 27) */
+    uint64_t db_stmts, db_trips;
+    rg_store_db_counts(&db_stmts, &db_trips);
+    rg_buf_printf(&b,
+                  "# HELP regimen_patients_evaluated_total Patient evaluations (one patient "
+                  "advanced to now).\n"
+                  "# TYPE regimen_patients_evaluated_total counter\n"
+                  "regimen_patients_evaluated_total %lld\n"
+                  "# HELP regimen_db_statements_total Statements sent to the database server "
+                  "(PostgreSQL; 0 on SQLite).\n"
+                  "# TYPE regimen_db_statements_total counter\nregimen_db_statements_total %llu\n"
+                  "# HELP regimen_db_round_trips_total Round trips to the database server (a "
+                  "pipeline of statements is one).\n"
+                  "# TYPE regimen_db_round_trips_total counter\n"
+                  "regimen_db_round_trips_total %llu\n",
+                  (long long)es->patients, (unsigned long long)db_stmts,
+                  (unsigned long long)db_trips);
     /* budgets (runtime/engine/engine.c): quarantined protocols, CPU budget */
     rg_buf_printf(&b,
                   "# HELP regimen_protocols_quarantined Protocols quarantined now (not evaluated "
@@ -872,6 +912,23 @@ static void rg__get_metrics(rg_svc *sv, int ci, rg_http_conn *c)
                       "# TYPE regimen_workers gauge\nregimen_workers %d\n",
                   (unsigned long long)sv->leases_taken, (unsigned long long)sv->leases_released,
                   sv->nworkers);
+    /* back-pressure (serve.c, rg_svc_backlog_wait): what this worker last
+     * counted of a clinic another worker holds, and the requests it refused */
+    rg_buf_printf(&b, "# HELP regimen_backlog_patients Due patients not yet evaluated of a "
+                      "clinic another worker holds, as last counted (up to "
+                      "limits.backlog_patients + 1; 0 for a clinic held here).\n"
+                      "# TYPE regimen_backlog_patients gauge\n");
+    for (int i = rg__live(sv, c0, c1); i < c1; i = rg__live(sv, i + 1, c1))
+        rg_buf_printf(&b, "regimen_backlog_patients{clinic=\"%s\"} %d\n",
+                      rg__label(sv->clinics[i].name, lc, sizeof lc),
+                      sv->clinics[i].held ? 0 : sv->clinics[i].backlog);
+    rg_buf_printf(&b, "# HELP regimen_backpressure_total Requests answered 503 with Retry-After "
+                      "because the clinic's backlog was over limits.backlog_patients.\n"
+                      "# TYPE regimen_backpressure_total counter\n");
+    for (int i = rg__live(sv, c0, c1); i < c1; i = rg__live(sv, i + 1, c1))
+        rg_buf_printf(&b, "regimen_backpressure_total{clinic=\"%s\"} %llu\n",
+                      rg__label(sv->clinics[i].name, lc, sizeof lc),
+                      (unsigned long long)sv->clinics[i].busy);
     rg_buf_printf(&b, "# HELP regimen_wake_lateness_seconds How late time-driven evaluations ran after their due moment.\n"
                       "# TYPE regimen_wake_lateness_seconds histogram\n");
     for (int i = 0; i < 6; i++)

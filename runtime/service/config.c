@@ -182,6 +182,8 @@ static const rg__limit rg__limits[] = {
      "expected a whole number of limit hits (0: never quarantine)"},
     RG__L("quarantine_window_s", budget.window_s, RG__L_INT),
     RG__L("quarantine_backoff_s", budget.backoff_s, RG__L_INT),
+    {"backlog_patients", offsetof(rg_svc, backlog_max), RG__L_INT, 1, 1000000000,
+     "expected a whole number of patients (0: no back-pressure)"},
     {"evaluation_threads", offsetof(rg_svc, eval_threads), RG__L_INT, 0, 256,
      "expected a positive whole number of threads, 1 to 256"},
 };
@@ -226,6 +228,7 @@ int rg_svc_load_config(rg_svc *sv, const char *path, char *err, size_t errlen)
     sv->limits = RG_LIMITS_DEFAULT;
     sv->http_limits = RG_HTTP_LIMITS_DEFAULT;
     sv->max_events = 1000;
+    sv->backlog_max = 2000;
     sv->history_cache = (size_t)64 << 20;
     sv->max_streams_clinic = 64;
     sv->max_streams_token = 32;

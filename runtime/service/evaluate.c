@@ -117,12 +117,16 @@ static int rg__seen(rg__thread *t, const char *patient, size_t nmax)
 /* One patient in a read transaction of its own (a snapshot that holds every
  * committed write of the clinic); what a failed evaluation recorded is cut
  * from the log, so a log holds whole patients only. */
-static int rg__one(rg__thread *t, const char *clinic, const char *patient, rg_time until)
+static int rg__one(rg__thread *t, const char *clinic, const char *patient, rg_time until,
+                   int pre)
 {
     int n = t->log.n;
     size_t len = t->log.text.len;
-    int rc = rg_store_begin_read(t->st);
-    if (rc == RG_OK) {
+    /* pre: its reads were taken ahead, in one snapshot (rg__ahead) */
+    int rc = pre ? RG_OK : rg_store_begin_read(t->st);
+    if (rc == RG_OK && pre) {
+        rc = rg_engine_advance(t->eng, clinic, patient, until);
+    } else if (rc == RG_OK) {
         rc = rg_engine_advance(t->eng, clinic, patient, until);
         /* (commit, not rollback, ends the read: a rollback would tell the
          * history cache that what it holds may never have been stored) */
@@ -133,6 +137,19 @@ static int rg__one(rg__thread *t, const char *clinic, const char *patient, rg_ti
     if (rc)
         rg_wlog_cut(&t->log, n, len);
     return rc;
+}
+
+/* Reads ahead what evaluating names[0..n) will read (PostgreSQL: one round
+ * trip for the lot, rg_store_prefetch): 1 when done, 0 when the store reads
+ * as it goes (SQLite), <0 on an error. */
+static int rg__ahead(rg__thread *t, const char *clinic, const char *const *names, int n)
+{
+    int64_t after[RG__PAGE];
+    if (n > RG__PAGE)
+        n = RG__PAGE;
+    for (int i = 0; i < n; i++)
+        after[i] = rg_engine_history_after(t->eng, clinic, names[i]);
+    return rg_store_prefetch(t->st, clinic, names, after, n);
 }
 
 /* The thread's connection and engine, made anew (after a job failed on a
@@ -416,13 +433,23 @@ static void rg__run(rg__thread *t, rg_svc_job *j)
         rc = RG_ENOMEM;
     if (t->seen)
         memset(t->seen, 0, t->cap_seen * sizeof *t->seen);
+    int pre = 0;
     for (i = 0; i < j->npatients && rc == RG_OK && !rg__halted(t->pool); i++) {
-        int seen = rg__seen(t, j->patients[i], nmax);
+        if (i % RG__PAGE == 0) { /* the next RG__PAGE patients' reads, ahead */
+            const char *names[RG__PAGE];
+            int k = 0;
+            for (; k < RG__PAGE && i + k < j->npatients; k++)
+                names[k] = j->patients[i + k];
+            if ((pre = rg__ahead(t, c->name, names, k)) < 0)
+                rc = pre;
+        }
+        int seen = rc ? 1 : rg__seen(t, j->patients[i], nmax);
         if (seen == 0) {
             rg_engine_set_cause(t->eng, j->patients_by ? j->patients_by[i] : NULL);
-            rc = rg__one(t, c->name, j->patients[i], now);
+            rc = rg__one(t, c->name, j->patients[i], now, pre > 0);
         }
     }
+    rg_store_prefetch_end(t->st);
     j->evaluated = rc == RG_OK && i == j->npatients && !rg__halted(t->pool);
     /* the clinic's due patients, a page at a time, until the job has run
      * RG__JOB_MS: what is left is the next job's (j->more) */
@@ -442,22 +469,29 @@ static void rg__run(rg__thread *t, rg_svc_job *j)
         int mine = 0;
         while (mine < t->page.n && !strcmp(t->page.keys[mine][0], c->name))
             mine++;
+        const char *names[RG__PAGE];
+        for (int k = 0; k < mine; k++)
+            names[k] = t->page.keys[k][1];
+        if (mine && (pre = rg__ahead(t, c->name, names, mine)) < 0)
+            rc = pre;
         for (int k = 0; k < mine && rc == RG_OK; k++) {
             if (rg__halted(t->pool) || uv_hrtime() - t0 > (uint64_t)RG__JOB_MS * 1000000) {
                 j->more = 1;
                 break;
             }
             if (rg__seen(t, t->page.keys[k][1], nmax) == 0) {
-                rc = rg__one(t, c->name, t->page.keys[k][1], now);
+                rc = rg__one(t, c->name, t->page.keys[k][1], now, pre > 0);
                 j->woken++;
             }
         }
+        rg_store_prefetch_end(t->st);
         if (mine < RG__PAGE) /* the clinic's last due patients */
             break;
         /* a full page: those evaluated are no longer due; the next read
          * (this snapshot ahead of the log) would find them again */
         j->more = 1;
     }
+    rg_store_prefetch_end(t->st); /* (nothing read ahead outlives its job) */
     if (rc == RG_OK && !rg__halted(t->pool))
         rg__shadow_step(t, j, c->name);
     j->rc = rc;

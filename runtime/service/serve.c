@@ -243,6 +243,33 @@ static void rg__on_wake(uv_timer_t *t)
     rg_svc_arm(sv);
 }
 
+/* Back-pressure (docs/scale-out.md): a worker that does not hold a clinic's
+ * lease stores its events for the owner, which evaluates them as wake-ups.
+ * While the owner's due patients number more than limits.backlog_patients,
+ * this worker answers 503 with Retry-After instead, nothing stored. The
+ * count is bounded (it stops at the bound + 1) and read at most every
+ * RG__BACKLOG_MS per clinic, so a busy worker pays one short statement a
+ * quarter second, not one a request. */
+#define RG__BACKLOG_MS 250
+
+int rg_svc_backlog_wait(rg_svc *sv, int ci)
+{
+    rg_svc_clinic *c = &sv->clinics[ci];
+    if (sv->backlog_max <= 0 || c->held)
+        return 0;
+    int64_t now = (int64_t)uv_now(&sv->loop);
+    if (!c->backlog_at || now - c->backlog_at >= RG__BACKLOG_MS) {
+        int n = 0;
+        /* (a failed count refuses nothing: the events are stored as before) */
+        c->backlog = rg_store_due_count(sv->st, c->name, rg_now(), sv->backlog_max, &n) ? 0 : n;
+        c->backlog_at = now ? now : 1;
+    }
+    if (c->backlog <= sv->backlog_max)
+        return 0;
+    c->busy++;
+    return 1;
+}
+
 /* One timer at the earliest wake-up or snooze expiry. The wait is measured on
  * the monotonic clock but capped, so a wall clock that jumps is re-read; a
  * step of the wall clock re-arms it at once (rg__on_lag). */
@@ -1384,6 +1411,7 @@ static int rg__reload_apply(rg_svc *sv, rg_svc *n, rg_tls *tls, int relisten, co
         rg_http_set_limits(sv->http, &n->http_limits);
     sv->http_limits = n->http_limits;
     sv->max_events = n->max_events;
+    sv->backlog_max = n->backlog_max;
     sv->future_skew = n->future_skew;
     sv->max_streams_clinic = n->max_streams_clinic;
     sv->max_streams_token = n->max_streams_token;

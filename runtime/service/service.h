@@ -65,6 +65,12 @@ typedef struct rg_svc_clinic {
     int refused; /* the last reload of its protocols was refused */
     uint64_t live_fp; /* rg_clinic_fingerprint of what runs: a reload of the same skips the gate */
     int held;    /* this worker holds its lease: it evaluates it and sends its webhook */
+    /* back-pressure while another worker holds it (limits.backlog_patients):
+     * its due, unevaluated patients as last counted (up to the bound + 1),
+     * when (monotonic ms), and the requests refused for it */
+    int backlog;
+    int64_t backlog_at;
+    uint64_t busy;
     int64_t release_at; /* monotonic ms its quarantined protocols are all out (0: none) */
     int quarantined;    /* its protocols quarantined now (on whichever thread) */
     /* evaluation (evaluate.c): the generation of its protocols (bumped by a
@@ -247,6 +253,7 @@ typedef struct rg_svc {
     rg_limits limits;
     rg_http_limits http_limits;
     int max_events;
+    int backlog_max; /* limits.backlog_patients (0: no back-pressure) */
     /* streams and stream tickets (limits.max_streams_per_clinic, ...) */
     int max_streams_clinic, max_streams_token, max_tickets_clinic;
     size_t history_cache; /* bytes of compiled histories kept (limits.history_cache_mb) */
@@ -335,6 +342,10 @@ int rg_svc_protocols_route(rg_svc *sv, int ci, struct rg_http_conn *c,
 
 /* serve.c: the loop */
 void rg_svc_arm(rg_svc *sv);        /* re-arm the wake timer at the earliest wake-up */
+/* Seconds a client should wait before sending clinic ci's events again (a
+ * 503 with Retry-After): its lease is another worker's and that worker's
+ * backlog of due patients is over limits.backlog_patients; 0: take them. */
+int rg_svc_backlog_wait(rg_svc *sv, int ci);
 void rg_svc_flush_soon(rg_svc *sv); /* run a group commit after this loop iteration */
 /* SIGHUP and POST /v1/admin/reload: the whole configuration (listen and
  * TLS, limits, clinics added and removed, their webhooks, users, keys and

@@ -193,6 +193,18 @@ typedef struct rg_store_ops {
     int (*run_sql)(rg_backend *b, const char *sql, const rg_store_arg *args, int nargs,
                    int (*fn)(void *ud, const char *const *cols, int ncols), void *ud,
                    int64_t *changed);
+
+    /* A group's reads ahead, writes sent together, the backlog (store.h's
+     * rg_store_prefetch, _prefetch_end, _defer_writes, _due_count): a
+     * backend whose reads are function calls does nothing (prefetch 0). */
+    int (*prefetch)(rg_backend *b, const char *clinic, const char *const *patients,
+                    const int64_t *after, int n);
+    void (*prefetch_end)(rg_backend *b);
+    void (*defer_writes)(rg_backend *b, int on);
+    int (*due_count)(rg_backend *b, const char *clinic, rg_time now, int max, int *n);
+    /* Statements sent to a server and round trips made by every connection
+     * of this backend in the process (no backend argument: process-wide). */
+    void (*db_counts)(uint64_t *statements, uint64_t *round_trips);
 } rg_store_ops;
 
 /* The backends (sqlite.c, pg.c). */

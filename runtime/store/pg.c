@@ -41,10 +41,53 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+
+/* Statements sent and round trips made, by every connection of the process
+ * (rg_store_db_counts: /metrics and the benchmark's "per evaluated patient"). */
+static atomic_ullong rg__n_stmts, rg__n_trips;
+#define RG__SENT(stmts, trips)                                                  \
+    (atomic_fetch_add_explicit(&rg__n_stmts, (stmts), memory_order_relaxed),     \
+     atomic_fetch_add_explicit(&rg__n_trips, (trips), memory_order_relaxed))
+
+typedef struct rg__pre rg__pre;
+static int rg__puts_flush(rg_pg *pg);
+static void rg__puts_drop(rg_pg *pg);
+static void rg__pre_free(rg_pg *pg);
+static void rg_pg_rollback(rg_pg *pg);
+static void rg__txs_drop(rg_pg *pg);
+static int rg__writes_flush(rg_pg *pg);
+static int rg__puts_add(rg_pg *pg, const char *clinic, const char *patient,
+                        const rg_patient_state *ps);
+static int rg__txs_add(rg_pg *pg, const rg_transition *t, int64_t *alert_idp);
+
+/* Patient states written in a write transaction, sent as one statement
+ * before the transaction's next statement (rg_pg_patient_put). */
+typedef struct rg__puts {
+    rg_buf col[8]; /* array literals of P_PATIENTS_PUT_MANY */
+    char **keys;   /* "clinic\037patient" of each, to send a second one apart */
+    int n, cap;
+} rg__puts;
+
+/* Transitions recorded inside a write transaction while writes are deferred
+ * (rg_store_defer_writes), sent as one statement (P_TRANSITIONS_MANY) before
+ * the next statement, at COMMIT, or past RG__TXS_MAX; an opening's id is a
+ * token until then (map: token -> the id it got, until the transaction
+ * ends), and a resolution of an opening in the same batch names its place. */
+#define RG__TXS_MAX 1024
+#define RG__TOKEN0 (-((int64_t)1 << 40)) /* tokens: RG__TOKEN0 - k, k >= 0 */
+typedef struct rg__txs {
+    rg_buf col[17]; /* the array literals $1..$17 */
+    int64_t tok[RG__TXS_MAX]; /* an opening's token, else 0 */
+    int n;
+    int64_t *map_tok, *map_id;
+    int nmap, cap_map;
+    int64_t next; /* tokens handed out in this connection */
+} rg__txs;
 
 struct rg_backend {
     PGconn *conn;
@@ -59,6 +102,14 @@ struct rg_backend {
     rg_buf leased;
     int only, listening;
     int watch_fd; /* (listening) a copy of the connection's socket (rg_store_changes_fd) */
+    rg__pre *pre;  /* a group's reads, taken in advance (rg_pg_prefetch) */
+    rg__puts puts; /* patient states not yet sent */
+    rg__txs txs;   /* transitions not yet sent */
+    int defer;     /* rg_store_defer_writes */
+    /* transitions this connection inserted, and at how many it runs ANALYZE
+     * next (after a commit: rg__grown) */
+    int64_t grown, analyze_at;
+    int flushing;  /* (rg__puts_flush runs its own statement) */
     char put_why[512];     /* why rg_pg_put_event answered a conflict */
     const char *put_field; /* and the field it is about */
 };
@@ -131,11 +182,25 @@ static void rg__fault(rg_pg *pg)
     snprintf(pg->fault, sizeof pg->fault, "%s", pg->msg);
 }
 
+/* A failure found without a statement's result: its message kept, the
+ * fault noted (rg_store_fault). */
+static void rg_pg_failed(rg_pg *pg, const char *msg)
+{
+    rg__msg(pg, msg);
+    rg__fault(pg);
+}
+
+/* Writes kept for the transaction's next statement. */
+static int rg__pending(const rg_pg *pg) { return pg->puts.n || pg->txs.n; }
+
 /* Runs prepared statement q: its result, or NULL (the error kept) on failure. */
 static PGresult *rg__run(rg_pg *pg, int q, const rg__args *a)
 {
     char name[16];
+    if (rg__pending(pg) && !pg->flushing && rg__writes_flush(pg))
+        return NULL;
     snprintf(name, sizeof name, "q%d", q);
+    RG__SENT(1, 1);
     PGresult *r = PQexecPrepared(pg->conn, name, a ? a->n : 0, a ? a->v : NULL,
                                  a ? a->len : NULL, a ? a->fmt : NULL, 0);
     ExecStatusType s = r ? PQresultStatus(r) : PGRES_FATAL_ERROR;
@@ -157,6 +222,9 @@ static int rg__do(rg_pg *pg, int q, const rg__args *a)
 
 static int rg__exec(rg_pg *pg, const char *sql)
 {
+    if (rg__pending(pg) && rg__writes_flush(pg))
+        return RG_EDB;
+    RG__SENT(1, 1);
     PGresult *r = PQexec(pg->conn, sql);
     ExecStatusType s = r ? PQresultStatus(r) : PGRES_FATAL_ERROR;
     int ok = s == PGRES_COMMAND_OK || s == PGRES_TUPLES_OK;
@@ -292,6 +360,8 @@ static int rg_pg_open(rg_pg **out, const char *url, const rg_store_opts *opts, c
     /* quiet NOTICEs ("relation already exists, skipping") on stderr */
     rg__exec(pg, "SET client_min_messages = warning");
     int rc = rg__migrate(pg, safe, err, errlen);
+    if (!rc && rg__exec(pg, rg_pg_txs_fn)) /* (P_TRANSITIONS_MANY's, this session's own) */
+        rc = rg_fail(err, errlen, RG_EDB, "database %s: %s", safe, pg->msg);
     for (int i = 0; !rc && i < P__COUNT; i++) {
         char name[16];
         snprintf(name, sizeof name, "q%d", i);
@@ -314,6 +384,16 @@ static void rg_pg_close(rg_pg *pg)
 {
     if (!pg)
         return;
+    rg__pre_free(pg);
+    rg__puts_drop(pg);
+    free(pg->puts.keys);
+    for (int k = 0; k < 8; k++)
+        rg_buf_free(&pg->puts.col[k]);
+    rg__txs_drop(pg);
+    for (int k = 0; k < 17; k++)
+        rg_buf_free(&pg->txs.col[k]);
+    free(pg->txs.map_tok);
+    free(pg->txs.map_id);
     PQfinish(pg->conn);
     if (pg->listening)
         close(pg->watch_fd);
@@ -346,9 +426,41 @@ static int rg_pg_begin_read(rg_pg *pg)
 
 static uint64_t rg_pg_rollbacks(const rg_pg *pg) { return pg->rollbacks; }
 
+/* The "still open" reads (RG__STILL_OPEN) need statistics: before
+ * PostgreSQL has any on a freshly grown transitions table it may scan the
+ * clinic's rows for each open alert (40 ms a read at 71,000 transitions,
+ * docs/scale-out.md). Autovacuum gathers them late (and never on the
+ * partitioned parent), so a connection that inserted transitions runs
+ * ANALYZE itself after a commit each time its count doubled since the last
+ * (1,000, 2,000, 4,000, ...): a few times in all. Measured (docs/scale-out.md,
+ * 66,629 transitions, autovacuum off): the open alerts of 256 patients in
+ * 4.1-6.8 s before, 35-76 ms after; ANALYZE itself 0.5 s. */
+static void rg__grown(rg_pg *pg)
+{
+    if (!pg->analyze_at)
+        pg->analyze_at = 1000;
+    if (pg->grown < pg->analyze_at)
+        return;
+    pg->analyze_at = 2 * pg->grown;
+    RG__SENT(4, 1);
+    /* a small sample (3,000 rows a table): enough to choose the index, 0.5 s
+     * at 67,000 transitions here where the default sample took 2.4 s */
+    PGresult *r = PQexec(pg->conn, "BEGIN; SET LOCAL default_statistics_target = 10;"
+                                   " ANALYZE transitions; COMMIT");
+    PQclear(r); /* (a failure costs only the statistics) */
+    if (PQtransactionStatus(pg->conn) != PQTRANS_IDLE)
+        PQclear(PQexec(pg->conn, "ROLLBACK"));
+}
+
 /* COMMIT of an aborted transaction "succeeds" as a ROLLBACK: that is a failure. */
 static int rg_pg_commit(rg_pg *pg)
 {
+    if (rg__pending(pg) && rg__writes_flush(pg)) {
+        rg_pg_rollback(pg);
+        return RG_EDB;
+    }
+    pg->txs.nmap = 0; /* (its tokens name nothing after the commit) */
+    RG__SENT(1, 1);
     PGresult *r = PQexec(pg->conn, "COMMIT");
     int ok = PQresultStatus(r) == PGRES_COMMAND_OK && !strcmp(PQcmdStatus(r), "COMMIT");
     if (!ok) {
@@ -362,6 +474,7 @@ static int rg_pg_commit(rg_pg *pg)
     if (!ok)
         return RG_EDB;
     pg->fault[0] = '\0';
+    rg__grown(pg);
     if (pg->on_commit)
         pg->on_commit(pg->on_commit_ud);
     return RG_OK;
@@ -370,7 +483,11 @@ static int rg_pg_commit(rg_pg *pg)
 static void rg_pg_rollback(rg_pg *pg)
 {
     pg->rollbacks++;
+    rg__puts_drop(pg);
+    rg__txs_drop(pg);
+    pg->txs.nmap = 0;
     if (PQtransactionStatus(pg->conn) != PQTRANS_IDLE) {
+        RG__SENT(1, 1);
         PGresult *r = PQexec(pg->conn, "ROLLBACK");
         PQclear(r);
     }
@@ -694,6 +811,14 @@ static int rg__each_event_row(PGresult *r, int (*fn)(void *ud, const rg_stored_e
     return rc;
 }
 
+static int rg__pre_events(rg_pg *pg, const char *clinic, const char *patient, int64_t after,
+                          int (*fn)(void *ud, const rg_stored_event *e), void *ud, int *rc);
+static int rg__pre_state(rg_pg *pg, const char *clinic, const char *patient,
+                         rg_patient_state *ps, int *rc);
+static int rg__pre_alerts(rg_pg *pg, const char *clinic, const char *patient,
+                          int (*fn)(void *ud, int64_t alert_id, const rg_transition *t),
+                          void *ud, int *rc);
+
 static int rg__events(rg_pg *pg, int q, const char *clinic, const char *patient,
                       int64_t after_seq, int (*fn)(void *ud, const rg_stored_event *e), void *ud)
 {
@@ -716,6 +841,9 @@ static int rg_pg_each_event_after(rg_pg *pg, const char *clinic, const char *pat
                                   int64_t after_seq, int (*fn)(void *ud, const rg_stored_event *e),
                                   void *ud)
 {
+    int rc;
+    if (rg__pre_events(pg, clinic, patient, after_seq, fn, ud, &rc))
+        return rc;
     return rg__events(pg, after_seq < 0 ? P_EVENTS_OF : P_EVENTS_AFTER, clinic, patient,
                       after_seq, fn, ud);
 }
@@ -729,6 +857,9 @@ static int rg_pg_each_event_data(rg_pg *pg, const char *clinic, const char *pati
 static int rg_pg_patient_get(rg_pg *pg, const char *clinic, const char *patient,
                              rg_patient_state *ps)
 {
+    int rc;
+    if (rg__pre_state(pg, clinic, patient, ps, &rc))
+        return rc;
     rg__args a = {0};
     rg__text(&a, clinic);
     rg__text(&a, patient);
@@ -749,6 +880,9 @@ static int rg_pg_patient_get(rg_pg *pg, const char *clinic, const char *patient,
 static int rg_pg_patient_put(rg_pg *pg, const char *clinic, const char *patient,
                              const rg_patient_state *ps)
 {
+    int rc = rg__puts_add(pg, clinic, patient, ps);
+    if (rc != RG__AGAIN)
+        return rc;
     rg__args a = {0};
     rg__text(&a, clinic);
     rg__text(&a, patient);
@@ -822,6 +956,9 @@ static int rg_pg_each_open_alert(rg_pg *pg, const char *clinic, const char *pati
                                  int (*fn)(void *ud, int64_t alert_id, const rg_transition *t),
                                  void *ud)
 {
+    int prc;
+    if (rg__pre_alerts(pg, clinic, patient, fn, ud, &prc))
+        return prc;
     rg__args a = {0};
     rg__text(&a, clinic);
     rg__text(&a, patient);
@@ -871,6 +1008,9 @@ static int rg__key_last(rg_pg *pg, const char *clinic, const char *key, int64_t 
 
 static int rg_pg_transition(rg_pg *pg, rg_transition *t, int64_t *alert_idp)
 {
+    int drc = rg__txs_add(pg, t, alert_idp);
+    if (drc != RG__AGAIN)
+        return drc;
     int opening = t->open == 1;
     rg__args a = {0};
     if (opening)
@@ -905,6 +1045,7 @@ static int rg_pg_transition(rg_pg *pg, rg_transition *t, int64_t *alert_idp)
     }
     t->seq = rg__col_int(r, 0, 0);
     t->cseq = rg__col_int(r, 0, 1);
+    pg->grown++;
     PQclear(r);
     if (opening)
         *alert_idp = t->seq;
@@ -1512,6 +1653,7 @@ static int rg_pg_lease(rg_pg *pg, const char *clinic, int *held)
     }
     rg_buf name = {0};
     const char *v[1] = {clinic};
+    RG__SENT(1, 1);
     PGresult *r = PQexecParams(pg->conn, "SELECT pg_try_advisory_lock(" RG__LEASE_KEY ")", 1,
                                NULL, v, NULL, NULL, 0);
     if (PQresultStatus(r) != PGRES_TUPLES_OK) {
@@ -1551,6 +1693,7 @@ static int rg_pg_unlease(rg_pg *pg, const char *clinic)
     if (pg->leased.len == 2) /* "{}": none left, as before the first */
         pg->leased.p[pg->leased.len = 0] = '\0';
     const char *v[1] = {clinic};
+    RG__SENT(1, 1);
     PGresult *r = PQexecParams(pg->conn, "SELECT pg_advisory_unlock(" RG__LEASE_KEY ")", 1,
                                NULL, v, NULL, NULL, 0);
     int ok = PQresultStatus(r) == PGRES_TUPLES_OK;
@@ -1565,6 +1708,7 @@ static int rg_pg_unlease(rg_pg *pg, const char *clinic)
  * half in classid and its low half in objid, objsubid 1). */
 static int rg_pg_workers(rg_pg *pg, int *n)
 {
+    RG__SENT(1, 1);
     PGresult *r = PQexec(pg->conn,
                          "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted"
                          " AND mode = 'ShareLock' AND objsubid = 1 AND database ="
@@ -1735,6 +1879,11 @@ static int rg_pg_audit_archive(rg_pg *pg, rg_time before, int64_t *n)
 PGresult *rg_pg_query(rg_pg *pg, const char *sql, int n, const char *const *v, const int *len,
                       const int *fmt, int *constraint)
 {
+    if (constraint)
+        *constraint = 0;
+    if (rg__pending(pg) && rg__writes_flush(pg))
+        return NULL;
+    RG__SENT(1, 1);
     PGresult *r = PQexecParams(pg->conn, sql, n, NULL, v, len, fmt, 0);
     ExecStatusType s = r ? PQresultStatus(r) : PGRES_FATAL_ERROR;
     if (constraint)
@@ -1755,6 +1904,11 @@ static int rg_pg_run_sql(rg_pg *pg, const char *sql, const rg_store_arg *args, i
                          int (*fn)(void *ud, const char *const *cols, int ncols), void *ud,
                          int64_t *changed)
 {
+    /* (its statement comes after the states and transitions written before
+     * it; a failure there aborts the transaction, and its COMMIT says so) */
+    if (rg__pending(pg))
+        rg__writes_flush(pg);
+    RG__SENT(1, 1);
     const char *v[RG_STORE_MAX_ARGS];
     char num[RG_STORE_MAX_ARGS][24];
     for (int i = 0; i < nargs; i++) {
@@ -1784,6 +1938,517 @@ static int rg_pg_run_sql(rg_pg *pg, const char *sql, const rg_store_arg *args, i
     PQclear(r);
     return rc;
 }
+
+/* ---- a group's reads and writes in few round trips ------------------------------------
+ *
+ * An evaluation thread about to evaluate a page of a clinic's patients reads
+ * their states, their new events and their open alerts in one pipeline
+ * (rg_pg_prefetch): BEGIN REPEATABLE READ, the three statements with every
+ * patient's name in one array, COMMIT, one round trip in all and one
+ * snapshot (states and events from the same moment: rg_patient_state's
+ * count of schedulings still covers what a later event adds). The engine's
+ * reads of a patient (rg_pg_patient_get, rg_pg_each_event_after,
+ * rg_pg_each_open_alert) are then answered from those rows, once each; a
+ * read the prefetch cannot answer (another patient, a second read, a
+ * history cache that holds less than the prefetch assumed) goes to the
+ * database as before. rg_pg_prefetch_end forgets them.
+ *
+ * The writes: a patient state written inside a transaction is kept and sent
+ * with the others as one multi-row statement (P_PATIENTS_PUT_MANY) before
+ * the transaction's next statement or its COMMIT; a rollback drops them. A
+ * second state of the same patient sends the first ones before it (one
+ * INSERT ... ON CONFLICT may touch a row once). */
+
+struct rg__pre {
+    char clinic[RG_EVENT_MAX_ID + 1];
+    PGresult *states, *events, *alerts;
+    char **names;      /* the patients asked for, sorted (strcmp) */
+    int64_t *after;    /* the event seq each one's rows start after */
+    unsigned char *used; /* per name: bit 1 state, 2 events, 4 alerts served */
+    int n;
+};
+
+static void rg__pre_free(rg_pg *pg)
+{
+    rg__pre *p = pg->pre;
+    if (!p)
+        return;
+    PQclear(p->states);
+    PQclear(p->events);
+    PQclear(p->alerts);
+    for (int i = 0; i < p->n; i++)
+        free(p->names[i]);
+    free(p->names);
+    free(p->after);
+    free(p->used);
+    free(p);
+    pg->pre = NULL;
+}
+
+static void rg_pg_prefetch_end(rg_pg *pg) { rg__pre_free(pg); }
+
+static int rg__cmp_name(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* The index of patient among the names asked for, or -1. */
+static int rg__pre_find(const rg__pre *p, const char *clinic, const char *patient)
+{
+    if (!p || strcmp(p->clinic, clinic))
+        return -1;
+    int lo = 0, hi = p->n - 1;
+    while (lo <= hi) {
+        int mid = (lo + hi) / 2, c = strcmp(p->names[mid], patient);
+        if (!c)
+            return mid;
+        if (c < 0)
+            lo = mid + 1;
+        else
+            hi = mid - 1;
+    }
+    return -1;
+}
+
+/* The first row of r (patient in column 0, rows in patient order) whose
+ * patient is not below patient. */
+static int rg__pre_first(const PGresult *r, const char *patient)
+{
+    int lo = 0, hi = PQntuples(r);
+    while (lo < hi) {
+        int mid = (lo + hi) / 2;
+        if (strcmp(PQgetvalue(r, mid, 0), patient) < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo;
+}
+
+/* Served from the prefetch: 1 (*rc the answer), else 0. */
+static int rg__pre_state(rg_pg *pg, const char *clinic, const char *patient,
+                         rg_patient_state *ps, int *rc)
+{
+    rg__pre *p = pg->pre;
+    int k = rg__pre_find(p, clinic, patient);
+    if (k < 0 || (p->used[k] & 1))
+        return 0;
+    p->used[k] |= 1;
+    int i = rg__pre_first(p->states, patient);
+    int found = i < PQntuples(p->states) && !strcmp(PQgetvalue(p->states, i, 0), patient);
+    ps->clock = found ? rg__col_time(p->states, i, 1) : RG_TIME_NONE;
+    ps->wake = found ? rg__col_time(p->states, i, 2) : RG_TIME_NONE;
+    ps->next_wake = found ? rg__col_time(p->states, i, 3) : RG_TIME_NONE;
+    ps->last_seq = found ? rg__col_int(p->states, i, 4) : 0;
+    ps->scheduled = found ? rg__col_int(p->states, i, 5) : 0;
+    ps->failing = found ? rg__col_int(p->states, i, 6) : 0;
+    *rc = found ? RG_OK : RG_ENOTFOUND;
+    return 1;
+}
+
+static int rg__pre_events(rg_pg *pg, const char *clinic, const char *patient, int64_t after,
+                          int (*fn)(void *ud, const rg_stored_event *e), void *ud, int *rc)
+{
+    rg__pre *p = pg->pre;
+    int k = rg__pre_find(p, clinic, patient);
+    /* (rows after p->after[k]: a superset of what is asked when after is not lower) */
+    if (k < 0 || (p->used[k] & 2) || after < p->after[k])
+        return 0;
+    p->used[k] |= 2;
+    rg_buf f = {0};
+    char *data = NULL;
+    *rc = 0;
+    for (int i = rg__pre_first(p->events, patient);
+         i < PQntuples(p->events) && !*rc && !strcmp(PQgetvalue(p->events, i, 0), patient); i++) {
+        rg_stored_event e;
+        if (rg__col_int(p->events, i, 1) <= after)
+            continue;
+        if ((*rc = rg__col_event(p->events, i, 1, 0, &f, &data, &e)))
+            break;
+        *rc = fn(ud, &e);
+    }
+    free(data);
+    rg_buf_free(&f);
+    return 1;
+}
+
+static int rg__pre_alerts(rg_pg *pg, const char *clinic, const char *patient,
+                          int (*fn)(void *ud, int64_t alert_id, const rg_transition *t),
+                          void *ud, int *rc)
+{
+    rg__pre *p = pg->pre;
+    int k = rg__pre_find(p, clinic, patient);
+    if (k < 0 || (p->used[k] & 4))
+        return 0;
+    p->used[k] |= 4;
+    const PGresult *r = p->alerts;
+    *rc = 0;
+    for (int i = rg__pre_first(r, patient);
+         i < PQntuples(r) && !*rc && !strcmp(PQgetvalue(r, i, 0), patient); i++) {
+        rg_transition t = {
+            .at = rg__col_int(r, i, 2),
+            .due = rg__col_int(r, i, 3),
+            .open = 1,
+            .clinic = clinic,
+            .patient = patient,
+            .key = rg__col_text(r, i, 4),
+            .protocol = rg__col_text(r, i, 5),
+            .version = rg__col_text(r, i, 6),
+            .rule = rg__col_text(r, i, 7),
+            .severity = rg__col_text(r, i, 8),
+            .message = rg__col_text(r, i, 9),
+            .seq = rg__col_int(r, i, 10),
+            .params = rg__col_text(r, i, 11),
+            .evidence = rg__col_text(r, i, 12),
+            .cseq = rg__col_int(r, i, 13),
+        };
+        *rc = fn(ud, rg__col_int(r, i, 1), &t);
+    }
+    return 1;
+}
+
+/* One result of the pipeline: r (kept when keep) or NULL on failure (the
+ * message kept); reads up to the NULL that ends the statement's results. */
+static int rg__pipe_result(rg_pg *pg, PGresult **keep, int ok)
+{
+    PGresult *r = PQgetResult(pg->conn), *x;
+    ExecStatusType st = r ? PQresultStatus(r) : PGRES_FATAL_ERROR;
+    int good = st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK;
+    if (!good && ok)
+        rg__msg(pg, r && st != PGRES_PIPELINE_ABORTED ? PQresultErrorMessage(r)
+                                                      : PQerrorMessage(pg->conn));
+    while (r && (x = PQgetResult(pg->conn)) != NULL) /* (the NULL after each statement) */
+        PQclear(x);
+    if (good && keep)
+        *keep = r;
+    else
+        PQclear(r);
+    return good;
+}
+
+static int rg_pg_prefetch(rg_pg *pg, const char *clinic, const char *const *patients,
+                   const int64_t *after, int n)
+{
+    rg__pre_free(pg);
+    if (n <= 0 || PQtransactionStatus(pg->conn) != PQTRANS_IDLE)
+        return 0; /* (inside a transaction: its reads stay its own) */
+    rg__pre *p = calloc(1, sizeof *p);
+    int rc = RG_ENOMEM;
+    if (!p)
+        return RG_ENOMEM;
+    pg->pre = p;
+    snprintf(p->clinic, sizeof p->clinic, "%s", clinic);
+    p->names = calloc((size_t)n, sizeof *p->names);
+    p->after = calloc((size_t)n, sizeof *p->after);
+    p->used = calloc((size_t)n, 1);
+    if (!p->names || !p->after || !p->used)
+        goto fail;
+    /* (sorted, each once: a name asked twice keeps its lowest after) */
+    typedef struct { const char *name; int64_t after; } one;
+    one *v = malloc((size_t)n * sizeof *v);
+    if (!v)
+        goto fail;
+    for (int i = 0; i < n; i++)
+        v[i] = (one){patients[i], after ? after[i] : -1};
+    qsort(v, (size_t)n, sizeof *v, rg__cmp_name);
+    rg_buf names = {0}, afters = {0};
+    char num[24];
+    int bad = rg_buf_add(&names, "{", 1) || rg_buf_add(&afters, "{", 1);
+    for (int i = 0; i < n && !bad; i++) {
+        if (p->n && !strcmp(p->names[p->n - 1], v[i].name)) {
+            if (v[i].after < p->after[p->n - 1])
+                p->after[p->n - 1] = v[i].after;
+            continue;
+        }
+        if (!(p->names[p->n] = strdup(v[i].name))) {
+            bad = 1;
+            break;
+        }
+        p->after[p->n++] = v[i].after;
+    }
+    free(v);
+    for (int i = 0; i < p->n && !bad; i++) {
+        snprintf(num, sizeof num, "%lld", (long long)p->after[i]);
+        bad = rg__elem(&names, p->names[i], NULL, 0) || rg__elem(&afters, num, NULL, 0);
+    }
+    bad = bad || rg_buf_add(&names, "}", 1) || rg_buf_add(&afters, "}", 1);
+    if (bad) {
+        rg_buf_free(&names);
+        rg_buf_free(&afters);
+        goto fail;
+    }
+    const char *args[3] = {clinic, names.p, afters.p};
+    int sent = PQenterPipelineMode(pg->conn) &&
+               PQsendQueryParams(pg->conn, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", 0,
+                                 NULL, NULL, NULL, NULL, 0);
+    char q[16];
+    int stmts[3] = {P_BATCH_STATES, P_BATCH_EVENTS, P_BATCH_ALERTS};
+    for (int k = 0; k < 3 && sent; k++) {
+        snprintf(q, sizeof q, "q%d", stmts[k]);
+        sent = PQsendQueryPrepared(pg->conn, q, k == 1 ? 3 : 2, args, NULL, NULL, 0);
+    }
+    sent = sent && PQsendQueryParams(pg->conn, "COMMIT", 0, NULL, NULL, NULL, NULL, 0) &&
+           PQpipelineSync(pg->conn);
+    RG__SENT(5, 1);
+    rg_buf_free(&names);
+    rg_buf_free(&afters);
+    int ok = sent;
+    if (!sent)
+        rg__msg(pg, PQerrorMessage(pg->conn));
+    else {
+        ok = rg__pipe_result(pg, NULL, ok) && ok;
+        ok = rg__pipe_result(pg, &p->states, ok) && ok;
+        ok = rg__pipe_result(pg, &p->events, ok) && ok;
+        ok = rg__pipe_result(pg, &p->alerts, ok) && ok;
+        ok = rg__pipe_result(pg, NULL, ok) && ok;
+        PGresult *sync = PQgetResult(pg->conn); /* PGRES_PIPELINE_SYNC */
+        if (!sync || PQresultStatus(sync) != PGRES_PIPELINE_SYNC)
+            ok = 0;
+        PQclear(sync);
+    }
+    if (PQpipelineStatus(pg->conn) != PQ_PIPELINE_OFF && !PQexitPipelineMode(pg->conn))
+        ok = 0;
+    if (ok)
+        return 1;
+    rc = RG_EDB;
+    rg__fault(pg);
+    if (PQtransactionStatus(pg->conn) == PQTRANS_INERROR ||
+        PQtransactionStatus(pg->conn) == PQTRANS_INTRANS) {
+        PGresult *r = PQexec(pg->conn, "ROLLBACK");
+        PQclear(r);
+    }
+fail:
+    rg__pre_free(pg);
+    return rc;
+}
+
+static void rg__puts_drop(rg_pg *pg)
+{
+    for (int i = 0; i < pg->puts.n; i++)
+        free(pg->puts.keys[i]);
+    pg->puts.n = 0;
+    for (int k = 0; k < 8; k++)
+        pg->puts.col[k].len = 0;
+}
+
+static int rg__puts_flush(rg_pg *pg)
+{
+    rg__puts *u = &pg->puts;
+    rg__args a = {0};
+    int rc = RG_OK;
+    for (int k = 0; k < 8 && rc == RG_OK; k++)
+        if ((rc = rg_buf_add(&u->col[k], "}", 1)) == RG_OK)
+            rg__text(&a, u->col[k].p);
+    pg->flushing = 1;
+    if (rc == RG_OK)
+        rc = rg__do(pg, P_PATIENTS_PUT_MANY, &a);
+    else
+        rg_pg_failed(pg, "out of memory");
+    pg->flushing = 0;
+    rg__puts_drop(pg);
+    return rc;
+}
+
+/* RG__AGAIN: not inside a transaction, written at once by the caller. */
+static int rg__puts_add(rg_pg *pg, const char *clinic, const char *patient,
+                        const rg_patient_state *ps)
+{
+    rg__puts *u = &pg->puts;
+    if (PQtransactionStatus(pg->conn) != PQTRANS_INTRANS)
+        return RG__AGAIN;
+    size_t lc = strlen(clinic), lp = strlen(patient);
+    for (int i = 0; i < u->n; i++)
+        if (!strncmp(u->keys[i], clinic, lc) && u->keys[i][lc] == '\037' &&
+            !strcmp(u->keys[i] + lc + 1, patient)) {
+            int rc = rg__puts_flush(pg);
+            if (rc)
+                return rc;
+            break;
+        }
+    if (u->n == u->cap) {
+        int cap = u->cap ? 2 * u->cap : 64;
+        char **grown = realloc(u->keys, (size_t)cap * sizeof *grown);
+        if (!grown)
+            return RG_ENOMEM;
+        u->keys = grown;
+        u->cap = cap;
+    }
+    char *key = malloc(lc + lp + 2);
+    if (!key)
+        return RG_ENOMEM;
+    memcpy(key, clinic, lc);
+    key[lc] = '\037';
+    memcpy(key + lc + 1, patient, lp + 1);
+    char num[6][24];
+    const rg_time t[3] = {ps->clock, ps->wake, ps->next_wake};
+    for (int k = 0; k < 3; k++)
+        snprintf(num[k], sizeof num[k], "%lld", (long long)t[k]);
+    snprintf(num[3], sizeof num[3], "%lld", (long long)ps->last_seq);
+    snprintf(num[4], sizeof num[4], "%lld", (long long)ps->scheduled);
+    snprintf(num[5], sizeof num[5], "%lld", (long long)ps->failing);
+    const char *v[8] = {clinic, patient,
+                        ps->clock == RG_TIME_NONE ? NULL : num[0],
+                        ps->wake == RG_TIME_NONE ? NULL : num[1],
+                        ps->next_wake == RG_TIME_NONE ? NULL : num[2], num[3], num[4], num[5]};
+    int rc = RG_OK;
+    for (int k = 0; k < 8 && rc == RG_OK; k++) {
+        rg_buf *b = &u->col[k];
+        if (b->len && b->p[b->len - 1] == '}')
+            b->len--; /* (a failed flush left its closing brace) */
+        if (!b->len)
+            rc = rg_buf_add(b, "{", 1);
+        if (rc == RG_OK)
+            rc = rg__elem(b, v[k], NULL, 0);
+    }
+    if (rc) {
+        free(key);
+        rg__puts_drop(pg);
+        return rc;
+    }
+    u->keys[u->n++] = key;
+    return RG_OK;
+}
+
+static void rg_pg_db_counts(uint64_t *statements, uint64_t *round_trips)
+{
+    *statements = atomic_load_explicit(&rg__n_stmts, memory_order_relaxed);
+    *round_trips = atomic_load_explicit(&rg__n_trips, memory_order_relaxed);
+}
+
+static int rg_pg_due_count(rg_pg *pg, const char *clinic, rg_time now, int max, int *n)
+{
+    rg__args a = {0};
+    rg__text(&a, clinic);
+    rg__int(&a, now);
+    rg__int(&a, (int64_t)max + 1);
+    PGresult *r = rg__run(pg, P_DUE_COUNT, &a);
+    *n = r ? (int)rg__col_int(r, 0, 0) : 0;
+    PQclear(r);
+    return r ? RG_OK : RG_EDB;
+}
+
+/* ---- transitions in one statement (rg_store_defer_writes) ---------------------------- */
+
+static void rg__txs_drop(rg_pg *pg)
+{
+    rg__txs *x = &pg->txs;
+    x->n = 0;
+    for (int k = 0; k < 17; k++)
+        x->col[k].len = 0;
+}
+
+static int rg__txs_flush(rg_pg *pg)
+{
+    rg__txs *x = &pg->txs;
+    rg__args a = {0};
+    int rc = RG_OK, n = x->n;
+    for (int k = 0; k < 17 && rc == RG_OK; k++)
+        if ((rc = rg_buf_add(&x->col[k], "}", 1)) == RG_OK)
+            rg__text(&a, x->col[k].p);
+    PGresult *r = NULL;
+    pg->flushing = 1;
+    if (rc == RG_OK && !(r = rg__run(pg, P_TRANSITIONS_MANY, &a)))
+        rc = RG_EDB;
+    pg->flushing = 0;
+    if (rc == RG_OK && PQntuples(r) != n) {
+        rg_pg_failed(pg, "a transition was refused: its key's last transition does not allow it "
+                         "(an opening of an open key, or a resolution of another alert)");
+        rc = RG_EDB;
+    }
+    if (rc == RG_OK)
+        pg->grown += n;
+    for (int i = 0; rc == RG_OK && i < PQntuples(r); i++) {
+        int o = (int)rg__col_int(r, i, 0);
+        if (o < 1 || o > n || !x->tok[o - 1])
+            continue;
+        if (x->nmap == x->cap_map) {
+            int cap = x->cap_map ? 2 * x->cap_map : 256;
+            int64_t *t2 = realloc(x->map_tok, (size_t)cap * sizeof *t2);
+            if (t2)
+                x->map_tok = t2;
+            int64_t *i2 = t2 ? realloc(x->map_id, (size_t)cap * sizeof *i2) : NULL;
+            if (!i2) {
+                rc = RG_ENOMEM;
+                break;
+            }
+            x->map_id = i2;
+            x->cap_map = cap;
+        }
+        x->map_tok[x->nmap] = x->tok[o - 1];
+        x->map_id[x->nmap++] = rg__col_int(r, i, 1);
+    }
+    PQclear(r);
+    rg__txs_drop(pg);
+    return rc;
+}
+
+static int rg__writes_flush(rg_pg *pg)
+{
+    int rc = pg->puts.n ? rg__puts_flush(pg) : RG_OK;
+    if (rc == RG_OK && pg->txs.n)
+        rc = rg__txs_flush(pg);
+    rg__puts_drop(pg);
+    rg__txs_drop(pg);
+    return rc;
+}
+
+/* RG__AGAIN: not deferred, the caller runs P_TRANSITION (a token it was
+ * given turned into the alert's id first). */
+static int rg__txs_add(rg_pg *pg, const rg_transition *t, int64_t *alert_idp)
+{
+    rg__txs *x = &pg->txs;
+    int opening = t->open == 1, rc;
+    int deferred = pg->defer && PQtransactionStatus(pg->conn) == PQTRANS_INTRANS;
+    if (x->n && (!deferred || x->n == RG__TXS_MAX) && (rc = rg__writes_flush(pg)))
+        return rc;
+    int64_t aid = opening ? 0 : *alert_idp;
+    if (!opening && aid <= RG__TOKEN0) { /* an opening of this transaction */
+        int at = x->n - 1;
+        while (at >= 0 && x->tok[at] != aid)
+            at--;
+        if (at >= 0) { /* in this batch: its place */
+            aid = -(int64_t)(at + 1);
+        } else {
+            int i = x->nmap - 1;
+            while (i >= 0 && x->map_tok[i] != aid)
+                i--;
+            if (i < 0) {
+                rg_pg_failed(pg, "a resolution names an alert whose opening was not stored");
+                return RG_ENOTFOUND;
+            }
+            aid = x->map_id[i];
+        }
+        if (!deferred)
+            *alert_idp = aid;
+    }
+    if (!deferred)
+        return RG__AGAIN;
+    char num[5][24];
+    snprintf(num[0], sizeof num[0], "%lld", (long long)aid);
+    snprintf(num[1], sizeof num[1], "%lld", (long long)t->at);
+    snprintf(num[2], sizeof num[2], "%lld", (long long)t->due);
+    snprintf(num[3], sizeof num[3], "%lld", (long long)rg_now());
+    snprintf(num[4], sizeof num[4], "%lld", (long long)t->notify_at);
+    const char *v[17] = {t->clinic, opening ? NULL : num[0], num[1], RG_TRANSITION_STATE(t),
+                         t->patient, t->key, t->protocol, t->version, t->rule, t->severity,
+                         t->message, num[2], t->params ? t->params : "{}",
+                         t->evidence ? t->evidence : "[]", num[3],
+                         t->notify_at > t->at ? num[4] : NULL, t->cause};
+    for (int k = 0; k < 17; k++) {
+        rg_buf *b = &x->col[k];
+        if ((!b->len && rg_buf_add(b, "{", 1)) || rg__elem(b, v[k], NULL, 0)) {
+            rg__txs_drop(pg);
+            return RG_ENOMEM;
+        }
+    }
+    x->tok[x->n] = opening ? RG__TOKEN0 - x->next++ : 0;
+    if (opening)
+        *alert_idp = x->tok[x->n];
+    x->n++;
+    return RG_OK;
+}
+
+static void rg_pg_defer_writes(rg_pg *pg, int on) { pg->defer = on; }
 
 /* ---- the table of operations (backend.h) ---------------------------------------------- */
 
@@ -1877,4 +2542,9 @@ const rg_store_ops rg_pg_ops = {
     .lease_only = rg_pg_lease_only,
     .hold = rg_pg_hold,
     .run_sql = rg_pg_run_sql,
+    .prefetch = rg_pg_prefetch,
+    .prefetch_end = rg_pg_prefetch_end,
+    .due_count = rg_pg_due_count,
+    .defer_writes = rg_pg_defer_writes,
+    .db_counts = rg_pg_db_counts,
 };

@@ -499,4 +499,79 @@ const char *const rg_pg_sql[P__COUNT] = {
         " WHERE o.clinic = $1 AND o.key = $4 AND o.state = 'open'"
         " AND ($2::text IS NULL OR o.patient = $2) AND o.seq > $6) v"
         " WHERE ($3::text IS NULL OR v.st = $3) ORDER BY v.seq LIMIT $5",
+    /* A group's inputs, one statement per kind for every patient the
+     * evaluation thread is about to evaluate ($2: their names; $3: for each,
+     * the event seq its history cache holds up to, -1 for none): the rows of
+     * P_PATIENT_GET, P_EVENTS_AFTER and P_OPEN_ALERTS, each led by its
+     * patient and in patient order (the "C" collation: strcmp's). */
+    [P_BATCH_STATES] = "SELECT patient, clock, wake, next_wake, last_seq, scheduled, failing"
+                       " FROM patients WHERE clinic = $1 AND patient = ANY($2::text[])"
+                       " ORDER BY patient",
+    [P_BATCH_EVENTS] = "SELECT e.patient, " RG__EV_COLS " FROM unnest($2::text[], $3::bigint[])"
+                       " AS p(pp, pa) JOIN events e ON e.clinic = $1 AND e.patient = p.pp"
+                       " AND e.seq > p.pa ORDER BY e.patient, at, seq",
+    [P_BATCH_ALERTS] =
+        "SELECT t.patient, t.seq, t.at, t.due, t.key, t.protocol, t.version, t.rule, t.severity,"
+        " t.message, t.seq, t.params, t.evidence, t.cseq FROM transitions t"
+        " WHERE t.clinic = $1 AND t.patient = ANY($2::text[]) AND t.state = 'open' AND "
+        RG__STILL_OPEN("t") " ORDER BY t.patient, t.seq",
+    /* P_PATIENT_PUT for many patients (each once) in one statement: the
+     * count of schedulings each evaluation read rides in the scheduled
+     * column, which an update leaves as it is (a new row starts with it:
+     * the patient was not there when read, so it is 0) */
+    [P_PATIENTS_PUT_MANY] =
+        "INSERT INTO patients(clinic, patient, clock, wake, next_wake, last_seq, scheduled,"
+        " failing) SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[], $4::bigint[],"
+        " $5::bigint[], $6::bigint[], $7::bigint[], $8::bigint[])"
+        " ON CONFLICT (clinic, patient) DO UPDATE SET"
+        " clock = excluded.clock, wake = excluded.wake, next_wake = CASE WHEN"
+        " patients.scheduled = excluded.scheduled THEN excluded.next_wake"
+        " ELSE LEAST(excluded.next_wake, patients.next_wake) END, last_seq = excluded.last_seq,"
+        " failing = excluded.failing",
+    /* a clinic's due patients, counted up to a bound (back-pressure) */
+    [P_DUE_COUNT] = "SELECT count(*) FROM (SELECT 1 FROM patients WHERE clinic = $1"
+                    " AND next_wake <= $2 LIMIT $3) d",
+    /* P_TRANSITION for many transitions in one statement, in array order
+     * (rg_pg_txs_fn, a function of the session) */
+    [P_TRANSITIONS_MANY] =
+        "SELECT o, s, q FROM pg_temp.rg_transitions($1::text[], $2::bigint[], $3::bigint[],"
+        " $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::text[], $10::text[],"
+        " $11::text[], $12::bigint[], $13::text[], $14::text[], $15::bigint[], $16::bigint[],"
+        " $17::text[])",
 };
+
+/* P_TRANSITION's guard and insert for each element of the arrays in turn
+ * (one round trip for a group's transitions), made in each session's own
+ * temporary schema at connect: no schema change. An alert id below 0 names
+ * the opening at that position (1-based) of the same call. A refused row is
+ * left out of the answer; one NOTIFY per clinic and transaction is enough
+ * (PostgreSQL folds them). */
+const char rg_pg_txs_fn[] =
+    "CREATE FUNCTION pg_temp.rg_transitions(a_clinic text[], a_alert bigint[], a_at bigint[],"
+    " a_state text[], a_patient text[], a_key text[], a_protocol text[], a_version text[],"
+    " a_rule text[], a_severity text[], a_message text[], a_due bigint[], a_params text[],"
+    " a_evidence text[], a_recorded bigint[], a_notify bigint[], a_cause text[])"
+    " RETURNS TABLE(o int, s bigint, q bigint) LANGUAGE plpgsql AS $f$"
+    " DECLARE l_seq bigint; l_state text; aid bigint; v bigint; seqs bigint[] := '{}';"
+    " BEGIN"
+    "  FOR i IN 1 .. coalesce(array_length(a_key, 1), 0) LOOP"
+    "   aid := a_alert[i];"
+    "   IF aid < 0 THEN aid := seqs[-aid]; END IF;"
+    "   l_seq := NULL; l_state := NULL;"
+    "   SELECT t.seq, t.state INTO l_seq, l_state FROM transitions t WHERE t.clinic = a_clinic[i]"
+    "    AND t.key = a_key[i] AND t.state <> 'reraised' ORDER BY t.seq DESC LIMIT 1;"
+    "   IF (a_state[i] = 'open' AND l_state IS DISTINCT FROM 'open') OR (a_state[i] <> 'open'"
+    "    AND l_state IS NOT DISTINCT FROM 'open' AND l_seq = aid) THEN"
+    "    INSERT INTO counters(clinic, name, value) VALUES(a_clinic[i], 'cseq', 1)"
+    "     ON CONFLICT (clinic, name) DO UPDATE SET value = counters.value + 1 RETURNING value INTO v;"
+    "    INSERT INTO transitions(alert_id, at, state, clinic, patient, key, protocol, version, rule,"
+    "     severity, message, due, params, evidence, recorded, cseq, notify_at, cause)"
+    "     VALUES(aid, a_at[i], a_state[i], a_clinic[i], a_patient[i], a_key[i], a_protocol[i],"
+    "     a_version[i], a_rule[i], a_severity[i], a_message[i], a_due[i], a_params[i],"
+    "     a_evidence[i], a_recorded[i], v, a_notify[i], a_cause[i]) RETURNING seq INTO l_seq;"
+    "    seqs[i] := l_seq;"
+    "    PERFORM pg_notify('" RG__CHANNEL "', a_clinic[i]);"
+    "    o := i; s := l_seq; q := v; RETURN NEXT;"
+    "   END IF;"
+    "  END LOOP;"
+    " END $f$";

@@ -78,11 +78,20 @@ enum {
     P_ALERT_BY_KEY,
     P_EVENT_ROWS,
     P_EVENT_ROWS_OF,
+    /* a group's reads and writes in few round trips (pg.c, "a group's reads") */
+    P_BATCH_STATES,
+    P_BATCH_EVENTS,
+    P_BATCH_ALERTS,
+    P_PATIENTS_PUT_MANY,
+    P_DUE_COUNT,
+    P_TRANSITIONS_MANY,
     P__COUNT
 };
 
 /* The statements, prepared once per connection as "q<number>". */
 extern const char *const rg_pg_sql[P__COUNT];
+/* The session's function behind P_TRANSITIONS_MANY (made at connect). */
+extern const char rg_pg_txs_fn[];
 
 /* Schema version from -> to, applied in this order: a new database goes
  * from 0 to 5 at once, then one step per version after it (as in sqlite.c). */

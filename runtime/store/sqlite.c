@@ -1782,6 +1782,39 @@ static int rg_sqlite_claims(const char *path)
     return 1;
 }
 
+/* (issue 27, back-pressure: a bounded count, so its cost stays small however
+ * far behind the clinic's evaluation is) */
+static int rg_sqlite_due_count(rg_backend *st, const char *clinic, rg_time now, int max, int *n)
+{
+    sqlite3_stmt *s = NULL;
+    if (sqlite3_prepare_v2(st->db, "SELECT count(*) FROM (SELECT 1 FROM patients WHERE"
+                           " clinic = ?1 AND next_wake <= ?2 LIMIT ?3)", -1, &s, NULL) != SQLITE_OK)
+        return RG_EDB;
+    sqlite3_bind_text(s, 1, clinic, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(s, 2, now);
+    sqlite3_bind_int64(s, 3, (sqlite3_int64)max + 1);
+    int rc = sqlite3_step(s) == SQLITE_ROW ? RG_OK : RG_EDB;
+    if (rc == RG_OK)
+        *n = sqlite3_column_int(s, 0);
+    sqlite3_finalize(s);
+    return rc;
+}
+
+/* SQLite's reads are function calls and its writes are not sent anywhere:
+ * nothing to read ahead, nothing to send together, nothing to count. */
+static int rg_sqlite_prefetch(rg_backend *st, const char *clinic, const char *const *patients,
+                              const int64_t *after, int n)
+{
+    (void)st, (void)clinic, (void)patients, (void)after, (void)n;
+    return 0;
+}
+static void rg_sqlite_prefetch_end(rg_backend *st) { (void)st; }
+static void rg_sqlite_defer_writes(rg_backend *st, int on) { (void)st, (void)on; }
+static void rg_sqlite_db_counts(uint64_t *statements, uint64_t *round_trips)
+{
+    *statements = *round_trips = 0;
+}
+
 const rg_store_ops rg_sqlite_ops = {
     .name = "sqlite",
     .server = 0,
@@ -1862,4 +1895,9 @@ const rg_store_ops rg_sqlite_ops = {
     .lease_only = rg_sqlite_lease_only,
     .hold = rg_sqlite_hold,
     .run_sql = rg_sqlite_run_sql,
+    .prefetch = rg_sqlite_prefetch,
+    .prefetch_end = rg_sqlite_prefetch_end,
+    .defer_writes = rg_sqlite_defer_writes,
+    .due_count = rg_sqlite_due_count,
+    .db_counts = rg_sqlite_db_counts,
 };

@@ -506,3 +506,37 @@ int rg_store_hold(rg_store *st, int alone, int *ok)
 {
     return st->ops->hold(st->b, alone, ok);
 }
+
+int rg_store_due_count(rg_store *st, const char *clinic, rg_time now, int max, int *n)
+{
+    *n = 0;
+    return st->ops->due_count(st->b, clinic, now, max, n);
+}
+
+int rg_store_prefetch(rg_store *st, const char *clinic, const char *const *patients,
+                      const int64_t *after, int n)
+{
+    return st->ops->prefetch(st->b, clinic, patients, after, n);
+}
+
+void rg_store_prefetch_end(rg_store *st)
+{
+    st->ops->prefetch_end(st->b);
+}
+
+void rg_store_defer_writes(rg_store *st, int on)
+{
+    st->ops->defer_writes(st->b, on);
+}
+
+/* (process-wide: the sum over every backend's counters) */
+void rg_store_db_counts(uint64_t *statements, uint64_t *round_trips)
+{
+    *statements = *round_trips = 0;
+    for (size_t i = 0; i < RG__NBACKENDS; i++) {
+        uint64_t s = 0, t = 0;
+        rg__backends[i]->db_counts(&s, &t);
+        *statements += s;
+        *round_trips += t;
+    }
+}

@@ -481,6 +481,30 @@ int rg_store_workers(rg_store *st, int *n);
  * with a due time, rg_store_next_wake, the snoozes) see only the clinics
  * this store holds. No effect on SQLite. */
 void rg_store_lease_only(rg_store *st, int on);
+/* Reads, ahead, what evaluating these patients of clinic will read (their
+ * states, their events after after[i] (-1: all; NULL: all for every one),
+ * their open alerts): PostgreSQL in one round trip and one snapshot, the
+ * engine's reads of them then answered from it, once each, until
+ * rg_store_prefetch_end. Outside any transaction only. 1: read ahead (the
+ * caller needs no read transaction of its own for them); 0: nothing done
+ * (SQLite: its reads are function calls); <0: an error. */
+int rg_store_prefetch(rg_store *st, const char *clinic, const char *const *patients,
+                      const int64_t *after, int n);
+void rg_store_prefetch_end(rg_store *st);
+/* Statements sent to a database server and round trips made, by every
+ * store of this process so far (0 for SQLite). */
+void rg_store_db_counts(uint64_t *statements, uint64_t *round_trips);
+/* Due patients of clinic not yet evaluated (next_wake <= now), counted up
+ * to max + 1 only (cheap whatever the backlog). */
+int rg_store_due_count(rg_store *st, const char *clinic, rg_time now, int max, int *n);
+/* on: inside a write transaction, patient states and transitions are sent
+ * together (PostgreSQL: one multi-row statement each) before the
+ * transaction's next statement or its COMMIT; an opening's *alert_id is a
+ * placeholder the store itself turns into the alert's id when a resolution
+ * passes it back, and t->seq and t->cseq are not set. A refused transition
+ * then fails that later statement (the caller rolls back, as for a refusal
+ * now). For a write log's apply (rg_wlog_apply). No effect on SQLite. */
+void rg_store_defer_writes(rg_store *st, int on);
 /* PostgreSQL: holds the store shared (alone 0: each serve worker) or alone
  * (1: sweep, simulate --db), until the connection ends; *ok 0 when the
  * other kind holds it. SQLite: *ok 1 (holder.h locks the file). */
