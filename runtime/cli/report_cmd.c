@@ -16,7 +16,7 @@
 #include "cli/cli.h"
 
 #include "engine/clinic.h"
-#include "engine/compliance.h"
+#include "present/compliance.h"
 #include "core/event.h"
 #include "store/ingest.h"
 #include "store/store.h"
