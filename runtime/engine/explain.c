@@ -11,6 +11,7 @@
  * versions) transition by transition. Both read only the store.
  */
 #include "engine/explain.h"
+#include "core/grow.h"
 #include "core/digest.h"
 
 #include <jansson.h>
@@ -243,20 +244,17 @@ typedef struct rg__tr {
 
 typedef struct rg__trs {
     rg__tr *v;
-    int n, cap;
+    int n;
+    size_t cap;
 } rg__trs;
 
 static int rg__keep(void *ud, const rg_transition *t)
 {
     rg__trs *l = ud;
-    if (l->n == l->cap) {
-        int cap = l->cap ? l->cap * 2 : 256;
-        rg__tr *grown = realloc(l->v, (size_t)cap * sizeof *grown);
-        if (!grown)
-            return RG_ENOMEM;
-        l->v = grown;
-        l->cap = cap;
-    }
+    rg__tr *grown = rg_grow(l->v, &l->cap, (size_t)l->n, sizeof *grown, 256);
+    if (!grown)
+        return RG_ENOMEM;
+    l->v = grown;
     rg__tr *r = &l->v[l->n];
     memset(r, 0, sizeof *r);
     r->clinic = strdup(t->clinic);

@@ -24,6 +24,7 @@
  * Depends on notify.c, smtp.c, webhook.c (signatures), store.h, libcurl.
  */
 #include "service/service.h"
+#include "core/grow.h"
 
 #include "engine/clinic.h"
 #include "engine/notify.h"
@@ -58,14 +59,10 @@ static int rg__keys_add(rg__keys *k, const char *s)
     for (size_t i = 0; i < k->n; i++)
         if (!strcmp(k->v[i], s))
             return RG_OK;
-    if (k->n == k->cap) {
-        size_t cap = k->cap ? 2 * k->cap : 16;
-        char **g = realloc(k->v, cap * sizeof *g);
-        if (!g)
-            return RG_ENOMEM;
-        k->v = g;
-        k->cap = cap;
-    }
+    char **g = rg_grow(k->v, &k->cap, k->n, sizeof *g, 16);
+    if (!g)
+        return RG_ENOMEM;
+    k->v = g;
     return (k->v[k->n] = strdup(s)) ? (k->n++, RG_OK) : RG_ENOMEM;
 }
 
@@ -88,7 +85,8 @@ static void rg__keys_free(rg__keys *k)
 typedef struct rg__plan {
     rg_svc *sv;
     rg__pat *pats;
-    int npats, cappats;
+    int npats;
+    size_t cappats;
     const char *clinic, *patient;
     rg__keys all, touched; /* the patient's alert keys; those to store steps of */
     rg_notify_alert_tx *txs;
@@ -110,14 +108,10 @@ static int rg__note_patient(void *ud, const char *clinic, const char *patient, c
     for (int i = 0; i < p->npats; i++)
         if (!strcmp(p->pats[i].clinic, clinic) && !strcmp(p->pats[i].patient, patient))
             return RG_OK;
-    if (p->npats == p->cappats) {
-        int cap = p->cappats ? 2 * p->cappats : 16;
-        rg__pat *g = realloc(p->pats, (size_t)cap * sizeof *g);
-        if (!g)
-            return RG_ENOMEM;
-        p->pats = g;
-        p->cappats = cap;
-    }
+    rg__pat *g = rg_grow(p->pats, &p->cappats, (size_t)p->npats, sizeof *g, 16);
+    if (!g)
+        return RG_ENOMEM;
+    p->pats = g;
     snprintf(p->pats[p->npats].clinic, sizeof p->pats[0].clinic, "%s", clinic);
     snprintf(p->pats[p->npats].patient, sizeof p->pats[0].patient, "%s", patient);
     p->npats++;
@@ -147,17 +141,18 @@ static int rg__tx(void *ud, const rg_transition *t)
     rg__plan *p = ud;
     if (t->open == RG_TRANSITION_RERAISED) /* a re-raise continues its chain */
         return RG_OK;
-    if (p->ntx == p->captx) {
-        size_t cap = p->captx ? 2 * p->captx : 32;
-        rg_notify_alert_tx *g = realloc(p->txs, cap * sizeof *g);
-        int64_t *s = g ? realloc(p->seqs, cap * sizeof *s) : NULL;
-        if (g)
-            p->txs = g;
-        if (!s)
-            return RG_ENOMEM;
-        p->seqs = s;
-        p->captx = cap;
+    /* two arrays of one length: the second grows from the first's old cap */
+    size_t cap = p->captx;
+    rg_notify_alert_tx *g = rg_grow(p->txs, &p->captx, p->ntx, sizeof *g, 32);
+    if (!g)
+        return RG_ENOMEM;
+    p->txs = g;
+    int64_t *s = rg_grow(p->seqs, &cap, p->ntx, sizeof *s, 32);
+    if (!s) {
+        p->captx = cap; /* (txs is merely larger than needed) */
+        return RG_ENOMEM;
     }
+    p->seqs = s;
     rg_notify_alert_tx *x = &p->txs[p->ntx];
     memset(x, 0, sizeof *x);
     x->at = t->at;
