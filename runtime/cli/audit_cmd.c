@@ -41,14 +41,7 @@ static int rg__show_text(void *ud, const rg_audit_entry *e)
 static int rg__show_json(void *ud, const rg_audit_entry *e)
 {
     (void)ud;
-    json_t *j = rg_audit_json(e);
-    char *s = j ? json_dumps(j, JSON_COMPACT | JSON_ENSURE_ASCII) : NULL;
-    json_decref(j);
-    if (!s)
-        return RG_ENOMEM;
-    puts(s);
-    free(s);
-    return 0;
+    return rg_cli_put_json(rg_audit_json(e));
 }
 
 typedef struct rg__audit_opts {

@@ -303,6 +303,17 @@ const char *rg_cli_told(int *err)
     return rg__told;
 }
 
+int rg_cli_put_json(json_t *j)
+{
+    char *s = j ? json_dumps(j, JSON_COMPACT | JSON_ENSURE_ASCII) : NULL;
+    json_decref(j);
+    if (!s)
+        return RG_ENOMEM;
+    puts(s);
+    free(s);
+    return RG_OK;
+}
+
 void rg_cli_release(void)
 {
     rg_holder_release(rg__held);

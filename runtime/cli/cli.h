@@ -16,6 +16,8 @@
 #include "store/ingest.h"
 #include "store/store.h"
 
+#include <jansson.h>
+
 #include <stddef.h>
 #include <stdio.h>
 
@@ -112,6 +114,10 @@ int rg_cli_open_store(const char *path, int durable, const char *kind, const cha
  * beside a service; who ("regimen audit") starts the line saying why not.
  * Returns 0 or the exit code (2). */
 int rg_cli_open_existing(const char *who, const char *db, rg_store **st);
+
+/* Prints j (taken: freed here) as one line of compact ASCII JSON on
+ * standard output; RG_OK, or RG_ENOMEM when j is NULL or cannot be written. */
+int rg_cli_put_json(json_t *j);
 
 /* Lets go of the store a command took (main, after the command). */
 void rg_cli_release(void);

@@ -159,14 +159,7 @@ static int rg__note_text(void *ud, const rg_notify_entry *e)
 static int rg__note_json(void *ud, const rg_notify_entry *e)
 {
     (void)ud;
-    json_t *j = rg_notify_entry_json(e, NULL);
-    char *s = j ? json_dumps(j, JSON_COMPACT | JSON_ENSURE_ASCII) : NULL;
-    json_decref(j);
-    if (!s)
-        return RG_ENOMEM;
-    puts(s);
-    free(s);
-    return 0;
+    return rg_cli_put_json(rg_notify_entry_json(e, NULL));
 }
 
 typedef struct rg__notes_opts {
