@@ -10,7 +10,7 @@
 #include "core/rg.h"
 #include "engine/check.h"
 #include "engine/clinic.h"
-#include "engine/explain.h"
+#include "present/explain.h"
 #include "engine/scenario.h"
 #include "store/store.h"
 

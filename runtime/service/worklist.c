@@ -9,7 +9,7 @@
  */
 #include "service/service.h"
 
-#include "engine/explain.h"
+#include "present/explain.h"
 #include "present/report.h"
 #include "service/www.h"
 
