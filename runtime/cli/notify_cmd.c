@@ -3,7 +3,8 @@
  *
  * The clinic is loaded as every command loads it (its policy checked), the
  * receiver found by name; a webhook or SMS gateway gets one POST of a JSON
- * notification marked "test": true (libcurl, blocking: this is a command),
+ * notification marked "test": true (rg_webhook_post: libcurl, blocking,
+ * this is a command),
  * an e-mail address a message through smtp.c. `regimen notifications`
  * prints the service's notification history from the store (store.h,
  * rg_notify_entry), read-only beside a running service. Depends on clinic.c,
@@ -13,9 +14,9 @@
 
 #include "engine/clinic.h"
 #include "service/smtp.h"
+#include "service/webhook.h"
 #include "store/store.h"
 
-#include <curl/curl.h>
 #include <jansson.h>
 
 #include <getopt.h>
@@ -25,45 +26,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
-
-static size_t rg__discard(char *p, size_t size, size_t n, void *ud)
-{
-    (void)p, (void)ud;
-    return size * n;
-}
-
-/* POSTs body to url; RG_OK on a 2xx answer, else RG_EIO with err. */
-static int rg__post(const char *url, const char *body, char *err, size_t errlen)
-{
-    char curl_err[CURL_ERROR_SIZE] = "";
-    struct curl_slist *h = curl_slist_append(NULL, "Content-Type: application/json");
-    CURL *c = curl_easy_init();
-    int rc = RG_OK;
-    if (!c || !h) {
-        rc = rg_fail(err, errlen, RG_ENOMEM, "out of memory");
-        goto done;
-    }
-    curl_easy_setopt(c, CURLOPT_URL, url);
-    curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
-    curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
-    curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
-    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, rg__discard);
-    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, 10000L);
-    curl_easy_setopt(c, CURLOPT_ERRORBUFFER, curl_err);
-    CURLcode cc = curl_easy_perform(c);
-    long code = 0;
-    curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &code);
-    if (cc != CURLE_OK)
-        rc = rg_fail(err, errlen, RG_EIO, "POST %s failed: %s", url,
-                     *curl_err ? curl_err : curl_easy_strerror(cc));
-    else if (code < 200 || code > 299)
-        rc = rg_fail(err, errlen, RG_EIO, "POST %s: the receiver answered HTTP %ld", url, code);
-done:
-    curl_easy_cleanup(c);
-    curl_slist_free_all(h);
-    return rc;
-}
 
 /* Sends a test message to one receiver of DIR/clinic.lua's notification
  * policy (a webhook or SMS gateway gets a JSON POST, an e-mail address a
@@ -120,7 +82,7 @@ int rg_cmd_notify_test(int argc, char **argv)
                                   "receiver", name, "outcome", "sent");
             char *body = j ? json_dumps(j, JSON_COMPACT) : NULL;
             json_decref(j);
-            sent = body ? rg__post(r->target, body, err, sizeof err)
+            sent = body ? rg_webhook_post(r->target, body, NULL, 0, err, sizeof err)
                         : rg_fail(err, sizeof err, RG_ENOMEM, "out of memory");
             free(body);
         }

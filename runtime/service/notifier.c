@@ -21,7 +21,7 @@
  * an e-mail over SMTP, an SMS gateway's POST), and its outcome recorded
  * with the history entry in one transaction; a failure is retried with
  * back-off (1 s doubling) up to RG__TRIES attempts. One send at a time.
- * Depends on notify.c, smtp.c, webhook.c (signatures), store.h, libcurl.
+ * Depends on notify.c, smtp.c, webhook.c (signatures, the POST), store.h.
  */
 #include "service/service.h"
 #include "core/grow.h"
@@ -30,7 +30,6 @@
 #include "engine/notify.h"
 #include "service/smtp.h"
 
-#include <curl/curl.h>
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -341,56 +340,23 @@ static int rg__log(rg_svc *sv, const char *clinic, const rg__member *m, const ch
 
 /* ---- on the thread pool: the send itself ---- */
 
-static size_t rg__discard(char *p, size_t size, size_t n, void *ud)
-{
-    (void)p, (void)ud;
-    return size * n;
-}
-
 static int rg__post(rg__send *s)
 {
-    char curl_err[CURL_ERROR_SIZE] = "", hdr[3][700];
-    struct curl_slist *h = curl_slist_append(NULL, "Content-Type: application/json");
+    char hdr[3][700];
+    const char *lines[3] = {hdr[0], hdr[1], hdr[2]};
+    int n = 2;
     long long ts = (long long)(rg_now() / 1000);
     snprintf(hdr[0], sizeof hdr[0], "webhook-id: %s", s->idem);
     snprintf(hdr[1], sizeof hdr[1], "webhook-timestamp: %lld", ts);
-    h = h ? curl_slist_append(h, hdr[0]) : NULL;
-    h = h ? curl_slist_append(h, hdr[1]) : NULL;
-    if (h && s->nkeys) {
+    if (s->nkeys) {
         char sig[600];
         if (rg_webhook_sign(s->keys, s->nkeys, s->idem, ts, s->body, strlen(s->body), sig,
                             sizeof sig) == RG_OK) {
             snprintf(hdr[2], sizeof hdr[2], "webhook-signature: %s", sig);
-            h = curl_slist_append(h, hdr[2]);
+            n = 3;
         }
     }
-    CURL *c = curl_easy_init();
-    int rc = RG_OK;
-    if (!c || !h) {
-        rc = rg_fail(s->err, sizeof s->err, RG_ENOMEM, "out of memory");
-        goto done;
-    }
-    curl_easy_setopt(c, CURLOPT_URL, s->target);
-    curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
-    curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
-    curl_easy_setopt(c, CURLOPT_POSTFIELDS, s->body);
-    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, rg__discard);
-    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, 10000L);
-    curl_easy_setopt(c, CURLOPT_ERRORBUFFER, curl_err);
-    CURLcode cc = curl_easy_perform(c);
-    long code = 0;
-    curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &code);
-    if (cc != CURLE_OK)
-        rc = rg_fail(s->err, sizeof s->err, RG_EIO, "POST %s failed: %s", s->target,
-                     *curl_err ? curl_err : curl_easy_strerror(cc));
-    else if (code < 200 || code > 299)
-        rc = rg_fail(s->err, sizeof s->err, RG_EIO, "POST %s: the receiver answered HTTP %ld",
-                     s->target, code);
-done:
-    curl_easy_cleanup(c);
-    curl_slist_free_all(h);
-    return rc;
+    return rg_webhook_post(s->target, s->body, lines, n, s->err, sizeof s->err);
 }
 
 static void rg__on_work(uv_work_t *w)
