@@ -42,7 +42,8 @@ B ?= build
 RT_DIRS := runtime/core runtime/store bindings runtime/engine runtime/present runtime/service runtime/cli
 INC := -Iruntime -I.
 SRC := $(wildcard $(addsuffix /*.c,$(RT_DIRS)))
-LIB_SRC := $(filter-out runtime/cli/main.c,$(SRC))
+# the commands (runtime/cli/) are the binary's only: the tests link the layers below
+LIB_SRC := $(filter-out runtime/cli/%.c,$(SRC))
 # The worklist's page, script and styles (runtime/service/www/) are compiled
 # in: $(B)/gen/www.c holds them as arrays (xxd -i), rg_www_files lists them
 # (runtime/service/www-embed.sh).

@@ -582,6 +582,26 @@ static inline int log_wait(const server *s, const char *text, int ms)
     }
 }
 
+/* Waits until the server's last start has caught up (its log says
+ * "start-up: caught up" after its last "listening on"): every wake-up job of
+ * the start-up back and committed. What a test waits for before it checks
+ * that a restart did nothing more. */
+static inline int caught_up_wait(const server *s, int ms)
+{
+    for (int waited = 0;; waited += 50) {
+        char *log = rg_test_read(s->log), *last = NULL;
+        for (char *p = log; (p = strstr(p, "listening on 127.0.0.1:")); p++)
+            last = p;
+        int done = last && strstr(last, "start-up: caught up") != NULL;
+        free(log);
+        if (done)
+            return 1;
+        if (waited >= ms)
+            return 0;
+        usleep(50000);
+    }
+}
+
 /* Reads a stream up to transition `until`, checking that the ids go 1, 2,
  * 3, ... with none skipped or repeated (*last: the last id seen). One
  * stream per test binary: what follows `until` is kept for the next call. */

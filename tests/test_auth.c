@@ -533,3 +533,38 @@ Test(auth, legacy_tokens_work_with_a_warning, .timeout = 60)
     cr_assert_eq(server_stop(&s, SIGTERM), 0);
     rg_test_rmdir(s.dir);
 }
+
+/* A clinic's name is a label value too: one with a double quote and a
+ * backslash is written escaped in every family that names the clinic, so a
+ * scraper reads the series it meant (the metrics are a table: api.c). */
+Test(auth, metrics_clinic_names_are_escaped, .timeout = 60)
+{
+    server s = {0};
+    char cfg[2048], prom[65], *out;
+    hex256(KEY_PROM, prom);
+    server_setup(&s, fast_protocol, fast_protocol);
+    char ehr[65];
+    hex256(KEY_EHR, ehr);
+    snprintf(cfg, sizeof cfg,
+             "{ \"listen\": \"127.0.0.1:0\",\n"
+             "  \"clinics\": { \"we\\\"st\\\\\": { \"protocols\": \"a\",\n"
+             "      \"api_keys\": [ {\"name\": \"feed\", \"role\": \"integration\", "
+             "\"sha256\": \"%s\"} ] } },\n"
+             "  \"api_keys\": [ {\"name\": \"prometheus\", \"role\": \"metrics\", "
+             "\"sha256\": \"%s\"} ] }\n", ehr, prom);
+    rg_test_write(s.dir, "config.json", cfg);
+    server_start(&s);
+    cr_assert_eq(http(s.port, "GET", "/metrics", KEY_PROM, NULL, &out), 200, "%s", out);
+    static const char *const want[] = {
+        "regimen_events_total{clinic=\"we\\\"st\\\\\",outcome=\"stored\"} 0\n",
+        "regimen_transitions_total{clinic=\"we\\\"st\\\\\",state=\"open\"} 0\n",
+        "regimen_evaluations_total{clinic=\"we\\\"st\\\\\",protocol=\"fast\",version=\"1.0\"} ",
+        "regimen_lease_held{clinic=\"we\\\"st\\\\\"} 1\n",
+    };
+    for (size_t i = 0; i < sizeof want / sizeof want[0]; i++)
+        cr_assert(strstr(out, want[i]), "no %s in:\n%s", want[i], out);
+    cr_assert_null(strstr(out, "clinic=\"we\"st"), "%s", out);
+    free(out);
+    cr_assert_eq(server_stop(&s, SIGTERM), 0);
+    rg_test_rmdir(s.dir);
+}

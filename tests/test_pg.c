@@ -350,6 +350,26 @@ static void feed(int port, const char *token, rg_buf *fb)
     }
 }
 
+/* 1 when each clinic's lease is held by exactly one of the n workers (its
+ * regimen_lease_held, read with the clinic's token). */
+static int leases_held(const server *w, int n)
+{
+    static const char *const clinic[2] = {"north", "south"}, *const token[2] = {TOKEN_A, TOKEN_B};
+    for (int k = 0; k < 2; k++) {
+        char want[64], *out;
+        int held = 0;
+        snprintf(want, sizeof want, "regimen_lease_held{clinic=\"%s\"} 1", clinic[k]);
+        for (int i = 0; i < n; i++) {
+            if (http_within(w[i].port, "GET", "/metrics", token[k], NULL, 5000, &out) == 200)
+                held += strstr(out, want) != NULL;
+            free(out);
+        }
+        if (held != 1)
+            return 0;
+    }
+    return 1;
+}
+
 Test(pg, failover_three_workers_twenty_kill_9_lose_and_repeat_nothing, .timeout = 900)
 {
     enum { WORKERS = 3, CLIENTS = 3, MAXT = 200000 };
@@ -400,7 +420,15 @@ Test(pg, failover_three_workers_twenty_kill_9_lose_and_repeat_nothing, .timeout 
     stop = 1;
     for (int i = 0; i < CLIENTS; i++)
         pthread_join(th[i], NULL);
-    usleep(6000000); /* every ping falls due (2 s), a lease taken over (1 s), webhooks sent */
+    /* every ping falls due 2 s after it was sent: the feeds cannot hold what
+     * simulate computes before then; and each clinic's lease is held again
+     * (a killed worker's is taken over within about 1 s). What follows polls
+     * for the rest: the feeds agreeing with simulate, every webhook come. */
+    for (int64_t sent_by = now_ms(); now_ms() < sent_by + 2000;)
+        usleep(50000);
+    for (int i = 0; i < 300 && !leases_held(w, WORKERS); i++)
+        usleep(100000);
+    cr_assert(leases_held(w, WORKERS), "a clinic's lease was not taken over within 30 s");
 
     PGconn *db = PQconnectdb(url);
     cr_assert_eq(PQstatus(db), CONNECTION_OK, "%s", PQerrorMessage(db));

@@ -11,12 +11,13 @@
  * the entries that match, oldest first, one a line. Both only read: they
  * run beside a service on the same database.
  */
-#include "cli/audit_cmd.h"
+#include "cli/cli.h"
 
 #include "store/audit.h"
 #include "store/store.h"
 
 #include <getopt.h>
+#include <stddef.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -40,63 +41,58 @@ static int rg__show_text(void *ud, const rg_audit_entry *e)
 static int rg__show_json(void *ud, const rg_audit_entry *e)
 {
     (void)ud;
-    json_t *j = rg_audit_json(e);
-    char *s = j ? json_dumps(j, JSON_COMPACT | JSON_ENSURE_ASCII) : NULL;
-    json_decref(j);
-    if (!s)
-        return RG_ENOMEM;
-    puts(s);
-    free(s);
-    return 0;
+    return rg_cli_put_json(rg_audit_json(e));
 }
 
-int rg_audit_cmd(int argc, char **argv)
+typedef struct rg__audit_opts {
+    const char *db, *format, *since;
+    rg_audit_filter f;
+} rg__audit_opts;
+
+#define RG__A(f) offsetof(rg__audit_opts, f)
+static const rg_cli_opt rg__audit_table[] = {
+    {"db", 0, 1, rg_cli_str, RG__A(db)},
+    {"clinic", 0, 1, rg_cli_str, RG__A(f.clinic)},
+    {"patient", 0, 1, rg_cli_str, RG__A(f.patient)},
+    {"user", 0, 1, rg_cli_str, RG__A(f.who)},
+    {"since", 0, 1, rg_cli_str, RG__A(since)},
+    {"format", 0, 1, rg_cli_str, RG__A(format)},
+    {"help", 0, 0, rg_cli_help_opt, 0},
+    {NULL, 0, 0, NULL, 0}};
+
+int rg_cmd_audit(int argc, char **argv)
 {
-    static const struct option longopts[] = {
-        {"db", required_argument, NULL, 'd'},      {"clinic", required_argument, NULL, 'c'},
-        {"patient", required_argument, NULL, 'p'}, {"user", required_argument, NULL, 'u'},
-        {"since", required_argument, NULL, 's'},   {"format", required_argument, NULL, 'f'},
-        {"help", no_argument, NULL, 'h'},          {NULL, 0, NULL, 0}};
-    const char *db = "regimen.db", *format = "text", *since = NULL;
-    rg_audit_filter f = {.since = RG_TIME_NONE};
+    rg__audit_opts o = {.db = "regimen.db", .format = "text", .f = {.since = RG_TIME_NONE}};
+    rg_audit_filter *f = &o.f;
+    const char *db;
     char err[1024];
     if (argc < 2 || (strcmp(argv[1], "verify") && strcmp(argv[1], "show"))) {
         fputs(rg__audit_usage, argc >= 2 && !strcmp(argv[1], "--help") ? stdout : stderr);
         return argc >= 2 && !strcmp(argv[1], "--help") ? 0 : 2;
     }
-    int verify = !strcmp(argv[1], "verify"), opt;
-    optind = 1;
-    while ((opt = getopt_long(argc - 1, argv + 1, "", longopts, NULL)) != -1) {
-        switch (opt) {
-        case 'd': db = optarg; break;
-        case 'c': f.clinic = optarg; break;
-        case 'p': f.patient = optarg; break;
-        case 'u': f.who = optarg; break;
-        case 's': since = optarg; break;
-        case 'f': format = optarg; break;
-        case 'h': fputs(rg__audit_usage, stdout); return 0;
-        default: fputs(rg__audit_usage, stderr); return 2;
-        }
+    int verify = !strcmp(argv[1], "verify");
+    int opt = rg_cli_parse(rg__audit_table, &o, argc - 1, argv + 1, 1, err, sizeof err);
+    if (opt == RG_CLI_HELP) {
+        fputs(rg__audit_usage, stdout);
+        return 0;
     }
-    if (optind != argc - 1 || (verify && (f.clinic || f.patient || f.who || since)) ||
-        (strcmp(format, "text") && strcmp(format, "json"))) {
+    if (opt) {
         fputs(rg__audit_usage, stderr);
         return 2;
     }
-    if (since && rg_time_parse(since, strlen(since), &f.since, NULL, err, sizeof err)) {
+    db = o.db;
+    if (optind != argc - 1 || (verify && (f->clinic || f->patient || f->who || o.since)) ||
+        (strcmp(o.format, "text") && strcmp(o.format, "json"))) {
+        fputs(rg__audit_usage, stderr);
+        return 2;
+    }
+    if (o.since && rg_time_parse(o.since, strlen(o.since), &f->since, NULL, err, sizeof err)) {
         fprintf(stderr, "regimen audit: --since: %s\n", err);
         return 2;
     }
-    if (!rg_store_is_server(db) && access(db, F_OK) != 0) {
-        fprintf(stderr, "regimen audit: %s: no such database\n", db);
-        return 2;
-    }
     rg_store *st;
-    rg_store_opts so = {0};
-    if (rg_store_open(&st, db, &so, err, sizeof err)) {
-        fprintf(stderr, "regimen audit: %s\n", err);
+    if (rg_cli_open_existing("regimen audit", db, &st))
         return 2;
-    }
     int rc;
     if (verify) {
         rg_audit_report r;
@@ -129,7 +125,7 @@ int rg_audit_cmd(int argc, char **argv)
     }
     rc = rg_store_begin_read(st);
     if (!rc)
-        rc = rg_store_audit_each(st, &f, strcmp(format, "json") ? rg__show_text : rg__show_json,
+        rc = rg_store_audit_each(st, f, strcmp(o.format, "json") ? rg__show_text : rg__show_json,
                                  NULL);
     rg_store_rollback(st);
     if (rc)

@@ -3,69 +3,39 @@
  *
  * The clinic is loaded as every command loads it (its policy checked), the
  * receiver found by name; a webhook or SMS gateway gets one POST of a JSON
- * notification marked "test": true (libcurl, blocking: this is a command),
+ * notification marked "test": true (rg_webhook_post: libcurl, blocking,
+ * this is a command),
  * an e-mail address a message through smtp.c. `regimen notifications`
  * prints the service's notification history from the store (store.h,
  * rg_notify_entry), read-only beside a running service. Depends on clinic.c,
  * notify.c, smtp.c, libcurl and jansson.
  */
-#include "cli/notify_cmd.h"
+#include "cli/cli.h"
 
 #include "engine/clinic.h"
 #include "service/smtp.h"
+#include "service/webhook.h"
 #include "store/store.h"
 
-#include <curl/curl.h>
 #include <jansson.h>
 
 #include <getopt.h>
+#include <limits.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
-static size_t rg__discard(char *p, size_t size, size_t n, void *ud)
+/* Sends a test message to one receiver of DIR/clinic.lua's notification
+ * policy (a webhook or SMS gateway gets a JSON POST, an e-mail address a
+ * message over notify.smtp), so a clinic can prove a receiver works before
+ * it relies on it (docs/notifications.md). Exit 0 sent, 1 the receiver
+ * refused or was unreachable, 2 bad usage or a clinic that does not load. */
+int rg_cmd_notify_test(int argc, char **argv)
 {
-    (void)p, (void)ud;
-    return size * n;
-}
-
-/* POSTs body to url; RG_OK on a 2xx answer, else RG_EIO with err. */
-static int rg__post(const char *url, const char *body, char *err, size_t errlen)
-{
-    char curl_err[CURL_ERROR_SIZE] = "";
-    struct curl_slist *h = curl_slist_append(NULL, "Content-Type: application/json");
-    CURL *c = curl_easy_init();
-    int rc = RG_OK;
-    if (!c || !h) {
-        rc = rg_fail(err, errlen, RG_ENOMEM, "out of memory");
-        goto done;
-    }
-    curl_easy_setopt(c, CURLOPT_URL, url);
-    curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
-    curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
-    curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
-    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, rg__discard);
-    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, 10000L);
-    curl_easy_setopt(c, CURLOPT_ERRORBUFFER, curl_err);
-    CURLcode cc = curl_easy_perform(c);
-    long code = 0;
-    curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &code);
-    if (cc != CURLE_OK)
-        rc = rg_fail(err, errlen, RG_EIO, "POST %s failed: %s", url,
-                     *curl_err ? curl_err : curl_easy_strerror(cc));
-    else if (code < 200 || code > 299)
-        rc = rg_fail(err, errlen, RG_EIO, "POST %s: the receiver answered HTTP %ld", url, code);
-done:
-    curl_easy_cleanup(c);
-    curl_slist_free_all(h);
-    return rc;
-}
-
-int rg_notify_test_cmd(int argc, char **argv, const char *shipped)
-{
-    char err[4096];
+    char err[4096], shipped_buf[PATH_MAX];
+    const char *shipped = rg_cli_shipped(shipped_buf, sizeof shipped_buf);
     if (argc != 3) {
         fprintf(stderr, "regimen: notify-test needs DIR RECEIVER: a protocol directory whose "
                         "clinic.lua has a notify policy, and one of its receivers\n");
@@ -112,7 +82,7 @@ int rg_notify_test_cmd(int argc, char **argv, const char *shipped)
                                   "receiver", name, "outcome", "sent");
             char *body = j ? json_dumps(j, JSON_COMPACT) : NULL;
             json_decref(j);
-            sent = body ? rg__post(r->target, body, err, sizeof err)
+            sent = body ? rg_webhook_post(r->target, body, NULL, 0, err, sizeof err)
                         : rg_fail(err, sizeof err, RG_ENOMEM, "out of memory");
             free(body);
         }
@@ -151,56 +121,49 @@ static int rg__note_text(void *ud, const rg_notify_entry *e)
 static int rg__note_json(void *ud, const rg_notify_entry *e)
 {
     (void)ud;
-    json_t *j = rg_notify_entry_json(e, NULL);
-    char *s = j ? json_dumps(j, JSON_COMPACT | JSON_ENSURE_ASCII) : NULL;
-    json_decref(j);
-    if (!s)
-        return RG_ENOMEM;
-    puts(s);
-    free(s);
-    return 0;
+    return rg_cli_put_json(rg_notify_entry_json(e, NULL));
 }
 
-int rg_notifications_cmd(int argc, char **argv)
+typedef struct rg__notes_opts {
+    const char *db, *clinic, *patient, *key, *format;
+} rg__notes_opts;
+
+#define RG__N(f) offsetof(rg__notes_opts, f)
+static const rg_cli_opt rg__notes_table[] = {
+    {"db", 0, 1, rg_cli_str, RG__N(db)},           {"clinic", 0, 1, rg_cli_str, RG__N(clinic)},
+    {"patient", 0, 1, rg_cli_str, RG__N(patient)}, {"key", 0, 1, rg_cli_str, RG__N(key)},
+    {"format", 0, 1, rg_cli_str, RG__N(format)},   {"help", 0, 0, rg_cli_help_opt, 0},
+    {NULL, 0, 0, NULL, 0}};
+
+/* `regimen notifications --clinic NAME [--patient P] [--key K] [--format
+ * text|json] [--db PATH]`: the service's notification history, oldest
+ * first, one attempt a line. Exit 0, or 2. */
+int rg_cmd_notifications(int argc, char **argv)
 {
-    static const struct option longopts[] = {
-        {"db", required_argument, NULL, 'd'},      {"clinic", required_argument, NULL, 'c'},
-        {"patient", required_argument, NULL, 'p'}, {"key", required_argument, NULL, 'k'},
-        {"format", required_argument, NULL, 'f'},  {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0}};
-    const char *db = "regimen.db", *clinic = NULL, *patient = NULL, *key = NULL, *format = "text";
+    rg__notes_opts o = {.db = "regimen.db", .format = "text"};
     char err[1024];
-    int opt;
-    optind = 1;
-    while ((opt = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
-        switch (opt) {
-        case 'd': db = optarg; break;
-        case 'c': clinic = optarg; break;
-        case 'p': patient = optarg; break;
-        case 'k': key = optarg; break;
-        case 'f': format = optarg; break;
-        case 'h': fputs(rg__notes_usage, stdout); return 0;
-        default: fputs(rg__notes_usage, stderr); return 2;
-        }
+    int opt = rg_cli_parse(rg__notes_table, &o, argc, argv, 1, err, sizeof err);
+    if (opt == RG_CLI_HELP) {
+        fputs(rg__notes_usage, stdout);
+        return 0;
     }
+    if (opt) {
+        fputs(rg__notes_usage, stderr);
+        return 2;
+    }
+    const char *db = o.db, *clinic = o.clinic, *format = o.format;
     if (optind != argc || !clinic || (strcmp(format, "text") && strcmp(format, "json"))) {
         fprintf(stderr, "regimen notifications: %s%s", !clinic ? "--clinic NAME is needed\n" : "",
                 rg__notes_usage);
         return 2;
     }
-    if (!rg_store_is_server(db) && access(db, F_OK) != 0) {
-        fprintf(stderr, "regimen notifications: %s: no such database\n", db);
-        return 2;
-    }
     rg_store *st;
-    rg_store_opts so = {0};
-    if (rg_store_open(&st, db, &so, err, sizeof err)) {
-        fprintf(stderr, "regimen notifications: %s\n", err);
-        return 2;
-    }
-    int rc = rg_store_begin_read(st);
+    int rc = rg_cli_open_existing("regimen notifications", db, &st);
+    if (rc)
+        return rc;
+    rc = rg_store_begin_read(st);
     if (!rc)
-        rc = rg_store_notify_each_log(st, clinic, patient, key,
+        rc = rg_store_notify_each_log(st, clinic, o.patient, o.key,
                                       strcmp(format, "json") ? rg__note_text : rg__note_json,
                                       NULL);
     rg_store_rollback(st);

@@ -13,7 +13,7 @@
  * inside each hash, so stronger ones can be chosen later without a change
  * to the service: it verifies whatever the hash says.
  */
-#include "cli/passwd_cmd.h"
+#include "cli/cli.h"
 
 #include <sodium.h>
 
@@ -23,7 +23,7 @@
 
 #define RG__MIN_PASSWORD 8
 
-int rg_passwd_cmd(int argc, char **argv)
+int rg_cmd_passwd(int argc, char **argv)
 {
     if (argc > 1) {
         fprintf(stderr, "usage: regimen passwd < password\n"

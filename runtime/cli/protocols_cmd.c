@@ -17,7 +17,7 @@
  * Approval needs a second person. Exit 0 done, 1 refused (one line saying
  * why), 2 could not run. Depends on governance.c, gate.c, explain.c.
  */
-#include "cli/protocols_cmd.h"
+#include "cli/cli.h"
 
 #include "engine/explain.h"
 #include "engine/gate.h"
@@ -26,6 +26,7 @@
 #include "store/store.h"
 
 #include <getopt.h>
+#include <stddef.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -141,15 +142,11 @@ static int rg__propose(rg_store *st, const rg__popts *o, const char *dir, const 
     return 0;
 }
 
-/* approve, activate, rollback: a change of state, logged. */
-static int rg__change(rg_store *st, const rg__popts *o, const char *what, const char *ref)
+/* The answer to a change of the clinic's versions (rc and msg from
+ * rg_gov_change or rg_gov_shadow): refused, could not run, or done (a
+ * service holding the file hears of it). */
+static int rg__changed(rg_store *st, const rg__popts *o, int rc, const char *msg)
 {
-    rg_time at;
-    char msg[2048];
-    int rc = rg__time_opt(o->at, "--at", &at);
-    if (rc)
-        return rc;
-    rc = rg_gov_change(st, o->clinic, what, ref, o->by, at, msg, sizeof msg);
     if (rc == RG_ENOTFOUND || rc == RG_ECONFLICT)
         return rg__refuse("%s%s", msg, "");
     if (rc == RG_EUSAGE)
@@ -163,22 +160,24 @@ static int rg__change(rg_store *st, const rg__popts *o, const char *what, const 
     return 0;
 }
 
+/* approve, activate, rollback: a change of state, logged. */
+static int rg__change(rg_store *st, const rg__popts *o, const char *what, const char *ref)
+{
+    rg_time at;
+    char msg[2048];
+    int rc = rg__time_opt(o->at, "--at", &at);
+    if (rc)
+        return rc;
+    rc = rg_gov_change(st, o->clinic, what, ref, o->by, at, msg, sizeof msg);
+    return rg__changed(st, o, rc, msg);
+}
+
 /* shadow VERSION, or shadow --stop (ref NULL). */
 static int rg__shadow(rg_store *st, const rg__popts *o, const char *ref)
 {
     char msg[2048];
     int rc = rg_gov_shadow(st, o->clinic, ref, o->by, msg, sizeof msg);
-    if (rc == RG_ENOTFOUND || rc == RG_ECONFLICT)
-        return rg__refuse("%s%s", msg, "");
-    if (rc == RG_EUSAGE)
-        return rg__load(st, o->clinic, &(rg_gov_vers){0});
-    if (rc) {
-        fprintf(stderr, "regimen protocols: %s\n", msg);
-        return 2;
-    }
-    rg_holder_notify(o->db);
-    printf("%s\n", msg);
-    return 0;
+    return rg__changed(st, o, rc, msg);
 }
 
 /* The running comparison of the clinic's shadow id since `since`. */
@@ -330,14 +329,18 @@ static const char rg__usage[] =
     "VERSION is a version's id or a unique prefix of it. Exit 0: done; 1: refused;\n"
     "2: could not run.\n";
 
-int rg_protocols_cmd(int argc, char **argv, const char *shipped)
+#define RG__P(f) offsetof(rg__popts, f)
+static const rg_cli_opt rg__protocols_table[] = {
+    {"db", 0, 1, rg_cli_str, RG__P(db)},         {"clinic", 0, 1, rg_cli_str, RG__P(clinic)},
+    {"by", 0, 1, rg_cli_str, RG__P(by)},         {"message", 'm', 1, rg_cli_str, RG__P(message)},
+    {"at", 0, 1, rg_cli_str, RG__P(at)},         {"until", 0, 1, rg_cli_str, RG__P(until)},
+    {"stop", 0, 0, rg_cli_flag, RG__P(stop)},    {"help", 0, 0, rg_cli_help_opt, 0},
+    {NULL, 0, 0, NULL, 0}};
+
+int rg_cmd_protocols(int argc, char **argv)
 {
-    static const struct option longs[] = {
-        {"db", required_argument, NULL, 'd'},      {"clinic", required_argument, NULL, 'c'},
-        {"by", required_argument, NULL, 'b'},      {"message", required_argument, NULL, 'm'},
-        {"at", required_argument, NULL, 'a'},      {"until", required_argument, NULL, 'u'},
-        {"stop", no_argument, NULL, 's'},          {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0}};
+    char shipped_buf[PATH_MAX], err[256];
+    const char *shipped = rg_cli_shipped(shipped_buf, sizeof shipped_buf);
     rg__popts o = {.db = "regimen.db"};
     if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
         fputs(rg__usage, argc < 2 ? stderr : stdout);
@@ -353,20 +356,14 @@ int rg_protocols_cmd(int argc, char **argv, const char *shipped)
         fprintf(stderr, "regimen protocols: unknown command '%s'\n%s", cmd, rg__usage);
         return 2;
     }
-    optind = 2;
-    int c;
-    while ((c = getopt_long(argc, argv, "m:", longs, NULL)) != -1) {
-        switch (c) {
-        case 'd': o.db = optarg; break;
-        case 'c': o.clinic = optarg; break;
-        case 'b': o.by = optarg; break;
-        case 'm': o.message = optarg; break;
-        case 'a': o.at = optarg; break;
-        case 'u': o.until = optarg; break;
-        case 's': o.stop = 1; break;
-        case 'h': fputs(rg__usage, stdout); return 0;
-        default: fputs(rg__usage, stderr); return 2;
-        }
+    int c = rg_cli_parse(rg__protocols_table, &o, argc, argv, 2, err, sizeof err);
+    if (c == RG_CLI_HELP) {
+        fputs(rg__usage, stdout);
+        return 0;
+    }
+    if (c) {
+        fputs(rg__usage, stderr);
+        return 2;
     }
     int lists = !strcmp(cmd, "list");
     if (o.stop && strcmp(cmd, "shadow"))

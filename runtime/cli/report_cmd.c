@@ -13,16 +13,17 @@
  * not run (usage, unreadable input, protocols that do not load); a file
  * with refused lines is reported on standard error and exits 1.
  */
-#include "cli/report_cmd.h"
+#include "cli/cli.h"
 
 #include "engine/clinic.h"
-#include "engine/compliance.h"
+#include "present/compliance.h"
 #include "core/event.h"
 #include "store/ingest.h"
 #include "store/store.h"
 
 #include <errno.h>
 #include <getopt.h>
+#include <stddef.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -67,51 +68,30 @@ static int rg__load_events(rg_store *st, const char *path)
     return counts.rejected || counts.conflicts ? 1 : 0;
 }
 
-int rg_report_cmd(int argc, char **argv, const char *shipped, const rg_limits *lim)
+typedef struct rg__report_opts {
+    const char *clinic, *from, *to, *format, *db, *events;
+    rg_limits limits;
+} rg__report_opts;
+
+#define RG__R(f) offsetof(rg__report_opts, f)
+static const rg_cli_opt rg__report_table[] = {
+    {"clinic", 0, 1, rg_cli_str, RG__R(clinic)}, {"from", 0, 1, rg_cli_str, RG__R(from)},
+    {"to", 0, 1, rg_cli_str, RG__R(to)},         {"format", 0, 1, rg_cli_str, RG__R(format)},
+    {"db", 0, 1, rg_cli_str, RG__R(db)},         {"events", 0, 1, rg_cli_str, RG__R(events)},
+    RG_CLI_LIMITS(RG__R(limits)),
+    {NULL, 0, 0, NULL, 0},
+};
+
+int rg_cmd_report(int argc, char **argv)
 {
-    enum { O_CLINIC = 1, O_FROM, O_TO, O_FORMAT, O_DB, O_EVENTS, O_MEM, O_INSTR, O_DEADLINE };
-    static const struct option longopts[] = {
-        {"clinic", required_argument, NULL, O_CLINIC}, {"from", required_argument, NULL, O_FROM},
-        {"to", required_argument, NULL, O_TO},         {"format", required_argument, NULL, O_FORMAT},
-        {"db", required_argument, NULL, O_DB},         {"events", required_argument, NULL, O_EVENTS},
-        {"max-memory-mb", required_argument, NULL, O_MEM},
-        {"max-instructions", required_argument, NULL, O_INSTR},
-        {"deadline-ms", required_argument, NULL, O_DEADLINE},
-        {NULL, 0, NULL, 0},
-    };
-    const char *clinic = NULL, *from_s = NULL, *to_s = NULL, *format = "text", *db = NULL,
-               *events = NULL;
-    char name[RG_EVENT_MAX_CLINIC + 1], dir[PATH_MAX], err[4096];
-    rg_limits limits = *lim;
-    int c;
-    optind = 1;
-    while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
-        switch (c) {
-        case O_CLINIC: clinic = optarg; break;
-        case O_FROM: from_s = optarg; break;
-        case O_TO: to_s = optarg; break;
-        case O_FORMAT: format = optarg; break;
-        case O_DB: db = optarg; break;
-        case O_EVENTS: events = optarg; break;
-        case O_MEM:
-        case O_INSTR:
-        case O_DEADLINE: {
-            char *end;
-            errno = 0;
-            long long v = strtoll(optarg, &end, 10);
-            if (errno || *end || end == optarg || v <= 0 || v > INT_MAX)
-                return rg__usage_error("expected a positive whole number, got '%s'", optarg);
-            if (c == O_MEM)
-                limits.max_memory = (size_t)v << 20;
-            else if (c == O_INSTR)
-                limits.max_instructions = v;
-            else
-                limits.deadline_ms = (int)v;
-            break;
-        }
-        default: return rg__usage_error("%s", "unknown option");
-        }
-    }
+    rg__report_opts o = {.format = "text", .limits = RG_LIMITS_DEFAULT};
+    char name[RG_EVENT_MAX_CLINIC + 1], dir[PATH_MAX], err[4096], shipped_buf[PATH_MAX];
+    const char *shipped = rg_cli_shipped(shipped_buf, sizeof shipped_buf);
+    int c = rg_cli_parse(rg__report_table, &o, argc, argv, 1, err, sizeof err);
+    if (c)
+        return rg__usage_error("%s", err[0] ? err : "unknown option");
+    const char *clinic = o.clinic, *from_s = o.from, *to_s = o.to, *format = o.format,
+               *db = o.db, *events = o.events;
     if (optind != argc)
         return rg__usage_error("unexpected argument '%s'", argv[optind]);
     if (!clinic || !from_s || !to_s)
@@ -141,7 +121,7 @@ int rg_report_cmd(int argc, char **argv, const char *shipped, const rg_limits *l
         return rg__usage_error("%s", "cannot find the shipped protocols; give --clinic NAME=DIR");
 
     rg_clinic *cl = NULL;
-    if (rg_clinic_load(&cl, name, dir, shipped, NULL, &limits, err, sizeof err)) {
+    if (rg_clinic_load(&cl, name, dir, shipped, NULL, &o.limits, err, sizeof err)) {
         fprintf(stderr, "regimen report: %s\n", err);
         return 2;
     }

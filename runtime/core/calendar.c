@@ -6,6 +6,7 @@
  * a skipped hour moves forward with it (rg_zone_to_utc). Depends on zone.c.
  */
 #include "core/calendar.h"
+#include "core/rg.h"
 
 #include <string.h>
 
@@ -25,13 +26,13 @@ unsigned rg_calendar_severity_bit(const char *s)
 int rg_calendar_parse_clock(const char *s, int allow_end)
 {
     if (!s || strlen(s) != 5 || s[2] != ':')
-        return -1;
+        return RG_EINVAL;
     for (int i = 0; i < 5; i++)
         if (i != 2 && (s[i] < '0' || s[i] > '9'))
-            return -1;
+            return RG_EINVAL;
     int h = (s[0] - '0') * 10 + s[1] - '0', m = (s[3] - '0') * 10 + s[4] - '0';
     if (m > 59 || h > 24 || (h == 24 && (m || !allow_end)))
-        return -1;
+        return RG_EINVAL;
     return h * 60 + m;
 }
 

@@ -33,7 +33,7 @@ void rg_calendar_default(rg_calendar *c);
 /* The severity's bit (0 for an unknown one). */
 unsigned rg_calendar_severity_bit(const char *severity);
 
-/* "HH:MM" as minutes of the day (allow_end: also "24:00"), or -1. */
+/* "HH:MM" as minutes of the day (allow_end: also "24:00"), or RG_EINVAL. */
 int rg_calendar_parse_clock(const char *s, int allow_end);
 
 /* The local calendar day of instant t (days since 1970-01-01). */

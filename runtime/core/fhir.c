@@ -827,14 +827,10 @@ static int rg__questionnaire(rg__cx *cx, rg_fhir_entry *e, json_t *res)
 
 static rg_fhir_entry *rg__entry(rg_fhir_import *im, long index)
 {
-    if (im->n == im->cap) {
-        size_t cap = im->cap ? im->cap * 2 : 32;
-        rg_fhir_entry *v = realloc(im->v, cap * sizeof *v);
-        if (!v)
-            return NULL;
-        im->v = v;
-        im->cap = cap;
-    }
+    rg_fhir_entry *v = rg_grow(im->v, &im->cap, im->n, sizeof *v, 32);
+    if (!v)
+        return NULL;
+    im->v = v;
     rg_fhir_entry *e = &im->v[im->n++];
     memset(e, 0, sizeof *e);
     e->index = index;

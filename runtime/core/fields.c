@@ -172,16 +172,16 @@ int rg_fields_next(const void *rec, size_t len, size_t *pos, rg_field *f)
     if (!rec || len == 0)
         return 0;
     if (p[0] != (unsigned char)RG_FIELDS_V1)
-        return -1;
+        return RG_EINVAL;
     size_t at = *pos ? *pos : 1;
     if (at == len)
         return 0;
     if (len - at < 3)
-        return -1;
+        return RG_EINVAL;
     size_t klen = (size_t)rg__get(p + at, 2);
     at += 2;
     if (len - at < klen + 1)
-        return -1;
+        return RG_EINVAL;
     f->key = (const char *)p + at;
     f->klen = klen;
     at += klen;
@@ -192,7 +192,7 @@ int rg_fields_next(const void *rec, size_t len, size_t *pos, rg_field *f)
     case RG_F_INT:
     case RG_F_REAL: {
         if (len - at < 8)
-            return -1;
+            return RG_EINVAL;
         uint64_t u = rg__get(p + at, 8);
         at += 8;
         if (f->tag == RG_F_INT)
@@ -204,11 +204,11 @@ int rg_fields_next(const void *rec, size_t len, size_t *pos, rg_field *f)
     case RG_F_STR:
     case RG_F_JSON: {
         if (len - at < 4)
-            return -1;
+            return RG_EINVAL;
         size_t n = (size_t)rg__get(p + at, 4);
         at += 4;
         if (len - at < n)
-            return -1;
+            return RG_EINVAL;
         f->s = (const char *)p + at;
         f->slen = n;
         at += n;
@@ -219,7 +219,7 @@ int rg_fields_next(const void *rec, size_t len, size_t *pos, rg_field *f)
     case RG_F_NULL:
         break;
     default:
-        return -1;
+        return RG_EINVAL;
     }
     *pos = at;
     return 1;

@@ -73,7 +73,7 @@ int rg_fields_from_value(rg_buf *b, const struct json_t *obj);
 
 /* ---- reading ----------------------------------------------------------------- */
 /* Iterates: *pos starts at 0; returns 1 and fills f for each field, 0 at the
- * end, -1 when the record is malformed (never past len). */
+ * end, RG_EINVAL when the record is malformed (never past len). */
 int rg_fields_next(const void *rec, size_t len, size_t *pos, rg_field *f);
 /* The field named key, or 0 when there is none (or the record is malformed). */
 int rg_fields_get(const void *rec, size_t len, const char *key, size_t klen, rg_field *f);

@@ -17,11 +17,11 @@ static int rg__digits(const char *s, size_t len, size_t pos, int n, int *out)
 {
     int v = 0;
     if (pos + (size_t)n > len)
-        return -1;
+        return RG_EINVAL;
     for (int i = 0; i < n; i++) {
         char c = s[pos + (size_t)i];
         if (c < '0' || c > '9')
-            return -1;
+            return RG_EINVAL;
         v = v * 10 + (c - '0');
     }
     *out = v;

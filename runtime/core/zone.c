@@ -19,6 +19,7 @@
  * before its workers start, so they find the zones cached.
  */
 #include "core/zone.h"
+#include "core/grow.h"
 
 #include <pthread.h>
 #include <stdio.h>
@@ -50,20 +51,20 @@ static long rg__probe(time_t s)
     return localtime_r(&s, &tm) ? tm.tm_gmtoff : 0;
 }
 
-static int rg__push(rg_zone *z, int *cap, int64_t start_ms, int off)
+static int rg__push(rg_zone *z, size_t *cap, int64_t start_ms, int off)
 {
-    if (z->n == *cap) {
-        int nc = *cap ? *cap * 2 : 64;
-        int64_t *s = realloc(z->start, (size_t)nc * sizeof *s);
-        if (!s)
-            return RG_ENOMEM;
-        z->start = s;
-        int *o = realloc(z->off, (size_t)nc * sizeof *o);
-        if (!o)
-            return RG_ENOMEM;
-        z->off = o;
-        *cap = nc;
+    /* two arrays of one length: the second grows from the first's old cap */
+    size_t old = *cap;
+    int64_t *s = rg_grow(z->start, cap, (size_t)z->n, sizeof *s, 64);
+    if (!s)
+        return RG_ENOMEM;
+    z->start = s;
+    int *o = rg_grow(z->off, &old, (size_t)z->n, sizeof *o, 64);
+    if (!o) {
+        *cap = old; /* (start is merely larger than needed) */
+        return RG_ENOMEM;
     }
+    z->off = o;
     z->start[z->n] = start_ms;
     z->off[z->n] = off;
     z->n++;
@@ -74,7 +75,7 @@ static int rg__push(rg_zone *z, int *cap, int64_t start_ms, int off)
 static int rg__scan(rg_zone *z)
 {
     const time_t from = 0, to = 4102444800; /* 1970-01-01 .. 2100-01-01 */
-    int cap = 0;
+    size_t cap = 0;
     long prev = rg__probe(from);
     if (rg__push(z, &cap, INT64_MIN, (int)prev))
         return RG_ENOMEM;

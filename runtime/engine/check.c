@@ -25,6 +25,7 @@
  * Depends on clinic.c, engine.c, ingest.c, jansson and Lua.
  */
 #include "engine/check.h"
+#include "core/grow.h"
 
 #include "bindings/bindings.h"
 #include "engine/clinic.h"
@@ -994,7 +995,8 @@ static void rg__describe_protocols(rg_clinic *c, const char *dir, const char *sh
 static int rg__describe_params(rg_clinic *c, const char *dir, const char *shipped, FILE *out)
 {
     lua_State *L = rg_sandbox_state(c->sb);
-    int top = lua_gettop(L), n = 0, cap = 0;
+    int top = lua_gettop(L), n = 0;
+    size_t cap = 0;
     rg__prow *rows = NULL;
     for (int i = 0; i < c->nprotos; i++) {
         rg_clinic_push_protocol(c, i);
@@ -1002,15 +1004,13 @@ static int rg__describe_params(rg_clinic *c, const char *dir, const char *shippe
         lua_pushliteral(L, "kinds");
         lua_rawget(L, d);
         for (lua_pushnil(L); lua_next(L, d + 1); lua_pop(L, 1)) {
-            if (n == cap) {
-                rg__prow *g = realloc(rows, (size_t)(cap = cap ? cap * 2 : 32) * sizeof *g);
-                if (!g) {
-                    free(rows);
-                    lua_settop(L, top);
-                    return RG_ENOMEM;
-                }
-                rows = g;
+            rg__prow *g = rg_grow(rows, &cap, (size_t)n, sizeof *g, 32);
+            if (!g) {
+                free(rows);
+                lua_settop(L, top);
+                return RG_ENOMEM;
             }
+            rows = g;
             rg__prow *r = &rows[n++];
             memset(r, 0, sizeof *r);
             snprintf(r->name, sizeof r->name, "%s", lua_tostring(L, -2));

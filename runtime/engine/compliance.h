@@ -3,9 +3,9 @@
  * clinic over a period: its sessions, the share with a pre-dose and a
  * 40-minute blood pressure and with at least 2 hours of monitoring, the
  * monitoring forms submitted within 7 days (and which are late or missing),
- * and the PHQ-9 response and remission at the end of induction. Written as
- * text, CSV or one self-contained HTML page, by `regimen report` and by
- * GET /v1/reports/compliance.
+ * and the PHQ-9 response and remission at the end of induction. Built and
+ * counted here; written as text, CSV or one self-contained HTML page by
+ * present/compliance.h, for `regimen report` and GET /v1/reports/compliance.
  *
  * It reads the stored events (current versions; see rg_store_each_event_data)
  * with the same vocabulary and the same numbers as protocols/esketamine: the
@@ -47,7 +47,37 @@ void rg_compliance_defaults(rg_compliance_params *p);
  * keeps the defaults), or RG_ENOMEM. */
 int rg_compliance_params_of(rg_clinic *c, rg_compliance_params *p);
 
-typedef struct rg_compliance rg_compliance;
+/* A session's monitoring form. */
+enum { RG_COMPLIANCE_FORM_IN_TIME, RG_COMPLIANCE_FORM_LATE, RG_COMPLIANCE_FORM_MISSING,
+       RG_COMPLIANCE_FORM_NOT_DUE };
+
+/* One esketamine dose. */
+typedef struct rg_compliance_session {
+    char *patient, *id;
+    rg_time at, ended, form_at;
+    double dose_mg;
+    int pre, post40, form; /* form: RG_COMPLIANCE_FORM_* */
+} rg_compliance_session;
+
+/* One course, to the end of its induction. */
+typedef struct rg_compliance_course {
+    char *patient;
+    rg_time first_dose, end; /* end: of induction */
+    int ended_early;         /* discharged before the end of induction */
+    double baseline, outcome; /* PHQ-9 scores; < 0: none */
+} rg_compliance_course;
+
+/* The report: what a writer (present/compliance.h) reads. */
+typedef struct rg_compliance {
+    char *clinic;
+    rg_time from, to, as_of;
+    rg_compliance_params p;
+    rg_calendar cal;
+    rg_compliance_session *s;
+    size_t ns, caps;
+    rg_compliance_course *c;
+    size_t nc, capc;
+} rg_compliance;
 
 /* The report of clinic's esketamine doses given in [from, to) and of the
  * courses whose induction ends in [from, to), from the events stored in st.
@@ -60,12 +90,15 @@ int rg_compliance_build(rg_compliance **out, rg_store *st, const char *clinic, r
                         const rg_calendar *cal);
 void rg_compliance_free(rg_compliance *r);
 
-/* Writes the report in format "text", "csv" or "html". Returns RG_OK,
- * RG_EINVAL for another format, or RG_EIO when writing failed. */
-int rg_compliance_write(const rg_compliance *r, const char *format, FILE *out);
-/* 1 when format is one rg_compliance_write knows. */
-int rg_compliance_format_ok(const char *format);
-/* The media type of a format ("text/csv; charset=utf-8", ...). */
-const char *rg_compliance_media_type(const char *format);
+/* What the report counts. */
+typedef struct rg_compliance_counts {
+    size_t sessions, pre, post40, both, monitored, in_time, late, missing, not_due;
+    size_t courses, assessed, response, remission, ended_early;
+} rg_compliance_counts;
+rg_compliance_counts rg_compliance_count(const rg_compliance *r);
+/* A session monitored long enough; a course's response; its remission. */
+int rg_compliance_monitored(const rg_compliance *r, const rg_compliance_session *s);
+int rg_compliance_responded(const rg_compliance *r, const rg_compliance_course *c);
+int rg_compliance_remitted(const rg_compliance *r, const rg_compliance_course *c);
 
 #endif

@@ -1,6 +1,7 @@
 /*
- * explain.h - why an alert opened or resolved (rg_explain), and what a
- * protocol change does to the same history (rg_diff). Both only read stores.
+ * explain.h - what a protocol change does to the same history (rg_diff).
+ * Only reads stores. Why an alert opened or resolved, rg_explain, is
+ * present/explain.h.
  */
 #ifndef RG_EXPLAIN_H
 #define RG_EXPLAIN_H
@@ -9,15 +10,6 @@
 #include "store/store.h"
 
 #include <stdio.h>
-
-/* Prints every instance of the alert with this key: rule, protocol version,
- * parameters in force and the events it rested on when it opened and when it
- * resolved. RG_ENOTFOUND when the key is unknown. */
-/* Times are shown in the clinic's zone, which eng knows (NULL: UTC). */
-/* What the store knows of alert key in clinic (only that clinic's
- * transitions and events are read); RG_ENOTFOUND when the clinic has no
- * transition with that key. */
-int rg_explain(rg_store *st, rg_engine *eng, const char *clinic, const char *key, FILE *out);
 
 /* Compares the transitions of two runs over the same history: transitions
  * only in one, at another time, or with another severity. Returns the number

@@ -691,16 +691,12 @@ int rg_notify_plan(const rg_notify_policy *p, const rg_notify_alert_tx *txs, siz
             prev = due, prev_off = off;
             if (due > until || (stop != RG_TIME_NONE && due >= stop))
                 break;
-            if (npl + 2 > cap) {
-                size_t nc = cap ? cap * 2 : 64;
-                rg__pl *g = realloc(pls, nc * sizeof *g);
-                if (!g) {
-                    rc = RG_ENOMEM;
-                    break;
-                }
-                pls = g;
-                cap = nc;
+            rg__pl *g = rg_grow(pls, &cap, npl + 1, sizeof *g, 64); /* room for two */
+            if (!g) {
+                rc = RG_ENOMEM;
+                break;
             }
+            pls = g;
             int rcv = route->steps[step].receiver, who = rg_notify_on_call(p, rcv, due);
             rg_notify_line base = {.on_call = who != rcv ? p->receivers[who].name : NULL,
                                    .clinic = t->clinic, .patient = t->patient, .key = t->key,
@@ -811,14 +807,10 @@ static int rg__set_tx(void *ud, const rg_transition *t)
 static int rg__set_line(void *ud, const rg_notify_line *l)
 {
     rg_notify_set *s = ud;
-    if (s->n == s->cap) {
-        size_t nc = s->cap ? s->cap * 2 : 64;
-        rg_notify_line *g = realloc(s->lines, nc * sizeof *g);
-        if (!g)
-            return RG_ENOMEM;
-        s->lines = g;
-        s->cap = nc;
-    }
+    rg_notify_line *g = rg_grow(s->lines, &s->cap, s->n, sizeof *g, 64);
+    if (!g)
+        return RG_ENOMEM;
+    s->lines = g;
     s->lines[s->n++] = *l;
     return 0;
 }
@@ -942,13 +934,12 @@ int rg_notify_acks_read(rg_notify_acks *out, const char *path, char *err, size_t
             rc = rg_fail(err, errlen, RG_EINVAL, "%s:%ld: an acknowledgement names its alert: "
                          "{\"at\", \"clinic\", \"key\"} or {\"at\", \"clinic\", \"patient\", "
                          "\"rule\"}", path, no);
-        if (!rc && out->n == acap) {
-            size_t nc = acap ? acap * 2 : 16;
-            rg_notify_ack *g = realloc(out->a, nc * sizeof *g);
+        if (!rc) {
+            rg_notify_ack *g = rg_grow(out->a, &acap, out->n, sizeof *g, 16);
             if (!g)
                 rc = rg_fail(err, errlen, RG_ENOMEM, "out of memory");
             else
-                out->a = g, acap = nc;
+                out->a = g;
         }
         if (!rc) {
             rg_notify_ack *a = &out->a[out->n++];

@@ -9,6 +9,7 @@
  * Depends on sandbox.c, engine.c, ingest.c and jansson.
  */
 #include "engine/scenario.h"
+#include "core/grow.h"
 
 #include "engine/clinic.h"
 #include "engine/engine.h"
@@ -66,7 +67,8 @@ typedef struct rg__seen {
 
 typedef struct rg__run {
     rg__seen *items;
-    int n, cap;
+    int n;
+    size_t cap;
     json_t *only;
     char errors[4096];
     const rg_zone *zone; /* the clinic's: times are reported with its offset */
@@ -84,14 +86,10 @@ static int rg__collect(void *ud, const rg_transition *t)
         if (!keep)
             return 0;
     }
-    if (r->n == r->cap) {
-        int cap = r->cap ? r->cap * 2 : 32;
-        rg__seen *grown = realloc(r->items, (size_t)cap * sizeof *grown);
-        if (!grown)
-            return RG_ENOMEM;
-        r->items = grown;
-        r->cap = cap;
-    }
+    rg__seen *grown = rg_grow(r->items, &r->cap, (size_t)r->n, sizeof *grown, 32);
+    if (!grown)
+        return RG_ENOMEM;
+    r->items = grown;
     rg__seen *s = &r->items[r->n++];
     memset(s, 0, sizeof *s);
     s->at = t->at;

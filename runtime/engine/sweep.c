@@ -8,6 +8,7 @@
  * whatever the size of the store. Depends on engine.c, store.c and pthreads.
  */
 #include "engine/sweep.h"
+#include "core/grow.h"
 
 #include <pthread.h>
 #include <stdio.h>
@@ -71,16 +72,12 @@ static size_t rg__str(rg_wlog *lg, const char *s)
 
 static rg_wlog_op *rg__push(rg_wlog *lg, char kind)
 {
-    if (lg->n == lg->cap) {
-        int cap = lg->cap ? lg->cap * 2 : 64;
-        rg_wlog_op *grown = realloc(lg->v, (size_t)cap * sizeof *grown);
-        if (!grown) {
-            lg->rc = RG_ENOMEM;
-            return NULL;
-        }
-        lg->v = grown;
-        lg->cap = cap;
+    rg_wlog_op *grown = rg_grow(lg->v, &lg->cap, (size_t)lg->n, sizeof *grown, 64);
+    if (!grown) {
+        lg->rc = RG_ENOMEM;
+        return NULL;
     }
+    lg->v = grown;
     rg_wlog_op *op = &lg->v[lg->n++];
     memset(op, 0, sizeof *op);
     op->kind = kind;

@@ -38,7 +38,8 @@ typedef struct rg_sweep_opts {
 typedef struct rg_wlog_op rg_wlog_op;
 typedef struct rg_wlog {
     rg_wlog_op *v;
-    int n, cap;
+    int n;
+    size_t cap;
     rg_buf text;
     int rc; /* the first failure to record (memory) */
 } rg_wlog;

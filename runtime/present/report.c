@@ -11,6 +11,7 @@
  * Every string that came from users goes through rg__put, which escapes it.
  */
 #include "present/report.h"
+#include "core/grow.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -104,13 +105,10 @@ static void rg__seen(rg__ctx *c, rg_time t)
 static int rg__bar_add(rg__ctx *c, const char *const src[8], rg_time from, rg_time to,
                        int64_t seq, int open)
 {
-    if (c->nbars == c->cap) {
-        rg__bar *nb = realloc(c->bars, (c->cap ? 2 * c->cap : 256) * sizeof *nb);
-        if (!nb)
-            return RG_ENOMEM;
-        c->bars = nb;
-        c->cap = c->cap ? 2 * c->cap : 256;
-    }
+    rg__bar *nb = rg_grow(c->bars, &c->cap, c->nbars, sizeof *nb, 256);
+    if (!nb)
+        return RG_ENOMEM;
+    c->bars = nb;
     rg__bar *b = &c->bars[c->nbars];
     const char **dst[8] = {&b->clinic, &b->patient, &b->key, &b->rule,
                            &b->severity, &b->message, &b->protocol, &b->version};

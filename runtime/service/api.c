@@ -5,12 +5,14 @@
  * and /metrics. The worklist's page and endpoints are in worklist.c.
  */
 #include "service/service.h"
+#include "core/grow.h"
 
 #include "engine/clinic.h"
 #include "core/feed.h"
 #include "store/ingest.h"
 
 #include <errno.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -144,15 +146,13 @@ static void rg__queue_src(rg_svc *sv, int ci, rg_http_conn *c, json_t *items,
     char msg[160];
     size_t n = json_array_size(items);
     int refuse = n > (size_t)sv->max_events ? 413 : 0;
-    if (!refuse && sv->npending == sv->cap_pending) {
-        int cap = sv->cap_pending ? 2 * sv->cap_pending : 64;
-        rg_svc_pending *grown = realloc(sv->pending, (size_t)cap * sizeof *grown);
-        if (grown) {
+    if (!refuse) {
+        rg_svc_pending *grown = rg_grow(sv->pending, &sv->cap_pending, (size_t)sv->npending,
+                                        sizeof *grown, 64);
+        if (grown)
             sv->pending = grown;
-            sv->cap_pending = cap;
-        } else {
+        else
             refuse = 503;
-        }
     }
     if (refuse) {
         json_decref(items);
@@ -751,22 +751,274 @@ static int rg__note_count(void *ud, const char *clinic, const char *outcome, con
     return 0;
 }
 
-/* GET /metrics: every clinic's series (ci -1: the metrics role) or those of
- * clinic ci only (its admin), with the service's own (without a clinic).
- * Another clinic's events, alerts, protocols and lease are not an admin's
- * to see. */
-static void rg__get_metrics(rg_svc *sv, int ci, rg_http_conn *c)
+/* What one GET /metrics reads: the service, the clinics shown (c0 to c1),
+ * and a snapshot of the service-wide numbers the table's rows point into. */
+typedef struct rg__mctx {
+    rg_svc *sv;
+    rg_buf *b;
+    int ci, c0, c1; /* ci -1: every clinic */
+} rg__mctx;
+
+typedef struct rg__msnap {
+    long long cache_bytes, cache_cap, cache_patients, cache_hits, cache_misses, cache_evictions;
+    long long eval_errors, limit_hits, steps, reloads_ok, reloads_refused, store_errors;
+    long long quarantined, quarantines, quarantine_skips, cpu_budget_hits;
+    long long leases_held, leases_taken, leases_released, workers;
+    long long groups, group_requests, notices;
+    long long http_requests, http_connections, http_streams, http_unauthenticated;
+    long long http_refused, http_evicted, http_dropped;
+    long long hook_ok, hook_failed, hook_backlog;
+    long long patients_evaluated, db_statements, db_round_trips;
+    double loop_lag;
+} rg__msnap;
+
+/* The clinics' live slots shown, in order. */
+#define RG__EACH_CLINIC(m, i)                                                                    \
+    for (int i = rg__live((m)->sv, (m)->c0, (m)->c1); i < (m)->c1;                              \
+         i = rg__live((m)->sv, i + 1, (m)->c1))
+
+static void rg__m_events(rg__mctx *m)
 {
-    int c0 = ci < 0 ? 0 : ci, c1 = ci < 0 ? sv->nclinics : ci + 1;
+    char lc[160];
+    RG__EACH_CLINIC(m, i)
+        for (int k = 0; k < 5; k++)
+            rg_buf_printf(m->b, "regimen_events_total{clinic=\"%s\",outcome=\"%s\"} %llu\n",
+                          rg__label(m->sv->clinics[i].name, lc, sizeof lc), rg_svc_outcomes[k],
+                          (unsigned long long)m->sv->clinics[i].events[k]);
+}
+
+static void rg__m_future(rg__mctx *m)
+{
+    char lc[160];
+    RG__EACH_CLINIC(m, i)
+        rg_buf_printf(m->b, "regimen_events_future_total{clinic=\"%s\"} %llu\n",
+                      rg__label(m->sv->clinics[i].name, lc, sizeof lc),
+                      (unsigned long long)m->sv->clinics[i].future);
+}
+
+static void rg__m_transitions(rg__mctx *m)
+{
+    char lc[160];
+    RG__EACH_CLINIC(m, i) {
+        rg__label(m->sv->clinics[i].name, lc, sizeof lc);
+        rg_buf_printf(m->b, "regimen_transitions_total{clinic=\"%s\",state=\"open\"} %llu\n",
+                      lc, (unsigned long long)m->sv->clinics[i].opened);
+        rg_buf_printf(m->b, "regimen_transitions_total{clinic=\"%s\",state=\"resolved\"} %llu\n",
+                      lc, (unsigned long long)m->sv->clinics[i].resolved);
+    }
+}
+
+/* Per protocol: seconds (counts 0) or evaluations (counts 1). */
+static void rg__m_protocols(rg__mctx *m, int counts)
+{
     char lc[160], lp[512], lv[512];
-    rg_buf b = {0};
+    RG__EACH_CLINIC(m, i) {
+        rg_clinic *cl = rg_engine_clinic(m->sv->eng, m->sv->clinics[i].name);
+        for (int p = 0; cl && p < cl->nprotos; p++) {
+            rg_buf_printf(m->b, "regimen_evaluation%s{clinic=\"%s\",protocol=\"%s\",version=\"%s\"} ",
+                          counts ? "s_total" : "_seconds_total", rg__label(cl->name, lc, sizeof lc),
+                          rg__label(cl->protos[p].id, lp, sizeof lp),
+                          rg__label(cl->protos[p].version, lv, sizeof lv));
+            if (counts)
+                rg_buf_printf(m->b, "%llu\n", (unsigned long long)cl->protos[p].evaluations);
+            else
+                rg_buf_printf(m->b, "%.6f\n", cl->protos[p].seconds);
+        }
+    }
+}
+
+static void rg__m_seconds(rg__mctx *m)
+{
+    rg__m_protocols(m, 0);
+}
+
+static void rg__m_evaluations(rg__mctx *m)
+{
+    rg__m_protocols(m, 1);
+}
+
+static void rg__m_lease(rg__mctx *m)
+{
+    char lc[160];
+    RG__EACH_CLINIC(m, i)
+        rg_buf_printf(m->b, "regimen_lease_held{clinic=\"%s\"} %d\n",
+                      rg__label(m->sv->clinics[i].name, lc, sizeof lc), m->sv->clinics[i].held);
+}
+
+/* back-pressure (serve.c, rg_svc_backlog_wait): what this worker last
+ * counted of a clinic another worker holds, and the requests it refused */
+static void rg__m_backlog(rg__mctx *m)
+{
+    char lc[160];
+    RG__EACH_CLINIC(m, i)
+        rg_buf_printf(m->b, "regimen_backlog_patients{clinic=\"%s\"} %d\n",
+                      rg__label(m->sv->clinics[i].name, lc, sizeof lc),
+                      m->sv->clinics[i].held ? 0 : m->sv->clinics[i].backlog);
+}
+
+static void rg__m_backpressure(rg__mctx *m)
+{
+    char lc[160];
+    RG__EACH_CLINIC(m, i)
+        rg_buf_printf(m->b, "regimen_backpressure_total{clinic=\"%s\"} %llu\n",
+                      rg__label(m->sv->clinics[i].name, lc, sizeof lc),
+                      (unsigned long long)m->sv->clinics[i].busy);
+}
+
+static void rg__m_lateness(rg__mctx *m)
+{
+    const rg_svc *sv = m->sv;
+    for (int i = 0; i < 6; i++)
+        rg_buf_printf(m->b, "regimen_wake_lateness_seconds_bucket{le=\"%g\"} %llu\n",
+                      rg_svc_late_bounds[i], (unsigned long long)sv->lateness_buckets[i]);
+    rg_buf_printf(m->b, "regimen_wake_lateness_seconds_bucket{le=\"+Inf\"} %llu\n"
+                        "regimen_wake_lateness_seconds_sum %.6f\n"
+                        "regimen_wake_lateness_seconds_count %llu\n",
+                  (unsigned long long)sv->lateness_count, sv->lateness_sum,
+                  (unsigned long long)sv->lateness_count);
+}
+
+static void rg__m_open(rg__mctx *m)
+{
+    rg_store_open_by_severity(m->sv->st, m->ci < 0 ? NULL : m->sv->clinics[m->ci].name,
+                              rg__metric_open, m->b);
+}
+
+static void rg__m_notifications(rg__mctx *m)
+{
+    rg__notes nc = {m->sv, m->b, m->ci};
+    rg_store_notify_counts(m->sv->st, rg__note_count, &nc);
+}
+
+/* One row per sample or family, in the order they are written, as nginx's
+ * ngx_command_t: the family's name, type and help (written once, before its
+ * first row), then either one sample read from the snapshot (at offset,
+ * with labels when the family has several), or a writer that writes the
+ * family's samples (per clinic, per protocol, from the store). A new metric
+ * is one row. */
+enum { RG__M_ALL, RG__M_HOOKS /* only when webhooks are configured */ };
+static const struct rg__metric {
+    const char *name, *type, *help;
+    const char *labels;         /* NULL: none; else {labels} of this sample */
+    size_t offset;              /* into rg__msnap (no writer) */
+    int is_double;              /* the field is a double */
+    void (*write)(rg__mctx *m); /* or: the family's samples */
+    int when;
+} rg__metrics[] = {
+#define RG__S(f) offsetof(rg__msnap, f), 0, NULL, RG__M_ALL
+#define RG__W(fn) 0, 0, fn, RG__M_ALL
+    {"regimen_events_total", "counter", "Events received over HTTP, by outcome.", NULL,
+     RG__W(rg__m_events)},
+    {"regimen_events_future_total", "counter", "Events stored over HTTP dated ahead of the clock "
+     "by more than limits.future_skew_minutes (flagged).", NULL, RG__W(rg__m_future)},
+    {"regimen_transitions_total", "counter", "Alert transitions published.", NULL,
+     RG__W(rg__m_transitions)},
+    /* one family's samples together (the exposition format wants them so) */
+    {"regimen_evaluation_seconds_total", "counter", "Time spent evaluating, per protocol.", NULL,
+     RG__W(rg__m_seconds)},
+    {"regimen_evaluations_total", "counter", "Evaluations, per protocol.", NULL,
+     RG__W(rg__m_evaluations)},
+    {"regimen_history_cache_bytes", "gauge", "Compiled histories kept between evaluations "
+     "(limits.history_cache_mb).", NULL, RG__S(cache_bytes)},
+    {"regimen_history_cache_limit_bytes", "gauge", "The cache's cap.", NULL, RG__S(cache_cap)},
+    {"regimen_history_cache_patients", "gauge", "Patients whose history is cached.", NULL,
+     RG__S(cache_patients)},
+    {"regimen_history_cache_lookups_total", "counter", "Evaluations that found the history "
+     "cached (hit) or read it whole (miss).", "result=\"hit\"", RG__S(cache_hits)},
+    {"regimen_history_cache_lookups_total", NULL, NULL, "result=\"miss\"", RG__S(cache_misses)},
+    {"regimen_history_cache_evictions_total", "counter", "Histories dropped (over the cap, or "
+     "after a rolled-back transaction).", NULL, RG__S(cache_evictions)},
+    {"regimen_evaluation_errors_total", "counter", "Rule evaluations that failed (an error in a "
+     "protocol).", NULL, RG__S(eval_errors)},
+    {"regimen_limit_hits_total", "counter", "Evaluations stopped by a sandbox limit (memory, "
+     "instructions, deadline).", NULL, RG__S(limit_hits)},
+    {"regimen_patient_steps_total", "counter", "Patient evaluation steps.", NULL, RG__S(steps)},
+    {"regimen_reloads_total", "counter", "Protocol reloads, loaded or refused.", "result=\"ok\"",
+     RG__S(reloads_ok)},
+    {"regimen_reloads_total", NULL, NULL, "result=\"refused\"", RG__S(reloads_refused)},
+    {"regimen_store_errors_total", "counter", "Database operations that failed.", NULL,
+     RG__S(store_errors)},
+    {"regimen_loop_lag_seconds", "gauge", "How late the event loop ran a 1 s timer, last "
+     "measured.", NULL, offsetof(rg__msnap, loop_lag), 1, NULL, RG__M_ALL},
+    /* round trips to a database server (PostgreSQL; 0 on SQLite), beside the
+     * patients evaluated: statements per evaluated patient (issue 27) */
+    {"regimen_patients_evaluated_total", "counter", "Patient evaluations (one patient advanced "
+     "to now).", NULL, RG__S(patients_evaluated)},
+    {"regimen_db_statements_total", "counter", "Statements sent to the database server "
+     "(PostgreSQL; 0 on SQLite).", NULL, RG__S(db_statements)},
+    {"regimen_db_round_trips_total", "counter", "Round trips to the database server (a pipeline "
+     "of statements is one).", NULL, RG__S(db_round_trips)},
+    /* budgets (runtime/engine/engine.c): quarantined protocols, CPU budget */
+    {"regimen_protocols_quarantined", "gauge", "Protocols quarantined now (not evaluated after "
+     "repeated limit hits).", NULL, RG__S(quarantined)},
+    {"regimen_quarantines_total", "counter", "Times a protocol was quarantined.", NULL,
+     RG__S(quarantines)},
+    {"regimen_quarantine_skips_total", "counter", "Protocol evaluations not made because the "
+     "protocol was quarantined.", NULL, RG__S(quarantine_skips)},
+    {"regimen_cpu_budget_hits_total", "counter", "Protocol evaluations not made because their "
+     "clinic had used its CPU budget.", NULL, RG__S(cpu_budget_hits)},
+    /* leases (many workers on PostgreSQL; a SQLite service holds all) */
+    {"regimen_leases_held", "gauge", "Clinic leases this worker holds.", NULL,
+     RG__S(leases_held)},
+    {"regimen_lease_held", "gauge", "Whether this worker holds the clinic's lease.", NULL,
+     RG__W(rg__m_lease)},
+    {"regimen_leases_taken_total", "counter", "Clinic leases this worker took (at start, from a "
+     "worker that ended or from one that gave them back).", NULL, RG__S(leases_taken)},
+    {"regimen_leases_released_total", "counter", "Clinic leases this worker gave back to keep "
+     "its share when another worker started.", NULL, RG__S(leases_released)},
+    {"regimen_workers", "gauge", "Workers on this store, as seen at the last lease check.", NULL,
+     RG__S(workers)},
+    {"regimen_backlog_patients", "gauge", "Due patients not yet evaluated of a clinic another "
+     "worker holds, as last counted (up to limits.backlog_patients + 1; 0 for a clinic held "
+     "here).", NULL, RG__W(rg__m_backlog)},
+    {"regimen_backpressure_total", "counter", "Requests answered 503 with Retry-After because the "
+     "clinic's backlog was over limits.backlog_patients.", NULL, RG__W(rg__m_backpressure)},
+    {"regimen_wake_lateness_seconds", "histogram", "How late time-driven evaluations ran after "
+     "their due moment.", NULL, RG__W(rg__m_lateness)},
+    {"regimen_open_alerts", "gauge", "Open alerts, by clinic and severity.", NULL,
+     RG__W(rg__m_open)},
+    {"regimen_group_commits_total", "counter", "Transactions that stored POSTed events and "
+     "wake-ups together, each one fsync.", NULL, RG__S(groups)},
+    {"regimen_group_requests_total", "counter", "Requests stored by those group commits.", NULL,
+     RG__S(group_requests)},
+    {"regimen_store_notices_total", "counter", "Commits by other processes (regimen ingest) "
+     "that the service was told of and read.", NULL, RG__S(notices)},
+    {"regimen_http_requests_total", "counter", "HTTP requests answered.", NULL,
+     RG__S(http_requests)},
+    {"regimen_http_connections", "gauge", "Open HTTP connections.", NULL,
+     RG__S(http_connections)},
+    {"regimen_http_streams", "gauge", "Open transition streams (Server-Sent Events).", NULL,
+     RG__S(http_streams)},
+    {"regimen_http_unauthenticated_connections", "gauge", "Open HTTP connections that have not "
+     "shown a token.", NULL, RG__S(http_unauthenticated)},
+    {"regimen_http_connections_refused_total", "counter", "Connections refused with 503 (every "
+     "unauthenticated slot busy, or too many from one address).", NULL, RG__S(http_refused)},
+    {"regimen_http_connections_evicted_total", "counter", "Silent unauthenticated connections "
+     "closed to make room for a new one.", NULL, RG__S(http_evicted)},
+    {"regimen_http_streams_dropped_total", "counter", "Streams closed because their client fell "
+     "too far behind or stopped reading.", NULL, RG__S(http_dropped)},
+    {"regimen_notifications_total", "counter", "Notification attempts of the clinics' notify "
+     "policies, by outcome and receiver kind.", NULL, RG__W(rg__m_notifications)},
+    {"regimen_webhook_deliveries_total", "counter", "Webhook deliveries, by result.",
+     "result=\"ok\"", offsetof(rg__msnap, hook_ok), 0, NULL, RG__M_HOOKS},
+    {"regimen_webhook_deliveries_total", NULL, NULL, "result=\"failed\"",
+     offsetof(rg__msnap, hook_failed), 0, NULL, RG__M_HOOKS},
+    {"regimen_webhook_backlog", "gauge", "Transitions not yet delivered to the webhook.", NULL,
+     offsetof(rg__msnap, hook_backlog), 0, NULL, RG__M_HOOKS},
+#undef RG__S
+#undef RG__W
+};
+
+/* The service-wide numbers, read once. */
+static void rg__metrics_snap(rg_svc *sv, rg__msnap *s)
+{
     /* evaluation runs on the threads (evaluate.c): their counters, added up;
      * the loop's engine only loads protocols */
-    rg_engine_stats total = sv->eval_stats;
-    const rg_engine_stats *mine = rg_engine_stats_get(sv->eng), *es = &total;
-    total.errors += mine->errors;
-    total.limit_hits += mine->limit_hits;
-    total.steps += mine->steps;
+    rg_engine_stats es = sv->eval_stats;
+    const rg_engine_stats *mine = rg_engine_stats_get(sv->eng);
+    es.errors += mine->errors;
+    es.limit_hits += mine->limit_hits;
+    es.steps += mine->steps;
     int quarantined = 0; /* (the threads' engines quarantine: their hook counts) */
     pthread_mutex_lock(&sv->qmu);
     for (int i = 0; i < sv->nclinics; i++)
@@ -774,225 +1026,64 @@ static void rg__get_metrics(rg_svc *sv, int ci, rg_http_conn *c)
     pthread_mutex_unlock(&sv->qmu);
     rg_http_stats hs;
     rg_http_stats_get(sv->http, &hs);
-    rg_buf_printf(&b, "# HELP regimen_events_total Events received over HTTP, by outcome.\n"
-                      "# TYPE regimen_events_total counter\n");
-    for (int i = rg__live(sv, c0, c1); i < c1; i = rg__live(sv, i + 1, c1))
-        for (int k = 0; k < 5; k++)
-            rg_buf_printf(&b, "regimen_events_total{clinic=\"%s\",outcome=\"%s\"} %llu\n",
-                          rg__label(sv->clinics[i].name, lc, sizeof lc), rg_svc_outcomes[k],
-                          (unsigned long long)sv->clinics[i].events[k]);
-    rg_buf_printf(&b, "# HELP regimen_events_future_total Events stored over HTTP dated ahead of "
-                      "the clock by more than limits.future_skew_minutes (flagged).\n"
-                      "# TYPE regimen_events_future_total counter\n");
-    for (int i = rg__live(sv, c0, c1); i < c1; i = rg__live(sv, i + 1, c1))
-        rg_buf_printf(&b, "regimen_events_future_total{clinic=\"%s\"} %llu\n",
-                      rg__label(sv->clinics[i].name, lc, sizeof lc),
-                      (unsigned long long)sv->clinics[i].future);
-    rg_buf_printf(&b, "# HELP regimen_transitions_total Alert transitions published.\n"
-                      "# TYPE regimen_transitions_total counter\n");
-    for (int i = rg__live(sv, c0, c1); i < c1; i = rg__live(sv, i + 1, c1)) {
-        rg__label(sv->clinics[i].name, lc, sizeof lc);
-        rg_buf_printf(&b, "regimen_transitions_total{clinic=\"%s\",state=\"open\"} %llu\n",
-                      lc, (unsigned long long)sv->clinics[i].opened);
-        rg_buf_printf(&b, "regimen_transitions_total{clinic=\"%s\",state=\"resolved\"} %llu\n",
-                      lc, (unsigned long long)sv->clinics[i].resolved);
-    }
-    rg_buf_printf(&b, "# HELP regimen_evaluation_seconds_total Time spent evaluating, per protocol.\n"
-                      "# TYPE regimen_evaluation_seconds_total counter\n");
-    /* one family's samples together (the exposition format wants them so):
-     * seconds first, then the counts */
-    for (int f = 0; f < 2; f++) {
-        if (f)
-            rg_buf_printf(&b, "# HELP regimen_evaluations_total Evaluations, per protocol.\n"
-                              "# TYPE regimen_evaluations_total counter\n");
-        for (int i = rg__live(sv, c0, c1); i < c1; i = rg__live(sv, i + 1, c1)) {
-            rg_clinic *cl = rg_engine_clinic(sv->eng, sv->clinics[i].name);
-            for (int p = 0; cl && p < cl->nprotos; p++) {
-                rg_buf_printf(&b, "regimen_evaluation%s{clinic=\"%s\",protocol=\"%s\",version=\"%s\"} ",
-                              f ? "s_total" : "_seconds_total", rg__label(cl->name, lc, sizeof lc),
-                              rg__label(cl->protos[p].id, lp, sizeof lp),
-                              rg__label(cl->protos[p].version, lv, sizeof lv));
-                if (f)
-                    rg_buf_printf(&b, "%llu\n", (unsigned long long)cl->protos[p].evaluations);
-                else
-                    rg_buf_printf(&b, "%.6f\n", cl->protos[p].seconds);
-            }
-        }
-    }
     rg_hcache_stats hc;
     rg_svc_pool_cache_stats(sv, &hc);
-    rg_buf_printf(&b, "# HELP regimen_history_cache_bytes Compiled histories kept between "
-                      "evaluations (limits.history_cache_mb).\n"
-                      "# TYPE regimen_history_cache_bytes gauge\n"
-                      "regimen_history_cache_bytes %zu\n"
-                      "# HELP regimen_history_cache_limit_bytes The cache's cap.\n"
-                      "# TYPE regimen_history_cache_limit_bytes gauge\n"
-                      "regimen_history_cache_limit_bytes %zu\n"
-                      "# HELP regimen_history_cache_patients Patients whose history is cached.\n"
-                      "# TYPE regimen_history_cache_patients gauge\n"
-                      "regimen_history_cache_patients %lld\n"
-                      "# HELP regimen_history_cache_lookups_total Evaluations that found the "
-                      "history cached (hit) or read it whole (miss).\n"
-                      "# TYPE regimen_history_cache_lookups_total counter\n"
-                      "regimen_history_cache_lookups_total{result=\"hit\"} %lld\n"
-                      "regimen_history_cache_lookups_total{result=\"miss\"} %lld\n"
-                      "# HELP regimen_history_cache_evictions_total Histories dropped (over the "
-                      "cap, or after a rolled-back transaction).\n"
-                      "# TYPE regimen_history_cache_evictions_total counter\n"
-                      "regimen_history_cache_evictions_total %lld\n",
-                  hc.bytes, hc.cap, (long long)hc.entries, (long long)hc.hits,
-                  (long long)hc.misses, (long long)hc.evictions);
-    rg_buf_printf(&b,
-                  "# HELP regimen_evaluation_errors_total Rule evaluations that failed (an error in a protocol).\n"
-                  "# TYPE regimen_evaluation_errors_total counter\nregimen_evaluation_errors_total %lld\n"
-                  "# HELP regimen_limit_hits_total Evaluations stopped by a sandbox limit (memory, instructions, deadline).\n"
-                  "# TYPE regimen_limit_hits_total counter\nregimen_limit_hits_total %lld\n"
-                  "# HELP regimen_patient_steps_total Patient evaluation steps.\n"
-                  "# TYPE regimen_patient_steps_total counter\nregimen_patient_steps_total %lld\n"
-                  "# HELP regimen_reloads_total Protocol reloads, loaded or refused.\n"
-                  "# TYPE regimen_reloads_total counter\nregimen_reloads_total{result=\"ok\"} %llu\n"
-                  "regimen_reloads_total{result=\"refused\"} %llu\n"
-                  "# HELP regimen_store_errors_total Database operations that failed.\n"
-                  "# TYPE regimen_store_errors_total counter\nregimen_store_errors_total %llu\n"
-                  "# HELP regimen_loop_lag_seconds How late the event loop ran a 1 s timer, last measured.\n"
-                  "# TYPE regimen_loop_lag_seconds gauge\nregimen_loop_lag_seconds %.6f\n",
-                  (long long)es->errors, (long long)es->limit_hits, (long long)es->steps,
-                  (unsigned long long)(sv->reloads), (unsigned long long)sv->reload_failures,
-                  (unsigned long long)sv->db_errors, sv->loop_lag);
+    rg_webhook_stats ws = {0};
+    if (sv->hooks)
+        rg_webhooks_stats(sv->hooks, &ws);
     /* round trips to a database server (PostgreSQL; 0 on SQLite), beside
      * the patients evaluated: statements per evaluated patient (issue 27) */
     uint64_t db_stmts, db_trips;
     rg_store_db_counts(&db_stmts, &db_trips);
-    rg_buf_printf(&b,
-                  "# HELP regimen_patients_evaluated_total Patient evaluations (one patient "
-                  "advanced to now).\n"
-                  "# TYPE regimen_patients_evaluated_total counter\n"
-                  "regimen_patients_evaluated_total %lld\n"
-                  "# HELP regimen_db_statements_total Statements sent to the database server "
-                  "(PostgreSQL; 0 on SQLite).\n"
-                  "# TYPE regimen_db_statements_total counter\nregimen_db_statements_total %llu\n"
-                  "# HELP regimen_db_round_trips_total Round trips to the database server (a "
-                  "pipeline of statements is one).\n"
-                  "# TYPE regimen_db_round_trips_total counter\n"
-                  "regimen_db_round_trips_total %llu\n",
-                  (long long)es->patients, (unsigned long long)db_stmts,
-                  (unsigned long long)db_trips);
-    /* budgets (runtime/engine/engine.c): quarantined protocols, CPU budget */
-    rg_buf_printf(&b,
-                  "# HELP regimen_protocols_quarantined Protocols quarantined now (not evaluated "
-                  "after repeated limit hits).\n"
-                  "# TYPE regimen_protocols_quarantined gauge\nregimen_protocols_quarantined %d\n"
-                  "# HELP regimen_quarantines_total Times a protocol was quarantined.\n"
-                  "# TYPE regimen_quarantines_total counter\nregimen_quarantines_total %lld\n"
-                  "# HELP regimen_quarantine_skips_total Protocol evaluations not made because "
-                  "the protocol was quarantined.\n"
-                  "# TYPE regimen_quarantine_skips_total counter\nregimen_quarantine_skips_total %lld\n"
-                  "# HELP regimen_cpu_budget_hits_total Protocol evaluations not made because "
-                  "their clinic had used its CPU budget.\n"
-                  "# TYPE regimen_cpu_budget_hits_total counter\nregimen_cpu_budget_hits_total %lld\n",
-                  quarantined, (long long)es->quarantines,
-                  (long long)es->quarantine_skips, (long long)es->cpu_budget_hits);
-    /* leases (many workers on PostgreSQL; a SQLite service holds all) */
-    rg_buf_printf(&b, "# HELP regimen_leases_held Clinic leases this worker holds.\n"
-                      "# TYPE regimen_leases_held gauge\nregimen_leases_held %d\n"
-                      "# HELP regimen_lease_held Whether this worker holds the clinic's lease.\n"
-                      "# TYPE regimen_lease_held gauge\n", sv->nheld);
-    for (int i = rg__live(sv, c0, c1); i < c1; i = rg__live(sv, i + 1, c1))
-        rg_buf_printf(&b, "regimen_lease_held{clinic=\"%s\"} %d\n",
-                      rg__label(sv->clinics[i].name, lc, sizeof lc), sv->clinics[i].held);
-    rg_buf_printf(&b, "# HELP regimen_leases_taken_total Clinic leases this worker took (at start, "
-                      "from a worker that ended or from one that gave them back).\n"
-                      "# TYPE regimen_leases_taken_total counter\n"
-                      "regimen_leases_taken_total %llu\n"
-                      "# HELP regimen_leases_released_total Clinic leases this worker gave back "
-                      "to keep its share when another worker started.\n"
-                      "# TYPE regimen_leases_released_total counter\n"
-                      "regimen_leases_released_total %llu\n"
-                      "# HELP regimen_workers Workers on this store, as seen at the last lease check.\n"
-                      "# TYPE regimen_workers gauge\nregimen_workers %d\n",
-                  (unsigned long long)sv->leases_taken, (unsigned long long)sv->leases_released,
-                  sv->nworkers);
-    /* back-pressure (serve.c, rg_svc_backlog_wait): what this worker last
-     * counted of a clinic another worker holds, and the requests it refused */
-    rg_buf_printf(&b, "# HELP regimen_backlog_patients Due patients not yet evaluated of a "
-                      "clinic another worker holds, as last counted (up to "
-                      "limits.backlog_patients + 1; 0 for a clinic held here).\n"
-                      "# TYPE regimen_backlog_patients gauge\n");
-    for (int i = rg__live(sv, c0, c1); i < c1; i = rg__live(sv, i + 1, c1))
-        rg_buf_printf(&b, "regimen_backlog_patients{clinic=\"%s\"} %d\n",
-                      rg__label(sv->clinics[i].name, lc, sizeof lc),
-                      sv->clinics[i].held ? 0 : sv->clinics[i].backlog);
-    rg_buf_printf(&b, "# HELP regimen_backpressure_total Requests answered 503 with Retry-After "
-                      "because the clinic's backlog was over limits.backlog_patients.\n"
-                      "# TYPE regimen_backpressure_total counter\n");
-    for (int i = rg__live(sv, c0, c1); i < c1; i = rg__live(sv, i + 1, c1))
-        rg_buf_printf(&b, "regimen_backpressure_total{clinic=\"%s\"} %llu\n",
-                      rg__label(sv->clinics[i].name, lc, sizeof lc),
-                      (unsigned long long)sv->clinics[i].busy);
-    rg_buf_printf(&b, "# HELP regimen_wake_lateness_seconds How late time-driven evaluations ran after their due moment.\n"
-                      "# TYPE regimen_wake_lateness_seconds histogram\n");
-    for (int i = 0; i < 6; i++)
-        rg_buf_printf(&b, "regimen_wake_lateness_seconds_bucket{le=\"%g\"} %llu\n",
-                      rg_svc_late_bounds[i], (unsigned long long)sv->lateness_buckets[i]);
-    rg_buf_printf(&b, "regimen_wake_lateness_seconds_bucket{le=\"+Inf\"} %llu\n"
-                      "regimen_wake_lateness_seconds_sum %.6f\nregimen_wake_lateness_seconds_count %llu\n"
-                      "# HELP regimen_open_alerts Open alerts, by clinic and severity.\n"
-                  "# TYPE regimen_open_alerts gauge\n",
-                  (unsigned long long)sv->lateness_count, sv->lateness_sum,
-                  (unsigned long long)sv->lateness_count);
-    rg_store_open_by_severity(sv->st, ci < 0 ? NULL : sv->clinics[ci].name, rg__metric_open,
-                              &b);
-    rg_buf_printf(&b, "# HELP regimen_group_commits_total Transactions that stored POSTed events"
-                      " and wake-ups together, each one fsync.\n"
-                      "# TYPE regimen_group_commits_total counter\nregimen_group_commits_total %llu\n"
-                      "# HELP regimen_group_requests_total Requests stored by those group commits.\n"
-                      "# TYPE regimen_group_requests_total counter\nregimen_group_requests_total %llu\n"
-                      "# HELP regimen_store_notices_total Commits by other processes (regimen ingest)"
-                      " that the service was told of and read.\n"
-                      "# TYPE regimen_store_notices_total counter\nregimen_store_notices_total %llu\n",
-                  (unsigned long long)sv->groups, (unsigned long long)sv->group_requests,
-                  (unsigned long long)sv->notices);
-    rg_buf_printf(&b, "# HELP regimen_http_requests_total HTTP requests answered.\n"
-                      "# TYPE regimen_http_requests_total counter\nregimen_http_requests_total %llu\n"
-                      "# HELP regimen_http_connections Open HTTP connections.\n"
-                      "# TYPE regimen_http_connections gauge\nregimen_http_connections %d\n"
-                      "# HELP regimen_http_streams Open transition streams (Server-Sent Events).\n"
-                      "# TYPE regimen_http_streams gauge\nregimen_http_streams %d\n"
-                      "# HELP regimen_http_unauthenticated_connections Open HTTP connections"
-                      " that have not shown a token.\n"
-                      "# TYPE regimen_http_unauthenticated_connections gauge\n"
-                      "regimen_http_unauthenticated_connections %d\n"
-                      "# HELP regimen_http_connections_refused_total Connections refused with 503"
-                      " (every unauthenticated slot busy, or too many from one address).\n"
-                      "# TYPE regimen_http_connections_refused_total counter\n"
-                      "regimen_http_connections_refused_total %llu\n"
-                      "# HELP regimen_http_connections_evicted_total Silent unauthenticated"
-                      " connections closed to make room for a new one.\n"
-                      "# TYPE regimen_http_connections_evicted_total counter\n"
-                      "regimen_http_connections_evicted_total %llu\n"
-                      "# HELP regimen_http_streams_dropped_total Streams closed because their"
-                      " client fell too far behind or stopped reading.\n"
-                      "# TYPE regimen_http_streams_dropped_total counter\n"
-                      "regimen_http_streams_dropped_total %llu\n",
-                  (unsigned long long)hs.requests, hs.connections, hs.streams, hs.unauthenticated,
-                  (unsigned long long)hs.rejected_connections, (unsigned long long)hs.evicted,
-                  (unsigned long long)hs.slow_streams);
-    rg_buf_printf(&b, "# HELP regimen_notifications_total Notification attempts of the"
-                      " clinics' notify policies, by outcome and receiver kind.\n"
-                      "# TYPE regimen_notifications_total counter\n");
-    rg__notes nc = {sv, &b, ci};
-    rg_store_notify_counts(sv->st, rg__note_count, &nc);
-    if (sv->hooks) {
-        rg_webhook_stats ws;
-        rg_webhooks_stats(sv->hooks, &ws);
-        rg_buf_printf(&b, "# HELP regimen_webhook_deliveries_total Webhook deliveries, by result.\n"
-                  "# TYPE regimen_webhook_deliveries_total counter\n"
-                          "regimen_webhook_deliveries_total{result=\"ok\"} %llu\n"
-                          "regimen_webhook_deliveries_total{result=\"failed\"} %llu\n"
-                          "# HELP regimen_webhook_backlog Transitions not yet delivered to the webhook.\n"
-                  "# TYPE regimen_webhook_backlog gauge\nregimen_webhook_backlog %lld\n",
-                      (unsigned long long)ws.delivered, (unsigned long long)ws.failures,
-                      (long long)ws.backlog);
+    *s = (rg__msnap){
+        .cache_bytes = (long long)hc.bytes, .cache_cap = (long long)hc.cap,
+        .cache_patients = hc.entries, .cache_hits = hc.hits, .cache_misses = hc.misses,
+        .cache_evictions = hc.evictions, .eval_errors = es.errors,
+        .limit_hits = es.limit_hits, .steps = es.steps, .reloads_ok = (long long)sv->reloads,
+        .reloads_refused = (long long)sv->reload_failures,
+        .store_errors = (long long)sv->db_errors, .quarantined = quarantined,
+        .quarantines = es.quarantines, .quarantine_skips = es.quarantine_skips,
+        .cpu_budget_hits = es.cpu_budget_hits, .leases_held = sv->nheld,
+        .leases_taken = (long long)sv->leases_taken,
+        .leases_released = (long long)sv->leases_released, .workers = sv->nworkers,
+        .groups = (long long)sv->groups, .group_requests = (long long)sv->group_requests,
+        .notices = (long long)sv->notices, .http_requests = (long long)hs.requests,
+        .http_connections = hs.connections, .http_streams = hs.streams,
+        .http_unauthenticated = hs.unauthenticated,
+        .http_refused = (long long)hs.rejected_connections, .http_evicted = (long long)hs.evicted,
+        .http_dropped = (long long)hs.slow_streams, .hook_ok = (long long)ws.delivered,
+        .hook_failed = (long long)ws.failures, .hook_backlog = (long long)ws.backlog,
+        .patients_evaluated = es.patients, .db_statements = (long long)db_stmts,
+        .db_round_trips = (long long)db_trips, .loop_lag = sv->loop_lag};
+}
+
+/* GET /metrics: every clinic's series (ci -1: the metrics role) or those of
+ * clinic ci only (its admin), with the service's own (without a clinic).
+ * Another clinic's events, alerts, protocols and lease are not an admin's
+ * to see. The rows of rg__metrics, in order. */
+static void rg__get_metrics(rg_svc *sv, int ci, rg_http_conn *c)
+{
+    rg_buf b = {0};
+    rg__mctx m = {sv, &b, ci, ci < 0 ? 0 : ci, ci < 0 ? sv->nclinics : ci + 1};
+    rg__msnap s;
+    rg__metrics_snap(sv, &s);
+    for (size_t i = 0; i < RG_COUNTOF(rg__metrics); i++) {
+        const struct rg__metric *r = &rg__metrics[i];
+        if (r->when == RG__M_HOOKS && !sv->hooks)
+            continue;
+        if (r->help)
+            rg_buf_printf(&b, "# HELP %s %s\n# TYPE %s %s\n", r->name, r->help, r->name, r->type);
+        if (r->write) {
+            r->write(&m);
+            continue;
+        }
+        const char *at = (const char *)&s + r->offset;
+        rg_buf_printf(&b, "%s%s%s%s ", r->name, r->labels ? "{" : "", r->labels ? r->labels : "",
+                      r->labels ? "}" : "");
+        if (r->is_double)
+            rg_buf_printf(&b, "%.6f\n", *(const double *)at);
+        else
+            rg_buf_printf(&b, "%lld\n", *(const long long *)at);
     }
     rg_http_respond(c, b.p ? 200 : 500, "text/plain; version=0.0.4", b.p ? b.p : "", b.len);
     rg_buf_free(&b);

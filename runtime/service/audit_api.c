@@ -22,6 +22,7 @@
  * (never the token); rg_svc_audit_begin takes a user and role for when
  * requests carry people's identities.
  */
+#include "core/grow.h"
 #include "service/service.h"
 
 #include "store/audit.h"
@@ -49,9 +50,11 @@ typedef struct rg__arec {
 struct rg_svc_audit {
     rg_svc *sv;
     rg__arec *open;   /* dispatched, not answered yet */
-    int nopen, capopen;
+    int nopen;
+    size_t capopen;
     rg__arec *done;   /* answered, to be appended */
-    int ndone, capdone;
+    int ndone;
+    size_t capdone;
     uv_check_t check;
     uv_idle_t idle;   /* the loop does not sleep while entries wait */
     uv_timer_t retry, archive;
@@ -61,17 +64,13 @@ struct rg_svc_audit {
 
 static void rg__arec_free(rg__arec *r) { json_decref(r->patients); }
 
-static int rg__grow(rg__arec **v, int *cap, int n)
+static int rg__grow(rg__arec **v, size_t *cap, int n)
 {
-    if (n < *cap)
-        return 0;
-    int c = *cap ? 2 * *cap : 16;
-    rg__arec *g = realloc(*v, (size_t)c * sizeof *g);
+    rg__arec *g = rg_grow(*v, cap, (size_t)n, sizeof **v, 16);
     if (!g)
-        return -1;
+        return RG_ENOMEM;
     *v = g;
-    *cap = c;
-    return 0;
+    return RG_OK;
 }
 
 /* Appends every answered entry in one transaction. */

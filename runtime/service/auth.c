@@ -11,6 +11,7 @@
  * ends the sessions and streams of identities that are gone.
  */
 #include "service/service.h"
+#include "core/grow.h"
 
 #include <sodium.h>
 
@@ -132,19 +133,16 @@ const char *rg_svc_who_text(const rg_svc_who *w, char *buf, size_t len)
 
 typedef struct rg__idset {
     rg__ident *v;
-    int n, cap;
+    int n;
+    size_t cap;
 } rg__idset;
 
 static int rg__add(rg__idset *s, const rg__ident *id)
 {
-    if (s->n == s->cap) {
-        int cap = s->cap ? 2 * s->cap : 16;
-        rg__ident *g = realloc(s->v, (size_t)cap * sizeof *g);
-        if (!g)
-            return RG_ENOMEM;
-        s->v = g;
-        s->cap = cap;
-    }
+    rg__ident *g = rg_grow(s->v, &s->cap, (size_t)s->n, sizeof *g, 16);
+    if (!g)
+        return RG_ENOMEM;
+    s->v = g;
     s->v[s->n++] = *id;
     return RG_OK;
 }

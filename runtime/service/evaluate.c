@@ -88,7 +88,8 @@ static int rg__halted(struct rg_svc_pool *pool)
 }
 
 /* 1 when patient was evaluated in this job already, else notes it (0);
- * the strings stay in the job or the page until the job ends. -1: memory. */
+ * the strings stay in the job or the page until the job ends. RG_ENOMEM:
+ * memory. */
 static int rg__seen(rg__thread *t, const char *patient, size_t nmax)
 {
     if (t->cap_seen < 2 * nmax + 2) {
@@ -97,7 +98,7 @@ static int rg__seen(rg__thread *t, const char *patient, size_t nmax)
             cap *= 2;
         const char **grown = calloc(cap, sizeof *grown);
         if (!grown)
-            return -1;
+            return RG_ENOMEM;
         /* (only at a job's start, when it is empty: see rg__run) */
         free(t->seen);
         t->seen = grown;

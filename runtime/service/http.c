@@ -30,6 +30,7 @@
 #include <http_parser.h>
 
 #include <arpa/inet.h>
+#include <assert.h>
 #include <sys/ioctl.h>
 #include <ctype.h>
 #include <limits.h>
@@ -263,6 +264,19 @@ static void rg__close(rg_http_conn *c)
     uv_close((uv_handle_t *)&c->timer, rg__on_conn_closed);
 }
 
+/* The connection's state changes, and only these: a request begins (IDLE ->
+ * READING), is complete (READING -> AWAIT: the handler holds c), is answered
+ * (AWAIT -> IDLE) or becomes a stream (AWAIT -> STREAM); the exchange ends
+ * (LINGER) from any state but AWAIT, where the handler still holds c. */
+static void rg__set_state(rg_http_conn *c, enum rg__state to)
+{
+    assert((c->state == RG__IDLE && to == RG__READING) ||
+           (c->state == RG__READING && to == RG__AWAIT) ||
+           (c->state == RG__AWAIT && (to == RG__IDLE || to == RG__STREAM)) ||
+           (c->state != RG__AWAIT && to == RG__LINGER));
+    c->state = to;
+}
+
 /* The handler is done with a connection that closed meanwhile: free it if
  * its handles are gone too. Returns 1 if c was closing. */
 static int rg__release_closed(rg_http_conn *c)
@@ -270,7 +284,7 @@ static int rg__release_closed(rg_http_conn *c)
     if (!c->closing)
         return 0;
     if (c->state == RG__AWAIT) {
-        c->state = RG__IDLE;
+        rg__set_state(c, RG__IDLE);
         if (c->handles == 0)
             rg__free_conn(c);
     }
@@ -461,7 +475,7 @@ static void rg__finish(rg_http_conn *c)
 {
     if (c->closing)
         return;
-    c->state = RG__LINGER;
+    rg__set_state(c, RG__LINGER);
     c->rlen = 0;
     c->shut.data = c;
     if (uv_shutdown(&c->shut, (uv_stream_t *)&c->tcp, rg__on_shutdown) != 0) {
@@ -556,7 +570,7 @@ static int rg__on_message_begin(http_parser *p)
     c->cur = -1;
     c->in_field = c->seen_field = c->trailers = 0;
     c->err = 0;
-    c->state = RG__READING;
+    rg__set_state(c, RG__READING);
     int ms = c->s->lim.request_timeout_ms;
     if (c->nreq == 0) { /* the first request: within what is left of its deadline */
         uint64_t now = uv_now(c->s->loop);
@@ -753,7 +767,7 @@ static int rg__on_message_complete(http_parser *p)
 {
     rg_http_conn *c = p->data;
     c->keep = http_should_keep_alive(p);
-    c->state = RG__AWAIT;
+    rg__set_state(c, RG__AWAIT);
     http_parser_pause(p, 1); /* one request at a time */
     return 0;
 }
@@ -858,7 +872,7 @@ void rg_http_respond_headers(rg_http_conn *c, int status, const char *content_ty
     int keep = c->keep && !c->s->closing;
     /* Answered: the handler no longer holds c, so a close from here on (any
      * failure in rg__send or rg__write) frees it in rg__on_conn_closed. */
-    c->state = RG__IDLE;
+    rg__set_state(c, RG__IDLE);
     rg__send(c, status, content_type, headers, body ? body : "", body ? len : 0, keep);
     rg__done_request(c); /* after the copy: body may point into the request */
     if (!keep) {
@@ -887,7 +901,7 @@ void rg_http_stream_start(rg_http_conn *c, void (*on_close)(void *ud, rg_http_co
     if (c->s->on_respond)
         c->s->on_respond(c->s->respond_ud, c, 200);
     rg__done_request(c);
-    c->state = RG__STREAM;
+    rg__set_state(c, RG__STREAM);
     c->on_close = on_close;
     c->close_ud = ud;
     c->rlen = 0;

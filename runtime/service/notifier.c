@@ -21,15 +21,15 @@
  * an e-mail over SMTP, an SMS gateway's POST), and its outcome recorded
  * with the history entry in one transaction; a failure is retried with
  * back-off (1 s doubling) up to RG__TRIES attempts. One send at a time.
- * Depends on notify.c, smtp.c, webhook.c (signatures), store.h, libcurl.
+ * Depends on notify.c, smtp.c, webhook.c (signatures, the POST), store.h.
  */
 #include "service/service.h"
+#include "core/grow.h"
 
 #include "engine/clinic.h"
 #include "engine/notify.h"
 #include "service/smtp.h"
 
-#include <curl/curl.h>
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -58,14 +58,10 @@ static int rg__keys_add(rg__keys *k, const char *s)
     for (size_t i = 0; i < k->n; i++)
         if (!strcmp(k->v[i], s))
             return RG_OK;
-    if (k->n == k->cap) {
-        size_t cap = k->cap ? 2 * k->cap : 16;
-        char **g = realloc(k->v, cap * sizeof *g);
-        if (!g)
-            return RG_ENOMEM;
-        k->v = g;
-        k->cap = cap;
-    }
+    char **g = rg_grow(k->v, &k->cap, k->n, sizeof *g, 16);
+    if (!g)
+        return RG_ENOMEM;
+    k->v = g;
     return (k->v[k->n] = strdup(s)) ? (k->n++, RG_OK) : RG_ENOMEM;
 }
 
@@ -88,7 +84,8 @@ static void rg__keys_free(rg__keys *k)
 typedef struct rg__plan {
     rg_svc *sv;
     rg__pat *pats;
-    int npats, cappats;
+    int npats;
+    size_t cappats;
     const char *clinic, *patient;
     rg__keys all, touched; /* the patient's alert keys; those to store steps of */
     rg_notify_alert_tx *txs;
@@ -110,14 +107,10 @@ static int rg__note_patient(void *ud, const char *clinic, const char *patient, c
     for (int i = 0; i < p->npats; i++)
         if (!strcmp(p->pats[i].clinic, clinic) && !strcmp(p->pats[i].patient, patient))
             return RG_OK;
-    if (p->npats == p->cappats) {
-        int cap = p->cappats ? 2 * p->cappats : 16;
-        rg__pat *g = realloc(p->pats, (size_t)cap * sizeof *g);
-        if (!g)
-            return RG_ENOMEM;
-        p->pats = g;
-        p->cappats = cap;
-    }
+    rg__pat *g = rg_grow(p->pats, &p->cappats, (size_t)p->npats, sizeof *g, 16);
+    if (!g)
+        return RG_ENOMEM;
+    p->pats = g;
     snprintf(p->pats[p->npats].clinic, sizeof p->pats[0].clinic, "%s", clinic);
     snprintf(p->pats[p->npats].patient, sizeof p->pats[0].patient, "%s", patient);
     p->npats++;
@@ -147,17 +140,18 @@ static int rg__tx(void *ud, const rg_transition *t)
     rg__plan *p = ud;
     if (t->open == RG_TRANSITION_RERAISED) /* a re-raise continues its chain */
         return RG_OK;
-    if (p->ntx == p->captx) {
-        size_t cap = p->captx ? 2 * p->captx : 32;
-        rg_notify_alert_tx *g = realloc(p->txs, cap * sizeof *g);
-        int64_t *s = g ? realloc(p->seqs, cap * sizeof *s) : NULL;
-        if (g)
-            p->txs = g;
-        if (!s)
-            return RG_ENOMEM;
-        p->seqs = s;
-        p->captx = cap;
+    /* two arrays of one length: the second grows from the first's old cap */
+    size_t cap = p->captx;
+    rg_notify_alert_tx *g = rg_grow(p->txs, &p->captx, p->ntx, sizeof *g, 32);
+    if (!g)
+        return RG_ENOMEM;
+    p->txs = g;
+    int64_t *s = rg_grow(p->seqs, &cap, p->ntx, sizeof *s, 32);
+    if (!s) {
+        p->captx = cap; /* (txs is merely larger than needed) */
+        return RG_ENOMEM;
     }
+    p->seqs = s;
     rg_notify_alert_tx *x = &p->txs[p->ntx];
     memset(x, 0, sizeof *x);
     x->at = t->at;
@@ -346,56 +340,23 @@ static int rg__log(rg_svc *sv, const char *clinic, const rg__member *m, const ch
 
 /* ---- on the thread pool: the send itself ---- */
 
-static size_t rg__discard(char *p, size_t size, size_t n, void *ud)
-{
-    (void)p, (void)ud;
-    return size * n;
-}
-
 static int rg__post(rg__send *s)
 {
-    char curl_err[CURL_ERROR_SIZE] = "", hdr[3][700];
-    struct curl_slist *h = curl_slist_append(NULL, "Content-Type: application/json");
+    char hdr[3][700];
+    const char *lines[3] = {hdr[0], hdr[1], hdr[2]};
+    int n = 2;
     long long ts = (long long)(rg_now() / 1000);
     snprintf(hdr[0], sizeof hdr[0], "webhook-id: %s", s->idem);
     snprintf(hdr[1], sizeof hdr[1], "webhook-timestamp: %lld", ts);
-    h = h ? curl_slist_append(h, hdr[0]) : NULL;
-    h = h ? curl_slist_append(h, hdr[1]) : NULL;
-    if (h && s->nkeys) {
+    if (s->nkeys) {
         char sig[600];
         if (rg_webhook_sign(s->keys, s->nkeys, s->idem, ts, s->body, strlen(s->body), sig,
                             sizeof sig) == RG_OK) {
             snprintf(hdr[2], sizeof hdr[2], "webhook-signature: %s", sig);
-            h = curl_slist_append(h, hdr[2]);
+            n = 3;
         }
     }
-    CURL *c = curl_easy_init();
-    int rc = RG_OK;
-    if (!c || !h) {
-        rc = rg_fail(s->err, sizeof s->err, RG_ENOMEM, "out of memory");
-        goto done;
-    }
-    curl_easy_setopt(c, CURLOPT_URL, s->target);
-    curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
-    curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
-    curl_easy_setopt(c, CURLOPT_POSTFIELDS, s->body);
-    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, rg__discard);
-    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, 10000L);
-    curl_easy_setopt(c, CURLOPT_ERRORBUFFER, curl_err);
-    CURLcode cc = curl_easy_perform(c);
-    long code = 0;
-    curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &code);
-    if (cc != CURLE_OK)
-        rc = rg_fail(s->err, sizeof s->err, RG_EIO, "POST %s failed: %s", s->target,
-                     *curl_err ? curl_err : curl_easy_strerror(cc));
-    else if (code < 200 || code > 299)
-        rc = rg_fail(s->err, sizeof s->err, RG_EIO, "POST %s: the receiver answered HTTP %ld",
-                     s->target, code);
-done:
-    curl_easy_cleanup(c);
-    curl_slist_free_all(h);
-    return rc;
+    return rg_webhook_post(s->target, s->body, lines, n, s->err, sizeof s->err);
 }
 
 static void rg__on_work(uv_work_t *w)

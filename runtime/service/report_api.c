@@ -9,7 +9,7 @@
 #include "service/service.h"
 
 #include "engine/clinic.h"
-#include "engine/compliance.h"
+#include "present/compliance.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -26,7 +26,7 @@ static void rg__bad(rg_http_conn *c, const char *msg)
     rg_svc_reply_json(c, 400, json_pack("{s:s}", "error", msg));
 }
 
-/* from= and to= as RFC 3339 times; 0 or a reply sent. */
+/* from= and to= as RFC 3339 times; 0, or RG_EINVAL with the 400 reply sent. */
 static int rg__period(rg_http_conn *c, const char *query, rg_time *from, rg_time *to)
 {
     static const char *const names[] = {"from", "to"};
@@ -37,17 +37,17 @@ static int rg__period(rg_http_conn *c, const char *query, rg_time *from, rg_time
             snprintf(msg, sizeof msg, "query parameter '%s' is required: an RFC 3339 time such "
                      "as 2026-03-01T00:00:00Z", names[i]);
             rg__bad(c, msg);
-            return -1;
+            return RG_EINVAL;
         }
         if (rg_time_parse(v, strlen(v), out[i], NULL, err, sizeof err)) {
             snprintf(msg, sizeof msg, "query parameter '%s': %s", names[i], err);
             rg__bad(c, msg);
-            return -1;
+            return RG_EINVAL;
         }
     }
     if (*to <= *from) {
         rg__bad(c, "query parameter 'to' must be after 'from'");
-        return -1;
+        return RG_EINVAL;
     }
     return 0;
 }

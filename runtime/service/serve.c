@@ -42,6 +42,7 @@
  * also when nothing is due.
  */
 #include "service/serve.h"
+#include "core/grow.h"
 #include "service/service.h"
 
 #include "engine/engine.h"
@@ -55,6 +56,7 @@
 #include <jansson.h>
 #include <uv.h>
 
+#include <assert.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <libgen.h>
@@ -201,6 +203,7 @@ static void rg__catch_up(rg_svc *sv, const char *why)
     const char *cause = !strcmp(why, "start-up")      ? "system: start-up"
                         : !strcmp(why, "lease taken") ? "system: lease taken"
                                                       : "clock";
+    sv->catching_up |= !strcmp(why, "start-up");
     for (int i = 0; i < sv->nclinics; i++) {
         rg_svc_clinic *c = &sv->clinics[i];
         if (!c->wake_keep)
@@ -736,19 +739,20 @@ static void rg__wait(rg_svc *sv, rg_svc_pending *pr)
     /* (a patient in two requests is in the job twice: the thread
      * evaluates it once, rg__seen in evaluate.c) */
     for (int k = 0; k < pr->npatients; k++) {
-        if (c->nwant == c->cap_want) {
-            int cap = c->cap_want ? 2 * c->cap_want : 64;
-            char (*grown)[RG_EVENT_MAX_ID + 1] = realloc(c->want, (size_t)cap * sizeof *grown);
-            if (grown)
-                c->want = grown;
-            char (*by)[RG_SVC_CAUSE] = grown ? realloc(c->want_by, (size_t)cap * sizeof *by) : NULL;
-            if (!by) { /* its events are stored and due: a wake-up evaluates them */
-                c->wake = 1;
-                break;
-            }
-            c->want_by = by;
+        /* two arrays of one length: the second grows from the first's old cap */
+        size_t cap = c->cap_want;
+        char (*grown)[RG_EVENT_MAX_ID + 1] = rg_grow(c->want, &c->cap_want, (size_t)c->nwant,
+                                                     sizeof *grown, 64);
+        if (grown)
+            c->want = grown;
+        char (*by)[RG_SVC_CAUSE] = grown ? rg_grow(c->want_by, &cap, (size_t)c->nwant,
+                                                   sizeof *by, 64) : NULL;
+        if (!by) { /* its events are stored and due: a wake-up evaluates them */
             c->cap_want = cap;
+            c->wake = 1;
+            break;
         }
+        c->want_by = by;
         snprintf(c->want_by[c->nwant], sizeof c->want_by[0], "%s", pr->who);
         memcpy(c->want[c->nwant++], pr->patients[k], sizeof c->want[0]);
     }
@@ -844,6 +848,8 @@ static void rg__dispatch(rg_svc *sv)
 static void rg__job_done(rg_svc *sv, rg_svc_job *j, int ok)
 {
     rg_svc_clinic *c = &sv->clinics[j->clinic];
+    /* a clinic has at most one job out at a time (evaluate.c): this one */
+    assert(c->job == j && sv->njobs > 0);
     c->job = NULL;
     sv->njobs--;
     if (j->rc) {
@@ -972,6 +978,20 @@ static void rg__group(rg_svc *sv)
 
 static void rg__stop_now(rg_svc *sv);
 
+/* Says once when the start-up's catch-up is done: every clinic's wake-up
+ * jobs back and committed, none left to run. What a test (or an operator)
+ * waits for before it checks that a restart did nothing more. */
+static void rg__caught_up(rg_svc *sv)
+{
+    if (sv->wake_pending || sv->wake_failed || sv->returned)
+        return;
+    for (int i = 0; i < sv->nclinics; i++)
+        if (sv->clinics[i].job || (sv->clinics[i].wake && sv->clinics[i].held))
+            return;
+    sv->catching_up = 0;
+    rg_log("info", "start-up: caught up (every patient due evaluated)");
+}
+
 /* Commits what came in: the jobs the evaluation threads handed back, every
  * queued request (in groups of at most RG_GROUP_EVENTS events), the expired
  * snoozes; then hands the clinics with work their next jobs. Nothing here
@@ -995,6 +1015,8 @@ static void rg__flush(rg_svc *sv)
     while (sv->npending > 0 || sv->returned || sv->wake_pending)
         rg__group(sv);
     rg__dispatch(sv);
+    if (sv->catching_up && !sv->stopping)
+        rg__caught_up(sv);
     uv_check_stop(&sv->flush_check);
     uv_idle_stop(&sv->flush_idle);
     if (sv->stopping) {
@@ -1884,24 +1906,13 @@ static void rg__watch(rg_svc *sv, const char *dir)
     sv->nwatch++;
 }
 
-int rg_serve_main(const char *db_path, const char *config_path, const char *shipped)
+/* Start-up, first phase: the store opened and held as the one service on
+ * it (and as the only writer beside PostgreSQL workers), its change notices
+ * watched, the quarantine board and the loop's engine made. Returns 0, or
+ * 2 (said on stderr) with nothing left open. */
+static int rg__serve_open(rg_svc *sv, const char *db_path, const char *shipped)
 {
-    static rg_svc sv_storage;
-    rg_svc *sv = &sv_storage;
     char err[4096];
-    int rc;
-    memset(sv, 0, sizeof *sv);
-    pthread_mutex_init(&sv->qmu, NULL);
-    /* a writer's notice that comes before our handler is up must not kill us;
-     * what it announced is read by the start-up catch-up below */
-    signal(RG_HOLDER_SIGNAL, SIG_IGN);
-    if (rg_svc_load_config(sv, config_path, err, sizeof err) ||
-        (sv->tls_cert && rg_tls_new(&sv->tls, sv->tls_cert, sv->tls_key, err, sizeof err))) {
-        fprintf(stderr, "regimen serve: %s\n", err);
-        return 2;
-    }
-    if (shipped)
-        snprintf(sv->shipped, sizeof sv->shipped, "%s", shipped);
     rg_store_opts so = {.durable = 1, .check = 1};
     if (rg_store_open(&sv->st, db_path, &so, err, sizeof err)) {
         fprintf(stderr, "regimen serve: %s\n", err);
@@ -1951,6 +1962,14 @@ int rg_serve_main(const char *db_path, const char *config_path, const char *ship
         rg_holder_release(sv->holder);
         return 2;
     }
+    return 0;
+}
+
+/* Start-up, second phase: the loop and every handle the service keeps for
+ * its life (timers, signals, the flush's check and idle, PostgreSQL's
+ * notice poll), initialised but not started. */
+static void rg__serve_handles(rg_svc *sv)
+{
     uv_loop_init(&sv->loop);
     uv_timer_init(&sv->loop, &sv->wake);
     uv_timer_init(&sv->loop, &sv->reload_delay);
@@ -1981,16 +2000,33 @@ int rg_serve_main(const char *db_path, const char *config_path, const char *ship
         uv_idle_init(&sv->loop, &sv->notice_again);
         sv->notice_poll.data = sv->notice_drain.data = sv->notice_again.data = sv;
     }
+}
+
+/* Start-up ends without serving: the loop runs only to close what was
+ * opened, and the service exits 2. */
+static int rg__serve_fail(rg_svc *sv)
+{
+    sv->exit_code = 2;
+    sv->stopping = 1;
+    rg__http_closed(sv);
+    return 2;
+}
+
+/* Start-up, last phase: the clinics' leases and protocols, the gate and
+ * evaluation threads, the protocol directories watched, the listener, the
+ * signals, and the catch-up of what fell due while the service was down.
+ * Returns 0, or 2 when the service cannot serve (rg__serve_fail). */
+static int rg__serve_start(rg_svc *sv, const char *db_path, const char *shipped)
+{
+    char err[4096];
+    int rc;
     rg__take_leases(sv, rg__share(sv)); /* SQLite: all of them (the holder lock made this process the one) */
     rg_svc_versions_take(sv); /* approval: the versions in force */
     int failed = rg__load_clinics(sv, 1);
     if (failed) {
         fprintf(stderr, "regimen serve: %d clinic%s could not load their protocols (see above)\n",
                 failed, failed == 1 ? "" : "s");
-        sv->exit_code = 2;
-        sv->stopping = 1;
-        rg__http_closed(sv);
-        goto run;
+        return rg__serve_fail(sv);
     }
     sv->on_eval_error = rg__on_eval_error;
     sv->budget_hook = rg__on_quarantine;
@@ -2000,10 +2036,7 @@ int rg_serve_main(const char *db_path, const char *config_path, const char *ship
     int threads = sv->eval_threads > 0 ? sv->eval_threads : rg_sweep_default_jobs();
     if (rg_svc_pool_start(sv, db_path, threads, err, sizeof err)) {
         rg_log("error", "cannot start the evaluation threads: %s", err);
-        sv->exit_code = 2;
-        sv->stopping = 1;
-        rg__http_closed(sv);
-        goto run;
+        return rg__serve_fail(sv);
     }
     for (int i = 0; i < sv->nclinics; i++) {
         /* the feed starts where the store is: only new transitions are pushed */
@@ -2020,10 +2053,7 @@ int rg_serve_main(const char *db_path, const char *config_path, const char *ship
     rc = rg_http_listen(&sv->loop, sv->host, sv->port, &sv->http_limits, rg_svc_handle, sv, &sv->http);
     if (rc) {
         rg_log("error", "cannot listen on %s:%d: %s", sv->host, sv->port, uv_strerror(rc));
-        sv->exit_code = 2;
-        sv->stopping = 1;
-        rg__http_closed(sv);
-        goto run;
+        return rg__serve_fail(sv);
     }
     if (sv->tls) {
         rg_http_set_tls(sv->http, sv->tls);
@@ -2059,8 +2089,14 @@ int rg_serve_main(const char *db_path, const char *config_path, const char *ship
     /* whatever fell due while the service was down, at its due time */
     rg__catch_up(sv, "start-up");
     rg_svc_arm(sv);
-run:
-    uv_run(&sv->loop, UV_RUN_DEFAULT);
+    return 0;
+}
+
+/* After the loop: every handle is closed; what the service owns is freed.
+ * Returns 1 when the loop did not close cleanly, else 0. */
+static int rg__serve_free(rg_svc *sv)
+{
+    int rc;
     signal(RG_HOLDER_SIGNAL, SIG_IGN); /* closing the handle restored the default: exit */
     rc = uv_loop_close(&sv->loop);
     if (rc)
@@ -2094,6 +2130,34 @@ run:
     }
     rg_svc_auth_free(sv);
     rg_svc_versions_free(sv);
+    return rc ? 1 : 0;
+}
+
+/* regimen serve: configuration, the store, the loop's handles, the start,
+ * the loop, and the teardown, each a phase of its own above. */
+int rg_serve_main(const char *db_path, const char *config_path, const char *shipped)
+{
+    static rg_svc sv_storage;
+    rg_svc *sv = &sv_storage;
+    char err[4096];
+    memset(sv, 0, sizeof *sv);
+    pthread_mutex_init(&sv->qmu, NULL);
+    /* a writer's notice that comes before our handler is up must not kill us;
+     * what it announced is read by the start-up catch-up below */
+    signal(RG_HOLDER_SIGNAL, SIG_IGN);
+    if (rg_svc_load_config(sv, config_path, err, sizeof err) ||
+        (sv->tls_cert && rg_tls_new(&sv->tls, sv->tls_cert, sv->tls_key, err, sizeof err))) {
+        fprintf(stderr, "regimen serve: %s\n", err);
+        return 2;
+    }
+    if (shipped)
+        snprintf(sv->shipped, sizeof sv->shipped, "%s", shipped);
+    if (rg__serve_open(sv, db_path, shipped))
+        return 2;
+    rg__serve_handles(sv);
+    rg__serve_start(sv, db_path, shipped); /* (a failure stops the loop it runs) */
+    uv_run(&sv->loop, UV_RUN_DEFAULT);
+    int rc = rg__serve_free(sv);
     if (!sv->exit_code)
         rg_log("info", "stopped");
     return rc ? 1 : sv->exit_code;

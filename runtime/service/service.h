@@ -82,7 +82,8 @@ typedef struct rg_svc_clinic {
     struct rg_svc_job *job;
     char (*want)[RG_EVENT_MAX_ID + 1];
     char (*want_by)[RG_SVC_CAUSE]; /* who asked for each (rg_transition.cause), as want */
-    int nwant, cap_want, wake;
+    int nwant, wake;
+    size_t cap_want;
     char wake_by[RG_SVC_CAUSE]; /* what the wake-up is for: "clock", "system: start-up", ... */
     int wake_keep;              /* ... set by a reload or an activation: kept by rg__catch_up */
     long woken; /* due patients evaluated in the wake-up under way (for the log) */
@@ -301,8 +302,10 @@ typedef struct rg_svc {
     uv_check_t flush_check;
     uv_idle_t flush_idle; /* keeps the loop from blocking while work is queued */
     rg_svc_pending *pending;
-    int npending, cap_pending, wake_pending;
+    int npending, wake_pending;
+    size_t cap_pending;
     int wake_failed; /* the last wake-up pass failed: retried after RG_RETRY_MS */
+    int catching_up; /* the start-up's catch-up has jobs out: "caught up" said when done */
     /* metrics */
     uint64_t reloads, reload_failures, db_errors, wakeups, groups, group_requests, notices;
     double lateness_sum, lateness_max, loop_lag;
@@ -406,7 +409,7 @@ const char *rg_svc_query(const char *q, const char *name, char *buf, size_t len)
 
 /* worklist.c: GET of the page and its assets (1 when path is one of them,
  * answered without a token); the clinic a stream ticket opens (used up), or
- * -1, and the token that asked for it; the endpoints of the worklist, once authenticated */
+ * RG_ENOTFOUND (no such ticket, or its clinic is gone), and the token that asked for it; the endpoints of the worklist, once authenticated */
 int rg_svc_www(rg_http_conn *c, const char *path);
 int rg_svc_ticket_use(rg_svc *sv, const char *ticket, rg_svc_who *w);
 void rg_svc_post_ticket(rg_svc *sv, int ci, rg_http_conn *c, const rg_svc_who *w);

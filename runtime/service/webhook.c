@@ -505,3 +505,50 @@ void rg_webhooks_stats(rg_webhooks *w, rg_webhook_stats *st)
             st->backlog += last - delivered;
     }
 }
+
+/* ---- one blocking POST (the notifier's, notify-test's) ---- */
+
+static size_t rg__discard(char *p, size_t size, size_t n, void *ud)
+{
+    (void)p, (void)ud;
+    return size * n;
+}
+
+int rg_webhook_post(const char *url, const char *body, const char *const *headers, int n,
+                    char *err, size_t errlen)
+{
+    char curl_err[CURL_ERROR_SIZE] = "";
+    struct curl_slist *h = curl_slist_append(NULL, "Content-Type: application/json");
+    for (int i = 0; h && i < n; i++) {
+        struct curl_slist *more = curl_slist_append(h, headers[i]);
+        if (!more)
+            curl_slist_free_all(h);
+        h = more;
+    }
+    CURL *c = curl_easy_init();
+    int rc = RG_OK;
+    if (!c || !h) {
+        rc = rg_fail(err, errlen, RG_ENOMEM, "out of memory");
+        goto done;
+    }
+    curl_easy_setopt(c, CURLOPT_URL, url);
+    curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
+    curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
+    curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, rg__discard);
+    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, 10000L);
+    curl_easy_setopt(c, CURLOPT_ERRORBUFFER, curl_err);
+    CURLcode cc = curl_easy_perform(c);
+    long code = 0;
+    curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &code);
+    if (cc != CURLE_OK)
+        rc = rg_fail(err, errlen, RG_EIO, "POST %s failed: %s", url,
+                     *curl_err ? curl_err : curl_easy_strerror(cc));
+    else if (code < 200 || code > 299)
+        rc = rg_fail(err, errlen, RG_EIO, "POST %s: the receiver answered HTTP %ld", url, code);
+done:
+    curl_easy_cleanup(c);
+    curl_slist_free_all(h);
+    return rc;
+}

@@ -38,6 +38,13 @@ typedef struct rg_webhooks rg_webhooks;
 
 #include "core/zone.h"
 
+/* One blocking POST of a JSON body to url (libcurl easy: http and https
+ * only, 10 s, no signals), with the header lines headers[0..n-1] after the
+ * Content-Type: for the notifier's sends on the thread pool and `regimen
+ * notify-test`. RG_OK on a 2xx answer, else RG_EIO or RG_ENOMEM with err. */
+int rg_webhook_post(const char *url, const char *body, const char *const *headers, int n,
+                    char *err, size_t errlen);
+
 /* A signing secret, decoded from its "whsec_<base64>" text. */
 #define RG_WEBHOOK_KEYS 2
 typedef struct rg_webhook_key {

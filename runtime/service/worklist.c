@@ -9,7 +9,7 @@
  */
 #include "service/service.h"
 
-#include "engine/explain.h"
+#include "present/explain.h"
 #include "present/report.h"
 #include "service/www.h"
 
@@ -128,7 +128,7 @@ int rg_svc_ticket_use(rg_svc *sv, const char *ticket, rg_svc_who *w)
 {
     rg__tickets_expire(sv, uv_now(&sv->loop));
     if (strlen(ticket) != 64)
-        return -1;
+        return RG_ENOTFOUND;
     int found = -1;
     for (int i = 0; i < sv->ntickets; i++) {
         unsigned char diff = 0; /* every byte compared: no timing tells the prefix */
@@ -138,8 +138,8 @@ int rg_svc_ticket_use(rg_svc *sv, const char *ticket, rg_svc_who *w)
             found = i;
     }
     if (found < 0)
-        return -1;
-    int ci = -1; /* by name: the clinic list may have changed since */
+        return RG_ENOTFOUND;
+    int ci = RG_ENOTFOUND; /* by name: the clinic list may have changed since */
     for (int i = 0; i < sv->nclinics; i++)
         if (!sv->clinics[i].gone && !strcmp(sv->clinics[i].name, sv->tickets[found].clinic))
             ci = i;

@@ -1,0 +1,284 @@
+/*
+ * store_cmd.c - the commands that put events into the store or check what it
+ * holds: `regimen ingest` (JSON Lines), `import-fhir` (FHIR R4 resources
+ * through core/fhir.c), `rejected` (the lines refused, with their reasons)
+ * and `verify` (every stored event against its digest, store/verify.c).
+ * They run beside a service on the same database: ingest and import-fhir
+ * tell it of each commit (cli.c, rg_cli_open_store).
+ */
+#include "cli/cli.h"
+
+#include "core/event.h"
+#include "core/fhir.h"
+#include "core/rg.h"
+#include "engine/clinic.h"
+#include "store/ingest.h"
+#include "store/store.h"
+
+#include <jansson.h>
+
+#include <errno.h>
+#include <limits.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+int rg_cmd_ingest(int argc, char **argv)
+{
+    rg_cli_opts o = {.db = "regimen.db"};
+    rg_store *st;
+    int rc = rg_cli_parse_common(argc, argv, &o);
+    if (rc)
+        return rc;
+    if (optind != argc - 1)
+        return rg_cli_die("%s", "ingest needs exactly one FILE (or - for standard input)");
+    if ((rc = rg_cli_open_store(o.db, 2, NULL, NULL, &st)))
+        return rc;
+    rg_ingest_counts counts = {.skew = o.future_skew};
+    rc = rg_cli_ingest_path(st, argv[optind], &counts, stdout);
+    rg_store_close(st);
+    /* not silent: say who evaluates them, and when */
+    int told_errno;
+    const char *told = rg_cli_told(&told_errno);
+    if (told[0] && !told_errno)
+        fprintf(stderr, "regimen: %s was told of the stored events and evaluates them\n",
+                told);
+    else if (told[0])
+        fprintf(stderr, "regimen: %s could not be told of the stored events (%s); it evaluates "
+                "them within a minute\n", told, strerror(told_errno));
+    return rc;
+}
+
+/* One line per entry, then the counts and the unmapped resources by type. */
+static void rg__fhir_report(const rg_fhir_import *im, json_t *reports, const char *source,
+                            const rg_ingest_counts *c, FILE *out)
+{
+    size_t i, unmapped = 0, context = 0;
+    json_t *r, *bytype = json_object();
+    json_array_foreach(reports, i, r) {
+        const char *status = json_string_value(json_object_get(r, "status"));
+        const char *type = json_string_value(json_object_get(r, "resourceType"));
+        const char *id = json_string_value(json_object_get(r, "id"));
+        const char *why = json_string_value(json_object_get(r, "reason"));
+        const char *loc = json_string_value(json_object_get(r, "location"));
+        json_t *evs = json_object_get(r, "events");
+        fprintf(out, im->bundle ? "%s: entry[%lld] %s/%s: %s" : "%s:%lld: %s/%s: %s", source,
+                (long long)json_integer_value(json_object_get(r, im->bundle ? "entry" : "line")),
+                type ? type : "?", id ? id : "?", status);
+        size_t k;
+        json_t *ev;
+        json_array_foreach(evs, k, ev) {
+            const char *evwhy = json_string_value(json_object_get(ev, "reason"));
+            fprintf(out, "%s%s", k ? ", " : " ", json_string_value(json_object_get(ev, "id")));
+            if (json_object_get(ev, "status") && strcmp(status, json_string_value(
+                                                         json_object_get(ev, "status"))))
+                fprintf(out, " (%s)", json_string_value(json_object_get(ev, "status")));
+            if (evwhy)
+                fprintf(out, " [field '%s': %s]", json_string_value(json_object_get(ev, "field")),
+                        evwhy);
+            else if (json_object_get(ev, "warning"))
+                fprintf(out, " [%s]", json_string_value(json_object_get(ev, "warning")));
+        }
+        if (loc)
+            fprintf(out, " at %s", loc);
+        if (why)
+            fprintf(out, ": %s", why);
+        fputc('\n', out);
+        if (!strcmp(status, "unmapped")) {
+            unmapped++;
+            json_t *ids = json_object_get(bytype, type ? type : "?");
+            if (!ids)
+                json_object_set_new(bytype, type ? type : "?", ids = json_array());
+            json_array_append_new(ids, json_string(id ? id : "?"));
+        }
+        context += !strcmp(status, "context");
+    }
+    fprintf(out, "stored %ld, duplicates %ld, conflicts %ld, rejected %ld, unmapped %zu, "
+            "context %zu, corrected %ld\n", c->stored, c->duplicates, c->conflicts, c->rejected,
+            unmapped, context, c->corrected);
+    const char *type;
+    json_t *ids;
+    json_object_foreach(bytype, type, ids) {
+        fprintf(out, "unmapped %s: %zu (", type, json_array_size(ids));
+        for (size_t k = 0; k < json_array_size(ids) && k < 20; k++)
+            fprintf(out, "%s%s", k ? ", " : "", json_string_value(json_array_get(ids, k)));
+        fprintf(out, "%s)\n", json_array_size(ids) > 20 ? ", ..." : "");
+    }
+    json_decref(bytype);
+}
+
+/* import-fhir's options: --clinic NAME[=DIR] names the events' clinic. */
+typedef struct rg__fhir_opts {
+    const char *db, *dir;
+    char name[RG_EVENT_MAX_CLINIC + 1];
+    int print;
+    rg_limits limits; /* fhir.map runs under the evaluation limits */
+} rg__fhir_opts;
+
+static int rg__fhir_clinic(void *conf, const rg_cli_opt *opt, const char *arg, char *err,
+                           size_t errlen)
+{
+    rg__fhir_opts *o = conf;
+    const char *eq = strchr(arg, '=');
+    size_t n = eq ? (size_t)(eq - arg) : strlen(arg);
+    (void)opt;
+    if (!n || n > RG_EVENT_MAX_CLINIC || (eq && !eq[1]))
+        return rg_fail(err, errlen, RG_EINVAL, "--clinic expects NAME or NAME=DIR, got '%s'",
+                       arg);
+    snprintf(o->name, sizeof o->name, "%.*s", (int)n, arg);
+    o->dir = eq ? eq + 1 : NULL;
+    return RG_OK;
+}
+
+#define RG__F(f) offsetof(rg__fhir_opts, f)
+static const rg_cli_opt rg__fhir_table[] = {
+    {"db", 0, 1, rg_cli_str, RG__F(db)},
+    RG_CLI_LIMITS(RG__F(limits)),
+    {"clinic", 0, 1, rg__fhir_clinic, 0},
+    {"print", 0, 0, rg_cli_flag, RG__F(print)},
+    {"dry-run", 0, 0, rg_cli_flag, RG__F(print)},
+    {"help", 'h', 0, rg_cli_help_opt, 0},
+    {NULL, 0, 0, NULL, 0},
+};
+
+int rg_cmd_import_fhir(int argc, char **argv)
+{
+    rg__fhir_opts o = {.db = "regimen.db", .name = "default", .limits = RG_LIMITS_DEFAULT};
+    char err[4096], shipped_buf[PATH_MAX];
+    int rc = rg_cli_parse(rg__fhir_table, &o, argc, argv, 1, err, sizeof err);
+    if (rc == RG_CLI_HELP)
+        return rg_cli_help("import-fhir") ? 2 : 0;
+    if (rc == RG_EINVAL)
+        return rg_cli_die("%s", err);
+    if (rc)
+        return 2;
+    if (optind != argc - 1)
+        return rg_cli_die("%s", "import-fhir needs exactly one FILE (or - for standard input)");
+    const char *path = argv[optind], *source = strcmp(path, "-") ? path : "<stdin>";
+    size_t len;
+    char *text = rg_slurp(path, &len);
+    if (!text) {
+        fprintf(stderr, "regimen: cannot read %s: %s\n", path, strerror(errno));
+        return 2;
+    }
+    rg_clinic *clinic = NULL;
+    rg_fhir_opts fo = {.clinic = o.name};
+    if (o.dir) {
+        if (rg_clinic_load(&clinic, o.name, o.dir, rg_cli_shipped(shipped_buf, sizeof shipped_buf),
+                           NULL, &o.limits, err, sizeof err)) {
+            fprintf(stderr, "regimen: %s\n", err);
+            free(text);
+            return 2;
+        }
+        rg_clinic_fhir_opts(clinic, &fo);
+    }
+    rg_fhir_import im;
+    rc = rg_fhir_read(&im, text, len, &fo, err, sizeof err);
+    free(text);
+    if (rc) {
+        fprintf(stderr, "regimen: %s: %s\n", source, err);
+        rg_clinic_free(clinic);
+        return 2;
+    }
+    json_t *reports = json_array();
+    rg_ingest_counts counts = {0}; /* events dated ahead of the clock: flagged */
+    if (o.print) {
+        for (size_t i = 0; i < im.n; i++) {
+            size_t k;
+            json_t *ev;
+            json_array_foreach(im.v[i].events, k, ev) {
+                char *line = json_dumps(ev, JSON_COMPACT | JSON_SORT_KEYS | JSON_REAL_PRECISION(12));
+                if (line)
+                    puts(line);
+                free(line);
+            }
+            counts.rejected += im.v[i].kind == RG_FHIR_REJECTED;
+            json_array_append_new(reports, rg_fhir_entry_json(&im, &im.v[i], NULL));
+        }
+        rg__fhir_report(&im, reports, source, &counts, stderr);
+        rc = counts.rejected ? 1 : 0;
+    } else {
+        rg_store *st;
+        if ((rc = rg_cli_open_store(o.db, 2, NULL, NULL, &st)) == 0) {
+            char label[PATH_MAX + 8];
+            snprintf(label, sizeof label, "fhir %s", source);
+            if (rg_ingest_fhir(st, &im, label, &counts, reports, err, sizeof err)) {
+                fprintf(stderr, "regimen: %s\n", err);
+                rc = 2;
+            } else {
+                rg__fhir_report(&im, reports, source, &counts, stdout);
+                rc = counts.rejected || counts.conflicts ? 1 : 0;
+            }
+            rg_store_close(st);
+        }
+    }
+    json_decref(reports);
+    rg_fhir_free(&im);
+    rg_clinic_free(clinic);
+    return rc;
+}
+
+static int rg__print_rejected(void *ud, const rg_rejected *r)
+{
+    char at[RG_TIME_BUFSZ];
+    (*(long *)ud)++;
+    printf("%s:%ld: %s%s%s%s\n    received %s; the line: %.200s%s\n", r->source, r->line,
+           *r->field ? "field '" : "", r->field, *r->field ? "': " : "", r->reason,
+           rg_time_format(r->received, at), r->raw, strlen(r->raw) > 200 ? "..." : "");
+    return 0;
+}
+
+int rg_cmd_rejected(int argc, char **argv)
+{
+    rg_cli_opts o = {.db = "regimen.db"};
+    rg_store *st;
+    int rc = rg_cli_parse_common(argc, argv, &o);
+    if (rc)
+        return rc;
+    if (!rg_store_is_server(o.db) && access(o.db, F_OK) != 0)
+        return rg_cli_die("no database at %s", o.db);
+    if ((rc = rg_cli_open_store(o.db, 0, NULL, NULL, &st)))
+        return rc;
+    long n = 0;
+    if (rg_store_each_rejected(st, rg__print_rejected, &n)) {
+        fprintf(stderr, "regimen: %s\n", rg_store_errmsg(st));
+        rc = 2;
+    }
+    if (!rc)
+        printf("%ld rejected line%s\n", n, n == 1 ? "" : "s");
+    rg_store_close(st);
+    return rc;
+}
+
+/* regimen verify: is every stored event as it was stored (verify.c)? */
+int rg_cmd_verify(int argc, char **argv)
+{
+    rg_cli_opts o = {.db = "regimen.db"};
+    rg_store *st;
+    int rc = rg_cli_parse_common(argc, argv, &o);
+    if (rc)
+        return rc;
+    if (optind != argc)
+        return rg_cli_die("%s", "verify takes no arguments but --db PATH");
+    if (!rg_store_is_server(o.db) && access(o.db, F_OK) != 0)
+        return rg_cli_die("no database at %s", o.db);
+    if ((rc = rg_cli_open_store(o.db, 0, NULL, NULL, &st)))
+        return rc;
+    int64_t checked = 0, bad = 0;
+    if (rg_store_verify(st, stdout, &checked, &bad)) {
+        fprintf(stderr, "regimen: %s\n", rg_store_errmsg(st));
+        rc = 2;
+    } else {
+        printf("%lld event version%s checked: ", (long long)checked, checked == 1 ? "" : "s");
+        if (bad)
+            printf("%lld damaged\n", (long long)bad);
+        else
+            printf("all intact\n");
+        rc = bad ? 1 : 0;
+    }
+    rg_store_close(st);
+    return rc;
+}
+
