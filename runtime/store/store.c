@@ -596,9 +596,14 @@ void rg_store_rollback(rg_store *st)
         rg__done(st, rg__q(st, Q_ROLLBACK));
 }
 
-/* Binds ev as ?1..?14 of an event insert, seq as ?7. */
+/* Binds ev as ?1..?14 of an event insert, seq as ?7, the body's digest as
+ * ?16 (computed here unless the parse computed it). */
 static void rg__bind_event(sqlite3_stmt *s, const rg_event *ev, rg_time received, int64_t seq)
 {
+    unsigned char digest[32];
+    if (!ev->digested)
+        rg_sha256(ev->body, strlen(ev->body), digest);
+    sqlite3_bind_blob(s, 16, ev->digested ? ev->digest : digest, 32, SQLITE_TRANSIENT);
     rg__text(s, 1, ev->clinic);
     rg__text(s, 2, ev->id);
     rg__text(s, 3, ev->patient);
@@ -635,12 +640,16 @@ int rg_store_same_body(const char *stored, const rg_event *ev)
 {
     if (!strcmp(stored, ev->body))
         return 1;
-    json_error_t je;
-    json_t *j = json_loads(stored, 0, &je), *mine = ev->json ? json_copy(ev->json) : NULL;
-    if (!j || (ev->json && !mine)) {
+    json_error_t je, je_mine;
+    /* an event the one-pass parser read has no tree: its (valid) body is loaded */
+    json_t *j = json_loads(stored, 0, &je),
+           *mine = ev->json ? json_copy(ev->json) : json_loads(ev->body, 0, &je_mine);
+    if (!j || !mine) {
+        int nomem = j ? ev->json || rg_json_failed_for_memory(&je_mine)
+                      : rg_json_failed_for_memory(&je);
         json_decref(j);
         json_decref(mine);
-        return j || rg_json_failed_for_memory(&je) ? RG_ENOMEM : 0;
+        return nomem ? RG_ENOMEM : 0;
     }
     /* "version":1 and "status":"final" say what their absence says */
     json_t *both[2] = {j, mine};
@@ -652,7 +661,7 @@ int rg_store_same_body(const char *stored, const rg_event *ev)
         if (json_is_string(v) && !strcmp(json_string_value(v), "final"))
             json_object_del(both[i], "status");
     }
-    int same = mine && json_equal(j, mine);
+    int same = json_equal(j, mine);
     json_decref(j);
     json_decref(mine);
     return same;

@@ -338,13 +338,12 @@ const char *const rg_store_sql[Q__COUNT] = {
     [Q_EVENT_INSERT] =
         "INSERT INTO events(clinic, id, patient, type, at, utc_offset, body, received,"
         " fields, version, status, corrected_at, corrected_by, digest, seq)"
-        " VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?8, ?9, ?10, ?11, ?12, ?13, ?14, rg_sha256b(?8), ?7)"
+        " VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?16, ?7)"
         " ON CONFLICT(clinic, id, replaces) DO NOTHING",
     [Q_EVENT_INSERT_VERSION] =
         "INSERT INTO events(clinic, id, patient, type, at, utc_offset, body, received,"
         " fields, version, status, corrected_at, corrected_by, replaces, digest, seq)"
-        " VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, rg_sha256b(?8),"
-        " ?7)",
+        " VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?7)",
     [Q_EVENT_CURRENT] = "SELECT seq, version, patient, type, body FROM events"
                         " WHERE clinic = ?1 AND id = ?2 ORDER BY version DESC LIMIT 1",
     [Q_EVENT_VERSION_BODY] =
