@@ -667,6 +667,74 @@ int rg_store_same_body(const char *stored, const rg_event *ev)
     return same;
 }
 
+/* After a new event's insert: schedules its patient, once for a run of the
+ * same patient's events in time order within a transaction. */
+static int rg__stored(rg_store *st, const rg_event *ev)
+{
+    if (!sqlite3_get_autocommit(st->db) && ev->at >= st->sched_at &&
+        !strcmp(st->sched_patient, ev->patient) && !strcmp(st->sched_clinic, ev->clinic))
+        return RG_OK;
+    snprintf(st->sched_clinic, sizeof st->sched_clinic, "%s", ev->clinic);
+    snprintf(st->sched_patient, sizeof st->sched_patient, "%s", ev->patient);
+    st->sched_at = ev->at;
+    return rg__schedule(st, ev, ev->at);
+}
+
+/* RG_STORE_MANY new events with one statement (inside a transaction): *all
+ * 1 when every one was stored (and its patient scheduled), 0 when one of
+ * their ids is stored already or comes twice among them (any constraint):
+ * then nothing was stored (the statement undid itself, the transaction goes
+ * on) and the caller puts them one by one. */
+static int rg__put_many(rg_store *st, const rg_event *const *evs, rg_time received, int *all)
+{
+    unsigned char digest[RG_STORE_MANY][32];
+    int64_t seq;
+    *all = 0;
+    if (rg__evseq_next(st, &seq))
+        return RG_EDB;
+    st->evseq--; /* taken back: the rows below number from seq */
+    sqlite3_stmt *s = rg__q(st, Q_EVENT_INSERT_MANY);
+    for (int i = 0; i < RG_STORE_MANY; i++) {
+        const rg_event *ev = evs[i];
+        int p = i * RG_STORE_MANY_COLS;
+        if (!ev->digested)
+            rg_sha256(ev->body, strlen(ev->body), digest[i]);
+        rg__text(s, p + 1, ev->clinic);
+        rg__text(s, p + 2, ev->id);
+        rg__text(s, p + 3, ev->patient);
+        rg__text(s, p + 4, ev->type);
+        sqlite3_bind_int64(s, p + 5, ev->at);
+        sqlite3_bind_int(s, p + 6, ev->offset_min);
+        rg__text(s, p + 7, ev->body);
+        sqlite3_bind_int64(s, p + 8, received);
+        if (ev->fields.len)
+            sqlite3_bind_blob(s, p + 9, ev->fields.p, (int)ev->fields.len, SQLITE_STATIC);
+        sqlite3_bind_int64(s, p + 10, ev->version);
+        rg__text(s, p + 11, ev->status == RG_STATUS_FINAL ? NULL : rg_event_status_name(ev->status));
+        rg__time(s, p + 12, ev->corrected_at);
+        rg__text(s, p + 13, ev->corrected_by);
+        sqlite3_bind_blob(s, p + 14, ev->digested ? ev->digest : digest[i], 32, SQLITE_STATIC);
+        sqlite3_bind_int64(s, p + 15, seq + i);
+    }
+    int rc = sqlite3_step(s);
+    int ext = sqlite3_extended_errcode(st->db);
+    sqlite3_reset(s);
+    if (rc != SQLITE_DONE) {
+        if ((ext & 0xff) == SQLITE_CONSTRAINT)
+            return RG_OK; /* a known id (or a trigger's veto): one by one, which
+                             says which event it was */
+        rg__fault(st, ext);
+        return RG_EDB;
+    }
+    st->evseq = seq + RG_STORE_MANY - 1;
+    st->evseq_dirty = 1;
+    *all = 1;
+    for (int i = 0; i < RG_STORE_MANY; i++)
+        if ((rc = rg__stored(st, evs[i])))
+            return rc;
+    return RG_OK;
+}
+
 #define RG__CONFLICT(f, ...)                                               \
     do {                                                                   \
         st->put_field = (f);                                               \
@@ -693,13 +761,7 @@ int rg_store_put_event(rg_store *st, const rg_event *ev, rg_time received, rg_pu
         return RG_EDB;
     if (sqlite3_changes(st->db) == 1) {
         *res = RG_PUT_STORED;
-        if (!sqlite3_get_autocommit(st->db) && ev->at >= st->sched_at &&
-            !strcmp(st->sched_patient, ev->patient) && !strcmp(st->sched_clinic, ev->clinic))
-            return RG_OK;
-        snprintf(st->sched_clinic, sizeof st->sched_clinic, "%s", ev->clinic);
-        snprintf(st->sched_patient, sizeof st->sched_patient, "%s", ev->patient);
-        st->sched_at = ev->at;
-        return rg__schedule(st, ev, ev->at);
+        return rg__stored(st, ev);
     }
     /* the id is stored: a duplicate, a conflict or a correction */
     s = rg__q(st, Q_EVENT_CURRENT);
@@ -793,12 +855,32 @@ int rg_store_put_events(rg_store *st, const rg_event *const *evs, int n, rg_time
         *failed = 0;
     if (st->pg)
         return rg_pg_put_events(st->pg, evs, n, received, res);
-    for (int i = 0, rc; i < n; i++)
+    /* within a transaction, RG_STORE_MANY new events at a time; after a group
+     * with a known id, its events one by one */
+    for (int i = 0, rc, single = 0; i < n; i++) {
+        if (!single && n - i >= RG_STORE_MANY && !sqlite3_get_autocommit(st->db)) {
+            int all;
+            if ((rc = rg__put_many(st, evs + i, received, &all))) {
+                if (failed)
+                    *failed = i;
+                return rc;
+            }
+            for (int k = 0; all && k < RG_STORE_MANY; k++)
+                res[i + k] = RG_PUT_STORED;
+            if (all) {
+                i += RG_STORE_MANY - 1;
+                continue;
+            }
+            single = RG_STORE_MANY;
+        }
+        if (single)
+            single--;
         if ((rc = rg_store_put_event(st, evs[i], received, &res[i]))) {
             if (failed)
                 *failed = i;
             return rc;
         }
+    }
     return RG_OK;
 }
 
