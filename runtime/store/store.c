@@ -682,9 +682,10 @@ static int rg__stored(rg_store *st, const rg_event *ev)
 
 /* RG_STORE_MANY new events with one statement (inside a transaction): *all
  * 1 when every one was stored (and its patient scheduled), 0 when one of
- * their ids is stored already or comes twice among them (any constraint):
- * then nothing was stored (the statement undid itself, the transaction goes
- * on) and the caller puts them one by one. */
+ * their ids is stored already or comes twice among them: then the rows that
+ * did go in are taken out again (nothing of the group stays) and the caller
+ * puts them one by one. A trigger's veto (a constraint error) is answered
+ * the same way; the one-by-one put says which event it was. */
 static int rg__put_many(rg_store *st, const rg_event *const *evs, rg_time received, int *all)
 {
     unsigned char digest[RG_STORE_MANY][32];
@@ -721,11 +722,21 @@ static int rg__put_many(rg_store *st, const rg_event *const *evs, rg_time receiv
     sqlite3_reset(s);
     if (rc != SQLITE_DONE) {
         if ((ext & 0xff) == SQLITE_CONSTRAINT)
-            return RG_OK; /* a known id (or a trigger's veto): one by one, which
-                             says which event it was */
+            return RG_OK;
         rg__fault(st, ext);
         return RG_EDB;
     }
+    int stored = sqlite3_changes(st->db);
+    for (int i = 0; stored > 0 && stored < RG_STORE_MANY && i < RG_STORE_MANY; i++) {
+        s = rg__q(st, Q_EVENT_UNDO); /* a known id among them: none of the group stays */
+        rg__text(s, 1, evs[i]->clinic);
+        rg__text(s, 2, evs[i]->id);
+        sqlite3_bind_int64(s, 3, seq + i);
+        if (rg__done(st, s))
+            return RG_EDB;
+    }
+    if (stored < RG_STORE_MANY)
+        return RG_OK;
     st->evseq = seq + RG_STORE_MANY - 1;
     st->evseq_dirty = 1;
     *all = 1;

@@ -349,12 +349,16 @@ const char *const rg_store_sql[Q__COUNT] = {
         " fields, version, status, corrected_at, corrected_by, digest, seq)"
         " VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?16, ?7)"
         " ON CONFLICT(clinic, id, replaces) DO NOTHING",
-    /* RG_STORE_MANY new events in one statement (bulk ingest): any of their
-     * ids already stored, or twice among them, fails it as a whole (the
-     * statement's changes are undone) and they go one by one instead */
+    /* RG_STORE_MANY new events in one statement (bulk ingest). OR IGNORE: no
+     * row can abort it, so SQLite keeps no statement journal (a multi-row
+     * insert that could abort half-way writes one, to a temporary file);
+     * when one of their ids is stored already, or comes twice among them,
+     * fewer rows go in: those are taken out again (Q_EVENT_UNDO) and the
+     * events go one by one */
     [Q_EVENT_INSERT_MANY] =
-        "INSERT INTO events(clinic, id, patient, type, at, utc_offset, body, received,"
+        "INSERT OR IGNORE INTO events(clinic, id, patient, type, at, utc_offset, body, received,"
         " fields, version, status, corrected_at, corrected_by, digest, seq) VALUES " RG__MANY32,
+    [Q_EVENT_UNDO] = "DELETE FROM events WHERE clinic = ?1 AND id = ?2 AND replaces = 0 AND seq = ?3",
     [Q_EVENT_INSERT_VERSION] =
         "INSERT INTO events(clinic, id, patient, type, at, utc_offset, body, received,"
         " fields, version, status, corrected_at, corrected_by, replaces, digest, seq)"
