@@ -10,7 +10,7 @@
 # Makefile is read, so `make -j` works on a fresh machine too.
 
 CC ?= cc
-PKGS := lua5.4 sqlite3 jansson libuv libcurl libpq libsodium openssl
+PKGS := lua5.4 sqlite3 jansson yajl libuv libcurl libpq libsodium openssl
 OPT ?= -O2
 WARN := -Wall -Wextra -Wshadow -Wundef -Wwrite-strings -Wredundant-decls \
         -Wdisabled-optimization -Wdouble-promotion -Wmissing-declarations \

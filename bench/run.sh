@@ -5,7 +5,8 @@
 #
 # Measures, in one run, on cohorts made by bench/gen.c (seeded, reused from
 # bench/data/ when the same generator, size and seed made them):
-#   1. bulk ingest (`regimen ingest`), events/s;
+#   1. bulk ingest (`regimen ingest`), events/s and the database's size (and
+#      the same of BASELINE_BIN, when given, run right after it);
 #   2. the re-evaluation sweep of every patient with the shipped protocol set
 #      (`regimen sweep --at`), patients/s, events/s and peak RSS, at every
 #      size (scaling), on one core (--jobs 1) and on all (the default) when
@@ -208,6 +209,8 @@ cohort() { # N CLINICS -> path of the cohort file, generated when missing
     echo "$f"
 }
 copy_db() { cp "$1" "$2" && { [ ! -f "$1-wal" ] || cp "$1-wal" "$2-wal"; }; }
+# db_bytes DB: the database's size on disk, its write-ahead log included
+db_bytes() { local f n=0; for f in "$1" "$1-wal" "$1-journal"; do [ -f "$f" ] && n=$((n + $(stat -c %s "$f"))); done; echo "$n"; }
 
 SWEPT_RE='swept ([0-9]+) patients \(([0-9]+) events\) in ([0-9.]+) s: ([0-9]+) patients/s, ([0-9]+) events/s'
 # sweep_stage NAME DB [--protocols DIR] : runs regimen sweep, parses its line
@@ -259,6 +262,18 @@ for N in "${SIZES[@]}"; do
     if run "ingest-$S" "$BIN" ingest --db "$DB" "$F"; then
         R[ingest-$S.stored]=$(sed -n 's/^stored \([0-9]*\),.*/\1/p' "$WORK/ingest-$S.out")
         R[ingest-$S.eps]=$(calc "${R[ingest-$S.stored]} / ${R[ingest-$S.wall]}")
+        R[ingest-$S.bytes]=$(db_bytes "$DB")
+    fi
+    # the baseline binary's ingest of the same file, right after (the load moves)
+    if [ -n "${BASELINE_BIN:-}" ] && [ -x "$BASELINE_BIN" ]; then
+        BDB=$WORK/base-c$S.db
+        rm -f "$BDB" "$BDB-wal" "$BDB-shm"
+        if run "base-ingest-$S" "$BASELINE_BIN" ingest --db "$BDB" "$F"; then
+            R[base-ingest-$S.stored]=$(sed -n 's/^stored \([0-9]*\),.*/\1/p' "$WORK/base-ingest-$S.out")
+            R[base-ingest-$S.eps]=$(calc "${R[base-ingest-$S.stored]} / ${R[base-ingest-$S.wall]}")
+            R[base-ingest-$S.bytes]=$(db_bytes "$BDB")
+        fi
+        rm -f "$BDB" "$BDB-wal" "$BDB-shm"
     fi
     copy_db "$DB" "$WORK/full.db" && sweep_stage "sweep-$S" "$WORK/full.db"
     rm -f "$WORK"/full.db*
@@ -318,6 +333,7 @@ for N in "${SIZES[@]}"; do
     if run "naive-ingest-$S" "$TOOLS/naive" ingest "$NDB" "$F"; then
         R[naive-ingest-$S.events]=$(kv "$WORK/naive-ingest-$S.out" "naive ingest " events)
         R[naive-ingest-$S.eps]=$(calc "${R[naive-ingest-$S.events]} / ${R[naive-ingest-$S.wall]}")
+        R[naive-ingest-$S.bytes]=$(db_bytes "$NDB")
         if naive_sweep "naive-$S" "$NDB" "$AT" && naive_sweep "naive-$S-again" "$NDB" "$AT"; then
             if awk -v a="${R[naive-$S-again.events_per_s]}" -v b="${R[naive-$S.events_per_s]}" 'BEGIN { exit !(a > b) }'; then
                 for k in seconds events_per_s patients_per_s; do R[naive-$S.$k]=${R[naive-$S-again.$k]}; done
@@ -586,6 +602,15 @@ for N in "${SIZES[@]}"; do
     if have "sweep1-$S.eps"; then one=$(ratio sweep1-$S.eps naive-$S.events_per_s); fi
     echo "| $S | $(ratio ingest-$S.eps naive-ingest-$S.eps) | $one | $(ratio sweep-$S.eps naive-$S.events_per_s) | $(ratio two-$S.eps naive-$S.events_per_s) | $(ratio two-$S.pps peer-$S.patients_per_s) | $(ratio sweep-$S.eps bound-$S.eps) | $(g bound-$S.mode) | $us |"
 done
+echo
+echo "Bulk ingest and the database it leaves (the naive program: its own table and index, one transaction; the baseline: BASELINE_BIN, run right after regimen)."
+echo
+echo "| cohort | regimen events/s | naive events/s | regimen / naive | regimen database (bytes) | naive database (bytes) | regimen / naive size | baseline events/s | regimen / baseline | baseline database (bytes) |"
+echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+for N in "${SIZES[@]}"; do
+    S=$(short "$N")
+    echo "| $S | $(num "$(g ingest-$S.eps)") | $(num "$(g naive-ingest-$S.eps)") | $(ratio ingest-$S.eps naive-ingest-$S.eps) | $(num "$(g ingest-$S.bytes)") | $(num "$(g naive-ingest-$S.bytes)") | $(ratio ingest-$S.bytes naive-ingest-$S.bytes) | $(num "$(g base-ingest-$S.eps)") | $(ratio ingest-$S.eps base-ingest-$S.eps) | $(num "$(g base-ingest-$S.bytes)") |"
+done
 if [ "${#SIZES[@]}" -ge 2 ] && have "sweep-$(short "${SIZES[0]}").secs" && have "sweep-$LAST.secs"; then
     S0=$(short "${SIZES[0]}")
     echo
@@ -619,6 +644,11 @@ if need "ingest-$REF.eps" "naive-ingest-$REF.eps"; then
     echo "| bulk ingest >= 1.5x the naive program's ingest and >= 250,000 events/s | $(num "${R[ingest-$REF.eps]}") events/s = $(ratio ingest-$REF.eps naive-ingest-$REF.eps)x the naive $(num "${R[naive-ingest-$REF.eps]}") | $(yn "${R[ingest-$REF.eps]} >= 1.5 * ${R[naive-ingest-$REF.eps]} && ${R[ingest-$REF.eps]} >= 250000") |"
 else
     echo "| bulk ingest >= 1.5x the naive program's ingest and >= 250,000 events/s | not measured | $(nm) |"
+fi
+if need "ingest-$REF.bytes" "naive-ingest-$REF.bytes"; then
+    echo "| database after bulk ingest <= 2x the naive program's (issue 27) | $(num "${R[ingest-$REF.bytes]}") bytes = $(ratio ingest-$REF.bytes naive-ingest-$REF.bytes)x the naive $(num "${R[naive-ingest-$REF.bytes]}") | $(yn "${R[ingest-$REF.bytes]} <= 2 * ${R[naive-ingest-$REF.bytes]}") |"
+else
+    echo "| database after bulk ingest <= 2x the naive program's (issue 27) | not measured | $(nm) |"
 fi
 SW1=sweep-$REF
 [ "${#ONE[@]}" -gt 0 ] && SW1=sweep1-$REF

@@ -8,6 +8,7 @@
  * line as a whole), a specific phrase in the message, and an emptied event.
  */
 #include "core/event.h"
+#include "core/fields.h"
 #include "store/store.h"
 
 #include <criterion/criterion.h>
@@ -136,7 +137,7 @@ static void good_n(rg_event *ev, const char *text, size_t len)
     cr_assert_eq(rc, RG_OK, "line %.200s refused: rc %d field '%s': %s", text, rc, field, err);
     cr_assert_str_eq(field, "", "field not cleared on success");
     cr_assert_not_null(ev->body);
-    cr_assert_not_null(ev->json);
+    cr_assert(ev->json || ev->mem, "neither parser's strings are kept");
 }
 
 static void good(rg_event *ev, const char *text) { good_n(ev, text, strlen(text)); }
@@ -159,7 +160,13 @@ Test(event, design_example_every_field)
     cr_assert_not_null(data_of(&ev));
     cr_assert_str_eq(data_of(&ev), "{\"dose_mg_per_kg\":0.5}");
     cr_assert_str_eq(ev.body, line, "the body is the line as received");
-    /* the string fields point into the kept JSON */
+    /* a plain line is read in one pass: no tree, the strings in ev.mem */
+    cr_assert_null(ev.json);
+    cr_assert_eq(ev.id, ev.mem);
+    rg_event_clear(&ev);
+    /* the reference path keeps the tree, and its strings point into it */
+    char field[RG_FIELD_MAX], err[256];
+    cr_assert_eq(rg_event_parse_ref(&ev, line, strlen(line), field, err, sizeof err), RG_OK);
     cr_assert_eq(ev.id, json_string_value(json_object_get(ev.json, "id")));
     cr_assert_eq(ev.patient, json_string_value(json_object_get(ev.json, "patient")));
     rg_event_clear(&ev);
@@ -772,4 +779,215 @@ Test(event, correction_fields_are_checked_and_named)
     bad(EV_HEAD ",\"version\":2,\"corrected_at\":5}", "corrected_at", "must be a string");
     bad(EV_HEAD ",\"corrected_by\":\"\"}", "corrected_by", "1 to");
     bad(EV_HEAD ",\"corrected_by\":\"a\\nb\"}", "corrected_by", "control characters");
+}
+
+/* ---- the one-pass parser against the reference path ------------------------ */
+
+/* Parses text with rg_event_parse (the one-pass parser, or the reference
+ * path when it declines) and with rg_event_parse_ref (jansson only) and
+ * asserts the same answer: code, field, message, and the same event. Returns
+ * 1 when the one-pass parser read it (no tree kept). */
+static int agree_n(const char *text, size_t len)
+{
+    rg_event a, b;
+    char fa[RG_FIELD_MAX], fb[RG_FIELD_MAX], ea[512] = "", eb[512] = "";
+    int ra = rg_event_parse(&a, text, len, fa, ea, sizeof ea);
+    int rb = rg_event_parse_ref(&b, text, len, fb, eb, sizeof eb);
+    cr_assert_eq(ra, rb, "line %.300s: rc %d against the reference's %d (%s / %s)", text, ra, rb,
+                 ea, eb);
+    int fast = ra == RG_OK && !a.json;
+    if (ra != RG_OK) {
+        cr_assert_str_eq(fa, fb, "line %.300s: field", text);
+        cr_assert_str_eq(ea, eb, "line %.300s: message", text);
+        assert_empty(&a, text);
+        return 0;
+    }
+    cr_assert_str_eq(a.id, b.id);
+    cr_assert_str_eq(a.clinic, b.clinic);
+    cr_assert_str_eq(a.patient, b.patient);
+    cr_assert_str_eq(a.type, b.type);
+    cr_assert_eq(a.at, b.at);
+    cr_assert_eq(a.offset_min, b.offset_min);
+    cr_assert_eq(a.version, b.version);
+    cr_assert_eq(a.status, b.status);
+    cr_assert_eq(a.corrected_at, b.corrected_at);
+    cr_assert_eq(!a.corrected_by, !b.corrected_by);
+    if (a.corrected_by)
+        cr_assert_str_eq(a.corrected_by, b.corrected_by);
+    cr_assert_eq(a.fields.len, b.fields.len, "line %.300s: compiled fields %zu bytes against %zu",
+                 text, a.fields.len, b.fields.len);
+    cr_assert(a.fields.len == 0 || !memcmp(a.fields.p, b.fields.p, a.fields.len),
+              "line %.300s: compiled fields differ", text);
+    cr_assert_str_eq(a.body, b.body);
+    rg_event_clear(&a);
+    rg_event_clear(&b);
+    return fast;
+}
+
+static int agree(const char *text) { return agree_n(text, strlen(text)); }
+
+#define HEAD "{\"id\":\"e1\",\"clinic\":\"c\",\"patient\":\"p\",\"type\":\"t\",\"at\":\"2026-03-02T14:05:00Z\""
+
+Test(one_pass, plain_lines_take_it)
+{
+    cr_assert(agree(HEAD "}"));
+    cr_assert(agree(HEAD ",\"data\":{}}"));
+    cr_assert(agree(HEAD ",\"data\":{\"dose_mg_per_kg\":0.50,\"duration_min\":40}}"));
+    cr_assert(agree(HEAD ",\"data\":{\"b\":1,\"a\":\"x\",\"ab\":true,\"B\":false,\"a b\":null,"
+                    "\"\":2.5e-3}}"));
+    cr_assert(agree("{\"data\":{\"x\":1},\"at\":\"2026-03-02T14:05:00+01:00\",\"type\":\"a.b\","
+                    "\"patient\":\"p 2\",\"clinic\":\"c-1\",\"id\":\"e\\\"2\\\\\"}"));
+    cr_assert(agree(" " HEAD " , \"data\" : { \"a\" : 1 } } "));
+    cr_assert(agree(HEAD ",\"version\":2,\"status\":\"corrected\",\"corrected_at\":"
+                    "\"2026-03-03T10:00:00Z\",\"corrected_by\":\"dr \\/ x\"}"));
+    cr_assert(agree(HEAD ",\"version\":1,\"status\":\"final\"}"));
+    /* what it leaves to the reference path, which accepts them */
+    cr_assert_not(agree(HEAD ",\"data\":{\"n\":\"caf\\u00e9\"}}"), "a \\u escape");
+    cr_assert_not(agree(HEAD ",\"data\":{\"n\":\"caf\xc3\xa9\"}}"), "UTF-8");
+    cr_assert_not(agree(HEAD ",\t\"data\":{}}"), "a tab");
+    cr_assert_not(agree(HEAD ",\"data\":{\"n\":{\"b\":1,\"a\":2}}}"), "an object in data");
+    cr_assert_not(agree(HEAD ",\"data\":{\"n\":[1,2]}}"), "an array in data");
+    cr_assert_not(agree(HEAD ",\"data\":{\"n\":1,\"m\":1234567890123456789012345678901234567890"
+                        "12345678901234567890123456.5}}"),
+                  "a number of 64 characters or more");
+}
+
+Test(one_pass, numbers_as_jansson_reads_them)
+{
+    static const char *const nums[] = {
+        "0", "-0", "-0.0", "1.0", "1e2", "1E2", "1e+2", "1e-2", "0.1", "0.50", "-1.5e-3",
+        "9007199254740993", "-9007199254740993", "9223372036854775807", "-9223372036854775808",
+        "9223372036854775808", "-9223372036854775809", "1e308", "1e400", "-1e400", "1e-400",
+        "4.9e-324", "01", "-01", "00", "1.", "1.e5", ".5", "-.5", "-", "+1", "1e", "1e+", "0x10",
+        "NaN", "Infinity", "-Infinity", "1 2", "2147483647", "12345678901234567890123456789",
+    };
+    for (size_t i = 0; i < RG_COUNTOF(nums); i++) {
+        char line[512];
+        snprintf(line, sizeof line, HEAD ",\"data\":{\"a\":%s}}", nums[i]);
+        agree(line);
+        snprintf(line, sizeof line, HEAD ",\"version\":%s}", nums[i]);
+        agree(line);
+    }
+    /* an integer beyond 2^53 is kept exactly, not as a double */
+    rg_event ev;
+    good(&ev, HEAD ",\"data\":{\"a\":9007199254740993}}");
+    rg_field f;
+    cr_assert(rg_fields_get(ev.fields.p, ev.fields.len, "a", 1, &f));
+    cr_assert_eq(f.tag, RG_F_INT);
+    cr_assert_eq(f.i, INT64_C(9007199254740993));
+    rg_event_clear(&ev);
+    good(&ev, HEAD ",\"data\":{\"a\":1.0}}");
+    cr_assert(rg_fields_get(ev.fields.p, ev.fields.len, "a", 1, &f));
+    cr_assert_eq(f.tag, RG_F_REAL, "1.0 is a real, as jansson reads it");
+    rg_event_clear(&ev);
+}
+
+Test(one_pass, duplicates_structure_and_members)
+{
+    static const char *const lines[] = {
+        HEAD ",\"data\":{\"a\":1,\"a\":2}}", HEAD ",\"data\":{\"a\":1,\"b\":2,\"a\":1}}",
+        "{\"id\":\"e1\",\"id\":\"e2\",\"clinic\":\"c\",\"patient\":\"p\",\"type\":\"t\","
+        "\"at\":\"2026-03-02T14:05:00Z\"}",
+        HEAD ",\"data\":{},\"data\":{}}", HEAD ",\"data\":{\"a\":{\"b\":1,\"b\":2}}}",
+        HEAD "} x", HEAD "}\" ", HEAD "}\"}", HEAD "} \"", HEAD "}  ", HEAD "}" HEAD "}", HEAD "}}", HEAD, "[" HEAD "}]", "\"x\"", "1", "null", "",
+        " ", "{", "{}", HEAD ",\"data\":{\"a\":1} /* c */}", HEAD ",'data':{}}",
+        HEAD ",\"data\":{\"a\":tru}}", HEAD ",\"data\":{\"a\":nulls}}", HEAD ",\"data\":null}",
+        HEAD ",\"data\":[]}", HEAD ",\"data\":\"x\"}", HEAD ",\"data\":1}", HEAD ",\"data\":true}",
+        HEAD ",\"version\":2}", HEAD ",\"version\":1.0}", HEAD ",\"version\":0}",
+        HEAD ",\"version\":2147483648}", HEAD ",\"version\":\"2\"}", HEAD ",\"version\":null}",
+        HEAD ",\"status\":\"bogus\"}", HEAD ",\"status\":1}", HEAD ",\"status\":null}",
+        HEAD ",\"status\":\"entered-in-error\"}", HEAD ",\"corrected_at\":\"2026-03-03\"}",
+        HEAD ",\"corrected_at\":null}", HEAD ",\"corrected_by\":\"a\\tb\"}",
+        HEAD ",\"corrected_by\":\"\"}", HEAD ",\"pateint\":\"p\"}", HEAD ",\"\":1}",
+        "{\"clinic\":\"c\",\"patient\":\"p\",\"type\":\"t\",\"at\":\"2026-03-02T14:05:00Z\"}",
+        "{\"id\":\"\",\"clinic\":\"c\",\"patient\":\"p\",\"type\":\"t\",\"at\":\"2026-03-02T14:05:00Z\"}",
+        "{\"id\":\"a\\nb\",\"clinic\":\"c\",\"patient\":\"p\",\"type\":\"t\",\"at\":\"2026-03-02T14:05:00Z\"}",
+        "{\"id\":\"e\",\"clinic\":\"c d\",\"patient\":\"p\",\"type\":\"t\",\"at\":\"2026-03-02T14:05:00Z\"}",
+        "{\"id\":\"e\",\"clinic\":\"c\",\"patient\":\"p\",\"type\":\"Bad\",\"at\":\"2026-03-02T14:05:00Z\"}",
+        "{\"id\":\"e\",\"clinic\":\"c\",\"patient\":\"p\",\"type\":\"t\",\"at\":\"2026-03-02T14:05:00\"}",
+        "{\"id\":\"e\",\"clinic\":\"c\",\"patient\":\"p\",\"type\":\"t\",\"at\":5}",
+        "{\"id\":1,\"clinic\":\"c\",\"patient\":\"p\",\"type\":\"t\",\"at\":\"2026-03-02T14:05:00Z\"}",
+        "{\"id\":\"e\",\"clinic\":\"c\",\"patient\":{},\"type\":\"t\",\"at\":\"2026-03-02T14:05:00Z\"}",
+        "{\"id\":\"e\",\"clinic\":[],\"patient\":\"p\",\"type\":\"t\",\"at\":\"2026-03-02T14:05:00Z\"}",
+        HEAD ",\"data\":{\"a\":\"x\x7fy\"}}", HEAD ",\"data\":{\"a\":\"x\\u0000y\"}}",
+        HEAD ",\"data\":{\"a\\u0000\":1}}", HEAD ",\"data\":{\"a\":\"\\ud800\"}}",
+        HEAD ",\"data\":{\"a\":\"\\udc00x\"}}", HEAD ",\"data\":{\"a\":\"\\ud83d\\ude00\"}}",
+        HEAD ",\"data\":{\"a\":\"\\\\u0041\"}}", HEAD ",\"data\":{\"a\":\"\\x\"}}",
+        HEAD ",\"data\":{\"a\":\"\xff\"}}", HEAD ",\"data\":{\"a\":\"\xc0\x80\"}}",
+        HEAD ",\"data\":{\"a\":\"\xed\xa0\x80\"}}", HEAD ",\"data\":{\"a\":\"\xf4\x90\x80\x80\"}}",
+        HEAD ",\"data\":{\"a\":\"\xe2\x82\"}}", "\xef\xbb\xbf" HEAD "}", HEAD ",\f\"data\":{}}",
+        HEAD ",\v\"data\":{}}", HEAD ",\r\n\"data\":{}}", HEAD ",\"data\":{\"a\":\"x\ty\"}}",
+    };
+    for (size_t i = 0; i < RG_COUNTOF(lines); i++)
+        agree(lines[i]);
+    /* a raw NUL byte, which jansson would skip between tokens */
+    const char nul[] = HEAD ",\"data\":{\"a\":4\0}}";
+    agree_n(nul, sizeof nul - 1);
+    const char nul2[] = HEAD ",\"data\":{\"a\":\"x\0y\"}}";
+    agree_n(nul2, sizeof nul2 - 1);
+}
+
+Test(one_pass, many_members_deep_nesting_and_long_lines)
+{
+    /* 32 members of data (the one-pass limit), then 33 */
+    for (int n = 31; n <= 34; n++) {
+        char line[2048];
+        size_t k = (size_t)snprintf(line, sizeof line, HEAD ",\"data\":{");
+        for (int i = n; i > 0; i--)
+            k += (size_t)snprintf(line + k, sizeof line - k, "\"k%02d\":%d%s", i, i, i > 1 ? "," : "");
+        snprintf(line + k, sizeof line - k, "}}");
+        cr_assert_eq(agree(line), n <= 32);
+    }
+    /* nesting: jansson stops at 2048 levels */
+    for (int depth = 100; depth <= 3000; depth += 2900) {
+        size_t cap = strlen(HEAD) + 2 * (size_t)depth + 64;
+        char *line = malloc(cap);
+        cr_assert_not_null(line);
+        size_t k = (size_t)snprintf(line, cap, HEAD ",\"data\":{\"a\":");
+        memset(line + k, '[', (size_t)depth);
+        k += (size_t)depth;
+        memset(line + k, ']', (size_t)depth);
+        k += (size_t)depth;
+        snprintf(line + k, cap - k, "}}");
+        agree(line);
+        free(line);
+    }
+    /* around the one-pass length limit, and data near its size limit */
+    for (size_t n = 2600; n <= 2800; n += 100) {
+        char *v = jstr('x', n);
+        char *line = malloc(n + 256);
+        cr_assert_not_null(line);
+        snprintf(line, n + 256, HEAD ",\"data\":{\"a\":%s}}", v);
+        agree(line);
+        free(v);
+        free(line);
+    }
+    for (size_t n = RG_EVENT_MAX_DATA - 16; n <= RG_EVENT_MAX_DATA; n += 8) {
+        char *v = jstr('y', n);
+        char *line = malloc(n + 256);
+        cr_assert_not_null(line);
+        snprintf(line, n + 256, HEAD ",\"data\":{\"a\":%s}}", v);
+        agree(line);
+        free(v);
+        free(line);
+    }
+}
+
+Test(one_pass, stored_identity_without_a_tree)
+{
+    /* both read in one pass (no tree): the store compares the bodies as JSON */
+    const char *a = HEAD ",\"data\":{\"x\":1,\"y\":\"z\"}}";
+    const char *b = "{\"data\":{\"y\":\"z\",\"x\":1},\"at\":\"2026-03-02T14:05:00Z\",\"type\":\"t\","
+                    "\"patient\":\"p\",\"clinic\":\"c\",\"id\":\"e1\",\"version\":1}";
+    const char *c = HEAD ",\"data\":{\"x\":2,\"y\":\"z\"}}";
+    rg_event ea, eb, ec;
+    good(&ea, a);
+    good(&eb, b);
+    good(&ec, c);
+    cr_assert(!ea.json && !eb.json && !ec.json, "all three take the one-pass path");
+    cr_assert_eq(store_pair(&ea, &eb), RG_PUT_DUPLICATE, "the same event in another key order");
+    cr_assert_eq(store_pair(&ea, &ec), RG_PUT_CONFLICT, "other data under the same id");
+    rg_event_clear(&ea);
+    rg_event_clear(&eb);
+    rg_event_clear(&ec);
 }

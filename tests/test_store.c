@@ -1827,6 +1827,106 @@ Test(ingest, pipeline_keeps_order_lines_and_batches)
     cr_assert_eq(rg_store_commit(st), RG_OK);
 }
 
+/* The whole events and patients tables of the database at path, as text. */
+static char *dump_tables(const char *path)
+{
+    sqlite3 *db;
+    cr_assert_eq(sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+    sqlite3_stmt *s;
+    cr_assert_eq(sqlite3_prepare_v2(db,
+                                    "SELECT group_concat(r, char(10)) FROM (SELECT 'e|' || seq ||"
+                                    " '|' || clinic || '|' || id || '|' || version || '|' ||"
+                                    " replaces || '|' || patient || '|' || at || '|' || body ||"
+                                    " '|' || coalesce(hex(fields), '-') || '|' || hex(digest) ||"
+                                    " '|' || coalesce(status, '-') AS r FROM events"
+                                    " UNION ALL SELECT 'p|' || clinic || '|' || patient || '|' ||"
+                                    " coalesce(next_wake, '-') || '|' || scheduled FROM patients"
+                                    " ORDER BY 1)",
+                                    -1, &s, NULL),
+                 SQLITE_OK, "%s", sqlite3_errmsg(db));
+    cr_assert_eq(sqlite3_step(s), SQLITE_ROW);
+    char *text = strdup((const char *)sqlite3_column_text(s, 0));
+    cr_assert_not_null(text);
+    sqlite3_finalize(s);
+    sqlite3_close(db);
+    return text;
+}
+
+/* The pipeline stores new events RG_STORE_MANY at a time; a group with a
+ * known id (stored before, or twice in the group) goes one by one. Either
+ * way the outcome of every line, the rows, their seq and the patients'
+ * schedules are what putting the lines one by one gives. */
+Test(ingest, groups_of_new_events_store_what_one_by_one_stores)
+{
+    char path[600];
+    snprintf(path, sizeof path, "%s/groups.jsonl", tmpdir);
+    FILE *w = fopen(path, "w");
+    cr_assert_not_null(w);
+    for (int k = 1; k <= 300; k++) {
+        /* line 40: line 5 again, in another group of 32 (a duplicate); line 71:
+         * line 70 again, in the same group */
+        int i = k == 40 ? 5 : k == 71 ? 70 : k;
+        int p = (i * 7) % 13, day = 1 + (i * 5) % 27;
+        if (k == 41) /* ev-6 with other data: a conflict */
+            fprintf(w, "{\"id\":\"ev-6\",\"clinic\":\"c\",\"patient\":\"p1\",\"type\":\"vitals\","
+                       "\"at\":\"2026-03-02T10:00:00Z\",\"data\":{\"n\":-1}}\n");
+        else if (k == 100) /* a correction of ev-3 */
+            fprintf(w, "{\"id\":\"ev-3\",\"clinic\":\"c\",\"patient\":\"p%d\",\"type\":\"vitals\","
+                       "\"at\":\"2026-03-%02dT10:00:00Z\",\"data\":{\"n\":33},\"version\":2,"
+                       "\"corrected_at\":\"2026-03-28T00:00:00Z\"}\n",
+                    (3 * 7) % 13, 1 + (3 * 5) % 27);
+        else if (k == 130)
+            fprintf(w, "{\"id\":\"ev-130\",\"clinic\":\"c\"\n");
+        else
+            fprintf(w, "{\"id\":\"ev-%d\",\"clinic\":\"c%s\",\"patient\":\"p%d\",\"type\":\"vitals\","
+                       "\"at\":\"2026-03-%02dT%02d:00:00Z\",\"data\":{\"n\":%d}}\n",
+                    i, i % 50 == 0 ? "x" : "", p, day, i % 24, i);
+    }
+    cr_assert_eq(fclose(w), 0);
+
+    /* the pipeline, into the suite's store */
+    FILE *f = fopen(path, "r");
+    rg_ingest_counts a = {0};
+    char err[512] = "";
+    cr_assert_eq(rg_ingest_file(st, f, "groups", &a, NULL, NULL, err, sizeof err), RG_OK, "%s",
+                 err);
+    fclose(f);
+    close_store();
+
+    /* the same lines one by one (rg_ingest_one), into a second store */
+    char bpath[600];
+    snprintf(bpath, sizeof bpath, "%s/one-by-one.db", tmpdir);
+    rg_store *b;
+    cr_assert_eq(rg_store_open(&b, bpath, NULL, err, sizeof err), RG_OK, "%s", err);
+    cr_assert_eq(rg_store_begin(b), RG_OK);
+    rg_ingest_counts c = {0};
+    f = fopen(path, "r");
+    char *line = NULL;
+    size_t cap = 0;
+    ssize_t n;
+    for (long ln = 1; (n = getline(&line, &cap, f)) > 0; ln++)
+        cr_assert_geq(rg_ingest_one(b, line, (size_t)n - 1, "groups", ln, &c, NULL, NULL), 0);
+    free(line);
+    fclose(f);
+    cr_assert_eq(rg_store_commit(b), RG_OK);
+    rg_store_close(b);
+
+    cr_assert_eq(a.stored, c.stored);
+    cr_assert_eq(a.duplicates, 2, "line 40 and line 71");
+    cr_assert_eq(a.duplicates, c.duplicates);
+    cr_assert_eq(a.conflicts, 1);
+    cr_assert_eq(a.conflicts, c.conflicts);
+    cr_assert_eq(a.corrected, 1);
+    cr_assert_eq(a.corrected, c.corrected);
+    cr_assert_eq(a.rejected, 1);
+    cr_assert_eq(a.rejected, c.rejected);
+    char *ta = dump_tables(dbpath), *tb = dump_tables(bpath);
+    cr_assert_str_eq(ta, tb, "the pipeline's rows differ from one by one's");
+    free(ta);
+    free(tb);
+    open_store(); /* for the suite's teardown */
+}
+
 /* ---- corrections (docs/corrections.md) ---------------------------------- */
 
 /* Puts one event line; returns the outcome and copies the conflict's reason. */

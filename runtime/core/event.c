@@ -1,5 +1,15 @@
 /*
- * event.c - validation of one event (JSON via jansson).
+ * event.c - validation of one event.
+ *
+ * Two parsers, one contract. A line of bulk ingest is read in one pass by
+ * yajl (streaming: no tree, each value straight into the event and its
+ * compiled fields) when it is of the plain kind every feed sends: printable
+ * ASCII, no \u escape, at most RG__FAST_MAX bytes, scalars only (data an
+ * object of scalars). Whatever that pass does not accept - any error, any
+ * doubt - goes to the reference path (jansson's tree, below), which gives
+ * the answer and the message. So the one-pass path only ever says "valid",
+ * and says it exactly when the reference path would, with the same event
+ * (tests/test_event.c and tests/fuzz/fuzz_event.c compare the two).
  *
  * Everything that reaches the store has passed here: required fields present
  * with the right types, sizes bounded, `type` a lower-case word, `at` a real
@@ -15,9 +25,12 @@
 #include "core/event.h"
 #include "core/fields.h"
 
+#include <errno.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <yajl/yajl_parse.h>
 
 #define FAIL(f, ...)                                                        \
     do {                                                                    \
@@ -106,6 +119,11 @@ static int rg__count_bytes(const char *buf, size_t size, void *data)
 static int rg__from_json(rg_event *ev, json_t *obj, const char *raw, size_t rawlen,
                          char field[RG_FIELD_MAX], char *err, size_t errlen);
 
+/* An event's members, in the order the messages list them (the one-pass
+ * path's RG__K_* index this). */
+static const char *const rg__known[] = {"id", "clinic", "patient", "type", "at", "data",
+                                        "version", "status", "corrected_at", "corrected_by"};
+
 int rg_event_from_json(rg_event *ev, json_t *obj, char field[RG_FIELD_MAX], char *err,
                        size_t errlen)
 {
@@ -117,8 +135,6 @@ int rg_event_from_json(rg_event *ev, json_t *obj, char field[RG_FIELD_MAX], char
 static int rg__from_json(rg_event *ev, json_t *obj, const char *raw, size_t rawlen,
                          char field[RG_FIELD_MAX], char *err, size_t errlen)
 {
-    static const char *const known[] = {"id", "clinic", "patient", "type", "at", "data",
-                                        "version", "status", "corrected_at", "corrected_by"};
     int rc = RG_EINVAL;
     memset(ev, 0, sizeof *ev);
     field[0] = '\0';
@@ -129,10 +145,10 @@ static int rg__from_json(rg_event *ev, json_t *obj, const char *raw, size_t rawl
     json_t *val;
     json_object_foreach(obj, key, val) {
         size_t i;
-        for (i = 0; i < RG_COUNTOF(known); i++)
-            if (!strcmp(key, known[i]))
+        for (i = 0; i < RG_COUNTOF(rg__known); i++)
+            if (!strcmp(key, rg__known[i]))
                 break;
-        if (i == RG_COUNTOF(known))
+        if (i == RG_COUNTOF(rg__known))
             FAIL(key, "unknown field '%.40s' (an event has id, clinic, patient, type, at, data, "
                       "and for a correction version, status, corrected_at, corrected_by)",
                  key);
@@ -261,8 +277,315 @@ int rg_json_failed_for_memory(const json_error_t *je)
     return json_error_code(je) == json_error_out_of_memory || !je->text[0];
 }
 
+/* ---- the one-pass path (yajl) ------------------------------------------------------ */
+
+/* The longest line it reads: data's canonical text (ASCII, escaped) is at
+ * most 6 bytes per byte of the line (a 4-byte character is 12, "1e-5" is
+ * 1.0000000000000001e-05), so no line this short has data over the limit:
+ * the length need not be counted. */
+#define RG__FAST_MAX (RG_EVENT_MAX_DATA / 6)
+#define RG__FAST_FIELDS 32 /* members of data it compiles; more: the reference path */
+
+enum { RG__K_ID, RG__K_CLINIC, RG__K_PATIENT, RG__K_TYPE, RG__K_AT, RG__K_DATA, RG__K_VERSION,
+       RG__K_STATUS, RG__K_CORRECTED_AT, RG__K_CORRECTED_BY };
+
+typedef struct rg__dfield {
+    const char *key, *s; /* in rg__fast.tmp */
+    size_t klen, slen;
+    rg_field_tag tag;
+    int64_t i;
+    double r;
+} rg__dfield;
+
+typedef struct rg__fast {
+    int depth;     /* 1 in the event, 2 in its data */
+    int key;       /* the event's member being read (RG__K_*) */
+    unsigned seen; /* members read, one bit each (a second one: a duplicate) */
+    int data_map;  /* data was an object */
+    const char *str[RG_COUNTOF(rg__known)]; /* string members, in mem */
+    size_t slen[RG_COUNTOF(rg__known)];
+    int64_t version;
+    char *mem, *memend; /* the event's strings (ev->mem), NUL-terminated */
+    char tmp[RG__FAST_MAX + 8], *tmpend; /* data's keys and strings while compiling */
+    size_t used;
+    rg__dfield df[RG__FAST_FIELDS];
+    int ndf;
+    const char *dkey; /* the data member being read */
+    size_t dklen;
+    yajl_handle h;
+    size_t end; /* where the event's object ended in the line */
+} rg__fast;
+
+/* A copy of s in the event's strings (mem) or the scratch (tmp); both are
+ * sized so that every string of the line fits. */
+static const char *rg__fast_keep(rg__fast *f, int in_event, const unsigned char *s, size_t n)
+{
+    char *to = in_event ? f->mem : f->tmp + f->used;
+    if (to + n + 1 > (in_event ? f->memend : f->tmpend))
+        return NULL;
+    memcpy(to, s, n);
+    to[n] = '\0';
+    if (in_event)
+        f->mem += n + 1;
+    else
+        f->used += n + 1;
+    return to;
+}
+
+static int rg__fast_map_start(void *ud)
+{
+    rg__fast *f = ud;
+    if (f->depth == 1 && f->key == RG__K_DATA)
+        f->data_map = 1;
+    else if (f->depth != 0)
+        return 0; /* an object where a scalar belongs: the reference path says what */
+    f->depth++;
+    return 1;
+}
+
+static int rg__fast_map_end(void *ud)
+{
+    rg__fast *f = ud;
+    if (--f->depth == 0) /* yajl takes a token cut off by the end after it for complete */
+        f->end = yajl_get_bytes_consumed(f->h);
+    f->key = -1;
+    return 1;
+}
+
+static int rg__fast_array(void *ud)
+{
+    (void)ud;
+    return 0; /* arrays (in data: canonical text with sorted keys): the reference path */
+}
+
+static int rg__fast_key(void *ud, const unsigned char *s, size_t n)
+{
+    rg__fast *f = ud;
+    if (f->depth == 2) {
+        if (f->ndf == RG__FAST_FIELDS || !(f->dkey = rg__fast_keep(f, 0, s, n)))
+            return 0;
+        f->dklen = n;
+        return 1;
+    }
+    for (int i = 0; i < (int)RG_COUNTOF(rg__known); i++)
+        if (strlen(rg__known[i]) == n && !memcmp(rg__known[i], s, n)) {
+            if (f->seen & (1u << i))
+                return 0; /* a duplicate key: jansson refuses the line */
+            f->seen |= 1u << i;
+            f->key = i;
+            return 1;
+        }
+    return 0; /* an unknown member */
+}
+
+static rg__dfield *rg__fast_field(rg__fast *f, rg_field_tag tag)
+{
+    rg__dfield *d = &f->df[f->ndf++];
+    d->key = f->dkey;
+    d->klen = f->dklen;
+    d->tag = tag;
+    return d;
+}
+
+static int rg__fast_string(void *ud, const unsigned char *s, size_t n)
+{
+    rg__fast *f = ud;
+    if (f->depth == 0 || memchr(s, '\0', n))
+        return 0;
+    if (f->depth == 2) {
+        const char *t = rg__fast_keep(f, 0, s, n);
+        if (!t)
+            return 0;
+        rg__dfield *d = rg__fast_field(f, RG_F_STR);
+        d->s = t;
+        d->slen = n;
+        return 1;
+    }
+    if (f->key == RG__K_DATA || f->key == RG__K_VERSION)
+        return 0;
+    f->slen[f->key] = n;
+    return (f->str[f->key] = rg__fast_keep(f, 1, s, n)) != NULL;
+}
+
+/* A number as jansson reads it: an integer unless it has a fraction or an
+ * exponent; out of range is an error (the reference path names it). */
+static int rg__fast_number(void *ud, const char *s, size_t n)
+{
+    rg__fast *f = ud;
+    char buf[64], *end;
+    if (n >= sizeof buf || f->depth == 0 || (f->depth == 1 && f->key != RG__K_VERSION))
+        return 0;
+    memcpy(buf, s, n);
+    buf[n] = '\0';
+    errno = 0;
+    if (!memchr(s, '.', n) && !memchr(s, 'e', n) && !memchr(s, 'E', n)) {
+        long long v = strtoll(buf, &end, 10);
+        if (errno == ERANGE || end != buf + n)
+            return 0;
+        if (f->depth == 1) {
+            f->version = v;
+            return v >= 1 && v <= RG_EVENT_MAX_VERSION;
+        }
+        rg__fast_field(f, RG_F_INT)->i = v;
+        return 1;
+    }
+    if (f->depth == 1)
+        return 0; /* version 1.0 is not a whole number to jansson */
+    double v = strtod(buf, &end);
+    if (((v == HUGE_VAL || v == -HUGE_VAL) && errno == ERANGE) || end != buf + n)
+        return 0;
+    rg__fast_field(f, RG_F_REAL)->r = v;
+    return 1;
+}
+
+static int rg__fast_null(void *ud)
+{
+    rg__fast *f = ud;
+    return f->depth == 2 && rg__fast_field(f, RG_F_NULL);
+}
+
+static int rg__fast_bool(void *ud, int v)
+{
+    rg__fast *f = ud;
+    return f->depth == 2 && rg__fast_field(f, v ? RG_F_TRUE : RG_F_FALSE);
+}
+
+static const yajl_callbacks rg__fast_cb = {
+    .yajl_null = rg__fast_null,
+    .yajl_boolean = rg__fast_bool,
+    .yajl_number = rg__fast_number,
+    .yajl_string = rg__fast_string,
+    .yajl_start_map = rg__fast_map_start,
+    .yajl_map_key = rg__fast_key,
+    .yajl_end_map = rg__fast_map_end,
+    .yajl_start_array = rg__fast_array,
+    .yajl_end_array = rg__fast_array,
+};
+
+/* The order of the canonical text (jansson's JSON_SORT_KEYS: strcmp; keys
+ * here have no NUL byte, so bytes then length is the same order). */
+static int rg__fast_cmp(const void *a, const void *b)
+{
+    const rg__dfield *x = a, *y = b;
+    int c = memcmp(x->key, y->key, x->klen < y->klen ? x->klen : y->klen);
+    return c ? c : (x->klen > y->klen) - (x->klen < y->klen);
+}
+
+/* A string member the event needs: present, 1 to max bytes. */
+static const char *rg__fast_str(const rg__fast *f, int k, size_t max)
+{
+    return (f->seen & (1u << k)) && f->str[k] && f->slen[k] >= 1 && f->slen[k] <= max
+               ? f->str[k]
+               : NULL;
+}
+
+/* Fills ev from a plain line in one pass; RG_OK only when the reference
+ * path would accept the line with this very event, anything else (left
+ * empty) when it has to be asked. */
+static int rg__parse_fast(rg_event *ev, const char *text, size_t len)
+{
+    if (len > RG__FAST_MAX)
+        return RG_EINVAL;
+    for (size_t i = 0; i < len; i++) /* no control byte, no UTF-8 (jansson checks it strictly) */
+        if ((unsigned char)text[i] < 0x20 || (unsigned char)text[i] >= 0x80 ||
+            (text[i] == '\\' && i + 1 < len && text[i + 1] == 'u'))
+            return RG_EINVAL;
+    rg__fast f;
+    f.depth = f.seen = f.data_map = f.ndf = 0;
+    f.key = -1;
+    f.version = 1;
+    memset(f.str, 0, sizeof f.str);
+    f.used = 0;
+    f.tmpend = f.tmp + sizeof f.tmp;
+    if (!(ev->mem = malloc(len + 1)))
+        return RG_ENOMEM;
+    f.mem = ev->mem;
+    f.memend = ev->mem + len + 1;
+    f.end = 0;
+    yajl_handle h = f.h = yajl_alloc(&rg__fast_cb, NULL, &f);
+    int ok = h && yajl_parse(h, (const unsigned char *)text, len) == yajl_status_ok &&
+             yajl_complete_parse(h) == yajl_status_ok && f.depth == 0 && f.end > 0 &&
+             text[f.end - 1] == '}';
+    for (size_t i = f.end; ok && i < len; i++)
+        ok = text[i] == ' '; /* nothing after the object but spaces */
+    if (h)
+        yajl_free(h);
+    char why[160];
+    ok = ok && (ev->id = rg__fast_str(&f, RG__K_ID, RG_EVENT_MAX_ID)) && rg__printable(ev->id) &&
+         (ev->clinic = rg__fast_str(&f, RG__K_CLINIC, RG_EVENT_MAX_CLINIC)) &&
+         rg__clinic_ok(ev->clinic) &&
+         (ev->patient = rg__fast_str(&f, RG__K_PATIENT, RG_EVENT_MAX_ID)) &&
+         rg__printable(ev->patient) &&
+         (ev->type = rg__fast_str(&f, RG__K_TYPE, RG_EVENT_MAX_TYPE)) &&
+         rg_event_type_ok(ev->type) && rg__fast_str(&f, RG__K_AT, 64) &&
+         !rg_time_parse(f.str[RG__K_AT], f.slen[RG__K_AT], &ev->at, &ev->offset_min, why,
+                        sizeof why);
+    ev->version = f.version;
+    ev->status = RG_STATUS_FINAL;
+    ev->corrected_at = RG_TIME_NONE;
+    if (ok && (f.seen & (1u << RG__K_STATUS))) {
+        ev->status = -1;
+        for (int i = 0; f.str[RG__K_STATUS] && i < (int)RG_COUNTOF(rg__status); i++)
+            if (!strcmp(f.str[RG__K_STATUS], rg__status[i]))
+                ev->status = i;
+        ok = ev->status >= 0;
+    }
+    if (ok && (f.seen & (1u << RG__K_CORRECTED_AT)))
+        ok = rg__fast_str(&f, RG__K_CORRECTED_AT, 64) &&
+             !rg_time_parse(f.str[RG__K_CORRECTED_AT], f.slen[RG__K_CORRECTED_AT],
+                            &ev->corrected_at, NULL, why, sizeof why);
+    else if (ev->version > 1)
+        ok = 0;
+    if (ok && (f.seen & (1u << RG__K_CORRECTED_BY)))
+        ok = (ev->corrected_by = rg__fast_str(&f, RG__K_CORRECTED_BY, RG_EVENT_MAX_ID)) &&
+             rg__printable(ev->corrected_by);
+    if (ok && (f.seen & (1u << RG__K_DATA))) {
+        ok = f.data_map;
+        qsort(f.df, (size_t)f.ndf, sizeof f.df[0], rg__fast_cmp);
+        for (int i = 1; ok && i < f.ndf; i++)
+            ok = rg__fast_cmp(&f.df[i - 1], &f.df[i]) != 0; /* a duplicate key in data */
+        int rc = ok ? rg_fields_begin(&ev->fields) : RG_OK;
+        for (int i = 0; ok && rc == RG_OK && i < f.ndf; i++) {
+            const rg__dfield *d = &f.df[i];
+            switch (d->tag) {
+            case RG_F_INT:
+                rc = rg_fields_add_int(&ev->fields, d->key, d->klen, d->i);
+                break;
+            case RG_F_REAL:
+                rc = rg_fields_add_real(&ev->fields, d->key, d->klen, d->r);
+                break;
+            case RG_F_STR:
+                rc = rg_fields_add_str(&ev->fields, d->key, d->klen, d->s, d->slen);
+                break;
+            case RG_F_NULL:
+                rc = rg_fields_add_null(&ev->fields, d->key, d->klen);
+                break;
+            default:
+                rc = rg_fields_add_bool(&ev->fields, d->key, d->klen, d->tag == RG_F_TRUE);
+            }
+        }
+        ok = ok && rc == RG_OK;
+    }
+    if (ok && (ev->body = strndup(text, len)))
+        return RG_OK;
+    rg_buf_free(&ev->fields);
+    free(ev->mem);
+    memset(ev, 0, sizeof *ev);
+    return RG_EINVAL;
+}
+
 int rg_event_parse(rg_event *ev, const char *text, size_t len, char field[RG_FIELD_MAX],
                    char *err, size_t errlen)
+{
+    memset(ev, 0, sizeof *ev);
+    field[0] = '\0';
+    if (len <= RG__FAST_MAX && rg__parse_fast(ev, text, len) == RG_OK)
+        return RG_OK;
+    return rg_event_parse_ref(ev, text, len, field, err, errlen);
+}
+
+int rg_event_parse_ref(rg_event *ev, const char *text, size_t len, char field[RG_FIELD_MAX],
+                       char *err, size_t errlen)
 {
     json_error_t je;
     memset(ev, 0, sizeof *ev);
@@ -297,6 +620,7 @@ char *rg_event_data_text(const char *body, size_t len)
 void rg_event_clear(rg_event *ev)
 {
     free(ev->body);
+    free(ev->mem);
     rg_buf_free(&ev->fields);
     if (ev->json)
         json_decref(ev->json);

@@ -10,6 +10,7 @@
  * (rg_store_put_events: one round trip to PostgreSQL).
  */
 #include "store/ingest.h"
+#include "core/digest.h"
 
 #include <jansson.h>
 #include <pthread.h>
@@ -195,6 +196,10 @@ static void rg__parse_item(rg__item *it, const char *line, size_t len, long line
     it->line = lineno;
     it->why = it->raw = NULL;
     it->rc = rg_event_parse(&it->ev, line, len, it->field, why, sizeof why);
+    if (it->rc == RG_OK) { /* the body's digest here too: the writer only binds it */
+        rg_sha256(it->ev.body, strlen(it->ev.body), it->ev.digest);
+        it->ev.digested = 1;
+    }
     if (it->rc != RG_EINVAL)
         return;
     it->rawlen = len > RG_RAW_KEEP ? RG_RAW_KEEP : len;

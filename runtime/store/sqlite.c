@@ -577,9 +577,14 @@ static void rg_sqlite_rollback(rg_sqlite *st)
         rg__done(st, rg__q(st, Q_ROLLBACK));
 }
 
-/* Binds ev as ?1..?14 of an event insert, seq as ?7. */
+/* Binds ev as ?1..?14 of an event insert, seq as ?7, the body's digest as
+ * ?16 (computed here unless the parse computed it). */
 static void rg__bind_event(sqlite3_stmt *s, const rg_event *ev, rg_time received, int64_t seq)
 {
+    unsigned char digest[32];
+    if (!ev->digested)
+        rg_sha256(ev->body, strlen(ev->body), digest);
+    sqlite3_bind_blob(s, 16, ev->digested ? ev->digest : digest, 32, SQLITE_TRANSIENT);
     rg__text(s, 1, ev->clinic);
     rg__text(s, 2, ev->id);
     rg__text(s, 3, ev->patient);
@@ -616,12 +621,16 @@ int rg_store_same_body(const char *stored, const rg_event *ev)
 {
     if (!strcmp(stored, ev->body))
         return 1;
-    json_error_t je;
-    json_t *j = json_loads(stored, 0, &je), *mine = ev->json ? json_copy(ev->json) : NULL;
-    if (!j || (ev->json && !mine)) {
+    json_error_t je, je_mine;
+    /* an event the one-pass parser read has no tree: its (valid) body is loaded */
+    json_t *j = json_loads(stored, 0, &je),
+           *mine = ev->json ? json_copy(ev->json) : json_loads(ev->body, 0, &je_mine);
+    if (!j || !mine) {
+        int nomem = j ? ev->json || rg_json_failed_for_memory(&je_mine)
+                      : rg_json_failed_for_memory(&je);
         json_decref(j);
         json_decref(mine);
-        return j || rg_json_failed_for_memory(&je) ? RG_ENOMEM : 0;
+        return nomem ? RG_ENOMEM : 0;
     }
     /* "version":1 and "status":"final" say what their absence says */
     json_t *both[2] = {j, mine};
@@ -633,10 +642,89 @@ int rg_store_same_body(const char *stored, const rg_event *ev)
         if (json_is_string(v) && !strcmp(json_string_value(v), "final"))
             json_object_del(both[i], "status");
     }
-    int same = mine && json_equal(j, mine);
+    int same = json_equal(j, mine);
     json_decref(j);
     json_decref(mine);
     return same;
+}
+
+/* After a new event's insert: schedules its patient, once for a run of the
+ * same patient's events in time order within a transaction. */
+static int rg__stored(rg_sqlite *st, const rg_event *ev)
+{
+    if (!sqlite3_get_autocommit(st->db) && ev->at >= st->sched_at &&
+        !strcmp(st->sched_patient, ev->patient) && !strcmp(st->sched_clinic, ev->clinic))
+        return RG_OK;
+    snprintf(st->sched_clinic, sizeof st->sched_clinic, "%s", ev->clinic);
+    snprintf(st->sched_patient, sizeof st->sched_patient, "%s", ev->patient);
+    st->sched_at = ev->at;
+    return rg__schedule(st, ev, ev->at);
+}
+
+/* RG_STORE_MANY new events with one statement (inside a transaction): *all
+ * 1 when every one was stored (and its patient scheduled), 0 when one of
+ * their ids is stored already or comes twice among them: then the rows that
+ * did go in are taken out again (nothing of the group stays) and the caller
+ * puts them one by one. A trigger's veto (a constraint error) is answered
+ * the same way; the one-by-one put says which event it was. */
+static int rg__put_many(rg_sqlite *st, const rg_event *const *evs, rg_time received, int *all)
+{
+    unsigned char digest[RG_STORE_MANY][32];
+    int64_t seq;
+    *all = 0;
+    if (rg__evseq_next(st, &seq))
+        return RG_EDB;
+    st->evseq--; /* taken back: the rows below number from seq */
+    sqlite3_stmt *s = rg__q(st, Q_EVENT_INSERT_MANY);
+    for (int i = 0; i < RG_STORE_MANY; i++) {
+        const rg_event *ev = evs[i];
+        int p = i * RG_STORE_MANY_COLS;
+        if (!ev->digested)
+            rg_sha256(ev->body, strlen(ev->body), digest[i]);
+        rg__text(s, p + 1, ev->clinic);
+        rg__text(s, p + 2, ev->id);
+        rg__text(s, p + 3, ev->patient);
+        rg__text(s, p + 4, ev->type);
+        sqlite3_bind_int64(s, p + 5, ev->at);
+        sqlite3_bind_int(s, p + 6, ev->offset_min);
+        rg__text(s, p + 7, ev->body);
+        sqlite3_bind_int64(s, p + 8, received);
+        if (ev->fields.len)
+            sqlite3_bind_blob(s, p + 9, ev->fields.p, (int)ev->fields.len, SQLITE_STATIC);
+        sqlite3_bind_int64(s, p + 10, ev->version);
+        rg__text(s, p + 11, ev->status == RG_STATUS_FINAL ? NULL : rg_event_status_name(ev->status));
+        rg__time(s, p + 12, ev->corrected_at);
+        rg__text(s, p + 13, ev->corrected_by);
+        sqlite3_bind_blob(s, p + 14, ev->digested ? ev->digest : digest[i], 32, SQLITE_STATIC);
+        sqlite3_bind_int64(s, p + 15, seq + i);
+    }
+    int rc = sqlite3_step(s);
+    int ext = sqlite3_extended_errcode(st->db);
+    sqlite3_reset(s);
+    if (rc != SQLITE_DONE) {
+        if ((ext & 0xff) == SQLITE_CONSTRAINT)
+            return RG_OK;
+        rg__fault(st, ext);
+        return RG_EDB;
+    }
+    int stored = sqlite3_changes(st->db);
+    for (int i = 0; stored > 0 && stored < RG_STORE_MANY && i < RG_STORE_MANY; i++) {
+        s = rg__q(st, Q_EVENT_UNDO); /* a known id among them: none of the group stays */
+        rg__text(s, 1, evs[i]->clinic);
+        rg__text(s, 2, evs[i]->id);
+        sqlite3_bind_int64(s, 3, seq + i);
+        if (rg__done(st, s))
+            return RG_EDB;
+    }
+    if (stored < RG_STORE_MANY)
+        return RG_OK;
+    st->evseq = seq + RG_STORE_MANY - 1;
+    st->evseq_dirty = 1;
+    *all = 1;
+    for (int i = 0; i < RG_STORE_MANY; i++)
+        if ((rc = rg__stored(st, evs[i])))
+            return rc;
+    return RG_OK;
 }
 
 #define RG__CONFLICT(f, ...)                                               \
@@ -663,13 +751,7 @@ static int rg_sqlite_put_event(rg_sqlite *st, const rg_event *ev, rg_time receiv
         return RG_EDB;
     if (sqlite3_changes(st->db) == 1) {
         *res = RG_PUT_STORED;
-        if (!sqlite3_get_autocommit(st->db) && ev->at >= st->sched_at &&
-            !strcmp(st->sched_patient, ev->patient) && !strcmp(st->sched_clinic, ev->clinic))
-            return RG_OK;
-        snprintf(st->sched_clinic, sizeof st->sched_clinic, "%s", ev->clinic);
-        snprintf(st->sched_patient, sizeof st->sched_patient, "%s", ev->patient);
-        st->sched_at = ev->at;
-        return rg__schedule(st, ev, ev->at);
+        return rg__stored(st, ev);
     }
     /* the id is stored: a duplicate, a conflict or a correction */
     s = rg__q(st, Q_EVENT_CURRENT);
@@ -761,12 +843,32 @@ static int rg_sqlite_put_events(rg_sqlite *st, const rg_event *const *evs, int n
 {
     if (failed)
         *failed = 0;
-    for (int i = 0, rc; i < n; i++)
+    /* within a transaction, RG_STORE_MANY new events at a time; after a group
+     * with a known id, its events one by one */
+    for (int i = 0, rc, single = 0; i < n; i++) {
+        if (!single && n - i >= RG_STORE_MANY && !sqlite3_get_autocommit(st->db)) {
+            int all;
+            if ((rc = rg__put_many(st, evs + i, received, &all))) {
+                if (failed)
+                    *failed = i;
+                return rc;
+            }
+            for (int k = 0; all && k < RG_STORE_MANY; k++)
+                res[i + k] = RG_PUT_STORED;
+            if (all) {
+                i += RG_STORE_MANY - 1;
+                continue;
+            }
+            single = RG_STORE_MANY;
+        }
+        if (single)
+            single--;
         if ((rc = rg_sqlite_put_event(st, evs[i], received, &res[i]))) {
             if (failed)
                 *failed = i;
             return rc;
         }
+    }
     return RG_OK;
 }
 

@@ -331,6 +331,15 @@ const size_t rg_store_nmigrations = sizeof rg_store_migrations / sizeof rg_store
     " AND r.state = 'resolved'"                                                                    \
     " LEFT JOIN alerts a ON a.id = o.seq"
 
+/* One event row of Q_EVENT_INSERT_MANY (RG_STORE_MANY_COLS parameters), and
+ * RG_STORE_MANY of them. */
+#define RG__MANY1 "(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
+#define RG__MANY2 RG__MANY1 "," RG__MANY1
+#define RG__MANY4 RG__MANY2 "," RG__MANY2
+#define RG__MANY8 RG__MANY4 "," RG__MANY4
+#define RG__MANY16 RG__MANY8 "," RG__MANY8
+#define RG__MANY32 RG__MANY16 "," RG__MANY16
+
 const char *const rg_store_sql[Q__COUNT] = {
     /* the first stored version of an id (whatever its number): stored only
      * when the id is new (replaces 0 is taken), so the common case is one
@@ -338,13 +347,22 @@ const char *const rg_store_sql[Q__COUNT] = {
     [Q_EVENT_INSERT] =
         "INSERT INTO events(clinic, id, patient, type, at, utc_offset, body, received,"
         " fields, version, status, corrected_at, corrected_by, digest, seq)"
-        " VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?8, ?9, ?10, ?11, ?12, ?13, ?14, rg_sha256b(?8), ?7)"
+        " VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?16, ?7)"
         " ON CONFLICT(clinic, id, replaces) DO NOTHING",
+    /* RG_STORE_MANY new events in one statement (bulk ingest). OR IGNORE: no
+     * row can abort it, so SQLite keeps no statement journal (a multi-row
+     * insert that could abort half-way writes one, to a temporary file);
+     * when one of their ids is stored already, or comes twice among them,
+     * fewer rows go in: those are taken out again (Q_EVENT_UNDO) and the
+     * events go one by one */
+    [Q_EVENT_INSERT_MANY] =
+        "INSERT OR IGNORE INTO events(clinic, id, patient, type, at, utc_offset, body, received,"
+        " fields, version, status, corrected_at, corrected_by, digest, seq) VALUES " RG__MANY32,
+    [Q_EVENT_UNDO] = "DELETE FROM events WHERE clinic = ?1 AND id = ?2 AND replaces = 0 AND seq = ?3",
     [Q_EVENT_INSERT_VERSION] =
         "INSERT INTO events(clinic, id, patient, type, at, utc_offset, body, received,"
         " fields, version, status, corrected_at, corrected_by, replaces, digest, seq)"
-        " VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, rg_sha256b(?8),"
-        " ?7)",
+        " VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?7)",
     [Q_EVENT_CURRENT] = "SELECT seq, version, patient, type, body FROM events"
                         " WHERE clinic = ?1 AND id = ?2 ORDER BY version DESC LIMIT 1",
     [Q_EVENT_VERSION_BODY] =

@@ -8,8 +8,14 @@
 
 #include <stddef.h>
 
+/* Events one Q_EVENT_INSERT_MANY stores (RG_STORE_MANY_COLS parameters each). */
+#define RG_STORE_MANY 32
+#define RG_STORE_MANY_COLS 15
+
 enum {
     Q_EVENT_INSERT,
+    Q_EVENT_INSERT_MANY,
+    Q_EVENT_UNDO,
     Q_EVENT_INSERT_VERSION,
     Q_EVENT_CURRENT,
     Q_EVENT_VERSION_BODY,

@@ -3,10 +3,10 @@
 # Run from the repository root; tests/fuzz/run.sh calls it.
 FZ ?= build-fuzz
 FUZZ_CC ?= clang
-PKGS := lua5.4 sqlite3 jansson libuv libcurl libpq libsodium openssl
+PKGS := lua5.4 sqlite3 jansson yajl libuv libcurl libpq libsodium openssl
 SAN := -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
-RT_DIRS := runtime/core runtime/store runtime/engine runtime/service runtime/cli bindings
-CFLAGS_FZ := -std=c11 -D_GNU_SOURCE -O1 -g $(SAN) $(addprefix -I,$(RT_DIRS)) $(shell pkg-config --cflags $(PKGS))
+RT_DIRS := runtime/core runtime/store runtime/engine runtime/present runtime/service runtime/cli bindings
+CFLAGS_FZ := -std=c11 -D_GNU_SOURCE -O1 -g $(SAN) -Iruntime -I. $(shell pkg-config --cflags $(PKGS))
 LIBS := $(shell pkg-config --libs $(PKGS)) -lhttp_parser -lm
 SRC := $(filter-out runtime/cli/main.c,$(wildcard $(addsuffix /*.c,$(RT_DIRS))))
 WWW := $(sort $(wildcard runtime/service/www/*))

@@ -11,7 +11,9 @@
  * or a conflict (never rejected) and one that does not is rejected; a parsed
  * event's fields keep the contract; when a line was stored or was a
  * duplicate, sending it again as is, or re-printed with sorted keys, is a
- * duplicate.
+ * duplicate. And the one-pass parser (yajl) agrees with the reference path
+ * (jansson, rg_event_parse_ref) on every line: the same code, field and
+ * message, and the same event.
  */
 #include "store/ingest.h"
 
@@ -29,7 +31,7 @@
 
 static void check_event(const rg_event *ev)
 {
-    CHECK(ev->id && ev->clinic && ev->patient && ev->type && ev->body && ev->json);
+    CHECK(ev->id && ev->clinic && ev->patient && ev->type && ev->body && (ev->json || ev->mem));
     CHECK(strlen(ev->id) >= 1 && strlen(ev->id) <= RG_EVENT_MAX_ID);
     CHECK(strlen(ev->clinic) >= 1 && strlen(ev->clinic) <= RG_EVENT_MAX_CLINIC);
     CHECK(strlen(ev->patient) >= 1 && strlen(ev->patient) <= RG_EVENT_MAX_ID);
@@ -52,21 +54,52 @@ static int ingest(rg_store *st, const char *text, size_t len, long line, rg_inge
     return r;
 }
 
+static int same_str(const char *a, const char *b)
+{
+    return (!a && !b) || (a && b && !strcmp(a, b));
+}
+
+/* The one-pass parser's answer (ev, rc, field, err) is the reference path's. */
+static void check_ref(const rg_event *ev, int rc, const char *field, const char *err,
+                      const char *text, size_t len)
+{
+    rg_event ref;
+    char rfield[RG_FIELD_MAX], rerr[512];
+    int rrc = rg_event_parse_ref(&ref, text, len, rfield, rerr, sizeof rerr);
+    CHECK(rrc == rc);
+    if (rc != RG_OK) {
+        CHECK(!strcmp(rfield, field) && !strcmp(rerr, err));
+        return;
+    }
+    CHECK(same_str(ev->id, ref.id) && same_str(ev->clinic, ref.clinic) &&
+          same_str(ev->patient, ref.patient) && same_str(ev->type, ref.type) &&
+          same_str(ev->corrected_by, ref.corrected_by) && same_str(ev->body, ref.body));
+    CHECK(ev->at == ref.at && ev->offset_min == ref.offset_min && ev->version == ref.version &&
+          ev->status == ref.status && ev->corrected_at == ref.corrected_at);
+    CHECK(ev->fields.len == ref.fields.len &&
+          (!ev->fields.len || !memcmp(ev->fields.p, ref.fields.p, ev->fields.len)));
+    rg_event_clear(&ref);
+}
+
 static void one_line(rg_store *st, const char *text, size_t len, long line, rg_ingest_counts *n)
 {
     rg_event ev;
     char field[RG_FIELD_MAX], err[512];
     int parsed = rg_event_parse(&ev, text, len, field, err, sizeof err);
     CHECK(parsed == RG_OK || parsed == RG_EINVAL);
+    check_ref(&ev, parsed, field, err, text, len);
     char *again = NULL;
     if (parsed == RG_OK) {
         check_event(&ev);
-        again = json_dumps(ev.json, JSON_COMPACT | JSON_SORT_KEYS);
+        json_t *tree = json_loads(ev.body, 0, NULL); /* the one-pass parser keeps none */
+        CHECK(tree);
+        again = json_dumps(tree, JSON_COMPACT | JSON_SORT_KEYS);
+        json_decref(tree);
         CHECK(again);
         rg_event_clear(&ev);
     } else {
         CHECK(memchr(err, '\0', sizeof err) && memchr(field, '\0', RG_FIELD_MAX));
-        CHECK(!ev.id && !ev.fields.len && !ev.body && !ev.json);
+        CHECK(!ev.id && !ev.fields.len && !ev.body && !ev.json && !ev.mem);
     }
     int r = ingest(st, text, len, line, n);
     if (parsed != RG_OK) {
