@@ -7,7 +7,8 @@
  * rule and step) on every example clinic, every scenario test of the shipped
  * sets and the examples, a generated cohort (bench/gen.c), and a protocol
  * whose rules read the history in the ways a naive tracker misses. Run from
- * the repository root (make test does).
+ * the repository root (make test does). Also `regimen test --jobs N`: the
+ * scenarios spread over threads print exactly what one thread prints.
  */
 #include "helpers.h"
 
@@ -204,5 +205,43 @@ Test(incremental, rules_that_read_indirectly_run_again)
     free(ver);
     free(err_full);
     free(err_ver);
+    rg_test_rmdir(dir);
+}
+
+Test(test_jobs, scenarios_over_threads_print_the_same)
+{
+    const char *one[] = {"test", "--jobs", "1", NULL};
+    const char *three[] = {"test", "--jobs", "3", NULL};
+    const char *dflt[] = {"test", NULL};
+    char *o1, *o3, *od, *e1, *e3, *ed;
+    cr_assert_eq(rg_test_run(one, NULL, &o1, &e1), 0, "%s%s", o1, e1);
+    cr_assert_eq(rg_test_run(three, NULL, &o3, &e3), 0, "%s%s", o3, e3);
+    cr_assert_eq(rg_test_run(dflt, NULL, &od, &ed), 0, "%s%s", od, ed);
+    cr_assert(strstr(o1, " 0 failed"), "%s", o1);
+    cr_assert_str_eq(o3, o1);
+    cr_assert_str_eq(od, o1);
+    free(o1), free(o3), free(od), free(e1), free(e3), free(ed);
+    /* paths, a missing one, and a failing scenario among them: the same
+     * lines in the same order, the same exit */
+    char dir[256], spec[300];
+    rg_test_tmpdir(dir);
+    rg_test_write(dir, "tests/bad_test.lua",
+                  "return { { name = \"expects what never comes\", horizon = \"2026-04-01T00:00:00Z\",\n"
+                  "  events = { { \"2026-03-01T09:00:00Z\", \"enrolled\", { program = \"ketamine\" } } },\n"
+                  "  expect = { { \"2026-03-02T09:00:00Z\", \"open\", \"acute.infusion-due\" } } } }\n");
+    rg_test_write(dir, "p.lua", "return require(\"regimen\").protocol { id = \"x\", version = \"1\",\n"
+                  "  description = \"x\", rules = {} }\n");
+    snprintf(spec, sizeof spec, "%s/tests", dir);
+    const char *a1[] = {"test", "--jobs", "1", "examples/clinics/south/tests", "/nonexistent/x",
+                        spec, "examples/clinics/west/tests", NULL};
+    const char *a2[] = {"test", "--jobs", "2", "examples/clinics/south/tests", "/nonexistent/x",
+                        spec, "examples/clinics/west/tests", NULL};
+    int r1 = rg_test_run(a1, NULL, &o1, &e1), r2 = rg_test_run(a2, NULL, &o3, &e3);
+    cr_assert_eq(r1, 1, "%s%s", o1, e1);
+    cr_assert_eq(r2, r1);
+    cr_assert(strstr(o1, "FAIL /nonexistent/x") && strstr(o1, "FAIL ") &&
+              strstr(o1, "bad_test.lua: scenario 1"), "%s", o1);
+    cr_assert_str_eq(o3, o1);
+    free(o1), free(o3), free(e1), free(e3);
     rg_test_rmdir(dir);
 }

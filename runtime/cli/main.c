@@ -108,8 +108,9 @@ static const char rg__usage[] =
     "  audit show [--clinic C] [--patient P] [--user U] [--since TIME] [--format text|json]\n"
     "         [--db PATH]\n"
     "                                   who read or changed which patients' data, and when\n"
-    "  test [PATH...]                   run protocol scenario tests (*_test.lua files or\n"
-    "                                   directories of them; default: the shipped sets')\n"
+    "  test [--jobs N] [PATH...]        run protocol scenario tests (*_test.lua files or\n"
+    "                                   directories of them; default: the shipped sets');\n"
+    "                                   --jobs N threads (default: the cores), same output\n"
     "  protocols propose|approve|activate|rollback|list|show --clinic NAME [--by PERSON] ...\n"
     "                                   a clinic's protocol versions in the store: propose\n"
     "                                   (must pass check; prints the diff over the stored\n"
@@ -1264,17 +1265,18 @@ static int rg__cmd_test(int argc, char **argv)
         return rc;
     const char *shipped = rg__shipped(shipped_buf, sizeof shipped_buf);
     rg_scenario_totals totals = {0};
+    char dflt2[PATH_MAX + 16];
+    const char *paths[2] = {dflt, dflt2};
     if (optind == argc) {
         if (!shipped)
             return rg__die("%s", "cannot find the shipped protocols; name a test file or directory");
-        static const char *const sets[] = {"ketamine", "esketamine"};
-        for (size_t i = 0; i < RG_COUNTOF(sets); i++) {
-            snprintf(dflt, sizeof dflt, "%s/%s/tests", shipped, sets[i]);
-            rg_scenario_run(dflt, shipped, &o.limits, stdout, &totals);
-        }
+        snprintf(dflt, sizeof dflt, "%s/ketamine/tests", shipped);
+        snprintf(dflt2, sizeof dflt2, "%s/esketamine/tests", shipped);
     }
-    for (int i = optind; i < argc; i++)
-        rg_scenario_run(argv[i], shipped, &o.limits, stdout, &totals);
+    /* --jobs N: scenarios over N threads (default: the cores), the same output */
+    rg_scenario_run_paths(optind == argc ? paths : (const char *const *)argv + optind,
+                          optind == argc ? 2 : argc - optind, shipped, &o.limits, o.jobs, stdout,
+                          &totals);
     printf("scenarios: %d passed, %d failed\n", totals.passed, totals.failed);
     return totals.failed ? 1 : totals.passed ? 0 : rg__die("%s", "no scenarios found");
 }
