@@ -145,6 +145,7 @@ typedef struct rg_history {
     rg_reads *reads;
     rg_reads acc[RG_READS_DEPTH + 1];
     int depth;
+    unsigned short tbit[256]; /* per interned type (id - 1): its type bit + 1 (0: not yet) */
 } rg_history;
 
 #define RG_HISTORY_MAGIC 0x68697374u

@@ -443,17 +443,29 @@ int rg_reads_hit(const rg_reads *r, const rg_reads *changed)
     return any || changed->all || (r->all && changed_any);
 }
 
-/* What the running reader read: into its set and every h:memo computation
+/* What the running reader read (a type, with its interned id tid or 0;
+ * NULL: every type; or the clock): into its set and every h:memo computation
  * under way (so a computation that raises and is caught loses nothing). */
-static void rg__read(rg_history *h, const char *type, int clock)
+static void rg__read(rg_history *h, const char *type, int tid, int clock)
 {
     int d = h->depth < RG_READS_DEPTH ? h->depth : RG_READS_DEPTH;
+    unsigned bit = 0;
+    if (type && !clock) {
+        if (tid > 0 && tid <= 256 && h->tbit[tid - 1])
+            bit = h->tbit[tid - 1] - 1u;
+        else
+            bit = rg_reads_type_bit(type);
+        if (tid > 0 && tid <= 256)
+            h->tbit[tid - 1] = (unsigned short)(bit + 1);
+    }
     for (int i = h->reads ? 0 : 1; i <= d; i++) {
         rg_reads *r = i ? &h->acc[i] : h->reads;
         if (clock)
             r->clock = 1;
+        else if (!type)
+            r->all = 1;
         else
-            rg_reads_type(r, type);
+            r->types[bit >> 6] |= (uint64_t)1 << (bit & 63);
     }
 }
 
@@ -583,8 +595,8 @@ static int rg__lower(const int *v, int n, int x)
 static rg__sel rg__select(rg_history *h, const char *type, int from, int to)
 {
     rg__sel s = {NULL, from, to, NULL};
-    rg__read(h, type, 0);
     int tid = rg__tid(h, type);
+    rg__read(h, type, tid, 0);
     if (type && tid && h->tix) {
         s.list = h->tix + h->toff[tid - 1];
         int n = h->toff[tid] - h->toff[tid - 1];
@@ -870,7 +882,7 @@ static int rg__h_index(lua_State *L)
     if (lua_rawget(L, lua_upvalueindex(1)) != LUA_TNIL) /* a method */
         return 1;
     if (!strcmp(k, "now")) {
-        rg__read(h, NULL, 1);
+        rg__read(h, NULL, 0, 1);
         lua_pushinteger(L, h->now);
     }
     else if (!strcmp(k, "patient"))
@@ -898,7 +910,7 @@ static int rg__h_newindex(lua_State *L)
 static int rg__h_tostring(lua_State *L)
 {
     rg_history *h = luaL_checkudata(L, 1, RG_HISTORY_MT);
-    rg__read(h, NULL, 0); /* the count of every event so far */
+    rg__read(h, NULL, 0, 0); /* the count of every event so far */
     lua_pushfstring(L, "history of %s (%d events so far)", h->patient ? h->patient : "?", h->n);
     return 1;
 }
