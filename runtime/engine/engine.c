@@ -117,6 +117,13 @@ struct rg_engine {
         rg_time *next;        /* per rule: its first due or end after the last step */
         unsigned char *keep;  /* per rule: its last answer may stand (no error, not capped) */
         unsigned char *ran;   /* per rule: it ran at this step (+ applies at [nrules]) */
+        /* per rule: the keys of the alerts of its kept answer, by position
+         * (have[j]: made), so a kept answer's keys are hashed once */
+        struct rg__keys {
+            char (*v)[RG_KEY_HEX + 1];
+            unsigned char *have;
+            int cap;
+        } *keys;
         int nrules;
     } *inc;
     int ninc;
@@ -208,6 +215,11 @@ static void rg__inc_free(rg_engine *e)
         free(e->inc[i].next);
         free(e->inc[i].keep);
         free(e->inc[i].ran);
+        for (int r = 0; e->inc[i].keys && r < e->inc[i].nrules; r++) {
+            free(e->inc[i].keys[r].v);
+            free(e->inc[i].keys[r].have);
+        }
+        free(e->inc[i].keys);
     }
     free(e->inc);
     e->inc = NULL;
@@ -930,7 +942,8 @@ static int rg__normalize_call(lua_State *L)
 
 /* [-7, +1] (desc, history, now, mark, previous results, inc, partial) ->
  * results table: { params = plain table, base = true when they are the
- * protocol's own (no patient plan changed them), applies = bool, [r] = true
+ * protocol's own (no patient plan changed them), p = the read-only view of
+ * a plan's copy the rules got, applies = bool, [r] = true
  * (the rule returned nothing) | the flat alert list | "error text" }. A
  * rule's error stays in its entry; a limit stops the whole evaluation
  * (re-raised). inc (a light userdata, struct rg__inc, or nil): what applies
@@ -961,7 +974,9 @@ static int rg__eval_protocol(lua_State *L)
         if (base)
             lua_getfield(L, desc, "params_ro");
         else
-            lua_getfield(L, prev, "params"); /* the plan's copy, frozen when made */
+            lua_getfield(L, prev, "p"); /* the read-only view of the plan's copy */
+        lua_pushvalue(L, -1);
+        lua_setfield(L, res, "p");
     } else {
         int custom = rg__params(L, desc, hist); /* 7: p as the rules see it */
         if (!custom) { /* the read-only view: record the plain base */
@@ -974,8 +989,11 @@ static int rg__eval_protocol(lua_State *L)
         lua_setfield(L, res, "params");
         /* what is recorded is what the rules get: a plan's copy is handed out
          * read-only too, so no rule can change what explain shows as in force */
-        if (custom)
+        if (custom) {
             rg_sandbox_freeze(L, "the parameter table p");
+            lua_pushvalue(L, p);
+            lua_setfield(L, res, "p"); /* what the rules got, for a partial run */
+        }
     }
     assert(lua_gettop(L) == p);
     int applies = 1;
@@ -1467,10 +1485,23 @@ typedef struct rg__cand {
 static int rg__read_alerts(rg_engine *e, lua_State *L, int lidx, const rg_clinic *c,
                            const char *patient,
                            int pi, int ri, rg_time t, rg__cand **cands, int *ncands, int *cap,
-                           rg_time *wake, const rg_rule **waker, rg_time *rnext)
+                           rg_time *wake, const rg_rule **waker, rg_time *rnext,
+                           struct rg__keys *kcache)
 {
     const rg_protocol *p = &c->protos[pi];
     lua_Integer n = (lua_Integer)lua_rawlen(L, lidx);
+    int nal = (int)(n / RG_ALERT_SLOTS);
+    if (kcache && nal > kcache->cap) { /* room for a key per alert (kept ones stay) */
+        char(*v)[RG_KEY_HEX + 1] = realloc(kcache->v, (size_t)nal * sizeof *v);
+        if (v)
+            kcache->v = v;
+        unsigned char *have = v ? realloc(kcache->have, (size_t)nal) : NULL;
+        if (!v || !have)
+            return RG_ENOMEM;
+        memset(have + kcache->cap, 0, (size_t)(nal - kcache->cap));
+        kcache->have = have;
+        kcache->cap = nal;
+    }
     for (lua_Integer k = 1; k + RG_ALERT_SLOTS - 1 <= n; k += RG_ALERT_SLOTS) {
         rg_time due = RG_TIME_NONE, ends = RG_TIME_NONE;
         lua_rawgeti(L, lidx, k + 3);
@@ -1505,7 +1536,10 @@ static int rg__read_alerts(rg_engine *e, lua_State *L, int lidx, const rg_clinic
         cd->due = due == RG_TIME_NONE ? t : due;
         lua_rawgeti(L, lidx, k);
         cd->subkey = lua_tostring(L, -1);
-        int cached = 0;
+        int j = (int)((k - 1) / RG_ALERT_SLOTS);
+        int cached = kcache && kcache->have[j];
+        if (cached)
+            memcpy(cd->key, kcache->v[j], sizeof cd->key);
         for (int x = 0; x < e->nkeyc && !cached; x++) {
             const struct rg__keyc *kc = &e->keyc[x];
             if (kc->subkey == cd->subkey && !strcmp(kc->proto_rule[0], p->id) &&
@@ -1516,6 +1550,10 @@ static int rg__read_alerts(rg_engine *e, lua_State *L, int lidx, const rg_clinic
         }
         if (!cached)
             rg__alert_key(c->name, patient, p->id, p->rules[ri].id, cd->subkey, cd->key);
+        if (kcache && !kcache->have[j]) {
+            memcpy(kcache->v[j], cd->key, sizeof cd->key);
+            kcache->have[j] = 1;
+        }
         lua_rawgeti(L, lidx, k + 1);
         cd->severity = lua_isstring(L, -1) ? lua_tostring(L, -1) : p->rules[ri].severity;
         lua_rawgeti(L, lidx, k + 2);
@@ -1946,7 +1984,8 @@ static int rg__inc_reset(rg_engine *e, const rg_clinic *c)
             in->next = calloc((size_t)nr + 1, sizeof *in->next);
             in->keep = calloc((size_t)nr + 1, 1);
             in->ran = calloc((size_t)nr + 2, 1);
-            if (!in->reads || !in->next || !in->keep || !in->ran) {
+            in->keys = calloc((size_t)nr + 1, sizeof *in->keys);
+            if (!in->reads || !in->next || !in->keep || !in->ran || !in->keys) {
                 rg__inc_free(e);
                 return RG_ENOMEM;
             }
@@ -2370,8 +2409,11 @@ static int rg__step_collect(rg_engine *e, rg__stepctx *s)
                 continue;
             }
             s->nalerts += nal;
+            struct rg__keys *kc = &in->keys[r];
+            if (in->ran[r] && kc->cap) /* a new answer: its keys are made anew */
+                memset(kc->have, 0, (size_t)kc->cap);
             rc = rg__read_alerts(e, L, lua_gettop(L), c, s->patient, i, r, s->t, &s->cands,
-                                 &s->ncands, &s->cap, s->wake, s->waker, &in->next[r]);
+                                 &s->ncands, &s->cap, s->wake, s->waker, &in->next[r], kc);
             /* keep the list (and so its strings) on the stack until the end */
         }
     }
