@@ -301,6 +301,8 @@ void rg_engine_free(rg_engine *e)
     free(e);
 }
 
+static int rg__nowuse(rg_engine *e, rg_clinic *c, unsigned char ***out);
+
 static rg__clinic_slot *rg__slot(rg_engine *e, const char *clinic, int create)
 {
     for (int i = 0; i < e->nclinics; i++)
@@ -638,6 +640,10 @@ int rg_engine_set_clinic_loaded(rg_engine *e, const char *clinic, rg_clinic *c, 
     rg_clinic_free(s->c);
     s->c = c;
     s->failed = 0;
+    /* which rules use `now`, from their source files read just now (else at
+     * the first evaluation) */
+    unsigned char **nowuse;
+    (void)rg__nowuse(e, c, &nowuse);
     return RG_OK;
 }
 
