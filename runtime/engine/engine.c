@@ -1626,10 +1626,12 @@ static void rg__kindex_add(rg__kindex *ix, const char *key, int pos)
     ix->slot[i] = pos + 1;
 }
 
-/* [-0, +1] (table) made protected: creating it can raise (memory). */
+/* [-1, +1] (n) -> a table with room for n items (keys 1..n are then set
+ * without allocating: outside a protected call), made protected: creating it
+ * can raise (memory). */
 static int rg__new_table(lua_State *L)
 {
-    lua_newtable(L);
+    lua_createtable(L, (int)lua_tointeger(L, 1), 0);
     return 1;
 }
 
@@ -2806,11 +2808,13 @@ static int rg__advance(rg_engine *e, const char *clinic, const char *patient, rg
         return rc;
     lua_pushnil(L);
     int hidx = lua_gettop(L);
-    lua_pushnil(L); /* the previous step's results by protocol (a table once made) */
+    lua_pushnil(L); /* the previous step's results by protocol (a table once made:
+                     * rg__step_collect sets its items unprotected) */
     e->pidx = lua_gettop(L);
     lua_pushcfunction(L, rg__new_table);
+    lua_pushinteger(L, c->nprotos);
     char perr[256];
-    if (rg_pcall(c->sb, 0, 1, perr, sizeof perr)) {
+    if (rg_pcall(c->sb, 1, 1, perr, sizeof perr)) {
         lua_settop(L, top);
         return RG_ENOMEM;
     }
