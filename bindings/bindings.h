@@ -91,6 +91,30 @@ typedef struct rg_touch_log {
     int n, cap;
 } rg_touch_log;
 
+/* What one reader (a rule's check, a protocol's applies, an h:memo
+ * computation) read through the history, for re-running it only when that
+ * changed (docs/protocols.md, "What makes a rule run again"): the event
+ * types it queried, as a 256-bit set of rg_reads_type_bit of each name (a
+ * superset test: two types may share a bit, which only costs a re-run);
+ * every type (a query without a type, tostring(h)); the clock (h.now). The
+ * `now` argument of a check is not seen here: the engine finds a use of it in
+ * the function's source. */
+typedef struct rg_reads {
+    uint64_t types[4];
+    unsigned char all, clock;
+} rg_reads;
+
+#define RG_READS_DEPTH 8 /* nested h:memo computations tracked apart */
+
+/* The bit of an event type in rg_reads.types (0..255). */
+unsigned rg_reads_type_bit(const char *type);
+/* Marks type as read (NULL: every type) in r. */
+void rg_reads_type(rg_reads *r, const char *type);
+/* Adds what b read to a. */
+void rg_reads_merge(rg_reads *a, const rg_reads *b);
+/* Did r read any type whose bit is set in changed (or every type)? */
+int rg_reads_hit(const rg_reads *r, const rg_reads *changed);
+
 typedef struct rg_history {
     uint32_t magic;           /* RG_HISTORY_MAGIC: a cheap check that self is a history */
     const rg_hevent *ev;
@@ -115,6 +139,13 @@ typedef struct rg_history {
     int (*is_open)(void *ud, const char *clinic, const char *patient, const char *proto,
                    const char *rule, const char *subkey);
     void *open_ud;
+    /* Read tracking (set by the engine, NULL: none): what the running reader
+     * reads is added to *reads and to acc[1 .. depth] (the h:memo
+     * computations under way, innermost last). */
+    rg_reads *reads;
+    rg_reads acc[RG_READS_DEPTH + 1];
+    int depth;
+    unsigned short tbit[256]; /* per interned type (id - 1): its type bit + 1 (0: not yet) */
 } rg_history;
 
 #define RG_HISTORY_MAGIC 0x68697374u

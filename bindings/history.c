@@ -17,6 +17,7 @@
  * Depends on Lua 5.4, jansson and runtime/core/fields.c.
  */
 #include "bindings/bindings.h"
+#include "core/digest.h"
 #include "core/fields.h"
 
 #include <lauxlib.h>
@@ -407,6 +408,67 @@ static void rg__touch(rg_history *h, int i)
     log->v[log->n++] = (rg_touch){i, h->mark};
 }
 
+unsigned rg_reads_type_bit(const char *type)
+{
+    uint64_t x = rg_fnv1a(RG_FNV1A_SEED, type, strlen(type));
+    return (unsigned)((x ^ (x >> 32)) & 255);
+}
+
+void rg_reads_type(rg_reads *r, const char *type)
+{
+    if (!type) {
+        r->all = 1;
+        return;
+    }
+    unsigned b = rg_reads_type_bit(type);
+    r->types[b >> 6] |= (uint64_t)1 << (b & 63);
+}
+
+void rg_reads_merge(rg_reads *a, const rg_reads *b)
+{
+    for (int i = 0; i < 4; i++)
+        a->types[i] |= b->types[i];
+    a->all |= b->all;
+    a->clock |= b->clock;
+}
+
+int rg_reads_hit(const rg_reads *r, const rg_reads *changed)
+{
+    int any = 0;
+    for (int i = 0; i < 4; i++)
+        any |= (r->types[i] & changed->types[i]) != 0;
+    int changed_any = changed->all;
+    for (int i = 0; i < 4 && !changed_any; i++)
+        changed_any = changed->types[i] != 0;
+    return any || changed->all || (r->all && changed_any);
+}
+
+/* What the running reader read (a type, with its interned id tid or 0;
+ * NULL: every type; or the clock): into its set and every h:memo computation
+ * under way (so a computation that raises and is caught loses nothing). */
+static void rg__read(rg_history *h, const char *type, int tid, int clock)
+{
+    int d = h->depth < RG_READS_DEPTH ? h->depth : RG_READS_DEPTH;
+    unsigned bit = 0;
+    if (type && !clock) {
+        if (tid > 0 && tid <= 256 && h->tbit[tid - 1])
+            bit = h->tbit[tid - 1] - 1u;
+        else
+            bit = rg_reads_type_bit(type);
+        if (tid > 0 && tid <= 256)
+            h->tbit[tid - 1] = (unsigned short)(bit + 1);
+    }
+    for (int i = h->reads ? 0 : 1; i <= d; i++) {
+        rg_reads *r = i ? &h->acc[i] : h->reads;
+        if (clock)
+            r->clock = 1;
+        else if (!type)
+            r->all = 1;
+        else
+            r->types[bit >> 6] |= (uint64_t)1 << (bit & 63);
+    }
+}
+
 /* The interned id of a queried type: 0 when no event of the patient could
  * carry an interned copy of it (then strings are compared). */
 static int rg__tid(rg_history *h, const char *type)
@@ -534,6 +596,7 @@ static rg__sel rg__select(rg_history *h, const char *type, int from, int to)
 {
     rg__sel s = {NULL, from, to, NULL};
     int tid = rg__tid(h, type);
+    rg__read(h, type, tid, 0);
     if (type && tid && h->tix) {
         s.list = h->tix + h->toff[tid - 1];
         int n = h->toff[tid] - h->toff[tid - 1];
@@ -749,12 +812,24 @@ static int rg__h_memo(lua_State *L)
     }
     int memo = lua_gettop(L);
     lua_pushvalue(L, 2);
-    if (lua_rawget(L, memo) == LUA_TTABLE) { /* {value, first touch, last touch} */
+    if (lua_rawget(L, memo) == LUA_TTABLE) { /* {value, first touch, last touch, reads} */
         int entry = lua_gettop(L);
         lua_rawgeti(L, entry, 2);
         lua_rawgeti(L, entry, 3);
         int from = (int)lua_tointeger(L, -2), to = (int)lua_tointeger(L, -1);
         lua_pop(L, 2);
+        size_t rlen = 0;
+        lua_rawgeti(L, entry, 4);
+        const char *rs = lua_tolstring(L, -1, &rlen);
+        rg_reads r; /* what it read, this reader read too */
+        if (rs && rlen == sizeof r)
+            memcpy(&r, rs, sizeof r);
+        else
+            memset(&r, 0, sizeof r), r.all = r.clock = 1;
+        int d = h->depth < RG_READS_DEPTH ? h->depth : RG_READS_DEPTH;
+        for (int i = h->reads ? 0 : 1; i <= d; i++)
+            rg_reads_merge(i ? &h->acc[i] : h->reads, &r);
+        lua_pop(L, 1);
         for (int i = from; h->log && i < to && i < h->log->n; i++)
             rg__touch(h, h->log->v[i].ev); /* the events it rested on, for this rule too */
         if (lua_rawgeti(L, entry, 1) == LUA_TLIGHTUSERDATA &&
@@ -764,12 +839,26 @@ static int rg__h_memo(lua_State *L)
     }
     lua_pop(L, 1);
     int from = h->log ? h->log->n : 0;
+    /* its reads are gathered apart (acc[d]) as well as the reader's: the
+     * rules that reuse the value read them too. Deeper than RG_READS_DEPTH:
+     * the value counts as reading everything. */
+    int d = ++h->depth;
+    if (d <= RG_READS_DEPTH)
+        memset(&h->acc[d], 0, sizeof h->acc[d]);
     lua_pushvalue(L, 3);
     lua_pushvalue(L, 1);
     for (int i = 4; i <= top; i++)
         lua_pushvalue(L, i);
     lua_call(L, top - 2, 1);
-    lua_createtable(L, 3, 0);
+    h->depth = d - 1; /* (a raise leaves it deeper: the engine resets it per reader) */
+    rg_reads mr;
+    if (d <= RG_READS_DEPTH)
+        mr = h->acc[d];
+    else
+        memset(&mr, 0, sizeof mr), mr.all = mr.clock = 1;
+    lua_createtable(L, 4, 0);
+    lua_pushlstring(L, (const char *)&mr, sizeof mr);
+    lua_rawseti(L, -2, 4);
     if (lua_isnil(L, -2))
         lua_pushlightuserdata(L, (void *)&nil_marker);
     else
@@ -792,8 +881,10 @@ static int rg__h_index(lua_State *L)
     lua_pushvalue(L, 2);
     if (lua_rawget(L, lua_upvalueindex(1)) != LUA_TNIL) /* a method */
         return 1;
-    if (!strcmp(k, "now"))
+    if (!strcmp(k, "now")) {
+        rg__read(h, NULL, 0, 1);
         lua_pushinteger(L, h->now);
+    }
     else if (!strcmp(k, "patient"))
         lua_pushstring(L, h->patient ? h->patient : "");
     else if (!strcmp(k, "clinic"))
@@ -819,6 +910,7 @@ static int rg__h_newindex(lua_State *L)
 static int rg__h_tostring(lua_State *L)
 {
     rg_history *h = luaL_checkudata(L, 1, RG_HISTORY_MT);
+    rg__read(h, NULL, 0, 0); /* the count of every event so far */
     lua_pushfstring(L, "history of %s (%d events so far)", h->patient ? h->patient : "?", h->n);
     return 1;
 }

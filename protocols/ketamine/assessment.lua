@@ -30,9 +30,12 @@ return R.protocol {
         local last = scores.latest(h, "ketamine", "phq9")
         local since = last or s.enrolment
         -- The acute interval applies when the series was still acute at the
-        -- moment it ran out; otherwise the maintenance one.
+        -- moment it ran out; otherwise the maintenance one. (The series holds
+        -- the infusions so far, so its phase at `due` is its phase at the
+        -- earlier of due and now: the rule need not read the clock, and keeps
+        -- its answer from one event to the next; docs/protocols.md.)
         local due = R.calendar_add(since.at, p.assessment_every_acute)
-        if course.phase_at(s, math.min(due, now)) == "maintenance" then
+        if course.phase_at(s, due) == "maintenance" then
           due = R.calendar_add(since.at, p.assessment_every_booster)
         end
         local what = last and ("last one on %s"):format(R.day(last.at))

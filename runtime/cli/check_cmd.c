@@ -89,17 +89,18 @@ int rg_cmd_test(int argc, char **argv)
         return rc;
     const char *shipped = rg_cli_shipped(shipped_buf, sizeof shipped_buf);
     rg_scenario_totals totals = {0};
+    char dflt2[PATH_MAX + 16];
+    const char *paths[2] = {dflt, dflt2};
     if (optind == argc) {
         if (!shipped)
             return rg_cli_die("%s", "cannot find the shipped protocols; name a test file or directory");
-        static const char *const sets[] = {"ketamine", "esketamine"};
-        for (size_t i = 0; i < RG_COUNTOF(sets); i++) {
-            snprintf(dflt, sizeof dflt, "%s/%s/tests", shipped, sets[i]);
-            rg_scenario_run(dflt, shipped, &o.limits, stdout, &totals);
-        }
+        snprintf(dflt, sizeof dflt, "%s/ketamine/tests", shipped);
+        snprintf(dflt2, sizeof dflt2, "%s/esketamine/tests", shipped);
     }
-    for (int i = optind; i < argc; i++)
-        rg_scenario_run(argv[i], shipped, &o.limits, stdout, &totals);
+    /* --jobs N: scenarios over N threads (default: the cores), the same output */
+    rg_scenario_run_paths(optind == argc ? paths : (const char *const *)argv + optind,
+                          optind == argc ? 2 : argc - optind, shipped, &o.limits, o.jobs, stdout,
+                          &totals);
     printf("scenarios: %d passed, %d failed\n", totals.passed, totals.failed);
     return totals.failed ? 1 : totals.passed ? 0 : rg_cli_die("%s", "no scenarios found");
 }

@@ -105,8 +105,9 @@ static const struct rg__command {
      "         [--db PATH]\n"
      "                                   who read or changed which patients' data, and when\n"},
     {"test", rg_cmd_test,
-     "  test [PATH...]                   run protocol scenario tests (*_test.lua files or\n"
-     "                                   directories of them; default: the shipped sets')\n"},
+     "  test [--jobs N] [PATH...]        run protocol scenario tests (*_test.lua files or\n"
+     "                                   directories of them; default: the shipped sets');\n"
+     "                                   --jobs N threads (default: the cores), same output\n"},
     {"protocols", rg_cmd_protocols,
      "  protocols propose|approve|activate|rollback|list|show --clinic NAME [--by PERSON] ...\n"
      "                                   a clinic's protocol versions in the store: propose\n"

@@ -40,6 +40,9 @@ typedef struct rg__clinic_slot {
     rg_clinic *c;
     int failed;    /* loading failed and was reported */
     char **pjson;  /* per protocol of c: its base parameters as JSON, once made */
+    /* per protocol of c: whether its applies ([0]) and rule r ([1 + r]) use
+     * their `now` argument (rg__reads_now), once found */
+    unsigned char **nowuse;
     /* evaluation time, in slices of the CPU window: slice number and ms */
     int64_t cpu_at[RG_CPU_BUCKETS];
     double cpu_ms[RG_CPU_BUCKETS];
@@ -100,6 +103,34 @@ struct rg_engine {
         char *proto, *rule;
     } *fail;
     int nfail, cap_fail;
+    /* Incremental evaluation (docs/protocols.md, "What makes a rule run
+     * again"): per protocol of the clinic being advanced, what its applies
+     * and each rule read at the step they last ran, and whether their last
+     * answer (the protocol's results table, kept at pidx on the Lua stack)
+     * may stand. Within one advance: a new advance starts afresh. */
+    int incremental; /* 0: every rule at every step (REGIMEN_INCREMENTAL=0) */
+    int verify;      /* REGIMEN_VERIFY_INCREMENTAL=1: both, compared */
+    struct rg__inc {
+        int valid;            /* the results table at pidx[i + 1] may stand */
+        rg_reads applies;     /* what applies read when it last ran */
+        rg_reads *reads;      /* per rule: what it read when it last ran */
+        rg_time *next;        /* per rule: its first due or end after the last step */
+        unsigned char *keep;  /* per rule: its last answer may stand (no error, not capped) */
+        unsigned char *ran;   /* per rule: it ran at this step (+ applies at [nrules]) */
+        /* per rule: the keys of the alerts of its kept answer, by position
+         * (have[j]: made), so a kept answer's keys are hashed once */
+        struct rg__keys {
+            char (*v)[RG_KEY_HEX + 1];
+            unsigned char *have;
+            int cap;
+        } *keys;
+        int nrules;
+    } *inc;
+    int ninc;
+    const rg_clinic *inc_c; /* the clinic inc was made for */
+    int pidx;               /* stack index of the previous results (a table by protocol) */
+    int last_n;             /* events visible at the previous step (-1: no step yet) */
+    int rebound;            /* the history was bound anew since the previous step */
 };
 
 /* ---- setup ------------------------------------------------------------------ */
@@ -158,6 +189,9 @@ int rg_engine_new(rg_engine **out, rg_store *st, const rg_engine_opts *o)
         return RG_ENOMEM;
     }
     e->hc_gen = rg_store_rollbacks(st);
+    const char *inc = getenv("REGIMEN_INCREMENTAL"), *ver = getenv("REGIMEN_VERIFY_INCREMENTAL");
+    e->incremental = !(inc && !strcmp(inc, "0"));
+    e->verify = e->incremental && ver && *ver && strcmp(ver, "0") != 0;
     *out = e;
     return RG_OK;
 }
@@ -168,6 +202,29 @@ static void rg__slot_drop_params(rg__clinic_slot *s)
         free(s->pjson[i]);
     free(s->pjson);
     s->pjson = NULL;
+    for (int i = 0; s->nowuse && s->c && i < s->c->nprotos; i++)
+        free(s->nowuse[i]);
+    free(s->nowuse);
+    s->nowuse = NULL;
+}
+
+static void rg__inc_free(rg_engine *e)
+{
+    for (int i = 0; i < e->ninc; i++) {
+        free(e->inc[i].reads);
+        free(e->inc[i].next);
+        free(e->inc[i].keep);
+        free(e->inc[i].ran);
+        for (int r = 0; e->inc[i].keys && r < e->inc[i].nrules; r++) {
+            free(e->inc[i].keys[r].v);
+            free(e->inc[i].keys[r].have);
+        }
+        free(e->inc[i].keys);
+    }
+    free(e->inc);
+    e->inc = NULL;
+    e->ninc = 0;
+    e->inc_c = NULL;
 }
 
 static void rg__open_clear(rg_engine *e)
@@ -240,8 +297,11 @@ void rg_engine_free(rg_engine *e)
         free(e->types[i]);
     rg__fail_clear(e);
     free(e->fail);
+    rg__inc_free(e);
     free(e);
 }
+
+static int rg__nowuse(rg_engine *e, rg_clinic *c, unsigned char ***out);
 
 static rg__clinic_slot *rg__slot(rg_engine *e, const char *clinic, int create)
 {
@@ -575,9 +635,15 @@ int rg_engine_set_clinic_loaded(rg_engine *e, const char *clinic, rg_clinic *c, 
         return rg_fail(err, errlen, RG_ENOMEM, "out of memory");
     }
     rg__slot_drop_params(s);
+    if (e->inc_c == s->c)
+        rg__inc_free(e); /* made for the clinic that goes */
     rg_clinic_free(s->c);
     s->c = c;
     s->failed = 0;
+    /* which rules use `now`, from their source files read just now (else at
+     * the first evaluation) */
+    unsigned char **nowuse;
+    (void)rg__nowuse(e, c, &nowuse);
     return RG_OK;
 }
 
@@ -880,96 +946,143 @@ static int rg__normalize_call(lua_State *L)
     return 1;
 }
 
-/* [-4, +1] (desc, history, now, mark) -> results table:
- * { params = plain table, base = true when they are the protocol's own (no
- * patient plan changed them), applies = bool, [r] = true (the rule returned
- * nothing) | the flat alert list | "error text" }. A rule's error stays in its entry; a limit
- * stops the whole evaluation (re-raised). */
+/* [-7, +1] (desc, history, now, mark, previous results, inc, partial) ->
+ * results table: { params = plain table, base = true when they are the
+ * protocol's own (no patient plan changed them), p = the read-only view of
+ * a plan's copy the rules got, applies = bool, [r] = true
+ * (the rule returned nothing) | the flat alert list | "error text" }. A
+ * rule's error stays in its entry; a limit stops the whole evaluation
+ * (re-raised). inc (a light userdata, struct rg__inc, or nil): what applies
+ * and each rule that runs read is recorded there. partial (with inc and the
+ * previous results, which applied): the parameters and applies stand, only
+ * the rules marked in inc->ran run, the others keep their previous entry. */
 static int rg__eval_protocol(lua_State *L)
 {
     rg_sandbox *sb = rg_sandbox_of(L);
     rg_history *h = lua_touserdata(L, 2);
     lua_Integer now = lua_tointeger(L, 3);
     uint32_t mark = (uint32_t)lua_tointeger(L, 4);
+    struct rg__inc *in = lua_touserdata(L, 6);
+    int partial = in && lua_toboolean(L, 7) && lua_type(L, 5) == LUA_TTABLE;
+    lua_settop(L, 5);
+    lua_insert(L, 1); /* 1: previous results; desc, history, now, mark at 2..5 */
     h->mark = mark;
+    h->reads = NULL;
     luaL_checkstack(L, 16, "evaluation");
     lua_createtable(L, 8, 3);
-    const int res = 5, p = 6;
-    int custom = rg__params(L, 1, 2); /* 6: p as the rules see it */
-    if (!custom) { /* the read-only view: record the plain base */
-        lua_pushboolean(L, 1);
+    const int prev = 1, desc = 2, hist = 3, res = 6, p = 7;
+    if (partial) { /* the parameters in force stand (no plan event came) */
+        lua_getfield(L, prev, "base");
+        int base = lua_toboolean(L, -1);
         lua_setfield(L, res, "base");
-        lua_getfield(L, 1, "params");
+        lua_getfield(L, prev, "params");
+        lua_setfield(L, res, "params");
+        if (base)
+            lua_getfield(L, desc, "params_ro");
+        else
+            lua_getfield(L, prev, "p"); /* the read-only view of the plan's copy */
+        lua_pushvalue(L, -1);
+        lua_setfield(L, res, "p");
     } else {
-        lua_pushvalue(L, p);
+        int custom = rg__params(L, desc, hist); /* 7: p as the rules see it */
+        if (!custom) { /* the read-only view: record the plain base */
+            lua_pushboolean(L, 1);
+            lua_setfield(L, res, "base");
+            lua_getfield(L, desc, "params");
+        } else {
+            lua_pushvalue(L, p);
+        }
+        lua_setfield(L, res, "params");
+        /* what is recorded is what the rules get: a plan's copy is handed out
+         * read-only too, so no rule can change what explain shows as in force */
+        if (custom) {
+            rg_sandbox_freeze(L, "the parameter table p");
+            lua_pushvalue(L, p);
+            lua_setfield(L, res, "p"); /* what the rules got, for a partial run */
+        }
     }
-    lua_setfield(L, res, "params");
-    /* what is recorded is what the rules get: a plan's copy is handed out
-     * read-only too, so no rule can change what explain shows as in force */
-    if (custom)
-        rg_sandbox_freeze(L, "the parameter table p");
     assert(lua_gettop(L) == p);
-    if (lua_getfield(L, 1, "applies") == LUA_TFUNCTION) {
+    int applies = 1;
+    if (partial) {
+        lua_pushboolean(L, 1);
+    } else if (lua_getfield(L, desc, "applies") == LUA_TFUNCTION) {
         h->mark = mark;
-        lua_pushvalue(L, 2);
+        h->depth = 0;
+        if (in) {
+            memset(&in->applies, 0, sizeof in->applies);
+            h->reads = &in->applies;
+        }
+        lua_pushvalue(L, hist);
         lua_pushinteger(L, now);
         lua_pushvalue(L, p);
         lua_call(L, 3, 1);
+        h->reads = NULL;
     } else {
         lua_pop(L, 1);
         lua_pushboolean(L, 1);
     }
-    int applies = lua_toboolean(L, -1);
+    applies = lua_toboolean(L, -1);
     lua_pop(L, 1);
     lua_pushboolean(L, applies);
     lua_setfield(L, res, "applies");
     if (!applies)
         return 1;
-    lua_getfield(L, 1, "rules");
-    const int rules = 7;
+    lua_getfield(L, desc, "rules");
+    const int rules = 8;
     assert(lua_gettop(L) == rules);
     lua_Integer n = (lua_Integer)lua_rawlen(L, rules);
     for (lua_Integer r = 1; r <= n; r++) {
-        lua_rawgeti(L, rules, r);          /* 8: rule description */
-        lua_getfield(L, 8, "id");          /* 9 */
-        lua_pushcfunction(L, rg_sandbox_msgh); /* 10 */
+        if (partial && r <= in->nrules && !in->ran[r - 1]) { /* its answer stands */
+            lua_rawgeti(L, prev, r);
+            lua_rawseti(L, res, r);
+            continue;
+        }
+        lua_rawgeti(L, rules, r);          /* 9: rule description */
+        lua_getfield(L, 9, "id");          /* 10 */
+        lua_pushcfunction(L, rg_sandbox_msgh); /* 11 */
         h->mark = mark + (uint32_t)r;
-        lua_getfield(L, 8, "check");
-        lua_pushvalue(L, 2);
+        h->depth = 0;
+        if (in && r <= in->nrules) {
+            memset(&in->reads[r - 1], 0, sizeof in->reads[r - 1]);
+            h->reads = &in->reads[r - 1];
+        }
+        lua_getfield(L, 9, "check");
+        lua_pushvalue(L, hist);
         lua_pushinteger(L, now);
         lua_pushvalue(L, p);
-        int status = lua_pcall(L, 3, 1, 10); /* 11: result or error */
+        int status = lua_pcall(L, 3, 1, 11); /* 12: result or error */
         if (status == LUA_ERRMEM)
             rg_sandbox_errmem(sb);
         if (status != LUA_OK && (rg_sandbox_limit_fired(sb) || status == LUA_ERRMEM))
             return lua_error(L);
-        int nothing = status == LUA_OK && (lua_isnil(L, 11) ||
-                                           (lua_isboolean(L, 11) && !lua_toboolean(L, 11)));
+        int nothing = status == LUA_OK && (lua_isnil(L, 12) ||
+                                           (lua_isboolean(L, 12) && !lua_toboolean(L, 12)));
         if (status == LUA_OK && !nothing) {
             lua_pushcfunction(L, rg__normalize_call);
-            lua_insert(L, 11);
-            lua_pushvalue(L, 9);
-            lua_pushvalue(L, 2);
-            lua_getfield(L, 1, "id");
-            status = lua_pcall(L, 4, 1, 10); /* 11: alert list or error */
+            lua_insert(L, 12);
+            lua_pushvalue(L, 10);
+            lua_pushvalue(L, hist);
+            lua_getfield(L, desc, "id");
+            status = lua_pcall(L, 4, 1, 11); /* 12: alert list or error */
             if (status == LUA_ERRMEM)
                 rg_sandbox_errmem(sb);
             if (status != LUA_OK && (rg_sandbox_limit_fired(sb) || status == LUA_ERRMEM))
                 return lua_error(L);
             if (status != LUA_OK) {
-                lua_getfield(L, 8, "where");
-                lua_pushfstring(L, "%s: %s", lua_tostring(L, -1), lua_tostring(L, 11));
-                lua_replace(L, 11);
-                lua_settop(L, 11);
+                lua_getfield(L, 9, "where");
+                lua_pushfstring(L, "%s: %s", lua_tostring(L, -1), lua_tostring(L, 12));
+                lua_replace(L, 12);
+                lua_settop(L, 12);
             }
         }
+        h->reads = NULL;
         /* res[r]: true (no alerts), the flat alert list, or the error text */
         if (nothing)
             lua_pushboolean(L, 1);
         else if (status == LUA_OK)
-            lua_pushvalue(L, 11);
-        else if (lua_type(L, 11) == LUA_TSTRING || lua_type(L, 11) == LUA_TNUMBER)
-            lua_pushstring(L, lua_tostring(L, 11));
+            lua_pushvalue(L, 12);
+        else if (lua_type(L, 12) == LUA_TSTRING || lua_type(L, 12) == LUA_TNUMBER)
+            lua_pushstring(L, lua_tostring(L, 12));
         else
             lua_pushliteral(L, "error");
         lua_rawseti(L, res, r);
@@ -1380,14 +1493,28 @@ typedef struct rg__cand {
 } rg__cand;
 
 /* Reads the flat alert list at lidx of rule (pi, ri); appends the alerts open
- * at t to cands and lowers *wake to the next due or end after t. */
+ * at t to cands and lowers *wake to the next due or end after t (and *rnext,
+ * the rule's own). */
 static int rg__read_alerts(rg_engine *e, lua_State *L, int lidx, const rg_clinic *c,
                            const char *patient,
                            int pi, int ri, rg_time t, rg__cand **cands, int *ncands, int *cap,
-                           rg_time *wake, const rg_rule **waker)
+                           rg_time *wake, const rg_rule **waker, rg_time *rnext,
+                           struct rg__keys *kcache)
 {
     const rg_protocol *p = &c->protos[pi];
     lua_Integer n = (lua_Integer)lua_rawlen(L, lidx);
+    int nal = (int)(n / RG_ALERT_SLOTS);
+    if (kcache && nal > kcache->cap) { /* room for a key per alert (kept ones stay) */
+        char(*v)[RG_KEY_HEX + 1] = realloc(kcache->v, (size_t)nal * sizeof *v);
+        if (v)
+            kcache->v = v;
+        unsigned char *have = v ? realloc(kcache->have, (size_t)nal) : NULL;
+        if (!v || !have)
+            return RG_ENOMEM;
+        memset(have + kcache->cap, 0, (size_t)(nal - kcache->cap));
+        kcache->have = have;
+        kcache->cap = nal;
+    }
     for (lua_Integer k = 1; k + RG_ALERT_SLOTS - 1 <= n; k += RG_ALERT_SLOTS) {
         rg_time due = RG_TIME_NONE, ends = RG_TIME_NONE;
         lua_rawgeti(L, lidx, k + 3);
@@ -1401,6 +1528,10 @@ static int rg__read_alerts(rg_engine *e, lua_State *L, int lidx, const rg_clinic
             *wake = due, *waker = &p->rules[ri];
         if (ends != RG_TIME_NONE && ends > t && (*wake == RG_TIME_NONE || ends < *wake))
             *wake = ends, *waker = &p->rules[ri];
+        if (due != RG_TIME_NONE && due > t && (*rnext == RG_TIME_NONE || due < *rnext))
+            *rnext = due;
+        if (ends != RG_TIME_NONE && ends > t && (*rnext == RG_TIME_NONE || ends < *rnext))
+            *rnext = ends;
         if ((due != RG_TIME_NONE && due > t) || (ends != RG_TIME_NONE && t >= ends))
             continue;
         if (*ncands == *cap) {
@@ -1418,7 +1549,10 @@ static int rg__read_alerts(rg_engine *e, lua_State *L, int lidx, const rg_clinic
         cd->due = due == RG_TIME_NONE ? t : due;
         lua_rawgeti(L, lidx, k);
         cd->subkey = lua_tostring(L, -1);
-        int cached = 0;
+        int j = (int)((k - 1) / RG_ALERT_SLOTS);
+        int cached = kcache && kcache->have[j];
+        if (cached)
+            memcpy(cd->key, kcache->v[j], sizeof cd->key);
         for (int x = 0; x < e->nkeyc && !cached; x++) {
             const struct rg__keyc *kc = &e->keyc[x];
             if (kc->subkey == cd->subkey && !strcmp(kc->proto_rule[0], p->id) &&
@@ -1429,6 +1563,10 @@ static int rg__read_alerts(rg_engine *e, lua_State *L, int lidx, const rg_clinic
         }
         if (!cached)
             rg__alert_key(c->name, patient, p->id, p->rules[ri].id, cd->subkey, cd->key);
+        if (kcache && !kcache->have[j]) {
+            memcpy(kcache->v[j], cd->key, sizeof cd->key);
+            kcache->have[j] = 1;
+        }
         lua_rawgeti(L, lidx, k + 1);
         cd->severity = lua_isstring(L, -1) ? lua_tostring(L, -1) : p->rules[ri].severity;
         lua_rawgeti(L, lidx, k + 2);
@@ -1493,6 +1631,15 @@ static void rg__kindex_add(rg__kindex *ix, const char *key, int pos)
     while (ix->slot[i])
         i = (i + 1) & ix->mask;
     ix->slot[i] = pos + 1;
+}
+
+/* [-1, +1] (n) -> a table with room for n items (keys 1..n are then set
+ * without allocating: outside a protected call), made protected: creating it
+ * can raise (memory). */
+static int rg__new_table(lua_State *L)
+{
+    lua_createtable(L, (int)lua_tointeger(L, 1), 0);
+    return 1;
 }
 
 /* [-0, +1] (history) creating it can raise (memory), so it runs protected. */
@@ -1656,42 +1803,481 @@ static int rg__fail_settle(rg_engine *e, const rg_clinic *c, lua_State *L, int b
     return rc;
 }
 
-/* One step at instant t: run every protocol, then open and resolve. */
-static int rg__step(rg_engine *e, rg_clinic *c, const char *patient, int hidx, rg_time t,
-                    rg_time *wake, const rg_rule **waker)
-{
-    lua_State *L = rg_sandbox_state(c->sb);
-    rg_history *h = lua_touserdata(L, hidx);
-    int n = 0, rc = RG_OK, limit = 0, ncands = 0, cap = 0, nflags = 0;
-    lua_Integer nalerts = 0; /* returned by the rules so far in this step */
-    rg__cand *cands = NULL;
-    char err[4096];
-    while (n < e->nsev && e->sev[n].at <= t)
-        n++;
-    h->n = n;
-    h->now = t;
-    e->log.n = 0;
-    e->nkeyc = 0;
-    *wake = RG_TIME_NONE;
-    e->stats.steps++;
-    int base = lua_gettop(L);
-    for (int i = 0; i < c->nprotos; i++)
-        nflags += c->protos[i].nrules;
-    if (!lua_checkstack(L, c->nprotos + 2 * nflags + 16))
-        return RG_ENOMEM;
-    uint32_t *marks = calloc((size_t)c->nprotos + 1, sizeof *marks);
-    char *failed = calloc((size_t)nflags + 1, 1); /* per rule, flattened */
-    if (!marks || !failed) {
-        free(marks);
-        free(failed);
-        return RG_ENOMEM;
-    }
+/* ---- incremental evaluation: what a rule read, and when it runs again ------- */
 
-    rg__clinic_slot *slot = rg__slot(e, c->name, 0);
+/* Counts the uses of the variable `name` in lines [from, to] of Lua source
+ * text: identifier tokens outside comments and strings that are not a field
+ * name (after a single '.' or ':'). */
+static int rg__count_name(const char *src, size_t len, const char *name, int from, int to)
+{
+    size_t nl = strlen(name);
+    int line = 1, count = 0;
+    char prev = 0; /* the last character that is not a space */
+    char prev2 = 0;
+    for (size_t i = 0; i < len && line <= to;) {
+        char ch = src[i];
+        if (ch == '\n') {
+            line++, i++;
+            continue;
+        }
+        size_t lvl = 0;
+        /* long brackets: [[ ]], [==[ ]==], also after -- */
+        int comment = ch == '-' && i + 1 < len && src[i + 1] == '-';
+        size_t j = comment ? i + 2 : i;
+        if (j < len && src[j] == '[') {
+            size_t k = j + 1;
+            while (k < len && src[k] == '=')
+                k++, lvl++;
+            if (k < len && src[k] == '[') { /* a long string or comment */
+                for (k++; k < len; k++) {
+                    if (src[k] == '\n')
+                        line++;
+                    if (src[k] == ']') {
+                        size_t m = k + 1, eq = 0;
+                        while (m < len && src[m] == '=')
+                            m++, eq++;
+                        if (eq == lvl && m < len && src[m] == ']') {
+                            k = m;
+                            break;
+                        }
+                    }
+                }
+                i = k + 1;
+                if (!comment)
+                    prev2 = prev, prev = ']';
+                continue;
+            }
+        }
+        if (comment) {
+            while (i < len && src[i] != '\n')
+                i++;
+            continue;
+        }
+        if (ch == '"' || ch == '\'') {
+            for (i++; i < len && src[i] != ch; i++) {
+                if (src[i] == '\\' && i + 1 < len)
+                    i++;
+                if (src[i] == '\n')
+                    line++;
+            }
+            i++;
+            prev2 = prev, prev = ch;
+            continue;
+        }
+        if (ch == '_' || (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z')) {
+            size_t k = i;
+            while (k < len && (src[k] == '_' || (src[k] >= 'a' && src[k] <= 'z') ||
+                               (src[k] >= 'A' && src[k] <= 'Z') || (src[k] >= '0' && src[k] <= '9')))
+                k++;
+            int field = (prev == '.' && prev2 != '.') || prev == ':';
+            if (line >= from && k - i == nl && !memcmp(src + i, name, nl) && !field)
+                count++;
+            i = k;
+            prev2 = prev, prev = 'a';
+            continue;
+        }
+        if (ch != ' ' && ch != '\t' && ch != '\r')
+            prev2 = prev, prev = ch;
+        i++;
+    }
+    return count;
+}
+
+/* The source file rg__reads_now read last (kept for the next rule). */
+typedef struct rg__srcfile {
+    char path[4096];
+    rg_buf text;
+    int ok; /* it could be read */
+} rg__srcfile;
+
+/* [-0, +0] Does the function at idx use its second parameter (`now`)? Found
+ * in its source file: 1 when the parameter's name is used as a variable in
+ * the function's lines other than where it is declared, and whenever that
+ * cannot be told (a C or vararg function, a source that cannot be read or
+ * does not show the declaration). A function with fewer parameters cannot
+ * see it. */
+static int rg__reads_now(lua_State *L, int idx, rg__srcfile *sf)
+{
+    if (lua_type(L, idx) != LUA_TFUNCTION)
+        return 0; /* no function: nothing runs */
+    lua_Debug ar;
+    lua_pushvalue(L, idx);
+    if (!lua_getinfo(L, ">Su", &ar) || strcmp(ar.what, "Lua") != 0 || ar.isvararg)
+        return 1;
+    if (ar.nparams < 2)
+        return 0;
+    lua_pushvalue(L, idx);
+    const char *pname = lua_getlocal(L, NULL, 2); /* kept alive by the function's prototype */
+    char name[64];
+    snprintf(name, sizeof name, "%s", pname ? pname : "");
+    lua_pop(L, 1);
+    if (!*name || ar.source[0] != '@' || ar.linedefined <= 0)
+        return 1;
+    if (strcmp(sf->path, ar.source + 1) != 0) { /* the rules of a file come one after another */
+        snprintf(sf->path, sizeof sf->path, "%s", ar.source + 1);
+        sf->text.len = 0;
+        sf->ok = 0;
+        FILE *f = fopen(sf->path, "rb");
+        if (f) {
+            char chunk[8192];
+            size_t got;
+            int rc = RG_OK;
+            while (rc == RG_OK && (got = fread(chunk, 1, sizeof chunk, f)) > 0)
+                rc = rg_buf_add(&sf->text, chunk, got);
+            sf->ok = rc == RG_OK && !ferror(f);
+            fclose(f);
+        }
+    }
+    if (!sf->ok)
+        return 1;
+    int uses = rg__count_name(sf->text.p ? sf->text.p : "", sf->text.len, name, ar.linedefined,
+                              ar.lastlinedefined);
+    return uses != 1; /* 1: only its declaration; 0: not the file it came from */
+}
+
+/* Finds, once per loaded clinic, which applies and rules use `now`. */
+static int rg__nowuse(rg_engine *e, rg_clinic *c, unsigned char ***out)
+{
+    rg__clinic_slot *s = rg__slot(e, c->name, 0);
+    if (!s || s->c != c)
+        return RG_EINVAL;
+    if (s->nowuse) {
+        *out = s->nowuse;
+        return RG_OK;
+    }
+    unsigned char **u = calloc((size_t)c->nprotos + 1, sizeof *u);
+    if (!u)
+        return RG_ENOMEM;
+    lua_State *L = rg_sandbox_state(c->sb);
+    rg__srcfile *sf = calloc(1, sizeof *sf);
+    for (int i = 0; i < c->nprotos; i++) {
+        if (!sf || !(u[i] = calloc((size_t)c->protos[i].nrules + 1, 1))) {
+            for (int k = 0; k < i; k++)
+                free(u[k]);
+            free(u);
+            if (sf)
+                rg_buf_free(&sf->text);
+            free(sf);
+            return RG_ENOMEM;
+        }
+        if (!lua_checkstack(L, 8))
+            continue;
+        rg_clinic_push_protocol(c, i);
+        lua_getfield(L, -1, "applies");
+        u[i][0] = (unsigned char)rg__reads_now(L, lua_gettop(L), sf);
+        lua_pop(L, 1);
+        lua_getfield(L, -1, "rules");
+        for (int r = 0; r < c->protos[i].nrules; r++) {
+            lua_rawgeti(L, -1, r + 1);
+            lua_getfield(L, -1, "check");
+            u[i][1 + r] = (unsigned char)rg__reads_now(L, lua_gettop(L), sf);
+            lua_pop(L, 2);
+        }
+        lua_pop(L, 2);
+    }
+    rg_buf_free(&sf->text);
+    free(sf);
+    *out = s->nowuse = u;
+    return RG_OK;
+}
+
+/* Makes the per-protocol state for clinic c, as at the start of an advance:
+ * nothing kept. */
+static int rg__inc_reset(rg_engine *e, const rg_clinic *c)
+{
+    if (e->inc_c != c) {
+        rg__inc_free(e);
+        if (!(e->inc = calloc((size_t)c->nprotos + 1, sizeof *e->inc)))
+            return RG_ENOMEM;
+        e->ninc = c->nprotos;
+        e->inc_c = c;
+        for (int i = 0; i < c->nprotos; i++) {
+            struct rg__inc *in = &e->inc[i];
+            int nr = c->protos[i].nrules;
+            in->nrules = nr;
+            in->reads = calloc((size_t)nr + 1, sizeof *in->reads);
+            in->next = calloc((size_t)nr + 1, sizeof *in->next);
+            in->keep = calloc((size_t)nr + 1, 1);
+            in->ran = calloc((size_t)nr + 2, 1);
+            in->keys = calloc((size_t)nr + 1, sizeof *in->keys);
+            if (!in->reads || !in->next || !in->keep || !in->ran || !in->keys) {
+                rg__inc_free(e);
+                return RG_ENOMEM;
+            }
+        }
+    }
+    for (int i = 0; i < e->ninc; i++)
+        e->inc[i].valid = 0;
+    e->last_n = -1;
+    e->rebound = 1;
+    return RG_OK;
+}
+
+/* What one step works with: rg__step and its phases (run, collect, resolve,
+ * open). The results of protocol i are at base + 1 + i on the Lua stack (a
+ * table, or nil when it failed or did not run). */
+typedef struct rg__stepctx {
+    rg_clinic *c;
+    const char *patient;
+    lua_State *L;
+    rg_history *h;
+    int hidx, base;
+    int n;            /* events visible at t */
+    rg_time t;
+    uint32_t *marks;  /* per protocol: the touch mark of its applies (rule r: + 1 + r) */
+    char *failed;     /* per rule, flattened: it failed at this step (its alerts stay) */
+    int *first;       /* per protocol: the index of its first rule in failed */
+    int nflags;       /* rules of the clinic */
+    int limit;        /* a limit stopped the evaluation: later protocols did not run */
+    rg_reads changed; /* the types of the events that came into view since the last step */
+    rg__cand *cands;  /* the alerts open at t the rules returned */
+    int ncands, cap;
+    lua_Integer nalerts; /* alerts returned by the rules so far in this step */
+    rg_time *wake;
+    const rg_rule **waker;
+    const unsigned char *const *nowuse; /* rg__nowuse, or NULL: every rule runs */
+    rg__clinic_slot *slot;
+    char err[4096];
+} rg__stepctx;
+
+/* Which of protocol i's rules must run at this step (inc->ran; ran[nrules]:
+ * applies): 0 all of them (nothing kept, applies or the parameters may have
+ * changed), 1 none (the previous results stand as they are), 2 those marked.
+ * A rule runs again when its last answer was an error or was capped, when
+ * it reads the clock (h.now, or its `now` argument), when an event of a type
+ * it read came into view, or when one of its alerts falls due or ends. */
+static int rg__plan(rg_engine *e, const rg__stepctx *s, int i)
+{
+    struct rg__inc *in = &e->inc[i];
+    const rg_protocol *p = &s->c->protos[i];
+    const unsigned char *nu = s->nowuse ? s->nowuse[i] : NULL;
+    memset(in->ran, 1, (size_t)in->nrules + 1);
+    if (!e->incremental || !nu || !in->valid || s->changed.all || nu[0] || in->applies.clock ||
+        rg_reads_hit(&in->applies, &s->changed))
+        return 0;
+    rg_reads plan;
+    memset(&plan, 0, sizeof plan);
+    for (int j = 0; j < p->nplan; j++)
+        rg_reads_type(&plan, p->plan_events[j]);
+    if (rg_reads_hit(&plan, &s->changed)) /* the parameters may have changed */
+        return 0;
+    lua_rawgeti(s->L, e->pidx, i + 1);
+    int table = lua_type(s->L, -1) == LUA_TTABLE, applied = 0;
+    if (table) {
+        lua_getfield(s->L, -1, "applies");
+        applied = lua_toboolean(s->L, -1);
+        lua_pop(s->L, 1);
+    }
+    lua_pop(s->L, 1);
+    if (!table)
+        return 0;
+    memset(in->ran, 0, (size_t)in->nrules + 1);
+    if (!applied)
+        return 1;
+    int any = 0;
+    for (int r = 0; r < in->nrules; r++) {
+        in->ran[r] = !in->keep[r] || nu[1 + r] || in->reads[r].clock ||
+                     rg_reads_hit(&in->reads[r], &s->changed) ||
+                     (in->next[r] != RG_TIME_NONE && in->next[r] <= s->t);
+        any |= in->ran[r];
+    }
+    return any ? 2 : 1;
+}
+
+/* [-0, +1] One protected call of protocol i (rg__eval_protocol) with touch
+ * mark `mark`; in (NULL: nothing recorded) and partial as it takes them.
+ * Pushes the results, or nil when the call failed (then returns its code:
+ * RG_ELIMIT, RG_ENOMEM or another error, its text in s->err). */
+static int rg__call_protocol(rg_engine *e, rg__stepctx *s, int i, uint32_t mark,
+                             struct rg__inc *in, int partial, int64_t now_ms)
+{
+    lua_State *L = s->L;
+    lua_pushcfunction(L, rg__eval_protocol);
+    rg_clinic_push_protocol(s->c, i);
+    lua_pushvalue(L, s->hidx);
+    lua_pushinteger(L, s->t);
+    lua_pushinteger(L, mark);
+    lua_rawgeti(L, e->pidx, i + 1);
+    if (in)
+        lua_pushlightuserdata(L, in);
+    else
+        lua_pushnil(L);
+    lua_pushboolean(L, partial);
+    e->stats.protocol_calls++;
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    int prc = rg_pcall(s->c->sb, 7, 1, s->err, sizeof s->err);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    s->h->reads = NULL;
+    s->c->protos[i].evaluations++;
+    double took = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
+    s->c->protos[i].seconds += took;
+    if (s->slot)
+        rg__cpu_add(e, s->slot, now_ms, took * 1000);
+    if (prc)
+        lua_pushnil(L);
+    return prc;
+}
+
+/* Are two results tables of protocol i (at a and b) the same answer? Else
+ * 0, with the rule (index, -1: applies or the parameters) and why. */
+static int rg__same_results(lua_State *L, int a, int b, int nrules, int *rule, const char **why)
+{
+    a = lua_absindex(L, a);
+    b = lua_absindex(L, b);
+    *rule = -1;
+    if (lua_type(L, a) != LUA_TTABLE || lua_type(L, b) != LUA_TTABLE) {
+        *why = lua_type(L, a) == lua_type(L, b) ? "" : "one of the evaluations failed";
+        return lua_type(L, a) == lua_type(L, b);
+    }
+    static const char *const top[] = {"applies", "base"};
+    for (int k = 0; k < 2; k++) {
+        lua_getfield(L, a, top[k]);
+        lua_getfield(L, b, top[k]);
+        int same = lua_toboolean(L, -1) == lua_toboolean(L, -2);
+        lua_pop(L, 2);
+        if (!same) {
+            *why = k ? "the parameters in force differ" : "applies gave another answer";
+            return 0;
+        }
+    }
+    lua_getfield(L, a, "params");
+    lua_getfield(L, b, "params");
+    int pa = lua_gettop(L) - 1, same = 1;
+    for (int side = 0; side < 2 && same; side++) { /* every key of each, equal in the other */
+        int x = side ? pa + 1 : pa, y = side ? pa : pa + 1;
+        if (lua_type(L, x) != LUA_TTABLE || lua_type(L, y) != LUA_TTABLE) {
+            same = lua_type(L, x) == lua_type(L, y);
+            break;
+        }
+        lua_pushnil(L);
+        while (same && lua_next(L, x)) {
+            lua_pushvalue(L, -2);
+            lua_rawget(L, y);
+            same = lua_rawequal(L, -1, -2);
+            lua_pop(L, 2);
+        }
+        if (!same)
+            lua_pop(L, 1); /* the key of the interrupted traversal */
+    }
+    lua_pop(L, 2);
+    if (!same) {
+        *why = "the parameters in force differ";
+        return 0;
+    }
+    lua_getfield(L, a, "applies");
+    int applies = lua_toboolean(L, -1);
+    lua_pop(L, 1);
+    for (int r = 0; applies && r < nrules; r++) {
+        int ta = lua_rawgeti(L, a, r + 1), tb = lua_rawgeti(L, b, r + 1);
+        *rule = r;
+        if (ta != tb) {
+            *why = "the rule gave another kind of answer (nothing, alerts, an error)";
+        } else if (ta == LUA_TTABLE) {
+            lua_Integer n = (lua_Integer)lua_rawlen(L, -2);
+            same = n == (lua_Integer)lua_rawlen(L, -1);
+            lua_Integer k = 1;
+            for (; same && k <= n; k++) {
+                lua_rawgeti(L, -2, k);
+                lua_rawgeti(L, -2, k);
+                same = lua_rawequal(L, -1, -2);
+                /* a message is not made for an alert open when the rule ran
+                 * ("": rg__alert_slots): the answer of an earlier step may
+                 * have its text. Such a message is never used: an alert
+                 * that opens comes from a rule that ran (rg__verify_ran). */
+                if (!same && (k - 1) % RG_ALERT_SLOTS == 2)
+                    same = (lua_type(L, -1) == LUA_TSTRING && !lua_rawlen(L, -1)) ||
+                           (lua_type(L, -2) == LUA_TSTRING && !lua_rawlen(L, -2));
+                lua_pop(L, 2);
+            }
+            static const char *const slot[] = {"key", "severity", "message", "due", "ends"};
+            static _Thread_local char text[120];
+            snprintf(text, sizeof text, "the rule returned other alerts (%s of alert %lld)",
+                     n == (lua_Integer)lua_rawlen(L, -1) ? slot[(k - 2) % RG_ALERT_SLOTS]
+                                                         : "the number",
+                     (long long)((k - 2) / RG_ALERT_SLOTS + 1));
+            *why = text;
+        } else {
+            same = 1; /* true (nothing), or an error (a rule that failed always runs again) */
+        }
+        lua_pop(L, 2);
+        if (!same || ta != tb)
+            return 0;
+    }
+    *rule = -1;
+    return 1;
+}
+
+/* Reports an incremental answer that differs from the full one
+ * (REGIMEN_VERIFY_INCREMENTAL) and returns the step's error. */
+static int rg__verify_failed(rg_engine *e, const rg__stepctx *s, int pi, int ri, const char *why)
+{
+    char when[RG_TIME_BUFSZ];
+    const rg_protocol *p = &s->c->protos[pi];
+    fprintf(stderr, "regimen: incremental evaluation differs from a full one: clinic %s, "
+            "patient %s, protocol %s, %s%s%s, step at %s: %s\n", s->c->name, s->patient, p->id,
+            ri >= 0 ? "rule '" : "applies or parameters", ri >= 0 ? p->rules[ri].id : "",
+            ri >= 0 ? "'" : "", rg_time_format(s->t, when), why);
+    (void)e;
+    return RG_EINVAL;
+}
+
+/* [-0, +1] Runs protocol i at this step: all of it, only the rules whose
+ * inputs changed (rg__plan), or none (its previous results are pushed
+ * again). REGIMEN_VERIFY_INCREMENTAL: the full evaluation's results are
+ * pushed and the incremental one must give the same. Returns the call's
+ * code as rg__call_protocol does, or RG_EINVAL when verification failed. */
+static int rg__run_protocol(rg_engine *e, rg__stepctx *s, int i, int64_t now_ms)
+{
+    lua_State *L = s->L;
+    struct rg__inc *in = &e->inc[i];
+    int mode = rg__plan(e, s, i);
+    int prc;
+    if (e->verify) {
+        s->marks[i] = e->mark;
+        e->mark += (uint32_t)s->c->protos[i].nrules + 1;
+        prc = rg__call_protocol(e, s, i, s->marks[i], NULL, 0, now_ms);
+        if (prc)
+            return prc;
+        int irc = RG_OK;
+        if (mode == 1) {
+            lua_rawgeti(L, e->pidx, i + 1);
+        } else {
+            uint32_t mark = e->mark;
+            e->mark += (uint32_t)s->c->protos[i].nrules + 1;
+            irc = rg__call_protocol(e, s, i, mark, in, mode == 2, now_ms);
+        }
+        int ri;
+        const char *why = "";
+        if (irc || !rg__same_results(L, -2, -1, in->nrules, &ri, &why))
+            irc = rg__verify_failed(e, s, i, irc ? -1 : ri, irc ? s->err : why);
+        lua_pop(L, 1); /* the full results stay */
+        if (irc) {
+            lua_pop(L, 1);
+            lua_pushnil(L);
+        }
+        return irc;
+    }
+    s->marks[i] = e->mark;
+    e->mark += (uint32_t)s->c->protos[i].nrules + 1;
+    if (mode == 1) {
+        lua_rawgeti(L, e->pidx, i + 1);
+        return RG_OK;
+    }
+    return rg__call_protocol(e, s, i, s->marks[i], in, mode == 2, now_ms);
+}
+
+/* Phase 1: every protocol runs (or is skipped: quarantined, over the
+ * clinic's CPU budget, after a limit); one value per protocol is pushed. */
+static int rg__step_run(rg_engine *e, rg__stepctx *s)
+{
+    rg_clinic *c = s->c;
+    lua_State *L = s->L;
+    int rc = RG_OK;
     char note[1024];
     rg_sandbox_enter(c->sb);
     for (int i = 0; i < c->nprotos; i++) {
-        if (limit || rc) {
+        if (s->limit || rc) {
             lua_pushnil(L);
             continue;
         }
@@ -1701,8 +2287,8 @@ static int rg__step(rg_engine *e, rg_clinic *c, const char *patient, int hidx, r
             lua_pushnil(L);
             continue;
         }
-        if (e->o.budget.cpu_ms > 0 && slot &&
-            rg__cpu_used(e, slot, now_ms) >= (double)e->o.budget.cpu_ms) {
+        if (e->o.budget.cpu_ms > 0 && s->slot &&
+            rg__cpu_used(e, s->slot, now_ms) >= (double)e->o.budget.cpu_ms) {
             /* not run; reported, and a limit hit, only for the protocol that
              * has taken the most time (the others wait for the window) */
             int top = 0;
@@ -1719,81 +2305,83 @@ static int rg__step(rg_engine *e, rg_clinic *c, const char *patient, int hidx, r
                          e->o.budget.cpu_window_s > 0 ? e->o.budget.cpu_window_s : 60,
                          c->protos[i].id);
                 e->stats.limit_hits++;
-                rc = rg__report(e, c->name, patient, c->protos[i].id, "", t, msg);
+                rc = rg__report(e, c->name, s->patient, c->protos[i].id, "", s->t, msg);
                 if (rc == RG_OK && rg__limit_hit(e, c, i, now_ms, msg, note, sizeof note))
-                    rc = rg__report(e, c->name, patient, c->protos[i].id, "", t, note);
+                    rc = rg__report(e, c->name, s->patient, c->protos[i].id, "", s->t, note);
             }
             lua_pushnil(L);
             continue;
         }
-        marks[i] = e->mark;
-        e->mark += (uint32_t)c->protos[i].nrules + 1;
-        lua_pushcfunction(L, rg__eval_protocol);
-        rg_clinic_push_protocol(c, i);
-        lua_pushvalue(L, hidx);
-        lua_pushinteger(L, t);
-        lua_pushinteger(L, marks[i]);
-        e->stats.protocol_calls++;
-        struct timespec t0, t1;
-        clock_gettime(CLOCK_MONOTONIC, &t0);
-        int prc = rg_pcall(c->sb, 4, 1, err, sizeof err);
-        clock_gettime(CLOCK_MONOTONIC, &t1);
-        c->protos[i].evaluations++;
-        double took = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
-        c->protos[i].seconds += took;
-        if (slot)
-            rg__cpu_add(e, slot, now_ms, took * 1000);
-        if (prc == RG_ENOMEM) { /* the host's memory, not the protocol: the step fails */
+        int prc = rg__run_protocol(e, s, i, now_ms);
+        if (prc == RG_ENOMEM || (prc == RG_EINVAL && e->verify)) {
+            /* the host's memory, not the protocol, or (verifying) the two
+             * evaluations differ (rg_pcall never gives RG_EINVAL): the step fails */
             rc = prc;
-            lua_pushnil(L);
         } else if (prc) {
             /* h->mark says which rule was running: name it and its file */
-            uint32_t r = h->mark - marks[i];
+            uint32_t r = s->h->mark - s->marks[i];
             const rg_rule *rule = r >= 1 && r <= (uint32_t)c->protos[i].nrules
                                       ? &c->protos[i].rules[r - 1] : NULL;
             char msg[4400];
-            if (strstr(err, c->protos[i].file))
-                snprintf(msg, sizeof msg, "%s", err);
+            if (strstr(s->err, c->protos[i].file))
+                snprintf(msg, sizeof msg, "%s", s->err);
             else if (rule)
-                snprintf(msg, sizeof msg, "%s: rule '%s': %s", rule->where, rule->id, err);
+                snprintf(msg, sizeof msg, "%s: rule '%s': %s", rule->where, rule->id, s->err);
             else
-                snprintf(msg, sizeof msg, "%s: %s", c->protos[i].file, err);
-            rc = rg__report(e, c->name, patient, c->protos[i].id, rule ? rule->id : "", t, msg);
+                snprintf(msg, sizeof msg, "%s: %s", c->protos[i].file, s->err);
+            rc = rg__report(e, c->name, s->patient, c->protos[i].id, rule ? rule->id : "", s->t,
+                            msg);
             if (rc == RG_OK)
-                rc = rg__failed(e, c, patient, i, rule ? rule->id : "", t, msg);
-            lua_pushnil(L);
+                rc = rg__failed(e, c, s->patient, i, rule ? rule->id : "", s->t, msg);
             if (prc == RG_ELIMIT) {
-                limit = 1;
+                s->limit = 1;
                 e->stats.limit_hits++;
                 if (rc == RG_OK &&
-                    rg__limit_hit(e, c, i, rg_monotonic_ms(), err, note, sizeof note))
-                    rc = rg__report(e, c->name, patient, c->protos[i].id, "", t, note);
+                    rg__limit_hit(e, c, i, rg_monotonic_ms(), s->err, note, sizeof note))
+                    rc = rg__report(e, c->name, s->patient, c->protos[i].id, "", s->t, note);
             }
         }
+        assert(lua_gettop(L) == s->base + 1 + i);
     }
     rg_sandbox_leave(c->sb);
+    return rc;
+}
 
-    /* read results: per rule, its alerts or its error */
-    for (int i = 0, flag = 0; i < c->nprotos && rc == RG_OK; flag += c->protos[i].nrules, i++) {
-        int res = base + 1 + i;
-        if (lua_type(L, res) != LUA_TTABLE) {
-            memset(failed + flag, 1, (size_t)c->protos[i].nrules);
+/* Phase 2: per rule, its alerts or its error; the alerts open at t become
+ * candidates, the next due or end lowers *wake; what stands for the next
+ * step is kept (e->inc, the results at e->pidx). */
+static int rg__step_collect(rg_engine *e, rg__stepctx *s)
+{
+    rg_clinic *c = s->c;
+    lua_State *L = s->L;
+    int rc = RG_OK;
+    char note[1024];
+    for (int i = 0; i < c->nprotos && rc == RG_OK; i++) {
+        int res = s->base + 1 + i, flag = s->first[i];
+        struct rg__inc *in = &e->inc[i];
+        in->valid = lua_type(L, res) == LUA_TTABLE;
+        lua_pushvalue(L, res);
+        lua_rawseti(L, e->pidx, i + 1);
+        if (!in->valid) {
+            memset(s->failed + flag, 1, (size_t)c->protos[i].nrules);
             continue;
         }
         lua_getfield(L, res, "applies");
         int applies = lua_toboolean(L, -1);
         lua_pop(L, 1);
-        if (applies)
-            e->stats.rule_checks += c->protos[i].nrules;
+        for (int r = 0; applies && r < c->protos[i].nrules; r++)
+            e->stats.rule_checks += in->ran[r];
         int capped = 0; /* a rule of this protocol went past RG_MAX_STEP_ALERTS */
         for (int r = 0; applies && r < c->protos[i].nrules && rc == RG_OK; r++) {
             int kind = lua_rawgeti(L, res, r + 1);
+            in->keep[r] = kind != LUA_TSTRING;
+            in->next[r] = RG_TIME_NONE;
             if (kind == LUA_TBOOLEAN) { /* it returned nothing */
                 lua_pop(L, 1);
                 continue;
             }
             if (kind == LUA_TSTRING) {
-                failed[flag + r] = 1;
+                s->failed[flag + r] = 1;
                 const char *m = lua_tostring(L, -1);
                 /* the first line must say where: errors raised with level 0
                  * or with a value other than a string carry no position */
@@ -1804,17 +2392,18 @@ static int rg__step(rg_engine *e, rg_clinic *c, const char *patient, int hidx, r
                              c->protos[i].rules[r].where, c->protos[i].rules[r].id, m);
                     m = located;
                 }
-                rc = rg__report(e, c->name, patient, c->protos[i].id, c->protos[i].rules[r].id, t,
-                                m);
+                rc = rg__report(e, c->name, s->patient, c->protos[i].id,
+                                c->protos[i].rules[r].id, s->t, m);
                 if (rc == RG_OK)
-                    rc = rg__failed(e, c, patient, i, c->protos[i].rules[r].id, t, m);
+                    rc = rg__failed(e, c, s->patient, i, c->protos[i].rules[r].id, s->t, m);
                 lua_pop(L, 1);
                 continue;
             }
             lua_Integer nal = (lua_Integer)lua_rawlen(L, -1) / RG_ALERT_SLOTS;
-            if (nalerts + nal > RG_MAX_STEP_ALERTS) {
+            if (s->nalerts + nal > RG_MAX_STEP_ALERTS) {
                 /* bounded work per step: the rule fails, its alerts stay */
-                failed[flag + r] = 1;
+                s->failed[flag + r] = 1;
+                in->keep[r] = 0;
                 lua_pop(L, 1);
                 if (capped++) /* reported once per protocol and step */
                     continue;
@@ -1824,104 +2413,137 @@ static int rg__step(rg_engine *e, rg_clinic *c, const char *patient, int hidx, r
                          "alerts per evaluation (it fails, and so does every later rule of "
                          "this protocol that returns alerts in this step: their alerts stay "
                          "as they were)", c->protos[i].rules[r].where,
-                         c->protos[i].rules[r].id, (long long)nal, (long long)nalerts,
+                         c->protos[i].rules[r].id, (long long)nal, (long long)s->nalerts,
                          RG_MAX_STEP_ALERTS);
                 e->stats.limit_hits++;
-                rc = rg__report(e, c->name, patient, c->protos[i].id, c->protos[i].rules[r].id, t,
-                                msg);
+                rc = rg__report(e, c->name, s->patient, c->protos[i].id,
+                                c->protos[i].rules[r].id, s->t, msg);
                 if (rc == RG_OK && rg__limit_hit(e, c, i, rg_monotonic_ms(), msg, note,
                                                  sizeof note))
-                    rc = rg__report(e, c->name, patient, c->protos[i].id, "", t, note);
+                    rc = rg__report(e, c->name, s->patient, c->protos[i].id, "", s->t, note);
                 continue;
             }
-            nalerts += nal;
-            rc = rg__read_alerts(e, L, lua_gettop(L), c, patient, i, r, t, &cands, &ncands, &cap,
-                                 wake, waker);
+            s->nalerts += nal;
+            struct rg__keys *kc = &in->keys[r];
+            if (in->ran[r] && kc->cap) /* a new answer: its keys are made anew */
+                memset(kc->have, 0, (size_t)kc->cap);
+            rc = rg__read_alerts(e, L, lua_gettop(L), c, s->patient, i, r, s->t, &s->cands,
+                                 &s->ncands, &s->cap, s->wake, s->waker, &in->next[r], kc);
             /* keep the list (and so its strings) on the stack until the end */
         }
     }
-
     if (rc == RG_OK && e->nfail)
-        rc = rg__fail_settle(e, c, L, base, patient, t);
+        rc = rg__fail_settle(e, c, L, s->base, s->patient, s->t);
+    return rc;
+}
 
-    /* resolve what is no longer returned */
-    rg__kindex cix = {0}, oix = {0};
-    if (rc == RG_OK && (rg__kindex_init(&cix, ncands) || rg__kindex_init(&oix, e->nopen + ncands)))
-        rc = RG_ENOMEM;
-    for (int k = 0; k < ncands && rc == RG_OK; k++)
-        rg__kindex_add(&cix, cands[k].key, k);
+/* REGIMEN_VERIFY_INCREMENTAL: a transition of rule ri of protocol pi (ri
+ * -1: because applies no longer holds) needs what that rule (or applies) read
+ * at this step, its evidence; the incremental evaluation must have run it. */
+static int rg__verify_ran(rg_engine *e, const rg__stepctx *s, int pi, int ri)
+{
+    if (!e->verify || pi < 0)
+        return RG_OK;
+    const struct rg__inc *in = &e->inc[pi];
+    if (in->ran[ri >= 0 ? ri : in->nrules])
+        return RG_OK;
+    return rg__verify_failed(e, s, pi, ri, "an alert opens or resolves but the incremental "
+                             "evaluation kept the answer of an earlier step (its evidence is "
+                             "not read)");
+}
+
+/* Phase 3: open alerts no rule returned any more are resolved (unless their
+ * rule failed: they stay as they are). cix indexes the candidates by key. */
+static int rg__step_resolve(rg_engine *e, rg__stepctx *s, const rg__kindex *cix)
+{
+    rg_clinic *c = s->c;
+    lua_State *L = s->L;
+    int rc = RG_OK;
     int nopen = e->nopen;
     for (int a = 0; a < nopen && rc == RG_OK; a++) {
         rg__open *al = &e->open[a];
         if (!al->live)
             continue;
-        int ri = -1, pi = rg__find_rule(c, al, &ri), flag = 0;
+        int ri = -1, pi = rg__find_rule(c, al, &ri);
         if (pi >= 0) {
-            for (int i = 0; i < pi; i++)
-                flag += c->protos[i].nrules;
-            if (failed[flag + ri])
+            if (s->failed[s->first[pi] + ri])
                 continue; /* its rule failed: keep the alert as it is */
             int found = 0;
-            for (size_t x = (size_t)rg__khash(al->key) & cix.mask; cix.slot[x] && !found;
-                 x = (x + 1) & cix.mask) {
-                rg__cand *cd = &cands[cix.slot[x] - 1];
+            for (size_t x = (size_t)rg__khash(al->key) & cix->mask; cix->slot[x] && !found;
+                 x = (x + 1) & cix->mask) {
+                rg__cand *cd = &s->cands[cix->slot[x] - 1];
                 if (!cd->matched && !strcmp(cd->key, al->key))
                     found = cd->matched = 1;
             }
             /* an alert opened before schema 9 keeps its old key (16 hex
              * digits): matched by the old form of each result's key */
             if (!found && strlen(al->key) == RG__LEGACY_KEY_HEX)
-                for (int k = 0; k < ncands && !found; k++)
-                    if (!cands[k].matched && rg__is_alert(c, patient, &cands[k], al->key))
-                        found = cands[k].matched = 1;
+                for (int k = 0; k < s->ncands && !found; k++)
+                    if (!s->cands[k].matched &&
+                        rg__is_alert(c, s->patient, &s->cands[k], al->key))
+                        found = s->cands[k].matched = 1;
             if (found)
                 continue;
         }
+        int res = pi >= 0 ? s->base + 1 + pi : 0;
         const char *params = NULL;
         char *owned = NULL;
-        if (pi >= 0 && lua_type(L, base + 1 + pi) == LUA_TTABLE)
-            params = rg__step_params(e, c, L, base + 1 + pi, pi, &owned);
+        if (pi >= 0 && lua_type(L, res) == LUA_TTABLE)
+            params = rg__step_params(e, c, L, res, pi, &owned);
         /* why it went: what the rule looked at, or, when the protocol no
          * longer applies (a discharge), what `applies` looked at */
         int applied = 1;
-        if (pi >= 0 && lua_type(L, base + 1 + pi) == LUA_TTABLE) {
-            lua_getfield(L, base + 1 + pi, "applies");
+        if (pi >= 0 && lua_type(L, res) == LUA_TTABLE) {
+            lua_getfield(L, res, "applies");
             applied = lua_toboolean(L, -1);
             lua_pop(L, 1);
         }
-        char *evidence = pi >= 0 ? rg__evidence_json(e, n, marks[pi] + (applied ? (uint32_t)ri + 1 : 0))
-                                 : NULL;
-        if (pi >= 0 && (!evidence || (!params && lua_type(L, base + 1 + pi) == LUA_TTABLE))) {
+        if ((rc = rg__verify_ran(e, s, pi, applied ? ri : -1))) {
+            free(owned);
+            break;
+        }
+        char *evidence =
+            pi >= 0 ? rg__evidence_json(e, s->n, s->marks[pi] + (applied ? (uint32_t)ri + 1 : 0))
+                    : NULL;
+        if (pi >= 0 && (!evidence || (!params && lua_type(L, res) == LUA_TTABLE))) {
             free(owned); /* out of memory: not a transition without its why */
             free(evidence);
             rc = RG_ENOMEM;
             break;
         }
         const char *version = pi >= 0 ? c->protos[pi].version : al->version;
-        rc = rg__emit(e, c, patient, 0, al->id, al->key, al->protocol, version, al->rule,
-                      al->severity, al->message, al->due, t, params, owned, evidence);
+        rc = rg__emit(e, c, s->patient, 0, al->id, al->key, al->protocol, version, al->rule,
+                      al->severity, al->message, al->due, s->t, params, owned, evidence);
         e->open[a].live = 0;
     }
-    /* open what is new */
-    for (int a = 0; a < e->nopen && rc == RG_OK; a++)
-        if (e->open[a].live)
-            rg__kindex_add(&oix, e->open[a].key, a);
-    for (int k = 0; k < ncands && rc == RG_OK; k++) {
-        rg__cand *cd = &cands[k];
+    return rc;
+}
+
+/* Phase 4: candidates that match no open alert open. oix indexes the open
+ * alerts by key (those opened here are added). */
+static int rg__step_open(rg_engine *e, rg__stepctx *s, rg__kindex *oix)
+{
+    rg_clinic *c = s->c;
+    int rc = RG_OK;
+    for (int k = 0; k < s->ncands && rc == RG_OK; k++) {
+        rg__cand *cd = &s->cands[k];
         if (cd->matched)
             continue;
         int dup = 0;
-        for (size_t x = (size_t)rg__khash(cd->key) & oix.mask; oix.slot[x] && !dup;
-             x = (x + 1) & oix.mask) {
-            const rg__open *o = &e->open[oix.slot[x] - 1];
+        for (size_t x = (size_t)rg__khash(cd->key) & oix->mask; oix->slot[x] && !dup;
+             x = (x + 1) & oix->mask) {
+            const rg__open *o = &e->open[oix->slot[x] - 1];
             dup = o->live && !strcmp(o->key, cd->key);
         }
         if (dup)
             continue;
+        if ((rc = rg__verify_ran(e, s, cd->proto, cd->rule)))
+            break;
         const rg_protocol *p = &c->protos[cd->proto];
         char *owned;
-        const char *params = rg__step_params(e, c, L, base + 1 + cd->proto, cd->proto, &owned);
-        char *evidence = rg__evidence_json(e, n, marks[cd->proto] + (uint32_t)cd->rule + 1);
+        const char *params =
+            rg__step_params(e, c, s->L, s->base + 1 + cd->proto, cd->proto, &owned);
+        char *evidence = rg__evidence_json(e, s->n, s->marks[cd->proto] + (uint32_t)cd->rule + 1);
         if (!params || !evidence) {
             free(owned);
             free(evidence);
@@ -1929,17 +2551,84 @@ static int rg__step(rg_engine *e, rg_clinic *c, const char *patient, int hidx, r
             break;
         }
         int before = e->nopen;
-        rc = rg__emit(e, c, patient, 1, 0, cd->key, p->id, p->version, p->rules[cd->rule].id,
-                      cd->severity, cd->message, cd->due, t, params, owned, evidence);
+        rc = rg__emit(e, c, s->patient, 1, 0, cd->key, p->id, p->version, p->rules[cd->rule].id,
+                      cd->severity, cd->message, cd->due, s->t, params, owned, evidence);
         if (rc == RG_OK && e->nopen > before)
-            rg__kindex_add(&oix, e->open[e->nopen - 1].key, e->nopen - 1);
+            rg__kindex_add(oix, e->open[e->nopen - 1].key, e->nopen - 1);
     }
+    return rc;
+}
+
+/* One step at instant t: run every protocol (or only what changed), read
+ * what they returned, then resolve and open. */
+static int rg__step(rg_engine *e, rg_clinic *c, const char *patient, int hidx, rg_time t,
+                    rg_time *wake, const rg_rule **waker)
+{
+    lua_State *L = rg_sandbox_state(c->sb);
+    rg__stepctx s = {.c = c, .patient = patient, .L = L, .hidx = hidx, .t = t, .wake = wake,
+                     .waker = waker, .h = lua_touserdata(L, hidx)};
+    int rc = RG_OK;
+    while (s.n < e->nsev && e->sev[s.n].at <= t)
+        s.n++;
+    /* what came into view since the previous step of this advance */
+    if (e->rebound || e->last_n < 0 || s.n < e->last_n)
+        s.changed.all = 1;
+    for (int k = e->last_n; !s.changed.all && k < s.n; k++)
+        rg_reads_type(&s.changed, e->sev[k].type);
+    e->last_n = s.n;
+    e->rebound = 0;
+    s.h->n = s.n;
+    s.h->now = t;
+    s.h->reads = NULL;
+    e->log.n = 0;
+    e->nkeyc = 0;
+    *wake = RG_TIME_NONE;
+    e->stats.steps++;
+    s.base = lua_gettop(L);
+    for (int i = 0; i < c->nprotos; i++)
+        s.nflags += c->protos[i].nrules;
+    if (!lua_checkstack(L, c->nprotos + 2 * s.nflags + 16))
+        return RG_ENOMEM;
+    s.marks = calloc((size_t)c->nprotos + 1, sizeof *s.marks);
+    s.first = calloc((size_t)c->nprotos + 1, sizeof *s.first);
+    s.failed = calloc((size_t)s.nflags + 1, 1);
+    if (!s.marks || !s.first || !s.failed) {
+        rc = RG_ENOMEM;
+        goto done;
+    }
+    for (int i = 1; i < c->nprotos; i++)
+        s.first[i] = s.first[i - 1] + c->protos[i - 1].nrules;
+    s.slot = rg__slot(e, c->name, 0);
+    s.nowuse = s.slot && s.slot->c == c ? (const unsigned char *const *)s.slot->nowuse : NULL;
+    assert(e->inc_c == c && e->ninc == c->nprotos);
+
+    rc = rg__step_run(e, &s);
+    assert(rc || lua_gettop(L) == s.base + c->nprotos);
+    if (rc == RG_OK)
+        rc = rg__step_collect(e, &s);
+    assert(rc || (s.nalerts <= RG_MAX_STEP_ALERTS && s.ncands <= s.nalerts));
+
+    rg__kindex cix = {0}, oix = {0};
+    if (rc == RG_OK &&
+        (rg__kindex_init(&cix, s.ncands) || rg__kindex_init(&oix, e->nopen + s.ncands)))
+        rc = RG_ENOMEM;
+    for (int k = 0; k < s.ncands && rc == RG_OK; k++)
+        rg__kindex_add(&cix, s.cands[k].key, k);
+    if (rc == RG_OK)
+        rc = rg__step_resolve(e, &s, &cix);
+    for (int a = 0; a < e->nopen && rc == RG_OK; a++)
+        if (e->open[a].live)
+            rg__kindex_add(&oix, e->open[a].key, a);
+    if (rc == RG_OK)
+        rc = rg__step_open(e, &s, &oix);
     free(cix.slot);
     free(oix.slot);
-    lua_settop(L, base);
-    free(cands);
-    free(marks);
-    free(failed);
+done:
+    lua_settop(L, s.base);
+    free(s.cands);
+    free(s.marks);
+    free(s.first);
+    free(s.failed);
     return rc;
 }
 
@@ -2008,6 +2697,7 @@ static int rg__bind_history(rg_engine *e, rg_clinic *c, const char *patient, int
     h->memo_now = RG_TIME_NONE;
     h->is_open = rg__h_is_open;
     h->open_ud = e;
+    e->rebound = 1; /* every rule runs at the next step */
     return RG_OK;
 }
 
@@ -2117,10 +2807,29 @@ static int rg__advance(rg_engine *e, const char *clinic, const char *patient, rg
     }
 
     int top = lua_gettop(L);
+    unsigned char **nowuse;
+    if ((rc = rg__inc_reset(e, c)) || !lua_checkstack(L, 4))
+        return rc ? rc : RG_ENOMEM;
+    /* (without it every rule runs at every step) */
+    if ((rc = rg__nowuse(e, c, &nowuse)) == RG_ENOMEM)
+        return rc;
     lua_pushnil(L);
     int hidx = lua_gettop(L);
-    if ((rc = rg__bind_history(e, c, patient, hidx)))
+    lua_pushnil(L); /* the previous step's results by protocol (a table once made:
+                     * rg__step_collect sets its items unprotected) */
+    e->pidx = lua_gettop(L);
+    lua_pushcfunction(L, rg__new_table);
+    lua_pushinteger(L, c->nprotos);
+    char perr[256];
+    if (rg_pcall(c->sb, 1, 1, perr, sizeof perr)) {
+        lua_settop(L, top);
+        return RG_ENOMEM;
+    }
+    lua_replace(L, e->pidx);
+    if ((rc = rg__bind_history(e, c, patient, hidx))) {
+        lua_settop(L, top);
         return rc;
+    }
 
     const rg_rule *waker = NULL;
     int quick = 0; /* time-driven steps in a row, less than a second apart */

@@ -6,6 +6,8 @@
  * that is plain C. Each scenario gets a fresh in-memory store and engine:
  * its events go through the same validation as `ingest` and its clinic is
  * advanced to the horizon by the same rg_engine_advance_all as `simulate`.
+ * Scenarios are independent, so --jobs runs them on several threads, each
+ * printing into its own buffer, printed in order (the same output).
  * Depends on sandbox.c, engine.c, ingest.c and jansson.
  */
 #include "engine/scenario.h"
@@ -13,6 +15,7 @@
 
 #include "engine/clinic.h"
 #include "engine/engine.h"
+#include "engine/sweep.h"
 #include "store/ingest.h"
 
 #include <lauxlib.h>
@@ -21,6 +24,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <libgen.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -524,32 +528,112 @@ done:
 #undef SC_FAIL
 }
 
-static int rg__run_file(const char *file, const char *shipped, const rg_limits *lim, FILE *out,
-                        rg_scenario_totals *totals)
+/* One unit of `regimen test`'s work: a scenario of a file, or a file that
+ * could not be read (its failure text made already). Tasks are run in any
+ * order, on any thread, each printing into its own buffer; the buffers are
+ * printed in the tasks' order, so the output does not depend on --jobs. */
+typedef struct rg__task {
+    const char *file; /* (the file's name, owned by the list of files) */
+    const char *dir;  /* the protocols under test (likewise) */
+    size_t idx;
+    json_t *sc;       /* the scenario (owned by its file's list); NULL: text is all */
+    char *text;       /* what it printed */
+    size_t len;
+    int passed, failed;
+} rg__task;
+
+typedef struct rg__tasks {
+    rg__task *v;
+    int n, cap;
+    char **names; /* file and protocol directory names, freed at the end */
+    int nnames, cap_names;
+    json_t **lists; /* the files' scenario lists */
+    int nlists, cap_lists;
+    const char *shipped;
+    const rg_limits *lim;
+    int files;
+    int next; /* the next task to take (workers, under mu) */
+    pthread_mutex_t mu;
+} rg__tasks;
+
+static int rg__grow(void **v, int *cap, int n, size_t size)
+{
+    if (n < *cap)
+        return RG_OK;
+    int ncap = *cap ? *cap * 2 : 16;
+    void *grown = realloc(*v, (size_t)ncap * size);
+    if (!grown)
+        return RG_ENOMEM;
+    *v = grown;
+    *cap = ncap;
+    return RG_OK;
+}
+
+static const char *rg__keep_name(rg__tasks *ts, const char *name)
+{
+    char *copy;
+    if (rg__grow((void **)&ts->names, &ts->cap_names, ts->nnames, sizeof *ts->names) ||
+        !(copy = strdup(name)))
+        return NULL;
+    return ts->names[ts->nnames++] = copy;
+}
+
+static rg__task *rg__add_task(rg__tasks *ts)
+{
+    if (rg__grow((void **)&ts->v, &ts->cap, ts->n, sizeof *ts->v))
+        return NULL;
+    rg__task *t = &ts->v[ts->n++];
+    memset(t, 0, sizeof *t);
+    return t;
+}
+
+/* A task that only prints a failure (a file that cannot be read). */
+static int rg__fail_task(rg__tasks *ts, const char *what, const char *why)
+{
+    rg__task *t = rg__add_task(ts);
+    if (!t)
+        return RG_ENOMEM;
+    t->failed = 1;
+    FILE *mem = open_memstream(&t->text, &t->len);
+    if (!mem)
+        return RG_ENOMEM;
+    fprintf(mem, "FAIL %s\n    %s\n", what, why);
+    fclose(mem);
+    return RG_OK;
+}
+
+static int rg__file_tasks(rg__tasks *ts, const char *path)
 {
     char err[4096], dir[4096];
-    json_t *list = rg__load_file(file, shipped, lim, err, sizeof err);
-    totals->files++;
-    if (!list) {
-        fprintf(out, "FAIL %s\n    %s\n", file, err);
-        totals->failed++;
-        return RG_OK;
+    json_t *list = rg__load_file(path, ts->shipped, ts->lim, err, sizeof err);
+    ts->files++;
+    if (!list)
+        return rg__fail_task(ts, path, err);
+    if (rg__grow((void **)&ts->lists, &ts->cap_lists, ts->nlists, sizeof *ts->lists)) {
+        json_decref(list);
+        return RG_ENOMEM;
     }
+    ts->lists[ts->nlists++] = list;
     /* protocols under test: the parent of a tests/ directory, else the file's own */
-    snprintf(dir, sizeof dir, "%s", file);
+    snprintf(dir, sizeof dir, "%s", path);
     char *d = dirname(dir);
     size_t dl = strlen(d);
     if (dl >= 5 && !strcmp(d + dl - 5, "tests") && (dl == 5 || d[dl - 6] == '/'))
         strcat(d, "/..");
+    const char *file = rg__keep_name(ts, path), *pdir = rg__keep_name(ts, d);
+    if (!file || !pdir)
+        return RG_ENOMEM;
     size_t i;
     json_t *sc;
     json_array_foreach(list, i, sc) {
-        if (rg__scenario(file, d, i, sc, shipped, lim, out))
-            totals->passed++;
-        else
-            totals->failed++;
+        rg__task *t = rg__add_task(ts);
+        if (!t)
+            return RG_ENOMEM;
+        t->file = file;
+        t->dir = pdir;
+        t->idx = i;
+        t->sc = sc;
     }
-    json_decref(list);
     return RG_OK;
 }
 
@@ -558,14 +642,17 @@ static int rg__cmp(const void *a, const void *b)
     return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
-int rg_scenario_run(const char *path, const char *shipped, const rg_limits *lim, FILE *out,
-                    rg_scenario_totals *totals)
+/* The tasks of path (a file, or a directory searched recursively, in name
+ * order), in the order they are printed. */
+static int rg__path_tasks(rg__tasks *ts, const char *path)
 {
     struct stat sb;
-    if (stat(path, &sb) != 0)
-        return fprintf(out, "FAIL %s\n    %s\n", path, strerror(errno)), totals->failed++, RG_EIO;
+    if (stat(path, &sb) != 0) {
+        int rc = rg__fail_task(ts, path, strerror(errno));
+        return rc ? rc : RG_EIO;
+    }
     if (!S_ISDIR(sb.st_mode))
-        return rg__run_file(path, shipped, lim, out, totals);
+        return rg__file_tasks(ts, path);
     DIR *dh = opendir(path);
     if (!dh)
         return RG_EIO;
@@ -596,11 +683,94 @@ int rg_scenario_run(const char *path, const char *shipped, const rg_limits *lim,
     if (n)
         qsort(names, (size_t)n, sizeof *names, rg__cmp);
     for (int i = 0; i < n && rc == RG_OK; i++)
-        rc = rg_scenario_run(names[i], shipped, lim, out, totals);
+        rc = rg__path_tasks(ts, names[i]);
     for (int i = 0; i < n; i++)
         free(names[i]);
     free(names);
     return rc;
+}
+
+/* Runs task t into its own buffer. */
+static void rg__run_task(rg__tasks *ts, rg__task *t)
+{
+    if (!t->sc)
+        return; /* its failure is printed already */
+    FILE *mem = open_memstream(&t->text, &t->len);
+    if (!mem) {
+        t->failed = 1;
+        return;
+    }
+    if (rg__scenario(t->file, t->dir, t->idx, t->sc, ts->shipped, ts->lim, mem))
+        t->passed = 1;
+    else
+        t->failed = 1;
+    fclose(mem);
+}
+
+static void *rg__task_worker(void *ud)
+{
+    rg__tasks *ts = ud;
+    for (;;) {
+        pthread_mutex_lock(&ts->mu);
+        int i = ts->next < ts->n ? ts->next++ : -1;
+        pthread_mutex_unlock(&ts->mu);
+        if (i < 0)
+            return NULL;
+        rg__run_task(ts, &ts->v[i]);
+    }
+}
+
+int rg_scenario_run_paths(const char *const *paths, int npaths, const char *shipped,
+                          const rg_limits *lim, int jobs, FILE *out, rg_scenario_totals *totals)
+{
+    rg__tasks ts = {.shipped = shipped, .lim = lim};
+    int rc = RG_OK, first = RG_OK;
+    for (int i = 0; i < npaths && rc != RG_ENOMEM; i++) {
+        rc = rg__path_tasks(&ts, paths[i]);
+        if (first == RG_OK)
+            first = rc;
+    }
+    if (jobs < 1)
+        jobs = rg_sweep_default_jobs();
+    if (jobs > ts.n)
+        jobs = ts.n;
+    pthread_t threads[64];
+    int started = 0;
+    if (jobs > 1 && pthread_mutex_init(&ts.mu, NULL) == 0) {
+        json_object_seed(0); /* before any thread makes a JSON object */
+        for (; started < jobs && started < (int)RG_COUNTOF(threads); started++)
+            if (pthread_create(&threads[started], NULL, rg__task_worker, &ts) != 0)
+                break;
+        for (int k = 0; k < started; k++)
+            pthread_join(threads[k], NULL);
+        pthread_mutex_destroy(&ts.mu);
+    }
+    for (int i = 0; i < ts.n; i++) {
+        rg__task *t = &ts.v[i];
+        if (!started)
+            rg__run_task(&ts, t); /* one thread: printed as it goes */
+        if (t->text)
+            fwrite(t->text, 1, t->len, out);
+        fflush(out);
+        totals->passed += t->passed;
+        totals->failed += t->failed;
+        free(t->text);
+    }
+    totals->files += ts.files;
+    for (int i = 0; i < ts.nlists; i++)
+        json_decref(ts.lists[i]);
+    for (int i = 0; i < ts.nnames; i++)
+        free(ts.names[i]);
+    free(ts.lists);
+    free(ts.names);
+    free(ts.v);
+    return first;
+}
+
+int rg_scenario_run(const char *path, const char *shipped, const rg_limits *lim, FILE *out,
+                    rg_scenario_totals *totals)
+{
+    return rg_scenario_run_paths(&path, 1, shipped, lim, 1, out, totals);
 }
 
 /* rg_check_tests_fn: the clinic's scenario tests, printing only failures. */

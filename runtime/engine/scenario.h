@@ -29,6 +29,12 @@ typedef struct rg_scenario_totals {
 int rg_scenario_run(const char *path, const char *shipped, const rg_limits *lim, FILE *out,
                     rg_scenario_totals *totals);
 
+/* The same for several paths, their scenarios spread over jobs threads (0:
+ * the processors available); the output is the same for any jobs. Returns
+ * the first path's error, if any. */
+int rg_scenario_run_paths(const char *const *paths, int npaths, const char *shipped,
+                          const rg_limits *lim, int jobs, FILE *out, rg_scenario_totals *totals);
+
 /* rg_check_tests_fn (runtime/engine/check.h) for `regimen check` and a
  * reload that checks first: runs the scenarios of dir, printing only what
  * failed (indented) to out (NULL: nothing), and adds to the counts. */
