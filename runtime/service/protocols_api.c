@@ -23,8 +23,8 @@
  */
 #include "service/service.h"
 
-#include "engine/explain.h"
 #include "engine/governance.h"
+#include "present/diff.h"
 
 #include <errno.h>
 #include <jansson.h>
@@ -194,9 +194,10 @@ static void rg__propose_work(uv_work_t *w)
         return;
     }
     p->rc = rg_store_open(&st, p->db, &so, p->why, sizeof p->why);
+    rg_gov_writer gw = rg_gov_printer(out);
     if (!p->rc)
         p->rc = rg_gov_propose(st, p->clinic, p->dir, NULL, p->shipped[0] ? p->shipped : NULL,
-                               p->by, p->message, p->until, out, p->id, p->why, sizeof p->why);
+                               p->by, p->message, p->until, &gw, p->id, p->why, sizeof p->why);
     fclose(out);
     rg_store_close(st);
 }
@@ -336,14 +337,18 @@ static void rg__shadow_get(rg_svc *sv, int ci, rg_http_conn *c)
     char *text = NULL;
     size_t len = 0;
     FILE *out = open_memstream(&text, &len);
-    rg_diff_summary sum = {0};
-    long n = out ? rg_gov_shadow_report(sv->st, clinic, id, since, sv->eng, out, &sum)
-                 : RG_ENOMEM;
+    rg_diff d;
+    long n = rg_gov_shadow_report(sv->st, clinic, id, since, &d);
+    if (n >= 0 && out)
+        rg_diff_print(&d, "ACTIVE", "SHADOW", sv->eng, out);
     if (out)
         fclose(out);
+    else if (n >= 0)
+        n = RG_ENOMEM;
+    const rg_diff_summary sum = d.sum;
     if (n < 0) {
         free(text);
-        rg_diff_summary_free(&sum);
+        rg_diff_free(&d);
         rg_svc_unavailable(sv, c, "the shadow feed could not be read");
         return;
     }
@@ -366,7 +371,7 @@ static void rg__shadow_get(rg_svc *sv, int ci, rg_http_conn *c)
                                (json_int_t)sum.new_n, "rules", rules, "report",
                                text ? text : "");
     free(text);
-    rg_diff_summary_free(&sum);
+    rg_diff_free(&d);
     rg_svc_reply_json(c, 200, json_pack("{s:s,s:o}", "clinic", clinic, "shadow", shadow));
 }
 
