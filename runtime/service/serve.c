@@ -287,7 +287,7 @@ void rg_svc_arm(rg_svc *sv)
     rg_store_next_snooze(sv->st, &snooze);
     if (snooze != RG_TIME_NONE && (next == RG_TIME_NONE || snooze < next))
         next = snooze;
-    sv->armed_for = next;
+    sv->armed_for = sv->wake_next = next;
     /* nothing due: still a re-read of the store now and then, in case a
      * writer's notice was lost (see the top of this file) */
     int64_t delay = next == RG_TIME_NONE ? RG_TIMER_CAP_MS + 1 : next - rg_now();
