@@ -187,8 +187,13 @@ Test(ops, full_disk_is_503_unacknowledged_then_recovers_with_nothing_half_writte
     cr_assert_eq(http(s.port, "GET", "/healthz", NULL, NULL, &out), 200);
     cr_assert(strstr(out, "\"status\":\"degraded\"") && strstr(out, "disk is full"), "%s", out);
     free(out);
-    while (now_ms() < due_ms + 2500) /* due now; its wake-up cannot be stored */
-        usleep(100000);
+    /* due now: its wake-up pass (evaluations, no request) cannot be stored, and is
+     * tried again */
+    for (int64_t end = now_ms() + 15000;
+         log_count(&s, "0 requests and evaluations not stored") < 2 && now_ms() < end;)
+        usleep(50000);
+    cr_assert_geq(log_count(&s, "0 requests and evaluations not stored"), 2, "%s",
+                  rg_test_read(s.log));
     cr_assert_eq(http(s.port, "GET", "/v1/transitions?after=0", TOKEN_A, NULL, &out), 200);
     cr_assert(strstr(out, "\"transitions\":[]"), "nothing could be stored: %s", out);
     free(out);
