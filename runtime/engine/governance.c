@@ -386,6 +386,19 @@ static int rg__put_ver(rg_store *st, const char *clinic, const rg_gov_ver *v)
     return rg_store_protoset_update(st, &p);
 }
 
+/* Ends a change's transaction: commits it when rc (what went before) is
+ * RG_OK, else rolls it back; a failure is said in msg. */
+static int rg__finish(rg_store *st, int rc, char *msg, size_t msglen)
+{
+    if (!rc)
+        rc = rg_store_commit(st);
+    else
+        rg_store_rollback(st);
+    if (rc)
+        snprintf(msg, msglen, "storing: %s (%s)", rg_strerror(rc), rg_store_errmsg(st));
+    return rc;
+}
+
 int rg_gov_change(rg_store *st, const char *clinic, const char *what, const char *ref,
                   const char *by, rg_time at, char *msg, size_t msglen)
 {
@@ -463,14 +476,8 @@ int rg_gov_change(rg_store *st, const char *clinic, const char *what, const char
         rc = rg_store_protoset_log(st, clinic, v->id, action, by, now, approve ? now : at);
     if (!rc && act && act != v && !approve)
         rc = rg__put_ver(st, clinic, act);
-    if (!rc)
-        rc = rg_store_commit(st);
-    else
-        rg_store_rollback(st);
-    if (rc) {
-        snprintf(msg, msglen, "storing: %s (%s)", rg_strerror(rc), rg_store_errmsg(st));
+    if ((rc = rg__finish(st, rc, msg, msglen)))
         goto done;
-    }
     char when[RG_TIME_BUFSZ];
     if (rollback)
         snprintf(msg, msglen, "version %.12s active again: rolled back by %s at %s", v->id, by,
@@ -558,14 +565,8 @@ int rg_gov_shadow(rg_store *st, const char *clinic, const char *ref, const char 
     if (!rc)
         rc = rg_store_protoset_log(st, clinic, v ? v->id : cur, v ? "shadowed" : "shadow stopped",
                                    by, now, now);
-    if (!rc)
-        rc = rg_store_commit(st);
-    else
-        rg_store_rollback(st);
-    if (rc) {
-        snprintf(msg, msglen, "storing: %s (%s)", rg_strerror(rc), rg_store_errmsg(st));
+    if ((rc = rg__finish(st, rc, msg, msglen)))
         goto done;
-    }
     rg_time_format(now, when);
     if (!v)
         snprintf(msg, msglen, "version %.12s no longer runs as a shadow: stopped by %s at %s",

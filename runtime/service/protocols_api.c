@@ -40,19 +40,31 @@ static json_t *rg__time_json(rg_time t)
     return t == RG_TIME_NONE ? json_null() : json_string(rg_time_format(t, buf));
 }
 
+/* 501: a store that keeps no protocol versions. */
+static void rg__unkept(rg_http_conn *c)
+{
+    rg_svc_reply_json(c, 501, json_pack("{s:s}", "error", "protocol versions are kept in "
+                                        "SQLite stores only for now"));
+}
+
+/* Answers a failed read of the clinic's versions (rc from rg_gov_versions or
+ * rg_gov_shadow_of): 501 for a store that keeps none, 503 otherwise.
+ * Returns 1 when it answered, 0 when rc is RG_OK. */
+static int rg__unread(rg_svc *sv, rg_http_conn *c, int rc)
+{
+    if (rc == RG_EUSAGE)
+        rg__unkept(c);
+    else if (rc)
+        rg_svc_unavailable(sv, c, "the protocol versions could not be read");
+    return rc != RG_OK;
+}
+
 static void rg__list(rg_svc *sv, int ci, rg_http_conn *c)
 {
     rg_gov_vers vs;
     int rc = rg_gov_versions(sv->st, sv->clinics[ci].name, &vs);
-    if (rc == RG_EUSAGE) {
-        rg_svc_reply_json(c, 501, json_pack("{s:s}", "error", "protocol versions are kept in "
-                                            "SQLite stores only for now"));
+    if (rg__unread(sv, c, rc))
         return;
-    }
-    if (rc) {
-        rg_svc_unavailable(sv, c, "the protocol versions could not be read");
-        return;
-    }
     json_t *list = json_array();
     for (int i = 0; i < vs.n; i++) {
         const rg_gov_ver *v = &vs.v[i];
@@ -82,8 +94,7 @@ static int rg__changed(rg_svc *sv, int ci, rg_http_conn *c, int rc, const char *
         return 0;
     }
     if (rc == RG_EUSAGE) {
-        rg_svc_reply_json(c, 501, json_pack("{s:s}", "error", "protocol versions are kept in "
-                                            "SQLite stores only for now"));
+        rg__unkept(c);
         return 0;
     }
     if (rc) {
@@ -321,15 +332,8 @@ static void rg__shadow_get(rg_svc *sv, int ci, rg_http_conn *c)
     char id[65], by[256];
     rg_time since;
     int rc = rg_gov_shadow_of(sv->st, clinic, id, &since, by, sizeof by);
-    if (rc == RG_EUSAGE) {
-        rg_svc_reply_json(c, 501, json_pack("{s:s}", "error", "protocol versions are kept in "
-                                            "SQLite stores only for now"));
+    if (rg__unread(sv, c, rc))
         return;
-    }
-    if (rc) {
-        rg_svc_unavailable(sv, c, "the protocol versions could not be read");
-        return;
-    }
     if (!id[0]) {
         rg_svc_reply_json(c, 200, json_pack("{s:s,s:n}", "clinic", clinic, "shadow"));
         return;
