@@ -84,7 +84,7 @@ $(B)/gen/www.c: $(WWW) runtime/service/www-embed.sh
 $(B)/regimen: $(OBJ)
 	$(CC) $(SAN) $(OBJ) -o $@ $(LIBS)
 
-$(B)/tests/%: tests/%.c $(LIB_OBJ) tests/helpers.h
+$(B)/tests/%: tests/%.c $(LIB_OBJ) $(wildcard tests/*.h)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_ALL) $< $(LIB_OBJ) -o $@ $(LIBS) $(TEST_LIBS)
 

@@ -721,6 +721,7 @@ typedef struct receiver {
     int fail_first;   /* answer 500 to this many requests */
     int delay_ms;     /* wait before answering */
     int n;            /* requests seen */
+    int arrived;      /* requests read, answered or not (a test waits on it) */
     char keys[64][64], states[64][16], body[64][2048];
     int status[64];
     pthread_t thread;
@@ -738,6 +739,7 @@ static inline void *receiver_main(void *ud)
             continue;
         char buf[16384];
         rg_test_read_request(c, buf, sizeof buf);
+        __atomic_add_fetch(&r->arrived, 1, __ATOMIC_SEQ_CST);
         int i = r->n < 64 ? r->n : 63;
         const char *k = strcasestr(buf, "Idempotency-Key: ");
         snprintf(r->keys[i], sizeof r->keys[i], "%.*s", k ? (int)strcspn(k + 17, "\r\n") : 0,

@@ -26,6 +26,7 @@
 #include "core/rg.h"
 
 #include <glob.h>
+#include <math.h>
 #include <sys/mount.h>
 
 /* A ping whose pong is overdue a few seconds later (south: an hour later). */
@@ -186,8 +187,13 @@ Test(ops, full_disk_is_503_unacknowledged_then_recovers_with_nothing_half_writte
     cr_assert_eq(http(s.port, "GET", "/healthz", NULL, NULL, &out), 200);
     cr_assert(strstr(out, "\"status\":\"degraded\"") && strstr(out, "disk is full"), "%s", out);
     free(out);
-    while (now_ms() < due_ms + 2500) /* due now; its wake-up cannot be stored */
-        usleep(100000);
+    /* due now: its wake-up pass (evaluations, no request) cannot be stored, and is
+     * tried again */
+    for (int64_t end = now_ms() + 15000;
+         log_count(&s, "0 requests and evaluations not stored") < 2 && now_ms() < end;)
+        usleep(50000);
+    cr_assert_geq(log_count(&s, "0 requests and evaluations not stored"), 2, "%s",
+                  rg_test_read(s.log));
     cr_assert_eq(http(s.port, "GET", "/v1/transitions?after=0", TOKEN_A, NULL, &out), 200);
     cr_assert(strstr(out, "\"transitions\":[]"), "nothing could be stored: %s", out);
     free(out);
@@ -557,6 +563,28 @@ static int transitions(server *s, const char *token, char **out)
     return count_text(*out, "\"seq\":");
 }
 
+/* Waits (up to ms) until the service's next wake-up (/metrics) is due_ms
+ * (past 0: the event that makes it due is evaluated and its wake-up read),
+ * or past it or for nothing (past 1: the wake-up pass that fired the due is
+ * over and the service has read its next wake-up from the store; had the
+ * due stayed scheduled, it would be armed for it again, and fire twice). */
+static int wake_armed(server *s, int64_t due_ms, int past, int ms)
+{
+    for (int64_t end = now_ms() + ms; now_ms() < end; usleep(50000)) {
+        char *out, *p;
+        cr_assert_eq(http(s->port, "GET", "/metrics", TOKEN_A, NULL, &out), 200, "%s", out);
+        double armed = -1;
+        if ((p = strstr(out, "\nregimen_wake_next_seconds ")))
+            armed = strtod(p + strlen("\nregimen_wake_next_seconds "), NULL);
+        free(out);
+        cr_assert_geq(armed, 0, "no regimen_wake_next_seconds in /metrics");
+        if (past ? armed == 0 || armed * 1000.0 > (double)due_ms
+                 : llround(armed * 1000.0) == due_ms)
+            return 1;
+    }
+    return 0;
+}
+
 /* The due time as the feed writes it, to the second ("2026-11-23T10:00:05"). */
 static void due_prefix(int64_t ms, char out[40])
 {
@@ -601,7 +629,8 @@ Test(ops, wall_clock_stepping_back_neither_fires_early_nor_twice, .timeout = 60,
     snprintf(want, sizeof want, "\"at\":\"%s", due);
     cr_assert(strstr(out, want), "at is the due time %s: %s", due, out);
     free(out);
-    usleep(1500000);
+    cr_assert(wake_armed(&s, at + 2000, 1, 10000), "re-armed past the due:\n%s",
+              rg_test_read(s.log));
     cr_assert_eq(transitions(&s, TOKEN_A, &out), 1, "not twice: %s", out);
     free(out);
     cr_assert_eq(server_stop(&s, SIGTERM), 0);
@@ -623,7 +652,8 @@ Test(ops, wall_clock_stepping_forward_past_a_due_fires_it_once_at_its_due,
     cr_assert_eq(http(s.port, "POST", "/v1/events", TOKEN_B, ev, &out), 200, "%s", out);
     free(out);
     free(ev);
-    usleep(300000);
+    cr_assert(wake_armed(&s, at + 3600 * 1000, 0, 10000), "armed for the due:\n%s",
+              rg_test_read(s.log));
     cr_assert_eq(transitions(&s, TOKEN_B, &out), 0, "%s", out);
     free(out);
     clock_set(&s, "+2h\n");
@@ -643,7 +673,8 @@ Test(ops, wall_clock_stepping_forward_past_a_due_fires_it_once_at_its_due,
     /* and back again: nothing fires twice */
     clock_set(&s, "+0\n");
     cr_assert(log_wait(&s, "the wall clock stepped back by", 5000), "%s", rg_test_read(s.log));
-    usleep(1500000);
+    cr_assert(wake_armed(&s, at + 3600 * 1000, 1, 10000), "re-armed past the due:\n%s",
+              rg_test_read(s.log));
     cr_assert_eq(transitions(&s, TOKEN_B, &out), 1, "not twice: %s", out);
     free(out);
     cr_assert_eq(server_stop(&s, SIGTERM), 0);

@@ -680,7 +680,14 @@ static void crash_loop(int cycles, int clients)
     }
     sqlite3_finalize(q);
     sqlite3_close(h);
-    usleep(4500000); /* every pending event and 1 s window falls due and is emitted */
+    /* every pending event and 1 s window falls due and is emitted: the service
+     * has nothing left to wake for (its wake-up read from the store, after
+     * the last pass committed; before the start-up's catch-up it reads 0 too) */
+    cr_assert(caught_up_wait(&s, 30000), "%s", rg_test_read(s.log));
+    for (int64_t end = now_ms() + 30000;
+         metric(s.port, "regimen_wake_next_seconds") != 0 && now_ms() < end;)
+        usleep(100000);
+    cr_assert_eq(metric(s.port, "regimen_wake_next_seconds"), 0, "still something due");
     int stored = count_rows(s.db, "SELECT count(*) FROM events");
     int gaps = count_rows(s.db, "SELECT coalesce(max(cseq), 0) FROM transitions WHERE clinic = 'north'") -
                count_rows(s.db, "SELECT count(*) FROM transitions WHERE clinic = 'north'");
@@ -941,7 +948,11 @@ Test(serve, webhook_interrupted_before_acknowledgement_is_sent_again_with_its_ke
     cr_assert_eq(http(s.port, "POST", "/v1/events", TOKEN_A, ev, &out), 200, "%s", out);
     free(out);
     free(ev);
-    usleep(500000); /* the request is at the receiver, not yet answered */
+    /* the request is at the receiver, not yet answered */
+    for (int i = 0; i < 200 && !__atomic_load_n(&r.arrived, __ATOMIC_SEQ_CST); i++)
+        usleep(50000);
+    cr_assert_eq(__atomic_load_n(&r.arrived, __ATOMIC_SEQ_CST), 1, "the webhook's request came");
+    cr_assert_eq(__atomic_load_n(&r.n, __ATOMIC_SEQ_CST), 0, "and is not answered yet");
     server_stop(&s, SIGKILL);
     r.delay_ms = 0;
     for (int i = 0; i < 30 && r.n < 1; i++)

@@ -7,14 +7,7 @@
 local R = require "regimen"
 local course = require "lib.course"
 local window = require "lib.window"
-
--- Is `word` one of the space-separated words of `list`?
-local function listed(list, word)
-  for item in list:gmatch("%S+") do
-    if item == word then return true end
-  end
-  return false
-end
+local words = require "lib.words"
 
 return R.protocol {
   id = "esketamine.safety",
@@ -37,7 +30,7 @@ return R.protocol {
         local alerts = {}
         for _, ae in ipairs(course.events(h, "esketamine", "adverse_event")) do
           local kind = tostring(ae.data.kind or "unspecified")
-          if listed(p.rems_adverse_kinds, kind) and not window.followed_by(h, ae, "followup_visit") then
+          if words.listed(p.rems_adverse_kinds, kind) and not window.followed_by(h, ae, "followup_visit") then
             alerts[#alerts + 1] = R.alert {
               key = ae.id,
               due = ae.at,

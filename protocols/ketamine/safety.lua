@@ -4,6 +4,7 @@ local R = require "regimen"
 local course = require "lib.course"
 local scores = require "lib.scores"
 local window = require "lib.window"
+local words = require "lib.words"
 
 -- Vitals taken before an infusion (vitals without a phase count as "pre").
 local function before_infusion(v)
@@ -13,14 +14,6 @@ end
 -- Adverse-event severities, mildest first.
 local severities = { "mild", "moderate", "severe" }
 local severity_rank = { mild = 1, moderate = 2, severe = 3 }
-
--- Is `word` one of the space-separated words of `list`?
-local function listed(list, word)
-  for item in list:gmatch("%S+") do
-    if item == word then return true end
-  end
-  return false
-end
 
 return R.protocol {
   id = "ketamine.safety",
@@ -91,7 +84,7 @@ return R.protocol {
           local severity = tostring(ae.data.severity or "unspecified")
           -- an unknown or missing severity is not known to be mild: it counts
           local rank = severity_rank[severity]
-          local serious = rank == nil or rank >= min_rank or listed(p.adverse_always_kinds, kind)
+          local serious = rank == nil or rank >= min_rank or words.listed(p.adverse_always_kinds, kind)
           if serious and not window.followed_by(h, ae, "followup_visit") then
             alerts[#alerts + 1] = R.alert {
               key = ae.id,

@@ -19,9 +19,9 @@
  */
 #include "cli/cli.h"
 
-#include "engine/explain.h"
 #include "engine/gate.h"
 #include "engine/governance.h"
+#include "present/diff.h"
 #include "store/holder.h"
 #include "store/store.h"
 
@@ -103,8 +103,8 @@ static int rg__diff(rg_store *st, const char *clinic, const char *old_root, cons
                     const char *shipped_root, rg_time until)
 {
     char err[4096];
-    if (rg_gov_diff(st, clinic, old_root, new_root, shipped_root, until, stdout, err,
-                    sizeof err)) {
+    rg_gov_writer w = rg_gov_printer(stdout);
+    if (rg_gov_diff(st, clinic, old_root, new_root, shipped_root, until, &w, err, sizeof err)) {
         fprintf(stderr, "regimen protocols: %s\n", err);
         return 2;
     }
@@ -129,8 +129,9 @@ static int rg__propose(rg_store *st, const rg__popts *o, const char *dir, const 
     int rc = rg__time_opt(o->until, "--until", &until);
     if (rc)
         return rc;
-    rc = rg_gov_propose(st, o->clinic, dir, dir, shipped, o->by, o->message, until, stdout, id,
-                        why, sizeof why);
+    rg_gov_writer w = rg_gov_printer(stdout);
+    rc = rg_gov_propose(st, o->clinic, dir, dir, shipped, o->by, o->message, until, &w, id, why,
+                        sizeof why);
     if (id[0]) /* stored: a service holding the file hears of it */
         rg_holder_notify(o->db);
     if (rc == RG_ECONFLICT)
@@ -204,7 +205,11 @@ static int rg__shadow_report(rg_store *st, const char *clinic, const char *id, r
     } else {
         root[0] = '\0';
     }
-    long n = rg_gov_shadow_report(st, clinic, id, since, eng, stdout, NULL);
+    rg_diff d;
+    long n = rg_gov_shadow_report(st, clinic, id, since, &d);
+    if (n >= 0)
+        rg_diff_print(&d, "ACTIVE", "SHADOW", eng, stdout);
+    rg_diff_free(&d);
     rg_engine_free(eng);
     rg_gov_remove(root);
     if (n < 0) {

@@ -14,7 +14,7 @@
 #include "core/feed.h"
 #include "core/rg.h"
 #include "engine/engine.h"
-#include "engine/explain.h"
+#include "present/diff.h"
 #include "engine/notify.h"
 #include "engine/sweep.h"
 #include "present/report.h"
@@ -357,7 +357,7 @@ int rg_cmd_diff(int argc, char **argv)
         }
     }
     if (!rc) {
-        long d = rg_diff(st[0], st[1], "OLD", "NEW", eng[1], stdout);
+        long d = rg_diff_stores(st[0], st[1], "OLD", "NEW", eng[1], stdout);
         rc = d < 0 ? 2 : d > 0 ? 1 : 0;
     }
     for (int i = 0; i < 2; i++) {

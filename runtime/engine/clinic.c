@@ -338,12 +338,7 @@ static int rg__load_settings(lua_State *L)
             lua_setfield(L, 1, "params");
         }
         rg_json_push(L, overrides);
-        lua_pushnil(L);
-        while (lua_next(L, -2)) {
-            lua_pushvalue(L, -2);
-            lua_insert(L, -2);
-            lua_rawset(L, -5);
-        }
+        rg__copy_fields(L);
         lua_settop(L, 1);
     }
     if (rg__rawfield(L, 1, "include") != LUA_TTABLE) {

@@ -3,11 +3,10 @@
  * directory, name it by SHA-256 (libsodium), write a stored version back out
  * to a private directory so the one loader (clinic.c) and the one engine
  * (rg_engine_advance) evaluate it, and replay a clinic's stored history
- * under a version for rg_diff. Depends on engine.c, ingest.c and the store.
+ * under a version for rg_diff_compute. Depends on engine.c, ingest.c and the store.
  */
 #include "engine/governance.h"
 
-#include "engine/explain.h"
 #include "engine/gate.h"
 #include "store/ingest.h"
 
@@ -387,6 +386,19 @@ static int rg__put_ver(rg_store *st, const char *clinic, const rg_gov_ver *v)
     return rg_store_protoset_update(st, &p);
 }
 
+/* Ends a change's transaction: commits it when rc (what went before) is
+ * RG_OK, else rolls it back; a failure is said in msg. */
+static int rg__finish(rg_store *st, int rc, char *msg, size_t msglen)
+{
+    if (!rc)
+        rc = rg_store_commit(st);
+    else
+        rg_store_rollback(st);
+    if (rc)
+        snprintf(msg, msglen, "storing: %s (%s)", rg_strerror(rc), rg_store_errmsg(st));
+    return rc;
+}
+
 int rg_gov_change(rg_store *st, const char *clinic, const char *what, const char *ref,
                   const char *by, rg_time at, char *msg, size_t msglen)
 {
@@ -464,14 +476,8 @@ int rg_gov_change(rg_store *st, const char *clinic, const char *what, const char
         rc = rg_store_protoset_log(st, clinic, v->id, action, by, now, approve ? now : at);
     if (!rc && act && act != v && !approve)
         rc = rg__put_ver(st, clinic, act);
-    if (!rc)
-        rc = rg_store_commit(st);
-    else
-        rg_store_rollback(st);
-    if (rc) {
-        snprintf(msg, msglen, "storing: %s (%s)", rg_strerror(rc), rg_store_errmsg(st));
+    if ((rc = rg__finish(st, rc, msg, msglen)))
         goto done;
-    }
     char when[RG_TIME_BUFSZ];
     if (rollback)
         snprintf(msg, msglen, "version %.12s active again: rolled back by %s at %s", v->id, by,
@@ -559,14 +565,8 @@ int rg_gov_shadow(rg_store *st, const char *clinic, const char *ref, const char 
     if (!rc)
         rc = rg_store_protoset_log(st, clinic, v ? v->id : cur, v ? "shadowed" : "shadow stopped",
                                    by, now, now);
-    if (!rc)
-        rc = rg_store_commit(st);
-    else
-        rg_store_rollback(st);
-    if (rc) {
-        snprintf(msg, msglen, "storing: %s (%s)", rg_strerror(rc), rg_store_errmsg(st));
+    if ((rc = rg__finish(st, rc, msg, msglen)))
         goto done;
-    }
     rg_time_format(now, when);
     if (!v)
         snprintf(msg, msglen, "version %.12s no longer runs as a shadow: stopped by %s at %s",
@@ -622,11 +622,10 @@ static int rg__shadow_each(void *src, int (*fn)(void *ud, const rg_transition *t
 }
 
 long rg_gov_shadow_report(rg_store *st, const char *clinic, const char *id, rg_time since,
-                          rg_engine *eng, FILE *out, rg_diff_summary *sum)
+                          rg_diff *d)
 {
     rg__since s = {.st = st, .clinic = clinic, .id = id, .since = since};
-    return rg_diff_each(rg__active_each, &s, rg__shadow_each, &s, "ACTIVE", "SHADOW", eng, out,
-                        sum);
+    return rg_diff_compute(rg__active_each, &s, rg__shadow_each, &s, d);
 }
 
 /* ---- propose (the command line's and the service's) ------------------------------------- */
@@ -650,15 +649,15 @@ int rg_gov_write_out(rg_store *st, const char *clinic, const char *id, char *roo
 }
 
 int rg_gov_diff(rg_store *st, const char *clinic, const char *old_root, const char *new_root,
-                const char *shipped_root, rg_time until, FILE *out, char *err, size_t errlen)
+                const char *shipped_root, rg_time until, const rg_gov_writer *w, char *err,
+                size_t errlen)
 {
     if (!old_root && !shipped_root) {
-        fprintf(out, "no version of clinic %s is active: nothing to compare with\n", clinic);
+        w->no_active(w->ud, clinic, 0);
         return RG_OK;
     }
     if (!old_root)
-        fprintf(out, "no version of clinic %s is active: compared with the shipped default "
-                "(ketamine)\n", clinic);
+        w->no_active(w->ud, clinic, 1);
     rg_store *s[2] = {NULL, NULL};
     rg_engine *e[2] = {NULL, NULL};
     const char *roots[2] = {old_root, new_root};
@@ -676,15 +675,18 @@ int rg_gov_diff(rg_store *st, const char *clinic, const char *old_root, const ch
         if ((rc = rg_gov_replay(st, clinic, dir, shipped, &lim, until, &s[i], &e[i], err,
                                 errlen))) {
         } else if (rg_engine_stats_get(e[i])->errors) {
-            fprintf(out, "the %s version had %lld evaluation errors on the history: no diff\n",
-                    i ? "new" : "active", (long long)rg_engine_stats_get(e[i])->errors);
+            w->errors(w->ud, i ? "new" : "active", (long long)rg_engine_stats_get(e[i])->errors);
             skip = 1;
         }
     }
     if (!rc && !skip) {
-        long d = rg_diff(s[0], s[1], "OLD", "NEW", e[1], out);
-        if (d < 0)
-            rc = rg_fail(err, errlen, (int)d, "comparing: %s", rg_strerror((int)d));
+        rg_diff d;
+        long n = rg_diff_compute_stores(s[0], s[1], &d);
+        if (n < 0)
+            rc = rg_fail(err, errlen, (int)n, "comparing: %s", rg_strerror((int)n));
+        else
+            w->diff(w->ud, &d, e[1]);
+        rg_diff_free(&d);
     }
     for (int i = 0; i < 2; i++) {
         rg_engine_free(e[i]);
@@ -711,7 +713,7 @@ static void rg__replace(const char *text, const char *from, const char *to, char
 
 int rg_gov_propose(rg_store *st, const char *clinic, const char *dir, const char *shown,
                    const char *shipped, const char *by, const char *message, rg_time until,
-                   FILE *out, char id[65], char *why, size_t whylen)
+                   const rg_gov_writer *w, char id[65], char *why, size_t whylen)
 {
     rg_gov_files f;
     char err[4096], root[PATH_MAX], active_root[PATH_MAX];
@@ -792,14 +794,13 @@ int rg_gov_propose(rg_store *st, const char *clinic, const char *dir, const char
         goto done;
     }
     snprintf(id, 65, "%s", f.id);
-    fprintf(out, "version %s\n", f.id);
-    fflush(out);
+    w->stored(w->ud, f.id);
     rg_gov_ver *act = rg_gov_active(&vs);
     if (act && (rc = rg_gov_write_out(st, clinic, act->id, active_root, sizeof active_root, why,
                                       whylen)))
         act = NULL;
     if (!rc)
-        rc = rg_gov_diff(st, clinic, act ? active_root : NULL, root, shipped, until, out, why,
+        rc = rg_gov_diff(st, clinic, act ? active_root : NULL, root, shipped, until, w, why,
                          whylen);
     if (act)
         rg_gov_remove(active_root);

@@ -3,16 +3,18 @@
  * (docs/governance.md): captured from a directory, named by the SHA-256 of
  * its files, written back out to a private directory to be evaluated by the
  * normal loader, and replayed over the clinic's stored history so that two
- * versions can be compared with rg_diff (the engine of `regimen diff`).
+ * versions can be compared (rg_diff_compute, engine/diff.h, the engine of
+ * `regimen diff`). What a comparison finds goes to a writer (rg_gov_writer;
+ * present/diff.h prints it); nothing here prints.
  */
 #ifndef RG_GOVERNANCE_H
 #define RG_GOVERNANCE_H
 
+#include "engine/diff.h"
 #include "engine/engine.h"
 #include "store/store.h"
 
 #include <stddef.h>
-#include <stdio.h>
 
 /* A version's files: "clinic/..." (the clinic's directory) and
  * "shipped/..." (the shipped sets it may include), in path order. */
@@ -78,28 +80,44 @@ rg_gov_ver *rg_gov_active(rg_gov_vers *vs);
 int rg_gov_change(rg_store *st, const char *clinic, const char *what, const char *ref,
                   const char *by, rg_time at, char *msg, size_t msglen);
 
+/* What rg_gov_propose and rg_gov_diff find, told to a writer as they go
+ * (present/diff.h's rg_gov_printer prints it as `regimen protocols` does):
+ * stored: the proposal was stored as version id; no_active: no version of
+ * clinic is active, and the old side is the shipped default (shipped 1) or
+ * there is nothing to compare with (0); errors: the "active" or "new" side
+ * had that many evaluation errors on the history, so no diff; diff: the
+ * comparison, OLD against NEW, eng knowing the clinic's zone. */
+typedef struct rg_gov_writer {
+    void (*stored)(void *ud, const char *id);
+    void (*no_active)(void *ud, const char *clinic, int shipped);
+    void (*errors)(void *ud, const char *side, long long errors);
+    void (*diff)(void *ud, const rg_diff *d, rg_engine *eng);
+    void *ud;
+} rg_gov_writer;
+
 /* Proposes the directory dir (with the shipped root, when not NULL) as the
  * next version of clinic, as `regimen protocols propose` does: the files
  * captured, proven by the full check (rg_clinic_gate, scenario tests
  * included) on the very files stored, stored by `by` with message, then
- * "version ID" and the diff over the clinic's stored history up to until
- * (the active version, or the shipped default, against it) printed on out.
+ * the version stored and the diff over the clinic's stored history up to
+ * until (the active version, or the shipped default, against it) told to w.
  * RG_OK with id set (the diff may have failed after: see why); RG_ECONFLICT
  * refused (the same files again, or the check failed: why names the file and
  * line, the clinic directory shown as `shown`, or the files' own relative
  * paths when shown is NULL); RG_EINVAL dir unreadable; other errors. */
 int rg_gov_propose(rg_store *st, const char *clinic, const char *dir, const char *shown,
                    const char *shipped, const char *by, const char *message, rg_time until,
-                   FILE *out, char id[65], char *why, size_t whylen);
+                   const rg_gov_writer *w, char id[65], char *why, size_t whylen);
 /* Writes stored version id out (rg_gov_materialize) into root. */
 int rg_gov_write_out(rg_store *st, const char *clinic, const char *id, char *root,
                      size_t rootlen, char *err, size_t errlen);
-/* Prints what replacing old_root's version by new_root's does to clinic's
- * stored history up to until (rg_diff, as `regimen diff`) on out. old_root
+/* What replacing old_root's version by new_root's does to clinic's stored
+ * history up to until (as `regimen diff`), told to w. old_root
  * NULL: no version is active, and the old side is the shipped default (the
  * ketamine set, as simulate runs a clinic without a directory). */
 int rg_gov_diff(rg_store *st, const char *clinic, const char *old_root, const char *new_root,
-                const char *shipped_root, rg_time until, FILE *out, char *err, size_t errlen);
+                const char *shipped_root, rg_time until, const rg_gov_writer *w, char *err,
+                size_t errlen);
 
 /* ---- shadow (docs/governance.md, "Shadow"): a proposed or approved version
  * runs beside the active one, its transitions in shadow_transitions. The
@@ -114,12 +132,10 @@ int rg_gov_shadow_of(rg_store *st, const char *clinic, char id[65], rg_time *sin
 int rg_gov_shadow(rg_store *st, const char *clinic, const char *ref, const char *by, char *msg,
                   size_t msglen);
 /* The running comparison of shadow version id (since: when it began) with
- * the clinic's feed over the same time: rg_diff_each's lines on out (OLD
- * is the active feed, NEW the shadow), the per-rule counts in sum (may be
- * NULL; rg_diff_summary_free). eng: for the clinic's zone (NULL: UTC).
- * The number of differences, or a negative error. */
-struct rg_diff_summary;
+ * the clinic's feed over the same time into d (rg_diff_free, also after an
+ * error): OLD is the active feed, NEW the shadow. The number of
+ * differences, or a negative error. */
 long rg_gov_shadow_report(rg_store *st, const char *clinic, const char *id, rg_time since,
-                          rg_engine *eng, FILE *out, struct rg_diff_summary *sum);
+                          rg_diff *d);
 
 #endif

@@ -7,6 +7,7 @@
 #include "engine/hcache.h"
 #include "core/digest.h"
 
+#include <assert.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -70,8 +71,12 @@ static void rg__unlink(rg_hcache *c, rg__entry *en)
         en->newer->older = en->older;
     else
         c->newest = en->older;
+    /* byte accounting: the total is the sum of the entries' bytes, so it
+     * never goes below one of them, and an empty cache holds none */
+    assert(c->st.entries > 0 && c->st.bytes >= en->bytes);
     c->st.bytes -= en->bytes;
     c->st.entries--;
+    assert(c->st.entries > 0 || (c->st.bytes == 0 && !c->oldest && !c->newest));
 }
 
 static void rg__entry_free(rg__entry *en)
@@ -93,8 +98,21 @@ static void rg__link_newest(rg_hcache *c, rg__entry *en)
     c->newest = en;
 }
 
+/* Whether st.bytes and st.entries are the sum of the kept entries' bytes
+ * and their number, walking the list (asserted where the whole list is
+ * walked anyway). */
+static inline int rg__accounted(const rg_hcache *c)
+{
+    size_t sum = 0;
+    int64_t n = 0;
+    for (const rg__entry *en = c->oldest; en; en = en->newer, n++)
+        sum += en->bytes;
+    return sum == c->st.bytes && n == c->st.entries;
+}
+
 void rg_hcache_clear(rg_hcache *c)
 {
+    assert(!c || rg__accounted(c));
     while (c && c->oldest) {
         rg__entry *en = c->oldest;
         rg__unlink(c, en);
@@ -222,6 +240,7 @@ void rg_hcache_put(rg_hcache *c, const char *clinic, const char *patient, const 
     rg__link_newest(c, en);
     c->st.bytes += bytes;
     c->st.entries++;
+    assert(c->st.bytes <= c->st.cap && c->st.bytes >= bytes); /* evicted to fit, no wrap */
 }
 
 void rg_hcache_stats_get(const rg_hcache *c, rg_hcache_stats *s)

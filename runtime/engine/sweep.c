@@ -10,6 +10,7 @@
 #include "engine/sweep.h"
 #include "core/grow.h"
 
+#include <assert.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <sched.h>
@@ -187,6 +188,8 @@ rg_engine_sink rg_wlog_sink(rg_wlog *lg)
 
 void rg_wlog_cut(rg_wlog *lg, int n, size_t text_len)
 {
+    /* a mark taken before what is forgotten: never past the end */
+    assert(n >= 0 && n <= lg->n && text_len <= lg->text.len);
     if (n < lg->n)
         lg->n = n;
     if (text_len < lg->text.len)
@@ -209,8 +212,10 @@ int rg_wlog_apply(rg_store *st, rg_wlog *lg)
     for (int i = 0; i < lg->n && rc == RG_OK; i++) {
         rg_wlog_op *op = &lg->v[i];
         const char *s[RG__NSTR];
-        for (int k = 0; k < RG__NSTR; k++)
+        for (int k = 0; k < RG__NSTR; k++) {
+            assert(op->s[k] <= lg->text.len); /* recorded with its text, cut with it */
             s[k] = op->s[k] ? lg->text.p + op->s[k] - 1 : NULL;
+        }
         switch (op->kind) {
         case 't': {
             rg_transition t = {
@@ -253,6 +258,8 @@ int rg_wlog_apply(rg_store *st, rg_wlog *lg)
             rc = rg_store_shadow_put(st, s[8], &t);
             break;
         }
+        default:
+            assert(!"a write log op of no known kind");
         }
     }
     rg_store_defer_writes(st, 0);

@@ -2,7 +2,7 @@
  * report.h - the HTML timeline report (`regimen simulate --format html`): one
  * self-contained page, inline SVG and CSS, no scripts and no network access,
  * with a timeline per patient (events as marks, alerts as bars coloured by
- * severity) and one section per clinic. Here in engine/ beside explain.c,
+ * severity) and one section per clinic. Here in present/ beside explain.c,
  * because both the CLI and the service's worklist draw with it.
  */
 #ifndef RG_REPORT_H

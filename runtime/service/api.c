@@ -769,7 +769,7 @@ typedef struct rg__msnap {
     long long http_refused, http_evicted, http_dropped;
     long long hook_ok, hook_failed, hook_backlog;
     long long patients_evaluated, db_statements, db_round_trips;
-    double loop_lag;
+    double loop_lag, wake_next;
 } rg__msnap;
 
 /* The clinics' live slots shown, in order. */
@@ -940,6 +940,11 @@ static const struct rg__metric {
      RG__S(store_errors)},
     {"regimen_loop_lag_seconds", "gauge", "How late the event loop ran a 1 s timer, last "
      "measured.", NULL, offsetof(rg__msnap, loop_lag), 1, NULL, RG__M_ALL},
+    /* what a test waits on before it asserts that nothing fired twice */
+    {"regimen_wake_next_seconds", "gauge", "The earliest wake-up or snooze expiry the service "
+     "last read from the store, which its wake-up timer waits for (Unix time; 0: none); while "
+     "a wake-up pass runs, the one it woke for.", NULL, offsetof(rg__msnap, wake_next), 1,
+     NULL, RG__M_ALL},
     /* round trips to a database server (PostgreSQL; 0 on SQLite), beside the
      * patients evaluated: statements per evaluated patient (issue 27) */
     {"regimen_patients_evaluated_total", "counter", "Patient evaluations (one patient advanced "
@@ -1054,7 +1059,8 @@ static void rg__metrics_snap(rg_svc *sv, rg__msnap *s)
         .http_dropped = (long long)hs.slow_streams, .hook_ok = (long long)ws.delivered,
         .hook_failed = (long long)ws.failures, .hook_backlog = (long long)ws.backlog,
         .patients_evaluated = es.patients, .db_statements = (long long)db_stmts,
-        .db_round_trips = (long long)db_trips, .loop_lag = sv->loop_lag};
+        .db_round_trips = (long long)db_trips, .loop_lag = sv->loop_lag,
+        .wake_next = sv->wake_next == RG_TIME_NONE ? 0 : (double)sv->wake_next / 1000.0};
 }
 
 /* GET /metrics: every clinic's series (ci -1: the metrics role) or those of

@@ -23,8 +23,8 @@
  */
 #include "service/service.h"
 
-#include "engine/explain.h"
 #include "engine/governance.h"
+#include "present/diff.h"
 
 #include <errno.h>
 #include <jansson.h>
@@ -40,19 +40,31 @@ static json_t *rg__time_json(rg_time t)
     return t == RG_TIME_NONE ? json_null() : json_string(rg_time_format(t, buf));
 }
 
+/* 501: a store that keeps no protocol versions. */
+static void rg__unkept(rg_http_conn *c)
+{
+    rg_svc_reply_json(c, 501, json_pack("{s:s}", "error", "protocol versions are kept in "
+                                        "SQLite stores only for now"));
+}
+
+/* Answers a failed read of the clinic's versions (rc from rg_gov_versions or
+ * rg_gov_shadow_of): 501 for a store that keeps none, 503 otherwise.
+ * Returns 1 when it answered, 0 when rc is RG_OK. */
+static int rg__unread(rg_svc *sv, rg_http_conn *c, int rc)
+{
+    if (rc == RG_EUSAGE)
+        rg__unkept(c);
+    else if (rc)
+        rg_svc_unavailable(sv, c, "the protocol versions could not be read");
+    return rc != RG_OK;
+}
+
 static void rg__list(rg_svc *sv, int ci, rg_http_conn *c)
 {
     rg_gov_vers vs;
     int rc = rg_gov_versions(sv->st, sv->clinics[ci].name, &vs);
-    if (rc == RG_EUSAGE) {
-        rg_svc_reply_json(c, 501, json_pack("{s:s}", "error", "protocol versions are kept in "
-                                            "SQLite stores only for now"));
+    if (rg__unread(sv, c, rc))
         return;
-    }
-    if (rc) {
-        rg_svc_unavailable(sv, c, "the protocol versions could not be read");
-        return;
-    }
     json_t *list = json_array();
     for (int i = 0; i < vs.n; i++) {
         const rg_gov_ver *v = &vs.v[i];
@@ -82,8 +94,7 @@ static int rg__changed(rg_svc *sv, int ci, rg_http_conn *c, int rc, const char *
         return 0;
     }
     if (rc == RG_EUSAGE) {
-        rg_svc_reply_json(c, 501, json_pack("{s:s}", "error", "protocol versions are kept in "
-                                            "SQLite stores only for now"));
+        rg__unkept(c);
         return 0;
     }
     if (rc) {
@@ -194,9 +205,10 @@ static void rg__propose_work(uv_work_t *w)
         return;
     }
     p->rc = rg_store_open(&st, p->db, &so, p->why, sizeof p->why);
+    rg_gov_writer gw = rg_gov_printer(out);
     if (!p->rc)
         p->rc = rg_gov_propose(st, p->clinic, p->dir, NULL, p->shipped[0] ? p->shipped : NULL,
-                               p->by, p->message, p->until, out, p->id, p->why, sizeof p->why);
+                               p->by, p->message, p->until, &gw, p->id, p->why, sizeof p->why);
     fclose(out);
     rg_store_close(st);
 }
@@ -320,15 +332,8 @@ static void rg__shadow_get(rg_svc *sv, int ci, rg_http_conn *c)
     char id[65], by[256];
     rg_time since;
     int rc = rg_gov_shadow_of(sv->st, clinic, id, &since, by, sizeof by);
-    if (rc == RG_EUSAGE) {
-        rg_svc_reply_json(c, 501, json_pack("{s:s}", "error", "protocol versions are kept in "
-                                            "SQLite stores only for now"));
+    if (rg__unread(sv, c, rc))
         return;
-    }
-    if (rc) {
-        rg_svc_unavailable(sv, c, "the protocol versions could not be read");
-        return;
-    }
     if (!id[0]) {
         rg_svc_reply_json(c, 200, json_pack("{s:s,s:n}", "clinic", clinic, "shadow"));
         return;
@@ -336,14 +341,18 @@ static void rg__shadow_get(rg_svc *sv, int ci, rg_http_conn *c)
     char *text = NULL;
     size_t len = 0;
     FILE *out = open_memstream(&text, &len);
-    rg_diff_summary sum = {0};
-    long n = out ? rg_gov_shadow_report(sv->st, clinic, id, since, sv->eng, out, &sum)
-                 : RG_ENOMEM;
+    rg_diff d;
+    long n = rg_gov_shadow_report(sv->st, clinic, id, since, &d);
+    if (n >= 0 && out)
+        rg_diff_print(&d, "ACTIVE", "SHADOW", sv->eng, out);
     if (out)
         fclose(out);
+    else if (n >= 0)
+        n = RG_ENOMEM;
+    const rg_diff_summary sum = d.sum;
     if (n < 0) {
         free(text);
-        rg_diff_summary_free(&sum);
+        rg_diff_free(&d);
         rg_svc_unavailable(sv, c, "the shadow feed could not be read");
         return;
     }
@@ -366,7 +375,7 @@ static void rg__shadow_get(rg_svc *sv, int ci, rg_http_conn *c)
                                (json_int_t)sum.new_n, "rules", rules, "report",
                                text ? text : "");
     free(text);
-    rg_diff_summary_free(&sum);
+    rg_diff_free(&d);
     rg_svc_reply_json(c, 200, json_pack("{s:s,s:o}", "clinic", clinic, "shadow", shadow));
 }
 

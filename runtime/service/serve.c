@@ -287,7 +287,7 @@ void rg_svc_arm(rg_svc *sv)
     rg_store_next_snooze(sv->st, &snooze);
     if (snooze != RG_TIME_NONE && (next == RG_TIME_NONE || snooze < next))
         next = snooze;
-    sv->armed_for = next;
+    sv->armed_for = sv->wake_next = next;
     /* nothing due: still a re-read of the store now and then, in case a
      * writer's notice was lost (see the top of this file) */
     int64_t delay = next == RG_TIME_NONE ? RG_TIMER_CAP_MS + 1 : next - rg_now();
@@ -807,6 +807,17 @@ void rg_svc_job_free(rg_svc_job *j)
     free(j);
 }
 
+/* Whether every clinic's job out (each has at most one) is counted in
+ * sv->njobs, which also counts the Bundle mappings out (api.c): the group
+ * commit's bookkeeping, asserted where a clinic's job comes and goes. */
+static inline int rg__jobs_counted(const rg_svc *sv)
+{
+    int n = 0;
+    for (int i = 0; i < sv->nclinics; i++)
+        n += sv->clinics[i].job != NULL;
+    return n <= sv->njobs;
+}
+
 /* Hands every clinic that has work and no job out its next job. */
 static void rg__dispatch(rg_svc *sv)
 {
@@ -841,6 +852,7 @@ static void rg__dispatch(rg_svc *sv)
         sv->njobs++;
         rg_svc_pool_submit(sv, j);
     }
+    assert(rg__jobs_counted(sv));
 }
 
 /* A job back from its thread, after the group holding its log committed
@@ -852,6 +864,7 @@ static void rg__job_done(rg_svc *sv, rg_svc_job *j, int ok)
     assert(c->job == j && sv->njobs > 0);
     c->job = NULL;
     sv->njobs--;
+    assert(rg__jobs_counted(sv));
     if (j->rc) {
         sv->db_errors++;
         rg_log("error", "clinic %s: evaluation stopped: %s", c->name, rg_strerror(j->rc));
@@ -910,6 +923,8 @@ static void rg__group(rg_svc *sv)
         events += k;
         take++;
     }
+    /* every group takes at least the first request waiting, and no more than wait */
+    assert(take <= sv->npending && (take > 0 || sv->npending == 0));
     rg_svc_job *jobs = sv->returned;
     sv->returned = NULL;
     sv->wake_pending = 0;
@@ -970,6 +985,7 @@ static void rg__group(rg_svc *sv)
         sv->npending -= take;
         memmove(sv->pending, sv->pending + take, (size_t)sv->npending * sizeof *sv->pending);
     }
+    assert(sv->npending >= 0);
     if (!rc)
         rg__publish(sv);
     if (!rc && planned)

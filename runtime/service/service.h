@@ -297,6 +297,7 @@ typedef struct rg_svc {
     char reload_by[RG_SVC_CAUSE]; /* who asked for the reload under way (transitions' cause) */
     struct rg_svc_auth *auth;    /* auth.c: identities, sessions, sign-in throttle */
     rg_time armed_for; /* the due moment the wake timer was armed for */
+    rg_time wake_next; /* the earliest wake-up or snooze expiry last read (/metrics) */
     /* group commit (rg__flush): queued requests, a wake-up pass in progress
      * (a page of due patients per group) */
     uv_check_t flush_check;
