@@ -1282,7 +1282,14 @@ Test(pg, a_non_owner_pushes_back_while_the_owners_backlog_is_over_the_bound, .ti
     }
     cr_assert_eq(n, 15, "%lld transitions for 15 acknowledged pings", (long long)n);
     cr_assert_eq(q_int(c, "SELECT count(DISTINCT key) FROM transitions"), 15);
-    usleep(500000);
+    /* nothing left due on either worker (its next wake-up, as /metrics says,
+     * none), so no evaluation is still to come: then none was made twice */
+    for (int i = 0; i < 2; i++) {
+        for (int64_t end = now_ms() + 30000;
+             metric(ports[i], "regimen_wake_next_seconds") != 0 && now_ms() < end;)
+            usleep(100000);
+        cr_assert_eq(metric(ports[i], "regimen_wake_next_seconds"), 0, "worker %d: still due", i);
+    }
     cr_assert_eq(q_int(c, "SELECT count(*) FROM transitions"), 15, "an event evaluated twice");
     PQfinish(c);
     for (int i = 0; i < 2; i++) {
