@@ -64,6 +64,7 @@ static int rg__writes_flush(rg_pg *pg);
 static int rg__puts_add(rg_pg *pg, const char *clinic, const char *patient,
                         const rg_patient_state *ps);
 static int rg__txs_add(rg_pg *pg, const rg_transition *t, int64_t *alert_idp);
+static int rg__pipe_result(rg_pg *pg, PGresult **keep, int ok);
 
 /* Patient states written in a write transaction, sent as one statement
  * before the transaction's next statement (rg_pg_patient_put). */
@@ -110,6 +111,11 @@ struct rg_backend {
      * next (after a commit: rg__grown) */
     int64_t grown, analyze_at;
     int flushing;  /* (rg__puts_flush runs its own statement) */
+    /* a BEGIN not sent yet (rg_pg_begin): it goes in one round trip with the
+     * transaction's first statement (rg__run, rg__commit_pipelined), or
+     * alone before a statement sent another way (rg__begin_now); a
+     * transaction that sends nothing sends neither it nor its COMMIT */
+    const char *lazy;
     /* the audit chain's row as this transaction locked and moved it
      * (rg_pg_audit_chain, rg_pg_audit_insert): a second entry of the same
      * transaction reads it here, not again; forgotten at its end */
@@ -198,6 +204,63 @@ static void rg_pg_failed(rg_pg *pg, const char *msg)
 /* Writes kept for the transaction's next statement. */
 static int rg__pending(const rg_pg *pg) { return pg->puts.n || pg->txs.n; }
 
+/* Inside a transaction, its BEGIN sent or not. */
+static int rg__in_tx(const rg_pg *pg)
+{
+    return pg->lazy || PQtransactionStatus(pg->conn) == PQTRANS_INTRANS;
+}
+
+/* Sends the BEGIN kept by rg_pg_begin, before a statement that cannot
+ * carry it. */
+static int rg__begin_now(rg_pg *pg)
+{
+    const char *sql = pg->lazy;
+    if (!sql)
+        return RG_OK;
+    pg->lazy = NULL;
+    RG__SENT(1, 1);
+    PGresult *r = PQexec(pg->conn, sql);
+    int ok = PQresultStatus(r) == PGRES_COMMAND_OK;
+    if (!ok) {
+        rg__msg(pg, r ? PQresultErrorMessage(r) : PQerrorMessage(pg->conn));
+        rg__fault(pg);
+    }
+    PQclear(r);
+    return ok ? RG_OK : RG_EDB;
+}
+
+/* A prepared statement and the BEGIN before it in one pipeline: the
+ * statement's result (BEGIN's checked), or NULL with the message kept. */
+static PGresult *rg__run_begun(rg_pg *pg, const char *name, const rg__args *a)
+{
+    const char *begin = pg->lazy;
+    pg->lazy = NULL;
+    RG__SENT(2, 1);
+    int ok = PQenterPipelineMode(pg->conn) &&
+             PQsendQueryParams(pg->conn, begin, 0, NULL, NULL, NULL, NULL, 0) &&
+             PQsendQueryPrepared(pg->conn, name, a ? a->n : 0, a ? a->v : NULL,
+                                 a ? a->len : NULL, a ? a->fmt : NULL, 0) &&
+             PQpipelineSync(pg->conn);
+    PGresult *r = NULL;
+    if (!ok) {
+        rg__msg(pg, PQerrorMessage(pg->conn));
+    } else {
+        ok = rg__pipe_result(pg, NULL, ok) && ok;
+        ok = rg__pipe_result(pg, &r, ok) && ok;
+        PGresult *sync = PQgetResult(pg->conn); /* PGRES_PIPELINE_SYNC */
+        if (!sync || PQresultStatus(sync) != PGRES_PIPELINE_SYNC)
+            ok = 0;
+        PQclear(sync);
+    }
+    if (PQpipelineStatus(pg->conn) != PQ_PIPELINE_OFF && !PQexitPipelineMode(pg->conn))
+        ok = 0;
+    if (ok)
+        return r;
+    PQclear(r);
+    rg__fault(pg);
+    return NULL;
+}
+
 /* Runs prepared statement q: its result, or NULL (the error kept) on failure. */
 static PGresult *rg__run(rg_pg *pg, int q, const rg__args *a)
 {
@@ -205,6 +268,8 @@ static PGresult *rg__run(rg_pg *pg, int q, const rg__args *a)
     if (rg__pending(pg) && !pg->flushing && rg__writes_flush(pg))
         return NULL;
     snprintf(name, sizeof name, "q%d", q);
+    if (pg->lazy)
+        return rg__run_begun(pg, name, a);
     RG__SENT(1, 1);
     PGresult *r = PQexecPrepared(pg->conn, name, a ? a->n : 0, a ? a->v : NULL,
                                  a ? a->len : NULL, a ? a->fmt : NULL, 0);
@@ -228,6 +293,8 @@ static int rg__do(rg_pg *pg, int q, const rg__args *a)
 static int rg__exec(rg_pg *pg, const char *sql)
 {
     if (rg__pending(pg) && rg__writes_flush(pg))
+        return RG_EDB;
+    if (rg__begin_now(pg))
         return RG_EDB;
     RG__SENT(1, 1);
     PGresult *r = PQexec(pg->conn, sql);
@@ -415,12 +482,14 @@ static const char *rg_pg_fault(rg_pg *pg, rg_time *since)
     return pg->fault[0] ? pg->fault : NULL;
 }
 
+/* Kept, and sent with the transaction's first statement (pg->lazy). */
 static int rg_pg_begin(rg_pg *pg)
 {
-    int rc = rg__exec(pg, "BEGIN");
-    if (rc)
-        rg__fault(pg);
-    return rc;
+    if (rg__in_tx(pg)) { /* (as PostgreSQL would: a warning, nothing more) */
+        return RG_OK;
+    }
+    pg->lazy = "BEGIN";
+    return RG_OK;
 }
 
 /* One snapshot for everything the transaction reads. */
@@ -463,6 +532,13 @@ static PGresult *rg__commit_pipelined(rg_pg *pg);
 static int rg_pg_commit(rg_pg *pg)
 {
     PGresult *r = NULL;
+    if (pg->lazy && !rg__pending(pg)) { /* nothing was sent: nothing to end */
+        pg->lazy = NULL;
+        pg->chain_ok = 0;
+        if (pg->on_commit)
+            pg->on_commit(pg->on_commit_ud);
+        return RG_OK;
+    }
     if (rg__pending(pg)) {
         /* the writes kept and the COMMIT in one round trip */
         if (!(r = rg__commit_pipelined(pg))) {
@@ -498,6 +574,7 @@ static void rg_pg_rollback(rg_pg *pg)
 {
     pg->rollbacks++;
     pg->chain_ok = 0;
+    pg->lazy = NULL;
     rg__puts_drop(pg);
     rg__txs_drop(pg);
     pg->txs.nmap = 0;
@@ -1680,6 +1757,8 @@ static int rg_pg_lease(rg_pg *pg, const char *clinic, int *held)
     }
     rg_buf name = {0};
     const char *v[1] = {clinic};
+    if (rg__begin_now(pg))
+        return RG_EDB;
     RG__SENT(1, 1);
     PGresult *r = PQexecParams(pg->conn, "SELECT pg_try_advisory_lock(" RG__LEASE_KEY ")", 1,
                                NULL, v, NULL, NULL, 0);
@@ -1720,6 +1799,8 @@ static int rg_pg_unlease(rg_pg *pg, const char *clinic)
     if (pg->leased.len == 2) /* "{}": none left, as before the first */
         pg->leased.p[pg->leased.len = 0] = '\0';
     const char *v[1] = {clinic};
+    if (rg__begin_now(pg))
+        return RG_EDB;
     RG__SENT(1, 1);
     PGresult *r = PQexecParams(pg->conn, "SELECT pg_advisory_unlock(" RG__LEASE_KEY ")", 1,
                                NULL, v, NULL, NULL, 0);
@@ -1735,6 +1816,8 @@ static int rg_pg_unlease(rg_pg *pg, const char *clinic)
  * half in classid and its low half in objid, objsubid 1). */
 static int rg_pg_workers(rg_pg *pg, int *n)
 {
+    if (rg__begin_now(pg))
+        return RG_EDB;
     RG__SENT(1, 1);
     PGresult *r = PQexec(pg->conn,
                          "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted"
@@ -1805,6 +1888,8 @@ static int rg_pg_changed(rg_pg *pg, void (*fn)(void *ud, const char *clinic), vo
 static int rg_pg_hold(rg_pg *pg, int alone, int *ok)
 {
     *ok = 1;
+    if (rg__begin_now(pg))
+        return RG_EDB;
     PGresult *r = PQexec(pg->conn, alone ? "SELECT pg_try_advisory_lock(" RG__HOLD_KEY ")"
                                          : "SELECT pg_try_advisory_lock_shared(" RG__HOLD_KEY ")");
     if (PQresultStatus(r) != PGRES_TUPLES_OK) {
@@ -1821,7 +1906,7 @@ static int rg_pg_hold(rg_pg *pg, int alone, int *ok)
 
 static int rg_pg_audit_chain(rg_pg *pg, int lock, rg_audit_chain *c)
 {
-    if (lock && pg->chain_ok && PQtransactionStatus(pg->conn) == PQTRANS_INTRANS) {
+    if (lock && pg->chain_ok && rg__in_tx(pg)) {
         *c = pg->chain; /* (locked by this transaction: nobody else moved it) */
         return RG_OK;
     }
@@ -1934,6 +2019,8 @@ PGresult *rg_pg_query(rg_pg *pg, const char *sql, int n, const char *const *v, c
         *constraint = 0;
     if (rg__pending(pg) && rg__writes_flush(pg))
         return NULL;
+    if (rg__begin_now(pg))
+        return NULL;
     RG__SENT(1, 1);
     PGresult *r = PQexecParams(pg->conn, sql, n, NULL, v, len, fmt, 0);
     ExecStatusType s = r ? PQresultStatus(r) : PGRES_FATAL_ERROR;
@@ -1959,6 +2046,8 @@ static int rg_pg_run_sql(rg_pg *pg, const char *sql, const rg_store_arg *args, i
      * it; a failure there aborts the transaction, and its COMMIT says so) */
     if (rg__pending(pg))
         rg__writes_flush(pg);
+    if (rg__begin_now(pg))
+        return RG_EDB;
     RG__SENT(1, 1);
     const char *v[RG_STORE_MAX_ARGS];
     char num[RG_STORE_MAX_ARGS][24];
@@ -2181,7 +2270,7 @@ static int rg_pg_prefetch(rg_pg *pg, const char *clinic, const char *const *pati
                    const int64_t *after, int n)
 {
     rg__pre_free(pg);
-    if (n <= 0 || PQtransactionStatus(pg->conn) != PQTRANS_IDLE)
+    if (n <= 0 || rg__in_tx(pg) || PQtransactionStatus(pg->conn) != PQTRANS_IDLE)
         return 0; /* (inside a transaction: its reads stay its own) */
     rg__pre *p = calloc(1, sizeof *p);
     int rc = RG_ENOMEM;
@@ -2305,7 +2394,7 @@ static int rg__puts_add(rg_pg *pg, const char *clinic, const char *patient,
                         const rg_patient_state *ps)
 {
     rg__puts *u = &pg->puts;
-    if (PQtransactionStatus(pg->conn) != PQTRANS_INTRANS)
+    if (!rg__in_tx(pg))
         return RG__AGAIN;
     size_t lc = strlen(clinic), lp = strlen(patient);
     for (int i = 0; i < u->n; i++)
@@ -2457,7 +2546,11 @@ static PGresult *rg__commit_pipelined(rg_pg *pg)
         return NULL;
     }
     char q[16];
+    const char *begin = pg->lazy;
+    pg->lazy = NULL;
     int sent = PQenterPipelineMode(pg->conn);
+    if (sent && begin)
+        sent = PQsendQueryParams(pg->conn, begin, 0, NULL, NULL, NULL, NULL, 0);
     if (sent && nputs) {
         snprintf(q, sizeof q, "q%d", P_PATIENTS_PUT_MANY);
         sent = PQsendQueryPrepared(pg->conn, q, pa.n, pa.v, pa.len, pa.fmt, 0);
@@ -2468,7 +2561,7 @@ static PGresult *rg__commit_pipelined(rg_pg *pg)
     }
     sent = sent && PQsendQueryParams(pg->conn, "COMMIT", 0, NULL, NULL, NULL, NULL, 0) &&
            PQpipelineSync(pg->conn);
-    RG__SENT((uint64_t)(1 + (nputs > 0) + (ntxs > 0)), 1);
+    RG__SENT((uint64_t)(1 + (begin != NULL) + (nputs > 0) + (ntxs > 0)), 1);
     rg__puts_drop(pg);
     rg__txs_drop(pg);
     int ok = sent;
@@ -2476,6 +2569,8 @@ static PGresult *rg__commit_pipelined(rg_pg *pg)
     if (!sent) {
         rg__msg(pg, PQerrorMessage(pg->conn));
     } else {
+        if (begin)
+            ok = rg__pipe_result(pg, NULL, ok) && ok;
         if (nputs)
             ok = rg__pipe_result(pg, NULL, ok) && ok;
         if (ntxs)
@@ -2527,7 +2622,7 @@ static int rg__txs_add(rg_pg *pg, const rg_transition *t, int64_t *alert_idp)
 {
     rg__txs *x = &pg->txs;
     int opening = t->open == 1, rc;
-    int deferred = pg->defer && PQtransactionStatus(pg->conn) == PQTRANS_INTRANS;
+    int deferred = pg->defer && rg__in_tx(pg);
     if (x->n && (!deferred || x->n == RG__TXS_MAX) && (rc = rg__writes_flush(pg)))
         return rc;
     int64_t aid = opening ? 0 : *alert_idp;
