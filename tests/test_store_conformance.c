@@ -736,9 +736,14 @@ CONFORM(alerts_staff_actions_and_snoozes)
     cr_assert_str_eq(alert_acked[0], "nurse");
     cr_assert_eq(alert_snooze[0], T("2026-03-02T12:00:00Z"));
     cr_assert_str_eq(alert_acked[1], "-");
-    rg_time next;
+    rg_time next, wake = 0, snooze = 0, w1 = 0;
     cr_assert_eq(rg_store_next_snooze(st, &next), RG_OK);
     cr_assert_eq(next, T("2026-03-02T12:00:00Z"));
+    /* the two reads in one: the same answers */
+    cr_assert_eq(rg_store_next_due(st, &wake, &snooze), RG_OK);
+    cr_assert_eq(rg_store_next_wake(st, &w1), RG_OK);
+    cr_assert_eq(snooze, next);
+    cr_assert_eq(wake, w1);
     int count = -1;
     n_due = 0;
     cr_assert_eq(rg_store_each_due_snooze(st, T("2026-03-02T11:59:00Z"), on_due, NULL, &count),
@@ -753,6 +758,8 @@ CONFORM(alerts_staff_actions_and_snoozes)
                  RG_OK);
     cr_assert_eq(rg_store_next_snooze(st, &next), RG_OK);
     cr_assert_eq(next, RG_TIME_NONE);
+    cr_assert_eq(rg_store_next_due(st, &wake, &snooze), RG_OK);
+    cr_assert_eq(snooze, RG_TIME_NONE);
     n_actions = 0;
     cr_assert_eq(rg_store_each_action(st, "north", "k-a", collect_action, NULL), RG_OK);
     cr_assert_eq(n_actions, 3);
@@ -1600,7 +1607,12 @@ Test(conf_pg, a_lease_is_one_connections_until_it_ends, .init = setup_pg, .fini 
     rg_time w;
     cr_assert_eq(rg_store_next_wake(other, &w), RG_OK);
     cr_assert_eq(w, RG_TIME_NONE, "north is not other's");
+    rg_time sn = 0;
+    cr_assert_eq(rg_store_next_due(other, &w, &sn), RG_OK);
+    cr_assert_eq(w, RG_TIME_NONE, "north is not other's (the two reads in one)");
     cr_assert_eq(rg_store_next_wake(st, &w), RG_OK);
+    cr_assert_eq(w, T("2026-03-02T10:00:00Z"));
+    cr_assert_eq(rg_store_next_due(st, &w, &sn), RG_OK);
     cr_assert_eq(w, T("2026-03-02T10:00:00Z"));
     names due = {0};
     cr_assert_eq(rg_store_due_patients(other, T("2026-03-03T00:00:00Z"), 10, collect_pat, &due),
@@ -1699,23 +1711,65 @@ Test(conf_pg, a_notice_comes_when_another_connection_stores_events, .init = setu
     rg_store_close(other);
 }
 
+/* A connection's own commits are no news to it (as SQLite's data_version):
+ * a worker reads its own commits' transitions and timer after committing,
+ * not once more when PostgreSQL hands it back its own NOTIFY. */
+Test(conf_pg, a_connections_own_commit_is_no_news_to_it, .init = setup_pg, .fini = teardown)
+{
+    NO_PG_SKIP();
+    rg_store *other = open_other();
+    int fd = -1;
+    cr_assert_eq(rg_store_changes_fd(st, &fd), RG_OK);
+    cr_assert_eq(rg_store_changes_fd(other, &fd), RG_OK);
+    put("north", "e1", "p1", "2026-03-02T10:00:00Z", NULL); /* (on st) */
+    struct pollfd p = {.fd = fd, .events = POLLIN};
+    cr_assert_eq(poll(&p, 1, 5000), 1, "the other one was told");
+    cr_assert_gt(rg_store_changed(other), 0);
+    cr_assert_eq(rg_store_changed(st), 0, "its own commit is not news to st");
+    rg_store_close(other);
+}
+
 /* The one way to learn of other writers (rg_store_changes_fd, then
  * rg_store_changed): nothing before another connection commits, news once
  * it has (after the descriptor, when there is one, says so), and nothing
  * again until the next commit. */
+typedef struct news {
+    int n, unnamed;
+    char clinic[64];
+} news;
+
+static void note_news(void *ud, const char *clinic)
+{
+    news *w = ud;
+    w->n++;
+    if (clinic)
+        snprintf(w->clinic, sizeof w->clinic, "%s", clinic);
+    else
+        w->unnamed++;
+}
+
+/* ... and the clinic each change concerns when the backend can tell
+ * (PostgreSQL: the notice's payload; SQLite: NULL, any clinic). */
 CONFORM(another_writers_commit_is_seen_by_changed)
 {
     rg_store *other = open_other();
     int fd = -2;
+    news w = {0};
     cr_assert_eq(rg_store_changes_fd(other, &fd), RG_OK);
     cr_assert_geq(fd, -1);
-    cr_assert_eq(rg_store_changed(other), 0, "nothing yet");
+    cr_assert_eq(rg_store_changed_each(other, note_news, &w), 0, "nothing yet");
+    cr_assert_eq(w.n, 0);
     put("north", "e1", "p1", "2026-03-02T10:00:00Z", NULL);
     if (fd >= 0) {
         struct pollfd p = {.fd = fd, .events = POLLIN};
         cr_assert_eq(poll(&p, 1, 5000), 1, "the descriptor became readable");
     }
-    cr_assert_gt(rg_store_changed(other), 0, "the commit is news");
+    cr_assert_gt(rg_store_changed_each(other, note_news, &w), 0, "the commit is news");
+    cr_assert_geq(w.n, 1, "told once a change");
+    if (fd >= 0)
+        cr_assert_str_eq(w.clinic, "north", "a notice names its clinic");
+    else
+        cr_assert_eq(w.unnamed, w.n, "SQLite cannot tell which clinic");
     cr_assert_eq(rg_store_changed(other), 0, "and only once");
     rg_store_close(other);
 }

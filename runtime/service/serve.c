@@ -113,20 +113,29 @@ static int rg__push_one(void *ud, const rg_transition *t)
     return 0;
 }
 
-/* After a commit: every clinic's new transitions go to its streams and its
- * webhook. */
-static void rg__publish(rg_svc *sv)
+/* After a commit: the new transitions of the clinics that may have some go
+ * to their streams and their webhook: every clinic's (all), or those marked
+ * fresh (a group's evaluated clinics, another worker's notices): one read
+ * a clinic, so a worker of many clinics does not read them all at every
+ * commit of one. */
+static void rg__publish_some(rg_svc *sv, int all)
 {
+    int any = 0;
     for (int i = 0; i < sv->nclinics; i++) {
-        if (sv->clinics[i].gone) /* (its streams are closed, its webhook dropped) */
+        rg_svc_clinic *c = &sv->clinics[i];
+        int want = all || c->fresh;
+        c->fresh = 0;
+        if (!want || c->gone) /* (a gone one's streams are closed, its webhook dropped) */
             continue;
+        any = 1;
         rg__push p = {sv, i};
-        rg_store_clinic_transitions(sv->st, sv->clinics[i].name, sv->clinics[i].last_cseq, 100000,
-                                    rg__push_one, &p);
+        rg_store_clinic_transitions(sv->st, c->name, c->last_cseq, 100000, rg__push_one, &p);
     }
-    if (sv->hooks)
+    if (any && sv->hooks)
         rg_webhooks_kick(sv->hooks);
 }
+
+static void rg__publish(rg_svc *sv) { rg__publish_some(sv, 1); }
 
 /* ---- time ---------------------------------------------------------------------------- */
 
@@ -283,8 +292,7 @@ void rg_svc_arm(rg_svc *sv)
         return;
     /* (a notice that comes in while these read is seen by rg__drain_notices
      * before the loop sleeps, which arms again) */
-    rg_store_next_wake(sv->st, &next);
-    rg_store_next_snooze(sv->st, &snooze);
+    rg_store_next_due(sv->st, &next, &snooze);
     if (snooze != RG_TIME_NONE && (next == RG_TIME_NONE || snooze < next))
         next = snooze;
     sv->armed_for = sv->wake_next = next;
@@ -510,10 +518,24 @@ static void rg__on_notice_again(uv_idle_t *h) { (void)h; }
  * one non-blocking recv. After a notice the loop does not sleep (the idle
  * handle) until a pass finds none: what publishing and arming ran may have
  * let in another. */
+static void rg__noticed(void *ud, const char *clinic)
+{
+    rg_svc *sv = ud;
+    for (int i = 0; i < sv->nclinics; i++)
+        if (!clinic || !strcmp(sv->clinics[i].name, clinic))
+            sv->clinics[i].fresh = 1;
+}
+
+/* A notice names its clinic (rg_store_changed_each): only those clinics' new
+ * transitions are read, and the timer is read again only when one of them
+ * is this worker's (its wake-up reads cover only the clinics it leases: what
+ * another clinic's owner commits cannot move them). So a worker reads
+ * nothing more for the other workers' commits of their own clinics than
+ * their streams' news. */
 static void rg__drain_notices(uv_prepare_t *h)
 {
     rg_svc *sv = h->data;
-    int n = sv->stopping ? 0 : rg_store_changed(sv->st);
+    int n = sv->stopping ? 0 : rg_store_changed_each(sv->st, rg__noticed, sv);
     if (n < 0) /* the session may have ended: the lease check stops the worker then */
         rg__on_lease_tick(&sv->lease_tick);
     if (n <= 0) {
@@ -521,8 +543,12 @@ static void rg__drain_notices(uv_prepare_t *h)
         return;
     }
     sv->notices++;
-    rg__publish(sv);
-    rg_svc_arm(sv);
+    int mine = 0;
+    for (int i = 0; i < sv->nclinics; i++)
+        mine |= sv->clinics[i].fresh && sv->clinics[i].held;
+    rg__publish_some(sv, 0);
+    if (mine)
+        rg_svc_arm(sv);
     uv_idle_start(&sv->notice_again, rg__on_notice_again);
 }
 
@@ -963,6 +989,10 @@ static void rg__group(rg_svc *sv)
     sv->group_requests += (uint64_t)take;
     if (wake)
         sv->wake_failed = rc != RG_OK;
+    /* what may have new transitions: the clinics whose logs wrote (a
+     * request's events make none), all when snoozes were re-raised */
+    for (rg_svc_job *j = jobs; j && !rc; j = j->next)
+        sv->clinics[j->clinic].fresh |= j->log.n > 0;
     while (jobs) {
         rg_svc_job *next = jobs->next;
         rg__job_done(sv, jobs, rc == RG_OK);
@@ -987,7 +1017,7 @@ static void rg__group(rg_svc *sv)
     }
     assert(sv->npending >= 0);
     if (!rc)
-        rg__publish(sv);
+        rg__publish_some(sv, wake);
     if (!rc && planned)
         rg_svc_notify_kick(sv);
 }

@@ -59,6 +59,7 @@ typedef struct rg_svc_clinic {
     int nhook_keys;
     rg_oidc *oidc; /* its identity provider's tokens (clinics.X.oidc), or NULL */
     int64_t last_cseq; /* last transition pushed to streams */
+    int fresh; /* may have transitions after last_cseq: read at the next publish */
     uint64_t events[5]; /* stored, duplicate, conflict, rejected, corrected */
     uint64_t future;    /* of those stored: dated ahead of the clock (limits.future_skew_minutes) */
     uint64_t opened, resolved;

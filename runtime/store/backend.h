@@ -51,7 +51,7 @@ typedef struct rg_store_ops {
     void (*rollback)(rg_backend *b);
     void (*on_commit)(rg_backend *b, void (*fn)(void *ud), void *ud);
     int (*changes_fd)(rg_backend *b, int *fd);
-    int (*changed)(rg_backend *b);
+    int (*changed)(rg_backend *b, void (*fn)(void *ud, const char *clinic), void *ud);
 
     int (*put_event)(rg_backend *b, const rg_event *ev, rg_time received, rg_put *res);
     const char *(*put_reason)(const rg_backend *b);
@@ -122,6 +122,7 @@ typedef struct rg_store_ops {
     int (*each_action)(rg_backend *b, const char *clinic, const char *key,
                        int (*fn)(void *ud, const rg_alert_action *a), void *ud);
     int (*next_snooze)(rg_backend *b, rg_time *out);
+    int (*next_due)(rg_backend *b, rg_time *wake, rg_time *snooze);
     int (*each_due_snooze)(rg_backend *b, rg_time now,
                            int (*fn)(void *ud, const char *clinic, const char *key,
                                      const char *patient),

@@ -64,6 +64,7 @@ static int rg__writes_flush(rg_pg *pg);
 static int rg__puts_add(rg_pg *pg, const char *clinic, const char *patient,
                         const rg_patient_state *ps);
 static int rg__txs_add(rg_pg *pg, const rg_transition *t, int64_t *alert_idp);
+static int rg__pipe_result(rg_pg *pg, PGresult **keep, int ok);
 
 /* Patient states written in a write transaction, sent as one statement
  * before the transaction's next statement (rg_pg_patient_put). */
@@ -110,6 +111,16 @@ struct rg_backend {
      * next (after a commit: rg__grown) */
     int64_t grown, analyze_at;
     int flushing;  /* (rg__puts_flush runs its own statement) */
+    /* a BEGIN not sent yet (rg_pg_begin): it goes in one round trip with the
+     * transaction's first statement (rg__run, rg__commit_pipelined), or
+     * alone before a statement sent another way (rg__begin_now); a
+     * transaction that sends nothing sends neither it nor its COMMIT */
+    const char *lazy;
+    /* the audit chain's row as this transaction locked and moved it
+     * (rg_pg_audit_chain, rg_pg_audit_insert): a second entry of the same
+     * transaction reads it here, not again; forgotten at its end */
+    rg_audit_chain chain;
+    int chain_ok;
     char put_why[512];     /* why rg_pg_put_event answered a conflict */
     const char *put_field; /* and the field it is about */
 };
@@ -193,6 +204,63 @@ static void rg_pg_failed(rg_pg *pg, const char *msg)
 /* Writes kept for the transaction's next statement. */
 static int rg__pending(const rg_pg *pg) { return pg->puts.n || pg->txs.n; }
 
+/* Inside a transaction, its BEGIN sent or not. */
+static int rg__in_tx(const rg_pg *pg)
+{
+    return pg->lazy || PQtransactionStatus(pg->conn) == PQTRANS_INTRANS;
+}
+
+/* Sends the BEGIN kept by rg_pg_begin, before a statement that cannot
+ * carry it. */
+static int rg__begin_now(rg_pg *pg)
+{
+    const char *sql = pg->lazy;
+    if (!sql)
+        return RG_OK;
+    pg->lazy = NULL;
+    RG__SENT(1, 1);
+    PGresult *r = PQexec(pg->conn, sql);
+    int ok = PQresultStatus(r) == PGRES_COMMAND_OK;
+    if (!ok) {
+        rg__msg(pg, r ? PQresultErrorMessage(r) : PQerrorMessage(pg->conn));
+        rg__fault(pg);
+    }
+    PQclear(r);
+    return ok ? RG_OK : RG_EDB;
+}
+
+/* A prepared statement and the BEGIN before it in one pipeline: the
+ * statement's result (BEGIN's checked), or NULL with the message kept. */
+static PGresult *rg__run_begun(rg_pg *pg, const char *name, const rg__args *a)
+{
+    const char *begin = pg->lazy;
+    pg->lazy = NULL;
+    RG__SENT(2, 1);
+    int ok = PQenterPipelineMode(pg->conn) &&
+             PQsendQueryParams(pg->conn, begin, 0, NULL, NULL, NULL, NULL, 0) &&
+             PQsendQueryPrepared(pg->conn, name, a ? a->n : 0, a ? a->v : NULL,
+                                 a ? a->len : NULL, a ? a->fmt : NULL, 0) &&
+             PQpipelineSync(pg->conn);
+    PGresult *r = NULL;
+    if (!ok) {
+        rg__msg(pg, PQerrorMessage(pg->conn));
+    } else {
+        ok = rg__pipe_result(pg, NULL, ok) && ok;
+        ok = rg__pipe_result(pg, &r, ok) && ok;
+        PGresult *sync = PQgetResult(pg->conn); /* PGRES_PIPELINE_SYNC */
+        if (!sync || PQresultStatus(sync) != PGRES_PIPELINE_SYNC)
+            ok = 0;
+        PQclear(sync);
+    }
+    if (PQpipelineStatus(pg->conn) != PQ_PIPELINE_OFF && !PQexitPipelineMode(pg->conn))
+        ok = 0;
+    if (ok)
+        return r;
+    PQclear(r);
+    rg__fault(pg);
+    return NULL;
+}
+
 /* Runs prepared statement q: its result, or NULL (the error kept) on failure. */
 static PGresult *rg__run(rg_pg *pg, int q, const rg__args *a)
 {
@@ -200,6 +268,8 @@ static PGresult *rg__run(rg_pg *pg, int q, const rg__args *a)
     if (rg__pending(pg) && !pg->flushing && rg__writes_flush(pg))
         return NULL;
     snprintf(name, sizeof name, "q%d", q);
+    if (pg->lazy)
+        return rg__run_begun(pg, name, a);
     RG__SENT(1, 1);
     PGresult *r = PQexecPrepared(pg->conn, name, a ? a->n : 0, a ? a->v : NULL,
                                  a ? a->len : NULL, a ? a->fmt : NULL, 0);
@@ -223,6 +293,8 @@ static int rg__do(rg_pg *pg, int q, const rg__args *a)
 static int rg__exec(rg_pg *pg, const char *sql)
 {
     if (rg__pending(pg) && rg__writes_flush(pg))
+        return RG_EDB;
+    if (rg__begin_now(pg))
         return RG_EDB;
     RG__SENT(1, 1);
     PGresult *r = PQexec(pg->conn, sql);
@@ -410,12 +482,14 @@ static const char *rg_pg_fault(rg_pg *pg, rg_time *since)
     return pg->fault[0] ? pg->fault : NULL;
 }
 
+/* Kept, and sent with the transaction's first statement (pg->lazy). */
 static int rg_pg_begin(rg_pg *pg)
 {
-    int rc = rg__exec(pg, "BEGIN");
-    if (rc)
-        rg__fault(pg);
-    return rc;
+    if (rg__in_tx(pg)) { /* (as PostgreSQL would: a warning, nothing more) */
+        return RG_OK;
+    }
+    pg->lazy = "BEGIN";
+    return RG_OK;
 }
 
 /* One snapshot for everything the transaction reads. */
@@ -452,16 +526,32 @@ static void rg__grown(rg_pg *pg)
         PQclear(PQexec(pg->conn, "ROLLBACK"));
 }
 
+static PGresult *rg__commit_pipelined(rg_pg *pg);
+
 /* COMMIT of an aborted transaction "succeeds" as a ROLLBACK: that is a failure. */
 static int rg_pg_commit(rg_pg *pg)
 {
-    if (rg__pending(pg) && rg__writes_flush(pg)) {
-        rg_pg_rollback(pg);
-        return RG_EDB;
+    PGresult *r = NULL;
+    if (pg->lazy && !rg__pending(pg)) { /* nothing was sent: nothing to end */
+        pg->lazy = NULL;
+        pg->chain_ok = 0;
+        if (pg->on_commit)
+            pg->on_commit(pg->on_commit_ud);
+        return RG_OK;
+    }
+    if (rg__pending(pg)) {
+        /* the writes kept and the COMMIT in one round trip */
+        if (!(r = rg__commit_pipelined(pg))) {
+            rg_pg_rollback(pg);
+            return RG_EDB;
+        }
     }
     pg->txs.nmap = 0; /* (its tokens name nothing after the commit) */
-    RG__SENT(1, 1);
-    PGresult *r = PQexec(pg->conn, "COMMIT");
+    pg->chain_ok = 0;
+    if (!r) {
+        RG__SENT(1, 1);
+        r = PQexec(pg->conn, "COMMIT");
+    }
     int ok = PQresultStatus(r) == PGRES_COMMAND_OK && !strcmp(PQcmdStatus(r), "COMMIT");
     if (!ok) {
         rg__msg(pg, PQresultStatus(r) == PGRES_COMMAND_OK
@@ -483,6 +573,8 @@ static int rg_pg_commit(rg_pg *pg)
 static void rg_pg_rollback(rg_pg *pg)
 {
     pg->rollbacks++;
+    pg->chain_ok = 0;
+    pg->lazy = NULL;
     rg__puts_drop(pg);
     rg__txs_drop(pg);
     pg->txs.nmap = 0;
@@ -1211,6 +1303,18 @@ static int rg_pg_next_snooze(rg_pg *pg, rg_time *out)
     return rg__one_time(pg, P_NEXT_SNOOZE, out);
 }
 
+static int rg_pg_next_due(rg_pg *pg, rg_time *wake, rg_time *snooze)
+{
+    rg__args a = {0};
+    rg__leased(&a, pg);
+    PGresult *r = rg__run(pg, P_NEXT_DUE, &a);
+    int got = r && PQntuples(r);
+    *wake = got ? rg__col_time(r, 0, 0) : RG_TIME_NONE;
+    *snooze = got ? rg__col_time(r, 0, 1) : RG_TIME_NONE;
+    PQclear(r);
+    return r ? RG_OK : RG_EDB;
+}
+
 static int rg_pg_each_due_snooze(rg_pg *pg, rg_time now,
                                  int (*fn)(void *ud, const char *clinic, const char *key,
                                            const char *patient),
@@ -1653,6 +1757,8 @@ static int rg_pg_lease(rg_pg *pg, const char *clinic, int *held)
     }
     rg_buf name = {0};
     const char *v[1] = {clinic};
+    if (rg__begin_now(pg))
+        return RG_EDB;
     RG__SENT(1, 1);
     PGresult *r = PQexecParams(pg->conn, "SELECT pg_try_advisory_lock(" RG__LEASE_KEY ")", 1,
                                NULL, v, NULL, NULL, 0);
@@ -1693,6 +1799,8 @@ static int rg_pg_unlease(rg_pg *pg, const char *clinic)
     if (pg->leased.len == 2) /* "{}": none left, as before the first */
         pg->leased.p[pg->leased.len = 0] = '\0';
     const char *v[1] = {clinic};
+    if (rg__begin_now(pg))
+        return RG_EDB;
     RG__SENT(1, 1);
     PGresult *r = PQexecParams(pg->conn, "SELECT pg_advisory_unlock(" RG__LEASE_KEY ")", 1,
                                NULL, v, NULL, NULL, 0);
@@ -1708,6 +1816,8 @@ static int rg_pg_unlease(rg_pg *pg, const char *clinic)
  * half in classid and its low half in objid, objsubid 1). */
 static int rg_pg_workers(rg_pg *pg, int *n)
 {
+    if (rg__begin_now(pg))
+        return RG_EDB;
     RG__SENT(1, 1);
     PGresult *r = PQexec(pg->conn,
                          "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted"
@@ -1748,17 +1858,27 @@ static int rg_pg_changes_fd(rg_pg *pg, int *fd)
 }
 
 /* Reads what the server sent and counts the notices in it (libpq also
- * keeps those that arrived during other statements). */
-static int rg_pg_changed(rg_pg *pg)
+ * keeps those that arrived during other statements). A LISTENing session
+ * is sent its own NOTIFYs too: those are not counted, as SQLite's
+ * data_version never moves for a connection's own commits. The service
+ * publishes and re-arms after its own commits anyway; counting them woke
+ * it once more after every commit, for the streams' read and the timer's
+ * two: three statements a commit for nothing. */
+static int rg_pg_changed(rg_pg *pg, void (*fn)(void *ud, const char *clinic), void *ud)
 {
-    int n = 0;
+    int n = 0, self = PQbackendPID(pg->conn);
     if (!PQconsumeInput(pg->conn)) {
         rg__msg(pg, PQerrorMessage(pg->conn));
         rg__fault(pg);
         return RG_EDB;
     }
-    for (PGnotify *x; (x = PQnotifies(pg->conn)) != NULL; n++)
-        PQfreemem(x);
+    for (PGnotify *x; (x = PQnotifies(pg->conn)) != NULL; PQfreemem(x)) {
+        if (x->be_pid == self)
+            continue;
+        n++;
+        if (fn) /* (the payload is the clinic, pg_sql.h) */
+            fn(ud, x->extra && x->extra[0] ? x->extra : NULL);
+    }
     return n;
 }
 
@@ -1768,6 +1888,8 @@ static int rg_pg_changed(rg_pg *pg)
 static int rg_pg_hold(rg_pg *pg, int alone, int *ok)
 {
     *ok = 1;
+    if (rg__begin_now(pg))
+        return RG_EDB;
     PGresult *r = PQexec(pg->conn, alone ? "SELECT pg_try_advisory_lock(" RG__HOLD_KEY ")"
                                          : "SELECT pg_try_advisory_lock_shared(" RG__HOLD_KEY ")");
     if (PQresultStatus(r) != PGRES_TUPLES_OK) {
@@ -1784,6 +1906,11 @@ static int rg_pg_hold(rg_pg *pg, int alone, int *ok)
 
 static int rg_pg_audit_chain(rg_pg *pg, int lock, rg_audit_chain *c)
 {
+    if (lock && pg->chain_ok && rg__in_tx(pg)) {
+        *c = pg->chain; /* (locked by this transaction: nobody else moved it) */
+        return RG_OK;
+    }
+    pg->chain_ok = 0;
     PGresult *r = rg__run(pg, lock ? P_AUDIT_CHAIN_LOCK : P_AUDIT_CHAIN, NULL);
     int ok = r && PQntuples(r) == 1;
     if (ok) {
@@ -1792,6 +1919,10 @@ static int rg_pg_audit_chain(rg_pg *pg, int lock, rg_audit_chain *c)
         c->tip_seq = rg__col_int(r, 0, 2);
         snprintf(c->tip_hash, sizeof c->tip_hash, "%s", rg__col_text(r, 0, 3));
         c->archived_at = rg__col_time(r, 0, 4);
+        if (lock) {
+            pg->chain = *c;
+            pg->chain_ok = 1;
+        }
     }
     PQclear(r);
     return ok ? RG_OK : RG_EDB;
@@ -1806,12 +1937,16 @@ static int rg_pg_audit_insert(rg_pg *pg, const rg_audit_entry *e)
                        e->prev, e->hash};
     for (int i = 0; i < 9; i++)
         rg__text(&a, v[i] ? v[i] : "");
-    if (rg__do(pg, P_AUDIT_INSERT, &a))
+    /* (the entry and the chain's new tip in one statement) */
+    if (rg__do(pg, P_AUDIT_INSERT, &a)) {
+        pg->chain_ok = 0;
         return RG_EDB;
-    rg__args t = {0};
-    rg__int(&t, e->seq);
-    rg__text(&t, e->hash);
-    return rg__do(pg, P_AUDIT_TIP, &t);
+    }
+    if (pg->chain_ok) {
+        pg->chain.tip_seq = e->seq;
+        snprintf(pg->chain.tip_hash, sizeof pg->chain.tip_hash, "%s", e->hash ? e->hash : "");
+    }
+    return RG_OK;
 }
 
 static int rg_pg_audit_each(rg_pg *pg, const rg_audit_filter *f,
@@ -1871,6 +2006,7 @@ static int rg_pg_audit_archive(rg_pg *pg, rg_time before, int64_t *n)
     rg__int(&b, last);
     rg__text(&b, hash);
     rg__int(&b, rg_now());
+    pg->chain_ok = 0; /* (its base moves) */
     return rg__do(pg, P_AUDIT_BASE, &b);
 }
 
@@ -1882,6 +2018,8 @@ PGresult *rg_pg_query(rg_pg *pg, const char *sql, int n, const char *const *v, c
     if (constraint)
         *constraint = 0;
     if (rg__pending(pg) && rg__writes_flush(pg))
+        return NULL;
+    if (rg__begin_now(pg))
         return NULL;
     RG__SENT(1, 1);
     PGresult *r = PQexecParams(pg->conn, sql, n, NULL, v, len, fmt, 0);
@@ -1908,6 +2046,8 @@ static int rg_pg_run_sql(rg_pg *pg, const char *sql, const rg_store_arg *args, i
      * it; a failure there aborts the transaction, and its COMMIT says so) */
     if (rg__pending(pg))
         rg__writes_flush(pg);
+    if (rg__begin_now(pg))
+        return RG_EDB;
     RG__SENT(1, 1);
     const char *v[RG_STORE_MAX_ARGS];
     char num[RG_STORE_MAX_ARGS][24];
@@ -2130,7 +2270,7 @@ static int rg_pg_prefetch(rg_pg *pg, const char *clinic, const char *const *pati
                    const int64_t *after, int n)
 {
     rg__pre_free(pg);
-    if (n <= 0 || PQtransactionStatus(pg->conn) != PQTRANS_IDLE)
+    if (n <= 0 || rg__in_tx(pg) || PQtransactionStatus(pg->conn) != PQTRANS_IDLE)
         return 0; /* (inside a transaction: its reads stay its own) */
     rg__pre *p = calloc(1, sizeof *p);
     int rc = RG_ENOMEM;
@@ -2254,7 +2394,7 @@ static int rg__puts_add(rg_pg *pg, const char *clinic, const char *patient,
                         const rg_patient_state *ps)
 {
     rg__puts *u = &pg->puts;
-    if (PQtransactionStatus(pg->conn) != PQTRANS_INTRANS)
+    if (!rg__in_tx(pg))
         return RG__AGAIN;
     size_t lc = strlen(clinic), lp = strlen(patient);
     for (int i = 0; i < u->n; i++)
@@ -2382,6 +2522,90 @@ static int rg__txs_flush(rg_pg *pg)
     return rc;
 }
 
+/* At COMMIT with writes kept (rg_pg_commit): the patient states, the
+ * transitions and the COMMIT sent as one pipeline, one round trip where they
+ * took three. Nothing reads the transitions' answer after the commit (their
+ * ids name nothing outside the transaction: the service reads the new ones
+ * from the feed) but their count, and a refused one makes
+ * pg_temp.rg_transitions raise: PostgreSQL then skips what follows it in
+ * the pipeline, the COMMIT too, and the caller's rollback ends the
+ * transaction. Answers COMMIT's result (for rg_pg_commit to judge), or
+ * NULL on a failure before it, its message kept. */
+static PGresult *rg__commit_pipelined(rg_pg *pg)
+{
+    rg__args pa = {0}, ta = {0};
+    int rc = RG_OK, nputs = pg->puts.n, ntxs = pg->txs.n;
+    for (int k = 0; nputs && k < 8 && rc == RG_OK; k++)
+        if ((rc = rg_buf_add(&pg->puts.col[k], "}", 1)) == RG_OK)
+            rg__text(&pa, pg->puts.col[k].p);
+    for (int k = 0; ntxs && k < 17 && rc == RG_OK; k++)
+        if ((rc = rg_buf_add(&pg->txs.col[k], "}", 1)) == RG_OK)
+            rg__text(&ta, pg->txs.col[k].p);
+    if (rc) {
+        rg_pg_failed(pg, "out of memory");
+        return NULL;
+    }
+    char q[16];
+    const char *begin = pg->lazy;
+    pg->lazy = NULL;
+    int sent = PQenterPipelineMode(pg->conn);
+    if (sent && begin)
+        sent = PQsendQueryParams(pg->conn, begin, 0, NULL, NULL, NULL, NULL, 0);
+    if (sent && nputs) {
+        snprintf(q, sizeof q, "q%d", P_PATIENTS_PUT_MANY);
+        sent = PQsendQueryPrepared(pg->conn, q, pa.n, pa.v, pa.len, pa.fmt, 0);
+    }
+    if (sent && ntxs) {
+        snprintf(q, sizeof q, "q%d", P_TRANSITIONS_MANY);
+        sent = PQsendQueryPrepared(pg->conn, q, ta.n, ta.v, ta.len, ta.fmt, 0);
+    }
+    sent = sent && PQsendQueryParams(pg->conn, "COMMIT", 0, NULL, NULL, NULL, NULL, 0) &&
+           PQpipelineSync(pg->conn);
+    RG__SENT((uint64_t)(1 + (begin != NULL) + (nputs > 0) + (ntxs > 0)), 1);
+    rg__puts_drop(pg);
+    rg__txs_drop(pg);
+    int ok = sent;
+    PGresult *tx = NULL, *commit = NULL;
+    if (!sent) {
+        rg__msg(pg, PQerrorMessage(pg->conn));
+    } else {
+        if (begin)
+            ok = rg__pipe_result(pg, NULL, ok) && ok;
+        if (nputs)
+            ok = rg__pipe_result(pg, NULL, ok) && ok;
+        if (ntxs)
+            ok = rg__pipe_result(pg, &tx, ok) && ok;
+        /* (COMMIT's own result, judged by rg_pg_commit; an aborted one
+         * comes back as PGRES_PIPELINE_ABORTED) */
+        commit = PQgetResult(pg->conn);
+        for (PGresult *x; commit && (x = PQgetResult(pg->conn)) != NULL;)
+            PQclear(x);
+        if (!commit || PQresultStatus(commit) != PGRES_COMMAND_OK) {
+            if (ok)
+                rg__msg(pg, commit ? PQresultErrorMessage(commit) : PQerrorMessage(pg->conn));
+            ok = 0;
+        }
+        PGresult *sync = PQgetResult(pg->conn); /* PGRES_PIPELINE_SYNC */
+        if (!sync || PQresultStatus(sync) != PGRES_PIPELINE_SYNC)
+            ok = 0;
+        PQclear(sync);
+    }
+    if (PQpipelineStatus(pg->conn) != PQ_PIPELINE_OFF && !PQexitPipelineMode(pg->conn))
+        ok = 0;
+    if (ok && tx && PQntuples(tx) != ntxs) { /* (the function raises first: not reached) */
+        rg_pg_failed(pg, "a transition was refused after its transaction committed");
+        ok = 0;
+    }
+    if (ok && ntxs)
+        pg->grown += ntxs;
+    PQclear(tx);
+    if (ok)
+        return commit;
+    PQclear(commit);
+    rg__fault(pg);
+    return NULL;
+}
+
 static int rg__writes_flush(rg_pg *pg)
 {
     int rc = pg->puts.n ? rg__puts_flush(pg) : RG_OK;
@@ -2398,7 +2622,7 @@ static int rg__txs_add(rg_pg *pg, const rg_transition *t, int64_t *alert_idp)
 {
     rg__txs *x = &pg->txs;
     int opening = t->open == 1, rc;
-    int deferred = pg->defer && PQtransactionStatus(pg->conn) == PQTRANS_INTRANS;
+    int deferred = pg->defer && rg__in_tx(pg);
     if (x->n && (!deferred || x->n == RG__TXS_MAX) && (rc = rg__writes_flush(pg)))
         return rc;
     int64_t aid = opening ? 0 : *alert_idp;
@@ -2512,6 +2736,7 @@ const rg_store_ops rg_pg_ops = {
     .alert_action = rg_pg_alert_action,
     .each_action = rg_pg_each_action,
     .next_snooze = rg_pg_next_snooze,
+    .next_due = rg_pg_next_due,
     .each_due_snooze = rg_pg_each_due_snooze,
     .open_by_severity = rg_pg_open_by_severity,
     .webhook_get = rg_pg_webhook_get,

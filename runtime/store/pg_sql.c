@@ -411,6 +411,15 @@ const char *const rg_pg_sql[P__COUNT] = {
                      " \"until\", at) VALUES($1, $2, $3, $4, $5, $6, $7, $8)",
     [P_ACTIONS_OF] = "SELECT action, who, note, \"until\", at FROM alert_actions"
                      " WHERE clinic = $1 AND key = $2 ORDER BY seq",
+#define RG__NEXT_SNOOZE(leased)                                                             \
+    "SELECT min(a.snoozed_until) FROM alerts a JOIN transitions o"                          \
+    " ON o.clinic = a.clinic AND o.seq = a.id"                                              \
+    " WHERE a.snoozed_until IS NOT NULL AND " RG__STILL_OPEN("o")                           \
+    " AND (" leased "::text[] IS NULL OR a.clinic = ANY(" leased "::text[]))"
+    /* the timer's two reads in one statement (rg_store_next_due) */
+    [P_NEXT_DUE] = "SELECT (SELECT min(next_wake) FROM patients WHERE next_wake IS NOT NULL"
+                   " AND ($1::text[] IS NULL OR clinic = ANY($1::text[]))),"
+                   " (" RG__NEXT_SNOOZE("$1") ")",
     [P_NEXT_SNOOZE] = "SELECT min(a.snoozed_until) FROM alerts a JOIN transitions o"
                       " ON o.clinic = a.clinic AND o.seq = a.id"
                       " WHERE a.snoozed_until IS NOT NULL AND " RG__STILL_OPEN("o")
@@ -448,8 +457,10 @@ const char *const rg_pg_sql[P__COUNT] = {
     [P_AUDIT_CHAIN] = "SELECT base_seq, base_hash, tip_seq, tip_hash, archived_at FROM audit_chain",
     [P_AUDIT_CHAIN_LOCK] = "SELECT base_seq, base_hash, tip_seq, tip_hash, archived_at"
                            " FROM audit_chain FOR UPDATE",
-    [P_AUDIT_INSERT] = "INSERT INTO audit(seq, at, who, role, address, clinic, patients, route,"
-                       " outcome, prev, hash) VALUES($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+    /* an entry and the chain's new tip (P_AUDIT_TIP's update) in one statement */
+    [P_AUDIT_INSERT] = "WITH i AS (INSERT INTO audit(seq, at, who, role, address, clinic, patients,"
+                       " route, outcome, prev, hash) VALUES($1, $2, $3, $4, $5, $6, $7, $8, $9,"
+                       " $10, $11)) UPDATE audit_chain SET tip_seq = $1, tip_hash = $11",
     [P_AUDIT_TIP] = "UPDATE audit_chain SET tip_seq = $1, tip_hash = $2",
     /* patients is a JSON array of ids */
     [P_AUDIT_EACH] =
@@ -543,8 +554,9 @@ const char *const rg_pg_sql[P__COUNT] = {
 /* P_TRANSITION's guard and insert for each element of the arrays in turn
  * (one round trip for a group's transitions), made in each session's own
  * temporary schema at connect: no schema change. An alert id below 0 names
- * the opening at that position (1-based) of the same call. A refused row is
- * left out of the answer; one NOTIFY per clinic and transaction is enough
+ * the opening at that position (1-based) of the same call. A refused row
+ * raises (the transaction fails, as the caller's check of the answer's
+ * count made it before); one NOTIFY per clinic and transaction is enough
  * (PostgreSQL folds them). */
 const char rg_pg_txs_fn[] =
     "CREATE FUNCTION pg_temp.rg_transitions(a_clinic text[], a_alert bigint[], a_at bigint[],"
@@ -572,6 +584,10 @@ const char rg_pg_txs_fn[] =
     "    seqs[i] := l_seq;"
     "    PERFORM pg_notify('" RG__CHANNEL "', a_clinic[i]);"
     "    o := i; s := l_seq; q := v; RETURN NEXT;"
+    "   ELSE"
+    /* (the transaction fails: rg_pg_commit sends its COMMIT right behind) */
+    "    RAISE EXCEPTION 'a transition was refused: its key''s last transition does not allow"
+    " it (an opening of an open key, or a resolution of another alert)';"
     "   END IF;"
     "  END LOOP;"
     " END $f$";

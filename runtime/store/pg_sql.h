@@ -85,6 +85,7 @@ enum {
     P_PATIENTS_PUT_MANY,
     P_DUE_COUNT,
     P_TRANSITIONS_MANY,
+    P_NEXT_DUE,
     P__COUNT
 };
 

@@ -1422,6 +1422,13 @@ static int rg_sqlite_next_snooze(rg_sqlite *st, rg_time *out)
     return rg__one_time(st, Q_NEXT_SNOOZE, out);
 }
 
+static int rg_sqlite_next_due(rg_sqlite *st, rg_time *wake, rg_time *snooze)
+{
+    *snooze = RG_TIME_NONE;
+    int rc = rg_sqlite_next_wake(st, wake);
+    return rc ? rc : rg_sqlite_next_snooze(st, snooze);
+}
+
 static int rg_sqlite_each_due_snooze(rg_sqlite *st, rg_time now,
                                      int (*fn)(void *ud, const char *clinic, const char *key,
                                                const char *patient),
@@ -1804,13 +1811,15 @@ static int rg_sqlite_changes_fd(rg_sqlite *st, int *fd)
     return RG_OK;
 }
 
-static int rg_sqlite_changed(rg_sqlite *st)
+static int rg_sqlite_changed(rg_sqlite *st, void (*fn)(void *ud, const char *clinic), void *ud)
 {
     int64_t v = 0;
     int rc = rg_sqlite_data_version(st, &v);
     if (rc == RG_OK && v == st->data_version)
         return 0;
     st->data_version = v;
+    if (rc == RG_OK && fn)
+        fn(ud, NULL); /* (which clinic, the file does not say) */
     return rc ? rc : 1;
 }
 
@@ -1967,6 +1976,7 @@ const rg_store_ops rg_sqlite_ops = {
     .alert_action = rg_sqlite_alert_action,
     .each_action = rg_sqlite_each_action,
     .next_snooze = rg_sqlite_next_snooze,
+    .next_due = rg_sqlite_next_due,
     .each_due_snooze = rg_sqlite_each_due_snooze,
     .open_by_severity = rg_sqlite_open_by_severity,
     .webhook_get = rg_sqlite_webhook_get,

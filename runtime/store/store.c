@@ -66,9 +66,11 @@ int rg_store_changes_fd(rg_store *st, int *fd)
     return st->ops->changes_fd(st->b, fd);
 }
 
-int rg_store_changed(rg_store *st)
+int rg_store_changed(rg_store *st) { return st->ops->changed(st->b, NULL, NULL); }
+
+int rg_store_changed_each(rg_store *st, void (*fn)(void *ud, const char *clinic), void *ud)
 {
-    return st->ops->changed(st->b);
+    return st->ops->changed(st->b, fn, ud);
 }
 
 int rg_store_put_events(rg_store *st, const rg_event *const *evs, int n, rg_time received,
@@ -261,6 +263,11 @@ int rg_store_each_action(rg_store *st, const char *clinic, const char *key,
 int rg_store_next_snooze(rg_store *st, rg_time *out)
 {
     return st->ops->next_snooze(st->b, out);
+}
+
+int rg_store_next_due(rg_store *st, rg_time *wake, rg_time *snooze)
+{
+    return st->ops->next_due(st->b, wake, snooze);
 }
 
 int rg_store_each_due_snooze(rg_store *st, rg_time now,

@@ -83,11 +83,14 @@ void rg_store_on_commit(rg_store *st, void (*fn)(void *ud), void *ud);
  * when the backend has none: then the caller asks when it is told another
  * way (SQLite: the holder's signal, holder.h). rg_store_changed says how
  * many changes came since the watch started or the last call (0: none;
- * SQLite: 1 when another connection committed, never for this store's own
- * commits; PostgreSQL: the notices read, its own commits' among them), or
- * RG_EDB (the connection is lost). */
+ * SQLite: 1 when another connection committed; PostgreSQL: the notices
+ * other sessions sent; never for this store's own commits), or RG_EDB (the
+ * connection is lost). rg_store_changed_each also calls fn once a change
+ * with the clinic it concerns, or NULL when the backend cannot tell
+ * (SQLite): a worker then reads only those clinics' news. */
 int rg_store_changes_fd(rg_store *st, int *fd);
 int rg_store_changed(rg_store *st);
+int rg_store_changed_each(rg_store *st, void (*fn)(void *ud, const char *clinic), void *ud);
 
 /* 3 is left for "rejected", which ingest and the service count beside these. */
 typedef enum {
@@ -256,6 +259,9 @@ int rg_store_each_action(rg_store *st, const char *clinic, const char *key,
                          int (*fn)(void *ud, const rg_alert_action *a), void *ud);
 /* Earliest snooze expiry of an open alert, RG_TIME_NONE if none. */
 int rg_store_next_snooze(rg_store *st, rg_time *out);
+/* rg_store_next_wake and rg_store_next_snooze together (the service's
+ * timer after each commit): one statement on PostgreSQL. */
+int rg_store_next_due(rg_store *st, rg_time *wake, rg_time *snooze);
 /* Calls fn for open alerts whose snooze expired at or before now. */
 int rg_store_each_due_snooze(rg_store *st, rg_time now,
                              int (*fn)(void *ud, const char *clinic, const char *key,
