@@ -1044,6 +1044,34 @@ static int rg__one_time(rg_pg *pg, int q, rg_time *out)
 
 static int rg_pg_next_wake(rg_pg *pg, rg_time *out) { return rg__one_time(pg, P_NEXT_WAKE, out); }
 
+/* One row of an open-alert read (P_OPEN_ALERTS, or P_BATCH_ALERTS whose
+ * rows start with the patient: c0 1) handed to fn as the alert's id and its
+ * last transition. */
+static int rg__open_alert_row(const PGresult *r, int i, int c0, const char *clinic,
+                              const char *patient,
+                              int (*fn)(void *ud, int64_t alert_id, const rg_transition *t),
+                              void *ud)
+{
+    rg_transition t = {
+        .at = rg__col_int(r, i, c0 + 1),
+        .due = rg__col_int(r, i, c0 + 2),
+        .open = 1,
+        .clinic = clinic,
+        .patient = patient,
+        .key = rg__col_text(r, i, c0 + 3),
+        .protocol = rg__col_text(r, i, c0 + 4),
+        .version = rg__col_text(r, i, c0 + 5),
+        .rule = rg__col_text(r, i, c0 + 6),
+        .severity = rg__col_text(r, i, c0 + 7),
+        .message = rg__col_text(r, i, c0 + 8),
+        .seq = rg__col_int(r, i, c0 + 9),
+        .params = rg__col_text(r, i, c0 + 10),
+        .evidence = rg__col_text(r, i, c0 + 11),
+        .cseq = rg__col_int(r, i, c0 + 12),
+    };
+    return fn(ud, rg__col_int(r, i, c0), &t);
+}
+
 static int rg_pg_each_open_alert(rg_pg *pg, const char *clinic, const char *patient,
                                  int (*fn)(void *ud, int64_t alert_id, const rg_transition *t),
                                  void *ud)
@@ -1058,26 +1086,8 @@ static int rg_pg_each_open_alert(rg_pg *pg, const char *clinic, const char *pati
     if (!r)
         return RG_EDB;
     int frc = 0;
-    for (int i = 0; i < PQntuples(r) && !frc; i++) {
-        rg_transition t = {
-            .at = rg__col_int(r, i, 1),
-            .due = rg__col_int(r, i, 2),
-            .open = 1,
-            .clinic = clinic,
-            .patient = patient,
-            .key = rg__col_text(r, i, 3),
-            .protocol = rg__col_text(r, i, 4),
-            .version = rg__col_text(r, i, 5),
-            .rule = rg__col_text(r, i, 6),
-            .severity = rg__col_text(r, i, 7),
-            .message = rg__col_text(r, i, 8),
-            .seq = rg__col_int(r, i, 9),
-            .params = rg__col_text(r, i, 10),
-            .evidence = rg__col_text(r, i, 11),
-            .cseq = rg__col_int(r, i, 12),
-        };
-        frc = fn(ud, rg__col_int(r, i, 0), &t);
-    }
+    for (int i = 0; i < PQntuples(r) && !frc; i++)
+        frc = rg__open_alert_row(r, i, 0, clinic, patient, fn, ud);
     PQclear(r);
     return frc;
 }
@@ -2224,26 +2234,8 @@ static int rg__pre_alerts(rg_pg *pg, const char *clinic, const char *patient,
     const PGresult *r = p->alerts;
     *rc = 0;
     for (int i = rg__pre_first(r, patient);
-         i < PQntuples(r) && !*rc && !strcmp(PQgetvalue(r, i, 0), patient); i++) {
-        rg_transition t = {
-            .at = rg__col_int(r, i, 2),
-            .due = rg__col_int(r, i, 3),
-            .open = 1,
-            .clinic = clinic,
-            .patient = patient,
-            .key = rg__col_text(r, i, 4),
-            .protocol = rg__col_text(r, i, 5),
-            .version = rg__col_text(r, i, 6),
-            .rule = rg__col_text(r, i, 7),
-            .severity = rg__col_text(r, i, 8),
-            .message = rg__col_text(r, i, 9),
-            .seq = rg__col_int(r, i, 10),
-            .params = rg__col_text(r, i, 11),
-            .evidence = rg__col_text(r, i, 12),
-            .cseq = rg__col_int(r, i, 13),
-        };
-        *rc = fn(ud, rg__col_int(r, i, 1), &t);
-    }
+         i < PQntuples(r) && !*rc && !strcmp(PQgetvalue(r, i, 0), patient); i++)
+        *rc = rg__open_alert_row(r, i, 1, clinic, patient, fn, ud);
     return 1;
 }
 
