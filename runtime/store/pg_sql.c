@@ -457,11 +457,10 @@ const char *const rg_pg_sql[P__COUNT] = {
     [P_AUDIT_CHAIN] = "SELECT base_seq, base_hash, tip_seq, tip_hash, archived_at FROM audit_chain",
     [P_AUDIT_CHAIN_LOCK] = "SELECT base_seq, base_hash, tip_seq, tip_hash, archived_at"
                            " FROM audit_chain FOR UPDATE",
-    /* an entry and the chain's new tip (P_AUDIT_TIP's update) in one statement */
+    /* an entry and the chain's new tip in one statement */
     [P_AUDIT_INSERT] = "WITH i AS (INSERT INTO audit(seq, at, who, role, address, clinic, patients,"
                        " route, outcome, prev, hash) VALUES($1, $2, $3, $4, $5, $6, $7, $8, $9,"
                        " $10, $11)) UPDATE audit_chain SET tip_seq = $1, tip_hash = $11",
-    [P_AUDIT_TIP] = "UPDATE audit_chain SET tip_seq = $1, tip_hash = $2",
     /* patients is a JSON array of ids */
     [P_AUDIT_EACH] =
         "SELECT seq, at, who, role, address, clinic, patients, route, outcome, prev, hash"
