@@ -29,27 +29,6 @@ static int rg__fail(rg_sqlite *st)
     return RG_EDB;
 }
 
-static void rg__text(sqlite3_stmt *s, int i, const char *v)
-{
-    if (v)
-        sqlite3_bind_text(s, i, v, -1, SQLITE_TRANSIENT);
-    else
-        sqlite3_bind_null(s, i);
-}
-
-static void rg__time(sqlite3_stmt *s, int i, rg_time t)
-{
-    if (t == RG_TIME_NONE)
-        sqlite3_bind_null(s, i);
-    else
-        sqlite3_bind_int64(s, i, t);
-}
-
-static rg_time rg__col_time(sqlite3_stmt *s, int i)
-{
-    return sqlite3_column_type(s, i) == SQLITE_NULL ? RG_TIME_NONE : sqlite3_column_int64(s, i);
-}
-
 static const char *rg__col_text(sqlite3_stmt *s, int i)
 {
     return (const char *)sqlite3_column_text(s, i);
@@ -72,19 +51,19 @@ int rg_sqlite_protoset_add(rg_sqlite *st, const rg_protoset *v, const char *cons
                                    " ?5)");
     if (!s)
         return rg__fail(st);
-    rg__text(s, 1, v->clinic);
-    rg__text(s, 2, v->id);
-    rg__text(s, 3, v->proposed_by);
+    rg_sqlite_text(s, 1, v->clinic);
+    rg_sqlite_text(s, 2, v->id);
+    rg_sqlite_text(s, 3, v->proposed_by);
     sqlite3_bind_int64(s, 4, v->proposed_at);
-    rg__text(s, 5, v->message ? v->message : "");
+    rg_sqlite_text(s, 5, v->message ? v->message : "");
     int rc = rg__run(s);
     for (int i = 0; i < nfiles && rc == RG_OK; i++) {
         if (!(s = rg__prep(st, "INSERT INTO protocol_set_files(clinic, id, path, content)"
                                " VALUES(?1, ?2, ?3, ?4)")))
             return rg__fail(st);
-        rg__text(s, 1, v->clinic);
-        rg__text(s, 2, v->id);
-        rg__text(s, 3, paths[i]);
+        rg_sqlite_text(s, 1, v->clinic);
+        rg_sqlite_text(s, 2, v->id);
+        rg_sqlite_text(s, 3, paths[i]);
         sqlite3_bind_blob64(s, 4, lens[i] ? contents[i] : "", lens[i], SQLITE_TRANSIENT);
         rc = rg__run(s);
         if (rc == RG_ECONFLICT) /* one path twice: the caller's list is wrong */
@@ -101,14 +80,14 @@ int rg_sqlite_protoset_each(rg_sqlite *st, const char *clinic,
                                    " FROM protocol_sets WHERE clinic = ?1 ORDER BY n");
     if (!s)
         return rg__fail(st);
-    rg__text(s, 1, clinic);
+    rg_sqlite_text(s, 1, clinic);
     int rc, frc = 0;
     while (!frc && (rc = sqlite3_step(s)) == SQLITE_ROW) {
         rg_protoset v = {.clinic = rg__col_text(s, 0), .id = rg__col_text(s, 1),
                          .n = sqlite3_column_int64(s, 2), .state = rg__col_text(s, 3),
-                         .proposed_by = rg__col_text(s, 4), .proposed_at = rg__col_time(s, 5),
+                         .proposed_by = rg__col_text(s, 4), .proposed_at = rg_sqlite_col_time(s, 5),
                          .message = rg__col_text(s, 6), .approved_by = rg__col_text(s, 7),
-                         .approved_at = rg__col_time(s, 8), .active_from = rg__col_time(s, 9)};
+                         .approved_at = rg_sqlite_col_time(s, 8), .active_from = rg_sqlite_col_time(s, 9)};
         frc = fn(ud, &v);
     }
     sqlite3_finalize(s);
@@ -124,8 +103,8 @@ int rg_sqlite_protoset_files(rg_sqlite *st, const char *clinic, const char *id,
                                    " WHERE clinic = ?1 AND id = ?2 ORDER BY path");
     if (!s)
         return rg__fail(st);
-    rg__text(s, 1, clinic);
-    rg__text(s, 2, id);
+    rg_sqlite_text(s, 1, clinic);
+    rg_sqlite_text(s, 2, id);
     int rc, frc = 0;
     while (!frc && (rc = sqlite3_step(s)) == SQLITE_ROW) {
         const char *blob = sqlite3_column_blob(s, 1);
@@ -142,12 +121,12 @@ int rg_sqlite_protoset_update(rg_sqlite *st, const rg_protoset *v)
                                    " WHERE clinic = ?1 AND id = ?2");
     if (!s)
         return rg__fail(st);
-    rg__text(s, 1, v->clinic);
-    rg__text(s, 2, v->id);
-    rg__text(s, 3, v->state);
-    rg__text(s, 4, v->approved_by);
-    rg__time(s, 5, v->approved_at);
-    rg__time(s, 6, v->active_from);
+    rg_sqlite_text(s, 1, v->clinic);
+    rg_sqlite_text(s, 2, v->id);
+    rg_sqlite_text(s, 3, v->state);
+    rg_sqlite_text(s, 4, v->approved_by);
+    rg_sqlite_time(s, 5, v->approved_at);
+    rg_sqlite_time(s, 6, v->active_from);
     return rg__run(s);
 }
 
@@ -158,10 +137,10 @@ int rg_sqlite_protoset_log(rg_sqlite *st, const char *clinic, const char *id,
                                    " effective) VALUES(?1, ?2, ?3, ?4, ?5, ?6)");
     if (!s)
         return rg__fail(st);
-    rg__text(s, 1, clinic);
-    rg__text(s, 2, id);
-    rg__text(s, 3, action);
-    rg__text(s, 4, by);
+    rg_sqlite_text(s, 1, clinic);
+    rg_sqlite_text(s, 2, id);
+    rg_sqlite_text(s, 3, action);
+    rg_sqlite_text(s, 4, by);
     sqlite3_bind_int64(s, 5, at);
     sqlite3_bind_int64(s, 6, effective);
     return rg__run(s);
@@ -176,8 +155,8 @@ int rg_sqlite_protoset_each_log(rg_sqlite *st, const char *clinic, const char *i
                                    " WHERE clinic = ?1 AND (?2 IS NULL OR id = ?2) ORDER BY seq");
     if (!s)
         return rg__fail(st);
-    rg__text(s, 1, clinic);
-    rg__text(s, 2, id);
+    rg_sqlite_text(s, 1, clinic);
+    rg_sqlite_text(s, 2, id);
     int rc, frc = 0;
     while (!frc && (rc = sqlite3_step(s)) == SQLITE_ROW)
         frc = fn(ud, rg__col_text(s, 0), rg__col_text(s, 1), rg__col_text(s, 2),
@@ -192,7 +171,7 @@ int rg_sqlite_each_event_body(rg_sqlite *st, const char *clinic,
     sqlite3_stmt *s = rg__prep(st, "SELECT body FROM events WHERE clinic = ?1 ORDER BY seq");
     if (!s)
         return rg__fail(st);
-    rg__text(s, 1, clinic);
+    rg_sqlite_text(s, 1, clinic);
     int rc, frc = 0;
     while (!frc && (rc = sqlite3_step(s)) == SQLITE_ROW)
         frc = fn(ud, rg__col_text(s, 0), (size_t)sqlite3_column_bytes(s, 0));
@@ -211,7 +190,7 @@ int rg_sqlite_each_event_body_after(rg_sqlite *st, const char *clinic, int64_t a
                                    " AND seq > ?2 ORDER BY seq");
     if (!s)
         return rg__fail(st);
-    rg__text(s, 1, clinic);
+    rg_sqlite_text(s, 1, clinic);
     sqlite3_bind_int64(s, 2, after);
     int rc, frc = 0;
     while (!frc && (rc = sqlite3_step(s)) == SQLITE_ROW)
@@ -229,18 +208,18 @@ int rg_sqlite_shadow_put(rg_sqlite *st, const char *set, const rg_transition *t)
                                    " ?9, ?10, ?11, ?12)");
     if (!s)
         return rg__fail(st);
-    rg__text(s, 1, t->clinic);
-    rg__text(s, 2, set);
-    rg__text(s, 3, t->patient);
-    rg__text(s, 4, t->key);
-    rg__text(s, 5, RG_TRANSITION_STATE(t));
+    rg_sqlite_text(s, 1, t->clinic);
+    rg_sqlite_text(s, 2, set);
+    rg_sqlite_text(s, 3, t->patient);
+    rg_sqlite_text(s, 4, t->key);
+    rg_sqlite_text(s, 5, RG_TRANSITION_STATE(t));
     sqlite3_bind_int64(s, 6, t->at);
-    rg__time(s, 7, t->due);
-    rg__text(s, 8, t->protocol ? t->protocol : "");
-    rg__text(s, 9, t->version ? t->version : "");
-    rg__text(s, 10, t->rule ? t->rule : "");
-    rg__text(s, 11, t->severity ? t->severity : "");
-    rg__text(s, 12, t->message ? t->message : "");
+    rg_sqlite_time(s, 7, t->due);
+    rg_sqlite_text(s, 8, t->protocol ? t->protocol : "");
+    rg_sqlite_text(s, 9, t->version ? t->version : "");
+    rg_sqlite_text(s, 10, t->rule ? t->rule : "");
+    rg_sqlite_text(s, 11, t->severity ? t->severity : "");
+    rg_sqlite_text(s, 12, t->message ? t->message : "");
     return rg__run(s);
 }
 
@@ -253,8 +232,8 @@ int rg_sqlite_shadow_each(rg_sqlite *st, const char *clinic, const char *set, rg
                                    " ORDER BY at, patient, key, state");
     if (!s)
         return rg__fail(st);
-    rg__text(s, 1, clinic);
-    rg__text(s, 2, set);
+    rg_sqlite_text(s, 1, clinic);
+    rg_sqlite_text(s, 2, set);
     sqlite3_bind_int64(s, 3, since);
     int rc, frc = 0;
     while (!frc && (rc = sqlite3_step(s)) == SQLITE_ROW) {
@@ -264,7 +243,7 @@ int rg_sqlite_shadow_each(rg_sqlite *st, const char *clinic, const char *set, rg
                            .open = !strcmp(state, "open")       ? 1
                                    : !strcmp(state, "reraised") ? RG_TRANSITION_RERAISED
                                                                 : 0,
-                           .at = sqlite3_column_int64(s, 4), .due = rg__col_time(s, 5),
+                           .at = sqlite3_column_int64(s, 4), .due = rg_sqlite_col_time(s, 5),
                            .protocol = rg__col_text(s, 6), .version = rg__col_text(s, 7),
                            .rule = rg__col_text(s, 8), .severity = rg__col_text(s, 9),
                            .message = rg__col_text(s, 10)};

@@ -101,7 +101,7 @@ static int rg__done(rg_sqlite *st, sqlite3_stmt *s)
     return rc == SQLITE_DONE || rc == SQLITE_ROW ? RG_OK : RG_EDB;
 }
 
-static void rg__text(sqlite3_stmt *s, int i, const char *v)
+void rg_sqlite_text(sqlite3_stmt *s, int i, const char *v)
 {
     if (v)
         sqlite3_bind_text(s, i, v, -1, SQLITE_STATIC);
@@ -109,7 +109,7 @@ static void rg__text(sqlite3_stmt *s, int i, const char *v)
         sqlite3_bind_null(s, i);
 }
 
-static void rg__time(sqlite3_stmt *s, int i, rg_time t)
+void rg_sqlite_time(sqlite3_stmt *s, int i, rg_time t)
 {
     if (t == RG_TIME_NONE)
         sqlite3_bind_null(s, i);
@@ -117,7 +117,7 @@ static void rg__time(sqlite3_stmt *s, int i, rg_time t)
         sqlite3_bind_int64(s, i, t);
 }
 
-static rg_time rg__col_time(sqlite3_stmt *s, int i)
+rg_time rg_sqlite_col_time(sqlite3_stmt *s, int i)
 {
     return sqlite3_column_type(s, i) == SQLITE_NULL ? RG_TIME_NONE : sqlite3_column_int64(s, i);
 }
@@ -146,7 +146,7 @@ static void rg__col_event_at(sqlite3_stmt *s, int k, int wide, rg_stored_event *
     e->fields = sqlite3_column_blob(s, k + 4);
     e->nfields = (size_t)sqlite3_column_bytes(s, k + 4);
     e->replaces = sqlite3_column_int64(s, k + 5);
-    e->corrected_at = rg__col_time(s, k + 6);
+    e->corrected_at = rg_sqlite_col_time(s, k + 6);
     e->status = rg_store_status_of((const char *)sqlite3_column_text(s, k + 7));
     e->retracted = e->status == RG_STATUS_ERROR;
     e->data = wide ? (const char *)sqlite3_column_text(s, k + 8) : NULL;
@@ -585,29 +585,29 @@ static void rg__bind_event(sqlite3_stmt *s, const rg_event *ev, rg_time received
     if (!ev->digested)
         rg_sha256(ev->body, strlen(ev->body), digest);
     sqlite3_bind_blob(s, 16, ev->digested ? ev->digest : digest, 32, SQLITE_TRANSIENT);
-    rg__text(s, 1, ev->clinic);
-    rg__text(s, 2, ev->id);
-    rg__text(s, 3, ev->patient);
-    rg__text(s, 4, ev->type);
+    rg_sqlite_text(s, 1, ev->clinic);
+    rg_sqlite_text(s, 2, ev->id);
+    rg_sqlite_text(s, 3, ev->patient);
+    rg_sqlite_text(s, 4, ev->type);
     sqlite3_bind_int64(s, 5, ev->at);
     sqlite3_bind_int(s, 6, ev->offset_min);
     sqlite3_bind_int64(s, 7, seq);
-    rg__text(s, 8, ev->body);
+    rg_sqlite_text(s, 8, ev->body);
     sqlite3_bind_int64(s, 9, received);
     if (ev->fields.len)
         sqlite3_bind_blob(s, 10, ev->fields.p, (int)ev->fields.len, SQLITE_STATIC);
     sqlite3_bind_int64(s, 11, ev->version);
-    rg__text(s, 12, ev->status == RG_STATUS_FINAL ? NULL : rg_event_status_name(ev->status));
-    rg__time(s, 13, ev->corrected_at);
-    rg__text(s, 14, ev->corrected_by);
+    rg_sqlite_text(s, 12, ev->status == RG_STATUS_FINAL ? NULL : rg_event_status_name(ev->status));
+    rg_sqlite_time(s, 13, ev->corrected_at);
+    rg_sqlite_text(s, 14, ev->corrected_by);
 }
 
 /* Schedules ev's patient at `at` (or at its clock, if that is later). */
 static int rg__schedule(rg_sqlite *st, const rg_event *ev, rg_time at)
 {
     sqlite3_stmt *s = rg__q(st, Q_PATIENT_SCHEDULE);
-    rg__text(s, 1, ev->clinic);
-    rg__text(s, 2, ev->patient);
+    rg_sqlite_text(s, 1, ev->clinic);
+    rg_sqlite_text(s, 2, ev->patient);
     sqlite3_bind_int64(s, 3, at);
     return rg__done(st, s);
 }
@@ -681,20 +681,20 @@ static int rg__put_many(rg_sqlite *st, const rg_event *const *evs, rg_time recei
         int p = i * RG_STORE_MANY_COLS;
         if (!ev->digested)
             rg_sha256(ev->body, strlen(ev->body), digest[i]);
-        rg__text(s, p + 1, ev->clinic);
-        rg__text(s, p + 2, ev->id);
-        rg__text(s, p + 3, ev->patient);
-        rg__text(s, p + 4, ev->type);
+        rg_sqlite_text(s, p + 1, ev->clinic);
+        rg_sqlite_text(s, p + 2, ev->id);
+        rg_sqlite_text(s, p + 3, ev->patient);
+        rg_sqlite_text(s, p + 4, ev->type);
         sqlite3_bind_int64(s, p + 5, ev->at);
         sqlite3_bind_int(s, p + 6, ev->offset_min);
-        rg__text(s, p + 7, ev->body);
+        rg_sqlite_text(s, p + 7, ev->body);
         sqlite3_bind_int64(s, p + 8, received);
         if (ev->fields.len)
             sqlite3_bind_blob(s, p + 9, ev->fields.p, (int)ev->fields.len, SQLITE_STATIC);
         sqlite3_bind_int64(s, p + 10, ev->version);
-        rg__text(s, p + 11, ev->status == RG_STATUS_FINAL ? NULL : rg_event_status_name(ev->status));
-        rg__time(s, p + 12, ev->corrected_at);
-        rg__text(s, p + 13, ev->corrected_by);
+        rg_sqlite_text(s, p + 11, ev->status == RG_STATUS_FINAL ? NULL : rg_event_status_name(ev->status));
+        rg_sqlite_time(s, p + 12, ev->corrected_at);
+        rg_sqlite_text(s, p + 13, ev->corrected_by);
         sqlite3_bind_blob(s, p + 14, ev->digested ? ev->digest : digest[i], 32, SQLITE_STATIC);
         sqlite3_bind_int64(s, p + 15, seq + i);
     }
@@ -710,8 +710,8 @@ static int rg__put_many(rg_sqlite *st, const rg_event *const *evs, rg_time recei
     int stored = sqlite3_changes(st->db);
     for (int i = 0; stored > 0 && stored < RG_STORE_MANY && i < RG_STORE_MANY; i++) {
         s = rg__q(st, Q_EVENT_UNDO); /* a known id among them: none of the group stays */
-        rg__text(s, 1, evs[i]->clinic);
-        rg__text(s, 2, evs[i]->id);
+        rg_sqlite_text(s, 1, evs[i]->clinic);
+        rg_sqlite_text(s, 2, evs[i]->id);
         sqlite3_bind_int64(s, 3, seq + i);
         if (rg__done(st, s))
             return RG_EDB;
@@ -755,8 +755,8 @@ static int rg_sqlite_put_event(rg_sqlite *st, const rg_event *ev, rg_time receiv
     }
     /* the id is stored: a duplicate, a conflict or a correction */
     s = rg__q(st, Q_EVENT_CURRENT);
-    rg__text(s, 1, ev->clinic);
-    rg__text(s, 2, ev->id);
+    rg_sqlite_text(s, 1, ev->clinic);
+    rg_sqlite_text(s, 2, ev->id);
     if (sqlite3_step(s) != SQLITE_ROW) {
         sqlite3_reset(s);
         return RG_EDB;
@@ -779,8 +779,8 @@ static int rg_sqlite_put_event(rg_sqlite *st, const rg_event *ev, rg_time receiv
     if (ev->version < cur_version) {
         sqlite3_reset(s);
         s = rg__q(st, Q_EVENT_VERSION_BODY);
-        rg__text(s, 1, ev->clinic);
-        rg__text(s, 2, ev->id);
+        rg_sqlite_text(s, 1, ev->clinic);
+        rg_sqlite_text(s, 2, ev->id);
         sqlite3_bind_int64(s, 3, ev->version);
         int rc = sqlite3_step(s);
         if (rc == SQLITE_ROW) {
@@ -877,10 +877,10 @@ static int rg_sqlite_reject(rg_sqlite *st, const char *source, long line, const 
 {
     sqlite3_stmt *s = rg__q(st, Q_REJECT);
     sqlite3_bind_int64(s, 1, rg_now());
-    rg__text(s, 2, source);
+    rg_sqlite_text(s, 2, source);
     sqlite3_bind_int64(s, 3, line);
-    rg__text(s, 4, field ? field : "");
-    rg__text(s, 5, reason);
+    rg_sqlite_text(s, 4, field ? field : "");
+    rg_sqlite_text(s, 5, reason);
     /* Raw text may be any bytes; keep it as given (as a blob if not UTF-8 is
      * not worth the distinction here: SQLite stores the bytes either way). */
     sqlite3_bind_text(s, 6, raw, (int)rawlen, SQLITE_STATIC);
@@ -914,8 +914,8 @@ static int rg__each_event(sqlite3_stmt *s, const char *clinic, const char *patie
                           void *ud)
 {
     int rc, frc = 0;
-    rg__text(s, 1, clinic);
-    rg__text(s, 2, patient);
+    rg_sqlite_text(s, 1, clinic);
+    rg_sqlite_text(s, 2, patient);
     if (after_seq >= 0)
         sqlite3_bind_int64(s, 3, after_seq);
     while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
@@ -951,13 +951,13 @@ static int rg_sqlite_patient_get(rg_sqlite *st, const char *clinic, const char *
                                  rg_patient_state *ps)
 {
     sqlite3_stmt *s = rg__q(st, Q_PATIENT_GET);
-    rg__text(s, 1, clinic);
-    rg__text(s, 2, patient);
+    rg_sqlite_text(s, 1, clinic);
+    rg_sqlite_text(s, 2, patient);
     int rc = sqlite3_step(s);
     if (rc == SQLITE_ROW) {
-        ps->clock = rg__col_time(s, 0);
-        ps->wake = rg__col_time(s, 1);
-        ps->next_wake = rg__col_time(s, 2);
+        ps->clock = rg_sqlite_col_time(s, 0);
+        ps->wake = rg_sqlite_col_time(s, 1);
+        ps->next_wake = rg_sqlite_col_time(s, 2);
         ps->last_seq = sqlite3_column_int64(s, 3);
         ps->scheduled = sqlite3_column_int64(s, 4);
         ps->failing = sqlite3_column_int64(s, 5);
@@ -973,11 +973,11 @@ static int rg_sqlite_patient_put(rg_sqlite *st, const char *clinic, const char *
                                  const rg_patient_state *ps)
 {
     sqlite3_stmt *s = rg__q(st, Q_PATIENT_PUT);
-    rg__text(s, 1, clinic);
-    rg__text(s, 2, patient);
-    rg__time(s, 3, ps->clock);
-    rg__time(s, 4, ps->wake);
-    rg__time(s, 5, ps->next_wake);
+    rg_sqlite_text(s, 1, clinic);
+    rg_sqlite_text(s, 2, patient);
+    rg_sqlite_time(s, 3, ps->clock);
+    rg_sqlite_time(s, 4, ps->wake);
+    rg_sqlite_time(s, 5, ps->next_wake);
     sqlite3_bind_int64(s, 6, ps->last_seq);
     sqlite3_bind_int64(s, 7, ps->scheduled);
     sqlite3_bind_int64(s, 8, ps->failing);
@@ -1004,8 +1004,8 @@ static int rg_sqlite_patients_page(rg_sqlite *st, const char *after_clinic,
                                    void *ud)
 {
     sqlite3_stmt *s = rg__q(st, due == RG_TIME_NONE ? Q_PATIENTS_PAGE : Q_PATIENTS_DUE_PAGE);
-    rg__text(s, 1, after_clinic);
-    rg__text(s, 2, after_patient);
+    rg_sqlite_text(s, 1, after_clinic);
+    rg_sqlite_text(s, 2, after_patient);
     sqlite3_bind_int(s, 3, limit);
     if (due != RG_TIME_NONE)
         sqlite3_bind_int64(s, 4, due);
@@ -1035,7 +1035,7 @@ static int rg__one_time(rg_sqlite *st, int q, rg_time *out)
 {
     sqlite3_stmt *s = rg__q(st, q);
     int rc = sqlite3_step(s);
-    *out = rc == SQLITE_ROW ? rg__col_time(s, 0) : RG_TIME_NONE;
+    *out = rc == SQLITE_ROW ? rg_sqlite_col_time(s, 0) : RG_TIME_NONE;
     sqlite3_reset(s);
     return rc == SQLITE_ROW || rc == SQLITE_DONE ? RG_OK : RG_EDB;
 }
@@ -1051,8 +1051,8 @@ static int rg_sqlite_each_open_alert(rg_sqlite *st, const char *clinic, const ch
 {
     sqlite3_stmt *s = rg__q(st, Q_OPEN_ALERTS);
     int rc, frc = 0;
-    rg__text(s, 1, clinic);
-    rg__text(s, 2, patient);
+    rg_sqlite_text(s, 1, clinic);
+    rg_sqlite_text(s, 2, patient);
     while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
         rg_transition t = {
             .at = sqlite3_column_int64(s, 1),
@@ -1107,8 +1107,8 @@ static int rg__key_last(rg_sqlite *st, const char *clinic, const char *key, int6
                         int *open)
 {
     sqlite3_stmt *s = rg__q(st, Q_KEY_LAST);
-    rg__text(s, 1, clinic);
-    rg__text(s, 2, key);
+    rg_sqlite_text(s, 1, clinic);
+    rg_sqlite_text(s, 2, key);
     int rc = sqlite3_step(s);
     *seq = rc == SQLITE_ROW ? sqlite3_column_int64(s, 0) : 0;
     *open = rc == SQLITE_ROW && !strcmp(rg__col_text(s, 1), "open");
@@ -1134,24 +1134,24 @@ static int rg_sqlite_transition(rg_sqlite *st, rg_transition *t, int64_t *alert_
     if (!opening)
         sqlite3_bind_int64(s, 1, *alert_idp);
     sqlite3_bind_int64(s, 2, t->at);
-    rg__text(s, 3, RG_TRANSITION_STATE(t));
-    rg__text(s, 4, t->clinic);
-    rg__text(s, 5, t->patient);
-    rg__text(s, 6, t->key);
-    rg__text(s, 7, t->protocol);
-    rg__text(s, 8, t->version);
-    rg__text(s, 9, t->rule);
-    rg__text(s, 10, t->severity);
-    rg__text(s, 11, t->message);
+    rg_sqlite_text(s, 3, RG_TRANSITION_STATE(t));
+    rg_sqlite_text(s, 4, t->clinic);
+    rg_sqlite_text(s, 5, t->patient);
+    rg_sqlite_text(s, 6, t->key);
+    rg_sqlite_text(s, 7, t->protocol);
+    rg_sqlite_text(s, 8, t->version);
+    rg_sqlite_text(s, 9, t->rule);
+    rg_sqlite_text(s, 10, t->severity);
+    rg_sqlite_text(s, 11, t->message);
     sqlite3_bind_int64(s, 12, t->due);
-    rg__text(s, 13, t->params ? t->params : "{}");
-    rg__text(s, 14, t->evidence ? t->evidence : "[]");
+    rg_sqlite_text(s, 13, t->params ? t->params : "{}");
+    rg_sqlite_text(s, 14, t->evidence ? t->evidence : "[]");
     sqlite3_bind_int64(s, 15, rg_now());
     sqlite3_bind_int64(s, 16, cseq + 1);
     if (t->notify_at > t->at) /* never earlier; unset (0, RG_TIME_NONE) means at */
         sqlite3_bind_int64(s, 17, t->notify_at);
     if (t->cause)
-        rg__text(s, 18, t->cause);
+        rg_sqlite_text(s, 18, t->cause);
     if (rg__done(st, s))
         return RG_EDB;
     if (!sqlite3_changes(st->db)) /* refused by the statement's guard */
@@ -1180,7 +1180,7 @@ static int rg_sqlite_clinic_transitions(rg_sqlite *st, const char *clinic, int64
                                         void *ud)
 {
     sqlite3_stmt *s = rg__q(st, Q_CLINIC_TRANSITIONS);
-    rg__text(s, 1, clinic);
+    rg_sqlite_text(s, 1, clinic);
     sqlite3_bind_int64(s, 2, after_cseq);
     sqlite3_bind_int(s, 3, limit);
     return rg__each_transition(st, s, fn, ud);
@@ -1223,12 +1223,12 @@ static int rg_sqlite_eval_error(rg_sqlite *st, const char *clinic, const char *p
                                 const char *protocol, const char *rule, rg_time at, const char *msg)
 {
     sqlite3_stmt *s = rg__q(st, Q_EVAL_ERROR);
-    rg__text(s, 1, clinic);
-    rg__text(s, 2, patient);
-    rg__text(s, 3, protocol ? protocol : "");
-    rg__text(s, 4, rule ? rule : "");
+    rg_sqlite_text(s, 1, clinic);
+    rg_sqlite_text(s, 2, patient);
+    rg_sqlite_text(s, 3, protocol ? protocol : "");
+    rg_sqlite_text(s, 4, rule ? rule : "");
     sqlite3_bind_int64(s, 5, at);
-    rg__text(s, 6, msg);
+    rg_sqlite_text(s, 6, msg);
     sqlite3_bind_int64(s, 7, rg_now());
     return rg__done(st, s);
 }
@@ -1238,13 +1238,13 @@ static int rg__failing_count(rg_sqlite *st, const char *clinic, const char *prot
                              const char *rule, int64_t *n, rg_time *since)
 {
     sqlite3_stmt *s = rg__q(st, Q_FAILING_COUNT);
-    rg__text(s, 1, clinic);
-    rg__text(s, 2, protocol);
-    rg__text(s, 3, rule);
+    rg_sqlite_text(s, 1, clinic);
+    rg_sqlite_text(s, 2, protocol);
+    rg_sqlite_text(s, 3, rule);
     int rc = sqlite3_step(s);
     if (rc == SQLITE_ROW) {
         *n = sqlite3_column_int64(s, 0);
-        *since = rg__col_time(s, 1);
+        *since = rg_sqlite_col_time(s, 1);
     }
     sqlite3_reset(s);
     return rc == SQLITE_ROW ? RG_OK : RG_EDB;
@@ -1257,13 +1257,13 @@ static int rg_sqlite_rule_failing(rg_sqlite *st, const char *clinic, const char 
     if (rg__failing_count(st, clinic, protocol, rule, before, since))
         return RG_EDB;
     sqlite3_stmt *s = rg__q(st, msg ? Q_FAILING_ADD : Q_FAILING_DEL);
-    rg__text(s, 1, clinic);
-    rg__text(s, 2, protocol);
-    rg__text(s, 3, rule);
-    rg__text(s, 4, patient);
+    rg_sqlite_text(s, 1, clinic);
+    rg_sqlite_text(s, 2, protocol);
+    rg_sqlite_text(s, 3, rule);
+    rg_sqlite_text(s, 4, patient);
     if (msg) {
         sqlite3_bind_int64(s, 5, at);
-        rg__text(s, 6, msg);
+        rg_sqlite_text(s, 6, msg);
     }
     if (rg__done(st, s))
         return RG_EDB;
@@ -1279,8 +1279,8 @@ static int rg_sqlite_each_failing(rg_sqlite *st, const char *clinic, const char 
                                   void *ud)
 {
     sqlite3_stmt *s = rg__q(st, Q_FAILING_OF);
-    rg__text(s, 1, clinic);
-    rg__text(s, 2, patient);
+    rg_sqlite_text(s, 1, clinic);
+    rg_sqlite_text(s, 2, patient);
     int rc, frc = 0;
     while (!frc && (rc = sqlite3_step(s)) == SQLITE_ROW)
         frc = fn(ud, rg__col_text(s, 0), rg__col_text(s, 1));
@@ -1300,7 +1300,7 @@ static int rg_sqlite_failing_summary(rg_sqlite *st,
     int rc, frc = 0;
     while (!frc && (rc = sqlite3_step(s)) == SQLITE_ROW)
         frc = fn(ud, rg__col_text(s, 0), rg__col_text(s, 1), rg__col_text(s, 2),
-                 sqlite3_column_int64(s, 3), rg__col_time(s, 4), rg__col_text(s, 5));
+                 sqlite3_column_int64(s, 3), rg_sqlite_col_time(s, 4), rg__col_text(s, 5));
     if (frc)
         rc = SQLITE_DONE;
     sqlite3_reset(s);
@@ -1311,11 +1311,11 @@ static int rg_sqlite_protocol_loaded(rg_sqlite *st, const char *clinic, const ch
                                      const char *version, const char *file, const char *hash)
 {
     sqlite3_stmt *s = rg__q(st, Q_PROTOCOL_LOADED);
-    rg__text(s, 1, clinic);
-    rg__text(s, 2, protocol);
-    rg__text(s, 3, version);
-    rg__text(s, 4, file);
-    rg__text(s, 5, hash);
+    rg_sqlite_text(s, 1, clinic);
+    rg_sqlite_text(s, 2, protocol);
+    rg_sqlite_text(s, 3, version);
+    rg_sqlite_text(s, 4, file);
+    rg_sqlite_text(s, 5, hash);
     sqlite3_bind_int64(s, 6, rg_now());
     return rg__done(st, s);
 }
@@ -1326,10 +1326,10 @@ static int rg_sqlite_each_alert(rg_sqlite *st, const char *clinic, const char *p
 {
     sqlite3_stmt *s = rg__q(st, key ? Q_ALERT_BY_KEY : Q_ALERTS_VIEW);
     int rc, frc = 0;
-    rg__text(s, 1, clinic);
-    rg__text(s, 2, patient);
-    rg__text(s, 3, state);
-    rg__text(s, 4, key);
+    rg_sqlite_text(s, 1, clinic);
+    rg_sqlite_text(s, 2, patient);
+    rg_sqlite_text(s, 3, state);
+    rg_sqlite_text(s, 4, key);
     sqlite3_bind_int(s, 5, limit);
     sqlite3_bind_int64(s, 6, after);
     while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
@@ -1345,11 +1345,11 @@ static int rg_sqlite_each_alert(rg_sqlite *st, const char *clinic, const char *p
             .message = rg__col_text(s, 8),
             .opened_at = sqlite3_column_int64(s, 9),
             .due = sqlite3_column_int64(s, 10),
-            .resolved_at = rg__col_time(s, 11),
+            .resolved_at = rg_sqlite_col_time(s, 11),
             .acked_by = (const char *)sqlite3_column_text(s, 12),
-            .acked_at = rg__col_time(s, 13),
-            .snoozed_until = rg__col_time(s, 14),
-            .notify_at = rg__col_time(s, 15),
+            .acked_at = rg_sqlite_col_time(s, 13),
+            .snoozed_until = rg_sqlite_col_time(s, 14),
+            .notify_at = rg_sqlite_col_time(s, 15),
         };
         if ((frc = fn(ud, &a)) != 0)
             break;
@@ -1371,7 +1371,7 @@ static int rg_sqlite_alert_action(rg_sqlite *st, const char *clinic, const char 
     if (!strcmp(action, "ack")) {
         s = rg__q(st, Q_ALERT_ACK);
         sqlite3_bind_int64(s, 1, id);
-        rg__text(s, 2, who);
+        rg_sqlite_text(s, 2, who);
         sqlite3_bind_int64(s, 3, at);
     } else if (!strcmp(action, "snooze")) {
         s = rg__q(st, Q_ALERT_SNOOZE);
@@ -1385,12 +1385,12 @@ static int rg_sqlite_alert_action(rg_sqlite *st, const char *clinic, const char 
         return RG_EDB;
     s = rg__q(st, Q_ACTION_ADD);
     sqlite3_bind_int64(s, 1, id);
-    rg__text(s, 2, clinic);
-    rg__text(s, 3, key);
-    rg__text(s, 4, action);
-    rg__text(s, 5, who ? who : "");
-    rg__text(s, 6, note ? note : "");
-    rg__time(s, 7, until);
+    rg_sqlite_text(s, 2, clinic);
+    rg_sqlite_text(s, 3, key);
+    rg_sqlite_text(s, 4, action);
+    rg_sqlite_text(s, 5, who ? who : "");
+    rg_sqlite_text(s, 6, note ? note : "");
+    rg_sqlite_time(s, 7, until);
     sqlite3_bind_int64(s, 8, at);
     return rg__done(st, s);
 }
@@ -1400,14 +1400,14 @@ static int rg_sqlite_each_action(rg_sqlite *st, const char *clinic, const char *
 {
     sqlite3_stmt *s = rg__q(st, Q_ACTIONS_OF);
     int rc, frc = 0;
-    rg__text(s, 1, clinic);
-    rg__text(s, 2, key);
+    rg_sqlite_text(s, 1, clinic);
+    rg_sqlite_text(s, 2, key);
     while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
         rg_alert_action a = {
             .action = rg__col_text(s, 0),
             .who = rg__col_text(s, 1),
             .note = rg__col_text(s, 2),
-            .until = rg__col_time(s, 3),
+            .until = rg_sqlite_col_time(s, 3),
             .at = sqlite3_column_int64(s, 4),
         };
         if ((frc = fn(ud, &a)) != 0)
@@ -1464,7 +1464,7 @@ static int rg_sqlite_each_due_snooze(rg_sqlite *st, rg_time now,
 static int rg_sqlite_wake_clinic(rg_sqlite *st, const char *clinic, rg_time at)
 {
     sqlite3_stmt *s = rg__q(st, Q_WAKE_CLINIC);
-    rg__text(s, 1, clinic);
+    rg_sqlite_text(s, 1, clinic);
     sqlite3_bind_int64(s, 2, at);
     sqlite3_bind_int(s, 3, 0);
     return rg__done(st, s);
@@ -1473,7 +1473,7 @@ static int rg_sqlite_wake_clinic(rg_sqlite *st, const char *clinic, rg_time at)
 static int rg_sqlite_wake_failing(rg_sqlite *st, const char *clinic, rg_time at)
 {
     sqlite3_stmt *s = rg__q(st, Q_WAKE_CLINIC);
-    rg__text(s, 1, clinic);
+    rg_sqlite_text(s, 1, clinic);
     sqlite3_bind_int64(s, 2, at);
     sqlite3_bind_int(s, 3, 1);
     return rg__done(st, s);
@@ -1485,7 +1485,7 @@ static int rg_sqlite_open_by_severity(rg_sqlite *st, const char *clinic,
                                       void *ud)
 {
     sqlite3_stmt *s = rg__q(st, Q_OPEN_BY_SEVERITY);
-    rg__text(s, 1, clinic);
+    rg_sqlite_text(s, 1, clinic);
     int rc, frc = 0;
     while ((rc = sqlite3_step(s)) == SQLITE_ROW)
         if ((frc = fn(ud, rg__col_text(s, 0), rg__col_text(s, 1),
@@ -1498,7 +1498,7 @@ static int rg_sqlite_open_by_severity(rg_sqlite *st, const char *clinic,
 static int rg_sqlite_last_cseq(rg_sqlite *st, const char *clinic, int64_t *out)
 {
     sqlite3_stmt *s = rg__q(st, Q_LAST_CSEQ);
-    rg__text(s, 1, clinic);
+    rg_sqlite_text(s, 1, clinic);
     int rc = sqlite3_step(s);
     *out = rc == SQLITE_ROW ? sqlite3_column_int64(s, 0) : 0;
     sqlite3_reset(s);
@@ -1509,8 +1509,8 @@ static int rg_sqlite_get_event(rg_sqlite *st, const char *clinic, const char *id
                                int (*fn)(void *ud, const rg_stored_event *e), void *ud)
 {
     sqlite3_stmt *s = rg__q(st, Q_EVENT_GET);
-    rg__text(s, 1, clinic);
-    rg__text(s, 2, id);
+    rg_sqlite_text(s, 1, clinic);
+    rg_sqlite_text(s, 2, id);
     int rc = sqlite3_step(s), out = RG_ENOTFOUND;
     if (rc == SQLITE_ROW) {
         rg_stored_event e;
@@ -1539,8 +1539,8 @@ static int rg_sqlite_each_correction(rg_sqlite *st, const char *clinic, const ch
 {
     sqlite3_stmt *s = rg__q(st, Q_CORRECTIONS);
     int rc, frc = 0;
-    rg__text(s, 1, clinic);
-    rg__text(s, 2, patient);
+    rg_sqlite_text(s, 1, clinic);
+    rg_sqlite_text(s, 2, patient);
     sqlite3_bind_int64(s, 3, after);
     sqlite3_bind_int64(s, 4, upto);
     while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
@@ -1557,8 +1557,8 @@ static int rg_sqlite_key_transitions(rg_sqlite *st, const char *clinic, const ch
                                      int (*fn)(void *ud, const rg_transition *t), void *ud)
 {
     sqlite3_stmt *s = rg__q(st, Q_KEY_TRANSITIONS);
-    rg__text(s, 1, clinic);
-    rg__text(s, 2, key);
+    rg_sqlite_text(s, 1, clinic);
+    rg_sqlite_text(s, 2, key);
     return rg__each_transition(st, s, fn, ud);
 }
 
@@ -1577,7 +1577,7 @@ static void rg__col_row(sqlite3_stmt *s, rg_event_row *r)
     r->fields = sqlite3_column_blob(s, 10);
     r->nfields = (size_t)sqlite3_column_bytes(s, 10);
     r->status = (const char *)sqlite3_column_text(s, 11);
-    r->corrected_at = rg__col_time(s, 12);
+    r->corrected_at = rg_sqlite_col_time(s, 12);
     r->corrected_by = (const char *)sqlite3_column_text(s, 13);
 }
 
@@ -1587,10 +1587,10 @@ static int rg_sqlite_event_rows(rg_sqlite *st, const char *after_clinic, const c
 {
     sqlite3_stmt *s = rg__q(st, Q_EVENT_ROWS);
     int rc, frc = 0, n = 0;
-    rg__text(s, 1, after_clinic);
+    rg_sqlite_text(s, 1, after_clinic);
     sqlite3_bind_int64(s, 2, after_seq);
     sqlite3_bind_int(s, 3, limit);
-    rg__text(s, 4, after_patient);
+    rg_sqlite_text(s, 4, after_patient);
     sqlite3_bind_int64(s, 5, after_at);
     while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
         rg_event_row r;
@@ -1608,8 +1608,8 @@ static int rg_sqlite_event_rows_of(rg_sqlite *st, const char *clinic, const char
 {
     sqlite3_stmt *s = rg__q(st, Q_EVENT_ROWS_OF);
     int rc, frc = 0;
-    rg__text(s, 1, clinic);
-    rg__text(s, 2, id);
+    rg_sqlite_text(s, 1, clinic);
+    rg_sqlite_text(s, 2, id);
     while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
         rg_event_row r;
         rg__col_row(s, &r);
@@ -1624,7 +1624,7 @@ static int rg_sqlite_key_clinics(rg_sqlite *st, const char *key,
 {
     sqlite3_stmt *s = rg__q(st, Q_KEY_CLINICS);
     int rc, frc = 0;
-    rg__text(s, 1, key);
+    rg_sqlite_text(s, 1, key);
     while ((rc = sqlite3_step(s)) == SQLITE_ROW)
         if ((frc = fn(ud, rg__col_text(s, 0))) != 0)
             break;
@@ -1635,7 +1635,7 @@ static int rg_sqlite_webhook_get(rg_sqlite *st, const char *clinic, int64_t *del
                                  int *attempts)
 {
     sqlite3_stmt *s = rg__q(st, Q_HOOK_GET);
-    rg__text(s, 1, clinic);
+    rg_sqlite_text(s, 1, clinic);
     int rc = sqlite3_step(s);
     *delivered = rc == SQLITE_ROW ? sqlite3_column_int64(s, 0) : 0;
     *attempts = rc == SQLITE_ROW ? sqlite3_column_int(s, 1) : 0;
@@ -1646,7 +1646,7 @@ static int rg_sqlite_webhook_get(rg_sqlite *st, const char *clinic, int64_t *del
 static int rg_sqlite_webhook_delivered(rg_sqlite *st, const char *clinic, int64_t cseq)
 {
     sqlite3_stmt *s = rg__q(st, Q_HOOK_DELIVERED);
-    rg__text(s, 1, clinic);
+    rg_sqlite_text(s, 1, clinic);
     sqlite3_bind_int64(s, 2, cseq);
     sqlite3_bind_int64(s, 3, rg_now());
     return rg__done(st, s);
@@ -1662,7 +1662,7 @@ static int rg_sqlite_webhook_next(rg_sqlite *st, const char *clinic, rg_time now
     if ((rc = rg_sqlite_webhook_get(st, clinic, &delivered, &attempts)))
         return rc;
     sqlite3_stmt *s = rg__q(st, Q_HOOK_WAIT);
-    rg__text(s, 1, clinic);
+    rg_sqlite_text(s, 1, clinic);
     sqlite3_bind_int64(s, 2, delivered);
     sqlite3_bind_int64(s, 3, now);
     rc = sqlite3_step(s);
@@ -1672,7 +1672,7 @@ static int rg_sqlite_webhook_next(rg_sqlite *st, const char *clinic, rg_time now
     if (rc != SQLITE_ROW)
         return RG_EDB;
     s = rg__q(st, Q_HOOK_NEXT);
-    rg__text(s, 1, clinic);
+    rg_sqlite_text(s, 1, clinic);
     sqlite3_bind_int64(s, 2, delivered);
     sqlite3_bind_int64(s, 3, now);
     return rg__each_transition(st, s, fn, ud);
@@ -1686,14 +1686,14 @@ static int rg_sqlite_webhook_sent(rg_sqlite *st, const char *clinic, int64_t cse
         return rc;
     if (cseq != delivered + 1) { /* it overtook one that waits for an opening */
         sqlite3_stmt *s = rg__q(st, Q_HOOK_AHEAD_ADD);
-        rg__text(s, 1, clinic);
+        rg_sqlite_text(s, 1, clinic);
         sqlite3_bind_int64(s, 2, cseq);
         return rg__done(st, s) ? RG_EDB : rg_sqlite_webhook_delivered(st, clinic, delivered);
     }
     /* the cursor moves on over what was sent ahead of it */
     for (;;) {
         sqlite3_stmt *s = rg__q(st, Q_HOOK_AHEAD_TAKE);
-        rg__text(s, 1, clinic);
+        rg_sqlite_text(s, 1, clinic);
         sqlite3_bind_int64(s, 2, cseq + 1);
         if (rg__done(st, s))
             return RG_EDB;
@@ -1707,8 +1707,8 @@ static int rg_sqlite_webhook_sent(rg_sqlite *st, const char *clinic, int64_t cse
 static int rg_sqlite_webhook_failed(rg_sqlite *st, const char *clinic, const char *error)
 {
     sqlite3_stmt *s = rg__q(st, Q_HOOK_FAILED);
-    rg__text(s, 1, clinic);
-    rg__text(s, 2, error);
+    rg_sqlite_text(s, 1, clinic);
+    rg_sqlite_text(s, 2, error);
     sqlite3_bind_int64(s, 3, rg_now());
     return rg__done(st, s);
 }
@@ -1725,7 +1725,7 @@ static int rg_sqlite_audit_chain(rg_sqlite *st, int lock, rg_audit_chain *c)
         snprintf(c->base_hash, sizeof c->base_hash, "%s", rg__col_text(s, 1));
         c->tip_seq = sqlite3_column_int64(s, 2);
         snprintf(c->tip_hash, sizeof c->tip_hash, "%s", rg__col_text(s, 3));
-        c->archived_at = rg__col_time(s, 4);
+        c->archived_at = rg_sqlite_col_time(s, 4);
     }
     sqlite3_reset(s);
     return rc == SQLITE_ROW ? RG_OK : RG_EDB;
@@ -1739,12 +1739,12 @@ static int rg_sqlite_audit_insert(rg_sqlite *st, const rg_audit_entry *e)
     const char *v[] = {e->who, e->role, e->address, e->clinic, e->patients, e->route, e->outcome,
                        e->prev, e->hash};
     for (int i = 0; i < 9; i++)
-        rg__text(s, 3 + i, v[i] ? v[i] : "");
+        rg_sqlite_text(s, 3 + i, v[i] ? v[i] : "");
     if (rg__done(st, s))
         return RG_EDB;
     s = rg__q(st, Q_AUDIT_TIP);
     sqlite3_bind_int64(s, 1, e->seq);
-    rg__text(s, 2, e->hash);
+    rg_sqlite_text(s, 2, e->hash);
     return rg__done(st, s);
 }
 
@@ -1753,10 +1753,10 @@ static int rg_sqlite_audit_each(rg_sqlite *st, const rg_audit_filter *f,
 {
     sqlite3_stmt *s = rg__q(st, Q_AUDIT_EACH);
     sqlite3_bind_int64(s, 1, f->after);
-    rg__text(s, 2, f->clinic);
-    rg__text(s, 3, f->who);
-    rg__time(s, 4, f->since);
-    rg__text(s, 5, f->patient);
+    rg_sqlite_text(s, 2, f->clinic);
+    rg_sqlite_text(s, 3, f->who);
+    rg_sqlite_time(s, 4, f->since);
+    rg_sqlite_text(s, 5, f->patient);
     sqlite3_bind_int64(s, 6, f->limit > 0 ? f->limit : INT64_MAX);
     int rc = SQLITE_DONE, frc = 0;
     while (!frc && (rc = sqlite3_step(s)) == SQLITE_ROW) {
@@ -1793,7 +1793,7 @@ static int rg_sqlite_audit_archive(rg_sqlite *st, rg_time before, int64_t *n)
     *n = sqlite3_changes(st->db);
     s = rg__q(st, Q_AUDIT_BASE);
     sqlite3_bind_int64(s, 1, last);
-    rg__text(s, 2, hash);
+    rg_sqlite_text(s, 2, hash);
     sqlite3_bind_int64(s, 3, rg_now());
     return rg__done(st, s);
 }

@@ -50,4 +50,13 @@ int rg_sqlite_shadow_put(rg_sqlite *st, const char *set, const rg_transition *t)
 int rg_sqlite_shadow_each(rg_sqlite *st, const char *clinic, const char *set, rg_time since,
                           int (*fn)(void *ud, const rg_transition *t), void *ud);
 
+/* Binding and reading, for the backend's files (sqlite.c, protosets.c):
+ * text bound as SQLITE_STATIC (the caller's string must live until the
+ * statement is stepped), NULL as SQL NULL; a time bound or read with
+ * RG_TIME_NONE as SQL NULL. */
+struct sqlite3_stmt;
+void rg_sqlite_text(struct sqlite3_stmt *s, int i, const char *v);
+void rg_sqlite_time(struct sqlite3_stmt *s, int i, rg_time t);
+rg_time rg_sqlite_col_time(struct sqlite3_stmt *s, int i);
+
 #endif
