@@ -229,6 +229,21 @@ static int rg__begin_now(rg_pg *pg)
     return ok ? RG_OK : RG_EDB;
 }
 
+/* The end of a pipeline: its sync point read (1 when it came), and pipeline
+ * mode left (1 when it is off). */
+static int rg__pipe_sync(rg_pg *pg)
+{
+    PGresult *sync = PQgetResult(pg->conn);
+    int ok = sync && PQresultStatus(sync) == PGRES_PIPELINE_SYNC;
+    PQclear(sync);
+    return ok;
+}
+
+static int rg__pipe_off(rg_pg *pg)
+{
+    return PQpipelineStatus(pg->conn) == PQ_PIPELINE_OFF || PQexitPipelineMode(pg->conn);
+}
+
 /* A prepared statement and the BEGIN before it in one pipeline: the
  * statement's result (BEGIN's checked), or NULL with the message kept. */
 static PGresult *rg__run_begun(rg_pg *pg, const char *name, const rg__args *a)
@@ -247,13 +262,9 @@ static PGresult *rg__run_begun(rg_pg *pg, const char *name, const rg__args *a)
     } else {
         ok = rg__pipe_result(pg, NULL, ok) && ok;
         ok = rg__pipe_result(pg, &r, ok) && ok;
-        PGresult *sync = PQgetResult(pg->conn); /* PGRES_PIPELINE_SYNC */
-        if (!sync || PQresultStatus(sync) != PGRES_PIPELINE_SYNC)
-            ok = 0;
-        PQclear(sync);
+        ok = rg__pipe_sync(pg) && ok;
     }
-    if (PQpipelineStatus(pg->conn) != PQ_PIPELINE_OFF && !PQexitPipelineMode(pg->conn))
-        ok = 0;
+    ok = rg__pipe_off(pg) && ok;
     if (ok)
         return r;
     PQclear(r);
@@ -2333,13 +2344,9 @@ static int rg_pg_prefetch(rg_pg *pg, const char *clinic, const char *const *pati
         ok = rg__pipe_result(pg, &p->events, ok) && ok;
         ok = rg__pipe_result(pg, &p->alerts, ok) && ok;
         ok = rg__pipe_result(pg, NULL, ok) && ok;
-        PGresult *sync = PQgetResult(pg->conn); /* PGRES_PIPELINE_SYNC */
-        if (!sync || PQresultStatus(sync) != PGRES_PIPELINE_SYNC)
-            ok = 0;
-        PQclear(sync);
+        ok = rg__pipe_sync(pg) && ok;
     }
-    if (PQpipelineStatus(pg->conn) != PQ_PIPELINE_OFF && !PQexitPipelineMode(pg->conn))
-        ok = 0;
+    ok = rg__pipe_off(pg) && ok;
     if (ok)
         return 1;
     rc = RG_EDB;
@@ -2577,13 +2584,9 @@ static PGresult *rg__commit_pipelined(rg_pg *pg)
                 rg__msg(pg, commit ? PQresultErrorMessage(commit) : PQerrorMessage(pg->conn));
             ok = 0;
         }
-        PGresult *sync = PQgetResult(pg->conn); /* PGRES_PIPELINE_SYNC */
-        if (!sync || PQresultStatus(sync) != PGRES_PIPELINE_SYNC)
-            ok = 0;
-        PQclear(sync);
+        ok = rg__pipe_sync(pg) && ok;
     }
-    if (PQpipelineStatus(pg->conn) != PQ_PIPELINE_OFF && !PQexitPipelineMode(pg->conn))
-        ok = 0;
+    ok = rg__pipe_off(pg) && ok;
     if (ok && tx && PQntuples(tx) != ntxs) { /* (the function raises first: not reached) */
         rg_pg_failed(pg, "a transition was refused after its transaction committed");
         ok = 0;
