@@ -63,6 +63,17 @@ static void setup(void)
 
 static pid_t workers[8]; /* killed by teardown: a failed test leaves no worker behind */
 
+/* Starts worker i of a test on the store at url (w set up like the first
+ * worker): its log in the test's dir, its pid where teardown kills it. */
+static void worker_start(server *w, int i)
+{
+    cr_assert_lt(strlen(url), sizeof w->db);
+    memcpy(w->db, url, strlen(url) + 1);
+    snprintf(w->log, sizeof w->log, "%s/worker-%d.log", dir, i);
+    server_start(w);
+    workers[i] = w->pid;
+}
+
 static void teardown(void)
 {
     for (int i = 0; i < 8; i++)
@@ -392,11 +403,7 @@ Test(pg, failover_three_workers_twenty_kill_9_lose_and_repeat_nothing, .timeout 
     for (int i = 0; i < WORKERS; i++) {
         if (i)
             w[i] = w[0];
-        cr_assert_lt(strlen(url), sizeof w[i].db);
-        memcpy(w[i].db, url, strlen(url) + 1);
-        snprintf(w[i].log, sizeof w[i].log, "%s/worker-%d.log", dir, i);
-        server_start(&w[i]);
-        workers[i] = w[i].pid;
+        worker_start(&w[i], i);
     }
     volatile int ports[WORKERS], stop = 0;
     for (int i = 0; i < WORKERS; i++)
@@ -653,11 +660,7 @@ Test(pg, leases_are_shared_and_a_killed_owners_are_taken_within_10_s, .timeout =
     w[1] = w[0];
     int ports[2];
     for (int i = 0; i < 2; i++) {
-        cr_assert_lt(strlen(url), sizeof w[i].db);
-        memcpy(w[i].db, url, strlen(url) + 1);
-        snprintf(w[i].log, sizeof w[i].log, "%s/worker-%d.log", dir, i);
-        server_start(&w[i]);
-        workers[i] = w[i].pid;
+        worker_start(&w[i], i);
         ports[i] = w[i].port;
         if (i == 0)
             cr_assert_eq(leases_of(w[0].port, NULL), 2, "alone, the first worker holds both");
@@ -957,10 +960,7 @@ Test(pg, activation_through_a_non_owner_reaches_the_owner_and_a_takeover_keeps_i
     w[1] = w[0];
     int ports[2];
     for (int i = 0; i < 2; i++) {
-        memcpy(w[i].db, url, strlen(url) + 1);
-        snprintf(w[i].log, sizeof w[i].log, "%s/worker-%d.log", dir, i);
-        server_start(&w[i]);
-        workers[i] = w[i].pid;
+        worker_start(&w[i], i);
         ports[i] = w[i].port;
     }
     cr_assert(until_leases(ports, 1, 1, 5000) >= 0, "the leases were not shared");
@@ -1215,10 +1215,7 @@ Test(pg, a_non_owner_pushes_back_while_the_owners_backlog_is_over_the_bound, .ti
     w[1] = w[0];
     int ports[2];
     for (int i = 0; i < 2; i++) {
-        memcpy(w[i].db, url, strlen(url) + 1);
-        snprintf(w[i].log, sizeof w[i].log, "%s/worker-%d.log", dir, i);
-        server_start(&w[i]);
-        workers[i] = w[i].pid;
+        worker_start(&w[i], i);
         ports[i] = w[i].port;
     }
     cr_assert(until_leases(ports, 1, 1, 5000) >= 0, "the leases were not shared");
