@@ -937,6 +937,7 @@ Test(store_file, v5_file_upgrades_to_notify_at)
                                   "DROP TABLE shadow_transitions;" /* 12's */
                                   "ALTER TABLE transitions DROP COLUMN cause;" /* 13's */
                                   "DROP TABLE notify_steps; DROP TABLE notify_log;" /* 14's */
+                                  "DROP TABLE open_alerts;" /* 16's */
                                   "PRAGMA user_version = 5;", NULL, NULL, NULL),
                  SQLITE_OK, "%s", sqlite3_errmsg(db));
     sqlite3_close(db);

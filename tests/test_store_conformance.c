@@ -1343,6 +1343,99 @@ CONFORM(reopening_keeps_data_and_a_newer_schema_is_refused)
     cr_assert_not_null(strstr(err, "newer than this program"), "%s", err);
 }
 
+/* Every field of each transition as text, one line each, appended to ud (a
+ * 16 KiB buffer). */
+static int dump_tr(void *ud, const rg_transition *t)
+{
+    char *b = ud;
+    size_t n = strlen(b);
+    snprintf(b + n, 16384 - n, "%lld %lld %lld %lld %d %lld %s %s %s %s %s %s %s %s %s %s %s\n",
+             (long long)t->seq, (long long)t->cseq, (long long)t->at, (long long)t->due,
+             t->open, (long long)t->notify_at, t->clinic, t->patient, t->key, t->protocol,
+             t->version, t->rule, t->severity, t->message, t->params ? t->params : "(null)",
+             t->evidence ? t->evidence : "(null)", t->cause ? t->cause : "(null)");
+    return 0;
+}
+
+static int dump_open(void *ud, int64_t alert_id, const rg_transition *t)
+{
+    char *b = ud;
+    size_t n = strlen(b);
+    snprintf(b + n, 16384 - n, "alert %lld: ", (long long)alert_id);
+    return dump_tr(ud, t);
+}
+
+/* All that reads transitions back: the whole table by seq and by time, a
+ * clinic's feed, a key's history and each patient's open alerts. */
+static void dump_all(char *b)
+{
+    b[0] = '\0';
+    cr_assert_eq(rg_store_each_transition(st, 0, 0, dump_tr, b), RG_OK);
+    cr_assert_eq(rg_store_each_transition(st, 0, 1, dump_tr, b), RG_OK);
+    cr_assert_eq(rg_store_clinic_transitions(st, "north", 0, 100, dump_tr, b), RG_OK);
+    cr_assert_eq(rg_store_key_transitions(st, "north", "k-b", dump_tr, b), RG_OK);
+    cr_assert_eq(rg_store_each_open_alert(st, "north", "p1", dump_open, b), RG_OK);
+    cr_assert_eq(rg_store_each_open_alert(st, "north", "p2", dump_open, b), RG_OK);
+    cr_assert_eq(rg_store_each_open_alert(st, "south", "p9", dump_open, b), RG_OK);
+}
+
+/* A store of version 15 (before open_alerts) is brought to 16 in place:
+ * its transitions read back as they were, the alerts open before are open
+ * after, and the migrated open_alerts refuses what breaks the alternation
+ * of a key's openings and resolutions as a new store does. */
+CONFORM(a_v15_store_upgrades_to_open_alerts_in_place)
+{
+    int64_t a = 0, b = 0, c = 0, d = 0, s = 0, x = 0;
+    rg_transition t = tr(1, "north", "p1", "k-a", T("2026-03-02T10:00:00Z"));
+    t.params = "{\"wait\":7200000}";
+    t.evidence = "[\"ev-1\",\"ev-2\"]";
+    t.cause = "ann (nurse)";
+    cr_assert_eq(rg_store_transition(st, &t, &a), RG_OK, "%s", rg_store_errmsg(st));
+    t = tr(1, "north", "p1", "k-b", T("2026-03-02T11:00:00Z"));
+    cr_assert_eq(rg_store_transition(st, &t, &b), RG_OK);
+    t = tr(0, "north", "p1", "k-b", T("2026-03-02T12:00:00Z"));
+    cr_assert_eq(rg_store_transition(st, &t, &b), RG_OK);
+    t = tr(1, "north", "p2", "k-c", T("2026-03-02T13:00:00Z"));
+    t.notify_at = T("2026-03-03T08:00:00Z");
+    cr_assert_eq(rg_store_transition(st, &t, &c), RG_OK);
+    int64_t cr = c;
+    t = tr(RG_TRANSITION_RERAISED, "north", "p2", "k-c", T("2026-03-02T14:00:00Z"));
+    cr_assert_eq(rg_store_transition(st, &t, &cr), RG_OK);
+    t = tr(1, "south", "p9", "k-a", T("2026-03-02T15:00:00Z"));
+    cr_assert_eq(rg_store_transition(st, &t, &s), RG_OK);
+    static char before[16384], after[16384];
+    dump_all(before);
+    rg_store_close(st);
+    st = NULL;
+    raw_sql(backend_pg ? "DROP TABLE open_alerts; UPDATE schema_version SET version = 15"
+                       : "DROP TABLE open_alerts; PRAGMA user_version = 15");
+    open_store();
+    dump_all(after);
+    cr_assert_str_eq(after, before, "the transitions read back as before the upgrade");
+    cr_assert_not_null(strstr(after, "alert "), "open alerts were read");
+
+    /* what is open after the upgrade is what was open before */
+    t = tr(1, "north", "p1", "k-a", T("2026-03-02T16:00:00Z"));
+    cr_assert_eq(rg_store_transition(st, &t, &x), RG_EDB, "k-a is still open");
+    t = tr(0, "north", "p1", "k-b", T("2026-03-02T16:00:00Z"));
+    cr_assert_eq(rg_store_transition(st, &t, &b), RG_ENOTFOUND, "k-b was resolved");
+    t = tr(0, "north", "p2", "k-c", T("2026-03-02T16:00:00Z"));
+    cr_assert_eq(rg_store_transition(st, &t, &a), RG_ENOTFOUND, "k-c's alert is c, not a");
+    cr_assert_eq(rg_store_transition(st, &t, &c), RG_OK, "%s", rg_store_errmsg(st));
+    t = tr(1, "north", "p1", "k-b", T("2026-03-02T16:10:00Z"));
+    cr_assert_eq(rg_store_transition(st, &t, &d), RG_OK, "k-b opens again");
+    cr_assert_gt(d, s, "after every seq of before");
+    t = tr(0, "south", "p9", "k-a", T("2026-03-02T16:20:00Z"));
+    cr_assert_eq(rg_store_transition(st, &t, &s), RG_OK, "a key is open per clinic");
+    trs o = {0};
+    cr_assert_eq(rg_store_each_open_alert(st, "north", "p1", collect_open, &o), RG_OK);
+    cr_assert_eq(o.n, 2);
+    cr_assert(o.alert[0] == a && o.alert[1] == d);
+    int64_t cseq = 0;
+    cr_assert_eq(rg_store_last_cseq(st, "north", &cseq), RG_OK);
+    cr_assert_eq(cseq, 7, "no gap after the refusals");
+}
+
 CONFORM(first_open_by_racing_processes_is_safe)
 {
     /* a fresh database: the fixture's own store is closed and the schema emptied */
@@ -1430,6 +1523,7 @@ Test(conf_pg, a_v5_database_upgrades_in_place, .init = setup_pg, .fini = teardow
             "DROP TABLE shadow_transitions;" /* version 12's */
             "ALTER TABLE transitions DROP COLUMN cause;" /* version 13's */
             "DROP TABLE notify_steps; DROP TABLE notify_log;" /* version 14's */
+            "DROP TABLE open_alerts;" /* version 16's */
             "UPDATE schema_version SET version = 5");
     cr_assert_eq(pg_int("SELECT count(*) FROM information_schema.columns"
                         " WHERE table_schema = current_schema() AND column_name = 'notify_at'"),
@@ -1575,6 +1669,50 @@ Test(conf_pg, an_event_committed_while_the_owner_answers_keeps_its_patient_due,
     cr_assert_geq(rg_now() - t0, 200, "it waited for the other's commit");
     other_worker_done(kid);
     cr_assert_eq(ps.next_wake, T("2026-03-02T11:00:00Z"), "e2 is still due");
+}
+
+/* Two workers open the same key at once: the second's insert of its
+ * open_alerts row waits for the first's commit and is then refused, so the
+ * key has one opening (a read of the key's last transition, as the guard
+ * was before schema 16, would see nothing uncommitted and let both in). */
+Test(conf_pg, two_workers_opening_one_key_get_one_opening, .init = setup_pg, .fini = teardown)
+{
+    NO_PG_SKIP();
+    int ready[2];
+    cr_assert_eq(pipe(ready), 0);
+    pid_t kid = fork();
+    cr_assert_geq(kid, 0);
+    if (kid == 0) {
+        rg_store *other = NULL;
+        char err[512];
+        int64_t a = 0;
+        rg_transition t = tr(1, "north", "p1", "k-z", T("2026-03-02T10:00:00Z"));
+        int ok = rg_store_open(&other, url, NULL, err, sizeof err) == RG_OK &&
+                 rg_store_begin(other) == RG_OK && rg_store_transition(other, &t, &a) == RG_OK;
+        ok = write(ready[1], "x", 1) == 1 && ok; /* opened, not committed */
+        usleep(300000);
+        ok = ok && rg_store_commit(other) == RG_OK;
+        rg_store_close(other);
+        _exit(ok ? 0 : 1);
+    }
+    char x;
+    close(ready[1]);
+    cr_assert_eq(read(ready[0], &x, 1), 1, "the other worker opened nothing");
+    close(ready[0]);
+    int64_t b = 0;
+    rg_transition t = tr(1, "north", "p1", "k-z", T("2026-03-02T10:00:30Z"));
+    cr_assert_eq(rg_store_begin(st), RG_OK);
+    rg_time t0 = rg_now();
+    cr_assert_eq(rg_store_transition(st, &t, &b), RG_EDB, "the key is open (the other's)");
+    cr_assert_geq(rg_now() - t0, 200, "it waited for the other's commit");
+    rg_store_rollback(st);
+    int status = 0;
+    cr_assert_eq(waitpid(kid, &status, 0), kid);
+    cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "the other worker failed");
+    cr_assert_eq(pg_int("SELECT count(*) FROM transitions WHERE key = 'k-z'"), 1);
+    int64_t cseq = 0;
+    cr_assert_eq(rg_store_last_cseq(st, "north", &cseq), RG_OK);
+    cr_assert_eq(cseq, 1, "the refused one took no number");
 }
 
 /* ---- leases (many workers) ---------------------------------------------------------- */

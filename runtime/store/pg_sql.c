@@ -197,17 +197,35 @@ const rg_pg_step rg_pg_steps[] = {
      "ALTER TABLE events DROP CONSTRAINT events_pkey;"
      "ALTER TABLE events ADD PRIMARY KEY (clinic, patient, at, seq);"
      "DROP INDEX events_by_patient;"},
+    /* 15 -> 16, as store_sql.c's step: the alerts open now by (clinic, key)
+     * (open_alerts), whose primary key keeps a key's openings and
+     * resolutions alternating: an opening's insert of its row waits for a
+     * concurrent one of the same key (another worker's) and then does
+     * nothing, so a transition is refused by the index, not by a read that
+     * two writers could both pass. Filled from the openings nothing came
+     * after. */
+    {15, 16,
+     "CREATE TABLE open_alerts("
+     "  clinic text COLLATE \"C\" NOT NULL, key text COLLATE \"C\" NOT NULL,"
+     "  alert bigint NOT NULL, patient text COLLATE \"C\" NOT NULL,"
+     "  PRIMARY KEY(clinic, key)) PARTITION BY HASH (clinic);"
+     "DO $$ BEGIN"
+     "  FOR i IN 0.." RG__STR(RG__PARTS) " - 1 LOOP"
+     "    EXECUTE format('CREATE TABLE %I PARTITION OF open_alerts FOR VALUES WITH"
+     " (MODULUS " RG__STR(RG__PARTS) ", REMAINDER %s)', 'open_alerts_p' || i, i);"
+     "  END LOOP; END $$;"
+     "INSERT INTO open_alerts SELECT o.clinic, o.key, o.seq, o.patient FROM transitions o"
+     "  WHERE o.state = 'open' AND NOT EXISTS (SELECT 1 FROM transitions n"
+     "  WHERE n.clinic = o.clinic AND n.key = o.key AND n.seq > o.seq"
+     "  AND n.state <> 'reraised');"},
 };
 const size_t rg_pg_nsteps = sizeof rg_pg_steps / sizeof rg_pg_steps[0];
 
-/* See RG__STILL_OPEN in store_sql.c. Before a growing store's statistics are
- * gathered the planner may run this on the (clinic, cseq) index, filtering
- * every row of the clinic (40 ms per open-alert read at 71,000 transitions;
- * docs/scale-out.md). The max(seq) form avoids that but halved one worker's
- * HTTP ingest in steady state, so this form stays. */
-#define RG__STILL_OPEN(o)                                                                    \
-    "NOT EXISTS (SELECT 1 FROM transitions n WHERE n.clinic = " o ".clinic AND n.key = " o \
-    ".key AND n.seq > " o ".seq AND n.state <> 'reraised')"
+/* See RG__STILL_OPEN in store_sql.c: one lookup of open_alerts' primary
+ * key (schema 16). */
+#define RG__STILL_OPEN(o)                                                                   \
+    "EXISTS (SELECT 1 FROM open_alerts k WHERE k.clinic = " o ".clinic AND k.key = " o \
+    ".key AND k.alert = " o ".seq)"
 
 #define RG__TRANSITION_COLS                                                                 \
     "seq, at, state, clinic, patient, key, protocol, version, rule, severity, message, due," \
@@ -370,24 +388,31 @@ const char *const rg_pg_sql[P__COUNT] = {
         " ORDER BY t.seq",
     [P_KEY_LAST] = "SELECT seq, state FROM transitions WHERE clinic = $1 AND key = $2"
                    " AND state <> 'reraised' ORDER BY seq DESC LIMIT 1",
-    /* One round trip, no read before it: the key's last transition (l) is
-     * the insert's guard (openings and resolutions of a key alternate; a
-     * resolution or a re-raise names the key's open alert, $1), and the
-     * clinic's counter moves only when the guard lets the row in. A refused
-     * transition answers no row and writes nothing. */
+    /* One round trip, no read before it: the key's row in open_alerts is
+     * the guard (openings and resolutions of a key alternate; a resolution
+     * or a re-raise names the key's open alert, $1). An opening adds it
+     * (k: nothing when the key is open, after waiting for a concurrent
+     * writer of the same key), a resolution takes it out (d), a re-raise
+     * locks it (u); the clinic's counter moves and the row goes in only
+     * when one of them found its row. A refused transition answers no row
+     * and writes nothing (its seq, s, is skipped: seq has gaps). */
     [P_TRANSITION] =
-        "WITH l AS (SELECT seq, state FROM transitions WHERE clinic = $4 AND key = $6"
-        "  AND state <> 'reraised' ORDER BY seq DESC LIMIT 1),"
-        " g AS (SELECT 1 FROM (SELECT 1) o LEFT JOIN l ON true WHERE CASE WHEN $3 = 'open'"
-        "  THEN l.state IS DISTINCT FROM 'open'"
-        "  ELSE l.state IS NOT DISTINCT FROM 'open' AND l.seq = $1::bigint END),"
+        "WITH s AS (SELECT nextval('transition_seq') AS n),"
+        " k AS (INSERT INTO open_alerts(clinic, key, alert, patient) SELECT $4, $6, s.n, $5"
+        "  FROM s WHERE $3 = 'open' ON CONFLICT (clinic, key) DO NOTHING RETURNING alert),"
+        " d AS (DELETE FROM open_alerts WHERE $3 = 'resolved' AND clinic = $4 AND key = $6"
+        "  AND alert = $1::bigint RETURNING alert),"
+        " u AS (UPDATE open_alerts SET alert = alert WHERE $3 = 'reraised' AND clinic = $4"
+        "  AND key = $6 AND alert = $1::bigint RETURNING alert),"
+        " g AS (SELECT alert FROM k UNION ALL SELECT alert FROM d UNION ALL SELECT alert FROM u),"
         " c AS (INSERT INTO counters(clinic, name, value) SELECT $4::text, 'cseq', 1 FROM g"
         "  ON CONFLICT (clinic, name) DO UPDATE SET value = counters.value + 1 RETURNING value),"
         " t AS ("
-        " INSERT INTO transitions(alert_id, at, state, clinic, patient, key, protocol, version,"
-        " rule, severity, message, due, params, evidence, recorded, cseq, notify_at, cause)"
-        " SELECT $1::bigint, $2::bigint, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12::bigint, $13,"
-        " $14, $15::bigint, c.value, $16::bigint, $17 FROM c RETURNING seq, cseq)"
+        " INSERT INTO transitions(seq, alert_id, at, state, clinic, patient, key, protocol,"
+        " version, rule, severity, message, due, params, evidence, recorded, cseq, notify_at,"
+        " cause)"
+        " SELECT s.n, $1::bigint, $2::bigint, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12::bigint,"
+        " $13, $14, $15::bigint, c.value, $16::bigint, $17 FROM c, s RETURNING seq, cseq)"
         " SELECT seq, cseq, pg_notify('" RG__CHANNEL "', $4) FROM t",
     [P_TRANSITIONS_SEQ] = "SELECT " RG__TRANSITION_COLS " FROM transitions WHERE seq > $1"
                           " ORDER BY seq",
@@ -550,7 +575,7 @@ const char *const rg_pg_sql[P__COUNT] = {
         " $17::text[])",
 };
 
-/* P_TRANSITION's guard and insert for each element of the arrays in turn
+/* P_TRANSITION's guard (open_alerts) and insert for each element of the arrays in turn
  * (one round trip for a group's transitions), made in each session's own
  * temporary schema at connect: no schema change. An alert id below 0 names
  * the opening at that position (1-based) of the same call. A refused row
@@ -563,23 +588,29 @@ const char rg_pg_txs_fn[] =
     " a_rule text[], a_severity text[], a_message text[], a_due bigint[], a_params text[],"
     " a_evidence text[], a_recorded bigint[], a_notify bigint[], a_cause text[])"
     " RETURNS TABLE(o int, s bigint, q bigint) LANGUAGE plpgsql AS $f$"
-    " DECLARE l_seq bigint; l_state text; aid bigint; v bigint; seqs bigint[] := '{}';"
+    " DECLARE l_seq bigint; aid bigint; v bigint; seqs bigint[] := '{}';"
     " BEGIN"
     "  FOR i IN 1 .. coalesce(array_length(a_key, 1), 0) LOOP"
     "   aid := a_alert[i];"
     "   IF aid < 0 THEN aid := seqs[-aid]; END IF;"
-    "   l_seq := NULL; l_state := NULL;"
-    "   SELECT t.seq, t.state INTO l_seq, l_state FROM transitions t WHERE t.clinic = a_clinic[i]"
-    "    AND t.key = a_key[i] AND t.state <> 'reraised' ORDER BY t.seq DESC LIMIT 1;"
-    "   IF (a_state[i] = 'open' AND l_state IS DISTINCT FROM 'open') OR (a_state[i] <> 'open'"
-    "    AND l_state IS NOT DISTINCT FROM 'open' AND l_seq = aid) THEN"
+    "   l_seq := nextval('transition_seq');"
+    "   IF a_state[i] = 'open' THEN"
+    "    INSERT INTO open_alerts(clinic, key, alert, patient)"
+    "     VALUES(a_clinic[i], a_key[i], l_seq, a_patient[i]) ON CONFLICT (clinic, key) DO NOTHING;"
+    "   ELSIF a_state[i] = 'resolved' THEN"
+    "    DELETE FROM open_alerts WHERE clinic = a_clinic[i] AND key = a_key[i] AND alert = aid;"
+    "   ELSE"
+    "    UPDATE open_alerts SET alert = alert WHERE clinic = a_clinic[i] AND key = a_key[i]"
+    "     AND alert = aid;"
+    "   END IF;"
+    "   IF FOUND THEN"
     "    INSERT INTO counters(clinic, name, value) VALUES(a_clinic[i], 'cseq', 1)"
     "     ON CONFLICT (clinic, name) DO UPDATE SET value = counters.value + 1 RETURNING value INTO v;"
-    "    INSERT INTO transitions(alert_id, at, state, clinic, patient, key, protocol, version, rule,"
-    "     severity, message, due, params, evidence, recorded, cseq, notify_at, cause)"
-    "     VALUES(aid, a_at[i], a_state[i], a_clinic[i], a_patient[i], a_key[i], a_protocol[i],"
-    "     a_version[i], a_rule[i], a_severity[i], a_message[i], a_due[i], a_params[i],"
-    "     a_evidence[i], a_recorded[i], v, a_notify[i], a_cause[i]) RETURNING seq INTO l_seq;"
+    "    INSERT INTO transitions(seq, alert_id, at, state, clinic, patient, key, protocol, version,"
+    "     rule, severity, message, due, params, evidence, recorded, cseq, notify_at, cause)"
+    "     VALUES(l_seq, aid, a_at[i], a_state[i], a_clinic[i], a_patient[i], a_key[i],"
+    "     a_protocol[i], a_version[i], a_rule[i], a_severity[i], a_message[i], a_due[i],"
+    "     a_params[i], a_evidence[i], a_recorded[i], v, a_notify[i], a_cause[i]);"
     "    seqs[i] := l_seq;"
     "    PERFORM pg_notify('" RG__CHANNEL "', a_clinic[i]);"
     "    o := i; s := l_seq; q := v; RETURN NEXT;"

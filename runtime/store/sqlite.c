@@ -42,6 +42,10 @@ struct rg_backend {
         int64_t cseq;
     } cseq[8];
     int ncseq, cseq_next;
+    /* the last transition seq in this write transaction (0: not read yet;
+     * emptied like cseq): an opening's seq is known before its insert, for
+     * its open_alerts row (schema 16) */
+    int64_t tseq;
     /* the last event seq given in this write transaction (0: not read yet
      * from event_seq) and whether event_seq must be written before commit
      * (schema v12: events has no rowid; emptied like cseq) */
@@ -509,6 +513,7 @@ static int rg_sqlite_begin(rg_sqlite *st)
 {
     st->sched_patient[0] = '\0';
     st->ncseq = 0;
+    st->tseq = 0;
     st->evseq = 0;
     st->evseq_dirty = 0;
     return rg__done(st, rg__q(st, Q_BEGIN));
@@ -525,6 +530,7 @@ static int rg_sqlite_begin_read(rg_sqlite *st)
 static int rg_sqlite_commit(rg_sqlite *st)
 {
     st->ncseq = 0;
+    st->tseq = 0;
     int rc = st->evseq_dirty ? rg__evseq_put(st) : RG_OK;
     st->evseq = 0;
     st->evseq_dirty = 0;
@@ -570,6 +576,7 @@ static const char *rg_sqlite_fault(rg_sqlite *st, rg_time *since)
 static void rg_sqlite_rollback(rg_sqlite *st)
 {
     st->ncseq = 0;
+    st->tseq = 0;
     st->evseq = 0;
     st->evseq_dirty = 0;
     st->rollbacks++;
@@ -1120,19 +1127,40 @@ static int rg__key_last(rg_sqlite *st, const char *clinic, const char *key, int6
     return RG_OK;
 }
 
-/* One row per transition: an opening is the alert (its id is the row's
- * seq), a resolution names the alert it closes. What is refused (opening an
- * open key, resolving what is not open) is refused by the insert's own
- * guard (Q_TRANSITION): one statement, no read before it. */
-static int rg_sqlite_transition(rg_sqlite *st, rg_transition *t, int64_t *alert_idp)
+/* The open_alerts row of transition t (schema 16), the store's own check
+ * that a key's openings and resolutions alternate, with no read of the
+ * key's transitions: an opening adds the key's row (alert seq), which its
+ * primary key refuses while the key is open; a resolution takes out the row
+ * naming its alert; a re-raise needs it there. RG_OK, RG_EDB (refused
+ * opening, or a failed statement), RG_ENOTFOUND (refused otherwise). */
+static int rg__open_row(rg_sqlite *st, const rg_transition *t, int64_t alert, int64_t seq)
 {
-    int64_t cseq, *cseq_slot;
-    int opening = t->open == 1;
-    if (rg__last_cseq(st, t->clinic, &cseq, &cseq_slot))
+    int q = t->open == 1 ? Q_OPEN_ADD : t->open ? Q_OPEN_HAS : Q_OPEN_DEL;
+    sqlite3_stmt *s = rg__q(st, q);
+    rg_sqlite_text(s, 1, t->clinic);
+    rg_sqlite_text(s, 2, t->key);
+    sqlite3_bind_int64(s, 3, q == Q_OPEN_ADD ? seq : alert);
+    if (q == Q_OPEN_ADD)
+        rg_sqlite_text(s, 4, t->patient);
+    int rc = sqlite3_step(s);
+    int found = q == Q_OPEN_HAS ? rc == SQLITE_ROW : sqlite3_changes(st->db) > 0;
+    sqlite3_reset(s);
+    if (rc != SQLITE_DONE && rc != SQLITE_ROW) {
+        rg__fault(st, sqlite3_extended_errcode(st->db));
         return RG_EDB;
+    }
+    if (!found)
+        return q == Q_OPEN_ADD ? RG_EDB /* the key is open already */ : RG_ENOTFOUND;
+    return RG_OK;
+}
+
+/* The row of transition t, numbered seq (and cseq in its clinic). */
+static int rg__transition_row(rg_sqlite *st, const rg_transition *t, int64_t alert, int64_t seq,
+                              int64_t cseq)
+{
     sqlite3_stmt *s = rg__q(st, Q_TRANSITION);
-    if (!opening)
-        sqlite3_bind_int64(s, 1, *alert_idp);
+    if (alert)
+        sqlite3_bind_int64(s, 1, alert);
     sqlite3_bind_int64(s, 2, t->at);
     rg_sqlite_text(s, 3, RG_TRANSITION_STATE(t));
     rg_sqlite_text(s, 4, t->clinic);
@@ -1147,18 +1175,63 @@ static int rg_sqlite_transition(rg_sqlite *st, rg_transition *t, int64_t *alert_
     rg_sqlite_text(s, 13, t->params ? t->params : "{}");
     rg_sqlite_text(s, 14, t->evidence ? t->evidence : "[]");
     sqlite3_bind_int64(s, 15, rg_now());
-    sqlite3_bind_int64(s, 16, cseq + 1);
+    sqlite3_bind_int64(s, 16, cseq);
     if (t->notify_at > t->at) /* never earlier; unset (0, RG_TIME_NONE) means at */
         sqlite3_bind_int64(s, 17, t->notify_at);
     if (t->cause)
         rg_sqlite_text(s, 18, t->cause);
-    if (rg__done(st, s))
+    sqlite3_bind_int64(s, 19, seq);
+    return rg__done(st, s);
+}
+
+/* One row per transition: an opening is the alert (its id is the row's
+ * seq), a resolution names the alert it closes. What is refused (opening an
+ * open key, resolving what is not open) is refused by open_alerts' primary
+ * key (rg__open_row) before the row goes in: no read before the insert but
+ * the table's last seq, once per transaction. */
+static int rg_sqlite_transition(rg_sqlite *st, rg_transition *t, int64_t *alert_idp)
+{
+    int64_t cseq, *cseq_slot, seq = st->tseq;
+    int opening = t->open == 1, in_txn = !sqlite3_get_autocommit(st->db);
+    if (rg__last_cseq(st, t->clinic, &cseq, &cseq_slot))
         return RG_EDB;
-    if (!sqlite3_changes(st->db)) /* refused by the statement's guard */
-        return opening ? RG_EDB /* the key is open already */ : RG_ENOTFOUND;
+    /* outside a transaction the two writes still go in together or not at all */
+    if (!in_txn && sqlite3_exec(st->db, "SAVEPOINT rg_transition", NULL, NULL, NULL) != SQLITE_OK) {
+        rg__fault(st, sqlite3_extended_errcode(st->db));
+        return RG_EDB;
+    }
+    int rc = RG_OK;
+    if (!in_txn || !seq) {
+        sqlite3_stmt *q = rg__q(st, Q_LAST_SEQ);
+        int qrc = sqlite3_step(q);
+        seq = qrc == SQLITE_ROW ? sqlite3_column_int64(q, 0) : 0;
+        sqlite3_reset(q);
+        if (qrc != SQLITE_ROW) {
+            rg__fault(st, sqlite3_extended_errcode(st->db));
+            rc = RG_EDB;
+        }
+    }
+    seq++;
+    if (rc == RG_OK)
+        rc = rg__open_row(st, t, opening ? 0 : *alert_idp, seq);
+    if (rc == RG_OK)
+        rc = rg__transition_row(st, t, opening ? 0 : *alert_idp, seq, cseq + 1);
+    if (!in_txn) {
+        const char *end = rc ? "ROLLBACK TO rg_transition; RELEASE rg_transition"
+                             : "RELEASE rg_transition";
+        if (sqlite3_exec(st->db, end, NULL, NULL, NULL) != SQLITE_OK && !rc) {
+            rg__fault(st, sqlite3_extended_errcode(st->db));
+            rc = RG_EDB;
+        }
+    }
+    if (rc) {
+        st->tseq = 0; /* (in a transaction, the caller rolls it back) */
+        return rc;
+    }
     if (cseq_slot)
         *cseq_slot = cseq + 1;
-    t->seq = sqlite3_last_insert_rowid(st->db);
+    st->tseq = in_txn ? seq : 0;
+    t->seq = seq;
     if (opening)
         *alert_idp = t->seq;
     return RG_OK;

@@ -41,7 +41,10 @@
 /* 14: notify_steps and notify_log, the service's notifications (issue 29) */
 /* 15: a lean event row (issue 27: the body and the compiled fields once,
  * clustered by (clinic, patient, at, seq), digests as 32 bytes) */
-#define RG_SCHEMA_VERSION 15
+/* 16: open_alerts, the alerts open now by (clinic, key): its primary key
+ * keeps a key's openings and resolutions alternating without a read before
+ * each transition insert (issue 26) */
+#define RG_SCHEMA_VERSION 16
 
 typedef struct rg_store rg_store;
 

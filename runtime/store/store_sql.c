@@ -291,14 +291,29 @@ const char *const rg_store_migrations[] = {
     "INSERT INTO event_seq SELECT coalesce(max(seq), 0) FROM events;"
     "DROP TABLE events;"
     "ALTER TABLE events_v15 RENAME TO events;",
+    /* 15 -> 16: cheaper transitions (issue 26). The alerts open now, one
+     * row per (clinic, key) naming its opening (alert) and its patient: an
+     * opening adds its row, a resolution takes it out, so the primary key
+     * refuses what would break the alternation of a key's openings and
+     * resolutions (an opening of an open key, a resolution of another
+     * alert), for any writer, without the read of the key's last transition
+     * that each insert made before (rg_store_transition). "Still open" is a
+     * lookup here (RG__STILL_OPEN). Filled from the openings nothing came
+     * after. */
+    "CREATE TABLE open_alerts("
+    "  clinic TEXT NOT NULL, key TEXT NOT NULL, alert INTEGER NOT NULL, patient TEXT NOT NULL,"
+    "  PRIMARY KEY(clinic, key)) WITHOUT ROWID;"
+    "INSERT INTO open_alerts SELECT o.clinic, o.key, o.seq, o.patient FROM transitions o"
+    "  WHERE o.state = 'open' AND NOT EXISTS (SELECT 1 FROM transitions n"
+    "  WHERE n.clinic = o.clinic AND n.key = o.key AND n.seq > o.seq AND n.state <> 'reraised');",
 };
 const size_t rg_store_nmigrations = sizeof rg_store_migrations / sizeof rg_store_migrations[0];
 
-/* An opening transition (row o) whose alert is still open: nothing came
- * after it for its key (openings and resolutions of a key alternate). */
-#define RG__STILL_OPEN(o)                                                                    \
-    "NOT EXISTS (SELECT 1 FROM transitions n WHERE n.clinic = " o ".clinic AND n.key = " o \
-    ".key AND n.seq > " o ".seq AND n.state <> 'reraised')"
+/* An opening transition (row o) whose alert is still open: open_alerts
+ * names it (schema 16; one lookup of its primary key). */
+#define RG__STILL_OPEN(o)                                                                   \
+    "EXISTS (SELECT 1 FROM open_alerts k WHERE k.clinic = " o ".clinic AND k.key = " o \
+    ".key AND k.alert = " o ".seq)"
 
 /* The last transition of a key that is not a re-raise: open, or resolved,
  * or no row. */
@@ -429,17 +444,24 @@ const char *const rg_store_sql[Q__COUNT] = {
         " ORDER BY t.seq",
     /* the last transition of a key: open, or resolved, or none */
     [Q_KEY_LAST] = RG__KEY_LAST("?1", "?2"),
-    /* One statement, no read before it: the insert carries its own guard
-     * (openings and resolutions of a key alternate; a resolution or a
-     * re-raise names the key's open alert, ?1), so a refused transition
-     * writes nothing and rg_store_transition asks why only then. */
+    /* No read before it: rg_store_transition first claims the key in
+     * open_alerts (Q_OPEN_ADD, Q_OPEN_DEL, Q_OPEN_HAS: openings and
+     * resolutions of a key alternate; a resolution or a re-raise names the
+     * key's open alert), so a refused transition writes nothing, then
+     * inserts the row with the seq it gave the opening (?19). */
     [Q_TRANSITION] =
         "INSERT INTO transitions(alert_id, at, state, clinic, patient, key, protocol, version,"
-        " rule, severity, message, due, params, evidence, recorded, cseq, notify_at, cause)"
-        " SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18"
-        " FROM (SELECT 1) LEFT JOIN (" RG__KEY_LAST("?4", "?6") ") l"
-        " WHERE CASE WHEN ?3 = 'open' THEN l.state IS NOT 'open'"
-        " ELSE l.state IS 'open' AND l.seq = ?1 END",
+        " rule, severity, message, due, params, evidence, recorded, cseq, notify_at, cause, seq)"
+        " VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18,"
+        " ?19)",
+    /* an opening: refused (no row) when its key is open already */
+    [Q_OPEN_ADD] = "INSERT INTO open_alerts(clinic, key, alert, patient) VALUES(?1, ?2, ?3, ?4)"
+                   " ON CONFLICT(clinic, key) DO NOTHING",
+    /* a resolution: refused (no row) unless it names the key's open alert */
+    [Q_OPEN_DEL] = "DELETE FROM open_alerts WHERE clinic = ?1 AND key = ?2 AND alert = ?3",
+    /* a re-raise: the alert it names is open */
+    [Q_OPEN_HAS] = "SELECT 1 FROM open_alerts WHERE clinic = ?1 AND key = ?2 AND alert = ?3",
+    [Q_LAST_SEQ] = "SELECT coalesce(max(seq), 0) FROM transitions",
     [Q_TRANSITIONS_SEQ] =
         "SELECT seq, at, state, clinic, patient, key, protocol, version, rule, severity,"
         " message, due, params, evidence, cseq, coalesce(notify_at, at), cause FROM transitions WHERE seq > ?1 ORDER BY seq",
