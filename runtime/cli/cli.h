@@ -81,6 +81,7 @@ typedef struct rg_cli_opts {
     const char *clinic_names[64], *clinic_dirs[64];
     int nclinics;
     int jobs;     /* sweep: worker threads; 0: the processors available */
+    int from_memory; /* sweep --from-memory: histories read into memory first, untimed */
     int describe; /* check --describe */
     rg_limits limits;
     rg_time future_skew; /* ingest: --future-skew (0: the default; negative: no check) */
