@@ -17,7 +17,11 @@
 #        the bound (bench/bound.c: read the events in the engine's order and
 #        hand each to a trivial Lua function), and
 #        the peer (bench/peer/peer.js: json-rules-engine with the two rules of
-#        bench/two-rules, which regimen runs for the comparison);
+#        bench/two-rules, which regimen runs for the comparison), timed end to
+#        end from the JSON Lines file and its evaluation alone; regimen's
+#        two-rule sweep likewise from disk and from memory (`sweep
+#        --from-memory`: every history read into the history cache first,
+#        untimed; up to PEER_MAX patients);
 #      the naive program's alert counts must equal regimen's (agree = yes);
 #   3. `regimen simulate` and `regimen diff` (a one-parameter change of the
 #      shipped ketamine set) of the 10k cohort (SIM_SIZE), end to end, SIM_RUNS
@@ -240,6 +244,9 @@ fi
 # with it the shipped-set sweep runs twice, on one core and with the default
 ONE=()
 if "$BIN" --help 2>/dev/null | grep '^  sweep .*--jobs' >/dev/null; then ONE=(--jobs 1); fi
+# `regimen sweep --from-memory` (histories read into memory first, untimed)
+MEMSWEEP=0
+if "$BIN" --help 2>/dev/null | grep -- '--from-memory' >/dev/null; then MEMSWEEP=1; fi
 
 # naive_sweep NAME DB AT: the naive program's sweep, its line parsed into R[NAME.*]
 naive_sweep() {
@@ -284,6 +291,22 @@ for N in "${SIZES[@]}"; do
     # the two-rule sweep on one core: its baselines (naive, peer) use one
     copy_db "$DB" "$WORK/two.db" && sweep_stage "two-$S" "$WORK/two.db" --protocols bench/two-rules "${ONE[@]}"
     rm -f "$WORK"/two.db*
+    # the same sweep with every history read into memory first (the history
+    # cache, untimed): like with like against the peer's evaluation alone,
+    # which has its histories in memory; where the peer runs (PEER_MAX)
+    # (the faster of two runs, as for the naive program's sweep: it is short)
+    if [ "$MEMSWEEP" = 1 ] && [ "$N" -le "$PEER_MAX" ]; then
+        for k in 1 2; do
+            copy_db "$DB" "$WORK/two.db" && sweep_stage "two-mem$k-$S" "$WORK/two.db" --protocols bench/two-rules --from-memory
+            rm -f "$WORK"/two.db*
+            if [[ "$(grep '^from memory: ' "$WORK/two-mem$k-$S.err" | tail -1)" =~ ^from\ memory:\ ([0-9]+)\ of\ ([0-9]+)\ .*\ in\ ([0-9.]+)\ s ]]; then
+                R[two-mem$k-$S.hits]=${BASH_REMATCH[1]} R[two-mem$k-$S.warm]=${BASH_REMATCH[3]}
+            fi
+        done
+        b=1
+        have "two-mem2-$S.pps" && { ! have "two-mem1-$S.pps" || awk -v a="${R[two-mem2-$S.pps]}" -v b="${R[two-mem1-$S.pps]}" 'BEGIN { exit !(a > b) }'; } && b=2
+        for k in patients events secs pps eps rss hits warm; do R[two-mem-$S.$k]=${R[two-mem$b-$S.$k]:-}; done
+    fi
     # the bound runs twice (both modes each time) and keeps the faster of each
     # mode: it is short, and a single run is easily disturbed by writeback of
     # the sweeps' databases or by other work on the machine
@@ -564,6 +587,9 @@ for N in "${SIZES[@]}"; do
     fi
     echo "| 2. sweep, shipped protocol set (\`regimen sweep\`, $JOBS_NOTE) | $S | $(num "$(g sweep-$S.events)") | $(g sweep-$S.secs) | $(num "$(g sweep-$S.pps)") patients/s, $(num "$(g sweep-$S.eps)") events/s | $(g sweep-$S.rss) |"
     echo "| 2. sweep, two rules (\`--protocols bench/two-rules${ONE[*]:+ ${ONE[*]}}\`) | $S | $(num "$(g two-$S.events)") | $(g two-$S.secs) | $(num "$(g two-$S.pps)") patients/s, $(num "$(g two-$S.eps)") events/s | $(g two-$S.rss) |"
+    if have "two-mem-$S.pps"; then
+        echo "| 2. sweep, two rules, histories from memory (\`--from-memory\`, the faster of two runs: $(g two-mem-$S.hits) histories read into the history cache first, in $(g two-mem-$S.warm) s, not timed; the store still asked for newer events and each patient's state, transitions written) | $S | $(num "$(g two-mem-$S.events)") | $(g two-mem-$S.secs) | $(num "$(g two-mem-$S.pps)") patients/s, $(num "$(g two-mem-$S.eps)") events/s | $(g two-mem-$S.rss) |"
+    fi
     echo "| naive program: two-rule sweep (one ordered scan, a Lua table per event) | $S | $(num "$(g naive-$S.events)") | $(g naive-$S.seconds) | $(num "$(g naive-$S.patients_per_s)") patients/s, $(num "$(g naive-$S.events_per_s)") events/s | $(g naive-$S.rss) |"
     echo "| bound, per patient (engine's query) | $S | $(num "$(g bound-$S.events)") | $(g bound-$S.patient.secs) | $(num "$(g bound-$S.patient.pps)") patients/s, $(num "$(g bound-$S.patient.eps)") events/s | $(g bound-$S.rss) |"
     echo "| bound, one ordered scan | $S | $(num "$(g bound-$S.events)") | $(g bound-$S.scan.secs) | $(num "$(g bound-$S.scan.pps)") patients/s, $(num "$(g bound-$S.scan.eps)") events/s | (same process) |"
@@ -593,14 +619,14 @@ echo "## Against the baselines (same run, same data)"
 echo
 echo "Ratios of regimen's figure to the baseline's; above 1 regimen is faster. The naive program and the peer run on one core, so the two-rule sweep they are held against does too${ONE[*]:+ (\`${ONE[*]}\`)}."
 echo
-echo "| cohort | ingest / naive ingest (events/s) | shipped-set sweep, one core / naive two-rule sweep | shipped-set sweep, $JOBS_NOTE / naive | two-rule sweep / naive two-rule sweep | two-rule sweep / peer (patients/s) | shipped-set sweep / bound (events/s) | bound used | sweep µs per event |"
-echo "|---|---:|---:|---:|---:|---:|---:|---|---:|"
+echo "| cohort | ingest / naive ingest (events/s) | shipped-set sweep, one core / naive two-rule sweep | shipped-set sweep, $JOBS_NOTE / naive | two-rule sweep / naive two-rule sweep | two-rule sweep / peer (patients/s, both end to end) | two-rule sweep from memory / peer's evaluation alone (patients/s, both from memory) | shipped-set sweep / bound (events/s) | bound used | sweep µs per event |"
+echo "|---|---:|---:|---:|---:|---:|---:|---:|---|---:|"
 for N in "${SIZES[@]}"; do
     S=$(short "$N")
     us=n/a one=n/a
     have "sweep-$S.eps" && us=$(calc "1e6 / ${R[sweep-$S.eps]}" "%.2f")
     if have "sweep1-$S.eps"; then one=$(ratio sweep1-$S.eps naive-$S.events_per_s); fi
-    echo "| $S | $(ratio ingest-$S.eps naive-ingest-$S.eps) | $one | $(ratio sweep-$S.eps naive-$S.events_per_s) | $(ratio two-$S.eps naive-$S.events_per_s) | $(ratio two-$S.pps peer-$S.patients_per_s) | $(ratio sweep-$S.eps bound-$S.eps) | $(g bound-$S.mode) | $us |"
+    echo "| $S | $(ratio ingest-$S.eps naive-ingest-$S.eps) | $one | $(ratio sweep-$S.eps naive-$S.events_per_s) | $(ratio two-$S.eps naive-$S.events_per_s) | $(ratio two-$S.pps peer-$S.patients_per_s) | $(ratio two-mem-$S.pps peer-$S.eval_patients_per_s) | $(ratio sweep-$S.eps bound-$S.eps) | $(g bound-$S.mode) | $us |"
 done
 echo
 echo "Bulk ingest and the database it leaves (the naive program: its own table and index, one transaction; the baseline: BASELINE_BIN, run right after regimen)."
@@ -668,7 +694,7 @@ else
     echo "| two-rule sweep >= 2.0x the naive program | not measured | $(nm) |"
 fi
 if need "two-$REF.pps" "peer-$REF.patients_per_s"; then
-    echo "| two-rule sweep (from the store on disk) >= 2x json-rules-engine's patients/s, both end to end (the peer from the JSON Lines file) | $(num "${R[two-$REF.pps]}") patients/s = $(ratio two-$REF.pps peer-$REF.patients_per_s)x the peer's $(num "${R[peer-$REF.patients_per_s]}") (against the peer's evaluation alone, histories in memory: $(ratio two-$REF.pps peer-$REF.eval_patients_per_s)x its $(num "$(g peer-$REF.eval_patients_per_s)")) | $(yn "${R[two-$REF.pps]} >= 2 * ${R[peer-$REF.patients_per_s]}") |"
+    echo "| two-rule sweep (from the store on disk) >= 2x json-rules-engine's patients/s, both end to end (the peer from the JSON Lines file) | $(num "${R[two-$REF.pps]}") patients/s = $(ratio two-$REF.pps peer-$REF.patients_per_s)x the peer's $(num "${R[peer-$REF.patients_per_s]}") (from memory against the peer's evaluation alone, both with the histories in memory: $(num "$(g two-mem-$REF.pps)") patients/s = $(ratio two-mem-$REF.pps peer-$REF.eval_patients_per_s)x its $(num "$(g peer-$REF.eval_patients_per_s)"); from disk against it: $(ratio two-$REF.pps peer-$REF.eval_patients_per_s)x) | $(yn "${R[two-$REF.pps]} >= 2 * ${R[peer-$REF.patients_per_s]}") |"
 else
     echo "| two-rule sweep >= 2x json-rules-engine's patients/s | not measured$([ "$MODE" = smoke ] && echo " (no peer in a smoke run)") | $(nm) |"
 fi

@@ -991,3 +991,110 @@ Test(one_pass, stored_identity_without_a_tree)
     rg_event_clear(&eb);
     rg_event_clear(&ec);
 }
+
+/* ---- a request body read in one pass (POST /v1/events) ------------------- */
+
+/* Reads body with rg_event_parse_body and, when it accepts, checks every
+ * event against the reference path of the HTTP API (jansson's tree of the
+ * body, then rg_event_from_json per element): the tree must load, hold as
+ * many events, each valid and the same event, its body the element's text
+ * as received (the same JSON value as the element). Returns 1 when the
+ * one-pass read accepted the body. */
+static int body_agrees(const char *text)
+{
+    rg_event *evs = (rg_event *)1;
+    size_t n = 7;
+    int rc = rg_event_parse_body(text, strlen(text), &evs, &n);
+    if (rc != RG_OK) {
+        cr_assert(!evs && n == 0, "body %.300s: declined, but events left", text);
+        return 0;
+    }
+    json_error_t je;
+    json_t *tree = rg_json_loadb(text, strlen(text), JSON_REJECT_DUPLICATES, &je);
+    cr_assert_not_null(tree, "body %.300s: read in one pass, but jansson says %s", text, je.text);
+    cr_assert(json_is_object(tree) || json_is_array(tree));
+    size_t want = json_is_object(tree) ? 1 : json_array_size(tree);
+    cr_assert_eq(n, want, "body %.300s: %zu events against the tree's %zu", text, n, want);
+    for (size_t i = 0; i < n; i++) {
+        json_t *item = json_is_object(tree) ? tree : json_array_get(tree, i);
+        rg_event b;
+        char f[RG_FIELD_MAX], e[512];
+        cr_assert_eq(rg_event_from_json(&b, item, f, e, sizeof e), RG_OK, "%s", e);
+        const rg_event *a = &evs[i];
+        cr_assert(!a->json && a->mem, "event %zu: read without a tree", i);
+        cr_assert_str_eq(a->id, b.id);
+        cr_assert_str_eq(a->clinic, b.clinic);
+        cr_assert_str_eq(a->patient, b.patient);
+        cr_assert_str_eq(a->type, b.type);
+        cr_assert_eq(a->at, b.at);
+        cr_assert_eq(a->offset_min, b.offset_min);
+        cr_assert_eq(a->version, b.version);
+        cr_assert_eq(a->status, b.status);
+        cr_assert_eq(a->corrected_at, b.corrected_at);
+        cr_assert_eq(!a->corrected_by, !b.corrected_by);
+        cr_assert_eq(a->fields.len, b.fields.len);
+        cr_assert(a->fields.len == 0 || !memcmp(a->fields.p, b.fields.p, a->fields.len));
+        cr_assert_not_null(strstr(text, a->body), "event %zu: its body is its text as received", i);
+        cr_assert_eq(a->body[0], '{');
+        cr_assert_eq(a->body[strlen(a->body) - 1], '}');
+        json_t *back = json_loads(a->body, 0, &je);
+        cr_assert(back && json_equal(back, item), "event %zu: body %s", i, a->body);
+        json_decref(back);
+        rg_event_clear(&b);
+    }
+    json_decref(tree);
+    rg_event_free_all(evs, n);
+    return 1;
+}
+
+#define EV1 HEAD ",\"data\":{\"a\":1,\"b\":\"x\"}}"
+#define EV2 "{\"id\":\"e2\",\"clinic\":\"c\",\"patient\":\"q\",\"type\":\"lab.result\",\"at\":\"2026-03-02T14:06:00+01:00\",\"data\":{\"v\":0.5}}"
+
+Test(one_pass_body, one_event_or_a_list_of_plain_events)
+{
+    cr_assert(body_agrees(EV1));
+    cr_assert(body_agrees("  " EV1 "\n"));
+    cr_assert(body_agrees("[" EV1 "]"));
+    cr_assert(body_agrees("[" EV1 "," EV2 "]"));
+    cr_assert(body_agrees("[\n " EV1 " ,\r\n\t" EV2 "\n]\n"), "whitespace between events");
+    cr_assert(body_agrees("[" EV1 "," EV1 "," EV1 "]"), "the same event twice: the store decides");
+    cr_assert(body_agrees("[{ \"id\" : \"e3\", \"clinic\":\"c\",\"patient\":\"p\",\"type\":\"t\","
+                          "\"at\":\"2026-03-02T14:05:00Z\", \"data\" : { } }]"));
+    cr_assert(body_agrees("[" HEAD ",\"version\":2,\"status\":\"corrected\",\"corrected_at\":"
+                          "\"2026-03-03T10:00:00Z\",\"corrected_by\":\"dr x\"}]"));
+    /* a hundred events */
+    char *big = malloc(100 * (sizeof EV2 + 1) + 4);
+    cr_assert_not_null(big);
+    size_t k = 0;
+    big[k++] = '[';
+    for (int i = 0; i < 100; i++)
+        k += (size_t)sprintf(big + k, "%s%s", i ? "," : "", EV2);
+    big[k++] = ']';
+    big[k] = '\0';
+    cr_assert(body_agrees(big));
+    free(big);
+}
+
+Test(one_pass_body, anything_else_goes_to_the_tree)
+{
+    static const char *const bodies[] = {
+        "", " ", "[]", "{}", "null", "7", "\"x\"", "not json", "[" EV1, EV1 "]", EV1 EV1,
+        EV1 " x", "[" EV1 "] x", "[" EV1 "][" EV1 "]", "[" EV1 ",]", "[," EV1 "]",
+        "[" EV1 ",7]", "[7," EV1 "]", "[" EV1 ",null]", "[" EV1 ",[" EV1 "]]", "[[" EV1 "]]",
+        "[" EV1 ",{\"id\":\"bad\",\"clinic\":\"c\"}]", /* one refused event: the tree says why */
+        "[" EV1 ",{\"id\":\"x\",\"clinic\":\"c\",\"patient\":\"p\",\"type\":\"t\",\"at\":\"soon\"}]",
+        "[" HEAD ",\"data\":{\"a\":1,\"a\":2}}]", /* a duplicate key: the tree refuses the body */
+        "[" EV1 ",{\"id\":\"e\",\"id\":\"f\",\"clinic\":\"c\",\"patient\":\"p\",\"type\":\"t\","
+        "\"at\":\"2026-03-02T14:05:00Z\"}]",
+        "[" HEAD ",\n\"data\":{}}]", /* a line feed inside an event: not stored as received */
+        "[" HEAD ",\"data\":{\"n\":\"caf\\u00e9\"}}]", "[" HEAD ",\"data\":{\"n\":\"caf\xc3\xa9\"}}]",
+        "[" HEAD ",\"data\":{\"n\":[1]}}]", "[" HEAD ",\"data\":{\"n\":{\"m\":1}}}]",
+        "[" HEAD ",\"extra\":1}]", "[" EV1 ",\"" EV1 "\"]",
+    };
+    for (size_t i = 0; i < RG_COUNTOF(bodies); i++)
+        cr_assert_not(body_agrees(bodies[i]), "body %zu (%s) should go to the tree", i, bodies[i]);
+    const char nul[] = "[" EV1 "\0]";
+    rg_event *evs;
+    size_t n;
+    cr_assert_neq(rg_event_parse_body(nul, sizeof nul - 1, &evs, &n), RG_OK, "a NUL byte");
+}

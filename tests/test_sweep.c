@@ -186,6 +186,59 @@ Test(sweep, parallel_sweep_gives_the_single_threaded_answer)
     rg_test_rmdir(dir);
 }
 
+/* sweep --from-memory: every history read into the history cache first
+ * (untimed), then the same sweep from it: the same transitions and patient
+ * states as a sweep from the store, each history found in memory (said on
+ * stderr), and one core only. */
+Test(sweep, from_memory_gives_the_same_answer_from_the_cache)
+{
+    char dir[256], path[512], dbs[2][512];
+    rg_test_tmpdir(dir);
+    char *events = cohort(200);
+    rg_test_write(dir, "cohort.jsonl", events);
+    free(events);
+    snprintf(path, sizeof path, "%s/cohort.jsonl", dir);
+    static const char *const ats[] = {"2026-03-20T00:00:00Z", "2026-06-01T00:00:00Z"};
+    for (int j = 0; j < 2; j++) {
+        snprintf(dbs[j], sizeof dbs[j], "%s/m%d.db", dir, j);
+        char *out, *err;
+        const char *ing[] = {"ingest", "--db", dbs[j], path, NULL};
+        cr_assert_eq(rg_test_run(ing, NULL, &out, &err), 0, "ingest: %s", err);
+        free(out);
+        free(err);
+        for (int a = 0; a < 2; a++) {
+            const char *args[] = {"sweep", "--db", dbs[j], "--at", ats[a],
+                                  j ? "--from-memory" : "--jobs", j ? NULL : "1", NULL};
+            int rc = rg_test_run(args, NULL, &out, &err);
+            cr_assert(rc == 0 || rc == 1, "sweep exited %d: %s", rc, err);
+            cr_assert(strstr(err, "swept 200 patients"), "%s", err);
+            if (j)
+                cr_assert(strstr(err, "from memory: 200 of 200 patients' histories"), "%s", err);
+            else
+                cr_assert_null(strstr(err, "from memory"), "%s", err);
+            free(out);
+            free(err);
+        }
+    }
+    cr_assert_gt(count_rows(dbs[0], "SELECT count(*) FROM transitions"), 0);
+    static const char *const tables[] = {"SELECT * FROM transitions ORDER BY seq",
+                                         "SELECT * FROM patients ORDER BY clinic, patient"};
+    for (size_t t = 0; t < sizeof tables / sizeof tables[0]; t++) {
+        char *disk = dump(dbs[0], tables[t]), *mem = dump(dbs[1], tables[t]);
+        cr_assert(strcmp(disk, mem) == 0, "%s differs with --from-memory", tables[t]);
+        free(disk);
+        free(mem);
+    }
+    char *out, *err;
+    const char *two[] = {"sweep", "--db", dbs[1], "--at", ats[1], "--from-memory", "--jobs", "2",
+                         NULL};
+    cr_assert_eq(rg_test_run(two, NULL, &out, &err), 2);
+    cr_assert(strstr(err, "one core"), "%s", err);
+    free(out);
+    free(err);
+    rg_test_rmdir(dir);
+}
+
 Test(sweep, jobs_must_be_a_positive_number)
 {
     char *out, *err;

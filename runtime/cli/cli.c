@@ -196,6 +196,7 @@ static int rg__skew(void *conf, const rg_cli_opt *opt, const char *arg, char *er
     {"clinic", 0, 1, rg__clinic, 0},                                                            \
     RG_CLI_LIMITS(RG__O(limits)),                                                               \
     {"jobs", 0, 1, rg__jobs, RG__O(jobs)},                                                      \
+    {"from-memory", 0, 0, rg_cli_flag, RG__O(from_memory)},                                     \
     {"future-skew", 0, 1, rg__skew, RG__O(future_skew)},                                        \
     {"describe", 0, 0, rg_cli_flag, RG__O(describe)},                                           \
     {"clinic-cpu-ms", 0, 1, rg__cpu, RG__O(clinic_cpu_ms)},                                     \
@@ -324,7 +325,7 @@ int rg_cli_open_store(const char *path, int durable, const char *kind, const cha
                       rg_store **st)
 {
     char err[1024];
-    rg_store_opts so = {.durable = durable > 0, .check = durable == 2};
+    rg_store_opts so = {.durable = durable > 0, .check = durable >= 2, .bulk = durable == 3};
     if (rg_store_open(st, path, &so, err, sizeof err)) {
         fprintf(stderr, "regimen: %s\n", err);
         return 2;

@@ -81,6 +81,7 @@ typedef struct rg_cli_opts {
     const char *clinic_names[64], *clinic_dirs[64];
     int nclinics;
     int jobs;     /* sweep: worker threads; 0: the processors available */
+    int from_memory; /* sweep --from-memory: histories read into memory first, untimed */
     int describe; /* check --describe */
     rg_limits limits;
     rg_time future_skew; /* ingest: --future-skew (0: the default; negative: no check) */
@@ -103,7 +104,8 @@ int rg_cli_die(const char *fmt, const char *a);
 const char *rg_cli_shipped(char *buf, size_t len);
 
 /* Opens the store at path. durable: 0 no, 1 every commit synced, 2 that and
- * the file checked first. kind NULL: the command may run beside a service,
+ * the file checked first, 3 that for a bulk load (ingest: rg_store_opts.bulk).
+ * kind NULL: the command may run beside a service,
  * which is told of each of its commits. Else the command takes the store
  * (kind names it) and is refused with one line, ending in hint, while a
  * service holds it. Returns 0 or the exit code (2, said on stderr). */

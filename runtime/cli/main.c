@@ -62,9 +62,11 @@ static const struct rg__command {
      "                                   the cores; the output is the same)\n"},
     {"sweep", rg_cmd_sweep,
      "  sweep --at TIME [--db PATH] [--protocols DIR] [--clinic NAME=DIR]... [--jobs N]\n"
-     "                                   re-evaluate every stored patient once at TIME, as\n"
+     "        [--from-memory]            re-evaluate every stored patient once at TIME, as\n"
      "                                   after a protocol change, and report the rate;\n"
-     "                                   --jobs N worker threads (default: the cores)\n"},
+     "                                   --jobs N worker threads (default: the cores);\n"
+     "                                   --from-memory: one core, every history read into\n"
+     "                                   memory first (not timed), the sweep timed alone\n"},
     {"explain", rg_cmd_explain,
      "  explain KEY [--db PATH | --events FILE --until TIME [--protocols DIR]]\n"
      "                                   why an alert opened or resolved: rule, protocol\n"

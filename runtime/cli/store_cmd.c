@@ -34,7 +34,7 @@ int rg_cmd_ingest(int argc, char **argv)
         return rc;
     if (optind != argc - 1)
         return rg_cli_die("%s", "ingest needs exactly one FILE (or - for standard input)");
-    if ((rc = rg_cli_open_store(o.db, 2, NULL, NULL, &st)))
+    if ((rc = rg_cli_open_store(o.db, 3, NULL, NULL, &st)))
         return rc;
     rg_ingest_counts counts = {.skew = o.future_skew};
     rc = rg_cli_ingest_path(st, argv[optind], &counts, stdout);

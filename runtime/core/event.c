@@ -584,6 +584,133 @@ int rg_event_parse(rg_event *ev, const char *text, size_t len, char field[RG_FIE
     return rg_event_parse_ref(ev, text, len, field, err, errlen);
 }
 
+/* ---- a request body: one event or an array of them --------------------------------- */
+
+/* The first pass over a body (yajl, no strings kept): where each event's
+ * object begins and ends. base is the depth of the events: 0 for a body
+ * that is one object, 1 inside a body that is an array. */
+typedef struct rg__split {
+    int depth, base;
+    size_t start, n, cap;
+    size_t (*cut)[2]; /* each event's [begin, end) in the body */
+    yajl_handle h;
+} rg__split;
+
+static int rg__split_scalar(rg__split *s)
+{
+    return s->depth > s->base; /* a scalar where an event belongs: the reference path */
+}
+static int rg__split_null(void *ud) { return rg__split_scalar(ud); }
+static int rg__split_bool(void *ud, int v) { (void)v; return rg__split_scalar(ud); }
+static int rg__split_number(void *ud, const char *n, size_t l)
+{
+    (void)n, (void)l;
+    return rg__split_scalar(ud);
+}
+static int rg__split_string(void *ud, const unsigned char *t, size_t l)
+{
+    (void)t, (void)l;
+    return rg__split_scalar(ud);
+}
+static int rg__split_key(void *ud, const unsigned char *t, size_t l)
+{
+    (void)ud, (void)t, (void)l;
+    return 1;
+}
+
+static int rg__split_map_start(void *ud)
+{
+    rg__split *s = ud;
+    if (s->depth++ == s->base) /* (consumed counts the '{' already) */
+        s->start = yajl_get_bytes_consumed(s->h) - 1;
+    return 1;
+}
+
+static int rg__split_map_end(void *ud)
+{
+    rg__split *s = ud;
+    if (--s->depth > s->base)
+        return 1;
+    if (s->n == s->cap) {
+        size_t cap = s->cap ? 2 * s->cap : 64;
+        size_t (*grown)[2] = realloc(s->cut, cap * sizeof *grown);
+        if (!grown)
+            return 0;
+        s->cut = grown;
+        s->cap = cap;
+    }
+    s->cut[s->n][0] = s->start;
+    s->cut[s->n++][1] = yajl_get_bytes_consumed(s->h);
+    return 1;
+}
+
+static int rg__split_array_start(void *ud)
+{
+    rg__split *s = ud;
+    if (s->depth == 0) { /* the body is a list of events */
+        s->base = 1;
+    } else if (s->depth == s->base) {
+        return 0; /* a list where an event belongs */
+    }
+    s->depth++;
+    return 1;
+}
+
+static int rg__split_array_end(void *ud)
+{
+    rg__split *s = ud;
+    s->depth--;
+    return 1;
+}
+
+static const yajl_callbacks rg__split_cb = {
+    .yajl_null = rg__split_null,
+    .yajl_boolean = rg__split_bool,
+    .yajl_number = rg__split_number,
+    .yajl_string = rg__split_string,
+    .yajl_start_map = rg__split_map_start,
+    .yajl_map_key = rg__split_key,
+    .yajl_end_map = rg__split_map_end,
+    .yajl_start_array = rg__split_array_start,
+    .yajl_end_array = rg__split_array_end,
+};
+
+int rg_event_parse_body(const char *text, size_t len, rg_event **evs, size_t *n)
+{
+    rg__split s = {0};
+    *evs = NULL;
+    *n = 0;
+    if (memchr(text, '\0', len))
+        return RG_EINVAL;
+    yajl_handle h = s.h = yajl_alloc(&rg__split_cb, NULL, &s);
+    int ok = h && yajl_parse(h, (const unsigned char *)text, len) == yajl_status_ok &&
+             yajl_complete_parse(h) == yajl_status_ok && s.depth == 0 && s.n > 0;
+    if (h)
+        yajl_free(h);
+    rg_event *v = ok ? calloc(s.n, sizeof *v) : NULL;
+    size_t i = 0;
+    for (; v && i < s.n; i++) /* each event as a line of bulk ingest would be read */
+        if (rg__parse_fast(&v[i], text + s.cut[i][0], s.cut[i][1] - s.cut[i][0]) != RG_OK)
+            break;
+    free(s.cut);
+    if (!v || i < s.n) {
+        while (v && i > 0)
+            rg_event_clear(&v[--i]);
+        free(v);
+        return ok && !v ? RG_ENOMEM : RG_EINVAL;
+    }
+    *evs = v;
+    *n = s.n;
+    return RG_OK;
+}
+
+void rg_event_free_all(rg_event *evs, size_t n)
+{
+    for (size_t i = 0; evs && i < n; i++)
+        rg_event_clear(&evs[i]);
+    free(evs);
+}
+
 int rg_event_parse_ref(rg_event *ev, const char *text, size_t len, char field[RG_FIELD_MAX],
                        char *err, size_t errlen)
 {

@@ -39,7 +39,8 @@ typedef struct rg_event {
     const char *corrected_by;
     rg_buf fields; /* data compiled (fields.h); len 0 when there is no data (its
                       canonical text, when shown: rg_event_data_text(body)) */
-    char *body; /* the event as received (a line) or printed compactly (HTTP);
+    char *body; /* the event as received (a line, or an HTTP body's event read by
+                   the one-pass parser) or printed compactly (HTTP, otherwise);
                    the store compares bodies as JSON values, not as text */
     json_t *json; /* NULL when the one-pass parser read the line */
     char *mem;    /* the one-pass parser's strings (id, clinic, ...) */
@@ -67,6 +68,17 @@ int rg_event_parse(rg_event *ev, const char *text, size_t len, char field[RG_FIE
  * the fuzz target check that both give the same answer, message and event. */
 int rg_event_parse_ref(rg_event *ev, const char *text, size_t len, char field[RG_FIELD_MAX],
                        char *err, size_t errlen);
+/* The events of a request body (POST /v1/events: one event object, or an
+ * array of them) read in one pass, each as rg_event_parse reads a plain
+ * line, its body the event's text as received (not printed again). RG_OK
+ * only when every event is one that pass accepts, and so one the reference
+ * path (jansson's tree of the body, then rg_event_from_json per element)
+ * would accept with the same event; anything else - an invalid or unusual
+ * body, a refused event, an empty list, no memory - returns nonzero with
+ * nothing allocated, and the caller asks the reference path, which gives
+ * the answer and the messages. Free *evs with rg_event_free_all. */
+int rg_event_parse_body(const char *text, size_t len, rg_event **evs, size_t *n);
+void rg_event_free_all(rg_event *evs, size_t n);
 /* Same for an already-parsed value (the HTTP API's array elements). Takes a
  * new reference to obj on success. */
 int rg_event_from_json(rg_event *ev, json_t *obj, char field[RG_FIELD_MAX], char *err,

@@ -2991,3 +2991,34 @@ static long rg__all(rg_engine *e, rg_time due, rg_time until, int once)
     free(pg.keys);
     return rc ? rc : done;
 }
+
+long rg_engine_cache_all(rg_engine *e)
+{
+    enum { PAGE = 256 };
+    char clinic[RG_EVENT_MAX_ID + 1] = "", patient[RG_EVENT_MAX_ID + 1] = "";
+    rg_patient_page pg = {0};
+    long done = 0;
+    int rc = e->hc ? RG_OK : RG_EINVAL;
+    pg.keys = rc ? NULL : malloc(PAGE * sizeof *pg.keys);
+    if (!rc && !pg.keys)
+        rc = RG_ENOMEM;
+    while (!rc) {
+        pg.n = 0;
+        int n = rg_store_patients_page(e->st, clinic, patient, RG_TIME_NONE, PAGE,
+                                       rg_patient_page_add, &pg);
+        if (n <= 0) {
+            rc = n;
+            break;
+        }
+        for (int i = 0; i < pg.n && !rc; i++) {
+            e->nev = 0;
+            e->text.len = 0;
+            rc = rg__read_history(e, pg.keys[i][0], pg.keys[i][1]);
+        }
+        done += pg.n;
+        snprintf(clinic, sizeof clinic, "%s", pg.keys[pg.n - 1][0]);
+        snprintf(patient, sizeof patient, "%s", pg.keys[pg.n - 1][1]);
+    }
+    free(pg.keys);
+    return rc ? rc : done;
+}

@@ -163,6 +163,11 @@ int rg_engine_advance(rg_engine *e, const char *clinic, const char *patient, rg_
 int rg_engine_reevaluate(rg_engine *e, const char *clinic, const char *patient, rg_time at);
 /* The same for every patient (paged, committed in batches): a sweep. */
 long rg_engine_reevaluate_all(rg_engine *e, rg_time at);
+/* Reads every stored patient's history into the history cache
+ * (history_cache_bytes), evaluating nothing: a sweep after it reads its
+ * histories from memory (sweep --from-memory). Returns the patients read,
+ * or a negative error (RG_EINVAL: the engine has no cache). */
+long rg_engine_cache_all(rg_engine *e);
 
 /* Advances every patient (due == RG_TIME_NONE) or every patient with
  * something due at or before `due`, to until, committing every few hundred

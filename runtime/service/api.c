@@ -95,13 +95,24 @@ static int rg__query_check(const char *q, char *msg, size_t msglen)
 }
 
 static void rg__queue(rg_svc *sv, int ci, rg_http_conn *c, const rg_http_req *req,
-                      json_t *items, rg_fhir_import *fhir, const char *what, const rg_svc_who *w);
+                      json_t *items, rg_event *evs, size_t nevs, rg_fhir_import *fhir,
+                      const char *what, const rg_svc_who *w);
 
 /* POST /v1/events: a body that is not an event or a list of them is refused
- * at once; the events are queued for this iteration's group commit. */
+ * at once; the events are queued for this iteration's group commit. A body
+ * of plain events is read in one pass, as bulk ingest reads its lines
+ * (rg_event_parse_body); any other goes to jansson's tree, which gives the
+ * answers and messages for every body (the one-pass read only ever says
+ * "all valid", and only when the tree would). */
 static void rg__post_events(rg_svc *sv, int ci, rg_http_conn *c, const rg_http_req *req,
                             const rg_svc_who *w)
 {
+    rg_event *evs;
+    size_t nevs;
+    if (rg_event_parse_body(req->body, req->body_len, &evs, &nevs) == RG_OK) {
+        rg__queue(sv, ci, c, req, NULL, evs, nevs, NULL, "http", w);
+        return;
+    }
     json_error_t je;
     json_t *body = rg_json_loadb(req->body, req->body_len, JSON_REJECT_DUPLICATES, &je);
     char msg[512];
@@ -121,30 +132,33 @@ static void rg__post_events(rg_svc *sv, int ci, rg_http_conn *c, const rg_http_r
         rg__error(c, 400, "body must be one event object or an array of events");
         return;
     }
-    rg__queue(sv, ci, c, req, items, NULL, "http", w);
+    rg__queue(sv, ci, c, req, items, NULL, 0, NULL, "http", w);
 }
 
-/* Queues a request's events (taken, with fhir) for this iteration's group
- * commit, or answers 413 / 503 at once. */
-static void rg__queue_src(rg_svc *sv, int ci, rg_http_conn *c, json_t *items,
-                          rg_fhir_import *fhir, const char *source, const char *who);
+/* Queues a request's events (taken, with fhir: items, or evs already read)
+ * for this iteration's group commit, or answers 413 / 503 at once. */
+static void rg__queue_src(rg_svc *sv, int ci, rg_http_conn *c, json_t *items, rg_event *evs,
+                          size_t nevs, rg_fhir_import *fhir, const char *source,
+                          const char *who);
 
 static void rg__queue(rg_svc *sv, int ci, rg_http_conn *c, const rg_http_req *req,
-                      json_t *items, rg_fhir_import *fhir, const char *what, const rg_svc_who *w)
+                      json_t *items, rg_event *evs, size_t nevs, rg_fhir_import *fhir,
+                      const char *what, const rg_svc_who *w)
 {
     char who[100], source[160];
     /* the source names the key: refused events and the log say who sent them */
     snprintf(source, sizeof source, "%s %s %s", what, req->peer ? req->peer : "?",
              rg_svc_who_text(w, who, sizeof who));
-    rg__queue_src(sv, ci, c, items, fhir, source, who);
+    rg__queue_src(sv, ci, c, items, evs, nevs, fhir, source, who);
 }
 
 /* The same with the source made (who: the sender, its transitions' cause). */
-static void rg__queue_src(rg_svc *sv, int ci, rg_http_conn *c, json_t *items,
-                          rg_fhir_import *fhir, const char *source, const char *who)
+static void rg__queue_src(rg_svc *sv, int ci, rg_http_conn *c, json_t *items, rg_event *evs,
+                          size_t nevs, rg_fhir_import *fhir, const char *source,
+                          const char *who)
 {
     char msg[160];
-    size_t n = json_array_size(items);
+    size_t n = evs ? nevs : json_array_size(items);
     int refuse = n > (size_t)sv->max_events ? 413 : 0;
     if (!refuse) {
         rg_svc_pending *grown = rg_grow(sv->pending, &sv->cap_pending, (size_t)sv->npending,
@@ -156,6 +170,7 @@ static void rg__queue_src(rg_svc *sv, int ci, rg_http_conn *c, json_t *items,
     }
     if (refuse) {
         json_decref(items);
+        rg_event_free_all(evs, nevs);
         if (fhir) {
             rg_fhir_free(fhir);
             free(fhir);
@@ -171,6 +186,7 @@ static void rg__queue_src(rg_svc *sv, int ci, rg_http_conn *c, json_t *items,
     if (wait > 0) { /* nothing taken: the clinic's evaluation is too far behind */
         char headers[64];
         json_decref(items);
+        rg_event_free_all(evs, nevs);
         if (fhir) {
             rg_fhir_free(fhir);
             free(fhir);
@@ -190,11 +206,15 @@ static void rg__queue_src(rg_svc *sv, int ci, rg_http_conn *c, json_t *items,
         return;
     }
     rg_svc_audit_items(sv, c, items);
+    for (size_t i = 0; i < nevs; i++)
+        rg_svc_audit_patient(sv, c, evs[i].patient);
     rg_svc_pending *pr = &sv->pending[sv->npending++];
     memset(pr, 0, sizeof *pr);
     pr->conn = c;
     pr->clinic = ci;
     pr->items = items;
+    pr->evs = evs;
+    pr->nevs = nevs;
     pr->fhir = fhir;
     snprintf(pr->source, sizeof pr->source, "%s", source);
     snprintf(pr->who, sizeof pr->who, "%s", who);
@@ -237,7 +257,7 @@ void rg_svc_fhir_mapped(rg_svc *sv, rg_svc_job *j)
         rg_fhir_import *im = f->im;
         f->im = NULL; /* (the pending request's now) */
         if (items)
-            rg__queue_src(sv, j->clinic, f->conn, items, im, f->source, f->who);
+            rg__queue_src(sv, j->clinic, f->conn, items, NULL, 0, im, f->source, f->who);
         else
             rg__fhir_refused(f->conn, RG_ENOMEM, "");
     }
@@ -301,7 +321,7 @@ static void rg__post_fhir(rg_svc *sv, int ci, rg_http_conn *c, const rg_http_req
         rg__fhir_refused(c, rc, msg);
         return;
     }
-    rg__queue(sv, ci, c, req, items, im, "fhir http", w);
+    rg__queue(sv, ci, c, req, items, NULL, 0, im, "fhir http", w);
 }
 
 /* A list being filled with one clinic's objects, and that clinic's zone. */

@@ -574,7 +574,7 @@ const double rg_svc_late_bounds[6] = {0.001, 0.005, 0.01, 0.05, 0.25, 1.0};
 static int rg__store_events(rg_svc *sv, rg_svc_pending *pr)
 {
     rg_svc_clinic *clinic = &sv->clinics[pr->clinic];
-    size_t n = json_array_size(pr->items), i;
+    size_t n = pr->evs ? pr->nevs : json_array_size(pr->items), i;
     struct item {
         rg_event ev;
         int ok;     /* a valid event of this clinic, put in the batch */
@@ -590,17 +590,21 @@ static int rg__store_events(rg_svc *sv, rg_svc_pending *pr)
     json_t *item;
     memset(pr->counts, 0, sizeof pr->counts);
     pr->future = 0;
-    json_array_foreach(pr->items, i, item) {
-        if (rc)
-            break;
+    for (i = 0; !rc && i < n; i++) {
         struct item *t = &it[i];
-        int vrc = rg_event_from_json(&t->ev, item, t->field, t->why, sizeof t->why);
+        int vrc = RG_OK;
+        if (pr->evs) { /* read in one pass at the request, valid: taken */
+            t->ev = pr->evs[i];
+            memset(&pr->evs[i], 0, sizeof pr->evs[i]);
+        } else {
+            vrc = rg_event_from_json(&t->ev, json_array_get(pr->items, i), t->field, t->why,
+                                     sizeof t->why);
+        }
         if (vrc == RG_OK && strcmp(t->ev.clinic, clinic->name) != 0) {
             snprintf(t->field, sizeof t->field, "clinic");
             snprintf(t->why, sizeof t->why, "this token may only send events of clinic '%s'",
                      clinic->name);
-            rg_event_clear(&t->ev);
-            vrc = RG_EINVAL;
+            vrc = RG_EINVAL; /* (ev is cleared below, with the others) */
         }
         if (vrc == RG_OK) {
             t->ok = 1;
@@ -615,14 +619,16 @@ static int rg__store_events(rg_svc *sv, rg_svc_pending *pr)
     for (size_t k = 0, j = 0; !rc && k < n; k++) /* (res is in the items' order) */
         if (it[k].ok)
             it[k].put = res[j++];
-    json_array_foreach(pr->items, i, item) {
-        if (rc)
-            break;
+    for (i = 0; !rc && i < n; i++) {
         struct item *t = &it[i];
         int outcome = t->ok ? (int)t->put : 3;
         json_t *r = json_object();
-        json_object_set(r, "id", json_is_object(item) && json_object_get(item, "id")
-                                     ? json_object_get(item, "id") : json_null());
+        item = json_array_get(pr->items, i); /* NULL: read in one pass (t->ev) */
+        if (!item)
+            json_object_set_new(r, "id", json_string(t->ev.id));
+        else
+            json_object_set(r, "id", json_is_object(item) && json_object_get(item, "id")
+                                         ? json_object_get(item, "id") : json_null());
         if (outcome == RG_PUT_STORED || outcome == RG_PUT_CORRECTED) {
             int seen = 0;
             for (int k = 0; k < npatients && !seen; k++)
@@ -634,7 +640,8 @@ static int rg__store_events(rg_svc *sv, rg_svc_pending *pr)
             (rc = rg_ingest_conflict_why(sv->st, &t->ev, 1, t->field, t->why, sizeof t->why)))
             break;
         if (outcome == RG_PUT_CONFLICT || outcome == 3) {
-            char *raw = json_dumps(item, JSON_COMPACT | JSON_ENCODE_ANY);
+            char *raw = item ? json_dumps(item, JSON_COMPACT | JSON_ENCODE_ANY)
+                             : strdup(t->ev.body);
             rc = rg_store_reject(sv->st, pr->source, (long)i + 1, t->field, t->why,
                                  raw ? raw : "", raw ? strlen(raw) : 0);
             free(raw);
@@ -653,8 +660,7 @@ static int rg__store_events(rg_svc *sv, rg_svc_pending *pr)
         pr->counts[outcome]++;
     }
     for (size_t k = 0; it && k < n; k++)
-        if (it[k].ok)
-            rg_event_clear(&it[k].ev);
+        rg_event_clear(&it[k].ev);
     free(it);
     free(valid);
     free(res);
@@ -728,6 +734,8 @@ static void rg__answer(rg_svc *sv, rg_svc_pending *pr, const char *fail)
     rg_svc_clinic *clinic = &sv->clinics[pr->clinic];
     uint64_t *counts = pr->counts;
     json_decref(pr->items);
+    rg_event_free_all(pr->evs, pr->nevs);
+    pr->evs = NULL;
     free(pr->patients);
     pr->patients = NULL;
     if (fail) {
@@ -943,7 +951,8 @@ static void rg__group(rg_svc *sv)
     int take = 0, rc, wake = sv->wake_pending;
     size_t events = 0;
     while (take < sv->npending) {
-        size_t k = json_array_size(sv->pending[take].items);
+        size_t k = sv->pending[take].evs ? sv->pending[take].nevs
+                                         : json_array_size(sv->pending[take].items);
         if (take > 0 && events + k > RG_GROUP_EVENTS)
             break;
         events += k;
@@ -2154,6 +2163,7 @@ static int rg__serve_free(rg_svc *sv)
     rg_svc_gates_free(sv);
     for (int i = 0; i < sv->npending; i++) { /* none unless the loop stopped abnormally */
         json_decref(sv->pending[i].items);
+        rg_event_free_all(sv->pending[i].evs, sv->pending[i].nevs);
         free(sv->pending[i].patients);
         rg__fhir_done(&sv->pending[i]);
     }

@@ -134,7 +134,9 @@ typedef struct rg_svc_pending {
     struct rg_svc_pending *next; /* once stored: in its clinic's waiting list, or a job's */
     rg_http_conn *conn;
     int clinic;
-    json_t *items;   /* the events, an array */
+    json_t *items;   /* the events, an array; NULL when evs holds them */
+    rg_event *evs;   /* the events read in one pass (rg_event_parse_body), valid */
+    size_t nevs;
     json_t *results; /* per-event outcomes, filled in the group's transaction */
     uint64_t counts[5]; /* by outcome, as rg_svc_outcomes */
     uint64_t future;    /* stored, dated ahead of the clock */

@@ -415,6 +415,10 @@ static int rg_sqlite_open(rg_sqlite **out, const char *path, const rg_store_opts
         msg = NULL;
         usleep(10000);
     }
+    /* a bulk load writes each page once: what the cache would keep of it is
+     * not read again, and reused pages cost no new memory (store.h) */
+    if (rc_exec == SQLITE_OK && opts && opts->bulk)
+        rc_exec = sqlite3_exec(st->db, "PRAGMA cache_size=-16384;", NULL, NULL, &msg);
     if (rc_exec != SQLITE_OK) {
         rg_fail(err, errlen, RG_EDB, "cannot use database %s: %s", path, msg);
         sqlite3_free(msg);

@@ -52,6 +52,9 @@ typedef struct rg_store_opts {
     int durable; /* 1: synchronous=FULL, every commit reaches the disk (serve, ingest) */
     int check;   /* 1: check the store's integrity first, refusing a damaged one untouched
                   * (SQLite: PRAGMA quick_check; a server checks its own) */
+    int bulk;    /* 1: a bulk load (ingest), SQLite: a page cache of 16 MiB, not 64, whose
+                  * pages are used again batch after batch rather than new memory (a page
+                  * fault) for each page written; a server keeps its own cache */
 } rg_store_opts;
 
 /* path: a SQLite file (":memory:" for none), or a PostgreSQL connection URL,

@@ -13,7 +13,9 @@
  * duplicate, sending it again as is, or re-printed with sorted keys, is a
  * duplicate. And the one-pass parser (yajl) agrees with the reference path
  * (jansson, rg_event_parse_ref) on every line: the same code, field and
- * message, and the same event.
+ * message, and the same event; read whole as an HTTP body
+ * (rg_event_parse_body), what the one-pass read accepts the tree accepts
+ * with the same events.
  */
 #include "store/ingest.h"
 
@@ -116,6 +118,43 @@ static void one_line(rg_store *st, const char *text, size_t len, long line, rg_i
     free(again);
 }
 
+/* The whole input as a POST /v1/events body: when the one-pass read
+ * accepts it, jansson's tree of it holds as many events, each valid and the
+ * same event (rg_event_from_json), each body the element's text. */
+static void one_body(const char *text, size_t len)
+{
+    rg_event *evs;
+    size_t n;
+    if (rg_event_parse_body(text, len, &evs, &n) != RG_OK)
+        return;
+    json_error_t je;
+    json_t *tree = rg_json_loadb(text, len, JSON_REJECT_DUPLICATES, &je);
+    CHECK(tree && (json_is_object(tree) || json_is_array(tree)));
+    CHECK(n == (json_is_object(tree) ? 1 : json_array_size(tree)));
+    for (size_t i = 0; i < n; i++) {
+        json_t *item = json_is_object(tree) ? tree : json_array_get(tree, i);
+        rg_event ref;
+        char field[RG_FIELD_MAX], err[512];
+        CHECK(rg_event_from_json(&ref, item, field, err, sizeof err) == RG_OK);
+        const rg_event *ev = &evs[i];
+        check_event(ev);
+        CHECK(same_str(ev->id, ref.id) && same_str(ev->clinic, ref.clinic) &&
+              same_str(ev->patient, ref.patient) && same_str(ev->type, ref.type) &&
+              same_str(ev->corrected_by, ref.corrected_by));
+        CHECK(ev->at == ref.at && ev->offset_min == ref.offset_min &&
+              ev->version == ref.version && ev->status == ref.status &&
+              ev->corrected_at == ref.corrected_at);
+        CHECK(ev->fields.len == ref.fields.len &&
+              (!ev->fields.len || !memcmp(ev->fields.p, ref.fields.p, ev->fields.len)));
+        json_t *back = json_loads(ev->body, 0, NULL);
+        CHECK(back && json_equal(back, item));
+        json_decref(back);
+        rg_event_clear(&ref);
+    }
+    json_decref(tree);
+    rg_event_free_all(evs, n);
+}
+
 static rg_store *st;
 
 int LLVMFuzzerInitialize(int *argc, char ***argv);
@@ -134,6 +173,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     rg_ingest_counts n = {0};
+    char *body = malloc(size ? size : 1); /* exactly size bytes, as above */
+    CHECK(body);
+    memcpy(body, data, size);
+    one_body(body, size);
+    free(body);
     CHECK(rg_store_begin(st) == RG_OK); /* one batch, as rg_ingest_file does */
     const char *p = (const char *)data, *end = p + size;
     for (long line = 1; p < end; line++) {
