@@ -656,6 +656,8 @@ void rg_svc_pool_cache_stats(rg_svc *sv, rg_hcache_stats *s)
         const rg_hcache_stats *c = &sv->pool->cache[i];
         s->hits += c->hits;
         s->misses += c->misses;
+        s->kept_hits += c->kept_hits;
+        s->kept_misses += c->kept_misses;
         s->evictions += c->evictions;
         s->entries += c->entries;
         s->bytes += c->bytes;
