@@ -443,6 +443,9 @@ Test(incremental, serve_keeps_answers_same_transitions_as_full_evaluation, .time
     double hits = rg__metric(metrics, "regimen_kept_answers_total{result=\"hit\"} ");
     cr_assert_gt(hits, n / 5 * 0.5, "evaluations from kept answers: %g of about %d:\n%s", hits,
                  n / 5, metrics);
+    /* one clinic: its jobs stay on the thread whose cache holds its answers */
+    cr_assert_eq(rg__metric(metrics, "regimen_kept_answers_total{result=\"stale\"} "), 0, "%s",
+                 metrics);
     free(metrics);
     free(full);
     free(ver);
