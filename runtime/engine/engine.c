@@ -2072,7 +2072,7 @@ static uint64_t rg__open_sig(const rg_engine *e, int *n)
 
 static int rg__kw(rg_buf *b, const void *p, size_t n) { return rg_buf_add(b, p, n); }
 
-/* Appends the Lua value at idx (a scalar of an alert list) to b. */
+/* [-0, +0] Appends the Lua value at idx (a scalar of an alert list) to b. */
 static int rg__kw_value(rg_buf *b, lua_State *L, int idx)
 {
     char tag;
@@ -2103,7 +2103,7 @@ static int rg__kw_value(rg_buf *b, lua_State *L, int idx)
     }
 }
 
-/* Keeps the answers of this advance for the patient (clock and seq: its
+/* [-0, +0] Keeps the answers of this advance for the patient (clock and seq: its
  * state as the advance leaves it), or drops what it had when they cannot
  * stand (corrections in its history, no step, nothing kept). Never fails:
  * without kept answers the next advance starts afresh. */
@@ -2281,7 +2281,7 @@ static int rg__keep_build(lua_State *L)
     return 1;
 }
 
-/* Takes up the answers kept for the patient (rg__keep_save) when they still
+/* [-0, +0] Takes up the answers kept for the patient (rg__keep_save) when they still
  * stand for this advance (ps: the patient's state as read at its start);
  * else the advance starts afresh, as without them. The results go to
  * e->pidx. Returns RG_OK either way, or RG_ENOMEM. */
