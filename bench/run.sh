@@ -451,7 +451,7 @@ PORT=
 start_serve() { # NAME CONFIG DB
     local name=$1 cfg=$2 db=$3 i
     rm -f "$db" "$db-wal" "$db-shm"
-    "$BIN" serve --config "$cfg" --db "$db" 2>"$WORK/$name.log" &
+    "${SERVE_BIN:-$BIN}" serve --config "$cfg" --db "$db" 2>"$WORK/$name.log" &
     SERVE_PID=$!
     for i in $(seq 100); do
         PORT=$(sed -n 's/.*listening on 127\.0\.0\.1:\([0-9]*\).*/\1/p' "$WORK/$name.log" | head -1)
@@ -475,35 +475,41 @@ stop_serve() { # NAME
 }
 trap '[ -n "$SERVE_PID" ] && kill "$SERVE_PID" 2>/dev/null' EXIT
 
+# Stage 4 runs for this binary and then, with BASELINE_BIN, for the baseline
+# (its own protocols beside its bin/): P is the prefix of the figures
+# ("" or "base-"), PROTOS the ketamine set it runs.
 # (a) HTTP ingest of a cohort with the shipped protocols: whole patient histories
 # per request, moved into the past so that every event is evaluated at once.
 START=$(date -u -d '-600 days' +%Y-%m-%d)
 SERVEF=$WORK/serve-cohort.jsonl
 "$TOOLS/gen" "$SERVE_PATIENTS" 1 "$SEED" "$START" >"$SERVEF" || fail gen-serve "the generator failed"
-cat >"$WORK/catalog.json" <<EOC
+serve_catalog() { # P PROTOS
+    local P=$1 k
+    cat >"$WORK/${P}catalog.json" <<EOC
 { "listen": "127.0.0.1:0",
-  "clinics": { "c0": { "protocols": "$ROOT/protocols/ketamine", "tokens": ["$TOKEN"] } } }
+  "clinics": { "c0": { "protocols": "$2", "tokens": ["$TOKEN"] } } }
 EOC
-if start_serve serve-catalog "$WORK/catalog.json" "$WORK/serve-catalog.db"; then
-    if run http-catalog "$TOOLS/load" ingest --port "$PORT" --token "$TOKEN" --file "$SERVEF" \
-        --clients "$HTTP_CLIENTS" --batch 100 --seconds "$HTTP_SECONDS"; then
-        for k in events seconds events_per_s ack_p50_ms ack_p99_ms requests; do
-            R[http-catalog.$k]=$(kv "$WORK/http-catalog.out" "ingest " $k)
-        done
+    if start_serve "${P}serve-catalog" "$WORK/${P}catalog.json" "$WORK/serve-catalog.db"; then
+        if run "${P}http-catalog" "$TOOLS/load" ingest --port "$PORT" --token "$TOKEN" --file "$SERVEF" \
+            --clients "$HTTP_CLIENTS" --batch 100 --seconds "$HTTP_SECONDS"; then
+            for k in events seconds events_per_s ack_p50_ms ack_p99_ms requests; do
+                R[${P}http-catalog.$k]=$(kv "$WORK/${P}http-catalog.out" "ingest " $k)
+            done
+        fi
+        # where the service's evaluation time went, per protocol
+        if [ -z "$P" ] && run metrics-catalog "$TOOLS/load" metrics --port "$PORT" --token "$TOKEN"; then
+            R[catalog.protocols]=$(awk '/^regimen_evaluation_seconds_total\{/ && match($0, /protocol="[^"]*"/) {
+                    p = substr($0, RSTART + 10, RLENGTH - 11); s[p] += $NF; t += $NF }
+                END { n = 0; for (p in s) o[++n] = p
+                      for (i = 1; i <= n; i++) for (j = i + 1; j <= n; j++) if (s[o[j]] > s[o[i]]) { x = o[i]; o[i] = o[j]; o[j] = x }
+                      for (i = 1; i <= n; i++) printf("%s%s %.2f s (%.0f%%)", (i > 1 ? ", " : ""), o[i], s[o[i]], (t > 0 ? 100 * s[o[i]] / t : 0))
+                      if (n) printf "; %.1f s in all", t }' "$WORK/metrics-catalog.out")
+            R[catalog.steps]=$(awk '/^regimen_patient_steps_total / { print $2 }' "$WORK/metrics-catalog.out")
+        fi
+        stop_serve "${P}serve-catalog"
     fi
-    # where the service's evaluation time went, per protocol
-    if run metrics-catalog "$TOOLS/load" metrics --port "$PORT" --token "$TOKEN"; then
-        R[catalog.protocols]=$(awk '/^regimen_evaluation_seconds_total\{/ && match($0, /protocol="[^"]*"/) {
-                p = substr($0, RSTART + 10, RLENGTH - 11); s[p] += $NF; t += $NF }
-            END { n = 0; for (p in s) o[++n] = p
-                  for (i = 1; i <= n; i++) for (j = i + 1; j <= n; j++) if (s[o[j]] > s[o[i]]) { x = o[i]; o[i] = o[j]; o[j] = x }
-                  for (i = 1; i <= n; i++) printf("%s%s %.2f s (%.0f%%)", (i > 1 ? ", " : ""), o[i], s[o[i]], (t > 0 ? 100 * s[o[i]] / t : 0))
-                  if (n) printf "; %.1f s in all", t }' "$WORK/metrics-catalog.out")
-        R[catalog.steps]=$(awk '/^regimen_patient_steps_total / { print $2 }' "$WORK/metrics-catalog.out")
-    fi
-    stop_serve serve-catalog
-fi
-rm -f "$WORK"/serve-catalog.db*
+    rm -f "$WORK"/serve-catalog.db*
+}
 
 # (b) the ping protocol: latency at a steady rate on an empty store, live
 # ingest (which leaves that many patients in the store), latency again.
@@ -524,20 +530,29 @@ latency_stage() { # NAME
         done
     fi
 }
-if start_serve serve-ping "$WORK/ping.json" "$WORK/serve-ping.db"; then
-    latency_stage latency-empty
-    if run http-ping "$TOOLS/load" ingest --ping --port "$PORT" --token "$TOKEN" \
-        --clients "$HTTP_CLIENTS" --batch 100 --events "$PING_EVENTS" --seconds "$PING_SECONDS"; then
-        for k in events seconds events_per_s ack_p50_ms ack_p99_ms requests; do
-            R[http-ping.$k]=$(kv "$WORK/http-ping.out" "ingest " $k)
-        done
+serve_ping() { # P
+    local P=$1 k
+    if start_serve "${P}serve-ping" "$WORK/ping.json" "$WORK/serve-ping.db"; then
+        latency_stage "${P}latency-empty"
+        if run "${P}http-ping" "$TOOLS/load" ingest --ping --port "$PORT" --token "$TOKEN" \
+            --clients "$HTTP_CLIENTS" --batch 100 --events "$PING_EVENTS" --seconds "$PING_SECONDS"; then
+            for k in events seconds events_per_s ack_p50_ms ack_p99_ms requests; do
+                R[${P}http-ping.$k]=$(kv "$WORK/${P}http-ping.out" "ingest " $k)
+            done
+        fi
+        sleep 1.5 # the pings' timers fall due one second later
+        R[${P}store.patients]=$(( ${R[${P}latency-empty.sent]:-0} + ${R[${P}http-ping.events]:-0} ))
+        latency_stage "${P}latency-full"
+        stop_serve "${P}serve-ping"
     fi
-    sleep 1.5 # the pings' timers fall due one second later
-    R[store.patients]=$(( ${R[latency-empty.sent]:-0} + ${R[http-ping.events]:-0} ))
-    latency_stage latency-full
-    stop_serve serve-ping
+    rm -f "$WORK"/serve-ping.db*
+}
+serve_catalog "" "$ROOT/protocols/ketamine"
+serve_ping ""
+if [ -n "$BASE" ]; then # the same rows for the baseline binary, right after
+    SERVE_BIN=$BASE serve_catalog base- "$(cd "$(dirname "$BASE")/.." && pwd)/protocols/ketamine"
+    SERVE_BIN=$BASE serve_ping base-
 fi
-rm -f "$WORK"/serve-ping.db*
 
 # ---- the report ----------------------------------------------------------------------------------
 
@@ -614,6 +629,11 @@ for L in latency-empty latency-full; do
     echo "| 4. time-driven transition after its due time (stream), $where | same run | $(num "$(g $L.sent)") | | p50 $(g $L.timer_p50_ms) ms, p99 $(g $L.timer_p99_ms) ms, max $(g $L.timer_max_ms) ms (missing $(g $L.timer_missing)) | |"
     echo "| 4. \`regimen_wake_lateness_seconds\` (GET /metrics), $where | same run | $(g $L.wake.count) wake-ups | | <= 1 ms: $(g $L.wake.le_0.001), <= 5 ms: $(g $L.wake.le_0.005), <= 10 ms: $(g $L.wake.le_0.01), <= 50 ms: $(g $L.wake.le_0.05) | |"
 done
+if have base-http-catalog.events_per_s || have base-latency-full.echo_p99_ms; then
+    echo "| 4. the same, baseline binary \`$BASE\`: HTTP ingest, cohort histories | $(short "$SERVE_PATIENTS") (1 clinic) | $(num "$(g base-http-catalog.events)") | $(g base-http-catalog.seconds) | $(num "$(g base-http-catalog.events_per_s)") events/s (ack p50 $(g base-http-catalog.ack_p50_ms) ms, p99 $(g base-http-catalog.ack_p99_ms) ms) | |"
+    echo "| 4. the same, baseline binary: HTTP ingest, live pings | one new patient each | $(num "$(g base-http-ping.events)") | $(g base-http-ping.seconds) | $(num "$(g base-http-ping.events_per_s)") events/s | |"
+    echo "| 4. the same, baseline binary: POST -> transition, store of $(num "$(g base-store.patients)") patients | $LAT_RATE/s asked, $(g base-latency-full.achieved_per_s)/s done | $(num "$(g base-latency-full.sent)") | | p50 $(g base-latency-full.echo_p50_ms) ms, p99 $(g base-latency-full.echo_p99_ms) ms, max $(g base-latency-full.echo_max_ms) ms | |"
+fi
 echo
 echo "## Against the baselines (same run, same data)"
 echo

@@ -8,6 +8,7 @@
 #include "helpers.h"
 
 #include "engine/engine.h"
+#include "engine/hcache.h"
 #include "store/ingest.h"
 
 #include <jansson.h>
@@ -802,6 +803,10 @@ static void cache_equals_cold(size_t cache_bytes)
     cr_assert_gt(hs.hits, 0, "the cache was never used");
     cr_assert_gt(hs.evictions, 0, "neither the rollbacks nor the cap ever dropped an entry");
     cr_assert_leq(hs.bytes, hs.cap);
+    /* the rules' answers kept beside the histories were taken up (and gave
+     * the cold evaluation's transitions, compared above) */
+    if (cache_bytes >= (size_t)1 << 20)
+        cr_assert_gt(hs.kept_hits, 0, "no evaluation started from kept answers");
     for (int k = 0; k < 2; k++)
         fx_close(&f[k]);
 }
@@ -814,6 +819,54 @@ Test(engine, history_cache_gives_the_answers_of_a_cold_evaluation)
 Test(engine, history_cache_evicting_under_a_tiny_cap_changes_no_answer)
 {
     cache_equals_cold(2048);
+}
+
+/* Kept answers count in their entry's bytes, stay with the patient's next
+ * history and go with the entry (over the cap, or cleared). */
+Test(engine, history_cache_counts_kept_answers_in_its_bytes)
+{
+    rg_hevent ev[2];
+    memset(ev, 0, sizeof ev);
+    rg_hcache *c = rg_hcache_new(4096);
+    cr_assert_not_null(c);
+    rg_hcache_stats st;
+    const void *blob;
+    size_t len;
+    rg_hcache_keep(c, "c", "p1", "xx", 2); /* no history: nothing kept */
+    cr_assert_eq(rg_hcache_kept(c, "c", "p1", &blob, &len), 0);
+    rg_hcache_put(c, "c", "p1", ev, 1, "t", 1, 1);
+    rg_hcache_stats_get(c, &st);
+    size_t bare = st.bytes;
+    char big[1000];
+    memset(big, 'k', sizeof big);
+    rg_hcache_keep(c, "c", "p1", big, sizeof big);
+    rg_hcache_stats_get(c, &st);
+    cr_assert_eq(st.bytes, bare + sizeof big);
+    rg_hcache_put(c, "c", "p1", ev, 2, "tt", 2, 2); /* a new history: the answers stay */
+    cr_assert_eq(rg_hcache_kept(c, "c", "p1", &blob, &len), 1);
+    cr_assert_eq(len, sizeof big);
+    cr_assert_eq(memcmp(blob, big, len), 0);
+    rg_hcache_keep(c, "c", "p1", "ab", 2); /* replaced */
+    rg_hcache_stats_get(c, &st);
+    cr_assert_eq(rg_hcache_kept(c, "c", "p1", &blob, &len), 1);
+    cr_assert_eq(len, 2);
+    size_t with_two = st.bytes;
+    /* others fill the cache: p1, the oldest, goes with its answers */
+    for (int i = 0; i < 40; i++) {
+        char name[16];
+        snprintf(name, sizeof name, "q%d", i);
+        rg_hcache_put(c, "c", name, ev, 2, "tt", 2, 2);
+        rg_hcache_keep(c, "c", name, big, 200);
+        rg_hcache_stats_get(c, &st);
+        cr_assert_leq(st.bytes, st.cap);
+    }
+    cr_assert_eq(rg_hcache_kept(c, "c", "p1", &blob, &len), 0);
+    cr_assert_gt(with_two, bare);
+    rg_hcache_clear(c);
+    rg_hcache_stats_get(c, &st);
+    cr_assert_eq(st.bytes, 0);
+    cr_assert_eq(st.entries, 0);
+    rg_hcache_free(c);
 }
 
 /* An alert's message may be a function: called when the alert opens, never

@@ -9,8 +9,19 @@
  * whose rules read the history in the ways a naive tracker misses. Run from
  * the repository root (make test does). Also `regimen test --jobs N`: the
  * scenarios spread over threads print exactly what one thread prints.
+ * And `regimen serve`, which keeps each rule's answer per patient from one
+ * evaluation to the next (the history cache): a cohort posted through HTTP
+ * under REGIMEN_VERIFY_INCREMENTAL=1 gives the transitions of a service
+ * that evaluates every rule every time, and a reload's new protocol shows
+ * at the next event however little of what it reads changed.
  */
+#define RG_TEST_SERVE
 #include "helpers.h"
+
+#include "core/rg.h"
+
+#include <jansson.h>
+#include <time.h>
 
 /* Runs args with the environment variable name set to value (NULL: unset). */
 static int rg__run_env(const char *name, const char *value, const char *const *args, char **out,
@@ -244,4 +255,263 @@ Test(test_jobs, scenarios_over_threads_print_the_same)
     cr_assert_str_eq(o3, o1);
     free(o1), free(o3), free(e1), free(e3);
     rg_test_rmdir(dir);
+}
+
+/* ---- the service: answers kept from one evaluation of a patient to the next ---- */
+
+/* A metric's value in a /metrics text (0 when absent). */
+static double rg__metric(const char *text, const char *name)
+{
+    const char *p = strstr(text, name);
+    return p ? strtod(p + strlen(name), NULL) : 0;
+}
+
+/* Starts `regimen serve` in dir/name on clinic c0 with the shipped ketamine
+ * protocols and two evaluation threads, with env=value set (NULL: unset). */
+static void rg__serve_c0(server *s, const char *dir, const char *name, const char *env,
+                         const char *value)
+{
+    char cwd[512], cfg[2048], sub[300];
+    cr_assert_not_null(getcwd(cwd, sizeof cwd));
+    snprintf(s->dir, sizeof s->dir, "%s/%s", dir, name);
+    snprintf(sub, sizeof sub, "%s/config.json", name);
+    snprintf(s->db, sizeof s->db, "%s/serve.db", s->dir);
+    snprintf(s->config, sizeof s->config, "%s/config.json", s->dir);
+    snprintf(s->log, sizeof s->log, "%s/serve.log", s->dir);
+    snprintf(cfg, sizeof cfg,
+             "{ \"listen\": \"127.0.0.1:0\",\n"
+             "  \"clinics\": { \"c0\": { \"protocols\": \"%s/protocols/ketamine\",\n"
+             "                          \"tokens\": [\"" TOKEN_A "\"] } },\n"
+             "  \"limits\": { \"evaluation_threads\": 2 } }\n", cwd);
+    rg_test_write(dir, sub, cfg);
+    if (env && value)
+        setenv(env, value, 1);
+    server_start(s);
+    if (env)
+        unsetenv(env);
+}
+
+/* Posts the cohort's events (lines of JSON) through HTTP, a few at a time,
+ * the patients taken in turn so that each is evaluated once per event or
+ * two: every evaluation but a patient's first can start from kept answers. */
+static void rg__post_cohort(const server *s, char **lines, int n)
+{
+    enum { BATCH = 5 };
+    rg_buf body = {0};
+    int in_batch = 0;
+    for (int i = 0; i <= n; i++) {
+        if (i < n) {
+            rg_buf_add(&body, in_batch ? "," : "[", 1);
+            rg_buf_add(&body, lines[i], strlen(lines[i]));
+            in_batch++;
+        }
+        if (in_batch && (in_batch == BATCH || i == n)) {
+            char *out;
+            rg_buf_add(&body, "]", 2); /* (with the NUL) */
+            int st = http(s->port, "POST", "/v1/events", TOKEN_A, body.p, &out);
+            cr_assert_eq(st, 200, "POST answered %d: %s\nserver log:\n%s", st, out,
+                         rg_test_read(s->log));
+            free(out);
+            body.len = 0;
+            in_batch = 0;
+        }
+    }
+    rg_buf_free(&body);
+}
+
+static int rg__strcmp_p(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* The clinic's transitions, one line each, "patient n protocol rule key
+ * state" (n: the patient's nth transition), sorted: what two services must
+ * agree on whatever the wall clock said (`at` is left out). */
+static char *rg__transitions(const server *s)
+{
+    long long after = 0;
+    size_t cap = 0, nl = 0;
+    char **lines = NULL;
+    json_t *count = json_object();
+    for (;;) {
+        char path[80], *out;
+        snprintf(path, sizeof path, "/v1/transitions?after=%lld&limit=5000", after);
+        cr_assert_eq(http(s->port, "GET", path, TOKEN_A, NULL, &out), 200, "%s", out);
+        json_error_t je;
+        json_t *doc = json_loads(out, 0, &je);
+        cr_assert_not_null(doc, "%s: %s", je.text, out);
+        json_t *arr = json_object_get(doc, "transitions");
+        size_t k;
+        json_t *t;
+        json_array_foreach(arr, k, t) {
+            const char *patient = json_string_value(json_object_get(t, "patient"));
+            json_int_t seen = json_integer_value(json_object_get(count, patient));
+            json_object_set_new(count, patient, json_integer(seen + 1));
+            char line[1024];
+            snprintf(line, sizeof line, "%s %05lld %s %s %s %s", patient, (long long)seen,
+                     json_string_value(json_object_get(t, "protocol")),
+                     json_string_value(json_object_get(t, "rule")),
+                     json_string_value(json_object_get(t, "key")),
+                     json_string_value(json_object_get(t, "state")));
+            if (nl == cap)
+                lines = realloc(lines, (cap = cap ? 2 * cap : 1024) * sizeof *lines);
+            lines[nl++] = strdup(line);
+        }
+        long long last = (long long)json_integer_value(json_object_get(doc, "last"));
+        size_t got = json_array_size(arr);
+        json_decref(doc);
+        free(out);
+        if (!got)
+            break;
+        after = last;
+    }
+    json_decref(count);
+    qsort(lines, nl, sizeof *lines, rg__strcmp_p);
+    rg_buf all = {0};
+    for (size_t i = 0; i < nl; i++) {
+        rg_buf_printf(&all, "%s\n", lines[i]);
+        free(lines[i]);
+    }
+    free(lines);
+    rg_buf_add(&all, "", 1);
+    return all.p;
+}
+
+static server rg__kept_s[2];
+static void rg__kept_fini(void)
+{
+    server_kill(&rg__kept_s[0]);
+    server_kill(&rg__kept_s[1]);
+}
+
+Test(incremental, serve_keeps_answers_same_transitions_as_full_evaluation, .timeout = 300,
+     .fini = rg__kept_fini)
+{
+    char dir[256], cmd[1024], events[300], start[16];
+    rg_test_tmpdir(dir);
+    /* courses that ended in the past: every event is evaluated when posted */
+    time_t t0 = time(NULL) - 600 * 86400;
+    strftime(start, sizeof start, "%Y-%m-%d", gmtime(&t0));
+    snprintf(events, sizeof events, "%s/cohort.jsonl", dir);
+    snprintf(cmd, sizeof cmd, "cc -O1 -o %s/gen bench/gen.c -lm && %s/gen 40 1 11 %s > %s", dir,
+             dir, start, events);
+    cr_assert_eq(system(cmd), 0, "%s", cmd);
+    /* the patients in turn, each one's events in their order */
+    char *text = rg_test_read(events);
+    char *lines[4000], *patients[64];
+    int n = 0, np = 0, of[4000];
+    for (char *line = strtok(text, "\n"); line && n < 4000; line = strtok(NULL, "\n")) {
+        const char *p = strstr(line, "\"patient\":\"");
+        cr_assert_not_null(p);
+        int k = 0;
+        while (k < np && strncmp(patients[k], p, strcspn(p + 11, "\"") + 11))
+            k++;
+        if (k == np)
+            patients[np++] = (char *)p;
+        of[n] = k;
+        lines[n++] = line;
+    }
+    char *order[4000];
+    int m = 0;
+    for (int round = 0; m < n; round++)
+        for (int k = 0; k < np; k++) {
+            int seen = 0;
+            for (int i = 0; i < n; i++)
+                if (of[i] == k && seen++ == round)
+                    order[m++] = lines[i];
+        }
+    cr_assert_gt(n, 800, "the cohort has events");
+
+    rg__serve_c0(&rg__kept_s[0], dir, "full", "REGIMEN_INCREMENTAL", "0");
+    rg__post_cohort(&rg__kept_s[0], order, n);
+    char *full = rg__transitions(&rg__kept_s[0]);
+    cr_assert_eq(server_stop(&rg__kept_s[0], SIGTERM), 0);
+
+    rg__serve_c0(&rg__kept_s[1], dir, "verify", "REGIMEN_VERIFY_INCREMENTAL", "1");
+    rg__post_cohort(&rg__kept_s[1], order, n);
+    char *ver = rg__transitions(&rg__kept_s[1]);
+    char *metrics;
+    cr_assert_eq(http(rg__kept_s[1].port, "GET", "/metrics", TOKEN_A, NULL, &metrics), 200);
+    cr_assert_eq(server_stop(&rg__kept_s[1], SIGTERM), 0);
+    char *log = rg_test_read(rg__kept_s[1].log);
+    cr_assert_null(strstr(log, "differs from a full one"), "%s", log);
+    free(log);
+
+    cr_assert_gt(strlen(full), 20000, "the cohort raises alerts:\n%s", full);
+    cr_assert_str_eq(ver, full, "kept answers give other transitions than full evaluation");
+    /* and the answers were kept: most evaluations started from them */
+    double hits = rg__metric(metrics, "regimen_kept_answers_total{result=\"hit\"} ");
+    cr_assert_gt(hits, n / 5 * 0.5, "evaluations from kept answers: %g of about %d:\n%s", hits,
+                 n / 5, metrics);
+    /* one clinic: its jobs stay on the thread whose cache holds its answers */
+    cr_assert_eq(rg__metric(metrics, "regimen_kept_answers_total{result=\"stale\"} "), 0, "%s",
+                 metrics);
+    free(metrics);
+    free(full);
+    free(ver);
+    free(text);
+    rg_test_rmdir(dir);
+}
+
+/* The rule reads only events of type a; version 2 of it never alerts. */
+static const char rg__reads_a_v1[] =
+    "local R = require 'regimen'\n"
+    "return R.protocol { id = 'seen', version = '1.0', rules = {\n"
+    "  { id = 'seen.a', severity = 'info', check = function(h, now, p)\n"
+    "      if h:last('a') then return R.alert { key = 'a', message = 'an a was seen' } end\n"
+    "    end } } }\n";
+static const char rg__reads_a_v2[] =
+    "local R = require 'regimen'\n"
+    "return R.protocol { id = 'seen', version = '2.0', rules = {\n"
+    "  { id = 'seen.a', severity = 'info', check = function(h, now, p)\n"
+    "      if h:last('a') and false then return R.alert { key = 'a', message = 'never' } end\n"
+    "    end } } }\n";
+
+static server rg__reload_s;
+static void rg__reload_fini(void) { server_kill(&rg__reload_s); }
+
+/* A reload invalidates every kept answer of the clinic: an event the rule
+ * does not read, after a reload, shows the new version's answer (without
+ * the invalidation the old answer, still open, would stand). */
+Test(incremental, serve_reload_drops_kept_answers, .timeout = 60, .fini = rg__reload_fini)
+{
+    server *s = &rg__reload_s;
+    char *out, cfg[1024];
+    server_setup(s, rg__reads_a_v1, fast_protocol);
+    snprintf(cfg, sizeof cfg,
+             "{ \"listen\": \"127.0.0.1:0\",\n"
+             "  \"clinics\": { \"north\": { \"protocols\": \"a\", \"tokens\": [\"" TOKEN_A "\"] } },\n"
+             "  \"limits\": { \"evaluation_threads\": 1 } }\n");
+    rg_test_write(s->dir, "config.json", cfg);
+    server_start(s);
+    const char *types[] = {"a", "b", "b"};
+    for (int i = 0; i < 3; i++) {
+        char id[16];
+        snprintf(id, sizeof id, "e%d", i);
+        char *ev = ping("north", id, "p1", now_ms() - 60000 + i * 1000, types[i]);
+        cr_assert_eq(http(s->port, "POST", "/v1/events", TOKEN_A, ev, &out), 200, "%s", out);
+        free(out);
+        free(ev);
+    }
+    char *before = rg__transitions(s);
+    cr_assert(strstr(before, "p1 00000 seen seen.a ") && !strstr(before, "p1 00001"),
+              "the alert opened once:\n%s", before);
+    free(before);
+    cr_assert_eq(http(s->port, "GET", "/metrics", TOKEN_A, NULL, &out), 200);
+    cr_assert_geq(rg__metric(out, "regimen_kept_answers_total{result=\"hit\"} "), 2, "%s", out);
+    free(out);
+    rg_test_write(s->dir, "a/p.lua", rg__reads_a_v2);
+    kill(s->pid, SIGHUP);
+    cr_assert(log_wait(s, "protocol seen 2.0 loaded", 10000), "%s", rg_test_read(s->log));
+    char *ev = ping("north", "e9", "p1", now_ms() - 1000, "b");
+    cr_assert_eq(http(s->port, "POST", "/v1/events", TOKEN_A, ev, &out), 200, "%s", out);
+    free(out);
+    free(ev);
+    char *after = rg__transitions(s), *second = strstr(after, "p1 00001 seen seen.a ");
+    cr_assert(second && strstr(second, " resolved\n"),
+              "version 2.0's answer (no alert) shows at the next event:\n%s\n%s", after,
+              rg_test_read(s->log));
+    free(after);
+    cr_assert_eq(server_stop(s, SIGTERM), 0);
+    rg_test_rmdir(s->dir);
 }

@@ -43,6 +43,7 @@ typedef struct rg__clinic_slot {
     /* per protocol of c: whether its applies ([0]) and rule r ([1 + r]) use
      * their `now` argument (rg__reads_now), once found */
     unsigned char **nowuse;
+    uint64_t stamp; /* which load of the clinic this is (kept answers name it) */
     /* evaluation time, in slices of the CPU window: slice number and ms */
     int64_t cpu_at[RG_CPU_BUCKETS];
     double cpu_ms[RG_CPU_BUCKETS];
@@ -131,6 +132,15 @@ struct rg_engine {
     int pidx;               /* stack index of the previous results (a table by protocol) */
     int last_n;             /* events visible at the previous step (-1: no step yet) */
     int rebound;            /* the history was bound anew since the previous step */
+    /* Kept answers (the service): the state above, kept for the patient
+     * beside its history in the cache at the end of an advance and taken up
+     * again at the start of its next one (rg__keep_save, rg__keep_restore). */
+    uint64_t stamps;        /* the last clinic load's stamp (rg__clinic_slot.stamp) */
+    rg_time last_t;         /* the instant of the previous step */
+    int restored;           /* the state was taken up: the first step finds what changed */
+    rg_time kept_t;         /* ... since this instant */
+    int64_t kept_seq;       /* ... and the events newer than this seq */
+    rg_buf keepbuf;         /* scratch for rg__keep_save */
 };
 
 /* ---- setup ------------------------------------------------------------------ */
@@ -298,6 +308,7 @@ void rg_engine_free(rg_engine *e)
     rg__fail_clear(e);
     free(e->fail);
     rg__inc_free(e);
+    rg_buf_free(&e->keepbuf);
     free(e);
 }
 
@@ -640,6 +651,7 @@ int rg_engine_set_clinic_loaded(rg_engine *e, const char *clinic, rg_clinic *c, 
     rg_clinic_free(s->c);
     s->c = c;
     s->failed = 0;
+    s->stamp = ++e->stamps; /* answers kept under the clinic's earlier load no longer stand */
     /* which rules use `now`, from their source files read just now (else at
      * the first evaluation) */
     unsigned char **nowuse;
@@ -954,8 +966,9 @@ static int rg__normalize_call(lua_State *L)
  * rule's error stays in its entry; a limit stops the whole evaluation
  * (re-raised). inc (a light userdata, struct rg__inc, or nil): what applies
  * and each rule that runs read is recorded there. partial (with inc and the
- * previous results, which applied): the parameters and applies stand, only
- * the rules marked in inc->ran run, the others keep their previous entry. */
+ * previous results): the parameters (made again when the previous results
+ * have none: kept answers) and applies stand, only the rules marked in
+ * inc->ran run, the others keep their previous entry. */
 static int rg__eval_protocol(lua_State *L)
 {
     rg_sandbox *sb = rg_sandbox_of(L);
@@ -971,7 +984,13 @@ static int rg__eval_protocol(lua_State *L)
     luaL_checkstack(L, 16, "evaluation");
     lua_createtable(L, 8, 3);
     const int prev = 1, desc = 2, hist = 3, res = 6, p = 7;
-    if (partial) { /* the parameters in force stand (no plan event came) */
+    /* an answer kept from an earlier advance has no parameters: made again */
+    int again = 0;
+    if (partial) {
+        again = lua_getfield(L, prev, "params") != LUA_TNIL;
+        lua_pop(L, 1);
+    }
+    if (again) { /* the parameters in force stand (no plan event came) */
         lua_getfield(L, prev, "base");
         int base = lua_toboolean(L, -1);
         lua_setfield(L, res, "base");
@@ -1003,8 +1022,8 @@ static int rg__eval_protocol(lua_State *L)
     }
     assert(lua_gettop(L) == p);
     int applies = 1;
-    if (partial) {
-        lua_pushboolean(L, 1);
+    if (partial) { /* applies stands too */
+        lua_getfield(L, prev, "applies");
     } else if (lua_getfield(L, desc, "applies") == LUA_TFUNCTION) {
         h->mark = mark;
         h->depth = 0;
@@ -2010,6 +2029,313 @@ static int rg__inc_reset(rg_engine *e, const rg_clinic *c)
         e->inc[i].valid = 0;
     e->last_n = -1;
     e->rebound = 1;
+    e->restored = 0;
+    return RG_OK;
+}
+
+/* ---- kept answers: the service's evaluations of a patient, one after another --- */
+
+/* Each evaluation of a patient by the service (an event, a wake-up) is an
+ * advance of its own. At the end of one, what e->inc and the results at
+ * e->pidx hold is written as a blob beside the patient's history in the
+ * cache (rg_hcache_keep); the next advance of the patient takes it up
+ * (rg__keep_restore) when nothing it depends on moved meanwhile: the same
+ * load of the clinic's protocols and parameters (stamp), the patient's
+ * clock and newest seq as that advance left them (no other evaluation, no
+ * lost write), the same open alerts (their keys), and no corrections in the
+ * history. Its first step then finds what changed by seq and time
+ * (rg__step) and rg__plan decides as within one advance. Anything else
+ * starts afresh, as a cache miss or an eviction does. */
+
+#define RG__KEEP_MAGIC 0x4b455031u /* "KEP1" */
+
+typedef struct rg__keephdr {
+    uint32_t magic;
+    int32_t nprotos, last_n, nopen;
+    uint64_t stamp, open_sig;
+    int64_t clock, seq, last_t;
+} rg__keephdr;
+
+/* The open alerts as a signature: a sum of their keys' hashes (the order
+ * the store hands them out in does not matter) and their number. */
+static uint64_t rg__open_sig(const rg_engine *e, int *n)
+{
+    uint64_t sig = 0;
+    *n = 0;
+    for (int a = 0; a < e->nopen; a++)
+        if (e->open[a].live) {
+            sig += rg_fnv1a(RG_FNV1A_SEED, e->open[a].key, strlen(e->open[a].key));
+            ++*n;
+        }
+    return sig;
+}
+
+static int rg__kw(rg_buf *b, const void *p, size_t n) { return rg_buf_add(b, p, n); }
+
+/* [-0, +0] Appends the Lua value at idx (a scalar of an alert list) to b. */
+static int rg__kw_value(rg_buf *b, lua_State *L, int idx)
+{
+    char tag;
+    switch (lua_type(L, idx)) {
+    case LUA_TSTRING: {
+        size_t len;
+        const char *v = lua_tolstring(L, idx, &len);
+        uint32_t n = (uint32_t)len;
+        tag = 's';
+        return rg__kw(b, &tag, 1) || rg__kw(b, &n, sizeof n) || rg__kw(b, v, len);
+    }
+    case LUA_TNUMBER:
+        if (lua_isinteger(L, idx)) {
+            lua_Integer v = lua_tointeger(L, idx);
+            tag = 'i';
+            return rg__kw(b, &tag, 1) || rg__kw(b, &v, sizeof v);
+        } else {
+            lua_Number v = lua_tonumber(L, idx);
+            tag = 'n';
+            return rg__kw(b, &tag, 1) || rg__kw(b, &v, sizeof v);
+        }
+    case LUA_TBOOLEAN:
+        tag = lua_toboolean(L, idx) ? 'T' : 'F';
+        return rg__kw(b, &tag, 1);
+    default:
+        tag = '0'; /* (an alert list holds none) */
+        return rg__kw(b, &tag, 1);
+    }
+}
+
+/* [-0, +0] Keeps the answers of this advance for the patient (clock and seq: its
+ * state as the advance leaves it), or drops what it had when they cannot
+ * stand (corrections in its history, no step, nothing kept). Never fails:
+ * without kept answers the next advance starts afresh. */
+static void rg__keep_save(rg_engine *e, const rg_clinic *c, const char *patient, rg_time clock,
+                          int64_t seq)
+{
+    if (!e->hc || !e->incremental)
+        return;
+    lua_State *L = rg_sandbox_state(c->sb);
+    rg__clinic_slot *slot = rg__slot(e, c->name, 0);
+    rg_buf *b = &e->keepbuf;
+    b->len = 0;
+    int any = 0;
+    for (int i = 0; i < e->ninc; i++)
+        any |= e->inc[i].valid;
+    if (!any || e->ncorr || e->last_n < 0 || !slot || slot->c != c || e->inc_c != c ||
+        !lua_checkstack(L, 4)) {
+        rg_hcache_keep(e->hc, c->name, patient, NULL, 0);
+        return;
+    }
+    rg__keephdr h = {.magic = RG__KEEP_MAGIC, .nprotos = c->nprotos, .last_n = e->last_n,
+                     .stamp = slot->stamp, .clock = clock, .seq = seq, .last_t = e->last_t};
+    h.open_sig = rg__open_sig(e, &h.nopen);
+    int rc = rg__kw(b, &h, sizeof h);
+    for (int i = 0; i < c->nprotos && rc == RG_OK; i++) {
+        const struct rg__inc *in = &e->inc[i];
+        lua_rawgeti(L, e->pidx, i + 1);
+        int res = lua_gettop(L);
+        unsigned char valid = in->valid && lua_type(L, res) == LUA_TTABLE;
+        unsigned char applied = 0;
+        if (valid) {
+            lua_getfield(L, res, "applies");
+            applied = (unsigned char)lua_toboolean(L, -1);
+            lua_pop(L, 1);
+        }
+        rc = rg__kw(b, &valid, 1);
+        if (valid && rc == RG_OK)
+            rc = rg__kw(b, &applied, 1) || rg__kw(b, &in->applies, sizeof in->applies);
+        for (int r = 0; valid && applied && r < in->nrules && rc == RG_OK; r++) {
+            rc = rg__kw(b, &in->reads[r], sizeof in->reads[r]) ||
+                 rg__kw(b, &in->next[r], sizeof in->next[r]) || rg__kw(b, &in->keep[r], 1);
+            int kind = lua_rawgeti(L, res, r + 1);
+            if (rc == RG_OK && kind == LUA_TTABLE) {
+                uint32_t n = (uint32_t)lua_rawlen(L, -1);
+                char tag = 'l';
+                rc = rg__kw(b, &tag, 1) || rg__kw(b, &n, sizeof n);
+                for (uint32_t k = 1; k <= n && rc == RG_OK; k++) {
+                    lua_rawgeti(L, -1, (lua_Integer)k);
+                    rc = rg__kw_value(b, L, lua_gettop(L));
+                    lua_pop(L, 1);
+                }
+            } else if (rc == RG_OK) { /* true (nothing), or an error (it runs again) */
+                rc = rg__kw_value(b, L, lua_gettop(L));
+            }
+            lua_pop(L, 1);
+        }
+        lua_settop(L, res - 1);
+    }
+    rg_hcache_keep(e->hc, c->name, patient, rc == RG_OK ? b->p : NULL, rc == RG_OK ? b->len : 0);
+}
+
+/* Reading a blob: each read checks that it stays inside. */
+typedef struct rg__kr {
+    const char *p;
+    size_t len, at;
+} rg__kr;
+
+static int rg__kr_get(rg__kr *r, void *out, size_t n)
+{
+    if (r->len - r->at < n)
+        return 0;
+    memcpy(out, r->p + r->at, n);
+    r->at += n;
+    return 1;
+}
+
+/* [-0, +1] Pushes the value written by rg__kw_value (nil when the blob is
+ * damaged: the caller gives up). */
+static int rg__kr_value(lua_State *L, rg__kr *r)
+{
+    char tag = 0;
+    if (!rg__kr_get(r, &tag, 1)) {
+        lua_pushnil(L);
+        return 0;
+    }
+    switch (tag) {
+    case 's': {
+        uint32_t n;
+        if (!rg__kr_get(r, &n, sizeof n) || r->len - r->at < n)
+            break;
+        lua_pushlstring(L, r->p + r->at, n);
+        r->at += n;
+        return 1;
+    }
+    case 'i': {
+        lua_Integer v;
+        if (!rg__kr_get(r, &v, sizeof v))
+            break;
+        lua_pushinteger(L, v);
+        return 1;
+    }
+    case 'n': {
+        lua_Number v;
+        if (!rg__kr_get(r, &v, sizeof v))
+            break;
+        lua_pushnumber(L, v);
+        return 1;
+    }
+    case 'T':
+    case 'F':
+        lua_pushboolean(L, tag == 'T');
+        return 1;
+    }
+    lua_pushnil(L);
+    return 0;
+}
+
+/* [-2, +1] (engine, reader) -> the results by protocol as rg__step_collect
+ * leaves them at e->pidx, e->inc filled as it was, from a kept blob past its
+ * header; raises (memory) or returns nil (a damaged blob). A protocol's
+ * table has no params: rg__eval_protocol makes them again at its next call
+ * (rg__plan makes one). */
+static int rg__keep_build(lua_State *L)
+{
+    rg_engine *e = lua_touserdata(L, 1);
+    rg__kr *r = lua_touserdata(L, 2);
+    lua_createtable(L, e->ninc, 0);
+    int top = lua_gettop(L);
+    for (int i = 0; i < e->ninc; i++) {
+        struct rg__inc *in = &e->inc[i];
+        unsigned char valid = 0, applied = 0;
+        if (!rg__kr_get(r, &valid, 1))
+            return lua_pushnil(L), 1;
+        in->valid = 0;
+        if (!valid)
+            continue;
+        if (!rg__kr_get(r, &applied, 1) || !rg__kr_get(r, &in->applies, sizeof in->applies))
+            return lua_pushnil(L), 1;
+        lua_createtable(L, in->nrules, 1);
+        lua_pushboolean(L, applied);
+        lua_setfield(L, -2, "applies");
+        for (int k = 0; k < in->nrules; k++) {
+            in->keep[k] = 0;
+            in->next[k] = RG_TIME_NONE;
+            if (in->keys[k].cap) /* the keys of another patient's answers */
+                memset(in->keys[k].have, 0, (size_t)in->keys[k].cap);
+        }
+        for (int k = 0; applied && k < in->nrules; k++) {
+            if (!rg__kr_get(r, &in->reads[k], sizeof in->reads[k]) ||
+                !rg__kr_get(r, &in->next[k], sizeof in->next[k]) ||
+                !rg__kr_get(r, &in->keep[k], 1))
+                return lua_pushnil(L), 1;
+            char tag = r->at < r->len ? r->p[r->at] : 0;
+            if (tag == 'l') {
+                uint32_t n;
+                r->at++;
+                if (!rg__kr_get(r, &n, sizeof n) || n > r->len - r->at)
+                    return lua_pushnil(L), 1;
+                lua_createtable(L, (int)n, 0);
+                for (uint32_t j = 1; j <= n; j++) {
+                    if (!rg__kr_value(L, r))
+                        return lua_pushnil(L), 1;
+                    lua_rawseti(L, -2, (lua_Integer)j);
+                }
+            } else if (!rg__kr_value(L, r)) {
+                return lua_pushnil(L), 1;
+            }
+            lua_rawseti(L, -2, k + 1);
+        }
+        lua_rawseti(L, top, i + 1);
+        in->valid = 1;
+    }
+    if (r->at != r->len)
+        lua_pushnil(L);
+    return 1;
+}
+
+/* [-0, +0] Takes up the answers kept for the patient (rg__keep_save) when they still
+ * stand for this advance (ps: the patient's state as read at its start);
+ * else the advance starts afresh, as without them. The results go to
+ * e->pidx. Returns RG_OK either way, or RG_ENOMEM. */
+static int rg__keep_restore(rg_engine *e, const rg_clinic *c, const char *patient,
+                            const rg_patient_state *ps)
+{
+    const void *blob;
+    size_t len;
+    rg__keephdr h;
+    if (!e->hc || !e->incremental)
+        return RG_OK;
+    if (!rg_hcache_kept(e->hc, c->name, patient, &blob, &len) || len < sizeof h)
+        return RG_OK; /* (a miss of the history is counted by the cache) */
+    memcpy(&h, blob, sizeof h);
+    const rg__clinic_slot *slot = rg__slot(e, c->name, 0);
+    int nopen;
+    uint64_t sig = rg__open_sig(e, &nopen);
+    int n = 0; /* the events the kept answers saw */
+    for (int k = 0; k < e->nev; k++)
+        n += e->ev[k].seq <= h.seq && e->ev[k].at <= h.last_t;
+    if (h.magic != RG__KEEP_MAGIC || !slot || slot->c != c || h.stamp != slot->stamp ||
+        h.nprotos != c->nprotos || e->inc_c != c || h.clock != ps->clock ||
+        h.seq != ps->last_seq || h.open_sig != sig || h.nopen != nopen || e->ncorr ||
+        n != h.last_n) {
+        rg_hcache_kept_count(e->hc, 0);
+        rg_hcache_keep(e->hc, c->name, patient, NULL, 0);
+        return RG_OK;
+    }
+    lua_State *L = rg_sandbox_state(c->sb);
+    rg__kr r = {.p = blob, .len = len, .at = sizeof h};
+    lua_pushcfunction(L, rg__keep_build);
+    lua_pushlightuserdata(L, e);
+    lua_pushlightuserdata(L, &r);
+    char err[256];
+    if (rg_pcall(c->sb, 2, 1, err, sizeof err)) {
+        for (int i = 0; i < e->ninc; i++)
+            e->inc[i].valid = 0;
+        lua_pop(L, 1);
+        return RG_ENOMEM;
+    }
+    if (lua_type(L, -1) != LUA_TTABLE) { /* damaged: (never written so) start afresh */
+        for (int i = 0; i < e->ninc; i++)
+            e->inc[i].valid = 0;
+        lua_pop(L, 1);
+        rg_hcache_kept_count(e->hc, 0);
+        rg_hcache_keep(e->hc, c->name, patient, NULL, 0);
+        return RG_OK;
+    }
+    lua_replace(L, e->pidx);
+    rg_hcache_kept_count(e->hc, 1);
+    e->restored = 1;
+    e->kept_t = e->last_t = h.last_t;
+    e->kept_seq = h.seq;
+    e->last_n = h.last_n;
     return RG_OK;
 }
 
@@ -2062,18 +2388,21 @@ static int rg__plan(rg_engine *e, const rg__stepctx *s, int i)
     if (rg_reads_hit(&plan, &s->changed)) /* the parameters may have changed */
         return 0;
     lua_rawgeti(s->L, e->pidx, i + 1);
-    int table = lua_type(s->L, -1) == LUA_TTABLE, applied = 0;
+    int table = lua_type(s->L, -1) == LUA_TTABLE, applied = 0, kept = 0;
     if (table) {
         lua_getfield(s->L, -1, "applies");
         applied = lua_toboolean(s->L, -1);
-        lua_pop(s->L, 1);
+        /* kept from an earlier advance (rg__keep_restore): no parameters,
+         * which a call makes again (rg__eval_protocol), even with no rule */
+        kept = lua_getfield(s->L, -2, "params") == LUA_TNIL;
+        lua_pop(s->L, 2);
     }
     lua_pop(s->L, 1);
     if (!table)
         return 0;
     memset(in->ran, 0, (size_t)in->nrules + 1);
     if (!applied)
-        return 1;
+        return kept ? 2 : 1;
     int any = 0;
     for (int r = 0; r < in->nrules; r++) {
         in->ran[r] = !in->keep[r] || nu[1 + r] || in->reads[r].clock ||
@@ -2081,7 +2410,7 @@ static int rg__plan(rg_engine *e, const rg__stepctx *s, int i)
                      (in->next[r] != RG_TIME_NONE && in->next[r] <= s->t);
         any |= in->ran[r];
     }
-    return any ? 2 : 1;
+    return any || kept ? 2 : 1;
 }
 
 /* [-0, +1] One protected call of protocol i (rg__eval_protocol) with touch
@@ -2570,12 +2899,27 @@ static int rg__step(rg_engine *e, rg_clinic *c, const char *patient, int hidx, r
     int rc = RG_OK;
     while (s.n < e->nsev && e->sev[s.n].at <= t)
         s.n++;
-    /* what came into view since the previous step of this advance */
-    if (e->rebound || e->last_n < 0 || s.n < e->last_n)
-        s.changed.all = 1;
-    for (int k = e->last_n; !s.changed.all && k < s.n; k++)
-        rg_reads_type(&s.changed, e->sev[k].type);
+    /* what came into view since the previous step of this advance, or
+     * since the step the kept answers were made at (rg__keep_restore): the
+     * events newer than those it saw, or later than its instant */
+    if (e->restored) {
+        int seen = 0;
+        for (int k = 0; k < s.n; k++) {
+            if (e->sev[k].seq > e->kept_seq || e->sev[k].at > e->kept_t)
+                rg_reads_type(&s.changed, e->sev[k].type);
+            else
+                seen++;
+        }
+        s.changed.all = seen != e->last_n; /* (fewer: an instant before it) */
+        e->restored = e->rebound = 0;
+    } else {
+        if (e->rebound || e->last_n < 0 || s.n < e->last_n)
+            s.changed.all = 1;
+        for (int k = e->last_n; !s.changed.all && k < s.n; k++)
+            rg_reads_type(&s.changed, e->sev[k].type);
+    }
     e->last_n = s.n;
+    e->last_t = t;
     e->rebound = 0;
     s.h->n = s.n;
     s.h->now = t;
@@ -2826,7 +3170,8 @@ static int rg__advance(rg_engine *e, const char *clinic, const char *patient, rg
         return RG_ENOMEM;
     }
     lua_replace(L, e->pidx);
-    if ((rc = rg__bind_history(e, c, patient, hidx))) {
+    if ((rc = rg__bind_history(e, c, patient, hidx)) ||
+        (rc = rg__keep_restore(e, c, patient, &ps))) {
         lua_settop(L, top);
         return rc;
     }
@@ -2914,6 +3259,10 @@ static int rg__advance(rg_engine *e, const char *clinic, const char *patient, rg
         ps.clock = cand;
         late = 0;
     }
+    if (rc == RG_OK)
+        rg__keep_save(e, c, patient, ps.clock, max_seq);
+    else if (e->hc) /* what it kept may not be what the store will hold */
+        rg_hcache_keep(e->hc, c->name, patient, NULL, 0);
     rg_history_unbind(L, hidx);
     lua_settop(L, top);
     if (rc)

@@ -20,6 +20,8 @@ typedef struct rg__entry {
     char *text;
     size_t len, bytes;
     int64_t max_seq;
+    char *kept; /* the engine's kept answers (rg_hcache_keep), or NULL */
+    size_t kept_len;
 } rg__entry;
 
 struct rg_hcache {
@@ -84,6 +86,7 @@ static void rg__entry_free(rg__entry *en)
     free(en->key);
     free(en->ev);
     free(en->text);
+    free(en->kept);
     free(en);
 }
 
@@ -197,14 +200,25 @@ void rg_hcache_put(rg_hcache *c, const char *clinic, const char *patient, const 
 {
     uint64_t h = rg__hash(clinic, patient);
     rg__entry *old = rg__find(c, h, clinic, patient);
+    char *kept = NULL; /* the kept answers stay with the patient's new history */
+    size_t kept_len = 0;
     if (old) {
         rg__unlink(c, old);
+        kept = old->kept, kept_len = old->kept_len;
+        old->kept = NULL;
         rg__entry_free(old);
     }
     size_t klen = strlen(clinic) + strlen(patient) + 2;
     size_t bytes = sizeof(rg__entry) + klen + (size_t)n * sizeof *ev + len;
-    if (bytes > c->st.cap)
+    if (kept && bytes + kept_len > c->st.cap) {
+        free(kept);
+        kept = NULL, kept_len = 0;
+    }
+    bytes += kept_len;
+    if (bytes > c->st.cap) {
+        free(kept);
         return; /* larger than the whole cache: not kept */
+    }
     rg__entry *en = calloc(1, sizeof *en);
     if (en) {
         en->key = malloc(klen);
@@ -214,8 +228,11 @@ void rg_hcache_put(rg_hcache *c, const char *clinic, const char *patient, const 
     if (!en || !en->key || !en->ev || !en->text) {
         if (en)
             rg__entry_free(en);
+        free(kept);
         return;
     }
+    en->kept = kept;
+    en->kept_len = kept_len;
     memcpy(en->key, clinic, strlen(clinic));
     en->key[strlen(clinic)] = '\x1f';
     strcpy(en->key + strlen(clinic) + 1, patient);
@@ -241,6 +258,65 @@ void rg_hcache_put(rg_hcache *c, const char *clinic, const char *patient, const 
     c->st.bytes += bytes;
     c->st.entries++;
     assert(c->st.bytes <= c->st.cap && c->st.bytes >= bytes); /* evicted to fit, no wrap */
+}
+
+int rg_hcache_kept(const rg_hcache *c, const char *clinic, const char *patient,
+                   const void **blob, size_t *len)
+{
+    rg__entry *en = rg__find((rg_hcache *)c, rg__hash(clinic, patient), clinic, patient);
+    if (!en || !en->kept)
+        return 0;
+    *blob = en->kept;
+    *len = en->kept_len;
+    return 1;
+}
+
+void rg_hcache_keep(rg_hcache *c, const char *clinic, const char *patient, const void *blob,
+                    size_t len)
+{
+    rg__entry *en = rg__find(c, rg__hash(clinic, patient), clinic, patient);
+    if (!en)
+        return; /* kept only beside a cached history */
+    char *copy = len ? malloc(len) : NULL;
+    if (len && copy)
+        memcpy(copy, blob, len);
+    /* the entry's bytes change: out of the total, then back in */
+    assert(c->st.bytes >= en->bytes && en->bytes >= en->kept_len);
+    c->st.bytes -= en->bytes;
+    en->bytes -= en->kept_len;
+    free(en->kept);
+    en->kept = NULL;
+    en->kept_len = 0;
+    if (copy && en->bytes + len <= c->st.cap) {
+        en->kept = copy;
+        en->kept_len = len;
+        en->bytes += len;
+    } else {
+        free(copy); /* out of memory, or larger than the cache: none kept */
+    }
+    c->st.bytes += en->bytes;
+    while (c->oldest && c->oldest != en && c->st.bytes > c->st.cap) {
+        rg__entry *victim = c->oldest;
+        rg__unlink(c, victim);
+        rg__entry_free(victim);
+        c->st.evictions++;
+    }
+    if (c->st.bytes > c->st.cap) { /* (en alone, over the cap: cannot be, see above) */
+        c->st.bytes -= en->kept_len;
+        en->bytes -= en->kept_len;
+        free(en->kept);
+        en->kept = NULL;
+        en->kept_len = 0;
+    }
+    assert(c->st.bytes <= c->st.cap);
+}
+
+void rg_hcache_kept_count(rg_hcache *c, int hit)
+{
+    if (hit)
+        c->st.kept_hits++;
+    else
+        c->st.kept_misses++;
 }
 
 void rg_hcache_stats_get(const rg_hcache *c, rg_hcache_stats *s)

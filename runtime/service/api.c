@@ -781,6 +781,7 @@ typedef struct rg__mctx {
 
 typedef struct rg__msnap {
     long long cache_bytes, cache_cap, cache_patients, cache_hits, cache_misses, cache_evictions;
+    long long kept_hits, kept_misses;
     long long eval_errors, limit_hits, steps, reloads_ok, reloads_refused, store_errors;
     long long quarantined, quarantines, quarantine_skips, cpu_budget_hits;
     long long leases_held, leases_taken, leases_released, workers;
@@ -946,6 +947,10 @@ static const struct rg__metric {
     {"regimen_history_cache_lookups_total", "counter", "Evaluations that found the history "
      "cached (hit) or read it whole (miss).", "result=\"hit\"", RG__S(cache_hits)},
     {"regimen_history_cache_lookups_total", NULL, NULL, "result=\"miss\"", RG__S(cache_misses)},
+    {"regimen_kept_answers_total", "counter", "Evaluations that started from the rules' answers "
+     "kept beside the cached history (hit: only the rules whose inputs changed ran) or found "
+     "them no longer standing (stale: every rule ran).", "result=\"hit\"", RG__S(kept_hits)},
+    {"regimen_kept_answers_total", NULL, NULL, "result=\"stale\"", RG__S(kept_misses)},
     {"regimen_history_cache_evictions_total", "counter", "Histories dropped (over the cap, or "
      "after a rolled-back transaction).", NULL, RG__S(cache_evictions)},
     {"regimen_evaluation_errors_total", "counter", "Rule evaluations that failed (an error in a "
@@ -1063,7 +1068,8 @@ static void rg__metrics_snap(rg_svc *sv, rg__msnap *s)
     *s = (rg__msnap){
         .cache_bytes = (long long)hc.bytes, .cache_cap = (long long)hc.cap,
         .cache_patients = hc.entries, .cache_hits = hc.hits, .cache_misses = hc.misses,
-        .cache_evictions = hc.evictions, .eval_errors = es.errors,
+        .cache_evictions = hc.evictions, .kept_hits = hc.kept_hits,
+        .kept_misses = hc.kept_misses, .eval_errors = es.errors,
         .limit_hits = es.limit_hits, .steps = es.steps, .reloads_ok = (long long)sv->reloads,
         .reloads_refused = (long long)sv->reload_failures,
         .store_errors = (long long)sv->db_errors, .quarantined = quarantined,

@@ -6,7 +6,9 @@
  * its stored requests concern, and whether to advance its due patients
  * too. A clinic has at most one job out at a time, so it is evaluated by
  * one thread at a time, against a store that already holds every write of
- * its previous job; any idle thread takes the oldest job queued. Each thread
+ * its previous job; an idle thread takes the oldest job queued, leaving a
+ * clinic's job to the thread that ran the clinic last when that one is idle
+ * too (its engine keeps the rules' answers for the clinic's patients). Each thread
  * has its own store connection (SQLite WAL readers, or a PostgreSQL
  * session), its own engine and so its own Lua state per clinic and history
  * cache, and reads each patient in a read transaction of its own. What the
@@ -68,6 +70,11 @@ struct rg_svc_pool {
     pthread_mutex_t mu;
     pthread_cond_t work;
     rg_svc_job *queue, **tail; /* FIFO of jobs not yet taken */
+    /* under mu: per clinic, the thread that ran its last job (+1; 0: none).
+     * Its engine keeps the rules' answers for the clinic's patients beside
+     * their histories (engine.c, "kept answers"): an idle thread leaves a
+     * clinic's job to that thread when it is idle too (rg__pick). */
+    int owner[RG_MAX_CLINICS];
     rg_svc_job *done;          /* jobs handed back, for the loop */
     int stop;                  /* under mu: threads end when the queue is empty */
     int closed;                /* under mu: async is closed, not to be sent to */
@@ -523,19 +530,42 @@ static void rg__run(rg__thread *t, rg_svc_job *j)
     }
 }
 
+/* Under mu: where in the queue the job t takes next is linked (NULL: none
+ * for t): the oldest job whose clinic last ran on t, on no thread, or on a
+ * thread busy with another job; a job whose clinic's thread is idle is left
+ * to that thread (woken too: rg_svc_pool_submit broadcasts), whose engine
+ * holds the answers kept for the clinic's patients. */
+static rg_svc_job **rg__pick(struct rg_svc_pool *pool, const rg__thread *t)
+{
+    for (rg_svc_job **pj = &pool->queue; *pj; pj = &(*pj)->next) {
+        int c = (*pj)->clinic;
+        int o = c >= 0 && c < RG_MAX_CLINICS ? pool->owner[c] - 1 : -1;
+        const rg__thread *ot = o >= 0 && o < pool->nthreads ? &pool->threads[o] : NULL;
+        if (!ot || ot == t || ot->current || ot->abandoned) /* (an owner has run: it started) */
+            return pj;
+    }
+    return NULL;
+}
+
 static void *rg__thread_main(void *arg)
 {
     rg__thread *t = arg;
     struct rg_svc_pool *pool = t->pool;
     pthread_mutex_lock(&pool->mu);
     for (;;) {
-        while (!pool->queue && !pool->stop)
+        rg_svc_job **pj;
+        while (!(pj = rg__pick(pool, t)) && !pool->stop)
             pthread_cond_wait(&pool->work, &pool->mu);
-        rg_svc_job *j = pool->queue;
+        if (!pj && pool->queue) /* stopping: any job */
+            pj = &pool->queue;
+        rg_svc_job *j = pj ? *pj : NULL;
         if (!j)
             break; /* stopping, nothing queued */
-        if (!(pool->queue = j->next))
-            pool->tail = &pool->queue;
+        if (pool->tail == &j->next)
+            pool->tail = pj;
+        *pj = j->next;
+        if (j->clinic >= 0 && j->clinic < RG_MAX_CLINICS)
+            pool->owner[j->clinic] = t->index + 1;
         t->current = j;
         pthread_mutex_unlock(&pool->mu);
         rg__run(t, j);
@@ -624,7 +654,7 @@ void rg_svc_pool_submit(rg_svc *sv, rg_svc_job *j)
     pthread_mutex_lock(&pool->mu);
     *pool->tail = j;
     pool->tail = &j->next;
-    pthread_cond_signal(&pool->work);
+    pthread_cond_broadcast(&pool->work); /* (the clinic's own thread among them: rg__pick) */
     pthread_mutex_unlock(&pool->mu);
 }
 
@@ -656,6 +686,8 @@ void rg_svc_pool_cache_stats(rg_svc *sv, rg_hcache_stats *s)
         const rg_hcache_stats *c = &sv->pool->cache[i];
         s->hits += c->hits;
         s->misses += c->misses;
+        s->kept_hits += c->kept_hits;
+        s->kept_misses += c->kept_misses;
         s->evictions += c->evictions;
         s->entries += c->entries;
         s->bytes += c->bytes;
