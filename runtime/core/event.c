@@ -617,6 +617,193 @@ char *rg_event_data_text(const char *body, size_t len)
     return text;
 }
 
+/* Text written into a fixed buffer; n counts what did not fit too. */
+typedef struct rg__out {
+    char *p;
+    size_t n, cap;
+} rg__out;
+
+static void rg__put(rg__out *o, const char *s, size_t n)
+{
+    if (o->n + n <= o->cap)
+        memcpy(o->p + o->n, s, n);
+    o->n += n;
+}
+
+/* s[0..n) as a JSON string, escaped as jansson prints it compactly (what
+ * JSON requires, nothing more): a body sent otherwise is kept whole. */
+static void rg__put_str(rg__out *o, const char *s, size_t n)
+{
+    static const char hex[] = "0123456789abcdef";
+    rg__put(o, "\"", 1);
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        const char *named = c == '"' ? "\\\"" : c == '\\' ? "\\\\" : c == '\n' ? "\\n"
+                          : c == '\t' ? "\\t" : c == '\r' ? "\\r" : c == '\b' ? "\\b"
+                          : c == '\f' ? "\\f" : NULL;
+        if (named)
+            rg__put(o, named, 2);
+        else if (c < 0x20) {
+            char u[6] = {'\\', 'u', '0', '0', hex[c >> 4], hex[c & 15]};
+            rg__put(o, u, 6);
+        } else
+            rg__put(o, s + i, 1);
+    }
+    rg__put(o, "\"", 1);
+}
+
+static void rg__put_field(rg__out *o, const char *key, const char *s)
+{
+    rg__put(o, key, strlen(key));
+    rg__put_str(o, s, strlen(s));
+}
+
+/* The head of a body as its columns say it (see event.h). */
+static void rg__head(rg__out *o, const char *id, const char *clinic, const char *patient,
+                     const char *type, rg_time at, int offset_min)
+{
+    /* the instant as the sender wrote it: local time, ms when any, Z or the offset */
+    int64_t local = at + (int64_t)offset_min * RG_MS_MINUTE;
+    int64_t days = local / RG_MS_DAY, rem = local % RG_MS_DAY;
+    if (rem < 0) {
+        rem += RG_MS_DAY;
+        days--;
+    }
+    int y, mo, d, off = offset_min < 0 ? -offset_min : offset_min;
+    rg_civil_from_days(days, &y, &mo, &d);
+    char when[96];
+    int n = snprintf(when, sizeof when, ",\"at\":\"%04d-%02d-%02dT%02d:%02d:%02d", y, mo, d,
+                     (int)(rem / RG_MS_HOUR), (int)(rem / RG_MS_MINUTE % 60),
+                     (int)(rem / RG_MS_SECOND % 60));
+    if (rem % 1000)
+        n += snprintf(when + n, sizeof when - (size_t)n, ".%03d", (int)(rem % 1000));
+    if (offset_min)
+        n += snprintf(when + n, sizeof when - (size_t)n, "%c%02d:%02d\"",
+                      offset_min < 0 ? '-' : '+', off / 60, off % 60);
+    else
+        n += snprintf(when + n, sizeof when - (size_t)n, "Z\"");
+    rg__put_field(o, "{\"id\":", id);
+    rg__put_field(o, ",\"clinic\":", clinic);
+    rg__put_field(o, ",\"patient\":", patient);
+    rg__put_field(o, ",\"type\":", type);
+    rg__put(o, when, (size_t)n);
+}
+
+/* The rest a body has when its data is the compiled fields printed back in
+ * their (sorted) order: `,"data":{...}}`, or `}` without data. 0, or -1
+ * when the record is malformed. Numbers: integers in full, reals in the
+ * fewest digits that read back the same. */
+static int rg__fields_rest(rg__out *o, const void *rec, size_t len)
+{
+    if (!len) {
+        rg__put(o, "}", 1);
+        return 0;
+    }
+    rg__put(o, ",\"data\":{", 9);
+    size_t pos = 0;
+    rg_field f;
+    int r, first = 1;
+    char num[40];
+    while ((r = rg_fields_next(rec, len, &pos, &f)) == 1) {
+        if (!first)
+            rg__put(o, ",", 1);
+        first = 0;
+        rg__put_str(o, f.key, f.klen);
+        rg__put(o, ":", 1);
+        switch (f.tag) {
+        case RG_F_INT:
+            rg__put(o, num, (size_t)snprintf(num, sizeof num, "%lld", (long long)f.i));
+            break;
+        case RG_F_REAL: {
+            int n = 0;
+            for (int digits = 15; digits <= 17; digits++) {
+                n = snprintf(num, sizeof num, "%.*g", digits, f.r);
+                if (strtod(num, NULL) == f.r)
+                    break;
+            }
+            rg__put(o, num, (size_t)n);
+            break;
+        }
+        case RG_F_STR:
+            rg__put_str(o, f.s, f.slen);
+            break;
+        case RG_F_JSON:
+            rg__put(o, f.s, f.slen);
+            break;
+        case RG_F_TRUE:
+            rg__put(o, "true", 4);
+            break;
+        case RG_F_FALSE:
+            rg__put(o, "false", 5);
+            break;
+        case RG_F_NULL:
+            rg__put(o, "null", 4);
+            break;
+        }
+    }
+    rg__put(o, "}}", 2);
+    return r ? -1 : 0;
+}
+
+/* the columns a head is made of fit RG_EVENT_MAX_HEAD */
+static int rg__head_fits(const char *id, const char *clinic, const char *patient,
+                         const char *type)
+{
+    return strlen(id) <= RG_EVENT_MAX_ID && strlen(patient) <= RG_EVENT_MAX_ID &&
+           strlen(clinic) <= RG_EVENT_MAX_CLINIC && strlen(type) <= RG_EVENT_MAX_TYPE;
+}
+
+int rg_event_body_is_rest(const char *stored)
+{
+    return stored && (!*stored || *stored == ',' || *stored == '}');
+}
+
+const char *rg_event_body_rest(const char *body, const char *id, const char *clinic,
+                               const char *patient, const char *type, rg_time at, int offset_min,
+                               const void *fields, size_t nfields)
+{
+    /* too long for a head here: not from a valid event; kept whole */
+    if (!rg__head_fits(id, clinic, patient, type))
+        return body;
+    char head[RG_EVENT_MAX_HEAD], data[RG_EVENT_MAX_REST];
+    rg__out h = {head, 0, sizeof head}, d = {data, 0, sizeof data};
+    rg__head(&h, id, clinic, patient, type, at, offset_min);
+    if (h.n > h.cap || strncmp(body, head, h.n) || !rg_event_body_is_rest(body + h.n) ||
+        !body[h.n])
+        return body;
+    const char *rest = body + h.n;
+    if (!rg__fields_rest(&d, fields, nfields) && d.n <= d.cap && strlen(rest) == d.n &&
+        !memcmp(rest, data, d.n))
+        return "";
+    return rest;
+}
+
+char *rg_event_body_whole(const char *stored, size_t len, const char *id, const char *clinic,
+                          const char *patient, const char *type, rg_time at, int offset_min,
+                          const void *fields, size_t nfields)
+{
+    char head[RG_EVENT_MAX_HEAD], data[RG_EVENT_MAX_REST];
+    rg__out h = {head, 0, sizeof head}, d = {data, 0, sizeof data};
+    if (rg_event_body_is_rest(stored) && rg__head_fits(id, clinic, patient, type)) {
+        rg__head(&h, id, clinic, patient, type, at, offset_min);
+        if (!len && (rg__fields_rest(&d, fields, nfields) || d.n > d.cap))
+            h.n = h.cap + 1; /* fields no longer what was stored: shown as stored */
+    } else
+        h.n = h.cap + 1;
+    if (h.n > h.cap)
+        h.n = d.n = 0;
+    if (len)
+        d.n = 0;
+    char *whole = malloc(h.n + d.n + len + 1);
+    if (whole) {
+        memcpy(whole, head, h.n);
+        memcpy(whole + h.n, data, d.n);
+        memcpy(whole + h.n + d.n, stored, len);
+        whole[h.n + d.n + len] = '\0';
+    }
+    return whole;
+}
+
 void rg_event_clear(rg_event *ev)
 {
     free(ev->body);
