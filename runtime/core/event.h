@@ -46,6 +46,8 @@ typedef struct rg_event {
     int digested; /* digest holds the SHA-256 of body: computed where the line was
                      parsed (the bulk pipeline's parse thread), not by the writer */
     unsigned char digest[32];
+    const char *kept; /* what a lean row keeps of body (rg_event_body_rest), found
+                         where the line was parsed, as digest is; NULL: by the writer */
 } rg_event;
 
 /* json_loadb for text from outside (a line, a request body, a FHIR file).

@@ -634,8 +634,9 @@ static void rg_sqlite_rollback(rg_sqlite *st)
  * columns give back, or the whole body (event.h). */
 static const char *rg__lean_body(const rg_event *ev)
 {
-    return rg_event_body_rest(ev->body, ev->id, ev->clinic, ev->patient, ev->type, ev->at,
-                              ev->offset_min, ev->fields.p, ev->fields.len);
+    return ev->kept ? ev->kept
+                    : rg_event_body_rest(ev->body, ev->id, ev->clinic, ev->patient, ev->type,
+                                         ev->at, ev->offset_min, ev->fields.p, ev->fields.len);
 }
 
 /* Binds ev as ?1..?14 of an event insert, seq as ?7, the body's digest as
