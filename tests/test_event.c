@@ -1097,4 +1097,51 @@ Test(one_pass_body, anything_else_goes_to_the_tree)
     rg_event *evs;
     size_t n;
     cr_assert_neq(rg_event_parse_body(nul, sizeof nul - 1, &evs, &n), RG_OK, "a NUL byte");
+
+/* The lean row (schema 17): what is kept of a body, and the body given back
+ * from it and the columns, byte for byte. "" when the rest is the compiled
+ * fields printed back; the rest after the head when the data is as sent
+ * otherwise (key order, "0.50", escapes the printer would not use); the
+ * whole body when the head is another. */
+Test(lean_body, kept_part_and_the_body_given_back)
+{
+    static const struct {
+        const char *line;
+        char kept; /* '0': "", ',' or '}': the rest, '{' or ' ': all of it */
+    } cases[] = {
+        {"{\"id\":\"e1\",\"clinic\":\"c\",\"patient\":\"p\",\"type\":\"t\",\"at\":\"2026-01-05T10:00:00Z\"}", '0'},
+        {"{\"id\":\"e1\",\"clinic\":\"c\",\"patient\":\"p\",\"type\":\"t\",\"at\":\"2026-01-05T10:00:00Z\",\"data\":{\"a\":1,\"b\":-2.5,\"c\":\"x\",\"d\":true,\"e\":null,\"f\":[1,{\"g\":2}]}}", '0'},
+        {"{\"id\":\"e1\",\"clinic\":\"c\",\"patient\":\"p\",\"type\":\"t\",\"at\":\"2026-01-05T10:00:00Z\",\"data\":{\"r\":0.1,\"s\":1e-7,\"m\":-9223372036854775808}}", ','},
+        {"{\"id\":\"e1\",\"clinic\":\"c\",\"patient\":\"p\",\"type\":\"t\",\"at\":\"2026-01-05T10:00:00Z\",\"data\":{\"m\":-9223372036854775808,\"r\":0.1}}", '0'},
+        {"{\"id\":\"e1\",\"clinic\":\"c\",\"patient\":\"p\",\"type\":\"t\",\"at\":\"2026-01-05T10:00:00Z\",\"data\":{\"dose\":0.50}}", ','},
+        {"{\"id\":\"e1\",\"clinic\":\"c\",\"patient\":\"p\",\"type\":\"t\",\"at\":\"2026-01-05T10:00:00Z\",\"data\":{\"b\":1,\"a\":1}}", ','},
+        {"{\"id\":\"e1\",\"clinic\":\"c\",\"patient\":\"p\",\"type\":\"t\",\"at\":\"2026-01-05T10:00:00Z\",\"data\":{\"s\":\"\\u00e9\"}}", ','},
+        {"{\"id\":\"e1\",\"clinic\":\"c\",\"patient\":\"p\",\"type\":\"t\",\"at\":\"2026-01-05T10:00:00Z\",\"data\":{\"s\":\"\u00e9 \\\" \\\\ \\n \\u001f\"}}", '0'},
+        {"{\"id\":\"e\\\"1\",\"clinic\":\"c\",\"patient\":\"p\\\\\",\"type\":\"t\",\"at\":\"2026-01-05T10:00:00Z\"}", '0'},
+        {"{\"id\":\"e\\u0022\",\"clinic\":\"c\",\"patient\":\"p\",\"type\":\"t\",\"at\":\"2026-01-05T10:00:00Z\"}", '{'},
+        {"{\"id\":\"e1\",\"clinic\":\"c\",\"patient\":\"p\",\"type\":\"t\",\"at\":\"2026-01-05T10:00:00.007-03:30\"}", '0'},
+        {"{\"id\":\"e1\",\"clinic\":\"c\",\"patient\":\"p\",\"type\":\"t\",\"at\":\"2026-01-05T10:00:00.5Z\"}", '{'},
+        {"{\"id\":\"e1\",\"clinic\":\"c\",\"patient\":\"p\",\"type\":\"t\",\"at\":\"2026-01-05T10:00:00+00:00\"}", '{'},
+        {"{\"id\":\"e1\",\"clinic\":\"c\",\"patient\":\"p\",\"type\":\"t\",\"at\":\"2026-01-05T10:00:00Z\",\"version\":2,\"corrected_at\":\"2026-01-05T11:00:00Z\"}", ','},
+        {"{\"clinic\":\"c\",\"id\":\"e1\",\"patient\":\"p\",\"type\":\"t\",\"at\":\"2026-01-05T10:00:00Z\"}", '{'},
+        {"{\"id\":\"e1\",\"clinic\":\"c\",\"patient\":\"p\",\"type\":\"t\",\"at\":\"2026-01-05T10:00:00Z\" }", '{'},
+        {"  {\"id\":\"e1\",\"clinic\":\"c\",\"patient\":\"p\",\"type\":\"t\",\"at\":\"2026-01-05T10:00:00Z\"}", ' '},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        const char *line = cases[i].line;
+        rg_event ev;
+        char field[RG_FIELD_MAX], err[256];
+        cr_assert_eq(rg_event_parse(&ev, line, strlen(line), field, err, sizeof err), RG_OK,
+                     "%s: %s %s", line, field, err);
+        const char *kept = rg_event_body_rest(ev.body, ev.id, ev.clinic, ev.patient, ev.type,
+                                              ev.at, ev.offset_min, ev.fields.p, ev.fields.len);
+        cr_assert_eq(*kept ? *kept : '0', cases[i].kept, "%s: kept %s", line, kept);
+        cr_assert_eq(rg_event_body_is_rest(kept), cases[i].kept != '{' && cases[i].kept != ' ');
+        char *whole = rg_event_body_whole(kept, strlen(kept), ev.id, ev.clinic, ev.patient,
+                                          ev.type, ev.at, ev.offset_min, ev.fields.p,
+                                          ev.fields.len);
+        cr_assert_str_eq(whole, line);
+        free(whole);
+        rg_event_clear(&ev);
+    }
 }

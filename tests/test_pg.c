@@ -461,7 +461,9 @@ Test(pg, failover_three_workers_twenty_kill_9_lose_and_repeat_nothing, .timeout 
     char events[600], ca[600], cb[600], until[40];
     snprintf(events, sizeof events, "%s/stored.jsonl", w[0].dir);
     FILE *f = fopen(events, "w");
-    PGresult *all = PQexec(db, "SELECT body FROM events ORDER BY clinic, seq");
+    /* the bodies as received (schema 17 keeps the rest after the head: rg_body) */
+    PGresult *all = PQexec(db, "SELECT rg_body(body, id, clinic, patient, type, at, utc_offset)"
+                               " FROM events ORDER BY clinic, seq");
     for (int i = 0; i < PQntuples(all); i++)
         fprintf(f, "%s\n", PQgetvalue(all, i, 0));
     PQclear(all);

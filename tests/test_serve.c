@@ -9,6 +9,7 @@
 #define RG_TEST_SERVE
 #include "helpers.h"
 
+#include "core/event.h"
 #include "core/rg.h"
 
 #include <arpa/inet.h>
@@ -498,10 +499,21 @@ static void export_events(const char *db, const char *path)
     FILE *f = fopen(path, "w");
     cr_assert_not_null(f);
     cr_assert_eq(sqlite3_open_v2(db, &h, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
-    cr_assert_eq(sqlite3_prepare_v2(h, "SELECT body FROM events ORDER BY seq", -1, &st, NULL),
+    /* the body as received from what the row keeps (schema 17) */
+    cr_assert_eq(sqlite3_prepare_v2(h, "SELECT body, id, clinic, patient, type, at, utc_offset,"
+                                       " fields FROM events ORDER BY seq", -1, &st, NULL),
                  SQLITE_OK);
-    while (sqlite3_step(st) == SQLITE_ROW)
-        fprintf(f, "%s\n", (const char *)sqlite3_column_text(st, 0));
+    while (sqlite3_step(st) == SQLITE_ROW) {
+        char *body = rg_event_body_whole(
+            (const char *)sqlite3_column_text(st, 0), (size_t)sqlite3_column_bytes(st, 0),
+            (const char *)sqlite3_column_text(st, 1), (const char *)sqlite3_column_text(st, 2),
+            (const char *)sqlite3_column_text(st, 3), (const char *)sqlite3_column_text(st, 4),
+            sqlite3_column_int64(st, 5), sqlite3_column_int(st, 6), sqlite3_column_blob(st, 7),
+            (size_t)sqlite3_column_bytes(st, 7));
+        cr_assert_not_null(body);
+        fprintf(f, "%s\n", body);
+        free(body);
+    }
     sqlite3_finalize(st);
     sqlite3_close(h);
     fclose(f);

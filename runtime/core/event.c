@@ -744,6 +744,308 @@ char *rg_event_data_text(const char *body, size_t len)
     return text;
 }
 
+/* Text written into a fixed buffer (p), or compared with the text it must
+ * equal (expect, elen): n counts what did not fit too; differs is set at
+ * the first byte that is not as expected, and nothing is done after it. */
+typedef struct rg__out {
+    char *p;
+    size_t n, cap;
+    const char *expect;
+    size_t elen;
+    int differs;
+} rg__out;
+
+static void rg__put(rg__out *o, const char *s, size_t n)
+{
+    if (o->differs)
+        return;
+    if (o->expect && (o->n + n > o->elen || memcmp(o->expect + o->n, s, n)))
+        o->differs = 1;
+    else if (o->p && o->n + n <= o->cap)
+        memcpy(o->p + o->n, s, n);
+    o->n += n;
+}
+
+/* s[0..n) as a JSON string, escaped as jansson prints it compactly (what
+ * JSON requires, nothing more): a body sent otherwise is kept whole. */
+static void rg__put_str(rg__out *o, const char *s, size_t n)
+{
+    static const char hex[] = "0123456789abcdef";
+    rg__put(o, "\"", 1);
+    size_t from = 0; /* a run of bytes that need no escape goes in one piece */
+    for (size_t i = 0; i < n && !o->differs; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c >= 0x20 && c != '"' && c != '\\')
+            continue;
+        rg__put(o, s + from, i - from);
+        from = i + 1;
+        const char *named = c == '"' ? "\\\"" : c == '\\' ? "\\\\" : c == '\n' ? "\\n"
+                          : c == '\t' ? "\\t" : c == '\r' ? "\\r" : c == '\b' ? "\\b"
+                          : c == '\f' ? "\\f" : NULL;
+        if (named)
+            rg__put(o, named, 2);
+        else {
+            char u[6] = {'\\', 'u', '0', '0', hex[c >> 4], hex[c & 15]};
+            rg__put(o, u, 6);
+        }
+    }
+    rg__put(o, s + from, n - from);
+    rg__put(o, "\"", 1);
+}
+
+static void rg__put_field(rg__out *o, const char *key, const char *s)
+{
+    rg__put(o, key, strlen(key));
+    rg__put_str(o, s, strlen(s));
+}
+
+/* v in decimal, at least width digits (zero-padded); v >= 0 */
+static size_t rg__dec(char *out, int64_t v, int width)
+{
+    char t[24];
+    int n = 0;
+    do {
+        t[n++] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v || n < width);
+    for (int i = 0; i < n; i++)
+        out[i] = t[n - 1 - i];
+    return (size_t)n;
+}
+
+/* `,"at":"` and the instant as the sender wrote it (local time, ms when
+ * any, Z or the offset) and `"` at w (at most 64 bytes); returns the length. */
+static size_t rg__at_text(char *w, rg_time at, int offset_min)
+{
+    int64_t local = at + (int64_t)offset_min * RG_MS_MINUTE;
+    int64_t days = local / RG_MS_DAY, rem = local % RG_MS_DAY;
+    if (rem < 0) {
+        rem += RG_MS_DAY;
+        days--;
+    }
+    int y, mo, d, off = offset_min < 0 ? -offset_min : offset_min;
+    rg_civil_from_days(days, &y, &mo, &d);
+    size_t n = 7;
+    memcpy(w, ",\"at\":\"", 7);
+    if (y < 0)
+        w[n++] = '-';
+    n += rg__dec(w + n, y < 0 ? -(int64_t)y : y, 4);
+    w[n++] = '-';
+    n += rg__dec(w + n, mo, 2);
+    w[n++] = '-';
+    n += rg__dec(w + n, d, 2);
+    w[n++] = 'T';
+    n += rg__dec(w + n, rem / RG_MS_HOUR, 2);
+    w[n++] = ':';
+    n += rg__dec(w + n, rem / RG_MS_MINUTE % 60, 2);
+    w[n++] = ':';
+    n += rg__dec(w + n, rem / RG_MS_SECOND % 60, 2);
+    if (rem % 1000) {
+        w[n++] = '.';
+        n += rg__dec(w + n, rem % 1000, 3);
+    }
+    if (offset_min) {
+        w[n++] = offset_min < 0 ? '-' : '+';
+        n += rg__dec(w + n, off / 60, 2);
+        w[n++] = ':';
+        n += rg__dec(w + n, off % 60, 2);
+    } else
+        w[n++] = 'Z';
+    w[n++] = '"';
+    return n;
+}
+
+/* The head of a body as its columns say it (see event.h). */
+static void rg__head(rg__out *o, const char *id, const char *clinic, const char *patient,
+                     const char *type, rg_time at, int offset_min)
+{
+    char w[64];
+    rg__put_field(o, "{\"id\":", id);
+    rg__put_field(o, ",\"clinic\":", clinic);
+    rg__put_field(o, ",\"patient\":", patient);
+    rg__put_field(o, ",\"type\":", type);
+    rg__put(o, w, rg__at_text(w, at, offset_min));
+}
+
+/* The head's fast path (every line of a usual feed): body at b goes on
+ * with key (a literal) and s as a JSON string that needs no escape. The
+ * position after it; NULL when it does not; *escapes set when s has a byte
+ * JSON escapes (then rg__head decides). */
+static const char *rg__head_str(const char *b, const char *key, size_t klen, const char *s,
+                                int *escapes)
+{
+    if (!b || memcmp(b, key, klen))
+        return NULL;
+    for (b += klen; *s; s++, b++) {
+        unsigned char c = (unsigned char)*s;
+        if (c < 0x20 || c == '"' || c == '\\') {
+            *escapes = 1;
+            return NULL;
+        }
+        if (*b != *s)
+            return NULL;
+    }
+    return *b == '"' ? b + 1 : NULL;
+}
+
+/* The rest a body has when its data is the compiled fields printed back in
+ * their (sorted) order: `,"data":{...}}`, or `}` without data. 0, or -1
+ * when the record is malformed. Numbers: integers in full, reals in the
+ * fewest digits that read back the same. */
+static int rg__fields_rest(rg__out *o, const void *rec, size_t len)
+{
+    if (!len) {
+        rg__put(o, "}", 1);
+        return 0;
+    }
+    rg__put(o, ",\"data\":{", 9);
+    size_t pos = 0;
+    rg_field f;
+    int r, first = 1;
+    char num[40];
+    while (!o->differs && (r = rg_fields_next(rec, len, &pos, &f)) == 1) {
+        if (!first)
+            rg__put(o, ",", 1);
+        first = 0;
+        rg__put_str(o, f.key, f.klen);
+        rg__put(o, ":", 1);
+        if (o->differs)
+            break;
+        switch (f.tag) {
+        case RG_F_INT: {
+            size_t n = 0;
+            if (f.i < 0)
+                num[n++] = '-';
+            /* the magnitude as unsigned: INT64_MIN has none as int64 */
+            uint64_t u = f.i < 0 ? 0 - (uint64_t)f.i : (uint64_t)f.i;
+            char t[24];
+            int k = 0;
+            do {
+                t[k++] = (char)('0' + u % 10);
+                u /= 10;
+            } while (u);
+            while (k)
+                num[n++] = t[--k];
+            rg__put(o, num, n);
+            break;
+        }
+        case RG_F_REAL: {
+            /* %g never ends a fraction with 0: a sender's "0.50" differs,
+             * seen without printing (a number costs more than the rest) */
+            if (o->expect) {
+                size_t t = o->n, dot = 0, e = 0;
+                for (; t < o->elen && !strchr(",}", o->expect[t]); t++)
+                    dot |= o->expect[t] == '.', e |= (o->expect[t] | 0x20) == 'e';
+                if (dot && !e && t > o->n && o->expect[t - 1] == '0') {
+                    o->differs = 1;
+                    break;
+                }
+            }
+            int n = 0;
+            for (int digits = 15; digits <= 17; digits++) {
+                n = snprintf(num, sizeof num, "%.*g", digits, f.r);
+                if (strtod(num, NULL) == f.r)
+                    break;
+            }
+            rg__put(o, num, (size_t)n);
+            break;
+        }
+        case RG_F_STR:
+            rg__put_str(o, f.s, f.slen);
+            break;
+        case RG_F_JSON:
+            rg__put(o, f.s, f.slen);
+            break;
+        case RG_F_TRUE:
+            rg__put(o, "true", 4);
+            break;
+        case RG_F_FALSE:
+            rg__put(o, "false", 5);
+            break;
+        case RG_F_NULL:
+            rg__put(o, "null", 4);
+            break;
+        }
+    }
+    if (o->differs)
+        return 0;
+    rg__put(o, "}}", 2);
+    return r ? -1 : 0;
+}
+
+/* the columns a head is made of fit RG_EVENT_MAX_HEAD */
+static int rg__head_fits(const char *id, const char *clinic, const char *patient,
+                         const char *type)
+{
+    return strlen(id) <= RG_EVENT_MAX_ID && strlen(patient) <= RG_EVENT_MAX_ID &&
+           strlen(clinic) <= RG_EVENT_MAX_CLINIC && strlen(type) <= RG_EVENT_MAX_TYPE;
+}
+
+int rg_event_body_is_rest(const char *stored)
+{
+    return stored && (!*stored || *stored == ',' || *stored == '}');
+}
+
+const char *rg_event_body_rest(const char *body, const char *id, const char *clinic,
+                               const char *patient, const char *type, rg_time at, int offset_min,
+                               const void *fields, size_t nfields)
+{
+    /* too long for a head here: not from a valid event; kept whole */
+    if (!rg__head_fits(id, clinic, patient, type))
+        return body;
+    size_t len = strlen(body);
+    int escapes = 0;
+    const char *b = rg__head_str(body, "{\"id\":\"", 7, id, &escapes);
+    b = rg__head_str(b, ",\"clinic\":\"", 11, clinic, &escapes);
+    b = rg__head_str(b, ",\"patient\":\"", 12, patient, &escapes);
+    b = rg__head_str(b, ",\"type\":\"", 9, type, &escapes);
+    if (b) {
+        char w[64];
+        size_t n = rg__at_text(w, at, offset_min);
+        b = (size_t)(body + len - b) >= n && !memcmp(b, w, n) ? b + n : NULL;
+    } else if (escapes) {
+        char head[RG_EVENT_MAX_HEAD];
+        rg__out h = {.p = head, .cap = sizeof head};
+        rg__head(&h, id, clinic, patient, type, at, offset_min);
+        b = h.n <= len && !memcmp(body, head, h.n) ? body + h.n : NULL;
+    }
+    if (!b || !*b || !rg_event_body_is_rest(b))
+        return body;
+    const char *rest = b;
+    rg__out d = {.expect = rest, .elen = len - (size_t)(rest - body)};
+    /* (rg_event_body_whole prints it back into RG_EVENT_MAX_REST bytes) */
+    if (!rg__fields_rest(&d, fields, nfields) && !d.differs && d.n == d.elen &&
+        d.n <= RG_EVENT_MAX_REST)
+        return "";
+    return rest;
+}
+
+char *rg_event_body_whole(const char *stored, size_t len, const char *id, const char *clinic,
+                          const char *patient, const char *type, rg_time at, int offset_min,
+                          const void *fields, size_t nfields)
+{
+    char head[RG_EVENT_MAX_HEAD], data[RG_EVENT_MAX_REST];
+    rg__out h = {.p = head, .cap = sizeof head}, d = {.p = data, .cap = sizeof data};
+    if (rg_event_body_is_rest(stored) && rg__head_fits(id, clinic, patient, type)) {
+        rg__head(&h, id, clinic, patient, type, at, offset_min);
+        if (!len && (rg__fields_rest(&d, fields, nfields) || d.n > d.cap))
+            h.n = h.cap + 1; /* fields no longer what was stored: shown as stored */
+    } else
+        h.n = h.cap + 1;
+    if (h.n > h.cap)
+        h.n = d.n = 0;
+    if (len)
+        d.n = 0;
+    char *whole = malloc(h.n + d.n + len + 1);
+    if (whole) {
+        memcpy(whole, head, h.n);
+        memcpy(whole + h.n, data, d.n);
+        memcpy(whole + h.n + d.n, stored, len);
+        whole[h.n + d.n + len] = '\0';
+    }
+    return whole;
+}
+
 void rg_event_clear(rg_event *ev)
 {
     free(ev->body);

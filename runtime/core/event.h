@@ -47,6 +47,8 @@ typedef struct rg_event {
     int digested; /* digest holds the SHA-256 of body: computed where the line was
                      parsed (the bulk pipeline's parse thread), not by the writer */
     unsigned char digest[32];
+    const char *kept; /* what a lean row keeps of body (rg_event_body_rest), found
+                         where the line was parsed, as digest is; NULL: by the writer */
 } rg_event;
 
 /* json_loadb for text from outside (a line, a request body, a FHIR file).
@@ -90,6 +92,30 @@ void rg_event_clear(rg_event *ev);
  * object (or is no longer JSON). The store keeps the body, not this second
  * copy (schema v12), and derives it for the readers that show it. */
 char *rg_event_data_text(const char *body, size_t len);
+
+/* The lean event row (schema 17): a body is kept as the rest of it after
+ * the head the store's columns say, {"id":ID,"clinic":C,"patient":P,
+ * "type":T,"at":"AT", when it begins with exactly that head: the rest is
+ * `}` or `,"data":...}`, which a whole body never begins with (a JSON
+ * object starts with `{` or white space). When the rest is also exactly
+ * the compiled fields printed back (keys in their sorted order, numbers as
+ * sent), it is kept as "" (the SQLite store; fields as stored with it).
+ * rg_event_body_rest gives what to keep: "", the rest (a pointer into
+ * body) or body itself when its head is another (other key order,
+ * spacing, escapes, "+00:00" for Z, correction keys, ...).
+ * rg_event_body_whole gives back the body, byte for byte, from what was
+ * kept and the same columns (malloc'd; NULL when memory runs out). */
+#define RG_EVENT_MAX_HEAD (6 * (2 * RG_EVENT_MAX_ID + RG_EVENT_MAX_CLINIC + RG_EVENT_MAX_TYPE) + 128)
+#define RG_EVENT_MAX_REST 1024 /* a longer rest is kept as it is */
+const char *rg_event_body_rest(const char *body, const char *id, const char *clinic,
+                               const char *patient, const char *type, rg_time at, int offset_min,
+                               const void *fields, size_t nfields);
+/* 1 when stored is what rg_event_body_rest keeps of a body ("", or begins
+ * with `,` or `}`), 0 when it is a whole body. */
+int rg_event_body_is_rest(const char *stored);
+char *rg_event_body_whole(const char *stored, size_t len, const char *id, const char *clinic,
+                          const char *patient, const char *type, rg_time at, int offset_min,
+                          const void *fields, size_t nfields);
 
 /* "final", "amended", "corrected", "entered-in-error"; the stored text of a
  * status is NULL for final. */

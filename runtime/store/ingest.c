@@ -197,8 +197,12 @@ static void rg__parse_item(rg__item *it, const char *line, size_t len, long line
     it->why = it->raw = NULL;
     it->rc = rg_event_parse(&it->ev, line, len, it->field, why, sizeof why);
     if (it->rc == RG_OK) { /* the body's digest here too: the writer only binds it */
-        rg_sha256(it->ev.body, strlen(it->ev.body), it->ev.digest);
-        it->ev.digested = 1;
+        rg_event *ev = &it->ev;
+        rg_sha256(ev->body, strlen(ev->body), ev->digest);
+        ev->digested = 1;
+        /* and what the row keeps of the body (schema 17) */
+        ev->kept = rg_event_body_rest(ev->body, ev->id, ev->clinic, ev->patient, ev->type, ev->at,
+                                      ev->offset_min, ev->fields.p, ev->fields.len);
     }
     if (it->rc != RG_EINVAL)
         return;

@@ -208,7 +208,9 @@ int rg_pg_each_event_body_after(rg_pg *pg, const char *clinic, int64_t after,
         rg__params p = {0};
         rg__s(&p, clinic);
         rg__i(&p, after);
-        PGresult *r = rg__q(pg, "SELECT seq, body FROM events WHERE clinic = $1 AND seq > $2"
+        /* the whole body (rg_body: schema 17 keeps the rest after its head) */
+        PGresult *r = rg__q(pg, "SELECT seq, rg_body(body, id, clinic, patient, type, at,"
+                                " utc_offset) FROM events WHERE clinic = $1 AND seq > $2"
                                 " ORDER BY seq LIMIT 2000", &p, NULL);
         if (!r)
             return RG_EDB;

@@ -218,6 +218,36 @@ const rg_pg_step rg_pg_steps[] = {
      "  WHERE o.state = 'open' AND NOT EXISTS (SELECT 1 FROM transitions n"
      "  WHERE n.clinic = o.clinic AND n.key = o.key AND n.seq > o.seq"
      "  AND n.state <> 'reraised');"},
+    /* 16 -> 17, as store_sql.c's step: the body kept once. A body that
+     * begins with exactly the head its columns give back (rg_head:
+     * {"id":..,"clinic":..,"patient":..,"type":..,"at":"..") keeps only the
+     * rest after it, `}` or `,"data":...}` (rg_lean, on every insert);
+     * readers get the whole body from rg_body. The three are SQL functions
+     * of this schema, so what is cut off and what is put back are the same
+     * text by construction (the SQLite store does the same in C). */
+    {16, 17,
+     "CREATE OR REPLACE FUNCTION rg_head(id text, clinic text, patient text, type text, at bigint,"
+     "  off integer) RETURNS text LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE AS $f$"
+     " SELECT '{\"id\":' || to_json(id)::text || ',\"clinic\":' || to_json(clinic)::text"
+     "  || ',\"patient\":' || to_json(patient)::text || ',\"type\":' || to_json(type)::text"
+     "  || ',\"at\":\"' || to_char(to_timestamp(((l - ms) / 1000)::double precision)"
+     "  AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS')"
+     "  || CASE WHEN ms = 0 THEN '' ELSE '.' || lpad(ms::text, 3, '0') END"
+     "  || CASE WHEN off = 0 THEN 'Z' ELSE CASE WHEN off < 0 THEN '-' ELSE '+' END"
+     "  || lpad((abs(off) / 60)::text, 2, '0') || ':' || lpad((abs(off) % 60)::text, 2, '0')"
+     "  END || '\"'"
+     " FROM (SELECT l, mod(mod(l, 1000) + 1000, 1000) AS ms"
+     "  FROM (SELECT at + off * 60000::bigint AS l) a) b $f$;"
+     "CREATE OR REPLACE FUNCTION rg_lean(body text, id text, clinic text, patient text, type text,"
+     "  at bigint, off integer) RETURNS text LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $f$"
+     " SELECT CASE WHEN starts_with(body, h) AND substr(body, length(h) + 1, 1) IN (',', '}')"
+     "  THEN substr(body, length(h) + 1) ELSE body END"
+     " FROM (SELECT rg_head(id, clinic, patient, type, at, off) AS h) x $f$;"
+     "CREATE OR REPLACE FUNCTION rg_body(body text, id text, clinic text, patient text, type text,"
+     "  at bigint, off integer) RETURNS text LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $f$"
+     " SELECT CASE WHEN left(body, 1) IN (',', '}')"
+     "  THEN rg_head(id, clinic, patient, type, at, off) || body ELSE body END $f$;"
+     "UPDATE events SET body = rg_lean(body, id, clinic, patient, type, at, utc_offset);"},
 };
 const size_t rg_pg_nsteps = sizeof rg_pg_steps / sizeof rg_pg_steps[0];
 
@@ -235,19 +265,26 @@ const size_t rg_pg_nsteps = sizeof rg_pg_steps / sizeof rg_pg_steps[0];
  * data from it: v12 keeps no second copy), version, corrected_by
  * (store_sql.c's RG__EV_COLS and RG__EV_WIDE). */
 #define RG__EV_COLS "seq, at, id, type, fields, replaces, corrected_at, status"
-#define RG__EV_WIDE RG__EV_COLS ", body, version, corrected_by"
+/* An event's whole body from its row (v17 keeps the rest after the head). */
+#define RG__BODY(e)                                                                       \
+    "rg_body(" e "body, " e "id, " e "clinic, " e "patient, " e "type, " e "at, " e "utc_offset)"
+#define RG__EV_WIDE RG__EV_COLS ", " RG__BODY("") ", version, corrected_by"
 /* An event row as stored (rg_event_row; store_sql.c's RG__EV_ROW); data
  * (NULL here) is derived from the body by pg.c. */
 #define RG__EV_ROW                                                                          \
-    "seq, version, at, clinic, id, patient, type, NULL::text, body, digest, fields, status," \
+    "seq, version, at, clinic, id, patient, type, NULL::text, " RG__BODY("") ", digest,"     \
+    " fields, status,"                                                                      \
     " corrected_at, corrected_by"
+/* What a one-event insert keeps of the body given as parameter b (v17). */
+#define RG__LEAN(b) "rg_lean(" b "::text, $2, $1, $3, $4, $5::bigint, $6::integer)"
 /* Row e is its id's current version: no later version was stored. */
 #define RG__CURRENT(e)                                                                     \
     "NOT EXISTS (SELECT 1 FROM events n WHERE n.clinic = " e ".clinic AND n.id = " e ".id" \
     " AND n.version > " e ".version)"
 /* The current version of (clinic $1, id $2) as rg__decide reads it. */
 #define RG__CURRENT_OF                                                                   \
-    "SELECT seq, version, patient, type, body FROM events WHERE clinic = $1 AND id = $2" \
+    "SELECT seq, version, patient, type, " RG__BODY("") " FROM events WHERE clinic = $1"  \
+    " AND id = $2"                                                                       \
     " ORDER BY version DESC LIMIT 1"
 /* Schedules the patient of the rows of e at `at` (store_sql.c's
  * Q_PATIENT_SCHEDULE): at its instant, or at its clock if that is later. */
@@ -286,8 +323,9 @@ const char *const rg_pg_sql[P__COUNT] = {
         "WITH c AS (" RG__NEXT("$1::text", "event") "),"
         " e AS (INSERT INTO events(clinic, seq, id, patient, type, at, utc_offset, body,"
         "  received, fields, version, status, corrected_at, corrected_by, digest)"
-        "  SELECT $1, c.value, $2, $3, $4, $5::bigint, $6::integer, $7, $8::bigint,"
-        "  $9::bytea, $10::bigint, $11, $12::bigint, $13, " RG__DIGEST("$7::text") " FROM c"
+        "  SELECT $1, c.value, $2, $3, $4, $5::bigint, $6::integer, " RG__LEAN("$7") ","
+        "  $8::bigint, $9::bytea, $10::bigint, $11, $12::bigint, $13, " RG__DIGEST("$7::text")
+        "  FROM c"
         "  ON CONFLICT (clinic, id, replaces) DO NOTHING RETURNING seq),"
         RG__SCHEDULE("SELECT $1, $3, $5 FROM e")
         " SELECT (SELECT seq FROM e), x.*, (SELECT count(pg_notify('" RG__CHANNEL "', $1))"
@@ -299,21 +337,22 @@ const char *const rg_pg_sql[P__COUNT] = {
         "WITH c AS (" RG__NEXT("$1::text", "event") "),"
         " e AS (INSERT INTO events(clinic, seq, id, patient, type, at, utc_offset, body,"
         "  received, fields, version, status, corrected_at, corrected_by, replaces, digest)"
-        "  SELECT $1, c.value, $2, $3, $4, $5::bigint, $6::integer, $7, $8::bigint,"
-        "  $9::bytea, $10::bigint, $11, $12::bigint, $13, $14::bigint, " RG__DIGEST("$7::text")
+        "  SELECT $1, c.value, $2, $3, $4, $5::bigint, $6::integer, " RG__LEAN("$7") ","
+        "  $8::bigint, $9::bytea, $10::bigint, $11, $12::bigint, $13, $14::bigint, "
+        RG__DIGEST("$7::text")
         "  FROM c"
         "  ON CONFLICT (clinic, id, replaces) DO NOTHING RETURNING seq),"
         RG__SCHEDULE("SELECT $1, $3, $12::bigint FROM e")
         " SELECT (SELECT seq FROM e), (SELECT count(pg_notify('" RG__CHANNEL "', $1)) FROM e)",
     [P_EVENT_CURRENT] = RG__CURRENT_OF,
     [P_EVENT_VERSION_BODY] =
-        "SELECT body FROM events WHERE clinic = $1 AND id = $2 AND version = $3",
+        "SELECT " RG__BODY("") " FROM events WHERE clinic = $1 AND id = $2 AND version = $3",
     [P_EVENT_VERSIONS] = "SELECT " RG__EV_WIDE " FROM events WHERE clinic = $1 AND id = $2"
                          " ORDER BY version",
     [P_CORRECTIONS] =
-        "SELECT c.seq, c.at, c.id, c.type, c.fields, c.replaces, c.corrected_at, c.status, c.body,"
+        "SELECT c.seq, c.at, c.id, c.type, c.fields, c.replaces, c.corrected_at, c.status, " RG__BODY("c.") ","
         " c.version, c.corrected_by, r.seq, r.at, r.id, r.type, r.fields, r.replaces,"
-        " r.corrected_at, r.status, r.body, r.version, r.corrected_by"
+        " r.corrected_at, r.status, " RG__BODY("r.") ", r.version, r.corrected_by"
         " FROM events c JOIN events r ON r.clinic = c.clinic AND r.id = c.id"
         " AND r.seq = c.replaces"
         " WHERE c.clinic = $1 AND c.patient = $2 AND c.replaces <> 0 AND c.corrected_at > $3"
@@ -338,7 +377,8 @@ const char *const rg_pg_sql[P__COUNT] = {
         "  ORDER BY v.ord) AS seq FROM v JOIN n USING (clinic) JOIN c USING (clinic)),"
         " e AS (INSERT INTO events(clinic, seq, id, patient, type, at, utc_offset, body,"
         "  received, fields, version, status, corrected_at, corrected_by, digest)"
-        "  SELECT clinic, seq, id, patient, type, at, utc_offset, body, $13::bigint,"
+        "  SELECT clinic, seq, id, patient, type, at, utc_offset,"
+        "  rg_lean(body, id, clinic, patient, type, at, utc_offset), $13::bigint,"
         "  fields, version, status, corrected_at, corrected_by, " RG__DIGEST("body")
         "  FROM s ORDER BY ord"
         "  ON CONFLICT (clinic, id, replaces) DO NOTHING RETURNING clinic, seq, patient, at),"

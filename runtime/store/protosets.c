@@ -168,7 +168,9 @@ int rg_sqlite_protoset_each_log(rg_sqlite *st, const char *clinic, const char *i
 int rg_sqlite_each_event_body(rg_sqlite *st, const char *clinic,
                               int (*fn)(void *ud, const char *body, size_t len), void *ud)
 {
-    sqlite3_stmt *s = rg__prep(st, "SELECT body FROM events WHERE clinic = ?1 ORDER BY seq");
+    /* the whole body (rg_body: schema 17 keeps the rest after its head) */
+    sqlite3_stmt *s = rg__prep(st, "SELECT rg_body(body, id, clinic, patient, type, at,"
+                                   " utc_offset, fields) FROM events WHERE clinic = ?1 ORDER BY seq");
     if (!s)
         return rg__fail(st);
     rg_sqlite_text(s, 1, clinic);
@@ -186,7 +188,8 @@ int rg_sqlite_each_event_body_after(rg_sqlite *st, const char *clinic, int64_t a
 {
     /* the clinic's range of the table's key (the lean row of schema 15 is
      * clustered by clinic, patient, at, seq: no index on seq alone) */
-    sqlite3_stmt *s = rg__prep(st, "SELECT seq, body FROM events WHERE clinic = ?1"
+    sqlite3_stmt *s = rg__prep(st, "SELECT seq, rg_body(body, id, clinic, patient, type, at,"
+                                   " utc_offset, fields) FROM events WHERE clinic = ?1"
                                    " AND seq > ?2 ORDER BY seq");
     if (!s)
         return rg__fail(st);

@@ -293,6 +293,55 @@ static void rg__sql_data(sqlite3_context *cx, int argc, sqlite3_value **argv)
         sqlite3_result_null(cx);
 }
 
+/* The text columns of rg_body/rg_lean's arguments 1..4 (id, clinic,
+ * patient, type), "" for NULL. */
+static const char *rg__sql_arg(sqlite3_value **argv, int i)
+{
+    const char *t = (const char *)sqlite3_value_text(argv[i]);
+    return t ? t : "";
+}
+
+/* rg_body(body, id, clinic, patient, type, at, utc_offset, fields): an
+ * event's body as received, from what v17 keeps of it (rg_event_body_whole). */
+static void rg__sql_body(sqlite3_context *cx, int argc, sqlite3_value **argv)
+{
+    (void)argc;
+    const char *stored = (const char *)sqlite3_value_text(argv[0]);
+    if (!rg_event_body_is_rest(stored)) {
+        sqlite3_result_value(cx, argv[0]);
+        return;
+    }
+    char *whole = rg_event_body_whole(stored, (size_t)sqlite3_value_bytes(argv[0]),
+                                      rg__sql_arg(argv, 1), rg__sql_arg(argv, 2),
+                                      rg__sql_arg(argv, 3), rg__sql_arg(argv, 4),
+                                      sqlite3_value_int64(argv[5]), sqlite3_value_int(argv[6]),
+                                      sqlite3_value_blob(argv[7]),
+                                      (size_t)sqlite3_value_bytes(argv[7]));
+    if (whole)
+        sqlite3_result_text(cx, whole, -1, free);
+    else
+        sqlite3_result_error_nomem(cx);
+}
+
+/* rg_lean(body, id, clinic, patient, type, at, utc_offset, fields): what
+ * v17 keeps of a whole body (the v17 migration; inserts bind the same,
+ * rg_event_body_rest). */
+static void rg__sql_lean(sqlite3_context *cx, int argc, sqlite3_value **argv)
+{
+    (void)argc;
+    const char *body = (const char *)sqlite3_value_text(argv[0]);
+    if (!body || rg_event_body_is_rest(body)) {
+        sqlite3_result_value(cx, argv[0]);
+        return;
+    }
+    const char *rest = rg_event_body_rest(body, rg__sql_arg(argv, 1), rg__sql_arg(argv, 2),
+                                          rg__sql_arg(argv, 3), rg__sql_arg(argv, 4),
+                                          sqlite3_value_int64(argv[5]), sqlite3_value_int(argv[6]),
+                                          sqlite3_value_blob(argv[7]),
+                                          (size_t)sqlite3_value_bytes(argv[7]));
+    sqlite3_result_text(cx, rest, -1, SQLITE_TRANSIENT);
+}
+
 static int rg__migrate(rg_sqlite *st, char *err, size_t errlen)
 {
     sqlite3_stmt *s;
@@ -430,7 +479,11 @@ static int rg_sqlite_open(rg_sqlite **out, const char *path, const rg_store_opts
         sqlite3_create_function(st->db, "rg_sha256b", 1, SQLITE_UTF8 | SQLITE_DETERMINISTIC,
                                 NULL, rg__sql_sha256b, NULL, NULL) != SQLITE_OK ||
         sqlite3_create_function(st->db, "rg_data", 1, SQLITE_UTF8 | SQLITE_DETERMINISTIC, NULL,
-                                rg__sql_data, NULL, NULL) != SQLITE_OK) {
+                                rg__sql_data, NULL, NULL) != SQLITE_OK ||
+        sqlite3_create_function(st->db, "rg_body", 8, SQLITE_UTF8 | SQLITE_DETERMINISTIC, NULL,
+                                rg__sql_body, NULL, NULL) != SQLITE_OK ||
+        sqlite3_create_function(st->db, "rg_lean", 8, SQLITE_UTF8 | SQLITE_DETERMINISTIC, NULL,
+                                rg__sql_lean, NULL, NULL) != SQLITE_OK) {
         rg_fail(err, errlen, RG_EDB, "database %s: %s", path, sqlite3_errmsg(st->db));
         rg_sqlite_close(st);
         return RG_EDB;
@@ -588,6 +641,15 @@ static void rg_sqlite_rollback(rg_sqlite *st)
         rg__done(st, rg__q(st, Q_ROLLBACK));
 }
 
+/* What the row keeps of ev's body (v17): "" or the rest after the head its
+ * columns give back, or the whole body (event.h). */
+static const char *rg__lean_body(const rg_event *ev)
+{
+    return ev->kept ? ev->kept
+                    : rg_event_body_rest(ev->body, ev->id, ev->clinic, ev->patient, ev->type,
+                                         ev->at, ev->offset_min, ev->fields.p, ev->fields.len);
+}
+
 /* Binds ev as ?1..?14 of an event insert, seq as ?7, the body's digest as
  * ?16 (computed here unless the parse computed it). */
 static void rg__bind_event(sqlite3_stmt *s, const rg_event *ev, rg_time received, int64_t seq)
@@ -603,7 +665,7 @@ static void rg__bind_event(sqlite3_stmt *s, const rg_event *ev, rg_time received
     sqlite3_bind_int64(s, 5, ev->at);
     sqlite3_bind_int(s, 6, ev->offset_min);
     sqlite3_bind_int64(s, 7, seq);
-    rg_sqlite_text(s, 8, ev->body);
+    rg_sqlite_text(s, 8, rg__lean_body(ev));
     sqlite3_bind_int64(s, 9, received);
     if (ev->fields.len)
         sqlite3_bind_blob(s, 10, ev->fields.p, (int)ev->fields.len, SQLITE_STATIC);
@@ -698,7 +760,7 @@ static int rg__put_many(rg_sqlite *st, const rg_event *const *evs, rg_time recei
         rg_sqlite_text(s, p + 4, ev->type);
         sqlite3_bind_int64(s, p + 5, ev->at);
         sqlite3_bind_int(s, p + 6, ev->offset_min);
-        rg_sqlite_text(s, p + 7, ev->body);
+        rg_sqlite_text(s, p + 7, rg__lean_body(ev));
         sqlite3_bind_int64(s, p + 8, received);
         if (ev->fields.len)
             sqlite3_bind_blob(s, p + 9, ev->fields.p, (int)ev->fields.len, SQLITE_STATIC);

@@ -306,6 +306,16 @@ const char *const rg_store_migrations[] = {
     "INSERT INTO open_alerts SELECT o.clinic, o.key, o.seq, o.patient FROM transitions o"
     "  WHERE o.state = 'open' AND NOT EXISTS (SELECT 1 FROM transitions n"
     "  WHERE n.clinic = o.clinic AND n.key = o.key AND n.seq > o.seq AND n.state <> 'reraised');",
+
+    /* 16 -> 17: the body kept once (issue 27). What a body's head says,
+     * {"id":..,"clinic":..,"patient":..,"type":..,"at":"..", the columns
+     * already say: a body that begins with exactly the head they give back
+     * keeps only the rest after it (`}` or `,"data":...}`), or "" when that
+     * rest is the compiled fields printed back; readers get the whole body,
+     * byte for byte, from rg_body() (rg_event_body_whole, core/event.h).
+     * Any other body stays whole (it begins with `{`, a rest never does).
+     * The digest stays the SHA-256 of the whole body. */
+    "UPDATE events SET body = rg_lean(body, id, clinic, patient, type, at, utc_offset, fields);",
 };
 const size_t rg_store_nmigrations = sizeof rg_store_migrations / sizeof rg_store_migrations[0];
 
@@ -323,12 +333,17 @@ const size_t rg_store_nmigrations = sizeof rg_store_migrations / sizeof rg_store
 
 /* An event row as rg__col_event reads it; WIDE adds data, version, corrected_by. */
 #define RG__EV_COLS "seq, at, id, type, fields, replaces, corrected_at, status"
-#define RG__EV_WIDE RG__EV_COLS ", rg_data(body), version, corrected_by"
+/* An event's whole body from its row (v17 keeps the rest after the head). */
+#define RG__BODY(e)                                                                       \
+    "rg_body(" e "body, " e "id, " e "clinic, " e "patient, " e "type, " e "at, " e "utc_offset, " \
+    e "fields)"
+#define RG__EV_WIDE RG__EV_COLS ", rg_data(" RG__BODY("") "), version, corrected_by"
 /* A stored digest as hex (32 bytes since v12; a damaged one as it is). */
 #define RG__DIGEST_HEX "CASE WHEN typeof(digest) = 'blob' THEN lower(hex(digest)) ELSE digest END"
 /* An event row as stored (rg_event_row). */
 #define RG__EV_ROW                                                                          \
-    "seq, version, at, clinic, id, patient, type, rg_data(body), body, " RG__DIGEST_HEX ","   \
+    "seq, version, at, clinic, id, patient, type, rg_data(" RG__BODY("") "), " RG__BODY("")    \
+    ", " RG__DIGEST_HEX ","                                                                  \
     " fields, status, corrected_at, corrected_by"
 /* Row e is its id's current version: no later version was stored. */
 #define RG__CURRENT(e)                                                                     \
@@ -378,16 +393,16 @@ const char *const rg_store_sql[Q__COUNT] = {
         "INSERT INTO events(clinic, id, patient, type, at, utc_offset, body, received,"
         " fields, version, status, corrected_at, corrected_by, replaces, digest, seq)"
         " VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?7)",
-    [Q_EVENT_CURRENT] = "SELECT seq, version, patient, type, body FROM events"
+    [Q_EVENT_CURRENT] = "SELECT seq, version, patient, type, " RG__BODY("") " FROM events"
                         " WHERE clinic = ?1 AND id = ?2 ORDER BY version DESC LIMIT 1",
     [Q_EVENT_VERSION_BODY] =
-        "SELECT body FROM events WHERE clinic = ?1 AND id = ?2 AND version = ?3",
+        "SELECT " RG__BODY("") " FROM events WHERE clinic = ?1 AND id = ?2 AND version = ?3",
     [Q_EVENT_VERSIONS] = "SELECT " RG__EV_WIDE " FROM events WHERE clinic = ?1 AND id = ?2"
                          " ORDER BY version",
     [Q_CORRECTIONS] =
         "SELECT c.seq, c.at, c.id, c.type, c.fields, c.replaces, c.corrected_at, c.status,"
-        " rg_data(c.body), c.version, c.corrected_by, r.seq, r.at, r.id, r.type, r.fields,"
-        " r.replaces, r.corrected_at, r.status, rg_data(r.body), r.version, r.corrected_by"
+        " rg_data(" RG__BODY("c.") "), c.version, c.corrected_by, r.seq, r.at, r.id, r.type, r.fields,"
+        " r.replaces, r.corrected_at, r.status, rg_data(" RG__BODY("r.") "), r.version, r.corrected_by"
         " FROM events c JOIN events r ON r.clinic = c.clinic AND r.id = c.id"
         " AND r.seq = c.replaces WHERE c.clinic = ?1"
         " AND c.patient = ?2 AND c.replaces <> 0 AND c.corrected_at > ?3"
