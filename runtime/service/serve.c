@@ -282,17 +282,57 @@ int rg_svc_backlog_wait(rg_svc *sv, int ci)
     return 1;
 }
 
+/* The patients being evaluated for requests, "clinic/patient" each: in
+ * their clinic's job out or queued for its next (*n of them; NULL when
+ * none, or out of memory: then none is left out). Their stored events made
+ * them due, and the commit of their job moves them on and re-arms. */
+static char **rg__in_flight(rg_svc *sv, int *n)
+{
+    size_t count = 0, bytes = 0;
+    for (int i = 0; i < sv->nclinics; i++) {
+        const rg_svc_clinic *c = &sv->clinics[i];
+        size_t each = strlen(c->name) + 2 + RG_EVENT_MAX_ID;
+        int k = c->nwant + (c->job ? c->job->npatients : 0);
+        count += (size_t)k;
+        bytes += (size_t)k * each;
+    }
+    *n = 0;
+    char **keys = count ? malloc(count * sizeof *keys + bytes) : NULL;
+    if (!keys)
+        return NULL;
+    char *at = (char *)(keys + count);
+    for (int i = 0; i < sv->nclinics; i++) {
+        const rg_svc_clinic *c = &sv->clinics[i];
+        for (int part = 0; part < 2; part++) {
+            int m = part ? (c->job ? c->job->npatients : 0) : c->nwant;
+            for (int k = 0; k < m; k++) {
+                const char *patient = part ? c->job->patients[k] : c->want[k];
+                keys[(*n)++] = at;
+                at += sprintf(at, "%s/%s", c->name, patient) + 1;
+            }
+        }
+    }
+    return keys;
+}
+
 /* One timer at the earliest wake-up or snooze expiry. The wait is measured on
  * the monotonic clock but capped, so a wall clock that jumps is re-read; a
- * step of the wall clock re-arms it at once (rg__on_lag). */
+ * step of the wall clock re-arms it at once (rg__on_lag). The patients being
+ * evaluated for requests are left out: before, a group of requests made the
+ * timer go off at once for their own patients, whose wake-up pass (the due
+ * snoozes, the due patients read and evaluated again) cost more than the
+ * requests' own statements. */
 void rg_svc_arm(rg_svc *sv)
 {
     rg_time next = RG_TIME_NONE, snooze = RG_TIME_NONE;
     if (sv->stopping || sv->wake_pending) /* a wake-up pass re-arms when it is done */
         return;
+    int nskip = 0;
+    char **skip = rg__in_flight(sv, &nskip);
     /* (a notice that comes in while these read is seen by rg__drain_notices
      * before the loop sleeps, which arms again) */
-    rg_store_next_due(sv->st, &next, &snooze);
+    rg_store_next_due(sv->st, (const char *const *)skip, nskip, &next, &snooze);
+    free(skip);
     if (snooze != RG_TIME_NONE && (next == RG_TIME_NONE || snooze < next))
         next = snooze;
     sv->armed_for = sv->wake_next = next;
@@ -564,36 +604,29 @@ const char *const rg_svc_outcomes[5] = {"stored", "duplicate", "conflict", "reje
                                         "corrected"};
 const double rg_svc_late_bounds[6] = {0.001, 0.005, 0.01, 0.05, 0.25, 1.0};
 
-/* Validates and stores one request's events inside the group's
- * transaction, and notes the patients they concern: after the commit they
- * go to the clinic's next evaluation job (the same rg_engine_advance as
- * simulate, on an evaluation thread), and the request is answered once that
- * job's writes are committed too. The valid
- * events go to the store in one call (rg_store_put_events: one round trip
- * to PostgreSQL), with the outcomes n calls in order would give. */
-static int rg__store_events(rg_svc *sv, rg_svc_pending *pr)
+/* One event of a request being stored: its validated form and outcome. */
+typedef struct rg__item {
+    rg_event ev;
+    int ok;     /* a valid event of its request's clinic, put in the batch */
+    rg_put put; /* its outcome */
+    char field[RG_FIELD_MAX], why[512]; /* of a refusal, or of a conflict */
+} rg__item;
+
+/* Validates one request's events into it[0..n): the valid ones are added
+ * to valid[] (*nvalid), the others keep why they were refused. */
+static int rg__validate(rg_svc *sv, rg_svc_pending *pr, rg__item *it, const rg_event **valid,
+                        int *nvalid)
 {
     rg_svc_clinic *clinic = &sv->clinics[pr->clinic];
-    size_t n = json_array_size(pr->items), i;
-    struct item {
-        rg_event ev;
-        int ok;     /* a valid event of this clinic, put in the batch */
-        rg_put put; /* its outcome */
-        char field[RG_FIELD_MAX], why[512]; /* of a refusal, or of a conflict */
-    } *it = calloc(n + 1, sizeof *it);
-    const rg_event **valid = calloc(n + 1, sizeof *valid);
-    rg_put *res = calloc(n + 1, sizeof *res);
-    /* patients to re-evaluate: distinct, in order */
-    char (*patients)[RG_EVENT_MAX_ID + 1] = calloc(n + 1, sizeof *patients);
-    int npatients = 0, nvalid = 0;
-    int rc = it && valid && res && patients && (pr->results = json_array()) ? RG_OK : RG_ENOMEM;
+    int rc = (pr->results = json_array()) ? RG_OK : RG_ENOMEM;
+    size_t i;
     json_t *item;
     memset(pr->counts, 0, sizeof pr->counts);
     pr->future = 0;
     json_array_foreach(pr->items, i, item) {
         if (rc)
             break;
-        struct item *t = &it[i];
+        rg__item *t = &it[i];
         int vrc = rg_event_from_json(&t->ev, item, t->field, t->why, sizeof t->why);
         if (vrc == RG_OK && strcmp(t->ev.clinic, clinic->name) != 0) {
             snprintf(t->field, sizeof t->field, "clinic");
@@ -604,21 +637,28 @@ static int rg__store_events(rg_svc *sv, rg_svc_pending *pr)
         }
         if (vrc == RG_OK) {
             t->ok = 1;
-            valid[nvalid++] = &t->ev;
+            valid[(*nvalid)++] = &t->ev;
         } else if (vrc != RG_EINVAL) {
             rc = vrc;
         }
     }
-    /* (on an error the outcomes are unset; the group rolls back and answers 503) */
-    if (!rc && nvalid)
-        rc = rg_store_put_events(sv->st, valid, nvalid, rg_now(), res, NULL);
-    for (size_t k = 0, j = 0; !rc && k < n; k++) /* (res is in the items' order) */
-        if (it[k].ok)
-            it[k].put = res[j++];
+    return rc;
+}
+
+/* A request's outcomes once the group's events are stored: its results,
+ * its refusals kept (rg_store_reject), the patients to evaluate noted. */
+static int rg__outcomes(rg_svc *sv, rg_svc_pending *pr, rg__item *it)
+{
+    rg_svc_clinic *clinic = &sv->clinics[pr->clinic];
+    size_t n = json_array_size(pr->items), i;
+    /* patients to re-evaluate: distinct, in order */
+    char (*patients)[RG_EVENT_MAX_ID + 1] = calloc(n + 1, sizeof *patients);
+    int npatients = 0, rc = patients ? RG_OK : RG_ENOMEM;
+    json_t *item;
     json_array_foreach(pr->items, i, item) {
         if (rc)
             break;
-        struct item *t = &it[i];
+        rg__item *t = &it[i];
         int outcome = t->ok ? (int)t->put : 3;
         json_t *r = json_object();
         json_object_set(r, "id", json_is_object(item) && json_object_get(item, "id")
@@ -631,8 +671,10 @@ static int rg__store_events(rg_svc *sv, rg_svc_pending *pr)
                 snprintf(patients[npatients++], sizeof patients[0], "%s", t->ev.patient);
         }
         if (outcome == RG_PUT_CONFLICT &&
-            (rc = rg_ingest_conflict_why(sv->st, &t->ev, 1, t->field, t->why, sizeof t->why)))
+            (rc = rg_ingest_conflict_why(sv->st, &t->ev, 1, t->field, t->why, sizeof t->why))) {
+            json_decref(r);
             break;
+        }
         if (outcome == RG_PUT_CONFLICT || outcome == 3) {
             char *raw = json_dumps(item, JSON_COMPACT | JSON_ENCODE_ANY);
             rc = rg_store_reject(sv->st, pr->source, (long)i + 1, t->field, t->why,
@@ -652,12 +694,6 @@ static int rg__store_events(rg_svc *sv, rg_svc_pending *pr)
         json_array_append_new(pr->results, r);
         pr->counts[outcome]++;
     }
-    for (size_t k = 0; it && k < n; k++)
-        if (it[k].ok)
-            rg_event_clear(&it[k].ev);
-    free(it);
-    free(valid);
-    free(res);
     /* resources refused before they became events are kept too */
     for (size_t k = 0; pr->fhir && k < pr->fhir->n && !rc; k++) {
         const rg_fhir_entry *e = &pr->fhir->v[k];
@@ -676,6 +712,42 @@ static int rg__store_events(rg_svc *sv, rg_svc_pending *pr)
     } else {
         free(patients);
     }
+    return rc;
+}
+
+/* Validates and stores the events of a group's requests (prs[0..n)) inside
+ * the group's transaction, and notes the patients they concern: after the
+ * commit they go to their clinic's next evaluation job (the same
+ * rg_engine_advance as simulate, on an evaluation thread), and a request is
+ * answered once that job's writes are committed too. The valid events of
+ * every request go to the store in one call (rg_store_put_events: one
+ * statement on PostgreSQL for the whole group), with the outcomes calls in
+ * order, request by request, would give. On an error the outcomes are unset:
+ * the group rolls back and answers 503. */
+static int rg__store_events(rg_svc *sv, rg_svc_pending *prs, int n)
+{
+    size_t total = 0;
+    for (int r = 0; r < n; r++)
+        total += json_array_size(prs[r].items);
+    rg__item *it = calloc(total + 1, sizeof *it);
+    const rg_event **valid = calloc(total + 1, sizeof *valid);
+    rg_put *res = calloc(total + 1, sizeof *res);
+    int nvalid = 0, rc = it && valid && res ? RG_OK : RG_ENOMEM;
+    for (int r = 0, off = 0; r < n && !rc; off += (int)json_array_size(prs[r].items), r++)
+        rc = rg__validate(sv, &prs[r], it + off, valid, &nvalid);
+    if (!rc && nvalid)
+        rc = rg_store_put_events(sv->st, valid, nvalid, rg_now(), res, NULL);
+    for (size_t k = 0, j = 0; !rc && k < total; k++) /* (res is in the items' order) */
+        if (it[k].ok)
+            it[k].put = res[j++];
+    for (int r = 0, off = 0; r < n && !rc; off += (int)json_array_size(prs[r].items), r++)
+        rc = rg__outcomes(sv, &prs[r], it + off);
+    for (size_t k = 0; it && k < total; k++)
+        if (it[k].ok)
+            rg_event_clear(&it[k].ev);
+    free(it);
+    free(valid);
+    free(res);
     return rc;
 }
 
@@ -937,8 +1009,13 @@ static void rg__job_done(rg_svc *sv, rg_svc_job *j, int ok)
  * evaluation threads, the queued requests (up to RG_GROUP_EVENTS events),
  * and the expired snoozes when a wake-up is due. A request whose events
  * need no evaluation is answered after the commit; the others wait for
- * their clinic's next job. */
-static void rg__group(rg_svc *sv)
+ * their clinic's next job. 1 when the timer must be read again after it:
+ * not after a group of requests only whose patients all went to their
+ * clinics' jobs (their events made them due now, but the jobs evaluate
+ * them, and the commit of those jobs re-arms): reading it then woke the
+ * service for patients already being evaluated (a wake-up pass, and its
+ * statements, per group on PostgreSQL). */
+static int rg__group(rg_svc *sv)
 {
     int take = 0, rc, wake = sv->wake_pending;
     size_t events = 0;
@@ -972,8 +1049,8 @@ static void rg__group(rg_svc *sv)
             rc = np;
         planned |= np > 0;
     }
-    for (int i = 0; i < take && !rc; i++)
-        rc = rg__store_events(sv, &sv->pending[i]);
+    if (!rc && take > 0)
+        rc = rg__store_events(sv, sv->pending, take);
     if (!rc && wake)
         rc = rg_store_each_due_snooze(sv->st, now, rg__reraise, sv, NULL);
     if (!rc && writes)
@@ -993,6 +1070,7 @@ static void rg__group(rg_svc *sv)
      * request's events make none), all when snoozes were re-raised */
     for (rg_svc_job *j = jobs; j && !rc; j = j->next)
         sv->clinics[j->clinic].fresh |= j->log.n > 0;
+    int arm = rc || wake || jobs;
     while (jobs) {
         rg_svc_job *next = jobs->next;
         rg__job_done(sv, jobs, rc == RG_OK);
@@ -1001,8 +1079,11 @@ static void rg__group(rg_svc *sv)
     /* (answering may queue more requests: sv->pending grows past take) */
     for (int i = 0; i < take; i++) {
         rg_svc_pending *pr = &sv->pending[i], *copy = NULL;
+        if (!pr->npatients && (pr->counts[RG_PUT_STORED] || pr->counts[RG_PUT_CORRECTED]))
+            arm = 1; /* (stored for another worker's clinic: due, not evaluated here) */
         if (rc || !pr->npatients || sv->stopping ||
             !(copy = malloc(sizeof *copy))) {
+            arm |= pr->npatients > 0;
             rg__answer(sv, pr, rc ? "the events could not be stored; nothing was acknowledged, "
                                     "send them again"
                                   : pr->npatients ? RG__UNEVALUATED : NULL);
@@ -1020,6 +1101,7 @@ static void rg__group(rg_svc *sv)
         rg__publish_some(sv, wake);
     if (!rc && planned)
         rg_svc_notify_kick(sv);
+    return arm;
 }
 
 static void rg__stop_now(rg_svc *sv);
@@ -1058,8 +1140,10 @@ static void rg__flush(rg_svc *sv)
         j->next = sv->returned;
         sv->returned = j;
     }
-    while (sv->npending > 0 || sv->returned || sv->wake_pending)
-        rg__group(sv);
+    int arm = 1;
+    if (sv->npending > 0 || sv->returned || sv->wake_pending)
+        for (arm = 0; sv->npending > 0 || sv->returned || sv->wake_pending;)
+            arm |= rg__group(sv);
     rg__dispatch(sv);
     if (sv->catching_up && !sv->stopping)
         rg__caught_up(sv);
@@ -1072,7 +1156,8 @@ static void rg__flush(rg_svc *sv)
             rg__stop_now(sv);
         return;
     }
-    rg_svc_arm(sv);
+    if (arm || !uv_is_active((uv_handle_t *)&sv->wake))
+        rg_svc_arm(sv);
 }
 
 static void rg__on_flush_check(uv_check_t *h) { rg__flush(h->data); }

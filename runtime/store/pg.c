@@ -1324,11 +1324,23 @@ static int rg_pg_next_snooze(rg_pg *pg, rg_time *out)
     return rg__one_time(pg, P_NEXT_SNOOZE, out);
 }
 
-static int rg_pg_next_due(rg_pg *pg, rg_time *wake, rg_time *snooze)
+static int rg_pg_next_due(rg_pg *pg, const char *const *skip, int nskip, rg_time *wake,
+                          rg_time *snooze)
 {
     rg__args a = {0};
+    rg_buf keys = {0};
+    int bad = rg_buf_add(&keys, "{", 1);
+    for (int i = 0; i < nskip && !bad; i++)
+        bad = rg__elem(&keys, skip[i], NULL, 0);
+    if (bad || rg_buf_add(&keys, "}", 1)) {
+        rg_buf_free(&keys);
+        rg_pg_failed(pg, "out of memory");
+        return RG_ENOMEM;
+    }
     rg__leased(&a, pg);
+    rg__text(&a, keys.p);
     PGresult *r = rg__run(pg, P_NEXT_DUE, &a);
+    rg_buf_free(&keys);
     int got = r && PQntuples(r);
     *wake = got ? rg__col_time(r, 0, 0) : RG_TIME_NONE;
     *snooze = got ? rg__col_time(r, 0, 1) : RG_TIME_NONE;
@@ -1865,7 +1877,24 @@ static int rg_pg_changes_fd(rg_pg *pg, int *fd)
 {
     *fd = -1;
     if (!pg->listening) {
-        if (rg__exec(pg, "LISTEN " RG__CHANNEL))
+        /* (the channel's name is the schema's: RG__CHANNEL) */
+        if (rg__begin_now(pg))
+            return RG_EDB;
+        RG__SENT(1, 1);
+        PGresult *r = PQexec(pg->conn, "SELECT " RG__CHANNEL);
+        char *id = PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1
+                       ? PQescapeIdentifier(pg->conn, PQgetvalue(r, 0, 0),
+                                            (size_t)PQgetlength(r, 0, 0))
+                       : NULL;
+        char sql[160] = "";
+        if (!id)
+            rg__msg(pg, PQresultStatus(r) == PGRES_TUPLES_OK ? PQerrorMessage(pg->conn)
+                                                             : PQresultErrorMessage(r));
+        else
+            snprintf(sql, sizeof sql, "LISTEN %s", id);
+        PQclear(r);
+        PQfreemem(id);
+        if (!sql[0] || rg__exec(pg, sql))
             return RG_EDB;
         pg->watch_fd = fcntl(PQsocket(pg->conn), F_DUPFD_CLOEXEC, 0);
         if (pg->watch_fd < 0) {

@@ -83,6 +83,7 @@ enum {
     Q_BEGIN_READ,
     Q_COMMIT,
     Q_ROLLBACK,
+    Q_WAKE_ORDER,
     Q__COUNT
 };
 
