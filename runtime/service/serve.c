@@ -1005,6 +1005,43 @@ static void rg__job_done(rg_svc *sv, rg_svc_job *j, int ok)
     rg_svc_job_free(j);
 }
 
+/* Whether a request waits for its clinic's job out to come back: its
+ * patients would join the clinic's next job, which starts after that one's
+ * commit anyway, so its events are stored in that commit, with the job's
+ * writes (one transaction and one round trip of writes where there were
+ * two), not in one of their own before it. Nothing is answered any later:
+ * a request is answered after its own evaluation's commit. */
+static int rg__held_back(const rg_svc *sv, const rg_svc_pending *pr)
+{
+    const rg_svc_clinic *c = &sv->clinics[pr->clinic];
+    if (sv->stopping || !c->held || !c->job)
+        return 0;
+    for (const rg_svc_job *j = sv->returned; j; j = j->next)
+        if (j == c->job)
+            return 0; /* (back: its writes are in this group) */
+    return 1;
+}
+
+/* Moves the requests that are not held back (rg__held_back) to the front of
+ * sv->pending, each kind in its order (a clinic's requests are all of one
+ * kind, so each clinic's stay in theirs): how many there are. */
+static int rg__ready(rg_svc *sv)
+{
+    int ready = 0;
+    for (int i = 0; i < sv->npending; i++) {
+        if (rg__held_back(sv, &sv->pending[i]))
+            continue;
+        if (i != ready) {
+            rg_svc_pending keep = sv->pending[i];
+            memmove(sv->pending + ready + 1, sv->pending + ready,
+                    (size_t)(i - ready) * sizeof *sv->pending);
+            sv->pending[ready] = keep;
+        }
+        ready++;
+    }
+    return ready;
+}
+
 /* One group commit, in one transaction: the logs of the jobs back from the
  * evaluation threads, the queued requests (up to RG_GROUP_EVENTS events),
  * and the expired snoozes when a wake-up is due. A request whose events
@@ -1017,17 +1054,17 @@ static void rg__job_done(rg_svc *sv, rg_svc_job *j, int ok)
  * statements, per group on PostgreSQL). */
 static int rg__group(rg_svc *sv)
 {
-    int take = 0, rc, wake = sv->wake_pending;
+    int take = 0, rc, wake = sv->wake_pending, ready = rg__ready(sv);
     size_t events = 0;
-    while (take < sv->npending) {
+    while (take < ready) {
         size_t k = json_array_size(sv->pending[take].items);
         if (take > 0 && events + k > RG_GROUP_EVENTS)
             break;
         events += k;
         take++;
     }
-    /* every group takes at least the first request waiting, and no more than wait */
-    assert(take <= sv->npending && (take > 0 || sv->npending == 0));
+    /* every group takes at least the first request ready, and no more than are */
+    assert(take <= ready && (take > 0 || ready == 0));
     rg_svc_job *jobs = sv->returned;
     sv->returned = NULL;
     sv->wake_pending = 0;
@@ -1053,6 +1090,8 @@ static int rg__group(rg_svc *sv)
         rc = rg__store_events(sv, sv->pending, take);
     if (!rc && wake)
         rc = rg_store_each_due_snooze(sv->st, now, rg__reraise, sv, NULL);
+    if (!rc && writes) /* the audit entries of requests answered before it */
+        rc = rg_svc_audit_carry(sv);
     if (!rc && writes)
         rc = rg_store_commit(sv->st);
     if (rc) {
@@ -1062,6 +1101,7 @@ static int rg__group(rg_svc *sv)
                jobs ? " and evaluations" : "", wake ? " and a wake-up" : "", rg_strerror(rc),
                rg_store_errmsg(sv->st));
     }
+    rg_svc_audit_carried(sv, writes && rc == RG_OK);
     sv->groups += writes;
     sv->group_requests += (uint64_t)take;
     if (wake)
@@ -1140,10 +1180,12 @@ static void rg__flush(rg_svc *sv)
         j->next = sv->returned;
         sv->returned = j;
     }
-    int arm = 1;
-    if (sv->npending > 0 || sv->returned || sv->wake_pending)
-        for (arm = 0; sv->npending > 0 || sv->returned || sv->wake_pending;)
+    int arm = 0;
+    if (rg__ready(sv) > 0 || sv->returned || sv->wake_pending)
+        while (rg__ready(sv) > 0 || sv->returned || sv->wake_pending)
             arm |= rg__group(sv);
+    else /* (requests held back wait for their clinic's job, which re-arms) */
+        arm = sv->npending == 0;
     rg__dispatch(sv);
     if (sv->catching_up && !sv->stopping)
         rg__caught_up(sv);

@@ -462,6 +462,13 @@ const char *const rg_pg_sql[P__COUNT] = {
     [P_AUDIT_INSERT] = "WITH i AS (INSERT INTO audit(seq, at, who, role, address, clinic, patients,"
                        " route, outcome, prev, hash) VALUES($1, $2, $3, $4, $5, $6, $7, $8, $9,"
                        " $10, $11)) UPDATE audit_chain SET tip_seq = $1, tip_hash = $11",
+    /* P_AUDIT_INSERT for the entries of one transaction, in one statement
+     * (the chain's tip: the last one's seq and hash, $12 and $13) */
+    [P_AUDIT_INSERT_MANY] =
+        "WITH i AS (INSERT INTO audit(seq, at, who, role, address, clinic, patients, route,"
+        " outcome, prev, hash) SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::text[],"
+        " $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::text[], $10::text[],"
+        " $11::text[])) UPDATE audit_chain SET tip_seq = $12, tip_hash = $13",
     /* patients is a JSON array of ids */
     [P_AUDIT_EACH] =
         "SELECT seq, at, who, role, address, clinic, patients, route, outcome, prev, hash"

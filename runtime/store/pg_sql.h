@@ -92,6 +92,7 @@ enum {
     P_DUE_COUNT,
     P_TRANSITIONS_MANY,
     P_NEXT_DUE,
+    P_AUDIT_INSERT_MANY,
     P__COUNT
 };
 

@@ -49,6 +49,9 @@ typedef struct rg_store_opts {
     int durable; /* 1: synchronous=FULL, every commit reaches the disk (serve, ingest) */
     int check;   /* 1: check the store's integrity first, refusing a damaged one untouched
                   * (SQLite: PRAGMA quick_check; a server checks its own) */
+    int reader;  /* 1: this connection only reads (the service's evaluation threads); on
+                  * PostgreSQL its transactions are REPEATABLE READ READ ONLY unless
+                  * begun otherwise, so a prefetch needs no BEGIN or COMMIT of its own */
 } rg_store_opts;
 
 /* path: a SQLite file (":memory:" for none), or a PostgreSQL connection URL,
