@@ -95,7 +95,8 @@ Test(audit, reads_and_changes_are_recorded_and_a_deleted_or_edited_row_is_found,
     free(out);
 
     /* over HTTP: the token's clinic's entries, filtered by patient; the
-     * entries wait at most one loop iteration, so this read sees them */
+     * entries waiting for a group commit are stored before the read, so it
+     * sees them */
     cr_assert_eq(http(s.port, "GET", "/v1/audit?patient=pat-7", TOKEN_A, NULL, &out), 403,
                  "a clinic token is no auditor");
     free(out);

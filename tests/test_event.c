@@ -1097,6 +1097,7 @@ Test(one_pass_body, anything_else_goes_to_the_tree)
     rg_event *evs;
     size_t n;
     cr_assert_neq(rg_event_parse_body(nul, sizeof nul - 1, &evs, &n), RG_OK, "a NUL byte");
+}
 
 /* The lean row (schema 17): what is kept of a body, and the body given back
  * from it and the columns, byte for byte. "" when the rest is the compiled

@@ -465,6 +465,21 @@ CONFORM(scheduling_follows_the_clock_and_paging_the_key_order)
     rg_time w;
     cr_assert_eq(rg_store_next_wake(st, &w), RG_OK);
     cr_assert_eq(w, T("2026-03-02T07:00:00Z"));
+    /* the service's timer leaves out the patients it is evaluating already */
+    rg_time sn;
+    const char *skip1[] = {"north/p10"}, *skip2[] = {"north/p2", "north/p10"},
+               *other[] = {"alpha/p10", "north/p1"},
+               *all4[] = {"alpha/p1", "north/P1", "north/p10", "north/p2"};
+    cr_assert_eq(rg_store_next_due(st, NULL, 0, &w, &sn), RG_OK);
+    cr_assert_eq(w, T("2026-03-02T07:00:00Z"));
+    cr_assert_eq(rg_store_next_due(st, skip1, 1, &w, &sn), RG_OK);
+    cr_assert_eq(w, T("2026-03-02T12:00:00Z"), "north/p10 left out");
+    cr_assert_eq(rg_store_next_due(st, skip2, 2, &w, &sn), RG_OK);
+    cr_assert_eq(w, T("2026-03-03T07:00:00Z"), "north/p2 and p10 left out");
+    cr_assert_eq(rg_store_next_due(st, other, 2, &w, &sn), RG_OK);
+    cr_assert_eq(w, T("2026-03-02T07:00:00Z"), "another clinic's p10, and p1 is not P1");
+    cr_assert_eq(rg_store_next_due(st, all4, 4, &w, &sn), RG_OK);
+    cr_assert_eq(w, RG_TIME_NONE, "every patient left out");
     /* a reload wakes every patient of the clinic whose clock is behind */
     cr_assert_eq(rg_store_wake_clinic(st, "north", T("2026-03-02T11:00:00Z")), RG_OK);
     cr_assert_eq(rg_store_patient_get(st, "north", "p2", &ps), RG_OK);
@@ -842,7 +857,7 @@ CONFORM(alerts_staff_actions_and_snoozes)
     cr_assert_eq(rg_store_next_snooze(st, &next), RG_OK);
     cr_assert_eq(next, T("2026-03-02T12:00:00Z"));
     /* the two reads in one: the same answers */
-    cr_assert_eq(rg_store_next_due(st, &wake, &snooze), RG_OK);
+    cr_assert_eq(rg_store_next_due(st, NULL, 0, &wake, &snooze), RG_OK);
     cr_assert_eq(rg_store_next_wake(st, &w1), RG_OK);
     cr_assert_eq(snooze, next);
     cr_assert_eq(wake, w1);
@@ -860,7 +875,7 @@ CONFORM(alerts_staff_actions_and_snoozes)
                  RG_OK);
     cr_assert_eq(rg_store_next_snooze(st, &next), RG_OK);
     cr_assert_eq(next, RG_TIME_NONE);
-    cr_assert_eq(rg_store_next_due(st, &wake, &snooze), RG_OK);
+    cr_assert_eq(rg_store_next_due(st, NULL, 0, &wake, &snooze), RG_OK);
     cr_assert_eq(snooze, RG_TIME_NONE);
     n_actions = 0;
     cr_assert_eq(rg_store_each_action(st, "north", "k-a", collect_action, NULL), RG_OK);
@@ -1860,11 +1875,11 @@ Test(conf_pg, a_lease_is_one_connections_until_it_ends, .init = setup_pg, .fini 
     cr_assert_eq(rg_store_next_wake(other, &w), RG_OK);
     cr_assert_eq(w, RG_TIME_NONE, "north is not other's");
     rg_time sn = 0;
-    cr_assert_eq(rg_store_next_due(other, &w, &sn), RG_OK);
+    cr_assert_eq(rg_store_next_due(other, NULL, 0, &w, &sn), RG_OK);
     cr_assert_eq(w, RG_TIME_NONE, "north is not other's (the two reads in one)");
     cr_assert_eq(rg_store_next_wake(st, &w), RG_OK);
     cr_assert_eq(w, T("2026-03-02T10:00:00Z"));
-    cr_assert_eq(rg_store_next_due(st, &w, &sn), RG_OK);
+    cr_assert_eq(rg_store_next_due(st, NULL, 0, &w, &sn), RG_OK);
     cr_assert_eq(w, T("2026-03-02T10:00:00Z"));
     names due = {0};
     cr_assert_eq(rg_store_due_patients(other, T("2026-03-03T00:00:00Z"), 10, collect_pat, &due),
@@ -1968,13 +1983,6 @@ typedef struct news {
     char clinic[64];
 } news;
 
-/* Counts the notices that name the clinic "selfnews". */
-static void note_selfnews(void *ud, const char *clinic)
-{
-    if (clinic && !strcmp(clinic, "selfnews"))
-        ((news *)ud)->n++;
-}
-
 /* A connection's own commits are no news to it (as SQLite's data_version):
  * a worker reads its own commits' transitions and timer after committing,
  * not once more when PostgreSQL hands it back its own NOTIFY. */
@@ -1985,18 +1993,80 @@ Test(conf_pg, a_connections_own_commit_is_no_news_to_it, .init = setup_pg, .fini
     int fd = -1;
     cr_assert_eq(rg_store_changes_fd(st, &fd), RG_OK);
     cr_assert_eq(rg_store_changes_fd(other, &fd), RG_OK);
-    /* a clinic no other test writes: the notice channel is the database's,
-     * so tests running beside this one (each in its own schema) send their
-     * own notices to both connections, naming their clinics */
-    put("selfnews", "e1", "p1", "2026-03-02T10:00:00Z", NULL); /* (on st) */
+    put("north", "e1", "p1", "2026-03-02T10:00:00Z", NULL); /* (on st) */
     struct pollfd p = {.fd = fd, .events = POLLIN};
     cr_assert_eq(poll(&p, 1, 5000), 1, "the other one was told");
-    news theirs = {0}, mine = {0};
-    cr_assert_gt(rg_store_changed_each(other, note_selfnews, &theirs), 0);
-    cr_assert_eq(theirs.n, 1, "the other one was told of the commit once");
-    cr_assert_geq(rg_store_changed_each(st, note_selfnews, &mine), 0);
-    cr_assert_eq(mine.n, 0, "its own commit is not news to st");
+    cr_assert_gt(rg_store_changed(other), 0);
+    cr_assert_eq(rg_store_changed(st), 0, "its own commit is not news to st");
     rg_store_close(other);
+}
+
+typedef struct two_sides {
+    int a, b, others;
+} two_sides;
+
+static void note_side(void *ud, const char *clinic)
+{
+    two_sides *w = ud;
+    if (clinic && !strcmp(clinic, "aside"))
+        w->a++;
+    else if (clinic && !strcmp(clinic, "bside"))
+        w->b++;
+    else
+        w->others++;
+}
+
+/* The notice channel is the schema's: PostgreSQL's channels are the
+ * database's, and a database may hold several stores (a schema each), whose
+ * workers must not wake each other. A write in this test's schema (A), then
+ * one in schema B: a listener in B is told of B's and never of A's (notices
+ * come in commit order, so A's would have come first). */
+Test(conf_pg, a_write_in_one_schema_wakes_no_listener_of_another, .init = setup_pg,
+     .fini = teardown)
+{
+    NO_PG_SKIP();
+    const char *base = getenv("RG_TEST_PG_URL");
+    char b_schema[80], b_url[1300], sql[256], err[512] = "";
+    snprintf(b_schema, sizeof b_schema, "%s_b", schema);
+    snprintf(sql, sizeof sql, "DROP SCHEMA IF EXISTS %s CASCADE; CREATE SCHEMA %s", b_schema,
+             b_schema);
+    raw_sql(sql);
+    snprintf(b_url, sizeof b_url, "%s%soptions=-csearch_path%%3D%s", base,
+             strchr(base, '?') ? "&" : "?", b_schema);
+    rg_store *b_listen = NULL, *b_write = NULL, *a_listen = open_other();
+    cr_assert_eq(rg_store_open(&b_listen, b_url, NULL, err, sizeof err), RG_OK, "%s", err);
+    cr_assert_eq(rg_store_open(&b_write, b_url, NULL, err, sizeof err), RG_OK, "%s", err);
+    int fd = -1, afd = -1;
+    cr_assert_eq(rg_store_changes_fd(b_listen, &fd), RG_OK);
+    cr_assert_eq(rg_store_changes_fd(a_listen, &afd), RG_OK);
+    put("aside", "e1", "p1", "2026-03-02T10:00:00Z", NULL); /* (on st: schema A) */
+    rg_event ev;
+    rg_put res;
+    ev_make(&ev, "bside", "e1", "p1", "2026-03-02T10:00:00Z", NULL);
+    cr_assert_eq(rg_store_put_event(b_write, &ev, 1000, &res), RG_OK, "%s",
+                 rg_store_errmsg(b_write));
+    rg_event_clear(&ev);
+    two_sides w = {0}, wa = {0};
+    for (int i = 0; i < 50 && !w.b; i++) {
+        struct pollfd p = {.fd = fd, .events = POLLIN};
+        cr_assert_geq(poll(&p, 1, 100), 0);
+        cr_assert_geq(rg_store_changed_each(b_listen, note_side, &w), 0);
+    }
+    cr_assert_eq(w.b, 1, "B's listener is told of B's write");
+    cr_assert_eq(w.a, 0, "and not of A's");
+    cr_assert_eq(w.others, 0);
+    for (int i = 0; i < 50 && !wa.a; i++) { /* (A's listener still hears A) */
+        struct pollfd p = {.fd = afd, .events = POLLIN};
+        cr_assert_geq(poll(&p, 1, 100), 0);
+        cr_assert_geq(rg_store_changed_each(a_listen, note_side, &wa), 0);
+    }
+    cr_assert_eq(wa.a, 1, "A's listener is told of A's write");
+    cr_assert_eq(wa.b, 0, "and not of B's");
+    rg_store_close(a_listen);
+    rg_store_close(b_listen);
+    rg_store_close(b_write);
+    snprintf(sql, sizeof sql, "DROP SCHEMA IF EXISTS %s CASCADE", b_schema);
+    raw_sql(sql);
 }
 
 /* The one way to learn of other writers (rg_store_changes_fd, then

@@ -304,7 +304,7 @@ static void *rg__work(void *arg)
     rg_store *st = NULL;
     rg_engine *eng = NULL;
     char err[512];
-    rg_store_opts so = {0};
+    rg_store_opts so = {.reader = 1}; /* (it only reads: the logs are applied by the caller) */
     int rc = rg_store_open(&st, o->db, &so, err, sizeof err);
     if (rc)
         fprintf(stderr, "regimen: sweep worker: %s\n", err);

@@ -7,11 +7,13 @@
  * address, clinic, route, the patients it names) and completed when it is
  * answered (the HTTP server's respond hook gives the status), so that a POST
  * answered after its group commit records the outcome it got. Completed
- * entries wait in memory and are appended once per loop iteration, all of
- * them in one transaction (a uv_check handle, after the requests of that
- * iteration): one fsync for however many requests came together. Should
- * the store fail, they wait and are tried again a second later, and the
- * failure is logged; none is dropped while the service runs.
+ * entries wait in memory for the service's next group commit, which
+ * appends them in its own transaction (rg_svc_audit_carry: no transaction
+ * of their own, and on PostgreSQL one statement for them all), or, when no
+ * group commit comes within RG__AUDIT_CARRY_MS, in one transaction of their
+ * own: one fsync for however many requests came together. Should the store
+ * fail, they wait and are tried again a second later, and the failure is
+ * logged; none is dropped while the service runs.
  *
  * Retention (audit.retention_days in the configuration): once an hour the
  * entries older than that are deleted, and the hash of the last one becomes
@@ -35,6 +37,7 @@
 #include <string.h>
 
 #define RG__AUDIT_RETRY_MS 1000
+#define RG__AUDIT_CARRY_MS 100 /* the longest an entry waits for a group commit */
 #define RG__AUDIT_ARCHIVE_MS (60 * 60 * 1000)
 #define RG__AUDIT_MAX_PATIENTS 64 /* listed per entry; more are counted */
 
@@ -57,8 +60,9 @@ struct rg_svc_audit {
     size_t capdone;
     uv_check_t check;
     uv_idle_t idle;   /* the loop does not sleep while entries wait */
-    uv_timer_t retry, archive;
+    uv_timer_t retry, archive, carry;
     int closing, handles, failing;
+    int carried; /* done[0..carried) appended in the group's open transaction */
     uint64_t appended, failures;
 };
 
@@ -121,12 +125,57 @@ static void rg__on_check(uv_check_t *h)
 
 static void rg__on_idle(uv_idle_t *h) { (void)h; }
 
-static void rg__soon(rg_svc_audit *a)
+/* No group commit came for the entries: they are appended on their own. */
+static void rg__on_carry(uv_timer_t *t)
 {
-    if (a->closing || a->failing)
+    rg_svc_audit *a = t->data;
+    if (a->closing || a->failing || !a->ndone)
         return;
     uv_check_start(&a->check, rg__on_check);
     uv_idle_start(&a->idle, rg__on_idle);
+}
+
+static void rg__soon(rg_svc_audit *a)
+{
+    if (a->closing || a->failing || uv_is_active((uv_handle_t *)&a->carry))
+        return;
+    uv_timer_start(&a->carry, rg__on_carry, RG__AUDIT_CARRY_MS, 0);
+}
+
+int rg_svc_audit_carry(rg_svc *sv)
+{
+    rg_svc_audit *a = sv->audit;
+    int rc = RG_OK;
+    if (!a || a->closing || a->failing || a->carried)
+        return RG_OK; /* (a failing trail is retried on its own, not in every group) */
+    for (int i = 0; i < a->ndone && !rc; i++) {
+        rg__arec *r = &a->done[i];
+        char *patients = json_dumps(r->patients, JSON_COMPACT | JSON_ENSURE_ASCII);
+        rg_audit_entry e = {.at = r->at, .who = r->who, .role = r->role, .address = r->address,
+                            .clinic = r->clinic, .patients = patients ? patients : "[]",
+                            .route = r->route, .outcome = r->outcome};
+        rc = rg_audit_append(sv->st, &e);
+        free(patients);
+    }
+    a->carried = rc ? 0 : a->ndone;
+    return rc;
+}
+
+void rg_svc_audit_carried(rg_svc *sv, int committed)
+{
+    rg_svc_audit *a = sv->audit;
+    if (!a || !a->carried)
+        return;
+    if (committed) {
+        a->appended += (uint64_t)a->carried;
+        for (int i = 0; i < a->carried; i++)
+            rg__arec_free(&a->done[i]);
+        a->ndone -= a->carried;
+        memmove(a->done, a->done + a->carried, (size_t)a->ndone * sizeof *a->done);
+        if (!a->ndone)
+            uv_timer_stop(&a->carry);
+    }
+    a->carried = 0; /* (not committed: they wait for the next, or their own) */
 }
 
 static void rg__on_retry(uv_timer_t *t)
@@ -196,8 +245,9 @@ int rg_svc_audit_start(rg_svc *sv)
     uv_idle_init(&sv->loop, &a->idle);
     uv_timer_init(&sv->loop, &a->retry);
     uv_timer_init(&sv->loop, &a->archive);
-    a->check.data = a->idle.data = a->retry.data = a->archive.data = a;
-    a->handles = 4;
+    uv_timer_init(&sv->loop, &a->carry);
+    a->check.data = a->idle.data = a->retry.data = a->archive.data = a->carry.data = a;
+    a->handles = 5;
     sv->audit = a;
     rg_http_on_respond(sv->http, rg__on_respond, sv);
     if (sv->audit_retention_days > 0)
@@ -237,6 +287,7 @@ void rg_svc_audit_stop(rg_svc *sv)
     uv_close((uv_handle_t *)&a->idle, rg__closed);
     uv_close((uv_handle_t *)&a->retry, rg__closed);
     uv_close((uv_handle_t *)&a->archive, rg__closed);
+    uv_close((uv_handle_t *)&a->carry, rg__closed);
 }
 
 /* "token:" and 12 hex digits of the bearer token's SHA-256. */
@@ -397,6 +448,10 @@ void rg_svc_get_audit(rg_svc *sv, int ci, rg_http_conn *c, const rg_http_req *re
                                                               "the auditor role"));
         return;
     }
+    /* the entries waiting for a group commit first: the trail read shows
+     * every request answered before it */
+    if (sv->audit && sv->audit->ndone && !sv->audit->failing)
+        rg__flush(sv->audit);
     f.patient = rg_svc_query(req->query, "patient", patient, sizeof patient);
     f.who = rg_svc_query(req->query, "user", user, sizeof user);
     if (rg_svc_query(req->query, "since", since, sizeof since) &&

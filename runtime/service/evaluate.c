@@ -171,7 +171,7 @@ static int rg__connect(rg__thread *t, char *err, size_t errlen)
     t->eng = NULL;
     t->st = NULL;
     memset(t->loaded, 0, sizeof t->loaded);
-    rg_store_opts so = {0};
+    rg_store_opts so = {.reader = 1}; /* (its writes go to the loop's, in the log) */
     int rc = rg_store_open(&t->st, t->pool->db, &so, err, errlen);
     if (rc)
         return rc;

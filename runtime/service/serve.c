@@ -282,17 +282,57 @@ int rg_svc_backlog_wait(rg_svc *sv, int ci)
     return 1;
 }
 
+/* The patients being evaluated for requests, "clinic/patient" each: in
+ * their clinic's job out or queued for its next (*n of them; NULL when
+ * none, or out of memory: then none is left out). Their stored events made
+ * them due, and the commit of their job moves them on and re-arms. */
+static char **rg__in_flight(rg_svc *sv, int *n)
+{
+    size_t count = 0, bytes = 0;
+    for (int i = 0; i < sv->nclinics; i++) {
+        const rg_svc_clinic *c = &sv->clinics[i];
+        size_t each = strlen(c->name) + 2 + RG_EVENT_MAX_ID;
+        int k = c->nwant + (c->job ? c->job->npatients : 0);
+        count += (size_t)k;
+        bytes += (size_t)k * each;
+    }
+    *n = 0;
+    char **keys = count ? malloc(count * sizeof *keys + bytes) : NULL;
+    if (!keys)
+        return NULL;
+    char *at = (char *)(keys + count);
+    for (int i = 0; i < sv->nclinics; i++) {
+        const rg_svc_clinic *c = &sv->clinics[i];
+        for (int part = 0; part < 2; part++) {
+            int m = part ? (c->job ? c->job->npatients : 0) : c->nwant;
+            for (int k = 0; k < m; k++) {
+                const char *patient = part ? c->job->patients[k] : c->want[k];
+                keys[(*n)++] = at;
+                at += sprintf(at, "%s/%s", c->name, patient) + 1;
+            }
+        }
+    }
+    return keys;
+}
+
 /* One timer at the earliest wake-up or snooze expiry. The wait is measured on
  * the monotonic clock but capped, so a wall clock that jumps is re-read; a
- * step of the wall clock re-arms it at once (rg__on_lag). */
+ * step of the wall clock re-arms it at once (rg__on_lag). The patients being
+ * evaluated for requests are left out: before, a group of requests made the
+ * timer go off at once for their own patients, whose wake-up pass (the due
+ * snoozes, the due patients read and evaluated again) cost more than the
+ * requests' own statements. */
 void rg_svc_arm(rg_svc *sv)
 {
     rg_time next = RG_TIME_NONE, snooze = RG_TIME_NONE;
     if (sv->stopping || sv->wake_pending) /* a wake-up pass re-arms when it is done */
         return;
+    int nskip = 0;
+    char **skip = rg__in_flight(sv, &nskip);
     /* (a notice that comes in while these read is seen by rg__drain_notices
      * before the loop sleeps, which arms again) */
-    rg_store_next_due(sv->st, &next, &snooze);
+    rg_store_next_due(sv->st, (const char *const *)skip, nskip, &next, &snooze);
+    free(skip);
     if (snooze != RG_TIME_NONE && (next == RG_TIME_NONE || snooze < next))
         next = snooze;
     sv->armed_for = sv->wake_next = next;
@@ -564,34 +604,32 @@ const char *const rg_svc_outcomes[5] = {"stored", "duplicate", "conflict", "reje
                                         "corrected"};
 const double rg_svc_late_bounds[6] = {0.001, 0.005, 0.01, 0.05, 0.25, 1.0};
 
-/* Validates and stores one request's events inside the group's
- * transaction, and notes the patients they concern: after the commit they
- * go to the clinic's next evaluation job (the same rg_engine_advance as
- * simulate, on an evaluation thread), and the request is answered once that
- * job's writes are committed too. The valid
- * events go to the store in one call (rg_store_put_events: one round trip
- * to PostgreSQL), with the outcomes n calls in order would give. */
-static int rg__store_events(rg_svc *sv, rg_svc_pending *pr)
+/* One event of a request being stored: its validated form and outcome. */
+typedef struct rg__item {
+    rg_event ev;
+    int ok;     /* a valid event of its request's clinic, put in the batch */
+    rg_put put; /* its outcome */
+    char field[RG_FIELD_MAX], why[512]; /* of a refusal, or of a conflict */
+} rg__item;
+
+/* How many events request pr holds: read in one pass (evs), or a tree. */
+static size_t rg__nitems(const rg_svc_pending *pr)
+{
+    return pr->evs ? pr->nevs : json_array_size(pr->items);
+}
+
+/* Validates one request's events into it[0..n): the valid ones are added
+ * to valid[] (*nvalid), the others keep why they were refused. */
+static int rg__validate(rg_svc *sv, rg_svc_pending *pr, rg__item *it, const rg_event **valid,
+                        int *nvalid)
 {
     rg_svc_clinic *clinic = &sv->clinics[pr->clinic];
-    size_t n = pr->evs ? pr->nevs : json_array_size(pr->items), i;
-    struct item {
-        rg_event ev;
-        int ok;     /* a valid event of this clinic, put in the batch */
-        rg_put put; /* its outcome */
-        char field[RG_FIELD_MAX], why[512]; /* of a refusal, or of a conflict */
-    } *it = calloc(n + 1, sizeof *it);
-    const rg_event **valid = calloc(n + 1, sizeof *valid);
-    rg_put *res = calloc(n + 1, sizeof *res);
-    /* patients to re-evaluate: distinct, in order */
-    char (*patients)[RG_EVENT_MAX_ID + 1] = calloc(n + 1, sizeof *patients);
-    int npatients = 0, nvalid = 0;
-    int rc = it && valid && res && patients && (pr->results = json_array()) ? RG_OK : RG_ENOMEM;
-    json_t *item;
+    int rc = (pr->results = json_array()) ? RG_OK : RG_ENOMEM;
+    size_t n = rg__nitems(pr);
     memset(pr->counts, 0, sizeof pr->counts);
     pr->future = 0;
-    for (i = 0; !rc && i < n; i++) {
-        struct item *t = &it[i];
+    for (size_t i = 0; !rc && i < n; i++) {
+        rg__item *t = &it[i];
         int vrc = RG_OK;
         if (pr->evs) { /* read in one pass at the request, valid: taken */
             t->ev = pr->evs[i];
@@ -608,22 +646,28 @@ static int rg__store_events(rg_svc *sv, rg_svc_pending *pr)
         }
         if (vrc == RG_OK) {
             t->ok = 1;
-            valid[nvalid++] = &t->ev;
+            valid[(*nvalid)++] = &t->ev;
         } else if (vrc != RG_EINVAL) {
             rc = vrc;
         }
     }
-    /* (on an error the outcomes are unset; the group rolls back and answers 503) */
-    if (!rc && nvalid)
-        rc = rg_store_put_events(sv->st, valid, nvalid, rg_now(), res, NULL);
-    for (size_t k = 0, j = 0; !rc && k < n; k++) /* (res is in the items' order) */
-        if (it[k].ok)
-            it[k].put = res[j++];
-    for (i = 0; !rc && i < n; i++) {
-        struct item *t = &it[i];
+    return rc;
+}
+
+/* A request's outcomes once the group's events are stored: its results,
+ * its refusals kept (rg_store_reject), the patients to evaluate noted. */
+static int rg__outcomes(rg_svc *sv, rg_svc_pending *pr, rg__item *it)
+{
+    rg_svc_clinic *clinic = &sv->clinics[pr->clinic];
+    size_t n = rg__nitems(pr);
+    /* patients to re-evaluate: distinct, in order */
+    char (*patients)[RG_EVENT_MAX_ID + 1] = calloc(n + 1, sizeof *patients);
+    int npatients = 0, rc = patients ? RG_OK : RG_ENOMEM;
+    for (size_t i = 0; !rc && i < n; i++) {
+        rg__item *t = &it[i];
         int outcome = t->ok ? (int)t->put : 3;
         json_t *r = json_object();
-        item = json_array_get(pr->items, i); /* NULL: read in one pass (t->ev) */
+        json_t *item = pr->evs ? NULL : json_array_get(pr->items, i); /* NULL: t->ev */
         if (!item)
             json_object_set_new(r, "id", json_string(t->ev.id));
         else
@@ -637,8 +681,10 @@ static int rg__store_events(rg_svc *sv, rg_svc_pending *pr)
                 snprintf(patients[npatients++], sizeof patients[0], "%s", t->ev.patient);
         }
         if (outcome == RG_PUT_CONFLICT &&
-            (rc = rg_ingest_conflict_why(sv->st, &t->ev, 1, t->field, t->why, sizeof t->why)))
+            (rc = rg_ingest_conflict_why(sv->st, &t->ev, 1, t->field, t->why, sizeof t->why))) {
+            json_decref(r);
             break;
+        }
         if (outcome == RG_PUT_CONFLICT || outcome == 3) {
             char *raw = item ? json_dumps(item, JSON_COMPACT | JSON_ENCODE_ANY)
                              : strdup(t->ev.body);
@@ -659,11 +705,6 @@ static int rg__store_events(rg_svc *sv, rg_svc_pending *pr)
         json_array_append_new(pr->results, r);
         pr->counts[outcome]++;
     }
-    for (size_t k = 0; it && k < n; k++)
-        rg_event_clear(&it[k].ev);
-    free(it);
-    free(valid);
-    free(res);
     /* resources refused before they became events are kept too */
     for (size_t k = 0; pr->fhir && k < pr->fhir->n && !rc; k++) {
         const rg_fhir_entry *e = &pr->fhir->v[k];
@@ -682,6 +723,41 @@ static int rg__store_events(rg_svc *sv, rg_svc_pending *pr)
     } else {
         free(patients);
     }
+    return rc;
+}
+
+/* Validates and stores the events of a group's requests (prs[0..n)) inside
+ * the group's transaction, and notes the patients they concern: after the
+ * commit they go to their clinic's next evaluation job (the same
+ * rg_engine_advance as simulate, on an evaluation thread), and a request is
+ * answered once that job's writes are committed too. The valid events of
+ * every request go to the store in one call (rg_store_put_events: one
+ * statement on PostgreSQL for the whole group), with the outcomes calls in
+ * order, request by request, would give. On an error the outcomes are unset:
+ * the group rolls back and answers 503. */
+static int rg__store_events(rg_svc *sv, rg_svc_pending *prs, int n)
+{
+    size_t total = 0;
+    for (int r = 0; r < n; r++)
+        total += rg__nitems(&prs[r]);
+    rg__item *it = calloc(total + 1, sizeof *it);
+    const rg_event **valid = calloc(total + 1, sizeof *valid);
+    rg_put *res = calloc(total + 1, sizeof *res);
+    int nvalid = 0, rc = it && valid && res ? RG_OK : RG_ENOMEM;
+    for (int r = 0, off = 0; r < n && !rc; off += (int)rg__nitems(&prs[r]), r++)
+        rc = rg__validate(sv, &prs[r], it + off, valid, &nvalid);
+    if (!rc && nvalid)
+        rc = rg_store_put_events(sv->st, valid, nvalid, rg_now(), res, NULL);
+    for (size_t k = 0, j = 0; !rc && k < total; k++) /* (res is in the items' order) */
+        if (it[k].ok)
+            it[k].put = res[j++];
+    for (int r = 0, off = 0; r < n && !rc; off += (int)rg__nitems(&prs[r]), r++)
+        rc = rg__outcomes(sv, &prs[r], it + off);
+    for (size_t k = 0; it && k < total; k++)
+        rg_event_clear(&it[k].ev);
+    free(it);
+    free(valid);
+    free(res);
     return rc;
 }
 
@@ -941,25 +1017,66 @@ static void rg__job_done(rg_svc *sv, rg_svc_job *j, int ok)
     rg_svc_job_free(j);
 }
 
+/* Whether a request waits for its clinic's job out to come back: its
+ * patients would join the clinic's next job, which starts after that one's
+ * commit anyway, so its events are stored in that commit, with the job's
+ * writes (one transaction and one round trip of writes where there were
+ * two), not in one of their own before it. Nothing is answered any later:
+ * a request is answered after its own evaluation's commit. */
+static int rg__held_back(const rg_svc *sv, const rg_svc_pending *pr)
+{
+    const rg_svc_clinic *c = &sv->clinics[pr->clinic];
+    if (sv->stopping || !c->held || !c->job)
+        return 0;
+    for (const rg_svc_job *j = sv->returned; j; j = j->next)
+        if (j == c->job)
+            return 0; /* (back: its writes are in this group) */
+    return 1;
+}
+
+/* Moves the requests that are not held back (rg__held_back) to the front of
+ * sv->pending, each kind in its order (a clinic's requests are all of one
+ * kind, so each clinic's stay in theirs): how many there are. */
+static int rg__ready(rg_svc *sv)
+{
+    int ready = 0;
+    for (int i = 0; i < sv->npending; i++) {
+        if (rg__held_back(sv, &sv->pending[i]))
+            continue;
+        if (i != ready) {
+            rg_svc_pending keep = sv->pending[i];
+            memmove(sv->pending + ready + 1, sv->pending + ready,
+                    (size_t)(i - ready) * sizeof *sv->pending);
+            sv->pending[ready] = keep;
+        }
+        ready++;
+    }
+    return ready;
+}
+
 /* One group commit, in one transaction: the logs of the jobs back from the
  * evaluation threads, the queued requests (up to RG_GROUP_EVENTS events),
  * and the expired snoozes when a wake-up is due. A request whose events
  * need no evaluation is answered after the commit; the others wait for
- * their clinic's next job. */
-static void rg__group(rg_svc *sv)
+ * their clinic's next job. 1 when the timer must be read again after it:
+ * not after a group of requests only whose patients all went to their
+ * clinics' jobs (their events made them due now, but the jobs evaluate
+ * them, and the commit of those jobs re-arms): reading it then woke the
+ * service for patients already being evaluated (a wake-up pass, and its
+ * statements, per group on PostgreSQL). */
+static int rg__group(rg_svc *sv)
 {
-    int take = 0, rc, wake = sv->wake_pending;
+    int take = 0, rc, wake = sv->wake_pending, ready = rg__ready(sv);
     size_t events = 0;
-    while (take < sv->npending) {
-        size_t k = sv->pending[take].evs ? sv->pending[take].nevs
-                                         : json_array_size(sv->pending[take].items);
+    while (take < ready) {
+        size_t k = rg__nitems(&sv->pending[take]);
         if (take > 0 && events + k > RG_GROUP_EVENTS)
             break;
         events += k;
         take++;
     }
-    /* every group takes at least the first request waiting, and no more than wait */
-    assert(take <= sv->npending && (take > 0 || sv->npending == 0));
+    /* every group takes at least the first request ready, and no more than are */
+    assert(take <= ready && (take > 0 || ready == 0));
     rg_svc_job *jobs = sv->returned;
     sv->returned = NULL;
     sv->wake_pending = 0;
@@ -981,10 +1098,12 @@ static void rg__group(rg_svc *sv)
             rc = np;
         planned |= np > 0;
     }
-    for (int i = 0; i < take && !rc; i++)
-        rc = rg__store_events(sv, &sv->pending[i]);
+    if (!rc && take > 0)
+        rc = rg__store_events(sv, sv->pending, take);
     if (!rc && wake)
         rc = rg_store_each_due_snooze(sv->st, now, rg__reraise, sv, NULL);
+    if (!rc && writes) /* the audit entries of requests answered before it */
+        rc = rg_svc_audit_carry(sv);
     if (!rc && writes)
         rc = rg_store_commit(sv->st);
     if (rc) {
@@ -994,6 +1113,7 @@ static void rg__group(rg_svc *sv)
                jobs ? " and evaluations" : "", wake ? " and a wake-up" : "", rg_strerror(rc),
                rg_store_errmsg(sv->st));
     }
+    rg_svc_audit_carried(sv, writes && rc == RG_OK);
     sv->groups += writes;
     sv->group_requests += (uint64_t)take;
     if (wake)
@@ -1002,6 +1122,7 @@ static void rg__group(rg_svc *sv)
      * request's events make none), all when snoozes were re-raised */
     for (rg_svc_job *j = jobs; j && !rc; j = j->next)
         sv->clinics[j->clinic].fresh |= j->log.n > 0;
+    int arm = rc || wake || jobs;
     while (jobs) {
         rg_svc_job *next = jobs->next;
         rg__job_done(sv, jobs, rc == RG_OK);
@@ -1010,8 +1131,11 @@ static void rg__group(rg_svc *sv)
     /* (answering may queue more requests: sv->pending grows past take) */
     for (int i = 0; i < take; i++) {
         rg_svc_pending *pr = &sv->pending[i], *copy = NULL;
+        if (!pr->npatients && (pr->counts[RG_PUT_STORED] || pr->counts[RG_PUT_CORRECTED]))
+            arm = 1; /* (stored for another worker's clinic: due, not evaluated here) */
         if (rc || !pr->npatients || sv->stopping ||
             !(copy = malloc(sizeof *copy))) {
+            arm |= pr->npatients > 0;
             rg__answer(sv, pr, rc ? "the events could not be stored; nothing was acknowledged, "
                                     "send them again"
                                   : pr->npatients ? RG__UNEVALUATED : NULL);
@@ -1029,6 +1153,7 @@ static void rg__group(rg_svc *sv)
         rg__publish_some(sv, wake);
     if (!rc && planned)
         rg_svc_notify_kick(sv);
+    return arm;
 }
 
 static void rg__stop_now(rg_svc *sv);
@@ -1067,8 +1192,12 @@ static void rg__flush(rg_svc *sv)
         j->next = sv->returned;
         sv->returned = j;
     }
-    while (sv->npending > 0 || sv->returned || sv->wake_pending)
-        rg__group(sv);
+    int arm = 0;
+    if (rg__ready(sv) > 0 || sv->returned || sv->wake_pending)
+        while (rg__ready(sv) > 0 || sv->returned || sv->wake_pending)
+            arm |= rg__group(sv);
+    else /* (requests held back wait for their clinic's job, which re-arms) */
+        arm = sv->npending == 0;
     rg__dispatch(sv);
     if (sv->catching_up && !sv->stopping)
         rg__caught_up(sv);
@@ -1081,7 +1210,8 @@ static void rg__flush(rg_svc *sv)
             rg__stop_now(sv);
         return;
     }
-    rg_svc_arm(sv);
+    if (arm || !uv_is_active((uv_handle_t *)&sv->wake))
+        rg_svc_arm(sv);
 }
 
 static void rg__on_flush_check(uv_check_t *h) { rg__flush(h->data); }

@@ -435,6 +435,10 @@ void rg_svc_audit_begin(rg_svc *sv, rg_http_conn *c, const rg_http_req *req, int
                         const char *who, const char *role);
 void rg_svc_audit_patient(rg_svc *sv, rg_http_conn *c, const char *patient);
 void rg_svc_audit_items(rg_svc *sv, rg_http_conn *c, json_t *items);
+/* The answered entries appended inside the service's group commit (its
+ * transaction open), and after its end whether it committed them. */
+int rg_svc_audit_carry(rg_svc *sv);
+void rg_svc_audit_carried(rg_svc *sv, int committed);
 void rg_svc_audit_note(rg_svc *sv, const char *who, const char *role, const char *clinic,
                        const char *route, const char *outcome);
 void rg_svc_get_audit(rg_svc *sv, int ci, rg_http_conn *c, const rg_http_req *req);

@@ -122,7 +122,8 @@ typedef struct rg_store_ops {
     int (*each_action)(rg_backend *b, const char *clinic, const char *key,
                        int (*fn)(void *ud, const rg_alert_action *a), void *ud);
     int (*next_snooze)(rg_backend *b, rg_time *out);
-    int (*next_due)(rg_backend *b, rg_time *wake, rg_time *snooze);
+    int (*next_due)(rg_backend *b, const char *const *skip, int nskip, rg_time *wake,
+                    rg_time *snooze);
     int (*each_due_snooze)(rg_backend *b, rg_time now,
                            int (*fn)(void *ud, const char *clinic, const char *key,
                                      const char *patient),

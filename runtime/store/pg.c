@@ -55,6 +55,7 @@ static atomic_ullong rg__n_stmts, rg__n_trips;
      atomic_fetch_add_explicit(&rg__n_trips, (trips), memory_order_relaxed))
 
 typedef struct rg__pre rg__pre;
+typedef struct rg__args rg__args;
 static int rg__puts_flush(rg_pg *pg);
 static void rg__puts_drop(rg_pg *pg);
 static void rg__pre_free(rg_pg *pg);
@@ -65,6 +66,8 @@ static int rg__puts_add(rg_pg *pg, const char *clinic, const char *patient,
                         const rg_patient_state *ps);
 static int rg__txs_add(rg_pg *pg, const rg_transition *t, int64_t *alert_idp);
 static int rg__pipe_result(rg_pg *pg, PGresult **keep, int ok);
+static PGresult *rg__kept_and(rg_pg *pg, const char *final, const rg__args *fa);
+static PGresult *rg__commit_pipelined(rg_pg *pg);
 
 /* Patient states written in a write transaction, sent as one statement
  * before the transaction's next statement (rg_pg_patient_put). */
@@ -73,6 +76,16 @@ typedef struct rg__puts {
     char **keys;   /* "clinic\037patient" of each, to send a second one apart */
     int n, cap;
 } rg__puts;
+
+/* Audit entries appended inside a write transaction that locked the
+ * chain (rg_pg_audit_insert), sent as one statement (P_AUDIT_INSERT_MANY)
+ * before the transaction's next statement or with its COMMIT: the chain's
+ * tip moves in memory meanwhile (pg->chain), so each entry's hash follows
+ * the one before it as when each was written at once. */
+typedef struct rg__auds {
+    rg_buf col[11]; /* the array literals $1..$11 */
+    int n;
+} rg__auds;
 
 /* Transitions recorded inside a write transaction while writes are deferred
  * (rg_store_defer_writes), sent as one statement (P_TRANSITIONS_MANY) before
@@ -102,10 +115,12 @@ struct rg_backend {
      * ("{a,b}") for the wake-up reads once rg_pg_lease_only is on */
     rg_buf leased;
     int only, listening;
+    int reader;    /* rg_store_opts.reader: REPEATABLE READ READ ONLY by default */
     int watch_fd; /* (listening) a copy of the connection's socket (rg_store_changes_fd) */
     rg__pre *pre;  /* a group's reads, taken in advance (rg_pg_prefetch) */
     rg__puts puts; /* patient states not yet sent */
     rg__txs txs;   /* transitions not yet sent */
+    rg__auds auds; /* audit entries not yet sent */
     int defer;     /* rg_store_defer_writes */
     /* transitions this connection inserted, and at how many it runs ANALYZE
      * next (after a commit: rg__grown) */
@@ -130,11 +145,11 @@ static void rg_pg_close(rg_pg *pg);
 
 /* The parameters of one statement, as libpq takes them. */
 #define RG__MAXARGS 20 /* (P_TRANSITION: 17) */
-typedef struct rg__args {
+struct rg__args {
     const char *v[RG__MAXARGS];
     int len[RG__MAXARGS], fmt[RG__MAXARGS], n;
     char num[RG__MAXARGS][24];
-} rg__args;
+};
 
 static void rg__text(rg__args *a, const char *s)
 {
@@ -202,7 +217,28 @@ static void rg_pg_failed(rg_pg *pg, const char *msg)
 }
 
 /* Writes kept for the transaction's next statement. */
-static int rg__pending(const rg_pg *pg) { return pg->puts.n || pg->txs.n; }
+static int rg__pending(const rg_pg *pg) { return pg->puts.n || pg->txs.n || pg->auds.n; }
+
+static void rg__auds_drop(rg_pg *pg)
+{
+    pg->auds.n = 0;
+    for (int k = 0; k < 11; k++)
+        pg->auds.col[k].len = 0;
+}
+
+/* The kept audit entries' parameters (their columns closed), in a. */
+static int rg__auds_args(rg_pg *pg, rg__args *a)
+{
+    int rc = RG_OK;
+    for (int k = 0; k < 11 && rc == RG_OK; k++)
+        if ((rc = rg_buf_add(&pg->auds.col[k], "}", 1)) == RG_OK)
+            rg__text(a, pg->auds.col[k].p);
+    if (rc == RG_OK) {
+        rg__int(a, pg->chain.tip_seq);
+        rg__text(a, pg->chain.tip_hash);
+    }
+    return rc;
+}
 
 /* Inside a transaction, its BEGIN sent or not. */
 static int rg__in_tx(const rg_pg *pg)
@@ -276,9 +312,9 @@ static PGresult *rg__run_begun(rg_pg *pg, const char *name, const rg__args *a)
 static PGresult *rg__run(rg_pg *pg, int q, const rg__args *a)
 {
     char name[16];
-    if (rg__pending(pg) && !pg->flushing && rg__writes_flush(pg))
-        return NULL;
     snprintf(name, sizeof name, "q%d", q);
+    if (rg__pending(pg) && !pg->flushing) /* the kept writes and this, one round trip */
+        return rg__kept_and(pg, name, a);
     if (pg->lazy)
         return rg__run_begun(pg, name, a);
     RG__SENT(1, 1);
@@ -427,7 +463,7 @@ static int rg_pg_open(rg_pg **out, const char *url, const rg_store_opts *opts, c
                       size_t errlen)
 {
     char safe[512];
-    (void)opts; /* commits are durable (synchronous_commit) and pages checked by the server */
+    /* (commits are durable, synchronous_commit, and pages checked by the server) */
     *out = NULL;
     rg__safe_url(url, safe, sizeof safe);
     rg_pg *pg = calloc(1, sizeof *pg);
@@ -455,6 +491,13 @@ static int rg_pg_open(rg_pg **out, const char *url, const rg_store_opts *opts, c
         }
         PQclear(r);
     }
+    /* a reader's statements outside BEGIN (a prefetch's pipeline, one
+     * implicit transaction) share one snapshot, as in BEGIN REPEATABLE READ */
+    if (!rc && opts && opts->reader &&
+        rg__exec(pg, "SET default_transaction_isolation = 'repeatable read';"
+                     " SET default_transaction_read_only = on"))
+        rc = rg_fail(err, errlen, RG_EDB, "database %s: %s", safe, pg->msg);
+    pg->reader = !rc && opts && opts->reader;
     if (rc) {
         rg_pg_close(pg);
         return rc;
@@ -475,6 +518,8 @@ static void rg_pg_close(rg_pg *pg)
     rg__txs_drop(pg);
     for (int k = 0; k < 17; k++)
         rg_buf_free(&pg->txs.col[k]);
+    for (int k = 0; k < 11; k++)
+        rg_buf_free(&pg->auds.col[k]);
     free(pg->txs.map_tok);
     free(pg->txs.map_id);
     PQfinish(pg->conn);
@@ -537,7 +582,6 @@ static void rg__grown(rg_pg *pg)
         PQclear(PQexec(pg->conn, "ROLLBACK"));
 }
 
-static PGresult *rg__commit_pipelined(rg_pg *pg);
 
 /* COMMIT of an aborted transaction "succeeds" as a ROLLBACK: that is a failure. */
 static int rg_pg_commit(rg_pg *pg)
@@ -588,6 +632,7 @@ static void rg_pg_rollback(rg_pg *pg)
     pg->lazy = NULL;
     rg__puts_drop(pg);
     rg__txs_drop(pg);
+    rg__auds_drop(pg);
     pg->txs.nmap = 0;
     if (PQtransactionStatus(pg->conn) != PQTRANS_IDLE) {
         RG__SENT(1, 1);
@@ -1324,11 +1369,23 @@ static int rg_pg_next_snooze(rg_pg *pg, rg_time *out)
     return rg__one_time(pg, P_NEXT_SNOOZE, out);
 }
 
-static int rg_pg_next_due(rg_pg *pg, rg_time *wake, rg_time *snooze)
+static int rg_pg_next_due(rg_pg *pg, const char *const *skip, int nskip, rg_time *wake,
+                          rg_time *snooze)
 {
     rg__args a = {0};
+    rg_buf keys = {0};
+    int bad = rg_buf_add(&keys, "{", 1);
+    for (int i = 0; i < nskip && !bad; i++)
+        bad = rg__elem(&keys, skip[i], NULL, 0);
+    if (bad || rg_buf_add(&keys, "}", 1)) {
+        rg_buf_free(&keys);
+        rg_pg_failed(pg, "out of memory");
+        return RG_ENOMEM;
+    }
     rg__leased(&a, pg);
+    rg__text(&a, keys.p);
     PGresult *r = rg__run(pg, P_NEXT_DUE, &a);
+    rg_buf_free(&keys);
     int got = r && PQntuples(r);
     *wake = got ? rg__col_time(r, 0, 0) : RG_TIME_NONE;
     *snooze = got ? rg__col_time(r, 0, 1) : RG_TIME_NONE;
@@ -1865,7 +1922,24 @@ static int rg_pg_changes_fd(rg_pg *pg, int *fd)
 {
     *fd = -1;
     if (!pg->listening) {
-        if (rg__exec(pg, "LISTEN " RG__CHANNEL))
+        /* (the channel's name is the schema's: RG__CHANNEL) */
+        if (rg__begin_now(pg))
+            return RG_EDB;
+        RG__SENT(1, 1);
+        PGresult *r = PQexec(pg->conn, "SELECT " RG__CHANNEL);
+        char *id = PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1
+                       ? PQescapeIdentifier(pg->conn, PQgetvalue(r, 0, 0),
+                                            (size_t)PQgetlength(r, 0, 0))
+                       : NULL;
+        char sql[160] = "";
+        if (!id)
+            rg__msg(pg, PQresultStatus(r) == PGRES_TUPLES_OK ? PQerrorMessage(pg->conn)
+                                                             : PQresultErrorMessage(r));
+        else
+            snprintf(sql, sizeof sql, "LISTEN %s", id);
+        PQclear(r);
+        PQfreemem(id);
+        if (!sql[0] || rg__exec(pg, sql))
             return RG_EDB;
         pg->watch_fd = fcntl(PQsocket(pg->conn), F_DUPFD_CLOEXEC, 0);
         if (pg->watch_fd < 0) {
@@ -1949,8 +2023,59 @@ static int rg_pg_audit_chain(rg_pg *pg, int lock, rg_audit_chain *c)
     return ok ? RG_OK : RG_EDB;
 }
 
+/* An entry's fields as the columns of P_AUDIT_INSERT_MANY. */
+static int rg__auds_add(rg_pg *pg, const rg_audit_entry *e)
+{
+    char seq[24], at[24];
+    snprintf(seq, sizeof seq, "%lld", (long long)e->seq);
+    snprintf(at, sizeof at, "%lld", (long long)e->at);
+    const char *v[11] = {seq, at, e->who, e->role, e->address, e->clinic, e->patients, e->route,
+                         e->outcome, e->prev, e->hash};
+    int rc = RG_OK;
+    for (int k = 0; k < 11 && rc == RG_OK; k++) {
+        rg_buf *b = &pg->auds.col[k];
+        if (b->len && b->p[b->len - 1] == '}')
+            b->len--; /* (a failed send left its closing brace) */
+        if (!b->len)
+            rc = rg_buf_add(b, "{", 1);
+        if (rc == RG_OK)
+            rc = rg__elem(b, v[k] ? v[k] : "", NULL, 0);
+    }
+    if (rc) {
+        rg__auds_drop(pg);
+        pg->chain_ok = 0;
+        return rc;
+    }
+    pg->auds.n++;
+    return RG_OK;
+}
+
+static int rg__auds_flush(rg_pg *pg)
+{
+    rg__args a = {0};
+    int rc = rg__auds_args(pg, &a);
+    pg->flushing = 1;
+    if (rc == RG_OK)
+        rc = rg__do(pg, P_AUDIT_INSERT_MANY, &a);
+    else
+        rg_pg_failed(pg, "out of memory");
+    pg->flushing = 0;
+    rg__auds_drop(pg);
+    if (rc)
+        pg->chain_ok = 0;
+    return rc;
+}
+
 static int rg_pg_audit_insert(rg_pg *pg, const rg_audit_entry *e)
 {
+    if (pg->chain_ok && rg__in_tx(pg)) { /* kept: sent with what follows */
+        int rc = rg__auds_add(pg, e);
+        if (rc == RG_OK) {
+            pg->chain.tip_seq = e->seq;
+            snprintf(pg->chain.tip_hash, sizeof pg->chain.tip_hash, "%s", e->hash ? e->hash : "");
+        }
+        return rc;
+    }
     rg__args a = {0};
     rg__int(&a, e->seq);
     rg__int(&a, e->at);
@@ -2321,29 +2446,35 @@ static int rg_pg_prefetch(rg_pg *pg, const char *clinic, const char *const *pati
         goto fail;
     }
     const char *args[3] = {clinic, names.p, afters.p};
+    /* a reader's pipeline is one implicit transaction, REPEATABLE READ by
+     * its default: no BEGIN or COMMIT to send */
     int sent = PQenterPipelineMode(pg->conn) &&
-               PQsendQueryParams(pg->conn, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", 0,
-                                 NULL, NULL, NULL, NULL, 0);
+               (pg->reader ||
+                PQsendQueryParams(pg->conn, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", 0,
+                                  NULL, NULL, NULL, NULL, 0));
     char q[16];
     int stmts[3] = {P_BATCH_STATES, P_BATCH_EVENTS, P_BATCH_ALERTS};
     for (int k = 0; k < 3 && sent; k++) {
         snprintf(q, sizeof q, "q%d", stmts[k]);
         sent = PQsendQueryPrepared(pg->conn, q, k == 1 ? 3 : 2, args, NULL, NULL, 0);
     }
-    sent = sent && PQsendQueryParams(pg->conn, "COMMIT", 0, NULL, NULL, NULL, NULL, 0) &&
+    sent = sent && (pg->reader ||
+                    PQsendQueryParams(pg->conn, "COMMIT", 0, NULL, NULL, NULL, NULL, 0)) &&
            PQpipelineSync(pg->conn);
-    RG__SENT(5, 1);
+    RG__SENT(pg->reader ? 3 : 5, 1);
     rg_buf_free(&names);
     rg_buf_free(&afters);
     int ok = sent;
     if (!sent)
         rg__msg(pg, PQerrorMessage(pg->conn));
     else {
-        ok = rg__pipe_result(pg, NULL, ok) && ok;
+        if (!pg->reader)
+            ok = rg__pipe_result(pg, NULL, ok) && ok;
         ok = rg__pipe_result(pg, &p->states, ok) && ok;
         ok = rg__pipe_result(pg, &p->events, ok) && ok;
         ok = rg__pipe_result(pg, &p->alerts, ok) && ok;
-        ok = rg__pipe_result(pg, NULL, ok) && ok;
+        if (!pg->reader)
+            ok = rg__pipe_result(pg, NULL, ok) && ok;
         ok = rg__pipe_sync(pg) && ok;
     }
     ok = rg__pipe_off(pg) && ok;
@@ -2476,6 +2607,8 @@ static void rg__txs_drop(rg_pg *pg)
         x->col[k].len = 0;
 }
 
+static int rg__txs_took(rg_pg *pg, const PGresult *r, int n);
+
 static int rg__txs_flush(rg_pg *pg)
 {
     rg__txs *x = &pg->txs;
@@ -2495,7 +2628,19 @@ static int rg__txs_flush(rg_pg *pg)
         rc = RG_EDB;
     }
     if (rc == RG_OK)
-        pg->grown += n;
+        rc = rg__txs_took(pg, r, n);
+    PQclear(r);
+    rg__txs_drop(pg);
+    return rc;
+}
+
+/* The answer of P_TRANSITIONS_MANY for the n kept transitions (inside the
+ * transaction, not yet dropped): the ids their tokens stand for. */
+static int rg__txs_took(rg_pg *pg, const PGresult *r, int n)
+{
+    rg__txs *x = &pg->txs;
+    int rc = RG_OK;
+    pg->grown += n;
     for (int i = 0; rc == RG_OK && i < PQntuples(r); i++) {
         int o = (int)rg__col_int(r, i, 0);
         if (o < 1 || o > n || !x->tok[o - 1])
@@ -2516,32 +2661,38 @@ static int rg__txs_flush(rg_pg *pg)
         x->map_tok[x->nmap] = x->tok[o - 1];
         x->map_id[x->nmap++] = rg__col_int(r, i, 1);
     }
-    PQclear(r);
-    rg__txs_drop(pg);
     return rc;
 }
 
-/* At COMMIT with writes kept (rg_pg_commit): the patient states, the
- * transitions and the COMMIT sent as one pipeline, one round trip where they
- * took three. Nothing reads the transitions' answer after the commit (their
- * ids name nothing outside the transaction: the service reads the new ones
- * from the feed) but their count, and a refused one makes
- * pg_temp.rg_transitions raise: PostgreSQL then skips what follows it in
- * the pipeline, the COMMIT too, and the caller's rollback ends the
- * transaction. Answers COMMIT's result (for rg_pg_commit to judge), or
- * NULL on a failure before it, its message kept. */
-static PGresult *rg__commit_pipelined(rg_pg *pg)
+/* The writes kept (patient states, transitions, audit entries) and the
+ * statement that made them go, in one pipeline, one round trip where they
+ * took one each: final is a prepared statement's name (fa its parameters:
+ * the transaction goes on, rg__run) or NULL for COMMIT (rg_pg_commit).
+ * Nothing reads the transitions' answer after a commit (their ids name
+ * nothing outside the transaction: the service reads the new ones from the
+ * feed) but their count; before another statement it gives their tokens'
+ * ids. A refused transition makes pg_temp.rg_transitions raise: PostgreSQL
+ * then skips what follows it in the pipeline, the COMMIT too, and the
+ * caller's rollback ends the transaction. Answers the final statement's
+ * result (a COMMIT's for rg_pg_commit to judge), or NULL on a failure
+ * before it or of it, its message kept. */
+static PGresult *rg__kept_and(rg_pg *pg, const char *final, const rg__args *fa)
 {
-    rg__args pa = {0}, ta = {0};
-    int rc = RG_OK, nputs = pg->puts.n, ntxs = pg->txs.n;
+    rg__args pa = {0}, ta = {0}, aa = {0};
+    int rc = RG_OK, nputs = pg->puts.n, ntxs = pg->txs.n, nauds = pg->auds.n;
     for (int k = 0; nputs && k < 8 && rc == RG_OK; k++)
         if ((rc = rg_buf_add(&pg->puts.col[k], "}", 1)) == RG_OK)
             rg__text(&pa, pg->puts.col[k].p);
     for (int k = 0; ntxs && k < 17 && rc == RG_OK; k++)
         if ((rc = rg_buf_add(&pg->txs.col[k], "}", 1)) == RG_OK)
             rg__text(&ta, pg->txs.col[k].p);
+    if (nauds && rc == RG_OK)
+        rc = rg__auds_args(pg, &aa);
     if (rc) {
         rg_pg_failed(pg, "out of memory");
+        rg__puts_drop(pg);
+        rg__txs_drop(pg);
+        rg__auds_drop(pg);
         return NULL;
     }
     char q[16];
@@ -2558,13 +2709,21 @@ static PGresult *rg__commit_pipelined(rg_pg *pg)
         snprintf(q, sizeof q, "q%d", P_TRANSITIONS_MANY);
         sent = PQsendQueryPrepared(pg->conn, q, ta.n, ta.v, ta.len, ta.fmt, 0);
     }
-    sent = sent && PQsendQueryParams(pg->conn, "COMMIT", 0, NULL, NULL, NULL, NULL, 0) &&
-           PQpipelineSync(pg->conn);
-    RG__SENT((uint64_t)(1 + (begin != NULL) + (nputs > 0) + (ntxs > 0)), 1);
+    if (sent && nauds) {
+        snprintf(q, sizeof q, "q%d", P_AUDIT_INSERT_MANY);
+        sent = PQsendQueryPrepared(pg->conn, q, aa.n, aa.v, aa.len, aa.fmt, 0);
+    }
+    if (sent && final)
+        sent = PQsendQueryPrepared(pg->conn, final, fa ? fa->n : 0, fa ? fa->v : NULL,
+                                   fa ? fa->len : NULL, fa ? fa->fmt : NULL, 0);
+    else if (sent)
+        sent = PQsendQueryParams(pg->conn, "COMMIT", 0, NULL, NULL, NULL, NULL, 0);
+    sent = sent && PQpipelineSync(pg->conn);
+    RG__SENT((uint64_t)(1 + (begin != NULL) + (nputs > 0) + (ntxs > 0) + (nauds > 0)), 1);
     rg__puts_drop(pg);
-    rg__txs_drop(pg);
+    rg__auds_drop(pg);
     int ok = sent;
-    PGresult *tx = NULL, *commit = NULL;
+    PGresult *tx = NULL, *last = NULL;
     if (!sent) {
         rg__msg(pg, PQerrorMessage(pg->conn));
     } else {
@@ -2574,40 +2733,53 @@ static PGresult *rg__commit_pipelined(rg_pg *pg)
             ok = rg__pipe_result(pg, NULL, ok) && ok;
         if (ntxs)
             ok = rg__pipe_result(pg, &tx, ok) && ok;
-        /* (COMMIT's own result, judged by rg_pg_commit; an aborted one
-         * comes back as PGRES_PIPELINE_ABORTED) */
-        commit = PQgetResult(pg->conn);
-        for (PGresult *x; commit && (x = PQgetResult(pg->conn)) != NULL;)
+        if (nauds)
+            ok = rg__pipe_result(pg, NULL, ok) && ok;
+        /* (the final statement's own result; after a failure before it,
+         * PGRES_PIPELINE_ABORTED) */
+        last = PQgetResult(pg->conn);
+        for (PGresult *x; last && (x = PQgetResult(pg->conn)) != NULL;)
             PQclear(x);
-        if (!commit || PQresultStatus(commit) != PGRES_COMMAND_OK) {
+        ExecStatusType st = last ? PQresultStatus(last) : PGRES_FATAL_ERROR;
+        if (st != PGRES_COMMAND_OK && (!final || st != PGRES_TUPLES_OK)) {
             if (ok)
-                rg__msg(pg, commit ? PQresultErrorMessage(commit) : PQerrorMessage(pg->conn));
+                rg__msg(pg, last ? PQresultErrorMessage(last) : PQerrorMessage(pg->conn));
             ok = 0;
         }
         ok = rg__pipe_sync(pg) && ok;
     }
     ok = rg__pipe_off(pg) && ok;
     if (ok && tx && PQntuples(tx) != ntxs) { /* (the function raises first: not reached) */
-        rg_pg_failed(pg, "a transition was refused after its transaction committed");
+        rg_pg_failed(pg, "a transition was refused: its key's last transition does not allow it");
         ok = 0;
     }
-    if (ok && ntxs)
+    if (ok && ntxs && final && rg__txs_took(pg, tx, ntxs)) {
+        rg_pg_failed(pg, "out of memory");
+        ok = 0;
+    } else if (ok && ntxs && !final) {
         pg->grown += ntxs;
+    }
+    rg__txs_drop(pg);
     PQclear(tx);
     if (ok)
-        return commit;
-    PQclear(commit);
+        return last;
+    PQclear(last);
     rg__fault(pg);
     return NULL;
 }
+
+static PGresult *rg__commit_pipelined(rg_pg *pg) { return rg__kept_and(pg, NULL, NULL); }
 
 static int rg__writes_flush(rg_pg *pg)
 {
     int rc = pg->puts.n ? rg__puts_flush(pg) : RG_OK;
     if (rc == RG_OK && pg->txs.n)
         rc = rg__txs_flush(pg);
+    if (rc == RG_OK && pg->auds.n)
+        rc = rg__auds_flush(pg);
     rg__puts_drop(pg);
     rg__txs_drop(pg);
+    rg__auds_drop(pg);
     return rc;
 }
 

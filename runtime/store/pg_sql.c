@@ -328,7 +328,7 @@ const char *const rg_pg_sql[P__COUNT] = {
         "  FROM c"
         "  ON CONFLICT (clinic, id, replaces) DO NOTHING RETURNING seq),"
         RG__SCHEDULE("SELECT $1, $3, $5 FROM e")
-        " SELECT (SELECT seq FROM e), x.*, (SELECT count(pg_notify('" RG__CHANNEL "', $1))"
+        " SELECT (SELECT seq FROM e), x.*, (SELECT count(pg_notify(" RG__CHANNEL ", $1))"
         "  FROM e) FROM (SELECT 1) o LEFT JOIN (" RG__CURRENT_OF ") x ON true",
     /* A correction: the version that replaces row $15, unless another
      * transaction replaced it first (then nothing: rg__put_known decides
@@ -343,7 +343,7 @@ const char *const rg_pg_sql[P__COUNT] = {
         "  FROM c"
         "  ON CONFLICT (clinic, id, replaces) DO NOTHING RETURNING seq),"
         RG__SCHEDULE("SELECT $1, $3, $12::bigint FROM e")
-        " SELECT (SELECT seq FROM e), (SELECT count(pg_notify('" RG__CHANNEL "', $1)) FROM e)",
+        " SELECT (SELECT seq FROM e), (SELECT count(pg_notify(" RG__CHANNEL ", $1)) FROM e)",
     [P_EVENT_CURRENT] = RG__CURRENT_OF,
     [P_EVENT_VERSION_BODY] =
         "SELECT " RG__BODY("") " FROM events WHERE clinic = $1 AND id = $2 AND version = $3",
@@ -383,7 +383,7 @@ const char *const rg_pg_sql[P__COUNT] = {
         "  FROM s ORDER BY ord"
         "  ON CONFLICT (clinic, id, replaces) DO NOTHING RETURNING clinic, seq, patient, at),"
         RG__SCHEDULE("SELECT clinic, patient, min(at) FROM e GROUP BY clinic, patient")
-        " SELECT s.ord, (SELECT count(pg_notify('" RG__CHANNEL "', x.clinic))"
+        " SELECT s.ord, (SELECT count(pg_notify(" RG__CHANNEL ", x.clinic))"
         "  FROM (SELECT DISTINCT clinic FROM e) x) FROM s JOIN e USING (clinic, seq)",
     [P_REJECT] = "INSERT INTO rejected(received, source, line, field, reason, raw)"
                  " VALUES($1, $2, $3, $4, $5, $6)",
@@ -453,7 +453,7 @@ const char *const rg_pg_sql[P__COUNT] = {
         " cause)"
         " SELECT s.n, $1::bigint, $2::bigint, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12::bigint,"
         " $13, $14, $15::bigint, c.value, $16::bigint, $17 FROM c, s RETURNING seq, cseq)"
-        " SELECT seq, cseq, pg_notify('" RG__CHANNEL "', $4) FROM t",
+        " SELECT seq, cseq, pg_notify(" RG__CHANNEL ", $4) FROM t",
     [P_TRANSITIONS_SEQ] = "SELECT " RG__TRANSITION_COLS " FROM transitions WHERE seq > $1"
                           " ORDER BY seq",
     [P_TRANSITIONS_TIME] = "SELECT " RG__TRANSITION_COLS " FROM transitions WHERE seq > $1"
@@ -470,7 +470,7 @@ const char *const rg_pg_sql[P__COUNT] = {
     [P_ALERT_SNOOZE] = "WITH x AS (INSERT INTO alerts(clinic, id, snoozed_until)"
                        " VALUES($1, $2, $3) ON CONFLICT (clinic, id) DO UPDATE SET"
                        " snoozed_until = excluded.snoozed_until RETURNING clinic)"
-                       " SELECT pg_notify('" RG__CHANNEL "', clinic) FROM x",
+                       " SELECT pg_notify(" RG__CHANNEL ", clinic) FROM x",
     [P_ALERT_UNSNOOZE] = "UPDATE alerts SET snoozed_until = NULL WHERE clinic = $1 AND id = $2",
     [P_ACTION_ADD] = "INSERT INTO alert_actions(alert_id, clinic, key, action, who, note,"
                      " \"until\", at) VALUES($1, $2, $3, $4, $5, $6, $7, $8)",
@@ -483,7 +483,8 @@ const char *const rg_pg_sql[P__COUNT] = {
     " AND (" leased "::text[] IS NULL OR a.clinic = ANY(" leased "::text[]))"
     /* the timer's two reads in one statement (rg_store_next_due) */
     [P_NEXT_DUE] = "SELECT (SELECT min(next_wake) FROM patients WHERE next_wake IS NOT NULL"
-                   " AND ($1::text[] IS NULL OR clinic = ANY($1::text[]))),"
+                   " AND ($1::text[] IS NULL OR clinic = ANY($1::text[]))"
+                   " AND clinic || '/' || patient <> ALL($2::text[])),"
                    " (" RG__NEXT_SNOOZE("$1") ")",
     [P_NEXT_SNOOZE] = "SELECT min(a.snoozed_until) FROM alerts a JOIN transitions o"
                       " ON o.clinic = a.clinic AND o.seq = a.id"
@@ -526,6 +527,13 @@ const char *const rg_pg_sql[P__COUNT] = {
     [P_AUDIT_INSERT] = "WITH i AS (INSERT INTO audit(seq, at, who, role, address, clinic, patients,"
                        " route, outcome, prev, hash) VALUES($1, $2, $3, $4, $5, $6, $7, $8, $9,"
                        " $10, $11)) UPDATE audit_chain SET tip_seq = $1, tip_hash = $11",
+    /* P_AUDIT_INSERT for the entries of one transaction, in one statement
+     * (the chain's tip: the last one's seq and hash, $12 and $13) */
+    [P_AUDIT_INSERT_MANY] =
+        "WITH i AS (INSERT INTO audit(seq, at, who, role, address, clinic, patients, route,"
+        " outcome, prev, hash) SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::text[],"
+        " $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::text[], $10::text[],"
+        " $11::text[])) UPDATE audit_chain SET tip_seq = $12, tip_hash = $13",
     /* patients is a JSON array of ids */
     [P_AUDIT_EACH] =
         "SELECT seq, at, who, role, address, clinic, patients, route, outcome, prev, hash"
@@ -652,7 +660,7 @@ const char rg_pg_txs_fn[] =
     "     a_protocol[i], a_version[i], a_rule[i], a_severity[i], a_message[i], a_due[i],"
     "     a_params[i], a_evidence[i], a_recorded[i], v, a_notify[i], a_cause[i]);"
     "    seqs[i] := l_seq;"
-    "    PERFORM pg_notify('" RG__CHANNEL "', a_clinic[i]);"
+    "    PERFORM pg_notify(" RG__CHANNEL ", a_clinic[i]);"
     "    o := i; s := l_seq; q := v; RETURN NEXT;"
     "   ELSE"
     /* (the transaction fails: rg_pg_commit sends its COMMIT right behind) */

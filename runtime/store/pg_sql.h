@@ -9,8 +9,15 @@
 #include <stddef.h>
 
 /* NOTIFY channel: a clinic's events, transitions or snoozes changed (the
- * payload is the clinic), for the workers LISTENing (rg_store_changed) */
-#define RG__CHANNEL "regimen"
+ * payload is the clinic), for the workers LISTENing (rg_store_changed). An
+ * SQL expression: the store's schema's own channel, "regimen." and the
+ * schema's name (or its md5, where the name would pass PostgreSQL's 63
+ * bytes), since PostgreSQL's channels are the database's and a database
+ * may hold several stores, one a schema, which must not wake each other's
+ * workers. LISTEN takes the name it gives (rg_pg_changes_fd). */
+#define RG__CHANNEL                                                                 \
+    "(CASE WHEN octet_length(current_schema()) <= 55 THEN 'regimen.' || current_schema()" \
+    " ELSE 'regimen.' || md5(current_schema()) END)"
 /* rg_store_hold's advisory lock: the store (its schema) as a whole */
 #define RG__HOLD_KEY "hashtextextended('regimen:' || current_schema() || ':*', 0)"
 
@@ -85,6 +92,7 @@ enum {
     P_DUE_COUNT,
     P_TRANSITIONS_MANY,
     P_NEXT_DUE,
+    P_AUDIT_INSERT_MANY,
     P__COUNT
 };
 

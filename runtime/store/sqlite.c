@@ -1561,10 +1561,35 @@ static int rg_sqlite_next_snooze(rg_sqlite *st, rg_time *out)
     return rg__one_time(st, Q_NEXT_SNOOZE, out);
 }
 
-static int rg_sqlite_next_due(rg_sqlite *st, rg_time *wake, rg_time *snooze)
+/* Whether "clinic/patient" is one of skip[0..nskip). */
+static int rg__skipped(const char *const *skip, int nskip, const char *clinic,
+                       const char *patient)
+{
+    size_t lc = strlen(clinic);
+    for (int i = 0; i < nskip; i++)
+        if (!strncmp(skip[i], clinic, lc) && skip[i][lc] == '/' && !strcmp(skip[i] + lc + 1, patient))
+            return 1;
+    return 0;
+}
+
+static int rg_sqlite_next_due(rg_sqlite *st, const char *const *skip, int nskip, rg_time *wake,
+                              rg_time *snooze)
 {
     *snooze = RG_TIME_NONE;
-    int rc = rg_sqlite_next_wake(st, wake);
+    int rc;
+    if (nskip <= 0) {
+        rc = rg_sqlite_next_wake(st, wake);
+    } else { /* the earliest not skipped: at most nskip + 1 rows read */
+        sqlite3_stmt *s = rg__q(st, Q_WAKE_ORDER);
+        *wake = RG_TIME_NONE;
+        while ((rc = sqlite3_step(s)) == SQLITE_ROW)
+            if (!rg__skipped(skip, nskip, rg__col_text(s, 0), rg__col_text(s, 1))) {
+                *wake = rg_sqlite_col_time(s, 2);
+                break;
+            }
+        sqlite3_reset(s);
+        rc = rc == SQLITE_ROW || rc == SQLITE_DONE ? RG_OK : RG_EDB;
+    }
     return rc ? rc : rg_sqlite_next_snooze(st, snooze);
 }
 

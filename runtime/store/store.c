@@ -265,9 +265,10 @@ int rg_store_next_snooze(rg_store *st, rg_time *out)
     return st->ops->next_snooze(st->b, out);
 }
 
-int rg_store_next_due(rg_store *st, rg_time *wake, rg_time *snooze)
+int rg_store_next_due(rg_store *st, const char *const *skip, int nskip, rg_time *wake,
+                      rg_time *snooze)
 {
-    return st->ops->next_due(st->b, wake, snooze);
+    return st->ops->next_due(st->b, skip, nskip, wake, snooze);
 }
 
 int rg_store_each_due_snooze(rg_store *st, rg_time now,

@@ -57,6 +57,10 @@ typedef struct rg_store_opts {
     int bulk;    /* 1: a bulk load (ingest), SQLite: a page cache of 16 MiB, not 64, whose
                   * pages are used again batch after batch rather than new memory (a page
                   * fault) for each page written; a server keeps its own cache */
+
+    int reader;  /* 1: this connection only reads (the service's evaluation threads); on
+                  * PostgreSQL its transactions are REPEATABLE READ READ ONLY unless
+                  * begun otherwise, so a prefetch needs no BEGIN or COMMIT of its own */
 } rg_store_opts;
 
 /* path: a SQLite file (":memory:" for none), or a PostgreSQL connection URL,
@@ -268,8 +272,12 @@ int rg_store_each_action(rg_store *st, const char *clinic, const char *key,
 /* Earliest snooze expiry of an open alert, RG_TIME_NONE if none. */
 int rg_store_next_snooze(rg_store *st, rg_time *out);
 /* rg_store_next_wake and rg_store_next_snooze together (the service's
- * timer after each commit): one statement on PostgreSQL. */
-int rg_store_next_due(rg_store *st, rg_time *wake, rg_time *snooze);
+ * timer after each commit): one statement on PostgreSQL. The wake-up leaves
+ * out the patients of skip[0..nskip), each "clinic/patient" (a clinic has no
+ * '/'): those the service is evaluating already, due because their events
+ * were just stored, which the timer need not wake it for. */
+int rg_store_next_due(rg_store *st, const char *const *skip, int nskip, rg_time *wake,
+                      rg_time *snooze);
 /* Calls fn for open alerts whose snooze expired at or before now. */
 int rg_store_each_due_snooze(rg_store *st, rg_time now,
                              int (*fn)(void *ud, const char *clinic, const char *key,

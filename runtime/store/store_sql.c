@@ -452,6 +452,10 @@ const char *const rg_store_sql[Q__COUNT] = {
         " INDEXED BY patients_by_wake WHERE next_wake <= ?1 ORDER BY next_wake LIMIT ?2)"
         " ORDER BY clinic, patient",
     [Q_NEXT_WAKE] = "SELECT min(next_wake) FROM patients WHERE next_wake IS NOT NULL",
+    /* the wake-ups in order, for one that is not being evaluated already
+     * (rg_store_next_due's skip) */
+    [Q_WAKE_ORDER] = "SELECT clinic, patient, next_wake FROM patients INDEXED BY patients_by_wake"
+                     " WHERE next_wake IS NOT NULL ORDER BY next_wake",
     [Q_OPEN_ALERTS] =
         "SELECT t.seq, t.at, t.due, t.key, t.protocol, t.version, t.rule, t.severity, t.message,"
         " t.seq, t.params, t.evidence, t.cseq FROM transitions t"

@@ -87,6 +87,7 @@ enum {
     Q_BEGIN_READ,
     Q_COMMIT,
     Q_ROLLBACK,
+    Q_WAKE_ORDER,
     Q__COUNT
 };
 
