@@ -195,6 +195,9 @@ static int rg__install_spy(lua_State *L)
         lua_pushcclosure(L, rg__spy, 4);
         lua_setfield(L, m, rg__watched[i].name);
     }
+    /* every alert's message is made, open or not (bindings.h) */
+    lua_pushboolean(L, 1);
+    lua_setfield(L, LUA_REGISTRYINDEX, RG_CHECK_MODE);
     return 0;
 }
 
