@@ -59,10 +59,15 @@ void rg_host_oom(lua_State *L);
  * wrong kind for its format. */
 void rg_message_format(lua_State *L, int idx, const char *who);
 
-/* A registry field set (to true) in the Lua state of `regimen check`: every
- * alert message is made as soon as the alert is built (R.alert) or returned,
- * so a mistake in one is found whether the alert opens or not. */
-#define RG_CHECK_MODE "regimen.check"
+/* The Lua state of `regimen check` is marked (rg_check_mode_set): there
+ * R.alert checks every field and makes a template's message as it is
+ * built, at the author's line, and the engine looks at every alert a rule
+ * returns in full, so a mistake is found whether the alert opens or not.
+ * Elsewhere what only an alert that opens needs (its message, its fields
+ * beyond key, severity, due and ends) is looked at when it opens.
+ * [-0, +0, m] / [-0, +0] */
+void rg_check_mode_set(lua_State *L);
+int rg_check_mode(lua_State *L);
 
 /* Severity names, in increasing order; rg_severity_ok says if s is one. */
 int rg_severity_ok(const char *s);
@@ -157,7 +162,7 @@ typedef struct rg_history {
     int (*is_open)(void *ud, const char *clinic, const char *patient, const char *proto,
                    const char *rule, const char *subkey);
     void *open_ud;
-    int eager; /* every message is made (RG_CHECK_MODE), open or not */
+    int eager; /* every alert is looked at in full, open or not (rg_check_mode) */
     /* Read tracking (set by the engine, NULL: none): what the running reader
      * reads is added to *reads and to acc[1 .. depth] (the h:memo
      * computations under way, innermost last). */

@@ -837,18 +837,45 @@ void rg_message_format(lua_State *L, int t, const char *who)
     if (lua_rawgeti(L, t, 1) != LUA_TSTRING)
         luaL_error(L, "%s: a message template is a table whose first item is the text, "
                       "such as { \"BP {sys} above {limit}\", sys = v.data.systolic, limit = "
-                      "p.bp_max }, not one whose first item is %s", who,
-                   lua_isnil(L, -1) ? "missing" : luaL_typename(L, -1));
-    size_t tlen;
-    const char *text = lua_tolstring(L, -1, &tlen); /* kept alive by t */
+                      "p.bp_max }; its first item is %s%s", who,
+                   lua_isnil(L, -1) ? "missing" : "a ",
+                   lua_isnil(L, -1) ? "" : luaL_typename(L, -1));
     lua_pop(L, 1);
+    /* the text: items 1..n, strings, joined (a long text may be split) */
+    char joined[RG__TMPL_MAX];
+    size_t tlen = 0;
+    lua_Integer items = 0;
+    for (;; items++) {
+        int it = lua_rawgeti(L, t, items + 1);
+        if (it == LUA_TNIL) {
+            lua_pop(L, 1);
+            break;
+        }
+        size_t plen;
+        const char *piece = it == LUA_TSTRING ? lua_tolstring(L, -1, &plen) : NULL;
+        if (!piece || tlen + plen >= sizeof joined) {
+            joined[tlen < sizeof joined ? tlen : sizeof joined - 1] = '\0';
+            if (!piece)
+                rg__tmpl_error(L, who, joined, "item %d is a %s: the text is given as strings "
+                               "(items 1, 2, ... joined), the arguments by name", (int)items + 1,
+                               luaL_typename(L, -1));
+            rg__tmpl_error(L, who, joined, "the text is longer than %d bytes",
+                           RG__TMPL_MAX - 1);
+        }
+        memcpy(joined + tlen, piece, plen);
+        tlen += plen;
+        lua_pop(L, 1);
+    }
+    joined[tlen] = '\0';
+    const char *text = joined;
     /* the rest of the table: arguments by name only */
     lua_pushnil(L);
     while (lua_next(L, t)) {
         lua_pop(L, 1);
         if (lua_type(L, -1) == LUA_TSTRING)
             continue;
-        if (lua_isinteger(L, -1) && lua_tointeger(L, -1) == 1)
+        if (lua_isinteger(L, -1) && lua_tointeger(L, -1) >= 1 &&
+            lua_tointeger(L, -1) <= items)
             continue;
         rg__tmpl_error(L, who, text, "arguments are given by name (name = value), not as "
                        "item %s", lua_type(L, -1) == LUA_TNUMBER ? lua_tostring(L, -1)
@@ -888,7 +915,8 @@ void rg_message_format(lua_State *L, int t, const char *who)
         const char *name = c + 1, *colon = memchr(name, ':', (size_t)(end - name));
         size_t nlen = (size_t)((colon ? colon : end) - name);
         char nm[64], fmt[16] = "";
-        int ok = nlen > 0 && nlen < sizeof nm && (isalpha((unsigned char)name[0]) || name[0] == '_');
+        int ok = nlen > 0 && nlen < sizeof nm &&
+                 (isalpha((unsigned char)name[0]) || name[0] == '_');
         for (size_t j = 0; ok && j < nlen; j++)
             ok = isalnum((unsigned char)name[j]) || name[j] == '_';
         if (!ok)
@@ -943,25 +971,27 @@ void rg_message_format(lua_State *L, int t, const char *who)
             const char *near = rg_suggest(nm, cands, (size_t)nc);
             char args[300];
             rg__tmpl_args(L, t, args, sizeof args);
-            rg__tmpl_error(L, who, text, "{%s} has no argument: give %s = ... beside the text%s%s%s "
-                           "(the arguments given: %s)", nm, nm, near ? " (did you mean " : "",
-                           near ? near : "", near ? "?)" : "", args);
+            rg__tmpl_error(L, who, text, "{%s} has no argument: give %s = ... beside the "
+                           "text%s%s%s (the arguments given: %s)", nm, nm,
+                           near ? " (did you mean " : "", near ? near : "", near ? "?)" : "",
+                           args);
         }
         char buf[RG_TIME_BUFSZ + 48];
         const char *piece = buf;
         size_t plen;
         int isint = lua_isinteger(L, -1);
         if (kind >= 0 && !isint)
-            rg__tmpl_error(L, who, text, "{%s:%s} needs %s (an integer%s), not %s", nm, fmt,
+            rg__tmpl_error(L, who, text, "{%s:%s} needs %s (an integer%s), not %s%s", nm, fmt,
                            kind < 4 ? "a time" : "a duration",
                            kind < 4 ? " such as event.at" : " such as p.remind_after or R.days(2)",
-                           at == LUA_TNUMBER ? "a fraction" : lua_typename(L, at));
+                           at == LUA_TNUMBER ? "" : "a ",
+                           at == LUA_TNUMBER ? "a fraction" : luaL_typename(L, -1));
         if (kind < 0 && prec >= 0 && at != LUA_TNUMBER)
-            rg__tmpl_error(L, who, text, "{%s:%s} needs a number, not %s", nm, fmt,
-                           lua_typename(L, at));
+            rg__tmpl_error(L, who, text, "{%s:%s} needs a number, not a %s", nm, fmt,
+                           luaL_typename(L, -1));
         if (kind < 0 && at != LUA_TNUMBER && at != LUA_TSTRING)
-            rg__tmpl_error(L, who, text, "{%s} needs a number or text, not %s (make it one, "
-                           "e.g. with tostring)", nm, lua_typename(L, at));
+            rg__tmpl_error(L, who, text, "{%s} needs a number or text, not a %s (make it one, "
+                           "e.g. with tostring)", nm, luaL_typename(L, -1));
         if (kind >= 0 && kind < 4) {
             rg_time v = lua_tointeger(L, -1);
             switch (kind) {
@@ -1026,14 +1056,35 @@ void rg_message_format(lua_State *L, int t, const char *who)
     lua_pushlstring(L, out, len);
 }
 
+static const char rg__k_check = 'k'; /* registry: true in regimen check's state */
+
+void rg_check_mode_set(lua_State *L)
+{
+    lua_pushboolean(L, 1);
+    lua_rawsetp(L, LUA_REGISTRYINDEX, &rg__k_check);
+}
+
+int rg_check_mode(lua_State *L)
+{
+    int on = lua_rawgetp(L, LUA_REGISTRYINDEX, &rg__k_check) != LUA_TNIL;
+    lua_pop(L, 1);
+    return on;
+}
+
 static const char *const rg__alert_fields[] = {"key", "message", "severity", "due", "ends",
                                                "because", NULL};
 
-/* R.alert{...}: checks the fields now, so the author sees their own line. */
+/* R.alert{...}: the alert table itself. In regimen check (rg_check_mode)
+ * its fields are checked now, a template's message made, so the author
+ * sees their own line; elsewhere the engine checks an alert when a rule
+ * returns it, in full when it opens (engine.c, rg__alert_slots), so an
+ * alert that is open already, or not yet due, costs no checking here. */
 static int rg__alert(lua_State *L)
 {
     luaL_checktype(L, 1, LUA_TTABLE);
     lua_settop(L, 1);
+    if (!rg_check_mode(L))
+        return 1;
     rg__only_fields(L, 1, rg__alert_fields, "alert");
     int t = lua_getfield(L, 1, "message");
     if (t != LUA_TSTRING && t != LUA_TFUNCTION && t != LUA_TTABLE)
@@ -1041,9 +1092,7 @@ static int rg__alert(lua_State *L)
                           "{ \"BP {sys} above {limit}\", sys = ..., limit = ... } or a "
                           "function that returns a string%s", t == LUA_TNIL ? " (it is missing)"
                                                                             : "");
-    /* regimen check: a template is made here, so a mistake in it names this
-     * line (elsewhere it is made only when the alert opens) */
-    if (t == LUA_TTABLE && lua_getfield(L, LUA_REGISTRYINDEX, RG_CHECK_MODE) != LUA_TNIL)
+    if (t == LUA_TTABLE) /* a template: made now, so a mistake names this line */
         rg_message_format(L, 2, "alert");
     t = lua_getfield(L, 1, "key");
     if (t != LUA_TNIL && t != LUA_TSTRING && t != LUA_TNUMBER)

@@ -63,8 +63,8 @@ return R.protocol {
         end
         return R.alert {
           due = v.at,
-          message = function() return ("blood pressure %g/%g before infusion on %s (limit %d/%d)"):format(
-            v.data.systolic, v.data.diastolic, R.day(v.at), p.bp_systolic_max, p.bp_diastolic_max) end,
+          message = { "blood pressure {sys}/{dia} before infusion on {at:day} (limit {sys_max}/{dia_max})",
+            sys = v.data.systolic, dia = v.data.diastolic, at = v.at, sys_max = p.bp_systolic_max, dia_max = p.bp_diastolic_max },
         }
       end,
     },

@@ -195,9 +195,7 @@ static int rg__install_spy(lua_State *L)
         lua_pushcclosure(L, rg__spy, 4);
         lua_setfield(L, m, rg__watched[i].name);
     }
-    /* every alert's message is made, open or not (bindings.h) */
-    lua_pushboolean(L, 1);
-    lua_setfield(L, LUA_REGISTRYINDEX, RG_CHECK_MODE);
+    rg_check_mode_set(L); /* every alert looked at in full, open or not */
     return 0;
 }
 

@@ -709,14 +709,14 @@ void rg_engine_cache_stats(const rg_engine *e, rg_hcache_stats *s) { rg_hcache_s
 /* ---- the protected part: one protocol at one instant ------------------------- */
 
 /* [-0, +0] Checks the alert table at idx and appends its normalized slots to
- * the list at lidx (starting at slot *k). Raises naming the field. A message
- * given as a function or a template (rg_message_format) is made only when
- * the alert opens at this step: not while it is due later or has ended (h's
- * now), nor when it is open already (h, proto): an open alert keeps the
- * message it opened with, so the text of one that stays open, or is not
- * open yet, is never made (its slot holds ""; the rule runs again when the
- * alert falls due). A history with `eager` set (regimen check) makes every
- * message, so a mistake in one is found whatever the alert's state. */
+ * the list at lidx (starting at slot *k). Raises naming the field. What only
+ * an alert that opens needs is looked at only when it opens at this step:
+ * not while it is due later or has ended (h's now), nor while it is open
+ * already (h, proto). That is its message, when given as a function or a
+ * template (rg_message_format; the slot holds "" otherwise: an open alert
+ * keeps the message it opened with, and the rule runs again when the alert
+ * falls due), and its fields other than key, severity, due and ends. A
+ * history with `eager` set (regimen check) looks at every alert in full. */
 static void rg__alert_slots(lua_State *L, int idx, int lidx, lua_Integer *k, const char *rule,
                             const rg_history *h, const char *proto)
 {
@@ -725,18 +725,6 @@ static void rg__alert_slots(lua_State *L, int idx, int lidx, lua_Integer *k, con
     if (lua_type(L, idx) != LUA_TTABLE)
         luaL_error(L, "rule '%s' returned a %s where an alert table was expected", rule,
                    luaL_typename(L, idx));
-    lua_pushnil(L);
-    while (lua_next(L, idx)) {
-        lua_pop(L, 1);
-        int ok = 0;
-        for (int i = 0; known[i] && lua_type(L, -1) == LUA_TSTRING; i++)
-            ok |= !strcmp(lua_tostring(L, -1), known[i]);
-        if (!ok)
-            luaL_error(L, "rule '%s': alert has an unknown field '%s' (alerts have key, "
-                          "message, severity, due and ends)", rule,
-                       lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1)
-                                                      : luaL_typename(L, -1));
-    }
     /* key */
     int t = lua_getfield(L, idx, "key");
     if (t == LUA_TNUMBER && lua_isinteger(L, -1))
@@ -769,41 +757,56 @@ static void rg__alert_slots(lua_State *L, int idx, int lidx, lua_Integer *k, con
     if (t == LUA_TNIL)
         lua_pushboolean(L, 0), lua_remove(L, -2);
     lua_rawseti(L, lidx, ++*k);
-    /* message: made now only when the alert opens at this step (due and
-     * ends looked at first, checked below in their turn) */
-    t = lua_getfield(L, idx, "message");
-    if (t == LUA_TFUNCTION || t == LUA_TTABLE) {
-        int later = 0;
-        if (h && !h->eager)
-            for (int i = 0; i < 2 && !later; i++) {
-                lua_getfield(L, idx, i ? "ends" : "due");
-                if (lua_isinteger(L, -1))
-                    later = i ? h->now >= lua_tointeger(L, -1) : lua_tointeger(L, -1) > h->now;
-                lua_pop(L, 1);
-            }
-        int open = 0;
-        if (!later && h && !h->eager && h->is_open && proto) {
+    /* does it open at this step? (due and ends are checked below) */
+    int opens = 1;
+    if (h && !h->eager) {
+        for (int i = 0; i < 2 && opens; i++) {
+            lua_getfield(L, idx, i ? "ends" : "due");
+            if (lua_isinteger(L, -1))
+                opens = i ? h->now < lua_tointeger(L, -1) : lua_tointeger(L, -1) <= h->now;
+            lua_pop(L, 1);
+        }
+        if (opens && h->is_open && proto) {
             lua_rawgeti(L, lidx, *k - 1); /* the key */
-            open = h->is_open(h->open_ud, h->clinic, h->patient, proto, rule,
-                              lua_tostring(L, -1));
+            opens = !h->is_open(h->open_ud, h->clinic, h->patient, proto, rule,
+                                lua_tostring(L, -1));
             lua_pop(L, 1);
         }
-        if (later || open) {
+    }
+    if (opens) {
+        lua_pushnil(L);
+        while (lua_next(L, idx)) {
             lua_pop(L, 1);
-            lua_pushliteral(L, "");
-        } else if (t == LUA_TTABLE) {
-            rg_message_format(L, lua_gettop(L), rule);
-            lua_remove(L, -2);
-        } else {
-            lua_call(L, 0, 1);
-            t = lua_type(L, -1);
-            if (t != LUA_TSTRING)
-                luaL_error(L, "rule '%s': alert message function must return a string, not %s",
-                           rule, lua_typename(L, t));
+            int ok = 0;
+            const char *f = lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : NULL;
+            for (int i = 0; f && known[i] && !ok; i++)
+                ok = !strcmp(f, known[i]);
+            if (!ok)
+                luaL_error(L, "rule '%s': alert has an unknown field '%s' (alerts have key, "
+                              "message, severity, due and ends)", rule,
+                           f ? f : luaL_typename(L, -1));
         }
-    } else if (t != LUA_TSTRING)
+    }
+    /* message */
+    t = lua_getfield(L, idx, "message");
+    if ((t == LUA_TFUNCTION || t == LUA_TTABLE) && !opens) {
+        lua_pop(L, 1);
+        lua_pushliteral(L, "");
+    } else if (t == LUA_TTABLE) {
+        char who[160];
+        snprintf(who, sizeof who, "rule '%s'", rule);
+        rg_message_format(L, lua_gettop(L), who);
+        lua_remove(L, -2);
+    } else if (t == LUA_TFUNCTION) {
+        lua_call(L, 0, 1);
+        t = lua_type(L, -1);
+        if (t != LUA_TSTRING)
+            luaL_error(L, "rule '%s': alert message function must return a string, not %s",
+                       rule, lua_typename(L, t));
+    } else if (t != LUA_TSTRING) {
         luaL_error(L, "rule '%s': alert message must be a string, a template table or a "
                       "function%s", rule, t == LUA_TNIL ? " (it is missing)" : "");
+    }
     if (lua_rawlen(L, -1) > RG_MAX_MESSAGE)
         luaL_error(L, "rule '%s': alert message is %d bytes; the limit is %d", rule,
                    (int)lua_rawlen(L, -1), RG_MAX_MESSAGE);
@@ -1686,8 +1689,7 @@ static int rg__new_table(lua_State *L)
 static int rg__new_history(lua_State *L)
 {
     rg_history *h = rg_history_new(L);
-    h->eager = lua_getfield(L, LUA_REGISTRYINDEX, RG_CHECK_MODE) != LUA_TNIL;
-    lua_pop(L, 1);
+    h->eager = rg_check_mode(L);
     return 1;
 }
 
