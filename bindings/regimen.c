@@ -868,19 +868,6 @@ void rg_message_format(lua_State *L, int t, const char *who)
     }
     joined[tlen] = '\0';
     const char *text = joined;
-    /* the rest of the table: arguments by name only */
-    lua_pushnil(L);
-    while (lua_next(L, t)) {
-        lua_pop(L, 1);
-        if (lua_type(L, -1) == LUA_TSTRING)
-            continue;
-        if (lua_isinteger(L, -1) && lua_tointeger(L, -1) >= 1 &&
-            lua_tointeger(L, -1) <= items)
-            continue;
-        rg__tmpl_error(L, who, text, "arguments are given by name (name = value), not as "
-                       "item %s", lua_type(L, -1) == LUA_TNUMBER ? lua_tostring(L, -1)
-                                                                 : luaL_typename(L, -1));
-    }
     char out[RG__TMPL_MAX];
     size_t len = 0;
     const char *names[RG__TMPL_NAMES];
@@ -1018,9 +1005,17 @@ void rg_message_format(lua_State *L, int t, const char *who)
         } else if (prec >= 0) {
             snprintf(buf, sizeof buf, "%.*f", prec, (double)lua_tonumber(L, -1));
             plen = strlen(buf);
-        } else if (isint) {
-            snprintf(buf, sizeof buf, LUA_INTEGER_FMT, (LUAI_UACINT)lua_tointeger(L, -1));
-            plen = strlen(buf);
+        } else if (isint) { /* as LUA_INTEGER_FMT prints it, without printf */
+            lua_Integer v = lua_tointeger(L, -1);
+            unsigned long long u = v < 0 ? 0ULL - (unsigned long long)v : (unsigned long long)v;
+            char *e = buf + sizeof buf, *d = e;
+            do
+                *--d = (char)('0' + u % 10);
+            while (u /= 10);
+            if (v < 0)
+                *--d = '-';
+            piece = d;
+            plen = (size_t)(e - d);
         } else {
             snprintf(buf, sizeof buf, "%g", (double)lua_tonumber(L, -1));
             plen = strlen(buf);
@@ -1038,12 +1033,19 @@ void rg_message_format(lua_State *L, int t, const char *who)
         }
         i = (size_t)(end - text) + 1;
     }
-    /* every argument must be used: an unused one is a misspelt placeholder */
+    /* the rest of the table: arguments by name, each used (an unused one is
+     * a misspelt placeholder) */
     lua_pushnil(L);
     while (lua_next(L, t)) {
         lua_pop(L, 1);
-        if (lua_type(L, -1) != LUA_TSTRING)
-            continue;
+        if (lua_type(L, -1) != LUA_TSTRING) {
+            if (lua_isinteger(L, -1) && lua_tointeger(L, -1) >= 1 &&
+                lua_tointeger(L, -1) <= items)
+                continue;
+            rg__tmpl_error(L, who, text, "arguments are given by name (name = value), not as "
+                           "item %s", lua_type(L, -1) == LUA_TNUMBER ? lua_tostring(L, -1)
+                                                                     : luaL_typename(L, -1));
+        }
         size_t alen;
         const char *a = lua_tolstring(L, -1, &alen);
         int used = 0;

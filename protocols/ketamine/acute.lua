@@ -39,7 +39,8 @@ return R.protocol {
         return R.alert {
           key = s.given + 1,
           due = due,
-          message = { "infusion {n} of {planned} due since {due:day}", n = s.given + 1, planned = s.planned, due = due },
+          message = { "infusion {n} of {planned} due since {due:day}",
+                      n = s.given + 1, planned = s.planned, due = due },
         }
       end,
     },
@@ -98,8 +99,9 @@ return R.protocol {
         local due = R.calendar_add(s.first.at, p.acute_window)
         return R.alert {
           due = due,
-          message = { "acute series of {planned} infusions not complete {window:days} days after the first infusion ",
-                      "on {first:day}", planned = s.planned, window = p.acute_window, first = s.first.at },
+          message = { "acute series of {planned} infusions not complete {window:days} days after the ",
+                      "first infusion on {first:day}",
+                      planned = s.planned, window = p.acute_window, first = s.first.at },
         }
       end,
     },
