@@ -2,10 +2,13 @@
  * regimen.c - the `regimen` module: the words a protocol is written in.
  *
  * Durations are integers of milliseconds (days(2), hours(72)), so that a time
- * plus a duration is a time and comparisons are exact. R.protocol and R.alert
- * check what an author wrote as soon as it runs and raise at the author's
- * line with the field that is wrong, because a typo in a care plan must not
- * become a silently missing alert.
+ * plus a duration is a time and comparisons are exact. R.protocol checks what
+ * an author wrote as soon as it runs and raises at the author's line with the
+ * field that is wrong, because a typo in a care plan must not become a
+ * silently missing alert; R.alert does so in regimen check (elsewhere the
+ * engine checks an alert when the rule returns it, in full when it opens).
+ * Message templates ({ "text {name:day}", name = ... }) are made here
+ * (rg_message_format), when the alert opens.
  *
  * Times are exact instants; what a person reads (R.day, R.date, R.time) and
  * the calendar helpers (R.calendar_add, R.calendar_days, R.business_days,
