@@ -825,9 +825,13 @@ static int rg__h_memo(lua_State *L)
     lua_pushvalue(L, 2);
     int found = lua_rawget(L, memo) == LUA_TTABLE;
     int entry = lua_gettop(L);
-    if (found && !fresh && (lua_rawgeti(L, entry, 3), lua_tointeger(L, -1)) != h->memo_step) {
-        /* kept from an earlier step: the same function and plain arguments? */
+    int earlier = 0; /* kept from an earlier step */
+    if (found && !fresh) {
+        lua_rawgeti(L, entry, 3);
+        earlier = lua_tointeger(L, -1) != (lua_Integer)h->memo_step;
         lua_pop(L, 1);
+    }
+    if (earlier) { /* asked for with the same function and plain arguments? */
         lua_rawgeti(L, entry, 5);
         found = lua_rawequal(L, -1, 3);
         lua_rawgeti(L, entry, 6);
@@ -843,8 +847,6 @@ static int rg__h_memo(lua_State *L)
             lua_pushinteger(L, (lua_Integer)h->memo_step);
             lua_rawseti(L, entry, 3);
         }
-    } else if (found && !fresh) {
-        lua_pop(L, 1);
     }
     if (found) {
         size_t rlen = 0, tlen = 0;
