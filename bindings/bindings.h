@@ -51,6 +51,24 @@ const rg_calendar *rg_calendar_install(lua_State *L, const rg_calendar *c);
 #define RG_HOST_OOM "regimen.host_oom"
 void rg_host_oom(lua_State *L);
 
+/* [-0, +1, e] The message of the template table at idx ({ "text with
+ * {name} and {when:day}", name = ..., when = ... }: docs/protocols.md,
+ * "Message templates"), made with the clinic's calendar. Raises, prefixed
+ * by who ("rule 'x'", "alert"), on a placeholder without its argument, an
+ * argument no placeholder uses, an unknown format, or an argument of the
+ * wrong kind for its format. */
+void rg_message_format(lua_State *L, int idx, const char *who);
+
+/* The Lua state of `regimen check` is marked (rg_check_mode_set): there
+ * R.alert checks every field and makes a template's message as it is
+ * built, at the author's line, and the engine looks at every alert a rule
+ * returns in full, so a mistake is found whether the alert opens or not.
+ * Elsewhere what only an alert that opens needs (its message, its fields
+ * beyond key, severity, due and ends) is looked at when it opens.
+ * [-0, +0, m] / [-0, +0] */
+void rg_check_mode_set(lua_State *L);
+int rg_check_mode(lua_State *L);
+
 /* Severity names, in increasing order; rg_severity_ok says if s is one. */
 int rg_severity_ok(const char *s);
 
@@ -131,14 +149,20 @@ typedef struct rg_history {
     const int *tix, *toff;
     const char *tid_key[8];   /* last queried type strings (Lua-interned pointers) */
     int tid_val[8], tid_next;
-    rg_time memo_now;         /* h:memo values belong to this step */
+    rg_time memo_now;         /* h:memo values belong to this step (without memo_keep) */
     int memo_n;
+    /* h:memo values stand across steps while what they read is unchanged
+     * (rg_history_memo_step); memo_fresh: this reader uses values of its
+     * step only, kept apart (the engine's REGIMEN_VERIFY_INCREMENTAL) */
+    int memo_keep, memo_fresh;
+    uint32_t memo_step;       /* counts the steps (rg_history_memo_step) */
     /* Whether the alert (protocol, rule, key) of this patient is open and
      * stays so unless the rule drops it (set by the engine; NULL: never):
      * its message, when given as a function, is then not called. */
     int (*is_open)(void *ud, const char *clinic, const char *patient, const char *proto,
                    const char *rule, const char *subkey);
     void *open_ud;
+    int eager; /* every alert is looked at in full, open or not (rg_check_mode) */
     /* Read tracking (set by the engine, NULL: none): what the running reader
      * reads is added to *reads and to acc[1 .. depth] (the h:memo
      * computations under way, innermost last). */
@@ -154,6 +178,12 @@ typedef struct rg_history {
 rg_history *rg_history_new(lua_State *L);
 /* Makes the history at idx empty again and drops its cached event tables. */
 void rg_history_unbind(lua_State *L, int idx);
+
+/* [-0, +0] A new step of the history at idx, at which the event types in
+ * changed came into view (changed->all: anything may differ): with
+ * memo_keep, the h:memo values that read one of them, or the clock, are
+ * dropped; the others stand. Never raises. */
+void rg_history_memo_step(lua_State *L, int idx, const rg_reads *changed);
 
 /* [-0, +1] Pushes the Lua table for event i of h (cached per history);
  * raises on memory. */

@@ -791,10 +791,18 @@ static int rg__h_values(lua_State *L)
     return 1;
 }
 
-/* h:memo(key, fn, ...) -> fn(h, ...), computed once per evaluation step and
- * shared by every rule of the patient at that moment (the building blocks of
- * lib/ use it so sixteen rules do not recount the same course). Treat the
- * value as read-only. */
+/* h:memo(key, fn, ...) -> fn(h, ...), computed once and shared by every rule
+ * of the patient (the building blocks of lib/ use it so sixteen rules do not
+ * recount the same course). Within a step the key alone finds the value.
+ * With h->memo_keep (the engine's incremental evaluation) a value also
+ * stands at later steps of the evaluation while nothing it read changed
+ * (rg_history_memo_step drops the others), as long as it is asked for with
+ * the same function and the same arguments other than tables (which the key
+ * must describe, as course.series's key holds p.acute_infusions): a
+ * function made anew at each call, or `now` passed along, computes it
+ * again. Without memo_keep, and in the table the engine's verification uses
+ * (memo_fresh), values last one step. Treat the value as read-only. The
+ * entry: { value, touched events (ints), step, reads, fn, nargs, args... }. */
 static int rg__h_memo(lua_State *L)
 {
     static const char nil_marker = 'n';
@@ -802,23 +810,46 @@ static int rg__h_memo(lua_State *L)
     luaL_checkany(L, 2);
     luaL_checktype(L, 3, LUA_TFUNCTION);
     int top = lua_gettop(L);
-    if (lua_getiuservalue(L, 1, 3) != LUA_TTABLE || h->memo_now != h->now || h->memo_n != h->n) {
+    int fresh = !h->memo_keep || h->memo_fresh;
+    int uv = h->memo_fresh ? 5 : 3;
+    if (lua_getiuservalue(L, 1, uv) != LUA_TTABLE ||
+        (fresh && (h->memo_now != h->now || h->memo_n != h->n))) {
         lua_pop(L, 1);
         lua_newtable(L);
         lua_pushvalue(L, -1);
-        lua_setiuservalue(L, 1, 3);
+        lua_setiuservalue(L, 1, uv);
         h->memo_now = h->now;
         h->memo_n = h->n;
     }
     int memo = lua_gettop(L);
     lua_pushvalue(L, 2);
-    if (lua_rawget(L, memo) == LUA_TTABLE) { /* {value, first touch, last touch, reads} */
-        int entry = lua_gettop(L);
-        lua_rawgeti(L, entry, 2);
+    int found = lua_rawget(L, memo) == LUA_TTABLE;
+    int entry = lua_gettop(L);
+    int earlier = 0; /* kept from an earlier step */
+    if (found && !fresh) {
         lua_rawgeti(L, entry, 3);
-        int from = (int)lua_tointeger(L, -2), to = (int)lua_tointeger(L, -1);
+        earlier = lua_tointeger(L, -1) != (lua_Integer)h->memo_step;
+        lua_pop(L, 1);
+    }
+    if (earlier) { /* asked for with the same function and plain arguments? */
+        lua_rawgeti(L, entry, 5);
+        found = lua_rawequal(L, -1, 3);
+        lua_rawgeti(L, entry, 6);
+        found = found && lua_tointeger(L, -1) == top - 3;
         lua_pop(L, 2);
-        size_t rlen = 0;
+        for (int i = 4; found && i <= top; i++) {
+            lua_rawgeti(L, entry, 7 + (i - 4));
+            found = lua_type(L, i) == LUA_TTABLE ? lua_type(L, -1) == LUA_TTABLE
+                                                 : lua_rawequal(L, -1, i);
+            lua_pop(L, 1);
+        }
+        if (found) {
+            lua_pushinteger(L, (lua_Integer)h->memo_step);
+            lua_rawseti(L, entry, 3);
+        }
+    }
+    if (found) {
+        size_t rlen = 0, tlen = 0;
         lua_rawgeti(L, entry, 4);
         const char *rs = lua_tolstring(L, -1, &rlen);
         rg_reads r; /* what it read, this reader read too */
@@ -830,14 +861,21 @@ static int rg__h_memo(lua_State *L)
         for (int i = h->reads ? 0 : 1; i <= d; i++)
             rg_reads_merge(i ? &h->acc[i] : h->reads, &r);
         lua_pop(L, 1);
-        for (int i = from; h->log && i < to && i < h->log->n; i++)
-            rg__touch(h, h->log->v[i].ev); /* the events it rested on, for this rule too */
+        lua_rawgeti(L, entry, 2);
+        const char *ts = lua_tolstring(L, -1, &tlen);
+        for (size_t i = 0; ts && i + sizeof(int) <= tlen; i += sizeof(int)) {
+            int ev;
+            memcpy(&ev, ts + i, sizeof ev);
+            if (ev < h->n)
+                rg__touch(h, ev); /* the events it rested on, for this rule too */
+        }
+        lua_pop(L, 1);
         if (lua_rawgeti(L, entry, 1) == LUA_TLIGHTUSERDATA &&
             lua_touserdata(L, -1) == (void *)&nil_marker)
             lua_pushnil(L);
         return 1;
     }
-    lua_pop(L, 1);
+    lua_settop(L, memo);
     int from = h->log ? h->log->n : 0;
     /* its reads are gathered apart (acc[d]) as well as the reader's: the
      * rules that reuse the value read them too. Deeper than RG_READS_DEPTH:
@@ -856,22 +894,73 @@ static int rg__h_memo(lua_State *L)
         mr = h->acc[d];
     else
         memset(&mr, 0, sizeof mr), mr.all = mr.clock = 1;
-    lua_createtable(L, 4, 0);
-    lua_pushlstring(L, (const char *)&mr, sizeof mr);
-    lua_rawseti(L, -2, 4);
-    if (lua_isnil(L, -2))
+    int value = lua_gettop(L);
+    lua_createtable(L, 6 + (top - 3), 0);
+    int ne = value + 1;
+    if (lua_isnil(L, value))
         lua_pushlightuserdata(L, (void *)&nil_marker);
     else
-        lua_pushvalue(L, -2);
-    lua_rawseti(L, -2, 1);
-    lua_pushinteger(L, from);
-    lua_rawseti(L, -2, 2);
-    lua_pushinteger(L, h->log ? h->log->n : 0);
-    lua_rawseti(L, -2, 3);
+        lua_pushvalue(L, value);
+    lua_rawseti(L, ne, 1);
+    /* the events it touched, by index: they stay the same events for as
+     * long as the history is bound */
+    int to = h->log ? h->log->n : 0;
+    luaL_Buffer b;
+    luaL_buffinit(L, &b);
+    for (int i = from; h->log && i < to; i++)
+        luaL_addlstring(&b, (const char *)&h->log->v[i].ev, sizeof(int));
+    luaL_pushresult(&b);
+    lua_rawseti(L, ne, 2);
+    lua_pushinteger(L, (lua_Integer)h->memo_step);
+    lua_rawseti(L, ne, 3);
+    lua_pushlstring(L, (const char *)&mr, sizeof mr);
+    lua_rawseti(L, ne, 4);
+    lua_pushvalue(L, 3);
+    lua_rawseti(L, ne, 5);
+    lua_pushinteger(L, top - 3);
+    lua_rawseti(L, ne, 6);
+    for (int i = 4; i <= top; i++) {
+        lua_pushvalue(L, i);
+        lua_rawseti(L, ne, 7 + (i - 4));
+    }
     lua_pushvalue(L, 2);
     lua_insert(L, -2);
     lua_rawset(L, memo);
+    lua_settop(L, value);
     return 1;
+}
+
+void rg_history_memo_step(lua_State *L, int hidx, const rg_reads *changed)
+{
+    rg_history *h = lua_touserdata(L, hidx);
+    h->memo_step++;
+    if (!h->memo_keep || !lua_checkstack(L, 4))
+        return;
+    if (lua_getiuservalue(L, hidx, 3) != LUA_TTABLE) {
+        lua_pop(L, 1);
+        return;
+    }
+    int memo = lua_gettop(L);
+    lua_pushnil(L);
+    while (lua_next(L, memo)) {
+        int stale = 1;
+        size_t rlen = 0;
+        if (lua_type(L, -1) == LUA_TTABLE && lua_rawgeti(L, -1, 4) == LUA_TSTRING) {
+            const char *rs = lua_tolstring(L, -1, &rlen);
+            rg_reads r;
+            if (rlen == sizeof r) {
+                memcpy(&r, rs, sizeof r);
+                stale = r.clock || rg_reads_hit(&r, changed);
+            }
+        }
+        lua_settop(L, memo + 1); /* the key */
+        if (stale) { /* (clearing a field while traversing is allowed) */
+            lua_pushvalue(L, -1);
+            lua_pushnil(L);
+            lua_rawset(L, memo);
+        }
+    }
+    lua_pop(L, 1);
 }
 
 static int rg__h_index(lua_State *L)
@@ -917,7 +1006,7 @@ static int rg__h_tostring(lua_State *L)
 
 rg_history *rg_history_new(lua_State *L)
 {
-    rg_history *h = lua_newuserdatauv(L, sizeof *h, 4);
+    rg_history *h = lua_newuserdatauv(L, sizeof *h, 5);
     memset(h, 0, sizeof *h);
     h->magic = RG_HISTORY_MAGIC;
     if (luaL_getmetatable(L, RG_HISTORY_MT) == LUA_TNIL) {
@@ -963,7 +1052,8 @@ rg_history *rg_history_new(lua_State *L)
     lua_setfield(L, -2, "__pairs");
     lua_pushboolean(L, 0);
     lua_setfield(L, -2, "__metatable");
-    lua_setiuservalue(L, -2, 4); /* 4: the event tables' metatable; 3: h:memo's values */
+    lua_setiuservalue(L, -2, 4); /* 4: the event tables' metatable; 3: h:memo's values;
+                                  * 5: those of the engine's verification (memo_fresh) */
     return h;
 }
 

@@ -2,10 +2,13 @@
  * regimen.c - the `regimen` module: the words a protocol is written in.
  *
  * Durations are integers of milliseconds (days(2), hours(72)), so that a time
- * plus a duration is a time and comparisons are exact. R.protocol and R.alert
- * check what an author wrote as soon as it runs and raise at the author's
- * line with the field that is wrong, because a typo in a care plan must not
- * become a silently missing alert.
+ * plus a duration is a time and comparisons are exact. R.protocol checks what
+ * an author wrote as soon as it runs and raises at the author's line with the
+ * field that is wrong, because a typo in a care plan must not become a
+ * silently missing alert; R.alert does so in regimen check (elsewhere the
+ * engine checks an alert when the rule returns it, in full when it opens).
+ * Message templates ({ "text {name:day}", name = ... }) are made here
+ * (rg_message_format), when the alert opens.
  *
  * Times are exact instants; what a person reads (R.day, R.date, R.time) and
  * the calendar helpers (R.calendar_add, R.calendar_days, R.business_days,
@@ -17,8 +20,10 @@
 
 #include <lauxlib.h>
 
+#include <ctype.h>
 #include <math.h>
 #include <pthread.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -770,19 +775,330 @@ static int rg__protocol(lua_State *L)
     return rg_protocol_validate(L);
 }
 
+/* ---- message templates -------------------------------------------------------
+ *
+ * message = { "BP {sys}/{dia} above {limit}", sys = v.data.systolic, ... }:
+ * the text and its arguments, made into the alert's message only when the
+ * alert opens (engine.c, rg__alert_slots), so an alert that stays open costs
+ * no formatting. A placeholder is {name} or {name:format}; {{ and }} are
+ * braces. Every placeholder needs its argument, of the kind its format
+ * reads, and every argument a placeholder. */
+
+#define RG__TMPL_MAX 4096 /* bytes a template makes at most (the engine's limit is lower) */
+#define RG__TMPL_NAMES 32 /* placeholders (distinct names) per template */
+
+static const char *const rg__tmpl_formats[] = {"day", "date", "time", "clock", "days",
+                                               "hours", "minutes", NULL};
+
+/* [-0, +0, e] Raises about the template at tidx (its text at -1 is not
+ * needed): "who: message template "text...": why". */
+static int rg__tmpl_error(lua_State *L, const char *who, const char *text, const char *fmt, ...)
+{
+    char why[600], shown[80];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(why, sizeof why, fmt, ap);
+    va_end(ap);
+    size_t n = strlen(text);
+    snprintf(shown, sizeof shown, "%.*s%s", n > 60 ? 57 : (int)n, text, n > 60 ? "..." : "");
+    return luaL_error(L, "%s: message template \"%s\": %s", who, shown, why);
+}
+
+/* Appends n bytes to out (at *len), raising past the limit. */
+static void rg__tmpl_add(lua_State *L, char *out, size_t *len, const char *s, size_t n,
+                         const char *who, const char *text)
+{
+    if (*len + n >= RG__TMPL_MAX)
+        rg__tmpl_error(L, who, text, "the message would be longer than %d bytes",
+                       RG__TMPL_MAX - 1);
+    memcpy(out + *len, s, n);
+    *len += n;
+}
+
+/* The argument names of the template at t, for a message ("a, b"). */
+static void rg__tmpl_args(lua_State *L, int t, char *buf, size_t n)
+{
+    size_t len = 0;
+    buf[0] = '\0';
+    lua_pushnil(L);
+    while (lua_next(L, t)) {
+        lua_pop(L, 1);
+        if (lua_type(L, -1) == LUA_TSTRING && len + 2 < n)
+            len += (size_t)snprintf(buf + len, n - len, "%s%s", len ? ", " : "",
+                                    lua_tostring(L, -1));
+        if (len >= n)
+            len = n - 1;
+    }
+    if (!len)
+        snprintf(buf, n, "none");
+}
+
+void rg_message_format(lua_State *L, int t, const char *who)
+{
+    t = lua_absindex(L, t);
+    luaL_checkstack(L, 8, "message template");
+    if (lua_rawgeti(L, t, 1) != LUA_TSTRING)
+        luaL_error(L, "%s: a message template is a table whose first item is the text, "
+                      "such as { \"BP {sys} above {limit}\", sys = v.data.systolic, limit = "
+                      "p.bp_max }; its first item is %s%s", who,
+                   lua_isnil(L, -1) ? "missing" : "a ",
+                   lua_isnil(L, -1) ? "" : luaL_typename(L, -1));
+    lua_pop(L, 1);
+    /* the text: items 1..n, strings, joined (a long text may be split) */
+    char joined[RG__TMPL_MAX];
+    size_t tlen = 0;
+    lua_Integer items = 0;
+    for (;; items++) {
+        int it = lua_rawgeti(L, t, items + 1);
+        if (it == LUA_TNIL) {
+            lua_pop(L, 1);
+            break;
+        }
+        size_t plen;
+        const char *piece = it == LUA_TSTRING ? lua_tolstring(L, -1, &plen) : NULL;
+        if (!piece || tlen + plen >= sizeof joined) {
+            joined[tlen < sizeof joined ? tlen : sizeof joined - 1] = '\0';
+            if (!piece)
+                rg__tmpl_error(L, who, joined, "item %d is a %s: the text is given as strings "
+                               "(items 1, 2, ... joined), the arguments by name", (int)items + 1,
+                               luaL_typename(L, -1));
+            rg__tmpl_error(L, who, joined, "the text is longer than %d bytes",
+                           RG__TMPL_MAX - 1);
+        }
+        memcpy(joined + tlen, piece, plen);
+        tlen += plen;
+        lua_pop(L, 1);
+    }
+    joined[tlen] = '\0';
+    const char *text = joined;
+    char out[RG__TMPL_MAX];
+    size_t len = 0;
+    const char *names[RG__TMPL_NAMES];
+    size_t nlens[RG__TMPL_NAMES];
+    int nnames = 0;
+    for (size_t i = 0; i < tlen;) {
+        const char *c = text + i;
+        if (*c == '}') {
+            if (i + 1 < tlen && c[1] == '}') {
+                rg__tmpl_add(L, out, &len, "}", 1, who, text);
+                i += 2;
+                continue;
+            }
+            rg__tmpl_error(L, who, text, "a '}' with no '{' (write }} for a brace)");
+        }
+        if (*c != '{') {
+            size_t run = 0;
+            while (i + run < tlen && c[run] != '{' && c[run] != '}')
+                run++;
+            rg__tmpl_add(L, out, &len, c, run, who, text);
+            i += run;
+            continue;
+        }
+        if (i + 1 < tlen && c[1] == '{') {
+            rg__tmpl_add(L, out, &len, "{", 1, who, text);
+            i += 2;
+            continue;
+        }
+        const char *end = memchr(c, '}', tlen - i);
+        if (!end)
+            rg__tmpl_error(L, who, text, "a '{' with no '}' (write {{ for a brace)");
+        const char *name = c + 1, *colon = memchr(name, ':', (size_t)(end - name));
+        size_t nlen = (size_t)((colon ? colon : end) - name);
+        char nm[64], fmt[16] = "";
+        int ok = nlen > 0 && nlen < sizeof nm &&
+                 (isalpha((unsigned char)name[0]) || name[0] == '_');
+        for (size_t j = 0; ok && j < nlen; j++)
+            ok = isalnum((unsigned char)name[j]) || name[j] == '_';
+        if (!ok)
+            rg__tmpl_error(L, who, text, "'{%.*s}' is not a placeholder: write {name} or "
+                           "{name:format} with a name of letters, digits and '_'",
+                           (int)(end - name) > 40 ? 40 : (int)(end - name), name);
+        memcpy(nm, name, nlen);
+        nm[nlen] = '\0';
+        if (colon) {
+            size_t flen = (size_t)(end - colon - 1);
+            if (flen >= sizeof fmt)
+                flen = sizeof fmt - 1;
+            memcpy(fmt, colon + 1, flen);
+            fmt[flen] = '\0';
+        }
+        /* the format: "", ".N", a time's (day ...), a duration's (days ...)
+         * with an optional ".N" */
+        char unit[16];
+        int prec = -1;
+        const char *dot = strchr(fmt, '.');
+        size_t ulen = dot ? (size_t)(dot - fmt) : strlen(fmt);
+        memcpy(unit, fmt, ulen);
+        unit[ulen] = '\0';
+        if (dot) {
+            if (dot[1] < '0' || dot[1] > '9' || dot[2])
+                prec = -2;
+            else
+                prec = dot[1] - '0';
+        }
+        int kind = -1; /* index in rg__tmpl_formats, -1 for a plain value */
+        for (int j = 0; unit[0] && rg__tmpl_formats[j]; j++)
+            if (!strcmp(unit, rg__tmpl_formats[j]))
+                kind = j;
+        if (prec == -2 || (unit[0] && kind < 0) || (kind >= 0 && kind < 4 && dot)) {
+            const char *near = unit[0] ? rg_suggest(unit, rg__tmpl_formats, 7) : NULL;
+            rg__tmpl_error(L, who, text, "{%s:%s}: unknown format '%s'%s%s%s (formats: .1 for "
+                           "one decimal, day, date, time and clock for a time, days, hours "
+                           "and minutes for a duration, such as hours.1)", nm, fmt, fmt,
+                           near ? " (did you mean '" : "", near ? near : "", near ? "'?)" : "");
+        }
+        /* the argument */
+        int at = lua_getfield(L, t, nm);
+        if (at == LUA_TNIL) {
+            const char *cands[RG__TMPL_NAMES];
+            int nc = 0;
+            lua_pushnil(L);
+            while (nc < RG__TMPL_NAMES && lua_next(L, t)) {
+                lua_pop(L, 1);
+                if (lua_type(L, -1) == LUA_TSTRING)
+                    cands[nc++] = lua_tostring(L, -1);
+            }
+            const char *near = rg_suggest(nm, cands, (size_t)nc);
+            char args[300];
+            rg__tmpl_args(L, t, args, sizeof args);
+            rg__tmpl_error(L, who, text, "{%s} has no argument: give %s = ... beside the "
+                           "text%s%s%s (the arguments given: %s)", nm, nm,
+                           near ? " (did you mean " : "", near ? near : "", near ? "?)" : "",
+                           args);
+        }
+        char buf[RG_TIME_BUFSZ + 48];
+        const char *piece = buf;
+        size_t plen;
+        int isint = lua_isinteger(L, -1);
+        if (kind >= 0 && !isint)
+            rg__tmpl_error(L, who, text, "{%s:%s} needs %s (an integer%s), not %s%s", nm, fmt,
+                           kind < 4 ? "a time" : "a duration",
+                           kind < 4 ? " such as event.at" : " such as p.remind_after or R.days(2)",
+                           at == LUA_TNUMBER ? "" : "a ",
+                           at == LUA_TNUMBER ? "a fraction" : luaL_typename(L, -1));
+        if (kind < 0 && prec >= 0 && at != LUA_TNUMBER)
+            rg__tmpl_error(L, who, text, "{%s:%s} needs a number, not a %s", nm, fmt,
+                           luaL_typename(L, -1));
+        if (kind < 0 && at != LUA_TNUMBER && at != LUA_TSTRING)
+            rg__tmpl_error(L, who, text, "{%s} needs a number or text, not a %s (make it one, "
+                           "e.g. with tostring)", nm, luaL_typename(L, -1));
+        if (kind >= 0 && kind < 4) {
+            rg_time v = lua_tointeger(L, -1);
+            switch (kind) {
+            case 0: rg_time_day(rg__local(L, v), buf); break;
+            case 1: rg_time_date(rg__local(L, v), buf); break;
+            case 2: rg_zone_format(rg_calendar_of(L)->zone, v, buf); break;
+            default:
+                rg_time_format(rg__local(L, v), buf);
+                memmove(buf, buf + 11, 5);
+                buf[5] = '\0';
+                break;
+            }
+            plen = strlen(buf);
+        } else if (kind >= 4) {
+            static const int64_t per[] = {RG_MS_DAY, RG_MS_HOUR, RG_MS_MINUTE};
+            double n = (double)lua_tointeger(L, -1) / (double)per[kind - 4];
+            if (prec >= 0)
+                snprintf(buf, sizeof buf, "%.*f", prec, n);
+            else
+                snprintf(buf, sizeof buf, "%g", n);
+            plen = strlen(buf);
+        } else if (at == LUA_TSTRING) {
+            piece = lua_tolstring(L, -1, &plen);
+        } else if (prec >= 0) {
+            snprintf(buf, sizeof buf, "%.*f", prec, (double)lua_tonumber(L, -1));
+            plen = strlen(buf);
+        } else if (isint) { /* as LUA_INTEGER_FMT prints it, without printf */
+            lua_Integer v = lua_tointeger(L, -1);
+            unsigned long long u = v < 0 ? 0ULL - (unsigned long long)v : (unsigned long long)v;
+            char *e = buf + sizeof buf, *d = e;
+            do
+                *--d = (char)('0' + u % 10);
+            while (u /= 10);
+            if (v < 0)
+                *--d = '-';
+            piece = d;
+            plen = (size_t)(e - d);
+        } else {
+            snprintf(buf, sizeof buf, "%g", (double)lua_tonumber(L, -1));
+            plen = strlen(buf);
+        }
+        rg__tmpl_add(L, out, &len, piece, plen, who, text);
+        lua_pop(L, 1);
+        int seen = 0;
+        for (int j = 0; j < nnames && !seen; j++)
+            seen = nlens[j] == nlen && !memcmp(names[j], name, nlen);
+        if (!seen) {
+            if (nnames == RG__TMPL_NAMES)
+                rg__tmpl_error(L, who, text, "more than %d placeholders", RG__TMPL_NAMES);
+            names[nnames] = name;
+            nlens[nnames++] = nlen;
+        }
+        i = (size_t)(end - text) + 1;
+    }
+    /* the rest of the table: arguments by name, each used (an unused one is
+     * a misspelt placeholder) */
+    lua_pushnil(L);
+    while (lua_next(L, t)) {
+        lua_pop(L, 1);
+        if (lua_type(L, -1) != LUA_TSTRING) {
+            if (lua_isinteger(L, -1) && lua_tointeger(L, -1) >= 1 &&
+                lua_tointeger(L, -1) <= items)
+                continue;
+            rg__tmpl_error(L, who, text, "arguments are given by name (name = value), not as "
+                           "item %s", lua_type(L, -1) == LUA_TNUMBER ? lua_tostring(L, -1)
+                                                                     : luaL_typename(L, -1));
+        }
+        size_t alen;
+        const char *a = lua_tolstring(L, -1, &alen);
+        int used = 0;
+        for (int j = 0; j < nnames && !used; j++)
+            used = nlens[j] == alen && !memcmp(names[j], a, alen);
+        if (!used)
+            rg__tmpl_error(L, who, text, "the argument '%s' is not used: the text has no "
+                           "{%s}", a, a);
+    }
+    lua_pushlstring(L, out, len);
+}
+
+static const char rg__k_check = 'k'; /* registry: true in regimen check's state */
+
+void rg_check_mode_set(lua_State *L)
+{
+    lua_pushboolean(L, 1);
+    lua_rawsetp(L, LUA_REGISTRYINDEX, &rg__k_check);
+}
+
+int rg_check_mode(lua_State *L)
+{
+    int on = lua_rawgetp(L, LUA_REGISTRYINDEX, &rg__k_check) != LUA_TNIL;
+    lua_pop(L, 1);
+    return on;
+}
+
 static const char *const rg__alert_fields[] = {"key", "message", "severity", "due", "ends",
                                                "because", NULL};
 
-/* R.alert{...}: checks the fields now, so the author sees their own line. */
+/* R.alert{...}: the alert table itself. In regimen check (rg_check_mode)
+ * its fields are checked now, a template's message made, so the author
+ * sees their own line; elsewhere the engine checks an alert when a rule
+ * returns it, in full when it opens (engine.c, rg__alert_slots), so an
+ * alert that is open already, or not yet due, costs no checking here. */
 static int rg__alert(lua_State *L)
 {
     luaL_checktype(L, 1, LUA_TTABLE);
     lua_settop(L, 1);
+    if (!rg_check_mode(L))
+        return 1;
     rg__only_fields(L, 1, rg__alert_fields, "alert");
     int t = lua_getfield(L, 1, "message");
-    if (t != LUA_TSTRING && t != LUA_TFUNCTION)
-        return luaL_error(L, "alert: field 'message' must be a string (or a function that "
-                          "returns one)%s", t == LUA_TNIL ? " (it is missing)" : "");
+    if (t != LUA_TSTRING && t != LUA_TFUNCTION && t != LUA_TTABLE)
+        return luaL_error(L, "alert: field 'message' must be a string, a template such as "
+                          "{ \"BP {sys} above {limit}\", sys = ..., limit = ... } or a "
+                          "function that returns a string%s", t == LUA_TNIL ? " (it is missing)"
+                                                                            : "");
+    if (t == LUA_TTABLE) /* a template: made now, so a mistake names this line */
+        rg_message_format(L, 2, "alert");
     t = lua_getfield(L, 1, "key");
     if (t != LUA_TNIL && t != LUA_TSTRING && t != LUA_TNUMBER)
         return luaL_error(L, "alert: field 'key' must be a string or number");

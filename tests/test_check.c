@@ -213,6 +213,68 @@ Test(check, a_typo_in_a_rule_is_found_by_check_with_a_suggestion)
     rg_test_rmdir(dir);
 }
 
+/* Message templates (docs/protocols.md, "Message templates"): made when the
+ * alert opens, with every format; a mistake in one is found by check, at
+ * the R.alert line (or the rule's, for a plain table), even in an alert
+ * that never opens, while simulate, which never makes that message, runs. */
+Test(check, message_templates_are_made_when_the_alert_opens_and_checked_by_check)
+{
+    char dir[256], path[600], events[600], *all, *out, *err;
+    rg_test_tmpdir(dir);
+    rg_test_write(dir, "c/tmpl.lua",
+                  "local R = require \"regimen\"\n"
+                  "return R.protocol {\n"
+                  "  id = \"c.tmpl\", version = \"1\",\n"
+                  "  params = { gap = R.hours(30), span = R.days(21) },\n"
+                  "  rules = {\n"
+                  "    { id = \"c.all\", severity = \"info\", check = function(h, now, p)\n"
+                  "        local x = h:last(\"x\")\n"
+                  "        if not x then return end\n"
+                  "        return R.alert { due = x.at, message = {\n"
+                  "          \"n={n} f={f} s={s} f1={f:.1} day={at:day} date={at:date} \",\n"
+                  "          \"time={at:time} clock={at:clock} h={gap:hours} h1={gap:hours.1} \",\n"
+                  "          \"d={span:days} min={gap:minutes} {{braces}}\",\n"
+                  "          n = 3, f = 2.5, s = \"text\", at = x.at, gap = p.gap, span = p.span } }\n"
+                  "      end },\n"
+                  "    { id = \"c.later\", severity = \"info\", check = function(h, now, p)\n"
+                  "        local x = h:last(\"x\")\n"
+                  "        if not x then return end\n"
+                  "        return R.alert { due = x.at + R.days(900),\n"
+                  "          message = { \"{infusoins} infusions\", infusions = 2 } }\n"
+                  "      end },\n"
+                  "    { id = \"c.plain\", severity = \"info\", check = function(h, now, p)\n"
+                  "        local x = h:last(\"x\")\n"
+                  "        if not x then return end\n"
+                  "        return { due = x.at + R.days(900), message = { \"on {at:day}\", at = x.id } }\n"
+                  "      end },\n"
+                  "  },\n"
+                  "}\n");
+    rg_test_write(dir, "events.jsonl",
+                  "{\"id\":\"e1\",\"clinic\":\"c\",\"patient\":\"p\",\"type\":\"x\","
+                  "\"at\":\"2026-03-09T14:05:00Z\"}\n");
+    snprintf(path, sizeof path, "c=%s/c", dir);
+    snprintf(events, sizeof events, "%s/events.jsonl", dir);
+    const char *sim[] = {"simulate", "--events", events, "--until", "2026-05-01T00:00:00Z",
+                         "--clinic", path, "--format", "jsonl", NULL};
+    cr_assert_eq(rg_test_run(sim, NULL, &out, &err), 0, "%s", err);
+    cr_assert(strstr(out, "\"message\":\"n=3 f=2.5 s=text f1=2.5 day=9 Mar 2026 date=2026-03-09 "
+                          "time=2026-03-09T14:05:00Z clock=14:05 h=30 h1=30.0 d=21 min=1800 "
+                          "{braces}\""), "%s", out);
+    cr_assert(strstr(err, " 0 evaluation errors"), "the later alerts' messages are not made:\n%s",
+              err);
+    free(out);
+    free(err);
+    cr_assert_eq(check_clinic(dir, "return { }\n", &all), 1, "%s", all);
+    cr_assert(strstr(all, "tmpl.lua:18: alert: message template \"{infusoins} infusions\": "
+                          "{infusoins} has no argument: give infusoins = ... beside the text "
+                          "(did you mean infusions?)"), "%s", all);
+    cr_assert(strstr(all, "error: rule c.plain (tmpl.lua:21)") &&
+              strstr(all, "rule 'c.plain': message template \"on {at:day}\": {at:day} needs a "
+                          "time (an integer such as event.at), not a string"), "%s", all);
+    free(all);
+    rg_test_rmdir(dir);
+}
+
 /* An override of the right kind can still break a rule at run time: check
  * names the rule's file:line and the clinic.lua override involved. */
 Test(check, a_runtime_error_names_the_rule_and_the_override)

@@ -219,6 +219,106 @@ Test(incremental, rules_that_read_indirectly_run_again)
     rg_test_rmdir(dir);
 }
 
+/* h:memo values stand across the steps of an evaluation while nothing they
+ * read changed (docs/protocols.md, "What makes a rule run again"): each rule
+ * here would keep a wrong answer if a stale value were kept (a memo over a
+ * type whose new event arrives, one that reads h.now, one given `now`, one
+ * whose function is a closure over `now`), and the last one's value must be
+ * computed once for the whole evaluation, not at every step. */
+static const char *const rg__memo_lua =
+    "local R = require \"regimen\"\n"
+    "local function count_x(h) return h:count(\"x\") end\n"
+    "local function y_old(h)\n"
+    "  local y = h:last(\"y\")\n"
+    "  return y ~= nil and h.now >= y.at + R.days(2)\n"
+    "end\n"
+    "local function y_old_at(h, t)\n"
+    "  local y = h:last(\"y\")\n"
+    "  return y ~= nil and t >= y.at + R.days(2)\n"
+    "end\n"
+    "local function count_q(h)\n"
+    "  print(\"computing qs\")\n"
+    "  return h:count(\"q\")\n"
+    "end\n"
+    "return R.protocol {\n"
+    "  id = \"memo\", version = \"1\", description = \"h:memo values kept across steps\",\n"
+    "  rules = {\n"
+    "    { id = \"memo.type\", severity = \"info\", description = \"a memo over x, x arrives\",\n"
+    "      check = function(h, now, p)\n"
+    "        local n = h:memo(\"xs\", count_x)\n"
+    "        if n > 0 then return R.alert { key = n, message = { \"{n} x so far\", n = n } } end\n"
+    "      end },\n"
+    "    { id = \"memo.clock\", severity = \"info\", description = \"a memo that reads h.now\",\n"
+    "      check = function(h, now, p)\n"
+    "        if h:memo(\"y_old\", y_old) then return R.alert { message = \"y is old (h.now)\" } end\n"
+    "      end },\n"
+    "    { id = \"memo.now_arg\", severity = \"info\", description = \"now passed to a memo\",\n"
+    "      check = function(h, now, p)\n"
+    "        if h:memo(\"y_old_at\", y_old_at, now) then\n"
+    "          return R.alert { message = \"y is old (now)\" }\n"
+    "        end\n"
+    "      end },\n"
+    "    { id = \"memo.closure\", severity = \"info\", description = \"a closure over now\",\n"
+    "      check = function(h, now, p)\n"
+    "        local old = h:memo(\"y_old_closure\", function(hh)\n"
+    "          local y = hh:last(\"y\")\n"
+    "          return y ~= nil and now >= y.at + R.days(2)\n"
+    "        end)\n"
+    "        if old then return R.alert { message = \"y is old (closure)\" } end\n"
+    "      end },\n"
+    "    { id = \"memo.kept\", severity = \"info\", description = \"every type, and a memo kept\",\n"
+    "      check = function(h, now, p)\n"
+    "        local n = #h:list()\n"
+    "        return R.alert { key = n + h:memo(\"qs\", count_q), message = \"events seen\" }\n"
+    "      end },\n"
+    "  },\n"
+    "}\n";
+
+Test(incremental, memo_values_kept_only_while_what_they_read_is_unchanged)
+{
+    char dir[256], spec[300], events[300];
+    rg_test_tmpdir(dir);
+    rg_test_write(dir, "memo/memo.lua", rg__memo_lua);
+    rg_test_write(dir, "events.jsonl", rg__tracking_events);
+    snprintf(spec, sizeof spec, "t=%s/memo", dir);
+    snprintf(events, sizeof events, "%s/events.jsonl", dir);
+    const char *args[] = {"simulate", "--events", events, "--until", "2026-02-01T00:00:00Z",
+                          "--clinic", spec, NULL};
+    char *full, *inc, *ver, *err_full, *err_inc, *err_ver;
+    cr_assert_eq(rg__run_env("REGIMEN_INCREMENTAL", "0", args, &full, &err_full), 0, "%s",
+                 err_full);
+    cr_assert_eq(rg__run_env("REGIMEN_INCREMENTAL", NULL, args, &inc, &err_inc), 0, "%s",
+                 err_inc);
+    int rc = rg__run_env("REGIMEN_VERIFY_INCREMENTAL", "1", args, &ver, &err_ver);
+    cr_assert_eq(rc, 0, "exit %d:\n%s", rc, err_ver);
+    cr_assert_str_eq(inc, full);
+    cr_assert_str_eq(ver, full);
+    const char *want[] = {
+        "2026-01-05T10:00:00Z     open      t           p1          memo.type                   info      2 x so far",
+        "2026-01-05T10:00:00Z     open      t           p1          memo.clock ",
+        "2026-01-05T10:00:00Z     open      t           p1          memo.now_arg ",
+        "2026-01-05T10:00:00Z     open      t           p1          memo.closure ",
+    };
+    for (size_t i = 0; i < sizeof want / sizeof want[0]; i++)
+        cr_assert(strstr(full, want[i]), "missing '%s' in:\n%s", want[i], full);
+    /* "qs" reads a type no event has: computed at each of the 5 steps when
+     * every rule runs every step, once when values are kept */
+    int n_full = 0, n_inc = 0;
+    for (const char *p = err_full; (p = strstr(p, "print: computing qs")); p++)
+        n_full++;
+    for (const char *p = err_inc; (p = strstr(p, "print: computing qs")); p++)
+        n_inc++;
+    cr_assert_eq(n_full, 5, "%s", err_full);
+    cr_assert_eq(n_inc, 1, "%s", err_inc);
+    free(full);
+    free(inc);
+    free(ver);
+    free(err_full);
+    free(err_inc);
+    free(err_ver);
+    rg_test_rmdir(dir);
+}
+
 Test(test_jobs, scenarios_over_threads_print_the_same)
 {
     const char *one[] = {"test", "--jobs", "1", NULL};

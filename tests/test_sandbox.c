@@ -409,7 +409,8 @@ Test(sandbox, errors_name_file_and_line)
 
 Test(sandbox, malformed_alerts_are_rule_errors)
 {
-    expect_eval_failure("do return R.alert { message = 42 } end", "field 'message'", NULL);
+    expect_eval_failure("do return R.alert { message = 42 } end", "alert message must be a string",
+                        NULL);
     expect_eval_failure("do return { message = 'x', due = 0/0 } end", "must be a time", NULL);
     expect_eval_failure("do return { message = ('x'):rep(1e5) } end", "the limit is", NULL);
     expect_eval_failure("do return { message = 'x', key = {} } end", "key must be", NULL);

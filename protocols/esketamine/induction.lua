@@ -67,7 +67,7 @@ return R.protocol {
         return R.alert {
           key = n,
           due = due,
-          message = function() return ("esketamine dose %d due since %s (%s)"):format(n, R.day(due), what) end,
+          message = { "esketamine dose {n} due since {due:day} ({what})", n = n, due = due, what = what },
         }
       end,
     },
@@ -83,8 +83,8 @@ return R.protocol {
         return R.alert {
           key = n,
           due = overdue,
-          message = function() return ("esketamine dose %d overdue since %s (%s; last dose %s)"):format(
-            n, R.day(overdue), what, R.day(last.at)) end,
+          message = { "esketamine dose {n} overdue since {overdue:day} ({what}; last dose {last:day})",
+                      n = n, overdue = overdue, what = what, last = last.at },
         }
       end,
     },

@@ -35,9 +35,9 @@ return R.protocol {
           alerts[#alerts + 1] = R.alert {
             key = dose.id,
             due = dose.at,
-            message = function() return ("esketamine given on %s at %s before the REMS patient enrollment form "
-                    .. "was signed: enroll the patient before any further treatment"):format(
-              R.day(dose.at), R.clock(dose.at)) end,
+            message = { "esketamine given on {at:day} at {at:clock} before the REMS patient enrollment form ",
+                        "was signed: enroll the patient before any further treatment",
+                        at = dose.at },
           }
         end
         return alerts
@@ -57,9 +57,9 @@ return R.protocol {
             alerts[#alerts + 1] = R.alert {
               key = dose.id,
               due = due,
-              message = function() return ("REMS patient monitoring form for the session on %s not submitted "
-                      .. "(due within %g days, by %s %s)"):format(
-                R.day(dose.at), R.in_days(p.form_within), R.day(due), R.clock(due)) end,
+              message = { "REMS patient monitoring form for the session on {at:day} not submitted ",
+                          "(due within {within:days} days, by {due:day} {due:clock})",
+                          at = dose.at, within = p.form_within, due = due },
             }
           end
         end

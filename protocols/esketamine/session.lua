@@ -17,11 +17,6 @@ local course = require "lib.course"
 local sessions = require "lib.sessions"
 local minutes, hours = R.minutes, R.hours
 
--- "140/90"
-local function bp(v)
-  return ("%g/%g"):format(v.data.systolic, v.data.diastolic)
-end
-
 return R.protocol {
   id = "esketamine.session",
   version = "1.0.0",
@@ -51,9 +46,8 @@ return R.protocol {
             alerts[#alerts + 1] = R.alert {
               key = s.dose.id,
               due = s.dose.at,
-              message = function() return ("esketamine given on %s at %s with no blood pressure taken in the %g h "
-                      .. "before it"):format(R.day(s.dose.at), R.clock(s.dose.at),
-                R.in_hours(p.pre_dose_bp_within)) end,
+              message = { "esketamine given on {at:day} at {at:clock} with no blood pressure taken in the ",
+                          "{within:hours} h before it", at = s.dose.at, within = p.pre_dose_bp_within },
             }
           end
         end
@@ -75,9 +69,9 @@ return R.protocol {
           key = v.id,
           due = v.at,
           ends = v.at + p.pre_dose_bp_within,
-          message = function() return ("pre-dose blood pressure %s at %s (limit %d/%d): weigh delaying the "
-                  .. "esketamine dose"):format(bp(v), R.clock(v.at), p.bp_systolic_max,
-            p.bp_diastolic_max) end,
+          message = { "pre-dose blood pressure {sys}/{dia} at {at:clock} (limit {sys_max}/{dia_max}): ",
+                      "weigh delaying the esketamine dose", sys = v.data.systolic, dia = v.data.diastolic,
+                      at = v.at, sys_max = p.bp_systolic_max, dia_max = p.bp_diastolic_max },
         }
       end,
     },
@@ -95,9 +89,9 @@ return R.protocol {
             alerts[#alerts + 1] = R.alert {
               key = s.dose.id,
               due = due,
-              message = function() return ("blood pressure due %g minutes after the esketamine dose of %s "
-                      .. "(at %s)"):format(p.post_dose_bp_at / 60000, R.clock(s.dose.at),
-                R.clock(due)) end,
+              message = { "blood pressure due {after:minutes} minutes after the esketamine dose of ",
+                          "{dose:clock} (at {due:clock})", after = p.post_dose_bp_at, dose = s.dose.at,
+                          due = due },
             }
           end
         end
@@ -120,9 +114,10 @@ return R.protocol {
             alerts[#alerts + 1] = R.alert {
               key = s.dose.id,
               due = due,
-              message = function() return ("blood pressure %s at %s, %d minutes after the dose, is above %d/%d: "
-                      .. "re-check it"):format(bp(v), R.clock(v.at), (v.at - s.dose.at) // 60000,
-                p.bp_systolic_max, p.bp_diastolic_max) end,
+              message = { "blood pressure {sys}/{dia} at {at:clock}, {after} minutes after the dose, is above ",
+                          "{sys_max}/{dia_max}: re-check it", sys = v.data.systolic, dia = v.data.diastolic,
+                          at = v.at, after = (v.at - s.dose.at) // 60000, sys_max = p.bp_systolic_max,
+                          dia_max = p.bp_diastolic_max },
             }
           end
         end
@@ -143,9 +138,9 @@ return R.protocol {
             alerts[#alerts + 1] = R.alert {
               key = s.dose.id,
               due = ended.at,
-              message = function() return ("monitoring ended at %s, %d minutes after the esketamine dose of %s "
-                      .. "(at least %g h are required)"):format(R.clock(ended.at),
-                (ended.at - s.dose.at) // 60000, R.clock(s.dose.at), R.in_hours(p.monitoring_min)) end,
+              message = { "monitoring ended at {ended:clock}, {after} minutes after the esketamine dose of ",
+                          "{dose:clock} (at least {min:hours} h are required)", ended = ended.at,
+                          after = (ended.at - s.dose.at) // 60000, dose = s.dose.at, min = p.monitoring_min },
             }
           end
         end
@@ -166,8 +161,8 @@ return R.protocol {
             alerts[#alerts + 1] = R.alert {
               key = s.dose.id,
               due = due,
-              message = function() return ("%g h since the esketamine dose of %s: the patient may be assessed "
-                      .. "for discharge"):format(R.in_hours(p.monitoring_min), R.clock(s.dose.at)) end,
+              message = { "{min:hours} h since the esketamine dose of {dose:clock}: the patient may be ",
+                          "assessed for discharge", min = p.monitoring_min, dose = s.dose.at },
             }
           end
         end

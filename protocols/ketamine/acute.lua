@@ -39,7 +39,8 @@ return R.protocol {
         return R.alert {
           key = s.given + 1,
           due = due,
-          message = function() return ("infusion %d of %d due since %s"):format(s.given + 1, s.planned, R.day(due)) end,
+          message = { "infusion {n} of {planned} due since {due:day}",
+                      n = s.given + 1, planned = s.planned, due = due },
         }
       end,
     },
@@ -56,8 +57,8 @@ return R.protocol {
         return R.alert {
           key = s.given + 1,
           due = due,
-          message = function() return ("infusion %d of %d overdue since %s (last infusion %s)"):format(
-            s.given + 1, s.planned, R.day(due), R.day(s.last.at)) end,
+          message = { "infusion {n} of {planned} overdue since {due:day} (last infusion {last:day})",
+                      n = s.given + 1, planned = s.planned, due = due, last = s.last.at },
         }
       end,
     },
@@ -77,9 +78,9 @@ return R.protocol {
             alerts[#alerts + 1] = R.alert {
               key = infusion.id,
               due = infusion.at,
-              message = function() return ("infusion on %s only %.1f h after the previous one "
-                      .. "(minimum %g h): see the patient at a follow-up visit"):format(
-                R.day(infusion.at), R.in_hours(gap), R.in_hours(p.infusions_min_gap)) end,
+              message = { "infusion on {at:day} only {gap:hours.1} h after the previous one ",
+                          "(minimum {min:hours} h): see the patient at a follow-up visit",
+                          at = infusion.at, gap = gap, min = p.infusions_min_gap },
             }
           end
         end
@@ -98,8 +99,9 @@ return R.protocol {
         local due = R.calendar_add(s.first.at, p.acute_window)
         return R.alert {
           due = due,
-          message = function() return ("acute series of %d infusions not complete %g days after the first "
-                  .. "infusion on %s"):format(s.planned, R.in_days(p.acute_window), R.day(s.first.at)) end,
+          message = { "acute series of {planned} infusions not complete {window:days} days after the ",
+                      "first infusion on {first:day}",
+                      planned = s.planned, window = p.acute_window, first = s.first.at },
         }
       end,
     },

@@ -38,12 +38,12 @@ return R.protocol {
         if course.phase_at(s, due) == "maintenance" then
           due = R.calendar_add(since.at, p.assessment_every_booster)
         end
-        local what = last and ("last one on %s"):format(R.day(last.at))
-                          or ("none since enrolment on %s"):format(R.day(s.enrolment.at))
-        return R.alert {
-          due = due,
-          message = function() return ("PHQ-9 due since %s (%s)"):format(R.day(due), what) end,
-        }
+        if last then
+          return R.alert { due = due, message = { "PHQ-9 due since {due:day} (last one on {last:day})",
+                                                  due = due, last = last.at } }
+        end
+        return R.alert { due = due, message = { "PHQ-9 due since {due:day} (none since enrolment on {enrolled:day})",
+                                                due = due, enrolled = s.enrolment.at } }
       end,
     },
   },

@@ -28,8 +28,8 @@ return R.protocol {
         local due = R.calendar_add(s.acute_end.at, p.followup_within)
         return R.alert {
           due = due,
-          message = function() return ("follow-up visit overdue since %s (acute series ended %s)"):format(
-            R.day(due), R.day(s.acute_end.at)) end,
+          message = { "follow-up visit overdue since {due:day} (acute series ended {ended:day})",
+                      due = due, ended = s.acute_end.at },
         }
       end,
     },

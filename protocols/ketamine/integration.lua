@@ -28,8 +28,8 @@ return R.protocol {
             alerts[#alerts + 1] = R.alert {
               key = infusion.id,
               due = infusion.at + p.integration_within,
-              message = function() return ("no integration session within %g h of the infusion on %s"):format(
-                R.in_hours(p.integration_within), R.day(infusion.at)) end,
+              message = { "no integration session within {within:hours} h of the infusion on {at:day}",
+                          within = p.integration_within, at = infusion.at },
             }
           end
         end

@@ -52,8 +52,8 @@ return R.protocol {
         return R.alert {
           key = s.last.id,
           due = due,
-          message = function() return ("booster infusion due since %s (every %g days; last infusion %s)"):format(
-            R.day(due), R.in_days(p.booster_interval_days), R.day(s.last.at)) end,
+          message = { "booster infusion due since {due:day} (every {every:days} days; last infusion {last:day})",
+                      due = due, every = p.booster_interval_days, last = s.last.at },
         }
       end,
     },
@@ -70,8 +70,9 @@ return R.protocol {
         return R.alert {
           key = s.last.id,
           due = due,
-          message = function() return ("booster infusion overdue since %s (it was due %s; last infusion %s)"):format(
-            R.day(due), R.day(booster_due), R.day(s.last.at)) end,
+          message = { "booster infusion overdue since {due:day} (it was due {booster_due:day}; ",
+                      "last infusion {last:day})",
+                      due = due, booster_due = booster_due, last = s.last.at },
         }
       end,
     },
@@ -92,13 +93,14 @@ return R.protocol {
         if score < p.relapse_phq9_min and not (base and score >= base + p.relapse_phq9_rise) then
           return
         end
-        return R.alert {
-          key = s.last.id,
-          due = latest.at,
-          message = function() return ("PHQ-9 of %g (baseline %s) since the last infusion on %s: "
-            .. "consider a booster"):format(score, base and ("%g"):format(base) or "none",
-            R.day(s.last.at)) end,
-        }
+        if not base then
+          return R.alert { key = s.last.id, due = latest.at,
+            message = { "PHQ-9 of {score} (baseline none) since the last infusion on {last:day}: consider a booster",
+                        score = score, last = s.last.at } }
+        end
+        return R.alert { key = s.last.id, due = latest.at,
+          message = { "PHQ-9 of {score} (baseline {base}) since the last infusion on {last:day}: consider a booster",
+                      score = score, base = base, last = s.last.at } }
       end,
     },
 
@@ -115,9 +117,9 @@ return R.protocol {
           key = episode.first.id,
           due = episode.starts,
           ends = episode.ends,
-          message = function() return ("%d or more maintenance infusions within %g days (since %s): "
-            .. "dependence risk"):format(p.boosters_max_in_window + 1, R.in_days(p.boosters_window),
-            R.day(episode.starts)) end,
+          message = { "{n} or more maintenance infusions within {window:days} days (since {starts:day}): ",
+                      "dependence risk",
+                      n = p.boosters_max_in_window + 1, window = p.boosters_window, starts = episode.starts },
         }
       end,
     },
@@ -142,7 +144,7 @@ return R.protocol {
         return R.alert {
           key = start.id,
           due = start.at,
-          message = function() return ("possible tolerance: %s at the infusion on %s"):format(why, R.day(start.at)) end,
+          message = { "possible tolerance: {why} at the infusion on {at:day}", why = why, at = start.at },
         }
       end,
     },

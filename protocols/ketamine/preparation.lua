@@ -22,8 +22,8 @@ return R.protocol {
         if #course.events(h, "ketamine", "preparation_session") > 0 then return end
         return R.alert {
           due = first.at,
-          message = function() return ("no preparation session before the first infusion on %s"):format(
-            R.day(first.at)) end,
+          message = { "no preparation session before the first infusion on {at:day}",
+                      at = first.at },
         }
       end,
     },

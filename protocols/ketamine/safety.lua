@@ -63,8 +63,9 @@ return R.protocol {
         end
         return R.alert {
           due = v.at,
-          message = function() return ("blood pressure %g/%g before infusion on %s (limit %d/%d)"):format(
-            v.data.systolic, v.data.diastolic, R.day(v.at), p.bp_systolic_max, p.bp_diastolic_max) end,
+          message = { "blood pressure {sys}/{dia} before infusion on {at:day} (limit {sys_max}/{dia_max})",
+                      sys = v.data.systolic, dia = v.data.diastolic, at = v.at,
+                      sys_max = p.bp_systolic_max, dia_max = p.bp_diastolic_max },
         }
       end,
     },
@@ -90,8 +91,8 @@ return R.protocol {
               key = ae.id,
               due = ae.at,
               severity = severity == p.adverse_critical_severity and "critical" or "warning",
-              message = function() return ("%s %s adverse event on %s: see the patient at a follow-up visit"):format(
-                severity, kind, R.day(ae.at)) end,
+              message = { "{severity} {kind} adverse event on {at:day}: see the patient at a follow-up visit",
+                          severity = severity, kind = kind, at = ae.at },
             }
           end
         end
@@ -109,8 +110,8 @@ return R.protocol {
         if not phq9 or course.number(phq9, "item9") < p.item9_min then return end
         return R.alert {
           due = phq9.at,
-          message = function() return ("PHQ-9 item 9 (thoughts of self-harm) answered %g on %s: assess suicide "
-                  .. "risk now"):format(phq9.data.item9, R.day(phq9.at)) end,
+          message = { "PHQ-9 item 9 (thoughts of self-harm) answered {item9} on {at:day}: assess suicide ",
+                      "risk now", item9 = phq9.data.item9, at = phq9.at },
         }
       end,
     },

@@ -30,7 +30,7 @@ function sessions.high(v, p)
       or course.number(v, "diastolic") > p.bp_diastolic_max
 end
 
--- Builds every session of the course once per evaluation step:
+-- Builds every session of the course once (h:memo, kept until an event it reads comes):
 --   dose      the esketamine_dose event
 --   next      the next dose, or nil
 --   pre       the latest pre-dose reading within p.pre_dose_bp_within

@@ -106,8 +106,10 @@ function History:since(time, type, filter) end
 ---@return any[]
 function History:values(type, field, filter) end
 
----`fn(h, ...)`, computed once per evaluation step and shared by every rule
----(for building blocks; treat the value as read-only).
+---`fn(h, ...)`, computed once and shared by every rule, kept from step to step
+---while what it read is unchanged and it is asked for with the same `fn` and
+---plain arguments (for building blocks; treat the value as read-only; a table
+---argument such as `p` is not compared: the key must say what of it counts).
 ---@generic T
 ---@param key any
 ---@param fn fun(h: regimen.History, ...): T
@@ -118,11 +120,18 @@ function History:memo(key, fn, ...) end
 ---What a rule returns for one alert: a plain table with these fields works
 ---too (it is checked when the rule returns).
 ---@class regimen.Alert
----@field message string|fun():string text a nurse understands (at most 2,000 bytes), or a function that returns it (called only when the alert opens)
+---@field message string|regimen.Template|fun():string text a nurse understands (at most 2,000 bytes), a template (made when the alert opens), or a function that returns the text (called only when the alert opens)
 ---@field key? string|integer which alert of the rule this is (one per patient without it)
 ---@field due? regimen.Time the time the alert opens (now or earlier: open at once)
 ---@field ends? regimen.Time the time the alert closes by itself
 ---@field severity? regimen.Severity overrides the rule's severity
+
+---A message template: the text (items 1, 2, ... joined) with placeholders
+---`{name}`, `{name:.1}`, `{t:day}`, `{t:date}`, `{t:time}`, `{t:clock}`,
+---`{d:days}`, `{d:hours}`, `{d:minutes}` (`{d:hours.1}`), `{{` and `}}`, and a
+---value by name for each placeholder:
+---`{ "infusion {n} due since {due:day}", n = s.given + 1, due = due }`.
+---@alias regimen.Template table<integer|string, string|number>
 
 ---`check(h, now, p)`: nothing (no alert), one alert, or a list of alerts.
 ---@alias regimen.Check fun(h: regimen.History, now: regimen.Time, p: table<string, regimen.Param>): (regimen.Alert|regimen.Alert[]|nil)
@@ -275,7 +284,9 @@ function R.at(text) end
 ---@return regimen.Protocol
 function R.protocol(p) end
 
----Checks an alert's fields where it is written and returns it.
+---Returns the alert. Its fields are checked when the rule returns it (in full
+---when it opens); `regimen check` checks them here, at this line, with a
+---template's placeholders.
 ---@param a regimen.Alert
 ---@return regimen.Alert
 function R.alert(a) end

@@ -195,6 +195,7 @@ static int rg__install_spy(lua_State *L)
         lua_pushcclosure(L, rg__spy, 4);
         lua_setfield(L, m, rg__watched[i].name);
     }
+    rg_check_mode_set(L); /* every alert looked at in full, open or not */
     return 0;
 }
 

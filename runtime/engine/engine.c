@@ -721,10 +721,14 @@ void rg_engine_cache_stats(const rg_engine *e, rg_hcache_stats *s) { rg_hcache_s
 /* ---- the protected part: one protocol at one instant ------------------------- */
 
 /* [-0, +0] Checks the alert table at idx and appends its normalized slots to
- * the list at lidx (starting at slot *k). Raises naming the field. A message
- * given as a function is called only when the alert is not open already (h,
- * proto): an open alert keeps the message it opened with, so the text of
- * one that stays open is never made. */
+ * the list at lidx (starting at slot *k). Raises naming the field. What only
+ * an alert that opens needs is looked at only when it opens at this step:
+ * not while it is due later or has ended (h's now), nor while it is open
+ * already (h, proto). That is its message, when given as a function or a
+ * template (rg_message_format; the slot holds "" otherwise: an open alert
+ * keeps the message it opened with, and the rule runs again when the alert
+ * falls due), and its fields other than key, severity, due and ends. A
+ * history with `eager` set (regimen check) looks at every alert in full. */
 static void rg__alert_slots(lua_State *L, int idx, int lidx, lua_Integer *k, const char *rule,
                             const rg_history *h, const char *proto)
 {
@@ -733,18 +737,6 @@ static void rg__alert_slots(lua_State *L, int idx, int lidx, lua_Integer *k, con
     if (lua_type(L, idx) != LUA_TTABLE)
         luaL_error(L, "rule '%s' returned a %s where an alert table was expected", rule,
                    luaL_typename(L, idx));
-    lua_pushnil(L);
-    while (lua_next(L, idx)) {
-        lua_pop(L, 1);
-        int ok = 0;
-        for (int i = 0; known[i] && lua_type(L, -1) == LUA_TSTRING; i++)
-            ok |= !strcmp(lua_tostring(L, -1), known[i]);
-        if (!ok)
-            luaL_error(L, "rule '%s': alert has an unknown field '%s' (alerts have key, "
-                          "message, severity, due and ends)", rule,
-                       lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1)
-                                                      : luaL_typename(L, -1));
-    }
     /* key */
     int t = lua_getfield(L, idx, "key");
     if (t == LUA_TNUMBER && lua_isinteger(L, -1))
@@ -777,27 +769,56 @@ static void rg__alert_slots(lua_State *L, int idx, int lidx, lua_Integer *k, con
     if (t == LUA_TNIL)
         lua_pushboolean(L, 0), lua_remove(L, -2);
     lua_rawseti(L, lidx, ++*k);
+    /* does it open at this step? (due and ends are checked below) */
+    int opens = 1;
+    if (h && !h->eager) {
+        for (int i = 0; i < 2 && opens; i++) {
+            lua_getfield(L, idx, i ? "ends" : "due");
+            if (lua_isinteger(L, -1))
+                opens = i ? h->now < lua_tointeger(L, -1) : lua_tointeger(L, -1) <= h->now;
+            lua_pop(L, 1);
+        }
+        if (opens && h->is_open && proto) {
+            lua_rawgeti(L, lidx, *k - 1); /* the key */
+            opens = !h->is_open(h->open_ud, h->clinic, h->patient, proto, rule,
+                                lua_tostring(L, -1));
+            lua_pop(L, 1);
+        }
+    }
+    if (opens) {
+        lua_pushnil(L);
+        while (lua_next(L, idx)) {
+            lua_pop(L, 1);
+            int ok = 0;
+            const char *f = lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : NULL;
+            for (int i = 0; f && known[i] && !ok; i++)
+                ok = !strcmp(f, known[i]);
+            if (!ok)
+                luaL_error(L, "rule '%s': alert has an unknown field '%s' (alerts have key, "
+                              "message, severity, due and ends)", rule,
+                           f ? f : luaL_typename(L, -1));
+        }
+    }
     /* message */
     t = lua_getfield(L, idx, "message");
-    if (t == LUA_TFUNCTION) {
-        lua_rawgeti(L, lidx, *k - 1); /* the key */
-        int open = h && h->is_open && proto &&
-                   h->is_open(h->open_ud, h->clinic, h->patient, proto, rule,
-                                  lua_tostring(L, -1));
+    if ((t == LUA_TFUNCTION || t == LUA_TTABLE) && !opens) {
         lua_pop(L, 1);
-        if (open) {
-            lua_pop(L, 1);
-            lua_pushliteral(L, "");
-        } else {
-            lua_call(L, 0, 1);
-            t = lua_type(L, -1);
-            if (t != LUA_TSTRING)
-                luaL_error(L, "rule '%s': alert message function must return a string, not %s",
-                           rule, lua_typename(L, t));
-        }
-    } else if (t != LUA_TSTRING)
-        luaL_error(L, "rule '%s': alert message must be a string%s", rule,
-                   t == LUA_TNIL ? " (it is missing)" : "");
+        lua_pushliteral(L, "");
+    } else if (t == LUA_TTABLE) {
+        char who[160];
+        snprintf(who, sizeof who, "rule '%s'", rule);
+        rg_message_format(L, lua_gettop(L), who);
+        lua_remove(L, -2);
+    } else if (t == LUA_TFUNCTION) {
+        lua_call(L, 0, 1);
+        t = lua_type(L, -1);
+        if (t != LUA_TSTRING)
+            luaL_error(L, "rule '%s': alert message function must return a string, not %s",
+                       rule, lua_typename(L, t));
+    } else if (t != LUA_TSTRING) {
+        luaL_error(L, "rule '%s': alert message must be a string, a template table or a "
+                      "function%s", rule, t == LUA_TNIL ? " (it is missing)" : "");
+    }
     if (lua_rawlen(L, -1) > RG_MAX_MESSAGE)
         luaL_error(L, "rule '%s': alert message is %d bytes; the limit is %d", rule,
                    (int)lua_rawlen(L, -1), RG_MAX_MESSAGE);
@@ -819,32 +840,54 @@ static void rg__alert_slots(lua_State *L, int idx, int lidx, lua_Integer *k, con
 static void rg__normalize(lua_State *L, int idx, const char *rule, const rg_history *h,
                           const char *proto)
 {
-    lua_newtable(L);
-    int list = lua_gettop(L);
-    lua_Integer k = 0;
     int t = lua_type(L, idx);
-    if (t == LUA_TNIL || (t == LUA_TBOOLEAN && !lua_toboolean(L, idx)))
+    if (t == LUA_TNIL || (t == LUA_TBOOLEAN && !lua_toboolean(L, idx))) {
+        lua_newtable(L);
         return;
+    }
     if (t != LUA_TTABLE)
         luaL_error(L, "rule '%s' must return nil, an alert or a list of alerts, not a %s", rule,
                    lua_typename(L, t));
-    if (lua_getfield(L, idx, "message") != LUA_TNIL) {
-        lua_pop(L, 1);
-        rg__alert_slots(L, idx, list, &k, rule, h, proto);
-    } else {
-        lua_pop(L, 1);
-        lua_Integer n = (lua_Integer)luaL_len(L, idx);
+    int single = lua_getfield(L, idx, "message") != LUA_TNIL;
+    lua_pop(L, 1);
+    lua_Integer n = 1;
+    if (!single) {
+        n = (lua_Integer)luaL_len(L, idx);
         if (n > RG_MAX_ALERTS)
             luaL_error(L, "rule '%s' returned %I alerts; the limit is %d per rule", rule, n,
                        RG_MAX_ALERTS);
+    }
+    /* sized once: the slots are appended without the table growing */
+    lua_createtable(L, n > 0 ? (int)n * RG_ALERT_SLOTS : 0, 0);
+    int list = lua_gettop(L);
+    lua_Integer k = 0;
+    if (single) {
+        rg__alert_slots(L, idx, list, &k, rule, h, proto);
+    } else {
         for (lua_Integer i = 1; i <= n; i++) {
             lua_geti(L, idx, i);
             rg__alert_slots(L, lua_gettop(L), list, &k, rule, h, proto);
             lua_pop(L, 1);
         }
     }
-    /* keys must be unique within a rule: a set of them, not pairwise */
-    lua_createtable(L, 0, (int)(k / RG_ALERT_SLOTS));
+    /* keys must be unique within a rule: compared pairwise when there are
+     * a few (no table made), else through a set of them */
+    lua_Integer nal = k / RG_ALERT_SLOTS;
+    if (nal <= 16) {
+        for (lua_Integer i = 2; i <= nal; i++) {
+            lua_rawgeti(L, list, (i - 1) * RG_ALERT_SLOTS + 1);
+            for (lua_Integer j = 1; j < i; j++) {
+                lua_rawgeti(L, list, (j - 1) * RG_ALERT_SLOTS + 1);
+                if (lua_rawequal(L, -1, -2))
+                    luaL_error(L, "rule '%s' returned two alerts with the key '%s' (give each "
+                                  "its own key, e.g. the event's id)", rule, lua_tostring(L, -1));
+                lua_pop(L, 1);
+            }
+            lua_pop(L, 1);
+        }
+        return;
+    }
+    lua_createtable(L, 0, (int)nal);
     int seen = lua_gettop(L);
     for (lua_Integer i = 1; i <= k; i += RG_ALERT_SLOTS) {
         lua_rawgeti(L, list, i);
@@ -1664,7 +1707,8 @@ static int rg__new_table(lua_State *L)
 /* [-0, +1] (history) creating it can raise (memory), so it runs protected. */
 static int rg__new_history(lua_State *L)
 {
-    rg_history_new(L);
+    rg_history *h = rg_history_new(L);
+    h->eager = rg_check_mode(L);
     return 1;
 }
 
@@ -2565,7 +2609,9 @@ static int rg__run_protocol(rg_engine *e, rg__stepctx *s, int i, int64_t now_ms)
     if (e->verify) {
         s->marks[i] = e->mark;
         e->mark += (uint32_t)s->c->protos[i].nrules + 1;
+        s->h->memo_fresh = 1; /* the full evaluation computes its h:memo values anew */
         prc = rg__call_protocol(e, s, i, s->marks[i], NULL, 0, now_ms);
+        s->h->memo_fresh = 0;
         if (prc)
             return prc;
         int irc = RG_OK;
@@ -2924,6 +2970,7 @@ static int rg__step(rg_engine *e, rg_clinic *c, const char *patient, int hidx, r
     s.h->n = s.n;
     s.h->now = t;
     s.h->reads = NULL;
+    rg_history_memo_step(L, hidx, &s.changed); /* h:memo values on what changed go */
     e->log.n = 0;
     e->nkeyc = 0;
     *wake = RG_TIME_NONE;
@@ -3041,6 +3088,7 @@ static int rg__bind_history(rg_engine *e, rg_clinic *c, const char *patient, int
     h->memo_now = RG_TIME_NONE;
     h->is_open = rg__h_is_open;
     h->open_ud = e;
+    h->memo_keep = e->incremental; /* h:memo values kept as rules' answers are */
     e->rebound = 1; /* every rule runs at the next step */
     return RG_OK;
 }

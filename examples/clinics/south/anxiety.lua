@@ -28,9 +28,10 @@ return R.protocol {
         if rise < p.gad7_rise_min then return end
         return R.alert {
           due = latest.at,
-          message = ("GAD-7 of %g on %s is %g points above the first of the course (%g on %s): "
-                  .. "review with the therapist"):format(scores.score(latest), R.day(latest.at),
-            rise, scores.score(first), R.day(first.at)),
+          message = { "GAD-7 of {latest} on {latest_at:day} is {rise} points above the first of the course ",
+                      "({first} on {first_at:day}): review with the therapist",
+                      latest = scores.score(latest), latest_at = latest.at, rise = rise,
+                      first = scores.score(first), first_at = first.at },
         }
       end,
     },
