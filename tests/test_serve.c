@@ -232,11 +232,13 @@ Test(serve, a_body_read_in_one_pass_answers_as_the_tree_does, .timeout = 30)
         free(a);
     }
     cr_assert_eq(server_stop(&s, SIGTERM), 0);
-    /* north's first event as received, south's printed again from the tree */
+    /* north's first event as received (kept whole: its head is not the one its
+     * columns print), south's printed again from the tree (compact, so the row
+     * keeps only what follows that head: schema 17) */
     cr_assert_eq(count_rows(s.db, "SELECT count(*) FROM events WHERE clinic = 'north' AND id = 'm1' "
                                   "AND body LIKE '{ \"id\": \"m1\", %'"), 1);
     cr_assert_eq(count_rows(s.db, "SELECT count(*) FROM events WHERE clinic = 'south' AND id = 'm1' "
-                                  "AND body LIKE '{\"id\":\"m1\",%'"), 1);
+                                  "AND body NOT LIKE '{%' AND body NOT LIKE ' %'"), 1);
     rg_test_rmdir(s.dir);
 }
 
