@@ -15,6 +15,7 @@
 #include "store/store_sql.h"
 
 #define RG_STORE_MMAP "268435456" /* 256 MiB */
+#define RG__BUSY_MS 5000 /* how long a write waits for the file's lock (sqlite3_busy_timeout) */
 
 #include <sqlite3.h>
 
@@ -52,6 +53,8 @@ struct rg_backend {
     int64_t evseq;
     int evseq_dirty;
     char fault[256]; /* why the last write failed; "" once a commit succeeded */
+    int full; /* a write met a full disk since the last commit (rg__reclaim_wal) */
+    int short_wal; /* one did once: the WAL is kept short since */
     char put_why[512]; /* why rg_store_put_event answered a conflict */
     const char *put_field; /* and the field it is about */
     rg_time fault_since;
@@ -79,6 +82,7 @@ static sqlite3_stmt *rg__q(rg_sqlite *st, int i)
 static void rg__fault(rg_sqlite *st, int rc)
 {
     int sys = sqlite3_system_errno(st->db);
+    st->full |= (rc & 0xff) == SQLITE_FULL;
     if (st->fault[0])
         return; /* the first cause, not what followed from it */
     st->fault_since = rg_now();
@@ -431,7 +435,7 @@ static int rg_sqlite_open(rg_sqlite **out, const char *path, const rg_store_opts
         rg_sqlite_close(st);
         return RG_EDB;
     }
-    sqlite3_busy_timeout(st->db, 5000);
+    sqlite3_busy_timeout(st->db, RG__BUSY_MS);
     st->sched_patient[0] = '\0';
     int rc = rg__check_version(st, path, err, errlen);
     if (!rc && opts && opts->check) /* before the pragmas below write the header */
@@ -566,8 +570,37 @@ static int rg__evseq_used(rg_sqlite *st, int used)
     return RG_OK;
 }
 
+/* After a write met a full disk the WAL holds frames the database file
+ * could not take: the checkpoint that copies them over needs the file to
+ * grow, and the WAL starts again from its beginning only once they are all
+ * copied. Until then each commit appends to the WAL, which so takes any
+ * space freed before the database can use it, and every write keeps failing.
+ * So, until a commit succeeds, each write transaction first checkpoints and
+ * truncates the WAL: once space is back the database file takes what it
+ * needs, and the WAL gives back the rest. On a disk still full it fails at
+ * once, and nothing is lost (every frame stays in the WAL). Readers in the
+ * way are not waited for (busy timeout 0 meanwhile): it then copies what it
+ * can, and the next write transaction tries again.
+ * Space has been short once: from then on the WAL is checkpointed every
+ * RG__SHORT_WAL pages, not SQLite's 1000 (4 MB), or it would grow into the
+ * space freed and fill the disk again by itself, leaving the database no
+ * room for the checkpoint that lets the WAL start again. */
+#define RG__SHORT_WAL "64" /* pages (256 kB of 4 kB pages) */
+static void rg__reclaim_wal(rg_sqlite *st)
+{
+    if (!st->full)
+        return;
+    if (!st->short_wal)
+        st->short_wal = sqlite3_exec(st->db, "PRAGMA wal_autocheckpoint=" RG__SHORT_WAL, NULL,
+                                     NULL, NULL) == SQLITE_OK;
+    sqlite3_busy_timeout(st->db, 0);
+    sqlite3_wal_checkpoint_v2(st->db, NULL, SQLITE_CHECKPOINT_TRUNCATE, NULL, NULL);
+    sqlite3_busy_timeout(st->db, RG__BUSY_MS);
+}
+
 static int rg_sqlite_begin(rg_sqlite *st)
 {
+    rg__reclaim_wal(st);
     st->sched_patient[0] = '\0';
     st->ncseq = 0;
     st->tseq = 0;
@@ -596,9 +629,10 @@ static int rg_sqlite_commit(rg_sqlite *st)
         return rc;
     }
     rc = rg__done(st, rg__q(st, Q_COMMIT));
-    if (rc == RG_OK)
+    if (rc == RG_OK) {
         st->fault[0] = '\0';
-    else
+        st->full = 0;
+    } else
         st->rollbacks++; /* what it held may not have been stored */
     if (rc == RG_OK && st->on_commit)
         st->on_commit(st->on_commit_ud);
