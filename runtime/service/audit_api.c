@@ -77,20 +77,29 @@ static int rg__grow(rg__arec **v, size_t *cap, int n)
     return RG_OK;
 }
 
-/* Appends every answered entry in one transaction. */
-static void rg__flush(rg_svc_audit *a)
+/* Appends every answered entry in the store's open transaction. */
+static int rg__append_done(rg_svc_audit *a)
 {
-    rg_svc *sv = a->sv;
-    int rc = a->ndone ? rg_store_begin(sv->st) : RG_OK;
+    int rc = RG_OK;
     for (int i = 0; i < a->ndone && !rc; i++) {
         rg__arec *r = &a->done[i];
         char *patients = json_dumps(r->patients, JSON_COMPACT | JSON_ENSURE_ASCII);
         rg_audit_entry e = {.at = r->at, .who = r->who, .role = r->role, .address = r->address,
                             .clinic = r->clinic, .patients = patients ? patients : "[]",
                             .route = r->route, .outcome = r->outcome};
-        rc = rg_audit_append(sv->st, &e);
+        rc = rg_audit_append(a->sv->st, &e);
         free(patients);
     }
+    return rc;
+}
+
+/* Appends every answered entry in one transaction. */
+static void rg__flush(rg_svc_audit *a)
+{
+    rg_svc *sv = a->sv;
+    int rc = a->ndone ? rg_store_begin(sv->st) : RG_OK;
+    if (!rc)
+        rc = rg__append_done(a);
     if (a->ndone && !rc)
         rc = rg_store_commit(sv->st);
     if (rc) {
@@ -145,18 +154,9 @@ static void rg__soon(rg_svc_audit *a)
 int rg_svc_audit_carry(rg_svc *sv)
 {
     rg_svc_audit *a = sv->audit;
-    int rc = RG_OK;
     if (!a || a->closing || a->failing || a->carried)
         return RG_OK; /* (a failing trail is retried on its own, not in every group) */
-    for (int i = 0; i < a->ndone && !rc; i++) {
-        rg__arec *r = &a->done[i];
-        char *patients = json_dumps(r->patients, JSON_COMPACT | JSON_ENSURE_ASCII);
-        rg_audit_entry e = {.at = r->at, .who = r->who, .role = r->role, .address = r->address,
-                            .clinic = r->clinic, .patients = patients ? patients : "[]",
-                            .route = r->route, .outcome = r->outcome};
-        rc = rg_audit_append(sv->st, &e);
-        free(patients);
-    }
+    int rc = rg__append_done(a);
     a->carried = rc ? 0 : a->ndone;
     return rc;
 }
