@@ -618,6 +618,10 @@ CONFORM(verify_names_an_event_changed_behind_the_stores_back)
     cr_assert_eq(put_line("{\"clinic\":\"south\",\"id\":\"e1\",\"patient\":\"p9\",\"type\":\"vitals\","
                           "\"at\":\"2026-03-02T12:00:00Z\",\"data\":{\"systolic\":90}}", NULL, NULL),
                  RG_PUT_STORED);
+    cr_assert_eq(put_line("{\"clinic\":\"south\",\"id\":\"e3\",\"patient\":\"p9\",\"type\":\"vitals\","
+                          "\"at\":\"2026-03-02T13:00:00Z\",\"data\":{\"systolic\":-300,\"n\":\"a\"}}",
+                          NULL, NULL),
+                 RG_PUT_STORED);
     char digest[80] = "", *text = NULL;
     size_t len = 0;
     cr_assert_eq(rg_store_event_rows_of(st, "north", "e2", take_row_digest, digest), RG_OK);
@@ -625,24 +629,31 @@ CONFORM(verify_names_an_event_changed_behind_the_stores_back)
     ev_make(&ev, "north", "e2", "p1", "2026-03-02T11:00:00Z", NULL);
     char want[RG_SHA256_HEX + 1];
     rg_sha256_hex(ev.body, strlen(ev.body), want);
+    want[2 * RG_EVENT_DIGEST] = '\0'; /* what a row keeps of it since v18 */
     rg_event_clear(&ev);
     cr_assert_str_eq(digest, want, "the digest of the body as received");
     int64_t checked = 0, bad = 0;
     FILE *m = open_memstream(&text, &len);
     cr_assert_eq(rg_store_verify(st, m, &checked, &bad), RG_OK);
     fclose(m);
-    cr_assert_eq(checked, 3);
+    cr_assert_eq(checked, 4);
     cr_assert_eq(bad, 0, "%s", text);
     free(text);
+    /* its compiled fields (v18's varint tags) changed to another event's */
+    raw_sql("UPDATE events SET fields = (SELECT fields FROM events WHERE clinic = 'south'"
+            " AND id = 'e1') WHERE clinic = 'south' AND id = 'e3'");
     /* e2's body is its columns (v17): one changed is a changed body */
     raw_sql("UPDATE events SET at = at + 60000 WHERE id = 'e2'");
     /* (data is derived from the body since v12: a column that still is kept) */
-    raw_sql("UPDATE events SET type = 'vitalz' WHERE clinic = 'south'");
+    raw_sql("UPDATE events SET type = 'vitalz' WHERE clinic = 'south' AND id = 'e1'");
     m = open_memstream(&text, &len);
     cr_assert_eq(rg_store_verify(st, m, &checked, &bad), RG_OK);
     fclose(m);
-    cr_assert_eq(checked, 3);
-    cr_assert_eq(bad, 2, "%s", text);
+    cr_assert_eq(checked, 4);
+    cr_assert_eq(bad, 3, "%s", text);
+    cr_assert(strstr(text, "event clinic south, id e3, seq "), "%s", text);
+    cr_assert(strstr(text, "(version 1): its column fields does not say what its body says"), "%s",
+              text);
     cr_assert(strstr(text, "event clinic north, id e2, seq 2 (version 1): its body does not "
                            "match its digest"), "%s", text);
     cr_assert(strstr(text, "event clinic south, id e1, seq "), "%s", text);
@@ -701,6 +712,7 @@ CONFORM(bodies_come_back_byte_for_byte)
         if (strcmp(ev.id, "b2") || ev.version == 2) { /* the rows read end at b2's last */
             cr_assert_eq(rg_store_event_rows_of(st, "north", ev.id, take_row_digest, row), RG_OK);
             rg_sha256_hex(lines[i], strlen(lines[i]), hex);
+            hex[2 * RG_EVENT_DIGEST] = '\0';
             cr_assert_str_eq(row, hex, "%s", lines[i]);
         }
         rg_event_clear(&ev);
@@ -1667,6 +1679,8 @@ Test(conf_pg, a_v5_database_upgrades_in_place, .init = setup_pg, .fini = teardow
     fclose(devnull);
     cr_assert_eq(checked, 2);
     cr_assert_eq(bad, 0);
+    /* v18: what they keep of them is their first 16 bytes */
+    cr_assert_eq(pg_int("SELECT count(*) FROM events WHERE digest ~ '^[0-9a-f]{32}$'"), 2);
     /* v17: the rows keep the rest after their head, the bodies come back whole */
     cr_assert_eq(pg_int("SELECT count(*) FROM events WHERE body NOT LIKE '{%'"), 2);
     static char bodies[4096];

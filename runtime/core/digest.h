@@ -38,6 +38,10 @@ static inline uint64_t rg_fnv1a(uint64_t h, const void *p, size_t n)
 void rg_sha256_hex(const void *p, size_t n, char out[RG_SHA256_HEX + 1]);
 /* The same as 32 bytes (an event's stored digest since schema v12). */
 void rg_sha256(const void *p, size_t n, unsigned char out[32]);
+/* Bytes of it an event row keeps since schema v18: SHA-256 truncated to
+ * 128 bits (a second body with the same digest still costs 2^128 tries), 16
+ * bytes a row instead of 32; verify compares that many (rg_store_row_intact). */
+#define RG_EVENT_DIGEST 16
 
 /* SHA-256 over an unambiguous encoding of n strings (each as its length,
  * 8 bytes big-endian, then its bytes), the first hexlen hex digits of it

@@ -12,6 +12,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* The tags written since schema 18 (fields.h): an integer as a zigzag
+ * varint, a string's length as a varint. Read as RG_F_INT and RG_F_STR. */
+#define RG__W_VARINT 'n'
+#define RG__W_VARSTR 'S'
+
 static int rg__put_u16(rg_buf *b, size_t v)
 {
     unsigned char x[2] = {(unsigned char)(v & 0xff), (unsigned char)((v >> 8) & 0xff)};
@@ -34,6 +39,22 @@ static int rg__put_u64(rg_buf *b, uint64_t v)
     return rg_buf_add(b, (const char *)x, 8);
 }
 
+/* An unsigned LEB128 varint: 7 bits a byte, low first, the high bit set on
+ * every byte but the last (1 byte below 128, at most 10). */
+static int rg__put_var(rg_buf *b, uint64_t v)
+{
+    unsigned char x[10];
+    int n = 0;
+    do {
+        x[n] = (unsigned char)(v & 0x7f);
+        v >>= 7;
+        if (v)
+            x[n] |= 0x80;
+        n++;
+    } while (v);
+    return rg_buf_add(b, (const char *)x, (size_t)n);
+}
+
 static int rg__key(rg_buf *b, const char *key, size_t klen, rg_field_tag tag)
 {
     if (klen > 0xffff)
@@ -53,8 +74,10 @@ int rg_fields_begin(rg_buf *b)
 
 int rg_fields_add_int(rg_buf *b, const char *key, size_t klen, int64_t v)
 {
-    int rc = rg__key(b, key, klen, RG_F_INT);
-    return rc ? rc : rg__put_u64(b, (uint64_t)v);
+    /* zigzag: small magnitudes of either sign take few bytes */
+    uint64_t u = v < 0 ? ~((uint64_t)v << 1) : (uint64_t)v << 1;
+    int rc = rg__key(b, key, klen, (rg_field_tag)RG__W_VARINT);
+    return rc ? rc : rg__put_var(b, u);
 }
 
 int rg_fields_add_real(rg_buf *b, const char *key, size_t klen, double v)
@@ -72,13 +95,13 @@ static int rg__add_text(rg_buf *b, const char *key, size_t klen, rg_field_tag ta
         return RG_EINVAL;
     int rc = rg__key(b, key, klen, tag);
     if (rc == RG_OK)
-        rc = rg__put_u32(b, n);
+        rc = tag == (rg_field_tag)RG__W_VARSTR ? rg__put_var(b, n) : rg__put_u32(b, n);
     return rc ? rc : rg_buf_add(b, s, n);
 }
 
 int rg_fields_add_str(rg_buf *b, const char *key, size_t klen, const char *s, size_t n)
 {
-    return rg__add_text(b, key, klen, RG_F_STR, s, n);
+    return rg__add_text(b, key, klen, (rg_field_tag)RG__W_VARSTR, s, n);
 }
 
 int rg_fields_add_json(rg_buf *b, const char *key, size_t klen, const char *json, size_t n)
@@ -188,6 +211,32 @@ int rg_fields_next(const void *rec, size_t len, size_t *pos, rg_field *f)
     f->tag = (rg_field_tag)p[at++];
     f->s = NULL;
     f->slen = 0;
+    if (f->tag == RG__W_VARINT || f->tag == RG__W_VARSTR) {
+        uint64_t u = 0;
+        int shift = 0;
+        for (;;) {
+            if (at == len || shift > 63)
+                return RG_EINVAL;
+            unsigned char c = p[at++];
+            u |= (uint64_t)(c & 0x7f) << shift;
+            if (!(c & 0x80))
+                break;
+            shift += 7;
+        }
+        if (f->tag == RG__W_VARINT) {
+            f->tag = RG_F_INT;
+            f->i = (int64_t)((u >> 1) ^ (0 - (u & 1)));
+        } else {
+            if (len - at < u)
+                return RG_EINVAL;
+            f->tag = RG_F_STR;
+            f->s = (const char *)p + at;
+            f->slen = (size_t)u;
+            at += (size_t)u;
+        }
+        *pos = at;
+        return 1;
+    }
     switch (f->tag) {
     case RG_F_INT:
     case RG_F_REAL: {
@@ -233,4 +282,24 @@ int rg_fields_get(const void *rec, size_t len, const char *key, size_t klen, rg_
         if (f->klen == klen && memcmp(f->key, key, klen) == 0)
             return 1;
     return 0;
+}
+
+int rg_fields_same(const void *a, size_t alen, const void *b, size_t blen)
+{
+    size_t pa = 0, pb = 0;
+    rg_field fa, fb;
+    for (;;) {
+        int ra = rg_fields_next(a, alen, &pa, &fa), rb = rg_fields_next(b, blen, &pb, &fb);
+        if (ra < 0 || rb < 0 || ra != rb)
+            return 0;
+        if (ra == 0)
+            return 1;
+        if (fa.tag != fb.tag || fa.klen != fb.klen || memcmp(fa.key, fb.key, fa.klen))
+            return 0;
+        if ((fa.tag == RG_F_INT && fa.i != fb.i) ||
+            (fa.tag == RG_F_REAL && memcmp(&fa.r, &fb.r, sizeof fa.r)) ||
+            ((fa.tag == RG_F_STR || fa.tag == RG_F_JSON) &&
+             (fa.slen != fb.slen || memcmp(fa.s, fb.s, fa.slen))))
+            return 0;
+    }
 }

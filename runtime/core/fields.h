@@ -14,8 +14,15 @@
  *   tag 's' len:u32 bytes[len]     a JSON string, unescaped (UTF-8)
  *   tag 't' / 'f' / 'z'            true / false / null (no payload)
  *   tag 'j' len:u32 text[len]      an object or array, as compact JSON text
+ *   tag 'n' varint                 a JSON integer, zigzag-encoded (since v18)
+ *   tag 'S' len:varint bytes[len]  a JSON string (since v18)
+ * (varint: unsigned LEB128, 7 bits a byte, low first.) Since schema 18 the
+ * builder writes integers as 'n' and strings as 'S', 2 and 1 bytes where 'i'
+ * and 's' took 8 and 4; rows stored before keep 'i' and 's', which the
+ * reader still reads, reporting both as RG_F_INT and RG_F_STR. Compare
+ * records with rg_fields_same, not byte for byte.
  * Entries come in the order of the canonical text (keys sorted bytewise), so
- * equal data gives equal bytes. A NULL record (length 0) means "no data".
+ * equal data gives equal bytes from one builder. A NULL record (length 0) means "no data".
  *
  * The builder appends to an rg_buf the caller owns; the reader only reads.
  * Depends on rg.h and, for rg_fields_from_json, jansson.
@@ -77,5 +84,8 @@ int rg_fields_from_value(rg_buf *b, const struct json_t *obj);
 int rg_fields_next(const void *rec, size_t len, size_t *pos, rg_field *f);
 /* The field named key, or 0 when there is none (or the record is malformed). */
 int rg_fields_get(const void *rec, size_t len, const char *key, size_t klen, rg_field *f);
+/* Whether two records say the same (the same keys, tags and values in the
+ * same order), whichever tags wrote them: 1 or 0 (0 when one is malformed). */
+int rg_fields_same(const void *a, size_t alen, const void *b, size_t blen);
 
 #endif

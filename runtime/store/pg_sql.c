@@ -11,6 +11,8 @@
 /* An event body's digest (SHA-256 of its UTF-8 bytes, hex): the bytes
  * sqlite.c's rg_sha256() and rg_store_verify hash. */
 #define RG__DIGEST(body) "encode(sha256(convert_to(" body ", 'UTF8')), 'hex')"
+/* What a row keeps of it since v18: its first 16 bytes (RG_EVENT_DIGEST). */
+#define RG__DIGEST16(body) "left(" RG__DIGEST(body) ", 32)"
 
 const rg_pg_step rg_pg_steps[] = {
     {0, 5,
@@ -248,6 +250,12 @@ const rg_pg_step rg_pg_steps[] = {
      " SELECT CASE WHEN left(body, 1) IN (',', '}')"
      "  THEN rg_head(id, clinic, patient, type, at, off) || body ELSE body END $f$;"
      "UPDATE events SET body = rg_lean(body, id, clinic, patient, type, at, utc_offset);"},
+    /* 17 -> 18, as store_sql.c's step: the digest is the SHA-256 of the
+     * body truncated to 16 bytes (32 hex digits, RG__DIGEST16); whole ones
+     * are cut to that, a damaged one (not 64 hex digits) stays for verify
+     * to report. New rows' compiled fields use the varint tags (fields.h). */
+    {17, 18,
+     "UPDATE events SET digest = left(digest, 32) WHERE digest ~ '^[0-9a-f]{64}$';"},
 };
 const size_t rg_pg_nsteps = sizeof rg_pg_steps / sizeof rg_pg_steps[0];
 
@@ -324,7 +332,7 @@ const char *const rg_pg_sql[P__COUNT] = {
         " e AS (INSERT INTO events(clinic, seq, id, patient, type, at, utc_offset, body,"
         "  received, fields, version, status, corrected_at, corrected_by, digest)"
         "  SELECT $1, c.value, $2, $3, $4, $5::bigint, $6::integer, " RG__LEAN("$7") ","
-        "  $8::bigint, $9::bytea, $10::bigint, $11, $12::bigint, $13, " RG__DIGEST("$7::text")
+        "  $8::bigint, $9::bytea, $10::bigint, $11, $12::bigint, $13, " RG__DIGEST16("$7::text")
         "  FROM c"
         "  ON CONFLICT (clinic, id, replaces) DO NOTHING RETURNING seq),"
         RG__SCHEDULE("SELECT $1, $3, $5 FROM e")
@@ -339,7 +347,7 @@ const char *const rg_pg_sql[P__COUNT] = {
         "  received, fields, version, status, corrected_at, corrected_by, replaces, digest)"
         "  SELECT $1, c.value, $2, $3, $4, $5::bigint, $6::integer, " RG__LEAN("$7") ","
         "  $8::bigint, $9::bytea, $10::bigint, $11, $12::bigint, $13, $14::bigint, "
-        RG__DIGEST("$7::text")
+        RG__DIGEST16("$7::text")
         "  FROM c"
         "  ON CONFLICT (clinic, id, replaces) DO NOTHING RETURNING seq),"
         RG__SCHEDULE("SELECT $1, $3, $12::bigint FROM e")
@@ -379,7 +387,7 @@ const char *const rg_pg_sql[P__COUNT] = {
         "  received, fields, version, status, corrected_at, corrected_by, digest)"
         "  SELECT clinic, seq, id, patient, type, at, utc_offset,"
         "  rg_lean(body, id, clinic, patient, type, at, utc_offset), $13::bigint,"
-        "  fields, version, status, corrected_at, corrected_by, " RG__DIGEST("body")
+        "  fields, version, status, corrected_at, corrected_by, " RG__DIGEST16("body")
         "  FROM s ORDER BY ord"
         "  ON CONFLICT (clinic, id, replaces) DO NOTHING RETURNING clinic, seq, patient, at),"
         RG__SCHEDULE("SELECT clinic, patient, min(at) FROM e GROUP BY clinic, patient")

@@ -685,13 +685,14 @@ static const char *rg__lean_body(const rg_event *ev)
 }
 
 /* Binds ev as ?1..?14 of an event insert, seq as ?7, the body's digest as
- * ?16 (computed here unless the parse computed it). */
+ * ?16 (its first RG_EVENT_DIGEST bytes, v18; computed here unless the parse
+ * computed it). */
 static void rg__bind_event(sqlite3_stmt *s, const rg_event *ev, rg_time received, int64_t seq)
 {
     unsigned char digest[32];
     if (!ev->digested)
         rg_sha256(ev->body, strlen(ev->body), digest);
-    sqlite3_bind_blob(s, 16, ev->digested ? ev->digest : digest, 32, SQLITE_TRANSIENT);
+    sqlite3_bind_blob(s, 16, ev->digested ? ev->digest : digest, RG_EVENT_DIGEST, SQLITE_TRANSIENT);
     rg_sqlite_text(s, 1, ev->clinic);
     rg_sqlite_text(s, 2, ev->id);
     rg_sqlite_text(s, 3, ev->patient);
@@ -802,7 +803,8 @@ static int rg__put_many(rg_sqlite *st, const rg_event *const *evs, rg_time recei
         rg_sqlite_text(s, p + 11, ev->status == RG_STATUS_FINAL ? NULL : rg_event_status_name(ev->status));
         rg_sqlite_time(s, p + 12, ev->corrected_at);
         rg_sqlite_text(s, p + 13, ev->corrected_by);
-        sqlite3_bind_blob(s, p + 14, ev->digested ? ev->digest : digest[i], 32, SQLITE_STATIC);
+        sqlite3_bind_blob(s, p + 14, ev->digested ? ev->digest : digest[i], RG_EVENT_DIGEST,
+                          SQLITE_STATIC);
         sqlite3_bind_int64(s, p + 15, seq + i);
     }
     int rc = sqlite3_step(s);

@@ -1,6 +1,7 @@
 /*
  * verify.c - is the stored record as it was stored? Each event version
- * keeps the SHA-256 of its body (schema 8, digest.h); a row is intact when
+ * keeps the SHA-256 of its body (schema 8, digest.h; its first 16 bytes
+ * since schema 18, RG_EVENT_DIGEST); a row is intact when
  * its body still matches that digest and the columns the store derived
  * from the body (what evaluations and explain read: clinic, id, patient,
  * type, at, data, fields, the correction fields) still say what the body
@@ -10,6 +11,7 @@
  */
 #include "store/store.h"
 #include "core/digest.h"
+#include "core/fields.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -24,8 +26,10 @@ int rg_store_row_intact(const rg_event_row *r, char *why, size_t whylen)
     char hex[RG_SHA256_HEX + 1], field[RG_FIELD_MAX], err[256];
     if (!r->digest)
         return snprintf(why, whylen, "it has no digest"), 0;
+    /* the first RG_EVENT_DIGEST bytes since v18, the whole digest before */
+    size_t n = strlen(r->digest);
     rg_sha256_hex(r->body, strlen(r->body), hex);
-    if (strcmp(hex, r->digest))
+    if ((n != 2 * RG_EVENT_DIGEST && n != RG_SHA256_HEX) || memcmp(hex, r->digest, n))
         return snprintf(why, whylen, "its body does not match its digest (the stored text "
                         "was changed)"), 0;
     rg_event ev;
@@ -46,8 +50,8 @@ int rg_store_row_intact(const rg_event_row *r, char *why, size_t whylen)
         col = "type";
     else if (ev.at != r->at)
         col = "at";
-    else if (ev.fields.len != r->nfields ||
-             (r->nfields && memcmp(ev.fields.p, r->fields, r->nfields)))
+    else if ((ev.fields.len == 0) != (r->nfields == 0) ||
+             (r->nfields && !rg_fields_same(ev.fields.p, ev.fields.len, r->fields, r->nfields)))
         col = "fields";
     else if (ev.version != r->version)
         col = "version";
