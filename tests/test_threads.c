@@ -397,14 +397,14 @@ Test(threads, a_changed_reload_is_gated_off_the_loop, .timeout = 180)
     snprintf(cmd, sizeof cmd, "rm -f '%s/p.lua' && cp -R protocols/ketamine/. '%s/'", a, a);
     cr_assert_eq(system(cmd), 0, "%s (run from the repository root)", cmd);
     server_start(&s);
-    cr_assert(log_wait(&s, "protocol ketamine.acute 1.0.0 loaded", 10000), "%s",
+    cr_assert(log_wait(&s, "protocol ketamine.acute 1.0.0 loaded", 30000), "%s",
               rg_test_read(s.log));
 
     /* 1. a new version that passes */
     edit(a, "acute.lua", "version = \"1.0.0\"", "version = \"1.0.1-gated\"");
     cr_assert_eq(kill(s.pid, SIGHUP), 0);
-    cr_assert(log_wait(&s, "clinic north: protocols in", 10000) &&
-                  log_wait(&s, "changed: gating them off the loop", 10000),
+    cr_assert(log_wait(&s, "clinic north: protocols in", 30000) &&
+                  log_wait(&s, "changed: gating them off the loop", 30000),
               "%s", rg_test_read(s.log));
     int64_t healthz_ms, post_ms;
     int samples = sample_while_gating(&s, &healthz_ms, &post_ms);
