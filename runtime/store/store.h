@@ -46,7 +46,10 @@
  * each transition insert (issue 26) */
 /* 17: an event keeps the rest of its body after the head its columns give
  * back (issue 27: the body stored once, store_sql.c) */
-#define RG_SCHEMA_VERSION 17
+/* 18: open_alerts_by_patient, so a patient's open alerts are read from
+ * open_alerts (what is open now), not from every opening of its history
+ * (issue 26) */
+#define RG_SCHEMA_VERSION 18
 
 typedef struct rg_store rg_store;
 
