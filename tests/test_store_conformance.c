@@ -547,6 +547,89 @@ CONFORM(transitions_open_resolve_and_refuse_what_does_not_fit)
     cr_assert_eq(kt.open[1], 0);
 }
 
+/* Since schema 19 a patient's open alerts are read from open_alerts, not
+ * from every opening the patient ever had: a long history of closed alerts
+ * (and re-raises), other patients' and another clinic's open alerts, and
+ * exactly the one open alert comes back, whole, by the plain read, the
+ * prefetched read (PostgreSQL) and the count by severity. */
+static int64_t sev_all;
+static int on_sev_all(void *ud, const char *clinic, const char *severity, int64_t n)
+{
+    (void)ud;
+    (void)severity;
+    if (!strcmp(clinic, "north"))
+        sev_all += n;
+    return 0;
+}
+
+CONFORM(a_patient_with_many_closed_alerts_reads_only_the_open_one)
+{
+    char key[32];
+    int64_t a = 0, id = 0;
+    rg_time at = T("2026-03-02T08:00:00Z");
+    for (int i = 0; i < 40; i++) {
+        snprintf(key, sizeof key, "k-%d", i % 7); /* keys open and close again */
+        rg_transition o = tr(1, "north", "p1", key, at += RG_MS_HOUR);
+        cr_assert_eq(rg_store_transition(st, &o, &a), RG_OK, "%s", rg_store_errmsg(st));
+        id = a;
+        if (i % 5 == 0) {
+            rg_transition r = tr(RG_TRANSITION_RERAISED, "north", "p1", key, at += 60000);
+            cr_assert_eq(rg_store_transition(st, &r, &id), RG_OK, "%s", rg_store_errmsg(st));
+        }
+        rg_transition c = tr(0, "north", "p1", key, at += 60000);
+        cr_assert_eq(rg_store_transition(st, &c, &id), RG_OK, "%s", rg_store_errmsg(st));
+    }
+    rg_transition open = tr(1, "north", "p1", "k-3", at += RG_MS_HOUR);
+    open.params = "{\"wait\":60}";
+    open.evidence = "[\"ev-9\"]";
+    cr_assert_eq(rg_store_transition(st, &open, &a), RG_OK, "%s", rg_store_errmsg(st));
+    rg_transition r = tr(RG_TRANSITION_RERAISED, "north", "p1", "k-3", at += 60000);
+    id = a;
+    cr_assert_eq(rg_store_transition(st, &r, &id), RG_OK, "%s", rg_store_errmsg(st));
+    /* others' open alerts: another patient of the clinic, p1 of another clinic */
+    rg_transition p2 = tr(1, "north", "p2", "k-p2", at += 60000);
+    rg_transition s1 = tr(1, "south", "p1", "k-3", at += 60000);
+    cr_assert_eq(rg_store_transition(st, &p2, &id), RG_OK);
+    cr_assert_eq(rg_store_transition(st, &s1, &id), RG_OK);
+
+    trs g = {0};
+    cr_assert_eq(rg_store_each_open_alert(st, "north", "p1", collect_open, &g), RG_OK);
+    cr_assert_eq(g.n, 1, "40 closed alerts, one open: %d read", g.n);
+    cr_assert_eq(g.alert[0], a);
+    cr_assert_eq(g.seq[0], open.seq);
+    cr_assert_str_eq(g.key[0], "k-3");
+    cr_assert_str_eq(g.clinic[0], "north");
+    cr_assert_eq(g.open[0], 1);
+    cr_assert_str_eq(g.params[0], "{\"wait\":60}");
+    cr_assert_str_eq(g.evidence[0], "[\"ev-9\"]");
+    memset(&g, 0, sizeof g);
+    cr_assert_eq(rg_store_each_open_alert(st, "north", "p2", collect_open, &g), RG_OK);
+    cr_assert_eq(g.n, 1);
+    cr_assert_str_eq(g.key[0], "k-p2");
+
+    /* the same answers read ahead (PostgreSQL: one round trip) */
+    const char *const pats[] = {"p1", "p2"};
+    int pre = rg_store_prefetch(st, "north", pats, NULL, 2);
+    cr_assert_geq(pre, 0, "%s", rg_store_errmsg(st));
+    memset(&g, 0, sizeof g);
+    cr_assert_eq(rg_store_each_open_alert(st, "north", "p1", collect_open, &g), RG_OK);
+    cr_assert_eq(g.n, 1);
+    cr_assert_eq(g.alert[0], a);
+    cr_assert_str_eq(g.params[0], "{\"wait\":60}");
+    memset(&g, 0, sizeof g);
+    cr_assert_eq(rg_store_each_open_alert(st, "north", "p2", collect_open, &g), RG_OK);
+    cr_assert_eq(g.n, 1);
+    cr_assert_str_eq(g.key[0], "k-p2");
+    rg_store_prefetch_end(st);
+
+    sev_all = 0;
+    cr_assert_eq(rg_store_open_by_severity(st, "north", on_sev_all, NULL), RG_OK);
+    cr_assert_eq(sev_all, 2, "north: p1's and p2's");
+    sev_all = 0;
+    cr_assert_eq(rg_store_open_by_severity(st, NULL, on_sev_all, NULL), RG_OK);
+    cr_assert_eq(sev_all, 2, "every clinic's rows, north's counted");
+}
+
 typedef struct causes {
     int n;
     char v[8][64];

@@ -256,6 +256,12 @@ const rg_pg_step rg_pg_steps[] = {
      * to report. New rows' compiled fields use the varint tags (fields.h). */
     {17, 18,
      "UPDATE events SET digest = left(digest, 32) WHERE digest ~ '^[0-9a-f]{64}$';"},
+
+    /* 18 -> 19, as store_sql.c's step: a patient's open alerts read from
+     * open_alerts by (clinic, patient), each transition by its primary key,
+     * instead of every opening the patient ever had through
+     * transitions_open. */
+    {18, 19, "CREATE INDEX open_alerts_by_patient ON open_alerts(clinic, patient, alert);"},
 };
 const size_t rg_pg_nsteps = sizeof rg_pg_steps / sizeof rg_pg_steps[0];
 
@@ -431,9 +437,9 @@ const char *const rg_pg_sql[P__COUNT] = {
                     " AND ($1::text[] IS NULL OR clinic = ANY($1::text[]))",
     [P_OPEN_ALERTS] =
         "SELECT t.seq, t.at, t.due, t.key, t.protocol, t.version, t.rule, t.severity, t.message,"
-        " t.seq, t.params, t.evidence, t.cseq FROM transitions t"
-        " WHERE t.clinic = $1 AND t.patient = $2 AND t.state = 'open' AND " RG__STILL_OPEN("t")
-        " ORDER BY t.seq",
+        " t.seq, t.params, t.evidence, t.cseq FROM open_alerts k JOIN transitions t"
+        " ON t.clinic = k.clinic AND t.seq = k.alert WHERE k.clinic = $1 AND k.patient = $2"
+        " ORDER BY k.alert",
     [P_KEY_LAST] = "SELECT seq, state FROM transitions WHERE clinic = $1 AND key = $2"
                    " AND state <> 'reraised' ORDER BY seq DESC LIMIT 1",
     /* One round trip, no read before it: the key's row in open_alerts is
@@ -507,9 +513,9 @@ const char *const rg_pg_sql[P__COUNT] = {
         " scheduled = scheduled + 1 WHERE clinic = $1 AND (clock IS NULL OR clock < $2)"
         " AND ($3 = 0 OR failing > 0)",
     [P_OPEN_BY_SEVERITY] =
-        "SELECT o.clinic, o.severity, count(*) FROM transitions o WHERE o.state = 'open'"
-        " AND ($1::text IS NULL OR o.clinic = $1) AND " RG__STILL_OPEN("o")
-        " GROUP BY o.clinic, o.severity ORDER BY o.clinic, o.severity",
+        "SELECT k.clinic, o.severity, count(*) FROM open_alerts k JOIN transitions o"
+        " ON o.clinic = k.clinic AND o.seq = k.alert WHERE ($1::text IS NULL OR k.clinic = $1)"
+        " GROUP BY k.clinic, o.severity ORDER BY k.clinic, o.severity",
     [P_EVAL_ERROR] = "INSERT INTO eval_errors(clinic, patient, protocol, rule, at, message,"
                      " recorded) VALUES($1, $2, $3, $4, $5, $6, $7)",
     [P_FAILING_ADD] = "INSERT INTO failing_rules(clinic, protocol, rule, patient, since, message)"
@@ -603,9 +609,9 @@ const char *const rg_pg_sql[P__COUNT] = {
                        " AND e.seq > p.pa ORDER BY e.patient, at, seq",
     [P_BATCH_ALERTS] =
         "SELECT t.patient, t.seq, t.at, t.due, t.key, t.protocol, t.version, t.rule, t.severity,"
-        " t.message, t.seq, t.params, t.evidence, t.cseq FROM transitions t"
-        " WHERE t.clinic = $1 AND t.patient = ANY($2::text[]) AND t.state = 'open' AND "
-        RG__STILL_OPEN("t") " ORDER BY t.patient, t.seq",
+        " t.message, t.seq, t.params, t.evidence, t.cseq FROM open_alerts k JOIN transitions t"
+        " ON t.clinic = k.clinic AND t.seq = k.alert WHERE k.clinic = $1"
+        " AND k.patient = ANY($2::text[]) ORDER BY k.patient, k.alert",
     /* P_PATIENT_PUT for many patients (each once) in one statement: the
      * count of schedulings each evaluation read rides in the scheduled
      * column, which an update leaves as it is (a new row starts with it:

@@ -49,7 +49,11 @@
 /* 18: an event's digest is its first 16 bytes, its compiled fields write
  * small integers and string lengths as varints (issue 27: the database
  * within twice the naive program's) */
-#define RG_SCHEMA_VERSION 18
+
+/* 19: open_alerts_by_patient, so a patient's open alerts are read from
+ * open_alerts (what is open now), not from every opening of its history
+ * (issue 26) */
+#define RG_SCHEMA_VERSION 19
 
 typedef struct rg_store rg_store;
 

@@ -327,6 +327,14 @@ const char *const rg_store_migrations[] = {
      * which readers still read. */
     "UPDATE events SET digest = substr(digest, 1, 16)"
     "  WHERE typeof(digest) = 'blob' AND length(digest) = 32;",
+
+    /* 18 -> 19: a patient's open alerts read from open_alerts (issue 26).
+     * Q_OPEN_ALERTS walked every opening the patient ever had
+     * (transitions_open covers closed ones too) and looked each up in
+     * open_alerts; with this index it reads the patient's rows of
+     * open_alerts, in opening order, and each transition by its seq: the
+     * cost of what is open now, not of the history. */
+    "CREATE INDEX open_alerts_by_patient ON open_alerts(clinic, patient, alert);",
 };
 const size_t rg_store_nmigrations = sizeof rg_store_migrations / sizeof rg_store_migrations[0];
 
@@ -469,9 +477,9 @@ const char *const rg_store_sql[Q__COUNT] = {
                      " WHERE next_wake IS NOT NULL ORDER BY next_wake",
     [Q_OPEN_ALERTS] =
         "SELECT t.seq, t.at, t.due, t.key, t.protocol, t.version, t.rule, t.severity, t.message,"
-        " t.seq, t.params, t.evidence, t.cseq FROM transitions t"
-        " WHERE t.clinic = ?1 AND t.patient = ?2 AND t.state = 'open' AND " RG__STILL_OPEN("t")
-        " ORDER BY t.seq",
+        " t.seq, t.params, t.evidence, t.cseq FROM open_alerts k"
+        " JOIN transitions t ON t.seq = k.alert WHERE k.clinic = ?1 AND k.patient = ?2"
+        " ORDER BY k.alert",
     /* the last transition of a key: open, or resolved, or none */
     [Q_KEY_LAST] = RG__KEY_LAST("?1", "?2"),
     /* No read before it: rg_store_transition first claims the key in
@@ -532,9 +540,8 @@ const char *const rg_store_sql[Q__COUNT] = {
         " scheduled = scheduled + 1 WHERE clinic = ?1 AND (clock IS NULL OR clock < ?2)"
         " AND (?3 = 0 OR failing > 0)",
     [Q_OPEN_BY_SEVERITY] =
-        "SELECT o.clinic, o.severity, count(*) FROM transitions o WHERE o.state = 'open'"
-        " AND (?1 IS NULL OR o.clinic = ?1) AND " RG__STILL_OPEN("o")
-        " GROUP BY o.clinic, o.severity",
+        "SELECT k.clinic, o.severity, count(*) FROM open_alerts k JOIN transitions o"
+        " ON o.seq = k.alert WHERE (?1 IS NULL OR k.clinic = ?1) GROUP BY k.clinic, o.severity",
     [Q_EVAL_ERROR] = "INSERT INTO eval_errors(clinic, patient, protocol, rule, at, message,"
                      " recorded) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7)",
     [Q_FAILING_ADD] = "INSERT INTO failing_rules(clinic, protocol, rule, patient, since, message)"
