@@ -1845,9 +1845,9 @@ Test(conf_pg, two_workers_opening_one_key_get_one_opening, .init = setup_pg, .fi
 }
 
 /* A group's transitions in one call of the session function
- * (rg_store_defer_writes): a key met once in the call is guarded by one
- * statement for all such keys, a key met more than once row by row in
- * order; both refuse what breaks the alternation (the whole transaction),
+ * (rg_store_defer_writes), guarded in rounds (every key's first row of the
+ * call, then every key's second, ...): a later round sees what an earlier
+ * one did, each refuses what breaks the alternation (the whole transaction),
  * and the clinic's cseq has one number a stored transition, no gaps. */
 Test(conf_pg, deferred_transitions_keep_the_alternation_and_cseq, .init = setup_pg,
      .fini = teardown)
@@ -1883,7 +1883,8 @@ Test(conf_pg, deferred_transitions_keep_the_alternation_and_cseq, .init = setup_
     cr_assert_eq(rg_store_last_cseq(st, "south", &cseq), RG_OK);
     cr_assert_eq(cseq, 1);
 
-    /* k-b is open: an opening of it met once in the call (the set path) */
+    /* an opening of an open key: k-b (open before the call, first round),
+     * k-n (opened in the call's first round, again in its second) */
     for (int many = 0; many < 2; many++) {
         cr_assert_eq(rg_store_begin(st), RG_OK);
         rg_store_defer_writes(st, 1);
@@ -1892,8 +1893,8 @@ Test(conf_pg, deferred_transitions_keep_the_alternation_and_cseq, .init = setup_
                                T("2026-03-02T13:00:00Z"));
         cr_assert_eq(rg_store_transition(st, &n1, &x), RG_OK);
         cr_assert_eq(rg_store_transition(st, &bad, &x), RG_OK, "deferred");
-        cr_assert_neq(rg_store_commit(st), RG_OK, "an opening of an open key (%s path)",
-                      many ? "row by row" : "set");
+        cr_assert_neq(rg_store_commit(st), RG_OK, "an opening of an open key (%s round)",
+                      many ? "second" : "first");
         rg_store_rollback(st);
         rg_store_defer_writes(st, 0);
         cr_assert_eq(pg_int("SELECT count(*) FROM transitions"), 5, "nothing of it stored");

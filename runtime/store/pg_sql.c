@@ -638,11 +638,14 @@ const char *const rg_pg_sql[P__COUNT] = {
 
 /* P_TRANSITION for each element of the arrays (one round trip for a group's
  * transitions), made in each session's own temporary schema at connect: no
- * schema change. The guard (open_alerts) goes row by row, in array order (an
- * opening and its resolution may be in one call); an alert id below 0 names
- * the opening at that position (1-based) of the same call. A refused row
- * raises (the transaction fails, as the caller's check of the answer's
- * count made it before). Then the rows in one statement: each clinic's cseq
+ * schema change. The guard (open_alerts) goes in rounds: round r takes
+ * every key's r-th row of the call (an opening and its resolution may be in
+ * one call), one statement per kind (openings, resolutions, re-raises), so
+ * a key's rows meet the guard in array order as row by row; an alert id below
+ * 0 names the opening at that position (1-based) of the same call. A round
+ * whose rows did not all take raises (the transaction fails, as the
+ * caller's check of the answer's count made it before). Then the rows in one
+ * statement: each clinic's cseq
  * counter moved once by its count (clinics in order, as the events' insert
  * takes its counters), the rows numbered from it in array order, so still
  * one number a transition and no gaps; one NOTIFY per clinic. Row by row
@@ -655,54 +658,41 @@ const char rg_pg_txs_fn[] =
     " a_evidence text[], a_recorded bigint[], a_notify bigint[], a_cause text[])"
     " RETURNS TABLE(o int, s bigint, q bigint) LANGUAGE plpgsql AS $f$"
     " #variable_conflict use_column\n"
-    " DECLARE aid bigint; seqs bigint[] := '{}'; aids bigint[] := '{}'; multi boolean[];"
-    "  m int := coalesce(array_length(a_key, 1), 0); want bigint; got bigint;"
+    " DECLARE aid bigint; seqs bigint[] := '{}'; aids bigint[] := '{}'; occ bigint[];"
+    "  m int := coalesce(array_length(a_key, 1), 0); rounds bigint; want bigint; got bigint;"
     " BEGIN"
     "  IF m = 0 THEN RETURN; END IF;"
-    /* a key met more than once in the call goes row by row, in order */
-    "  SELECT array_agg(z.many ORDER BY z.ord) INTO multi FROM (SELECT u.ord,"
-    "   count(*) OVER (PARTITION BY u.c, u.k) > 1 AS many FROM unnest(a_clinic, a_key)"
+    /* occ[i]: row i is its key's occ[i]-th in the call */
+    "  SELECT array_agg(z.n ORDER BY z.ord), max(z.n) INTO occ, rounds FROM (SELECT u.ord,"
+    "   row_number() OVER (PARTITION BY u.c, u.k ORDER BY u.ord) AS n FROM unnest(a_clinic, a_key)"
     "   WITH ORDINALITY AS u(c, k, ord)) z;"
     "  FOR i IN 1 .. m LOOP"
     "   aid := a_alert[i];"
     "   IF aid < 0 THEN aid := seqs[-aid]; END IF;"
     "   aids[i] := aid;"
     "   seqs[i] := nextval('transition_seq');"
-    "   CONTINUE WHEN NOT multi[i];"
-    "   IF a_state[i] = 'open' THEN"
-    "    INSERT INTO open_alerts(clinic, key, alert, patient)"
-    "     VALUES(a_clinic[i], a_key[i], seqs[i], a_patient[i]) ON CONFLICT (clinic, key) DO NOTHING;"
-    "   ELSIF a_state[i] = 'resolved' THEN"
-    "    DELETE FROM open_alerts WHERE clinic = a_clinic[i] AND key = a_key[i] AND alert = aid;"
-    "   ELSE"
-    "    UPDATE open_alerts SET alert = alert WHERE clinic = a_clinic[i] AND key = a_key[i]"
-    "     AND alert = aid;"
-    "   END IF;"
-    "   IF NOT FOUND THEN"
+    "  END LOOP;"
+    /* round r: every key's r-th row, a statement per kind, every row of it
+     * done or the call refused; a key's rows in their order, as row by row */
+    "  FOR r IN 1 .. rounds LOOP"
+    "   SELECT count(*) INTO want FROM unnest(occ) AS u(n) WHERE u.n = r;"
+    "   WITH u AS (SELECT * FROM unnest(a_clinic, a_key, seqs, aids, a_state, a_patient, occ)"
+    "    AS u(c, k, sq, al, st, pa, n) WHERE u.n = r),"
+    "   a AS (INSERT INTO open_alerts(clinic, key, alert, patient) SELECT u.c, u.k, u.sq, u.pa"
+    "    FROM u WHERE u.st = 'open' ON CONFLICT (clinic, key) DO NOTHING RETURNING 1),"
+    "   d AS (DELETE FROM open_alerts oa USING u WHERE u.st = 'resolved' AND oa.clinic = u.c"
+    "    AND oa.key = u.k AND oa.alert = u.al RETURNING 1),"
+    "   e AS (UPDATE open_alerts oa SET alert = oa.alert FROM u"
+    "    WHERE u.st NOT IN ('open', 'resolved') AND oa.clinic = u.c AND oa.key = u.k"
+    "    AND oa.alert = u.al RETURNING 1)"
+    "   SELECT (SELECT count(*) FROM a) + (SELECT count(*) FROM d) + (SELECT count(*) FROM e)"
+    "    INTO got;"
+    "   IF got <> want THEN"
     /* (the transaction fails: rg_pg_commit sends its COMMIT right behind) */
     "    RAISE EXCEPTION 'a transition was refused: its key''s last transition does not allow"
     " it (an opening of an open key, or a resolution of another alert)';"
     "   END IF;"
     "  END LOOP;"
-    /* the other keys (most) once each: a statement per kind, every row
-     * of it done or the call refused, as row by row */
-    "  SELECT count(*) INTO want FROM unnest(multi) AS u(many) WHERE NOT u.many;"
-    "  IF want > 0 THEN"
-    "   WITH u AS (SELECT * FROM unnest(a_clinic, a_key, seqs, aids, a_state, a_patient, multi)"
-    "    AS u(c, k, sq, al, st, pa, many) WHERE NOT u.many),"
-    "   a AS (INSERT INTO open_alerts(clinic, key, alert, patient) SELECT u.c, u.k, u.sq, u.pa"
-    "    FROM u WHERE u.st = 'open' ON CONFLICT (clinic, key) DO NOTHING RETURNING 1),"
-    "   r AS (DELETE FROM open_alerts d USING u WHERE u.st = 'resolved' AND d.clinic = u.c"
-    "    AND d.key = u.k AND d.alert = u.al RETURNING 1),"
-    "   e AS (UPDATE open_alerts d SET alert = d.alert FROM u WHERE u.st NOT IN ('open', 'resolved')"
-    "    AND d.clinic = u.c AND d.key = u.k AND d.alert = u.al RETURNING 1)"
-    "   SELECT (SELECT count(*) FROM a) + (SELECT count(*) FROM r) + (SELECT count(*) FROM e)"
-    "    INTO got;"
-    "   IF got <> want THEN"
-    "    RAISE EXCEPTION 'a transition was refused: its key''s last transition does not allow"
-    " it (an opening of an open key, or a resolution of another alert)';"
-    "   END IF;"
-    "  END IF;"
     "  RETURN QUERY WITH x AS (SELECT * FROM unnest(a_clinic, seqs, aids, a_at, a_state,"
     "   a_patient, a_key, a_protocol, a_version, a_rule, a_severity, a_message, a_due, a_params,"
     "   a_evidence, a_recorded, a_notify, a_cause) WITH ORDINALITY AS x(clinic, seq, alert, at,"
