@@ -1941,6 +1941,77 @@ Test(conf_pg, two_workers_opening_one_key_get_one_opening, .init = setup_pg, .fi
     cr_assert_eq(cseq, 1, "the refused one took no number");
 }
 
+/* A group's transitions in one call of the session function
+ * (rg_store_defer_writes), guarded in rounds (every key's first row of the
+ * call, then every key's second, ...): a later round sees what an earlier
+ * one did, each refuses what breaks the alternation (the whole transaction),
+ * and the clinic's cseq has one number a stored transition, no gaps. */
+Test(conf_pg, deferred_transitions_keep_the_alternation_and_cseq, .init = setup_pg,
+     .fini = teardown)
+{
+    NO_PG_SKIP();
+    int64_t a = 0, b = 0, c = 0, x = 0;
+    cr_assert_eq(rg_store_begin(st), RG_OK);
+    rg_store_defer_writes(st, 1);
+    rg_transition o1 = tr(1, "north", "p1", "k-a", T("2026-03-02T10:00:00Z"));
+    rg_transition o2 = tr(1, "north", "p2", "k-b", T("2026-03-02T10:00:00Z"));
+    rg_transition o3 = tr(1, "south", "p3", "k-s", T("2026-03-02T10:00:00Z"));
+    rg_transition r1 = tr(0, "north", "p1", "k-a", T("2026-03-02T11:00:00Z"));
+    rg_transition o4 = tr(1, "north", "p1", "k-a", T("2026-03-02T12:00:00Z"));
+    cr_assert_eq(rg_store_transition(st, &o1, &a), RG_OK);
+    cr_assert_eq(rg_store_transition(st, &o2, &b), RG_OK);
+    cr_assert_eq(rg_store_transition(st, &o3, &c), RG_OK);
+    cr_assert_eq(rg_store_transition(st, &r1, &a), RG_OK);
+    cr_assert_eq(rg_store_transition(st, &o4, &x), RG_OK);
+    cr_assert_eq(rg_store_commit(st), RG_OK, "%s", rg_store_errmsg(st));
+    rg_store_defer_writes(st, 0);
+    cr_assert_eq(pg_int("SELECT count(*) FROM transitions"), 5);
+    cr_assert_eq(pg_int("SELECT count(*) FROM open_alerts"), 3, "k-a again, k-b, k-s");
+    cr_assert_eq(pg_int("SELECT count(*) FROM transitions t JOIN transitions o ON o.clinic ="
+                        " t.clinic AND o.seq = t.alert_id AND o.state = 'open' AND o.key = 'k-a'"
+                        " WHERE t.state = 'resolved'"),
+                 1, "the resolution names the opening of the same call");
+    int64_t cseq = 0;
+    cr_assert_eq(rg_store_last_cseq(st, "north", &cseq), RG_OK);
+    cr_assert_eq(cseq, 4);
+    cr_assert_eq(pg_int("SELECT max(cseq) - min(cseq) + 1 - count(*) FROM transitions"
+                        " WHERE clinic = 'north'"),
+                 0, "north's numbers without gaps");
+    cr_assert_eq(rg_store_last_cseq(st, "south", &cseq), RG_OK);
+    cr_assert_eq(cseq, 1);
+
+    /* an opening of an open key: k-b (open before the call, first round),
+     * k-n (opened in the call's first round, again in its second) */
+    for (int many = 0; many < 2; many++) {
+        cr_assert_eq(rg_store_begin(st), RG_OK);
+        rg_store_defer_writes(st, 1);
+        rg_transition n1 = tr(1, "north", "p4", "k-n", T("2026-03-02T13:00:00Z"));
+        rg_transition bad = tr(1, "north", many ? "p4" : "p2", many ? "k-n" : "k-b",
+                               T("2026-03-02T13:00:00Z"));
+        cr_assert_eq(rg_store_transition(st, &n1, &x), RG_OK);
+        cr_assert_eq(rg_store_transition(st, &bad, &x), RG_OK, "deferred");
+        cr_assert_neq(rg_store_commit(st), RG_OK, "an opening of an open key (%s round)",
+                      many ? "second" : "first");
+        rg_store_rollback(st);
+        rg_store_defer_writes(st, 0);
+        cr_assert_eq(pg_int("SELECT count(*) FROM transitions"), 5, "nothing of it stored");
+        cr_assert_eq(rg_store_last_cseq(st, "north", &cseq), RG_OK);
+        cr_assert_eq(cseq, 4, "no number taken");
+    }
+    /* a resolution of another alert of an open key, met once in the call */
+    cr_assert_eq(rg_store_begin(st), RG_OK);
+    rg_store_defer_writes(st, 1);
+    int64_t wrong = pg_int("SELECT seq FROM transitions WHERE key = 'k-s'");
+    rg_transition rb = tr(0, "north", "p2", "k-b", T("2026-03-02T14:00:00Z"));
+    cr_assert_eq(rg_store_transition(st, &rb, &wrong), RG_OK, "deferred");
+    cr_assert_neq(rg_store_commit(st), RG_OK, "k-b's alert is not k-s's");
+    rg_store_rollback(st);
+    rg_store_defer_writes(st, 0);
+    cr_assert_eq(pg_int("SELECT count(*) FROM transitions"), 5);
+    (void)b;
+    (void)c;
+}
+
 /* ---- leases (many workers) ---------------------------------------------------------- */
 
 /* A second connection to the test's store (another worker). */

@@ -355,6 +355,14 @@ static int rg__exec(rg_pg *pg, const char *sql)
 
 static int64_t rg__col_int(const PGresult *r, int row, int col)
 {
+    if (PQfformat(r, col) == 1) { /* binary (the prefetch's events): big-endian int8 or int4 */
+        const unsigned char *b = (const unsigned char *)PQgetvalue(r, row, col);
+        int n = PQgetlength(r, row, col);
+        uint64_t v = 0;
+        for (int i = 0; i < n && i < 8; i++)
+            v = v << 8 | b[i];
+        return n == 4 ? (int64_t)(int32_t)(uint32_t)v : n == 8 ? (int64_t)v : 0;
+    }
     return strtoll(PQgetvalue(r, row, col), NULL, 10);
 }
 
@@ -368,11 +376,28 @@ static const char *rg__col_text(const PGresult *r, int row, int col)
     return PQgetvalue(r, row, col); /* "" for NULL */
 }
 
-/* A bytea column in text form ("\x0a1b...") decoded into b. */
+/* A bytea column in text form ("\x0a1b...") decoded into b; in binary form
+ * (the prefetch's events) its bytes as they are. */
 static int rg__col_bytes(const PGresult *r, int row, int col, rg_buf *b)
 {
     const char *h = PQgetvalue(r, row, col);
     b->len = 0;
+    if (PQfformat(r, col) == 1) {
+        size_t n = PQgetisnull(r, row, col) ? 0 : (size_t)PQgetlength(r, row, col);
+        if (!n)
+            return RG_OK;
+        if (b->cap < n + 1) {
+            char *p = realloc(b->p, n + 1);
+            if (!p)
+                return RG_ENOMEM;
+            b->p = p;
+            b->cap = n + 1;
+        }
+        memcpy(b->p, h, n);
+        b->p[n] = '\0';
+        b->len = n;
+        return RG_OK;
+    }
     if (PQgetisnull(r, row, col) || strncmp(h, "\\x", 2))
         return RG_OK;
     h += 2;
@@ -2458,7 +2483,10 @@ static int rg_pg_prefetch(rg_pg *pg, const char *clinic, const char *const *pati
     int stmts[3] = {P_BATCH_STATES, P_BATCH_EVENTS, P_BATCH_ALERTS};
     for (int k = 0; k < 3 && sent; k++) {
         snprintf(q, sizeof q, "q%d", stmts[k]);
-        sent = PQsendQueryPrepared(pg->conn, q, k == 1 ? 3 : 2, args, NULL, NULL, 0);
+        /* the events in binary: their fields as bytes, not hex (half what
+         * crosses the socket, no byteaout on the server), their numbers
+         * as int8 (rg__col_int and rg__col_bytes read either form) */
+        sent = PQsendQueryPrepared(pg->conn, q, k == 1 ? 3 : 2, args, NULL, NULL, k == 1);
     }
     sent = sent && (pg->reader ||
                     PQsendQueryParams(pg->conn, "COMMIT", 0, NULL, NULL, NULL, NULL, 0)) &&

@@ -289,8 +289,20 @@ const size_t rg_pg_nsteps = sizeof rg_pg_steps / sizeof rg_pg_steps[0];
     "seq, version, at, clinic, id, patient, type, NULL::text, " RG__BODY("") ", digest,"     \
     " fields, status,"                                                                      \
     " corrected_at, corrected_by"
+/* rg_lean(body, ...) written out in the statement, with h its head
+ * (rg_head's value, worked out once): the same text as the schema's rg_lean.
+ * Called as a function, rg_lean runs its subquery through PostgreSQL's SQL
+ * function executor on every row (a function with a FROM is never inlined):
+ * 730 us a row against 20 us for rg_head alone here, most of simulate
+ * --db's and ingest's server time (bench/profile.md, 2026-12-07, sweep and
+ * simulate on PostgreSQL). */
+#define RG__CUT(body, h)                                                                   \
+    "CASE WHEN starts_with(" body ", " h ") AND substr(" body ", length(" h ") + 1, 1)"   \
+    " IN (',', '}') THEN substr(" body ", length(" h ") + 1) ELSE " body " END"
 /* What a one-event insert keeps of the body given as parameter b (v17). */
-#define RG__LEAN(b) "rg_lean(" b "::text, $2, $1, $3, $4, $5::bigint, $6::integer)"
+#define RG__LEAN(b)                                                                       \
+    "(SELECT " RG__CUT(b "::text", "h") " FROM (SELECT rg_head($2, $1, $3, $4, $5::bigint,"  \
+    " $6::integer) AS h) x)"
 /* Row e is its id's current version: no later version was stored. */
 #define RG__CURRENT(e)                                                                     \
     "NOT EXISTS (SELECT 1 FROM events n WHERE n.clinic = " e ".clinic AND n.id = " e ".id" \
@@ -388,11 +400,12 @@ const char *const rg_pg_sql[P__COUNT] = {
         "  ON CONFLICT (clinic, name) DO UPDATE SET value = counters.value + excluded.value"
         "  RETURNING clinic, value),"
         " s AS (SELECT v.*, c.value - n.k + row_number() OVER (PARTITION BY v.clinic"
-        "  ORDER BY v.ord) AS seq FROM v JOIN n USING (clinic) JOIN c USING (clinic)),"
+        "  ORDER BY v.ord) AS seq, rg_head(v.id, v.clinic, v.patient, v.type, v.at,"
+        "  v.utc_offset) AS h FROM v JOIN n USING (clinic) JOIN c USING (clinic)),"
         " e AS (INSERT INTO events(clinic, seq, id, patient, type, at, utc_offset, body,"
         "  received, fields, version, status, corrected_at, corrected_by, digest)"
         "  SELECT clinic, seq, id, patient, type, at, utc_offset,"
-        "  rg_lean(body, id, clinic, patient, type, at, utc_offset), $13::bigint,"
+        "  " RG__CUT("body", "h") ", $13::bigint,"
         "  fields, version, status, corrected_at, corrected_by, " RG__DIGEST16("body")
         "  FROM s ORDER BY ord"
         "  ON CONFLICT (clinic, id, replaces) DO NOTHING RETURNING clinic, seq, patient, at),"
@@ -637,49 +650,81 @@ const char *const rg_pg_sql[P__COUNT] = {
         " $17::text[])",
 };
 
-/* P_TRANSITION's guard (open_alerts) and insert for each element of the arrays in turn
- * (one round trip for a group's transitions), made in each session's own
- * temporary schema at connect: no schema change. An alert id below 0 names
- * the opening at that position (1-based) of the same call. A refused row
- * raises (the transaction fails, as the caller's check of the answer's
- * count made it before); one NOTIFY per clinic and transaction is enough
- * (PostgreSQL folds them). */
+/* P_TRANSITION for each element of the arrays (one round trip for a group's
+ * transitions), made in each session's own temporary schema at connect: no
+ * schema change. The guard (open_alerts) goes in rounds: round r takes
+ * every key's r-th row of the call (an opening and its resolution may be in
+ * one call), one statement per kind (openings, resolutions, re-raises), so
+ * a key's rows meet the guard in array order as row by row; an alert id below
+ * 0 names the opening at that position (1-based) of the same call. A round
+ * whose rows did not all take raises (the transaction fails, as the
+ * caller's check of the answer's count made it before). Then the rows in one
+ * statement: each clinic's cseq
+ * counter moved once by its count (clinics in order, as the events' insert
+ * takes its counters), the rows numbered from it in array order, so still
+ * one number a transition and no gaps; one NOTIFY per clinic. Row by row
+ * (a counter update, an insert and a NOTIFY each) this was 150 us a
+ * transition of the sweep's server time (bench/profile.md). */
 const char rg_pg_txs_fn[] =
     "CREATE FUNCTION pg_temp.rg_transitions(a_clinic text[], a_alert bigint[], a_at bigint[],"
     " a_state text[], a_patient text[], a_key text[], a_protocol text[], a_version text[],"
     " a_rule text[], a_severity text[], a_message text[], a_due bigint[], a_params text[],"
     " a_evidence text[], a_recorded bigint[], a_notify bigint[], a_cause text[])"
     " RETURNS TABLE(o int, s bigint, q bigint) LANGUAGE plpgsql AS $f$"
-    " DECLARE l_seq bigint; aid bigint; v bigint; seqs bigint[] := '{}';"
+    " #variable_conflict use_column\n"
+    " DECLARE aid bigint; seqs bigint[] := '{}'; aids bigint[] := '{}'; occ bigint[];"
+    "  m int := coalesce(array_length(a_key, 1), 0); rounds bigint; want bigint; got bigint;"
     " BEGIN"
-    "  FOR i IN 1 .. coalesce(array_length(a_key, 1), 0) LOOP"
+    "  IF m = 0 THEN RETURN; END IF;"
+    /* occ[i]: row i is its key's occ[i]-th in the call */
+    "  SELECT array_agg(z.n ORDER BY z.ord), max(z.n) INTO occ, rounds FROM (SELECT u.ord,"
+    "   row_number() OVER (PARTITION BY u.c, u.k ORDER BY u.ord) AS n FROM unnest(a_clinic, a_key)"
+    "   WITH ORDINALITY AS u(c, k, ord)) z;"
+    "  FOR i IN 1 .. m LOOP"
     "   aid := a_alert[i];"
     "   IF aid < 0 THEN aid := seqs[-aid]; END IF;"
-    "   l_seq := nextval('transition_seq');"
-    "   IF a_state[i] = 'open' THEN"
-    "    INSERT INTO open_alerts(clinic, key, alert, patient)"
-    "     VALUES(a_clinic[i], a_key[i], l_seq, a_patient[i]) ON CONFLICT (clinic, key) DO NOTHING;"
-    "   ELSIF a_state[i] = 'resolved' THEN"
-    "    DELETE FROM open_alerts WHERE clinic = a_clinic[i] AND key = a_key[i] AND alert = aid;"
-    "   ELSE"
-    "    UPDATE open_alerts SET alert = alert WHERE clinic = a_clinic[i] AND key = a_key[i]"
-    "     AND alert = aid;"
-    "   END IF;"
-    "   IF FOUND THEN"
-    "    INSERT INTO counters(clinic, name, value) VALUES(a_clinic[i], 'cseq', 1)"
-    "     ON CONFLICT (clinic, name) DO UPDATE SET value = counters.value + 1 RETURNING value INTO v;"
-    "    INSERT INTO transitions(seq, alert_id, at, state, clinic, patient, key, protocol, version,"
-    "     rule, severity, message, due, params, evidence, recorded, cseq, notify_at, cause)"
-    "     VALUES(l_seq, aid, a_at[i], a_state[i], a_clinic[i], a_patient[i], a_key[i],"
-    "     a_protocol[i], a_version[i], a_rule[i], a_severity[i], a_message[i], a_due[i],"
-    "     a_params[i], a_evidence[i], a_recorded[i], v, a_notify[i], a_cause[i]);"
-    "    seqs[i] := l_seq;"
-    "    PERFORM pg_notify(" RG__CHANNEL ", a_clinic[i]);"
-    "    o := i; s := l_seq; q := v; RETURN NEXT;"
-    "   ELSE"
+    "   aids[i] := aid;"
+    "   seqs[i] := nextval('transition_seq');"
+    "  END LOOP;"
+    /* round r: every key's r-th row, a statement per kind, every row of it
+     * done or the call refused; a key's rows in their order, as row by row */
+    "  FOR r IN 1 .. rounds LOOP"
+    "   SELECT count(*) INTO want FROM unnest(occ) AS u(n) WHERE u.n = r;"
+    "   WITH u AS (SELECT * FROM unnest(a_clinic, a_key, seqs, aids, a_state, a_patient, occ)"
+    "    AS u(c, k, sq, al, st, pa, n) WHERE u.n = r),"
+    "   a AS (INSERT INTO open_alerts(clinic, key, alert, patient) SELECT u.c, u.k, u.sq, u.pa"
+    "    FROM u WHERE u.st = 'open' ON CONFLICT (clinic, key) DO NOTHING RETURNING 1),"
+    "   d AS (DELETE FROM open_alerts oa USING u WHERE u.st = 'resolved' AND oa.clinic = u.c"
+    "    AND oa.key = u.k AND oa.alert = u.al RETURNING 1),"
+    "   e AS (UPDATE open_alerts oa SET alert = oa.alert FROM u"
+    "    WHERE u.st NOT IN ('open', 'resolved') AND oa.clinic = u.c AND oa.key = u.k"
+    "    AND oa.alert = u.al RETURNING 1)"
+    "   SELECT (SELECT count(*) FROM a) + (SELECT count(*) FROM d) + (SELECT count(*) FROM e)"
+    "    INTO got;"
+    "   IF got <> want THEN"
     /* (the transaction fails: rg_pg_commit sends its COMMIT right behind) */
     "    RAISE EXCEPTION 'a transition was refused: its key''s last transition does not allow"
     " it (an opening of an open key, or a resolution of another alert)';"
     "   END IF;"
     "  END LOOP;"
+    "  RETURN QUERY WITH x AS (SELECT * FROM unnest(a_clinic, seqs, aids, a_at, a_state,"
+    "   a_patient, a_key, a_protocol, a_version, a_rule, a_severity, a_message, a_due, a_params,"
+    "   a_evidence, a_recorded, a_notify, a_cause) WITH ORDINALITY AS x(clinic, seq, alert, at,"
+    "   state, patient, key, protocol, version, rule, severity, message, due, params, evidence,"
+    "   recorded, notify_at, cause, ord)),"
+    "  n AS (SELECT clinic, count(*) AS k FROM x GROUP BY clinic ORDER BY clinic),"
+    "  c AS (INSERT INTO counters(clinic, name, value) SELECT clinic, 'cseq', k FROM n"
+    "   ON CONFLICT (clinic, name) DO UPDATE SET value = counters.value + excluded.value"
+    "   RETURNING clinic, value),"
+    "  y AS (SELECT x.*, c.value - n.k + row_number() OVER (PARTITION BY x.clinic"
+    "   ORDER BY x.ord) AS cseq FROM x JOIN n USING (clinic) JOIN c USING (clinic)),"
+    "  w AS (INSERT INTO transitions(seq, alert_id, at, state, clinic, patient, key, protocol,"
+    "   version, rule, severity, message, due, params, evidence, recorded, cseq, notify_at, cause)"
+    "   SELECT seq, alert, at, state, clinic, patient, key, protocol, version, rule, severity,"
+    "   message, due, params, evidence, recorded, cseq, notify_at, cause FROM y ORDER BY ord"
+    "   RETURNING 1)"
+    "  SELECT y.ord::int, y.seq, y.cseq FROM y WHERE (SELECT count(*) FROM w) >= 0"
+    "   ORDER BY y.ord;"
+    "  PERFORM pg_notify(" RG__CHANNEL ", d.clinic) FROM (SELECT DISTINCT unnest(a_clinic)"
+    "   AS clinic) d;"
     " END $f$";
