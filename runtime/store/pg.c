@@ -2077,16 +2077,24 @@ static int rg__auds_add(rg_pg *pg, const rg_audit_entry *e)
     return RG_OK;
 }
 
+/* The statement of a kept batch (its arguments built with rc), run as a
+ * flush: RG_OK, or the error, said (an argument not built is memory). */
+static int rg__flush_do(rg_pg *pg, int rc, int stmt, rg__args *a)
+{
+    if (rc != RG_OK) {
+        rg_pg_failed(pg, "out of memory");
+        return rc;
+    }
+    pg->flushing = 1;
+    rc = rg__do(pg, stmt, a);
+    pg->flushing = 0;
+    return rc;
+}
+
 static int rg__auds_flush(rg_pg *pg)
 {
     rg__args a = {0};
-    int rc = rg__auds_args(pg, &a);
-    pg->flushing = 1;
-    if (rc == RG_OK)
-        rc = rg__do(pg, P_AUDIT_INSERT_MANY, &a);
-    else
-        rg_pg_failed(pg, "out of memory");
-    pg->flushing = 0;
+    int rc = rg__flush_do(pg, rg__auds_args(pg, &a), P_AUDIT_INSERT_MANY, &a);
     rg__auds_drop(pg);
     if (rc)
         pg->chain_ok = 0;
@@ -2539,12 +2547,7 @@ static int rg__puts_flush(rg_pg *pg)
     for (int k = 0; k < 8 && rc == RG_OK; k++)
         if ((rc = rg_buf_add(&u->col[k], "}", 1)) == RG_OK)
             rg__text(&a, u->col[k].p);
-    pg->flushing = 1;
-    if (rc == RG_OK)
-        rc = rg__do(pg, P_PATIENTS_PUT_MANY, &a);
-    else
-        rg_pg_failed(pg, "out of memory");
-    pg->flushing = 0;
+    rc = rg__flush_do(pg, rc, P_PATIENTS_PUT_MANY, &a);
     rg__puts_drop(pg);
     return rc;
 }
