@@ -643,8 +643,13 @@ static void rg__only_fields(lua_State *L, int idx, const char *const *names, con
                 luaL_addstring(&b, names[i]);
             }
             luaL_pushresult(&b);
-            luaL_error(L, "%s: unknown field '%s' (known fields: %s)", what,
-                       k ? k : luaL_typename(L, -2), lua_tostring(L, -1));
+            size_t n = 0;
+            while (names[n])
+                n++;
+            const char *near = k ? rg_suggest(k, names, n) : NULL;
+            luaL_error(L, "%s: unknown field '%s'%s%s%s (known fields: %s)", what,
+                       k ? k : luaL_typename(L, -2), near ? " (did you mean '" : "",
+                       near ? near : "", near ? "'?)" : "", lua_tostring(L, -1));
         }
     }
 }
@@ -1076,8 +1081,9 @@ int rg_check_mode(lua_State *L)
     return on;
 }
 
-static const char *const rg__alert_fields[] = {"key", "message", "severity", "due", "ends",
-                                               "because", NULL};
+/* The fields the engine takes (engine.c's own list says the same): a field
+ * check let through would fail every evaluation that opens the alert. */
+static const char *const rg__alert_fields[] = {"key", "message", "severity", "due", "ends", NULL};
 
 /* R.alert{...}: the alert table itself. In regimen check (rg_check_mode)
  * its fields are checked now, a template's message made, so the author

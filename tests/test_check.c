@@ -275,6 +275,54 @@ Test(check, message_templates_are_made_when_the_alert_opens_and_checked_by_check
     rg_test_rmdir(dir);
 }
 
+/* An alert field the engine does not take ('because' was once let through by
+ * check, then failed every evaluation that opened the alert): check refuses
+ * it at the R.alert line, with what was meant, even for an alert that would
+ * open only years later; simulate, which opens it, fails naming the rule. */
+Test(check, an_alert_field_the_engine_refuses_is_refused_by_check)
+{
+    char dir[256], path[600], events[600], *all, *out, *err;
+    rg_test_tmpdir(dir);
+    rg_test_write(dir, "c/why.lua",
+                  "local R = require \"regimen\"\n"
+                  "return R.protocol {\n"
+                  "  id = \"c.why\", version = \"1\",\n"
+                  "  rules = {\n"
+                  "    { id = \"c.late\", severity = \"info\", check = function(h, now, p)\n"
+                  "        local x = h:last(\"x\")\n"
+                  "        if not x then return end\n"
+                  "        return R.alert { due = x.at + R.days(900), message = \"late\",\n"
+                  "                         because = \"x seen\" }\n"
+                  "      end },\n"
+                  "    { id = \"c.now\", severity = \"info\", check = function(h, now, p)\n"
+                  "        local x = h:last(\"x\")\n"
+                  "        if not x then return end\n"
+                  "        return R.alert { due = x.at, mesage = \"now\" }\n"
+                  "      end },\n"
+                  "  },\n"
+                  "}\n");
+    cr_assert_eq(check_clinic(dir, "return { }\n", &all), 1, "%s", all);
+    cr_assert(strstr(all, "why.lua:8: alert: unknown field 'because' (known fields: key, message, "
+                          "severity, due, ends)"), "%s", all);
+    cr_assert(strstr(all, "why.lua:14: alert: unknown field 'mesage' (did you mean 'message'?) "
+                          "(known fields: key, message, severity, due, ends)"), "%s", all);
+    free(all);
+    rg_test_write(dir, "events.jsonl",
+                  "{\"id\":\"e1\",\"clinic\":\"c\",\"patient\":\"p\",\"type\":\"x\","
+                  "\"at\":\"2026-03-09T14:05:00Z\"}\n");
+    snprintf(path, sizeof path, "c=%s/c", dir);
+    snprintf(events, sizeof events, "%s/events.jsonl", dir);
+    const char *sim[] = {"simulate", "--events", events, "--until", "2026-05-01T00:00:00Z",
+                         "--clinic", path, NULL};
+    rg_test_run(sim, NULL, &out, &err);
+    cr_assert(strstr(err, "rule 'c.now': alert has an unknown field 'mesage' (did you mean "
+                          "'message'?)"), "%s", err);
+    cr_assert(strstr(err, " 0 alerts opened, 0 resolved, 1 evaluation errors"), "%s", err);
+    free(out);
+    free(err);
+    rg_test_rmdir(dir);
+}
+
 /* An override of the right kind can still break a rule at run time: check
  * names the rule's file:line and the clinic.lua override involved. */
 Test(check, a_runtime_error_names_the_rule_and_the_override)

@@ -793,10 +793,13 @@ static void rg__alert_slots(lua_State *L, int idx, int lidx, lua_Integer *k, con
             const char *f = lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : NULL;
             for (int i = 0; f && known[i] && !ok; i++)
                 ok = !strcmp(f, known[i]);
-            if (!ok)
-                luaL_error(L, "rule '%s': alert has an unknown field '%s' (alerts have key, "
-                              "message, severity, due and ends)", rule,
-                           f ? f : luaL_typename(L, -1));
+            if (!ok) {
+                const char *near = f ? rg_suggest(f, known, 5) : NULL;
+                luaL_error(L, "rule '%s': alert has an unknown field '%s'%s%s%s (alerts have "
+                              "key, message, severity, due and ends)", rule,
+                           f ? f : luaL_typename(L, -1), near ? " (did you mean '" : "",
+                           near ? near : "", near ? "'?)" : "");
+            }
         }
     }
     /* message */
@@ -848,8 +851,21 @@ static void rg__normalize(lua_State *L, int idx, const char *rule, const rg_hist
     if (t != LUA_TTABLE)
         luaL_error(L, "rule '%s' must return nil, an alert or a list of alerts, not a %s", rule,
                    lua_typename(L, t));
+    /* One alert has a message; a list has an alert at [1] (or is empty). Any
+     * other table is one alert too, checked as such: an alert whose
+     * 'message' is misspelt must fail naming the field, not pass as an empty
+     * list and never open. */
     int single = lua_getfield(L, idx, "message") != LUA_TNIL;
     lua_pop(L, 1);
+    if (!single) {
+        int list = lua_rawgeti(L, idx, 1) != LUA_TNIL;
+        lua_pop(L, 1);
+        lua_pushnil(L);
+        if (!list && lua_next(L, idx)) {
+            single = 1;
+            lua_pop(L, 2);
+        }
+    }
     lua_Integer n = 1;
     if (!single) {
         n = (lua_Integer)luaL_len(L, idx);
