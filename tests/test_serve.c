@@ -214,11 +214,16 @@ Test(serve, a_body_read_in_one_pass_answers_as_the_tree_does, .timeout = 30)
         "{\"id\":\"m3\",\"clinic\":\"~\",\"patient\":\"p3\",\"type\":\"ping\","
         "\"at\":\"2026-03-02T10:00:00Z\"},"
         "{\"id\":\"m4\",\"clinic\":\"#\",\"patient\":\"p4\",\"type\":\"ping\","
-        "\"at\":\"2026-03-02T10:00:00Z\"}]",
+        "\"at\":\"2026-03-02T10:00:00Z\"},"
+        /* an id that needs an escape, dated ahead of the clock (flagged) */
+        "{\"id\":\"m\\\"5\",\"clinic\":\"#\",\"patient\":\"p5\",\"type\":\"ping\","
+        "\"at\":\"2099-01-01T00:00:00Z\"}]",
     };
     static const char *const want[] = {"\"status\":\"stored\"", "\"status\":\"duplicate\"",
                                        "\"status\":\"conflict\"", "\"status\":\"corrected\"",
-                                       "only send events of clinic 'north'"};
+                                       "only send events of clinic 'north'",
+                                       "{\"id\":\"m\\\"5\",\"status\":\"stored\",\"future\":true,"
+                                       "\"warning\":"};
     server s = {0};
     server_setup(&s, fast_protocol, fast_protocol);
     server_start(&s);

@@ -624,7 +624,9 @@ static int rg__validate(rg_svc *sv, rg_svc_pending *pr, rg__item *it, const rg_e
                         int *nvalid)
 {
     rg_svc_clinic *clinic = &sv->clinics[pr->clinic];
-    int rc = (pr->results = json_array()) ? RG_OK : RG_ENOMEM;
+    /* (a request read in one pass is answered as text: rg__outcomes) */
+    int rc = pr->evs ? rg_buf_add(&pr->text, "{\"results\":[", 12)
+                     : (pr->results = json_array()) ? RG_OK : RG_ENOMEM;
     size_t n = rg__nitems(pr);
     memset(pr->counts, 0, sizeof pr->counts);
     pr->future = 0;
@@ -654,8 +656,57 @@ static int rg__validate(rg_svc *sv, rg_svc_pending *pr, rg__item *it, const rg_e
     return rc;
 }
 
-/* A request's outcomes once the group's events are stored: its results,
- * its refusals kept (rg_store_reject), the patients to evaluate noted. */
+/* Appends sep"key":<s as JSON> to b as json_dumps prints it (compact,
+ * ASCII); nothing when s is not UTF-8, as json_object_set_new(..,
+ * json_string(s)) then sets nothing. Printable ASCII but quotes and
+ * backslashes (an id read in one pass, most reasons) is copied as it is;
+ * anything else goes through jansson. */
+static int rg__text_str(rg_buf *b, const char *sep, const char *key, const char *s)
+{
+    int plain = 1;
+    for (const char *c = s; *c && plain; c++)
+        plain = *c >= 0x20 && *c < 0x7f && *c != '"' && *c != '\\';
+    char *quoted = NULL;
+    if (!plain) {
+        json_t *j = json_string(s);
+        if (!j)
+            return RG_OK;
+        quoted = json_dumps(j, JSON_COMPACT | JSON_ENSURE_ASCII | JSON_ENCODE_ANY);
+        json_decref(j);
+        if (!quoted)
+            return RG_ENOMEM;
+    }
+    /* (pieces, not a format: this runs for every event answered) */
+    int rc = rg_buf_add(b, sep, strlen(sep));
+    if (!rc && !(rc = rg_buf_add(b, "\"", 1)) && !(rc = rg_buf_add(b, key, strlen(key))))
+        rc = rg_buf_add(b, plain ? "\":\"" : "\":", plain ? 3 : 2);
+    if (!rc)
+        rc = plain ? rg_buf_add(b, s, strlen(s)) : rg_buf_add(b, quoted, strlen(quoted));
+    if (!rc && plain)
+        rc = rg_buf_add(b, "\"", 1);
+    free(quoted);
+    return rc;
+}
+
+/* One event's outcome, read in one pass, as its tree's item would print:
+ * {"id":..,["field":..,"reason":..,]"status":..[,"future":true,"warning":..]},
+ * after a comma but the first. (Its id is printable ASCII: always there.) */
+static int rg__text_item(rg_buf *b, int first, const rg__item *t, int outcome, const char *warn)
+{
+    int refused = outcome == RG_PUT_CONFLICT || outcome == 3;
+    int rc = rg__text_str(b, first ? "{" : ",{", "id", t->ev.id);
+    if (!rc && refused && !(rc = rg__text_str(b, ",", "field", t->field)))
+        rc = rg__text_str(b, ",", "reason", t->why);
+    if (!rc)
+        rc = rg__text_str(b, ",", "status", rg_svc_outcomes[outcome]);
+    if (!rc && warn && !(rc = rg_buf_add(b, ",\"future\":true", 14)))
+        rc = rg__text_str(b, ",", "warning", warn);
+    return rc ? rc : rg_buf_add(b, "}", 1);
+}
+
+/* A request's outcomes once the group's events are stored: its results (as
+ * text when it was read in one pass: no tree of an object per event), its
+ * refusals kept (rg_store_reject), the patients to evaluate noted. */
 static int rg__outcomes(rg_svc *sv, rg_svc_pending *pr, rg__item *it)
 {
     rg_svc_clinic *clinic = &sv->clinics[pr->clinic];
@@ -666,13 +717,7 @@ static int rg__outcomes(rg_svc *sv, rg_svc_pending *pr, rg__item *it)
     for (size_t i = 0; !rc && i < n; i++) {
         rg__item *t = &it[i];
         int outcome = t->ok ? (int)t->put : 3;
-        json_t *r = json_object();
         json_t *item = pr->evs ? NULL : json_array_get(pr->items, i); /* NULL: t->ev */
-        if (!item)
-            json_object_set_new(r, "id", json_string(t->ev.id));
-        else
-            json_object_set(r, "id", json_is_object(item) && json_object_get(item, "id")
-                                         ? json_object_get(item, "id") : json_null());
         if (outcome == RG_PUT_STORED || outcome == RG_PUT_CORRECTED) {
             int seen = 0;
             for (int k = 0; k < npatients && !seen; k++)
@@ -681,29 +726,41 @@ static int rg__outcomes(rg_svc *sv, rg_svc_pending *pr, rg__item *it)
                 snprintf(patients[npatients++], sizeof patients[0], "%s", t->ev.patient);
         }
         if (outcome == RG_PUT_CONFLICT &&
-            (rc = rg_ingest_conflict_why(sv->st, &t->ev, 1, t->field, t->why, sizeof t->why))) {
-            json_decref(r);
+            (rc = rg_ingest_conflict_why(sv->st, &t->ev, 1, t->field, t->why, sizeof t->why)))
             break;
-        }
         if (outcome == RG_PUT_CONFLICT || outcome == 3) {
             char *raw = item ? json_dumps(item, JSON_COMPACT | JSON_ENCODE_ANY)
                              : strdup(t->ev.body);
             rc = rg_store_reject(sv->st, pr->source, (long)i + 1, t->field, t->why,
                                  raw ? raw : "", raw ? strlen(raw) : 0);
             free(raw);
+        }
+        char warn[512]; /* stored, but dated ahead of the clock: flagged */
+        int ahead = (outcome == RG_PUT_STORED || outcome == RG_PUT_CORRECTED) &&
+                    rg_ingest_ahead(&t->ev, rg_now(), sv->future_skew, warn, sizeof warn);
+        pr->future += ahead;
+        pr->counts[outcome]++;
+        if (!pr->results) { /* read in one pass: as text */
+            if (!rc)
+                rc = rg__text_item(&pr->text, i == 0, t, outcome, ahead ? warn : NULL);
+            continue;
+        }
+        json_t *r = json_object();
+        if (!item)
+            json_object_set_new(r, "id", json_string(t->ev.id));
+        else
+            json_object_set(r, "id", json_is_object(item) && json_object_get(item, "id")
+                                         ? json_object_get(item, "id") : json_null());
+        if (outcome == RG_PUT_CONFLICT || outcome == 3) {
             json_object_set_new(r, "field", json_string(t->field));
             json_object_set_new(r, "reason", json_string(t->why));
         }
         json_object_set_new(r, "status", json_string(rg_svc_outcomes[outcome]));
-        char warn[512]; /* stored, but dated ahead of the clock: flagged */
-        if ((outcome == RG_PUT_STORED || outcome == RG_PUT_CORRECTED) &&
-            rg_ingest_ahead(&t->ev, rg_now(), sv->future_skew, warn, sizeof warn)) {
+        if (ahead) {
             json_object_set_new(r, "future", json_true());
             json_object_set_new(r, "warning", json_string(warn));
-            pr->future++;
         }
         json_array_append_new(pr->results, r);
-        pr->counts[outcome]++;
     }
     /* resources refused before they became events are kept too */
     for (size_t k = 0; pr->fhir && k < pr->fhir->n && !rc; k++) {
@@ -816,6 +873,7 @@ static void rg__answer(rg_svc *sv, rg_svc_pending *pr, const char *fail)
     pr->patients = NULL;
     if (fail) {
         json_decref(pr->results);
+        rg_buf_free(&pr->text);
         rg__fhir_done(pr);
         rg_svc_unavailable(sv, pr->conn, fail);
         return;
@@ -827,6 +885,21 @@ static void rg__answer(rg_svc *sv, rg_svc_pending *pr, const char *fail)
            "%llu rejected from %s", clinic->name, (unsigned long long)counts[0],
            (unsigned long long)counts[4], (unsigned long long)counts[1],
            (unsigned long long)counts[2], (unsigned long long)counts[3], pr->source);
+    if (!pr->results) { /* read in one pass: its results are text */
+        rg_buf *b = &pr->text;
+        int rc = rg_buf_printf(b, "]," "\"stored\":%llu,\"corrected\":%llu,\"duplicates\":%llu,"
+                               "\"conflicts\":%llu,\"rejected\":%llu}\n",
+                               (unsigned long long)counts[0], (unsigned long long)counts[4],
+                               (unsigned long long)counts[1], (unsigned long long)counts[2],
+                               (unsigned long long)counts[3]);
+        if (rc)
+            rg_http_respond(pr->conn, 500, "application/json", "{\"error\":\"out of memory\"}",
+                            25);
+        else
+            rg_http_respond(pr->conn, 200, "application/json", b->p, b->len);
+        rg_buf_free(b);
+        return;
+    }
     json_t *reply;
     if (pr->fhir) {
         reply = rg__fhir_reply(pr);

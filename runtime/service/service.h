@@ -138,6 +138,7 @@ typedef struct rg_svc_pending {
     rg_event *evs;   /* the events read in one pass (rg_event_parse_body), valid */
     size_t nevs;
     json_t *results; /* per-event outcomes, filled in the group's transaction */
+    rg_buf text;     /* the same as JSON text (the array's items) when evs held the events */
     uint64_t counts[5]; /* by outcome, as rg_svc_outcomes */
     uint64_t future;    /* stored, dated ahead of the clock */
     char source[160];
