@@ -328,6 +328,7 @@ int rg_ingest_file(rg_store *st, FILE *f, const char *source, rg_ingest_counts *
     rg__pipe p = {.f = f};
     pthread_t reader;
     long lineno = 0, in_batch = 0;
+    int in_tx = 0; /* a transaction is open (whole: from the first line to the end) */
     rg_ingest_counts committed = *counts;
     int rc = RG_OK, started = 0;
     pthread_mutex_init(&p.mu, NULL);
@@ -353,8 +354,9 @@ int rg_ingest_file(rg_store *st, FILE *f, const char *source, rg_ingest_counts *
                 rc = RG_ENOMEM;
                 break;
             }
-            if (in_batch == 0 && (rc = rg_store_begin(st)))
+            if (!in_tx && (rc = rg_store_begin(st)))
                 break;
+            in_tx = 1;
             if (i >= run_end &&
                 (rc = rg__store_run(st, c, i, RG_BATCH_LINES - in_batch, put, &run_end,
                                     &lineno)))
@@ -372,9 +374,12 @@ int rg_ingest_file(rg_store *st, FILE *f, const char *source, rg_ingest_counts *
                 break;
             }
             if (++in_batch == RG_BATCH_LINES) {
-                if ((rc = rg_store_commit(st)))
-                    break;
-                committed = *counts;
+                if (!counts->whole) {
+                    if ((rc = rg_store_commit(st)))
+                        break;
+                    in_tx = 0;
+                    committed = *counts;
+                }
                 rg__flush(&pend, source, on_reject, ud);
                 in_batch = 0;
             }
@@ -407,7 +412,7 @@ int rg_ingest_file(rg_store *st, FILE *f, const char *source, rg_ingest_counts *
     }
     pthread_cond_destroy(&p.cv);
     pthread_mutex_destroy(&p.mu);
-    if (rc == RG_OK && in_batch && (rc = rg_store_commit(st)) == RG_OK) {
+    if (rc == RG_OK && in_tx && (rc = rg_store_commit(st)) == RG_OK) {
         committed = *counts;
         rg__flush(&pend, source, on_reject, ud);
     }
@@ -415,10 +420,11 @@ int rg_ingest_file(rg_store *st, FILE *f, const char *source, rg_ingest_counts *
     if (rc) {
         rg_store_rollback(st);
         *counts = committed;
-        return rg_fail(err, errlen, rc, "%s: stopped at line %ld: %s (%s); lines of the last "
-                       "batch were rolled back", source, lineno, rg_strerror(rc),
-                       rc == RG_EIO ? "read error"
-                       : rc == RG_ENOMEM ? "out of memory" : rg_store_errmsg(st));
+        return rg_fail(err, errlen, rc, "%s: stopped at line %ld: %s (%s); %s", source, lineno,
+                       rg_strerror(rc), rc == RG_EIO ? "read error"
+                       : rc == RG_ENOMEM ? "out of memory" : rg_store_errmsg(st),
+                       counts->whole ? "nothing of the file was kept"
+                                     : "lines of the last batch were rolled back");
     }
     return RG_OK;
 }
