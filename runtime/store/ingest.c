@@ -48,9 +48,12 @@ rg_time rg_ingest_ahead(const rg_event *ev, rg_time now, rg_time skew, char *why
     return ahead;
 }
 
+#define RG__LEN_UNKNOWN ((size_t)-1) /* text's length, measured only if it is kept */
+
 /* The store's half of one line: stores a validated event (or takes what
  * storing it gave, *stored, when it went in with others), or keeps the
- * refusal (rc RG_EINVAL with field and why) with the raw text. */
+ * refusal (rc RG_EINVAL with field and why) with the raw text (len bytes,
+ * or RG__LEN_UNKNOWN: up to its NUL). */
 static int rg__store_one(rg_store *st, int rc, rg_event *ev, char *field, char *why,
                          size_t whylen, const char *text, size_t len, const char *source,
                          long line, rg_ingest_counts *counts, rg_reject_fn on_reject, void *ud,
@@ -85,6 +88,8 @@ static int rg__store_one(rg_store *st, int rc, rg_event *ev, char *field, char *
     } else {
         counts->rejected++;
     }
+    if (len == RG__LEN_UNKNOWN)
+        len = text ? strlen(text) : 0;
     rc = rg_store_reject(st, source, line, field, why, text, len > RG_RAW_KEEP ? RG_RAW_KEEP : len);
     if (rc)
         return rc;
@@ -366,7 +371,7 @@ int rg_ingest_file(rg_store *st, FILE *f, const char *source, rg_ingest_counts *
                 snprintf(why, sizeof why, "%s", it->why);
             int r = rg__store_one(st, it->rc, &it->ev, it->field, why, sizeof why,
                                   it->raw ? it->raw : it->ev.body,
-                                  it->raw ? it->rawlen : it->ev.body ? strlen(it->ev.body) : 0,
+                                  it->raw ? it->rawlen : RG__LEN_UNKNOWN,
                                   source, it->line, counts, rg__defer, &pend,
                                   it->rc == RG_OK ? &put[i] : NULL);
             if (r < 0 || pend.nomem) {
