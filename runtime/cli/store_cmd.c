@@ -25,6 +25,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 /* ---- ingest into a database that does not exist yet: written whole or not at
@@ -54,17 +55,19 @@ static int rg__sync_path(const char *path, int dir)
     return rc;
 }
 
-/* 1 when db names no file (nor the journal or WAL of one). */
+/* 1 when db names nothing (not even a dangling symbolic link, which SQLite
+ * would follow), nor does the journal or WAL of a database. */
 static int rg__db_absent(const char *db)
 {
     char side[PATH_MAX + 16];
-    if (rg_store_is_server(db) || !strcmp(db, ":memory:") || !*db || access(db, F_OK) == 0 ||
+    struct stat sb;
+    if (rg_store_is_server(db) || !strcmp(db, ":memory:") || !*db || lstat(db, &sb) == 0 ||
         errno != ENOENT)
         return 0;
     const char *suffix[] = {"-wal", "-journal"};
     for (int i = 0; i < 2; i++)
         if (snprintf(side, sizeof side, "%s%s", db, suffix[i]) >= (int)sizeof side ||
-            access(side, F_OK) == 0)
+            lstat(side, &sb) == 0)
             return 0;
     return 1;
 }
