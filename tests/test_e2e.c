@@ -9,6 +9,9 @@
 
 #include "core/rg.h"
 
+#include <dirent.h>
+#include <sqlite3.h>
+
 Test(e2e, example_clinic_matches_expected_transitions)
 {
     char *out, *err;
@@ -334,6 +337,84 @@ Test(e2e, database_is_private_to_its_owner)
     cr_assert_eq(rg_test_run(args, "", NULL, NULL), 0);
     cr_assert_eq(stat(db, &sb), 0);
     cr_assert_eq(sb.st_mode & 0777, 0600, "mode %o", sb.st_mode & 0777);
+    rg_test_rmdir(dir);
+}
+
+/* Names in dir, sorted, joined by spaces. */
+static void dir_names(const char *dir, char *out, size_t len)
+{
+    struct dirent **v;
+    int n = scandir(dir, &v, NULL, alphasort);
+    cr_assert_geq(n, 0);
+    out[0] = '\0';
+    for (int i = 0; i < n; i++) {
+        if (v[i]->d_name[0] != '.')
+            snprintf(out + strlen(out), len - strlen(out), "%s%s", out[0] ? " " : "",
+                     v[i]->d_name);
+        free(v[i]);
+    }
+    free(v);
+}
+
+/* ingest into a database that does not exist is written whole or not at
+ * all (cli/store_cmd.c): a bad line and a repeated id are refused with
+ * their lines as always and the new file is a store like any other (WAL,
+ * the owner's alone), while a failure half-way leaves no file at all,
+ * under its name or another */
+Test(e2e, ingest_into_a_new_database_is_whole_or_nothing)
+{
+    char dir[256], db[300], file[300], names[512], *out, *err;
+    struct stat sb;
+    rg_test_tmpdir(dir);
+    snprintf(db, sizeof db, "%s/n.db", dir);
+    snprintf(file, sizeof file, "%s/in.jsonl", dir);
+    rg_test_write(dir, "in.jsonl",
+                  "{\"id\":\"a\",\"clinic\":\"c\",\"patient\":\"p\",\"type\":\"x\","
+                  "\"at\":\"2026-03-01T00:00:00Z\"}\n"
+                  "{\"id\":\"a\",\"clinic\":\"c\",\"patient\":\"p\",\"type\":\"x\","
+                  "\"at\":\"2026-03-01T00:00:00Z\",\"data\":{\"v\":1}}\n"
+                  "not json\n"
+                  "{\"id\":\"a\",\"clinic\":\"c\",\"patient\":\"p\",\"type\":\"x\","
+                  "\"at\":\"2026-03-01T00:00:00Z\"}\n");
+    const char *args[] = {"ingest", "--db", db, file, NULL};
+    cr_assert_eq(rg_test_run(args, NULL, &out, &err), 1, "%s%s", out, err);
+    cr_assert(strstr(out, "stored 1, duplicates 1, conflicts 1, rejected 1"), "%s", out);
+    char where[600];
+    snprintf(where, sizeof where, "%s:2: field 'id': an event with this clinic and id is "
+             "already stored with different content", file);
+    cr_assert(strstr(err, where), "%s", err);
+    snprintf(where, sizeof where, "%s:3: not valid JSON", file);
+    cr_assert(strstr(err, where), "%s", err);
+    free(out);
+    free(err);
+    dir_names(dir, names, sizeof names);
+    cr_assert_str_eq(names, "in.jsonl n.db", "nothing else is left beside it");
+    cr_assert_eq(stat(db, &sb), 0);
+    cr_assert_eq(sb.st_mode & 0777, 0600, "mode %o", sb.st_mode & 0777);
+    sqlite3 *h;
+    sqlite3_stmt *q;
+    cr_assert_eq(sqlite3_open_v2(db, &h, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+    cr_assert_eq(sqlite3_prepare_v2(h, "SELECT (SELECT count(*) FROM events) || ' ' ||"
+                                       " (SELECT count(*) FROM rejected) || ' ' ||"
+                                       " (SELECT journal_mode FROM pragma_journal_mode)",
+                                    -1, &q, NULL), SQLITE_OK, "%s", sqlite3_errmsg(h));
+    cr_assert_eq(sqlite3_step(q), SQLITE_ROW);
+    cr_assert_str_eq((const char *)sqlite3_column_text(q, 0), "1 2 wal");
+    sqlite3_finalize(q);
+    sqlite3_close(h);
+
+    /* a read error half-way (a directory is no file of lines): nothing stays */
+    char before[512];
+    dir_names(dir, before, sizeof before);
+    snprintf(db, sizeof db, "%s/m.db", dir);
+    const char *broken[] = {"ingest", "--db", db, dir, NULL};
+    cr_assert_eq(rg_test_run(broken, NULL, &out, &err), 2, "%s%s", out, err);
+    cr_assert(strstr(err, "read error") && strstr(err, "nothing of the file was kept") &&
+              strstr(err, "m.db was not created"), "%s", err);
+    free(out);
+    free(err);
+    dir_names(dir, names, sizeof names);
+    cr_assert_str_eq(names, before, "no half-written file is left: %s", names);
     rg_test_rmdir(dir);
 }
 

@@ -145,7 +145,7 @@ Test(ingest, counts_accumulate_into_callers_totals)
     snprintf(path, sizeof path, "%s/x.jsonl", tmpdir);
     write_file(path, L_GOOD1 "\n" L_GOOD2 "\n");
     FILE *f = fopen(path, "r");
-    rg_ingest_counts c = {10, 20, 30, 40, 0, 0, 0};
+    rg_ingest_counts c = {.stored = 10, .duplicates = 20, .conflicts = 30, .rejected = 40};
     char err[256];
     cr_assert_eq(rg_ingest_file(st, f, "x", &c, NULL, NULL, err, sizeof err), RG_OK, "%s", err);
     fclose(f);
@@ -241,19 +241,24 @@ static void on_reject_line(void *ud, const char *source, long line, const char *
  * writer must still see them in file order, with their own line numbers,
  * across its chunks and batches; a store failure stops at the line it
  * happened on and takes back only the batch it was in. */
-Test(ingest, pipeline_keeps_order_lines_and_batches)
+#define ORDER_LINES 23000L
+#define ORDER_BOOM 21001L
+
+/* order.jsonl in tmpdir, ORDER_LINES lines: a refusal every 997th (their
+ * lines in want[], *nwant), a blank line every 301st, else a new event;
+ * returns its path. */
+static const char *write_order_file(long want[64], int *nwant)
 {
-    const long N = 23000, BOOM = 21001;
-    char path[600];
+    static char path[600];
+    const long N = ORDER_LINES;
     snprintf(path, sizeof path, "%s/order.jsonl", tmpdir);
     FILE *w = fopen(path, "w");
     cr_assert_not_null(w);
-    long want[64];
-    int nwant = 0;
+    *nwant = 0;
     for (long i = 1; i <= N; i++) {
         if (i % 997 == 0) {
             fprintf(w, "{\"id\":\"x%ld\",\"clinic\":\"north\"}\n", i);
-            want[nwant++] = i;
+            want[(*nwant)++] = i;
         } else if (i % 301 == 0) {
             fprintf(w, "  \r\n");
         } else {
@@ -264,6 +269,27 @@ Test(ingest, pipeline_keeps_order_lines_and_batches)
         }
     }
     cr_assert_eq(fclose(w), 0);
+    return path;
+}
+
+/* Makes the store fail at the insert of ev-ORDER_BOOM (a trigger's veto). */
+static void boom_at_order_line(void)
+{
+    sqlite3 *db;
+    cr_assert_eq(sqlite3_open(dbpath, &db), SQLITE_OK);
+    char sql[256];
+    snprintf(sql, sizeof sql, "CREATE TRIGGER boom BEFORE INSERT ON events WHEN NEW.id = 'ev-%ld'"
+                              " BEGIN SELECT RAISE(ABORT, 'boom'); END", ORDER_BOOM);
+    cr_assert_eq(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK, "%s", sqlite3_errmsg(db));
+    sqlite3_close(db);
+}
+
+Test(ingest, pipeline_keeps_order_lines_and_batches)
+{
+    const long N = ORDER_LINES, BOOM = ORDER_BOOM;
+    long want[64];
+    int nwant;
+    const char *path = write_order_file(want, &nwant);
 
     /* first run: everything but the refusals is stored, in file order */
     FILE *f = fopen(path, "r");
@@ -293,13 +319,7 @@ Test(ingest, pipeline_keeps_order_lines_and_batches)
     snprintf(wal, sizeof wal, "%s-wal", dbpath);
     remove(wal);
     open_store();
-    sqlite3 *db;
-    cr_assert_eq(sqlite3_open(dbpath, &db), SQLITE_OK);
-    char sql[256];
-    snprintf(sql, sizeof sql, "CREATE TRIGGER boom BEFORE INSERT ON events WHEN NEW.id = 'ev-%ld'"
-                              " BEGIN SELECT RAISE(ABORT, 'boom'); END", BOOM);
-    cr_assert_eq(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK, "%s", sqlite3_errmsg(db));
-    sqlite3_close(db);
+    boom_at_order_line();
     f = fopen(path, "r");
     rg_ingest_counts c2 = {0};
     seen_lines seen2 = {{0}, 0};
@@ -318,6 +338,56 @@ Test(ingest, pipeline_keeps_order_lines_and_batches)
     cr_assert_eq(seen2.n, c2.rejected, "only refusals that were committed are reported");
     cr_assert_eq(rg_store_begin(st), RG_OK);
     cr_assert_eq(rg_store_commit(st), RG_OK);
+}
+
+/* A new database loaded whole (counts.whole, rg_store_opts.load: `regimen
+ * ingest` into a file that did not exist): one transaction, so the store
+ * failing at line ORDER_BOOM keeps nothing of the file, while refusals are
+ * still told batch by batch, with their lines; without the failure it
+ * stores what the batched ingest stores. */
+Test(ingest, whole_file_keeps_everything_or_nothing)
+{
+    long want[64];
+    int nwant;
+    const char *path = write_order_file(want, &nwant);
+    rg_store_opts load = {.bulk = 1, .load = 1};
+    char err[512] = "";
+    for (int boom = 1; boom >= 0; boom--) {
+        close_store();
+        remove(dbpath);
+        if (boom) { /* a file with the trigger in it, as the load finds it */
+            open_store();
+            close_store();
+            boom_at_order_line();
+        }
+        cr_assert_eq(rg_store_open(&st, dbpath, &load, err, sizeof err), RG_OK, "%s", err);
+        FILE *f = fopen(path, "r");
+        rg_ingest_counts c = {.whole = 1};
+        seen_lines seen = {{0}, 0};
+        int rc = rg_ingest_file(st, f, "order", &c, on_reject_line, &seen, err, sizeof err);
+        fclose(f);
+        close_store();
+        if (boom) {
+            cr_assert_eq(rc, RG_EDB);
+            cr_assert(strstr(err, "stopped at line 21001:") &&
+                      strstr(err, "nothing of the file was kept"), "%s", err);
+            cr_assert_eq(c.stored + c.rejected, 0, "the counts say nothing was kept");
+            cr_assert_eq(peek_int("SELECT count(*) FROM events"), 0);
+            cr_assert_eq(peek_int("SELECT count(*) FROM rejected"), 0);
+            cr_assert_eq(seen.n, 20, "the refusals of the first 20,000 lines were told");
+        } else {
+            long blanks = ORDER_LINES / 301 - ORDER_LINES / (301 * 997);
+            cr_assert_eq(rc, RG_OK, "%s", err);
+            cr_assert_eq(c.stored, ORDER_LINES - nwant - blanks);
+            cr_assert_eq(peek_int("SELECT count(*) FROM events"), c.stored);
+            cr_assert_eq(peek_int("SELECT max(seq) FROM events"), c.stored);
+            cr_assert_eq(peek_int("SELECT count(*) FROM rejected"), nwant);
+            cr_assert_eq(seen.n, nwant);
+        }
+        for (int i = 0; i < seen.n; i++)
+            cr_assert_eq(seen.line[i], want[i]);
+    }
+    open_store();
 }
 
 /* The whole events and patients tables of the database at path, as text. */

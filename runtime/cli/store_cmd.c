@@ -18,12 +18,109 @@
 #include <jansson.h>
 
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
+#include <signal.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
+
+/* ---- ingest into a database that does not exist yet: written whole or not at
+ * all. The events go into a new file beside it (NAME.ingest-XXXXXX), which nobody
+ * else sees, in one transaction with its journal in memory and no syncs
+ * (rg_store_opts.load); once complete it is turned to WAL (on close), synced and linked
+ * under its name, which fails rather than overwrite a database another program
+ * made meanwhile. On any failure, or SIGINT, SIGTERM or SIGHUP, the new file is
+ * removed: no half-written database is left under any name. */
+
+static char rg__loading[PATH_MAX + 32]; /* the new file while it is written */
+
+static void rg__loading_signal(int sig)
+{
+    unlink(rg__loading);
+    signal(sig, SIG_DFL);
+    raise(sig);
+}
+
+/* 0 when path (a directory if dir) reached the disk. */
+static int rg__sync_path(const char *path, int dir)
+{
+    int fd = open(path, dir ? O_RDONLY | O_DIRECTORY : O_RDWR);
+    int rc = fd < 0 || fsync(fd) != 0 ? -1 : 0;
+    if (fd >= 0)
+        close(fd);
+    return rc;
+}
+
+/* 1 when db names nothing (not even a dangling symbolic link, which SQLite
+ * would follow), nor does the journal or WAL of a database. */
+static int rg__db_absent(const char *db)
+{
+    char side[PATH_MAX + 16];
+    struct stat sb;
+    if (rg_store_is_server(db) || !strcmp(db, ":memory:") || !*db || lstat(db, &sb) == 0 ||
+        errno != ENOENT)
+        return 0;
+    const char *suffix[] = {"-wal", "-journal"};
+    for (int i = 0; i < 2; i++)
+        if (snprintf(side, sizeof side, "%s%s", db, suffix[i]) >= (int)sizeof side ||
+            lstat(side, &sb) == 0)
+            return 0;
+    return 1;
+}
+
+static int rg__ingest_new(const rg_cli_opts *o, const char *file)
+{
+    char err[1024], dir[PATH_MAX + 32];
+    if (snprintf(rg__loading, sizeof rg__loading, "%s.ingest-XXXXXX", o->db) >=
+        (int)sizeof rg__loading)
+        return rg_cli_die("%s: the name is too long", o->db);
+    int fd = mkstemp(rg__loading); /* 0600: patient data, the owner's alone */
+    if (fd < 0) {
+        fprintf(stderr, "regimen: cannot create database %s: %s\n", o->db, strerror(errno));
+        return 2;
+    }
+    close(fd);
+    struct sigaction sa = {.sa_handler = rg__loading_signal}, old[3];
+    const int sigs[3] = {SIGINT, SIGTERM, SIGHUP};
+    for (int i = 0; i < 3; i++)
+        sigaction(sigs[i], &sa, &old[i]);
+    rg_store *st;
+    rg_store_opts so = {.bulk = 1, .load = 1};
+    int rc = 2;
+    if (rg_store_open(&st, rg__loading, &so, err, sizeof err) != RG_OK) {
+        fprintf(stderr, "regimen: %s\n", err);
+    } else {
+        rg_ingest_counts counts = {.skew = o->future_skew, .whole = 1};
+        rc = rg_cli_ingest_path(st, file, &counts, stdout);
+        rg_store_close(st); /* turns it to WAL */
+    }
+    snprintf(dir, sizeof dir, "%s", o->db);
+    char *slash = strrchr(dir, '/');
+    if (slash)
+        slash[1] = '\0';
+    else
+        snprintf(dir, sizeof dir, ".");
+    if (rc != 2 && (rg__sync_path(rg__loading, 0) != 0 || link(rg__loading, o->db) != 0)) {
+        fprintf(stderr, "regimen: cannot store %s: %s\n", o->db,
+                errno == EEXIST ? "another program created it meanwhile" : strerror(errno));
+        rc = 2;
+    }
+    unlink(rg__loading);
+    if (rc != 2 && rg__sync_path(dir, 1) != 0) {
+        fprintf(stderr, "regimen: %s: cannot sync its directory: %s\n", o->db, strerror(errno));
+        rc = 2;
+    }
+    for (int i = 0; i < 3; i++)
+        sigaction(sigs[i], &old[i], NULL);
+    if (rc == 2 && access(o->db, F_OK) != 0)
+        fprintf(stderr, "regimen: %s was not created (a new database is stored whole or not at "
+                "all)\n", o->db);
+    return rc;
+}
 
 int rg_cmd_ingest(int argc, char **argv)
 {
@@ -34,6 +131,8 @@ int rg_cmd_ingest(int argc, char **argv)
         return rc;
     if (optind != argc - 1)
         return rg_cli_die("%s", "ingest needs exactly one FILE (or - for standard input)");
+    if (rg__db_absent(o.db))
+        return rg__ingest_new(&o, argv[optind]);
     if ((rc = rg_cli_open_store(o.db, 3, NULL, NULL, &st)))
         return rc;
     rg_ingest_counts counts = {.skew = o.future_skew};

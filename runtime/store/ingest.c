@@ -48,9 +48,12 @@ rg_time rg_ingest_ahead(const rg_event *ev, rg_time now, rg_time skew, char *why
     return ahead;
 }
 
+#define RG__LEN_UNKNOWN ((size_t)-1) /* text's length, measured only if it is kept */
+
 /* The store's half of one line: stores a validated event (or takes what
  * storing it gave, *stored, when it went in with others), or keeps the
- * refusal (rc RG_EINVAL with field and why) with the raw text. */
+ * refusal (rc RG_EINVAL with field and why) with the raw text (len bytes,
+ * or RG__LEN_UNKNOWN: up to its NUL). */
 static int rg__store_one(rg_store *st, int rc, rg_event *ev, char *field, char *why,
                          size_t whylen, const char *text, size_t len, const char *source,
                          long line, rg_ingest_counts *counts, rg_reject_fn on_reject, void *ud,
@@ -85,6 +88,8 @@ static int rg__store_one(rg_store *st, int rc, rg_event *ev, char *field, char *
     } else {
         counts->rejected++;
     }
+    if (len == RG__LEN_UNKNOWN)
+        len = text ? strlen(text) : 0;
     rc = rg_store_reject(st, source, line, field, why, text, len > RG_RAW_KEEP ? RG_RAW_KEEP : len);
     if (rc)
         return rc;
@@ -328,6 +333,7 @@ int rg_ingest_file(rg_store *st, FILE *f, const char *source, rg_ingest_counts *
     rg__pipe p = {.f = f};
     pthread_t reader;
     long lineno = 0, in_batch = 0;
+    int in_tx = 0; /* a transaction is open (whole: from the first line to the end) */
     rg_ingest_counts committed = *counts;
     int rc = RG_OK, started = 0;
     pthread_mutex_init(&p.mu, NULL);
@@ -353,8 +359,9 @@ int rg_ingest_file(rg_store *st, FILE *f, const char *source, rg_ingest_counts *
                 rc = RG_ENOMEM;
                 break;
             }
-            if (in_batch == 0 && (rc = rg_store_begin(st)))
+            if (!in_tx && (rc = rg_store_begin(st)))
                 break;
+            in_tx = 1;
             if (i >= run_end &&
                 (rc = rg__store_run(st, c, i, RG_BATCH_LINES - in_batch, put, &run_end,
                                     &lineno)))
@@ -364,7 +371,7 @@ int rg_ingest_file(rg_store *st, FILE *f, const char *source, rg_ingest_counts *
                 snprintf(why, sizeof why, "%s", it->why);
             int r = rg__store_one(st, it->rc, &it->ev, it->field, why, sizeof why,
                                   it->raw ? it->raw : it->ev.body,
-                                  it->raw ? it->rawlen : it->ev.body ? strlen(it->ev.body) : 0,
+                                  it->raw ? it->rawlen : RG__LEN_UNKNOWN,
                                   source, it->line, counts, rg__defer, &pend,
                                   it->rc == RG_OK ? &put[i] : NULL);
             if (r < 0 || pend.nomem) {
@@ -372,9 +379,12 @@ int rg_ingest_file(rg_store *st, FILE *f, const char *source, rg_ingest_counts *
                 break;
             }
             if (++in_batch == RG_BATCH_LINES) {
-                if ((rc = rg_store_commit(st)))
-                    break;
-                committed = *counts;
+                if (!counts->whole) {
+                    if ((rc = rg_store_commit(st)))
+                        break;
+                    in_tx = 0;
+                    committed = *counts;
+                }
                 rg__flush(&pend, source, on_reject, ud);
                 in_batch = 0;
             }
@@ -407,7 +417,7 @@ int rg_ingest_file(rg_store *st, FILE *f, const char *source, rg_ingest_counts *
     }
     pthread_cond_destroy(&p.cv);
     pthread_mutex_destroy(&p.mu);
-    if (rc == RG_OK && in_batch && (rc = rg_store_commit(st)) == RG_OK) {
+    if (rc == RG_OK && in_tx && (rc = rg_store_commit(st)) == RG_OK) {
         committed = *counts;
         rg__flush(&pend, source, on_reject, ud);
     }
@@ -415,10 +425,11 @@ int rg_ingest_file(rg_store *st, FILE *f, const char *source, rg_ingest_counts *
     if (rc) {
         rg_store_rollback(st);
         *counts = committed;
-        return rg_fail(err, errlen, rc, "%s: stopped at line %ld: %s (%s); lines of the last "
-                       "batch were rolled back", source, lineno, rg_strerror(rc),
-                       rc == RG_EIO ? "read error"
-                       : rc == RG_ENOMEM ? "out of memory" : rg_store_errmsg(st));
+        return rg_fail(err, errlen, rc, "%s: stopped at line %ld: %s (%s); %s", source, lineno,
+                       rg_strerror(rc), rc == RG_EIO ? "read error"
+                       : rc == RG_ENOMEM ? "out of memory" : rg_store_errmsg(st),
+                       counts->whole ? "nothing of the file was kept"
+                                     : "lines of the last batch were rolled back");
     }
     return RG_OK;
 }

@@ -24,6 +24,9 @@ typedef struct rg_ingest_counts {
      * and a reason that starts "warning:" */
     long future;
     rg_time skew; /* in: the skew allowed; 0: RG_INGEST_SKEW_MS; negative: no check */
+    int whole;    /* in, rg_ingest_file: 1, the file is one transaction (a new database kept
+                   * whole or not at all, rg_store_opts.load): refusals are still told every
+                   * batch of lines, and a failure keeps nothing of the file */
 } rg_ingest_counts;
 
 #define RG_INGEST_SKEW_MS (15 * RG_MS_MINUTE)

@@ -55,6 +55,7 @@ struct rg_backend {
     char fault[256]; /* why the last write failed; "" once a commit succeeded */
     int full; /* a write met a full disk since the last commit (rg__reclaim_wal) */
     int short_wal; /* one did once: the WAL is kept short since */
+    int load;      /* opened for a load (rg_store_opts.load) */
     char put_why[512]; /* why rg_store_put_event answered a conflict */
     const char *put_field; /* and the field it is about */
     rg_time fault_since;
@@ -437,6 +438,7 @@ static int rg_sqlite_open(rg_sqlite **out, const char *path, const rg_store_opts
     }
     sqlite3_busy_timeout(st->db, RG__BUSY_MS);
     st->sched_patient[0] = '\0';
+    st->load = opts && opts->load;
     int rc = rg__check_version(st, path, err, errlen);
     if (!rc && opts && opts->check) /* before the pragmas below write the header */
         rc = rg__check_pages(st, path, err, errlen);
@@ -448,7 +450,10 @@ static int rg_sqlite_open(rg_sqlite **out, const char *path, const rg_store_opts
     /* The store's cache: 64 MiB of pages plus up to RG_STORE_MMAP bytes of
      * the file mapped for reads, so a sweep's memory stays bounded however
      * large the database grows. */
-    const char *pragmas = opts && opts->durable
+    const char *pragmas = opts && opts->load
+                              ? "PRAGMA locking_mode=EXCLUSIVE; PRAGMA journal_mode=MEMORY;"
+                                " PRAGMA synchronous=OFF; PRAGMA foreign_keys=ON;"
+                          : opts && opts->durable
                               ? "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;"
                                 " PRAGMA foreign_keys=ON; PRAGMA cache_size=-65536;"
                                 " PRAGMA mmap_size=" RG_STORE_MMAP ";"
@@ -469,9 +474,14 @@ static int rg_sqlite_open(rg_sqlite **out, const char *path, const rg_store_opts
         usleep(10000);
     }
     /* a bulk load writes each page once: what the cache would keep of it is
-     * not read again, and reused pages cost no new memory (store.h) */
+     * not read again, and reused pages cost no new memory (store.h). A load
+     * into a new file (one transaction, no journal to write first) spills
+     * its pages to the file as it goes: 2 MiB of them hold where the
+     * inserts land (issue 27: 4,662 -> 1,991 page faults on the 2k cohort,
+     * 262 pages read back) */
     if (rc_exec == SQLITE_OK && opts && opts->bulk)
-        rc_exec = sqlite3_exec(st->db, "PRAGMA cache_size=-16384;", NULL, NULL, &msg);
+        rc_exec = sqlite3_exec(st->db, opts->load ? "PRAGMA cache_size=-2048;"
+                                                  : "PRAGMA cache_size=-16384;", NULL, NULL, &msg);
     if (rc_exec != SQLITE_OK) {
         rg_fail(err, errlen, RG_EDB, "cannot use database %s: %s", path, msg);
         sqlite3_free(msg);
@@ -517,6 +527,10 @@ static void rg_sqlite_close(rg_sqlite *st)
         return;
     for (int i = 0; i < Q__COUNT; i++)
         sqlite3_finalize(st->q[i]);
+    /* a loaded file leaves as any other store is: in WAL (which the next open
+     * sets too, should this fail) */
+    if (st->load)
+        sqlite3_exec(st->db, "PRAGMA journal_mode=WAL", NULL, NULL, NULL);
     sqlite3_close(st->db);
     free(st);
 }

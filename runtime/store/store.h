@@ -64,6 +64,11 @@ typedef struct rg_store_opts {
     int bulk;    /* 1: a bulk load (ingest), SQLite: a page cache of 16 MiB, not 64, whose
                   * pages are used again batch after batch rather than new memory (a page
                   * fault) for each page written; a server keeps its own cache */
+    int load;    /* 1: SQLite, a new file that nobody else sees until it is complete (ingest
+                  * into a database that did not exist, cli/store_cmd.c): held alone
+                  * (locking_mode=EXCLUSIVE), its journal in memory and no syncs, since a
+                  * failure throws the whole file away; closed, it is turned to WAL, and
+                  * the caller syncs it before it takes its name */
 
     int reader;  /* 1: this connection only reads (the service's evaluation threads); on
                   * PostgreSQL its transactions are REPEATABLE READ READ ONLY unless
