@@ -606,8 +606,10 @@ static void rg__reclaim_wal(rg_sqlite *st)
  * each commit, the WAL holds no frame the database still needs when a write
  * meets a full disk, so the next write transaction's truncation gives its
  * space back once the readers in it are done. Done before on_commit wakes the
- * evaluation threads, so their reads begin on a WAL fully copied and do not
- * hold it. With RG__ROOM free again, SQLite's checkpoint is enough. */
+ * evaluation threads, so their reads begin on a WAL fully copied: they read
+ * the database file alone and never keep the WAL from starting again (a
+ * checkpoint meanwhile is put off to the next commit). With RG__ROOM free
+ * again, SQLite's checkpoint is enough. */
 #define RG__ROOM (64ull << 20) /* bytes */
 static void rg__keep_wal_short(rg_sqlite *st)
 {
