@@ -4,7 +4,8 @@
  *   - a full disk (the database on a small tmpfs): the failing POST is 503
  *     with the cause and is not acknowledged, reads go on, /healthz says
  *     degraded, wake-ups are retried (not spun on), and once space is freed
- *     the events are taken; nothing half-written;
+ *     the events are taken, and a long stream after that does not fill the
+ *     disk again (the WAL is kept short); nothing half-written;
  *   - a database that cannot be written: a missing or read-only directory, a
  *     file on a read-only file system (refused at start-up with one line
  *     naming the path and the cause), a file made immutable while the
@@ -260,10 +261,20 @@ static void full_disk(int bytes, int evaluation_first)
     cr_assert_eq(http(s.port, "GET", "/healthz", NULL, NULL, &out), 200);
     cr_assert(strstr(out, "\"status\":\"ok\""), "%s", out);
     free(out);
-    /* (Not checked here: a long stream of writes right after the recovery. In
-     * 2 of 4 runs 200 small events, far less than the 256 kB freed, met the
-     * full disk again for good: the WAL can still grow into the space freed.
-     * A known gap, not yet fixed.) */
+    /* and it goes on: 1000 small events (2000 commits) are all taken. The
+     * database grows by about 450 kB, which the space left holds, but not
+     * with a WAL of 300 kB beside it: the WAL is checkpointed at each commit
+     * while space is short, so it does not fill the disk again. */
+    for (int i = 0; i < 1000; i++) {
+        char id[16];
+        snprintf(id, sizeof id, "s%d", i);
+        ev = fat_event(id, i % 7, 100);
+        cr_assert_eq(http(s.port, "POST", "/v1/events", TOKEN_A, ev, &out), 200, "s%d: %s", i,
+                     out);
+        free(out);
+        free(ev);
+        acked++;
+    }
     cr_assert_eq(server_stop(&s, SIGTERM), 0);
 
     integrity_ok(s.db);
@@ -281,14 +292,14 @@ static void full_disk(int bytes, int evaluation_first)
 
 /* 3 kB events: a request's commit is the first to meet the full disk */
 Test(ops, full_disk_is_503_unacknowledged_then_recovers_with_nothing_half_written,
-     .timeout = 90, .fini = cleanup)
+     .timeout = 150, .fini = cleanup)
 {
     full_disk(3000, 0);
 }
 
 /* 2 kB events: an evaluation's commit is the first to meet the full disk */
 Test(ops, full_disk_in_an_evaluations_commit_recovers_with_nothing_half_written,
-     .timeout = 90, .fini = cleanup)
+     .timeout = 150, .fini = cleanup)
 {
     full_disk(2048, 1);
 }

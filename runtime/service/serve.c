@@ -2321,11 +2321,6 @@ static int rg__serve_start(rg_svc *sv, const char *db_path, const char *shipped)
         rg_log("error", "notifications: out of memory at start; the policies' steps are not sent");
     if (rg_svc_audit_start(sv))
         rg_log("error", "audit: out of memory at start; requests are not audited");
-    rg_log("info", "listening on %s:%d (%d clinic%s, database %s, %d evaluation thread%s%s)",
-           sv->host, rg_http_port(sv->http), sv->nclinics, sv->nclinics == 1 ? "" : "s", db_path,
-           threads, threads == 1 ? "" : "s",
-           sv->tls ? ", TLS" : sv->behind_tls_proxy ? ", behind a TLS proxy" : "");
-    fflush(stderr);
     char addr[128];
     snprintf(addr, sizeof addr, "%.64s:%d", sv->host, rg_http_port(sv->http));
     rg_holder_describe(sv->holder, addr);
@@ -2334,6 +2329,15 @@ static int rg__serve_start(rg_svc *sv, const char *db_path, const char *shipped)
     rg_svc_auth_start(sv); /* sessions expire */
     uv_signal_start(&sv->sigterm, rg__on_stop, SIGTERM);
     uv_signal_start(&sv->sigint, rg__on_stop, SIGINT);
+    /* Announced once the lock file names the address and the signals are
+     * handled: whoever waits for this line may stop the service at once
+     * (SIGTERM before its handler killed it with status 143, not 0) or ask
+     * who holds the database. */
+    rg_log("info", "listening on %s:%d (%d clinic%s, database %s, %d evaluation thread%s%s)",
+           sv->host, rg_http_port(sv->http), sv->nclinics, sv->nclinics == 1 ? "" : "s", db_path,
+           threads, threads == 1 ? "" : "s",
+           sv->tls ? ", TLS" : sv->behind_tls_proxy ? ", behind a TLS proxy" : "");
+    fflush(stderr);
     sv->lag_last = uv_hrtime(); /* from here on, a step of the wall clock shows */
     sv->lag_wall = rg_now();
     uv_timer_start(&sv->lag, rg__on_lag, 1000, 1000);

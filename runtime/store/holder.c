@@ -44,13 +44,15 @@ static int rg__lock_path(const char *db_path, char *out, size_t len)
     return n > 0 && (size_t)n < len ? RG_OK : RG_EINVAL;
 }
 
-/* Writes "<kind> <pid> <addr>\n" in place of what the file said. */
+/* Writes "<kind> <pid> <addr>\n" in place of what the file said: over it,
+ * then cut to its length, so a reader never finds the file empty (rg__probe
+ * reads the first line's words only). */
 static int rg__write(rg_holder *h, const char *addr)
 {
     char line[256];
     int n = snprintf(line, sizeof line, "%s %ld %s\n", h->kind, (long)getpid(), addr);
-    if (n < 0 || (size_t)n >= sizeof line || ftruncate(h->fd, 0) != 0 ||
-        pwrite(h->fd, line, (size_t)n, 0) != n)
+    if (n < 0 || (size_t)n >= sizeof line || pwrite(h->fd, line, (size_t)n, 0) != n ||
+        ftruncate(h->fd, n) != 0)
         return RG_EIO;
     return RG_OK;
 }

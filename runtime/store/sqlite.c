@@ -24,6 +24,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 struct rg_backend {
@@ -54,7 +55,7 @@ struct rg_backend {
     int evseq_dirty;
     char fault[256]; /* why the last write failed; "" once a commit succeeded */
     int full; /* a write met a full disk since the last commit (rg__reclaim_wal) */
-    int short_wal; /* one did once: the WAL is kept short since */
+    int short_wal; /* one did, and space is still short: rg__keep_wal_short */
     int load;      /* opened for a load (rg_store_opts.load) */
     char put_why[512]; /* why rg_store_put_event answered a conflict */
     const char *put_field; /* and the field it is about */
@@ -594,22 +595,46 @@ static int rg__evseq_used(rg_sqlite *st, int used)
  * needs, and the WAL gives back the rest. On a disk still full it fails at
  * once, and nothing is lost (every frame stays in the WAL). Readers in the
  * way are not waited for (busy timeout 0 meanwhile): it then copies what it
- * can, and the next write transaction tries again.
- * Space has been short once: from then on the WAL is checkpointed every
- * RG__SHORT_WAL pages, not SQLite's 1000 (4 MB), or it would grow into the
- * space freed and fill the disk again by itself, leaving the database no
- * room for the checkpoint that lets the WAL start again. */
-#define RG__SHORT_WAL "64" /* pages (256 kB of 4 kB pages) */
+ * can, and the next write transaction tries again. */
+static void rg__truncate_wal(rg_sqlite *st)
+{
+    sqlite3_busy_timeout(st->db, 0);
+    sqlite3_wal_checkpoint_v2(st->db, NULL, SQLITE_CHECKPOINT_TRUNCATE, NULL, NULL);
+    sqlite3_busy_timeout(st->db, RG__BUSY_MS);
+}
 static void rg__reclaim_wal(rg_sqlite *st)
 {
     if (!st->full)
         return;
+    st->short_wal = 1;
+    rg__truncate_wal(st);
+}
+
+/* Space has been short (rg__reclaim_wal): while the file system has less
+ * than RG__ROOM free, every commit is checkpointed at once, the WAL truncated
+ * when no reader is in it. SQLite's own checkpoint (every 1000 pages, 4 MB)
+ * would let the WAL grow into the space freed, and an evaluation thread's
+ * read that began before it would keep the WAL from starting again, so a
+ * stream of writes after the recovery filled the disk again with frames the
+ * database then had no room to take: a full disk for good. Checkpointed at
+ * each commit, the WAL holds no frame the database still needs when a write
+ * meets a full disk, so the next write transaction's truncation gives its
+ * space back once the readers in it are done. Done before on_commit wakes the
+ * evaluation threads, so their reads begin on a WAL fully copied: they read
+ * the database file alone and never keep the WAL from starting again (a
+ * checkpoint meanwhile is put off to the next commit). With RG__ROOM free
+ * again, SQLite's checkpoint is enough. */
+#define RG__ROOM (64ull << 20) /* bytes */
+static void rg__keep_wal_short(rg_sqlite *st)
+{
     if (!st->short_wal)
-        st->short_wal = sqlite3_exec(st->db, "PRAGMA wal_autocheckpoint=" RG__SHORT_WAL, NULL,
-                                     NULL, NULL) == SQLITE_OK;
-    sqlite3_busy_timeout(st->db, 0);
-    sqlite3_wal_checkpoint_v2(st->db, NULL, SQLITE_CHECKPOINT_TRUNCATE, NULL, NULL);
-    sqlite3_busy_timeout(st->db, RG__BUSY_MS);
+        return;
+    struct statvfs fs;
+    const char *path = sqlite3_db_filename(st->db, "main");
+    if (path && statvfs(path, &fs) == 0 && (unsigned long long)fs.f_bavail * fs.f_frsize >= RG__ROOM)
+        st->short_wal = 0;
+    else
+        rg__truncate_wal(st);
 }
 
 static int rg_sqlite_begin(rg_sqlite *st)
@@ -646,6 +671,7 @@ static int rg_sqlite_commit(rg_sqlite *st)
     if (rc == RG_OK) {
         st->fault[0] = '\0';
         st->full = 0;
+        rg__keep_wal_short(st);
     } else
         st->rollbacks++; /* what it held may not have been stored */
     if (rc == RG_OK && st->on_commit)
