@@ -956,6 +956,71 @@ Test(store_file, v5_file_upgrades_to_notify_at)
     close_store();
 }
 
+/* A version 19 file: its transitions table, rebuilt by 19 -> 20 with the
+ * CHECK on state as comparisons (SQLite built an ephemeral table at each
+ * insert for the IN list), keeps every row and its indexes, and the CHECK
+ * still refuses a state that is none of the three. */
+Test(store_file, v19_transitions_rebuilt_with_the_same_check)
+{
+    open_store();
+    int64_t a = 0;
+    rg_transition t = tr(1, "p1", "k-a", T("2026-03-07T15:00:00Z"));
+    t.cause = "e1";
+    cr_assert_eq(rg_store_transition(st, &t, &a), RG_OK, "%s", rg_store_errmsg(st));
+    rg_transition r = tr(0, "p1", "k-a", T("2026-03-08T15:00:00Z"));
+    cr_assert_eq(rg_store_transition(st, &r, &a), RG_OK, "%s", rg_store_errmsg(st));
+    close_store();
+    static const char rows[] = "SELECT group_concat(seq || alert_id || at || state || clinic ||"
+                               " patient || key || protocol || version || rule || severity ||"
+                               " message || due || params || evidence || recorded || cseq ||"
+                               " coalesce(notify_at, '-') || coalesce(cause, '-'), char(10))"
+                               " FROM (SELECT * FROM transitions ORDER BY seq)";
+    char before[4096], after[4096];
+    peek_text(rows, before, sizeof before);
+    sqlite3 *db;
+    cr_assert_eq(sqlite3_open(dbpath, &db), SQLITE_OK);
+    static const char v19[] =
+        "CREATE TABLE t19 AS SELECT * FROM transitions; DROP TABLE transitions;"
+        "CREATE TABLE transitions(seq INTEGER PRIMARY KEY, alert_id INTEGER,"
+        "  at INTEGER NOT NULL, state TEXT NOT NULL"
+        "  CHECK(state IN ('open','resolved','reraised')),"
+        "  clinic TEXT NOT NULL, patient TEXT NOT NULL, key TEXT NOT NULL,"
+        "  protocol TEXT NOT NULL, version TEXT NOT NULL, rule TEXT NOT NULL,"
+        "  severity TEXT NOT NULL, message TEXT NOT NULL, due INTEGER NOT NULL,"
+        "  params TEXT NOT NULL, evidence TEXT NOT NULL, recorded INTEGER NOT NULL,"
+        "  cseq INTEGER, notify_at INTEGER, cause TEXT);"
+        "INSERT INTO transitions SELECT * FROM t19; DROP TABLE t19;"
+        "CREATE UNIQUE INDEX transitions_by_clinic ON transitions(clinic, cseq);"
+        "CREATE INDEX transitions_by_key ON transitions(clinic, key, seq);"
+        "CREATE INDEX transitions_open ON transitions(clinic, patient)"
+        "  WHERE state = 'open';"
+        "PRAGMA user_version = 19;";
+    cr_assert_eq(sqlite3_exec(db, v19, NULL, NULL, NULL), SQLITE_OK, "%s", sqlite3_errmsg(db));
+    sqlite3_close(db);
+    open_store();
+    cr_assert_eq(peek_int("PRAGMA user_version"), RG_SCHEMA_VERSION);
+    peek_text(rows, after, sizeof after);
+    cr_assert_str_eq(after, before);
+    cr_assert_eq(peek_int("SELECT count(*) FROM sqlite_schema WHERE name = 'transitions'"
+                          " AND sql LIKE '%state = ''open'' OR state = ''resolved'' OR"
+                          " state = ''reraised''%'"), 1);
+    cr_assert_eq(peek_int("SELECT count(*) FROM sqlite_schema WHERE tbl_name = 'transitions'"
+                          " AND type = 'index'"), 3);
+    cr_assert_eq(sqlite3_open(dbpath, &db), SQLITE_OK);
+    cr_assert_eq(sqlite3_exec(db, "INSERT INTO transitions SELECT seq + 10, alert_id, at,"
+                                  " 'closed', clinic, patient, key, protocol, version, rule,"
+                                  " severity, message, due, params, evidence, recorded,"
+                                  " cseq + 10, notify_at, cause FROM transitions WHERE seq = 1",
+                              NULL, NULL, NULL),
+                 SQLITE_CONSTRAINT);
+    sqlite3_close(db);
+    /* and the next transition goes in after them */
+    rg_transition t2 = tr(1, "p1", "k-a", T("2026-03-09T15:00:00Z"));
+    cr_assert_eq(rg_store_transition(st, &t2, &a), RG_OK, "%s", rg_store_errmsg(st));
+    cr_assert_eq(transitions(0, 0)->n, 3);
+    close_store();
+}
+
 Test(store, transitions_open_resolve_and_feed_order)
 {
     int64_t a1 = 0, a2 = 0, a3 = 0;

@@ -53,7 +53,10 @@
 /* 19: open_alerts_by_patient, so a patient's open alerts are read from
  * open_alerts (what is open now), not from every opening of its history
  * (issue 26) */
-#define RG_SCHEMA_VERSION 19
+
+/* 20: the CHECK on a transition's state as comparisons, which SQLite tests
+ * without building an ephemeral table at each insert (issue 26, the sweep) */
+#define RG_SCHEMA_VERSION 20
 
 typedef struct rg_store rg_store;
 
