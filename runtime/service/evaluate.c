@@ -46,10 +46,12 @@
 
 #define RG__PAGE 256   /* due patients read at once by a wake-up job */
 #define RG__JOB_MS 250 /* a wake-up job hands back what it did after this long */
-/* ... or after this long in its wake-up part while requests wait for it
- * (its own, or new ones for the clinic): they are answered after the job's
- * commit, so a backlog of due patients would hold each POST up to
- * RG__JOB_MS; the rest of the backlog is the next job's */
+/* ... or, while requests wait for it (its own, or new ones for the
+ * clinic), once its wake-up part has run this long and as long as its
+ * requested patients took (a fair share for the due ones under a steady
+ * stream of requests): requests are answered after the job's commit, so a
+ * backlog of due patients would hold each POST up to RG__JOB_MS; the rest
+ * of the backlog is the next job's */
 #define RG__YIELD_MS 2
 #define RG__PAGE_ASKED 32 /* due patients read at once while requests wait */
 
@@ -397,14 +399,16 @@ static void rg__map(rg__thread *t, rg_svc_job *j, rg_clinic *cl)
 }
 
 /* Whether the wake-up part of job j (begun at tw, the job at t0) hands
- * back what it did now: a stop, RG__JOB_MS in all, or RG__YIELD_MS of it
- * while requests wait for the job. */
+ * back what it did now: a stop, RG__JOB_MS in all, or, while requests wait
+ * for the job, RG__YIELD_MS of it and as long as the part before it. */
 static int rg__hand_back(rg__thread *t, rg_svc_job *j, uint64_t t0, uint64_t tw)
 {
-    uint64_t now = uv_hrtime();
+    uint64_t now = uv_hrtime(), share = tw - t0;
     if (rg__halted(t->pool) || now - t0 > (uint64_t)RG__JOB_MS * 1000000)
         return 1;
-    if (now - tw > (uint64_t)RG__YIELD_MS * 1000000 &&
+    if (share < (uint64_t)RG__YIELD_MS * 1000000)
+        share = (uint64_t)RG__YIELD_MS * 1000000;
+    if (now - tw > share &&
         (j->reqs || atomic_load_explicit(&j->asked, memory_order_relaxed))) {
         j->yielded = 1;
         return 1;
