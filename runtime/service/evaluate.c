@@ -500,15 +500,15 @@ static void rg__run(rg__thread *t, rg_svc_job *j)
         int lim = j->reqs || atomic_load_explicit(&j->asked, memory_order_relaxed)
                       ? RG__PAGE_ASKED : RG__PAGE;
         t->page.n = 0;
-        int n = rg_store_patients_page(t->st, c->name, "", now, lim, rg_patient_page_add,
-                                       &t->page);
+        /* (the clinic's earliest due, through patients_by_wake: a page read
+         * costs what is due, not the clinic's patients, as a walk of them in
+         * key order did, 65 ms a page with 100,000 stored) */
+        int n = rg_store_due_patients(t->st, c->name, now, lim, rg_patient_page_add, &t->page);
         if (n < 0) {
             rc = n;
             break;
         }
-        int mine = 0;
-        while (mine < t->page.n && !strcmp(t->page.keys[mine][0], c->name))
-            mine++;
+        int mine = t->page.n;
         const char *names[RG__PAGE];
         for (int k = 0; k < mine; k++)
             names[k] = t->page.keys[k][1];
