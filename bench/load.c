@@ -36,7 +36,7 @@
  *           timer_p99_ms=.. timer_max_ms=.. timer_missing=.. behind_max_ms=..
  *   wake_lateness count=.. le_0.001=.. le_0.005=.. le_0.01=.. ...
  * Exit 0 when the run completed (the numbers say how well: late or missing
- * transitions are results), 1 on request errors or when nothing came back.
+ * transitions are results), 1 on request errors or when no echo came back.
  * Depends on POSIX sockets and pthreads only.
  */
 #define _GNU_SOURCE
@@ -760,8 +760,10 @@ static int cmd_latency(void)
         printf(" le_%s=%.0f", le_names[i], after.le[i] - before.le[i]);
     printf("\n");
     fflush(stdout);
-    /* late or missing transitions are results; no transition at all is a failure */
-    return errors || sent == 0 || ne == 0 || nt == 0 ? 1 : 0;
+    /* late or missing transitions are results; no echo at all is a failure
+     * (timers can all be missing: behind an older backlog of due patients,
+     * which the service evaluates the earliest due first) */
+    return errors || sent == 0 || ne == 0 ? 1 : 0;
 }
 
 /* ---- main ------------------------------------------------------------------------- */

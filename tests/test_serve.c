@@ -1218,6 +1218,56 @@ Test(serve, concurrent_posts_share_commits_each_acknowledged_feed_gap_free, .tim
     rg_test_rmdir(s.dir);
 }
 
+/* A POST that comes while its clinic's job works through a backlog of due
+ * patients (here the start-up's catch-up of pings stored by `regimen ingest`
+ * while the service was down) waits for a short part of that job, not for
+ * the backlog: the job's wake-up part hands back for it (evaluate.c,
+ * RG__YIELD_MS), which regimen_wake_yields_total counts. Before, each POST
+ * in a backlog waited for a whole wake-up job (up to 250 ms) or two. */
+Test(serve, post_during_backlog_cuts_the_wake_up_short, .timeout = 180)
+{
+    enum { BACKLOG = 20000 };
+    server s = {0};
+    char *out, *err, file[600];
+    server_setup(&s, echo_protocol, echo_protocol);
+    snprintf(file, sizeof file, "%s/backlog.jsonl", s.dir);
+    FILE *f = fopen(file, "w");
+    cr_assert_not_null(f);
+    int64_t at = now_ms() - 60000;
+    for (int i = 0; i < BACKLOG; i++) {
+        char id[32], *ev;
+        snprintf(id, sizeof id, "b%d", i);
+        ev = ping("north", id, id, at, "ping");
+        fprintf(f, "%s\n", ev);
+        free(ev);
+    }
+    cr_assert_eq(fclose(f), 0);
+    const char *args[] = {"ingest", "--db", s.db, file, NULL};
+    cr_assert_eq(rg_test_run(args, NULL, &out, &err), 0, "%s", err);
+    free(out);
+    free(err);
+    server_start(&s);
+
+    char *ev = ping("north", "live", "p-live", now_ms(), "ping");
+    cr_assert_eq(http(s.port, "POST", "/v1/events", TOKEN_A, ev, &out), 200, "%s", out);
+    cr_assert(strstr(out, "\"stored\":1,"), "%s", out);
+    free(out);
+    free(ev);
+    int behind = !caught_up_wait(&s, 0); /* (read before the metric: it is what was) */
+    long yields = metric(s.port, "regimen_wake_yields_total");
+    cr_assert(behind, "the catch-up of %d patients was over before the POST was answered: "
+                      "nothing to measure", BACKLOG);
+    cr_assert_geq(yields, 1, "the POST waited for the backlog's wake-up jobs");
+    cr_assert(caught_up_wait(&s, 150000), "no catch-up:\n%s", rg_test_read(s.log));
+    fprintf(stderr, "a POST in a backlog of %d due patients: answered before the catch-up, "
+                    "%ld wake-up part%s handed back\n", BACKLOG,
+            metric(s.port, "regimen_wake_yields_total"), yields == 1 ? "" : "s");
+    cr_assert_eq(server_stop(&s, SIGTERM), 0, "%s", rg_test_read(s.log));
+    cr_assert_eq(count_rows(s.db, "SELECT count(*) FROM transitions WHERE rule = 'echo.ping'"),
+                 BACKLOG + 1, "every patient of the backlog and the live one evaluated once");
+    rg_test_rmdir(s.dir);
+}
+
 /* A group whose transaction cannot be written (another connection holds the
  * database's write lock until the server gives up) answers every request of
  * the group with 503, stores nothing and publishes nothing; the same events

@@ -860,24 +860,30 @@ Test(store, due_patients_read_the_wake_index_earliest_first)
     /* due: p000, p040, p080, p120, p160 (all of clinic a), p160 the earliest */
     got_pats g;
     memset(&g, 0, sizeof g);
-    cr_assert_eq(rg_store_due_patients(st, due, 100, collect_pat, &g), 5);
+    cr_assert_eq(rg_store_due_patients(st, NULL, due, 100, collect_pat, &g), 5);
     static const char *const all[] = {"p000", "p040", "p080", "p120", "p160"};
     for (int i = 0; i < 5; i++)
         cr_assert_str_eq(g.patient[i], all[i], "row %d", i);
+    /* one clinic's: the same five for a, none for b */
+    memset(&g, 0, sizeof g);
+    cr_assert_eq(rg_store_due_patients(st, "a", due, 100, collect_pat, &g), 5);
+    cr_assert_str_eq(g.patient[4], "p160");
+    memset(&g, 0, sizeof g);
+    cr_assert_eq(rg_store_due_patients(st, "b", due, 100, collect_pat, &g), 0);
     /* a page of 2: the two earliest due, in patient order */
     memset(&g, 0, sizeof g);
-    cr_assert_eq(rg_store_due_patients(st, due, 2, collect_pat, &g), 2);
+    cr_assert_eq(rg_store_due_patients(st, NULL, due, 2, collect_pat, &g), 2);
     cr_assert_str_eq(g.patient[0], "p120");
     cr_assert_str_eq(g.patient[1], "p160");
     /* once advanced past due they leave the set */
     set_state("a", "p120", due, RG_TIME_NONE, due + 5, 0);
     set_state("a", "p160", due, RG_TIME_NONE, RG_TIME_NONE, 0);
     memset(&g, 0, sizeof g);
-    cr_assert_eq(rg_store_due_patients(st, due, 2, collect_pat, &g), 2);
+    cr_assert_eq(rg_store_due_patients(st, NULL, due, 2, collect_pat, &g), 2);
     cr_assert_str_eq(g.patient[0], "p040");
     cr_assert_str_eq(g.patient[1], "p080");
     memset(&g, 0, sizeof g);
-    cr_assert_eq(rg_store_due_patients(st, due - 200, 100, collect_pat, &g), 0);
+    cr_assert_eq(rg_store_due_patients(st, NULL, due - 200, 100, collect_pat, &g), 0);
 }
 
 /* Every read by alert key (explain, GET /v1/alerts/{key}, its actions, the

@@ -458,10 +458,20 @@ CONFORM(scheduling_follows_the_clock_and_paging_the_key_order)
     cr_assert_str_eq(due.v[0][1], "p10");
     cr_assert_str_eq(due.v[1][1], "p2");
     names earliest = {0};
-    cr_assert_eq(rg_store_due_patients(st, T("2026-03-05T00:00:00Z"), 2, collect_pat, &earliest),
+    cr_assert_eq(rg_store_due_patients(st, NULL, T("2026-03-05T00:00:00Z"), 2, collect_pat, &earliest),
                  2);
     cr_assert_str_eq(earliest.v[0][1], "p10", "the earliest due, in key order");
     cr_assert_str_eq(earliest.v[1][1], "p2");
+    /* one clinic's (a service's wake-up job): only its patients; a name that
+     * needs quoting in an array literal finds nothing, and no error */
+    names mine = {0}, none = {0};
+    int nmine = rg_store_due_patients(st, "north", T("2026-03-05T00:00:00Z"), 10, collect_pat,
+                                      &mine);
+    cr_assert_geq(nmine, 2);
+    for (int i = 0; i < nmine; i++)
+        cr_assert_str_eq(mine.v[i][0], "north", "row %d", i);
+    cr_assert_eq(rg_store_due_patients(st, "no\"one\\", T("2026-03-05T00:00:00Z"), 10,
+                                       collect_pat, &none), 0);
     rg_time w;
     cr_assert_eq(rg_store_next_wake(st, &w), RG_OK);
     cr_assert_eq(w, T("2026-03-02T07:00:00Z"));
@@ -2050,7 +2060,7 @@ Test(conf_pg, a_lease_is_one_connections_until_it_ends, .init = setup_pg, .fini 
     cr_assert_eq(rg_store_next_due(st, NULL, 0, &w, &sn), RG_OK);
     cr_assert_eq(w, T("2026-03-02T10:00:00Z"));
     names due = {0};
-    cr_assert_eq(rg_store_due_patients(other, T("2026-03-03T00:00:00Z"), 10, collect_pat, &due),
+    cr_assert_eq(rg_store_due_patients(other, NULL, T("2026-03-03T00:00:00Z"), 10, collect_pat, &due),
                  0);
     /* the holder's connection ends: the lease is free as soon as its server
      * process is gone (a few milliseconds: it ends after the socket closes) */
@@ -2565,7 +2575,7 @@ CONFORM(a_callbacks_nonzero_answer_stops_every_walk_and_is_returned)
     STOPS(rg_store_each_event_body_after(st, "north", 0, stop_body_after, NULL));
     STOPS(rg_store_each_rejected(st, stop_rejected, NULL));
     STOPS(rg_store_patients_page(st, "", "", RG_TIME_NONE, 10, stop_pair, NULL));
-    STOPS(rg_store_due_patients(st, far, 10, stop_pair, NULL));
+    STOPS(rg_store_due_patients(st, NULL, far, 10, stop_pair, NULL));
     STOPS(rg_store_each_open_alert(st, "north", "p1", stop_open, NULL));
     STOPS(rg_store_each_transition(st, 0, 0, stop_tr, NULL));
     STOPS(rg_store_each_transition(st, 0, 1, stop_tr, NULL));

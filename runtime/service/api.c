@@ -218,6 +218,8 @@ static void rg__queue_src(rg_svc *sv, int ci, rg_http_conn *c, json_t *items, rg
     pr->fhir = fhir;
     snprintf(pr->source, sizeof pr->source, "%s", source);
     snprintf(pr->who, sizeof pr->who, "%s", who);
+    if (sv->clinics[ci].job) /* its wake-up part hands back soon (evaluate.c) */
+        atomic_store_explicit(&sv->clinics[ci].job->asked, 1, memory_order_relaxed);
     rg_svc_flush_soon(sv);
 }
 
@@ -785,7 +787,7 @@ typedef struct rg__msnap {
     long long eval_errors, limit_hits, steps, reloads_ok, reloads_refused, store_errors;
     long long quarantined, quarantines, quarantine_skips, cpu_budget_hits;
     long long leases_held, leases_taken, leases_released, workers;
-    long long groups, group_requests, notices;
+    long long groups, group_requests, notices, wake_yields;
     long long http_requests, http_connections, http_streams, http_unauthenticated;
     long long http_refused, http_evicted, http_dropped;
     long long hook_ok, hook_failed, hook_backlog;
@@ -1011,6 +1013,9 @@ static const struct rg__metric {
      "wake-ups together, each one fsync.", NULL, RG__S(groups)},
     {"regimen_group_requests_total", "counter", "Requests stored by those group commits.", NULL,
      RG__S(group_requests)},
+    {"regimen_wake_yields_total", "counter", "Evaluation jobs whose wake-up part (due patients) "
+     "handed back early because requests waited for the clinic's job.", NULL,
+     RG__S(wake_yields)},
     {"regimen_store_notices_total", "counter", "Commits by other processes (regimen ingest) "
      "that the service was told of and read.", NULL, RG__S(notices)},
     {"regimen_http_requests_total", "counter", "HTTP requests answered.", NULL,
@@ -1078,7 +1083,8 @@ static void rg__metrics_snap(rg_svc *sv, rg__msnap *s)
         .leases_taken = (long long)sv->leases_taken,
         .leases_released = (long long)sv->leases_released, .workers = sv->nworkers,
         .groups = (long long)sv->groups, .group_requests = (long long)sv->group_requests,
-        .notices = (long long)sv->notices, .http_requests = (long long)hs.requests,
+        .notices = (long long)sv->notices, .wake_yields = (long long)sv->wake_yields,
+        .http_requests = (long long)hs.requests,
         .http_connections = hs.connections, .http_streams = hs.streams,
         .http_unauthenticated = hs.unauthenticated,
         .http_refused = (long long)hs.rejected_connections, .http_evicted = (long long)hs.evicted,

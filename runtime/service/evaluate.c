@@ -46,6 +46,14 @@
 
 #define RG__PAGE 256   /* due patients read at once by a wake-up job */
 #define RG__JOB_MS 250 /* a wake-up job hands back what it did after this long */
+/* ... or, while requests wait for it (its own, or new ones for the
+ * clinic), once its wake-up part has run this long and as long as its
+ * requested patients took (a fair share for the due ones under a steady
+ * stream of requests): requests are answered after the job's commit, so a
+ * backlog of due patients would hold each POST up to RG__JOB_MS; the rest
+ * of the backlog is the next job's */
+#define RG__YIELD_MS 2
+#define RG__PAGE_ASKED 32 /* due patients read at once while requests wait */
 
 typedef struct rg__thread {
     struct rg_svc_pool *pool;
@@ -390,6 +398,24 @@ static void rg__map(rg__thread *t, rg_svc_job *j, rg_clinic *cl)
     rg_clinic_fhir_budget(cl, 0);
 }
 
+/* Whether the wake-up part of job j (begun at tw, the job at t0) hands
+ * back what it did now: a stop, RG__JOB_MS in all, or, while requests wait
+ * for the job, RG__YIELD_MS of it and as long as the part before it. */
+static int rg__hand_back(rg__thread *t, rg_svc_job *j, uint64_t t0, uint64_t tw)
+{
+    uint64_t now = uv_hrtime(), share = tw - t0;
+    if (rg__halted(t->pool) || now - t0 > (uint64_t)RG__JOB_MS * 1000000)
+        return 1;
+    if (share < (uint64_t)RG__YIELD_MS * 1000000)
+        share = (uint64_t)RG__YIELD_MS * 1000000;
+    if (now - tw > share &&
+        (j->reqs || atomic_load_explicit(&j->asked, memory_order_relaxed))) {
+        j->yielded = 1;
+        return 1;
+    }
+    return 0;
+}
+
 static void rg__run(rg__thread *t, rg_svc_job *j)
 {
     rg_svc *sv = t->pool->sv;
@@ -460,30 +486,36 @@ static void rg__run(rg__thread *t, rg_svc_job *j)
     rg_store_prefetch_end(t->st);
     j->evaluated = rc == RG_OK && i == j->npatients && !rg__halted(t->pool);
     /* the clinic's due patients, a page at a time, until the job has run
-     * RG__JOB_MS: what is left is the next job's (j->more) */
+     * RG__JOB_MS (or RG__YIELD_MS of this part while requests wait: see
+     * rg__hand_back): what is left is the next job's (j->more) */
     rg_engine_set_cause(t->eng, j->wake_by); /* the wake-up part's */
+    uint64_t tw = uv_hrtime();
     while (j->wake && rc == RG_OK && !j->more) {
-        if (rg__halted(t->pool) || uv_hrtime() - t0 > (uint64_t)RG__JOB_MS * 1000000) {
+        if (rg__hand_back(t, j, t0, tw)) {
             j->more = 1;
             break;
         }
+        /* (a smaller page while requests wait: less read ahead that the
+         * hand-back would leave unused) */
+        int lim = j->reqs || atomic_load_explicit(&j->asked, memory_order_relaxed)
+                      ? RG__PAGE_ASKED : RG__PAGE;
         t->page.n = 0;
-        int n = rg_store_patients_page(t->st, c->name, "", now, RG__PAGE, rg_patient_page_add,
-                                       &t->page);
+        /* (the clinic's earliest due, through patients_by_wake: a page read
+         * costs what is due, not the clinic's patients, as a walk of them in
+         * key order did, 65 ms a page with 100,000 stored) */
+        int n = rg_store_due_patients(t->st, c->name, now, lim, rg_patient_page_add, &t->page);
         if (n < 0) {
             rc = n;
             break;
         }
-        int mine = 0;
-        while (mine < t->page.n && !strcmp(t->page.keys[mine][0], c->name))
-            mine++;
+        int mine = t->page.n;
         const char *names[RG__PAGE];
         for (int k = 0; k < mine; k++)
             names[k] = t->page.keys[k][1];
         if (mine && (pre = rg__ahead(t, c->name, names, mine)) < 0)
             rc = pre;
         for (int k = 0; k < mine && rc == RG_OK; k++) {
-            if (rg__halted(t->pool) || uv_hrtime() - t0 > (uint64_t)RG__JOB_MS * 1000000) {
+            if (rg__hand_back(t, j, t0, tw)) {
                 j->more = 1;
                 break;
             }
@@ -493,7 +525,7 @@ static void rg__run(rg__thread *t, rg_svc_job *j)
             }
         }
         rg_store_prefetch_end(t->st);
-        if (mine < RG__PAGE) /* the clinic's last due patients */
+        if (mine < lim) /* the clinic's last due patients */
             break;
         /* a full page: those evaluated are no longer due; the next read
          * (this snapshot ahead of the log) would find them again */

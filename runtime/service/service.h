@@ -25,6 +25,7 @@
 
 #include <jansson.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <uv.h>
 #include <limits.h>
 
@@ -181,6 +182,9 @@ typedef struct rg_svc_job {
     char wake_by[RG_SVC_CAUSE]; /* the cause of the wake-up part's transitions */
     int wake;               /* then the clinic's due patients, for a while */
     rg_svc_pending *reqs;   /* answered once its log is committed */
+    /* set by the loop when a request for the clinic comes while the job is
+     * out: the wake-up part hands back soon (evaluate.c, RG__YIELD_MS) */
+    atomic_int asked;
     char shadow[65];        /* the clinic's shadow version to run too ("": none) */
     rg_time shadow_since;
     rg_svc_fhir_job *fhir;  /* a mapping job: only this */
@@ -189,6 +193,7 @@ typedef struct rg_svc_job {
     int rc;        /* RG_OK, or the store error that stopped it */
     int evaluated; /* every one of patients was */
     int more;      /* some of the clinic's patients may still be due */
+    int yielded;   /* its wake-up part was cut short for waiting requests */
     long woken;    /* due patients advanced */
     rg_wlog log;   /* its writes, for the loop to apply */
     rg_engine_stats stats; /* what it added to its engine's */
@@ -313,6 +318,7 @@ typedef struct rg_svc {
     int catching_up; /* the start-up's catch-up has jobs out: "caught up" said when done */
     /* metrics */
     uint64_t reloads, reload_failures, db_errors, wakeups, groups, group_requests, notices;
+    uint64_t wake_yields; /* jobs whose wake-up part handed back early for requests */
     double lateness_sum, lateness_max, loop_lag;
     uint64_t lateness_count, lateness_buckets[6];
     uint64_t lag_last;

@@ -95,7 +95,7 @@ typedef struct rg_store_ops {
     int (*patients_page)(rg_backend *b, const char *after_clinic, const char *after_patient,
                          rg_time due, int limit,
                          int (*fn)(void *ud, const char *clinic, const char *patient), void *ud);
-    int (*due_patients)(rg_backend *b, rg_time due, int limit,
+    int (*due_patients)(rg_backend *b, const char *clinic, rg_time due, int limit,
                         int (*fn)(void *ud, const char *clinic, const char *patient), void *ud);
     int (*next_wake)(rg_backend *b, rg_time *out);
     int (*wake_clinic)(rg_backend *b, const char *clinic, rg_time at);

@@ -1103,14 +1103,29 @@ static int rg_pg_patients_page(rg_pg *pg, const char *after_clinic, const char *
         rg__run(pg, due == RG_TIME_NONE ? P_PATIENTS_PAGE : P_PATIENTS_DUE_PAGE, &a), fn, ud);
 }
 
-static int rg_pg_due_patients(rg_pg *pg, rg_time due, int limit,
+static int rg_pg_due_patients(rg_pg *pg, const char *clinic, rg_time due, int limit,
                               int (*fn)(void *ud, const char *clinic, const char *patient),
                               void *ud)
 {
     rg__args a = {0};
+    char one[2 * RG_EVENT_MAX_CLINIC + 8]; /* {"clinic"}: an array of it alone */
     rg__int(&a, due);
     rg__int(&a, limit);
-    rg__leased(&a, pg);
+    if (clinic) {
+        size_t n = 0;
+        one[n++] = '{';
+        one[n++] = '"';
+        for (const char *c = clinic; *c && n < sizeof one - 4; c++) {
+            if (*c == '"' || *c == '\\')
+                one[n++] = '\\';
+            one[n++] = *c;
+        }
+        one[n++] = '"';
+        one[n++] = '}';
+        one[n] = '\0';
+        rg__text(&a, one);
+    } else
+        rg__leased(&a, pg);
     return rg__each_patient(rg__run(pg, P_PATIENTS_DUE, &a), fn, ud);
 }
 

@@ -1161,13 +1161,14 @@ static int rg_sqlite_patients_page(rg_sqlite *st, const char *after_clinic,
     return rg__each_patient(s, fn, ud);
 }
 
-static int rg_sqlite_due_patients(rg_sqlite *st, rg_time due, int limit,
+static int rg_sqlite_due_patients(rg_sqlite *st, const char *clinic, rg_time due, int limit,
                                   int (*fn)(void *ud, const char *clinic, const char *patient),
                                   void *ud)
 {
     sqlite3_stmt *s = rg__q(st, Q_PATIENTS_DUE);
     sqlite3_bind_int64(s, 1, due);
     sqlite3_bind_int(s, 2, limit);
+    rg_sqlite_text(s, 3, clinic);
     return rg__each_patient(s, fn, ud);
 }
 

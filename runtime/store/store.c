@@ -213,10 +213,10 @@ int rg_store_patients_page(rg_store *st, const char *after_clinic, const char *a
     return st->ops->patients_page(st->b, after_clinic, after_patient, due, limit, fn, ud);
 }
 
-int rg_store_due_patients(rg_store *st, rg_time due, int limit,
+int rg_store_due_patients(rg_store *st, const char *clinic, rg_time due, int limit,
                           int (*fn)(void *ud, const char *clinic, const char *patient), void *ud)
 {
-    return st->ops->due_patients(st->b, due, limit, fn, ud);
+    return st->ops->due_patients(st->b, clinic, due, limit, fn, ud);
 }
 
 int rg_store_next_wake(rg_store *st, rg_time *out)

@@ -228,12 +228,14 @@ int rg_store_patients_page(rg_store *st, const char *after_clinic, const char *a
                            rg_time due, int limit,
                            int (*fn)(void *ud, const char *clinic, const char *patient),
                            void *ud);
-/* A wake-up's patients: at most limit of those with next_wake <= due, the
- * earliest due first, passed to fn in (clinic, patient) order. Returns how
- * many it passed, or an error. Advancing them to due or later takes them out
- * of the set, so the next call gives the next ones. Reads patients_by_wake:
- * the cost follows the number due, not the size of the store. */
-int rg_store_due_patients(rg_store *st, rg_time due, int limit,
+/* A wake-up's patients (of clinic, or of every clinic when it is NULL): at
+ * most limit of those with next_wake <= due, the earliest due first, passed
+ * to fn in (clinic, patient) order. Returns how many it passed, or an error.
+ * Advancing them to due or later takes them out of the set, so the next call
+ * gives the next ones. Reads patients_by_wake: the cost follows the number
+ * due, not the size of the store (rg_store_patients_page with a due time
+ * walks the clinic's patients in key order until it has found limit due). */
+int rg_store_due_patients(rg_store *st, const char *clinic, rg_time due, int limit,
                           int (*fn)(void *ud, const char *clinic, const char *patient), void *ud);
 /* Earliest next_wake over all patients, RG_TIME_NONE when nothing is due ever. */
 int rg_store_next_wake(rg_store *st, rg_time *out);

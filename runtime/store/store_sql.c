@@ -493,7 +493,8 @@ const char *const rg_store_sql[Q__COUNT] = {
      * the engine's (clinic, patient) order. */
     [Q_PATIENTS_DUE] =
         "SELECT clinic, patient FROM (SELECT clinic, patient FROM patients"
-        " INDEXED BY patients_by_wake WHERE next_wake <= ?1 ORDER BY next_wake LIMIT ?2)"
+        " INDEXED BY patients_by_wake WHERE next_wake <= ?1 AND (?3 IS NULL OR clinic = ?3)"
+        " ORDER BY next_wake LIMIT ?2)"
         " ORDER BY clinic, patient",
     [Q_NEXT_WAKE] = "SELECT min(next_wake) FROM patients WHERE next_wake IS NOT NULL",
     /* the wake-ups in order, for one that is not being evaluated already
