@@ -633,6 +633,34 @@ Test(store, events_come_back_in_at_then_seq_order)
     cr_assert_eq(events_of("north", "nobody")->n, 0);
 }
 
+/* rg_store_copy (diff's second side): a fresh store becomes the same
+ * database, its events read back through it and its next writes numbered
+ * after the copied ones. */
+Test(store, copy_makes_a_fresh_store_the_same_database)
+{
+    cr_assert_eq(put("north", "a", "p1", "infusion", "2026-03-02T10:00:00Z", "{\"n\":1}"),
+                 RG_PUT_STORED);
+    cr_assert_eq(put("north", "b", "p1", "vitals", "2026-03-02T11:00:00Z", NULL), RG_PUT_STORED);
+    char path[600], err[512] = "";
+    snprintf(path, sizeof path, "%s/copy.db", tmpdir);
+    rg_store *kept = st, *copy = NULL;
+    rg_store_opts so = {.scratch = 1};
+    cr_assert_eq(rg_store_open(&copy, path, &so, err, sizeof err), RG_OK, "%s", err);
+    cr_assert_eq(rg_store_copy(kept, copy), RG_OK, "%s", rg_store_errmsg(copy));
+    st = copy; /* events_of and put read and write st */
+    got_events *g = events_of("north", "p1");
+    cr_assert_eq(g->n, 2);
+    cr_assert_str_eq(g->e[0].id, "a");
+    cr_assert_str_eq(g->e[0].data, "{\"n\":1}");
+    cr_assert_eq(put("north", "c", "p1", "note", "2026-03-02T12:00:00Z", NULL), RG_PUT_STORED);
+    g = events_of("north", "p1");
+    cr_assert_eq(g->n, 3);
+    cr_assert_eq(g->e[2].seq, 3, "the copy numbers on from the copied events");
+    rg_store_close(copy);
+    st = kept;
+    cr_assert_eq(events_of("north", "p1")->n, 2, "the source is left as it was");
+}
+
 /* ---- patients and scheduling ------------------------------------------- */
 
 Test(store, first_event_schedules_patient_at_its_instant)

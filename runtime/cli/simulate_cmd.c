@@ -160,15 +160,20 @@ static void rg__sim_cleanup(void)
     rg__sim_ntmp = 0;
 }
 
-int rg_cli_simulate(rg_cli_opts *o, rg_time until, int quiet, rg_store **stp, rg_engine **engp,
-                        int *ingest_rc)
+/* A simulation's store, events in, not evaluated yet (rg__sim_store). */
+typedef struct rg__sim {
+    rg_store *st;
+    const char *db; /* o->db, or path: our own file for the workers */
+    int jobs;
+    char path[PATH_MAX + 16];
+} rg__sim;
+
+/* Opens the store of a simulation and stores o->events in it, or, with
+ * from (a simulation's store of the same events, not evaluated yet: diff's
+ * other side), copies that store's pages. 0 or the exit code. */
+static int rg__sim_store(rg_cli_opts *o, rg_store *from, FILE *devnull, rg__sim *sim,
+                         int *ingest_rc)
 {
-    char shipped_buf[PATH_MAX], default_dir[PATH_MAX + 16];
-    static long errors;
-    rg_store *st = NULL;
-    rg_engine *eng = NULL;
-    FILE *devnull = quiet ? fopen("/dev/null", "w") : NULL;
-    const char *shipped = rg_cli_shipped(shipped_buf, sizeof shipped_buf);
     /* --jobs: patients over worker threads, as sweep does (runtime/engine/sweep.h):
      * their writes are applied in page order, so the output is the same */
     int jobs = o->jobs ? o->jobs : rg_sweep_default_jobs(), rc;
@@ -184,7 +189,6 @@ int rg_cli_simulate(rg_cli_opts *o, rg_time until, int quiet, rg_store **stp, rg
             (!o->events || !strcmp(o->events, "-") || stat(o->events, &est) != 0 ||
              (double)vfs.f_bavail * (double)vfs.f_frsize > 8.0 * (double)est.st_size))
             tmp = "/dev/shm";
-        static char path[PATH_MAX + 16];
         if (rg__sim_ntmp == 4)
             jobs = 1;
         else {
@@ -195,14 +199,15 @@ int rg_cli_simulate(rg_cli_opts *o, rg_time until, int quiet, rg_store **stp, rg
             } else {
                 if (!rg__sim_ntmp)
                     atexit(rg__sim_cleanup);
-                snprintf(path, sizeof path, "%s/sim.db", rg__sim_tmp[rg__sim_ntmp++]);
-                db = path;
+                snprintf(sim->path, sizeof sim->path, "%s/sim.db", rg__sim_tmp[rg__sim_ntmp++]);
+                db = sim->path;
             }
         }
     }
+    rg_store *st = NULL;
     if (db != o->db) { /* our own file: no holder, no notices, not durable */
         char err[1024];
-        rg_store_opts so = {0};
+        rg_store_opts so = {.scratch = 1};
         rc = rg_store_open(&st, db, &so, err, sizeof err) ? 2 : 0;
         if (rc)
             fprintf(stderr, "regimen: %s\n", err);
@@ -213,25 +218,49 @@ int rg_cli_simulate(rg_cli_opts *o, rg_time until, int quiet, rg_store **stp, rg
                             &st);
     }
     if (rc)
-        goto fail;
-    rg_ingest_counts counts = {.skew = -1}; /* a simulation replays any dates */
-    *ingest_rc = rg_cli_ingest_path(st, o->events, &counts, devnull ? devnull : stderr);
-    if (*ingest_rc == 2) {
-        rc = 2;
-        goto fail;
+        return rc;
+    if (from) {
+        if (rg_store_copy(from, st)) {
+            fprintf(stderr, "regimen: cannot copy the stored events: %s\n", rg_store_errmsg(st));
+            rg_store_close(st);
+            return 2;
+        }
+    } else {
+        rg_ingest_counts counts = {.skew = -1}; /* a simulation replays any dates */
+        *ingest_rc = rg_cli_ingest_path(st, o->events, &counts, devnull ? devnull : stderr);
+        if (*ingest_rc == 2) {
+            rg_store_close(st);
+            return 2;
+        }
     }
+    sim->st = st;
+    sim->db = db;
+    sim->jobs = jobs;
+    return 0;
+}
+
+/* Advances every patient of sim's store to until: the engine into *engp.
+ * 0 or the exit code (then the store is closed). */
+static int rg__sim_run(rg_cli_opts *o, rg_time until, int quiet, rg__sim *sim, rg_engine **engp)
+{
+    char shipped_buf[PATH_MAX], default_dir[PATH_MAX + 16];
+    static long errors;
+    rg_store *st = sim->st;
+    rg_engine *eng = NULL;
+    const char *shipped = rg_cli_shipped(shipped_buf, sizeof shipped_buf);
+    int rc;
     if ((rc = rg__clinics_named(o, st)))
         goto fail;
     if ((rc = rg_cli_engine_for(o, st, shipped, default_dir, sizeof default_dir, &errors, &eng)))
         goto fail;
     long n;
-    if (jobs > 1 && strcmp(db, ":memory:")) {
+    if (sim->jobs > 1 && strcmp(sim->db, ":memory:")) {
         char dir2[PATH_MAX + 16];
         rg_cli_sweep_ctx ctx = {.o = o};
         if ((rc = rg_cli_engine_opts(o, shipped, dir2, sizeof dir2, &ctx.eo)))
             goto fail;
         json_object_seed(0); /* before any thread makes a JSON object */
-        rg_sweep_opts so = {.db = db, .at = until, .advance = 1, .jobs = jobs,
+        rg_sweep_opts so = {.db = sim->db, .at = until, .advance = 1, .jobs = sim->jobs,
                             .make_engine = rg_cli_sweep_engine, .ud = &ctx};
         rg_engine_stats total = {0};
         n = rg_sweep(st, &so, &total);
@@ -253,16 +282,27 @@ int rg_cli_simulate(rg_cli_opts *o, rg_time until, int quiet, rg_store **stp, rg
                 (long long)s->resolved, (long long)s->errors, (long long)s->protocol_calls,
                 (long long)s->rule_checks, n > 0 ? (double)s->rule_checks / (double)n : 0.0);
     }
-    if (devnull)
-        fclose(devnull);
-    *stp = st;
     *engp = eng;
     return 0;
 fail:
-    if (devnull)
-        fclose(devnull);
     rg_engine_free(eng);
     rg_store_close(st);
+    sim->st = NULL;
+    return rc;
+}
+
+int rg_cli_simulate(rg_cli_opts *o, rg_time until, int quiet, rg_store **stp, rg_engine **engp,
+                    int *ingest_rc)
+{
+    FILE *devnull = quiet ? fopen("/dev/null", "w") : NULL;
+    rg__sim sim = {0};
+    int rc = rg__sim_store(o, NULL, devnull, &sim, ingest_rc);
+    if (devnull)
+        fclose(devnull);
+    if (!rc)
+        rc = rg__sim_run(o, until, quiet, &sim, engp);
+    if (!rc)
+        *stp = sim.st;
     return rc;
 }
 
@@ -342,11 +382,24 @@ int rg_cmd_diff(int argc, char **argv)
     if (o.nclinics)
         return rg_cli_die("%s", "diff compares two protocol directories for every clinic; "
                              "--clinic is not used");
+    /* the events are parsed and stored once: the new side starts from a
+     * copy of the old side's store before either is evaluated */
+    rg__sim sim[2] = {{0}, {0}};
+    o.db = ":memory:";
+    FILE *devnull = fopen("/dev/null", "w");
+    for (int i = 0; i < 2 && !rc; i++)
+        rc = rg__sim_store(&o, i ? sim[0].st : NULL, devnull, &sim[i], &ingest_rc);
+    if (devnull)
+        fclose(devnull);
     for (int i = 0; i < 2 && !rc; i++) {
         o.protocols = argv[optind + i];
-        o.db = ":memory:";
-        rc = rg_cli_simulate(&o, until, 1, &st[i], &eng[i], &ingest_rc);
+        rc = rg__sim_run(&o, until, 1, &sim[i], &eng[i]);
+        st[i] = sim[i].st;
     }
+    if (rc) /* (a store whose run failed is closed already) */
+        for (int i = 0; i < 2; i++)
+            if (sim[i].st != st[i])
+                rg_store_close(sim[i].st);
     for (int i = 0; i < 2 && !rc; i++) {
         long errors = rg_engine_stats_get(eng[i])->errors;
         if (errors) { /* a comparison with a side that did not run right would mislead */

@@ -1169,8 +1169,10 @@ void rg_clinic_fhir_budget(rg_clinic *c, int total_ms)
     c->fhir_until = total_ms > 0 ? rg_monotonic_ms() + total_ms : 0;
 }
 
-int rg_clinic_load(rg_clinic **out, const char *name, const char *dir, const char *shipped,
-                   const char *overrides, const rg_limits *lim, char *err, size_t errlen)
+/* rg_clinic_load, or with settings_only its settings alone (no protocol) */
+static int rg__clinic_load(rg_clinic **out, const char *name, const char *dir,
+                           const char *shipped, const char *overrides, const rg_limits *lim,
+                           char *err, size_t errlen, int settings_only)
 {
     *out = NULL;
     char settings_path[4096], where[4200];
@@ -1211,6 +1213,8 @@ int rg_clinic_load(rg_clinic **out, const char *name, const char *dir, const cha
         goto done;
     }
     if ((rc = rg__mirror_notify(c, L, settings_path, err, errlen)))
+        goto done;
+    if (settings_only)
         goto done;
 
     /* the directory's own protocols, then the included shipped sets */
@@ -1258,6 +1262,24 @@ done:
     }
     *out = c;
     return RG_OK;
+}
+
+int rg_clinic_load(rg_clinic **out, const char *name, const char *dir, const char *shipped,
+                   const char *overrides, const rg_limits *lim, char *err, size_t errlen)
+{
+    return rg__clinic_load(out, name, dir, shipped, overrides, lim, err, errlen, 0);
+}
+
+const rg_zone *rg_clinic_zone(const char *name, const char *dir, const char *shipped,
+                              const rg_limits *lim)
+{
+    rg_clinic *c;
+    char err[512];
+    if (rg__clinic_load(&c, name, dir, shipped, NULL, lim, err, sizeof err, 1))
+        return NULL;
+    const rg_zone *z = c->cal.zone; /* (zones are kept for the process: core/zone.h) */
+    rg_clinic_free(c);
+    return z;
 }
 
 void rg_clinic_free(rg_clinic *c)

@@ -68,6 +68,11 @@ typedef struct rg_clinic {
 int rg_clinic_load(rg_clinic **out, const char *name, const char *dir, const char *shipped,
                    const char *overrides, const rg_limits *lim, char *err, size_t errlen);
 void rg_clinic_free(rg_clinic *c);
+/* The time zone dir's clinic.lua gives clinic `name` (its settings run, no
+ * protocol loaded: what printing a clinic's transitions needs), or NULL
+ * when they do not load. */
+const rg_zone *rg_clinic_zone(const char *name, const char *dir, const char *shipped,
+                              const rg_limits *lim);
 
 /* [-0, +1] Pushes the Lua description of protocol i (0-based): a table with
  * applies, params (the clinic's base, a plain table), params_ro (read-only

@@ -39,6 +39,7 @@ typedef struct rg__clinic_slot {
     char *name;
     rg_clinic *c;
     int failed;    /* loading failed and was reported */
+    const rg_zone *zone; /* before c is loaded: the zone of its settings (rg_engine_zone) */
     char **pjson;  /* per protocol of c: its base parameters as JSON, once made */
     /* per protocol of c: whether its applies ([0]) and rule r ([1 + r]) use
      * their `now` argument (rg__reads_now), once found */
@@ -661,6 +662,16 @@ int rg_engine_set_clinic_loaded(rg_engine *e, const char *clinic, rg_clinic *c, 
 
 const rg_zone *rg_engine_zone(rg_engine *e, const char *clinic)
 {
+    /* a clinic no evaluation loaded yet (simulate printing what its workers'
+     * engines found): its settings give the zone, its protocols are not
+     * loaded for that */
+    rg__clinic_slot *s = rg__slot(e, clinic, 1);
+    if (s && !s->c && !s->failed && e->o.default_dir) {
+        if (!s->zone)
+            s->zone = rg_clinic_zone(clinic, e->o.default_dir, e->o.shipped, &e->o.limits);
+        if (s->zone)
+            return s->zone;
+    }
     rg_clinic *c = rg_engine_clinic(e, clinic);
     return c ? c->cal.zone : rg_zone_utc();
 }

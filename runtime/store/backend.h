@@ -212,6 +212,8 @@ typedef struct rg_store_ops {
 /* The backends (sqlite.c, pg.c). */
 extern const rg_store_ops rg_sqlite_ops;
 extern const rg_store_ops rg_pg_ops;
+/* rg_store_copy's work, both stores SQLite (sqlite.c) */
+int rg_sqlite_copy(rg_backend *src, rg_backend *dst);
 
 /* The front door's way to run_sql (for notify_store.c); at most
  * RG_STORE_MAX_ARGS args and columns. */

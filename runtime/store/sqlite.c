@@ -483,6 +483,8 @@ static int rg_sqlite_open(rg_sqlite **out, const char *path, const rg_store_opts
     if (rc_exec == SQLITE_OK && opts && opts->bulk)
         rc_exec = sqlite3_exec(st->db, opts->load ? "PRAGMA cache_size=-2048;"
                                                   : "PRAGMA cache_size=-16384;", NULL, NULL, &msg);
+    if (rc_exec == SQLITE_OK && opts && opts->scratch)
+        rc_exec = sqlite3_exec(st->db, "PRAGMA ignore_check_constraints=ON;", NULL, NULL, &msg);
     if (rc_exec != SQLITE_OK) {
         rg_fail(err, errlen, RG_EDB, "cannot use database %s: %s", path, msg);
         sqlite3_free(msg);
@@ -2165,6 +2167,26 @@ static void rg_sqlite_defer_writes(rg_backend *st, int on) { (void)st, (void)on;
 static void rg_sqlite_db_counts(uint64_t *statements, uint64_t *round_trips)
 {
     *statements = *round_trips = 0;
+}
+
+int rg_sqlite_copy(rg_sqlite *src, rg_sqlite *dst)
+{
+    sqlite3_backup *b = sqlite3_backup_init(dst->db, "main", src->db, "main");
+    if (!b) {
+        rg__fault(dst, sqlite3_extended_errcode(dst->db));
+        return RG_EDB;
+    }
+    int rc = sqlite3_backup_step(b, -1);
+    int frc = sqlite3_backup_finish(b);
+    if (rc != SQLITE_DONE || frc != SQLITE_OK) {
+        rg__fault(dst, sqlite3_extended_errcode(dst->db));
+        return RG_EDB;
+    }
+    /* what this connection kept of its own database is of the one replaced */
+    dst->ncseq = dst->cseq_next = 0;
+    dst->tseq = dst->evseq = 0;
+    dst->evseq_dirty = 0;
+    return RG_OK;
 }
 
 const rg_store_ops rg_sqlite_ops = {

@@ -118,6 +118,13 @@ const char *rg_store_fault(rg_store *st, rg_time *since)
     return st->ops->fault(st->b, since);
 }
 
+int rg_store_copy(rg_store *src, rg_store *dst)
+{
+    if (src->ops != &rg_sqlite_ops || dst->ops != &rg_sqlite_ops)
+        return RG_EINVAL;
+    return rg_sqlite_copy(src->b, dst->b);
+}
+
 int rg_store_begin(rg_store *st)
 {
     return st->ops->begin(st->b);

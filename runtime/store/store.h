@@ -73,6 +73,9 @@ typedef struct rg_store_opts {
                   * failure throws the whole file away; closed, it is turned to WAL, and
                   * the caller syncs it before it takes its name */
 
+    int scratch; /* 1: a private store of one run (simulate's and diff's own file, which
+                  * nobody else opens for writing): SQLite evaluates no CHECK constraint
+                  * (transitions.state's IN list was built anew at every insert) */
     int reader;  /* 1: this connection only reads (the service's evaluation threads); on
                   * PostgreSQL its transactions are REPEATABLE READ READ ONLY unless
                   * begun otherwise, so a prefetch needs no BEGIN or COMMIT of its own */
@@ -90,6 +93,12 @@ const char *rg_store_errmsg(rg_store *st);
  * I/O error (Operation not permitted)"), and since when; NULL once a commit
  * has succeeded after it. The service reports it as degraded health. */
 const char *rg_store_fault(rg_store *st, rg_time *since);
+
+/* SQLite only: dst (a store just opened, which nothing else writes) becomes
+ * a copy of src's database, page by page: a second simulation of one
+ * history (`regimen diff`) takes the events stored for the first, not
+ * parsed and stored again. RG_EINVAL when either is not SQLite. */
+int rg_store_copy(rg_store *src, rg_store *dst);
 
 int rg_store_begin(rg_store *st);
 /* A read transaction (one snapshot, no write lock): end it with rollback. */
