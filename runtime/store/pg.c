@@ -115,7 +115,6 @@ struct rg_backend {
      * ("{a,b}") for the wake-up reads once rg_pg_lease_only is on */
     rg_buf leased;
     int only, listening;
-    int reader;    /* rg_store_opts.reader: REPEATABLE READ READ ONLY by default */
     int watch_fd; /* (listening) a copy of the connection's socket (rg_store_changes_fd) */
     rg__pre *pre;  /* a group's reads, taken in advance (rg_pg_prefetch) */
     rg__puts puts; /* patient states not yet sent */
@@ -126,11 +125,16 @@ struct rg_backend {
      * next (after a commit: rg__grown) */
     int64_t grown, analyze_at;
     int flushing;  /* (rg__puts_flush runs its own statement) */
-    /* a BEGIN not sent yet (rg_pg_begin): it goes in one round trip with the
-     * transaction's first statement (rg__run, rg__commit_pipelined), or
-     * alone before a statement sent another way (rg__begin_now); a
-     * transaction that sends nothing sends neither it nor its COMMIT */
+    /* a BEGIN not sent yet (rg_pg_begin): a transaction that sends nothing
+     * sends neither it nor its COMMIT. Its first statement sent by rg__run
+     * or with the kept writes goes in pipeline mode without it (ptx): */
     const char *lazy;
+    /* the transaction is the server's implicit one of a pipeline not
+     * synced yet: its statements are sent with a flush request, not a sync
+     * (rg__run_piped), and its Sync commits it (rg_pg_commit): no BEGIN and
+     * no COMMIT sent. A statement that must go another way first turns it
+     * into a transaction block (rg__begin_now: BEGIN and the Sync) */
+    int ptx;
     /* the audit chain's row as this transaction locked and moved it
      * (rg_pg_audit_chain, rg_pg_audit_insert): a second entry of the same
      * transaction reads it here, not again; forgotten at its end */
@@ -243,14 +247,38 @@ static int rg__auds_args(rg_pg *pg, rg__args *a)
 /* Inside a transaction, its BEGIN sent or not. */
 static int rg__in_tx(const rg_pg *pg)
 {
-    return pg->lazy || PQtransactionStatus(pg->conn) == PQTRANS_INTRANS;
+    return pg->lazy || pg->ptx || PQtransactionStatus(pg->conn) == PQTRANS_INTRANS;
+}
+
+static int rg__pipe_sync(rg_pg *pg);
+static int rg__pipe_off(rg_pg *pg);
+
+/* The pipeline's implicit transaction (pg->ptx) turned into a transaction
+ * block, what was sent in it part of the block: BEGIN, then the Sync that
+ * ends the pipeline (it commits nothing inside a block). */
+static int rg__ptx_block(rg_pg *pg)
+{
+    pg->ptx = 0;
+    RG__SENT(1, 1);
+    int ok = PQsendQueryParams(pg->conn, "BEGIN", 0, NULL, NULL, NULL, NULL, 0) &&
+             PQpipelineSync(pg->conn);
+    if (!ok)
+        rg__msg(pg, PQerrorMessage(pg->conn));
+    else
+        ok = rg__pipe_result(pg, NULL, ok) && rg__pipe_sync(pg);
+    ok = rg__pipe_off(pg) && ok;
+    if (!ok)
+        rg__fault(pg);
+    return ok ? RG_OK : RG_EDB;
 }
 
 /* Sends the BEGIN kept by rg_pg_begin, before a statement that cannot
- * carry it. */
+ * carry it (nor go in the pipeline of pg->ptx). */
 static int rg__begin_now(rg_pg *pg)
 {
     const char *sql = pg->lazy;
+    if (pg->ptx)
+        return rg__ptx_block(pg);
     if (!sql)
         return RG_OK;
     pg->lazy = NULL;
@@ -280,27 +308,43 @@ static int rg__pipe_off(rg_pg *pg)
     return PQpipelineStatus(pg->conn) == PQ_PIPELINE_OFF || PQexitPipelineMode(pg->conn);
 }
 
-/* A prepared statement and the BEGIN before it in one pipeline: the
- * statement's result (BEGIN's checked), or NULL with the message kept. */
-static PGresult *rg__run_begun(rg_pg *pg, const char *name, const rg__args *a)
+/* Into the pipeline of the transaction's implicit one (pg->ptx), its
+ * BEGIN kept (pg->lazy) not sent: 1, or 0 with the message kept. */
+static int rg__ptx_enter(rg_pg *pg)
 {
-    const char *begin = pg->lazy;
     pg->lazy = NULL;
-    RG__SENT(2, 1);
-    int ok = PQenterPipelineMode(pg->conn) &&
-             PQsendQueryParams(pg->conn, begin, 0, NULL, NULL, NULL, NULL, 0) &&
+    if (pg->ptx)
+        return 1;
+    if (!PQenterPipelineMode(pg->conn)) {
+        rg__msg(pg, PQerrorMessage(pg->conn));
+        return 0;
+    }
+    pg->ptx = 1;
+    return 1;
+}
+
+/* The statements sent in pg->ptx's pipeline go to the server, their
+ * results come back, the transaction stays open: 1, or 0. */
+static int rg__ptx_flush(rg_pg *pg)
+{
+    return PQsendFlushRequest(pg->conn) && PQflush(pg->conn) == 0;
+}
+
+/* A prepared statement in the transaction's pipeline (pg->ptx): its result,
+ * or NULL with the message kept (the pipeline is then aborted up to its
+ * Sync: the caller's rollback sends it). */
+static PGresult *rg__run_piped(rg_pg *pg, const char *name, const rg__args *a)
+{
+    RG__SENT(1, 1);
+    int ok = rg__ptx_enter(pg) &&
              PQsendQueryPrepared(pg->conn, name, a ? a->n : 0, a ? a->v : NULL,
                                  a ? a->len : NULL, a ? a->fmt : NULL, 0) &&
-             PQpipelineSync(pg->conn);
+             rg__ptx_flush(pg);
     PGresult *r = NULL;
-    if (!ok) {
+    if (!ok)
         rg__msg(pg, PQerrorMessage(pg->conn));
-    } else {
-        ok = rg__pipe_result(pg, NULL, ok) && ok;
-        ok = rg__pipe_result(pg, &r, ok) && ok;
-        ok = rg__pipe_sync(pg) && ok;
-    }
-    ok = rg__pipe_off(pg) && ok;
+    else
+        ok = rg__pipe_result(pg, &r, ok);
     if (ok)
         return r;
     PQclear(r);
@@ -315,8 +359,8 @@ static PGresult *rg__run(rg_pg *pg, int q, const rg__args *a)
     snprintf(name, sizeof name, "q%d", q);
     if (rg__pending(pg) && !pg->flushing) /* the kept writes and this, one round trip */
         return rg__kept_and(pg, name, a);
-    if (pg->lazy)
-        return rg__run_begun(pg, name, a);
+    if (pg->lazy || pg->ptx)
+        return rg__run_piped(pg, name, a);
     RG__SENT(1, 1);
     PGresult *r = PQexecPrepared(pg->conn, name, a ? a->n : 0, a ? a->v : NULL,
                                  a ? a->len : NULL, a ? a->fmt : NULL, 0);
@@ -516,13 +560,12 @@ static int rg_pg_open(rg_pg **out, const char *url, const rg_store_opts *opts, c
         }
         PQclear(r);
     }
-    /* a reader's statements outside BEGIN (a prefetch's pipeline, one
-     * implicit transaction) share one snapshot, as in BEGIN REPEATABLE READ */
+    /* a reader's transactions read one snapshot and write nothing, BEGIN
+     * sent or not, as in BEGIN REPEATABLE READ READ ONLY */
     if (!rc && opts && opts->reader &&
         rg__exec(pg, "SET default_transaction_isolation = 'repeatable read';"
                      " SET default_transaction_read_only = on"))
         rc = rg_fail(err, errlen, RG_EDB, "database %s: %s", safe, pg->msg);
-    pg->reader = !rc && opts && opts->reader;
     if (rc) {
         rg_pg_close(pg);
         return rc;
@@ -621,8 +664,16 @@ static int rg_pg_commit(rg_pg *pg)
             pg->on_commit(pg->on_commit_ud);
         return RG_OK;
     }
-    if (rg__pending(pg)) {
-        /* the writes kept and the COMMIT in one round trip */
+    /* the pipeline's implicit transaction: its Sync commits (none after an
+     * error, which rolled it back) */
+    int piped = pg->lazy || pg->ptx;
+    if (pg->ptx && PQpipelineStatus(pg->conn) == PQ_PIPELINE_ABORTED) {
+        rg_pg_failed(pg, "the transaction was aborted by an earlier error");
+        rg_pg_rollback(pg);
+        return RG_EDB;
+    }
+    if (rg__pending(pg) || piped) {
+        /* the writes kept and the COMMIT (or the Sync) in one round trip */
         if (!(r = rg__commit_pipelined(pg))) {
             rg_pg_rollback(pg);
             return RG_EDB;
@@ -634,7 +685,8 @@ static int rg_pg_commit(rg_pg *pg)
         RG__SENT(1, 1);
         r = PQexec(pg->conn, "COMMIT");
     }
-    int ok = PQresultStatus(r) == PGRES_COMMAND_OK && !strcmp(PQcmdStatus(r), "COMMIT");
+    int ok = PQresultStatus(r) == PGRES_COMMAND_OK &&
+             (piped || !strcmp(PQcmdStatus(r), "COMMIT"));
     if (!ok) {
         rg__msg(pg, PQresultStatus(r) == PGRES_COMMAND_OK
                         ? "the transaction was aborted by an earlier error"
@@ -652,6 +704,23 @@ static int rg_pg_commit(rg_pg *pg)
     return RG_OK;
 }
 
+/* The pipeline's implicit transaction (pg->ptx) rolled back: BEGIN makes it
+ * a block and ROLLBACK ends it; after an error both are skipped, and the
+ * Sync rolls it back. */
+static void rg__ptx_abort(rg_pg *pg)
+{
+    pg->ptx = 0;
+    RG__SENT(2, 1);
+    if (PQsendQueryParams(pg->conn, "BEGIN", 0, NULL, NULL, NULL, NULL, 0) &&
+        PQsendQueryParams(pg->conn, "ROLLBACK", 0, NULL, NULL, NULL, NULL, 0) &&
+        PQpipelineSync(pg->conn)) {
+        rg__pipe_result(pg, NULL, 0);
+        rg__pipe_result(pg, NULL, 0);
+        rg__pipe_sync(pg);
+    }
+    rg__pipe_off(pg);
+}
+
 static void rg_pg_rollback(rg_pg *pg)
 {
     pg->rollbacks++;
@@ -661,6 +730,10 @@ static void rg_pg_rollback(rg_pg *pg)
     rg__txs_drop(pg);
     rg__auds_drop(pg);
     pg->txs.nmap = 0;
+    if (pg->ptx) {
+        rg__ptx_abort(pg);
+        return;
+    }
     if (PQtransactionStatus(pg->conn) != PQTRANS_IDLE) {
         RG__SENT(1, 1);
         PGresult *r = PQexec(pg->conn, "ROLLBACK");
@@ -2263,11 +2336,11 @@ static int rg_pg_run_sql(rg_pg *pg, const char *sql, const rg_store_arg *args, i
 /* ---- a group's reads and writes in few round trips ------------------------------------
  *
  * An evaluation thread about to evaluate a page of a clinic's patients reads
- * their states, their new events and their open alerts in one pipeline
- * (rg_pg_prefetch): BEGIN REPEATABLE READ, the three statements with every
- * patient's name in one array, COMMIT, one round trip in all and one
- * snapshot (states and events from the same moment: rg_patient_state's
- * count of schedulings still covers what a later event adds). The engine's
+ * their states, their new events and their open alerts in one statement
+ * (rg_pg_prefetch, P_BATCH_ALL) with every patient's name in one array: one
+ * round trip and one snapshot (states and events from the same moment:
+ * rg_patient_state's count of schedulings still covers what a later event
+ * adds). The engine's
  * reads of a patient (rg_pg_patient_get, rg_pg_each_event_after,
  * rg_pg_each_open_alert) are then answered from those rows, once each; a
  * read the prefetch cannot answer (another patient, a second read, a
@@ -2280,9 +2353,16 @@ static int rg_pg_run_sql(rg_pg *pg, const char *sql, const rg_store_arg *args, i
  * second state of the same patient sends the first ones before it (one
  * INSERT ... ON CONFLICT may touch a row once). */
 
+/* Where each kind's columns start in P_BATCH_ALL's rows (0: the patient,
+ * 1: the kind). */
+#define RG__PRE_STATE 2
+#define RG__PRE_EVENT 8
+#define RG__PRE_ALERT 16
+
 struct rg__pre {
     char clinic[RG_EVENT_MAX_ID + 1];
-    PGresult *states, *events, *alerts;
+    PGresult *r;   /* P_BATCH_ALL's rows, binary */
+    int lo[4], hi[4]; /* kind k's rows: [lo[k], hi[k]) */
     char **names;      /* the patients asked for, sorted (strcmp) */
     int64_t *after;    /* the event seq each one's rows start after */
     unsigned char *used; /* per name: bit 1 state, 2 events, 4 alerts served */
@@ -2294,9 +2374,7 @@ static void rg__pre_free(rg_pg *pg)
     rg__pre *p = pg->pre;
     if (!p)
         return;
-    PQclear(p->states);
-    PQclear(p->events);
-    PQclear(p->alerts);
+    PQclear(p->r);
     for (int i = 0; i < p->n; i++)
         free(p->names[i]);
     free(p->names);
@@ -2331,11 +2409,12 @@ static int rg__pre_find(const rg__pre *p, const char *clinic, const char *patien
     return -1;
 }
 
-/* The first row of r (patient in column 0, rows in patient order) whose
- * patient is not below patient. */
-static int rg__pre_first(const PGresult *r, const char *patient)
+/* The first row of kind k's (patient in column 0, rows in patient order)
+ * whose patient is not below patient. */
+static int rg__pre_first(const rg__pre *p, int k, const char *patient)
 {
-    int lo = 0, hi = PQntuples(r);
+    const PGresult *r = p->r;
+    int lo = p->lo[k], hi = p->hi[k];
     while (lo < hi) {
         int mid = (lo + hi) / 2;
         if (strcmp(PQgetvalue(r, mid, 0), patient) < 0)
@@ -2355,14 +2434,15 @@ static int rg__pre_state(rg_pg *pg, const char *clinic, const char *patient,
     if (k < 0 || (p->used[k] & 1))
         return 0;
     p->used[k] |= 1;
-    int i = rg__pre_first(p->states, patient);
-    int found = i < PQntuples(p->states) && !strcmp(PQgetvalue(p->states, i, 0), patient);
-    ps->clock = found ? rg__col_time(p->states, i, 1) : RG_TIME_NONE;
-    ps->wake = found ? rg__col_time(p->states, i, 2) : RG_TIME_NONE;
-    ps->next_wake = found ? rg__col_time(p->states, i, 3) : RG_TIME_NONE;
-    ps->last_seq = found ? rg__col_int(p->states, i, 4) : 0;
-    ps->scheduled = found ? rg__col_int(p->states, i, 5) : 0;
-    ps->failing = found ? rg__col_int(p->states, i, 6) : 0;
+    const PGresult *r = p->r;
+    int i = rg__pre_first(p, 1, patient), c = RG__PRE_STATE;
+    int found = i < p->hi[1] && !strcmp(PQgetvalue(r, i, 0), patient);
+    ps->clock = found ? rg__col_time(r, i, c) : RG_TIME_NONE;
+    ps->wake = found ? rg__col_time(r, i, c + 1) : RG_TIME_NONE;
+    ps->next_wake = found ? rg__col_time(r, i, c + 2) : RG_TIME_NONE;
+    ps->last_seq = found ? rg__col_int(r, i, c + 3) : 0;
+    ps->scheduled = found ? rg__col_int(r, i, c + 4) : 0;
+    ps->failing = found ? rg__col_int(r, i, c + 5) : 0;
     *rc = found ? RG_OK : RG_ENOTFOUND;
     return 1;
 }
@@ -2379,12 +2459,12 @@ static int rg__pre_events(rg_pg *pg, const char *clinic, const char *patient, in
     rg_buf f = {0};
     char *data = NULL;
     *rc = 0;
-    for (int i = rg__pre_first(p->events, patient);
-         i < PQntuples(p->events) && !*rc && !strcmp(PQgetvalue(p->events, i, 0), patient); i++) {
+    for (int i = rg__pre_first(p, 2, patient);
+         i < p->hi[2] && !*rc && !strcmp(PQgetvalue(p->r, i, 0), patient); i++) {
         rg_stored_event e;
-        if (rg__col_int(p->events, i, 1) <= after)
+        if (rg__col_int(p->r, i, RG__PRE_EVENT) <= after)
             continue;
-        if ((*rc = rg__col_event(p->events, i, 1, 0, &f, &data, &e)))
+        if ((*rc = rg__col_event(p->r, i, RG__PRE_EVENT, 0, &f, &data, &e)))
             break;
         *rc = fn(ud, &e);
     }
@@ -2402,11 +2482,11 @@ static int rg__pre_alerts(rg_pg *pg, const char *clinic, const char *patient,
     if (k < 0 || (p->used[k] & 4))
         return 0;
     p->used[k] |= 4;
-    const PGresult *r = p->alerts;
+    const PGresult *r = p->r;
     *rc = 0;
-    for (int i = rg__pre_first(r, patient);
-         i < PQntuples(r) && !*rc && !strcmp(PQgetvalue(r, i, 0), patient); i++)
-        *rc = rg__open_alert_row(r, i, 1, clinic, patient, fn, ud);
+    for (int i = rg__pre_first(p, 3, patient);
+         i < p->hi[3] && !*rc && !strcmp(PQgetvalue(r, i, 0), patient); i++)
+        *rc = rg__open_alert_row(r, i, RG__PRE_ALERT, clinic, patient, fn, ud);
     return 1;
 }
 
@@ -2481,50 +2561,29 @@ static int rg_pg_prefetch(rg_pg *pg, const char *clinic, const char *const *pati
         goto fail;
     }
     const char *args[3] = {clinic, names.p, afters.p};
-    /* a reader's pipeline is one implicit transaction, REPEATABLE READ by
-     * its default: no BEGIN or COMMIT to send */
-    int sent = PQenterPipelineMode(pg->conn) &&
-               (pg->reader ||
-                PQsendQueryParams(pg->conn, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", 0,
-                                  NULL, NULL, NULL, NULL, 0));
     char q[16];
-    int stmts[3] = {P_BATCH_STATES, P_BATCH_EVENTS, P_BATCH_ALERTS};
-    for (int k = 0; k < 3 && sent; k++) {
-        snprintf(q, sizeof q, "q%d", stmts[k]);
-        /* the events in binary: their fields as bytes, not hex (half what
-         * crosses the socket, no byteaout on the server), their numbers
-         * as int8 (rg__col_int and rg__col_bytes read either form) */
-        sent = PQsendQueryPrepared(pg->conn, q, k == 1 ? 3 : 2, args, NULL, NULL, k == 1);
-    }
-    sent = sent && (pg->reader ||
-                    PQsendQueryParams(pg->conn, "COMMIT", 0, NULL, NULL, NULL, NULL, 0)) &&
-           PQpipelineSync(pg->conn);
-    RG__SENT(pg->reader ? 3 : 5, 1);
+    snprintf(q, sizeof q, "q%d", P_BATCH_ALL);
+    /* in binary: the fields as bytes, not hex (half what crosses the
+     * socket, no byteaout on the server), numbers as int8 (rg__col_int and
+     * rg__col_bytes read either form) */
+    RG__SENT(1, 1);
+    p->r = PQexecPrepared(pg->conn, q, 3, args, NULL, NULL, 1);
     rg_buf_free(&names);
     rg_buf_free(&afters);
-    int ok = sent;
-    if (!sent)
-        rg__msg(pg, PQerrorMessage(pg->conn));
-    else {
-        if (!pg->reader)
-            ok = rg__pipe_result(pg, NULL, ok) && ok;
-        ok = rg__pipe_result(pg, &p->states, ok) && ok;
-        ok = rg__pipe_result(pg, &p->events, ok) && ok;
-        ok = rg__pipe_result(pg, &p->alerts, ok) && ok;
-        if (!pg->reader)
-            ok = rg__pipe_result(pg, NULL, ok) && ok;
-        ok = rg__pipe_sync(pg) && ok;
+    if (PQresultStatus(p->r) != PGRES_TUPLES_OK) {
+        rg__msg(pg, p->r ? PQresultErrorMessage(p->r) : PQerrorMessage(pg->conn));
+        rg__fault(pg);
+        rc = RG_EDB;
+        goto fail;
     }
-    ok = rg__pipe_off(pg) && ok;
-    if (ok)
-        return 1;
-    rc = RG_EDB;
-    rg__fault(pg);
-    if (PQtransactionStatus(pg->conn) == PQTRANS_INERROR ||
-        PQtransactionStatus(pg->conn) == PQTRANS_INTRANS) {
-        PGresult *r = PQexec(pg->conn, "ROLLBACK");
-        PQclear(r);
+    /* each kind's rows (kinds in order: 1 states, 2 events, 3 alerts) */
+    for (int i = 0, k = 1, rows = PQntuples(p->r); k <= 3; k++) {
+        p->lo[k] = i;
+        while (i < rows && rg__col_int(p->r, i, 1) == k)
+            i++;
+        p->hi[k] = i;
     }
+    return 1;
 fail:
     rg__pre_free(pg);
     return rc;
@@ -2729,11 +2788,10 @@ static PGresult *rg__kept_and(rg_pg *pg, const char *final, const rg__args *fa)
         return NULL;
     }
     char q[16];
-    const char *begin = pg->lazy;
-    pg->lazy = NULL;
-    int sent = PQenterPipelineMode(pg->conn);
-    if (sent && begin)
-        sent = PQsendQueryParams(pg->conn, begin, 0, NULL, NULL, NULL, NULL, 0);
+    /* in the pipeline's implicit transaction (no BEGIN: pg->ptx), a Sync
+     * only to commit; in a transaction block, one after the statements */
+    int piped = pg->lazy || pg->ptx, sync = !final || !piped;
+    int sent = piped ? rg__ptx_enter(pg) : PQenterPipelineMode(pg->conn);
     if (sent && nputs) {
         snprintf(q, sizeof q, "q%d", P_PATIENTS_PUT_MANY);
         sent = PQsendQueryPrepared(pg->conn, q, pa.n, pa.v, pa.len, pa.fmt, 0);
@@ -2749,10 +2807,10 @@ static PGresult *rg__kept_and(rg_pg *pg, const char *final, const rg__args *fa)
     if (sent && final)
         sent = PQsendQueryPrepared(pg->conn, final, fa ? fa->n : 0, fa ? fa->v : NULL,
                                    fa ? fa->len : NULL, fa ? fa->fmt : NULL, 0);
-    else if (sent)
+    else if (sent && !piped)
         sent = PQsendQueryParams(pg->conn, "COMMIT", 0, NULL, NULL, NULL, NULL, 0);
-    sent = sent && PQpipelineSync(pg->conn);
-    RG__SENT((uint64_t)(1 + (begin != NULL) + (nputs > 0) + (ntxs > 0) + (nauds > 0)), 1);
+    sent = sent && (sync ? PQpipelineSync(pg->conn) : rg__ptx_flush(pg));
+    RG__SENT((uint64_t)((final || !piped) + (nputs > 0) + (ntxs > 0) + (nauds > 0)), 1);
     rg__puts_drop(pg);
     rg__auds_drop(pg);
     int ok = sent;
@@ -2760,8 +2818,6 @@ static PGresult *rg__kept_and(rg_pg *pg, const char *final, const rg__args *fa)
     if (!sent) {
         rg__msg(pg, PQerrorMessage(pg->conn));
     } else {
-        if (begin)
-            ok = rg__pipe_result(pg, NULL, ok) && ok;
         if (nputs)
             ok = rg__pipe_result(pg, NULL, ok) && ok;
         if (ntxs)
@@ -2770,8 +2826,9 @@ static PGresult *rg__kept_and(rg_pg *pg, const char *final, const rg__args *fa)
             ok = rg__pipe_result(pg, NULL, ok) && ok;
         /* (the final statement's own result; after a failure before it,
          * PGRES_PIPELINE_ABORTED) */
-        last = PQgetResult(pg->conn);
-        for (PGresult *x; last && (x = PQgetResult(pg->conn)) != NULL;)
+        last = final || !piped ? PQgetResult(pg->conn)
+                               : PQmakeEmptyPGresult(pg->conn, PGRES_COMMAND_OK);
+        for (PGresult *x; last && (final || !piped) && (x = PQgetResult(pg->conn)) != NULL;)
             PQclear(x);
         ExecStatusType st = last ? PQresultStatus(last) : PGRES_FATAL_ERROR;
         if (st != PGRES_COMMAND_OK && (!final || st != PGRES_TUPLES_OK)) {
@@ -2779,9 +2836,13 @@ static PGresult *rg__kept_and(rg_pg *pg, const char *final, const rg__args *fa)
                 rg__msg(pg, last ? PQresultErrorMessage(last) : PQerrorMessage(pg->conn));
             ok = 0;
         }
-        ok = rg__pipe_sync(pg) && ok;
+        if (sync)
+            ok = rg__pipe_sync(pg) && ok;
     }
-    ok = rg__pipe_off(pg) && ok;
+    if (sync) {
+        pg->ptx = 0;
+        ok = rg__pipe_off(pg) && ok;
+    }
     if (ok && tx && PQntuples(tx) != ntxs) { /* (the function raises first: not reached) */
         rg_pg_failed(pg, "a transition was refused: its key's last transition does not allow it");
         ok = 0;
