@@ -50,8 +50,11 @@
 /* Statements sent and round trips made, by every connection of the process
  * (rg_store_db_counts: /metrics and the benchmark's "per evaluated patient"). */
 static atomic_ullong rg__n_stmts, rg__n_trips;
-#define RG__SENT(stmts, trips)                                                  \
-    (atomic_fetch_add_explicit(&rg__n_stmts, (stmts), memory_order_relaxed),     \
+/* (a statement sent also ends what the last commit's transitions answer:
+ * rg_pg_clinic_transitions) */
+#define RG__SENT(pg, stmts, trips)                                              \
+    ((pg)->feed_ok = 0,                                                          \
+     atomic_fetch_add_explicit(&rg__n_stmts, (stmts), memory_order_relaxed),     \
      atomic_fetch_add_explicit(&rg__n_trips, (trips), memory_order_relaxed))
 
 typedef struct rg__pre rg__pre;
@@ -68,6 +71,9 @@ static int rg__txs_add(rg_pg *pg, const rg_transition *t, int64_t *alert_idp);
 static int rg__pipe_result(rg_pg *pg, PGresult **keep, int ok);
 static PGresult *rg__kept_and(rg_pg *pg, const char *final, const rg__args *fa);
 static PGresult *rg__commit_pipelined(rg_pg *pg);
+static void rg__fed_drop(rg_pg *pg);
+static int rg__feed(rg_pg *pg, const char *clinic, int64_t after_cseq, int limit,
+                    int (*fn)(void *ud, const rg_transition *t), void *ud, int *rc);
 
 /* Patient states written in a write transaction, sent as one statement
  * before the transaction's next statement (rg_pg_patient_put). */
@@ -94,9 +100,18 @@ typedef struct rg__auds {
  * ends), and a resolution of an opening in the same batch names its place. */
 #define RG__TXS_MAX 1024
 #define RG__TOKEN0 (-((int64_t)1 << 40)) /* tokens: RG__TOKEN0 - k, k >= 0 */
+
+/* A transition as written, its strings in mem (one block), for the feed's
+ * read after the commit (rg_pg_clinic_transitions). */
+typedef struct rg__fed {
+    rg_transition t;
+    char *mem;
+} rg__fed;
+
 typedef struct rg__txs {
     rg_buf col[17]; /* the array literals $1..$17 */
     int64_t tok[RG__TXS_MAX]; /* an opening's token, else 0 */
+    rg__fed *cp; /* [RG__TXS_MAX]: a copy of each */
     int n;
     int64_t *map_tok, *map_id;
     int nmap, cap_map;
@@ -125,6 +140,13 @@ struct rg_backend {
      * next (after a commit: rg__grown) */
     int64_t grown, analyze_at;
     int flushing;  /* (rg__puts_flush runs its own statement) */
+    /* The transitions the transaction sent in P_TRANSITIONS_MANY, with the
+     * seq and cseq they got (fed_bad: it wrote another, P_TRANSITION); once
+     * committed, the feed's read that follows (the service publishing them,
+     * nothing sent in between: feed_ok) is answered from them when they
+     * are the clinic's next ones (rg_pg_clinic_transitions). */
+    rg__fed *fed;
+    int nfed, capfed, fed_bad, feed_ok;
     /* a BEGIN not sent yet (rg_pg_begin): a transaction that sends nothing
      * sends neither it nor its COMMIT. Its first statement sent by rg__run
      * or with the kept writes goes in pipeline mode without it (ptx): */
@@ -259,7 +281,7 @@ static int rg__pipe_off(rg_pg *pg);
 static int rg__ptx_block(rg_pg *pg)
 {
     pg->ptx = 0;
-    RG__SENT(1, 1);
+    RG__SENT(pg, 1, 1);
     int ok = PQsendQueryParams(pg->conn, "BEGIN", 0, NULL, NULL, NULL, NULL, 0) &&
              PQpipelineSync(pg->conn);
     if (!ok)
@@ -282,7 +304,7 @@ static int rg__begin_now(rg_pg *pg)
     if (!sql)
         return RG_OK;
     pg->lazy = NULL;
-    RG__SENT(1, 1);
+    RG__SENT(pg, 1, 1);
     PGresult *r = PQexec(pg->conn, sql);
     int ok = PQresultStatus(r) == PGRES_COMMAND_OK;
     if (!ok) {
@@ -335,7 +357,7 @@ static int rg__ptx_flush(rg_pg *pg)
  * Sync: the caller's rollback sends it). */
 static PGresult *rg__run_piped(rg_pg *pg, const char *name, const rg__args *a)
 {
-    RG__SENT(1, 1);
+    RG__SENT(pg, 1, 1);
     int ok = rg__ptx_enter(pg) &&
              PQsendQueryPrepared(pg->conn, name, a ? a->n : 0, a ? a->v : NULL,
                                  a ? a->len : NULL, a ? a->fmt : NULL, 0) &&
@@ -361,7 +383,7 @@ static PGresult *rg__run(rg_pg *pg, int q, const rg__args *a)
         return rg__kept_and(pg, name, a);
     if (pg->lazy || pg->ptx)
         return rg__run_piped(pg, name, a);
-    RG__SENT(1, 1);
+    RG__SENT(pg, 1, 1);
     PGresult *r = PQexecPrepared(pg->conn, name, a ? a->n : 0, a ? a->v : NULL,
                                  a ? a->len : NULL, a ? a->fmt : NULL, 0);
     ExecStatusType s = r ? PQresultStatus(r) : PGRES_FATAL_ERROR;
@@ -387,7 +409,7 @@ static int rg__exec(rg_pg *pg, const char *sql)
         return RG_EDB;
     if (rg__begin_now(pg))
         return RG_EDB;
-    RG__SENT(1, 1);
+    RG__SENT(pg, 1, 1);
     PGresult *r = PQexec(pg->conn, sql);
     ExecStatusType s = r ? PQresultStatus(r) : PGRES_FATAL_ERROR;
     int ok = s == PGRES_COMMAND_OK || s == PGRES_TUPLES_OK;
@@ -590,6 +612,9 @@ static void rg_pg_close(rg_pg *pg)
         rg_buf_free(&pg->auds.col[k]);
     free(pg->txs.map_tok);
     free(pg->txs.map_id);
+    free(pg->txs.cp);
+    rg__fed_drop(pg);
+    free(pg->fed);
     PQfinish(pg->conn);
     if (pg->listening)
         close(pg->watch_fd);
@@ -612,6 +637,7 @@ static int rg_pg_begin(rg_pg *pg)
     if (rg__in_tx(pg)) { /* (as PostgreSQL would: a warning, nothing more) */
         return RG_OK;
     }
+    rg__fed_drop(pg);
     pg->lazy = "BEGIN";
     return RG_OK;
 }
@@ -642,7 +668,7 @@ static void rg__grown(rg_pg *pg)
     if (pg->grown < pg->analyze_at)
         return;
     pg->analyze_at = 2 * pg->grown;
-    RG__SENT(4, 1);
+    RG__SENT(pg, 4, 1);
     /* a small sample (3,000 rows a table): enough to choose the index, 0.5 s
      * at 67,000 transitions here where the default sample took 2.4 s */
     PGresult *r = PQexec(pg->conn, "BEGIN; SET LOCAL default_statistics_target = 10;"
@@ -682,7 +708,7 @@ static int rg_pg_commit(rg_pg *pg)
     pg->txs.nmap = 0; /* (its tokens name nothing after the commit) */
     pg->chain_ok = 0;
     if (!r) {
-        RG__SENT(1, 1);
+        RG__SENT(pg, 1, 1);
         r = PQexec(pg->conn, "COMMIT");
     }
     int ok = PQresultStatus(r) == PGRES_COMMAND_OK &&
@@ -699,6 +725,7 @@ static int rg_pg_commit(rg_pg *pg)
         return RG_EDB;
     pg->fault[0] = '\0';
     rg__grown(pg);
+    pg->feed_ok = !pg->fed_bad; /* (after the statements of the commit) */
     if (pg->on_commit)
         pg->on_commit(pg->on_commit_ud);
     return RG_OK;
@@ -710,7 +737,7 @@ static int rg_pg_commit(rg_pg *pg)
 static void rg__ptx_abort(rg_pg *pg)
 {
     pg->ptx = 0;
-    RG__SENT(2, 1);
+    RG__SENT(pg, 2, 1);
     if (PQsendQueryParams(pg->conn, "BEGIN", 0, NULL, NULL, NULL, NULL, 0) &&
         PQsendQueryParams(pg->conn, "ROLLBACK", 0, NULL, NULL, NULL, NULL, 0) &&
         PQpipelineSync(pg->conn)) {
@@ -729,13 +756,14 @@ static void rg_pg_rollback(rg_pg *pg)
     rg__puts_drop(pg);
     rg__txs_drop(pg);
     rg__auds_drop(pg);
+    rg__fed_drop(pg);
     pg->txs.nmap = 0;
     if (pg->ptx) {
         rg__ptx_abort(pg);
         return;
     }
     if (PQtransactionStatus(pg->conn) != PQTRANS_IDLE) {
-        RG__SENT(1, 1);
+        RG__SENT(pg, 1, 1);
         PGresult *r = PQexec(pg->conn, "ROLLBACK");
         PQclear(r);
     }
@@ -1269,6 +1297,7 @@ static int rg_pg_transition(rg_pg *pg, rg_transition *t, int64_t *alert_idp)
     int drc = rg__txs_add(pg, t, alert_idp);
     if (drc != RG__AGAIN)
         return drc;
+    pg->fed_bad = 1; /* (not among the transaction's pg->fed) */
     int opening = t->open == 1;
     rg__args a = {0};
     if (opening)
@@ -1356,6 +1385,9 @@ static int rg_pg_each_transition(rg_pg *pg, int64_t after, int by_time,
 static int rg_pg_clinic_transitions(rg_pg *pg, const char *clinic, int64_t after_cseq, int limit,
                                     int (*fn)(void *ud, const rg_transition *t), void *ud)
 {
+    int frc;
+    if (rg__feed(pg, clinic, after_cseq, limit, fn, ud, &frc))
+        return frc;
     rg__args a = {0};
     rg__text(&a, clinic);
     rg__int(&a, after_cseq);
@@ -1937,7 +1969,7 @@ static int rg_pg_lease(rg_pg *pg, const char *clinic, int *held)
     const char *v[1] = {clinic};
     if (rg__begin_now(pg))
         return RG_EDB;
-    RG__SENT(1, 1);
+    RG__SENT(pg, 1, 1);
     PGresult *r = PQexecParams(pg->conn, "SELECT pg_try_advisory_lock(" RG__LEASE_KEY ")", 1,
                                NULL, v, NULL, NULL, 0);
     if (PQresultStatus(r) != PGRES_TUPLES_OK) {
@@ -1979,7 +2011,7 @@ static int rg_pg_unlease(rg_pg *pg, const char *clinic)
     const char *v[1] = {clinic};
     if (rg__begin_now(pg))
         return RG_EDB;
-    RG__SENT(1, 1);
+    RG__SENT(pg, 1, 1);
     PGresult *r = PQexecParams(pg->conn, "SELECT pg_advisory_unlock(" RG__LEASE_KEY ")", 1,
                                NULL, v, NULL, NULL, 0);
     int ok = PQresultStatus(r) == PGRES_TUPLES_OK;
@@ -1996,7 +2028,7 @@ static int rg_pg_workers(rg_pg *pg, int *n)
 {
     if (rg__begin_now(pg))
         return RG_EDB;
-    RG__SENT(1, 1);
+    RG__SENT(pg, 1, 1);
     PGresult *r = PQexec(pg->conn,
                          "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted"
                          " AND mode = 'ShareLock' AND objsubid = 1 AND database ="
@@ -2025,7 +2057,7 @@ static int rg_pg_changes_fd(rg_pg *pg, int *fd)
         /* (the channel's name is the schema's: RG__CHANNEL) */
         if (rg__begin_now(pg))
             return RG_EDB;
-        RG__SENT(1, 1);
+        RG__SENT(pg, 1, 1);
         PGresult *r = PQexec(pg->conn, "SELECT " RG__CHANNEL);
         char *id = PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1
                        ? PQescapeIdentifier(pg->conn, PQgetvalue(r, 0, 0),
@@ -2275,7 +2307,7 @@ PGresult *rg_pg_query(rg_pg *pg, const char *sql, int n, const char *const *v, c
         return NULL;
     if (rg__begin_now(pg))
         return NULL;
-    RG__SENT(1, 1);
+    RG__SENT(pg, 1, 1);
     PGresult *r = PQexecParams(pg->conn, sql, n, NULL, v, len, fmt, 0);
     ExecStatusType s = r ? PQresultStatus(r) : PGRES_FATAL_ERROR;
     if (constraint)
@@ -2302,7 +2334,7 @@ static int rg_pg_run_sql(rg_pg *pg, const char *sql, const rg_store_arg *args, i
         rg__writes_flush(pg);
     if (rg__begin_now(pg))
         return RG_EDB;
-    RG__SENT(1, 1);
+    RG__SENT(pg, 1, 1);
     const char *v[RG_STORE_MAX_ARGS];
     char num[RG_STORE_MAX_ARGS][24];
     for (int i = 0; i < nargs; i++) {
@@ -2566,7 +2598,7 @@ static int rg_pg_prefetch(rg_pg *pg, const char *clinic, const char *const *pati
     /* in binary: the fields as bytes, not hex (half what crosses the
      * socket, no byteaout on the server), numbers as int8 (rg__col_int and
      * rg__col_bytes read either form) */
-    RG__SENT(1, 1);
+    RG__SENT(pg, 1, 1);
     p->r = PQexecPrepared(pg->conn, q, 3, args, NULL, NULL, 1);
     rg_buf_free(&names);
     rg_buf_free(&afters);
@@ -2694,12 +2726,109 @@ static int rg_pg_due_count(rg_pg *pg, const char *clinic, rg_time now, int max, 
 static void rg__txs_drop(rg_pg *pg)
 {
     rg__txs *x = &pg->txs;
+    for (int i = 0; x->cp && i < x->n; i++) {
+        free(x->cp[i].mem);
+        x->cp[i].mem = NULL;
+    }
     x->n = 0;
     for (int k = 0; k < 17; k++)
         x->col[k].len = 0;
 }
 
 static int rg__txs_took(rg_pg *pg, const PGresult *r, int n);
+
+static void rg__fed_drop(rg_pg *pg)
+{
+    for (int i = 0; i < pg->nfed; i++)
+        free(pg->fed[i].mem);
+    pg->nfed = pg->fed_bad = pg->feed_ok = 0;
+}
+
+/* A copy of t in f, its strings in one block (NULL kept NULL, params and
+ * evidence as stored), notify_at as read back: RG_OK or RG_ENOMEM. */
+static int rg__fed_copy(rg__fed *f, const rg_transition *t)
+{
+    const char *v[11] = {t->clinic, t->patient, t->key, t->protocol, t->version, t->rule,
+                         t->severity, t->message, t->params ? t->params : "{}",
+                         t->evidence ? t->evidence : "[]", t->cause};
+    const char *out[11];
+    size_t len[11], n = 1;
+    for (int k = 0; k < 11; k++)
+        n += len[k] = v[k] ? strlen(v[k]) + 1 : 0;
+    if (!(f->mem = malloc(n)))
+        return RG_ENOMEM;
+    for (size_t k = 0, at = 0; k < 11; at += len[k], k++)
+        out[k] = v[k] ? memcpy(f->mem + at, v[k], len[k]) : NULL;
+    f->t = *t;
+    f->t.clinic = out[0], f->t.patient = out[1], f->t.key = out[2], f->t.protocol = out[3];
+    f->t.version = out[4], f->t.rule = out[5], f->t.severity = out[6], f->t.message = out[7];
+    f->t.params = out[8], f->t.evidence = out[9], f->t.cause = out[10];
+    f->t.notify_at = t->notify_at > t->at ? t->notify_at : t->at;
+    return RG_OK;
+}
+
+/* The n kept transitions' copies, with the seq and cseq P_TRANSITIONS_MANY
+ * answered (r), moved to the transaction's (pg->fed). */
+static void rg__txs_fed(rg_pg *pg, const PGresult *r, int n)
+{
+    rg__fed *cp = pg->txs.cp;
+    for (int i = 0; i < PQntuples(r); i++) {
+        int o = (int)rg__col_int(r, i, 0);
+        if (o < 1 || o > n || !cp || !cp[o - 1].mem) {
+            pg->fed_bad = 1;
+            continue;
+        }
+        if (pg->nfed == pg->capfed) {
+            int cap = pg->capfed ? 2 * pg->capfed : 64;
+            rg__fed *g = realloc(pg->fed, (size_t)cap * sizeof *g);
+            if (!g) {
+                pg->fed_bad = 1;
+                continue;
+            }
+            pg->fed = g;
+            pg->capfed = cap;
+        }
+        rg__fed *f = &pg->fed[pg->nfed++];
+        *f = cp[o - 1];
+        cp[o - 1].mem = NULL;
+        f->t.seq = rg__col_int(r, i, 1);
+        f->t.cseq = rg__col_int(r, i, 2);
+    }
+}
+
+/* The feed's read of clinic after a commit, answered from what it wrote
+ * (pg->fed) when nothing was sent since (pg->feed_ok) and its transitions
+ * of clinic are the ones after after_cseq, without a gap: the same rows the
+ * read gives, but those another session committed after this one (its
+ * NOTICE brings the service back for them). 1 (*rc fn's answer), or 0. */
+static int rg__feed(rg_pg *pg, const char *clinic, int64_t after_cseq, int limit,
+                    int (*fn)(void *ud, const rg_transition *t), void *ud, int *rc)
+{
+    int64_t next = after_cseq + 1;
+    int n = 0;
+    for (int i = 0; i < pg->nfed; i++) {
+        if (strcmp(pg->fed[i].t.clinic, clinic))
+            continue;
+        if (pg->fed[i].t.cseq != next++)
+            return 0;
+        n++;
+    }
+    if (!pg->feed_ok || !n || n > limit)
+        return 0;
+    *rc = 0;
+    int kept = 0;
+    for (int i = 0; i < pg->nfed; i++) {
+        if (strcmp(pg->fed[i].t.clinic, clinic)) {
+            pg->fed[kept++] = pg->fed[i];
+            continue;
+        }
+        if (!*rc)
+            *rc = fn(ud, &pg->fed[i].t);
+        free(pg->fed[i].mem);
+    }
+    pg->nfed = kept;
+    return 1;
+}
 
 static int rg__txs_flush(rg_pg *pg)
 {
@@ -2733,6 +2862,7 @@ static int rg__txs_took(rg_pg *pg, const PGresult *r, int n)
     rg__txs *x = &pg->txs;
     int rc = RG_OK;
     pg->grown += n;
+    rg__txs_fed(pg, r, n);
     for (int i = 0; rc == RG_OK && i < PQntuples(r); i++) {
         int o = (int)rg__col_int(r, i, 0);
         if (o < 1 || o > n || !x->tok[o - 1])
@@ -2810,7 +2940,7 @@ static PGresult *rg__kept_and(rg_pg *pg, const char *final, const rg__args *fa)
     else if (sent && !piped)
         sent = PQsendQueryParams(pg->conn, "COMMIT", 0, NULL, NULL, NULL, NULL, 0);
     sent = sent && (sync ? PQpipelineSync(pg->conn) : rg__ptx_flush(pg));
-    RG__SENT((uint64_t)((final || !piped) + (nputs > 0) + (ntxs > 0) + (nauds > 0)), 1);
+    RG__SENT(pg, (uint64_t)((final || !piped) + (nputs > 0) + (ntxs > 0) + (nauds > 0)), 1);
     rg__puts_drop(pg);
     rg__auds_drop(pg);
     int ok = sent;
@@ -2852,6 +2982,7 @@ static PGresult *rg__kept_and(rg_pg *pg, const char *final, const rg__args *fa)
         ok = 0;
     } else if (ok && ntxs && !final) {
         pg->grown += ntxs;
+        rg__txs_fed(pg, tx, ntxs);
     }
     rg__txs_drop(pg);
     PQclear(tx);
@@ -2926,6 +3057,10 @@ static int rg__txs_add(rg_pg *pg, const rg_transition *t, int64_t *alert_idp)
             return RG_ENOMEM;
         }
     }
+    if (!x->cp)
+        x->cp = calloc(RG__TXS_MAX, sizeof *x->cp);
+    if (!x->cp || rg__fed_copy(&x->cp[x->n], t))
+        pg->fed_bad = 1; /* (the feed is read from the database, as before) */
     x->tok[x->n] = opening ? RG__TOKEN0 - x->next++ : 0;
     if (opening)
         *alert_idp = x->tok[x->n];
