@@ -170,7 +170,7 @@ struct rg_backend {
 static void rg_pg_close(rg_pg *pg);
 
 /* The parameters of one statement, as libpq takes them. */
-#define RG__MAXARGS 20 /* (P_TRANSITION: 17) */
+#define RG__MAXARGS 32 /* (P_TRANSITIONS_MANY: 25) */
 struct rg__args {
     const char *v[RG__MAXARGS];
     int len[RG__MAXARGS], fmt[RG__MAXARGS], n;
@@ -2835,6 +2835,8 @@ static int rg__txs_flush(rg_pg *pg)
     rg__txs *x = &pg->txs;
     rg__args a = {0};
     int rc = RG_OK, n = x->n;
+    for (int k = 0; k < 8; k++) /* (no patient states) */
+        rg__text(&a, NULL);
     for (int k = 0; k < 17 && rc == RG_OK; k++)
         if ((rc = rg_buf_add(&x->col[k], "}", 1)) == RG_OK)
             rg__text(&a, x->col[k].p);
@@ -2905,6 +2907,12 @@ static PGresult *rg__kept_and(rg_pg *pg, const char *final, const rg__args *fa)
     for (int k = 0; nputs && k < 8 && rc == RG_OK; k++)
         if ((rc = rg_buf_add(&pg->puts.col[k], "}", 1)) == RG_OK)
             rg__text(&pa, pg->puts.col[k].p);
+    /* the states and the transitions: one statement (P_TRANSITIONS_MANY's
+     * first eight arrays) */
+    for (int k = 0; ntxs && k < 8; k++)
+        rg__text(&ta, nputs ? pa.v[k] : NULL);
+    if (ntxs)
+        nputs = 0;
     for (int k = 0; ntxs && k < 17 && rc == RG_OK; k++)
         if ((rc = rg_buf_add(&pg->txs.col[k], "}", 1)) == RG_OK)
             rg__text(&ta, pg->txs.col[k].p);

@@ -338,6 +338,18 @@ const size_t rg_pg_nsteps = sizeof rg_pg_steps / sizeof rg_pg_steps[0];
     " AND r.state = 'resolved'"                                                                    \
     " LEFT JOIN alerts a ON a.clinic = o.clinic AND a.id = o.seq"
 
+/* P_PATIENTS_PUT_MANY, also the first statement of rg_pg_txs_fn (whose
+ * first eight parameters are its $1..$8) */
+#define RG__PUTS_MANY                                                                       \
+    "INSERT INTO patients(clinic, patient, clock, wake, next_wake, last_seq, scheduled,"   \
+    " failing) SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[], $4::bigint[],"   \
+    " $5::bigint[], $6::bigint[], $7::bigint[], $8::bigint[])"                             \
+    " ON CONFLICT (clinic, patient) DO UPDATE SET"                                         \
+    " clock = excluded.clock, wake = excluded.wake, next_wake = CASE WHEN"                 \
+    " patients.scheduled = excluded.scheduled THEN excluded.next_wake"                     \
+    " ELSE LEAST(excluded.next_wake, patients.next_wake) END, last_seq = excluded.last_seq," \
+    " failing = excluded.failing"
+
 const char *const rg_pg_sql[P__COUNT] = {
     /* One round trip: the event's number, the event as its id's first
      * stored version (whatever its number: replaces 0, stored only when the
@@ -642,30 +654,27 @@ const char *const rg_pg_sql[P__COUNT] = {
      * count of schedulings each evaluation read rides in the scheduled
      * column, which an update leaves as it is (a new row starts with it:
      * the patient was not there when read, so it is 0) */
-    [P_PATIENTS_PUT_MANY] =
-        "INSERT INTO patients(clinic, patient, clock, wake, next_wake, last_seq, scheduled,"
-        " failing) SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[], $4::bigint[],"
-        " $5::bigint[], $6::bigint[], $7::bigint[], $8::bigint[])"
-        " ON CONFLICT (clinic, patient) DO UPDATE SET"
-        " clock = excluded.clock, wake = excluded.wake, next_wake = CASE WHEN"
-        " patients.scheduled = excluded.scheduled THEN excluded.next_wake"
-        " ELSE LEAST(excluded.next_wake, patients.next_wake) END, last_seq = excluded.last_seq,"
-        " failing = excluded.failing",
+    [P_PATIENTS_PUT_MANY] = RG__PUTS_MANY,
     /* a clinic's due patients, counted up to a bound (back-pressure) */
     [P_DUE_COUNT] = "SELECT count(*) FROM (SELECT 1 FROM patients WHERE clinic = $1"
                     " AND next_wake <= $2 LIMIT $3) d",
-    /* P_TRANSITION for many transitions in one statement, in array order
+    /* P_TRANSITION for many transitions in one statement, in array order,
+     * after P_PATIENTS_PUT_MANY's patient states ($1..$8, NULL for none)
      * (rg_pg_txs_fn, a function of the session) */
     [P_TRANSITIONS_MANY] =
-        "SELECT o, s, q FROM pg_temp.rg_transitions($1::text[], $2::bigint[], $3::bigint[],"
-        " $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::text[], $10::text[],"
-        " $11::text[], $12::bigint[], $13::text[], $14::text[], $15::bigint[], $16::bigint[],"
-        " $17::text[])",
+        "SELECT o, s, q FROM pg_temp.rg_transitions($1::text[], $2::text[], $3::bigint[],"
+        " $4::bigint[], $5::bigint[], $6::bigint[], $7::bigint[], $8::bigint[],"
+        " $9::text[], $10::bigint[], $11::bigint[],"
+        " $12::text[], $13::text[], $14::text[], $15::text[], $16::text[], $17::text[], $18::text[],"
+        " $19::text[], $20::bigint[], $21::text[], $22::text[], $23::bigint[], $24::bigint[],"
+        " $25::text[])",
 };
 
 /* P_TRANSITION for each element of the arrays (one round trip for a group's
  * transitions), made in each session's own temporary schema at connect: no
- * schema change. The guard (open_alerts) goes in rounds: round r takes
+ * schema change. First the patient states of its first eight arrays, when
+ * given (P_PATIENTS_PUT_MANY's statement: a group's states and transitions
+ * are one statement). The guard (open_alerts) goes in rounds: round r takes
  * every key's r-th row of the call (an opening and its resolution may be in
  * one call), one statement per kind (openings, resolutions, re-raises), so
  * a key's rows meet the guard in array order as row by row; an alert id below
@@ -679,7 +688,9 @@ const char *const rg_pg_sql[P__COUNT] = {
  * (a counter update, an insert and a NOTIFY each) this was 150 us a
  * transition of the sweep's server time (bench/profile.md). */
 const char rg_pg_txs_fn[] =
-    "CREATE FUNCTION pg_temp.rg_transitions(a_clinic text[], a_alert bigint[], a_at bigint[],"
+    "CREATE FUNCTION pg_temp.rg_transitions(p_clinic text[], p_patient text[], p_clock bigint[],"
+    " p_wake bigint[], p_next bigint[], p_last bigint[], p_scheduled bigint[], p_failing bigint[],"
+    " a_clinic text[], a_alert bigint[], a_at bigint[],"
     " a_state text[], a_patient text[], a_key text[], a_protocol text[], a_version text[],"
     " a_rule text[], a_severity text[], a_message text[], a_due bigint[], a_params text[],"
     " a_evidence text[], a_recorded bigint[], a_notify bigint[], a_cause text[])"
@@ -688,6 +699,7 @@ const char rg_pg_txs_fn[] =
     " DECLARE aid bigint; seqs bigint[] := '{}'; aids bigint[] := '{}'; occ bigint[];"
     "  m int := coalesce(array_length(a_key, 1), 0); rounds bigint; want bigint; got bigint;"
     " BEGIN"
+    "  IF p_clinic IS NOT NULL THEN " RG__PUTS_MANY "; END IF;"
     "  IF m = 0 THEN RETURN; END IF;"
     /* occ[i]: row i is its key's occ[i]-th in the call */
     "  SELECT array_agg(z.n ORDER BY z.ord), max(z.n) INTO occ, rounds FROM (SELECT u.ord,"
