@@ -1941,6 +1941,51 @@ Test(conf_pg, two_workers_opening_one_key_get_one_opening, .init = setup_pg, .fi
     cr_assert_eq(cseq, 1, "the refused one took no number");
 }
 
+/* Two connections appending to one audit trail, in turn and in several
+ * entries a transaction (two workers' group commits): each chains its first
+ * entry from the tip its own last commit left without reading the chain,
+ * and when the other moved it since, its insert finds that out under the
+ * row's lock and chains its entries again from the tip found: the trail
+ * verifies whole, every entry there once, in one statement a transaction
+ * once a connection has committed one. */
+Test(conf_pg, audit_entries_of_two_connections_chain_whole, .init = setup_pg, .fini = teardown)
+{
+    NO_PG_SKIP();
+    rg_store *two = NULL;
+    char err[256];
+    cr_assert_eq(rg_store_open(&two, url, NULL, err, sizeof err), RG_OK, "%s", err);
+    rg_store *by[2] = {st, two}, *prev = NULL;
+    int n = 0;
+    /* st, two, st, two (each after the other moved the tip), st, st */
+    for (int round = 0; round < 6; round++) {
+        rg_store *s = by[round == 5 ? 0 : round % 2];
+        uint64_t s0, s1, t;
+        rg_store_db_counts(&s0, &t);
+        cr_assert_eq(rg_store_begin(s), RG_OK);
+        for (int k = 0; k < 3; k++, n++) {
+            char who[16];
+            snprintf(who, sizeof who, "w%d-%d", round, k);
+            rg_audit_entry e = {.at = 1000 + n, .who = who, .role = "nurse",
+                                .address = "127.0.0.1:1", .clinic = "north",
+                                .patients = "[\"p1\"]", .route = "POST /v1/events",
+                                .outcome = "200"};
+            cr_assert_eq(rg_audit_append(s, &e), RG_OK, "%s", rg_store_errmsg(s));
+        }
+        cr_assert_eq(rg_store_commit(s), RG_OK, "round %d: %s", round, rg_store_errmsg(s));
+        rg_store_db_counts(&s1, &t);
+        if (s == prev) /* (its own tip is the trail's) */
+            cr_assert_eq(s1 - s0, 1, "the entries only, no read of the chain");
+        prev = s;
+    }
+    rg_audit_report r;
+    cr_assert_eq(rg_audit_verify(st, &r), RG_OK);
+    cr_assert(r.ok, "%s (entry %lld)", r.why, (long long)r.broken_seq);
+    cr_assert_eq(r.checked, n);
+    cr_assert_eq(pg_int("SELECT count(DISTINCT who) FROM audit"), n);
+    cr_assert_eq(pg_int("SELECT max(seq) FROM audit"), n);
+    rg_store_close(two);
+}
+
 /* The feed's read right after a commit (the service publishing what it
  * evaluated) is answered from the transitions the transaction wrote, with
  * the seq and cseq they got: the same rows a read of the database gives, no

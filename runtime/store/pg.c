@@ -36,6 +36,7 @@
  */
 #include "store/pg.h"
 #include "store/pg_sql.h"
+#include "store/audit.h"
 
 #include <libpq-fe.h>
 
@@ -88,9 +89,15 @@ typedef struct rg__puts {
  * before the transaction's next statement or with its COMMIT: the chain's
  * tip moves in memory meanwhile (pg->chain), so each entry's hash follows
  * the one before it as when each was written at once. */
+typedef struct rg__aud {
+    rg_audit_entry e;
+    char *mem; /* its strings */
+} rg__aud;
+
 typedef struct rg__auds {
     rg_buf col[11]; /* the array literals $1..$11 */
-    int n;
+    rg__aud *e;     /* a copy of each, to chain them again (rg__auds_check) */
+    int n, cap;
 } rg__auds;
 
 /* Transitions recorded inside a write transaction while writes are deferred
@@ -162,6 +169,15 @@ struct rg_backend {
      * transaction reads it here, not again; forgotten at its end */
     rg_audit_chain chain;
     int chain_ok;
+    /* The chain as this connection's last commit left it (known_ok): a
+     * transaction's entries chain from it without a read of their own
+     * (guess: P_AUDIT_INSERT_MANY locks the row and checks that tip, the
+     * entries chained again from the one it found when another session
+     * moved it, rg__auds_check) */
+    rg_audit_chain known;
+    int known_ok, guess;
+    int64_t guess_seq;
+    char guess_hash[65];
     char put_why[512];     /* why rg_pg_put_event answered a conflict */
     const char *put_field; /* and the field it is about */
 };
@@ -247,6 +263,8 @@ static int rg__pending(const rg_pg *pg) { return pg->puts.n || pg->txs.n || pg->
 
 static void rg__auds_drop(rg_pg *pg)
 {
+    for (int i = 0; i < pg->auds.n; i++)
+        free(pg->auds.e[i].mem);
     pg->auds.n = 0;
     for (int k = 0; k < 11; k++)
         pg->auds.col[k].len = 0;
@@ -262,6 +280,13 @@ static int rg__auds_args(rg_pg *pg, rg__args *a)
     if (rc == RG_OK) {
         rg__int(a, pg->chain.tip_seq);
         rg__text(a, pg->chain.tip_hash);
+        if (pg->guess) {
+            rg__int(a, pg->guess_seq);
+            rg__text(a, pg->guess_hash);
+        } else {
+            rg__text(a, NULL);
+            rg__text(a, NULL);
+        }
     }
     return rc;
 }
@@ -608,6 +633,8 @@ static void rg_pg_close(rg_pg *pg)
     rg__txs_drop(pg);
     for (int k = 0; k < 17; k++)
         rg_buf_free(&pg->txs.col[k]);
+    rg__auds_drop(pg);
+    free(pg->auds.e);
     for (int k = 0; k < 11; k++)
         rg_buf_free(&pg->auds.col[k]);
     free(pg->txs.map_tok);
@@ -685,7 +712,7 @@ static int rg_pg_commit(rg_pg *pg)
     PGresult *r = NULL;
     if (pg->lazy && !rg__pending(pg)) { /* nothing was sent: nothing to end */
         pg->lazy = NULL;
-        pg->chain_ok = 0;
+        pg->chain_ok = pg->guess = 0;
         if (pg->on_commit)
             pg->on_commit(pg->on_commit_ud);
         return RG_OK;
@@ -706,7 +733,8 @@ static int rg_pg_commit(rg_pg *pg)
         }
     }
     pg->txs.nmap = 0; /* (its tokens name nothing after the commit) */
-    pg->chain_ok = 0;
+    int chained = pg->chain_ok;
+    pg->chain_ok = pg->guess = 0;
     if (!r) {
         RG__SENT(pg, 1, 1);
         r = PQexec(pg->conn, "COMMIT");
@@ -724,6 +752,10 @@ static int rg_pg_commit(rg_pg *pg)
     if (!ok)
         return RG_EDB;
     pg->fault[0] = '\0';
+    if (chained) { /* the chain as it left it: the next transaction's entries chain from it */
+        pg->known = pg->chain;
+        pg->known_ok = 1;
+    }
     rg__grown(pg);
     pg->feed_ok = !pg->fed_bad; /* (after the statements of the commit) */
     if (pg->on_commit)
@@ -751,7 +783,7 @@ static void rg__ptx_abort(rg_pg *pg)
 static void rg_pg_rollback(rg_pg *pg)
 {
     pg->rollbacks++;
-    pg->chain_ok = 0;
+    pg->chain_ok = pg->guess = pg->known_ok = 0;
     pg->lazy = NULL;
     rg__puts_drop(pg);
     rg__txs_drop(pg);
@@ -2131,13 +2163,28 @@ static int rg_pg_hold(rg_pg *pg, int alone, int *ok)
 
 /* ---- the audit trail: as sqlite.c's rg_store_audit_* ---------------------------------- */
 
+static int rg__chain_read(rg_pg *pg, int lock, rg_audit_chain *c);
+
 static int rg_pg_audit_chain(rg_pg *pg, int lock, rg_audit_chain *c)
 {
     if (lock && pg->chain_ok && rg__in_tx(pg)) {
-        *c = pg->chain; /* (locked by this transaction: nobody else moved it) */
+        *c = pg->chain; /* (locked by this transaction, or checked when its entries go in) */
         return RG_OK;
     }
-    pg->chain_ok = 0;
+    if (lock && pg->known_ok && rg__in_tx(pg) && !pg->auds.n) {
+        pg->chain = *c = pg->known;
+        pg->chain_ok = pg->guess = 1;
+        pg->guess_seq = pg->known.tip_seq;
+        snprintf(pg->guess_hash, sizeof pg->guess_hash, "%s", pg->known.tip_hash);
+        return RG_OK;
+    }
+    return rg__chain_read(pg, lock, c);
+}
+
+/* The chain's row read, locked when lock. */
+static int rg__chain_read(rg_pg *pg, int lock, rg_audit_chain *c)
+{
+    pg->chain_ok = pg->guess = 0;
     PGresult *r = rg__run(pg, lock ? P_AUDIT_CHAIN_LOCK : P_AUDIT_CHAIN, NULL);
     int ok = r && PQntuples(r) == 1;
     if (ok) {
@@ -2173,13 +2220,102 @@ static int rg__auds_add(rg_pg *pg, const rg_audit_entry *e)
         if (rc == RG_OK)
             rc = rg__elem(b, v[k] ? v[k] : "", NULL, 0);
     }
+    rg__auds *u = &pg->auds;
+    if (rc == RG_OK && u->n == u->cap) {
+        int cap = u->cap ? 2 * u->cap : 16;
+        rg__aud *g = realloc(u->e, (size_t)cap * sizeof *g);
+        if (g) {
+            u->e = g;
+            u->cap = cap;
+        }
+        rc = g ? RG_OK : RG_ENOMEM;
+    }
+    if (rc == RG_OK) { /* its strings in one block (seq, prev and hash set again) */
+        const char *f[7] = {e->who, e->role, e->address, e->clinic, e->patients, e->route,
+                            e->outcome};
+        size_t len[7], n = 1;
+        for (int k = 0; k < 7; k++)
+            n += len[k] = strlen(f[k] ? f[k] : "") + 1;
+        char *m = u->e[u->n].mem = malloc(n);
+        const char *to[7];
+        for (int k = 0; m && k < 7; m += len[k], k++)
+            to[k] = memcpy(m, f[k] ? f[k] : "", len[k]);
+        rc = u->e[u->n].mem ? RG_OK : RG_ENOMEM;
+        if (rc == RG_OK)
+            u->e[u->n].e = (rg_audit_entry){.at = e->at, .who = to[0], .role = to[1],
+                                            .address = to[2], .clinic = to[3],
+                                            .patients = to[4], .route = to[5],
+                                            .outcome = to[6]};
+    }
     if (rc) {
         rg__auds_drop(pg);
-        pg->chain_ok = 0;
+        pg->chain_ok = pg->guess = 0;
         return rc;
     }
     pg->auds.n++;
     return RG_OK;
+}
+
+/* The answer of P_AUDIT_INSERT_MANY (r) for the n entries kept: when they
+ * did not go in (another session moved the chain's tip since this one's
+ * last commit: the row is locked now), they are chained again from the tip
+ * it found and sent again. RG_OK, or the error (kept). */
+static int rg__auds_check(rg_pg *pg, const PGresult *r, int n)
+{
+    int guessed = pg->guess;
+    pg->guess = 0; /* (the row is locked from here on) */
+    if (!r || PQntuples(r) != 1) {
+        rg_pg_failed(pg, "the audit chain's row is missing");
+        return RG_EDB;
+    }
+    if (!strcmp(rg__col_text(r, 0, 0), "t"))
+        return RG_OK;
+    if (!guessed || n > pg->auds.cap) {
+        rg_pg_failed(pg, "the audit entries did not go in");
+        return RG_EDB;
+    }
+    int64_t seq = rg__col_int(r, 0, 1);
+    char prev[65], hash[65];
+    snprintf(prev, sizeof prev, "%s", rg__col_text(r, 0, 2));
+    /* the copies taken out: the n entries again, from the tip found */
+    rg__aud *v = pg->auds.e;
+    pg->auds.e = NULL;
+    pg->auds.n = pg->auds.cap = 0;
+    rg__auds_drop(pg);
+    int rc = RG_OK;
+    for (int i = 0; i < n && rc == RG_OK; i++) {
+        v[i].e.seq = ++seq;
+        v[i].e.prev = prev;
+        if ((rc = rg_audit_hash(&v[i].e, hash)) == RG_OK) {
+            v[i].e.hash = hash;
+            rc = rg__auds_add(pg, &v[i].e);
+            snprintf(prev, sizeof prev, "%s", hash);
+        }
+    }
+    for (int i = 0; i < n; i++)
+        free(v[i].mem);
+    free(v);
+    pg->chain.tip_seq = seq;
+    snprintf(pg->chain.tip_hash, sizeof pg->chain.tip_hash, "%s", prev);
+    if (rc) {
+        rg_pg_failed(pg, "out of memory");
+        return rc;
+    }
+    rg__args a = {0};
+    int kept = pg->auds.n;
+    rc = rg__auds_args(pg, &a);
+    PGresult *again = NULL;
+    if (rc == RG_OK) {
+        pg->flushing = 1;
+        again = rg__run(pg, P_AUDIT_INSERT_MANY, &a);
+        pg->flushing = 0;
+    }
+    pg->auds.n = kept;
+    rg__auds_drop(pg);
+    rc = again && PQntuples(again) == 1 && !strcmp(rg__col_text(again, 0, 0), "t") ? RG_OK
+                                                                                 : RG_EDB;
+    PQclear(again);
+    return rc;
 }
 
 /* The statement of a kept batch (its arguments built with rc), run as a
@@ -2199,10 +2335,20 @@ static int rg__flush_do(rg_pg *pg, int rc, int stmt, rg__args *a)
 static int rg__auds_flush(rg_pg *pg)
 {
     rg__args a = {0};
-    int rc = rg__flush_do(pg, rg__auds_args(pg, &a), P_AUDIT_INSERT_MANY, &a);
+    int n = pg->auds.n, rc = rg__auds_args(pg, &a);
+    PGresult *r = NULL;
+    if (rc == RG_OK) {
+        pg->flushing = 1;
+        r = rg__run(pg, P_AUDIT_INSERT_MANY, &a);
+        pg->flushing = 0;
+        rc = r ? rg__auds_check(pg, r, n) : RG_EDB;
+    } else {
+        rg_pg_failed(pg, "out of memory");
+    }
+    PQclear(r);
     rg__auds_drop(pg);
     if (rc)
-        pg->chain_ok = 0;
+        pg->chain_ok = pg->guess = 0;
     return rc;
 }
 
@@ -2267,7 +2413,7 @@ static int rg_pg_audit_archive(rg_pg *pg, rg_time before, int64_t *n)
 {
     rg_audit_chain c;
     *n = 0;
-    if (rg_pg_audit_chain(pg, 1, &c))
+    if (rg__chain_read(pg, 1, &c)) /* (locked now: its base moves) */
         return RG_EDB;
     rg__args a = {0};
     rg__int(&a, before);
@@ -2929,6 +3075,11 @@ static PGresult *rg__kept_and(rg_pg *pg, const char *final, const rg__args *fa)
     /* in the pipeline's implicit transaction (no BEGIN: pg->ptx), a Sync
      * only to commit; in a transaction block, one after the statements */
     int piped = pg->lazy || pg->ptx, sync = !final || !piped;
+    /* entries chained from the tip of this connection's last commit: their
+     * answer read before the commit (its Sync or COMMIT sent after it) */
+    int check = nauds && pg->guess, later = check && !final;
+    if (later && piped)
+        sync = 0;
     int sent = piped ? rg__ptx_enter(pg) : PQenterPipelineMode(pg->conn);
     if (sent && nputs) {
         snprintf(q, sizeof q, "q%d", P_PATIENTS_PUT_MANY);
@@ -2945,14 +3096,16 @@ static PGresult *rg__kept_and(rg_pg *pg, const char *final, const rg__args *fa)
     if (sent && final)
         sent = PQsendQueryPrepared(pg->conn, final, fa ? fa->n : 0, fa ? fa->v : NULL,
                                    fa ? fa->len : NULL, fa ? fa->fmt : NULL, 0);
-    else if (sent && !piped)
+    else if (sent && !piped && !later)
         sent = PQsendQueryParams(pg->conn, "COMMIT", 0, NULL, NULL, NULL, NULL, 0);
     sent = sent && (sync ? PQpipelineSync(pg->conn) : rg__ptx_flush(pg));
-    RG__SENT(pg, (uint64_t)((final || !piped) + (nputs > 0) + (ntxs > 0) + (nauds > 0)), 1);
+    int ends = final || (!piped && !later); /* (a statement's result closes the batch) */
+    RG__SENT(pg, (uint64_t)(ends + (nputs > 0) + (ntxs > 0) + (nauds > 0)), 1);
     rg__puts_drop(pg);
-    rg__auds_drop(pg);
+    if (!check) /* (else their copies are kept for rg__auds_check) */
+        rg__auds_drop(pg);
     int ok = sent;
-    PGresult *tx = NULL, *last = NULL;
+    PGresult *tx = NULL, *last = NULL, *ar = NULL;
     if (!sent) {
         rg__msg(pg, PQerrorMessage(pg->conn));
     } else {
@@ -2961,12 +3114,11 @@ static PGresult *rg__kept_and(rg_pg *pg, const char *final, const rg__args *fa)
         if (ntxs)
             ok = rg__pipe_result(pg, &tx, ok) && ok;
         if (nauds)
-            ok = rg__pipe_result(pg, NULL, ok) && ok;
+            ok = rg__pipe_result(pg, check ? &ar : NULL, ok) && ok;
         /* (the final statement's own result; after a failure before it,
          * PGRES_PIPELINE_ABORTED) */
-        last = final || !piped ? PQgetResult(pg->conn)
-                               : PQmakeEmptyPGresult(pg->conn, PGRES_COMMAND_OK);
-        for (PGresult *x; last && (final || !piped) && (x = PQgetResult(pg->conn)) != NULL;)
+        last = ends ? PQgetResult(pg->conn) : PQmakeEmptyPGresult(pg->conn, PGRES_COMMAND_OK);
+        for (PGresult *x; last && ends && (x = PQgetResult(pg->conn)) != NULL;)
             PQclear(x);
         ExecStatusType st = last ? PQresultStatus(last) : PGRES_FATAL_ERROR;
         if (st != PGRES_COMMAND_OK && (!final || st != PGRES_TUPLES_OK)) {
@@ -2980,6 +3132,20 @@ static PGresult *rg__kept_and(rg_pg *pg, const char *final, const rg__args *fa)
     if (sync) {
         pg->ptx = 0;
         ok = rg__pipe_off(pg) && ok;
+    }
+    if (ok && check)
+        ok = rg__auds_check(pg, ar, nauds) == RG_OK;
+    PQclear(ar);
+    rg__auds_drop(pg);
+    if (ok && later && piped) { /* the commit: the pipeline's Sync */
+        RG__SENT(pg, 0, 1);
+        ok = PQpipelineSync(pg->conn) && rg__pipe_sync(pg);
+        pg->ptx = 0;
+        ok = rg__pipe_off(pg) && ok;
+    } else if (ok && later) { /* a transaction block's COMMIT */
+        RG__SENT(pg, 1, 1);
+        PQclear(last);
+        last = PQexec(pg->conn, "COMMIT");
     }
     if (ok && tx && PQntuples(tx) != ntxs) { /* (the function raises first: not reached) */
         rg_pg_failed(pg, "a transition was refused: its key's last transition does not allow it");

@@ -567,12 +567,20 @@ const char *const rg_pg_sql[P__COUNT] = {
                        " route, outcome, prev, hash) VALUES($1, $2, $3, $4, $5, $6, $7, $8, $9,"
                        " $10, $11)) UPDATE audit_chain SET tip_seq = $1, tip_hash = $11",
     /* P_AUDIT_INSERT for the entries of one transaction, in one statement
-     * (the chain's tip: the last one's seq and hash, $12 and $13) */
+     * (the chain's tip: the last one's seq and hash, $12 and $13), the
+     * chain's row locked; when the first was chained from a tip not read
+     * under the lock ($14 and $15, else NULL), only if that is still the
+     * tip. Answers whether they went in, and the tip it found. */
     [P_AUDIT_INSERT_MANY] =
-        "WITH i AS (INSERT INTO audit(seq, at, who, role, address, clinic, patients, route,"
+        "WITH c AS (SELECT tip_seq, tip_hash FROM audit_chain FOR UPDATE),"
+        " g AS (SELECT $14::bigint IS NULL OR (c.tip_seq = $14 AND c.tip_hash = $15) AS ok"
+        "  FROM c),"
+        " i AS (INSERT INTO audit(seq, at, who, role, address, clinic, patients, route,"
         " outcome, prev, hash) SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::text[],"
         " $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::text[], $10::text[],"
-        " $11::text[])) UPDATE audit_chain SET tip_seq = $12, tip_hash = $13",
+        " $11::text[]) WHERE (SELECT ok FROM g)),"
+        " u AS (UPDATE audit_chain SET tip_seq = $12, tip_hash = $13 WHERE (SELECT ok FROM g))"
+        " SELECT g.ok, c.tip_seq, c.tip_hash FROM g, c",
     /* patients is a JSON array of ids */
     [P_AUDIT_EACH] =
         "SELECT seq, at, who, role, address, clinic, patients, route, outcome, prev, hash"
