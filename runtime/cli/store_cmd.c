@@ -33,16 +33,46 @@
  * else sees, in one transaction with its journal in memory and no syncs
  * (rg_store_opts.load); once complete it is turned to WAL (on close), synced and linked
  * under its name, which fails rather than overwrite a database another program
- * made meanwhile. On any failure, or SIGINT, SIGTERM or SIGHUP, the new file is
- * removed: no half-written database is left under any name. */
+ * made meanwhile. On any failure, or SIGINT, SIGTERM, SIGHUP, SIGQUIT or SIGXFSZ
+ * (unless ignored), the new file is removed: no half-written database is left
+ * under any name. Only for a file as input, which can be read again: a stream
+ * (standard input, a pipe) is stored batch by batch. */
 
-static char rg__loading[PATH_MAX + 32]; /* the new file while it is written */
+static char rg__loading[PATH_MAX + 32];     /* the new file while it is written */
+static char rg__loading_wal[PATH_MAX + 40]; /* and its WAL, while it is closed */
 
 static void rg__loading_signal(int sig)
 {
     unlink(rg__loading);
+    unlink(rg__loading_wal);
     signal(sig, SIG_DFL);
     raise(sig);
+}
+
+/* The signals that remove the new file. One the caller ignores (nohup's
+ * SIGHUP, a background job's SIGINT) stays ignored: the load goes on. */
+static const int rg__loading_sigs[] = {SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGXFSZ};
+#define RG__NSIGS ((int)(sizeof rg__loading_sigs / sizeof rg__loading_sigs[0]))
+
+static void rg__loading_block(int block)
+{
+    sigset_t set;
+    sigemptyset(&set);
+    for (int i = 0; i < RG__NSIGS; i++)
+        sigaddset(&set, rg__loading_sigs[i]);
+    sigprocmask(block ? SIG_BLOCK : SIG_UNBLOCK, &set, NULL);
+}
+
+/* Puts the complete file under its name, never over a database another program
+ * made meanwhile: link(), or on a file system without hard links an exclusive
+ * rename. */
+static int rg__publish(const char *from, const char *to)
+{
+    if (link(from, to) == 0)
+        return 0;
+    if (errno != EPERM && errno != ENOTSUP && errno != EOPNOTSUPP && errno != ENOSYS)
+        return -1;
+    return renameat2(AT_FDCWD, from, AT_FDCWD, to, RENAME_NOREPLACE);
 }
 
 /* 0 when path (a directory if dir) reached the disk. */
@@ -78,16 +108,20 @@ static int rg__ingest_new(const rg_cli_opts *o, const char *file)
     if (snprintf(rg__loading, sizeof rg__loading, "%s.ingest-XXXXXX", o->db) >=
         (int)sizeof rg__loading)
         return rg_cli_die("%s: the name is too long", o->db);
+    rg__loading_block(1); /* no file without the handlers that remove it */
     int fd = mkstemp(rg__loading); /* 0600: patient data, the owner's alone */
     if (fd < 0) {
+        rg__loading_block(0);
         fprintf(stderr, "regimen: cannot create database %s: %s\n", o->db, strerror(errno));
         return 2;
     }
     close(fd);
-    struct sigaction sa = {.sa_handler = rg__loading_signal}, old[3];
-    const int sigs[3] = {SIGINT, SIGTERM, SIGHUP};
-    for (int i = 0; i < 3; i++)
-        sigaction(sigs[i], &sa, &old[i]);
+    snprintf(rg__loading_wal, sizeof rg__loading_wal, "%s-wal", rg__loading);
+    struct sigaction sa = {.sa_handler = rg__loading_signal}, old[RG__NSIGS];
+    for (int i = 0; i < RG__NSIGS; i++)
+        if (sigaction(rg__loading_sigs[i], NULL, &old[i]) == 0 && old[i].sa_handler != SIG_IGN)
+            sigaction(rg__loading_sigs[i], &sa, NULL);
+    rg__loading_block(0);
     rg_store *st;
     rg_store_opts so = {.bulk = 1, .load = 1};
     int rc = 2;
@@ -104,7 +138,8 @@ static int rg__ingest_new(const rg_cli_opts *o, const char *file)
         slash[1] = '\0';
     else
         snprintf(dir, sizeof dir, ".");
-    if (rc != 2 && (rg__sync_path(rg__loading, 0) != 0 || link(rg__loading, o->db) != 0)) {
+    rg__loading_block(1); /* from here on it is complete: published whole, or removed */
+    if (rc != 2 && (rg__sync_path(rg__loading, 0) != 0 || rg__publish(rg__loading, o->db) != 0)) {
         fprintf(stderr, "regimen: cannot store %s: %s\n", o->db,
                 errno == EEXIST ? "another program created it meanwhile" : strerror(errno));
         rc = 2;
@@ -114,8 +149,9 @@ static int rg__ingest_new(const rg_cli_opts *o, const char *file)
         fprintf(stderr, "regimen: %s: cannot sync its directory: %s\n", o->db, strerror(errno));
         rc = 2;
     }
-    for (int i = 0; i < 3; i++)
-        sigaction(sigs[i], &old[i], NULL);
+    for (int i = 0; i < RG__NSIGS; i++)
+        sigaction(rg__loading_sigs[i], &old[i], NULL);
+    rg__loading_block(0);
     if (rc == 2 && access(o->db, F_OK) != 0)
         fprintf(stderr, "regimen: %s was not created (a new database is stored whole or not at "
                 "all)\n", o->db);
@@ -131,7 +167,11 @@ int rg_cmd_ingest(int argc, char **argv)
         return rc;
     if (optind != argc - 1)
         return rg_cli_die("%s", "ingest needs exactly one FILE (or - for standard input)");
-    if (rg__db_absent(o.db))
+    /* the whole-or-nothing load only from a file, which can be read again: a
+     * stream's lines are stored batch by batch, as they come */
+    struct stat in;
+    if (rg__db_absent(o.db) && stat(argv[optind], &in) == 0 && !S_ISFIFO(in.st_mode) &&
+        !S_ISSOCK(in.st_mode) && !S_ISCHR(in.st_mode))
         return rg__ingest_new(&o, argv[optind]);
     if ((rc = rg_cli_open_store(o.db, 3, NULL, NULL, &st)))
         return rc;

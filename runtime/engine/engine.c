@@ -871,10 +871,10 @@ static void rg__normalize(lua_State *L, int idx, const char *rule, const rg_hist
     if (!single) {
         int list = lua_rawgeti(L, idx, 1) != LUA_TNIL;
         lua_pop(L, 1);
-        lua_pushnil(L);
-        if (!list && lua_next(L, idx)) {
-            single = 1;
-            lua_pop(L, 2);
+        if (!list) {
+            lua_pushnil(L);
+            if ((single = lua_next(L, idx) != 0))
+                lua_pop(L, 2);
         }
     }
     lua_Integer n = 1;
@@ -1749,7 +1749,9 @@ static int rg__new_history(lua_State *L)
     int n = (int)lua_tointeger(L, 1);
     rg_history *h = rg_history_new(L);
     h->eager = rg_check_mode(L);
-    lua_createtable(L, n > 0 ? n : 0, 0);
+    /* at most 64k slots ahead (1 MiB): a long history whose rules read a few
+     * events must not spend the clinic's memory limit on empty slots */
+    lua_createtable(L, n > 0 ? (n < 65536 ? n : 65536) : 0, 0);
     lua_setiuservalue(L, -2, 1);
     return 1;
 }

@@ -885,8 +885,10 @@ static void rg__answer(rg_svc *sv, rg_svc_pending *pr, const char *fail)
            "%llu rejected from %s", clinic->name, (unsigned long long)counts[0],
            (unsigned long long)counts[4], (unsigned long long)counts[1],
            (unsigned long long)counts[2], (unsigned long long)counts[3], pr->source);
-    if (!pr->results) { /* read in one pass: its results are text */
-        rg_buf *b = &pr->text;
+    if (!pr->results) { /* read in one pass: its results are text, taken out of
+                          * pr first: answering may move pr (above) */
+        rg_buf text = pr->text, *b = &text;
+        memset(&pr->text, 0, sizeof pr->text);
         int rc = rg_buf_printf(b, "]," "\"stored\":%llu,\"corrected\":%llu,\"duplicates\":%llu,"
                                "\"conflicts\":%llu,\"rejected\":%llu}\n",
                                (unsigned long long)counts[0], (unsigned long long)counts[4],
