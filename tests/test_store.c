@@ -364,6 +364,12 @@ static void assert_covering_event_read(void)
     cr_assert_null(strstr(plan, "TEMP B-TREE"), "plan:\n%s", plan);
 }
 
+/* Schema 21's index of (clinic, next_wake), partial as patients_by_wake. */
+static const char clinic_wake_index[] =
+    "SELECT count(*) FROM sqlite_schema WHERE type = 'index' AND tbl_name = 'patients'"
+    " AND name = 'patients_by_clinic_wake' AND sql LIKE '%(clinic, next_wake)"
+    " WHERE next_wake IS NOT NULL'";
+
 /* A version 3 file is upgraded in place through 4 to 5: the index then
  * covers what an evaluation reads (compiled data, not the text), and the
  * events are all still there, in order. */
@@ -383,6 +389,7 @@ Test(store_file, v3_file_gets_the_covering_event_index)
     peek_text(event_key, got, sizeof got);
     cr_assert_str_eq(got, "clinic,patient,at,seq");
     assert_covering_event_read();
+    cr_assert_eq(peek_int(clinic_wake_index), 1, "3 -> ... -> 21");
     got_events *g = events_of("north", "p1");
     cr_assert_eq(g->n, 2);
     cr_assert_str_eq(g->e[0].id, "a");
@@ -859,6 +866,24 @@ Test(store, patients_page_in_clinic_patient_order_with_due_filter)
     cr_assert_eq(g.n, 0);
 }
 
+/* The plan of the wake-up read of every clinic (0) or of one (1), as
+ * EXPLAIN QUERY PLAN tells it on a connection of its own, a line a step. */
+static void due_plan(int one_clinic, char *plan, size_t size)
+{
+    sqlite3 *db = peek_open();
+    char sql[1024];
+    sqlite3_stmt *s;
+    snprintf(sql, sizeof sql, "EXPLAIN QUERY PLAN %s", rg_sqlite_due_sql(one_clinic));
+    cr_assert_eq(sqlite3_prepare_v2(db, sql, -1, &s, NULL), SQLITE_OK, "%s", sqlite3_errmsg(db));
+    plan[0] = '\0';
+    while (sqlite3_step(s) == SQLITE_ROW) {
+        size_t n = strlen(plan);
+        snprintf(plan + n, size - n, "%s\n", (const char *)sqlite3_column_text(s, 3));
+    }
+    sqlite3_finalize(s);
+    sqlite3_close(db);
+}
+
 /* A wake-up reads only the due patients: the query walks the partial index
  * patients_by_wake, never the whole table, and hands the earliest due over
  * in (clinic, patient) order. */
@@ -870,17 +895,8 @@ Test(store, due_patients_read_the_wake_index_earliest_first)
         snprintf(p, sizeof p, "p%03d", i);
         set_state(i % 2 ? "b" : "a", p, 0, RG_TIME_NONE, i % 40 ? due + 1 : due - i, 0);
     }
-    sqlite3 *db = peek_open();
-    char sql[1024], plan[2048] = "";
-    sqlite3_stmt *s;
-    snprintf(sql, sizeof sql, "EXPLAIN QUERY PLAN %s", rg_sqlite_due_sql());
-    cr_assert_eq(sqlite3_prepare_v2(db, sql, -1, &s, NULL), SQLITE_OK, "%s", sqlite3_errmsg(db));
-    while (sqlite3_step(s) == SQLITE_ROW) {
-        size_t n = strlen(plan);
-        snprintf(plan + n, sizeof plan - n, "%s\n", (const char *)sqlite3_column_text(s, 3));
-    }
-    sqlite3_finalize(s);
-    sqlite3_close(db);
+    char plan[2048];
+    due_plan(0, plan, sizeof plan);
     cr_assert(strstr(plan, "INDEX patients_by_wake (next_wake<?)"), "plan:\n%s", plan);
     cr_assert_null(strstr(plan, "PRIMARY KEY"), "plan:\n%s", plan);
     cr_assert_null(strstr(plan, "SCAN patients"), "plan:\n%s", plan);
@@ -912,6 +928,84 @@ Test(store, due_patients_read_the_wake_index_earliest_first)
     cr_assert_str_eq(g.patient[1], "p080");
     memset(&g, 0, sizeof g);
     cr_assert_eq(rg_store_due_patients(st, NULL, due - 200, 100, collect_pat, &g), 0);
+}
+
+/* Clinic B's due page read as the store reads it (the same SQL) on a
+ * connection of its own: the patients in g, and the virtual machine steps it
+ * took (they grow with the index entries it goes through). */
+static int clinic_due_steps(const char *clinic, rg_time due, int limit, got_pats *g)
+{
+    sqlite3 *db = peek_open();
+    sqlite3_stmt *s;
+    cr_assert_eq(sqlite3_prepare_v2(db, rg_sqlite_due_sql(1), -1, &s, NULL), SQLITE_OK, "%s",
+                 sqlite3_errmsg(db));
+    sqlite3_bind_int64(s, 1, due);
+    sqlite3_bind_int(s, 2, limit);
+    sqlite3_bind_text(s, 3, clinic, -1, SQLITE_STATIC);
+    memset(g, 0, sizeof *g);
+    while (sqlite3_step(s) == SQLITE_ROW)
+        collect_pat(g, (const char *)sqlite3_column_text(s, 0),
+                    (const char *)sqlite3_column_text(s, 1));
+    int steps = sqlite3_stmt_status(s, SQLITE_STMTSTATUS_VM_STEP, 0);
+    sqlite3_finalize(s);
+    sqlite3_close(db);
+    return steps;
+}
+
+/* Tenant isolation (schema 21): a page of one clinic's wake-up is read from
+ * patients_by_clinic_wake, so it goes through that clinic's due patients
+ * only, however many another clinic has due before them. Through
+ * patients_by_wake filtered by clinic (schema 20), clinic B's page went
+ * through all of clinic A's 3,000 first: 12,097 steps for a page of 4. */
+Test(store, one_clinics_due_page_skips_the_other_clinics_backlog)
+{
+    rg_time due = T("2026-03-05T00:00:00Z");
+    sqlite3 *db;
+    cr_assert_eq(sqlite3_open(dbpath, &db), SQLITE_OK);
+    char sql[512];
+    snprintf(sql, sizeof sql, /* A: 3,000 due, all before any of B's */
+             "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 3000)"
+             " INSERT INTO patients(clinic, patient, next_wake) SELECT 'A', 'a' || i,"
+             " %lld + i FROM n",
+             (long long)(due - RG_MS_DAY));
+    cr_assert_eq(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK, "%s", sqlite3_errmsg(db));
+    sqlite3_close(db);
+    for (int i = 0; i < 12; i++) { /* B: b00..b09 due, the later ones earlier; b10, b11 not */
+        char p[16];
+        snprintf(p, sizeof p, "b%02d", i);
+        set_state("B", p, 0, RG_TIME_NONE, i < 10 ? due - 10 + (9 - i) : due + i, 0);
+    }
+    for (int analyzed = 0; analyzed < 2; analyzed++) {
+        char plan[2048];
+        due_plan(1, plan, sizeof plan);
+        cr_assert(strstr(plan, "INDEX patients_by_clinic_wake (clinic=? AND next_wake<?)"),
+                  "analyzed %d, plan:\n%s", analyzed, plan);
+        cr_assert_null(strstr(plan, "patients_by_wake"), "plan:\n%s", plan);
+        got_pats g;
+        int steps = clinic_due_steps("B", due, 4, &g);
+        cr_assert_lt(steps, 300, "%d steps for a page of 4", steps);
+        cr_assert_eq(g.n, 4);
+        static const char *const want[] = {"b06", "b07", "b08", "b09"};
+        for (int i = 0; i < 4; i++) {
+            cr_assert_str_eq(g.clinic[i], "B");
+            cr_assert_str_eq(g.patient[i], want[i], "row %d", i);
+        }
+        /* the store's own read gives the same page */
+        memset(&g, 0, sizeof g);
+        cr_assert_eq(rg_store_due_patients(st, "B", due, 4, collect_pat, &g), 4);
+        for (int i = 0; i < 4; i++)
+            cr_assert_str_eq(g.patient[i], want[i], "row %d", i);
+        cr_assert_eq(sqlite3_open(dbpath, &db), SQLITE_OK);
+        cr_assert_eq(sqlite3_exec(db, "ANALYZE", NULL, NULL, NULL), SQLITE_OK);
+        sqlite3_close(db);
+    }
+    /* A's own page: its earliest, all of it still there */
+    got_pats g;
+    memset(&g, 0, sizeof g);
+    cr_assert_eq(rg_store_due_patients(st, "A", due, 3, collect_pat, &g), 3);
+    cr_assert_str_eq(g.patient[0], "a1");
+    cr_assert_str_eq(g.patient[1], "a2");
+    cr_assert_str_eq(g.patient[2], "a3");
 }
 
 /* Every read by alert key (explain, GET /v1/alerts/{key}, its actions, the
@@ -973,6 +1067,7 @@ Test(store_file, v5_file_upgrades_to_notify_at)
                                   "ALTER TABLE transitions DROP COLUMN cause;" /* 13's */
                                   "DROP TABLE notify_steps; DROP TABLE notify_log;" /* 14's */
                                   "DROP TABLE open_alerts;" /* 16's */
+                                  "DROP INDEX patients_by_clinic_wake;" /* 21's */
                                   "PRAGMA user_version = 5;", NULL, NULL, NULL),
                  SQLITE_OK, "%s", sqlite3_errmsg(db));
     sqlite3_close(db);
@@ -1028,6 +1123,7 @@ Test(store_file, v19_transitions_rebuilt_with_the_same_check)
         "CREATE INDEX transitions_by_key ON transitions(clinic, key, seq);"
         "CREATE INDEX transitions_open ON transitions(clinic, patient)"
         "  WHERE state = 'open';"
+        "DROP INDEX patients_by_clinic_wake;" /* 21's */
         "PRAGMA user_version = 19;";
     cr_assert_eq(sqlite3_exec(db, v19, NULL, NULL, NULL), SQLITE_OK, "%s", sqlite3_errmsg(db));
     sqlite3_close(db);
@@ -1040,6 +1136,7 @@ Test(store_file, v19_transitions_rebuilt_with_the_same_check)
                           " state = ''reraised''%'"), 1);
     cr_assert_eq(peek_int("SELECT count(*) FROM sqlite_schema WHERE tbl_name = 'transitions'"
                           " AND type = 'index'"), 3);
+    cr_assert_eq(peek_int(clinic_wake_index), 1, "19 -> 20 -> 21");
     cr_assert_eq(sqlite3_open(dbpath, &db), SQLITE_OK);
     cr_assert_eq(sqlite3_exec(db, "INSERT INTO transitions SELECT seq + 10, alert_id, at,"
                                   " 'closed', clinic, patient, key, protocol, version, rule,"
@@ -1052,6 +1149,51 @@ Test(store_file, v19_transitions_rebuilt_with_the_same_check)
     rg_transition t2 = tr(1, "p1", "k-a", T("2026-03-09T15:00:00Z"));
     cr_assert_eq(rg_store_transition(st, &t2, &a), RG_OK, "%s", rg_store_errmsg(st));
     cr_assert_eq(transitions(0, 0)->n, 3);
+    close_store();
+}
+
+/* A version 20 file (patients_by_wake alone) gets patients_by_clinic_wake
+ * in place: the patients are all still there, a clinic's due page is read
+ * through the new index and patients_by_wake stays for the reads of every
+ * clinic. */
+Test(store_file, v20_file_gets_the_clinic_wake_index)
+{
+    rg_time due = T("2026-03-05T00:00:00Z");
+    open_store();
+    set_state("A", "a1", 0, RG_TIME_NONE, due - 30, 0);
+    set_state("B", "b1", 0, RG_TIME_NONE, due - 10, 0);
+    set_state("B", "b2", 0, RG_TIME_NONE, due + 10, 0);
+    set_state("B", "b3", 0, RG_TIME_NONE, RG_TIME_NONE, 0);
+    close_store();
+    static const char rows[] = "SELECT group_concat(clinic || patient || coalesce(next_wake, '-'),"
+                               " ',') FROM (SELECT * FROM patients ORDER BY clinic, patient)";
+    char before[256], after[256];
+    peek_text(rows, before, sizeof before);
+    sqlite3 *db;
+    cr_assert_eq(sqlite3_open(dbpath, &db), SQLITE_OK);
+    cr_assert_eq(sqlite3_exec(db, "DROP INDEX patients_by_clinic_wake; PRAGMA user_version = 20;",
+                              NULL, NULL, NULL),
+                 SQLITE_OK, "%s", sqlite3_errmsg(db));
+    sqlite3_close(db);
+    cr_assert_eq(peek_int(clinic_wake_index), 0);
+    open_store();
+    cr_assert_eq(peek_int("PRAGMA user_version"), RG_SCHEMA_VERSION);
+    cr_assert_eq(peek_int(clinic_wake_index), 1);
+    cr_assert_eq(peek_int("SELECT count(*) FROM sqlite_schema WHERE name = 'patients_by_wake'"), 1);
+    peek_text(rows, after, sizeof after);
+    cr_assert_str_eq(after, before);
+    char plan[2048];
+    due_plan(1, plan, sizeof plan);
+    cr_assert(strstr(plan, "INDEX patients_by_clinic_wake (clinic=? AND next_wake<?)"),
+              "plan:\n%s", plan);
+    got_pats g;
+    memset(&g, 0, sizeof g);
+    cr_assert_eq(rg_store_due_patients(st, "B", due, 10, collect_pat, &g), 1);
+    cr_assert_str_eq(g.patient[0], "b1");
+    memset(&g, 0, sizeof g);
+    cr_assert_eq(rg_store_due_patients(st, NULL, due, 10, collect_pat, &g), 2);
+    cr_assert_str_eq(g.patient[0], "a1");
+    cr_assert_str_eq(g.patient[1], "b1");
     close_store();
 }
 

@@ -20,7 +20,9 @@
 #include "core/digest.h"
 #include "store/audit.h"
 #include "store/ingest.h"
+#include "store/pg_sql.h"
 #include "store/store.h"
+#include "store/store_sql.h"
 
 #include "helpers.h"
 
@@ -405,6 +407,112 @@ CONFORM(rejected_lines_keep_line_field_reason_and_bytes)
 }
 
 /* ---- patients ----------------------------------------------------------- */
+
+/* How the store's read of one clinic's due page (rg_store_due_patients with a
+ * clinic) runs for clinic at due, limit, on a connection of its own: SQLite's
+ * EXPLAIN QUERY PLAN, PostgreSQL's EXPLAIN ANALYZE of the prepared statement,
+ * a line a row. */
+static void clinic_due_plan(const char *clinic, rg_time due, int limit, char *plan, size_t size)
+{
+    plan[0] = '\0';
+    if (backend_pg) {
+        PGconn *c = PQconnectdb(url);
+        cr_assert_eq(PQstatus(c), CONNECTION_OK, "%s", PQerrorMessage(c));
+        char sql[1024];
+        snprintf(sql, sizeof sql, "PREPARE due(bigint, bigint, text) AS %s", rg_pg_sql[P_CLINIC_DUE]);
+        PGresult *r = PQexec(c, sql);
+        cr_assert_eq(PQresultStatus(r), PGRES_COMMAND_OK, "%s", PQresultErrorMessage(r));
+        PQclear(r);
+        snprintf(sql, sizeof sql, "EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF, SUMMARY OFF)"
+                 " EXECUTE due(%lld, %d, '%s')", (long long)due, limit, clinic);
+        r = PQexec(c, sql);
+        cr_assert_eq(PQresultStatus(r), PGRES_TUPLES_OK, "%s", PQresultErrorMessage(r));
+        for (int i = 0; i < PQntuples(r); i++) {
+            size_t n = strlen(plan);
+            snprintf(plan + n, size - n, "%s\n", PQgetvalue(r, i, 0));
+        }
+        PQclear(r);
+        PQfinish(c);
+        return;
+    }
+    sqlite3 *db;
+    sqlite3_stmt *q;
+    char sql[1024];
+    cr_assert_eq(sqlite3_open(url, &db), SQLITE_OK);
+    snprintf(sql, sizeof sql, "EXPLAIN QUERY PLAN %s", rg_store_sql[Q_CLINIC_DUE]);
+    cr_assert_eq(sqlite3_prepare_v2(db, sql, -1, &q, NULL), SQLITE_OK, "%s", sqlite3_errmsg(db));
+    while (sqlite3_step(q) == SQLITE_ROW) {
+        size_t n = strlen(plan);
+        snprintf(plan + n, size - n, "%s\n", (const char *)sqlite3_column_text(q, 3));
+    }
+    sqlite3_finalize(q);
+    sqlite3_close(db);
+}
+
+/* The rows a PostgreSQL plan read and dropped (its "Rows Removed by
+ * Filter" lines added up). */
+static long rows_removed(const char *plan)
+{
+    long n = 0;
+    for (const char *p = plan; (p = strstr(p, "Rows Removed by Filter: ")); p++)
+        n += atol(p + strlen("Rows Removed by Filter: "));
+    return n;
+}
+
+/* Tenant isolation (schema 21): clinic B's due page is B's earliest due, read
+ * through the index on (clinic, next_wake), however many patients other
+ * clinics have due before them; before ANALYZE and after. Through
+ * patients_by_wake with the clinic filtered afterwards, B's page went through
+ * the 3,000 of A0..A29 (on PostgreSQL those in B's hash partition: with 30
+ * clinics in 8 partitions, some share it). */
+CONFORM(one_clinics_due_page_skips_the_other_clinics_backlog)
+{
+    rg_time due = T("2026-03-05T00:00:00Z");
+    char sql[512];
+    snprintf(sql, sizeof sql,
+             "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 3000)"
+             " INSERT INTO patients(clinic, patient, next_wake) SELECT 'A' || (i %% 30),"
+             " 'a' || i, %lld + i FROM n",
+             (long long)(due - RG_MS_DAY));
+    raw_sql(sql);
+    for (int i = 0; i < 12; i++) { /* B: b00..b09 due, the later ones earlier; b10, b11 not */
+        char p[16];
+        snprintf(p, sizeof p, "b%02d", i);
+        rg_patient_state ps = {.clock = 0, .wake = RG_TIME_NONE,
+                               .next_wake = i < 10 ? due - 10 + (9 - i) : due + i};
+        cr_assert_eq(rg_store_patient_put(st, "B", p, &ps), RG_OK, "%s", rg_store_errmsg(st));
+    }
+    for (int analyzed = 0; analyzed < 2; analyzed++) {
+        char plan[4096];
+        clinic_due_plan("B", due, 4, plan, sizeof plan);
+        if (backend_pg) {
+            cr_assert(strstr(plan, "Index Cond: ((clinic = 'B'::text) AND (next_wake <= "),
+                      "analyzed %d, plan:\n%s", analyzed, plan);
+            cr_assert_lt(rows_removed(plan), 10, "analyzed %d, plan:\n%s", analyzed, plan);
+        } else {
+            cr_assert(strstr(plan, "INDEX patients_by_clinic_wake (clinic=? AND next_wake<?)"),
+                      "analyzed %d, plan:\n%s", analyzed, plan);
+        }
+        names g = {0};
+        cr_assert_eq(rg_store_due_patients(st, "B", due, 4, collect_pat, &g), 4);
+        static const char *const want[] = {"b06", "b07", "b08", "b09"};
+        for (int i = 0; i < 4; i++) {
+            cr_assert_str_eq(g.v[i][0], "B");
+            cr_assert_str_eq(g.v[i][1], want[i], "row %d", i);
+        }
+        raw_sql("ANALYZE");
+    }
+    names a = {0};
+    cr_assert_eq(rg_store_due_patients(st, "A1", due, 3, collect_pat, &a), 3);
+    cr_assert_str_eq(a.v[0][1], "a1");
+    cr_assert_str_eq(a.v[1][1], "a31");
+    cr_assert_str_eq(a.v[2][1], "a61");
+    /* every clinic's, through patients_by_wake: the earliest of all */
+    names all = {0};
+    cr_assert_eq(rg_store_due_patients(st, NULL, due, 2, collect_pat, &all), 2);
+    cr_assert_str_eq(all.v[0][0], "A1");
+    cr_assert_str_eq(all.v[1][0], "A2");
+}
 
 /* An evaluation's answer for north's patient, evaluated to `clock` through
  * event seq last_seq, nothing due, against the count of schedulings it read:
@@ -1629,8 +1737,10 @@ CONFORM(a_v15_store_upgrades_to_open_alerts_in_place)
     dump_all(before);
     rg_store_close(st);
     st = NULL;
-    raw_sql(backend_pg ? "DROP TABLE open_alerts; UPDATE schema_version SET version = 15"
-                       : "DROP TABLE open_alerts; PRAGMA user_version = 15");
+    raw_sql(backend_pg ? "DROP TABLE open_alerts; DROP INDEX patients_by_clinic_wake;"
+                         " UPDATE schema_version SET version = 15"
+                       : "DROP TABLE open_alerts; DROP INDEX patients_by_clinic_wake;"
+                         " PRAGMA user_version = 15");
     open_store();
     dump_all(after);
     cr_assert_str_eq(after, before, "the transitions read back as before the upgrade");

@@ -500,9 +500,10 @@ static void rg__run(rg__thread *t, rg_svc_job *j)
         int lim = j->reqs || atomic_load_explicit(&j->asked, memory_order_relaxed)
                       ? RG__PAGE_ASKED : RG__PAGE;
         t->page.n = 0;
-        /* (the clinic's earliest due, through patients_by_wake: a page read
-         * costs what is due, not the clinic's patients, as a walk of them in
-         * key order did, 65 ms a page with 100,000 stored) */
+        /* (the clinic's earliest due, through patients_by_clinic_wake: a
+         * page read costs what this clinic has due, not its patients, as a
+         * walk of them in key order did, 65 ms a page with 100,000 stored,
+         * nor what other clinics have due earlier) */
         int n = rg_store_due_patients(t->st, c->name, now, lim, rg_patient_page_add, &t->page);
         if (n < 0) {
             rc = n;

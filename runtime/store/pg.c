@@ -1241,25 +1241,13 @@ static int rg_pg_due_patients(rg_pg *pg, const char *clinic, rg_time due, int li
                               void *ud)
 {
     rg__args a = {0};
-    char one[2 * RG_EVENT_MAX_CLINIC + 8]; /* {"clinic"}: an array of it alone */
     rg__int(&a, due);
     rg__int(&a, limit);
-    if (clinic) {
-        size_t n = 0;
-        one[n++] = '{';
-        one[n++] = '"';
-        for (const char *c = clinic; *c && n < sizeof one - 4; c++) {
-            if (*c == '"' || *c == '\\')
-                one[n++] = '\\';
-            one[n++] = *c;
-        }
-        one[n++] = '"';
-        one[n++] = '}';
-        one[n] = '\0';
-        rg__text(&a, one);
-    } else
+    if (clinic)
+        rg__text(&a, clinic);
+    else
         rg__leased(&a, pg);
-    return rg__each_patient(rg__run(pg, P_PATIENTS_DUE, &a), fn, ud);
+    return rg__each_patient(rg__run(pg, clinic ? P_CLINIC_DUE : P_PATIENTS_DUE, &a), fn, ud);
 }
 
 /* A query answering one time (or NULL). */

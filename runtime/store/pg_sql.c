@@ -268,6 +268,14 @@ const rg_pg_step rg_pg_steps[] = {
      * ephemeral table at each insert; PostgreSQL tests an IN list of
      * constants directly. */
     {19, 20, "SELECT 1;"},
+
+    /* 20 -> 21, as store_sql.c's step: one clinic's due patients read from
+     * (clinic, next_wake), not from patients_by_wake filtered by clinic
+     * (a page of one clinic cost every due patient of the clinics earlier in
+     * wake order). patients_by_wake stays for the reads over every leased
+     * clinic (P_PATIENTS_DUE, P_NEXT_WAKE, P_NEXT_DUE). */
+    {20, 21, "CREATE INDEX patients_by_clinic_wake ON patients(clinic, next_wake)"
+             " WHERE next_wake IS NOT NULL;"},
 };
 const size_t rg_pg_nsteps = sizeof rg_pg_steps / sizeof rg_pg_steps[0];
 
@@ -463,6 +471,12 @@ const char *const rg_pg_sql[P__COUNT] = {
     [P_PATIENTS_DUE] =
         "SELECT clinic, patient FROM (SELECT clinic, patient FROM patients"
         " WHERE next_wake <= $1 AND ($3::text[] IS NULL OR clinic = ANY($3::text[])) ORDER BY next_wake LIMIT $2) d"
+        " ORDER BY clinic, patient",
+    /* one clinic's ($3, the service's wake-up job): its partition, through
+     * patients_by_clinic_wake (schema 21) */
+    [P_CLINIC_DUE] =
+        "SELECT clinic, patient FROM (SELECT clinic, patient FROM patients"
+        " WHERE clinic = $3 AND next_wake <= $1 ORDER BY next_wake LIMIT $2) d"
         " ORDER BY clinic, patient",
     [P_NEXT_WAKE] = "SELECT min(next_wake) FROM patients WHERE next_wake IS NOT NULL"
                     " AND ($1::text[] IS NULL OR clinic = ANY($1::text[]))",

@@ -1167,14 +1167,18 @@ static int rg_sqlite_due_patients(rg_sqlite *st, const char *clinic, rg_time due
                                   int (*fn)(void *ud, const char *clinic, const char *patient),
                                   void *ud)
 {
-    sqlite3_stmt *s = rg__q(st, Q_PATIENTS_DUE);
+    sqlite3_stmt *s = rg__q(st, clinic ? Q_CLINIC_DUE : Q_PATIENTS_DUE);
     sqlite3_bind_int64(s, 1, due);
     sqlite3_bind_int(s, 2, limit);
-    rg_sqlite_text(s, 3, clinic);
+    if (clinic)
+        rg_sqlite_text(s, 3, clinic);
     return rg__each_patient(s, fn, ud);
 }
 
-const char *rg_sqlite_due_sql(void) { return rg_store_sql[Q_PATIENTS_DUE]; }
+const char *rg_sqlite_due_sql(int one_clinic)
+{
+    return rg_store_sql[one_clinic ? Q_CLINIC_DUE : Q_PATIENTS_DUE];
+}
 
 const char *rg_sqlite_key_sql(int which)
 {

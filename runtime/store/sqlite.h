@@ -17,11 +17,12 @@ typedef struct rg_backend rg_sqlite;
 struct sqlite3;
 struct sqlite3 *rg_sqlite_db(rg_sqlite *st);
 
-/* The SQL text of the wake-up read (rg_store_due_patients), and those of
+/* The SQL text of the wake-up read (rg_store_due_patients) of every clinic
+ * (0) or of one (1), and those of
  * the reads by (clinic, key), 0, 1, ... until NULL: the key's transitions,
  * its alert instances, its staff actions, its last transition. For the
  * tests of their query plans (tests/test_store.c). */
-const char *rg_sqlite_due_sql(void);
+const char *rg_sqlite_due_sql(int one_clinic);
 const char *rg_sqlite_key_sql(int which);
 
 /* Protocol versions and shadow feeds (protosets.c), as store.h's. */

@@ -56,7 +56,7 @@
 
 /* 20: the CHECK on a transition's state as comparisons, which SQLite tests
  * without building an ephemeral table at each insert (issue 26, the sweep) */
-#define RG_SCHEMA_VERSION 20
+#define RG_SCHEMA_VERSION 21
 
 typedef struct rg_store rg_store;
 
@@ -241,9 +241,11 @@ int rg_store_patients_page(rg_store *st, const char *after_clinic, const char *a
  * most limit of those with next_wake <= due, the earliest due first, passed
  * to fn in (clinic, patient) order. Returns how many it passed, or an error.
  * Advancing them to due or later takes them out of the set, so the next call
- * gives the next ones. Reads patients_by_wake: the cost follows the number
- * due, not the size of the store (rg_store_patients_page with a due time
- * walks the clinic's patients in key order until it has found limit due). */
+ * gives the next ones. Reads patients_by_clinic_wake for one clinic (the cost
+ * follows that clinic's due patients, not what other clinics have due
+ * earlier), patients_by_wake for all: never the size of the store
+ * (rg_store_patients_page with a due time walks the clinic's patients in key
+ * order until it has found limit due). */
 int rg_store_due_patients(rg_store *st, const char *clinic, rg_time due, int limit,
                           int (*fn)(void *ud, const char *clinic, const char *patient), void *ud);
 /* Earliest next_wake over all patients, RG_TIME_NONE when nothing is due ever. */

@@ -360,6 +360,17 @@ const char *const rg_store_migrations[] = {
     "CREATE UNIQUE INDEX transitions_by_clinic ON transitions(clinic, cseq);"
     "CREATE INDEX transitions_by_key ON transitions(clinic, key, seq);"
     "CREATE INDEX transitions_open ON transitions(clinic, patient) WHERE state = 'open';",
+
+    /* 20 -> 21: one clinic's due patients read from their own index (tenant
+     * isolation, issue 26). Q_CLINIC_DUE went through patients_by_wake and
+     * dropped the other clinics' rows afterwards: a page of clinic B read
+     * every due patient of every clinic earlier in wake order (a backlog of
+     * clinic A, the stuck patients of a clinic no longer served). With
+     * (clinic, next_wake) it reads B's earliest due only. patients_by_wake
+     * stays: the all-clinics reads (Q_PATIENTS_DUE, Q_NEXT_WAKE, the timer's
+     * Q_WAKE_ORDER) walk it in wake order across clinics. */
+    "CREATE INDEX patients_by_clinic_wake ON patients(clinic, next_wake)"
+    " WHERE next_wake IS NOT NULL;",
 };
 const size_t rg_store_nmigrations = sizeof rg_store_migrations / sizeof rg_store_migrations[0];
 
@@ -488,13 +499,20 @@ const char *const rg_store_sql[Q__COUNT] = {
     [Q_PATIENTS_DUE_PAGE] =
         "SELECT clinic, patient FROM patients WHERE (clinic, patient) > (?1, ?2)"
         " AND next_wake <= ?4 ORDER BY clinic, patient LIMIT ?3",
-    /* A wake-up: the earliest due first, read through patients_by_wake (so it
-     * costs what is due, not the size of the store), then that small set in
-     * the engine's (clinic, patient) order. */
+    /* A wake-up of every clinic: the earliest due first, read through
+     * patients_by_wake (so it costs what is due, not the size of the store),
+     * then that small set in the engine's (clinic, patient) order. */
     [Q_PATIENTS_DUE] =
         "SELECT clinic, patient FROM (SELECT clinic, patient FROM patients"
-        " INDEXED BY patients_by_wake WHERE next_wake <= ?1 AND (?3 IS NULL OR clinic = ?3)"
+        " INDEXED BY patients_by_wake WHERE next_wake <= ?1"
         " ORDER BY next_wake LIMIT ?2)"
+        " ORDER BY clinic, patient",
+    /* The same for one clinic (?3, the service's wake-up job): through
+     * patients_by_clinic_wake, so it costs that clinic's due patients alone,
+     * whatever the other clinics have due before them (schema 21). */
+    [Q_CLINIC_DUE] =
+        "SELECT clinic, patient FROM (SELECT clinic, patient FROM patients"
+        " WHERE clinic = ?3 AND next_wake <= ?1 ORDER BY next_wake LIMIT ?2)"
         " ORDER BY clinic, patient",
     [Q_NEXT_WAKE] = "SELECT min(next_wake) FROM patients WHERE next_wake IS NOT NULL",
     /* the wake-ups in order, for one that is not being evaluated already
