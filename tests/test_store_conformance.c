@@ -459,6 +459,53 @@ static long rows_removed(const char *plan)
     return n;
 }
 
+/* Schema 21's index, on either store (how many: 1 when there). */
+static const char clinic_wake_index_pg[] = /* (the definition read of this schema's index
+                                            * alone: other tests drop theirs meanwhile) */
+    "SELECT count(*) FROM (SELECT c.oid FROM pg_class c JOIN pg_namespace n"
+    " ON n.oid = c.relnamespace WHERE n.nspname = current_schema()"
+    " AND c.relname = 'patients_by_clinic_wake' OFFSET 0) i"
+    " WHERE pg_get_indexdef(i.oid) LIKE '%(clinic, next_wake) WHERE (next_wake IS NOT NULL)'";
+static long long clinic_wake_index(void)
+{
+    return raw_int(backend_pg ? clinic_wake_index_pg
+                              : "SELECT count(*) FROM sqlite_schema WHERE type = 'index'"
+                                " AND name = 'patients_by_clinic_wake'"
+                                " AND sql LIKE '%(clinic, next_wake) WHERE next_wake IS NOT NULL'");
+}
+
+/* A version 20 database (patients_by_wake alone) gets the index in place,
+ * its patients unchanged, and a clinic's due page is read through it. */
+CONFORM(a_v20_database_gets_the_clinic_wake_index)
+{
+    rg_time due = T("2026-03-05T00:00:00Z");
+    const char *who[] = {"A", "a1", "B", "b1", "B", "b2"};
+    const rg_time at[] = {due - 30, due - 10, due + 10};
+    for (int i = 0; i < 3; i++) {
+        rg_patient_state ps = {.clock = 0, .wake = RG_TIME_NONE, .next_wake = at[i]};
+        cr_assert_eq(rg_store_patient_put(st, who[2 * i], who[2 * i + 1], &ps), RG_OK);
+    }
+    rg_store_close(st);
+    st = NULL;
+    raw_sql(backend_pg ? "DROP INDEX patients_by_clinic_wake; UPDATE schema_version SET version = 20"
+                       : "DROP INDEX patients_by_clinic_wake; PRAGMA user_version = 20");
+    cr_assert_eq(clinic_wake_index(), 0);
+    open_store();
+    cr_assert_eq(clinic_wake_index(), 1);
+    cr_assert_eq(raw_int(backend_pg ? "SELECT version FROM schema_version" : "PRAGMA user_version"),
+                 RG_SCHEMA_VERSION);
+    cr_assert_eq(raw_int("SELECT count(*) FROM patients WHERE next_wake IS NOT NULL"), 3);
+    if (!backend_pg) { /* (PostgreSQL scans a partition of three rows) */
+        char plan[4096];
+        clinic_due_plan("B", due, 10, plan, sizeof plan);
+        cr_assert(strstr(plan, "INDEX patients_by_clinic_wake (clinic=? AND next_wake<?)"),
+                  "plan:\n%s", plan);
+    }
+    names g = {0};
+    cr_assert_eq(rg_store_due_patients(st, "B", due, 10, collect_pat, &g), 1);
+    cr_assert_str_eq(g.v[0][1], "b1");
+}
+
 /* Tenant isolation (schema 21): clinic B's due page is B's earliest due, read
  * through the index on (clinic, next_wake), however many patients other
  * clinics have due before them; before ANALYZE and after. Through
@@ -1742,6 +1789,7 @@ CONFORM(a_v15_store_upgrades_to_open_alerts_in_place)
                        : "DROP TABLE open_alerts; DROP INDEX patients_by_clinic_wake;"
                          " PRAGMA user_version = 15");
     open_store();
+    cr_assert_eq(clinic_wake_index(), 1, "15 -> ... -> 21");
     dump_all(after);
     cr_assert_str_eq(after, before, "the transitions read back as before the upgrade");
     cr_assert_not_null(strstr(after, "alert "), "open alerts were read");
@@ -1858,12 +1906,14 @@ Test(conf_pg, a_v5_database_upgrades_in_place, .init = setup_pg, .fini = teardow
             "ALTER TABLE transitions DROP COLUMN cause;" /* version 13's */
             "DROP TABLE notify_steps; DROP TABLE notify_log;" /* version 14's */
             "DROP TABLE open_alerts;" /* version 16's */
+            "DROP INDEX patients_by_clinic_wake;" /* version 21's */
             "UPDATE schema_version SET version = 5");
     cr_assert_eq(pg_int("SELECT count(*) FROM information_schema.columns"
                         " WHERE table_schema = current_schema() AND column_name = 'notify_at'"),
                  0);
     open_store();
     cr_assert_eq(pg_int("SELECT version FROM schema_version"), RG_SCHEMA_VERSION);
+    cr_assert_eq(pg_int(clinic_wake_index_pg), 1, "5 -> ... -> 21");
     cr_assert_eq(pg_int("SELECT count(*) FROM events WHERE version = 1 AND replaces = 0"
                         " AND status IS NULL AND fields IS NOT NULL"), 1);
     /* v12: no data column, keyed in the order an evaluation reads, one
