@@ -884,9 +884,9 @@ static void due_plan(int one_clinic, char *plan, size_t size)
     sqlite3_close(db);
 }
 
-/* A wake-up reads only the due patients: the query walks the partial index
- * patients_by_wake, never the whole table, and hands the earliest due over
- * in (clinic, patient) order. */
+/* A wake-up reads only the due patients: the query of every clinic walks
+ * the partial index patients_by_wake, never the whole table, and hands the
+ * earliest due over in (clinic, patient) order (one clinic's: below). */
 Test(store, due_patients_read_the_wake_index_earliest_first)
 {
     rg_time due = T("2026-03-05T00:00:00Z");

@@ -56,6 +56,10 @@
 
 /* 20: the CHECK on a transition's state as comparisons, which SQLite tests
  * without building an ephemeral table at each insert (issue 26, the sweep) */
+
+/* 21: patients_by_clinic_wake on (clinic, next_wake), so one clinic's due
+ * page reads that clinic's due patients only, whatever other clinics have
+ * due before them (tenant isolation, issue 26) */
 #define RG_SCHEMA_VERSION 21
 
 typedef struct rg_store rg_store;
