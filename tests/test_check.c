@@ -29,6 +29,22 @@ static int check_clinic(const char *dir, const char *clinic_lua, char **all)
     return rc;
 }
 
+/* Runs `regimen simulate` of clinic c (DIR/c) on one event of type x at
+ * 2026-03-09T14:05, until May, in format fmt (NULL: the table); returns the
+ * exit code, with its stdout and stderr. */
+static int simulate_one_x(const char *dir, const char *fmt, char **out, char **err)
+{
+    char path[600], events[600];
+    rg_test_write(dir, "events.jsonl",
+                  "{\"id\":\"e1\",\"clinic\":\"c\",\"patient\":\"p\",\"type\":\"x\","
+                  "\"at\":\"2026-03-09T14:05:00Z\"}\n");
+    snprintf(path, sizeof path, "c=%s/c", dir);
+    snprintf(events, sizeof events, "%s/events.jsonl", dir);
+    const char *sim[] = {"simulate", "--events", events, "--until", "2026-05-01T00:00:00Z",
+                         "--clinic", path, fmt ? "--format" : NULL, fmt, NULL};
+    return rg_test_run(sim, NULL, out, err);
+}
+
 /* The issue's first case: R.weeks(6) for the booster interval passed check,
  * then failed every maintenance evaluation inside lib/course.lua. Now it is
  * a duration parameter: check evaluates it, and simulate gives the booster
@@ -219,7 +235,7 @@ Test(check, a_typo_in_a_rule_is_found_by_check_with_a_suggestion)
  * that never opens, while simulate, which never makes that message, runs. */
 Test(check, message_templates_are_made_when_the_alert_opens_and_checked_by_check)
 {
-    char dir[256], path[600], events[600], *all, *out, *err;
+    char dir[256], *all, *out, *err;
     rg_test_tmpdir(dir);
     rg_test_write(dir, "c/tmpl.lua",
                   "local R = require \"regimen\"\n"
@@ -249,14 +265,7 @@ Test(check, message_templates_are_made_when_the_alert_opens_and_checked_by_check
                   "      end },\n"
                   "  },\n"
                   "}\n");
-    rg_test_write(dir, "events.jsonl",
-                  "{\"id\":\"e1\",\"clinic\":\"c\",\"patient\":\"p\",\"type\":\"x\","
-                  "\"at\":\"2026-03-09T14:05:00Z\"}\n");
-    snprintf(path, sizeof path, "c=%s/c", dir);
-    snprintf(events, sizeof events, "%s/events.jsonl", dir);
-    const char *sim[] = {"simulate", "--events", events, "--until", "2026-05-01T00:00:00Z",
-                         "--clinic", path, "--format", "jsonl", NULL};
-    cr_assert_eq(rg_test_run(sim, NULL, &out, &err), 0, "%s", err);
+    cr_assert_eq(simulate_one_x(dir, "jsonl", &out, &err), 0, "%s", err);
     cr_assert(strstr(out, "\"message\":\"n=3 f=2.5 s=text f1=2.5 day=9 Mar 2026 date=2026-03-09 "
                           "time=2026-03-09T14:05:00Z clock=14:05 h=30 h1=30.0 d=21 min=1800 "
                           "{braces}\""), "%s", out);
@@ -281,7 +290,7 @@ Test(check, message_templates_are_made_when_the_alert_opens_and_checked_by_check
  * open only years later; simulate, which opens it, fails naming the rule. */
 Test(check, an_alert_field_the_engine_refuses_is_refused_by_check)
 {
-    char dir[256], path[600], events[600], *all, *out, *err;
+    char dir[256], *all, *out, *err;
     rg_test_tmpdir(dir);
     rg_test_write(dir, "c/why.lua",
                   "local R = require \"regimen\"\n"
@@ -307,14 +316,7 @@ Test(check, an_alert_field_the_engine_refuses_is_refused_by_check)
     cr_assert(strstr(all, "why.lua:14: alert: unknown field 'mesage' (did you mean 'message'?) "
                           "(known fields: key, message, severity, due, ends)"), "%s", all);
     free(all);
-    rg_test_write(dir, "events.jsonl",
-                  "{\"id\":\"e1\",\"clinic\":\"c\",\"patient\":\"p\",\"type\":\"x\","
-                  "\"at\":\"2026-03-09T14:05:00Z\"}\n");
-    snprintf(path, sizeof path, "c=%s/c", dir);
-    snprintf(events, sizeof events, "%s/events.jsonl", dir);
-    const char *sim[] = {"simulate", "--events", events, "--until", "2026-05-01T00:00:00Z",
-                         "--clinic", path, NULL};
-    rg_test_run(sim, NULL, &out, &err);
+    simulate_one_x(dir, NULL, &out, &err);
     cr_assert(strstr(err, "rule 'c.now': alert has an unknown field 'mesage' (did you mean "
                           "'message'?)"), "%s", err);
     cr_assert(strstr(err, " 0 alerts opened, 0 resolved, 1 evaluation errors"), "%s", err);
