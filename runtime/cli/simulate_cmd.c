@@ -13,6 +13,7 @@
 #include "core/event.h"
 #include "core/feed.h"
 #include "core/rg.h"
+#include "engine/diff.h"
 #include "engine/engine.h"
 #include "present/diff.h"
 #include "engine/notify.h"
@@ -88,11 +89,14 @@ static int rg__print_text(void *ud, const rg_transition *t)
  * transitions are written (rg_sweep_opts.applied: while the workers
  * evaluate the next pages), printed at the end in the store's order (time,
  * then seq) with no read back of the transitions: the same bytes as
- * rg__print_text over rg_store_each_transition(st, 0, 1, ...) gives. */
+ * rg__print_text over rg_store_each_transition(st, 0, 1, ...) gives. For
+ * diff (keep), what it compares of each transition instead: clinic,
+ * patient, rule, severity and message, each ended by a NUL. */
 typedef struct rg__line {
     rg_time at;
     int64_t seq;
     size_t off, len;
+    int open;
 } rg__line;
 
 typedef struct rg__lines {
@@ -103,6 +107,7 @@ typedef struct rg__lines {
     size_t n, cap;
     int gap; /* a transition written past the hook (an evaluation-failed alert, written
               * with its rule's status): print from the store */
+    int keep; /* diff's fields, not text */
 } rg__lines;
 
 static int rg__line_add(void *ud, const rg_transition *t)
@@ -124,11 +129,17 @@ static int rg__line_add(void *ud, const rg_transition *t)
     if (r.notify_at <= r.at)
         r.notify_at = r.at;
     long off = ftell(ls->out.f);
-    rg__print_text(&ls->out, &r);
+    if (ls->keep) {
+        const char *f[] = {r.clinic, r.patient, r.rule, r.severity, r.message};
+        for (int i = 0; i < 5; i++)
+            fwrite(f[i], 1, strlen(f[i]) + 1, ls->out.f);
+    } else {
+        rg__print_text(&ls->out, &r);
+    }
     long end = ftell(ls->out.f);
     if (off < 0 || end < off || ferror(ls->out.f))
         return RG_ENOMEM;
-    ls->v[ls->n++] = (rg__line){r.at, r.seq, (size_t)off, (size_t)(end - off)};
+    ls->v[ls->n++] = (rg__line){r.at, r.seq, (size_t)off, (size_t)(end - off), r.open};
     return RG_OK;
 }
 
@@ -138,14 +149,52 @@ static int rg__line_cmp(const void *a, const void *b)
     return x->at != y->at ? (x->at < y->at ? -1 : 1) : (x->seq > y->seq) - (x->seq < y->seq);
 }
 
-/* Prints the lines collected (ls->out.f closed here) in time order. */
-static int rg__lines_print(rg__lines *ls, FILE *f)
+static int rg__stop(void *ud, const rg_transition *t)
 {
-    int rc = fclose(ls->out.f) ? RG_ENOMEM : RG_OK;
+    (void)t;
+    *(int *)ud = 1;
+    return 1;
+}
+
+/* Whether the lines are all of st's transitions (none written past the
+ * hook, none after the last): then they are closed and sorted by time. */
+static int rg__lines_whole(rg__lines *ls, rg_store *st)
+{
+    int more = 0;
+    if (!ls->out.f || ls->gap ||
+        rg_store_each_transition(st, (int64_t)ls->n, 0, rg__stop, &more) < 0 || more)
+        return 0;
+    int bad = fclose(ls->out.f);
     ls->out.f = NULL;
+    if (bad)
+        return 0;
     qsort(ls->v, ls->n, sizeof *ls->v, rg__line_cmp);
-    for (size_t i = 0; rc == RG_OK && i < ls->n; i++)
+    return 1;
+}
+
+/* Prints the lines (rg__lines_whole) in time order. */
+static void rg__lines_print(const rg__lines *ls, FILE *f)
+{
+    for (size_t i = 0; i < ls->n; i++)
         fwrite(ls->text + ls->v[i].off, 1, ls->v[i].len, f);
+}
+
+/* A diff source (rg_diff_source) over kept lines (rg__lines_whole), in the
+ * order rg_store_each_transition(st, 0, 1, ...) gives. */
+static int rg__lines_each(void *src, int (*fn)(void *ud, const rg_transition *t), void *ud)
+{
+    const rg__lines *ls = src;
+    int rc = RG_OK;
+    for (size_t i = 0; i < ls->n && rc == RG_OK; i++) {
+        const char *f[5], *c = ls->text + ls->v[i].off;
+        for (int k = 0; k < 5; k++, c += strlen(c) + 1)
+            f[k] = c;
+        rg_transition t = {.seq = ls->v[i].seq, .at = ls->v[i].at, .open = ls->v[i].open,
+                           .clinic = f[0], .patient = f[1], .rule = f[2], .severity = f[3],
+                           .message = f[4], .key = "", .protocol = "", .version = "",
+                           .params = "{}", .evidence = "[]"};
+        rc = fn(ud, &t);
+    }
     return rc;
 }
 
@@ -156,13 +205,6 @@ static void rg__lines_free(rg__lines *ls)
     free(ls->text);
     free(ls->v);
     memset(ls, 0, sizeof *ls);
-}
-
-static int rg__stop(void *ud, const rg_transition *t)
-{
-    (void)t;
-    *(int *)ud = 1;
-    return 1;
 }
 
 /* Text from protocols on one report: continuation lines are indented, so a
@@ -457,10 +499,8 @@ int rg_cmd_simulate(int argc, char **argv)
             out.ns = &ns;
         }
         rg_notify_acks_free(&acks);
-        int more = 0; /* (any transition after the last line collected) */
-        if (lines.out.f && !lines.gap &&
-            rg_store_each_transition(st, (int64_t)lines.n, 0, rg__stop, &more) >= 0 && !more)
-            rc = rg__lines_print(&lines, stdout) ? 2 : 0;
+        if (rg__lines_whole(&lines, st))
+            rg__lines_print(&lines, stdout);
         else
             rg_store_each_transition(st, 0, 1, text ? rg__print_text : rg__print_jsonl, &out);
         rg__print_notifications(&out, RG_TIME_NONE);
@@ -499,8 +539,10 @@ int rg_cmd_diff(int argc, char **argv)
         rc = rg__sim_store(&o, i ? sim[0].st : NULL, devnull, &sim[i], &ingest_rc);
     if (devnull)
         fclose(devnull);
+    rg__lines kept[2] = {{.keep = 1}, {.keep = 1}};
     for (int i = 0; i < 2 && !rc; i++) {
         o.protocols = argv[optind + i];
+        sim[i].lines = &kept[i];
         rc = rg__sim_run(&o, until, 1, &sim[i], &eng[i]);
         st[i] = sim[i].st;
     }
@@ -517,11 +559,20 @@ int rg_cmd_diff(int argc, char **argv)
             rc = 2;
         }
     }
-    if (!rc) {
+    if (!rc && rg__lines_whole(&kept[0], st[0]) && rg__lines_whole(&kept[1], st[1])) {
+        /* each side's transitions as kept while its sweep wrote them */
+        rg_diff d;
+        long n = rg_diff_compute(rg__lines_each, &kept[0], rg__lines_each, &kept[1], &d);
+        if (n >= 0)
+            rg_diff_print(&d, "OLD", "NEW", eng[1], stdout);
+        rg_diff_free(&d);
+        rc = n < 0 ? 2 : n > 0 ? 1 : 0;
+    } else if (!rc) {
         long d = rg_diff_stores(st[0], st[1], "OLD", "NEW", eng[1], stdout);
         rc = d < 0 ? 2 : d > 0 ? 1 : 0;
     }
     for (int i = 0; i < 2; i++) {
+        rg__lines_free(&kept[i]);
         rg_engine_free(eng[i]);
         rg_store_close(st[i]);
     }
