@@ -13,6 +13,7 @@
 #include "core/event.h"
 #include "core/feed.h"
 #include "core/rg.h"
+#include "engine/diff.h"
 #include "engine/engine.h"
 #include "present/diff.h"
 #include "engine/notify.h"
@@ -82,6 +83,128 @@ static int rg__print_text(void *ud, const rg_transition *t)
         fprintf(o->f, " (notify %s)", rg_zone_display(z, t->notify_at, later));
     fputc('\n', o->f);
     return 0;
+}
+
+/* The text lines of a simulation on several threads, formatted as its
+ * transitions are written (rg_sweep_opts.applied: while the workers
+ * evaluate the next pages), printed at the end in the store's order (time,
+ * then seq) with no read back of the transitions: the same bytes as
+ * rg__print_text over rg_store_each_transition(st, 0, 1, ...) gives. For
+ * diff (keep), what it compares of each transition instead: clinic,
+ * patient, rule, severity and message, each ended by a NUL. */
+typedef struct rg__line {
+    rg_time at;
+    int64_t seq;
+    size_t off, len;
+    int open;
+} rg__line;
+
+typedef struct rg__lines {
+    rg__out out; /* out.f: a memory stream */
+    char *text;
+    size_t size;
+    rg__line *v;
+    size_t n, cap;
+    int gap; /* a transition written past the hook (an evaluation-failed alert, written
+              * with its rule's status): print from the store */
+    int keep; /* diff's fields, not text */
+} rg__lines;
+
+static int rg__line_add(void *ud, const rg_transition *t)
+{
+    rg__lines *ls = ud;
+    if (ls->gap || t->seq != (int64_t)ls->n + 1) {
+        ls->gap = 1;
+        return RG_OK;
+    }
+    if (ls->n == ls->cap) {
+        size_t cap = ls->cap ? 2 * ls->cap : 4096;
+        rg__line *v = realloc(ls->v, cap * sizeof *v);
+        if (!v)
+            return RG_ENOMEM;
+        ls->v = v;
+        ls->cap = cap;
+    }
+    rg_transition r = *t; /* as the store gives it back: notify_at never before at */
+    if (r.notify_at <= r.at)
+        r.notify_at = r.at;
+    long off = ftell(ls->out.f);
+    if (ls->keep) {
+        const char *f[] = {r.clinic, r.patient, r.rule, r.severity, r.message};
+        for (int i = 0; i < 5; i++)
+            fwrite(f[i], 1, strlen(f[i]) + 1, ls->out.f);
+    } else {
+        rg__print_text(&ls->out, &r);
+    }
+    long end = ftell(ls->out.f);
+    if (off < 0 || end < off || ferror(ls->out.f))
+        return RG_ENOMEM;
+    ls->v[ls->n++] = (rg__line){r.at, r.seq, (size_t)off, (size_t)(end - off), r.open};
+    return RG_OK;
+}
+
+static int rg__line_cmp(const void *a, const void *b)
+{
+    const rg__line *x = a, *y = b;
+    return x->at != y->at ? (x->at < y->at ? -1 : 1) : (x->seq > y->seq) - (x->seq < y->seq);
+}
+
+static int rg__stop(void *ud, const rg_transition *t)
+{
+    (void)t;
+    *(int *)ud = 1;
+    return 1;
+}
+
+/* Whether the lines are all of st's transitions (none written past the
+ * hook, none after the last): then they are closed and sorted by time. */
+static int rg__lines_whole(rg__lines *ls, rg_store *st)
+{
+    int more = 0;
+    if (!ls->out.f || ls->gap ||
+        rg_store_each_transition(st, (int64_t)ls->n, 0, rg__stop, &more) < 0 || more)
+        return 0;
+    int bad = fclose(ls->out.f);
+    ls->out.f = NULL;
+    if (bad)
+        return 0;
+    qsort(ls->v, ls->n, sizeof *ls->v, rg__line_cmp);
+    return 1;
+}
+
+/* Prints the lines (rg__lines_whole) in time order. */
+static void rg__lines_print(const rg__lines *ls, FILE *f)
+{
+    for (size_t i = 0; i < ls->n; i++)
+        fwrite(ls->text + ls->v[i].off, 1, ls->v[i].len, f);
+}
+
+/* A diff source (rg_diff_source) over kept lines (rg__lines_whole), in the
+ * order rg_store_each_transition(st, 0, 1, ...) gives. */
+static int rg__lines_each(void *src, int (*fn)(void *ud, const rg_transition *t), void *ud)
+{
+    const rg__lines *ls = src;
+    int rc = RG_OK;
+    for (size_t i = 0; i < ls->n && rc == RG_OK; i++) {
+        const char *f[5], *c = ls->text + ls->v[i].off;
+        for (int k = 0; k < 5; k++, c += strlen(c) + 1)
+            f[k] = c;
+        rg_transition t = {.seq = ls->v[i].seq, .at = ls->v[i].at, .open = ls->v[i].open,
+                           .clinic = f[0], .patient = f[1], .rule = f[2], .severity = f[3],
+                           .message = f[4], .key = "", .protocol = "", .version = "",
+                           .params = "{}", .evidence = "[]"};
+        rc = fn(ud, &t);
+    }
+    return rc;
+}
+
+static void rg__lines_free(rg__lines *ls)
+{
+    if (ls->out.f)
+        fclose(ls->out.f);
+    free(ls->text);
+    free(ls->v);
+    memset(ls, 0, sizeof *ls);
 }
 
 /* Text from protocols on one report: continuation lines are indented, so a
@@ -165,6 +288,7 @@ typedef struct rg__sim {
     rg_store *st;
     const char *db; /* o->db, or path: our own file for the workers */
     int jobs;
+    rg__lines *lines; /* NULL, or the text lines to collect as the sweep writes */
     char path[PATH_MAX + 16];
 } rg__sim;
 
@@ -262,6 +386,15 @@ static int rg__sim_run(rg_cli_opts *o, rg_time until, int quiet, rg__sim *sim, r
         json_object_seed(0); /* before any thread makes a JSON object */
         rg_sweep_opts so = {.db = sim->db, .at = until, .advance = 1, .jobs = sim->jobs,
                             .make_engine = rg_cli_sweep_engine, .ud = &ctx};
+        /* the lines are collected only when the sweep writes every
+         * transition the store will have (none before it) */
+        int any = 0;
+        if (sim->lines && rg_store_each_transition(st, 0, 0, rg__stop, &any) >= 0 && !any &&
+            (sim->lines->out.f = open_memstream(&sim->lines->text, &sim->lines->size))) {
+            sim->lines->out.eng = eng;
+            so.applied = rg__line_add;
+            so.applied_ud = sim->lines;
+        }
         rg_engine_stats total = {0};
         n = rg_sweep(st, &so, &total);
         rg_engine_stats_merge(eng, &total);
@@ -291,11 +424,13 @@ fail:
     return rc;
 }
 
-int rg_cli_simulate(rg_cli_opts *o, rg_time until, int quiet, rg_store **stp, rg_engine **engp,
-                    int *ingest_rc)
+/* rg_cli_simulate; lines: NULL, or where to collect the text lines (used
+ * when lines->out.f is set after it) */
+static int rg__simulate(rg_cli_opts *o, rg_time until, int quiet, rg__lines *lines,
+                        rg_store **stp, rg_engine **engp, int *ingest_rc)
 {
     FILE *devnull = quiet ? fopen("/dev/null", "w") : NULL;
-    rg__sim sim = {0};
+    rg__sim sim = {.lines = lines};
     int rc = rg__sim_store(o, NULL, devnull, &sim, ingest_rc);
     if (devnull)
         fclose(devnull);
@@ -304,6 +439,12 @@ int rg_cli_simulate(rg_cli_opts *o, rg_time until, int quiet, rg_store **stp, rg
     if (!rc)
         *stp = sim.st;
     return rc;
+}
+
+int rg_cli_simulate(rg_cli_opts *o, rg_time until, int quiet, rg_store **stp, rg_engine **engp,
+                    int *ingest_rc)
+{
+    return rg__simulate(o, until, quiet, NULL, stp, engp, ingest_rc);
 }
 
 int rg_cmd_simulate(int argc, char **argv)
@@ -324,8 +465,12 @@ int rg_cmd_simulate(int argc, char **argv)
     if (o.acks && strcmp(o.format, "jsonl"))
         return rg_cli_die("--acks goes with --format jsonl (the notification lines), not '%s'",
                        o.format);
-    if ((rc = rg_cli_simulate(&o, until, 0, &st, &eng, &ingest_rc)))
+    rg__lines lines = {0};
+    int text = !strcmp(o.format, "text");
+    if ((rc = rg__simulate(&o, until, 0, text ? &lines : NULL, &st, &eng, &ingest_rc))) {
+        rg__lines_free(&lines);
         return rc;
+    }
     if (!strcmp(o.format, "html")) {
         /* the clinics' zone when they share one, else UTC */
         const rg_zone *z = o.nclinics ? rg_engine_zone(eng, o.clinic_names[0]) : NULL;
@@ -354,13 +499,16 @@ int rg_cmd_simulate(int argc, char **argv)
             out.ns = &ns;
         }
         rg_notify_acks_free(&acks);
-        rg_store_each_transition(st, 0, 1,
-                                 strcmp(o.format, "text") ? rg__print_jsonl : rg__print_text, &out);
+        if (rg__lines_whole(&lines, st))
+            rg__lines_print(&lines, stdout);
+        else
+            rg_store_each_transition(st, 0, 1, text ? rg__print_text : rg__print_jsonl, &out);
         rg__print_notifications(&out, RG_TIME_NONE);
         rg_notify_set_free(&ns);
     }
     if (!rc)
         rc = ingest_rc || rg_engine_stats_get(eng)->errors ? 1 : 0;
+    rg__lines_free(&lines);
     rg_engine_free(eng);
     rg_store_close(st);
     return rc;
@@ -391,8 +539,10 @@ int rg_cmd_diff(int argc, char **argv)
         rc = rg__sim_store(&o, i ? sim[0].st : NULL, devnull, &sim[i], &ingest_rc);
     if (devnull)
         fclose(devnull);
+    rg__lines kept[2] = {{.keep = 1}, {.keep = 1}};
     for (int i = 0; i < 2 && !rc; i++) {
         o.protocols = argv[optind + i];
+        sim[i].lines = &kept[i];
         rc = rg__sim_run(&o, until, 1, &sim[i], &eng[i]);
         st[i] = sim[i].st;
     }
@@ -409,11 +559,20 @@ int rg_cmd_diff(int argc, char **argv)
             rc = 2;
         }
     }
-    if (!rc) {
+    if (!rc && rg__lines_whole(&kept[0], st[0]) && rg__lines_whole(&kept[1], st[1])) {
+        /* each side's transitions as kept while its sweep wrote them */
+        rg_diff d;
+        long n = rg_diff_compute(rg__lines_each, &kept[0], rg__lines_each, &kept[1], &d);
+        if (n >= 0)
+            rg_diff_print(&d, "OLD", "NEW", eng[1], stdout);
+        rg_diff_free(&d);
+        rc = n < 0 ? 2 : n > 0 ? 1 : 0;
+    } else if (!rc) {
         long d = rg_diff_stores(st[0], st[1], "OLD", "NEW", eng[1], stdout);
         rc = d < 0 ? 2 : d > 0 ? 1 : 0;
     }
     for (int i = 0; i < 2; i++) {
+        rg__lines_free(&kept[i]);
         rg_engine_free(eng[i]);
         rg_store_close(st[i]);
     }

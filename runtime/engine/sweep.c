@@ -204,7 +204,9 @@ void rg_wlog_free(rg_wlog *lg)
     memset(lg, 0, sizeof *lg);
 }
 
-int rg_wlog_apply(rg_store *st, rg_wlog *lg)
+/* rg_wlog_apply, calling applied(ud, t) for each transition written (its seq set). */
+static int rg__apply(rg_store *st, rg_wlog *lg, int (*applied)(void *ud, const rg_transition *t),
+                     void *ud)
 {
     int rc = lg->rc;
     /* (what follows uses no transition's seq: the writes can go as a batch) */
@@ -236,6 +238,8 @@ int rg_wlog_apply(rg_store *st, rg_wlog *lg)
             rc = rg_store_transition(st, &t, &id);
             if (rc == RG_OK && op->open)
                 op->alert_id = id;
+            if (rc == RG_OK && applied)
+                rc = applied(ud, &t);
             break;
         }
         case 'e':
@@ -264,6 +268,11 @@ int rg_wlog_apply(rg_store *st, rg_wlog *lg)
     }
     rg_store_defer_writes(st, 0);
     return rc;
+}
+
+int rg_wlog_apply(rg_store *st, rg_wlog *lg)
+{
+    return rg__apply(st, lg, NULL, NULL);
 }
 
 /* ---- workers -------------------------------------------------------------------- */
@@ -442,7 +451,7 @@ long rg_sweep(rg_store *st, const rg_sweep_opts *o, rg_engine_stats *stats)
         pthread_mutex_unlock(&sw.mu);
         rc = next->rc;
         if (rc == RG_OK && (rc = rg_store_begin(st)) == RG_OK) {
-            rc = rg_wlog_apply(st, &next->log);
+            rc = rg__apply(st, &next->log, o->applied, o->applied_ud);
             if (rc == RG_OK)
                 rc = rg_store_commit(st);
             if (rc)

@@ -28,6 +28,11 @@ typedef struct rg_sweep_opts {
      * on the worker's thread, once). Returns RG_OK or an error code. */
     int (*make_engine)(void *ud, rg_store *st, const rg_engine_sink *sink, rg_engine **out);
     void *ud;
+    /* NULL, or called on the caller's thread for each transition once
+     * written, in the order of their seq (which t has), inside its page's
+     * transaction; not 0: the sweep stops with that error */
+    int (*applied)(void *applied_ud, const rg_transition *t);
+    void *applied_ud;
 } rg_sweep_opts;
 
 /* A write log: what an engine wrote through rg_wlog_sink (transitions,

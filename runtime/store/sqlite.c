@@ -484,7 +484,10 @@ static int rg_sqlite_open(rg_sqlite **out, const char *path, const rg_store_opts
         rc_exec = sqlite3_exec(st->db, opts->load ? "PRAGMA cache_size=-2048;"
                                                   : "PRAGMA cache_size=-16384;", NULL, NULL, &msg);
     if (rc_exec == SQLITE_OK && opts && opts->scratch)
-        rc_exec = sqlite3_exec(st->db, "PRAGMA ignore_check_constraints=ON;", NULL, NULL, &msg);
+        rc_exec = sqlite3_exec(st->db, "PRAGMA ignore_check_constraints=ON; PRAGMA synchronous=OFF;"
+                                       " PRAGMA wal_autocheckpoint=0;", NULL, NULL, &msg);
+    if (rc_exec == SQLITE_OK && opts && opts->scratch)
+        sqlite3_db_config(st->db, SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 1, NULL);
     if (rc_exec != SQLITE_OK) {
         rg_fail(err, errlen, RG_EDB, "cannot use database %s: %s", path, msg);
         sqlite3_free(msg);
