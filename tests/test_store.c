@@ -13,6 +13,7 @@
 #include "store/ingest.h"
 #include "store/sqlite.h"
 #include "store/store.h"
+#include "store/store_sql.h"
 
 #include <criterion/criterion.h>
 #include <sqlite3.h>
@@ -86,6 +87,44 @@ Test(store_file, durable_open_works)
                  RG_PUT_STORED);
     close_store();
     cr_assert_eq(peek_int("SELECT count(*) FROM events"), 1);
+}
+
+/* A scratch store (simulate's, diff's) drops the indexes only the service
+ * reads: each name still is an index of the schema (a rename would leave it
+ * in place unseen), the scratch file has none of them, and what it is used
+ * for still works, open_alerts still refusing a second opening of a key. */
+Test(store_file, scratch_store_drops_the_service_only_indexes)
+{
+    char err[512] = "", sql[256];
+    open_store();
+    close_store();
+    for (int i = 0; rg_store_scratch_drop[i]; i++) {
+        snprintf(sql, sizeof sql,
+                 "SELECT count(*) FROM sqlite_master WHERE type = 'index' AND name = '%s'",
+                 rg_store_scratch_drop[i]);
+        cr_assert_eq(peek_int(sql), 1, "%s is no index of the schema", rg_store_scratch_drop[i]);
+    }
+    cr_assert(unlink(dbpath) == 0);
+    rg_store_opts o = {.scratch = 1};
+    cr_assert_eq(rg_store_open(&st, dbpath, &o, err, sizeof err), RG_OK, "%s", err);
+    for (int i = 0; rg_store_scratch_drop[i]; i++) {
+        snprintf(sql, sizeof sql, "SELECT count(*) FROM sqlite_master WHERE name = '%s'",
+                 rg_store_scratch_drop[i]);
+        cr_assert_eq(peek_int(sql), 0, "%s kept", rg_store_scratch_drop[i]);
+    }
+    int64_t a = 0, b = 0;
+    rg_transition t = tr(1, "p1", "k1", T("2026-03-02T14:00:00Z"));
+    cr_assert_eq(rg_store_transition(st, &t, &a), RG_OK, "%s", rg_store_errmsg(st));
+    t = tr(1, "p1", "k1", T("2026-03-02T15:00:00Z"));
+    cr_assert_neq(rg_store_transition(st, &t, &b), RG_OK, "a second opening of an open key");
+    cr_assert_eq(open_alerts("p1")->n, 1);
+    t = tr(0, "p1", "k1", T("2026-03-02T16:00:00Z"));
+    cr_assert_eq(rg_store_transition(st, &t, &a), RG_OK, "%s", rg_store_errmsg(st));
+    cr_assert_eq(open_alerts("p1")->n, 0);
+    got_trs *g = transitions(0, 1);
+    cr_assert_eq(g->n, 2);
+    cr_assert_eq(g->t[1].cseq, 2);
+    close_store();
 }
 
 Test(store_file, newer_schema_version_is_refused)

@@ -509,6 +509,12 @@ static int rg_sqlite_open(rg_sqlite **out, const char *path, const rg_store_opts
         return RG_EDB;
     }
     rc = rg__migrate(st, err, errlen);
+    for (int i = 0; !rc && opts && opts->scratch && rg_store_scratch_drop[i]; i++) {
+        char sql[128];
+        snprintf(sql, sizeof sql, "DROP INDEX IF EXISTS %s", rg_store_scratch_drop[i]);
+        if (sqlite3_exec(st->db, sql, NULL, NULL, NULL) != SQLITE_OK)
+            rc = rg_fail(err, errlen, RG_EDB, "database %s: %s", path, sqlite3_errmsg(st->db));
+    }
     if (rc) {
         rg_sqlite_close(st);
         return rc;

@@ -374,6 +374,13 @@ const char *const rg_store_migrations[] = {
 };
 const size_t rg_store_nmigrations = sizeof rg_store_migrations / sizeof rg_store_migrations[0];
 
+/* A simulation writes transitions and reads them back by seq or by (at,
+ * seq) (the primary key, or a scan and a sort), a key's open alert through
+ * open_alerts, a patient's through open_alerts_by_patient, a clinic's last
+ * cseq through transitions_by_clinic: these two serve only the service's
+ * reads (a key's history, the alerts view, an action on a key). */
+const char *const rg_store_scratch_drop[] = {"transitions_by_key", "transitions_open", NULL};
+
 /* An opening transition (row o) whose alert is still open: open_alerts
  * names it (schema 16; one lookup of its primary key). */
 #define RG__STILL_OPEN(o)                                                                   \

@@ -100,4 +100,11 @@ extern const char *const rg_store_sql[Q__COUNT];
 extern const char *const rg_store_migrations[];
 extern const size_t rg_store_nmigrations;
 
+/* The indexes a scratch store (rg_store_opts.scratch: simulate's and diff's
+ * own file) drops once it is made: none of the queries such a run makes
+ * reads them, and each cost every transition written an index insert.
+ * NULL-terminated; each name must be an index of the current schema
+ * (test_store checks it, so a renamed index cannot slip through). */
+extern const char *const rg_store_scratch_drop[];
+
 #endif
