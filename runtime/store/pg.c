@@ -475,19 +475,7 @@ static int rg__col_bytes(const PGresult *r, int row, int col, rg_buf *b)
     b->len = 0;
     if (PQfformat(r, col) == 1) {
         size_t n = PQgetisnull(r, row, col) ? 0 : (size_t)PQgetlength(r, row, col);
-        if (!n)
-            return RG_OK;
-        if (b->cap < n + 1) {
-            char *p = realloc(b->p, n + 1);
-            if (!p)
-                return RG_ENOMEM;
-            b->p = p;
-            b->cap = n + 1;
-        }
-        memcpy(b->p, h, n);
-        b->p[n] = '\0';
-        b->len = n;
-        return RG_OK;
+        return n ? rg_buf_add(b, h, n) : RG_OK;
     }
     if (PQgetisnull(r, row, col) || strncmp(h, "\\x", 2))
         return RG_OK;
