@@ -12,6 +12,7 @@
 #include "core/digest.h"
 #include "core/event.h"
 #include "core/feed.h"
+#include "core/grow.h"
 #include "core/rg.h"
 #include "engine/diff.h"
 #include "engine/engine.h"
@@ -117,14 +118,10 @@ static int rg__line_add(void *ud, const rg_transition *t)
         ls->gap = 1;
         return RG_OK;
     }
-    if (ls->n == ls->cap) {
-        size_t cap = ls->cap ? 2 * ls->cap : 4096;
-        rg__line *v = realloc(ls->v, cap * sizeof *v);
-        if (!v)
-            return RG_ENOMEM;
-        ls->v = v;
-        ls->cap = cap;
-    }
+    rg__line *v = rg_grow(ls->v, &ls->cap, ls->n, sizeof *v, 4096);
+    if (!v)
+        return RG_ENOMEM;
+    ls->v = v;
     rg_transition r = *t; /* as the store gives it back: notify_at never before at */
     if (r.notify_at <= r.at)
         r.notify_at = r.at;
