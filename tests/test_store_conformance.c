@@ -2111,6 +2111,120 @@ Test(conf_pg, two_workers_opening_one_key_get_one_opening, .init = setup_pg, .fi
     cr_assert_eq(cseq, 1, "the refused one took no number");
 }
 
+/* Two connections appending to one audit trail, in turn and in several
+ * entries a transaction (two workers' group commits): each chains its first
+ * entry from the tip its own last commit left without reading the chain,
+ * and when the other moved it since, its insert finds that out under the
+ * row's lock and chains its entries again from the tip found: the trail
+ * verifies whole, every entry there once, in one statement a transaction
+ * once a connection has committed one. */
+Test(conf_pg, audit_entries_of_two_connections_chain_whole, .init = setup_pg, .fini = teardown)
+{
+    NO_PG_SKIP();
+    rg_store *two = NULL;
+    char err[256];
+    cr_assert_eq(rg_store_open(&two, url, NULL, err, sizeof err), RG_OK, "%s", err);
+    rg_store *by[2] = {st, two}, *prev = NULL;
+    int n = 0;
+    /* st, two, st, two (each after the other moved the tip), st, st */
+    for (int round = 0; round < 6; round++) {
+        rg_store *s = by[round == 5 ? 0 : round % 2];
+        uint64_t s0, s1, t;
+        rg_store_db_counts(&s0, &t);
+        cr_assert_eq(rg_store_begin(s), RG_OK);
+        for (int k = 0; k < 3; k++, n++) {
+            char who[16];
+            snprintf(who, sizeof who, "w%d-%d", round, k);
+            rg_audit_entry e = {.at = 1000 + n, .who = who, .role = "nurse",
+                                .address = "127.0.0.1:1", .clinic = "north",
+                                .patients = "[\"p1\"]", .route = "POST /v1/events",
+                                .outcome = "200"};
+            cr_assert_eq(rg_audit_append(s, &e), RG_OK, "%s", rg_store_errmsg(s));
+        }
+        cr_assert_eq(rg_store_commit(s), RG_OK, "round %d: %s", round, rg_store_errmsg(s));
+        rg_store_db_counts(&s1, &t);
+        if (s == prev) /* (its own tip is the trail's) */
+            cr_assert_eq(s1 - s0, 1, "the entries only, no read of the chain");
+        prev = s;
+    }
+    rg_audit_report r;
+    cr_assert_eq(rg_audit_verify(st, &r), RG_OK);
+    cr_assert(r.ok, "%s (entry %lld)", r.why, (long long)r.broken_seq);
+    cr_assert_eq(r.checked, n);
+    cr_assert_eq(pg_int("SELECT count(DISTINCT who) FROM audit"), n);
+    cr_assert_eq(pg_int("SELECT max(seq) FROM audit"), n);
+    rg_store_close(two);
+}
+
+/* The feed's read right after a commit (the service publishing what it
+ * evaluated) is answered from the transitions the transaction wrote, with
+ * the seq and cseq they got: the same rows a read of the database gives, no
+ * statement sent; a read that asks for more than them (from an earlier
+ * cseq), or comes after another statement, reads the database. */
+Test(conf_pg, feed_after_a_commit_is_what_it_wrote, .init = setup_pg, .fini = teardown)
+{
+    NO_PG_SKIP();
+    int64_t a = 0, b = 0, c = 0, last = 0;
+    uint64_t s0, s1, t0;
+    cr_assert_eq(rg_store_begin(st), RG_OK);
+    rg_store_defer_writes(st, 1);
+    rg_transition o1 = tr(1, "north", "p1", "k-a", T("2026-03-02T10:00:00Z"));
+    cr_assert_eq(rg_store_transition(st, &o1, &a), RG_OK);
+    cr_assert_eq(rg_store_commit(st), RG_OK, "%s", rg_store_errmsg(st));
+    rg_store_defer_writes(st, 0);
+    cr_assert_eq(rg_store_last_cseq(st, "north", &last), RG_OK);
+    cr_assert_eq(last, 1);
+    for (int round = 0; round < 3; round++) {
+        cr_assert_eq(rg_store_begin(st), RG_OK);
+        rg_store_defer_writes(st, 1);
+        char kb[16], kc[16], ks[16];
+        snprintf(kb, sizeof kb, "k-b%d", round);
+        snprintf(kc, sizeof kc, "k-c%d", round);
+        snprintf(ks, sizeof ks, "k-s%d", round);
+        rg_transition o2 = tr(1, "north", "p2", kb, T("2026-03-02T11:00:00Z"));
+        rg_transition o3 = tr(1, "south", "p3", ks, T("2026-03-02T11:00:00Z"));
+        rg_transition r1 = tr(1, "north", "p1", kc, T("2026-03-02T12:00:00Z"));
+        rg_transition r2 = tr(0, "north", "p2", kb, T("2026-03-02T12:00:00Z"));
+        o2.params = "{\"x\":1}";
+        o2.notify_at = T("2026-03-02T13:00:00Z");
+        o2.cause = "ann (nurse)";
+        cr_assert_eq(rg_store_transition(st, &o2, &b), RG_OK);
+        cr_assert_eq(rg_store_transition(st, &o3, &c), RG_OK);
+        cr_assert_eq(rg_store_transition(st, &r1, &a), RG_OK);
+        cr_assert_eq(rg_store_transition(st, &r2, &b), RG_OK);
+        cr_assert_eq(rg_store_commit(st), RG_OK, "%s", rg_store_errmsg(st));
+        rg_store_defer_writes(st, 0);
+        int64_t unused;
+        if (round == 2) /* a statement in between: read */
+            cr_assert_eq(rg_store_last_cseq(st, "south", &unused), RG_OK);
+        trs mem = {0}, db = {0};
+        rg_store_db_counts(&s0, &t0);
+        /* round 1: from an earlier cseq than what it wrote: read */
+        cr_assert_eq(rg_store_clinic_transitions(st, "north", round == 1 ? last - 1 : last, 100,
+                                                 collect_tr, &mem), RG_OK);
+        rg_store_db_counts(&s1, &t0);
+        cr_assert_eq(s1 - s0, round == 0 ? 0 : 1, "round %d: %s", round,
+                     round ? "read from the database" : "answered from the writes");
+        cr_assert_eq(rg_store_clinic_transitions(st, "north", round == 1 ? last - 1 : last, 100,
+                                                 collect_tr, &db), RG_OK);
+        rg_store_db_counts(&s0, &t0);
+        cr_assert_eq(s0 - s1, 1, "a second read goes to the database");
+        cr_assert_eq(mem.n, round == 1 ? 4 : 3);
+        cr_assert_eq(db.n, mem.n);
+        for (int i = 0; i < mem.n; i++) {
+            cr_assert_eq(mem.seq[i], db.seq[i]);
+            cr_assert_eq(mem.cseq[i], db.cseq[i]);
+            cr_assert_eq(mem.cseq[i], last + i + (round == 1 ? 0 : 1));
+            cr_assert_eq(mem.open[i], db.open[i]);
+            cr_assert_str_eq(mem.key[i], db.key[i]);
+            cr_assert_str_eq(mem.clinic[i], "north");
+            cr_assert_str_eq(mem.params[i], db.params[i]);
+            cr_assert_str_eq(mem.evidence[i], db.evidence[i]);
+        }
+        last += 3;
+    }
+}
+
 /* A group's transitions in one call of the session function
  * (rg_store_defer_writes), guarded in rounds (every key's first row of the
  * call, then every key's second, ...): a later round sees what an earlier

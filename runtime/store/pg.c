@@ -36,6 +36,7 @@
  */
 #include "store/pg.h"
 #include "store/pg_sql.h"
+#include "store/audit.h"
 
 #include <libpq-fe.h>
 
@@ -50,8 +51,11 @@
 /* Statements sent and round trips made, by every connection of the process
  * (rg_store_db_counts: /metrics and the benchmark's "per evaluated patient"). */
 static atomic_ullong rg__n_stmts, rg__n_trips;
-#define RG__SENT(stmts, trips)                                                  \
-    (atomic_fetch_add_explicit(&rg__n_stmts, (stmts), memory_order_relaxed),     \
+/* (a statement sent also ends what the last commit's transitions answer:
+ * rg_pg_clinic_transitions) */
+#define RG__SENT(pg, stmts, trips)                                              \
+    ((pg)->feed_ok = 0,                                                          \
+     atomic_fetch_add_explicit(&rg__n_stmts, (stmts), memory_order_relaxed),     \
      atomic_fetch_add_explicit(&rg__n_trips, (trips), memory_order_relaxed))
 
 typedef struct rg__pre rg__pre;
@@ -68,6 +72,9 @@ static int rg__txs_add(rg_pg *pg, const rg_transition *t, int64_t *alert_idp);
 static int rg__pipe_result(rg_pg *pg, PGresult **keep, int ok);
 static PGresult *rg__kept_and(rg_pg *pg, const char *final, const rg__args *fa);
 static PGresult *rg__commit_pipelined(rg_pg *pg);
+static void rg__fed_drop(rg_pg *pg);
+static int rg__feed(rg_pg *pg, const char *clinic, int64_t after_cseq, int limit,
+                    int (*fn)(void *ud, const rg_transition *t), void *ud, int *rc);
 
 /* Patient states written in a write transaction, sent as one statement
  * before the transaction's next statement (rg_pg_patient_put). */
@@ -82,9 +89,15 @@ typedef struct rg__puts {
  * before the transaction's next statement or with its COMMIT: the chain's
  * tip moves in memory meanwhile (pg->chain), so each entry's hash follows
  * the one before it as when each was written at once. */
+typedef struct rg__aud {
+    rg_audit_entry e;
+    char *mem; /* its strings */
+} rg__aud;
+
 typedef struct rg__auds {
     rg_buf col[11]; /* the array literals $1..$11 */
-    int n;
+    rg__aud *e;     /* a copy of each, to chain them again (rg__auds_check) */
+    int n, cap;
 } rg__auds;
 
 /* Transitions recorded inside a write transaction while writes are deferred
@@ -94,9 +107,18 @@ typedef struct rg__auds {
  * ends), and a resolution of an opening in the same batch names its place. */
 #define RG__TXS_MAX 1024
 #define RG__TOKEN0 (-((int64_t)1 << 40)) /* tokens: RG__TOKEN0 - k, k >= 0 */
+
+/* A transition as written, its strings in mem (one block), for the feed's
+ * read after the commit (rg_pg_clinic_transitions). */
+typedef struct rg__fed {
+    rg_transition t;
+    char *mem;
+} rg__fed;
+
 typedef struct rg__txs {
     rg_buf col[17]; /* the array literals $1..$17 */
     int64_t tok[RG__TXS_MAX]; /* an opening's token, else 0 */
+    rg__fed *cp; /* [RG__TXS_MAX]: a copy of each */
     int n;
     int64_t *map_tok, *map_id;
     int nmap, cap_map;
@@ -115,7 +137,6 @@ struct rg_backend {
      * ("{a,b}") for the wake-up reads once rg_pg_lease_only is on */
     rg_buf leased;
     int only, listening;
-    int reader;    /* rg_store_opts.reader: REPEATABLE READ READ ONLY by default */
     int watch_fd; /* (listening) a copy of the connection's socket (rg_store_changes_fd) */
     rg__pre *pre;  /* a group's reads, taken in advance (rg_pg_prefetch) */
     rg__puts puts; /* patient states not yet sent */
@@ -126,16 +147,37 @@ struct rg_backend {
      * next (after a commit: rg__grown) */
     int64_t grown, analyze_at;
     int flushing;  /* (rg__puts_flush runs its own statement) */
-    /* a BEGIN not sent yet (rg_pg_begin): it goes in one round trip with the
-     * transaction's first statement (rg__run, rg__commit_pipelined), or
-     * alone before a statement sent another way (rg__begin_now); a
-     * transaction that sends nothing sends neither it nor its COMMIT */
+    /* The transitions the transaction sent in P_TRANSITIONS_MANY, with the
+     * seq and cseq they got (fed_bad: it wrote another, P_TRANSITION); once
+     * committed, the feed's read that follows (the service publishing them,
+     * nothing sent in between: feed_ok) is answered from them when they
+     * are the clinic's next ones (rg_pg_clinic_transitions). */
+    rg__fed *fed;
+    int nfed, capfed, fed_bad, feed_ok;
+    /* a BEGIN not sent yet (rg_pg_begin): a transaction that sends nothing
+     * sends neither it nor its COMMIT. Its first statement sent by rg__run
+     * or with the kept writes goes in pipeline mode without it (ptx): */
     const char *lazy;
+    /* the transaction is the server's implicit one of a pipeline not
+     * synced yet: its statements are sent with a flush request, not a sync
+     * (rg__run_piped), and its Sync commits it (rg_pg_commit): no BEGIN and
+     * no COMMIT sent. A statement that must go another way first turns it
+     * into a transaction block (rg__begin_now: BEGIN and the Sync) */
+    int ptx;
     /* the audit chain's row as this transaction locked and moved it
      * (rg_pg_audit_chain, rg_pg_audit_insert): a second entry of the same
      * transaction reads it here, not again; forgotten at its end */
     rg_audit_chain chain;
     int chain_ok;
+    /* The chain as this connection's last commit left it (known_ok): a
+     * transaction's entries chain from it without a read of their own
+     * (guess: P_AUDIT_INSERT_MANY locks the row and checks that tip, the
+     * entries chained again from the one it found when another session
+     * moved it, rg__auds_check) */
+    rg_audit_chain known;
+    int known_ok, guess;
+    int64_t guess_seq;
+    char guess_hash[65];
     char put_why[512];     /* why rg_pg_put_event answered a conflict */
     const char *put_field; /* and the field it is about */
 };
@@ -144,7 +186,7 @@ struct rg_backend {
 static void rg_pg_close(rg_pg *pg);
 
 /* The parameters of one statement, as libpq takes them. */
-#define RG__MAXARGS 20 /* (P_TRANSITION: 17) */
+#define RG__MAXARGS 32 /* (P_TRANSITIONS_MANY: 25) */
 struct rg__args {
     const char *v[RG__MAXARGS];
     int len[RG__MAXARGS], fmt[RG__MAXARGS], n;
@@ -221,6 +263,8 @@ static int rg__pending(const rg_pg *pg) { return pg->puts.n || pg->txs.n || pg->
 
 static void rg__auds_drop(rg_pg *pg)
 {
+    for (int i = 0; i < pg->auds.n; i++)
+        free(pg->auds.e[i].mem);
     pg->auds.n = 0;
     for (int k = 0; k < 11; k++)
         pg->auds.col[k].len = 0;
@@ -236,6 +280,13 @@ static int rg__auds_args(rg_pg *pg, rg__args *a)
     if (rc == RG_OK) {
         rg__int(a, pg->chain.tip_seq);
         rg__text(a, pg->chain.tip_hash);
+        if (pg->guess) {
+            rg__int(a, pg->guess_seq);
+            rg__text(a, pg->guess_hash);
+        } else {
+            rg__text(a, NULL);
+            rg__text(a, NULL);
+        }
     }
     return rc;
 }
@@ -243,18 +294,42 @@ static int rg__auds_args(rg_pg *pg, rg__args *a)
 /* Inside a transaction, its BEGIN sent or not. */
 static int rg__in_tx(const rg_pg *pg)
 {
-    return pg->lazy || PQtransactionStatus(pg->conn) == PQTRANS_INTRANS;
+    return pg->lazy || pg->ptx || PQtransactionStatus(pg->conn) == PQTRANS_INTRANS;
+}
+
+static int rg__pipe_sync(rg_pg *pg);
+static int rg__pipe_off(rg_pg *pg);
+
+/* The pipeline's implicit transaction (pg->ptx) turned into a transaction
+ * block, what was sent in it part of the block: BEGIN, then the Sync that
+ * ends the pipeline (it commits nothing inside a block). */
+static int rg__ptx_block(rg_pg *pg)
+{
+    pg->ptx = 0;
+    RG__SENT(pg, 1, 1);
+    int ok = PQsendQueryParams(pg->conn, "BEGIN", 0, NULL, NULL, NULL, NULL, 0) &&
+             PQpipelineSync(pg->conn);
+    if (!ok)
+        rg__msg(pg, PQerrorMessage(pg->conn));
+    else
+        ok = rg__pipe_result(pg, NULL, ok) && rg__pipe_sync(pg);
+    ok = rg__pipe_off(pg) && ok;
+    if (!ok)
+        rg__fault(pg);
+    return ok ? RG_OK : RG_EDB;
 }
 
 /* Sends the BEGIN kept by rg_pg_begin, before a statement that cannot
- * carry it. */
+ * carry it (nor go in the pipeline of pg->ptx). */
 static int rg__begin_now(rg_pg *pg)
 {
     const char *sql = pg->lazy;
+    if (pg->ptx)
+        return rg__ptx_block(pg);
     if (!sql)
         return RG_OK;
     pg->lazy = NULL;
-    RG__SENT(1, 1);
+    RG__SENT(pg, 1, 1);
     PGresult *r = PQexec(pg->conn, sql);
     int ok = PQresultStatus(r) == PGRES_COMMAND_OK;
     if (!ok) {
@@ -280,27 +355,43 @@ static int rg__pipe_off(rg_pg *pg)
     return PQpipelineStatus(pg->conn) == PQ_PIPELINE_OFF || PQexitPipelineMode(pg->conn);
 }
 
-/* A prepared statement and the BEGIN before it in one pipeline: the
- * statement's result (BEGIN's checked), or NULL with the message kept. */
-static PGresult *rg__run_begun(rg_pg *pg, const char *name, const rg__args *a)
+/* Into the pipeline of the transaction's implicit one (pg->ptx), its
+ * BEGIN kept (pg->lazy) not sent: 1, or 0 with the message kept. */
+static int rg__ptx_enter(rg_pg *pg)
 {
-    const char *begin = pg->lazy;
     pg->lazy = NULL;
-    RG__SENT(2, 1);
-    int ok = PQenterPipelineMode(pg->conn) &&
-             PQsendQueryParams(pg->conn, begin, 0, NULL, NULL, NULL, NULL, 0) &&
+    if (pg->ptx)
+        return 1;
+    if (!PQenterPipelineMode(pg->conn)) {
+        rg__msg(pg, PQerrorMessage(pg->conn));
+        return 0;
+    }
+    pg->ptx = 1;
+    return 1;
+}
+
+/* The statements sent in pg->ptx's pipeline go to the server, their
+ * results come back, the transaction stays open: 1, or 0. */
+static int rg__ptx_flush(rg_pg *pg)
+{
+    return PQsendFlushRequest(pg->conn) && PQflush(pg->conn) == 0;
+}
+
+/* A prepared statement in the transaction's pipeline (pg->ptx): its result,
+ * or NULL with the message kept (the pipeline is then aborted up to its
+ * Sync: the caller's rollback sends it). */
+static PGresult *rg__run_piped(rg_pg *pg, const char *name, const rg__args *a)
+{
+    RG__SENT(pg, 1, 1);
+    int ok = rg__ptx_enter(pg) &&
              PQsendQueryPrepared(pg->conn, name, a ? a->n : 0, a ? a->v : NULL,
                                  a ? a->len : NULL, a ? a->fmt : NULL, 0) &&
-             PQpipelineSync(pg->conn);
+             rg__ptx_flush(pg);
     PGresult *r = NULL;
-    if (!ok) {
+    if (!ok)
         rg__msg(pg, PQerrorMessage(pg->conn));
-    } else {
-        ok = rg__pipe_result(pg, NULL, ok) && ok;
-        ok = rg__pipe_result(pg, &r, ok) && ok;
-        ok = rg__pipe_sync(pg) && ok;
-    }
-    ok = rg__pipe_off(pg) && ok;
+    else
+        ok = rg__pipe_result(pg, &r, ok);
     if (ok)
         return r;
     PQclear(r);
@@ -315,9 +406,9 @@ static PGresult *rg__run(rg_pg *pg, int q, const rg__args *a)
     snprintf(name, sizeof name, "q%d", q);
     if (rg__pending(pg) && !pg->flushing) /* the kept writes and this, one round trip */
         return rg__kept_and(pg, name, a);
-    if (pg->lazy)
-        return rg__run_begun(pg, name, a);
-    RG__SENT(1, 1);
+    if (pg->lazy || pg->ptx)
+        return rg__run_piped(pg, name, a);
+    RG__SENT(pg, 1, 1);
     PGresult *r = PQexecPrepared(pg->conn, name, a ? a->n : 0, a ? a->v : NULL,
                                  a ? a->len : NULL, a ? a->fmt : NULL, 0);
     ExecStatusType s = r ? PQresultStatus(r) : PGRES_FATAL_ERROR;
@@ -343,7 +434,7 @@ static int rg__exec(rg_pg *pg, const char *sql)
         return RG_EDB;
     if (rg__begin_now(pg))
         return RG_EDB;
-    RG__SENT(1, 1);
+    RG__SENT(pg, 1, 1);
     PGresult *r = PQexec(pg->conn, sql);
     ExecStatusType s = r ? PQresultStatus(r) : PGRES_FATAL_ERROR;
     int ok = s == PGRES_COMMAND_OK || s == PGRES_TUPLES_OK;
@@ -504,13 +595,12 @@ static int rg_pg_open(rg_pg **out, const char *url, const rg_store_opts *opts, c
         }
         PQclear(r);
     }
-    /* a reader's statements outside BEGIN (a prefetch's pipeline, one
-     * implicit transaction) share one snapshot, as in BEGIN REPEATABLE READ */
+    /* a reader's transactions read one snapshot and write nothing, BEGIN
+     * sent or not, as in BEGIN REPEATABLE READ READ ONLY */
     if (!rc && opts && opts->reader &&
         rg__exec(pg, "SET default_transaction_isolation = 'repeatable read';"
                      " SET default_transaction_read_only = on"))
         rc = rg_fail(err, errlen, RG_EDB, "database %s: %s", safe, pg->msg);
-    pg->reader = !rc && opts && opts->reader;
     if (rc) {
         rg_pg_close(pg);
         return rc;
@@ -531,10 +621,15 @@ static void rg_pg_close(rg_pg *pg)
     rg__txs_drop(pg);
     for (int k = 0; k < 17; k++)
         rg_buf_free(&pg->txs.col[k]);
+    rg__auds_drop(pg);
+    free(pg->auds.e);
     for (int k = 0; k < 11; k++)
         rg_buf_free(&pg->auds.col[k]);
     free(pg->txs.map_tok);
     free(pg->txs.map_id);
+    free(pg->txs.cp);
+    rg__fed_drop(pg);
+    free(pg->fed);
     PQfinish(pg->conn);
     if (pg->listening)
         close(pg->watch_fd);
@@ -557,6 +652,7 @@ static int rg_pg_begin(rg_pg *pg)
     if (rg__in_tx(pg)) { /* (as PostgreSQL would: a warning, nothing more) */
         return RG_OK;
     }
+    rg__fed_drop(pg);
     pg->lazy = "BEGIN";
     return RG_OK;
 }
@@ -587,7 +683,7 @@ static void rg__grown(rg_pg *pg)
     if (pg->grown < pg->analyze_at)
         return;
     pg->analyze_at = 2 * pg->grown;
-    RG__SENT(4, 1);
+    RG__SENT(pg, 4, 1);
     /* a small sample (3,000 rows a table): enough to choose the index, 0.5 s
      * at 67,000 transitions here where the default sample took 2.4 s */
     PGresult *r = PQexec(pg->conn, "BEGIN; SET LOCAL default_statistics_target = 10;"
@@ -604,25 +700,35 @@ static int rg_pg_commit(rg_pg *pg)
     PGresult *r = NULL;
     if (pg->lazy && !rg__pending(pg)) { /* nothing was sent: nothing to end */
         pg->lazy = NULL;
-        pg->chain_ok = 0;
+        pg->chain_ok = pg->guess = 0;
         if (pg->on_commit)
             pg->on_commit(pg->on_commit_ud);
         return RG_OK;
     }
-    if (rg__pending(pg)) {
-        /* the writes kept and the COMMIT in one round trip */
+    /* the pipeline's implicit transaction: its Sync commits (none after an
+     * error, which rolled it back) */
+    int piped = pg->lazy || pg->ptx;
+    if (pg->ptx && PQpipelineStatus(pg->conn) == PQ_PIPELINE_ABORTED) {
+        rg_pg_failed(pg, "the transaction was aborted by an earlier error");
+        rg_pg_rollback(pg);
+        return RG_EDB;
+    }
+    if (rg__pending(pg) || piped) {
+        /* the writes kept and the COMMIT (or the Sync) in one round trip */
         if (!(r = rg__commit_pipelined(pg))) {
             rg_pg_rollback(pg);
             return RG_EDB;
         }
     }
     pg->txs.nmap = 0; /* (its tokens name nothing after the commit) */
-    pg->chain_ok = 0;
+    int chained = pg->chain_ok;
+    pg->chain_ok = pg->guess = 0;
     if (!r) {
-        RG__SENT(1, 1);
+        RG__SENT(pg, 1, 1);
         r = PQexec(pg->conn, "COMMIT");
     }
-    int ok = PQresultStatus(r) == PGRES_COMMAND_OK && !strcmp(PQcmdStatus(r), "COMMIT");
+    int ok = PQresultStatus(r) == PGRES_COMMAND_OK &&
+             (piped || !strcmp(PQcmdStatus(r), "COMMIT"));
     if (!ok) {
         rg__msg(pg, PQresultStatus(r) == PGRES_COMMAND_OK
                         ? "the transaction was aborted by an earlier error"
@@ -634,23 +740,50 @@ static int rg_pg_commit(rg_pg *pg)
     if (!ok)
         return RG_EDB;
     pg->fault[0] = '\0';
+    if (chained) { /* the chain as it left it: the next transaction's entries chain from it */
+        pg->known = pg->chain;
+        pg->known_ok = 1;
+    }
     rg__grown(pg);
+    pg->feed_ok = !pg->fed_bad; /* (after the statements of the commit) */
     if (pg->on_commit)
         pg->on_commit(pg->on_commit_ud);
     return RG_OK;
 }
 
+/* The pipeline's implicit transaction (pg->ptx) rolled back: BEGIN makes it
+ * a block and ROLLBACK ends it; after an error both are skipped, and the
+ * Sync rolls it back. */
+static void rg__ptx_abort(rg_pg *pg)
+{
+    pg->ptx = 0;
+    RG__SENT(pg, 2, 1);
+    if (PQsendQueryParams(pg->conn, "BEGIN", 0, NULL, NULL, NULL, NULL, 0) &&
+        PQsendQueryParams(pg->conn, "ROLLBACK", 0, NULL, NULL, NULL, NULL, 0) &&
+        PQpipelineSync(pg->conn)) {
+        rg__pipe_result(pg, NULL, 0);
+        rg__pipe_result(pg, NULL, 0);
+        rg__pipe_sync(pg);
+    }
+    rg__pipe_off(pg);
+}
+
 static void rg_pg_rollback(rg_pg *pg)
 {
     pg->rollbacks++;
-    pg->chain_ok = 0;
+    pg->chain_ok = pg->guess = pg->known_ok = 0;
     pg->lazy = NULL;
     rg__puts_drop(pg);
     rg__txs_drop(pg);
     rg__auds_drop(pg);
+    rg__fed_drop(pg);
     pg->txs.nmap = 0;
+    if (pg->ptx) {
+        rg__ptx_abort(pg);
+        return;
+    }
     if (PQtransactionStatus(pg->conn) != PQTRANS_IDLE) {
-        RG__SENT(1, 1);
+        RG__SENT(pg, 1, 1);
         PGresult *r = PQexec(pg->conn, "ROLLBACK");
         PQclear(r);
     }
@@ -1187,6 +1320,7 @@ static int rg_pg_transition(rg_pg *pg, rg_transition *t, int64_t *alert_idp)
     int drc = rg__txs_add(pg, t, alert_idp);
     if (drc != RG__AGAIN)
         return drc;
+    pg->fed_bad = 1; /* (not among the transaction's pg->fed) */
     int opening = t->open == 1;
     rg__args a = {0};
     if (opening)
@@ -1274,6 +1408,9 @@ static int rg_pg_each_transition(rg_pg *pg, int64_t after, int by_time,
 static int rg_pg_clinic_transitions(rg_pg *pg, const char *clinic, int64_t after_cseq, int limit,
                                     int (*fn)(void *ud, const rg_transition *t), void *ud)
 {
+    int frc;
+    if (rg__feed(pg, clinic, after_cseq, limit, fn, ud, &frc))
+        return frc;
     rg__args a = {0};
     rg__text(&a, clinic);
     rg__int(&a, after_cseq);
@@ -1855,7 +1992,7 @@ static int rg_pg_lease(rg_pg *pg, const char *clinic, int *held)
     const char *v[1] = {clinic};
     if (rg__begin_now(pg))
         return RG_EDB;
-    RG__SENT(1, 1);
+    RG__SENT(pg, 1, 1);
     PGresult *r = PQexecParams(pg->conn, "SELECT pg_try_advisory_lock(" RG__LEASE_KEY ")", 1,
                                NULL, v, NULL, NULL, 0);
     if (PQresultStatus(r) != PGRES_TUPLES_OK) {
@@ -1897,7 +2034,7 @@ static int rg_pg_unlease(rg_pg *pg, const char *clinic)
     const char *v[1] = {clinic};
     if (rg__begin_now(pg))
         return RG_EDB;
-    RG__SENT(1, 1);
+    RG__SENT(pg, 1, 1);
     PGresult *r = PQexecParams(pg->conn, "SELECT pg_advisory_unlock(" RG__LEASE_KEY ")", 1,
                                NULL, v, NULL, NULL, 0);
     int ok = PQresultStatus(r) == PGRES_TUPLES_OK;
@@ -1914,7 +2051,7 @@ static int rg_pg_workers(rg_pg *pg, int *n)
 {
     if (rg__begin_now(pg))
         return RG_EDB;
-    RG__SENT(1, 1);
+    RG__SENT(pg, 1, 1);
     PGresult *r = PQexec(pg->conn,
                          "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted"
                          " AND mode = 'ShareLock' AND objsubid = 1 AND database ="
@@ -1943,7 +2080,7 @@ static int rg_pg_changes_fd(rg_pg *pg, int *fd)
         /* (the channel's name is the schema's: RG__CHANNEL) */
         if (rg__begin_now(pg))
             return RG_EDB;
-        RG__SENT(1, 1);
+        RG__SENT(pg, 1, 1);
         PGresult *r = PQexec(pg->conn, "SELECT " RG__CHANNEL);
         char *id = PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1
                        ? PQescapeIdentifier(pg->conn, PQgetvalue(r, 0, 0),
@@ -2017,13 +2154,28 @@ static int rg_pg_hold(rg_pg *pg, int alone, int *ok)
 
 /* ---- the audit trail: as sqlite.c's rg_store_audit_* ---------------------------------- */
 
+static int rg__chain_read(rg_pg *pg, int lock, rg_audit_chain *c);
+
 static int rg_pg_audit_chain(rg_pg *pg, int lock, rg_audit_chain *c)
 {
     if (lock && pg->chain_ok && rg__in_tx(pg)) {
-        *c = pg->chain; /* (locked by this transaction: nobody else moved it) */
+        *c = pg->chain; /* (locked by this transaction, or checked when its entries go in) */
         return RG_OK;
     }
-    pg->chain_ok = 0;
+    if (lock && pg->known_ok && rg__in_tx(pg) && !pg->auds.n) {
+        pg->chain = *c = pg->known;
+        pg->chain_ok = pg->guess = 1;
+        pg->guess_seq = pg->known.tip_seq;
+        snprintf(pg->guess_hash, sizeof pg->guess_hash, "%s", pg->known.tip_hash);
+        return RG_OK;
+    }
+    return rg__chain_read(pg, lock, c);
+}
+
+/* The chain's row read, locked when lock. */
+static int rg__chain_read(rg_pg *pg, int lock, rg_audit_chain *c)
+{
+    pg->chain_ok = pg->guess = 0;
     PGresult *r = rg__run(pg, lock ? P_AUDIT_CHAIN_LOCK : P_AUDIT_CHAIN, NULL);
     int ok = r && PQntuples(r) == 1;
     if (ok) {
@@ -2059,13 +2211,102 @@ static int rg__auds_add(rg_pg *pg, const rg_audit_entry *e)
         if (rc == RG_OK)
             rc = rg__elem(b, v[k] ? v[k] : "", NULL, 0);
     }
+    rg__auds *u = &pg->auds;
+    if (rc == RG_OK && u->n == u->cap) {
+        int cap = u->cap ? 2 * u->cap : 16;
+        rg__aud *g = realloc(u->e, (size_t)cap * sizeof *g);
+        if (g) {
+            u->e = g;
+            u->cap = cap;
+        }
+        rc = g ? RG_OK : RG_ENOMEM;
+    }
+    if (rc == RG_OK) { /* its strings in one block (seq, prev and hash set again) */
+        const char *f[7] = {e->who, e->role, e->address, e->clinic, e->patients, e->route,
+                            e->outcome};
+        size_t len[7], n = 1;
+        for (int k = 0; k < 7; k++)
+            n += len[k] = strlen(f[k] ? f[k] : "") + 1;
+        char *m = u->e[u->n].mem = malloc(n);
+        const char *to[7];
+        for (int k = 0; m && k < 7; m += len[k], k++)
+            to[k] = memcpy(m, f[k] ? f[k] : "", len[k]);
+        rc = u->e[u->n].mem ? RG_OK : RG_ENOMEM;
+        if (rc == RG_OK)
+            u->e[u->n].e = (rg_audit_entry){.at = e->at, .who = to[0], .role = to[1],
+                                            .address = to[2], .clinic = to[3],
+                                            .patients = to[4], .route = to[5],
+                                            .outcome = to[6]};
+    }
     if (rc) {
         rg__auds_drop(pg);
-        pg->chain_ok = 0;
+        pg->chain_ok = pg->guess = 0;
         return rc;
     }
     pg->auds.n++;
     return RG_OK;
+}
+
+/* The answer of P_AUDIT_INSERT_MANY (r) for the n entries kept: when they
+ * did not go in (another session moved the chain's tip since this one's
+ * last commit: the row is locked now), they are chained again from the tip
+ * it found and sent again. RG_OK, or the error (kept). */
+static int rg__auds_check(rg_pg *pg, const PGresult *r, int n)
+{
+    int guessed = pg->guess;
+    pg->guess = 0; /* (the row is locked from here on) */
+    if (!r || PQntuples(r) != 1) {
+        rg_pg_failed(pg, "the audit chain's row is missing");
+        return RG_EDB;
+    }
+    if (!strcmp(rg__col_text(r, 0, 0), "t"))
+        return RG_OK;
+    if (!guessed || n > pg->auds.cap) {
+        rg_pg_failed(pg, "the audit entries did not go in");
+        return RG_EDB;
+    }
+    int64_t seq = rg__col_int(r, 0, 1);
+    char prev[65], hash[65];
+    snprintf(prev, sizeof prev, "%s", rg__col_text(r, 0, 2));
+    /* the copies taken out: the n entries again, from the tip found */
+    rg__aud *v = pg->auds.e;
+    pg->auds.e = NULL;
+    pg->auds.n = pg->auds.cap = 0;
+    rg__auds_drop(pg);
+    int rc = RG_OK;
+    for (int i = 0; i < n && rc == RG_OK; i++) {
+        v[i].e.seq = ++seq;
+        v[i].e.prev = prev;
+        if ((rc = rg_audit_hash(&v[i].e, hash)) == RG_OK) {
+            v[i].e.hash = hash;
+            rc = rg__auds_add(pg, &v[i].e);
+            snprintf(prev, sizeof prev, "%s", hash);
+        }
+    }
+    for (int i = 0; i < n; i++)
+        free(v[i].mem);
+    free(v);
+    pg->chain.tip_seq = seq;
+    snprintf(pg->chain.tip_hash, sizeof pg->chain.tip_hash, "%s", prev);
+    if (rc) {
+        rg_pg_failed(pg, "out of memory");
+        return rc;
+    }
+    rg__args a = {0};
+    int kept = pg->auds.n;
+    rc = rg__auds_args(pg, &a);
+    PGresult *again = NULL;
+    if (rc == RG_OK) {
+        pg->flushing = 1;
+        again = rg__run(pg, P_AUDIT_INSERT_MANY, &a);
+        pg->flushing = 0;
+    }
+    pg->auds.n = kept;
+    rg__auds_drop(pg);
+    rc = again && PQntuples(again) == 1 && !strcmp(rg__col_text(again, 0, 0), "t") ? RG_OK
+                                                                                 : RG_EDB;
+    PQclear(again);
+    return rc;
 }
 
 /* The statement of a kept batch (its arguments built with rc), run as a
@@ -2085,10 +2326,20 @@ static int rg__flush_do(rg_pg *pg, int rc, int stmt, rg__args *a)
 static int rg__auds_flush(rg_pg *pg)
 {
     rg__args a = {0};
-    int rc = rg__flush_do(pg, rg__auds_args(pg, &a), P_AUDIT_INSERT_MANY, &a);
+    int n = pg->auds.n, rc = rg__auds_args(pg, &a);
+    PGresult *r = NULL;
+    if (rc == RG_OK) {
+        pg->flushing = 1;
+        r = rg__run(pg, P_AUDIT_INSERT_MANY, &a);
+        pg->flushing = 0;
+        rc = r ? rg__auds_check(pg, r, n) : RG_EDB;
+    } else {
+        rg_pg_failed(pg, "out of memory");
+    }
+    PQclear(r);
     rg__auds_drop(pg);
     if (rc)
-        pg->chain_ok = 0;
+        pg->chain_ok = pg->guess = 0;
     return rc;
 }
 
@@ -2153,7 +2404,7 @@ static int rg_pg_audit_archive(rg_pg *pg, rg_time before, int64_t *n)
 {
     rg_audit_chain c;
     *n = 0;
-    if (rg_pg_audit_chain(pg, 1, &c))
+    if (rg__chain_read(pg, 1, &c)) /* (locked now: its base moves) */
         return RG_EDB;
     rg__args a = {0};
     rg__int(&a, before);
@@ -2193,7 +2444,7 @@ PGresult *rg_pg_query(rg_pg *pg, const char *sql, int n, const char *const *v, c
         return NULL;
     if (rg__begin_now(pg))
         return NULL;
-    RG__SENT(1, 1);
+    RG__SENT(pg, 1, 1);
     PGresult *r = PQexecParams(pg->conn, sql, n, NULL, v, len, fmt, 0);
     ExecStatusType s = r ? PQresultStatus(r) : PGRES_FATAL_ERROR;
     if (constraint)
@@ -2220,7 +2471,7 @@ static int rg_pg_run_sql(rg_pg *pg, const char *sql, const rg_store_arg *args, i
         rg__writes_flush(pg);
     if (rg__begin_now(pg))
         return RG_EDB;
-    RG__SENT(1, 1);
+    RG__SENT(pg, 1, 1);
     const char *v[RG_STORE_MAX_ARGS];
     char num[RG_STORE_MAX_ARGS][24];
     for (int i = 0; i < nargs; i++) {
@@ -2254,11 +2505,11 @@ static int rg_pg_run_sql(rg_pg *pg, const char *sql, const rg_store_arg *args, i
 /* ---- a group's reads and writes in few round trips ------------------------------------
  *
  * An evaluation thread about to evaluate a page of a clinic's patients reads
- * their states, their new events and their open alerts in one pipeline
- * (rg_pg_prefetch): BEGIN REPEATABLE READ, the three statements with every
- * patient's name in one array, COMMIT, one round trip in all and one
- * snapshot (states and events from the same moment: rg_patient_state's
- * count of schedulings still covers what a later event adds). The engine's
+ * their states, their new events and their open alerts in one statement
+ * (rg_pg_prefetch, P_BATCH_ALL) with every patient's name in one array: one
+ * round trip and one snapshot (states and events from the same moment:
+ * rg_patient_state's count of schedulings still covers what a later event
+ * adds). The engine's
  * reads of a patient (rg_pg_patient_get, rg_pg_each_event_after,
  * rg_pg_each_open_alert) are then answered from those rows, once each; a
  * read the prefetch cannot answer (another patient, a second read, a
@@ -2271,9 +2522,16 @@ static int rg_pg_run_sql(rg_pg *pg, const char *sql, const rg_store_arg *args, i
  * second state of the same patient sends the first ones before it (one
  * INSERT ... ON CONFLICT may touch a row once). */
 
+/* Where each kind's columns start in P_BATCH_ALL's rows (0: the patient,
+ * 1: the kind). */
+#define RG__PRE_STATE 2
+#define RG__PRE_EVENT 8
+#define RG__PRE_ALERT 16
+
 struct rg__pre {
     char clinic[RG_EVENT_MAX_ID + 1];
-    PGresult *states, *events, *alerts;
+    PGresult *r;   /* P_BATCH_ALL's rows, binary */
+    int lo[4], hi[4]; /* kind k's rows: [lo[k], hi[k]) */
     char **names;      /* the patients asked for, sorted (strcmp) */
     int64_t *after;    /* the event seq each one's rows start after */
     unsigned char *used; /* per name: bit 1 state, 2 events, 4 alerts served */
@@ -2285,9 +2543,7 @@ static void rg__pre_free(rg_pg *pg)
     rg__pre *p = pg->pre;
     if (!p)
         return;
-    PQclear(p->states);
-    PQclear(p->events);
-    PQclear(p->alerts);
+    PQclear(p->r);
     for (int i = 0; i < p->n; i++)
         free(p->names[i]);
     free(p->names);
@@ -2322,11 +2578,12 @@ static int rg__pre_find(const rg__pre *p, const char *clinic, const char *patien
     return -1;
 }
 
-/* The first row of r (patient in column 0, rows in patient order) whose
- * patient is not below patient. */
-static int rg__pre_first(const PGresult *r, const char *patient)
+/* The first row of kind k's (patient in column 0, rows in patient order)
+ * whose patient is not below patient. */
+static int rg__pre_first(const rg__pre *p, int k, const char *patient)
 {
-    int lo = 0, hi = PQntuples(r);
+    const PGresult *r = p->r;
+    int lo = p->lo[k], hi = p->hi[k];
     while (lo < hi) {
         int mid = (lo + hi) / 2;
         if (strcmp(PQgetvalue(r, mid, 0), patient) < 0)
@@ -2346,14 +2603,15 @@ static int rg__pre_state(rg_pg *pg, const char *clinic, const char *patient,
     if (k < 0 || (p->used[k] & 1))
         return 0;
     p->used[k] |= 1;
-    int i = rg__pre_first(p->states, patient);
-    int found = i < PQntuples(p->states) && !strcmp(PQgetvalue(p->states, i, 0), patient);
-    ps->clock = found ? rg__col_time(p->states, i, 1) : RG_TIME_NONE;
-    ps->wake = found ? rg__col_time(p->states, i, 2) : RG_TIME_NONE;
-    ps->next_wake = found ? rg__col_time(p->states, i, 3) : RG_TIME_NONE;
-    ps->last_seq = found ? rg__col_int(p->states, i, 4) : 0;
-    ps->scheduled = found ? rg__col_int(p->states, i, 5) : 0;
-    ps->failing = found ? rg__col_int(p->states, i, 6) : 0;
+    const PGresult *r = p->r;
+    int i = rg__pre_first(p, 1, patient), c = RG__PRE_STATE;
+    int found = i < p->hi[1] && !strcmp(PQgetvalue(r, i, 0), patient);
+    ps->clock = found ? rg__col_time(r, i, c) : RG_TIME_NONE;
+    ps->wake = found ? rg__col_time(r, i, c + 1) : RG_TIME_NONE;
+    ps->next_wake = found ? rg__col_time(r, i, c + 2) : RG_TIME_NONE;
+    ps->last_seq = found ? rg__col_int(r, i, c + 3) : 0;
+    ps->scheduled = found ? rg__col_int(r, i, c + 4) : 0;
+    ps->failing = found ? rg__col_int(r, i, c + 5) : 0;
     *rc = found ? RG_OK : RG_ENOTFOUND;
     return 1;
 }
@@ -2370,12 +2628,12 @@ static int rg__pre_events(rg_pg *pg, const char *clinic, const char *patient, in
     rg_buf f = {0};
     char *data = NULL;
     *rc = 0;
-    for (int i = rg__pre_first(p->events, patient);
-         i < PQntuples(p->events) && !*rc && !strcmp(PQgetvalue(p->events, i, 0), patient); i++) {
+    for (int i = rg__pre_first(p, 2, patient);
+         i < p->hi[2] && !*rc && !strcmp(PQgetvalue(p->r, i, 0), patient); i++) {
         rg_stored_event e;
-        if (rg__col_int(p->events, i, 1) <= after)
+        if (rg__col_int(p->r, i, RG__PRE_EVENT) <= after)
             continue;
-        if ((*rc = rg__col_event(p->events, i, 1, 0, &f, &data, &e)))
+        if ((*rc = rg__col_event(p->r, i, RG__PRE_EVENT, 0, &f, &data, &e)))
             break;
         *rc = fn(ud, &e);
     }
@@ -2393,11 +2651,11 @@ static int rg__pre_alerts(rg_pg *pg, const char *clinic, const char *patient,
     if (k < 0 || (p->used[k] & 4))
         return 0;
     p->used[k] |= 4;
-    const PGresult *r = p->alerts;
+    const PGresult *r = p->r;
     *rc = 0;
-    for (int i = rg__pre_first(r, patient);
-         i < PQntuples(r) && !*rc && !strcmp(PQgetvalue(r, i, 0), patient); i++)
-        *rc = rg__open_alert_row(r, i, 1, clinic, patient, fn, ud);
+    for (int i = rg__pre_first(p, 3, patient);
+         i < p->hi[3] && !*rc && !strcmp(PQgetvalue(r, i, 0), patient); i++)
+        *rc = rg__open_alert_row(r, i, RG__PRE_ALERT, clinic, patient, fn, ud);
     return 1;
 }
 
@@ -2472,50 +2730,29 @@ static int rg_pg_prefetch(rg_pg *pg, const char *clinic, const char *const *pati
         goto fail;
     }
     const char *args[3] = {clinic, names.p, afters.p};
-    /* a reader's pipeline is one implicit transaction, REPEATABLE READ by
-     * its default: no BEGIN or COMMIT to send */
-    int sent = PQenterPipelineMode(pg->conn) &&
-               (pg->reader ||
-                PQsendQueryParams(pg->conn, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", 0,
-                                  NULL, NULL, NULL, NULL, 0));
     char q[16];
-    int stmts[3] = {P_BATCH_STATES, P_BATCH_EVENTS, P_BATCH_ALERTS};
-    for (int k = 0; k < 3 && sent; k++) {
-        snprintf(q, sizeof q, "q%d", stmts[k]);
-        /* the events in binary: their fields as bytes, not hex (half what
-         * crosses the socket, no byteaout on the server), their numbers
-         * as int8 (rg__col_int and rg__col_bytes read either form) */
-        sent = PQsendQueryPrepared(pg->conn, q, k == 1 ? 3 : 2, args, NULL, NULL, k == 1);
-    }
-    sent = sent && (pg->reader ||
-                    PQsendQueryParams(pg->conn, "COMMIT", 0, NULL, NULL, NULL, NULL, 0)) &&
-           PQpipelineSync(pg->conn);
-    RG__SENT(pg->reader ? 3 : 5, 1);
+    snprintf(q, sizeof q, "q%d", P_BATCH_ALL);
+    /* in binary: the fields as bytes, not hex (half what crosses the
+     * socket, no byteaout on the server), numbers as int8 (rg__col_int and
+     * rg__col_bytes read either form) */
+    RG__SENT(pg, 1, 1);
+    p->r = PQexecPrepared(pg->conn, q, 3, args, NULL, NULL, 1);
     rg_buf_free(&names);
     rg_buf_free(&afters);
-    int ok = sent;
-    if (!sent)
-        rg__msg(pg, PQerrorMessage(pg->conn));
-    else {
-        if (!pg->reader)
-            ok = rg__pipe_result(pg, NULL, ok) && ok;
-        ok = rg__pipe_result(pg, &p->states, ok) && ok;
-        ok = rg__pipe_result(pg, &p->events, ok) && ok;
-        ok = rg__pipe_result(pg, &p->alerts, ok) && ok;
-        if (!pg->reader)
-            ok = rg__pipe_result(pg, NULL, ok) && ok;
-        ok = rg__pipe_sync(pg) && ok;
+    if (PQresultStatus(p->r) != PGRES_TUPLES_OK) {
+        rg__msg(pg, p->r ? PQresultErrorMessage(p->r) : PQerrorMessage(pg->conn));
+        rg__fault(pg);
+        rc = RG_EDB;
+        goto fail;
     }
-    ok = rg__pipe_off(pg) && ok;
-    if (ok)
-        return 1;
-    rc = RG_EDB;
-    rg__fault(pg);
-    if (PQtransactionStatus(pg->conn) == PQTRANS_INERROR ||
-        PQtransactionStatus(pg->conn) == PQTRANS_INTRANS) {
-        PGresult *r = PQexec(pg->conn, "ROLLBACK");
-        PQclear(r);
+    /* each kind's rows (kinds in order: 1 states, 2 events, 3 alerts) */
+    for (int i = 0, k = 1, rows = PQntuples(p->r); k <= 3; k++) {
+        p->lo[k] = i;
+        while (i < rows && rg__col_int(p->r, i, 1) == k)
+            i++;
+        p->hi[k] = i;
     }
+    return 1;
 fail:
     rg__pre_free(pg);
     return rc;
@@ -2626,6 +2863,10 @@ static int rg_pg_due_count(rg_pg *pg, const char *clinic, rg_time now, int max, 
 static void rg__txs_drop(rg_pg *pg)
 {
     rg__txs *x = &pg->txs;
+    for (int i = 0; x->cp && i < x->n; i++) {
+        free(x->cp[i].mem);
+        x->cp[i].mem = NULL;
+    }
     x->n = 0;
     for (int k = 0; k < 17; k++)
         x->col[k].len = 0;
@@ -2633,11 +2874,106 @@ static void rg__txs_drop(rg_pg *pg)
 
 static int rg__txs_took(rg_pg *pg, const PGresult *r, int n);
 
+static void rg__fed_drop(rg_pg *pg)
+{
+    for (int i = 0; i < pg->nfed; i++)
+        free(pg->fed[i].mem);
+    pg->nfed = pg->fed_bad = pg->feed_ok = 0;
+}
+
+/* A copy of t in f, its strings in one block (NULL kept NULL, params and
+ * evidence as stored), notify_at as read back: RG_OK or RG_ENOMEM. */
+static int rg__fed_copy(rg__fed *f, const rg_transition *t)
+{
+    const char *v[11] = {t->clinic, t->patient, t->key, t->protocol, t->version, t->rule,
+                         t->severity, t->message, t->params ? t->params : "{}",
+                         t->evidence ? t->evidence : "[]", t->cause};
+    const char *out[11];
+    size_t len[11], n = 1;
+    for (int k = 0; k < 11; k++)
+        n += len[k] = v[k] ? strlen(v[k]) + 1 : 0;
+    if (!(f->mem = malloc(n)))
+        return RG_ENOMEM;
+    for (size_t k = 0, at = 0; k < 11; at += len[k], k++)
+        out[k] = v[k] ? memcpy(f->mem + at, v[k], len[k]) : NULL;
+    f->t = *t;
+    f->t.clinic = out[0], f->t.patient = out[1], f->t.key = out[2], f->t.protocol = out[3];
+    f->t.version = out[4], f->t.rule = out[5], f->t.severity = out[6], f->t.message = out[7];
+    f->t.params = out[8], f->t.evidence = out[9], f->t.cause = out[10];
+    f->t.notify_at = t->notify_at > t->at ? t->notify_at : t->at;
+    return RG_OK;
+}
+
+/* The n kept transitions' copies, with the seq and cseq P_TRANSITIONS_MANY
+ * answered (r), moved to the transaction's (pg->fed). */
+static void rg__txs_fed(rg_pg *pg, const PGresult *r, int n)
+{
+    rg__fed *cp = pg->txs.cp;
+    for (int i = 0; i < PQntuples(r); i++) {
+        int o = (int)rg__col_int(r, i, 0);
+        if (o < 1 || o > n || !cp || !cp[o - 1].mem) {
+            pg->fed_bad = 1;
+            continue;
+        }
+        if (pg->nfed == pg->capfed) {
+            int cap = pg->capfed ? 2 * pg->capfed : 64;
+            rg__fed *g = realloc(pg->fed, (size_t)cap * sizeof *g);
+            if (!g) {
+                pg->fed_bad = 1;
+                continue;
+            }
+            pg->fed = g;
+            pg->capfed = cap;
+        }
+        rg__fed *f = &pg->fed[pg->nfed++];
+        *f = cp[o - 1];
+        cp[o - 1].mem = NULL;
+        f->t.seq = rg__col_int(r, i, 1);
+        f->t.cseq = rg__col_int(r, i, 2);
+    }
+}
+
+/* The feed's read of clinic after a commit, answered from what it wrote
+ * (pg->fed) when nothing was sent since (pg->feed_ok) and its transitions
+ * of clinic are the ones after after_cseq, without a gap: the same rows the
+ * read gives, but those another session committed after this one (its
+ * NOTICE brings the service back for them). 1 (*rc fn's answer), or 0. */
+static int rg__feed(rg_pg *pg, const char *clinic, int64_t after_cseq, int limit,
+                    int (*fn)(void *ud, const rg_transition *t), void *ud, int *rc)
+{
+    int64_t next = after_cseq + 1;
+    int n = 0;
+    for (int i = 0; i < pg->nfed; i++) {
+        if (strcmp(pg->fed[i].t.clinic, clinic))
+            continue;
+        if (pg->fed[i].t.cseq != next++)
+            return 0;
+        n++;
+    }
+    if (!pg->feed_ok || !n || n > limit)
+        return 0;
+    *rc = 0;
+    int kept = 0;
+    for (int i = 0; i < pg->nfed; i++) {
+        if (strcmp(pg->fed[i].t.clinic, clinic)) {
+            pg->fed[kept++] = pg->fed[i];
+            continue;
+        }
+        if (!*rc)
+            *rc = fn(ud, &pg->fed[i].t);
+        free(pg->fed[i].mem);
+    }
+    pg->nfed = kept;
+    return 1;
+}
+
 static int rg__txs_flush(rg_pg *pg)
 {
     rg__txs *x = &pg->txs;
     rg__args a = {0};
     int rc = RG_OK, n = x->n;
+    for (int k = 0; k < 8; k++) /* (no patient states) */
+        rg__text(&a, NULL);
     for (int k = 0; k < 17 && rc == RG_OK; k++)
         if ((rc = rg_buf_add(&x->col[k], "}", 1)) == RG_OK)
             rg__text(&a, x->col[k].p);
@@ -2665,6 +3001,7 @@ static int rg__txs_took(rg_pg *pg, const PGresult *r, int n)
     rg__txs *x = &pg->txs;
     int rc = RG_OK;
     pg->grown += n;
+    rg__txs_fed(pg, r, n);
     for (int i = 0; rc == RG_OK && i < PQntuples(r); i++) {
         int o = (int)rg__col_int(r, i, 0);
         if (o < 1 || o > n || !x->tok[o - 1])
@@ -2707,6 +3044,12 @@ static PGresult *rg__kept_and(rg_pg *pg, const char *final, const rg__args *fa)
     for (int k = 0; nputs && k < 8 && rc == RG_OK; k++)
         if ((rc = rg_buf_add(&pg->puts.col[k], "}", 1)) == RG_OK)
             rg__text(&pa, pg->puts.col[k].p);
+    /* the states and the transitions: one statement (P_TRANSITIONS_MANY's
+     * first eight arrays) */
+    for (int k = 0; ntxs && k < 8; k++)
+        rg__text(&ta, nputs ? pa.v[k] : NULL);
+    if (ntxs)
+        nputs = 0;
     for (int k = 0; ntxs && k < 17 && rc == RG_OK; k++)
         if ((rc = rg_buf_add(&pg->txs.col[k], "}", 1)) == RG_OK)
             rg__text(&ta, pg->txs.col[k].p);
@@ -2720,11 +3063,15 @@ static PGresult *rg__kept_and(rg_pg *pg, const char *final, const rg__args *fa)
         return NULL;
     }
     char q[16];
-    const char *begin = pg->lazy;
-    pg->lazy = NULL;
-    int sent = PQenterPipelineMode(pg->conn);
-    if (sent && begin)
-        sent = PQsendQueryParams(pg->conn, begin, 0, NULL, NULL, NULL, NULL, 0);
+    /* in the pipeline's implicit transaction (no BEGIN: pg->ptx), a Sync
+     * only to commit; in a transaction block, one after the statements */
+    int piped = pg->lazy || pg->ptx, sync = !final || !piped;
+    /* entries chained from the tip of this connection's last commit: their
+     * answer read before the commit (its Sync or COMMIT sent after it) */
+    int check = nauds && pg->guess, later = check && !final;
+    if (later && piped)
+        sync = 0;
+    int sent = piped ? rg__ptx_enter(pg) : PQenterPipelineMode(pg->conn);
     if (sent && nputs) {
         snprintf(q, sizeof q, "q%d", P_PATIENTS_PUT_MANY);
         sent = PQsendQueryPrepared(pg->conn, q, pa.n, pa.v, pa.len, pa.fmt, 0);
@@ -2740,29 +3087,29 @@ static PGresult *rg__kept_and(rg_pg *pg, const char *final, const rg__args *fa)
     if (sent && final)
         sent = PQsendQueryPrepared(pg->conn, final, fa ? fa->n : 0, fa ? fa->v : NULL,
                                    fa ? fa->len : NULL, fa ? fa->fmt : NULL, 0);
-    else if (sent)
+    else if (sent && !piped && !later)
         sent = PQsendQueryParams(pg->conn, "COMMIT", 0, NULL, NULL, NULL, NULL, 0);
-    sent = sent && PQpipelineSync(pg->conn);
-    RG__SENT((uint64_t)(1 + (begin != NULL) + (nputs > 0) + (ntxs > 0) + (nauds > 0)), 1);
+    sent = sent && (sync ? PQpipelineSync(pg->conn) : rg__ptx_flush(pg));
+    int ends = final || (!piped && !later); /* (a statement's result closes the batch) */
+    RG__SENT(pg, (uint64_t)(ends + (nputs > 0) + (ntxs > 0) + (nauds > 0)), 1);
     rg__puts_drop(pg);
-    rg__auds_drop(pg);
+    if (!check) /* (else their copies are kept for rg__auds_check) */
+        rg__auds_drop(pg);
     int ok = sent;
-    PGresult *tx = NULL, *last = NULL;
+    PGresult *tx = NULL, *last = NULL, *ar = NULL;
     if (!sent) {
         rg__msg(pg, PQerrorMessage(pg->conn));
     } else {
-        if (begin)
-            ok = rg__pipe_result(pg, NULL, ok) && ok;
         if (nputs)
             ok = rg__pipe_result(pg, NULL, ok) && ok;
         if (ntxs)
             ok = rg__pipe_result(pg, &tx, ok) && ok;
         if (nauds)
-            ok = rg__pipe_result(pg, NULL, ok) && ok;
+            ok = rg__pipe_result(pg, check ? &ar : NULL, ok) && ok;
         /* (the final statement's own result; after a failure before it,
          * PGRES_PIPELINE_ABORTED) */
-        last = PQgetResult(pg->conn);
-        for (PGresult *x; last && (x = PQgetResult(pg->conn)) != NULL;)
+        last = ends ? PQgetResult(pg->conn) : PQmakeEmptyPGresult(pg->conn, PGRES_COMMAND_OK);
+        for (PGresult *x; last && ends && (x = PQgetResult(pg->conn)) != NULL;)
             PQclear(x);
         ExecStatusType st = last ? PQresultStatus(last) : PGRES_FATAL_ERROR;
         if (st != PGRES_COMMAND_OK && (!final || st != PGRES_TUPLES_OK)) {
@@ -2770,9 +3117,27 @@ static PGresult *rg__kept_and(rg_pg *pg, const char *final, const rg__args *fa)
                 rg__msg(pg, last ? PQresultErrorMessage(last) : PQerrorMessage(pg->conn));
             ok = 0;
         }
-        ok = rg__pipe_sync(pg) && ok;
+        if (sync)
+            ok = rg__pipe_sync(pg) && ok;
     }
-    ok = rg__pipe_off(pg) && ok;
+    if (sync) {
+        pg->ptx = 0;
+        ok = rg__pipe_off(pg) && ok;
+    }
+    if (ok && check)
+        ok = rg__auds_check(pg, ar, nauds) == RG_OK;
+    PQclear(ar);
+    rg__auds_drop(pg);
+    if (ok && later && piped) { /* the commit: the pipeline's Sync */
+        RG__SENT(pg, 0, 1);
+        ok = PQpipelineSync(pg->conn) && rg__pipe_sync(pg);
+        pg->ptx = 0;
+        ok = rg__pipe_off(pg) && ok;
+    } else if (ok && later) { /* a transaction block's COMMIT */
+        RG__SENT(pg, 1, 1);
+        PQclear(last);
+        last = PQexec(pg->conn, "COMMIT");
+    }
     if (ok && tx && PQntuples(tx) != ntxs) { /* (the function raises first: not reached) */
         rg_pg_failed(pg, "a transition was refused: its key's last transition does not allow it");
         ok = 0;
@@ -2782,6 +3147,7 @@ static PGresult *rg__kept_and(rg_pg *pg, const char *final, const rg__args *fa)
         ok = 0;
     } else if (ok && ntxs && !final) {
         pg->grown += ntxs;
+        rg__txs_fed(pg, tx, ntxs);
     }
     rg__txs_drop(pg);
     PQclear(tx);
@@ -2856,6 +3222,10 @@ static int rg__txs_add(rg_pg *pg, const rg_transition *t, int64_t *alert_idp)
             return RG_ENOMEM;
         }
     }
+    if (!x->cp)
+        x->cp = calloc(RG__TXS_MAX, sizeof *x->cp);
+    if (!x->cp || rg__fed_copy(&x->cp[x->n], t))
+        pg->fed_bad = 1; /* (the feed is read from the database, as before) */
     x->tok[x->n] = opening ? RG__TOKEN0 - x->next++ : 0;
     if (opening)
         *alert_idp = x->tok[x->n];

@@ -352,6 +352,18 @@ const size_t rg_pg_nsteps = sizeof rg_pg_steps / sizeof rg_pg_steps[0];
     " AND r.state = 'resolved'"                                                                    \
     " LEFT JOIN alerts a ON a.clinic = o.clinic AND a.id = o.seq"
 
+/* P_PATIENTS_PUT_MANY, also the first statement of rg_pg_txs_fn (whose
+ * first eight parameters are its $1..$8) */
+#define RG__PUTS_MANY                                                                       \
+    "INSERT INTO patients(clinic, patient, clock, wake, next_wake, last_seq, scheduled,"   \
+    " failing) SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[], $4::bigint[],"   \
+    " $5::bigint[], $6::bigint[], $7::bigint[], $8::bigint[])"                             \
+    " ON CONFLICT (clinic, patient) DO UPDATE SET"                                         \
+    " clock = excluded.clock, wake = excluded.wake, next_wake = CASE WHEN"                 \
+    " patients.scheduled = excluded.scheduled THEN excluded.next_wake"                     \
+    " ELSE LEAST(excluded.next_wake, patients.next_wake) END, last_seq = excluded.last_seq," \
+    " failing = excluded.failing"
+
 const char *const rg_pg_sql[P__COUNT] = {
     /* One round trip: the event's number, the event as its id's first
      * stored version (whatever its number: replaces 0, stored only when the
@@ -575,12 +587,20 @@ const char *const rg_pg_sql[P__COUNT] = {
                        " route, outcome, prev, hash) VALUES($1, $2, $3, $4, $5, $6, $7, $8, $9,"
                        " $10, $11)) UPDATE audit_chain SET tip_seq = $1, tip_hash = $11",
     /* P_AUDIT_INSERT for the entries of one transaction, in one statement
-     * (the chain's tip: the last one's seq and hash, $12 and $13) */
+     * (the chain's tip: the last one's seq and hash, $12 and $13), the
+     * chain's row locked; when the first was chained from a tip not read
+     * under the lock ($14 and $15, else NULL), only if that is still the
+     * tip. Answers whether they went in, and the tip it found. */
     [P_AUDIT_INSERT_MANY] =
-        "WITH i AS (INSERT INTO audit(seq, at, who, role, address, clinic, patients, route,"
+        "WITH c AS (SELECT tip_seq, tip_hash FROM audit_chain FOR UPDATE),"
+        " g AS (SELECT $14::bigint IS NULL OR (c.tip_seq = $14 AND c.tip_hash = $15) AS ok"
+        "  FROM c),"
+        " i AS (INSERT INTO audit(seq, at, who, role, address, clinic, patients, route,"
         " outcome, prev, hash) SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::text[],"
         " $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::text[], $10::text[],"
-        " $11::text[])) UPDATE audit_chain SET tip_seq = $12, tip_hash = $13",
+        " $11::text[]) WHERE (SELECT ok FROM g)),"
+        " u AS (UPDATE audit_chain SET tip_seq = $12, tip_hash = $13 WHERE (SELECT ok FROM g))"
+        " SELECT g.ok, c.tip_seq, c.tip_hash FROM g, c",
     /* patients is a JSON array of ids */
     [P_AUDIT_EACH] =
         "SELECT seq, at, who, role, address, clinic, patients, route, outcome, prev, hash"
@@ -629,50 +649,60 @@ const char *const rg_pg_sql[P__COUNT] = {
         " WHERE o.clinic = $1 AND o.key = $4 AND o.state = 'open'"
         " AND ($2::text IS NULL OR o.patient = $2) AND o.seq > $6) v"
         " WHERE ($3::text IS NULL OR v.st = $3) ORDER BY v.seq LIMIT $5",
-    /* A group's inputs, one statement per kind for every patient the
+    /* A group's inputs in one statement (one snapshot) for every patient the
      * evaluation thread is about to evaluate ($2: their names; $3: for each,
      * the event seq its history cache holds up to, -1 for none): the rows of
-     * P_PATIENT_GET, P_EVENTS_AFTER and P_OPEN_ALERTS, each led by its
-     * patient and in patient order (the "C" collation: strcmp's). */
-    [P_BATCH_STATES] = "SELECT patient, clock, wake, next_wake, last_seq, scheduled, failing"
-                       " FROM patients WHERE clinic = $1 AND patient = ANY($2::text[])"
-                       " ORDER BY patient",
-    [P_BATCH_EVENTS] = "SELECT e.patient, " RG__EV_COLS " FROM unnest($2::text[], $3::bigint[])"
-                       " AS p(pp, pa) JOIN events e ON e.clinic = $1 AND e.patient = p.pp"
-                       " AND e.seq > p.pa ORDER BY e.patient, at, seq",
-    [P_BATCH_ALERTS] =
-        "SELECT t.patient, t.seq, t.at, t.due, t.key, t.protocol, t.version, t.rule, t.severity,"
-        " t.message, t.seq, t.params, t.evidence, t.cseq FROM open_alerts k JOIN transitions t"
-        " ON t.clinic = k.clinic AND t.seq = k.alert WHERE k.clinic = $1"
-        " AND k.patient = ANY($2::text[]) ORDER BY k.patient, k.alert",
+     * P_PATIENT_GET (kind 1), P_EVENTS_AFTER (2) and P_OPEN_ALERTS (3), each
+     * led by its patient and its kind, in kind and patient order (the "C"
+     * collation: strcmp's), a kind's columns at places of their own (pg.c's
+     * RG__PRE_STATE, RG__PRE_EVENT, RG__PRE_ALERT), NULL in the others'. */
+    [P_BATCH_ALL] =
+        "SELECT patient, kind, s1, s2, s3, s4, s5, s6, e1, e2, e3, e4, e5, e6, e7, e8, a1, a2, a3,"
+        " a4, a5, a6, a7, a8, a9, a10, a11, a12, a13 FROM ("
+        "SELECT patient, 1 AS kind, 0::bigint AS o1, 0::bigint AS o2, clock::bigint AS s1,"
+        " wake::bigint AS s2, next_wake::bigint AS s3, last_seq::bigint AS s4,"
+        " scheduled::bigint AS s5, failing::bigint AS s6, NULL::bigint AS e1, NULL::bigint AS e2,"
+        " NULL::text AS e3, NULL::text AS e4, NULL::bytea AS e5, NULL::bigint AS e6,"
+        " NULL::bigint AS e7, NULL::text AS e8, NULL::bigint AS a1, NULL::bigint AS a2,"
+        " NULL::bigint AS a3, NULL::text AS a4, NULL::text AS a5, NULL::text AS a6,"
+        " NULL::text AS a7, NULL::text AS a8, NULL::text AS a9, NULL::bigint AS a10,"
+        " NULL::text AS a11, NULL::text AS a12, NULL::bigint AS a13"
+        " FROM patients WHERE clinic = $1 AND patient = ANY($2::text[])"
+        " UNION ALL SELECT e.patient, 2, e.at, e.seq, NULL, NULL, NULL, NULL, NULL, NULL,"
+        " e.seq, e.at, e.id, e.type, e.fields, e.replaces::bigint, e.corrected_at::bigint,"
+        " e.status::text, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL,"
+        " NULL FROM unnest($2::text[], $3::bigint[]) AS p(pp, pa) JOIN events e"
+        " ON e.clinic = $1 AND e.patient = p.pp AND e.seq > p.pa"
+        " UNION ALL SELECT t.patient, 3, k.alert, 0, NULL, NULL, NULL, NULL, NULL, NULL, NULL,"
+        " NULL, NULL, NULL, NULL, NULL, NULL, NULL, t.seq, t.at, t.due::bigint, t.key, t.protocol,"
+        " t.version, t.rule, t.severity, t.message, t.seq, t.params, t.evidence, t.cseq"
+        " FROM open_alerts k JOIN transitions t ON t.clinic = k.clinic AND t.seq = k.alert"
+        " WHERE k.clinic = $1 AND k.patient = ANY($2::text[])) u ORDER BY kind, patient, o1, o2",
     /* P_PATIENT_PUT for many patients (each once) in one statement: the
      * count of schedulings each evaluation read rides in the scheduled
      * column, which an update leaves as it is (a new row starts with it:
      * the patient was not there when read, so it is 0) */
-    [P_PATIENTS_PUT_MANY] =
-        "INSERT INTO patients(clinic, patient, clock, wake, next_wake, last_seq, scheduled,"
-        " failing) SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[], $4::bigint[],"
-        " $5::bigint[], $6::bigint[], $7::bigint[], $8::bigint[])"
-        " ON CONFLICT (clinic, patient) DO UPDATE SET"
-        " clock = excluded.clock, wake = excluded.wake, next_wake = CASE WHEN"
-        " patients.scheduled = excluded.scheduled THEN excluded.next_wake"
-        " ELSE LEAST(excluded.next_wake, patients.next_wake) END, last_seq = excluded.last_seq,"
-        " failing = excluded.failing",
+    [P_PATIENTS_PUT_MANY] = RG__PUTS_MANY,
     /* a clinic's due patients, counted up to a bound (back-pressure) */
     [P_DUE_COUNT] = "SELECT count(*) FROM (SELECT 1 FROM patients WHERE clinic = $1"
                     " AND next_wake <= $2 LIMIT $3) d",
-    /* P_TRANSITION for many transitions in one statement, in array order
+    /* P_TRANSITION for many transitions in one statement, in array order,
+     * after P_PATIENTS_PUT_MANY's patient states ($1..$8, NULL for none)
      * (rg_pg_txs_fn, a function of the session) */
     [P_TRANSITIONS_MANY] =
-        "SELECT o, s, q FROM pg_temp.rg_transitions($1::text[], $2::bigint[], $3::bigint[],"
-        " $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::text[], $10::text[],"
-        " $11::text[], $12::bigint[], $13::text[], $14::text[], $15::bigint[], $16::bigint[],"
-        " $17::text[])",
+        "SELECT o, s, q FROM pg_temp.rg_transitions($1::text[], $2::text[], $3::bigint[],"
+        " $4::bigint[], $5::bigint[], $6::bigint[], $7::bigint[], $8::bigint[],"
+        " $9::text[], $10::bigint[], $11::bigint[],"
+        " $12::text[], $13::text[], $14::text[], $15::text[], $16::text[], $17::text[], $18::text[],"
+        " $19::text[], $20::bigint[], $21::text[], $22::text[], $23::bigint[], $24::bigint[],"
+        " $25::text[])",
 };
 
 /* P_TRANSITION for each element of the arrays (one round trip for a group's
  * transitions), made in each session's own temporary schema at connect: no
- * schema change. The guard (open_alerts) goes in rounds: round r takes
+ * schema change. First the patient states of its first eight arrays, when
+ * given (P_PATIENTS_PUT_MANY's statement: a group's states and transitions
+ * are one statement). The guard (open_alerts) goes in rounds: round r takes
  * every key's r-th row of the call (an opening and its resolution may be in
  * one call), one statement per kind (openings, resolutions, re-raises), so
  * a key's rows meet the guard in array order as row by row; an alert id below
@@ -686,7 +716,9 @@ const char *const rg_pg_sql[P__COUNT] = {
  * (a counter update, an insert and a NOTIFY each) this was 150 us a
  * transition of the sweep's server time (bench/profile.md). */
 const char rg_pg_txs_fn[] =
-    "CREATE FUNCTION pg_temp.rg_transitions(a_clinic text[], a_alert bigint[], a_at bigint[],"
+    "CREATE FUNCTION pg_temp.rg_transitions(p_clinic text[], p_patient text[], p_clock bigint[],"
+    " p_wake bigint[], p_next bigint[], p_last bigint[], p_scheduled bigint[], p_failing bigint[],"
+    " a_clinic text[], a_alert bigint[], a_at bigint[],"
     " a_state text[], a_patient text[], a_key text[], a_protocol text[], a_version text[],"
     " a_rule text[], a_severity text[], a_message text[], a_due bigint[], a_params text[],"
     " a_evidence text[], a_recorded bigint[], a_notify bigint[], a_cause text[])"
@@ -695,6 +727,7 @@ const char rg_pg_txs_fn[] =
     " DECLARE aid bigint; seqs bigint[] := '{}'; aids bigint[] := '{}'; occ bigint[];"
     "  m int := coalesce(array_length(a_key, 1), 0); rounds bigint; want bigint; got bigint;"
     " BEGIN"
+    "  IF p_clinic IS NOT NULL THEN " RG__PUTS_MANY "; END IF;"
     "  IF m = 0 THEN RETURN; END IF;"
     /* occ[i]: row i is its key's occ[i]-th in the call */
     "  SELECT array_agg(z.n ORDER BY z.ord), max(z.n) INTO occ, rounds FROM (SELECT u.ord,"

@@ -86,9 +86,7 @@ enum {
     P_EVENT_ROWS,
     P_EVENT_ROWS_OF,
     /* a group's reads and writes in few round trips (pg.c, "a group's reads") */
-    P_BATCH_STATES,
-    P_BATCH_EVENTS,
-    P_BATCH_ALERTS,
+    P_BATCH_ALL,
     P_PATIENTS_PUT_MANY,
     P_DUE_COUNT,
     P_TRANSITIONS_MANY,
