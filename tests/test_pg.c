@@ -346,6 +346,28 @@ static int64_t q_int(PGconn *c, const char *text)
     return v;
 }
 
+/* Each transition of text (feed pages or a webhook body: objects that start
+ * with "seq") as its webhook key and rg_test_transition_lines' line,
+ * "<clinic>-<seq> <line>", in keys (at most max): how many. */
+static int keyed_lines(const char *text, char **keys, int max)
+{
+    int n = 0;
+    for (const char *p = strstr(text, "{\"seq\":"); p && n < max; p = strstr(p + 1, "{\"seq\":")) {
+        const char *end = strchr(p, '}'), *c = strstr(p, "\"clinic\":\"");
+        cr_assert(end && c && c < end, "a transition without its clinic");
+        char *obj = strndup(p, (size_t)(end - p + 1)), *line[1];
+        cr_assert_eq(rg_test_transition_lines(obj, line, 1), 1);
+        c += 10;
+        size_t len = strcspn(c, "\"") + strlen(line[0]) + 32;
+        keys[n] = malloc(len);
+        snprintf(keys[n++], len, "%.*s-%lld %s", (int)strcspn(c, "\""), c,
+                 atoll(p + 7), line[0]);
+        free(line[0]);
+        free(obj);
+    }
+    return n;
+}
+
 /* The whole feed of a clinic (token), through a worker's API. */
 static void feed(int port, const char *token, rg_buf *fb)
 {
@@ -415,6 +437,18 @@ Test(pg, failover_three_workers_twenty_kill_9_lose_and_repeat_nothing, .timeout 
     for (int i = 0; i < CLIENTS; i++) {
         c[i] = (client){.n = i, .ports = ports, .stop = &stop, .seed = 11u + (unsigned)i};
         cr_assert_eq(pthread_create(&th[i], NULL, client_main, &c[i]), 0);
+    }
+    /* the first worker took both leases and gives one back to a worker that
+     * started beside it at its next lease tick: waited for (up to 30 s)
+     * before the kills, which on a loaded machine could end it first (and
+     * the hand-over checked below would then never happen) */
+    for (int i = 0; i < 300; i++) {
+        char *log = rg_test_read(w[0].log);
+        int handed = strstr(log, "lease given back: ") != NULL;
+        free(log);
+        if (handed)
+            break;
+        usleep(100000);
     }
     srand(12);
     for (int round = 0; round < cycles; round++) {
@@ -560,6 +594,18 @@ Test(pg, failover_three_workers_twenty_kill_9_lose_and_repeat_nothing, .timeout 
         distinct++;
     }
     missing = nf - distinct;
+    /* and each delivery under its transition's own key: the committed
+     * transition of that clinic and cseq, as the feeds have it */
+    char **fk = calloc(MAXT, sizeof *fk);
+    int nk = keyed_lines(fb.p, fk, MAXT), wrongkey = 0;
+    qsort(fk, (size_t)nk, sizeof *fk, rg_test_cmp_str);
+    for (int i = 0; i < r.n; i++) {
+        const char *d = dk[i];
+        if ((!i || strcmp(dk[i], dk[i - 1])) &&
+            !bsearch(&d, fk, (size_t)nk, sizeof *fk, rg_test_cmp_str))
+            fprintf(stderr, "failover: not the committed transition of its key: %s\n", d),
+                wrongkey++;
+    }
     /* what was delivered but is in no feed, for whoever reads a failed run */
     if (missing)
         fprintf(stderr, "failover: the workers' logs are in %s\n", w[0].dir);
@@ -606,6 +652,8 @@ Test(pg, failover_three_workers_twenty_kill_9_lose_and_repeat_nothing, .timeout 
         cr_assert_str_eq(fa[i], sa[i], "feed and simulate differ at %d", i);
     cr_assert_eq(made, nf, "%lld transitions committed, %d in the feeds compared",
                  (long long)made, nf);
+    cr_assert_eq(nk, nf, "the feeds' transitions with their keys");
+    cr_assert_eq(wrongkey, 0, "deliveries not under their committed transition's key");
     cr_assert_eq(twokeys, 0, "a key carried two transitions");
     cr_assert_eq(missing, 0, "transitions never delivered by webhook");
     for (int i = 0; i < WORKERS; i++) {
@@ -614,6 +662,9 @@ Test(pg, failover_three_workers_twenty_kill_9_lose_and_repeat_nothing, .timeout 
     }
     for (int i = 0; i < nf; i++)
         free(fa[i]);
+    for (int i = 0; i < nk; i++)
+        free(fk[i]);
+    free(fk);
     for (int i = 0; i < ns; i++)
         free(sa[i]);
     for (int i = 0; i < r.n; i++) {
