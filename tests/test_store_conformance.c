@@ -2112,10 +2112,11 @@ Test(conf_pg, two_workers_opening_one_key_get_one_opening, .init = setup_pg, .fi
 }
 
 /* A group's transitions in one call of the session function
- * (rg_store_defer_writes), guarded in rounds (every key's first row of the
- * call, then every key's second, ...): a later round sees what an earlier
- * one did, each refuses what breaks the alternation (the whole transaction),
- * and the clinic's cseq has one number a stored transition, no gaps. */
+ * (rg_store_defer_writes): every key's first row of the call guarded
+ * against the store, each later row against its key's row before it in the
+ * call, a key's open_alerts row left as its last row leaves it; whatever
+ * breaks the alternation is refused (the whole transaction), and the
+ * clinic's cseq has one number a stored transition, no gaps. */
 Test(conf_pg, deferred_transitions_keep_the_alternation_and_cseq, .init = setup_pg,
      .fini = teardown)
 {
