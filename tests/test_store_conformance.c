@@ -2226,10 +2226,11 @@ Test(conf_pg, feed_after_a_commit_is_what_it_wrote, .init = setup_pg, .fini = te
 }
 
 /* A group's transitions in one call of the session function
- * (rg_store_defer_writes), guarded in rounds (every key's first row of the
- * call, then every key's second, ...): a later round sees what an earlier
- * one did, each refuses what breaks the alternation (the whole transaction),
- * and the clinic's cseq has one number a stored transition, no gaps. */
+ * (rg_store_defer_writes): every key's first row of the call guarded
+ * against the store, each later row against its key's row before it in the
+ * call, a key's open_alerts row left as its last row leaves it; whatever
+ * breaks the alternation is refused (the whole transaction), and the
+ * clinic's cseq has one number a stored transition, no gaps. */
 Test(conf_pg, deferred_transitions_keep_the_alternation_and_cseq, .init = setup_pg,
      .fini = teardown)
 {
@@ -2292,7 +2293,48 @@ Test(conf_pg, deferred_transitions_keep_the_alternation_and_cseq, .init = setup_
     rg_store_rollback(st);
     rg_store_defer_writes(st, 0);
     cr_assert_eq(pg_int("SELECT count(*) FROM transitions"), 5);
-    (void)b;
+    /* a key met more than once in the call ends as its last row leaves it:
+     * k-a's row is o4's; k-b resolved then opened again (its row the new
+     * opening's), k-m opened then resolved (no row) */
+#define RG__LAST_OPENING(k)                                                                 \
+    "SELECT count(*) FROM open_alerts WHERE key = '" k "' AND alert = (SELECT max(seq)"    \
+    " FROM transitions WHERE key = '" k "' AND state = 'open')"
+    cr_assert_eq(pg_int(RG__LAST_OPENING("k-a")), 1, "k-a's open alert is its last opening");
+    cr_assert_eq(rg_store_begin(st), RG_OK);
+    rg_store_defer_writes(st, 1);
+    int64_t y = 0, m = 0;
+    rg_transition rb1 = tr(0, "north", "p2", "k-b", T("2026-03-02T15:00:00Z"));
+    rg_transition ob2 = tr(1, "north", "p2", "k-b", T("2026-03-02T16:00:00Z"));
+    rg_transition om = tr(1, "north", "p5", "k-m", T("2026-03-02T15:00:00Z"));
+    rg_transition rm = tr(0, "north", "p5", "k-m", T("2026-03-02T16:00:00Z"));
+    b = pg_int("SELECT alert FROM open_alerts WHERE key = 'k-b'"); /* (a token no more) */
+    cr_assert_eq(rg_store_transition(st, &rb1, &b), RG_OK);
+    cr_assert_eq(rg_store_transition(st, &om, &m), RG_OK);
+    cr_assert_eq(rg_store_transition(st, &ob2, &y), RG_OK);
+    cr_assert_eq(rg_store_transition(st, &rm, &m), RG_OK);
+    cr_assert_eq(rg_store_commit(st), RG_OK, "%s", rg_store_errmsg(st));
+    rg_store_defer_writes(st, 0);
+    cr_assert_eq(pg_int("SELECT count(*) FROM transitions"), 9);
+    cr_assert_eq(pg_int(RG__LAST_OPENING("k-b")), 1, "k-b's open alert is the call's opening");
+    cr_assert_eq(pg_int("SELECT count(*) FROM transitions WHERE key = 'k-b'"), 3);
+    cr_assert_eq(pg_int("SELECT count(*) FROM open_alerts WHERE key = 'k-m'"), 0,
+                 "k-m opened and resolved in the call");
+    cr_assert_eq(pg_int("SELECT count(*) FROM open_alerts"), 3, "k-a, k-b, k-s");
+    cr_assert_eq(rg_store_last_cseq(st, "north", &cseq), RG_OK);
+    cr_assert_eq(cseq, 8);
+    /* a resolution of another alert, second of its key in the call */
+    cr_assert_eq(rg_store_begin(st), RG_OK);
+    rg_store_defer_writes(st, 1);
+    rg_transition oq = tr(1, "north", "p6", "k-q", T("2026-03-02T17:00:00Z"));
+    rg_transition rq = tr(0, "north", "p6", "k-q", T("2026-03-02T18:00:00Z"));
+    int64_t z = 0;
+    cr_assert_eq(rg_store_transition(st, &oq, &z), RG_OK);
+    cr_assert_eq(rg_store_transition(st, &rq, &wrong), RG_OK, "deferred");
+    cr_assert_neq(rg_store_commit(st), RG_OK, "k-q's alert is not k-s's");
+    rg_store_rollback(st);
+    rg_store_defer_writes(st, 0);
+    cr_assert_eq(pg_int("SELECT count(*) FROM transitions"), 9, "nothing of it stored");
+    cr_assert_eq(pg_int("SELECT count(*) FROM open_alerts"), 3);
     (void)c;
 }
 

@@ -325,7 +325,8 @@ int rg_cli_open_store(const char *path, int durable, const char *kind, const cha
                       rg_store **st)
 {
     char err[1024];
-    rg_store_opts so = {.durable = durable > 0, .check = durable >= 2, .bulk = durable == 3};
+    rg_store_opts so = {.durable = durable > 0, .check = durable >= 2, .bulk = durable == 3,
+                        .alone = kind != NULL}; /* (a holder's kind: taken below, or refused) */
     if (rg_store_open(st, path, &so, err, sizeof err)) {
         fprintf(stderr, "regimen: %s\n", err);
         return 2;

@@ -13,6 +13,29 @@
 #define RG__DIGEST(body) "encode(sha256(convert_to(" body ", 'UTF8')), 'hex')"
 /* What a row keeps of it since v18: its first 16 bytes (RG_EVENT_DIGEST). */
 #define RG__DIGEST16(body) "left(" RG__DIGEST(body) ", 32)"
+/* rg_head's value (schema 17): an event's head as its body begins,
+ * {"id":..,"clinic":..,"patient":..,"type":..,"at":"..", from its columns,
+ * with l its local instant in ms and ms that instant's milliseconds
+ * (RG__LOCAL's). Written out in the statements that cut many bodies
+ * (P_EVENTS_INSERT): a SQL function with a FROM is never inlined, and
+ * PostgreSQL's SQL function executor ran rg_head at about five times the
+ * cost of this expression (bench/profile.md, session 2). The schema's
+ * rg_head is this same text, so what is cut off and what rg_body puts back
+ * stay the same by construction. */
+#define RG__HEAD(id, clinic, patient, type, off, l, ms)                                        \
+    "'{\"id\":' || to_json(" id ")::text || ',\"clinic\":' || to_json(" clinic ")::text"         \
+    "  || ',\"patient\":' || to_json(" patient ")::text || ',\"type\":' || to_json(" type      \
+    ")::text || ',\"at\":\"' || to_char(to_timestamp(((" l " - " ms ") / 1000)::double precision)" \
+    "  AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS')"                                        \
+    "  || CASE WHEN " ms " = 0 THEN '' ELSE '.' || lpad(" ms "::text, 3, '0') END"                \
+    "  || CASE WHEN " off " = 0 THEN 'Z' ELSE CASE WHEN " off " < 0 THEN '-' ELSE '+' END"        \
+    "  || lpad((abs(" off ") / 60)::text, 2, '0') || ':' || lpad((abs(" off ") % 60)::text, 2,"  \
+    " '0') END || '\"'"
+/* The subquery that gives RG__HEAD its l and ms from an event's at and
+ * utc_offset (minutes). */
+#define RG__LOCAL(at, off)                                                                    \
+    "(SELECT l, mod(mod(l, 1000) + 1000, 1000) AS ms FROM (SELECT " at " + " off             \
+    " * 60000::bigint AS l) a)"
 
 const rg_pg_step rg_pg_steps[] = {
     {0, 5,
@@ -230,16 +253,8 @@ const rg_pg_step rg_pg_steps[] = {
     {16, 17,
      "CREATE OR REPLACE FUNCTION rg_head(id text, clinic text, patient text, type text, at bigint,"
      "  off integer) RETURNS text LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE AS $f$"
-     " SELECT '{\"id\":' || to_json(id)::text || ',\"clinic\":' || to_json(clinic)::text"
-     "  || ',\"patient\":' || to_json(patient)::text || ',\"type\":' || to_json(type)::text"
-     "  || ',\"at\":\"' || to_char(to_timestamp(((l - ms) / 1000)::double precision)"
-     "  AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS')"
-     "  || CASE WHEN ms = 0 THEN '' ELSE '.' || lpad(ms::text, 3, '0') END"
-     "  || CASE WHEN off = 0 THEN 'Z' ELSE CASE WHEN off < 0 THEN '-' ELSE '+' END"
-     "  || lpad((abs(off) / 60)::text, 2, '0') || ':' || lpad((abs(off) % 60)::text, 2, '0')"
-     "  END || '\"'"
-     " FROM (SELECT l, mod(mod(l, 1000) + 1000, 1000) AS ms"
-     "  FROM (SELECT at + off * 60000::bigint AS l) a) b $f$;"
+     " SELECT " RG__HEAD("id", "clinic", "patient", "type", "off", "l", "ms")
+     " FROM " RG__LOCAL("at", "off") " b $f$;"
      "CREATE OR REPLACE FUNCTION rg_lean(body text, id text, clinic text, patient text, type text,"
      "  at bigint, off integer) RETURNS text LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $f$"
      " SELECT CASE WHEN starts_with(body, h) AND substr(body, length(h) + 1, 1) IN (',', '}')"
@@ -426,8 +441,10 @@ const char *const rg_pg_sql[P__COUNT] = {
         "  ON CONFLICT (clinic, name) DO UPDATE SET value = counters.value + excluded.value"
         "  RETURNING clinic, value),"
         " s AS (SELECT v.*, c.value - n.k + row_number() OVER (PARTITION BY v.clinic"
-        "  ORDER BY v.ord) AS seq, rg_head(v.id, v.clinic, v.patient, v.type, v.at,"
-        "  v.utc_offset) AS h FROM v JOIN n USING (clinic) JOIN c USING (clinic)),"
+        "  ORDER BY v.ord) AS seq, "
+        RG__HEAD("v.id", "v.clinic", "v.patient", "v.type", "v.utc_offset", "t.l", "t.ms")
+        " AS h FROM v JOIN n USING (clinic) JOIN c USING (clinic),"
+        " LATERAL " RG__LOCAL("v.at", "v.utc_offset") " t),"
         " e AS (INSERT INTO events(clinic, seq, id, patient, type, at, utc_offset, body,"
         "  received, fields, version, status, corrected_at, corrected_by, digest)"
         "  SELECT clinic, seq, id, patient, type, at, utc_offset,"
@@ -702,19 +719,26 @@ const char *const rg_pg_sql[P__COUNT] = {
  * transitions), made in each session's own temporary schema at connect: no
  * schema change. First the patient states of its first eight arrays, when
  * given (P_PATIENTS_PUT_MANY's statement: a group's states and transitions
- * are one statement). The guard (open_alerts) goes in rounds: round r takes
- * every key's r-th row of the call (an opening and its resolution may be in
- * one call), one statement per kind (openings, resolutions, re-raises), so
- * a key's rows meet the guard in array order as row by row; an alert id below
- * 0 names the opening at that position (1-based) of the same call. A round
- * whose rows did not all take raises (the transaction fails, as the
- * caller's check of the answer's count made it before). Then the rows in one
- * statement: each clinic's cseq
- * counter moved once by its count (clinics in order, as the events' insert
- * takes its counters), the rows numbered from it in array order, so still
- * one number a transition and no gaps; one NOTIFY per clinic. Row by row
- * (a counter update, an insert and a NOTIFY each) this was 150 us a
- * transition of the sweep's server time (bench/profile.md). */
+ * are one statement). The guard (open_alerts) in two statements whatever the
+ * call holds. First every key's first row of the call against what is
+ * stored, one statement for the three kinds (openings, resolutions,
+ * re-raises), whose rows must all take; then a key met more than once is
+ * checked against its row before in the call (an opening after a
+ * resolution, a resolution or a re-raise of the alert open then), which
+ * the first statement already held against the store, and its open_alerts
+ * row set once to what its last row leaves (the rows are this
+ * transaction's: the first statement inserted, deleted or locked them). An
+ * alert id below 0 names the opening at that position (1-based) of the same
+ * call. A call that breaks the alternation raises (the transaction fails,
+ * as the caller's check of the answer's count made it before). Round by
+ * round (every key's r-th row, a statement each) this cost simulate --db a
+ * statement per round, 5.2 of its 8.3 s in the function (bench/profile.md).
+ * Then the rows in one statement: each clinic's cseq counter moved once by
+ * its count (clinics in order, as the events' insert takes its counters),
+ * the rows numbered from it in array order, so still one number a
+ * transition and no gaps; one NOTIFY per clinic. Row by row (a counter
+ * update, an insert and a NOTIFY each) this was 150 us a transition of the
+ * sweep's server time (bench/profile.md). */
 const char rg_pg_txs_fn[] =
     "CREATE FUNCTION pg_temp.rg_transitions(p_clinic text[], p_patient text[], p_clock bigint[],"
     " p_wake bigint[], p_next bigint[], p_last bigint[], p_scheduled bigint[], p_failing bigint[],"
@@ -725,41 +749,61 @@ const char rg_pg_txs_fn[] =
     " RETURNS TABLE(o int, s bigint, q bigint) LANGUAGE plpgsql AS $f$"
     " #variable_conflict use_column\n"
     " DECLARE aid bigint; seqs bigint[] := '{}'; aids bigint[] := '{}'; occ bigint[];"
-    "  m int := coalesce(array_length(a_key, 1), 0); rounds bigint; want bigint; got bigint;"
+    "  fst text[]; m int := coalesce(array_length(a_key, 1), 0); many bigint; bad bigint;"
+    "  want bigint; got bigint;"
     " BEGIN"
     "  IF p_clinic IS NOT NULL THEN " RG__PUTS_MANY "; END IF;"
     "  IF m = 0 THEN RETURN; END IF;"
-    /* occ[i]: row i is its key's occ[i]-th in the call */
-    "  SELECT array_agg(z.n ORDER BY z.ord), max(z.n) INTO occ, rounds FROM (SELECT u.ord,"
-    "   row_number() OVER (PARTITION BY u.c, u.k ORDER BY u.ord) AS n FROM unnest(a_clinic, a_key)"
-    "   WITH ORDINALITY AS u(c, k, ord)) z;"
     "  FOR i IN 1 .. m LOOP"
     "   aid := a_alert[i];"
     "   IF aid < 0 THEN aid := seqs[-aid]; END IF;"
     "   aids[i] := aid;"
     "   seqs[i] := nextval('transition_seq');"
     "  END LOOP;"
-    /* round r: every key's r-th row, a statement per kind, every row of it
-     * done or the call refused; a key's rows in their order, as row by row */
-    "  FOR r IN 1 .. rounds LOOP"
-    "   SELECT count(*) INTO want FROM unnest(occ) AS u(n) WHERE u.n = r;"
-    "   WITH u AS (SELECT * FROM unnest(a_clinic, a_key, seqs, aids, a_state, a_patient, occ)"
-    "    AS u(c, k, sq, al, st, pa, n) WHERE u.n = r),"
-    "   a AS (INSERT INTO open_alerts(clinic, key, alert, patient) SELECT u.c, u.k, u.sq, u.pa"
-    "    FROM u WHERE u.st = 'open' ON CONFLICT (clinic, key) DO NOTHING RETURNING 1),"
-    "   d AS (DELETE FROM open_alerts oa USING u WHERE u.st = 'resolved' AND oa.clinic = u.c"
-    "    AND oa.key = u.k AND oa.alert = u.al RETURNING 1),"
-    "   e AS (UPDATE open_alerts oa SET alert = oa.alert FROM u"
-    "    WHERE u.st NOT IN ('open', 'resolved') AND oa.clinic = u.c AND oa.key = u.k"
-    "    AND oa.alert = u.al RETURNING 1)"
-    "   SELECT (SELECT count(*) FROM a) + (SELECT count(*) FROM d) + (SELECT count(*) FROM e)"
-    "    INTO got;"
-    "   IF got <> want THEN"
+    /* occ[i]: row i is its key's occ[i]-th in the call; fst[i]: for the
+     * last row of a key met more than once, the state of its first; bad:
+     * the rows that do not follow the row before them of their key */
+    "  SELECT array_agg(z.n ORDER BY z.ord), array_agg(CASE WHEN z.n = z.k AND z.k > 1"
+    "   THEN z.f END ORDER BY z.ord), count(*) FILTER (WHERE z.n = z.k AND z.k > 1),"
+    "   count(*) FILTER (WHERE z.n > 1 AND NOT coalesce(CASE WHEN z.st = 'open'"
+    "   THEN z.ps = 'resolved' ELSE z.ps <> 'resolved' AND z.al = z.pa END, false))"
+    "   INTO occ, fst, many, bad FROM (SELECT u.ord, u.st, u.al,"
+    "   row_number() OVER w AS n, count(*) OVER (PARTITION BY u.c, u.k) AS k,"
+    "   first_value(u.st) OVER w AS f, lag(u.st) OVER w AS ps,"
+    "   lag(CASE WHEN u.st = 'open' THEN u.sq ELSE u.al END) OVER w AS pa"
+    "   FROM unnest(a_clinic, a_key, seqs, aids, a_state) WITH ORDINALITY"
+    "   AS u(c, k, sq, al, st, ord) WINDOW w AS (PARTITION BY u.c, u.k ORDER BY u.ord)) z;"
+    "  SELECT count(*) INTO want FROM unnest(occ) AS u(n) WHERE u.n = 1;"
+    "  WITH u AS (SELECT * FROM unnest(a_clinic, a_key, seqs, aids, a_state, a_patient, occ)"
+    "   AS u(c, k, sq, al, st, pa, n) WHERE u.n = 1),"
+    "  a AS (INSERT INTO open_alerts(clinic, key, alert, patient) SELECT u.c, u.k, u.sq, u.pa"
+    "   FROM u WHERE u.st = 'open' ON CONFLICT (clinic, key) DO NOTHING RETURNING 1),"
+    "  d AS (DELETE FROM open_alerts oa USING u WHERE u.st = 'resolved' AND oa.clinic = u.c"
+    "   AND oa.key = u.k AND oa.alert = u.al RETURNING 1),"
+    "  e AS (UPDATE open_alerts oa SET alert = oa.alert FROM u"
+    "   WHERE u.st NOT IN ('open', 'resolved') AND oa.clinic = u.c AND oa.key = u.k"
+    "   AND oa.alert = u.al RETURNING 1)"
+    "  SELECT (SELECT count(*) FROM a) + (SELECT count(*) FROM d) + (SELECT count(*) FROM e)"
+    "   INTO got;"
+    "  IF got <> want OR bad > 0 THEN"
     /* (the transaction fails: rg_pg_commit sends its COMMIT right behind) */
-    "    RAISE EXCEPTION 'a transition was refused: its key''s last transition does not allow"
+    "   RAISE EXCEPTION 'a transition was refused: its key''s last transition does not allow"
     " it (an opening of an open key, or a resolution of another alert)';"
-    "   END IF;"
-    "  END LOOP;"
+    "  END IF;"
+    /* a key met more than once: its row as its last leaves it (v: the alert
+     * then open, NULL for none), from what its first left (f) */
+    "  IF many > 0 THEN"
+    "   WITH l AS (SELECT u.c, u.k, u.pa, u.f, CASE WHEN u.st = 'open' THEN u.sq"
+    "    WHEN u.st = 'resolved' THEN NULL ELSE u.al END AS v FROM unnest(a_clinic, a_key,"
+    "    seqs, aids, a_state, a_patient, fst) AS u(c, k, sq, al, st, pa, f)"
+    "    WHERE u.f IS NOT NULL),"
+    "   d AS (DELETE FROM open_alerts oa USING l WHERE l.v IS NULL AND l.f <> 'resolved'"
+    "    AND oa.clinic = l.c AND oa.key = l.k),"
+    "   e AS (UPDATE open_alerts oa SET alert = l.v FROM l WHERE l.v IS NOT NULL"
+    "    AND l.f <> 'resolved' AND oa.clinic = l.c AND oa.key = l.k)"
+    "   INSERT INTO open_alerts(clinic, key, alert, patient) SELECT l.c, l.k, l.v, l.pa FROM l"
+    "    WHERE l.v IS NOT NULL AND l.f = 'resolved';"
+    "  END IF;"
     "  RETURN QUERY WITH x AS (SELECT * FROM unnest(a_clinic, seqs, aids, a_at, a_state,"
     "   a_patient, a_key, a_protocol, a_version, a_rule, a_severity, a_message, a_due, a_params,"
     "   a_evidence, a_recorded, a_notify, a_cause) WITH ORDINALITY AS x(clinic, seq, alert, at,"

@@ -83,6 +83,8 @@ typedef struct rg_store_opts {
     int reader;  /* 1: this connection only reads (the service's evaluation threads); on
                   * PostgreSQL its transactions are REPEATABLE READ READ ONLY unless
                   * begun otherwise, so a prefetch needs no BEGIN or COMMIT of its own */
+    int alone;   /* 1: the run holds the store alone (rg_holder: sweep, simulate --db);
+                  * PostgreSQL gathers statistics on what it wrote once, at close */
 } rg_store_opts;
 
 /* path: a SQLite file (":memory:" for none), or a PostgreSQL connection URL,
