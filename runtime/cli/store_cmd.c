@@ -125,13 +125,23 @@ static int rg__ingest_new(const rg_cli_opts *o, const char *file)
     rg_store *st;
     rg_store_opts so = {.bulk = 1, .load = 1};
     int rc = 2;
-    if (rg_store_open(&st, rg__loading, &so, err, sizeof err) != RG_OK) {
+    /* the first lines are read and validated while the new file gets its
+     * schema (all the migrations from version 0): both on the critical path
+     * before, now side by side */
+    FILE *f = fopen(file, "r");
+    rg_ingest_reader *r = f ? rg_ingest_start(f) : NULL;
+    if (!f) {
+        fprintf(stderr, "regimen: cannot read %s: %s\n", file, strerror(errno));
+    } else if (rg_store_open(&st, rg__loading, &so, err, sizeof err) != RG_OK) {
+        rg_ingest_stop(r);
         fprintf(stderr, "regimen: %s\n", err);
     } else {
         rg_ingest_counts counts = {.skew = o->future_skew, .whole = 1};
-        rc = rg_cli_ingest_path(st, file, &counts, stdout);
+        rc = rg_cli_ingest_started(st, r, file, &counts, stdout);
         rg_store_close(st); /* turns it to WAL */
     }
+    if (f)
+        fclose(f);
     snprintf(dir, sizeof dir, "%s", o->db);
     char *slash = strrchr(dir, '/');
     if (slash)
