@@ -168,6 +168,57 @@ Test(ingest, empty_file)
     cr_assert_eq(peek_int("SELECT count(*) FROM events"), 0);
 }
 
+/* The reader started before the store is opened (rg_ingest_start, as a new
+ * database's ingest does while it makes the schema): the file read ahead,
+ * more lines than the reader may hold, then stored with the outcomes of
+ * rg_ingest_file, a repeated id of the same file included; and a reader
+ * stopped with no store (it could not be opened) ends and frees its lines. */
+Test(ingest, reader_started_before_the_store_opens)
+{
+    const long N = 6000, REPEAT = 5001; /* line REPEAT repeats line 2, then changed */
+    char path[600];
+    snprintf(path, sizeof path, "%s/ahead.jsonl", tmpdir);
+    FILE *w = fopen(path, "w");
+    cr_assert_not_null(w);
+    for (long i = 1; i <= N; i++)
+        fprintf(w, "{\"id\":\"ev-%ld\",\"clinic\":\"north\",\"patient\":\"p-%ld\","
+                "\"type\":\"vitals\",\"at\":\"2026-03-02T00:00:00Z\",\"data\":{\"i\":%ld}}\n",
+                i == REPEAT ? 2 : i, (i == REPEAT ? 2 : i) % 50, i == REPEAT ? -2 : i);
+    cr_assert_eq(fclose(w), 0);
+
+    close_store(); /* the fixture's store: opened again once reading runs */
+    FILE *f = fopen(path, "r");
+    cr_assert_not_null(f);
+    rg_ingest_reader *r = rg_ingest_start(f);
+    cr_assert_not_null(r);
+    usleep(100000); /* it reads ahead meanwhile, up to what it may hold */
+    open_store();
+    rg_ingest_counts c = {0};
+    seen_rej seen;
+    memset(&seen, 0, sizeof seen);
+    char err[512] = "";
+    cr_assert_eq(rg_ingest_finish(st, r, "day1.jsonl", &c, on_reject, &seen, err, sizeof err),
+                 RG_OK, "%s", err);
+    fclose(f);
+    cr_assert_eq(c.stored, N - 1);
+    cr_assert_eq(c.conflicts, 1);
+    cr_assert_eq(c.duplicates + c.rejected, 0);
+    cr_assert_eq(seen.n, 1);
+    cr_assert_eq(seen.line[0], REPEAT, "the repeated id is told with its own line");
+    cr_assert_str_eq(seen.field[0], "id");
+    cr_assert_eq(peek_int("SELECT count(*) FROM events"), N - 1);
+    cr_assert_eq(peek_int("SELECT count(*) FROM rejected WHERE line = 5001"), 1);
+
+    f = fopen(path, "r");
+    cr_assert_not_null(f);
+    r = rg_ingest_start(f);
+    cr_assert_not_null(r);
+    usleep(50000);
+    rg_ingest_stop(r); /* blocked with a full queue: it ends and frees it */
+    fclose(f);
+    cr_assert_eq(peek_int("SELECT count(*) FROM events"), N - 1, "nothing more was stored");
+}
+
 Test(ingest, file_bigger_than_one_batch)
 {
     const long N = 25000, BAD = 15001, DUP = 24001;

@@ -377,15 +377,22 @@ int rg_cli_open_existing(const char *who, const char *db, rg_store **st)
 int rg_cli_ingest_path(rg_store *st, const char *path, rg_ingest_counts *counts, FILE *out)
 {
     FILE *f = strcmp(path, "-") ? fopen(path, "r") : stdin;
-    char err[1024];
     if (!f) {
         fprintf(stderr, "regimen: cannot read %s: %s\n", path, strerror(errno));
         return 2;
     }
-    int rc = rg_ingest_file(st, f, strcmp(path, "-") ? path : "<stdin>", counts, rg__print_reject,
-                            NULL, err, sizeof err);
+    int rc = rg_cli_ingest_started(st, rg_ingest_start(f), path, counts, out);
     if (f != stdin)
         fclose(f);
+    return rc;
+}
+
+int rg_cli_ingest_started(rg_store *st, rg_ingest_reader *r, const char *path,
+                          rg_ingest_counts *counts, FILE *out)
+{
+    char err[1024];
+    int rc = rg_ingest_finish(st, r, strcmp(path, "-") ? path : "<stdin>", counts,
+                              rg__print_reject, NULL, err, sizeof err);
     fprintf(out, "stored %ld, duplicates %ld, conflicts %ld, rejected %ld, corrected %ld\n",
             counts->stored, counts->duplicates, counts->conflicts, counts->rejected,
             counts->corrected);

@@ -130,6 +130,10 @@ const char *rg_cli_told(int *err);
 /* Reads events from path ("-": stdin) into st and prints the counts on out.
  * Returns 0, 1 when lines were refused or conflicted, 2 when it failed. */
 int rg_cli_ingest_path(rg_store *st, const char *path, rg_ingest_counts *counts, FILE *out);
+/* The same for a file whose reading has started (rg_ingest_start) before st
+ * was opened; r is freed. */
+int rg_cli_ingest_started(rg_store *st, rg_ingest_reader *r, const char *path,
+                          rg_ingest_counts *counts, FILE *out);
 
 /* The engine options of the command line: its limits, and --protocols DIR
  * (or the shipped set) as the default for clinics without their own. */

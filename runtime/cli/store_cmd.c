@@ -20,12 +20,14 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 /* ---- ingest into a database that does not exist yet: written whole or not at
@@ -102,6 +104,37 @@ static int rg__db_absent(const char *db)
     return 1;
 }
 
+/* While the new file is written, its pages start on their way to the disk
+ * every 100 ms (sync_file_range starts the writeback and waits for nothing;
+ * SQLite writes them with synchronous=OFF), so the fsync before it takes its
+ * name finds little left to write. fd is the file's own, kept open until the
+ * store is closed: closing a descriptor of a file drops every POSIX lock this
+ * process holds on it, SQLite's included. */
+typedef struct rg__writeback {
+    int fd, stop;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+} rg__writeback;
+
+static void *rg__writeback_run(void *arg)
+{
+    rg__writeback *w = arg;
+    pthread_mutex_lock(&w->mu);
+    while (!w->stop) {
+        struct timespec until;
+        clock_gettime(CLOCK_REALTIME, &until);
+        until.tv_nsec += 100 * 1000000L;
+        if (until.tv_nsec >= 1000000000L) {
+            until.tv_sec++;
+            until.tv_nsec -= 1000000000L;
+        }
+        if (pthread_cond_timedwait(&w->cv, &w->mu, &until) != 0 && !w->stop)
+            sync_file_range(w->fd, 0, 0, SYNC_FILE_RANGE_WRITE); /* a failure: the fsync tells */
+    }
+    pthread_mutex_unlock(&w->mu);
+    return NULL;
+}
+
 static int rg__ingest_new(const rg_cli_opts *o, const char *file)
 {
     char err[1024], dir[PATH_MAX + 32];
@@ -115,7 +148,11 @@ static int rg__ingest_new(const rg_cli_opts *o, const char *file)
         fprintf(stderr, "regimen: cannot create database %s: %s\n", o->db, strerror(errno));
         return 2;
     }
-    close(fd);
+    rg__writeback wb = {.fd = fd};
+    pthread_t wbt;
+    pthread_mutex_init(&wb.mu, NULL);
+    pthread_cond_init(&wb.cv, NULL);
+    int wb_on = pthread_create(&wbt, NULL, rg__writeback_run, &wb) == 0;
     snprintf(rg__loading_wal, sizeof rg__loading_wal, "%s-wal", rg__loading);
     struct sigaction sa = {.sa_handler = rg__loading_signal}, old[RG__NSIGS];
     for (int i = 0; i < RG__NSIGS; i++)
@@ -125,13 +162,32 @@ static int rg__ingest_new(const rg_cli_opts *o, const char *file)
     rg_store *st;
     rg_store_opts so = {.bulk = 1, .load = 1};
     int rc = 2;
-    if (rg_store_open(&st, rg__loading, &so, err, sizeof err) != RG_OK) {
+    /* the first lines are read and validated while the new file gets its
+     * schema (all the migrations from version 0): both on the critical path
+     * before, now side by side */
+    FILE *f = fopen(file, "r");
+    rg_ingest_reader *r = f ? rg_ingest_start(f) : NULL;
+    if (!f) {
+        fprintf(stderr, "regimen: cannot read %s: %s\n", file, strerror(errno));
+    } else if (rg_store_open(&st, rg__loading, &so, err, sizeof err) != RG_OK) {
+        rg_ingest_stop(r);
         fprintf(stderr, "regimen: %s\n", err);
     } else {
         rg_ingest_counts counts = {.skew = o->future_skew, .whole = 1};
-        rc = rg_cli_ingest_path(st, file, &counts, stdout);
+        rc = rg_cli_ingest_started(st, r, file, &counts, stdout);
         rg_store_close(st); /* turns it to WAL */
     }
+    if (f)
+        fclose(f);
+    pthread_mutex_lock(&wb.mu);
+    wb.stop = 1;
+    pthread_cond_signal(&wb.cv);
+    pthread_mutex_unlock(&wb.mu);
+    if (wb_on)
+        pthread_join(wbt, NULL);
+    pthread_cond_destroy(&wb.cv);
+    pthread_mutex_destroy(&wb.mu);
+    close(fd); /* the store is closed: no lock of its own goes with it */
     snprintf(dir, sizeof dir, "%s", o->db);
     char *slash = strrchr(dir, '/');
     if (slash)

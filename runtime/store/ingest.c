@@ -155,7 +155,9 @@ static void rg__flush(rg__pending *p, const char *source, rg_reject_fn on_reject
  * the same batches, outcomes and line numbers. */
 
 #define RG_CHUNK_LINES 256
-#define RG_CHUNKS_IN_FLIGHT 8 /* bounds the memory read ahead of the writer */
+#define RG_CHUNKS_IN_FLIGHT 16 /* bounds the memory read ahead of the writer: 4,096
+                                * lines, which cover a new database's schema being made
+                                * (rg_ingest_start) */
 
 typedef struct rg__item {
     long line;
@@ -326,25 +328,71 @@ static int rg__store_run(rg_store *st, rg__chunk *c, int i, long max, rg_put put
     return rc;
 }
 
+/* The first stage alone (ingest.h): it reads while the caller opens its store. */
+struct rg_ingest_reader {
+    rg__pipe p;
+    pthread_t thread;
+    int started; /* the thread runs (it could not be made: the writer fails at once) */
+};
+
+rg_ingest_reader *rg_ingest_start(FILE *f)
+{
+    rg_ingest_reader *r = calloc(1, sizeof *r);
+    if (!r)
+        return NULL;
+    r->p.f = f;
+    pthread_mutex_init(&r->p.mu, NULL);
+    pthread_cond_init(&r->p.cv, NULL);
+    json_object_seed(0); /* jansson seeds its hashes once; not from two threads at once */
+    r->started = pthread_create(&r->thread, NULL, rg__reader, &r->p) == 0;
+    return r;
+}
+
+void rg_ingest_stop(rg_ingest_reader *r)
+{
+    if (!r)
+        return;
+    rg__pipe *p = &r->p;
+    if (r->started) {
+        pthread_mutex_lock(&p->mu);
+        if (p->stop == 0)
+            p->stop = 1;
+        pthread_cond_broadcast(&p->cv);
+        pthread_mutex_unlock(&p->mu);
+        pthread_join(r->thread, NULL);
+    }
+    for (rg__chunk *c = p->head, *next; c; c = next) {
+        next = c->next;
+        rg__chunk_clear(c);
+        free(c);
+    }
+    for (rg__chunk *c = p->spare, *next; c; c = next) {
+        next = c->next;
+        rg__chunk_clear(c);
+        free(c);
+    }
+    pthread_cond_destroy(&p->cv);
+    pthread_mutex_destroy(&p->mu);
+    free(r);
+}
+
 int rg_ingest_file(rg_store *st, FILE *f, const char *source, rg_ingest_counts *counts,
                    rg_reject_fn on_reject, void *ud, char *err, size_t errlen)
 {
+    return rg_ingest_finish(st, rg_ingest_start(f), source, counts, on_reject, ud, err, errlen);
+}
+
+int rg_ingest_finish(rg_store *st, rg_ingest_reader *rd, const char *source,
+                     rg_ingest_counts *counts, rg_reject_fn on_reject, void *ud, char *err,
+                     size_t errlen)
+{
     rg__pending pend = {{0}, 0};
-    rg__pipe p = {.f = f};
-    pthread_t reader;
     long lineno = 0, in_batch = 0;
     int in_tx = 0; /* a transaction is open (whole: from the first line to the end) */
     rg_ingest_counts committed = *counts;
-    int rc = RG_OK, started = 0;
-    pthread_mutex_init(&p.mu, NULL);
-    pthread_cond_init(&p.cv, NULL);
-    json_object_seed(0); /* jansson seeds its hashes once; not from two threads at once */
-    if (pthread_create(&reader, NULL, rg__reader, &p) != 0)
-        rc = RG_ENOMEM;
-    else
-        started = 1;
+    int rc = rd && rd->started ? RG_OK : RG_ENOMEM;
     for (int end = 0; rc == RG_OK && !end;) {
-        rg__chunk *c = rg__next_chunk(&p);
+        rg__chunk *c = rg__next_chunk(&rd->p);
         rg_put put[RG_CHUNK_LINES];
         int run_end = 0; /* items before it are stored (rg__store_run) */
         if (!c) {
@@ -395,28 +443,9 @@ int rg_ingest_file(rg_store *st, FILE *f, const char *source, rg_ingest_counts *
             if (c->readerr)
                 rc = RG_EIO;
         }
-        rg__recycle(&p, c);
+        rg__recycle(&rd->p, c);
     }
-    if (started) {
-        pthread_mutex_lock(&p.mu);
-        if (p.stop == 0)
-            p.stop = 1;
-        pthread_cond_broadcast(&p.cv);
-        pthread_mutex_unlock(&p.mu);
-        pthread_join(reader, NULL);
-    }
-    for (rg__chunk *c = p.head, *next; c; c = next) {
-        next = c->next;
-        rg__chunk_clear(c);
-        free(c);
-    }
-    for (rg__chunk *c = p.spare, *next; c; c = next) {
-        next = c->next;
-        rg__chunk_clear(c);
-        free(c);
-    }
-    pthread_cond_destroy(&p.cv);
-    pthread_mutex_destroy(&p.mu);
+    rg_ingest_stop(rd);
     if (rc == RG_OK && in_tx && (rc = rg_store_commit(st)) == RG_OK) {
         committed = *counts;
         rg__flush(&pend, source, on_reject, ud);

@@ -58,6 +58,19 @@ int rg_ingest_one(rg_store *st, const char *text, size_t len, const char *source
 int rg_ingest_file(rg_store *st, FILE *f, const char *source, rg_ingest_counts *counts,
                    rg_reject_fn on_reject, void *ud, char *err, size_t errlen);
 
+/* rg_ingest_file in two steps, so that the first lines are read and validated
+ * (on a thread of its own) while the caller still opens the store: a new
+ * database makes its schema meanwhile. rg_ingest_start starts reading f (NULL
+ * when memory runs out: rg_ingest_finish then fails with RG_ENOMEM);
+ * rg_ingest_finish stores what it reads as rg_ingest_file does and frees it;
+ * rg_ingest_stop frees one that is not finished (the store could not be opened). */
+typedef struct rg_ingest_reader rg_ingest_reader;
+rg_ingest_reader *rg_ingest_start(FILE *f);
+int rg_ingest_finish(rg_store *st, rg_ingest_reader *r, const char *source,
+                     rg_ingest_counts *counts, rg_reject_fn on_reject, void *ud, char *err,
+                     size_t errlen);
+void rg_ingest_stop(rg_ingest_reader *r);
+
 /* Stores the events of a FHIR import (fhir.h) in ONE transaction, each
  * through rg_ingest_one, and keeps its rejected resources in the rejected
  * table (line: the entry index or NDJSON line, field: the location). Appends
