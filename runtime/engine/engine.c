@@ -819,8 +819,12 @@ static void rg__alert_slots(lua_State *L, int idx, int lidx, lua_Integer *k, con
         lua_pop(L, 1);
         lua_pushliteral(L, "");
     } else if (t == LUA_TTABLE) {
-        char who[160];
-        snprintf(who, sizeof who, "rule '%s'", rule);
+        char who[160] = "rule '"; /* "rule '%s'" (snprintf cost more than the rest) */
+        size_t rl = strlen(rule), at = strlen(who);
+        if (rl > sizeof who - at - 2)
+            rl = sizeof who - at - 2;
+        memcpy(who + at, rule, rl);
+        memcpy(who + at + rl, "'", 2);
         rg_message_format(L, lua_gettop(L), who);
         lua_remove(L, -2);
     } else if (t == LUA_TFUNCTION) {
