@@ -12,6 +12,7 @@
 #include "core/rg.h"
 
 #include <stdio.h>
+#include <string.h>
 
 static int rg__digits(const char *s, size_t len, size_t pos, int n, int *out)
 {
@@ -177,6 +178,21 @@ char *rg_time_day(rg_time t, char buf[RG_TIME_BUFSZ])
                                         "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
     int y, m, d, h, mi, s, ms;
     rg__split(t, &y, &m, &d, &h, &mi, &s, &ms);
-    snprintf(buf, RG_TIME_BUFSZ, "%d %s %04d", d, mon[m - 1], y);
+    if (y < 0 || y > 9999) {
+        snprintf(buf, RG_TIME_BUFSZ, "%d %s %04d", d, mon[m - 1], y);
+        return buf;
+    }
+    /* what "%d %s %04d" makes, without printf (a message's dates: 1.1% of a sweep) */
+    char *o = buf;
+    if (d >= 10)
+        *o++ = (char)('0' + d / 10);
+    *o++ = (char)('0' + d % 10);
+    *o++ = ' ';
+    memcpy(o, mon[m - 1], 3);
+    o += 3;
+    *o++ = ' ';
+    for (int div = 1000; div; div /= 10)
+        *o++ = (char)('0' + y / div % 10);
+    *o = '\0';
     return buf;
 }

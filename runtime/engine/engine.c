@@ -819,8 +819,12 @@ static void rg__alert_slots(lua_State *L, int idx, int lidx, lua_Integer *k, con
         lua_pop(L, 1);
         lua_pushliteral(L, "");
     } else if (t == LUA_TTABLE) {
-        char who[160];
-        snprintf(who, sizeof who, "rule '%s'", rule);
+        char who[160] = "rule '"; /* "rule '%s'" (snprintf cost more than the rest) */
+        size_t rl = strlen(rule), at = strlen(who);
+        if (rl > sizeof who - at - 2)
+            rl = sizeof who - at - 2;
+        memcpy(who + at, rule, rl);
+        memcpy(who + at + rl, "'", 2);
         rg_message_format(L, lua_gettop(L), who);
         lua_remove(L, -2);
     } else if (t == LUA_TFUNCTION) {
@@ -1567,10 +1571,25 @@ static char *rg__evidence_json(rg_engine *e, int n, uint32_t mark)
     int rc = rg_buf_add(&b, "[", 1), first = 1;
     for (int i = 0; i < n && rc == RG_OK; i++)
         if (e->touched[i] == mark) {
+            /* an id of plain characters goes in with its comma and quotes in
+             * one piece; others are escaped */
+            const char *id = e->sev[i].id;
+            char one[128];
+            size_t len = 0;
             if (!first)
-                rc = rg_buf_add(&b, ",", 1);
-            if (rc == RG_OK)
-                rc = rg__json_string(&b, e->sev[i].id);
+                one[len++] = ',';
+            one[len++] = '"';
+            for (; len < sizeof one - 1 && *id >= 0x20 && *id != '"' && *id != '\\'; id++)
+                one[len++] = *id;
+            if (!*id) {
+                one[len++] = '"';
+                rc = rg_buf_add(&b, one, len);
+            } else {
+                if (!first)
+                    rc = rg_buf_add(&b, ",", 1);
+                if (rc == RG_OK)
+                    rc = rg__json_string(&b, e->sev[i].id);
+            }
             first = 0;
         }
     if (rc == RG_OK)
@@ -2945,6 +2964,11 @@ static int rg__step_open(rg_engine *e, rg__stepctx *s, rg__kindex *oix)
 {
     rg_clinic *c = s->c;
     int rc = RG_OK;
+    /* the evidence of the latest rule that opened one: a rule's alerts open
+     * one after another and share it (a rule's touches all carry its mark),
+     * so it is made once per rule, not once per alert */
+    char *last = NULL;
+    uint32_t last_mark = 0;
     for (int k = 0; k < s->ncands && rc == RG_OK; k++) {
         rg__cand *cd = &s->cands[k];
         if (cd->matched)
@@ -2963,7 +2987,13 @@ static int rg__step_open(rg_engine *e, rg__stepctx *s, rg__kindex *oix)
         char *owned;
         const char *params =
             rg__step_params(e, c, s->L, s->base + 1 + cd->proto, cd->proto, s->pjson, &owned);
-        char *evidence = rg__evidence_json(e, s->n, s->marks[cd->proto] + (uint32_t)cd->rule + 1);
+        uint32_t mark = s->marks[cd->proto] + (uint32_t)cd->rule + 1;
+        if (!last || mark != last_mark) {
+            free(last);
+            last = rg__evidence_json(e, s->n, mark);
+            last_mark = mark;
+        }
+        char *evidence = last ? strdup(last) : NULL;
         if (!params || !evidence) {
             free(owned);
             free(evidence);
@@ -2976,6 +3006,7 @@ static int rg__step_open(rg_engine *e, rg__stepctx *s, rg__kindex *oix)
         if (rc == RG_OK && e->nopen > before)
             rg__kindex_add(oix, e->open[e->nopen - 1].key, e->nopen - 1);
     }
+    free(last);
     return rc;
 }
 
