@@ -63,10 +63,14 @@ static const char rg__k_frozen = 'f';  /* weak: table -> its proxy */
  * again; blocks are cut from chunks that go back to the system when the
  * state closes. Only the thread running the state uses it (as the state). */
 #define RG_POOL_STEP 16
+#if defined(__SANITIZE_ADDRESS__)
+#define RG_POOL_MAX 0 /* under AddressSanitizer (make asan) every block is its own */
+#else
 #define RG_POOL_MAX 512
+#endif
 #define RG_POOL_CHUNK (64 * 1024)
 typedef struct rg__pool {
-    void *free[RG_POOL_MAX / RG_POOL_STEP]; /* each free block starts with the next */
+    void *free[RG_POOL_MAX / RG_POOL_STEP + 1]; /* each free block starts with the next */
     char *cur, *end;                        /* the rest of the newest chunk */
     void *chunks;                           /* each starts with the one before */
 } rg__pool;
