@@ -109,6 +109,8 @@ typedef struct rg__lines {
     int gap; /* a transition written past the hook (an evaluation-failed alert, written
               * with its rule's status): print from the store */
     int keep; /* diff's fields, not text */
+    int unstored; /* the transitions went to the lines alone, not to the store
+                   * (rg_sweep_opts.unstored): the lines are the only copy */
 } rg__lines;
 
 static int rg__line_add(void *ud, const rg_transition *t)
@@ -154,12 +156,14 @@ static int rg__stop(void *ud, const rg_transition *t)
 }
 
 /* Whether the lines are all of st's transitions (none written past the
- * hook, none after the last): then they are closed and sorted by time. */
+ * hook, none after the last; unstored: all there are): then they are
+ * closed and sorted by time. */
 static int rg__lines_whole(rg__lines *ls, rg_store *st)
 {
     int more = 0;
     if (!ls->out.f || ls->gap ||
-        rg_store_each_transition(st, (int64_t)ls->n, 0, rg__stop, &more) < 0 || more)
+        (!ls->unstored &&
+         (rg_store_each_transition(st, (int64_t)ls->n, 0, rg__stop, &more) < 0 || more)))
         return 0;
     int bad = fclose(ls->out.f);
     ls->out.f = NULL;
@@ -391,6 +395,9 @@ static int rg__sim_run(rg_cli_opts *o, rg_time until, int quiet, rg__sim *sim, r
             sim->lines->out.eng = eng;
             so.applied = rg__line_add;
             so.applied_ud = sim->lines;
+            /* our own scratch store (no --db): the lines are all the
+             * output reads of the transitions, so they are not stored */
+            so.unstored = sim->lines->unstored = sim->db != o->db;
         }
         rg_engine_stats total = {0};
         n = rg_sweep(st, &so, &total);
@@ -498,6 +505,8 @@ int rg_cmd_simulate(int argc, char **argv)
         rg_notify_acks_free(&acks);
         if (rg__lines_whole(&lines, st))
             rg__lines_print(&lines, stdout);
+        else if (lines.unstored) /* (the store has not got them) */
+            rc = rg_cli_die("%s", "simulate: out of memory collecting the transitions");
         else
             rg_store_each_transition(st, 0, 1, text ? rg__print_text : rg__print_jsonl, &out);
         rg__print_notifications(&out, RG_TIME_NONE);
@@ -564,6 +573,8 @@ int rg_cmd_diff(int argc, char **argv)
             rg_diff_print(&d, "OLD", "NEW", eng[1], stdout);
         rg_diff_free(&d);
         rc = n < 0 ? 2 : n > 0 ? 1 : 0;
+    } else if (!rc && (kept[0].unstored || kept[1].unstored)) { /* (not in the stores) */
+        rc = rg_cli_die("%s", "diff: out of memory collecting the transitions");
     } else if (!rc) {
         long d = rg_diff_stores(st[0], st[1], "OLD", "NEW", eng[1], stdout);
         rc = d < 0 ? 2 : d > 0 ? 1 : 0;
