@@ -65,6 +65,16 @@ static int rg__print_jsonl(void *ud, const rg_transition *t)
     return 0;
 }
 
+/* s, then spaces up to width and two more: printf's "%-*s  " at a fraction
+ * of its cost (a line of text a transition). */
+static void rg__column(FILE *f, const char *s, size_t width)
+{
+    static const char spaces[] = "                              "; /* 30: the widest + 2 */
+    size_t n = strlen(s);
+    fwrite(s, 1, n, f);
+    fwrite(spaces, 1, (n < width ? width - n : 0) + 2, f);
+}
+
 /* The clinic's local time with its offset; a notification moved to the
  * next opening is said after the message. */
 static int rg__print_text(void *ud, const rg_transition *t)
@@ -74,11 +84,14 @@ static int rg__print_text(void *ud, const rg_transition *t)
     char at[RG_TIME_BUFSZ], later[RG_TIME_BUFSZ], patient[4 * RG_EVENT_MAX_ID + 1], rule[512];
     /* what protocols and events wrote, with control characters escaped:
      * a message cannot end the line, forge the next or drive the terminal;
-     * "-" is the clinic's own patient (a system alert) */
-    fprintf(o->f, "%-23s  %-8s  %-10s  %-10s  %-26s  %-8s  ", rg_zone_display(z, t->at, at),
-            RG_TRANSITION_STATE(t), t->clinic,
-            *t->patient ? rg_printable(t->patient, patient, sizeof patient) : "-",
-            rg_printable(t->rule, rule, sizeof rule), t->severity);
+     * "-" is the clinic's own patient (a system alert); the widths as the
+     * header's (rg_cmd_simulate) */
+    rg__column(o->f, rg_zone_display(z, t->at, at), 23);
+    rg__column(o->f, RG_TRANSITION_STATE(t), 8);
+    rg__column(o->f, t->clinic, 10);
+    rg__column(o->f, *t->patient ? rg_printable(t->patient, patient, sizeof patient) : "-", 10);
+    rg__column(o->f, rg_printable(t->rule, rule, sizeof rule), 26);
+    rg__column(o->f, t->severity, 8);
     rg_fput_printable(o->f, t->message);
     if (t->notify_at != RG_TIME_NONE && t->notify_at != t->at)
         fprintf(o->f, " (notify %s)", rg_zone_display(z, t->notify_at, later));
