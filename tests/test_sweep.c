@@ -339,6 +339,20 @@ Test(sweep, parallel_simulate_and_diff_give_the_single_threaded_output)
               "the simulation resolves nothing or moves no notification: the comparison would be weak");
     cr_assert(strcmp(outs[0], outs[1]) == 0, "simulate's text differs between --jobs 1 and 2 "
               "with no evaluation error");
+    /* without --db the transitions go to the text alone (rg_sweep_opts.unstored);
+     * with --db they are still stored, every one, the text the same */
+    char simdb[600];
+    snprintf(simdb, sizeof simdb, "%s/sim.db", dir);
+    const char *dbargs[] = {"simulate", "--db", simdb, "--events", path, "--until",
+                            "2026-09-01T00:00:00Z", "--clinic", calm, "--jobs", "2", NULL};
+    char *dbout = run_out(dbargs, 0);
+    cr_assert_str_eq(outs[0], dbout, "simulate --db's text differs from simulate's");
+    long lines = 0;
+    for (const char *c = dbout; *c; c++)
+        lines += *c == '\n';
+    cr_assert_eq(count_rows(simdb, "SELECT count(*) FROM transitions"), lines - 1,
+                 "simulate --db --jobs 2 stored not every transition it printed");
+    free(dbout);
     free(outs[0]);
     free(outs[1]);
     free(acute);

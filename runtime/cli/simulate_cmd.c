@@ -65,6 +65,16 @@ static int rg__print_jsonl(void *ud, const rg_transition *t)
     return 0;
 }
 
+/* s, then spaces up to width and two more: printf's "%-*s  " at a fraction
+ * of its cost (a line of text a transition). */
+static void rg__column(FILE *f, const char *s, size_t width)
+{
+    static const char spaces[] = "                              "; /* 30: the widest + 2 */
+    size_t n = strlen(s);
+    fwrite(s, 1, n, f);
+    fwrite(spaces, 1, (n < width ? width - n : 0) + 2, f);
+}
+
 /* The clinic's local time with its offset; a notification moved to the
  * next opening is said after the message. */
 static int rg__print_text(void *ud, const rg_transition *t)
@@ -74,11 +84,14 @@ static int rg__print_text(void *ud, const rg_transition *t)
     char at[RG_TIME_BUFSZ], later[RG_TIME_BUFSZ], patient[4 * RG_EVENT_MAX_ID + 1], rule[512];
     /* what protocols and events wrote, with control characters escaped:
      * a message cannot end the line, forge the next or drive the terminal;
-     * "-" is the clinic's own patient (a system alert) */
-    fprintf(o->f, "%-23s  %-8s  %-10s  %-10s  %-26s  %-8s  ", rg_zone_display(z, t->at, at),
-            RG_TRANSITION_STATE(t), t->clinic,
-            *t->patient ? rg_printable(t->patient, patient, sizeof patient) : "-",
-            rg_printable(t->rule, rule, sizeof rule), t->severity);
+     * "-" is the clinic's own patient (a system alert); the widths as the
+     * header's (rg_cmd_simulate) */
+    rg__column(o->f, rg_zone_display(z, t->at, at), 23);
+    rg__column(o->f, RG_TRANSITION_STATE(t), 8);
+    rg__column(o->f, t->clinic, 10);
+    rg__column(o->f, *t->patient ? rg_printable(t->patient, patient, sizeof patient) : "-", 10);
+    rg__column(o->f, rg_printable(t->rule, rule, sizeof rule), 26);
+    rg__column(o->f, t->severity, 8);
     rg_fput_printable(o->f, t->message);
     if (t->notify_at != RG_TIME_NONE && t->notify_at != t->at)
         fprintf(o->f, " (notify %s)", rg_zone_display(z, t->notify_at, later));
@@ -109,6 +122,8 @@ typedef struct rg__lines {
     int gap; /* a transition written past the hook (an evaluation-failed alert, written
               * with its rule's status): print from the store */
     int keep; /* diff's fields, not text */
+    int unstored; /* the transitions went to the lines alone, not to the store
+                   * (rg_sweep_opts.unstored): the lines are the only copy */
 } rg__lines;
 
 static int rg__line_add(void *ud, const rg_transition *t)
@@ -154,12 +169,14 @@ static int rg__stop(void *ud, const rg_transition *t)
 }
 
 /* Whether the lines are all of st's transitions (none written past the
- * hook, none after the last): then they are closed and sorted by time. */
+ * hook, none after the last; unstored: all there are): then they are
+ * closed and sorted by time. */
 static int rg__lines_whole(rg__lines *ls, rg_store *st)
 {
     int more = 0;
     if (!ls->out.f || ls->gap ||
-        rg_store_each_transition(st, (int64_t)ls->n, 0, rg__stop, &more) < 0 || more)
+        (!ls->unstored &&
+         (rg_store_each_transition(st, (int64_t)ls->n, 0, rg__stop, &more) < 0 || more)))
         return 0;
     int bad = fclose(ls->out.f);
     ls->out.f = NULL;
@@ -391,6 +408,9 @@ static int rg__sim_run(rg_cli_opts *o, rg_time until, int quiet, rg__sim *sim, r
             sim->lines->out.eng = eng;
             so.applied = rg__line_add;
             so.applied_ud = sim->lines;
+            /* our own scratch store (no --db): the lines are all the
+             * output reads of the transitions, so they are not stored */
+            so.unstored = sim->lines->unstored = sim->db != o->db;
         }
         rg_engine_stats total = {0};
         n = rg_sweep(st, &so, &total);
@@ -498,6 +518,8 @@ int rg_cmd_simulate(int argc, char **argv)
         rg_notify_acks_free(&acks);
         if (rg__lines_whole(&lines, st))
             rg__lines_print(&lines, stdout);
+        else if (lines.unstored) /* (the store has not got them) */
+            rc = rg_cli_die("%s", "simulate: out of memory collecting the transitions");
         else
             rg_store_each_transition(st, 0, 1, text ? rg__print_text : rg__print_jsonl, &out);
         rg__print_notifications(&out, RG_TIME_NONE);
@@ -564,6 +586,8 @@ int rg_cmd_diff(int argc, char **argv)
             rg_diff_print(&d, "OLD", "NEW", eng[1], stdout);
         rg_diff_free(&d);
         rc = n < 0 ? 2 : n > 0 ? 1 : 0;
+    } else if (!rc && (kept[0].unstored || kept[1].unstored)) { /* (not in the stores) */
+        rc = rg_cli_die("%s", "diff: out of memory collecting the transitions");
     } else if (!rc) {
         long d = rg_diff_stores(st[0], st[1], "OLD", "NEW", eng[1], stdout);
         rc = d < 0 ? 2 : d > 0 ? 1 : 0;

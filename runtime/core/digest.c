@@ -106,12 +106,24 @@ static const char *rg__escape(const char *s, char tmp[8], size_t *len)
     }
 }
 
+/* Whether the byte c is printed as it is whatever follows it (most are:
+ * the loops below skip them without rg__escape's call, simulate prints a
+ * message a line). */
+static int rg__plain(unsigned char c)
+{
+    return c >= 0x20 && c != 0x7f && c != 0xc2;
+}
+
 void rg_fput_printable(FILE *f, const char *s)
 {
     const char *run = s;
     char tmp[8];
     size_t len;
     for (; *s; s += len) {
+        if (rg__plain((unsigned char)*s)) {
+            len = 1;
+            continue;
+        }
         const char *e = rg__escape(s, tmp, &len);
         if (!*e)
             continue;
@@ -129,7 +141,9 @@ char *rg_printable(const char *s, char *buf, size_t size)
     if (!size)
         return buf;
     for (; *s; s += len) {
-        const char *e = rg__escape(s, tmp, &len);
+        const char *e = rg__plain((unsigned char)*s) ? "" : rg__escape(s, tmp, &len);
+        if (!*e)
+            len = 1;
         size_t el = *e ? strlen(e) : 1;
         if (n + el >= size)
             break;

@@ -204,9 +204,32 @@ void rg_wlog_free(rg_wlog *lg)
     memset(lg, 0, sizeof *lg);
 }
 
-/* rg_wlog_apply, calling applied(ud, t) for each transition written (its seq set). */
-static int rg__apply(rg_store *st, rg_wlog *lg, int (*applied)(void *ud, const rg_transition *t),
-                     void *ud)
+/* Where the transitions of an unstored sweep (rg_sweep_opts.unstored) go:
+ * applied(ud, t) alone, numbered as the store would number them (given:
+ * the last seq handed out). An evaluation-failed alert is the store's own
+ * (rg_engine_rule_status writes it, and reads the clinic's open ones back):
+ * it is read back after the write (stored: the last of the store's seqs
+ * read) and handed on with the next number, the place it has in a stored
+ * sweep. */
+typedef struct rg__feed {
+    int (*applied)(void *ud, const rg_transition *t);
+    void *ud;
+    int unstored;
+    int64_t given, stored;
+} rg__feed;
+
+static int rg__feed_stored(void *ud, const rg_transition *t)
+{
+    rg__feed *fd = ud;
+    rg_transition r = *t;
+    fd->stored = t->seq;
+    r.seq = ++fd->given;
+    return fd->applied(fd->ud, &r);
+}
+
+/* rg_wlog_apply, handing each transition written (its seq set) to fd
+ * (NULL: none). */
+static int rg__apply(rg_store *st, rg_wlog *lg, rg__feed *fd)
 {
     int rc = lg->rc;
     /* (what follows uses no transition's seq: the writes can go as a batch) */
@@ -235,11 +258,17 @@ static int rg__apply(rg_store *st, rg_wlog *lg, int (*applied)(void *ud, const r
                 }
                 id = lg->v[-id - 1].alert_id;
             }
-            rc = rg_store_transition(st, &t, &id);
+            if (fd && fd->unstored) { /* an opening's id is its seq, as the store gives */
+                t.seq = ++fd->given;
+                if (op->open == 1)
+                    id = t.seq;
+            } else {
+                rc = rg_store_transition(st, &t, &id);
+            }
             if (rc == RG_OK && op->open)
                 op->alert_id = id;
-            if (rc == RG_OK && applied)
-                rc = applied(ud, &t);
+            if (rc == RG_OK && fd && fd->applied)
+                rc = fd->applied(fd->ud, &t);
             break;
         }
         case 'e':
@@ -247,6 +276,8 @@ static int rg__apply(rg_store *st, rg_wlog *lg, int (*applied)(void *ud, const r
             break;
         case 'f': /* (s[5] NULL: clean again) */
             rc = rg_engine_rule_status(st, s[0], s[1], s[2], s[3], s[4], op->at, s[5]);
+            if (rc == RG_OK && fd && fd->unstored)
+                rc = rg_store_each_transition(st, fd->stored, 0, rg__feed_stored, fd);
             break;
         case 'p':
             rc = rg_store_patient_put(st, s[0], s[1], &op->ps);
@@ -272,7 +303,7 @@ static int rg__apply(rg_store *st, rg_wlog *lg, int (*applied)(void *ud, const r
 
 int rg_wlog_apply(rg_store *st, rg_wlog *lg)
 {
-    return rg__apply(st, lg, NULL, NULL);
+    return rg__apply(st, lg, NULL);
 }
 
 /* ---- workers -------------------------------------------------------------------- */
@@ -407,6 +438,7 @@ long rg_sweep(rg_store *st, const rg_sweep_opts *o, rg_engine_stats *stats)
     char after_clinic[RG_EVENT_MAX_ID + 1] = "", after_patient[RG_EVENT_MAX_ID + 1] = "";
     long filled = 0, applied = 0, done = 0;
     int end = 0;
+    rg__feed feed = {o->applied, o->applied_ud, o->unstored && o->applied, 0, 0};
     while (rc == RG_OK && (!end || applied < filled)) {
         /* read ahead into free pages */
         for (int i = 0; !end && rc == RG_OK && i < sw.npages; i++) {
@@ -451,7 +483,7 @@ long rg_sweep(rg_store *st, const rg_sweep_opts *o, rg_engine_stats *stats)
         pthread_mutex_unlock(&sw.mu);
         rc = next->rc;
         if (rc == RG_OK && (rc = rg_store_begin(st)) == RG_OK) {
-            rc = rg__apply(st, &next->log, o->applied, o->applied_ud);
+            rc = rg__apply(st, &next->log, &feed);
             if (rc == RG_OK)
                 rc = rg_store_commit(st);
             if (rc)

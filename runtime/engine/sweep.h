@@ -33,6 +33,15 @@ typedef struct rg_sweep_opts {
      * transaction; not 0: the sweep stops with that error */
     int (*applied)(void *applied_ud, const rg_transition *t);
     void *applied_ud;
+    /* 1 (with applied): the transitions are handed to applied alone, not
+     * written to the store, numbered as the store would have numbered them
+     * (from 1: a store with none yet, as a simulation's scratch store).
+     * An opening's alert id is its seq, as in the store; the store's own
+     * (an evaluation-failed alert, rg_engine_rule_status) are written there
+     * and handed to applied too, in their place. For a caller that makes its
+     * output from applied and whose engines read no patient's alerts back
+     * (each patient evaluated once, from none: `simulate`, `diff`) */
+    int unstored;
 } rg_sweep_opts;
 
 /* A write log: what an engine wrote through rg_wlog_sink (transitions,
