@@ -212,16 +212,11 @@ char *rg_time_day(rg_time t, char buf[RG_TIME_BUFSZ])
         return buf;
     }
     /* what "%d %s %04d" makes, without printf (a message's dates: 1.1% of a sweep) */
-    char *o = buf;
-    if (d >= 10)
-        *o++ = (char)('0' + d / 10);
-    *o++ = (char)('0' + d % 10);
+    char *o = rg__put(buf, d, d >= 10 ? 2 : 1);
     *o++ = ' ';
     memcpy(o, mon[m - 1], 3);
     o += 3;
     *o++ = ' ';
-    for (int div = 1000; div; div /= 10)
-        *o++ = (char)('0' + y / div % 10);
-    *o = '\0';
+    *rg__put(o, y, 4) = '\0';
     return buf;
 }
