@@ -470,6 +470,7 @@ typedef struct rg__share {
     int rc, cut;         /* under mu: the first failure; some run stopped short */
     rg_wlog *logs;       /* each run's writes */
     rg_engine_stats stats; /* what the other threads' engines added */
+    long lent;             /* runs they evaluated */
     uint64_t evaluations[RG_SVC_JOB_PROTOS];
     double seconds[RG_SVC_JOB_PROTOS];
 } rg__share;
@@ -561,7 +562,7 @@ static void rg__help(rg__thread *t, rg__share *sh)
     rg_engine_stats before = {0};
     uint64_t ev[RG_SVC_JOB_PROTOS] = {0};
     double secs[RG_SVC_JOB_PROTOS] = {0};
-    int np = 0;
+    int np = 0, runs = 0;
     if (rc == RG_OK) {
         rg__load(t, j);
         before = *rg_engine_stats_get(t->eng);
@@ -575,6 +576,7 @@ static void rg__help(rg__thread *t, rg__share *sh)
     for (;;) {
         if (rc == RG_OK) {
             rg__do_run(t, sh, k);
+            runs++;
         } else { /* no engine: the run is not done, nor the job */
             pthread_mutex_lock(&pool->mu);
             sh->rc = sh->rc ? sh->rc : RG_EIO;
@@ -589,6 +591,7 @@ static void rg__help(rg__thread *t, rg__share *sh)
         pthread_mutex_unlock(&pool->mu);
     }
     /* (under mu again) */
+    sh->lent += runs;
     if (rc == RG_OK) {
         rg__add_stats(&sh->stats, rg_engine_stats_get(t->eng), &before);
         /* per protocol, matched by place: the same generation of the clinic runs */
@@ -672,6 +675,7 @@ static int rg__shared(rg__thread *t, rg_svc_job *j, const char *clinic, size_t n
         rg_wlog_free(&sh->logs[k]);
     }
     rg__add_stats(&t->lent, &sh->stats, &(rg_engine_stats){0});
+    j->lent = sh->lent;
     for (int p = 0; p < RG_SVC_JOB_PROTOS; p++) {
         t->lent_evaluations[p] += sh->evaluations[p];
         t->lent_seconds[p] += sh->seconds[p];
