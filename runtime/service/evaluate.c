@@ -4,9 +4,10 @@
  *
  * The loop hands a clinic's work over as a job (rg_svc_job): the patients
  * its stored requests concern, and whether to advance its due patients
- * too. A clinic has at most one job out at a time, so it is evaluated by
- * one thread at a time, against a store that already holds every write of
- * its previous job; an idle thread takes the oldest job queued, leaving a
+ * too. A clinic has at most one job out at a time, evaluated against a store
+ * that already holds every write of its previous job (its requested patients
+ * shared with the threads idle meanwhile, in runs whose logs join in order:
+ * rg__shared; the rest of the job on its own thread); an idle thread takes the oldest job queued, leaving a
  * clinic's job to the thread that ran the clinic last when that one is idle
  * too (its engine keeps the rules' answers for the clinic's patients). Each thread
  * has its own store connection (SQLite WAL readers, or a PostgreSQL
