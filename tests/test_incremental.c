@@ -367,7 +367,9 @@ static double rg__metric(const char *text, const char *name)
 }
 
 /* Starts `regimen serve` in dir/name on clinic c0 with the shipped ketamine
- * protocols and two evaluation threads, with env=value set (NULL: unset). */
+ * protocols and rg__c0_threads evaluation threads (2 unless a test says),
+ * with env=value set (NULL: unset). */
+static int rg__c0_threads = 2;
 static void rg__serve_c0(server *s, const char *dir, const char *name, const char *env,
                          const char *value)
 {
@@ -382,7 +384,7 @@ static void rg__serve_c0(server *s, const char *dir, const char *name, const cha
              "{ \"listen\": \"127.0.0.1:0\",\n"
              "  \"clinics\": { \"c0\": { \"protocols\": \"%s/protocols/ketamine\",\n"
              "                          \"tokens\": [\"" TOKEN_A "\"] } },\n"
-             "  \"limits\": { \"evaluation_threads\": 2 } }\n", cwd);
+             "  \"limits\": { \"evaluation_threads\": %d } }\n", cwd, rg__c0_threads);
     rg_test_write(dir, sub, cfg);
     if (env && value)
         setenv(env, value, 1);
@@ -549,6 +551,107 @@ Test(incremental, serve_keeps_answers_same_transitions_as_full_evaluation, .time
     free(metrics);
     free(full);
     free(ver);
+    free(text);
+    rg_test_rmdir(dir);
+}
+
+/* The clinic's feed in its order (seq), every field but the times of
+ * evaluation: one line per transition. */
+static char *rg__feed(const server *s)
+{
+    rg_buf all = {0};
+    long long after = 0;
+    for (;;) {
+        char path[80], *out;
+        snprintf(path, sizeof path, "/v1/transitions?after=%lld&limit=1000", after);
+        cr_assert_eq(http(s->port, "GET", path, TOKEN_A, NULL, &out), 200, "%s", out);
+        json_t *doc = json_loads(out, 0, NULL);
+        cr_assert_not_null(doc, "%s", out);
+        free(out);
+        size_t k, got = json_array_size(json_object_get(doc, "transitions"));
+        json_t *t;
+        json_array_foreach(json_object_get(doc, "transitions"), k, t) {
+            const char *f[] = {"patient", "protocol", "version", "rule", "severity", "key",
+                               "state", "message"};
+            rg_buf_printf(&all, "%lld", (long long)json_integer_value(json_object_get(t, "seq")));
+            for (size_t i = 0; i < sizeof f / sizeof *f; i++)
+                rg_buf_printf(&all, " %s", json_string_value(json_object_get(t, f[i])));
+            rg_buf_printf(&all, " %s\n", json_is_string(json_object_get(t, "due"))
+                                             ? json_string_value(json_object_get(t, "due")) : "-");
+        }
+        after = (long long)json_integer_value(json_object_get(doc, "last"));
+        json_decref(doc);
+        if (!got)
+            break;
+    }
+    rg_buf_add(&all, "", 1);
+    return all.p;
+}
+
+static server rg__share_s;
+static void rg__share_fini(void) { server_kill(&rg__share_s); }
+
+/* One clinic's requests of many patients each (whole histories, 500 events
+ * a request): with two evaluation threads the idle one takes runs of the
+ * job's patients (evaluate.c, rg__shared), and the feed is the one a single
+ * thread gives, transition for transition, in the same order (seq). */
+Test(incremental, serve_shares_a_job_over_threads_same_feed_in_the_same_order, .timeout = 300,
+     .fini = rg__share_fini)
+{
+    char dir[256], cmd[1024], events[300], start[16];
+    rg_test_tmpdir(dir);
+    time_t t0 = time(NULL) - 600 * 86400;
+    strftime(start, sizeof start, "%Y-%m-%d", gmtime(&t0));
+    snprintf(events, sizeof events, "%s/cohort.jsonl", dir);
+    snprintf(cmd, sizeof cmd, "cc -O1 -o %s/gen bench/gen.c -lm && %s/gen 90 1 5 %s > %s", dir,
+             dir, start, events);
+    cr_assert_eq(system(cmd), 0, "%s", cmd);
+    char *text = rg_test_read(events);
+    char *feed[2];
+    double shared[2];
+    for (int threads = 1; threads <= 2; threads++) {
+        char name[16];
+        snprintf(name, sizeof name, "threads%d", threads);
+        rg__c0_threads = threads;
+        rg__serve_c0(&rg__share_s, dir, name, NULL, NULL);
+        rg__c0_threads = 2;
+        /* the lines in file order (a patient's together), 500 a request */
+        rg_buf body = {0};
+        int in = 0, posts = 0;
+        for (const char *p = text; *p;) {
+            size_t len = strcspn(p, "\n");
+            rg_buf_add(&body, in ? "," : "[", 1);
+            rg_buf_add(&body, p, len);
+            p += len + (p[len] == '\n');
+            if (++in == 500 || !*p) {
+                char *out;
+                rg_buf_add(&body, "]", 2);
+                cr_assert_eq(http(rg__share_s.port, "POST", "/v1/events", TOKEN_A, body.p, &out),
+                             200, "%s", out);
+                free(out);
+                body.len = 0;
+                in = 0;
+                posts++;
+            }
+        }
+        rg_buf_free(&body);
+        cr_assert_geq(posts, 4, "the cohort makes several requests");
+        feed[threads - 1] = rg__feed(&rg__share_s);
+        char *metrics;
+        cr_assert_eq(http(rg__share_s.port, "GET", "/metrics", TOKEN_A, NULL, &metrics), 200);
+        shared[threads - 1] = rg__metric(metrics, "\nregimen_shared_runs_total ");
+        cr_assert_not_null(strstr(metrics, "regimen_shared_runs_total "), "%s", metrics);
+        free(metrics);
+        cr_assert_eq(server_stop(&rg__share_s, SIGTERM), 0);
+    }
+    cr_assert_eq(shared[0], 0, "one thread shares with nobody");
+    cr_assert_gt(shared[1], 0, "the second thread took no run of a job's patients");
+    cr_assert_gt(strlen(feed[0]), 20000, "the cohort raises alerts:\n%s", feed[0]);
+    cr_assert_str_eq(feed[1], feed[0], "two threads give another feed than one");
+    fprintf(stderr, "a job's patients shared: %.0f runs on the other thread, the same %zu bytes "
+            "of feed\n", shared[1], strlen(feed[0]));
+    free(feed[0]);
+    free(feed[1]);
     free(text);
     rg_test_rmdir(dir);
 }

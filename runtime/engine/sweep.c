@@ -197,6 +197,31 @@ void rg_wlog_cut(rg_wlog *lg, int n, size_t text_len)
     lg->rc = RG_OK;
 }
 
+int rg_wlog_append(rg_wlog *to, const rg_wlog *from)
+{
+    size_t base = to->text.len;
+    while (to->cap < (size_t)to->n + (size_t)from->n) { /* (doubled until it holds both) */
+        rg_wlog_op *grown = rg_grow(to->v, &to->cap, to->cap, sizeof *grown, 64);
+        if (!grown)
+            return RG_ENOMEM;
+        to->v = grown;
+    }
+    if (from->text.len && rg_buf_add(&to->text, from->text.p, from->text.len))
+        return RG_ENOMEM;
+    for (int i = 0; i < from->n; i++) {
+        rg_wlog_op *op = &to->v[to->n + i];
+        *op = from->v[i];
+        for (int k = 0; k < RG__NSTR; k++)
+            op->s[k] += op->s[k] ? base : 0; /* (0: NULL) */
+        if (op->kind == 't' && op->alert_id < 0) /* opened earlier in from: its place in to */
+            op->alert_id -= to->n;
+    }
+    to->n += from->n;
+    if (to->rc == RG_OK)
+        to->rc = from->rc;
+    return RG_OK;
+}
+
 void rg_wlog_free(rg_wlog *lg)
 {
     free(lg->v);

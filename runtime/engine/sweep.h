@@ -66,6 +66,9 @@ void rg_wlog_cut(rg_wlog *lg, int n, size_t text_len);
 /* Records a shadow version's transition (set: the protocol set's id), for
  * rg_store_shadow_put: never the feed (docs/governance.md, "Shadow"). */
 int rg_wlog_shadow(rg_wlog *lg, const char *set, const rg_transition *t);
+/* Appends what from recorded after what to holds, as if recorded there
+ * (its opens' provisional ids moved along): RG_ENOMEM, to unchanged. */
+int rg_wlog_append(rg_wlog *to, const rg_wlog *from);
 /* Applies the log on st, inside the caller's transaction. */
 int rg_wlog_apply(rg_store *st, rg_wlog *lg);
 void rg_wlog_free(rg_wlog *lg);

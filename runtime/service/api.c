@@ -787,7 +787,7 @@ typedef struct rg__msnap {
     long long eval_errors, limit_hits, steps, reloads_ok, reloads_refused, store_errors;
     long long quarantined, quarantines, quarantine_skips, cpu_budget_hits;
     long long leases_held, leases_taken, leases_released, workers;
-    long long groups, group_requests, notices, wake_yields;
+    long long groups, group_requests, notices, wake_yields, shared_runs;
     long long http_requests, http_connections, http_streams, http_unauthenticated;
     long long http_refused, http_evicted, http_dropped;
     long long hook_ok, hook_failed, hook_backlog;
@@ -1016,6 +1016,9 @@ static const struct rg__metric {
     {"regimen_wake_yields_total", "counter", "Evaluation jobs whose wake-up part (due patients) "
      "handed back early because requests waited for the clinic's job.", NULL,
      RG__S(wake_yields)},
+    {"regimen_shared_runs_total", "counter", "Runs of a job's requested patients evaluated by "
+     "an idle evaluation thread other than the job's (one clinic's burst on every core).", NULL,
+     RG__S(shared_runs)},
     {"regimen_store_notices_total", "counter", "Commits by other processes (regimen ingest) "
      "that the service was told of and read.", NULL, RG__S(notices)},
     {"regimen_http_requests_total", "counter", "HTTP requests answered.", NULL,
@@ -1084,6 +1087,7 @@ static void rg__metrics_snap(rg_svc *sv, rg__msnap *s)
         .leases_released = (long long)sv->leases_released, .workers = sv->nworkers,
         .groups = (long long)sv->groups, .group_requests = (long long)sv->group_requests,
         .notices = (long long)sv->notices, .wake_yields = (long long)sv->wake_yields,
+        .shared_runs = (long long)sv->shared_runs,
         .http_requests = (long long)hs.requests,
         .http_connections = hs.connections, .http_streams = hs.streams,
         .http_unauthenticated = hs.unauthenticated,

@@ -4,9 +4,10 @@
  *
  * The loop hands a clinic's work over as a job (rg_svc_job): the patients
  * its stored requests concern, and whether to advance its due patients
- * too. A clinic has at most one job out at a time, so it is evaluated by
- * one thread at a time, against a store that already holds every write of
- * its previous job; an idle thread takes the oldest job queued, leaving a
+ * too. A clinic has at most one job out at a time, evaluated against a store
+ * that already holds every write of its previous job (its requested patients
+ * shared with the threads idle meanwhile, in runs whose logs join in order:
+ * rg__shared; the rest of the job on its own thread); an idle thread takes the oldest job queued, leaving a
  * clinic's job to the thread that ran the clinic last when that one is idle
  * too (its engine keeps the rules' answers for the clinic's patients). Each thread
  * has its own store connection (SQLite WAL readers, or a PostgreSQL
@@ -63,9 +64,14 @@ typedef struct rg__thread {
     rg_engine *eng;
     rg_wlog log; /* what eng writes; moved into the job it finishes */
     rg_svc_job *current; /* under mu: the job it runs */
+    rg_svc_job *helping; /* under mu: the job whose patients it shares (rg__help) */
     int abandoned;       /* under mu: its job was left behind by a stop (never joined) */
     unsigned loaded[RG_MAX_CLINICS]; /* the generation of each clinic's protocols it runs */
     rg_patient_page page;
+    /* what other threads' engines added to the job it runs (rg__shared) */
+    rg_engine_stats lent;
+    uint64_t lent_evaluations[RG_SVC_JOB_PROTOS];
+    double lent_seconds[RG_SVC_JOB_PROTOS];
     /* the patients of the job so far (open addressing): a patient evaluated
      * twice in one job would not see its first evaluation's writes, which
      * are in the log, not yet in the store */
@@ -83,6 +89,8 @@ struct rg_svc_pool {
      * their histories (engine.c, "kept answers"): an idle thread leaves a
      * clinic's job to that thread when it is idle too (rg__pick). */
     int owner[RG_MAX_CLINICS];
+    struct rg__share *shares;  /* under mu: jobs' patients with runs left to take */
+    pthread_cond_t shared;     /* a run of a share finished */
     rg_svc_job *done;          /* jobs handed back, for the loop */
     int stop;                  /* under mu: threads end when the queue is empty */
     int closed;                /* under mu: async is closed, not to be sent to */
@@ -416,6 +424,270 @@ static int rg__hand_back(rg__thread *t, rg_svc_job *j, uint64_t t0, uint64_t tw)
     return 0;
 }
 
+/* The limits and the protocols of job j's clinic, on t's engine, before t
+ * evaluates any of the job's patients. */
+static void rg__load(rg__thread *t, rg_svc_job *j)
+{
+    rg_svc *sv = t->pool->sv;
+    const rg_svc_clinic *c = &sv->clinics[j->clinic];
+    rg_engine_set_limits(t->eng, &j->limits, &j->budget); /* (a reload may have changed them) */
+    if (t->loaded[j->clinic] != j->gen) {
+        char err[4096], d[PATH_MAX + 16], sh[PATH_MAX + 16];
+        const char *dir, *shipped; /* the directory, or its active version's (approval) */
+        rg_svc_clinic_source_r(sv, j->clinic, d, sh, sizeof d, &dir, &shipped);
+        if (rg_engine_set_clinic_from(t->eng, c->name, dir, shipped, NULL, err, sizeof err))
+            rg_log("error", "clinic %s: evaluation thread %d cannot load its protocols (%s): "
+                   "the version it ran before keeps running there", c->name, t->index, err);
+        t->loaded[j->clinic] = j->gen;
+    }
+}
+
+static rg_svc_job **rg__pick(struct rg_svc_pool *pool, const rg__thread *t);
+
+/* ---- a job's patients shared out ------------------------------------------------------ */
+
+/* A job's requested patients are evaluated by its thread and, while there
+ * are runs left, by any idle thread (one clinic's requests then use every
+ * core): consecutive runs of RG__RUN patients at most, taken in order. Each
+ * run's writes go to a log of its own, and the job's log is the runs' logs
+ * in order: the log one thread would have written, transitions in the same
+ * order (so the same cseq). Patients are independent (each is read and
+ * evaluated on its own, in a read transaction of its own), and a patient is
+ * in one run only (the job's thread marks a second mention beforehand). */
+#define RG__SHARE_MIN 6 /* requested patients from which a job is shared */
+#define RG__RUN 2       /* patients per run at most: a thread that helps takes a job
+                         * queued for it after its run (one clinic cannot stall the
+                         * others for longer than two evaluations) */
+
+typedef struct rg__share {
+    struct rg__share *next; /* under mu: in pool->shares while runs are left */
+    rg_svc_job *job;
+    const char *clinic;
+    unsigned char *skip; /* a patient evaluated earlier in the job */
+    int size, nruns;     /* patients per run, runs */
+    int taken, done;     /* under mu: runs taken, runs finished */
+    int helpers;         /* under mu: other threads in it */
+    int stop;            /* under mu: a run failed or stopped short: no more are taken */
+    int rc, cut;         /* under mu: the first failure; some run stopped short */
+    rg_wlog *logs;       /* each run's writes */
+    rg_engine_stats stats; /* what the other threads' engines added */
+    long lent;             /* runs they evaluated */
+    uint64_t evaluations[RG_SVC_JOB_PROTOS];
+    double seconds[RG_SVC_JOB_PROTOS];
+} rg__share;
+
+/* Under mu: the next run of sh to take (-1: none left); the share leaves
+ * the pool's list with its last run. */
+static int rg__take_run(struct rg_svc_pool *pool, rg__share *sh)
+{
+    int k = sh->stop || sh->taken == sh->nruns ? -1 : sh->taken++;
+    if (k < 0 || sh->taken == sh->nruns) {
+        for (rg__share **p = &pool->shares; *p; p = &(*p)->next)
+            if (*p == sh) {
+                *p = sh->next;
+                break;
+            }
+    }
+    return k;
+}
+
+/* Run k of sh on t (not under mu): its patients into sh->logs[k], then the
+ * finish noted under mu. */
+static void rg__do_run(rg__thread *t, rg__share *sh, int k)
+{
+    rg_svc_job *j = sh->job;
+    int lo = k * sh->size, hi = lo + sh->size < j->npatients ? lo + sh->size : j->npatients;
+    const char *names[RG__RUN];
+    int idx[RG__RUN], n = 0, rc = RG_OK, i = 0;
+    for (int p = lo; p < hi; p++)
+        if (!sh->skip[p]) {
+            idx[n] = p;
+            names[n++] = j->patients[p];
+        }
+    int pre = n ? rg__ahead(t, sh->clinic, names, n) : 0;
+    if (pre < 0)
+        rc = pre;
+    for (; i < n && rc == RG_OK && !rg__halted(t->pool); i++) {
+        rg_engine_set_cause(t->eng, j->patients_by ? j->patients_by[idx[i]] : NULL);
+        rc = rg__one(t, sh->clinic, names[i], j->until, pre > 0);
+    }
+    rg_store_prefetch_end(t->st);
+    /* the run's writes move to its log; t's log starts empty again */
+    rg_wlog mine = t->log;
+    t->log = sh->logs[k];
+    sh->logs[k] = mine;
+    pthread_mutex_lock(&t->pool->mu);
+    if (rc && !sh->rc)
+        sh->rc = rc;
+    if (rc || i < n) /* (halted) */
+        sh->stop = sh->cut = 1;
+    sh->done++;
+    pthread_cond_broadcast(&t->pool->shared);
+    pthread_mutex_unlock(&t->pool->mu);
+}
+
+static void rg__add_stats(rg_engine_stats *to, const rg_engine_stats *a, const rg_engine_stats *b)
+{
+    to->patients += a->patients - b->patients;
+    to->events += a->events - b->events;
+    to->steps += a->steps - b->steps;
+    to->protocol_calls += a->protocol_calls - b->protocol_calls;
+    to->errors += a->errors - b->errors;
+    to->limit_hits += a->limit_hits - b->limit_hits;
+    to->opened += a->opened - b->opened;
+    to->resolved += a->resolved - b->resolved;
+    to->quarantines += a->quarantines - b->quarantines;
+    to->quarantine_skips += a->quarantine_skips - b->quarantine_skips;
+    to->cpu_budget_hits += a->cpu_budget_hits - b->cpu_budget_hits;
+    to->rule_checks += a->rule_checks - b->rule_checks;
+}
+
+/* Under mu, on an idle thread t: takes runs of sh until none is left
+ * (the lock is dropped while evaluating); what its engine added goes to
+ * sh's stats. */
+static void rg__help(rg__thread *t, rg__share *sh)
+{
+    struct rg_svc_pool *pool = t->pool;
+    rg_svc_job *j = sh->job;
+    int k = rg__take_run(pool, sh);
+    if (k < 0)
+        return;
+    sh->helpers++;
+    t->helping = j;
+    pthread_mutex_unlock(&pool->mu);
+    char why[512];
+    int rc = RG_OK;
+    if (!t->eng && (rc = rg__connect(t, why, sizeof why)))
+        rg_log("error", "evaluation thread %d: %s", t->index, why);
+    rg_clinic *cl = NULL;
+    rg_engine_stats before = {0};
+    uint64_t ev[RG_SVC_JOB_PROTOS] = {0};
+    double secs[RG_SVC_JOB_PROTOS] = {0};
+    int np = 0, runs = 0;
+    if (rc == RG_OK) {
+        rg__load(t, j);
+        before = *rg_engine_stats_get(t->eng);
+        cl = rg_engine_clinic(t->eng, sh->clinic);
+        np = cl ? cl->nprotos < RG_SVC_JOB_PROTOS ? cl->nprotos : RG_SVC_JOB_PROTOS : 0;
+        for (int p = 0; p < np; p++) {
+            ev[p] = cl->protos[p].evaluations;
+            secs[p] = cl->protos[p].seconds;
+        }
+    }
+    for (;;) {
+        if (rc == RG_OK) {
+            rg__do_run(t, sh, k);
+            runs++;
+        } else { /* no engine: the run is not done, nor the job */
+            pthread_mutex_lock(&pool->mu);
+            sh->rc = sh->rc ? sh->rc : RG_EIO;
+            sh->stop = sh->cut = 1;
+            sh->done++;
+            pthread_cond_broadcast(&pool->shared);
+            pthread_mutex_unlock(&pool->mu);
+        }
+        pthread_mutex_lock(&pool->mu);
+        if (rg__pick(pool, t) || (k = rg__take_run(pool, sh)) < 0)
+            break; /* (a job for it first: the job's thread takes the runs left) */
+        pthread_mutex_unlock(&pool->mu);
+    }
+    /* (under mu again) */
+    sh->lent += runs;
+    if (rc == RG_OK) {
+        rg__add_stats(&sh->stats, rg_engine_stats_get(t->eng), &before);
+        /* per protocol, matched by place: the same generation of the clinic runs */
+        for (int p = 0; p < np && p < cl->nprotos && p < RG_SVC_JOB_PROTOS; p++) {
+            sh->evaluations[p] += cl->protos[p].evaluations - ev[p];
+            sh->seconds[p] += cl->protos[p].seconds - secs[p];
+        }
+        rg_engine_cache_stats(t->eng, &pool->cache[t->index]);
+    }
+    if (sh->rc && t->eng) { /* (a store error: connected anew before its next work) */
+        rg_engine_free(t->eng);
+        rg_store_close(t->st);
+        t->eng = NULL;
+        t->st = NULL;
+    }
+    sh->helpers--;
+    t->helping = NULL;
+    pthread_cond_broadcast(&pool->shared);
+}
+
+/* Under mu: a share with runs left, for an idle thread (NULL: none). */
+static rg__share *rg__share_open(struct rg_svc_pool *pool)
+{
+    return pool->shares;
+}
+
+/* The requested patients of job j shared with idle threads (see above): 1
+ * when every one was evaluated, 0 when some were not (a store error, in
+ * *rc, or a halt); the job's log is t's, in the patients' order. */
+static int rg__shared(rg__thread *t, rg_svc_job *j, const char *clinic, size_t nmax, int *rc)
+{
+    struct rg_svc_pool *pool = t->pool;
+    rg__share *sh = calloc(1, sizeof *sh);
+    int n = j->npatients;
+    if (sh) {
+        sh->job = j;
+        sh->clinic = clinic;
+        sh->size = (n + 2 * pool->nthreads - 1) / (2 * pool->nthreads); /* (2 runs a thread) */
+        sh->size = sh->size > RG__RUN ? RG__RUN : sh->size < 1 ? 1 : sh->size;
+        sh->nruns = (n + sh->size - 1) / sh->size;
+        sh->skip = calloc((size_t)n, 1);
+        sh->logs = calloc((size_t)sh->nruns, sizeof *sh->logs);
+    }
+    if (!sh || !sh->skip || !sh->logs) {
+        if (sh) {
+            free(sh->skip);
+            free(sh->logs);
+        }
+        free(sh);
+        *rc = RG_ENOMEM;
+        return 0;
+    }
+    /* every patient noted (the wake-up part skips them), a second mention skipped */
+    for (int i = 0; i < n && *rc == RG_OK; i++) {
+        int seen = rg__seen(t, j->patients[i], nmax);
+        if (seen < 0)
+            *rc = seen;
+        sh->skip[i] = seen != 0;
+    }
+    if (*rc == RG_OK) {
+        pthread_mutex_lock(&pool->mu);
+        sh->next = pool->shares;
+        pool->shares = sh;
+        pthread_cond_broadcast(&pool->work);
+        int k;
+        while ((k = rg__take_run(pool, sh)) >= 0) {
+            pthread_mutex_unlock(&pool->mu);
+            rg__do_run(t, sh, k);
+            pthread_mutex_lock(&pool->mu);
+        }
+        while (sh->done < sh->taken || sh->helpers > 0)
+            pthread_cond_wait(&pool->shared, &pool->mu);
+        pthread_mutex_unlock(&pool->mu);
+        *rc = sh->rc;
+    }
+    /* the runs' logs, in order, make the job's (t's is empty: each run moved its out) */
+    for (int k = 0; k < sh->nruns; k++) {
+        int arc = rg_wlog_append(&t->log, &sh->logs[k]);
+        if (arc && *rc == RG_OK)
+            *rc = arc;
+        rg_wlog_free(&sh->logs[k]);
+    }
+    rg__add_stats(&t->lent, &sh->stats, &(rg_engine_stats){0});
+    j->lent = sh->lent;
+    for (int p = 0; p < RG_SVC_JOB_PROTOS; p++) {
+        t->lent_evaluations[p] += sh->evaluations[p];
+        t->lent_seconds[p] += sh->seconds[p];
+    }
+    int all = *rc == RG_OK && !sh->cut && sh->taken == sh->nruns;
+    free(sh->skip);
+    free(sh->logs);
+    free(sh);
+    return all;
+}
+
 static void rg__run(rg__thread *t, rg_svc_job *j)
 {
     rg_svc *sv = t->pool->sv;
@@ -431,16 +703,7 @@ static void rg__run(rg__thread *t, rg_svc_job *j)
     }
     /* (name never changes; dir only while no job of the clinic is out) */
     const rg_svc_clinic *c = &sv->clinics[j->clinic];
-    rg_engine_set_limits(t->eng, &j->limits, &j->budget); /* (a reload may have changed them) */
-    if (t->loaded[j->clinic] != j->gen) {
-        char err[4096], d[PATH_MAX + 16], sh[PATH_MAX + 16];
-        const char *dir, *shipped; /* the directory, or its active version's (approval) */
-        rg_svc_clinic_source_r(sv, j->clinic, d, sh, sizeof d, &dir, &shipped);
-        if (rg_engine_set_clinic_from(t->eng, c->name, dir, shipped, NULL, err, sizeof err))
-            rg_log("error", "clinic %s: evaluation thread %d cannot load its protocols (%s): "
-                   "the version it ran before keeps running there", c->name, t->index, err);
-        t->loaded[j->clinic] = j->gen;
-    }
+    rg__load(t, j);
     rg_clinic *cl = rg_engine_clinic(t->eng, c->name);
     if (j->fhir) {
         rg__map(t, j, cl);
@@ -468,7 +731,13 @@ static void rg__run(rg__thread *t, rg_svc_job *j)
     if (t->seen)
         memset(t->seen, 0, t->cap_seen * sizeof *t->seen);
     int pre = 0;
-    for (i = 0; i < j->npatients && rc == RG_OK && !rg__halted(t->pool); i++) {
+    memset(&t->lent, 0, sizeof t->lent);
+    memset(t->lent_evaluations, 0, sizeof t->lent_evaluations);
+    memset(t->lent_seconds, 0, sizeof t->lent_seconds);
+    int part = -1; /* shared with idle threads: 1 when every patient was evaluated */
+    if (rc == RG_OK && t->pool->nthreads > 1 && j->npatients >= RG__SHARE_MIN)
+        part = rg__shared(t, j, c->name, nmax, &rc);
+    for (i = 0; part < 0 && i < j->npatients && rc == RG_OK && !rg__halted(t->pool); i++) {
         if (i % RG__PAGE == 0) { /* the next RG__PAGE patients' reads, ahead */
             const char *names[RG__PAGE];
             int k = 0;
@@ -484,6 +753,8 @@ static void rg__run(rg__thread *t, rg_svc_job *j)
         }
     }
     rg_store_prefetch_end(t->st);
+    if (part >= 0)
+        i = part ? j->npatients : 0;
     j->evaluated = rc == RG_OK && i == j->npatients && !rg__halted(t->pool);
     /* the clinic's due patients, a page at a time, until the job has run
      * RG__JOB_MS (or RG__YIELD_MS of this part while requests wait: see
@@ -554,7 +825,10 @@ static void rg__run(rg__thread *t, rg_svc_job *j)
     for (int p = 0; cl && p < j->nprotos && p < cl->nprotos; p++) {
         j->protos[p].evaluations = cl->protos[p].evaluations - j->protos[p].evaluations;
         j->protos[p].seconds = cl->protos[p].seconds - j->protos[p].seconds;
+        j->protos[p].evaluations += t->lent_evaluations[p]; /* (other threads': rg__shared) */
+        j->protos[p].seconds += t->lent_seconds[p];
     }
+    rg__add_stats(&j->stats, &t->lent, &(rg_engine_stats){0});
     if (rc) { /* connected anew before the next job */
         rg_engine_free(t->eng);
         rg_store_close(t->st);
@@ -587,8 +861,13 @@ static void *rg__thread_main(void *arg)
     pthread_mutex_lock(&pool->mu);
     for (;;) {
         rg_svc_job **pj;
-        while (!(pj = rg__pick(pool, t)) && !pool->stop)
+        rg__share *sh = NULL;
+        while (!(pj = rg__pick(pool, t)) && !(sh = rg__share_open(pool)) && !pool->stop)
             pthread_cond_wait(&pool->work, &pool->mu);
+        if (!pj && sh) { /* no job for it: another job's patients */
+            rg__help(t, sh);
+            continue;
+        }
         if (!pj && pool->queue) /* stopping: any job */
             pj = &pool->queue;
         rg_svc_job *j = pj ? *pj : NULL;
@@ -635,6 +914,7 @@ int rg_svc_pool_start(rg_svc *sv, const char *db, int nthreads, char *err, size_
     pool->tail = &pool->queue;
     pthread_mutex_init(&pool->mu, NULL);
     pthread_cond_init(&pool->work, NULL);
+    pthread_cond_init(&pool->shared, NULL);
     atomic_init(&pool->halt, 0);
     uv_async_init(&sv->loop, &pool->async, rg__on_async);
     pool->async.data = pool;
@@ -738,6 +1018,8 @@ int rg_svc_pool_abandon(rg_svc *sv, rg_svc_job **out, int max)
     pthread_mutex_lock(&pool->mu);
     for (int i = 0; i < pool->nthreads; i++) {
         rg__thread *t = &pool->threads[i];
+        if (t->helping && !t->current) /* (its job is its own thread's, left below) */
+            t->abandoned = pool->abandoned = 1;
         if (!t->current || n == max)
             continue;
         t->abandoned = pool->abandoned = 1;
@@ -784,7 +1066,7 @@ int rg_svc_pool_free(rg_svc *sv)
         for (int i = 0; i < pool->nthreads; i++) {
             rg__thread *t = &pool->threads[i];
             pthread_mutex_lock(&pool->mu);
-            int left = t->abandoned && t->current;
+            int left = t->abandoned && (t->current || t->helping);
             pthread_mutex_unlock(&pool->mu);
             if (t->started && !left)
                 pthread_join(t->tid, NULL);
@@ -815,6 +1097,7 @@ int rg_svc_pool_free(rg_svc *sv)
     free(pool->threads);
     free(pool->cache);
     pthread_cond_destroy(&pool->work);
+    pthread_cond_destroy(&pool->shared);
     pthread_mutex_destroy(&pool->mu);
     free(pool);
     sv->pool = NULL;

@@ -1078,6 +1078,7 @@ static void rg__job_done(rg_svc *sv, rg_svc_job *j, int ok)
                 }
         c->woken += j->woken;
         sv->wake_yields += (uint64_t)j->yielded;
+        sv->shared_runs += (uint64_t)j->lent;
     }
     if (ok && !j->rc && j->more)
         c->wake = 1; /* what is left is still due: its next job goes on */

@@ -194,6 +194,7 @@ typedef struct rg_svc_job {
     int evaluated; /* every one of patients was */
     int more;      /* some of the clinic's patients may still be due */
     int yielded;   /* its wake-up part was cut short for waiting requests */
+    long lent;     /* runs of its patients other threads evaluated (evaluate.c, rg__shared) */
     long woken;    /* due patients advanced */
     rg_wlog log;   /* its writes, for the loop to apply */
     rg_engine_stats stats; /* what it added to its engine's */
@@ -319,6 +320,7 @@ typedef struct rg_svc {
     /* metrics */
     uint64_t reloads, reload_failures, db_errors, wakeups, groups, group_requests, notices;
     uint64_t wake_yields; /* jobs whose wake-up part handed back early for requests */
+    uint64_t shared_runs; /* runs of a job's patients evaluated by another thread */
     double lateness_sum, lateness_max, loop_lag;
     uint64_t lateness_count, lateness_buckets[6];
     uint64_t lag_last;
