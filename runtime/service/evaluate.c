@@ -735,7 +735,10 @@ static void rg__run(rg__thread *t, rg_svc_job *j)
     memset(t->lent_evaluations, 0, sizeof t->lent_evaluations);
     memset(t->lent_seconds, 0, sizeof t->lent_seconds);
     int part = -1; /* shared with idle threads: 1 when every patient was evaluated */
-    if (rc == RG_OK && t->pool->nthreads > 1 && j->npatients >= RG__SHARE_MIN)
+    /* (not on a database server: its reads go ahead a page of RG__PAGE
+     * patients in one round trip, which runs of RG__RUN would multiply) */
+    if (rc == RG_OK && t->pool->nthreads > 1 && j->npatients >= RG__SHARE_MIN &&
+        !rg_store_is_server(t->pool->db))
         part = rg__shared(t, j, c->name, nmax, &rc);
     for (i = 0; part < 0 && i < j->npatients && rc == RG_OK && !rg__halted(t->pool); i++) {
         if (i % RG__PAGE == 0) { /* the next RG__PAGE patients' reads, ahead */
