@@ -313,8 +313,12 @@ static int rg__ptx_block(rg_pg *pg)
              PQpipelineSync(pg->conn);
     if (!ok)
         rg__msg(pg, PQerrorMessage(pg->conn));
-    else
-        ok = rg__pipe_result(pg, NULL, ok) && rg__pipe_sync(pg);
+    else { /* the Sync's result read even after a failed BEGIN (an aborted
+            * pipeline): left unread, it would make the pipeline mode's exit fail
+            * and answer the connection's next piped statement */
+        ok = rg__pipe_result(pg, NULL, ok);
+        ok = rg__pipe_sync(pg) && ok;
+    }
     ok = rg__pipe_off(pg) && ok;
     if (!ok)
         rg__fault(pg);
