@@ -480,7 +480,7 @@ typedef struct rg__share {
  * the pool's list with its last run. */
 static int rg__take_run(struct rg_svc_pool *pool, rg__share *sh)
 {
-    int k = sh->stop || sh->taken == sh->nruns ? -1 : sh->taken++;
+    int k = sh->stop || rg__halted(pool) || sh->taken == sh->nruns ? -1 : sh->taken++;
     if (k < 0 || sh->taken == sh->nruns) {
         for (rg__share **p = &pool->shares; *p; p = &(*p)->next)
             if (*p == sh) {
@@ -736,9 +736,11 @@ static void rg__run(rg__thread *t, rg_svc_job *j)
     memset(t->lent_seconds, 0, sizeof t->lent_seconds);
     int part = -1; /* shared with idle threads: 1 when every patient was evaluated */
     /* (not on a database server: its reads go ahead a page of RG__PAGE
-     * patients in one round trip, which runs of RG__RUN would multiply) */
+     * patients in one round trip, which runs of RG__RUN would multiply; nor
+     * under limits.clinic_cpu_ms, counted per thread: a shared job would
+     * have a budget on every thread at once) */
     if (rc == RG_OK && t->pool->nthreads > 1 && j->npatients >= RG__SHARE_MIN &&
-        !rg_store_is_server(t->pool->db))
+        !rg_store_is_server(t->pool->db) && sv->budget.cpu_ms <= 0)
         part = rg__shared(t, j, c->name, nmax, &rc);
     for (i = 0; part < 0 && i < j->npatients && rc == RG_OK && !rg__halted(t->pool); i++) {
         if (i % RG__PAGE == 0) { /* the next RG__PAGE patients' reads, ahead */
@@ -1019,6 +1021,11 @@ int rg_svc_pool_abandon(rg_svc *sv, rg_svc_job **out, int max)
     if (!pool)
         return 0;
     pthread_mutex_lock(&pool->mu);
+    /* no thread starts on a run of a job left behind (it could be held in
+     * the same stuck call, and then never joined) */
+    for (rg__share *sh = pool->shares; sh; sh = sh->next)
+        sh->stop = sh->cut = 1;
+    pool->shares = NULL;
     for (int i = 0; i < pool->nthreads; i++) {
         rg__thread *t = &pool->threads[i];
         if (t->helping && !t->current) /* (its job is its own thread's, left below) */
