@@ -38,7 +38,10 @@
 # time per event). BENCH_SIZES="2000 20000" replaces the sizes (to try a path,
 # e.g. --size large, on a small machine; its report goes to bench/data/sizes/);
 # the ratio targets use the largest size up to 100k. The POST -> transition latency is measured again after
-# PING_EVENTS (default 100000; env) live pings were stored.
+# PING_EVENTS (default 100000; env) live pings were stored: 1.5 s after their
+# ingest (their timers, one second after each ping, still falling due: a
+# backlog the service catches up with meanwhile), and once none is due (the
+# issue's target: that many patients stored, not that many due at once).
 # --smoke: 300 patients, no peer (the naive program and its agreement check
 # do run), a short service phase, results under
 # bench/data/smoke/; checks that every stage runs. Exits non-zero when a stage
@@ -530,6 +533,23 @@ latency_stage() { # NAME
         done
     fi
 }
+# Waits until the service has nothing due (regimen_wake_next_seconds 0, or
+# ahead of the clock: while a pass runs it is the moment it woke for):
+# R[NAME.seconds] says how long that took; 1 when it never came (600 s).
+caught_up() { # NAME
+    local t0=$SECONDS w
+    while [ $((SECONDS - t0)) -lt 600 ]; do
+        w=$("$TOOLS/load" metrics --port "$PORT" --token "$TOKEN" 2>/dev/null |
+            awk '$1 == "regimen_wake_next_seconds" { print $2 }')
+        if [ -n "$w" ] && awk -v w="$w" -v n="$(date +%s.%N)" 'BEGIN { exit !(w == 0 || w > n) }'; then
+            R[$1.seconds]=$((SECONDS - t0))
+            return 0
+        fi
+        sleep 1
+    done
+    fail "$1" "the service still had patients due after 600 s"
+    return 1
+}
 serve_ping() { # P
     local P=$1 k
     if start_serve "${P}serve-ping" "$WORK/ping.json" "$WORK/serve-ping.db"; then
@@ -543,6 +563,12 @@ serve_ping() { # P
         sleep 1.5 # the pings' timers fall due one second later
         R[${P}store.patients]=$(( ${R[${P}latency-empty.sent]:-0} + ${R[${P}http-ping.events]:-0} ))
         latency_stage "${P}latency-full"
+        # the same once the pings' timers have all been evaluated: 100,000
+        # patients stored, none of them due (the row above measures the
+        # service while it still catches up with the timers the ingest left)
+        if caught_up "${P}catchup"; then
+            latency_stage "${P}latency-stored"
+        fi
         stop_serve "${P}serve-ping"
     fi
     rm -f "$WORK"/serve-ping.db*
@@ -623,8 +649,12 @@ done
 have simulate.line && echo "| 3. simulate's report (this binary) | $(short "$SIM_SIZE") | | | ${R[simulate.line]} | |"
 echo "| 4. HTTP ingest, cohort histories, shipped set, $HTTP_CLIENTS clients x ~100 events | $(short "$SERVE_PATIENTS") (1 clinic) | $(num "$(g http-catalog.events)") | $(g http-catalog.seconds) | $(num "$(g http-catalog.events_per_s)") events/s (ack p50 $(g http-catalog.ack_p50_ms) ms, p99 $(g http-catalog.ack_p99_ms) ms) | |"
 echo "| 4. HTTP ingest, live pings (bench/ping), $HTTP_CLIENTS clients x 100 events | one new patient each | $(num "$(g http-ping.events)") | $(g http-ping.seconds) | $(num "$(g http-ping.events_per_s)") events/s (ack p50 $(g http-ping.ack_p50_ms) ms, p99 $(g http-ping.ack_p99_ms) ms) | |"
-for L in latency-empty latency-full; do
-    if [ $L = latency-empty ]; then where="empty store"; else where="store of $(num "$(g store.patients)") patients"; fi
+for L in latency-empty latency-full latency-stored; do
+    case $L in
+    latency-empty) where="empty store" ;;
+    latency-full) where="store of $(num "$(g store.patients)") patients, 1.5 s after their ingest (its timers still falling due)" ;;
+    *) where="store of $(num "$(g store.patients)") patients, none due (after the catch-up, $(g catchup.seconds) s)" ;;
+    esac
     echo "| 4. POST -> transition on the SSE stream, $LAT_CLIENTS clients, 1 event per POST, $where | $LAT_RATE/s asked, $(g $L.achieved_per_s)/s done | $(num "$(g $L.sent)") | | p50 $(g $L.echo_p50_ms) ms, p99 $(g $L.echo_p99_ms) ms, max $(g $L.echo_max_ms) ms (ack p50 $(g $L.ack_p50_ms), p99 $(g $L.ack_p99_ms) ms; missing $(g $L.echo_missing)) | |"
     echo "| 4. time-driven transition after its due time (stream), $where | same run | $(num "$(g $L.sent)") | | p50 $(g $L.timer_p50_ms) ms, p99 $(g $L.timer_p99_ms) ms, max $(g $L.timer_max_ms) ms (missing $(g $L.timer_missing)) | |"
     echo "| 4. \`regimen_wake_lateness_seconds\` (GET /metrics), $where | same run | $(g $L.wake.count) wake-ups | | <= 1 ms: $(g $L.wake.le_0.001), <= 5 ms: $(g $L.wake.le_0.005), <= 10 ms: $(g $L.wake.le_0.01), <= 50 ms: $(g $L.wake.le_0.05) | |"
@@ -632,7 +662,8 @@ done
 if have base-http-catalog.events_per_s || have base-latency-full.echo_p99_ms; then
     echo "| 4. the same, baseline binary \`$BASE\`: HTTP ingest, cohort histories | $(short "$SERVE_PATIENTS") (1 clinic) | $(num "$(g base-http-catalog.events)") | $(g base-http-catalog.seconds) | $(num "$(g base-http-catalog.events_per_s)") events/s (ack p50 $(g base-http-catalog.ack_p50_ms) ms, p99 $(g base-http-catalog.ack_p99_ms) ms) | |"
     echo "| 4. the same, baseline binary: HTTP ingest, live pings | one new patient each | $(num "$(g base-http-ping.events)") | $(g base-http-ping.seconds) | $(num "$(g base-http-ping.events_per_s)") events/s | |"
-    echo "| 4. the same, baseline binary: POST -> transition, store of $(num "$(g base-store.patients)") patients | $LAT_RATE/s asked, $(g base-latency-full.achieved_per_s)/s done | $(num "$(g base-latency-full.sent)") | | p50 $(g base-latency-full.echo_p50_ms) ms, p99 $(g base-latency-full.echo_p99_ms) ms, max $(g base-latency-full.echo_max_ms) ms | |"
+    echo "| 4. the same, baseline binary: POST -> transition, store of $(num "$(g base-store.patients)") patients, 1.5 s after their ingest | $LAT_RATE/s asked, $(g base-latency-full.achieved_per_s)/s done | $(num "$(g base-latency-full.sent)") | | p50 $(g base-latency-full.echo_p50_ms) ms, p99 $(g base-latency-full.echo_p99_ms) ms, max $(g base-latency-full.echo_max_ms) ms | |"
+    echo "| 4. the same, baseline binary: POST -> transition, store of $(num "$(g base-store.patients)") patients, none due (after the catch-up, $(g base-catchup.seconds) s) | $LAT_RATE/s asked, $(g base-latency-stored.achieved_per_s)/s done | $(num "$(g base-latency-stored.sent)") | | p50 $(g base-latency-stored.echo_p50_ms) ms, p99 $(g base-latency-stored.echo_p99_ms) ms, max $(g base-latency-stored.echo_max_ms) ms | |"
 fi
 echo
 echo "## Against the baselines (same run, same data)"
@@ -736,8 +767,8 @@ if have http-catalog.events_per_s; then
 else
     echo "| HTTP ingest, 8 clients, durable acknowledgement, >= 20,000 events/s | not measured | $(nm) |"
 fi
-if need latency-full.echo_p99_ms latency-full.achieved_per_s; then
-    echo "| POST -> transition on the stream p99 < 5 ms at 1,000 events/s with 100,000 stored patients | $(num "$(g store.patients)") patients: p99 $(g latency-full.echo_p99_ms) ms at $(g latency-full.achieved_per_s)/s (empty store: p99 $(g latency-empty.echo_p99_ms) ms at $(g latency-empty.achieved_per_s)/s) | $(yn "${R[latency-full.echo_p99_ms]} < 5 && ${R[latency-full.achieved_per_s]} >= 0.98 * 1000 && ${R[store.patients]:-0} >= 100000") |"
+if need latency-stored.echo_p99_ms latency-stored.achieved_per_s; then
+    echo "| POST -> transition on the stream p99 < 5 ms at 1,000 events/s with 100,000 stored patients | $(num "$(g store.patients)") patients, none due: p99 $(g latency-stored.echo_p99_ms) ms at $(g latency-stored.achieved_per_s)/s (1.5 s after their ingest, its timers still due: p99 $(g latency-full.echo_p99_ms) ms at $(g latency-full.achieved_per_s)/s; empty store: p99 $(g latency-empty.echo_p99_ms) ms at $(g latency-empty.achieved_per_s)/s) | $(yn "${R[latency-stored.echo_p99_ms]} < 5 && ${R[latency-stored.achieved_per_s]} >= 0.98 * 1000 && ${R[store.patients]:-0} >= 100000") |"
 else
     echo "| POST -> transition on the stream p99 < 5 ms at 1,000 events/s with 100,000 stored patients | not measured | $(nm) |"
 fi

@@ -871,6 +871,20 @@ static void rg__answer(rg_svc *sv, rg_svc_pending *pr, const char *fail)
     pr->evs = NULL;
     free(pr->patients);
     pr->patients = NULL;
+    /* nothing is answered as stored before it is on the disk: a group of
+     * requests that all wait for their evaluation commits unsynced (one
+     * fsync a request, rg__group), and the evaluation's commit, synced,
+     * carries it; a request answered without one syncs here */
+    if (!fail && sv->unsynced) {
+        if (rg_store_sync(sv->st)) {
+            sv->db_errors++;
+            fail = "the events could not be written to the disk; nothing was acknowledged, "
+                   "send them again";
+        } else {
+            sv->unsynced = 0;
+            sv->answer_syncs++;
+        }
+    }
     if (fail) {
         json_decref(pr->results);
         rg_buf_free(&pr->text);
@@ -1163,7 +1177,17 @@ static int rg__group(rg_svc *sv)
     int writes = take > 0 || wake;
     for (rg_svc_job *j = jobs; j && !writes; j = j->next)
         writes = j->log.n > 0 || j->log.rc;
-    rc = writes ? rg_store_begin(sv->st) : RG_OK;
+    /* One fsync a request: a group of requests (and a wake-up's snoozes)
+     * only, each request for a clinic evaluated here, is answered after its
+     * evaluation's commit, whose fsync (synchronous=FULL) carries this commit
+     * too (SQLite's WAL is written in order). So it commits unsynced: its
+     * jobs start without waiting for the disk; a request answered before
+     * that commit (its events all refused, say) syncs first (rg__answer),
+     * and so do re-raised snoozes before they are published (below). */
+    int unsynced = !jobs && !sv->stopping && rg_store_defers_sync(sv->st), raised = 0;
+    for (int i = 0; i < take && unsynced; i++)
+        unsynced = sv->clinics[sv->pending[i].clinic].held;
+    rc = !writes ? RG_OK : unsynced ? rg_store_begin_unsynced(sv->st) : rg_store_begin(sv->st);
     /* the logs first: each holds whole patients, evaluated against what was
      * committed before (a clinic's next job starts after this commit) */
     int planned = 0;
@@ -1178,7 +1202,7 @@ static int rg__group(rg_svc *sv)
     if (!rc && take > 0)
         rc = rg__store_events(sv, sv->pending, take);
     if (!rc && wake)
-        rc = rg_store_each_due_snooze(sv->st, now, rg__reraise, sv, NULL);
+        rc = rg_store_each_due_snooze(sv->st, now, rg__reraise, sv, &raised);
     if (!rc && writes) /* the audit entries of requests answered before it */
         rc = rg_svc_audit_carry(sv);
     if (!rc && writes)
@@ -1189,6 +1213,20 @@ static int rg__group(rg_svc *sv)
         rg_log("error", "%d request%s%s%s not stored: %s (%s)", take, take == 1 ? "" : "s",
                jobs ? " and evaluations" : "", wake ? " and a wake-up" : "", rg_strerror(rc),
                rg_store_errmsg(sv->st));
+    }
+    if (writes && rc == RG_OK) {
+        sv->unsynced = unsynced;
+        sv->groups_unsynced += (uint64_t)unsynced;
+    }
+    int publish = rc == RG_OK;
+    if (publish && sv->unsynced && raised > 0) { /* (published below: on the disk first) */
+        if (rg_store_sync(sv->st) == RG_OK) {
+            sv->unsynced = 0;
+        } else { /* (committed: published after a later commit's fsync) */
+            sv->db_errors++;
+            publish = 0;
+            rg_log("error", "re-raised snoozes not published yet: %s", rg_store_errmsg(sv->st));
+        }
     }
     rg_svc_audit_carried(sv, writes && rc == RG_OK);
     sv->groups += writes;
@@ -1226,7 +1264,7 @@ static int rg__group(rg_svc *sv)
         memmove(sv->pending, sv->pending + take, (size_t)sv->npending * sizeof *sv->pending);
     }
     assert(sv->npending >= 0);
-    if (!rc)
+    if (publish)
         rg__publish_some(sv, wake);
     if (!rc && planned)
         rg_svc_notify_kick(sv);
