@@ -1227,11 +1227,6 @@ void rg_svc_handle(void *ud, rg_http_conn *c, const rg_http_req *req)
         rg__error(c, 400, qmsg);
         return;
     }
-    /* what the loop committed unsynced is on the disk before it is read back */
-    if (get && !strncmp(req->path, "/v1/", 4) && rg_svc_sync(sv)) {
-        rg__error(c, 503, "the database could not be synced to the disk");
-        return;
-    }
     if (rg_svc_session_route(sv, c, req)) /* sign in and out */
         return;
     /* an EventSource of an API client has no Authorization header: a

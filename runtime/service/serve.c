@@ -853,28 +853,6 @@ static void rg__fhir_done(rg_svc_pending *pr)
     }
 }
 
-int rg_svc_sync(rg_svc *sv)
-{
-    if (!sv->sync_failed && sv->unsynced) {
-        if (rg_store_sync(sv->st) == RG_OK) {
-            sv->unsynced = 0;
-            return 0;
-        }
-        /* A refused fsync may have dropped those pages for good, and a later
-         * one "succeed" without them (Linux marks them clean); what WAL
-         * recovery then finds ends at them, so no commit after them can be
-         * trusted either. Crash-only: stop (rg__flush), acknowledging and
-         * publishing nothing more; the next start recovers what the disk
-         * holds, and the clients send again what was not acknowledged. */
-        sv->db_errors++;
-        sv->sync_failed = 1;
-        sv->exit_code = 2;
-        rg_log("error", "the database could not be synced to the disk (%s): stopping, nothing "
-               "more is acknowledged", rg_store_errmsg(sv->st));
-    }
-    return sv->sync_failed ? -1 : 0;
-}
-
 /* Why a request is answered 503 after its events were stored. */
 #define RG__UNEVALUATED "the events were stored but their evaluation could not be (the service " \
                         "is stopping, or its database failed): send them again (an event is kept " \
@@ -897,12 +875,16 @@ static void rg__answer(rg_svc *sv, rg_svc_pending *pr, const char *fail)
      * requests that all wait for their evaluation commits unsynced (one
      * fsync a request, rg__group), and the evaluation's commit, synced,
      * carries it; a request answered without one syncs here */
-    int was = sv->unsynced;
-    if ((!fail || !strcmp(fail, RG__UNEVALUATED)) && rg_svc_sync(sv))
-        fail = "the events could not be written to the disk; nothing was acknowledged, "
-               "send them again";
-    else if (was && !sv->unsynced)
-        sv->answer_syncs++;
+    if (!fail && sv->unsynced) {
+        if (rg_store_sync(sv->st)) {
+            sv->db_errors++;
+            fail = "the events could not be written to the disk; nothing was acknowledged, "
+                   "send them again";
+        } else {
+            sv->unsynced = 0;
+            sv->answer_syncs++;
+        }
+    }
     if (fail) {
         json_decref(pr->results);
         rg_buf_free(&pr->text);
@@ -1237,11 +1219,15 @@ static int rg__group(rg_svc *sv)
         sv->groups_unsynced += (uint64_t)unsynced;
     }
     int publish = rc == RG_OK;
-    /* re-raised snoozes are on the disk before they are published; and a
-     * failed commit (its fsync, maybe) leaves unsynced ones in doubt */
-    if ((publish && raised > 0) || rc != RG_OK)
-        publish = rg_svc_sync(sv) == 0 && publish;
-    publish = publish && !sv->sync_failed;
+    if (publish && sv->unsynced && raised > 0) { /* (published below: on the disk first) */
+        if (rg_store_sync(sv->st) == RG_OK) {
+            sv->unsynced = 0;
+        } else { /* (committed: published after a later commit's fsync) */
+            sv->db_errors++;
+            publish = 0;
+            rg_log("error", "re-raised snoozes not published yet: %s", rg_store_errmsg(sv->st));
+        }
+    }
     rg_svc_audit_carried(sv, writes && rc == RG_OK);
     sv->groups += writes;
     sv->group_requests += (uint64_t)take;
@@ -1328,10 +1314,6 @@ static void rg__flush(rg_svc *sv)
     else /* (requests held back wait for their clinic's job, which re-arms) */
         arm = sv->npending == 0;
     rg__dispatch(sv);
-    if (sv->sync_failed && !sv->stopping) { /* (rg_svc_sync) */
-        rg__on_stop(&sv->sigterm, 0);
-        return;
-    }
     if (sv->catching_up && !sv->stopping)
         rg__caught_up(sv);
     uv_check_stop(&sv->flush_check);

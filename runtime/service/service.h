@@ -245,8 +245,6 @@ typedef struct rg_svc {
     rg_svc_job *returned;     /* jobs back from them, applied in the next group */
     int unsynced;             /* a group committed without its fsync since the last
                                * synced one: rg__answer syncs before it answers */
-    int sync_failed;          /* a sync of those commits failed: nothing more is
-                               * acknowledged, the service stops (rg_svc_sync) */
     rg_engine_stats eval_stats; /* the threads' engines', added up */
     rg_error_fn on_eval_error;
     /* the quarantine hook of the threads' engines (serve.c, thread-safe) */
@@ -418,10 +416,6 @@ void rg_svc_job_free(rg_svc_job *j);
 /* api.c: the HTTP endpoints */
 void rg_svc_handle(void *ud, rg_http_conn *c, const rg_http_req *req); /* rg_http_handler */
 void rg_svc_reply_json(rg_http_conn *c, int status, json_t *body);     /* steals body */
-/* What the loop committed unsynced (serve.c, rg__group) made durable, before
- * it is acknowledged or read back: 0, or -1 when the disk refused (then and
- * from then on: nothing more is acknowledged and the service stops). */
-int rg_svc_sync(rg_svc *sv);
 void rg_svc_unavailable(rg_svc *sv, rg_http_conn *c, const char *msg); /* 503, counted */
 
 /* api.c: the value of name in a query string, decoded, or NULL; buffers

@@ -735,8 +735,6 @@ static int rg_sqlite_commit(rg_sqlite *st)
 static int rg_sqlite_sync(rg_sqlite *st)
 {
     sqlite3_file *f = NULL;
-    if (!st->durable) /* (its commits are never synced: nothing to catch up) */
-        return RG_OK;
     if (sqlite3_file_control(st->db, "main", SQLITE_FCNTL_JOURNAL_POINTER, &f) != SQLITE_OK)
         return RG_EDB;
     if (!f || !f->pMethods)
