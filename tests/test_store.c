@@ -89,35 +89,6 @@ Test(store_file, durable_open_works)
     cr_assert_eq(peek_int("SELECT count(*) FROM events"), 1);
 }
 
-/* A durable store's unsynced transaction (the service's group of requests
- * that all wait for their evaluation, serve.c): its commit is seen at once
- * by another connection, rg_store_sync puts it on the disk, one rolled back
- * leaves nothing, and plain transactions go on after either. */
-Test(store_file, an_unsynced_commit_is_seen_at_once_and_synced_on_demand)
-{
-    rg_store_opts o = {.durable = 1};
-    char err[512] = "";
-    cr_assert_eq(rg_store_open(&st, dbpath, &o, err, sizeof err), RG_OK, "%s", err);
-    cr_assert(rg_store_defers_sync(st));
-    cr_assert_eq(rg_store_begin_unsynced(st), RG_OK);
-    cr_assert_eq(put("north", "e1", "p1", "infusion", "2026-03-02T14:05:00Z", NULL),
-                 RG_PUT_STORED);
-    cr_assert_eq(rg_store_commit(st), RG_OK);
-    cr_assert_eq(peek_int("SELECT count(*) FROM events"), 1, "not seen by another connection");
-    cr_assert_eq(rg_store_sync(st), RG_OK);
-    cr_assert_eq(rg_store_begin_unsynced(st), RG_OK);
-    cr_assert_eq(put("north", "e2", "p1", "infusion", "2026-03-02T15:05:00Z", NULL),
-                 RG_PUT_STORED);
-    rg_store_rollback(st);
-    cr_assert_eq(rg_store_begin(st), RG_OK);
-    cr_assert_eq(put("north", "e3", "p1", "infusion", "2026-03-02T16:05:00Z", NULL),
-                 RG_PUT_STORED);
-    cr_assert_eq(rg_store_commit(st), RG_OK);
-    close_store();
-    cr_assert_eq(peek_int("SELECT count(*) FROM events"), 2);
-    cr_assert_eq(peek_int("SELECT count(*) FROM events WHERE id = 'e2'"), 0);
-}
-
 /* A scratch store (simulate's, diff's) drops the indexes only the service
  * reads: each name still is an index of the schema (a rename would leave it
  * in place unseen), the scratch file has none of them, and what it is used

@@ -1184,7 +1184,7 @@ static int rg__group(rg_svc *sv)
      * jobs start without waiting for the disk; a request answered before
      * that commit (its events all refused, say) syncs first (rg__answer),
      * and so do re-raised snoozes before they are published (below). */
-    int unsynced = !jobs && !sv->stopping && rg_store_defers_sync(sv->st), raised = 0;
+    int unsynced = !jobs && !sv->stopping, raised = 0;
     for (int i = 0; i < take && unsynced; i++)
         unsynced = sv->clinics[sv->pending[i].clinic].held;
     rc = !writes ? RG_OK : unsynced ? rg_store_begin_unsynced(sv->st) : rg_store_begin(sv->st);

@@ -655,8 +655,7 @@ static void rg__keep_wal_short(rg_sqlite *st)
  * that cannot change inside a transaction); until it is, nothing begins */
 static int rg__synced_again(rg_sqlite *st)
 {
-    if (st->unsynced &&
-        sqlite3_exec(st->db, "PRAGMA synchronous=FULL", NULL, NULL, NULL) == SQLITE_OK)
+    if (st->unsynced && sqlite3_exec(st->db, "PRAGMA synchronous=FULL", NULL, NULL, NULL) == SQLITE_OK)
         st->unsynced = 0;
     return st->unsynced ? RG_EDB : RG_OK;
 }

@@ -150,11 +150,6 @@ int rg_store_begin_unsynced(rg_store *st)
     return st->ops->begin_unsynced ? st->ops->begin_unsynced(st->b) : st->ops->begin(st->b);
 }
 
-int rg_store_defers_sync(const rg_store *st)
-{
-    return st->ops->begin_unsynced != NULL;
-}
-
 int rg_store_sync(rg_store *st)
 {
     return st->ops->sync ? st->ops->sync(st->b) : RG_OK;

@@ -121,8 +121,6 @@ int rg_store_commit(rg_store *st);
  * one file written in order, whose next fsync carries this commit too).
  * Elsewhere (PostgreSQL, a store that is not durable): rg_store_begin. */
 int rg_store_begin_unsynced(rg_store *st);
-/* 1 when rg_store_begin_unsynced can leave a commit unsynced (SQLite). */
-int rg_store_defers_sync(const rg_store *st);
 /* Every commit so far on the disk (SQLite: one fsync of the WAL file);
  * RG_OK at once where commits are always synced. */
 int rg_store_sync(rg_store *st);
