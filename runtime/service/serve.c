@@ -1177,14 +1177,13 @@ static int rg__group(rg_svc *sv)
     int writes = take > 0 || wake;
     for (rg_svc_job *j = jobs; j && !writes; j = j->next)
         writes = j->log.n > 0 || j->log.rc;
-    /* One fsync a request: a group of requests (and a wake-up's snoozes)
-     * only, each request for a clinic evaluated here, is answered after its
-     * evaluation's commit, whose fsync (synchronous=FULL) carries this commit
-     * too (SQLite's WAL is written in order). So it commits unsynced: its
-     * jobs start without waiting for the disk; a request answered before
-     * that commit (its events all refused, say) syncs first (rg__answer),
-     * and so do re-raised snoozes before they are published (below). */
-    int unsynced = !jobs && !sv->stopping, raised = 0;
+    /* One fsync a request: a group of requests only, each for a clinic
+     * evaluated here, is answered after its evaluation's commit, whose fsync
+     * (synchronous=FULL) carries this commit too (SQLite's WAL is written in
+     * order). So it commits unsynced: its jobs start without waiting for the
+     * disk, and a request answered before that commit (its events all
+     * duplicates, say) syncs first (rg__answer). */
+    int unsynced = !jobs && !wake && !sv->stopping;
     for (int i = 0; i < take && unsynced; i++)
         unsynced = sv->clinics[sv->pending[i].clinic].held;
     rc = !writes ? RG_OK : unsynced ? rg_store_begin_unsynced(sv->st) : rg_store_begin(sv->st);
@@ -1202,7 +1201,7 @@ static int rg__group(rg_svc *sv)
     if (!rc && take > 0)
         rc = rg__store_events(sv, sv->pending, take);
     if (!rc && wake)
-        rc = rg_store_each_due_snooze(sv->st, now, rg__reraise, sv, &raised);
+        rc = rg_store_each_due_snooze(sv->st, now, rg__reraise, sv, NULL);
     if (!rc && writes) /* the audit entries of requests answered before it */
         rc = rg_svc_audit_carry(sv);
     if (!rc && writes)
@@ -1217,16 +1216,6 @@ static int rg__group(rg_svc *sv)
     if (writes && rc == RG_OK) {
         sv->unsynced = unsynced;
         sv->groups_unsynced += (uint64_t)unsynced;
-    }
-    int publish = rc == RG_OK;
-    if (publish && sv->unsynced && raised > 0) { /* (published below: on the disk first) */
-        if (rg_store_sync(sv->st) == RG_OK) {
-            sv->unsynced = 0;
-        } else { /* (committed: published after a later commit's fsync) */
-            sv->db_errors++;
-            publish = 0;
-            rg_log("error", "re-raised snoozes not published yet: %s", rg_store_errmsg(sv->st));
-        }
     }
     rg_svc_audit_carried(sv, writes && rc == RG_OK);
     sv->groups += writes;
@@ -1264,7 +1253,7 @@ static int rg__group(rg_svc *sv)
         memmove(sv->pending, sv->pending + take, (size_t)sv->npending * sizeof *sv->pending);
     }
     assert(sv->npending >= 0);
-    if (publish)
+    if (!rc)
         rg__publish_some(sv, wake);
     if (!rc && planned)
         rg_svc_notify_kick(sv);
