@@ -1218,45 +1218,6 @@ Test(serve, concurrent_posts_share_commits_each_acknowledged_feed_gap_free, .tim
     rg_test_rmdir(s.dir);
 }
 
-/* One fsync a POST: a group of requests that all wait for their evaluation
- * commits without its fsync (its evaluation's commit, synced, carries it:
- * regimen_group_commits_unsynced_total), and a request answered without an
- * evaluation after such a commit (an event refused: a row written, no
- * patient to evaluate) is answered only after an fsync of its own
- * (regimen_answer_syncs_total): nothing is acknowledged before it is on
- * the disk. */
-Test(serve, a_post_waits_for_one_fsync_and_no_answer_for_none, .timeout = 60)
-{
-    server s = {0};
-    char *out;
-    server_setup(&s, echo_protocol, echo_protocol);
-    server_start(&s);
-    long unsynced0 = metric(s.port, "regimen_group_commits_unsynced_total");
-    long syncs0 = metric(s.port, "regimen_answer_syncs_total");
-    char *ev = ping("north", "one", "p-one", now_ms(), "ping");
-    cr_assert_eq(http(s.port, "POST", "/v1/events", TOKEN_A, ev, &out), 200, "%s", out);
-    cr_assert(strstr(out, "\"stored\":1,"), "%s", out);
-    free(out);
-    free(ev);
-    cr_assert_eq(metric(s.port, "regimen_group_commits_unsynced_total") - unsynced0, 1,
-                 "the POST's events were committed with an fsync of their own");
-    cr_assert_eq(metric(s.port, "regimen_answer_syncs_total") - syncs0, 0,
-                 "the evaluation's commit (a transition written, synced) carried them");
-
-    const char *bad = "{\"id\":\"bad1\",\"clinic\":\"north\",\"patient\":\"p-one\","
-                      "\"type\":\"ping\",\"at\":\"not a time\"}";
-    cr_assert_eq(http(s.port, "POST", "/v1/events", TOKEN_A, bad, &out), 200, "%s", out);
-    cr_assert(strstr(out, "\"rejected\":1}"), "%s", out);
-    free(out);
-    cr_assert_eq(metric(s.port, "regimen_answer_syncs_total") - syncs0, 1,
-                 "a refusal was answered before its group's commit was synced");
-    cr_assert_eq(server_stop(&s, SIGTERM), 0, "%s", rg_test_read(s.log));
-    cr_assert_eq(count_rows(s.db, "SELECT count(*) FROM events"), 1);
-    cr_assert_eq(count_rows(s.db, "SELECT count(*) FROM rejected"), 1);
-    cr_assert_eq(count_rows(s.db, "SELECT count(*) FROM transitions"), 1);
-    rg_test_rmdir(s.dir);
-}
-
 /* A POST that comes while its clinic's job works through a backlog of due
  * patients (here the start-up's catch-up of pings stored by `regimen ingest`
  * while the service was down) waits for a short part of that job, not for

@@ -787,8 +787,7 @@ typedef struct rg__msnap {
     long long eval_errors, limit_hits, steps, reloads_ok, reloads_refused, store_errors;
     long long quarantined, quarantines, quarantine_skips, cpu_budget_hits;
     long long leases_held, leases_taken, leases_released, workers;
-    long long groups, group_requests, notices, wake_yields, shared_runs, groups_unsynced;
-    long long answer_syncs;
+    long long groups, group_requests, notices, wake_yields, shared_runs;
     long long http_requests, http_connections, http_streams, http_unauthenticated;
     long long http_refused, http_evicted, http_dropped;
     long long hook_ok, hook_failed, hook_backlog;
@@ -1011,12 +1010,7 @@ static const struct rg__metric {
     {"regimen_open_alerts", "gauge", "Open alerts, by clinic and severity.", NULL,
      RG__W(rg__m_open)},
     {"regimen_group_commits_total", "counter", "Transactions that stored POSTed events and "
-     "wake-ups together, each one fsync unless counted below.", NULL, RG__S(groups)},
-    {"regimen_group_commits_unsynced_total", "counter", "Group commits of requests only, each "
-     "answered after its evaluation's commit, committed without an fsync: the fsync of that "
-     "later commit carries them.", NULL, RG__S(groups_unsynced)},
-    {"regimen_answer_syncs_total", "counter", "fsyncs made for an answer: a request answered "
-     "while an unsynced group commit was not yet on the disk.", NULL, RG__S(answer_syncs)},
+     "wake-ups together, each one fsync.", NULL, RG__S(groups)},
     {"regimen_group_requests_total", "counter", "Requests stored by those group commits.", NULL,
      RG__S(group_requests)},
     {"regimen_wake_yields_total", "counter", "Evaluation jobs whose wake-up part (due patients) "
@@ -1094,8 +1088,6 @@ static void rg__metrics_snap(rg_svc *sv, rg__msnap *s)
         .groups = (long long)sv->groups, .group_requests = (long long)sv->group_requests,
         .notices = (long long)sv->notices, .wake_yields = (long long)sv->wake_yields,
         .shared_runs = (long long)sv->shared_runs,
-        .groups_unsynced = (long long)sv->groups_unsynced,
-        .answer_syncs = (long long)sv->answer_syncs,
         .http_requests = (long long)hs.requests,
         .http_connections = hs.connections, .http_streams = hs.streams,
         .http_unauthenticated = hs.unauthenticated,

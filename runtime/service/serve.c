@@ -871,20 +871,6 @@ static void rg__answer(rg_svc *sv, rg_svc_pending *pr, const char *fail)
     pr->evs = NULL;
     free(pr->patients);
     pr->patients = NULL;
-    /* nothing is answered as stored before it is on the disk: a group of
-     * requests that all wait for their evaluation commits unsynced (one
-     * fsync a request, rg__group), and the evaluation's commit, synced,
-     * carries it; a request answered without one syncs here */
-    if (!fail && sv->unsynced) {
-        if (rg_store_sync(sv->st)) {
-            sv->db_errors++;
-            fail = "the events could not be written to the disk; nothing was acknowledged, "
-                   "send them again";
-        } else {
-            sv->unsynced = 0;
-            sv->answer_syncs++;
-        }
-    }
     if (fail) {
         json_decref(pr->results);
         rg_buf_free(&pr->text);
@@ -1177,16 +1163,7 @@ static int rg__group(rg_svc *sv)
     int writes = take > 0 || wake;
     for (rg_svc_job *j = jobs; j && !writes; j = j->next)
         writes = j->log.n > 0 || j->log.rc;
-    /* One fsync a request: a group of requests only, each for a clinic
-     * evaluated here, is answered after its evaluation's commit, whose fsync
-     * (synchronous=FULL) carries this commit too (SQLite's WAL is written in
-     * order). So it commits unsynced: its jobs start without waiting for the
-     * disk, and a request answered before that commit (its events all
-     * duplicates, say) syncs first (rg__answer). */
-    int unsynced = !jobs && !wake && !sv->stopping;
-    for (int i = 0; i < take && unsynced; i++)
-        unsynced = sv->clinics[sv->pending[i].clinic].held;
-    rc = !writes ? RG_OK : unsynced ? rg_store_begin_unsynced(sv->st) : rg_store_begin(sv->st);
+    rc = writes ? rg_store_begin(sv->st) : RG_OK;
     /* the logs first: each holds whole patients, evaluated against what was
      * committed before (a clinic's next job starts after this commit) */
     int planned = 0;
@@ -1212,10 +1189,6 @@ static int rg__group(rg_svc *sv)
         rg_log("error", "%d request%s%s%s not stored: %s (%s)", take, take == 1 ? "" : "s",
                jobs ? " and evaluations" : "", wake ? " and a wake-up" : "", rg_strerror(rc),
                rg_store_errmsg(sv->st));
-    }
-    if (writes && rc == RG_OK) {
-        sv->unsynced = unsynced;
-        sv->groups_unsynced += (uint64_t)unsynced;
     }
     rg_svc_audit_carried(sv, writes && rc == RG_OK);
     sv->groups += writes;

@@ -243,8 +243,6 @@ typedef struct rg_svc {
     int eval_threads;         /* limits.evaluation_threads (0: the processors available) */
     int njobs;                /* jobs out on the threads */
     rg_svc_job *returned;     /* jobs back from them, applied in the next group */
-    int unsynced;             /* a group committed without its fsync since the last
-                               * synced one: rg__answer syncs before it answers */
     rg_engine_stats eval_stats; /* the threads' engines', added up */
     rg_error_fn on_eval_error;
     /* the quarantine hook of the threads' engines (serve.c, thread-safe) */
@@ -323,7 +321,6 @@ typedef struct rg_svc {
     uint64_t reloads, reload_failures, db_errors, wakeups, groups, group_requests, notices;
     uint64_t wake_yields; /* jobs whose wake-up part handed back early for requests */
     uint64_t shared_runs; /* runs of a job's patients evaluated by another thread */
-    uint64_t groups_unsynced, answer_syncs; /* rg__group's unsynced commits, rg__answer's syncs */
     double lateness_sum, lateness_max, loop_lag;
     uint64_t lateness_count, lateness_buckets[6];
     uint64_t lag_last;

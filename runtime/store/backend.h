@@ -48,9 +48,6 @@ typedef struct rg_store_ops {
     int (*begin_read)(rg_backend *b);
     uint64_t (*rollbacks)(const rg_backend *b);
     int (*commit)(rg_backend *b);
-    /* optional (NULL: begin, and sync does nothing: every commit is synced) */
-    int (*begin_unsynced)(rg_backend *b);
-    int (*sync)(rg_backend *b);
     void (*rollback)(rg_backend *b);
     void (*on_commit)(rg_backend *b, void (*fn)(void *ud), void *ud);
     int (*changes_fd)(rg_backend *b, int *fd);

@@ -57,8 +57,6 @@ struct rg_backend {
     int full; /* a write met a full disk since the last commit (rg__reclaim_wal) */
     int short_wal; /* one did, and space is still short: rg__keep_wal_short */
     int load;      /* opened for a load (rg_store_opts.load) */
-    int durable;   /* opened with synchronous=FULL (rg_store_opts.durable) */
-    int unsynced;  /* synchronous=NORMAL for the transaction open (rg_store_begin_unsynced) */
     char put_why[512]; /* why rg_store_put_event answered a conflict */
     const char *put_field; /* and the field it is about */
     rg_time fault_since;
@@ -442,7 +440,6 @@ static int rg_sqlite_open(rg_sqlite **out, const char *path, const rg_store_opts
     sqlite3_busy_timeout(st->db, RG__BUSY_MS);
     st->sched_patient[0] = '\0';
     st->load = opts && opts->load;
-    st->durable = opts && opts->durable && !st->load;
     int rc = rg__check_version(st, path, err, errlen);
     if (!rc && opts && opts->check) /* before the pragmas below write the header */
         rc = rg__check_pages(st, path, err, errlen);
@@ -651,16 +648,7 @@ static void rg__keep_wal_short(rg_sqlite *st)
         rg__truncate_wal(st);
 }
 
-/* synchronous=FULL again after a transaction begun unsynced (a pragma
- * that cannot change inside a transaction); until it is, nothing begins */
-static int rg__synced_again(rg_sqlite *st)
-{
-    if (st->unsynced && sqlite3_exec(st->db, "PRAGMA synchronous=FULL", NULL, NULL, NULL) == SQLITE_OK)
-        st->unsynced = 0;
-    return st->unsynced ? RG_EDB : RG_OK;
-}
-
-static int rg__begin(rg_sqlite *st)
+static int rg_sqlite_begin(rg_sqlite *st)
 {
     rg__reclaim_wal(st);
     st->sched_patient[0] = '\0';
@@ -670,31 +658,6 @@ static int rg__begin(rg_sqlite *st)
     st->evseq_dirty = 0;
     return rg__done(st, rg__q(st, Q_BEGIN));
 }
-static int rg_sqlite_begin(rg_sqlite *st)
-{
-    return rg__synced_again(st) ? RG_EDB : rg__begin(st);
-}
-
-/* A durable store's write transaction whose COMMIT is not synced
- * (rg_store_begin_unsynced): synchronous=NORMAL for it alone. In WAL mode
- * its frames are written to the WAL ahead of the next commit's, and the
- * next synced commit (or rg_sqlite_sync) syncs the whole file; a
- * checkpoint syncs the WAL before it copies anything back. */
-static int rg_sqlite_begin_unsynced(rg_sqlite *st)
-{
-    if (!st->durable)
-        return rg_sqlite_begin(st);
-    if (rg__synced_again(st))
-        return RG_EDB;
-    if (sqlite3_exec(st->db, "PRAGMA synchronous=NORMAL", NULL, NULL, NULL) != SQLITE_OK)
-        return RG_EDB;
-    st->unsynced = 1;
-    int rc = rg__begin(st);
-    if (rc)
-        rg__synced_again(st);
-    return rc;
-}
-
 static uint64_t rg_sqlite_rollbacks(const rg_sqlite *st)
 {
     return st->rollbacks;
@@ -716,8 +679,6 @@ static int rg_sqlite_commit(rg_sqlite *st)
         return rc;
     }
     rc = rg__done(st, rg__q(st, Q_COMMIT));
-    if (rc == RG_OK && st->unsynced && sqlite3_get_autocommit(st->db))
-        rg__synced_again(st); /* (failing, the next begin tries again first) */
     if (rc == RG_OK) {
         st->fault[0] = '\0';
         st->full = 0;
@@ -727,23 +688,6 @@ static int rg_sqlite_commit(rg_sqlite *st)
     if (rc == RG_OK && st->on_commit)
         st->on_commit(st->on_commit_ud);
     return rc;
-}
-
-/* Every commit so far on the disk: one fsync of the WAL file (the file
- * SQLite's own synced commit syncs), through its VFS. */
-static int rg_sqlite_sync(rg_sqlite *st)
-{
-    sqlite3_file *f = NULL;
-    if (sqlite3_file_control(st->db, "main", SQLITE_FCNTL_JOURNAL_POINTER, &f) != SQLITE_OK)
-        return RG_EDB;
-    if (!f || !f->pMethods)
-        return RG_OK; /* (no WAL open: nothing was written through it) */
-    int rc = f->pMethods->xSync(f, SQLITE_SYNC_FULL);
-    if (rc != SQLITE_OK) {
-        rg__fault(st, rc);
-        return RG_EDB;
-    }
-    return RG_OK;
 }
 
 static void rg_sqlite_on_commit(rg_sqlite *st, void (*fn)(void *ud), void *ud)
@@ -780,8 +724,6 @@ static void rg_sqlite_rollback(rg_sqlite *st)
     st->rollbacks++;
     if (!sqlite3_get_autocommit(st->db))
         rg__done(st, rg__q(st, Q_ROLLBACK));
-    if (st->unsynced && sqlite3_get_autocommit(st->db))
-        rg__synced_again(st);
 }
 
 /* What the row keeps of ev's body (v17): "" or the rest after the head its
@@ -2269,11 +2211,9 @@ const rg_store_ops rg_sqlite_ops = {
     .errmsg = rg_sqlite_errmsg,
     .fault = rg_sqlite_fault,
     .begin = rg_sqlite_begin,
-    .begin_unsynced = rg_sqlite_begin_unsynced,
     .begin_read = rg_sqlite_begin_read,
     .rollbacks = rg_sqlite_rollbacks,
     .commit = rg_sqlite_commit,
-    .sync = rg_sqlite_sync,
     .rollback = rg_sqlite_rollback,
     .on_commit = rg_sqlite_on_commit,
     .changes_fd = rg_sqlite_changes_fd,

@@ -145,16 +145,6 @@ int rg_store_commit(rg_store *st)
     return st->ops->commit(st->b);
 }
 
-int rg_store_begin_unsynced(rg_store *st)
-{
-    return st->ops->begin_unsynced ? st->ops->begin_unsynced(st->b) : st->ops->begin(st->b);
-}
-
-int rg_store_sync(rg_store *st)
-{
-    return st->ops->sync ? st->ops->sync(st->b) : RG_OK;
-}
-
 void rg_store_rollback(rg_store *st)
 {
     st->ops->rollback(st->b);

@@ -113,17 +113,6 @@ int rg_store_begin_read(rg_store *st);
  * copies of what it read (the history cache) drops them when this changes. */
 uint64_t rg_store_rollbacks(const rg_store *st);
 int rg_store_commit(rg_store *st);
-/* A write transaction whose commit other connections see at once but that
- * reaches the disk only with the next synced commit or rg_store_sync: the
- * service stores this way the events of requests it answers only after
- * their evaluation's commit (serve.c, "one fsync a request"). SQLite, a
- * durable store: synchronous=NORMAL for this transaction alone (the WAL is
- * one file written in order, whose next fsync carries this commit too).
- * Elsewhere (PostgreSQL, a store that is not durable): rg_store_begin. */
-int rg_store_begin_unsynced(rg_store *st);
-/* Every commit so far on the disk (SQLite: one fsync of the WAL file);
- * RG_OK at once where commits are always synced. */
-int rg_store_sync(rg_store *st);
 void rg_store_rollback(rg_store *st);
 /* fn(ud) after each commit that succeeded: a writer beside a running service
  * tells it (rg_holder_notify) that the store changed. NULL removes it. */
