@@ -479,6 +479,19 @@ static char *rg__transitions(const server *s)
     return all.p;
 }
 
+/* A bench/gen.c cohort of one clinic in dir (its path in events): courses
+ * that ended in the past, so every event is evaluated when posted. */
+static void past_cohort(const char *dir, int patients, int seed, char *events, size_t n)
+{
+    char cmd[1024], start[16];
+    time_t t0 = time(NULL) - 600 * 86400;
+    strftime(start, sizeof start, "%Y-%m-%d", gmtime(&t0));
+    snprintf(events, n, "%s/cohort.jsonl", dir);
+    snprintf(cmd, sizeof cmd, "cc -O1 -o %s/gen bench/gen.c -lm && %s/gen %d 1 %d %s > %s", dir,
+             dir, patients, seed, start, events);
+    cr_assert_eq(system(cmd), 0, "%s", cmd);
+}
+
 static server rg__kept_s[2];
 static void rg__kept_fini(void)
 {
@@ -489,15 +502,9 @@ static void rg__kept_fini(void)
 Test(incremental, serve_keeps_answers_same_transitions_as_full_evaluation, .timeout = 300,
      .fini = rg__kept_fini)
 {
-    char dir[256], cmd[1024], events[300], start[16];
+    char dir[256], events[300];
     rg_test_tmpdir(dir);
-    /* courses that ended in the past: every event is evaluated when posted */
-    time_t t0 = time(NULL) - 600 * 86400;
-    strftime(start, sizeof start, "%Y-%m-%d", gmtime(&t0));
-    snprintf(events, sizeof events, "%s/cohort.jsonl", dir);
-    snprintf(cmd, sizeof cmd, "cc -O1 -o %s/gen bench/gen.c -lm && %s/gen 40 1 11 %s > %s", dir,
-             dir, start, events);
-    cr_assert_eq(system(cmd), 0, "%s", cmd);
+    past_cohort(dir, 40, 11, events, sizeof events);
     /* the patients in turn, each one's events in their order */
     char *text = rg_test_read(events);
     char *lines[4000], *patients[64];
@@ -598,14 +605,9 @@ static void rg__share_fini(void) { server_kill(&rg__share_s); }
 Test(incremental, serve_shares_a_job_over_threads_same_feed_in_the_same_order, .timeout = 300,
      .fini = rg__share_fini)
 {
-    char dir[256], cmd[1024], events[300], start[16];
+    char dir[256], events[300];
     rg_test_tmpdir(dir);
-    time_t t0 = time(NULL) - 600 * 86400;
-    strftime(start, sizeof start, "%Y-%m-%d", gmtime(&t0));
-    snprintf(events, sizeof events, "%s/cohort.jsonl", dir);
-    snprintf(cmd, sizeof cmd, "cc -O1 -o %s/gen bench/gen.c -lm && %s/gen 90 1 5 %s > %s", dir,
-             dir, start, events);
-    cr_assert_eq(system(cmd), 0, "%s", cmd);
+    past_cohort(dir, 90, 5, events, sizeof events);
     char *text = rg_test_read(events);
     char *feed[2];
     double shared[2];

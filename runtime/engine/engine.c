@@ -711,20 +711,28 @@ void rg_engine_set_limits(rg_engine *e, const rg_limits *l, const rg_budget_opts
     e->o.budget.cpu_window_s = b->cpu_window_s;
 }
 
+void rg_engine_stats_add(rg_engine_stats *to, const rg_engine_stats *a, const rg_engine_stats *b)
+{
+    static const rg_engine_stats zero;
+    if (!b)
+        b = &zero;
+    to->patients += a->patients - b->patients;
+    to->events += a->events - b->events;
+    to->steps += a->steps - b->steps;
+    to->protocol_calls += a->protocol_calls - b->protocol_calls;
+    to->rule_checks += a->rule_checks - b->rule_checks;
+    to->errors += a->errors - b->errors;
+    to->limit_hits += a->limit_hits - b->limit_hits;
+    to->opened += a->opened - b->opened;
+    to->resolved += a->resolved - b->resolved;
+    to->quarantines += a->quarantines - b->quarantines;
+    to->quarantine_skips += a->quarantine_skips - b->quarantine_skips;
+    to->cpu_budget_hits += a->cpu_budget_hits - b->cpu_budget_hits;
+}
+
 void rg_engine_stats_merge(rg_engine *e, const rg_engine_stats *s)
 {
-    e->stats.patients += s->patients;
-    e->stats.events += s->events;
-    e->stats.steps += s->steps;
-    e->stats.protocol_calls += s->protocol_calls;
-    e->stats.rule_checks += s->rule_checks;
-    e->stats.errors += s->errors;
-    e->stats.limit_hits += s->limit_hits;
-    e->stats.opened += s->opened;
-    e->stats.resolved += s->resolved;
-    e->stats.quarantines += s->quarantines;
-    e->stats.quarantine_skips += s->quarantine_skips;
-    e->stats.cpu_budget_hits += s->cpu_budget_hits;
+    rg_engine_stats_add(&e->stats, s, NULL);
 }
 
 void rg_engine_cache_stats(const rg_engine *e, rg_hcache_stats *s) { rg_hcache_stats_get(e->hc, s); }

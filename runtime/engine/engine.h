@@ -210,6 +210,9 @@ void rg_engine_set_limits(rg_engine *e, const rg_limits *l, const rg_budget_opts
 void rg_engine_set_cause(rg_engine *e, const char *cause);
 /* Adds counters of other engines (a sweep's workers) to e's. */
 void rg_engine_stats_merge(rg_engine *e, const rg_engine_stats *s);
+/* to += a - b, field by field (b NULL: to += a): one engine's counts added
+ * to another's, or what an engine counted since b was taken of it. */
+void rg_engine_stats_add(rg_engine_stats *to, const rg_engine_stats *a, const rg_engine_stats *b);
 /* Protocols quarantined now (across clinics). */
 int rg_engine_quarantined_count(rg_engine *e);
 /* Is the clinic's protocol quarantined now? 1 and *until_ms, else 0. */

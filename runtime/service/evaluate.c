@@ -526,22 +526,6 @@ static void rg__do_run(rg__thread *t, rg__share *sh, int k)
     pthread_mutex_unlock(&t->pool->mu);
 }
 
-static void rg__add_stats(rg_engine_stats *to, const rg_engine_stats *a, const rg_engine_stats *b)
-{
-    to->patients += a->patients - b->patients;
-    to->events += a->events - b->events;
-    to->steps += a->steps - b->steps;
-    to->protocol_calls += a->protocol_calls - b->protocol_calls;
-    to->errors += a->errors - b->errors;
-    to->limit_hits += a->limit_hits - b->limit_hits;
-    to->opened += a->opened - b->opened;
-    to->resolved += a->resolved - b->resolved;
-    to->quarantines += a->quarantines - b->quarantines;
-    to->quarantine_skips += a->quarantine_skips - b->quarantine_skips;
-    to->cpu_budget_hits += a->cpu_budget_hits - b->cpu_budget_hits;
-    to->rule_checks += a->rule_checks - b->rule_checks;
-}
-
 /* Under mu, on an idle thread t: takes runs of sh until none is left
  * (the lock is dropped while evaluating); what its engine added goes to
  * sh's stats. */
@@ -594,7 +578,7 @@ static void rg__help(rg__thread *t, rg__share *sh)
     /* (under mu again) */
     sh->lent += runs;
     if (rc == RG_OK) {
-        rg__add_stats(&sh->stats, rg_engine_stats_get(t->eng), &before);
+        rg_engine_stats_add(&sh->stats, rg_engine_stats_get(t->eng), &before);
         /* per protocol, matched by place: the same generation of the clinic runs */
         for (int p = 0; p < np && p < cl->nprotos && p < RG_SVC_JOB_PROTOS; p++) {
             sh->evaluations[p] += cl->protos[p].evaluations - ev[p];
@@ -675,7 +659,7 @@ static int rg__shared(rg__thread *t, rg_svc_job *j, const char *clinic, size_t n
             *rc = arc;
         rg_wlog_free(&sh->logs[k]);
     }
-    rg__add_stats(&t->lent, &sh->stats, &(rg_engine_stats){0});
+    rg_engine_stats_add(&t->lent, &sh->stats, NULL);
     j->lent = sh->lent;
     for (int p = 0; p < RG_SVC_JOB_PROTOS; p++) {
         t->lent_evaluations[p] += sh->evaluations[p];
@@ -818,22 +802,15 @@ static void rg__run(rg__thread *t, rg_svc_job *j)
     rg_wlog_cut(&spare, 0, 0);
     t->log = spare;
     const rg_engine_stats *after = rg_engine_stats_get(t->eng);
-    j->stats = (rg_engine_stats){
-        after->patients - before.patients, after->events - before.events,
-        after->steps - before.steps, after->protocol_calls - before.protocol_calls,
-        after->errors - before.errors, after->limit_hits - before.limit_hits,
-        after->opened - before.opened, after->resolved - before.resolved,
-        after->quarantines - before.quarantines,
-        after->quarantine_skips - before.quarantine_skips,
-        after->cpu_budget_hits - before.cpu_budget_hits,
-        after->rule_checks - before.rule_checks};
+    j->stats = (rg_engine_stats){0};
+    rg_engine_stats_add(&j->stats, after, &before);
     for (int p = 0; cl && p < j->nprotos && p < cl->nprotos; p++) {
         j->protos[p].evaluations = cl->protos[p].evaluations - j->protos[p].evaluations;
         j->protos[p].seconds = cl->protos[p].seconds - j->protos[p].seconds;
         j->protos[p].evaluations += t->lent_evaluations[p]; /* (other threads': rg__shared) */
         j->protos[p].seconds += t->lent_seconds[p];
     }
-    rg__add_stats(&j->stats, &t->lent, &(rg_engine_stats){0});
+    rg_engine_stats_add(&j->stats, &t->lent, NULL);
     if (rc) { /* connected anew before the next job */
         rg_engine_free(t->eng);
         rg_store_close(t->st);

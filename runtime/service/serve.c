@@ -1055,18 +1055,7 @@ static void rg__job_done(rg_svc *sv, rg_svc_job *j, int ok)
         rg_log("error", "clinic %s: evaluation stopped: %s", c->name, rg_strerror(j->rc));
     }
     if (ok) {
-        rg_engine_stats *t = &sv->eval_stats;
-        t->patients += j->stats.patients;
-        t->events += j->stats.events;
-        t->steps += j->stats.steps;
-        t->protocol_calls += j->stats.protocol_calls;
-        t->errors += j->stats.errors;
-        t->limit_hits += j->stats.limit_hits;
-        t->opened += j->stats.opened;
-        t->resolved += j->stats.resolved;
-        t->quarantines += j->stats.quarantines;
-        t->quarantine_skips += j->stats.quarantine_skips;
-        t->cpu_budget_hits += j->stats.cpu_budget_hits;
+        rg_engine_stats_add(&sv->eval_stats, &j->stats, NULL);
         /* per protocol, into the loop's engine's (what /metrics reads) */
         rg_clinic *cl = rg_engine_clinic(sv->eng, c->name);
         for (int p = 0; cl && p < j->nprotos; p++)
