@@ -535,12 +535,18 @@ latency_stage() { # NAME
 }
 # Waits until the service has nothing due (regimen_wake_next_seconds 0, or
 # ahead of the clock: while a pass runs it is the moment it woke for):
-# R[NAME.seconds] says how long that took; 1 when it never came (600 s).
+# R[NAME.seconds] says how long that took; 1 when it never came (600 s), or
+# at once when the binary has no such metric (an older baseline: the row is
+# then left out, R[NAME.unknown] set).
 caught_up() { # NAME
-    local t0=$SECONDS w
+    local t0=$SECONDS w m
     while [ $((SECONDS - t0)) -lt 600 ]; do
-        w=$("$TOOLS/load" metrics --port "$PORT" --token "$TOKEN" 2>/dev/null |
-            awk '$1 == "regimen_wake_next_seconds" { print $2 }')
+        m=$("$TOOLS/load" metrics --port "$PORT" --token "$TOKEN" 2>/dev/null)
+        if [ -n "$m" ] && ! grep -q '^regimen_wake_next_seconds ' <<<"$m"; then
+            R[$1.unknown]=1
+            return 1
+        fi
+        w=$(awk '$1 == "regimen_wake_next_seconds" { print $2 }' <<<"$m")
         if [ -n "$w" ] && awk -v w="$w" -v n="$(date +%s.%N)" 'BEGIN { exit !(w == 0 || w > n) }'; then
             R[$1.seconds]=$((SECONDS - t0))
             return 0
@@ -663,7 +669,11 @@ if have base-http-catalog.events_per_s || have base-latency-full.echo_p99_ms; th
     echo "| 4. the same, baseline binary \`$BASE\`: HTTP ingest, cohort histories | $(short "$SERVE_PATIENTS") (1 clinic) | $(num "$(g base-http-catalog.events)") | $(g base-http-catalog.seconds) | $(num "$(g base-http-catalog.events_per_s)") events/s (ack p50 $(g base-http-catalog.ack_p50_ms) ms, p99 $(g base-http-catalog.ack_p99_ms) ms) | |"
     echo "| 4. the same, baseline binary: HTTP ingest, live pings | one new patient each | $(num "$(g base-http-ping.events)") | $(g base-http-ping.seconds) | $(num "$(g base-http-ping.events_per_s)") events/s | |"
     echo "| 4. the same, baseline binary: POST -> transition, store of $(num "$(g base-store.patients)") patients, 1.5 s after their ingest | $LAT_RATE/s asked, $(g base-latency-full.achieved_per_s)/s done | $(num "$(g base-latency-full.sent)") | | p50 $(g base-latency-full.echo_p50_ms) ms, p99 $(g base-latency-full.echo_p99_ms) ms, max $(g base-latency-full.echo_max_ms) ms | |"
-    echo "| 4. the same, baseline binary: POST -> transition, store of $(num "$(g base-store.patients)") patients, none due (after the catch-up, $(g base-catchup.seconds) s) | $LAT_RATE/s asked, $(g base-latency-stored.achieved_per_s)/s done | $(num "$(g base-latency-stored.sent)") | | p50 $(g base-latency-stored.echo_p50_ms) ms, p99 $(g base-latency-stored.echo_p99_ms) ms, max $(g base-latency-stored.echo_max_ms) ms | |"
+    if [ -n "${R[base-catchup.unknown]:-}" ]; then
+        echo "| 4. the same, baseline binary: POST -> transition, none due | not run: the binary has no \`regimen_wake_next_seconds\` to tell when its catch-up ended | | | | |"
+    else
+        echo "| 4. the same, baseline binary: POST -> transition, store of $(num "$(g base-store.patients)") patients, none due (after the catch-up, $(g base-catchup.seconds) s) | $LAT_RATE/s asked, $(g base-latency-stored.achieved_per_s)/s done | $(num "$(g base-latency-stored.sent)") | | p50 $(g base-latency-stored.echo_p50_ms) ms, p99 $(g base-latency-stored.echo_p99_ms) ms, max $(g base-latency-stored.echo_max_ms) ms | |"
+    fi
 fi
 echo
 echo "## Against the baselines (same run, same data)"
