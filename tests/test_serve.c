@@ -672,7 +672,12 @@ static void *crash_writer_main(void *ud)
         char id[24], patient[24], *ev, *out;
         if (!w->ingest) {
             snprintf(id, sizeof id, "w%d-%d", w->n, w->sent++);
-            snprintf(patient, sizeof patient, "w%d-p%d", w->n, w->sent % 3 != 0);
+            /* over 8 patients: simulate below evaluates each patient's
+             * whole history as one advance, whose time-driven steps are
+             * capped at 1,000 (engine.c, RG_MAX_WAKES); a patient with
+             * more pings than that would be cut there and not in the
+             * service, which evaluates as the pings come */
+            snprintf(patient, sizeof patient, "w%d-p%d", w->n, w->sent % 8);
             /* stamped a little ahead, so an event never arrives after a
              * wake-up of its patient already moved past it (a late event is
              * taken in at the patient's clock: see README) */
@@ -1247,6 +1252,12 @@ Test(serve, post_during_backlog_cuts_the_wake_up_short, .timeout = 180)
     free(out);
     free(err);
     server_start(&s);
+    /* the POST comes once the catch-up runs (its first wake-up job is
+     * back): before that, the POST's own job could run first, with no
+     * wake-up part to cut short */
+    for (int64_t end = now_ms() + 30000;
+         metric(s.port, "regimen_patients_evaluated_total") < 1 && now_ms() < end;)
+        usleep(2000);
 
     char *ev = ping("north", "live", "p-live", now_ms(), "ping");
     cr_assert_eq(http(s.port, "POST", "/v1/events", TOKEN_A, ev, &out), 200, "%s", out);
