@@ -63,6 +63,12 @@ typedef struct rg__found {
     int nsvals;
     char *typos[64];         /* "file:LINE: R.alrt: ..." found in the sources */
     int ntypos;
+    /* the vocabulary: the event types known (lib/events.lua's and clinic.lua's
+     * events) and every data field one of them carries; vocab is 0 when
+     * there is none (no shipped root), and nothing is checked against it */
+    char *vtypes[RG__MAX], *vfields[RG__MAX];
+    int nvtypes, nvfields, vocab;
+    char lib[4096]; /* "<shipped>/lib/": frames in it pass on what a protocol asks */
 } rg__found;
 
 typedef struct rg__error {
@@ -117,7 +123,53 @@ static void rg__found_free(rg__found *f)
         free(f->svals[i].field), free(f->svals[i].value);
     for (int i = 0; i < f->ntypos; i++)
         free(f->typos[i]);
+    for (int i = 0; i < f->nvtypes; i++)
+        free(f->vtypes[i]);
+    for (int i = 0; i < f->nvfields; i++)
+        free(f->vfields[i]);
     memset(f, 0, sizeof *f);
+}
+
+/* Keeps one error found in the sources (once). */
+static void rg__note(rg__found *f, const char *msg)
+{
+    for (int i = 0; i < f->ntypos; i++)
+        if (!strcmp(f->typos[i], msg))
+            return;
+    if (f->ntypos < 64 && (f->typos[f->ntypos] = strdup(msg)))
+        f->ntypos++;
+}
+
+static int rg__has(char *const *v, int n, const char *s)
+{
+    for (int i = 0; i < n; i++)
+        if (!strcmp(v[i], s))
+            return 1;
+    return 0;
+}
+
+/* Notes "AT: WHAT: ..." when name, a data field (type 0) or an event type
+ * (type 1) read at AT, is not in the vocabulary, with the nearest known
+ * name, or how to declare it. */
+static void rg__unknown(rg__found *f, const char *at, const char *what, const char *name,
+                        int type)
+{
+    if (!f->vocab || rg__has(type ? f->vtypes : f->vfields, type ? f->nvtypes : f->nvfields, name))
+        return;
+    const char *near = rg_suggest(name, (const char *const *)(type ? f->vtypes : f->vfields),
+                                  (size_t)(type ? f->nvtypes : f->nvfields));
+    char msg[900], hint[300];
+    if (near)
+        snprintf(hint, sizeof hint, " (did you mean '%s'?)", near);
+    else if (type)
+        snprintf(hint, sizeof hint, " (declare a type of the clinic's own in clinic.lua: "
+                 "events = { %s = { ... } })", name);
+    else
+        snprintf(hint, sizeof hint, " (declare a field of the clinic's own in clinic.lua: "
+                 "events = { type = { \"%s\" } })", name);
+    snprintf(msg, sizeof msg, "%s: %s: no event type %s '%s'%s", at, what,
+             type ? "is named" : "carries a data field", name, hint);
+    rg__note(f, msg);
 }
 
 /* ---- what the rules ask the history for ---------------------------------- */
@@ -129,21 +181,64 @@ static const struct {
                    {"values", 2}, {"after", 3},      {"before", 3},      {"first_after", 3},
                    {"last_before", 3}, {"since", 3}};
 
+/* Where the code that called a history method asked: "file:LINE" of the
+ * innermost Lua frame outside the shipped modules (lib/course.lua passes on
+ * the type a protocol names), and " (through lib/x.lua:LINE)" when the
+ * method was called from another frame than that. */
+static void rg__asked_at(lua_State *L, const rg__found *f, char *at, size_t n)
+{
+    lua_Debug ar;
+    char first[600] = "";
+    size_t ll = strlen(f->lib), shipped = ll > 4 ? ll - 4 : 0; /* "lib/..." */
+    at[0] = '\0';
+    for (int lv = 1; lua_getstack(L, lv, &ar); lv++) {
+        if (!lua_getinfo(L, "Sl", &ar) || ar.currentline <= 0 || ar.source[0] != '@')
+            continue;
+        const char *src = ar.source + 1;
+        int in_lib = ll && !strncmp(src, f->lib, ll), innermost = !first[0];
+        if (innermost)
+            snprintf(first, sizeof first, "%s:%d", in_lib ? src + shipped : src,
+                     ar.currentline);
+        if (!in_lib) {
+            snprintf(at, n, "%s:%d", src, ar.currentline);
+            if (!innermost)
+                snprintf(at + strlen(at), n - strlen(at), " (through %s)", first);
+            return;
+        }
+    }
+    snprintf(at, n, "%s", first[0] ? first : "?");
+}
+
 /* [-n, +r, e] A history method as the check sees it (upvalues: the method,
- * the rg__found, the type's argument index, 1 for h:values): notes the type
- * and the filter table's fields, then calls the method with the same
- * arguments. Allocation failures only lose a note. */
+ * the rg__found, the type's argument index, 1 for h:values, its name): notes
+ * the type and the filter table's fields, and those the vocabulary does not
+ * know, then calls the method with the same arguments. Allocation failures
+ * only lose a note. */
 static int rg__spy(lua_State *L)
 {
     rg__found *f = lua_touserdata(L, lua_upvalueindex(2));
     int at = (int)lua_tointeger(L, lua_upvalueindex(3));
     int values = lua_toboolean(L, lua_upvalueindex(4));
+    const char *name = lua_tostring(L, lua_upvalueindex(5));
     int n = lua_gettop(L);
     if (at <= n && lua_type(L, at) == LUA_TSTRING) {
         const char *type = lua_tostring(L, at);
+        char where[1300] = "", what[300];
         rg__add_str(f->types, &f->ntypes, type);
-        if (values && at + 1 <= n && lua_type(L, at + 1) == LUA_TSTRING)
-            rg__add_pair(f->pairs, &f->npairs, type, lua_tostring(L, at + 1), NULL);
+        if (f->vocab && !rg__has(f->vtypes, f->nvtypes, type)) {
+            rg__asked_at(L, f, where, sizeof where);
+            snprintf(what, sizeof what, "h:%s(%s\"%s\")", name, at == 3 ? "..., " : "", type);
+            rg__unknown(f, where, what, type, 1);
+        }
+        if (values && at + 1 <= n && lua_type(L, at + 1) == LUA_TSTRING) {
+            const char *field = lua_tostring(L, at + 1);
+            rg__add_pair(f->pairs, &f->npairs, type, field, NULL);
+            if (f->vocab && !rg__has(f->vfields, f->nvfields, field)) {
+                rg__asked_at(L, f, where, sizeof where);
+                snprintf(what, sizeof what, "h:values(\"%s\", \"%s\")", type, field);
+                rg__unknown(f, where, what, field, 0);
+            }
+        }
         int fi = at + 1 + values;
         if (fi <= n && lua_type(L, fi) == LUA_TTABLE) {
             luaL_checkstack(L, 4, "noting a filter");
@@ -158,8 +253,14 @@ static int rg__spy(lua_State *L)
                         snprintf(v, sizeof v, "#%s", lua_tostring(L, -1));
                         lua_pop(L, 1);
                     }
-                    rg__add_pair(f->pairs, &f->npairs, type, lua_tostring(L, -2),
-                                 v[0] ? v : NULL);
+                    const char *field = lua_tostring(L, -2);
+                    rg__add_pair(f->pairs, &f->npairs, type, field, v[0] ? v : NULL);
+                    if (f->vocab && !rg__has(f->vfields, f->nvfields, field)) {
+                        rg__asked_at(L, f, where, sizeof where);
+                        snprintf(what, sizeof what, "h:%s(\"%s\", { %s = ... })", name, type,
+                                 field);
+                        rg__unknown(f, where, what, field, 0);
+                    }
                 }
                 lua_pop(L, 1);
             }
@@ -192,7 +293,8 @@ static int rg__install_spy(lua_State *L)
         lua_pushlightuserdata(L, f);
         lua_pushinteger(L, rg__watched[i].type_at);
         lua_pushboolean(L, !strcmp(rg__watched[i].name, "values"));
-        lua_pushcclosure(L, rg__spy, 4);
+        lua_pushstring(L, rg__watched[i].name);
+        lua_pushcclosure(L, rg__spy, 5);
         lua_setfield(L, m, rg__watched[i].name);
     }
     rg_check_mode_set(L); /* every alert looked at in full, open or not */
@@ -247,11 +349,53 @@ static int rg__scan_typo(lua_State *L)
              lua_tostring(L, lua_upvalueindex(2)), (int)luaL_checkinteger(L, 1),
              luaL_checkstring(L, 2), lua_tostring(L, 3), lua_tostring(L, 3),
              near ? " (did you mean R." : "", near ? near : "", near ? "?)" : "");
-    for (int i = 0; i < f->ntypos; i++)
-        if (!strcmp(f->typos[i], msg))
-            return 0;
-    if (f->ntypos < 64 && (f->typos[f->ntypos] = strdup(msg)))
-        f->ntypos++;
+    rg__note(f, msg);
+    return 0;
+}
+
+/* Every data field a line reads as e.data.x, e.data["x"], course.number(e,
+ * "x") or h:values(type, "x") (comments left out) must be one an event type
+ * of the vocabulary carries, and every type it asks the history for by name
+ * (h:last("x"), h:after(e, "x"), ...) a known one: a misspelt field is nil on
+ * every real event, a misspelt type is never sent, and a rule that reads
+ * them never fires. Read from the text, so also in a branch no generated
+ * history reaches (the recorders find the rest, rg__spy). */
+static const char rg__reads_lua[] =
+    "local text, known, types, report = ...\n"
+    "local n = 0\n"
+    "local function read(expr, f) if not known[f] then report(n, expr, f, false) end end\n"
+    "local function ask(expr, t) if not types[t] then report(n, expr, t, true) end end\n"
+    "for line in (text .. '\\n'):gmatch('(.-)\\n') do\n"
+    "  n = n + 1\n"
+    "  local code = line:gsub('%-%-.*', '')\n"
+    "  for v, f in code:gmatch('([%w_]*)%.data%.([%a_][%w_]*)') do\n"
+    "    read(v .. '.data.' .. f, f) end\n"
+    "  for v, f in code:gmatch('([%w_]*)%.data%[%s*[\"\\']([%w_]+)[\"\\']%s*%]') do\n"
+    "    read(v .. '.data[\"' .. f .. '\"]', f) end\n"
+    "  for pre, e, f in code:gmatch('([%w_%.]*)number%(%s*([%w_%.]+)%s*,%s*[\"\\']([%w_]+)[\"\\']') do\n"
+    "    if pre == '' or pre:sub(-1) == '.' then read(pre .. 'number(' .. e .. ', \"' .. f .. '\")', f) end\n"
+    "  end\n"
+    "  for h, t, f in code:gmatch('([%w_]*):values%(%s*[\"\\']([%w_]+)[\"\\']%s*,%s*[\"\\']([%w_]+)[\"\\']') do\n"
+    "    read(h .. ':values(\"' .. t .. '\", \"' .. f .. '\")', f) end\n"
+    "  for _, m in ipairs({ 'last', 'first', 'count', 'list', 'values' }) do\n"
+    "    for h, t in code:gmatch('([%w_]*):' .. m .. '%(%s*[\"\\']([%w_]+)[\"\\']') do\n"
+    "      ask(h .. ':' .. m .. '(\"' .. t .. '\")', t) end\n"
+    "  end\n"
+    "  for _, m in ipairs({ 'after', 'before', 'first_after', 'last_before', 'since' }) do\n"
+    "    for h, t in code:gmatch('([%w_]*):' .. m .. '%(%s*[^,()]+,%s*[\"\\']([%w_]+)[\"\\']') do\n"
+    "      ask(h .. ':' .. m .. '(..., \"' .. t .. '\")', t) end\n"
+    "  end\n"
+    "end\n";
+
+/* [-4, +0] (line, expression, name, is a type; upvalues: the rg__found,
+ * the file) Notes a data field no event type carries, or a type not known. */
+static int rg__scan_read(lua_State *L)
+{
+    rg__found *f = lua_touserdata(L, lua_upvalueindex(1));
+    char at[4200];
+    snprintf(at, sizeof at, "%s:%d", lua_tostring(L, lua_upvalueindex(2)),
+             (int)luaL_checkinteger(L, 1));
+    rg__unknown(f, at, luaL_checkstring(L, 2), luaL_checkstring(L, 3), lua_toboolean(L, 4));
     return 0;
 }
 
@@ -296,6 +440,16 @@ static void rg__scan_file(lua_State *L, rg__found *f, const char *file)
         lua_pcall(L, 3, 0, 0);
     }
     lua_settop(L, 0);
+    if (f->vocab && luaL_loadstring(L, rg__reads_lua) == LUA_OK) {
+        lua_pushlstring(L, text, len);
+        lua_rawgetp(L, LUA_REGISTRYINDEX, rg__reads_lua); /* the fields known, as a set */
+        lua_rawgetp(L, LUA_REGISTRYINDEX, &f->vtypes);    /* and the types */
+        lua_pushlightuserdata(L, f);
+        lua_pushstring(L, file);
+        lua_pushcclosure(L, rg__scan_read, 2);
+        lua_pcall(L, 4, 0, 0);
+    }
+    lua_settop(L, 0);
     free(text);
 }
 
@@ -334,6 +488,18 @@ static void rg__scan_sources(rg__found *f, const rg_clinic *c, const char *dir,
     lua_settop(L, 0);
     rg_open_regimen(L); /* the module's names, for rg__scan_typo */
     lua_rawsetp(L, LUA_REGISTRYINDEX, rg__names_lua);
+    lua_createtable(L, 0, f->nvfields); /* the fields and types known, for rg__reads_lua */
+    for (int i = 0; i < f->nvfields; i++) {
+        lua_pushboolean(L, 1);
+        lua_setfield(L, -2, f->vfields[i]);
+    }
+    lua_rawsetp(L, LUA_REGISTRYINDEX, rg__reads_lua);
+    lua_createtable(L, 0, f->nvtypes);
+    for (int i = 0; i < f->nvtypes; i++) {
+        lua_pushboolean(L, 1);
+        lua_setfield(L, -2, f->vtypes[i]);
+    }
+    lua_rawsetp(L, LUA_REGISTRYINDEX, &f->vtypes);
     for (int i = 0; i < c->nprotos; i++)
         rg__scan_file(L, f, c->protos[i].file);
     rg__scan_dir(L, f, dir, 0);
@@ -707,7 +873,7 @@ static void rg__print_overrides(rg_clinic *c, int i, const char *dir, const char
     lua_settop(L, top);
 }
 
-/* The rule an error came from: the outermost frame in a protocol file of
+/* The rule an error came from: the innermost frame in a protocol file of
  * the traceback (its check function), mapped to the rule defined last at or
  * before that line. */
 static const rg_rule *rg__rule_of(const rg_clinic *c, const char *msg, int *proto)
@@ -755,6 +921,58 @@ static const rg_rule *rg__rule_of(const rg_clinic *c, const char *msg, int *prot
     return best;
 }
 
+/* [-0, +0] Adds the types and fields of the vocabulary table at idx
+ * (type -> list of field names; checked before, or shipped) to f. */
+static void rg__vocab_add(lua_State *L, int idx, rg__found *f)
+{
+    for (lua_pushnil(L); lua_next(L, idx); lua_pop(L, 1)) {
+        if (lua_type(L, -2) != LUA_TSTRING)
+            continue;
+        rg__add_str(f->vtypes, &f->nvtypes, lua_tostring(L, -2));
+        if (lua_type(L, -1) != LUA_TTABLE)
+            continue;
+        for (lua_Integer i = 1; lua_rawgeti(L, -1, i) == LUA_TSTRING; i++) {
+            rg__add_str(f->vfields, &f->nvfields, lua_tostring(L, -1));
+            lua_pop(L, 1);
+        }
+        lua_pop(L, 1); /* what ended the list */
+    }
+}
+
+/* The vocabulary: the shipped lib/events.lua (a table of plain data, run in
+ * a state of its own without libraries) and clinic.lua's events. Without a
+ * shipped root there is none, and nothing is checked against it. */
+static int rg__vocab_load(rg__found *f, rg_clinic *c, const char *shipped, char *err,
+                          size_t errlen)
+{
+    if (!shipped)
+        return RG_OK;
+    char path[4096];
+    snprintf(f->lib, sizeof f->lib, "%s/lib/", shipped);
+    snprintf(path, sizeof path, "%s/lib/events.lua", shipped);
+    lua_State *L = luaL_newstate();
+    if (!L)
+        return rg_fail(err, errlen, RG_ENOMEM, "out of memory");
+    int st = luaL_loadfilex(L, path, "t");
+    if (st == LUA_OK)
+        st = lua_pcall(L, 0, 1, 0);
+    if (st != LUA_OK || lua_type(L, -1) != LUA_TTABLE) {
+        rg_fail(err, errlen, RG_EPROTOCOL, "%s: the event vocabulary does not load: %s", path,
+                st != LUA_OK ? lua_tostring(L, -1) : "it does not return a table");
+        lua_close(L);
+        return RG_EPROTOCOL;
+    }
+    rg__vocab_add(L, 1, f);
+    lua_close(L);
+    L = rg_sandbox_state(c->sb);
+    rg_clinic_push_events(c);
+    if (lua_type(L, -1) == LUA_TTABLE)
+        rg__vocab_add(L, lua_gettop(L), f);
+    lua_pop(L, 1);
+    f->vocab = 1;
+    return RG_OK;
+}
+
 /* What check and --describe share: the clinic at dir loaded, its sources
  * scanned (into *f) and the generated histories run (rg__discover, errors into
  * *es, counts into *r). *c is set only when the clinic loaded; whatever it
@@ -771,6 +989,8 @@ static int rg__round_begin(const char *dir, const rg_check_opts *o, rg_clinic **
     *es = calloc(1, sizeof **es);
     if (!*f || !*es)
         return rg_fail(err, errlen, RG_ENOMEM, "out of memory");
+    if ((rc = rg__vocab_load(*f, *c, o->shipped, err, errlen)))
+        return rc;
     rg__scan_sources(*f, *c, dir, o->shipped);
     *r = (rg__round){.lim = o->limits, .dir = dir, .shipped = o->shipped, .f = *f, .errs = *es};
     return rg__discover(r, err, errlen);

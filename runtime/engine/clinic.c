@@ -14,6 +14,7 @@
 
 #include "bindings/bindings.h"
 #include "core/digest.h"
+#include "core/event.h"
 
 #include <jansson.h>
 #include <lauxlib.h>
@@ -31,6 +32,7 @@
 static const char rg__k_desc = 'd'; /* registry: list of protocol descriptions */
 static const char rg__k_fhir = 'f'; /* registry: clinic.lua's fhir table, or absent */
 static const char rg__k_notify = 'n'; /* registry: clinic.lua's notify table, or absent */
+static const char rg__k_events = 'e'; /* registry: clinic.lua's events table, or absent */
 
 /* FNV-1a of the file's bytes, as 16 hex digits: which text produced a rule. */
 static int rg__hash_file(const char *path, char out[17])
@@ -403,12 +405,51 @@ static void rg__check_fhir(lua_State *L, int t, const char *path)
     lua_rawsetp(L, LUA_REGISTRYINDEX, &rg__k_fhir);
 }
 
+/* [-0, +0, e] Checks clinic.lua's events = { type = { "field", ... }, ... }:
+ * the clinic's own event types, and data fields it adds to known ones, that
+ * `regimen check` accepts besides lib/events.lua's. Keeps it in the registry
+ * (rg_clinic_push_events). */
+static void rg__check_events(lua_State *L, int t, const char *path)
+{
+    int ty = rg__rawfield(L, t, "events"), e = lua_gettop(L);
+    rg__plain(L, e, path, "'events'");
+    if (ty != LUA_TNIL && ty != LUA_TTABLE)
+        rg__setting_error(L, path, "events", "events must be a table of event type -> its data "
+                          "fields, such as { vitals = { \"spo2\" }, phone_call = {} }");
+    for (lua_pushnil(L); ty == LUA_TTABLE && lua_next(L, e); lua_pop(L, 1)) {
+        const char *k = lua_type(L, -2) == LUA_TSTRING ? lua_tostring(L, -2) : "";
+        if (!*k || strlen(k) > RG_EVENT_MAX_TYPE)
+            rg__setting_error(L, path, "events", "events: a key must be an event type such as "
+                              "phone_call (at most %d bytes), not %s", RG_EVENT_MAX_TYPE,
+                              luaL_tolstring(L, -2, NULL));
+        rg__plain(L, -1, path, "a list in 'events'");
+        if (lua_type(L, -1) != LUA_TTABLE)
+            rg__setting_error(L, path, k, "events.%s must be a list of data field names such as "
+                              "{ \"spo2\" } ({} for none), not %s", k, luaL_typename(L, -1));
+        lua_Integer n = (lua_Integer)lua_rawlen(L, -1);
+        for (lua_pushnil(L); lua_next(L, -2); lua_pop(L, 1)) {
+            if (!lua_isinteger(L, -2) || lua_tointeger(L, -2) < 1 || lua_tointeger(L, -2) > n) {
+                const char *bad = luaL_tolstring(L, -2, NULL);
+                rg__setting_error(L, path, lua_type(L, -3) == LUA_TSTRING ? bad : k,
+                                  "events.%s: unknown key '%s' (a type's data fields are a "
+                                  "list: %s = { \"spo2\", \"pulse\" })", k, bad, k);
+            }
+            if (lua_type(L, -1) != LUA_TSTRING || !lua_rawlen(L, -1))
+                rg__setting_error(L, path, k, "events.%s[%d] must be a data field name such as "
+                                  "\"spo2\", not %s", k, (int)lua_tointeger(L, -2),
+                                  lua_type(L, -1) == LUA_TSTRING ? "\"\"" : luaL_typename(L, -1));
+        }
+    }
+    lua_settop(L, e);
+    lua_rawsetp(L, LUA_REGISTRYINDEX, &rg__k_events);
+}
+
 /* [-1, +1] (settings_path|nil) Reads clinic.lua, or gives an empty table. */
 static int rg__read_settings(lua_State *L)
 {
     static const char *const known[] = {"include", "params", "description", "fhir",
                                         "timezone", "hours", "closures", "notify_at_once",
-                                        "notify", NULL};
+                                        "notify", "events", NULL};
     rg_sandbox *sb = rg_sandbox_of(L);
     const char *path = lua_tostring(L, 1);
     if (!path) {
@@ -433,7 +474,8 @@ static int rg__read_settings(lua_State *L)
         if (!ok)
             return luaL_error(L, "%s: unknown setting '%s' (known: include, params, "
                                  "description, fhir, timezone, hours, closures, "
-                                 "notify_at_once, notify)", path, luaL_tolstring(L, -1, NULL));
+                                 "notify_at_once, notify, events)", path,
+                              luaL_tolstring(L, -1, NULL));
     }
     int it = rg__rawfield(L, t, "include");
     rg__plain(L, -1, path, "'include'");
@@ -460,6 +502,7 @@ static int rg__read_settings(lua_State *L)
         rg__plain(L, -1, path, "a protocol's table in 'params'");
     lua_settop(L, t);
     rg__check_fhir(L, t, path);
+    rg__check_events(L, t, path);
     rg__read_calendar(L, t, path);
     it = rg__rawfield(L, t, "notify"); /* checked in C by rg__mirror_notify */
     rg__plain(L, -1, path, "'notify'");
@@ -913,6 +956,11 @@ void rg_clinic_push_protocol(rg_clinic *c, int i)
     lua_rawgetp(L, LUA_REGISTRYINDEX, &rg__k_desc);
     lua_rawgeti(L, -1, i + 1);
     lua_remove(L, -2);
+}
+
+void rg_clinic_push_events(rg_clinic *c)
+{
+    lua_rawgetp(rg_sandbox_state(c->sb), LUA_REGISTRYINDEX, &rg__k_events);
 }
 
 static char *rg__dupfield(lua_State *L, int idx, const char *f)

@@ -7,7 +7,8 @@
  * settings: { include = {"ketamine"}, params = {["ketamine.acute"] = {...}},
  * timezone = "America/New_York", hours = { mon = {"08:00", "18:00"}, ...,
  * sun = false }, closures = {"2026-12-25"}, notify_at_once = {"critical"},
- * notify = { receivers, routes, inhibit } (notify.h) }.
+ * notify = { receivers, routes, inhibit } (notify.h),
+ * events = { phone_call = {}, vitals = { "spo2" } } }.
  * include names directories of the shipped protocol root whose protocols the
  * clinic also runs; params overrides protocol defaults for every patient;
  * fhir = { codes = {...}, map = function(resource, event) } adjusts the FHIR
@@ -78,6 +79,10 @@ const rg_zone *rg_clinic_zone(const char *name, const char *dir, const char *shi
  * applies, params (the clinic's base, a plain table), params_ro (read-only
  * proxy of it), plan (set of types) and rules[j] = {id, severity, check}. */
 void rg_clinic_push_protocol(rg_clinic *c, int i);
+
+/* [-0, +1] Pushes clinic.lua's events (event type -> list of data field
+ * names, checked at load: the clinic's own, for regimen check), or nil. */
+void rg_clinic_push_events(rg_clinic *c);
 
 /* The clinic's FHIR import options: its code lists and, when clinic.lua
  * defines fhir.map, a hook that calls it in the clinic's sandbox (under the
