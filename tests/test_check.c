@@ -273,7 +273,7 @@ Test(check, message_templates_are_made_when_the_alert_opens_and_checked_by_check
               err);
     free(out);
     free(err);
-    cr_assert_eq(check_clinic(dir, "return { }\n", &all), 1, "%s", all);
+    cr_assert_eq(check_clinic(dir, "return { events = { x = {} } }\n", &all), 1, "%s", all);
     cr_assert(strstr(all, "tmpl.lua:18: alert: message template \"{infusoins} infusions\": "
                           "{infusoins} has no argument: give infusoins = ... beside the text "
                           "(did you mean infusions?)"), "%s", all);
@@ -310,7 +310,7 @@ Test(check, an_alert_field_the_engine_refuses_is_refused_by_check)
                   "      end },\n"
                   "  },\n"
                   "}\n");
-    cr_assert_eq(check_clinic(dir, "return { }\n", &all), 1, "%s", all);
+    cr_assert_eq(check_clinic(dir, "return { events = { x = {} } }\n", &all), 1, "%s", all);
     cr_assert(strstr(all, "why.lua:8: alert: unknown field 'because' (known fields: key, message, "
                           "severity, due, ends)"), "%s", all);
     cr_assert(strstr(all, "why.lua:14: alert: unknown field 'mesage' (did you mean 'message'?) "
@@ -488,4 +488,136 @@ Test(check, serve_refuses_a_wrong_kind_at_start)
     free(out);
     free(err);
     rg_test_rmdir(s.dir);
+}
+
+/* A rule that reads a misspelt data field (e.data.sytolic) or asks for a
+ * misspelt event type (h:last("infusoin")) passed check, whose generated
+ * histories carry whatever the source names, and never fired on a real
+ * event. check now reads them against the event vocabulary
+ * (protocols/lib/events.lua and clinic.lua's events): each is an error with
+ * its file, line and the nearest known name, read from the source (so also
+ * in a branch no generated history reaches) or, for a type or filter field
+ * passed through a module, found when the rule runs. */
+static const char bp_typos_lua[] =
+    "local R = require \"regimen\"\n"                               /* 1 */
+    "local course = require \"lib.course\"\n"                       /* 2 */
+    "return R.protocol {\n"                                         /* 3 */
+    "  id = \"c.bp\", version = \"1\",\n"                           /* 4 */
+    "  applies = course.enrolled_in(\"ketamine\"),\n"               /* 5 */
+    "  rules = {\n"                                                 /* 6 */
+    "    { id = \"c.bp-high\", severity = \"warning\", check = function(h, now, p)\n"
+    "        local e = h:last(\"vitals\")\n"                        /* 8 */
+    "        if not e then return end\n"                            /* 9 */
+    "        if (e.data.sytolic or 0) > 150 then\n"                 /* 10 */
+    "          return R.alert { message = \"high\" }\n"             /* 11 */
+    "        end\n"                                                 /* 12 */
+    "        if course.number(e, \"diastolc\") > 100 then return end\n"
+    "        if now < 0 and h:last(\"infusoin\") then return end\n" /* 14: never reached */
+    "        if course.last(h, \"ketamine\", \"infuson\") then return end\n"
+    "        if h:last(\"vitals\", { phsae = \"pre\" }) then return end\n"
+    "      end },\n"
+    "  },\n"
+    "}\n";
+
+Test(check, a_misspelt_data_field_or_event_type_fails_check_with_its_line)
+{
+    char dir[256], *all;
+    rg_test_tmpdir(dir);
+    rg_test_write(dir, "c/bp.lua", bp_typos_lua);
+    cr_assert_eq(check_clinic(dir, "return { include = { \"ketamine\" } }\n", &all), 1, "%s", all);
+    static const char *const want[] = {
+        "error: bp.lua:10: e.data.sytolic: no event type carries a data field 'sytolic' (did "
+        "you mean 'systolic'?)\n",
+        "error: bp.lua:13: course.number(e, \"diastolc\"): no event type carries a data field "
+        "'diastolc' (did you mean 'diastolic'?)\n",
+        "error: bp.lua:14: h:last(\"infusoin\"): no event type is named 'infusoin' (did you mean "
+        "'infusion'?)\n",
+        "error: bp.lua:15 (through lib/course.lua:",
+        "): no event type is named 'infuson' (did you mean 'infusion'?)\n",
+        "error: bp.lua:16: h:last(\"vitals\", { phsae = ... }): no event type carries a data "
+        "field 'phsae' (did you mean 'phase'?)\n",
+        "5 errors in the sources, 0 evaluation errors",
+    };
+    for (size_t i = 0; i < RG_COUNTOF(want); i++)
+        cr_assert(strstr(all, want[i]), "want\n%s\nin:\n%s", want[i], all);
+    free(all);
+    rg_test_rmdir(dir);
+}
+
+/* A clinic's own types and fields are declared in clinic.lua (events):
+ * with the declaration its rule passes check, without it the same rule is
+ * refused; a declaration that is not a list of field names is refused at
+ * load, naming its clinic.lua line. */
+Test(check, a_clinic_declares_its_own_event_types_and_fields)
+{
+    char dir[256], *all;
+    rg_test_tmpdir(dir);
+    rg_test_write(dir, "c/spo2.lua",
+                  "local R = require \"regimen\"\n"
+                  "local course = require \"lib.course\"\n"
+                  "return R.protocol {\n"
+                  "  id = \"c.spo2\", version = \"1\",\n"
+                  "  applies = course.enrolled_in(\"ketamine\"),\n"
+                  "  rules = {\n"
+                  "    { id = \"c.spo2-low\", severity = \"warning\", check = function(h, now, p)\n"
+                  "        local v = h:last(\"vitals\")\n"
+                  "        if not v or h:last(\"phone_call\") then return end\n"
+                  "        if (v.data.spo2 or 100) < 92 then return R.alert { message = \"low\" } end\n"
+                  "      end },\n"
+                  "  },\n"
+                  "}\n");
+    cr_assert_eq(check_clinic(dir, "return { include = { \"ketamine\" },\n"
+                                   "  events = { vitals = { \"spo2\" }, phone_call = {} } }\n",
+                              &all), 0, "%s", all);
+    cr_assert(strstr(all, "c: ok, 8 protocols") && strstr(all, ": 0 errors") &&
+              !strstr(all, "error:"), "%s", all);
+    free(all);
+    cr_assert_eq(check_clinic(dir, "return { include = { \"ketamine\" } }\n", &all), 1, "%s", all);
+    cr_assert(strstr(all, "error: spo2.lua:10: v.data.spo2: no event type carries a data field "
+                          "'spo2' (declare a field of the clinic's own in clinic.lua: events = "
+                          "{ type = { \"spo2\" } })"), "%s", all);
+    cr_assert(strstr(all, "error: spo2.lua:9: h:last(\"phone_call\"): no event type is named "
+                          "'phone_call' (declare a type of the clinic's own in clinic.lua: "
+                          "events = { phone_call = { ... } })"), "%s", all);
+    free(all);
+    static const struct {
+        const char *lua, *want;
+    } bad[] = {
+        {"return {\n  events = {\n    vitals = { \"spo2\", optional = { \"pulse\" } },\n  } }\n",
+         "clinic.lua:3: events.vitals: unknown key 'optional' (a type's data fields are a list: "
+         "vitals = { \"spo2\", \"pulse\" })"},
+        {"return {\n  events = {\n    vitals = \"spo2\" } }\n",
+         "clinic.lua:3: events.vitals must be a list of data field names such as { \"spo2\" } "
+         "({} for none), not string"},
+        {"return {\n  events = { phone_call = { 1 } } }\n",
+         "clinic.lua:2: events.phone_call[1] must be a data field name such as \"spo2\", not "
+         "number"},
+        {"return {\n  events = \"vitals\" }\n",
+         "clinic.lua:2: events must be a table of event type -> its data fields"},
+        {"return { event = {} }\n", "unknown setting 'event' (known: include, params, "
+         "description, fhir, timezone, hours, closures, notify_at_once, notify, events)"},
+    };
+    for (size_t i = 0; i < RG_COUNTOF(bad); i++) {
+        cr_assert_eq(check_clinic(dir, bad[i].lua, &all), 1, "case %zu:\n%s", i, all);
+        cr_assert(strstr(all, bad[i].want), "case %zu: want\n%s\nin:\n%s", i, bad[i].want, all);
+        free(all);
+    }
+    rg_test_rmdir(dir);
+}
+
+/* Every shipped set and every example clinic reads only what the
+ * vocabulary knows: check passes each, without an error. */
+Test(check, every_shipped_set_and_example_clinic_passes_check)
+{
+    static const char *const dirs[] = {"protocols/ketamine", "protocols/esketamine",
+                                       "examples/clinics/north", "examples/clinics/south",
+                                       "examples/clinics/west", "examples/notify"};
+    for (size_t i = 0; i < RG_COUNTOF(dirs); i++) {
+        char *out, *err;
+        const char *args[] = {"check", dirs[i], NULL};
+        cr_assert_eq(rg_test_run(args, NULL, &out, &err), 0, "%s:\n%s%s", dirs[i], out, err);
+        cr_assert(strstr(out, ": 0 errors") && !strstr(out, "error:"), "%s:\n%s", dirs[i], out);
+        free(out);
+        free(err);
+    }
 }

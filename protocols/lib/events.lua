@@ -1,8 +1,8 @@
 -- lib/events.lua: the event types regimen knows and the data fields each
 -- carries. `regimen check` refuses a protocol or module that reads a data
--- field no type here carries (e.data.sytolic), or asks the history for a
--- type not here (h:last("infusoin")): such a rule would pass its tests on
--- made-up events and never fire on real ones.
+-- field no type here carries (a misspelt systolic), or asks the history for
+-- a type not here (a misspelt infusion): such a rule would pass its tests
+-- on made-up events and never fire on real ones.
 --
 -- A clinic adds its own types, and fields to these, in clinic.lua, in the
 -- same form:
