@@ -18,7 +18,11 @@
  *
  * The sources are also read for `R.name` (R being any local bound to
  * require "regimen"): a name the module does not have is reported with its
- * line, whether or not a generated history reaches it.
+ * line, whether or not a generated history reaches it. And every data field
+ * they read and event type they name, with those the recorders see asked
+ * for, is looked up in the vocabulary (the shipped lib/events.lua and
+ * clinic.lua's events): the generated histories carry whatever the sources
+ * name, so a misspelt one would pass them and never match a real event.
  *
  * Nothing here runs protocol code outside the engine's protected calls; the
  * recorders only note their arguments and call the method they wrap.
