@@ -683,6 +683,9 @@ Test(incremental, serve_reload_drops_kept_answers, .timeout = 60, .fini = rg__re
     server *s = &rg__reload_s;
     char *out, cfg[1024];
     server_setup(s, rg__reads_a_v1, fast_protocol);
+    /* a and b are this test's own event types (the reload's gate, check,
+     * refuses a rule that asks for an undeclared one) */
+    rg_test_write(s->dir, "a/clinic.lua", "return { events = { a = {}, b = {} } }\n");
     snprintf(cfg, sizeof cfg,
              "{ \"listen\": \"127.0.0.1:0\",\n"
              "  \"clinics\": { \"north\": { \"protocols\": \"a\", \"tokens\": [\"" TOKEN_A "\"] } },\n"

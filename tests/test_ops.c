@@ -559,6 +559,9 @@ Test(ops, removed_protocol_directory_keeps_the_old_protocols_and_loads_again,
     snprintf(v3, sizeof v3, "%s", fast_protocol);
     memcpy(strstr(v3, "'1.0'"), "'3.0'", 5);
     rg_test_write(s.dir, "a/p.lua", v3);
+    /* with its clinic.lua: ping and pong are the test's own event types, and
+     * the gate (check) refuses a protocol that asks for undeclared ones */
+    rg_test_write(s.dir, "a/clinic.lua", "return { events = { ping = {}, pong = {} } }\n");
     kill(s.pid, SIGHUP);
     cr_assert(log_wait(&s, "protocol fast 3.0 loaded", 5000), "%s", rg_test_read(s.log));
     /* and the new directory is watched again: an edit reloads without a signal */

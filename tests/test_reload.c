@@ -125,6 +125,9 @@ Test(reload, clinics_added_and_removed_limits_and_a_bad_file, .timeout = 90)
     char *out;
     cr_assert_geq(sodium_init(), 0);
     server_setup(&s, fast_protocol, fast_protocol);
+    /* ping and pong are the test's own event types: declared, or the gate
+     * (check) refuses south's protocol when it is added */
+    rg_test_write(s.dir, "b/clinic.lua", "return { events = { ping = {}, pong = {} } }\n");
     write_cfg(&s, 0, NULL, 0, "127.0.0.1:0", "");
     server_start(&s);
     int port = s.port;

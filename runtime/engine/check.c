@@ -884,7 +884,7 @@ static void rg__print_overrides(rg_clinic *c, int i, const char *dir, const char
     lua_settop(L, top);
 }
 
-/* The rule an error came from: the innermost frame in a protocol file of
+/* The rule an error came from: the outermost frame in a protocol file of
  * the traceback (its check function), mapped to the rule defined last at or
  * before that line. */
 static const rg_rule *rg__rule_of(const rg_clinic *c, const char *msg, int *proto)
@@ -969,7 +969,8 @@ static int rg__vocab_load(rg__found *f, rg_clinic *c, const char *shipped, char 
         st = lua_pcall(L, 0, 1, 0);
     if (st != LUA_OK || lua_type(L, -1) != LUA_TTABLE) {
         rg_fail(err, errlen, RG_EPROTOCOL, "%s: the event vocabulary does not load: %s", path,
-                st != LUA_OK ? lua_tostring(L, -1) : "it does not return a table");
+                st != LUA_OK && lua_tostring(L, -1) ? lua_tostring(L, -1)
+                                                    : "it does not return a table");
         lua_close(L);
         return RG_EPROTOCOL;
     }
