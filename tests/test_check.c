@@ -574,8 +574,8 @@ Test(check, a_clinic_declares_its_own_event_types_and_fields)
     free(all);
     cr_assert_eq(check_clinic(dir, "return { include = { \"ketamine\" } }\n", &all), 1, "%s", all);
     cr_assert(strstr(all, "error: spo2.lua:10: v.data.spo2: no event type carries a data field "
-                          "'spo2' (declare a field of the clinic's own in clinic.lua: events = "
-                          "{ type = { \"spo2\" } })"), "%s", all);
+                          "'spo2' (declare a field of the clinic's own in clinic.lua, under the "
+                          "type that carries it: events = { <type> = { \"spo2\" } })"), "%s", all);
     cr_assert(strstr(all, "error: spo2.lua:9: h:last(\"phone_call\"): no event type is named "
                           "'phone_call' (declare a type of the clinic's own in clinic.lua: "
                           "events = { phone_call = { ... } })"), "%s", all);

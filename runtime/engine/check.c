@@ -169,8 +169,8 @@ static void rg__unknown(rg__found *f, const char *at, const char *what, const ch
         snprintf(hint, sizeof hint, " (declare a type of the clinic's own in clinic.lua: "
                  "events = { %s = { ... } })", name);
     else
-        snprintf(hint, sizeof hint, " (declare a field of the clinic's own in clinic.lua: "
-                 "events = { type = { \"%s\" } })", name);
+        snprintf(hint, sizeof hint, " (declare a field of the clinic's own in clinic.lua, "
+                 "under the type that carries it: events = { <type> = { \"%s\" } })", name);
     snprintf(msg, sizeof msg, "%s: %s: no event type %s '%s'%s", at, what,
              type ? "is named" : "carries a data field", name, hint);
     rg__note(f, msg);
