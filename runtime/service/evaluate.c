@@ -455,9 +455,10 @@ static rg_svc_job **rg__pick(struct rg_svc_pool *pool, const rg__thread *t);
  * evaluated on its own, in a read transaction of its own), and a patient is
  * in one run only (the job's thread marks a second mention beforehand). */
 #define RG__SHARE_MIN 6 /* requested patients from which a job is shared */
-#define RG__RUN 2       /* patients per run at most: a thread that helps takes a job
+#define RG__RUN 1       /* patients per run at most: a thread that helps takes a job
                          * queued for it after its run (one clinic cannot stall the
-                         * others for longer than two evaluations) */
+                         * others for longer than one evaluation), and the job's
+                         * last run, which one thread waits for, is one patient */
 
 typedef struct rg__share {
     struct rg__share *next; /* under mu: in pool->shares while runs are left */
