@@ -101,9 +101,9 @@ struct rg_svc_pool {
     int nthreads;
     /* the thread (+1; 0: none known) that last evaluated a patient, by a
      * hash of its clinic and name (two patients may share a slot: a wrong
-     * hint costs a stale cache, never a wrong answer): a shared job's runs
-     * go back there when that thread is in the share (rg__take_run), since
-     * its engine holds the patient's kept answers */
+     * hint costs a stale cache, never a wrong answer): that thread takes a
+     * shared job's run of the patient first (rg__take_run), since its
+     * engine holds the patient's kept answers */
     atomic_uchar home[1 << 16];
     rg_hcache_stats *cache; /* per thread, under mu */
     char db[PATH_MAX];      /* what the threads connect to */
