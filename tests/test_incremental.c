@@ -393,12 +393,11 @@ static void rg__serve_c0(server *s, const char *dir, const char *name, const cha
         unsetenv(env);
 }
 
-/* Posts the cohort's events (lines of JSON) through HTTP, a few at a time,
+/* Posts the cohort's events (lines of JSON) through HTTP, BATCH at a time,
  * the patients taken in turn so that each is evaluated once per event or
  * two: every evaluation but a patient's first can start from kept answers. */
-static void rg__post_cohort(const server *s, char **lines, int n)
+static void rg__post_cohort(const server *s, char **lines, int n, int BATCH)
 {
-    enum { BATCH = 5 };
     rg_buf body = {0};
     int in_batch = 0;
     for (int i = 0; i <= n; i++) {
@@ -499,14 +498,10 @@ static void rg__kept_fini(void)
     server_kill(&rg__kept_s[1]);
 }
 
-Test(incremental, serve_keeps_answers_same_transitions_as_full_evaluation, .timeout = 300,
-     .fini = rg__kept_fini)
+/* The cohort's lines in rounds (each patient's first event, then each
+ * one's second...), in order[]: how many (n), and the patients (*np). */
+static int rg__rounds(char *text, char **order, int *np_out)
 {
-    char dir[256], events[300];
-    rg_test_tmpdir(dir);
-    past_cohort(dir, 40, 11, events, sizeof events);
-    /* the patients in turn, each one's events in their order */
-    char *text = rg_test_read(events);
     char *lines[4000], *patients[64];
     int n = 0, np = 0, of[4000];
     for (char *line = strtok(text, "\n"); line && n < 4000; line = strtok(NULL, "\n")) {
@@ -515,12 +510,13 @@ Test(incremental, serve_keeps_answers_same_transitions_as_full_evaluation, .time
         int k = 0;
         while (k < np && strncmp(patients[k], p, strcspn(p + 11, "\"") + 11))
             k++;
-        if (k == np)
+        if (k == np) {
+            cr_assert_lt(np, 64);
             patients[np++] = (char *)p;
+        }
         of[n] = k;
         lines[n++] = line;
     }
-    char *order[4000];
     int m = 0;
     for (int round = 0; m < n; round++)
         for (int k = 0; k < np; k++) {
@@ -529,15 +525,29 @@ Test(incremental, serve_keeps_answers_same_transitions_as_full_evaluation, .time
                 if (of[i] == k && seen++ == round)
                     order[m++] = lines[i];
         }
+    *np_out = np;
+    return n;
+}
+
+Test(incremental, serve_keeps_answers_same_transitions_as_full_evaluation, .timeout = 300,
+     .fini = rg__kept_fini)
+{
+    char dir[256], events[300];
+    rg_test_tmpdir(dir);
+    past_cohort(dir, 40, 11, events, sizeof events);
+    /* the patients in turn, each one's events in their order */
+    char *text = rg_test_read(events);
+    char *order[4000];
+    int np, n = rg__rounds(text, order, &np);
     cr_assert_gt(n, 800, "the cohort has events");
 
     rg__serve_c0(&rg__kept_s[0], dir, "full", "REGIMEN_INCREMENTAL", "0");
-    rg__post_cohort(&rg__kept_s[0], order, n);
+    rg__post_cohort(&rg__kept_s[0], order, n, 5);
     char *full = rg__transitions(&rg__kept_s[0]);
     cr_assert_eq(server_stop(&rg__kept_s[0], SIGTERM), 0);
 
     rg__serve_c0(&rg__kept_s[1], dir, "verify", "REGIMEN_VERIFY_INCREMENTAL", "1");
-    rg__post_cohort(&rg__kept_s[1], order, n);
+    rg__post_cohort(&rg__kept_s[1], order, n, 5);
     char *ver = rg__transitions(&rg__kept_s[1]);
     char *metrics;
     cr_assert_eq(http(rg__kept_s[1].port, "GET", "/metrics", TOKEN_A, NULL, &metrics), 200);
@@ -555,6 +565,66 @@ Test(incremental, serve_keeps_answers_same_transitions_as_full_evaluation, .time
     /* one clinic: its jobs stay on the thread whose cache holds its answers */
     cr_assert_eq(rg__metric(metrics, "regimen_kept_answers_total{result=\"stale\"} "), 0, "%s",
                  metrics);
+    free(metrics);
+    free(full);
+    free(ver);
+    free(text);
+    rg_test_rmdir(dir);
+}
+
+/* One clinic's patients, one event each a round, 20 patients a request,
+ * over two evaluation threads: every job is shared out in runs (evaluate.c,
+ * rg__shared), and a run goes back to the thread that evaluated its patient
+ * last, whose engine keeps the patient's answers (rg__take_run). A run taken
+ * elsewhere meanwhile (the other thread had none of its own left, or was not
+ * in the share yet) leaves answers on the first thread that no longer stand:
+ * when the patient comes back there they are found stale (its state moved)
+ * and every rule runs. Each evaluation from kept answers is checked against
+ * a full one (REGIMEN_VERIFY_INCREMENTAL): a stale answer taken up would
+ * differ, and the transitions must be those of full evaluation at every
+ * step. The run must have met stale answers (else it checked nothing of
+ * them), and most evaluations start from kept ones (measured on a loaded
+ * machine: 16-30% of them stale, against 38-45% before runs went back to
+ * their patients' threads, when a run landed on either). */
+Test(incremental, serve_shared_runs_find_their_kept_answers_and_never_use_stale_ones,
+     .timeout = 300, .fini = rg__kept_fini)
+{
+    char dir[256], events[300];
+    rg_test_tmpdir(dir);
+    past_cohort(dir, 40, 11, events, sizeof events);
+    char *text = rg_test_read(events);
+    char *order[4000];
+    int np, n = rg__rounds(text, order, &np);
+    cr_assert_gt(np, 20, "more patients than a request holds");
+
+    rg__serve_c0(&rg__kept_s[0], dir, "full2", "REGIMEN_INCREMENTAL", "0");
+    rg__post_cohort(&rg__kept_s[0], order, n, 20);
+    char *full = rg__transitions(&rg__kept_s[0]);
+    cr_assert_eq(server_stop(&rg__kept_s[0], SIGTERM), 0);
+
+    rg__serve_c0(&rg__kept_s[1], dir, "verify2", "REGIMEN_VERIFY_INCREMENTAL", "1");
+    rg__post_cohort(&rg__kept_s[1], order, n, 20);
+    char *ver = rg__transitions(&rg__kept_s[1]);
+    char *metrics;
+    cr_assert_eq(http(rg__kept_s[1].port, "GET", "/metrics", TOKEN_A, NULL, &metrics), 200);
+    cr_assert_eq(server_stop(&rg__kept_s[1], SIGTERM), 0);
+    char *log = rg_test_read(rg__kept_s[1].log);
+    cr_assert_null(strstr(log, "differs from a full one"), "%s", log);
+    free(log);
+
+    cr_assert_gt(strlen(full), 20000, "the cohort raises alerts:\n%s", full);
+    cr_assert_str_eq(ver, full, "kept answers give other transitions than full evaluation");
+    double hits = rg__metric(metrics, "regimen_kept_answers_total{result=\"hit\"} ");
+    double stale = rg__metric(metrics, "regimen_kept_answers_total{result=\"stale\"} ");
+    double runs = rg__metric(metrics, "\nregimen_shared_runs_total ");
+    cr_assert_gt(runs, 0, "no job was shared:\n%s", metrics);
+    cr_assert_gt(stale, 0, "no patient came back to answers another thread had outdated: "
+                 "nothing checked that stale ones are not used\n%s", metrics);
+    cr_assert_gt(hits, stale, "evaluations from kept answers %g, stale %g: runs do not go "
+                 "back to their patients' threads\n%s", hits, stale, metrics);
+    fprintf(stderr, "shared runs over two threads: %g on the helping thread, %g evaluations "
+            "from kept answers, %g stale (every one checked against a full evaluation)\n",
+            runs, hits, stale);
     free(metrics);
     free(full);
     free(ver);

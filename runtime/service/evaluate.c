@@ -99,6 +99,12 @@ struct rg_svc_pool {
     uv_async_t async;
     rg__thread *threads;
     int nthreads;
+    /* the thread (+1; 0: none known) that last evaluated a patient, by a
+     * hash of its clinic and name (two patients may share a slot: a wrong
+     * hint costs a stale cache, never a wrong answer): that thread takes a
+     * shared job's run of the patient first (rg__take_run), since its
+     * engine holds the patient's kept answers */
+    atomic_uchar home[1 << 16];
     rg_hcache_stats *cache; /* per thread, under mu */
     char db[PATH_MAX];      /* what the threads connect to */
 };
@@ -138,6 +144,13 @@ static int rg__seen(rg__thread *t, const char *patient, size_t nmax)
     }
 }
 
+static atomic_uchar *rg__home(struct rg_svc_pool *pool, const char *clinic, const char *patient)
+{
+    uint64_t h = rg_fnv1a(rg_fnv1a(RG_FNV1A_SEED, clinic, strlen(clinic) + 1), patient,
+                          strlen(patient));
+    return &pool->home[h & ((sizeof pool->home / sizeof pool->home[0]) - 1)];
+}
+
 /* One patient in a read transaction of its own (a snapshot that holds every
  * committed write of the clinic); what a failed evaluation recorded is cut
  * from the log, so a log holds whole patients only. */
@@ -160,6 +173,9 @@ static int rg__one(rg__thread *t, const char *clinic, const char *patient, rg_ti
     }
     if (rc)
         rg_wlog_cut(&t->log, n, len);
+    else /* (its kept answers are this thread's now) */
+        atomic_store_explicit(rg__home(t->pool, clinic, patient), (unsigned char)(t->index + 1),
+                              memory_order_relaxed);
     return rc;
 }
 
@@ -455,9 +471,10 @@ static rg_svc_job **rg__pick(struct rg_svc_pool *pool, const rg__thread *t);
  * evaluated on its own, in a read transaction of its own), and a patient is
  * in one run only (the job's thread marks a second mention beforehand). */
 #define RG__SHARE_MIN 6 /* requested patients from which a job is shared */
-#define RG__RUN 2       /* patients per run at most: a thread that helps takes a job
+#define RG__RUN 1       /* patients per run at most: a thread that helps takes a job
                          * queued for it after its run (one clinic cannot stall the
-                         * others for longer than two evaluations) */
+                         * others for longer than one evaluation), and the job's
+                         * last run, which one thread waits for, is one patient */
 
 typedef struct rg__share {
     struct rg__share *next; /* under mu: in pool->shares while runs are left */
@@ -466,6 +483,9 @@ typedef struct rg__share {
     unsigned char *skip; /* a patient evaluated earlier in the job */
     int size, nruns;     /* patients per run, runs */
     int taken, done;     /* under mu: runs taken, runs finished */
+    unsigned char *took; /* under mu: per run, taken */
+    unsigned char *home; /* per run, the thread (+1) that last evaluated its patient (0: none) */
+    int first;           /* under mu: no run before it is left */
     int helpers;         /* under mu: other threads in it */
     int stop;            /* under mu: a run failed or stopped short: no more are taken */
     int rc, cut;         /* under mu: the first failure; some run stopped short */
@@ -476,11 +496,29 @@ typedef struct rg__share {
     double seconds[RG_SVC_JOB_PROTOS];
 } rg__share;
 
-/* Under mu: the next run of sh to take (-1: none left); the share leaves
- * the pool's list with its last run. */
-static int rg__take_run(struct rg_svc_pool *pool, rg__share *sh)
+/* Under mu: the run of sh that t takes next (-1: none left): the first left
+ * whose patient t evaluated last, or no thread did; else (t's own are done)
+ * the first left, whoever's it is. A patient so goes back to the thread
+ * whose engine keeps its answers (elsewhere they would be stale there, and
+ * every rule runs), a thread that joins late finds its own runs left, and
+ * no thread waits for another: the job ends as soon as before. The share
+ * leaves the pool's list with its last run. */
+static int rg__take_run(struct rg_svc_pool *pool, rg__share *sh, const rg__thread *t)
 {
-    int k = sh->stop || rg__halted(pool) || sh->taken == sh->nruns ? -1 : sh->taken++;
+    int k = -1;
+    if (!sh->stop && !rg__halted(pool) && sh->taken < sh->nruns) {
+        while (sh->took[sh->first])
+            sh->first++;
+        for (int r = sh->first; r < sh->nruns && k < 0; r++) {
+            int h = sh->home[r] - 1;
+            if (!sh->took[r] && (h < 0 || h == t->index || h >= pool->nthreads))
+                k = r;
+        }
+        if (k < 0)
+            k = sh->first;
+        sh->took[k] = 1;
+        sh->taken++;
+    }
     if (k < 0 || sh->taken == sh->nruns) {
         for (rg__share **p = &pool->shares; *p; p = &(*p)->next)
             if (*p == sh) {
@@ -533,7 +571,7 @@ static void rg__help(rg__thread *t, rg__share *sh)
 {
     struct rg_svc_pool *pool = t->pool;
     rg_svc_job *j = sh->job;
-    int k = rg__take_run(pool, sh);
+    int k = rg__take_run(pool, sh, t);
     if (k < 0)
         return;
     sh->helpers++;
@@ -571,7 +609,7 @@ static void rg__help(rg__thread *t, rg__share *sh)
             pthread_mutex_unlock(&pool->mu);
         }
         pthread_mutex_lock(&pool->mu);
-        if (rg__pick(pool, t) || (k = rg__take_run(pool, sh)) < 0)
+        if (rg__pick(pool, t) || (k = rg__take_run(pool, sh, t)) < 0)
             break; /* (a job for it first: the job's thread takes the runs left) */
         pthread_mutex_unlock(&pool->mu);
     }
@@ -619,16 +657,22 @@ static int rg__shared(rg__thread *t, rg_svc_job *j, const char *clinic, size_t n
         sh->nruns = (n + sh->size - 1) / sh->size;
         sh->skip = calloc((size_t)n, 1);
         sh->logs = calloc((size_t)sh->nruns, sizeof *sh->logs);
+        sh->took = calloc((size_t)sh->nruns, 2); /* (and home, its second half) */
+        sh->home = sh->took ? sh->took + sh->nruns : NULL;
     }
-    if (!sh || !sh->skip || !sh->logs) {
+    if (!sh || !sh->skip || !sh->logs || !sh->took) {
         if (sh) {
             free(sh->skip);
             free(sh->logs);
+            free(sh->took);
         }
         free(sh);
         *rc = RG_ENOMEM;
         return 0;
     }
+    for (int r = 0; r < sh->nruns; r++) /* (a run's first patient stands for it) */
+        sh->home[r] = atomic_load_explicit(rg__home(pool, clinic, j->patients[r * sh->size]),
+                                           memory_order_relaxed);
     /* every patient noted (the wake-up part skips them), a second mention skipped */
     for (int i = 0; i < n && *rc == RG_OK; i++) {
         int seen = rg__seen(t, j->patients[i], nmax);
@@ -642,7 +686,7 @@ static int rg__shared(rg__thread *t, rg_svc_job *j, const char *clinic, size_t n
         pool->shares = sh;
         pthread_cond_broadcast(&pool->work);
         int k;
-        while ((k = rg__take_run(pool, sh)) >= 0) {
+        while ((k = rg__take_run(pool, sh, t)) >= 0) {
             pthread_mutex_unlock(&pool->mu);
             rg__do_run(t, sh, k);
             pthread_mutex_lock(&pool->mu);
@@ -668,6 +712,7 @@ static int rg__shared(rg__thread *t, rg_svc_job *j, const char *clinic, size_t n
     int all = *rc == RG_OK && !sh->cut && sh->taken == sh->nruns;
     free(sh->skip);
     free(sh->logs);
+    free(sh->took);
     free(sh);
     return all;
 }

@@ -1041,7 +1041,8 @@ static void rg__dispatch(rg_svc *sv)
 }
 
 /* A job back from its thread, after the group holding its log committed
- * (ok) or failed: its requests are answered, its clinic free for the next. */
+ * (ok) or failed: its clinic free for the next; its requests are answered
+ * by rg__job_answer (j->evaluated then says whether they were evaluated). */
 static void rg__job_done(rg_svc *sv, rg_svc_job *j, int ok)
 {
     rg_svc_clinic *c = &sv->clinics[j->clinic];
@@ -1078,7 +1079,13 @@ static void rg__job_done(rg_svc *sv, rg_svc_job *j, int ok)
                c->woken == 1 ? "" : "s");
         c->woken = 0;
     }
-    rg__answer_list(sv, j->reqs, ok && !j->rc && j->evaluated ? NULL : RG__UNEVALUATED);
+    j->evaluated = ok && !j->rc && j->evaluated;
+}
+
+/* The requests of job j answered (after rg__job_done), and j freed. */
+static void rg__job_answer(rg_svc *sv, rg_svc_job *j)
+{
+    rg__answer_list(sv, j->reqs, j->evaluated ? NULL : RG__UNEVALUATED);
     j->reqs = NULL;
     rg_svc_job_free(j);
 }
@@ -1189,11 +1196,8 @@ static int rg__group(rg_svc *sv)
     for (rg_svc_job *j = jobs; j && !rc; j = j->next)
         sv->clinics[j->clinic].fresh |= j->log.n > 0;
     int arm = rc || wake || jobs;
-    while (jobs) {
-        rg_svc_job *next = jobs->next;
-        rg__job_done(sv, jobs, rc == RG_OK);
-        jobs = next;
-    }
+    for (rg_svc_job *j = jobs; j; j = j->next)
+        rg__job_done(sv, j, rc == RG_OK);
     /* (answering may queue more requests: sv->pending grows past take) */
     for (int i = 0; i < take; i++) {
         rg_svc_pending *pr = &sv->pending[i], *copy = NULL;
@@ -1215,6 +1219,16 @@ static int rg__group(rg_svc *sv)
         memmove(sv->pending, sv->pending + take, (size_t)sv->npending * sizeof *sv->pending);
     }
     assert(sv->npending >= 0);
+    /* the clinics' next jobs go out before anything is answered or
+     * published, which then overlaps their evaluation (unless another group
+     * follows in this flush: its requests join them, rg__flush dispatches) */
+    if (!rc && rg__ready(sv) == 0)
+        rg__dispatch(sv);
+    while (jobs) {
+        rg_svc_job *next = jobs->next;
+        rg__job_answer(sv, jobs);
+        jobs = next;
+    }
     if (!rc)
         rg__publish_some(sv, wake);
     if (!rc && planned)
@@ -2164,7 +2178,7 @@ static void rg__watch(rg_svc *sv, const char *dir)
 static int rg__serve_open(rg_svc *sv, const char *db_path, const char *shipped)
 {
     char err[4096];
-    rg_store_opts so = {.durable = 1, .check = 1};
+    rg_store_opts so = {.durable = 1, .check = 1, .checkpointer = 1};
     if (rg_store_open(&sv->st, db_path, &so, err, sizeof err)) {
         fprintf(stderr, "regimen serve: %s\n", err);
         return 2;

@@ -21,6 +21,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -63,7 +64,113 @@ struct rg_backend {
     void (*on_commit)(void *ud); /* after each commit that succeeded (rg_store_on_commit) */
     void *on_commit_ud;
     int64_t data_version; /* PRAGMA data_version when rg_store_changed last looked */
+    struct rg__ckpt *ckpt; /* rg_store_opts.checkpointer: its thread (NULL: SQLite's own) */
 };
+
+/* ---- the checkpoint off the writer's thread (rg_store_opts.checkpointer) ----------------- */
+
+/* SQLite copies the WAL into the database file once a commit leaves it at
+ * 1,000 pages or more, inside that commit (the default wal_autocheckpoint):
+ * with the service's random-keyed indexes (transitions_by_key, open_alerts)
+ * a group commit writes hundreds of pages, so every few commits one also
+ * wrote them all again into the database file and synced it, on the loop
+ * thread, while the clinic's next job waited. Here a connection of its own
+ * does the same PASSIVE checkpoint on a thread of its own when the writer's
+ * commit says the WAL has reached that size: the writer goes on meanwhile
+ * (a checkpoint never blocks it), and it starts the WAL again at its next
+ * write once everything is copied, as after its own checkpoint. Durability
+ * is the WAL's, synced at each commit as before. */
+#define RG__CKPT_PAGES 1000 /* SQLite's default wal_autocheckpoint */
+
+struct rg__ckpt {
+    pthread_t tid;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int asked, stop; /* under mu */
+    sqlite3 *db;     /* the thread's own connection */
+};
+
+static void *rg__ckpt_main(void *arg)
+{
+    struct rg__ckpt *c = arg;
+    pthread_mutex_lock(&c->mu);
+    for (;;) {
+        while (!c->asked && !c->stop)
+            pthread_cond_wait(&c->cv, &c->mu);
+        if (c->stop)
+            break;
+        c->asked = 0;
+        pthread_mutex_unlock(&c->mu);
+        /* (what readers still use is left for the next one, as SQLite's own does) */
+        sqlite3_wal_checkpoint_v2(c->db, NULL, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
+        pthread_mutex_lock(&c->mu);
+    }
+    pthread_mutex_unlock(&c->mu);
+    return NULL;
+}
+
+/* sqlite3_wal_hook, after each commit of the writer: pages, the WAL's size */
+static int rg__ckpt_hook(void *ud, sqlite3 *db, const char *name, int pages)
+{
+    (void)db;
+    (void)name;
+    struct rg__ckpt *c = ud;
+    if (pages >= RG__CKPT_PAGES) {
+        pthread_mutex_lock(&c->mu);
+        c->asked = 1;
+        pthread_cond_signal(&c->cv);
+        pthread_mutex_unlock(&c->mu);
+    }
+    return SQLITE_OK;
+}
+
+static void rg__ckpt_stop(struct rg__ckpt *c)
+{
+    if (!c)
+        return;
+    pthread_mutex_lock(&c->mu);
+    c->stop = 1;
+    pthread_cond_signal(&c->cv);
+    pthread_mutex_unlock(&c->mu);
+    pthread_join(c->tid, NULL);
+    sqlite3_close(c->db);
+    pthread_cond_destroy(&c->cv);
+    pthread_mutex_destroy(&c->mu);
+    free(c);
+}
+
+/* The checkpointer of st's file, or SQLite's own checkpoint kept when it
+ * cannot start (said so once: nothing else changes). */
+static void rg__ckpt_start(rg_sqlite *st, const char *path)
+{
+    struct rg__ckpt *c = calloc(1, sizeof *c);
+    /* (a read first: a connection checkpoints nothing until it has opened the WAL) */
+    if (!c ||
+        sqlite3_open_v2(path, &c->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL) !=
+            SQLITE_OK ||
+        sqlite3_exec(c->db, "SELECT count(*) FROM sqlite_schema", NULL, NULL, NULL) !=
+            SQLITE_OK) {
+        if (c)
+            sqlite3_close(c->db);
+        free(c);
+        fprintf(stderr, "regimen: database %s: no checkpoint thread: the writer checkpoints\n",
+                path);
+        return;
+    }
+    pthread_mutex_init(&c->mu, NULL);
+    pthread_cond_init(&c->cv, NULL);
+    if (pthread_create(&c->tid, NULL, rg__ckpt_main, c)) {
+        sqlite3_close(c->db);
+        pthread_cond_destroy(&c->cv);
+        pthread_mutex_destroy(&c->mu);
+        free(c);
+        fprintf(stderr, "regimen: database %s: no checkpoint thread: the writer checkpoints\n",
+                path);
+        return;
+    }
+    st->ckpt = c;
+    sqlite3_wal_hook(st->db, rg__ckpt_hook, c); /* (in place of SQLite's own checkpoint) */
+}
 
 /* (defined below, called before) */
 static void rg_sqlite_close(rg_sqlite *st);
@@ -527,6 +634,8 @@ static int rg_sqlite_open(rg_sqlite **out, const char *path, const rg_store_opts
             return RG_EDB;
         }
     }
+    if (opts && opts->checkpointer && strcmp(path, ":memory:") != 0)
+        rg__ckpt_start(st, path);
     *out = st;
     return RG_OK;
 }
@@ -537,6 +646,7 @@ static void rg_sqlite_close(rg_sqlite *st)
 {
     if (!st)
         return;
+    rg__ckpt_stop(st->ckpt); /* (closed first: the writer's close checkpoints the rest) */
     for (int i = 0; i < Q__COUNT; i++)
         sqlite3_finalize(st->q[i]);
     /* a loaded file leaves as any other store is: in WAL (which the next open
