@@ -144,8 +144,8 @@ struct rg_backend {
     rg__txs txs;   /* transitions not yet sent */
     rg__auds auds; /* audit entries not yet sent */
     int defer;     /* rg_store_defer_writes */
-    /* transitions this connection inserted, and at how many it runs ANALYZE
-     * next (after a commit: rg__grown) */
+    /* events and transitions this connection inserted, and at how many it
+     * runs ANALYZE next (after a commit: rg__grown) */
     int64_t grown, analyze_at;
     int alone; /* rg_store_opts.alone: ANALYZE once, at close (rg__grown) */
     int flushing;  /* (rg__puts_flush runs its own statement) */
@@ -684,14 +684,18 @@ static uint64_t rg_pg_rollbacks(const rg_pg *pg) { return pg->rollbacks; }
  * 66,629 transitions, autovacuum off): the open alerts of 256 patients in
  * 4.1-6.8 s before, 35-76 ms after; ANALYZE itself 0.5 s. Since schema 18
  * those reads start from open_alerts (open_alerts_by_patient), analysed
- * with it. */
+ * with it. events and patients too, and their inserts count: without
+ * statistics a group's prefetch (P_BATCH_ALL) read every event and patient
+ * row of the clinic through a bitmap scan by clinic, 6 ms a call at 13,000
+ * pings where the index lookups of its patients take 1.5 ms (bench/profile.md,
+ * session 3). */
 static void rg__analyze(rg_pg *pg)
 {
     RG__SENT(pg, 4, 1);
     /* a small sample (3,000 rows a table): enough to choose the index, 0.5 s
      * at 67,000 transitions here where the default sample took 2.4 s */
     PGresult *r = PQexec(pg->conn, "BEGIN; SET LOCAL default_statistics_target = 10;"
-                                   " ANALYZE transitions, open_alerts; COMMIT");
+                                   " ANALYZE transitions, open_alerts, events, patients; COMMIT");
     PQclear(r); /* (a failure costs only the statistics) */
     if (PQtransactionStatus(pg->conn) != PQTRANS_IDLE)
         PQclear(PQexec(pg->conn, "ROLLBACK"));
@@ -941,9 +945,10 @@ static int rg_pg_put_event(rg_pg *pg, const rg_event *ev, rg_time received, rg_p
     if (!r)
         return RG_EDB;
     int rc = RG_OK;
-    if (!PQgetisnull(r, 0, 0))
+    if (!PQgetisnull(r, 0, 0)) {
         *res = RG_PUT_STORED;
-    else if (PQgetisnull(r, 0, 1) || (rc = rg__decide(pg, ev, received, r, 1, res)) == RG__AGAIN)
+        pg->grown++;
+    } else if (PQgetisnull(r, 0, 1) || (rc = rg__decide(pg, ev, received, r, 1, res)) == RG__AGAIN)
         rc = rg__put_known(pg, ev, received, res);
     PQclear(r);
     return rc;
@@ -1028,6 +1033,8 @@ static int rg_pg_put_events(rg_pg *pg, const rg_event *const *evs, int n, rg_tim
         if (ord >= 1 && ord <= n)
             res[ord - 1] = RG_PUT_STORED;
     }
+    if (r)
+        pg->grown += PQntuples(r);
     PQclear(r);
     /* the others in order, as one by one: duplicates, conflicts, corrections */
     for (int i = 0; i < n && rc == RG_OK; i++)
