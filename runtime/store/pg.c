@@ -64,7 +64,7 @@ static int rg__puts_flush(rg_pg *pg);
 static void rg__puts_drop(rg_pg *pg);
 static void rg__pre_free(rg_pg *pg);
 static void rg_pg_rollback(rg_pg *pg);
-static void rg__analyze(rg_pg *pg);
+static void rg__analyze(rg_pg *pg, int txs, int evs);
 static void rg__txs_drop(rg_pg *pg);
 static int rg__writes_flush(rg_pg *pg);
 static int rg__puts_add(rg_pg *pg, const char *clinic, const char *patient,
@@ -107,6 +107,7 @@ typedef struct rg__auds {
  * token until then (map: token -> the id it got, until the transaction
  * ends), and a resolution of an opening in the same batch names its place. */
 #define RG__TXS_MAX 1024
+enum { RG__TXS, RG__EVS }; /* rg_pg.grown's rows: transitions, events */
 #define RG__TOKEN0 (-((int64_t)1 << 40)) /* tokens: RG__TOKEN0 - k, k >= 0 */
 
 /* A transition as written, its strings in mem (one block), for the feed's
@@ -144,9 +145,10 @@ struct rg_backend {
     rg__txs txs;   /* transitions not yet sent */
     rg__auds auds; /* audit entries not yet sent */
     int defer;     /* rg_store_defer_writes */
-    /* events and transitions this connection inserted, and at how many it
-     * runs ANALYZE next (after a commit: rg__grown) */
-    int64_t grown, analyze_at;
+    /* the rows this connection inserted, [RG__TXS] transitions and
+     * [RG__EVS] events, and at how many it runs ANALYZE of their tables
+     * next (after a commit: rg__grown) */
+    int64_t grown[2], analyze_at[2];
     int alone; /* rg_store_opts.alone: ANALYZE once, at close (rg__grown) */
     int flushing;  /* (rg__puts_flush runs its own statement) */
     /* The transitions the transaction sent in P_TRANSITIONS_MANY, with the
@@ -620,8 +622,8 @@ static void rg_pg_close(rg_pg *pg)
 {
     if (!pg)
         return;
-    if (pg->alone && pg->grown >= 1000 && PQtransactionStatus(pg->conn) == PQTRANS_IDLE)
-        rg__analyze(pg);
+    if (pg->alone && PQtransactionStatus(pg->conn) == PQTRANS_IDLE)
+        rg__analyze(pg, pg->grown[RG__TXS] >= 1000, pg->grown[RG__EVS] >= 1000);
     rg__pre_free(pg);
     rg__puts_drop(pg);
     free(pg->puts.keys);
@@ -684,18 +686,28 @@ static uint64_t rg_pg_rollbacks(const rg_pg *pg) { return pg->rollbacks; }
  * 66,629 transitions, autovacuum off): the open alerts of 256 patients in
  * 4.1-6.8 s before, 35-76 ms after; ANALYZE itself 0.5 s. Since schema 18
  * those reads start from open_alerts (open_alerts_by_patient), analysed
- * with it. events and patients too, and their inserts count: without
- * statistics a group's prefetch (P_BATCH_ALL) read every event and patient
- * row of the clinic through a bitmap scan by clinic, 6 ms a call at 13,000
- * pings where the index lookups of its patients take 1.5 ms (bench/profile.md,
- * session 3). */
-static void rg__analyze(rg_pg *pg)
+ * with it. The same for events (and patients, which their inserts
+ * schedule) by the events a connection inserted: without statistics a
+ * group's prefetch (P_BATCH_ALL) read every event and patient row of the
+ * clinic through a bitmap scan by clinic, 11 ms a call at 13,000 pings where
+ * the index lookups of its patients take 1.5 ms (bench/profile.md, session
+ * 3). Each connection analyses only the tables it grew: the service's
+ * ingest and evaluation connections do not analyse each other's. */
+static void rg__analyze(rg_pg *pg, int txs, int evs)
 {
+    static const char *const sql[] = {
+        NULL,
+        "BEGIN; SET LOCAL default_statistics_target = 10; ANALYZE transitions, open_alerts;"
+        " COMMIT",
+        "BEGIN; SET LOCAL default_statistics_target = 10; ANALYZE events, patients; COMMIT",
+        "BEGIN; SET LOCAL default_statistics_target = 10; ANALYZE transitions, open_alerts,"
+        " events, patients; COMMIT"};
+    if (!txs && !evs)
+        return;
     RG__SENT(pg, 4, 1);
     /* a small sample (3,000 rows a table): enough to choose the index, 0.5 s
      * at 67,000 transitions here where the default sample took 2.4 s */
-    PGresult *r = PQexec(pg->conn, "BEGIN; SET LOCAL default_statistics_target = 10;"
-                                   " ANALYZE transitions, open_alerts, events, patients; COMMIT");
+    PGresult *r = PQexec(pg->conn, sql[(txs ? 1 : 0) + (evs ? 2 : 0)]);
     PQclear(r); /* (a failure costs only the statistics) */
     if (PQtransactionStatus(pg->conn) != PQTRANS_IDLE)
         PQclear(PQexec(pg->conn, "ROLLBACK"));
@@ -709,12 +721,14 @@ static void rg__analyze(rg_pg *pg)
  * (bench/profile.md, session 2). */
 static void rg__grown(rg_pg *pg)
 {
-    if (!pg->analyze_at)
-        pg->analyze_at = 1000;
-    if (pg->alone || pg->grown < pg->analyze_at)
-        return;
-    pg->analyze_at = 2 * pg->grown;
-    rg__analyze(pg);
+    int due[2] = {0, 0};
+    for (int k = 0; k < 2 && !pg->alone; k++) {
+        if (!pg->analyze_at[k])
+            pg->analyze_at[k] = 1000;
+        if ((due[k] = pg->grown[k] >= pg->analyze_at[k]))
+            pg->analyze_at[k] = 2 * pg->grown[k];
+    }
+    rg__analyze(pg, due[RG__TXS], due[RG__EVS]);
 }
 
 
@@ -947,7 +961,7 @@ static int rg_pg_put_event(rg_pg *pg, const rg_event *ev, rg_time received, rg_p
     int rc = RG_OK;
     if (!PQgetisnull(r, 0, 0)) {
         *res = RG_PUT_STORED;
-        pg->grown++;
+        pg->grown[RG__EVS]++;
     } else if (PQgetisnull(r, 0, 1) || (rc = rg__decide(pg, ev, received, r, 1, res)) == RG__AGAIN)
         rc = rg__put_known(pg, ev, received, res);
     PQclear(r);
@@ -1034,7 +1048,7 @@ static int rg_pg_put_events(rg_pg *pg, const rg_event *const *evs, int n, rg_tim
             res[ord - 1] = RG_PUT_STORED;
     }
     if (r)
-        pg->grown += PQntuples(r);
+        pg->grown[RG__EVS] += PQntuples(r);
     PQclear(r);
     /* the others in order, as one by one: duplicates, conflicts, corrections */
     for (int i = 0; i < n && rc == RG_OK; i++)
@@ -1382,7 +1396,7 @@ static int rg_pg_transition(rg_pg *pg, rg_transition *t, int64_t *alert_idp)
     }
     t->seq = rg__col_int(r, 0, 0);
     t->cseq = rg__col_int(r, 0, 1);
-    pg->grown++;
+    pg->grown[RG__TXS]++;
     PQclear(r);
     if (opening)
         *alert_idp = t->seq;
@@ -3027,7 +3041,7 @@ static int rg__txs_took(rg_pg *pg, const PGresult *r, int n)
 {
     rg__txs *x = &pg->txs;
     int rc = RG_OK;
-    pg->grown += n;
+    pg->grown[RG__TXS] += n;
     rg__txs_fed(pg, r, n);
     for (int i = 0; rc == RG_OK && i < PQntuples(r); i++) {
         int o = (int)rg__col_int(r, i, 0);
@@ -3173,7 +3187,7 @@ static PGresult *rg__kept_and(rg_pg *pg, const char *final, const rg__args *fa)
         rg_pg_failed(pg, "out of memory");
         ok = 0;
     } else if (ok && ntxs && !final) {
-        pg->grown += ntxs;
+        pg->grown[RG__TXS] += ntxs;
         rg__txs_fed(pg, tx, ntxs);
     }
     rg__txs_drop(pg);
