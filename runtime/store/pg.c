@@ -37,6 +37,7 @@
 #include "store/pg.h"
 #include "store/pg_sql.h"
 #include "store/audit.h"
+#include "core/digest.h"
 
 #include <libpq-fe.h>
 
@@ -998,14 +999,31 @@ static int rg__elem(rg_buf *b, const char *v, const void *bytes, size_t n)
     return rg_buf_add(b, "\"", 1);
 }
 
+/* The digest an event row keeps (RG__DIGEST16's text: the first
+ * RG_EVENT_DIGEST bytes of the body's SHA-256, in lowercase hex), from the
+ * one its parser worked out or from the body. */
+static void rg__digest16(const rg_event *ev, char hex[RG_SHA256_HEX + 1])
+{
+    static const char digits[] = "0123456789abcdef";
+    if (!ev->digested) {
+        rg_sha256_hex(ev->body, strlen(ev->body), hex);
+    } else {
+        for (int i = 0; i < RG_EVENT_DIGEST; i++) {
+            hex[2 * i] = digits[ev->digest[i] >> 4];
+            hex[2 * i + 1] = digits[ev->digest[i] & 15];
+        }
+    }
+    hex[2 * RG_EVENT_DIGEST] = '\0';
+}
+
 static int rg_pg_put_events(rg_pg *pg, const rg_event *const *evs, int n, rg_time received,
                             rg_put *res)
 {
     if (n == 1)
         return rg_pg_put_event(pg, evs[0], received, res);
-    enum { NCOL = 12 };
+    enum { NCOL = 13 };
     rg_buf col[NCOL] = {{0}};
-    char num[24];
+    char num[24], hex[RG_SHA256_HEX + 1];
     int rc = RG_OK;
     for (int k = 0; k < NCOL && rc == RG_OK; k++)
         rc = rg_buf_add(&col[k], "{", 1);
@@ -1028,15 +1046,18 @@ static int rg_pg_put_events(rg_pg *pg, const rg_event *const *evs, int n, rg_tim
         snprintf(num, sizeof num, "%lld", (long long)ev->corrected_at);
         rc = rc ? rc : rg__elem(&col[10], ev->corrected_at == RG_TIME_NONE ? NULL : num, NULL, 0);
         rc = rc ? rc : rg__elem(&col[11], ev->corrected_by, NULL, 0);
+        rg__digest16(ev, hex);
+        rc = rc ? rc : rg__elem(&col[12], hex, NULL, 0);
         res[i] = RG_PUT_DUPLICATE; /* until the answer says it was stored */
     }
     rg__args a = {0};
     for (int k = 0; k < NCOL && rc == RG_OK; k++)
-        if ((rc = rg_buf_add(&col[k], "}", 1)) == RG_OK)
-            rg__text(&a, col[k].p);
+        if ((rc = rg_buf_add(&col[k], "}", 1)) == RG_OK && k < 12)
+            rg__text(&a, col[k].p); /* $1..$12 */
     PGresult *r = NULL;
     if (rc == RG_OK) {
         rg__int(&a, received);
+        rg__text(&a, col[12].p); /* $14 */
         r = rg__run(pg, P_EVENTS_INSERT, &a);
         rc = r ? RG_OK : RG_EDB;
     }
