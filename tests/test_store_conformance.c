@@ -2067,6 +2067,58 @@ Test(conf_pg, an_event_committed_while_the_owner_answers_keeps_its_patient_due,
     cr_assert_eq(ps.next_wake, T("2026-03-02T11:00:00Z"), "e2 is still due");
 }
 
+/* A connection that inserted 1,000 events or more analyses events and
+ * patients after its commit (the prefetch of a group read every row of the
+ * clinic without statistics), only the columns the statements read (no
+ * body), and not the tables it did not grow (transitions). The digests it
+ * sent (pg.c's, not the server's) are the server's sha256 of each body. */
+Test(conf_pg, a_connection_that_grew_events_analyses_them, .init = setup_pg, .fini = teardown)
+{
+    NO_PG_SKIP();
+    enum { N = 100 };
+    rg_event ev[N];
+    const rg_event *evs[N];
+    rg_put res[N];
+    for (int b = 0; b < 11; b++) {
+        for (int i = 0; i < N; i++) {
+            char id[16], pat[16];
+            snprintf(id, sizeof id, "e%d", b * N + i);
+            snprintf(pat, sizeof pat, "p%d", b * N + i);
+            ev_make(&ev[i], "north", id, pat, "2026-03-02T10:00:00Z", "{\"x\":\"\u00e9\"}");
+            evs[i] = &ev[i];
+        }
+        const char *stats = "SELECT count(*) FROM pg_stats WHERE schemaname = current_schema()"
+                            " AND tablename = 'events' AND attname = 'patient'";
+        if (b <= 9) /* (900 events before the tenth batch) */
+            cr_assert_eq(raw_int(stats), 0, "not analysed before (batch %d)", b);
+        cr_assert_eq(rg_store_begin(st), RG_OK);
+        cr_assert_eq(rg_store_put_events(st, evs, N, 2000, res, NULL), RG_OK, "%s",
+                     rg_store_errmsg(st));
+        cr_assert_eq(rg_store_commit(st), RG_OK);
+        for (int i = 0; i < N; i++) {
+            cr_assert_eq(res[i], RG_PUT_STORED);
+            rg_event_clear(&ev[i]);
+        }
+        if (b < 9)
+            continue;
+        cr_assert_eq(raw_int(stats), 1, "analysed after 1,000 (batch %d)", b);
+    }
+    static const char *const want[][3] = {{"events", "patient", "1"}, {"events", "body", "0"},
+                                          {"events", "fields", "0"}, {"patients", "patient", "1"},
+                                          {"transitions", "key", "0"}};
+    for (int k = 0; k < 5; k++) {
+        char sql[512];
+        snprintf(sql, sizeof sql, "SELECT count(*) FROM pg_stats WHERE schemaname ="
+                 " current_schema() AND tablename = '%s' AND attname = '%s'",
+                 want[k][0], want[k][1]);
+        cr_assert_eq(raw_int(sql), atoi(want[k][2]), "%s.%s", want[k][0], want[k][1]);
+    }
+    cr_assert_eq(raw_int("SELECT count(*) FROM events WHERE digest = left(encode(sha256("
+                         "convert_to(rg_body(body, id, clinic, patient, type, at, utc_offset),"
+                         " 'UTF8')), 'hex'), 32)"),
+                 11 * N);
+}
+
 /* Two workers open the same key at once: the second's insert of its
  * open_alerts row waits for the first's commit and is then refused, so the
  * key has one opening (a read of the key's last transition, as the guard

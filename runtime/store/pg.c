@@ -37,6 +37,7 @@
 #include "store/pg.h"
 #include "store/pg_sql.h"
 #include "store/audit.h"
+#include "core/digest.h"
 
 #include <libpq-fe.h>
 
@@ -64,7 +65,7 @@ static int rg__puts_flush(rg_pg *pg);
 static void rg__puts_drop(rg_pg *pg);
 static void rg__pre_free(rg_pg *pg);
 static void rg_pg_rollback(rg_pg *pg);
-static void rg__analyze(rg_pg *pg);
+static void rg__analyze(rg_pg *pg, int txs, int evs);
 static void rg__txs_drop(rg_pg *pg);
 static int rg__writes_flush(rg_pg *pg);
 static int rg__puts_add(rg_pg *pg, const char *clinic, const char *patient,
@@ -107,6 +108,7 @@ typedef struct rg__auds {
  * token until then (map: token -> the id it got, until the transaction
  * ends), and a resolution of an opening in the same batch names its place. */
 #define RG__TXS_MAX 1024
+enum { RG__TXS, RG__EVS }; /* rg_pg.grown's rows: transitions, events */
 #define RG__TOKEN0 (-((int64_t)1 << 40)) /* tokens: RG__TOKEN0 - k, k >= 0 */
 
 /* A transition as written, its strings in mem (one block), for the feed's
@@ -144,9 +146,10 @@ struct rg_backend {
     rg__txs txs;   /* transitions not yet sent */
     rg__auds auds; /* audit entries not yet sent */
     int defer;     /* rg_store_defer_writes */
-    /* transitions this connection inserted, and at how many it runs ANALYZE
+    /* the rows this connection inserted, [RG__TXS] transitions and
+     * [RG__EVS] events, and at how many it runs ANALYZE of their tables
      * next (after a commit: rg__grown) */
-    int64_t grown, analyze_at;
+    int64_t grown[2], analyze_at[2];
     int alone; /* rg_store_opts.alone: ANALYZE once, at close (rg__grown) */
     int flushing;  /* (rg__puts_flush runs its own statement) */
     /* The transitions the transaction sent in P_TRANSITIONS_MANY, with the
@@ -620,8 +623,8 @@ static void rg_pg_close(rg_pg *pg)
 {
     if (!pg)
         return;
-    if (pg->alone && pg->grown >= 1000 && PQtransactionStatus(pg->conn) == PQTRANS_IDLE)
-        rg__analyze(pg);
+    if (pg->alone && PQtransactionStatus(pg->conn) == PQTRANS_IDLE)
+        rg__analyze(pg, pg->grown[RG__TXS] >= 1000, pg->grown[RG__EVS] >= 1000);
     rg__pre_free(pg);
     rg__puts_drop(pg);
     free(pg->puts.keys);
@@ -684,14 +687,34 @@ static uint64_t rg_pg_rollbacks(const rg_pg *pg) { return pg->rollbacks; }
  * 66,629 transitions, autovacuum off): the open alerts of 256 patients in
  * 4.1-6.8 s before, 35-76 ms after; ANALYZE itself 0.5 s. Since schema 18
  * those reads start from open_alerts (open_alerts_by_patient), analysed
- * with it. */
-static void rg__analyze(rg_pg *pg)
+ * with it. The same for events (and patients, which their inserts
+ * schedule) by the events a connection inserted: without statistics a
+ * group's prefetch (P_BATCH_ALL) read every event and patient row of the
+ * clinic through a bitmap scan by clinic, 11 ms a call at 13,000 pings where
+ * the index lookups of its patients take 1.5 ms (bench/profile.md, session
+ * 3). Each connection analyses only the tables it grew: the service's
+ * ingest and evaluation connections do not analyse each other's. */
+/* The columns the statements filter, join, order or group by: the wide
+ * ones (bodies, fields, digests, messages, params, evidence) cost a third
+ * of ANALYZE's CPU and no plan reads their statistics (bench/profile.md,
+ * session 3) */
+#define RG__AN_TXS                                                                       \
+    "transitions (clinic, seq, cseq, key, patient, state, alert_id, at, notify_at,"      \
+    " severity), open_alerts"
+#define RG__AN_EVS                                                                       \
+    "events (clinic, seq, id, patient, at, replaces, version, corrected_at, status),"    \
+    " patients"
+#define RG__AN(tables) "BEGIN; SET LOCAL default_statistics_target = 10; ANALYZE " tables "; COMMIT"
+static void rg__analyze(rg_pg *pg, int txs, int evs)
 {
+    static const char *const sql[] = {NULL, RG__AN(RG__AN_TXS), RG__AN(RG__AN_EVS),
+                                      RG__AN(RG__AN_TXS ", " RG__AN_EVS)};
+    if (!txs && !evs)
+        return;
     RG__SENT(pg, 4, 1);
     /* a small sample (3,000 rows a table): enough to choose the index, 0.5 s
      * at 67,000 transitions here where the default sample took 2.4 s */
-    PGresult *r = PQexec(pg->conn, "BEGIN; SET LOCAL default_statistics_target = 10;"
-                                   " ANALYZE transitions, open_alerts; COMMIT");
+    PGresult *r = PQexec(pg->conn, sql[(txs ? 1 : 0) + (evs ? 2 : 0)]);
     PQclear(r); /* (a failure costs only the statistics) */
     if (PQtransactionStatus(pg->conn) != PQTRANS_IDLE)
         PQclear(PQexec(pg->conn, "ROLLBACK"));
@@ -705,12 +728,14 @@ static void rg__analyze(rg_pg *pg)
  * (bench/profile.md, session 2). */
 static void rg__grown(rg_pg *pg)
 {
-    if (!pg->analyze_at)
-        pg->analyze_at = 1000;
-    if (pg->alone || pg->grown < pg->analyze_at)
-        return;
-    pg->analyze_at = 2 * pg->grown;
-    rg__analyze(pg);
+    int due[2] = {0, 0};
+    for (int k = 0; k < 2 && !pg->alone; k++) {
+        if (!pg->analyze_at[k])
+            pg->analyze_at[k] = 1000;
+        if ((due[k] = pg->grown[k] >= pg->analyze_at[k]))
+            pg->analyze_at[k] = 2 * pg->grown[k];
+    }
+    rg__analyze(pg, due[RG__TXS], due[RG__EVS]);
 }
 
 
@@ -941,9 +966,10 @@ static int rg_pg_put_event(rg_pg *pg, const rg_event *ev, rg_time received, rg_p
     if (!r)
         return RG_EDB;
     int rc = RG_OK;
-    if (!PQgetisnull(r, 0, 0))
+    if (!PQgetisnull(r, 0, 0)) {
         *res = RG_PUT_STORED;
-    else if (PQgetisnull(r, 0, 1) || (rc = rg__decide(pg, ev, received, r, 1, res)) == RG__AGAIN)
+        pg->grown[RG__EVS]++;
+    } else if (PQgetisnull(r, 0, 1) || (rc = rg__decide(pg, ev, received, r, 1, res)) == RG__AGAIN)
         rc = rg__put_known(pg, ev, received, res);
     PQclear(r);
     return rc;
@@ -979,14 +1005,31 @@ static int rg__elem(rg_buf *b, const char *v, const void *bytes, size_t n)
     return rg_buf_add(b, "\"", 1);
 }
 
+/* The digest an event row keeps (RG__DIGEST16's text: the first
+ * RG_EVENT_DIGEST bytes of the body's SHA-256, in lowercase hex), from the
+ * one its parser worked out or from the body. */
+static void rg__digest16(const rg_event *ev, char hex[RG_SHA256_HEX + 1])
+{
+    static const char digits[] = "0123456789abcdef";
+    if (!ev->digested) {
+        rg_sha256_hex(ev->body, strlen(ev->body), hex);
+    } else {
+        for (int i = 0; i < RG_EVENT_DIGEST; i++) {
+            hex[2 * i] = digits[ev->digest[i] >> 4];
+            hex[2 * i + 1] = digits[ev->digest[i] & 15];
+        }
+    }
+    hex[2 * RG_EVENT_DIGEST] = '\0';
+}
+
 static int rg_pg_put_events(rg_pg *pg, const rg_event *const *evs, int n, rg_time received,
                             rg_put *res)
 {
     if (n == 1)
         return rg_pg_put_event(pg, evs[0], received, res);
-    enum { NCOL = 12 };
+    enum { NCOL = 13 };
     rg_buf col[NCOL] = {{0}};
-    char num[24];
+    char num[24], hex[RG_SHA256_HEX + 1];
     int rc = RG_OK;
     for (int k = 0; k < NCOL && rc == RG_OK; k++)
         rc = rg_buf_add(&col[k], "{", 1);
@@ -1009,15 +1052,18 @@ static int rg_pg_put_events(rg_pg *pg, const rg_event *const *evs, int n, rg_tim
         snprintf(num, sizeof num, "%lld", (long long)ev->corrected_at);
         rc = rc ? rc : rg__elem(&col[10], ev->corrected_at == RG_TIME_NONE ? NULL : num, NULL, 0);
         rc = rc ? rc : rg__elem(&col[11], ev->corrected_by, NULL, 0);
+        rg__digest16(ev, hex);
+        rc = rc ? rc : rg__elem(&col[12], hex, NULL, 0);
         res[i] = RG_PUT_DUPLICATE; /* until the answer says it was stored */
     }
     rg__args a = {0};
     for (int k = 0; k < NCOL && rc == RG_OK; k++)
-        if ((rc = rg_buf_add(&col[k], "}", 1)) == RG_OK)
-            rg__text(&a, col[k].p);
+        if ((rc = rg_buf_add(&col[k], "}", 1)) == RG_OK && k < 12)
+            rg__text(&a, col[k].p); /* $1..$12 */
     PGresult *r = NULL;
     if (rc == RG_OK) {
         rg__int(&a, received);
+        rg__text(&a, col[12].p); /* $14 */
         r = rg__run(pg, P_EVENTS_INSERT, &a);
         rc = r ? RG_OK : RG_EDB;
     }
@@ -1028,6 +1074,8 @@ static int rg_pg_put_events(rg_pg *pg, const rg_event *const *evs, int n, rg_tim
         if (ord >= 1 && ord <= n)
             res[ord - 1] = RG_PUT_STORED;
     }
+    if (r)
+        pg->grown[RG__EVS] += PQntuples(r);
     PQclear(r);
     /* the others in order, as one by one: duplicates, conflicts, corrections */
     for (int i = 0; i < n && rc == RG_OK; i++)
@@ -1375,7 +1423,7 @@ static int rg_pg_transition(rg_pg *pg, rg_transition *t, int64_t *alert_idp)
     }
     t->seq = rg__col_int(r, 0, 0);
     t->cseq = rg__col_int(r, 0, 1);
-    pg->grown++;
+    pg->grown[RG__TXS]++;
     PQclear(r);
     if (opening)
         *alert_idp = t->seq;
@@ -3020,7 +3068,7 @@ static int rg__txs_took(rg_pg *pg, const PGresult *r, int n)
 {
     rg__txs *x = &pg->txs;
     int rc = RG_OK;
-    pg->grown += n;
+    pg->grown[RG__TXS] += n;
     rg__txs_fed(pg, r, n);
     for (int i = 0; rc == RG_OK && i < PQntuples(r); i++) {
         int o = (int)rg__col_int(r, i, 0);
@@ -3166,7 +3214,7 @@ static PGresult *rg__kept_and(rg_pg *pg, const char *final, const rg__args *fa)
         rg_pg_failed(pg, "out of memory");
         ok = 0;
     } else if (ok && ntxs && !final) {
-        pg->grown += ntxs;
+        pg->grown[RG__TXS] += ntxs;
         rg__txs_fed(pg, tx, ntxs);
     }
     rg__txs_drop(pg);

@@ -429,13 +429,16 @@ const char *const rg_pg_sql[P__COUNT] = {
      * order so that of two with one id the first is stored; each patient is
      * scheduled once, at its earliest new event (the same as scheduling at
      * each: the clock does not move meanwhile). Answers the ord of each row
-     * stored; the others are duplicates or conflicts, told apart after. */
+     * stored; the others are duplicates or conflicts, told apart after.
+     * $14: each body's digest (RG__DIGEST16's text, worked out by pg.c from
+     * the same bytes: sha256 of every body cost the server 1-4 us of CPU an
+     * event, bench/profile.md, session 3). */
     [P_EVENTS_INSERT] =
         "WITH v AS (SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[],"
         "  $5::bigint[], $6::integer[], $7::text[], $8::bytea[], $9::bigint[],"
-        "  $10::text[], $11::bigint[], $12::text[]) WITH ORDINALITY"
+        "  $10::text[], $11::bigint[], $12::text[], $14::text[]) WITH ORDINALITY"
         "  AS v(clinic, id, patient, type, at, utc_offset, body, fields, version, status,"
-        "  corrected_at, corrected_by, ord)),"
+        "  corrected_at, corrected_by, digest, ord)),"
         " n AS (SELECT clinic, count(*) AS k FROM v GROUP BY clinic ORDER BY clinic),"
         " c AS (INSERT INTO counters(clinic, name, value) SELECT clinic, 'event', k FROM n"
         "  ON CONFLICT (clinic, name) DO UPDATE SET value = counters.value + excluded.value"
@@ -449,7 +452,7 @@ const char *const rg_pg_sql[P__COUNT] = {
         "  received, fields, version, status, corrected_at, corrected_by, digest)"
         "  SELECT clinic, seq, id, patient, type, at, utc_offset,"
         "  " RG__CUT("body", "h") ", $13::bigint,"
-        "  fields, version, status, corrected_at, corrected_by, " RG__DIGEST16("body")
+        "  fields, version, status, corrected_at, corrected_by, digest"
         "  FROM s ORDER BY ord"
         "  ON CONFLICT (clinic, id, replaces) DO NOTHING RETURNING clinic, seq, patient, at),"
         RG__SCHEDULE("SELECT clinic, patient, min(at) FROM e GROUP BY clinic, patient")
