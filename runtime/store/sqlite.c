@@ -411,29 +411,30 @@ fail:
  * (rg_store_opts.checkpointer). SQLite checkpoints inside the commit that
  * takes the WAL past 1,000 pages, in the committing connection: the
  * service's loop thread then copied about 4 MB of pages into the database
- * file and waited for its fsync (5-74 ms here, 100,000 patients stored,
- * about 4 times a second at 1,000 POSTs/s) while every request, answer and
- * stream waited for the loop. Here a commit that finds the WAL that long
- * wakes this thread (sqlite3_wal_hook, which takes the place of SQLite's
- * own checkpoint), which copies it through a connection of its own,
- * PASSIVE: it never waits for, nor holds up, the writer or a reader. What
- * the writer commits meanwhile is left behind, though, and the WAL starts
- * again from its beginning only once it is copied whole: a checkpoint that
- * never catches up lets it grow without end (54 MB in 9 s). So once a pass
- * leaves a short tail (RG__CKPT_TAIL frames), the writer's next commit
- * copies that tail itself (a few pages and the file's fsync, in place of
- * the 1,000 before) and its next write starts the WAL again. Durability is
- * SQLite's: each commit still syncs the WAL before it returns
+ * file and waited for its fsync (5-89 ms here, 100,000 patients stored,
+ * about 8 times a second at 1,000 POSTs/s) while every request, answer and
+ * stream waited for the loop. Here a commit that finds the WAL longer than
+ * RG__CKPT_PAGES wakes this thread (sqlite3_wal_hook, which takes the place
+ * of SQLite's own checkpoint), which copies it through a connection of its
+ * own, PASSIVE: it never waits for, nor holds up, the writer or a reader.
+ *
+ * What the writer commits meanwhile is left to the next pass, and the WAL
+ * starts again from its beginning only once it is copied whole, which a
+ * pass does only when no commit came while it ran: under a steady stream
+ * of commits the thread never catches up, and the WAL would grow without
+ * end (54 MB in 9 s). So once the WAL is RG__CKPT_LIMIT pages long, passes
+ * follow each other until one leaves a short tail (what was committed while
+ * it ran), which the writer's next commit copies itself (that and the
+ * file's fsync: about 3 ms here, once every 5 s at 1,000 POSTs/s), and its
+ * next write starts the WAL again. Under the limit a pass waits for
+ * RG__CKPT_STEP new pages: each syncs the database file. Durability
+ * is SQLite's: each commit still syncs the WAL before it returns
  * (synchronous=FULL); a checkpoint copies synced frames and syncs the
  * database file before the WAL may start again. */
-/* The WAL's length that wakes the thread: 4 times SQLite's default
- * wal_autocheckpoint, so that the writer's copy of a tail and its fsync of
- * the database file (1.9-17 ms here) come 4 times less often (loop thread,
- * 8 s at 1,000 POSTs/s: 4-9 of them, 6-10 ms, against 24-56, 35-70 ms at
- * 1,000 pages); the thread copies each page once however often it was
- * written meanwhile. 16 MB of WAL at most in the normal course. */
-#define RG__CKPT_PAGES 4000
-#define RG__CKPT_TAIL 64     /* frames the writer copies itself */
+#define RG__CKPT_PAGES 4000  /* 16 MB: the thread copies (SQLite's own: 1,000) */
+#define RG__CKPT_LIMIT 16000 /* 64 MB: the writer copies what is left, and the WAL starts again */
+#define RG__CKPT_STEP 1000   /* new pages that make the next pass, under the limit */
+#define RG__CKPT_TAIL 128    /* what the writer copies once past the limit */
 typedef struct rg__ckpt {
     pthread_t tid;
     pthread_mutex_t mu;
@@ -441,7 +442,8 @@ typedef struct rg__ckpt {
     sqlite3 *db;
     int want, stop; /* under mu */
     int running;    /* under mu: a pass runs */
-    int copied;     /* under mu: the WAL's frames the last pass left copied (-1: none since) */
+    int copied;     /* under mu: the WAL's frames the last pass left copied (-1: none since
+                     * the WAL started again, or since the writer's own copy) */
     int pages;      /* under mu: the WAL's length at the writer's last commit */
 } rg__ckpt;
 
@@ -455,21 +457,15 @@ static void *rg__ckpt_main(void *arg)
         if (c->stop)
             break;
         c->want = 0;
-        c->copied = -1;
         c->running = 1;
         pthread_mutex_unlock(&c->mu);
-        /* passes while the writer goes on, until the tail is short (busy:
-         * the writer's own checkpoint runs; the next long WAL wakes this one) */
+        /* (busy: the writer's own copy runs; the next commit wakes this again) */
         int log = 0, copied = -1;
-        for (int i = 0; i < 3; i++)
-            if (sqlite3_wal_checkpoint_v2(c->db, NULL, SQLITE_CHECKPOINT_PASSIVE, &log,
-                                          &copied) != SQLITE_OK ||
-                log - copied <= RG__CKPT_TAIL)
-                break;
+        sqlite3_wal_checkpoint_v2(c->db, NULL, SQLITE_CHECKPOINT_PASSIVE, &log, &copied);
         /* SQLite syncs the database file only after a pass that reached the
-         * WAL's end, which the writer's tail copy does: the pages copied
-         * here would all be flushed by that sync, on the writer's thread
-         * (11 ms at p50 here). Flushed now, that sync has the tail's only. */
+         * WAL's end, as the writer's copy does: the pages copied here would
+         * all be flushed by that sync, on the writer's thread (11 ms at p50
+         * here). Flushed now, that sync has only what the writer copied. */
         sqlite3_file *f = NULL;
         if (copied > 0 &&
             sqlite3_file_control(c->db, "main", SQLITE_FCNTL_FILE_POINTER, &f) == SQLITE_OK &&
@@ -484,7 +480,7 @@ static void *rg__ckpt_main(void *arg)
 }
 
 /* After each commit of the writer, outside its locks: pages is the WAL's
- * length. The writer copies a short tail itself; else the thread is woken. */
+ * length. Wakes the thread, or copies what its last pass left. */
 static int rg__wal_hook(void *ud, sqlite3 *db, const char *name, int pages)
 {
     rg__ckpt *c = ud;
@@ -492,21 +488,21 @@ static int rg__wal_hook(void *ud, sqlite3 *db, const char *name, int pages)
     if (pages < c->pages) /* the WAL started again: a pass's count is of the old one */
         c->copied = -1;
     c->pages = pages;
-    if (pages < RG__CKPT_PAGES) {
-        pthread_mutex_unlock(&c->mu);
-        return SQLITE_OK;
-    }
-    /* (while a pass runs, nothing: the commits after it are the next one's) */
-    int tail = !c->running && c->copied >= 0 && pages >= c->copied &&
-               (pages - c->copied <= 2 * RG__CKPT_TAIL || pages >= 2 * RG__CKPT_PAGES);
-    if (tail)
-        c->copied = -1;
-    else if (!c->running) {
-        c->want = 1;
-        pthread_cond_signal(&c->cv);
+    /* (while a pass runs, nothing: what came meanwhile is the next pass's) */
+    int copy = 0, left = c->copied >= 0 && pages >= c->copied ? pages - c->copied : -1;
+    if (pages >= RG__CKPT_PAGES && !c->running) {
+        /* past the limit, a short tail; or any, when passes do not get it short */
+        copy = left >= 0 && pages >= RG__CKPT_LIMIT &&
+               (left <= RG__CKPT_TAIL || pages >= RG__CKPT_LIMIT + RG__CKPT_LIMIT / 4);
+        if (copy)
+            c->copied = -1;
+        else if (left < 0 || left >= RG__CKPT_STEP || pages >= RG__CKPT_LIMIT) {
+            c->want = 1; /* (not a pass for every commit: each syncs the file) */
+            pthread_cond_signal(&c->cv);
+        }
     }
     pthread_mutex_unlock(&c->mu);
-    if (tail)
+    if (copy)
         sqlite3_wal_checkpoint_v2(db, name, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
     return SQLITE_OK;
 }
