@@ -412,7 +412,7 @@ fail:
  * takes the WAL past 1,000 pages, in the committing connection: the
  * service's loop thread then copied about 4 MB of pages into the database
  * file and waited for its fsync (5-89 ms here, 100,000 patients stored,
- * about 8 times a second at 1,000 POSTs/s) while every request, answer and
+ * 4 to 8 times a second at 1,000 POSTs/s) while every request, answer and
  * stream waited for the loop. Here a commit that finds the WAL longer than
  * RG__CKPT_PAGES wakes this thread (sqlite3_wal_hook, which takes the place
  * of SQLite's own checkpoint), which copies it through a connection of its
@@ -425,7 +425,7 @@ fail:
  * end (54 MB in 9 s). So once the WAL is RG__CKPT_LIMIT pages long, passes
  * follow each other until one leaves a short tail (what was committed while
  * it ran), which the writer's next commit copies itself (that and the
- * file's fsync: about 3 ms here, once every 5 s at 1,000 POSTs/s), and its
+ * file's fsync: 0.5-7 ms here, about once a second at 1,000 POSTs/s), and its
  * next write starts the WAL again. Under the limit a pass waits for
  * RG__CKPT_STEP new pages: each syncs the database file. Durability
  * is SQLite's: each commit still syncs the WAL before it returns
