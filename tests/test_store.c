@@ -18,6 +18,7 @@
 #include <criterion/criterion.h>
 #include <sqlite3.h>
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
@@ -25,6 +26,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "store_fixture.h"
@@ -87,6 +89,72 @@ Test(store_file, durable_open_works)
                  RG_PUT_STORED);
     close_store();
     cr_assert_eq(peek_int("SELECT count(*) FROM events"), 1);
+}
+
+/* The bytes a thread of this process has written (/proc's per-thread
+ * wchar): tid 0, every thread but the caller. */
+static uint64_t written_by(pid_t tid)
+{
+    pid_t self = (pid_t)syscall(SYS_gettid);
+    uint64_t sum = 0;
+    DIR *d = opendir("/proc/self/task");
+    cr_assert_not_null(d, "/proc/self/task: %s", strerror(errno));
+    for (struct dirent *e; (e = readdir(d));) {
+        pid_t t = (pid_t)atoi(e->d_name);
+        if (t <= 0 || (tid ? t != tid : t == self))
+            continue;
+        char path[128], line[128];
+        snprintf(path, sizeof path, "/proc/self/task/%d/io", (int)t);
+        FILE *f = fopen(path, "r");
+        unsigned long long v;
+        while (f && fgets(line, sizeof line, f))
+            if (sscanf(line, "wchar: %llu", &v) == 1)
+                sum += v;
+        if (f)
+            fclose(f);
+    }
+    closedir(d);
+    return sum;
+}
+
+/* The service's store (rg_store_opts.checkpointer) copies its WAL into the
+ * database file on a thread of its own: under a stream of commits another
+ * thread writes most pages into the file (SQLite's own checkpoint writes
+ * them all in the commits, on the writer's thread), and the WAL still
+ * starts again from its beginning, so it stays bounded (a checkpoint that
+ * never caught up with the writer let it grow without end). */
+Test(store_file, the_checkpointer_copies_the_wal_off_the_writers_thread)
+{
+    rg_store_opts o = {.checkpointer = 1};
+    char err[512] = "", wal[600], id[32], pid[32], data[600];
+    cr_assert_eq(rg_store_open(&st, dbpath, &o, err, sizeof err), RG_OK, "%s", err);
+    snprintf(wal, sizeof wal, "%s-wal", dbpath);
+    pid_t self = (pid_t)syscall(SYS_gettid);
+    uint64_t mine0 = written_by(self), others0 = written_by(0);
+    off_t longest = 0;
+    snprintf(data, sizeof data, "{\"note\":\"%0500d\"}", 7);
+    for (int i = 0; i < 12000; i++) {
+        snprintf(id, sizeof id, "e%d", i);
+        snprintf(pid, sizeof pid, "p%d", i * 7919 % 3001);
+        cr_assert_eq(rg_store_begin(st), RG_OK);
+        cr_assert_eq(put("north", id, pid, "infusion", "2026-03-02T14:05:00Z", data),
+                     RG_PUT_STORED);
+        cr_assert_eq(rg_store_commit(st), RG_OK, "%s", rg_store_errmsg(st));
+        struct stat sb;
+        if (stat(wal, &sb) == 0 && sb.st_size > longest)
+            longest = sb.st_size;
+    }
+    uint64_t mine = written_by(self) - mine0, others = written_by(0) - others0;
+    /* several WAL lengths went through (16,000 pages of 4 KiB each at most) */
+    cr_assert_gt(mine, 200u << 20, "the writer wrote %llu bytes", (unsigned long long)mine);
+    cr_assert_gt(others, 4u << 20, "other threads wrote %llu bytes: no checkpoint of their own",
+                 (unsigned long long)others);
+    /* (without end: as long as all that was written; one long pass on a busy
+     * machine lets it grow for a while, so the bound is loose) */
+    cr_assert_lt((uint64_t)longest, mine / 3, "the WAL grew to %lld bytes of the %llu written",
+                 (long long)longest, (unsigned long long)mine);
+    close_store();
+    cr_assert_eq(peek_int("SELECT count(*) FROM events"), 12000);
 }
 
 /* A scratch store (simulate's, diff's) drops the indexes only the service
