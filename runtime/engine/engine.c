@@ -3265,62 +3265,66 @@ static int rg__log2(rg_time x)
     return k;
 }
 
-/* The bound on time-driven work, after a step at t (the step before it at
- * prev) that made `transitions` and asks to be woken at *wake: a wake-up that
- * follows a step which was not an event waits at least a hundredth of the
- * time since the patient's last event (at most a minute; that many times
- * more, per RG_WAKE_TRANSITIONS, after a step with more transitions), so a
- * rule that asks to be woken every millisecond or every second is woken
- * about 1,200 times in the 100 minutes after an event and once a minute
- * after that. Everything it depends on is on the timeline (t, the events,
- * what the step returned) and *wake is stored: the same steps whether the
- * history is evaluated in one advance or event by event, or caught up after
- * a downtime (the old cap per advance cut a long history in simulate and
- * not in the service). Postponing is reported (naming the rule's file) the
- * first time in a run of wake-ups after an event that the time since that
- * event passes a power of two (ms): a rule postponed at every wake-up is
- * reported about 20-30 times, fewer and fewer, however long its run; one
- * postponed once (two alerts due less than a minute apart, days after an
- * event) almost never. */
-static int rg__space_wake(rg_engine *e, rg_clinic *c, const char *patient, rg_time prev,
-                          rg_time t, int64_t transitions, rg_time *wake, const rg_rule *waker)
+/* The shortest wait allowed between a time-driven step `since` after the
+ * patient's last event and the next one: a hundredth of since, at most
+ * RG_WAKE_SPACING_MAX; transitions/RG_WAKE_TRANSITIONS times that after a
+ * step with more than RG_WAKE_TRANSITIONS transitions. */
+static rg_time rg__wake_space(rg_time since, int64_t transitions)
 {
-    if (*wake == RG_TIME_NONE || *wake <= t)
-        return RG_OK;
-    rg_time most = RG_WAKE_SPACING_MAX;
-    if (transitions > RG_WAKE_TRANSITIONS)
-        most = most * transitions / RG_WAKE_TRANSITIONS;
-    if (*wake - t >= most) /* (whatever the time since the last event) */
-        return RG_OK;
-    rg_time a = rg__last_input(e, t);
-    if (a == RG_TIME_NONE || a >= t) /* a step at an event: its wake-up comes as asked */
-        return RG_OK;
-    rg_time space = (t - a) / RG_WAKE_SPACING_DIV;
+    rg_time space = since / RG_WAKE_SPACING_DIV;
     if (space > RG_WAKE_SPACING_MAX)
         space = RG_WAKE_SPACING_MAX;
     if (transitions > RG_WAKE_TRANSITIONS)
         space = space * transitions / RG_WAKE_TRANSITIONS;
+    return space;
+}
+
+/* The bound on time-driven work, after a step at t (the patient's step
+ * before it at prev) that made `transitions` and asks to be woken at *wake:
+ * a wake-up after a step that was not at an event waits at least
+ * rg__wake_space of the time since the patient's last event, so a rule that
+ * asks to be woken every millisecond or every second is woken about 1,200
+ * times in the 100 minutes after an event and once a minute after that.
+ * Everything it depends on is on the timeline (t, prev, the events, what the
+ * step returned) and *wake is stored: the same steps whether the history is
+ * evaluated in one advance or event by event, or caught up after a downtime
+ * (a cap per advance cut a long history in simulate and not in the
+ * service). A rule postponed once (two alerts due less than a minute apart,
+ * days after an event) is not reported; one postponed at wake-ups that
+ * themselves came at the shortest wait (or made many transitions) is, naming
+ * its file, each time the time since the event doubles: 10-30 times over any
+ * run, fewer and fewer, each a limit hit of its protocol. */
+static int rg__space_wake(rg_engine *e, rg_clinic *c, const char *patient, rg_time prev,
+                          rg_time t, int64_t transitions, rg_time *wake, const rg_rule *waker)
+{
+    if (*wake == RG_TIME_NONE || *wake <= t || *wake - t >= rg__wake_space(INT64_MAX, transitions))
+        return RG_OK; /* (whatever the time since the last event) */
+    rg_time a = rg__last_input(e, t);
+    if (a == RG_TIME_NONE || a >= t) /* a step at an event: its wake-up comes as asked */
+        return RG_OK;
+    rg_time space = rg__wake_space(t - a, transitions);
     if (*wake - t >= space)
         return RG_OK;
     rg_time asked = *wake;
     *wake = t + space;
-    if (prev != RG_TIME_NONE && prev > a && rg__log2(t - a) == rg__log2(prev - a))
+    if (prev == RG_TIME_NONE || prev <= a || prev >= t || rg__log2(t - a) == rg__log2(prev - a) ||
+        (t - prev > rg__wake_space(prev - a, 0) && transitions <= RG_WAKE_TRANSITIONS))
         return RG_OK;
     char msg[900], at[RG_TIME_BUFSZ], s1[48], s2[48], s3[48];
-    int n = snprintf(msg, sizeof msg, "%s: rule '%s' asked to wake the patient again %s after a "
-                     "wake-up, %s after the patient's last event; a wake-up that follows "
-                     "another waits at least a hundredth of the time since the last event, and "
-                     "at most a minute", waker ? waker->where : c->name,
-                     waker ? waker->id : "?", rg__span_text(asked - t, s1, sizeof s1),
-                     rg__span_text(t - a, s2, sizeof s2));
+    int n = snprintf(msg, sizeof msg, "%s: rule '%s' keeps asking to wake the patient sooner "
+                     "than allowed: %s after a wake-up, %s after the patient's last event; woken "
+                     "at %s (%s after) instead. A wake-up that follows another waits at least a "
+                     "hundredth of the time since the last event, at most a minute",
+                     waker ? waker->where : c->name, waker ? waker->id : "?",
+                     rg__span_text(asked - t, s1, sizeof s1), rg__span_text(t - a, s2, sizeof s2),
+                     rg_time_format(*wake, at), rg__span_text(space, s3, sizeof s3));
     if (transitions > RG_WAKE_TRANSITIONS && n > 0 && (size_t)n < sizeof msg)
-        n += snprintf(msg + n, sizeof msg - (size_t)n, " (here %lld/%d times as long: that "
-                      "wake-up opened or resolved %lld alerts)", (long long)transitions,
+        n += snprintf(msg + n, sizeof msg - (size_t)n, ", %lld/%d times that after one that "
+                      "opened or resolved %lld alerts", (long long)transitions,
                       RG_WAKE_TRANSITIONS, (long long)transitions);
     if (n > 0 && (size_t)n < sizeof msg)
-        snprintf(msg + n, sizeof msg - (size_t)n, "; the patient is woken at %s, %s after, "
-                 "instead. Noted again each time the time since the event doubles",
-                 rg_time_format(*wake, at), rg__span_text(space, s3, sizeof s3));
+        snprintf(msg + n, sizeof msg - (size_t)n, " (noted again each time the time since the "
+                 "event doubles)");
     int rc = rg__report(e, c->name, patient, NULL, waker ? waker->id : "", t, msg);
     if (rc)
         return rc;
