@@ -132,6 +132,126 @@ Test(incremental, generated_cohort_same_transitions_as_full_evaluation)
     rg_test_rmdir(dir);
 }
 
+/* A round every hour for 60 days (1,440 wake-ups a patient, each closing
+ * the last hour's alert and opening the next), and two reminders 3 hours
+ * after each check-in, due 20 s apart (the second is postponed to a minute
+ * after the first: engine.c, rg__space_wake). */
+static const char *const rg__hourly_lua =
+    "local R = require 'regimen'\n"
+    "local HOUR = 3600000\n"
+    "return R.protocol { id = 'hourly', version = '1', rules = {\n"
+    "  { id = 'hourly.round', severity = 'info', check = function(h, now, p)\n"
+    "      local first = h:first('enrolled')\n"
+    "      if not first then return end\n"
+    "      local n = (now - first.at) // HOUR\n"
+    "      if n >= 60 * 24 then return end\n"
+    "      return R.alert { key = 'round ' .. n, message = 'hourly round ' .. n,\n"
+    "                       due = first.at + n * HOUR, ends = first.at + (n + 1) * HOUR }\n"
+    "    end },\n"
+    "  { id = 'hourly.reminders', severity = 'info', check = function(h, now, p)\n"
+    "      local c = h:last('checkin')\n"
+    "      if not c then return end\n"
+    "      return { R.alert { key = 'first ' .. c.id, message = 'first reminder',\n"
+    "                         due = c.at + 3 * HOUR },\n"
+    "               R.alert { key = 'second ' .. c.id, message = 'second reminder',\n"
+    "                         due = c.at + 3 * HOUR + 20000 } }\n"
+    "    end },\n"
+    "} }\n";
+
+/* simulate's output after evaluating the history of events[0..n) of dir
+ * into db at until (a --db run ingests, duplicates and all, and advances
+ * every patient to until). */
+static char *rg__simulate_to(const char *dir, const char *db, char **events, int n,
+                             const char *until)
+{
+    char path[400], clinic[400], *out, *err;
+    rg_buf text = {0};
+    for (int i = 0; i < n; i++)
+        rg_buf_printf(&text, "%s\n", events[i]);
+    rg_buf_add(&text, "", 1);
+    rg_test_write(dir, "upto.jsonl", text.p);
+    rg_buf_free(&text);
+    snprintf(path, sizeof path, "%s/upto.jsonl", dir);
+    snprintf(clinic, sizeof clinic, "h=%s/hourly", dir);
+    const char *args[] = {"simulate", "--events", path, "--until", until, "--clinic", clinic,
+                          "--format", "jsonl", db ? "--db" : NULL, db, NULL};
+    int rc = rg_test_run(args, NULL, &out, &err);
+    cr_assert_eq(rc, 0, "simulate --until %s exited %d:\n%s", until, rc, err);
+    free(err);
+    return out;
+}
+
+/* A patient with more than 1,000 wake-ups in their history: simulate (one
+ * advance over the whole history) gives exactly, byte for byte, what
+ * evaluating it event by event gives (simulate --db at each event's time,
+ * as the service evaluates as events arrive, with a 20-day gap of no
+ * evaluation in the middle: a catch-up after a downtime). Until the wake-up
+ * bound counted patient time, one advance was cut at 1,000 wake-ups (the
+ * rest skipped to its end) and the short ones were not. */
+Test(incremental, wake_ups_past_a_thousand_same_in_one_advance_and_event_by_event,
+     .timeout = 120)
+{
+    char dir[256], db[300], until[40];
+    rg_test_tmpdir(dir);
+    rg_test_write(dir, "hourly/hourly.lua", rg__hourly_lua);
+    /* two patients, enrolled 37 min apart, a check-in every 4.5 days at odd
+     * minutes and seconds (between the rounds) */
+    enum { CHECKINS = 13, N = 2 * (CHECKINS + 1) };
+    char *events[N], at[40];
+    int64_t when[N];
+    int n = 0;
+    const int64_t t0 = INT64_C(1772352000000); /* 2026-03-01T08:00:00Z */
+    for (int k = 0; k <= CHECKINS; k++)
+        for (int p = 0; p < 2; p++) {
+            int64_t t = t0 + p * 37 * 60000 + k * (INT64_C(108) * 3600000 + 17 * 60000 + 13000);
+            iso(t, at);
+            char line[256];
+            snprintf(line, sizeof line,
+                     "{\"id\":\"%c-%d\",\"clinic\":\"h\",\"patient\":\"%c\",\"type\":\"%s\","
+                     "\"at\":\"%s\"}", "ab"[p], k, "ab"[p], k ? "checkin" : "enrolled", at);
+            when[n] = t;
+            events[n++] = strdup(line);
+        }
+    iso(t0 + INT64_C(70) * 86400000, until);
+
+    char *one = rg__simulate_to(dir, NULL, events, N, until);
+    snprintf(db, sizeof db, "%s/steps.db", dir);
+    for (int i = 0; i < N; i++) {
+        if (when[i] > t0 + INT64_C(20) * 86400000 && when[i] < t0 + INT64_C(40) * 86400000)
+            continue; /* the downtime */
+        iso(when[i], at);
+        free(rg__simulate_to(dir, db, events, i + 1, at));
+    }
+    char *steps = rg__simulate_to(dir, db, events, N, until);
+
+    /* more than 1,000 wake-ups: 1,440 rounds a patient */
+    int rounds = 0;
+    for (const char *p = one; (p = strstr(p, "\"message\":\"hourly round ")); p++)
+        rounds++;
+    cr_assert_eq(rounds, 2 * 2 * 60 * 24, "each round opens and resolves:\n%.2000s", one);
+    cr_assert_str_eq(steps, one, "event by event gave other transitions than one advance");
+    /* patient a's second reminder of its first check-in, due 20 s after
+     * the first, opens a minute after it (the wake-up spacing, 3 h after an
+     * event: a minute), and it is not an error (simulate exited 0) */
+    char due[RG_TIME_BUFSZ], opened[RG_TIME_BUFSZ], needle[200], head[200];
+    int64_t second = when[2] + 3 * INT64_C(3600000);
+    rg_time_format(second + 20000, due);
+    rg_time_format(second + 60000, opened);
+    snprintf(needle, sizeof needle, "\"message\":\"second reminder\",\"due\":\"%s\"", due);
+    snprintf(head, sizeof head, "{\"at\":\"%s\",\"state\":\"open\",\"clinic\":\"h\","
+             "\"patient\":\"a\"", opened);
+    const char *line = strstr(one, needle);
+    cr_assert_not_null(line, "no %s:\n%.2000s", needle, one);
+    while (line > one && line[-1] != '\n')
+        line--;
+    cr_assert(!strncmp(line, head, strlen(head)), "expected %s:\n%.300s", head, line);
+    for (int i = 0; i < N; i++)
+        free(events[i]);
+    free(one);
+    free(steps);
+    rg_test_rmdir(dir);
+}
+
 /* Rules that read the history in ways a tracker of only the check's own
  * direct queries would miss: a type read only through a value another rule
  * computed (h:memo), the clock through the `now` argument and through h.now
