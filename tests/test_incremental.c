@@ -612,6 +612,119 @@ static void past_cohort(const char *dir, int patients, int seed, char *events, s
     cr_assert_eq(system(cmd), 0, "%s", cmd);
 }
 
+/* A tick every 10 ms for 900 ms after each ping: 90 wake-ups a ping, none
+ * postponed (the wait is a hundredth of the time since the ping: under 9 ms). */
+static const char rg__tick_lua[] =
+    "local R = require 'regimen'\n"
+    "return R.protocol { id = 'tick', version = '1', rules = {\n"
+    "  { id = 'tick.tock', severity = 'info', check = function(h, now, p)\n"
+    "      local ping = h:last('ping')\n"
+    "      if not ping then return end\n"
+    "      local n = (now - ping.at) // 10\n"
+    "      if n >= 90 then return end\n"
+    "      return R.alert { key = ping.id .. ':' .. n, message = 'tick ' .. n,\n"
+    "                       due = ping.at + n * 10, ends = ping.at + (n + 1) * 10 }\n"
+    "    end } } }\n";
+
+/* The feed of north as "at state patient rule key" lines (all pages). */
+static int rg__feed_lines(const server *s, char **lines, int max)
+{
+    long long after = 0;
+    int n = 0;
+    for (;;) {
+        char path[80], *out;
+        snprintf(path, sizeof path, "/v1/transitions?after=%lld&limit=1000", after);
+        cr_assert_eq(http(s->port, "GET", path, TOKEN_A, NULL, &out), 200, "%s", out);
+        int got = rg_test_transition_lines(out, lines + n, max - n);
+        n += got;
+        const char *last = strstr(out, "\"last\":");
+        after = last ? atoll(last + strlen("\"last\":")) : 0;
+        free(out);
+        if (!got || n == max)
+            return n;
+    }
+}
+
+static server rg__tick_s;
+static void rg__tick_fini(void) { server_kill(&rg__tick_s); }
+
+/* The service, evaluating as time passes (a wake-up job every 10 ms or so,
+ * each a short advance; a bigger one when it falls behind), gives exactly
+ * the transitions simulate gives in one advance per patient, for 1,080
+ * wake-ups (12 pings a second apart, posted at once ahead of their time):
+ * a history the old cap of 1,000 wake-ups per advance cut in simulate. */
+Test(incremental, serve_wake_ups_past_a_thousand_same_as_simulate, .timeout = 120,
+     .fini = rg__tick_fini)
+{
+    server *s = &rg__tick_s;
+    char cfg[1024], dir[256];
+    rg_test_tmpdir(dir);
+    snprintf(s->dir, sizeof s->dir, "%s", dir);
+    snprintf(s->db, sizeof s->db, "%s/serve.db", dir);
+    snprintf(s->config, sizeof s->config, "%s/config.json", dir);
+    snprintf(s->log, sizeof s->log, "%s/serve.log", dir);
+    rg_test_write(dir, "tick/tick.lua", rg__tick_lua);
+    snprintf(cfg, sizeof cfg,
+             "{ \"listen\": \"127.0.0.1:0\", \"clinics\": { \"north\": { \"protocols\": "
+             "\"%s/tick\", \"tokens\": [\"" TOKEN_A "\"] } } }\n", dir);
+    rg_test_write(dir, "config.json", cfg);
+    server_start(s);
+    enum { PINGS = 12, MAX = 4000 };
+    int64_t t0 = (now_ms() / 1000 + 2) * 1000;
+    rg_buf body = {0}, file = {0};
+    for (int k = 0; k < PINGS; k++) {
+        char id[16];
+        snprintf(id, sizeof id, "k%d", k);
+        char *ev = ping("north", id, "t1", t0 + k * 1000, "ping");
+        rg_buf_printf(&body, "%s%s", k ? "," : "[", ev);
+        rg_buf_printf(&file, "%s\n", ev);
+        free(ev);
+    }
+    rg_buf_add(&body, "]", 2);
+    rg_buf_add(&file, "", 1);
+    char *out, *err;
+    cr_assert_eq(http(s->port, "POST", "/v1/events", TOKEN_A, body.p, &out), 200, "%s", out);
+    free(out);
+
+    char events[400], until[40], clinic[400];
+    rg_test_write(dir, "events.jsonl", file.p);
+    snprintf(events, sizeof events, "%s/events.jsonl", dir);
+    snprintf(clinic, sizeof clinic, "north=%s/tick", dir);
+    iso(t0 + PINGS * 1000 + 1000, until);
+    const char *args[] = {"simulate", "--events", events, "--until", until, "--clinic", clinic,
+                          "--format", "jsonl", NULL};
+    char *sim;
+    cr_assert_eq(rg_test_run(args, NULL, &sim, &err), 0, "%s", err);
+    static char *a[MAX], *b[MAX];
+    int nb = rg_test_transition_lines(sim, b, MAX);
+    cr_assert_eq(nb, PINGS * 90 * 2, "each tick opens and resolves: %d transitions", nb);
+
+    /* the service as time passes: until its feed has them all, or long after */
+    int na = 0;
+    for (int i = 0; i < 600; i++) {
+        for (int k = 0; k < na; k++)
+            free(a[k]);
+        na = rg__feed_lines(s, a, MAX);
+        if (na >= nb && now_ms() > t0 + PINGS * 1000 + 1000)
+            break;
+        usleep(100000);
+    }
+    cr_assert_eq(na, nb, "serve gave %d transitions, simulate %d:\n%s", na, nb,
+                 rg_test_read(s->log));
+    qsort(a, (size_t)na, sizeof *a, rg_test_cmp_str);
+    qsort(b, (size_t)nb, sizeof *b, rg_test_cmp_str);
+    for (int i = 0; i < na; i++)
+        cr_assert_str_eq(a[i], b[i]);
+    for (int i = 0; i < na; i++)
+        free(a[i]), free(b[i]);
+    free(sim);
+    free(err);
+    rg_buf_free(&body);
+    rg_buf_free(&file);
+    cr_assert_eq(server_stop(s, SIGTERM), 0);
+    rg_test_rmdir(dir);
+}
+
 static server rg__kept_s[2];
 static void rg__kept_fini(void)
 {
