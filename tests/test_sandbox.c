@@ -820,7 +820,7 @@ static void sort_lines(rg_buf *b)
 Test(sandbox, spaced_wake_ups_are_the_same_at_every_granularity)
 {
     rg_buf text[2] = {{0}};
-    int64_t steps[2];
+    int64_t steps[2], reports[2];
     for (int k = 0; k < 2; k++) {
         world w;
         char err[4096];
@@ -841,11 +841,14 @@ Test(sandbox, spaced_wake_ups_are_the_same_at_every_granularity)
         cr_assert_geq(rg_store_each_transition(w.st, 0, 0, collect_transition, &text[k]), 0);
         sort_lines(&text[k]);
         steps[k] = rg_engine_stats_get(w.eng)->steps;
+        reports[k] = rg_engine_stats_get(w.eng)->limit_hits;
         world_close(&w);
     }
     cr_assert_gt(strlen(text[0].p), 2000 * 20, "the flap makes transitions");
     cr_assert_str_eq(text[1].p, text[0].p, "short advances gave other transitions");
     cr_assert_eq(steps[1], steps[0], "the same steps");
+    cr_assert(reports[0] > 0 && reports[1] == reports[0], "reports: %lld in one advance, %lld "
+              "in short ones", (long long)reports[0], (long long)reports[1]);
     rg_buf_free(&text[0]);
     rg_buf_free(&text[1]);
 }
