@@ -154,12 +154,12 @@ typedef struct adv_case {
     X(load_labels, EVAL, "deadline of 500 ms per evaluation exceeded")                         \
     X(print_huge, EVAL, "print limit of 100 lines")                                            \
     X(print_flood, EVAL, "print limit of 100 lines")                                           \
-    X(alert_flap, EVAL, "less than a second later|times in one advance")                       \
+    X(alert_flap, EVAL, "keeps asking to wake the patient sooner")                            \
     X(alerts_many_rules, EVAL, "alerts per evaluation")                                        \
     X(require_fifo, EVAL, "is not a regular file")                                             \
     X(deadline_always, EVAL, "quarantined")                                                    \
     X(instructions_heavy, EVAL, "CPU budget")                                                  \
-    X(wakeup_second, EVAL, "times in one advance")                                             \
+    X(wakeup_second, EVAL, "keeps asking to wake the patient sooner")                         \
     X(table_long_loops, EVAL, "deadline of 500 ms per evaluation exceeded")                    \
     X(fhir_map_slow, FHIR, "deadline of 500 ms for fhir.map over the whole request exceeded")
 
@@ -444,8 +444,7 @@ static const struct {
     {"print limit", "print limit"},
     {"bytes per string", "string length cap"},
     {"alerts per evaluation", "alerts per evaluation"},
-    {"less than a second later", "quick-wake guard"},
-    {"times in one advance", "wake-ups per advance"},
+    {"keeps asking to wake the patient sooner", "wake-up spacing"},
     {"is not a regular file", "regular files only"},
     {"instruction budget", "instruction budget"},
     {"deadline of", "deadline"},

@@ -132,6 +132,126 @@ Test(incremental, generated_cohort_same_transitions_as_full_evaluation)
     rg_test_rmdir(dir);
 }
 
+/* A round every hour for 60 days (1,440 wake-ups a patient, each closing
+ * the last hour's alert and opening the next), and two reminders 3 hours
+ * after each check-in, due 20 s apart (the second is postponed to a minute
+ * after the first: engine.c, rg__space_wake). */
+static const char *const rg__hourly_lua =
+    "local R = require 'regimen'\n"
+    "local HOUR = 3600000\n"
+    "return R.protocol { id = 'hourly', version = '1', rules = {\n"
+    "  { id = 'hourly.round', severity = 'info', check = function(h, now, p)\n"
+    "      local first = h:first('enrolled')\n"
+    "      if not first then return end\n"
+    "      local n = (now - first.at) // HOUR\n"
+    "      if n >= 60 * 24 then return end\n"
+    "      return R.alert { key = 'round ' .. n, message = 'hourly round ' .. n,\n"
+    "                       due = first.at + n * HOUR, ends = first.at + (n + 1) * HOUR }\n"
+    "    end },\n"
+    "  { id = 'hourly.reminders', severity = 'info', check = function(h, now, p)\n"
+    "      local c = h:last('checkin')\n"
+    "      if not c then return end\n"
+    "      return { R.alert { key = 'first ' .. c.id, message = 'first reminder',\n"
+    "                         due = c.at + 3 * HOUR },\n"
+    "               R.alert { key = 'second ' .. c.id, message = 'second reminder',\n"
+    "                         due = c.at + 3 * HOUR + 20000 } }\n"
+    "    end },\n"
+    "} }\n";
+
+/* simulate's output after evaluating the history of events[0..n) of dir
+ * into db at until (a --db run ingests, duplicates and all, and advances
+ * every patient to until). */
+static char *rg__simulate_to(const char *dir, const char *db, char **events, int n,
+                             const char *until)
+{
+    char path[400], clinic[400], *out, *err;
+    rg_buf text = {0};
+    for (int i = 0; i < n; i++)
+        rg_buf_printf(&text, "%s\n", events[i]);
+    rg_buf_add(&text, "", 1);
+    rg_test_write(dir, "upto.jsonl", text.p);
+    rg_buf_free(&text);
+    snprintf(path, sizeof path, "%s/upto.jsonl", dir);
+    snprintf(clinic, sizeof clinic, "h=%s/hourly", dir);
+    const char *args[] = {"simulate", "--events", path, "--until", until, "--clinic", clinic,
+                          "--format", "jsonl", db ? "--db" : NULL, db, NULL};
+    int rc = rg_test_run(args, NULL, &out, &err);
+    cr_assert_eq(rc, 0, "simulate --until %s exited %d:\n%s", until, rc, err);
+    free(err);
+    return out;
+}
+
+/* A patient with more than 1,000 wake-ups in their history: simulate (one
+ * advance over the whole history) gives exactly, byte for byte, what
+ * evaluating it event by event gives (simulate --db at each event's time,
+ * as the service evaluates as events arrive, with a 20-day gap of no
+ * evaluation in the middle: a catch-up after a downtime). Until the wake-up
+ * bound counted patient time, one advance was cut at 1,000 wake-ups (the
+ * rest skipped to its end) and the short ones were not. */
+Test(incremental, wake_ups_past_a_thousand_same_in_one_advance_and_event_by_event,
+     .timeout = 120)
+{
+    char dir[256], db[300], until[40];
+    rg_test_tmpdir(dir);
+    rg_test_write(dir, "hourly/hourly.lua", rg__hourly_lua);
+    /* two patients, enrolled 37 min apart, a check-in every 4.5 days at odd
+     * minutes and seconds (between the rounds) */
+    enum { CHECKINS = 13, N = 2 * (CHECKINS + 1) };
+    char *events[N], at[40];
+    int64_t when[N];
+    int n = 0;
+    const int64_t t0 = INT64_C(1772352000000); /* 2026-03-01T08:00:00Z */
+    for (int k = 0; k <= CHECKINS; k++)
+        for (int p = 0; p < 2; p++) {
+            int64_t t = t0 + p * 37 * 60000 + k * (INT64_C(108) * 3600000 + 17 * 60000 + 13000);
+            iso(t, at);
+            char line[256];
+            snprintf(line, sizeof line,
+                     "{\"id\":\"%c-%d\",\"clinic\":\"h\",\"patient\":\"%c\",\"type\":\"%s\","
+                     "\"at\":\"%s\"}", "ab"[p], k, "ab"[p], k ? "checkin" : "enrolled", at);
+            when[n] = t;
+            events[n++] = strdup(line);
+        }
+    iso(t0 + INT64_C(70) * 86400000, until);
+
+    char *one = rg__simulate_to(dir, NULL, events, N, until);
+    snprintf(db, sizeof db, "%s/steps.db", dir);
+    for (int i = 0; i < N; i++) {
+        if (when[i] > t0 + INT64_C(20) * 86400000 && when[i] < t0 + INT64_C(40) * 86400000)
+            continue; /* the downtime */
+        iso(when[i], at);
+        free(rg__simulate_to(dir, db, events, i + 1, at));
+    }
+    char *steps = rg__simulate_to(dir, db, events, N, until);
+
+    /* more than 1,000 wake-ups: 1,440 rounds a patient */
+    int rounds = 0;
+    for (const char *p = one; (p = strstr(p, "\"message\":\"hourly round ")); p++)
+        rounds++;
+    cr_assert_eq(rounds, 2 * 2 * 60 * 24, "each round opens and resolves:\n%.2000s", one);
+    cr_assert_str_eq(steps, one, "event by event gave other transitions than one advance");
+    /* patient a's second reminder of its first check-in, due 20 s after
+     * the first, opens a minute after it (the wake-up spacing, 3 h after an
+     * event: a minute), and it is not an error (simulate exited 0) */
+    char due[RG_TIME_BUFSZ], opened[RG_TIME_BUFSZ], needle[200], head[200];
+    int64_t second = when[2] + 3 * INT64_C(3600000);
+    rg_time_format(second + 20000, due);
+    rg_time_format(second + 60000, opened);
+    snprintf(needle, sizeof needle, "\"message\":\"second reminder\",\"due\":\"%s\"", due);
+    snprintf(head, sizeof head, "{\"at\":\"%s\",\"state\":\"open\",\"clinic\":\"h\","
+             "\"patient\":\"a\"", opened);
+    const char *line = strstr(one, needle);
+    cr_assert_not_null(line, "no %s:\n%.2000s", needle, one);
+    while (line > one && line[-1] != '\n')
+        line--;
+    cr_assert(!strncmp(line, head, strlen(head)), "expected %s:\n%.300s", head, line);
+    for (int i = 0; i < N; i++)
+        free(events[i]);
+    free(one);
+    free(steps);
+    rg_test_rmdir(dir);
+}
+
 /* Rules that read the history in ways a tracker of only the check's own
  * direct queries would miss: a type read only through a value another rule
  * computed (h:memo), the clock through the `now` argument and through h.now
@@ -489,6 +609,119 @@ static void past_cohort(const char *dir, int patients, int seed, char *events, s
     snprintf(cmd, sizeof cmd, "cc -O1 -o %s/gen bench/gen.c -lm && %s/gen %d 1 %d %s > %s", dir,
              dir, patients, seed, start, events);
     cr_assert_eq(system(cmd), 0, "%s", cmd);
+}
+
+/* A tick every 10 ms for 900 ms after each ping: 90 wake-ups a ping, none
+ * postponed (the wait is a hundredth of the time since the ping: under 9 ms). */
+static const char rg__tick_lua[] =
+    "local R = require 'regimen'\n"
+    "return R.protocol { id = 'tick', version = '1', rules = {\n"
+    "  { id = 'tick.tock', severity = 'info', check = function(h, now, p)\n"
+    "      local ping = h:last('ping')\n"
+    "      if not ping then return end\n"
+    "      local n = (now - ping.at) // 10\n"
+    "      if n >= 90 then return end\n"
+    "      return R.alert { key = ping.id .. ':' .. n, message = 'tick ' .. n,\n"
+    "                       due = ping.at + n * 10, ends = ping.at + (n + 1) * 10 }\n"
+    "    end } } }\n";
+
+/* The feed of north as "at state patient rule key" lines (all pages). */
+static int rg__feed_lines(const server *s, char **lines, int max)
+{
+    long long after = 0;
+    int n = 0;
+    for (;;) {
+        char path[80], *out;
+        snprintf(path, sizeof path, "/v1/transitions?after=%lld&limit=1000", after);
+        cr_assert_eq(http(s->port, "GET", path, TOKEN_A, NULL, &out), 200, "%s", out);
+        int got = rg_test_transition_lines(out, lines + n, max - n);
+        n += got;
+        const char *last = strstr(out, "\"last\":");
+        after = last ? atoll(last + strlen("\"last\":")) : 0;
+        free(out);
+        if (!got || n == max)
+            return n;
+    }
+}
+
+static server rg__tick_s;
+static void rg__tick_fini(void) { server_kill(&rg__tick_s); }
+
+/* The service, evaluating as time passes (a wake-up job every 10 ms or so,
+ * each a short advance; a bigger one when it falls behind), gives exactly
+ * the transitions simulate gives in one advance per patient, for 1,080
+ * wake-ups (12 pings a second apart, posted at once ahead of their time):
+ * a history the old cap of 1,000 wake-ups per advance cut in simulate. */
+Test(incremental, serve_wake_ups_past_a_thousand_same_as_simulate, .timeout = 120,
+     .fini = rg__tick_fini)
+{
+    server *s = &rg__tick_s;
+    char cfg[1024], dir[256];
+    rg_test_tmpdir(dir);
+    snprintf(s->dir, sizeof s->dir, "%s", dir);
+    snprintf(s->db, sizeof s->db, "%s/serve.db", dir);
+    snprintf(s->config, sizeof s->config, "%s/config.json", dir);
+    snprintf(s->log, sizeof s->log, "%s/serve.log", dir);
+    rg_test_write(dir, "tick/tick.lua", rg__tick_lua);
+    snprintf(cfg, sizeof cfg,
+             "{ \"listen\": \"127.0.0.1:0\", \"clinics\": { \"north\": { \"protocols\": "
+             "\"%s/tick\", \"tokens\": [\"" TOKEN_A "\"] } } }\n", dir);
+    rg_test_write(dir, "config.json", cfg);
+    server_start(s);
+    enum { PINGS = 12, MAX = 4000 };
+    int64_t t0 = (now_ms() / 1000 + 2) * 1000;
+    rg_buf body = {0}, file = {0};
+    for (int k = 0; k < PINGS; k++) {
+        char id[16];
+        snprintf(id, sizeof id, "k%d", k);
+        char *ev = ping("north", id, "t1", t0 + k * 1000, "ping");
+        rg_buf_printf(&body, "%s%s", k ? "," : "[", ev);
+        rg_buf_printf(&file, "%s\n", ev);
+        free(ev);
+    }
+    rg_buf_add(&body, "]", 2);
+    rg_buf_add(&file, "", 1);
+    char *out, *err;
+    cr_assert_eq(http(s->port, "POST", "/v1/events", TOKEN_A, body.p, &out), 200, "%s", out);
+    free(out);
+
+    char events[400], until[40], clinic[400];
+    rg_test_write(dir, "events.jsonl", file.p);
+    snprintf(events, sizeof events, "%s/events.jsonl", dir);
+    snprintf(clinic, sizeof clinic, "north=%s/tick", dir);
+    iso(t0 + PINGS * 1000 + 1000, until);
+    const char *args[] = {"simulate", "--events", events, "--until", until, "--clinic", clinic,
+                          "--format", "jsonl", NULL};
+    char *sim;
+    cr_assert_eq(rg_test_run(args, NULL, &sim, &err), 0, "%s", err);
+    static char *a[MAX], *b[MAX];
+    int nb = rg_test_transition_lines(sim, b, MAX);
+    cr_assert_eq(nb, PINGS * 90 * 2, "each tick opens and resolves: %d transitions", nb);
+
+    /* the service as time passes: until its feed has them all, or long after */
+    int na = 0;
+    for (int i = 0; i < 600; i++) {
+        for (int k = 0; k < na; k++)
+            free(a[k]);
+        na = rg__feed_lines(s, a, MAX);
+        if (na >= nb && now_ms() > t0 + PINGS * 1000 + 1000)
+            break;
+        usleep(100000);
+    }
+    cr_assert_eq(na, nb, "serve gave %d transitions, simulate %d:\n%s", na, nb,
+                 rg_test_read(s->log));
+    qsort(a, (size_t)na, sizeof *a, rg_test_cmp_str);
+    qsort(b, (size_t)nb, sizeof *b, rg_test_cmp_str);
+    for (int i = 0; i < na; i++)
+        cr_assert_str_eq(a[i], b[i]);
+    for (int i = 0; i < na; i++)
+        free(a[i]), free(b[i]);
+    free(sim);
+    free(err);
+    rg_buf_free(&body);
+    rg_buf_free(&file);
+    cr_assert_eq(server_stop(s, SIGTERM), 0);
+    rg_test_rmdir(dir);
 }
 
 static server rg__kept_s[2];

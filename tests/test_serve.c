@@ -675,11 +675,10 @@ static void *crash_writer_main(void *ud)
         char id[24], patient[24], *ev, *out;
         if (!w->ingest) {
             snprintf(id, sizeof id, "w%d-%d", w->n, w->sent++);
-            /* over 8 patients: simulate below evaluates each patient's
-             * whole history as one advance, whose time-driven steps are
-             * capped at 1,000 (engine.c, RG_MAX_WAKES); a patient with
-             * more pings than that would be cut there and not in the
-             * service, which evaluates as the pings come */
+            /* over 8 patients (each history shorter: simulate below
+             * evaluates it as one advance; until the wake-up bound counted
+             * patient time, engine.c rg__space_wake, one past 1,000
+             * wake-ups was cut there and not in the service) */
             snprintf(patient, sizeof patient, "w%d-p%d", w->n, w->sent % 8);
             /* stamped a little ahead, so an event never arrives after a
              * wake-up of its patient already moved past it (a late event is

@@ -29,10 +29,14 @@
 #define RG_MAX_KEY 200
 #define RG_ALERT_SLOTS 5 /* subkey, severity, message, due, ends */
 #define RG_MAX_ALERTS 1000      /* alerts one rule may return at once */
-#define RG_MAX_QUICK_WAKES 1000 /* wake-ups in a row less than a second apart */
 #define RG_MAX_STEP_ALERTS 1000 /* alerts all rules of a clinic may return in one step */
-#define RG_MAX_WAKES 1000       /* time-driven steps in one advance (catch-up) */
-#define RG_MAX_ADVANCE_TRANSITIONS 10000 /* transitions in one advance */
+/* Wake-up spacing (rg__space_wake): after a time-driven step, the next one
+ * waits at least 1/RG_WAKE_SPACING_DIV of the time since the patient's last
+ * event, at most RG_WAKE_SPACING_MAX, times transitions/RG_WAKE_TRANSITIONS
+ * when the step made more than RG_WAKE_TRANSITIONS. */
+#define RG_WAKE_SPACING_DIV 100
+#define RG_WAKE_SPACING_MAX RG_MS_MINUTE
+#define RG_WAKE_TRANSITIONS 10
 #define RG_CPU_BUCKETS 60       /* a clinic's CPU window, in this many slices */
 
 typedef struct rg__clinic_slot {
@@ -3203,7 +3207,7 @@ static rg_time rg__next_correction(const rg_engine *e, rg_time clock, rg_time ca
     return cand;
 }
 
-/* A wake-up cap fired for waker's rule: a limit hit of its protocol. */
+/* A wake-up was postponed for waker's rule: a limit hit of its protocol. */
 static void rg__waker_hit(rg_engine *e, rg_clinic *c, const char *patient, const rg_rule *waker,
                           rg_time at, const char *why)
 {
@@ -3214,6 +3218,119 @@ static void rg__waker_hit(rg_engine *e, rg_clinic *c, const char *patient, const
                 rg__report(e, c->name, patient, c->protos[i].id, "", at, note);
             return;
         }
+}
+
+/* The latest evaluation instant that is an input (an event's time, a
+ * correction's corrected_at) at or before t, RG_TIME_NONE when none is. */
+static rg_time rg__last_input(const rg_engine *e, rg_time t)
+{
+    rg_time a = RG_TIME_NONE;
+    for (int i = 0; i < e->nev; i++) {
+        rg_time x = e->ev[i].at;
+        if (x <= t && (a == RG_TIME_NONE || x > a))
+            a = x;
+        x = e->ev[i].replaces ? e->ev[i].corrected_at : RG_TIME_NONE;
+        if (x != RG_TIME_NONE && x <= t && (a == RG_TIME_NONE || x > a))
+            a = x;
+    }
+    return a;
+}
+
+/* A span of time in words: "250 ms", "1.5 s", "4 min 10 s", "3 h 20 min",
+ * "12 d 3 h". */
+static const char *rg__span_text(rg_time ms, char *buf, size_t len)
+{
+    if (ms < RG_MS_SECOND)
+        snprintf(buf, len, "%lld ms", (long long)ms);
+    else if (ms < RG_MS_MINUTE)
+        snprintf(buf, len, "%.3g s", (double)ms / RG_MS_SECOND);
+    else if (ms < RG_MS_HOUR)
+        snprintf(buf, len, "%lld min %lld s", (long long)(ms / RG_MS_MINUTE),
+                 (long long)(ms % RG_MS_MINUTE / RG_MS_SECOND));
+    else if (ms < RG_MS_DAY)
+        snprintf(buf, len, "%lld h %lld min", (long long)(ms / RG_MS_HOUR),
+                 (long long)(ms % RG_MS_HOUR / RG_MS_MINUTE));
+    else
+        snprintf(buf, len, "%lld d %lld h", (long long)(ms / RG_MS_DAY),
+                 (long long)(ms % RG_MS_DAY / RG_MS_HOUR));
+    return buf;
+}
+
+/* floor(log2(x)) for x > 0 */
+static int rg__log2(rg_time x)
+{
+    int k = 0;
+    while (x >>= 1)
+        k++;
+    return k;
+}
+
+/* The shortest wait allowed between a time-driven step `since` after the
+ * patient's last event and the next one: a hundredth of since, at most
+ * RG_WAKE_SPACING_MAX; transitions/RG_WAKE_TRANSITIONS times that after a
+ * step with more than RG_WAKE_TRANSITIONS transitions. */
+static rg_time rg__wake_space(rg_time since, int64_t transitions)
+{
+    rg_time space = since / RG_WAKE_SPACING_DIV;
+    if (space > RG_WAKE_SPACING_MAX)
+        space = RG_WAKE_SPACING_MAX;
+    if (transitions > RG_WAKE_TRANSITIONS)
+        space = space * transitions / RG_WAKE_TRANSITIONS;
+    return space;
+}
+
+/* The bound on time-driven work, after a step at t (the patient's step
+ * before it at prev) that made `transitions` and asks to be woken at *wake:
+ * a wake-up after a step that was not at an event waits at least
+ * rg__wake_space of the time since the patient's last event, so a rule that
+ * asks to be woken every millisecond or every second is woken about 1,200
+ * times in the 100 minutes after an event and once a minute after that.
+ * Everything it depends on is on the timeline (t, prev, the events, what the
+ * step returned) and *wake is stored: the same steps whether the history is
+ * evaluated in one advance or event by event, or caught up after a downtime
+ * (a cap per advance cut a long history in simulate and not in the
+ * service). A rule postponed once (two alerts due less than a minute apart,
+ * days after an event) is not reported; one postponed at wake-ups that
+ * themselves came at the shortest wait (or made many transitions) is, naming
+ * its file, each time the time since the event doubles: 10-30 times over any
+ * run, fewer and fewer, each a limit hit of its protocol. */
+static int rg__space_wake(rg_engine *e, rg_clinic *c, const char *patient, rg_time prev,
+                          rg_time t, int64_t transitions, rg_time *wake, const rg_rule *waker)
+{
+    if (*wake == RG_TIME_NONE || *wake <= t || *wake - t >= rg__wake_space(INT64_MAX, transitions))
+        return RG_OK; /* (whatever the time since the last event) */
+    rg_time a = rg__last_input(e, t);
+    if (a == RG_TIME_NONE || a >= t) /* a step at an event: its wake-up comes as asked */
+        return RG_OK;
+    rg_time space = rg__wake_space(t - a, transitions);
+    if (*wake - t >= space)
+        return RG_OK;
+    rg_time asked = *wake;
+    *wake = t + space;
+    if (prev == RG_TIME_NONE || prev <= a || prev >= t || rg__log2(t - a) == rg__log2(prev - a) ||
+        (t - prev > rg__wake_space(prev - a, 0) && transitions <= RG_WAKE_TRANSITIONS))
+        return RG_OK;
+    char msg[900], at[RG_TIME_BUFSZ], s1[48], s2[48], s3[48];
+    int n = snprintf(msg, sizeof msg, "%s: rule '%s' keeps asking to wake the patient sooner "
+                     "than allowed: %s after a wake-up, %s after the patient's last event; woken "
+                     "at %s (%s after) instead. A wake-up that follows another waits at least a "
+                     "hundredth of the time since the last event, at most a minute",
+                     waker ? waker->where : c->name, waker ? waker->id : "?",
+                     rg__span_text(asked - t, s1, sizeof s1), rg__span_text(t - a, s2, sizeof s2),
+                     rg_time_format(*wake, at), rg__span_text(space, s3, sizeof s3));
+    if (transitions > RG_WAKE_TRANSITIONS && n > 0 && (size_t)n < sizeof msg)
+        n += snprintf(msg + n, sizeof msg - (size_t)n, ", %lld/%d times that after one that "
+                      "opened or resolved %lld alerts", (long long)transitions,
+                      RG_WAKE_TRANSITIONS, (long long)transitions);
+    if (n > 0 && (size_t)n < sizeof msg)
+        snprintf(msg + n, sizeof msg - (size_t)n, " (noted again each time the time since the "
+                 "event doubles)");
+    int rc = rg__report(e, c->name, patient, NULL, waker ? waker->id : "", t, msg);
+    if (rc)
+        return rc;
+    e->stats.limit_hits++;
+    rg__waker_hit(e, c, patient, waker, t, msg);
+    return RG_OK;
 }
 
 /* once: a single step at until (a re-evaluation), whatever the clock says. */
@@ -3314,12 +3431,12 @@ static int rg__advance(rg_engine *e, const char *clinic, const char *patient, rg
     }
 
     const rg_rule *waker = NULL;
-    int quick = 0; /* time-driven steps in a row, less than a second apart */
-    int wakes = 0; /* time-driven steps in this advance */
-    int skip_wakes = 0; /* a cap fired: the rest of the wake-ups collapse into one step at until */
-    int64_t transitions_at_start = e->stats.opened + e->stats.resolved;
     if (once) {
+        int64_t before = e->stats.opened + e->stats.resolved;
         rc = rg__step_at(e, c, patient, hidx, until, &ps.wake, &waker);
+        if (rc == RG_OK)
+            rc = rg__space_wake(e, c, patient, ps.clock, until,
+                                e->stats.opened + e->stats.resolved - before, &ps.wake, waker);
         if (ps.clock == RG_TIME_NONE || ps.clock < until)
             ps.clock = until;
     }
@@ -3330,7 +3447,7 @@ static int rg__advance(rg_engine *e, const char *clinic, const char *patient, rg
         } else if (late) {
             cand = ps.clock;
         } else {
-            if (ps.wake != RG_TIME_NONE && ps.wake > ps.clock && !skip_wakes)
+            if (ps.wake != RG_TIME_NONE && ps.wake > ps.clock)
                 cand = ps.wake;
             for (int i = 0; i < e->nev; i++)
                 if (e->ev[i].at > ps.clock) {
@@ -3339,59 +3456,18 @@ static int rg__advance(rg_engine *e, const char *clinic, const char *patient, rg
                     break;
                 }
             cand = rg__next_correction(e, ps.clock, cand);
-            /* after a cap: one step at until stands for the wake-ups skipped */
-            if (skip_wakes && ps.wake != RG_TIME_NONE && ps.wake > ps.clock && ps.wake <= until &&
-                (cand == RG_TIME_NONE || cand > until))
-                cand = until;
         }
         /* a late event is taken in at the patient's clock even when the
          * wall clock stepped back below it: else it is marked seen unevaluated */
         if (cand == RG_TIME_NONE || (cand > until && !late))
             break;
-        /* A rule that always asks to be woken a moment later would keep the
-         * loop busy forever with no instruction budget ever exceeded; one
-         * whose alert opens and resolves at every such wake-up too. */
-        int timed = ps.clock != RG_TIME_NONE && cand == ps.wake && !late;
-        quick = timed && cand - ps.clock < RG_MS_SECOND ? quick + 1 : 0;
-        wakes += timed;
-        int64_t transitions = e->stats.opened + e->stats.resolved - transitions_at_start;
-        if (quick > RG_MAX_QUICK_WAKES) {
-            char msg[600];
-            snprintf(msg, sizeof msg, "%s: rule '%s' asked to wake the patient again less than "
-                     "a second later %d times in a row; time-driven evaluation of this patient "
-                     "is suspended until its next event", waker ? waker->where : c->name,
-                     waker ? waker->id : "?", RG_MAX_QUICK_WAKES);
-            if ((rc = rg__report(e, c->name, patient, NULL, waker ? waker->id : "", cand, msg)))
-                break;
-            e->stats.limit_hits++;
-            rg__waker_hit(e, c, patient, waker, cand, msg);
-            ps.wake = RG_TIME_NONE;
-            continue;
-        }
-        if (!skip_wakes && timed &&
-            (wakes > RG_MAX_WAKES || transitions > RG_MAX_ADVANCE_TRANSITIONS)) {
-            /* a long catch-up (after downtime) of a rule that wakes every
-             * second, or a flood of transitions: bounded work per advance */
-            char msg[700];
-            if (wakes > RG_MAX_WAKES)
-                snprintf(msg, sizeof msg, "%s: rule '%s' woke the patient %d times in one "
-                         "advance (the limit); the wake-ups left up to the advance's end are "
-                         "skipped and evaluated as one step at its end",
-                         waker ? waker->where : c->name, waker ? waker->id : "?", RG_MAX_WAKES);
-            else
-                snprintf(msg, sizeof msg, "%s: rule '%s': %lld transitions in one advance, more "
-                         "than the limit of %d; the wake-ups left up to the advance's end are "
-                         "skipped and evaluated as one step at its end",
-                         waker ? waker->where : c->name, waker ? waker->id : "?",
-                         (long long)transitions, RG_MAX_ADVANCE_TRANSITIONS);
-            if ((rc = rg__report(e, c->name, patient, NULL, waker ? waker->id : "", cand, msg)))
-                break;
-            e->stats.limit_hits++;
-            rg__waker_hit(e, c, patient, waker, cand, msg);
-            skip_wakes = 1;
-            continue;
-        }
+        int64_t before = e->stats.opened + e->stats.resolved;
         if ((rc = rg__step_at(e, c, patient, hidx, cand, &ps.wake, &waker)))
+            break;
+        /* a rule that always asks to be woken a moment later would keep the
+         * loop busy for ever with no instruction budget ever exceeded */
+        if ((rc = rg__space_wake(e, c, patient, ps.clock, cand,
+                                 e->stats.opened + e->stats.resolved - before, &ps.wake, waker)))
             break;
         ps.clock = cand;
         late = 0;

@@ -3,9 +3,12 @@
 -- resolves every millisecond: each wake-up makes a transition, so a guard
 -- that counts only quiet wake-ups never fires (once: the POST never
 -- answered, the WAL growing by 300 KB a second).
--- Must happen: the quick-wake guard counts these steps too: after 1,000
--- wake-ups less than a second apart, time-driven evaluation of the patient
--- is suspended, with an error naming this file, in well under a second.
+-- Must happen: the wake-up spacing (engine.c, rg__space_wake) holds it like
+-- any wake-up: a wake-up after a wake-up waits a hundredth of the time since
+-- the patient's last event (at most a minute), so at most about 2,600 steps
+-- (and transitions) in the first day after an event and 1,440 a day after
+-- that, the same in simulate and in the service; an error naming this file
+-- ("keeps asking to wake the patient sooner"), in well under a second.
 local R = require 'regimen'
 
 return R.protocol {

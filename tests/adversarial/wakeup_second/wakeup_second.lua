@@ -1,11 +1,13 @@
 -- adversarial/wakeup_second
 -- Attacks: the catch-up after downtime, with an alert due exactly one second
--- later, for ever: just past the quick-wake guard (less than a second), so
--- every second of virtual time is a step (once: 1,001 steps a second, and a
--- 14 s stall after a day's downtime).
--- Must happen: at most 1,000 wake-ups per advance; the rest of the catch-up
--- is one step at its end, with an error naming this file ("times in one
--- advance"), within the deadline.
+-- later, for ever: just past the old quick-wake guard (less than a second),
+-- so every second of virtual time was a step (once: 1,001 steps a second,
+-- and a 14 s stall after a day's downtime).
+-- Must happen: the wake-up spacing: past 100 s after an event its wake-ups
+-- wait a hundredth of the time since the event, at most a minute (1,440 a
+-- day of patient time, whether caught up in one advance or as time passes),
+-- with an error naming this file ("keeps asking to wake the patient
+-- sooner"), within the deadline.
 local R = require 'regimen'
 
 return R.protocol {

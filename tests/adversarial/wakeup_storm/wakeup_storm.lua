@@ -5,8 +5,9 @@
 -- evaluations per patient for the 8.6 days simulate covers, and tens of
 -- billions in the service (from the events in March to the real "now"), on
 -- its one event-loop thread, which then answers nobody.
--- Must happen: the clinic is stopped with an error naming this file (a cap
--- on wake-ups per advance, or a minimum wake-up spacing), within seconds.
+-- Must happen: the clinic is stopped with an error naming this file (the
+-- wake-up spacing: a hundredth of the time since the last event, at most a
+-- minute), within seconds.
 local R = require 'regimen'
 
 return R.protocol {
