@@ -527,13 +527,10 @@ static const char *rg__fast_str(const rg__fast *f, int k, size_t max)
                : NULL;
 }
 
-/* Fills ev from a plain line in one pass; RG_OK only when the reference
- * path would accept the line with this very event, anything else (left
- * empty) when it has to be asked. */
 /* 1 when text has no control byte, no byte of UTF-8 (jansson checks it
- * strictly) and no \\u escape: eight bytes at a time, a byte under 0x20
- * found as in "has a zero byte" (a borrow runs only upwards from a byte
- * that is found anyway), then each backslash. */
+ * strictly) and no backslash-u escape: eight bytes at a time, a byte under
+ * 0x20 found as in "has a zero byte" (a borrow runs only upwards from a
+ * byte that is found anyway), then each backslash. */
 static int rg__plain(const char *text, size_t len)
 {
     const uint64_t ones = 0x0101010101010101u, highs = 0x8080808080808080u;
@@ -553,6 +550,9 @@ static int rg__plain(const char *text, size_t len)
     return 1;
 }
 
+/* Fills ev from a plain line in one pass; RG_OK only when the reference
+ * path would accept the line with this very event, anything else (left
+ * empty) when it has to be asked. */
 static int rg__parse_fast(rg_event *ev, const char *text, size_t len)
 {
     static const yajl_alloc_funcs ar = {rg__ar_malloc, rg__ar_realloc, rg__ar_free, NULL};

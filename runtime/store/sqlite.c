@@ -450,13 +450,12 @@ static int rg_sqlite_open(rg_sqlite **out, const char *path, const rg_store_opts
     char *msg = NULL;
     /* The store's cache: 64 MiB of pages plus up to RG_STORE_MMAP bytes of
      * the file mapped for reads, so a sweep's memory stays bounded however
-     * large the database grows. */
-    /* A load into a new file also leaves out Debian's default secure_delete
-     * (SQLITE_SECURE_DELETE: space freed in a page is zeroed): what it frees
-     * there are cells that a page split moved, and the rows of a group taken
-     * out again to be put one by one, copies of what the file keeps anyway
-     * (issue 27: 1.4% of the writing thread's instructions). The next open
-     * has it again. */
+     * large the database grows. A load into a new file also leaves out
+     * Debian's default secure_delete (SQLITE_SECURE_DELETE: space freed in a
+     * page is zeroed): what it frees there are cells that a page split moved,
+     * and the rows of a group taken out again to be put one by one, copies of
+     * what the file keeps anyway (issue 27: 1.4% of the writing thread's
+     * instructions). The next open has it again. */
     const char *pragmas = opts && opts->load
                               ? "PRAGMA locking_mode=EXCLUSIVE; PRAGMA journal_mode=MEMORY;"
                                 " PRAGMA synchronous=OFF; PRAGMA foreign_keys=ON;"
