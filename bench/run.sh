@@ -6,7 +6,10 @@
 # Measures, in one run, on cohorts made by bench/gen.c (seeded, reused from
 # bench/data/ when the same generator, size and seed made them):
 #   1. bulk ingest (`regimen ingest`), events/s and the database's size (and
-#      the same of BASELINE_BIN, when given, run right after it);
+#      the same of BASELINE_BIN, when given); regimen's, the naive program's
+#      and the baseline's ingests alternate INGEST_RUNS times (default 3, 1
+#      with --smoke: A B C A B C ...), each into a new file, and each keeps
+#      its fastest run: a 0.2 s run on a shared machine is mostly noise;
 #   2. the re-evaluation sweep of every patient with the shipped protocol set
 #      (`regimen sweep --at`), patients/s, events/s and peak RSS, at every
 #      size (scaling), on one core (--jobs 1) and on all (the default) when
@@ -88,6 +91,7 @@ if [ "$MODE" = smoke ]; then
     HTTP_SECONDS=1 LAT_SECONDS=1 LAT_RATE=200 HTTP_CLIENTS=2 LAT_CLIENTS=2
     PING_EVENTS=2000 PING_SECONDS=5
     STAGE_TIMEOUT=25
+    INGEST_RUNS=${INGEST_RUNS:-1}
 else
     case "$SIZE" in
     default) SIZES=(10000 100000) ;;
@@ -101,6 +105,7 @@ else
     HTTP_SECONDS=10 LAT_SECONDS=10 LAT_RATE=1000 HTTP_CLIENTS=8 LAT_CLIENTS=4
     PING_EVENTS=${PING_EVENTS:-100000} PING_SECONDS=180
     STAGE_TIMEOUT=1800
+    INGEST_RUNS=${INGEST_RUNS:-3}
 fi
 if [ -n "${BENCH_SIZES:-}" ]; then
     read -r -a SIZES <<<"$BENCH_SIZES"
@@ -197,6 +202,16 @@ run() {
 }
 fail() { FAILED+=("$1: $2"); note "bench: FAILED $1: $2"; }
 
+# best NAME: the run just made as NAME-try becomes NAME (its figures and output)
+# when it is the first or faster than NAME's so far (best of INGEST_RUNS).
+best() {
+    local k
+    if ! have "$1.wall" || awk -v a="${R[$1-try.wall]}" -v b="${R[$1.wall]}" 'BEGIN { exit !(a < b) }'; then
+        for k in wall rc rss; do R[$1.$k]=${R[$1-try.$k]}; done
+        cp "$WORK/$1-try.out" "$WORK/$1.out"
+    fi
+}
+
 # kv FILE PREFIX KEY: the value of KEY=... on the line of FILE starting with PREFIX.
 kv() { awk -v p="$2" -v k="$3" 'index($0, p) == 1 { for (i = 1; i <= NF; i++) if (index($i, k "=") == 1) { print substr($i, length(k) + 2); exit } }' "$1"; }
 calc() { awk "BEGIN { x = $1; printf \"${2:-%.0f}\", x }"; }
@@ -268,23 +283,34 @@ for N in "${SIZES[@]}"; do
     F=$(cohort "$N" "$CLINICS") || { fail "gen-$S" "the generator failed"; continue; }
     R[events.$N]=$(wc -l <"$F")
     DB=$WORK/c$S.db
-    rm -f "$DB" "$DB-wal" "$DB-shm"
-    if run "ingest-$S" "$BIN" ingest --db "$DB" "$F"; then
+    NDB=$WORK/naive-$S.db
+    BDB=$WORK/base-c$S.db
+    BASE_OK=0
+    [ -n "${BASELINE_BIN:-}" ] && [ -x "$BASELINE_BIN" ] && BASE_OK=1
+    # regimen's ingest, the naive program's and the baseline binary's (when
+    # given), alternated, each its best run
+    for ((i = 1; i <= INGEST_RUNS; i++)); do
+        rm -f "$DB" "$DB-wal" "$DB-shm"
+        run "ingest-$S-try" "$BIN" ingest --db "$DB" "$F" && best "ingest-$S" || break
+        rm -f "$NDB" "$NDB-journal"
+        run "naive-ingest-$S-try" "$TOOLS/naive" ingest "$NDB" "$F" && best "naive-ingest-$S" || break
+        if [ "$BASE_OK" = 1 ]; then
+            rm -f "$BDB" "$BDB-wal" "$BDB-shm"
+            run "base-ingest-$S-try" "$BASELINE_BIN" ingest --db "$BDB" "$F" &&
+                best "base-ingest-$S" || BASE_OK=0
+        fi
+    done
+    if [ "${R[ingest-$S.rc]:-1}" = 0 ]; then
         R[ingest-$S.stored]=$(sed -n 's/^stored \([0-9]*\),.*/\1/p' "$WORK/ingest-$S.out")
         R[ingest-$S.eps]=$(calc "${R[ingest-$S.stored]} / ${R[ingest-$S.wall]}")
         R[ingest-$S.bytes]=$(db_bytes "$DB")
     fi
-    # the baseline binary's ingest of the same file, right after (the load moves)
-    if [ -n "${BASELINE_BIN:-}" ] && [ -x "$BASELINE_BIN" ]; then
-        BDB=$WORK/base-c$S.db
-        rm -f "$BDB" "$BDB-wal" "$BDB-shm"
-        if run "base-ingest-$S" "$BASELINE_BIN" ingest --db "$BDB" "$F"; then
-            R[base-ingest-$S.stored]=$(sed -n 's/^stored \([0-9]*\),.*/\1/p' "$WORK/base-ingest-$S.out")
-            R[base-ingest-$S.eps]=$(calc "${R[base-ingest-$S.stored]} / ${R[base-ingest-$S.wall]}")
-            R[base-ingest-$S.bytes]=$(db_bytes "$BDB")
-        fi
-        rm -f "$BDB" "$BDB-wal" "$BDB-shm"
+    if [ "${R[base-ingest-$S.rc]:-1}" = 0 ] && [ -f "$BDB" ]; then
+        R[base-ingest-$S.stored]=$(sed -n 's/^stored \([0-9]*\),.*/\1/p' "$WORK/base-ingest-$S.out")
+        R[base-ingest-$S.eps]=$(calc "${R[base-ingest-$S.stored]} / ${R[base-ingest-$S.wall]}")
+        R[base-ingest-$S.bytes]=$(db_bytes "$BDB")
     fi
+    rm -f "$BDB" "$BDB-wal" "$BDB-shm"
     copy_db "$DB" "$WORK/full.db" && sweep_stage "sweep-$S" "$WORK/full.db"
     rm -f "$WORK"/full.db*
     if [ "${#ONE[@]}" -gt 0 ]; then
@@ -351,12 +377,10 @@ for N in "${SIZES[@]}"; do
     fi
     rm -f "$DB" "$DB-wal" "$DB-shm"
     # the naive program on the same cohort: its own ingest into its own
-    # table, its sweep at AT (the faster of two runs, as for the bound), and
-    # its alert counts against regimen's, at AT on every cohort and per rule
-    # at MID on the first
-    NDB=$WORK/naive-$S.db
-    rm -f "$NDB" "$NDB-journal"
-    if run "naive-ingest-$S" "$TOOLS/naive" ingest "$NDB" "$F"; then
+    # table (above, alternated with regimen's), its sweep at AT (the faster
+    # of two runs, as for the bound), and its alert counts against regimen's,
+    # at AT on every cohort and per rule at MID on the first
+    if [ "${R[naive-ingest-$S.rc]:-1}" = 0 ] && [ -f "$NDB" ]; then
         R[naive-ingest-$S.events]=$(kv "$WORK/naive-ingest-$S.out" "naive ingest " events)
         R[naive-ingest-$S.eps]=$(calc "${R[naive-ingest-$S.events]} / ${R[naive-ingest-$S.wall]}")
         R[naive-ingest-$S.bytes]=$(db_bytes "$NDB")
@@ -690,7 +714,7 @@ for N in "${SIZES[@]}"; do
     echo "| $S | $(ratio ingest-$S.eps naive-ingest-$S.eps) | $one | $(ratio sweep-$S.eps naive-$S.events_per_s) | $(ratio two-$S.eps naive-$S.events_per_s) | $(ratio two-$S.pps peer-$S.patients_per_s) | $(ratio two-mem-$S.pps peer-$S.eval_patients_per_s) | $(ratio sweep-$S.eps bound-$S.eps) | $(g bound-$S.mode) | $us |"
 done
 echo
-echo "Bulk ingest and the database it leaves (the naive program: its own table and index, one transaction; the baseline: BASELINE_BIN, run right after regimen)."
+echo "Bulk ingest and the database it leaves (the naive program: its own table and index, one transaction; the baseline: BASELINE_BIN; the three alternated, each the fastest of $INGEST_RUNS runs)."
 echo
 echo "| cohort | regimen events/s | naive events/s | regimen / naive | regimen database (bytes) | naive database (bytes) | regimen / naive size | baseline events/s | regimen / baseline | baseline database (bytes) |"
 echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"

@@ -314,7 +314,54 @@ typedef struct rg__fast {
     size_t dklen;
     yajl_handle h;
     size_t end; /* where the event's object ended in the line */
+    size_t aused;                  /* of arena */
+    _Alignas(16) char arena[4096]; /* yajl's memory for this line (rg__ar_*) */
 } rg__fast;
+
+/* yajl's handle, lexer and stacks for one line (about 1 KiB) are cut from
+ * the parser's own frame and dropped with it: no malloc and free of five
+ * blocks a line. A block is preceded by its size (for realloc); one that
+ * does not fit comes from malloc. */
+#define RG__AR_HEAD 16
+
+static void *rg__ar_malloc(void *ctx, size_t n)
+{
+    rg__fast *f = ctx;
+    size_t need = RG__AR_HEAD + (n + 15) / 16 * 16;
+    if (n > sizeof f->arena || need > sizeof f->arena - f->aused)
+        return malloc(n);
+    char *p = f->arena + f->aused + RG__AR_HEAD;
+    memcpy(p - RG__AR_HEAD, &n, sizeof n);
+    f->aused += need;
+    return p;
+}
+
+static int rg__ar_in(const rg__fast *f, const void *p)
+{
+    return (const char *)p >= f->arena && (const char *)p < f->arena + sizeof f->arena;
+}
+
+static void rg__ar_free(void *ctx, void *p)
+{
+    if (!rg__ar_in(ctx, p))
+        free(p);
+}
+
+static void *rg__ar_realloc(void *ctx, void *p, size_t n)
+{
+    if (!p)
+        return rg__ar_malloc(ctx, n);
+    if (!rg__ar_in(ctx, p))
+        return realloc(p, n);
+    size_t old;
+    memcpy(&old, (char *)p - RG__AR_HEAD, sizeof old);
+    if (n <= old)
+        return p;
+    void *q = rg__ar_malloc(ctx, n);
+    if (q)
+        memcpy(q, p, old);
+    return q;
+}
 
 /* A copy of s in the event's strings (mem) or the scratch (tmp); both are
  * sized so that every string of the line fits. */
@@ -367,8 +414,9 @@ static int rg__fast_key(void *ud, const unsigned char *s, size_t n)
         f->dklen = n;
         return 1;
     }
+    static const unsigned char klen[RG_COUNTOF(rg__known)] = {2, 6, 7, 4, 2, 4, 7, 6, 12, 12};
     for (int i = 0; i < (int)RG_COUNTOF(rg__known); i++)
-        if (strlen(rg__known[i]) == n && !memcmp(rg__known[i], s, n)) {
+        if (klen[i] == n && !memcmp(rg__known[i], s, n)) {
             if (f->seen & (1u << i))
                 return 0; /* a duplicate key: jansson refuses the line */
             f->seen |= 1u << i;
@@ -479,30 +527,56 @@ static const char *rg__fast_str(const rg__fast *f, int k, size_t max)
                : NULL;
 }
 
+/* 1 when text has no control byte, no byte of UTF-8 (jansson checks it
+ * strictly) and no backslash-u escape: eight bytes at a time, a byte under
+ * 0x20 found as in "has a zero byte" (a borrow runs only upwards from a
+ * byte that is found anyway), then each backslash. */
+static int rg__plain(const char *text, size_t len)
+{
+    const uint64_t ones = 0x0101010101010101u, highs = 0x8080808080808080u;
+    size_t i = 0;
+    for (; i + 8 <= len; i += 8) {
+        uint64_t w;
+        memcpy(&w, text + i, sizeof w);
+        if ((w | ((w - 0x20 * ones) & ~w)) & highs)
+            return 0;
+    }
+    for (; i < len; i++)
+        if ((unsigned char)text[i] < 0x20 || (unsigned char)text[i] >= 0x80)
+            return 0;
+    for (const char *b = text; (b = memchr(b, '\\', len - (size_t)(b - text))); b++)
+        if (b + 1 < text + len && b[1] == 'u')
+            return 0;
+    return 1;
+}
+
 /* Fills ev from a plain line in one pass; RG_OK only when the reference
  * path would accept the line with this very event, anything else (left
  * empty) when it has to be asked. */
 static int rg__parse_fast(rg_event *ev, const char *text, size_t len)
 {
-    if (len > RG__FAST_MAX)
+    static const yajl_alloc_funcs ar = {rg__ar_malloc, rg__ar_realloc, rg__ar_free, NULL};
+    if (len > RG__FAST_MAX || !rg__plain(text, len))
         return RG_EINVAL;
-    for (size_t i = 0; i < len; i++) /* no control byte, no UTF-8 (jansson checks it strictly) */
-        if ((unsigned char)text[i] < 0x20 || (unsigned char)text[i] >= 0x80 ||
-            (text[i] == '\\' && i + 1 < len && text[i + 1] == 'u'))
-            return RG_EINVAL;
     rg__fast f;
+    yajl_alloc_funcs af = ar;
+    af.ctx = &f;
     f.depth = f.seen = f.data_map = f.ndf = 0;
     f.key = -1;
     f.version = 1;
     memset(f.str, 0, sizeof f.str);
-    f.used = 0;
+    f.used = f.aused = 0;
     f.tmpend = f.tmp + sizeof f.tmp;
-    if (!(ev->mem = malloc(len + 1)))
+    /* one block: the event's strings (ev->mem), then the body (the line) */
+    char *block = malloc(2 * (len + 1));
+    if (!block)
         return RG_ENOMEM;
-    f.mem = ev->mem;
-    f.memend = ev->mem + len + 1;
+    f.mem = block;
+    f.memend = block + len + 1;
+    memcpy(f.memend, text, len);
+    f.memend[len] = '\0';
     f.end = 0;
-    yajl_handle h = f.h = yajl_alloc(&rg__fast_cb, NULL, &f);
+    yajl_handle h = f.h = yajl_alloc(&rg__fast_cb, &af, &f);
     int ok = h && yajl_parse(h, (const unsigned char *)text, len) == yajl_status_ok &&
              yajl_complete_parse(h) == yajl_status_ok && f.depth == 0 && f.end > 0 &&
              text[f.end - 1] == '}';
@@ -566,10 +640,13 @@ static int rg__parse_fast(rg_event *ev, const char *text, size_t len)
         }
         ok = ok && rc == RG_OK;
     }
-    if (ok && (ev->body = strndup(text, len)))
+    if (ok) {
+        ev->mem = block;
+        ev->body = block + len + 1; /* freed with mem (rg_event_clear) */
         return RG_OK;
+    }
     rg_buf_free(&ev->fields);
-    free(ev->mem);
+    free(block);
     memset(ev, 0, sizeof *ev);
     return RG_EINVAL;
 }
@@ -1048,7 +1125,8 @@ char *rg_event_body_whole(const char *stored, size_t len, const char *id, const 
 
 void rg_event_clear(rg_event *ev)
 {
-    free(ev->body);
+    if (!ev->mem) /* else the body is in mem's block */
+        free(ev->body);
     free(ev->mem);
     rg_buf_free(&ev->fields);
     if (ev->json)

@@ -43,7 +43,8 @@ typedef struct rg_event {
                    the one-pass parser) or printed compactly (HTTP, otherwise);
                    the store compares bodies as JSON values, not as text */
     json_t *json; /* NULL when the one-pass parser read the line */
-    char *mem;    /* the one-pass parser's strings (id, clinic, ...) */
+    char *mem;    /* the one-pass parser's strings (id, clinic, ...), and body after
+                     them in the same block (freed with it) */
     int digested; /* digest holds the SHA-256 of body: computed where the line was
                      parsed (the bulk pipeline's parse thread), not by the writer */
     unsigned char digest[32];

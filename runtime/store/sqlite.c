@@ -602,10 +602,16 @@ static int rg_sqlite_open(rg_sqlite **out, const char *path, const rg_store_opts
     char *msg = NULL;
     /* The store's cache: 64 MiB of pages plus up to RG_STORE_MMAP bytes of
      * the file mapped for reads, so a sweep's memory stays bounded however
-     * large the database grows. */
+     * large the database grows. A load into a new file also leaves out
+     * Debian's default secure_delete (SQLITE_SECURE_DELETE: space freed in a
+     * page is zeroed): what it frees there are cells that a page split moved,
+     * and the rows of a group taken out again to be put one by one, copies of
+     * what the file keeps anyway (issue 27: 1.4% of the writing thread's
+     * instructions). The next open has it again. */
     const char *pragmas = opts && opts->load
                               ? "PRAGMA locking_mode=EXCLUSIVE; PRAGMA journal_mode=MEMORY;"
                                 " PRAGMA synchronous=OFF; PRAGMA foreign_keys=ON;"
+                                " PRAGMA secure_delete=OFF;"
                           : opts && opts->durable
                               ? "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;"
                                 " PRAGMA foreign_keys=ON; PRAGMA cache_size=-65536;"
@@ -990,10 +996,21 @@ static int rg__put_many(rg_sqlite *st, const rg_event *const *evs, rg_time recei
     if (rg__evseq_next(st, &seq))
         return RG_EDB;
     st->evseq--; /* taken back: the rows below number from seq */
-    sqlite3_stmt *s = rg__q(st, Q_EVENT_INSERT_MANY);
+    /* every parameter is bound below (fields too, NULL when there are none):
+     * no sqlite3_clear_bindings of hundreds of them first (rg__q) */
+    int plain = 1;
+    for (int i = 0; i < RG_STORE_MANY && plain; i++)
+        plain = evs[i]->version == 1 && evs[i]->status == RG_STATUS_FINAL &&
+                evs[i]->corrected_at == RG_TIME_NONE && !evs[i]->corrected_by;
+    sqlite3_stmt *s = st->q[plain ? Q_EVENT_INSERT_PLAIN : Q_EVENT_INSERT_MANY];
+    sqlite3_reset(s);
+    if (plain)
+        sqlite3_bind_int64(s, 1, received);
     for (int i = 0; i < RG_STORE_MANY; i++) {
         const rg_event *ev = evs[i];
-        int p = i * RG_STORE_MANY_COLS;
+        /* the plain statement's row: ?1, then clinic, id, patient, type, at,
+         * utc_offset, body, fields, digest, seq */
+        int p = plain ? 1 + i * RG_STORE_PLAIN_COLS : i * RG_STORE_MANY_COLS;
         if (!ev->digested)
             rg_sha256(ev->body, strlen(ev->body), digest[i]);
         rg_sqlite_text(s, p + 1, ev->clinic);
@@ -1003,16 +1020,22 @@ static int rg__put_many(rg_sqlite *st, const rg_event *const *evs, rg_time recei
         sqlite3_bind_int64(s, p + 5, ev->at);
         sqlite3_bind_int(s, p + 6, ev->offset_min);
         rg_sqlite_text(s, p + 7, rg__lean_body(ev));
-        sqlite3_bind_int64(s, p + 8, received);
+        if (!plain) {
+            sqlite3_bind_int64(s, p + 8, received);
+            sqlite3_bind_int64(s, p + 10, ev->version);
+            rg_sqlite_text(s, p + 11, ev->status == RG_STATUS_FINAL ? NULL
+                                                                     : rg_event_status_name(ev->status));
+            rg_sqlite_time(s, p + 12, ev->corrected_at);
+            rg_sqlite_text(s, p + 13, ev->corrected_by);
+        }
+        int f = plain ? p + 8 : p + 9; /* fields, then the digest and seq */
         if (ev->fields.len)
-            sqlite3_bind_blob(s, p + 9, ev->fields.p, (int)ev->fields.len, SQLITE_STATIC);
-        sqlite3_bind_int64(s, p + 10, ev->version);
-        rg_sqlite_text(s, p + 11, ev->status == RG_STATUS_FINAL ? NULL : rg_event_status_name(ev->status));
-        rg_sqlite_time(s, p + 12, ev->corrected_at);
-        rg_sqlite_text(s, p + 13, ev->corrected_by);
-        sqlite3_bind_blob(s, p + 14, ev->digested ? ev->digest : digest[i], RG_EVENT_DIGEST,
-                          SQLITE_STATIC);
-        sqlite3_bind_int64(s, p + 15, seq + i);
+            sqlite3_bind_blob(s, f, ev->fields.p, (int)ev->fields.len, SQLITE_STATIC);
+        else
+            sqlite3_bind_null(s, f);
+        sqlite3_bind_blob(s, plain ? p + 9 : p + 14, ev->digested ? ev->digest : digest[i],
+                          RG_EVENT_DIGEST, SQLITE_STATIC);
+        sqlite3_bind_int64(s, plain ? p + 10 : p + 15, seq + i);
     }
     int rc = sqlite3_step(s);
     int ext = sqlite3_extended_errcode(st->db);

@@ -431,6 +431,13 @@ const char *const rg_store_scratch_drop[] = {"transitions_by_key", "transitions_
 #define RG__MANY8 RG__MANY4 "," RG__MANY4
 #define RG__MANY16 RG__MANY8 "," RG__MANY8
 #define RG__MANY32 RG__MANY16 "," RG__MANY16
+/* and of Q_EVENT_INSERT_PLAIN: ?1 (received) and RG_STORE_PLAIN_COLS more */
+#define RG__PLAIN1 "(?1,?,?,?,?,?,?,?,?,?,?)"
+#define RG__PLAIN2 RG__PLAIN1 "," RG__PLAIN1
+#define RG__PLAIN4 RG__PLAIN2 "," RG__PLAIN2
+#define RG__PLAIN8 RG__PLAIN4 "," RG__PLAIN4
+#define RG__PLAIN16 RG__PLAIN8 "," RG__PLAIN8
+#define RG__PLAIN32 RG__PLAIN16 "," RG__PLAIN16
 
 const char *const rg_store_sql[Q__COUNT] = {
     /* the first stored version of an id (whatever its number): stored only
@@ -450,6 +457,12 @@ const char *const rg_store_sql[Q__COUNT] = {
     [Q_EVENT_INSERT_MANY] =
         "INSERT OR IGNORE INTO events(clinic, id, patient, type, at, utc_offset, body, received,"
         " fields, version, status, corrected_at, corrected_by, digest, seq) VALUES " RG__MANY32,
+    /* the same for events that are all plain (version 1, final, no correction:
+     * the columns' defaults), the usual feed: 4 parameters fewer a row, and
+     * the received time bound once (issue 27) */
+    [Q_EVENT_INSERT_PLAIN] =
+        "INSERT OR IGNORE INTO events(received, clinic, id, patient, type, at, utc_offset, body,"
+        " fields, digest, seq) VALUES " RG__PLAIN32,
     [Q_EVENT_UNDO] = "DELETE FROM events WHERE clinic = ?1 AND id = ?2 AND replaces = 0 AND seq = ?3",
     [Q_EVENT_INSERT_VERSION] =
         "INSERT INTO events(clinic, id, patient, type, at, utc_offset, body, received,"

@@ -8,13 +8,17 @@
 
 #include <stddef.h>
 
-/* Events one Q_EVENT_INSERT_MANY stores (RG_STORE_MANY_COLS parameters each). */
+/* Events one Q_EVENT_INSERT_MANY stores (RG_STORE_MANY_COLS parameters each);
+ * Q_EVENT_INSERT_PLAIN stores as many plain ones (version 1, final, no
+ * correction) with ?1 their received time and RG_STORE_PLAIN_COLS more each. */
 #define RG_STORE_MANY 32
 #define RG_STORE_MANY_COLS 15
+#define RG_STORE_PLAIN_COLS 10
 
 enum {
     Q_EVENT_INSERT,
     Q_EVENT_INSERT_MANY,
+    Q_EVENT_INSERT_PLAIN,
     Q_EVENT_UNDO,
     Q_EVENT_INSERT_VERSION,
     Q_EVENT_CURRENT,
