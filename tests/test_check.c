@@ -605,6 +605,58 @@ Test(check, a_clinic_declares_its_own_event_types_and_fields)
     rg_test_rmdir(dir);
 }
 
+/* What a block comment or a long string holds is not read: a field or type
+ * commented out does not fail check (nor a reload), and the lines after the
+ * comment keep their numbers. */
+Test(check, a_block_comment_or_long_string_is_not_read_for_fields_or_types)
+{
+    char dir[256], *all;
+    rg_test_tmpdir(dir);
+    rg_test_write(dir, "c/old.lua",
+                  "local R = require \"regimen\"\n"
+                  "local course = require \"lib.course\"\n"
+                  "--[[ the old rule read\n"
+                  "  e.data.old_systolic and h:last(\"old_vitals\")\n"
+                  "]]\n"
+                  "local note = [==[ v.data.sytolic ]==]\n"
+                  "return R.protocol {\n"
+                  "  id = \"c.old\", version = \"1\",\n"
+                  "  applies = course.enrolled_in(\"ketamine\"),\n"
+                  "  rules = {\n"
+                  "    { id = \"c.old-bp\", severity = \"warning\", check = function(h, now, p)\n"
+                  "        local v = h:last(\"vitals\")\n"
+                  "        if v and (v.data.systolic or 0) > 200 then return R.alert { message = note } end\n"
+                  "      end },\n"
+                  "  },\n"
+                  "}\n");
+    cr_assert_eq(check_clinic(dir, "return { include = { \"ketamine\" } }\n", &all), 0, "%s",
+                 all);
+    cr_assert(strstr(all, ": 0 errors") && !strstr(all, "error:"), "%s", all);
+    free(all);
+    /* the same read outside the comment is found, at its own line */
+    rg_test_write(dir, "c/old.lua",
+                  "local R = require \"regimen\"\n"
+                  "local course = require \"lib.course\"\n"
+                  "--[[ a comment\n"
+                  "]]\n"
+                  "return R.protocol {\n"
+                  "  id = \"c.old\", version = \"1\",\n"
+                  "  applies = course.enrolled_in(\"ketamine\"),\n"
+                  "  rules = {\n"
+                  "    { id = \"c.old-bp\", severity = \"warning\", check = function(h, now, p)\n"
+                  "        local v = h:last(\"vitals\")\n"
+                  "        if v and (v.data.sytolic or 0) > 200 then return R.alert { message = \"m\" } end\n"
+                  "      end },\n"
+                  "  },\n"
+                  "}\n");
+    cr_assert_eq(check_clinic(dir, "return { include = { \"ketamine\" } }\n", &all), 1, "%s",
+                 all);
+    cr_assert(strstr(all, "error: old.lua:11: v.data.sytolic: no event type carries a data field "
+                          "'sytolic' (did you mean 'systolic'?)"), "%s", all);
+    free(all);
+    rg_test_rmdir(dir);
+}
+
 /* Every shipped set and every example clinic reads only what the
  * vocabulary knows: check passes each, without an error. */
 Test(check, every_shipped_set_and_example_clinic_passes_check)

@@ -808,7 +808,9 @@ Test(sandbox, a_flood_of_transitions_stretches_the_wait)
     cr_assert(strstr(w.log.text, "100/10 times that after one that opened or resolved 100 "
                                  "alerts"), "%s", w.log.text);
     int n = bad_transitions(&w);
-    cr_assert(n > 2 * 30000 && n < 2 * 40000, "%d transitions", n);
+    /* (53,100 here; about 70,000 when the first 100 ms after the event,
+     * whose spacing rounded to 0 ms, were not stretched) */
+    cr_assert(n > 45000 && n < 60000, "%d transitions", n);
     world_close(&w);
 }
 

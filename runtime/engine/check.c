@@ -371,6 +371,9 @@ static const char rg__reads_lua[] =
     "local function ask(expr, t) if not types[t] then report(n, expr, t, true) end end\n"
     "local first = { last = 1, first = 1, count = 1, list = 1, values = 1 }\n"
     "local second = { after = 1, before = 1, first_after = 1, last_before = 1, since = 1 }\n"
+    "-- block comments and long strings left out, their lines kept\n"
+    "local function blank(s) return (s:gsub('[^\\n]', ' ')) end\n"
+    "text = text:gsub('(%-%-%[(=*)%[.-%]%2%])', blank):gsub('(%[(=*)%[.-%]%2%])', blank)\n"
     "for line in (text .. '\\n'):gmatch('(.-)\\n') do\n"
     "  n = n + 1\n"
     "  local c = line:find('--', 1, true)\n"
@@ -981,6 +984,10 @@ static int rg__vocab_load(rg__found *f, rg_clinic *c, const char *shipped, char 
     if (lua_type(L, -1) == LUA_TTABLE)
         rg__vocab_add(L, lua_gettop(L), f);
     lua_pop(L, 1);
+    if (f->nvtypes == RG__MAX || f->nvfields == RG__MAX) /* (a name past the cap: refused) */
+        return rg_fail(err, errlen, RG_EPROTOCOL, "%s/clinic.lua: events: the vocabulary "
+                       "(lib/events.lua and the clinic's events) names %d event types or data "
+                       "fields or more, the most check reads", c->dir, RG__MAX);
     f->vocab = 1;
     return RG_OK;
 }

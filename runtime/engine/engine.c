@@ -3274,6 +3274,8 @@ static rg_time rg__wake_space(rg_time since, int64_t transitions)
     rg_time space = since / RG_WAKE_SPACING_DIV;
     if (space > RG_WAKE_SPACING_MAX)
         space = RG_WAKE_SPACING_MAX;
+    if (space < 1) /* (the first 100 ms after an event: a flood still stretches the wait) */
+        space = 1;
     if (transitions > RG_WAKE_TRANSITIONS)
         space = space * transitions / RG_WAKE_TRANSITIONS;
     return space;

@@ -533,7 +533,11 @@ static int rg__ckpt_start(rg_sqlite *st, const char *path, char *err, size_t err
     char *msg = NULL;
     if (sqlite3_open_v2(path, &c->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL) !=
             SQLITE_OK ||
-        sqlite3_exec(c->db, "PRAGMA synchronous=FULL", NULL, NULL, &msg) != SQLITE_OK) {
+        sqlite3_busy_timeout(c->db, RG__BUSY_MS) != SQLITE_OK ||
+        sqlite3_exec(c->db, "PRAGMA synchronous=FULL", NULL, NULL, &msg) != SQLITE_OK ||
+        /* (a read: a connection checkpoints nothing until it has opened the WAL) */
+        sqlite3_exec(c->db, "SELECT count(*) FROM sqlite_schema", NULL, NULL, &msg) !=
+            SQLITE_OK) {
         rg_fail(err, errlen, RG_EDB, "database %s: cannot open its checkpoint connection: %s",
                 path, msg ? msg : c->db ? sqlite3_errmsg(c->db) : "out of memory");
         sqlite3_free(msg);
