@@ -95,6 +95,11 @@ Test(reload, a_webhook_changed_by_sighup_takes_the_next_delivery, .timeout = 60)
     pyrecv_start(&r2, s.dir, "two", SECRET_2);
     write_cfg(&s, r1.port, SECRET_1, 0, "127.0.0.1:0", "");
     server_start(&s);
+    /* north's own types (ping, pong) are not declared: the start is not
+     * gated, but it says what would refuse the clinic's next reload */
+    cr_assert(log_wait(&s, "clinic north: p.lua:5: h:last(\"ping\"): no event type is named "
+                           "'ping' (declare", 5000));
+    cr_assert(log_wait(&s, "(check refuses this: the clinic's next reload is refused", 100));
     post_overdue(s.port, TOKEN_A, "north", "w1", "p1");
     cr_assert(file_has(r1.log, "ok north-1\n", 10000), "the first receiver verified north-1");
 

@@ -1026,6 +1026,28 @@ static void rg__round_end(rg_clinic *c, rg__found *f, rg__errors *es)
     rg_clinic_free(c);
 }
 
+int rg_check_sources(const char *dir, const char *shipped, const rg_limits *lim,
+                     void (*each)(void *ud, const char *msg), void *ud, char *err, size_t errlen)
+{
+    rg_clinic *c = NULL;
+    int rc = rg_clinic_load(&c, "check", dir, shipped, NULL, lim, err, errlen);
+    if (rc)
+        return rc;
+    rg__found *f = calloc(1, sizeof *f);
+    if (!f)
+        rc = rg_fail(err, errlen, RG_ENOMEM, "out of memory");
+    else if (!(rc = rg__vocab_load(f, c, shipped, err, errlen))) {
+        rg__scan_sources(f, c, dir, shipped);
+        for (int i = 0; i < f->ntypos; i++)
+            each(ud, rg__rel(f->typos[i], dir, shipped));
+    }
+    if (f)
+        rg__found_free(f);
+    free(f);
+    rg_clinic_free(c);
+    return rc;
+}
+
 int rg_check_clinic(const char *dir, const rg_check_opts *o, rg_check_result *res, char *err,
                     size_t errlen)
 {

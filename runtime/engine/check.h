@@ -57,6 +57,14 @@ typedef struct rg_check_result {
 int rg_check_clinic(const char *dir, const rg_check_opts *o, rg_check_result *r, char *err,
                     size_t errlen);
 
+/* What check finds in dir's sources without running them (a regimen name
+ * that does not exist, a data field or event type no event carries), each
+ * passed to each as "file:LINE: ..." (paths relative to dir or shipped).
+ * The service runs it at start, where nothing is gated: what it finds would
+ * refuse the directory's next reload. RG_OK, or the load's error in err. */
+int rg_check_sources(const char *dir, const char *shipped, const rg_limits *lim,
+                     void (*each)(void *ud, const char *msg), void *ud, char *err, size_t errlen);
+
 /* Prints the reference of dir as Markdown to out (paths relative to the
  * shipped root or to dir). Returns RG_OK, or an error with err set. */
 int rg_check_describe(const char *dir, const rg_check_opts *o, FILE *out, char *err,

@@ -47,6 +47,7 @@
 
 #include "engine/engine.h"
 #include "core/feed.h"
+#include "engine/check.h"
 #include "engine/gate.h"
 #include "store/holder.h"
 #include "service/http.h"
@@ -1462,6 +1463,15 @@ static void rg__on_gated(rg_svc *sv)
  * keeps serving its version in force until rg__on_gated), one that did not
  * change is not loaded again. Clinics with changed protocols get their
  * patients re-evaluated. Returns the number of clinics that failed now. */
+/* What check would refuse in a clinic's sources, found at start (where
+ * nothing is gated): a warning, for its next reload is refused until mended. */
+static void rg__start_warning(void *ud, const char *msg)
+{
+    rg_log("warn", "clinic %s: %s (check refuses this: the clinic's next reload is refused "
+           "until it is mended; `regimen check` on its directory lists all)", (const char *)ud,
+           msg);
+}
+
 static int rg__load_clinics(rg_svc *sv, int initial)
 {
     int failed = 0, changed = 0;
@@ -1503,6 +1513,9 @@ static int rg__load_clinics(rg_svc *sv, int initial)
             rc = rg_fail(err, sizeof err, RG_ENOMEM, "out of memory for its gate");
         } else if (initial) {
             rc = rg_engine_set_clinic_from(sv->eng, name, dir, shipped, NULL, err, sizeof err);
+            if (!rc) /* (not gated at start: said, so that the operator mends it first) */
+                rg_check_sources(dir, shipped, &sv->limits, rg__start_warning, (void *)name, err,
+                                 sizeof err);
         } /* (else unchanged: the loop's engine runs them already) */
         if (rc) {
             failed++;
