@@ -762,6 +762,30 @@ static int rg__rounds(char *text, char **order, int *np_out)
     return n;
 }
 
+/* The cohort (order, n events, per a request) posted to a service that
+ * evaluates in full (tag a) and to one that checks every evaluation from
+ * kept answers against a full one (tag b): both services' transitions (the
+ * same, and alerts raised) and the second's /metrics; its log says that no
+ * evaluation differed. */
+static void rg__full_and_verified(const char *dir, char **order, int n, int per, const char *a,
+                                  const char *b, char **full, char **ver, char **metrics)
+{
+    rg__serve_c0(&rg__kept_s[0], dir, a, "REGIMEN_INCREMENTAL", "0");
+    rg__post_cohort(&rg__kept_s[0], order, n, per);
+    *full = rg__transitions(&rg__kept_s[0]);
+    cr_assert_eq(server_stop(&rg__kept_s[0], SIGTERM), 0);
+    rg__serve_c0(&rg__kept_s[1], dir, b, "REGIMEN_VERIFY_INCREMENTAL", "1");
+    rg__post_cohort(&rg__kept_s[1], order, n, per);
+    *ver = rg__transitions(&rg__kept_s[1]);
+    cr_assert_eq(http(rg__kept_s[1].port, "GET", "/metrics", TOKEN_A, NULL, metrics), 200);
+    cr_assert_eq(server_stop(&rg__kept_s[1], SIGTERM), 0);
+    char *log = rg_test_read(rg__kept_s[1].log);
+    cr_assert_null(strstr(log, "differs from a full one"), "%s", log);
+    free(log);
+    cr_assert_gt(strlen(*full), 20000, "the cohort raises alerts:\n%s", *full);
+    cr_assert_str_eq(*ver, *full, "kept answers give other transitions than full evaluation");
+}
+
 Test(incremental, serve_keeps_answers_same_transitions_as_full_evaluation, .timeout = 300,
      .fini = rg__kept_fini)
 {
@@ -774,23 +798,8 @@ Test(incremental, serve_keeps_answers_same_transitions_as_full_evaluation, .time
     int np, n = rg__rounds(text, order, &np);
     cr_assert_gt(n, 800, "the cohort has events");
 
-    rg__serve_c0(&rg__kept_s[0], dir, "full", "REGIMEN_INCREMENTAL", "0");
-    rg__post_cohort(&rg__kept_s[0], order, n, 5);
-    char *full = rg__transitions(&rg__kept_s[0]);
-    cr_assert_eq(server_stop(&rg__kept_s[0], SIGTERM), 0);
-
-    rg__serve_c0(&rg__kept_s[1], dir, "verify", "REGIMEN_VERIFY_INCREMENTAL", "1");
-    rg__post_cohort(&rg__kept_s[1], order, n, 5);
-    char *ver = rg__transitions(&rg__kept_s[1]);
-    char *metrics;
-    cr_assert_eq(http(rg__kept_s[1].port, "GET", "/metrics", TOKEN_A, NULL, &metrics), 200);
-    cr_assert_eq(server_stop(&rg__kept_s[1], SIGTERM), 0);
-    char *log = rg_test_read(rg__kept_s[1].log);
-    cr_assert_null(strstr(log, "differs from a full one"), "%s", log);
-    free(log);
-
-    cr_assert_gt(strlen(full), 20000, "the cohort raises alerts:\n%s", full);
-    cr_assert_str_eq(ver, full, "kept answers give other transitions than full evaluation");
+    char *full, *ver, *metrics;
+    rg__full_and_verified(dir, order, n, 5, "full", "verify", &full, &ver, &metrics);
     /* and the answers were kept: most evaluations started from them */
     double hits = rg__metric(metrics, "regimen_kept_answers_total{result=\"hit\"} ");
     cr_assert_gt(hits, n / 5 * 0.5, "evaluations from kept answers: %g of about %d:\n%s", hits,
@@ -830,23 +839,8 @@ Test(incremental, serve_shared_runs_find_their_kept_answers_and_never_use_stale_
     int np, n = rg__rounds(text, order, &np);
     cr_assert_gt(np, 20, "more patients than a request holds");
 
-    rg__serve_c0(&rg__kept_s[0], dir, "full2", "REGIMEN_INCREMENTAL", "0");
-    rg__post_cohort(&rg__kept_s[0], order, n, 20);
-    char *full = rg__transitions(&rg__kept_s[0]);
-    cr_assert_eq(server_stop(&rg__kept_s[0], SIGTERM), 0);
-
-    rg__serve_c0(&rg__kept_s[1], dir, "verify2", "REGIMEN_VERIFY_INCREMENTAL", "1");
-    rg__post_cohort(&rg__kept_s[1], order, n, 20);
-    char *ver = rg__transitions(&rg__kept_s[1]);
-    char *metrics;
-    cr_assert_eq(http(rg__kept_s[1].port, "GET", "/metrics", TOKEN_A, NULL, &metrics), 200);
-    cr_assert_eq(server_stop(&rg__kept_s[1], SIGTERM), 0);
-    char *log = rg_test_read(rg__kept_s[1].log);
-    cr_assert_null(strstr(log, "differs from a full one"), "%s", log);
-    free(log);
-
-    cr_assert_gt(strlen(full), 20000, "the cohort raises alerts:\n%s", full);
-    cr_assert_str_eq(ver, full, "kept answers give other transitions than full evaluation");
+    char *full, *ver, *metrics;
+    rg__full_and_verified(dir, order, n, 20, "full2", "verify2", &full, &ver, &metrics);
     double hits = rg__metric(metrics, "regimen_kept_answers_total{result=\"hit\"} ");
     double stale = rg__metric(metrics, "regimen_kept_answers_total{result=\"stale\"} ");
     double runs = rg__metric(metrics, "\nregimen_shared_runs_total ");
