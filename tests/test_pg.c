@@ -943,6 +943,10 @@ static void fast_variant(const char *root, const char *name, const char *msg)
     rg_buf_printf(&b, "%.*s'%s'%s", (int)(at - text), text, msg, at + strlen("'no pong'"));
     snprintf(path, sizeof path, "%s/p.lua", name);
     rg_test_write(root, path, b.p);
+    /* ping and pong are the test's own event types: declared, or check (the
+     * gate of a proposal) refuses the version */
+    snprintf(path, sizeof path, "%s/clinic.lua", name);
+    rg_test_write(root, path, "return { events = { ping = {}, pong = {} } }\n");
     free(b.p);
     free(text);
 }
