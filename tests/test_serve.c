@@ -1266,23 +1266,35 @@ Test(serve, post_during_backlog_cuts_the_wake_up_short, .timeout = 180)
          metric(s.port, "regimen_patients_evaluated_total") < 1 && now_ms() < end;)
         usleep(2000);
 
-    char *ev = ping("north", "live", "p-live", now_ms(), "ping");
-    cr_assert_eq(http(s.port, "POST", "/v1/events", TOKEN_A, ev, &out), 200, "%s", out);
-    cr_assert(strstr(out, "\"stored\":1,"), "%s", out);
-    free(out);
-    free(ev);
-    int behind = !caught_up_wait(&s, 0); /* (read before the metric: it is what was) */
-    long yields = metric(s.port, "regimen_wake_yields_total");
-    cr_assert(behind, "the catch-up of %d patients was over before the POST was answered: "
-                      "nothing to measure", BACKLOG);
-    cr_assert_geq(yields, 1, "the POST waited for the backlog's wake-up jobs");
+    /* up to three POSTs, each answered while the backlog is still due: one
+     * POST can land where no wake-up part is under way to cut (seen once in
+     * 30-odd full runs, in a suite running tests in parallel); three in a
+     * row that all wait for whole wake-up jobs would be the fault */
+    long yields = 0;
+    int live = 0;
+    for (int behind = 1; live < 3 && yields < 1; live++) {
+        char lid[16];
+        snprintf(lid, sizeof lid, "live%d", live);
+        char *ev = ping("north", lid, "p-live", now_ms(), "ping");
+        cr_assert_eq(http(s.port, "POST", "/v1/events", TOKEN_A, ev, &out), 200, "%s", out);
+        cr_assert(strstr(out, "\"stored\":1,"), "%s", out);
+        free(out);
+        free(ev);
+        behind = !caught_up_wait(&s, 0); /* (read before the metric: it is what was) */
+        yields = metric(s.port, "regimen_wake_yields_total");
+        cr_assert(behind, "the catch-up of %d patients was over before POST %d was answered: "
+                          "nothing to measure", BACKLOG, live + 1);
+    }
+    cr_assert_geq(yields, 1, "%d POSTs in a row waited for the backlog's wake-up jobs", live);
     cr_assert(caught_up_wait(&s, 150000), "no catch-up:\n%s", rg_test_read(s.log));
     fprintf(stderr, "a POST in a backlog of %d due patients: answered before the catch-up, "
                     "%ld wake-up part%s handed back\n", BACKLOG,
             metric(s.port, "regimen_wake_yields_total"), yields == 1 ? "" : "s");
     cr_assert_eq(server_stop(&s, SIGTERM), 0, "%s", rg_test_read(s.log));
+    /* (the live patient's each ping opens its own alert and resolves the one before) */
     cr_assert_eq(count_rows(s.db, "SELECT count(*) FROM transitions WHERE rule = 'echo.ping'"),
-                 BACKLOG + 1, "every patient of the backlog and the live one evaluated once");
+                 BACKLOG + 2 * live - 1, "every patient of the backlog and the live one "
+                 "evaluated once a ping");
     rg_test_rmdir(s.dir);
 }
 
