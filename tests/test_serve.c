@@ -1238,7 +1238,7 @@ Test(serve, concurrent_posts_share_commits_each_acknowledged_feed_gap_free, .tim
  * in a backlog waited for a whole wake-up job (up to 250 ms) or two. */
 Test(serve, post_during_backlog_cuts_the_wake_up_short, .timeout = 180)
 {
-    enum { BACKLOG = 20000 };
+    enum { BACKLOG = 50000 };
     server s = {0};
     char *out, *err, file[600];
     server_setup(&s, echo_protocol, echo_protocol);
@@ -1266,13 +1266,13 @@ Test(serve, post_during_backlog_cuts_the_wake_up_short, .timeout = 180)
          metric(s.port, "regimen_patients_evaluated_total") < 1 && now_ms() < end;)
         usleep(2000);
 
-    /* up to three POSTs, each answered while the backlog is still due: one
-     * POST can land where no wake-up part is under way to cut (seen once in
-     * 30-odd full runs, in a suite running tests in parallel); three in a
-     * row that all wait for whole wake-up jobs would be the fault */
+    /* up to three POSTs while the backlog is still due: one POST can land
+     * where no wake-up part is under way to cut (seen once in a fresh-clone
+     * run, the suite's tests in parallel); all three waiting for whole
+     * wake-up jobs would be the fault */
     long yields = 0;
-    int live = 0;
-    for (int behind = 1; live < 3 && yields < 1; live++) {
+    int live = 0, behind = 1;
+    for (; live < 3 && yields < 1 && behind; live++) {
         char lid[16];
         snprintf(lid, sizeof lid, "live%d", live);
         char *ev = ping("north", lid, "p-live", now_ms(), "ping");
@@ -1282,10 +1282,11 @@ Test(serve, post_during_backlog_cuts_the_wake_up_short, .timeout = 180)
         free(ev);
         behind = !caught_up_wait(&s, 0); /* (read before the metric: it is what was) */
         yields = metric(s.port, "regimen_wake_yields_total");
-        cr_assert(behind, "the catch-up of %d patients was over before POST %d was answered: "
-                          "nothing to measure", BACKLOG, live + 1);
+        cr_assert(behind || live > 0, "the catch-up of %d patients was over before the POST "
+                  "was answered: nothing to measure", BACKLOG);
     }
-    cr_assert_geq(yields, 1, "%d POSTs in a row waited for the backlog's wake-up jobs", live);
+    cr_assert_geq(yields, 1, "%d POSTs answered during the backlog waited for its wake-up "
+                  "jobs%s", live, behind ? "" : " (the catch-up ended meanwhile)");
     cr_assert(caught_up_wait(&s, 150000), "no catch-up:\n%s", rg_test_read(s.log));
     fprintf(stderr, "a POST in a backlog of %d due patients: answered before the catch-up, "
                     "%ld wake-up part%s handed back\n", BACKLOG,
