@@ -738,20 +738,30 @@ Test(sandbox, alerts_per_evaluation_are_bounded)
  * apart, at 100 minutes), then one a minute (1,340 in the day's rest). */
 #define DAY_WAKES_MAX 2600
 
+/* w opened with the clinic "bad" of the one rule body, loaded, and
+ * quarantine off: the wake-up bound itself is measured. */
+static void world_with_rule(world *w, const char *body)
+{
+    char err[4096];
+    rg_test_tmpdir(w->dir);
+    g_budget = (rg_budget_opts){.hits = -1};
+    world_open(w, NULL);
+    write_rule(w->dir, "bad/bad.lua", body);
+    cr_assert_eq(load_bad(w, err, sizeof err), 0, "%s", err);
+}
+
+/* an alert that opens and resolves at every millisecond */
+static const char flap_rule[] =
+    "if now % 2 == 0 then return R.alert { message = 'flap', ends = now + 1 } end\n"
+    "do return R.alert { message = 'flap', due = now + 1 } end";
+
 /* An alert that opens and resolves at every millisecond: its wake-ups are
  * spaced by the time since the event, and the rule that keeps asking is
  * reported, naming its file (quarantine off: the bound itself is measured). */
 Test(sandbox, flapping_alert_is_spaced)
 {
     world w;
-    char err[4096];
-    rg_test_tmpdir(w.dir);
-    g_budget = (rg_budget_opts){.hits = -1};
-    world_open(&w, NULL);
-    write_rule(w.dir, "bad/bad.lua",
-               "if now % 2 == 0 then return R.alert { message = 'flap', ends = now + 1 } end\n"
-               "do return R.alert { message = 'flap', due = now + 1 } end");
-    cr_assert_eq(load_bad(&w, err, sizeof err), 0, "%s", err);
+    world_with_rule(&w, flap_rule);
     world_run_and_check_good(&w);
     cr_assert(strstr(w.log.text, "bad.lua:4: rule 'bad.rule' keeps asking to wake the patient "
                                  "sooner than allowed"), "%s", w.log.text);
@@ -765,12 +775,7 @@ Test(sandbox, flapping_alert_is_spaced)
 Test(sandbox, wake_ups_are_spaced_by_patient_time)
 {
     world w;
-    char err[4096];
-    rg_test_tmpdir(w.dir);
-    g_budget = (rg_budget_opts){.hits = -1};
-    world_open(&w, NULL);
-    write_rule(w.dir, "bad/bad.lua", "do return R.alert { message = 'later', due = now + 1000 } end");
-    cr_assert_eq(load_bad(&w, err, sizeof err), 0, "%s", err);
+    world_with_rule(&w, "do return R.alert { message = 'later', due = now + 1000 } end");
     world_run_and_check_good(&w);
     cr_assert(strstr(w.log.text, "bad.lua:4: rule 'bad.rule' keeps asking to wake the patient "
                                  "sooner than allowed: 1 s after a wake-up"), "%s", w.log.text);
@@ -784,8 +789,6 @@ Test(sandbox, wake_ups_are_spaced_by_patient_time)
     world_close(&w);
 }
 
-/* Each patient's transitions in its order (the patients interleave in the
- * store's order as the advances do) */
 /* 50 new alerts at every wake-up, asked a millisecond later: each wake-up
  * makes 100 transitions (50 resolved, 50 opened), so the wait after it is
  * 10 times as long (engine.c, RG_WAKE_TRANSITIONS): about 354 wake-ups and
@@ -794,16 +797,11 @@ Test(sandbox, wake_ups_are_spaced_by_patient_time)
 Test(sandbox, a_flood_of_transitions_stretches_the_wait)
 {
     world w;
-    char err[4096];
-    rg_test_tmpdir(w.dir);
-    g_budget = (rg_budget_opts){.hits = -1};
-    world_open(&w, NULL);
-    write_rule(w.dir, "bad/bad.lua",
-               "local l = {}\n"
-               "for i = 1, 50 do l[i] = R.alert { key = now .. ':' .. i, message = 'm' } end\n"
-               "l[51] = R.alert { key = 'next', message = 'n', due = now + 1 }\n"
-               "do return l end");
-    cr_assert_eq(load_bad(&w, err, sizeof err), 0, "%s", err);
+    world_with_rule(&w,
+                    "local l = {}\n"
+                    "for i = 1, 50 do l[i] = R.alert { key = now .. ':' .. i, message = 'm' } end\n"
+                    "l[51] = R.alert { key = 'next', message = 'n', due = now + 1 }\n"
+                    "do return l end");
     world_run_and_check_good(&w);
     cr_assert(strstr(w.log.text, "100/10 times that after one that opened or resolved 100 "
                                  "alerts"), "%s", w.log.text);
@@ -814,6 +812,8 @@ Test(sandbox, a_flood_of_transitions_stretches_the_wait)
     world_close(&w);
 }
 
+/* Each patient's transitions in its order (the patients interleave in the
+ * store's order as the advances do) */
 static int collect_transition(void *ud, const rg_transition *t)
 {
     rg_buf *b = ud;
@@ -851,14 +851,7 @@ Test(sandbox, spaced_wake_ups_are_the_same_at_every_granularity)
     int64_t steps[2], reports[2];
     for (int k = 0; k < 2; k++) {
         world w;
-        char err[4096];
-        rg_test_tmpdir(w.dir);
-        g_budget = (rg_budget_opts){.hits = -1};
-        world_open(&w, NULL);
-        write_rule(w.dir, "bad/bad.lua",
-                   "if now % 2 == 0 then return R.alert { message = 'flap', ends = now + 1 } end\n"
-                   "do return R.alert { message = 'flap', due = now + 1 } end");
-        cr_assert_eq(load_bad(&w, err, sizeof err), 0, "%s", err);
+        world_with_rule(&w, flap_rule);
         rg_time t0, until;
         cr_assert_eq(rg_time_parse("2026-03-01T00:00:00Z", 20, &t0, NULL, NULL, 0), 0);
         cr_assert_eq(rg_time_parse("2026-03-02T00:00:00Z", 20, &until, NULL, NULL, 0), 0);
