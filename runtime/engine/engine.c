@@ -2021,20 +2021,14 @@ static int rg__count_name(const char *src, size_t len, const char *name, int fro
     return count;
 }
 
-/* The source file rg__reads_now read last (kept for the next rule). */
-typedef struct rg__srcfile {
-    char path[4096];
-    rg_buf text;
-    int ok; /* it could be read */
-} rg__srcfile;
-
 /* [-0, +0] Does the function at idx use its second parameter (`now`)? Found
- * in its source file: 1 when the parameter's name is used as a variable in
- * the function's lines other than where it is declared, and whenever that
- * cannot be told (a C or vararg function, a source that cannot be read or
- * does not show the declaration). A function with fewer parameters cannot
- * see it. */
-static int rg__reads_now(lua_State *L, int idx, rg__srcfile *sf)
+ * in its source text as loaded (rg_sandbox_source: not the file as it may be
+ * by now): 1 when the parameter's name is used as a variable in the
+ * function's lines other than where it is declared, and whenever that cannot
+ * be told (a C or vararg function, a source not loaded as a file, or one
+ * that does not show the declaration). A function with fewer parameters
+ * cannot see it. */
+static int rg__reads_now(lua_State *L, int idx)
 {
     if (lua_type(L, idx) != LUA_TFUNCTION)
         return 0; /* no function: nothing runs */
@@ -2051,25 +2045,11 @@ static int rg__reads_now(lua_State *L, int idx, rg__srcfile *sf)
     lua_pop(L, 1);
     if (!*name || ar.source[0] != '@' || ar.linedefined <= 0)
         return 1;
-    if (strcmp(sf->path, ar.source + 1) != 0) { /* the rules of a file come one after another */
-        snprintf(sf->path, sizeof sf->path, "%s", ar.source + 1);
-        sf->text.len = 0;
-        sf->ok = 0;
-        FILE *f = fopen(sf->path, "rb");
-        if (f) {
-            char chunk[8192];
-            size_t got;
-            int rc = RG_OK;
-            while (rc == RG_OK && (got = fread(chunk, 1, sizeof chunk, f)) > 0)
-                rc = rg_buf_add(&sf->text, chunk, got);
-            sf->ok = rc == RG_OK && !ferror(f);
-            fclose(f);
-        }
-    }
-    if (!sf->ok)
+    size_t len;
+    const char *text = rg_sandbox_source(rg_sandbox_of(L), ar.source + 1, &len);
+    if (!text)
         return 1;
-    int uses = rg__count_name(sf->text.p ? sf->text.p : "", sf->text.len, name, ar.linedefined,
-                              ar.lastlinedefined);
+    int uses = rg__count_name(text, len, name, ar.linedefined, ar.lastlinedefined);
     return uses != 1; /* 1: only its declaration; 0: not the file it came from */
 }
 
@@ -2087,34 +2067,30 @@ static int rg__nowuse(rg_engine *e, rg_clinic *c, unsigned char ***out)
     if (!u)
         return RG_ENOMEM;
     lua_State *L = rg_sandbox_state(c->sb);
-    rg__srcfile *sf = calloc(1, sizeof *sf);
     for (int i = 0; i < c->nprotos; i++) {
-        if (!sf || !(u[i] = calloc((size_t)c->protos[i].nrules + 1, 1))) {
+        if (!(u[i] = calloc((size_t)c->protos[i].nrules + 1, 1))) {
             for (int k = 0; k < i; k++)
                 free(u[k]);
             free(u);
-            if (sf)
-                rg_buf_free(&sf->text);
-            free(sf);
             return RG_ENOMEM;
         }
-        if (!lua_checkstack(L, 8))
+        if (!lua_checkstack(L, 8)) { /* cannot be told: each runs at every step */
+            memset(u[i], 1, (size_t)c->protos[i].nrules + 1);
             continue;
+        }
         rg_clinic_push_protocol(c, i);
         lua_getfield(L, -1, "applies");
-        u[i][0] = (unsigned char)rg__reads_now(L, lua_gettop(L), sf);
+        u[i][0] = (unsigned char)rg__reads_now(L, lua_gettop(L));
         lua_pop(L, 1);
         lua_getfield(L, -1, "rules");
         for (int r = 0; r < c->protos[i].nrules; r++) {
             lua_rawgeti(L, -1, r + 1);
             lua_getfield(L, -1, "check");
-            u[i][1 + r] = (unsigned char)rg__reads_now(L, lua_gettop(L), sf);
+            u[i][1 + r] = (unsigned char)rg__reads_now(L, lua_gettop(L));
             lua_pop(L, 2);
         }
         lua_pop(L, 2);
     }
-    rg_buf_free(&sf->text);
-    free(sf);
     *out = s->nowuse = u;
     return RG_OK;
 }

@@ -115,6 +115,14 @@ struct rg_sandbox {
     pthread_t thread;             /* the thread inside rg_sandbox_enter */
     struct rg_sandbox *watch_next, *watch_prev;
     rg__pool pool;                /* the Lua state's small blocks (rg__alloc) */
+    /* the text of each file rg_sandbox_loadfile loaded, as it was read
+     * (rg_sandbox_source): what the loaded code came from, whatever the
+     * file holds by now */
+    struct rg__source {
+        struct rg__source *next;
+        char *path, *text;
+        size_t len;
+    } *sources;
 };
 
 static lua_Integer rg__nenvs(lua_State *L);
@@ -1413,7 +1421,23 @@ void rg_sandbox_free(rg_sandbox *sb)
     free(sb->path);
     free(sb->real);
     free(sb->clinic);
+    for (struct rg__source *x = sb->sources, *next; x; x = next) {
+        next = x->next;
+        free(x->path);
+        free(x->text);
+        free(x);
+    }
     free(sb);
+}
+
+const char *rg_sandbox_source(rg_sandbox *sb, const char *path, size_t *len)
+{
+    for (struct rg__source *x = sb->sources; x; x = x->next)
+        if (!strcmp(x->path, path)) {
+            *len = x->len;
+            return x->text;
+        }
+    return NULL;
 }
 
 int rg_sandbox_loadfile(rg_sandbox *sb, const char *path, char *err, size_t errlen)
@@ -1481,7 +1505,16 @@ int rg_sandbox_loadfile(rg_sandbox *sb, const char *path, char *err, size_t errl
     snprintf(chunkname, sizeof chunkname, "@%s", path);
     rg__reader rd = {sb, text + skip, got - skip, 0};
     int status = lua_load(L, rg__read_piece, &rd, chunkname, "t");
-    free(text);
+    struct rg__source *src = status == LUA_OK ? calloc(1, sizeof *src) : NULL;
+    if (src && (src->path = strdup(path))) { /* (else: rg_sandbox_source answers NULL) */
+        src->text = text;
+        src->len = got;
+        src->next = sb->sources;
+        sb->sources = src;
+    } else {
+        free(src);
+        free(text);
+    }
     if (rd.stopped) {
         lua_pop(L, 1);
         return rg_fail(err, errlen, RG_ELIMIT, "%s: %s (while parsing)", path, sb->why);

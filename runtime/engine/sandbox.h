@@ -97,6 +97,10 @@ int rg_sandbox_msgh(lua_State *L);
 /* [-0, +1|0] Loads a protocol or module file as text (bytecode is refused)
  * with a fresh environment and pushes the chunk. */
 int rg_sandbox_loadfile(rg_sandbox *sb, const char *path, char *err, size_t errlen);
+/* The text rg_sandbox_loadfile read from path (the loaded code's source,
+ * whatever the file holds now) and its length, or NULL when it loaded no
+ * file of that name. */
+const char *rg_sandbox_source(rg_sandbox *sb, const char *path, size_t *len);
 
 /* [-0, +0] Moves what the chunks loaded so far defined into their
  * persistent environments (call after running top-level code). */

@@ -67,6 +67,8 @@ typedef struct rg__thread {
     rg_svc_job *helping; /* under mu: the job whose patients it shares (rg__help) */
     int abandoned;       /* under mu: its job was left behind by a stop (never joined) */
     unsigned loaded[RG_MAX_CLINICS]; /* the generation of each clinic's protocols it runs */
+    rg_clinic *offered[RG_MAX_CLINICS]; /* under mu: its copy of what went live since
+                                         * (rg_svc_pool_offer), to run from its next job */
     rg_patient_page page;
     /* what other threads' engines added to the job it runs (rg__shared) */
     rg_engine_stats lent;
@@ -441,21 +443,44 @@ static int rg__hand_back(rg__thread *t, rg_svc_job *j, uint64_t t0, uint64_t tw)
 }
 
 /* The limits and the protocols of job j's clinic, on t's engine, before t
- * evaluates any of the job's patients. */
+ * evaluates any of the job's patients: the copy offered to it when a load
+ * went live (none: what went live is what it runs already, as after a
+ * reload of unchanged files). */
 static void rg__load(rg__thread *t, rg_svc_job *j)
 {
     rg_svc *sv = t->pool->sv;
-    const rg_svc_clinic *c = &sv->clinics[j->clinic];
     rg_engine_set_limits(t->eng, &j->limits, &j->budget); /* (a reload may have changed them) */
-    if (t->loaded[j->clinic] != j->gen) {
-        char err[4096], d[PATH_MAX + 16], sh[PATH_MAX + 16];
-        const char *dir, *shipped; /* the directory, or its active version's (approval) */
-        rg_svc_clinic_source_r(sv, j->clinic, d, sh, sizeof d, &dir, &shipped);
-        if (rg_engine_set_clinic_from(t->eng, c->name, dir, shipped, NULL, err, sizeof err))
-            rg_log("error", "clinic %s: evaluation thread %d cannot load its protocols (%s): "
-                   "the version it ran before keeps running there", c->name, t->index, err);
-        t->loaded[j->clinic] = j->gen;
+    if (t->loaded[j->clinic] == j->gen)
+        return;
+    pthread_mutex_lock(&t->pool->mu);
+    rg_clinic *c = t->offered[j->clinic];
+    t->offered[j->clinic] = NULL;
+    pthread_mutex_unlock(&t->pool->mu);
+    char err[4096];
+    if (c && rg_engine_set_clinic_loaded(t->eng, sv->clinics[j->clinic].name, c, err,
+                                         sizeof err))
+        rg_log("error", "clinic %s: evaluation thread %d cannot take its protocols (%s): the "
+               "version it ran before keeps running there", sv->clinics[j->clinic].name,
+               t->index, err);
+    t->loaded[j->clinic] = j->gen;
+}
+
+int rg_svc_pool_size(rg_svc *sv) { return sv->pool ? sv->pool->nthreads : 0; }
+
+void rg_svc_pool_offer(rg_svc *sv, int i, rg_clinic **copies, int n)
+{
+    struct rg_svc_pool *pool = sv->pool;
+    for (int k = 0; k < n; k++) {
+        rg_clinic *old = copies[k];
+        if (pool && k < pool->nthreads) {
+            pthread_mutex_lock(&pool->mu);
+            old = pool->threads[k].offered[i];
+            pool->threads[k].offered[i] = copies[k];
+            pthread_mutex_unlock(&pool->mu);
+        }
+        rg_clinic_free(old); /* (one never taken) */
     }
+    free(copies);
 }
 
 static rg_svc_job **rg__pick(struct rg_svc_pool *pool, const rg__thread *t);
@@ -1111,6 +1136,8 @@ int rg_svc_pool_free(rg_svc *sv)
         if (t->started)
             pthread_join(t->tid, NULL);
         rg_engine_free(t->eng);
+        for (int k = 0; k < RG_MAX_CLINICS; k++)
+            rg_clinic_free(t->offered[k]);
         rg_store_close(t->st);
         rg_wlog_free(&t->log);
         free(t->page.keys);

@@ -37,17 +37,48 @@ struct rg_svc_gates {
     void (*on_done)(rg_svc *sv);
 };
 
-/* One clinic: the gate, then the load for the loop's engine. */
+static void rg__unload(rg_svc_gate *q)
+{
+    rg_clinic_free(q->loaded);
+    q->loaded = NULL;
+    for (int k = 0; k < q->ncopies; k++) {
+        rg_clinic_free(q->copies[k]);
+        q->copies[k] = NULL;
+    }
+}
+
+/* One clinic: the gate, then the loads for the loop's engine and for each
+ * evaluation thread, all of the same files: when they changed meanwhile (an
+ * editor still saving), all of it again, three times at most, so that
+ * nothing runs that the gate did not pass. q->fp: the files gated. */
 static void rg__gate_one(struct rg_svc_gates *g, rg_svc_gate *q)
 {
     rg_svc *sv = g->sv;
     const char *name = sv->clinics[q->clinic].name; /* (never changes) */
     const char *shipped = q->shipped[0] ? q->shipped : NULL;
     uint64_t t0 = uv_hrtime();
-    q->rc = rg_clinic_gate(name, q->dir, shipped, &sv->limits, q->err, sizeof q->err);
-    if (q->rc == RG_OK)
-        q->rc = rg_clinic_load(&q->loaded, name, q->dir, shipped, NULL, &sv->limits, q->err,
-                               sizeof q->err);
+    for (int attempt = 1;; attempt++) {
+        uint64_t fp = rg_clinic_fingerprint(q->dir, shipped);
+        q->rc = rg_clinic_gate(name, q->dir, shipped, &sv->limits, q->err, sizeof q->err);
+        if (q->rc == RG_OK)
+            q->rc = rg_clinic_load(&q->loaded, name, q->dir, shipped, NULL, &sv->limits,
+                                   q->err, sizeof q->err);
+        for (int k = 0; k < q->ncopies && q->rc == RG_OK; k++)
+            q->rc = rg_clinic_load(&q->copies[k], name, q->dir, shipped, NULL, &sv->limits,
+                                   q->err, sizeof q->err);
+        if (rg_clinic_fingerprint(q->dir, shipped) == fp) {
+            q->fp = fp;
+            break;
+        }
+        rg__unload(q);
+        if (attempt == 3) {
+            q->rc = rg_fail(q->err, sizeof q->err, RG_ECONFLICT, "its files changed while they "
+                            "were gated, three times: reload again once they are saved");
+            break;
+        }
+    }
+    if (q->rc)
+        rg__unload(q);
     q->ms = (double)(uv_hrtime() - t0) / 1e6;
 }
 
@@ -141,7 +172,8 @@ rg_svc_gate *rg_svc_gates_done(rg_svc *sv)
 void rg_svc_gate_free(rg_svc_gate *q)
 {
     if (q) {
-        rg_clinic_free(q->loaded);
+        rg__unload(q);
+        free(q->copies);
         free(q);
     }
 }

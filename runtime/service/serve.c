@@ -1432,6 +1432,11 @@ static void rg__on_gated(rg_svc *sv)
                                              sizeof g->err);
             g->loaded = NULL; /* (taken) */
         }
+        if (rc == RG_OK) { /* the threads run the very files the gate passed */
+            rg_svc_pool_offer(sv, i, g->copies, g->ncopies);
+            g->copies = NULL; /* (taken) */
+            g->ncopies = 0;
+        }
         rg_log("info", "clinic %s: the reload's gate took %.0f ms (off the loop)",
                sv->clinics[i].name, g->ms);
         if (rc)
@@ -1497,6 +1502,11 @@ static int rg__load_clinics(rg_svc *sv, int initial)
         int rc = RG_OK;
         if (!initial && fp != sv->clinics[i].live_fp) {
             rg_svc_gate *g = calloc(1, sizeof *g);
+            if (g && (g->ncopies = rg_svc_pool_size(sv)) > 0 &&
+                !(g->copies = calloc((size_t)g->ncopies, sizeof *g->copies))) {
+                free(g);
+                g = NULL;
+            }
             if (g) {
                 g->clinic = i;
                 g->fp = fp;

@@ -75,8 +75,9 @@ typedef struct rg_svc_clinic {
     uint64_t busy;
     int64_t release_at; /* monotonic ms its quarantined protocols are all out (0: none) */
     int quarantined;    /* its protocols quarantined now (on whichever thread) */
-    /* evaluation (evaluate.c): the generation of its protocols (bumped by a
-     * reload that changed them; the threads load it before their next job),
+    /* evaluation (evaluate.c): the generation of its protocols (bumped when a
+     * load goes live; each thread takes the copy the gate loaded for it,
+     * rg_svc_pool_offer, before its next job),
      * its job out on a thread (NULL: none), what its next job is to do: the
      * patients of stored requests (and the requests answered after it), and
      * a wake-up (advance its due patients) */
@@ -217,6 +218,9 @@ typedef struct rg_svc_gate {
     int rc;              /* RG_OK: passed, and loaded */
     char err[4096];      /* why not */
     rg_clinic *loaded;   /* for the loop's engine (rg_engine_set_clinic_loaded) */
+    rg_clinic **copies;  /* ncopies more, one for each evaluation thread: all of them
+                          * loaded from the files the gate passed (rg_svc_pool_offer) */
+    int ncopies;
     double ms;           /* the gate and the load took */
 } rg_svc_gate;
 
@@ -392,6 +396,15 @@ int rg_svc_pool_abandon(rg_svc *sv, rg_svc_job **out, int max);
 void rg_svc_pool_close(rg_svc *sv);
 int rg_svc_pool_free(rg_svc *sv); /* 1: a thread was left behind (still running) */
 void rg_svc_pool_cache_stats(rg_svc *sv, rg_hcache_stats *s);
+/* The number of evaluation threads (0 before the start). */
+int rg_svc_pool_size(rg_svc *sv);
+/* The protocols of clinic i that went live on the loop, one copy per
+ * thread (copies[k] for thread k, n of them: taken, the array too): each
+ * thread runs its copy from its next job of the clinic (a copy offered
+ * before and not yet taken is freed). Threads never load the clinic's
+ * files themselves after the start: those may have changed since the gate
+ * passed them. */
+void rg_svc_pool_offer(rg_svc *sv, int i, rg_clinic **copies, int n);
 /* api.c: a mapping job back on the loop: its request answered (an error,
  * or 503 when stopping) or queued for the group commit; frees the job. */
 void rg_svc_fhir_mapped(rg_svc *sv, rg_svc_job *j);
