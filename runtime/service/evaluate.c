@@ -37,6 +37,7 @@
 #include "core/digest.h"
 
 #include "engine/governance.h"
+#include "engine/gate.h"
 #include "store/ingest.h"
 
 #include <pthread.h>
@@ -987,7 +988,9 @@ int rg_svc_pool_start(rg_svc *sv, const char *db, int nthreads, char *err, size_
         if (!(t->page.keys = malloc(RG__PAGE * sizeof *t->page.keys)))
             return rg_fail(err, errlen, RG_ENOMEM, "out of memory");
         /* the protocols the loop's engine loaded, now: a file broken later
-         * is refused by a reload, and every thread keeps this version */
+         * is refused by a reload, and every thread keeps this version (the
+         * files still the ones the loop loaded: else the threads would run
+         * another version than the one the loop went live with) */
         for (int k = 0; k < sv->nclinics; k++) {
             char why[4096], d[PATH_MAX + 16], sh[PATH_MAX + 16];
             const char *dir, *shipped;
@@ -996,6 +999,10 @@ int rg_svc_pool_start(rg_svc *sv, const char *db, int nthreads, char *err, size_
                                           sizeof why))
                 return rg_fail(err, errlen, RG_EPROTOCOL, "clinic %s: %s", sv->clinics[k].name,
                                why);
+            if (rg_clinic_fingerprint(dir, shipped) != sv->clinics[k].live_fp)
+                return rg_fail(err, errlen, RG_ECONFLICT, "clinic %s: its protocol files "
+                               "changed while the service started; start it again once they "
+                               "are saved", sv->clinics[k].name);
             t->loaded[k] = sv->clinics[k].gen;
         }
     }
