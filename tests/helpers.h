@@ -644,6 +644,57 @@ static inline int free_port(void)
     return ntohs(a.sin_port);
 }
 
+/* An SMTP server (python3-aiosmtpd's SMTP, its Mailbox handler delivering
+ * into the maildir box) on 127.0.0.1: its pid, its port in *port once it
+ * listens. It binds port 0 itself and prints the port it got: a port taken
+ * from free_port and handed to `python3 -m aiosmtpd -l` could be bound by
+ * another test's server (or an outgoing connection) meanwhile, and then
+ * whatever listened there (another test's aiosmtpd too) answered for it. */
+static inline pid_t smtpd_start(const char *box, int *port)
+{
+    static const char script[] =
+        "import asyncio, sys\n"
+        "from aiosmtpd.smtp import SMTP\n"
+        "from aiosmtpd.handlers import Mailbox\n"
+        "async def main():\n"
+        "    srv = await asyncio.get_running_loop().create_server(\n"
+        "        lambda: SMTP(Mailbox(sys.argv[1])), '127.0.0.1', 0)\n"
+        "    print(srv.sockets[0].getsockname()[1], flush=True)\n"
+        "    await srv.serve_forever()\n"
+        "asyncio.run(main())\n";
+    int p[2];
+    cr_assert_eq(pipe(p), 0);
+    pid_t pid = fork();
+    cr_assert_neq(pid, -1);
+    if (pid == 0) {
+        rg_test_child();
+        dup2(p[1], 1);
+        close(p[0]);
+        close(p[1]);
+        execl("/usr/bin/python3", "python3", "-c", script, box, (char *)NULL);
+        _exit(127);
+    }
+    close(p[1]);
+    char buf[32];
+    size_t len = 0;
+    struct pollfd pf = {.fd = p[0], .events = POLLIN};
+    while (len < sizeof buf - 1 && !memchr(buf, '\n', len) && poll(&pf, 1, 30000) == 1) {
+        ssize_t r = read(p[0], buf + len, sizeof buf - 1 - len);
+        if (r <= 0)
+            break;
+        len += (size_t)r;
+    }
+    close(p[0]);
+    buf[len] = '\0';
+    *port = atoi(buf);
+    if (*port <= 0) {
+        kill(pid, SIGKILL);
+        waitpid(pid, NULL, 0);
+    }
+    cr_assert_gt(*port, 0, "aiosmtpd did not start (is python3-aiosmtpd installed?): '%s'", buf);
+    return pid;
+}
+
 /* The messages in the maildir box/new for `to` (all when NULL); the text of
  * the last in *last when last is not NULL (the caller frees it). */
 static inline int maildir_count(const char *box, const char *to, char **last)

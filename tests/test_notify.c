@@ -10,7 +10,7 @@
  * a weekend and a daylight-saving change (rg_calendar_add_open).
  * Run from the repository root (make test does).
  */
-#define RG_TEST_SERVE /* connect_to */
+#define RG_TEST_SERVE /* smtpd_start */
 #include "helpers.h"
 
 #include "core/rg.h"
@@ -352,27 +352,9 @@ Test(notify, notify_test_sends_an_email_to_a_real_smtp_server, .timeout = 60)
     char dir[256], box[300], *out, *err;
     rg_test_tmpdir(dir);
     snprintf(box, sizeof box, "%s/mail", dir);
-    int port = free_port();
+    int port;
+    pid_t smtpd = smtpd_start(box, &port);
     rg__loopback_clinic(dir, port, 1);
-    char listen_at[40];
-    snprintf(listen_at, sizeof listen_at, "127.0.0.1:%d", port);
-    pid_t smtpd = fork();
-    if (smtpd == 0) {
-        rg_test_child();
-        execl("/usr/bin/python3", "python3", "-m", "aiosmtpd", "-n", "-l", listen_at, "-c",
-              "aiosmtpd.handlers.Mailbox", box, (char *)NULL);
-        _exit(127);
-    }
-    int up = 0;
-    for (int i = 0; i < 100 && !up; i++) { /* until it accepts connections */
-        int fd = connect_to(port);
-        up = fd >= 0;
-        if (fd >= 0)
-            close(fd);
-        else
-            usleep(100000);
-    }
-    cr_assert(up, "aiosmtpd did not start on %s (is python3-aiosmtpd installed?)", listen_at);
     const char *args[] = {"notify-test", dir, "prescriber", NULL};
     int rc = rg_test_run(args, NULL, &out, &err);
     kill(smtpd, SIGTERM);

@@ -45,28 +45,6 @@ typedef struct rg__env {
     char box[400];
 } rg__env;
 
-static void rg__smtpd_start(rg__env *e)
-{
-    char listen_at[40];
-    snprintf(listen_at, sizeof listen_at, "127.0.0.1:%d", e->smtp_port);
-    e->smtpd = fork();
-    if (e->smtpd == 0) {
-        execl("/usr/bin/python3", "python3", "-m", "aiosmtpd", "-n", "-l", listen_at, "-c",
-              "aiosmtpd.handlers.Mailbox", e->box, (char *)NULL);
-        _exit(127);
-    }
-    int up = 0;
-    for (int i = 0; i < 100 && !up; i++) {
-        int fd = connect_to(e->smtp_port);
-        up = fd >= 0;
-        if (fd >= 0)
-            close(fd);
-        else
-            usleep(100000);
-    }
-    cr_assert(up, "aiosmtpd did not start on %s (is python3-aiosmtpd installed?)", listen_at);
-}
-
 /* A server whose clinic north has the policy: critical to the desk at once,
  * to the prescriber `after` seconds later; warnings to the desk, grouped by
  * patient, held back while a critical is open (when inhibit). */
@@ -75,7 +53,7 @@ static void rg__setup(rg__env *e, int after, int inhibit)
     memset(e, 0, sizeof *e);
     server_setup(&e->s, rg__protocol, rg__protocol);
     snprintf(e->box, sizeof e->box, "%s/mail", e->s.dir);
-    e->smtp_port = free_port();
+    e->smtpd = smtpd_start(e->box, &e->smtp_port);
     char clinic[2000];
     snprintf(clinic, sizeof clinic,
              "local R = require 'regimen'\n"
@@ -100,7 +78,6 @@ static void rg__setup(rg__env *e, int after, int inhibit)
                        " hold = { severity = 'warning' } } },\n"
                      : "");
     rg_test_write(e->s.dir, "a/clinic.lua", clinic);
-    rg__smtpd_start(e);
     server_start(&e->s);
 }
 

@@ -249,12 +249,16 @@ Test(reload, a_new_listen_address_is_taken_up_and_open_streams_go_on, .timeout =
     cr_assert_neq(stream_wait(&st, "fast.ping-overdue", 10000), -1, "%s", st.buf);
     close(st.fd);
     /* an address taken by someone else: refused, the current one stays */
-    int busy = free_port();
+    /* (bound to port 0 and held: a port free_port picked could be another
+     * test's by the time this bound it) */
     int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)busy)};
+    struct sockaddr_in a = {.sin_family = AF_INET};
+    socklen_t alen = sizeof a;
     inet_pton(AF_INET, "127.0.0.1", &a.sin_addr);
     cr_assert_eq(bind(fd, (struct sockaddr *)&a, sizeof a), 0);
     cr_assert_eq(listen(fd, 1), 0);
+    cr_assert_eq(getsockname(fd, (struct sockaddr *)&a, &alen), 0);
+    int busy = ntohs(a.sin_port);
     snprintf(addr, sizeof addr, "127.0.0.1:%d", busy);
     write_cfg(&s, 0, NULL, 0, addr, "");
     kill(s.pid, SIGHUP);
