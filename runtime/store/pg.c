@@ -2892,12 +2892,21 @@ static int rg_pg_prefetch(rg_pg *pg, const char *clinic, const char *const *pati
             p->ord[i].a = rg__col_int(p->r, i, RG__PRE_ALERT);
         }
     }
-    rg__order(p->ord, rows);
-    for (int i = 0, k = 1; k <= 3; k++) {
-        p->lo[k] = i;
-        while (i < rows && p->ord[i].k == k)
-            i++;
-        p->hi[k] = i;
+    /* (the plan's Append gives the kinds in turn: each kind's rows ordered
+     * on their own, the states' by a sort, the events' usually not at all;
+     * else all of them at once) */
+    for (int again = 0; again < 2; again++) {
+        int i = 0;
+        for (int k = 1; k <= 3; k++) {
+            p->lo[k] = i;
+            while (i < rows && p->ord[i].k == k)
+                i++;
+            p->hi[k] = i;
+            rg__order(p->ord + p->lo[k], i - p->lo[k]);
+        }
+        if (i == rows)
+            break;
+        rg__order(p->ord, rows);
     }
     return 1;
 fail:
