@@ -344,6 +344,54 @@ CONFORM(events_read_back_in_at_then_seq_order)
     cr_assert_eq(rg_store_get_event(st, "north", "nope", collect_event, &one), RG_ENOTFOUND);
 }
 
+/* What a prefetch reads ahead answers as the reads themselves do, whatever
+ * order the server sends its rows in (PostgreSQL: in no order asked; the
+ * patients here stored in an order that is not strcmp's, events whose (at,
+ * seq) order is not their seq's; SQLite reads without one) */
+CONFORM(a_prefetch_answers_as_the_reads_do)
+{
+    put("north", "e1", "p3", "2026-03-02T12:00:00Z", NULL);
+    put("north", "e2", "p3", "2026-03-02T10:00:00Z", NULL);
+    put("north", "e3", "p13", "2026-03-02T11:00:00Z", NULL);
+    put("north", "e4", "p13", "2026-03-02T09:00:00Z", "{\"n\":4}");
+    put("north", "e5", "p2", "2026-03-02T08:00:00Z", NULL);
+    put("south", "e6", "p3", "2026-03-02T07:00:00Z", NULL);
+    const char *const pats[] = {"p3", "p13", "p9", "p2"};
+    rg_patient_state want[4];
+    got direct[4] = {{0}};
+    int found[4];
+    for (int i = 0; i < 4; i++) {
+        found[i] = rg_store_patient_get(st, "north", pats[i], &want[i]);
+        cr_assert_eq(rg_store_each_event_after(st, "north", pats[i], -1, collect_event,
+                                               &direct[i]), RG_OK);
+    }
+    cr_assert_eq(found[2], RG_ENOTFOUND);
+    cr_assert_eq(direct[0].n, 2);
+    cr_assert_str_eq(direct[0].id[0], "e2", "10:00 first, stored second");
+    int pre = rg_store_prefetch(st, "north", pats, NULL, 4);
+    cr_assert_eq(pre, backend_pg ? 1 : 0, "%s", rg_store_errmsg(st));
+    for (int i = 0; i < 4; i++) {
+        rg_patient_state ps;
+        cr_assert_eq(rg_store_patient_get(st, "north", pats[i], &ps), found[i], "%s", pats[i]);
+        if (found[i] == RG_OK) {
+            cr_assert_eq(ps.clock, want[i].clock);
+            cr_assert_eq(ps.next_wake, want[i].next_wake, "%s", pats[i]);
+            cr_assert_eq(ps.last_seq, want[i].last_seq);
+            cr_assert_eq(ps.scheduled, want[i].scheduled);
+        }
+        got g = {0};
+        cr_assert_eq(rg_store_each_event_after(st, "north", pats[i], -1, collect_event, &g),
+                     RG_OK);
+        cr_assert_eq(g.n, direct[i].n, "%s: %d events, %d read", pats[i], g.n, direct[i].n);
+        for (int j = 0; j < g.n; j++) {
+            cr_assert_str_eq(g.id[j], direct[i].id[j], "%s's event %d", pats[i], j);
+            cr_assert_eq(g.seq[j], direct[i].seq[j]);
+            cr_assert_eq(g.nfields[j], direct[i].nfields[j]);
+        }
+    }
+    rg_store_prefetch_end(st);
+}
+
 CONFORM(rollback_undoes_events_and_their_schedule)
 {
     uint64_t rb = rg_store_rollbacks(st);

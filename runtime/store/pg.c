@@ -195,6 +195,7 @@ static void rg_pg_close(rg_pg *pg);
 struct rg__args {
     const char *v[RG__MAXARGS];
     int len[RG__MAXARGS], fmt[RG__MAXARGS], n;
+    int bin; /* 1: the result in binary (rg__col_* read either form) */
     char num[RG__MAXARGS][24];
 };
 
@@ -394,7 +395,7 @@ static PGresult *rg__run_piped(rg_pg *pg, const char *name, const rg__args *a)
     RG__SENT(pg, 1, 1);
     int ok = rg__ptx_enter(pg) &&
              PQsendQueryPrepared(pg->conn, name, a ? a->n : 0, a ? a->v : NULL,
-                                 a ? a->len : NULL, a ? a->fmt : NULL, 0) &&
+                                 a ? a->len : NULL, a ? a->fmt : NULL, a ? a->bin : 0) &&
              rg__ptx_flush(pg);
     PGresult *r = NULL;
     if (!ok)
@@ -419,7 +420,7 @@ static PGresult *rg__run(rg_pg *pg, int q, const rg__args *a)
         return rg__run_piped(pg, name, a);
     RG__SENT(pg, 1, 1);
     PGresult *r = PQexecPrepared(pg->conn, name, a ? a->n : 0, a ? a->v : NULL,
-                                 a ? a->len : NULL, a ? a->fmt : NULL, 0);
+                                 a ? a->len : NULL, a ? a->fmt : NULL, a ? a->bin : 0);
     ExecStatusType s = r ? PQresultStatus(r) : PGRES_FATAL_ERROR;
     if (s == PGRES_COMMAND_OK || s == PGRES_TUPLES_OK)
         return r;
@@ -506,6 +507,39 @@ static int rg__col_bytes(const PGresult *r, int row, int col, rg_buf *b)
     b->p[n] = '\0';
     b->len = n;
     return RG_OK;
+}
+
+/* A row's place in an order worked out here rather than by the server
+ * (rg__order): a server's sort of wide rows (the prefetch's, every
+ * transition's) cost it more than the query (bench/profile.md). Key: k,
+ * then s (strcmp, the "C" collation's; NULL: none), a, b, the row. */
+typedef struct rg__rowkey {
+    int64_t k, a, b;
+    const char *s;
+    int row;
+} rg__rowkey;
+
+static int rg__rowkey_cmp(const void *x, const void *y)
+{
+    const rg__rowkey *p = x, *q = y;
+    int c = p->k != q->k ? (p->k < q->k ? -1 : 1) : p->s && q->s ? strcmp(p->s, q->s) : 0;
+    if (!c && p->a != q->a)
+        c = p->a < q->a ? -1 : 1;
+    if (!c && p->b != q->b)
+        c = p->b < q->b ? -1 : 1;
+    return c ? c : (p->row > q->row) - (p->row < q->row);
+}
+
+/* The rows of v[0..n) (each key's row set) in key order: v sorted, unless
+ * the server sent them in that order already (its plans usually do:
+ * checked, not assumed). */
+static void rg__order(rg__rowkey *v, int n)
+{
+    for (int i = 1; i < n; i++)
+        if (rg__rowkey_cmp(&v[i - 1], &v[i]) > 0) {
+            qsort(v, (size_t)n, sizeof *v, rg__rowkey_cmp);
+            return;
+        }
 }
 
 /* Brings the schema to the current version under an advisory lock: a
@@ -1430,13 +1464,17 @@ static int rg_pg_transition(rg_pg *pg, rg_transition *t, int64_t *alert_idp)
     return RG_OK;
 }
 
-static int rg__each_transition(PGresult *r, int (*fn)(void *ud, const rg_transition *t),
-                               void *ud)
+/* Transition rows to fn (r freed), in the order they came, or (ord, the
+ * rows' places in the order wanted: rg__order) in that order: fn's non-zero
+ * answer, or 0. */
+static int rg__each_transition_in(PGresult *r, const rg__rowkey *ord,
+                                  int (*fn)(void *ud, const rg_transition *t), void *ud)
 {
     if (!r)
         return RG_EDB;
     int frc = 0;
-    for (int i = 0; i < PQntuples(r) && !frc; i++) {
+    for (int j = 0; j < PQntuples(r) && !frc; j++) {
+        int i = ord ? ord[j].row : j;
         rg_transition t = {
             .seq = rg__col_int(r, i, 0),
             .at = rg__col_int(r, i, 1),
@@ -1464,13 +1502,38 @@ static int rg__each_transition(PGresult *r, int (*fn)(void *ud, const rg_transit
     return frc;
 }
 
+static int rg__each_transition(PGresult *r, int (*fn)(void *ud, const rg_transition *t),
+                               void *ud)
+{
+    return rg__each_transition_in(r, NULL, fn, ud);
+}
+
+/* Every transition after a seq, by seq or by (at, seq): the rows come
+ * unsorted and in binary (P_TRANSITIONS_AFTER), sorted here by their
+ * numbers: the server's sort of every wide row spilled to disk and cost
+ * simulate --db more than the scan (bench/profile.md). */
 static int rg_pg_each_transition(rg_pg *pg, int64_t after, int by_time,
                                  int (*fn)(void *ud, const rg_transition *t), void *ud)
 {
-    rg__args a = {0};
+    rg__args a = {.bin = 1};
     rg__int(&a, after);
-    return rg__each_transition(rg__run(pg, by_time ? P_TRANSITIONS_TIME : P_TRANSITIONS_SEQ, &a),
-                               fn, ud);
+    PGresult *r = rg__run(pg, P_TRANSITIONS_AFTER, &a);
+    if (!r)
+        return RG_EDB;
+    int n = PQntuples(r);
+    rg__rowkey *ord = malloc((size_t)(n ? n : 1) * sizeof *ord);
+    if (!ord) {
+        PQclear(r);
+        return RG_ENOMEM;
+    }
+    for (int i = 0; i < n; i++) {
+        int64_t seq = rg__col_int(r, i, 0);
+        ord[i] = (rg__rowkey){.a = by_time ? rg__col_int(r, i, 1) : seq, .b = seq, .row = i};
+    }
+    rg__order(ord, n);
+    int rc = rg__each_transition_in(r, ord, fn, ud);
+    free(ord);
+    return rc;
 }
 
 static int rg_pg_clinic_transitions(rg_pg *pg, const char *clinic, int64_t after_cseq, int limit,
@@ -2599,7 +2662,8 @@ static int rg_pg_run_sql(rg_pg *pg, const char *sql, const rg_store_arg *args, i
 struct rg__pre {
     char clinic[RG_EVENT_MAX_ID + 1];
     PGresult *r;   /* P_BATCH_ALL's rows, binary */
-    int lo[4], hi[4]; /* kind k's rows: [lo[k], hi[k]) */
+    rg__rowkey *ord; /* their places in kind, patient, (at, seq) or alert order */
+    int lo[4], hi[4]; /* kind k's places in ord: [lo[k], hi[k]) */
     char **names;      /* the patients asked for, sorted (strcmp) */
     int64_t *after;    /* the event seq each one's rows start after */
     unsigned char *used; /* per name: bit 1 state, 2 events, 4 alerts served */
@@ -2612,6 +2676,7 @@ static void rg__pre_free(rg_pg *pg)
     if (!p)
         return;
     PQclear(p->r);
+    free(p->ord);
     for (int i = 0; i < p->n; i++)
         free(p->names[i]);
     free(p->names);
@@ -2646,15 +2711,14 @@ static int rg__pre_find(const rg__pre *p, const char *clinic, const char *patien
     return -1;
 }
 
-/* The first row of kind k's (patient in column 0, rows in patient order)
- * whose patient is not below patient. */
+/* The first place of kind k's (in patient order) whose patient is not
+ * below patient. */
 static int rg__pre_first(const rg__pre *p, int k, const char *patient)
 {
-    const PGresult *r = p->r;
     int lo = p->lo[k], hi = p->hi[k];
     while (lo < hi) {
         int mid = (lo + hi) / 2;
-        if (strcmp(PQgetvalue(r, mid, 0), patient) < 0)
+        if (strcmp(p->ord[mid].s, patient) < 0)
             lo = mid + 1;
         else
             hi = mid;
@@ -2672,8 +2736,8 @@ static int rg__pre_state(rg_pg *pg, const char *clinic, const char *patient,
         return 0;
     p->used[k] |= 1;
     const PGresult *r = p->r;
-    int i = rg__pre_first(p, 1, patient), c = RG__PRE_STATE;
-    int found = i < p->hi[1] && !strcmp(PQgetvalue(r, i, 0), patient);
+    int j = rg__pre_first(p, 1, patient), c = RG__PRE_STATE;
+    int found = j < p->hi[1] && !strcmp(p->ord[j].s, patient), i = found ? p->ord[j].row : 0;
     ps->clock = found ? rg__col_time(r, i, c) : RG_TIME_NONE;
     ps->wake = found ? rg__col_time(r, i, c + 1) : RG_TIME_NONE;
     ps->next_wake = found ? rg__col_time(r, i, c + 2) : RG_TIME_NONE;
@@ -2696,8 +2760,9 @@ static int rg__pre_events(rg_pg *pg, const char *clinic, const char *patient, in
     rg_buf f = {0};
     char *data = NULL;
     *rc = 0;
-    for (int i = rg__pre_first(p, 2, patient);
-         i < p->hi[2] && !*rc && !strcmp(PQgetvalue(p->r, i, 0), patient); i++) {
+    for (int j = rg__pre_first(p, 2, patient);
+         j < p->hi[2] && !*rc && !strcmp(p->ord[j].s, patient); j++) {
+        int i = p->ord[j].row;
         rg_stored_event e;
         if (rg__col_int(p->r, i, RG__PRE_EVENT) <= after)
             continue;
@@ -2721,9 +2786,9 @@ static int rg__pre_alerts(rg_pg *pg, const char *clinic, const char *patient,
     p->used[k] |= 4;
     const PGresult *r = p->r;
     *rc = 0;
-    for (int i = rg__pre_first(p, 3, patient);
-         i < p->hi[3] && !*rc && !strcmp(PQgetvalue(r, i, 0), patient); i++)
-        *rc = rg__open_alert_row(r, i, RG__PRE_ALERT, clinic, patient, fn, ud);
+    for (int j = rg__pre_first(p, 3, patient);
+         j < p->hi[3] && !*rc && !strcmp(p->ord[j].s, patient); j++)
+        *rc = rg__open_alert_row(r, p->ord[j].row, RG__PRE_ALERT, clinic, patient, fn, ud);
     return 1;
 }
 
@@ -2813,12 +2878,35 @@ static int rg_pg_prefetch(rg_pg *pg, const char *clinic, const char *const *pati
         rc = RG_EDB;
         goto fail;
     }
-    /* each kind's rows (kinds in order: 1 states, 2 events, 3 alerts) */
-    for (int i = 0, k = 1, rows = PQntuples(p->r); k <= 3; k++) {
-        p->lo[k] = i;
-        while (i < rows && rg__col_int(p->r, i, 1) == k)
-            i++;
-        p->hi[k] = i;
+    /* the rows in order, then each kind's (1 states, 2 events, 3 alerts) */
+    int rows = PQntuples(p->r);
+    if (!(p->ord = malloc((size_t)(rows ? rows : 1) * sizeof *p->ord)))
+        goto fail;
+    for (int i = 0; i < rows; i++) {
+        int64_t k = rg__col_int(p->r, i, 1);
+        p->ord[i] = (rg__rowkey){.k = k, .s = PQgetvalue(p->r, i, 0), .row = i};
+        if (k == 2) {
+            p->ord[i].a = rg__col_int(p->r, i, RG__PRE_EVENT + 1);
+            p->ord[i].b = rg__col_int(p->r, i, RG__PRE_EVENT);
+        } else if (k == 3) {
+            p->ord[i].a = rg__col_int(p->r, i, RG__PRE_ALERT);
+        }
+    }
+    /* (the plan's Append gives the kinds in turn: each kind's rows ordered
+     * on their own, the states' by a sort, the events' usually not at all;
+     * else all of them at once) */
+    for (int again = 0; again < 2; again++) {
+        int i = 0;
+        for (int k = 1; k <= 3; k++) {
+            p->lo[k] = i;
+            while (i < rows && p->ord[i].k == k)
+                i++;
+            p->hi[k] = i;
+            rg__order(p->ord + p->lo[k], i - p->lo[k]);
+        }
+        if (i == rows)
+            break;
+        rg__order(p->ord, rows);
     }
     return 1;
 fail:
@@ -3154,7 +3242,7 @@ static PGresult *rg__kept_and(rg_pg *pg, const char *final, const rg__args *fa)
     }
     if (sent && final)
         sent = PQsendQueryPrepared(pg->conn, final, fa ? fa->n : 0, fa ? fa->v : NULL,
-                                   fa ? fa->len : NULL, fa ? fa->fmt : NULL, 0);
+                                   fa ? fa->len : NULL, fa ? fa->fmt : NULL, fa ? fa->bin : 0);
     else if (sent && !piped && !later)
         sent = PQsendQueryParams(pg->conn, "COMMIT", 0, NULL, NULL, NULL, NULL, 0);
     sent = sent && (sync ? PQpipelineSync(pg->conn) : rg__ptx_flush(pg));

@@ -533,10 +533,8 @@ const char *const rg_pg_sql[P__COUNT] = {
         " SELECT s.n, $1::bigint, $2::bigint, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12::bigint,"
         " $13, $14, $15::bigint, c.value, $16::bigint, $17 FROM c, s RETURNING seq, cseq)"
         " SELECT seq, cseq, pg_notify(" RG__CHANNEL ", $4) FROM t",
-    [P_TRANSITIONS_SEQ] = "SELECT " RG__TRANSITION_COLS " FROM transitions WHERE seq > $1"
-                          " ORDER BY seq",
-    [P_TRANSITIONS_TIME] = "SELECT " RG__TRANSITION_COLS " FROM transitions WHERE seq > $1"
-                           " ORDER BY at, seq",
+    /* in no order: pg.c sorts them by seq or by (at, seq) (rg_pg_each_transition) */
+    [P_TRANSITIONS_AFTER] = "SELECT " RG__TRANSITION_COLS " FROM transitions WHERE seq > $1",
     [P_CLINIC_TRANSITIONS] = "SELECT " RG__TRANSITION_COLS " FROM transitions"
                              " WHERE clinic = $1 AND cseq > $2 ORDER BY cseq LIMIT $3",
     [P_ALERTS_VIEW] = RG__ALERTS_VIEW
@@ -673,31 +671,36 @@ const char *const rg_pg_sql[P__COUNT] = {
      * evaluation thread is about to evaluate ($2: their names; $3: for each,
      * the event seq its history cache holds up to, -1 for none): the rows of
      * P_PATIENT_GET (kind 1), P_EVENTS_AFTER (2) and P_OPEN_ALERTS (3), each
-     * led by its patient and its kind, in kind and patient order (the "C"
-     * collation: strcmp's), a kind's columns at places of their own (pg.c's
-     * RG__PRE_STATE, RG__PRE_EVENT, RG__PRE_ALERT), NULL in the others'. */
+     * led by its patient and its kind, a kind's columns at places of their
+     * own (pg.c's RG__PRE_STATE, RG__PRE_EVENT, RG__PRE_ALERT), NULL in the
+     * others'. In no order: pg.c puts them in kind, patient ("C" collation:
+     * strcmp's) and (at, seq) or alert order (rg__order), which the plan
+     * usually gives already: each patient's events by its own scan of the
+     * primary key, in key order (OFFSET 0: never one hash join of the
+     * clinic's events and a sort of the wide rows, which cost the server
+     * more than the reads did, bench/profile.md). */
     [P_BATCH_ALL] =
-        "SELECT patient, kind, s1, s2, s3, s4, s5, s6, e1, e2, e3, e4, e5, e6, e7, e8, a1, a2, a3,"
-        " a4, a5, a6, a7, a8, a9, a10, a11, a12, a13 FROM ("
-        "SELECT patient, 1 AS kind, 0::bigint AS o1, 0::bigint AS o2, clock::bigint AS s1,"
-        " wake::bigint AS s2, next_wake::bigint AS s3, last_seq::bigint AS s4,"
-        " scheduled::bigint AS s5, failing::bigint AS s6, NULL::bigint AS e1, NULL::bigint AS e2,"
-        " NULL::text AS e3, NULL::text AS e4, NULL::bytea AS e5, NULL::bigint AS e6,"
-        " NULL::bigint AS e7, NULL::text AS e8, NULL::bigint AS a1, NULL::bigint AS a2,"
-        " NULL::bigint AS a3, NULL::text AS a4, NULL::text AS a5, NULL::text AS a6,"
-        " NULL::text AS a7, NULL::text AS a8, NULL::text AS a9, NULL::bigint AS a10,"
-        " NULL::text AS a11, NULL::text AS a12, NULL::bigint AS a13"
+        "SELECT patient, 1 AS kind, clock::bigint AS s1, wake::bigint AS s2,"
+        " next_wake::bigint AS s3, last_seq::bigint AS s4, scheduled::bigint AS s5,"
+        " failing::bigint AS s6, NULL::bigint AS e1, NULL::bigint AS e2, NULL::text AS e3,"
+        " NULL::text AS e4, NULL::bytea AS e5, NULL::bigint AS e6, NULL::bigint AS e7,"
+        " NULL::text AS e8, NULL::bigint AS a1, NULL::bigint AS a2, NULL::bigint AS a3,"
+        " NULL::text AS a4, NULL::text AS a5, NULL::text AS a6, NULL::text AS a7,"
+        " NULL::text AS a8, NULL::text AS a9, NULL::bigint AS a10, NULL::text AS a11,"
+        " NULL::text AS a12, NULL::bigint AS a13"
         " FROM patients WHERE clinic = $1 AND patient = ANY($2::text[])"
-        " UNION ALL SELECT e.patient, 2, e.at, e.seq, NULL, NULL, NULL, NULL, NULL, NULL,"
+        " UNION ALL SELECT e.patient, 2, NULL, NULL, NULL, NULL, NULL, NULL,"
         " e.seq, e.at, e.id, e.type, e.fields, e.replaces::bigint, e.corrected_at::bigint,"
         " e.status::text, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL,"
-        " NULL FROM unnest($2::text[], $3::bigint[]) AS p(pp, pa) JOIN events e"
-        " ON e.clinic = $1 AND e.patient = p.pp AND e.seq > p.pa"
-        " UNION ALL SELECT t.patient, 3, k.alert, 0, NULL, NULL, NULL, NULL, NULL, NULL, NULL,"
+        " NULL FROM unnest($2::text[], $3::bigint[]) AS p(pp, pa) CROSS JOIN LATERAL"
+        " (SELECT e.patient, e.seq, e.at, e.id, e.type, e.fields, e.replaces, e.corrected_at,"
+        " e.status FROM events e WHERE e.clinic = $1 AND e.patient = p.pp AND e.seq > p.pa"
+        " ORDER BY e.at, e.seq OFFSET 0) e"
+        " UNION ALL SELECT t.patient, 3, NULL, NULL, NULL, NULL, NULL, NULL, NULL,"
         " NULL, NULL, NULL, NULL, NULL, NULL, NULL, t.seq, t.at, t.due::bigint, t.key, t.protocol,"
         " t.version, t.rule, t.severity, t.message, t.seq, t.params, t.evidence, t.cseq"
         " FROM open_alerts k JOIN transitions t ON t.clinic = k.clinic AND t.seq = k.alert"
-        " WHERE k.clinic = $1 AND k.patient = ANY($2::text[])) u ORDER BY kind, patient, o1, o2",
+        " WHERE k.clinic = $1 AND k.patient = ANY($2::text[])",
     /* P_PATIENT_PUT for many patients (each once) in one statement: the
      * count of schedulings each evaluation read rides in the scheduled
      * column, which an update leaves as it is (a new row starts with it:
