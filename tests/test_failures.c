@@ -380,3 +380,98 @@ Test(failures, a_snooze_expiry_is_in_the_feed_and_on_the_webhook, .timeout = 60)
     receiver_stop(&r);
     rg_test_rmdir(s.dir);
 }
+
+/* ---- what check refuses at start is the clinic's system alert ---- */
+
+/* A rule that reads a misspelt data field of ping ('bda': the clinic
+ * declares 'bad'), and the same rule mended. Neither fails to evaluate. */
+static const char misspelt_protocol[] =
+    "local R = require 'regimen'\n"
+    "return R.protocol { id = 'spell', version = '1',\n"
+    "  rules = { { id = 'spell.ping', severity = 'info', check = function(h, now, p)\n"
+    "      local last = h:last('ping')\n"
+    "      if last and last.data.bda then return R.alert { key = last.id, message = 'bad' } end\n"
+    "    end } } }\n";
+static const char mended_protocol[] =
+    "local R = require 'regimen'\n"
+    "return R.protocol { id = 'spell', version = '2',\n"
+    "  rules = { { id = 'spell.ping', severity = 'info', check = function(h, now, p)\n"
+    "      local last = h:last('ping')\n"
+    "      if last and last.data.bad then return R.alert { key = last.id, message = 'bad' } end\n"
+    "    end } } }\n";
+
+/* The open alerts of clinic north (TOKEN_A) as the API gives them. */
+static char *open_alerts_of_north(server *s)
+{
+    char *out;
+    cr_assert_eq(http(s->port, "GET", "/v1/alerts?state=open", TOKEN_A, NULL, &out), 200, "%s",
+                 out);
+    return out;
+}
+
+/* A clinic whose protocol reads a misspelt data field starts (nothing is
+ * gated at start), and the problem is not only a warning in the log: the
+ * clinic has the system alert regimen.protocol-check naming the file and
+ * line, /healthz is degraded. The mended file's reload (which passes the
+ * gate, check's) resolves it; a restart opens it again while the file is
+ * wrong, and a restart with the file mended resolves it too. */
+Test(failures, a_protocol_problem_found_at_start_is_an_alert_until_mended, .timeout = 90)
+{
+    server s = {0};
+    char *out;
+    server_setup(&s, misspelt_protocol, fast_protocol);
+    rg_test_write(s.dir, "a/clinic.lua", "return { events = { ping = { 'bad' } } }\n");
+    server_start(&s);
+    out = open_alerts_of_north(&s);
+    cr_assert(strstr(out, "\"rule\":\"regimen.protocol-check\""), "%s", out);
+    cr_assert(strstr(out, "p.lua:5: last.data.bda: no event type carries a data field 'bda'"),
+              "the alert names the file, line and field: %s", out);
+    cr_assert(strstr(out, "\"patient\":\"\"") && strstr(out, "\"severity\":\"critical\""), "%s",
+              out);
+    free(out);
+    cr_assert(log_wait(&s, "clinic north: p.lua:5: last.data.bda: no event type carries a data "
+                           "field 'bda' (did you mean 'bad'?) (check refuses this", 5000),
+              "still a warning in the log too");
+    cr_assert_eq(http(s.port, "GET", "/healthz", NULL, NULL, &out), 200);
+    cr_assert(strstr(out, "\"status\":\"degraded\"") && strstr(out, "regimen.protocol-check"),
+              "%s", out);
+    free(out);
+    cr_assert_eq(http(s.port, "GET", "/v1/alerts", TOKEN_B, NULL, &out), 200);
+    cr_assert_null(strstr(out, "protocol-check"), "south's sources pass check: %s", out);
+    free(out);
+
+    /* mended and reloaded: it resolves, health is ok */
+    stream st;
+    stream_open(&st, s.port, TOKEN_A, NULL);
+    cr_assert_neq(stream_wait(&st, "text/event-stream", 2000), -1, "%s", st.buf);
+    rg_test_write(s.dir, "a/p.lua", mended_protocol);
+    kill(s.pid, SIGHUP);
+    cr_assert_neq(stream_wait(&st, "pass check", 20000), -1, "%s", st.buf);
+    close(st.fd);
+    out = open_alerts_of_north(&s);
+    cr_assert_null(strstr(out, "protocol-check"), "%s", out);
+    free(out);
+    cr_assert_eq(http(s.port, "GET", "/healthz", NULL, NULL, &out), 200);
+    cr_assert(strstr(out, "\"status\":\"ok\""), "%s", out);
+    free(out);
+    cr_assert_eq(server_stop(&s, SIGTERM), 0);
+
+    /* a restart with the file wrong again opens it again; one mended resolves it */
+    rg_test_write(s.dir, "a/p.lua", misspelt_protocol);
+    server_start(&s);
+    out = open_alerts_of_north(&s);
+    cr_assert(strstr(out, "p.lua:5: last.data.bda"), "%s", out);
+    free(out);
+    cr_assert_eq(server_stop(&s, SIGTERM), 0);
+    rg_test_write(s.dir, "a/p.lua", mended_protocol);
+    server_start(&s);
+    out = open_alerts_of_north(&s);
+    cr_assert_null(strstr(out, "protocol-check"), "resolved at start: %s", out);
+    free(out);
+    cr_assert_eq(server_stop(&s, SIGTERM), 0);
+    cr_assert_eq(count_rows(s.db, "SELECT count(*) FROM transitions WHERE rule ="
+                                  " 'regimen.protocol-check' AND state = 'open'"), 2);
+    cr_assert_eq(count_rows(s.db, "SELECT count(*) FROM transitions WHERE rule ="
+                                  " 'regimen.protocol-check' AND state = 'resolved'"), 2);
+    rg_test_rmdir(s.dir);
+}

@@ -65,6 +65,7 @@ typedef struct rg_svc_clinic {
     uint64_t future;    /* of those stored: dated ahead of the clock (limits.future_skew_minutes) */
     uint64_t opened, resolved;
     int refused; /* the last reload of its protocols was refused */
+    int check_open; /* its regimen.protocol-check alert is open (what check refuses, at start) */
     uint64_t live_fp; /* rg_clinic_fingerprint of what runs: a reload of the same skips the gate */
     int held;    /* this worker holds its lease: it evaluates it and sends its webhook */
     /* back-pressure while another worker holds it (limits.backlog_patients):
