@@ -475,3 +475,118 @@ Test(failures, a_protocol_problem_found_at_start_is_an_alert_until_mended, .time
                                   " 'regimen.protocol-check' AND state = 'resolved'"), 2);
     rg_test_rmdir(s.dir);
 }
+
+/* ---- a WAL checkpoint that cannot get through is seen ---- */
+
+/* The value of the sample "name{labels}" in GET /metrics (as clinic north). */
+static long labelled_metric(int port, const char *sample)
+{
+    char *out, pat[160];
+    long v = -1;
+    cr_assert_eq(http(port, "GET", "/metrics", TOKEN_A, NULL, &out), 200, "%s", out);
+    snprintf(pat, sizeof pat, "\n%s ", sample);
+    char *p = strstr(out, pat);
+    if (p)
+        v = atol(p + strlen(pat));
+    free(out);
+    cr_assert_geq(v, 0, "no %s in /metrics", sample);
+    return v;
+}
+
+static int count_in(const char *text, const char *what)
+{
+    int n = 0;
+    for (const char *p = text; (p = strstr(p, what)); p += strlen(what))
+        n++;
+    return n;
+}
+
+/* Waits up to ms for /healthz to say status; returns its body (or fails). */
+static char *healthz_wait(server *s, const char *status, int ms)
+{
+    char want[64];
+    snprintf(want, sizeof want, "\"status\":\"%s\"", status);
+    for (int waited = 0;; waited += 100) {
+        char *out;
+        cr_assert_eq(http(s->port, "GET", "/healthz", NULL, NULL, &out), 200);
+        if (strstr(out, want))
+            return out;
+        cr_assert_lt(waited, ms, "/healthz is not %s after %d ms: %s", status, ms, out);
+        free(out);
+        usleep(100000);
+    }
+}
+
+/* The service's checkpoints cannot get through while another process holds
+ * the WAL's checkpoint lock (byte 121 of the -shm file, SQLite's WAL file
+ * format: what `PRAGMA wal_checkpoint` holds in another process for as long
+ * as its checkpoint lasts, here for ever). Once the WAL is long enough for
+ * the checkpoint thread (4,000 pages) each of its tries finds the database
+ * busy: counted in /metrics, logged once however many there are, and
+ * /healthz is degraded. The lock let go, the next try (a second later, with
+ * no commit to wake it) copies the WAL, and health is ok again. */
+Test(failures, a_checkpoint_that_cannot_get_through_is_degraded_health_until_it_does,
+     .timeout = 180)
+{
+    server s = {0};
+    server_setup(&s, fast_protocol, fast_protocol);
+    server_start(&s);
+    char shm[600], wal[600], *out;
+    snprintf(shm, sizeof shm, "%s-shm", s.db);
+    snprintf(wal, sizeof wal, "%s-wal", s.db);
+    int fd = open(shm, O_RDWR);
+    cr_assert_geq(fd, 0, "%s: %s", shm, strerror(errno));
+    struct flock lk = {.l_type = F_WRLCK, .l_whence = SEEK_SET, .l_start = 121, .l_len = 1};
+    cr_assert_eq(fcntl(fd, F_SETLKW, &lk), 0, "%s", strerror(errno));
+
+    /* events of 15 kB each, until the WAL is past the thread's 4,000 pages */
+    size_t cap = 1u << 20;
+    char *body = malloc(cap), note[15001];
+    memset(note, 'x', sizeof note - 1);
+    note[sizeof note - 1] = '\0';
+    struct stat sb = {0};
+    for (int k = 0; k < 200 && (stat(wal, &sb) != 0 || sb.st_size < 4400L * 4096); k++) {
+        size_t n = (size_t)snprintf(body, cap, "[");
+        for (int i = 0; i < 60; i++)
+            n += (size_t)snprintf(body + n, cap - n,
+                                  "%s{\"id\":\"w%d-%d\",\"clinic\":\"north\",\"patient\":\"p%d\","
+                                  "\"type\":\"ping\",\"at\":\"2026-03-01T09:00:00Z\","
+                                  "\"data\":{\"note\":\"%s\"}}", i ? "," : "", k, i, i, note);
+        snprintf(body + n, cap - n, "]");
+        cr_assert_eq(http(s.port, "POST", "/v1/events", TOKEN_A, body, &out), 200, "%s", out);
+        free(out);
+    }
+    free(body);
+    cr_assert_geq(sb.st_size, 4400L * 4096, "the WAL did not grow: %lld bytes",
+                  (long long)sb.st_size);
+
+    out = healthz_wait(&s, "degraded", 60000);
+    cr_assert(strstr(out, "WAL checkpoints find the database busy"), "%s", out);
+    free(out);
+    /* more tries, still one line in the log */
+    for (int i = 0; i < 600 && labelled_metric(s.port, "regimen_store_checkpoints_total"
+                                                       "{result=\"busy\"}") < 6; i++)
+        usleep(100000);
+    cr_assert_geq(labelled_metric(s.port, "regimen_store_checkpoints_total{result=\"busy\"}"), 6);
+    cr_assert_eq(labelled_metric(s.port, "regimen_store_checkpoints_total{result=\"failed\"}"), 0);
+    cr_assert_gt(labelled_metric(s.port, "regimen_store_wal_pages"), 4000);
+    char *log = rg_test_read(s.log);
+    cr_assert_eq(count_in(log, "WAL checkpoints find the database busy"), 1, "%s", log);
+    free(log);
+
+    /* let go: the next try gets through, by itself */
+    long ok = labelled_metric(s.port, "regimen_store_checkpoints_total{result=\"ok\"}");
+    close(fd);
+    out = healthz_wait(&s, "ok", 60000);
+    free(out);
+    cr_assert_gt(labelled_metric(s.port, "regimen_store_checkpoints_total{result=\"ok\"}"), ok);
+    cr_assert_lt(labelled_metric(s.port, "regimen_store_wal_pages"), 4000,
+                 "the WAL is copied into the database file");
+    cr_assert(log_wait(&s, "store: WAL checkpoints get through again", 10000));
+    log = rg_test_read(s.log);
+    cr_assert_eq(count_in(log, "WAL checkpoints find the database busy"), 1, "%s", log);
+    free(log);
+    cr_assert_eq(server_stop(&s, SIGTERM), 0);
+    integrity_ok(s.db);
+    rg_test_rmdir(s.dir);
+}

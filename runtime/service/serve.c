@@ -379,10 +379,29 @@ static void rg__on_notice(uv_signal_t *h, int sig)
     rg_svc_arm(sv);
 }
 
+/* The WAL's checkpoints (rg_store_wal_state, SQLite): a change between
+ * trouble and health is logged once, however many checkpoints fail
+ * meanwhile (/metrics counts them, /healthz says degraded). */
+static void rg__wal_watch(rg_svc *sv)
+{
+    rg_store_wal w;
+    rg_store_wal_state(sv->st, &w);
+    int trouble = w.why[0] != '\0';
+    if (trouble && !sv->wal_trouble)
+        rg_log("error", "store: %s (%llu failed, %llu busy so far); /healthz says degraded "
+               "until a checkpoint gets through", w.why, (unsigned long long)w.failed,
+               (unsigned long long)w.busy);
+    else if (!trouble && sv->wal_trouble)
+        rg_log("info", "store: WAL checkpoints get through again (%lld WAL pages not copied)",
+               (long long)w.behind);
+    sv->wal_trouble = trouble;
+}
+
 /* Loop lag: how late a 1 s timer fires. */
 static void rg__on_lag(uv_timer_t *t)
 {
     rg_svc *sv = t->data;
+    rg__wal_watch(sv);
     uint64_t now = uv_hrtime();
     rg_time wall = rg_now();
     if (sv->lag_last)

@@ -317,6 +317,7 @@ typedef struct rg_svc {
     int npending, wake_pending;
     size_t cap_pending;
     int wake_failed; /* the last wake-up pass failed: retried after RG_RETRY_MS */
+    int wal_trouble; /* the WAL's checkpoints were in trouble at the last look (rg__wal_watch) */
     int catching_up; /* the start-up's catch-up has jobs out: "caught up" said when done */
     /* metrics */
     uint64_t reloads, reload_failures, db_errors, wakeups, groups, group_requests, notices;
