@@ -580,8 +580,17 @@ Test(failures, a_checkpoint_that_cannot_get_through_is_degraded_health_until_it_
     out = healthz_wait(&s, "ok", 60000);
     free(out);
     cr_assert_gt(labelled_metric(s.port, "regimen_store_checkpoints_total{result=\"ok\"}"), ok);
-    cr_assert_lt(labelled_metric(s.port, "regimen_store_wal_pages"), 4000,
-                 "the WAL is copied into the database file");
+    /* the WAL copied into the database file (should an evaluation's read
+     * have held part of it from that pass, a commit wakes the next) */
+    for (int i = 0; i < 300 && labelled_metric(s.port, "regimen_store_wal_pages") >= 4000; i++) {
+        char id[32];
+        snprintf(id, sizeof id, "n%d", i);
+        char *ev = ping("north", id, "p0", now_ms(), "pong");
+        post(&s, TOKEN_A, ev);
+        free(ev);
+        usleep(100000);
+    }
+    cr_assert_lt(labelled_metric(s.port, "regimen_store_wal_pages"), 4000);
     cr_assert(log_wait(&s, "store: WAL checkpoints get through again", 10000));
     log = rg_test_read(s.log);
     cr_assert_eq(count_in(log, "WAL checkpoints find the database busy"), 1, "%s", log);
