@@ -202,7 +202,15 @@ static inline void iso(int64_t ms, char out[40])
     snprintf(out + n, 40 - n, ".%03dZ", (int)(ms % 1000));
 }
 
-/* Writes a config for clinics north (dir a/) and south (dir b/). */
+/* The test protocols' own event types, declared (docs/protocols.md, "Event
+ * types and their data fields"): a clinic whose sources read undeclared
+ * types has the system alert regimen.protocol-check from its start, and its
+ * reloads are refused. */
+#define RG_TEST_EVENTS "return { events = { ping = {}, pong = {} } }\n"
+
+/* Writes a config for clinics north (dir a/) and south (dir b/), each with
+ * a clinic.lua that declares ping and pong (a test with types of its own
+ * writes its own). */
 static inline void server_setup(server *s, const char *protocol_a, const char *protocol_b)
 {
     char cfg[2048];
@@ -212,6 +220,8 @@ static inline void server_setup(server *s, const char *protocol_a, const char *p
     snprintf(s->log, sizeof s->log, "%s/serve.log", s->dir);
     rg_test_write(s->dir, "a/p.lua", protocol_a);
     rg_test_write(s->dir, "b/p.lua", protocol_b);
+    rg_test_write(s->dir, "a/clinic.lua", RG_TEST_EVENTS);
+    rg_test_write(s->dir, "b/clinic.lua", RG_TEST_EVENTS);
     snprintf(cfg, sizeof cfg,
              "{ \"listen\": \"127.0.0.1:0\",\n"
              "  \"clinics\": {\n"

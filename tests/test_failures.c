@@ -380,3 +380,222 @@ Test(failures, a_snooze_expiry_is_in_the_feed_and_on_the_webhook, .timeout = 60)
     receiver_stop(&r);
     rg_test_rmdir(s.dir);
 }
+
+/* ---- what check refuses at start is the clinic's system alert ---- */
+
+/* A rule that reads a misspelt data field of ping ('bda': the clinic
+ * declares 'bad'), and the same rule mended. Neither fails to evaluate. */
+static const char misspelt_protocol[] =
+    "local R = require 'regimen'\n"
+    "return R.protocol { id = 'spell', version = '1',\n"
+    "  rules = { { id = 'spell.ping', severity = 'info', check = function(h, now, p)\n"
+    "      local last = h:last('ping')\n"
+    "      if last and last.data.bda then return R.alert { key = last.id, message = 'bad' } end\n"
+    "    end } } }\n";
+static const char mended_protocol[] =
+    "local R = require 'regimen'\n"
+    "return R.protocol { id = 'spell', version = '2',\n"
+    "  rules = { { id = 'spell.ping', severity = 'info', check = function(h, now, p)\n"
+    "      local last = h:last('ping')\n"
+    "      if last and last.data.bad then return R.alert { key = last.id, message = 'bad' } end\n"
+    "    end } } }\n";
+
+/* The open alerts of clinic north (TOKEN_A) as the API gives them. */
+static char *open_alerts_of_north(server *s)
+{
+    char *out;
+    cr_assert_eq(http(s->port, "GET", "/v1/alerts?state=open", TOKEN_A, NULL, &out), 200, "%s",
+                 out);
+    return out;
+}
+
+/* A clinic whose protocol reads a misspelt data field starts (nothing is
+ * gated at start), and the problem is not only a warning in the log: the
+ * clinic has the system alert regimen.protocol-check naming the file and
+ * line, /healthz is degraded. The mended file's reload (which passes the
+ * gate, check's) resolves it; a restart opens it again while the file is
+ * wrong, and a restart with the file mended resolves it too. */
+Test(failures, a_protocol_problem_found_at_start_is_an_alert_until_mended, .timeout = 90)
+{
+    server s = {0};
+    char *out;
+    server_setup(&s, misspelt_protocol, fast_protocol);
+    rg_test_write(s.dir, "a/clinic.lua", "return { events = { ping = { 'bad' } } }\n");
+    server_start(&s);
+    out = open_alerts_of_north(&s);
+    cr_assert(strstr(out, "\"rule\":\"regimen.protocol-check\""), "%s", out);
+    cr_assert(strstr(out, "p.lua:5: last.data.bda: no event type carries a data field 'bda'"),
+              "the alert names the file, line and field: %s", out);
+    cr_assert(strstr(out, "\"patient\":\"\"") && strstr(out, "\"severity\":\"critical\""), "%s",
+              out);
+    free(out);
+    cr_assert(log_wait(&s, "clinic north: p.lua:5: last.data.bda: no event type carries a data "
+                           "field 'bda' (did you mean 'bad'?) (check refuses this", 5000),
+              "still a warning in the log too");
+    cr_assert_eq(http(s.port, "GET", "/healthz", NULL, NULL, &out), 200);
+    cr_assert(strstr(out, "\"status\":\"degraded\"") && strstr(out, "regimen.protocol-check"),
+              "%s", out);
+    free(out);
+    cr_assert_eq(http(s.port, "GET", "/v1/alerts", TOKEN_B, NULL, &out), 200);
+    cr_assert_null(strstr(out, "protocol-check"), "south's sources pass check: %s", out);
+    free(out);
+
+    /* mended and reloaded: it resolves, health is ok */
+    stream st;
+    stream_open(&st, s.port, TOKEN_A, NULL);
+    cr_assert_neq(stream_wait(&st, "text/event-stream", 2000), -1, "%s", st.buf);
+    rg_test_write(s.dir, "a/p.lua", mended_protocol);
+    kill(s.pid, SIGHUP);
+    cr_assert_neq(stream_wait(&st, "pass check", 20000), -1, "%s", st.buf);
+    close(st.fd);
+    out = open_alerts_of_north(&s);
+    cr_assert_null(strstr(out, "protocol-check"), "%s", out);
+    free(out);
+    cr_assert_eq(http(s.port, "GET", "/healthz", NULL, NULL, &out), 200);
+    cr_assert(strstr(out, "\"status\":\"ok\""), "%s", out);
+    free(out);
+    cr_assert_eq(server_stop(&s, SIGTERM), 0);
+
+    /* a restart with the file wrong again opens it again; one mended resolves it */
+    rg_test_write(s.dir, "a/p.lua", misspelt_protocol);
+    server_start(&s);
+    out = open_alerts_of_north(&s);
+    cr_assert(strstr(out, "p.lua:5: last.data.bda"), "%s", out);
+    free(out);
+    cr_assert_eq(server_stop(&s, SIGTERM), 0);
+    rg_test_write(s.dir, "a/p.lua", mended_protocol);
+    server_start(&s);
+    out = open_alerts_of_north(&s);
+    cr_assert_null(strstr(out, "protocol-check"), "resolved at start: %s", out);
+    free(out);
+    cr_assert_eq(server_stop(&s, SIGTERM), 0);
+    cr_assert_eq(count_rows(s.db, "SELECT count(*) FROM transitions WHERE rule ="
+                                  " 'regimen.protocol-check' AND state = 'open'"), 2);
+    cr_assert_eq(count_rows(s.db, "SELECT count(*) FROM transitions WHERE rule ="
+                                  " 'regimen.protocol-check' AND state = 'resolved'"), 2);
+    rg_test_rmdir(s.dir);
+}
+
+/* ---- a WAL checkpoint that cannot get through is seen ---- */
+
+/* The value of the sample "name{labels}" in GET /metrics (as clinic north). */
+static long labelled_metric(int port, const char *sample)
+{
+    char *out, pat[160];
+    long v = -1;
+    cr_assert_eq(http(port, "GET", "/metrics", TOKEN_A, NULL, &out), 200, "%s", out);
+    snprintf(pat, sizeof pat, "\n%s ", sample);
+    char *p = strstr(out, pat);
+    if (p)
+        v = atol(p + strlen(pat));
+    free(out);
+    cr_assert_geq(v, 0, "no %s in /metrics", sample);
+    return v;
+}
+
+static int count_in(const char *text, const char *what)
+{
+    int n = 0;
+    for (const char *p = text; (p = strstr(p, what)); p += strlen(what))
+        n++;
+    return n;
+}
+
+/* Waits up to ms for /healthz to say status; returns its body (or fails). */
+static char *healthz_wait(server *s, const char *status, int ms)
+{
+    char want[64];
+    snprintf(want, sizeof want, "\"status\":\"%s\"", status);
+    for (int waited = 0;; waited += 100) {
+        char *out;
+        cr_assert_eq(http(s->port, "GET", "/healthz", NULL, NULL, &out), 200);
+        if (strstr(out, want))
+            return out;
+        cr_assert_lt(waited, ms, "/healthz is not %s after %d ms: %s", status, ms, out);
+        free(out);
+        usleep(100000);
+    }
+}
+
+/* The service's checkpoints cannot get through while another process holds
+ * the WAL's checkpoint lock (byte 121 of the -shm file, SQLite's WAL file
+ * format: what `PRAGMA wal_checkpoint` holds in another process for as long
+ * as its checkpoint lasts, here for ever). Once the WAL is long enough for
+ * the checkpoint thread (4,000 pages) each of its tries finds the database
+ * busy: counted in /metrics, logged once however many there are, and
+ * /healthz is degraded. The lock let go, the next try (a second later, with
+ * no commit to wake it) copies the WAL, and health is ok again. */
+Test(failures, a_checkpoint_that_cannot_get_through_is_degraded_health_until_it_does,
+     .timeout = 180)
+{
+    server s = {0};
+    server_setup(&s, fast_protocol, fast_protocol);
+    server_start(&s);
+    char shm[600], wal[600], *out;
+    snprintf(shm, sizeof shm, "%s-shm", s.db);
+    snprintf(wal, sizeof wal, "%s-wal", s.db);
+    int fd = open(shm, O_RDWR);
+    cr_assert_geq(fd, 0, "%s: %s", shm, strerror(errno));
+    struct flock lk = {.l_type = F_WRLCK, .l_whence = SEEK_SET, .l_start = 121, .l_len = 1};
+    cr_assert_eq(fcntl(fd, F_SETLKW, &lk), 0, "%s", strerror(errno));
+
+    /* events of 15 kB each, until the WAL is past the thread's 4,000 pages */
+    size_t cap = 1u << 20;
+    char *body = malloc(cap), note[15001];
+    memset(note, 'x', sizeof note - 1);
+    note[sizeof note - 1] = '\0';
+    struct stat sb = {0};
+    for (int k = 0; k < 200 && (stat(wal, &sb) != 0 || sb.st_size < 4400L * 4096); k++) {
+        size_t n = (size_t)snprintf(body, cap, "[");
+        for (int i = 0; i < 60; i++)
+            n += (size_t)snprintf(body + n, cap - n,
+                                  "%s{\"id\":\"w%d-%d\",\"clinic\":\"north\",\"patient\":\"p%d\","
+                                  "\"type\":\"ping\",\"at\":\"2026-03-01T09:00:00Z\","
+                                  "\"data\":{\"note\":\"%s\"}}", i ? "," : "", k, i, i, note);
+        snprintf(body + n, cap - n, "]");
+        cr_assert_eq(http(s.port, "POST", "/v1/events", TOKEN_A, body, &out), 200, "%s", out);
+        free(out);
+    }
+    free(body);
+    cr_assert_geq(sb.st_size, 4400L * 4096, "the WAL did not grow: %lld bytes",
+                  (long long)sb.st_size);
+
+    out = healthz_wait(&s, "degraded", 60000);
+    cr_assert(strstr(out, "WAL checkpoints find the database busy"), "%s", out);
+    free(out);
+    /* more tries, still one line in the log */
+    for (int i = 0; i < 600 && labelled_metric(s.port, "regimen_store_checkpoints_total"
+                                                       "{result=\"busy\"}") < 6; i++)
+        usleep(100000);
+    cr_assert_geq(labelled_metric(s.port, "regimen_store_checkpoints_total{result=\"busy\"}"), 6);
+    cr_assert_eq(labelled_metric(s.port, "regimen_store_checkpoints_total{result=\"failed\"}"), 0);
+    cr_assert_gt(labelled_metric(s.port, "regimen_store_wal_pages"), 4000);
+    char *log = rg_test_read(s.log);
+    cr_assert_eq(count_in(log, "WAL checkpoints find the database busy"), 1, "%s", log);
+    free(log);
+
+    /* let go: the next try gets through, by itself */
+    long ok = labelled_metric(s.port, "regimen_store_checkpoints_total{result=\"ok\"}");
+    close(fd);
+    out = healthz_wait(&s, "ok", 60000);
+    free(out);
+    cr_assert_gt(labelled_metric(s.port, "regimen_store_checkpoints_total{result=\"ok\"}"), ok);
+    /* the WAL copied into the database file (should an evaluation's read
+     * have held part of it from that pass, a commit wakes the next) */
+    for (int i = 0; i < 300 && labelled_metric(s.port, "regimen_store_wal_pages") >= 4000; i++) {
+        char id[32];
+        snprintf(id, sizeof id, "n%d", i);
+        char *ev = ping("north", id, "p0", now_ms(), "pong");
+        post(&s, TOKEN_A, ev);
+        free(ev);
+        usleep(100000);
+    }
+    cr_assert_lt(labelled_metric(s.port, "regimen_store_wal_pages"), 4000);
+    cr_assert(log_wait(&s, "store: WAL checkpoints get through again", 10000));
+    log = rg_test_read(s.log);
+    cr_assert_eq(count_in(log, "WAL checkpoints find the database busy"), 1, "%s", log);
+    free(log);
+    cr_assert_eq(server_stop(&s, SIGTERM), 0);
+    integrity_ok(s.db);
+    rg_test_rmdir(s.dir);
+}

@@ -663,6 +663,7 @@ Test(incremental, serve_wake_ups_past_a_thousand_same_as_simulate, .timeout = 12
     snprintf(s->config, sizeof s->config, "%s/config.json", dir);
     snprintf(s->log, sizeof s->log, "%s/serve.log", dir);
     rg_test_write(dir, "tick/tick.lua", rg__tick_lua);
+    rg_test_write(dir, "tick/clinic.lua", RG_TEST_EVENTS); /* (ping: helpers.h) */
     snprintf(cfg, sizeof cfg,
              "{ \"listen\": \"127.0.0.1:0\", \"clinics\": { \"north\": { \"protocols\": "
              "\"%s/tick\", \"tokens\": [\"" TOKEN_A "\"] } } }\n", dir);

@@ -1161,8 +1161,9 @@ Test(pg, a_takeover_continues_an_escalation_without_repeating_a_step, .timeout =
              "  receivers = { desk = { email = 'desk@clinic.example' },\n"
              "                prescriber = { email = 'dr.lee@example.org' } },\n"
              "  routes = { { steps = { { to = 'desk' }, { after = R.seconds(5), to = 'prescriber' } } } },\n"
-             "} }\n", port);
+             "}, events = { crit = {} } }\n", port);
     rg_test_write(w[0].dir, "a/clinic.lua", clinic);
+    rg_test_write(w[0].dir, "b/clinic.lua", "return { events = { crit = {} } }\n");
     snprintf(listen_at, sizeof listen_at, "127.0.0.1:%d", port);
     pid_t smtpd = fork();
     if (smtpd == 0) {

@@ -973,7 +973,7 @@ Test(serve, webhook_waits_for_notify_at_but_not_for_critical, .timeout = 120)
     static const char *const wd[7] = {"sun", "mon", "tue", "wed", "thu", "fri", "sat"};
     receiver r = {0};
     server s = {0};
-    char *out, settings[256];
+    char *out, settings[320];
     int64_t open_at = (now_ms() / 60000 + 1) * 60000;
     if (open_at - now_ms() < 10000) { /* too close for a loaded machine: the minute after */
         usleep((useconds_t)(open_at - now_ms() + 100) * 1000);
@@ -983,7 +983,8 @@ Test(serve, webhook_waits_for_notify_at_but_not_for_critical, .timeout = 120)
     struct tm tm;
     gmtime_r(&ot, &tm);
     snprintf(settings, sizeof settings,
-             "return { timezone = 'UTC', hours = { %s = { '%02d:%02d', '24:00' } } }\n",
+             "return { timezone = 'UTC', hours = { %s = { '%02d:%02d', '24:00' } },\n"
+             "  events = { ping = {}, alarm = {} } }\n",
              wd[tm.tm_wday], tm.tm_hour, tm.tm_min);
     receiver_start(&r);
     webhook_setup(&s, r.port);

@@ -46,6 +46,7 @@ static void setup(server *s, int threads)
     snprintf(s->log, sizeof s->log, "%s/serve.log", s->dir);
     rg_test_write(s->dir, "a/p.lua", storm_protocol);
     rg_test_write(s->dir, "b/p.lua", fast_protocol);
+    rg_test_write(s->dir, "b/clinic.lua", RG_TEST_EVENTS); /* (ping, pong: helpers.h) */
     if (threads)
         snprintf(th, sizeof th, ", \"evaluation_threads\": %d", threads);
     snprintf(cfg, sizeof cfg,

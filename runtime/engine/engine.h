@@ -188,6 +188,7 @@ long rg_engine_advance_all(rg_engine *e, rg_time due, rg_time until);
 #define RG_EVALUATION_FAILED "regimen.evaluation-failed"
 #define RG_RELOAD_REFUSED "regimen.reload-refused" /* the service's: runtime/service/serve.c */
 #define RG_QUARANTINED "regimen.protocol-quarantined" /* the service's: serve.c */
+#define RG_PROTOCOL_CHECK "regimen.protocol-check" /* the service's at start: serve.c */
 int rg_engine_rule_status(rg_store *st, const char *clinic, const char *patient,
                           const char *protocol, const char *version, const char *rule,
                           rg_time at, const char *msg);

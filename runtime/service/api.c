@@ -792,6 +792,7 @@ typedef struct rg__msnap {
     long long http_refused, http_evicted, http_dropped;
     long long hook_ok, hook_failed, hook_backlog;
     long long patients_evaluated, db_statements, db_round_trips;
+    long long ckpt_ok, ckpt_busy, ckpt_failed, wal_behind;
     double loop_lag, wake_next;
 } rg__msnap;
 
@@ -965,6 +966,14 @@ static const struct rg__metric {
     {"regimen_reloads_total", NULL, NULL, "result=\"refused\"", RG__S(reloads_refused)},
     {"regimen_store_errors_total", "counter", "Database operations that failed.", NULL,
      RG__S(store_errors)},
+    /* the WAL's checkpoints (SQLite; sqlite.c, rg__ckpt; 0 on PostgreSQL) */
+    {"regimen_store_checkpoints_total", "counter", "WAL checkpoints (SQLite): copied, found the "
+     "database busy, or failed (an I/O error, a full disk).", "result=\"ok\"",
+     RG__S(ckpt_ok)},
+    {"regimen_store_checkpoints_total", NULL, NULL, "result=\"busy\"", RG__S(ckpt_busy)},
+    {"regimen_store_checkpoints_total", NULL, NULL, "result=\"failed\"", RG__S(ckpt_failed)},
+    {"regimen_store_wal_pages", "gauge", "WAL pages not yet copied into the database file, as "
+     "last known (SQLite; past 64000 /healthz says degraded).", NULL, RG__S(wal_behind)},
     {"regimen_loop_lag_seconds", "gauge", "How late the event loop ran a 1 s timer, last "
      "measured.", NULL, offsetof(rg__msnap, loop_lag), 1, NULL, RG__M_ALL},
     /* what a test waits on before it asserts that nothing fired twice */
@@ -1073,6 +1082,8 @@ static void rg__metrics_snap(rg_svc *sv, rg__msnap *s)
      * the patients evaluated: statements per evaluated patient (issue 27) */
     uint64_t db_stmts, db_trips;
     rg_store_db_counts(&db_stmts, &db_trips);
+    rg_store_wal w;
+    rg_store_wal_state(sv->st, &w);
     *s = (rg__msnap){
         .cache_bytes = (long long)hc.bytes, .cache_cap = (long long)hc.cap,
         .cache_patients = hc.entries, .cache_hits = hc.hits, .cache_misses = hc.misses,
@@ -1095,7 +1106,9 @@ static void rg__metrics_snap(rg_svc *sv, rg__msnap *s)
         .http_dropped = (long long)hs.slow_streams, .hook_ok = (long long)ws.delivered,
         .hook_failed = (long long)ws.failures, .hook_backlog = (long long)ws.backlog,
         .patients_evaluated = es.patients, .db_statements = (long long)db_stmts,
-        .db_round_trips = (long long)db_trips, .loop_lag = sv->loop_lag,
+        .db_round_trips = (long long)db_trips, .ckpt_ok = (long long)w.ok,
+        .ckpt_busy = (long long)w.busy, .ckpt_failed = (long long)w.failed,
+        .wal_behind = w.behind, .loop_lag = sv->loop_lag,
         .wake_next = sv->wake_next == RG_TIME_NONE ? 0 : (double)sv->wake_next / 1000.0};
 }
 
@@ -1200,10 +1213,16 @@ void rg_svc_handle(void *ud, rg_http_conn *c, const rg_http_req *req)
         rg_time since;
         const char *fault = rg_store_fault(sv->st, &since);
         /* degraded: alive and reading, but the last write failed (until one
-         * succeeds), or a clinic has a system alert open */
+         * succeeds), the WAL's checkpoints are in trouble (until one gets
+         * through), or a clinic has a system alert open */
         rg__health h = {.since = RG_TIME_NONE};
-        if (!fault)
+        if (!fault) {
+            rg_store_wal w; /* (the WAL's checkpoints in trouble: sqlite.c) */
+            rg_store_wal_state(sv->st, &w);
+            if (w.why[0])
+                rg__health_add(&h, w.why, w.since);
             rg__health_alerts(sv, &h);
+        }
         if (!fault && h.why.len)
             fault = h.why.p, since = h.since;
         rg_svc_reply_json(c, 200, fault ? json_pack("{s:s,s:s,s:o}", "status", "degraded", "reason",

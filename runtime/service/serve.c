@@ -379,10 +379,29 @@ static void rg__on_notice(uv_signal_t *h, int sig)
     rg_svc_arm(sv);
 }
 
+/* The WAL's checkpoints (rg_store_wal_state, SQLite): a change between
+ * trouble and health is logged once, however many checkpoints fail
+ * meanwhile (/metrics counts them, /healthz says degraded). */
+static void rg__wal_watch(rg_svc *sv)
+{
+    rg_store_wal w;
+    rg_store_wal_state(sv->st, &w);
+    int trouble = w.why[0] != '\0';
+    if (trouble && !sv->wal_trouble)
+        rg_log("error", "store: %s (%llu failed, %llu busy so far); /healthz says degraded "
+               "until a checkpoint gets through", w.why, (unsigned long long)w.failed,
+               (unsigned long long)w.busy);
+    else if (!trouble && sv->wal_trouble)
+        rg_log("info", "store: WAL checkpoints get through again (%lld WAL pages not copied)",
+               (long long)w.behind);
+    sv->wal_trouble = trouble;
+}
+
 /* Loop lag: how late a 1 s timer fires. */
 static void rg__on_lag(uv_timer_t *t)
 {
     rg_svc *sv = t->data;
+    rg__wal_watch(sv);
     uint64_t now = uv_hrtime();
     rg_time wall = rg_now();
     if (sv->lag_last)
@@ -1355,6 +1374,56 @@ static void rg__refused(rg_svc *sv, int i, int initial, const char *err)
         rg__refusal_alert(sv, i, err);
 }
 
+/* What check would refuse in a clinic's sources, found at start (where
+ * nothing is gated): a warning each, and together the message of the
+ * clinic's regimen.protocol-check alert (rg__check_alert), for its next
+ * reload is refused until they are mended. */
+typedef struct rg__start_check {
+    const char *clinic;
+    rg_buf msgs;
+    int n;
+} rg__start_check;
+
+static void rg__start_warning(void *ud, const char *msg)
+{
+    rg__start_check *sc = ud;
+    rg_log("warn", "clinic %s: %s (check refuses this: the clinic's next reload is refused "
+           "until it is mended; `regimen check` on its directory lists all)", sc->clinic, msg);
+    if (sc->msgs.len < 1500)
+        rg_buf_printf(&sc->msgs, "%s%s", sc->n ? "; " : "", msg);
+    sc->n++;
+}
+
+/* Clinic i's system alert regimen.protocol-check: opened at start when
+ * check refuses something in its sources (sc's messages, file:line each),
+ * resolved by a load that passes check going live (a start that finds
+ * nothing, or a reload: its gate is check's). */
+static void rg__check_alert(rg_svc *sv, int i, const rg__start_check *sc)
+{
+    int open = sc && sc->n > 0;
+    if (!open && !sv->clinics[i].check_open)
+        return;
+    char msg[2000];
+    if (open)
+        snprintf(msg, sizeof msg, "protocols in %s: check refuses %d thing%s, so the clinic's "
+                 "next reload is refused until mended (`regimen check` lists all): %.1600s%s",
+                 sv->clinics[i].dir, sc->n, sc->n == 1 ? "" : "s", sc->msgs.p ? sc->msgs.p : "",
+                 sc->msgs.len >= 1500 ? "; ..." : "");
+    else
+        snprintf(msg, sizeof msg, "protocols in %s pass check", sv->clinics[i].dir);
+    if (rg_store_begin(sv->st) != RG_OK)
+        return;
+    if (rg_engine_system_alert(sv->st, sv->clinics[i].name, RG_PROTOCOL_CHECK, "", "", "", open,
+                               rg_now(), msg) != RG_OK ||
+        rg_store_commit(sv->st) != RG_OK) {
+        rg_store_rollback(sv->st);
+        rg_log("error", "clinic %s: the protocol check's alert could not be stored: %s",
+               sv->clinics[i].name, rg_store_errmsg(sv->st));
+        return;
+    }
+    sv->clinics[i].check_open = open;
+}
+
 /* Clinic i runs the protocols of fingerprint fp now (in the loop's engine
  * already; old_hashes: what it ran before): the refusal alert resolved, its
  * quarantines ended, the threads load them before its next job. Returns 1
@@ -1365,6 +1434,8 @@ static int rg__went_live(rg_svc *sv, int i, int initial, const char *old_hashes,
     sv->clinics[i].live_fp = fp;
     if (initial || sv->clinics[i].refused) /* (at start: one from before may be open) */
         rg__refusal_alert(sv, i, NULL);
+    if (!initial) /* (a reload went live: it passed the gate, which is check's) */
+        rg__check_alert(sv, i, NULL);
     rg__quarantine_end_all(sv, i); /* new protocols (or a restart): none is quarantined */
     rg_qboard_clear(sv->qboard, name); /* (on every thread: their hits counted there) */
     /* the evaluation threads load it before their next job (which also
@@ -1468,15 +1539,6 @@ static void rg__on_gated(rg_svc *sv)
  * keeps serving its version in force until rg__on_gated), one that did not
  * change is not loaded again. Clinics with changed protocols get their
  * patients re-evaluated. Returns the number of clinics that failed now. */
-/* What check would refuse in a clinic's sources, found at start (where
- * nothing is gated): a warning, for its next reload is refused until mended. */
-static void rg__start_warning(void *ud, const char *msg)
-{
-    rg_log("warn", "clinic %s: %s (check refuses this: the clinic's next reload is refused "
-           "until it is mended; `regimen check` on its directory lists all)", (const char *)ud,
-           msg);
-}
-
 static int rg__load_clinics(rg_svc *sv, int initial)
 {
     int failed = 0, changed = 0;
@@ -1523,9 +1585,14 @@ static int rg__load_clinics(rg_svc *sv, int initial)
             rc = rg_fail(err, sizeof err, RG_ENOMEM, "out of memory for its gate");
         } else if (initial) {
             rc = rg_engine_set_clinic_from(sv->eng, name, dir, shipped, NULL, err, sizeof err);
-            if (!rc) /* (not gated at start: said, so that the operator mends it first) */
-                rg_check_sources(dir, shipped, &sv->limits, rg__start_warning, (void *)name, err,
-                                 sizeof err);
+            if (!rc) { /* (not gated at start: said and alerted, so that it is mended first) */
+                rg__start_check sc = {.clinic = name};
+                sv->clinics[i].check_open = 1; /* (one may be open from before: resolved) */
+                if (rg_check_sources(dir, shipped, &sv->limits, rg__start_warning, &sc, err,
+                                     sizeof err) == RG_OK)
+                    rg__check_alert(sv, i, &sc);
+                rg_buf_free(&sc.msgs);
+            }
         } /* (else unchanged: the loop's engine runs them already) */
         if (rc) {
             failed++;

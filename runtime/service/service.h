@@ -65,6 +65,7 @@ typedef struct rg_svc_clinic {
     uint64_t future;    /* of those stored: dated ahead of the clock (limits.future_skew_minutes) */
     uint64_t opened, resolved;
     int refused; /* the last reload of its protocols was refused */
+    int check_open; /* its regimen.protocol-check alert is open (what check refuses, at start) */
     uint64_t live_fp; /* rg_clinic_fingerprint of what runs: a reload of the same skips the gate */
     int held;    /* this worker holds its lease: it evaluates it and sends its webhook */
     /* back-pressure while another worker holds it (limits.backlog_patients):
@@ -320,6 +321,7 @@ typedef struct rg_svc {
     int npending, wake_pending;
     size_t cap_pending;
     int wake_failed; /* the last wake-up pass failed: retried after RG_RETRY_MS */
+    int wal_trouble; /* the WAL's checkpoints were in trouble at the last look (rg__wal_watch) */
     int catching_up; /* the start-up's catch-up has jobs out: "caught up" said when done */
     /* metrics */
     uint64_t reloads, reload_failures, db_errors, wakeups, groups, group_requests, notices;

@@ -43,6 +43,7 @@ typedef struct rg_store_ops {
     void (*close)(rg_backend *b);
     const char *(*errmsg)(rg_backend *b);
     const char *(*fault)(rg_backend *b, rg_time *since);
+    void (*wal_state)(rg_backend *b, rg_store_wal *out);
 
     int (*begin)(rg_backend *b);
     int (*begin_read)(rg_backend *b);

@@ -685,6 +685,13 @@ static void rg_pg_close(rg_pg *pg)
 
 static const char *rg_pg_errmsg(rg_pg *pg) { return pg->msg[0] ? pg->msg : "not an error"; }
 
+/* (the server checkpoints its own write-ahead log) */
+static void rg_pg_wal_state(rg_pg *pg, rg_store_wal *out)
+{
+    (void)pg;
+    (void)out;
+}
+
 static const char *rg_pg_fault(rg_pg *pg, rg_time *since)
 {
     if (since)
@@ -3411,6 +3418,7 @@ const rg_store_ops rg_pg_ops = {
     .close = rg_pg_close,
     .errmsg = rg_pg_errmsg,
     .fault = rg_pg_fault,
+    .wal_state = rg_pg_wal_state,
     .begin = rg_pg_begin,
     .begin_read = rg_pg_begin_read,
     .rollbacks = rg_pg_rollbacks,

@@ -26,6 +26,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/statvfs.h>
+#include <time.h>
 #include <unistd.h>
 
 struct rg_backend {
@@ -435,6 +436,15 @@ fail:
 #define RG__CKPT_LIMIT 16000 /* 64 MB: the writer copies what is left, and the WAL starts again */
 #define RG__CKPT_STEP 1000   /* new pages that make the next pass, under the limit */
 #define RG__CKPT_TAIL 128    /* what the writer copies once past the limit */
+/* Checkpoints that cannot do their work must not go unseen (the WAL would
+ * grow until the disk is full): each one's outcome is counted, and the
+ * trouble (rg_store_wal: an error, RG_STORE_WAL_BUSY_MAX busy in a row, or
+ * more than RG__CKPT_BOUND frames not copied, 256 MB: four times the
+ * writer's limit, which a WAL in good health never comes near) is what
+ * rg_store_wal_state tells. While it lasts the thread tries again every
+ * RG__CKPT_RETRY_S by itself, so it ends without waiting for a commit. */
+#define RG__CKPT_BOUND (4 * RG__CKPT_LIMIT)
+#define RG__CKPT_RETRY_S 1
 typedef struct rg__ckpt {
     pthread_t tid;
     pthread_mutex_t mu;
@@ -445,23 +455,102 @@ typedef struct rg__ckpt {
     int copied;     /* under mu: the WAL's frames the last pass left copied (-1: none since
                      * the WAL started again, or since the writer's own copy) */
     int pages;      /* under mu: the WAL's length at the writer's last commit */
+    /* under mu, for rg_store_wal_state: the outcomes, busy ones in a row,
+     * the last error ("" once one succeeded), the WAL's length a checkpoint
+     * last saw and what of it is copied (both 0 when the WAL starts again),
+     * since when in trouble, and whether the thread tries again by itself */
+    uint64_t n_ok, n_busy, n_failed;
+    int busy_run;
+    char error[200];
+    int64_t log, done;
+    rg_time since;
+    int retry;
 } rg__ckpt;
+
+/* The WAL's frames not copied into the database file, as last known. */
+static int64_t rg__ckpt_behind(const rg__ckpt *c)
+{
+    int64_t wal = c->pages > c->log ? c->pages : c->log;
+    return wal > c->done ? wal - c->done : 0;
+}
+
+/* What is wrong with the checkpoints, in why ("" and 0 when nothing). */
+static int rg__ckpt_trouble(const rg__ckpt *c, char *why, size_t len)
+{
+    int64_t behind = rg__ckpt_behind(c);
+    if (c->error[0])
+        snprintf(why, len, "WAL checkpoints fail: %s (%lld WAL pages not copied into the "
+                 "database file)", c->error, (long long)behind);
+    else if (c->busy_run >= RG_STORE_WAL_BUSY_MAX)
+        snprintf(why, len, "WAL checkpoints find the database busy, %d times in a row (another "
+                 "connection checkpoints it or holds its lock; %lld WAL pages not copied)",
+                 c->busy_run, (long long)behind);
+    else if (behind > RG__CKPT_BOUND)
+        snprintf(why, len, "the WAL holds %lld pages not copied into the database file, past "
+                 "its bound of %d: a connection that keeps a read transaction open holds them "
+                 "there, and the WAL grows", (long long)behind, RG__CKPT_BOUND);
+    else
+        why[0] = '\0';
+    return why[0] != '\0';
+}
+
+/* Under c->mu: a checkpoint's outcome (rc, and on success the WAL's length
+ * and its frames copied; db says why it failed). */
+static void rg__ckpt_note(rg__ckpt *c, sqlite3 *db, int rc, int log, int copied)
+{
+    if (rc == SQLITE_OK) {
+        c->n_ok++;
+        c->busy_run = 0;
+        c->error[0] = '\0';
+        if (log >= 0 && copied >= 0) {
+            c->log = log;
+            c->done = copied;
+        }
+    } else if ((rc & 0xff) == SQLITE_BUSY || (rc & 0xff) == SQLITE_LOCKED) {
+        c->n_busy++;
+        c->busy_run++;
+    } else {
+        int sys = sqlite3_system_errno(db);
+        c->n_failed++;
+        if (sys)
+            snprintf(c->error, sizeof c->error, "%s (%s)", sqlite3_errstr(rc), strerror(sys));
+        else
+            snprintf(c->error, sizeof c->error, "%s", sqlite3_errstr(rc));
+    }
+    char why[8];
+    int bad = rg__ckpt_trouble(c, why, sizeof why);
+    if (bad && c->since == RG_TIME_NONE)
+        c->since = rg_now();
+    else if (!bad)
+        c->since = RG_TIME_NONE;
+    c->retry = bad || rc != SQLITE_OK;
+}
 
 static void *rg__ckpt_main(void *arg)
 {
     rg__ckpt *c = arg;
     pthread_mutex_lock(&c->mu);
     for (;;) {
-        while (!c->want && !c->stop)
-            pthread_cond_wait(&c->cv, &c->mu);
+        while (!c->want && !c->stop) {
+            if (!c->retry) {
+                pthread_cond_wait(&c->cv, &c->mu);
+                continue;
+            }
+            struct timespec at;
+            clock_gettime(CLOCK_REALTIME, &at);
+            at.tv_sec += RG__CKPT_RETRY_S;
+            if (pthread_cond_timedwait(&c->cv, &c->mu, &at) == ETIMEDOUT && c->retry)
+                c->want = 1; /* (in trouble: again, commits or not) */
+        }
         if (c->stop)
             break;
         c->want = 0;
         c->running = 1;
         pthread_mutex_unlock(&c->mu);
-        /* (busy: the writer's own copy runs; the next commit wakes this again) */
+        /* (busy: the writer's own copy runs, and the next commit wakes this
+         * again; or another connection holds the file, counted) */
         int log = 0, copied = -1;
-        sqlite3_wal_checkpoint_v2(c->db, NULL, SQLITE_CHECKPOINT_PASSIVE, &log, &copied);
+        int rc = sqlite3_wal_checkpoint_v2(c->db, NULL, SQLITE_CHECKPOINT_PASSIVE, &log, &copied);
         /* SQLite syncs the database file only after a pass that reached the
          * WAL's end, as the writer's copy does: the pages copied here would
          * all be flushed by that sync, on the writer's thread (11 ms at p50
@@ -473,6 +562,7 @@ static void *rg__ckpt_main(void *arg)
             f->pMethods->xSync(f, SQLITE_SYNC_NORMAL);
         pthread_mutex_lock(&c->mu);
         c->copied = copied;
+        rg__ckpt_note(c, c->db, rc, log, copied);
         c->running = 0;
     }
     pthread_mutex_unlock(&c->mu);
@@ -485,8 +575,10 @@ static int rg__wal_hook(void *ud, sqlite3 *db, const char *name, int pages)
 {
     rg__ckpt *c = ud;
     pthread_mutex_lock(&c->mu);
-    if (pages < c->pages) /* the WAL started again: a pass's count is of the old one */
+    if (pages < c->pages) { /* the WAL started again: a pass's count is of the old one */
         c->copied = -1;
+        c->log = c->done = 0;
+    }
     c->pages = pages;
     /* (while a pass runs, nothing: what came meanwhile is the next pass's) */
     int copy = 0, left = c->copied >= 0 && pages >= c->copied ? pages - c->copied : -1;
@@ -502,9 +594,35 @@ static int rg__wal_hook(void *ud, sqlite3 *db, const char *name, int pages)
         }
     }
     pthread_mutex_unlock(&c->mu);
-    if (copy)
-        sqlite3_wal_checkpoint_v2(db, name, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
+    if (copy) {
+        int log = -1, copied = -1;
+        int rc = sqlite3_wal_checkpoint_v2(db, name, SQLITE_CHECKPOINT_PASSIVE, &log, &copied);
+        pthread_mutex_lock(&c->mu);
+        rg__ckpt_note(c, db, rc, log, copied);
+        if (c->retry) /* (the thread tries again by itself) */
+            pthread_cond_signal(&c->cv);
+        pthread_mutex_unlock(&c->mu);
+    }
     return SQLITE_OK;
+}
+
+static void rg_sqlite_wal_state(rg_sqlite *st, rg_store_wal *out)
+{
+    rg__ckpt *c = st->ckpt;
+    if (!c)
+        return;
+    pthread_mutex_lock(&c->mu);
+    out->ok = c->n_ok;
+    out->busy = c->n_busy;
+    out->failed = c->n_failed;
+    out->behind = rg__ckpt_behind(c);
+    out->bound = RG__CKPT_BOUND;
+    if (rg__ckpt_trouble(c, out->why, sizeof out->why)) {
+        if (c->since == RG_TIME_NONE) /* (past the bound at a commit: from now) */
+            c->since = rg_now();
+        out->since = c->since;
+    }
+    pthread_mutex_unlock(&c->mu);
 }
 
 static void rg__ckpt_stop(rg_sqlite *st)
@@ -546,6 +664,7 @@ static int rg__ckpt_start(rg_sqlite *st, const char *path, char *err, size_t err
         return RG_EDB;
     }
     c->copied = -1;
+    c->since = RG_TIME_NONE;
     pthread_mutex_init(&c->mu, NULL);
     pthread_cond_init(&c->cv, NULL);
     if (pthread_create(&c->tid, NULL, rg__ckpt_main, c)) {
@@ -2393,6 +2512,7 @@ const rg_store_ops rg_sqlite_ops = {
     .close = rg_sqlite_close,
     .errmsg = rg_sqlite_errmsg,
     .fault = rg_sqlite_fault,
+    .wal_state = rg_sqlite_wal_state,
     .begin = rg_sqlite_begin,
     .begin_read = rg_sqlite_begin_read,
     .rollbacks = rg_sqlite_rollbacks,

@@ -118,6 +118,12 @@ const char *rg_store_fault(rg_store *st, rg_time *since)
     return st->ops->fault(st->b, since);
 }
 
+void rg_store_wal_state(rg_store *st, rg_store_wal *out)
+{
+    *out = (rg_store_wal){.since = RG_TIME_NONE};
+    st->ops->wal_state(st->b, out);
+}
+
 int rg_store_copy(rg_store *src, rg_store *dst)
 {
     if (src->ops != &rg_sqlite_ops || dst->ops != &rg_sqlite_ops)

@@ -106,6 +106,28 @@ const char *rg_store_errmsg(rg_store *st);
  * has succeeded after it. The service reports it as degraded health. */
 const char *rg_store_fault(rg_store *st, rg_time *since);
 
+/* How the WAL's checkpoints go (SQLite with rg_store_opts.checkpointer; on
+ * any other store all 0, why "" and since RG_TIME_NONE). A checkpoint is
+ * the checkpoint thread's pass or the writer's copy of the tail (sqlite.c,
+ * rg__ckpt). Trouble (why not ""): the last one failed (an I/O error, a
+ * full disk), RG_STORE_WAL_BUSY_MAX in a row found the file busy (another
+ * connection checkpointing, or holding the lock for ever), or more than
+ * bound frames of the WAL are not copied into the database file (a reader
+ * that keeps a read transaction open keeps them there: the WAL grows
+ * without end). Meanwhile the thread tries again every second, commits or
+ * not, and the trouble ends with the first checkpoint that gets through.
+ * The service logs each change, counts them in /metrics and reports the
+ * trouble as degraded health. */
+#define RG_STORE_WAL_BUSY_MAX 3
+typedef struct rg_store_wal {
+    uint64_t ok, busy, failed; /* checkpoints that copied, found the file busy, failed */
+    int64_t behind;            /* the WAL's frames not yet copied, as last known */
+    int64_t bound;             /* trouble past this many (4 x the writer's 16,000) */
+    char why[320];             /* "" while none; else what is wrong, in a sentence */
+    rg_time since;             /* when the trouble began (RG_TIME_NONE: none) */
+} rg_store_wal;
+void rg_store_wal_state(rg_store *st, rg_store_wal *out);
+
 /* SQLite only: dst (a store just opened, which nothing else writes) becomes
  * a copy of src's database, page by page: a second simulation of one
  * history (`regimen diff`) takes the events stored for the first, not

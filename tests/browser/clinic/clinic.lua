@@ -11,4 +11,10 @@ return {
     receivers = { desk = { webhook = "http://127.0.0.1:9/hook" } },
     routes = { { match = { severity = "critical" }, steps = { { to = "desk" } } } },
   },
+  -- its own event types (flags.lua), declared: regimen check passes
+  events = {
+    flag = { "severity", "message" },
+    note = { "severity", "message" },
+    clear = { "of" },
+  },
 }
