@@ -491,7 +491,7 @@ Test(threads, the_threads_run_what_the_gate_passed_not_the_files_saved_after, .t
     server s = {0};
     char *out;
     setup(&s, 2);
-    rg_test_write(s.dir, "a/clinic.lua", "return { events = { ping = {}, pong = {} } }\n");
+    rg_test_write(s.dir, "a/clinic.lua", RG_TEST_EVENTS);
     write_version(s.dir, 1, "");
     server_start(&s);
     cr_assert(log_wait(&s, "protocol vers 1 loaded", 30000), "%s", rg_test_read(s.log));
