@@ -92,7 +92,7 @@ typedef struct rg_store_opts {
                        * the copy and the file's fsync, 5-74 ms, several times a second at
                        * 1,000 POSTs/s; sqlite.c, rg__ckpt) */
     int writer; /* 1: the service's one writer (serve's loop thread): SQLite, a page cache
-                 * of 16 MiB, not 64, sized to what its group commits touch (sqlite.c,
+                 * of 8 MiB, not 64, sized to what its group commits touch (sqlite.c,
                  * RG__WRITER_CACHE: each commit after a page split scans the whole cache) */
 } rg_store_opts;
 
