@@ -656,9 +656,10 @@ static int rg_sqlite_open(rg_sqlite **out, const char *path, const rg_store_opts
      * pages all the time, and a cache of 64 MiB (16,384 pages; 5,900 held three
      * seconds into a run at 1,000 POSTs/s, and growing) made that walk 13-14% of
      * the loop thread's CPU (perf, libsqlite3 +0xb7c00 under
-     * sqlite3PagerCommitPhaseTwo; 16 MiB: 7%, 8 MiB: 2.8%, 4 MiB: 1.7%). 8 MiB holds a group commit's pages about three times over (a
-     * cohort ingest's: ~700; more spill to the WAL before the commit, as SQLite
-     * does) and the file's pages are read through the mapping, not this cache. */
+     * sqlite3PagerCommitPhaseTwo; 16 MiB: 7%, 8 MiB: 2.8%, 4 MiB: 1.7%). 8 MiB
+     * holds a group commit's pages about three times over (a cohort ingest's:
+     * ~700; more spill to the WAL before the commit, as SQLite does) and the
+     * file's pages are read through the mapping, not this cache. */
     if (rc_exec == SQLITE_OK && opts && opts->writer && !opts->load && !opts->bulk)
         rc_exec = sqlite3_exec(st->db, "PRAGMA cache_size=-" RG__WRITER_CACHE ";", NULL, NULL,
                                &msg);
