@@ -2268,7 +2268,7 @@ static void rg__watch(rg_svc *sv, const char *dir)
 static int rg__serve_open(rg_svc *sv, const char *db_path, const char *shipped)
 {
     char err[4096];
-    rg_store_opts so = {.durable = 1, .check = 1, .checkpointer = 1};
+    rg_store_opts so = {.durable = 1, .check = 1, .checkpointer = 1, .writer = 1};
     if (rg_store_open(&sv->st, db_path, &so, err, sizeof err)) {
         fprintf(stderr, "regimen serve: %s\n", err);
         return 2;

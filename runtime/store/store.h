@@ -91,6 +91,9 @@ typedef struct rg_store_opts {
                        * commit that took the WAL past 1,000 pages held the loop thread for
                        * the copy and the file's fsync, 5-74 ms, several times a second at
                        * 1,000 POSTs/s; sqlite.c, rg__ckpt) */
+    int writer; /* 1: the service's one writer (serve's loop thread): SQLite, a page cache
+                 * of 8 MiB, not 64, sized to what its group commits touch (sqlite.c,
+                 * RG__WRITER_CACHE: each commit after a page split scans the whole cache) */
 } rg_store_opts;
 
 /* path: a SQLite file (":memory:" for none), or a PostgreSQL connection URL,
