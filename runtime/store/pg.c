@@ -122,6 +122,7 @@ typedef struct rg__txs {
     rg_buf col[17]; /* the array literals $1..$17 */
     int64_t tok[RG__TXS_MAX]; /* an opening's token, else 0 */
     rg__fed *cp; /* [RG__TXS_MAX]: a copy of each */
+    uint64_t kh[RG__TXS_MAX]; /* a hash of each one's (clinic, key): rg__txs_once */
     int n;
     int64_t *map_tok, *map_id;
     int nmap, cap_map;
@@ -191,7 +192,7 @@ struct rg_backend {
 static void rg_pg_close(rg_pg *pg);
 
 /* The parameters of one statement, as libpq takes them. */
-#define RG__MAXARGS 32 /* (P_TRANSITIONS_MANY: 25) */
+#define RG__MAXARGS 32 /* (P_TRANSITIONS_MANY: 26) */
 struct rg__args {
     const char *v[RG__MAXARGS];
     int len[RG__MAXARGS], fmt[RG__MAXARGS], n;
@@ -3130,6 +3131,30 @@ static int rg__feed(rg_pg *pg, const char *clinic, int64_t after_cseq, int limit
     return 1;
 }
 
+static int rg__u64_cmp(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return (x > y) - (x < y);
+}
+
+/* P_TRANSITIONS_MANY's last argument: "t" when no two of the kept
+ * transitions share a (clinic, key), so that rg_transitions' guard skips
+ * its search for keys met more than once in the call (a sweep's batches
+ * have none: each patient's evaluation is one call's rows at most once per
+ * key; 91 ms of a 3,000-patient sweep's server time, bench/profile.md).
+ * Distinct hashes prove distinct keys; two equal ones (a repeat, or a
+ * collision) answer "f": the server then searches as it always did. */
+static const char *rg__txs_once(const rg__txs *x)
+{
+    uint64_t h[RG__TXS_MAX];
+    memcpy(h, x->kh, (size_t)x->n * sizeof *h);
+    qsort(h, (size_t)x->n, sizeof *h, rg__u64_cmp);
+    for (int i = 1; i < x->n; i++)
+        if (h[i] == h[i - 1])
+            return "f";
+    return "t";
+}
+
 static int rg__txs_flush(rg_pg *pg)
 {
     rg__txs *x = &pg->txs;
@@ -3140,6 +3165,7 @@ static int rg__txs_flush(rg_pg *pg)
     for (int k = 0; k < 17 && rc == RG_OK; k++)
         if ((rc = rg_buf_add(&x->col[k], "}", 1)) == RG_OK)
             rg__text(&a, x->col[k].p);
+    rg__text(&a, rg__txs_once(x));
     PGresult *r = NULL;
     pg->flushing = 1;
     if (rc == RG_OK && !(r = rg__run(pg, P_TRANSITIONS_MANY, &a)))
@@ -3216,6 +3242,8 @@ static PGresult *rg__kept_and(rg_pg *pg, const char *final, const rg__args *fa)
     for (int k = 0; ntxs && k < 17 && rc == RG_OK; k++)
         if ((rc = rg_buf_add(&pg->txs.col[k], "}", 1)) == RG_OK)
             rg__text(&ta, pg->txs.col[k].p);
+    if (ntxs)
+        rg__text(&ta, rg__txs_once(&pg->txs));
     if (nauds && rc == RG_OK)
         rc = rg__auds_args(pg, &aa);
     if (rc) {
@@ -3389,6 +3417,8 @@ static int rg__txs_add(rg_pg *pg, const rg_transition *t, int64_t *alert_idp)
         x->cp = calloc(RG__TXS_MAX, sizeof *x->cp);
     if (!x->cp || rg__fed_copy(&x->cp[x->n], t))
         pg->fed_bad = 1; /* (the feed is read from the database, as before) */
+    x->kh[x->n] = rg_fnv1a(rg_fnv1a(RG_FNV1A_SEED, t->clinic, strlen(t->clinic) + 1), t->key,
+                           strlen(t->key));
     x->tok[x->n] = opening ? RG__TOKEN0 - x->next++ : 0;
     if (opening)
         *alert_idp = x->tok[x->n];

@@ -718,7 +718,7 @@ const char *const rg_pg_sql[P__COUNT] = {
         " $9::text[], $10::bigint[], $11::bigint[],"
         " $12::text[], $13::text[], $14::text[], $15::text[], $16::text[], $17::text[], $18::text[],"
         " $19::text[], $20::bigint[], $21::text[], $22::text[], $23::bigint[], $24::bigint[],"
-        " $25::text[])",
+        " $25::text[], $26::boolean)",
 };
 
 /* P_TRANSITION for each element of the arrays (one round trip for a group's
@@ -751,24 +751,30 @@ const char rg_pg_txs_fn[] =
     " a_clinic text[], a_alert bigint[], a_at bigint[],"
     " a_state text[], a_patient text[], a_key text[], a_protocol text[], a_version text[],"
     " a_rule text[], a_severity text[], a_message text[], a_due bigint[], a_params text[],"
-    " a_evidence text[], a_recorded bigint[], a_notify bigint[], a_cause text[])"
+    " a_evidence text[], a_recorded bigint[], a_notify bigint[], a_cause text[], a_once boolean)"
     " RETURNS TABLE(o int, s bigint, q bigint) LANGUAGE plpgsql AS $f$"
     " #variable_conflict use_column\n"
-    " DECLARE aid bigint; seqs bigint[] := '{}'; aids bigint[] := '{}'; occ bigint[];"
+    " DECLARE seqs bigint[]; aids bigint[] := '{}'; occ bigint[];"
     "  fst text[]; m int := coalesce(array_length(a_key, 1), 0); many bigint; bad bigint;"
     "  want bigint; got bigint;"
     " BEGIN"
     "  IF p_clinic IS NOT NULL THEN " RG__PUTS_MANY "; END IF;"
     "  IF m = 0 THEN RETURN; END IF;"
-    "  FOR i IN 1 .. m LOOP"
-    "   aid := a_alert[i];"
-    "   IF aid < 0 THEN aid := seqs[-aid]; END IF;"
-    "   aids[i] := aid;"
-    "   seqs[i] := nextval('transition_seq');"
-    "  END LOOP;"
+    /* the rows' seqs in array order, then the alert ids with an opening
+     * of the call (below 0) replaced by its seq: in two statements, not a
+     * PL/pgSQL loop of m steps (bench/profile.md) */
+    "  SELECT array_agg(nextval('transition_seq') ORDER BY g) INTO seqs"
+    "   FROM generate_series(1, m) g;"
+    "  aids := ARRAY(SELECT CASE WHEN u.a < 0 THEN seqs[-u.a] ELSE u.a END"
+    "   FROM unnest(a_alert) WITH ORDINALITY AS u(a, i) ORDER BY u.i);"
     /* occ[i]: row i is its key's occ[i]-th in the call; fst[i]: for the
      * last row of a key met more than once, the state of its first; bad:
-     * the rows that do not follow the row before them of their key */
+     * the rows that do not follow the row before them of their key; when
+     * the client knows no key is met twice (a_once), each row is its key's
+     * first and only one, and nothing is searched */
+    "  IF a_once THEN"
+    "   occ := array_fill(1::bigint, ARRAY[m]); many := 0; bad := 0; want := m;"
+    "  ELSE"
     "  SELECT array_agg(z.n ORDER BY z.ord), array_agg(CASE WHEN z.n = z.k AND z.k > 1"
     "   THEN z.f END ORDER BY z.ord), count(*) FILTER (WHERE z.n = z.k AND z.k > 1),"
     "   count(*) FILTER (WHERE z.n > 1 AND NOT coalesce(CASE WHEN z.st = 'open'"
@@ -780,6 +786,7 @@ const char rg_pg_txs_fn[] =
     "   FROM unnest(a_clinic, a_key, seqs, aids, a_state) WITH ORDINALITY"
     "   AS u(c, k, sq, al, st, ord) WINDOW w AS (PARTITION BY u.c, u.k ORDER BY u.ord)) z;"
     "  SELECT count(*) INTO want FROM unnest(occ) AS u(n) WHERE u.n = 1;"
+    "  END IF;"
     "  WITH u AS (SELECT * FROM unnest(a_clinic, a_key, seqs, aids, a_state, a_patient, occ)"
     "   AS u(c, k, sq, al, st, pa, n) WHERE u.n = 1),"
     "  a AS (INSERT INTO open_alerts(clinic, key, alert, patient) SELECT u.c, u.k, u.sq, u.pa"
