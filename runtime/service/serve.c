@@ -1037,6 +1037,7 @@ static void rg__dispatch(rg_svc *sv)
         }
         j->clinic = i;
         j->gen = c->gen;
+        j->fp = c->live_fp;
         j->limits = sv->limits;
         j->budget = sv->budget;
         j->until = rg_now(); /* (what it sees is what this loop has committed by now) */

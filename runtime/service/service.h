@@ -175,6 +175,7 @@ typedef struct rg_svc_job {
     struct rg_svc_job *next;
     int clinic;
     unsigned gen; /* of the clinic's protocols */
+    uint64_t fp;  /* ... and their files' fingerprint (live_fp) when handed out */
     rg_limits limits;      /* the service's when handed out (a reload may change them): */
     rg_budget_opts budget; /* the thread's engine takes them before the job */
     rg_time until; /* the wall clock when it was handed out: what it advances to */
