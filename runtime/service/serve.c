@@ -1432,10 +1432,11 @@ static void rg__check_alert(rg_svc *sv, int i, const rg__start_check *sc)
 static int rg__went_live(rg_svc *sv, int i, int initial, const char *old_hashes, uint64_t fp)
 {
     const char *name = sv->clinics[i].name;
+    int gated = !initial && fp != sv->clinics[i].live_fp; /* (else the same files again) */
     sv->clinics[i].live_fp = fp;
     if (initial || sv->clinics[i].refused) /* (at start: one from before may be open) */
         rg__refusal_alert(sv, i, NULL);
-    if (!initial) /* (a reload went live: it passed the gate, which is check's) */
+    if (gated) /* (new files went live: they passed the gate, which is check's) */
         rg__check_alert(sv, i, NULL);
     rg__quarantine_end_all(sv, i); /* new protocols (or a restart): none is quarantined */
     rg_qboard_clear(sv->qboard, name); /* (on every thread: their hits counted there) */
