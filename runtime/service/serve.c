@@ -1516,6 +1516,9 @@ static void rg__on_gated(rg_svc *sv)
             rg__refused(sv, i, 0, g->err);
         else
             changed += rg__went_live(sv, i, 0, old_hashes, g->fp);
+        if (!rc && memcmp(&g->limits, &sv->limits, sizeof g->limits))
+            sv->clinics[i].live_fp = 0; /* (loaded under the limits before a reload changed
+                                         * them: the reload asked meanwhile loads it again) */
         rg_svc_gate_free(g);
     }
     if (!any || sv->stopping)
@@ -1574,6 +1577,7 @@ static int rg__load_clinics(rg_svc *sv, int initial)
             if (g) {
                 g->clinic = i;
                 g->fp = fp;
+                g->limits = sv->limits;
                 snprintf(g->dir, sizeof g->dir, "%s", dir);
                 snprintf(g->shipped, sizeof g->shipped, "%s", shipped ? shipped : "");
             }

@@ -220,6 +220,8 @@ typedef struct rg_svc_gate {
     int rc;              /* RG_OK: passed, and loaded */
     char err[4096];      /* why not */
     rg_clinic *loaded;   /* for the loop's engine (rg_engine_set_clinic_loaded) */
+    rg_limits limits;    /* the sandbox limits it loads under (the loop's, at submit:
+                          * a reload may change those while the gate runs) */
     rg_clinic **copies;  /* ncopies more, one for each evaluation thread: all of them
                           * loaded from the files the gate passed (rg_svc_pool_offer) */
     int ncopies;
