@@ -1587,7 +1587,7 @@ static int rg__load_clinics(rg_svc *sv, int initial)
                        "(the version in force runs meanwhile)", name, sv->clinics[i].dir);
                 continue;
             }
-            free(g);
+            rg_svc_gate_free(g); /* (and its copies' array) */
             rc = rg_fail(err, sizeof err, RG_ENOMEM, "out of memory for its gate");
         } else if (initial) {
             rc = rg_engine_set_clinic_from(sv->eng, name, dir, shipped, NULL, err, sizeof err);
