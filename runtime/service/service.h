@@ -407,8 +407,9 @@ int rg_svc_pool_size(rg_svc *sv);
  * thread (copies[k] for thread k, n of them: taken, the array too): each
  * thread runs its copy from its next job of the clinic (a copy offered
  * before and not yet taken is freed). Threads never load the clinic's
- * files themselves after the start: those may have changed since the gate
- * passed them. */
+ * files themselves after the start (those may have changed since the gate
+ * passed them), but for a new engine after a store error, and only files
+ * whose fingerprint is the live one (evaluate.c, rg__load). */
 void rg_svc_pool_offer(rg_svc *sv, int i, rg_clinic **copies, int n);
 /* api.c: a mapping job back on the loop: its request answered (an error,
  * or 503 when stopping) or queued for the group commit; frees the job. */
