@@ -440,6 +440,15 @@ Test(failures, a_protocol_problem_found_at_start_is_an_alert_until_mended, .time
     cr_assert_null(strstr(out, "protocol-check"), "south's sources pass check: %s", out);
     free(out);
 
+    /* a reload of the same files (here of nothing changed) does not pass
+     * them through the gate: the alert stays open (the reload is done on the
+     * loop before it answers the next request) */
+    kill(s.pid, SIGHUP);
+    cr_assert(log_wait(&s, "signal SIGHUP: reloading the configuration", 20000));
+    out = open_alerts_of_north(&s);
+    cr_assert(strstr(out, "p.lua:5: last.data.bda"), "still open after a reload: %s", out);
+    free(out);
+
     /* mended and reloaded: it resolves, health is ok */
     stream st;
     stream_open(&st, s.port, TOKEN_A, NULL);

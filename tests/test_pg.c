@@ -842,6 +842,75 @@ Test(pg, a_worker_that_loses_its_session_stops, .timeout = 60)
     rg_test_rmdir(w.dir);
 }
 
+/* Waits up to ms for patient's fast.ping-overdue among the worker's
+ * transitions: 1 when it came. */
+static int until_overdue(int port, const char *patient, int ms)
+{
+    char want[80];
+    snprintf(want, sizeof want, "\"patient\":\"%s\"", patient);
+    for (int waited = 0;; waited += 100) {
+        char *page = NULL;
+        cr_assert_eq(http(port, "GET", "/v1/transitions?after=0", TOKEN_A, NULL, &page), 200);
+        const char *at = strstr(page, want);
+        int found = at && strstr(page, "fast.ping-overdue");
+        free(page);
+        if (found)
+            return 1;
+        if (waited >= ms)
+            return 0;
+        usleep(100000);
+    }
+}
+
+/* An evaluation thread whose session ended (pg_terminate_backend on the
+ * sessions that hold no lease: the threads') connects anew with a new
+ * engine, and that engine runs the clinic's protocols in force: the next
+ * patient is evaluated, not failed for want of protocols. */
+Test(pg, an_evaluation_thread_connected_anew_still_runs_the_protocols, .timeout = 120)
+{
+    server w;
+    char text[400], body[300], at[40];
+    snprintf(text, sizeof text, "&application_name=rg_anew_%d", (int)getpid());
+    start_pg_worker(&w, 12, text);
+    iso(now_ms() - 3600 * 1000, at);
+    snprintf(body, sizeof body, "{\"id\":\"a1\",\"clinic\":\"north\",\"patient\":\"p1\","
+             "\"type\":\"ping\",\"at\":\"%s\"}", at);
+    char *out;
+    cr_assert_eq(http(w.port, "POST", "/v1/events", TOKEN_A, body, &out), 200, "%s", out);
+    free(out);
+    cr_assert(until_overdue(w.port, "p1", 60000), "p1 never evaluated");
+    snprintf(text, sizeof text, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                                " WHERE application_name = 'rg_anew_%d' AND pid NOT IN"
+                                " (SELECT pid FROM pg_locks WHERE locktype = 'advisory')",
+             (int)getpid());
+    PGconn *c = PQconnectdb(getenv("RG_TEST_PG_URL"));
+    PGresult *r = PQexec(c, text);
+    cr_assert_eq(PQresultStatus(r), PGRES_TUPLES_OK, "%s", PQresultErrorMessage(r));
+    cr_assert_geq(PQntuples(r), 1, "the threads' sessions");
+    PQclear(r);
+    PQfinish(c);
+    /* each thread's first job after fails on its session (503: send again):
+     * the next goes to a thread connected anew */
+    int st = 0;
+    char last[20] = "";
+    for (int i = 2; i < 12 && st != 200; i++) {
+        snprintf(last, sizeof last, "p%d", i);
+        snprintf(body, sizeof body, "{\"id\":\"a%d\",\"clinic\":\"north\",\"patient\":\"p%d\","
+                 "\"type\":\"ping\",\"at\":\"%s\"}", i, i, at);
+        st = http(w.port, "POST", "/v1/events", TOKEN_A, body, &out);
+        free(out);
+    }
+    cr_assert_eq(st, 200, "never evaluated after the sessions ended");
+    int ok = until_overdue(w.port, last, 60000);
+    char *log = rg_test_read(w.log);
+    cr_assert(ok, "%s never evaluated: %s", last, log);
+    cr_assert_null(strstr(log, "no protocols configured"), "%s", log);
+    free(log);
+    cr_assert_eq(server_stop(&w, SIGTERM), 0);
+    workers[0] = 0;
+    rg_test_rmdir(w.dir);
+}
+
 /* The store as a whole: shared by the workers, alone for sweep and
  * simulate --db, each refused with one line while the other holds it. */
 Test(pg, sweep_is_refused_beside_workers_and_workers_beside_a_sweep, .timeout = 60)

@@ -298,6 +298,7 @@ static void rg__post_fhir(rg_svc *sv, int ci, rg_http_conn *c, const rg_http_req
         char who[100];
         j->clinic = ci;
         j->gen = sv->clinics[ci].gen;
+        j->fp = sv->clinics[ci].live_fp;
         j->fhir = f;
         f->conn = c;
         f->bundle = body; /* (the thread's until the job is back) */

@@ -458,11 +458,32 @@ static void rg__load(rg__thread *t, rg_svc_job *j)
     t->offered[j->clinic] = NULL;
     pthread_mutex_unlock(&t->pool->mu);
     char err[4096];
-    if (c && rg_engine_set_clinic_loaded(t->eng, sv->clinics[j->clinic].name, c, err,
-                                         sizeof err))
+    const char *name = sv->clinics[j->clinic].name;
+    if (c && rg_engine_set_clinic_loaded(t->eng, name, c, err, sizeof err))
         rg_log("error", "clinic %s: evaluation thread %d cannot take its protocols (%s): the "
-               "version it ran before keeps running there", sv->clinics[j->clinic].name,
-               t->index, err);
+               "version it ran before keeps running there", name, t->index, err);
+    if (!c && !t->loaded[j->clinic]) {
+        /* a new engine (rg__connect after a store error) and nothing offered
+         * since: it has no protocols of the clinic. The directory's, when
+         * they are still the files that went live (else the next reload's
+         * gate offers a copy; until then the clinic fails here). */
+        char d[PATH_MAX + 16], sh[PATH_MAX + 16];
+        const char *dir, *shipped;
+        rg_svc_clinic_source_r(sv, j->clinic, d, sh, sizeof d, &dir, &shipped);
+        int rc = rg_clinic_load(&c, name, dir, shipped, NULL, &j->limits, err, sizeof err);
+        if (rc == RG_OK && rg_clinic_fingerprint(dir, shipped) != j->fp) {
+            rg_clinic_free(c);
+            rc = rg_fail(err, sizeof err, RG_ECONFLICT, "its files changed since they went "
+                         "live");
+        }
+        if (rc == RG_OK)
+            rc = rg_engine_set_clinic_loaded(t->eng, name, c, err, sizeof err);
+        if (rc) {
+            rg_log("error", "clinic %s: evaluation thread %d, connected anew, cannot load its "
+                   "protocols (%s)", name, t->index, err);
+            return; /* (tried again at its next job) */
+        }
+    }
     t->loaded[j->clinic] = j->gen;
 }
 

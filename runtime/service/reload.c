@@ -59,12 +59,12 @@ static void rg__gate_one(struct rg_svc_gates *g, rg_svc_gate *q)
     uint64_t t0 = uv_hrtime();
     for (int attempt = 1;; attempt++) {
         uint64_t fp = rg_clinic_fingerprint(q->dir, shipped);
-        q->rc = rg_clinic_gate(name, q->dir, shipped, &sv->limits, q->err, sizeof q->err);
+        q->rc = rg_clinic_gate(name, q->dir, shipped, &q->limits, q->err, sizeof q->err);
         if (q->rc == RG_OK)
-            q->rc = rg_clinic_load(&q->loaded, name, q->dir, shipped, NULL, &sv->limits,
+            q->rc = rg_clinic_load(&q->loaded, name, q->dir, shipped, NULL, &q->limits,
                                    q->err, sizeof q->err);
         for (int k = 0; k < q->ncopies && q->rc == RG_OK; k++)
-            q->rc = rg_clinic_load(&q->copies[k], name, q->dir, shipped, NULL, &sv->limits,
+            q->rc = rg_clinic_load(&q->copies[k], name, q->dir, shipped, NULL, &q->limits,
                                    q->err, sizeof q->err);
         if (rg_clinic_fingerprint(q->dir, shipped) == fp) {
             q->fp = fp;

@@ -1037,6 +1037,7 @@ static void rg__dispatch(rg_svc *sv)
         }
         j->clinic = i;
         j->gen = c->gen;
+        j->fp = c->live_fp;
         j->limits = sv->limits;
         j->budget = sv->budget;
         j->until = rg_now(); /* (what it sees is what this loop has committed by now) */
@@ -1431,10 +1432,11 @@ static void rg__check_alert(rg_svc *sv, int i, const rg__start_check *sc)
 static int rg__went_live(rg_svc *sv, int i, int initial, const char *old_hashes, uint64_t fp)
 {
     const char *name = sv->clinics[i].name;
+    int gated = !initial && fp != sv->clinics[i].live_fp; /* (else the same files again) */
     sv->clinics[i].live_fp = fp;
     if (initial || sv->clinics[i].refused) /* (at start: one from before may be open) */
         rg__refusal_alert(sv, i, NULL);
-    if (!initial) /* (a reload went live: it passed the gate, which is check's) */
+    if (gated) /* (new files went live: they passed the gate, which is check's) */
         rg__check_alert(sv, i, NULL);
     rg__quarantine_end_all(sv, i); /* new protocols (or a restart): none is quarantined */
     rg_qboard_clear(sv->qboard, name); /* (on every thread: their hits counted there) */
@@ -1514,6 +1516,9 @@ static void rg__on_gated(rg_svc *sv)
             rg__refused(sv, i, 0, g->err);
         else
             changed += rg__went_live(sv, i, 0, old_hashes, g->fp);
+        if (!rc && memcmp(&g->limits, &sv->limits, sizeof g->limits))
+            sv->clinics[i].live_fp = 0; /* (loaded under the limits before a reload changed
+                                         * them: the reload asked meanwhile loads it again) */
         rg_svc_gate_free(g);
     }
     if (!any || sv->stopping)
@@ -1572,6 +1577,7 @@ static int rg__load_clinics(rg_svc *sv, int initial)
             if (g) {
                 g->clinic = i;
                 g->fp = fp;
+                g->limits = sv->limits;
                 snprintf(g->dir, sizeof g->dir, "%s", dir);
                 snprintf(g->shipped, sizeof g->shipped, "%s", shipped ? shipped : "");
             }
@@ -1581,7 +1587,7 @@ static int rg__load_clinics(rg_svc *sv, int initial)
                        "(the version in force runs meanwhile)", name, sv->clinics[i].dir);
                 continue;
             }
-            free(g);
+            rg_svc_gate_free(g); /* (and its copies' array) */
             rc = rg_fail(err, sizeof err, RG_ENOMEM, "out of memory for its gate");
         } else if (initial) {
             rc = rg_engine_set_clinic_from(sv->eng, name, dir, shipped, NULL, err, sizeof err);

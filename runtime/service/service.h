@@ -175,6 +175,7 @@ typedef struct rg_svc_job {
     struct rg_svc_job *next;
     int clinic;
     unsigned gen; /* of the clinic's protocols */
+    uint64_t fp;  /* ... and their files' fingerprint (live_fp) when handed out */
     rg_limits limits;      /* the service's when handed out (a reload may change them): */
     rg_budget_opts budget; /* the thread's engine takes them before the job */
     rg_time until; /* the wall clock when it was handed out: what it advances to */
@@ -219,6 +220,8 @@ typedef struct rg_svc_gate {
     int rc;              /* RG_OK: passed, and loaded */
     char err[4096];      /* why not */
     rg_clinic *loaded;   /* for the loop's engine (rg_engine_set_clinic_loaded) */
+    rg_limits limits;    /* the sandbox limits it loads under (the loop's, at submit:
+                          * a reload may change those while the gate runs) */
     rg_clinic **copies;  /* ncopies more, one for each evaluation thread: all of them
                           * loaded from the files the gate passed (rg_svc_pool_offer) */
     int ncopies;
@@ -404,8 +407,9 @@ int rg_svc_pool_size(rg_svc *sv);
  * thread (copies[k] for thread k, n of them: taken, the array too): each
  * thread runs its copy from its next job of the clinic (a copy offered
  * before and not yet taken is freed). Threads never load the clinic's
- * files themselves after the start: those may have changed since the gate
- * passed them. */
+ * files themselves after the start (those may have changed since the gate
+ * passed them), but for a new engine after a store error, and only files
+ * whose fingerprint is the live one (evaluate.c, rg__load). */
 void rg_svc_pool_offer(rg_svc *sv, int i, rg_clinic **copies, int n);
 /* api.c: a mapping job back on the loop: its request answered (an error,
  * or 503 when stopping) or queued for the group commit; frees the job. */
