@@ -1402,6 +1402,9 @@ static void rg__start_warning(void *ud, const char *msg)
 static void rg__check_alert(rg_svc *sv, int i, const rg__start_check *sc)
 {
     int open = sc && sc->n > 0;
+    if (!sv->clinics[i].held) /* (PostgreSQL: the clinic's worker alerts, not every worker
+                               * at once, which would race to store it twice) */
+        return;
     if (!open && !sv->clinics[i].check_open)
         return;
     char msg[2000];
