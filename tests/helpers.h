@@ -478,7 +478,17 @@ static inline int stream_closed(stream *st, int ms)
     return 0;
 }
 
-/* The value of the unlabelled metric name in GET /metrics (as clinic north). */
+/* How many times what occurs in text (not overlapping). */
+static inline int count_of(const char *text, const char *what)
+{
+    int n = 0;
+    for (const char *p = text; (p = strstr(p, what)); p += strlen(what))
+        n++;
+    return n;
+}
+
+/* The value of the sample name (with its labels, if any: `name{k="v"}`) in
+ * GET /metrics (as clinic north). */
 static inline long metric(int port, const char *name)
 {
     char *out, pat[128];

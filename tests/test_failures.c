@@ -487,29 +487,6 @@ Test(failures, a_protocol_problem_found_at_start_is_an_alert_until_mended, .time
 
 /* ---- a WAL checkpoint that cannot get through is seen ---- */
 
-/* The value of the sample "name{labels}" in GET /metrics (as clinic north). */
-static long labelled_metric(int port, const char *sample)
-{
-    char *out, pat[160];
-    long v = -1;
-    cr_assert_eq(http(port, "GET", "/metrics", TOKEN_A, NULL, &out), 200, "%s", out);
-    snprintf(pat, sizeof pat, "\n%s ", sample);
-    char *p = strstr(out, pat);
-    if (p)
-        v = atol(p + strlen(pat));
-    free(out);
-    cr_assert_geq(v, 0, "no %s in /metrics", sample);
-    return v;
-}
-
-static int count_in(const char *text, const char *what)
-{
-    int n = 0;
-    for (const char *p = text; (p = strstr(p, what)); p += strlen(what))
-        n++;
-    return n;
-}
-
 /* Waits up to ms for /healthz to say status; returns its body (or fails). */
 static char *healthz_wait(server *s, const char *status, int ms)
 {
@@ -573,25 +550,25 @@ Test(failures, a_checkpoint_that_cannot_get_through_is_degraded_health_until_it_
     cr_assert(strstr(out, "WAL checkpoints find the database busy"), "%s", out);
     free(out);
     /* more tries, still one line in the log */
-    for (int i = 0; i < 600 && labelled_metric(s.port, "regimen_store_checkpoints_total"
+    for (int i = 0; i < 600 && metric(s.port, "regimen_store_checkpoints_total"
                                                        "{result=\"busy\"}") < 6; i++)
         usleep(100000);
-    cr_assert_geq(labelled_metric(s.port, "regimen_store_checkpoints_total{result=\"busy\"}"), 6);
-    cr_assert_eq(labelled_metric(s.port, "regimen_store_checkpoints_total{result=\"failed\"}"), 0);
-    cr_assert_gt(labelled_metric(s.port, "regimen_store_wal_pages"), 4000);
+    cr_assert_geq(metric(s.port, "regimen_store_checkpoints_total{result=\"busy\"}"), 6);
+    cr_assert_eq(metric(s.port, "regimen_store_checkpoints_total{result=\"failed\"}"), 0);
+    cr_assert_gt(metric(s.port, "regimen_store_wal_pages"), 4000);
     char *log = rg_test_read(s.log);
-    cr_assert_eq(count_in(log, "WAL checkpoints find the database busy"), 1, "%s", log);
+    cr_assert_eq(count_of(log, "WAL checkpoints find the database busy"), 1, "%s", log);
     free(log);
 
     /* let go: the next try gets through, by itself */
-    long ok = labelled_metric(s.port, "regimen_store_checkpoints_total{result=\"ok\"}");
+    long ok = metric(s.port, "regimen_store_checkpoints_total{result=\"ok\"}");
     close(fd);
     out = healthz_wait(&s, "ok", 60000);
     free(out);
-    cr_assert_gt(labelled_metric(s.port, "regimen_store_checkpoints_total{result=\"ok\"}"), ok);
+    cr_assert_gt(metric(s.port, "regimen_store_checkpoints_total{result=\"ok\"}"), ok);
     /* the WAL copied into the database file (should an evaluation's read
      * have held part of it from that pass, a commit wakes the next) */
-    for (int i = 0; i < 300 && labelled_metric(s.port, "regimen_store_wal_pages") >= 4000; i++) {
+    for (int i = 0; i < 300 && metric(s.port, "regimen_store_wal_pages") >= 4000; i++) {
         char id[32];
         snprintf(id, sizeof id, "n%d", i);
         char *ev = ping("north", id, "p0", now_ms(), "pong");
@@ -599,10 +576,10 @@ Test(failures, a_checkpoint_that_cannot_get_through_is_degraded_health_until_it_
         free(ev);
         usleep(100000);
     }
-    cr_assert_lt(labelled_metric(s.port, "regimen_store_wal_pages"), 4000);
+    cr_assert_lt(metric(s.port, "regimen_store_wal_pages"), 4000);
     cr_assert(log_wait(&s, "store: WAL checkpoints get through again", 10000));
     log = rg_test_read(s.log);
-    cr_assert_eq(count_in(log, "WAL checkpoints find the database busy"), 1, "%s", log);
+    cr_assert_eq(count_of(log, "WAL checkpoints find the database busy"), 1, "%s", log);
     free(log);
     cr_assert_eq(server_stop(&s, SIGTERM), 0);
     integrity_ok(s.db);

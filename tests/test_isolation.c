@@ -44,13 +44,6 @@ static void open_key(const server *s, const char *token, char *key, size_t len)
     cr_assert_fail("no alert opened");
 }
 
-static int count_of(const char *text, const char *what)
-{
-    int n = 0;
-    for (const char *p = text; (p = strstr(p, what)); p += strlen(what))
-        n++;
-    return n;
-}
 
 static void exec_sql(const char *db, const char *sql)
 {

@@ -248,13 +248,6 @@ static const char collide_protocol[] =
     "      return R.alert { message = 'survived the resize' }\n"
     "    end } } }\n";
 
-static int count_of(const char *text, const char *what)
-{
-    int n = 0;
-    for (const char *p = text; (p = strstr(p, what)); p++)
-        n++;
-    return n;
-}
 
 /* While an evaluation thread is held in that one C call, /healthz and the
  * other clinic answer; SIGTERM stops the service within the deadline plus
