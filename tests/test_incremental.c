@@ -787,16 +787,24 @@ static void rg__full_and_verified(const char *dir, char **order, int n, int per,
     cr_assert_str_eq(*ver, *full, "kept answers give other transitions than full evaluation");
 }
 
+/* A past cohort of 40 patients in a new directory dir, its events read into
+ * *text (free it) and put in rounds (rg__rounds: the patients in turn, each
+ * one's events in their order) into order; returns how many, np the
+ * patients. */
+static int rg__cohort_rounds(char dir[256], char **text, char *order[4000], int *np)
+{
+    char events[300];
+    rg_test_tmpdir(dir);
+    past_cohort(dir, 40, 11, events, sizeof events);
+    *text = rg_test_read(events);
+    return rg__rounds(*text, order, np);
+}
+
 Test(incremental, serve_keeps_answers_same_transitions_as_full_evaluation, .timeout = 300,
      .fini = rg__kept_fini)
 {
-    char dir[256], events[300];
-    rg_test_tmpdir(dir);
-    past_cohort(dir, 40, 11, events, sizeof events);
-    /* the patients in turn, each one's events in their order */
-    char *text = rg_test_read(events);
-    char *order[4000];
-    int np, n = rg__rounds(text, order, &np);
+    char dir[256], *text, *order[4000];
+    int np, n = rg__cohort_rounds(dir, &text, order, &np);
     cr_assert_gt(n, 800, "the cohort has events");
 
     char *full, *ver, *metrics;
@@ -832,12 +840,8 @@ Test(incremental, serve_keeps_answers_same_transitions_as_full_evaluation, .time
 Test(incremental, serve_shared_runs_find_their_kept_answers_and_never_use_stale_ones,
      .timeout = 300, .fini = rg__kept_fini)
 {
-    char dir[256], events[300];
-    rg_test_tmpdir(dir);
-    past_cohort(dir, 40, 11, events, sizeof events);
-    char *text = rg_test_read(events);
-    char *order[4000];
-    int np, n = rg__rounds(text, order, &np);
+    char dir[256], *text, *order[4000];
+    int np, n = rg__cohort_rounds(dir, &text, order, &np);
     cr_assert_gt(np, 20, "more patients than a request holds");
 
     char *full, *ver, *metrics;
