@@ -865,7 +865,8 @@ static int until_overdue(int port, const char *patient, int ms)
 /* An evaluation thread whose session ended (pg_terminate_backend on the
  * sessions that hold no lease: the threads') connects anew with a new
  * engine, and that engine runs the clinic's protocols in force: the next
- * patient is evaluated, not failed for want of protocols. */
+ * patient is evaluated, not failed for want of protocols, even when the
+ * clinic's files were changed since into a version its reload refused. */
 Test(pg, an_evaluation_thread_connected_anew_still_runs_the_protocols, .timeout = 120)
 {
     server w;
@@ -879,6 +880,16 @@ Test(pg, an_evaluation_thread_connected_anew_still_runs_the_protocols, .timeout 
     cr_assert_eq(http(w.port, "POST", "/v1/events", TOKEN_A, body, &out), 200, "%s", out);
     free(out);
     cr_assert(until_overdue(w.port, "p1", 60000), "p1 never evaluated");
+    rg_test_write(w.dir, "a/p.lua", "this is not Lua (");
+    int refused = 0;
+    for (int i = 0; i < 600 && !refused; i++) {
+        char *log = rg_test_read(w.log);
+        refused = strstr(log, "clinic north: protocols refused") != NULL;
+        free(log);
+        if (!refused)
+            usleep(100000);
+    }
+    cr_assert(refused, "the broken edit was never refused");
     snprintf(text, sizeof text, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
                                 " WHERE application_name = 'rg_anew_%d' AND pid NOT IN"
                                 " (SELECT pid FROM pg_locks WHERE locktype = 'advisory')",
@@ -905,6 +916,7 @@ Test(pg, an_evaluation_thread_connected_anew_still_runs_the_protocols, .timeout 
     char *log = rg_test_read(w.log);
     cr_assert(ok, "%s never evaluated: %s", last, log);
     cr_assert_null(strstr(log, "no protocols configured"), "%s", log);
+    cr_assert_null(strstr(log, "cannot take its protocols"), "%s", log);
     free(log);
     cr_assert_eq(server_stop(&w, SIGTERM), 0);
     workers[0] = 0;

@@ -664,6 +664,20 @@ int rg_engine_set_clinic_loaded(rg_engine *e, const char *clinic, rg_clinic *c, 
     return RG_OK;
 }
 
+rg_clinic *rg_engine_take_clinic(rg_engine *e, const char *clinic)
+{
+    rg__clinic_slot *s = rg__slot(e, clinic, 0);
+    if (!s || !s->c)
+        return NULL;
+    rg__slot_drop_params(s);
+    if (e->inc_c == s->c)
+        rg__inc_free(e);
+    rg_clinic *c = s->c;
+    s->c = NULL;
+    s->stamp = ++e->stamps;
+    return c;
+}
+
 const rg_zone *rg_engine_zone(rg_engine *e, const char *clinic)
 {
     /* a clinic no evaluation loaded yet (simulate printing what its workers'

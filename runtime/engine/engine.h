@@ -146,6 +146,10 @@ int rg_engine_set_clinic_from(rg_engine *e, const char *clinic, const char *dir,
  * failure (freed). */
 int rg_engine_set_clinic_loaded(rg_engine *e, const char *clinic, rg_clinic *c, char *err,
                                 size_t errlen);
+/* Takes the clinic's loaded protocols out of e (NULL: none loaded), for
+ * another engine's rg_engine_set_clinic_loaded: the service's evaluation
+ * thread that connects anew keeps the version in force that way. */
+rg_clinic *rg_engine_take_clinic(rg_engine *e, const char *clinic);
 /* The clinic's loaded protocols (loading the default directory on first use);
  * NULL if they cannot be loaded (the reason is reported through on_error
  * once). */

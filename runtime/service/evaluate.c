@@ -70,6 +70,7 @@ typedef struct rg__thread {
     unsigned loaded[RG_MAX_CLINICS]; /* the generation of each clinic's protocols it runs */
     rg_clinic *offered[RG_MAX_CLINICS]; /* under mu: its copy of what went live since
                                          * (rg_svc_pool_offer), to run from its next job */
+    rg_clinic *kept[RG_MAX_CLINICS]; /* what its engine ran before a store error (rg__disconnect) */
     rg_patient_page page;
     /* what other threads' engines added to the job it runs (rg__shared) */
     rg_engine_stats lent;
@@ -198,14 +199,27 @@ static int rg__ahead(rg__thread *t, const char *clinic, const char *const *names
 /* The thread's connection and engine, made anew (after a job failed on a
  * store error: a PostgreSQL session that ended, say); the protocols are
  * loaded again before the next job of each clinic. */
-static int rg__connect(rg__thread *t, char *err, size_t errlen)
+/* t's engine and store go (a store error: it connects anew before its next
+ * work). The protocols the engine ran are kept for the next one (rg__load):
+ * the files may have changed since they went live, and a version a reload
+ * refused must not be what the thread runs then. */
+static void rg__disconnect(rg__thread *t)
 {
     rg_svc *sv = t->pool->sv;
+    for (int k = 0; t->eng && k < sv->nclinics; k++)
+        if (t->loaded[k] && !t->kept[k])
+            t->kept[k] = rg_engine_take_clinic(t->eng, sv->clinics[k].name);
     rg_engine_free(t->eng);
     rg_store_close(t->st);
     t->eng = NULL;
     t->st = NULL;
     memset(t->loaded, 0, sizeof t->loaded);
+}
+
+static int rg__connect(rg__thread *t, char *err, size_t errlen)
+{
+    rg_svc *sv = t->pool->sv;
+    rg__disconnect(t);
     rg_store_opts so = {.reader = 1}; /* (its writes go to the loop's, in the log) */
     int rc = rg_store_open(&t->st, t->pool->db, &so, err, errlen);
     if (rc)
@@ -445,8 +459,9 @@ static int rg__hand_back(rg__thread *t, rg_svc_job *j, uint64_t t0, uint64_t tw)
 
 /* The limits and the protocols of job j's clinic, on t's engine, before t
  * evaluates any of the job's patients: the copy offered to it when a load
- * went live (none: what went live is what it runs already, as after a
- * reload of unchanged files). */
+ * went live, else what its engine ran before it connected anew (neither:
+ * what went live is what it runs already, as after a reload of unchanged
+ * files). */
 static void rg__load(rg__thread *t, rg_svc_job *j)
 {
     rg_svc *sv = t->pool->sv;
@@ -457,32 +472,20 @@ static void rg__load(rg__thread *t, rg_svc_job *j)
     rg_clinic *c = t->offered[j->clinic];
     t->offered[j->clinic] = NULL;
     pthread_mutex_unlock(&t->pool->mu);
+    rg_clinic *kept = t->kept[j->clinic];
+    t->kept[j->clinic] = NULL;
+    if (c)
+        rg_clinic_free(kept); /* (older than the copy) */
+    else
+        c = kept;
     char err[4096];
     const char *name = sv->clinics[j->clinic].name;
-    if (c && rg_engine_set_clinic_loaded(t->eng, name, c, err, sizeof err))
-        rg_log("error", "clinic %s: evaluation thread %d cannot take its protocols (%s): the "
-               "version it ran before keeps running there", name, t->index, err);
-    if (!c && !t->loaded[j->clinic]) {
-        /* a new engine (rg__connect after a store error) and nothing offered
-         * since: it has no protocols of the clinic. The directory's, when
-         * they are still the files that went live (else the next reload's
-         * gate offers a copy; until then the clinic fails here). */
-        char d[PATH_MAX + 16], sh[PATH_MAX + 16];
-        const char *dir, *shipped;
-        rg_svc_clinic_source_r(sv, j->clinic, d, sh, sizeof d, &dir, &shipped);
-        int rc = rg_clinic_load(&c, name, dir, shipped, NULL, &j->limits, err, sizeof err);
-        if (rc == RG_OK && rg_clinic_fingerprint(dir, shipped) != j->fp) {
-            rg_clinic_free(c);
-            rc = rg_fail(err, sizeof err, RG_ECONFLICT, "its files changed since they went "
-                         "live");
-        }
-        if (rc == RG_OK)
-            rc = rg_engine_set_clinic_loaded(t->eng, name, c, err, sizeof err);
-        if (rc) {
-            rg_log("error", "clinic %s: evaluation thread %d, connected anew, cannot load its "
-                   "protocols (%s)", name, t->index, err);
-            return; /* (tried again at its next job) */
-        }
+    if (c && rg_engine_set_clinic_loaded(t->eng, name, c, err, sizeof err)) {
+        rg_log("error", "clinic %s: evaluation thread %d cannot take its protocols (%s): %s",
+               name, t->index, err, kept == c ? "its patients fail there until the next reload"
+                                               : "the version it ran before keeps running there");
+        if (kept == c)
+            return;
     }
     t->loaded[j->clinic] = j->gen;
 }
@@ -671,12 +674,8 @@ static void rg__help(rg__thread *t, rg__share *sh)
         }
         rg_engine_cache_stats(t->eng, &pool->cache[t->index]);
     }
-    if (sh->rc && t->eng) { /* (a store error: connected anew before its next work) */
-        rg_engine_free(t->eng);
-        rg_store_close(t->st);
-        t->eng = NULL;
-        t->st = NULL;
-    }
+    if (sh->rc && t->eng) /* (a store error: connected anew before its next work) */
+        rg__disconnect(t);
     sh->helpers--;
     t->helping = NULL;
     pthread_cond_broadcast(&pool->shared);
@@ -903,12 +902,8 @@ static void rg__run(rg__thread *t, rg_svc_job *j)
         j->protos[p].seconds += t->lent_seconds[p];
     }
     rg_engine_stats_add(&j->stats, &t->lent, NULL);
-    if (rc) { /* connected anew before the next job */
-        rg_engine_free(t->eng);
-        rg_store_close(t->st);
-        t->eng = NULL;
-        t->st = NULL;
-    }
+    if (rc) /* connected anew before the next job */
+        rg__disconnect(t);
 }
 
 /* Under mu: where in the queue the job t takes next is linked (NULL: none
@@ -1164,8 +1159,10 @@ int rg_svc_pool_free(rg_svc *sv)
         if (t->started)
             pthread_join(t->tid, NULL);
         rg_engine_free(t->eng);
-        for (int k = 0; k < RG_MAX_CLINICS; k++)
+        for (int k = 0; k < RG_MAX_CLINICS; k++) {
             rg_clinic_free(t->offered[k]);
+            rg_clinic_free(t->kept[k]);
+        }
         rg_store_close(t->st);
         rg_wlog_free(&t->log);
         free(t->page.keys);
