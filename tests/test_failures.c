@@ -298,6 +298,18 @@ Test(failures, a_reload_whose_scenario_tests_fail_is_refused_and_alerted, .timeo
     free(ev);
     cr_assert_neq(stream_wait(&st, "\"rule\":\"fast.ping-overdue\"", 3000), -1, "%s", st.buf);
 
+    /* refused again for another reason: the alert is renewed, so that it
+     * says why the last reload was refused (twice the same: once) */
+    rg_test_write(s.dir, "a/p.lua", "this is not Lua (");
+    kill(s.pid, SIGHUP);
+    cr_assert_neq(stream_wait(&st, "what this alert reports changed", 10000), -1, "%s", st.buf);
+    cr_assert_neq(stream_wait(&st, "syntax error", 10000), -1, "%s", st.buf);
+    kill(s.pid, SIGHUP);
+    cr_assert(log_wait(&s, "signal SIGHUP: reloading the configuration", 20000));
+    cr_assert_eq(http(s.port, "GET", "/v1/alerts?state=open", TOKEN_A, NULL, &out), 200);
+    cr_assert(strstr(out, "syntax error") && !strstr(out, "p_test.lua: scenario 1"), "%s", out);
+    free(out);
+
     /* the fix goes live: the refusal resolves, health is ok */
     rg_test_write(s.dir, "a/p.lua", fast_protocol);
     kill(s.pid, SIGHUP);
@@ -306,7 +318,8 @@ Test(failures, a_reload_whose_scenario_tests_fail_is_refused_and_alerted, .timeo
     cr_assert(strstr(out, "\"status\":\"ok\""), "%s", out);
     free(out);
     cr_assert_eq(count_rows(s.db, "SELECT count(*) FROM transitions WHERE rule ="
-                                  " 'regimen.reload-refused'"), 2, "opened once, resolved once");
+                                  " 'regimen.reload-refused'"), 4,
+                  "opened, renewed (resolved and opened), resolved");
     close(st.fd);
     cr_assert_eq(server_stop(&s, SIGTERM), 0);
     rg_test_rmdir(s.dir);
@@ -392,6 +405,13 @@ static const char misspelt_protocol[] =
     "      local last = h:last('ping')\n"
     "      if last and last.data.bda then return R.alert { key = last.id, message = 'bad' } end\n"
     "    end } } }\n";
+static const char misspelt_otherwise[] =
+    "local R = require 'regimen'\n"
+    "return R.protocol { id = 'spell', version = '1',\n"
+    "  rules = { { id = 'spell.ping', severity = 'info', check = function(h, now, p)\n"
+    "      local last = h:last('ping')\n"
+    "      if last and last.data.dab then return R.alert { key = last.id, message = 'bad' } end\n"
+    "    end } } }\n";
 static const char mended_protocol[] =
     "local R = require 'regimen'\n"
     "return R.protocol { id = 'spell', version = '2',\n"
@@ -465,13 +485,24 @@ Test(failures, a_protocol_problem_found_at_start_is_an_alert_until_mended, .time
     free(out);
     cr_assert_eq(server_stop(&s, SIGTERM), 0);
 
-    /* a restart with the file wrong again opens it again; one mended resolves it */
+    /* a restart with the file wrong again opens it again; one wrong in
+     * another way renews it (it lists what is wrong now, not what was);
+     * one as wrong as before leaves it; one mended resolves it */
     rg_test_write(s.dir, "a/p.lua", misspelt_protocol);
     server_start(&s);
     out = open_alerts_of_north(&s);
     cr_assert(strstr(out, "p.lua:5: last.data.bda"), "%s", out);
     free(out);
     cr_assert_eq(server_stop(&s, SIGTERM), 0);
+    rg_test_write(s.dir, "a/p.lua", misspelt_otherwise);
+    for (int again = 0; again < 2; again++) {
+        server_start(&s);
+        out = open_alerts_of_north(&s);
+        cr_assert(strstr(out, "p.lua:5: last.data.dab"), "%s", out);
+        cr_assert_null(strstr(out, "last.data.bda"), "the old finding is not current: %s", out);
+        free(out);
+        cr_assert_eq(server_stop(&s, SIGTERM), 0);
+    }
     rg_test_write(s.dir, "a/p.lua", mended_protocol);
     server_start(&s);
     out = open_alerts_of_north(&s);
@@ -479,9 +510,9 @@ Test(failures, a_protocol_problem_found_at_start_is_an_alert_until_mended, .time
     free(out);
     cr_assert_eq(server_stop(&s, SIGTERM), 0);
     cr_assert_eq(count_rows(s.db, "SELECT count(*) FROM transitions WHERE rule ="
-                                  " 'regimen.protocol-check' AND state = 'open'"), 2);
+                                  " 'regimen.protocol-check' AND state = 'open'"), 3);
     cr_assert_eq(count_rows(s.db, "SELECT count(*) FROM transitions WHERE rule ="
-                                  " 'regimen.protocol-check' AND state = 'resolved'"), 2);
+                                  " 'regimen.protocol-check' AND state = 'resolved'"), 3);
     rg_test_rmdir(s.dir);
 }
 

@@ -1835,15 +1835,18 @@ static int rg__find_rule(const rg_clinic *c, const rg__open *a, int *ri)
 /* ---- failures are alerts (engine.h) ---------------------------------------- */
 
 typedef struct rg__find_open {
-    const char *key;
+    const char *key, *message;
     int64_t id;
+    int same; /* its message is message */
 } rg__find_open;
 
 static int rg__find_open_cb(void *ud, int64_t id, const rg_transition *t)
 {
     rg__find_open *f = ud;
-    if (!strcmp(t->key, f->key))
+    if (!strcmp(t->key, f->key)) {
         f->id = id;
+        f->same = t->message && !strcmp(t->message, f->message);
+    }
     return 0;
 }
 
@@ -1853,15 +1856,24 @@ int rg_engine_system_alert(rg_store *st, const char *clinic, const char *rule,
 {
     char key[RG_KEY_HEX + 1];
     rg__alert_key(clinic, "", protocol, rule, subkey, key);
-    rg__find_open f = {key, 0};
+    rg__find_open f = {key, message, 0, 0};
     int rc = rg_store_each_open_alert(st, clinic, "", rg__find_open_cb, &f);
-    if (rc || open == (f.id != 0))
+    if (rc || (!open && !f.id) || (open && f.id && (open == 1 || f.same)))
         return rc;
     rg_transition t = {
-        .at = at, .due = at, .open = open, .clinic = clinic, .patient = "", .notify_at = at,
+        .at = at, .due = at, .open = 0, .clinic = clinic, .patient = "", .notify_at = at,
         .key = key, .protocol = protocol, .version = version ? version : "", .rule = rule,
         .severity = "critical", .message = message, .cause = "system",
     };
+    if (open && f.id) { /* (RG_ALERT_RENEW) */
+        t.message = "what this alert reports changed: the alert of the same key that follows "
+                    "says what holds now";
+        if ((rc = rg_store_transition(st, &t, &f.id)))
+            return rc;
+        t.message = message;
+        f.id = 0;
+    }
+    t.open = open != 0;
     return rg_store_transition(st, &t, &f.id);
 }
 

@@ -199,7 +199,10 @@ int rg_engine_rule_status(rg_store *st, const char *clinic, const char *patient,
 /* A clinic's system alert as a transition: rule (e.g. RG_EVALUATION_FAILED,
  * "regimen.reload-refused"), subkey (what it is about within the clinic),
  * opened (open 1) or resolved (0) at `at` with message. Opening one that is
- * open, or resolving one that is not, does nothing. */
+ * open, or resolving one that is not, does nothing; but open RG_ALERT_RENEW
+ * resolves one open with another message and opens it again with this one
+ * (for alerts whose text is the current finding, not the first one). */
+#define RG_ALERT_RENEW 2
 int rg_engine_system_alert(rg_store *st, const char *clinic, const char *rule,
                            const char *protocol, const char *version, const char *subkey,
                            int open, rg_time at, const char *message);

@@ -1329,7 +1329,9 @@ void rg_svc_flush_soon(rg_svc *sv)
 static void rg__quarantine_end_all(rg_svc *sv, int ci);
 
 /* A refused reload is a system alert of the clinic's, regimen.reload-refused
- * (why: opened with it), resolved by the next load that goes live (why NULL). */
+ * (why: opened with it; one open for another reason is renewed, so that it
+ * says why the last reload was refused), resolved by the next load that goes
+ * live (why NULL). */
 static void rg__refusal_alert(rg_svc *sv, int i, const char *why)
 {
     char msg[2000];
@@ -1341,7 +1343,7 @@ static void rg__refusal_alert(rg_svc *sv, int i, const char *why)
     if (rg_store_begin(sv->st) != RG_OK)
         return;
     if (rg_engine_system_alert(sv->st, sv->clinics[i].name, RG_RELOAD_REFUSED, "", "", "",
-                               why != NULL, rg_now(), msg) != RG_OK ||
+                               why ? RG_ALERT_RENEW : 0, rg_now(), msg) != RG_OK ||
         rg_store_commit(sv->st) != RG_OK) {
         rg_store_rollback(sv->st);
         rg_log("error", "clinic %s: the reload's alert could not be stored: %s",
@@ -1398,7 +1400,8 @@ static void rg__start_warning(void *ud, const char *msg)
 /* Clinic i's system alert regimen.protocol-check: opened at start when
  * check refuses something in its sources (sc's messages, file:line each),
  * resolved by a load that passes check going live (a start that finds
- * nothing, or a reload: its gate is check's). */
+ * nothing, or a reload: its gate is check's). A restart that finds other
+ * problems renews it, so that it lists what is wrong now. */
 static void rg__check_alert(rg_svc *sv, int i, const rg__start_check *sc)
 {
     int open = sc && sc->n > 0;
@@ -1417,8 +1420,8 @@ static void rg__check_alert(rg_svc *sv, int i, const rg__start_check *sc)
         snprintf(msg, sizeof msg, "protocols in %s pass check", sv->clinics[i].dir);
     if (rg_store_begin(sv->st) != RG_OK)
         return;
-    if (rg_engine_system_alert(sv->st, sv->clinics[i].name, RG_PROTOCOL_CHECK, "", "", "", open,
-                               rg_now(), msg) != RG_OK ||
+    if (rg_engine_system_alert(sv->st, sv->clinics[i].name, RG_PROTOCOL_CHECK, "", "", "",
+                               open ? RG_ALERT_RENEW : 0, rg_now(), msg) != RG_OK ||
         rg_store_commit(sv->st) != RG_OK) {
         rg_store_rollback(sv->st);
         rg_log("error", "clinic %s: the protocol check's alert could not be stored: %s",
