@@ -2532,6 +2532,78 @@ Test(conf_pg, a_lease_given_back_is_free_and_no_longer_read, .init = setup_pg, .
     rg_store_close(other);
 }
 
+static char due_clinics[64];
+static int on_due_clinic(void *ud, const char *clinic, const char *key, const char *patient)
+{
+    (void)ud;
+    (void)key;
+    (void)patient;
+    strncat(due_clinics, clinic, sizeof due_clinics - strlen(due_clinics) - 2);
+    strcat(due_clinics, " ");
+    return 0;
+}
+
+/* The timer's reads on a worker that reads its leased clinics only: the
+ * snoozes (their join names the clinic on each of its tables) and the
+ * earliest wake-up past the patients it leaves out (a hashed NOT IN) are
+ * the leased clinic's; another connection reading every clinic sees both. */
+Test(conf_pg, the_timers_reads_keep_to_the_leased_clinics, .init = setup_pg, .fini = teardown)
+{
+    NO_PG_SKIP();
+    rg_store *other = open_other();
+    int held = -1;
+    cr_assert_eq(rg_store_lease(st, "north", &held), RG_OK);
+    cr_assert_eq(held, 1);
+    int64_t a = 0, b = 0;
+    rg_transition tn = tr(1, "north", "p1", "k-n", T("2026-03-02T09:00:00Z"));
+    rg_transition ts = tr(1, "south", "p9", "k-s", T("2026-03-02T09:00:00Z"));
+    cr_assert_eq(rg_store_transition(st, &tn, &a), RG_OK);
+    cr_assert_eq(rg_store_transition(st, &ts, &b), RG_OK);
+    cr_assert_eq(rg_store_alert_action(st, "north", "k-n", "snooze", "nurse", "",
+                                       T("2026-03-02T12:00:00Z"), T("2026-03-02T09:05:00Z")),
+                 RG_OK);
+    cr_assert_eq(rg_store_alert_action(st, "south", "k-s", "snooze", "nurse", "",
+                                       T("2026-03-02T11:00:00Z"), T("2026-03-02T09:05:00Z")),
+                 RG_OK);
+    put("north", "e1", "p1", "2026-03-02T10:00:00Z", NULL);
+    put("north", "e2", "p2", "2026-03-02T10:30:00Z", NULL);
+    put("south", "e3", "p3", "2026-03-02T08:00:00Z", NULL);
+    rg_store_lease_only(st, 1);
+    rg_time sn = 0, w = 0;
+    cr_assert_eq(rg_store_next_snooze(st, &sn), RG_OK);
+    cr_assert_eq(sn, T("2026-03-02T12:00:00Z"), "south's snooze is not st's");
+    cr_assert_eq(rg_store_next_due(st, NULL, 0, &w, &sn), RG_OK);
+    cr_assert_eq(w, T("2026-03-02T10:00:00Z"));
+    cr_assert_eq(sn, T("2026-03-02T12:00:00Z"));
+    const char *skip[] = {"north/p1", "south/p3"};
+    cr_assert_eq(rg_store_next_due(st, skip, 2, &w, &sn), RG_OK);
+    cr_assert_eq(w, T("2026-03-02T10:30:00Z"), "north/p1 left out");
+    const char *both[] = {"north/p2", "north/p1"};
+    cr_assert_eq(rg_store_next_due(st, both, 2, &w, &sn), RG_OK);
+    cr_assert_eq(w, RG_TIME_NONE, "every north patient left out");
+    cr_assert_eq(sn, T("2026-03-02T12:00:00Z"));
+    int count = -1;
+    due_clinics[0] = 0;
+    cr_assert_eq(rg_store_each_due_snooze(st, T("2026-03-02T11:30:00Z"), on_due_clinic, NULL, &count),
+                 RG_OK);
+    cr_assert_eq(count, 0, "south's due snooze is not st's");
+    cr_assert_eq(rg_store_each_due_snooze(st, T("2026-03-02T12:00:00Z"), on_due_clinic, NULL, &count),
+                 RG_OK);
+    cr_assert_eq(count, 1);
+    cr_assert_str_eq(due_clinics, "north ");
+    /* a connection that reads every clinic */
+    cr_assert_eq(rg_store_next_due(other, skip, 2, &w, &sn), RG_OK);
+    cr_assert_eq(w, T("2026-03-02T10:30:00Z"));
+    cr_assert_eq(sn, T("2026-03-02T11:00:00Z"));
+    due_clinics[0] = 0;
+    cr_assert_eq(rg_store_each_due_snooze(other, T("2026-03-02T12:00:00Z"), on_due_clinic, NULL,
+                                          &count),
+                 RG_OK);
+    cr_assert_eq(count, 2);
+    cr_assert(strstr(due_clinics, "north") && strstr(due_clinics, "south"), "%s", due_clinics);
+    rg_store_close(other);
+}
+
 /* The workers are the connections that hold the store shared; a sweep's
  * (alone) is not one. */
 Test(conf_pg, the_workers_are_counted_by_their_shared_hold, .init = setup_pg, .fini = teardown)

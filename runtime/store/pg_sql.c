@@ -295,10 +295,10 @@ const rg_pg_step rg_pg_steps[] = {
 const size_t rg_pg_nsteps = sizeof rg_pg_steps / sizeof rg_pg_steps[0];
 
 /* See RG__STILL_OPEN in store_sql.c: one lookup of open_alerts' primary
- * key (schema 16). */
-#define RG__STILL_OPEN(o)                                                                   \
+ * key (schema 16); `also`: more of the lookup's conditions on k. */
+#define RG__STILL_OPEN(o, also)                                                             \
     "EXISTS (SELECT 1 FROM open_alerts k WHERE k.clinic = " o ".clinic AND k.key = " o \
-    ".key AND k.alert = " o ".seq)"
+    ".key AND k.alert = " o ".seq" also ")"
 
 #define RG__TRANSITION_COLS                                                                 \
     "seq, at, state, clinic, patient, key, protocol, version, rule, severity, message, due," \
@@ -553,23 +553,29 @@ const char *const rg_pg_sql[P__COUNT] = {
                      " \"until\", at) VALUES($1, $2, $3, $4, $5, $6, $7, $8)",
     [P_ACTIONS_OF] = "SELECT action, who, note, \"until\", at FROM alert_actions"
                      " WHERE clinic = $1 AND key = $2 ORDER BY seq",
+/* The leased clinics named on every table of the join, not only on alerts:
+ * the custom plan then keeps one partition of transitions and of open_alerts
+ * for a worker's one clinic instead of all eight (their clinic follows from
+ * the join, which the planner does not prune by): the timer's read is made
+ * after every group, and its planning cost the server more than any
+ * statement's execution on pings (bench/profile.md, session 5). */
+#define RG__LEASED_ON(leased, col) " AND (" leased "::text[] IS NULL OR " col " = ANY(" leased "::text[]))"
 #define RG__NEXT_SNOOZE(leased)                                                             \
     "SELECT min(a.snoozed_until) FROM alerts a JOIN transitions o"                          \
     " ON o.clinic = a.clinic AND o.seq = a.id"                                              \
-    " WHERE a.snoozed_until IS NOT NULL AND " RG__STILL_OPEN("o")                           \
-    " AND (" leased "::text[] IS NULL OR a.clinic = ANY(" leased "::text[]))"
+    " WHERE a.snoozed_until IS NOT NULL AND "                                               \
+    RG__STILL_OPEN("o", RG__LEASED_ON(leased, "k.clinic"))                                  \
+    RG__LEASED_ON(leased, "a.clinic") RG__LEASED_ON(leased, "o.clinic")
     /* the timer's two reads in one statement (rg_store_next_due) */
     [P_NEXT_DUE] = "SELECT (SELECT min(next_wake) FROM patients WHERE next_wake IS NOT NULL"
                    " AND ($1::text[] IS NULL OR clinic = ANY($1::text[]))"
-                   " AND clinic || '/' || patient <> ALL($2::text[])),"
+                   " AND clinic || '/' || patient NOT IN (SELECT unnest($2::text[]))),"
                    " (" RG__NEXT_SNOOZE("$1") ")",
-    [P_NEXT_SNOOZE] = "SELECT min(a.snoozed_until) FROM alerts a JOIN transitions o"
-                      " ON o.clinic = a.clinic AND o.seq = a.id"
-                      " WHERE a.snoozed_until IS NOT NULL AND " RG__STILL_OPEN("o")
-                      " AND ($1::text[] IS NULL OR a.clinic = ANY($1::text[]))",
+    [P_NEXT_SNOOZE] = RG__NEXT_SNOOZE("$1"),
     [P_DUE_SNOOZES] = "SELECT o.seq, o.clinic, o.key, o.patient FROM alerts a JOIN transitions o"
                       " ON o.clinic = a.clinic AND o.seq = a.id WHERE a.snoozed_until <= $1 AND "
-                      RG__STILL_OPEN("o") " AND ($2::text[] IS NULL OR a.clinic = ANY($2::text[]))"
+                      RG__STILL_OPEN("o", RG__LEASED_ON("$2", "k.clinic"))
+                      RG__LEASED_ON("$2", "a.clinic") RG__LEASED_ON("$2", "o.clinic")
                       " ORDER BY a.snoozed_until LIMIT 256",
     [P_WAKE_CLINIC] =
         "UPDATE patients SET wake = $2, next_wake = LEAST(coalesce(next_wake, $2), $2),"
