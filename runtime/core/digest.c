@@ -1,6 +1,5 @@
 /*
- * digest.c - SHA-256 digests from OpenSSL's libcrypto (the EVP interface;
- * alert keys from libsodium's, see rg_sha256_parts),
+ * digest.c - SHA-256 digests from OpenSSL's libcrypto (the EVP interface),
  * and the escaping of control characters for text meant for a terminal or
  * a log.
  *
@@ -16,7 +15,6 @@
 #include "core/digest.h"
 
 #include <openssl/evp.h>
-#include <sodium.h>
 
 #include <pthread.h>
 #include <stdint.h>
@@ -62,24 +60,23 @@ void rg_sha256(const void *p, size_t n, unsigned char out[32])
     memcpy(out, md, 32);
 }
 
-/* libsodium's SHA-256 here, not EVP: its state lives on the stack, so a key
- * costs no context allocation, no provider dispatch and no locking (each
- * alert opened hashes one: EVP's per-call work was half of its 7,600
- * instructions); the digest is the same SHA-256 (test_digest). */
 void rg_sha256_parts(const char *const *parts, int n, char *out, size_t hexlen)
 {
-    unsigned char md[crypto_hash_sha256_BYTES];
-    crypto_hash_sha256_state st;
-    crypto_hash_sha256_init(&st);
-    for (int i = 0; i < n; i++) {
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned int len = 0;
+    EVP_MD_CTX *cx = EVP_MD_CTX_new();
+    int ok = cx && EVP_DigestInit_ex(cx, rg__sha256(), NULL);
+    for (int i = 0; ok && i < n; i++) {
         uint64_t l = strlen(parts[i]);
         unsigned char be[8];
         for (int k = 0; k < 8; k++)
             be[k] = (unsigned char)(l >> (56 - 8 * k));
-        crypto_hash_sha256_update(&st, be, sizeof be);
-        crypto_hash_sha256_update(&st, (const unsigned char *)parts[i], (unsigned long long)l);
+        ok = EVP_DigestUpdate(cx, be, sizeof be) && EVP_DigestUpdate(cx, parts[i], (size_t)l);
     }
-    crypto_hash_sha256_final(&st, md);
+    ok = ok && EVP_DigestFinal_ex(cx, md, &len) && len == 32;
+    EVP_MD_CTX_free(cx);
+    if (!ok)
+        memset(md, 0, sizeof md); /* out of memory in libcrypto: an all-zero key, never seen */
     rg__hex(md, hexlen > RG_SHA256_HEX ? RG_SHA256_HEX : hexlen, out);
 }
 
