@@ -605,6 +605,25 @@ Test(engine, transition_params_follow_reloads_and_plans)
     fx_close(&f);
 }
 
+/* The plan in force is read from the latest enrolment on (the plan events
+ * found through the index by type): an earlier course's settings (limit 5,
+ * limit 9) do not carry over a re-enrolment, a later plan_adjusted applies
+ * whatever lies between (a ping, a note). */
+Test(engine, a_re_enrolment_starts_a_new_plan)
+{
+    fixture f;
+    fx_open(&f, NULL);
+    put(&f, "e1", "p6", "enrolled", "2026-03-01T08:00:00Z", "{\"limit\":5}");
+    put(&f, "j1", "p6", "plan_adjusted", "2026-03-01T08:30:00Z", "{\"limit\":9}");
+    put(&f, "e2", "p6", "enrolled", "2026-03-01T09:00:00Z", "{\"program\":\"x\"}");
+    put(&f, "n1", "p6", "note", "2026-03-01T09:30:00Z", NULL);
+    put(&f, "a1", "p6", "ping", "2026-03-01T10:00:00Z", NULL);
+    put(&f, "j2", "p6", "plan_adjusted", "2026-03-01T10:30:00Z", "{\"wait\":10800000}");
+    advance(&f, "p6", "2026-03-02T00:00:00Z");
+    cr_assert_str_eq(transitions(&f).last_params, "{\"limit\":3,\"wait\":10800000}");
+    fx_close(&f);
+}
+
 /* Evidence is the JSON list json_dumps would write, escapes included. */
 Test(engine, evidence_names_events_as_json)
 {

@@ -7,6 +7,7 @@
  * Every refusal is checked for RG_EINVAL, the field it names ("" for the
  * line as a whole), a specific phrase in the message, and an emptied event.
  */
+#include "core/digest.h"
 #include "core/event.h"
 #include "core/fields.h"
 #include "store/store.h"
@@ -1203,4 +1204,22 @@ Test(fields, varints_round_trip_and_old_records_read_the_same)
     rg_buf_free(&b);
     rg_buf_free(&now);
     rg_buf_free(&other);
+}
+
+/* Alert keys (rg_sha256_parts): SHA-256 of each part's length (8 bytes
+ * big-endian) then its bytes, as hex. Expected digests from Python's
+ * hashlib over the same encoding: one block, and three parts crossing block
+ * boundaries with an empty one between them. Cut to hexlen digits. */
+Test(digest, alert_keys_are_sha256_of_length_prefixed_parts)
+{
+    const char *one[] = {"c0", "p0001", "ketamine.safety", "bp_high", "e17"};
+    char out[RG_SHA256_HEX + 1];
+    rg_sha256_parts(one, 5, out, RG_SHA256_HEX);
+    cr_assert_str_eq(out, "4160db42a59e2d2ea061a68a90900217506a1be20da62142c26998d8e09449a0");
+    char x[71], y[131];
+    memset(x, 'x', 70), x[70] = 0;
+    memset(y, 'y', 130), y[130] = 0;
+    const char *three[] = {x, "", y};
+    rg_sha256_parts(three, 3, out, 16);
+    cr_assert_str_eq(out, "b6fd545b8d41146e");
 }

@@ -7,6 +7,7 @@
 #include "helpers.h"
 
 #include "engine/engine.h"
+#include "engine/sandbox.h"
 
 #include <lauxlib.h>
 #include <lualib.h>
@@ -405,6 +406,35 @@ Test(sandbox, errors_name_file_and_line)
 {
     /* line 5 of the generated file is the body's first line */
     expect_eval_failure("local x = nil\n local y = x.field", "bad.lua:6:", NULL);
+}
+
+/* A file loaded again with the same text takes the bytecode kept from its
+ * first parse (sandbox.c, compiled chunks): its errors still name the file
+ * and line; once the file is edited, the new text is what runs. */
+Test(sandbox, a_file_loaded_again_runs_its_kept_bytecode_until_edited)
+{
+    world w;
+    char err[4096];
+    rg_test_tmpdir(w.dir);
+    world_open(&w, NULL);
+    write_rule(w.dir, "bad/bad.lua", "local x = nil\n local y = x.field");
+    cr_assert_eq(load_bad(&w, err, sizeof err), 0, "%s", err);
+    unsigned long hits = rg_sandbox_chunk_hits();
+    cr_assert_eq(load_bad(&w, err, sizeof err), 0, "%s", err); /* same text: kept bytecode */
+    cr_assert_gt(rg_sandbox_chunk_hits(), hits, "the second load must take the kept bytecode");
+    world_run_and_check_good(&w);
+    cr_assert(strstr(w.log.text, "bad.lua:6:"), "error must name file and line:\n%s", w.log.text);
+    /* edited (one line more): parsed again, the new line reported */
+    memset(&w.log, 0, sizeof w.log);
+    write_rule(w.dir, "bad/bad.lua", "local x = nil\n\n local y = x.field");
+    hits = rg_sandbox_chunk_hits();
+    cr_assert_eq(load_bad(&w, err, sizeof err), 0, "%s", err);
+    cr_assert_eq(rg_sandbox_chunk_hits(), hits, "an edited file must be parsed again");
+    rg_time until;
+    cr_assert_eq(rg_time_parse("2026-03-03T00:00:00Z", 20, &until, NULL, NULL, 0), 0);
+    rg_engine_reevaluate_all(w.eng, until);
+    cr_assert(strstr(w.log.text, "bad.lua:7:"), "the edited text must run:\n%s", w.log.text);
+    world_close(&w);
 }
 
 Test(sandbox, malformed_alerts_are_rule_errors)

@@ -41,12 +41,10 @@ static int rg__hash_file(const char *path, char out[17])
     if (!f)
         return RG_EIO;
     uint64_t h = RG_FNV1A_SEED;
-    unsigned char byte;
-    int c;
-    while ((c = getc(f)) != EOF) {
-        byte = (unsigned char)c;
-        h = rg_fnv1a(h, &byte, 1);
-    }
+    unsigned char buf[8192]; /* by blocks: a getc and a call per byte was 0.5% of a sweep */
+    size_t n;
+    while ((n = fread(buf, 1, sizeof buf, f)) > 0)
+        h = rg_fnv1a(h, buf, n);
     fclose(f);
     snprintf(out, 17, "%016llx", (unsigned long long)h);
     return RG_OK;

@@ -959,6 +959,62 @@ static void rg__normalize(lua_State *L, int idx, const char *rule, const rg_hist
     lua_settop(L, list);
 }
 
+/* The plan events of a history whose every event has its type interned,
+ * from the index by type: tids[0..n) the plan types' ids (0: not in this
+ * history). */
+typedef struct {
+    const rg_history *h;
+    const int *tids;
+    int n;
+} rg__plan_it;
+
+/* Position in type tid's list of its first event at index >= i. */
+static int rg__type_lower(const rg_history *h, int tid, int i)
+{
+    const int *l = h->tix + h->toff[tid - 1];
+    int lo = 0, hi = h->toff[tid] - h->toff[tid - 1];
+    while (lo < hi) {
+        int mid = lo + (hi - lo) / 2;
+        if (l[mid] < i)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo;
+}
+
+/* Where the plan starts: the latest event (so far) of the first plan type,
+ * or 0 (as the scan back from the end found it). */
+static int rg__plan_start(rg__plan_it *it)
+{
+    int t = it->tids[0];
+    if (!t)
+        return 0;
+    int k = rg__type_lower(it->h, t, it->h->n);
+    return k > 0 ? it->h->tix[it->h->toff[t - 1] + k - 1] : 0;
+}
+
+/* The first plan event at index >= i (every plan type at once, in history
+ * order; a type named twice counts once), or h->n. */
+static int rg__plan_next(rg__plan_it *it, int i)
+{
+    const rg_history *h = it->h;
+    int best = h->n;
+    for (int j = 0; j < it->n; j++) {
+        int t = it->tids[j], dup = 0;
+        for (int k = 0; k < j && !dup; k++)
+            dup = it->tids[k] == t;
+        if (!t || dup)
+            continue;
+        int end = h->toff[t] - h->toff[t - 1];
+        const int *l = h->tix + h->toff[t - 1];
+        int p = rg__type_lower(h, t, i);
+        if (p < end && l[p] < best)
+            best = l[p];
+    }
+    return best;
+}
+
 /* [-0, +1] The parameters in force for this patient: the clinic's base, or a
  * copy with the patient's own plan (plan events' data) applied over it. The
  * first plan event type (by default "enrolled") starts a new plan: what an
@@ -989,12 +1045,21 @@ static int rg__params(lua_State *L, int desc, int hidx)
             if (!strcmp(h->types[k], names[j]))
                 tids[j] = k + 1;
     }
+    /* every event's type interned: the plan events are read from the index
+     * by type (rg__plan_next), not found by a scan of the whole history
+     * per protocol (0.9% of a sweep) */
+    rg__plan_it it = {h, tids, ntids};
+    int indexed = h->tix && h->toff && h->ntypes > 0 && h->toff[h->ntypes] == h->nev &&
+                  ntids > 0 && names[0];
 #define RG__IS(ev, j) ((ev)->tid ? (ev)->tid == tids[j] : !strcmp((ev)->type, names[j]))
-    for (int i = h->n - 1; ntids > 0 && names[0] && i >= 0 && !start; i--)
+    if (indexed)
+        start = rg__plan_start(&it);
+    for (int i = h->n - 1; !indexed && ntids > 0 && names[0] && i >= 0 && !start; i--)
         if (RG__IS(&h->ev[i], 0))
             start = i;
-    for (int i = start; i < h->n; i++) {
-        int is_plan = 0;
+    for (int i = indexed ? rg__plan_next(&it, start) : start; i < h->n;
+         i = indexed ? rg__plan_next(&it, i + 1) : i + 1) {
+        int is_plan = indexed;
         for (int j = 0; j < ntids && !is_plan; j++)
             is_plan = names[j] && RG__IS(&h->ev[i], j);
 #undef RG__IS

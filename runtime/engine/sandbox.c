@@ -1440,6 +1440,103 @@ const char *rg_sandbox_source(rg_sandbox *sb, const char *path, size_t *len)
     return NULL;
 }
 
+/* ---- compiled chunks, shared by the sandboxes of the process -------------
+ *
+ * Every clinic's sandbox loads its protocol files, most often the same
+ * shipped set: ten clinics parsed the same twelve files ten times (1.7% of a
+ * 2,000-patient sweep). A file's text, once parsed under the deadline, is
+ * kept here with its bytecode (lua_dump, debug information kept: the same
+ * chunk name, lines and messages); a later load of the same name and the
+ * same bytes takes the bytecode. Only what this process compiled from text
+ * is ever loaded as binary: a file holding bytecode is refused as before.
+ * Bounded: past RG_CHUNKS_MAX bytes everything kept is dropped. */
+#define RG_CHUNKS_MAX (16u << 20)
+static pthread_mutex_t rg__chunks_mu = PTHREAD_MUTEX_INITIALIZER;
+static struct rg__chunk {
+    struct rg__chunk *next;
+    char *name, *text, *code;
+    size_t tlen, clen;
+} *rg__chunks; /* under rg__chunks_mu */
+static size_t rg__chunks_bytes;
+static unsigned long rg__chunks_hits;
+
+static int rg__chunk_write(lua_State *L, const void *p, size_t n, void *ud)
+{
+    (void)L;
+    return rg_buf_add(ud, p, n) != RG_OK;
+}
+
+typedef struct {
+    const char *p;
+    size_t n;
+} rg__whole;
+
+static const char *rg__chunk_read(lua_State *L, void *ud, size_t *size)
+{
+    (void)L;
+    rg__whole *w = ud;
+    *size = w->n;
+    w->n = 0;
+    return *size ? w->p : NULL;
+}
+
+/* Loads the kept bytecode of (name, text) onto L: LUA_OK, an error status
+ * (with its message pushed, as lua_load), or -1 when none is kept. */
+static int rg__chunk_load(lua_State *L, const char *name, const char *text, size_t tlen)
+{
+    int status = -1;
+    pthread_mutex_lock(&rg__chunks_mu);
+    for (struct rg__chunk *c = rg__chunks; c; c = c->next)
+        if (c->tlen == tlen && !strcmp(c->name, name) && !memcmp(c->text, text, tlen)) {
+            rg__whole w = {c->code, c->clen}; /* read under the lock: no drop meanwhile */
+            status = lua_load(L, rg__chunk_read, &w, name, "b");
+            rg__chunks_hits++;
+            break;
+        }
+    pthread_mutex_unlock(&rg__chunks_mu);
+    return status;
+}
+
+unsigned long rg_sandbox_chunk_hits(void)
+{
+    pthread_mutex_lock(&rg__chunks_mu);
+    unsigned long n = rg__chunks_hits;
+    pthread_mutex_unlock(&rg__chunks_mu);
+    return n;
+}
+
+/* Keeps the bytecode of the function on top of L (just loaded from text). */
+static void rg__chunk_keep(lua_State *L, const char *name, const char *text, size_t tlen)
+{
+    rg_buf code = {0};
+    struct rg__chunk *c = calloc(1, sizeof *c);
+    if (!c || lua_dump(L, rg__chunk_write, &code, 0) != 0 || !(c->name = strdup(name)) ||
+        !(c->text = malloc(tlen ? tlen : 1))) {
+        if (c)
+            free(c->name);
+        free(c);
+        rg_buf_free(&code);
+        return; /* best effort: the next load parses again */
+    }
+    memcpy(c->text, text, tlen);
+    c->tlen = tlen;
+    c->code = code.p;
+    c->clen = code.len;
+    pthread_mutex_lock(&rg__chunks_mu);
+    if (rg__chunks_bytes + tlen + code.len > RG_CHUNKS_MAX) {
+        while (rg__chunks) {
+            struct rg__chunk *d = rg__chunks;
+            rg__chunks = d->next;
+            free(d->name), free(d->text), free(d->code), free(d);
+        }
+        rg__chunks_bytes = 0;
+    }
+    c->next = rg__chunks;
+    rg__chunks = c;
+    rg__chunks_bytes += tlen + code.len;
+    pthread_mutex_unlock(&rg__chunks_mu);
+}
+
 int rg_sandbox_loadfile(rg_sandbox *sb, const char *path, char *err, size_t errlen)
 {
     lua_State *L = sb->L;
@@ -1504,7 +1601,12 @@ int rg_sandbox_loadfile(rg_sandbox *sb, const char *path, char *err, size_t errl
     char chunkname[4200];
     snprintf(chunkname, sizeof chunkname, "@%s", path);
     rg__reader rd = {sb, text + skip, got - skip, 0};
-    int status = lua_load(L, rg__read_piece, &rd, chunkname, "t");
+    int status = rg__chunk_load(L, chunkname, text + skip, got - skip);
+    if (status < 0) {
+        status = lua_load(L, rg__read_piece, &rd, chunkname, "t");
+        if (status == LUA_OK && !rd.stopped)
+            rg__chunk_keep(L, chunkname, text + skip, got - skip);
+    }
     struct rg__source *src = status == LUA_OK ? calloc(1, sizeof *src) : NULL;
     if (src && (src->path = strdup(path))) { /* (else: rg_sandbox_source answers NULL) */
         src->text = text;

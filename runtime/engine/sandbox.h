@@ -97,6 +97,9 @@ int rg_sandbox_msgh(lua_State *L);
 /* [-0, +1|0] Loads a protocol or module file as text (bytecode is refused)
  * with a fresh environment and pushes the chunk. */
 int rg_sandbox_loadfile(rg_sandbox *sb, const char *path, char *err, size_t errlen);
+/* How many loads of this process took the bytecode kept from an earlier
+ * parse of the same file name and text (sandbox.c, compiled chunks). */
+unsigned long rg_sandbox_chunk_hits(void);
 /* The text rg_sandbox_loadfile read from path (the loaded code's source,
  * whatever the file holds now) and its length, or NULL when it loaded no
  * file of that name. */
