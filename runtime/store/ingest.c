@@ -183,6 +183,9 @@ typedef struct rg__pipe {
     pthread_cond_t cv;
     rg__chunk *head, *tail, *spare; /* full chunks in order; emptied ones to reuse */
     int queued, stop;
+    int full; /* the reader waits for room: woken when the queue is down to half, not at
+               * every chunk taken (a futex wake-up a chunk on the writer's thread, the
+               * pipeline's slower stage: issue 27) */
 } rg__pipe;
 
 static void rg__chunk_clear(rg__chunk *c)
@@ -230,8 +233,10 @@ static void *rg__reader(void *arg)
     long lineno = 0;
     for (int end = 0; !end;) {
         pthread_mutex_lock(&p->mu);
-        while (!p->stop && p->queued >= RG_CHUNKS_IN_FLIGHT)
+        while (!p->stop && p->queued >= RG_CHUNKS_IN_FLIGHT) {
+            p->full = 1;
             pthread_cond_wait(&p->cv, &p->mu);
+        }
         int stop = p->stop;
         rg__chunk *c = stop ? NULL : p->spare;
         if (c)
@@ -290,7 +295,10 @@ static rg__chunk *rg__next_chunk(rg__pipe *p)
         if (!p->head)
             p->tail = NULL;
         p->queued--;
-        pthread_cond_broadcast(&p->cv);
+        if (p->full && p->queued <= RG_CHUNKS_IN_FLIGHT / 2) {
+            p->full = 0;
+            pthread_cond_broadcast(&p->cv);
+        }
     }
     pthread_mutex_unlock(&p->mu);
     return c;
