@@ -17,9 +17,9 @@
 
 #include "core/rg.h"
 #include "store/holder.h"
+#include "store/store.h"
 
 #include <signal.h>
-#include <sqlite3.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -191,11 +191,7 @@ int main(int argc, char **argv)
         printf("regimen %s\n", RG_VERSION);
         return 0;
     }
-    /* SQLite keeps no allocation statistics (nothing here reads them): each
-     * of its mallocs and frees otherwise takes a global mutex and sizes the
-     * block (issue 27: about 2% of a bulk ingest's writing thread). Before
-     * anything opens a database: SQLite takes it only before it initializes. */
-    sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
+    rg_store_process_init(); /* before anything opens a database (store.h) */
     /* a service's notice meant for another process never stops a command */
     signal(RG_HOLDER_SIGNAL, SIG_IGN);
     for (size_t i = 0; i < RG_COUNTOF(rg__commands); i++)
