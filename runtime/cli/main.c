@@ -17,6 +17,7 @@
 
 #include "core/rg.h"
 #include "store/holder.h"
+#include "store/store.h"
 
 #include <signal.h>
 #include <stdio.h>
@@ -190,6 +191,7 @@ int main(int argc, char **argv)
         printf("regimen %s\n", RG_VERSION);
         return 0;
     }
+    rg_store_process_init(); /* before anything opens a database (store.h) */
     /* a service's notice meant for another process never stops a command */
     signal(RG_HOLDER_SIGNAL, SIG_IGN);
     for (size_t i = 0; i < RG_COUNTOF(rg__commands); i++)

@@ -53,22 +53,23 @@ rg_time rg_ingest_ahead(const rg_event *ev, rg_time now, rg_time skew, char *why
 /* The store's half of one line: stores a validated event (or takes what
  * storing it gave, *stored, when it went in with others), or keeps the
  * refusal (rc RG_EINVAL with field and why) with the raw text (len bytes,
- * or RG__LEN_UNKNOWN: up to its NUL). */
+ * or RG__LEN_UNKNOWN: up to its NUL). now is the clock an event's date is
+ * checked against (a chunk's lines share one reading: issue 27). */
 static int rg__store_one(rg_store *st, int rc, rg_event *ev, char *field, char *why,
                          size_t whylen, const char *text, size_t len, const char *source,
                          long line, rg_ingest_counts *counts, rg_reject_fn on_reject, void *ud,
-                         const rg_put *stored)
+                         const rg_put *stored, rg_time now)
 {
     int outcome = RG_INGEST_REJECTED;
     if (rc == RG_OK) {
         rg_put put = stored ? *stored : RG_PUT_STORED;
-        rc = stored ? RG_OK : rg_store_put_event(st, ev, rg_now(), &put);
+        rc = stored ? RG_OK : rg_store_put_event(st, ev, now, &put);
         if (rc)
             return rc;
         if (put == RG_PUT_STORED || put == RG_PUT_CORRECTED) {
             put == RG_PUT_STORED ? counts->stored++ : counts->corrected++;
             char warn[512];
-            if (rg_ingest_ahead(ev, rg_now(), counts->skew, warn, sizeof warn)) {
+            if (rg_ingest_ahead(ev, now, counts->skew, warn, sizeof warn)) {
                 counts->future++;
                 if (on_reject)
                     on_reject(ud, source, line, "", warn);
@@ -105,7 +106,7 @@ int rg_ingest_one(rg_store *st, const char *text, size_t len, const char *source
     char field[RG_FIELD_MAX], why[512];
     int rc = rg_event_parse(&ev, text, len, field, why, sizeof why);
     rc = rg__store_one(st, rc, &ev, field, why, sizeof why, text, len, source, line, counts,
-                       on_reject, ud, NULL);
+                       on_reject, ud, NULL, rg_now());
     rg_event_clear(&ev);
     return rc;
 }
@@ -183,6 +184,9 @@ typedef struct rg__pipe {
     pthread_cond_t cv;
     rg__chunk *head, *tail, *spare; /* full chunks in order; emptied ones to reuse */
     int queued, stop;
+    int full; /* the reader waits for room: woken when the queue is down to half, not at
+               * every chunk taken (a futex wake-up a chunk on the writer's thread, the
+               * pipeline's slower stage: issue 27) */
 } rg__pipe;
 
 static void rg__chunk_clear(rg__chunk *c)
@@ -230,8 +234,10 @@ static void *rg__reader(void *arg)
     long lineno = 0;
     for (int end = 0; !end;) {
         pthread_mutex_lock(&p->mu);
-        while (!p->stop && p->queued >= RG_CHUNKS_IN_FLIGHT)
+        while (!p->stop && p->queued >= RG_CHUNKS_IN_FLIGHT) {
+            p->full = 1;
             pthread_cond_wait(&p->cv, &p->mu);
+        }
         int stop = p->stop;
         rg__chunk *c = stop ? NULL : p->spare;
         if (c)
@@ -290,7 +296,10 @@ static rg__chunk *rg__next_chunk(rg__pipe *p)
         if (!p->head)
             p->tail = NULL;
         p->queued--;
-        pthread_cond_broadcast(&p->cv);
+        if (p->full && p->queued <= RG_CHUNKS_IN_FLIGHT / 2) {
+            p->full = 0;
+            pthread_cond_broadcast(&p->cv);
+        }
     }
     pthread_mutex_unlock(&p->mu);
     return c;
@@ -393,6 +402,7 @@ int rg_ingest_finish(rg_store *st, rg_ingest_reader *rd, const char *source,
     int rc = rd && rd->started ? RG_OK : RG_ENOMEM;
     for (int end = 0; rc == RG_OK && !end;) {
         rg__chunk *c = rg__next_chunk(&rd->p);
+        rg_time now = rg_now(); /* one clock reading a chunk, not one a line */
         rg_put put[RG_CHUNK_LINES];
         int run_end = 0; /* items before it are stored (rg__store_run) */
         if (!c) {
@@ -421,7 +431,7 @@ int rg_ingest_finish(rg_store *st, rg_ingest_reader *rd, const char *source,
                                   it->raw ? it->raw : it->ev.body,
                                   it->raw ? it->rawlen : RG__LEN_UNKNOWN,
                                   source, it->line, counts, rg__defer, &pend,
-                                  it->rc == RG_OK ? &put[i] : NULL);
+                                  it->rc == RG_OK ? &put[i] : NULL, now);
             if (r < 0 || pend.nomem) {
                 rc = r < 0 ? r : RG_ENOMEM;
                 break;

@@ -115,6 +115,11 @@ static int rg__done(rg_sqlite *st, sqlite3_stmt *s)
     return rc == SQLITE_DONE || rc == SQLITE_ROW ? RG_OK : RG_EDB;
 }
 
+void rg_store_process_init(void)
+{
+    sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0); /* refused once SQLite is initialized */
+}
+
 void rg_sqlite_text(sqlite3_stmt *s, int i, const char *v)
 {
     if (v)

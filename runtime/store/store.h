@@ -103,6 +103,12 @@ int rg_store_open(rg_store **out, const char *path, const rg_store_opts *opts, c
                   size_t errlen);
 int rg_store_is_server(const char *path);
 void rg_store_close(rg_store *st);
+/* Once at a program's start, before any store is opened or any other thread
+ * runs: SQLite keeps no allocation statistics (nothing reads them; each of
+ * its mallocs and frees otherwise takes a global mutex for them: issue 27,
+ * about 2% of a bulk ingest's writing thread). Optional: a program that
+ * does not call it gets SQLite's defaults. */
+void rg_store_process_init(void);
 const char *rg_store_errmsg(rg_store *st);
 /* Why the last failed statement failed ("database or disk is full", "disk
  * I/O error (Operation not permitted)"), and since when; NULL once a commit
