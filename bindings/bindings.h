@@ -185,6 +185,10 @@ void rg_history_unbind(lua_State *L, int idx);
  * dropped; the others stand. Never raises. */
 void rg_history_memo_step(lua_State *L, int idx, const rg_reads *changed);
 
+/* The position in the list of type id tid's events (tix, toff) of its first
+ * event at index >= i. */
+int rg_history_type_lower(const rg_history *h, int tid, int i);
+
 /* [-0, +1] Pushes the Lua table for event i of h (cached per history);
  * raises on memory. */
 void rg_history_push_event(lua_State *L, int hidx, int i);

@@ -592,6 +592,11 @@ static int rg__lower(const int *v, int n, int x)
     return lo;
 }
 
+int rg_history_type_lower(const rg_history *h, int tid, int i)
+{
+    return rg__lower(h->tix + h->toff[tid - 1], h->toff[tid] - h->toff[tid - 1], i);
+}
+
 static rg__sel rg__select(rg_history *h, const char *type, int from, int to)
 {
     rg__sel s = {NULL, from, to, NULL};

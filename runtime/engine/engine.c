@@ -968,21 +968,6 @@ typedef struct {
     int n;
 } rg__plan_it;
 
-/* Position in type tid's list of its first event at index >= i. */
-static int rg__type_lower(const rg_history *h, int tid, int i)
-{
-    const int *l = h->tix + h->toff[tid - 1];
-    int lo = 0, hi = h->toff[tid] - h->toff[tid - 1];
-    while (lo < hi) {
-        int mid = lo + (hi - lo) / 2;
-        if (l[mid] < i)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
-    return lo;
-}
-
 /* Where the plan starts: the latest event (so far) of the first plan type,
  * or 0 (as the scan back from the end found it). */
 static int rg__plan_start(rg__plan_it *it)
@@ -990,7 +975,7 @@ static int rg__plan_start(rg__plan_it *it)
     int t = it->tids[0];
     if (!t)
         return 0;
-    int k = rg__type_lower(it->h, t, it->h->n);
+    int k = rg_history_type_lower(it->h, t, it->h->n);
     return k > 0 ? it->h->tix[it->h->toff[t - 1] + k - 1] : 0;
 }
 
@@ -1008,7 +993,7 @@ static int rg__plan_next(rg__plan_it *it, int i)
             continue;
         int end = h->toff[t] - h->toff[t - 1];
         const int *l = h->tix + h->toff[t - 1];
-        int p = rg__type_lower(h, t, i);
+        int p = rg_history_type_lower(h, t, i);
         if (p < end && l[p] < best)
             best = l[p];
     }
