@@ -664,6 +664,12 @@ int rg_engine_set_clinic_loaded(rg_engine *e, const char *clinic, rg_clinic *c, 
     return RG_OK;
 }
 
+int rg_engine_has_clinic(rg_engine *e, const char *clinic)
+{
+    rg__clinic_slot *s = rg__slot(e, clinic, 0);
+    return s && s->c;
+}
+
 rg_clinic *rg_engine_take_clinic(rg_engine *e, const char *clinic)
 {
     rg__clinic_slot *s = rg__slot(e, clinic, 0);

@@ -146,6 +146,8 @@ int rg_engine_set_clinic_from(rg_engine *e, const char *clinic, const char *dir,
  * failure (freed). */
 int rg_engine_set_clinic_loaded(rg_engine *e, const char *clinic, rg_clinic *c, char *err,
                                 size_t errlen);
+/* Whether e has the clinic's protocols loaded (never loads them). */
+int rg_engine_has_clinic(rg_engine *e, const char *clinic);
 /* Takes the clinic's loaded protocols out of e (NULL: none loaded), for
  * another engine's rg_engine_set_clinic_loaded: the service's evaluation
  * thread that connects anew keeps the version in force that way. */

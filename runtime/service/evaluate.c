@@ -196,9 +196,6 @@ static int rg__ahead(rg__thread *t, const char *clinic, const char *const *names
     return rg_store_prefetch(t->st, clinic, names, after, n);
 }
 
-/* The thread's connection and engine, made anew (after a job failed on a
- * store error: a PostgreSQL session that ended, say); the protocols are
- * loaded again before the next job of each clinic. */
 /* t's engine and store go (a store error: it connects anew before its next
  * work). The protocols the engine ran are kept for the next one (rg__load):
  * the files may have changed since they went live, and a version a reload
@@ -206,7 +203,7 @@ static int rg__ahead(rg__thread *t, const char *clinic, const char *const *names
 static void rg__disconnect(rg__thread *t)
 {
     rg_svc *sv = t->pool->sv;
-    for (int k = 0; t->eng && k < sv->nclinics; k++)
+    for (int k = 0; t->eng && k < RG_MAX_CLINICS; k++) /* (loaded[k]: clinic k's name is set) */
         if (t->loaded[k] && !t->kept[k])
             t->kept[k] = rg_engine_take_clinic(t->eng, sv->clinics[k].name);
     rg_engine_free(t->eng);
@@ -216,6 +213,9 @@ static void rg__disconnect(rg__thread *t)
     memset(t->loaded, 0, sizeof t->loaded);
 }
 
+/* The thread's connection and engine, made anew (after a job failed on a
+ * store error: a PostgreSQL session that ended, say); the protocols are
+ * taken up again before the next job of each clinic (rg__load). */
 static int rg__connect(rg__thread *t, char *err, size_t errlen)
 {
     rg_svc *sv = t->pool->sv;
@@ -459,35 +459,58 @@ static int rg__hand_back(rg__thread *t, rg_svc_job *j, uint64_t t0, uint64_t tw)
 
 /* The limits and the protocols of job j's clinic, on t's engine, before t
  * evaluates any of the job's patients: the copy offered to it when a load
- * went live, else what its engine ran before it connected anew (neither:
- * what went live is what it runs already, as after a reload of unchanged
- * files). */
-static void rg__load(rg__thread *t, rg_svc_job *j)
+ * went live (none: what went live is what it runs already, as after a
+ * reload of unchanged files). An engine made anew (rg__connect) that has
+ * none takes what the old one ran, else the directory's files when they are
+ * still the live version's. RG_OK, or an error when the engine has no
+ * protocols of the clinic: the job is then not run (its patients stay as
+ * they are, tried again), never run without them. */
+static int rg__load(rg__thread *t, rg_svc_job *j)
 {
     rg_svc *sv = t->pool->sv;
+    int k = j->clinic;
     rg_engine_set_limits(t->eng, &j->limits, &j->budget); /* (a reload may have changed them) */
-    if (t->loaded[j->clinic] == j->gen)
-        return;
+    if (t->loaded[k] == j->gen)
+        return RG_OK;
     pthread_mutex_lock(&t->pool->mu);
-    rg_clinic *c = t->offered[j->clinic];
-    t->offered[j->clinic] = NULL;
+    rg_clinic *c = t->offered[k];
+    t->offered[k] = NULL;
     pthread_mutex_unlock(&t->pool->mu);
-    rg_clinic *kept = t->kept[j->clinic];
-    t->kept[j->clinic] = NULL;
-    if (c)
-        rg_clinic_free(kept); /* (older than the copy) */
-    else
-        c = kept;
     char err[4096];
-    const char *name = sv->clinics[j->clinic].name;
-    if (c && rg_engine_set_clinic_loaded(t->eng, name, c, err, sizeof err)) {
-        rg_log("error", "clinic %s: evaluation thread %d cannot take its protocols (%s): %s",
-               name, t->index, err, kept == c ? "its patients fail there until the next reload"
-                                               : "the version it ran before keeps running there");
-        if (kept == c)
-            return;
+    const char *name = sv->clinics[k].name;
+    if (c && rg_engine_set_clinic_loaded(t->eng, name, c, err, sizeof err))
+        rg_log("error", "clinic %s: evaluation thread %d cannot take its new protocols (%s)",
+               name, t->index, err);
+    else if (c) {
+        rg_clinic_free(t->kept[k]); /* (older than the copy) */
+        t->kept[k] = NULL;
     }
-    t->loaded[j->clinic] = j->gen;
+    if (!rg_engine_has_clinic(t->eng, name) && t->kept[k]) {
+        c = t->kept[k];
+        t->kept[k] = NULL;
+        if (rg_engine_set_clinic_loaded(t->eng, name, c, err, sizeof err))
+            rg_log("error", "clinic %s: evaluation thread %d cannot take its protocols (%s)",
+                   name, t->index, err);
+    }
+    if (!rg_engine_has_clinic(t->eng, name)) {
+        char d[PATH_MAX + 16], sh[PATH_MAX + 16];
+        const char *dir, *shipped;
+        rg_svc_clinic_source_r(sv, k, d, sh, sizeof d, &dir, &shipped);
+        int rc = rg_clinic_load(&c, name, dir, shipped, NULL, &j->limits, err, sizeof err);
+        if (rc == RG_OK && rg_clinic_fingerprint(dir, shipped) != j->fp) {
+            rg_clinic_free(c);
+            rc = rg_fail(err, sizeof err, RG_ECONFLICT, "its files changed since they went live");
+        }
+        if (rc == RG_OK)
+            rc = rg_engine_set_clinic_loaded(t->eng, name, c, err, sizeof err);
+        if (rc) {
+            rg_log("error", "clinic %s: evaluation thread %d has no protocols of the clinic (%s): "
+                   "its jobs there are not run until it has", name, t->index, err);
+            return rc;
+        }
+    }
+    t->loaded[k] = j->gen;
+    return RG_OK;
 }
 
 int rg_svc_pool_size(rg_svc *sv) { return sv->pool ? sv->pool->nthreads : 0; }
@@ -636,8 +659,7 @@ static void rg__help(rg__thread *t, rg__share *sh)
     uint64_t ev[RG_SVC_JOB_PROTOS] = {0};
     double secs[RG_SVC_JOB_PROTOS] = {0};
     int np = 0, runs = 0;
-    if (rc == RG_OK) {
-        rg__load(t, j);
+    if (rc == RG_OK && (rc = rg__load(t, j)) == RG_OK) {
         before = *rg_engine_stats_get(t->eng);
         cl = rg_engine_clinic(t->eng, sh->clinic);
         np = cl ? cl->nprotos < RG_SVC_JOB_PROTOS ? cl->nprotos : RG_SVC_JOB_PROTOS : 0;
@@ -778,7 +800,14 @@ static void rg__run(rg__thread *t, rg_svc_job *j)
     }
     /* (name never changes; dir only while no job of the clinic is out) */
     const rg_svc_clinic *c = &sv->clinics[j->clinic];
-    rg__load(t, j);
+    if ((j->rc = rg__load(t, j))) {
+        if (j->fhir) {
+            j->fhir->rc = RG_ENOMEM; /* (503: nothing stored, send again) */
+            snprintf(j->fhir->msg, sizeof j->fhir->msg, "the clinic's protocols are not loaded "
+                     "on evaluation thread %d", t->index);
+        }
+        return;
+    }
     rg_clinic *cl = rg_engine_clinic(t->eng, c->name);
     if (j->fhir) {
         rg__map(t, j, cl);

@@ -1329,9 +1329,10 @@ void rg_svc_flush_soon(rg_svc *sv)
 static void rg__quarantine_end_all(rg_svc *sv, int ci);
 
 /* A refused reload is a system alert of the clinic's, regimen.reload-refused
- * (why: opened with it; one open for another reason is renewed, so that it
- * says why the last reload was refused), resolved by the next load that goes
- * live (why NULL). */
+ * (why: opened with it), resolved by the next load that goes live (why
+ * NULL). Another refusal while it is open leaves it as it is: an admin
+ * editing a broken file saves it many times, each a reload refused for a
+ * reason of its own, and each would page again (RG_ALERT_RENEW). */
 static void rg__refusal_alert(rg_svc *sv, int i, const char *why)
 {
     char msg[2000];
@@ -1343,7 +1344,7 @@ static void rg__refusal_alert(rg_svc *sv, int i, const char *why)
     if (rg_store_begin(sv->st) != RG_OK)
         return;
     if (rg_engine_system_alert(sv->st, sv->clinics[i].name, RG_RELOAD_REFUSED, "", "", "",
-                               why ? RG_ALERT_RENEW : 0, rg_now(), msg) != RG_OK ||
+                               why != NULL, rg_now(), msg) != RG_OK ||
         rg_store_commit(sv->st) != RG_OK) {
         rg_store_rollback(sv->st);
         rg_log("error", "clinic %s: the reload's alert could not be stored: %s",
@@ -1401,7 +1402,9 @@ static void rg__start_warning(void *ud, const char *msg)
  * check refuses something in its sources (sc's messages, file:line each),
  * resolved by a load that passes check going live (a start that finds
  * nothing, or a reload: its gate is check's). A restart that finds other
- * problems renews it, so that it lists what is wrong now. */
+ * problems renews it (RG_ALERT_RENEW: resolved and opened again, a new
+ * page), so that it lists what is wrong now, not what was at an earlier
+ * start. */
 static void rg__check_alert(rg_svc *sv, int i, const rg__start_check *sc)
 {
     int open = sc && sc->n > 0;
