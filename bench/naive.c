@@ -382,6 +382,10 @@ static int naive_sweep(const char *path, const char *at)
 
 int main(int argc, char **argv)
 {
+    /* as regimen does (rg_store_process_init): SQLite keeps no allocation
+     * statistics, a global mutex at every malloc and free; the same
+     * library set up the same way on both sides of the comparison */
+    sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
     if (argc == 4 && !strcmp(argv[1], "ingest"))
         return naive_ingest(argv[2], argv[3]);
     if (argc == 4 && !strcmp(argv[1], "sweep"))
