@@ -426,6 +426,23 @@ static char *open_alerts_of_north(server *s)
     return out;
 }
 
+/* north's p.lua written (unless NULL), the service started, its open
+ * alerts listing `listed` and not `gone` (each unless NULL), stopped. */
+static void restart_listing(server *s, const char *protocol, const char *listed,
+                            const char *gone)
+{
+    if (protocol)
+        rg_test_write(s->dir, "a/p.lua", protocol);
+    server_start(s);
+    char *out = open_alerts_of_north(s);
+    if (listed)
+        cr_assert(strstr(out, listed), "%s", out);
+    if (gone)
+        cr_assert_null(strstr(out, gone), "%s", out);
+    free(out);
+    cr_assert_eq(server_stop(s, SIGTERM), 0);
+}
+
 /* A clinic whose protocol reads a misspelt data field starts (nothing is
  * gated at start), and the problem is not only a warning in the log: the
  * clinic has the system alert regimen.protocol-check naming the file and
@@ -485,27 +502,10 @@ Test(failures, a_protocol_problem_found_at_start_is_an_alert_until_mended, .time
     /* a restart with the file wrong again opens it again; one wrong in
      * another way renews it (it lists what is wrong now, not what was);
      * one as wrong as before leaves it; one mended resolves it */
-    rg_test_write(s.dir, "a/p.lua", misspelt_protocol);
-    server_start(&s);
-    out = open_alerts_of_north(&s);
-    cr_assert(strstr(out, "p.lua:5: last.data.bda"), "%s", out);
-    free(out);
-    cr_assert_eq(server_stop(&s, SIGTERM), 0);
-    rg_test_write(s.dir, "a/p.lua", misspelt_otherwise);
-    for (int again = 0; again < 2; again++) {
-        server_start(&s);
-        out = open_alerts_of_north(&s);
-        cr_assert(strstr(out, "p.lua:5: last.data.dab"), "%s", out);
-        cr_assert_null(strstr(out, "last.data.bda"), "the old finding is not current: %s", out);
-        free(out);
-        cr_assert_eq(server_stop(&s, SIGTERM), 0);
-    }
-    rg_test_write(s.dir, "a/p.lua", mended_protocol);
-    server_start(&s);
-    out = open_alerts_of_north(&s);
-    cr_assert_null(strstr(out, "protocol-check"), "resolved at start: %s", out);
-    free(out);
-    cr_assert_eq(server_stop(&s, SIGTERM), 0);
+    restart_listing(&s, misspelt_protocol, "p.lua:5: last.data.bda", NULL);
+    restart_listing(&s, misspelt_otherwise, "p.lua:5: last.data.dab", "last.data.bda");
+    restart_listing(&s, NULL, "p.lua:5: last.data.dab", "last.data.bda");
+    restart_listing(&s, mended_protocol, NULL, "protocol-check");
     cr_assert_eq(count_rows(s.db, "SELECT count(*) FROM transitions WHERE rule ="
                                   " 'regimen.protocol-check' AND state = 'open'"), 3);
     cr_assert_eq(count_rows(s.db, "SELECT count(*) FROM transitions WHERE rule ="
